@@ -1,0 +1,30 @@
+"""stepdpo-lite: process supervision and Stepwise DPO, small enough to read and to run on a laptop.
+
+Names are imported lazily so that ``import stepdpo_lite`` stays fast and light (no torch until used).
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "extract_steps": "steps", "step_spans": "steps", "token_step_ids": "steps",
+    "load_model": "models", "PROFILES": "models",
+    "ProcessRewardModel": "rewards", "OutcomeRewardModel": "rewards", "CombinedRewardModel": "rewards",
+    "EnsembleRewardModel": "rewards", "shaped_reward": "rewards",
+    "train_process_reward_model": "reward_training", "train_outcome_reward_model": "reward_training",
+    "step_logps": "losses", "aggregate_rewards": "losses", "compute_step_loss": "losses",
+    "compute_outcome_loss": "losses", "get_step_rewards": "trainer",
+    "StepwiseDPOConfig": "trainer", "StepwiseDPOTrainer": "trainer",
+}
+
+__all__ = sorted(_EXPORTS) + ["toyworld", "data", "evaluation", "viz"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    if name in ("toyworld", "data", "evaluation", "viz", "steps", "models", "rewards", "losses", "trainer",
+                "reward_training", "tutorial"):
+        return import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'stepdpo_lite' has no attribute {name!r}")

@@ -1,0 +1,72 @@
+"""Splitting a response into reasoning steps, losslessly.
+
+A delimiter (default ``"\\n\\nStep"``) opens the step it belongs to, so the spans of the steps
+cover the text exactly: ``"".join(text[a:b] for a, b in step_spans(text)) == text``.
+Text before the first delimiter opens step 1; when that text is blank it is joined to the next
+step instead of making an empty step. With ``max_steps`` the tail beyond the last kept step is
+merged into it, never dropped. Token-level step ids come from a fast tokenizer's offset mapping:
+a token belongs to the step holding its first character.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import Sequence
+
+DEFAULT_DELIMITER = "\n\nStep"
+
+
+def step_spans(text: str, delimiter: str = DEFAULT_DELIMITER, max_steps: int | None = None) -> list[tuple[int, int]]:
+    """Character spans ``(start, end)`` of the steps of ``text``; an all-blank text has none."""
+    if not isinstance(text, str):
+        raise ValueError(f"step_spans: text must be a str, got {type(text).__name__}")
+    if not delimiter:
+        raise ValueError("step_spans: delimiter must be a non-empty string")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"step_spans: max_steps must be >= 1 or None, got {max_steps}")
+    if not text.strip():
+        return []
+
+    starts, pos = [], text.find(delimiter)
+    while pos != -1:
+        starts.append(pos)
+        pos = text.find(delimiter, pos + len(delimiter))
+    # The leading text opens step 1 unless it is blank, in which case it joins the next step.
+    if not starts or (starts[0] > 0 and text[: starts[0]].strip()):
+        starts.insert(0, 0)
+    else:
+        starts[0] = 0
+    ends = starts[1:] + [len(text)]
+    spans = [(a, b) for a, b in zip(starts, ends)]
+    if max_steps is not None and len(spans) > max_steps:
+        spans = spans[: max_steps - 1] + [(spans[max_steps - 1][0], len(text))]
+    return spans
+
+
+def extract_steps(text: str, delimiter: str = DEFAULT_DELIMITER, max_steps: int | None = None) -> list[str]:
+    """The steps of ``text`` as strings; ``"".join(extract_steps(text)) == text`` unless all blank."""
+    return [text[a:b] for a, b in step_spans(text, delimiter, max_steps)]
+
+
+def char_step_ids(spans: Sequence[tuple[int, int]], char_offsets: Sequence[tuple[int, int]], offset: int = 0) -> list[int]:
+    """Step index (0-based) of each token given its ``(start, end)`` character offsets.
+
+    ``offset`` shifts the spans (e.g. by the prompt's length when the response follows it).
+    Tokens outside every span, and zero-width special tokens, get -1.
+    """
+    starts = [a + offset for a, _ in spans]
+    end = spans[-1][1] + offset if spans else offset
+    ids = []
+    for a, b in char_offsets:
+        inside = bool(starts) and b > a and starts[0] <= a < end
+        ids.append(bisect_right(starts, a) - 1 if inside else -1)
+    return ids
+
+
+def token_step_ids(text: str, tokenizer, delimiter: str = DEFAULT_DELIMITER, max_steps: int | None = None,
+                   add_special_tokens: bool = False) -> tuple[list[int], list[int]]:
+    """Tokenize ``text`` with a fast tokenizer; return ``(input_ids, step_ids)`` with one step id per token."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("token_step_ids needs a fast tokenizer (offset mappings); got a slow one")
+    enc = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+    return enc["input_ids"], char_step_ids(step_spans(text, delimiter, max_steps), enc["offset_mapping"])

@@ -1,0 +1,406 @@
+"""The offline toy world: chained integer arithmetic whose every step can be checked.
+
+A problem is a start value and 2 to 6 operations applied left to right::
+
+    Problem: 7 + 5 * 3 - 4 (left to right)
+    Step 1: 7 + 5 = 12
+
+    Step 2: 12 * 3 = 36
+
+    Step 3: 36 - 4 = 32
+
+    Answer: 32
+
+Steps are separated by the default delimiter ``"\\n\\nStep"``; the answer line belongs to the last
+step. ``check`` labels every step of any text: a step is correct when it parses, applies the
+problem's k-th operation to the true running value and computes it right. A step that uses a wrong
+earlier result is wrong even if its own arithmetic is right (labels are those of Math-Shepherd's
+"can still reach the answer" definition: after the first error every step is wrong).
+
+The tiny base model (``data/tiny-base``) is a ~1M-parameter Llama trained here on gold solutions
+mixed with solutions that carry one arithmetic or copy error, and stopped early, so that it is
+imperfect on purpose: reward models and Stepwise DPO have real mistakes to find and fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .steps import DEFAULT_DELIMITER, extract_steps
+
+OPS = ("+", "-", "*")
+MAX_VALUE = 99  # every running value stays in 0..99: two-digit arithmetic a tiny model can half-learn
+SPLITS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}  # buckets of a hash mod 10
+STEP_TAG = "\nIs this step correct? Yes or No:"  # the verification tags of the reward models (GenRM-style);
+OUTCOME_TAG = "\nIs this solution correct? Yes or No:"  # the tiny tokenizer holds each as one token
+YES, NO = " Yes", " No"
+TINY_BASE_DIR = Path(__file__).resolve().parent.parent / "data" / "tiny-base"
+
+_STEP_RE = re.compile(r"^(?:\n\n)?Step (\d+): (\d+) ([+\-*]) (\d+) = (-?\d+)(?:\n\nAnswer: (-?\d+))?$")
+
+
+def _apply(a: int, op: str, b: int) -> int:
+    return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+# ----------------------------------------------------------------------------- problems
+
+@dataclass(frozen=True)
+class Problem:
+    start: int
+    ops: tuple[tuple[str, int], ...]
+
+    @property
+    def expression(self) -> str:
+        return " ".join([str(self.start)] + [f"{op} {b}" for op, b in self.ops])
+
+    @property
+    def prompt(self) -> str:
+        return f"Problem: {self.expression} (left to right)\n"
+
+    @property
+    def values(self) -> list[int]:
+        """Running values: ``values[0]`` is the start, ``values[k]`` the result of step k."""
+        vals = [self.start]
+        for op, b in self.ops:
+            vals.append(_apply(vals[-1], op, b))
+        return vals
+
+    @property
+    def answer(self) -> int:
+        return self.values[-1]
+
+    @property
+    def gold_solution(self) -> str:
+        return format_solution([(a, op, b, c) for a, (op, b), c in zip(self.values, self.ops, self.values[1:])])
+
+    @property
+    def split(self) -> str:
+        bucket = int(hashlib.sha1(self.expression.encode()).hexdigest(), 16) % 10
+        return next(name for name, buckets in SPLITS.items() if bucket in buckets)
+
+
+def format_solution(steps: list[tuple[int, str, int, int]], answer: int | None = None) -> str:
+    """``[(a, op, b, c), ...]`` -> solution text; the answer defaults to the last step's result."""
+    lines = [f"Step {k}: {a} {op} {b} = {c}" for k, (a, op, b, c) in enumerate(steps, 1)]
+    answer = steps[-1][3] if answer is None else answer
+    return "\n\n".join(lines) + f"\n\nAnswer: {answer}"
+
+
+def _random_problem(rng: random.Random, min_ops: int = 2, max_ops: int = 6) -> Problem:
+    value = start = rng.randint(1, 20)
+    ops = []
+    for _ in range(rng.randint(min_ops, max_ops)):
+        choices = [("+", b) for b in range(1, 10) if value + b <= MAX_VALUE]
+        choices += [("-", b) for b in range(1, 10) if value - b >= 0]
+        choices += [("*", b) for b in range(2, 6) if value * b <= MAX_VALUE and value > 1]
+        op, b = rng.choice(choices)
+        ops.append((op, b))
+        value = _apply(value, op, b)
+    return Problem(start, tuple(ops))
+
+
+def make_problems(n: int, split: str = "train", seed: int = 0, min_ops: int = 2, max_ops: int = 6) -> list[Problem]:
+    """``n`` distinct problems of one split; splits are disjoint by problem (hash of the expression)."""
+    if split not in SPLITS:
+        raise ValueError(f"make_problems: split must be one of {sorted(SPLITS)}, got {split!r}")
+    if not 1 <= min_ops <= max_ops:
+        raise ValueError(f"make_problems: need 1 <= min_ops <= max_ops, got {min_ops}, {max_ops}")
+    rng = random.Random(f"{split}-{seed}")
+    seen, problems = set(), []
+    for _ in range(200 * n + 10_000):
+        if len(problems) == n:
+            return problems
+        p = _random_problem(rng, min_ops, max_ops)
+        if p.split == split and p not in seen:
+            seen.add(p)
+            problems.append(p)
+    raise ValueError(f"make_problems: could not find {n} distinct {split} problems")
+
+
+def parse_prompt(prompt: str) -> Problem:
+    """The problem a toy prompt states (the inverse of ``Problem.prompt``)."""
+    m = re.fullmatch(r"Problem: (\d+)((?: [+\-*] \d+)+) \(left to right\)\n", prompt)
+    if not m:
+        raise ValueError(f"parse_prompt: not a toy-world prompt: {prompt!r}")
+    toks = m.group(2).split()
+    return Problem(int(m.group(1)), tuple((toks[i], int(toks[i + 1])) for i in range(0, len(toks), 2)))
+
+
+# ----------------------------------------------------------------------------- checker
+
+@dataclass
+class Verdict:
+    step_labels: list[bool]
+    first_error: int  # 0-based index of the first wrong step, -1 if none
+    answer_correct: bool
+    error_kinds: list[str | None] = field(default_factory=list)  # per step: None or why it is wrong
+    steps: list[str] = field(default_factory=list)
+
+
+def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -> Verdict:
+    """Label every step of ``solution`` against ``problem``.
+
+    Error kinds: ``format`` (does not parse), ``extra`` (more steps than operations), ``operation``
+    (not the problem's k-th operation), ``copy`` (first operand differs from the previous step's
+    written result), ``propagated`` (copies a wrong earlier result faithfully), ``arithmetic``
+    (wrong result), ``answer`` (the answer line is missing, early or wrong).
+    """
+    steps = extract_steps(solution, delimiter)
+    gold = problem.values
+    labels, kinds, prev_written, answer = [], [], None, None
+    for k, text in enumerate(steps):
+        m = _STEP_RE.match(text)
+        kind = None
+        if not m or int(m.group(1)) != k + 1:
+            kind = "format"
+        elif k >= len(problem.ops):
+            kind = "extra"
+        else:
+            a, op, b, c = int(m.group(2)), m.group(3), int(m.group(4)), int(m.group(5))
+            if (op, b) != problem.ops[k]:
+                kind = "operation"
+            elif a != (gold[0] if k == 0 else prev_written):
+                kind = "copy"
+            elif a != gold[k]:
+                kind = "propagated"
+            elif c != _apply(a, op, b):
+                kind = "arithmetic"
+            elif (m.group(6) is not None) != (k == len(problem.ops) - 1) or (
+                    m.group(6) is not None and int(m.group(6)) != problem.answer):
+                kind = "answer"
+            prev_written = c
+        if m and m.group(6) is not None:
+            answer = int(m.group(6))
+        if kind is None and labels and not labels[-1]:
+            kind = "propagated"  # a right-looking step after an error still cannot reach the answer
+        labels.append(kind is None)
+        kinds.append(kind)
+    first_error = labels.index(False) if False in labels else -1
+    answer_correct = answer == problem.answer and bool(steps) and steps[-1].rstrip().endswith(f"Answer: {answer}")
+    return Verdict(labels, first_error, answer_correct, kinds, steps)
+
+
+def corrupt_solution(problem: Problem, step: int, kind: str, rng: random.Random) -> str:
+    """A solution with one ``arithmetic`` or ``copy`` error at ``step`` (0-based), carried on consistently."""
+    if kind not in ("arithmetic", "copy"):
+        raise ValueError(f"corrupt_solution: kind must be 'arithmetic' or 'copy', got {kind!r}")
+    if not 0 <= step < len(problem.ops) or (kind == "copy" and step == 0):
+        raise ValueError(f"corrupt_solution: no {kind} error possible at step {step}")
+    rows, value = [], problem.start
+    for k, (op, b) in enumerate(problem.ops):
+        a = value
+        if k == step and kind == "copy":
+            a = _nearby(value, rng)
+        c = _apply(a, op, b)
+        if k == step and kind == "arithmetic":
+            c = _nearby(c, rng)
+        rows.append((a, op, b, c))
+        value = c
+    return format_solution(rows)
+
+
+def _nearby(x: int, rng: random.Random) -> int:
+    """A plausible wrong number: off by a little, or two digits swapped."""
+    if x >= 10 and x % 11 and rng.random() < 0.3:
+        return int(str(x)[::-1])
+    y = x + rng.choice([-10, -2, -1, 1, 2, 10])
+    return y if 0 <= y != x else x + 1
+
+
+# ----------------------------------------------------------------------------- tokenizer and model
+
+def build_tokenizer():
+    """A character-level ``PreTrainedTokenizerFast`` with whole-word tokens for the fixed phrases."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<eos>", "<unk>"]
+    chars = [chr(i) for i in range(32, 127)] + ["\n"]
+    vocab = {t: i for i, t in enumerate(specials + chars)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("[\\s\\S]"), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>",
+                                   clean_up_tokenization_spaces=False, model_max_length=1024)
+    fast.add_tokens(["Problem:", "(left to right)", "Step", "Answer:", STEP_TAG, OUTCOME_TAG, YES, NO])
+    fast.padding_side = "left"  # generation pads on the left; trainers set their own side
+    return fast
+
+
+def build_tiny_model(tokenizer, hidden_size: int = 128, layers: int = 4, heads: int = 4, seed: int = 0):
+    """A randomly initialised Llama shaped for the toy world (about 1M parameters)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=3 * hidden_size,
+                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+                         max_position_embeddings=1024, tie_word_embeddings=True, rope_theta=10000.0,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                         bos_token_id=None)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config)
+
+
+def load_tiny_base(path: str | os.PathLike | None = None, device: str | None = None):
+    """``(model, tokenizer)`` of the shipped tiny base (``data/tiny-base``, or ``$STEPDPO_TINY_BASE``)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path or os.environ.get("STEPDPO_TINY_BASE", TINY_BASE_DIR))
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"no tiny base model at {path}: train one with "
+                                f"`python -m stepdpo_lite.toyworld train-base --out {path}`")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(path)
+    if device:
+        model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def sample_solutions(model, tokenizer, problems, n: int = 4, temperature: float = 1.0, batch_size: int = 64,
+                     max_new_tokens: int = 160, seed: int = 0, progress: bool = True) -> list[list[str]]:
+    """``n`` solutions per problem (``temperature=0`` is greedy); returns ``list[list[str]]``."""
+    import torch
+    from tqdm.auto import tqdm
+
+    prompts = [p.prompt if isinstance(p, Problem) else str(p) for p in problems]
+    flat = [pr for pr in prompts for _ in range(n)]
+    torch.manual_seed(seed)
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    device = next(model.parameters()).device
+    out = []
+    sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
+    try:
+        for i in tqdm(range(0, len(flat), batch_size), desc="sampling", disable=not progress):
+            batch = tokenizer(flat[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            with torch.no_grad():
+                gen = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                     eos_token_id=tokenizer.eos_token_id, **sampling)
+            out += tokenizer.batch_decode(gen[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+    return [out[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float = 0.0, **kw) -> dict:
+    """Final-answer accuracy, step accuracy and error kinds of a policy on ``problems``."""
+    sols = sample_solutions(model, tokenizer, problems, n=n, temperature=temperature, **kw)
+    verdicts = [check(p, s) for p, ss in zip(problems, sols) for s in ss]
+    labels = [l for v in verdicts for l in v.step_labels]
+    kinds = Counter(v.error_kinds[v.first_error] for v in verdicts if v.first_error >= 0)
+    return {"accuracy": sum(v.answer_correct for v in verdicts) / len(verdicts),
+            "step_accuracy": sum(labels) / max(len(labels), 1),
+            "first_error_kinds": dict(kinds), "n_solutions": len(verdicts)}
+
+
+# ----------------------------------------------------------------------------- training the tiny base
+
+def noisy_training_text(problem: Problem, rng: random.Random, error_rate: float) -> str:
+    """Gold solution, or (with ``error_rate``) one carrying an arithmetic or copy error."""
+    if rng.random() < error_rate:
+        kind = rng.choice(["arithmetic", "copy"]) if len(problem.ops) > 1 else "arithmetic"
+        step = rng.randrange(1 if kind == "copy" else 0, len(problem.ops))
+        return corrupt_solution(problem, step, kind, rng)
+    return problem.gold_solution
+
+
+def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, error_rate: float = 0.2,
+               max_steps: int = 3000, batch_size: int = 64, learning_rate: float = 3e-3,
+               target_accuracy: float = 0.5, eval_every: int = 100, n_eval: int = 200) -> dict:
+    """Train the tiny base and stop at the first evaluation whose validation greedy accuracy reaches
+    ``target_accuracy`` (imperfect on purpose); save model, tokenizer and ``training_log.json`` to ``out``."""
+    import torch
+    from datasets import Dataset
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments, set_seed
+
+    set_seed(seed)
+    tokenizer = build_tokenizer()
+    model = build_tiny_model(tokenizer, seed=seed)
+    rng = random.Random(seed)
+    problems = make_problems(n_train, "train", seed=seed)
+    texts = [p.prompt + noisy_training_text(p, rng, error_rate) + tokenizer.eos_token for p in problems]
+    ds = Dataset.from_dict({"text": texts}).map(lambda b: tokenizer(b["text"], add_special_tokens=False),
+                                                 batched=True, remove_columns=["text"])
+    val = make_problems(n_eval, "validation", seed=seed)
+    log = []
+
+    class StopWhenGoodEnough(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step % eval_every:
+                return
+            model.eval()
+            acc = evaluate_policy(model, tokenizer, val, progress=False)["accuracy"]
+            model.train()
+            log.append({"step": state.global_step, "val_greedy_accuracy": acc})
+            print(f"step {state.global_step}: validation greedy accuracy {acc:.3f}", flush=True)
+            if acc >= target_accuracy:
+                control.should_training_stop = True
+
+    tokenizer.padding_side = "right"
+    args = TrainingArguments(output_dir=str(Path(out) / "_trainer"), per_device_train_batch_size=batch_size,
+                             learning_rate=learning_rate, max_steps=max_steps, warmup_steps=100,
+                             lr_scheduler_type="cosine", weight_decay=0.01, logging_steps=50, save_strategy="no",
+                             report_to=[], seed=seed, data_seed=seed, use_cpu=not torch.cuda.is_available(),
+                             dataloader_num_workers=0, disable_tqdm=False)
+    trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
+                      data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+                      callbacks=[StopWhenGoodEnough()])
+    trainer.train()
+    tokenizer.padding_side = "left"
+    _save_atomically(model, tokenizer, Path(out), {"seed": seed, "n_train": n_train, "error_rate": error_rate,
+                                                    "batch_size": batch_size, "learning_rate": learning_rate,
+                                                    "target_accuracy": target_accuracy, "evaluations": log,
+                                                    "loss_history": trainer.state.log_history})
+    return {"steps": trainer.state.global_step, "evaluations": log}
+
+
+def _save_atomically(model, tokenizer, out: Path, log: dict) -> None:
+    import shutil
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "training_log.json").write_text(json.dumps(log, indent=1))
+    keep = [f for f in ("README.md",) if (out / f).exists()]
+    for f in keep:
+        shutil.copy(out / f, tmp / f)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.toyworld")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train-base", help="train the tiny base model")
+    t.add_argument("--out", default=str(TINY_BASE_DIR))
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-steps", type=int, default=3000)
+    t.add_argument("--target-accuracy", type=float, default=0.5)
+    e = sub.add_parser("eval-base", help="held-out accuracy of a base model (greedy and sampled)")
+    e.add_argument("--model", default=str(TINY_BASE_DIR))
+    e.add_argument("--n", type=int, default=500)
+    e.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.command == "train-base":
+        print(json.dumps(train_base(args.out, seed=args.seed, max_steps=args.max_steps,
+                                    target_accuracy=args.target_accuracy)))
+    else:
+        model, tok = load_tiny_base(args.model)
+        test = make_problems(args.n, "test", seed=args.seed)
+        result = {"greedy": evaluate_policy(model, tok, test, n=1, temperature=0.0),
+                  "sampled_t1": evaluate_policy(model, tok, test, n=4, temperature=1.0, seed=args.seed)}
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
