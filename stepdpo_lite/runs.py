@@ -1,0 +1,83 @@
+"""Where the notebooks keep what they make: ``runs/<profile>/``, written atomically.
+
+Each notebook reads what the previous ones wrote and merges its own figures into ``metrics.json``.
+Every write goes to a temporary name first and is then renamed, so a crash leaves the previous
+good file (or folder) in place, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def run_dir(profile: str = "tiny", root: str | os.PathLike = "runs") -> Path:
+    """``root/<profile>``, created when missing."""
+    path = Path(root) / profile
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def require(path: str | os.PathLike, made_by: str) -> Path:
+    """``path`` if it exists, else a clear error saying which notebook makes it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run notebook {made_by} first (same PROFILE and RUNS_DIR)")
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike, obj) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _merge(base: dict, part: dict) -> dict:
+    for key, value in part.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def update_metrics(run: str | os.PathLike, part: dict) -> dict:
+    """Merge ``part`` (nested dicts) into ``run/metrics.json`` and return the whole file's content."""
+    path = Path(run) / "metrics.json"
+    metrics = json.loads(path.read_text()) if path.exists() else {}
+    write_json_atomic(path, _merge(metrics, part))
+    return metrics
+
+
+def save_atomic(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp_path)`` to fill a temporary folder, then swap it in for ``path``.
+
+    Works for anything that writes a folder: ``lambda p: dataset.save_to_disk(p)``,
+    ``lambda p: model.save_pretrained(p)``. The old folder is removed only after the new one is complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        write(str(tmp))
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
