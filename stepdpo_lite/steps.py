@@ -2,8 +2,9 @@
 
 A delimiter (default ``"\\n\\nStep"``) opens the step it belongs to, so the spans of the steps
 cover the text exactly: ``"".join(text[a:b] for a, b in step_spans(text)) == text``.
-Text before the first delimiter opens step 1; when that text is blank it is joined to the next
-step instead of making an empty step. With ``max_steps`` the tail beyond the last kept step is
+Text before the first delimiter opens step 1. A blank piece (blank lead-in, or a whitespace-only
+delimiter followed by nothing) is joined to the next step (to the previous one at the end), so no
+step is blank. With ``max_steps`` the tail beyond the last kept step is
 merged into it, never dropped. Token-level step ids come from a fast tokenizer's offset mapping:
 a token belongs to the step holding its first character.
 """
@@ -31,13 +32,19 @@ def step_spans(text: str, delimiter: str = DEFAULT_DELIMITER, max_steps: int | N
     while pos != -1:
         starts.append(pos)
         pos = text.find(delimiter, pos + len(delimiter))
-    # The leading text opens step 1 unless it is blank, in which case it joins the next step.
-    if not starts or (starts[0] > 0 and text[: starts[0]].strip()):
-        starts.insert(0, 0)
-    else:
-        starts[0] = 0
-    ends = starts[1:] + [len(text)]
-    spans = [(a, b) for a, b in zip(starts, ends)]
+    if not starts or starts[0] > 0:
+        starts.insert(0, 0)  # the leading text opens step 1
+    spans = list(zip(starts, starts[1:] + [len(text)]))
+    # A blank piece (blank lead-in, or a delimiter that is only whitespace, e.g. "\n\n" with "\n")
+    # is joined to the next step, or to the previous one at the end, so no step is empty.
+    merged = []
+    for a, b in spans:
+        if merged and not text[merged[-1][0]:merged[-1][1]].strip():
+            a = merged.pop()[0]
+        merged.append((a, b))
+    if len(merged) > 1 and not text[merged[-1][0]:merged[-1][1]].strip():
+        merged[-2:] = [(merged[-2][0], merged[-1][1])]
+    spans = merged
     if max_steps is not None and len(spans) > max_steps:
         spans = spans[: max_steps - 1] + [(spans[max_steps - 1][0], len(text))]
     return spans

@@ -174,9 +174,10 @@ def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -
                 kind = "propagated"
             elif c != _apply(a, op, b):
                 kind = "arithmetic"
-            elif (m.group(6) is not None) != (k == len(problem.ops) - 1) or (
-                    m.group(6) is not None and int(m.group(6)) != problem.answer):
-                kind = "answer"
+            elif m.group(6) is not None and (k != len(problem.ops) - 1 or int(m.group(6)) != problem.answer):
+                kind = "answer"  # an answer line that comes early or states the wrong number
+            elif m.group(6) is None and k == len(steps) - 1:
+                kind = "answer"  # the solution ends without an answer line
             prev_written = c
         if m and m.group(6) is not None:
             answer = int(m.group(6))

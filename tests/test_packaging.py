@@ -1,0 +1,34 @@
+"""pyproject.toml and environment.yml list the same packages; the CI and README promises hold."""
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r): r.replace(" ", "") for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed = {_name(r): r.replace(" ", "") for r in pip if not r.startswith("-e")}
+    assert listed == wanted
+
+
+def test_trl_and_bitsandbytes_pins():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "trl==1.16.*" in deps and "bitsandbytes>=0.50" in deps
+    torch = next(d for d in deps if _name(d) == "torch")
+    assert "==" not in torch, "never pin torch: Colab's own build must be kept"
+
+
+def test_ci_calls_the_readme_test_command():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make tutorial" in readme

@@ -1,0 +1,86 @@
+from hypothesis import given, settings, strategies as st
+
+import pytest
+
+from stepdpo_lite.steps import DEFAULT_DELIMITER, char_step_ids, extract_steps, step_spans, token_step_ids
+
+DELIMS = [DEFAULT_DELIMITER, "\n", "\n\n"]
+# texts built from pieces that include the delimiters, blanks and unicode
+pieces = st.sampled_from(["\n\nStep", "\n", "\n\n", " ", "Step 1: 2 + 3 = 5", "x", "é", "∑", "🙂", "Answer: 5", ""])
+texts = st.one_of(st.text(max_size=60), st.lists(pieces, max_size=12).map("".join))
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, st.sampled_from(DELIMS), st.one_of(st.none(), st.integers(1, 5)))
+def test_spans_are_lossless_and_contiguous(text, delim, max_steps):
+    spans = step_spans(text, delim, max_steps)
+    if not text.strip():
+        assert spans == []
+        return
+    assert spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(a < b for a, b in spans)
+    assert all(spans[i][1] == spans[i + 1][0] for i in range(len(spans) - 1))
+    assert "".join(extract_steps(text, delim, max_steps)) == text
+    if max_steps is not None:
+        assert len(spans) <= max_steps
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, st.sampled_from(DELIMS))
+def test_delimiter_opens_its_step_and_no_step_is_blank(text, delim):
+    steps = extract_steps(text, delim)
+    for i, s in enumerate(steps[1:], 1):
+        assert s.startswith(delim), (i, s)
+    if steps:
+        assert steps[0].strip(), "the first step carries content (blank lead-in is joined to the next step)"
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, st.sampled_from(DELIMS), st.integers(1, 4))
+def test_max_steps_merges_tail_into_last_kept_step(text, delim, k):
+    full, capped = extract_steps(text, delim), extract_steps(text, delim, max_steps=k)
+    assert capped[:-1] == full[: len(capped) - 1] if capped else full == []
+    if len(full) > k:
+        assert capped[-1] == "".join(full[k - 1:])
+
+
+def test_examples():
+    t = "Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 36\n\nAnswer: 36"
+    assert extract_steps(t) == ["Step 1: 7 + 5 = 12", "\n\nStep 2: 12 * 3 = 36\n\nAnswer: 36"]
+    assert extract_steps("no delimiter at all") == ["no delimiter at all"]
+    assert extract_steps("") == [] and extract_steps(" \n ") == []
+    assert extract_steps("\n\nStep\n\nStep") == ["\n\nStep", "\n\nStep"]
+    assert extract_steps("  \n\nStep 1") == ["  \n\nStep 1"]  # blank lead-in joins step 1
+    assert extract_steps("a\nb\nc", "\n") == ["a", "\nb", "\nc"]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="delimiter"):
+        step_spans("abc", "")
+    with pytest.raises(ValueError, match="max_steps"):
+        step_spans("abc", max_steps=0)
+    with pytest.raises(ValueError, match="str"):
+        step_spans(None)
+
+
+def test_char_step_ids_first_character_rule():
+    spans = [(0, 5), (5, 10)]
+    # a token straddling the boundary belongs to the step of its first character; zero-width -> -1
+    assert char_step_ids(spans, [(0, 2), (3, 6), (6, 10), (0, 0), (10, 11)]) == [0, 0, 1, -1, -1]
+    assert char_step_ids(spans, [(7, 9)], offset=5) == [0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(pieces, min_size=1, max_size=10).map("".join))
+def test_token_step_ids_with_fast_tokenizer(tiny_tokenizer, text):
+    ids, step_ids = token_step_ids(text, tiny_tokenizer)
+    assert len(ids) == len(step_ids)
+    spans = step_spans(text)
+    if not spans:
+        return
+    # step ids never decrease and every step that has characters gets at least one token
+    assert step_ids == sorted(step_ids)
+    enc = tiny_tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    for (a, _), sid in zip(enc["offset_mapping"], step_ids):
+        sa, sb = spans[sid]
+        assert sa <= a < sb

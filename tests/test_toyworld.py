@@ -1,0 +1,108 @@
+import random
+
+import pytest
+
+from stepdpo_lite import toyworld as tw
+
+
+def test_problems_are_deterministic_distinct_and_splits_disjoint():
+    a, b = tw.make_problems(300, "test", seed=0), tw.make_problems(300, "test", seed=0)
+    assert a == b and len(set(a)) == 300
+    train = set(tw.make_problems(3000, "train", seed=0))
+    assert not train & set(a)
+    assert not train & set(tw.make_problems(200, "validation", seed=0))
+    assert {len(p.ops) for p in train} == {2, 3, 4, 5, 6}
+    assert all(0 <= v <= tw.MAX_VALUE for p in train for v in p.values)
+    with pytest.raises(ValueError, match="split"):
+        tw.make_problems(3, "dev")
+
+
+def test_prompt_round_trip_and_gold_solution_checks_clean():
+    for p in tw.make_problems(100, "train", seed=1):
+        assert tw.parse_prompt(p.prompt) == p
+        v = tw.check(p, p.gold_solution)
+        assert all(v.step_labels) and v.first_error == -1 and v.answer_correct
+        assert len(v.step_labels) == len(p.ops)
+    with pytest.raises(ValueError, match="not a toy-world prompt"):
+        tw.parse_prompt("What is 2 + 2?")
+
+
+def test_arithmetic_error_and_propagation():
+    p = tw.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    assert p.gold_solution == "Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 36\n\nStep 3: 36 - 4 = 32\n\nAnswer: 32"
+    v = tw.check(p, "Step 1: 7 + 5 = 13\n\nStep 2: 13 * 3 = 39\n\nStep 3: 39 - 4 = 35\n\nAnswer: 35")
+    assert v.step_labels == [False, False, False] and v.first_error == 0 and not v.answer_correct
+    assert v.error_kinds == ["arithmetic", "propagated", "propagated"]
+
+
+def test_copy_error_is_wrong_even_with_right_arithmetic():
+    p = tw.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    v = tw.check(p, "Step 1: 7 + 5 = 12\n\nStep 2: 21 * 3 = 63\n\nStep 3: 63 - 4 = 59\n\nAnswer: 59")
+    assert v.step_labels == [True, False, False] and v.first_error == 1
+    assert v.error_kinds[1] == "copy"
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 36\n\nStep 3: 36 - 4 = 32", "answer"),  # no answer line
+    ("Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 36\n\nAnswer: 36", "answer"),  # stops early
+    ("Step 1: 7 + 5 = 12\n\nStep 2: 12 + 3 = 15\n\nStep 3: 15 - 4 = 11\n\nAnswer: 11", "operation"),
+    ("Step 1: 7 + 5 = 12\n\nStep 2: twelve * 3 = 36\n\nStep 3: 36 - 4 = 32\n\nAnswer: 32", "format"),
+    ("Step 1: 7 + 5 = 12\n\nStep 3: 12 * 3 = 36\n\nStep 3: 36 - 4 = 32\n\nAnswer: 32", "format"),
+    ("Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 36\n\nStep 3: 36 - 4 = 32\n\nAnswer: 31", "answer"),
+])
+def test_error_kinds(text, kind):
+    p = tw.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    v = tw.check(p, text)
+    assert not v.answer_correct or kind != "answer"
+    assert kind in v.error_kinds and v.first_error == v.error_kinds.index(kind)
+    assert v.step_labels[: v.first_error] == [True] * v.first_error
+    assert not any(v.step_labels[v.first_error:])
+
+
+def test_extra_steps_and_garbage():
+    p = tw.Problem(3, (("+", 1), ("*", 4)))
+    v = tw.check(p, p.gold_solution.replace("\n\nAnswer: 16", "") + "\n\nStep 3: 16 + 1 = 17\n\nAnswer: 17")
+    assert v.step_labels == [True, True, False] and not v.answer_correct
+    assert tw.check(p, "").step_labels == [] and not tw.check(p, "").answer_correct
+    assert tw.check(p, "%%%").step_labels == [False]
+
+
+def test_corrupt_solution_is_caught_at_its_step():
+    rng = random.Random(0)
+    for p in tw.make_problems(50, "train", seed=2):
+        for step in range(len(p.ops)):
+            for kind in ("arithmetic", "copy"):
+                if kind == "copy" and step == 0:
+                    continue
+                v = tw.check(p, tw.corrupt_solution(p, step, kind, rng))
+                assert v.first_error == step and v.error_kinds[step] == kind and not v.answer_correct
+    with pytest.raises(ValueError):
+        tw.corrupt_solution(p, 0, "copy", rng)
+
+
+def test_tokenizer_is_fast_lossless_and_holds_tag_tokens(tiny_tokenizer):
+    tok = tiny_tokenizer
+    assert tok.is_fast
+    p = tw.make_problems(1, "test")[0]
+    text = p.prompt + p.gold_solution + tw.STEP_TAG + tw.YES
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == text
+    for t in (tw.STEP_TAG, tw.OUTCOME_TAG, tw.YES, tw.NO):
+        assert len(tok(t, add_special_tokens=False)["input_ids"]) == 1, t
+
+
+def test_sampling_shapes_with_a_random_model(tiny_tokenizer, tiny_model):
+    problems = tw.make_problems(3, "test")
+    sols = tw.sample_solutions(tiny_model, tiny_tokenizer, problems, n=2, max_new_tokens=8, progress=False)
+    assert len(sols) == 3 and all(len(s) == 2 and all(isinstance(x, str) for x in s) for s in sols)
+    again = tw.sample_solutions(tiny_model, tiny_tokenizer, problems, n=2, max_new_tokens=8, progress=False)
+    assert sols == again  # seeded
+
+
+def test_shipped_tiny_base_is_imperfect_on_purpose(tiny_base_path):
+    """The model card's claim, re-measured on a slice of the held-out split."""
+    model, tok = tw.load_tiny_base(tiny_base_path)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert 0.5e6 <= n_params <= 5e6
+    result = tw.evaluate_policy(model, tok, tw.make_problems(200, "test", seed=0), progress=False)
+    assert 0.30 <= result["accuracy"] <= 0.70, result
