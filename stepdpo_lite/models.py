@@ -1,0 +1,232 @@
+"""Loading a causal LM for training or scoring: optional 4-bit nf4 quantization, optional LoRA.
+
+One function, ``load_model``, does what every notebook needs::
+
+    model, tokenizer = load_model("Qwen/Qwen2.5-0.5B-Instruct", quantization="4bit", lora=True)
+
+- ``quantization="4bit"``: QLoRA's recipe (Dettmers et al. 2023, arXiv:2305.14314): nf4 weights,
+  double quantization, compute in ``dtype``; then ``prepare_model_for_kbit_training`` when a LoRA
+  adapter is trained on top. bitsandbytes >= 0.46 runs this on CPU too, so the tiny profile goes
+  through the very same code path as a GPU.
+- ``lora``: ``None`` (no adapter), ``True`` (defaults: r=16 on all linear projections), a ``dict``
+  of ``LoraConfig`` fields, or a ready ``peft.LoraConfig``.
+- A folder saved by PEFT (it holds ``adapter_config.json``) loads its base model and the adapter on top.
+
+``PROFILES`` hold the sizes the notebooks use: ``tiny`` (CPU, the toy world's tiny base), ``t4-16gb``
+and ``24gb``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# LoRA on every linear projection (attention and MLP), not only q/v: it trains better at the same rank
+# (QLoRA, Dettmers et al. 2023). PEFT's "all-linear" picks them for any architecture and leaves lm_head out.
+DEFAULT_LORA = dict(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", bias="none",
+                    task_type="CAUSAL_LM")
+
+PAD_TOKEN_FALLBACKS = 0  # how many times load_model had to set pad_token = eos_token (see _ensure_pad_token)
+
+
+# ----------------------------------------------------------------------------- profiles
+
+@dataclass(frozen=True)
+class Profile:
+    """Model and sizes for one kind of machine; the notebooks read everything from here."""
+
+    name: str = field(metadata={"help": "Profile name: 'tiny', 't4-16gb' or '24gb'."})
+    model_name: str = field(metadata={"help": "Base model: a Hub id or a local folder."})
+    quantization: str | None = field(default="4bit", metadata={"help": "'4bit' (nf4, QLoRA) or None."})
+    dtype: str = field(default="auto", metadata={"help": "Compute dtype: 'float32', 'float16', 'bfloat16' or 'auto'."})
+    device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda' or None (cuda when available)."})
+    max_length: int = field(default=1024, metadata={"help": "Longest prompt + solution in tokens."})
+    max_new_tokens: int = field(default=512, metadata={"help": "Longest sampled solution in tokens."})
+    train_batch_size: int = field(default=4, metadata={"help": "Per-device training batch size."})
+    gradient_accumulation_steps: int = field(default=4, metadata={"help": "Batches per optimizer step."})
+    eval_batch_size: int = field(default=16, metadata={"help": "Batch size for scoring and sampling."})
+    gradient_checkpointing: bool = field(default=True, metadata={"help": "Trade compute for activation memory."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    reward_learning_rate: float = field(default=1e-4, metadata={"help": "Learning rate of PRM/ORM LoRA training."})
+    reward_epochs: float = field(default=1.0, metadata={"help": "Epochs of PRM/ORM training."})
+    dpo_learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of (Stepwise) DPO LoRA training."})
+    dpo_epochs: float = field(default=1.0, metadata={"help": "Epochs of (Stepwise) DPO training."})
+    n_train_problems: int = field(default=1000, metadata={"help": "Training problems sampled in notebook 01."})
+    n_eval_problems: int = field(default=200, metadata={"help": "Held-out problems for evaluation."})
+    n_samples_per_problem: int = field(default=4, metadata={"help": "Solutions sampled per training problem."})
+    best_of_n: int = field(default=16, metadata={"help": "Largest N of the best-of-N evaluation."})
+
+    def lora_config(self) -> dict:
+        """The LoRA fields of this profile, for ``load_model(..., lora=profile.lora_config())``."""
+        return {**DEFAULT_LORA, "r": self.lora_r, "lora_alpha": self.lora_alpha}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _tiny_base_dir() -> str:
+    from .toyworld import TINY_BASE_DIR
+    return os.environ.get("STEPDPO_TINY_BASE", str(TINY_BASE_DIR))
+
+
+PROFILES: dict[str, Profile] = {
+    # Laptop CPU, minutes: the ~1M-parameter toy Llama in float32. Set quantization="4bit" to run the
+    # exact QLoRA path on CPU (bitsandbytes >= 0.46); it is slower there and buys nothing at this size.
+    "tiny": Profile(name="tiny", model_name=_tiny_base_dir(), quantization=None, dtype="float32", device="cpu",
+                    max_length=256, max_new_tokens=160, train_batch_size=32, gradient_accumulation_steps=1,
+                    eval_batch_size=64, gradient_checkpointing=False, lora_r=8, lora_alpha=16,
+                    reward_learning_rate=2e-3, reward_epochs=2.0, dpo_learning_rate=1e-3, dpo_epochs=1.0,
+                    n_train_problems=1000, n_eval_problems=200, n_samples_per_problem=4, best_of_n=16),
+    # Colab's free T4: 16 GB, no bfloat16, so float16 compute.
+    "t4-16gb": Profile(name="t4-16gb", model_name="Qwen/Qwen2.5-0.5B-Instruct", quantization="4bit", dtype="float16",
+                       max_length=1024, max_new_tokens=512, train_batch_size=4, gradient_accumulation_steps=4,
+                       eval_batch_size=16, gradient_checkpointing=True, lora_r=16, lora_alpha=32,
+                       reward_learning_rate=1e-4, dpo_learning_rate=5e-5, n_train_problems=1000,
+                       n_eval_problems=200, n_samples_per_problem=4, best_of_n=16),
+    # One 24 GB card (RTX 3090/4090, A10, L4).
+    "24gb": Profile(name="24gb", model_name="Qwen/Qwen2.5-1.5B-Instruct", quantization="4bit", dtype="bfloat16",
+                    max_length=1024, max_new_tokens=512, train_batch_size=8, gradient_accumulation_steps=2,
+                    eval_batch_size=32, gradient_checkpointing=True, lora_r=32, lora_alpha=64,
+                    reward_learning_rate=1e-4, dpo_learning_rate=5e-5, n_train_problems=2000,
+                    n_eval_problems=500, n_samples_per_problem=4, best_of_n=16),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose one of {sorted(PROFILES)}")
+    return PROFILES[name]
+
+
+# ----------------------------------------------------------------------------- loading
+
+def resolve_device(device: str | None = None) -> str:
+    import torch
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_dtype(dtype=None, device: str = "cpu"):
+    """``None``/``"auto"``: float32 on CPU, bfloat16 on a GPU that has it, else float16."""
+    import torch
+    if dtype is None or dtype == "auto":
+        if not str(device).startswith("cuda"):
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if isinstance(dtype, str):
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise ValueError(f"load_model: unknown dtype {dtype!r}")
+        return getattr(torch, dtype)
+    return dtype
+
+
+def make_lora_config(lora):
+    """``True`` -> defaults, ``dict`` -> defaults updated by it, ``LoraConfig`` -> itself."""
+    from peft import LoraConfig
+    if isinstance(lora, LoraConfig):
+        return lora
+    if lora is True:
+        return LoraConfig(**DEFAULT_LORA)
+    if isinstance(lora, dict):
+        return LoraConfig(**{**DEFAULT_LORA, **lora})
+    raise ValueError(f"load_model: lora must be None, True, a dict or a peft.LoraConfig, got {type(lora).__name__}")
+
+
+def _ensure_pad_token(tokenizer, model=None) -> None:
+    """Batches need a pad token; many base models ship without one. Fall back to the eos token.
+
+    That is safe for everything in this package, which masks padding by the attention mask and never
+    by token id; do not use pad id == eos id to mask labels in your own collator.
+    """
+    global PAD_TOKEN_FALLBACKS
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError("load_model: the tokenizer has neither a pad token nor an eos token; set one")
+        tokenizer.pad_token = tokenizer.eos_token
+        PAD_TOKEN_FALLBACKS += 1
+        logger.warning("tokenizer had no pad token: using its eos token %r as pad token", tokenizer.eos_token)
+    if model is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+        if getattr(model, "generation_config", None) is not None and model.generation_config.pad_token_id is None:
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit", lora=None, device: str | None = None,
+               dtype=None, gradient_checkpointing: bool = False, trainable: bool | None = None):
+    """Load ``(model, tokenizer)``.
+
+    Args:
+        name_or_path: a Hub id or local folder of a causal LM, or a PEFT adapter folder (then its base
+            model, named in ``adapter_config.json``, is loaded and the adapter put on top).
+        quantization: ``"4bit"`` for nf4 with double quantization (QLoRA), or ``None``.
+        lora: ``None``, ``True``, a dict of ``LoraConfig`` fields or a ``LoraConfig``: adds a new adapter.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; ``None`` picks cuda when available.
+        dtype: weights (unquantized) or compute (4-bit) dtype; ``None`` picks one for the device.
+        gradient_checkpointing: recompute activations in the backward pass to save memory.
+        trainable: whether a loaded adapter stays trainable (default: only when ``lora`` is given).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    if quantization not in (None, "4bit"):
+        raise ValueError(f"load_model: quantization must be '4bit' or None, got {quantization!r}")
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    path = Path(name_or_path)
+    adapter_dir = path if (path / "adapter_config.json").exists() else None
+    if adapter_dir is not None and lora is not None:
+        raise ValueError(f"load_model: {path} already holds a LoRA adapter and lora=... asks for a new one; "
+                         "pass trainable=True instead to keep training the saved adapter")
+    base_name = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"] if adapter_dir \
+        else str(name_or_path)
+
+    tokenizer_dir = adapter_dir if adapter_dir and (adapter_dir / "tokenizer_config.json").exists() else base_name
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+
+    kwargs = dict(dtype=dtype)
+    if quantization == "4bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_use_double_quant=True)
+        kwargs["device_map"] = {"": torch.device(device).index or 0} if device.startswith("cuda") else {"": "cpu"}
+    model = AutoModelForCausalLM.from_pretrained(base_name, **kwargs)
+    if quantization is None:
+        model.to(device)
+    _ensure_pad_token(tokenizer, model)
+
+    training = lora is not None or bool(trainable)
+    if quantization == "4bit" and training:
+        # Casts norms and embeddings to float32 and makes inputs require grad (needed with checkpointing).
+        from peft import prepare_model_for_kbit_training
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None)
+    elif gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if training:
+            model.enable_input_require_grads()
+    if gradient_checkpointing:
+        model.config.use_cache = False
+
+    if adapter_dir is not None:
+        from peft import PeftModel
+        model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=training)
+    if lora is not None:
+        from peft import get_peft_model
+        model = get_peft_model(model, make_lora_config(lora))
+    if not training:
+        model.eval()
+    return model, tokenizer
+
+
+def load_profile_model(profile: str | Profile, lora: bool = False, name_or_path: str | None = None, **overrides):
+    """``load_model`` with a profile's model, quantization, device, dtype and LoRA sizes; ``overrides`` win."""
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    kwargs = dict(quantization=p.quantization, device=p.device, dtype=p.dtype,
+                  gradient_checkpointing=p.gradient_checkpointing and lora, lora=p.lora_config() if lora else None)
+    return load_model(name_or_path or p.model_name, **{**kwargs, **overrides})

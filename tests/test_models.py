@@ -1,0 +1,104 @@
+import logging
+
+import pytest
+import torch
+
+from stepdpo_lite import models
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """A random tiny Llama and the toy tokenizer saved as a normal model folder."""
+    from stepdpo_lite import toyworld
+    tok = toyworld.build_tokenizer()
+    path = tmp_path_factory.mktemp("tiny")
+    toyworld.build_tiny_model(tok, seed=0).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def _logits(model, tok, text="Problem: 3 + 4 (left to right)\nStep 1: 3 + 4 = 7"):
+    enc = tok(text, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        return model(**enc).logits
+
+
+def test_load_plain_fp32(tiny_dir):
+    model, tok = models.load_model(tiny_dir, quantization=None, device="cpu")
+    assert not model.training and next(model.parameters()).dtype == torch.float32
+    assert tok.pad_token == "<pad>"
+
+
+def test_load_4bit_nf4_on_cpu_is_quantized_and_close(tiny_dir):
+    import bitsandbytes as bnb
+    full, tok = models.load_model(tiny_dir, quantization=None, device="cpu")
+    q, _ = models.load_model(tiny_dir, quantization="4bit", device="cpu")
+    layer = q.model.layers[0].self_attn.q_proj
+    assert isinstance(layer, bnb.nn.Linear4bit) and layer.weight.quant_type == "nf4"
+    assert q.config.quantization_config.bnb_4bit_use_double_quant
+    a, b = _logits(full, tok), _logits(q, tok)
+    assert a.shape == b.shape and not torch.equal(a, b)  # quantized: close, not identical
+    assert torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1] > 0.9
+
+
+def test_4bit_lora_trains_only_the_adapter(tiny_dir):
+    model, tok = models.load_model(tiny_dir, quantization="4bit", lora={"r": 4, "lora_alpha": 8}, device="cpu")
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    targets = set(model.peft_config["default"].target_modules)
+    assert {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"} <= targets
+    assert "lm_head" not in targets
+    enc = tok(["Step 1: 2 + 2 = 4"], return_tensors="pt", add_special_tokens=False)
+    model(**enc, labels=enc["input_ids"]).loss.backward()
+    assert all(p.grad is not None for n, p in model.named_parameters() if p.requires_grad and "lora_B" in n)
+
+
+def test_lora_config_forms():
+    from peft import LoraConfig
+    assert models.make_lora_config(True).r == 16
+    assert models.make_lora_config({"r": 4}).lora_alpha == 32
+    cfg = LoraConfig(r=2)
+    assert models.make_lora_config(cfg) is cfg
+    with pytest.raises(ValueError, match="lora must be"):
+        models.make_lora_config("yes")
+    with pytest.raises(ValueError, match="quantization"):
+        models.load_model("x", quantization="8bit")
+
+
+def test_pad_token_fallback_is_logged(tiny_dir, tmp_path, caplog):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    tok.pad_token = None
+    tok.save_pretrained(tmp_path)
+    from transformers import AutoModelForCausalLM
+    AutoModelForCausalLM.from_pretrained(tiny_dir).save_pretrained(tmp_path)
+    before = models.PAD_TOKEN_FALLBACKS
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.models"):
+        model, tok2 = models.load_model(str(tmp_path), quantization=None, device="cpu")
+    assert tok2.pad_token == tok2.eos_token and model.config.pad_token_id == tok2.eos_token_id
+    assert models.PAD_TOKEN_FALLBACKS == before + 1 and "no pad token" in caplog.text
+
+
+def test_adapter_folder_round_trip(tiny_dir, tmp_path):
+    model, tok = models.load_model(tiny_dir, quantization=None, lora={"r": 4, "init_lora_weights": False},
+                                   device="cpu")
+    model.eval()
+    before = _logits(model, tok)
+    model.save_pretrained(tmp_path)
+    again, _ = models.load_model(str(tmp_path), quantization=None, device="cpu")
+    torch.testing.assert_close(_logits(again, tok), before)
+    with pytest.raises(ValueError, match="already holds a LoRA adapter"):
+        models.load_model(str(tmp_path), quantization=None, lora=True, device="cpu")
+
+
+def test_profiles():
+    assert set(models.PROFILES) == {"tiny", "t4-16gb", "24gb"}
+    t4 = models.get_profile("t4-16gb")
+    assert t4.model_name == "Qwen/Qwen2.5-0.5B-Instruct" and t4.quantization == "4bit" and t4.max_length == 1024
+    assert t4.dtype == "float16"  # a T4 has no bfloat16
+    assert models.get_profile("24gb").model_name == "Qwen/Qwen2.5-1.5B-Instruct"
+    tiny = models.get_profile("tiny")
+    assert tiny.device == "cpu" and tiny.dtype == "float32" and tiny.model_name.endswith("tiny-base")
+    assert tiny.lora_config()["r"] == tiny.lora_r
+    with pytest.raises(ValueError, match="unknown profile"):
+        models.get_profile("a100")
