@@ -1,35 +1,300 @@
-"""Headless runner behind ``make tutorial``: executes the notebooks in order and collects metrics."""
+"""Headless runner behind ``make tutorial``: executes the notebooks in order and collects metrics.
+
+    python -m stepdpo_lite.tutorial --profile tiny [--runs-dir runs] [--only 01 02] [--set KEY=VALUE ...]
+
+Each notebook runs in a fresh kernel (working directory: its own folder) with these parameters
+injected after its ``parameters``-tagged cell, papermill style: ``PROFILE``, ``RUNS_DIR`` (absolute),
+``RUN_DIR`` (``RUNS_DIR/PROFILE``), ``FIGURES_DIR`` (``RUN_DIR/figures``), then any ``--set`` values.
+Executed notebooks land in ``runs/<profile>/executed/`` (also when a cell fails, with the outputs so
+far), figures in ``runs/<profile>/figures/`` (the notebooks save them), metrics in
+``runs/<profile>/metrics.json``; at the end a table of every metric in that file is printed.
+"""
 
 from __future__ import annotations
 
+import argparse
+import ast
+import contextlib
 import os
+import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
+from . import runs
+
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = [
+    "01_data_prep.ipynb",
+    "02_process_reward_model.ipynb",
+    "03_outcome_reward_model.ipynb",
+    "04_stepwise_dpo.ipynb",
+    "05_step_reward_visualisation.ipynb",
+    "06_evaluation.ipynb",
+]
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed: names the notebook, the cell and the error.
+
+    ``cell_index`` is the 0-based index of the failing cell in the original notebook (markdown cells
+    count; None when the kernel failed before any cell, or the injected parameters failed);
+    ``first_line`` is its first non-blank source line; ``error`` is ``"ExceptionName: message"``.
+    """
+
+    def __init__(self, notebook: str, cell_index: int | None, first_line: str, error: str,
+                 executed_path: str | None = None, where: str | None = None):
+        self.notebook, self.cell_index, self.first_line, self.error = notebook, cell_index, first_line, error
+        self.executed_path = executed_path
+        where = where or (f"cell {cell_index + 1}" if cell_index is not None else "start-up")
+        msg = f"{notebook} failed at {where}" + (f" (first line: {first_line!r})" if first_line else "")
+        msg += f":\n    {error}"
+        if executed_path:
+            msg += f"\nThe executed notebook, with the outputs so far, is at {executed_path}"
+        super().__init__(msg)
+
+
+def _parameter_source(parameters: dict) -> str:
+    lines = ["# Parameters injected by stepdpo_lite.tutorial"]
+    for key, value in parameters.items():
+        if not str(key).isidentifier():
+            raise ValueError(f"parameter name {key!r} is not a Python identifier")
+        lines.append(f"{key} = {os.fspath(value) if isinstance(value, os.PathLike) else value!r}")
+    return "\n".join(lines)
+
+
+def _write_atomic(nb, path: Path) -> None:
+    import nbformat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        nbformat.write(nb, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _kernel_config():
+    """CurveZMQ-encrypted kernel sockets where jupyter_client and the kernel support them (recent
+    ipykernel warns about plain TCP on every start); older stacks just ignore the setting."""
+    import zmq
+    from traitlets.config import Config
+
+    cfg = Config()
+    if zmq.has("curve"):
+        cfg.KernelManager.transport_encryption = "auto"
+    return cfg
 
 
 def execute_notebook(path: str | os.PathLike, parameters: dict | None = None, output_path: str | os.PathLike | None = None,
-                     timeout: int = 1200, cwd: str | os.PathLike | None = None):
+                     timeout: int = 1200, cwd: str | os.PathLike | None = None, kernel_name: str = "python3",
+                     progress=None):
     """Execute a notebook with ``parameters`` injected after its ``parameters``-tagged cell (papermill style).
 
-    Returns the executed notebook; writes it to ``output_path`` when given. A failing cell raises
-    ``nbclient.exceptions.CellExecutionError`` naming the cell.
+    Without such a cell the parameters go first; a previously injected cell is replaced. Returns the
+    executed notebook and writes it (atomically) to ``output_path`` when given, also when a cell fails.
+    A failing cell raises :class:`NotebookError` naming the notebook, the cell's index in the original
+    notebook, its first line and the error. ``progress`` (e.g. a tqdm bar) gets ``set_postfix_str(first line)``
+    before and ``update()`` after every code cell.
     """
     import nbformat
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
+    path = Path(path)
     nb = nbformat.read(str(path), as_version=4)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    injected = None
     if parameters:
-        idx = next((i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])), -1)
-        src = "# injected parameters\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
-        cell = nbformat.v4.new_code_cell(src, metadata={"tags": ["injected-parameters"]})
-        nb.cells.insert(idx + 1, cell)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(cwd or Path(path).parent)}})
+        tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+        injected = tagged[0] + 1 if tagged else 0
+        nb.cells.insert(injected, nbformat.v4.new_code_cell(_parameter_source(parameters),
+                                                            metadata={"tags": ["injected-parameters"]}))
+    current = {"index": None}
+
+    def on_start(cell, cell_index):
+        current["index"] = cell_index
+        if progress is not None and cell.cell_type == "code" and cell.source.strip():
+            line = next(ln for ln in cell.source.splitlines() if ln.strip())
+            progress.set_postfix_str(line.strip()[:48])
+
+    def on_executed(cell, cell_index, execute_reply):
+        if progress is not None and execute_reply.get("content", {}).get("status") == "ok":
+            progress.update()
+
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, on_cell_start=on_start,
+                            on_cell_executed=on_executed, config=_kernel_config(),
+                            resources={"metadata": {"path": str(cwd or path.parent)}})
     try:
         client.execute()
-    finally:
+    except Exception as exc:  # CellExecutionError, CellTimeoutError, DeadKernelError, kernel start-up errors
+        error = f"{exc.ename}: {exc.evalue}" if isinstance(exc, CellExecutionError) else f"{type(exc).__name__}: {exc}"
+        i = current["index"]
         if output_path:
-            Path(output_path).parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(nb, str(output_path))
+            _write_atomic(nb, Path(output_path))
+        saved = str(output_path) if output_path else None
+        if i is None:
+            raise NotebookError(path.name, None, "", error, saved, where="kernel start-up") from exc
+        lines = [ln for ln in nb.cells[i].source.splitlines() if ln.strip()]
+        if i == injected:
+            raise NotebookError(path.name, None, lines[1] if len(lines) > 1 else "", error, saved,
+                                where="the injected parameters cell") from exc
+        original = i - (injected is not None and i > injected)
+        raise NotebookError(path.name, original, lines[0] if lines else "", error, saved,
+                            where=f"cell {original + 1} of {len(nb.cells) - (injected is not None)}") from exc
+    if output_path:
+        _write_atomic(nb, Path(output_path))
     return nb
+
+
+def resolve_notebooks(notebooks=None, notebook_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Paths of ``notebooks`` (names, number prefixes like ``"02"``, or paths; default :data:`NOTEBOOKS`).
+
+    Raises ``FileNotFoundError`` listing every one that is missing.
+    """
+    folder = Path(notebook_dir) if notebook_dir is not None else NOTEBOOK_DIR
+    found, missing = [], []
+    for name in NOTEBOOKS if notebooks is None else notebooks:
+        name = str(name)
+        candidates = [Path(name), folder / name, folder / f"{name}.ipynb"]
+        match = next((p for p in candidates if p.is_file()), None)
+        if match is None and folder.is_dir():
+            prefixed = sorted(p for p in folder.glob("*.ipynb") if p.name.split("_")[0] == name)
+            match = prefixed[0] if len(prefixed) == 1 else None
+        (found if match else missing).append(match or name)
+    if missing:
+        raise FileNotFoundError(f"missing notebook(s) in {folder}: {', '.join(map(str, missing))}")
+    return found
+
+
+def flatten_metrics(metrics: dict, prefix: str = "") -> dict:
+    """``{"prm": {"step_auroc": 0.8}}`` -> ``{"prm.step_auroc": 0.8}``."""
+    flat = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_metrics(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def format_metrics_table(metrics: dict) -> str:
+    """A two-column text table of every (flattened) metric."""
+    flat = flatten_metrics(metrics)
+    if not flat:
+        return "(no metrics recorded)"
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+    width = max(len(k) for k in flat)
+    rows = [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * 10}"]
+    rows += [f"{k:<{width}}  {fmt(v)}" for k, v in flat.items()]
+    return "\n".join(rows)
+
+
+@contextlib.contextmanager
+def _ticking(bar, interval: float | None = None):
+    """Refresh ``bar`` while a long cell runs, so its elapsed time keeps counting; close it at the end."""
+    stop = threading.Event()
+    interval = interval or (1.0 if getattr(sys.stderr, "isatty", lambda: False)() else 30.0)
+
+    def tick():
+        while not stop.wait(interval):
+            bar.refresh()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield bar
+        bar.set_postfix_str("", refresh=False)  # done; after a failure the failing cell's line stays shown
+    finally:
+        stop.set()
+        thread.join()
+        bar.close()
+
+
+def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", notebooks=None, parameters=None,
+                 notebook_dir: str | os.PathLike | None = None, timeout: int = 3600, progress: bool = True,
+                 out=None) -> dict:
+    """Execute the notebooks in order, headless; stop at the first failure (:class:`NotebookError`).
+
+    Records each notebook's seconds under ``tutorial.notebook_seconds`` and their sum, the wall time of
+    the whole tutorial, under ``tutorial.wall_seconds`` in ``runs/<profile>/metrics.json`` (re-running
+    one notebook with ``notebooks=["02"]`` updates its share), prints the metrics table to ``out``
+    (stdout) and returns the metrics.
+    """
+    import nbformat
+    from tqdm.auto import tqdm
+
+    out = out or sys.stdout
+    paths = resolve_notebooks(notebooks, notebook_dir)
+    run = runs.run_dir(profile, runs_dir).resolve()
+    executed, figures = run / "executed", run / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    params = {"PROFILE": profile, "RUNS_DIR": str(run.parent), "RUN_DIR": str(run), "FIGURES_DIR": str(figures)}
+    params.update(parameters or {})
+    for path in paths:
+        n_cells = sum(c.cell_type == "code" and bool(c.source.strip()) for c in nbformat.read(str(path), 4).cells)
+        bar = tqdm(total=n_cells + 1, desc=path.stem, unit="cell", disable=not progress, leave=True,
+                   bar_format="{desc}: {n_fmt}/{total_fmt} cells [{elapsed}]{postfix}")
+        start = time.perf_counter()
+        with _ticking(bar):
+            execute_notebook(path, params, executed / path.name, timeout=timeout, progress=bar)
+        seconds = round(time.perf_counter() - start, 2)
+        metrics = runs.update_metrics(run, {"tutorial": {"notebook_seconds": {path.stem: seconds}}})
+        total = sum(metrics["tutorial"]["notebook_seconds"].values())
+        metrics = runs.update_metrics(run, {"tutorial": {"wall_seconds": round(total, 2)}})
+    print(f"\nExecuted notebooks: {executed}\nFigures: {figures}\nMetrics ({run / 'metrics.json'}):\n", file=out)
+    print(format_metrics_table(metrics), file=out)
+    return metrics
+
+
+def render_html(executed_notebook_path: str | os.PathLike) -> str:
+    """The executed notebook as a standalone HTML page (nbconvert's HTMLExporter; images inlined)."""
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_filename(str(executed_notebook_path))
+    return body
+
+
+def _parse_set(items) -> dict:
+    params = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"--set expects KEY=VALUE with KEY a Python name, got {item!r}")
+        try:
+            params[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[key.strip()] = value  # a bare string
+    return params
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="stepdpo-lite", description="Run the stepdpo-lite notebooks headless, "
+                                     "in order, and print the metrics they record.")
+    parser.add_argument("--profile", default="tiny", help="model/data profile passed to every notebook (default tiny)")
+    parser.add_argument("--runs-dir", default="runs", help="where runs/<profile>/ lives (default ./runs)")
+    parser.add_argument("--only", nargs="+", metavar="NB", help="run only these notebooks (e.g. 01 02, or file names)")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="override a notebook parameter (VALUE as a Python literal, else a string)")
+    parser.add_argument("--notebook-dir", default=None, help=f"folder of the notebooks (default {NOTEBOOK_DIR})")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell (default 3600)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    try:
+        params = _parse_set(args.set)
+        run_tutorial(args.profile, args.runs_dir, args.only, params, args.notebook_dir, args.timeout,
+                     progress=not args.no_progress)
+    except (NotebookError, FileNotFoundError, ValueError) as exc:
+        print(f"\nstepdpo-lite tutorial stopped: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

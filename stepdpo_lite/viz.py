@@ -1,0 +1,452 @@
+"""Pictures of per-step rewards: heatmaps, chosen vs rejected, before/after, curves, and an explorer.
+
+Every plotting function returns its matplotlib ``Figure``; with ``save_to="path.png"`` it also writes
+a PNG atomically (temporary name, then rename). Figures are closed in pyplot before they are
+returned, so a notebook cell that ends with the call shows the figure exactly once and loops do not
+pile up open figures; show one kept in a variable with ``display(fig)`` or by ending a cell with ``fig``.
+
+Rewards are log-odds (``sigmoid(reward)`` = probability that the step is correct) unless said otherwise;
+labels are gold step labels (``True`` = correct), e.g. ``toyworld.check(...).step_labels``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+
+from .steps import DEFAULT_DELIMITER, extract_steps
+
+CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
+CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
+DPI = 120
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def sigmoid(x):
+    """Element-wise logistic function (NaN stays NaN)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
+
+
+def first_predicted_error(rewards, threshold: float = 0.5) -> int:
+    """0-based index of the first step with ``sigmoid(reward) < threshold``, or -1 when none."""
+    below = np.flatnonzero(sigmoid(rewards) < threshold) if len(rewards) else []
+    return int(below[0]) if len(below) else -1
+
+
+def save_png(fig, path, dpi: int = DPI) -> Path:
+    """Write ``fig`` as a PNG to ``path`` atomically; parent folders are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=dpi)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is for everyone to read
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _finish(fig, save_to):
+    if save_to is not None:
+        save_png(fig, save_to)
+    plt.close(fig)
+    return fig
+
+
+def _padded(rows) -> np.ndarray:
+    """Ragged rows -> a 2-D float array with NaN beyond each row's end."""
+    out = np.full((len(rows), max([len(r) for r in rows] + [1])), np.nan)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = np.asarray(row, dtype=float)
+    return out
+
+
+def _short(text, width: int = 28) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _check_ragged(name: str, rows, ref, ref_name: str) -> None:
+    if len(rows) != len(ref):
+        raise ValueError(f"{name} has {len(rows)} rows but {ref_name} has {len(ref)}")
+    for i, (a, b) in enumerate(zip(rows, ref)):
+        if len(a) != len(b):
+            raise ValueError(f"{name}[{i}] has {len(a)} steps but {ref_name}[{i}] has {len(b)}")
+
+
+def _ema(y, factor: float) -> np.ndarray:
+    out = np.array(y, dtype=float)
+    for t in range(1, len(out)):
+        out[t] = factor * out[t - 1] + (1 - factor) * out[t]
+    return out
+
+
+def _text_of(problem) -> str:
+    return getattr(problem, "prompt", None) or str(problem)
+
+
+# ----------------------------------------------------------------------------- reward pictures
+
+def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, row_labels=None, title=None,
+                             as_probability: bool = True, annotate: bool | None = None, save_to=None):
+    """Solutions x steps, coloured by reward (or ``sigmoid(reward)``); blank beyond a solution's last step.
+
+    Gold-wrong steps (``step_labels`` False) get an ×; the gold first error (``first_errors``, derived
+    from ``step_labels`` when not given; -1 = none) is outlined. Values are written in the cells
+    when the grid is small (``annotate=None``).
+    """
+    if not len(step_rewards):
+        raise ValueError("plot_step_reward_heatmap: step_rewards is empty")
+    if step_labels is not None:
+        _check_ragged("step_labels", step_labels, step_rewards, "step_rewards")
+        if first_errors is None:
+            first_errors = [list(row).index(False) if False in list(row) else -1 for row in step_labels]
+    if first_errors is not None and len(first_errors) != len(step_rewards):
+        raise ValueError(f"first_errors has {len(first_errors)} entries for {len(step_rewards)} solutions")
+    values = _padded(step_rewards)
+    n, m = values.shape
+    if as_probability:
+        values, vmin, vmax, label = sigmoid(values), 0.0, 1.0, "P(step correct) = σ(reward)"
+    else:
+        lim = float(np.nanmax(np.abs(values))) or 1.0
+        vmin, vmax, label = -lim, lim, "step reward (log-odds)"
+    annotate = n * m <= 160 if annotate is None else annotate
+    fig, ax = plt.subplots(figsize=(min(2.6 + 0.6 * m, 16), min(1.4 + 0.38 * n, 14)), layout="constrained")
+    cmap = plt.get_cmap("RdYlGn").copy()
+    cmap.set_bad("white")
+    im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
+                   interpolation="nearest")
+    fig.colorbar(im, ax=ax, label=label, shrink=0.9)
+    if annotate:
+        for i, j in zip(*np.nonzero(~np.isnan(values))):
+            ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7, color="black")
+    if step_labels is not None:
+        wrong = [(j, i) for i, row in enumerate(step_labels) for j, ok in enumerate(row) if not ok]
+        if wrong:
+            dx, dy = (0.3, -0.22) if annotate else (0.0, 0.0)
+            xs, ys = zip(*wrong)
+            ax.scatter(np.add(xs, dx), np.add(ys, dy), marker="x", s=28 if annotate else 60, c="black",
+                       linewidths=1.4, zorder=3)
+    for i, fe in enumerate(first_errors or []):
+        if fe is not None and 0 <= fe < len(step_rewards[i]):
+            ax.add_patch(Rectangle((fe - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.5,
+                                   zorder=4))
+    ax.set_xticks(range(m), [str(j + 1) for j in range(m)])
+    ax.set_yticks(range(n), row_labels if row_labels is not None else [str(i + 1) for i in range(n)])
+    ax.set_xticks(np.arange(-0.5, m), minor=True)
+    ax.set_yticks(np.arange(-0.5, n), minor=True)
+    ax.grid(which="minor", color="white", linewidth=1)
+    ax.tick_params(which="minor", length=0)
+    ax.set(xlabel="step", ylabel="solution", title=title or "Per-step rewards")
+    if step_labels is not None or first_errors is not None:
+        handles = [Line2D([], [], marker="x", ls="", color="black", label="gold: wrong step"),
+                   Patch(fill=False, edgecolor="black", linewidth=2, label="gold: first error")]
+        fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
+    return _finish(fig, save_to)
+
+
+def _mean_band(ax, rows, color, name, offset, labels=None):
+    values = _padded(rows)
+    x = np.arange(1, values.shape[1] + 1)
+    mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+    ax.plot(x, mean, marker="o", color=color, label=f"{name} (mean ± sd)")
+    ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.18, linewidth=0)
+    if labels is not None:
+        for ok, marker in ((True, "o"), (False, "x")):
+            pts = [(j + 1 + offset, r) for row, lab in zip(rows, labels) for j, (r, l) in enumerate(zip(row, lab))
+                   if bool(l) == ok]
+            if pts:
+                ax.scatter(*zip(*pts), marker=marker, s=14, color=color, alpha=0.45, linewidths=1)
+
+
+def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None, rejected_labels=None,
+                            n_examples: int = 3, ylabel: str = "step reward", title=None, save_to=None):
+    """Per-step rewards of a batch of pairs: mean ± sd per step position (top) and a few pairs (bottom).
+
+    With labels, single steps are dotted in (o correct, x wrong) and wrong steps are hatched in the pairs.
+    """
+    if len(chosen_rewards) != len(rejected_rewards) or not len(chosen_rewards):
+        raise ValueError(f"need as many chosen as rejected rows (> 0), got {len(chosen_rewards)} and "
+                         f"{len(rejected_rewards)}")
+    for name, labels, ref in (("chosen_labels", chosen_labels, chosen_rewards),
+                              ("rejected_labels", rejected_labels, rejected_rewards)):
+        if labels is not None:
+            _check_ragged(name, labels, ref, name.replace("labels", "rewards"))
+    k = max(0, min(n_examples, len(chosen_rewards)))
+    mosaic = [["all"] * max(k, 1)] + ([[f"ex{i}" for i in range(k)]] if k else [])
+    fig, axes = plt.subplot_mosaic(mosaic, figsize=(max(7, 3.2 * k), 6.4 if k else 3.6), layout="constrained")
+    ax = axes["all"]
+    _mean_band(ax, chosen_rewards, CHOSEN, "chosen", -0.1, chosen_labels)
+    _mean_band(ax, rejected_rewards, REJECTED, "rejected", 0.1, rejected_labels)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set(xlabel="step position", ylabel=ylabel, title=title or f"Chosen vs rejected ({len(chosen_rewards)} pairs)")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.legend(fontsize=8, loc="best")
+    for i in range(k):
+        ex = axes[f"ex{i}"]
+        for rows, labels, color, shift in ((chosen_rewards, chosen_labels, CHOSEN, -0.2),
+                                           (rejected_rewards, rejected_labels, REJECTED, 0.2)):
+            r = np.asarray(rows[i], dtype=float)
+            hatch = [None if labels is None or labels[i][j] else "///" for j in range(len(r))]
+            bars = ex.bar(np.arange(1, len(r) + 1) + shift, r, width=0.4, color=color, alpha=0.85)
+            for bar, h in zip(bars, hatch):
+                if h:
+                    bar.set(hatch=h, edgecolor=WRONG)
+        ex.axhline(0, color="grey", linewidth=0.8)
+        ex.set_title(f"pair {i + 1}", fontsize=9)
+        ex.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ex.tick_params(labelsize=8)
+    if k and (chosen_labels is not None or rejected_labels is not None):
+        fig.legend(handles=[Patch(facecolor="white", edgecolor=WRONG, hatch="///", label="gold: wrong step")],
+                   loc="outside lower center", frameon=False, fontsize=8)
+    return _finish(fig, save_to)
+
+
+def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=("before", "after"),
+                      ylabel: str = "step reward", title=None, width: int = 30, save_to=None):
+    """One solution's step rewards (or step log-ratios) before and after training, as grouped bars.
+
+    ``steps`` are the step texts (shortened to ``width`` characters for the tick labels); with gold
+    ``labels`` each tick gets ✓ or ✗ (red).
+    """
+    n = len(steps)
+    if len(rewards_before) != n or len(rewards_after) != n or (labels is not None and len(labels) != n):
+        raise ValueError(f"plot_before_after: {n} steps but {len(rewards_before)} rewards before, "
+                         f"{len(rewards_after)} after" + ("" if labels is None else f", {len(labels)} labels"))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * n + 2), 4.2), layout="constrained")
+    x = np.arange(n)
+    for values, name, color, shift in ((rewards_before, names[0], "#9aa5b1", -0.2), (rewards_after, names[1],
+                                                                                      NEUTRAL, 0.2)):
+        bars = ax.bar(x + shift, np.asarray(values, dtype=float), width=0.4, color=color, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    oks = [True] * n if labels is None else [bool(ok) for ok in labels]
+    ticks = [("" if labels is None else "✓ " if ok else "✗ ") + ("" if s.strip().startswith("Step") else f"{k + 1}. ")
+             + _short(s, width) for k, (s, ok) in enumerate(zip(steps, oks))]
+    ax.set_xticks(x, ticks, rotation=25, ha="right", fontsize=8)
+    for tick, ok in zip(ax.get_xticklabels(), oks):
+        tick.set_color("black" if ok else WRONG)
+    ax.set(ylabel=ylabel, title=title or f"Step rewards {names[0]} vs {names[1]}")
+    ax.legend(fontsize=8)
+    return _finish(fig, save_to)
+
+
+def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, title=None, save_to=None):
+    """Curves from trainers' ``state.log_history`` (dicts with ``step`` and metrics), one subplot per key.
+
+    ``log_histories`` maps a run name (e.g. "DPO", "Stepwise DPO") to its history; entries without a
+    key are skipped. ``smooth`` in [0, 1) is an exponential moving average factor.
+    """
+    if not isinstance(log_histories, dict):
+        log_histories = {"run": log_histories}
+    keys = (keys,) if isinstance(keys, str) else tuple(keys)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.5), layout="constrained", squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        plotted = 0
+        for name, history in log_histories.items():
+            pts = [(e.get("step", i), float(e[key])) for i, e in enumerate(history or [])
+                   if isinstance(e.get(key), (int, float)) and not isinstance(e.get(key), bool)
+                   and math.isfinite(e[key])]
+            if not pts:
+                continue
+            x, y = map(np.asarray, zip(*pts))
+            if smooth:
+                y = _ema(y, smooth)
+            ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3, label=name)
+            plotted += 1
+        if not plotted:
+            ax.text(0.5, 0.5, f"no '{key}' logged", transform=ax.transAxes, ha="center", va="center", color="grey")
+        elif len(log_histories) > 1:
+            ax.legend(fontsize=8)
+        ax.set(xlabel="training step", title=key)
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, save_to)
+
+
+def _by_method(results) -> dict[str, dict[int, float]]:
+    """``{method: {N: acc}}``; also accepts ``{N: {method: acc}}`` (the layout of ``metrics.json``)."""
+    if results and all(str(k).isdigit() for k in results):
+        flipped: dict = {}
+        for n, row in results.items():
+            for method, acc in row.items():
+                flipped.setdefault(method, {})[int(n)] = acc
+        return flipped
+    return {m: {int(n): a for n, a in row.items()} for m, row in results.items()}
+
+
+def plot_best_of_n(results, title=None, ylabel: str = "accuracy", save_to=None):
+    """Best-of-N accuracy vs N (log2 axis) per selection method, "Let's Verify Step by Step" style."""
+    results = _by_method(results)
+    if not results:
+        raise ValueError("plot_best_of_n: no results")
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    ns = sorted({n for row in results.values() for n in row})
+    styles = {"majority": dict(ls="--", color="black"), "random": dict(ls=":", color="grey")}
+    for method, row in results.items():
+        x = sorted(row)
+        ax.plot(x, [row[n] for n in x], marker="o", label=method, **styles.get(method, {}))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.minorticks_off()
+    ax.set(xlabel="N (solutions per problem)", ylabel=ylabel, title=title or "Best-of-N selection")
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside right center", fontsize=8, frameon=False)
+    return _finish(fig, save_to)
+
+
+def plot_first_error_positions(first_errors, title=None, save_to=None):
+    """How many solutions have their first wrong step at each position (-1 = no error -> "none").
+
+    Accepts ints or objects with ``.first_error`` (e.g. ``toyworld.Verdict``).
+    """
+    fe = [int(getattr(v, "first_error", v)) for v in first_errors]
+    positions = list(range(max([f for f in fe if f >= 0] + [0]) + 1)) if any(f >= 0 for f in fe) else []
+    counts = [sum(f == p for f in fe) for p in positions] + [sum(f < 0 for f in fe)]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(counts) + 2), 3.6), layout="constrained")
+    bars = ax.bar(range(len(counts)), counts, color=[WRONG] * len(positions) + [CORRECT])
+    ax.bar_label(bars, fontsize=8)
+    ax.set_xticks(range(len(counts)), [str(p + 1) for p in positions] + ["none"])
+    ax.yaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.set(xlabel="step of the first error", ylabel="solutions",
+           title=title or f"Where the first error happens ({len(fe)} solutions)")
+    return _finish(fig, save_to)
+
+
+def plot_accuracy_by_length(lengths, correct, xlabel: str = "number of steps", title=None, save_to=None):
+    """Mean correctness per length (e.g. steps per problem), with the count above each bar."""
+    if len(lengths) != len(correct):
+        raise ValueError(f"plot_accuracy_by_length: {len(lengths)} lengths but {len(correct)} results")
+    groups = sorted(set(lengths))
+    acc = [float(np.mean([bool(c) for l, c in zip(lengths, correct) if l == g])) for g in groups]
+    n = [sum(l == g for l in lengths) for g in groups]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(groups) + 2), 3.6), layout="constrained")
+    bars = ax.bar([str(g) for g in groups], acc, color=NEUTRAL)
+    ax.bar_label(bars, labels=[f"{a:.0%}\nn={k}" for a, k in zip(acc, n)], fontsize=7)
+    ax.set_ylim(0, 1.15)
+    ax.set(xlabel=xlabel, ylabel="accuracy", title=title or "Accuracy by length")
+    return _finish(fig, save_to)
+
+
+def plot_label_agreement(predicted, gold, names=("Monte-Carlo", "gold"), title=None, save_to=None):
+    """2x2 confusion of step labels (e.g. Monte-Carlo estimates vs gold); rows = gold, columns = predicted.
+
+    Takes flat lists of bools or per-solution lists of lists of the same shape.
+    """
+    flat = lambda xs: [bool(v) for x in xs for v in (x if isinstance(x, (list, tuple, np.ndarray)) else [x])]
+    p, g = flat(predicted), flat(gold)
+    if len(p) != len(g) or not p:
+        raise ValueError(f"plot_label_agreement: {len(p)} predicted vs {len(g)} gold labels (need equal, > 0)")
+    cm = np.array([[sum(gi == a and pi == b for pi, gi in zip(p, g)) for b in (True, False)] for a in (True, False)])
+    fig, ax = plt.subplots(figsize=(4.4, 3.8), layout="constrained")
+    ax.imshow(cm, cmap="Blues")
+    for i in range(2):
+        for j in range(2):
+            ax.text(j, i, f"{cm[i, j]}\n{cm[i, j] / len(p):.0%}", ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xticks([0, 1], ["correct", "wrong"])
+    ax.set_yticks([0, 1], ["correct", "wrong"])
+    ax.set(xlabel=f"{names[0]} label", ylabel=f"{names[1]} label",
+           title=title or f"Agreement {np.trace(cm) / len(p):.1%} of {len(p)} steps")
+    return _finish(fig, save_to)
+
+
+# ----------------------------------------------------------------------------- explorer widget
+
+def _figure_output(fig) -> dict:
+    """A display_data output holding ``fig`` as PNG (works without a kernel or frontend attached)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": base64.b64encode(buf.getvalue()).decode(), "text/plain": "<step rewards>"}}
+
+
+def _explorer_figure(rewards, verdicts, threshold):
+    fig, axes = plt.subplots(len(rewards), 1, figsize=(7, 0.2 + 1.25 * len(rewards)), squeeze=False,
+                             layout="constrained", sharex=True)
+    for j, (ax, r) in enumerate(zip(axes[:, 0], rewards)):
+        probs, v = sigmoid(r), verdicts[j] if verdicts else None
+        colors = [NEUTRAL] * len(r) if v is None else [CORRECT if ok else WRONG for ok in v.step_labels]
+        bars = ax.bar(np.arange(1, len(r) + 1), probs, color=colors, width=0.7)
+        pred = first_predicted_error(r, threshold)
+        if pred >= 0:
+            bars[pred].set(edgecolor=HIGHLIGHT, linewidth=3)
+        ax.axhline(threshold, color="grey", ls="--", linewidth=0.8)
+        ax.set_ylim(0, 1)
+        gold = "" if v is None else f" · gold: {'none' if v.first_error < 0 else f'step {v.first_error + 1}'}"
+        ax.set_title(f"solution {j + 1}: predicted first error "
+                     f"{'none' if pred < 0 else f'step {pred + 1}'}{gold}", fontsize=8, loc="left")
+        ax.tick_params(labelsize=7)
+    longest = max([len(r) for r in rewards] + [1])
+    axes[-1, 0].set(xlabel="step", xlim=(0.4, longest + 0.6), xticks=range(1, longest + 1))
+    return fig
+
+
+def _explorer_html(problem, solutions, rewards, verdicts, threshold, delimiter) -> str:
+    rows = [f"<div style='font-family:monospace;white-space:pre-wrap'><b>{html.escape(_text_of(problem))}</b></div>"]
+    for j, (sol, r) in enumerate(zip(solutions, rewards)):
+        steps = list(sol) if not isinstance(sol, str) else extract_steps(sol, delimiter)
+        steps = (steps + [""] * len(r))[: len(r)]
+        pred, labels = first_predicted_error(r, threshold), verdicts[j].step_labels if verdicts else None
+        cells = []
+        for k, (s, p) in enumerate(zip(steps, sigmoid(r))):
+            style = f"background:rgba({int(255 * (1 - p))},{int(200 * p)},80,0.18);padding:1px 4px;"
+            style += f"outline:2px solid {HIGHLIGHT};" if k == pred else ""
+            style += f"color:{WRONG};" if labels is not None and not labels[k] else ""
+            cells.append(f"<span style='{style}' title='σ={p:.2f}'>{html.escape(_short(s, 40))}</span>")
+        rows.append(f"<div style='font-family:monospace;font-size:12px'><b>#{j + 1}</b> {' '.join(cells)}</div>")
+    legend = (f"<div style='font-size:11px;color:#555'>orange outline: first step with σ(reward) &lt; threshold"
+              f"{'; red text: gold-wrong step' if verdicts else ''}</div>")
+    return "".join(rows) + legend
+
+
+def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, threshold: float = 0.5,
+                         delimiter: str = DEFAULT_DELIMITER):
+    """An ipywidgets explorer: pick a problem, see its solutions' per-step rewards and first predicted error.
+
+    ``solutions[i]`` are problem i's solutions (texts, split with ``delimiter``, or lists of steps),
+    ``step_rewards[i][j]`` the step rewards (log-odds) of solution j, ``verdicts[i][j]`` optional gold
+    verdicts (``step_labels``, ``first_error``). Returns a ``VBox`` with ``.picker``, ``.threshold``,
+    ``.html`` and ``.output`` attributes; it builds and updates without a frontend.
+    """
+    import ipywidgets as w
+
+    if not (len(problems) == len(solutions) == len(step_rewards)) or not len(problems):
+        raise ValueError(f"step_reward_explorer: {len(problems)} problems, {len(solutions)} solution lists and "
+                         f"{len(step_rewards)} reward lists (need equal, > 0)")
+    for i, (sols, rews) in enumerate(zip(solutions, step_rewards)):
+        if len(sols) != len(rews) or (verdicts is not None and len(verdicts[i]) != len(rews)):
+            raise ValueError(f"step_reward_explorer: problem {i} has {len(sols)} solutions but {len(rews)} reward "
+                             "lists" + ("" if verdicts is None else f" and {len(verdicts[i])} verdicts"))
+    picker = w.Dropdown(options=[(f"{i + 1}: {_short(_text_of(p), 48)}", i) for i, p in enumerate(problems)],
+                        value=0, description="problem")
+    slider = w.FloatSlider(value=threshold, min=0.05, max=0.95, step=0.05, description="threshold")
+    text, out = w.HTML(), w.Output()
+
+    def update(_=None):
+        i, thr = picker.value, slider.value
+        ver = verdicts[i] if verdicts is not None else None
+        text.value = _explorer_html(problems[i], solutions[i], step_rewards[i], ver, thr, delimiter)
+        out.outputs = (_figure_output(_explorer_figure(step_rewards[i], ver, thr)),) if len(step_rewards[i]) else ()
+
+    picker.observe(update, names="value")
+    slider.observe(update, names="value")
+    update()
+    box = w.VBox([w.HBox([picker, slider]), text, out])
+    box.picker, box.threshold, box.html, box.output = picker, slider, text, out
+    return box

@@ -1,0 +1,117 @@
+"""The headless tutorial runner on throwaway notebooks (a few seconds of kernel start-up each)."""
+
+import io
+import json
+
+import nbformat
+import pytest
+
+from stepdpo_lite import tutorial
+from stepdpo_lite.tutorial import NotebookError, render_html, resolve_notebooks, run_tutorial
+
+PARAMS = 'PROFILE = "default"\nRUN_DIR = None\nFIGURES_DIR = None\nGREETING = "hello"'
+
+
+def _notebook(path, *cells):
+    """cells: strings (code), ("md", text) or ("parameters", code)."""
+    nb = nbformat.v4.new_notebook()
+    for cell in cells:
+        if isinstance(cell, str):
+            nb.cells.append(nbformat.v4.new_code_cell(cell))
+        elif cell[0] == "md":
+            nb.cells.append(nbformat.v4.new_markdown_cell(cell[1]))
+        else:
+            nb.cells.append(nbformat.v4.new_code_cell(cell[1], metadata={"tags": ["parameters"]}))
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def happy(tmp_path_factory):
+    """Two notebooks: 01 writes a metric and a figure file, 02 reads what 01 wrote."""
+    nb_dir, runs_dir = tmp_path_factory.mktemp("notebooks"), tmp_path_factory.mktemp("runs")
+    _notebook(nb_dir / "01_alpha.ipynb", ("md", "# Alpha"), ("parameters", PARAMS),
+              "from pathlib import Path\nfrom stepdpo_lite import runs\n"
+              'runs.update_metrics(RUN_DIR, {"alpha": {"greeting_len": len(GREETING), "nested": {"x": 0.5}}})\n'
+              'Path(FIGURES_DIR, "alpha.txt").write_text(GREETING)\nprint("alpha done", PROFILE, GREETING)')
+    _notebook(nb_dir / "02_beta.ipynb", ("parameters", PARAMS),
+              "import json, pathlib\nfrom stepdpo_lite import runs\n"
+              'm = json.loads((pathlib.Path(RUN_DIR) / "metrics.json").read_text())\n'
+              'runs.update_metrics(RUN_DIR, {"best_of_n": {"16": {"prm_min": m["alpha"]["nested"]["x"] + 0.25}}})')
+    out = io.StringIO()
+    metrics = run_tutorial("toy", runs_dir, ["01", "02_beta.ipynb"], {"GREETING": "hey"}, notebook_dir=nb_dir,
+                           timeout=120, progress=False, out=out)
+    return runs_dir / "toy", metrics, out.getvalue()
+
+
+def test_happy_path_writes_executed_notebooks_metrics_and_table(happy):
+    run, metrics, printed = happy
+    assert sorted(p.name for p in (run / "executed").iterdir()) == ["01_alpha.ipynb", "02_beta.ipynb"]
+    assert (run / "figures" / "alpha.txt").read_text() == "hey"  # FIGURES_DIR and GREETING were injected
+    on_disk = json.loads((run / "metrics.json").read_text())
+    assert on_disk == metrics
+    assert on_disk["alpha"]["greeting_len"] == 3 and on_disk["best_of_n"]["16"]["prm_min"] == 0.75
+    seconds = on_disk["tutorial"]["notebook_seconds"]
+    assert set(seconds) == {"01_alpha", "02_beta"} and all(s > 0 for s in seconds.values())
+    assert on_disk["tutorial"]["wall_seconds"] == pytest.approx(sum(seconds.values()), abs=0.02)
+    for key in ("alpha.greeting_len", "alpha.nested.x", "best_of_n.16.prm_min", "tutorial.wall_seconds"):
+        assert key in printed
+
+
+def test_parameters_are_injected_after_the_parameters_cell(happy):
+    run, _, _ = happy
+    nb = nbformat.read(str(run / "executed" / "01_alpha.ipynb"), as_version=4)
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    assert tags.index(["parameters"]) + 1 == tags.index(["injected-parameters"])
+    injected = nb.cells[tags.index(["injected-parameters"])].source
+    assert "GREETING = 'hey'" in injected and "PROFILE = 'toy'" in injected and f"RUN_DIR = '{run}'" in injected
+    printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+    assert "alpha done toy hey" in printed
+
+
+def test_render_html(happy):
+    run, _, _ = happy
+    page = render_html(run / "executed" / "01_alpha.ipynb")
+    assert page.lstrip().lower().startswith("<!doctype html") and "alpha done toy hey" in page and "Alpha" in page
+
+
+def test_failing_cell_stops_the_run_naming_notebook_and_cell(tmp_path, capsys):
+    _notebook(tmp_path / "01_bad.ipynb", ("md", "# Bad"), ("parameters", PARAMS), "x = 1",
+              "\n# divide\nresult = x / 0", 'print("never")')
+    _notebook(tmp_path / "02_after.ipynb", 'raise AssertionError("must not run")')
+    runs_dir = tmp_path / "runs"
+    code = tutorial.main(["--profile", "toy", "--runs-dir", str(runs_dir), "--notebook-dir", str(tmp_path),
+                          "--only", "01", "02", "--timeout", "120"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "01_bad.ipynb failed at cell 4 of 5" in err and "'# divide'" in err
+    assert "ZeroDivisionError: division by zero" in err and "01_bad" in err  # progress bar names the notebook
+    executed = runs_dir / "toy" / "executed"
+    assert [p.name for p in executed.iterdir()] == ["01_bad.ipynb"]  # 02 never ran
+    nb = nbformat.read(str(executed / "01_bad.ipynb"), as_version=4)
+    assert nb.cells[-2].outputs[-1]["ename"] == "ZeroDivisionError" and not nb.cells[-1].outputs
+
+    with pytest.raises(NotebookError) as info:
+        tutorial.execute_notebook(tmp_path / "01_bad.ipynb", {"GREETING": "x"}, timeout=120)
+    assert (info.value.notebook, info.value.cell_index, info.value.first_line) == ("01_bad.ipynb", 3, "# divide")
+
+
+def test_missing_notebooks_are_listed(tmp_path):
+    _notebook(tmp_path / "01_alpha.ipynb", "x = 1")
+    assert resolve_notebooks(["01"], tmp_path) == [tmp_path / "01_alpha.ipynb"]
+    with pytest.raises(FileNotFoundError, match="07_nope.*08"):
+        resolve_notebooks(["01", "07_nope", "08"], tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        run_tutorial("toy", tmp_path / "runs", notebook_dir=tmp_path / "empty", progress=False)
+    assert all(name in str(info.value) for name in tutorial.NOTEBOOKS)
+    assert tutorial.main(["--notebook-dir", str(tmp_path / "empty"), "--runs-dir", str(tmp_path / "runs")]) == 1
+
+
+def test_cli_set_values_and_metric_table():
+    assert tutorial._parse_set(["N=16", "NAME=abc", "FLAG=True", "SIZES=[1, 2]", "PATH=runs/x"]) == {
+        "N": 16, "NAME": "abc", "FLAG": True, "SIZES": [1, 2], "PATH": "runs/x"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        tutorial._parse_set(["novalue"])
+    table = tutorial.format_metrics_table({"prm": {"step_auroc": 0.812345}, "best_of_n": {"16": {"orm": 0.5}}})
+    assert "prm.step_auroc" in table and "0.8123" in table and "best_of_n.16.orm" in table
+    assert tutorial.NOTEBOOKS[0] == "01_data_prep.ipynb" and tutorial.NOTEBOOKS[-1] == "06_evaluation.ipynb"
