@@ -1,0 +1,195 @@
+"""Step labels and training pairs made from sampled solutions (re-exported by ``stepdpo_lite.data``).
+
+- Toy-world builders: solutions sampled per problem (``toyworld.sample_solutions`` returns one list of
+  texts per problem) are labelled by the gold checker ``toyworld.check`` and turned into the formats of
+  ``data.py``: stepwise supervision, outcome, preference and Step-DPO rows.
+- Monte-Carlo step labels (Wang et al. 2024, Math-Shepherd, arXiv:2312.08935): a step is good when
+  completions sampled after it can still reach the right answer. No gold checker needed, only an answer check.
+- ``label_agreement``: how well such labels match gold ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from typing import Callable, Sequence
+
+from datasets import Dataset
+
+from . import toyworld
+from .data import validate_preference, validate_step_dpo, validate_stepwise, validate_outcome
+from .steps import DEFAULT_DELIMITER, extract_steps
+
+logger = logging.getLogger("stepdpo_lite.data")
+
+
+def _verdicts(problems, solutions) -> list[list[tuple[str, toyworld.Verdict]]]:
+    """The distinct non-blank solutions of each problem with their verdicts; blanks and repeats are counted."""
+    if len(problems) != len(solutions):
+        raise ValueError(f"got {len(problems)} problems but {len(solutions)} lists of solutions")
+    out = []
+    for problem, sols in zip(problems, solutions):
+        if isinstance(sols, str):
+            raise ValueError("solutions must hold one list of texts per problem (as sample_solutions returns)")
+        out.append([(s, toyworld.check(problem, s)) for s in sols if s.strip()])
+    return out
+
+
+def _report(name: str, built: int, what: str, **left_out: int) -> None:
+    """One log line: what was built and, by reason, what was left out (nothing is dropped silently)."""
+    reasons = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in left_out.items() if n)
+    level = logging.WARNING if reasons else logging.INFO
+    logger.log(level, "%s: built %d %s%s", name, built, what, f"; left out: {reasons}" if reasons else "")
+
+
+def _blanks(solutions) -> int:
+    return sum(not s.strip() for sols in solutions for s in sols)
+
+
+# ----------------------------------------------------------------------------- toy-world builders
+
+def toy_stepwise_rows(problems, solutions) -> Dataset:
+    """Stepwise supervision rows: every non-blank solution with the checker's step labels."""
+    rows = [{"prompt": p.prompt, "completions": v.steps, "labels": v.step_labels}
+            for p, checked in zip(problems, _verdicts(problems, solutions)) for _, v in checked]
+    _report("toy_stepwise_rows", len(rows), "rows", blank_solutions=_blanks(solutions))
+    return validate_stepwise(rows)
+
+
+def toy_outcome_rows(problems, solutions) -> Dataset:
+    """Outcome rows: ``label`` is whether the final answer is right; ``step_labels`` from the checker."""
+    rows = [{"prompt": p.prompt, "completion": s, "label": v.answer_correct, "step_labels": v.step_labels}
+            for p, checked in zip(problems, _verdicts(problems, solutions)) for s, v in checked]
+    _report("toy_outcome_rows", len(rows), "rows", blank_solutions=_blanks(solutions))
+    return validate_outcome(rows)
+
+
+def toy_preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, seed: int = 0) -> Dataset:
+    """Preference pairs: a correct and an incorrect solution of the same problem, with checker step labels.
+
+    Chosen: right final answer and every step right. Rejected: wrong final answer. A solution with the
+    right answer but a wrong step (lucky) is used on neither side. Each distinct text is used once; of all
+    correct x incorrect combinations, ``max_pairs_per_problem`` are drawn at random (seeded per problem,
+    so the result does not depend on the order of the problems). Counts of what was left out are logged.
+    """
+    rows, left = [], Counter()
+    for p, checked in zip(problems, _verdicts(problems, solutions)):
+        distinct = dict(checked)
+        left["repeated_solutions"] += len(checked) - len(distinct)
+        good = [s for s, v in distinct.items() if v.answer_correct and v.first_error < 0]
+        bad = [s for s, v in distinct.items() if not v.answer_correct]
+        left["lucky_solutions"] += len(distinct) - len(good) - len(bad)
+        pairs = [(c, r) for c in good for r in bad]
+        random.Random(f"{seed}:{p.expression}").shuffle(pairs)
+        rows += [{"prompt": p.prompt, "chosen": c, "rejected": r, "chosen_step_labels": distinct[c].step_labels,
+                  "rejected_step_labels": distinct[r].step_labels} for c, r in pairs[:max_pairs_per_problem]]
+    _report("toy_preference_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
+    return validate_preference(rows, delimiter=DEFAULT_DELIMITER)
+
+
+def toy_step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, use_gold: bool = True,
+                       seed: int = 0) -> Dataset:
+    """Step-DPO pairs (Lai et al. 2024, arXiv:2406.18629): a shared correct prefix, then a right and a wrong step.
+
+    For each sampled solution whose first wrong step is k: ``initial_reason_steps`` = its steps before k
+    (all correct), ``rejected`` = its step k, ``chosen`` = step k of a sampled solution with the same prefix
+    whose step k is right (``chosen_source`` "sampled"), else the gold solution's step k (``chosen_source``
+    "gold"; with ``use_gold=False`` the pair is left out and counted). ``step_index`` is k (0-based).
+    Repeated (prefix, wrong step) pairs are used once; ``max_pairs_per_problem`` are drawn at random.
+    """
+    rows, left = [], Counter()
+    for p, checked in zip(problems, _verdicts(problems, solutions)):
+        right_next = {}  # prefix text -> a right next step some sample took after it
+        for _, v in checked:
+            for k in range(len(v.steps) if v.first_error < 0 else v.first_error):
+                right_next.setdefault("".join(v.steps[:k]), v.steps[k])
+        gold = extract_steps(p.gold_solution)
+        pairs = {}
+        for _, v in checked:
+            k = v.first_error
+            if k < 0:
+                continue
+            prefix = "".join(v.steps[:k])
+            if (prefix, v.steps[k]) in pairs:
+                left["repeated_pairs"] += 1
+            elif prefix in right_next or (use_gold and k < len(gold)):
+                source = "sampled" if prefix in right_next else "gold"
+                pairs[prefix, v.steps[k]] = {"prompt": p.prompt, "initial_reason_steps": prefix,
+                                             "chosen": right_next.get(prefix) or gold[k], "rejected": v.steps[k],
+                                             "chosen_source": source, "step_index": k}
+            else:  # e.g. an extra step after the answer: no right step k exists
+                left["no_right_step_k"] += 1
+        picked = list(pairs.values())
+        random.Random(f"{seed}:{p.expression}").shuffle(picked)
+        rows += picked[:max_pairs_per_problem]
+    _report("toy_step_dpo_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
+    return validate_step_dpo(rows)
+
+
+# ----------------------------------------------------------------------------- Monte-Carlo step labels
+
+def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence[Sequence[str]],
+                   is_correct: Callable[[int, str], bool], *, n: int = 8, temperature: float = 1.0,
+                   batch_size: int = 64, max_new_tokens: int = 160, seed: int = 0, progress: bool = True) -> Dataset:
+    """Monte-Carlo step labels (Math-Shepherd, Wang et al. 2024): for solution i with steps s_1..s_K and each
+    k < K, sample ``n`` completions of ``prompts[i] + s_1 + ... + s_k`` from the policy and call
+    ``is_correct(i, s_1 + ... + s_k + completion)`` on each (the solution text, without the prompt).
+
+    Soft estimate: the fraction that reach the right answer; hard estimate: whether any does (so
+    hard == (soft > 0)). Step K needs no sampling: both are ``is_correct(i, full solution)``.
+    ``solutions[i]`` is a list of steps that join into the solution (``extract_steps``). Returns stepwise
+    supervision rows with ``labels`` = hard estimates and ``soft_labels`` (floats). Sampling is batched
+    through ``toyworld.sample_solutions`` (any causal LM and tokenizer; progress bar with ``progress``).
+    """
+    if len(prompts) != len(solutions):
+        raise ValueError(f"mc_step_labels: got {len(prompts)} prompts but {len(solutions)} solutions")
+    for i, steps in enumerate(solutions):
+        if isinstance(steps, str) or not steps:
+            raise ValueError(f"mc_step_labels: solution {i} must be a non-empty list of steps")
+    prefixes = [(i, k) for i, steps in enumerate(solutions) for k in range(1, len(steps))]
+    texts = [prompts[i] + "".join(solutions[i][:k]) for i, k in prefixes]
+    samples = toyworld.sample_solutions(model, tokenizer, texts, n=n, temperature=temperature, batch_size=batch_size,
+                                        max_new_tokens=max_new_tokens, seed=seed, progress=progress) if texts else []
+    soft = [[0.0] * len(steps) for steps in solutions]
+    for (i, k), completions in zip(prefixes, samples):
+        prefix = "".join(solutions[i][:k])
+        soft[i][k - 1] = sum(bool(is_correct(i, prefix + c)) for c in completions) / n
+    for i, steps in enumerate(solutions):
+        soft[i][-1] = float(bool(is_correct(i, "".join(steps))))
+    return validate_stepwise([{"prompt": prompts[i], "completions": list(steps), "labels": [s > 0 for s in soft[i]],
+                               "soft_labels": soft[i]} for i, steps in enumerate(solutions)])
+
+
+def toy_mc_step_labels(model, tokenizer, problems, solutions, **kw) -> Dataset:
+    """``mc_step_labels`` on the toy world: a completion is right when ``toyworld.check`` finds the right final
+    answer. ``solutions``: one list of texts per problem (as ``sample_solutions`` returns); blank ones are
+    left out (logged). Adds ``gold_labels`` (the checker's step labels) for ``label_agreement``."""
+    flat = [(p, v) for p, checked in zip(problems, _verdicts(problems, solutions)) for _, v in checked]
+    _report("toy_mc_step_labels", len(flat), "solutions to label", blank_solutions=_blanks(solutions))
+    ds = mc_step_labels(model, tokenizer, [p.prompt for p, _ in flat], [v.steps for _, v in flat],
+                        lambda i, text: toyworld.check(flat[i][0], text).answer_correct, **kw)
+    return ds.add_column("gold_labels", [v.step_labels for _, v in flat])
+
+
+def label_agreement(mc_labels: Sequence[Sequence], gold_labels: Sequence[Sequence[bool]],
+                    threshold: float = 0.5) -> dict:
+    """Agreement of estimated step labels with gold ones, over all steps ("correct step" is the positive class).
+
+    ``mc_labels`` may be hard (bool) or soft (fractions, counted correct when >= ``threshold``). Returns
+    accuracy, precision, recall, f1, the number of steps and the rate of correct steps in each.
+    """
+    if len(mc_labels) != len(gold_labels):
+        raise ValueError(f"label_agreement: {len(mc_labels)} label lists vs {len(gold_labels)} gold lists")
+    pred, gold = [], []
+    for i, (m, g) in enumerate(zip(mc_labels, gold_labels)):
+        if len(m) != len(g):
+            raise ValueError(f"label_agreement: solution {i} has {len(m)} labels but {len(g)} gold labels")
+        pred += [float(x) >= threshold for x in m]
+        gold += [bool(x) for x in g]
+    tp = sum(p and g for p, g in zip(pred, gold))
+    precision, recall = tp / max(sum(pred), 1), tp / max(sum(gold), 1)
+    return {"accuracy": sum(p == g for p, g in zip(pred, gold)) / max(len(gold), 1), "precision": precision,
+            "recall": recall, "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+            "n_steps": len(gold), "mc_correct_rate": sum(pred) / max(len(pred), 1),
+            "gold_correct_rate": sum(gold) / max(len(gold), 1)}
