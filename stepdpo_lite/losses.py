@@ -1,0 +1,134 @@
+"""The losses of Stepwise DPO, as pure tensor functions (no model, no trainer).
+
+Shapes: ``B`` pairs, ``S`` step slots (padded), ``T`` tokens. A step's log-ratio is
+``ρ_k = log π(s_k | x, s_<k) − log π_ref(s_k | x, s_<k)``, the sum over its tokens of the per-token
+log-ratios (DPO's sequence log-ratio, Rafailov et al. 2023, cut into steps). DESIGN.md §5 fixes:
+
+    outcome  h = Σ_k ρ⁺_k − Σ_m ρ⁻_m,  w = σ(R⁺ − R⁻) (1 without a reward model)
+             L_out  = −[w·log σ(β_out·h) + (1−w)·log σ(−β_out·h)]
+    step     L_step = −log σ(β_step·(Σ_k a_k·p⁺_k·ρ⁺_k − Σ_m a_m·(1−p⁻_m)·ρ⁻_m))
+    total    L = step_loss_weight·L_step + outcome_loss_weight·L_out
+
+With only the first differing step of each side selected (``step_pairing="first_error"``) and the
+default probabilities (p⁺ = 1, p⁻ = 0), ``L_step`` is the Step-DPO objective (Lai et al. 2024,
+arXiv:2406.18629, Eq. 3): ``−log σ(β·(log π(s⁺|x,s_<k)/π_ref(…) − log π(s⁻|x,s_<k)/π_ref(…)))``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+AGGREGATION_STRATEGIES = ("weighted_sum", "mean", "min", "max", "product", "last")
+
+
+def step_logps(token_logps: torch.Tensor, step_ids: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """Segment sum of per-token log-probs into steps: ``out[b, k] = Σ_{t: step_ids[b,t]=k} token_logps[b, t]``.
+
+    ``step_ids`` = −1 (or ≥ ``num_steps``) marks tokens in no step (prompt, padding, masked); they are dropped.
+    This is the chain rule ``log π(s_k | x, s_<k) = Σ_{t ∈ s_k} log π(y_t | x, y_<t)``, so one forward pass over
+    the whole sequence gives every step's log-prob (instead of one pass per step prefix).
+    """
+    if token_logps.shape != step_ids.shape:
+        raise ValueError(f"step_logps: token_logps {tuple(token_logps.shape)} and step_ids {tuple(step_ids.shape)} differ")
+    inside = (step_ids >= 0) & (step_ids < num_steps)
+    index = torch.where(inside, step_ids + 1, torch.zeros_like(step_ids)).long()  # slot 0 collects the dropped ones
+    out = token_logps.new_zeros(*token_logps.shape[:-1], num_steps + 1)
+    out = out.scatter_add(-1, index, token_logps * inside)
+    return out[..., 1:]
+
+
+def positional_weights(step_weights: Sequence[float] | torch.Tensor | None, num_steps: int,
+                       device=None, dtype=torch.float32) -> torch.Tensor:
+    """Positional step weights ``a_k`` (length ``num_steps``): 1 when unset; a short list is extended with its
+    last value (so ``[1.0, 0.5]`` weighs every step after the first by 0.5)."""
+    if step_weights is None or len(step_weights) == 0:
+        return torch.ones(num_steps, device=device, dtype=dtype)
+    w = torch.as_tensor(step_weights, device=device, dtype=dtype).flatten()
+    if len(w) >= num_steps:
+        return w[:num_steps]
+    return torch.cat([w, w[-1:].expand(num_steps - len(w))])
+
+
+def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=None):
+    """Turn per-step rewards (log-odds, ``(..., S)``) into one reward per solution ``R`` (``(...)``).
+
+    - ``weighted_sum``: ``Σ_k a_k·r_k`` (``a`` = ``weights``, 1 when unset)
+    - ``mean`` / ``min`` / ``max`` / ``last``: over the valid steps (the "min" and "last" PRM aggregations of
+      Lightman et al. 2023, arXiv:2305.20050, and Wang et al. 2024, Math-Shepherd)
+    - ``product``: ``log Π_k σ(r_k) = Σ_k log σ(r_k)``, the log-probability that every step is right
+      (Lightman et al. 2023 §2.6), kept in log space so that ``σ(R⁺ − R⁻) = P⁺ / (P⁺ + P⁻)``.
+
+    ``mask`` (bool, same shape) marks real steps; a solution with no step gets 0 (product: log 1).
+    Lists in give a float (one solution) or a list of floats out.
+    """
+    if strategy not in AGGREGATION_STRATEGIES:
+        raise ValueError(f"aggregate_rewards: strategy must be one of {AGGREGATION_STRATEGIES}, got {strategy!r}")
+    as_list = not torch.is_tensor(step_rewards)
+    r = torch.as_tensor(step_rewards, dtype=torch.float32) if as_list else step_rewards
+    m = torch.ones_like(r, dtype=torch.bool) if mask is None else torch.as_tensor(mask, device=r.device).bool()
+    if r.shape[-1] == 0:
+        out = r.new_zeros(r.shape[:-1])
+    elif strategy == "weighted_sum":
+        per_row = weights is not None and torch.as_tensor(weights).dim() > 1  # (..., S) weights, else positional
+        a = torch.as_tensor(weights, device=r.device, dtype=r.dtype) if per_row else positional_weights(
+            weights, r.shape[-1], r.device, r.dtype)
+        out = (a * r * m).sum(-1)
+    elif strategy == "mean":
+        out = (r * m).sum(-1) / m.sum(-1).clamp(min=1)
+    elif strategy in ("min", "max"):
+        fill = torch.finfo(r.dtype).max if strategy == "min" else torch.finfo(r.dtype).min
+        red = r.masked_fill(~m, fill)
+        out = red.amin(-1) if strategy == "min" else red.amax(-1)
+        out = torch.where(m.any(-1), out, torch.zeros_like(out))
+    elif strategy == "product":
+        out = (F.logsigmoid(r) * m).sum(-1)
+    else:  # last
+        idx = (m.long() * torch.arange(1, r.shape[-1] + 1, device=r.device)).argmax(-1, keepdim=True)
+        out = torch.where(m.any(-1), r.gather(-1, idx).squeeze(-1), torch.zeros_like(r[..., 0]))
+    return out.tolist() if as_list else out
+
+
+def compute_outcome_loss(chosen_logratios: torch.Tensor, rejected_logratios: torch.Tensor, beta: float,
+                         chosen_rewards: torch.Tensor | None = None,
+                         rejected_rewards: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-pair outcome loss ``L_out = −[w·log σ(β·h) + (1−w)·log σ(−β·h)]`` with ``h = ρ⁺ − ρ⁻`` (sequence
+    log-ratios) and ``w = σ(R⁺ − R⁻)`` from aggregated rewards, or 1 without them: then it is the DPO loss
+    (Rafailov et al. 2023, Eq. 7); with a soft ``w`` it is DPO with soft (Bradley-Terry) preference labels."""
+    logits = beta * (chosen_logratios - rejected_logratios)
+    if chosen_rewards is None or rejected_rewards is None:
+        return -F.logsigmoid(logits)
+    w = torch.sigmoid(chosen_rewards - rejected_rewards).to(logits.dtype)
+    return -(w * F.logsigmoid(logits) + (1 - w) * F.logsigmoid(-logits))
+
+
+def compute_step_loss(chosen_step_logratios: torch.Tensor, rejected_step_logratios: torch.Tensor,
+                      chosen_step_probs: torch.Tensor, rejected_step_probs: torch.Tensor, beta: float,
+                      chosen_step_mask: torch.Tensor | None = None, rejected_step_mask: torch.Tensor | None = None,
+                      step_weights=None) -> torch.Tensor:
+    """Per-pair credit-assigned step loss (DESIGN.md §5)::
+
+        L_step = −log σ(β·(Σ_k a_k·p⁺_k·ρ⁺_k − Σ_m a_m·(1−p⁻_m)·ρ⁻_m))
+
+    Correct steps of the chosen response are pushed up, only the wrong steps of the rejected response
+    pushed down: a correct rejected step (p⁻ = 1) gets no gradient. Masks (``(B, S)`` bool) drop padded,
+    truncated or unselected steps; ``step_weights`` are the positional ``a`` (1 when unset). Selecting
+    only the first differing step of each side gives Step-DPO (Lai et al. 2024, arXiv:2406.18629).
+    """
+    def side(logratios, coef, mask):
+        a = positional_weights(step_weights, logratios.shape[-1], logratios.device, logratios.dtype)
+        coef = coef.to(logratios.dtype) * a
+        if mask is not None:
+            coef = coef * mask.to(logratios.dtype)
+        return (coef * logratios).sum(-1)
+
+    margin = side(chosen_step_logratios, chosen_step_probs, chosen_step_mask) - side(
+        rejected_step_logratios, 1 - rejected_step_probs, rejected_step_mask)
+    return -F.logsigmoid(beta * margin)
+
+
+def first_error_mask(first_diff_step: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """``(B, S)`` bool: True only at each pair's first differing step (−1 = the two responses never differ)."""
+    return torch.arange(num_steps, device=first_diff_step.device)[None, :] == first_diff_step[:, None]

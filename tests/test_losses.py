@@ -1,0 +1,120 @@
+"""The Stepwise DPO losses as pure tensor maths (DESIGN.md §5)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stepdpo_lite.losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
+                                 first_error_mask, positional_weights, step_logps)
+
+
+def test_step_logps_is_a_segment_sum_that_drops_masked_tokens():
+    torch.manual_seed(0)
+    tok = torch.randn(3, 10)
+    ids = torch.tensor([[-1, -1, 0, 0, 1, 1, 1, 2, -1, -1],
+                        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                        [-1, 1, 1, 3, 3, 5, -1, -1, -1, -1]])  # 5 >= num_steps: dropped
+    out = step_logps(tok, ids, num_steps=4)
+    expected = torch.zeros(3, 4)
+    for b in range(3):
+        for t in range(10):
+            if 0 <= ids[b, t] < 4:
+                expected[b, ids[b, t]] += tok[b, t]
+    assert out.shape == (3, 4)
+    torch.testing.assert_close(out, expected)
+
+
+def test_step_logps_gradient_flows_to_step_tokens_only():
+    tok = torch.randn(1, 5, requires_grad=True)
+    step_logps(tok, torch.tensor([[-1, 0, 0, 1, -1]]), 2).sum().backward()
+    assert tok.grad.tolist() == [[0.0, 1.0, 1.0, 1.0, 0.0]]
+
+
+def test_step_logps_rejects_mismatched_shapes():
+    with pytest.raises(ValueError):
+        step_logps(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.long), 1)
+
+
+def test_positional_weights_default_and_extension():
+    assert positional_weights(None, 3).tolist() == [1, 1, 1]
+    assert positional_weights([1.0, 0.5], 4).tolist() == [1.0, 0.5, 0.5, 0.5]
+    assert positional_weights([1.0, 0.5, 0.25], 2).tolist() == [1.0, 0.5]
+
+
+@pytest.mark.parametrize("strategy", AGGREGATION_STRATEGIES)
+def test_aggregate_rewards_matches_definitions_on_valid_steps(strategy):
+    r = torch.tensor([[1.0, -2.0, 3.0, 9.0], [0.5, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]], dtype=torch.bool)
+    w = [1.0, 0.5]
+    out = aggregate_rewards(r, strategy, weights=w, mask=mask)
+    rows = [[1.0, -2.0, 3.0], [0.5], []]
+    a = [1.0, 0.5, 0.5]
+    expect = {
+        "weighted_sum": [sum(x * y for x, y in zip(a, row)) for row in rows],
+        "mean": [sum(row) / len(row) if row else 0.0 for row in rows],
+        "min": [min(row) if row else 0.0 for row in rows],
+        "max": [max(row) if row else 0.0 for row in rows],
+        "product": [sum(F.logsigmoid(torch.tensor(x)).item() for x in row) for row in rows],
+        "last": [row[-1] if row else 0.0 for row in rows],
+    }[strategy]
+    torch.testing.assert_close(out, torch.tensor(expect))
+
+
+def test_aggregate_rewards_product_is_log_of_product_of_probabilities_and_lists_work():
+    rewards = [0.3, -1.2, 2.0]
+    p = torch.sigmoid(torch.tensor(rewards)).prod().item()
+    assert aggregate_rewards(rewards, "product") == pytest.approx(torch.log(torch.tensor(p)).item(), abs=1e-6)
+    assert aggregate_rewards([[1.0, 2.0], [3.0, -1.0]], "min") == [1.0, -1.0]
+    with pytest.raises(ValueError, match="strategy"):
+        aggregate_rewards(rewards, "median")
+
+
+def test_outcome_loss_is_dpo_without_rewards_and_soft_with_them():
+    torch.manual_seed(0)
+    c, r = torch.randn(5), torch.randn(5)
+    beta = 0.3
+    torch.testing.assert_close(compute_outcome_loss(c, r, beta), -F.logsigmoid(beta * (c - r)))
+    rc, rr = torch.randn(5), torch.randn(5)
+    w = torch.sigmoid(rc - rr)
+    h = c - r
+    expected = -(w * F.logsigmoid(beta * h) + (1 - w) * F.logsigmoid(-beta * h))
+    torch.testing.assert_close(compute_outcome_loss(c, r, beta, rc, rr), expected)
+    # a confident reward model (w -> 1) gives DPO back
+    big = torch.full((5,), 50.0)
+    torch.testing.assert_close(compute_outcome_loss(c, r, beta, big, -big), -F.logsigmoid(beta * h))
+
+
+def test_step_loss_formula():
+    torch.manual_seed(1)
+    rc, rr = torch.randn(2, 3), torch.randn(2, 3)
+    pc, pr = torch.rand(2, 3), torch.rand(2, 3)
+    mc = torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool)
+    mr = torch.tensor([[1, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    a = [1.0, 0.5, 0.25]
+    beta = 0.7
+    out = compute_step_loss(rc, rr, pc, pr, beta, mc, mr, a)
+    at = torch.tensor(a)
+    margin = (at * pc * rc * mc).sum(1) - (at * (1 - pr) * rr * mr).sum(1)
+    torch.testing.assert_close(out, -F.logsigmoid(beta * margin))
+
+
+def test_correct_rejected_step_gets_no_gradient_from_the_step_loss():
+    rc = torch.randn(1, 3, requires_grad=True)
+    rr = torch.randn(1, 3, requires_grad=True)
+    pc = torch.ones(1, 3)
+    pr = torch.tensor([[1.0, 1.0, 0.0]])  # two correct steps, then the error
+    compute_step_loss(rc, rr, pc, pr, 0.5).sum().backward()
+    assert rr.grad[0, :2].abs().max().item() == 0.0
+    assert rr.grad[0, 2].item() > 0  # the wrong step is pushed down (loss grows with its log-ratio)
+    assert (rc.grad < 0).all()  # every correct chosen step is pushed up
+
+
+def test_first_error_selection_gives_step_dpo():
+    # Shared correct prefix (steps 0, 1), first difference at step 2 (Lai et al. 2024, Eq. 3)
+    rc, rr = torch.randn(1, 4), torch.randn(1, 4)
+    rr[0, :2] = rc[0, :2]
+    mask = first_error_mask(torch.tensor([2]), 4)
+    assert mask.tolist() == [[False, False, True, False]]
+    out = compute_step_loss(rc, rr, torch.ones(1, 4), torch.zeros(1, 4), 0.2, mask, mask)
+    torch.testing.assert_close(out, -F.logsigmoid(0.2 * (rc[:, 2] - rr[:, 2])))
+    assert not first_error_mask(torch.tensor([-1]), 3).any()
