@@ -99,6 +99,13 @@ def _text_of(problem) -> str:
     return getattr(problem, "prompt", None) or str(problem)
 
 
+def _gold(verdict) -> tuple[list[bool], int]:
+    """``(step_labels, first_error)`` of a ``Verdict``, a dict with ``step_labels``, or a list of labels."""
+    labels = verdict["step_labels"] if isinstance(verdict, dict) else getattr(verdict, "step_labels", verdict)
+    labels = [bool(ok) for ok in labels]
+    return labels, labels.index(False) if False in labels else -1
+
+
 # ----------------------------------------------------------------------------- reward pictures
 
 def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, row_labels=None, title=None,
@@ -126,8 +133,7 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
         vmin, vmax, label = -lim, lim, "step reward (log-odds)"
     annotate = n * m <= 160 if annotate is None else annotate
     fig, ax = plt.subplots(figsize=(min(2.6 + 0.6 * m, 16), min(1.4 + 0.38 * n, 14)), layout="constrained")
-    cmap = plt.get_cmap("RdYlGn").copy()
-    cmap.set_bad("white")
+    cmap = plt.get_cmap("RdYlGn").with_extremes(bad="white")
     im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
                    interpolation="nearest")
     fig.colorbar(im, ax=ax, label=label, shrink=0.9)
@@ -354,10 +360,9 @@ def plot_label_agreement(predicted, gold, names=("Monte-Carlo", "gold"), title=N
     cm = np.array([[sum(gi == a and pi == b for pi, gi in zip(p, g)) for b in (True, False)] for a in (True, False)])
     fig, ax = plt.subplots(figsize=(4.4, 3.8), layout="constrained")
     ax.imshow(cm, cmap="Blues")
-    for i in range(2):
-        for j in range(2):
-            ax.text(j, i, f"{cm[i, j]}\n{cm[i, j] / len(p):.0%}", ha="center", va="center",
-                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    for i, j in np.ndindex(2, 2):
+        ax.text(j, i, f"{cm[i, j]}\n{cm[i, j] / len(p):.0%}", ha="center", va="center",
+                color="white" if cm[i, j] > cm.max() / 2 else "black")
     ax.set_xticks([0, 1], ["correct", "wrong"])
     ax.set_yticks([0, 1], ["correct", "wrong"])
     ax.set(xlabel=f"{names[0]} label", ylabel=f"{names[1]} label",
@@ -380,15 +385,15 @@ def _explorer_figure(rewards, verdicts, threshold):
     fig, axes = plt.subplots(len(rewards), 1, figsize=(7, 0.2 + 1.25 * len(rewards)), squeeze=False,
                              layout="constrained", sharex=True)
     for j, (ax, r) in enumerate(zip(axes[:, 0], rewards)):
-        probs, v = sigmoid(r), verdicts[j] if verdicts else None
-        colors = [NEUTRAL] * len(r) if v is None else [CORRECT if ok else WRONG for ok in v.step_labels]
+        probs, (labels, gold_fe) = sigmoid(r), _gold(verdicts[j]) if verdicts else (None, None)
+        colors = [NEUTRAL] * len(r) if labels is None else [CORRECT if ok else WRONG for ok in labels]
         bars = ax.bar(np.arange(1, len(r) + 1), probs, color=colors, width=0.7)
         pred = first_predicted_error(r, threshold)
         if pred >= 0:
             bars[pred].set(edgecolor=HIGHLIGHT, linewidth=3)
         ax.axhline(threshold, color="grey", ls="--", linewidth=0.8)
         ax.set_ylim(0, 1)
-        gold = "" if v is None else f" · gold: {'none' if v.first_error < 0 else f'step {v.first_error + 1}'}"
+        gold = "" if labels is None else f" · gold: {'none' if gold_fe < 0 else f'step {gold_fe + 1}'}"
         ax.set_title(f"solution {j + 1}: predicted first error "
                      f"{'none' if pred < 0 else f'step {pred + 1}'}{gold}", fontsize=8, loc="left")
         ax.tick_params(labelsize=7)
@@ -402,7 +407,7 @@ def _explorer_html(problem, solutions, rewards, verdicts, threshold, delimiter) 
     for j, (sol, r) in enumerate(zip(solutions, rewards)):
         steps = list(sol) if not isinstance(sol, str) else extract_steps(sol, delimiter)
         steps = (steps + [""] * len(r))[: len(r)]
-        pred, labels = first_predicted_error(r, threshold), verdicts[j].step_labels if verdicts else None
+        pred, labels = first_predicted_error(r, threshold), _gold(verdicts[j])[0] if verdicts else None
         cells = []
         for k, (s, p) in enumerate(zip(steps, sigmoid(r))):
             style = f"background:rgba({int(255 * (1 - p))},{int(200 * p)},80,0.18);padding:1px 4px;"
@@ -421,7 +426,7 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
 
     ``solutions[i]`` are problem i's solutions (texts, split with ``delimiter``, or lists of steps),
     ``step_rewards[i][j]`` the step rewards (log-odds) of solution j, ``verdicts[i][j]`` optional gold
-    verdicts (``step_labels``, ``first_error``). Returns a ``VBox`` with ``.picker``, ``.threshold``,
+    verdicts (``toyworld.Verdict``, dicts with ``step_labels``, or lists of step labels). Returns a ``VBox`` with ``.picker``, ``.threshold``,
     ``.html`` and ``.output`` attributes; it builds and updates without a frontend.
     """
     import ipywidgets as w

@@ -1,0 +1,172 @@
+"""Every plot on small synthetic data: returns a Figure, saves a real PNG, marks what it should."""
+
+import struct
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from stepdpo_lite import toyworld, viz  # noqa: E402
+
+REWARDS = [[2.0, 1.0, -1.5, -2.0], [1.5, 0.5], [0.3, -0.4, 1.2, 2.2, 0.1, -3.0]]
+LABELS = [[True, True, False, False], [True, True], [True, False, False, False, False, False]]
+
+
+def assert_png(path, min_bytes=5_000):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    assert len(data) > min_bytes, f"{path} is only {len(data)} bytes"
+    width, height = struct.unpack(">II", data[16:24])  # IHDR
+    assert 200 <= width <= 4000 and 150 <= height <= 4000, (width, height)
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")], "temporary file left behind"
+    return width, height
+
+
+def test_heatmap_marks_wrong_steps_and_outlines_first_errors(tmp_path):
+    fig = viz.plot_step_reward_heatmap(REWARDS, LABELS, row_labels=["a", "b", "c"], save_to=tmp_path / "h" / "x.png")
+    assert isinstance(fig, Figure)
+    assert_png(tmp_path / "h" / "x.png")
+    ax = fig.axes[0]
+    assert len(fig.axes) == 2  # heatmap + colourbar
+    outlines = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert sorted(p.get_xy() for p in outlines) == [(0.5, 1.5), (1.5, -0.5)]  # rows 3 and 1; row 2 has none
+    assert len(ax.collections[0].get_offsets()) == sum(not ok for row in LABELS for ok in row)  # the ×s
+    image = ax.images[0].get_array()
+    assert image.shape == (3, 6) and image.mask[1, 2:].all() and not image.mask[2].any()  # ragged -> blank
+    assert image[0, 0] == pytest.approx(viz.sigmoid(2.0))
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+
+
+def test_heatmap_raw_rewards_explicit_first_errors_and_bad_input(tmp_path):
+    fig = viz.plot_step_reward_heatmap(REWARDS, first_errors=[2, -1, 5], as_probability=False, annotate=False,
+                                       save_to=tmp_path / "raw.png")
+    assert_png(tmp_path / "raw.png")
+    assert len([p for p in fig.axes[0].patches if isinstance(p, Rectangle)]) == 2
+    assert fig.axes[0].images[0].get_clim() == (-3.0, 3.0)
+    with pytest.raises(ValueError, match=r"step_labels\[1\] has 1 steps"):
+        viz.plot_step_reward_heatmap(REWARDS, [LABELS[0], [True], LABELS[2]])
+    with pytest.raises(ValueError, match="empty"):
+        viz.plot_step_reward_heatmap([])
+
+
+def test_chosen_vs_rejected(tmp_path):
+    rng = np.random.default_rng(0)
+    chosen = [list(rng.normal(1, 1, n)) for n in (3, 4, 5, 4)]
+    rejected = [list(rng.normal(-1, 1, n)) for n in (4, 2, 5, 6)]
+    rejected_labels = [[k < 1 for k in range(len(r))] for r in rejected]
+    fig = viz.plot_chosen_vs_rejected(chosen, rejected, rejected_labels=rejected_labels, n_examples=3,
+                                      save_to=tmp_path / "cvr.png")
+    assert_png(tmp_path / "cvr.png")
+    assert len(fig.axes) == 4  # the mean ± sd panel and three pairs
+    hatched = [p for ax in fig.axes[1:] for p in ax.patches if p.get_hatch()]
+    assert len(hatched) == sum(not ok for lab in rejected_labels[:3] for ok in lab)
+    fig = viz.plot_chosen_vs_rejected(chosen, rejected, n_examples=0)
+    assert len(fig.axes) == 1
+    with pytest.raises(ValueError, match="as many chosen as rejected"):
+        viz.plot_chosen_vs_rejected(chosen, rejected[:2])
+
+
+def test_before_after(tmp_path):
+    problem = toyworld.make_problems(1, seed=3)[0]
+    steps = toyworld.check(problem, problem.gold_solution).steps
+    labels = [True] * (len(steps) - 1) + [False]
+    before, after = list(np.linspace(-1, 1, len(steps))), list(np.linspace(1, -1, len(steps)))
+    fig = viz.plot_before_after(steps, before, after, labels=labels, save_to=tmp_path / "ba.png")
+    assert_png(tmp_path / "ba.png")
+    ax = fig.axes[0]
+    assert len(ax.patches) == 2 * len(steps)
+    ticks = ax.get_xticklabels()
+    assert ticks[0].get_text().startswith("✓ Step 1:") and ticks[-1].get_text().startswith("✗")
+    assert ticks[-1].get_color() == viz.WRONG and all(len(t.get_text()) <= 33 for t in ticks)
+    with pytest.raises(ValueError, match="steps but"):
+        viz.plot_before_after(steps, before[:-1], after)
+
+
+def test_training_curves_tolerate_missing_keys(tmp_path):
+    dpo = [{"step": s, "loss": 1 / s, "rewards/chosen": 0.1 * s} for s in range(1, 21)] + [{"train_runtime": 2.0}]
+    sdpo = [{"step": s, "loss": 0.8 / s, "step_loss": 0.5 / s} for s in range(1, 21)] + [{"step": 21, "loss": None}]
+    fig = viz.plot_training_curves({"DPO": dpo, "Stepwise DPO": sdpo}, keys=("loss", "step_loss", "grad_norm"),
+                                   smooth=0.5, save_to=tmp_path / "curves.png")
+    assert_png(tmp_path / "curves.png")
+    loss, step_loss, missing = fig.axes
+    assert len(loss.lines) == 2 and len(step_loss.lines) == 1 and not missing.lines
+    assert "no 'grad_norm' logged" in [t.get_text() for t in missing.texts]
+    assert list(loss.lines[0].get_xdata()) == list(range(1, 21))
+    assert len(viz.plot_training_curves(dpo, keys="loss").axes) == 1  # a single history, a single key
+
+
+def test_best_of_n_both_layouts(tmp_path):
+    by_method = {"prm_min": {1: 0.3, 4: 0.5, 16: 0.6}, "orm": {1: 0.3, 4: 0.45, 16: 0.5},
+                 "majority": {1: 0.3, 4: 0.4, 16: 0.45}}
+    by_n = {"1": {"prm_min": 0.3, "orm": 0.3, "majority": 0.3}, "4": {"prm_min": 0.5, "orm": 0.45, "majority": 0.4},
+            "16": {"prm_min": 0.6, "orm": 0.5, "majority": 0.45}}  # as in metrics.json
+    fig = viz.plot_best_of_n(by_method, save_to=tmp_path / "bon.png")
+    assert_png(tmp_path / "bon.png")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["1", "4", "16"]
+    other = viz.plot_best_of_n(by_n).axes[0]
+    for a, b in zip(ax.lines, other.lines):
+        assert a.get_label() == b.get_label() and list(a.get_ydata()) == list(b.get_ydata())
+
+
+def test_notebook_01_bar_charts(tmp_path):
+    problems = toyworld.make_problems(6, seed=1)
+    verdicts = [toyworld.check(p, p.gold_solution) for p in problems[:3]]
+    fig = viz.plot_first_error_positions(verdicts + [0, 1, 1, 3], save_to=tmp_path / "fe.png")
+    assert_png(tmp_path / "fe.png")
+    ax = fig.axes[0]
+    assert [p.get_height() for p in ax.patches] == [1, 2, 0, 1, 3]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4", "none"]
+
+    fig = viz.plot_accuracy_by_length([2, 3, 3, 5, 5, 5], [1, 0, 1, True, False, False], save_to=tmp_path / "al.png")
+    assert_png(tmp_path / "al.png")
+    assert [round(p.get_height(), 3) for p in fig.axes[0].patches] == [1.0, 0.5, 0.333]
+
+    fig = viz.plot_label_agreement([[True, False], [True]], [[True, True], [False]], save_to=tmp_path / "la.png")
+    assert_png(tmp_path / "la.png")
+    assert fig.axes[0].images[0].get_array().tolist() == [[1, 1], [1, 0]]
+    with pytest.raises(ValueError, match="predicted vs"):
+        viz.plot_label_agreement([True], [True, False])
+
+
+def test_first_predicted_error():
+    assert viz.first_predicted_error([2.0, 0.1, -0.5, -3.0]) == 2
+    assert viz.first_predicted_error([2.0, 0.1, -0.5], threshold=0.6) == 1
+    assert viz.first_predicted_error([1.0, 2.0]) == -1 and viz.first_predicted_error([]) == -1
+
+
+def _png_of(box):
+    (output,) = box.output.outputs
+    return output["data"]["image/png"]
+
+
+def test_explorer_builds_and_updates_headless():
+    problems = toyworld.make_problems(2, seed=5)
+    solutions = [[p.gold_solution, p.gold_solution.replace("Step 1", "Step one")] for p in problems]
+    verdicts = [[toyworld.check(p, s) for s in sols] for p, sols in zip(problems, solutions)]
+    rewards = [[[1.0 if ok else -1.0 for ok in v.step_labels] for v in vs] for vs in verdicts]
+    rewards[1][0][1] = -0.2  # a false alarm in problem 2's gold solution
+    box = viz.step_reward_explorer(problems, solutions, rewards, verdicts, threshold=0.5)
+    assert box.picker.value == 0 and problems[0].expression in box.html.value
+    first_png, first_html = _png_of(box), box.html.value
+    assert first_html.count("outline:2px") == 1  # only the broken solution has a predicted error
+
+    box.picker.value = 1
+    assert problems[1].expression in box.html.value and _png_of(box) != first_png
+    assert box.html.value.count("outline:2px") == 2
+
+    box.threshold.value = 0.4  # sigmoid(-0.2) = 0.45 is no longer below it; sigmoid(-1) = 0.27 still is
+    assert box.html.value.count("outline:2px") == 1
+
+    plain = viz.step_reward_explorer(["Problem: 1 + 1"], [[["Step 1: 1 + 1 = 2"]]], [[[0.5]]])
+    assert len(plain.output.outputs) == 1 and "Step 1: 1 + 1 = 2" in plain.html.value
+    as_dicts = viz.step_reward_explorer(["p"], [[["a", "b"]]], [[[0.5, 0.4]]], [[{"step_labels": [True, False]}]])
+    as_lists = viz.step_reward_explorer(["p"], [[["a", "b"]]], [[[0.5, 0.4]]], [[[True, False]]])
+    assert as_dicts.html.value == as_lists.html.value and "color:#d1495b" in as_lists.html.value
+    with pytest.raises(ValueError, match="problem 0 has 1 solutions but 2 reward"):
+        viz.step_reward_explorer(["p"], [["s"]], [[[0.1], [0.2]]])
