@@ -160,7 +160,7 @@ def resolve_notebooks(notebooks=None, notebook_dir: str | os.PathLike | None = N
     folder = Path(notebook_dir) if notebook_dir is not None else NOTEBOOK_DIR
     found, missing = [], []
     for name in NOTEBOOKS if notebooks is None else notebooks:
-        name = str(name)
+        name = f"{int(name):02d}" if str(name).isdigit() else str(name)  # --only 2 means 02_…
         candidates = [Path(name), folder / name, folder / f"{name}.ipynb"]
         match = next((p for p in candidates if p.is_file()), None)
         if match is None and folder.is_dir():

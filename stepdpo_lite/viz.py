@@ -88,13 +88,6 @@ def _check_ragged(name: str, rows, ref, ref_name: str) -> None:
             raise ValueError(f"{name}[{i}] has {len(a)} steps but {ref_name}[{i}] has {len(b)}")
 
 
-def _ema(y, factor: float) -> np.ndarray:
-    out = np.array(y, dtype=float)
-    for t in range(1, len(out)):
-        out[t] = factor * out[t - 1] + (1 - factor) * out[t]
-    return out
-
-
 def _text_of(problem) -> str:
     return getattr(problem, "prompt", None) or str(problem)
 
@@ -206,12 +199,10 @@ def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None
         ex = axes[f"ex{i}"]
         for rows, labels, color, shift in ((chosen_rewards, chosen_labels, CHOSEN, -0.2),
                                            (rejected_rewards, rejected_labels, REJECTED, 0.2)):
-            r = np.asarray(rows[i], dtype=float)
-            hatch = [None if labels is None or labels[i][j] else "///" for j in range(len(r))]
-            bars = ex.bar(np.arange(1, len(r) + 1) + shift, r, width=0.4, color=color, alpha=0.85)
-            for bar, h in zip(bars, hatch):
-                if h:
-                    bar.set(hatch=h, edgecolor=WRONG)
+            bars = ex.bar(np.arange(1, len(rows[i]) + 1) + shift, rows[i], width=0.4, color=color, alpha=0.85)
+            for bar, ok in zip(bars, labels[i] if labels is not None else []):
+                if not ok:
+                    bar.set(hatch="///", edgecolor=WRONG)
         ex.axhline(0, color="grey", linewidth=0.8)
         ex.set_title(f"pair {i + 1}", fontsize=9)
         ex.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
@@ -269,9 +260,9 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
                    and math.isfinite(e[key])]
             if not pts:
                 continue
-            x, y = map(np.asarray, zip(*pts))
-            if smooth:
-                y = _ema(y, smooth)
+            x, y = np.array(pts).T
+            for t in range(1, len(y) if smooth else 0):  # exponential moving average
+                y[t] = smooth * y[t - 1] + (1 - smooth) * y[t]
             ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3, label=name)
             plotted += 1
         if not plotted:

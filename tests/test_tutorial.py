@@ -98,7 +98,8 @@ def test_failing_cell_stops_the_run_naming_notebook_and_cell(tmp_path, capsys):
 
 def test_missing_notebooks_are_listed(tmp_path):
     _notebook(tmp_path / "01_alpha.ipynb", "x = 1")
-    assert resolve_notebooks(["01"], tmp_path) == [tmp_path / "01_alpha.ipynb"]
+    assert resolve_notebooks(["01"], tmp_path) == resolve_notebooks([1], tmp_path) == [tmp_path / "01_alpha.ipynb"]
+    assert resolve_notebooks([tmp_path / "01_alpha.ipynb"]) == resolve_notebooks(["01_alpha"], tmp_path)
     with pytest.raises(FileNotFoundError, match="07_nope.*08"):
         resolve_notebooks(["01", "07_nope", "08"], tmp_path)
     with pytest.raises(FileNotFoundError) as info:

@@ -97,6 +97,7 @@ def test_training_curves_tolerate_missing_keys(tmp_path):
     assert len(loss.lines) == 2 and len(step_loss.lines) == 1 and not missing.lines
     assert "no 'grad_norm' logged" in [t.get_text() for t in missing.texts]
     assert list(loss.lines[0].get_xdata()) == list(range(1, 21))
+    assert list(loss.lines[0].get_ydata()[:2]) == pytest.approx([1.0, 0.75])  # smoothed: 0.5 * 1 + 0.5 * 1/2
     assert len(viz.plot_training_curves(dpo, keys="loss").axes) == 1  # a single history, a single key
 
 
