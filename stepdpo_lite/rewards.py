@@ -1,0 +1,516 @@
+"""Process and outcome reward models as generative verifiers (GenRM, Zhang et al. 2024, arXiv:2408.15240).
+
+A reward model is a causal LM asked a yes/no question after a verification tag. The reward is the
+log-odds of its next token, ``log p(" Yes") - log p(" No")``, and ``sigmoid(reward)`` is the
+probability that the step (or solution) is correct.
+
+The process reward model scores every step of a solution in context and in ONE forward pass::
+
+    prompt | step 1 | TAG | step 2 | TAG | ... | step K | TAG
+                         ^ r_1              ^ r_2            ^ r_K
+
+The labels are never part of the input, so the prediction at step k's tag attends only to the
+prompt and steps <= k: the reward of step k is exactly the one read from the input cut after its
+tag, at the cost of a single forward pass instead of K. Each part is tokenized on its own and the
+token ids are concatenated, so training and scoring see the same tokens, and the reward is read
+at the last token of the tag.
+
+A prompt and its solution are concatenated verbatim (the TRL convention for ``prompt`` +
+``completion``); ``prompt_template`` turns a bare problem into that prompt for
+``get_reward_for_problem_solution`` and ``get_rewards_for_steps(steps, problem=...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Sequence
+
+from .steps import DEFAULT_DELIMITER, extract_steps
+from .toyworld import NO, OUTCOME_TAG, STEP_TAG, YES
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RewardModelConfig:
+    """How a reward model turns text into model input, and its reward into a number."""
+
+    tag: str = field(default=STEP_TAG, metadata={"help": "Verification tag put after each step (PRM) or the solution (ORM)."})
+    yes: str = field(default=YES, metadata={"help": "Answer token for 'correct'; must be one token."})
+    no: str = field(default=NO, metadata={"help": "Answer token for 'wrong'; must be one token."})
+    step_delimiter: str = field(default=DEFAULT_DELIMITER, metadata={"help": "Splits a solution text into steps."})
+    max_length: int | None = field(default=None, metadata={
+        "help": "Longest input in tokens (tags included); longer inputs raise. None: the model's context."})
+    prompt_template: str = field(default="{problem}", metadata={
+        "help": "Turns a bare problem into the prompt the model was trained on, e.g. 'Problem: {problem}\\n\\n'."})
+    aggregation: str = field(default="min", metadata={
+        "help": "Step rewards -> one reward: min, product, last, mean, max or weighted_sum (losses.aggregate_rewards)."})
+    batch_size: int = field(default=16, metadata={"help": "Solutions per forward pass when scoring."})
+    quantization: str | None = field(default=None, metadata={"help": "How the base model is loaded back: '4bit' or None."})
+
+
+# ----------------------------------------------------------------------------- the shared forward
+
+def tag_logits(model, input_ids, attention_mask, rows, cols, fast: bool = True):
+    """Next-token logits at positions ``(rows[i], cols[i])``: ``(N, vocab)``.
+
+    The fast path runs the decoder and applies the output head only at those N positions, which
+    avoids a ``(batch, length, vocab)`` tensor (gigabytes for a 150k vocabulary). ``fast=False``
+    takes the plain ``model(...).logits``, for models whose head does more than one linear map.
+    """
+    if fast:
+        hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return model.get_output_embeddings()(hidden[rows, cols])
+    return model(input_ids=input_ids, attention_mask=attention_mask).logits[rows, cols]
+
+
+def fast_head_matches(model) -> bool:
+    """Whether decoder + output head give the model's own logits (false for soft-capped or scaled heads)."""
+    import torch
+    device = next(model.parameters()).device
+    ids = torch.arange(1, 9, device=device).unsqueeze(0)
+    mask, rows, cols = torch.ones_like(ids), torch.zeros(8, dtype=torch.long), torch.arange(8)
+    try:
+        with torch.no_grad():
+            a = tag_logits(model, ids, mask, rows, cols, fast=True).float()
+            b = tag_logits(model, ids, mask, rows, cols, fast=False).float()
+    except (AttributeError, NotImplementedError, TypeError):
+        return False
+    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-3, atol=1e-3 * b.abs().max().item())
+
+
+def right_pad(sequences: Sequence[Sequence[int]], pad_id: int, device=None):
+    """``(input_ids, attention_mask)`` with padding on the right, so token positions do not move."""
+    import torch
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, :len(s)] = 1
+    return ids.to(device), mask.to(device)
+
+
+# ----------------------------------------------------------------------------- the verifier
+
+class GenerativeVerifier:
+    """What the process and outcome reward models share: tokens, the forward pass, save and load."""
+
+    config_file = "reward_config.json"
+    default_tag = STEP_TAG
+
+    def __init__(self, model, tokenizer=None, config: RewardModelConfig | None = None, *, device: str | None = None,
+                 quantization: str | None = None, **overrides):
+        if isinstance(model, (str, os.PathLike)):
+            from .models import load_model
+            model, loaded_tokenizer = load_model(model, quantization=quantization, device=device)
+            tokenizer = tokenizer or loaded_tokenizer
+        elif device is not None and quantization is None:
+            model.to(device)
+        if tokenizer is None:
+            raise ValueError(f"{type(self).__name__}: pass the tokenizer with a model object")
+        config = config or RewardModelConfig(tag=self.default_tag)
+        unknown = set(overrides) - {f.name for f in fields(RewardModelConfig)}
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}")
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        if quantization is not None:
+            config.quantization = quantization
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self._check_config()
+        self._fast = fast_head_matches(model)
+
+    # -- tokens
+
+    def _check_config(self):
+        c, tok = self.config, self.tokenizer
+        if not c.tag:
+            raise ValueError("reward model: the verification tag must be a non-empty string")
+        self.tag_ids = self._tokenize([c.tag])[0]
+        self.yes_id, self.no_id = self._single_token(c.yes, "yes"), self._single_token(c.no, "no")
+        if self.yes_id == self.no_id:
+            raise ValueError(f"reward model: yes {c.yes!r} and no {c.no!r} are the same token")
+        with_specials = tok("a", add_special_tokens=True)["input_ids"]
+        plain = tok("a", add_special_tokens=False)["input_ids"]
+        cut = len(with_specials) - len(plain) if with_specials[-len(plain):] == plain else 0
+        self.prefix_ids = with_specials[:cut]  # e.g. a BOS token; suffixes such as EOS are not wanted here
+        limits = [getattr(self.model.config, "max_position_embeddings", None), tok.model_max_length]
+        context = min(x for x in limits if isinstance(x, int) and 0 < x < 10**7) if any(
+            isinstance(x, int) and 0 < x < 10**7 for x in limits) else None
+        self.max_length = c.max_length or context
+        if c.batch_size < 1:
+            raise ValueError(f"reward model: batch_size must be >= 1, got {c.batch_size}")
+
+    def _single_token(self, word: str, what: str) -> int:
+        ids = self._tokenize([word])[0]
+        if len(ids) != 1:
+            raise ValueError(f"reward model: the {what} answer {word!r} is {len(ids)} tokens {ids} for this "
+                             f"tokenizer; it must be exactly one (try a leading space, e.g. ' Yes')")
+        return ids[0]
+
+    def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def to(self, device):
+        self.model.to(device)
+        return self
+
+    # -- scoring
+
+    def _check_length(self, index: int, n_tokens: int):
+        if self.max_length is not None and n_tokens > self.max_length:
+            raise ValueError(f"solution {index}: {n_tokens} tokens with its tags, longer than max_length "
+                             f"{self.max_length}; shorten it or raise max_length (it is never truncated silently)")
+
+    def _score_encoded(self, encoded: list[tuple[list[int], list[int]]], batch_size: int | None = None,
+                       progress: bool = False) -> list[list[float]]:
+        """``encoded[i] = (input_ids, tag_positions)`` -> reward at every tag position, per sequence."""
+        import torch
+        from tqdm.auto import tqdm
+
+        batch_size = batch_size or self.config.batch_size
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # similar lengths, less padding
+        out: list[list[float] | None] = [None] * len(encoded)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in tqdm(range(0, len(order), batch_size), desc="scoring", disable=not progress):
+                batch = order[start:start + batch_size]
+                ids, mask = right_pad([encoded[i][0] for i in batch], pad_id, self.device)
+                rows = torch.tensor([r for r, i in enumerate(batch) for _ in encoded[i][1]], device=self.device)
+                cols = torch.tensor([p for i in batch for p in encoded[i][1]], device=self.device)
+                with torch.inference_mode():
+                    logits = tag_logits(self.model, ids, mask, rows, cols, fast=self._fast).float()
+                rewards = (logits[:, self.yes_id] - logits[:, self.no_id]).tolist()
+                for i in batch:
+                    k = len(encoded[i][1])
+                    out[i], rewards = rewards[:k], rewards[k:]
+        finally:
+            self.model.train(was_training)
+        for i, r in enumerate(out):
+            if not all(math.isfinite(x) for x in r):
+                raise ValueError(f"solution {i}: the model gave a non-finite reward {r} (NaN/inf: float16 overflow "
+                                 f"or broken weights?)")
+        return out
+
+    def _prompt_for(self, problem: str | None) -> str:
+        return "" if problem is None else self.config.prompt_template.format(problem=problem)
+
+    # -- save and load (reference layout: the model, tokenizer and <kind>_reward_config.json in one folder)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        (path / self.config_file).write_text(json.dumps(asdict(self.config), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None, **overrides):
+        path = Path(path)
+        config_path = path / cls.config_file
+        if not config_path.exists():
+            raise FileNotFoundError(f"{config_path} is missing: not a saved {cls.__name__}")
+        saved = json.loads(config_path.read_text())
+        known = {f.name for f in fields(RewardModelConfig)}
+        if set(saved) - known:
+            logger.warning("ignoring unknown keys %s in %s", sorted(set(saved) - known), config_path)
+        config = RewardModelConfig(**{k: v for k, v in saved.items() if k in known})
+        quantization = overrides.pop("quantization", config.quantization)
+        return cls(str(path), None, config, device=device, quantization=quantization, **overrides)
+
+
+class ProcessRewardModel(GenerativeVerifier):
+    """Scores every step of a solution in one forward pass (see the module docstring)."""
+
+    config_file = "process_reward_config.json"
+    default_tag = STEP_TAG
+
+    def encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+        """``(input_ids, tag_positions)`` of ``prompt | step 1 | TAG | ... | step K | TAG``."""
+        return self._encode_many([prompt], [list(steps)])[0]
+
+    def _split(self, solutions) -> list[list[str]]:
+        out = []
+        for i, sol in enumerate(solutions):
+            steps = extract_steps(sol, self.config.step_delimiter) if isinstance(sol, str) else list(sol)
+            if not steps:
+                raise ValueError(f"solution {i}: no steps (the text is empty or blank)")
+            for k, s in enumerate(steps):
+                if not isinstance(s, str) or not s.strip():
+                    raise ValueError(f"solution {i}, step {k}: a step must be a non-blank string, got {s!r}")
+            out.append(steps)
+        return out
+
+    def _encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]):
+        if len(prompts) != len(steps):
+            raise ValueError(f"got {len(prompts)} prompts and {len(steps)} solutions; they must pair up")
+        for i, p in enumerate(prompts):
+            if not isinstance(p, str):
+                raise ValueError(f"prompt {i}: must be a str, got {type(p).__name__}")
+        prompt_ids = self._tokenize(prompts)
+        step_ids = iter(self._tokenize([s for ss in steps for s in ss]))
+        encoded = []
+        for i, (p_ids, ss) in enumerate(zip(prompt_ids, steps)):
+            ids, positions = self.prefix_ids + p_ids, []
+            for _ in ss:
+                ids = ids + next(step_ids) + self.tag_ids
+                positions.append(len(ids) - 1)  # the last token of the tag predicts Yes/No
+            self._check_length(i, len(ids))
+            encoded.append((ids, positions))
+        return encoded
+
+    def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str] | Sequence[Sequence[str]],
+                        batch_size: int | None = None, progress: bool = False) -> list[list[float]]:
+        """Per-step rewards (log-odds) of each solution; a text solution is split with ``step_delimiter``."""
+        return self._score_encoded(self._encode_many(prompts, self._split(solutions)), batch_size, progress)
+
+    def solution_rewards(self, prompts: Sequence[str], solutions, batch_size: int | None = None,
+                         progress: bool = False) -> list[float]:
+        """One reward per solution: its step rewards aggregated by ``config.aggregation``."""
+        return [self.aggregate(r) for r in self.score_solutions(prompts, solutions, batch_size, progress)]
+
+    def aggregate(self, step_rewards: Sequence[float], strategy: str | None = None) -> float:
+        from .losses import aggregate_rewards
+        return float(aggregate_rewards(list(step_rewards), strategy or self.config.aggregation))
+
+    def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
+        """Reward of each step, in context of the problem (formatted by ``prompt_template``) and earlier steps."""
+        return self.score_solutions([self._prompt_for(problem)], [list(steps)])[0]
+
+    def extract_and_aggregate_steps(self, text: str) -> tuple[list[str], list[float], float]:
+        """``(steps, step_rewards, aggregated_reward)`` of a text (text before the first delimiter opens step 1)."""
+        steps = self._split([text])[0]
+        rewards = self.get_rewards_for_steps(steps)
+        return steps, rewards, self.aggregate(rewards)
+
+    def get_reward_for_text(self, text: str) -> float:
+        return self.extract_and_aggregate_steps(text)[2]
+
+    def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
+        return self.aggregate(self.score_solutions([self._prompt_for(problem)], [solution])[0])
+
+    def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
+        return [self.aggregate(r) for r in self.score_solutions([""] * len(texts), list(texts))]
+
+
+class OutcomeRewardModel(GenerativeVerifier):
+    """One tag after the whole solution: ``prompt | solution | TAG``."""
+
+    config_file = "outcome_reward_config.json"
+    default_tag = OUTCOME_TAG
+
+    def encode(self, prompt: str, solution: str) -> tuple[list[int], list[int]]:
+        return self._encode_many([prompt], [solution])[0]
+
+    def _encode_many(self, prompts: Sequence[str], solutions: Sequence[str]):
+        if len(prompts) != len(solutions):
+            raise ValueError(f"got {len(prompts)} prompts and {len(solutions)} solutions; they must pair up")
+        for i, (p, s) in enumerate(zip(prompts, solutions)):
+            if not isinstance(p, str):
+                raise ValueError(f"prompt {i}: must be a str, got {type(p).__name__}")
+            if not isinstance(s, str) or not s.strip():
+                raise ValueError(f"solution {i}: must be a non-blank string, got {s!r}")
+        encoded = []
+        for i, (p_ids, s_ids) in enumerate(zip(self._tokenize(prompts), self._tokenize(solutions))):
+            ids = self.prefix_ids + p_ids + s_ids + self.tag_ids
+            self._check_length(i, len(ids))
+            encoded.append((ids, [len(ids) - 1]))
+        return encoded
+
+    def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
+                        progress: bool = False) -> list[float]:
+        """One reward (log-odds) per solution."""
+        return [r[0] for r in self._score_encoded(self._encode_many(prompts, solutions), batch_size, progress)]
+
+    def get_reward_for_text(self, text: str) -> float:
+        return self.score_solutions([""], [text])[0]
+
+    def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
+        return self.score_solutions([self._prompt_for(problem)], [solution])[0]
+
+    def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
+        return self.score_solutions([""] * len(texts), list(texts))
+
+    solution_rewards = score_solutions
+
+
+# ----------------------------------------------------------------------------- combining reward models
+
+def _check_weights(weights: Sequence[float], what: str) -> list[float]:
+    weights = [float(w) for w in weights]
+    if not all(math.isfinite(w) for w in weights):
+        raise ValueError(f"{what}: weights must be finite numbers, got {weights}")
+    return weights
+
+
+class CombinedRewardModel:
+    """``process_weight * aggregated PRM reward + outcome_weight * ORM reward`` (either part may be None)."""
+
+    config_file = "combined_reward_config.json"
+
+    def __init__(self, process=None, outcome=None, process_weight: float = 0.7, outcome_weight: float = 0.3,
+                 device: str | None = None, max_steps: int | None = None):
+        if isinstance(process, (str, os.PathLike)):
+            process = ProcessRewardModel.load(process, device=device)
+        if isinstance(outcome, (str, os.PathLike)):
+            outcome = OutcomeRewardModel.load(outcome, device=device)
+        if process is None and outcome is None:
+            raise ValueError("CombinedRewardModel: give a process reward model, an outcome reward model or both")
+        self.process_reward_model, self.outcome_reward_model = process, outcome
+        self.process_weight, self.outcome_weight = _check_weights([process_weight, outcome_weight],
+                                                                  "CombinedRewardModel")
+        self.max_steps = max_steps
+
+    @property
+    def step_delimiter(self) -> str:
+        return (self.process_reward_model or self.outcome_reward_model).config.step_delimiter
+
+    def extract_and_aggregate_steps(self, text: str) -> tuple[list[str], list[float], float]:
+        steps = extract_steps(text, self.step_delimiter, self.max_steps)
+        if self.process_reward_model is None:
+            return steps, [0.0] * len(steps), 0.0
+        rewards = self.process_reward_model.get_rewards_for_steps(steps)
+        return steps, rewards, self.process_reward_model.aggregate(rewards)
+
+    def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
+        if self.process_reward_model is None:
+            raise ValueError("CombinedRewardModel: no process reward model, so no step rewards")
+        return self.process_reward_model.get_rewards_for_steps(steps, problem)
+
+    def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
+                        progress: bool = False) -> list[float]:
+        """One combined reward per solution, batched."""
+        total = [0.0] * len(prompts)
+        if self.process_reward_model is not None:
+            steps = [extract_steps(s, self.step_delimiter, self.max_steps) if isinstance(s, str) else s
+                     for s in solutions]
+            process = self.process_reward_model.solution_rewards(prompts, steps, batch_size, progress)
+            total = [t + self.process_weight * p for t, p in zip(total, process)]
+        if self.outcome_reward_model is not None:
+            outcome = self.outcome_reward_model.score_solutions(prompts, solutions, batch_size, progress)
+            total = [t + self.outcome_weight * o for t, o in zip(total, outcome)]
+        return total
+
+    solution_rewards = score_solutions
+
+    def get_reward_for_text(self, text: str) -> float:
+        return self.score_solutions([""], [text])[0]
+
+    def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
+        model = self.process_reward_model or self.outcome_reward_model
+        return self.score_solutions([model._prompt_for(problem)], [solution])[0]
+
+    def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
+        return self.score_solutions([""] * len(texts), list(texts))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if self.process_reward_model is not None:
+            self.process_reward_model.save(path / "process_reward_model")
+        if self.outcome_reward_model is not None:
+            self.outcome_reward_model.save(path / "outcome_reward_model")
+        config = {"process_weight": self.process_weight, "outcome_weight": self.outcome_weight,
+                  "step_delimiter": self.step_delimiter, "max_steps": self.max_steps}
+        (path / self.config_file).write_text(json.dumps(config, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> "CombinedRewardModel":
+        path = Path(path)
+        config = json.loads((path / cls.config_file).read_text())
+        sub = {name: path / name if (path / name).exists() else None
+               for name in ("process_reward_model", "outcome_reward_model")}
+        return cls(sub["process_reward_model"], sub["outcome_reward_model"], config["process_weight"],
+                   config["outcome_weight"], device=device, max_steps=config.get("max_steps"))
+
+
+class EnsembleRewardModel:
+    """Weighted sum of the solution-level rewards of several reward models (default: their mean)."""
+
+    config_file = "ensemble_reward_config.json"
+
+    def __init__(self, models: Sequence, weights: Sequence[float] | None = None, device: str | None = None):
+        if not models:
+            raise ValueError("EnsembleRewardModel: needs at least one reward model")
+        self.models = [load_reward_model(m, device=device) if isinstance(m, (str, os.PathLike)) else m for m in models]
+        weights = [1.0 / len(self.models)] * len(self.models) if weights is None else weights
+        if len(weights) != len(self.models):
+            raise ValueError(f"EnsembleRewardModel: {len(weights)} weights for {len(self.models)} models")
+        self.weights = _check_weights(weights, "EnsembleRewardModel")
+
+    def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
+                        progress: bool = False) -> list[float]:
+        total = [0.0] * len(prompts)
+        for w, m in zip(self.weights, self.models):
+            total = [t + w * r for t, r in zip(total, m.solution_rewards(prompts, solutions, batch_size, progress))]
+        return total
+
+    solution_rewards = score_solutions
+
+    def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
+        """Weighted per-step rewards; every member must give step rewards."""
+        per_model = [m.get_rewards_for_steps(steps, problem) for m in self.models]
+        return [sum(w * r[k] for w, r in zip(self.weights, per_model)) for k in range(len(steps))]
+
+    def get_reward_for_text(self, text: str) -> float:
+        return self.score_solutions([""], [text])[0]
+
+    def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
+        return self.score_solutions([""] * len(texts), list(texts))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        members = []
+        for i, m in enumerate(self.models):
+            m.save(path / f"member_{i}")
+            members.append(f"member_{i}")
+        (path / self.config_file).write_text(json.dumps({"weights": self.weights, "members": members}, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> "EnsembleRewardModel":
+        path = Path(path)
+        config = json.loads((path / cls.config_file).read_text())
+        return cls([path / m for m in config["members"]], config["weights"], device=device)
+
+
+def load_reward_model(path: str | os.PathLike, device: str | None = None):
+    """Load whichever reward model was saved in ``path`` (found by its config file name)."""
+    path = Path(path)
+    for cls in (ProcessRewardModel, OutcomeRewardModel, CombinedRewardModel, EnsembleRewardModel):
+        if (path / cls.config_file).exists():
+            return cls.load(path, device=device)
+    raise FileNotFoundError(f"{path} holds no saved reward model (no *_reward_config.json)")
+
+
+def shaped_reward(base_reward: float, confidence: float = 1.0, complexity: float = 0.0,
+                  complexity_bonus: float = 0.5) -> float:
+    """Reward shaping of the reference design: a correct (positive) step earns more when it is complex,
+    ``r * (1 + complexity_bonus * complexity)``; a negative reward is kept as is. Both are scaled by the
+    verifier's ``confidence`` in [0, 1] (1 leaves the reference behaviour unchanged)."""
+    values = {"base_reward": base_reward, "confidence": confidence, "complexity": complexity,
+              "complexity_bonus": complexity_bonus}
+    for name, v in values.items():
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"shaped_reward: {name} must be a finite number, got {v!r}")
+    if not 0.0 <= confidence <= 1.0:
+        raise ValueError(f"shaped_reward: confidence must be in [0, 1], got {confidence}")
+    if complexity < 0:
+        raise ValueError(f"shaped_reward: complexity must be >= 0, got {complexity}")
+    bonus = 1.0 + complexity_bonus * complexity if base_reward > 0 else 1.0
+    return confidence * base_reward * bonus

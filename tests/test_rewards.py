@@ -1,0 +1,209 @@
+import math
+import random
+
+import pytest
+import torch
+
+from stepdpo_lite import toyworld
+from stepdpo_lite.rewards import (CombinedRewardModel, EnsembleRewardModel, OutcomeRewardModel, ProcessRewardModel,
+                                  fast_head_matches, load_reward_model, shaped_reward)
+from stepdpo_lite.steps import extract_steps
+
+
+def _problems(n=6, seed=0):
+    rng = random.Random(seed)
+    problems = toyworld.make_problems(n, "train", seed=seed)
+    sols = [p.gold_solution if i % 2 else toyworld.corrupt_solution(p, rng.randrange(len(p.ops)), "arithmetic", rng)
+            for i, p in enumerate(problems)]
+    return [p.prompt for p in problems], sols
+
+
+def _log_odds_from_full_text(model, tok, text, yes=toyworld.YES, no=toyworld.NO):
+    """The reference design: tokenize the whole text, one forward, read the last position."""
+    enc = tok(text, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        logits = model(**enc).logits[0, -1].float()
+    logp = logits.log_softmax(-1)
+    yes_id, no_id = tok.convert_tokens_to_ids(yes), tok.convert_tokens_to_ids(no)
+    return (logp[yes_id] - logp[no_id]).item()
+
+
+@pytest.fixture()
+def prm(tiny_model, tiny_tokenizer):
+    return ProcessRewardModel(tiny_model, tiny_tokenizer)
+
+
+@pytest.fixture()
+def orm(tiny_model, tiny_tokenizer):
+    return OutcomeRewardModel(tiny_model, tiny_tokenizer)
+
+
+def test_one_pass_equals_input_cut_after_each_tag(prm, tiny_model, tiny_tokenizer):
+    prompts, sols = _problems(3)
+    one_pass = prm.score_solutions(prompts, sols)
+    for prompt, sol, rewards in zip(prompts, sols, one_pass):
+        steps = extract_steps(sol)
+        assert len(rewards) == len(steps)
+        for k in range(len(steps)):
+            cut = prompt + "".join(s + toyworld.STEP_TAG for s in steps[:k + 1])
+            assert rewards[k] == pytest.approx(_log_odds_from_full_text(tiny_model, tiny_tokenizer, cut), abs=1e-4)
+    assert len({round(r, 6) for rs in one_pass for r in rs}) > 3  # rewards really differ by context
+
+
+def test_multi_token_tag_reads_its_last_token(tiny_model, tiny_tokenizer):
+    prm = ProcessRewardModel(tiny_model, tiny_tokenizer, tag="\nOK?")
+    assert len(prm.tag_ids) == 4
+    prompts, sols = _problems(1)
+    steps = extract_steps(sols[0])
+    rewards = prm.score_solutions(prompts, [steps])[0]
+    cut = prompts[0] + steps[0] + "\nOK?"
+    assert rewards[0] == pytest.approx(_log_odds_from_full_text(tiny_model, tiny_tokenizer, cut), abs=1e-4)
+
+
+def test_batch_equals_one_by_one_and_text_equals_steps(prm, orm):
+    prompts, sols = _problems(6)
+    batched = prm.score_solutions(prompts, sols, batch_size=4)
+    for prompt, sol, rewards in zip(prompts, sols, batched):
+        assert prm.score_solutions([prompt], [sol], batch_size=1)[0] == pytest.approx(rewards, abs=1e-4)
+        assert prm.score_solutions([prompt], [extract_steps(sol)])[0] == pytest.approx(rewards, abs=1e-5)
+    outcome = orm.score_solutions(prompts, sols, batch_size=4)
+    assert [orm.score_solutions([p], [s])[0] for p, s in zip(prompts, sols)] == pytest.approx(outcome, abs=1e-4)
+
+
+def test_orm_reads_after_the_outcome_tag(orm, tiny_model, tiny_tokenizer):
+    prompts, sols = _problems(2)
+    got = orm.score_solutions(prompts, sols)
+    want = [_log_odds_from_full_text(tiny_model, tiny_tokenizer, p + s + toyworld.OUTCOME_TAG)
+            for p, s in zip(prompts, sols)]
+    assert got == pytest.approx(want, abs=1e-4)
+    assert orm.get_reward_for_text(prompts[0] + sols[0]) == pytest.approx(got[0], abs=1e-4)
+
+
+def test_slow_head_path_for_models_whose_logits_are_not_decoder_plus_head(tiny_model, tiny_tokenizer):
+    tiny_model.register_forward_hook(lambda module, args, out: out.__class__(logits=out.logits * 2))
+    assert not fast_head_matches(tiny_model)
+    prm = ProcessRewardModel(tiny_model, tiny_tokenizer)
+    prompts, sols = _problems(1)
+    steps = extract_steps(sols[0])
+    r = prm.score_solutions(prompts, [steps])[0]
+    cut = prompts[0] + steps[0] + toyworld.STEP_TAG
+    assert r[0] == pytest.approx(_log_odds_from_full_text(tiny_model, tiny_tokenizer, cut), abs=1e-4)
+
+
+def test_reference_api(prm, orm):
+    prompts, sols = _problems(2)
+    text = prompts[0] + sols[0]
+    steps, rewards, agg = prm.extract_and_aggregate_steps(text)
+    assert "".join(steps) == text and agg == pytest.approx(min(rewards))
+    assert prm.get_reward_for_text(text) == pytest.approx(agg)
+    assert prm.get_rewards_for_batch([text, prompts[1] + sols[1]])[0] == pytest.approx(agg, abs=1e-4)
+    # get_rewards_for_steps(steps, problem) formats the problem with prompt_template
+    prm.config.prompt_template = "Problem: {problem} (left to right)\n"
+    problem = prompts[1][len("Problem: "):-len(" (left to right)\n")]
+    by_problem = prm.get_rewards_for_steps(extract_steps(sols[1]), problem=problem)
+    assert by_problem == pytest.approx(prm.score_solutions([prompts[1]], [sols[1]])[0], abs=1e-5)
+    assert prm.get_reward_for_problem_solution(problem, sols[1]) == pytest.approx(min(by_problem), abs=1e-5)
+    r = prm.score_solutions(prompts[:1], sols[:1])[0]
+    assert prm.aggregate(r, "last") == pytest.approx(r[-1])
+    assert prm.aggregate(r, "product") == pytest.approx(sum(math.log(1 / (1 + math.exp(-x))) for x in r), abs=1e-5)
+    assert orm.get_rewards_for_batch([text]) == pytest.approx([orm.get_reward_for_text(text)], abs=1e-5)
+
+
+def test_bad_inputs_raise(prm, orm, tiny_model, tiny_tokenizer):
+    with pytest.raises(ValueError, match="solution 1: no steps"):
+        prm.score_solutions(["a", "b"], ["Step 1: 1 + 1 = 2", "   "])
+    with pytest.raises(ValueError, match="solution 0, step 1"):
+        prm.score_solutions(["a"], [["Step 1: 1 + 1 = 2", ""]])
+    with pytest.raises(ValueError, match="pair up"):
+        prm.score_solutions(["a", "b"], ["Step 1: 1 + 1 = 2"])
+    with pytest.raises(ValueError, match="solution 0: must be a non-blank"):
+        orm.score_solutions(["a"], [""])
+    short = ProcessRewardModel(tiny_model, tiny_tokenizer, max_length=20)
+    with pytest.raises(ValueError, match="longer than max_length 20"):
+        short.score_solutions(["Problem: 1 + 2 (left to right)\n"], ["Step 1: 1 + 2 = 3\n\nAnswer: 3"])
+    with pytest.raises(ValueError, match="must be exactly one"):
+        ProcessRewardModel(tiny_model, tiny_tokenizer, yes=" Yes!")
+    with pytest.raises(ValueError, match="unknown option"):
+        ProcessRewardModel(tiny_model, tiny_tokenizer, verification_prompt="x")
+    with pytest.raises(ValueError, match="tokenizer"):
+        ProcessRewardModel(tiny_model)
+    with torch.no_grad():
+        tiny_model.model.norm.weight.fill_(float("nan"))
+    with pytest.raises(ValueError, match="non-finite"):
+        prm.score_solutions(["a"], ["Step 1: 1 + 1 = 2"])
+
+
+@pytest.fixture(scope="module")
+def saved_base(tmp_path_factory):
+    tok = toyworld.build_tokenizer()
+    path = tmp_path_factory.mktemp("base")
+    toyworld.build_tiny_model(tok, seed=1).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def test_save_load_identical_rewards(tmp_path, saved_base, tiny_model, tiny_tokenizer):
+    from stepdpo_lite.models import load_model
+    prompts, sols = _problems(3)
+    # a PRM with a (non-trivial) LoRA adapter: saved as an adapter, loaded on its base
+    peft_model, tok = load_model(saved_base, quantization=None, lora={"r": 4, "init_lora_weights": False},
+                                 device="cpu")
+    prm = ProcessRewardModel(peft_model, tok, aggregation="product")
+    orm = OutcomeRewardModel(tiny_model, tiny_tokenizer)  # a plain model: saved whole
+    combined = CombinedRewardModel(prm, orm, process_weight=0.6, outcome_weight=0.4)
+    ensemble = EnsembleRewardModel([prm, orm], weights=[0.25, 0.75])
+
+    before = {"prm": prm.score_solutions(prompts, sols), "orm": orm.score_solutions(prompts, sols),
+              "combined": combined.score_solutions(prompts, sols), "ensemble": ensemble.score_solutions(prompts, sols)}
+    combined.save(tmp_path / "combined")
+    ensemble.save(tmp_path / "ensemble")
+    assert (tmp_path / "combined" / "combined_reward_config.json").exists()
+    assert (tmp_path / "combined" / "process_reward_model" / "process_reward_config.json").exists()
+    assert (tmp_path / "combined" / "process_reward_model" / "adapter_config.json").exists()
+    assert (tmp_path / "combined" / "outcome_reward_model" / "outcome_reward_config.json").exists()
+
+    prm2 = ProcessRewardModel.load(tmp_path / "combined" / "process_reward_model", device="cpu")
+    assert prm2.config.aggregation == "product"
+    after = {"prm": prm2.score_solutions(prompts, sols),
+             "orm": load_reward_model(tmp_path / "combined" / "outcome_reward_model").score_solutions(prompts, sols),
+             "combined": CombinedRewardModel.load(tmp_path / "combined").score_solutions(prompts, sols),
+             "ensemble": load_reward_model(tmp_path / "ensemble").score_solutions(prompts, sols)}
+    flat = lambda xs: [x for r in xs for x in (r if isinstance(r, list) else [r])]  # noqa: E731
+    for key in before:
+        assert flat(after[key]) == pytest.approx(flat(before[key]), abs=1e-6), key  # float32 round-off only
+
+
+def test_combined_and_ensemble_arithmetic(prm, orm):
+    prompts, sols = _problems(3)
+    p = [min(r) for r in prm.score_solutions(prompts, sols)]
+    o = orm.score_solutions(prompts, sols)
+    combined = CombinedRewardModel(prm, orm, process_weight=0.7, outcome_weight=0.3)
+    want = [0.7 * a + 0.3 * b for a, b in zip(p, o)]
+    assert combined.score_solutions(prompts, sols) == pytest.approx(want, abs=1e-5)
+    assert combined.get_reward_for_text(prompts[0] + sols[0]) == pytest.approx(want[0], abs=1e-4)
+    assert combined.get_rewards_for_batch([prompts[1] + sols[1]]) == pytest.approx([want[1]], abs=1e-4)
+    steps, rewards, agg = combined.extract_and_aggregate_steps(prompts[0] + sols[0])
+    assert agg == pytest.approx(min(rewards)) == pytest.approx(p[0], abs=1e-4)
+    only_outcome = CombinedRewardModel(None, orm, outcome_weight=1.0)
+    assert only_outcome.score_solutions(prompts, sols) == pytest.approx(o, abs=1e-6)
+    ensemble = EnsembleRewardModel([prm, orm], weights=[2.0, -1.0])
+    assert ensemble.score_solutions(prompts, sols) == pytest.approx([2 * a - b for a, b in zip(p, o)], abs=1e-5)
+    assert EnsembleRewardModel([prm, prm]).get_rewards_for_steps(extract_steps(sols[0])) == pytest.approx(
+        prm.get_rewards_for_steps(extract_steps(sols[0])), abs=1e-5)
+    with pytest.raises(ValueError, match="2 weights for 1 models"):
+        EnsembleRewardModel([prm], weights=[1, 2])
+    with pytest.raises(ValueError, match="finite"):
+        CombinedRewardModel(prm, orm, process_weight=float("nan"))
+    with pytest.raises(ValueError, match="give a process"):
+        CombinedRewardModel(None, None)
+
+
+def test_shaped_reward():
+    assert shaped_reward(2.0) == 2.0
+    assert shaped_reward(2.0, complexity=1.0) == pytest.approx(3.0)  # reference: r * (1 + 0.5 * complexity)
+    assert shaped_reward(-2.0, complexity=1.0) == -2.0  # negative rewards are not boosted
+    assert shaped_reward(2.0, confidence=0.5, complexity=2.0) == pytest.approx(2.0)
+    for bad in (dict(base_reward=float("nan")), dict(base_reward=1.0, confidence=1.5),
+                dict(base_reward=1.0, complexity=-1.0)):
+        with pytest.raises(ValueError):
+            shaped_reward(**bad)
