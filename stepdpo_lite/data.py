@@ -445,9 +445,9 @@ def calculator_check(line: str) -> bool:
 def _gsm8k_solutions(record):
     prompt, rows = _text(record, "question"), []
     for solver in GSM8K_SOLVERS:
+        answer = _field(record, solver)
         with _inside(solver):
-            solution = _text(_field(record, solver), "solution")
-            correct = _bool(record[solver], "is_correct")
+            solution, correct = _text(answer, "solution"), _bool(answer, "is_correct")
         steps = extract_steps(solution, delimiter="\n")  # GSM8K solutions are one step a line
         rows += _outcome({"prompt": prompt, "completion": solution, "label": correct,
                           "step_labels": [calculator_check(s) for s in steps], "solver": solver})

@@ -1,0 +1,402 @@
+"""Data formats, loaders, validation, toy builders and Monte-Carlo labelling (stepdpo_lite.data / .labelling).
+
+Real samples are read from data/ (never from outside the repository); bad inputs are written to tmp_path.
+"""
+
+import json
+import logging
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stepdpo_lite import data, toyworld
+from stepdpo_lite.steps import extract_steps
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+PRM800K = DATA / "prm800k" / "sample.jsonl"
+PROCESSBENCH = DATA / "processbench" / "sample.jsonl"
+GSM8K = DATA / "gsm8k" / "example_model_solutions.jsonl"
+GSM8K_TEST = DATA / "gsm8k" / "test.jsonl"
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture()
+def one_thread():
+    """Generation on 2 shared cores is ~30x faster with one torch thread (no oversubscription)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ----------------------------------------------------------------------------- real samples
+
+def test_prm800k_sample_gives_one_row_per_record_along_the_labelled_path():
+    records = _lines(PRM800K)
+    ds = data.load_prm800k(PRM800K)
+    assert len(ds) == len(records) == 12 and ds.column_names[:3] == ["prompt", "completions", "labels"]
+    for rec, row in zip(records, ds):
+        assert row["prompt"] == rec["question"]["problem"]
+        assert len(row["completions"]) == len(row["labels"]) > 0
+        assert all(row["labels"][:-1]), "a row stops after its first wrong step"
+    # Phase 2 (generation 6): every record ends at the model step the labeller found wrong.
+    for rec, row in zip(records[3:], list(ds)[3:]):
+        k = len(row["completions"]) - 1
+        assert row["labels"][-1] is False and row["completions"][-1] == "\n" + rec["question"]["pre_generated_steps"][k]
+    # Line 1, step 2: all five model steps were rejected and the labeller wrote one; it is followed, as correct.
+    assert ds[0]["completions"][1] == "\n" + records[0]["label"]["steps"][1]["human_completion"]["text"]
+    assert ds[0]["labels"] == [True] * 6
+    # Line 4: its second step is rated 0 (neutral).
+    assert ds[3]["labels"] == [True] * 6 + [False]
+    assert data.load_prm800k(PRM800K, neutral_as=False)[3]["labels"] == [True, False] + [True] * 4 + [False]
+
+
+def _prm_record(*steps):
+    """A PRM800K record whose steps are (ratings, chosen_completion, human_text)."""
+    return {"question": {"problem": "What is 1 + 1?"}, "label": {"steps": [
+        {"completions": [{"text": f"s{k}.{j}", "rating": r, "flagged": None} for j, r in enumerate(ratings)],
+         "chosen_completion": chosen, "human_completion": human and {"text": human, "rating": None}}
+        for k, (ratings, chosen, human) in enumerate(steps)]}}
+
+
+def test_prm800k_path_rules(tmp_path, caplog):
+    path = tmp_path / "prm.jsonl"
+    records = [
+        _prm_record(([1], 0, None), ([0, -1], 0, None), ([-1, 1], 0, None), ([1], 0, None)),  # chosen step is wrong
+        _prm_record(([-1, -1], None, "human step"), ([1, 0], 1, None), ([None], 0, None)),  # unrated: stop before
+        _prm_record(([None, None], None, None)),  # nothing labelled: no row
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in records))
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        ds = data.load_prm800k(path)
+    assert ds["completions"] == [["s0.0", "\ns1.0", "\ns2.0"], ["human step", "\ns1.1"]]
+    assert ds["labels"] == [[True, True, False], [True, True]] and "1 records have no labelled step" in caplog.text
+    assert data.load_prm800k(path, neutral_as=False)["labels"] == [[True, False, False], [True, False]]
+    branched = data.load_prm800k(path, branches=True)
+    assert ["s0.0", "\ns1.0", "\ns2.1"] in branched["completions"] and ["s0.1"] in branched["completions"]
+    assert ["s0.0", "\ns1.1"] in branched["completions"]
+
+
+def test_prm800k_branches_add_the_rated_alternatives():
+    main, branched = data.load_prm800k(PRM800K), data.load_prm800k(PRM800K, branches=True)
+    assert len(branched) > len(main)
+    paths = {(r["prompt"], "".join(r["completions"])) for r in main}
+    for row in branched:  # every row is a labelled path's prefix plus one rated step
+        prefix = "".join(row["completions"][:-1])
+        assert any(p == row["prompt"] and text.startswith(prefix) for p, text in paths)
+
+
+def test_processbench_sample_loads():
+    ds = data.load_processbench(PROCESSBENCH)
+    assert len(ds) == 40
+    assert sum(label == -1 for label in ds["label"]) == 20
+    assert all(-1 <= row["label"] < len(row["steps"]) for row in ds)
+
+
+def test_gsm8k_slice_loads_with_line_labels():
+    ds = data.load_gsm8k_solutions(GSM8K)
+    assert len(ds) == 800 and set(ds["solver"]) == set(data.GSM8K_SOLVERS)
+    for row in ds:
+        assert len(row["step_labels"]) == len(extract_steps(row["completion"], "\n"))
+    assert 0 < sum(not all(r) for r in ds["step_labels"]) < 100  # a few real calculator errors, not many
+    problems = data.load_gsm8k_problems(GSM8K_TEST)
+    assert len(problems) == 200 and problems["prompt"] == ds["prompt"][::4]
+    assert problems[0]["answer"] == "18" and "<<16-3-4=9>>" in problems[0]["solution"]
+
+
+def test_gsm8k_pairs_are_correct_vs_incorrect_of_the_same_problem():
+    solutions = data.load_gsm8k_solutions(GSM8K)
+    verdict = {(r["prompt"], r["completion"]): r["label"] for r in solutions}
+    pairs = data.gsm8k_preference_pairs(solutions)
+    assert len(pairs) > 100
+    for row in pairs:
+        assert verdict[row["prompt"], row["chosen"]] and not verdict[row["prompt"], row["rejected"]]
+        assert False in row["rejected_step_labels"], "a wrong solution has at least one wrong line"
+        assert len(row["chosen_step_labels"]) == len(extract_steps(row["chosen"], "\n"))
+    capped = data.gsm8k_preference_pairs(GSM8K, max_pairs_per_problem=1, seed=3)
+    assert len(set(capped["prompt"])) == len(capped) == len(set(pairs["prompt"]))
+    assert capped.to_list() == data.gsm8k_preference_pairs(GSM8K, max_pairs_per_problem=1, seed=3).to_list()
+
+
+@pytest.mark.parametrize("line, ok", [
+    ("She makes 9 * 2 = $<<9*2=18>>18 every day.", True),
+    ("16 - 3 = <<16-3=12>>12 eggs", False),  # arithmetic error
+    ("16 - 3 = <<16-3=13>>12 eggs", False),  # copy error: writes another number than the result
+    ("10 / 3 = <<10/3=3.33>>3.33 hours", True),  # rounded
+    ("<<1000+500=1500>>1,500 dollars", True),
+    ("So she has 13 eggs left.", True),  # no annotation: unknown, counted correct
+    ("<<3x=9>>9", True),  # not arithmetic: unknown
+    ("<<__import__('os').getcwd()=0>>0", True),  # never evaluated
+    ("<<2**999999=1>>1", True),  # too large to evaluate: unknown
+])
+def test_calculator_check(line, ok):
+    assert data.calculator_check(line) is ok
+
+
+def test_process_labels_propagate_errors_and_blame_the_answer_line():
+    assert data.process_labels([True, False, True], correct=False) == [True, False, False]
+    assert data.process_labels([True, True, True], correct=False) == [True, True, False]
+    assert data.process_labels([True, True], correct=True) == [True, True]
+
+
+def test_math_shepherd_and_step_dpo_examples_load():
+    ms = data.load_math_shepherd(DATA / "examples" / "math_shepherd.jsonl")
+    assert len(ms) == 4 and ms[3]["labels"] == [True, False, False]
+    raw = _lines(DATA / "examples" / "math_shepherd.jsonl")[3]["input"]
+    assert ms[3]["prompt"] + " " + "".join(ms[3]["completions"]) == raw.replace(" ки", "")
+    sd = data.load_step_dpo(DATA / "examples" / "step_dpo.jsonl")
+    assert len(sd) == 3 and "" in sd["initial_reason_steps"] and "full_chosen" in sd.column_names
+    trl = data.to_trl_dpo(sd)
+    assert trl.column_names == ["prompt", "chosen", "rejected"]
+    assert trl["prompt"] == [r["prompt"] + r["initial_reason_steps"] for r in sd]
+
+
+# ----------------------------------------------------------------------------- bad input
+
+PREF = {"prompt": "p", "chosen": "Step 1: a\n\nStep 2: b", "rejected": "Step 1: a\n\nStep 2: c"}
+STEP = {"prompt": "p", "completions": ["Step 1: a", "\nStep 2: b"], "labels": [True, False]}
+SDPO = {"prompt": "p", "initial_reason_steps": "Step 1: a\n", "chosen": "Step 2: b", "rejected": "Step 2: c"}
+PB = {"problem": "p", "steps": ["a", "b"], "label": 1}
+MS = {"input": "Q? Step 1: a ки\nStep 2: b ки", "label": "Q? Step 1: a +\nStep 2: b -"}
+
+
+def _with(row, **changes):
+    row = json.loads(json.dumps(row))
+    for key, value in changes.items():
+        if value is ...:
+            del row[key]
+        else:
+            row[key] = value
+    return json.dumps(row)
+
+
+def _prm(mutate):
+    rec = _lines(PRM800K)[3]
+    mutate(rec)
+    return json.dumps(rec)
+
+
+def _gsm(mutate):
+    rec = _lines(GSM8K)[0]
+    mutate(rec)
+    return json.dumps(rec)
+
+
+BAD = [  # loader, good line, bad line, words the error must contain (besides "line 2")
+    ("preference", PREF, '{"prompt": "p", "chosen": "a", "rej', ["not valid JSON"]),
+    ("preference", PREF, _with(PREF, chosen=...), ["'chosen'", "missing"]),
+    ("preference", PREF, _with(PREF, chosen=3), ["'chosen'", "string"]),
+    ("preference", PREF, _with(PREF, prompt="  "), ["'prompt'", "empty"]),
+    ("preference", PREF, _with(PREF, rejected=PREF["chosen"]), ["'rejected'", "identical"]),
+    ("preference", PREF, json.dumps(PREF), ["'prompt', 'chosen', 'rejected'", "line 1", "duplicate"]),
+    ("preference", PREF, _with(PREF, chosen_step_labels=["yes", True]), ["'chosen_step_labels[0]'"]),
+    ("preference", PREF, _with(PREF, rejected_step_labels=[True]), ["'rejected_step_labels'", "2 steps"]),
+    ("stepwise", STEP, _with(STEP, labels=[True]), ["'labels'", "1 labels for 2"]),
+    ("stepwise", STEP, _with(STEP, completions=["Step 1: a", " "]), ["'completions[1]'"]),
+    ("stepwise", STEP, _with(STEP, labels=[1, 0]), ["'labels[0]'"]),
+    ("stepwise", STEP, _with(STEP, completions="Step 1: a"), ["'completions'", "list"]),
+    ("step_dpo", SDPO, _with(SDPO, initial_reason_steps=...), ["'initial_reason_steps'", "missing"]),
+    ("step_dpo", SDPO, _with(SDPO, rejected="Step 2: b"), ["'rejected'", "identical"]),
+    ("step_dpo", SDPO, _with(SDPO, rejected=""), ["'rejected'", "empty"]),
+    ("step_dpo", SDPO, json.dumps(SDPO), ["duplicate", "line 1"]),
+    ("processbench", PB, _with(PB, label=2), ["'label'", "0..1"]),
+    ("processbench", PB, _with(PB, label=True), ["'label'"]),
+    ("processbench", PB, _with(PB, steps=[]), ["'steps'", "non-empty"]),
+    ("math_shepherd", MS, _with(MS, label=MS["label"].replace("-", "*")), ["'label'", "'*'"]),
+    ("math_shepherd", MS, _with(MS, label=MS["label"].replace("Q?", "Q!")), ["'label'", "differs"]),
+    ("math_shepherd", MS, _with(MS, input="Q? a", label="Q? a"), ["'input'", "step tag"]),
+    ("math_shepherd", MS, _with(MS, input="Q? a ки", label="Q? a +"), ["'input'", "Step 1:"]),
+    ("prm800k", None, _prm(lambda r: r["question"].pop("problem")), ["'question.problem'", "missing"]),
+    ("prm800k", None, _prm(lambda r: r["label"]["steps"][0]["completions"][0].update(rating=2)),
+     ["'label.steps[0].completions[0].rating'"]),
+    ("prm800k", None, _prm(lambda r: r["label"]["steps"][1].update(chosen_completion=5)),
+     ["'label.steps[1].chosen_completion'"]),
+    ("gsm8k", None, _gsm(lambda r: r["6b_finetuning"].update(is_correct="yes")), ["'6b_finetuning.is_correct'"]),
+    ("gsm8k", None, _gsm(lambda r: r.pop("175b_verification")), ["'175b_verification'", "missing"]),
+]
+LOADERS = {"preference": lambda path: data.load_preference(path, delimiter="\n\nStep"), "stepwise": data.validate_stepwise, "step_dpo": data.load_step_dpo,
+           "processbench": data.load_processbench, "math_shepherd": data.load_math_shepherd,
+           "prm800k": data.load_prm800k, "gsm8k": data.load_gsm8k_solutions}
+GOOD_FIRST = {"prm800k": lambda: PRM800K.read_text().splitlines()[0], "gsm8k": lambda: GSM8K.read_text().splitlines()[0]}
+
+
+@pytest.mark.parametrize("kind, good, bad, words", BAD, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD)])
+def test_bad_line_names_file_line_and_field(tmp_path, kind, good, bad, words):
+    path = tmp_path / "rows.jsonl"
+    first = json.dumps(good) if good is not None else GOOD_FIRST[kind]()
+    path.write_text(first + "\n" + bad + "\n")
+    with pytest.raises(ValueError) as err:
+        LOADERS[kind](path)
+    message = str(err.value)
+    for word in [f"{path}, line 2", *words]:
+        assert word in message, message
+
+
+def test_in_memory_rows_and_json_arrays_name_the_record(tmp_path):
+    with pytest.raises(ValueError, match=r"record 1: field 'rejected'"):
+        data.validate_preference([PREF, _with_dict(PREF, rejected=None)])
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps([PB, PB, {**PB, "label": 7}]))
+    with pytest.raises(ValueError, match=r"rows.json, record 2: field 'label'"):
+        data.load_processbench(path)
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(ValueError, match="no records"):
+        data.load_preference(tmp_path / "empty.jsonl")
+
+
+def _with_dict(row, **changes):
+    return {**row, **changes}
+
+
+def test_drops_are_opt_in_and_reported(caplog):
+    rows = [PREF, PREF, _with_dict(PREF, chosen=""), _with_dict(PREF, prompt="q")]
+    with pytest.raises(ValueError):
+        data.validate_preference(rows)
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        ds = data.validate_preference(rows, drop_duplicates=True, skip_invalid=True)
+    assert ds["prompt"] == ["p", "q"]
+    assert "skipped 1 invalid" in caplog.text and "dropped 1 duplicate" in caplog.text
+
+
+def test_validators_keep_extra_columns_and_accept_datasets():
+    ds = data.validate_preference([PREF, _with_dict(PREF, prompt="q", chosen_step_labels=[True, True])])
+    assert ds["chosen_step_labels"] == [None, [True, True]]
+    assert data.validate_preference(ds).to_list() == ds.to_list()
+    assert data.validate_stepwise([]).column_names == ["prompt", "completions", "labels"]
+
+
+# ----------------------------------------------------------------------------- toy-world builders
+
+@pytest.fixture(scope="module")
+def toy():
+    """3 problems; per problem: gold, an arithmetic and a copy error at step 1, a lucky one, a blank, a repeat."""
+    problems, rng = toyworld.make_problems(3, seed=5, min_ops=3, max_ops=4), random.Random(0)
+    solutions = []
+    for p in problems:
+        steps = extract_steps(p.gold_solution)
+        a, _, b = steps[0].partition(" = ")
+        lucky = a + " = " + str(int(b) + 1) + "".join(steps[1:])  # wrong step 1, right answer
+        solutions.append([p.gold_solution, toyworld.corrupt_solution(p, 1, "arithmetic", rng),
+                          toyworld.corrupt_solution(p, 1, "copy", rng), lucky, " ", p.gold_solution])
+    return problems, solutions
+
+
+def test_toy_stepwise_and_outcome_rows_carry_the_checker_labels(toy, caplog):
+    problems, solutions = toy
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        rows = data.toy_stepwise_rows(problems, solutions)
+    assert len(rows) == 15 and "3 blank solutions" in caplog.text
+    verdict = toyworld.check(problems[0], solutions[0][1])
+    assert rows[1]["completions"] == verdict.steps and rows[1]["labels"] == verdict.step_labels == [True, False] + [
+        False] * (len(verdict.steps) - 2)
+    outcome = data.toy_outcome_rows(problems, solutions)
+    assert outcome["label"][:4] == [True, False, False, True]  # the lucky one has the right answer
+
+
+def test_toy_preference_pairs(toy, caplog):
+    problems, solutions = toy
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        pairs = data.toy_preference_pairs(problems, solutions, max_pairs_per_problem=None)
+    assert len(pairs) == 3 * 2 and "3 lucky solutions" in caplog.text and "3 repeated solutions" in caplog.text
+    by_prompt = {p.prompt: p for p in problems}
+    for row in pairs:
+        chosen, rejected = (toyworld.check(by_prompt[row["prompt"]], row[k]) for k in ("chosen", "rejected"))
+        assert chosen.answer_correct and chosen.first_error < 0 and not rejected.answer_correct
+        assert row["chosen_step_labels"] == chosen.step_labels and row["rejected_step_labels"] == rejected.step_labels
+    capped = data.toy_preference_pairs(problems, solutions, max_pairs_per_problem=1, seed=1)
+    assert len(capped) == 3 and capped.to_list() == data.toy_preference_pairs(
+        problems, solutions, max_pairs_per_problem=1, seed=1).to_list()
+    assert data.to_trl_dpo(capped, keep_step_labels=True).column_names == [
+        "prompt", "chosen", "rejected", "chosen_step_labels", "rejected_step_labels"]
+
+
+def test_toy_step_dpo_pairs_share_a_correct_prefix(toy, caplog):
+    problems, solutions = toy
+    pairs = data.toy_step_dpo_pairs(problems, solutions, max_pairs_per_problem=None)
+    assert len(pairs) == 3 * 3 and set(pairs["chosen_source"]) == {"sampled"}
+    by_prompt = {p.prompt: p for p in problems}
+    for row in pairs:
+        p, k = by_prompt[row["prompt"]], row["step_index"]
+        assert p.gold_solution.startswith(row["initial_reason_steps"] + row["chosen"])
+        assert toyworld.check(p, row["initial_reason_steps"] + row["rejected"]).first_error == k
+    # Without a sampled correct solution the gold step stands in, and says so; or the pair is left out.
+    wrong_only = [s[1:3] for s in solutions]
+    gold = data.toy_step_dpo_pairs(problems, wrong_only)
+    assert len(gold) == 6 and set(gold["chosen_source"]) == {"gold"}
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        assert len(data.toy_step_dpo_pairs(problems, wrong_only, use_gold=False)) == 0
+    assert "6 no right step k" in caplog.text
+    with pytest.raises(ValueError, match="2 problems but 3"):
+        data.toy_step_dpo_pairs(problems[:2], solutions)
+
+
+# ----------------------------------------------------------------------------- Monte-Carlo labels
+
+def test_mc_labels_on_a_tiny_model(tiny_model, tiny_tokenizer, toy, one_thread):
+    problems, solutions = toy
+    sols = [s[:2] for s in solutions[:2]]  # gold and an arithmetic error at step 1
+    ds = data.toy_mc_step_labels(tiny_model, tiny_tokenizer, problems[:2], sols, n=3, max_new_tokens=24,
+                                 progress=False)
+    assert len(ds) == 4
+    for row, text in zip(ds, [s for ss in sols for s in ss]):
+        steps = extract_steps(text)
+        assert row["completions"] == steps and len(row["labels"]) == len(row["soft_labels"]) == len(steps)
+        assert all(s in (0, 1 / 3, 2 / 3, 1) for s in row["soft_labels"])
+        assert row["labels"] == [s > 0 for s in row["soft_labels"]]  # hard = "any rollout is right"
+    assert [r["labels"][-1] for r in ds] == [True, False, True, False]  # the last step: the solution itself
+    assert ds["gold_labels"][1][:2] == [True, False]
+    assert set(data.label_agreement(ds["labels"], ds["gold_labels"])) >= {"accuracy", "precision", "recall"}
+
+
+def test_mc_labels_roll_out_from_every_step_prefix(tiny_model, tiny_tokenizer, one_thread):
+    calls = []
+
+    def is_correct(i, text):
+        calls.append((i, text))
+        return i == 0
+
+    solutions = [["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 + 1 = 3"], ["Step 1: 3 * 2 = 6", "\n\nStep 2: 6 - 1 = 5", "\n\n!"]]
+    ds = data.mc_step_labels(tiny_model, tiny_tokenizer, ["Problem: a\n", "Problem: b\n"], solutions, is_correct,
+                             n=2, max_new_tokens=4, progress=False)
+    assert ds["labels"] == [[True, True], [False, False, False]] and ds["soft_labels"][0] == [1.0, 1.0]
+    assert len(calls) == (1 * 2 + 1) + (2 * 2 + 1)  # n rollouts per non-final prefix, then the solution itself
+    texts = [t for i, t in calls if i == 1]  # in order: 2 rollouts after step 1, 2 after step 2, the solution
+    assert all(t.startswith(solutions[1][0]) for t in texts[:2])
+    assert all(t.startswith("".join(solutions[1][:2])) for t in texts[2:4]) and texts[4] == "".join(solutions[1])
+    with pytest.raises(ValueError, match="solution 1"):
+        data.mc_step_labels(tiny_model, tiny_tokenizer, ["a", "b"], [["x"], []], is_correct)
+
+
+def test_label_agreement():
+    m = data.label_agreement([[True, False], [True]], [[True, True], [False]])
+    assert m["accuracy"] == pytest.approx(1 / 3) and m["precision"] == 0.5 and m["recall"] == 0.5 and m["n_steps"] == 3
+    assert data.label_agreement([[0.9, 0.2]], [[True, False]])["accuracy"] == 1.0  # soft labels, threshold 0.5
+    with pytest.raises(ValueError, match="solution 0"):
+        data.label_agreement([[True]], [[True, False]])
+
+
+# ----------------------------------------------------------------------------- saving
+
+def test_save_and_load_datasets_round_trip(tmp_path):
+    pairs = data.validate_preference([PREF])
+    steps = data.validate_stepwise([STEP])
+    data.save_datasets({"pairs": pairs, "steps": steps}, tmp_path / "d")
+    data.save_datasets({"pairs": data.validate_preference([PREF, _with_dict(PREF, prompt="q")])}, tmp_path / "d")
+    loaded = data.load_datasets(tmp_path / "d")
+    assert sorted(loaded) == ["pairs", "steps"] and loaded["steps"].to_list() == steps.to_list()
+    assert loaded["pairs"]["prompt"] == ["p", "q"]
+    assert [p.name for p in (tmp_path / "d").iterdir() if p.name.startswith(".")] == []
+
+
+def test_labelling_imports_first():
+    """labelling.py and data.py use each other; either may be imported first."""
+    out = subprocess.run([sys.executable, "-c", "import stepdpo_lite.labelling as l, stepdpo_lite.data as d; "
+                          "assert d.toy_preference_pairs is l.toy_preference_pairs"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
