@@ -1,0 +1,478 @@
+"""Stepwise DPO on TRL 1.16: ``StepwiseDPOConfig(DPOConfig)`` and ``StepwiseDPOTrainer(DPOTrainer)``.
+
+TRL does the DPO plumbing (tokenizing, the fused LM head that returns per-token log-probs, reference model or
+disabled PEFT adapter, DeepSpeed/FSDP, precomputed reference log-probs). This module adds, per completion token,
+the index of the reasoning step it belongs to, and per step a correctness probability ``p``; the loss sums the
+per-token log-ratios of ONE policy and ONE reference forward pass into step log-ratios ``ρ_k``
+(``losses.step_logps``) and applies the outcome and credit-assigned step losses of DESIGN.md §5 (``losses.py``).
+Step-DPO: Lai et al. 2024 (arXiv:2406.18629); DPO: Rafailov et al. 2023 (arXiv:2305.18290).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+import torch
+from accelerate.utils import is_peft_model
+from trl import DPOConfig, DPOTrainer
+from trl.data_utils import extract_prompt, is_conversational
+from trl.models.utils import disable_gradient_checkpointing
+from trl.trainer.dpo_trainer import DataCollatorForPreference
+from trl.trainer.utils import get_config_model_id, pad, use_adapter
+
+from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
+                     first_error_mask, positional_weights, step_logps)
+from .steps import DEFAULT_DELIMITER, char_step_ids, step_spans
+
+__all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "aggregate_rewards", "compute_step_loss"]
+
+STEP_ACCURACY_METRICS = ("accuracy", "balanced_accuracy", "f1")
+STEP_PAIRINGS = ("weighted", "first_error")
+
+
+@dataclass
+class StepwiseDPOConfig(DPOConfig):
+    r"""Configuration of [`StepwiseDPOTrainer`]: every field of [`trl.DPOConfig`] plus the stepwise ones below.
+
+    The reference design's reasoning-step cap ``max_steps`` is named ``max_reasoning_steps`` here, because
+    ``max_steps`` already is a [`~transformers.TrainingArguments`] field (the number of optimisation steps) and one
+    dataclass cannot hold two fields of one name; ``max_steps`` keeps its training meaning.
+    """
+
+    step_beta: float = field(default=0.1, metadata={"help": "β of the step loss (scale of the step log-ratios ρ_k)."})
+    outcome_beta: float | None = field(default=None, metadata={
+        "help": "β of the outcome (DPO) loss; defaults to `beta`."})
+    aggregation_strategy: str = field(default="min", metadata={
+        "help": f"How reward-model step rewards become one solution reward R: one of {AGGREGATION_STRATEGIES} "
+                "(product = product of step probabilities, in log space)."})
+    step_weights: list[float] | None = field(default=None, metadata={
+        "help": "Positional step weights a_k of the step loss and of `weighted_sum` (1 when unset; a short list is "
+                "extended with its last value)."})
+    max_reasoning_steps: int | None = field(default=None, metadata={
+        "help": "Cap on reasoning steps per response; the tail is merged into the last kept step (its label is the "
+                "min of the merged labels). Named so because `max_steps` is the number of training steps."})
+    step_delimiter: str = field(default=DEFAULT_DELIMITER, metadata={
+        "help": "Delimiter that opens each reasoning step (it belongs to the step it opens)."})
+    use_reward_model: bool = field(default=False, metadata={
+        "help": "Score steps with a frozen process reward model (loaded from `reward_model_path`, or the "
+                "`reward_model` given to the trainer); rewards are computed once, when the dataset is prepared."})
+    reward_model_path: str | None = field(default=None, metadata={
+        "help": "Path of a saved `ProcessRewardModel` (used when `use_reward_model`)."})
+    step_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the step loss L_step."})
+    outcome_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the outcome loss L_out."})
+    use_step_wise_prompt: bool = field(default=False, metadata={
+        "help": "Rewrite each prompt with `step_wise_prompt_template`."})
+    step_wise_prompt_template: str = field(default="Solve the problem step by step.\n\n{prompt}", metadata={
+        "help": "Template holding `{prompt}`; used when `use_step_wise_prompt`."})
+    evaluate_step_accuracy: bool = field(default=True, metadata={
+        "help": "Log how often the sign of the implicit step reward β·ρ_k agrees with the step label."})
+    step_accuracy_metric: str = field(default="accuracy", metadata={
+        "help": f"Step metric to log, one of {STEP_ACCURACY_METRICS}."})
+    step_pairing: str = field(default="weighted", metadata={
+        "help": "`weighted`: every step counts (weighted by p and a); `first_error`: only the first differing step "
+                "of each side counts, which on a shared-prefix pair is exactly Step-DPO (Lai et al. 2024)."})
+
+    STEPWISE_FIELDS = ("step_beta", "outcome_beta", "aggregation_strategy", "step_weights", "max_reasoning_steps",
+                       "step_delimiter", "use_reward_model", "reward_model_path", "step_loss_weight",
+                       "outcome_loss_weight", "use_step_wise_prompt", "step_wise_prompt_template",
+                       "evaluate_step_accuracy", "step_accuracy_metric", "step_pairing")
+
+    def __post_init__(self):
+        if self.outcome_beta is None:
+            self.outcome_beta = self.beta
+        bad = []
+        if self.aggregation_strategy not in AGGREGATION_STRATEGIES:
+            bad.append(f"aggregation_strategy must be one of {AGGREGATION_STRATEGIES}, got {self.aggregation_strategy!r}")
+        if self.step_accuracy_metric not in STEP_ACCURACY_METRICS:
+            bad.append(f"step_accuracy_metric must be one of {STEP_ACCURACY_METRICS}, got {self.step_accuracy_metric!r}")
+        if self.step_pairing not in STEP_PAIRINGS:
+            bad.append(f"step_pairing must be one of {STEP_PAIRINGS}, got {self.step_pairing!r}")
+        for name in ("step_beta", "outcome_beta"):
+            if not getattr(self, name) > 0:
+                bad.append(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("step_loss_weight", "outcome_loss_weight"):
+            if not getattr(self, name) >= 0:
+                bad.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.step_loss_weight == 0 and self.outcome_loss_weight == 0:
+            bad.append("step_loss_weight and outcome_loss_weight are both 0: nothing to train")
+        if self.step_weights is not None and any(not w >= 0 for w in self.step_weights):
+            bad.append(f"step_weights must all be >= 0, got {self.step_weights}")
+        if self.max_reasoning_steps is not None and self.max_reasoning_steps < 1:
+            bad.append(f"max_reasoning_steps must be >= 1 or None, got {self.max_reasoning_steps}")
+        if not self.step_delimiter:
+            bad.append("step_delimiter must be a non-empty string")
+        if "{prompt}" not in self.step_wise_prompt_template:
+            bad.append(f"step_wise_prompt_template must contain '{{prompt}}', got {self.step_wise_prompt_template!r}")
+        if bad:
+            raise ValueError("StepwiseDPOConfig: " + "; ".join(bad))
+        super().__post_init__()
+        if self.loss_type != ["sigmoid"] or self.ld_alpha is not None or self.use_weighting or \
+                self.f_divergence_type != "reverse_kl":
+            raise ValueError("StepwiseDPOConfig: the outcome loss is the sigmoid DPO loss; loss_type must be "
+                             "'sigmoid', with ld_alpha=None, use_weighting=False and f_divergence_type='reverse_kl'")
+
+    def stepwise_dict(self) -> dict:
+        """The stepwise fields, plus the DPO ones the loss depends on (written by `save_model`)."""
+        d = {k: getattr(self, k) for k in self.STEPWISE_FIELDS}
+        d.update(beta=self.beta, max_length=self.max_length, truncation_mode=self.truncation_mode)
+        return d
+
+
+# ----------------------------------------------------------------------------- data
+
+def _per_step(values, n_raw: int, n_kept: int, what: str, idx: int, kind: str = "prob") -> list[float]:
+    """One response's per-step labels (``kind="prob"``) or log-odds rewards (``"reward"``; ``"reward_prob"``
+    turns them into probabilities σ(r)), checked against its step count and merged like its steps."""
+    vals = [float(v) for v in values]
+    if len(vals) not in (n_raw, n_kept):
+        raise ValueError(f"row {idx}: `{what}` has {len(vals)} entries but the response has {n_raw} steps "
+                         "(check `step_delimiter`)")
+    if len(vals) > n_kept:  # max_reasoning_steps merged the tail into the last kept step: keep the weakest
+        vals = vals[:n_kept - 1] + [min(vals[n_kept - 1:])]
+    if kind == "reward_prob":
+        vals = [1 / (1 + math.exp(-v)) for v in vals]
+    elif kind == "prob" and any(not 0 <= v <= 1 for v in vals):
+        raise ValueError(f"row {idx}: `{what}` must be bools or probabilities in [0, 1], got {vals}")
+    return vals
+
+
+def _step_columns(ex, idx, tokenizer, delimiter, max_steps):
+    """Per-token step ids (completion tokens, from the offset mapping) and per-step p / rewards for one row."""
+    out, texts, eos = {}, {}, tokenizer.eos_token
+    for side, default_p in (("chosen", 1.0), ("rejected", 0.0)):
+        full = ex[side]
+        text = full[: -len(eos)] if eos and full.endswith(eos) else full  # TRL appended the EOS
+        n_raw, spans = len(step_spans(text, delimiter)), step_spans(text, delimiter, max_steps)
+        enc = tokenizer(text=ex["prompt"] + full, return_offsets_mapping=True)
+        n_prompt = len(ex["prompt_ids"])
+        if enc["input_ids"] != ex["prompt_ids"] + ex[f"{side}_ids"]:
+            raise ValueError(f"row {idx}: re-tokenizing prompt+{side} with offsets does not reproduce TRL's tokens")
+        ids = char_step_ids(spans, enc["offset_mapping"][n_prompt:], offset=len(ex["prompt"]))
+        last = 0 if spans else -1  # tokens in no step (the EOS, a token straddling the prompt) join the step before
+        for t, k in enumerate(ids):
+            ids[t] = last = k if k >= 0 else last
+        out[f"{side}_step_ids"] = ids
+        rewards, labels = ex.get(f"{side}_step_rewards"), ex.get(f"{side}_step_labels")
+        if rewards is not None:
+            out[f"{side}_step_rewards"] = _per_step(rewards, n_raw, len(spans), f"{side}_step_rewards", idx, "reward")
+        if labels is not None:  # gold labels win over reward-model probabilities
+            out[f"{side}_step_probs"] = _per_step(labels, n_raw, len(spans), f"{side}_step_labels", idx)
+        elif rewards is not None:
+            out[f"{side}_step_probs"] = _per_step(rewards, n_raw, len(spans), f"{side}_step_rewards", idx, "reward_prob")
+        else:  # no labels, no reward model: every chosen step is right, every rejected step wrong
+            out[f"{side}_step_probs"] = [default_p] * len(spans)
+        texts[side] = [text[a:b] for a, b in spans]
+    c, r = texts["chosen"], texts["rejected"]
+    out["first_diff_step"] = -1 if c == r else next(
+        (k for k in range(min(len(c), len(r))) if c[k] != r[k]), min(len(c), len(r)))
+    return out
+
+
+@dataclass
+class DataCollatorForStepwisePreference(DataCollatorForPreference):
+    """TRL's preference collator plus step columns, truncated exactly like the tokens (same ``max_length`` and
+    ``truncation_mode``). Rows are ``[chosen..., rejected...]`` as in TRL. Adds ``step_ids`` ``(2B, T)``
+    (−1 = no step), ``step_probs`` ``(2B, S)``, ``step_valid`` (the step exists), ``step_complete`` (exists and
+    no token of it was cut), ``first_diff_step`` ``(B,)`` and, when present, ``step_rewards`` ``(2B, S)``."""
+
+    def torch_call(self, examples):
+        out = super().torch_call(examples)
+        sides = ("chosen", "rejected")
+        ids = [[-1] * len(e["prompt_ids"]) + e[f"{s}_step_ids"] for s in sides for e in examples]
+        probs = [e[f"{s}_step_probs"] for s in sides for e in examples]
+        num_steps = max(1, max(len(p) for p in probs))
+        full = [torch.bincount(torch.tensor([k for k in x if k >= 0], dtype=torch.long), minlength=num_steps)
+                for x in ids]
+        if self.max_length is not None:
+            sl = slice(None, self.max_length) if self.truncation_mode == "keep_start" else slice(-self.max_length, None)
+            ids = [x[sl] for x in ids]
+        kept = [torch.bincount(torch.tensor([k for k in x if k >= 0], dtype=torch.long), minlength=num_steps)
+                for x in ids]
+        out["step_ids"] = pad([torch.tensor(x, dtype=torch.long) for x in ids], padding_value=-1,
+                              padding_side="right", pad_to_multiple_of=self.pad_to_multiple_of)
+        n = torch.tensor([len(p) for p in probs])
+        out["step_valid"] = torch.arange(num_steps)[None, :] < n[:, None]
+        out["step_complete"] = out["step_valid"] & (torch.stack(kept) == torch.stack(full))
+        out["step_probs"] = torch.tensor([p + [0.0] * (num_steps - len(p)) for p in probs])
+        if "chosen_step_rewards" in examples[0]:
+            rewards = [e[f"{s}_step_rewards"] for s in sides for e in examples]
+            out["step_rewards"] = torch.tensor([r + [0.0] * (num_steps - len(r)) for r in rewards])
+        out["first_diff_step"] = torch.tensor([e["first_diff_step"] for e in examples], dtype=torch.long)
+        return out
+
+
+_STEP_KEYS = ("step_ids", "step_valid", "step_complete", "step_probs", "step_rewards", "first_diff_step")
+_STEP_COLUMNS = ("chosen_step_ids", "rejected_step_ids", "chosen_step_probs", "rejected_step_probs",
+                 "chosen_step_rewards", "rejected_step_rewards", "first_diff_step")
+
+
+# ----------------------------------------------------------------------------- trainer
+
+class StepwiseDPOTrainer(DPOTrainer):
+    """[`trl.DPOTrainer`] with step-level credit assignment (DESIGN.md §5). Same arguments, plus ``reward_model``:
+    an object with ``score_solutions(prompts, solutions) -> list[list[float]]`` (per-step log-odds, e.g. a
+    ``ProcessRewardModel``), used once while the datasets are prepared. Per-step labels may instead come from
+    dataset columns ``chosen_step_labels`` / ``rejected_step_labels`` (bools or probabilities), or cached
+    rewards from ``chosen_step_rewards`` / ``rejected_step_rewards``. Needs a fast tokenizer and standard
+    (string) prompt/chosen/rejected rows."""
+
+    _tag_names = ["trl", "dpo", "stepwise-dpo", "stepdpo-lite"]
+    _name = "Stepwise DPO"
+
+    def __init__(self, model, ref_model=None, args: StepwiseDPOConfig | None = None, data_collator=None,
+                 train_dataset=None, eval_dataset=None, processing_class=None, compute_metrics=None, callbacks=None,
+                 optimizers=(None, None), quantization_config=None, peft_config=None, reward_model=None):
+        args = args or StepwiseDPOConfig("stepwise-dpo")
+        if not isinstance(args, StepwiseDPOConfig):
+            raise TypeError(f"args must be a StepwiseDPOConfig, got {type(args).__name__}")
+        if args.use_reward_model and reward_model is None:
+            if not args.reward_model_path:
+                raise ValueError("use_reward_model=True needs `reward_model_path` or a `reward_model` object")
+            from .rewards import ProcessRewardModel
+            reward_model = ProcessRewardModel.load(args.reward_model_path)
+        self.reward_model = reward_model
+        if processing_class is None:
+            from transformers import AutoTokenizer
+            processing_class = AutoTokenizer.from_pretrained(model if isinstance(model, str) else
+                                                             get_config_model_id(model.config))
+        if not getattr(processing_class, "is_fast", False):
+            raise ValueError("StepwiseDPOTrainer needs a fast tokenizer (its offset mapping gives token step ids)")
+        if processing_class.pad_token is None:
+            processing_class.pad_token = args.pad_token or processing_class.eos_token
+        if data_collator is None:
+            data_collator = DataCollatorForStepwisePreference(
+                pad_token_id=processing_class.pad_token_id, max_length=args.max_length,
+                truncation_mode=args.truncation_mode, pad_to_multiple_of=args.pad_to_multiple_of)
+        # TRL rebuilds the reference from the model's path; a model built in memory has none, so copy it instead
+        if (ref_model is None and not isinstance(model, str) and not get_config_model_id(model.config)
+                and peft_config is None and not is_peft_model(model) and not args.precompute_ref_log_probs):
+            ref_model = copy.deepcopy(model).eval()
+        self._max_num_steps = 1  # widest step count of any prepared dataset (precomputed reference step log-probs)
+        self._step_counts = {"train": torch.zeros(5), "eval": torch.zeros(5)}  # tp, fp, fn, tn, truncated
+        self.num_truncated_steps = 0
+        super().__init__(model, ref_model=ref_model, args=args, data_collator=data_collator,
+                         train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=processing_class,
+                         compute_metrics=compute_metrics, callbacks=callbacks, optimizers=optimizers,
+                         quantization_config=quantization_config, peft_config=peft_config)
+
+    # ------------------------------------------------------------------ dataset preparation (once, before training)
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        if "chosen_step_ids" in next(iter(dataset)):
+            return dataset  # already prepared
+        if "prompt" not in next(iter(dataset)):
+            dataset = dataset.map(extract_prompt)
+        if is_conversational(next(iter(dataset))):
+            raise ValueError("StepwiseDPOTrainer needs standard (string) rows: render conversational rows with "
+                             "the chat template first (trl.apply_chat_template)")
+        if self.reward_model is not None and "chosen_step_rewards" not in dataset.column_names:
+            dataset = self._add_reward_columns(dataset)
+        if args.use_step_wise_prompt:
+            template = args.step_wise_prompt_template
+            dataset = dataset.map(lambda ex: {"prompt": template.replace("{prompt}", ex["prompt"])})
+        dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        dataset = dataset.map(_step_columns, with_indices=True, desc=f"Step ids of {dataset_name} dataset",
+                              fn_kwargs=dict(tokenizer=self._tokenizer, delimiter=args.step_delimiter,
+                                             max_steps=args.max_reasoning_steps))
+        widest = max((len(p) for col in ("chosen_step_probs", "rejected_step_probs") for p in dataset[col]), default=1)
+        self._max_num_steps = max(self._max_num_steps, widest)
+        return dataset
+
+    def _add_reward_columns(self, dataset, chunk: int = 512):
+        """Score every chosen and rejected response once with the frozen reward model (cached columns)."""
+        columns = {}
+        for side in ("chosen", "rejected"):
+            rewards = []
+            for i in range(0, len(dataset), chunk):
+                rows = dataset[i:i + chunk]
+                rewards += self.reward_model.score_solutions(rows["prompt"], rows[side])
+            columns[f"{side}_step_rewards"] = [[float(r) for r in rs] for rs in rewards]
+        for name, values in columns.items():
+            dataset = dataset.add_column(name, values)
+        return dataset
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        self._signature_columns = list(dict.fromkeys(list(self._signature_columns) + list(_STEP_COLUMNS)))
+
+    # ------------------------------------------------------------------ log-probs: one pass per sequence and model
+
+    @staticmethod
+    def _model_inputs(inputs):
+        kwargs = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"], "use_cache": False}
+        return kwargs, inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
+
+    def _reference_token_logps(self, model, kwargs, labels):
+        """Per-token reference log-probs: the reference model, or the policy with its PEFT adapter disabled."""
+        adapter = contextlib.nullcontext()
+        if self.ref_model is None and is_peft_model(self.model):
+            unwrapped = self.accelerator.unwrap_model(self.model)
+            adapter = use_adapter(unwrapped, adapter_name="ref" if "ref" in unwrapped.peft_config else None)
+        with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs), \
+                adapter:
+            return model(**kwargs, labels=labels, fused_lm_head=True).log_probs
+
+    def compute_ref_log_probs(self, model, inputs):
+        """Precomputed reference (``precompute_ref_log_probs``): per row ``[sequence, step_1, …, step_W]``."""
+        kwargs, labels = self._model_inputs(inputs)
+        with self.accelerator.autocast():
+            tok = self._reference_token_logps(model, kwargs, labels)[:, -(labels.size(1) - 1):]
+        steps = step_logps(tok, inputs["step_ids"][:, 1:], self._max_num_steps)
+        return torch.cat([tok.sum(1, keepdim=True), steps], dim=1).chunk(2, dim=0)
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        args, mode = self.args, "train" if self.model.training else "eval"
+        kwargs, labels = self._model_inputs(inputs)
+        seq_len = labels.size(1) - 1
+        step_ids, num_steps = inputs["step_ids"][:, 1:], inputs["step_probs"].size(1)  # shifted like the labels
+
+        # One forward of the policy and one of the reference over [chosen; rejected]; per-token log-probs are
+        # summed per sequence (as DPO) and per step (ρ_k).
+        outputs = model(**kwargs, labels=labels, fused_lm_head=True)
+        logps = outputs.log_probs[:, -seq_len:]
+        seq, steps = logps.sum(1), step_logps(logps, step_ids, num_steps)
+        if self.precompute_ref_logps:
+            ref = torch.cat([inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]]).to(logps.dtype)
+            ref_seq, ref_steps = ref[:, 0], ref[:, 1:1 + num_steps]
+        else:
+            ref_tok = self._reference_token_logps(self.ref_model or self.model, kwargs, labels)[:, -seq_len:]
+            ref_seq, ref_steps = ref_tok.sum(1), step_logps(ref_tok, step_ids, num_steps)
+        chosen_lr, rejected_lr = (seq - ref_seq).chunk(2)
+        chosen_rho, rejected_rho = (steps - ref_steps).chunk(2)
+
+        # Outcome loss, softened by the reward model's aggregated rewards when there are any
+        weights = positional_weights(args.step_weights, num_steps, logps.device, logps.dtype)
+        rewards = inputs.get("step_rewards")
+        if rewards is not None:
+            agg = aggregate_rewards(rewards, args.aggregation_strategy, weights, inputs["step_valid"])
+            chosen_r, rejected_r = agg.chunk(2)
+        else:
+            chosen_r = rejected_r = None
+        outcome = compute_outcome_loss(chosen_lr, rejected_lr, args.outcome_beta, chosen_r, rejected_r)
+
+        # Step loss: complete steps only (truncated ones are masked), optionally only the first differing step
+        mask = inputs["step_complete"]
+        if args.step_pairing == "first_error":
+            mask = mask & first_error_mask(inputs["first_diff_step"], num_steps).repeat(2, 1)
+        chosen_mask, rejected_mask = mask.chunk(2)
+        chosen_p, rejected_p = inputs["step_probs"].chunk(2)
+        per_pair = compute_step_loss(chosen_rho, rejected_rho, chosen_p, rejected_p, args.step_beta,
+                                     chosen_mask, rejected_mask, weights)
+        active = (chosen_mask.any(1) | rejected_mask.any(1)).to(per_pair.dtype)  # pairs with a step to train
+        step_loss = (per_pair * active).sum() / active.sum().clamp(min=1)
+        loss = args.step_loss_weight * step_loss + args.outcome_loss_weight * outcome.mean()
+
+        self._log_metrics(mode, outcome, step_loss, chosen_lr, rejected_lr, seq, steps - ref_steps, inputs, chosen_r,
+                          rejected_r)
+        if return_outputs:
+            with torch.no_grad():
+                outputs = model(**kwargs)
+        return (loss, outputs) if return_outputs else loss
+
+    # ------------------------------------------------------------------ metrics
+
+    def _log_metrics(self, mode, outcome, step_loss, chosen_lr, rejected_lr, seq, rho, inputs, chosen_r, rejected_r):
+        gather, m, args = self.accelerator.gather_for_metrics, self._metrics[mode], self.args
+        chosen_rw, rejected_rw = args.outcome_beta * chosen_lr.detach(), args.outcome_beta * rejected_lr.detach()
+        m["loss/outcome"].append(gather(outcome.detach()).mean().item())
+        m["loss/step"].append(gather(step_loss.detach()).mean().item())
+        m["rewards/chosen"].append(gather(chosen_rw).mean().item())
+        m["rewards/rejected"].append(gather(rejected_rw).mean().item())
+        m["rewards/accuracies"].append(gather((chosen_rw > rejected_rw).float()).mean().item())
+        m["rewards/margins"].append(gather(chosen_rw - rejected_rw).mean().item())
+        chosen_logps, rejected_logps = seq.detach().chunk(2)
+        m["logps/chosen"].append(gather(chosen_logps).mean().item())
+        m["logps/rejected"].append(gather(rejected_logps).mean().item())
+        if chosen_r is not None:
+            m["reward_model/weight"].append(gather(torch.sigmoid(chosen_r - rejected_r)).mean().item())
+        complete, valid = inputs["step_complete"], inputs["step_valid"]
+        pred = (args.step_beta * rho.detach()) > 0  # implicit step reward says "correct"
+        label = inputs["step_probs"] >= 0.5
+        counts = torch.stack([(pred & label & complete).sum(), (pred & ~label & complete).sum(),
+                              (~pred & label & complete).sum(), (~pred & ~label & complete).sum(),
+                              (valid & ~complete).sum()]).float()
+        counts = gather(counts[None]).sum(0).cpu()
+        self._step_counts[mode] += counts
+        if mode == "train":
+            self.num_truncated_steps += int(counts[4])
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        mode = "train" if self.model.training else "eval"
+        tp, fp, fn, tn, truncated = self._step_counts[mode].tolist()
+        if tp + fp + fn + tn + truncated > 0:
+            if self.args.evaluate_step_accuracy and tp + fp + fn + tn > 0:
+                metric = self.args.step_accuracy_metric
+                value = {"accuracy": (tp + tn) / (tp + fp + fn + tn),
+                         "balanced_accuracy": 0.5 * (tp / max(tp + fn, 1) + tn / max(tn + fp, 1)),
+                         "f1": 2 * tp / max(2 * tp + fp + fn, 1)}[metric]
+                self._metrics[mode]["step_accuracy" if metric == "accuracy" else f"step_{metric}"] = [value]
+            self._metrics[mode]["steps/truncated"] = [truncated]
+            self._metrics[mode]["steps/truncated_total"] = [float(self.num_truncated_steps)]
+        self._step_counts[mode].zero_()
+        super().log(logs, start_time)
+
+    # ------------------------------------------------------------------ saving and inspection
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        super().save_model(output_dir, _internal_call)
+        output_dir = output_dir or self.args.output_dir
+        if self.args.should_save:
+            cfg = self.args.stepwise_dict()
+            os.makedirs(output_dir, exist_ok=True)
+            with open(os.path.join(output_dir, "stepwise_config.json"), "w") as f:
+                json.dump(cfg, f, indent=2)
+            torch.save(cfg, os.path.join(output_dir, "stepwise_config.pt"))  # a plain dict: weights_only loads it
+
+    def get_step_rewards(self, prompts, responses, batch_size: int = 8):
+        """Implicit step rewards ``β_step·ρ_k`` of the current policy against the reference."""
+        model = self.accelerator.unwrap_model(self.model)
+        return get_step_rewards(model, self._tokenizer, prompts, responses, ref_model=self.ref_model,
+                                beta=self.args.step_beta, delimiter=self.args.step_delimiter,
+                                max_reasoning_steps=self.args.max_reasoning_steps, batch_size=batch_size)
+
+
+@torch.no_grad()
+def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta: float = 0.1,
+                     delimiter: str = DEFAULT_DELIMITER, max_reasoning_steps: int | None = None,
+                     batch_size: int = 8) -> list[list[float]]:
+    """Per-step implicit DPO rewards ``β·(log π(s_k|x,s_<k) − log π_ref(s_k|x,s_<k))``, one list per response.
+
+    The reference is ``ref_model``, else the PEFT model with its adapter disabled; with neither, the rewards are
+    ``β·log π(s_k|x,s_<k)``. A single ``prompt``/``response`` string gives a single list.
+    """
+    single = isinstance(responses, str)
+    prompts, responses = ([prompts], [responses]) if single else (list(prompts), list(responses))
+    if len(prompts) != len(responses):
+        raise ValueError(f"get_step_rewards: {len(prompts)} prompts but {len(responses)} responses")
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(prompts), batch_size):
+        rows, step_ids, counts = [], [], []
+        for prompt, response in zip(prompts[i:i + batch_size], responses[i:i + batch_size]):
+            enc = tokenizer(text=prompt + response, return_offsets_mapping=True, add_special_tokens=False)
+            spans = step_spans(response, delimiter, max_reasoning_steps)
+            rows.append(enc["input_ids"])
+            step_ids.append(char_step_ids(spans, enc["offset_mapping"], offset=len(prompt)))
+            counts.append(len(spans))
+        input_ids = pad([torch.tensor(r) for r in rows], padding_value=tokenizer.pad_token_id or 0).to(device)
+        attention_mask = pad([torch.ones(len(r), dtype=torch.long) for r in rows]).to(device)
+        ids = pad([torch.tensor(s) for s in step_ids], padding_value=-1).to(device)[:, 1:]
+        num_steps = max(1, max(counts))
+
+        def logps(m):
+            logits = m(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
+            return torch.log_softmax(logits, -1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+
+        rho = step_logps(logps(model), ids, num_steps)
+        if ref_model is not None:
+            rho = rho - step_logps(logps(ref_model), ids, num_steps)
+        elif is_peft_model(model):
+            with model.disable_adapter():
+                rho = rho - step_logps(logps(model), ids, num_steps)
+        out += [row[:n] for row, n in zip((beta * rho).tolist(), counts)]
+    return out[0] if single else out

@@ -1,0 +1,294 @@
+"""StepwiseDPOTrainer on TRL 1.16, on the toy world with the random tiny Llama."""
+
+import copy
+import json
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+from datasets import Dataset
+from transformers import HfArgumentParser
+from trl import DPOConfig, DPOTrainer
+
+from stepdpo_lite import toyworld
+from stepdpo_lite.steps import extract_steps
+from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer, get_step_rewards
+
+FAST = dict(report_to=[], use_cpu=True, bf16=False, gradient_checkpointing=False, save_strategy="no",
+            disable_tqdm=True, per_device_train_batch_size=4, logging_steps=1, beta=0.1)
+
+
+def toy_rows(n=4, error_step=1, labels=True):
+    """Gold solution vs the same with an arithmetic error at ``error_step`` (a shared correct prefix)."""
+    rows = []
+    for i, p in enumerate(toyworld.make_problems(n, seed=1, min_ops=3, max_ops=4)):
+        rejected = toyworld.corrupt_solution(p, error_step, "arithmetic", random.Random(i))
+        row = dict(prompt=p.prompt, chosen=p.gold_solution, rejected=rejected)
+        if labels:
+            row.update(chosen_step_labels=toyworld.check(p, p.gold_solution).step_labels,
+                       rejected_step_labels=toyworld.check(p, rejected).step_labels)
+        rows.append(row)
+    return rows
+
+
+def config(tmp_path, cls=StepwiseDPOConfig, **kw):
+    return cls(output_dir=str(tmp_path), **{**FAST, **kw})
+
+
+def policy_and_reference(model):
+    """A reference and a policy that differs from it a little (so log-ratios are not all zero)."""
+    ref = copy.deepcopy(model).eval()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return model, ref
+
+
+def batch_of(trainer, n=4):
+    return trainer.data_collator([trainer.train_dataset[i] for i in range(n)])
+
+
+def step_by_step_logps(model, tok, prompt, response):
+    """log π(s_k | x, s_<k) with one forward per step prefix (the slow way the one-pass sums must match)."""
+    out, context = [], prompt
+    for step in extract_steps(response):
+        ctx_ids = tok(context)["input_ids"]
+        ids = tok(context + step)["input_ids"]
+        assert ids[:len(ctx_ids)] == ctx_ids
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1].float()
+        lp = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:])[:, None]).squeeze(-1)
+        out.append(lp[len(ctx_ids) - 1:].sum().item())
+        context += step
+    return out
+
+
+# ----------------------------------------------------------------------------- config
+
+def test_config_validation(tmp_path):
+    for bad in (dict(aggregation_strategy="median"), dict(step_weights=[1.0, -0.5]), dict(step_beta=0),
+                dict(step_wise_prompt_template="no placeholder"), dict(step_pairing="all"),
+                dict(step_accuracy_metric="auroc"), dict(max_reasoning_steps=0), dict(step_loss_weight=-1),
+                dict(step_loss_weight=0, outcome_loss_weight=0), dict(loss_type="hinge")):
+        with pytest.raises(ValueError):
+            config(tmp_path, **bad)
+    cfg = config(tmp_path, beta=0.3)
+    assert cfg.outcome_beta == 0.3 and cfg.max_steps == -1  # max_steps keeps its TrainingArguments meaning
+
+
+def test_config_parses_with_hf_argument_parser(tmp_path):
+    (cfg,) = HfArgumentParser(StepwiseDPOConfig).parse_args_into_dataclasses(
+        ["--output_dir", str(tmp_path), "--step_beta", "0.5", "--aggregation_strategy", "product",
+         "--step_weights", "1.0", "0.5", "--max_reasoning_steps", "8", "--step_pairing", "first_error",
+         "--max_steps", "3", "--use_step_wise_prompt", "true", "--report_to", "none", "--use_cpu", "true", "--bf16", "false"])
+    assert (cfg.step_beta, cfg.aggregation_strategy, cfg.step_weights) == (0.5, "product", [1.0, 0.5])
+    assert (cfg.max_reasoning_steps, cfg.step_pairing, cfg.max_steps) == (8, "first_error", 3)
+    assert cfg.use_step_wise_prompt and cfg.step_delimiter == "\n\nStep"
+    for name in StepwiseDPOConfig.STEPWISE_FIELDS:
+        assert StepwiseDPOConfig.__dataclass_fields__[name].metadata["help"]
+    with pytest.raises(ValueError):
+        HfArgumentParser(StepwiseDPOConfig).parse_args_into_dataclasses(
+            ["--output_dir", str(tmp_path), "--aggregation_strategy", "median", "--use_cpu", "true"])
+
+
+# ----------------------------------------------------------------------------- data preparation
+
+def test_dataset_gets_step_ids_and_probabilities(tmp_path, tiny_model, tiny_tokenizer):
+    rows = toy_rows(2)
+    tr = StepwiseDPOTrainer(tiny_model, args=config(tmp_path), train_dataset=Dataset.from_list(rows),
+                            processing_class=tiny_tokenizer)
+    ex = tr.train_dataset[0]
+    n_steps = len(extract_steps(rows[0]["chosen"]))
+    assert len(ex["chosen_step_ids"]) == len(ex["chosen_ids"]) and min(ex["chosen_step_ids"]) == 0
+    assert max(ex["chosen_step_ids"]) == n_steps - 1  # the EOS joins the last step
+    assert ex["chosen_step_probs"] == [1.0] * n_steps
+    assert ex["rejected_step_probs"] == [1.0] + [0.0] * (n_steps - 1)  # correct first step, then the error
+    assert ex["first_diff_step"] == 1
+    bad = dict(rows[0], chosen_step_labels=[True])
+    with pytest.raises(ValueError, match="row 0"):
+        StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), train_dataset=Dataset.from_list([bad]),
+                           processing_class=tiny_tokenizer)
+
+
+def test_step_wise_prompt_template_and_default_probabilities(tmp_path, tiny_model, tiny_tokenizer):
+    args = config(tmp_path, use_step_wise_prompt=True, step_wise_prompt_template="Think in steps.\n{prompt}")
+    tr = StepwiseDPOTrainer(tiny_model, args=args, train_dataset=Dataset.from_list(toy_rows(1, labels=False)),
+                            processing_class=tiny_tokenizer)
+    ex = tr.train_dataset[0]
+    assert ex["prompt"].startswith("Think in steps.\nProblem:")
+    assert set(ex["chosen_step_probs"]) == {1.0} and set(ex["rejected_step_probs"]) == {0.0}
+
+
+# ----------------------------------------------------------------------------- the mathematics
+
+def test_outcome_only_loss_equals_trl_dpo_loss(tmp_path, tiny_model, tiny_tokenizer):
+    policy, ref = policy_and_reference(tiny_model)
+    ds = Dataset.from_list(toy_rows(4))
+    dpo = DPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), args=config(tmp_path, DPOConfig),
+                     train_dataset=ds, processing_class=tiny_tokenizer)
+    sdpo = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref),
+                              args=config(tmp_path, step_loss_weight=0.0), train_dataset=ds,
+                              processing_class=tiny_tokenizer)
+    loss_dpo = dpo.compute_loss(dpo.model, batch_of(dpo))
+    loss_sdpo = sdpo.compute_loss(sdpo.model, batch_of(sdpo))
+    assert abs(loss_dpo.item() - 0.6931) > 1e-4  # the policy really differs from the reference
+    assert loss_sdpo.item() == pytest.approx(loss_dpo.item(), abs=1e-5)
+
+
+def test_one_pass_step_logps_equal_step_by_step(tmp_path, tiny_model, tiny_tokenizer):
+    row = toy_rows(1)[0]
+    one_pass = get_step_rewards(tiny_model, tiny_tokenizer, row["prompt"], row["rejected"], beta=1.0)
+    slow = step_by_step_logps(tiny_model, tiny_tokenizer, row["prompt"], row["rejected"])
+    assert len(one_pass) == len(slow) == len(extract_steps(row["rejected"]))
+    assert one_pass == pytest.approx(slow, abs=1e-4)
+    # and through the trainer's fused LM head and collator (the EOS is part of the last step there)
+    tr = StepwiseDPOTrainer(tiny_model, ref_model=copy.deepcopy(tiny_model), args=config(tmp_path),
+                            train_dataset=Dataset.from_list([row]), processing_class=tiny_tokenizer)
+    b = batch_of(tr, 1)
+    labels = b["input_ids"].masked_fill(b["completion_mask"] == 0, -100)
+    with torch.no_grad():
+        tok = tr.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=labels,
+                       fused_lm_head=True).log_probs
+    from stepdpo_lite.losses import step_logps
+    fused = step_logps(tok, b["step_ids"][:, 1:], b["step_probs"].size(1))[1]  # row 1 = rejected
+    eos = step_by_step_logps(tiny_model, tiny_tokenizer, row["prompt"], row["rejected"] + tiny_tokenizer.eos_token)
+    assert fused.tolist() == pytest.approx(eos, abs=1e-4)
+
+
+def test_first_error_pairing_is_the_step_dpo_objective(tmp_path, tiny_model, tiny_tokenizer):
+    policy, ref = policy_and_reference(tiny_model)
+    row = toy_rows(1, error_step=1, labels=False)[0]
+    args = config(tmp_path, step_pairing="first_error", outcome_loss_weight=0.0, step_beta=0.5)
+    tr = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), args=args,
+                            train_dataset=Dataset.from_list([row]), processing_class=tiny_tokenizer)
+    loss = tr.compute_loss(tr.model, batch_of(tr, 1))
+    # Step-DPO (Lai et al. 2024): prompt x + shared prefix s_<2, chosen step s⁺_2 vs rejected step s⁻_2
+    chosen_k, rejected_k = (extract_steps(row[s])[1] for s in ("chosen", "rejected"))
+    context = row["prompt"] + extract_steps(row["chosen"])[0]
+    assert extract_steps(row["rejected"])[0] == extract_steps(row["chosen"])[0] and chosen_k != rejected_k
+
+    def logratio(step):
+        return (step_by_step_logps(policy, tiny_tokenizer, context, step)[0]
+                - step_by_step_logps(ref, tiny_tokenizer, context, step)[0])
+
+    expected = -F.logsigmoid(torch.tensor(0.5 * (logratio(chosen_k) - logratio(rejected_k)))).item()
+    assert abs(expected - 0.6931) > 1e-4
+    assert loss.item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_reward_model_rewards_are_computed_once_and_soften_the_outcome_loss(tmp_path, tiny_model, tiny_tokenizer):
+    class FakePRM:
+        calls = 0
+
+        def score_solutions(self, prompts, solutions):
+            FakePRM.calls += 1
+            return [[0.0] * len(extract_steps(s)) for s in solutions]  # equal rewards: w = 1/2
+
+    policy, ref = policy_and_reference(tiny_model)
+    args = config(tmp_path, step_loss_weight=0.0, max_steps=2, per_device_train_batch_size=1)
+    tr = StepwiseDPOTrainer(policy, ref_model=ref, args=args, processing_class=tiny_tokenizer,
+                            train_dataset=Dataset.from_list(toy_rows(2, labels=False)), reward_model=FakePRM())
+    assert FakePRM.calls == 2  # chosen and rejected, once, while preparing the dataset
+    ex = tr.train_dataset[0]
+    assert ex["chosen_step_probs"] == [0.5] * len(ex["chosen_step_probs"])  # p = σ(0)
+    loss = tr.compute_loss(tr.model, batch_of(tr, 1))
+    margin = tr._metrics["train"]["rewards/margins"][-1]  # β·h for the single pair
+    expected = -(0.5 * F.logsigmoid(torch.tensor(margin)) + 0.5 * F.logsigmoid(torch.tensor(-margin))).item()
+    assert loss.item() == pytest.approx(expected, abs=1e-5)
+    tr.train()
+    assert FakePRM.calls == 2  # never inside the training step
+
+
+def test_truncated_steps_are_masked_and_counted(tmp_path, tiny_model, tiny_tokenizer):
+    row = toy_rows(1)[0]
+    n_prompt = len(tiny_tokenizer(row["prompt"])["input_ids"])
+    first_step = len(tiny_tokenizer(extract_steps(row["chosen"])[0])["input_ids"])
+    max_length = n_prompt + first_step + 3  # cuts each response inside its second step
+    tr = StepwiseDPOTrainer(tiny_model, ref_model=copy.deepcopy(tiny_model),
+                            args=config(tmp_path, max_length=max_length),
+                            train_dataset=Dataset.from_list([row]), processing_class=tiny_tokenizer)
+    b = batch_of(tr, 1)
+    n_steps = len(extract_steps(row["chosen"]))
+    assert b["input_ids"].shape[1] == max_length
+    assert b["step_complete"][:, :n_steps].tolist() == [[True] + [False] * (n_steps - 1)] * 2
+    base = tr.compute_loss(tr.model, b)
+    assert tr._step_counts["train"][4].item() == 2 * (n_steps - 1)
+    b2 = dict(b, step_probs=b["step_probs"].clone())
+    b2["step_probs"][:, 1:] = 0.37  # labels of truncated steps do not matter
+    assert tr.compute_loss(tr.model, b2).item() == pytest.approx(base.item(), abs=1e-7)
+    tr.log({})
+    assert tr.state.log_history[-1]["steps/truncated"] == 4 * (n_steps - 1)
+
+
+def test_precomputed_reference_gives_the_same_loss(tmp_path, tiny_model, tiny_tokenizer):
+    policy, ref = policy_and_reference(tiny_model)
+    ds = Dataset.from_list(toy_rows(4))
+    live = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), args=config(tmp_path),
+                              train_dataset=ds, processing_class=tiny_tokenizer)
+    pre = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref),
+                             args=config(tmp_path, precompute_ref_log_probs=True),
+                             train_dataset=ds, processing_class=tiny_tokenizer)
+    assert len(pre.train_dataset[0]["ref_chosen_logps"]) == 1 + pre._max_num_steps
+    assert pre.compute_loss(pre.model, batch_of(pre)).item() == pytest.approx(
+        live.compute_loss(live.model, batch_of(live)).item(), abs=1e-5)
+
+
+# ----------------------------------------------------------------------------- training, PEFT, QLoRA, saving
+
+def test_train_logs_metrics_and_save_model_writes_stepwise_config(tmp_path, tiny_model, tiny_tokenizer):
+    tr = StepwiseDPOTrainer(tiny_model, args=config(tmp_path, max_steps=2, step_accuracy_metric="f1"),
+                            train_dataset=Dataset.from_list(toy_rows(4)), processing_class=tiny_tokenizer)
+    assert tr.ref_model is not None  # an in-memory model gets a frozen copy as reference
+    tr.train()
+    logged = tr.state.log_history[0]
+    for key in ("loss/step", "loss/outcome", "rewards/chosen", "rewards/rejected", "step_f1", "steps/truncated"):
+        assert key in logged, key
+    tr.save_model(str(tmp_path / "final"))
+    saved = json.loads((tmp_path / "final" / "stepwise_config.json").read_text())
+    assert saved["step_beta"] == 0.1 and saved["step_pairing"] == "weighted"
+    assert torch.load(tmp_path / "final" / "stepwise_config.pt", weights_only=True) == saved
+    assert (tmp_path / "final" / "model.safetensors").exists()
+
+
+def test_peft_reference_is_the_adapter_disabled_model(tmp_path, tiny_model, tiny_tokenizer):
+    from peft import LoraConfig
+
+    base_copy = copy.deepcopy(tiny_model)
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
+    tr = StepwiseDPOTrainer(tiny_model, args=config(tmp_path), train_dataset=Dataset.from_list(toy_rows(2)),
+                            processing_class=tiny_tokenizer, peft_config=lora)  # random (non-zero) adapter
+    assert tr.ref_model is None and "ref" not in tr.model.peft_config  # no second copy in memory
+    b = batch_of(tr, 2)
+    kwargs, labels = tr._model_inputs(b)
+    ref_tok = tr._reference_token_logps(tr.model, kwargs, labels)
+    with torch.no_grad():
+        logits = base_copy(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1]
+        base_tok = torch.log_softmax(logits, -1).gather(-1, b["input_ids"][:, 1:, None]).squeeze(-1)
+        policy_tok = tr.model(**kwargs, labels=labels, fused_lm_head=True).log_probs
+    mask = labels[:, 1:] != -100
+    torch.testing.assert_close(ref_tok[mask], base_tok[mask], atol=1e-4, rtol=0)
+    assert (policy_tok[mask] - base_tok[mask]).abs().max() > 1e-3  # the adapter is on for the policy
+    row = toy_rows(1)[0]
+    rewards = tr.get_step_rewards(row["prompt"], row["chosen"])  # β·ρ_k against the adapter-disabled base
+    assert len(rewards) == len(extract_steps(row["chosen"])) and any(abs(r) > 1e-4 for r in rewards)
+
+
+def test_qlora_4bit_cpu_training_runs(tmp_path, tiny_model, tiny_tokenizer):
+    pytest.importorskip("bitsandbytes")
+    from peft import LoraConfig, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    tiny_model.save_pretrained(tmp_path / "base")
+    bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "base", quantization_config=bnb, device_map="cpu")
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    args = config(tmp_path, max_steps=2, learning_rate=1e-3, per_device_train_batch_size=2)
+    tr = StepwiseDPOTrainer(model, args=args, train_dataset=Dataset.from_list(toy_rows(4)),
+                            processing_class=tiny_tokenizer,
+                            peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    assert tr.ref_model is None and getattr(tr.model, "is_loaded_in_4bit", False)
+    tr.train()
+    assert tr.state.global_step == 2 and all(torch.isfinite(torch.tensor(h["loss"]))
+                                             for h in tr.state.log_history if "loss" in h)
