@@ -36,6 +36,7 @@ def write_json_atomic(path: str | os.PathLike, obj) -> Path:
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=True)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a metrics file is for everyone to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -71,6 +72,7 @@ def save_atomic(path: str | os.PathLike, write) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         write(str(tmp))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
         old = path.with_name(f".{path.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         if path.exists():
