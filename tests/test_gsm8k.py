@@ -1,0 +1,40 @@
+import pytest
+
+from stepdpo_lite import gsm8k
+
+
+@pytest.mark.parametrize("text, want", [
+    ("Step 1: 16 - 3 - 4 = 9\n\nStep 2: 9 * 2 = 18\n\nAnswer: 18", 18.0),
+    ("... so she pays $1,234.50 in total.\n\nAnswer: $1,234.50", 1234.5),
+    ("Janet sells 9 eggs.\n#### 18", 18.0),
+    ("no answer marker, the last number wins: 3 then 7", 7.0),
+    ("Answer: -4", -4.0),
+    ("nothing numeric here", None),
+])
+def test_extract_answer(text, want):
+    assert gsm8k.extract_answer(text) == want
+
+
+def test_is_correct():
+    assert gsm8k.is_correct("Answer: 18", "18")
+    assert not gsm8k.is_correct("Answer: 17", "18")
+    assert not gsm8k.is_correct("I don't know", "18")
+    assert gsm8k.is_correct("Answer: 1,000", "1000")
+
+
+def test_format_prompt(tiny_tokenizer):
+    prompt = gsm8k.format_prompt("How many eggs?", tiny_tokenizer)  # no chat template: plain text
+    assert "How many eggs?" in prompt and "Step 1:" in prompt
+    with pytest.raises(ValueError, match="empty"):
+        gsm8k.format_prompt("  ", tiny_tokenizer)
+
+
+def test_mc_verdicts_shapes_and_labels(tiny_tokenizer, tiny_model):
+    problems = [gsm8k.GSM8KProblem("q", "5", "Problem: start with 2. Step 1: + 3.\n")]
+    solutions = [["Step 1: 2 + 3 = 5\n\nAnswer: 5", "Step 1: 2 + 3 = 6\n\nStep 2: 6 + 1 = 7\n\nAnswer: 7", "  "]]
+    out = gsm8k.mc_verdicts(tiny_model, tiny_tokenizer, problems, solutions, n_rollouts=2, progress=False,
+                            max_new_tokens=4)
+    assert len(out) == 1 and len(out[0]) == 2  # the blank solution has no verdict
+    right, wrong = out[0]
+    assert right.answer_correct and right.step_labels == [True] and right.first_error == -1
+    assert not wrong.answer_correct and wrong.step_labels[-1] is False and len(wrong.step_labels) == 2
