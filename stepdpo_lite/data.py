@@ -341,7 +341,8 @@ def load_prm800k(path, *, neutral_as: bool = True, branches: bool = False, skip_
 
     def convert(record):
         rows = _prm800k(record, neutral_as, branches)
-        no_row.extend([1] * (not rows))
+        if not rows:
+            no_row.append(record)
         return rows
 
     rows = _check_all(_records(path), convert, "prm800k", skip_invalid=skip_invalid)
@@ -532,7 +533,9 @@ def to_trl_dpo(ds: Dataset, *, keep_step_labels: bool = False) -> Dataset:
     after the shared correct prefix (Lai et al. 2024). ``keep_step_labels`` keeps the step-label columns.
     """
     if "initial_reason_steps" in ds.column_names:
-        ds = validate_step_dpo(ds).map(lambda r: {"prompt": r["prompt"] + r["initial_reason_steps"]})
+        ds = validate_step_dpo(ds)
+        prompts = [p + steps for p, steps in zip(ds["prompt"], ds["initial_reason_steps"])]
+        ds = ds.remove_columns("prompt").add_column("prompt", prompts)
     else:
         ds = validate_preference(ds)
     extra = [c for c in ("chosen_step_labels", "rejected_step_labels") if keep_step_labels and c in ds.column_names]
