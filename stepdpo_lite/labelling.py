@@ -18,14 +18,14 @@ from typing import Callable, Sequence
 from datasets import Dataset
 
 from . import toyworld
-from .data import validate_preference, validate_step_dpo, validate_stepwise, validate_outcome
+from .data import validate_outcome, validate_preference, validate_step_dpo, validate_stepwise
 from .steps import DEFAULT_DELIMITER, extract_steps
 
 logger = logging.getLogger("stepdpo_lite.data")
 
 
 def _verdicts(problems, solutions) -> list[list[tuple[str, toyworld.Verdict]]]:
-    """The distinct non-blank solutions of each problem with their verdicts; blanks and repeats are counted."""
+    """``(text, verdict)`` for the non-blank solutions of each problem (blank ones are counted by ``_blanks``)."""
     if len(problems) != len(solutions):
         raise ValueError(f"got {len(problems)} problems but {len(solutions)} lists of solutions")
     out = []
@@ -50,7 +50,8 @@ def _blanks(solutions) -> int:
 # ----------------------------------------------------------------------------- toy-world builders
 
 def toy_stepwise_rows(problems, solutions) -> Dataset:
-    """Stepwise supervision rows: every non-blank solution with the checker's step labels."""
+    """Stepwise supervision rows: every non-blank solution (repeats kept: they are samples) with the checker's
+    step labels."""
     rows = [{"prompt": p.prompt, "completions": v.steps, "labels": v.step_labels}
             for p, checked in zip(problems, _verdicts(problems, solutions)) for _, v in checked]
     _report("toy_stepwise_rows", len(rows), "rows", blank_solutions=_blanks(solutions))
