@@ -1,0 +1,95 @@
+"""Stepwise DPO beyond one process: the tiny profile under DDP, launched by accelerate.
+
+    accelerate launch --multi_gpu --num_processes 2 scripts/ddp_tiny.py   # CPU-only machine: 2 processes, gloo
+    torchrun --nproc_per_node 2 scripts/ddp_tiny.py                         # the same without accelerate's CLI
+    accelerate launch --config_file configs/accelerate_multi_gpu.yaml scripts/ddp_tiny.py          # N GPUs, nccl
+    accelerate launch --config_file configs/accelerate_deepspeed_zero2.yaml scripts/ddp_tiny.py    # ZeRO-2
+
+On a machine without CUDA, ``--multi_gpu`` only picks accelerate's torchrun launcher: the script trains on CPU
+(``use_cpu``) and accelerate sets up DDP over gloo. ``accelerate launch --cpu --num_processes 2`` starts a single
+process in accelerate 1.x (its multi-CPU launch goes through ``mpirun``, ``--mpirun_hostfile``).
+
+Nothing here is specific to DDP: ``StepwiseDPOTrainer`` is a ``transformers.Trainer``, so accelerate shards the
+batches, all-reduces the gradients and gathers the metrics. The script trains the toy world's tiny base
+(``data/tiny-base``, or a random tiny Llama when it is not trained yet) on gold-vs-corrupted pairs with gold step
+labels, then checks that every process ends with the same weights and prints one JSON line of results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from accelerate import PartialState  # noqa: E402
+from datasets import Dataset  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from stepdpo_lite import toyworld  # noqa: E402
+from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
+
+
+def toy_pairs(n: int, seed: int = 0) -> Dataset:
+    rng, rows = random.Random(seed), []
+    for p in toyworld.make_problems(n, seed=seed):
+        rejected = toyworld.corrupt_solution(p, rng.randrange(len(p.ops)), "arithmetic", rng)
+        rows.append(dict(prompt=p.prompt, chosen=p.gold_solution, rejected=rejected,
+                         chosen_step_labels=toyworld.check(p, p.gold_solution).step_labels,
+                         rejected_step_labels=toyworld.check(p, rejected).step_labels))
+    return Dataset.from_list(rows)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="runs/ddp_tiny")
+    ap.add_argument("--pairs", type=int, default=64)
+    ap.add_argument("--max-steps", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=4, help="pairs per process and step")
+    args = ap.parse_args(argv)
+    state = PartialState()
+    on_cpu = not torch.cuda.is_available()
+
+    if (toyworld.TINY_BASE_DIR / "config.json").exists():
+        model, tok = toyworld.load_tiny_base()
+        source = "data/tiny-base"
+    else:
+        tok = toyworld.build_tokenizer()
+        model, source = toyworld.build_tiny_model(tok), "random tiny Llama"
+    config = StepwiseDPOConfig(
+        output_dir=args.out, max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
+        learning_rate=5e-4, logging_steps=2, save_strategy="no", report_to=[], seed=0,
+        use_cpu=on_cpu, bf16=not on_cpu and torch.cuda.is_bf16_supported(), gradient_checkpointing=False,
+        max_length=256, disable_tqdm=True, dataloader_num_workers=0,
+        step_beta=0.1, beta=0.1)
+    if state.num_processes == 1 and state.is_main_process:
+        print("note: one process only; launch with `accelerate launch --multi_gpu --num_processes 2` (see docstring)")
+    trainer = StepwiseDPOTrainer(model, args=config, train_dataset=toy_pairs(args.pairs), processing_class=tok)
+    start = time.time()
+    result = trainer.train()
+
+    # Gradients were all-reduced, so every process must hold the same weights: compare one checksum per rank
+    checksum = torch.tensor([sum(p.detach().double().sum().item() for p in trainer.model.parameters())],
+                            device=trainer.accelerator.device)
+    checksums = trainer.accelerator.gather(checksum).cpu().tolist()
+    trainer.save_model(args.out)
+    if state.is_main_process:
+        logs = [h for h in trainer.state.log_history if "loss" in h]
+        summary = {"world_size": state.num_processes, "backend": str(state.backend), "model": source,
+                   "global_batch_pairs": args.batch_size * state.num_processes, "steps": trainer.state.global_step,
+                   "train_loss": round(result.training_loss, 4), "first_loss": logs[0]["loss"],
+                   "last_loss": logs[-1]["loss"], "last_step_accuracy": logs[-1].get("step_accuracy"),
+                   "replicas_identical": max(checksums) - min(checksums) < 1e-6 * max(1.0, abs(checksums[0])),
+                   "seconds": round(time.time() - start, 1)}
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
