@@ -6,7 +6,6 @@ Real samples are read from data/ (never from outside the repository); bad inputs
 import json
 import logging
 import random
-import subprocess
 import sys
 from pathlib import Path
 
@@ -165,6 +164,8 @@ STEP = {"prompt": "p", "completions": ["Step 1: a", "\nStep 2: b"], "labels": [T
 SDPO = {"prompt": "p", "initial_reason_steps": "Step 1: a\n", "chosen": "Step 2: b", "rejected": "Step 2: c"}
 PB = {"problem": "p", "steps": ["a", "b"], "label": 1}
 MS = {"input": "Q? Step 1: a ки\nStep 2: b ки", "label": "Q? Step 1: a +\nStep 2: b -"}
+OUT = {"prompt": "p", "completion": "a\nb", "label": True, "step_labels": [True, True]}
+GSM = {"question": "q", "answer": "a\n#### 3"}
 
 
 def _with(row, **changes):
@@ -218,12 +219,16 @@ BAD = [  # loader, good line, bad line, words the error must contain (besides "l
      ["'label.steps[0].completions[0].rating'"]),
     ("prm800k", None, _prm(lambda r: r["label"]["steps"][1].update(chosen_completion=5)),
      ["'label.steps[1].chosen_completion'"]),
+    ("outcome", OUT, _with(OUT, label=1), ["'label'", "true or false"]),
+    ("outcome", OUT, _with(OUT, step_labels=[True, None]), ["'step_labels[1]'"]),
+    ("gsm8k_problems", GSM, _with(GSM, answer="a\nso 3"), ["'answer'", "####"]),
     ("gsm8k", None, _gsm(lambda r: r["6b_finetuning"].update(is_correct="yes")), ["'6b_finetuning.is_correct'"]),
     ("gsm8k", None, _gsm(lambda r: r.pop("175b_verification")), ["'175b_verification'", "missing"]),
 ]
 LOADERS = {"preference": lambda path: data.load_preference(path, delimiter="\n\nStep"), "stepwise": data.validate_stepwise, "step_dpo": data.load_step_dpo,
            "processbench": data.load_processbench, "math_shepherd": data.load_math_shepherd,
-           "prm800k": data.load_prm800k, "gsm8k": data.load_gsm8k_solutions}
+           "prm800k": data.load_prm800k, "gsm8k": data.load_gsm8k_solutions, "outcome": data.validate_outcome,
+           "gsm8k_problems": data.load_gsm8k_problems}
 GOOD_FIRST = {"prm800k": lambda: PRM800K.read_text().splitlines()[0], "gsm8k": lambda: GSM8K.read_text().splitlines()[0]}
 
 
@@ -339,7 +344,7 @@ def test_toy_step_dpo_pairs_share_a_correct_prefix(toy, caplog):
 
 # ----------------------------------------------------------------------------- Monte-Carlo labels
 
-def test_mc_labels_on_a_tiny_model(tiny_model, tiny_tokenizer, toy, one_thread):
+def test_mc_labels_on_a_tiny_model(one_thread, tiny_model, tiny_tokenizer, toy):
     problems, solutions = toy
     sols = [s[:2] for s in solutions[:2]]  # gold and an arithmetic error at step 1
     ds = data.toy_mc_step_labels(tiny_model, tiny_tokenizer, problems[:2], sols, n=3, max_new_tokens=24,
@@ -355,7 +360,7 @@ def test_mc_labels_on_a_tiny_model(tiny_model, tiny_tokenizer, toy, one_thread):
     assert set(data.label_agreement(ds["labels"], ds["gold_labels"])) >= {"accuracy", "precision", "recall"}
 
 
-def test_mc_labels_roll_out_from_every_step_prefix(tiny_model, tiny_tokenizer, one_thread):
+def test_mc_labels_roll_out_from_every_step_prefix(one_thread, tiny_model, tiny_tokenizer):
     calls = []
 
     def is_correct(i, text):
@@ -395,8 +400,14 @@ def test_save_and_load_datasets_round_trip(tmp_path):
     assert [p.name for p in (tmp_path / "d").iterdir() if p.name.startswith(".")] == []
 
 
-def test_labelling_imports_first():
-    """labelling.py and data.py use each other; either may be imported first."""
-    out = subprocess.run([sys.executable, "-c", "import stepdpo_lite.labelling as l, stepdpo_lite.data as d; "
-                          "assert d.toy_preference_pairs is l.toy_preference_pairs"], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+def test_labelling_imports_first(monkeypatch):
+    """labelling.py and data.py use each other; either may be imported first (fresh copies, then put back)."""
+    import importlib
+    import stepdpo_lite
+    for name in ("stepdpo_lite.data", "stepdpo_lite.labelling"):
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.delattr(stepdpo_lite, "data", raising=False)
+    monkeypatch.delattr(stepdpo_lite, "labelling", raising=False)
+    labelling = importlib.import_module("stepdpo_lite.labelling")
+    fresh = importlib.import_module("stepdpo_lite.data")
+    assert fresh is not data and fresh.toy_preference_pairs is labelling.toy_preference_pairs
