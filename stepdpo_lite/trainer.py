@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 from accelerate.utils import is_peft_model
+from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 from trl.data_utils import extract_prompt, is_conversational
 from trl.models.utils import disable_gradient_checkpointing
@@ -206,7 +207,6 @@ class DataCollatorForStepwisePreference(DataCollatorForPreference):
         return out
 
 
-_STEP_KEYS = ("step_ids", "step_valid", "step_complete", "step_probs", "step_rewards", "first_diff_step")
 _STEP_COLUMNS = ("chosen_step_ids", "rejected_step_ids", "chosen_step_probs", "rejected_step_probs",
                  "chosen_step_rewards", "rejected_step_rewards", "first_diff_step")
 
@@ -270,7 +270,9 @@ class StepwiseDPOTrainer(DPOTrainer):
         if is_conversational(next(iter(dataset))):
             raise ValueError("StepwiseDPOTrainer needs standard (string) rows: render conversational rows with "
                              "the chat template first (trl.apply_chat_template)")
-        if self.reward_model is not None and "chosen_step_rewards" not in dataset.column_names:
+        if self.reward_model is not None and "chosen_step_rewards" not in next(iter(dataset)):
+            if not isinstance(dataset, Dataset):
+                raise ValueError("reward-model scoring needs a map-style `datasets.Dataset`, not an IterableDataset")
             dataset = self._add_reward_columns(dataset)
         if args.use_step_wise_prompt:
             template = args.step_wise_prompt_template
@@ -279,8 +281,9 @@ class StepwiseDPOTrainer(DPOTrainer):
         dataset = dataset.map(_step_columns, with_indices=True, desc=f"Step ids of {dataset_name} dataset",
                               fn_kwargs=dict(tokenizer=self._tokenizer, delimiter=args.step_delimiter,
                                              max_steps=args.max_reasoning_steps))
-        widest = max((len(p) for col in ("chosen_step_probs", "rejected_step_probs") for p in dataset[col]), default=1)
-        self._max_num_steps = max(self._max_num_steps, widest)
+        if isinstance(dataset, Dataset):
+            widest = max((len(p) for c in ("chosen_step_probs", "rejected_step_probs") for p in dataset[c]), default=1)
+            self._max_num_steps = max(self._max_num_steps, widest)
         return dataset
 
     def _add_reward_columns(self, dataset, chunk: int = 512):
@@ -340,7 +343,8 @@ class StepwiseDPOTrainer(DPOTrainer):
             ref = torch.cat([inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]]).to(logps.dtype)
             ref_seq, ref_steps = ref[:, 0], ref[:, 1:1 + num_steps]
         else:
-            ref_tok = self._reference_token_logps(self.ref_model or self.model, kwargs, labels)[:, -seq_len:]
+            ref_model = self.ref_model if self.ref_model is not None else self.model
+            ref_tok = self._reference_token_logps(ref_model, kwargs, labels)[:, -seq_len:]
             ref_seq, ref_steps = ref_tok.sum(1), step_logps(ref_tok, step_ids, num_steps)
         chosen_lr, rejected_lr = (seq - ref_seq).chunk(2)
         chosen_rho, rejected_rho = (steps - ref_steps).chunk(2)
@@ -376,27 +380,29 @@ class StepwiseDPOTrainer(DPOTrainer):
 
     # ------------------------------------------------------------------ metrics
 
+    _PAIR_METRICS = ("loss/outcome", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
+                     "logps/chosen", "logps/rejected", "reward_model/weight")
+
     def _log_metrics(self, mode, outcome, step_loss, chosen_lr, rejected_lr, seq, rho, inputs, chosen_r, rejected_r):
-        gather, m, args = self.accelerator.gather_for_metrics, self._metrics[mode], self.args
-        chosen_rw, rejected_rw = args.outcome_beta * chosen_lr.detach(), args.outcome_beta * rejected_lr.detach()
-        m["loss/outcome"].append(gather(outcome.detach()).mean().item())
-        m["loss/step"].append(gather(step_loss.detach()).mean().item())
-        m["rewards/chosen"].append(gather(chosen_rw).mean().item())
-        m["rewards/rejected"].append(gather(rejected_rw).mean().item())
-        m["rewards/accuracies"].append(gather((chosen_rw > rejected_rw).float()).mean().item())
-        m["rewards/margins"].append(gather(chosen_rw - rejected_rw).mean().item())
-        chosen_logps, rejected_logps = seq.detach().chunk(2)
-        m["logps/chosen"].append(gather(chosen_logps).mean().item())
-        m["logps/rejected"].append(gather(rejected_logps).mean().item())
-        if chosen_r is not None:
-            m["reward_model/weight"].append(gather(torch.sigmoid(chosen_r - rejected_r)).mean().item())
+        """Per-pair means and step counts, gathered across processes in two collectives."""
+        args = self.args
+        chosen_rw, rejected_rw = args.outcome_beta * chosen_lr, args.outcome_beta * rejected_lr
+        weight = torch.sigmoid(chosen_r - rejected_r) if chosen_r is not None else torch.ones_like(chosen_rw)
+        per_pair = torch.stack([outcome, chosen_rw, rejected_rw, (chosen_rw > rejected_rw).to(outcome.dtype),
+                                chosen_rw - rejected_rw, *seq.chunk(2), weight], 1).detach().float()
         complete, valid = inputs["step_complete"], inputs["step_valid"]
-        pred = (args.step_beta * rho.detach()) > 0  # implicit step reward says "correct"
+        pred = (args.step_beta * rho.detach()) > 0  # the implicit step reward says "correct"
         label = inputs["step_probs"] >= 0.5
-        counts = torch.stack([(pred & label & complete).sum(), (pred & ~label & complete).sum(),
-                              (~pred & label & complete).sum(), (~pred & ~label & complete).sum(),
-                              (valid & ~complete).sum()]).float()
-        counts = gather(counts[None]).sum(0).cpu()
+        per_batch = torch.stack([step_loss.detach().float(), (pred & label & complete).sum(),
+                                 (pred & ~label & complete).sum(), (~pred & label & complete).sum(),
+                                 (~pred & ~label & complete).sum(), (valid & ~complete).sum()]).float()
+        means = self.accelerator.gather(per_pair).mean(0).tolist()
+        batch = self.accelerator.gather(per_batch[None]).cpu()
+        for name, value in zip(self._PAIR_METRICS, means):
+            if name != "reward_model/weight" or chosen_r is not None:
+                self._metrics[mode][name].append(value)
+        self._metrics[mode]["loss/step"].append(batch[:, 0].mean().item())
+        counts = batch[:, 1:].sum(0)  # tp, fp, fn, tn, truncated
         self._step_counts[mode] += counts
         if mode == "train":
             self.num_truncated_steps += int(counts[4])

@@ -239,12 +239,15 @@ def test_precomputed_reference_gives_the_same_loss(tmp_path, tiny_model, tiny_to
 
 def test_train_logs_metrics_and_save_model_writes_stepwise_config(tmp_path, tiny_model, tiny_tokenizer):
     tr = StepwiseDPOTrainer(tiny_model, args=config(tmp_path, max_steps=2, step_accuracy_metric="f1"),
-                            train_dataset=Dataset.from_list(toy_rows(4)), processing_class=tiny_tokenizer)
+                            train_dataset=Dataset.from_list(toy_rows(4)), processing_class=tiny_tokenizer,
+                            eval_dataset=Dataset.from_list(toy_rows(2, error_step=2)))
     assert tr.ref_model is not None  # an in-memory model gets a frozen copy as reference
     tr.train()
     logged = tr.state.log_history[0]
     for key in ("loss/step", "loss/outcome", "rewards/chosen", "rewards/rejected", "step_f1", "steps/truncated"):
         assert key in logged, key
+    metrics = tr.evaluate()
+    assert {"eval_loss", "eval_loss/step", "eval_step_f1", "eval_rewards/margins"} <= set(metrics)
     tr.save_model(str(tmp_path / "final"))
     saved = json.loads((tmp_path / "final" / "stepwise_config.json").read_text())
     assert saved["step_beta"] == 0.1 and saved["step_pairing"] == "weighted"
