@@ -86,29 +86,23 @@ class StepwiseDPOConfig(DPOConfig):
     def __post_init__(self):
         if self.outcome_beta is None:
             self.outcome_beta = self.beta
-        bad = []
-        if self.aggregation_strategy not in AGGREGATION_STRATEGIES:
-            bad.append(f"aggregation_strategy must be one of {AGGREGATION_STRATEGIES}, got {self.aggregation_strategy!r}")
-        if self.step_accuracy_metric not in STEP_ACCURACY_METRICS:
-            bad.append(f"step_accuracy_metric must be one of {STEP_ACCURACY_METRICS}, got {self.step_accuracy_metric!r}")
-        if self.step_pairing not in STEP_PAIRINGS:
-            bad.append(f"step_pairing must be one of {STEP_PAIRINGS}, got {self.step_pairing!r}")
-        for name in ("step_beta", "outcome_beta"):
-            if not getattr(self, name) > 0:
-                bad.append(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("step_loss_weight", "outcome_loss_weight"):
-            if not getattr(self, name) >= 0:
-                bad.append(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.step_loss_weight == 0 and self.outcome_loss_weight == 0:
-            bad.append("step_loss_weight and outcome_loss_weight are both 0: nothing to train")
-        if self.step_weights is not None and any(not w >= 0 for w in self.step_weights):
-            bad.append(f"step_weights must all be >= 0, got {self.step_weights}")
-        if self.max_reasoning_steps is not None and self.max_reasoning_steps < 1:
-            bad.append(f"max_reasoning_steps must be >= 1 or None, got {self.max_reasoning_steps}")
-        if not self.step_delimiter:
-            bad.append("step_delimiter must be a non-empty string")
-        if "{prompt}" not in self.step_wise_prompt_template:
-            bad.append(f"step_wise_prompt_template must contain '{{prompt}}', got {self.step_wise_prompt_template!r}")
+        checks = [
+            (self.aggregation_strategy in AGGREGATION_STRATEGIES,
+             f"aggregation_strategy must be one of {AGGREGATION_STRATEGIES}, got {self.aggregation_strategy!r}"),
+            (self.step_accuracy_metric in STEP_ACCURACY_METRICS,
+             f"step_accuracy_metric must be one of {STEP_ACCURACY_METRICS}, got {self.step_accuracy_metric!r}"),
+            (self.step_pairing in STEP_PAIRINGS, f"step_pairing must be one of {STEP_PAIRINGS}, got {self.step_pairing!r}"),
+            (self.step_beta > 0 and self.outcome_beta > 0, "step_beta and outcome_beta must be > 0"),
+            (self.step_loss_weight >= 0 and self.outcome_loss_weight >= 0, "loss weights must be >= 0"),
+            (self.step_loss_weight + self.outcome_loss_weight > 0, "step and outcome loss weights are both 0"),
+            (all(w >= 0 for w in self.step_weights or []), f"step_weights must be >= 0, got {self.step_weights}"),
+            (self.max_reasoning_steps is None or self.max_reasoning_steps >= 1,
+             f"max_reasoning_steps must be >= 1 or None, got {self.max_reasoning_steps}"),
+            (bool(self.step_delimiter), "step_delimiter must be a non-empty string"),
+            ("{prompt}" in self.step_wise_prompt_template,
+             f"step_wise_prompt_template must contain '{{prompt}}', got {self.step_wise_prompt_template!r}"),
+        ]
+        bad = [message for ok, message in checks if not ok]
         if bad:
             raise ValueError("StepwiseDPOConfig: " + "; ".join(bad))
         super().__post_init__()
@@ -252,6 +246,10 @@ class StepwiseDPOTrainer(DPOTrainer):
         if (ref_model is None and not isinstance(model, str) and not get_config_model_id(model.config)
                 and peft_config is None and not is_peft_model(model) and not args.precompute_ref_log_probs):
             ref_model = copy.deepcopy(model).eval()
+        # A fresh LoRA adapter (B = 0) is the identity: keep the reference "adapter disabled" instead of the frozen
+        # "ref" adapter copy TRL adds for pretrained adapters (same numbers, no LoRA compute in the reference pass)
+        fresh_adapter = ref_model is None and is_peft_model(model) and all(
+            not p.any() for n, p in model.named_parameters() if "lora_B" in n)
         self._max_num_steps = 1  # widest step count of any prepared dataset (precomputed reference step log-probs)
         self._step_counts = {"train": torch.zeros(5), "eval": torch.zeros(5)}  # tp, fp, fn, tn, truncated
         self.num_truncated_steps = 0
@@ -259,6 +257,8 @@ class StepwiseDPOTrainer(DPOTrainer):
                          train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=processing_class,
                          compute_metrics=compute_metrics, callbacks=callbacks, optimizers=optimizers,
                          quantization_config=quantization_config, peft_config=peft_config)
+        if fresh_adapter and "ref" in self.model.peft_config:
+            self.model.delete_adapter("ref")
 
     # ------------------------------------------------------------------ dataset preparation (once, before training)
 

@@ -280,18 +280,16 @@ def test_peft_reference_is_the_adapter_disabled_model(tmp_path, tiny_model, tiny
 
 def test_qlora_4bit_cpu_training_runs(tmp_path, tiny_model, tiny_tokenizer):
     pytest.importorskip("bitsandbytes")
-    from peft import LoraConfig, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from stepdpo_lite.models import load_model
 
     tiny_model.save_pretrained(tmp_path / "base")
-    bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32)
-    model = AutoModelForCausalLM.from_pretrained(tmp_path / "base", quantization_config=bnb, device_map="cpu")
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    tiny_tokenizer.save_pretrained(tmp_path / "base")
+    model, tok = load_model(str(tmp_path / "base"), quantization="4bit", device="cpu", dtype=torch.float32,
+                            lora=dict(r=4, target_modules=["q_proj", "v_proj"]))
     args = config(tmp_path, max_steps=2, learning_rate=1e-3, per_device_train_batch_size=2)
-    tr = StepwiseDPOTrainer(model, args=args, train_dataset=Dataset.from_list(toy_rows(4)),
-                            processing_class=tiny_tokenizer,
-                            peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
-    assert tr.ref_model is None and getattr(tr.model, "is_loaded_in_4bit", False)
+    tr = StepwiseDPOTrainer(model, args=args, train_dataset=Dataset.from_list(toy_rows(4)), processing_class=tok)
+    assert getattr(tr.model, "is_loaded_in_4bit", False)
+    assert tr.ref_model is None and "ref" not in tr.model.peft_config  # reference = adapter disabled, no copy
     tr.train()
     assert tr.state.global_step == 2 and all(torch.isfinite(torch.tensor(h["loss"]))
                                              for h in tr.state.log_history if "loss" in h)
