@@ -293,3 +293,27 @@ def test_qlora_4bit_cpu_training_runs(tmp_path, tiny_model, tiny_tokenizer):
     tr.train()
     assert tr.state.global_step == 2 and all(torch.isfinite(torch.tensor(h["loss"]))
                                              for h in tr.state.log_history if "loss" in h)
+
+
+def test_bpe_tokens_that_cross_step_boundaries(tmp_path):
+    """A byte-level BPE merges characters across the delimiter; every completion token still gets one step."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    rows = toy_rows(4)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)  # merges across spaces/newlines
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator([r["prompt"] + r[s] for r in rows for s in ("chosen", "rejected")] * 20,
+                            trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<eos>"],
+                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", eos_token="<eos>")
+    tr = StepwiseDPOTrainer(toyworld.build_tiny_model(tok), args=config(tmp_path), processing_class=tok,
+                            train_dataset=Dataset.from_list(rows))
+    for ex, row in zip(tr.train_dataset, rows):
+        for side in ("chosen", "rejected"):
+            ids, n = ex[f"{side}_step_ids"], len(extract_steps(row[side]))
+            assert ids == sorted(ids) and set(ids) == set(range(n))  # in order, no token left out, no step empty
+    # tokens merged across the prompt/completion boundary (TRL moves them into the completion) join step 1
+    assert any(tok.decode(ex["chosen_ids"][:1]) not in "Step" for ex in tr.train_dataset)
+    assert tr.compute_loss(tr.model, batch_of(tr)).isfinite()
