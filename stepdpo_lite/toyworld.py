@@ -2,7 +2,7 @@
 
 A problem is a start value and 2 to 6 operations applied left to right::
 
-    Problem: 7 + 5 * 3 - 4 (left to right)
+    Problem: start with 7. Step 1: + 5. Step 2: * 3. Step 3: - 4.
     Step 1: 7 + 5 = 12
 
     Step 2: 12 * 3 = 36
@@ -37,7 +37,7 @@ from pathlib import Path
 from .steps import DEFAULT_DELIMITER, extract_steps
 
 OPS = ("+", "-", "*")
-MAX_VALUE = 99  # every running value stays in 0..99: two-digit arithmetic a tiny model can half-learn
+MAX_VALUE = 50  # every running value stays in 0..50: two-digit arithmetic a ~1M model half-learns in minutes
 SPLITS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}  # buckets of a hash mod 10
 STEP_TAG = "\nIs this step correct? Yes or No:"  # the verification tags of the reward models (GenRM-style);
 OUTCOME_TAG = "\nIs this solution correct? Yes or No:"  # the tiny tokenizer holds each as one token
@@ -64,7 +64,9 @@ class Problem:
 
     @property
     def prompt(self) -> str:
-        return f"Problem: {self.expression} (left to right)\n"
+        # Each operation is numbered like the solution step that applies it, so a small model finds it.
+        return f"Problem: start with {self.start}." + "".join(
+            f" Step {k}: {op} {b}." for k, (op, b) in enumerate(self.ops, 1)) + "\n"
 
     @property
     def values(self) -> list[int]:
@@ -101,7 +103,7 @@ def _random_problem(rng: random.Random, min_ops: int = 2, max_ops: int = 6) -> P
     for _ in range(rng.randint(min_ops, max_ops)):
         choices = [("+", b) for b in range(1, 10) if value + b <= MAX_VALUE]
         choices += [("-", b) for b in range(1, 10) if value - b >= 0]
-        choices += [("*", b) for b in range(2, 6) if value * b <= MAX_VALUE and value > 1]
+        choices += [("*", b) for b in range(2, 4) if value * b <= MAX_VALUE and value > 1]
         op, b = rng.choice(choices)
         ops.append((op, b))
         value = _apply(value, op, b)
@@ -128,11 +130,13 @@ def make_problems(n: int, split: str = "train", seed: int = 0, min_ops: int = 2,
 
 def parse_prompt(prompt: str) -> Problem:
     """The problem a toy prompt states (the inverse of ``Problem.prompt``)."""
-    m = re.fullmatch(r"Problem: (\d+)((?: [+\-*] \d+)+) \(left to right\)\n", prompt)
+    m = re.fullmatch(r"Problem: start with (\d+)\.((?: Step \d+: [+\-*] \d+\.)+)\n", prompt)
     if not m:
         raise ValueError(f"parse_prompt: not a toy-world prompt: {prompt!r}")
-    toks = m.group(2).split()
-    return Problem(int(m.group(1)), tuple((toks[i], int(toks[i + 1])) for i in range(0, len(toks), 2)))
+    ops = re.findall(r" Step (\d+): ([+\-*]) (\d+)\.", m.group(2))
+    if [int(k) for k, _, _ in ops] != list(range(1, len(ops) + 1)):
+        raise ValueError(f"parse_prompt: operations are not numbered 1..n: {prompt!r}")
+    return Problem(int(m.group(1)), tuple((op, int(b)) for _, op, b in ops))
 
 
 # ----------------------------------------------------------------------------- checker
@@ -232,7 +236,7 @@ def build_tokenizer():
     tok.decoder = decoders.Fuse()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>",
                                    clean_up_tokenization_spaces=False, model_max_length=1024)
-    fast.add_tokens(["Problem:", "(left to right)", "Step", "Answer:", STEP_TAG, OUTCOME_TAG, YES, NO])
+    fast.add_tokens(["Problem:", "Step", "Answer:", STEP_TAG, OUTCOME_TAG, YES, NO])
     fast.padding_side = "left"  # generation pads on the left; trainers set their own side
     return fast
 
@@ -322,16 +326,23 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
     ``target_accuracy`` (imperfect on purpose); save model, tokenizer and ``training_log.json`` to ``out``."""
     import torch
     from datasets import Dataset
-    from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments, set_seed
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
 
     set_seed(seed)
     tokenizer = build_tokenizer()
     model = build_tiny_model(tokenizer, seed=seed)
     rng = random.Random(seed)
     problems = make_problems(n_train, "train", seed=seed)
-    texts = [p.prompt + noisy_training_text(p, rng, error_rate) + tokenizer.eos_token for p in problems]
-    ds = Dataset.from_dict({"text": texts}).map(lambda b: tokenizer(b["text"], add_special_tokens=False),
-                                                 batched=True, remove_columns=["text"])
+    rows = {"prompt": [p.prompt for p in problems],
+            "response": [noisy_training_text(p, rng, error_rate) + tokenizer.eos_token for p in problems]}
+
+    def tokenize(batch):  # loss on the solution only: the prompt's random numbers are not to be learned
+        prompts = tokenizer(batch["prompt"], add_special_tokens=False)["input_ids"]
+        responses = tokenizer(batch["response"], add_special_tokens=False)["input_ids"]
+        return {"input_ids": [p + r for p, r in zip(prompts, responses)],
+                "labels": [[-100] * len(p) + r for p, r in zip(prompts, responses)]}
+
+    ds = Dataset.from_dict(rows).map(tokenize, batched=True, remove_columns=["prompt", "response"])
     val = make_problems(n_eval, "validation", seed=seed)
     log = []
 
@@ -340,21 +351,22 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
             if state.global_step % eval_every:
                 return
             model.eval()
-            acc = evaluate_policy(model, tokenizer, val, progress=False)["accuracy"]
+            result = evaluate_policy(model, tokenizer, val, progress=False)
             model.train()
-            log.append({"step": state.global_step, "val_greedy_accuracy": acc})
-            print(f"step {state.global_step}: validation greedy accuracy {acc:.3f}", flush=True)
+            acc = result["accuracy"]
+            log.append({"step": state.global_step, "val_greedy_accuracy": acc, "first_error_kinds": result["first_error_kinds"]})
+            print(f"step {state.global_step}: validation greedy accuracy {acc:.3f} {result['first_error_kinds']}", flush=True)
             if acc >= target_accuracy:
                 control.should_training_stop = True
 
     tokenizer.padding_side = "right"
     args = TrainingArguments(output_dir=str(Path(out) / "_trainer"), per_device_train_batch_size=batch_size,
-                             learning_rate=learning_rate, max_steps=max_steps, warmup_steps=100,
+                             learning_rate=learning_rate, max_steps=max_steps, warmup_steps=min(100, max_steps // 10),
                              lr_scheduler_type="cosine", weight_decay=0.01, logging_steps=50, save_strategy="no",
                              report_to=[], seed=seed, data_seed=seed, use_cpu=not torch.cuda.is_available(),
                              dataloader_num_workers=0, disable_tqdm=False)
     trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
-                      data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+                      data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
                       callbacks=[StopWhenGoodEnough()])
     trainer.train()
     tokenizer.padding_side = "left"

@@ -106,3 +106,15 @@ def test_shipped_tiny_base_is_imperfect_on_purpose(tiny_base_path):
     assert 0.5e6 <= n_params <= 5e6
     result = tw.evaluate_policy(model, tok, tw.make_problems(200, "test", seed=0), progress=False)
     assert 0.30 <= result["accuracy"] <= 0.70, result
+
+
+def test_train_base_is_deterministic(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    for name in ("a", "b"):
+        tw.train_base(tmp_path / name, seed=3, n_train=64, max_steps=2, batch_size=8, eval_every=10_000)
+    a, b = (load_file(tmp_path / n / "model.safetensors") for n in ("a", "b"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    model, tok = tw.load_tiny_base(tmp_path / "a")
+    assert tok.is_fast and model.config.vocab_size == len(tok)
