@@ -98,10 +98,11 @@ def test_reference_api(prm, orm):
     assert prm.get_reward_for_text(text) == pytest.approx(agg)
     assert prm.get_rewards_for_batch([text, prompts[1] + sols[1]])[0] == pytest.approx(agg, abs=1e-4)
     # get_rewards_for_steps(steps, problem) formats the problem with prompt_template
-    prm.config.prompt_template = "Problem: {problem} (left to right)\n"
-    problem = prompts[1][len("Problem: "):-len(" (left to right)\n")]
+    prm.config.prompt_template = "Question: {problem}\nAnswer step by step.\n"
+    problem = "What is 2 + 3 * 4?"
     by_problem = prm.get_rewards_for_steps(extract_steps(sols[1]), problem=problem)
-    assert by_problem == pytest.approx(prm.score_solutions([prompts[1]], [sols[1]])[0], abs=1e-5)
+    formatted = "Question: What is 2 + 3 * 4?\nAnswer step by step.\n"
+    assert by_problem == pytest.approx(prm.score_solutions([formatted], [sols[1]])[0], abs=1e-5)
     assert prm.get_reward_for_problem_solution(problem, sols[1]) == pytest.approx(min(by_problem), abs=1e-5)
     r = prm.score_solutions(prompts[:1], sols[:1])[0]
     assert prm.aggregate(r, "last") == pytest.approx(r[-1])

@@ -1,0 +1,191 @@
+"""Numbers for reward models: step AUROC, first-error F1 (ProcessBench), outcome AUROC, best-of-N.
+
+Scores can be rewards (log-odds) or probabilities: every function here only compares scores, so any
+increasing map of them gives the same result, as long as a threshold is on the same scale
+(0 for log-odds is 0.5 for probabilities).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def _flat_scores_and_labels(scores, labels, what: str):
+    nested = len(scores) > 0 and isinstance(scores[0], (list, tuple, np.ndarray))
+    if nested:
+        if len(scores) != len(labels):
+            raise ValueError(f"{what}: {len(scores)} solutions of scores but {len(labels)} of labels")
+        for i, (s, y) in enumerate(zip(scores, labels)):
+            if len(s) != len(y):
+                raise ValueError(f"{what}: solution {i} has {len(s)} scores and {len(y)} labels")
+        scores = [x for s in scores for x in s]
+        labels = [x for y in labels for x in y]
+    s, y = np.asarray(scores, dtype=float).ravel(), np.asarray(labels).ravel()
+    if s.shape != y.shape:
+        raise ValueError(f"{what}: {s.size} scores but {y.size} labels")
+    if not np.isfinite(s).all():
+        raise ValueError(f"{what}: scores hold NaN or inf")
+    y = y.astype(bool)
+    if y.all() or not y.any():
+        raise ValueError(f"{what}: AUROC needs both correct and wrong examples, got only {'correct' if y.all() else 'wrong'}")
+    return s, y
+
+
+def step_auroc(step_scores, step_labels) -> float:
+    """AUROC of step scores (higher = more likely correct) against step labels (True = correct).
+
+    Takes per-solution lists (``list[list[float]]``, ``list[list[bool]]``) or flat arrays.
+    """
+    from sklearn.metrics import roc_auc_score
+    s, y = _flat_scores_and_labels(step_scores, step_labels, "step_auroc")
+    return float(roc_auc_score(y, s))
+
+
+def outcome_auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """AUROC of solution scores against whether the solution is correct."""
+    from sklearn.metrics import roc_auc_score
+    s, y = _flat_scores_and_labels(list(scores), list(labels), "outcome_auroc")
+    return float(roc_auc_score(y, s))
+
+
+# ----------------------------------------------------------------------------- first error (ProcessBench)
+
+def first_error_index(step_labels: Sequence[bool]) -> int:
+    """0-based index of the first wrong step, or -1 when every step is right (ProcessBench's label)."""
+    return next((k for k, ok in enumerate(step_labels) if not ok), -1)
+
+
+def predict_first_error(step_scores: Sequence[float], threshold: float) -> int:
+    """The first step whose score is below ``threshold``, or -1."""
+    return next((k for k, s in enumerate(step_scores) if s < threshold), -1)
+
+
+def _check_first_errors(step_scores, first_errors, what):
+    if len(step_scores) != len(first_errors):
+        raise ValueError(f"{what}: {len(step_scores)} solutions of scores but {len(first_errors)} labels")
+    for i, (s, e) in enumerate(zip(step_scores, first_errors)):
+        if len(s) == 0:
+            raise ValueError(f"{what}: solution {i} has no step scores")
+        if not all(math.isfinite(x) for x in s):
+            raise ValueError(f"{what}: solution {i} has NaN or inf scores")
+        if not (isinstance(e, (int, np.integer)) and -1 <= e < len(s)):
+            raise ValueError(f"{what}: solution {i}: first error must be -1 or a step index < {len(s)}, got {e!r}")
+    errors = sum(e >= 0 for e in first_errors)
+    if errors == 0 or errors == len(first_errors):
+        raise ValueError(f"{what}: the F1 needs both erroneous and fully correct solutions "
+                         f"(got {errors} erroneous of {len(first_errors)})")
+
+
+def first_error_report(step_scores: Sequence[Sequence[float]], first_errors: Sequence[int], threshold: float) -> dict:
+    """ProcessBench (Zheng et al. 2024, arXiv:2412.06559): the predicted first error is the first step
+    scored below ``threshold``; ``error_accuracy`` = share of erroneous solutions whose first error is
+    found exactly, ``correct_accuracy`` = share of fully correct solutions with no error predicted,
+    ``f1`` = their harmonic mean."""
+    _check_first_errors(step_scores, first_errors, "first_error_f1")
+    hits = [predict_first_error(s, threshold) == e for s, e in zip(step_scores, first_errors)]
+    err = [h for h, e in zip(hits, first_errors) if e >= 0]
+    cor = [h for h, e in zip(hits, first_errors) if e < 0]
+    a, b = sum(err) / len(err), sum(cor) / len(cor)
+    return {"f1": 2 * a * b / (a + b) if a + b else 0.0, "error_accuracy": a, "correct_accuracy": b,
+            "threshold": threshold, "n_erroneous": len(err), "n_correct": len(cor)}
+
+
+def first_error_f1(step_scores: Sequence[Sequence[float]], first_errors: Sequence[int], threshold: float) -> float:
+    """The ProcessBench F1 (see ``first_error_report``); choose ``threshold`` on validation data."""
+    return first_error_report(step_scores, first_errors, threshold)["f1"]
+
+
+def choose_threshold(step_scores: Sequence[Sequence[float]], first_errors: Sequence[int]) -> float:
+    """The threshold with the best first-error F1 on these (validation) solutions, exactly.
+
+    A solution is judged right for every threshold in an interval: (-inf, min score] when it is fully
+    correct, (score of its first error, min score before it] when it is not. So F1 only changes at
+    score values, and trying each score and the next float above it covers every case.
+    """
+    _check_first_errors(step_scores, first_errors, "choose_threshold")
+    lo, hi = [], []
+    for s, e in zip(step_scores, first_errors):
+        before = min(s[:e]) if e > 0 else math.inf
+        lo.append(-math.inf if e < 0 else s[e])
+        hi.append(min(s) if e < 0 else before)
+    lo, hi, erroneous = np.array(lo), np.array(hi), np.array([e >= 0 for e in first_errors])
+    values = np.unique(np.concatenate([np.asarray(s, dtype=float) for s in step_scores]))
+    candidates = np.unique(np.concatenate([values, np.nextafter(values, np.inf)]))
+    right = (candidates[:, None] > lo) & (candidates[:, None] <= hi)
+    a, b = right[:, erroneous].mean(1), right[:, ~erroneous].mean(1)
+    f1 = np.where(a + b > 0, 2 * a * b / np.maximum(a + b, 1e-300), 0.0)
+    return float(candidates[int(np.argmax(f1))])
+
+
+# ----------------------------------------------------------------------------- best-of-N
+
+def _subsets(n_candidates: int, n: int, rng, subsets: str):
+    return np.arange(n) if subsets == "first" else rng.permutation(n_candidates)[:n]
+
+
+def _check_ns(ns, sizes, what):
+    for n in ns:
+        if n < 1:
+            raise ValueError(f"{what}: N must be >= 1, got {n}")
+        for i, m in enumerate(sizes):
+            if n > m:
+                raise ValueError(f"{what}: N={n} but problem {i} has only {m} candidates")
+
+
+def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Sequence[float]] | None,
+                       ns: Sequence[int] = (1, 2, 4, 8, 16), seed: int = 0, n_resamples: int = 100,
+                       subsets: str = "random") -> dict[int, float]:
+    """Accuracy when the highest-scored of N candidates is kept, for each N in ``ns``.
+
+    ``correct[i][j]``: whether candidate j of problem i is right; ``scores`` the same shape, or None for a
+    random pick (the baseline). ``subsets="random"`` draws N of the candidates ``n_resamples`` times
+    (ties go to the earlier draw, i.e. at random); ``"first"`` takes the first N once.
+    """
+    if subsets not in ("random", "first"):
+        raise ValueError(f"best_of_n_accuracy: subsets must be 'random' or 'first', got {subsets!r}")
+    if scores is not None:
+        if len(scores) != len(correct) or any(len(s) != len(c) for s, c in zip(scores, correct)):
+            raise ValueError("best_of_n_accuracy: scores and correct must have the same shape")
+        if not all(math.isfinite(x) for s in scores for x in s):
+            raise ValueError("best_of_n_accuracy: scores hold NaN or inf")
+    _check_ns(ns, [len(c) for c in correct], "best_of_n_accuracy")
+    rng = np.random.default_rng(seed)
+    rounds = 1 if subsets == "first" and scores is not None else n_resamples
+    out = {}
+    for n in ns:
+        hits = 0
+        for _ in range(rounds):
+            for i, c in enumerate(correct):
+                pick = _subsets(len(c), n, rng, subsets)
+                j = rng.choice(pick) if scores is None else pick[int(np.argmax(np.asarray(scores[i])[pick]))]
+                hits += bool(c[j])
+        out[n] = hits / (rounds * len(correct))
+    return out
+
+
+def majority_vote_accuracy(answers: Sequence[Sequence[Any]], gold: Sequence[Any], ns: Sequence[int] = (1, 2, 4, 8, 16),
+                           seed: int = 0, n_resamples: int = 100, subsets: str = "random") -> dict[int, float]:
+    """Accuracy of the most common final answer among N candidates (self-consistency, Wang et al. 2022).
+
+    ``None`` answers (unparseable) do not vote; ties go to the answer drawn first.
+    """
+    if subsets not in ("random", "first"):
+        raise ValueError(f"majority_vote_accuracy: subsets must be 'random' or 'first', got {subsets!r}")
+    if len(answers) != len(gold):
+        raise ValueError(f"majority_vote_accuracy: {len(answers)} problems of answers but {len(gold)} gold answers")
+    _check_ns(ns, [len(a) for a in answers], "majority_vote_accuracy")
+    rng = np.random.default_rng(seed)
+    rounds = 1 if subsets == "first" else n_resamples
+    out = {}
+    for n in ns:
+        hits = 0
+        for _ in range(rounds):
+            for a, g in zip(answers, gold):
+                votes = [a[j] for j in _subsets(len(a), n, rng, subsets) if a[j] is not None]
+                hits += bool(votes) and Counter(votes).most_common(1)[0][0] == g  # most_common keeps first-seen order on ties
+        out[n] = hits / (rounds * len(answers))
+    return out

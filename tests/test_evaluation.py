@@ -1,0 +1,91 @@
+import math
+import random
+
+import pytest
+
+from stepdpo_lite.evaluation import (best_of_n_accuracy, choose_threshold, first_error_f1, first_error_index,
+                                     first_error_report, majority_vote_accuracy, outcome_auroc, predict_first_error,
+                                     step_auroc)
+
+
+def test_step_auroc_known_values():
+    assert step_auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    assert step_auroc([[0.1, 0.4], [0.35, 0.8]], [[False, False], [True, True]]) == pytest.approx(0.75)
+    assert step_auroc([[5.0, -1.0], [2.0]], [[True, False], [True]]) == 1.0
+    assert step_auroc([1, 2, 3, 4], [1, 1, 0, 0]) == 0.0
+    # log-odds and probabilities rank the same
+    logits = [-2.0, 0.5, 0.1, 3.0]
+    assert step_auroc(logits, [0, 1, 0, 1]) == step_auroc([1 / (1 + math.exp(-x)) for x in logits], [0, 1, 0, 1])
+
+
+def test_auroc_errors():
+    with pytest.raises(ValueError, match="both correct and wrong"):
+        step_auroc([0.1, 0.2], [True, True])
+    with pytest.raises(ValueError, match="solution 1 has 1 scores and 2 labels"):
+        step_auroc([[0.1], [0.2]], [[True], [True, False]])
+    with pytest.raises(ValueError, match="NaN"):
+        outcome_auroc([0.1, float("nan")], [True, False])
+    assert outcome_auroc([0.9, 0.1, 0.5], [True, False, False]) == 1.0
+
+
+HAND = dict(scores=[[0.9, 0.2, 0.8], [0.9, 0.9], [0.3, 0.9], [0.9, 0.4]], first_errors=[1, -1, 1, -1])
+
+
+def test_first_error_processbench_protocol_by_hand():
+    s, e = HAND["scores"], HAND["first_errors"]
+    assert [predict_first_error(x, 0.5) for x in s] == [1, -1, 0, 1]
+    report = first_error_report(s, e, 0.5)
+    assert report["error_accuracy"] == 0.5 and report["correct_accuracy"] == 0.5 and report["f1"] == 0.5
+    assert first_error_f1(s, e, 0.35) == pytest.approx(2 * 0.5 * 1.0 / 1.5)  # D passes, C still flagged at step 0
+    assert first_error_f1(s, e, 0.0) == 0.0  # nothing flagged: no erroneous solution is found
+    assert first_error_index([True, True, False, False]) == 2 and first_error_index([True]) == -1
+
+
+def test_choose_threshold_is_the_best_threshold():
+    s, e = HAND["scores"], HAND["first_errors"]
+    t = choose_threshold(s, e)
+    assert first_error_f1(s, e, t) == pytest.approx(2 / 3)
+    rng = random.Random(0)
+    for _ in range(20):  # against brute force over a fine grid, on random solutions
+        scores = [[round(rng.random(), 2) for _ in range(rng.randint(1, 5))] for _ in range(12)]
+        errors = [rng.choice([-1] + list(range(len(x)))) for x in scores]
+        errors[0], errors[1] = -1, 0
+        best = max(first_error_f1(scores, errors, g / 1000) for g in range(-1, 1002))
+        assert first_error_f1(scores, errors, choose_threshold(scores, errors)) == pytest.approx(best)
+
+
+def test_first_error_errors():
+    with pytest.raises(ValueError, match="both erroneous and fully correct"):
+        first_error_f1([[0.1], [0.2]], [-1, -1], 0.5)
+    with pytest.raises(ValueError, match="solution 1: first error must be"):
+        first_error_f1([[0.1], [0.2]], [0, 3], 0.5)
+    with pytest.raises(ValueError, match="solution 0 has no step scores"):
+        choose_threshold([[], [0.2]], [-1, 0])
+
+
+def test_best_of_n_known_answers():
+    correct, scores = [[False, True, False, False]], [[0.1, 0.9, 0.2, 0.3]]
+    assert best_of_n_accuracy(correct, scores, ns=(1, 2, 4), subsets="first") == {1: 0.0, 2: 1.0, 4: 1.0}
+    random_subsets = best_of_n_accuracy(correct, scores, ns=(1, 2, 4), n_resamples=4000, seed=1)
+    assert random_subsets[4] == 1.0
+    assert random_subsets[2] == pytest.approx(0.5, abs=0.04)  # 1 - C(3,2)/C(4,2): the right one is drawn
+    assert random_subsets[1] == pytest.approx(0.25, abs=0.04)
+    no_scores = best_of_n_accuracy(correct, None, ns=(1, 4), n_resamples=4000, seed=1)
+    assert no_scores[1] == pytest.approx(0.25, abs=0.04) and no_scores[4] == pytest.approx(0.25, abs=0.04)
+    # a scorer that ranks wrong answers first gets worse with N
+    bad = best_of_n_accuracy([[True, False, False, False]] * 3, [[0.0, 1.0, 2.0, 3.0]] * 3, ns=(1, 4), seed=0)
+    assert bad[4] == 0.0 and bad[1] == pytest.approx(0.25, abs=0.1)
+    with pytest.raises(ValueError, match="N=8 but problem 0 has only 4"):
+        best_of_n_accuracy(correct, scores, ns=(8,))
+    with pytest.raises(ValueError, match="same shape"):
+        best_of_n_accuracy(correct, [[0.1]], ns=(1,))
+
+
+def test_majority_vote_known_answers():
+    assert majority_vote_accuracy([[1, 2, 2, 3]], [2], ns=(1, 3, 4), subsets="first") == {1: 0.0, 3: 1.0, 4: 1.0}
+    assert majority_vote_accuracy([[None, None, 5]], [5], ns=(2, 3), subsets="first") == {2: 0.0, 3: 1.0}
+    assert majority_vote_accuracy([[1, 2]], [1], ns=(2,), subsets="first") == {2: 1.0}  # tie: first drawn
+    two_of_three = majority_vote_accuracy([[7, 7, 1]], [7], ns=(3,), n_resamples=10)
+    assert two_of_three == {3: 1.0}
+    with pytest.raises(ValueError, match="2 gold answers"):
+        majority_vote_accuracy([[1]], [1, 2], ns=(1,))

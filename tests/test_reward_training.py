@@ -1,0 +1,119 @@
+import math
+import random
+
+import pytest
+
+from stepdpo_lite import toyworld
+from stepdpo_lite.reward_training import (train_outcome_reward_model, train_process_reward_model,
+                                          validate_outcome_rows, validate_stepwise_rows)
+from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel, load_reward_model
+
+
+def toy_rows(n, seed=0):
+    """Gold-labelled stepwise rows from the toy world: half gold solutions, half with one error."""
+    rng = random.Random(seed)
+    rows = []
+    for i, p in enumerate(toyworld.make_problems(n, "train", seed=seed, max_ops=4)):
+        kind = "copy" if len(p.ops) > 1 and rng.random() < 0.5 else "arithmetic"
+        sol = p.gold_solution if i % 2 else toyworld.corrupt_solution(
+            p, rng.randrange(1 if kind == "copy" else 0, len(p.ops)), kind, rng)
+        v = toyworld.check(p, sol)
+        rows.append({"prompt": p.prompt, "completions": v.steps, "labels": v.step_labels,
+                     "completion": sol, "label": v.answer_correct})
+    return rows
+
+
+def mean_tag_loss(model, rows, process=True):
+    """The {Yes, No} cross-entropy at the tags, recomputed from the reward model's scores."""
+    if process:
+        rewards = model.score_solutions([r["prompt"] for r in rows], [r["completions"] for r in rows])
+        pairs = [(x, y) for rs, r in zip(rewards, rows) for x, y in zip(rs, r["labels"])]
+    else:
+        pairs = list(zip(model.score_solutions([r["prompt"] for r in rows], [r["completion"] for r in rows]),
+                         [r["label"] for r in rows]))
+    return sum(math.log1p(math.exp(-x if y else x)) for x, y in pairs) / len(pairs)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    tok = toyworld.build_tokenizer()
+    path = tmp_path_factory.mktemp("tiny-random")
+    toyworld.build_tiny_model(tok, seed=0).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def test_4bit_lora_prm_training_on_cpu_lowers_the_loss(tiny_dir, tmp_path):
+    import bitsandbytes as bnb
+    rows = toy_rows(16)
+    before = mean_tag_loss(ProcessRewardModel(tiny_dir, device="cpu", quantization="4bit"), rows)
+    prm = train_process_reward_model(tiny_dir, rows, tmp_path / "prm", quantization="4bit",
+                                     lora={"r": 8, "lora_alpha": 16, "lora_dropout": 0.0}, learning_rate=1e-2,
+                                     max_steps=8, per_device_train_batch_size=8, device="cpu", seed=0,
+                                     logging_steps=1, disable_tqdm=True)
+    assert isinstance(prm, ProcessRewardModel)
+    assert isinstance(prm.model.base_model.model.model.layers[0].self_attn.q_proj.base_layer, bnb.nn.Linear4bit)
+    losses = [h["loss"] for h in prm.training_metrics["log_history"] if "loss" in h]
+    assert len(losses) == 8
+    after = mean_tag_loss(prm, rows)
+    assert after < before - 0.02, (before, after)
+    # saved with the reference file name, loads back (4-bit again) with the same rewards
+    loaded = load_reward_model(tmp_path / "prm", device="cpu")
+    assert loaded.config.quantization == "4bit"
+    assert mean_tag_loss(loaded, rows) == pytest.approx(after, abs=1e-5)
+
+
+def test_orm_training_and_passthrough(tiny_dir, tmp_path, monkeypatch):
+    """report_to and resume_from_checkpoint reach the Trainer; the ORM is saved as one."""
+    import transformers.trainer
+    from transformers import Trainer
+    from transformers.trainer_utils import TrainOutput
+    seen = {}
+
+    def fake_train(self, resume_from_checkpoint=None, **kw):
+        seen.update(resume=resume_from_checkpoint, report_to=self.args.report_to, lr=self.args.learning_rate)
+        batch = next(iter(self.get_train_dataloader()))
+        seen["loss"] = self.compute_loss(self.model, self._prepare_inputs(batch)).item()
+        return TrainOutput(global_step=0, training_loss=0.0, metrics={})
+
+    monkeypatch.setattr(Trainer, "train", fake_train)
+    monkeypatch.setattr(transformers.trainer, "get_reporting_integration_callbacks", lambda report_to: [])
+    rows = toy_rows(8)
+    orm = train_outcome_reward_model(tiny_dir, rows, tmp_path / "orm", quantization=None, learning_rate=3e-4,
+                                     lora={"r": 4, "lora_dropout": 0.0, "init_lora_weights": False},
+                                     report_to="tensorboard", resume_from_checkpoint="ckpt-7", device="cpu")
+    assert seen["resume"] == "ckpt-7" and seen["report_to"] == ["tensorboard"] and seen["lr"] == 3e-4
+    assert isinstance(orm, OutcomeRewardModel) and (tmp_path / "orm" / "outcome_reward_config.json").exists()
+    # the Trainer's loss is the 2-way cross-entropy at the tags, the same number the scores give
+    assert seen["loss"] == pytest.approx(mean_tag_loss(orm, rows[:8], process=False), abs=1e-4)
+
+
+def test_bad_rows_name_the_row_and_field():
+    good = {"prompt": "p", "completions": ["Step 1: 1 + 1 = 2"], "labels": [True]}
+    validate_stepwise_rows([good, {**good, "labels": [1]}])
+    cases = [({**good, "labels": [True, False]}, "row 1, field 'labels'"),
+             ({**good, "labels": ["yes"]}, "row 1, field 'labels': label 0"),
+             ({**good, "completions": []}, "row 1, field 'completions'"),
+             ({**good, "completions": ["  "]}, "row 1, field 'completions': step 0"),
+             ({**good, "prompt": None}, "row 1, field 'prompt'"),
+             ({"prompt": "p", "labels": [True]}, "row 1: missing field 'completions'")]
+    for bad, message in cases:
+        with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+            validate_stepwise_rows([good, bad])
+    with pytest.raises(ValueError, match="empty"):
+        validate_stepwise_rows([])
+    outcome = {"prompt": "p", "completion": "Step 1: 1 + 1 = 2", "label": False}
+    validate_outcome_rows([outcome])
+    for bad, message in [({**outcome, "label": 2}, "row 0, field 'label'"),
+                         ({**outcome, "completion": ""}, "row 0, field 'completion'")]:
+        with pytest.raises(ValueError, match=message):
+            validate_outcome_rows([bad])
+
+
+def test_too_long_row_raises_instead_of_truncating(tiny_dir, tmp_path):
+    rows = [{"prompt": "P", "completions": ["S"], "labels": [True]}] + toy_rows(1)
+    with pytest.raises(ValueError, match="row 1: .* longer than max_length 30"):
+        train_process_reward_model(tiny_dir, rows, tmp_path / "x", quantization=None, max_length=30, device="cpu",
+                                   max_steps=1)
+    with pytest.raises(ValueError, match="lora=True"):
+        train_process_reward_model(tiny_dir, rows, tmp_path / "x", quantization="4bit", lora=None, device="cpu")
