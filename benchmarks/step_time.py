@@ -39,10 +39,11 @@ from stepdpo_lite import toyworld  # noqa: E402
 from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
 
 
-def load_model(device):
-    if (toyworld.TINY_BASE_DIR / "config.json").exists():
-        model, tok = toyworld.load_tiny_base(device=device)
-        return model, tok, "data/tiny-base"
+def load_model(device, path=None):
+    path = Path(path or os.environ.get("STEPDPO_TINY_BASE", toyworld.TINY_BASE_DIR))
+    if (path / "config.json").exists():
+        model, tok = toyworld.load_tiny_base(path, device=device)
+        return model, tok, "data/tiny-base" if path == toyworld.TINY_BASE_DIR else str(path)
     tok = toyworld.build_tokenizer()
     return toyworld.build_tiny_model(tok).to(device), tok, "random tiny Llama (data/tiny-base not trained yet)"
 
@@ -75,12 +76,13 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--model", default=None, help="model folder (default: data/tiny-base or $STEPDPO_TINY_BASE)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
 
-    model, tok, model_name = load_model(args.device)
+    model, tok, model_name = load_model(args.device, args.model)
     ref = copy.deepcopy(model).eval()
     data = pairs(args.batch_size)
     common = dict(output_dir="/tmp/stepdpo_bench", per_device_train_batch_size=args.batch_size, report_to=[],
