@@ -317,3 +317,24 @@ def test_bpe_tokens_that_cross_step_boundaries(tmp_path):
     # tokens merged across the prompt/completion boundary (TRL moves them into the completion) join step 1
     assert any(tok.decode(ex["chosen_ids"][:1]) not in "Step" for ex in tr.train_dataset)
     assert tr.compute_loss(tr.model, batch_of(tr)).isfinite()
+
+
+def test_reward_model_loaded_from_path(tmp_path, tiny_model, tiny_tokenizer):
+    from stepdpo_lite.rewards import ProcessRewardModel
+
+    prm = ProcessRewardModel(copy.deepcopy(tiny_model), tiny_tokenizer)
+    prm.save(tmp_path / "prm")
+    rows = toy_rows(2, labels=False)
+    expected = prm.score_solutions([r["prompt"] for r in rows], [r["rejected"] for r in rows])
+    args = config(tmp_path, use_reward_model=True, reward_model_path=str(tmp_path / "prm"),
+                  aggregation_strategy="product")
+    tr = StepwiseDPOTrainer(tiny_model, args=args, train_dataset=Dataset.from_list(rows),
+                            processing_class=tiny_tokenizer)
+    got = tr.train_dataset["rejected_step_rewards"]
+    assert [pytest.approx(e, abs=1e-4) for e in expected] == got
+    assert tr.train_dataset[0]["rejected_step_probs"] == pytest.approx(torch.sigmoid(torch.tensor(got[0])).tolist())
+    assert tr.compute_loss(tr.model, batch_of(tr, 2)).isfinite()
+    assert 0 < tr._metrics["train"]["reward_model/weight"][-1] < 1
+    with pytest.raises(ValueError, match="reward_model_path"):
+        StepwiseDPOTrainer(tiny_model, args=config(tmp_path, use_reward_model=True),
+                           train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer)
