@@ -51,21 +51,21 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/ddp_tiny")
     ap.add_argument("--pairs", type=int, default=64)
-    ap.add_argument("--max-steps", type=int, default=8)
+    ap.add_argument("--max-steps", type=int, default=16)
     ap.add_argument("--batch-size", type=int, default=4, help="pairs per process and step")
+    ap.add_argument("--learning-rate", type=float, default=5e-5)
     args = ap.parse_args(argv)
     state = PartialState()
     on_cpu = not torch.cuda.is_available()
 
-    if (toyworld.TINY_BASE_DIR / "config.json").exists():
-        model, tok = toyworld.load_tiny_base()
-        source = "data/tiny-base"
-    else:
+    try:  # data/tiny-base, or $STEPDPO_TINY_BASE
+        (model, tok), source = toyworld.load_tiny_base(), os.environ.get("STEPDPO_TINY_BASE", "data/tiny-base")
+    except FileNotFoundError:
         tok = toyworld.build_tokenizer()
         model, source = toyworld.build_tiny_model(tok), "random tiny Llama"
     config = StepwiseDPOConfig(
         output_dir=args.out, max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
-        learning_rate=5e-4, logging_steps=2, save_strategy="no", report_to=[], seed=0,
+        learning_rate=args.learning_rate, logging_steps=2, save_strategy="no", report_to=[], seed=0,
         use_cpu=on_cpu, bf16=not on_cpu and torch.cuda.is_bf16_supported(), gradient_checkpointing=False,
         max_length=256, disable_tqdm=True, dataloader_num_workers=0,
         step_beta=0.1, beta=0.1)
