@@ -463,6 +463,9 @@ class EnsembleRewardModel:
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
         """Weighted per-step rewards; every member must give step rewards."""
+        for i, m in enumerate(self.models):
+            if isinstance(m, OutcomeRewardModel) or not hasattr(m, "get_rewards_for_steps"):
+                raise ValueError(f"EnsembleRewardModel: member {i} ({type(m).__name__}) gives no step rewards")
         per_model = [m.get_rewards_for_steps(steps, problem) for m in self.models]
         return [sum(w * r[k] for w, r in zip(self.weights, per_model)) for k in range(len(steps))]
 

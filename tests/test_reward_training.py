@@ -63,8 +63,10 @@ def test_4bit_lora_prm_training_on_cpu_lowers_the_loss(tiny_dir, tmp_path):
     assert mean_tag_loss(loaded, rows) == pytest.approx(after, abs=1e-5)
 
 
-def test_orm_training_and_passthrough(tiny_dir, tmp_path, monkeypatch):
-    """report_to and resume_from_checkpoint reach the Trainer; the ORM is saved as one."""
+@pytest.mark.parametrize("process", [True, False], ids=["prm", "orm"])
+def test_trainer_loss_and_passthrough(process, tiny_dir, tmp_path, monkeypatch):
+    """The Trainer's loss is the {Yes, No} cross-entropy at the tags (the same number the saved model's scores
+    give); report_to and resume_from_checkpoint reach the Trainer; the model is saved under its reference name."""
     import transformers.trainer
     from transformers import Trainer
     from transformers.trainer_utils import TrainOutput
@@ -72,20 +74,21 @@ def test_orm_training_and_passthrough(tiny_dir, tmp_path, monkeypatch):
 
     def fake_train(self, resume_from_checkpoint=None, **kw):
         seen.update(resume=resume_from_checkpoint, report_to=self.args.report_to, lr=self.args.learning_rate)
-        batch = next(iter(self.get_train_dataloader()))
+        batch = next(iter(self.get_train_dataloader()))  # all 8 rows
         seen["loss"] = self.compute_loss(self.model, self._prepare_inputs(batch)).item()
         return TrainOutput(global_step=0, training_loss=0.0, metrics={})
 
     monkeypatch.setattr(Trainer, "train", fake_train)
     monkeypatch.setattr(transformers.trainer, "get_reporting_integration_callbacks", lambda report_to: [])
     rows = toy_rows(8)
-    orm = train_outcome_reward_model(tiny_dir, rows, tmp_path / "orm", quantization=None, learning_rate=3e-4,
-                                     lora={"r": 4, "lora_dropout": 0.0, "init_lora_weights": False},
-                                     report_to="tensorboard", resume_from_checkpoint="ckpt-7", device="cpu")
+    train = train_process_reward_model if process else train_outcome_reward_model
+    model = train(tiny_dir, rows, tmp_path / "rm", quantization=None, learning_rate=3e-4,
+                  lora={"r": 4, "lora_dropout": 0.0, "init_lora_weights": False}, per_device_train_batch_size=8,
+                  report_to="tensorboard", resume_from_checkpoint="ckpt-7", device="cpu")
     assert seen["resume"] == "ckpt-7" and seen["report_to"] == ["tensorboard"] and seen["lr"] == 3e-4
-    assert isinstance(orm, OutcomeRewardModel) and (tmp_path / "orm" / "outcome_reward_config.json").exists()
-    # the Trainer's loss is the 2-way cross-entropy at the tags, the same number the scores give
-    assert seen["loss"] == pytest.approx(mean_tag_loss(orm, rows[:8], process=False), abs=1e-4)
+    kind, config = (ProcessRewardModel, "process") if process else (OutcomeRewardModel, "outcome")
+    assert isinstance(model, kind) and (tmp_path / "rm" / f"{config}_reward_config.json").exists()
+    assert seen["loss"] == pytest.approx(mean_tag_loss(model, rows, process=process), abs=1e-4)
 
 
 def test_bad_rows_name_the_row_and_field():

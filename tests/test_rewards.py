@@ -191,6 +191,8 @@ def test_combined_and_ensemble_arithmetic(prm, orm):
     assert ensemble.score_solutions(prompts, sols) == pytest.approx([2 * a - b for a, b in zip(p, o)], abs=1e-5)
     assert EnsembleRewardModel([prm, prm]).get_rewards_for_steps(extract_steps(sols[0])) == pytest.approx(
         prm.get_rewards_for_steps(extract_steps(sols[0])), abs=1e-5)
+    with pytest.raises(ValueError, match="member 1 .OutcomeRewardModel. gives no step rewards"):
+        ensemble.get_rewards_for_steps(extract_steps(sols[0]))
     with pytest.raises(ValueError, match="2 weights for 1 models"):
         EnsembleRewardModel([prm], weights=[1, 2])
     with pytest.raises(ValueError, match="finite"):
