@@ -2,7 +2,8 @@
 
 - Toy-world builders: solutions sampled per problem (``toyworld.sample_solutions`` returns one list of
   texts per problem) are labelled by the gold checker ``toyworld.check`` and turned into the formats of
-  ``data.py``: stepwise supervision, outcome, preference and Step-DPO rows.
+  ``data.py``: stepwise supervision, outcome, preference and Step-DPO rows. Where there is no gold checker
+  (e.g. GSM8K), pass ``verdicts`` made another way (Monte-Carlo labels); problems then need only ``.prompt``.
 - Monte-Carlo step labels (Wang et al. 2024, Math-Shepherd, arXiv:2312.08935): a step is good when
   completions sampled after it can still reach the right answer. No gold checker needed, only an answer check.
 - ``label_agreement``: how well such labels match gold ones.
@@ -10,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections import Counter
@@ -24,15 +26,36 @@ from .steps import DEFAULT_DELIMITER, extract_steps
 logger = logging.getLogger("stepdpo_lite.data")
 
 
-def _verdicts(problems, solutions) -> list[list[tuple[str, toyworld.Verdict]]]:
-    """``(text, verdict)`` for the non-blank solutions of each problem (blank ones are counted by ``_blanks``)."""
-    if len(problems) != len(solutions):
-        raise ValueError(f"got {len(problems)} problems but {len(solutions)} lists of solutions")
+def _verdicts(problems, solutions, verdicts=None) -> list[list[tuple[str, toyworld.Verdict]]]:
+    """``(text, verdict)`` for the non-blank solutions of each problem (blank ones are counted by ``_blanks``).
+
+    ``verdicts[i]`` (optional) holds one ``toyworld.Verdict`` per solution of problem i, or per non-blank
+    one (the two cannot be confused: they differ in length whenever there is a blank); else the checker runs.
+    """
+    if len(problems) != len(solutions) or (verdicts is not None and len(verdicts) != len(problems)):
+        raise ValueError(f"got {len(problems)} problems, {len(solutions)} lists of solutions"
+                         + ("" if verdicts is None else f" and {len(verdicts)} lists of verdicts"))
     out = []
-    for problem, sols in zip(problems, solutions):
+    for i, (problem, sols) in enumerate(zip(problems, solutions)):
         if isinstance(sols, str):
             raise ValueError("solutions must hold one list of texts per problem (as sample_solutions returns)")
-        out.append([(s, toyworld.check(problem, s)) for s in sols if s.strip()])
+        texts = [s for s in sols if s.strip()]
+        if verdicts is None:
+            out.append([(s, toyworld.check(problem, s)) for s in texts])
+            continue
+        vs = verdicts[i]
+        if len(vs) == len(sols):
+            vs = [v for s, v in zip(sols, vs) if s.strip()]
+        elif len(vs) != len(texts):
+            raise ValueError(f"problem {i}: {len(vs)} verdicts for {len(sols)} solutions ({len(texts)} non-blank)")
+        checked = []
+        for j, (s, v) in enumerate(zip(texts, vs)):
+            v = v if v.steps else dataclasses.replace(v, steps=extract_steps(s))
+            if len(v.steps) != len(v.step_labels) or "".join(v.steps) != s:
+                raise ValueError(f"problem {i}, solution {j}: the verdict's {len(v.step_labels)} step labels do not "
+                                 f"match the solution's {len(v.steps)} steps")
+            checked.append((s, v))
+        out.append(checked)
     return out
 
 
@@ -49,40 +72,41 @@ def _blanks(solutions) -> int:
 
 # ----------------------------------------------------------------------------- toy-world builders
 
-def toy_stepwise_rows(problems, solutions) -> Dataset:
+def toy_stepwise_rows(problems, solutions, *, verdicts=None) -> Dataset:
     """Stepwise supervision rows: every non-blank solution (repeats kept: they are samples) with the checker's
-    step labels."""
+    step labels (or those of ``verdicts``, as in every builder here: see ``_verdicts``)."""
     rows = [{"prompt": p.prompt, "completions": v.steps, "labels": v.step_labels}
-            for p, checked in zip(problems, _verdicts(problems, solutions)) for _, v in checked]
+            for p, checked in zip(problems, _verdicts(problems, solutions, verdicts)) for _, v in checked]
     _report("toy_stepwise_rows", len(rows), "rows", blank_solutions=_blanks(solutions))
     return validate_stepwise(rows)
 
 
-def toy_outcome_rows(problems, solutions) -> Dataset:
+def toy_outcome_rows(problems, solutions, *, verdicts=None) -> Dataset:
     """Outcome rows: ``label`` is whether the final answer is right; ``step_labels`` from the checker."""
     rows = [{"prompt": p.prompt, "completion": s, "label": v.answer_correct, "step_labels": v.step_labels}
-            for p, checked in zip(problems, _verdicts(problems, solutions)) for s, v in checked]
+            for p, checked in zip(problems, _verdicts(problems, solutions, verdicts)) for s, v in checked]
     _report("toy_outcome_rows", len(rows), "rows", blank_solutions=_blanks(solutions))
     return validate_outcome(rows)
 
 
-def toy_preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, seed: int = 0) -> Dataset:
+def toy_preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, seed: int = 0,
+                         verdicts=None) -> Dataset:
     """Preference pairs: a correct and an incorrect solution of the same problem, with checker step labels.
 
     Chosen: right final answer and every step right. Rejected: wrong final answer. A solution with the
     right answer but a wrong step (lucky) is used on neither side. Each distinct text is used once; of all
-    correct x incorrect combinations, ``max_pairs_per_problem`` are drawn at random (seeded per problem,
-    so the result does not depend on the order of the problems). Counts of what was left out are logged.
+    correct x incorrect combinations, ``max_pairs_per_problem`` are drawn at random (seeded per problem
+    prompt, so the result does not depend on the order of the problems). Counts of what was left out are logged.
     """
     rows, left = [], Counter()
-    for p, checked in zip(problems, _verdicts(problems, solutions)):
+    for p, checked in zip(problems, _verdicts(problems, solutions, verdicts)):
         distinct = dict(checked)
         left["repeated_solutions"] += len(checked) - len(distinct)
         good = [s for s, v in distinct.items() if v.answer_correct and v.first_error < 0]
         bad = [s for s, v in distinct.items() if not v.answer_correct]
         left["lucky_solutions"] += len(distinct) - len(good) - len(bad)
         pairs = [(c, r) for c in good for r in bad]
-        random.Random(f"{seed}:{p.expression}").shuffle(pairs)
+        random.Random(f"{seed}:{p.prompt}").shuffle(pairs)
         rows += [{"prompt": p.prompt, "chosen": c, "rejected": r, "chosen_step_labels": distinct[c].step_labels,
                   "rejected_step_labels": distinct[r].step_labels} for c, r in pairs[:max_pairs_per_problem]]
     _report("toy_preference_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
@@ -90,22 +114,23 @@ def toy_preference_pairs(problems, solutions, *, max_pairs_per_problem: int | No
 
 
 def toy_step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, use_gold: bool = True,
-                       seed: int = 0) -> Dataset:
+                       seed: int = 0, verdicts=None) -> Dataset:
     """Step-DPO pairs (Lai et al. 2024, arXiv:2406.18629): a shared correct prefix, then a right and a wrong step.
 
     For each sampled solution whose first wrong step is k: ``initial_reason_steps`` = its steps before k
     (all correct), ``rejected`` = its step k, ``chosen`` = step k of a sampled solution with the same prefix
     whose step k is right (``chosen_source`` "sampled"), else the gold solution's step k (``chosen_source``
-    "gold"; with ``use_gold=False`` the pair is left out and counted). ``step_index`` is k (0-based).
-    Repeated (prefix, wrong step) pairs are used once; ``max_pairs_per_problem`` are drawn at random.
+    "gold"); with ``use_gold=False``, or problems without ``gold_solution``, the pair is left out (counted).
+    ``step_index`` is k (0-based). Repeated (prefix, wrong step) pairs are used once;
+    ``max_pairs_per_problem`` are drawn at random.
     """
     rows, left = [], Counter()
-    for p, checked in zip(problems, _verdicts(problems, solutions)):
+    for p, checked in zip(problems, _verdicts(problems, solutions, verdicts)):
         right_next = {}  # prefix text -> a right next step some sample took after it
         for _, v in checked:
             for k in range(len(v.steps) if v.first_error < 0 else v.first_error):
                 right_next.setdefault("".join(v.steps[:k]), v.steps[k])
-        gold = extract_steps(p.gold_solution)
+        gold = extract_steps(p.gold_solution) if hasattr(p, "gold_solution") else []  # GSM8K: no gold steps
         pairs = {}
         for _, v in checked:
             k = v.first_error
@@ -122,7 +147,7 @@ def toy_step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None
             else:  # e.g. an extra step after the answer: no right step k exists
                 left["no_right_step_k"] += 1
         picked = list(pairs.values())
-        random.Random(f"{seed}:{p.expression}").shuffle(picked)
+        random.Random(f"{seed}:{p.prompt}").shuffle(picked)
         rows += picked[:max_pairs_per_problem]
     _report("toy_step_dpo_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
     return validate_step_dpo(rows)

@@ -338,8 +338,32 @@ def test_toy_step_dpo_pairs_share_a_correct_prefix(toy, caplog):
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
         assert len(data.toy_step_dpo_pairs(problems, wrong_only, use_gold=False)) == 0
     assert "6 no right step k" in caplog.text
-    with pytest.raises(ValueError, match="2 problems but 3"):
+    with pytest.raises(ValueError, match="2 problems, 3 lists of solutions"):
         data.toy_step_dpo_pairs(problems[:2], solutions)
+
+
+def test_builders_take_verdicts_made_elsewhere(toy):
+    """Without a gold checker (GSM8K) the labels come as verdicts, one per solution or per non-blank one."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Question:  # a problem with a prompt only: no checker, no gold solution
+        prompt: str
+
+    problems, solutions = toy
+    questions = [Question(p.prompt) for p in problems]
+    sols = [s[:3] for s in solutions]  # gold, arithmetic error, copy error
+    # Made-up labels, so that the builders can only have got them from `verdicts`: every step right but the last.
+    made_up = [[toyworld.Verdict([True] * (len(extract_steps(t)) - 1) + [False], len(extract_steps(t)) - 1,
+                                 j == 0) for j, t in enumerate(ss)] for ss in sols]
+    rows = data.toy_stepwise_rows(questions, sols, verdicts=made_up)
+    assert all(r["labels"][-1] is False and all(r["labels"][:-1]) for r in rows)
+    with_blank = [ss + [" "] for ss in sols]
+    assert data.toy_outcome_rows(questions, with_blank, verdicts=made_up)["label"] == [True, False, False] * 3
+    pairs = data.toy_step_dpo_pairs(questions, sols, verdicts=made_up, max_pairs_per_problem=None)
+    assert len(pairs) == 0  # no sample is right at its last step and there is no gold solution
+    with pytest.raises(ValueError, match="problem 0: 2 verdicts for 3 solutions"):
+        data.toy_preference_pairs(questions, sols, verdicts=[v[:2] for v in made_up])
 
 
 # ----------------------------------------------------------------------------- Monte-Carlo labels
