@@ -18,13 +18,15 @@ _EXPORTS = {
     "StepwiseDPOConfig": "trainer", "StepwiseDPOTrainer": "trainer",
 }
 
-__all__ = sorted(_EXPORTS) + ["toyworld", "data", "evaluation", "viz"]
+_MODULES = ("toyworld", "data", "labelling", "gsm8k", "evaluation", "viz", "steps", "models", "rewards", "losses",
+            "trainer", "reward_training", "runs", "tutorial")
+
+__all__ = sorted(_EXPORTS) + list(_MODULES)
 
 
 def __getattr__(name):
     if name in _EXPORTS:
         return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    if name in ("toyworld", "data", "evaluation", "viz", "steps", "models", "rewards", "losses", "trainer",
-                "reward_training", "tutorial"):
+    if name in _MODULES:
         return import_module(f".{name}", __name__)
     raise AttributeError(f"module 'stepdpo_lite' has no attribute {name!r}")
