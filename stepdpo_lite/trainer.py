@@ -336,8 +336,10 @@ class StepwiseDPOTrainer(DPOTrainer):
 
         # One forward of the policy and one of the reference over [chosen; rejected]; per-token log-probs are
         # summed per sequence (as DPO) and per step (ρ_k).
-        outputs = model(**kwargs, labels=labels, fused_lm_head=True)
+        router = {"output_router_logits": True} if self.aux_loss_enabled else {}  # MoE policies, as in TRL
+        outputs = model(**kwargs, **router, labels=labels, fused_lm_head=True)
         logps = outputs.log_probs[:, -seq_len:]
+        # h = Σ over the kept completion tokens = Σ_k ρ_k without truncation: the exact sum TRL's DPO uses
         seq, steps = logps.sum(1), step_logps(logps, step_ids, num_steps)
         if self.precompute_ref_logps:
             ref = torch.cat([inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]]).to(logps.dtype)
@@ -370,6 +372,8 @@ class StepwiseDPOTrainer(DPOTrainer):
         active = (chosen_mask.any(1) | rejected_mask.any(1)).to(per_pair.dtype)  # pairs with a step to train
         step_loss = (per_pair * active).sum() / active.sum().clamp(min=1)
         loss = args.step_loss_weight * step_loss + args.outcome_loss_weight * outcome.mean()
+        if self.aux_loss_enabled:
+            loss = loss + self.router_aux_loss_coef * outputs.aux_loss
 
         self._log_metrics(mode, outcome, step_loss, chosen_lr, rejected_lr, seq, steps - ref_steps, inputs, chosen_r,
                           rejected_r)
