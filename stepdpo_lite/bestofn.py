@@ -1,0 +1,200 @@
+"""Held-out evaluation shared by notebooks 05 and 06: test problems, grading, reward-model selection scores,
+best-of-N tables ("Let's Verify Step by Step" in miniature, Lightman et al. 2023) and greedy policy accuracy.
+
+Works on the toy world (``toyworld.Problem``: every step checked) and on GSM8K (``gsm8k.GSM8KProblem``:
+final answer only). A candidate a reward model cannot read (blank, or longer than its context) gets the
+score ``FLOOR``: it is picked only when every candidate of its problem is unreadable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from . import gsm8k, toyworld
+from .evaluation import best_of_n_accuracy, majority_vote_accuracy
+from .losses import aggregate_rewards
+
+PRM_AGGREGATIONS = ("min", "product", "last")
+FLOOR = -1e9
+_TOY_ANSWER = re.compile(r"Answer: (-?\d+)\s*$")
+
+
+def test_problems(profile: str, n: int, seed: int = 0, tokenizer=None) -> list:
+    """The first ``n`` held-out test problems: the very ones notebook 01 drew (same ``seed``)."""
+    if profile == "tiny":
+        return toyworld.make_problems(n, "test", seed=seed)
+    if tokenizer is None:
+        raise ValueError("test_problems: GSM8K prompts are chat-formatted, pass the policy's tokenizer")
+    return gsm8k.load_problems(tokenizer, n_train=0, n_eval=n, seed=seed)["test"]
+
+
+def final_answer(problem, solution: str):
+    """The stated final answer (a number), or None; a toy solution must end with its ``Answer:`` line."""
+    if isinstance(problem, toyworld.Problem):
+        m = _TOY_ANSWER.search(solution)
+        return float(m.group(1)) if m else None
+    return gsm8k.extract_answer(solution)
+
+
+def gold_answer(problem) -> float:
+    return float(problem.answer) if isinstance(problem, toyworld.Problem) else float(str(problem.answer).replace(",", ""))
+
+
+def is_correct(problem, solution: str) -> bool:
+    if isinstance(problem, toyworld.Problem):
+        return toyworld.check(problem, solution).answer_correct
+    return gsm8k.is_correct(solution, problem.answer)
+
+
+def step_labels(problem, solution: str):
+    """Gold step labels (toy world), or None where no step checker exists (GSM8K)."""
+    return toyworld.check(problem, solution).step_labels if isinstance(problem, toyworld.Problem) else None
+
+
+def grade(problems, solutions) -> dict:
+    """``solutions[i][j]`` -> ``{"correct", "answers"}`` (same shape) and ``"gold"`` (one per problem)."""
+    if len(problems) != len(solutions):
+        raise ValueError(f"grade: {len(problems)} problems but {len(solutions)} solution lists")
+    return {"correct": [[is_correct(p, s) for s in ss] for p, ss in zip(problems, solutions)],
+            "answers": [[final_answer(p, s) for s in ss] for p, ss in zip(problems, solutions)],
+            "gold": [gold_answer(p) for p in problems]}
+
+
+# ----------------------------------------------------------------------------- reward-model scores
+
+def _score_flat(score, prompts, texts) -> list:
+    """``score(prompts, texts)`` with None for texts a reward model cannot read (blank, too long).
+
+    ``texts`` may be solution strings or lists of steps."""
+    keep = [i for i, t in enumerate(texts) if (t.strip() if isinstance(t, str) else t)]
+    out = [None] * len(texts)
+    try:
+        for i, r in zip(keep, score([prompts[i] for i in keep], [texts[i] for i in keep])):
+            out[i] = r
+    except ValueError:  # one unreadable candidate (e.g. longer than max_length): score them one by one
+        for i in keep:
+            try:
+                out[i] = score([prompts[i]], [texts[i]])[0]
+            except ValueError:
+                out[i] = None
+    return out
+
+
+def score_candidates(model, problems, solutions) -> list[list]:
+    """Per problem, per candidate: a PRM's step rewards (lists), an ORM's or combined model's reward, or None."""
+    prompts = [p.prompt for p, ss in zip(problems, solutions) for _ in ss]
+    flat = iter(_score_flat(model.score_solutions, prompts, [s for ss in solutions for s in ss]))
+    return [[next(flat) for _ in ss] for ss in solutions]
+
+
+def aggregate(step_rewards: list[list], strategy: str) -> list[list[float]]:
+    """Step rewards -> one score per candidate (``FLOOR`` for unreadable ones)."""
+    return [[FLOOR if r is None else float(aggregate_rewards(list(r), strategy)) for r in row] for row in step_rewards]
+
+
+def _floor(rows) -> list[list[float]]:
+    return [[FLOOR if r is None else float(r) for r in row] for row in rows]
+
+
+def _same_model(a: Path, b: Path) -> bool:
+    """Two saved reward models hold the same weights and config (file for file)."""
+    names = [n for n in ("adapter_model.safetensors", "model.safetensors", "adapter_config.json", "config.json")
+             if (a / n).exists() or (b / n).exists()]
+    configs = sorted(p.name for p in a.glob("*_reward_config.json"))
+    return bool(names) and all((a / n).exists() and (b / n).exists() and (a / n).read_bytes() == (b / n).read_bytes()
+                               for n in names + configs)
+
+
+def combined_scores(combined_dir, problems, solutions, prm_dir=None, prm_step_rewards=None, orm_dir=None,
+                    orm_rewards=None) -> list[list[float]]:
+    """Scores of a saved ``CombinedRewardModel``: ``w_p·aggregated PRM + w_o·ORM``.
+
+    A part saved with the same weights as ``prm_dir`` / ``orm_dir`` reuses the rewards already computed
+    (``prm_step_rewards`` / ``orm_rewards``) instead of scoring every candidate a second time.
+    """
+    from .rewards import OutcomeRewardModel, ProcessRewardModel
+    from .steps import extract_steps
+
+    combined_dir = Path(combined_dir)
+    config = json.loads((combined_dir / "combined_reward_config.json").read_text())
+    total = [[0.0] * len(ss) for ss in solutions]
+    parts = (("process_reward_model", ProcessRewardModel, config["process_weight"], prm_dir, prm_step_rewards),
+             ("outcome_reward_model", OutcomeRewardModel, config["outcome_weight"], orm_dir, orm_rewards))
+    for sub, cls, weight, cached_dir, rewards in parts:
+        part, is_prm = combined_dir / sub, cls is ProcessRewardModel
+        if not part.exists():
+            continue
+        capped = is_prm and config.get("max_steps")  # steps beyond max_steps are merged: not the PRM's own scores
+        if rewards is None or cached_dir is None or capped or not _same_model(part, Path(cached_dir)):
+            model = cls.load(part)
+            texts = [[extract_steps(s, model.config.step_delimiter, config["max_steps"]) for s in ss]
+                     for ss in solutions] if capped else solutions
+            rewards = score_candidates(model, problems, texts)
+        if is_prm:
+            rewards = aggregate(rewards, json.loads((part / cls.config_file).read_text()).get("aggregation", "min"))
+        total = [[t + weight * (FLOOR if r is None else r) for t, r in zip(trow, row)]
+                 for trow, row in zip(total, rewards)]
+    return [[max(t, FLOOR) for t in row] for row in total]
+
+
+def selection_scores(prm_step_rewards=None, orm_rewards=None, combined=None) -> dict[str, list[list[float]]]:
+    """``{"prm_min", "prm_product", "prm_last", "orm", "combined"}`` (those given) -> per-candidate scores."""
+    out = {}
+    if prm_step_rewards is not None:
+        out.update({f"prm_{a}": aggregate(prm_step_rewards, a) for a in PRM_AGGREGATIONS})
+    if orm_rewards is not None:
+        out["orm"] = _floor(orm_rewards)
+    if combined is not None:
+        out["combined"] = _floor(combined)
+    return out
+
+
+def best_of_n_table(graded: dict, scores: dict, ns=(1, 2, 4, 8, 16), seed: int = 0,
+                    n_resamples: int = 100) -> dict[str, dict[str, float]]:
+    """``{str(N): {method: accuracy}}`` (the layout of ``metrics.json``) for every scorer in ``scores``,
+    majority vote over final answers and a random pick; every method sees subsets drawn with ``seed``."""
+    by_method = {m: best_of_n_accuracy(graded["correct"], s, ns, seed=seed, n_resamples=n_resamples)
+                 for m, s in scores.items()}
+    by_method["majority"] = majority_vote_accuracy(graded["answers"], graded["gold"], ns, seed=seed,
+                                                   n_resamples=n_resamples)
+    by_method["random"] = best_of_n_accuracy(graded["correct"], None, ns, seed=seed, n_resamples=n_resamples)
+    return {str(n): {m: float(acc[n]) for m, acc in by_method.items()} for n in ns}
+
+
+def format_table(table: dict[str, dict[str, float]]) -> str:
+    """A text table: one row per method, one column per N."""
+    ns = sorted(table, key=int)
+    methods = list(dict.fromkeys(m for n in ns for m in table[n]))
+    rows = [f"{'method':<12}" + "".join(f"{'N=' + n:>8}" for n in ns)]
+    rows += [f"{m:<12}" + "".join(f"{table[n].get(m, float('nan')):>8.3f}" for n in ns) for m in methods]
+    return "\n".join(rows)
+
+
+# ----------------------------------------------------------------------------- policies
+
+def load_policy(path, quantization=None, merge: bool = True):
+    """``(model, tokenizer)`` of a saved policy; a LoRA adapter is merged into its base when unquantized
+    (faster generation). ``merge=False`` keeps the PEFT model (its disabled adapter is the reference)."""
+    from .models import load_model
+
+    model, tokenizer = load_model(str(path), quantization=quantization)
+    if merge and quantization is None and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.eval()
+    return model, tokenizer
+
+
+def greedy_solutions(model, tokenizer, problems, batch_size: int = 64, max_new_tokens: int = 160) -> list[str]:
+    """One greedy (temperature 0) solution per problem."""
+    sols = toyworld.sample_solutions(model, tokenizer, problems, n=1, temperature=0.0, batch_size=batch_size,
+                                     max_new_tokens=max_new_tokens, progress=False)
+    return [s[0] for s in sols]
+
+
+def accuracy(problems, solutions: list[str]) -> float:
+    """Final-answer accuracy of one solution per problem."""
+    if not problems or len(problems) != len(solutions):
+        raise ValueError(f"accuracy: {len(problems)} problems but {len(solutions)} solutions (need equal, > 0)")
+    return sum(is_correct(p, s) for p, s in zip(problems, solutions)) / len(problems)
