@@ -1,0 +1,134 @@
+"""bestofn: grading, reward-model scores with unreadable candidates, best-of-N tables, combined-score reuse."""
+
+import json
+import random
+
+import pytest
+
+from stepdpo_lite import bestofn, toyworld
+from stepdpo_lite.gsm8k import GSM8KProblem
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """Two test problems, each with a gold, a wrong and a blank candidate."""
+    problems = bestofn.test_problems("tiny", 2, seed=0)
+    sols = [[p.gold_solution, toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(i)), ""]
+            for i, p in enumerate(problems)]
+    return problems, sols
+
+
+class FakeVerifier:
+    """Scores a solution by its length; refuses (ValueError) texts holding 'LONG', like an over-long input."""
+
+    def __init__(self, per_step=False):
+        self.per_step, self.calls = per_step, 0
+
+    def score_solutions(self, prompts, texts):
+        self.calls += 1
+        assert all(t.strip() if isinstance(t, str) else t for t in texts), "blank texts must not be scored"
+        if any("LONG" in str(t) for t in texts):
+            raise ValueError("too long")
+        return [[0.1 * k for k in range(len(t))] if self.per_step else float(len(t)) for t in texts]
+
+
+def test_test_problems_are_notebook_01s(toy):
+    assert bestofn.test_problems("tiny", 5, seed=0) == toyworld.make_problems(5, "test", seed=0)
+    assert bestofn.test_problems("tiny", 2, seed=0) == toy[0]
+    with pytest.raises(ValueError, match="tokenizer"):
+        bestofn.test_problems("t4-16gb", 2)
+
+
+def test_grade_and_answers(toy):
+    problems, sols = toy
+    graded = bestofn.grade(problems, sols)
+    assert graded["correct"] == [[True, False, False], [True, False, False]]
+    assert graded["gold"] == [float(p.answer) for p in problems]
+    assert graded["answers"][0][0] == float(problems[0].answer) and graded["answers"][0][2] is None
+    assert bestofn.final_answer(problems[0], "Step 1: 1 + 2 = 3") is None  # no answer line: no vote
+    g = GSM8KProblem("q", "1,234", "prompt")
+    assert bestofn.gold_answer(g) == 1234.0 and bestofn.is_correct(g, "so\n\nAnswer: 1234")
+    assert bestofn.step_labels(g, "Answer: 1") is None and bestofn.step_labels(problems[0], problems[0].gold_solution)
+    with pytest.raises(ValueError, match="2 problems but 1"):
+        bestofn.grade(problems, sols[:1])
+
+
+def test_unreadable_candidates_get_none_then_the_floor(toy):
+    problems, sols = toy
+    sols = [row[:2] + ["Step 1: LONG", ""] for row in sols]
+    fake = FakeVerifier()
+    scores = bestofn.score_candidates(fake, problems, sols)
+    assert [row[2:] for row in scores] == [[None, None], [None, None]]
+    assert scores[0][0] == float(len(sols[0][0])) and fake.calls > 1  # the batch failed, then one by one
+    steps = bestofn.score_candidates(FakeVerifier(per_step=True), problems, [[["Step 1", "Step 2"], []]] * 2)
+    assert steps == [[[0.0, 0.1], None]] * 2
+    assert bestofn.aggregate(steps, "min") == [[0.0, bestofn.FLOOR]] * 2
+    assert bestofn.aggregate(steps, "last")[0][0] == pytest.approx(0.1)
+    sel = bestofn.selection_scores(steps, [[1.0, None]] * 2, [[2.0, None]] * 2)
+    assert set(sel) == {"prm_min", "prm_product", "prm_last", "orm", "combined"}
+    assert sel["orm"] == [[1.0, bestofn.FLOOR]] * 2
+
+
+def test_best_of_n_table_layout_and_values():
+    correct = [[True, False, False, False]] * 3
+    graded = {"correct": correct, "answers": [[1.0, 2.0, 2.0, None]] * 3, "gold": [1.0] * 3}
+    oracle = [[1.0, 0.0, 0.0, 0.0]] * 3
+    table = bestofn.best_of_n_table(graded, {"oracle": oracle, "anti": [[-1.0, 0.0, 0.0, 0.0]] * 3},
+                                    ns=(1, 2, 4), n_resamples=200)
+    assert list(table) == ["1", "2", "4"]
+    assert set(table["4"]) == {"oracle", "anti", "majority", "random"}
+    assert table["1"]["oracle"] == table["1"]["anti"]  # N=1: the same draws, nothing to choose
+    assert table["4"]["oracle"] == 1.0 and table["4"]["anti"] == 0.0 and table["4"]["majority"] == 0.0
+    assert table["4"]["random"] == pytest.approx(0.25, abs=0.1)
+    text = bestofn.format_table(table)
+    assert text.splitlines()[0].split() == ["method", "N=1", "N=2", "N=4"] and "majority" in text
+
+
+def _save_reward_models(tmp_path):
+    from stepdpo_lite.rewards import CombinedRewardModel, OutcomeRewardModel, ProcessRewardModel
+    model, tok = toyworld.load_tiny_base()
+    prm, orm = ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok)
+    prm.save(tmp_path / "prm")
+    orm.save(tmp_path / "orm")
+    combined = CombinedRewardModel(prm, orm, process_weight=0.6, outcome_weight=0.4)
+    combined.save(tmp_path / "combined")
+    return prm, orm, combined
+
+
+def test_combined_scores_reuse_the_same_models_and_match_the_combined_model(tmp_path, toy, monkeypatch):
+    from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
+    problems, sols = toy
+    prm, orm, combined = _save_reward_models(tmp_path)
+    steps, outcome = bestofn.score_candidates(prm, problems, sols), bestofn.score_candidates(orm, problems, sols)
+    assert steps[0][2] is None and len(steps[0][1]) == len(problems[0].ops)
+    expected = combined.score_solutions([p.prompt for p in problems for _ in range(2)], [s for row in sols for s in row[:2]])
+
+    def refuse(*a, **k):
+        raise AssertionError("a part with the same weights must not be loaded again")
+
+    with monkeypatch.context() as m:
+        m.setattr(ProcessRewardModel, "load", classmethod(refuse))
+        m.setattr(OutcomeRewardModel, "load", classmethod(refuse))
+        reused = bestofn.combined_scores(tmp_path / "combined", problems, sols, tmp_path / "prm", steps,
+                                         tmp_path / "orm", outcome)
+    rescored = bestofn.combined_scores(tmp_path / "combined", problems, sols)  # nothing cached: loads both parts
+    for scores in (reused, rescored):
+        assert [s for row in scores for s in row[:2]] == pytest.approx(expected, rel=1e-4, abs=1e-4)
+        assert all(row[2] < -1e8 for row in scores)  # the blank candidate: lowest
+    # a combined model whose PRM differs from prm/ is scored with its own PRM
+    cfg = tmp_path / "combined" / "process_reward_model" / "process_reward_config.json"
+    cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "aggregation": "last"}))
+    changed = bestofn.combined_scores(tmp_path / "combined", problems, sols, tmp_path / "prm", steps,
+                                      tmp_path / "orm", outcome)
+    last = [0.6 * s[-1] + 0.4 * o for srow, orow in zip(steps, outcome) for s, o in zip(srow[:2], orow[:2])]
+    assert [s for row in changed for s in row[:2]] == pytest.approx(last, rel=1e-4, abs=1e-4)
+
+
+def test_greedy_accuracy_of_the_tiny_base(tmp_path):
+    model, tok = bestofn.load_policy(toyworld.TINY_BASE_DIR)
+    problems = bestofn.test_problems("tiny", 4, seed=0)
+    sols = bestofn.greedy_solutions(model, tok, problems, batch_size=4, max_new_tokens=160)
+    assert len(sols) == 4 and all(isinstance(s, str) for s in sols)
+    assert bestofn.accuracy(problems, sols) == sum(toyworld.check(p, s).answer_correct for p, s in zip(problems, sols)) / 4
+    with pytest.raises(ValueError, match="need equal"):
+        bestofn.accuracy(problems, sols[:2])
