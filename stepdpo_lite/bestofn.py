@@ -18,24 +18,26 @@ from .losses import aggregate_rewards
 
 PRM_AGGREGATIONS = ("min", "product", "last")
 FLOOR = -1e9
-_TOY_ANSWER = re.compile(r"Answer: (-?\d+)\s*$")
 
 
-def test_problems(profile: str, n: int, seed: int = 0, tokenizer=None) -> list:
+def held_out_problems(profile: str, n: int, seed: int = 0, tokenizer=None) -> list:
     """The first ``n`` held-out test problems: the very ones notebook 01 drew (same ``seed``)."""
     if profile == "tiny":
         return toyworld.make_problems(n, "test", seed=seed)
     if tokenizer is None:
-        raise ValueError("test_problems: GSM8K prompts are chat-formatted, pass the policy's tokenizer")
+        raise ValueError("held_out_problems: GSM8K prompts are chat-formatted, pass the policy's tokenizer")
     return gsm8k.load_problems(tokenizer, n_train=0, n_eval=n, seed=seed)["test"]
 
 
 def final_answer(problem, solution: str):
-    """The stated final answer (a number), or None; a toy solution must end with its ``Answer:`` line."""
-    if isinstance(problem, toyworld.Problem):
-        m = _TOY_ANSWER.search(solution)
-        return float(m.group(1)) if m else None
-    return gsm8k.extract_answer(solution)
+    """The stated final answer (a number), or None. Toy world: as ``toyworld.check`` reads it, so that a vote
+    for the gold answer is a correct solution (the right number after a step that does not parse is no vote)."""
+    if not isinstance(problem, toyworld.Problem):
+        return gsm8k.extract_answer(solution)
+    if toyworld.check(problem, solution).answer_correct:
+        return float(problem.answer)
+    m = re.search(r"Answer: (-?\d+)\s*$", solution)
+    return float(m.group(1)) if m and int(m.group(1)) != problem.answer else None
 
 
 def gold_answer(problem) -> float:
@@ -43,9 +45,8 @@ def gold_answer(problem) -> float:
 
 
 def is_correct(problem, solution: str) -> bool:
-    if isinstance(problem, toyworld.Problem):
-        return toyworld.check(problem, solution).answer_correct
-    return gsm8k.is_correct(solution, problem.answer)
+    toy = isinstance(problem, toyworld.Problem)
+    return toyworld.check(problem, solution).answer_correct if toy else gsm8k.is_correct(solution, problem.answer)
 
 
 def step_labels(problem, solution: str):
@@ -65,9 +66,7 @@ def grade(problems, solutions) -> dict:
 # ----------------------------------------------------------------------------- reward-model scores
 
 def _score_flat(score, prompts, texts) -> list:
-    """``score(prompts, texts)`` with None for texts a reward model cannot read (blank, too long).
-
-    ``texts`` may be solution strings or lists of steps."""
+    """``score(prompts, texts)``, None for texts a reward model cannot read (blank, too long); texts or step lists."""
     keep = [i for i, t in enumerate(texts) if (t.strip() if isinstance(t, str) else t)]
     out = [None] * len(texts)
     try:

@@ -12,7 +12,7 @@ from stepdpo_lite.gsm8k import GSM8KProblem
 @pytest.fixture(scope="module")
 def toy():
     """Two test problems, each with a gold, a wrong and a blank candidate."""
-    problems = bestofn.test_problems("tiny", 2, seed=0)
+    problems = bestofn.held_out_problems("tiny", 2, seed=0)
     sols = [[p.gold_solution, toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(i)), ""]
             for i, p in enumerate(problems)]
     return problems, sols
@@ -32,11 +32,11 @@ class FakeVerifier:
         return [[0.1 * k for k in range(len(t))] if self.per_step else float(len(t)) for t in texts]
 
 
-def test_test_problems_are_notebook_01s(toy):
-    assert bestofn.test_problems("tiny", 5, seed=0) == toyworld.make_problems(5, "test", seed=0)
-    assert bestofn.test_problems("tiny", 2, seed=0) == toy[0]
+def test_held_out_problems_are_notebook_01s(toy):
+    assert bestofn.held_out_problems("tiny", 5, seed=0) == toyworld.make_problems(5, "test", seed=0)
+    assert bestofn.held_out_problems("tiny", 2, seed=0) == toy[0]
     with pytest.raises(ValueError, match="tokenizer"):
-        bestofn.test_problems("t4-16gb", 2)
+        bestofn.held_out_problems("t4-16gb", 2)
 
 
 def test_grade_and_answers(toy):
@@ -46,6 +46,10 @@ def test_grade_and_answers(toy):
     assert graded["gold"] == [float(p.answer) for p in problems]
     assert graded["answers"][0][0] == float(problems[0].answer) and graded["answers"][0][2] is None
     assert bestofn.final_answer(problems[0], "Step 1: 1 + 2 = 3") is None  # no answer line: no vote
+    p = toyworld.Problem(5, (("+", 7), ("-", 1)))
+    broken = "Step 1: 5 + 7 = 12\n\nStep 215 -2 1 = 11\n\nAnswer: 11"  # a real sample: right number, broken step
+    assert not bestofn.is_correct(p, broken) and bestofn.final_answer(p, broken) is None  # votes as it is graded
+    assert bestofn.final_answer(p, broken.replace("11", "13")) == 13.0
     g = GSM8KProblem("q", "1,234", "prompt")
     assert bestofn.gold_answer(g) == 1234.0 and bestofn.is_correct(g, "so\n\nAnswer: 1234")
     assert bestofn.step_labels(g, "Answer: 1") is None and bestofn.step_labels(problems[0], problems[0].gold_solution)
@@ -126,7 +130,7 @@ def test_combined_scores_reuse_the_same_models_and_match_the_combined_model(tmp_
 
 def test_greedy_accuracy_of_the_tiny_base(tmp_path):
     model, tok = bestofn.load_policy(toyworld.TINY_BASE_DIR)
-    problems = bestofn.test_problems("tiny", 4, seed=0)
+    problems = bestofn.held_out_problems("tiny", 4, seed=0)
     sols = bestofn.greedy_solutions(model, tok, problems, batch_size=4, max_new_tokens=160)
     assert len(sols) == 4 and all(isinstance(s, str) for s in sols)
     assert bestofn.accuracy(problems, sols) == sum(toyworld.check(p, s).answer_correct for p, s in zip(problems, sols)) / 4
