@@ -9,7 +9,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "extract_steps": "steps", "step_spans": "steps", "token_step_ids": "steps",
-    "load_model": "models", "PROFILES": "models",
+    "load_model": "models", "PROFILES": "models", "get_profile": "models",
+    "load_reward_model": "rewards", "RewardModelConfig": "rewards",
     "ProcessRewardModel": "rewards", "OutcomeRewardModel": "rewards", "CombinedRewardModel": "rewards",
     "EnsembleRewardModel": "rewards", "shaped_reward": "rewards",
     "train_process_reward_model": "reward_training", "train_outcome_reward_model": "reward_training",
