@@ -74,6 +74,10 @@ class StepwiseDPOConfig(DPOConfig):
         "help": "Log how often the sign of the implicit step reward β·ρ_k agrees with the step label."})
     step_accuracy_metric: str = field(default="accuracy", metadata={
         "help": f"Step metric to log, one of {STEP_ACCURACY_METRICS}."})
+    sft_loss_weight: float = field(default=0.0, metadata={
+        "help": "Weight of an NLL term on the chosen responses' tokens (RPO, Pang et al. 2024, arXiv:2404.19733): "
+                "without it, DPO on reasoning can lower the chosen likelihood too and hurt accuracy. The same term "
+                "as TRL's loss_type ['sigmoid', 'sft'] with loss_weights [1, sft_loss_weight]."})
     step_pairing: str = field(default="weighted", metadata={
         "help": "`weighted`: every step counts (weighted by p and a); `first_error`: only the first differing step "
                 "of each side counts, which on a shared-prefix pair is exactly Step-DPO (Lai et al. 2024)."})
@@ -81,7 +85,7 @@ class StepwiseDPOConfig(DPOConfig):
     STEPWISE_FIELDS = ("step_beta", "outcome_beta", "aggregation_strategy", "step_weights", "max_reasoning_steps",
                        "step_delimiter", "use_reward_model", "reward_model_path", "step_loss_weight",
                        "outcome_loss_weight", "use_step_wise_prompt", "step_wise_prompt_template",
-                       "evaluate_step_accuracy", "step_accuracy_metric", "step_pairing")
+                       "evaluate_step_accuracy", "step_accuracy_metric", "step_pairing", "sft_loss_weight")
 
     def __post_init__(self):
         if self.outcome_beta is None:
@@ -93,7 +97,8 @@ class StepwiseDPOConfig(DPOConfig):
              f"step_accuracy_metric must be one of {STEP_ACCURACY_METRICS}, got {self.step_accuracy_metric!r}"),
             (self.step_pairing in STEP_PAIRINGS, f"step_pairing must be one of {STEP_PAIRINGS}, got {self.step_pairing!r}"),
             (self.step_beta > 0 and self.outcome_beta > 0, "step_beta and outcome_beta must be > 0"),
-            (self.step_loss_weight >= 0 and self.outcome_loss_weight >= 0, "loss weights must be >= 0"),
+            (min(self.step_loss_weight, self.outcome_loss_weight, self.sft_loss_weight) >= 0,
+             "loss weights must be >= 0"),
             (self.step_loss_weight + self.outcome_loss_weight > 0, "step and outcome loss weights are both 0"),
             (all(w >= 0 for w in self.step_weights or []), f"step_weights must be >= 0, got {self.step_weights}"),
             (self.max_reasoning_steps is None or self.max_reasoning_steps >= 1,
@@ -372,6 +377,9 @@ class StepwiseDPOTrainer(DPOTrainer):
         active = (chosen_mask.any(1) | rejected_mask.any(1)).to(per_pair.dtype)  # pairs with a step to train
         step_loss = (per_pair * active).sum() / active.sum().clamp(min=1)
         loss = args.step_loss_weight * step_loss + args.outcome_loss_weight * outcome.mean()
+        if args.sft_loss_weight:  # NLL of the chosen tokens, exactly TRL's "sft" loss type (RPO)
+            chosen_tokens = inputs["completion_mask"][:, 1:].chunk(2)[0][:, -seq_len:].bool()
+            loss = loss - args.sft_loss_weight * logps.chunk(2)[0][chosen_tokens].mean()
         if self.aux_loss_enabled:
             loss = loss + self.router_aux_loss_coef * outputs.aux_loss
 

@@ -338,3 +338,37 @@ def test_reward_model_loaded_from_path(tmp_path, tiny_model, tiny_tokenizer):
     with pytest.raises(ValueError, match="reward_model_path"):
         StepwiseDPOTrainer(tiny_model, args=config(tmp_path, use_reward_model=True),
                            train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer)
+
+
+def test_sft_term_equals_trl_sigmoid_plus_sft(tiny_tokenizer):
+    """sft_loss_weight adds the same NLL term as TRL's loss_type ['sigmoid', 'sft'] (RPO)."""
+    import copy
+    import random
+
+    import torch
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from stepdpo_lite import toyworld
+    from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer
+
+    probs = toyworld.make_problems(4, "train", seed=5)
+    rows = {"prompt": [p.prompt for p in probs], "chosen": [p.gold_solution for p in probs],
+            "rejected": [toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(0)) for p in probs]}
+    ds = Dataset.from_dict(rows)
+    common = dict(output_dir="/tmp/sft_eq", per_device_train_batch_size=4, report_to=[], use_cpu=True, bf16=False,
+                  gradient_checkpointing=False, max_length=256, beta=0.1)
+    model = toyworld.build_tiny_model(tiny_tokenizer, seed=1)
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
+    ours = StepwiseDPOTrainer(model=copy.deepcopy(model), ref_model=copy.deepcopy(model), processing_class=tok,
+                              args=StepwiseDPOConfig(step_loss_weight=0.0, sft_loss_weight=0.5, **common),
+                              train_dataset=ds)
+    trl = DPOTrainer(model=copy.deepcopy(model), ref_model=copy.deepcopy(model), processing_class=tok,
+                     args=DPOConfig(loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.5], **common), train_dataset=ds)
+    batch_ours = next(iter(ours.get_train_dataloader()))
+    batch_trl = next(iter(trl.get_train_dataloader()))
+    with torch.no_grad():
+        a = ours.compute_loss(ours.model, batch_ours)
+        b = trl.compute_loss(trl.model, batch_trl)
+    assert abs(a.item() - b.item()) < 1e-5
