@@ -96,3 +96,12 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
         first = labels.index(False) if False in labels else -1
         out[i].append(toyworld.Verdict(list(labels), first, is_correct(s, problems[i].answer), steps=st))
     return out
+
+
+def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float = 0.0, **kw) -> dict:
+    """Final-answer accuracy of a policy on GSM8K problems (the toy world's ``evaluate_policy`` for GSM8K)."""
+    from .toyworld import sample_solutions
+
+    sols = sample_solutions(model, tokenizer, [p.prompt for p in problems], n=n, temperature=temperature, **kw)
+    right = [is_correct(s, p.answer) for p, ss in zip(problems, sols) for s in ss]
+    return {"accuracy": sum(right) / len(right), "n_solutions": len(right)}
