@@ -90,14 +90,23 @@ def toy_outcome_rows(problems, solutions, *, verdicts=None) -> Dataset:
 
 
 def toy_preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, seed: int = 0,
-                         verdicts=None) -> Dataset:
+                         verdicts=None, rejected_labels: str = "mistakes") -> Dataset:
     """Preference pairs: a correct and an incorrect solution of the same problem, with checker step labels.
+
+    ``rejected_labels="mistakes"`` (default) labels a rejected step wrong only where the mistake is made
+    (``Verdict.mistake_labels``): a later step that correctly builds on the wrong number is not pushed down
+    by Stepwise DPO's step loss, which would otherwise teach the policy to avoid right arithmetic.
+    ``"reachability"`` uses ``Verdict.step_labels`` (every step after the first error is wrong, as for a PRM).
 
     Chosen: right final answer and every step right. Rejected: wrong final answer. A solution with the
     right answer but a wrong step (lucky) is used on neither side. Each distinct text is used once; of all
     correct x incorrect combinations, ``max_pairs_per_problem`` are drawn at random (seeded per problem
     prompt, so the result does not depend on the order of the problems). Counts of what was left out are logged.
     """
+    if rejected_labels not in ("mistakes", "reachability"):
+        raise ValueError(f"toy_preference_pairs: rejected_labels must be 'mistakes' or 'reachability', "
+                         f"got {rejected_labels!r}")
+    labels_of = (lambda v: v.mistake_labels) if rejected_labels == "mistakes" else (lambda v: v.step_labels)
     rows, left = [], Counter()
     for p, checked in zip(problems, _verdicts(problems, solutions, verdicts)):
         distinct = dict(checked)
@@ -108,7 +117,7 @@ def toy_preference_pairs(problems, solutions, *, max_pairs_per_problem: int | No
         pairs = [(c, r) for c in good for r in bad]
         random.Random(f"{seed}:{p.prompt}").shuffle(pairs)
         rows += [{"prompt": p.prompt, "chosen": c, "rejected": r, "chosen_step_labels": distinct[c].step_labels,
-                  "rejected_step_labels": distinct[r].step_labels} for c, r in pairs[:max_pairs_per_problem]]
+                  "rejected_step_labels": labels_of(distinct[r])} for c, r in pairs[:max_pairs_per_problem]]
     _report("toy_preference_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
     return validate_preference(rows, delimiter=DEFAULT_DELIMITER)
 

@@ -149,6 +149,17 @@ class Verdict:
     error_kinds: list[str | None] = field(default_factory=list)  # per step: None or why it is wrong
     steps: list[str] = field(default_factory=list)
 
+    @property
+    def mistake_labels(self) -> list[bool]:
+        """Per step, False only where a mistake is *made*: a step that faithfully builds on an earlier wrong
+        result (``propagated``) is labelled True here, though it cannot reach the answer (``step_labels``).
+        ``step_labels`` say whether a state can still succeed (a PRM's target, Math-Shepherd); these say
+        whether an action was wrong (what a step-level preference loss should push down). Without error
+        kinds (labels made elsewhere), only the first wrong step counts as a mistake."""
+        if len(self.error_kinds) == len(self.step_labels):
+            return [kind in (None, "propagated") for kind in self.error_kinds]
+        return [k != self.first_error for k in range(len(self.step_labels))]
+
 
 def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -> Verdict:
     """Label every step of ``solution`` against ``problem``.

@@ -314,7 +314,13 @@ def test_toy_preference_pairs(toy, caplog):
     for row in pairs:
         chosen, rejected = (toyworld.check(by_prompt[row["prompt"]], row[k]) for k in ("chosen", "rejected"))
         assert chosen.answer_correct and chosen.first_error < 0 and not rejected.answer_correct
-        assert row["chosen_step_labels"] == chosen.step_labels and row["rejected_step_labels"] == rejected.step_labels
+        assert row["chosen_step_labels"] == chosen.step_labels and row["rejected_step_labels"] == rejected.mistake_labels
+        assert row["rejected_step_labels"].index(False) == rejected.first_error  # blame starts at the first mistake
+    reach = data.toy_preference_pairs(problems, solutions, max_pairs_per_problem=None, rejected_labels="reachability")
+    for row in reach:
+        assert row["rejected_step_labels"] == toyworld.check(by_prompt[row["prompt"]], row["rejected"]).step_labels
+    with pytest.raises(ValueError, match="rejected_labels"):
+        data.toy_preference_pairs(problems, solutions, rejected_labels="value")
     capped = data.toy_preference_pairs(problems, solutions, max_pairs_per_problem=1, seed=1)
     assert len(capped) == 3 and capped.to_list() == data.toy_preference_pairs(
         problems, solutions, max_pairs_per_problem=1, seed=1).to_list()

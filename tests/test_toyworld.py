@@ -33,13 +33,15 @@ def test_arithmetic_error_and_propagation():
     v = tw.check(p, "Step 1: 7 + 5 = 13\n\nStep 2: 13 * 3 = 39\n\nStep 3: 39 - 4 = 35\n\nAnswer: 35")
     assert v.step_labels == [False, False, False] and v.first_error == 0 and not v.answer_correct
     assert v.error_kinds == ["arithmetic", "propagated", "propagated"]
+    assert v.mistake_labels == [False, True, True]  # only the step where the mistake was made
 
 
 def test_copy_error_is_wrong_even_with_right_arithmetic():
     p = tw.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
     v = tw.check(p, "Step 1: 7 + 5 = 12\n\nStep 2: 21 * 3 = 63\n\nStep 3: 63 - 4 = 59\n\nAnswer: 59")
     assert v.step_labels == [True, False, False] and v.first_error == 1
-    assert v.error_kinds[1] == "copy"
+    assert v.error_kinds[1] == "copy" and v.mistake_labels == [True, False, True]
+    assert tw.Verdict([True, False, False], 1, False).mistake_labels == [True, False, True]  # no kinds known
 
 
 @pytest.mark.parametrize("text, kind", [
