@@ -9,7 +9,9 @@ from stepdpo_lite import tutorial
 # Small sizes: enough rows for every builder, trainer and metric to have something to work on.
 SMALL = {
     "N_TRAIN_PROBLEMS": 60, "N_EVAL_PROBLEMS": 24, "N_SAMPLES": 4, "N_MC_SOLUTIONS": 8, "N_MC_ROLLOUTS": 4,
-    "N_TEST_PROBLEMS": 24, "N_CANDIDATES": 8, "MAX_TRAIN_STEPS": 10,
+    "N_TEST_PROBLEMS": 24, "N_CANDIDATES": 8, "MAX_TRAIN_STEPS": 10, "N_SAMPLED": 1,
+    "N_BEST_OF_N_PROBLEMS": 8, "N_RESAMPLES": 20, "N_HEATMAP_SOLUTIONS": 8, "N_PAIRS": 8,
+    "N_BEFORE_AFTER_PROBLEMS": 4, "N_EXPLORER_PROBLEMS": 2,
 }
 PNG = b"\x89PNG\r\n\x1a\n"
 
