@@ -252,6 +252,7 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
         log_histories = {"run": log_histories}
     keys = (keys,) if isinstance(keys, str) else tuple(keys)
     fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.5), layout="constrained", squeeze=False)
+    colors = {name: f"C{i}" for i, name in enumerate(log_histories)}  # one colour per run in every panel
     for ax, key in zip(axes[0], keys):
         plotted = 0
         for name, history in log_histories.items():
@@ -263,7 +264,7 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
             x, y = np.array(pts).T
             for t in range(1, len(y) if smooth else 0):  # exponential moving average
                 y[t] = smooth * y[t - 1] + (1 - smooth) * y[t]
-            ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3, label=name)
+            ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3, label=name, color=colors[name])
             plotted += 1
         if not plotted:
             ax.text(0.5, 0.5, f"no '{key}' logged", transform=ax.transAxes, ha="center", va="center", color="grey")
