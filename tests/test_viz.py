@@ -153,7 +153,7 @@ def test_explorer_builds_and_updates_headless():
     rewards = [[[1.0 if ok else -1.0 for ok in v.step_labels] for v in vs] for vs in verdicts]
     rewards[1][0][1] = -0.2  # a false alarm in problem 2's gold solution
     box = viz.step_reward_explorer(problems, solutions, rewards, verdicts, threshold=0.5)
-    assert box.picker.value == 0 and problems[0].expression in box.html.value
+    assert box.picker.value == 0 and f"start with {problems[0].start}." in box.html.value
     first_png, first_html = _png_of(box), box.html.value
     assert first_html.count("outline:2px") == 1  # only the broken solution has a predicted error
 
