@@ -158,7 +158,7 @@ def test_explorer_builds_and_updates_headless():
     assert first_html.count("outline:2px") == 1  # only the broken solution has a predicted error
 
     box.picker.value = 1
-    assert problems[1].expression in box.html.value and _png_of(box) != first_png
+    assert f"start with {problems[1].start}." in box.html.value and _png_of(box) != first_png
     assert box.html.value.count("outline:2px") == 2
 
     box.threshold.value = 0.4  # sigmoid(-0.2) = 0.45 is no longer below it; sigmoid(-1) = 0.27 still is
