@@ -80,9 +80,9 @@ PROFILES: dict[str, Profile] = {
     # exact QLoRA path on CPU (bitsandbytes >= 0.46); it is slower there and buys nothing at this size.
     "tiny": Profile(name="tiny", model_name=_tiny_base_dir(), quantization=None, dtype="float32", device="cpu",
                     max_length=256, max_new_tokens=160, train_batch_size=32, gradient_accumulation_steps=1,
-                    eval_batch_size=64, gradient_checkpointing=False, lora_r=8, lora_alpha=16,
-                    reward_learning_rate=2e-3, reward_epochs=2.0, dpo_learning_rate=1e-4, dpo_epochs=1.0,
-                    n_train_problems=1000, n_eval_problems=200, n_samples_per_problem=4, best_of_n=16),
+                    eval_batch_size=128, gradient_checkpointing=False, lora_r=8, lora_alpha=16,
+                    reward_learning_rate=2e-3, reward_epochs=1.0, dpo_learning_rate=1e-4, dpo_epochs=1.0,
+                    n_train_problems=600, n_eval_problems=150, n_samples_per_problem=4, best_of_n=16),
     # Colab's free T4: 16 GB, no bfloat16, so float16 compute.
     "t4-16gb": Profile(name="t4-16gb", model_name="Qwen/Qwen2.5-0.5B-Instruct", quantization="4bit", dtype="float16",
                        max_length=1024, max_new_tokens=512, train_batch_size=4, gradient_accumulation_steps=4,
