@@ -96,6 +96,19 @@ def right_pad(sequences: Sequence[Sequence[int]], pad_id: int, device=None):
     return ids.to(device), mask.to(device)
 
 
+def _sort_adapter_target_modules(path: Path) -> None:
+    """PEFT writes ``target_modules`` from a set, in an order that changes from one Python process to the
+    next; sort it, so that saving the same adapter twice gives the same files (``bestofn`` compares them
+    byte for byte to reuse rewards already computed). PEFT reads the list back as a set: nothing else changes."""
+    config_path = path / "adapter_config.json"
+    if not config_path.exists():
+        return
+    config = json.loads(config_path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True))  # PEFT's own layout
+
+
 # ----------------------------------------------------------------------------- the verifier
 
 class GenerativeVerifier:
@@ -213,6 +226,7 @@ class GenerativeVerifier:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(path)
+        _sort_adapter_target_modules(path)
         self.tokenizer.save_pretrained(path)
         (path / self.config_file).write_text(json.dumps(asdict(self.config), indent=2))
         return path

@@ -174,6 +174,21 @@ def test_save_load_identical_rewards(tmp_path, saved_base, tiny_model, tiny_toke
         assert flat(after[key]) == pytest.approx(flat(before[key]), abs=1e-6), key  # float32 round-off only
 
 
+def test_saving_an_adapter_twice_gives_the_same_files(tmp_path, saved_base):
+    """PEFT writes target_modules from a set (its order changes between Python processes): the save sorts it."""
+    import json
+
+    from stepdpo_lite.models import load_model
+    peft_model, tok = load_model(saved_base, quantization=None, lora={"r": 4, "init_lora_weights": False}, device="cpu")
+    prm = ProcessRewardModel(peft_model, tok)
+    prm.save(tmp_path / "a")
+    modules = json.loads((tmp_path / "a" / "adapter_config.json").read_text())["target_modules"]
+    assert modules == sorted(modules) and len(modules) == 7  # all-linear: q, k, v, o, gate, up, down
+    ProcessRewardModel.load(tmp_path / "a", device="cpu").save(tmp_path / "b")  # re-saved by another model object
+    for name in ("adapter_config.json", "adapter_model.safetensors", "process_reward_config.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
 def test_combined_and_ensemble_arithmetic(prm, orm):
     prompts, sols = _problems(3)
     p = [min(r) for r in prm.score_solutions(prompts, sols)]
