@@ -225,7 +225,8 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     Records each notebook's seconds under ``tutorial.notebook_seconds`` and their sum, the wall time of
     the whole tutorial, under ``tutorial.wall_seconds`` in ``runs/<profile>/metrics.json`` (re-running
     one notebook with ``notebooks=["02"]`` updates its share), prints the metrics table to ``out``
-    (stdout) and returns the metrics.
+    (stdout) and returns the metrics. A run that starts at notebook 01 starts a fresh ``metrics.json``
+    (the old one is kept as ``metrics.previous.json``); a run of later notebooks only updates theirs.
     """
     import nbformat
     from tqdm.auto import tqdm
@@ -235,6 +236,11 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     run = runs.run_dir(profile, runs_dir).resolve()
     executed, figures = run / "executed", run / "figures"
     figures.mkdir(parents=True, exist_ok=True)
+    stale = run / "metrics.json"
+    if paths and paths[0].name.startswith("01_") and stale.exists():
+        # A run from 01 remakes every figure: keep the old table aside, not mixed into the new one.
+        stale.replace(run / "metrics.previous.json")
+        print(f"previous metrics moved to {run / 'metrics.previous.json'}", file=out)
     params = {"PROFILE": profile, "RUNS_DIR": str(run.parent), "RUN_DIR": str(run), "FIGURES_DIR": str(figures)}
     params.update(parameters or {})
     for path in paths:

@@ -38,6 +38,8 @@ def happy(tmp_path_factory):
               "import json, pathlib\nfrom stepdpo_lite import runs\n"
               'm = json.loads((pathlib.Path(RUN_DIR) / "metrics.json").read_text())\n'
               'runs.update_metrics(RUN_DIR, {"best_of_n": {"16": {"prm_min": m["alpha"]["nested"]["x"] + 0.25}}})')
+    (runs_dir / "toy").mkdir()
+    (runs_dir / "toy" / "metrics.json").write_text(json.dumps({"stale": {"from_an_older_run": 1.0}}))
     out = io.StringIO()
     metrics = run_tutorial("toy", runs_dir, ["01", "02_beta.ipynb"], {"GREETING": "hey"}, notebook_dir=nb_dir,
                            timeout=120, progress=False, out=out)
@@ -56,6 +58,9 @@ def test_happy_path_writes_executed_notebooks_metrics_and_table(happy):
     assert on_disk["tutorial"]["wall_seconds"] == pytest.approx(sum(seconds.values()), abs=0.02)
     for key in ("alpha.greeting_len", "alpha.nested.x", "best_of_n.16.prm_min", "tutorial.wall_seconds"):
         assert key in printed
+    # a run from notebook 01 starts a fresh table and keeps the old one aside
+    assert "stale" not in on_disk and "stale.from_an_older_run" not in printed
+    assert json.loads((run / "metrics.previous.json").read_text()) == {"stale": {"from_an_older_run": 1.0}}
 
 
 def test_parameters_are_injected_after_the_parameters_cell(happy):

@@ -1,0 +1,125 @@
+"""Why the tiny reward models stay weak: two probes of what the 0.9 M-parameter tiny base can verify.
+
+1. ``likelihood``: no training at all. Score step k by the lowest log-probability the tiny base gives to any
+   token of steps 1..k (a mistake is usually an unlikely token). Step AUROC against the checker's labels on
+   notebook 01's validation solutions. It shows the *information* is in the base.
+2. ``graded``: continue training the base for ``--steps`` steps on a 50/50 mix of its usual solutions and
+   solutions graded in the PRM's own format (a tag and " Yes"/" No" after every step, labels from the
+   checker), then read the PRM reward zero-shot, and after notebook 02's LoRA recipe. If this stays far
+   below the likelihood probe, the tiny model cannot learn to *verify* at a tag in this budget, whatever
+   the data: the limit is the model, not the PRM's training recipe.
+
+    python scripts/verifier_probe.py likelihood                 # ~10 s, needs runs/tiny/data (notebook 01)
+    python scripts/verifier_probe.py graded --steps 600         # ~20 min on 2 CPU cores
+
+Prints one JSON line per probe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from stepdpo_lite import data, evaluation, toyworld  # noqa: E402
+
+
+def likelihood_scores(model, tokenizer, rows) -> list[list[float]]:
+    """Per step: min over the tokens of steps 1..k of log p(token | prefix) under the base."""
+    import torch
+    out = []
+    for row in rows:
+        text, bounds = row["prompt"], []
+        for step in row["completions"]:
+            bounds.append((len(text), len(text) + len(step)))
+            text += step
+        enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+        ids = torch.tensor([enc["input_ids"]])
+        with torch.no_grad():
+            logp = model(ids).logits.log_softmax(-1)[0, :-1].gather(-1, ids[0, 1:, None])[:, 0]
+        offsets, running, scores = enc["offset_mapping"][1:], 0.0, []
+        for a, b in bounds:
+            running = min([running] + [lp.item() for lp, (s, _) in zip(logp, offsets) if a <= s < b])
+            scores.append(running)
+        out.append(scores)
+    return out
+
+
+def graded_text(problem, rng) -> str:
+    """Gold or one-error solution with the checker's verdict after every step, in the PRM's format."""
+    sol = problem.gold_solution
+    if rng.random() < 0.5:
+        kind = rng.choice(["arithmetic", "copy"]) if len(problem.ops) > 1 else "arithmetic"
+        sol = toyworld.corrupt_solution(problem, rng.randrange(1 if kind == "copy" else 0, len(problem.ops)), kind, rng)
+    v = toyworld.check(problem, sol)
+    return "".join(s + toyworld.STEP_TAG + (toyworld.YES if ok else toyworld.NO) for s, ok in zip(v.steps, v.step_labels))
+
+
+def graded_pretraining(base: str, out: str, steps: int, seed: int = 1) -> None:
+    from datasets import Dataset
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
+    set_seed(seed)
+    model, tok = toyworld.load_tiny_base(base)
+    model.train()
+    rng = random.Random(seed)
+    rows = {"prompt": [], "response": []}
+    for p in toyworld.make_problems(steps * 64, "train", seed=seed):
+        text = graded_text(p, rng) if rng.random() < 0.5 else toyworld.noisy_training_text(p, rng, 0.2)
+        rows["prompt"].append(p.prompt)
+        rows["response"].append(text + tok.eos_token)
+
+    def tokenize(b):
+        P = tok(b["prompt"], add_special_tokens=False)["input_ids"]
+        R = tok(b["response"], add_special_tokens=False)["input_ids"]
+        return {"input_ids": [p + r for p, r in zip(P, R)], "labels": [[-100] * len(p) + r for p, r in zip(P, R)]}
+
+    ds = Dataset.from_dict(rows).map(tokenize, batched=True, remove_columns=["prompt", "response"])
+    tok.padding_side = "right"
+    args = TrainingArguments(output_dir=str(Path(out) / "_trainer"), per_device_train_batch_size=64, learning_rate=1e-3,
+                             max_steps=steps, warmup_steps=20, lr_scheduler_type="cosine", weight_decay=0.01,
+                             logging_steps=50, save_strategy="no", report_to=[], seed=seed, use_cpu=True)
+    Trainer(model=model, args=args, train_dataset=ds, processing_class=tok,
+            data_collator=DataCollatorForSeq2Seq(tok, padding=True)).train()
+    tok.padding_side = "left"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("probe", choices=["likelihood", "graded"])
+    parser.add_argument("--data", default=str(ROOT / "runs" / "tiny" / "data"), help="notebook 01's datasets")
+    parser.add_argument("--base", default=str(toyworld.TINY_BASE_DIR))
+    parser.add_argument("--steps", type=int, default=600, help="graded: continued-pretraining steps (batch 64)")
+    args = parser.parse_args(argv)
+    ds = data.load_datasets(args.data, ["train_stepwise", "validation_stepwise"])
+    val = ds["validation_stepwise"]
+    if args.probe == "likelihood":
+        model, tok = toyworld.load_tiny_base(args.base)
+        auroc = evaluation.step_auroc(likelihood_scores(model, tok, val), val["labels"])
+        print(json.dumps({"probe": "likelihood", "validation_step_auroc": round(auroc, 4), "n_solutions": len(val)}))
+        return
+    from stepdpo_lite.reward_training import train_process_reward_model
+    from stepdpo_lite.rewards import ProcessRewardModel, RewardModelConfig
+    with tempfile.TemporaryDirectory() as tmp:
+        graded_pretraining(args.base, tmp + "/base", args.steps)
+        model, tok = toyworld.load_tiny_base(tmp + "/base")
+        zero_shot = ProcessRewardModel(model, tok, RewardModelConfig()).score_solutions(val["prompt"], val["completions"])
+        prm = train_process_reward_model(tmp + "/base", ds["train_stepwise"], tmp + "/prm", quantization=None,
+                                         lora=dict(r=8, lora_alpha=16, lora_dropout=0.0), learning_rate=2e-3,
+                                         per_device_train_batch_size=32, max_length=256, device="cpu",
+                                         dtype="float32", seed=0, disable_tqdm=True)
+        tuned = prm.score_solutions(val["prompt"], val["completions"])
+    print(json.dumps({"probe": "graded", "steps": args.steps,
+                      "zero_shot_validation_step_auroc": round(evaluation.step_auroc(zero_shot, val["labels"]), 4),
+                      "after_lora_validation_step_auroc": round(evaluation.step_auroc(tuned, val["labels"]), 4)}))
+
+
+if __name__ == "__main__":
+    main()
