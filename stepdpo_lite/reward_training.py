@@ -158,7 +158,8 @@ def _tag_metrics(eval_pred) -> dict:
 def _train(kind: type[GenerativeVerifier], model_name_or_path: str, train_dataset, output_dir: str, eval_dataset,
            validate, *, quantization, lora, learning_rate, num_train_epochs, max_steps, per_device_train_batch_size,
            per_device_eval_batch_size, gradient_accumulation_steps, gradient_checkpointing, max_length, report_to, seed,
-           resume_from_checkpoint, device, dtype, logging_steps, reward_config: RewardModelConfig, **training_args):
+           resume_from_checkpoint, device, dtype, logging_steps, reward_config: RewardModelConfig, callbacks=None,
+           **training_args):
     import torch
     from transformers import TrainingArguments, set_seed
 
@@ -194,7 +195,7 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path: str, train_datase
     trainer = _trainer_class()(model=model, args=args, train_dataset=train_features, eval_dataset=eval_features,
                                data_collator=TagCollator(tokenizer.pad_token_id), processing_class=tokenizer,
                                compute_metrics=_tag_metrics, yes_id=verifier.yes_id, no_id=verifier.no_id,
-                               fast_head=fast_head_matches(model))
+                               fast_head=fast_head_matches(model), callbacks=callbacks)
     result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     metrics = dict(result.metrics)
     if eval_features is not None:
@@ -215,7 +216,7 @@ def train_process_reward_model(model_name_or_path: str | os.PathLike, train_data
                                resume_from_checkpoint: str | bool | None = None, device: str | None = None,
                                dtype=None, logging_steps: int = 10, step_tag: str = STEP_TAG, yes: str = YES,
                                no: str = NO, aggregation: str = "min", prompt_template: str = "{problem}",
-                               **training_args) -> ProcessRewardModel:
+                               callbacks=None, **training_args) -> ProcessRewardModel:
     """Train a process reward model on stepwise supervision rows and save it to ``output_dir``.
 
     Args:
@@ -224,6 +225,7 @@ def train_process_reward_model(model_name_or_path: str | os.PathLike, train_data
         quantization: ``"4bit"`` (nf4 QLoRA base) or ``None``; lora: see ``models.load_model``.
         max_length: longest input with its tags; a longer row raises instead of being truncated.
         report_to: ``"none"``, ``"tensorboard"``, ``"wandb"``…; resume_from_checkpoint: passed to ``Trainer.train``.
+        callbacks: ``transformers.TrainerCallback`` objects passed to the ``Trainer`` (early stopping, logging).
         step_tag, yes, no, aggregation, prompt_template: the ``RewardModelConfig`` saved with the model.
         **training_args: any other ``transformers.TrainingArguments`` field (e.g. ``save_strategy="steps"``).
 
@@ -239,7 +241,8 @@ def train_process_reward_model(model_name_or_path: str | os.PathLike, train_data
                   gradient_accumulation_steps=gradient_accumulation_steps,
                   gradient_checkpointing=gradient_checkpointing, max_length=max_length, report_to=report_to,
                   seed=seed, resume_from_checkpoint=resume_from_checkpoint, device=device, dtype=dtype,
-                  logging_steps=logging_steps, reward_config=config, **training_args)
+                  logging_steps=logging_steps, reward_config=config, callbacks=callbacks,
+                  **training_args)
 
 
 def train_outcome_reward_model(model_name_or_path: str | os.PathLike, train_dataset, output_dir: str | os.PathLike,
@@ -251,7 +254,7 @@ def train_outcome_reward_model(model_name_or_path: str | os.PathLike, train_data
                                resume_from_checkpoint: str | bool | None = None, device: str | None = None,
                                dtype=None, logging_steps: int = 10, outcome_tag: str = OUTCOME_TAG, yes: str = YES,
                                no: str = NO, prompt_template: str = "{problem}",
-                               **training_args) -> OutcomeRewardModel:
+                               callbacks=None, **training_args) -> OutcomeRewardModel:
     """Train an outcome reward model on ``{"prompt", "completion", "label"}`` rows; same options as
     ``train_process_reward_model``. Saved with ``outcome_reward_config.json``."""
     config = RewardModelConfig(tag=outcome_tag, yes=yes, no=no, prompt_template=prompt_template)
@@ -263,4 +266,5 @@ def train_outcome_reward_model(model_name_or_path: str | os.PathLike, train_data
                   gradient_accumulation_steps=gradient_accumulation_steps,
                   gradient_checkpointing=gradient_checkpointing, max_length=max_length, report_to=report_to,
                   seed=seed, resume_from_checkpoint=resume_from_checkpoint, device=device, dtype=dtype,
-                  logging_steps=logging_steps, reward_config=config, **training_args)
+                  logging_steps=logging_steps, reward_config=config, callbacks=callbacks,
+                  **training_args)

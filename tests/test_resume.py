@@ -4,7 +4,6 @@ and PRM training), and a saved policy adapter loads with plain transformers + PE
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 
@@ -148,9 +147,10 @@ def test_interrupted_prm_run_resumes_to_the_same_weights_and_loss(quantization, 
     full = train_prm(base, tmp_path / "full", quantization)
     full_losses = losses(full.training_metrics["log_history"])
     assert sorted(full_losses) == list(range(1, TOTAL + 1))
-    # The interruption: only checkpoint-3 survives, in the output folder of a second run.
-    shutil.copytree(tmp_path / "full" / f"checkpoint-{SAVE_AT}", tmp_path / "cut" / f"checkpoint-{SAVE_AT}")
+    # The interruption: the same run stopped right after checkpoint-3 is written.
+    train_prm(base, tmp_path / "cut", quantization, callbacks=[StopAt(SAVE_AT)])
     ckpt = tmp_path / "cut" / f"checkpoint-{SAVE_AT}"
+    assert ckpt.exists() and not (tmp_path / "cut" / f"checkpoint-{TOTAL}").exists()
     optimizer_steps.clear()
     resumed = train_prm(base, tmp_path / "cut", quantization, resume_from_checkpoint=str(ckpt))
     assert len(optimizer_steps) == TOTAL - SAVE_AT  # it went on from step 3 and did not start over
