@@ -18,7 +18,6 @@ import argparse
 import copy
 import json
 import os
-import random
 import statistics
 import sys
 import time
@@ -30,12 +29,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402
-from datasets import Dataset  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stepdpo_lite import toyworld  # noqa: E402
+from stepdpo_lite.labelling import toy_gold_vs_error_pairs  # noqa: E402
 from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
 
 
@@ -46,16 +45,6 @@ def load_model(device, path=None):
         return model, tok, "data/tiny-base" if path == toyworld.TINY_BASE_DIR else str(path)
     tok = toyworld.build_tokenizer()
     return toyworld.build_tiny_model(tok).to(device), tok, "random tiny Llama (data/tiny-base not trained yet)"
-
-
-def pairs(n, seed=0):
-    rng, rows = random.Random(seed), []
-    for p in toyworld.make_problems(n, seed=seed):
-        rejected = toyworld.corrupt_solution(p, rng.randrange(len(p.ops)), "arithmetic", rng)
-        rows.append(dict(prompt=p.prompt, chosen=p.gold_solution, rejected=rejected,
-                         chosen_step_labels=toyworld.check(p, p.gold_solution).step_labels,
-                         rejected_step_labels=toyworld.check(p, rejected).step_labels))
-    return Dataset.from_list(rows)
 
 
 def timed(fn, device):
@@ -84,7 +73,7 @@ def main(argv=None):
 
     model, tok, model_name = load_model(args.device, args.model)
     ref = copy.deepcopy(model).eval()
-    data = pairs(args.batch_size)
+    data = toy_gold_vs_error_pairs(args.batch_size)
     common = dict(output_dir="/tmp/stepdpo_bench", per_device_train_batch_size=args.batch_size, report_to=[],
                   use_cpu=args.device == "cpu", bf16=args.bf16, gradient_checkpointing=False, save_strategy="no",
                   disable_tqdm=True, learning_rate=1e-5, max_length=512, beta=0.1)

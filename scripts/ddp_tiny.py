@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
 import time
 from pathlib import Path
@@ -30,21 +29,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 from accelerate import PartialState  # noqa: E402
-from datasets import Dataset  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stepdpo_lite import toyworld  # noqa: E402
+from stepdpo_lite.labelling import toy_gold_vs_error_pairs  # noqa: E402
 from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
-
-
-def toy_pairs(n: int, seed: int = 0) -> Dataset:
-    rng, rows = random.Random(seed), []
-    for p in toyworld.make_problems(n, seed=seed):
-        rejected = toyworld.corrupt_solution(p, rng.randrange(len(p.ops)), "arithmetic", rng)
-        rows.append(dict(prompt=p.prompt, chosen=p.gold_solution, rejected=rejected,
-                         chosen_step_labels=toyworld.check(p, p.gold_solution).step_labels,
-                         rejected_step_labels=toyworld.check(p, rejected).step_labels))
-    return Dataset.from_list(rows)
 
 
 def main(argv=None):
@@ -71,7 +60,7 @@ def main(argv=None):
         step_beta=0.1, beta=0.1)
     if state.num_processes == 1 and state.is_main_process:
         print("note: one process only; launch with `accelerate launch --multi_gpu --num_processes 2` (see docstring)")
-    trainer = StepwiseDPOTrainer(model, args=config, train_dataset=toy_pairs(args.pairs), processing_class=tok)
+    trainer = StepwiseDPOTrainer(model, args=config, train_dataset=toy_gold_vs_error_pairs(args.pairs), processing_class=tok)
     start = time.time()
     result = trainer.train()
 

@@ -22,12 +22,14 @@ import json
 import random
 import sys
 import tempfile
+from itertools import accumulate
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite import data, evaluation, toyworld  # noqa: E402
+from stepdpo_lite.steps import char_step_ids  # noqa: E402
 
 
 def likelihood_scores(model, tokenizer, rows) -> list[list[float]]:
@@ -35,29 +37,21 @@ def likelihood_scores(model, tokenizer, rows) -> list[list[float]]:
     import torch
     out = []
     for row in rows:
-        text, bounds = row["prompt"], []
-        for step in row["completions"]:
-            bounds.append((len(text), len(text) + len(step)))
-            text += step
-        enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+        ends = list(accumulate(map(len, row["completions"]), initial=len(row["prompt"])))
+        enc = tokenizer(row["prompt"] + "".join(row["completions"]), return_offsets_mapping=True,
+                        add_special_tokens=False)
         ids = torch.tensor([enc["input_ids"]])
         with torch.no_grad():
-            logp = model(ids).logits.log_softmax(-1)[0, :-1].gather(-1, ids[0, 1:, None])[:, 0]
-        offsets, running, scores = enc["offset_mapping"][1:], 0.0, []
-        for a, b in bounds:
-            running = min([running] + [lp.item() for lp, (s, _) in zip(logp, offsets) if a <= s < b])
-            scores.append(running)
-        out.append(scores)
+            logp = model(ids).logits.log_softmax(-1)[0, :-1].gather(-1, ids[0, 1:, None])[:, 0].tolist()
+        step_of = char_step_ids(list(zip(ends, ends[1:])), enc["offset_mapping"])[1:]
+        worst = [min([lp for lp, k in zip(logp, step_of) if k == step], default=0.0) for step in range(len(ends) - 1)]
+        out.append(list(accumulate(worst, min, initial=0.0))[1:])
     return out
 
 
 def graded_text(problem, rng) -> str:
     """Gold or one-error solution with the checker's verdict after every step, in the PRM's format."""
-    sol = problem.gold_solution
-    if rng.random() < 0.5:
-        kind = rng.choice(["arithmetic", "copy"]) if len(problem.ops) > 1 else "arithmetic"
-        sol = toyworld.corrupt_solution(problem, rng.randrange(1 if kind == "copy" else 0, len(problem.ops)), kind, rng)
-    v = toyworld.check(problem, sol)
+    v = toyworld.check(problem, toyworld.noisy_training_text(problem, rng, error_rate=0.5))
     return "".join(s + toyworld.STEP_TAG + (toyworld.YES if ok else toyworld.NO) for s, ok in zip(v.steps, v.step_labels))
 
 

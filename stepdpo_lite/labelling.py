@@ -89,6 +89,18 @@ def toy_outcome_rows(problems, solutions, *, verdicts=None) -> Dataset:
     return validate_outcome(rows)
 
 
+def toy_gold_vs_error_pairs(n: int, seed: int = 0) -> Dataset:
+    """``n`` synthetic pairs, no sampling: gold solution (chosen) vs the same with one arithmetic error at a
+    random step (rejected), with gold step labels. For benchmarks and smoke runs that need pairs in seconds."""
+    rng, rows = random.Random(seed), []
+    for p in toyworld.make_problems(n, seed=seed):
+        rejected = toyworld.corrupt_solution(p, rng.randrange(len(p.ops)), "arithmetic", rng)
+        rows.append(dict(prompt=p.prompt, chosen=p.gold_solution, rejected=rejected,
+                         chosen_step_labels=toyworld.check(p, p.gold_solution).step_labels,
+                         rejected_step_labels=toyworld.check(p, rejected).step_labels))
+    return Dataset.from_list(rows)
+
+
 def toy_preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, seed: int = 0,
                          verdicts=None, rejected_labels: str = "mistakes") -> Dataset:
     """Preference pairs: a correct and an incorrect solution of the same problem, with checker step labels.

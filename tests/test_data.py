@@ -441,3 +441,14 @@ def test_labelling_imports_first(monkeypatch):
     labelling = importlib.import_module("stepdpo_lite.labelling")
     fresh = importlib.import_module("stepdpo_lite.data")
     assert fresh is not data and fresh.toy_preference_pairs is labelling.toy_preference_pairs
+
+
+def test_gold_vs_error_pairs_are_checked_and_deterministic():
+    from stepdpo_lite.labelling import toy_gold_vs_error_pairs
+    pairs = toy_gold_vs_error_pairs(20, seed=3)
+    assert len(pairs) == 20 and list(pairs) == list(toy_gold_vs_error_pairs(20, seed=3))
+    for row, problem in zip(pairs, toyworld.make_problems(20, seed=3)):
+        assert row["chosen"] == problem.gold_solution and all(row["chosen_step_labels"])
+        verdict = toyworld.check(problem, row["rejected"])
+        assert row["rejected_step_labels"] == verdict.step_labels and not verdict.answer_correct
+        assert verdict.error_kinds[verdict.first_error] == "arithmetic"
