@@ -19,8 +19,8 @@ _EXPORTS = {
     "StepwiseDPOConfig": "trainer", "StepwiseDPOTrainer": "trainer",
 }
 
-_MODULES = ("toyworld", "data", "labelling", "gsm8k", "evaluation", "viz", "steps", "models", "rewards", "losses",
-            "trainer", "reward_training", "runs", "tutorial")
+_MODULES = ("toyworld", "data", "labelling", "public_datasets", "gsm8k", "evaluation", "viz", "steps", "models",
+            "rewards", "losses", "trainer", "reward_training", "runs", "tutorial")
 
 __all__ = sorted(_EXPORTS) + list(_MODULES)
 

@@ -1,0 +1,278 @@
+"""Loaders that turn published datasets into the project's formats (``data.py``; re-exported by ``stepdpo_lite.data``).
+
+- PRM800K (Lightman et al. 2023, arXiv:2305.20050): human ratings of each step -> stepwise supervision rows.
+- Math-Shepherd (Wang et al. 2024, arXiv:2312.08935): steps tagged ``ки`` and labelled ``+``/``-`` -> stepwise
+  supervision rows.
+- GSM8K (Cobbe et al. 2021, arXiv:2110.14168): the problems, and the released model solutions -> outcome rows with
+  step labels from the calculator annotations, and preference pairs of a correct and an incorrect solution.
+
+They check records with ``data.py``'s field checks, so bad input raises ``ValueError`` naming the file, line and
+field, and what they leave out is logged on the same logger (``stepdpo_lite.data``, WARNING).
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import operator
+import os
+import random
+import re
+from typing import Sequence
+
+from datasets import Dataset
+
+from .data import (OUTCOME, STEPWISE, _Bad, _bool, _check_all, _dataset, _field, _inside, _outcome, _records,
+                   _stepwise, _text, validate_preference)
+from .steps import extract_steps
+
+logger = logging.getLogger("stepdpo_lite.data")
+
+GSM8K_SOLVERS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
+
+
+# ----------------------------------------------------------------------------- PRM800K
+
+def _prm800k(record, neutral_as: bool, branches: bool):
+    with _inside("question"):
+        prompt = _text(_field(record, "question"), "problem")
+    with _inside("label"):
+        steps = _field(_field(record, "label"), "steps")
+        if not isinstance(steps, list):
+            raise _Bad("steps", f"must be a list, got {type(steps).__name__}")
+    rows, path, labels = [], [], []
+    for k, step in enumerate(steps):
+        with _inside(f"label.steps[{k}]"):
+            options = _field(step, "completions") or []
+            for j, option in enumerate(options):
+                with _inside(f"completions[{j}]"):
+                    _text(option, "text", blank_ok=True)
+                    if _field(option, "rating") not in (-1, 0, 1, None):
+                        raise _Bad("rating", f"must be -1, 0, 1 or null, got {option['rating']!r:.40}")
+            chosen, human = _field(step, "chosen_completion"), _field(step, "human_completion")
+            if chosen is not None and (type(chosen) is not int or not 0 <= chosen < len(options)):
+                raise _Bad("chosen_completion", f"must be null or an index into completions, got {chosen!r:.40}")
+            if chosen is None and human is not None:
+                with _inside("human_completion"):
+                    _text(human, "text")
+        if chosen is not None:
+            followed, text, rating = chosen, options[chosen]["text"], options[chosen]["rating"]
+        elif human is not None:  # a step a labeller wrote after rejecting the model's: correct by construction
+            followed, text, rating = None, human["text"], 1
+        else:  # the labeller stopped here; a step rated -1 is the first error (phase 2: the model's own step)
+            followed = next((j for j, o in enumerate(options) if o["rating"] == -1), None)
+            text, rating = (options[followed]["text"], -1) if followed is not None else ("", None)
+        if branches:  # TRL's PRM800K recipe: each rated alternative not followed ends a row of its own
+            for j, o in enumerate(options):
+                if j != followed and o["rating"] is not None:
+                    rows.append({"prompt": prompt, "completions": [*path, "\n" * bool(path) + o["text"]],
+                                 "labels": [*labels, neutral_as if o["rating"] == 0 else o["rating"] == 1]})
+        if rating is None:
+            break  # unlabelled from here on
+        path.append("\n" * bool(path) + text)  # PRM800K steps are lines: "".join(completions) is the solution
+        labels.append(neutral_as if rating == 0 else rating == 1)
+        if rating == -1:
+            break  # stop after the first wrong step: the labeller labelled nothing after it
+    if path:
+        rows.append({"prompt": prompt, "completions": path, "labels": labels})
+    for row in rows:
+        _stepwise(row)
+    return rows
+
+
+def load_prm800k(path, *, neutral_as: bool = True, branches: bool = False, skip_invalid: bool = False) -> Dataset:
+    """PRM800K (Lightman et al. 2023, arXiv:2305.20050) canonical JSONL -> stepwise supervision rows.
+
+    Each record gives one row: its steps along the path the labellers took, i.e. at each step the
+    ``chosen_completion``, else the ``human_completion`` (labelled correct), else the first completion rated
+    -1 (phase 2's model step where the labeller found the error). Rating 1 is correct and -1 wrong; rating 0
+    (neutral: not wrong, but not clearly progress) counts as ``neutral_as`` — correct by default, because a PRM
+    should flag errors, and a neutral step is none (TRL's PRM800K script counts it wrong: ``neutral_as=False``).
+    The row stops after the first wrong step, since nothing after it is labelled, or before an unrated step.
+    ``branches=True`` also makes one row per rated alternative completion that was not followed (prefix +
+    that step), as TRL's PRM800K script does. Records with no labelled step give no row (logged).
+    """
+    no_row = []
+
+    def convert(record):
+        rows = _prm800k(record, neutral_as, branches)
+        if not rows:
+            no_row.append(record)
+        return rows
+
+    rows = _check_all(_records(path), convert, "prm800k", skip_invalid=skip_invalid)
+    if no_row:
+        logger.warning("prm800k: %d records have no labelled step and gave no row", len(no_row))
+    return _dataset(rows, STEPWISE)
+
+
+# ----------------------------------------------------------------------------- Math-Shepherd
+
+def _math_shepherd(row, marker: str = "ки"):
+    text, label = _text(row, "input"), _text(row, "label")
+    pieces = text.split(marker)  # the step tag follows each step; `label` holds "+" or "-" in its place
+    if len(pieces) < 2:
+        raise _Bad("input", f"has no step tag {marker!r}")
+    labels, pos = [], 0
+    for j, piece in enumerate(pieces):
+        if label[pos:pos + len(piece)] != piece:
+            raise _Bad("label", f"differs from 'input' near character {pos}: it must be 'input' with each "
+                                f"{marker!r} replaced by '+' or '-'")
+        pos += len(piece)
+        if j < len(pieces) - 1:
+            if label[pos:pos + 1] not in ("+", "-"):
+                raise _Bad("label", f"has {label[pos:pos + 1]!r} where 'input' has step tag {j + 1}; expected '+' or '-'")
+            labels.append(label[pos] == "+")
+            pos += 1
+    if pos != len(label) or pieces[-1].strip():
+        raise _Bad("label" if pos != len(label) else "input", "has text after the last step tag")
+    first = re.search(r"[Ss]tep 1:", pieces[0])
+    if not first:  # the question and the first step share the first piece; "Step 1:" is where they meet
+        raise _Bad("input", "has no 'Step 1:' before the first step tag: cannot tell the question from step 1")
+    steps = [pieces[0][first.start():], *pieces[1:-1]]
+    out = {"prompt": pieces[0][:first.start()].strip(), "completions": [s.rstrip(" ") for s in steps], "labels": labels}
+    return _stepwise(out)
+
+
+def load_math_shepherd(path, *, skip_invalid: bool = False) -> Dataset:
+    """Math-Shepherd rows (Wang et al. 2024, arXiv:2312.08935) -> stepwise supervision rows.
+
+    A row's ``input`` is the question, then ``Step 1: ... ки\\nStep 2: ... ки`` (the tag ``ки`` after each step),
+    and its ``label`` is the same text with ``+`` (the step can still reach the answer) or ``-`` in each tag's
+    place. The question ends where ``Step 1:`` begins; the space before each tag is dropped, so steps read
+    ``"Step 1: ..."``, ``"\\nStep 2: ..."`` and join back into the solution. Rows that do not follow this layout
+    raise (or are skipped and counted with ``skip_invalid=True``: the public set has a few).
+    """
+    return _dataset(_check_all(_records(path), _math_shepherd, "math_shepherd", skip_invalid=skip_invalid), STEPWISE)
+
+
+# ----------------------------------------------------------------------------- GSM8K
+
+_CALC_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+             ast.Mod: operator.mod, ast.Pow: operator.pow, ast.FloorDiv: operator.floordiv}
+_ANNOTATION = re.compile(r"<<([^<>]*)=([^<>=]*)>>\$?(-?[\d,]*\.?\d+(?:/\d+)?)?")
+
+
+def _calc(text: str) -> float:
+    """Evaluate calculator arithmetic (numbers, + - * / % ** and brackets) by walking its syntax tree:
+    never ``eval``; anything else (names, calls, huge powers) raises ValueError."""
+    def ev(node):
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            return -ev(node.operand) if isinstance(node.op, ast.USub) else ev(node.operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in _CALC_OPS:
+            a, b = ev(node.left), ev(node.right)
+            if isinstance(node.op, ast.Pow) and (abs(b) > 64 or abs(a) > 1e6):
+                raise ValueError("power too large")
+            return _CALC_OPS[type(node.op)](a, b)
+        raise ValueError(f"not arithmetic: {ast.dump(node)[:40]}")
+    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text.strip())  # 1,000 -> 1000
+    try:
+        return float(ev(ast.parse(text, mode="eval").body))
+    except (SyntaxError, ZeroDivisionError, OverflowError, TypeError) as e:
+        raise ValueError(str(e)) from None
+
+
+def _same_number(x: float, written: str) -> bool:
+    """``x`` equals the number ``written``, also when written rounded (10/3 = 3.33)."""
+    y = _calc(written)
+    decimals = len(written.strip().split(".")[1]) if "." in written else 0
+    return abs(x - y) <= 1e-6 * max(1.0, abs(y)) or round(x, decimals) == round(y, decimals)
+
+
+def calculator_check(line: str) -> bool:
+    """Does the arithmetic of a GSM8K line hold (Cobbe et al. 2021, arXiv:2110.14168)?
+
+    False when a ``<<expr=value>>`` annotation is wrong: ``expr`` does not evaluate to ``value`` (arithmetic
+    error) or the number written just after the annotation is not ``value`` (copy error). A line without
+    annotations, or whose annotation is not plain arithmetic, counts as correct: unknown, not verified.
+    """
+    for m in _ANNOTATION.finditer(line):
+        try:
+            value = _calc(m.group(2))
+            if not _same_number(_calc(m.group(1)), m.group(2)) or (m.group(3) and not _same_number(value, m.group(3))):
+                return False
+        except ValueError:
+            continue
+    return True
+
+
+def _gsm8k_solutions(record):
+    prompt, rows = _text(record, "question"), []
+    for solver in GSM8K_SOLVERS:
+        answer = _field(record, solver)
+        with _inside(solver):
+            solution, correct = _text(answer, "solution"), _bool(answer, "is_correct")
+        steps = extract_steps(solution, delimiter="\n")  # GSM8K solutions are one step a line
+        rows += _outcome({"prompt": prompt, "completion": solution, "label": correct,
+                          "step_labels": [calculator_check(s) for s in steps], "solver": solver})
+    return rows
+
+
+def load_gsm8k_solutions(path, *, skip_invalid: bool = False) -> Dataset:
+    """GSM8K ``example_model_solutions.jsonl`` -> outcome rows, four per problem (one per solver model).
+
+    Columns: ``prompt``, ``completion``, ``label`` (``is_correct``), ``step_labels`` (one per line, from
+    ``calculator_check``: arithmetic only, not propagated; a line without annotation counts as correct) and
+    ``solver``.
+    """
+    return _dataset(_check_all(_records(path), _gsm8k_solutions, "gsm8k", skip_invalid=skip_invalid), OUTCOME)
+
+
+def _gsm8k_problem(record):
+    prompt, answer = _text(record, "question"), _text(record, "answer")
+    if "\n#### " not in answer:
+        raise _Bad("answer", "has no final '#### <answer>' line")
+    solution, final = answer.rsplit("\n#### ", 1)
+    return [{"prompt": prompt, "solution": solution, "answer": final.strip()}]
+
+
+def load_gsm8k_problems(path) -> Dataset:
+    """GSM8K ``test.jsonl``/``train.jsonl`` -> ``prompt``, ``solution`` (the reference lines), ``answer``."""
+    return _dataset(_check_all(_records(path), _gsm8k_problem, "gsm8k_problems"), ("prompt", "solution", "answer"))
+
+
+def process_labels(line_labels: Sequence[bool], correct: bool) -> list[bool]:
+    """Per-line arithmetic verdicts -> process labels ("can this step still reach the answer?").
+
+    After the first wrong line every line is wrong (the error propagates, as in Math-Shepherd); an
+    incorrect solution whose lines all pass gets its last line (the answer) marked wrong, the one line
+    known to be wrong.
+    """
+    first = list(line_labels).index(False) if False in line_labels else len(line_labels)
+    labels = [k < first for k in range(len(line_labels))]
+    if not correct and labels and all(labels):
+        labels[-1] = False
+    return labels
+
+
+def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = None, step_labels: bool = True,
+                           seed: int = 0) -> Dataset:
+    """Preference pairs between a correct and an incorrect GSM8K model solution of the same problem.
+
+    ``solutions``: the path of ``example_model_solutions.jsonl`` or ``load_gsm8k_solutions``'s Dataset.
+    All correct x incorrect combinations, shuffled with ``seed`` and cut to ``max_pairs_per_problem``;
+    a text two solvers wrote alike is used once (logged). With ``step_labels``, ``chosen_step_labels`` and
+    ``rejected_step_labels`` come from ``process_labels`` of the calculator check (one per line).
+    """
+    ds = load_gsm8k_solutions(solutions) if isinstance(solutions, (str, os.PathLike)) else solutions
+    problems: dict[str, dict[str, dict]] = {}
+    for row in ds:
+        problems.setdefault(row["prompt"], {}).setdefault(row["completion"], row)
+    repeats = len(ds) - sum(map(len, problems.values()))
+    rows = []
+    for prompt, texts in problems.items():
+        good = [r for r in texts.values() if r["label"]]
+        pairs = [(c, r) for c in good for r in texts.values() if not r["label"]]
+        random.Random(f"{seed}:{prompt}").shuffle(pairs)  # str seeds are hashed the same way in every process
+        for c, r in pairs[:max_pairs_per_problem]:
+            row = {"prompt": prompt, "chosen": c["completion"], "rejected": r["completion"]}
+            if step_labels:
+                row["chosen_step_labels"] = process_labels(c["step_labels"], True)
+                row["rejected_step_labels"] = process_labels(r["step_labels"], False)
+            rows.append(row)
+    if repeats:
+        logger.warning("gsm8k_preference_pairs: %d solutions repeat another solver's text for the same problem; "
+                       "each text was used once", repeats)
+    return validate_preference(rows, delimiter="\n")
