@@ -45,6 +45,18 @@ def step_auroc(step_scores, step_labels) -> float:
     return float(roc_auc_score(y, s))
 
 
+def position_only_scores(step_counts: Sequence[int]) -> list[list[float]]:
+    """Step scores of a baseline that sees only where a step sits: ``-k`` for the k-th step.
+
+    One mistake makes every later step wrong, so later steps are wrong more often and this baseline
+    alone has a step AUROC well above 0.5. A PRM has learnt to check steps only by what it scores above it.
+    """
+    for i, n in enumerate(step_counts):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"position_only_scores: solution {i} must have a positive step count, got {n!r}")
+    return [[-float(k) for k in range(n)] for n in step_counts]
+
+
 def outcome_auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     """AUROC of solution scores against whether the solution is correct."""
     from sklearn.metrics import roc_auc_score

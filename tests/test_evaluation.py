@@ -4,8 +4,8 @@ import random
 import pytest
 
 from stepdpo_lite.evaluation import (best_of_n_accuracy, choose_threshold, first_error_f1, first_error_index,
-                                     first_error_report, majority_vote_accuracy, outcome_auroc, predict_first_error,
-                                     step_auroc)
+                                     first_error_report, majority_vote_accuracy, outcome_auroc, position_only_scores,
+                                     predict_first_error, step_auroc)
 
 
 def test_step_auroc_known_values():
@@ -26,6 +26,16 @@ def test_auroc_errors():
     with pytest.raises(ValueError, match="NaN"):
         outcome_auroc([0.1, float("nan")], [True, False])
     assert outcome_auroc([0.9, 0.1, 0.5], [True, False, False]) == 1.0
+
+
+def test_position_only_baseline():
+    assert position_only_scores([3, 1]) == [[0.0, -1.0, -2.0], [0.0]]
+    # labels where every wrong step is later than every right one: the baseline ranks them perfectly
+    assert step_auroc(position_only_scores([2, 3]), [[True, False], [True, True, False]]) == pytest.approx(
+        # pairs (right, wrong) ordered by position: 3 right x 2 wrong = 6 pairs; ties (step 2 vs step 2) count 1/2
+        (6 - 0.5) / 6)
+    with pytest.raises(ValueError, match="solution 1 must have a positive step count"):
+        position_only_scores([2, 0])
 
 
 HAND = dict(scores=[[0.9, 0.2, 0.8], [0.9, 0.9], [0.3, 0.9], [0.9, 0.4]], first_errors=[1, -1, 1, -1])
