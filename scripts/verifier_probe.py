@@ -1,18 +1,21 @@
-"""Why the tiny reward models stay weak: two probes of what the 0.9 M-parameter tiny base can verify.
+"""Why the tiny reward models stay weak: probes of what a tiny toy-world model can verify at a tag.
 
-1. ``likelihood``: no training at all. Score step k by the lowest log-probability the tiny base gives to any
-   token of steps 1..k (a mistake is usually an unlikely token). Step AUROC against the checker's labels on
-   notebook 01's validation solutions. It shows the *information* is in the base.
-2. ``graded``: continue training the base for ``--steps`` steps on a 50/50 mix of its usual solutions and
+Every probe prints, next to its own figure, the step AUROC of a baseline that knows only each step's
+position (``evaluation.position_only_scores``): later steps are wrong more often, so that alone is ~0.73.
+
+1. ``likelihood``: no training at all. Score step k by the lowest log-probability the base gives to any
+   token of steps 1..k (a mistake is usually an unlikely token). It shows the *information* is in the base.
+2. ``lora``: notebook 02's recipe (4-bit base, LoRA r 8, lr 2e-3, one epoch) on ``--base``, e.g. a deeper
+   base trained longer (``python -m stepdpo_lite.toyworld train-base --layers 8 --target-accuracy 0.95``).
+3. ``graded``: continue training the base for ``--steps`` steps on a 50/50 mix of its usual solutions and
    solutions graded in the PRM's own format (a tag and " Yes"/" No" after every step, labels from the
-   checker), then read the PRM reward zero-shot, and after notebook 02's LoRA recipe. If this stays far
-   below the likelihood probe, the tiny model cannot learn to *verify* at a tag in this budget, whatever
-   the data: the limit is the model, not the PRM's training recipe.
+   checker), then read the PRM reward zero-shot, and after notebook 02's LoRA recipe.
 
     python scripts/verifier_probe.py likelihood                 # ~10 s, needs runs/tiny/data (notebook 01)
+    python scripts/verifier_probe.py lora --base data/tiny-base # ~1 min
     python scripts/verifier_probe.py graded --steps 600         # ~20 min on 2 CPU cores
 
-Prints one JSON line per probe.
+All figures are on notebook 01's validation solutions. Prints one JSON line per probe.
 """
 
 from __future__ import annotations
@@ -85,34 +88,52 @@ def graded_pretraining(base: str, out: str, steps: int, seed: int = 1) -> None:
     tok.save_pretrained(out)
 
 
+def lora_prm_scores(base: str, train, val, out: str, quantization: str | None) -> list[list[float]]:
+    """Notebook 02's PRM recipe on ``base``; the trained PRM's step rewards of ``val``."""
+    from stepdpo_lite.reward_training import train_process_reward_model
+    prm = train_process_reward_model(base, train, out, quantization=quantization,
+                                     lora=dict(r=8, lora_alpha=16, lora_dropout=0.0), learning_rate=2e-3,
+                                     per_device_train_batch_size=32, max_length=256, device="cpu",
+                                     dtype="float32", seed=0, disable_tqdm=True)
+    return prm.score_solutions(val["prompt"], val["completions"])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("probe", choices=["likelihood", "graded"])
+    parser.add_argument("probe", choices=["likelihood", "lora", "graded"])
     parser.add_argument("--data", default=str(ROOT / "runs" / "tiny" / "data"), help="notebook 01's datasets")
     parser.add_argument("--base", default=str(toyworld.TINY_BASE_DIR))
     parser.add_argument("--steps", type=int, default=600, help="graded: continued-pretraining steps (batch 64)")
     args = parser.parse_args(argv)
     ds = data.load_datasets(args.data, ["train_stepwise", "validation_stepwise"])
     val = ds["validation_stepwise"]
+
+    def auroc(scores):
+        return round(evaluation.step_auroc(scores, val["labels"]), 4)
+
+    positions = evaluation.position_only_scores([len(labels) for labels in val["labels"]])
+    baseline = {"position_only_validation_step_auroc": auroc(positions)}
     if args.probe == "likelihood":
         model, tok = toyworld.load_tiny_base(args.base)
-        auroc = evaluation.step_auroc(likelihood_scores(model, tok, val), val["labels"])
-        print(json.dumps({"probe": "likelihood", "validation_step_auroc": round(auroc, 4), "n_solutions": len(val)}))
+        print(json.dumps({"probe": "likelihood", "base": args.base,
+                          "validation_step_auroc": auroc(likelihood_scores(model, tok, val)),
+                          "n_solutions": len(val), **baseline}))
         return
-    from stepdpo_lite.reward_training import train_process_reward_model
+    if args.probe == "lora":
+        with tempfile.TemporaryDirectory() as tmp:
+            tuned = lora_prm_scores(args.base, ds["train_stepwise"], val, tmp, quantization="4bit")
+        print(json.dumps({"probe": "lora", "base": args.base, "after_lora_validation_step_auroc": auroc(tuned),
+                          **baseline}))
+        return
     from stepdpo_lite.rewards import ProcessRewardModel, RewardModelConfig
     with tempfile.TemporaryDirectory() as tmp:
         graded_pretraining(args.base, tmp + "/base", args.steps)
         model, tok = toyworld.load_tiny_base(tmp + "/base")
         zero_shot = ProcessRewardModel(model, tok, RewardModelConfig()).score_solutions(val["prompt"], val["completions"])
-        prm = train_process_reward_model(tmp + "/base", ds["train_stepwise"], tmp + "/prm", quantization=None,
-                                         lora=dict(r=8, lora_alpha=16, lora_dropout=0.0), learning_rate=2e-3,
-                                         per_device_train_batch_size=32, max_length=256, device="cpu",
-                                         dtype="float32", seed=0, disable_tqdm=True)
-        tuned = prm.score_solutions(val["prompt"], val["completions"])
-    print(json.dumps({"probe": "graded", "steps": args.steps,
-                      "zero_shot_validation_step_auroc": round(evaluation.step_auroc(zero_shot, val["labels"]), 4),
-                      "after_lora_validation_step_auroc": round(evaluation.step_auroc(tuned, val["labels"]), 4)}))
+        tuned = lora_prm_scores(tmp + "/base", ds["train_stepwise"], val, tmp + "/prm", quantization=None)
+    print(json.dumps({"probe": "graded", "base": args.base, "steps": args.steps,
+                      "zero_shot_validation_step_auroc": auroc(zero_shot),
+                      "after_lora_validation_step_auroc": auroc(tuned), **baseline}))
 
 
 if __name__ == "__main__":

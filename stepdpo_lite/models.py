@@ -42,6 +42,9 @@ class Profile:
 
     name: str = field(metadata={"help": "Profile name: 'tiny', 't4-16gb' or '24gb'."})
     model_name: str = field(metadata={"help": "Base model: a Hub id or a local folder."})
+    reward_model_name: str | None = field(default=None, metadata={
+        "help": "Base of the reward models (PRM, ORM), e.g. a math-tuned model: a Hub id or a local folder; "
+                "None: model_name."})
     quantization: str | None = field(default="4bit", metadata={"help": "'4bit' (nf4, QLoRA) or None."})
     dtype: str = field(default="auto", metadata={"help": "Compute dtype: 'float32', 'float16', 'bfloat16' or 'auto'."})
     device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda' or None (cuda when available)."})
@@ -62,6 +65,11 @@ class Profile:
     n_samples_per_problem: int = field(default=4, metadata={"help": "Solutions sampled per training problem."})
     best_of_n: int = field(default=16, metadata={"help": "Largest N of the best-of-N evaluation."})
 
+    @property
+    def reward_base(self) -> str:
+        """The reward models' base model: ``reward_model_name``, else the policy's ``model_name``."""
+        return self.reward_model_name or self.model_name
+
     def lora_config(self) -> dict:
         """The LoRA fields of this profile, for ``load_model(..., lora=profile.lora_config())``."""
         return {**DEFAULT_LORA, "r": self.lora_r, "lora_alpha": self.lora_alpha}
@@ -78,7 +86,9 @@ def _tiny_base_dir() -> str:
 PROFILES: dict[str, Profile] = {
     # Laptop CPU, minutes: the ~1M-parameter toy Llama in float32. Set quantization="4bit" to run the
     # exact QLoRA path on CPU (bitsandbytes >= 0.46); it is slower there and buys nothing at this size.
-    "tiny": Profile(name="tiny", model_name=_tiny_base_dir(), quantization=None, dtype="float32", device="cpu",
+    # $STEPDPO_TINY_REWARD_BASE gives the reward models another base (docs/benchmarks.md tries deeper ones).
+    "tiny": Profile(name="tiny", model_name=_tiny_base_dir(), reward_model_name=os.environ.get("STEPDPO_TINY_REWARD_BASE"),
+                    quantization=None, dtype="float32", device="cpu",
                     max_length=256, max_new_tokens=160, train_batch_size=32, gradient_accumulation_steps=1,
                     eval_batch_size=128, gradient_checkpointing=False, lora_r=8, lora_alpha=16,
                     reward_learning_rate=2e-3, reward_epochs=1.0, dpo_learning_rate=1e-4, dpo_epochs=1.0,

@@ -332,7 +332,8 @@ def noisy_training_text(problem: Problem, rng: random.Random, error_rate: float)
 
 def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, error_rate: float = 0.2,
                max_steps: int = 3000, batch_size: int = 64, learning_rate: float = 3e-3,
-               target_accuracy: float = 0.5, eval_every: int = 100, n_eval: int = 200) -> dict:
+               target_accuracy: float = 0.5, eval_every: int = 100, n_eval: int = 200, layers: int = 4,
+               hidden_size: int = 128) -> dict:
     """Train the tiny base and stop at the first evaluation whose validation greedy accuracy reaches
     ``target_accuracy`` (imperfect on purpose); save model, tokenizer and ``training_log.json`` to ``out``."""
     import torch
@@ -341,7 +342,7 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
 
     set_seed(seed)
     tokenizer = build_tokenizer()
-    model = build_tiny_model(tokenizer, seed=seed)
+    model = build_tiny_model(tokenizer, hidden_size=hidden_size, layers=layers, seed=seed)
     rng = random.Random(seed)
     problems = make_problems(n_train, "train", seed=seed)
     rows = {"prompt": [p.prompt for p in problems],
@@ -382,6 +383,7 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
     trainer.train()
     tokenizer.padding_side = "left"
     _save_atomically(model, tokenizer, Path(out), {"seed": seed, "n_train": n_train, "error_rate": error_rate,
+                                                    "layers": layers, "hidden_size": hidden_size,
                                                     "batch_size": batch_size, "learning_rate": learning_rate,
                                                     "target_accuracy": target_accuracy, "evaluations": log,
                                                     "loss_history": trainer.state.log_history})
@@ -410,6 +412,8 @@ def main(argv=None):
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-steps", type=int, default=3000)
     t.add_argument("--target-accuracy", type=float, default=0.5)
+    t.add_argument("--layers", type=int, default=4)
+    t.add_argument("--hidden-size", type=int, default=128)
     e = sub.add_parser("eval-base", help="held-out accuracy of a base model (greedy and sampled)")
     e.add_argument("--model", default=str(TINY_BASE_DIR))
     e.add_argument("--n", type=int, default=500)
@@ -417,7 +421,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "train-base":
         print(json.dumps(train_base(args.out, seed=args.seed, max_steps=args.max_steps,
-                                    target_accuracy=args.target_accuracy)))
+                                    target_accuracy=args.target_accuracy, layers=args.layers,
+                                    hidden_size=args.hidden_size)))
     else:
         model, tok = load_tiny_base(args.model)
         test = make_problems(args.n, "test", seed=args.seed)

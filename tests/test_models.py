@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 
 import pytest
@@ -100,5 +101,9 @@ def test_profiles():
     tiny = models.get_profile("tiny")
     assert tiny.device == "cpu" and tiny.dtype == "float32" and tiny.model_name.endswith("tiny-base")
     assert tiny.lora_config()["r"] == tiny.lora_r
+    # the reward models' base defaults to the policy's; a profile can name another (e.g. a math-tuned model)
+    assert t4.reward_base == t4.model_name
+    math_rm = dataclasses.replace(t4, reward_model_name="Qwen/Qwen2.5-Math-1.5B-Instruct")
+    assert math_rm.reward_base == "Qwen/Qwen2.5-Math-1.5B-Instruct" and math_rm.model_name == t4.model_name
     with pytest.raises(ValueError, match="unknown profile"):
         models.get_profile("a100")

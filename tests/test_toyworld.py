@@ -1,3 +1,4 @@
+import json
 import random
 
 import pytest
@@ -120,3 +121,12 @@ def test_train_base_is_deterministic(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     model, tok = tw.load_tiny_base(tmp_path / "a")
     assert tok.is_fast and model.config.vocab_size == len(tok)
+
+
+def test_train_base_shape_options(tmp_path):
+    tw.train_base(tmp_path / "deep", seed=3, n_train=16, max_steps=1, batch_size=8, eval_every=10_000, layers=2,
+                  hidden_size=64)
+    model, _ = tw.load_tiny_base(tmp_path / "deep")
+    assert model.config.num_hidden_layers == 2 and model.config.hidden_size == 64
+    log = json.loads((tmp_path / "deep" / "training_log.json").read_text())
+    assert log["layers"] == 2 and log["hidden_size"] == 64
