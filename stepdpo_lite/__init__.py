@@ -10,9 +10,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "extract_steps": "steps", "step_spans": "steps", "token_step_ids": "steps",
     "load_model": "models", "PROFILES": "models", "get_profile": "models",
-    "load_reward_model": "rewards", "RewardModelConfig": "rewards",
-    "ProcessRewardModel": "rewards", "OutcomeRewardModel": "rewards", "CombinedRewardModel": "rewards",
-    "EnsembleRewardModel": "rewards", "shaped_reward": "rewards",
+    "load_reward_model": "reward_ensembles", "RewardModelConfig": "rewards",
+    "ProcessRewardModel": "rewards", "OutcomeRewardModel": "rewards", "CombinedRewardModel": "reward_ensembles",
+    "EnsembleRewardModel": "reward_ensembles", "shaped_reward": "reward_ensembles",
     "train_process_reward_model": "reward_training", "train_outcome_reward_model": "reward_training",
     "step_logps": "losses", "aggregate_rewards": "losses", "compute_step_loss": "losses",
     "compute_outcome_loss": "losses", "get_step_rewards": "trainer",
@@ -20,7 +20,7 @@ _EXPORTS = {
 }
 
 _MODULES = ("toyworld", "data", "labelling", "public_datasets", "gsm8k", "evaluation", "viz", "steps", "models",
-            "rewards", "losses", "trainer", "reward_training", "runs", "tutorial")
+            "rewards", "reward_ensembles", "losses", "trainer", "reward_training", "runs", "tutorial")
 
 __all__ = sorted(_EXPORTS) + list(_MODULES)
 
