@@ -59,24 +59,14 @@ def graded_text(problem, rng) -> str:
 
 
 def graded_pretraining(base: str, out: str, steps: int, seed: int = 1) -> None:
-    from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
     set_seed(seed)
     model, tok = toyworld.load_tiny_base(base)
     model.train()
     rng = random.Random(seed)
-    rows = {"prompt": [], "response": []}
-    for p in toyworld.make_problems(steps * 64, "train", seed=seed):
-        text = graded_text(p, rng) if rng.random() < 0.5 else toyworld.noisy_training_text(p, rng, 0.2)
-        rows["prompt"].append(p.prompt)
-        rows["response"].append(text + tok.eos_token)
-
-    def tokenize(b):
-        P = tok(b["prompt"], add_special_tokens=False)["input_ids"]
-        R = tok(b["response"], add_special_tokens=False)["input_ids"]
-        return {"input_ids": [p + r for p, r in zip(P, R)], "labels": [[-100] * len(p) + r for p, r in zip(P, R)]}
-
-    ds = Dataset.from_dict(rows).map(tokenize, batched=True, remove_columns=["prompt", "response"])
+    problems = toyworld.make_problems(steps * 64, "train", seed=seed)
+    texts = [graded_text(p, rng) if rng.random() < 0.5 else toyworld.noisy_training_text(p, rng, 0.2) for p in problems]
+    ds = toyworld.solution_lm_dataset(tok, [p.prompt for p in problems], texts)
     tok.padding_side = "right"
     args = TrainingArguments(output_dir=str(Path(out) / "_trainer"), per_device_train_batch_size=64, learning_rate=1e-3,
                              max_steps=steps, warmup_steps=20, lr_scheduler_type="cosine", weight_decay=0.01,
@@ -89,12 +79,15 @@ def graded_pretraining(base: str, out: str, steps: int, seed: int = 1) -> None:
 
 
 def lora_prm_scores(base: str, train, val, out: str, quantization: str | None) -> list[list[float]]:
-    """Notebook 02's PRM recipe on ``base``; the trained PRM's step rewards of ``val``."""
+    """Notebook 02's PRM recipe (the tiny profile's LoRA and sizes, no dropout) on ``base``; the step rewards of ``val``."""
+    from stepdpo_lite.models import get_profile
     from stepdpo_lite.reward_training import train_process_reward_model
+    p = get_profile("tiny")
     prm = train_process_reward_model(base, train, out, quantization=quantization,
-                                     lora=dict(r=8, lora_alpha=16, lora_dropout=0.0), learning_rate=2e-3,
-                                     per_device_train_batch_size=32, max_length=256, device="cpu",
-                                     dtype="float32", seed=0, disable_tqdm=True)
+                                     lora={**p.lora_config(), "lora_dropout": 0.0},
+                                     learning_rate=p.reward_learning_rate, num_train_epochs=p.reward_epochs,
+                                     per_device_train_batch_size=p.train_batch_size, max_length=p.max_length,
+                                     device=p.device, dtype=p.dtype, seed=0, disable_tqdm=True)
     return prm.score_solutions(val["prompt"], val["completions"])
 
 

@@ -330,6 +330,21 @@ def noisy_training_text(problem: Problem, rng: random.Random, error_rate: float)
     return problem.gold_solution
 
 
+def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str]):
+    """Causal-LM rows ``input_ids``/``labels`` of prompt + solution + eos, with the loss on the solution only:
+    the prompt's random numbers are not to be learned."""
+    from datasets import Dataset
+
+    def tokenize(batch):
+        prompt_ids = tokenizer(batch["prompt"], add_special_tokens=False)["input_ids"]
+        solution_ids = tokenizer(batch["response"], add_special_tokens=False)["input_ids"]
+        return {"input_ids": [p + r for p, r in zip(prompt_ids, solution_ids)],
+                "labels": [[-100] * len(p) + r for p, r in zip(prompt_ids, solution_ids)]}
+
+    rows = {"prompt": list(prompts), "response": [s + tokenizer.eos_token for s in solutions]}
+    return Dataset.from_dict(rows).map(tokenize, batched=True, remove_columns=["prompt", "response"])
+
+
 def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, error_rate: float = 0.2,
                max_steps: int = 3000, batch_size: int = 64, learning_rate: float = 3e-3,
                target_accuracy: float = 0.5, eval_every: int = 100, n_eval: int = 200, layers: int = 4,
@@ -337,7 +352,6 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
     """Train the tiny base and stop at the first evaluation whose validation greedy accuracy reaches
     ``target_accuracy`` (imperfect on purpose); save model, tokenizer and ``training_log.json`` to ``out``."""
     import torch
-    from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
 
     set_seed(seed)
@@ -345,16 +359,8 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
     model = build_tiny_model(tokenizer, hidden_size=hidden_size, layers=layers, seed=seed)
     rng = random.Random(seed)
     problems = make_problems(n_train, "train", seed=seed)
-    rows = {"prompt": [p.prompt for p in problems],
-            "response": [noisy_training_text(p, rng, error_rate) + tokenizer.eos_token for p in problems]}
-
-    def tokenize(batch):  # loss on the solution only: the prompt's random numbers are not to be learned
-        prompts = tokenizer(batch["prompt"], add_special_tokens=False)["input_ids"]
-        responses = tokenizer(batch["response"], add_special_tokens=False)["input_ids"]
-        return {"input_ids": [p + r for p, r in zip(prompts, responses)],
-                "labels": [[-100] * len(p) + r for p, r in zip(prompts, responses)]}
-
-    ds = Dataset.from_dict(rows).map(tokenize, batched=True, remove_columns=["prompt", "response"])
+    ds = solution_lm_dataset(tokenizer, [p.prompt for p in problems],
+                             [noisy_training_text(p, rng, error_rate) for p in problems])
     val = make_problems(n_eval, "validation", seed=seed)
     log = []
 
