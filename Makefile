@@ -9,7 +9,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 PROFILE ?= tiny
 
-.PHONY: tutorial test test-fast benchmarks clean-runs
+.PHONY: tutorial test test-fast benchmarks benchmarks-gpu clean-runs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(VENV)/.installed
 benchmarks: $(VENV)/.installed
 	$(PY) benchmarks/prm_scoring.py
 	$(PY) benchmarks/step_time.py
+
+# Peak GPU memory and tokens/s of the t4-16gb and 24gb profiles (needs a CUDA GPU; docs/benchmarks.md).
+benchmarks-gpu: $(VENV)/.installed
+	PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True $(PY) benchmarks/gpu_profiles.py
 
 clean-runs:
 	rm -rf runs/

@@ -89,11 +89,12 @@ def toy_outcome_rows(problems, solutions, *, verdicts=None) -> Dataset:
     return validate_outcome(rows)
 
 
-def toy_gold_vs_error_pairs(n: int, seed: int = 0) -> Dataset:
+def toy_gold_vs_error_pairs(n: int, seed: int = 0, min_ops: int = 2, max_ops: int = 6) -> Dataset:
     """``n`` synthetic pairs, no sampling: gold solution (chosen) vs the same with one arithmetic error at a
-    random step (rejected), with gold step labels. For benchmarks and smoke runs that need pairs in seconds."""
+    random step (rejected), with gold step labels. For benchmarks and smoke runs that need pairs in seconds;
+    ``min_ops``/``max_ops`` set the number of steps (long ones for memory benchmarks)."""
     rng, rows = random.Random(seed), []
-    for p in toyworld.make_problems(n, seed=seed):
+    for p in toyworld.make_problems(n, seed=seed, min_ops=min_ops, max_ops=max_ops):
         rejected = toyworld.corrupt_solution(p, rng.randrange(len(p.ops)), "arithmetic", rng)
         rows.append(dict(prompt=p.prompt, chosen=p.gold_solution, rejected=rejected,
                          chosen_step_labels=toyworld.check(p, p.gold_solution).step_labels,

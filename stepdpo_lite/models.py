@@ -127,12 +127,21 @@ def resolve_dtype(dtype=None, device: str = "cpu"):
     if dtype is None or dtype == "auto":
         if not str(device).startswith("cuda"):
             return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # Without emulation: a T4 "supports" bfloat16 only in slow emulation, and the Trainer refuses bf16 there.
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     if isinstance(dtype, str):
         if not isinstance(getattr(torch, dtype, None), torch.dtype):
             raise ValueError(f"load_model: unknown dtype {dtype!r}")
         return getattr(torch, dtype)
     return dtype
+
+
+def trainer_precision(dtype, device: str) -> dict:
+    """``TrainingArguments`` mixed-precision flags that match the model's compute ``dtype``: ``bf16`` for
+    bfloat16, ``fp16`` (with loss scaling) for float16, neither on CPU or in float32."""
+    import torch
+    on_gpu = str(device).startswith("cuda")
+    return {"bf16": on_gpu and dtype == torch.bfloat16, "fp16": on_gpu and dtype == torch.float16}
 
 
 def make_lora_config(lora):

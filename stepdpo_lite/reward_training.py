@@ -163,7 +163,7 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path: str, train_datase
     import torch
     from transformers import TrainingArguments, set_seed
 
-    from .models import load_model, resolve_device, resolve_dtype
+    from .models import load_model, resolve_device, resolve_dtype, trainer_precision
 
     if quantization == "4bit" and lora is None:
         raise ValueError("a 4-bit base cannot be trained itself: pass lora=True (QLoRA) or quantization=None")
@@ -188,7 +188,7 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path: str, train_datase
                     per_device_eval_batch_size=per_device_eval_batch_size,
                     gradient_accumulation_steps=gradient_accumulation_steps, report_to=report_to, seed=seed,
                     data_seed=seed, logging_steps=logging_steps, remove_unused_columns=False, use_cpu=not on_gpu,
-                    bf16=on_gpu and dtype == torch.bfloat16, fp16=on_gpu and dtype == torch.float16,
+                    **trainer_precision(dtype, device),
                     lr_scheduler_type="cosine", warmup_steps=0.05, save_strategy="no", dataloader_num_workers=0,
                     eval_strategy="epoch" if eval_features is not None else "no")
     args = TrainingArguments(**{**defaults, **training_args})

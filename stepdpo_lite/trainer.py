@@ -30,10 +30,24 @@ from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_
                      first_error_mask, positional_weights, step_logps)
 from .steps import DEFAULT_DELIMITER, char_step_ids, step_spans
 
-__all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "aggregate_rewards", "compute_step_loss"]
+__all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "aggregate_rewards", "compute_step_loss",
+           "float32_adapters_for_fp16"]
 
 STEP_ACCURACY_METRICS = ("accuracy", "balanced_accuracy", "f1")
 STEP_PAIRINGS = ("weighted", "first_error")
+
+
+def float32_adapters_for_fp16(trainer) -> None:
+    """Under fp16 mixed precision, put trainable weights that TRL cast to bfloat16 back in float32.
+
+    TRL's DPOTrainer stores a 4-bit model's LoRA weights in bfloat16 (the QLoRA paper's recipe). A GPU without
+    bfloat16 (Colab's T4) trains with fp16 and a loss scaler, which cannot unscale bfloat16 gradients. Call it
+    after building any TRL trainer; it does nothing unless ``args.fp16``.
+    """
+    if trainer.args.fp16:
+        for param in trainer.model.parameters():
+            if param.requires_grad and param.dtype == torch.bfloat16:
+                param.data = param.data.float()
 
 
 @dataclass
@@ -264,6 +278,7 @@ class StepwiseDPOTrainer(DPOTrainer):
                          quantization_config=quantization_config, peft_config=peft_config)
         if fresh_adapter and "ref" in self.model.peft_config:
             self.model.delete_adapter("ref")
+        float32_adapters_for_fp16(self)
 
     # ------------------------------------------------------------------ dataset preparation (once, before training)
 

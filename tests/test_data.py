@@ -452,3 +452,11 @@ def test_gold_vs_error_pairs_are_checked_and_deterministic():
         verdict = toyworld.check(problem, row["rejected"])
         assert row["rejected_step_labels"] == verdict.step_labels and not verdict.answer_correct
         assert verdict.error_kinds[verdict.first_error] == "arithmetic"
+
+
+def test_gold_vs_error_pairs_step_count():
+    from stepdpo_lite.labelling import toy_gold_vs_error_pairs
+    pairs = toy_gold_vs_error_pairs(5, seed=1, min_ops=30, max_ops=30)  # long pairs for memory benchmarks
+    for row in pairs:
+        assert len(extract_steps(row["chosen"])) == 30 == len(row["chosen_step_labels"])
+        assert len(row["rejected_step_labels"]) == 30 and not all(row["rejected_step_labels"])

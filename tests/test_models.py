@@ -92,6 +92,22 @@ def test_adapter_folder_round_trip(tiny_dir, tmp_path):
         models.load_model(str(tmp_path), quantization=None, lora=True, device="cpu")
 
 
+def test_trainer_precision_follows_the_compute_dtype():
+    assert models.trainer_precision(torch.bfloat16, "cuda") == {"bf16": True, "fp16": False}
+    assert models.trainer_precision(torch.float16, "cuda:0") == {"bf16": False, "fp16": True}
+    assert models.trainer_precision(torch.float32, "cuda") == {"bf16": False, "fp16": False}
+    assert models.trainer_precision(torch.bfloat16, "cpu") == {"bf16": False, "fp16": False}
+
+
+def test_auto_dtype_ignores_emulated_bfloat16(monkeypatch):
+    # A T4 "supports" bfloat16 only by emulation: auto must pick float16 there, bfloat16 on an A100/H100.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert models.resolve_dtype("auto", "cuda") == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert models.resolve_dtype(None, "cuda") == torch.bfloat16
+    assert models.resolve_dtype("auto", "cpu") == torch.float32
+
+
 def test_profiles():
     assert set(models.PROFILES) == {"tiny", "t4-16gb", "24gb"}
     t4 = models.get_profile("t4-16gb")

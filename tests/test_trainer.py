@@ -372,3 +372,21 @@ def test_sft_term_equals_trl_sigmoid_plus_sft(tiny_tokenizer):
         a = ours.compute_loss(ours.model, batch_ours)
         b = trl.compute_loss(trl.model, batch_trl)
     assert abs(a.item() - b.item()) < 1e-5
+
+
+def test_fp16_training_gets_float32_adapters(tmp_path, tiny_base_path):
+    # TRL stores a 4-bit model's LoRA weights in bfloat16; fp16 training (a T4) needs them back in float32.
+    from stepdpo_lite.models import load_model
+    from stepdpo_lite.trainer import float32_adapters_for_fp16
+    model, tok = load_model(tiny_base_path, quantization="4bit", lora=dict(r=4, lora_alpha=8), device="cpu",
+                            dtype="float32")
+    tok.padding_side = "right"
+    trainer = StepwiseDPOTrainer(model=model, processing_class=tok, train_dataset=Dataset.from_list(toy_rows()),
+                                 args=StepwiseDPOConfig(str(tmp_path), max_steps=1, **FAST))
+    trainable = [p for p in trainer.model.parameters() if p.requires_grad]
+    assert trainable and all(p.dtype == torch.bfloat16 for p in trainable)  # TRL's cast; no fp16 here, kept
+    frozen = {n: p.dtype for n, p in trainer.model.named_parameters() if not p.requires_grad}
+    trainer.args.fp16 = True
+    float32_adapters_for_fp16(trainer)
+    assert all(p.dtype == torch.float32 for p in trainable)
+    assert frozen == {n: p.dtype for n, p in trainer.model.named_parameters() if not p.requires_grad}
