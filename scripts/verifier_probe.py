@@ -14,6 +14,7 @@ position (``evaluation.position_only_scores``): later steps are wrong more often
     python scripts/verifier_probe.py likelihood                 # ~10 s, needs runs/tiny/data (notebook 01)
     python scripts/verifier_probe.py lora --base data/tiny-base # ~1 min
     python scripts/verifier_probe.py graded --steps 600         # ~20 min on 2 CPU cores
+    python scripts/verifier_probe.py graded --device cuda --steps 10000 --batch-size 128 --graded-fraction 1.0 --skip-lora
 
 All figures are on notebook 01's validation solutions. Prints one JSON line per probe.
 """
@@ -58,27 +59,47 @@ def graded_text(problem, rng) -> str:
     return "".join(s + toyworld.STEP_TAG + (toyworld.YES if ok else toyworld.NO) for s, ok in zip(v.steps, v.step_labels))
 
 
-def graded_pretraining(base: str, out: str, steps: int, seed: int = 1) -> None:
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
+def graded_pretraining(base: str, out: str, steps: int, seed: int = 1, device: str = "cpu", batch_size: int = 64,
+                       graded_fraction: float = 0.5, max_rows: int = 200_000, max_minutes: float | None = None) -> int:
+    """Continue training ``base`` on graded (and, for ``1 - graded_fraction``, plain) solutions; returns the
+    number of steps run (fewer than ``steps`` when ``max_minutes`` ran out)."""
+    import os
+    import time
+
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
+
+    class Deadline(TrainerCallback):
+        def __init__(self):
+            self.start = time.time()
+
+        def on_step_end(self, args, state, control, **kw):
+            if max_minutes is not None and time.time() - self.start > 60 * max_minutes:
+                control.should_training_stop = True
+
     set_seed(seed)
     model, tok = toyworld.load_tiny_base(base)
     model.train()
     rng = random.Random(seed)
-    problems = toyworld.make_problems(steps * 64, "train", seed=seed)
-    texts = [graded_text(p, rng) if rng.random() < 0.5 else toyworld.noisy_training_text(p, rng, 0.2) for p in problems]
-    ds = toyworld.solution_lm_dataset(tok, [p.prompt for p in problems], texts)
+    problems = toyworld.make_problems(min(steps * batch_size, max_rows), "train", seed=seed)  # cycled if fewer
+    texts = [graded_text(p, rng) if rng.random() < graded_fraction else toyworld.noisy_training_text(p, rng, 0.2)
+             for p in problems]
+    ds = toyworld.solution_lm_dataset(tok, [p.prompt for p in problems], texts, num_proc=min(8, os.cpu_count() or 1))
     tok.padding_side = "right"
-    args = TrainingArguments(output_dir=str(Path(out) / "_trainer"), per_device_train_batch_size=64, learning_rate=1e-3,
-                             max_steps=steps, warmup_steps=20, lr_scheduler_type="cosine", weight_decay=0.01,
-                             logging_steps=50, save_strategy="no", report_to=[], seed=seed, use_cpu=True)
-    Trainer(model=model, args=args, train_dataset=ds, processing_class=tok,
-            data_collator=DataCollatorForSeq2Seq(tok, padding=True)).train()
+    args = TrainingArguments(output_dir=str(Path(out) / "_trainer"), per_device_train_batch_size=batch_size,
+                             learning_rate=1e-3, max_steps=steps, warmup_steps=20, lr_scheduler_type="cosine",
+                             weight_decay=0.01, logging_steps=500, save_strategy="no", report_to=[], seed=seed,
+                             use_cpu=device == "cpu", disable_tqdm=True, dataloader_num_workers=2)
+    trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[Deadline()],
+                      data_collator=DataCollatorForSeq2Seq(tok, padding=True))
+    trainer.train()
     tok.padding_side = "left"
     model.save_pretrained(out)
     tok.save_pretrained(out)
+    return trainer.state.global_step
 
 
-def lora_prm_scores(base: str, train, val, out: str, quantization: str | None) -> list[list[float]]:
+def lora_prm_scores(base: str, train, val, out: str, quantization: str | None,
+                    tag: str = toyworld.STEP_TAG) -> list[list[float]]:
     """Notebook 02's PRM recipe (the tiny profile's LoRA and sizes, no dropout) on ``base``; the step rewards of ``val``."""
     from stepdpo_lite.models import get_profile
     from stepdpo_lite.reward_training import train_process_reward_model
@@ -87,7 +108,7 @@ def lora_prm_scores(base: str, train, val, out: str, quantization: str | None) -
                                      lora={**p.lora_config(), "lora_dropout": 0.0},
                                      learning_rate=p.reward_learning_rate, num_train_epochs=p.reward_epochs,
                                      per_device_train_batch_size=p.train_batch_size, max_length=p.max_length,
-                                     device=p.device, dtype=p.dtype, seed=0, disable_tqdm=True)
+                                     device=p.device, dtype=p.dtype, seed=0, disable_tqdm=True, step_tag=tag)
     return prm.score_solutions(val["prompt"], val["completions"])
 
 
@@ -96,7 +117,14 @@ def main(argv=None):
     parser.add_argument("probe", choices=["likelihood", "lora", "graded"])
     parser.add_argument("--data", default=str(ROOT / "runs" / "tiny" / "data"), help="notebook 01's datasets")
     parser.add_argument("--base", default=str(toyworld.TINY_BASE_DIR))
-    parser.add_argument("--steps", type=int, default=600, help="graded: continued-pretraining steps (batch 64)")
+    parser.add_argument("--steps", type=int, default=600, help="graded: continued-pretraining steps")
+    parser.add_argument("--batch-size", type=int, default=64, help="graded: pretraining batch size")
+    parser.add_argument("--graded-fraction", type=float, default=0.5, help="graded: share of graded solutions")
+    parser.add_argument("--device", default="cpu", help="graded: where to pretrain (cuda is far faster)")
+    parser.add_argument("--max-minutes", type=float, default=None, help="graded: stop pretraining after this long")
+    parser.add_argument("--save", default=None, help="graded: keep the pretrained base in this folder")
+    parser.add_argument("--skip-lora", action="store_true", help="graded: zero-shot figure only")
+    parser.add_argument("--tag", default=toyworld.STEP_TAG, help="lora: the verification tag (e.g. '?', one token)")
     args = parser.parse_args(argv)
     ds = data.load_datasets(args.data, ["train_stepwise", "validation_stepwise"])
     val = ds["validation_stepwise"]
@@ -114,19 +142,23 @@ def main(argv=None):
         return
     if args.probe == "lora":
         with tempfile.TemporaryDirectory() as tmp:
-            tuned = lora_prm_scores(args.base, ds["train_stepwise"], val, tmp, quantization="4bit")
-        print(json.dumps({"probe": "lora", "base": args.base, "after_lora_validation_step_auroc": auroc(tuned),
-                          **baseline}))
+            tuned = lora_prm_scores(args.base, ds["train_stepwise"], val, tmp, quantization="4bit", tag=args.tag)
+        print(json.dumps({"probe": "lora", "base": args.base, "tag": args.tag,
+                          "after_lora_validation_step_auroc": auroc(tuned), **baseline}))
         return
     from stepdpo_lite.rewards import ProcessRewardModel, RewardModelConfig
     with tempfile.TemporaryDirectory() as tmp:
-        graded_pretraining(args.base, tmp + "/base", args.steps)
-        model, tok = toyworld.load_tiny_base(tmp + "/base")
+        pretrained = args.save or tmp + "/base"
+        done = graded_pretraining(args.base, pretrained, args.steps, device=args.device, batch_size=args.batch_size,
+                                  graded_fraction=args.graded_fraction, max_minutes=args.max_minutes)
+        model, tok = toyworld.load_tiny_base(pretrained, device=args.device)
         zero_shot = ProcessRewardModel(model, tok, RewardModelConfig()).score_solutions(val["prompt"], val["completions"])
-        tuned = lora_prm_scores(tmp + "/base", ds["train_stepwise"], val, tmp + "/prm", quantization=None)
-    print(json.dumps({"probe": "graded", "base": args.base, "steps": args.steps,
-                      "zero_shot_validation_step_auroc": auroc(zero_shot),
-                      "after_lora_validation_step_auroc": auroc(tuned), **baseline}))
+        result = {"probe": "graded", "base": args.base, "steps": done, "batch_size": args.batch_size,
+                  "graded_fraction": args.graded_fraction, "zero_shot_validation_step_auroc": auroc(zero_shot)}
+        if not args.skip_lora:
+            tuned = lora_prm_scores(pretrained, ds["train_stepwise"], val, tmp + "/prm", quantization=None)
+            result["after_lora_validation_step_auroc"] = auroc(tuned)
+    print(json.dumps({**result, **baseline}))
 
 
 if __name__ == "__main__":

@@ -330,7 +330,7 @@ def noisy_training_text(problem: Problem, rng: random.Random, error_rate: float)
     return problem.gold_solution
 
 
-def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str]):
+def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num_proc: int | None = None):
     """Causal-LM rows ``input_ids``/``labels`` of prompt + solution + eos, with the loss on the solution only:
     the prompt's random numbers are not to be learned."""
     from datasets import Dataset
@@ -342,7 +342,7 @@ def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str]):
                 "labels": [[-100] * len(p) + r for p, r in zip(prompt_ids, solution_ids)]}
 
     rows = {"prompt": list(prompts), "response": [s + tokenizer.eos_token for s in solutions]}
-    return Dataset.from_dict(rows).map(tokenize, batched=True, remove_columns=["prompt", "response"])
+    return Dataset.from_dict(rows).map(tokenize, batched=True, remove_columns=["prompt", "response"], num_proc=num_proc)
 
 
 def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, error_rate: float = 0.2,
