@@ -56,7 +56,6 @@ from stepdpo_lite import toyworld  # noqa: E402
 from stepdpo_lite.labelling import toy_gold_vs_error_pairs  # noqa: E402
 from stepdpo_lite.models import get_profile, load_profile_model, resolve_dtype, trainer_precision  # noqa: E402
 from stepdpo_lite.reward_training import train_process_reward_model  # noqa: E402
-from stepdpo_lite.rewards import ProcessRewardModel  # noqa: E402
 from stepdpo_lite.steps import extract_steps  # noqa: E402
 from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer, float32_adapters_for_fp16  # noqa: E402
 

@@ -160,7 +160,6 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path: str, train_datase
            per_device_eval_batch_size, gradient_accumulation_steps, gradient_checkpointing, max_length, report_to, seed,
            resume_from_checkpoint, device, dtype, logging_steps, reward_config: RewardModelConfig, callbacks=None,
            **training_args):
-    import torch
     from transformers import TrainingArguments, set_seed
 
     from .models import load_model, resolve_device, resolve_dtype, trainer_precision

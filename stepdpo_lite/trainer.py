@@ -2,7 +2,8 @@
 
 TRL does the DPO plumbing (tokenizing, the fused LM head that returns per-token log-probs, reference model or
 disabled PEFT adapter, DeepSpeed/FSDP, precomputed reference log-probs). This module adds, per completion token,
-the index of the reasoning step it belongs to, and per step a correctness probability ``p``; the loss sums the
+the index of the reasoning step it belongs to, and per step a correctness probability ``p`` (both prepared by
+``stepwise_data.py``); the loss sums the
 per-token log-ratios of ONE policy and ONE reference forward pass into step log-ratios ``ρ_k``
 (``losses.step_logps``) and applies the outcome and credit-assigned step losses of DESIGN.md §5 (``losses.py``).
 Step-DPO: Lai et al. 2024 (arXiv:2406.18629); DPO: Rafailov et al. 2023 (arXiv:2305.18290).
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 import os
 from dataclasses import dataclass, field
 
@@ -23,12 +23,12 @@ from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 from trl.data_utils import extract_prompt, is_conversational
 from trl.models.utils import disable_gradient_checkpointing
-from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.utils import get_config_model_id, pad, use_adapter
 
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
 from .steps import DEFAULT_DELIMITER, char_step_ids, step_spans
+from .stepwise_data import STEP_COLUMNS, DataCollatorForStepwisePreference, step_columns
 
 __all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "aggregate_rewards", "compute_step_loss",
            "float32_adapters_for_fp16"]
@@ -137,93 +137,6 @@ class StepwiseDPOConfig(DPOConfig):
         return d
 
 
-# ----------------------------------------------------------------------------- data
-
-def _per_step(values, n_raw: int, n_kept: int, what: str, idx: int, kind: str = "prob") -> list[float]:
-    """One response's per-step labels (``kind="prob"``) or log-odds rewards (``"reward"``; ``"reward_prob"``
-    turns them into probabilities σ(r)), checked against its step count and merged like its steps."""
-    vals = [float(v) for v in values]
-    if len(vals) not in (n_raw, n_kept):
-        raise ValueError(f"row {idx}: `{what}` has {len(vals)} entries but the response has {n_raw} steps "
-                         "(check `step_delimiter`)")
-    if len(vals) > n_kept:  # max_reasoning_steps merged the tail into the last kept step: keep the weakest
-        vals = vals[:n_kept - 1] + [min(vals[n_kept - 1:])]
-    if kind == "reward_prob":
-        vals = [1 / (1 + math.exp(-v)) for v in vals]
-    elif kind == "prob" and any(not 0 <= v <= 1 for v in vals):
-        raise ValueError(f"row {idx}: `{what}` must be bools or probabilities in [0, 1], got {vals}")
-    return vals
-
-
-def _step_columns(ex, idx, tokenizer, delimiter, max_steps):
-    """Per-token step ids (completion tokens, from the offset mapping) and per-step p / rewards for one row."""
-    out, texts, eos = {}, {}, tokenizer.eos_token
-    for side, default_p in (("chosen", 1.0), ("rejected", 0.0)):
-        full = ex[side]
-        text = full[: -len(eos)] if eos and full.endswith(eos) else full  # TRL appended the EOS
-        n_raw, spans = len(step_spans(text, delimiter)), step_spans(text, delimiter, max_steps)
-        enc = tokenizer(text=ex["prompt"] + full, return_offsets_mapping=True)
-        n_prompt = len(ex["prompt_ids"])
-        if enc["input_ids"] != ex["prompt_ids"] + ex[f"{side}_ids"]:
-            raise ValueError(f"row {idx}: re-tokenizing prompt+{side} with offsets does not reproduce TRL's tokens")
-        ids = char_step_ids(spans, enc["offset_mapping"][n_prompt:], offset=len(ex["prompt"]))
-        last = 0 if spans else -1  # tokens in no step (the EOS, a token straddling the prompt) join the step before
-        for t, k in enumerate(ids):
-            ids[t] = last = k if k >= 0 else last
-        out[f"{side}_step_ids"] = ids
-        rewards, labels = ex.get(f"{side}_step_rewards"), ex.get(f"{side}_step_labels")
-        if rewards is not None:
-            out[f"{side}_step_rewards"] = _per_step(rewards, n_raw, len(spans), f"{side}_step_rewards", idx, "reward")
-        if labels is not None:  # gold labels win over reward-model probabilities
-            out[f"{side}_step_probs"] = _per_step(labels, n_raw, len(spans), f"{side}_step_labels", idx)
-        elif rewards is not None:
-            out[f"{side}_step_probs"] = _per_step(rewards, n_raw, len(spans), f"{side}_step_rewards", idx, "reward_prob")
-        else:  # no labels, no reward model: every chosen step is right, every rejected step wrong
-            out[f"{side}_step_probs"] = [default_p] * len(spans)
-        texts[side] = [text[a:b] for a, b in spans]
-    c, r = texts["chosen"], texts["rejected"]
-    out["first_diff_step"] = -1 if c == r else next(
-        (k for k in range(min(len(c), len(r))) if c[k] != r[k]), min(len(c), len(r)))
-    return out
-
-
-@dataclass
-class DataCollatorForStepwisePreference(DataCollatorForPreference):
-    """TRL's preference collator plus step columns, truncated exactly like the tokens (same ``max_length`` and
-    ``truncation_mode``). Rows are ``[chosen..., rejected...]`` as in TRL. Adds ``step_ids`` ``(2B, T)``
-    (−1 = no step), ``step_probs`` ``(2B, S)``, ``step_valid`` (the step exists), ``step_complete`` (exists and
-    no token of it was cut), ``first_diff_step`` ``(B,)`` and, when present, ``step_rewards`` ``(2B, S)``."""
-
-    def torch_call(self, examples):
-        out = super().torch_call(examples)
-        sides = ("chosen", "rejected")
-        ids = [[-1] * len(e["prompt_ids"]) + e[f"{s}_step_ids"] for s in sides for e in examples]
-        probs = [e[f"{s}_step_probs"] for s in sides for e in examples]
-        num_steps = max(1, max(len(p) for p in probs))
-        full = [torch.bincount(torch.tensor([k for k in x if k >= 0], dtype=torch.long), minlength=num_steps)
-                for x in ids]
-        if self.max_length is not None:
-            sl = slice(None, self.max_length) if self.truncation_mode == "keep_start" else slice(-self.max_length, None)
-            ids = [x[sl] for x in ids]
-        kept = [torch.bincount(torch.tensor([k for k in x if k >= 0], dtype=torch.long), minlength=num_steps)
-                for x in ids]
-        out["step_ids"] = pad([torch.tensor(x, dtype=torch.long) for x in ids], padding_value=-1,
-                              padding_side="right", pad_to_multiple_of=self.pad_to_multiple_of)
-        n = torch.tensor([len(p) for p in probs])
-        out["step_valid"] = torch.arange(num_steps)[None, :] < n[:, None]
-        out["step_complete"] = out["step_valid"] & (torch.stack(kept) == torch.stack(full))
-        out["step_probs"] = torch.tensor([p + [0.0] * (num_steps - len(p)) for p in probs])
-        if "chosen_step_rewards" in examples[0]:
-            rewards = [e[f"{s}_step_rewards"] for s in sides for e in examples]
-            out["step_rewards"] = torch.tensor([r + [0.0] * (num_steps - len(r)) for r in rewards])
-        out["first_diff_step"] = torch.tensor([e["first_diff_step"] for e in examples], dtype=torch.long)
-        return out
-
-
-_STEP_COLUMNS = ("chosen_step_ids", "rejected_step_ids", "chosen_step_probs", "rejected_step_probs",
-                 "chosen_step_rewards", "rejected_step_rewards", "first_diff_step")
-
-
 # ----------------------------------------------------------------------------- trainer
 
 class StepwiseDPOTrainer(DPOTrainer):
@@ -298,7 +211,7 @@ class StepwiseDPOTrainer(DPOTrainer):
             template = args.step_wise_prompt_template
             dataset = dataset.map(lambda ex: {"prompt": template.replace("{prompt}", ex["prompt"])})
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-        dataset = dataset.map(_step_columns, with_indices=True, desc=f"Step ids of {dataset_name} dataset",
+        dataset = dataset.map(step_columns, with_indices=True, desc=f"Step ids of {dataset_name} dataset",
                               fn_kwargs=dict(tokenizer=self._tokenizer, delimiter=args.step_delimiter,
                                              max_steps=args.max_reasoning_steps))
         if isinstance(dataset, Dataset):
@@ -321,7 +234,7 @@ class StepwiseDPOTrainer(DPOTrainer):
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
-        self._signature_columns = list(dict.fromkeys(list(self._signature_columns) + list(_STEP_COLUMNS)))
+        self._signature_columns = list(dict.fromkeys(list(self._signature_columns) + list(STEP_COLUMNS)))
 
     # ------------------------------------------------------------------ log-probs: one pass per sequence and model
 
