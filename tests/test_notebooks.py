@@ -1,5 +1,6 @@
 """Every notebook executes, in order, on the tiny profile with small sizes; figures are real images;
 executed notebooks render to HTML. The notebooks share one runs folder, as in `make tutorial`."""
+import json
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,5 @@ def test_notebooks_are_stored_without_outputs():
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert not any(c.get("outputs") or c.get("execution_count") for c in code), path.name
         assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: first code cell must be tagged"
+        ids = [c.get("id") for c in json.loads(path.read_text())["cells"]]  # nbformat.read renames duplicates
+        assert len(set(ids)) == len(ids), f"{path.name}: duplicate cell ids (a copied cell keeps its id)"
