@@ -134,8 +134,10 @@ def build_base(model_name: str, out: Path, shrink: bool) -> tuple[str, str]:
 def long_pairs(n: int, max_length: int, tokenizer, seed: int = 0):
     """Gold-vs-one-error toy pairs with as many steps as fit, so that prompt + solution is near ``max_length``
     tokens of ``tokenizer`` (the model's own: a Qwen2 folder reloads the toy tokenizer as Qwen2's, without spaces)."""
-    def longest(pairs, n_ops):  # + one tag a step and two spare, for the PRM's tags
-        return max(len(tokenizer(r["prompt"] + s, add_special_tokens=False)["input_ids"]) + n_ops + 2
+    tag = len(tokenizer(toyworld.STEP_TAG, add_special_tokens=False)["input_ids"])
+
+    def longest(pairs, n_ops):  # with the PRM's tag after every step, and two tokens to spare
+        return max(len(tokenizer(r["prompt"] + s, add_special_tokens=False)["input_ids"]) + n_ops * tag + 2
                    for r in pairs for s in (r["chosen"], r["rejected"]))
     per_step = longest(toy_gold_vs_error_pairs(8, seed=seed, min_ops=10, max_ops=10), 10) / 10
     n_ops = max(2, int(max_length / per_step) + 2)

@@ -52,12 +52,13 @@ def step_columns(ex, idx, tokenizer, delimiter, max_steps):
             ids[t] = last = k if k >= 0 else last
         out[f"{side}_step_ids"] = ids
         rewards, labels = ex.get(f"{side}_step_rewards"), ex.get(f"{side}_step_labels")
+        counts = (n_raw, len(spans))
         if rewards is not None:
-            out[f"{side}_step_rewards"] = per_step_values(rewards, n_raw, len(spans), f"{side}_step_rewards", idx, "reward")
+            out[f"{side}_step_rewards"] = per_step_values(rewards, *counts, f"{side}_step_rewards", idx, "reward")
         if labels is not None:  # gold labels win over reward-model probabilities
-            out[f"{side}_step_probs"] = per_step_values(labels, n_raw, len(spans), f"{side}_step_labels", idx)
+            out[f"{side}_step_probs"] = per_step_values(labels, *counts, f"{side}_step_labels", idx)
         elif rewards is not None:
-            out[f"{side}_step_probs"] = per_step_values(rewards, n_raw, len(spans), f"{side}_step_rewards", idx, "reward_prob")
+            out[f"{side}_step_probs"] = per_step_values(rewards, *counts, f"{side}_step_rewards", idx, "reward_prob")
         else:  # no labels, no reward model: every chosen step is right, every rejected step wrong
             out[f"{side}_step_probs"] = [default_p] * len(spans)
         texts[side] = [text[a:b] for a, b in spans]
@@ -101,4 +102,4 @@ class DataCollatorForStepwisePreference(DataCollatorForPreference):
 
 
 STEP_COLUMNS = ("chosen_step_ids", "rejected_step_ids", "chosen_step_probs", "rejected_step_probs",
-                 "chosen_step_rewards", "rejected_step_rewards", "first_diff_step")
+                "chosen_step_rewards", "rejected_step_rewards", "first_diff_step")

@@ -1,11 +1,11 @@
 """Stepwise DPO on TRL 1.16: ``StepwiseDPOConfig(DPOConfig)`` and ``StepwiseDPOTrainer(DPOTrainer)``.
 
 TRL does the DPO plumbing (tokenizing, the fused LM head that returns per-token log-probs, reference model or
-disabled PEFT adapter, DeepSpeed/FSDP, precomputed reference log-probs). This module adds, per completion token,
-the index of the reasoning step it belongs to, and per step a correctness probability ``p`` (both prepared by
-``stepwise_data.py``); the loss sums the
-per-token log-ratios of ONE policy and ONE reference forward pass into step log-ratios ``ρ_k``
-(``losses.step_logps``) and applies the outcome and credit-assigned step losses of DESIGN.md §5 (``losses.py``).
+disabled PEFT adapter, DeepSpeed/FSDP, precomputed reference log-probs). ``stepwise_data.py`` gives every
+completion token the index of the reasoning step it belongs to, and every step a correctness probability ``p``;
+the loss here sums the per-token log-ratios of ONE policy and ONE reference forward pass into step log-ratios
+``ρ_k`` (``losses.step_logps``) and applies the outcome and credit-assigned step losses of DESIGN.md §5
+(``losses.py``).
 Step-DPO: Lai et al. 2024 (arXiv:2406.18629); DPO: Rafailov et al. 2023 (arXiv:2305.18290).
 """
 
