@@ -1,0 +1,69 @@
+"""Do the preference terms ever beat the NLL-only control? Notebook 04 over a grid of β and NLL weight.
+
+On the tiny profile, notebook 04's NLL-only control (TRL ``DPOTrainer(loss_type=["sft"])``) beats both DPO and
+Stepwise DPO in greedy accuracy (README). This runs notebook 04 unchanged for each setting (same pairs, steps,
+learning rate and seed) on a copy of notebook 01's data, and prints the held-out test accuracies of all runs.
+
+    python scripts/preference_sweep.py --beta 0.1 0.5 --sft-weight 1 5     # ~2 min a setting on 2 CPU cores
+
+Needs ``runs/<profile>/data`` (notebook 01). Prints a table, then one JSON line per setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from stepdpo_lite import runs, tutorial  # noqa: E402
+
+RUNS = ("base", "dpo", "stepwise_dpo", "nll_only")
+
+
+def run_setting(profile: str, data: Path, beta: float, sft_weight: float, outcome_weight: float) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / profile
+        shutil.copytree(data, run_dir / "data")
+        params = {"PROFILE": profile, "RUN_DIR": str(run_dir), "BETA": beta, "SFT_WEIGHT": sft_weight,
+                  "OUTCOME_WEIGHT": outcome_weight}
+        tutorial.execute_notebook(tutorial.NOTEBOOK_DIR / "04_stepwise_dpo.ipynb", params, cwd=ROOT)
+        policy = runs.update_metrics(run_dir, {})["policy"]
+    return {"beta": beta, "sft_weight": sft_weight, "outcome_weight": outcome_weight,
+            **{f"{name}_{key}": round(policy[name][key], 4) for name in RUNS for key in ("accuracy", "sampled_accuracy")}}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="tiny")
+    ap.add_argument("--runs-dir", default=str(ROOT / "runs"))
+    ap.add_argument("--beta", type=float, nargs="+", default=[0.1, 0.5])
+    ap.add_argument("--sft-weight", type=float, nargs="+", default=[1.0, 5.0])
+    ap.add_argument("--outcome-weight", type=float, nargs="+", default=[0.0])
+    args = ap.parse_args(argv)
+    data = runs.require(Path(args.runs_dir) / args.profile / "data", "01_data_prep")
+
+    rows = []
+    for beta, sft, outcome in itertools.product(args.beta, args.sft_weight, args.outcome_weight):
+        started = time.time()
+        rows.append(run_setting(args.profile, data, beta, sft, outcome))
+        print(f"β {beta} NLL {sft} outcome {outcome}: done in {time.time() - started:.0f} s", flush=True)
+    print(f"\n{'β':>5} {'NLL':>5} {'out':>4} | greedy: {'base':>6} {'DPO':>6} {'Step':>6} {'NLL':>6} | "
+          f"sampled: {'DPO':>6} {'Step':>6} {'NLL':>6}")
+    for r in rows:
+        print(f"{r['beta']:>5} {r['sft_weight']:>5} {r['outcome_weight']:>4} | greedy: " +
+              " ".join(f"{r[f'{n}_accuracy']:>6.1%}" for n in RUNS) + " | sampled: " +
+              " ".join(f"{r[f'{n}_sampled_accuracy']:>6.1%}" for n in RUNS[1:]))
+    for r in rows:
+        print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()
