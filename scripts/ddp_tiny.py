@@ -33,6 +33,7 @@ from accelerate import PartialState  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stepdpo_lite import toyworld  # noqa: E402
 from stepdpo_lite.labelling import toy_gold_vs_error_pairs  # noqa: E402
+from stepdpo_lite.models import resolve_dtype, trainer_precision  # noqa: E402
 from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
 
 
@@ -46,6 +47,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     state = PartialState()
     on_cpu = not torch.cuda.is_available()
+    device = "cpu" if on_cpu else "cuda"
 
     try:  # data/tiny-base, or $STEPDPO_TINY_BASE
         (model, tok), source = toyworld.load_tiny_base(), os.environ.get("STEPDPO_TINY_BASE", "data/tiny-base")
@@ -55,12 +57,13 @@ def main(argv=None):
     config = StepwiseDPOConfig(
         output_dir=args.out, max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate, logging_steps=2, save_strategy="no", report_to=[], seed=0,
-        use_cpu=on_cpu, bf16=not on_cpu and torch.cuda.is_bf16_supported(), gradient_checkpointing=False,
+        use_cpu=on_cpu, gradient_checkpointing=False, **trainer_precision(resolve_dtype("auto", device), device),
         max_length=256, disable_tqdm=True, dataloader_num_workers=0,
         step_beta=0.1, beta=0.1)
     if state.num_processes == 1 and state.is_main_process:
         print("note: one process only; launch with `accelerate launch --multi_gpu --num_processes 2` (see docstring)")
-    trainer = StepwiseDPOTrainer(model, args=config, train_dataset=toy_gold_vs_error_pairs(args.pairs), processing_class=tok)
+    trainer = StepwiseDPOTrainer(model, args=config, train_dataset=toy_gold_vs_error_pairs(args.pairs),
+                                 processing_class=tok)
     start = time.time()
     result = trainer.train()
 

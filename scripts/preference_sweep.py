@@ -37,7 +37,8 @@ def run_setting(profile: str, data: Path, beta: float, sft_weight: float, outcom
         tutorial.execute_notebook(tutorial.NOTEBOOK_DIR / "04_stepwise_dpo.ipynb", params, cwd=ROOT)
         policy = runs.update_metrics(run_dir, {})["policy"]
     return {"beta": beta, "sft_weight": sft_weight, "outcome_weight": outcome_weight,
-            **{f"{name}_{key}": round(policy[name][key], 4) for name in RUNS for key in ("accuracy", "sampled_accuracy")}}
+            **{f"{name}_{key}": round(policy[name][key], 4)
+               for name in RUNS for key in ("accuracy", "sampled_accuracy")}}
 
 
 def main(argv=None):

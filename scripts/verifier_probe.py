@@ -14,7 +14,8 @@ position (``evaluation.position_only_scores``): later steps are wrong more often
     python scripts/verifier_probe.py likelihood                 # ~10 s, needs runs/tiny/data (notebook 01)
     python scripts/verifier_probe.py lora --base data/tiny-base # ~1 min
     python scripts/verifier_probe.py graded --steps 600         # ~20 min on 2 CPU cores
-    python scripts/verifier_probe.py graded --device cuda --steps 10000 --batch-size 128 --graded-fraction 1.0 --skip-lora
+    python scripts/verifier_probe.py graded --device cuda --steps 10000 --batch-size 128 --graded-fraction 1.0 \
+        --skip-lora                                             # ~5 min on an H100
 
 All figures are on notebook 01's validation solutions. Prints one JSON line per probe.
 """
@@ -73,7 +74,7 @@ def graded_pretraining(base: str, out: str, steps: int, seed: int = 1, device: s
             self.start = time.time()
 
         def on_step_end(self, args, state, control, **kw):
-            if max_minutes is not None and time.time() - self.start > 60 * max_minutes:
+            if time.time() - self.start > 60 * max_minutes:
                 control.should_training_stop = True
 
     set_seed(seed)
@@ -85,13 +86,15 @@ def graded_pretraining(base: str, out: str, steps: int, seed: int = 1, device: s
              for p in problems]
     ds = toyworld.solution_lm_dataset(tok, [p.prompt for p in problems], texts, num_proc=min(8, os.cpu_count() or 1))
     tok.padding_side = "right"
-    args = TrainingArguments(output_dir=str(Path(out) / "_trainer"), per_device_train_batch_size=batch_size,
-                             learning_rate=1e-3, max_steps=steps, warmup_steps=20, lr_scheduler_type="cosine",
-                             weight_decay=0.01, logging_steps=500, save_strategy="no", report_to=[], seed=seed,
-                             use_cpu=device == "cpu", disable_tqdm=True, dataloader_num_workers=2)
-    trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[Deadline()],
-                      data_collator=DataCollatorForSeq2Seq(tok, padding=True))
-    trainer.train()
+    with tempfile.TemporaryDirectory() as scratch:  # the Trainer's output dir; the model is saved below
+        args = TrainingArguments(output_dir=scratch, per_device_train_batch_size=batch_size,
+                                 learning_rate=1e-3, max_steps=steps, warmup_steps=20, lr_scheduler_type="cosine",
+                                 weight_decay=0.01, logging_steps=500, save_strategy="no", report_to=[], seed=seed,
+                                 use_cpu=device == "cpu", disable_tqdm=True, dataloader_num_workers=2)
+        trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tok,
+                          callbacks=[Deadline()] if max_minutes is not None else None,
+                          data_collator=DataCollatorForSeq2Seq(tok, padding=True))
+        trainer.train()
     tok.padding_side = "left"
     model.save_pretrained(out)
     tok.save_pretrained(out)
@@ -100,7 +103,8 @@ def graded_pretraining(base: str, out: str, steps: int, seed: int = 1, device: s
 
 def lora_prm_scores(base: str, train, val, out: str, quantization: str | None,
                     tag: str = toyworld.STEP_TAG) -> list[list[float]]:
-    """Notebook 02's PRM recipe (the tiny profile's LoRA and sizes, no dropout) on ``base``; the step rewards of ``val``."""
+    """Notebook 02's PRM recipe (the tiny profile's LoRA and sizes, no dropout) on ``base``; the step rewards
+    of ``val``."""
     from stepdpo_lite.models import get_profile
     from stepdpo_lite.reward_training import train_process_reward_model
     p = get_profile("tiny")
@@ -152,7 +156,8 @@ def main(argv=None):
         done = graded_pretraining(args.base, pretrained, args.steps, device=args.device, batch_size=args.batch_size,
                                   graded_fraction=args.graded_fraction, max_minutes=args.max_minutes)
         model, tok = toyworld.load_tiny_base(pretrained, device=args.device)
-        zero_shot = ProcessRewardModel(model, tok, RewardModelConfig()).score_solutions(val["prompt"], val["completions"])
+        prm = ProcessRewardModel(model, tok, RewardModelConfig())
+        zero_shot = prm.score_solutions(val["prompt"], val["completions"])
         result = {"probe": "graded", "base": args.base, "steps": done, "batch_size": args.batch_size,
                   "graded_fraction": args.graded_fraction, "zero_shot_validation_step_auroc": auroc(zero_shot)}
         if not args.skip_lora:

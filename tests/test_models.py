@@ -108,6 +108,16 @@ def test_auto_dtype_ignores_emulated_bfloat16(monkeypatch):
     assert models.resolve_dtype("auto", "cpu") == torch.float32
 
 
+def test_use_expandable_segments_keeps_a_user_setting(monkeypatch):
+    import os
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    models.use_expandable_segments()
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128")
+    models.use_expandable_segments()
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "max_split_size_mb:128"
+
+
 def test_profiles():
     assert set(models.PROFILES) == {"tiny", "t4-16gb", "24gb"}
     t4 = models.get_profile("t4-16gb")
