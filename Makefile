@@ -1,23 +1,27 @@
 # Two commands: `make tutorial` (run notebooks 01->06 on the tiny profile) and `make test`.
-# Both create .venv when it is missing.
+# Both create .venv when it is missing, from requirements.lock: the exact versions CI tested.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+LOCK := requirements.lock
 # Offline by default: the tiny profile needs nothing from the Hub.
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 PROFILE ?= tiny
+# The CPU build of torch this project is tested with. Not in the lock: an existing torch (Colab, a CUDA box) is kept.
+TORCH_CPU := torch==2.13.0
 
-.PHONY: tutorial test test-fast benchmarks benchmarks-gpu clean-runs
+.PHONY: tutorial test test-fast benchmarks benchmarks-gpu clean-runs lock
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# Keep a torch that is already there (Colab, a CUDA box); else take the CPU build 2.13.0,
-	# which this kind of machine has on local disk (no multi-GB CUDA download).
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q "$$(grep '^pip==' $(LOCK))"
+	# Keep a torch that is already there (Colab, a CUDA box); else take the CPU build, which this kind of
+	# machine has on local disk (no multi-GB CUDA download).
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_CPU)"
+	# The lock is a constraints file: every package gets the version CI tested, whatever PyPI has today.
+	$(PY) -m pip install -q -c $(LOCK) -e ".[dev]"
 	touch $@
 
 tutorial: $(VENV)/.installed
@@ -33,6 +37,23 @@ benchmarks: $(VENV)/.installed
 # Peak GPU memory and tokens/s of the t4-16gb and 24gb profiles (needs a CUDA GPU; docs/benchmarks.md).
 benchmarks-gpu: $(VENV)/.installed
 	PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True $(PY) benchmarks/gpu_profiles.py
+
+# Refresh the lock: a fresh venv with the newest releases pyproject.toml allows, the whole test suite in it,
+# and only if that passes, its exact versions written to requirements.lock. Then commit the lock.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install -q "$(TORCH_CPU)"
+	$(LOCK_VENV)/bin/python -m pip install -q --upgrade -e ".[dev]"
+	$(LOCK_VENV)/bin/python -m pytest -q -p no:cacheprovider
+	{ echo "# Exact versions of every dependency, as tested by \`make lock\` on $$(date -u +%F) (Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())'), $(TORCH_CPU) CPU)."; \
+	  echo "# make installs with \`pip install -c requirements.lock -e .[dev]\`; torch is left out on purpose (see Makefile)."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v -i -E '^(torch|stepdpo[-_]lite)[=@ ]'; \
+	} > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
+	rm -rf $(LOCK_VENV)
 
 clean-runs:
 	rm -rf runs/

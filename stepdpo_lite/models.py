@@ -190,6 +190,39 @@ def _ensure_pad_token(tokenizer, model=None) -> None:
             model.generation_config.pad_token_id = tokenizer.pad_token_id
 
 
+def keep_4bit_weights_unpacked(model) -> int:
+    """Make every bitsandbytes ``Linear4bit`` of ``model`` compute the same way on every x86 CPU; returns
+    how many layers it touched.
+
+    Why: from bitsandbytes 0.50, on a CPU with AVX512-BF16, ``Linear4bit.forward`` in eval mode without
+    grad repacks its weight *in place* into a CPU inference layout (``quant_state.packing_format_for_cpu``)
+    and never converts it back. Every later forward, training included, then goes through ``gemv_4bit``,
+    which has no autograd kernel and computes in bfloat16: LoRA gradients stop at those layers, a layer
+    with a bias raises "a view of a leaf Variable ... in-place operation", and scores change by ~1e-3
+    against the same model on a CPU without AVX512-BF16. So the kit turns that packing off
+    (``support_avx512bf16_for_cpu = False``) and undoes it where a forward already did it. It costs
+    some CPU inference speed on such machines and changes nothing on a GPU or on other CPUs.
+    Call it again on a 4-bit model you loaded yourself; ``load_model``, the reward models and
+    ``StepwiseDPOTrainer`` call it for you.
+    """
+    try:
+        import bitsandbytes as bnb
+    except ImportError:  # no bitsandbytes, no 4-bit layers
+        return 0
+    count = 0
+    for module in model.modules():
+        if not isinstance(module, bnb.nn.Linear4bit):
+            continue
+        module.support_avx512bf16_for_cpu = False
+        state = getattr(module.weight, "quant_state", None)
+        if getattr(state, "packing_format_for_cpu", False):
+            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+            module.weight.data, module.weight.quant_state = _convert_weight_packed_for_cpu_inverse(
+                module.weight.data, state)
+        count += 1
+    return count
+
+
 def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit", lora=None, device: str | None = None,
                dtype=None, gradient_checkpointing: bool = False, trainable: bool | None = None):
     """Load ``(model, tokenizer)``.
@@ -231,6 +264,8 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     model = AutoModelForCausalLM.from_pretrained(base_name, **kwargs)
     if quantization is None:
         model.to(device)
+    else:
+        keep_4bit_weights_unpacked(model)
     _ensure_pad_token(tokenizer, model)
 
     training = lora is not None or bool(trainable)

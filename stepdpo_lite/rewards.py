@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
+from .models import keep_4bit_weights_unpacked
 from .steps import DEFAULT_DELIMITER, extract_steps
 from .toyworld import NO, OUTCOME_TAG, STEP_TAG, YES
 
@@ -125,6 +126,7 @@ class GenerativeVerifier:
             tokenizer = tokenizer or loaded_tokenizer
         elif device is not None and quantization is None:
             model.to(device)
+        keep_4bit_weights_unpacked(model)  # a 4-bit model loaded elsewhere: same numbers on every CPU
         if tokenizer is None:
             raise ValueError(f"{type(self).__name__}: pass the tokenizer with a model object")
         config = config or RewardModelConfig(tag=self.default_tag)

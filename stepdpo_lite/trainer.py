@@ -27,6 +27,7 @@ from trl.trainer.utils import get_config_model_id, pad, use_adapter
 
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
+from .models import keep_4bit_weights_unpacked
 from .steps import DEFAULT_DELIMITER, char_step_ids, step_spans
 from .stepwise_data import STEP_COLUMNS, DataCollatorForStepwisePreference, step_columns
 
@@ -189,6 +190,7 @@ class StepwiseDPOTrainer(DPOTrainer):
                          train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=processing_class,
                          compute_metrics=compute_metrics, callbacks=callbacks, optimizers=optimizers,
                          quantization_config=quantization_config, peft_config=peft_config)
+        keep_4bit_weights_unpacked(self.model)  # TRL may have loaded it in 4-bit itself (models.py says why)
         if fresh_adapter and "ref" in self.model.peft_config:
             self.model.delete_adapter("ref")
         float32_adapters_for_fp16(self)

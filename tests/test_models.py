@@ -54,6 +54,72 @@ def test_4bit_lora_trains_only_the_adapter(tiny_dir):
     assert all(p.grad is not None for n, p in model.named_parameters() if p.requires_grad and "lora_B" in n)
 
 
+@pytest.fixture(scope="module")
+def biased_tiny_dir(tmp_path_factory):
+    """A tiny Llama whose attention projections have a bias (as Qwen2's q/k/v do)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from stepdpo_lite import toyworld
+    tok = toyworld.build_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, attention_bias=True, pad_token_id=tok.pad_token_id)
+    path = tmp_path_factory.mktemp("biased")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def _qlora_step(path, eval_forward_first: bool):
+    """Loss and LoRA gradients of one training step of a fresh 4-bit + LoRA model (same seed every call)."""
+    torch.manual_seed(1)
+    model, tok = models.load_model(path, quantization="4bit", device="cpu",
+                                   lora={"r": 4, "lora_dropout": 0.0, "init_lora_weights": False})
+    enc = tok(["Step 1: 2 + 2 = 4\n\nAnswer: 4"], return_tensors="pt", add_special_tokens=False)
+    if eval_forward_first:  # what scoring a validation set between training steps does
+        model.eval()
+        with torch.no_grad():
+            model(**enc)
+        model.train()
+    loss = model(**enc, labels=enc["input_ids"]).loss
+    loss.backward()
+    return loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_4bit_eval_forward_does_not_change_training(biased_tiny_dir):
+    # bitsandbytes 0.50 repacks 4-bit weights in place at an eval forward on CPUs with AVX512-BF16, after
+    # which training goes through a kernel without autograd (models.keep_4bit_weights_unpacked). On any
+    # CPU, one eval forward must leave the next training step exactly as it was: same kernel, same numbers.
+    loss, grads = _qlora_step(biased_tiny_dir, eval_forward_first=False)
+    loss_after_eval, grads_after_eval = _qlora_step(biased_tiny_dir, eval_forward_first=True)
+    assert torch.equal(loss, loss_after_eval)
+    assert grads.keys() == grads_after_eval.keys() and any("lora_B" in n for n in grads)
+    for name, grad in grads.items():
+        assert grad is not None and grads_after_eval[name] is not None, name
+        assert torch.equal(grad, grads_after_eval[name]), name
+
+
+def test_keep_4bit_weights_unpacked_undoes_cpu_packing(biased_tiny_dir):
+    # A 4-bit model loaded without load_model, whose weights a forward already packed for CPU inference
+    # (forced here with bitsandbytes' own converter, so the test runs on every CPU).
+    import bitsandbytes as bnb
+    from bitsandbytes.functional import _convert_weight_packed_for_cpu
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32,
+                                bnb_4bit_use_double_quant=True)
+    model = AutoModelForCausalLM.from_pretrained(biased_tiny_dir, quantization_config=config, device_map={"": "cpu"})
+    reference, tok = models.load_model(biased_tiny_dir, quantization="4bit", device="cpu")
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    for layer in layers:
+        layer.weight.data, layer.weight.quant_state = _convert_weight_packed_for_cpu(layer.weight.data,
+                                                                                     layer.weight.quant_state)
+    assert models.keep_4bit_weights_unpacked(model) == len(layers) > 0
+    assert not any(layer.weight.quant_state.packing_format_for_cpu or layer.support_avx512bf16_for_cpu
+                   for layer in layers)
+    # Packing stores the block scales (absmax) in bfloat16 and the inverse re-quantizes them, so the unpacked
+    # model is not bit-identical to one never packed: bfloat16 keeps 8 bits of mantissa, ~0.4% per scale.
+    torch.testing.assert_close(_logits(model, tok), _logits(reference, tok), rtol=0.02, atol=0.02)
+
+
 def test_lora_config_forms():
     from peft import LoraConfig
     assert models.make_lora_config(True).r == 16

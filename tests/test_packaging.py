@@ -32,3 +32,24 @@ def test_ci_calls_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make tutorial" in readme
+
+
+def test_lock_pins_every_dependency_within_pyproject_bounds():
+    # `make` installs with `-c requirements.lock`: each dependency must be pinned there exactly, inside the
+    # loose bounds pyproject.toml gives Colab and other environments. torch is left out on purpose.
+    from packaging.requirements import Requirement
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = [line for line in (ROOT / "requirements.lock").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    pins = {}
+    for line in lines:
+        assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+!\-]+", line), f"not an exact pin: {line!r}"
+        name, version = line.split("==")
+        pins[_name(name)] = version
+    assert "torch" not in pins, "torch must stay out of the lock: an installed torch (Colab, CUDA) is kept"
+    assert "pip" in pins  # the Makefile installs this pip first
+    for req in map(Requirement, project["dependencies"] + project["optional-dependencies"]["dev"]):
+        if _name(req.name) == "torch":
+            continue
+        assert _name(req.name) in pins, f"{req.name} is not in requirements.lock: run `make lock`"
+        assert req.specifier.contains(pins[_name(req.name)], prereleases=True), (req, pins[_name(req.name)])

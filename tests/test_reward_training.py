@@ -60,7 +60,7 @@ def test_4bit_lora_prm_training_on_cpu_lowers_the_loss(tiny_dir, tmp_path):
     # saved with the reference file name, loads back (4-bit again) with the same rewards
     loaded = load_reward_model(tmp_path / "prm", device="cpu")
     assert loaded.config.quantization == "4bit"
-    assert mean_tag_loss(loaded, rows) == pytest.approx(after, abs=1e-5)
+    assert mean_tag_loss(loaded, rows) == after  # a round trip on one machine and kernel: exact
 
 
 @pytest.mark.parametrize("process", [True, False], ids=["prm", "orm"])

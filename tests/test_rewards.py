@@ -38,6 +38,9 @@ def orm(tiny_model, tiny_tokenizer):
     return OutcomeRewardModel(tiny_model, tiny_tokenizer)
 
 
+# Tolerances below: one-pass scoring vs the input cut after a tag, or a batch vs one solution at a time, are two
+# code paths: other sequence lengths and padding change the float32 reduction order in the same kernels (seen
+# ~1e-6). 1e-4 on a log-odds leaves room for other BLAS builds and still catches a wrong position or context.
 def test_one_pass_equals_input_cut_after_each_tag(prm, tiny_model, tiny_tokenizer):
     prompts, sols = _problems(3)
     one_pass = prm.score_solutions(prompts, sols)
@@ -171,7 +174,11 @@ def test_save_load_identical_rewards(tmp_path, saved_base, tiny_model, tiny_toke
              "ensemble": load_reward_model(tmp_path / "ensemble").score_solutions(prompts, sols)}
     flat = lambda xs: [x for r in xs for x in (r if isinstance(r, list) else [r])]  # noqa: E731
     for key in before:
-        assert flat(after[key]) == pytest.approx(flat(before[key]), abs=1e-6), key  # float32 round-off only
+        # Reloading gives bit-identical scores (reload vs reload is exact), but the in-memory PEFT model that was
+        # saved differs from its reload by float32 round-off in the decoder (measured <= 1e-7 here), so 1e-6.
+        assert flat(after[key]) == pytest.approx(flat(before[key]), abs=1e-6), key
+    again = CombinedRewardModel.load(tmp_path / "combined").score_solutions(prompts, sols)
+    assert again == after["combined"]  # load -> score twice on one machine and kernel: exact
 
 
 def test_saving_an_adapter_twice_gives_the_same_files(tmp_path, saved_base):
