@@ -133,6 +133,14 @@ def choose_threshold(step_scores: Sequence[Sequence[float]], first_errors: Seque
     return float(candidates[int(np.argmax(f1))])
 
 
+def process_reward_report(val_scores, val_labels, test_scores, test_labels) -> dict:
+    """A PRM's held-out figures: test step AUROC, and the first-error F1 at the threshold chosen on validation
+    (``choose_threshold``), plus that threshold. Scores are per-step rewards, labels per-step bools."""
+    threshold = choose_threshold(val_scores, [first_error_index(l) for l in val_labels])
+    report = first_error_report(test_scores, [first_error_index(l) for l in test_labels], threshold)
+    return {"step_auroc": step_auroc(test_scores, test_labels), **report}
+
+
 # ----------------------------------------------------------------------------- best-of-N
 
 def _subsets(n_candidates: int, n: int, rng, subsets: str):

@@ -74,6 +74,14 @@ class Profile:
         """The LoRA fields of this profile, for ``load_model(..., lora=profile.lora_config())``."""
         return {**DEFAULT_LORA, "r": self.lora_r, "lora_alpha": self.lora_alpha}
 
+    def reward_training_args(self) -> dict:
+        """The keywords of ``train_process_reward_model`` / ``train_outcome_reward_model`` this profile sets."""
+        return dict(learning_rate=self.reward_learning_rate, num_train_epochs=self.reward_epochs,
+                    per_device_train_batch_size=self.train_batch_size, per_device_eval_batch_size=self.eval_batch_size,
+                    gradient_accumulation_steps=self.gradient_accumulation_steps,
+                    gradient_checkpointing=self.gradient_checkpointing, max_length=self.max_length,
+                    device=self.device, dtype=self.dtype)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -83,11 +91,18 @@ def _tiny_base_dir() -> str:
     return os.environ.get("STEPDPO_TINY_BASE", str(TINY_BASE_DIR))
 
 
+def _tiny_reward_base_dir() -> str:
+    from .toyworld import TINY_VERIFIER_DIR
+    return os.environ.get("STEPDPO_TINY_REWARD_BASE", str(TINY_VERIFIER_DIR))
+
+
 PROFILES: dict[str, Profile] = {
     # Laptop CPU, minutes: the ~1M-parameter toy Llama in float32. Set quantization="4bit" to run the
     # exact QLoRA path on CPU (bitsandbytes >= 0.46); it is slower there and buys nothing at this size.
-    # $STEPDPO_TINY_REWARD_BASE gives the reward models another base (docs/benchmarks.md tries deeper ones).
-    "tiny": Profile(name="tiny", model_name=_tiny_base_dir(), reward_model_name=os.environ.get("STEPDPO_TINY_REWARD_BASE"),
+    # The reward models start from data/tiny-verifier: the tiny base pretrained as a verifier on ~1.5 M graded
+    # solutions (verifier_pretraining.py), as real PRMs start from a math-tuned LLM; $STEPDPO_TINY_REWARD_BASE
+    # gives them another base (e.g. data/tiny-base, the control of notebook 02).
+    "tiny": Profile(name="tiny", model_name=_tiny_base_dir(), reward_model_name=_tiny_reward_base_dir(),
                     quantization=None, dtype="float32", device="cpu",
                     max_length=256, max_new_tokens=160, train_batch_size=32, gradient_accumulation_steps=1,
                     eval_batch_size=128, gradient_checkpointing=False, lora_r=8, lora_alpha=16,

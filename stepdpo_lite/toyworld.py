@@ -43,6 +43,7 @@ STEP_TAG = "\nIs this step correct? Yes or No:"  # the verification tags of the 
 OUTCOME_TAG = "\nIs this solution correct? Yes or No:"  # the tiny tokenizer holds each as one token
 YES, NO = " Yes", " No"
 TINY_BASE_DIR = Path(__file__).resolve().parent.parent / "data" / "tiny-base"
+TINY_VERIFIER_DIR = TINY_BASE_DIR.parent / "tiny-verifier"  # the reward base (verifier_pretraining.py)
 
 _STEP_RE = re.compile(r"^(?:\n\n)?Step (\d+): (\d+) ([+\-*]) (\d+) = (-?\d+)(?:\n\nAnswer: (-?\d+))?$")
 

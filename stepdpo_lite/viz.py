@@ -276,6 +276,58 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
     return _finish(fig, save_to)
 
 
+def plot_verifier_pretraining(training_log, title=None, save_to=None):
+    """Validation AUROCs of a verifier pretraining run against training rows seen, from its
+    ``training_log.json`` (``verifier_pretraining``): every stage of the chain, one after the other."""
+    stages = [*training_log.get("earlier_stages", []), training_log]
+    fig, ax = plt.subplots(figsize=(7.2, 3.8), layout="constrained")
+    offset, colors = 0, {"step_auroc": NEUTRAL, "first_error_auroc": HIGHLIGHT, "outcome_auroc": WRONG}
+    names = {"step_auroc": "PRM step AUROC", "first_error_auroc": "PRM first-error AUROC (steps up to the first error)",
+             "outcome_auroc": "ORM AUROC"}
+    for k, stage in enumerate(stages):
+        curve = stage["curve"]
+        x = np.array([offset + r["rows_seen"] for r in curve]) / 1e6
+        for key, color in colors.items():
+            pts = [(xi, r[key]) for xi, r in zip(x, curve) if r.get(key) is not None]
+            if pts:
+                ax.plot(*np.array(pts).T, marker="o", markersize=3, color=color, label=names[key] if k == len(stages) - 1 else None)
+        if k:
+            ax.axvline(offset / 1e6, color="grey", ls=":", lw=1)
+        config = stage.get("config", {})
+        ax.text(offset / 1e6, 0.42, f" stage {k + 1}: {'process' if not config.get('outcome_fraction') else 'process + outcome'}",
+                fontsize=7, color="grey", va="bottom")
+        offset += curve[-1]["rows_seen"]
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set(xlabel="graded training rows seen (millions)", ylabel="validation AUROC", ylim=(0.4, 1.01),
+           title=title or "Pretraining the reward base as a verifier")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _finish(fig, save_to)
+
+
+def plot_reward_model_comparison(figures, keys=("step_auroc", "f1"), baseline=None, title=None, save_to=None):
+    """Grouped bars of reward models' held-out figures: ``figures[base][variant] = {"step_auroc": .., "f1": ..}``
+    (e.g. base "reward base", variants "zero-shot" and "after QLoRA"); one panel per key. ``baseline`` draws a
+    dashed line per key (e.g. the position-only step AUROC)."""
+    names = {"step_auroc": "step AUROC", "f1": "first-error F1", "auroc": "AUROC"}
+    variants = list(dict.fromkeys(v for rows in figures.values() for v in rows))
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.6), layout="constrained", squeeze=False)
+    width = 0.8 / max(len(variants), 1)
+    for ax, key in zip(axes[0], keys):
+        for j, variant in enumerate(variants):
+            xs = [i + (j - (len(variants) - 1) / 2) * width for i in range(len(figures))]
+            ys = [rows[variant][key] if variant in rows else np.nan for rows in figures.values()]
+            bars = ax.bar(xs, ys, width, label=variant, color=f"C{j}")
+            ax.bar_label(bars, fmt="%.2f", fontsize=7)
+        if baseline and key in baseline:
+            ax.axhline(baseline[key], color="grey", ls="--", lw=1, label="position-only baseline")
+        ax.set_xticks(range(len(figures)), list(figures), fontsize=8)
+        ax.set(ylim=(0, 1.08), title=names.get(key, key))
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title or "Held-out test split")
+    return _finish(fig, save_to)
+
+
 def _by_method(results) -> dict[str, dict[int, float]]:
     """``{method: {N: acc}}``; also accepts ``{N: {method: acc}}`` (the layout of ``metrics.json``)."""
     if results and all(str(k).isdigit() for k in results):

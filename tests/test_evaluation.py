@@ -5,7 +5,7 @@ import pytest
 
 from stepdpo_lite.evaluation import (best_of_n_accuracy, choose_threshold, first_error_f1, first_error_index,
                                      first_error_report, majority_vote_accuracy, outcome_auroc, position_only_scores,
-                                     predict_first_error, step_auroc)
+                                     predict_first_error, process_reward_report, step_auroc)
 
 
 def test_step_auroc_known_values():
@@ -49,6 +49,17 @@ def test_first_error_processbench_protocol_by_hand():
     assert first_error_f1(s, e, 0.35) == pytest.approx(2 * 0.5 * 1.0 / 1.5)  # D passes, C still flagged at step 0
     assert first_error_f1(s, e, 0.0) == 0.0  # nothing flagged: no erroneous solution is found
     assert first_error_index([True, True, False, False]) == 2 and first_error_index([True]) == -1
+
+
+def test_process_reward_report_takes_its_threshold_from_validation():
+    val_labels = [[True, False, False], [True, True], [False, True], [True, True]]  # first errors 1, -1, 0, -1
+    test_labels = [[True, True, True], [True, False]]
+    test_scores = [[0.9, 0.6, 0.7], [0.8, 0.1]]
+    report = process_reward_report(HAND["scores"], val_labels, test_scores, test_labels)
+    threshold = choose_threshold(HAND["scores"], [1, -1, 0, -1])
+    assert report["threshold"] == threshold
+    assert report["f1"] == first_error_f1(test_scores, [-1, 1], threshold)
+    assert report["step_auroc"] == step_auroc(test_scores, test_labels)
 
 
 def test_choose_threshold_is_the_best_threshold():

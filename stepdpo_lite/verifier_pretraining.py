@@ -1,0 +1,319 @@
+"""Pretraining the tiny reward base as a verifier, on synthetic graded toy-world solutions.
+
+Real process reward models start from a base that already reads mathematics (e.g. a math-tuned LLM): a base
+suited to the domain is the reference design's first best practice. The toy world's tiny base writes
+arithmetic but has never been asked to judge it, and notebook 02's QLoRA on 2,400 rows is about 500x too
+little data to learn that: a tag verifier learns nothing before ~450 k graded rows, then checks the
+arithmetic (data/tiny-verifier/README.md has the learning curve). So the tiny profile's reward models start
+from a base pretrained here, all weights, on fresh graded solutions encoded exactly as the reward models
+encode them (``ProcessRewardModel`` / ``OutcomeRewardModel``, GenRM-style: Zhang et al. 2024, arXiv:2408.15240)::
+
+    process rows:  prompt | step 1 | STEP_TAG | step 2 | STEP_TAG | ... | step K | STEP_TAG   (one label per tag)
+    outcome rows:  prompt | solution | OUTCOME_TAG                                            (one label)
+
+    loss = CE over {" Yes", " No"} at every tag  +  lm_weight * next-token CE on the solution tokens
+
+Labels are never in the input. A solution is the gold one or carries one arithmetic or copy error, carried on
+consistently (``toyworld.noisy_training_text``); step labels are the checker's (every step after the first
+error is wrong), the outcome label is whether the final answer is right. Validation: solutions the tiny
+policy samples itself on validation problems (like notebook 01's), labelled by the checker.
+
+    python -m stepdpo_lite.verifier_pretraining --out data/tiny-verifier            # defaults: the card's recipe
+    python -m stepdpo_lite.verifier_pretraining --out /tmp/v --rows 2000 --max-steps 20 --batch-size 16  # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from multiprocessing import Pool
+from pathlib import Path
+
+from . import toyworld
+from .evaluation import first_error_index, outcome_auroc, step_auroc
+from .runs import save_atomic
+
+CHUNK = 20_000  # problems per data chunk; chunk i is seeded 1000 + i (so --rows 100000 is the reference data)
+
+
+@dataclass
+class VerifierPretrainingConfig:
+    """Everything one pretraining run depends on (saved in its ``training_log.json``)."""
+
+    out: str = field(default=str(toyworld.TINY_VERIFIER_DIR), metadata={"help": "Where the model, tokenizer and log go."})
+    init: str = field(default=str(toyworld.TINY_BASE_DIR), metadata={
+        "help": "Model to continue: data/tiny-base, or an earlier verifier (e.g. to add the outcome format)."})
+    rows: int = field(default=100_000, metadata={"help": "Distinct training problems, one graded solution each."})
+    outcome_fraction: float = field(default=0.5, metadata={
+        "help": "Share of rows in the outcome format (one tag after the solution); the rest are process rows."})
+    error_rate: float = field(default=0.5, metadata={"help": "Share of solutions that carry one error."})
+    min_ops: int = field(default=1, metadata={"help": "Fewest steps of a training problem."})
+    max_ops: int = field(default=8, metadata={"help": "Most steps of a training problem (the tutorial uses 2-6)."})
+    lm_weight: float = field(default=1.0, metadata={"help": "Weight of the next-token loss on solution tokens."})
+    batch_size: int = field(default=512, metadata={"help": "Rows per optimizer step."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (constant after warm-up)."})
+    warmup_steps: int = field(default=0, metadata={"help": "Linear warm-up steps."})
+    max_steps: int = field(default=2500, metadata={"help": "Optimizer steps."})
+    eval_every: int = field(default=300, metadata={"help": "Validate (and checkpoint) every this many steps."})
+    n_eval_problems: int = field(default=150, metadata={"help": "Validation problems; the policy samples 4 each."})
+    eval_policy: str = field(default=str(toyworld.TINY_BASE_DIR), metadata={
+        "help": "Policy whose own samples make the validation set (the solutions the reward models will judge)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the Trainer and of the validation samples."})
+    device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda' or None (cuda when available)."})
+    num_proc: int = field(default=2, metadata={"help": "Processes that generate the training rows."})
+    checkpoint_dir: str | None = field(default=None, metadata={
+        "help": "Trainer checkpoints, for --resume (default: <out>.checkpoints beside out)."})
+
+
+# ----------------------------------------------------------------------------- graded rows
+
+def _graded_chunk(args) -> list[dict]:
+    seed, n, error_rate, min_ops, max_ops, outcome_fraction = args
+    noise, kinds = random.Random(seed), random.Random(f"kind-{seed}")  # the kind draw leaves the noise untouched
+    rows = []
+    for p in toyworld.make_problems(n, "train", seed=seed, min_ops=min_ops, max_ops=max_ops):
+        verdict = toyworld.check(p, toyworld.noisy_training_text(p, noise, error_rate))
+        if kinds.random() < outcome_fraction:
+            rows.append({"prompt": p.prompt, "completion": "".join(verdict.steps), "label": verdict.answer_correct})
+        else:
+            rows.append({"prompt": p.prompt, "completions": verdict.steps, "labels": verdict.step_labels})
+    return rows
+
+
+def graded_rows(n: int, error_rate: float = 0.5, min_ops: int = 1, max_ops: int = 8, outcome_fraction: float = 0.5,
+                num_proc: int = 1) -> list[dict]:
+    """``n`` graded training solutions: stepwise rows (``prompt, completions, labels``) and, with
+    ``outcome_fraction``, outcome rows (``prompt, completion, label``). Chunk i of ``CHUNK`` problems is seeded
+    ``1000 + i``, so the rows depend only on the arguments, not on ``num_proc``."""
+    if n < 1 or not 0 <= outcome_fraction <= 1 or not 0 <= error_rate <= 1:
+        raise ValueError(f"graded_rows: need n >= 1 and fractions in [0, 1], got {n}, {outcome_fraction}, {error_rate}")
+    jobs = [(1000 + i, min(CHUNK, n - start), error_rate, min_ops, max_ops, outcome_fraction)
+            for i, start in enumerate(range(0, n, CHUNK))]
+    if num_proc > 1 and len(jobs) > 1:
+        with Pool(min(num_proc, len(jobs))) as pool:
+            parts = pool.map(_graded_chunk, jobs)
+    else:
+        parts = [_graded_chunk(job) for job in jobs]
+    return [row for part in parts for row in part]
+
+
+def encode_rows(process, outcome, rows: list[dict]) -> list[dict]:
+    """Rows -> features with the reward models' own encodings: ``input_ids``, ``tag_positions``, ``tag_labels``,
+    and ``solution_start`` (the first solution token: the next-token loss starts there)."""
+    from .reward_training import tokenize_rows
+    kinds = ["completions" in row for row in rows]
+    features: list[dict | None] = [None] * len(rows)
+    for is_process, verifier in ((True, process), (False, outcome)):
+        index = [i for i, k in enumerate(kinds) if k == is_process]
+        if not index:
+            continue
+        part = [rows[i] for i in index]
+        prompt_lengths = [len(verifier.prefix_ids) + len(ids) for ids in verifier._tokenize([r["prompt"] for r in part])]
+        for i, feature, start in zip(index, tokenize_rows(verifier, part), prompt_lengths):
+            features[i] = {**feature, "solution_start": start}
+    return features
+
+
+class GradedCollator:
+    """``reward_training.TagCollator``'s batch plus ``lm_labels``: the input ids, -100 on the prompt and padding."""
+
+    def __init__(self, pad_token_id: int):
+        from .reward_training import TagCollator
+        self.tags = TagCollator(pad_token_id)
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = self.tags(features)
+        labels = batch["input_ids"].clone()
+        labels[batch["attention_mask"] == 0] = -100
+        for i, f in enumerate(features):
+            labels[i, :f["solution_start"]] = -100
+        batch["lm_labels"] = labels
+        return batch
+
+
+def _pretraining_trainer_class():
+    import torch.nn.functional as F
+
+    from .reward_training import _trainer_class
+
+    class VerifierPretrainingTrainer(_trainer_class()):
+        """The reward models' {Yes, No} loss at the tags, plus ``lm_weight`` x next-token loss on the solution."""
+
+        def __init__(self, *args, lm_weight: float = 1.0, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.lm_weight = lm_weight
+
+        def _loss_and_rewards(self, model, inputs):
+            logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+            pair = logits[inputs["tag_rows"], inputs["tag_cols"]][:, [self.yes_id, self.no_id]].float()
+            loss = F.cross_entropy(pair, 1 - inputs["tag_labels"].long())  # class 0 = Yes (correct), 1 = No
+            if self.lm_weight and "lm_labels" in inputs:
+                shifted = inputs["lm_labels"][:, 1:]
+                loss = loss + self.lm_weight * F.cross_entropy(
+                    logits[:, :-1].float().reshape(-1, logits.size(-1)), shifted.reshape(-1), ignore_index=-100)
+            return loss, pair[:, 0] - pair[:, 1]
+
+    return VerifierPretrainingTrainer
+
+
+# ----------------------------------------------------------------------------- validation
+
+def validation_set(policy_path: str, n_problems: int = 150, seed: int = 0, device: str | None = None) -> dict:
+    """Solutions the policy samples itself (4 per validation problem, T = 1), with the checker's labels:
+    ``prompts``, ``steps``, ``step_labels``, ``solutions``, ``answer_correct``."""
+    model, tok = toyworld.load_tiny_base(policy_path, device=device)
+    problems = toyworld.make_problems(n_problems, "validation", seed=seed)
+    samples = toyworld.sample_solutions(model, tok, problems, n=4, temperature=1.0, seed=seed, progress=False)
+    out = {"prompts": [], "steps": [], "step_labels": [], "solutions": [], "answer_correct": []}
+    for p, sols in zip(problems, samples):
+        for s in sols:
+            verdict = toyworld.check(p, s)
+            if not verdict.steps:  # a blank sample has nothing to judge
+                continue
+            out["prompts"].append(p.prompt)
+            out["steps"].append(verdict.steps)
+            out["step_labels"].append(verdict.step_labels)
+            out["solutions"].append(s)
+            out["answer_correct"].append(verdict.answer_correct)
+    return out
+
+
+def verifier_metrics(process, outcome, val: dict, batch_size: int = 256) -> dict:
+    """Step AUROC, first-error AUROC (steps up to the first wrong one: does it find *where*), outcome AUROC."""
+    step_rewards = process.score_solutions(val["prompts"], val["steps"], batch_size=batch_size)
+    upto_rewards, upto_labels = [], []
+    for rewards, labels in zip(step_rewards, val["step_labels"]):
+        last = first_error_index(labels)
+        last = len(labels) - 1 if last < 0 else last
+        upto_rewards += rewards[:last + 1]
+        upto_labels += labels[:last + 1]
+    outcome_rewards = outcome.score_solutions(val["prompts"], val["solutions"], batch_size=batch_size)
+    return {"step_auroc": round(step_auroc(step_rewards, val["step_labels"]), 4),
+            "first_error_auroc": round(step_auroc([upto_rewards], [upto_labels]), 4),
+            "outcome_auroc": round(outcome_auroc(outcome_rewards, val["answer_correct"]), 4)}
+
+
+# ----------------------------------------------------------------------------- the run
+
+def earlier_stages(init: str | os.PathLike) -> list[dict]:
+    """The stages that made ``init``, oldest first, from its ``training_log.json`` (written by this module): a
+    verifier continued from another verifier keeps the whole chain, so its card can draw one learning curve."""
+    path = Path(init) / "training_log.json"
+    log = json.loads(path.read_text()) if path.exists() else {}
+    if not isinstance(log, dict) or "curve" not in log:  # e.g. data/tiny-base: a policy, not a verifier stage
+        return []
+    return [*log.get("earlier_stages", []), {k: v for k, v in log.items() if k != "earlier_stages"}]
+
+
+def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, callbacks=()) -> dict:
+    """Run the pretraining of ``config``; save model, tokenizer and ``training_log.json`` (the config, the
+    validation curve, times, hardware) to ``config.out`` atomically. Returns the log. ``resume``: continue from
+    the last checkpoint in ``checkpoint_dir``; ``callbacks``: more ``transformers.TrainerCallback`` objects."""
+    import torch
+    from transformers import TrainerCallback, TrainingArguments, set_seed
+
+    from .models import resolve_device, trainer_precision
+    from .rewards import OutcomeRewardModel, ProcessRewardModel
+
+    c = config
+    started = time.time()
+    set_seed(c.seed)
+    device = resolve_device(c.device)
+    model, tok = toyworld.load_tiny_base(c.init, device=device)
+    model.train()
+    process, outcome = ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok)
+    rows = graded_rows(c.rows, c.error_rate, c.min_ops, c.max_ops, c.outcome_fraction, c.num_proc)
+    features = encode_rows(process, outcome, rows)
+    val = validation_set(c.eval_policy, c.n_eval_problems, c.seed, device)
+    prep_seconds = time.time() - started
+    print(json.dumps({"rows": len(features), "outcome_rows": sum("label" in r for r in rows),
+                      "validation_solutions": len(val["prompts"]), "prep_seconds": round(prep_seconds, 1),
+                      "device": device}), flush=True)
+
+    curve: list[dict] = []
+
+    def validate(step: int) -> None:
+        was_training = model.training
+        metrics = verifier_metrics(process, outcome, val)
+        model.train(was_training)
+        record = {"step": step, "rows_seen": step * c.batch_size, "minutes": round((time.time() - started) / 60, 2),
+                  **metrics}
+        curve.append(record)
+        print(json.dumps(record), flush=True)
+
+    class Validate(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.global_step == 0:  # a fresh run: where it starts, the init model zero-shot
+                validate(0)
+                state.log_history.append({"step": 0, "validation": curve[-1]})
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step % c.eval_every == 0 or state.global_step == state.max_steps:
+                validate(state.global_step)
+                state.log_history.append({"step": state.global_step, "validation": curve[-1]})  # kept in checkpoints
+
+    checkpoints = Path(c.checkpoint_dir or f"{c.out.rstrip('/')}.checkpoints")
+    on_gpu = device.startswith("cuda")
+    args = TrainingArguments(
+        output_dir=str(checkpoints), per_device_train_batch_size=c.batch_size, learning_rate=c.learning_rate,
+        max_steps=c.max_steps, warmup_steps=c.warmup_steps, lr_scheduler_type="constant_with_warmup",
+        weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.98, max_grad_norm=1.0, logging_steps=50,
+        save_strategy="steps", save_steps=c.eval_every, save_total_limit=1, report_to=[], seed=c.seed,
+        data_seed=c.seed, use_cpu=not on_gpu, remove_unused_columns=False, dataloader_num_workers=0,
+        **trainer_precision(torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float32, device),
+        disable_tqdm=False)
+    trainer = _pretraining_trainer_class()(
+        model=model, args=args, train_dataset=features, data_collator=GradedCollator(tok.pad_token_id),
+        processing_class=tok, yes_id=process.yes_id, no_id=process.no_id, lm_weight=c.lm_weight,
+        callbacks=[Validate(), *callbacks])
+    if resume:  # the curve so far was kept in the checkpoint's log history
+        last = max(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]), default=None)
+        if last is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {checkpoints}")
+        history = json.loads((last / "trainer_state.json").read_text())["log_history"]
+        curve += [h["validation"] for h in history if "validation" in h]
+    trainer.train(resume_from_checkpoint=resume or None)
+    model.eval()
+
+    log = {"config": dataclasses.asdict(c), "curve": curve, "earlier_stages": earlier_stages(c.init),
+           "loss_history": [h for h in trainer.state.log_history if "loss" in h],
+           "steps": trainer.state.global_step, "rows_seen": trainer.state.global_step * c.batch_size,
+           "wall_seconds": round(time.time() - started, 1), "prep_seconds": round(prep_seconds, 1),
+           "hardware": torch.cuda.get_device_name() if on_gpu else f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
+           "torch": torch.__version__}
+    out = Path(c.out)
+
+    def write(tmp: str) -> None:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        Path(tmp, "training_log.json").write_text(json.dumps(log, indent=1))
+        if (out / "README.md").exists():  # the model card is written by hand: keep it
+            shutil.copy(out / "README.md", Path(tmp, "README.md"))
+
+    save_atomic(out, write)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return log
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.verifier_pretraining",
+                                     description=__doc__.split("\n\n")[0])
+    for f in dataclasses.fields(VerifierPretrainingConfig):
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, help=f.metadata["help"])
+    parser.add_argument("--resume", action="store_true", help="Continue from the last checkpoint of the same run.")
+    args = vars(parser.parse_args(argv))
+    resume = args.pop("resume")
+    log = pretrain_verifier(VerifierPretrainingConfig(**args), resume=resume)
+    print(json.dumps({k: log[k] for k in ("steps", "rows_seen", "wall_seconds")} | {"final": log["curve"][-1]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Verifier pretraining of the tiny reward base (stepdpo_lite.verifier_pretraining), at CPU test sizes."""
+import json
+import random
+
+import pytest
+import torch
+
+from stepdpo_lite import toyworld
+from stepdpo_lite import verifier_pretraining as vp
+from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
+
+
+def test_graded_rows_are_seeded_labelled_by_the_checker_and_mix_both_formats():
+    rows = vp.graded_rows(600, outcome_fraction=0.5, min_ops=1, max_ops=8)
+    assert rows == vp.graded_rows(600, outcome_fraction=0.5, min_ops=1, max_ops=8, num_proc=2)
+    outcome = [r for r in rows if "completion" in r]
+    process = [r for r in rows if "completions" in r]
+    assert len(outcome) + len(process) == 600 and 0.4 < len(outcome) / 600 < 0.6
+    assert {len(r["completions"]) for r in process} == set(range(1, 9))  # every step count 1..8
+    for r in process[:50]:
+        verdict = toyworld.check(toyworld.parse_prompt(r["prompt"]), "".join(r["completions"]))
+        assert r["labels"] == verdict.step_labels
+    for r in outcome[:50]:
+        assert r["label"] == toyworld.check(toyworld.parse_prompt(r["prompt"]), r["completion"]).answer_correct
+    assert 0.3 < sum(r["label"] for r in outcome) / len(outcome) < 0.7  # error_rate 0.5
+    with pytest.raises(ValueError, match="fractions"):
+        vp.graded_rows(10, outcome_fraction=1.5)
+
+
+def test_process_rows_reproduce_the_reference_recipe_data():
+    # ../shared/verifier's run drew chunk i as make_problems(20000, "train", seed=1000 + i) with
+    # noisy_training_text(p, Random(seed), 0.5); --outcome-fraction 0 --min-ops 2 --max-ops 6 gives those rows.
+    rows = vp.graded_rows(30, outcome_fraction=0.0, min_ops=2, max_ops=6)
+    rng = random.Random(1000)
+    for row, p in zip(rows, toyworld.make_problems(30, "train", seed=1000)):
+        verdict = toyworld.check(p, toyworld.noisy_training_text(p, rng, 0.5))
+        assert row == {"prompt": p.prompt, "completions": verdict.steps, "labels": verdict.step_labels}
+
+
+def test_rows_are_encoded_as_the_reward_models_encode_them(tiny_model, tiny_tokenizer):
+    process, outcome = ProcessRewardModel(tiny_model, tiny_tokenizer), OutcomeRewardModel(tiny_model, tiny_tokenizer)
+    rows = vp.graded_rows(20, outcome_fraction=0.5)
+    features = vp.encode_rows(process, outcome, rows)
+    for row, f in zip(rows, features):
+        if "completions" in row:
+            ids, positions = process.encode(row["prompt"], row["completions"])
+            labels = [int(x) for x in row["labels"]]
+        else:
+            ids, positions = outcome.encode(row["prompt"], row["completion"])
+            labels = [int(row["label"])]
+        assert (f["input_ids"], f["tag_positions"], f["tag_labels"]) == (ids, positions, labels)
+        prompt_ids = tiny_tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
+        assert f["input_ids"][:f["solution_start"]] == process.prefix_ids + prompt_ids
+    batch = vp.GradedCollator(tiny_tokenizer.pad_token_id)(features[:4])
+    for i, f in enumerate(features[:4]):
+        lm = batch["lm_labels"][i]
+        n = len(f["input_ids"])
+        assert (lm[:f["solution_start"]] == -100).all() and (lm[n:] == -100).all()
+        assert lm[f["solution_start"]:n].tolist() == f["input_ids"][f["solution_start"]:]
+
+
+def test_loss_is_the_tag_loss_plus_the_weighted_next_token_loss(tiny_model, tiny_tokenizer):
+    import torch.nn.functional as F
+    from transformers import TrainingArguments
+    process, outcome = ProcessRewardModel(tiny_model, tiny_tokenizer), OutcomeRewardModel(tiny_model, tiny_tokenizer)
+    features = vp.encode_rows(process, outcome, vp.graded_rows(8))
+    batch = vp.GradedCollator(tiny_tokenizer.pad_token_id)(features)
+    args = TrainingArguments(output_dir="/tmp/unused", use_cpu=True, report_to=[])
+    losses = {}
+    for w in (0.0, 0.5):
+        trainer = vp._pretraining_trainer_class()(model=tiny_model, args=args, yes_id=process.yes_id,
+                                                   no_id=process.no_id, lm_weight=w)
+        losses[w] = trainer.compute_loss(tiny_model, batch).item()
+    logits = tiny_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    tag = F.cross_entropy(logits[batch["tag_rows"], batch["tag_cols"]][:, [process.yes_id, process.no_id]],
+                          1 - batch["tag_labels"])
+    lm = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), batch["lm_labels"][:, 1:].reshape(-1))
+    assert losses[0.0] == pytest.approx(tag.item(), abs=1e-5)
+    assert losses[0.5] == pytest.approx(tag.item() + 0.5 * lm.item(), abs=1e-5)
+
+
+def _config(tmp_path, name, **kw):
+    return vp.VerifierPretrainingConfig(out=str(tmp_path / name), rows=96, batch_size=16, max_steps=4, eval_every=2,
+                                        n_eval_problems=3, learning_rate=1e-3, device="cpu", num_proc=1,
+                                        checkpoint_dir=str(tmp_path / f"{name}.ckpt"), **kw)
+
+
+def test_a_run_saves_a_reward_base_with_its_curve_and_resumes_exactly(tmp_path):
+    from transformers import TrainerCallback
+
+    log = vp.pretrain_verifier(_config(tmp_path, "full"))
+    assert [r["step"] for r in log["curve"]] == [0, 2, 4] and log["rows_seen"] == 64
+    assert all(0 <= r["step_auroc"] <= 1 and 0 <= r["outcome_auroc"] <= 1 for r in log["curve"])
+    saved = json.loads((tmp_path / "full" / "training_log.json").read_text())
+    assert saved["curve"] == log["curve"] and saved["config"]["rows"] == 96
+    assert not (tmp_path / "full.ckpt").exists()  # checkpoints are scratch
+    prm, orm = ProcessRewardModel(str(tmp_path / "full"), device="cpu"), OutcomeRewardModel(str(tmp_path / "full"), device="cpu")
+    p = toyworld.make_problems(1, "test")[0]
+    assert len(prm.score_solutions([p.prompt], [p.gold_solution])[0]) == len(p.ops)
+    assert len(orm.score_solutions([p.prompt], [p.gold_solution])) == 1
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3:  # after checkpoint-2 was written
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        vp.pretrain_verifier(_config(tmp_path, "cut"), callbacks=[Interrupt()])
+    assert (tmp_path / "cut.ckpt" / "checkpoint-2").exists() and not (tmp_path / "cut").exists()
+    resumed = vp.pretrain_verifier(_config(tmp_path, "cut"), resume=True)
+    assert [r["step"] for r in resumed["curve"]] == [0, 2, 4]
+    assert resumed["curve"][-1] == {**log["curve"][-1], "minutes": resumed["curve"][-1]["minutes"]}
+    from safetensors.torch import load_file
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # one machine, one kernel: exact
