@@ -202,7 +202,11 @@ class GenerativeVerifier:
         try:
             for start in tqdm(range(0, len(order), batch_size), desc="scoring", disable=not progress):
                 batch = order[start:start + batch_size]
-                ids, mask = right_pad([encoded[i][0] for i in batch], pad_id, self.device)
+                ids, _ = right_pad([encoded[i][0] for i in batch], pad_id, self.device)
+                # The padding is on the right, after every real token, and a causal model's output at a token
+                # never depends on the tokens after it: the padding mask cannot change a reward. Without it
+                # (all ones) SDPA takes its causal kernel instead of a (batch, length, length) mask per layer.
+                mask = torch.ones_like(ids)
                 rows = torch.tensor([r for r, i in enumerate(batch) for _ in encoded[i][1]], device=self.device)
                 cols = torch.tensor([p for i in batch for p in encoded[i][1]], device=self.device)
                 with torch.inference_mode():

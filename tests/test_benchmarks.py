@@ -21,3 +21,56 @@ def test_gpu_profiles_smoke_on_cpu():
     # the rows are filled close to max_length, as the memory figures need
     assert 32 < t4["prm_train"]["mean_tokens_per_row"] <= 64 and t4["prm_train"]["tokens_per_s"] > 0
     assert t4["prm_score"]["steps_per_s"] > 0
+
+
+def _load_prm_scoring():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("prm_scoring", ROOT / "benchmarks" / "prm_scoring.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _padded(lengths, batch_size):
+    """Tokens with padding when sorted by length and cut into batches, as ``_score_encoded`` does."""
+    lengths = sorted(lengths, reverse=True)
+    return sum(len(lengths[i:i + batch_size]) * lengths[i] for i in range(0, len(lengths), batch_size))
+
+
+def test_prm_scoring_bounds_and_processbench(tiny_model, tiny_tokenizer):
+    out = subprocess.run([sys.executable, "benchmarks/prm_scoring.py", "--threads", "1", "--n", "16", "--repeats", "1",
+                          "--batch-size", "4", "--pb-rows", "3", "--pb-repeats", "1", "--pb-batch-size", "2",
+                          "--pb-hidden", "64", "--pb-layers", "1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for key in ("speedup", "steps_per_s", "bound_tokens", "bound_padded_tokens", "speedup_vs_bound",
+                "processbench_speedup", "processbench_bound_tokens", "processbench_bound_padded_tokens"):
+        assert isinstance(result[key], (int, float)) and result[key] > 0, key
+    assert result["speedup_vs_bound"] == round(result["speedup"] / result["bound_tokens"], 3)
+
+    # the token counts, recomputed here from the one-pass encodings: the per-step design reads each
+    # solution's prefix up to and including step k's tag, for every k
+    bench = _load_prm_scoring()
+    from stepdpo_lite import toyworld
+    from stepdpo_lite.rewards import ProcessRewardModel
+    try:
+        _, toy_tokenizer = toyworld.load_tiny_base()
+    except FileNotFoundError:
+        toy_tokenizer = tiny_tokenizer
+    parts = [("", ProcessRewardModel(tiny_model, toy_tokenizer), bench.toy_solutions(16), 16, 4),
+             ("processbench_", ProcessRewardModel(tiny_model, tiny_tokenizer, max_length=10**5),
+              bench.processbench_solutions(rows=3), 3, 2)]
+    for prefix, prm, (prompts, solutions), n, batch_size in parts:
+        encoded = [prm.encode(p, s) for p, s in zip(prompts, solutions)]
+        whole = [len(ids) for ids, _ in encoded]
+        prefixes = [pos + 1 for _, positions in encoded for pos in positions]
+        assert result[prefix + "n_solutions"] == n and result[prefix + "n_steps"] == len(prefixes)
+        assert result[prefix + "tokens_one_pass"] == sum(whole)
+        assert result[prefix + "tokens_per_step_forward"] == sum(prefixes)
+        assert result[prefix + "padded_tokens_one_pass"] == _padded(whole, batch_size)
+        assert result[prefix + "padded_tokens_per_step_forward"] == _padded(prefixes, batch_size)
+        assert 1 < result[prefix + "bound_tokens"] <= max(len(s) for s in solutions)
+        assert abs(result[prefix + "bound_tokens"] - sum(prefixes) / sum(whole)) < 1e-4
+        assert abs(result[prefix + "bound_padded_tokens"]
+                   - _padded(prefixes, batch_size) / _padded(whole, batch_size)) < 1e-4
