@@ -40,7 +40,7 @@ from . import toyworld
 from .evaluation import first_error_index, outcome_auroc, step_auroc
 from .runs import save_atomic
 
-CHUNK = 20_000  # problems per data chunk; chunk i is seeded 1000 + i (so --rows 100000 is the reference data)
+CHUNK = 20_000  # problems per data chunk; chunk i is seeded data_seed + i (1000: --rows 100000 is the reference data)
 
 
 @dataclass
@@ -51,6 +51,8 @@ class VerifierPretrainingConfig:
     init: str = field(default=str(toyworld.TINY_BASE_DIR), metadata={
         "help": "Model to continue: data/tiny-base, or an earlier verifier (e.g. to add the outcome format)."})
     rows: int = field(default=100_000, metadata={"help": "Distinct training problems, one graded solution each."})
+    data_seed: int = field(default=1000, metadata={
+        "help": "Chunk i of the rows is seeded data_seed + i: a later stage takes other problems with another one."})
     outcome_fraction: float = field(default=0.5, metadata={
         "help": "Share of rows in the outcome format (one tag after the solution); the rest are process rows."})
     error_rate: float = field(default=0.5, metadata={"help": "Share of solutions that carry one error."})
@@ -88,13 +90,13 @@ def _graded_chunk(args) -> list[dict]:
 
 
 def graded_rows(n: int, error_rate: float = 0.5, min_ops: int = 1, max_ops: int = 8, outcome_fraction: float = 0.5,
-                num_proc: int = 1) -> list[dict]:
+                num_proc: int = 1, data_seed: int = 1000) -> list[dict]:
     """``n`` graded training solutions: stepwise rows (``prompt, completions, labels``) and, with
     ``outcome_fraction``, outcome rows (``prompt, completion, label``). Chunk i of ``CHUNK`` problems is seeded
-    ``1000 + i``, so the rows depend only on the arguments, not on ``num_proc``."""
+    ``data_seed + i``, so the rows depend only on the arguments, not on ``num_proc``."""
     if n < 1 or not 0 <= outcome_fraction <= 1 or not 0 <= error_rate <= 1:
         raise ValueError(f"graded_rows: need n >= 1 and fractions in [0, 1], got {n}, {outcome_fraction}, {error_rate}")
-    jobs = [(1000 + i, min(CHUNK, n - start), error_rate, min_ops, max_ops, outcome_fraction)
+    jobs = [(data_seed + i, min(CHUNK, n - start), error_rate, min_ops, max_ops, outcome_fraction)
             for i, start in enumerate(range(0, n, CHUNK))]
     if num_proc > 1 and len(jobs) > 1:
         with Pool(min(num_proc, len(jobs))) as pool:
@@ -229,7 +231,7 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
     model, tok = toyworld.load_tiny_base(c.init, device=device)
     model.train()
     process, outcome = ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok)
-    rows = graded_rows(c.rows, c.error_rate, c.min_ops, c.max_ops, c.outcome_fraction, c.num_proc)
+    rows = graded_rows(c.rows, c.error_rate, c.min_ops, c.max_ops, c.outcome_fraction, c.num_proc, c.data_seed)
     features = encode_rows(process, outcome, rows)
     val = validation_set(c.eval_policy, c.n_eval_problems, c.seed, device)
     prep_seconds = time.time() - started

@@ -23,6 +23,9 @@ def test_graded_rows_are_seeded_labelled_by_the_checker_and_mix_both_formats():
     for r in outcome[:50]:
         assert r["label"] == toyworld.check(toyworld.parse_prompt(r["prompt"]), r["completion"]).answer_correct
     assert 0.3 < sum(r["label"] for r in outcome) / len(outcome) < 0.7  # error_rate 0.5
+    other = vp.graded_rows(600, outcome_fraction=0.5, min_ops=1, max_ops=8, data_seed=2000)  # a later stage's rows
+    shared = {r["prompt"] for r in rows} & {r["prompt"] for r in other}  # only short problems can meet by chance
+    assert len(shared) < 60 and all(r["prompt"].count("Step") <= 3 for r in rows if r["prompt"] in shared)
     with pytest.raises(ValueError, match="fractions"):
         vp.graded_rows(10, outcome_fraction=1.5)
 
