@@ -1,4 +1,4 @@
-# Two commands: `make tutorial` (run notebooks 01->06 on the tiny profile) and `make test`.
+# Two commands: `make tutorial` (run notebooks 01->07 on the tiny profile) and `make test`.
 # Both create .venv when it is missing, from requirements.lock: the exact versions CI tested.
 PYTHON ?= python3
 VENV := .venv

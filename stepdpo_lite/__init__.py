@@ -20,7 +20,8 @@ _EXPORTS = {
 }
 
 _MODULES = ("toyworld", "data", "labelling", "public_datasets", "gsm8k", "evaluation", "viz", "steps", "models",
-            "rewards", "reward_ensembles", "losses", "stepwise_data", "trainer", "reward_training", "runs", "tutorial")
+            "rewards", "reward_ensembles", "losses", "stepwise_data", "trainer", "reward_training", "runs", "tutorial",
+            "tasks", "budget", "colab", "smoke", "search", "verifier_pretraining")
 
 __all__ = sorted(_EXPORTS) + list(_MODULES)
 

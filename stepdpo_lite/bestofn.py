@@ -1,18 +1,18 @@
 """Held-out evaluation shared by notebooks 05 and 06: test problems, grading, reward-model selection scores,
 best-of-N tables ("Let's Verify Step by Step" in miniature, Lightman et al. 2023) and greedy policy accuracy.
 
-Works on the toy world (``toyworld.Problem``: every step checked) and on GSM8K (``gsm8k.GSM8KProblem``:
-final answer only). A candidate a reward model cannot read (blank, or longer than its context) gets the
-score ``FLOOR``: it is picked only when every candidate of its problem is unreadable.
+Works on any task of ``tasks.py``: the toy world (``toyworld.Problem``: every step checked) and GSM8K
+(``gsm8k.GSM8KProblem``: final answer only); grading goes through the problems' own grader. A candidate a
+reward model cannot read (blank, or longer than its context) gets the score ``FLOOR``: it is picked only when
+every candidate of its problem is unreadable.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
-from . import gsm8k, toyworld
+from . import tasks
 from .evaluation import best_of_n_accuracy, majority_vote_accuracy
 from .losses import aggregate_rewards
 
@@ -20,47 +20,38 @@ PRM_AGGREGATIONS = ("min", "product", "last")
 FLOOR = -1e9
 
 
-def held_out_problems(profile: str, n: int, seed: int = 0, tokenizer=None) -> list:
-    """The first ``n`` held-out test problems: the very ones notebook 01 drew (same ``seed``)."""
-    if profile == "tiny":
-        return toyworld.make_problems(n, "test", seed=seed)
-    if tokenizer is None:
-        raise ValueError("held_out_problems: GSM8K prompts are chat-formatted, pass the policy's tokenizer")
-    return gsm8k.load_problems(tokenizer, n_train=0, n_eval=n, seed=seed)["test"]
+def held_out_problems(profile, n: int, seed: int = 0, tokenizer=None) -> list:
+    """The first ``n`` held-out test problems of a profile's task (a profile or its name): the very ones
+    notebook 01 drew (same ``seed``). GSM8K prompts are chat-formatted: pass the policy's ``tokenizer``."""
+    return tasks.get_task(profile).held_out(n, seed=seed, tokenizer=tokenizer)
 
 
 def final_answer(problem, solution: str):
-    """The stated final answer (a number), or None. Toy world: as ``toyworld.check`` reads it, so that a vote
-    for the gold answer is a correct solution (the right number after a step that does not parse is no vote)."""
-    if not isinstance(problem, toyworld.Problem):
-        return gsm8k.extract_answer(solution)
-    if toyworld.check(problem, solution).answer_correct:
-        return float(problem.answer)
-    m = re.search(r"Answer: (-?\d+)\s*$", solution)
-    return float(m.group(1)) if m and int(m.group(1)) != problem.answer else None
+    """The stated final answer (a number), or None, as the problem's grader reads it (toy world: a vote for the
+    gold answer is a correct solution; the right number after a step that does not parse is no vote)."""
+    return problem.final_answer(solution)
 
 
 def gold_answer(problem) -> float:
-    return float(problem.answer) if isinstance(problem, toyworld.Problem) else float(str(problem.answer).replace(",", ""))
+    return problem.gold_answer()
 
 
 def is_correct(problem, solution: str) -> bool:
-    toy = isinstance(problem, toyworld.Problem)
-    return toyworld.check(problem, solution).answer_correct if toy else gsm8k.is_correct(solution, problem.answer)
+    return problem.is_correct(solution)
 
 
 def step_labels(problem, solution: str):
     """Gold step labels (toy world), or None where no step checker exists (GSM8K)."""
-    return toyworld.check(problem, solution).step_labels if isinstance(problem, toyworld.Problem) else None
+    return problem.step_labels(solution)
 
 
 def grade(problems, solutions) -> dict:
     """``solutions[i][j]`` -> ``{"correct", "answers"}`` (same shape) and ``"gold"`` (one per problem)."""
     if len(problems) != len(solutions):
         raise ValueError(f"grade: {len(problems)} problems but {len(solutions)} solution lists")
-    return {"correct": [[is_correct(p, s) for s in ss] for p, ss in zip(problems, solutions)],
-            "answers": [[final_answer(p, s) for s in ss] for p, ss in zip(problems, solutions)],
-            "gold": [gold_answer(p) for p in problems]}
+    return {"correct": [[p.is_correct(s) for s in ss] for p, ss in zip(problems, solutions)],
+            "answers": [[p.final_answer(s) for s in ss] for p, ss in zip(problems, solutions)],
+            "gold": [p.gold_answer() for p in problems]}
 
 
 # ----------------------------------------------------------------------------- reward-model scores
@@ -83,7 +74,7 @@ def _score_flat(score, prompts, texts) -> list:
 
 def score_candidates(model, problems, solutions) -> list[list]:
     """Per problem, per candidate: a PRM's step rewards (lists), an ORM's or combined model's reward, or None."""
-    prompts = [p.prompt for p, ss in zip(problems, solutions) for _ in ss]
+    prompts = [pr for pr, ss in zip(tasks.prompts_of(problems), solutions) for _ in ss]
     flat = iter(_score_flat(model.score_solutions, prompts, [s for ss in solutions for s in ss]))
     return [[next(flat) for _ in ss] for ss in solutions]
 
@@ -187,8 +178,8 @@ def load_policy(path, quantization=None, merge: bool = True):
 
 def greedy_solutions(model, tokenizer, problems, batch_size: int = 64, max_new_tokens: int = 160) -> list[str]:
     """One greedy (temperature 0) solution per problem."""
-    sols = toyworld.sample_solutions(model, tokenizer, problems, n=1, temperature=0.0, batch_size=batch_size,
-                                     max_new_tokens=max_new_tokens, progress=False)
+    sols = tasks.sample_solutions(model, tokenizer, problems, n=1, temperature=0.0, batch_size=batch_size,
+                                  max_new_tokens=max_new_tokens, progress=False)
     return [s[0] for s in sols]
 
 
@@ -196,4 +187,4 @@ def accuracy(problems, solutions: list[str]) -> float:
     """Final-answer accuracy of one solution per problem."""
     if not problems or len(problems) != len(solutions):
         raise ValueError(f"accuracy: {len(problems)} problems but {len(solutions)} solutions (need equal, > 0)")
-    return sum(is_correct(p, s) for p, s in zip(problems, solutions)) / len(problems)
+    return sum(p.is_correct(s) for p, s in zip(problems, solutions)) / len(problems)

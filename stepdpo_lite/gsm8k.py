@@ -3,23 +3,29 @@
 The toy world has a checker for every step; GSM8K (Cobbe et al. 2021, arXiv:2110.14168) has only the
 final answer. Step labels there come from Monte-Carlo completions (``labelling.mc_step_labels``,
 Math-Shepherd) with ``is_correct`` below as the answer check.
+
+``GSM8KProblem`` implements the task interface of ``tasks.py`` (``prompt`` is always the chat-formatted
+question alone; ``is_correct``, ``final_answer``, ``gold_answer``, ``step_labels`` -> None: no step checker).
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 # The instruction makes an instruct model write steps the default delimiter "\n\nStep" can split.
 INSTRUCTION = ("Solve the math problem step by step. Start each step on a new paragraph with 'Step k:' "
                "(Step 1:, Step 2:, ...) and end with a last paragraph 'Answer: <number>'.")
+HUB_NAME = "openai/gsm8k"
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 def format_prompt(question: str, tokenizer) -> str:
     """The chat-formatted prompt for ``question`` (plain text when the tokenizer has no chat template)."""
-    if not question or not question.strip():
+    if not isinstance(question, str) or not question.strip():
         raise ValueError("format_prompt: the question is empty")
     messages = [{"role": "user", "content": f"{INSTRUCTION}\n\n{question.strip()}"}]
     if getattr(tokenizer, "chat_template", None):
@@ -53,48 +59,132 @@ def is_correct(solution: str, answer: str | float) -> bool:
 
 @dataclass(frozen=True)
 class GSM8KProblem:
-    """A GSM8K problem shaped like a toy ``Problem``: ``prompt`` (chat-formatted), ``answer``."""
+    """A GSM8K problem: ``prompt`` (the chat-formatted question, a ``str``; never the answer), ``answer``
+    (the reference final answer) and, for cost estimates only, the reference ``solution`` (never shown to a
+    model). Grades like a toy ``Problem`` (the task interface of ``tasks.py``), with no step checker."""
 
     question: str
     answer: str
     prompt: str
+    solution: str = field(default="", repr=False)
+
+    def __post_init__(self):
+        if not isinstance(self.prompt, str):
+            raise ValueError(f"GSM8KProblem: prompt must be a str, got {type(self.prompt).__name__}")
+
+    def is_correct(self, solution: str) -> bool:
+        return is_correct(solution, self.answer)
+
+    def final_answer(self, solution: str) -> float | None:
+        return extract_answer(solution)
+
+    def gold_answer(self) -> float:
+        return float(str(self.answer).replace(",", ""))
+
+    def step_labels(self, solution: str) -> None:
+        """No step checker on GSM8K: step labels come from Monte-Carlo rollouts (``mc_verdicts``)."""
+        return None
+
+    def verdict(self, solution: str) -> None:
+        return None
+
+    @property
+    def reference_steps(self) -> int:
+        """Lines of the reference solution (its steps), without the ``####`` line; 0 when unknown."""
+        return len([ln for ln in self.solution.splitlines() if ln.strip() and not ln.startswith("####")])
 
 
-def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str = "openai/gsm8k") -> dict:
-    """``{"train", "validation", "test"}`` lists of problems from the Hub's GSM8K (validation = a held-out
-    slice of its train split, disjoint from the training problems)."""
-    from datasets import load_dataset
+def _problem(row: dict, tokenizer) -> GSM8KProblem:
+    if "####" not in row["answer"]:
+        raise ValueError(f"GSM8K row has no final '#### <answer>' line: {row['answer'][-80:]!r}")
+    solution, final = row["answer"].rsplit("####", 1)
+    return GSM8KProblem(row["question"], final.strip(), format_prompt(row["question"], tokenizer), solution.strip())
 
-    train = load_dataset(name, "main", split="train").shuffle(seed=seed)
-    test = load_dataset(name, "main", split="test").shuffle(seed=seed)
+
+def carve(rows, n_train: int, n_eval: int, seed: int = 0) -> dict:
+    """Disjoint ``{"train", "validation", "test"}`` slices of one pool of rows (e.g. the 200 shipped test
+    problems), after a seeded shuffle: test first, then validation, then train, so that the test problems do
+    not depend on ``n_train`` (notebooks 04-06 draw them again with ``n_train=0``)."""
+    from datasets import Dataset
+
+    rows = list(rows)
+    if n_train + 2 * n_eval > len(rows):
+        raise ValueError(f"carve: the pool has {len(rows)} problems; asked for {n_train} train + {n_eval} validation "
+                         f"+ {n_eval} test")
+    order = Dataset.from_dict({"i": list(range(len(rows)))}).shuffle(seed=seed)["i"]
+    picked = [rows[i] for i in order]
+    return {"train": picked[2 * n_eval:2 * n_eval + n_train], "validation": picked[n_eval:2 * n_eval],
+            "test": picked[:n_eval]}
+
+
+def _local_rows(path: Path) -> dict[str, list[dict]]:
+    """``{"train"?, "test"?}`` rows of a local GSM8K copy: a ``.jsonl`` file (one pool) or a folder with
+    ``train.jsonl`` and/or ``test.jsonl``."""
+    files = {"pool": path} if path.is_file() else {s: path / f"{s}.jsonl" for s in ("train", "test")
+                                                  if (path / f"{s}.jsonl").exists()}
+    if not files:
+        raise FileNotFoundError(f"load_problems: {path} is neither a .jsonl file nor a folder with train.jsonl/test.jsonl")
+    return {s: [json.loads(ln) for ln in f.read_text().splitlines() if ln.strip()] for s, f in files.items()}
+
+
+def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str = HUB_NAME) -> dict:
+    """``{"train", "validation", "test"}`` lists of problems.
+
+    ``name``: the Hub's GSM8K (default; validation = a held-out slice of its train split, disjoint from the
+    training problems), or a local path: a folder with ``train.jsonl`` and ``test.jsonl`` (used like the Hub's
+    splits), or one ``.jsonl`` file / a folder with only ``test.jsonl`` (e.g. ``data/gsm8k``: disjoint
+    train/validation/test carved from it, ``carve``).
+    """
+    path = Path(name)
+    if path.exists():
+        local = _local_rows(path)
+        if "train" in local and "test" in local:
+            train, test = local["train"], local["test"]
+        else:
+            parts = carve(next(iter(local.values())), n_train, n_eval, seed)
+            return {split: [_problem(r, tokenizer) for r in rows] for split, rows in parts.items()}
+        from datasets import Dataset
+        train, test = Dataset.from_list(train).shuffle(seed=seed), Dataset.from_list(test).shuffle(seed=seed)
+    else:
+        from datasets import load_dataset
+        train = load_dataset(name, "main", split="train").shuffle(seed=seed)
+        test = load_dataset(name, "main", split="test").shuffle(seed=seed)
     if n_train + n_eval > len(train) or n_eval > len(test):
         raise ValueError(f"load_problems: GSM8K has {len(train)} train / {len(test)} test problems; asked for "
                          f"{n_train} + {n_eval} / {n_eval}")
-
-    def problems(rows):
-        return [GSM8KProblem(r["question"], r["answer"].rsplit("####", 1)[1].strip(),
-                             format_prompt(r["question"], tokenizer)) for r in rows]
-
-    return {"train": problems(train.select(range(n_train))),
-            "validation": problems(train.select(range(n_train, n_train + n_eval))),
-            "test": problems(test.select(range(n_eval)))}
+    return {"train": [_problem(r, tokenizer) for r in train.select(range(n_train))],
+            "validation": [_problem(r, tokenizer) for r in train.select(range(n_train, n_train + n_eval))],
+            "test": [_problem(r, tokenizer) for r in test.select(range(n_eval))]}
 
 
-def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, seed: int = 0, **kw) -> list:
+def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, seed: int = 0, *,
+                batch_size: int = 16, max_new_tokens: int = 512, temperature: float = 1.0,
+                rollout_correct: bool = False, progress: bool = True) -> list:
     """Per-problem lists of ``toyworld.Verdict`` whose step labels are Monte-Carlo hard estimates
-    (Math-Shepherd, Wang et al. 2024): step k is good if a completion after it reaches the answer."""
+    (Math-Shepherd, Wang et al. 2024): step k is good if a completion after it reaches the answer.
+
+    ``batch_size`` and ``max_new_tokens`` go to the rollouts (pass the profile's: a rollout cut short never
+    reaches an answer). A solution with the right final answer needs no rollouts unless ``rollout_correct``:
+    it is itself a completion that reaches the answer after each of its steps, so every hard label is True.
+    """
     from . import labelling, toyworld
     from .steps import extract_steps
 
     flat = [(i, s) for i, sols in enumerate(solutions) for s in sols if s.strip()]
     steps = [extract_steps(s) for _, s in flat]
-    mc = labelling.mc_step_labels(policy, tokenizer, [problems[i].prompt for i, _ in flat], steps,
-                                  lambda j, text: is_correct(text, problems[flat[j][0]].answer),
-                                  n=n_rollouts, seed=seed, **kw)
+    right = [problems[i].is_correct(s) for i, s in flat]
+    todo = [j for j in range(len(flat)) if rollout_correct or not right[j]]
+    mc = labelling.mc_step_labels(policy, tokenizer, [problems[flat[j][0]].prompt for j in todo],
+                                  [steps[j] for j in todo],
+                                  lambda k, text: problems[flat[todo[k]][0]].is_correct(text),
+                                  n=n_rollouts, seed=seed, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                  temperature=temperature, progress=progress) if todo else {"labels": []}
+    labels = {j: list(lab) for j, lab in zip(todo, mc["labels"])}
     out = [[] for _ in problems]
-    for (i, s), st, labels in zip(flat, steps, mc["labels"]):
-        first = labels.index(False) if False in labels else -1
-        out[i].append(toyworld.Verdict(list(labels), first, is_correct(s, problems[i].answer), steps=st))
+    for j, ((i, s), st) in enumerate(zip(flat, steps)):
+        lab = labels.get(j, [True] * len(st))
+        first = lab.index(False) if False in lab else -1
+        out[i].append(toyworld.Verdict(lab, first, right[j], steps=st))
     return out
 
 
@@ -103,5 +193,5 @@ def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float =
     from .toyworld import sample_solutions
 
     sols = sample_solutions(model, tokenizer, [p.prompt for p in problems], n=n, temperature=temperature, **kw)
-    right = [is_correct(s, p.answer) for p, ss in zip(problems, sols) for s in ss]
+    right = [p.is_correct(s) for p, ss in zip(problems, sols) for s in ss]
     return {"accuracy": sum(right) / len(right), "n_solutions": len(right)}

@@ -144,28 +144,33 @@ def toy_step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None
     whose step k is right (``chosen_source`` "sampled"), else the gold solution's step k (``chosen_source``
     "gold"); with ``use_gold=False``, or problems without ``gold_solution``, the pair is left out (counted).
     ``step_index`` is k (0-based). Repeated (prefix, wrong step) pairs are used once;
-    ``max_pairs_per_problem`` are drawn at random.
+    ``max_pairs_per_problem`` are drawn at random. Noisy labels (Monte-Carlo) can call the same step text right
+    after a prefix in one sample and wrong in another: the chosen step is always a different text (else the
+    pair is left out, counted as ``step_labelled_right_and_wrong``).
     """
     rows, left = [], Counter()
     for p, checked in zip(problems, _verdicts(problems, solutions, verdicts)):
-        right_next = {}  # prefix text -> a right next step some sample took after it
+        right_next = {}  # prefix text -> the right next steps samples took after it, first seen first
         for _, v in checked:
             for k in range(len(v.steps) if v.first_error < 0 else v.first_error):
-                right_next.setdefault("".join(v.steps[:k]), v.steps[k])
+                right_next.setdefault("".join(v.steps[:k]), {})[v.steps[k]] = None  # an ordered set
         gold = extract_steps(p.gold_solution) if hasattr(p, "gold_solution") else []  # GSM8K: no gold steps
         pairs = {}
         for _, v in checked:
             k = v.first_error
             if k < 0:
                 continue
-            prefix = "".join(v.steps[:k])
-            if (prefix, v.steps[k]) in pairs:
+            prefix, wrong = "".join(v.steps[:k]), v.steps[k]
+            sampled = next((c for c in right_next.get(prefix, ()) if c != wrong), None)
+            gold_k = gold[k] if use_gold and k < len(gold) and gold[k] != wrong else None
+            if (prefix, wrong) in pairs:
                 left["repeated_pairs"] += 1
-            elif prefix in right_next or (use_gold and k < len(gold)):
-                source = "sampled" if prefix in right_next else "gold"
-                pairs[prefix, v.steps[k]] = {"prompt": p.prompt, "initial_reason_steps": prefix,
-                                             "chosen": right_next.get(prefix) or gold[k], "rejected": v.steps[k],
-                                             "chosen_source": source, "step_index": k}
+            elif sampled is not None or gold_k is not None:
+                pairs[prefix, wrong] = {"prompt": p.prompt, "initial_reason_steps": prefix,
+                                        "chosen": sampled if sampled is not None else gold_k, "rejected": wrong,
+                                        "chosen_source": "sampled" if sampled is not None else "gold", "step_index": k}
+            elif wrong in right_next.get(prefix, ()):
+                left["step_labelled_right_and_wrong"] += 1
             else:  # e.g. an extra step after the answer: no right step k exists
                 left["no_right_step_k"] += 1
         picked = list(pairs.values())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,7 +26,10 @@ def require(path: str | os.PathLike, made_by: str) -> Path:
     """``path`` if it exists, else a clear error saying which notebook makes it."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run notebook {made_by} first (same PROFILE and RUNS_DIR)")
+        hint = ("; in Colab every runtime has its own disk: mount Google Drive before the setup cell in both "
+                "notebooks (`from google.colab import drive; drive.mount('/content/drive')`), so that they share "
+                "RUNS_DIR") if "google.colab" in sys.modules else ""
+        raise FileNotFoundError(f"{path} is missing: run notebook {made_by} first (same PROFILE and RUNS_DIR){hint}")
     return path
 
 

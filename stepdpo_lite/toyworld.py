@@ -90,6 +90,29 @@ class Problem:
         bucket = int(hashlib.sha1(self.expression.encode()).hexdigest(), 16) % 10
         return next(name for name, buckets in SPLITS.items() if bucket in buckets)
 
+    # -- the task interface (tasks.py): grading and step labels by the gold checker
+
+    def verdict(self, solution: str) -> "Verdict":
+        return check(self, solution)
+
+    def is_correct(self, solution: str) -> bool:
+        return check(self, solution).answer_correct
+
+    def step_labels(self, solution: str) -> list[bool]:
+        """Gold step labels from the checker (the toy world has one for every step)."""
+        return check(self, solution).step_labels
+
+    def gold_answer(self) -> float:
+        return float(self.answer)
+
+    def final_answer(self, solution: str) -> float | None:
+        """The stated final answer, as ``check`` reads it, so that a vote for the gold answer is a correct
+        solution (the right number after a step that does not parse is no vote); None when there is none."""
+        if check(self, solution).answer_correct:
+            return float(self.answer)
+        m = re.search(r"Answer: (-?\d+)\s*$", solution)
+        return float(m.group(1)) if m and int(m.group(1)) != self.answer else None
+
 
 def format_solution(steps: list[tuple[int, str, int, int]], answer: int | None = None) -> str:
     """``[(a, op, b, c), ...]`` -> solution text; the answer defaults to the last step's result."""
@@ -284,13 +307,39 @@ def load_tiny_base(path: str | os.PathLike | None = None, device: str | None = N
     return model, tokenizer
 
 
-def sample_solutions(model, tokenizer, problems, n: int = 4, temperature: float = 1.0, batch_size: int = 64,
+RECORD_PROMPTS_ENV = "STEPDPO_RECORD_PROMPTS"  # a file: every prompt sample_solutions feeds a model is appended
+
+
+def prompt_texts(prompts, where: str = "sample_solutions") -> list[str]:
+    """``prompts`` as a list of ``str``; anything else raises a ``ValueError`` naming its index, so that no
+    object's repr (e.g. a problem holding its gold answer) ever reaches a model. For problems, pass
+    ``[p.prompt for p in problems]`` or use ``tasks.sample_solutions``."""
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str):
+            raise ValueError(f"{where}: prompt {i} is a {type(p).__name__}, not a str: pass prompt texts "
+                             "(problem.prompt, or tasks.sample_solutions for problems), never problems or other objects")
+    return list(prompts)
+
+
+def _record_prompts(prompts: list[str]) -> None:
+    """Append ``prompts`` (JSON lines) to ``$STEPDPO_RECORD_PROMPTS`` when set: tests check what models read."""
+    path = os.environ.get(RECORD_PROMPTS_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in dict.fromkeys(prompts))
+
+
+def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float = 1.0, batch_size: int = 64,
                      max_new_tokens: int = 160, seed: int = 0, progress: bool = True) -> list[list[str]]:
-    """``n`` solutions per problem (``temperature=0`` is greedy); returns ``list[list[str]]``."""
+    """``n`` solutions per prompt (``temperature=0`` is greedy); returns ``list[list[str]]``.
+
+    ``prompts``: prompt texts (``str``; see ``prompt_texts``). For problems use ``tasks.sample_solutions``.
+    """
     import torch
     from tqdm.auto import tqdm
 
-    prompts = [p.prompt if isinstance(p, Problem) else str(p) for p in problems]
+    prompts = prompt_texts(list(prompts))
+    _record_prompts(prompts)
     flat = [pr for pr in prompts for _ in range(n)]
     torch.manual_seed(seed)
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
@@ -311,7 +360,7 @@ def sample_solutions(model, tokenizer, problems, n: int = 4, temperature: float 
 
 def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float = 0.0, **kw) -> dict:
     """Final-answer accuracy, step accuracy and error kinds of a policy on ``problems``."""
-    sols = sample_solutions(model, tokenizer, problems, n=n, temperature=temperature, **kw)
+    sols = sample_solutions(model, tokenizer, [p.prompt for p in problems], n=n, temperature=temperature, **kw)
     verdicts = [check(p, s) for p, ss in zip(problems, sols) for s in ss]
     labels = [l for v in verdicts for l in v.step_labels]
     kinds = Counter(v.error_kinds[v.first_error] for v in verdicts if v.first_error >= 0)
@@ -322,13 +371,37 @@ def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float =
 
 # ----------------------------------------------------------------------------- training the tiny base
 
-def noisy_training_text(problem: Problem, rng: random.Random, error_rate: float) -> str:
-    """Gold solution, or (with ``error_rate``) one carrying an arithmetic or copy error."""
+def noisy_training_text(problem: Problem, rng: random.Random, error_rate: float, recover_rate: float = 0.0) -> str:
+    """Gold solution, or (with ``error_rate``) one carrying an arithmetic or copy error; a share ``recover_rate``
+    of those errors is one that ends at the right answer anyway (``recovering_solution``). With
+    ``recover_rate=0`` the random draws are those of earlier versions (the shipped models' data)."""
     if rng.random() < error_rate:
+        if recover_rate and rng.random() < recover_rate:
+            return recovering_solution(problem, rng)
         kind = rng.choice(["arithmetic", "copy"]) if len(problem.ops) > 1 else "arithmetic"
         step = rng.randrange(1 if kind == "copy" else 0, len(problem.ops))
         return corrupt_solution(problem, step, kind, rng)
     return problem.gold_solution
+
+
+def recovering_solution(problem: Problem, rng: random.Random) -> str:
+    """A wrong step that still ends at the right answer, as the tiny policy writes them: it keeps computing the
+    true running value, whatever it wrote. Either a ``copy`` slip (a wrong first operand, the true result), or an
+    ``arithmetic`` slip followed by a step that copies the wrong result but writes the true one. The checker
+    labels every step from the slip on as wrong (the process is wrong) while the final answer is right: what an
+    outcome reward model must learn to accept and a process reward model to flag."""
+    n = len(problem.ops)
+    if n < 2:
+        return problem.gold_solution  # one step: no slip can be recovered from
+    kind = rng.choice(["arithmetic", "copy"])
+    step = rng.randrange(0, n - 1) if kind == "arithmetic" else rng.randrange(1, n)
+    vals = problem.values
+    rows = [[vals[k], op, b, vals[k + 1]] for k, (op, b) in enumerate(problem.ops)]
+    if kind == "copy":
+        rows[step][0] = _nearby(vals[step], rng)
+    else:
+        rows[step][3] = rows[step + 1][0] = _nearby(vals[step + 1], rng)
+    return format_solution([tuple(r) for r in rows])
 
 
 def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num_proc: int | None = None):

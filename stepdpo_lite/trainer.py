@@ -397,6 +397,10 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
     prompts, responses = ([prompts], [responses]) if single else (list(prompts), list(responses))
     if len(prompts) != len(responses):
         raise ValueError(f"get_step_rewards: {len(prompts)} prompts but {len(responses)} responses")
+    for j, (prompt, response) in enumerate(zip(prompts, responses)):
+        if not isinstance(prompt, str) or not isinstance(response, str):
+            raise ValueError(f"get_step_rewards: prompt and response {j} must be str, got {type(prompt).__name__} "
+                             f"and {type(response).__name__} (pass problem.prompt, never a problem)")
     device = next(model.parameters()).device
     out = []
     for i in range(0, len(prompts), batch_size):

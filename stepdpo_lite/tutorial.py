@@ -32,6 +32,7 @@ NOTEBOOKS = [
     "04_stepwise_dpo.ipynb",
     "05_step_reward_visualisation.ipynb",
     "06_evaluation.ipynb",
+    "07_test_time_compute.ipynb",
 ]
 
 
@@ -241,6 +242,9 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
         # A run from 01 remakes every figure: keep the old table aside, not mixed into the new one.
         stale.replace(run / "metrics.previous.json")
         print(f"previous metrics moved to {run / 'metrics.previous.json'}", file=out)
+    from .models import PROFILES, prepare_profile
+    if profile in PROFILES:  # e.g. the smoke profile's base is built here (seconds), not inside notebook 01
+        prepare_profile(profile, out=lambda line: print(line, file=out))
     params = {"PROFILE": profile, "RUNS_DIR": str(run.parent), "RUN_DIR": str(run), "FIGURES_DIR": str(figures)}
     params.update(parameters or {})
     for path in paths:

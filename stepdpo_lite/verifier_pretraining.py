@@ -56,6 +56,9 @@ class VerifierPretrainingConfig:
     outcome_fraction: float = field(default=0.5, metadata={
         "help": "Share of rows in the outcome format (one tag after the solution); the rest are process rows."})
     error_rate: float = field(default=0.5, metadata={"help": "Share of solutions that carry one error."})
+    recover_rate: float = field(default=0.2, metadata={
+        "help": "Share of those errors after which the solution still reaches the right answer, as the policy's "
+                "own mistakes often do (toyworld.recovering_solution): an outcome reward model must accept them."})
     min_ops: int = field(default=1, metadata={"help": "Fewest steps of a training problem."})
     max_ops: int = field(default=8, metadata={"help": "Most steps of a training problem (the tutorial uses 2-6)."})
     lm_weight: float = field(default=1.0, metadata={"help": "Weight of the next-token loss on solution tokens."})
@@ -77,11 +80,11 @@ class VerifierPretrainingConfig:
 # ----------------------------------------------------------------------------- graded rows
 
 def _graded_chunk(args) -> list[dict]:
-    seed, n, error_rate, min_ops, max_ops, outcome_fraction = args
+    seed, n, error_rate, min_ops, max_ops, outcome_fraction, recover_rate = args
     noise, kinds = random.Random(seed), random.Random(f"kind-{seed}")  # the kind draw leaves the noise untouched
     rows = []
     for p in toyworld.make_problems(n, "train", seed=seed, min_ops=min_ops, max_ops=max_ops):
-        verdict = toyworld.check(p, toyworld.noisy_training_text(p, noise, error_rate))
+        verdict = toyworld.check(p, toyworld.noisy_training_text(p, noise, error_rate, recover_rate))
         if kinds.random() < outcome_fraction:
             rows.append({"prompt": p.prompt, "completion": "".join(verdict.steps), "label": verdict.answer_correct})
         else:
@@ -90,13 +93,13 @@ def _graded_chunk(args) -> list[dict]:
 
 
 def graded_rows(n: int, error_rate: float = 0.5, min_ops: int = 1, max_ops: int = 8, outcome_fraction: float = 0.5,
-                num_proc: int = 1, data_seed: int = 1000) -> list[dict]:
+                num_proc: int = 1, data_seed: int = 1000, recover_rate: float = 0.0) -> list[dict]:
     """``n`` graded training solutions: stepwise rows (``prompt, completions, labels``) and, with
     ``outcome_fraction``, outcome rows (``prompt, completion, label``). Chunk i of ``CHUNK`` problems is seeded
     ``data_seed + i``, so the rows depend only on the arguments, not on ``num_proc``."""
     if n < 1 or not 0 <= outcome_fraction <= 1 or not 0 <= error_rate <= 1:
         raise ValueError(f"graded_rows: need n >= 1 and fractions in [0, 1], got {n}, {outcome_fraction}, {error_rate}")
-    jobs = [(data_seed + i, min(CHUNK, n - start), error_rate, min_ops, max_ops, outcome_fraction)
+    jobs = [(data_seed + i, min(CHUNK, n - start), error_rate, min_ops, max_ops, outcome_fraction, recover_rate)
             for i, start in enumerate(range(0, n, CHUNK))]
     if num_proc > 1 and len(jobs) > 1:
         with Pool(min(num_proc, len(jobs))) as pool:
@@ -172,7 +175,8 @@ def validation_set(policy_path: str, n_problems: int = 150, seed: int = 0, devic
     ``prompts``, ``steps``, ``step_labels``, ``solutions``, ``answer_correct``."""
     model, tok = toyworld.load_tiny_base(policy_path, device=device)
     problems = toyworld.make_problems(n_problems, "validation", seed=seed)
-    samples = toyworld.sample_solutions(model, tok, problems, n=4, temperature=1.0, seed=seed, progress=False)
+    samples = toyworld.sample_solutions(model, tok, [p.prompt for p in problems], n=4, temperature=1.0, seed=seed,
+                                        progress=False)
     out = {"prompts": [], "steps": [], "step_labels": [], "solutions": [], "answer_correct": []}
     for p, sols in zip(problems, samples):
         for s in sols:
@@ -231,7 +235,8 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
     model, tok = toyworld.load_tiny_base(c.init, device=device)
     model.train()
     process, outcome = ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok)
-    rows = graded_rows(c.rows, c.error_rate, c.min_ops, c.max_ops, c.outcome_fraction, c.num_proc, c.data_seed)
+    rows = graded_rows(c.rows, c.error_rate, c.min_ops, c.max_ops, c.outcome_fraction, c.num_proc, c.data_seed,
+                       c.recover_rate)
     features = encode_rows(process, outcome, rows)
     val = validation_set(c.eval_policy, c.n_eval_problems, c.seed, device)
     prep_seconds = time.time() - started

@@ -499,3 +499,134 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
     box = w.VBox([w.HBox([picker, slider]), text, out])
     box.picker, box.threshold, box.html, box.output = picker, slider, text, out
     return box
+
+
+# ----------------------------------------------------------------------------- test-time compute (notebook 07)
+
+def plot_test_time_compute(table, title=None, save_to=None):
+    """Accuracy against generated tokens per problem, one line per method across budgets.
+
+    ``table``: ``{str(B): {method: accuracy, "tokens": {method: tokens per problem}, ...}}``
+    (``search.compare_at_budgets``); each point is labelled with its budget B.
+    """
+    budgets = sorted(table, key=int)
+    if not budgets:
+        raise ValueError("plot_test_time_compute: no budgets")
+    methods = list(dict.fromkeys(m for b in budgets for m in table[b].get("tokens", {})))
+    fig, ax = plt.subplots(figsize=(6.8, 4.2), layout="constrained")
+    styles = {"majority": dict(ls="--", color="black", marker="s"), "best_of_n_orm": dict(color="#8c6bb1", marker="o"),
+              "best_of_n_prm": dict(color=CHOSEN, marker="o"), "beam_prm": dict(color=HIGHLIGHT, marker="D", lw=2),
+              "dvts_prm": dict(color=CORRECT, marker="^")}
+    for method in methods:
+        pts = [(table[b]["tokens"][method], table[b][method], b) for b in budgets
+               if method in table[b] and method in table[b]["tokens"]]
+        if not pts:
+            continue
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=method, **styles.get(method, dict(marker="o")))
+    ax.set_xscale("log", base=2)
+    ticks = []
+    for b in budgets:
+        if "token_budget" in table[b]:
+            ticks.append(table[b]["token_budget"])
+            ax.axvline(ticks[-1], color="grey", lw=0.8, ls=":")
+            ax.annotate(f"B={b}", (ticks[-1], 1.0), xycoords=("data", "axes fraction"), textcoords="offset points",
+                        xytext=(3, -10), fontsize=8, color="#555")
+    if ticks:
+        ax.set_xticks(ticks, [f"{t:.0f}" for t in ticks])
+        ax.minorticks_off()
+    ax.set(xlabel="generated tokens per problem (log scale; dotted: the budget, B x one solution)",
+           ylabel="final-answer accuracy", title=title or "Test-time compute at equal generated tokens")
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside right center", fontsize=8, frameon=False)
+    return _finish(fig, save_to)
+
+
+def _step_caption(step: str, width: int) -> str:
+    """A step's text, short: no delimiter, no 'Step k:' prefix, the answer line as '⇒ x'."""
+    import re
+
+    text = " ".join(str(step).split())
+    text = re.sub(r"^Step\s*\d*\s*:?\s*", "", text)
+    text = re.sub(r"\s*Answer:\s*", " ⇒ ", text)
+    return _short(text, width)
+
+
+def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=None):
+    """The search tree of one problem (``search.SearchResult``): every sampled step, coloured by its own PRM
+    probability σ(reward), kept beams solid and pruned branches faded and dashed, the chosen path in bold.
+
+    ``labels`` (optional, ``search.tree_labels``): node id -> whether the step is right (gold checker); a
+    wrong step gets a red ring, a right one a green ring. Each node shows its step text and σ(reward).
+    """
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    nodes = list(result.nodes)
+    if not nodes:
+        raise ValueError("plot_beam_tree: the search result has no nodes")
+    children: dict = {}
+    for n in nodes:
+        children.setdefault(n.parent, []).append(n)
+    for kids in children.values():
+        kids.sort(key=lambda n: (not n.kept, -n.score))
+    y, next_leaf = {}, [0]
+
+    def place(n):
+        kids = children.get(n.id, [])
+        for k in kids:
+            place(k)
+        if kids:
+            y[n.id] = float(np.mean([y[k.id] for k in kids]))
+        else:
+            y[n.id] = float(next_leaf[0])
+            next_leaf[0] += 1
+
+    for root in children.get(None, []):
+        place(root)
+    chosen = {n.id for n in result.path()} if result.chosen is not None else set()
+    depth = max(n.depth for n in nodes) + 1
+    fig, ax = plt.subplots(figsize=(min(3.0 + 2.6 * depth, 22), max(3.0, 0.24 * next_leaf[0] + 1.2)),
+                           layout="constrained")
+    cmap, norm = colormaps["RdYlGn"], Normalize(0.0, 1.0)
+    root_y = float(np.mean([y[n.id] for n in children.get(None, [])]))
+    ax.scatter([0], [root_y], s=60, color="black", marker="s", zorder=3)
+    ax.annotate("prompt", (0, root_y), textcoords="offset points", xytext=(-6, 6), ha="right", fontsize=7)
+    for n in nodes:
+        px, py = (0, root_y) if n.parent is None else (n.depth, y[n.parent])
+        on_path = n.id in chosen
+        style = dict(color=CHOSEN, lw=2.4, zorder=2) if on_path else (
+            dict(color="#555", lw=1.0, zorder=1) if n.kept else dict(color="#bbb", lw=0.7, ls="--", zorder=0))
+        ax.plot([px, n.depth + 1], [py, y[n.id]], **style)
+    for n in nodes:
+        p = float(sigmoid(n.reward)) if n.reward is not None else float("nan")
+        face = cmap(norm(p)) if p == p else "#dddddd"
+        ring = labels.get(n.id) if labels else None
+        edge = CORRECT if ring is True else WRONG if ring is False else "#333"
+        marker = "*" if n.id == result.chosen else ("s" if n.finished else "o")
+        ax.scatter([n.depth + 1], [y[n.id]], s=140 if marker == "*" else 48, color=face, marker=marker,
+                   edgecolors=edge, linewidths=1.6 if ring is not None else 0.6, alpha=1.0 if n.kept else 0.45,
+                   zorder=4)
+        caption = f"{_step_caption(n.step, width)}  {p:.2f}" if p == p else _step_caption(n.step, width)
+        ax.annotate(caption, (n.depth + 1, y[n.id]), textcoords="offset points", xytext=(6, -3), fontsize=6.5,
+                    color="black" if n.kept else "#999", fontweight="bold" if n.id in chosen else "normal")
+    ax.set_xlim(-0.6, depth + 1.9)
+    ax.set_ylim(next_leaf[0] - 0.5, -0.8)
+    ax.set_xticks(range(depth + 1), ["prompt"] + [f"step {d}" for d in range(1, depth + 1)])
+    ax.set_yticks([])
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, label="σ(step reward)")
+    handles = [Line2D([], [], color=CHOSEN, lw=2.4, label="chosen path"),
+               Line2D([], [], color="#555", lw=1.0, label="kept in the beam"),
+               Line2D([], [], color="#bbb", lw=0.7, ls="--", label="pruned"),
+               Line2D([], [], marker="s", ls="", color="#999", label="finished"),
+               Line2D([], [], marker="*", ls="", color="#999", markersize=10, label="chosen answer")]
+    if labels and any(v is not None for v in labels.values()):
+        handles += [Line2D([], [], marker="o", ls="", mfc="white", mec=WRONG, mew=1.6, label="wrong step (checker)"),
+                    Line2D([], [], marker="o", ls="", mfc="white", mec=CORRECT, mew=1.6, label="right step (checker)")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=7, frameon=False)
+    shape = f"{result.n_beams} beam(s) x {result.expansions} expansions" + (
+        f", {result.n_subtrees} subtrees" if result.n_subtrees > 1 else "")
+    ax.set_title(title or f"PRM-guided beam search ({shape}; {result.tokens} tokens generated)", fontsize=10)
+    return _finish(fig, save_to)

@@ -372,6 +372,28 @@ def test_builders_take_verdicts_made_elsewhere(toy):
         data.toy_preference_pairs(questions, sols, verdicts=[v[:2] for v in made_up])
 
 
+def test_step_dpo_pairs_never_choose_the_rejected_step_under_noisy_labels(caplog):
+    """Monte-Carlo labels (GSM8K) can call the same step text after the same prefix right in one sample and wrong
+    in another; the smoke run built such a pair (chosen == rejected) and failed validation (issue #14)."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Question:
+        prompt: str
+
+    a, b, c = "Step 1: 2 + 2 = 4", "\n\nStep 2: 4 * 3 = 12\n\nAnswer: 12", "\n\nStep 2: 4 * 3 = 13\n\nAnswer: 13"
+    sols = [[a + b, a + b + " ", a + c]]
+    right, noisy = toyworld.Verdict([True, True], -1, True), toyworld.Verdict([True, False], 1, False)
+    verdicts = [[right, noisy, toyworld.Verdict([True, False], 1, False)]]
+    pairs = data.toy_step_dpo_pairs([Question("Q\n")], sols, verdicts=verdicts, max_pairs_per_problem=None)
+    assert all(r["chosen"] != r["rejected"] for r in pairs) and len(pairs) == 2
+    assert sorted(pairs["rejected"]) == sorted([b + " ", c]) and set(pairs["chosen"]) == {b}
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):  # the only right step is the wrong one
+        only = data.toy_step_dpo_pairs([Question("Q\n")], [[a + b, a + b]], max_pairs_per_problem=None,
+                                       verdicts=[[right, noisy]])
+    assert len(only) == 0 and "1 step labelled right and wrong" in caplog.text
+
+
 # ----------------------------------------------------------------------------- Monte-Carlo labels
 
 def test_mc_labels_on_a_tiny_model(one_thread, tiny_model, tiny_tokenizer, toy):

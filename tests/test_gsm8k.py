@@ -38,3 +38,23 @@ def test_mc_verdicts_shapes_and_labels(tiny_tokenizer, tiny_model):
     right, wrong = out[0]
     assert right.answer_correct and right.step_labels == [True] and right.first_error == -1
     assert not wrong.answer_correct and wrong.step_labels[-1] is False and len(wrong.step_labels) == 2
+
+
+def test_mc_verdicts_passes_rollout_length_and_batch_through(monkeypatch, tiny_tokenizer, tiny_model):
+    """Issue #14: rollouts used to stop at mc_step_labels' default 160 new tokens, in batches of 64."""
+    from stepdpo_lite import labelling
+
+    seen = {}
+
+    def fake(model, tokenizer, prompts, solutions, is_correct, **kw):
+        seen.update(kw, prompts=list(prompts))
+        return {"labels": [[False] * len(s) for s in solutions]}
+
+    monkeypatch.setattr(labelling, "mc_step_labels", fake)
+    problems = [gsm8k.GSM8KProblem("q", "5", "PROMPT\n")]
+    out = gsm8k.mc_verdicts(tiny_model, tiny_tokenizer, problems, [["Step 1: a\n\nAnswer: 5", "Step 1: b\n\nAnswer: 4"]],
+                            n_rollouts=3, batch_size=7, max_new_tokens=512, progress=False)
+    assert seen["max_new_tokens"] == 512 and seen["batch_size"] == 7 and seen["n"] == 3
+    assert seen["prompts"] == ["PROMPT\n"]  # only the wrong solution is rolled out, from the problem's prompt
+    assert out[0][0].step_labels == [True] and out[0][0].answer_correct  # right answer: reached after every step
+    assert out[0][1].step_labels == [False] and out[0][1].first_error == 0

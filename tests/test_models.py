@@ -185,7 +185,7 @@ def test_use_expandable_segments_keeps_a_user_setting(monkeypatch):
 
 
 def test_profiles():
-    assert set(models.PROFILES) == {"tiny", "t4-16gb", "24gb"}
+    assert set(models.PROFILES) == {"tiny", "t4-16gb", "24gb", "smoke"}
     t4 = models.get_profile("t4-16gb")
     assert t4.model_name == "Qwen/Qwen2.5-0.5B-Instruct" and t4.quantization == "4bit" and t4.max_length == 1024
     assert t4.dtype == "float16"  # a T4 has no bfloat16
@@ -199,3 +199,16 @@ def test_profiles():
     assert math_rm.reward_base == "Qwen/Qwen2.5-Math-1.5B-Instruct" and math_rm.model_name == t4.model_name
     with pytest.raises(ValueError, match="unknown profile"):
         models.get_profile("a100")
+
+
+def test_profile_tasks_and_budgets():
+    tiny, t4, smoke = (models.get_profile(n) for n in ("tiny", "t4-16gb", "smoke"))
+    assert tiny.task == "toy" and t4.task == "gsm8k" and t4.dataset is None  # None: the Hub's openai/gsm8k
+    # smoke: the GPU profiles' code path (GSM8K, 4-bit nf4 + LoRA with checkpointing) at toy size, offline
+    assert smoke.task == "gsm8k" and smoke.dataset.endswith("data/gsm8k/test.jsonl")
+    assert smoke.quantization == t4.quantization == "4bit" and smoke.gradient_checkpointing
+    assert smoke.model_name.endswith("smoke-base")
+    assert tiny.lora_config()["lora_dropout"] == 0.0 and t4.lora_config()["lora_dropout"] == 0.05
+    for gpu in ("t4-16gb", "24gb"):  # time estimates and the Monte-Carlo cap are on for the GPU profiles
+        p = models.get_profile(gpu)
+        assert p.sampling_tokens_per_s and p.mc_budget_minutes == 20 and p.sample_batch_size >= p.eval_batch_size

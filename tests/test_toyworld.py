@@ -96,10 +96,32 @@ def test_tokenizer_is_fast_lossless_and_holds_tag_tokens(tiny_tokenizer):
 
 def test_sampling_shapes_with_a_random_model(tiny_tokenizer, tiny_model):
     problems = tw.make_problems(3, "test")
-    sols = tw.sample_solutions(tiny_model, tiny_tokenizer, problems, n=2, max_new_tokens=8, progress=False)
+    prompts = [p.prompt for p in problems]
+    sols = tw.sample_solutions(tiny_model, tiny_tokenizer, prompts, n=2, max_new_tokens=8, progress=False)
     assert len(sols) == 3 and all(len(s) == 2 and all(isinstance(x, str) for x in s) for s in sols)
-    again = tw.sample_solutions(tiny_model, tiny_tokenizer, problems, n=2, max_new_tokens=8, progress=False)
+    again = tw.sample_solutions(tiny_model, tiny_tokenizer, prompts, n=2, max_new_tokens=8, progress=False)
     assert sols == again  # seeded
+
+
+def test_sampling_takes_prompt_strings_only(tiny_tokenizer, tiny_model, tmp_path, monkeypatch):
+    """Issue #14: str(problem) put a GSM8K problem's repr, gold answer included, into the prompt."""
+    from stepdpo_lite.gsm8k import GSM8KProblem
+
+    class Opaque:  # no str prompt: must never be turned into text with str()
+        answer = "42"
+
+    prompts = [tw.make_problems(1, "test")[0].prompt, Opaque()]
+    with pytest.raises(ValueError, match="prompt 1 is a Opaque, not a str"):
+        tw.sample_solutions(tiny_model, tiny_tokenizer, prompts, n=1, max_new_tokens=2, progress=False)
+    with pytest.raises(ValueError, match="prompt must be a str"):
+        GSM8KProblem("q", "42", prompt=None)
+    g = GSM8KProblem("How many?", "42", "Q: How many?\n", "6 * 7 = 42")
+    with pytest.raises(ValueError, match="prompt 0 is a GSM8KProblem, not a str"):  # a problem, even with a str prompt
+        tw.sample_solutions(tiny_model, tiny_tokenizer, [g], n=1, max_new_tokens=2, progress=False)
+    record = tmp_path / "prompts.jsonl"  # what the notebook tests read: every prompt fed to a model
+    monkeypatch.setenv(tw.RECORD_PROMPTS_ENV, str(record))
+    tw.sample_solutions(tiny_model, tiny_tokenizer, [g.prompt], n=1, max_new_tokens=2, progress=False)
+    assert [json.loads(line) for line in record.read_text().splitlines()] == ["Q: How many?\n"]
 
 
 def test_shipped_tiny_base_is_imperfect_on_purpose(tiny_base_path):

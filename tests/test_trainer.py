@@ -143,6 +143,9 @@ def test_one_pass_step_logps_equal_step_by_step(tmp_path, tiny_model, tiny_token
     slow = step_by_step_logps(tiny_model, tiny_tokenizer, row["prompt"], row["rejected"])
     assert len(one_pass) == len(slow) == len(extract_steps(row["rejected"]))
     assert one_pass == pytest.approx(slow, abs=1e-4)
+    with pytest.raises(ValueError, match="prompt and response 1 must be str"):  # never a problem's repr (issue #14)
+        get_step_rewards(tiny_model, tiny_tokenizer, [row["prompt"], toyworld.make_problems(1)[0]],
+                         [row["rejected"]] * 2)
     # and through the trainer's fused LM head and collator (the EOS is part of the last step there)
     tr = StepwiseDPOTrainer(tiny_model, ref_model=copy.deepcopy(tiny_model), args=config(tmp_path),
                             train_dataset=Dataset.from_list([row]), processing_class=tiny_tokenizer)

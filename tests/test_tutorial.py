@@ -120,4 +120,4 @@ def test_cli_set_values_and_metric_table():
         tutorial._parse_set(["novalue"])
     table = tutorial.format_metrics_table({"prm": {"step_auroc": 0.812345}, "best_of_n": {"16": {"orm": 0.5}}})
     assert "prm.step_auroc" in table and "0.8123" in table and "best_of_n.16.orm" in table
-    assert tutorial.NOTEBOOKS[0] == "01_data_prep.ipynb" and tutorial.NOTEBOOKS[-1] == "06_evaluation.ipynb"
+    assert tutorial.NOTEBOOKS[0] == "01_data_prep.ipynb" and tutorial.NOTEBOOKS[-1] == "07_test_time_compute.ipynb"

@@ -116,3 +116,20 @@ def test_a_run_saves_a_reward_base_with_its_curve_and_resumes_exactly(tmp_path):
     from safetensors.torch import load_file
     a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # one machine, one kernel: exact
+
+
+def test_recovering_errors_reach_the_right_answer_through_a_wrong_step():
+    rng = random.Random(0)
+    problems = [p for p in toyworld.make_problems(200, "train", seed=3) if len(p.ops) > 1]
+    kinds = set()
+    for p in problems:
+        verdict = toyworld.check(p, toyworld.recovering_solution(p, rng))
+        assert verdict.answer_correct and verdict.first_error >= 0, verdict
+        kinds.add(verdict.error_kinds[verdict.first_error])
+    assert kinds == {"arithmetic", "copy"}
+    # in the rows: outcome rows labelled right although a step is wrong, as the policy's own samples often are
+    rows = vp.graded_rows(2000, outcome_fraction=1.0, recover_rate=0.5, min_ops=2, max_ops=6)
+    slipped = [r for r in rows if r["label"] and not all(toyworld.check(toyworld.parse_prompt(r["prompt"]),
+                                                                         r["completion"]).step_labels)]
+    assert 0.15 < len(slipped) / len(rows) < 0.35  # error_rate 0.5 x recover_rate 0.5
+    assert vp.graded_rows(50, recover_rate=0.0) == vp.graded_rows(50)  # no recover draws: the earlier rows

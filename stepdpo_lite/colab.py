@@ -1,0 +1,202 @@
+"""Colab: install the kit into a running kernel (no restart), keep ``runs/`` on Google Drive, prepare a profile.
+
+``REPO_URL`` below is the one place that names the repository the notebooks clone. The setup cell of every
+notebook (the code cell after the parameters) is generated from ``SETUP_CELL`` with it; after changing it
+(e.g. in a fork) run ``python -m stepdpo_lite.colab sync-notebooks`` (a test checks that the notebooks match).
+In Colab, ``%env STEPDPO_REPO_URL=https://github.com/you/stepdpo-lite`` before the setup cell overrides it.
+
+The setup cell, on Colab only:
+
+1. clones the repository into ``/content/stepdpo-lite`` (``$STEPDPO_KIT_DIR``) unless it is there; a failing
+   clone raises with git's message;
+2. runs this file as a script, ``python stepdpo_lite/colab.py install KIT``: ``pip install -e KIT`` with
+   ``-c requirements.lock`` minus what would fight Colab's own stack (torch is not in the lock; the packages
+   installed torch requires, and numpy, which Colab's compiled packages are built against, are left out of the
+   constraints too); it imports nothing but the standard library, so it runs before the package is importable;
+3. puts the clone first on ``sys.path``: the package imports in the running kernel, no restart (an editable
+   install is only seen by a new process);
+
+then, everywhere, ``colab.setup(PROFILE, RUNS_DIR)``: the CUDA allocator setting, ``RUNS_DIR`` on Google Drive
+when Drive is mounted (notebooks opened in separate Colab runtimes share nothing else), and the profile's local
+files (``models.prepare_profile``: the smoke base).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_URL = "https://github.com/stepdpo-lite/stepdpo-lite"  # the repository the notebooks clone: set it here only
+KIT_DIR = "/content/stepdpo-lite"
+DRIVE_ROOT = "/content/drive/MyDrive"
+DRIVE_RUNS = "stepdpo-lite/runs"  # RUNS_DIR under DRIVE_ROOT when Drive is mounted
+NOT_CONSTRAINED = {"numpy"}  # Colab's preinstalled compiled packages are built against its numpy
+
+SETUP_CELL = '''import os, subprocess, sys
+
+# Colab only: fetch the kit and install it into this running kernel (no restart; Colab's own torch is kept).
+# The repository is set in stepdpo_lite/colab.py (REPO_URL); `%env STEPDPO_REPO_URL=...` overrides it.
+# Elsewhere: `make test` or `pip install -e .` in the repository.
+if "google.colab" in sys.modules:
+    def _run(*cmd):  # fail loudly, with the command's own message
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    KIT = os.environ.get("STEPDPO_KIT_DIR", "/content/stepdpo-lite")
+    REPO_URL = os.environ.get("STEPDPO_REPO_URL") or "{repo_url}"
+    if not os.path.isdir(os.path.join(KIT, "stepdpo_lite")):
+        _run("git", "clone", "-q", "--depth", "1", REPO_URL, KIT)
+    _run(sys.executable, os.path.join(KIT, "stepdpo_lite", "colab.py"), "install", KIT)
+    sys.path.insert(0, KIT)  # importable now: an editable install is only seen by a new process
+
+from stepdpo_lite import colab
+
+RUNS_DIR = colab.setup(PROFILE, RUNS_DIR)  # Google Drive when mounted; builds what the profile needs locally'''
+
+
+def repo_url() -> str:
+    return os.environ.get("STEPDPO_REPO_URL") or REPO_URL
+
+
+def setup_cell_source(url: str = REPO_URL) -> str:
+    """The notebooks' setup cell (the code cell after the parameters cell)."""
+    return SETUP_CELL.replace("{repo_url}", url)
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+# ----------------------------------------------------------------------------- install (runs as a script)
+
+def _requirement_names(dist: str, seen: set | None = None) -> set:
+    """``dist`` and everything it requires, recursively (installed distributions only), lower-case names."""
+    import re
+    from importlib import metadata
+
+    seen = set() if seen is None else seen
+    name = dist.lower().replace("_", "-")
+    if name in seen:
+        return seen
+    seen.add(name)
+    try:
+        requires = metadata.requires(dist) or []
+    except metadata.PackageNotFoundError:
+        return seen
+    for req in requires:
+        if "extra ==" in req:
+            continue
+        _requirement_names(re.split(r"[<>=!~\[ ;(]", req.strip(), maxsplit=1)[0], seen)
+    return seen
+
+
+def constraints(lock_text: str, keep_installed: set) -> str:
+    """The lock's pins, minus the packages in ``keep_installed`` (names, any case, ``-`` or ``_``)."""
+    keep = {n.lower().replace("_", "-") for n in keep_installed}
+    out = []
+    for line in lock_text.splitlines():
+        name = line.split("==", 1)[0].strip().lower().replace("_", "-")
+        if line.strip() and not line.startswith("#") and name not in keep:
+            out.append(line.strip())
+    return "\n".join(out) + "\n"
+
+
+def install_command(kit: str | os.PathLike, constraints_file: str | os.PathLike) -> list[str]:
+    return [sys.executable, "-m", "pip", "install", "-q", "-c", str(constraints_file), "-e", str(kit)]
+
+
+def install(kit: str | os.PathLike = KIT_DIR, dry_run: bool = False) -> list[str]:
+    """``pip install -e kit`` constrained by its ``requirements.lock`` (see the module docstring); returns the
+    command. A second run with the same lock is skipped (marker file in ``kit``)."""
+    import hashlib
+
+    kit = Path(kit)
+    lock = (kit / "requirements.lock").read_text()
+    keep = _requirement_names("torch") | NOT_CONSTRAINED
+    cfile = kit / ".colab-constraints.txt"
+    cfile.write_text(constraints(lock, keep))
+    cmd = install_command(kit, cfile)
+    marker = kit / ".colab-installed"
+    stamp = hashlib.sha256((lock + sys.executable).encode()).hexdigest()
+    if dry_run:
+        print(" ".join(cmd))
+    elif not (marker.exists() and marker.read_text() == stamp):
+        subprocess.run(cmd, check=True)
+        marker.write_text(stamp)
+    return cmd
+
+
+# ----------------------------------------------------------------------------- notebook setup
+
+def resolve_runs_dir(runs_dir: str | os.PathLike = "runs", out=print) -> str:
+    """Outside Colab, or an absolute path: ``runs_dir`` unchanged. In Colab, a relative ``runs_dir`` goes to
+    Google Drive (``DRIVE_ROOT/stepdpo-lite/<runs_dir>``) when Drive is mounted, so that notebooks run in
+    separate runtimes see each other's results; else it stays in this runtime, with a message saying how to
+    mount Drive."""
+    runs_dir = os.fspath(runs_dir)
+    if not in_colab() or os.path.isabs(runs_dir):
+        return runs_dir
+    if os.path.isdir(DRIVE_ROOT):
+        path = str(Path(DRIVE_ROOT) / Path(DRIVE_RUNS).parent / runs_dir)
+        out(f"RUNS_DIR = {path} (Google Drive: every notebook, in any runtime, reads and writes here)")
+        return path
+    out(f"RUNS_DIR = {runs_dir!r} lives in this Colab runtime only: a notebook opened in another runtime will not "
+        "see what this one writes. To share results between notebooks, mount Google Drive, then run this cell "
+        "again:\n    from google.colab import drive; drive.mount('/content/drive')")
+    return runs_dir
+
+
+def setup(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", out=print) -> str:
+    """What every notebook's setup cell does after the install: the CUDA allocator setting (before torch is
+    imported), ``RUNS_DIR`` (``resolve_runs_dir``) and the profile's local files (``models.prepare_profile``).
+    Returns the ``RUNS_DIR`` to use."""
+    from .models import prepare_profile, use_expandable_segments
+
+    use_expandable_segments()  # less fragmented GPU memory (docs/benchmarks.md); before torch touches the GPU
+    runs_dir = resolve_runs_dir(runs_dir, out=out)
+    prepare_profile(profile, out=out)
+    return runs_dir
+
+
+def sync_notebooks(notebook_dir: str | os.PathLike | None = None, url: str = REPO_URL) -> list[str]:
+    """Write ``setup_cell_source(url)`` into every notebook's setup cell (the code cell after the ``parameters``
+    cell), touching nothing else; returns the notebooks changed."""
+    import json
+
+    folder = Path(notebook_dir) if notebook_dir else Path(__file__).resolve().parent.parent / "notebooks"
+    changed = []
+    for path in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+        nb = json.loads(path.read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        if len(code) < 2 or "parameters" not in code[0].get("metadata", {}).get("tags", []):
+            raise ValueError(f"{path.name}: the first code cell must be the parameters cell, the second the setup cell")
+        lines = setup_cell_source(url).splitlines(keepends=True)
+        if code[1]["source"] != lines:
+            code[1]["source"] = lines
+            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+            changed.append(path.name)
+    return changed
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.colab", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    i = sub.add_parser("install", help="pip install -e KIT with the lock as constraints (Colab's setup cell)")
+    i.add_argument("kit", nargs="?", default=KIT_DIR)
+    i.add_argument("--dry-run", action="store_true", help="print the pip command instead of running it")
+    s = sub.add_parser("sync-notebooks", help="write REPO_URL's setup cell into every notebook")
+    s.add_argument("--notebook-dir", default=None)
+    args = parser.parse_args(argv)
+    if args.command == "install":
+        install(args.kit, dry_run=args.dry_run or bool(os.environ.get("STEPDPO_COLAB_DRY_RUN")))
+    else:
+        print("updated:", ", ".join(sync_notebooks(args.notebook_dir)) or "nothing (already in sync)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,628 @@
+"""Test-time compute with a process reward model: step-level beam search and DVTS against best-of-N and
+majority vote, at the same number of generated tokens.
+
+Best-of-N samples N whole solutions and lets a verifier pick one; the verifier never changes what is sampled.
+A PRM can do more: it scores every prefix, so it can steer the search step by step (Snell et al. 2024,
+arXiv:2408.03314; Hugging Face's search-and-learn recipes)::
+
+    depth 0: sample B first steps                      -> score the B prefixes, keep the best N
+    depth d: extend each kept beam by M sampled steps  -> score the N·M prefixes, keep the best N
+    ...      until every kept beam has finished (EOS, an answer line, the step cap or the token cap)
+
+With ``N·M = B`` every depth samples B steps, so the search generates about as many tokens as B whole
+solutions: a fair comparison with best-of-B. **DVTS** (diverse verifier tree search, Beeching et al. 2024)
+splits the same budget into ``B / M`` independent subtrees, each keeping one beam: less pruning by an
+imperfect verifier, more diversity.
+
+- A step ends where the policy writes the step delimiter (default ``"\\n\\nStep"``, ``steps.py``): generation
+  stops there, the step is the text before it, and the delimiter opens the next step (it is fed back to the
+  policy as the start of the next step, never generated twice), so the steps concatenate to a normal
+  solution and ``steps.extract_steps(solution) == steps``. An answer line ("Answer: x") belongs to the last step.
+- The PRM scores a prefix in one forward pass (``ProcessRewardModel.score_solutions`` on step lists) and
+  ``losses.aggregate_rewards`` turns its step rewards into the beam's score (the PRM's ``config.aggregation``
+  unless given: ``min``, ``last``, ``product``, ...).
+- **Tokens are counted exactly**: for every row of every ``generate`` call, the new tokens up to and
+  including the one that stopped it (EOS or the delimiter's last token), padding excluded
+  (``Generation.n_tokens``). Verifier forward passes are not generated tokens; they are counted apart
+  (``SearchResult.n_scored``: prefixes the PRM read).
+
+Nothing here is specific to the toy world: problems only need ``.prompt`` (a ``str``, chat-formatted on
+GSM8K), ``.is_correct`` and ``.final_answer`` (``tasks.py``); the policy is any causal LM with its tokenizer,
+or any ``sampler(texts, n, max_new_tokens) -> list[list[Generation]]``; the PRM anything with
+``score_solutions(prompts, step_lists)``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from .steps import DEFAULT_DELIMITER
+
+FLOOR = -1e9  # the score of a prefix the PRM cannot read (blank, longer than its context), as in bestofn
+ANSWER_PATTERN = r"(?m)^[ \t]*(?:Answer:|####)"  # a line that states the final answer ends a solution
+STOPS = ("eos", "delimiter", "length")
+
+
+# ----------------------------------------------------------------------------- generation with exact token counts
+
+@dataclass
+class Generation:
+    """One row of a ``generate`` call: ``text`` (decoded, cut before the delimiter when it stopped there),
+    ``n_tokens`` (new tokens generated, up to and including the one that stopped the row; no padding),
+    ``stop`` ("eos", "delimiter" or "length") and ``rest`` (text decoded after the delimiter in the same
+    tokens, e.g. a token that overhangs it; it opens the next step with the delimiter)."""
+
+    text: str
+    n_tokens: int
+    stop: str
+    rest: str = ""
+
+
+def _cut(text: str, delimiter: str, lead: str = "") -> int | None:
+    """Index of the first ``delimiter`` in ``text`` that closes a non-blank step (``lead + text[:i]``), or None."""
+    i = text.find(delimiter)
+    while i != -1:
+        if (lead + text[:i]).strip():
+            return i
+        i = text.find(delimiter, i + 1)
+    return None
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    """The tokenizer's EOS and every EOS of the model's generation config (instruct models often list two)."""
+    ids = [tokenizer.eos_token_id]
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids += gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos]
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+def _step_stopper(tokenizer, delimiter: str | None, prompt_len: int, leads: Sequence[str], eos: set[int],
+                  caps: Sequence[int]):
+    """A ``StoppingCriteria`` that stops each row at EOS, once its new text holds ``delimiter`` after a non-blank
+    step, or at its own cap ``caps[i]``, and records where (``stopped_at[i]``: new tokens so far; 0 while running)."""
+    from transformers import StoppingCriteria
+
+    window = len(tokenizer(delimiter, add_special_tokens=False)["input_ids"]) + len(delimiter) + 2 if delimiter else 0
+
+    class StopAtStep(StoppingCriteria):
+        def __init__(self):
+            self.stopped_at = [0] * len(leads)
+            self.kind = [""] * len(leads)
+
+        def __call__(self, input_ids, scores=None, **kwargs):
+            import torch
+
+            n = input_ids.shape[1] - prompt_len
+            live = [i for i, s in enumerate(self.stopped_at) if not s]
+            if live and n > 0:
+                new = input_ids[live, prompt_len:]
+                last = new[:, -1].tolist()
+                tails = tokenizer.batch_decode(new[:, -window:].tolist(), skip_special_tokens=True) if delimiter else []
+                for r, i in enumerate(live):
+                    if last[r] in eos:
+                        self.stopped_at[i], self.kind[i] = n, "eos"
+                    elif delimiter and delimiter in tails[r]:
+                        full = tokenizer.decode(new[r].tolist(), skip_special_tokens=True)
+                        if _cut(full, delimiter, leads[i]) is not None:
+                            self.stopped_at[i], self.kind[i] = n, "delimiter"
+                    if not self.stopped_at[i] and n >= caps[i]:
+                        self.stopped_at[i], self.kind[i] = n, "length"
+            return torch.tensor([s > 0 for s in self.stopped_at], dtype=torch.bool, device=input_ids.device)
+
+    return StopAtStep()
+
+
+def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: str | None = DEFAULT_DELIMITER,
+             leads: Sequence[str] | None = None, temperature: float = 1.0, max_new_tokens: int | Sequence[int] = 160,
+             batch_size: int = 64, seed: int | None = 0) -> list[list[Generation]]:
+    """``n`` continuations of each text, each stopped at EOS, at ``delimiter`` (None: only EOS and the length
+    cap, i.e. whole solutions) or after ``max_new_tokens`` (one value, or one per text), with exact token counts.
+
+    ``leads[i]`` is the start of the step text ``i`` continues (e.g. the delimiter itself): a delimiter ends a
+    step only when ``leads[i]`` + the text before it is not blank, so no step is ever blank. Sampling is pure
+    (``top_k=0``, ``top_p=1``) at ``temperature`` (0: greedy), as ``toyworld.sample_solutions``; ``seed`` seeds
+    torch once before the first batch (None: leave the generator as it is).
+    """
+    import torch
+
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise ValueError(f"generate: text {i} is a {type(t).__name__}, not a str (pass problem.prompt + steps)")
+    if delimiter is not None and not delimiter:
+        raise ValueError("generate: delimiter must be a non-empty string or None")
+    caps = [max_new_tokens] * len(texts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    if len(caps) != len(texts) or any(c < 1 for c in caps):
+        raise ValueError(f"generate: need one max_new_tokens >= 1 per text, got {max_new_tokens!r}")
+    leads = [""] * len(texts) if leads is None else list(leads)
+    if len(leads) != len(texts):
+        raise ValueError(f"generate: {len(texts)} texts but {len(leads)} leads")
+    _record(texts)
+    rows = [(i, texts[i], leads[i], caps[i]) for i in range(len(texts)) for _ in range(n)]
+    eos = _eos_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
+    sampling = (dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0
+                else dict(do_sample=False))
+    device = next(model.parameters()).device
+    if seed is not None:
+        torch.manual_seed(seed)
+    out: list[Generation | None] = [None] * len(rows)
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        for start in range(0, len(rows), batch_size):
+            batch = list(range(start, min(start + batch_size, len(rows))))
+            row_caps = [rows[r][3] for r in batch]
+            enc = tokenizer([rows[r][1] for r in batch], return_tensors="pt", padding=True,
+                            add_special_tokens=False).to(device)
+            width = enc["input_ids"].shape[1]
+            # Whole solutions with one cap need no criterion of ours (no host sync per token): a row's first EOS
+            # is where it stopped, since generate pads a finished row (with EOS itself when there is no pad token).
+            stopper = (_step_stopper(tokenizer, delimiter, width, [rows[r][2] for r in batch], set(eos), row_caps)
+                       if delimiter or len(set(row_caps)) > 1 else None)
+            with torch.no_grad():
+                seqs = model.generate(**enc, max_new_tokens=max(row_caps), pad_token_id=pad, eos_token_id=eos,
+                                      **({"stopping_criteria": [stopper]} if stopper else {}), **sampling)
+            new = seqs[:, width:].tolist()
+            for j, r in enumerate(batch):
+                if stopper is not None:
+                    count, stop = stopper.stopped_at[j], stopper.kind[j] or "length"
+                else:
+                    count = next((k + 1 for k, t in enumerate(new[j]) if t in eos), 0)
+                    stop = "eos" if count else "length"
+                count = count or len(new[j])  # never stopped: it ran to the cap
+                text = tokenizer.decode(new[j][:count], skip_special_tokens=True)
+                rest = ""
+                if stop == "delimiter":
+                    cut = _cut(text, delimiter, rows[r][2])
+                    text, rest = text[:cut], text[cut + len(delimiter):]
+                out[r] = Generation(text, count, stop, rest)
+    finally:
+        tokenizer.padding_side = side
+    return [out[i * n:(i + 1) * n] for i in range(len(texts))]
+
+
+def _record(texts: list[str]) -> None:
+    """Every text fed to a policy goes where ``toyworld.sample_solutions`` records its prompts (tests check
+    that no prompt holds an answer)."""
+    from . import toyworld
+
+    record = getattr(toyworld, "_record_prompts", None)
+    if record is not None:
+        record(texts)
+
+
+def sample_candidates(model, tokenizer, problems, n: int, *, temperature: float = 1.0, max_new_tokens: int = 160,
+                      batch_size: int = 64, seed: int = 0) -> tuple[list[list[str]], list[list[int]]]:
+    """``n`` whole solutions per problem (best-of-N candidates) and the tokens generated for each, counted
+    exactly (``generate`` without a delimiter: sampled as ``tasks.sample_solutions`` samples them)."""
+    from .tasks import prompts_of
+
+    gens = generate(model, tokenizer, prompts_of(problems), n, delimiter=None, temperature=temperature,
+                    max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
+    return [[g.text for g in row] for row in gens], [[g.n_tokens for g in row] for row in gens]
+
+
+# ----------------------------------------------------------------------------- the search tree
+
+@dataclass
+class Node:
+    """One sampled step: its text (as it joins the solution), the tokens generated for it, why it stopped,
+    the PRM's rewards of the whole prefix (one per step; None when unreadable) and the prefix's score."""
+
+    id: int
+    parent: int | None  # None: a first step (its parent is the prompt)
+    depth: int  # 0-based step index
+    step: str
+    n_tokens: int
+    stop: str  # "eos", "delimiter", "length" (the per-step cap); a beam can also end at the step or token cap
+    finished: bool
+    rewards: list[float] | None = None
+    score: float = FLOOR
+    kept: bool = False  # selected into the beam at its depth
+    pruned_at: int | None = None  # depth at which it left the beam (None: kept to the end, or never kept)
+    group: int = 0  # DVTS subtree
+    pending: str = ""  # what opens the next step: the delimiter (and any text decoded after it)
+    ended: str = ""  # why the beam ended: "eos", "answer", "length", "step_cap", "token_budget"
+
+    @property
+    def reward(self) -> float | None:
+        """The PRM's reward of this step itself (the last of the prefix's rewards)."""
+        return self.rewards[-1] if self.rewards else None
+
+
+@dataclass
+class SearchResult:
+    """The search of one problem: every sampled step (``nodes``), the chosen solution and what it cost."""
+
+    problem_index: int
+    nodes: list[Node]
+    chosen: int | None  # id of the chosen final node
+    tokens: int = 0  # new tokens generated for this problem, all generate calls together
+    n_generations: int = 0  # rows generated (steps sampled)
+    n_scored: int = 0  # prefixes the PRM scored
+    n_beams: int = 1
+    expansions: int = 1
+    n_subtrees: int = 1
+
+    def path(self, node_id: int | None = None) -> list[Node]:
+        """The nodes from the first step to ``node_id`` (default: the chosen one)."""
+        node_id = self.chosen if node_id is None else node_id
+        out = []
+        while node_id is not None:
+            node = self.nodes[node_id]
+            out.append(node)
+            node_id = node.parent
+        return out[::-1]
+
+    def steps(self, node_id: int | None = None) -> list[str]:
+        return [n.step for n in self.path(node_id)]
+
+    def text(self, node_id: int | None = None) -> str:
+        """The solution text of a path: its steps joined (``extract_steps`` gives the steps back)."""
+        return "".join(self.steps(node_id))
+
+    @property
+    def solution(self) -> str:
+        return "" if self.chosen is None else self.text()
+
+    @property
+    def score(self) -> float:
+        return FLOOR if self.chosen is None else self.nodes[self.chosen].score
+
+
+def _score_prefixes(prm, prompts: list[str], step_lists: list[list[str]]) -> list[list[float] | None]:
+    """The PRM's step rewards of each prefix; None for one it cannot read (a blank step, too long)."""
+    keep = [i for i, ss in enumerate(step_lists) if ss and all(s.strip() for s in ss)]
+    out: list[list[float] | None] = [None] * len(step_lists)
+    if not keep:
+        return out
+    try:
+        for i, r in zip(keep, prm.score_solutions([prompts[i] for i in keep], [step_lists[i] for i in keep])):
+            out[i] = list(r)
+    except ValueError:  # one unreadable prefix (e.g. longer than max_length): score them one by one
+        for i in keep:
+            try:
+                out[i] = list(prm.score_solutions([prompts[i]], [step_lists[i]])[0])
+            except ValueError:
+                out[i] = None
+    return out
+
+
+def _aggregate(rewards, strategy: str) -> float:
+    from .losses import aggregate_rewards
+
+    if rewards is None:
+        return FLOOR
+    value = float(aggregate_rewards(list(rewards), strategy))
+    return value if math.isfinite(value) else FLOOR
+
+
+def hf_sampler(model, tokenizer, *, temperature: float = 1.0, batch_size: int = 64, delimiter: str = DEFAULT_DELIMITER):
+    """The default step sampler of ``beam_search``: ``generate`` on a causal LM, stopping at ``delimiter``."""
+
+    def sample(texts, n, max_new_tokens, leads):
+        return generate(model, tokenizer, texts, n, delimiter=delimiter, leads=leads, temperature=temperature,
+                        max_new_tokens=max_new_tokens, batch_size=batch_size, seed=None)
+
+    return sample
+
+
+def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansions: int = 4, n_subtrees: int = 1,
+                aggregation: str | None = None, max_steps: int = 12, max_new_tokens: int = 160,
+                temperature: float = 1.0, batch_size: int = 64, seed: int = 0,
+                token_budget: int | Sequence[int] | None = None, delimiter: str | None = None,
+                answer_pattern: str | None = ANSWER_PATTERN, unique: bool = False,
+                sampler: Callable | None = None) -> list[SearchResult]:
+    """PRM-guided step-level beam search on every problem (batched across problems); DVTS with ``n_subtrees``.
+
+    Per problem and subtree: the first step is sampled ``n_beams · expansions`` times; then each of the
+    ``n_beams`` best prefixes is extended by ``expansions`` sampled steps, and of the new prefixes and the
+    finished beams still held, the ``n_beams`` with the best aggregated PRM score are kept (ties: the earlier
+    one). A beam finishes at EOS, at an answer line (``answer_pattern``), when its step or its solution reaches
+    ``max_new_tokens`` tokens, at ``max_steps`` steps, or when its problem has generated ``token_budget``
+    tokens. The chosen solution is the best-scored finished beam of all subtrees (one that ended by itself,
+    EOS or answer, before one that was cut). A prefix sampled twice is scored once; with ``unique`` it also
+    takes only one place in the beam (more diversity; off by default: a prefix the policy samples often and the
+    PRM likes then gets more of the next samples, which did better on the toy world's validation split).
+
+    ``policy``/``tokenizer``: a causal LM (or pass ``sampler(texts, n, max_new_tokens, leads)`` returning
+    ``Generation`` lists, e.g. a stub in tests). ``prm``: anything with ``score_solutions(prompts, step_lists)``
+    (its ``config.aggregation`` and ``config.step_delimiter`` are the defaults). DVTS at budget B with
+    ``expansions`` M: ``n_beams=1, n_subtrees=B // M``.
+    """
+    if n_beams < 1 or expansions < 1 or n_subtrees < 1 or max_steps < 1 or max_new_tokens < 1:
+        raise ValueError("beam_search: n_beams, expansions, n_subtrees, max_steps and max_new_tokens must be >= 1")
+    from .tasks import prompts_of
+
+    config = getattr(prm, "config", None)
+    aggregation = aggregation or getattr(config, "aggregation", None) or "min"
+    delimiter = delimiter or getattr(config, "step_delimiter", None) or DEFAULT_DELIMITER
+    answer_re = re.compile(answer_pattern) if answer_pattern else None
+    prompts = prompts_of(problems)
+    budgets = ([token_budget] * len(problems) if token_budget is None or isinstance(token_budget, (int, float))
+               else list(token_budget))
+    if len(budgets) != len(problems):
+        raise ValueError(f"beam_search: {len(problems)} problems but {len(budgets)} token budgets")
+    if sampler is None:
+        import torch
+
+        torch.manual_seed(seed)
+        sampler = hf_sampler(policy, tokenizer, temperature=temperature, batch_size=batch_size, delimiter=delimiter)
+
+    results = [SearchResult(i, [], None, n_beams=n_beams, expansions=expansions, n_subtrees=n_subtrees)
+               for i in range(len(problems))]
+    # beams[i][g]: ids of the nodes held by subtree g of problem i (None: not started, the prompt alone)
+    beams: list[list[list[int] | None]] = [[None] * n_subtrees for _ in problems]
+    path_tokens: dict[int, int] = {}
+    scored: dict[tuple, list[float] | None] = {}  # (problem, prefix steps) -> the PRM's step rewards
+
+    def steps_of(res, node_id):
+        return res.steps(node_id) if node_id is not None else []
+
+    for depth in range(max_steps):
+        # 1. Which beams grow: every unfinished one (the prompt alone at depth 0), while the problem has budget.
+        work = []  # (problem, group, parent id or None, copies)
+        for i, res in enumerate(results):
+            over = budgets[i] is not None and res.tokens >= budgets[i]
+            for g, held in enumerate(beams[i]):
+                if held is None:
+                    work.append((i, g, None, n_beams * expansions))
+                    continue
+                for nid in held:
+                    node = res.nodes[nid]
+                    if node.finished:
+                        continue
+                    if over:
+                        node.finished, node.ended = True, "token_budget"
+                    else:
+                        work.append((i, g, nid, expansions))
+        if not work:
+            break
+        # 2. Sample the next steps (one call for every problem), with the solution's token cap left.
+        texts, leads, caps, copies = [], [], [], []
+        for i, g, nid, m in work:
+            res = results[i]
+            lead = res.nodes[nid].pending if nid is not None else ""
+            texts.append(prompts[i] + "".join(steps_of(res, nid)) + lead)
+            leads.append(lead)
+            caps.append(max(1, max_new_tokens - (path_tokens.get(nid, 0) if nid is not None else 0)))
+            copies.append(m)
+        # Rows of one parent are sampled as copies of its text; texts with more copies (the roots) go alone.
+        gens: list[list[Generation]] = [None] * len(work)
+        for m in sorted(set(copies)):
+            idx = [k for k, c in enumerate(copies) if c == m]
+            for k, row in zip(idx, sampler([texts[k] for k in idx], m, [caps[k] for k in idx], [leads[k] for k in idx])):
+                gens[k] = row
+        # 3. New nodes.
+        new_ids = []
+        for (i, g, nid, _), lead, cap, row in zip(work, leads, caps, gens):
+            res = results[i]
+            for gen in row:
+                step = lead + gen.text
+                tokens = (path_tokens.get(nid, 0) if nid is not None else 0) + gen.n_tokens
+                answered = bool(answer_re and answer_re.search(step))
+                node = Node(len(res.nodes), nid, depth, step, gen.n_tokens, gen.stop, False, group=g,
+                            pending=delimiter + gen.rest if gen.stop == "delimiter" else "")
+                if gen.stop == "eos" or answered:
+                    node.finished, node.ended = True, "eos" if gen.stop == "eos" else "answer"
+                elif gen.stop == "length" or tokens >= max_new_tokens:
+                    node.finished, node.ended = True, "length"
+                elif depth + 1 >= max_steps:
+                    node.finished, node.ended = True, "step_cap"
+                res.nodes.append(node)
+                res.tokens += gen.n_tokens
+                res.n_generations += 1
+                path_tokens[node.id] = tokens
+                new_ids.append((i, g, node.id))
+        # 4. Score every new prefix in one pass each (batched over all problems); a prefix sampled twice is
+        #    read once (same input, same rewards).
+        keys = [(i, tuple(results[i].steps(nid))) for i, _, nid in new_ids]
+        todo = list(dict.fromkeys(k for k in keys if k not in scored))
+        rewards = _score_prefixes(prm, [prompts[i] for i, _ in todo], [list(steps) for _, steps in todo])
+        for key, r in zip(todo, rewards):
+            scored[key] = r
+            results[key[0]].n_scored += 1
+        for (i, g, nid), key in zip(new_ids, keys):
+            node = results[i].nodes[nid]
+            node.rewards = scored[key]
+            node.score = _aggregate(node.rewards, aggregation)
+        # 5. Keep the best n_beams per subtree: new prefixes and the finished beams still held compete.
+        fresh: dict[tuple[int, int], list[int]] = {}
+        for i, g, nid in new_ids:
+            fresh.setdefault((i, g), []).append(nid)
+        for (i, g), ids in fresh.items():
+            res = results[i]
+            held = [nid for nid in (beams[i][g] or []) if res.nodes[nid].finished]
+            pool = held + ids
+            ranked = sorted(pool, key=lambda nid: -res.nodes[nid].score)  # stable: ties keep the earlier one
+            if unique:  # a prefix sampled twice takes one place in the beam
+                seen, distinct = set(), []
+                for nid in ranked:
+                    if res.text(nid) not in seen:
+                        seen.add(res.text(nid))
+                        distinct.append(nid)
+                ranked = distinct + [nid for nid in ranked if nid not in set(distinct)]
+                keep = set(distinct[:n_beams])
+            else:
+                keep = set(ranked[:n_beams])
+            for nid in pool:
+                node = res.nodes[nid]
+                if nid in keep:
+                    node.kept = True
+                else:  # a new step not taken, or a finished beam pushed out
+                    node.pruned_at = depth
+            beams[i][g] = [nid for nid in ranked if nid in keep]
+    # 6. Beams still open at the end were cut by the step cap; choose the best finished beam.
+    for i, res in enumerate(results):
+        final = [nid for held in beams[i] for nid in (held or [])]
+        for nid in final:
+            node = res.nodes[nid]
+            if not node.finished:
+                node.finished, node.ended = True, "step_cap"
+        if final:
+            res.chosen = max(final, key=lambda nid: (res.nodes[nid].ended in ("eos", "answer"), res.nodes[nid].score,
+                                                     -nid))
+    return results
+
+
+def dvts(policy, tokenizer, prm, problems, *, budget: int = 16, expansions: int = 4, **kw) -> list[SearchResult]:
+    """Diverse verifier tree search: ``budget // expansions`` independent subtrees of one beam each, every
+    beam extended by ``expansions`` steps, the best of all subtrees chosen (``beam_search`` keywords)."""
+    if budget % expansions:
+        raise ValueError(f"dvts: budget {budget} is not a multiple of expansions {expansions}")
+    return beam_search(policy, tokenizer, prm, problems, n_beams=1, expansions=expansions,
+                       n_subtrees=budget // expansions, **kw)
+
+
+def beam_shape(budget: int, expansions: int = 4) -> tuple[int, int]:
+    """``(n_beams, expansions)`` with ``n_beams · expansions == budget``: search-and-learn's default beam width
+    of 4 expansions per beam (capped at the budget), so B = 4 keeps 1 beam and B = 16 keeps 4. On the toy
+    world's validation split this beat 2 x 2 at B = 4 and 2 x 8 / 8 x 2 at B = 16 (notebook 07)."""
+    if budget < 1 or expansions < 1:
+        raise ValueError(f"beam_shape: budget and expansions must be >= 1, got {budget}, {expansions}")
+    expansions = min(expansions, budget)
+    if budget % expansions:
+        raise ValueError(f"beam_shape: budget {budget} is not a multiple of expansions {expansions}")
+    return budget // expansions, expansions
+
+
+# ----------------------------------------------------------------------------- equal-budget comparison
+
+def accuracy(problems, results: Sequence[SearchResult]) -> float:
+    """Final-answer accuracy of the chosen solutions."""
+    if len(problems) != len(results) or not problems:
+        raise ValueError(f"accuracy: {len(problems)} problems but {len(results)} search results (need equal, > 0)")
+    return sum(p.is_correct(r.solution) for p, r in zip(problems, results)) / len(problems)
+
+
+def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards, orm_rewards, searches: dict,
+                       budgets: Sequence[int], aggregation: str = "min", seed: int = 0, n_resamples: int = 100) -> dict:
+    """``{str(B): {"majority", "best_of_n_orm", "best_of_n_prm", <search methods>: accuracy, "tokens": {method:
+    mean generated tokens per problem}, "token_budget", "prm_scored": {method: prefixes or solutions the PRM
+    read, per problem}}}``.
+
+    ``candidates[i]``: whole solutions sampled for problem i (at least max B), ``candidate_tokens`` their token
+    counts, ``prm_step_rewards``/``orm_rewards`` their scores (``bestofn.score_candidates``). Best-of-B and
+    majority draw B of the candidates ``n_resamples`` times (``bestofn.best_of_n_table``, same draws for every
+    method); their tokens are B x the mean tokens of a candidate (the mean over all draws). The token budget of
+    B is the same figure. ``searches``: ``{method: {B: [SearchResult per problem]}}`` (e.g. ``beam_prm``).
+    """
+    from . import bestofn
+
+    budgets = sorted(int(b) for b in budgets)
+    graded = bestofn.grade(problems, candidates)
+    scores = {"best_of_n_prm": bestofn.aggregate(prm_step_rewards, aggregation),
+              "best_of_n_orm": [[bestofn.FLOOR if r is None else float(r) for r in row] for row in orm_rewards]}
+    table = bestofn.best_of_n_table(graded, scores, budgets, seed=seed, n_resamples=n_resamples)
+    per_solution = sum(map(sum, candidate_tokens)) / max(sum(map(len, candidate_tokens)), 1)
+    out = {}
+    for b in budgets:
+        row = {m: table[str(b)][m] for m in ("majority", "best_of_n_orm", "best_of_n_prm")}
+        budget = b * per_solution
+        tokens = dict.fromkeys(row, budget)
+        scored = {"majority": 0.0, "best_of_n_orm": 0.0, "best_of_n_prm": float(b)}
+        for method, runs in searches.items():
+            results = runs.get(b, runs.get(str(b)))
+            if results is None:
+                continue
+            row[method] = accuracy(problems, results)
+            tokens[method] = sum(r.tokens for r in results) / len(results)
+            scored[method] = sum(r.n_scored for r in results) / len(results)
+        out[str(b)] = {**row, "tokens": tokens, "token_budget": budget, "prm_scored": scored}
+    return out
+
+
+def format_comparison(table: dict) -> str:
+    """A text table: one row per method, accuracy and tokens per problem at each budget."""
+    budgets = sorted(table, key=int)
+    methods = list(dict.fromkeys(m for b in budgets for m in table[b]["tokens"]))
+    head = f"{'method':<15}" + "".join(f"{'B=' + b + ' acc':>11}{'tokens':>9}" for b in budgets)
+    rows = [head]
+    for m in methods:
+        rows.append(f"{m:<15}" + "".join(f"{table[b].get(m, float('nan')):>11.3f}{table[b]['tokens'].get(m, float('nan')):>9.0f}"
+                                         for b in budgets))
+    rows.append(f"{'(token budget)':<15}" + "".join(f"{'':>11}{table[b]['token_budget']:>9.0f}" for b in budgets))
+    return "\n".join(rows)
+
+
+def prefix_step_labels(problem, text: str, finished: bool = True) -> list[bool] | None:
+    """The checker's step labels of a solution or, with ``finished=False``, of a prefix: there the last step is
+    not wrong for lacking an answer line yet. None where the task has no step checker (GSM8K)."""
+    if not text.strip():
+        return None
+    verdict = problem.verdict(text) if hasattr(problem, "verdict") else None
+    if verdict is None or finished or len(verdict.error_kinds) != len(verdict.step_labels):
+        labels = problem.step_labels(text) if hasattr(problem, "step_labels") else None
+        if labels is None or finished:
+            return labels
+        return labels[:-1] + [None] if verdict is None else labels  # no kinds: the last step is unknown
+    labels = list(verdict.step_labels)
+    if verdict.error_kinds[-1] == "answer" and all(labels[:-1]):
+        labels[-1] = True  # right so far; the answer line comes later
+    return labels
+
+
+def tree_labels(problem, result: SearchResult) -> dict[int, bool | None]:
+    """Per node: whether its step is right in its prefix (``prefix_step_labels``; None without a checker)."""
+    out = {}
+    for node in result.nodes:
+        labels = prefix_step_labels(problem, result.text(node.id), node.finished)
+        out[node.id] = None if labels is None or len(labels) <= node.depth else labels[node.depth]
+    return out
+
+
+def pick_example(problems, results: Sequence[SearchResult]) -> int:
+    """Index of a problem whose tree shows the search at work: the chosen answer right, steps pruned that the
+    checker calls wrong (where there is a checker), a middling number of steps; the first such one."""
+    def key(i):
+        problem, res = problems[i], results[i]
+        labels = tree_labels(problem, res)
+        pruned_wrong = sum(n.pruned_at is not None and labels.get(n.id) is False for n in res.nodes)
+        pruned = sum(n.pruned_at is not None for n in res.nodes)
+        depth = max((n.depth for n in res.nodes), default=0) + 1
+        return (problem.is_correct(res.solution), pruned_wrong > 0, pruned > 0, -abs(depth - 4), -i)
+
+    if not results:
+        raise ValueError("pick_example: no search results")
+    return max(range(len(results)), key=key)
+
+
+def pruning_report(problems, results: Sequence[SearchResult]) -> dict | None:
+    """What the pruning did, by the checker (``tree_labels``; None where the task has none).
+
+    ``kept``/``pruned``: how many sampled steps the search kept or pruned, and the share of each that was right
+    (``kept_right``, ``pruned_right``). ``rounds``: selection rounds that started from a right prefix (a subtree
+    at one depth with a sampled step whose prefix so far is right); in ``no_right_step`` of them the policy sampled
+    no right next step at all (a policy miss: no verifier can help), in ``right_step_pruned`` it did, but the
+    beam kept none of the right ones (a verifier miss).
+    """
+    kept, pruned = [], []
+    rounds = no_right = right_pruned = 0
+    for problem, res in zip(problems, results):
+        labels = tree_labels(problem, res)
+        if all(v is None for v in labels.values()):
+            continue
+        for node in res.nodes:
+            if labels.get(node.id) is not None:
+                (kept if node.kept and node.pruned_at is None else pruned).append(labels[node.id])
+        fresh: dict = {}
+        for node in res.nodes:
+            fresh.setdefault((node.group, node.depth), []).append(node)
+        for (g, d), nodes in fresh.items():
+            live = [n for n in nodes if n.parent is None or labels.get(n.parent)]
+            if not live:
+                continue
+            rounds += 1
+            if not any(labels.get(n.id) for n in live):
+                no_right += 1
+            elif not any(labels.get(n.id) for n in res.nodes if n.group == g and n.kept and n.depth <= d
+                         and (n.depth == d or n.finished) and (n.pruned_at is None or n.pruned_at > d)):
+                right_pruned += 1
+    if not kept and not pruned:
+        return None
+    share = lambda xs: sum(xs) / len(xs) if xs else float("nan")
+    return {"kept": len(kept), "kept_right": share(kept), "pruned": len(pruned), "pruned_right": share(pruned),
+            "rounds": rounds, "no_right_step": no_right, "right_step_pruned": right_pruned}

@@ -1,0 +1,164 @@
+"""One task interface for the toy world and GSM8K: problems, grading, step labels, sampling, evaluation.
+
+A **problem** (``toyworld.Problem``, ``gsm8k.GSM8KProblem``) has
+
+- ``prompt``: the text a policy reads, always a ``str`` (chat-formatted on GSM8K), never the answer;
+- ``answer``: the reference final answer;
+- a grader: ``is_correct(solution)``, ``final_answer(solution)`` (a number or None), ``gold_answer()``;
+- step labels: ``step_labels(solution)`` / ``verdict(solution)`` from a gold checker where one exists (the toy
+  world), else ``None`` (GSM8K: the labels come from Monte-Carlo rollouts, ``Task.label``).
+
+A **task** (``ToyTask``, ``GSM8KTask``; ``get_task(profile)``) makes the problems of a profile, labels sampled
+solutions (checker or rollouts) and estimates what the labelling costs. Sampling, grading, best-of-N
+(``bestofn``) and policy evaluation all go through these; nothing dispatches on problem types, and a model
+only ever receives ``problem.prompt`` strings (``toyworld.sample_solutions`` raises on an item that is not a
+``str`` and has no ``str`` prompt: no object's repr is ever turned into a prompt).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from . import budget, gsm8k, toyworld
+
+
+@runtime_checkable
+class TaskProblem(Protocol):
+    """What every problem offers (see the module docstring)."""
+
+    prompt: str
+
+    def is_correct(self, solution: str) -> bool: ...
+
+    def final_answer(self, solution: str) -> float | None: ...
+
+    def gold_answer(self) -> float: ...
+
+    def step_labels(self, solution: str) -> list[bool] | None: ...
+
+    def verdict(self, solution: str) -> toyworld.Verdict | None: ...
+
+
+def prompts_of(problems) -> list[str]:
+    """The prompt texts of ``problems``; a problem whose ``prompt`` is not a ``str`` raises, naming its index."""
+    out = []
+    for i, p in enumerate(problems):
+        prompt = getattr(p, "prompt", None)
+        if not isinstance(prompt, str):
+            raise ValueError(f"problem {i}: its prompt must be a str, got {type(prompt).__name__} "
+                             f"(a {type(p).__name__}); pass problems of a task (toyworld.Problem, gsm8k.GSM8KProblem)")
+        out.append(prompt)
+    return out
+
+
+def sample_solutions(model, tokenizer, problems, **kw) -> list[list[str]]:
+    """``toyworld.sample_solutions`` on the problems' prompts (``n``, ``temperature``, ``batch_size``, ...)."""
+    return toyworld.sample_solutions(model, tokenizer, prompts_of(problems), **kw)
+
+
+def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float = 0.0, **kw) -> dict:
+    """Final-answer accuracy of a policy on ``problems``; with a step checker (toy world) also the share of
+    right steps and the kinds of first errors (as ``toyworld.evaluate_policy``)."""
+    sols = sample_solutions(model, tokenizer, problems, n=n, temperature=temperature, **kw)
+    pairs = [(p, s) for p, ss in zip(problems, sols) for s in ss]
+    out = {"accuracy": sum(p.is_correct(s) for p, s in pairs) / len(pairs), "n_solutions": len(pairs)}
+    verdicts = [p.verdict(s) for p, s in pairs]
+    if verdicts and all(v is not None for v in verdicts):
+        labels = [lab for v in verdicts for lab in v.step_labels]
+        out["step_accuracy"] = sum(labels) / max(len(labels), 1)
+        out["first_error_kinds"] = dict(Counter(v.error_kinds[v.first_error] for v in verdicts if v.first_error >= 0))
+    return out
+
+
+# ----------------------------------------------------------------------------- tasks
+
+@dataclass(frozen=True)
+class ToyTask:
+    """The offline arithmetic world: generated problems, a gold checker for every step."""
+
+    name: str = "toy"
+    has_step_checker: bool = True
+    label_source: str = "gold step checker (toy world)"
+
+    def splits(self, n_train: int, n_eval: int, seed: int = 0, tokenizer=None) -> dict:
+        """``{"train", "validation", "test"}`` problems (disjoint by construction)."""
+        return {split: toyworld.make_problems(n, split, seed=seed)
+                for split, n in [("train", n_train), ("validation", n_eval), ("test", n_eval)]}
+
+    def held_out(self, n: int, seed: int = 0, tokenizer=None) -> list:
+        """The first ``n`` test problems: the very ones ``splits`` gives notebook 01 (same ``seed``)."""
+        return toyworld.make_problems(n, "test", seed=seed)
+
+    def rollout_rows(self, problems, n_samples: int = 1, n_rollouts: int = 8, solutions=None) -> list[int]:
+        return [0] * len(problems)  # the checker labels every step: no rollouts
+
+    def label(self, policy, tokenizer, problems, solutions, **rollouts) -> list[list[toyworld.Verdict]]:
+        """The checker's verdict for every solution (the policy is not needed)."""
+        return [[p.verdict(s) for s in sols] for p, sols in zip(problems, solutions)]
+
+
+@dataclass(frozen=True)
+class GSM8KTask:
+    """GSM8K: chat-formatted questions, final answers checked, step labels from Monte-Carlo rollouts.
+
+    ``source``: the Hub's ``openai/gsm8k`` (default), or a local copy (``gsm8k.load_problems``)."""
+
+    source: str = gsm8k.HUB_NAME
+    name: str = "gsm8k"
+    has_step_checker: bool = False
+    label_source: str = "Monte-Carlo estimates (notebook 01)"
+
+    def splits(self, n_train: int, n_eval: int, seed: int = 0, tokenizer=None) -> dict:
+        if tokenizer is None:
+            raise ValueError("GSM8K prompts are chat-formatted: pass the policy's tokenizer")
+        return gsm8k.load_problems(tokenizer, n_train=n_train, n_eval=n_eval, seed=seed, name=self.source)
+
+    def held_out(self, n: int, seed: int = 0, tokenizer=None) -> list:
+        if tokenizer is None:
+            raise ValueError("held_out_problems: GSM8K prompts are chat-formatted, pass the policy's tokenizer")
+        return gsm8k.load_problems(tokenizer, n_train=0, n_eval=n, seed=seed, name=self.source)["test"]
+
+    def rollout_rows(self, problems, n_samples: int = 1, n_rollouts: int = 8, solutions=None) -> list[int]:
+        """Completions Monte-Carlo labelling samples per problem: ``n_rollouts`` after every step but the last
+        of every solution with a wrong final answer (``gsm8k.mc_verdicts``). Before sampling
+        (``solutions=None``), an upper-bound guess: every one of ``n_samples`` wrong, with as many steps as the
+        reference solution (at least 2)."""
+        from .steps import extract_steps
+
+        if solutions is None:
+            return [n_samples * max(p.reference_steps - 1, 1) * n_rollouts for p in problems]
+        return [n_rollouts * sum(max(len(extract_steps(s)) - 1, 0) for s in sols if s.strip() and not p.is_correct(s))
+                for p, sols in zip(problems, solutions)]
+
+    def label(self, policy, tokenizer, problems, solutions, *, n_rollouts: int = 8, batch_size: int = 16,
+              max_new_tokens: int = 512, seed: int = 0, progress: bool = True) -> list[list[toyworld.Verdict]]:
+        return gsm8k.mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts=n_rollouts, seed=seed,
+                                 batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress)
+
+
+TASKS = {"toy": ToyTask, "gsm8k": GSM8KTask}
+
+
+def get_task(profile):
+    """The task of a profile (a ``models.Profile`` or its name): its ``task`` and ``dataset`` fields."""
+    from .models import get_profile
+
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    if p.task not in TASKS:
+        raise ValueError(f"profile {p.name!r}: unknown task {p.task!r}; choose one of {sorted(TASKS)}")
+    return ToyTask() if p.task == "toy" else GSM8KTask(source=p.dataset or gsm8k.HUB_NAME)
+
+
+def labelling_plan(task, problems: dict, *, n_samples: int, n_rollouts: int, tokens_per_rollout: int,
+                   tokens_per_s: float | None, budget_minutes: float | None, solutions: dict | None = None,
+                   batch_size: int = 1) -> budget.GenerationPlan:
+    """How many problems of each split ``task.label`` can label within ``budget_minutes``, with its estimate
+    (``budget.plan_generation``): before sampling (``solutions=None``: an upper-bound guess) or after."""
+    rows = {split: task.rollout_rows(ps, n_samples=n_samples, n_rollouts=n_rollouts,
+                                     solutions=None if solutions is None else solutions[split])
+            for split, ps in problems.items()}
+    return budget.plan_generation(rows, tokens_per_row=tokens_per_rollout, tokens_per_s=tokens_per_s,
+                                  budget_minutes=budget_minutes, batch_size=batch_size,
+                                  what=f"Monte-Carlo labelling ({n_rollouts} rollouts after each step of a wrong solution)")

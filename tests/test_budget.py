@@ -1,0 +1,61 @@
+"""budget: generation estimates from counts, the Monte-Carlo cap, runtime/peak-memory lines after training."""
+import math
+
+import pytest
+
+from stepdpo_lite import budget, models, tasks
+
+
+def test_generation_seconds_is_an_upper_bound_from_counts():
+    assert budget.generation_seconds(64, 512, 1024.0, batch_size=32) == pytest.approx(32.0)
+    assert budget.generation_seconds(65, 512, 1024.0, batch_size=32) == pytest.approx(48.0)  # partial batch: full
+    assert budget.generation_seconds(10, 512, None) is None
+    with pytest.raises(ValueError, match="tokens_per_s"):
+        budget.generation_seconds(1, 1, 0.0)
+    assert budget.at_most(None).startswith("time unknown") and budget.at_most(7200) == "<= 2.0 h"
+    assert budget.format_duration(30) == "30 s" and budget.format_duration(600) == "10.0 min"
+
+
+def test_plan_keeps_everything_within_budget_or_without_a_speed():
+    rows = {"train": [10] * 10, "validation": [10] * 2, "test": [10] * 2}
+    for kw in (dict(tokens_per_s=None, budget_minutes=1), dict(tokens_per_s=100.0, budget_minutes=None),
+               dict(tokens_per_s=100.0, budget_minutes=math.inf), dict(tokens_per_s=1e6, budget_minutes=1)):
+        plan = budget.plan_generation(rows, tokens_per_row=100, **kw)
+        assert not plan.capped and plan.keep == {"train": 10, "validation": 2, "test": 2}
+    assert "140 sequences" in str(plan) and "within the budget of 1 min" in str(plan)
+
+
+def test_plan_caps_every_split_by_the_same_share_and_says_how_to_label_more():
+    rows = {"train": [8] * 100, "validation": [8] * 20, "test": [8] * 20}  # 1,120 rows x 100 tokens
+    plan = budget.plan_generation(rows, tokens_per_row=100, tokens_per_s=1000.0, budget_minutes=1, what="MC")
+    assert plan.capped and plan.seconds() <= 60 < plan.seconds(plan.full)
+    assert plan.keep == {"train": 54, "validation": 10, "test": 10}  # 592 rows = 59.2 s; 55 % would be 60.8 s
+    cut = plan.apply({"train": list(range(100)), "validation": list(range(20)), "test": list(range(20))})
+    assert cut["train"] == list(range(54)) and len(cut["test"]) == 10
+    text = str(plan)
+    assert "over the budget of 1 min" in text and "first 54 of 100 train" in text and "MC_BUDGET_MINUTES" in text
+    tiny = budget.plan_generation({"train": [1000], "test": [1000]}, tokens_per_row=100, tokens_per_s=1.0,
+                                  budget_minutes=1)
+    assert tiny.keep == {"train": 1, "test": 1}  # never an empty split
+
+
+def test_t4_profile_labelling_is_capped_to_its_budget(tiny_tokenizer):
+    """The GPU profiles' sizes, at their stated speed: 1,400 problems x 4 samples x steps x 8 rollouts is hours."""
+    from stepdpo_lite.smoke import GSM8K_SLICE
+
+    t4 = models.get_profile("t4-16gb")
+    problems = tasks.GSM8KTask(str(GSM8K_SLICE)).splits(100, 50, tokenizer=tiny_tokenizer)
+    plan = tasks.labelling_plan(tasks.GSM8KTask(), problems, n_samples=t4.n_samples_per_problem, n_rollouts=8,
+                                tokens_per_rollout=t4.max_new_tokens, tokens_per_s=t4.sampling_tokens_per_s,
+                                budget_minutes=t4.mc_budget_minutes, batch_size=t4.sample_batch_size)
+    assert plan.seconds(plan.full) > 3600 and plan.capped and plan.seconds() <= 20 * 60
+    assert "Monte-Carlo labelling (8 rollouts" in str(plan) and "tokens/s" in str(plan)
+
+
+def test_track_prints_runtime_and_on_a_gpu_peak_memory():
+    lines = []
+    with budget.track("training", out=lines.append) as used:
+        sum(range(1000))
+    assert used["seconds"] >= 0 and lines[0].startswith("training: ")
+    import torch
+    assert ("peak GPU memory" in lines[0]) == torch.cuda.is_available()

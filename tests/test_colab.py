@@ -1,0 +1,106 @@
+"""Colab setup: one place sets the repository URL; the install cell works in a running kernel, fails loudly,
+constrains with the lock without fighting Colab's torch; RUNS_DIR goes to Google Drive when mounted."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from stepdpo_lite import colab, tutorial
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _setup_cell(path):
+    code = [c for c in json.loads(Path(path).read_text())["cells"] if c["cell_type"] == "code"]
+    return "".join(code[1]["source"])
+
+
+def test_every_setup_cell_is_the_package_template_with_repo_url():
+    """REPO_URL is set in stepdpo_lite/colab.py only: `python -m stepdpo_lite.colab sync-notebooks` writes it."""
+    for name in tutorial.NOTEBOOKS:
+        assert _setup_cell(tutorial.NOTEBOOK_DIR / name) == colab.setup_cell_source(), (
+            f"{name}: setup cell out of date: run `python -m stepdpo_lite.colab sync-notebooks`")
+    assert colab.REPO_URL in colab.setup_cell_source() and "{repo_url}" not in colab.setup_cell_source()
+
+
+def test_sync_notebooks_rewrites_only_the_setup_cells(tmp_path):
+    for name in tutorial.NOTEBOOKS[:2]:
+        (tmp_path / name).write_text((tutorial.NOTEBOOK_DIR / name).read_text())
+    before = json.loads((tmp_path / tutorial.NOTEBOOKS[0]).read_text())
+    assert colab.sync_notebooks(tmp_path) == []  # already in sync: untouched
+    assert colab.sync_notebooks(tmp_path, url="https://example.org/fork.git") == tutorial.NOTEBOOKS[:2]
+    after = json.loads((tmp_path / tutorial.NOTEBOOKS[0]).read_text())
+    changed = [i for i, (a, b) in enumerate(zip(before["cells"], after["cells"])) if a != b]
+    assert len(changed) == 1 and "https://example.org/fork.git" in "".join(after["cells"][changed[0]]["source"])
+
+
+def _run_cell_as_colab(tmp_path, env):
+    """The setup cell, executed in a fresh interpreter that believes it is in Colab (google.colab imported)."""
+    script = textwrap.dedent('''
+        import sys, types
+        sys.modules["google.colab"] = types.ModuleType("google.colab")
+        PROFILE, RUNS_DIR = "tiny", "runs"
+        exec(open(sys.argv[1]).read())
+        import stepdpo_lite
+        print("IMPORTED", stepdpo_lite.__file__, "RUNS_DIR", RUNS_DIR)
+    ''')
+    (tmp_path / "cell.py").write_text(colab.setup_cell_source())
+    (tmp_path / "run.py").write_text(script)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STEPDPO_") and k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "cell.py")], cwd=tmp_path,
+                          env={**clean, **env}, capture_output=True, text=True, timeout=300)
+
+
+def test_colab_cell_fails_loudly_when_the_clone_fails(tmp_path):
+    done = _run_cell_as_colab(tmp_path, {"STEPDPO_KIT_DIR": str(tmp_path / "kit"),
+                                         "STEPDPO_REPO_URL": str(tmp_path / "no-such-repo")})
+    assert done.returncode != 0
+    assert "RuntimeError: git clone -q --depth 1" in done.stderr and "no-such-repo" in done.stderr
+
+
+def test_colab_cell_installs_with_the_lock_and_imports_the_clone_without_a_restart(tmp_path):
+    kit = tmp_path / "kit"  # a clone that is already there: the cell skips git and installs it (dry run: no pip)
+    kit.mkdir()
+    (kit / "stepdpo_lite").symlink_to(ROOT / "stepdpo_lite")
+    (kit / "requirements.lock").write_text((ROOT / "requirements.lock").read_text())
+    done = _run_cell_as_colab(tmp_path, {"STEPDPO_KIT_DIR": str(kit), "STEPDPO_COLAB_DRY_RUN": "1"})
+    assert done.returncode == 0, done.stderr
+    assert f"IMPORTED {kit}/stepdpo_lite/__init__.py" in done.stdout  # the clone, first on sys.path
+    assert "mount Google Drive" in done.stdout and "RUNS_DIR runs" in done.stdout  # no Drive here: stays local
+    pins = (kit / ".colab-constraints.txt").read_text().splitlines()
+    names = {line.split("==")[0].lower() for line in pins}
+    assert "trl==1.16.0" in pins and "transformers" in names and "peft" in names
+    assert not names & {"torch", "numpy", "sympy", "networkx", "jinja2", "filelock", "fsspec", "typing-extensions",
+                        "typing_extensions"}  # Colab's torch and its requirements are kept
+
+
+def test_install_command_and_constraints():
+    cmd = colab.install_command("/content/stepdpo-lite", "/tmp/c.txt")
+    assert cmd[1:] == ["-m", "pip", "install", "-q", "-c", "/tmp/c.txt", "-e", "/content/stepdpo-lite"]
+    assert colab.constraints("# head\nfoo==1\nTyping_Extensions==2\nbar==3\n", {"typing-extensions", "BAR"}) == "foo==1\n"
+    assert {"torch", "sympy", "filelock"} <= colab._requirement_names("torch")
+
+
+def test_runs_dir_on_drive_when_mounted(tmp_path, monkeypatch):
+    lines = []
+    assert colab.resolve_runs_dir("runs", out=lines.append) == "runs" and not lines  # not in Colab: unchanged
+    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    monkeypatch.setattr(colab, "DRIVE_ROOT", str(tmp_path / "MyDrive"))
+    assert colab.resolve_runs_dir("runs", out=lines.append) == "runs" and "drive.mount" in lines[-1]
+    (tmp_path / "MyDrive").mkdir()
+    assert colab.resolve_runs_dir("runs", out=lines.append) == str(tmp_path / "MyDrive" / "stepdpo-lite" / "runs")
+    assert colab.resolve_runs_dir("/abs/runs", out=lines.append) == "/abs/runs"  # an explicit path is kept
+
+
+def test_require_names_drive_in_colab(tmp_path, monkeypatch):
+    from stepdpo_lite import runs
+    with pytest.raises(FileNotFoundError, match="run notebook 01_data_prep first") as info:
+        runs.require(tmp_path / "missing", "01_data_prep")
+    assert "Drive" not in str(info.value)
+    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    with pytest.raises(FileNotFoundError, match="Google Drive"):
+        runs.require(tmp_path / "missing", "01_data_prep")

@@ -1,0 +1,313 @@
+"""search: step-level beam search and DVTS with a PRM, exact token counts, equal-budget tables, the tree figure.
+
+Scripted policies and PRMs make the selection tests deterministic; the shipped tiny base checks the real
+generation path (stopping at the delimiter, token counts against a direct count of generate's output)."""
+
+import random
+
+import pytest
+
+from stepdpo_lite import bestofn, search, tasks, toyworld, viz
+from stepdpo_lite.gsm8k import GSM8KProblem
+from stepdpo_lite.steps import DEFAULT_DELIMITER, extract_steps
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class Scripted:
+    """A policy that writes ``Step k: c<j>`` for k = 1..3 (the last one with ``Answer: <j>`` and EOS); option j
+    is the copy index (``options=None``) or drawn at random from ``options``. Each step costs len(text) tokens."""
+
+    def __init__(self, options=None, seed=0, n_steps=3):
+        self.rng, self.options, self.n_steps = random.Random(seed), options, n_steps
+        self.calls, self.tokens = [], 0
+
+    def __call__(self, texts, n, max_new_tokens, leads):
+        self.calls.append((list(texts), n, list(max_new_tokens), list(leads)))
+        out = []
+        for text, lead in zip(texts, leads):
+            k = text.count(DEFAULT_DELIMITER)  # steps written so far (the lead opens the next one)
+            assert lead == ("" if k == 0 else DEFAULT_DELIMITER) and text.endswith(lead)
+            row = []
+            for copy in range(n):
+                j = copy if self.options is None else self.rng.choice(self.options)
+                body = f"Step 1: c{j}" if k == 0 else f" {k + 1}: c{j}"
+                if k + 1 == self.n_steps:
+                    row.append(search.Generation(body + f"\n\nAnswer: {j}", len(body) + 11, "eos"))
+                else:
+                    row.append(search.Generation(body, len(body) + len(DEFAULT_DELIMITER), "delimiter"))
+                self.tokens += row[-1].n_tokens
+            out.append(row)
+        return out
+
+
+class TablePRM:
+    """Step reward of ``c<j>`` from ``table[j]`` (or a hash of the prefix: random but fixed); counts prefixes."""
+
+    def __init__(self, table=None, aggregation="min"):
+        self.table, self.scored = table, []
+        self.config = type("C", (), {"aggregation": aggregation, "step_delimiter": DEFAULT_DELIMITER})()
+
+    def reward(self, prefix):
+        if self.table is not None:
+            return self.table[int(prefix[-1].split(": c")[1].split("\n")[0])]
+        return random.Random("".join(prefix)).uniform(-3, 3)
+
+    def score_solutions(self, prompts, step_lists):
+        assert all(isinstance(p, str) for p in prompts)
+        self.scored += [(p, tuple(s)) for p, s in zip(prompts, step_lists)]
+        return [[self.reward(steps[:k + 1]) for k in range(len(steps))] for steps in step_lists]
+
+
+class Answer1:
+    """A problem whose answer is 1 (the task interface, duck-typed)."""
+
+    prompt = "Q: pick one.\n"
+
+    def is_correct(self, solution):
+        return solution.rstrip().endswith("Answer: 1")
+
+    def final_answer(self, solution):
+        return float(solution.rsplit("Answer: ", 1)[1]) if "Answer: " in solution else None
+
+    def step_labels(self, solution):
+        return None
+
+
+def _beam_after(res, depth):
+    """Nodes held in the beam after the selection round at ``depth``."""
+    return [n for n in res.nodes if n.kept and n.depth <= depth and (n.depth == depth or n.finished)
+            and (n.pruned_at is None or n.pruned_at > depth)]
+
+
+def test_beam_keeps_the_best_prefix_by_its_aggregated_score():
+    prm = TablePRM({0: -1.0, 1: 2.0, 2: 0.5, 3: 1.0})
+    policy = Scripted()
+    res = search.beam_search(None, None, prm, [Answer1()], n_beams=1, expansions=2, sampler=policy)[0]
+    assert res.steps() == ["Step 1: c1", "\n\nStep 2: c1", "\n\nStep 3: c1\n\nAnswer: 1"]
+    assert res.solution == "Step 1: c1\n\nStep 2: c1\n\nStep 3: c1\n\nAnswer: 1" and Answer1().is_correct(res.solution)
+    assert extract_steps(res.solution) == res.steps()
+    assert res.score == 2.0 and res.nodes[res.chosen].ended == "eos"
+    assert [n.depth for n in res.nodes] == [0, 0, 1, 1, 2, 2]  # the root sampled n_beams x expansions = 2 first steps
+    assert [n.kept for n in res.nodes] == [False, True, False, True, False, True]
+    assert res.tokens == policy.tokens == sum(n.n_tokens for n in res.nodes)
+    # min over the prefix: after c1 (2.0), c0 (-1.0) drags the prefix down; "last" looks at the new step only
+    low_then_high = TablePRM({0: 1.5, 1: -2.0, 2: 3.0, 3: 0.0})
+    res = search.beam_search(None, None, low_then_high, [Answer1()], n_beams=2, expansions=2, sampler=Scripted())[0]
+    assert all(n.score == min(n.rewards) for n in res.nodes)
+    res_last = search.beam_search(None, None, low_then_high, [Answer1()], n_beams=2, expansions=2,
+                                  aggregation="last", sampler=Scripted())[0]
+    assert all(n.score == n.rewards[-1] for n in res_last.nodes)
+
+
+@pytest.mark.parametrize("n_beams,expansions,subtrees", [(3, 2, 1), (2, 3, 1), (1, 4, 2)])
+def test_beam_invariants_with_random_rewards(n_beams, expansions, subtrees):
+    problems = [Answer1(), Answer1()]
+    policy = Scripted(options=[0, 1, 2, 3, 4], seed=n_beams, n_steps=4)
+    prm = TablePRM()
+    results = search.beam_search(None, None, prm, problems, n_beams=n_beams, expansions=expansions,
+                                 n_subtrees=subtrees, sampler=policy)
+    assert sum(r.tokens for r in results) == policy.tokens  # every generated token is counted, once
+    for res in results:
+        assert res.tokens == sum(n.n_tokens for n in res.nodes) and res.n_generations == len(res.nodes)
+        assert res.n_scored == len({"".join(res.steps(n.id)) for n in res.nodes})  # a repeated prefix is read once
+        for g in range(subtrees):
+            nodes = [n for n in res.nodes if n.group == g]
+            assert sum(n.depth == 0 for n in nodes) == n_beams * expansions
+            for parent in nodes:
+                kids = [n for n in nodes if n.parent == parent.id]
+                assert len(kids) == (expansions if parent.kept and not parent.finished else 0)
+            for depth in range(max(n.depth for n in nodes) + 1):
+                beam = [n for n in _beam_after(res, depth) if n.group == g]
+                dropped = [n for n in nodes if n.pruned_at == depth]
+                assert len(beam) == min(n_beams, len(beam) + len(dropped))
+                if beam and dropped:
+                    assert max(n.score for n in dropped) <= min(n.score for n in beam)
+        finals = [n for n in res.nodes if n.kept and n.finished and n.pruned_at is None]
+        assert res.chosen == max(finals, key=lambda n: (n.score, -n.id)).id
+        for n in res.nodes:
+            text = res.text(n.id)
+            assert extract_steps(text) == res.steps(n.id) and "".join(res.steps(n.id)) == text
+
+
+def test_unique_beams_and_dvts_subtrees():
+    policy = Scripted(options=[1, 1, 1, 2])  # mostly the same step: duplicates
+    res = search.beam_search(None, None, TablePRM({1: 1.0, 2: -1.0}), [Answer1()], n_beams=2, expansions=3,
+                             unique=True, sampler=policy)[0]
+    for depth in range(3):
+        texts = [res.text(n.id) for n in _beam_after(res, depth)]
+        assert len(texts) == len(set(texts))
+    res = search.dvts(None, None, TablePRM(), [Answer1()], budget=8, expansions=4,
+                      sampler=Scripted(options=[0, 1, 2, 3]))[0]
+    assert res.n_subtrees == 2 and {n.group for n in res.nodes} == {0, 1}
+    for g in (0, 1):  # one beam per subtree, each extended by 4 steps
+        assert all(sum(n.group == g for n in _beam_after(res, d)) == 1 for d in range(3))
+        assert sum(n.group == g and n.depth == 1 for n in res.nodes) == 4
+    assert search.beam_shape(4) == (1, 4) and search.beam_shape(16) == (4, 4) and search.beam_shape(2) == (1, 2)
+    assert search.beam_shape(16, 8) == (2, 8)
+    with pytest.raises(ValueError, match="multiple"):
+        search.beam_shape(6, 4)
+
+
+def test_caps_end_beams_and_unreadable_prefixes_are_floored():
+    policy = Scripted(options=[0, 1], n_steps=6)
+    res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, max_steps=2,
+                             sampler=policy)[0]
+    assert max(n.depth for n in res.nodes) == 1 and res.nodes[res.chosen].ended == "step_cap"
+    res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, token_budget=30,
+                             sampler=Scripted(options=[0, 1], n_steps=6))[0]
+    assert any(n.ended == "token_budget" for n in res.nodes)
+    assert res.tokens <= 30 + 4 * 20  # stops expanding once spent: at most one round over
+    assert policy.calls[0][2] == [160]  # the solution's token cap goes to the sampler
+    res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=1, expansions=2, max_new_tokens=25,
+                             sampler=Scripted(options=[0, 1], n_steps=6))[0]
+    assert res.nodes[res.chosen].ended == "length" and max(n.depth for n in res.nodes) == 1
+
+    class Blank(Scripted):
+        def __call__(self, texts, n, caps, leads):
+            rows = super().__call__(texts, n, caps, leads)
+            rows[0][0] = search.Generation("  ", 1, "eos")  # a blank first step: the PRM never sees it
+            return rows
+
+    res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, sampler=Blank())[0]
+    assert res.nodes[0].rewards is None and res.nodes[0].score == search.FLOOR and not res.nodes[0].kept
+
+
+def test_any_task_problem_works_gsm8k_shaped():
+    chat = "<|im_start|>user\nSolve ...\n\nA farmer has 3 cows.<|im_end|>\n<|im_start|>assistant\n"
+    problem = GSM8KProblem("A farmer has 3 cows.", "1", chat)
+    prm = TablePRM({0: -1.0, 1: 2.0, 2: 0.5, 3: 1.0})
+    res = search.beam_search(None, None, prm, [problem], n_beams=2, expansions=2, sampler=Scripted())[0]
+    assert problem.is_correct(res.solution) and all(p == chat for p, _ in prm.scored)
+    assert search.tree_labels(problem, res) == {n.id: None for n in res.nodes}  # no checker on GSM8K
+    assert search.pruning_report([problem], [res]) is None
+    with pytest.raises(ValueError, match="prompt"):
+        search.beam_search(None, None, prm, [object()], sampler=Scripted())
+
+
+@pytest.fixture(scope="module")
+def tiny_base():
+    return toyworld.load_tiny_base()
+
+
+def _greedy_count(model, tokenizer, prompt, delimiter, cap):
+    """A direct count: one token at a time, greedy, until EOS, the delimiter after a non-blank step, or the cap."""
+    import torch
+
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    new = []
+    with torch.no_grad():
+        while len(new) < cap:
+            nxt = int(model(input_ids=torch.tensor([ids[0].tolist() + new])).logits[0, -1].argmax())
+            new.append(nxt)
+            text = tokenizer.decode(new, skip_special_tokens=True)
+            if nxt == tokenizer.eos_token_id or (delimiter in text and text.split(delimiter)[0].strip()):
+                break
+    return len(new), tokenizer.decode(new, skip_special_tokens=True)
+
+
+def test_generate_stops_at_the_delimiter_and_counts_tokens_exactly(tiny_base):
+    model, tok = tiny_base
+    problems = bestofn.held_out_problems("tiny", 3)
+    first = [p.prompt for p in problems]
+    second = [p.prompt + "Step 1: " + f"{p.start} {p.ops[0][0]} {p.ops[0][1]} = {p.values[1]}" + DEFAULT_DELIMITER
+              for p in problems]
+    texts, caps = first + second + [problems[0].prompt], [160] * 6 + [5]
+    gens = search.generate(model, tok, texts, 1, temperature=0.0, max_new_tokens=caps, batch_size=8,
+                           leads=[""] * 3 + [DEFAULT_DELIMITER] * 3 + [""])
+    for text, cap, (g,) in zip(texts, caps, gens):
+        count, decoded = _greedy_count(model, tok, text, DEFAULT_DELIMITER, cap)
+        assert g.n_tokens == count  # same batch of rows finishing at different times: padding is not counted
+        assert decoded.startswith(g.text) and (g.stop != "delimiter" or decoded == g.text + DEFAULT_DELIMITER + g.rest)
+    assert [g[0].stop for g in gens[:3]] == ["delimiter"] * 3 and {g[0].stop for g in gens[3:6]} <= {"delimiter", "eos"}
+    assert gens[-1][0].stop == "length" and gens[-1][0].n_tokens == 5
+    assert gens[0][0].text.startswith("Step 1:") and DEFAULT_DELIMITER not in gens[0][0].text
+
+
+def test_beam_search_on_the_tiny_base_counts_what_generate_made(tiny_base):
+    """Every token ``generate`` returned that is not padding is counted, once, by the problem that asked for it."""
+    model, tok = tiny_base
+    problems = bestofn.held_out_problems("tiny", 4)
+    made = []
+    original = model.generate
+
+    def recording_generate(**kw):
+        out = original(**kw)
+        made.append(int((out[:, kw["input_ids"].shape[1]:] != tok.pad_token_id).sum()))
+        return out
+
+    class CheckerPRM:  # the gold checker as a PRM: +4 for a right step, -4 for a wrong one
+        config = type("C", (), {"aggregation": "min", "step_delimiter": DEFAULT_DELIMITER})()
+
+        def score_solutions(self, prompts, step_lists):
+            out = []
+            for prompt, steps in zip(prompts, step_lists):
+                text = "".join(steps)
+                labels = search.prefix_step_labels(toyworld.parse_prompt(prompt), text, "Answer:" in text)
+                out.append([4.0 if ok else -4.0 for ok in labels])
+            return out
+
+    model.generate = recording_generate
+    try:
+        results = search.beam_search(model, tok, CheckerPRM(), problems, n_beams=1, expansions=4, seed=0)
+    finally:
+        del model.generate
+    assert sum(r.tokens for r in results) == sum(made) > 0
+    for p, r in zip(problems, results):
+        assert extract_steps(r.solution) == r.steps() and r.solution.rstrip().split("\n")[-1].startswith("Answer:")
+        assert all(n.stop in search.STOPS for n in r.nodes)
+        assert p.step_labels(r.solution) == [True] * len(r.steps())  # a perfect verifier keeps right steps only
+    assert search.accuracy(problems, results) == 1.0
+    labels = search.tree_labels(problems[0], results[0])
+    assert all(labels[n.id] for n in results[0].path())
+    report = search.pruning_report(problems, results)
+    assert report["right_step_pruned"] == 0 and report["kept_right"] == 1.0 and report["rounds"] >= len(problems)
+
+
+def test_sample_candidates_are_the_kits_samples_with_counts(tiny_base):
+    model, tok = tiny_base
+    problems = bestofn.held_out_problems("tiny", 2)
+    made, original = [], model.generate
+
+    def recording_generate(**kw):
+        out = original(**kw)
+        made.extend((out[:, kw["input_ids"].shape[1]:] != tok.pad_token_id).sum(1).tolist())
+        return out
+
+    model.generate = recording_generate
+    try:
+        sols, counts = search.sample_candidates(model, tok, problems, 3, batch_size=4, seed=1)
+    finally:
+        del model.generate
+    assert [c for row in counts for c in row] == made  # row by row: everything generate made but its padding
+    assert sols == tasks.sample_solutions(model, tok, problems, n=3, batch_size=4, seed=1, progress=False)
+    assert all(c >= len(tok(s, add_special_tokens=False)["input_ids"]) for row, cs in zip(sols, counts)
+               for s, c in zip(row, cs))
+
+
+def test_compare_at_budgets_and_figures(tmp_path):
+    problems = bestofn.held_out_problems("tiny", 2)
+    right = [p.gold_solution for p in problems]
+    wrong = [toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(0)) for p in problems]
+    candidates = [[w, r, w, w] for r, w in zip(right, wrong)]
+    tokens = [[10, 20, 30, 40], [10, 10, 10, 10]]
+    prm = [[[-2.0], [3.0], [-2.0], [-2.0]] for _ in problems]
+    orm = [[1.0, 0.0, 1.0, 1.0] for _ in problems]
+    beam = [search.SearchResult(0, [search.Node(0, None, 0, r, 50, "eos", True)], 0, tokens=50) for r in right]
+    table = search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam}}, [2, 4],
+                                      n_resamples=5)
+    assert set(table) == {"2", "4"} and "beam_prm" not in table["2"]
+    assert table["4"]["best_of_n_prm"] == 1.0 and table["4"]["best_of_n_orm"] == 0.0 and table["4"]["beam_prm"] == 1.0
+    assert table["4"]["tokens"]["best_of_n_prm"] == table["4"]["token_budget"] == 4 * 140 / 8
+    assert table["4"]["tokens"]["beam_prm"] == 50 and table["2"]["token_budget"] == 2 * 140 / 8
+    assert "beam_prm" in search.format_comparison(table)
+    fig = viz.plot_test_time_compute(table, save_to=tmp_path / "07_test_time_compute.png")
+    assert fig is not None and (tmp_path / "07_test_time_compute.png").read_bytes()[:8] == PNG
+
+    policy = Scripted(options=[0, 1, 2, 3], seed=3)
+    res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, sampler=policy)[0]
+    labels = {n.id: n.step.endswith(("c1", "c1\n\nAnswer: 1")) for n in res.nodes}
+    viz.plot_beam_tree(res, labels, save_to=tmp_path / "07_beam_explorer.png")
+    blob = (tmp_path / "07_beam_explorer.png").read_bytes()
+    assert blob[:8] == PNG and len(blob) > 5_000
+    assert search.pick_example([Answer1()] * 2, [res, res]) in (0, 1)

@@ -1,0 +1,65 @@
+"""The smoke profile's base: deterministic, offline, GPU-profile shaped (Qwen2, chat template, Yes/No tokens)."""
+import json
+
+import pytest
+
+from stepdpo_lite import gsm8k, models, smoke
+
+
+@pytest.fixture(scope="module")
+def records():
+    return smoke._records()
+
+
+def test_tokenizer_is_deterministic_with_a_chat_template_and_one_token_answers(records):
+    a, b = smoke.build_tokenizer(records), smoke.build_tokenizer(records)
+    assert a.backend_tokenizer.to_str() == b.backend_tokenizer.to_str()
+    for word in (" Yes", " No"):
+        assert len(a(word, add_special_tokens=False)["input_ids"]) == 1
+    prompt = gsm8k.format_prompt("How many eggs?", a)
+    assert prompt.startswith("<|im_start|>user\n") and prompt.endswith("<|im_end|>\n<|im_start|>assistant\n")
+    assert a.eos_token == "<|im_end|>" and a.pad_token == "<|endoftext|>" and a.padding_side == "left"
+    text = prompt + "Step 1: 16-3-4 = 9\n\nAnswer: 9"
+    assert a.decode(a(text, add_special_tokens=False)["input_ids"]) == text  # lossless round trip
+
+
+def test_reference_solutions_in_the_instructed_format(records):
+    assert smoke.reference_solution(records[0]["answer"]) == "Step 1: 16-3-4 = 9\n\nStep 2: 9*2 = 18\n\nAnswer: 18"
+    assert smoke.reference_solution("No annotation here.\nStill none.\n#### 4") == (
+        "Step 1: No annotation here.\n\nStep 2: Still none.\n\nAnswer: 4")
+
+
+def test_build_is_deterministic_and_loads_through_the_profile_path(tmp_path, monkeypatch):
+    import torch
+    from safetensors.torch import load_file
+
+    monkeypatch.setattr(smoke, "FIT_STEPS", 3)  # the recipe, cut short: the same bytes twice
+    for name in ("a", "b"):
+        smoke.build_smoke_base(tmp_path / name)
+    a, b = (load_file(tmp_path / n / "model.safetensors") for n in ("a", "b"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "a" / "tokenizer.json").read_bytes() == (tmp_path / "b" / "tokenizer.json").read_bytes()
+    info = json.loads((tmp_path / "a" / "smoke_base.json").read_text())
+    assert info["recipe_version"] == smoke.RECIPE_VERSION and info["parameters"] < 300_000
+    # the GPU profiles' loading path: 4-bit nf4 + LoRA on the Qwen2 architecture, and a GenRM reward model on it
+    model, tok = models.load_model(tmp_path / "a", quantization="4bit", lora={"r": 4}, device="cpu")
+    assert model.config.model_type == "qwen2" and type(model.base_model.model.model.layers[0].mlp.up_proj.base_layer
+                                                        ).__name__ == "Linear4bit"
+    from stepdpo_lite.rewards import ProcessRewardModel
+    prm = ProcessRewardModel(model.base_model.model, tok)
+    assert prm.yes_id != prm.no_id
+    # ensure: a current folder is kept, a stale one rebuilt
+    lines = []
+    assert smoke.ensure_smoke_base(tmp_path / "a", out=lines.append) == tmp_path / "a" and not lines
+    (tmp_path / "a" / "smoke_base.json").write_text(json.dumps({**info, "recipe_version": -1}))
+    smoke.ensure_smoke_base(tmp_path / "a", out=lines.append)
+    assert "building its base model" in lines[0] and smoke.is_current(tmp_path / "a")
+
+
+def test_prepare_profile_builds_only_for_smoke(tmp_path, monkeypatch):
+    built = []
+    monkeypatch.setattr(smoke, "ensure_smoke_base", lambda path, out=print: built.append(path))
+    models.prepare_profile("tiny")
+    assert built == []
+    models.prepare_profile("smoke")
+    assert built == [models.get_profile("smoke").model_name]

@@ -1,0 +1,119 @@
+"""tasks: one interface for the toy world and GSM8K (problems, grading, step labels, sampling, evaluation)."""
+import json
+
+import pytest
+
+from stepdpo_lite import bestofn, gsm8k, models, tasks, toyworld
+from stepdpo_lite.smoke import GSM8K_SLICE
+
+
+def _gsm8k(n_train=4, n_eval=3, tokenizer=None, seed=0):
+    return gsm8k.load_problems(tokenizer, n_train, n_eval, seed=seed, name=str(GSM8K_SLICE))
+
+
+def test_both_kinds_of_problem_implement_the_interface(tiny_tokenizer):
+    toy = toyworld.make_problems(1, "test")[0]
+    g = _gsm8k(tokenizer=tiny_tokenizer)["test"][0]
+    for p, right in ((toy, toy.gold_solution), (g, f"Step 1: so\n\nAnswer: {g.answer}")):
+        assert isinstance(p, tasks.TaskProblem) and isinstance(p.prompt, str)
+        assert p.is_correct(right) and not p.is_correct("Answer: -123456")
+        assert p.final_answer(right) == p.gold_answer() == float(str(p.answer).replace(",", ""))
+    assert toy.step_labels(toy.gold_solution) == [True] * len(toy.ops) and toy.verdict(toy.gold_solution).first_error == -1
+    assert g.step_labels("Answer: 1") is None and g.verdict("Answer: 1") is None  # GSM8K: no step checker
+
+
+def test_gsm8k_prompts_hold_the_question_only(tiny_tokenizer):
+    """Issue #14: the prompt never carries the answer or the reference solution."""
+    for split in _gsm8k(tokenizer=tiny_tokenizer).values():
+        for p in split:
+            assert p.question.strip() in p.prompt and gsm8k.INSTRUCTION in p.prompt
+            assert p.solution and p.solution not in p.prompt and "####" not in p.prompt and "answer=" not in p.prompt
+    assert tasks.prompts_of(_gsm8k(tokenizer=tiny_tokenizer)["test"])[0].startswith(gsm8k.INSTRUCTION)
+
+
+def test_prompts_of_names_a_problem_without_a_str_prompt():
+    class Broken:
+        prompt = None
+    with pytest.raises(ValueError, match="problem 1: its prompt must be a str"):
+        tasks.prompts_of([toyworld.make_problems(1, "test")[0], Broken()])
+
+
+def test_local_gsm8k_is_carved_into_disjoint_splits_and_test_does_not_depend_on_n_train(tiny_tokenizer):
+    a = _gsm8k(n_train=10, n_eval=5, tokenizer=tiny_tokenizer)
+    questions = {s: {p.question for p in ps} for s, ps in a.items()}
+    assert [len(a[s]) for s in ("train", "validation", "test")] == [10, 5, 5]
+    assert not (questions["train"] & questions["validation"] or questions["train"] & questions["test"]
+                or questions["validation"] & questions["test"])
+    assert _gsm8k(n_train=0, n_eval=5, tokenizer=tiny_tokenizer)["test"] == a["test"]  # notebooks 04-06 redraw it
+    assert _gsm8k(n_train=0, n_eval=5, tokenizer=tiny_tokenizer, seed=1)["test"] != a["test"]
+    with pytest.raises(ValueError, match="the pool has 200 problems"):
+        _gsm8k(n_train=190, n_eval=10, tokenizer=tiny_tokenizer)
+
+
+def test_local_folder_with_train_and_test_files_is_used_like_the_hub(tmp_path, tiny_tokenizer):
+    rows = GSM8K_SLICE.read_text().splitlines()
+    (tmp_path / "train.jsonl").write_text("\n".join(rows[:20]) + "\n")
+    (tmp_path / "test.jsonl").write_text("\n".join(rows[20:30]) + "\n")
+    got = gsm8k.load_problems(tiny_tokenizer, 15, 4, name=str(tmp_path))
+    test_questions = {p.question for p in got["test"]}
+    assert [len(got[s]) for s in ("train", "validation", "test")] == [15, 4, 4]
+    assert test_questions <= {json.loads(r)["question"] for r in rows[20:30]}
+    with pytest.raises(ValueError, match="asked for"):
+        gsm8k.load_problems(tiny_tokenizer, 18, 4, name=str(tmp_path))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="neither a .jsonl file nor a folder"):
+        gsm8k.load_problems(tiny_tokenizer, 1, 1, name=str(tmp_path / "empty"))
+
+
+def test_get_task_follows_the_profile():
+    assert tasks.get_task("tiny") == tasks.ToyTask() and tasks.get_task("t4-16gb") == tasks.GSM8KTask("openai/gsm8k")
+    smoke = tasks.get_task(models.get_profile("smoke"))
+    assert smoke.name == "gsm8k" and smoke.source == str(GSM8K_SLICE) and not smoke.has_step_checker
+    with pytest.raises(ValueError, match="tokenizer"):
+        tasks.get_task("t4-16gb").held_out(2)  # before any download
+    with pytest.raises(ValueError, match="tokenizer"):
+        tasks.get_task("smoke").splits(2, 2)
+
+
+def test_evaluate_policy_matches_the_toy_worlds(tiny_model, tiny_tokenizer):
+    problems = toyworld.make_problems(4, "test")
+    kw = dict(n=2, temperature=1.0, max_new_tokens=8, progress=False, seed=1)
+    old = toyworld.evaluate_policy(tiny_model, tiny_tokenizer, problems, **kw)
+    new = tasks.evaluate_policy(tiny_model, tiny_tokenizer, problems, **kw)
+    assert new == old
+    g = _gsm8k(tokenizer=tiny_tokenizer)["test"]
+    out = tasks.evaluate_policy(tiny_model, tiny_tokenizer, g, n=1, max_new_tokens=4, progress=False)
+    assert out["n_solutions"] == 3 and "step_accuracy" not in out  # no checker on GSM8K
+    assert out == gsm8k.evaluate_policy(tiny_model, tiny_tokenizer, g, n=1, max_new_tokens=4, progress=False)
+
+
+def test_bestofn_grades_through_the_interface_without_type_dispatch(tiny_tokenizer):
+    class Custom:  # any problem with the interface works: no isinstance on problem types
+        prompt = "Q?"
+        def is_correct(self, s): return s == "yes"
+        def final_answer(self, s): return 1.0 if s == "yes" else None
+        def gold_answer(self): return 1.0
+        def step_labels(self, s): return None
+        def verdict(self, s): return None
+    graded = bestofn.grade([Custom()], [["yes", "no"]])
+    assert graded == {"correct": [[True, False]], "answers": [[1.0, None]], "gold": [1.0]}
+    assert bestofn.held_out_problems("smoke", 3, tokenizer=tiny_tokenizer) == _gsm8k(0, 3, tiny_tokenizer)["test"]
+
+
+def test_toy_task_labels_with_the_checker_and_needs_no_rollouts():
+    t = tasks.ToyTask()
+    ps = t.splits(3, 2)
+    assert [len(ps[s]) for s in ("train", "validation", "test")] == [3, 2, 2] and t.held_out(2) == ps["test"]
+    sols = [[p.gold_solution, "Step 1: 1 + 1 = 3"] for p in ps["train"]]
+    verdicts = t.label(None, None, ps["train"], sols)
+    assert [v.answer_correct for v in verdicts[0]] == [True, False]
+    assert t.rollout_rows(ps["train"], n_samples=4, n_rollouts=8) == [0, 0, 0]
+
+
+def test_gsm8k_rollout_rows_before_and_after_sampling(tiny_tokenizer):
+    t, ps = tasks.GSM8KTask(str(GSM8K_SLICE)), _gsm8k(2, 1, tiny_tokenizer)["train"]
+    guess = t.rollout_rows(ps, n_samples=4, n_rollouts=8)
+    assert guess == [4 * max(p.reference_steps - 1, 1) * 8 for p in ps]
+    right, wrong = f"Step 1: a\n\nAnswer: {ps[0].answer}", "Step 1: a\n\nStep 2: b\n\nAnswer: -1"  # 2 steps
+    # only wrong solutions need rollouts: 8 after each of their steps but the last (the answer is in step 2)
+    assert t.rollout_rows(ps, n_rollouts=8, solutions=[[right, wrong, " "], [wrong]]) == [8, 8]
