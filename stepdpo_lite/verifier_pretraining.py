@@ -56,6 +56,9 @@ class VerifierPretrainingConfig:
     outcome_fraction: float = field(default=0.5, metadata={
         "help": "Share of rows in the outcome format (one tag after the solution); the rest are process rows."})
     error_rate: float = field(default=0.5, metadata={"help": "Share of solutions that carry one error."})
+    policy_fraction: float = field(default=0.0, metadata={
+        "help": "Share of the rows whose solution the policy samples itself (T = 1, --eval-policy) on training "
+                "problems, graded by the checker: the real distribution of its mistakes."})
     recover_rate: float = field(default=0.2, metadata={
         "help": "Share of those errors after which the solution still reaches the right answer, as the policy's "
                 "own mistakes often do (toyworld.recovering_solution): an outcome reward model must accept them."})
@@ -81,14 +84,22 @@ class VerifierPretrainingConfig:
 
 def _graded_chunk(args) -> list[dict]:
     seed, n, error_rate, min_ops, max_ops, outcome_fraction, recover_rate = args
-    noise, kinds = random.Random(seed), random.Random(f"kind-{seed}")  # the kind draw leaves the noise untouched
+    noise = random.Random(seed)
+    problems = toyworld.make_problems(n, "train", seed=seed, min_ops=min_ops, max_ops=max_ops)
+    verdicts = [toyworld.check(p, toyworld.noisy_training_text(p, noise, error_rate, recover_rate)) for p in problems]
+    return _rows_from_verdicts([p.prompt for p in problems], verdicts, outcome_fraction, seed)
+
+
+def _rows_from_verdicts(prompts: list[str], verdicts: list, outcome_fraction: float, seed: int) -> list[dict]:
+    """Rows in the outcome format (a share ``outcome_fraction``, drawn with its own seeded generator, so that the
+    solutions do not depend on it) or the stepwise format."""
+    kinds = random.Random(f"kind-{seed}")
     rows = []
-    for p in toyworld.make_problems(n, "train", seed=seed, min_ops=min_ops, max_ops=max_ops):
-        verdict = toyworld.check(p, toyworld.noisy_training_text(p, noise, error_rate, recover_rate))
+    for prompt, verdict in zip(prompts, verdicts):
         if kinds.random() < outcome_fraction:
-            rows.append({"prompt": p.prompt, "completion": "".join(verdict.steps), "label": verdict.answer_correct})
+            rows.append({"prompt": prompt, "completion": "".join(verdict.steps), "label": verdict.answer_correct})
         else:
-            rows.append({"prompt": p.prompt, "completions": verdict.steps, "labels": verdict.step_labels})
+            rows.append({"prompt": prompt, "completions": verdict.steps, "labels": verdict.step_labels})
     return rows
 
 
@@ -107,6 +118,29 @@ def graded_rows(n: int, error_rate: float = 0.5, min_ops: int = 1, max_ops: int 
     else:
         parts = [_graded_chunk(job) for job in jobs]
     return [row for part in parts for row in part]
+
+
+def policy_rows(policy_path: str, n: int, min_ops: int = 1, max_ops: int = 8, outcome_fraction: float = 0.5,
+                data_seed: int = 1000, device: str | None = None, batch_size: int = 256) -> list[dict]:
+    """``n`` graded rows whose solutions the policy samples itself (one per training problem, T = 1), labelled by
+    the checker: its real mistakes, e.g. slips after which it still writes the true running value. Problems are
+    drawn with seed ``data_seed + 500`` (apart from ``graded_rows``' chunks); blank samples are drawn again."""
+    model, tok = toyworld.load_tiny_base(policy_path, device=device)
+    problems = toyworld.make_problems(n, "train", seed=data_seed + 500, min_ops=min_ops, max_ops=max_ops)
+    prompts, verdicts, todo, seed = [], [], problems, data_seed
+    while todo:
+        samples = toyworld.sample_solutions(model, tok, [p.prompt for p in todo], n=1, temperature=1.0,
+                                            batch_size=batch_size, seed=seed, progress=True)
+        again = []
+        for p, (s,) in zip(todo, samples):
+            verdict = toyworld.check(p, s)
+            if verdict.steps:
+                prompts.append(p.prompt)
+                verdicts.append(verdict)
+            else:
+                again.append(p)
+        todo, seed = again, seed + 1
+    return _rows_from_verdicts(prompts, verdicts, outcome_fraction, data_seed + 500)
 
 
 def encode_rows(process, outcome, rows: list[dict]) -> list[dict]:
@@ -235,8 +269,11 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
     model, tok = toyworld.load_tiny_base(c.init, device=device)
     model.train()
     process, outcome = ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok)
-    rows = graded_rows(c.rows, c.error_rate, c.min_ops, c.max_ops, c.outcome_fraction, c.num_proc, c.data_seed,
-                       c.recover_rate)
+    n_policy = round(c.rows * c.policy_fraction)
+    rows = graded_rows(c.rows - n_policy, c.error_rate, c.min_ops, c.max_ops, c.outcome_fraction, c.num_proc,
+                       c.data_seed, c.recover_rate) if c.rows > n_policy else []
+    if n_policy:
+        rows += policy_rows(c.eval_policy, n_policy, c.min_ops, c.max_ops, c.outcome_fraction, c.data_seed, device)
     features = encode_rows(process, outcome, rows)
     val = validation_set(c.eval_policy, c.n_eval_problems, c.seed, device)
     prep_seconds = time.time() - started

@@ -133,3 +133,14 @@ def test_recovering_errors_reach_the_right_answer_through_a_wrong_step():
                                                                          r["completion"]).step_labels)]
     assert 0.15 < len(slipped) / len(rows) < 0.35  # error_rate 0.5 x recover_rate 0.5
     assert vp.graded_rows(50, recover_rate=0.0) == vp.graded_rows(50)  # no recover draws: the earlier rows
+
+
+def test_policy_rows_are_the_policys_own_samples_graded_by_the_checker(tiny_base_path):
+    rows = vp.policy_rows(tiny_base_path, 24, min_ops=2, max_ops=4, outcome_fraction=0.5, data_seed=7)
+    assert len(rows) == 24 and {"completion" in r for r in rows} == {True, False}
+    assert rows == vp.policy_rows(tiny_base_path, 24, min_ops=2, max_ops=4, outcome_fraction=0.5, data_seed=7)
+    for r in rows:
+        problem = toyworld.parse_prompt(r["prompt"])
+        text = r["completion"] if "completion" in r else "".join(r["completions"])
+        verdict = toyworld.check(problem, text)
+        assert (r["label"] == verdict.answer_correct) if "completion" in r else (r["labels"] == verdict.step_labels)
