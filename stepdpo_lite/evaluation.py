@@ -141,6 +141,20 @@ def process_reward_report(val_scores, val_labels, test_scores, test_labels) -> d
     return {"step_auroc": step_auroc(test_scores, test_labels), **report}
 
 
+def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards) -> dict:
+    """Per-step rewards of preference pairs -> ``ranked_by_min`` (share of pairs whose chosen solution's weakest
+    step beats the rejected one's) and ``mean_gap_by_step`` (mean chosen minus mean rejected reward at each step
+    position that both sides reach, in any pair)."""
+    if len(chosen_rewards) != len(rejected_rewards) or not chosen_rewards:
+        raise ValueError(f"chosen_vs_rejected_summary: {len(chosen_rewards)} chosen and {len(rejected_rewards)} "
+                         "rejected reward lists (need equal, > 0)")
+    ranked = sum(min(c) > min(r) for c, r in zip(chosen_rewards, rejected_rewards)) / len(chosen_rewards)
+    depth = min(max(map(len, chosen_rewards)), max(map(len, rejected_rewards)))
+    gaps = [float(np.mean([c[k] for c in chosen_rewards if len(c) > k])
+                  - np.mean([r[k] for r in rejected_rewards if len(r) > k])) for k in range(depth)]
+    return {"ranked_by_min": ranked, "mean_gap_by_step": gaps}
+
+
 # ----------------------------------------------------------------------------- best-of-N
 
 def _subsets(n_candidates: int, n: int, rng, subsets: str):

@@ -226,7 +226,9 @@ def validation_set(policy_path: str, n_problems: int = 150, seed: int = 0, devic
 
 
 def verifier_metrics(process, outcome, val: dict, batch_size: int = 256) -> dict:
-    """Step AUROC, first-error AUROC (steps up to the first wrong one: does it find *where*), outcome AUROC."""
+    """Step AUROC, first-error AUROC (steps up to the first wrong one: does it find *where*), outcome AUROC; and,
+    for the outcome reward, its AUROC on the right answers reached through a wrong step ("slipped") against the
+    wrong answers, with the share of right answers that slipped (a property of the validation set)."""
     step_rewards = process.score_solutions(val["prompts"], val["steps"], batch_size=batch_size)
     upto_rewards, upto_labels = [], []
     for rewards, labels in zip(step_rewards, val["step_labels"]):
@@ -235,9 +237,15 @@ def verifier_metrics(process, outcome, val: dict, batch_size: int = 256) -> dict
         upto_rewards += rewards[:last + 1]
         upto_labels += labels[:last + 1]
     outcome_rewards = outcome.score_solutions(val["prompts"], val["solutions"], batch_size=batch_size)
-    return {"step_auroc": round(step_auroc(step_rewards, val["step_labels"]), 4),
-            "first_error_auroc": round(step_auroc([upto_rewards], [upto_labels]), 4),
-            "outcome_auroc": round(outcome_auroc(outcome_rewards, val["answer_correct"]), 4)}
+    slipped = [right and not all(labels) for right, labels in zip(val["answer_correct"], val["step_labels"])]
+    hard = [(r, right) for r, right, s in zip(outcome_rewards, val["answer_correct"], slipped) if s or not right]
+    metrics = {"step_auroc": round(step_auroc(step_rewards, val["step_labels"]), 4),
+               "first_error_auroc": round(step_auroc([upto_rewards], [upto_labels]), 4),
+               "outcome_auroc": round(outcome_auroc(outcome_rewards, val["answer_correct"]), 4),
+               "slipped_share": round(sum(slipped) / max(sum(val["answer_correct"]), 1), 4)}
+    if 0 < sum(right for _, right in hard) < len(hard):
+        metrics["outcome_auroc_slipped"] = round(outcome_auroc(*zip(*hard)), 4)
+    return metrics
 
 
 # ----------------------------------------------------------------------------- the run
@@ -353,9 +361,19 @@ def main(argv=None) -> None:
         kind = {"int": int, "float": float}.get(str(f.type), str)
         parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, help=f.metadata["help"])
     parser.add_argument("--resume", action="store_true", help="Continue from the last checkpoint of the same run.")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="Only print the validation metrics of --init (a verifier), as one JSON line.")
     args = vars(parser.parse_args(argv))
-    resume = args.pop("resume")
-    log = pretrain_verifier(VerifierPretrainingConfig(**args), resume=resume)
+    resume, evaluate_only = args.pop("resume"), args.pop("evaluate_only")
+    c = VerifierPretrainingConfig(**args)
+    if evaluate_only:
+        from .rewards import OutcomeRewardModel, ProcessRewardModel
+        model, tok = toyworld.load_tiny_base(c.init, device=c.device)
+        val = validation_set(c.eval_policy, c.n_eval_problems, c.seed, c.device)
+        print(json.dumps({"verifier": c.init, "validation_solutions": len(val["prompts"]),
+                          **verifier_metrics(ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok), val)}))
+        return
+    log = pretrain_verifier(c, resume=resume)
     print(json.dumps({k: log[k] for k in ("steps", "rows_seen", "wall_seconds")} | {"final": log["curve"][-1]}))
 
 

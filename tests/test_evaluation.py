@@ -5,7 +5,7 @@ import pytest
 
 from stepdpo_lite.evaluation import (best_of_n_accuracy, choose_threshold, first_error_f1, first_error_index,
                                      first_error_report, majority_vote_accuracy, outcome_auroc, position_only_scores,
-                                     predict_first_error, process_reward_report, step_auroc)
+                                     predict_first_error, process_reward_report, step_auroc, chosen_vs_rejected_summary)
 
 
 def test_step_auroc_known_values():
@@ -110,3 +110,11 @@ def test_majority_vote_known_answers():
     assert two_of_three == {3: 1.0}
     with pytest.raises(ValueError, match="2 gold answers"):
         majority_vote_accuracy([[1]], [1, 2], ns=(1,))
+
+
+def test_chosen_vs_rejected_summary():
+    out = chosen_vs_rejected_summary([[2.0, 1.0], [1.0, 0.5, 0.2]], [[2.0, -1.0], [1.5, 0.9]])
+    assert out["ranked_by_min"] == 0.5  # pair 1: 1.0 > -1.0; pair 2: 0.2 < 0.9
+    assert out["mean_gap_by_step"] == pytest.approx([1.5 - 1.75, 0.75 - (-0.05)])
+    with pytest.raises(ValueError, match="need equal"):
+        chosen_vs_rejected_summary([[1.0]], [])

@@ -15,12 +15,13 @@ SMALL = {
     "N_TEST_PROBLEMS": 24, "N_CANDIDATES": 8, "MAX_TRAIN_STEPS": 10, "N_SAMPLED": 1,
     "N_BEST_OF_N_PROBLEMS": 8, "N_RESAMPLES": 20, "N_HEATMAP_SOLUTIONS": 8, "N_PAIRS": 8,
     "N_BEFORE_AFTER_PROBLEMS": 4, "N_EXPLORER_PROBLEMS": 2, "N_TEST_TIME_PROBLEMS": 4, "TEST_TIME_BUDGETS": [2, 4],
+    "ONPOLICY_PROBLEMS": 12, "ONPOLICY_STEPS": 2,
 }
 # The smoke profile at its own sizes (16 train / 8 + 8 held-out GSM8K problems of the shipped slice), fewer steps.
 SMOKE = {
     "N_MC_ROLLOUTS": 2, "N_TEST_PROBLEMS": 8, "N_CANDIDATES": 4, "MAX_TRAIN_STEPS": 4, "N_SAMPLED": 1,
     "N_BEST_OF_N_PROBLEMS": 4, "N_RESAMPLES": 10, "N_HEATMAP_SOLUTIONS": 8, "N_PAIRS": 8,
-    "N_BEFORE_AFTER_PROBLEMS": 4, "N_EXPLORER_PROBLEMS": 2,
+    "N_BEFORE_AFTER_PROBLEMS": 4, "N_EXPLORER_PROBLEMS": 2, "ONPOLICY_PROBLEMS": 8, "ONPOLICY_STEPS": 2,
 }
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -88,6 +89,32 @@ def test_notebook_executes_on_the_smoke_profile(smoke_run, name, monkeypatch):
         text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
         assert "Stepwise DPO training:" in text and "DPO training:" in text
 
+
+
+@pytest.mark.notebook
+def test_tiny_run_backs_what_the_notebooks_say(run):
+    """The "what the output shows" texts of notebooks 02, 03, 05 and 06, asserted on the tiny run above."""
+    if run["failed"] or not (run["run"] / "metrics.json").exists():
+        pytest.fail("the tiny notebooks did not all run")
+    m = json.loads((run["run"] / "metrics.json").read_text())
+    prm, orm, vis = m["prm"], m["orm"], m["visualisation"]
+    # 02: far above the position-only baseline; the verifier base is good zero-shot; the control is not
+    assert prm["step_auroc"] >= prm["position_baseline_auroc"] + 0.15
+    assert prm["zero_shot"]["step_auroc"] >= 0.9 and prm["first_error_f1"] >= 0.8
+    assert prm["control"]["after_qlora"]["step_auroc"] <= prm["position_baseline_auroc"] + 0.05
+    # 03: the combined reward model beats both of its parts
+    assert orm["combined_auroc"] >= max(orm["auroc"], orm["prm_min_auroc"])
+    # 05: chosen above rejected at every step position; most pairs ranked right; the explorer finds first errors;
+    # both preference methods push the wrong steps of rejected solutions down further than the right ones
+    assert all(gap > 0 for gap in vis["chosen_minus_rejected_by_step"])
+    assert vis["chosen_ranked_above_rejected"] >= 0.75 and vis["explorer_first_error_hits"] >= 0.75
+    for name, r in vis["implicit_step_reward"].items():
+        assert r["rejected_wrong"] < r["rejected_right"], name
+    # 06: at the largest N, the PRM's best aggregation >= ORM >= majority >= random, PRM >= majority + 15 points
+    top = m["best_of_n"][max(m["best_of_n"], key=int)]
+    best_prm = max(top["prm_min"], top["prm_product"], top["prm_last"])
+    assert best_prm >= top["orm"] >= top["majority"] >= top["random"]
+    assert best_prm >= top["majority"] + 0.15
 
 @pytest.mark.notebook
 def test_smoke_prompts_are_chat_formatted_and_never_hold_the_answer(smoke_run):

@@ -93,7 +93,8 @@ def test_a_run_saves_a_reward_base_with_its_curve_and_resumes_exactly(tmp_path):
 
     log = vp.pretrain_verifier(_config(tmp_path, "full"))
     assert [r["step"] for r in log["curve"]] == [0, 2, 4] and log["rows_seen"] == 64
-    assert all(0 <= r["step_auroc"] <= 1 and 0 <= r["outcome_auroc"] <= 1 for r in log["curve"])
+    assert all(0 <= r["step_auroc"] <= 1 and 0 <= r["outcome_auroc"] <= 1 and 0 <= r["slipped_share"] <= 1
+               for r in log["curve"])
     saved = json.loads((tmp_path / "full" / "training_log.json").read_text())
     assert saved["curve"] == log["curve"] and saved["config"]["rows"] == 96
     assert not (tmp_path / "full.ckpt").exists()  # checkpoints are scratch
