@@ -115,6 +115,9 @@ def test_tiny_run_backs_what_the_notebooks_say(run):
     best_prm = max(top["prm_min"], top["prm_product"], top["prm_last"])
     assert best_prm >= top["orm"] >= top["majority"] >= top["random"]
     assert best_prm >= top["majority"] + 0.15
+    # 07: at the largest token budget a PRM (picking or steering) is at least as good as majority vote
+    budget = m["test_time"][str(max(int(b) for b in m["test_time"] if b.isdigit()))]
+    assert max(budget["beam_prm"], budget["best_of_n_prm"]) >= budget["majority"]
 
 @pytest.mark.notebook
 def test_smoke_prompts_are_chat_formatted_and_never_hold_the_answer(smoke_run):
