@@ -27,6 +27,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+# On a CPU with AVX512-BF16, bitsandbytes >= 0.50 fetches a kernel for its packed 4-bit inference layout when it is
+# imported, and logs a warning when the `kernels` package is missing. The kit never uses that layout
+# (keep_4bit_weights_unpacked below), so the warning is noise in every notebook: filtered here, before the import.
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda record: "gemm_4bit_forward" not in record.getMessage())
 
 # LoRA on every linear projection (attention and MLP), not only q/v: it trains better at the same rank
 # (QLoRA, Dettmers et al. 2023). PEFT's "all-linear" picks them for any architecture and leaves lm_head out.
