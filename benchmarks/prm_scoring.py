@@ -1,4 +1,4 @@
-"""PRM scoring: one forward pass per solution (in-context tags) vs one forward pass per step (DESIGN.md §8).
+"""PRM scoring: one forward pass per solution (in-context tags) vs one forward pass per step (docs/method.md §10).
 
 The reference design scores step k by running the model on the input cut right after step k's tag,
 so a K-step solution costs K forward passes over ever longer prefixes (about K/2 times the tokens).

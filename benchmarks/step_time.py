@@ -1,4 +1,4 @@
-"""Step time of Stepwise DPO vs TRL's DPOTrainer: same model, batch and settings (DESIGN.md §8, goal <= 1.10).
+"""Step time of Stepwise DPO vs TRL's DPOTrainer: same model, batch and settings (docs/method.md §10, goal <= 1.10).
 
 Both trainers get the same weights, the same toy-world pairs (gold solution vs one arithmetic error) and the same
 DPO settings; the Stepwise trainer trains with both losses on (step and outcome). A "step" is what the Trainer

@@ -3,7 +3,13 @@
 Names are imported lazily so that ``import stepdpo_lite`` stays fast and light (no torch until used).
 """
 
+import logging
 from importlib import import_module
+
+# On a CPU with AVX512-BF16, bitsandbytes >= 0.50 fetches a kernel for its packed 4-bit inference layout when it is
+# imported (TRL imports it too), and logs a warning when the `kernels` package is missing. The kit never uses that
+# layout (models.keep_4bit_weights_unpacked), so the warning is noise: filtered here, before any submodule import.
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda record: "gemm_4bit_forward" not in record.getMessage())
 
 __version__ = "0.1.0"
 
@@ -21,7 +27,7 @@ _EXPORTS = {
 
 _MODULES = ("toyworld", "data", "labelling", "public_datasets", "gsm8k", "evaluation", "viz", "steps", "models",
             "rewards", "reward_ensembles", "losses", "stepwise_data", "trainer", "reward_training", "runs", "tutorial",
-            "tasks", "budget", "colab", "smoke", "search", "verifier_pretraining")
+            "tasks", "budget", "colab", "smoke", "search", "verifier_pretraining", "onpolicy")
 
 __all__ = sorted(_EXPORTS) + list(_MODULES)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from . import tasks
 from .evaluation import best_of_n_accuracy, majority_vote_accuracy
 from .losses import aggregate_rewards
+from .models import adapter_base
 
 PRM_AGGREGATIONS = ("min", "product", "last")
 FLOOR = -1e9
@@ -88,12 +89,19 @@ def _floor(rows) -> list[list[float]]:
     return [[FLOOR if r is None else float(r) for r in row] for row in rows]
 
 
+def _saved(folder: Path, name: str):
+    """A saved file's content; an adapter config with its base resolved (each copy names it relative to itself)."""
+    if name == "adapter_config.json":
+        return {**json.loads((folder / name).read_text()), "base_model_name_or_path": adapter_base(folder)}
+    return (folder / name).read_bytes()
+
+
 def _same_model(a: Path, b: Path) -> bool:
     """Two saved reward models hold the same weights and config (file for file)."""
     names = [n for n in ("adapter_model.safetensors", "model.safetensors", "adapter_config.json", "config.json")
              if (a / n).exists() or (b / n).exists()]
     configs = sorted(p.name for p in a.glob("*_reward_config.json"))
-    return bool(names) and all((a / n).exists() and (b / n).exists() and (a / n).read_bytes() == (b / n).read_bytes()
+    return bool(names) and all((a / n).exists() and (b / n).exists() and _saved(a, n) == _saved(b, n)
                                for n in names + configs)
 
 

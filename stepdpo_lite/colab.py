@@ -155,9 +155,25 @@ def setup(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", out=print
     from .models import prepare_profile, use_expandable_segments
 
     use_expandable_segments()  # less fragmented GPU memory (docs/benchmarks.md); before torch touches the GPU
+    quiet_notebook_output()
     runs_dir = resolve_runs_dir(runs_dir, out=out)
     prepare_profile(profile, out=out)
     return runs_dir
+
+
+def quiet_notebook_output() -> None:
+    """Keep what a learner should read visible: no progress bar per `datasets` map/filter/save (a dozen per
+    trainer; the trainers keep their own bar) or per model load, and no FutureWarning for the renames of
+    transformers 5 (`gradient_checkpointing` -> `activation_checkpointing`): the notebooks keep the old names,
+    which every transformers that Colab may have still reads."""
+    import warnings
+
+    from datasets.utils.logging import disable_progress_bar
+    from transformers.utils import logging as transformers_logging
+
+    disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
 
 
 def sync_notebooks(notebook_dir: str | os.PathLike | None = None, url: str = REPO_URL) -> list[str]:

@@ -15,7 +15,7 @@ Bad input raises ``ValueError`` naming the file and line (or the record index) a
 Nothing is dropped silently: the options that drop rows (``drop_duplicates``, ``skip_invalid``) and
 the builders log how many rows they left out and why (logger ``stepdpo_lite.data``, WARNING).
 Loaders of published datasets (PRM800K, Math-Shepherd, GSM8K) live in ``public_datasets.py``, toy-world builders
-and Monte-Carlo step labelling in ``labelling.py``; both are re-exported here.
+and Monte-Carlo step labelling in ``labelling.py``; both import this module, never the other way round.
 """
 
 from __future__ import annotations
@@ -304,26 +304,3 @@ def load_datasets(folder, names: Sequence[str] | None = None) -> dict[str, Datas
     if names is None:
         names = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / "state.json").exists())
     return {name: load_from_disk(str(folder / name)) for name in names}
-
-
-# The builders from sampled solutions and Monte-Carlo labelling live in labelling.py, the loaders of published
-# datasets in public_datasets.py (both use the checks above); they are looked up lazily so that either module
-# can be imported first.
-_LABELLING = ("toy_stepwise_rows", "toy_outcome_rows", "toy_preference_pairs", "toy_step_dpo_pairs",
-              "mc_step_labels", "toy_mc_step_labels", "label_agreement")
-_PUBLIC_DATASETS = ("load_prm800k", "load_math_shepherd", "load_gsm8k_solutions", "load_gsm8k_problems",
-                    "calculator_check", "process_labels", "gsm8k_preference_pairs", "GSM8K_SOLVERS")
-
-
-def __getattr__(name):
-    if name in _LABELLING:
-        from . import labelling
-        return getattr(labelling, name)
-    if name in _PUBLIC_DATASETS:
-        from . import public_datasets
-        return getattr(public_datasets, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *_LABELLING, *_PUBLIC_DATASETS})

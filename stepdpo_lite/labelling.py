@@ -1,4 +1,4 @@
-"""Step labels and training pairs made from sampled solutions (re-exported by ``stepdpo_lite.data``).
+"""Step labels and training pairs made from sampled solutions, checked against the formats of ``data.py``.
 
 - Toy-world builders: solutions sampled per problem (``toyworld.sample_solutions`` returns one list of
   texts per problem) are labelled by the gold checker ``toyworld.check`` and turned into the formats of

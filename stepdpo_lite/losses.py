@@ -2,12 +2,12 @@
 
 Shapes: ``B`` pairs, ``S`` step slots (padded), ``T`` tokens. A step's log-ratio is
 ``ρ_k = log π(s_k | x, s_<k) − log π_ref(s_k | x, s_<k)``, the sum over its tokens of the per-token
-log-ratios (DPO's sequence log-ratio, Rafailov et al. 2023, cut into steps). DESIGN.md §5 fixes:
+log-ratios (DPO's sequence log-ratio, Rafailov et al. 2023, cut into steps). docs/method.md §4 fixes:
 
     outcome  h = Σ_k ρ⁺_k − Σ_m ρ⁻_m,  w = σ(R⁺ − R⁻) (1 without a reward model)
              L_out  = −[w·log σ(β_out·h) + (1−w)·log σ(−β_out·h)]
     step     L_step = −log σ(β_step·(Σ_k a_k·p⁺_k·ρ⁺_k − Σ_m a_m·(1−p⁻_m)·ρ⁻_m))
-    total    L = step_loss_weight·L_step + outcome_loss_weight·L_out
+    total    L = step_loss_weight·L_step + outcome_loss_weight·L_out (+ sft_loss_weight·NLL(y⁺), in trainer.py)
 
 With only the first differing step of each side selected (``step_pairing="first_error"``) and the
 default probabilities (p⁺ = 1, p⁻ = 0), ``L_step`` is the Step-DPO objective (Lai et al. 2024,
@@ -108,7 +108,7 @@ def compute_step_loss(chosen_step_logratios: torch.Tensor, rejected_step_lograti
                       chosen_step_probs: torch.Tensor, rejected_step_probs: torch.Tensor, beta: float,
                       chosen_step_mask: torch.Tensor | None = None, rejected_step_mask: torch.Tensor | None = None,
                       step_weights=None) -> torch.Tensor:
-    """Per-pair credit-assigned step loss (DESIGN.md §5)::
+    """Per-pair credit-assigned step loss (docs/method.md §4)::
 
         L_step = −log σ(β·(Σ_k a_k·p⁺_k·ρ⁺_k − Σ_m a_m·(1−p⁻_m)·ρ⁻_m))
 

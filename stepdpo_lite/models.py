@@ -27,10 +27,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
-# On a CPU with AVX512-BF16, bitsandbytes >= 0.50 fetches a kernel for its packed 4-bit inference layout when it is
-# imported, and logs a warning when the `kernels` package is missing. The kit never uses that layout
-# (keep_4bit_weights_unpacked below), so the warning is noise in every notebook: filtered here, before the import.
-logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda record: "gemm_4bit_forward" not in record.getMessage())
 
 # LoRA on every linear projection (attention and MLP), not only q/v: it trains better at the same rank
 # (QLoRA, Dettmers et al. 2023). PEFT's "all-linear" picks them for any architecture and leaves lm_head out.
@@ -270,6 +266,40 @@ def _ensure_pad_token(tokenizer, model=None) -> None:
             model.generation_config.pad_token_id = tokenizer.pad_token_id
 
 
+def write_portable_adapter_config(folder: str | os.PathLike) -> None:
+    """Make a saved LoRA adapter's ``adapter_config.json`` load on another machine and save byte-identically.
+
+    PEFT writes ``base_model_name_or_path`` as given, so a local base becomes the absolute path of the machine
+    that trained it; it is rewritten relative to the adapter folder (``adapter_base`` resolves it back). A Hub id
+    stays as it is. PEFT also writes ``target_modules`` from a set, in an order that changes from one Python
+    process to the next; it is sorted, so that saving the same adapter twice gives the same files (``bestofn``
+    compares them to reuse rewards already computed). A folder without an adapter is left alone."""
+    folder = Path(folder)
+    config_path = folder / "adapter_config.json"
+    if not config_path.exists():
+        return
+    config = json.loads(config_path.read_text())
+    base = config.get("base_model_name_or_path")
+    if base and os.path.isabs(base) and os.path.isdir(base):
+        config["base_model_name_or_path"] = os.path.relpath(base, folder.resolve())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    tmp = config_path.with_name(f".{config_path.name}.tmp")
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True))  # PEFT's own layout
+    os.replace(tmp, config_path)  # never half-written
+
+
+def adapter_base(adapter_dir: str | os.PathLike) -> str:
+    """The base model a saved adapter names: a relative path is resolved against the adapter folder when it
+    exists there (``write_portable_adapter_config``), anything else (a Hub id, an absolute path) is returned as
+    written."""
+    adapter_dir = Path(adapter_dir)
+    base = json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+    if base and not os.path.isabs(base) and (adapter_dir / base).is_dir():
+        return str((adapter_dir / base).resolve())
+    return base
+
+
 def keep_4bit_weights_unpacked(model) -> int:
     """Make every bitsandbytes ``Linear4bit`` of ``model`` compute the same way on every x86 CPU; returns
     how many layers it touched.
@@ -329,8 +359,7 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     if adapter_dir is not None and lora is not None:
         raise ValueError(f"load_model: {path} already holds a LoRA adapter and lora=... asks for a new one; "
                          "pass trainable=True instead to keep training the saved adapter")
-    base_name = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"] if adapter_dir \
-        else str(name_or_path)
+    base_name = adapter_base(adapter_dir) if adapter_dir else str(name_or_path)
 
     tokenizer_dir = adapter_dir if adapter_dir and (adapter_dir / "tokenizer_config.json").exists() else base_name
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)

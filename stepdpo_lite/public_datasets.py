@@ -1,4 +1,4 @@
-"""Loaders that turn published datasets into the project's formats (``data.py``; re-exported by ``stepdpo_lite.data``).
+"""Loaders that turn published datasets into the project's formats (``data.py``).
 
 - PRM800K (Lightman et al. 2023, arXiv:2305.20050): human ratings of each step -> stepwise supervision rows.
 - Math-Shepherd (Wang et al. 2024, arXiv:2312.08935): steps tagged ``ки`` and labelled ``+``/``-`` -> stepwise

@@ -1,7 +1,7 @@
 """Combining reward models: ``CombinedRewardModel`` (weighted PRM + ORM), ``EnsembleRewardModel`` (weighted sum
 of several), ``load_reward_model`` (whichever one a folder holds) and ``shaped_reward``.
 
-The verifiers they combine are in ``rewards.py``, which re-exports these names.
+The verifiers they combine are in ``rewards.py``; this module imports it, never the other way round.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
-from .models import keep_4bit_weights_unpacked
+from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, extract_steps
 from .toyworld import NO, OUTCOME_TAG, STEP_TAG, YES
 
@@ -53,6 +53,14 @@ class RewardModelConfig:
         "help": "Step rewards -> one reward: min, product, last, mean, max or weighted_sum (losses.aggregate_rewards)."})
     batch_size: int = field(default=16, metadata={"help": "Solutions per forward pass when scoring."})
     quantization: str | None = field(default=None, metadata={"help": "How the base model is loaded back: '4bit' or None."})
+
+
+def _not_a_str(value, name: str, what: str):
+    """``value`` unchanged, unless it is one str where a sequence is expected: a str would be read character by
+    character (step 4 of "Step 1: ..." is "p"), so it is refused with a message saying what to pass."""
+    if isinstance(value, str):
+        raise ValueError(f"{name}: expected a list of {what}, got one str ({value[:40]!r}); wrap it in a list")
+    return value
 
 
 # ----------------------------------------------------------------------------- the shared forward
@@ -95,19 +103,6 @@ def right_pad(sequences: Sequence[Sequence[int]], pad_id: int, device=None):
         ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
         mask[i, :len(s)] = 1
     return ids.to(device), mask.to(device)
-
-
-def _sort_adapter_target_modules(path: Path) -> None:
-    """PEFT writes ``target_modules`` from a set, in an order that changes from one Python process to the
-    next; sort it, so that saving the same adapter twice gives the same files (``bestofn`` compares them
-    byte for byte to reuse rewards already computed). PEFT reads the list back as a set: nothing else changes."""
-    config_path = path / "adapter_config.json"
-    if not config_path.exists():
-        return
-    config = json.loads(config_path.read_text())
-    if isinstance(config.get("target_modules"), list):
-        config["target_modules"] = sorted(config["target_modules"])
-        config_path.write_text(json.dumps(config, indent=2, sort_keys=True))  # PEFT's own layout
 
 
 # ----------------------------------------------------------------------------- the verifier
@@ -232,7 +227,7 @@ class GenerativeVerifier:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(path)
-        _sort_adapter_target_modules(path)
+        write_portable_adapter_config(path)
         self.tokenizer.save_pretrained(path)
         (path / self.config_file).write_text(json.dumps(asdict(self.config), indent=2))
         return path
@@ -264,8 +259,13 @@ class ProcessRewardModel(GenerativeVerifier):
 
     def _split(self, solutions) -> list[list[str]]:
         out = []
-        for i, sol in enumerate(solutions):
-            steps = extract_steps(sol, self.config.step_delimiter) if isinstance(sol, str) else list(sol)
+        for i, sol in enumerate(_not_a_str(solutions, "solutions", "texts or lists of steps")):
+            if isinstance(sol, str):
+                steps = extract_steps(sol, self.config.step_delimiter)
+            elif isinstance(sol, (list, tuple)):
+                steps = list(sol)
+            else:
+                raise ValueError(f"solution {i}: must be a str or a list of step strings, got {type(sol).__name__}")
             if not steps:
                 raise ValueError(f"solution {i}: no steps (the text is empty or blank)")
             for k, s in enumerate(steps):
@@ -275,8 +275,10 @@ class ProcessRewardModel(GenerativeVerifier):
         return out
 
     def _encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]):
+        _not_a_str(prompts, "prompts", "strings")
         if len(prompts) != len(steps):
-            raise ValueError(f"got {len(prompts)} prompts and {len(steps)} solutions; they must pair up")
+            raise ValueError(f"got {len(_not_a_str(prompts, 'prompts', 'strings'))} prompts and {len(steps)} "
+                             "solutions; they must pair up")
         for i, p in enumerate(prompts):
             if not isinstance(p, str):
                 raise ValueError(f"prompt {i}: must be a str, got {type(p).__name__}")
@@ -308,10 +310,15 @@ class ProcessRewardModel(GenerativeVerifier):
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
         """Reward of each step, in context of the problem (formatted by ``prompt_template``) and earlier steps."""
-        return self.score_solutions([self._prompt_for(problem)], [list(steps)])[0]
+        if isinstance(steps, str):
+            raise ValueError("get_rewards_for_steps: `steps` must be a list of step strings, got one str; split a "
+                             "text with extract_steps(text), or score it whole with get_reward_for_text(text)")
+        return self.score_solutions([self._prompt_for(problem)], [_not_a_str(steps, "steps", "step strings")])[0]
 
     def extract_and_aggregate_steps(self, text: str) -> tuple[list[str], list[float], float]:
         """``(steps, step_rewards, aggregated_reward)`` of a text (text before the first delimiter opens step 1)."""
+        if not isinstance(text, str):
+            raise ValueError(f"text: must be a str, got {type(text).__name__}")
         steps = self._split([text])[0]
         rewards = self.get_rewards_for_steps(steps)
         return steps, rewards, self.aggregate(rewards)
@@ -336,8 +343,10 @@ class OutcomeRewardModel(GenerativeVerifier):
         return self._encode_many([prompt], [solution])[0]
 
     def _encode_many(self, prompts: Sequence[str], solutions: Sequence[str]):
+        _not_a_str(prompts, "prompts", "strings"), _not_a_str(solutions, "solutions", "strings")
         if len(prompts) != len(solutions):
-            raise ValueError(f"got {len(prompts)} prompts and {len(solutions)} solutions; they must pair up")
+            raise ValueError(f"got {len(_not_a_str(prompts, 'prompts', 'strings'))} prompts and "
+                             f"{len(_not_a_str(solutions, 'solutions', 'strings'))} solutions; they must pair up")
         for i, (p, s) in enumerate(zip(prompts, solutions)):
             if not isinstance(p, str):
                 raise ValueError(f"prompt {i}: must be a str, got {type(p).__name__}")
@@ -365,19 +374,3 @@ class OutcomeRewardModel(GenerativeVerifier):
         return self.score_solutions([""] * len(texts), list(texts))
 
     solution_rewards = score_solutions
-
-
-# CombinedRewardModel, EnsembleRewardModel, load_reward_model and shaped_reward live in reward_ensembles.py
-# (which imports this module); they are looked up lazily so that either module can be imported first.
-_REWARD_ENSEMBLES = ("CombinedRewardModel", "EnsembleRewardModel", "load_reward_model", "shaped_reward")
-
-
-def __getattr__(name):
-    if name in _REWARD_ENSEMBLES:
-        from . import reward_ensembles
-        return getattr(reward_ensembles, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *_REWARD_ENSEMBLES})

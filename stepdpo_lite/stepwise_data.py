@@ -35,6 +35,21 @@ def per_step_values(values, n_raw: int, n_kept: int, what: str, idx: int, kind: 
     return vals
 
 
+def drop_appended_eos(ex, eos, eos_id):
+    """For a row with ``open_ended`` set (its completions are partial solutions, e.g. one step after a shared
+    prefix), remove the EOS that TRL's ``DPOTrainer`` appended to the chosen and rejected texts and token ids: a
+    policy must not learn to stop there. Other rows are left as they are."""
+    if not ex.get("open_ended"):
+        return {}
+    out = {}
+    for side in ("chosen", "rejected"):
+        ids, text = list(ex[f"{side}_ids"]), ex[side]
+        if eos and text.endswith(eos) and ids and ids[-1] == eos_id:
+            ids, text = ids[:-1], text[: -len(eos)]
+        out[f"{side}_ids"], out[side] = ids, text
+    return out
+
+
 def step_columns(ex, idx, tokenizer, delimiter, max_steps):
     """Per-token step ids (completion tokens, from the offset mapping) and per-step p / rewards for one row."""
     out, texts, eos = {}, {}, tokenizer.eos_token

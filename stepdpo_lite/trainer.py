@@ -4,7 +4,7 @@ TRL does the DPO plumbing (tokenizing, the fused LM head that returns per-token 
 disabled PEFT adapter, DeepSpeed/FSDP, precomputed reference log-probs). ``stepwise_data.py`` gives every
 completion token the index of the reasoning step it belongs to, and every step a correctness probability ``p``;
 the loss here sums the per-token log-ratios of ONE policy and ONE reference forward pass into step log-ratios
-``ρ_k`` (``losses.step_logps``) and applies the outcome and credit-assigned step losses of DESIGN.md §5
+``ρ_k`` (``losses.step_logps``) and applies the outcome and credit-assigned step losses of docs/method.md §4
 (``losses.py``).
 Step-DPO: Lai et al. 2024 (arXiv:2406.18629); DPO: Rafailov et al. 2023 (arXiv:2305.18290).
 """
@@ -15,11 +15,13 @@ import contextlib
 import copy
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 from accelerate.utils import is_peft_model
 from datasets import Dataset
+from transformers.utils import is_torch_bf16_gpu_available
 from trl import DPOConfig, DPOTrainer
 from trl.data_utils import extract_prompt, is_conversational
 from trl.models.utils import disable_gradient_checkpointing
@@ -27,9 +29,9 @@ from trl.trainer.utils import get_config_model_id, pad, use_adapter
 
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
-from .models import keep_4bit_weights_unpacked
+from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, char_step_ids, step_spans
-from .stepwise_data import STEP_COLUMNS, DataCollatorForStepwisePreference, step_columns
+from .stepwise_data import STEP_COLUMNS, DataCollatorForStepwisePreference, drop_appended_eos, step_columns
 
 __all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "aggregate_rewards", "compute_step_loss",
            "float32_adapters_for_fp16"]
@@ -58,6 +60,14 @@ class StepwiseDPOConfig(DPOConfig):
     The reference design's reasoning-step cap ``max_steps`` is named ``max_reasoning_steps`` here, because
     ``max_steps`` already is a [`~transformers.TrainingArguments`] field (the number of optimisation steps) and one
     dataclass cannot hold two fields of one name; ``max_steps`` keeps its training meaning.
+
+    The defaults are the reference design's (step and outcome loss, weight 1 each, no NLL). Notebook 04's recipe,
+    which trains better on reasoning, is ``step_loss_weight=1.0, outcome_loss_weight=0.0, sft_loss_weight=5.0``
+    with ``beta=step_beta=0.1``.
+
+    On a machine without a GPU it trains in float32 without further arguments: TRL turns bf16 on when it is left
+    unset, which transformers refuses on CPU unless ``use_cpu=True``; here an unset ``bf16`` stays off when no
+    bf16-capable GPU is present.
     """
 
     step_beta: float = field(default=0.1, metadata={"help": "β of the step loss (scale of the step log-ratios ρ_k)."})
@@ -105,6 +115,8 @@ class StepwiseDPOConfig(DPOConfig):
     def __post_init__(self):
         if self.outcome_beta is None:
             self.outcome_beta = self.beta
+        if self.bf16 is None and not self.fp16 and not self.use_cpu and not is_torch_bf16_gpu_available():
+            self.bf16 = False  # TRL's unset bf16 means True, and transformers raises for bf16 on CPU (see docstring)
         checks = [
             (self.aggregation_strategy in AGGREGATION_STRATEGIES,
              f"aggregation_strategy must be one of {AGGREGATION_STRATEGIES}, got {self.aggregation_strategy!r}"),
@@ -141,12 +153,15 @@ class StepwiseDPOConfig(DPOConfig):
 # ----------------------------------------------------------------------------- trainer
 
 class StepwiseDPOTrainer(DPOTrainer):
-    """[`trl.DPOTrainer`] with step-level credit assignment (DESIGN.md §5). Same arguments, plus ``reward_model``:
+    """[`trl.DPOTrainer`] with step-level credit assignment (docs/method.md §4). Same arguments, plus
+    ``reward_model``:
     an object with ``score_solutions(prompts, solutions) -> list[list[float]]`` (per-step log-odds, e.g. a
     ``ProcessRewardModel``), used once while the datasets are prepared. Per-step labels may instead come from
     dataset columns ``chosen_step_labels`` / ``rejected_step_labels`` (bools or probabilities), or cached
     rewards from ``chosen_step_rewards`` / ``rejected_step_rewards``. Needs a fast tokenizer and standard
-    (string) prompt/chosen/rejected rows."""
+    (string) prompt/chosen/rejected rows. A bool column ``open_ended`` marks rows whose completions are partial
+    solutions (Step-DPO's prompt-prefix form: one step each): the EOS token TRL appends is dropped from them, so
+    that a one-step completion does not teach the policy to stop after one step."""
 
     _tag_names = ["trl", "dpo", "stepwise-dpo", "stepdpo-lite"]
     _name = "Stepwise DPO"
@@ -209,10 +224,19 @@ class StepwiseDPOTrainer(DPOTrainer):
             if not isinstance(dataset, Dataset):
                 raise ValueError("reward-model scoring needs a map-style `datasets.Dataset`, not an IterableDataset")
             dataset = self._add_reward_columns(dataset)
+        first = next(iter(dataset))
+        if not any(f"{side}_step_{kind}" in first for side in ("chosen", "rejected") for kind in ("labels", "rewards")):
+            warnings.warn(f"StepwiseDPOTrainer: the {dataset_name} dataset has no step labels, no step rewards and "
+                          "there is no reward model, so every chosen step counts as right and every rejected step as "
+                          "wrong: the step loss then pushes down the whole rejected solution, as DPO does. Add "
+                          "`chosen_step_labels`/`rejected_step_labels` columns or pass a `reward_model`.", stacklevel=3)
         if args.use_step_wise_prompt:
             template = args.step_wise_prompt_template
             dataset = dataset.map(lambda ex: {"prompt": template.replace("{prompt}", ex["prompt"])})
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        if "open_ended" in next(iter(dataset)):  # partial solutions (Step-DPO's prompt-prefix form): no EOS
+            dataset = dataset.map(drop_appended_eos, fn_kwargs=dict(eos=self._tokenizer.eos_token,
+                                                                    eos_id=self._tokenizer.eos_token_id))
         dataset = dataset.map(step_columns, with_indices=True, desc=f"Step ids of {dataset_name} dataset",
                               fn_kwargs=dict(tokenizer=self._tokenizer, delimiter=args.step_delimiter,
                                              max_steps=args.max_reasoning_steps))
@@ -370,6 +394,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         super().save_model(output_dir, _internal_call)
         output_dir = output_dir or self.args.output_dir
         if self.args.should_save:
+            write_portable_adapter_config(output_dir)  # a LoRA policy names its base so that it loads elsewhere
             cfg = self.args.stepwise_dict()
             os.makedirs(output_dir, exist_ok=True)
             with open(os.path.join(output_dir, "stepwise_config.json"), "w") as f:
@@ -391,7 +416,7 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
     """Per-step implicit DPO rewards ``β·(log π(s_k|x,s_<k) − log π_ref(s_k|x,s_<k))``, one list per response.
 
     The reference is ``ref_model``, else the PEFT model with its adapter disabled; with neither, the rewards are
-    ``β·log π(s_k|x,s_<k)``. A single ``prompt``/``response`` string gives a single list.
+    ``β·log π(s_k|x,s_<k)``, with a warning. A single ``prompt``/``response`` string gives a single list.
     """
     single = isinstance(responses, str)
     prompts, responses = ([prompts], [responses]) if single else (list(prompts), list(responses))
@@ -401,6 +426,9 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
         if not isinstance(prompt, str) or not isinstance(response, str):
             raise ValueError(f"get_step_rewards: prompt and response {j} must be str, got {type(prompt).__name__} "
                              f"and {type(response).__name__} (pass problem.prompt, never a problem)")
+    if ref_model is None and not is_peft_model(model):
+        warnings.warn("get_step_rewards: no reference (no ref_model, and the model has no adapter to disable): the "
+                      "rewards are β·log π(s_k|x,s_<k), not log-ratios against a reference", stacklevel=2)
     device = next(model.parameters()).device
     out = []
     for i in range(0, len(prompts), batch_size):

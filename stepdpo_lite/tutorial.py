@@ -15,12 +15,15 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import fnmatch
 import os
+import re
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Sequence
 
 from . import runs
 
@@ -185,15 +188,29 @@ def flatten_metrics(metrics: dict, prefix: str = "") -> dict:
     return flat
 
 
-def format_metrics_table(metrics: dict) -> str:
-    """A two-column text table of every (flattened) metric."""
+def _natural_key(name: str) -> list:
+    """Sort key that orders digit runs as numbers: ``best_of_n.2`` before ``best_of_n.16``."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
+
+
+def format_metrics_table(metrics: dict, only: Sequence[str] | None = None) -> str:
+    """A two-column text table of the (flattened) metrics, sorted with numbers as numbers. ``only``: glob
+    patterns of the names to keep (``"policy.*.accuracy"``). A list longer than a line is shown by its length."""
     flat = flatten_metrics(metrics)
+    if only is not None:
+        flat = {k: v for k, v in flat.items() if any(fnmatch.fnmatchcase(k, pattern) for pattern in only)}
     if not flat:
         return "(no metrics recorded)"
-    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        text = str(v)
+        return f"[{len(v)} entries]" if isinstance(v, list) and len(text) > 60 else text
+
     width = max(len(k) for k in flat)
     rows = [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * 10}"]
-    rows += [f"{k:<{width}}  {fmt(v)}" for k, v in flat.items()]
+    rows += [f"{k:<{width}}  {fmt(flat[k])}" for k in sorted(flat, key=_natural_key)]
     return "\n".join(rows)
 
 

@@ -89,7 +89,8 @@ def test_best_of_n_table_layout_and_values():
 
 
 def _save_reward_models(tmp_path):
-    from stepdpo_lite.rewards import CombinedRewardModel, OutcomeRewardModel, ProcessRewardModel
+    from stepdpo_lite.reward_ensembles import CombinedRewardModel
+    from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
     model, tok = toyworld.load_tiny_base()
     prm, orm = ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok)
     prm.save(tmp_path / "prm")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stepdpo_lite import data, toyworld
+from stepdpo_lite import data, labelling, public_datasets, toyworld
 from stepdpo_lite.steps import extract_steps
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -39,7 +39,7 @@ def one_thread():
 
 def test_prm800k_sample_gives_one_row_per_record_along_the_labelled_path():
     records = _lines(PRM800K)
-    ds = data.load_prm800k(PRM800K)
+    ds = public_datasets.load_prm800k(PRM800K)
     assert len(ds) == len(records) == 12 and ds.column_names[:3] == ["prompt", "completions", "labels"]
     for rec, row in zip(records, ds):
         assert row["prompt"] == rec["question"]["problem"]
@@ -54,7 +54,7 @@ def test_prm800k_sample_gives_one_row_per_record_along_the_labelled_path():
     assert ds[0]["labels"] == [True] * 6
     # Line 4: its second step is rated 0 (neutral).
     assert ds[3]["labels"] == [True] * 6 + [False]
-    assert data.load_prm800k(PRM800K, neutral_as=False)[3]["labels"] == [True, False] + [True] * 4 + [False]
+    assert public_datasets.load_prm800k(PRM800K, neutral_as=False)[3]["labels"] == [True, False] + [True] * 4 + [False]
 
 
 def _prm_record(*steps):
@@ -74,17 +74,17 @@ def test_prm800k_path_rules(tmp_path, caplog):
     ]
     path.write_text("\n".join(json.dumps(r) for r in records))
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
-        ds = data.load_prm800k(path)
+        ds = public_datasets.load_prm800k(path)
     assert ds["completions"] == [["s0.0", "\ns1.0", "\ns2.0"], ["human step", "\ns1.1"]]
     assert ds["labels"] == [[True, True, False], [True, True]] and "1 records have no labelled step" in caplog.text
-    assert data.load_prm800k(path, neutral_as=False)["labels"] == [[True, False, False], [True, False]]
-    branched = data.load_prm800k(path, branches=True)
+    assert public_datasets.load_prm800k(path, neutral_as=False)["labels"] == [[True, False, False], [True, False]]
+    branched = public_datasets.load_prm800k(path, branches=True)
     assert ["s0.0", "\ns1.0", "\ns2.1"] in branched["completions"] and ["s0.1"] in branched["completions"]
     assert ["s0.0", "\ns1.1"] in branched["completions"]
 
 
 def test_prm800k_branches_add_the_rated_alternatives():
-    main, branched = data.load_prm800k(PRM800K), data.load_prm800k(PRM800K, branches=True)
+    main, branched = public_datasets.load_prm800k(PRM800K), public_datasets.load_prm800k(PRM800K, branches=True)
     assert len(branched) > len(main)
     paths = {(r["prompt"], "".join(r["completions"])) for r in main}
     for row in branched:  # every row is a labelled path's prefix plus one rated step
@@ -100,28 +100,28 @@ def test_processbench_sample_loads():
 
 
 def test_gsm8k_slice_loads_with_line_labels():
-    ds = data.load_gsm8k_solutions(GSM8K)
-    assert len(ds) == 800 and set(ds["solver"]) == set(data.GSM8K_SOLVERS)
+    ds = public_datasets.load_gsm8k_solutions(GSM8K)
+    assert len(ds) == 800 and set(ds["solver"]) == set(public_datasets.GSM8K_SOLVERS)
     for row in ds:
         assert len(row["step_labels"]) == len(extract_steps(row["completion"], "\n"))
     assert 0 < sum(not all(r) for r in ds["step_labels"]) < 100  # a few real calculator errors, not many
-    problems = data.load_gsm8k_problems(GSM8K_TEST)
+    problems = public_datasets.load_gsm8k_problems(GSM8K_TEST)
     assert len(problems) == 200 and problems["prompt"] == ds["prompt"][::4]
     assert problems[0]["answer"] == "18" and "<<16-3-4=9>>" in problems[0]["solution"]
 
 
 def test_gsm8k_pairs_are_correct_vs_incorrect_of_the_same_problem():
-    solutions = data.load_gsm8k_solutions(GSM8K)
+    solutions = public_datasets.load_gsm8k_solutions(GSM8K)
     verdict = {(r["prompt"], r["completion"]): r["label"] for r in solutions}
-    pairs = data.gsm8k_preference_pairs(solutions)
+    pairs = public_datasets.gsm8k_preference_pairs(solutions)
     assert len(pairs) > 100
     for row in pairs:
         assert verdict[row["prompt"], row["chosen"]] and not verdict[row["prompt"], row["rejected"]]
         assert False in row["rejected_step_labels"], "a wrong solution has at least one wrong line"
         assert len(row["chosen_step_labels"]) == len(extract_steps(row["chosen"], "\n"))
-    capped = data.gsm8k_preference_pairs(GSM8K, max_pairs_per_problem=1, seed=3)
+    capped = public_datasets.gsm8k_preference_pairs(GSM8K, max_pairs_per_problem=1, seed=3)
     assert len(set(capped["prompt"])) == len(capped) == len(set(pairs["prompt"]))
-    assert capped.to_list() == data.gsm8k_preference_pairs(GSM8K, max_pairs_per_problem=1, seed=3).to_list()
+    assert capped.to_list() == public_datasets.gsm8k_preference_pairs(GSM8K, max_pairs_per_problem=1, seed=3).to_list()
 
 
 @pytest.mark.parametrize("line, ok", [
@@ -136,17 +136,17 @@ def test_gsm8k_pairs_are_correct_vs_incorrect_of_the_same_problem():
     ("<<2**999999=1>>1", True),  # too large to evaluate: unknown
 ])
 def test_calculator_check(line, ok):
-    assert data.calculator_check(line) is ok
+    assert public_datasets.calculator_check(line) is ok
 
 
 def test_process_labels_propagate_errors_and_blame_the_answer_line():
-    assert data.process_labels([True, False, True], correct=False) == [True, False, False]
-    assert data.process_labels([True, True, True], correct=False) == [True, True, False]
-    assert data.process_labels([True, True], correct=True) == [True, True]
+    assert public_datasets.process_labels([True, False, True], correct=False) == [True, False, False]
+    assert public_datasets.process_labels([True, True, True], correct=False) == [True, True, False]
+    assert public_datasets.process_labels([True, True], correct=True) == [True, True]
 
 
 def test_math_shepherd_and_step_dpo_examples_load():
-    ms = data.load_math_shepherd(DATA / "examples" / "math_shepherd.jsonl")
+    ms = public_datasets.load_math_shepherd(DATA / "examples" / "math_shepherd.jsonl")
     assert len(ms) == 4 and ms[3]["labels"] == [True, False, False]
     raw = _lines(DATA / "examples" / "math_shepherd.jsonl")[3]["input"]
     assert ms[3]["prompt"] + " " + "".join(ms[3]["completions"]) == raw.replace(" ки", "")
@@ -226,9 +226,9 @@ BAD = [  # loader, good line, bad line, words the error must contain (besides "l
     ("gsm8k", None, _gsm(lambda r: r.pop("175b_verification")), ["'175b_verification'", "missing"]),
 ]
 LOADERS = {"preference": lambda path: data.load_preference(path, delimiter="\n\nStep"), "stepwise": data.validate_stepwise, "step_dpo": data.load_step_dpo,
-           "processbench": data.load_processbench, "math_shepherd": data.load_math_shepherd,
-           "prm800k": data.load_prm800k, "gsm8k": data.load_gsm8k_solutions, "outcome": data.validate_outcome,
-           "gsm8k_problems": data.load_gsm8k_problems}
+           "processbench": data.load_processbench, "math_shepherd": public_datasets.load_math_shepherd,
+           "prm800k": public_datasets.load_prm800k, "gsm8k": public_datasets.load_gsm8k_solutions, "outcome": data.validate_outcome,
+           "gsm8k_problems": public_datasets.load_gsm8k_problems}
 GOOD_FIRST = {"prm800k": lambda: PRM800K.read_text().splitlines()[0], "gsm8k": lambda: GSM8K.read_text().splitlines()[0]}
 
 
@@ -296,19 +296,19 @@ def toy():
 def test_toy_stepwise_and_outcome_rows_carry_the_checker_labels(toy, caplog):
     problems, solutions = toy
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
-        rows = data.toy_stepwise_rows(problems, solutions)
+        rows = labelling.toy_stepwise_rows(problems, solutions)
     assert len(rows) == 15 and "3 blank solutions" in caplog.text
     verdict = toyworld.check(problems[0], solutions[0][1])
     assert rows[1]["completions"] == verdict.steps and rows[1]["labels"] == verdict.step_labels == [True, False] + [
         False] * (len(verdict.steps) - 2)
-    outcome = data.toy_outcome_rows(problems, solutions)
+    outcome = labelling.toy_outcome_rows(problems, solutions)
     assert outcome["label"][:4] == [True, False, False, True]  # the lucky one has the right answer
 
 
 def test_toy_preference_pairs(toy, caplog):
     problems, solutions = toy
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
-        pairs = data.toy_preference_pairs(problems, solutions, max_pairs_per_problem=None)
+        pairs = labelling.toy_preference_pairs(problems, solutions, max_pairs_per_problem=None)
     assert len(pairs) == 3 * 2 and "3 lucky solutions" in caplog.text and "3 repeated solutions" in caplog.text
     by_prompt = {p.prompt: p for p in problems}
     for row in pairs:
@@ -316,13 +316,13 @@ def test_toy_preference_pairs(toy, caplog):
         assert chosen.answer_correct and chosen.first_error < 0 and not rejected.answer_correct
         assert row["chosen_step_labels"] == chosen.step_labels and row["rejected_step_labels"] == rejected.mistake_labels
         assert row["rejected_step_labels"].index(False) == rejected.first_error  # blame starts at the first mistake
-    reach = data.toy_preference_pairs(problems, solutions, max_pairs_per_problem=None, rejected_labels="reachability")
+    reach = labelling.toy_preference_pairs(problems, solutions, max_pairs_per_problem=None, rejected_labels="reachability")
     for row in reach:
         assert row["rejected_step_labels"] == toyworld.check(by_prompt[row["prompt"]], row["rejected"]).step_labels
     with pytest.raises(ValueError, match="rejected_labels"):
-        data.toy_preference_pairs(problems, solutions, rejected_labels="value")
-    capped = data.toy_preference_pairs(problems, solutions, max_pairs_per_problem=1, seed=1)
-    assert len(capped) == 3 and capped.to_list() == data.toy_preference_pairs(
+        labelling.toy_preference_pairs(problems, solutions, rejected_labels="value")
+    capped = labelling.toy_preference_pairs(problems, solutions, max_pairs_per_problem=1, seed=1)
+    assert len(capped) == 3 and capped.to_list() == labelling.toy_preference_pairs(
         problems, solutions, max_pairs_per_problem=1, seed=1).to_list()
     assert data.to_trl_dpo(capped, keep_step_labels=True).column_names == [
         "prompt", "chosen", "rejected", "chosen_step_labels", "rejected_step_labels"]
@@ -330,7 +330,7 @@ def test_toy_preference_pairs(toy, caplog):
 
 def test_toy_step_dpo_pairs_share_a_correct_prefix(toy, caplog):
     problems, solutions = toy
-    pairs = data.toy_step_dpo_pairs(problems, solutions, max_pairs_per_problem=None)
+    pairs = labelling.toy_step_dpo_pairs(problems, solutions, max_pairs_per_problem=None)
     assert len(pairs) == 3 * 3 and set(pairs["chosen_source"]) == {"sampled"}
     by_prompt = {p.prompt: p for p in problems}
     for row in pairs:
@@ -339,13 +339,13 @@ def test_toy_step_dpo_pairs_share_a_correct_prefix(toy, caplog):
         assert toyworld.check(p, row["initial_reason_steps"] + row["rejected"]).first_error == k
     # Without a sampled correct solution the gold step stands in, and says so; or the pair is left out.
     wrong_only = [s[1:3] for s in solutions]
-    gold = data.toy_step_dpo_pairs(problems, wrong_only)
+    gold = labelling.toy_step_dpo_pairs(problems, wrong_only)
     assert len(gold) == 6 and set(gold["chosen_source"]) == {"gold"}
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
-        assert len(data.toy_step_dpo_pairs(problems, wrong_only, use_gold=False)) == 0
+        assert len(labelling.toy_step_dpo_pairs(problems, wrong_only, use_gold=False)) == 0
     assert "6 no right step k" in caplog.text
     with pytest.raises(ValueError, match="2 problems, 3 lists of solutions"):
-        data.toy_step_dpo_pairs(problems[:2], solutions)
+        labelling.toy_step_dpo_pairs(problems[:2], solutions)
 
 
 def test_builders_take_verdicts_made_elsewhere(toy):
@@ -362,14 +362,14 @@ def test_builders_take_verdicts_made_elsewhere(toy):
     # Made-up labels, so that the builders can only have got them from `verdicts`: every step right but the last.
     made_up = [[toyworld.Verdict([True] * (len(extract_steps(t)) - 1) + [False], len(extract_steps(t)) - 1,
                                  j == 0) for j, t in enumerate(ss)] for ss in sols]
-    rows = data.toy_stepwise_rows(questions, sols, verdicts=made_up)
+    rows = labelling.toy_stepwise_rows(questions, sols, verdicts=made_up)
     assert all(r["labels"][-1] is False and all(r["labels"][:-1]) for r in rows)
     with_blank = [ss + [" "] for ss in sols]
-    assert data.toy_outcome_rows(questions, with_blank, verdicts=made_up)["label"] == [True, False, False] * 3
-    pairs = data.toy_step_dpo_pairs(questions, sols, verdicts=made_up, max_pairs_per_problem=None)
+    assert labelling.toy_outcome_rows(questions, with_blank, verdicts=made_up)["label"] == [True, False, False] * 3
+    pairs = labelling.toy_step_dpo_pairs(questions, sols, verdicts=made_up, max_pairs_per_problem=None)
     assert len(pairs) == 0  # no sample is right at its last step and there is no gold solution
     with pytest.raises(ValueError, match="problem 0: 2 verdicts for 3 solutions"):
-        data.toy_preference_pairs(questions, sols, verdicts=[v[:2] for v in made_up])
+        labelling.toy_preference_pairs(questions, sols, verdicts=[v[:2] for v in made_up])
 
 
 def test_step_dpo_pairs_never_choose_the_rejected_step_under_noisy_labels(caplog):
@@ -385,11 +385,11 @@ def test_step_dpo_pairs_never_choose_the_rejected_step_under_noisy_labels(caplog
     sols = [[a + b, a + b + " ", a + c]]
     right, noisy = toyworld.Verdict([True, True], -1, True), toyworld.Verdict([True, False], 1, False)
     verdicts = [[right, noisy, toyworld.Verdict([True, False], 1, False)]]
-    pairs = data.toy_step_dpo_pairs([Question("Q\n")], sols, verdicts=verdicts, max_pairs_per_problem=None)
+    pairs = labelling.toy_step_dpo_pairs([Question("Q\n")], sols, verdicts=verdicts, max_pairs_per_problem=None)
     assert all(r["chosen"] != r["rejected"] for r in pairs) and len(pairs) == 2
     assert sorted(pairs["rejected"]) == sorted([b + " ", c]) and set(pairs["chosen"]) == {b}
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):  # the only right step is the wrong one
-        only = data.toy_step_dpo_pairs([Question("Q\n")], [[a + b, a + b]], max_pairs_per_problem=None,
+        only = labelling.toy_step_dpo_pairs([Question("Q\n")], [[a + b, a + b]], max_pairs_per_problem=None,
                                        verdicts=[[right, noisy]])
     assert len(only) == 0 and "1 step labelled right and wrong" in caplog.text
 
@@ -399,7 +399,7 @@ def test_step_dpo_pairs_never_choose_the_rejected_step_under_noisy_labels(caplog
 def test_mc_labels_on_a_tiny_model(one_thread, tiny_model, tiny_tokenizer, toy):
     problems, solutions = toy
     sols = [s[:2] for s in solutions[:2]]  # gold and an arithmetic error at step 1
-    ds = data.toy_mc_step_labels(tiny_model, tiny_tokenizer, problems[:2], sols, n=3, max_new_tokens=24,
+    ds = labelling.toy_mc_step_labels(tiny_model, tiny_tokenizer, problems[:2], sols, n=3, max_new_tokens=24,
                                  progress=False)
     assert len(ds) == 4
     for row, text in zip(ds, [s for ss in sols for s in ss]):
@@ -409,7 +409,7 @@ def test_mc_labels_on_a_tiny_model(one_thread, tiny_model, tiny_tokenizer, toy):
         assert row["labels"] == [s > 0 for s in row["soft_labels"]]  # hard = "any rollout is right"
     assert [r["labels"][-1] for r in ds] == [True, False, True, False]  # the last step: the solution itself
     assert ds["gold_labels"][1][:2] == [True, False]
-    assert set(data.label_agreement(ds["labels"], ds["gold_labels"])) >= {"accuracy", "precision", "recall"}
+    assert set(labelling.label_agreement(ds["labels"], ds["gold_labels"])) >= {"accuracy", "precision", "recall"}
 
 
 def test_mc_labels_roll_out_from_every_step_prefix(one_thread, tiny_model, tiny_tokenizer):
@@ -420,7 +420,7 @@ def test_mc_labels_roll_out_from_every_step_prefix(one_thread, tiny_model, tiny_
         return i == 0
 
     solutions = [["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 + 1 = 3"], ["Step 1: 3 * 2 = 6", "\n\nStep 2: 6 - 1 = 5", "\n\n!"]]
-    ds = data.mc_step_labels(tiny_model, tiny_tokenizer, ["Problem: a\n", "Problem: b\n"], solutions, is_correct,
+    ds = labelling.mc_step_labels(tiny_model, tiny_tokenizer, ["Problem: a\n", "Problem: b\n"], solutions, is_correct,
                              n=2, max_new_tokens=4, progress=False)
     assert ds["labels"] == [[True, True], [False, False, False]] and ds["soft_labels"][0] == [1.0, 1.0]
     assert len(calls) == (1 * 2 + 1) + (2 * 2 + 1)  # n rollouts per non-final prefix, then the solution itself
@@ -428,15 +428,15 @@ def test_mc_labels_roll_out_from_every_step_prefix(one_thread, tiny_model, tiny_
     assert all(t.startswith(solutions[1][0]) for t in texts[:2])
     assert all(t.startswith("".join(solutions[1][:2])) for t in texts[2:4]) and texts[4] == "".join(solutions[1])
     with pytest.raises(ValueError, match="solution 1"):
-        data.mc_step_labels(tiny_model, tiny_tokenizer, ["a", "b"], [["x"], []], is_correct)
+        labelling.mc_step_labels(tiny_model, tiny_tokenizer, ["a", "b"], [["x"], []], is_correct)
 
 
 def test_label_agreement():
-    m = data.label_agreement([[True, False], [True]], [[True, True], [False]])
+    m = labelling.label_agreement([[True, False], [True]], [[True, True], [False]])
     assert m["accuracy"] == pytest.approx(1 / 3) and m["precision"] == 0.5 and m["recall"] == 0.5 and m["n_steps"] == 3
-    assert data.label_agreement([[0.9, 0.2]], [[True, False]])["accuracy"] == 1.0  # soft labels, threshold 0.5
+    assert labelling.label_agreement([[0.9, 0.2]], [[True, False]])["accuracy"] == 1.0  # soft labels, threshold 0.5
     with pytest.raises(ValueError, match="solution 0"):
-        data.label_agreement([[True]], [[True, False]])
+        labelling.label_agreement([[True]], [[True, False]])
 
 
 # ----------------------------------------------------------------------------- saving
@@ -450,19 +450,6 @@ def test_save_and_load_datasets_round_trip(tmp_path):
     assert sorted(loaded) == ["pairs", "steps"] and loaded["steps"].to_list() == steps.to_list()
     assert loaded["pairs"]["prompt"] == ["p", "q"]
     assert [p.name for p in (tmp_path / "d").iterdir() if p.name.startswith(".")] == []
-
-
-def test_labelling_imports_first(monkeypatch):
-    """labelling.py and data.py use each other; either may be imported first (fresh copies, then put back)."""
-    import importlib
-    import stepdpo_lite
-    for name in ("stepdpo_lite.data", "stepdpo_lite.labelling"):
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.delattr(stepdpo_lite, "data", raising=False)
-    monkeypatch.delattr(stepdpo_lite, "labelling", raising=False)
-    labelling = importlib.import_module("stepdpo_lite.labelling")
-    fresh = importlib.import_module("stepdpo_lite.data")
-    assert fresh is not data and fresh.toy_preference_pairs is labelling.toy_preference_pairs
 
 
 def test_gold_vs_error_pairs_are_checked_and_deterministic():

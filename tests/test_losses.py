@@ -1,4 +1,4 @@
-"""The Stepwise DPO losses as pure tensor maths (DESIGN.md §5)."""
+"""The Stepwise DPO losses as pure tensor maths (docs/method.md §4)."""
 
 import pytest
 import torch

@@ -120,6 +120,28 @@ def test_tiny_run_backs_what_the_notebooks_say(run):
     assert max(budget["beam_prm"], budget["best_of_n_prm"]) >= budget["majority"]
 
 @pytest.mark.notebook
+def test_readme_example_runs_as_written_after_the_tutorial(run, tmp_path, capsys):
+    """The README's first python block, with `runs/tiny` pointed at the tiny run above; what its text says the
+    output shows (the PRM finds the slip in step 2 of the wrong solution) is asserted."""
+    if run["failed"] or not (run["run"] / "prm").exists():
+        pytest.fail("the tiny notebooks did not all run")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    usage = readme[readme.index("## Using the package"):]
+    block = usage[usage.index("```python") + len("```python"):]
+    block = block[:block.index("```")]
+    code = block.replace('"runs/tiny/prm"', repr(str(run["run"] / "prm"))).replace(
+        '"runs/readme-example"', repr(str(tmp_path / "readme-example")))
+    assert code != block, "the README example no longer loads runs/tiny/prm"
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    lines = capsys.readouterr().out.splitlines()
+    probs = [float(line.split("=")[1].split()[0]) for line in lines if line.strip().startswith("P(right)")]
+    assert len(probs) == 6, lines
+    right, wrong = probs[:3], probs[3:]
+    assert wrong[0] > 0.5 and wrong[1] < 0.5 < right[1] and max(wrong[1:]) < min(right)
+    assert "step_accuracy" in lines[-1]
+
+
+@pytest.mark.notebook
 def test_smoke_prompts_are_chat_formatted_and_never_hold_the_answer(smoke_run):
     """Issue #14: a GSM8K problem's repr (gold answer included) once reached the model as its prompt."""
     from transformers import AutoTokenizer

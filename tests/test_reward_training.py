@@ -6,7 +6,8 @@ import pytest
 from stepdpo_lite import toyworld
 from stepdpo_lite.reward_training import (train_outcome_reward_model, train_process_reward_model,
                                           validate_outcome_rows, validate_stepwise_rows)
-from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel, load_reward_model
+from stepdpo_lite.reward_ensembles import load_reward_model
+from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
 
 
 def toy_rows(n, seed=0):

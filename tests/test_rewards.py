@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from stepdpo_lite import toyworld
-from stepdpo_lite.rewards import (CombinedRewardModel, EnsembleRewardModel, OutcomeRewardModel, ProcessRewardModel,
-                                  fast_head_matches, load_reward_model, shaped_reward)
+from stepdpo_lite.reward_ensembles import CombinedRewardModel, EnsembleRewardModel, load_reward_model, shaped_reward
+from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel, fast_head_matches
 from stepdpo_lite.steps import extract_steps
 
 
@@ -122,6 +122,19 @@ def test_bad_inputs_raise(prm, orm, tiny_model, tiny_tokenizer):
         prm.score_solutions(["a", "b"], ["Step 1: 1 + 1 = 2"])
     with pytest.raises(ValueError, match="solution 0: must be a non-blank"):
         orm.score_solutions(["a"], [""])
+    # wrong types: a str where a list is expected would be read character by character; a number is no text
+    with pytest.raises(ValueError, match="`steps` must be a list of step strings, got one str"):
+        prm.get_rewards_for_steps("Step 1: 1 + 1 = 2\n\nStep 2: 2 + 2 = 4")
+    with pytest.raises(ValueError, match="text: must be a str, got int"):
+        prm.get_reward_for_text(42)
+    with pytest.raises(ValueError, match="solution 0: must be a str or a list of step strings, got int"):
+        prm.score_solutions(["a"], [42])
+    with pytest.raises(ValueError, match="prompts: expected a list of strings, got one str"):
+        prm.score_solutions("ab", ["Step 1: 1", "Step 1: 2"])
+    with pytest.raises(ValueError, match="solutions: expected a list of strings, got one str"):
+        orm.score_solutions(["a", "b"], "xy")
+    with pytest.raises(ValueError, match="solution 0: must be a non-blank string, got 42"):
+        orm.get_reward_for_text(42)
     short = ProcessRewardModel(tiny_model, tiny_tokenizer, max_length=20)
     with pytest.raises(ValueError, match="longer than max_length 20"):
         short.score_solutions(["Problem: 1 + 2 (left to right)\n"], ["Step 1: 1 + 2 = 3\n\nAnswer: 3"])
@@ -194,6 +207,29 @@ def test_saving_an_adapter_twice_gives_the_same_files(tmp_path, saved_base):
     ProcessRewardModel.load(tmp_path / "a", device="cpu").save(tmp_path / "b")  # re-saved by another model object
     for name in ("adapter_config.json", "adapter_model.safetensors", "process_reward_config.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_a_saved_adapter_loads_on_another_machine(tmp_path, saved_base):
+    """The adapter names a local base relative to itself, so a copied folder (base beside it) loads elsewhere."""
+    import json
+    import shutil
+
+    from stepdpo_lite.models import adapter_base, load_model
+    here = tmp_path / "here"
+    shutil.copytree(saved_base, here / "base")
+    peft_model, tok = load_model(here / "base", quantization=None, lora={"r": 4, "init_lora_weights": False},
+                                 device="cpu")
+    prm = ProcessRewardModel(peft_model, tok)
+    prm.save(here / "runs" / "prm")
+    written = json.loads((here / "runs" / "prm" / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert written == "../../base"
+    prompts, sols = _problems(2)
+    before = ProcessRewardModel.load(here / "runs" / "prm", device="cpu").score_solutions(prompts, sols)
+    shutil.copytree(here, tmp_path / "elsewhere")
+    shutil.rmtree(here)  # the machine that trained it is gone
+    moved = tmp_path / "elsewhere" / "runs" / "prm"
+    assert adapter_base(moved) == str((tmp_path / "elsewhere" / "base").resolve())
+    assert ProcessRewardModel.load(moved, device="cpu").score_solutions(prompts, sols) == before
 
 
 def test_combined_and_ensemble_arithmetic(prm, orm):

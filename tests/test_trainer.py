@@ -78,6 +78,17 @@ def test_config_validation(tmp_path):
     assert cfg.outcome_beta == 0.3 and cfg.max_steps == -1  # max_steps keeps its TrainingArguments meaning
 
 
+def test_config_works_on_cpu_without_extra_arguments(tmp_path, monkeypatch):
+    """TRL's unset bf16 means True, which transformers refuses without a bf16 GPU unless use_cpu=True: the
+    config leaves bf16 off there (the test pretends no such GPU, so that it checks the same thing on a GPU)."""
+    import stepdpo_lite.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "is_torch_bf16_gpu_available", lambda: False)
+    cfg = StepwiseDPOConfig(output_dir=str(tmp_path), report_to="none")
+    assert cfg.bf16 is False and not cfg.use_cpu
+    assert StepwiseDPOConfig(output_dir=str(tmp_path), report_to="none", bf16=False).bf16 is False
+
+
 def test_config_parses_with_hf_argument_parser(tmp_path):
     (cfg,) = HfArgumentParser(StepwiseDPOConfig).parse_args_into_dataclasses(
         ["--output_dir", str(tmp_path), "--step_beta", "0.5", "--aggregation_strategy", "product",
@@ -114,8 +125,9 @@ def test_dataset_gets_step_ids_and_probabilities(tmp_path, tiny_model, tiny_toke
 
 def test_step_wise_prompt_template_and_default_probabilities(tmp_path, tiny_model, tiny_tokenizer):
     args = config(tmp_path, use_step_wise_prompt=True, step_wise_prompt_template="Think in steps.\n{prompt}")
-    tr = StepwiseDPOTrainer(tiny_model, args=args, train_dataset=Dataset.from_list(toy_rows(1, labels=False)),
-                            processing_class=tiny_tokenizer)
+    with pytest.warns(UserWarning, match="no step labels, no step rewards"):  # the default is said out loud
+        tr = StepwiseDPOTrainer(tiny_model, args=args, train_dataset=Dataset.from_list(toy_rows(1, labels=False)),
+                                processing_class=tiny_tokenizer)
     ex = tr.train_dataset[0]
     assert ex["prompt"].startswith("Think in steps.\nProblem:")
     assert set(ex["chosen_step_probs"]) == {1.0} and set(ex["rejected_step_probs"]) == {0.0}
@@ -139,7 +151,8 @@ def test_outcome_only_loss_equals_trl_dpo_loss(tmp_path, tiny_model, tiny_tokeni
 
 def test_one_pass_step_logps_equal_step_by_step(tmp_path, tiny_model, tiny_tokenizer):
     row = toy_rows(1)[0]
-    one_pass = get_step_rewards(tiny_model, tiny_tokenizer, row["prompt"], row["rejected"], beta=1.0)
+    with pytest.warns(UserWarning, match="no reference"):  # log π itself here: no ref_model, no adapter
+        one_pass = get_step_rewards(tiny_model, tiny_tokenizer, row["prompt"], row["rejected"], beta=1.0)
     slow = step_by_step_logps(tiny_model, tiny_tokenizer, row["prompt"], row["rejected"])
     assert len(one_pass) == len(slow) == len(extract_steps(row["rejected"]))
     assert one_pass == pytest.approx(slow, abs=1e-4)

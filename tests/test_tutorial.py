@@ -120,4 +120,12 @@ def test_cli_set_values_and_metric_table():
         tutorial._parse_set(["novalue"])
     table = tutorial.format_metrics_table({"prm": {"step_auroc": 0.812345}, "best_of_n": {"16": {"orm": 0.5}}})
     assert "prm.step_auroc" in table and "0.8123" in table and "best_of_n.16.orm" in table
+    table = tutorial.format_metrics_table({"best_of_n": {"16": {"orm": 0.5}, "2": {"orm": 0.3}},
+                                           "policy": {"dpo": {"accuracy": 0.7, "seconds": 3}, "rounds": [{"x": 1}] * 9}})
+    names = [line.split()[0] for line in table.splitlines()[2:]]
+    assert names == ["best_of_n.2.orm", "best_of_n.16.orm", "policy.dpo.accuracy", "policy.dpo.seconds",
+                     "policy.rounds"]  # numbers sorted as numbers
+    assert table.splitlines()[-1].endswith("[9 entries]")
+    only = tutorial.format_metrics_table({"policy": {"dpo": {"accuracy": 0.7, "seconds": 3}}}, only=["policy.*.accuracy"])
+    assert "policy.dpo.accuracy" in only and "seconds" not in only
     assert tutorial.NOTEBOOKS[0] == "01_data_prep.ipynb" and tutorial.NOTEBOOKS[-1] == "07_test_time_compute.ipynb"

@@ -1,0 +1,136 @@
+"""On-policy rounds with PRM step labels: DPO, Stepwise DPO and NLL only at equal data, steps and seed.
+
+Notebook 04's on-policy section (``stepdpo_lite.onpolicy``) for as many rounds as you like, on the validation
+split (to fix a protocol) or the test split (to report it):
+
+    python scripts/onpolicy_rounds.py --runs-dir runs --rounds 4 --split validation --out val.json
+    python scripts/onpolicy_rounds.py --rounds 4 --split test --save-policies runs/tiny/onpolicy_policies
+
+Needs notebook 01's run (problem counts in ``metrics.json``) and notebook 02's PRM (``runs/<profile>/prm`` and
+``prm.first_error_threshold``). Nothing is written into the run folder unless ``--save-policies`` points there.
+Prints one line per round and method, then the table; ``--out`` writes every figure as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from stepdpo_lite import onpolicy, runs, tasks, toyworld  # noqa: E402
+from stepdpo_lite.models import get_profile, load_profile_model  # noqa: E402
+
+
+def start_policies(profile, methods):
+    """One copy of the start policy per method (each trains on from its own)."""
+    policies, tokenizer = {}, None
+    for m in methods:
+        if profile.task == "toy":
+            model, tokenizer = toyworld.load_tiny_base(profile.model_name)
+        else:
+            model, tokenizer = load_profile_model(profile, lora=True)
+        policies[m] = model
+    tokenizer.padding_side = "right"
+    return policies, tokenizer
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="tiny")
+    ap.add_argument("--runs-dir", default=str(ROOT / "runs"))
+    ap.add_argument("--split", default="validation", choices=["validation", "test"],
+                    help="held-out problems to evaluate on (fix the protocol on validation)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--problems-per-round", type=int, default=150, help="training problems per round (0: all)")
+    ap.add_argument("--n-eval", type=int, default=None, help="held-out problems (default: all of the split)")
+    ap.add_argument("--samples", type=int, default=6, help="K solutions per problem per round (shared out)")
+    ap.add_argument("--sampler", default="pooled", help="'pooled' or a method name")
+    ap.add_argument("--pairs", default="both", choices=list(onpolicy.PAIR_KINDS))
+    ap.add_argument("--max-pairs", type=int, default=4, help="solution pairs per problem")
+    ap.add_argument("--step-pairs", type=int, default=1, help="rejected solutions per problem to correct")
+    ap.add_argument("--step-tries", type=int, default=4)
+    ap.add_argument("--step-attempts", type=int, default=2)
+    ap.add_argument("--rejected-probs", default="first_error", choices=list(onpolicy.REJECTED_PROBS))
+    ap.add_argument("--steps", type=int, default=None, help="optimizer steps per round and method "
+                                                            "(default: one epoch over the round's pairs)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--sft-weight", type=float, default=5.0)
+    ap.add_argument("--outcome-weight", type=float, default=0.0)
+    ap.add_argument("--step-pairing", default="weighted", choices=["weighted", "first_error"])
+    ap.add_argument("--n-sampled", type=int, default=2, help="sampled (T=1) solutions per held-out problem")
+    ap.add_argument("--methods", nargs="+", default=list(onpolicy.METHODS))
+    ap.add_argument("--no-base", action="store_true", help="do not evaluate the start policy")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-policies", default=None, help="save the last round's policies here")
+    ap.add_argument("--out", default=None, help="write the figures as JSON here")
+    args = ap.parse_args(argv)
+
+    profile = get_profile(args.profile)
+    run = Path(args.runs_dir) / args.profile
+    metrics = runs.update_metrics(runs.require(run, "01_data_prep"), {}) if (run / "metrics.json").exists() else {}
+    threshold = metrics.get("prm", {}).get("first_error_threshold")
+    if threshold is None:
+        raise SystemExit(f"{run / 'metrics.json'} has no prm.first_error_threshold: run notebook 02 first")
+    from stepdpo_lite.rewards import ProcessRewardModel
+    prm = ProcessRewardModel.load(runs.require(run / "prm", "02_process_reward_model"))
+    policies, tokenizer = start_policies(profile, args.methods)
+    n = metrics.get("data", {}).get("n_problems", {})
+    task = tasks.get_task(profile)
+    splits = task.splits(n.get("train", profile.n_train_problems), n.get("test", profile.n_eval_problems),
+                         seed=args.seed, tokenizer=tokenizer)
+    eval_problems = splits[args.split][: args.n_eval or None]
+    rs = onpolicy.RoundSettings(samples_per_problem=args.samples, sampler=args.sampler, pairs=args.pairs,
+                                max_pairs_per_problem=args.max_pairs, step_pairs_per_problem=args.step_pairs,
+                                step_tries=args.step_tries, step_attempts=args.step_attempts,
+                                rejected_probs=args.rejected_probs, max_new_tokens=profile.max_new_tokens,
+                                batch_size=profile.sample_batch_size, threshold=threshold)
+    steps = args.steps or -1
+    train_args = dict(per_device_train_batch_size=args.batch_size,
+                      gradient_accumulation_steps=1 if profile.task == "toy" else profile.gradient_accumulation_steps,
+                      learning_rate=args.lr or profile.dpo_learning_rate, max_steps=steps,
+                      num_train_epochs=1, max_length=profile.max_length, lr_scheduler_type="constant",
+                      warmup_steps=0, logging_steps=5, save_strategy="no", report_to="none", disable_tqdm=True,
+                      use_cpu=profile.device == "cpu", gradient_checkpointing=profile.gradient_checkpointing)
+    ts = onpolicy.TrainSettings(beta=args.beta, sft_weight=args.sft_weight, outcome_weight=args.outcome_weight,
+                                step_pairing=args.step_pairing, args=train_args)
+    config = {k: v for k, v in vars(args).items() if k not in ("out", "save_policies", "runs_dir")}
+    print("config:", json.dumps(config), "threshold", round(threshold, 3), flush=True)
+
+    base = None
+    if not args.no_base:
+        t0 = time.perf_counter()
+        base = onpolicy.evaluate(next(iter(policies.values())), tokenizer, eval_problems, n_sampled=args.n_sampled,
+                                 batch_size=rs.batch_size, max_new_tokens=rs.max_new_tokens, seed=args.seed)
+        print(f"start policy: greedy {base['accuracy']:.1%} sampled {base['sampled_accuracy']:.1%} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    def report(record, trainers):
+        print(onpolicy.format_round(record, args.methods), flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        records, trainers = onpolicy.run_rounds(
+            policies, tokenizer, prm, splits["train"], eval_problems, rs, ts, rounds=args.rounds,
+            problems_per_round=args.problems_per_round or None, seed=args.seed, output_dir=tmp,
+            n_sampled=args.n_sampled, methods=args.methods, on_round=report,
+            out=lambda line: print(line, flush=True))
+        if args.save_policies:
+            for m, trainer in trainers.items():
+                runs.save_atomic(Path(args.save_policies) / m, trainer.save_model)
+    print()
+    print(onpolicy.rounds_table(records, base, args.methods))
+    if args.out:
+        Path(args.out).write_text(json.dumps({"config": config, "threshold": threshold, "base": base,
+                                              "rounds": records}, indent=1, default=str))
+    return records
+
+
+if __name__ == "__main__":
+    main()

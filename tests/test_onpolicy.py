@@ -1,0 +1,259 @@
+"""On-policy rounds (stepdpo_lite.onpolicy): pairs from PRM labels, Step-DPO pairs resampled without gold, the EOS
+of one-step completions, and a tiny round end to end. A stub PRM stands in for notebook 02's (its rewards come
+from the toy checker, or from a PRM that misses every error), so that these tests need no run folder."""
+
+import copy
+import math
+import random
+
+import pytest
+import torch
+
+from stepdpo_lite import onpolicy, toyworld
+from stepdpo_lite.steps import extract_steps
+
+FAST = dict(per_device_train_batch_size=4, learning_rate=1e-3, max_steps=2, max_length=256, report_to="none",
+            use_cpu=True, save_strategy="no", disable_tqdm=True, logging_steps=1, gradient_checkpointing=False)
+R = 4.0  # the stub PRM's log-odds: +R for a step it accepts, -R for one it rejects
+THRESHOLD = 0.0
+
+
+class StubPRM:
+    """Log-odds +R / -R from the toy checker's step labels; ``blind`` accepts every step (a PRM that misses)."""
+
+    def __init__(self, blind=False):
+        self.blind, self.calls = blind, 0
+        self.config = type("Config", (), {"step_delimiter": "\n\nStep"})()
+
+    def score_solutions(self, prompts, solutions, batch_size=None):
+        self.calls += 1
+        out = []
+        for prompt, sol in zip(prompts, solutions):
+            text = sol if isinstance(sol, str) else "".join(sol)
+            labels = toyworld.check(toyworld.parse_prompt(prompt), text).step_labels
+            out.append([R if (ok or self.blind) else -R for ok in labels])
+        return out
+
+
+def problem_and_texts():
+    p = toyworld.make_problems(1, seed=3, min_ops=3, max_ops=3)[0]
+    gold = p.gold_solution
+    bad = toyworld.corrupt_solution(p, 1, "arithmetic", random.Random(0))  # wrong from step 2 on: wrong answer
+    v = p.values
+    c1 = v[1] + 1  # step 1 wrong, step 2 goes on from the right value: a right answer after a wrong step
+    lucky = toyworld.format_solution([(v[0], p.ops[0][0], p.ops[0][1], c1), (v[1], p.ops[1][0], p.ops[1][1], v[2]),
+                                      (v[2], p.ops[2][0], p.ops[2][1], v[3])])
+    assert p.is_correct(gold) and not p.is_correct(bad) and p.is_correct(lucky)
+    assert toyworld.check(p, lucky).first_error == 0 and toyworld.check(p, bad).first_error == 1
+    return p, gold, bad, lucky
+
+
+# ----------------------------------------------------------------------------- pairs from PRM labels
+
+def test_solution_pairs_follow_the_prm_and_the_answer_check():
+    p, gold, bad, lucky = problem_and_texts()
+    samples = onpolicy.label_samples(StubPRM(), [p], [[gold, gold, bad, lucky, "  "]], THRESHOLD, policy="dpo")
+    by_text = {s.text: s for s in samples[0]}
+    assert by_text[gold].chosen_ok and not by_text[gold].rejected_ok
+    assert by_text[bad].rejected_ok and by_text[bad].prm_first_error == 1
+    assert not by_text[lucky].chosen_ok and not by_text[lucky].rejected_ok  # right answer, a step the PRM rejects
+    assert by_text["  "].rewards is None and not by_text["  "].rejected_ok and by_text[gold].policy == "dpo"
+
+    rows, stats = onpolicy.solution_pairs([p], samples, rejected_probs="first_error")
+    assert [(r["chosen"], r["rejected"]) for r in rows] == [(gold, bad)]
+    assert stats["repeated_solutions"] == 1 and stats["right_answer_prm_rejected"] == 1 and stats["pairs"] == 1
+    s = 1 / (1 + math.exp(-R))
+    row = rows[0]
+    assert row["chosen_step_labels"] == pytest.approx([s, s, s])
+    assert row["rejected_step_labels"] == pytest.approx([s, 1 - s, 1.0])  # after the first error: not pushed down
+    assert row["prm_first_error"] == 1 and row["kind"] == "solution"
+    rows_prm, _ = onpolicy.solution_pairs([p], samples, rejected_probs="prm")
+    assert rows_prm[0]["rejected_step_labels"] == pytest.approx([s, 1 - s, 1 - s])
+    assert onpolicy.count_mislabels([p], rows) == {"pairs": 1, "chosen_wrong": 0,
+                                                   "rejected_first_error_elsewhere": 0, "mislabelled": 0}
+    assert onpolicy.step_agreement([p], samples) == 1.0
+
+
+def test_mislabels_are_counted_against_the_checker():
+    p, gold, bad, lucky = problem_and_texts()
+    samples = onpolicy.label_samples(StubPRM(blind=True), [p], [[gold, bad, lucky]], THRESHOLD)
+    rows, _ = onpolicy.solution_pairs([p], samples)
+    assert sorted(r["chosen"] for r in rows) == sorted([gold, lucky])  # the blind PRM accepts the lucky one
+    counts = onpolicy.count_mislabels([p], rows)
+    # both rejected solutions: the PRM puts no error where the checker finds one at step 2; one chosen is wrong
+    assert counts == {"pairs": 2, "chosen_wrong": 1, "rejected_first_error_elsewhere": 2, "mislabelled": 2}
+    assert onpolicy.step_agreement([p], samples) == pytest.approx(4 / 9)  # gold 3/3, bad 1/3, lucky 0/3 right
+
+
+def test_a_task_without_checker_counts_no_mislabels():
+    class NoChecker:
+        def __init__(self, p):
+            self.p, self.prompt = p, p.prompt
+
+        def is_correct(self, s):
+            return self.p.is_correct(s)
+
+        def verdict(self, s):
+            return None
+
+        def step_labels(self, s):
+            return None
+
+    p, gold, bad, _ = problem_and_texts()
+    q = NoChecker(p)
+    samples = onpolicy.label_samples(StubPRM(), [q], [[gold, bad]], THRESHOLD)
+    rows, _ = onpolicy.solution_pairs([q], samples)
+    assert len(rows) == 1 and onpolicy.count_mislabels([q], rows) is None
+    assert onpolicy.step_agreement([q], samples) is None
+
+
+# ----------------------------------------------------------------------------- Step-DPO pairs without gold
+
+class StubSampler:
+    """``sample_fn`` stand-in: the first attempt repeats the wrong step, later ones return the right continuation."""
+
+    def __init__(self, p, gold, bad):
+        self.p, self.gold, self.bad, self.calls = p, gold, bad, []
+
+    def __call__(self, model, tokenizer, contexts, n, **kw):
+        self.calls.append((model, list(contexts), n))
+        out = []
+        for ctx in contexts:
+            prefix = ctx[len(self.p.prompt):]
+            assert self.gold.startswith(prefix) and self.bad.startswith(prefix)
+            wrong, right = self.bad[len(prefix):], self.gold[len(prefix):]
+            out.append([wrong] * n if len(self.calls) == 1 else [wrong] * (n - 1) + [right])
+        return out
+
+
+def test_step_pairs_resample_the_first_wrong_step_until_the_prm_accepts_it():
+    p, gold, bad, _ = problem_and_texts()
+    prm = StubPRM()
+    samples = onpolicy.label_samples(prm, [p], [[bad]], THRESHOLD, policy="stepwise_dpo")
+    sampler = StubSampler(p, gold, bad)
+    policies = {"dpo": "dpo-model", "stepwise_dpo": "stepwise-model"}
+    rows, stats = onpolicy.step_pairs(policies, None, prm, [p], samples, THRESHOLD, tries=3, attempts=2,
+                                      sample_fn=sampler)
+    assert len(sampler.calls) == 2 and sampler.calls[0][0] == "stepwise-model"  # the policy that wrote it resamples
+    gold_steps, bad_steps = extract_steps(gold), extract_steps(bad)
+    assert sampler.calls[0][1] == [p.prompt + gold_steps[0]] and sampler.calls[0][2] == 3
+    assert stats["pairs"] == 1 and stats["no_accepted_step"] == 0
+    row = rows[0]
+    assert row["step_index"] == 1 and row["initial_reason_steps"] == gold_steps[0]
+    assert row["chosen"] == gold and row["rejected"] == bad  # whole solutions: the rest after the step is kept
+    assert row["chosen_step"] == gold_steps[1] and row["rejected_step"] == bad_steps[1]
+    assert row["kind"] == "step" and row["prm_first_error"] == 1
+    assert onpolicy.count_mislabels([p], rows)["mislabelled"] == 0
+
+    one_attempt, stats = onpolicy.step_pairs(policies, None, prm, [p], samples, THRESHOLD, tries=3, attempts=1,
+                                             sample_fn=StubSampler(p, gold, bad))
+    assert one_attempt == [] and stats["no_accepted_step"] == 1
+
+    prefix_form = onpolicy.step_pair_rows(rows, form="prefix")[0]
+    assert prefix_form["prompt"] == p.prompt + gold_steps[0] and prefix_form["open_ended"]
+    assert prefix_form["chosen"] == gold_steps[1] and prefix_form["rejected"] == bad_steps[1]
+    assert len(prefix_form["chosen_step_labels"]) == len(prefix_form["rejected_step_labels"]) == 1
+
+
+def test_step_pairs_require_an_accepted_solution_by_default():
+    p, gold, bad, _ = problem_and_texts()
+    prm = StubPRM()
+    samples = onpolicy.label_samples(prm, [p], [[bad]], THRESHOLD)
+    v = p.values
+    # right step 2, wrong step 3: the PRM accepts step k but not the solution
+    half = toyworld.format_solution([(v[0], *p.ops[0], v[1]), (v[1], *p.ops[1], v[2]), (v[2], *p.ops[2], v[3] + 1)])
+    prefix = extract_steps(gold)[0]
+
+    def sampler(model, tokenizer, contexts, n, **kw):
+        return [[half[len(prefix):]] * n for _ in contexts]
+
+    strict, _ = onpolicy.step_pairs({"m": None}, None, prm, [p], samples, THRESHOLD, attempts=1, sample_fn=sampler)
+    loose, _ = onpolicy.step_pairs({"m": None}, None, prm, [p], samples, THRESHOLD, attempts=1, sample_fn=sampler,
+                                   require="step")
+    assert strict == [] and [r["chosen"] for r in loose] == [half]
+
+
+# ----------------------------------------------------------------------------- EOS of one-step completions
+
+def step_rows():
+    p, gold, bad, _ = problem_and_texts()
+    samples = onpolicy.label_samples(StubPRM(), [p], [[bad]], THRESHOLD)
+    rows, _ = onpolicy.step_pairs({"m": None}, None, StubPRM(), [p], samples, THRESHOLD, attempts=2,
+                                  sample_fn=StubSampler(p, gold, bad))
+    return rows
+
+
+def test_one_step_completions_get_no_eos(tmp_path, tiny_model, tiny_tokenizer):
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
+    eos = tok.eos_token_id
+    rows = step_rows()
+    settings = onpolicy.TrainSettings(step_pairing="first_error", args=FAST)
+    prefix = onpolicy.make_trainer("stepwise_dpo", tiny_model, tok, onpolicy.step_pair_rows(rows, "prefix"), settings,
+                                   str(tmp_path / "prefix"))
+    ex = prefix.train_dataset[0]
+    assert ex["chosen_ids"][-1] != eos and ex["rejected_ids"][-1] != eos  # TRL appended it; it was dropped
+    assert tok.decode(ex["chosen_ids"]) == rows[0]["chosen_step"]
+    assert ex["chosen_step_ids"] == [0] * len(ex["chosen_ids"]) and ex["first_diff_step"] == 0
+    batch = prefix.data_collator([ex])
+    assert eos not in batch["input_ids"][batch["completion_mask"].bool()].tolist()  # no NLL or ρ on a stop
+    assert torch.isfinite(prefix.compute_loss(prefix.model, batch))
+
+    full = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings,
+                                 str(tmp_path / "full"))
+    ex = full.train_dataset[0]
+    n_steps = len(extract_steps(rows[0]["chosen"]))
+    assert ex["chosen_ids"][-1] == eos and ex["chosen_step_ids"][-1] == n_steps - 1  # a whole solution stops
+    assert ex["first_diff_step"] == rows[0]["step_index"] == 1 < n_steps - 1  # the scored step holds no EOS
+
+    with pytest.raises(ValueError, match="full form"):
+        onpolicy.make_trainer("dpo", copy.deepcopy(tiny_model), tok, onpolicy.step_pair_rows(rows, "prefix"),
+                              settings, str(tmp_path / "dpo"))
+
+
+# ----------------------------------------------------------------------------- a tiny run end to end
+
+def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
+    base, tok = toyworld.load_tiny_base(tiny_base_path)
+    tok.padding_side = "right"
+    policies = {m: copy.deepcopy(base) for m in onpolicy.METHODS}
+    train = toyworld.make_problems(16, "train", seed=0, max_ops=3)
+    held_out = toyworld.make_problems(4, "test", seed=0, max_ops=3)
+    rs = onpolicy.RoundSettings(samples_per_problem=3, step_tries=2, step_attempts=1, max_new_tokens=80,
+                                batch_size=32, threshold=THRESHOLD)
+    ts = onpolicy.TrainSettings(args=FAST)
+    seen = []
+    records, trainers = onpolicy.run_rounds(policies, tok, StubPRM(), train, held_out, rs, ts, rounds=2,
+                                            problems_per_round=8, output_dir=str(tmp_path), n_sampled=1,
+                                            on_round=lambda rec, tr: seen.append(rec["round"]), out=lambda line: None)
+    assert seen == [1, 2] and [r["round"] for r in records] == [1, 2]
+    for rec in records:
+        assert rec["pairs"]["total"] == rec["pairs"]["solution"] + rec["pairs"]["step"] > 0
+        assert rec["label_source"] == "prm" and set(rec["mislabels"]) <= {"solution", "step"}
+        for m in onpolicy.METHODS:
+            assert 0 <= rec[m]["accuracy"] <= 1 and 0 <= rec[m]["sampled_accuracy"] <= 1
+            assert rec[m]["step_accuracy"] is not None and rec[m]["train_seconds"] >= 0
+    # round 2 trained each method on from its own round-1 policy, against that policy as the reference
+    base_w = base.model.embed_tokens.weight
+    for m, trainer in trainers.items():
+        assert trainer.model is policies[m]
+        assert not torch.equal(trainer.ref_model.model.embed_tokens.weight, base_w)
+        assert not torch.equal(trainer.ref_model.model.embed_tokens.weight, policies[m].model.embed_tokens.weight)
+    assert not torch.equal(policies["dpo"].model.embed_tokens.weight,
+                           policies["nll_only"].model.embed_tokens.weight)
+    metrics = onpolicy.metrics_of(records, base={"accuracy": 0.5, "sampled_accuracy": 0.25})
+    assert metrics["stepwise_dpo"]["label_source"] == "prm" and len(metrics["rounds"]) == 2
+    assert set(metrics["rounds"][1]) >= {"dpo", "stepwise_dpo", "nll_only", "pairs", "mislabels", "seconds"}
+    assert "round" in onpolicy.rounds_table(records, {"accuracy": 0.5, "sampled_accuracy": 0.25})
+    fig = onpolicy.plot_rounds(records, {"accuracy": 0.5, "sampled_accuracy": 0.25}, save_to=tmp_path / "r.png")
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and fig is not None
+
+
+def test_round_problems_and_share_out():
+    ps = list(range(10))
+    assert onpolicy.round_problems(ps, 4, 1) == [0, 1, 2, 3] and onpolicy.round_problems(ps, 4, 3) == [8, 9, 0, 1]
+    assert onpolicy.round_problems(ps, None, 5) == ps
+    assert onpolicy.share_out(6, onpolicy.METHODS) == {"dpo": 2, "stepwise_dpo": 2, "nll_only": 2}
+    assert onpolicy.share_out(4, onpolicy.METHODS) == {"dpo": 2, "stepwise_dpo": 1, "nll_only": 1}
+    with pytest.raises(ValueError):
+        onpolicy.RoundSettings(pairs="all")
