@@ -394,6 +394,8 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     if adapter_dir is not None:
         from peft import PeftModel
         model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=training)
+        for config in model.peft_config.values():  # the base as loaded, not as written relative to the adapter
+            config.base_model_name_or_path = base_name
     if lora is not None:
         from peft import get_peft_model
         model = get_peft_model(model, make_lora_config(lora))

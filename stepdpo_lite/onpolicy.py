@@ -384,7 +384,7 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
     adapter as the "ref" adapter, and a fresh adapter's reference is the adapter disabled)."""
     from trl import DPOConfig, DPOTrainer
 
-    from .trainer import StepwiseDPOConfig, StepwiseDPOTrainer, float32_adapters_for_fp16
+    from .trainer import StepwiseDPOConfig, StepwiseDPOTrainer, drop_log_printer, float32_adapters_for_fp16
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -409,6 +409,7 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
         trainer = DPOTrainer(model=model, ref_model=ref_model, processing_class=tokenizer,
                              train_dataset=_dataset(rows, plain), args=DPOConfig(**loss, **common))
         float32_adapters_for_fp16(trainer)
+    drop_log_printer(trainer)  # a round prints its own summary; the logs stay in trainer.state.log_history
     return trainer
 
 

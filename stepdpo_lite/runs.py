@@ -65,6 +65,18 @@ def update_metrics(run: str | os.PathLike, part: dict) -> dict:
     return metrics
 
 
+def recorded(run: str | os.PathLike, name: str, made_by: str):
+    """One figure an earlier notebook recorded in ``run/metrics.json`` (``name`` dotted, e.g.
+    ``"prm.first_error_threshold"``); a missing one raises ``FileNotFoundError`` naming the notebook to run."""
+    path = Path(run) / "metrics.json"
+    value = json.loads(path.read_text()) if path.exists() else {}
+    for key in name.split("."):
+        if not isinstance(value, dict) or key not in value:
+            raise FileNotFoundError(f"{path} has no {name}: run {made_by} first (same PROFILE and RUNS_DIR)")
+        value = value[key]
+    return value
+
+
 def save_atomic(path: str | os.PathLike, write) -> Path:
     """Call ``write(tmp_path)`` to fill a temporary folder, then swap it in for ``path``.
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from accelerate.utils import is_peft_model
 from datasets import Dataset
+from transformers.trainer_callback import PrinterCallback
 from transformers.utils import is_torch_bf16_gpu_available
 from trl import DPOConfig, DPOTrainer
 from trl.data_utils import extract_prompt, is_conversational
@@ -34,7 +35,7 @@ from .steps import DEFAULT_DELIMITER, char_step_ids, step_spans
 from .stepwise_data import STEP_COLUMNS, DataCollatorForStepwisePreference, drop_appended_eos, step_columns
 
 __all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "aggregate_rewards", "compute_step_loss",
-           "float32_adapters_for_fp16"]
+           "float32_adapters_for_fp16", "drop_log_printer"]
 
 STEP_ACCURACY_METRICS = ("accuracy", "balanced_accuracy", "f1")
 STEP_PAIRINGS = ("weighted", "first_error")
@@ -51,6 +52,13 @@ def float32_adapters_for_fp16(trainer) -> None:
         for param in trainer.model.parameters():
             if param.requires_grad and param.dtype == torch.bfloat16:
                 param.data = param.data.float()
+
+
+def drop_log_printer(trainer) -> None:
+    """With ``disable_tqdm=True``, transformers prints every log as a line of text (``PrinterCallback``): dozens
+    of lines per run in a notebook. Remove that printer; the logs stay in ``trainer.state.log_history``, for a
+    plot or a table."""
+    trainer.remove_callback(PrinterCallback)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import TwoSlopeNorm
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
@@ -102,12 +103,14 @@ def _gold(verdict) -> tuple[list[bool], int]:
 # ----------------------------------------------------------------------------- reward pictures
 
 def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, row_labels=None, title=None,
-                             as_probability: bool = True, annotate: bool | None = None, save_to=None):
+                             as_probability: bool = True, annotate: bool | None = None, threshold: float = 0.0,
+                             save_to=None):
     """Solutions x steps, coloured by reward (or ``sigmoid(reward)``); blank beyond a solution's last step.
 
-    Gold-wrong steps (``step_labels`` False) get an ×; the gold first error (``first_errors``, derived
-    from ``step_labels`` when not given; -1 = none) is outlined. Values are written in the cells
-    when the grid is small (``annotate=None``).
+    The colour scale turns from red to green at ``threshold`` (a log-odds; the PRM's validation threshold, so
+    that every step the PRM accepts is drawn green). Gold-wrong steps (``step_labels`` False) get an ×; the
+    gold first error (``first_errors``, derived from ``step_labels`` when not given; -1 = none) is outlined.
+    Values are written in the cells when the grid is small (``annotate=None``).
     """
     if not len(step_rewards):
         raise ValueError("plot_step_reward_heatmap: step_rewards is empty")
@@ -120,16 +123,20 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     values = _padded(step_rewards)
     n, m = values.shape
     if as_probability:
-        values, vmin, vmax, label = sigmoid(values), 0.0, 1.0, "P(step correct) = σ(reward)"
+        values, centre = sigmoid(values), float(sigmoid(threshold))
+        vmin, vmax, label = 0.0, 1.0, "P(step correct) = σ(r)"
     else:
-        lim = float(np.nanmax(np.abs(values))) or 1.0
-        vmin, vmax, label = -lim, lim, "step reward (log-odds)"
+        centre, label = float(threshold), "step reward (log-odds)"
+        lim = float(np.nanmax(np.abs(values - centre))) or 1.0
+        vmin, vmax = centre - lim, centre + lim
     annotate = n * m <= 160 if annotate is None else annotate
     fig, ax = plt.subplots(figsize=(min(2.6 + 0.6 * m, 16), min(1.4 + 0.38 * n, 14)), layout="constrained")
     cmap = plt.get_cmap("RdYlGn").with_extremes(bad="white")
-    im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
-                   interpolation="nearest")
-    fig.colorbar(im, ax=ax, label=label, shrink=0.9)
+    norm = TwoSlopeNorm(vcenter=min(max(centre, vmin + 1e-6), vmax - 1e-6), vmin=vmin, vmax=vmax)
+    im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
+    bar = fig.colorbar(im, ax=ax, label=label, shrink=0.9)
+    bar.set_ticks([vmin, centre, vmax], labels=[f"{vmin:.2g}", f"thr. {centre:.2f}", f"{vmax:.2g}"])
+    bar.ax.axhline(centre, color="black", linewidth=1.2)
     if annotate:
         for i, j in zip(*np.nonzero(~np.isnan(values))):
             ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7, color="black")

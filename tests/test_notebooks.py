@@ -104,6 +104,14 @@ def test_tiny_run_backs_what_the_notebooks_say(run):
     assert prm["control"]["after_qlora"]["step_auroc"] <= prm["position_baseline_auroc"] + 0.05
     # 03: the combined reward model beats both of its parts
     assert orm["combined_auroc"] >= max(orm["auroc"], orm["prm_min_auroc"])
+    # 04: on-policy rounds with the PRM's step labels; the PRM mislabels few of the pairs it picks (by the checker)
+    policy = m["policy"]
+    assert policy["stepwise_dpo"]["label_source"] == "prm" and len(policy["rounds"]) == 2  # ONPOLICY_ROUNDS
+    for name in ("base", "dpo", "stepwise_dpo", "nll_only"):
+        assert {"accuracy", "sampled_accuracy"} <= set(policy[name]), name
+    pairs = sum(r["pairs"]["total"] for r in policy["rounds"])
+    mislabelled = sum(v["mislabelled"] for r in policy["rounds"] for v in r["mislabels"].values() if v)
+    assert pairs > 0 and mislabelled <= 0.25 * pairs
     # 05: chosen above rejected at every step position; most pairs ranked right; the explorer finds first errors;
     # both preference methods push the wrong steps of rejected solutions down further than the right ones
     assert all(gap > 0 for gap in vis["chosen_minus_rejected_by_step"])
@@ -118,6 +126,34 @@ def test_tiny_run_backs_what_the_notebooks_say(run):
     # 07: at the largest token budget a PRM (picking or steering) is at least as good as majority vote
     budget = m["test_time"][str(max(int(b) for b in m["test_time"] if b.isdigit()))]
     assert max(budget["beam_prm"], budget["best_of_n_prm"]) >= budget["majority"]
+
+def notebook_noise(path) -> dict:
+    """What an executed notebook shows besides its results: progress-bar widgets, warnings, and the longest
+    single output (characters of text)."""
+    nb = json.loads(Path(path).read_text())
+    widgets = warnings = longest = 0
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                text = "".join(out.get("text", ""))
+                warnings += out.get("name") == "stderr" and "Warning" in text
+            else:
+                data = out.get("data", {})
+                widgets += "application/vnd.jupyter.widget-view+json" in data
+                text = "".join(data.get("text/plain", ""))
+            longest = max(longest, len(text))
+    return {"widgets": widgets, "warnings": warnings, "longest_output": longest}
+
+
+@pytest.mark.notebook
+def test_tiny_notebooks_are_quiet(run):
+    """At most 3 progress-bar widgets, no warnings and no output over 3,000 characters per executed notebook."""
+    if run["failed"]:
+        pytest.fail("the tiny notebooks did not all run")
+    noise = {name: notebook_noise(run["run"] / "executed" / name) for name in tutorial.NOTEBOOKS}
+    loud = {name: n for name, n in noise.items() if n["widgets"] > 3 or n["warnings"] or n["longest_output"] > 3000}
+    assert loud == {}
+
 
 @pytest.mark.notebook
 def test_readme_example_runs_as_written_after_the_tutorial(run, tmp_path, capsys):
