@@ -66,6 +66,17 @@ def outcome_auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
 
 # ----------------------------------------------------------------------------- first error (ProcessBench)
 
+def base_rate_loss(labels) -> float:
+    """Cross-entropy (nats) of always predicting the base rate p of ``labels`` (bools, flat or one list per
+    solution): ``−(p·ln p + (1−p)·ln(1−p))``. A verifier's training loss that sits on this line has learned
+    nothing but the label frequency."""
+    flat = [bool(y) for row in labels for y in (row if isinstance(row, (list, tuple)) else [row])]
+    if not flat:
+        raise ValueError("base_rate_loss: no labels")
+    p = sum(flat) / len(flat)
+    return -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
+
+
 def first_error_index(step_labels: Sequence[bool]) -> int:
     """0-based index of the first wrong step, or -1 when every step is right (ProcessBench's label)."""
     return next((k for k, ok in enumerate(step_labels) if not ok), -1)

@@ -89,16 +89,27 @@ def toy_outcome_rows(problems, solutions, *, verdicts=None) -> Dataset:
     return validate_outcome(rows)
 
 
-def toy_gold_vs_error_pairs(n: int, seed: int = 0, min_ops: int = 2, max_ops: int = 6) -> Dataset:
+def _rejected_labels_of(rejected_labels: str, who: str):
+    """The step labels a builder gives rejected solutions (see ``toy_preference_pairs``)."""
+    if rejected_labels not in ("mistakes", "reachability"):
+        raise ValueError(f"{who}: rejected_labels must be 'mistakes' or 'reachability', got {rejected_labels!r}")
+    return (lambda v: v.mistake_labels) if rejected_labels == "mistakes" else (lambda v: v.step_labels)
+
+
+def toy_gold_vs_error_pairs(n: int, seed: int = 0, min_ops: int = 2, max_ops: int = 6,
+                            rejected_labels: str = "mistakes") -> Dataset:
     """``n`` synthetic pairs, no sampling: gold solution (chosen) vs the same with one arithmetic error at a
-    random step (rejected), with gold step labels. For benchmarks and smoke runs that need pairs in seconds;
-    ``min_ops``/``max_ops`` set the number of steps (long ones for memory benchmarks)."""
+    random step (rejected), with the checker's step labels, "mistake made here" by default as in
+    ``toy_preference_pairs`` (``rejected_labels="reachability"``: a PRM's labels). For benchmarks and smoke runs
+    that need pairs in seconds; ``min_ops``/``max_ops`` set the number of steps (long ones for memory
+    benchmarks)."""
+    labels_of = _rejected_labels_of(rejected_labels, "toy_gold_vs_error_pairs")
     rng, rows = random.Random(seed), []
     for p in toyworld.make_problems(n, seed=seed, min_ops=min_ops, max_ops=max_ops):
         rejected = toyworld.corrupt_solution(p, rng.randrange(len(p.ops)), "arithmetic", rng)
         rows.append(dict(prompt=p.prompt, chosen=p.gold_solution, rejected=rejected,
                          chosen_step_labels=toyworld.check(p, p.gold_solution).step_labels,
-                         rejected_step_labels=toyworld.check(p, rejected).step_labels))
+                         rejected_step_labels=labels_of(toyworld.check(p, rejected))))
     return Dataset.from_list(rows)
 
 
@@ -116,10 +127,7 @@ def toy_preference_pairs(problems, solutions, *, max_pairs_per_problem: int | No
     correct x incorrect combinations, ``max_pairs_per_problem`` are drawn at random (seeded per problem
     prompt, so the result does not depend on the order of the problems). Counts of what was left out are logged.
     """
-    if rejected_labels not in ("mistakes", "reachability"):
-        raise ValueError(f"toy_preference_pairs: rejected_labels must be 'mistakes' or 'reachability', "
-                         f"got {rejected_labels!r}")
-    labels_of = (lambda v: v.mistake_labels) if rejected_labels == "mistakes" else (lambda v: v.step_labels)
+    labels_of = _rejected_labels_of(rejected_labels, "toy_preference_pairs")
     rows, left = [], Counter()
     for p, checked in zip(problems, _verdicts(problems, solutions, verdicts)):
         distinct = dict(checked)

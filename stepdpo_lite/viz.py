@@ -30,6 +30,9 @@ from .steps import DEFAULT_DELIMITER, extract_steps
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
 CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
 DPI = 120
+# The two meanings a step label has in this kit (docs/formats.md, "Step labels"); figures say which they draw.
+LABEL_MEANINGS = {"reachable": "checker: the answer is out of reach from here",
+                  "mistake": "checker: a mistake is made here"}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -104,14 +107,17 @@ def _gold(verdict) -> tuple[list[bool], int]:
 
 def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, row_labels=None, title=None,
                              as_probability: bool = True, annotate: bool | None = None, threshold: float = 0.0,
-                             save_to=None):
+                             label_meaning: str = "reachable", save_to=None):
     """Solutions x steps, coloured by reward (or ``sigmoid(reward)``); blank beyond a solution's last step.
 
     The colour scale turns from red to green at ``threshold`` (a log-odds; the PRM's validation threshold, so
     that every step the PRM accepts is drawn green). Gold-wrong steps (``step_labels`` False) get an ×; the
     gold first error (``first_errors``, derived from ``step_labels`` when not given; -1 = none) is outlined.
-    Values are written in the cells when the grid is small (``annotate=None``).
+    Values are written in the cells when the grid is small (``annotate=None``). ``label_meaning`` says which
+    step labels are given (``LABEL_MEANINGS``): "reachable" (a PRM's target) or "mistake".
     """
+    if label_meaning not in LABEL_MEANINGS:
+        raise ValueError(f"label_meaning must be one of {sorted(LABEL_MEANINGS)}, got {label_meaning!r}")
     if not len(step_rewards):
         raise ValueError("plot_step_reward_heatmap: step_rewards is empty")
     if step_labels is not None:
@@ -159,8 +165,8 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     ax.tick_params(which="minor", length=0)
     ax.set(xlabel="step", ylabel="solution", title=title or "Per-step rewards")
     if step_labels is not None or first_errors is not None:
-        handles = [Line2D([], [], marker="x", ls="", color="black", label="gold: wrong step"),
-                   Patch(fill=False, edgecolor="black", linewidth=2, label="gold: first error")]
+        handles = [Line2D([], [], marker="x", ls="", color="black", label=LABEL_MEANINGS[label_meaning]),
+                   Patch(fill=False, edgecolor="black", linewidth=2, label="checker: the first mistake")]
         fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     return _finish(fig, save_to)
 
@@ -180,11 +186,15 @@ def _mean_band(ax, rows, color, name, offset, labels=None):
 
 
 def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None, rejected_labels=None,
-                            n_examples: int = 3, ylabel: str = "step reward", title=None, save_to=None):
+                            n_examples: int = 3, ylabel: str = "step reward", title=None,
+                            label_meaning: str = "mistake", save_to=None):
     """Per-step rewards of a batch of pairs: mean ± sd per step position (top) and a few pairs (bottom).
 
     With labels, single steps are dotted in (o correct, x wrong) and wrong steps are hatched in the pairs.
+    ``label_meaning``: what a False label means (``LABEL_MEANINGS``); preference pairs carry "mistake" labels.
     """
+    if label_meaning not in LABEL_MEANINGS:
+        raise ValueError(f"label_meaning must be one of {sorted(LABEL_MEANINGS)}, got {label_meaning!r}")
     if len(chosen_rewards) != len(rejected_rewards) or not len(chosen_rewards):
         raise ValueError(f"need as many chosen as rejected rows (> 0), got {len(chosen_rewards)} and "
                          f"{len(rejected_rewards)}")
@@ -215,7 +225,8 @@ def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None
         ex.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ex.tick_params(labelsize=8)
     if k and (chosen_labels is not None or rejected_labels is not None):
-        fig.legend(handles=[Patch(facecolor="white", edgecolor=WRONG, hatch="///", label="gold: wrong step")],
+        wrong = Patch(facecolor="white", edgecolor=WRONG, hatch="///", label=LABEL_MEANINGS[label_meaning])
+        fig.legend(handles=[wrong],
                    loc="outside lower center", frameon=False, fontsize=8)
     return _finish(fig, save_to)
 
@@ -249,11 +260,14 @@ def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=(
     return _finish(fig, save_to)
 
 
-def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, title=None, save_to=None):
+def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, title=None, baselines=None,
+                         save_to=None):
     """Curves from trainers' ``state.log_history`` (dicts with ``step`` and metrics), one subplot per key.
 
     ``log_histories`` maps a run name (e.g. "DPO", "Stepwise DPO") to its history; entries without a
-    key are skipped. ``smooth`` in [0, 1) is an exponential moving average factor.
+    key are skipped. ``smooth`` in [0, 1) is an exponential moving average factor. ``baselines`` maps a key to
+    ``(value, label)``, drawn as a dashed line: what a curve must beat to mean anything (e.g. the loss of
+    always predicting the base rate, ``evaluation.base_rate_loss``).
     """
     if not isinstance(log_histories, dict):
         log_histories = {"run": log_histories}
@@ -273,9 +287,12 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
                 y[t] = smooth * y[t - 1] + (1 - smooth) * y[t]
             ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3, label=name, color=colors[name])
             plotted += 1
+        if key in (baselines or {}):
+            value, label = baselines[key]
+            ax.axhline(value, color="grey", ls="--", lw=1, label=f"{label} ({value:.3g})")
         if not plotted:
             ax.text(0.5, 0.5, f"no '{key}' logged", transform=ax.transAxes, ha="center", va="center", color="grey")
-        elif len(log_histories) > 1:
+        elif len(log_histories) > 1 or key in (baselines or {}):
             ax.legend(fontsize=8)
         ax.set(xlabel="training step", title=key)
     if title:

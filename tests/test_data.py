@@ -459,8 +459,15 @@ def test_gold_vs_error_pairs_are_checked_and_deterministic():
     for row, problem in zip(pairs, toyworld.make_problems(20, seed=3)):
         assert row["chosen"] == problem.gold_solution and all(row["chosen_step_labels"])
         verdict = toyworld.check(problem, row["rejected"])
-        assert row["rejected_step_labels"] == verdict.step_labels and not verdict.answer_correct
+        # "mistake made here", as toy_preference_pairs: only the slipped step is False
+        assert row["rejected_step_labels"] == verdict.mistake_labels and not verdict.answer_correct
+        assert row["rejected_step_labels"].count(False) == 1
         assert verdict.error_kinds[verdict.first_error] == "arithmetic"
+    reachable = toy_gold_vs_error_pairs(20, seed=3, rejected_labels="reachability")
+    for row, problem in zip(reachable, toyworld.make_problems(20, seed=3)):
+        assert row["rejected_step_labels"] == toyworld.check(problem, row["rejected"]).step_labels
+    with pytest.raises(ValueError, match="rejected_labels must be"):
+        toy_gold_vs_error_pairs(2, rejected_labels="value")
 
 
 def test_gold_vs_error_pairs_step_count():

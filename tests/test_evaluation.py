@@ -28,6 +28,16 @@ def test_auroc_errors():
     assert outcome_auroc([0.9, 0.1, 0.5], [True, False, False]) == 1.0
 
 
+def test_base_rate_loss_is_the_entropy_of_the_label_rate():
+    from stepdpo_lite.evaluation import base_rate_loss
+    assert base_rate_loss([[True, False], [True, False]]) == pytest.approx(math.log(2))
+    p = 3 / 4
+    assert base_rate_loss([True, True, True, False]) == pytest.approx(-(p * math.log(p) + (1 - p) * math.log(1 - p)))
+    assert base_rate_loss([[True], [True, True]]) == 0.0  # one class only: nothing to learn, nothing to lose
+    with pytest.raises(ValueError, match="no labels"):
+        base_rate_loss([])
+
+
 def test_position_only_baseline():
     assert position_only_scores([3, 1]) == [[0.0, -1.0, -2.0], [0.0]]
     # labels where every wrong step is later than every right one: the baseline ranks them perfectly

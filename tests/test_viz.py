@@ -98,6 +98,10 @@ def test_training_curves_tolerate_missing_keys(tmp_path):
     assert "no 'grad_norm' logged" in [t.get_text() for t in missing.texts]
     assert list(loss.lines[0].get_xdata()) == list(range(1, 21))
     assert list(loss.lines[0].get_ydata()[:2]) == pytest.approx([1.0, 0.75])  # smoothed: 0.5 * 1 + 0.5 * 1/2
+    fig = viz.plot_training_curves({"PRM": dpo}, keys=("loss",), baselines={"loss": (0.65, "always the base rate")})
+    (ax,) = fig.axes
+    assert [round(y, 2) for y in ax.lines[-1].get_ydata()] == [0.65, 0.65]
+    assert "always the base rate (0.65)" in [t.get_text() for t in ax.get_legend().get_texts()]
     assert len(viz.plot_training_curves(dpo, keys="loss").axes) == 1  # a single history, a single key
 
 
