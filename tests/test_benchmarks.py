@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -47,7 +49,9 @@ def test_prm_scoring_bounds_and_processbench(tiny_model, tiny_tokenizer):
     for key in ("speedup", "steps_per_s", "bound_tokens", "bound_padded_tokens", "speedup_vs_bound",
                 "processbench_speedup", "processbench_bound_tokens", "processbench_bound_padded_tokens"):
         assert isinstance(result[key], (int, float)) and result[key] > 0, key
-    assert result["speedup_vs_bound"] == round(result["speedup"] / result["bound_tokens"], 3)
+    # the script divides unrounded figures and prints each rounded to 3 decimals: recomputed from the printed
+    # ones, the ratio may differ in its last digit
+    assert result["speedup_vs_bound"] == pytest.approx(result["speedup"] / result["bound_tokens"], abs=2e-3)
 
     # the token counts, recomputed here from the one-pass encodings: the per-step design reads each
     # solution's prefix up to and including step k's tag, for every k
