@@ -107,8 +107,9 @@ def main(argv=None):
     base = None
     if not args.no_base:
         t0 = time.perf_counter()
-        base = onpolicy.evaluate(next(iter(policies.values())), tokenizer, eval_problems, n_sampled=args.n_sampled,
-                                 batch_size=rs.batch_size, max_new_tokens=rs.max_new_tokens, seed=args.seed)
+        base = tasks.greedy_and_sampled_accuracy(next(iter(policies.values())), tokenizer, eval_problems,
+                                                 n_sampled=args.n_sampled, batch_size=rs.batch_size,
+                                                 max_new_tokens=rs.max_new_tokens, seed=args.seed)
         print(f"start policy: greedy {base['accuracy']:.1%} sampled {base['sampled_accuracy']:.1%} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
 

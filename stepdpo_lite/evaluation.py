@@ -45,6 +45,30 @@ def step_auroc(step_scores, step_labels) -> float:
     return float(roc_auc_score(y, s))
 
 
+def _check_same_shape(values, labels, what: str) -> None:
+    """One list of values and one of labels per solution, of the same lengths."""
+    if len(values) != len(labels):
+        raise ValueError(f"{what}: {len(values)} solutions of values but {len(labels)} of labels")
+    for i, (v, y) in enumerate(zip(values, labels)):
+        if len(v) != len(y):
+            raise ValueError(f"{what}: solution {i} has {len(v)} values and {len(y)} labels")
+
+
+def step_auroc_by_position(step_scores, step_labels) -> list[dict]:
+    """Step AUROC among the steps at each position k (1-based): ``[{"step", "n", "right", "auroc"}]``, where
+    ``right`` is the share of right steps there and ``auroc`` is None when they are all right or all wrong. It
+    says whether a PRM ranks steps within a position, not only by it (compare ``position_only_scores``)."""
+    _check_same_shape(step_scores, step_labels, "step_auroc_by_position")
+    by_position: dict[int, tuple[list, list]] = {}
+    for scores, labels in zip(step_scores, step_labels):
+        for k, (r, y) in enumerate(zip(scores, labels)):
+            by_position.setdefault(k + 1, ([], []))[0].append(r)
+            by_position[k + 1][1].append(bool(y))
+    return [{"step": k, "n": len(ys), "right": sum(ys) / len(ys),
+             "auroc": step_auroc(rs, ys) if 0 < sum(ys) < len(ys) else None}
+            for k, (rs, ys) in sorted(by_position.items())]
+
+
 def position_only_scores(step_counts: Sequence[int]) -> list[list[float]]:
     """Step scores of a baseline that sees only where a step sits: ``-k`` for the k-th step.
 
@@ -75,6 +99,13 @@ def base_rate_loss(labels) -> float:
         raise ValueError("base_rate_loss: no labels")
     p = sum(flat) / len(flat)
     return -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
+
+
+def mean_by_label(step_values, step_labels, label: bool) -> float:
+    """Mean of the per-step values whose label is ``label`` (one list of each per solution); nan when none is."""
+    _check_same_shape(step_values, step_labels, "mean_by_label")
+    picked = [v for vs, ls in zip(step_values, step_labels) for v, y in zip(vs, ls) if bool(y) == label]
+    return float(np.mean(picked)) if picked else float("nan")
 
 
 def first_error_index(step_labels: Sequence[bool]) -> int:

@@ -41,6 +41,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+from . import tasks
 from .steps import DEFAULT_DELIMITER, extract_steps
 
 logger = logging.getLogger(__name__)
@@ -429,22 +430,6 @@ def release_reference(model) -> None:
         model.set_adapter("default")
 
 
-# ----------------------------------------------------------------------------- evaluation
-
-def evaluate(model, tokenizer, problems, *, n_sampled: int = 2, batch_size: int = 64, max_new_tokens: int = 160,
-             seed: int = 0) -> dict:
-    """Greedy and sampled (T=1) final-answer accuracy; with a checker, the share of right steps (greedy)."""
-    from . import tasks
-
-    kw = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, seed=seed, progress=False)
-    with evaluating(model):
-        greedy = tasks.evaluate_policy(model, tokenizer, problems, n=1, temperature=0.0, **kw)
-        sampled = tasks.evaluate_policy(model, tokenizer, problems, n=n_sampled, temperature=1.0, **kw)
-    return {"accuracy": greedy["accuracy"], "sampled_accuracy": sampled["accuracy"],
-            "step_accuracy": greedy.get("step_accuracy"), "sampled_step_accuracy": sampled.get("step_accuracy"),
-            "n_test_problems": len(problems)}
-
-
 # ----------------------------------------------------------------------------- one round, and many
 
 @dataclass
@@ -482,8 +467,6 @@ def sample_round(policies: Mapping[str, object], tokenizer, prm, problems, rs: R
                  shared_start: bool = False) -> list[list[Sample]]:
     """Sample and PRM-label ``K`` solutions per problem (see ``RoundSettings.sampler``). ``shared_start``: all
     policies are still the same model (round 1), so all ``K`` come from the first one, labelled as pooled."""
-    from . import tasks
-
     names = list(policies)
     if rs.sampler != "pooled":
         plan = {rs.sampler: rs.samples_per_problem}
@@ -572,9 +555,9 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
         record.setdefault(method, {})["train_seconds"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
     for method in methods:
-        record.setdefault(method, {}).update(evaluate(policies[method], tokenizer, eval_problems, n_sampled=n_sampled,
-                                                      batch_size=rs.batch_size, max_new_tokens=rs.max_new_tokens,
-                                                      seed=seed))
+        record.setdefault(method, {}).update(tasks.greedy_and_sampled_accuracy(
+            policies[method], tokenizer, eval_problems, n_sampled=n_sampled, batch_size=rs.batch_size,
+            max_new_tokens=rs.max_new_tokens, seed=seed))
     record["eval_seconds"] = round(time.perf_counter() - t0, 1)
     record["seconds"] = round(time.perf_counter() - started, 1)
     return record, trainers

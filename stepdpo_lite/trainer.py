@@ -35,7 +35,7 @@ from .steps import DEFAULT_DELIMITER, char_step_ids, step_spans
 from .stepwise_data import STEP_COLUMNS, DataCollatorForStepwisePreference, drop_appended_eos, step_columns
 
 __all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "aggregate_rewards", "compute_step_loss",
-           "float32_adapters_for_fp16", "drop_log_printer"]
+           "float32_adapters_for_fp16", "drop_log_printer", "implicit_step_rewards"]
 
 STEP_ACCURACY_METRICS = ("accuracy", "balanced_accuracy", "f1")
 STEP_PAIRINGS = ("weighted", "first_error")
@@ -415,6 +415,18 @@ class StepwiseDPOTrainer(DPOTrainer):
         return get_step_rewards(model, self._tokenizer, prompts, responses, ref_model=self.ref_model,
                                 beta=self.args.step_beta, delimiter=self.args.step_delimiter,
                                 max_reasoning_steps=self.args.max_reasoning_steps, batch_size=batch_size)
+
+
+def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, beta: float = 0.1,
+                          batch_size: int = 8) -> list[list[float]]:
+    """``β·ρ_k`` of a trained policy against where its training started: a LoRA policy against its own adapter
+    disabled, a fully fine-tuned one against ``start`` (the model it was trained from), which it then needs."""
+    if is_peft_model(policy):
+        start = None
+    elif start is None:
+        raise ValueError("implicit_step_rewards: a fully fine-tuned policy needs `start`, the model it was trained "
+                         "from, as its reference")
+    return get_step_rewards(policy, tokenizer, prompts, responses, ref_model=start, beta=beta, batch_size=batch_size)
 
 
 @torch.no_grad()

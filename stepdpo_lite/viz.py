@@ -508,7 +508,7 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
                              "lists" + ("" if verdicts is None else f" and {len(verdicts[i])} verdicts"))
     picker = w.Dropdown(options=[(f"{i + 1}: {_short(_text_of(p), 48)}", i) for i, p in enumerate(problems)],
                         value=0, description="problem")
-    slider = w.FloatSlider(value=threshold, min=0.05, max=0.95, step=0.05, description="threshold")
+    slider = w.FloatSlider(value=threshold, min=0.01, max=0.99, step=0.01, description="threshold")  # P(right)
     text, out = w.HTML(), w.Output()
 
     def update(_=None):
@@ -523,6 +523,22 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
     box = w.VBox([w.HBox([picker, slider]), text, out])
     box.picker, box.threshold, box.html, box.output = picker, slider, text, out
     return box
+
+
+def save_explorer_png(explorer, path) -> Path:
+    """The explorer's current picture (the problem picked, at the threshold set) as a PNG file, written
+    atomically: a static copy of the notebook has no live widget, the file stays."""
+    outputs = explorer.output.outputs
+    if not outputs:
+        raise ValueError("save_explorer_png: the explorer shows no picture (the problem has no scored solution)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(base64.b64decode(outputs[0]["data"]["image/png"]))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
 
 
 # ----------------------------------------------------------------------------- test-time compute (notebook 07)

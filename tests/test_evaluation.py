@@ -38,6 +38,21 @@ def test_base_rate_loss_is_the_entropy_of_the_label_rate():
         base_rate_loss([])
 
 
+def test_step_auroc_by_position_and_mean_by_label():
+    from stepdpo_lite.evaluation import mean_by_label, step_auroc_by_position
+    scores = [[0.9, 0.2, 0.1], [0.8, 0.7], [0.95, 0.3]]
+    labels = [[True, False, False], [True, True], [True, False]]
+    rows = step_auroc_by_position(scores, labels)
+    assert [(r["step"], r["n"]) for r in rows] == [(1, 3), (2, 3), (3, 1)]
+    assert rows[0]["auroc"] is None and rows[0]["right"] == 1.0  # all right at step 1: nothing to rank
+    assert rows[1]["auroc"] == 1.0 and rows[1]["right"] == pytest.approx(1 / 3)  # 0.7 above 0.2 and 0.3
+    assert rows[2]["auroc"] is None
+    assert mean_by_label(scores, labels, False) == pytest.approx((0.2 + 0.1 + 0.3) / 3)
+    assert math.isnan(mean_by_label([[1.0]], [[True]], False))
+    with pytest.raises(ValueError, match="solution 0 has 2 values and 1 labels"):
+        mean_by_label([[1.0, 2.0]], [[True]], True)
+
+
 def test_position_only_baseline():
     assert position_only_scores([3, 1]) == [[0.0, -1.0, -2.0], [0.0]]
     # labels where every wrong step is later than every right one: the baseline ranks them perfectly

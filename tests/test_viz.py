@@ -1,5 +1,6 @@
 """Every plot on small synthetic data: returns a Figure, saves a real PNG, marks what it should."""
 
+import base64
 import struct
 
 import matplotlib
@@ -150,7 +151,7 @@ def _png_of(box):
     return output["data"]["image/png"]
 
 
-def test_explorer_builds_and_updates_headless():
+def test_explorer_builds_and_updates_headless(tmp_path):
     problems = toyworld.make_problems(2, seed=5)
     solutions = [[p.gold_solution, p.gold_solution.replace("Step 1", "Step one")] for p in problems]
     verdicts = [[toyworld.check(p, s) for s in sols] for p, sols in zip(problems, solutions)]
@@ -167,6 +168,9 @@ def test_explorer_builds_and_updates_headless():
 
     box.threshold.value = 0.4  # sigmoid(-0.2) = 0.45 is no longer below it; sigmoid(-1) = 0.27 still is
     assert box.html.value.count("outline:2px") == 1
+    saved = viz.save_explorer_png(box, tmp_path / "figures" / "explorer.png")
+    assert saved.read_bytes() == base64.b64decode(box.output.outputs[0]["data"]["image/png"])
+    assert viz.step_reward_explorer(problems, solutions, rewards, verdicts, threshold=0.06).threshold.value == 0.06
 
     plain = viz.step_reward_explorer(["Problem: 1 + 1"], [[["Step 1: 1 + 1 = 2"]]], [[[0.5]]])
     assert len(plain.output.outputs) == 1 and "Step 1: 1 + 1 = 2" in plain.html.value
