@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite import onpolicy, runs, tasks, toyworld  # noqa: E402
-from stepdpo_lite.models import get_profile, load_profile_model  # noqa: E402
+from stepdpo_lite.profiles import get_profile, load_profile_model  # noqa: E402
 
 
 def start_policies(profile, methods):

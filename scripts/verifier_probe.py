@@ -105,7 +105,7 @@ def lora_prm_scores(base: str, train, val, out: str, quantization: str | None,
                     tag: str = toyworld.STEP_TAG) -> list[list[float]]:
     """Notebook 02's PRM recipe (the tiny profile's LoRA and sizes, no dropout) on ``base``; the step rewards
     of ``val``."""
-    from stepdpo_lite.models import get_profile
+    from stepdpo_lite.profiles import get_profile
     from stepdpo_lite.reward_training import train_process_reward_model
     p = get_profile("tiny")
     prm = train_process_reward_model(base, train, out, quantization=quantization,

@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "extract_steps": "steps", "step_spans": "steps", "token_step_ids": "steps",
-    "load_model": "models", "PROFILES": "models", "get_profile": "models",
+    "load_model": "models", "PROFILES": "profiles", "get_profile": "profiles",
     "load_reward_model": "reward_ensembles", "RewardModelConfig": "rewards",
     "ProcessRewardModel": "rewards", "OutcomeRewardModel": "rewards", "CombinedRewardModel": "reward_ensembles",
     "EnsembleRewardModel": "reward_ensembles", "shaped_reward": "reward_ensembles",
@@ -27,7 +27,7 @@ _EXPORTS = {
 
 _MODULES = ("toyworld", "data", "labelling", "public_datasets", "gsm8k", "evaluation", "viz", "steps", "models",
             "rewards", "reward_ensembles", "losses", "stepwise_data", "trainer", "reward_training", "runs", "tutorial",
-            "tasks", "budget", "colab", "smoke", "search", "verifier_pretraining", "onpolicy")
+            "tasks", "budget", "colab", "smoke", "search", "verifier_pretraining", "onpolicy", "profiles")
 
 __all__ = sorted(_EXPORTS) + list(_MODULES)
 

@@ -3,7 +3,7 @@ each training cell.
 
 Generation estimates count rows (sequences generated) x tokens per row / the profile's sampling speed
 (``Profile.sampling_tokens_per_s``, tokens a second summed over a batch of ``Profile.sample_batch_size`` rows;
-see ``models.PROFILES`` for where each figure comes from). A batch decodes until its longest row stops, so a
+see ``profiles.PROFILES`` for where each figure comes from). A batch decodes until its longest row stops, so a
 row is counted at ``max_new_tokens``: the estimate is an upper bound, not a forecast.
 """
 

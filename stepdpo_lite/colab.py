@@ -18,7 +18,7 @@ The setup cell, on Colab only:
 
 then, everywhere, ``colab.setup(PROFILE, RUNS_DIR)``: the CUDA allocator setting, ``RUNS_DIR`` on Google Drive
 when Drive is mounted (notebooks opened in separate Colab runtimes share nothing else), and the profile's local
-files (``models.prepare_profile``: the smoke base).
+files (``profiles.prepare_profile``: the smoke base).
 """
 
 from __future__ import annotations
@@ -150,9 +150,10 @@ def resolve_runs_dir(runs_dir: str | os.PathLike = "runs", out=print) -> str:
 
 def setup(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", out=print) -> str:
     """What every notebook's setup cell does after the install: the CUDA allocator setting (before torch is
-    imported), ``RUNS_DIR`` (``resolve_runs_dir``) and the profile's local files (``models.prepare_profile``).
+    imported), ``RUNS_DIR`` (``resolve_runs_dir``) and the profile's local files (``profiles.prepare_profile``).
     Returns the ``RUNS_DIR`` to use."""
-    from .models import prepare_profile, use_expandable_segments
+    from .models import use_expandable_segments
+    from .profiles import prepare_profile
 
     use_expandable_segments()  # less fragmented GPU memory (docs/benchmarks.md); before torch touches the GPU
     quiet_notebook_output()

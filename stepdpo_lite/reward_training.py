@@ -20,9 +20,8 @@ import logging
 import os
 from typing import Sequence
 
-from .rewards import (GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel, RewardModelConfig,
-                      fast_head_matches, right_pad, tag_logits)
-from .toyworld import NO, OUTCOME_TAG, STEP_TAG, YES
+from .rewards import (NO, OUTCOME_TAG, STEP_TAG, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
+                      RewardModelConfig, fast_head_matches, right_pad, tag_logits)
 
 logger = logging.getLogger(__name__)
 

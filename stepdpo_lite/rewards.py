@@ -32,9 +32,13 @@ from typing import Sequence
 
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, extract_steps
-from .toyworld import NO, OUTCOME_TAG, STEP_TAG, YES
 
 logger = logging.getLogger(__name__)
+
+# The verification tags (GenRM-style): a reward is the log-odds of YES vs NO as the next token after a tag.
+STEP_TAG = "\nIs this step correct? Yes or No:"
+OUTCOME_TAG = "\nIs this solution correct? Yes or No:"
+YES, NO = " Yes", " No"
 
 
 @dataclass

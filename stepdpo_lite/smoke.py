@@ -17,7 +17,7 @@ builds, deterministically (same files byte for byte):
   fitted one writes ``Step k:`` paragraphs and ``Answer:``, right for some samples and wrong for others.
 
 It is not committed (it is rebuilt in seconds): the profile builds it on first use (``ensure_smoke_base``,
-called by the notebooks' setup through ``models.prepare_profile``), into ``runs/smoke-base`` or
+called by the notebooks' setup through ``profiles.prepare_profile``), into ``runs/smoke-base`` or
 ``$STEPDPO_SMOKE_BASE``. A folder built by another recipe version is rebuilt.
 """
 
@@ -72,7 +72,7 @@ def build_tokenizer(records: list[dict], vocab_size: int = VOCAB_SIZE):
     from transformers import PreTrainedTokenizerFast
 
     from .gsm8k import INSTRUCTION
-    from .toyworld import NO, OUTCOME_TAG, STEP_TAG, YES
+    from .rewards import NO, OUTCOME_TAG, STEP_TAG, YES
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([

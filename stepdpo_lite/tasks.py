@@ -160,8 +160,8 @@ TASKS = {"toy": ToyTask, "gsm8k": GSM8KTask}
 
 
 def get_task(profile):
-    """The task of a profile (a ``models.Profile`` or its name): its ``task`` and ``dataset`` fields."""
-    from .models import get_profile
+    """The task of a profile (a ``profiles.Profile`` or its name): its ``task`` and ``dataset`` fields."""
+    from .profiles import get_profile
 
     p = get_profile(profile) if isinstance(profile, str) else profile
     if p.task not in TASKS:

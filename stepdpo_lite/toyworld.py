@@ -34,14 +34,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .rewards import NO, OUTCOME_TAG, STEP_TAG, YES  # the tiny tokenizer holds each tag as one token
 from .steps import DEFAULT_DELIMITER, extract_steps
 
 OPS = ("+", "-", "*")
 MAX_VALUE = 50  # every running value stays in 0..50: two-digit arithmetic a ~1M model half-learns in minutes
 SPLITS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}  # buckets of a hash mod 10
-STEP_TAG = "\nIs this step correct? Yes or No:"  # the verification tags of the reward models (GenRM-style);
-OUTCOME_TAG = "\nIs this solution correct? Yes or No:"  # the tiny tokenizer holds each as one token
-YES, NO = " Yes", " No"
 TINY_BASE_DIR = Path(__file__).resolve().parent.parent / "data" / "tiny-base"
 TINY_VERIFIER_DIR = TINY_BASE_DIR.parent / "tiny-verifier"  # the reward base (verifier_pretraining.py)
 

@@ -259,7 +259,7 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
         # A run from 01 remakes every figure: keep the old table aside, not mixed into the new one.
         stale.replace(run / "metrics.previous.json")
         print(f"previous metrics moved to {run / 'metrics.previous.json'}", file=out)
-    from .models import PROFILES, prepare_profile
+    from .profiles import PROFILES, prepare_profile
     if profile in PROFILES:  # e.g. the smoke profile's base is built here (seconds), not inside notebook 01
         prepare_profile(profile, out=lambda line: print(line, file=out))
     params = {"PROFILE": profile, "RUNS_DIR": str(run.parent), "RUN_DIR": str(run), "FIGURES_DIR": str(figures)}

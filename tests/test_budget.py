@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from stepdpo_lite import budget, models, tasks
+from stepdpo_lite import budget, profiles, tasks
 
 
 def test_generation_seconds_is_an_upper_bound_from_counts():
@@ -43,7 +43,7 @@ def test_t4_profile_labelling_is_capped_to_its_budget(tiny_tokenizer):
     """The GPU profiles' sizes, at their stated speed: 1,400 problems x 4 samples x steps x 8 rollouts is hours."""
     from stepdpo_lite.smoke import GSM8K_SLICE
 
-    t4 = models.get_profile("t4-16gb")
+    t4 = profiles.get_profile("t4-16gb")
     problems = tasks.GSM8KTask(str(GSM8K_SLICE)).splits(100, 50, tokenizer=tiny_tokenizer)
     plan = tasks.labelling_plan(tasks.GSM8KTask(), problems, n_samples=t4.n_samples_per_problem, n_rollouts=8,
                                 tokens_per_rollout=t4.max_new_tokens, tokens_per_s=t4.sampling_tokens_per_s,

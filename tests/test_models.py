@@ -4,7 +4,7 @@ import logging
 import pytest
 import torch
 
-from stepdpo_lite import models
+from stepdpo_lite import models, profiles
 
 
 @pytest.fixture(scope="module")
@@ -185,12 +185,12 @@ def test_use_expandable_segments_keeps_a_user_setting(monkeypatch):
 
 
 def test_profiles():
-    assert set(models.PROFILES) == {"tiny", "t4-16gb", "24gb", "smoke"}
-    t4 = models.get_profile("t4-16gb")
+    assert set(profiles.PROFILES) == {"tiny", "t4-16gb", "24gb", "smoke"}
+    t4 = profiles.get_profile("t4-16gb")
     assert t4.model_name == "Qwen/Qwen2.5-0.5B-Instruct" and t4.quantization == "4bit" and t4.max_length == 1024
     assert t4.dtype == "float16"  # a T4 has no bfloat16
-    assert models.get_profile("24gb").model_name == "Qwen/Qwen2.5-1.5B-Instruct"
-    tiny = models.get_profile("tiny")
+    assert profiles.get_profile("24gb").model_name == "Qwen/Qwen2.5-1.5B-Instruct"
+    tiny = profiles.get_profile("tiny")
     assert tiny.device == "cpu" and tiny.dtype == "float32" and tiny.model_name.endswith("tiny-base")
     assert tiny.lora_config()["r"] == tiny.lora_r
     # the reward models' base defaults to the policy's; a profile can name another (e.g. a math-tuned model)
@@ -198,11 +198,11 @@ def test_profiles():
     math_rm = dataclasses.replace(t4, reward_model_name="Qwen/Qwen2.5-Math-1.5B-Instruct")
     assert math_rm.reward_base == "Qwen/Qwen2.5-Math-1.5B-Instruct" and math_rm.model_name == t4.model_name
     with pytest.raises(ValueError, match="unknown profile"):
-        models.get_profile("a100")
+        profiles.get_profile("a100")
 
 
 def test_profile_tasks_and_budgets():
-    tiny, t4, smoke = (models.get_profile(n) for n in ("tiny", "t4-16gb", "smoke"))
+    tiny, t4, smoke = (profiles.get_profile(n) for n in ("tiny", "t4-16gb", "smoke"))
     assert tiny.task == "toy" and t4.task == "gsm8k" and t4.dataset is None  # None: the Hub's openai/gsm8k
     # smoke: the GPU profiles' code path (GSM8K, 4-bit nf4 + LoRA with checkpointing) at toy size, offline
     assert smoke.task == "gsm8k" and smoke.dataset.endswith("data/gsm8k/test.jsonl")
@@ -210,5 +210,5 @@ def test_profile_tasks_and_budgets():
     assert smoke.model_name.endswith("smoke-base")
     assert tiny.lora_config()["lora_dropout"] == 0.0 and t4.lora_config()["lora_dropout"] == 0.05
     for gpu in ("t4-16gb", "24gb"):  # time estimates and the Monte-Carlo cap are on for the GPU profiles
-        p = models.get_profile(gpu)
+        p = profiles.get_profile(gpu)
         assert p.sampling_tokens_per_s and p.mc_budget_minutes == 20 and p.sample_batch_size >= p.eval_batch_size

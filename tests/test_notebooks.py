@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stepdpo_lite import gsm8k, toyworld, tutorial
+from stepdpo_lite import gsm8k, profiles, toyworld, tutorial
 
 # Small sizes: enough rows for every builder, trainer and metric to have something to work on.
 SMALL = {
@@ -187,7 +187,7 @@ def test_smoke_prompts_are_chat_formatted_and_never_hold_the_answer(smoke_run):
     if smoke_run["failed"] or not smoke_run["prompts"].exists():
         pytest.skip("the smoke notebooks did not run")
     recorded = [json.loads(line) for line in smoke_run["prompts"].read_text().splitlines()]
-    profile = models.get_profile("smoke")
+    profile = profiles.get_profile("smoke")
     tokenizer = AutoTokenizer.from_pretrained(profile.model_name)
     problems = gsm8k.load_problems(tokenizer, profile.n_train_problems, profile.n_eval_problems,
                                    name=profile.dataset)

@@ -94,3 +94,13 @@ def test_no_import_cycles_and_no_module_level_getattr_facades():
     package = Path(__file__).resolve().parent.parent / "stepdpo_lite"
     facades = [p.name for p in package.glob("*.py") if p.stem != "__init__" and "\ndef __getattr__(" in p.read_text()]
     assert facades == []
+
+
+def test_the_core_never_imports_the_tutorial_kit():
+    """The library a user reuses (steps, losses, trainer, reward models, loading, evaluation) imports nothing
+    of the tutorial kit (toy world, GSM8K tasks, profiles, notebooks' helpers), functions included."""
+    core = {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training",
+            "models", "evaluation"}
+    edges = _package_imports()
+    assert core <= set(edges)
+    assert {name: sorted(edges[name] - core) for name in core if edges[name] - core} == {}

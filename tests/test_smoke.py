@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from stepdpo_lite import gsm8k, models, smoke
+from stepdpo_lite import gsm8k, models, profiles, smoke
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +58,8 @@ def test_build_is_deterministic_and_loads_through_the_profile_path(tmp_path, mon
 
 def test_prepare_profile_builds_only_for_smoke(tmp_path, monkeypatch):
     built = []
-    monkeypatch.setattr(smoke, "ensure_smoke_base", lambda path, out=print: built.append(path))
-    models.prepare_profile("tiny")
+    monkeypatch.setattr(profiles, "ensure_smoke_base", lambda path, out=print: built.append(path))
+    profiles.prepare_profile("tiny")
     assert built == []
-    models.prepare_profile("smoke")
-    assert built == [models.get_profile("smoke").model_name]
+    profiles.prepare_profile("smoke")
+    assert built == [profiles.get_profile("smoke").model_name]

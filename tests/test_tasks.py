@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from stepdpo_lite import bestofn, gsm8k, models, tasks, toyworld
+from stepdpo_lite import bestofn, gsm8k, profiles, tasks, toyworld
 from stepdpo_lite.smoke import GSM8K_SLICE
 
 
@@ -67,7 +67,7 @@ def test_local_folder_with_train_and_test_files_is_used_like_the_hub(tmp_path, t
 
 def test_get_task_follows_the_profile():
     assert tasks.get_task("tiny") == tasks.ToyTask() and tasks.get_task("t4-16gb") == tasks.GSM8KTask("openai/gsm8k")
-    smoke = tasks.get_task(models.get_profile("smoke"))
+    smoke = tasks.get_task(profiles.get_profile("smoke"))
     assert smoke.name == "gsm8k" and smoke.source == str(GSM8K_SLICE) and not smoke.has_step_checker
     with pytest.raises(ValueError, match="tokenizer"):
         tasks.get_task("t4-16gb").held_out(2)  # before any download

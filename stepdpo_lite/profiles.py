@@ -1,0 +1,171 @@
+"""The notebooks' profiles: which model, task, sizes and learning rates each setting uses.
+
+``tiny`` (CPU, the toy world's tiny base, minutes), ``t4-16gb`` and ``24gb`` (GPU, GSM8K + Qwen2.5), and
+``smoke``: the GPU profiles' code path (GSM8K, chat prompts, 4-bit + LoRA, Monte-Carlo labels) at toy size on a
+CPU, for tests (``smoke.py``; ``prepare_profile`` builds its base on first use). ``load_profile_model`` is
+``models.load_model`` with a profile's settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+from .models import DEFAULT_LORA, load_model
+from .smoke import GSM8K_SLICE, ensure_smoke_base, smoke_base_dir
+from .toyworld import TINY_BASE_DIR, TINY_VERIFIER_DIR
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Model and sizes for one kind of machine; the notebooks read everything from here."""
+
+    name: str = field(metadata={"help": "Profile name: 'tiny', 't4-16gb', '24gb' or 'smoke'."})
+    model_name: str = field(metadata={"help": "Base model: a Hub id or a local folder."})
+    task: str = field(default="gsm8k", metadata={
+        "help": "The problems (tasks.get_task): 'toy' (the offline arithmetic world, a checker for every step) or "
+                "'gsm8k' (final answers only; step labels from Monte-Carlo rollouts)."})
+    dataset: str | None = field(default=None, metadata={
+        "help": "Where the task's problems come from: for 'gsm8k' the Hub id (None: 'openai/gsm8k') or a local "
+                "path (gsm8k.load_problems)."})
+    reward_model_name: str | None = field(default=None, metadata={
+        "help": "Base of the reward models (PRM, ORM), e.g. a math-tuned model: a Hub id or a local folder; "
+                "None: model_name."})
+    quantization: str | None = field(default="4bit", metadata={"help": "'4bit' (nf4, QLoRA) or None."})
+    dtype: str = field(default="auto", metadata={"help": "Compute dtype: 'float32', 'float16', 'bfloat16' or 'auto'."})
+    device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda' or None (cuda when available)."})
+    max_length: int = field(default=1024, metadata={"help": "Longest prompt + solution in tokens."})
+    max_new_tokens: int = field(default=512, metadata={"help": "Longest sampled solution in tokens."})
+    train_batch_size: int = field(default=4, metadata={"help": "Per-device training batch size."})
+    gradient_accumulation_steps: int = field(default=4, metadata={"help": "Batches per optimizer step."})
+    eval_batch_size: int = field(default=16, metadata={"help": "Batch size for scoring and sampling."})
+    gradient_checkpointing: bool = field(default=True, metadata={"help": "Trade compute for activation memory."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (0 on the CPU profiles: it costs time "
+                                                                 "and one epoch cannot overfit)."})
+    reward_learning_rate: float = field(default=1e-4, metadata={"help": "Learning rate of PRM/ORM LoRA training."})
+    reward_epochs: float = field(default=1.0, metadata={"help": "Epochs of PRM/ORM training."})
+    dpo_learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of (Stepwise) DPO LoRA training."})
+    dpo_epochs: float = field(default=1.0, metadata={"help": "Epochs of (Stepwise) DPO training."})
+    n_train_problems: int = field(default=1000, metadata={"help": "Training problems sampled in notebook 01."})
+    n_eval_problems: int = field(default=200, metadata={"help": "Held-out problems for evaluation."})
+    n_samples_per_problem: int = field(default=4, metadata={"help": "Solutions sampled per training problem."})
+    best_of_n: int = field(default=16, metadata={"help": "Largest N of the best-of-N evaluation."})
+    sample_batch_size: int = field(default=32, metadata={
+        "help": "Rows a batch when sampling (solutions, Monte-Carlo rollouts, best-of-N candidates, evaluation)."})
+    sampling_tokens_per_s: float | None = field(default=None, metadata={
+        "help": "Sampling speed assumed by time estimates: new tokens a second summed over a batch of "
+                "sample_batch_size rows (None: unknown, estimates count tokens only)."})
+    mc_budget_minutes: float | None = field(default=None, metadata={
+        "help": "Notebook 01 labels only as many problems by Monte-Carlo rollouts as fit this many minutes at "
+                "sampling_tokens_per_s (None: no cap)."})
+
+    @property
+    def reward_base(self) -> str:
+        """The reward models' base model: ``reward_model_name``, else the policy's ``model_name``."""
+        return self.reward_model_name or self.model_name
+
+    def lora_config(self) -> dict:
+        """The LoRA fields of this profile, for ``load_model(..., lora=profile.lora_config())``."""
+        return {**DEFAULT_LORA, "r": self.lora_r, "lora_alpha": self.lora_alpha, "lora_dropout": self.lora_dropout}
+
+    def reward_training_args(self) -> dict:
+        """The keywords of ``train_process_reward_model`` / ``train_outcome_reward_model`` this profile sets."""
+        return dict(learning_rate=self.reward_learning_rate, num_train_epochs=self.reward_epochs,
+                    per_device_train_batch_size=self.train_batch_size, per_device_eval_batch_size=self.eval_batch_size,
+                    gradient_accumulation_steps=self.gradient_accumulation_steps,
+                    gradient_checkpointing=self.gradient_checkpointing, max_length=self.max_length,
+                    device=self.device, dtype=self.dtype)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _tiny_base_dir() -> str:
+    return os.environ.get("STEPDPO_TINY_BASE", str(TINY_BASE_DIR))
+
+
+def _tiny_reward_base_dir() -> str:
+    return os.environ.get("STEPDPO_TINY_REWARD_BASE", str(TINY_VERIFIER_DIR))
+
+
+def _smoke_base_dir() -> str:
+    return str(smoke_base_dir())
+
+
+def _gsm8k_slice() -> str:
+    return str(GSM8K_SLICE)
+
+
+# Sampling speeds of the GPU profiles (time estimates only). docs/benchmarks.md measured 16-bit sampling on an
+# H100 at 36 ms a decoding step for the 0.5B model at 16 rows (439 tokens/s) and for the 1.5B model at 32 rows
+# (881 tokens/s): the same time a step at either size and batch, so decoding is bound by per-step overhead
+# (kernel launches, Python), not by the batch. A T4's step is assumed 1.5x slower (lower clocks, Colab's slower
+# host CPU; not measured): 32 rows / 0.055 s = ~580 tokens/s. A 24 GB card (RTX 3090/4090, A10, L4): 1.25x,
+# 32 rows / 0.045 s = ~710 tokens/s. Budget: Monte-Carlo labelling <= 20 min (notebook 01 prints its estimate
+# and labels only the problems that fit).
+_T4_TOKENS_PER_S, _24GB_TOKENS_PER_S = 32 / 0.055, 32 / 0.045
+
+PROFILES: dict[str, Profile] = {
+    # Laptop CPU, minutes: the ~1M-parameter toy Llama in float32. Set quantization="4bit" to run the
+    # exact QLoRA path on CPU (bitsandbytes >= 0.46); it is slower there and buys nothing at this size.
+    # The reward models start from data/tiny-verifier: the tiny base pretrained as a verifier on ~1.5 M graded
+    # solutions (verifier_pretraining.py), as real PRMs start from a math-tuned LLM; $STEPDPO_TINY_REWARD_BASE
+    # gives them another base (e.g. data/tiny-base, the control of notebook 02).
+    "tiny": Profile(name="tiny", model_name=_tiny_base_dir(), reward_model_name=_tiny_reward_base_dir(), task="toy",
+                    quantization=None, dtype="float32", device="cpu",
+                    max_length=256, max_new_tokens=160, train_batch_size=32, gradient_accumulation_steps=1,
+                    eval_batch_size=128, gradient_checkpointing=False, lora_r=8, lora_alpha=16, lora_dropout=0.0,
+                    reward_learning_rate=2e-3, reward_epochs=1.0, dpo_learning_rate=1e-4, dpo_epochs=1.0,
+                    n_train_problems=600, n_eval_problems=150, n_samples_per_problem=4, best_of_n=16,
+                    sample_batch_size=128),
+    # Colab's free T4: 16 GB, no bfloat16, so float16 compute.
+    "t4-16gb": Profile(name="t4-16gb", model_name="Qwen/Qwen2.5-0.5B-Instruct", quantization="4bit", dtype="float16",
+                       max_length=1024, max_new_tokens=512, train_batch_size=4, gradient_accumulation_steps=4,
+                       eval_batch_size=16, gradient_checkpointing=True, lora_r=16, lora_alpha=32,
+                       reward_learning_rate=1e-4, dpo_learning_rate=5e-5, n_train_problems=1000,
+                       n_eval_problems=200, n_samples_per_problem=4, best_of_n=16,
+                       sample_batch_size=32, sampling_tokens_per_s=_T4_TOKENS_PER_S, mc_budget_minutes=20),
+    # One 24 GB card (RTX 3090/4090, A10, L4).
+    "24gb": Profile(name="24gb", model_name="Qwen/Qwen2.5-1.5B-Instruct", quantization="4bit", dtype="bfloat16",
+                    max_length=1024, max_new_tokens=512, train_batch_size=8, gradient_accumulation_steps=2,
+                    eval_batch_size=32, gradient_checkpointing=True, lora_r=32, lora_alpha=64,
+                    reward_learning_rate=1e-4, dpo_learning_rate=5e-5, n_train_problems=2000,
+                    n_eval_problems=500, n_samples_per_problem=4, best_of_n=16,
+                    sample_batch_size=32, sampling_tokens_per_s=_24GB_TOKENS_PER_S, mc_budget_minutes=20),
+    # Tests: the GPU profiles' code path (GSM8K through gsm8k.load_problems, chat-formatted prompts, 4-bit nf4 +
+    # LoRA with gradient checkpointing, Monte-Carlo step labels) at toy size on a CPU, offline: a ~0.2M-parameter
+    # Qwen2 with a BPE tokenizer built from data/gsm8k (smoke.py; built on first use into runs/smoke-base), and
+    # disjoint train/validation/test carved from the 200 shipped GSM8K problems. Its figures mean nothing.
+    "smoke": Profile(name="smoke", model_name=_smoke_base_dir(), task="gsm8k", dataset=_gsm8k_slice(),
+                     quantization="4bit", dtype="float32", device=None, max_length=512, max_new_tokens=96,
+                     train_batch_size=4, gradient_accumulation_steps=2, eval_batch_size=16,
+                     gradient_checkpointing=True, lora_r=8, lora_alpha=16, lora_dropout=0.0,
+                     reward_learning_rate=2e-3, dpo_learning_rate=1e-3, n_train_problems=16, n_eval_problems=8,
+                     n_samples_per_problem=4, best_of_n=4, sample_batch_size=64,
+                     sampling_tokens_per_s=2000.0),  # ~6,000 measured on 2 busy CPU cores (notebook 01); a third
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose one of {sorted(PROFILES)}")
+    return PROFILES[name]
+
+
+def prepare_profile(profile: str | Profile, out=print) -> Profile:
+    """Make what a profile needs locally before its first use: the ``smoke`` base is built (seconds) when
+    missing; other profiles need nothing (their models come from the Hub or ship in ``data/``)."""
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    if p.name == "smoke":
+        ensure_smoke_base(p.model_name, out=out)
+    return p
+
+
+def load_profile_model(profile: str | Profile, lora: bool = False, name_or_path: str | None = None, **overrides):
+    """``load_model`` with a profile's model, quantization, device, dtype and LoRA sizes; ``overrides`` win."""
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    kwargs = dict(quantization=p.quantization, device=p.device, dtype=p.dtype,
+                  gradient_checkpointing=p.gradient_checkpointing and lora, lora=p.lora_config() if lora else None)
+    return load_model(name_or_path or p.model_name, **{**kwargs, **overrides})
