@@ -30,7 +30,6 @@ cancels in DPO's log-ratio and ``step_pairing="first_error"`` scores only step k
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import logging
@@ -50,19 +49,6 @@ METHODS = ("dpo", "stepwise_dpo", "nll_only")
 NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL", "nll_only": "NLL only (RFT)"}
 PAIR_KINDS = ("solution", "step", "both")
 REJECTED_PROBS = ("prm", "first_error")
-
-
-@contextlib.contextmanager
-def evaluating(model):
-    """``model.eval()`` for the block (sampling after training), then back to its mode."""
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
-        yield model
-    finally:
-        if was_training:
-            model.train()
 
 
 def sigmoid(x: float) -> float:
@@ -240,7 +226,7 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
             by_policy.setdefault(todo[j].policy if todo[j].policy in policies else names[0], []).append(j)
         for name, js in by_policy.items():
             contexts = [problems[todo[j].problem].prompt + "".join(todo[j].steps[:todo[j].prm_first_error]) for j in js]
-            with evaluating(policies[name]):
+            with tasks.evaluating(policies[name]):
                 conts = sample_fn(policies[name], tokenizer, contexts, n=tries, temperature=temperature,
                                   batch_size=batch_size, max_new_tokens=max_new_tokens,
                                   seed=seed + 1000 * attempt + 17, progress=False)
@@ -478,7 +464,7 @@ def sample_round(policies: Mapping[str, object], tokenizer, prm, problems, rs: R
     for j, (name, k) in enumerate(plan.items()):
         if k == 0:
             continue
-        with evaluating(policies[name]):
+        with tasks.evaluating(policies[name]):
             sols = tasks.sample_solutions(policies[name], tokenizer, problems, n=k, temperature=rs.temperature,
                                           batch_size=rs.batch_size, max_new_tokens=rs.max_new_tokens, seed=seed + j,
                                           progress=False)

@@ -17,6 +17,7 @@ only ever receives ``problem.prompt`` strings (``toyworld.sample_solutions`` rai
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -72,19 +73,27 @@ def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float =
     return out
 
 
+@contextlib.contextmanager
+def evaluating(model):
+    """``model.eval()`` for the block (sampling after training), then back to its mode."""
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        yield model
+    finally:
+        if was_training:
+            model.train()
+
+
 def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 2, batch_size: int = 64,
                                 max_new_tokens: int = 160, seed: int = 0) -> dict:
     """How notebook 04 and the on-policy rounds measure a policy: final-answer accuracy greedy (one solution per
     problem) and sampled at T = 1 (``n_sampled`` each); with a step checker, the share of right steps too."""
     kw = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, seed=seed, progress=False)
-    was_training = getattr(model, "training", False)
-    model.eval()
-    try:
+    with evaluating(model):
         greedy = evaluate_policy(model, tokenizer, problems, n=1, temperature=0.0, **kw)
         sampled = evaluate_policy(model, tokenizer, problems, n=n_sampled, temperature=1.0, **kw)
-    finally:
-        if was_training:
-            model.train()
     return {"accuracy": greedy["accuracy"], "sampled_accuracy": sampled["accuracy"],
             "step_accuracy": greedy.get("step_accuracy"), "sampled_step_accuracy": sampled.get("step_accuracy"),
             "n_test_problems": len(problems)}
