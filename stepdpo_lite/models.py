@@ -108,14 +108,25 @@ def _ensure_pad_token(tokenizer, model=None) -> None:
             model.generation_config.pad_token_id = tokenizer.pad_token_id
 
 
+BASE_RECORD = "base_model.json"  # beside a saved adapter: where its local base was when it was trained
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    os.replace(tmp, path)  # never half-written
+
+
 def write_portable_adapter_config(folder: str | os.PathLike) -> None:
     """Make a saved LoRA adapter's ``adapter_config.json`` load on another machine and save byte-identically.
 
     PEFT writes ``base_model_name_or_path`` as given, so a local base becomes the absolute path of the machine
-    that trained it; it is rewritten relative to the adapter folder (``adapter_base`` resolves it back). A Hub id
-    stays as it is. PEFT also writes ``target_modules`` from a set, in an order that changes from one Python
-    process to the next; it is sorted, so that saving the same adapter twice gives the same files (``bestofn``
-    compares them to reuse rewards already computed). A folder without an adapter is left alone."""
+    that trained it; it is rewritten relative to the adapter folder, so that a repository cloned elsewhere with
+    its runs inside still loads. The absolute path is kept in ``base_model.json``, so that a run folder moved
+    away from the base on the same machine loads too (``adapter_base`` tries both). A Hub id stays as it is.
+    PEFT also writes ``target_modules`` from a set, in an order that changes from one Python process to the
+    next; it is sorted, so that saving the same adapter twice gives the same config (``bestofn`` compares them
+    to reuse rewards already computed). A folder without an adapter is left alone."""
     folder = Path(folder)
     config_path = folder / "adapter_config.json"
     if not config_path.exists():
@@ -124,22 +135,32 @@ def write_portable_adapter_config(folder: str | os.PathLike) -> None:
     base = config.get("base_model_name_or_path")
     if base and os.path.isabs(base) and os.path.isdir(base):
         config["base_model_name_or_path"] = os.path.relpath(base, folder.resolve())
+        _write_json_atomic(folder / BASE_RECORD, {"trained_with": base})
     if isinstance(config.get("target_modules"), list):
         config["target_modules"] = sorted(config["target_modules"])
-    tmp = config_path.with_name(f".{config_path.name}.tmp")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True))  # PEFT's own layout
-    os.replace(tmp, config_path)  # never half-written
+    _write_json_atomic(config_path, config)  # PEFT's own layout: sorted keys, indent 2
 
 
 def adapter_base(adapter_dir: str | os.PathLike) -> str:
-    """The base model a saved adapter names: a relative path is resolved against the adapter folder when it
-    exists there (``write_portable_adapter_config``), anything else (a Hub id, an absolute path) is returned as
-    written."""
+    """The base model a saved adapter names. A Hub id or an absolute path is returned as written; a relative
+    path (``write_portable_adapter_config``) is resolved against the adapter folder, else the absolute path the
+    adapter was trained with (``base_model.json``) is used when it exists; else a ``FileNotFoundError`` says
+    where the base was looked for."""
     adapter_dir = Path(adapter_dir)
     base = json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
-    if base and not os.path.isabs(base) and (adapter_dir / base).is_dir():
-        return str((adapter_dir / base).resolve())
-    return base
+    if not base or os.path.isabs(base) or not base.startswith("."):  # a Hub id never starts with "."
+        return base
+    beside = adapter_dir / base
+    if beside.is_dir():
+        return str(beside.resolve())
+    record = adapter_dir / BASE_RECORD
+    trained_with = json.loads(record.read_text()).get("trained_with") if record.exists() else None
+    if trained_with and os.path.isdir(trained_with):
+        return trained_with
+    raise FileNotFoundError(
+        f"{adapter_dir}: its base model {base!r} (relative to the adapter) is not at {beside.resolve()}"
+        + (f", nor where it was trained ({trained_with})" if trained_with else "")
+        + ": put the base model there, or the run folder back where it can see the base")
 
 
 def keep_4bit_weights_unpacked(model) -> int:

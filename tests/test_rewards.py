@@ -225,11 +225,15 @@ def test_a_saved_adapter_loads_on_another_machine(tmp_path, saved_base):
     assert written == "../../base"
     prompts, sols = _problems(2)
     before = ProcessRewardModel.load(here / "runs" / "prm", device="cpu").score_solutions(prompts, sols)
+    shutil.copytree(here / "runs", tmp_path / "runs-on-drive")  # the run folder alone, on the same machine
+    assert adapter_base(tmp_path / "runs-on-drive" / "prm") == str(here / "base")  # the path it was trained with
     shutil.copytree(here, tmp_path / "elsewhere")
     shutil.rmtree(here)  # the machine that trained it is gone
     moved = tmp_path / "elsewhere" / "runs" / "prm"
     assert adapter_base(moved) == str((tmp_path / "elsewhere" / "base").resolve())
     assert ProcessRewardModel.load(moved, device="cpu").score_solutions(prompts, sols) == before
+    with pytest.raises(FileNotFoundError, match="its base model '../../base' .relative to the adapter. is not at"):
+        adapter_base(tmp_path / "runs-on-drive" / "prm")  # neither beside it nor where it was trained
 
 
 def test_combined_and_ensemble_arithmetic(prm, orm):
