@@ -14,14 +14,19 @@ from typing import Any, Sequence
 import numpy as np
 
 
+def _check_same_shape(values, labels, what: str, noun: str = "values") -> None:
+    """One list of values and one of labels per solution, of the same lengths."""
+    if len(values) != len(labels):
+        raise ValueError(f"{what}: {len(values)} solutions of {noun} but {len(labels)} of labels")
+    for i, (v, y) in enumerate(zip(values, labels)):
+        if len(v) != len(y):
+            raise ValueError(f"{what}: solution {i} has {len(v)} {noun} and {len(y)} labels")
+
+
 def _flat_scores_and_labels(scores, labels, what: str):
     nested = len(scores) > 0 and isinstance(scores[0], (list, tuple, np.ndarray))
     if nested:
-        if len(scores) != len(labels):
-            raise ValueError(f"{what}: {len(scores)} solutions of scores but {len(labels)} of labels")
-        for i, (s, y) in enumerate(zip(scores, labels)):
-            if len(s) != len(y):
-                raise ValueError(f"{what}: solution {i} has {len(s)} scores and {len(y)} labels")
+        _check_same_shape(scores, labels, what, noun="scores")
         scores = [x for s in scores for x in s]
         labels = [x for y in labels for x in y]
     s, y = np.asarray(scores, dtype=float).ravel(), np.asarray(labels).ravel()
@@ -43,15 +48,6 @@ def step_auroc(step_scores, step_labels) -> float:
     from sklearn.metrics import roc_auc_score
     s, y = _flat_scores_and_labels(step_scores, step_labels, "step_auroc")
     return float(roc_auc_score(y, s))
-
-
-def _check_same_shape(values, labels, what: str) -> None:
-    """One list of values and one of labels per solution, of the same lengths."""
-    if len(values) != len(labels):
-        raise ValueError(f"{what}: {len(values)} solutions of values but {len(labels)} of labels")
-    for i, (v, y) in enumerate(zip(values, labels)):
-        if len(v) != len(y):
-            raise ValueError(f"{what}: solution {i} has {len(v)} values and {len(y)} labels")
 
 
 def step_auroc_by_position(step_scores, step_labels) -> list[dict]:

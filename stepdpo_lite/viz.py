@@ -48,20 +48,25 @@ def first_predicted_error(rewards, threshold: float = 0.5) -> int:
     return int(below[0]) if len(below) else -1
 
 
-def save_png(fig, path, dpi: int = DPI) -> Path:
-    """Write ``fig`` as a PNG to ``path`` atomically; parent folders are created."""
+def _write_atomic(path, write) -> Path:
+    """``write(tmp)`` fills a temporary file beside ``path``, which then replaces ``path``; parents are created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=dpi)
+        write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is for everyone to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_png(fig, path, dpi: int = DPI) -> Path:
+    """Write ``fig`` as a PNG to ``path`` atomically; parent folders are created."""
+    return _write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
 
 
 def _finish(fig, save_to):
@@ -531,14 +536,8 @@ def save_explorer_png(explorer, path) -> Path:
     outputs = explorer.output.outputs
     if not outputs:
         raise ValueError("save_explorer_png: the explorer shows no picture (the problem has no scored solution)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(base64.b64decode(outputs[0]["data"]["image/png"]))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    png = base64.b64decode(outputs[0]["data"]["image/png"])
+    return _write_atomic(path, lambda tmp: Path(tmp).write_bytes(png))
 
 
 # ----------------------------------------------------------------------------- test-time compute (notebook 07)
