@@ -52,10 +52,10 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from stepdpo_lite import toyworld  # noqa: E402
-from stepdpo_lite.labelling import toy_gold_vs_error_pairs  # noqa: E402
+from stepdpo_lite.tutorial import toyworld  # noqa: E402
+from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs  # noqa: E402
 from stepdpo_lite.models import resolve_dtype, trainer_precision  # noqa: E402
-from stepdpo_lite.profiles import get_profile, load_profile_model  # noqa: E402
+from stepdpo_lite.tutorial.profiles import get_profile, load_profile_model  # noqa: E402
 from stepdpo_lite.reward_training import train_process_reward_model  # noqa: E402
 from stepdpo_lite.steps import extract_steps  # noqa: E402
 from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer, float32_adapters_for_fp16  # noqa: E402

@@ -71,7 +71,7 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from stepdpo_lite import toyworld  # noqa: E402
+from stepdpo_lite.tutorial import toyworld  # noqa: E402
 from stepdpo_lite.rewards import ProcessRewardModel  # noqa: E402
 from stepdpo_lite.steps import extract_steps  # noqa: E402
 

@@ -33,8 +33,8 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from stepdpo_lite import toyworld  # noqa: E402
-from stepdpo_lite.labelling import toy_gold_vs_error_pairs  # noqa: E402
+from stepdpo_lite.tutorial import toyworld  # noqa: E402
+from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs  # noqa: E402
 from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
 
 

@@ -31,8 +31,8 @@ import torch  # noqa: E402
 from accelerate import PartialState  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from stepdpo_lite import toyworld  # noqa: E402
-from stepdpo_lite.labelling import toy_gold_vs_error_pairs  # noqa: E402
+from stepdpo_lite.tutorial import toyworld  # noqa: E402
+from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs  # noqa: E402
 from stepdpo_lite.models import resolve_dtype, trainer_precision  # noqa: E402
 from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
 

@@ -1,6 +1,6 @@
 """On-policy rounds with PRM step labels: DPO, Stepwise DPO and NLL only at equal data, steps and seed.
 
-Notebook 04's on-policy section (``stepdpo_lite.onpolicy``) for as many rounds as you like, on the validation
+Notebook 04's on-policy section (``stepdpo_lite.tutorial.onpolicy``) for as many rounds as you like, on the validation
 split (to fix a protocol) or the test split (to report it):
 
     python scripts/onpolicy_rounds.py --runs-dir runs --rounds 4 --split validation --out val.json
@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stepdpo_lite import onpolicy, runs, tasks, toyworld  # noqa: E402
-from stepdpo_lite.profiles import get_profile, load_profile_model  # noqa: E402
+from stepdpo_lite.tutorial import onpolicy, runs, tasks, toyworld  # noqa: E402
+from stepdpo_lite.tutorial.profiles import get_profile, load_profile_model  # noqa: E402
 
 
 def start_policies(profile, methods):

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stepdpo_lite import runs, tutorial  # noqa: E402
+from stepdpo_lite.tutorial import notebooks, runs  # noqa: E402
 
 RUNS = ("base", "dpo", "stepwise_dpo", "nll_only")
 
@@ -34,7 +34,7 @@ def run_setting(profile: str, data: Path, beta: float, sft_weight: float, outcom
         shutil.copytree(data, run_dir / "data")
         params = {"PROFILE": profile, "RUN_DIR": str(run_dir), "BETA": beta, "SFT_WEIGHT": sft_weight,
                   "OUTCOME_WEIGHT": outcome_weight}
-        tutorial.execute_notebook(tutorial.NOTEBOOK_DIR / "04_stepwise_dpo.ipynb", params, cwd=ROOT)
+        notebooks.execute_notebook(notebooks.NOTEBOOK_DIR / "04_stepwise_dpo.ipynb", params, cwd=ROOT)
         policy = runs.update_metrics(run_dir, {})["policy"]
     return {"beta": beta, "sft_weight": sft_weight, "outcome_weight": outcome_weight,
             **{f"{name}_{key}": round(policy[name][key], 4)

@@ -1,12 +1,12 @@
 """Why the tiny reward models stay weak: probes of what a tiny toy-world model can verify at a tag.
 
 Every probe prints, next to its own figure, the step AUROC of a baseline that knows only each step's
-position (``evaluation.position_only_scores``): later steps are wrong more often, so that alone is ~0.73.
+position (``diagnostics.position_only_scores``): later steps are wrong more often, so that alone is ~0.73.
 
 1. ``likelihood``: no training at all. Score step k by the lowest log-probability the base gives to any
    token of steps 1..k (a mistake is usually an unlikely token). It shows the *information* is in the base.
 2. ``lora``: notebook 02's recipe (4-bit base, LoRA r 8, lr 2e-3, one epoch) on ``--base``, e.g. a deeper
-   base trained longer (``python -m stepdpo_lite.toyworld train-base --layers 8 --target-accuracy 0.95``).
+   base trained longer (``python -m stepdpo_lite.tutorial.tiny_base train-base --layers 8 --target-accuracy 0.95``).
 3. ``graded``: continue training the base for ``--steps`` steps on a 50/50 mix of its usual solutions and
    solutions graded in the PRM's own format (a tag and " Yes"/" No" after every step, labels from the
    checker), then read the PRM reward zero-shot, and after notebook 02's LoRA recipe.
@@ -33,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stepdpo_lite import data, evaluation, toyworld  # noqa: E402
+from stepdpo_lite import data, evaluation  # noqa: E402
+from stepdpo_lite.tutorial import diagnostics, tiny_base, toyworld  # noqa: E402
 from stepdpo_lite.steps import char_step_ids  # noqa: E402
 
 
@@ -84,7 +85,7 @@ def graded_pretraining(base: str, out: str, steps: int, seed: int = 1, device: s
     problems = toyworld.make_problems(min(steps * batch_size, max_rows), "train", seed=seed)  # cycled if fewer
     texts = [graded_text(p, rng) if rng.random() < graded_fraction else toyworld.noisy_training_text(p, rng, 0.2)
              for p in problems]
-    ds = toyworld.solution_lm_dataset(tok, [p.prompt for p in problems], texts, num_proc=min(8, os.cpu_count() or 1))
+    ds = tiny_base.solution_lm_dataset(tok, [p.prompt for p in problems], texts, num_proc=min(8, os.cpu_count() or 1))
     tok.padding_side = "right"
     with tempfile.TemporaryDirectory() as scratch:  # the Trainer's output dir; the model is saved below
         args = TrainingArguments(output_dir=scratch, per_device_train_batch_size=batch_size,
@@ -105,14 +106,14 @@ def lora_prm_scores(base: str, train, val, out: str, quantization: str | None,
                     tag: str = toyworld.STEP_TAG) -> list[list[float]]:
     """Notebook 02's PRM recipe (the tiny profile's LoRA and sizes, no dropout) on ``base``; the step rewards
     of ``val``."""
-    from stepdpo_lite.profiles import get_profile
+    from stepdpo_lite.tutorial.profiles import get_profile
     from stepdpo_lite.reward_training import train_process_reward_model
     p = get_profile("tiny")
     prm = train_process_reward_model(base, train, out, quantization=quantization,
                                      lora={**p.lora_config(), "lora_dropout": 0.0},
                                      learning_rate=p.reward_learning_rate, num_train_epochs=p.reward_epochs,
                                      per_device_train_batch_size=p.train_batch_size, max_length=p.max_length,
-                                     device=p.device, dtype=p.dtype, seed=0, disable_tqdm=True, step_tag=tag)
+                                     device=p.device, dtype=p.dtype, seed=0, disable_tqdm=True, tag=tag)
     return prm.score_solutions(val["prompt"], val["completions"])
 
 
@@ -136,7 +137,7 @@ def main(argv=None):
     def auroc(scores):
         return round(evaluation.step_auroc(scores, val["labels"]), 4)
 
-    positions = evaluation.position_only_scores([len(labels) for labels in val["labels"]])
+    positions = diagnostics.position_only_scores([len(labels) for labels in val["labels"]])
     baseline = {"position_only_validation_step_auroc": auroc(positions)}
     if args.probe == "likelihood":
         model, tok = toyworld.load_tiny_base(args.base)

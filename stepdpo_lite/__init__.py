@@ -1,21 +1,22 @@
 """stepdpo-lite: process supervision and Stepwise DPO, small enough to read and to run on a laptop.
 
-Names are imported lazily so that ``import stepdpo_lite`` stays fast and light (no torch until used).
+The top-level modules are the library; ``stepdpo_lite.tutorial`` is the notebooks' kit (toy world, GSM8K task,
+profiles, pictures), which the library never imports. Names are imported lazily here, and only here, so that
+``import stepdpo_lite`` stays fast and light (no torch until a name is used).
 """
 
 import logging
 from importlib import import_module
 
-# On a CPU with AVX512-BF16, bitsandbytes >= 0.50 fetches a kernel for its packed 4-bit inference layout when it is
-# imported (TRL imports it too), and logs a warning when the `kernels` package is missing. The kit never uses that
-# layout (models.keep_4bit_weights_unpacked), so the warning is noise: filtered here, before any submodule import.
+# bitsandbytes >= 0.50 on an AVX512-BF16 CPU warns at import (TRL imports it too) that the `kernels` package is missing
+# for a packed 4-bit layout the kit never uses (models.keep_4bit_weights_unpacked): noise, filtered before any import.
 logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda record: "gemm_4bit_forward" not in record.getMessage())
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
     "extract_steps": "steps", "step_spans": "steps", "token_step_ids": "steps",
-    "load_model": "models", "PROFILES": "profiles", "get_profile": "profiles",
+    "load_model": "models",
     "load_reward_model": "reward_ensembles", "RewardModelConfig": "rewards",
     "ProcessRewardModel": "rewards", "OutcomeRewardModel": "rewards", "CombinedRewardModel": "reward_ensembles",
     "EnsembleRewardModel": "reward_ensembles", "shaped_reward": "reward_ensembles",
@@ -25,9 +26,8 @@ _EXPORTS = {
     "StepwiseDPOConfig": "trainer", "StepwiseDPOTrainer": "trainer",
 }
 
-_MODULES = ("toyworld", "data", "labelling", "public_datasets", "gsm8k", "evaluation", "viz", "steps", "models",
-            "rewards", "reward_ensembles", "losses", "stepwise_data", "trainer", "reward_training", "runs", "tutorial",
-            "tasks", "budget", "colab", "smoke", "search", "verifier_pretraining", "onpolicy", "profiles")
+_MODULES = ("steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
+            "data", "evaluation", "generation", "atomic", "tutorial")
 
 __all__ = sorted(_EXPORTS) + list(_MODULES)
 

@@ -1,4 +1,4 @@
-"""Dataset formats, loaders and validation (DESIGN §7; an example row of each in docs/formats.md).
+"""Dataset formats, loaders and validation (an example row of each in docs/formats.md).
 
 Every loader returns a ``datasets.Dataset`` in one of the project's formats:
 
@@ -6,7 +6,6 @@ Every loader returns a ``datasets.Dataset`` in one of the project's formats:
     outcome               prompt, completion, label (bool)
     preference            prompt, chosen, rejected (+ optional chosen_step_labels, rejected_step_labels)
     Step-DPO              prompt, initial_reason_steps, chosen, rejected (one step each)
-    ProcessBench          problem, steps, label (0-based index of the first wrong step, or -1)
 
 Steps keep the delimiter that opens them, as ``steps.extract_steps`` returns them, so
 ``"".join(completions)`` is the response (PRM800K steps are joined with "\\n").
@@ -14,8 +13,8 @@ Steps keep the delimiter that opens them, as ``steps.extract_steps`` returns the
 Bad input raises ``ValueError`` naming the file and line (or the record index) and the field.
 Nothing is dropped silently: the options that drop rows (``drop_duplicates``, ``skip_invalid``) and
 the builders log how many rows they left out and why (logger ``stepdpo_lite.data``, WARNING).
-Loaders of published datasets (PRM800K, Math-Shepherd, GSM8K) live in ``public_datasets.py``, toy-world builders
-and Monte-Carlo step labelling in ``labelling.py``; both import this module, never the other way round.
+Loaders of published datasets (PRM800K, Math-Shepherd, GSM8K, ProcessBench) live in ``tutorial/public_datasets.py``,
+the tasks' pair builders and Monte-Carlo step labelling in ``tutorial/labelling.py``; both import this module.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from typing import Callable, Mapping, Sequence
 
 from datasets import Dataset, load_from_disk
 
-from .runs import save_atomic
+from .atomic import save_atomic
 from .steps import extract_steps
 
 logger = logging.getLogger(__name__)
@@ -38,7 +37,6 @@ STEPWISE = ("prompt", "completions", "labels")
 OUTCOME = ("prompt", "completion", "label")
 PREFERENCE = ("prompt", "chosen", "rejected")
 STEP_DPO = ("prompt", "initial_reason_steps", "chosen", "rejected")
-PROCESSBENCH = ("problem", "steps", "label")
 
 
 # ----------------------------------------------------------------------------- field checks
@@ -213,14 +211,6 @@ def _step_dpo(row):
     return [dict(row)]
 
 
-def _processbench(row):
-    _text(row, "problem")
-    steps, label = _list(row, "steps", str), _field(row, "label")
-    if type(label) is not int or not -1 <= label < len(steps):
-        raise _Bad("label", f"must be -1 or a step index 0..{len(steps) - 1}, got {label!r:.40}")
-    return [dict(row)]
-
-
 def validate_stepwise(rows, *, skip_invalid: bool = False) -> Dataset:
     """Check stepwise-supervision rows (a list of dicts, a Dataset, or a JSON/JSONL path); return a Dataset.
 
@@ -251,11 +241,6 @@ def validate_step_dpo(rows, *, drop_duplicates: bool = False, skip_invalid: bool
                                skip_invalid=skip_invalid), STEP_DPO)
 
 
-def validate_processbench(rows, *, skip_invalid: bool = False) -> Dataset:
-    """Check ProcessBench rows: non-empty ``problem``, non-empty ``steps``, ``label`` -1 or a step index."""
-    return _dataset(_check_all(_records(rows), _processbench, "processbench", skip_invalid=skip_invalid), PROCESSBENCH)
-
-
 def load_preference(path_or_rows, **kw) -> Dataset:
     """Preference rows from a JSON/JSONL file (or rows in memory); see ``validate_preference`` for options."""
     return validate_preference(path_or_rows, **kw)
@@ -265,11 +250,6 @@ def load_step_dpo(path, **kw) -> Dataset:
     """Step-DPO rows (Lai et al. 2024, arXiv:2406.18629; the Math-Step-DPO-10K layout, extra columns such as
     ``full_chosen`` kept) from a JSON/JSONL file; see ``validate_step_dpo`` for options."""
     return validate_step_dpo(path, **kw)
-
-
-def load_processbench(path, **kw) -> Dataset:
-    """ProcessBench rows (Zheng et al. 2024, arXiv:2412.06559): a JSONL file or an upstream JSON array."""
-    return validate_processbench(path, **kw)
 
 
 # ----------------------------------------------------------------------------- TRL and saving

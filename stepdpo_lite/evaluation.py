@@ -50,33 +50,6 @@ def step_auroc(step_scores, step_labels) -> float:
     return float(roc_auc_score(y, s))
 
 
-def step_auroc_by_position(step_scores, step_labels) -> list[dict]:
-    """Step AUROC among the steps at each position k (1-based): ``[{"step", "n", "right", "auroc"}]``, where
-    ``right`` is the share of right steps there and ``auroc`` is None when they are all right or all wrong. It
-    says whether a PRM ranks steps within a position, not only by it (compare ``position_only_scores``)."""
-    _check_same_shape(step_scores, step_labels, "step_auroc_by_position")
-    by_position: dict[int, tuple[list, list]] = {}
-    for scores, labels in zip(step_scores, step_labels):
-        for k, (r, y) in enumerate(zip(scores, labels)):
-            by_position.setdefault(k + 1, ([], []))[0].append(r)
-            by_position[k + 1][1].append(bool(y))
-    return [{"step": k, "n": len(ys), "right": sum(ys) / len(ys),
-             "auroc": step_auroc(rs, ys) if 0 < sum(ys) < len(ys) else None}
-            for k, (rs, ys) in sorted(by_position.items())]
-
-
-def position_only_scores(step_counts: Sequence[int]) -> list[list[float]]:
-    """Step scores of a baseline that sees only where a step sits: ``-k`` for the k-th step.
-
-    One mistake makes every later step wrong, so later steps are wrong more often and this baseline
-    alone has a step AUROC well above 0.5. A PRM has learnt to check steps only by what it scores above it.
-    """
-    for i, n in enumerate(step_counts):
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"position_only_scores: solution {i} must have a positive step count, got {n!r}")
-    return [[-float(k) for k in range(n)] for n in step_counts]
-
-
 def outcome_auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     """AUROC of solution scores against whether the solution is correct."""
     from sklearn.metrics import roc_auc_score
@@ -85,24 +58,6 @@ def outcome_auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
 
 
 # ----------------------------------------------------------------------------- first error (ProcessBench)
-
-def base_rate_loss(labels) -> float:
-    """Cross-entropy (nats) of always predicting the base rate p of ``labels`` (bools, flat or one list per
-    solution): ``−(p·ln p + (1−p)·ln(1−p))``. A verifier's training loss that sits on this line has learned
-    nothing but the label frequency."""
-    flat = [bool(y) for row in labels for y in (row if isinstance(row, (list, tuple)) else [row])]
-    if not flat:
-        raise ValueError("base_rate_loss: no labels")
-    p = sum(flat) / len(flat)
-    return -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
-
-
-def mean_by_label(step_values, step_labels, label: bool) -> float:
-    """Mean of the per-step values whose label is ``label`` (one list of each per solution); nan when none is."""
-    _check_same_shape(step_values, step_labels, "mean_by_label")
-    picked = [v for vs, ls in zip(step_values, step_labels) for v, y in zip(vs, ls) if bool(y) == label]
-    return float(np.mean(picked)) if picked else float("nan")
-
 
 def first_error_index(step_labels: Sequence[bool]) -> int:
     """0-based index of the first wrong step, or -1 when every step is right (ProcessBench's label)."""
@@ -177,20 +132,6 @@ def process_reward_report(val_scores, val_labels, test_scores, test_labels) -> d
     threshold = choose_threshold(val_scores, [first_error_index(l) for l in val_labels])
     report = first_error_report(test_scores, [first_error_index(l) for l in test_labels], threshold)
     return {"step_auroc": step_auroc(test_scores, test_labels), **report}
-
-
-def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards) -> dict:
-    """Per-step rewards of preference pairs -> ``ranked_by_min`` (share of pairs whose chosen solution's weakest
-    step beats the rejected one's) and ``mean_gap_by_step`` (mean chosen minus mean rejected reward at each step
-    position that both sides reach, in any pair)."""
-    if len(chosen_rewards) != len(rejected_rewards) or not chosen_rewards:
-        raise ValueError(f"chosen_vs_rejected_summary: {len(chosen_rewards)} chosen and {len(rejected_rewards)} "
-                         "rejected reward lists (need equal, > 0)")
-    ranked = sum(min(c) > min(r) for c, r in zip(chosen_rewards, rejected_rewards)) / len(chosen_rewards)
-    depth = min(max(map(len, chosen_rewards)), max(map(len, rejected_rewards)))
-    gaps = [float(np.mean([c[k] for c in chosen_rewards if len(c) > k])
-                  - np.mean([r[k] for r in rejected_rewards if len(r) > k])) for k in range(depth)]
-    return {"ranked_by_min": ranked, "mean_gap_by_step": gaps}
 
 
 # ----------------------------------------------------------------------------- best-of-N

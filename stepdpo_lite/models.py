@@ -22,6 +22,8 @@ import logging
 import os
 from pathlib import Path
 
+from .atomic import write_json_atomic
+
 logger = logging.getLogger(__name__)
 
 # LoRA on every linear projection (attention and MLP), not only q/v: it trains better at the same rank
@@ -33,21 +35,6 @@ PAD_TOKEN_FALLBACKS = 0  # how many times load_model had to set pad_token = eos_
 
 
 # ----------------------------------------------------------------------------- loading
-
-def use_expandable_segments() -> None:
-    """Let PyTorch's CUDA allocator grow its segments instead of keeping fragments: it halves the ``24gb``
-    profile's peak memory in preference training at the same speed (docs/benchmarks.md).
-
-    Call it before torch touches the GPU (the notebooks' setup cell does, before importing torch). A value
-    already in ``$PYTORCH_CUDA_ALLOC_CONF`` is kept.
-    """
-    import sys
-    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_initialized():
-        logger.warning("use_expandable_segments: CUDA is already initialised, so the allocator setting has no "
-                       "effect until the process restarts")
-
 
 def resolve_device(device: str | None = None) -> str:
     import torch
@@ -111,12 +98,6 @@ def _ensure_pad_token(tokenizer, model=None) -> None:
 BASE_RECORD = "base_model.json"  # beside a saved adapter: where its local base was when it was trained
 
 
-def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)  # never half-written
-
-
 def write_portable_adapter_config(folder: str | os.PathLike) -> None:
     """Make a saved LoRA adapter's ``adapter_config.json`` load on another machine and save byte-identically.
 
@@ -135,10 +116,10 @@ def write_portable_adapter_config(folder: str | os.PathLike) -> None:
     base = config.get("base_model_name_or_path")
     if base and os.path.isabs(base) and os.path.isdir(base):
         config["base_model_name_or_path"] = os.path.relpath(base, folder.resolve())
-        _write_json_atomic(folder / BASE_RECORD, {"trained_with": base})
+        write_json_atomic(folder / BASE_RECORD, {"trained_with": base})
     if isinstance(config.get("target_modules"), list):
         config["target_modules"] = sorted(config["target_modules"])
-    _write_json_atomic(config_path, config)  # PEFT's own layout: sorted keys, indent 2
+    write_json_atomic(config_path, config)  # PEFT's own layout: sorted keys, indent 2
 
 
 def adapter_base(adapter_dir: str | os.PathLike) -> str:

@@ -10,16 +10,19 @@ and nothing else in the sequence is trained. The PRM sees a whole solution with 
 step and learns all of its steps in one forward pass (the labels are never in the input), exactly
 as it will score them.
 
-Data (DESIGN §7): stepwise supervision rows ``{"prompt", "completions": [step, ...], "labels": [bool, ...]}``
-for the PRM, outcome rows ``{"prompt", "completion", "label": bool}`` for the ORM.
+Data (docs/formats.md): stepwise supervision rows ``{"prompt", "completions": [step, ...], "labels": [bool, ...]}``
+for the PRM, outcome rows ``{"prompt", "completion", "label": bool}`` for the ORM, checked by ``data.py``'s validators.
+How to train is one ``RewardTrainingConfig`` (the TRL way: one config per trainer, beside it).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Sequence
 
+from .data import validate_outcome, validate_stepwise
 from .rewards import (NO, OUTCOME_TAG, STEP_TAG, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
                       RewardModelConfig, fast_head_matches, right_pad, tag_logits)
 
@@ -27,51 +30,6 @@ logger = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- data
-
-def _is_label(x) -> bool:
-    """A bool, or 0/1 as an int (JSON and some datasets store labels that way)."""
-    import numpy as np
-    return isinstance(x, (bool, np.bool_)) or (isinstance(x, (int, np.integer)) and x in (0, 1))
-
-
-def validate_stepwise_rows(rows: Sequence[dict]) -> None:
-    """Stepwise supervision rows: ``prompt`` str, ``completions`` non-blank steps, one bool ``labels`` each."""
-    if len(rows) == 0:
-        raise ValueError("stepwise supervision data is empty")
-    for i, row in enumerate(rows):
-        for key in ("prompt", "completions", "labels"):
-            if key not in row:
-                raise ValueError(f"row {i}: missing field {key!r} (stepwise supervision needs prompt, completions, labels)")
-        if not isinstance(row["prompt"], str):
-            raise ValueError(f"row {i}, field 'prompt': must be a str, got {type(row['prompt']).__name__}")
-        steps, labels = row["completions"], row["labels"]
-        if isinstance(steps, str) or not isinstance(steps, Sequence) or len(steps) == 0:
-            raise ValueError(f"row {i}, field 'completions': must be a non-empty list of steps, got {steps!r:.80}")
-        for k, s in enumerate(steps):
-            if not isinstance(s, str) or not s.strip():
-                raise ValueError(f"row {i}, field 'completions': step {k} must be a non-blank string, got {s!r}")
-        if isinstance(labels, str) or not isinstance(labels, Sequence) or len(labels) != len(steps):
-            raise ValueError(f"row {i}, field 'labels': need one label per step ({len(steps)}), got {labels!r:.80}")
-        for k, lab in enumerate(labels):
-            if not _is_label(lab):
-                raise ValueError(f"row {i}, field 'labels': label {k} must be a bool, got {lab!r}")
-
-
-def validate_outcome_rows(rows: Sequence[dict]) -> None:
-    """Outcome rows: ``prompt`` str, non-blank ``completion``, bool ``label``."""
-    if len(rows) == 0:
-        raise ValueError("outcome data is empty")
-    for i, row in enumerate(rows):
-        for key in ("prompt", "completion", "label"):
-            if key not in row:
-                raise ValueError(f"row {i}: missing field {key!r} (outcome rows need prompt, completion, label)")
-        if not isinstance(row["prompt"], str):
-            raise ValueError(f"row {i}, field 'prompt': must be a str, got {type(row['prompt']).__name__}")
-        if not isinstance(row["completion"], str) or not row["completion"].strip():
-            raise ValueError(f"row {i}, field 'completion': must be a non-blank string, got {row['completion']!r:.80}")
-        if not _is_label(row["label"]):
-            raise ValueError(f"row {i}, field 'label': must be a bool, got {row['label']!r}")
-
 
 def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict]) -> list[dict]:
     """Rows -> ``{"input_ids", "tag_positions", "tag_labels"}`` with the verifier's own encoding (so the
@@ -154,42 +112,79 @@ def _tag_metrics(eval_pred) -> dict:
     return metrics
 
 
-def _train(kind: type[GenerativeVerifier], model_name_or_path: str, train_dataset, output_dir: str, eval_dataset,
-           validate, *, quantization, lora, learning_rate, num_train_epochs, max_steps, per_device_train_batch_size,
-           per_device_eval_batch_size, gradient_accumulation_steps, gradient_checkpointing, max_length, report_to, seed,
-           resume_from_checkpoint, device, dtype, logging_steps, reward_config: RewardModelConfig, callbacks=None,
-           **training_args):
+@dataclass
+class RewardTrainingConfig:
+    """How ``train_process_reward_model`` / ``train_outcome_reward_model`` train: how the base is loaded, the
+    reward format saved with the model, and the ``Trainer``'s main settings. Any keyword of the two functions
+    that is not a field here is another ``transformers.TrainingArguments`` field (e.g. ``save_strategy``)."""
+
+    quantization: str | None = field(default="4bit", metadata={"help": "'4bit' (nf4 QLoRA base) or None."})
+    lora: Any = field(default=True, metadata={"help": "True (models.DEFAULT_LORA), a dict or LoraConfig, or None."})
+    max_length: int | None = field(default=None, metadata={
+        "help": "Longest input with its tags; a longer row raises instead of being truncated."})
+    tag: str | None = field(default=None, metadata={"help": "Verification tag (None: STEP_TAG / OUTCOME_TAG)."})
+    yes: str = field(default=YES, metadata={"help": "Answer token for 'correct'."})
+    no: str = field(default=NO, metadata={"help": "Answer token for 'wrong'."})
+    aggregation: str = field(default="min", metadata={"help": "How a PRM aggregates its step rewards."})
+    prompt_template: str = field(default="{problem}", metadata={"help": "Applied to each prompt before scoring."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate (cosine schedule, 5% warm-up)."})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs (unless max_steps > 0)."})
+    max_steps: int = field(default=-1, metadata={"help": "Optimizer steps; -1: num_train_epochs decides."})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "Rows per batch."})
+    per_device_eval_batch_size: int = field(default=16, metadata={"help": "Rows per evaluation batch."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimizer step."})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for activation memory."})
+    report_to: str | list[str] = field(default="none", metadata={"help": "'none', 'tensorboard', 'wandb', ..."})
+    seed: int = field(default=42, metadata={"help": "Seed of the Trainer, its data order and the LoRA init."})
+    logging_steps: int = field(default=10, metadata={"help": "Log the loss every this many steps."})
+    device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda' or None (cuda when available)."})
+    dtype: Any = field(default=None, metadata={"help": "Compute dtype; None: bf16 on a GPU that has it, else fp32."})
+    training_args: dict = field(default_factory=dict, metadata={"help": "Other TrainingArguments fields."})
+
+    @classmethod
+    def of(cls, config: "RewardTrainingConfig | None", overrides: dict) -> "RewardTrainingConfig":
+        """``config`` (or the defaults) with ``overrides``: its fields set, the other keys into ``training_args``."""
+        names = {f.name for f in fields(cls)} - {"training_args"}
+        config = replace(config or cls(), **{k: v for k, v in overrides.items() if k in names})
+        config.training_args = {**config.training_args, **{k: v for k, v in overrides.items() if k not in names}}
+        return config
+
+
+def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, output_dir, eval_dataset,
+           c: RewardTrainingConfig, callbacks=None, resume_from_checkpoint=None):
     from transformers import TrainingArguments, set_seed
 
     from .models import load_model, resolve_device, resolve_dtype, trainer_precision
 
-    if quantization == "4bit" and lora is None:
+    if c.quantization == "4bit" and c.lora is None:
         raise ValueError("a 4-bit base cannot be trained itself: pass lora=True (QLoRA) or quantization=None")
-    train_rows, eval_rows = list(train_dataset), list(eval_dataset) if eval_dataset is not None else None
-    validate(train_rows)
-    if eval_rows is not None:
-        validate(eval_rows)
+    validate = validate_stepwise if kind is ProcessRewardModel else validate_outcome
+    train_rows = list(validate(list(train_dataset)))
+    eval_rows = list(validate(list(eval_dataset))) if eval_dataset is not None else None
+    if not train_rows:
+        raise ValueError(f"{kind.__name__}: the training data is empty")
 
-    set_seed(seed)
-    device = resolve_device(device)
-    dtype = resolve_dtype(dtype, device)
-    model, tokenizer = load_model(model_name_or_path, quantization=quantization, lora=lora, device=device,
-                                  dtype=dtype, gradient_checkpointing=gradient_checkpointing)
-    reward_config.quantization, reward_config.max_length = quantization, max_length
-    verifier = kind(model, tokenizer, reward_config)
+    set_seed(c.seed)
+    device = resolve_device(c.device)
+    dtype = resolve_dtype(c.dtype, device)
+    model, tokenizer = load_model(str(model_name_or_path), quantization=c.quantization, lora=c.lora, device=device,
+                                  dtype=dtype, gradient_checkpointing=c.gradient_checkpointing)
+    tag = c.tag or (STEP_TAG if kind is ProcessRewardModel else OUTCOME_TAG)
+    verifier = kind(model, tokenizer, RewardModelConfig(
+        tag=tag, yes=c.yes, no=c.no, aggregation=c.aggregation, prompt_template=c.prompt_template,
+        quantization=c.quantization, max_length=c.max_length))
     train_features = tokenize_rows(verifier, train_rows)
     eval_features = tokenize_rows(verifier, eval_rows) if eval_rows is not None else None
 
-    on_gpu = device.startswith("cuda")
-    defaults = dict(output_dir=output_dir, learning_rate=learning_rate, num_train_epochs=num_train_epochs,
-                    max_steps=max_steps, per_device_train_batch_size=per_device_train_batch_size,
-                    per_device_eval_batch_size=per_device_eval_batch_size,
-                    gradient_accumulation_steps=gradient_accumulation_steps, report_to=report_to, seed=seed,
-                    data_seed=seed, logging_steps=logging_steps, remove_unused_columns=False, use_cpu=not on_gpu,
-                    **trainer_precision(dtype, device),
+    defaults = dict(output_dir=str(output_dir), learning_rate=c.learning_rate, num_train_epochs=c.num_train_epochs,
+                    max_steps=c.max_steps, per_device_train_batch_size=c.per_device_train_batch_size,
+                    per_device_eval_batch_size=c.per_device_eval_batch_size,
+                    gradient_accumulation_steps=c.gradient_accumulation_steps, report_to=c.report_to, seed=c.seed,
+                    data_seed=c.seed, logging_steps=c.logging_steps, remove_unused_columns=False,
+                    use_cpu=not device.startswith("cuda"), **trainer_precision(dtype, device),
                     lr_scheduler_type="cosine", warmup_steps=0.05, save_strategy="no", dataloader_num_workers=0,
                     eval_strategy="epoch" if eval_features is not None else "no")
-    args = TrainingArguments(**{**defaults, **training_args})
+    args = TrainingArguments(**{**defaults, **c.training_args})
     trainer = _trainer_class()(model=model, args=args, train_dataset=train_features, eval_dataset=eval_features,
                                data_collator=TagCollator(tokenizer.pad_token_id), processing_class=tokenizer,
                                compute_metrics=_tag_metrics, yes_id=verifier.yes_id, no_id=verifier.no_id,
@@ -206,63 +201,29 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path: str, train_datase
 
 
 def train_process_reward_model(model_name_or_path: str | os.PathLike, train_dataset, output_dir: str | os.PathLike,
-                               eval_dataset=None, *, quantization: str | None = "4bit", lora=True,
-                               learning_rate: float = 1e-4, num_train_epochs: float = 1.0, max_steps: int = -1,
-                               per_device_train_batch_size: int = 8, per_device_eval_batch_size: int = 16,
-                               gradient_accumulation_steps: int = 1, gradient_checkpointing: bool = False,
-                               max_length: int | None = None, report_to: str | list[str] = "none", seed: int = 42,
-                               resume_from_checkpoint: str | bool | None = None, device: str | None = None,
-                               dtype=None, logging_steps: int = 10, step_tag: str = STEP_TAG, yes: str = YES,
-                               no: str = NO, aggregation: str = "min", prompt_template: str = "{problem}",
-                               callbacks=None, **training_args) -> ProcessRewardModel:
+                               eval_dataset=None, config: RewardTrainingConfig | None = None, *, callbacks=None,
+                               resume_from_checkpoint: str | bool | None = None, **overrides) -> ProcessRewardModel:
     """Train a process reward model on stepwise supervision rows and save it to ``output_dir``.
 
     Args:
         model_name_or_path: base causal LM (Hub id or folder), e.g. ``"Qwen/Qwen2.5-0.5B-Instruct"``.
         train_dataset, eval_dataset: ``datasets.Dataset`` or list of ``{"prompt", "completions", "labels"}``.
-        quantization: ``"4bit"`` (nf4 QLoRA base) or ``None``; lora: see ``models.load_model``.
-        max_length: longest input with its tags; a longer row raises instead of being truncated.
-        report_to: ``"none"``, ``"tensorboard"``, ``"wandb"``…; resume_from_checkpoint: passed to ``Trainer.train``.
-        callbacks: ``transformers.TrainerCallback`` objects passed to the ``Trainer`` (early stopping, logging).
-        step_tag, yes, no, aggregation, prompt_template: the ``RewardModelConfig`` saved with the model.
-        **training_args: any other ``transformers.TrainingArguments`` field (e.g. ``save_strategy="steps"``).
+        config: a ``RewardTrainingConfig``; ``**overrides`` set its fields (``quantization=None``,
+            ``max_steps=50``, ...) or any other ``transformers.TrainingArguments`` field.
+        callbacks: ``transformers.TrainerCallback`` objects (early stopping, logging).
+        resume_from_checkpoint: passed to ``Trainer.train``.
 
     Returns the trained ``ProcessRewardModel`` (also saved to ``output_dir`` with
     ``process_reward_config.json``); its ``training_metrics`` hold the Trainer's metrics and log history.
     """
-    config = RewardModelConfig(tag=step_tag, yes=yes, no=no, aggregation=aggregation, prompt_template=prompt_template)
-    return _train(ProcessRewardModel, str(model_name_or_path), train_dataset, str(output_dir), eval_dataset,
-                  validate_stepwise_rows, quantization=quantization, lora=lora, learning_rate=learning_rate,
-                  num_train_epochs=num_train_epochs, max_steps=max_steps,
-                  per_device_train_batch_size=per_device_train_batch_size,
-                  per_device_eval_batch_size=per_device_eval_batch_size,
-                  gradient_accumulation_steps=gradient_accumulation_steps,
-                  gradient_checkpointing=gradient_checkpointing, max_length=max_length, report_to=report_to,
-                  seed=seed, resume_from_checkpoint=resume_from_checkpoint, device=device, dtype=dtype,
-                  logging_steps=logging_steps, reward_config=config, callbacks=callbacks,
-                  **training_args)
+    return _train(ProcessRewardModel, model_name_or_path, train_dataset, output_dir, eval_dataset,
+                  RewardTrainingConfig.of(config, overrides), callbacks, resume_from_checkpoint)
 
 
 def train_outcome_reward_model(model_name_or_path: str | os.PathLike, train_dataset, output_dir: str | os.PathLike,
-                               eval_dataset=None, *, quantization: str | None = "4bit", lora=True,
-                               learning_rate: float = 1e-4, num_train_epochs: float = 1.0, max_steps: int = -1,
-                               per_device_train_batch_size: int = 8, per_device_eval_batch_size: int = 16,
-                               gradient_accumulation_steps: int = 1, gradient_checkpointing: bool = False,
-                               max_length: int | None = None, report_to: str | list[str] = "none", seed: int = 42,
-                               resume_from_checkpoint: str | bool | None = None, device: str | None = None,
-                               dtype=None, logging_steps: int = 10, outcome_tag: str = OUTCOME_TAG, yes: str = YES,
-                               no: str = NO, prompt_template: str = "{problem}",
-                               callbacks=None, **training_args) -> OutcomeRewardModel:
-    """Train an outcome reward model on ``{"prompt", "completion", "label"}`` rows; same options as
+                               eval_dataset=None, config: RewardTrainingConfig | None = None, *, callbacks=None,
+                               resume_from_checkpoint: str | bool | None = None, **overrides) -> OutcomeRewardModel:
+    """Train an outcome reward model on ``{"prompt", "completion", "label"}`` rows; same arguments as
     ``train_process_reward_model``. Saved with ``outcome_reward_config.json``."""
-    config = RewardModelConfig(tag=outcome_tag, yes=yes, no=no, prompt_template=prompt_template)
-    return _train(OutcomeRewardModel, str(model_name_or_path), train_dataset, str(output_dir), eval_dataset,
-                  validate_outcome_rows, quantization=quantization, lora=lora, learning_rate=learning_rate,
-                  num_train_epochs=num_train_epochs, max_steps=max_steps,
-                  per_device_train_batch_size=per_device_train_batch_size,
-                  per_device_eval_batch_size=per_device_eval_batch_size,
-                  gradient_accumulation_steps=gradient_accumulation_steps,
-                  gradient_checkpointing=gradient_checkpointing, max_length=max_length, report_to=report_to,
-                  seed=seed, resume_from_checkpoint=resume_from_checkpoint, device=device, dtype=dtype,
-                  logging_steps=logging_steps, reward_config=config, callbacks=callbacks,
-                  **training_args)
+    return _train(OutcomeRewardModel, model_name_or_path, train_dataset, output_dir, eval_dataset,
+                  RewardTrainingConfig.of(config, overrides), callbacks, resume_from_checkpoint)

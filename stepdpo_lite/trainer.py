@@ -16,12 +16,11 @@ import copy
 import json
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 from accelerate.utils import is_peft_model
 from datasets import Dataset
-from transformers.trainer_callback import PrinterCallback
 from transformers.utils import is_torch_bf16_gpu_available
 from trl import DPOConfig, DPOTrainer
 from trl.data_utils import extract_prompt, is_conversational
@@ -35,7 +34,7 @@ from .steps import DEFAULT_DELIMITER, char_step_ids, step_spans
 from .stepwise_data import STEP_COLUMNS, DataCollatorForStepwisePreference, drop_appended_eos, step_columns
 
 __all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "aggregate_rewards", "compute_step_loss",
-           "float32_adapters_for_fp16", "drop_log_printer", "implicit_step_rewards"]
+           "float32_adapters_for_fp16"]
 
 STEP_ACCURACY_METRICS = ("accuracy", "balanced_accuracy", "f1")
 STEP_PAIRINGS = ("weighted", "first_error")
@@ -52,13 +51,6 @@ def float32_adapters_for_fp16(trainer) -> None:
         for param in trainer.model.parameters():
             if param.requires_grad and param.dtype == torch.bfloat16:
                 param.data = param.data.float()
-
-
-def drop_log_printer(trainer) -> None:
-    """With ``disable_tqdm=True``, transformers prints every log as a line of text (``PrinterCallback``): dozens
-    of lines per run in a notebook. Remove that printer; the logs stay in ``trainer.state.log_history``, for a
-    plot or a table."""
-    trainer.remove_callback(PrinterCallback)
 
 
 @dataclass
@@ -115,11 +107,6 @@ class StepwiseDPOConfig(DPOConfig):
         "help": "`weighted`: every step counts (weighted by p and a); `first_error`: only the first differing step "
                 "of each side counts, which on a shared-prefix pair is exactly Step-DPO (Lai et al. 2024)."})
 
-    STEPWISE_FIELDS = ("step_beta", "outcome_beta", "aggregation_strategy", "step_weights", "max_reasoning_steps",
-                       "step_delimiter", "use_reward_model", "reward_model_path", "step_loss_weight",
-                       "outcome_loss_weight", "use_step_wise_prompt", "step_wise_prompt_template",
-                       "evaluate_step_accuracy", "step_accuracy_metric", "step_pairing", "sft_loss_weight")
-
     def __post_init__(self):
         if self.outcome_beta is None:
             self.outcome_beta = self.beta
@@ -153,7 +140,8 @@ class StepwiseDPOConfig(DPOConfig):
 
     def stepwise_dict(self) -> dict:
         """The stepwise fields, plus the DPO ones the loss depends on (written by `save_model`)."""
-        d = {k: getattr(self, k) for k in self.STEPWISE_FIELDS}
+        dpo_fields = {f.name for f in fields(DPOConfig)}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in dpo_fields}
         d.update(beta=self.beta, max_length=self.max_length, truncation_mode=self.truncation_mode)
         return d
 
@@ -415,18 +403,6 @@ class StepwiseDPOTrainer(DPOTrainer):
         return get_step_rewards(model, self._tokenizer, prompts, responses, ref_model=self.ref_model,
                                 beta=self.args.step_beta, delimiter=self.args.step_delimiter,
                                 max_reasoning_steps=self.args.max_reasoning_steps, batch_size=batch_size)
-
-
-def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, beta: float = 0.1,
-                          batch_size: int = 8) -> list[list[float]]:
-    """``β·ρ_k`` of a trained policy against where its training started: a LoRA policy against its own adapter
-    disabled, a fully fine-tuned one against ``start`` (the model it was trained from), which it then needs."""
-    if is_peft_model(policy):
-        start = None
-    elif start is None:
-        raise ValueError("implicit_step_rewards: a fully fine-tuned policy needs `start`, the model it was trained "
-                         "from, as its reference")
-    return get_step_rewards(policy, tokenizer, prompts, responses, ref_model=start, beta=beta, batch_size=batch_size)
 
 
 @torch.no_grad()

@@ -56,7 +56,7 @@ def test_prm_scoring_bounds_and_processbench(tiny_model, tiny_tokenizer):
     # the token counts, recomputed here from the one-pass encodings: the per-step design reads each
     # solution's prefix up to and including step k's tag, for every k
     bench = _load_prm_scoring()
-    from stepdpo_lite import toyworld
+    from stepdpo_lite.tutorial import toyworld
     from stepdpo_lite.rewards import ProcessRewardModel
     try:
         _, toy_tokenizer = toyworld.load_tiny_base()

@@ -5,8 +5,9 @@ import random
 
 import pytest
 
-from stepdpo_lite import bestofn, toyworld
-from stepdpo_lite.gsm8k import GSM8KProblem
+from stepdpo_lite import generation
+from stepdpo_lite.tutorial import bestofn, toyworld
+from stepdpo_lite.tutorial.gsm8k import GSM8KProblem
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,7 @@ def test_combined_scores_reuse_the_same_models_and_match_the_combined_model(tmp_
 
 
 def test_greedy_accuracy_of_the_tiny_base(tmp_path):
-    model, tok = bestofn.load_policy(toyworld.TINY_BASE_DIR)
+    model, tok = generation.load_policy(toyworld.TINY_BASE_DIR)
     problems = bestofn.held_out_problems("tiny", 4, seed=0)
     sols = bestofn.greedy_solutions(model, tok, problems, batch_size=4, max_new_tokens=160)
     assert len(sols) == 4 and all(isinstance(s, str) for s in sols)

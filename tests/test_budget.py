@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from stepdpo_lite import budget, profiles, tasks
+from stepdpo_lite.tutorial import budget, profiles, tasks
 
 
 def test_generation_seconds_is_an_upper_bound_from_counts():
@@ -41,7 +41,7 @@ def test_plan_caps_every_split_by_the_same_share_and_says_how_to_label_more():
 
 def test_t4_profile_labelling_is_capped_to_its_budget(tiny_tokenizer):
     """The GPU profiles' sizes, at their stated speed: 1,400 problems x 4 samples x steps x 8 rollouts is hours."""
-    from stepdpo_lite.smoke import GSM8K_SLICE
+    from stepdpo_lite.tutorial.smoke import GSM8K_SLICE
 
     t4 = profiles.get_profile("t4-16gb")
     problems = tasks.GSM8KTask(str(GSM8K_SLICE)).splits(100, 50, tokenizer=tiny_tokenizer)

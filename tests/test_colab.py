@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stepdpo_lite import colab, tutorial
+from stepdpo_lite.tutorial import notebooks as tutorial
+from stepdpo_lite.tutorial import colab
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,10 +21,10 @@ def _setup_cell(path):
 
 
 def test_every_setup_cell_is_the_package_template_with_repo_url():
-    """REPO_URL is set in stepdpo_lite/colab.py only: `python -m stepdpo_lite.colab sync-notebooks` writes it."""
+    """REPO_URL is set in stepdpo_lite/tutorial/colab.py only: `python -m stepdpo_lite.tutorial.colab sync-notebooks` writes it."""
     for name in tutorial.NOTEBOOKS:
         assert _setup_cell(tutorial.NOTEBOOK_DIR / name) == colab.setup_cell_source(), (
-            f"{name}: setup cell out of date: run `python -m stepdpo_lite.colab sync-notebooks`")
+            f"{name}: setup cell out of date: run `python -m stepdpo_lite.tutorial.colab sync-notebooks`")
     assert colab.REPO_URL in colab.setup_cell_source() and "{repo_url}" not in colab.setup_cell_source()
 
 
@@ -97,10 +98,20 @@ def test_runs_dir_on_drive_when_mounted(tmp_path, monkeypatch):
 
 
 def test_require_names_drive_in_colab(tmp_path, monkeypatch):
-    from stepdpo_lite import runs
+    from stepdpo_lite.tutorial import runs
     with pytest.raises(FileNotFoundError, match="run notebook 01_data_prep first") as info:
         runs.require(tmp_path / "missing", "01_data_prep")
     assert "Drive" not in str(info.value)
     monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
     with pytest.raises(FileNotFoundError, match="Google Drive"):
         runs.require(tmp_path / "missing", "01_data_prep")
+
+
+def test_use_expandable_segments_keeps_a_user_setting(monkeypatch):
+    import os
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    colab.use_expandable_segments()
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128")
+    colab.use_expandable_segments()
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "max_split_size_mb:128"

@@ -6,12 +6,12 @@ Real samples are read from data/ (never from outside the repository); bad inputs
 import json
 import logging
 import random
-import sys
 from pathlib import Path
 
 import pytest
 
-from stepdpo_lite import data, labelling, public_datasets, toyworld
+from stepdpo_lite import data
+from stepdpo_lite.tutorial import labelling, public_datasets, toyworld
 from stepdpo_lite.steps import extract_steps
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -93,7 +93,7 @@ def test_prm800k_branches_add_the_rated_alternatives():
 
 
 def test_processbench_sample_loads():
-    ds = data.load_processbench(PROCESSBENCH)
+    ds = public_datasets.load_processbench(PROCESSBENCH)
     assert len(ds) == 40
     assert sum(label == -1 for label in ds["label"]) == 20
     assert all(-1 <= row["label"] < len(row["steps"]) for row in ds)
@@ -226,7 +226,7 @@ BAD = [  # loader, good line, bad line, words the error must contain (besides "l
     ("gsm8k", None, _gsm(lambda r: r.pop("175b_verification")), ["'175b_verification'", "missing"]),
 ]
 LOADERS = {"preference": lambda path: data.load_preference(path, delimiter="\n\nStep"), "stepwise": data.validate_stepwise, "step_dpo": data.load_step_dpo,
-           "processbench": data.load_processbench, "math_shepherd": public_datasets.load_math_shepherd,
+           "processbench": public_datasets.load_processbench, "math_shepherd": public_datasets.load_math_shepherd,
            "prm800k": public_datasets.load_prm800k, "gsm8k": public_datasets.load_gsm8k_solutions, "outcome": data.validate_outcome,
            "gsm8k_problems": public_datasets.load_gsm8k_problems}
 GOOD_FIRST = {"prm800k": lambda: PRM800K.read_text().splitlines()[0], "gsm8k": lambda: GSM8K.read_text().splitlines()[0]}
@@ -250,7 +250,7 @@ def test_in_memory_rows_and_json_arrays_name_the_record(tmp_path):
     path = tmp_path / "rows.json"
     path.write_text(json.dumps([PB, PB, {**PB, "label": 7}]))
     with pytest.raises(ValueError, match=r"rows.json, record 2: field 'label'"):
-        data.load_processbench(path)
+        public_datasets.load_processbench(path)
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(ValueError, match="no records"):
         data.load_preference(tmp_path / "empty.jsonl")
@@ -453,7 +453,7 @@ def test_save_and_load_datasets_round_trip(tmp_path):
 
 
 def test_gold_vs_error_pairs_are_checked_and_deterministic():
-    from stepdpo_lite.labelling import toy_gold_vs_error_pairs
+    from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs
     pairs = toy_gold_vs_error_pairs(20, seed=3)
     assert len(pairs) == 20 and list(pairs) == list(toy_gold_vs_error_pairs(20, seed=3))
     for row, problem in zip(pairs, toyworld.make_problems(20, seed=3)):
@@ -471,7 +471,7 @@ def test_gold_vs_error_pairs_are_checked_and_deterministic():
 
 
 def test_gold_vs_error_pairs_step_count():
-    from stepdpo_lite.labelling import toy_gold_vs_error_pairs
+    from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs
     pairs = toy_gold_vs_error_pairs(5, seed=1, min_ops=30, max_ops=30)  # long pairs for memory benchmarks
     for row in pairs:
         assert len(extract_steps(row["chosen"])) == 30 == len(row["chosen_step_labels"])

@@ -4,8 +4,10 @@ import random
 import pytest
 
 from stepdpo_lite.evaluation import (best_of_n_accuracy, choose_threshold, first_error_f1, first_error_index,
-                                     first_error_report, majority_vote_accuracy, outcome_auroc, position_only_scores,
-                                     predict_first_error, process_reward_report, step_auroc, chosen_vs_rejected_summary)
+                                     first_error_report, majority_vote_accuracy, outcome_auroc, predict_first_error,
+                                     process_reward_report, step_auroc)
+from stepdpo_lite.tutorial.diagnostics import (base_rate_loss, chosen_vs_rejected_summary, mean_by_label,
+                                               position_only_scores, step_auroc_by_position)
 
 
 def test_step_auroc_known_values():
@@ -29,7 +31,6 @@ def test_auroc_errors():
 
 
 def test_base_rate_loss_is_the_entropy_of_the_label_rate():
-    from stepdpo_lite.evaluation import base_rate_loss
     assert base_rate_loss([[True, False], [True, False]]) == pytest.approx(math.log(2))
     p = 3 / 4
     assert base_rate_loss([True, True, True, False]) == pytest.approx(-(p * math.log(p) + (1 - p) * math.log(1 - p)))
@@ -39,7 +40,6 @@ def test_base_rate_loss_is_the_entropy_of_the_label_rate():
 
 
 def test_step_auroc_by_position_and_mean_by_label():
-    from stepdpo_lite.evaluation import mean_by_label, step_auroc_by_position
     scores = [[0.9, 0.2, 0.1], [0.8, 0.7], [0.95, 0.3]]
     labels = [[True, False, False], [True, True], [True, False]]
     rows = step_auroc_by_position(scores, labels)

@@ -1,6 +1,6 @@
 import pytest
 
-from stepdpo_lite import gsm8k
+from stepdpo_lite.tutorial import gsm8k
 
 
 @pytest.mark.parametrize("text, want", [
@@ -42,7 +42,7 @@ def test_mc_verdicts_shapes_and_labels(tiny_tokenizer, tiny_model):
 
 def test_mc_verdicts_passes_rollout_length_and_batch_through(monkeypatch, tiny_tokenizer, tiny_model):
     """Issue #14: rollouts used to stop at mc_step_labels' default 160 new tokens, in batches of 64."""
-    from stepdpo_lite import labelling
+    from stepdpo_lite.tutorial import labelling
 
     seen = {}
 

@@ -4,13 +4,14 @@ import logging
 import pytest
 import torch
 
-from stepdpo_lite import models, profiles
+from stepdpo_lite import models
+from stepdpo_lite.tutorial import profiles
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     """A random tiny Llama and the toy tokenizer saved as a normal model folder."""
-    from stepdpo_lite import toyworld
+    from stepdpo_lite.tutorial import toyworld
     tok = toyworld.build_tokenizer()
     path = tmp_path_factory.mktemp("tiny")
     toyworld.build_tiny_model(tok, seed=0).save_pretrained(path)
@@ -58,7 +59,7 @@ def test_4bit_lora_trains_only_the_adapter(tiny_dir):
 def biased_tiny_dir(tmp_path_factory):
     """A tiny Llama whose attention projections have a bias (as Qwen2's q/k/v do)."""
     from transformers import LlamaConfig, LlamaForCausalLM
-    from stepdpo_lite import toyworld
+    from stepdpo_lite.tutorial import toyworld
     tok = toyworld.build_tokenizer()
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -172,16 +173,6 @@ def test_auto_dtype_ignores_emulated_bfloat16(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert models.resolve_dtype(None, "cuda") == torch.bfloat16
     assert models.resolve_dtype("auto", "cpu") == torch.float32
-
-
-def test_use_expandable_segments_keeps_a_user_setting(monkeypatch):
-    import os
-    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
-    models.use_expandable_segments()
-    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
-    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128")
-    models.use_expandable_segments()
-    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "max_split_size_mb:128"
 
 
 def test_profiles():

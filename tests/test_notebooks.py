@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from stepdpo_lite import gsm8k, profiles, toyworld, tutorial
+from stepdpo_lite import generation
+from stepdpo_lite.tutorial import gsm8k, profiles
+from stepdpo_lite.tutorial import notebooks as tutorial
 
 # Small sizes: enough rows for every builder, trainer and metric to have something to work on.
 SMALL = {
@@ -73,8 +75,8 @@ def test_notebook_executes_and_renders(run, name):
 @pytest.mark.parametrize("name", tutorial.NOTEBOOKS)
 def test_notebook_executes_on_the_smoke_profile(smoke_run, name, monkeypatch):
     """The GPU profiles' code path end to end; the kernel inherits $STEPDPO_RECORD_PROMPTS, so every prompt
-    that reaches ``toyworld.sample_solutions`` (sampling, rollouts, best-of-N, evaluation) is recorded."""
-    monkeypatch.setenv(toyworld.RECORD_PROMPTS_ENV, str(smoke_run["prompts"]))
+    that reaches ``generation.sample_solutions`` (sampling, rollouts, best-of-N, evaluation) is recorded."""
+    monkeypatch.setenv(generation.RECORD_PROMPTS_ENV, str(smoke_run["prompts"]))
     out = _execute(smoke_run, name, "smoke", SMOKE)
     nb = json.loads(out.read_text())
     errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -182,8 +184,6 @@ def test_smoke_prompts_are_chat_formatted_and_never_hold_the_answer(smoke_run):
     """Issue #14: a GSM8K problem's repr (gold answer included) once reached the model as its prompt."""
     from transformers import AutoTokenizer
 
-    from stepdpo_lite import models
-
     if smoke_run["failed"] or not smoke_run["prompts"].exists():
         pytest.skip("the smoke notebooks did not run")
     recorded = [json.loads(line) for line in smoke_run["prompts"].read_text().splitlines()]
@@ -221,4 +221,4 @@ def test_notebook_code_does_not_branch_on_the_gsm8k_profile_names():
     for path in sorted(Path(tutorial.NOTEBOOK_DIR).glob("*.ipynb")):
         code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
         assert "t4-16gb\"" not in code.replace('| "t4-16gb" |', "") and "== \"24gb\"" not in code, path.name
-        assert "gsm8k.load_problems" not in code and "toyworld.sample_solutions" not in code, path.name
+        assert "gsm8k.load_problems" not in code and "generation.sample_solutions" not in code, path.name

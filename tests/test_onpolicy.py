@@ -1,4 +1,4 @@
-"""On-policy rounds (stepdpo_lite.onpolicy): pairs from PRM labels, Step-DPO pairs resampled without gold, the EOS
+"""On-policy rounds (stepdpo_lite.tutorial.onpolicy): pairs from PRM labels, Step-DPO pairs resampled without gold, the EOS
 of one-step completions, and a tiny round end to end. A stub PRM stands in for notebook 02's (its rewards come
 from the toy checker, or from a PRM that misses every error), so that these tests need no run folder."""
 
@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 
-from stepdpo_lite import onpolicy, toyworld
+from stepdpo_lite.tutorial import onpolicy, toyworld
 from stepdpo_lite.steps import extract_steps
 
 FAST = dict(per_device_train_batch_size=4, learning_rate=1e-3, max_steps=2, max_length=256, report_to="none",

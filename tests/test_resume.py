@@ -12,7 +12,7 @@ import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 
-from stepdpo_lite import toyworld
+from stepdpo_lite.tutorial import toyworld
 from stepdpo_lite.reward_training import train_process_reward_model
 from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer
 

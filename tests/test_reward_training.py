@@ -1,11 +1,12 @@
 import math
 import random
+import re
 
 import pytest
 
-from stepdpo_lite import toyworld
-from stepdpo_lite.reward_training import (train_outcome_reward_model, train_process_reward_model,
-                                          validate_outcome_rows, validate_stepwise_rows)
+from stepdpo_lite.data import validate_outcome, validate_stepwise
+from stepdpo_lite.reward_training import RewardTrainingConfig, train_outcome_reward_model, train_process_reward_model
+from stepdpo_lite.tutorial import toyworld
 from stepdpo_lite.reward_ensembles import load_reward_model
 from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
 
@@ -92,26 +93,40 @@ def test_trainer_loss_and_passthrough(process, tiny_dir, tmp_path, monkeypatch):
     assert seen["loss"] == pytest.approx(mean_tag_loss(model, rows, process=process), abs=1e-4)
 
 
-def test_bad_rows_name_the_row_and_field():
+def test_one_config_with_keyword_overrides():
+    base = RewardTrainingConfig(quantization=None, learning_rate=3e-4, training_args={"save_strategy": "steps"})
+    c = RewardTrainingConfig.of(base, {"max_steps": 5, "tag": "<T>", "eval_steps": 2})
+    assert (c.quantization, c.learning_rate, c.max_steps, c.tag) == (None, 3e-4, 5, "<T>")
+    assert c.training_args == {"save_strategy": "steps", "eval_steps": 2}  # the rest go to TrainingArguments
+    assert base.max_steps == -1 and base.training_args == {"save_strategy": "steps"}  # the given config is kept
+    assert RewardTrainingConfig.of(None, {}) == RewardTrainingConfig()
+
+
+def test_bad_rows_name_the_row_and_field(tiny_dir, tmp_path):
+    """The reward trainers check rows with data.py's validators: one rule for every entry point (0/1 labels are
+    refused there on purpose: a label column says what it means)."""
     good = {"prompt": "p", "completions": ["Step 1: 1 + 1 = 2"], "labels": [True]}
-    validate_stepwise_rows([good, {**good, "labels": [1]}])
-    cases = [({**good, "labels": [True, False]}, "row 1, field 'labels'"),
-             ({**good, "labels": ["yes"]}, "row 1, field 'labels': label 0"),
-             ({**good, "completions": []}, "row 1, field 'completions'"),
-             ({**good, "completions": ["  "]}, "row 1, field 'completions': step 0"),
-             ({**good, "prompt": None}, "row 1, field 'prompt'"),
-             ({"prompt": "p", "labels": [True]}, "row 1: missing field 'completions'")]
+    validate_stepwise([good, good])
+    cases = [({**good, "labels": [True, False]}, "record 1: field 'labels'"),
+             ({**good, "labels": ["yes"]}, "record 1: field 'labels[0]'"),
+             ({**good, "labels": [1]}, "record 1: field 'labels[0]'"),
+             ({**good, "completions": []}, "record 1: field 'completions'"),
+             ({**good, "completions": ["  "]}, "record 1: field 'completions[0]'"),
+             ({**good, "prompt": None}, "record 1: field 'prompt'"),
+             ({"prompt": "p", "labels": [True]}, "record 1: field 'completions': is missing")]
     for bad, message in cases:
-        with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-            validate_stepwise_rows([good, bad])
+        with pytest.raises(ValueError, match=re.escape(message)):
+            validate_stepwise([good, bad])
+        with pytest.raises(ValueError, match=re.escape(message)):  # before any model is loaded
+            train_process_reward_model(tmp_path / "no-model-here", [good, bad], tmp_path / "x")
     with pytest.raises(ValueError, match="empty"):
-        validate_stepwise_rows([])
+        train_process_reward_model(tiny_dir, [], tmp_path / "x", quantization=None, device="cpu")
     outcome = {"prompt": "p", "completion": "Step 1: 1 + 1 = 2", "label": False}
-    validate_outcome_rows([outcome])
-    for bad, message in [({**outcome, "label": 2}, "row 0, field 'label'"),
-                         ({**outcome, "completion": ""}, "row 0, field 'completion'")]:
-        with pytest.raises(ValueError, match=message):
-            validate_outcome_rows([bad])
+    validate_outcome([outcome])
+    for bad, message in [({**outcome, "label": 2}, "record 0: field 'label'"),
+                         ({**outcome, "completion": ""}, "record 0: field 'completion'")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            train_outcome_reward_model(tmp_path / "no-model-here", [bad], tmp_path / "x")
 
 
 def test_too_long_row_raises_instead_of_truncating(tiny_dir, tmp_path):

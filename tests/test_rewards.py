@@ -4,7 +4,7 @@ import random
 import pytest
 import torch
 
-from stepdpo_lite import toyworld
+from stepdpo_lite.tutorial import toyworld
 from stepdpo_lite.reward_ensembles import CombinedRewardModel, EnsembleRewardModel, load_reward_model, shaped_reward
 from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel, fast_head_matches
 from stepdpo_lite.steps import extract_steps

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from stepdpo_lite import bestofn, search, tasks, toyworld, viz
-from stepdpo_lite.gsm8k import GSM8KProblem
+from stepdpo_lite.tutorial import bestofn, search, tasks, toyworld, viz
+from stepdpo_lite.tutorial.gsm8k import GSM8KProblem
 from stepdpo_lite.steps import DEFAULT_DELIMITER, extract_steps
 
 PNG = b"\x89PNG\r\n\x1a\n"

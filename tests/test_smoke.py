@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from stepdpo_lite import gsm8k, models, profiles, smoke
+from stepdpo_lite import models
+from stepdpo_lite.tutorial import gsm8k, profiles, smoke
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from stepdpo_lite import bestofn, gsm8k, profiles, tasks, toyworld
-from stepdpo_lite.smoke import GSM8K_SLICE
+from stepdpo_lite import generation
+from stepdpo_lite.tutorial import bestofn, gsm8k, profiles, tasks, toyworld
+from stepdpo_lite.tutorial.smoke import GSM8K_SLICE
 
 
 def _gsm8k(n_train=4, n_eval=3, tokenizer=None, seed=0):
@@ -75,16 +76,24 @@ def test_get_task_follows_the_profile():
         tasks.get_task("smoke").splits(2, 2)
 
 
-def test_evaluate_policy_matches_the_toy_worlds(tiny_model, tiny_tokenizer):
+def test_evaluate_policy_is_the_one_evaluator_of_both_tasks(tiny_model, tiny_tokenizer):
+    """One evaluator for every task (the toy world's and GSM8K's own copies are gone): its figures are the
+    checker's verdicts on the very samples generation.sample_solutions draws."""
     problems = toyworld.make_problems(4, "test")
     kw = dict(n=2, temperature=1.0, max_new_tokens=8, progress=False, seed=1)
-    old = toyworld.evaluate_policy(tiny_model, tiny_tokenizer, problems, **kw)
     new = tasks.evaluate_policy(tiny_model, tiny_tokenizer, problems, **kw)
-    assert new == old
+    sols = generation.sample_solutions(tiny_model, tiny_tokenizer, [p.prompt for p in problems], **kw)
+    verdicts = [toyworld.check(p, s) for p, ss in zip(problems, sols) for s in ss]
+    labels = [lab for v in verdicts for lab in v.step_labels]
+    assert new["n_solutions"] == 8 and new["accuracy"] == sum(v.answer_correct for v in verdicts) / 8
+    assert new["step_accuracy"] == sum(labels) / max(len(labels), 1)
+    assert sum(new["first_error_kinds"].values()) == sum(v.first_error >= 0 for v in verdicts)
     g = _gsm8k(tokenizer=tiny_tokenizer)["test"]
     out = tasks.evaluate_policy(tiny_model, tiny_tokenizer, g, n=1, max_new_tokens=4, progress=False)
     assert out["n_solutions"] == 3 and "step_accuracy" not in out  # no checker on GSM8K
-    assert out == gsm8k.evaluate_policy(tiny_model, tiny_tokenizer, g, n=1, max_new_tokens=4, progress=False)
+    sols = generation.sample_solutions(tiny_model, tiny_tokenizer, [p.prompt for p in g], n=1, max_new_tokens=4,
+                                       progress=False)
+    assert out["accuracy"] == sum(p.is_correct(s[0]) for p, s in zip(g, sols)) / 3
 
 
 def test_bestofn_grades_through_the_interface_without_type_dispatch(tiny_tokenizer):

@@ -3,7 +3,9 @@ import random
 
 import pytest
 
-from stepdpo_lite import toyworld as tw
+from stepdpo_lite import generation
+from stepdpo_lite.tutorial import tasks, tiny_base
+from stepdpo_lite.tutorial import toyworld as tw
 
 
 def test_problems_are_deterministic_distinct_and_splits_disjoint():
@@ -97,30 +99,30 @@ def test_tokenizer_is_fast_lossless_and_holds_tag_tokens(tiny_tokenizer):
 def test_sampling_shapes_with_a_random_model(tiny_tokenizer, tiny_model):
     problems = tw.make_problems(3, "test")
     prompts = [p.prompt for p in problems]
-    sols = tw.sample_solutions(tiny_model, tiny_tokenizer, prompts, n=2, max_new_tokens=8, progress=False)
+    sols = generation.sample_solutions(tiny_model, tiny_tokenizer, prompts, n=2, max_new_tokens=8, progress=False)
     assert len(sols) == 3 and all(len(s) == 2 and all(isinstance(x, str) for x in s) for s in sols)
-    again = tw.sample_solutions(tiny_model, tiny_tokenizer, prompts, n=2, max_new_tokens=8, progress=False)
+    again = generation.sample_solutions(tiny_model, tiny_tokenizer, prompts, n=2, max_new_tokens=8, progress=False)
     assert sols == again  # seeded
 
 
 def test_sampling_takes_prompt_strings_only(tiny_tokenizer, tiny_model, tmp_path, monkeypatch):
     """Issue #14: str(problem) put a GSM8K problem's repr, gold answer included, into the prompt."""
-    from stepdpo_lite.gsm8k import GSM8KProblem
+    from stepdpo_lite.tutorial.gsm8k import GSM8KProblem
 
     class Opaque:  # no str prompt: must never be turned into text with str()
         answer = "42"
 
     prompts = [tw.make_problems(1, "test")[0].prompt, Opaque()]
     with pytest.raises(ValueError, match="prompt 1 is a Opaque, not a str"):
-        tw.sample_solutions(tiny_model, tiny_tokenizer, prompts, n=1, max_new_tokens=2, progress=False)
+        generation.sample_solutions(tiny_model, tiny_tokenizer, prompts, n=1, max_new_tokens=2, progress=False)
     with pytest.raises(ValueError, match="prompt must be a str"):
         GSM8KProblem("q", "42", prompt=None)
     g = GSM8KProblem("How many?", "42", "Q: How many?\n", "6 * 7 = 42")
     with pytest.raises(ValueError, match="prompt 0 is a GSM8KProblem, not a str"):  # a problem, even with a str prompt
-        tw.sample_solutions(tiny_model, tiny_tokenizer, [g], n=1, max_new_tokens=2, progress=False)
+        generation.sample_solutions(tiny_model, tiny_tokenizer, [g], n=1, max_new_tokens=2, progress=False)
     record = tmp_path / "prompts.jsonl"  # what the notebook tests read: every prompt fed to a model
-    monkeypatch.setenv(tw.RECORD_PROMPTS_ENV, str(record))
-    tw.sample_solutions(tiny_model, tiny_tokenizer, [g.prompt], n=1, max_new_tokens=2, progress=False)
+    monkeypatch.setenv(generation.RECORD_PROMPTS_ENV, str(record))
+    generation.sample_solutions(tiny_model, tiny_tokenizer, [g.prompt], n=1, max_new_tokens=2, progress=False)
     assert [json.loads(line) for line in record.read_text().splitlines()] == ["Q: How many?\n"]
 
 
@@ -129,7 +131,7 @@ def test_shipped_tiny_base_is_imperfect_on_purpose(tiny_base_path):
     model, tok = tw.load_tiny_base(tiny_base_path)
     n_params = sum(p.numel() for p in model.parameters())
     assert 0.5e6 <= n_params <= 5e6
-    result = tw.evaluate_policy(model, tok, tw.make_problems(200, "test", seed=0), progress=False)
+    result = tasks.evaluate_policy(model, tok, tw.make_problems(200, "test", seed=0), progress=False)
     assert 0.30 <= result["accuracy"] <= 0.70, result
 
 
@@ -138,7 +140,7 @@ def test_train_base_is_deterministic(tmp_path):
     from safetensors.torch import load_file
 
     for name in ("a", "b"):
-        tw.train_base(tmp_path / name, seed=3, n_train=64, max_steps=2, batch_size=8, eval_every=10_000)
+        tiny_base.train_base(tmp_path / name, seed=3, n_train=64, max_steps=2, batch_size=8, eval_every=10_000)
     a, b = (load_file(tmp_path / n / "model.safetensors") for n in ("a", "b"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     model, tok = tw.load_tiny_base(tmp_path / "a")
@@ -146,7 +148,7 @@ def test_train_base_is_deterministic(tmp_path):
 
 
 def test_train_base_shape_options(tmp_path):
-    tw.train_base(tmp_path / "deep", seed=3, n_train=16, max_steps=1, batch_size=8, eval_every=10_000, layers=2,
+    tiny_base.train_base(tmp_path / "deep", seed=3, n_train=16, max_steps=1, batch_size=8, eval_every=10_000, layers=2,
                   hidden_size=64)
     model, _ = tw.load_tiny_base(tmp_path / "deep")
     assert model.config.num_hidden_layers == 2 and model.config.hidden_size == 64

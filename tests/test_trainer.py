@@ -11,7 +11,7 @@ from datasets import Dataset
 from transformers import HfArgumentParser
 from trl import DPOConfig, DPOTrainer
 
-from stepdpo_lite import toyworld
+from stepdpo_lite.tutorial import toyworld
 from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer, get_step_rewards
 
@@ -97,7 +97,9 @@ def test_config_parses_with_hf_argument_parser(tmp_path):
     assert (cfg.step_beta, cfg.aggregation_strategy, cfg.step_weights) == (0.5, "product", [1.0, 0.5])
     assert (cfg.max_reasoning_steps, cfg.step_pairing, cfg.max_steps) == (8, "first_error", 3)
     assert cfg.use_step_wise_prompt and cfg.step_delimiter == "\n\nStep"
-    for name in StepwiseDPOConfig.STEPWISE_FIELDS:
+    stepwise = set(cfg.stepwise_dict()) - {"beta", "max_length", "truncation_mode"}
+    assert {"step_beta", "step_pairing", "sft_loss_weight"} <= stepwise
+    for name in stepwise:
         assert StepwiseDPOConfig.__dataclass_fields__[name].metadata["help"]
     with pytest.raises(ValueError):
         HfArgumentParser(StepwiseDPOConfig).parse_args_into_dataclasses(
@@ -365,7 +367,7 @@ def test_sft_term_equals_trl_sigmoid_plus_sft(tiny_tokenizer):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from stepdpo_lite import toyworld
+    from stepdpo_lite.tutorial import toyworld
     from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer
 
     probs = toyworld.make_problems(4, "train", seed=5)

@@ -6,8 +6,8 @@ import json
 import nbformat
 import pytest
 
-from stepdpo_lite import tutorial
-from stepdpo_lite.tutorial import NotebookError, render_html, resolve_notebooks, run_tutorial
+from stepdpo_lite.tutorial import notebooks as tutorial
+from stepdpo_lite.tutorial.notebooks import NotebookError, render_html, resolve_notebooks, run_tutorial
 
 PARAMS = 'PROFILE = "default"\nRUN_DIR = None\nFIGURES_DIR = None\nGREETING = "hello"'
 
@@ -31,11 +31,11 @@ def happy(tmp_path_factory):
     """Two notebooks: 01 writes a metric and a figure file, 02 reads what 01 wrote."""
     nb_dir, runs_dir = tmp_path_factory.mktemp("notebooks"), tmp_path_factory.mktemp("runs")
     _notebook(nb_dir / "01_alpha.ipynb", ("md", "# Alpha"), ("parameters", PARAMS),
-              "from pathlib import Path\nfrom stepdpo_lite import runs\n"
+              "from pathlib import Path\nfrom stepdpo_lite.tutorial import runs\n"
               'runs.update_metrics(RUN_DIR, {"alpha": {"greeting_len": len(GREETING), "nested": {"x": 0.5}}})\n'
               'Path(FIGURES_DIR, "alpha.txt").write_text(GREETING)\nprint("alpha done", PROFILE, GREETING)')
     _notebook(nb_dir / "02_beta.ipynb", ("parameters", PARAMS),
-              "import json, pathlib\nfrom stepdpo_lite import runs\n"
+              "import json, pathlib\nfrom stepdpo_lite.tutorial import runs\n"
               'm = json.loads((pathlib.Path(RUN_DIR) / "metrics.json").read_text())\n'
               'runs.update_metrics(RUN_DIR, {"best_of_n": {"16": {"prm_min": m["alpha"]["nested"]["x"] + 0.25}}})')
     (runs_dir / "toy").mkdir()

@@ -1,12 +1,12 @@
-"""Verifier pretraining of the tiny reward base (stepdpo_lite.verifier_pretraining), at CPU test sizes."""
+"""Verifier pretraining of the tiny reward base (stepdpo_lite.tutorial.verifier_pretraining), at CPU test sizes."""
 import json
 import random
 
 import pytest
 import torch
 
-from stepdpo_lite import toyworld
-from stepdpo_lite import verifier_pretraining as vp
+from stepdpo_lite.tutorial import toyworld
+from stepdpo_lite.tutorial import verifier_pretraining as vp
 from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
 
 

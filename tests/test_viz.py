@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from stepdpo_lite import toyworld, viz  # noqa: E402
+from stepdpo_lite.tutorial import toyworld, viz  # noqa: E402
 
 REWARDS = [[2.0, 1.0, -1.5, -2.0], [1.5, 0.5], [0.3, -0.4, 1.2, 2.2, 0.1, -3.0]]
 LABELS = [[True, True, False, False], [True, True], [True, False, False, False, False, False]]

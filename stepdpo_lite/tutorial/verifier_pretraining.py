@@ -18,8 +18,8 @@ consistently (``toyworld.noisy_training_text``); step labels are the checker's (
 error is wrong), the outcome label is whether the final answer is right. Validation: solutions the tiny
 policy samples itself on validation problems (like notebook 01's), labelled by the checker.
 
-    python -m stepdpo_lite.verifier_pretraining --out data/tiny-verifier            # defaults: the card's recipe
-    python -m stepdpo_lite.verifier_pretraining --out /tmp/v --rows 2000 --max-steps 20 --batch-size 16  # a smoke run
+    python -m stepdpo_lite.tutorial.verifier_pretraining --out data/tiny-verifier            # defaults: the card's recipe
+    python -m stepdpo_lite.tutorial.verifier_pretraining --out /tmp/v --rows 2000 --max-steps 20 --batch-size 16  # a smoke run
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ from dataclasses import dataclass, field
 from multiprocessing import Pool
 from pathlib import Path
 
+from .. import generation
+from ..atomic import save_atomic
+from ..evaluation import first_error_index, outcome_auroc, step_auroc
 from . import toyworld
-from .evaluation import first_error_index, outcome_auroc, step_auroc
-from .runs import save_atomic
 
 CHUNK = 20_000  # problems per data chunk; chunk i is seeded data_seed + i (1000: --rows 100000 is the reference data)
 
@@ -129,7 +130,7 @@ def policy_rows(policy_path: str, n: int, min_ops: int = 1, max_ops: int = 8, ou
     problems = toyworld.make_problems(n, "train", seed=data_seed + 500, min_ops=min_ops, max_ops=max_ops)
     prompts, verdicts, todo, seed = [], [], problems, data_seed
     while todo:
-        samples = toyworld.sample_solutions(model, tok, [p.prompt for p in todo], n=1, temperature=1.0,
+        samples = generation.sample_solutions(model, tok, [p.prompt for p in todo], n=1, temperature=1.0,
                                             batch_size=batch_size, seed=seed, progress=True)
         again = []
         for p, (s,) in zip(todo, samples):
@@ -146,7 +147,7 @@ def policy_rows(policy_path: str, n: int, min_ops: int = 1, max_ops: int = 8, ou
 def encode_rows(process, outcome, rows: list[dict]) -> list[dict]:
     """Rows -> features with the reward models' own encodings: ``input_ids``, ``tag_positions``, ``tag_labels``,
     and ``solution_start`` (the first solution token: the next-token loss starts there)."""
-    from .reward_training import tokenize_rows
+    from ..reward_training import tokenize_rows
     kinds = ["completions" in row for row in rows]
     features: list[dict | None] = [None] * len(rows)
     for is_process, verifier in ((True, process), (False, outcome)):
@@ -164,7 +165,7 @@ class GradedCollator:
     """``reward_training.TagCollator``'s batch plus ``lm_labels``: the input ids, -100 on the prompt and padding."""
 
     def __init__(self, pad_token_id: int):
-        from .reward_training import TagCollator
+        from ..reward_training import TagCollator
         self.tags = TagCollator(pad_token_id)
 
     def __call__(self, features: list[dict]) -> dict:
@@ -180,7 +181,7 @@ class GradedCollator:
 def _pretraining_trainer_class():
     import torch.nn.functional as F
 
-    from .reward_training import _trainer_class
+    from ..reward_training import _trainer_class
 
     class VerifierPretrainingTrainer(_trainer_class()):
         """The reward models' {Yes, No} loss at the tags, plus ``lm_weight`` x next-token loss on the solution."""
@@ -209,7 +210,7 @@ def validation_set(policy_path: str, n_problems: int = 150, seed: int = 0, devic
     ``prompts``, ``steps``, ``step_labels``, ``solutions``, ``answer_correct``."""
     model, tok = toyworld.load_tiny_base(policy_path, device=device)
     problems = toyworld.make_problems(n_problems, "validation", seed=seed)
-    samples = toyworld.sample_solutions(model, tok, [p.prompt for p in problems], n=4, temperature=1.0, seed=seed,
+    samples = generation.sample_solutions(model, tok, [p.prompt for p in problems], n=4, temperature=1.0, seed=seed,
                                         progress=False)
     out = {"prompts": [], "steps": [], "step_labels": [], "solutions": [], "answer_correct": []}
     for p, sols in zip(problems, samples):
@@ -267,8 +268,8 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
     import torch
     from transformers import TrainerCallback, TrainingArguments, set_seed
 
-    from .models import resolve_device, trainer_precision
-    from .rewards import OutcomeRewardModel, ProcessRewardModel
+    from ..models import resolve_device, trainer_precision
+    from ..rewards import OutcomeRewardModel, ProcessRewardModel
 
     c = config
     started = time.time()
@@ -355,7 +356,7 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.verifier_pretraining",
+    parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.tutorial.verifier_pretraining",
                                      description=__doc__.split("\n\n")[0])
     for f in dataclasses.fields(VerifierPretrainingConfig):
         kind = {"int": int, "float": float}.get(str(f.type), str)
@@ -367,7 +368,7 @@ def main(argv=None) -> None:
     resume, evaluate_only = args.pop("resume"), args.pop("evaluate_only")
     c = VerifierPretrainingConfig(**args)
     if evaluate_only:
-        from .rewards import OutcomeRewardModel, ProcessRewardModel
+        from ..rewards import OutcomeRewardModel, ProcessRewardModel
         model, tok = toyworld.load_tiny_base(c.init, device=c.device)
         val = validation_set(c.eval_policy, c.n_eval_problems, c.seed, c.device)
         print(json.dumps({"verifier": c.init, "validation_solutions": len(val["prompts"]),

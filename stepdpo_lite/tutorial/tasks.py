@@ -11,17 +11,17 @@ A **problem** (``toyworld.Problem``, ``gsm8k.GSM8KProblem``) has
 A **task** (``ToyTask``, ``GSM8KTask``; ``get_task(profile)``) makes the problems of a profile, labels sampled
 solutions (checker or rollouts) and estimates what the labelling costs. Sampling, grading, best-of-N
 (``bestofn``) and policy evaluation all go through these; nothing dispatches on problem types, and a model
-only ever receives ``problem.prompt`` strings (``toyworld.sample_solutions`` raises on an item that is not a
+only ever receives ``problem.prompt`` strings (``generation.sample_solutions`` raises on an item that is not a
 ``str`` and has no ``str`` prompt: no object's repr is ever turned into a prompt).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from .. import generation
 from . import budget, gsm8k, toyworld
 
 
@@ -55,13 +55,13 @@ def prompts_of(problems) -> list[str]:
 
 
 def sample_solutions(model, tokenizer, problems, **kw) -> list[list[str]]:
-    """``toyworld.sample_solutions`` on the problems' prompts (``n``, ``temperature``, ``batch_size``, ...)."""
-    return toyworld.sample_solutions(model, tokenizer, prompts_of(problems), **kw)
+    """``generation.sample_solutions`` on the problems' prompts (``n``, ``temperature``, ``batch_size``, ...)."""
+    return generation.sample_solutions(model, tokenizer, prompts_of(problems), **kw)
 
 
 def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float = 0.0, **kw) -> dict:
     """Final-answer accuracy of a policy on ``problems``; with a step checker (toy world) also the share of
-    right steps and the kinds of first errors (as ``toyworld.evaluate_policy``)."""
+    right steps and the kinds of first errors."""
     sols = sample_solutions(model, tokenizer, problems, n=n, temperature=temperature, **kw)
     pairs = [(p, s) for p, ss in zip(problems, sols) for s in ss]
     out = {"accuracy": sum(p.is_correct(s) for p, s in pairs) / len(pairs), "n_solutions": len(pairs)}
@@ -73,25 +73,12 @@ def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float =
     return out
 
 
-@contextlib.contextmanager
-def evaluating(model):
-    """``model.eval()`` for the block (sampling after training), then back to its mode."""
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
-        yield model
-    finally:
-        if was_training:
-            model.train()
-
-
 def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 2, batch_size: int = 64,
                                 max_new_tokens: int = 160, seed: int = 0) -> dict:
     """How notebook 04 and the on-policy rounds measure a policy: final-answer accuracy greedy (one solution per
     problem) and sampled at T = 1 (``n_sampled`` each); with a step checker, the share of right steps too."""
     kw = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, seed=seed, progress=False)
-    with evaluating(model):
+    with generation.evaluating(model):
         greedy = evaluate_policy(model, tokenizer, problems, n=1, temperature=0.0, **kw)
         sampled = evaluate_policy(model, tokenizer, problems, n=n_sampled, temperature=1.0, **kw)
     return {"accuracy": greedy["accuracy"], "sampled_accuracy": sampled["accuracy"],
@@ -152,7 +139,7 @@ class GSM8KTask:
         of every solution with a wrong final answer (``gsm8k.mc_verdicts``). Before sampling
         (``solutions=None``), an upper-bound guess: every one of ``n_samples`` wrong, with as many steps as the
         reference solution (at least 2)."""
-        from .steps import extract_steps
+        from ..steps import extract_steps
 
         if solutions is None:
             return [n_samples * max(p.reference_steps - 1, 1) * n_rollouts for p in problems]

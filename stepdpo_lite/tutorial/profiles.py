@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
-from .models import DEFAULT_LORA, load_model
+from ..models import DEFAULT_LORA, load_model
 from .smoke import GSM8K_SLICE, ensure_smoke_base, smoke_base_dir
 from .toyworld import TINY_BASE_DIR, TINY_VERIFIER_DIR
 

@@ -1,4 +1,4 @@
-"""Where the notebooks keep what they make: ``runs/<profile>/``, written atomically.
+"""Where the notebooks keep what they make: ``runs/<profile>/``, written atomically (``stepdpo_lite.atomic``).
 
 Each notebook reads what the previous ones wrote and merges its own figures into ``metrics.json``.
 Every write goes to a temporary name first and is then renamed, so a crash leaves the previous
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
+
+from ..atomic import save_atomic, write_json_atomic  # noqa: F401  (the run folder's writers)
 
 
 def run_dir(profile: str = "tiny", root: str | os.PathLike = "runs") -> Path:
@@ -30,21 +30,6 @@ def require(path: str | os.PathLike, made_by: str) -> Path:
                 "notebooks (`from google.colab import drive; drive.mount('/content/drive')`), so that they share "
                 "RUNS_DIR") if "google.colab" in sys.modules else ""
         raise FileNotFoundError(f"{path} is missing: run notebook {made_by} first (same PROFILE and RUNS_DIR){hint}")
-    return path
-
-
-def write_json_atomic(path: str | os.PathLike, obj) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a metrics file is for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -75,27 +60,3 @@ def recorded(run: str | os.PathLike, name: str, made_by: str):
             raise FileNotFoundError(f"{path} has no {name}: run {made_by} first (same PROFILE and RUNS_DIR)")
         value = value[key]
     return value
-
-
-def save_atomic(path: str | os.PathLike, write) -> Path:
-    """Call ``write(tmp_path)`` to fill a temporary folder, then swap it in for ``path``.
-
-    Works for anything that writes a folder: ``lambda p: dataset.save_to_disk(p)``,
-    ``lambda p: model.save_pretrained(p)``. The old folder is removed only after the new one is complete.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
-        write(str(tmp))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private
-        old = path.with_name(f".{path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if path.exists():
-            path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path

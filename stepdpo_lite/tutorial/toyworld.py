@@ -24,23 +24,21 @@ imperfect on purpose: reward models and Stepwise DPO have real mistakes to find 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import os
 import random
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .rewards import NO, OUTCOME_TAG, STEP_TAG, YES  # the tiny tokenizer holds each tag as one token
-from .steps import DEFAULT_DELIMITER, extract_steps
+from ..evaluation import first_error_index
+from ..rewards import NO, OUTCOME_TAG, STEP_TAG, YES  # the tiny tokenizer holds each tag as one token
+from ..steps import DEFAULT_DELIMITER, extract_steps
 
 OPS = ("+", "-", "*")
 MAX_VALUE = 50  # every running value stays in 0..50: two-digit arithmetic a ~1M model half-learns in minutes
 SPLITS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}  # buckets of a hash mod 10
-TINY_BASE_DIR = Path(__file__).resolve().parent.parent / "data" / "tiny-base"
+TINY_BASE_DIR = Path(__file__).resolve().parents[2] / "data" / "tiny-base"
 TINY_VERIFIER_DIR = TINY_BASE_DIR.parent / "tiny-verifier"  # the reward base (verifier_pretraining.py)
 
 _STEP_RE = re.compile(r"^(?:\n\n)?Step (\d+): (\d+) ([+\-*]) (\d+) = (-?\d+)(?:\n\nAnswer: (-?\d+))?$")
@@ -222,7 +220,7 @@ def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -
             kind = "propagated"  # a right-looking step after an error still cannot reach the answer
         labels.append(kind is None)
         kinds.append(kind)
-    first_error = labels.index(False) if False in labels else -1
+    first_error = first_error_index(labels)
     answer_correct = answer == problem.answer and bool(steps) and steps[-1].rstrip().endswith(f"Answer: {answer}")
     return Verdict(labels, first_error, answer_correct, kinds, steps)
 
@@ -295,7 +293,7 @@ def load_tiny_base(path: str | os.PathLike | None = None, device: str | None = N
     path = Path(path or os.environ.get("STEPDPO_TINY_BASE", TINY_BASE_DIR))
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"no tiny base model at {path}: train one with "
-                                f"`python -m stepdpo_lite.toyworld train-base --out {path}`")
+                                f"`python -m stepdpo_lite.tutorial.tiny_base train-base --out {path}`")
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(path)
@@ -303,68 +301,6 @@ def load_tiny_base(path: str | os.PathLike | None = None, device: str | None = N
         model.to(device)
     model.eval()
     return model, tokenizer
-
-
-RECORD_PROMPTS_ENV = "STEPDPO_RECORD_PROMPTS"  # a file: every prompt sample_solutions feeds a model is appended
-
-
-def prompt_texts(prompts, where: str = "sample_solutions") -> list[str]:
-    """``prompts`` as a list of ``str``; anything else raises a ``ValueError`` naming its index, so that no
-    object's repr (e.g. a problem holding its gold answer) ever reaches a model. For problems, pass
-    ``[p.prompt for p in problems]`` or use ``tasks.sample_solutions``."""
-    for i, p in enumerate(prompts):
-        if not isinstance(p, str):
-            raise ValueError(f"{where}: prompt {i} is a {type(p).__name__}, not a str: pass prompt texts "
-                             "(problem.prompt, or tasks.sample_solutions for problems), never problems or other objects")
-    return list(prompts)
-
-
-def _record_prompts(prompts: list[str]) -> None:
-    """Append ``prompts`` (JSON lines) to ``$STEPDPO_RECORD_PROMPTS`` when set: tests check what models read."""
-    path = os.environ.get(RECORD_PROMPTS_ENV)
-    if path:
-        with open(path, "a", encoding="utf-8") as f:
-            f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in dict.fromkeys(prompts))
-
-
-def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float = 1.0, batch_size: int = 64,
-                     max_new_tokens: int = 160, seed: int = 0, progress: bool = True) -> list[list[str]]:
-    """``n`` solutions per prompt (``temperature=0`` is greedy); returns ``list[list[str]]``.
-
-    ``prompts``: prompt texts (``str``; see ``prompt_texts``). For problems use ``tasks.sample_solutions``.
-    """
-    import torch
-    from tqdm.auto import tqdm
-
-    prompts = prompt_texts(list(prompts))
-    _record_prompts(prompts)
-    flat = [pr for pr in prompts for _ in range(n)]
-    torch.manual_seed(seed)
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    device = next(model.parameters()).device
-    out = []
-    sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
-    try:
-        for i in tqdm(range(0, len(flat), batch_size), desc="sampling", disable=not progress):
-            batch = tokenizer(flat[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            with torch.no_grad():
-                gen = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                     eos_token_id=tokenizer.eos_token_id, **sampling)
-            out += tokenizer.batch_decode(gen[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
-    return [out[i * n:(i + 1) * n] for i in range(len(prompts))]
-
-
-def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float = 0.0, **kw) -> dict:
-    """Final-answer accuracy, step accuracy and error kinds of a policy on ``problems``."""
-    sols = sample_solutions(model, tokenizer, [p.prompt for p in problems], n=n, temperature=temperature, **kw)
-    verdicts = [check(p, s) for p, ss in zip(problems, sols) for s in ss]
-    labels = [l for v in verdicts for l in v.step_labels]
-    kinds = Counter(v.error_kinds[v.first_error] for v in verdicts if v.first_error >= 0)
-    return {"accuracy": sum(v.answer_correct for v in verdicts) / len(verdicts),
-            "step_accuracy": sum(labels) / max(len(labels), 1),
-            "first_error_kinds": dict(kinds), "n_solutions": len(verdicts)}
 
 
 # ----------------------------------------------------------------------------- training the tiny base
@@ -400,114 +336,3 @@ def recovering_solution(problem: Problem, rng: random.Random) -> str:
     else:
         rows[step][3] = rows[step + 1][0] = _nearby(vals[step + 1], rng)
     return format_solution([tuple(r) for r in rows])
-
-
-def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num_proc: int | None = None):
-    """Causal-LM rows ``input_ids``/``labels`` of prompt + solution + eos, with the loss on the solution only:
-    the prompt's random numbers are not to be learned."""
-    from datasets import Dataset
-
-    def tokenize(batch):
-        prompt_ids = tokenizer(batch["prompt"], add_special_tokens=False)["input_ids"]
-        solution_ids = tokenizer(batch["response"], add_special_tokens=False)["input_ids"]
-        return {"input_ids": [p + r for p, r in zip(prompt_ids, solution_ids)],
-                "labels": [[-100] * len(p) + r for p, r in zip(prompt_ids, solution_ids)]}
-
-    rows = {"prompt": list(prompts), "response": [s + tokenizer.eos_token for s in solutions]}
-    return Dataset.from_dict(rows).map(tokenize, batched=True, remove_columns=["prompt", "response"], num_proc=num_proc)
-
-
-def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, error_rate: float = 0.2,
-               max_steps: int = 3000, batch_size: int = 64, learning_rate: float = 3e-3,
-               target_accuracy: float = 0.5, eval_every: int = 100, n_eval: int = 200, layers: int = 4,
-               hidden_size: int = 128) -> dict:
-    """Train the tiny base and stop at the first evaluation whose validation greedy accuracy reaches
-    ``target_accuracy`` (imperfect on purpose); save model, tokenizer and ``training_log.json`` to ``out``."""
-    import torch
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
-
-    set_seed(seed)
-    tokenizer = build_tokenizer()
-    model = build_tiny_model(tokenizer, hidden_size=hidden_size, layers=layers, seed=seed)
-    rng = random.Random(seed)
-    problems = make_problems(n_train, "train", seed=seed)
-    ds = solution_lm_dataset(tokenizer, [p.prompt for p in problems],
-                             [noisy_training_text(p, rng, error_rate) for p in problems])
-    val = make_problems(n_eval, "validation", seed=seed)
-    log = []
-
-    class StopWhenGoodEnough(TrainerCallback):
-        def on_step_end(self, args, state, control, model=None, **kw):
-            if state.global_step % eval_every:
-                return
-            model.eval()
-            result = evaluate_policy(model, tokenizer, val, progress=False)
-            model.train()
-            acc = result["accuracy"]
-            log.append({"step": state.global_step, "val_greedy_accuracy": acc, "first_error_kinds": result["first_error_kinds"]})
-            print(f"step {state.global_step}: validation greedy accuracy {acc:.3f} {result['first_error_kinds']}", flush=True)
-            if acc >= target_accuracy:
-                control.should_training_stop = True
-
-    tokenizer.padding_side = "right"
-    args = TrainingArguments(output_dir=str(Path(out) / "_trainer"), per_device_train_batch_size=batch_size,
-                             learning_rate=learning_rate, max_steps=max_steps, warmup_steps=min(100, max_steps // 10),
-                             lr_scheduler_type="cosine", weight_decay=0.01, logging_steps=50, save_strategy="no",
-                             report_to=[], seed=seed, data_seed=seed, use_cpu=not torch.cuda.is_available(),
-                             dataloader_num_workers=0, disable_tqdm=False)
-    trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
-                      data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
-                      callbacks=[StopWhenGoodEnough()])
-    trainer.train()
-    tokenizer.padding_side = "left"
-    _save_atomically(model, tokenizer, Path(out), {"seed": seed, "n_train": n_train, "error_rate": error_rate,
-                                                    "layers": layers, "hidden_size": hidden_size,
-                                                    "batch_size": batch_size, "learning_rate": learning_rate,
-                                                    "target_accuracy": target_accuracy, "evaluations": log,
-                                                    "loss_history": trainer.state.log_history})
-    return {"steps": trainer.state.global_step, "evaluations": log}
-
-
-def _save_atomically(model, tokenizer, out: Path, log: dict) -> None:
-    import shutil
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "training_log.json").write_text(json.dumps(log, indent=1))
-    keep = [f for f in ("README.md",) if (out / f).exists()]
-    for f in keep:
-        shutil.copy(out / f, tmp / f)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.toyworld")
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train-base", help="train the tiny base model")
-    t.add_argument("--out", default=str(TINY_BASE_DIR))
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--max-steps", type=int, default=3000)
-    t.add_argument("--target-accuracy", type=float, default=0.5)
-    t.add_argument("--layers", type=int, default=4)
-    t.add_argument("--hidden-size", type=int, default=128)
-    e = sub.add_parser("eval-base", help="held-out accuracy of a base model (greedy and sampled)")
-    e.add_argument("--model", default=str(TINY_BASE_DIR))
-    e.add_argument("--n", type=int, default=500)
-    e.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.command == "train-base":
-        print(json.dumps(train_base(args.out, seed=args.seed, max_steps=args.max_steps,
-                                    target_accuracy=args.target_accuracy, layers=args.layers,
-                                    hidden_size=args.hidden_size)))
-    else:
-        model, tok = load_tiny_base(args.model)
-        test = make_problems(args.n, "test", seed=args.seed)
-        result = {"greedy": evaluate_policy(model, tok, test, n=1, temperature=0.0),
-                  "sampled_t1": evaluate_policy(model, tok, test, n=4, temperature=1.0, seed=args.seed)}
-        print(json.dumps(result))
-
-
-if __name__ == "__main__":
-    main()

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..evaluation import best_of_n_accuracy, majority_vote_accuracy
+from ..losses import aggregate_rewards
+from ..models import adapter_base
 from . import tasks
-from .evaluation import best_of_n_accuracy, majority_vote_accuracy
-from .losses import aggregate_rewards
-from .models import adapter_base
 
 PRM_AGGREGATIONS = ("min", "product", "last")
 FLOOR = -1e9
@@ -112,8 +112,8 @@ def combined_scores(combined_dir, problems, solutions, prm_dir=None, prm_step_re
     A part saved with the same weights as ``prm_dir`` / ``orm_dir`` reuses the rewards already computed
     (``prm_step_rewards`` / ``orm_rewards``) instead of scoring every candidate a second time.
     """
-    from .rewards import OutcomeRewardModel, ProcessRewardModel
-    from .steps import extract_steps
+    from ..rewards import OutcomeRewardModel, ProcessRewardModel
+    from ..steps import extract_steps
 
     combined_dir = Path(combined_dir)
     config = json.loads((combined_dir / "combined_reward_config.json").read_text())
@@ -171,18 +171,6 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
 
 
 # ----------------------------------------------------------------------------- policies
-
-def load_policy(path, quantization=None, merge: bool = True):
-    """``(model, tokenizer)`` of a saved policy; a LoRA adapter is merged into its base when unquantized
-    (faster generation). ``merge=False`` keeps the PEFT model (its disabled adapter is the reference)."""
-    from .models import load_model
-
-    model, tokenizer = load_model(str(path), quantization=quantization)
-    if merge and quantization is None and hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    model.eval()
-    return model, tokenizer
-
 
 def greedy_solutions(model, tokenizer, problems, batch_size: int = 64, max_new_tokens: int = 160) -> list[str]:
     """One greedy (temperature 0) solution per problem."""

@@ -1,7 +1,7 @@
 """The ``smoke`` profile's base model: the GPU profiles' code path (GSM8K, chat prompts, 4-bit nf4 + LoRA,
 Monte-Carlo step labels) at toy size, offline, in seconds.
 
-    python -m stepdpo_lite.smoke build [--out runs/smoke-base]
+    python -m stepdpo_lite.tutorial.smoke build [--out runs/smoke-base]
 
 builds, deterministically (same files byte for byte):
 
@@ -29,9 +29,9 @@ import os
 import re
 from pathlib import Path
 
-from .runs import save_atomic
+from ..atomic import save_atomic
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GSM8K_SLICE = ROOT / "data" / "gsm8k" / "test.jsonl"  # the 200 shipped GSM8K problems; the smoke carve's source
 SMOKE_BASE_DIR = ROOT / "runs" / "smoke-base"
 RECIPE_VERSION = 1  # bump when the recipe below changes: older folders are rebuilt
@@ -72,7 +72,7 @@ def build_tokenizer(records: list[dict], vocab_size: int = VOCAB_SIZE):
     from transformers import PreTrainedTokenizerFast
 
     from .gsm8k import INSTRUCTION
-    from .rewards import NO, OUTCOME_TAG, STEP_TAG, YES
+    from ..rewards import NO, OUTCOME_TAG, STEP_TAG, YES
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
@@ -194,7 +194,7 @@ def ensure_smoke_base(path: str | os.PathLike | None = None, out=print) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.smoke", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.tutorial.smoke", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the smoke base model and tokenizer")
     b.add_argument("--out", default=None, help=f"folder (default $STEPDPO_SMOKE_BASE or {SMOKE_BASE_DIR})")

@@ -19,15 +19,15 @@ import fnmatch
 import os
 import re
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Sequence
 
+from ..atomic import write_atomic
 from . import runs
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = [
     "01_data_prep.ipynb",
     "02_process_reward_model.ipynb",
@@ -66,21 +66,6 @@ def _parameter_source(parameters: dict) -> str:
             raise ValueError(f"parameter name {key!r} is not a Python identifier")
         lines.append(f"{key} = {os.fspath(value) if isinstance(value, os.PathLike) else value!r}")
     return "\n".join(lines)
-
-
-def _write_atomic(nb, path: Path) -> None:
-    import nbformat
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        nbformat.write(nb, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _kernel_config():
@@ -140,7 +125,7 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None, ou
         error = f"{exc.ename}: {exc.evalue}" if isinstance(exc, CellExecutionError) else f"{type(exc).__name__}: {exc}"
         i = current["index"]
         if output_path:
-            _write_atomic(nb, Path(output_path))
+            write_atomic(output_path, lambda tmp: nbformat.write(nb, tmp))
         saved = str(output_path) if output_path else None
         if i is None:
             raise NotebookError(path.name, None, "", error, saved, where="kernel start-up") from exc
@@ -152,7 +137,7 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None, ou
         raise NotebookError(path.name, original, lines[0] if lines else "", error, saved,
                             where=f"cell {original + 1} of {len(nb.cells) - (injected is not None)}") from exc
     if output_path:
-        _write_atomic(nb, Path(output_path))
+        write_atomic(output_path, lambda tmp: nbformat.write(nb, tmp))
     return nb
 
 

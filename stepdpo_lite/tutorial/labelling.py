@@ -1,6 +1,6 @@
 """Step labels and training pairs made from sampled solutions, checked against the formats of ``data.py``.
 
-- Toy-world builders: solutions sampled per problem (``toyworld.sample_solutions`` returns one list of
+- Toy-world builders: solutions sampled per problem (``generation.sample_solutions`` returns one list of
   texts per problem) are labelled by the gold checker ``toyworld.check`` and turned into the formats of
   ``data.py``: stepwise supervision, outcome, preference and Step-DPO rows. Where there is no gold checker
   (e.g. GSM8K), pass ``verdicts`` made another way (Monte-Carlo labels); problems then need only ``.prompt``.
@@ -19,9 +19,10 @@ from typing import Callable, Sequence
 
 from datasets import Dataset
 
+from .. import generation
+from ..data import validate_outcome, validate_preference, validate_step_dpo, validate_stepwise
+from ..steps import DEFAULT_DELIMITER, extract_steps
 from . import toyworld
-from .data import validate_outcome, validate_preference, validate_step_dpo, validate_stepwise
-from .steps import DEFAULT_DELIMITER, extract_steps
 
 logger = logging.getLogger("stepdpo_lite.data")
 
@@ -201,7 +202,7 @@ def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence
     hard == (soft > 0)). Step K needs no sampling: both are ``is_correct(i, full solution)``.
     ``solutions[i]`` is a list of steps that join into the solution (``extract_steps``). Returns stepwise
     supervision rows with ``labels`` = hard estimates and ``soft_labels`` (floats). Sampling is batched
-    through ``toyworld.sample_solutions`` (any causal LM and tokenizer; progress bar with ``progress``).
+    through ``generation.sample_solutions`` (any causal LM and tokenizer; progress bar with ``progress``).
     """
     if len(prompts) != len(solutions):
         raise ValueError(f"mc_step_labels: got {len(prompts)} prompts but {len(solutions)} solutions")
@@ -210,7 +211,7 @@ def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence
             raise ValueError(f"mc_step_labels: solution {i} must be a non-empty list of steps")
     prefixes = [(i, k) for i, steps in enumerate(solutions) for k in range(1, len(steps))]
     texts = [prompts[i] + "".join(solutions[i][:k]) for i, k in prefixes]
-    samples = toyworld.sample_solutions(model, tokenizer, texts, n=n, temperature=temperature, batch_size=batch_size,
+    samples = generation.sample_solutions(model, tokenizer, texts, n=n, temperature=temperature, batch_size=batch_size,
                                         max_new_tokens=max_new_tokens, seed=seed, progress=progress) if texts else []
     soft = [[0.0] * len(steps) for steps in solutions]
     for (i, k), completions in zip(prefixes, samples):

@@ -5,6 +5,8 @@
   supervision rows.
 - GSM8K (Cobbe et al. 2021, arXiv:2110.14168): the problems, and the released model solutions -> outcome rows with
   step labels from the calculator annotations, and preference pairs of a correct and an incorrect solution.
+- ProcessBench (Zheng et al. 2024, arXiv:2412.06559), an evaluation set: ``problem, steps, label`` (the 0-based
+  index of the first wrong step, or -1), checked as they are.
 
 They check records with ``data.py``'s field checks, so bad input raises ``ValueError`` naming the file, line and
 field, and what they leave out is logged on the same logger (``stepdpo_lite.data``, WARNING).
@@ -22,11 +24,13 @@ from typing import Sequence
 
 from datasets import Dataset
 
-from .data import (OUTCOME, STEPWISE, _Bad, _bool, _check_all, _dataset, _field, _inside, _outcome, _records,
-                   _stepwise, _text, validate_preference)
-from .steps import extract_steps
+from ..data import (OUTCOME, STEPWISE, _Bad, _bool, _check_all, _dataset, _field, _inside, _list, _outcome,
+                   _records, _stepwise, _text, validate_preference)
+from ..steps import extract_steps
 
 logger = logging.getLogger("stepdpo_lite.data")
+
+PROCESSBENCH = ("problem", "steps", "label")
 
 GSM8K_SOLVERS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
 
@@ -276,3 +280,23 @@ def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = Non
         logger.warning("gsm8k_preference_pairs: %d solutions repeat another solver's text for the same problem; "
                        "each text was used once", repeats)
     return validate_preference(rows, delimiter="\n")
+
+
+# ----------------------------------------------------------------------------- ProcessBench
+
+def _processbench(row):
+    _text(row, "problem")
+    steps, label = _list(row, "steps", str), _field(row, "label")
+    if type(label) is not int or not -1 <= label < len(steps):
+        raise _Bad("label", f"must be -1 or a step index 0..{len(steps) - 1}, got {label!r:.40}")
+    return [dict(row)]
+
+
+def validate_processbench(rows, *, skip_invalid: bool = False) -> Dataset:
+    """Check ProcessBench rows: non-empty ``problem``, non-empty ``steps``, ``label`` -1 or a step index."""
+    return _dataset(_check_all(_records(rows), _processbench, "processbench", skip_invalid=skip_invalid), PROCESSBENCH)
+
+
+def load_processbench(path, **kw) -> Dataset:
+    """ProcessBench rows (Zheng et al. 2024, arXiv:2412.06559): a JSONL file or an upstream JSON array."""
+    return validate_processbench(path, **kw)

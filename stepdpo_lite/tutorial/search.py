@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .steps import DEFAULT_DELIMITER
+from ..generation import record_prompts
+from ..steps import DEFAULT_DELIMITER
 
 FLOOR = -1e9  # the score of a prefix the PRM cannot read (blank, longer than its context), as in bestofn
 ANSWER_PATTERN = r"(?m)^[ \t]*(?:Answer:|####)"  # a line that states the final answer ends a solution
@@ -123,7 +124,7 @@ def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: s
 
     ``leads[i]`` is the start of the step text ``i`` continues (e.g. the delimiter itself): a delimiter ends a
     step only when ``leads[i]`` + the text before it is not blank, so no step is ever blank. Sampling is pure
-    (``top_k=0``, ``top_p=1``) at ``temperature`` (0: greedy), as ``toyworld.sample_solutions``; ``seed`` seeds
+    (``top_k=0``, ``top_p=1``) at ``temperature`` (0: greedy), as ``generation.sample_solutions``; ``seed`` seeds
     torch once before the first batch (None: leave the generator as it is).
     """
     import torch
@@ -185,13 +186,9 @@ def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: s
 
 
 def _record(texts: list[str]) -> None:
-    """Every text fed to a policy goes where ``toyworld.sample_solutions`` records its prompts (tests check
+    """Every text fed to a policy is recorded as ``generation.sample_solutions`` records its prompts (tests check
     that no prompt holds an answer)."""
-    from . import toyworld
-
-    record = getattr(toyworld, "_record_prompts", None)
-    if record is not None:
-        record(texts)
+    record_prompts(texts)
 
 
 def sample_candidates(model, tokenizer, problems, n: int, *, temperature: float = 1.0, max_new_tokens: int = 160,
@@ -292,7 +289,7 @@ def _score_prefixes(prm, prompts: list[str], step_lists: list[list[str]]) -> lis
 
 
 def _aggregate(rewards, strategy: str) -> float:
-    from .losses import aggregate_rewards
+    from ..losses import aggregate_rewards
 
     if rewards is None:
         return FLOOR

@@ -15,8 +15,6 @@ import base64
 import html
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -25,7 +23,9 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from .steps import DEFAULT_DELIMITER, extract_steps
+from ..atomic import write_atomic
+from ..evaluation import first_error_index
+from ..steps import DEFAULT_DELIMITER, extract_steps
 
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
 CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
@@ -48,25 +48,9 @@ def first_predicted_error(rewards, threshold: float = 0.5) -> int:
     return int(below[0]) if len(below) else -1
 
 
-def _write_atomic(path, write) -> Path:
-    """``write(tmp)`` fills a temporary file beside ``path``, which then replaces ``path``; parents are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_png(fig, path, dpi: int = DPI) -> Path:
     """Write ``fig`` as a PNG to ``path`` atomically; parent folders are created."""
-    return _write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
 
 
 def _finish(fig, save_to):
@@ -105,7 +89,7 @@ def _gold(verdict) -> tuple[list[bool], int]:
     """``(step_labels, first_error)`` of a ``Verdict``, a dict with ``step_labels``, or a list of labels."""
     labels = verdict["step_labels"] if isinstance(verdict, dict) else getattr(verdict, "step_labels", verdict)
     labels = [bool(ok) for ok in labels]
-    return labels, labels.index(False) if False in labels else -1
+    return labels, first_error_index(labels)
 
 
 # ----------------------------------------------------------------------------- reward pictures
@@ -128,7 +112,7 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     if step_labels is not None:
         _check_ragged("step_labels", step_labels, step_rewards, "step_rewards")
         if first_errors is None:
-            first_errors = [list(row).index(False) if False in list(row) else -1 for row in step_labels]
+            first_errors = [first_error_index(list(row)) for row in step_labels]
     if first_errors is not None and len(first_errors) != len(step_rewards):
         raise ValueError(f"first_errors has {len(first_errors)} entries for {len(step_rewards)} solutions")
     values = _padded(step_rewards)
@@ -272,7 +256,7 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
     ``log_histories`` maps a run name (e.g. "DPO", "Stepwise DPO") to its history; entries without a
     key are skipped. ``smooth`` in [0, 1) is an exponential moving average factor. ``baselines`` maps a key to
     ``(value, label)``, drawn as a dashed line: what a curve must beat to mean anything (e.g. the loss of
-    always predicting the base rate, ``evaluation.base_rate_loss``).
+    always predicting the base rate, ``diagnostics.base_rate_loss``).
     """
     if not isinstance(log_histories, dict):
         log_histories = {"run": log_histories}
@@ -537,7 +521,7 @@ def save_explorer_png(explorer, path) -> Path:
     if not outputs:
         raise ValueError("save_explorer_png: the explorer shows no picture (the problem has no scored solution)")
     png = base64.b64decode(outputs[0]["data"]["image/png"])
-    return _write_atomic(path, lambda tmp: Path(tmp).write_bytes(png))
+    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(png))
 
 
 # ----------------------------------------------------------------------------- test-time compute (notebook 07)

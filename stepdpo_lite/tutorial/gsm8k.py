@@ -167,8 +167,9 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
     reaches an answer). A solution with the right final answer needs no rollouts unless ``rollout_correct``:
     it is itself a completion that reaches the answer after each of its steps, so every hard label is True.
     """
+    from ..evaluation import first_error_index
+    from ..steps import extract_steps
     from . import labelling, toyworld
-    from .steps import extract_steps
 
     flat = [(i, s) for i, sols in enumerate(solutions) for s in sols if s.strip()]
     steps = [extract_steps(s) for _, s in flat]
@@ -183,15 +184,5 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
     out = [[] for _ in problems]
     for j, ((i, s), st) in enumerate(zip(flat, steps)):
         lab = labels.get(j, [True] * len(st))
-        first = lab.index(False) if False in lab else -1
-        out[i].append(toyworld.Verdict(lab, first, right[j], steps=st))
+        out[i].append(toyworld.Verdict(lab, first_error_index(lab), right[j], steps=st))
     return out
-
-
-def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float = 0.0, **kw) -> dict:
-    """Final-answer accuracy of a policy on GSM8K problems (the toy world's ``evaluate_policy`` for GSM8K)."""
-    from .toyworld import sample_solutions
-
-    sols = sample_solutions(model, tokenizer, [p.prompt for p in problems], n=n, temperature=temperature, **kw)
-    right = [p.is_correct(s) for p, ss in zip(problems, sols) for s in ss]
-    return {"accuracy": sum(right) / len(right), "n_solutions": len(right)}

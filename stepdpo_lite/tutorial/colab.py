@@ -2,14 +2,14 @@
 
 ``REPO_URL`` below is the one place that names the repository the notebooks clone. The setup cell of every
 notebook (the code cell after the parameters) is generated from ``SETUP_CELL`` with it; after changing it
-(e.g. in a fork) run ``python -m stepdpo_lite.colab sync-notebooks`` (a test checks that the notebooks match).
+(e.g. in a fork) run ``python -m stepdpo_lite.tutorial.colab sync-notebooks`` (a test checks that the notebooks match).
 In Colab, ``%env STEPDPO_REPO_URL=https://github.com/you/stepdpo-lite`` before the setup cell overrides it.
 
 The setup cell, on Colab only:
 
 1. clones the repository into ``/content/stepdpo-lite`` (``$STEPDPO_KIT_DIR``) unless it is there; a failing
    clone raises with git's message;
-2. runs this file as a script, ``python stepdpo_lite/colab.py install KIT``: ``pip install -e KIT`` with
+2. runs this file as a script, ``python stepdpo_lite/tutorial/colab.py install KIT``: ``pip install -e KIT`` with
    ``-c requirements.lock`` minus what would fight Colab's own stack (torch is not in the lock; the packages
    installed torch requires, and numpy, which Colab's compiled packages are built against, are left out of the
    constraints too); it imports nothing but the standard library, so it runs before the package is importable;
@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 REPO_URL = "https://github.com/stepdpo-lite/stepdpo-lite"  # the repository the notebooks clone: set it here only
@@ -37,7 +38,7 @@ NOT_CONSTRAINED = {"numpy"}  # Colab's preinstalled compiled packages are built 
 SETUP_CELL = '''import os, subprocess, sys
 
 # Colab only: fetch the kit and install it into this running kernel (no restart; Colab's own torch is kept).
-# The repository is set in stepdpo_lite/colab.py (REPO_URL); `%env STEPDPO_REPO_URL=...` overrides it.
+# The repository is set in stepdpo_lite/tutorial/colab.py (REPO_URL); `%env STEPDPO_REPO_URL=...` overrides it.
 # Elsewhere: `make test` or `pip install -e .` in the repository.
 if "google.colab" in sys.modules:
     def _run(*cmd):  # fail loudly, with the command's own message
@@ -48,10 +49,10 @@ if "google.colab" in sys.modules:
     REPO_URL = os.environ.get("STEPDPO_REPO_URL") or "{repo_url}"
     if not os.path.isdir(os.path.join(KIT, "stepdpo_lite")):
         _run("git", "clone", "-q", "--depth", "1", REPO_URL, KIT)
-    _run(sys.executable, os.path.join(KIT, "stepdpo_lite", "colab.py"), "install", KIT)
+    _run(sys.executable, os.path.join(KIT, "stepdpo_lite", "tutorial", "colab.py"), "install", KIT)
     sys.path.insert(0, KIT)  # importable now: an editable install is only seen by a new process
 
-from stepdpo_lite import colab
+from stepdpo_lite.tutorial import colab
 
 RUNS_DIR = colab.setup(PROFILE, RUNS_DIR)  # Google Drive when mounted; builds what the profile needs locally'''
 
@@ -152,7 +153,6 @@ def setup(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", out=print
     """What every notebook's setup cell does after the install: the CUDA allocator setting (before torch is
     imported), ``RUNS_DIR`` (``resolve_runs_dir``) and the profile's local files (``profiles.prepare_profile``).
     Returns the ``RUNS_DIR`` to use."""
-    from .models import use_expandable_segments
     from .profiles import prepare_profile
 
     use_expandable_segments()  # less fragmented GPU memory (docs/benchmarks.md); before torch touches the GPU
@@ -160,6 +160,20 @@ def setup(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", out=print
     runs_dir = resolve_runs_dir(runs_dir, out=out)
     prepare_profile(profile, out=out)
     return runs_dir
+
+
+def use_expandable_segments() -> None:
+    """Let PyTorch's CUDA allocator grow its segments instead of keeping fragments: it halves the ``24gb``
+    profile's peak memory in preference training at the same speed (docs/benchmarks.md).
+
+    Call it before torch touches the GPU (the notebooks' setup cell does, before importing torch). A value
+    already in ``$PYTORCH_CUDA_ALLOC_CONF`` is kept.
+    """
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        warnings.warn("use_expandable_segments: CUDA is already initialised, so the allocator setting has no "
+                       "effect until the process restarts", stacklevel=2)
 
 
 def quiet_notebook_output() -> None:
@@ -177,12 +191,21 @@ def quiet_notebook_output() -> None:
     warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
 
 
+def drop_log_printer(trainer) -> None:
+    """With ``disable_tqdm=True``, transformers prints every log as a line of text (``PrinterCallback``): dozens
+    of lines per run in a notebook. Remove that printer; the logs stay in ``trainer.state.log_history``, for a
+    plot or a table."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+
+
 def sync_notebooks(notebook_dir: str | os.PathLike | None = None, url: str = REPO_URL) -> list[str]:
     """Write ``setup_cell_source(url)`` into every notebook's setup cell (the code cell after the ``parameters``
     cell), touching nothing else; returns the notebooks changed."""
     import json
 
-    folder = Path(notebook_dir) if notebook_dir else Path(__file__).resolve().parent.parent / "notebooks"
+    folder = Path(notebook_dir) if notebook_dir else Path(__file__).resolve().parents[2] / "notebooks"
     changed = []
     for path in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
         nb = json.loads(path.read_text())
@@ -200,7 +223,7 @@ def sync_notebooks(notebook_dir: str | os.PathLike | None = None, url: str = REP
 def main(argv=None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.colab", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.tutorial.colab", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     i = sub.add_parser("install", help="pip install -e KIT with the lock as constraints (Colab's setup cell)")
     i.add_argument("kit", nargs="?", default=KIT_DIR)

@@ -40,8 +40,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+from .. import generation
+from ..evaluation import predict_first_error
+from ..steps import DEFAULT_DELIMITER, extract_steps
 from . import tasks
-from .steps import DEFAULT_DELIMITER, extract_steps
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ class Sample:
         """Index of the first step the PRM rejects (reward < threshold), -1 if none, None if unscored."""
         if self.rewards is None:
             return None
-        return next((k for k, r in enumerate(self.rewards) if r < self.threshold), -1)
+        return predict_first_error(self.rewards, self.threshold)
 
     @property
     def chosen_ok(self) -> bool:
@@ -199,8 +201,7 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
     rewards; and a counter of what was built and left out."""
     if require not in ("step", "solution"):
         raise ValueError(f"require must be 'step' or 'solution', got {require!r}")
-    if sample_fn is None:
-        from .toyworld import sample_solutions as sample_fn
+    sample_fn = sample_fn or generation.sample_solutions
     names = list(policies)
     stats, todo = Counter(), []
     for p, row in zip(problems, samples):
@@ -226,7 +227,7 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
             by_policy.setdefault(todo[j].policy if todo[j].policy in policies else names[0], []).append(j)
         for name, js in by_policy.items():
             contexts = [problems[todo[j].problem].prompt + "".join(todo[j].steps[:todo[j].prm_first_error]) for j in js]
-            with tasks.evaluating(policies[name]):
+            with generation.evaluating(policies[name]):
                 conts = sample_fn(policies[name], tokenizer, contexts, n=tries, temperature=temperature,
                                   batch_size=batch_size, max_new_tokens=max_new_tokens,
                                   seed=seed + 1000 * attempt + 17, progress=False)
@@ -371,7 +372,8 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
     adapter as the "ref" adapter, and a fresh adapter's reference is the adapter disabled)."""
     from trl import DPOConfig, DPOTrainer
 
-    from .trainer import StepwiseDPOConfig, StepwiseDPOTrainer, drop_log_printer, float32_adapters_for_fp16
+    from ..trainer import StepwiseDPOConfig, StepwiseDPOTrainer, float32_adapters_for_fp16
+    from .colab import drop_log_printer
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -464,7 +466,7 @@ def sample_round(policies: Mapping[str, object], tokenizer, prm, problems, rs: R
     for j, (name, k) in enumerate(plan.items()):
         if k == 0:
             continue
-        with tasks.evaluating(policies[name]):
+        with generation.evaluating(policies[name]):
             sols = tasks.sample_solutions(policies[name], tokenizer, problems, n=k, temperature=rs.temperature,
                                           batch_size=rs.batch_size, max_new_tokens=rs.max_new_tokens, seed=seed + j,
                                           progress=False)

@@ -1,0 +1,82 @@
+"""Generation: sampling solutions from a policy, and loading a saved policy to sample from.
+
+Every function takes prompt *texts*: a problem object (whose repr may hold its gold answer) never reaches a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+RECORD_PROMPTS_ENV = "STEPDPO_RECORD_PROMPTS"  # a file: every prompt fed to a model here is appended (tests audit it)
+
+
+def prompt_texts(prompts, where: str = "sample_solutions") -> list[str]:
+    """``prompts`` as a list of ``str``; anything else raises a ``ValueError`` naming its index, so that no
+    object's repr (e.g. a problem holding its gold answer) ever reaches a model."""
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str):
+            raise ValueError(f"{where}: prompt {i} is a {type(p).__name__}, not a str: pass prompt texts "
+                             "(e.g. problem.prompt), never problems or other objects")
+    return list(prompts)
+
+
+def record_prompts(prompts: list[str]) -> None:
+    """Append ``prompts`` (JSON lines) to ``$STEPDPO_RECORD_PROMPTS`` when set: tests check what models read."""
+    path = os.environ.get(RECORD_PROMPTS_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in dict.fromkeys(prompts))
+
+
+def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float = 1.0, batch_size: int = 64,
+                     max_new_tokens: int = 160, seed: int = 0, progress: bool = True) -> list[list[str]]:
+    """``n`` solutions per prompt text (``temperature=0`` is greedy; T > 0 samples the full distribution:
+    ``top_k=0``, ``top_p=1``); returns one list of ``n`` texts per prompt, in order."""
+    import torch
+    from tqdm.auto import tqdm
+
+    prompts = prompt_texts(list(prompts))
+    record_prompts(prompts)
+    flat = [pr for pr in prompts for _ in range(n)]
+    torch.manual_seed(seed)
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    device = next(model.parameters()).device
+    out = []
+    sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
+    try:
+        for i in tqdm(range(0, len(flat), batch_size), desc="sampling", disable=not progress):
+            batch = tokenizer(flat[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            with torch.no_grad():
+                gen = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                     eos_token_id=tokenizer.eos_token_id, **sampling)
+            out += tokenizer.batch_decode(gen[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+    return [out[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+def load_policy(path, quantization=None, merge: bool = True):
+    """``(model, tokenizer)`` of a saved policy; a LoRA adapter is merged into its base when unquantized
+    (faster generation). ``merge=False`` keeps the PEFT model (its disabled adapter is the reference)."""
+    from .models import load_model
+
+    model, tokenizer = load_model(str(path), quantization=quantization)
+    if merge and quantization is None and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.eval()
+    return model, tokenizer
+
+
+@contextlib.contextmanager
+def evaluating(model):
+    """``model.eval()`` for the block (sampling after training), then back to its mode."""
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        yield model
+    finally:
+        if was_training:
+            model.train()

@@ -1,0 +1,11 @@
+"""The tutorial kit: what the notebooks need beyond the library, and nothing a user's own code must import.
+
+- the tasks: the toy arithmetic world (``toyworld``: problems, checker, tiny models) and GSM8K (``gsm8k``), behind one
+  interface (``tasks``), with the pairs and labels built from their checkers (``labelling``);
+- notebook profiles (``profiles``, ``smoke``), run folders and metrics (``runs``), pictures (``viz``);
+- what the notebooks compute with the library: best-of-N (``bestofn``), PRM-guided search (``search``), on-policy
+  rounds (``onpolicy``), verifier pretraining (``verifier_pretraining``), Monte-Carlo budgets (``budget``);
+- the notebook runner (``notebooks``, also ``python -m stepdpo_lite.tutorial``) and the Colab setup (``colab``).
+
+The library (``stepdpo_lite``'s top-level modules) never imports anything from here.
+"""

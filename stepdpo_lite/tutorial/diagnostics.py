@@ -1,0 +1,91 @@
+"""What the notebooks measure to teach, beyond the library's metrics (``stepdpo_lite.evaluation``): baselines
+that show what a reward model has *not* learnt, and summaries of per-step values.
+
+- ``position_only_scores``: a baseline that knows only where a step sits (later steps are wrong more often);
+- ``step_auroc_by_position``: does a PRM rank steps *within* a position, not only by it;
+- ``base_rate_loss``: the loss of always predicting the label frequency (a flat training curve on it learnt nothing);
+- ``mean_by_label``, ``chosen_vs_rejected_summary``: per-step rewards summarised for notebook 05's claims;
+- ``implicit_step_rewards``: a trained policy's β·ρ_k against where its training started.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from accelerate.utils import is_peft_model
+
+from ..evaluation import _check_same_shape, step_auroc
+from ..trainer import get_step_rewards
+
+
+def step_auroc_by_position(step_scores, step_labels) -> list[dict]:
+    """Step AUROC among the steps at each position k (1-based): ``[{"step", "n", "right", "auroc"}]``, where
+    ``right`` is the share of right steps there and ``auroc`` is None when they are all right or all wrong. It
+    says whether a PRM ranks steps within a position, not only by it (compare ``position_only_scores``)."""
+    _check_same_shape(step_scores, step_labels, "step_auroc_by_position")
+    by_position: dict[int, tuple[list, list]] = {}
+    for scores, labels in zip(step_scores, step_labels):
+        for k, (r, y) in enumerate(zip(scores, labels)):
+            by_position.setdefault(k + 1, ([], []))[0].append(r)
+            by_position[k + 1][1].append(bool(y))
+    return [{"step": k, "n": len(ys), "right": sum(ys) / len(ys),
+             "auroc": step_auroc(rs, ys) if 0 < sum(ys) < len(ys) else None}
+            for k, (rs, ys) in sorted(by_position.items())]
+
+
+def position_only_scores(step_counts: Sequence[int]) -> list[list[float]]:
+    """Step scores of a baseline that sees only where a step sits: ``-k`` for the k-th step.
+
+    One mistake makes every later step wrong, so later steps are wrong more often and this baseline
+    alone has a step AUROC well above 0.5. A PRM has learnt to check steps only by what it scores above it.
+    """
+    for i, n in enumerate(step_counts):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"position_only_scores: solution {i} must have a positive step count, got {n!r}")
+    return [[-float(k) for k in range(n)] for n in step_counts]
+
+
+def base_rate_loss(labels) -> float:
+    """Cross-entropy (nats) of always predicting the base rate p of ``labels`` (bools, flat or one list per
+    solution): ``−(p·ln p + (1−p)·ln(1−p))``. A verifier's training loss that sits on this line has learned
+    nothing but the label frequency."""
+    flat = [bool(y) for row in labels for y in (row if isinstance(row, (list, tuple)) else [row])]
+    if not flat:
+        raise ValueError("base_rate_loss: no labels")
+    p = sum(flat) / len(flat)
+    return -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
+
+
+def mean_by_label(step_values, step_labels, label: bool) -> float:
+    """Mean of the per-step values whose label is ``label`` (one list of each per solution); nan when none is."""
+    _check_same_shape(step_values, step_labels, "mean_by_label")
+    picked = [v for vs, ls in zip(step_values, step_labels) for v, y in zip(vs, ls) if bool(y) == label]
+    return float(np.mean(picked)) if picked else float("nan")
+
+
+def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards) -> dict:
+    """Per-step rewards of preference pairs -> ``ranked_by_min`` (share of pairs whose chosen solution's weakest
+    step beats the rejected one's) and ``mean_gap_by_step`` (mean chosen minus mean rejected reward at each step
+    position that both sides reach, in any pair)."""
+    if len(chosen_rewards) != len(rejected_rewards) or not chosen_rewards:
+        raise ValueError(f"chosen_vs_rejected_summary: {len(chosen_rewards)} chosen and {len(rejected_rewards)} "
+                         "rejected reward lists (need equal, > 0)")
+    ranked = sum(min(c) > min(r) for c, r in zip(chosen_rewards, rejected_rewards)) / len(chosen_rewards)
+    depth = min(max(map(len, chosen_rewards)), max(map(len, rejected_rewards)))
+    gaps = [float(np.mean([c[k] for c in chosen_rewards if len(c) > k])
+                  - np.mean([r[k] for r in rejected_rewards if len(r) > k])) for k in range(depth)]
+    return {"ranked_by_min": ranked, "mean_gap_by_step": gaps}
+
+
+def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, beta: float = 0.1,
+                          batch_size: int = 8) -> list[list[float]]:
+    """``β·ρ_k`` of a trained policy against where its training started: a LoRA policy against its own adapter
+    disabled, a fully fine-tuned one against ``start`` (the model it was trained from), which it then needs."""
+    if is_peft_model(policy):
+        start = None
+    elif start is None:
+        raise ValueError("implicit_step_rewards: a fully fine-tuned policy needs `start`, the model it was trained "
+                         "from, as its reference")
+    return get_step_rewards(policy, tokenizer, prompts, responses, ref_model=start, beta=beta, batch_size=batch_size)

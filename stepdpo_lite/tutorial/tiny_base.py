@@ -1,0 +1,131 @@
+"""Training the toy world's tiny base policy (``data/tiny-base``), and measuring it.
+
+A ~1M-parameter Llama (``toyworld.build_tiny_model``) trained on gold solutions mixed with solutions that carry one
+arithmetic or copy error (``toyworld.noisy_training_text``), stopped early once its greedy validation accuracy
+reaches a target: imperfect on purpose, so that reward models and Stepwise DPO have real mistakes to find and fix.
+
+    python -m stepdpo_lite.tutorial.tiny_base train-base --out data/tiny-base --seed 0
+    python -m stepdpo_lite.tutorial.tiny_base eval-base --model data/tiny-base
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+from ..atomic import save_atomic
+from . import tasks
+from .toyworld import TINY_BASE_DIR, build_tiny_model, build_tokenizer, load_tiny_base, make_problems, noisy_training_text
+
+
+def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num_proc: int | None = None):
+    """Causal-LM rows ``input_ids``/``labels`` of prompt + solution + eos, with the loss on the solution only:
+    the prompt's random numbers are not to be learned."""
+    from datasets import Dataset
+
+    def tokenize(batch):
+        prompt_ids = tokenizer(batch["prompt"], add_special_tokens=False)["input_ids"]
+        solution_ids = tokenizer(batch["response"], add_special_tokens=False)["input_ids"]
+        return {"input_ids": [p + r for p, r in zip(prompt_ids, solution_ids)],
+                "labels": [[-100] * len(p) + r for p, r in zip(prompt_ids, solution_ids)]}
+
+    rows = {"prompt": list(prompts), "response": [s + tokenizer.eos_token for s in solutions]}
+    return Dataset.from_dict(rows).map(tokenize, batched=True, remove_columns=["prompt", "response"], num_proc=num_proc)
+
+
+def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, error_rate: float = 0.2,
+               max_steps: int = 3000, batch_size: int = 64, learning_rate: float = 3e-3,
+               target_accuracy: float = 0.5, eval_every: int = 100, n_eval: int = 200, layers: int = 4,
+               hidden_size: int = 128) -> dict:
+    """Train the tiny base and stop at the first evaluation whose validation greedy accuracy reaches
+    ``target_accuracy`` (imperfect on purpose); save model, tokenizer and ``training_log.json`` to ``out``."""
+    import torch
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
+
+    set_seed(seed)
+    tokenizer = build_tokenizer()
+    model = build_tiny_model(tokenizer, hidden_size=hidden_size, layers=layers, seed=seed)
+    rng = random.Random(seed)
+    problems = make_problems(n_train, "train", seed=seed)
+    ds = solution_lm_dataset(tokenizer, [p.prompt for p in problems],
+                             [noisy_training_text(p, rng, error_rate) for p in problems])
+    val = make_problems(n_eval, "validation", seed=seed)
+    log = []
+
+    class StopWhenGoodEnough(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step % eval_every:
+                return
+            model.eval()
+            result = tasks.evaluate_policy(model, tokenizer, val, progress=False)
+            model.train()
+            acc = result["accuracy"]
+            log.append({"step": state.global_step, "val_greedy_accuracy": acc, "first_error_kinds": result["first_error_kinds"]})
+            print(f"step {state.global_step}: validation greedy accuracy {acc:.3f} {result['first_error_kinds']}", flush=True)
+            if acc >= target_accuracy:
+                control.should_training_stop = True
+
+    tokenizer.padding_side = "right"
+    args = TrainingArguments(output_dir=str(Path(out) / "_trainer"), per_device_train_batch_size=batch_size,
+                             learning_rate=learning_rate, max_steps=max_steps, warmup_steps=min(100, max_steps // 10),
+                             lr_scheduler_type="cosine", weight_decay=0.01, logging_steps=50, save_strategy="no",
+                             report_to=[], seed=seed, data_seed=seed, use_cpu=not torch.cuda.is_available(),
+                             dataloader_num_workers=0, disable_tqdm=False)
+    trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
+                      data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
+                      callbacks=[StopWhenGoodEnough()])
+    trainer.train()
+    tokenizer.padding_side = "left"
+    _save(model, tokenizer, Path(out), {"seed": seed, "n_train": n_train, "error_rate": error_rate,
+                                                    "layers": layers, "hidden_size": hidden_size,
+                                                    "batch_size": batch_size, "learning_rate": learning_rate,
+                                                    "target_accuracy": target_accuracy, "evaluations": log,
+                                                    "loss_history": trainer.state.log_history})
+    return {"steps": trainer.state.global_step, "evaluations": log}
+
+
+def _save(model, tokenizer, out: Path, log: dict) -> None:
+    """Model, tokenizer and ``training_log.json`` into ``out`` atomically; its hand-written card is kept."""
+    def write(tmp: str) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        Path(tmp, "training_log.json").write_text(json.dumps(log, indent=1))
+        if (out / "README.md").exists():
+            shutil.copy(out / "README.md", Path(tmp, "README.md"))
+
+    save_atomic(out, write)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.tutorial.tiny_base")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train-base", help="train the tiny base model")
+    t.add_argument("--out", default=str(TINY_BASE_DIR))
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-steps", type=int, default=3000)
+    t.add_argument("--target-accuracy", type=float, default=0.5)
+    t.add_argument("--layers", type=int, default=4)
+    t.add_argument("--hidden-size", type=int, default=128)
+    e = sub.add_parser("eval-base", help="held-out accuracy of a base model (greedy and sampled)")
+    e.add_argument("--model", default=str(TINY_BASE_DIR))
+    e.add_argument("--n", type=int, default=500)
+    e.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.command == "train-base":
+        print(json.dumps(train_base(args.out, seed=args.seed, max_steps=args.max_steps,
+                                    target_accuracy=args.target_accuracy, layers=args.layers,
+                                    hidden_size=args.hidden_size)))
+    else:
+        model, tok = load_tiny_base(args.model)
+        test = make_problems(args.n, "test", seed=args.seed)
+        result = {"greedy": tasks.evaluate_policy(model, tok, test, n=1, temperature=0.0),
+                  "sampled_t1": tasks.evaluate_policy(model, tok, test, n=4, temperature=1.0, seed=args.seed)}
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
