@@ -296,19 +296,19 @@ def toy():
 def test_toy_stepwise_and_outcome_rows_carry_the_checker_labels(toy, caplog):
     problems, solutions = toy
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
-        rows = labelling.toy_stepwise_rows(problems, solutions)
+        rows = labelling.stepwise_rows(problems, solutions)
     assert len(rows) == 15 and "3 blank solutions" in caplog.text
     verdict = toyworld.check(problems[0], solutions[0][1])
     assert rows[1]["completions"] == verdict.steps and rows[1]["labels"] == verdict.step_labels == [True, False] + [
         False] * (len(verdict.steps) - 2)
-    outcome = labelling.toy_outcome_rows(problems, solutions)
+    outcome = labelling.outcome_rows(problems, solutions)
     assert outcome["label"][:4] == [True, False, False, True]  # the lucky one has the right answer
 
 
-def test_toy_preference_pairs(toy, caplog):
+def test_preference_pairs(toy, caplog):
     problems, solutions = toy
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
-        pairs = labelling.toy_preference_pairs(problems, solutions, max_pairs_per_problem=None)
+        pairs = labelling.preference_pairs(problems, solutions, max_pairs_per_problem=None)
     assert len(pairs) == 3 * 2 and "3 lucky solutions" in caplog.text and "3 repeated solutions" in caplog.text
     by_prompt = {p.prompt: p for p in problems}
     for row in pairs:
@@ -316,21 +316,21 @@ def test_toy_preference_pairs(toy, caplog):
         assert chosen.answer_correct and chosen.first_error < 0 and not rejected.answer_correct
         assert row["chosen_step_labels"] == chosen.step_labels and row["rejected_step_labels"] == rejected.mistake_labels
         assert row["rejected_step_labels"].index(False) == rejected.first_error  # blame starts at the first mistake
-    reach = labelling.toy_preference_pairs(problems, solutions, max_pairs_per_problem=None, rejected_labels="reachability")
+    reach = labelling.preference_pairs(problems, solutions, max_pairs_per_problem=None, rejected_labels="reachability")
     for row in reach:
         assert row["rejected_step_labels"] == toyworld.check(by_prompt[row["prompt"]], row["rejected"]).step_labels
     with pytest.raises(ValueError, match="rejected_labels"):
-        labelling.toy_preference_pairs(problems, solutions, rejected_labels="value")
-    capped = labelling.toy_preference_pairs(problems, solutions, max_pairs_per_problem=1, seed=1)
-    assert len(capped) == 3 and capped.to_list() == labelling.toy_preference_pairs(
+        labelling.preference_pairs(problems, solutions, rejected_labels="value")
+    capped = labelling.preference_pairs(problems, solutions, max_pairs_per_problem=1, seed=1)
+    assert len(capped) == 3 and capped.to_list() == labelling.preference_pairs(
         problems, solutions, max_pairs_per_problem=1, seed=1).to_list()
     assert data.to_trl_dpo(capped, keep_step_labels=True).column_names == [
         "prompt", "chosen", "rejected", "chosen_step_labels", "rejected_step_labels"]
 
 
-def test_toy_step_dpo_pairs_share_a_correct_prefix(toy, caplog):
+def test_step_dpo_pairs_share_a_correct_prefix(toy, caplog):
     problems, solutions = toy
-    pairs = labelling.toy_step_dpo_pairs(problems, solutions, max_pairs_per_problem=None)
+    pairs = labelling.step_dpo_pairs(problems, solutions, max_pairs_per_problem=None)
     assert len(pairs) == 3 * 3 and set(pairs["chosen_source"]) == {"sampled"}
     by_prompt = {p.prompt: p for p in problems}
     for row in pairs:
@@ -339,13 +339,13 @@ def test_toy_step_dpo_pairs_share_a_correct_prefix(toy, caplog):
         assert toyworld.check(p, row["initial_reason_steps"] + row["rejected"]).first_error == k
     # Without a sampled correct solution the gold step stands in, and says so; or the pair is left out.
     wrong_only = [s[1:3] for s in solutions]
-    gold = labelling.toy_step_dpo_pairs(problems, wrong_only)
+    gold = labelling.step_dpo_pairs(problems, wrong_only)
     assert len(gold) == 6 and set(gold["chosen_source"]) == {"gold"}
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
-        assert len(labelling.toy_step_dpo_pairs(problems, wrong_only, use_gold=False)) == 0
+        assert len(labelling.step_dpo_pairs(problems, wrong_only, use_gold=False)) == 0
     assert "6 no right step k" in caplog.text
     with pytest.raises(ValueError, match="2 problems, 3 lists of solutions"):
-        labelling.toy_step_dpo_pairs(problems[:2], solutions)
+        labelling.step_dpo_pairs(problems[:2], solutions)
 
 
 def test_builders_take_verdicts_made_elsewhere(toy):
@@ -362,14 +362,14 @@ def test_builders_take_verdicts_made_elsewhere(toy):
     # Made-up labels, so that the builders can only have got them from `verdicts`: every step right but the last.
     made_up = [[toyworld.Verdict([True] * (len(extract_steps(t)) - 1) + [False], len(extract_steps(t)) - 1,
                                  j == 0) for j, t in enumerate(ss)] for ss in sols]
-    rows = labelling.toy_stepwise_rows(questions, sols, verdicts=made_up)
+    rows = labelling.stepwise_rows(questions, sols, verdicts=made_up)
     assert all(r["labels"][-1] is False and all(r["labels"][:-1]) for r in rows)
     with_blank = [ss + [" "] for ss in sols]
-    assert labelling.toy_outcome_rows(questions, with_blank, verdicts=made_up)["label"] == [True, False, False] * 3
-    pairs = labelling.toy_step_dpo_pairs(questions, sols, verdicts=made_up, max_pairs_per_problem=None)
+    assert labelling.outcome_rows(questions, with_blank, verdicts=made_up)["label"] == [True, False, False] * 3
+    pairs = labelling.step_dpo_pairs(questions, sols, verdicts=made_up, max_pairs_per_problem=None)
     assert len(pairs) == 0  # no sample is right at its last step and there is no gold solution
     with pytest.raises(ValueError, match="problem 0: 2 verdicts for 3 solutions"):
-        labelling.toy_preference_pairs(questions, sols, verdicts=[v[:2] for v in made_up])
+        labelling.preference_pairs(questions, sols, verdicts=[v[:2] for v in made_up])
 
 
 def test_step_dpo_pairs_never_choose_the_rejected_step_under_noisy_labels(caplog):
@@ -385,11 +385,11 @@ def test_step_dpo_pairs_never_choose_the_rejected_step_under_noisy_labels(caplog
     sols = [[a + b, a + b + " ", a + c]]
     right, noisy = toyworld.Verdict([True, True], -1, True), toyworld.Verdict([True, False], 1, False)
     verdicts = [[right, noisy, toyworld.Verdict([True, False], 1, False)]]
-    pairs = labelling.toy_step_dpo_pairs([Question("Q\n")], sols, verdicts=verdicts, max_pairs_per_problem=None)
+    pairs = labelling.step_dpo_pairs([Question("Q\n")], sols, verdicts=verdicts, max_pairs_per_problem=None)
     assert all(r["chosen"] != r["rejected"] for r in pairs) and len(pairs) == 2
     assert sorted(pairs["rejected"]) == sorted([b + " ", c]) and set(pairs["chosen"]) == {b}
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):  # the only right step is the wrong one
-        only = labelling.toy_step_dpo_pairs([Question("Q\n")], [[a + b, a + b]], max_pairs_per_problem=None,
+        only = labelling.step_dpo_pairs([Question("Q\n")], [[a + b, a + b]], max_pairs_per_problem=None,
                                        verdicts=[[right, noisy]])
     assert len(only) == 0 and "1 step labelled right and wrong" in caplog.text
 
@@ -399,7 +399,7 @@ def test_step_dpo_pairs_never_choose_the_rejected_step_under_noisy_labels(caplog
 def test_mc_labels_on_a_tiny_model(one_thread, tiny_model, tiny_tokenizer, toy):
     problems, solutions = toy
     sols = [s[:2] for s in solutions[:2]]  # gold and an arithmetic error at step 1
-    ds = labelling.toy_mc_step_labels(tiny_model, tiny_tokenizer, problems[:2], sols, n=3, max_new_tokens=24,
+    ds = labelling.problem_mc_step_labels(tiny_model, tiny_tokenizer, problems[:2], sols, n=3, max_new_tokens=24,
                                  progress=False)
     assert len(ds) == 4
     for row, text in zip(ds, [s for ss in sols for s in ss]):
@@ -459,7 +459,7 @@ def test_gold_vs_error_pairs_are_checked_and_deterministic():
     for row, problem in zip(pairs, toyworld.make_problems(20, seed=3)):
         assert row["chosen"] == problem.gold_solution and all(row["chosen_step_labels"])
         verdict = toyworld.check(problem, row["rejected"])
-        # "mistake made here", as toy_preference_pairs: only the slipped step is False
+        # "mistake made here", as preference_pairs: only the slipped step is False
         assert row["rejected_step_labels"] == verdict.mistake_labels and not verdict.answer_correct
         assert row["rejected_step_labels"].count(False) == 1
         assert verdict.error_kinds[verdict.first_error] == "arithmetic"

@@ -1,9 +1,10 @@
 """Step labels and training pairs made from sampled solutions, checked against the formats of ``data.py``.
 
-- Toy-world builders: solutions sampled per problem (``generation.sample_solutions`` returns one list of
-  texts per problem) are labelled by the gold checker ``toyworld.check`` and turned into the formats of
-  ``data.py``: stepwise supervision, outcome, preference and Step-DPO rows. Where there is no gold checker
-  (e.g. GSM8K), pass ``verdicts`` made another way (Monte-Carlo labels); problems then need only ``.prompt``.
+- Builders for any task: solutions sampled per problem (``generation.sample_solutions`` returns one list of
+  texts per problem) are labelled by the toy world's gold checker (``toyworld.check``) or, where there is none
+  (GSM8K), by ``verdicts`` made another way (Monte-Carlo labels: ``problem_mc_step_labels``), and turned into
+  the formats of ``data.py``: stepwise supervision, outcome, preference and Step-DPO rows.
+  ``toy_gold_vs_error_pairs`` is the toy world's alone: gold solutions against corrupted ones.
 - Monte-Carlo step labels (Wang et al. 2024, Math-Shepherd, arXiv:2312.08935): a step is good when
   completions sampled after it can still reach the right answer. No gold checker needed, only an answer check.
 - ``label_agreement``: how well such labels match gold ones.
@@ -73,25 +74,25 @@ def _blanks(solutions) -> int:
 
 # ----------------------------------------------------------------------------- toy-world builders
 
-def toy_stepwise_rows(problems, solutions, *, verdicts=None) -> Dataset:
+def stepwise_rows(problems, solutions, *, verdicts=None) -> Dataset:
     """Stepwise supervision rows: every non-blank solution (repeats kept: they are samples) with the checker's
     step labels (or those of ``verdicts``, as in every builder here: see ``_verdicts``)."""
     rows = [{"prompt": p.prompt, "completions": v.steps, "labels": v.step_labels}
             for p, checked in zip(problems, _verdicts(problems, solutions, verdicts)) for _, v in checked]
-    _report("toy_stepwise_rows", len(rows), "rows", blank_solutions=_blanks(solutions))
+    _report("stepwise_rows", len(rows), "rows", blank_solutions=_blanks(solutions))
     return validate_stepwise(rows)
 
 
-def toy_outcome_rows(problems, solutions, *, verdicts=None) -> Dataset:
+def outcome_rows(problems, solutions, *, verdicts=None) -> Dataset:
     """Outcome rows: ``label`` is whether the final answer is right; ``step_labels`` from the checker."""
     rows = [{"prompt": p.prompt, "completion": s, "label": v.answer_correct, "step_labels": v.step_labels}
             for p, checked in zip(problems, _verdicts(problems, solutions, verdicts)) for s, v in checked]
-    _report("toy_outcome_rows", len(rows), "rows", blank_solutions=_blanks(solutions))
+    _report("outcome_rows", len(rows), "rows", blank_solutions=_blanks(solutions))
     return validate_outcome(rows)
 
 
 def _rejected_labels_of(rejected_labels: str, who: str):
-    """The step labels a builder gives rejected solutions (see ``toy_preference_pairs``)."""
+    """The step labels a builder gives rejected solutions (see ``preference_pairs``)."""
     if rejected_labels not in ("mistakes", "reachability"):
         raise ValueError(f"{who}: rejected_labels must be 'mistakes' or 'reachability', got {rejected_labels!r}")
     return (lambda v: v.mistake_labels) if rejected_labels == "mistakes" else (lambda v: v.step_labels)
@@ -101,7 +102,7 @@ def toy_gold_vs_error_pairs(n: int, seed: int = 0, min_ops: int = 2, max_ops: in
                             rejected_labels: str = "mistakes") -> Dataset:
     """``n`` synthetic pairs, no sampling: gold solution (chosen) vs the same with one arithmetic error at a
     random step (rejected), with the checker's step labels, "mistake made here" by default as in
-    ``toy_preference_pairs`` (``rejected_labels="reachability"``: a PRM's labels). For benchmarks and smoke runs
+    ``preference_pairs`` (``rejected_labels="reachability"``: a PRM's labels). For benchmarks and smoke runs
     that need pairs in seconds; ``min_ops``/``max_ops`` set the number of steps (long ones for memory
     benchmarks)."""
     labels_of = _rejected_labels_of(rejected_labels, "toy_gold_vs_error_pairs")
@@ -114,7 +115,7 @@ def toy_gold_vs_error_pairs(n: int, seed: int = 0, min_ops: int = 2, max_ops: in
     return Dataset.from_list(rows)
 
 
-def toy_preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, seed: int = 0,
+def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, seed: int = 0,
                          verdicts=None, rejected_labels: str = "mistakes") -> Dataset:
     """Preference pairs: a correct and an incorrect solution of the same problem, with checker step labels.
 
@@ -128,7 +129,7 @@ def toy_preference_pairs(problems, solutions, *, max_pairs_per_problem: int | No
     correct x incorrect combinations, ``max_pairs_per_problem`` are drawn at random (seeded per problem
     prompt, so the result does not depend on the order of the problems). Counts of what was left out are logged.
     """
-    labels_of = _rejected_labels_of(rejected_labels, "toy_preference_pairs")
+    labels_of = _rejected_labels_of(rejected_labels, "preference_pairs")
     rows, left = [], Counter()
     for p, checked in zip(problems, _verdicts(problems, solutions, verdicts)):
         distinct = dict(checked)
@@ -140,11 +141,11 @@ def toy_preference_pairs(problems, solutions, *, max_pairs_per_problem: int | No
         random.Random(f"{seed}:{p.prompt}").shuffle(pairs)
         rows += [{"prompt": p.prompt, "chosen": c, "rejected": r, "chosen_step_labels": distinct[c].step_labels,
                   "rejected_step_labels": labels_of(distinct[r])} for c, r in pairs[:max_pairs_per_problem]]
-    _report("toy_preference_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
+    _report("preference_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
     return validate_preference(rows, delimiter=DEFAULT_DELIMITER)
 
 
-def toy_step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, use_gold: bool = True,
+def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, use_gold: bool = True,
                        seed: int = 0, verdicts=None) -> Dataset:
     """Step-DPO pairs (Lai et al. 2024, arXiv:2406.18629): a shared correct prefix, then a right and a wrong step.
 
@@ -185,7 +186,7 @@ def toy_step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None
         picked = list(pairs.values())
         random.Random(f"{seed}:{p.prompt}").shuffle(picked)
         rows += picked[:max_pairs_per_problem]
-    _report("toy_step_dpo_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
+    _report("step_dpo_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
     return validate_step_dpo(rows)
 
 
@@ -223,12 +224,12 @@ def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence
                                "soft_labels": soft[i]} for i, steps in enumerate(solutions)])
 
 
-def toy_mc_step_labels(model, tokenizer, problems, solutions, **kw) -> Dataset:
+def problem_mc_step_labels(model, tokenizer, problems, solutions, **kw) -> Dataset:
     """``mc_step_labels`` on the toy world: a completion is right when ``toyworld.check`` finds the right final
     answer. ``solutions``: one list of texts per problem (as ``sample_solutions`` returns); blank ones are
     left out (logged). Adds ``gold_labels`` (the checker's step labels) for ``label_agreement``."""
     flat = [(p, v) for p, checked in zip(problems, _verdicts(problems, solutions)) for _, v in checked]
-    _report("toy_mc_step_labels", len(flat), "solutions to label", blank_solutions=_blanks(solutions))
+    _report("problem_mc_step_labels", len(flat), "solutions to label", blank_solutions=_blanks(solutions))
     ds = mc_step_labels(model, tokenizer, [p.prompt for p, _ in flat], [v.steps for _, v in flat],
                         lambda i, text: toyworld.check(flat[i][0], text).answer_correct, **kw)
     return ds.add_column("gold_labels", [v.step_labels for _, v in flat])
