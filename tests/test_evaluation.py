@@ -7,7 +7,8 @@ from stepdpo_lite.evaluation import (best_of_n_accuracy, choose_threshold, first
                                      first_error_report, majority_vote_accuracy, outcome_auroc, predict_first_error,
                                      process_reward_report, step_auroc)
 from stepdpo_lite.tutorial.diagnostics import (base_rate_loss, chosen_vs_rejected_summary, mean_by_label,
-                                               position_only_scores, step_auroc_by_position)
+                                               position_only_scores, prm_reports_adapter_on_and_off,
+                                               step_auroc_by_position)
 
 
 def test_step_auroc_known_values():
@@ -143,3 +144,30 @@ def test_chosen_vs_rejected_summary():
     assert out["mean_gap_by_step"] == pytest.approx([1.5 - 1.75, 0.75 - (-0.05)])
     with pytest.raises(ValueError, match="need equal"):
         chosen_vs_rejected_summary([[1.0]], [])
+
+
+def test_prm_reports_adapter_on_and_off_switch_the_adapter_off_for_zero_shot():
+    import contextlib
+
+    class Model:
+        adapter = True
+
+        @contextlib.contextmanager
+        def disable_adapter(self):
+            self.adapter = False
+            yield
+            self.adapter = True
+
+    class PRM:  # with its adapter it ranks steps right; without it, backwards
+        model = Model()
+
+        def score_solutions(self, prompts, steps):
+            sign = 1 if self.model.adapter else -1
+            return [[sign * (1.0 if ok else -1.0) for ok in labels] for labels in LABELS[:len(prompts)]]
+
+    LABELS = [[True, False], [True, True], [False, False]]
+    rows = {"prompt": ["p"] * 3, "completions": [["a", "b"]] * 3, "labels": LABELS}
+    out = prm_reports_adapter_on_and_off(PRM(), rows, rows)
+    assert out["after QLoRA"]["step_auroc"] == 1.0 and out["zero-shot"]["step_auroc"] == 0.0
+    assert PRM.model.adapter  # switched back on
+

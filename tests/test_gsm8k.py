@@ -15,11 +15,11 @@ def test_extract_answer(text, want):
     assert gsm8k.extract_answer(text) == want
 
 
-def test_is_correct():
-    assert gsm8k.is_correct("Answer: 18", "18")
-    assert not gsm8k.is_correct("Answer: 17", "18")
-    assert not gsm8k.is_correct("I don't know", "18")
-    assert gsm8k.is_correct("Answer: 1,000", "1000")
+def test_answer_matches():
+    assert gsm8k.answer_matches("Answer: 18", "18")
+    assert not gsm8k.answer_matches("Answer: 17", "18")
+    assert not gsm8k.answer_matches("I don't know", "18")
+    assert gsm8k.answer_matches("Answer: 1,000", "1000")
 
 
 def test_format_prompt(tiny_tokenizer):

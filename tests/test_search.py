@@ -149,6 +149,22 @@ def test_unique_beams_and_dvts_subtrees():
         search.beam_shape(6, 4)
 
 
+def test_search_at_budgets_caps_each_problem_at_best_of_b_tokens():
+    lines = []
+    out = search.search_at_budgets(None, None, TablePRM(), [Answer1(), Answer1()], [[900, 1100], [5, 5]], [4, 8],
+                                   expansions=4, log=lines.append, sampler=Scripted(options=[0, 1, 2, 3]))
+    assert set(out) == {"beam_prm", "dvts_prm"} and set(out["beam_prm"]) == {4, 8}
+    assert out["dvts_prm"][4] is out["beam_prm"][4]  # one beam: DVTS is the same search
+    assert out["dvts_prm"][8][0].n_subtrees == 2 and out["beam_prm"][8][0].n_beams == 2
+    for b in (4, 8):  # problem 0 may spend B x 1000 tokens (never reached), problem 1 only B x 5
+        roomy, tight = out["beam_prm"][b]
+        assert not any(n.ended == "token_budget" for n in roomy.nodes) and roomy.nodes[roomy.chosen].ended == "eos"
+        assert any(n.ended == "token_budget" for n in tight.nodes) and tight.tokens < roomy.tokens
+    assert len(lines) == 4 and lines[0].startswith("B=4") and "accuracy" in lines[0]
+    assert set(search.search_at_budgets(None, None, TablePRM(), [Answer1()], [[30]], [4], run_dvts=False,
+                                        log=lines.append, sampler=Scripted())) == {"beam_prm"}
+
+
 def test_caps_end_beams_and_unreadable_prefixes_are_floored():
     policy = Scripted(options=[0, 1], n_steps=6)
     res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, max_steps=2,

@@ -5,7 +5,8 @@ that show what a reward model has *not* learnt, and summaries of per-step values
 - ``step_auroc_by_position``: does a PRM rank steps *within* a position, not only by it;
 - ``base_rate_loss``: the loss of always predicting the label frequency (a flat training curve on it learnt nothing);
 - ``mean_by_label``, ``chosen_vs_rejected_summary``: per-step rewards summarised for notebook 05's claims;
-- ``implicit_step_rewards``: a trained policy's β·ρ_k against where its training started.
+- ``implicit_step_rewards``: a trained policy's β·ρ_k against where its training started;
+- ``prm_reports_adapter_on_and_off``: a PRM's held-out figures with its adapter and zero-shot.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Sequence
 import numpy as np
 from accelerate.utils import is_peft_model
 
-from ..evaluation import _check_same_shape, step_auroc
+from ..evaluation import _check_same_shape, process_reward_report, step_auroc
 from ..trainer import get_step_rewards
 
 
@@ -89,3 +90,17 @@ def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, 
         raise ValueError("implicit_step_rewards: a fully fine-tuned policy needs `start`, the model it was trained "
                          "from, as its reference")
     return get_step_rewards(policy, tokenizer, prompts, responses, ref_model=start, beta=beta, batch_size=batch_size)
+
+
+def prm_reports_adapter_on_and_off(prm, val, test) -> dict[str, dict]:
+    """A LoRA-trained PRM's held-out figures (``evaluation.process_reward_report``: test step AUROC, first-error F1
+    at the validation threshold) with its adapter (``"after QLoRA"``) and with it switched off (``"zero-shot"``:
+    the reward base alone). ``val``, ``test``: stepwise rows (``prompt``, ``completions``, ``labels``)."""
+    import contextlib
+
+    reports = {}
+    for name, context in (("after QLoRA", contextlib.nullcontext()), ("zero-shot", prm.model.disable_adapter())):
+        with context:
+            v, t = (prm.score_solutions(split["prompt"], split["completions"]) for split in (val, test))
+        reports[name] = process_reward_report(v, val["labels"], t, test["labels"])
+    return reports

@@ -51,7 +51,7 @@ def extract_answer(text: str) -> float | None:
     return _to_float(found[-1]) if found else None
 
 
-def is_correct(solution: str, answer: str | float) -> bool:
+def answer_matches(solution: str, answer: str | float) -> bool:
     """Whether the solution's final answer equals the reference (GSM8K answers are integers)."""
     got, want = extract_answer(solution), _to_float(str(answer))
     return got is not None and want is not None and abs(got - want) < 1e-6
@@ -73,7 +73,7 @@ class GSM8KProblem:
             raise ValueError(f"GSM8KProblem: prompt must be a str, got {type(self.prompt).__name__}")
 
     def is_correct(self, solution: str) -> bool:
-        return is_correct(solution, self.answer)
+        return answer_matches(solution, self.answer)
 
     def final_answer(self, solution: str) -> float | None:
         return extract_answer(solution)

@@ -486,6 +486,43 @@ def beam_shape(budget: int, expansions: int = 4) -> tuple[int, int]:
     return budget // expansions, expansions
 
 
+def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequence[Sequence[int]],
+                      budgets: Sequence[int], *, expansions: int = 4, run_dvts: bool = True, log=print,
+                      **kw) -> dict[str, dict[int, list[SearchResult]]]:
+    """Beam search (and DVTS) with ``prm`` at each budget B: ``beam_shape(B, expansions)`` beams, and a problem
+    stops growing its tree once it has spent what best-of-B spends on it (B x its mean sampled solution in
+    ``candidate_tokens``), so that both compare at equal generated tokens. Returns ``{"beam_prm": {B: results},
+    "dvts_prm": {B: results}}``; ``log`` gets one line per search (accuracy, tokens, PRM reads, time) and the
+    checker's view of what the beam kept and pruned (``pruning_report``, toy world). ``kw``: ``beam_search``'s."""
+    import time
+
+    searches = {"beam_prm": {}, **({"dvts_prm": {}} if run_dvts else {})}
+    for b in budgets:
+        n_beams, m = beam_shape(b, expansions)
+        caps = [b * sum(row) / len(row) for row in candidate_tokens]
+        t0 = time.perf_counter()
+        searches["beam_prm"][b] = beam_search(policy, tokenizer, prm, problems, n_beams=n_beams, expansions=m,
+                                              token_budget=caps, **kw)
+        done = [("beam_prm", time.perf_counter() - t0)]
+        if run_dvts:  # with one beam per search, DVTS (B / M subtrees of one beam) is that same search
+            t0 = time.perf_counter()
+            searches["dvts_prm"][b] = (searches["beam_prm"][b] if n_beams == 1 else
+                                       dvts(policy, tokenizer, prm, problems, budget=b, expansions=m,
+                                            token_budget=caps, **kw))
+            done.append(("dvts_prm", time.perf_counter() - t0))
+        for name, seconds in done:
+            res = searches[name][b]
+            log(f"B={b:<3} {name:9s} accuracy {accuracy(problems, res):.1%}, {sum(r.tokens for r in res) / len(res):.0f} "
+                f"tokens and {sum(r.n_scored for r in res) / len(res):.0f} PRM-scored prefixes per problem ({seconds:.0f} s)")
+        report = pruning_report(problems, searches["beam_prm"][b])
+        if report:  # only where a checker labels every step (the toy world)
+            log(f"       checker on beam_prm's steps: kept {report['kept']} ({report['kept_right']:.0%} right), pruned "
+                f"{report['pruned']} ({report['pruned_right']:.0%} right); of {report['rounds']} rounds that started "
+                f"from a right prefix, the policy sampled no right next step in {report['no_right_step']}, and the "
+                f"PRM pruned every right one in {report['right_step_pruned']}")
+    return searches
+
+
 # ----------------------------------------------------------------------------- equal-budget comparison
 
 def accuracy(problems, results: Sequence[SearchResult]) -> float:
