@@ -23,12 +23,13 @@ Two sets of solutions (``--parts``):
   Random weights time the same as trained ones; the rewards are meaningless but still must agree.
   At these lengths the tiny model's causal attention (quadratic in length) costs about as much as
   its linear layers, unlike a 7B PRM's (a few per cent): see ``bound_padded_flops`` below. Its batch
-  size is ``--pb-batch-size`` (4): with only 40 rows, neighbours in length order differ a lot, so a
+  size is ``--pb-batch-size`` (1): with only 40 rows, neighbours in length order differ a lot, so a
   larger batch mostly adds padding to the one-pass inputs (``bound_padded_tokens`` shows how much).
 
-Default batch sizes (8 toy, 4 ProcessBench-shaped) are where *both* methods run fastest on a 2-core CPU
-(a sweep of 1 to 64: larger batches overflow the cache, and the one-pass batches, ~25% more tokens
-at the same batch size, lose more); on a GPU pass a larger ``--batch-size``.
+Default batch sizes (8 toy, 1 ProcessBench-shaped) are where *both* methods run fastest on a 2-core CPU
+(toy: a sweep of 1 to 64, where larger batches overflow the cache and the one-pass batches, ~25% more
+tokens at the same batch size, lose more; ProcessBench-shaped: batch 1 beats 2 and 4 for both methods,
+docs/benchmarks.md); on a GPU pass a larger ``--batch-size``.
 
 The analytic bound of the speed-up is the ratio of the work the two methods do:
 
@@ -244,7 +245,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=8, help="batch size of the toy part")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each method (toy part)")
     parser.add_argument("--pb-rows", type=int, default=None, help="use the first N ProcessBench rows (default: all 40)")
-    parser.add_argument("--pb-batch-size", type=int, default=4, help="batch size of the ProcessBench-shaped part")
+    parser.add_argument("--pb-batch-size", type=int, default=1, help="batch size of the ProcessBench-shaped part")
     parser.add_argument("--pb-repeats", type=int, default=3, help="timed runs of each method (ProcessBench part)")
     parser.add_argument("--pb-hidden", type=int, default=128, help="hidden size of its random Llama (tiny base: 128)")
     parser.add_argument("--pb-layers", type=int, default=4, help="layers of its random Llama (tiny base: 4)")
