@@ -145,3 +145,18 @@ def test_policy_rows_are_the_policys_own_samples_graded_by_the_checker(tiny_base
         text = r["completion"] if "completion" in r else "".join(r["completions"])
         verdict = toyworld.check(problem, text)
         assert (r["label"] == verdict.answer_correct) if "completion" in r else (r["labels"] == verdict.step_labels)
+
+
+def test_evaluate_only_on_another_split_is_the_same_sample_as_validation_set(capsys):
+    """`--evaluate-only --eval-split test` (the model card's held-out check of a verifier) scores the policy's
+    samples on test problems, the same ones validation_set draws for that split and seed."""
+    verifier = str(toyworld.TINY_VERIFIER_DIR)
+    vp.main(["--evaluate-only", "--init", verifier, "--eval-split", "test", "--n-eval-problems", "3", "--seed", "1",
+             "--device", "cpu"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    val = vp.validation_set(str(toyworld.TINY_BASE_DIR), 3, seed=1, device="cpu", split="test")
+    assert out["split"] == "test" and out["solutions"] == len(val["prompts"]) > 0
+    assert {toyworld.parse_prompt(p).split for p in val["prompts"]} == {"test"}
+    model, tok = toyworld.load_tiny_base(verifier)
+    again = vp.verifier_metrics(ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok), val)
+    assert {k: out[k] for k in again} == again

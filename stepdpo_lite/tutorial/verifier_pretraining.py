@@ -72,6 +72,8 @@ class VerifierPretrainingConfig:
     max_steps: int = field(default=2500, metadata={"help": "Optimizer steps."})
     eval_every: int = field(default=300, metadata={"help": "Validate (and checkpoint) every this many steps."})
     n_eval_problems: int = field(default=150, metadata={"help": "Validation problems; the policy samples 4 each."})
+    eval_split: str = field(default="validation", metadata={
+        "help": "Split of those problems: 'validation' while training; 'test' for a held-out check (--evaluate-only)."})
     eval_policy: str = field(default=str(toyworld.TINY_BASE_DIR), metadata={
         "help": "Policy whose own samples make the validation set (the solutions the reward models will judge)."})
     seed: int = field(default=0, metadata={"help": "Seed of the Trainer and of the validation samples."})
@@ -205,11 +207,12 @@ def _pretraining_trainer_class():
 
 # ----------------------------------------------------------------------------- validation
 
-def validation_set(policy_path: str, n_problems: int = 150, seed: int = 0, device: str | None = None) -> dict:
+def validation_set(policy_path: str, n_problems: int = 150, seed: int = 0, device: str | None = None,
+                   split: str = "validation") -> dict:
     """Solutions the policy samples itself (4 per validation problem, T = 1), with the checker's labels:
     ``prompts``, ``steps``, ``step_labels``, ``solutions``, ``answer_correct``."""
     model, tok = toyworld.load_tiny_base(policy_path, device=device)
-    problems = toyworld.make_problems(n_problems, "validation", seed=seed)
+    problems = toyworld.make_problems(n_problems, split, seed=seed)
     samples = generation.sample_solutions(model, tok, [p.prompt for p in problems], n=4, temperature=1.0, seed=seed,
                                         progress=False)
     out = {"prompts": [], "steps": [], "step_labels": [], "solutions": [], "answer_correct": []}
@@ -284,7 +287,7 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
     if n_policy:
         rows += policy_rows(c.eval_policy, n_policy, c.min_ops, c.max_ops, c.outcome_fraction, c.data_seed, device)
     features = encode_rows(process, outcome, rows)
-    val = validation_set(c.eval_policy, c.n_eval_problems, c.seed, device)
+    val = validation_set(c.eval_policy, c.n_eval_problems, c.seed, device, c.eval_split)
     prep_seconds = time.time() - started
     print(json.dumps({"rows": len(features), "outcome_rows": sum("label" in r for r in rows),
                       "validation_solutions": len(val["prompts"]), "prep_seconds": round(prep_seconds, 1),
@@ -370,8 +373,8 @@ def main(argv=None) -> None:
     if evaluate_only:
         from ..rewards import OutcomeRewardModel, ProcessRewardModel
         model, tok = toyworld.load_tiny_base(c.init, device=c.device)
-        val = validation_set(c.eval_policy, c.n_eval_problems, c.seed, c.device)
-        print(json.dumps({"verifier": c.init, "validation_solutions": len(val["prompts"]),
+        val = validation_set(c.eval_policy, c.n_eval_problems, c.seed, c.device, c.eval_split)
+        print(json.dumps({"verifier": c.init, "split": c.eval_split, "solutions": len(val["prompts"]),
                           **verifier_metrics(ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok), val)}))
         return
     log = pretrain_verifier(c, resume=resume)
