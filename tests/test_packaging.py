@@ -115,3 +115,18 @@ def test_the_core_never_imports_the_tutorial_kit():
     assert {name: sorted(edges[name] - core) for name in core if edges[name] - core} == {}
     lines = sum(len(p.read_text().splitlines()) for p in PACKAGE.glob("*.py"))
     assert lines <= 2500, f"the library's top-level modules hold {lines} lines"
+
+
+def test_the_reference_names_import_from_the_package_and_import_stays_light():
+    """The reference design's public names come from ``stepdpo_lite`` itself; ``import stepdpo_lite`` alone loads
+    no torch (its ``__getattr__`` imports a name's module when the name is first used)."""
+    import subprocess
+    import sys
+
+    names = ["StepwiseDPOTrainer", "StepwiseDPOConfig", "ProcessRewardModel", "OutcomeRewardModel",
+             "CombinedRewardModel", "EnsembleRewardModel", "extract_steps", "get_step_rewards", "aggregate_rewards",
+             "compute_step_loss", "shaped_reward", "train_process_reward_model", "RewardTrainingConfig"]
+    code = ("import sys, stepdpo_lite as s; light = 'torch' not in sys.modules; "
+            f"missing = [n for n in {names!r} if getattr(s, n, None) is None]; print(light, missing)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.split("\n")[-2] == "True []", done.stdout + done.stderr
