@@ -17,7 +17,6 @@ How to train is one ``RewardTrainingConfig`` (the TRL way: one config per traine
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Sequence
@@ -25,8 +24,6 @@ from typing import Any, Sequence
 from .data import validate_outcome, validate_stepwise
 from .rewards import (NO, OUTCOME_TAG, STEP_TAG, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
                       RewardModelConfig, fast_head_matches, right_pad, tag_logits)
-
-logger = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- data
@@ -142,7 +139,7 @@ class RewardTrainingConfig:
     training_args: dict = field(default_factory=dict, metadata={"help": "Other TrainingArguments fields."})
 
     @classmethod
-    def of(cls, config: "RewardTrainingConfig | None", overrides: dict) -> "RewardTrainingConfig":
+    def of(cls, config: RewardTrainingConfig | None, overrides: dict) -> RewardTrainingConfig:
         """``config`` (or the defaults) with ``overrides``: its fields set, the other keys into ``training_args``."""
         names = {f.name for f in fields(cls)} - {"training_args"}
         config = replace(config or cls(), **{k: v for k, v in overrides.items() if k in names})
@@ -159,8 +156,9 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
     if c.quantization == "4bit" and c.lora is None:
         raise ValueError("a 4-bit base cannot be trained itself: pass lora=True (QLoRA) or quantization=None")
     validate = validate_stepwise if kind is ProcessRewardModel else validate_outcome
-    train_rows = list(validate(list(train_dataset)))
-    eval_rows = list(validate(list(eval_dataset))) if eval_dataset is not None else None
+    train_rows, eval_rows = list(train_dataset), list(eval_dataset) if eval_dataset is not None else None
+    for rows in (train_rows, eval_rows or []):
+        validate(rows)  # raises naming the record and field
     if not train_rows:
         raise ValueError(f"{kind.__name__}: the training data is empty")
 

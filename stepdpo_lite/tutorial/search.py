@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -494,8 +495,6 @@ def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequen
     ``candidate_tokens``), so that both compare at equal generated tokens. Returns ``{"beam_prm": {B: results},
     "dvts_prm": {B: results}}``; ``log`` gets one line per search (accuracy, tokens, PRM reads, time) and the
     checker's view of what the beam kept and pruned (``pruning_report``, toy world). ``kw``: ``beam_search``'s."""
-    import time
-
     searches = {"beam_prm": {}, **({"dvts_prm": {}} if run_dvts else {})}
     for b in budgets:
         n_beams, m = beam_shape(b, expansions)

@@ -14,12 +14,11 @@ import argparse
 import json
 import os
 import random
-import shutil
 from pathlib import Path
 
-from ..atomic import save_atomic
 from . import tasks
-from .toyworld import TINY_BASE_DIR, build_tiny_model, build_tokenizer, load_tiny_base, make_problems, noisy_training_text
+from .toyworld import (TINY_BASE_DIR, build_tiny_model, build_tokenizer, load_tiny_base, make_problems,
+                       noisy_training_text, save_tiny_model)
 
 
 def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num_proc: int | None = None):
@@ -80,24 +79,12 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
                       callbacks=[StopWhenGoodEnough()])
     trainer.train()
     tokenizer.padding_side = "left"
-    _save(model, tokenizer, Path(out), {"seed": seed, "n_train": n_train, "error_rate": error_rate,
+    save_tiny_model(model, tokenizer, out, {"seed": seed, "n_train": n_train, "error_rate": error_rate,
                                                     "layers": layers, "hidden_size": hidden_size,
                                                     "batch_size": batch_size, "learning_rate": learning_rate,
                                                     "target_accuracy": target_accuracy, "evaluations": log,
                                                     "loss_history": trainer.state.log_history})
     return {"steps": trainer.state.global_step, "evaluations": log}
-
-
-def _save(model, tokenizer, out: Path, log: dict) -> None:
-    """Model, tokenizer and ``training_log.json`` into ``out`` atomically; its hand-written card is kept."""
-    def write(tmp: str) -> None:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        Path(tmp, "training_log.json").write_text(json.dumps(log, indent=1))
-        if (out / "README.md").exists():
-            shutil.copy(out / "README.md", Path(tmp, "README.md"))
-
-    save_atomic(out, write)
 
 
 def main(argv=None):

@@ -303,6 +303,26 @@ def load_tiny_base(path: str | os.PathLike | None = None, device: str | None = N
     return model, tokenizer
 
 
+def save_tiny_model(model, tokenizer, out: str | os.PathLike, log: dict) -> Path:
+    """``model``, ``tokenizer`` and ``training_log.json`` (``log``) into the folder ``out``, atomically; a model
+    card (``README.md``) already there is written by hand, and kept."""
+    import json
+    import shutil
+
+    from ..atomic import save_atomic
+
+    out = Path(out)
+
+    def write(tmp: str) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        Path(tmp, "training_log.json").write_text(json.dumps(log, indent=1))
+        if (out / "README.md").exists():
+            shutil.copy(out / "README.md", Path(tmp, "README.md"))
+
+    return save_atomic(out, write)
+
+
 # ----------------------------------------------------------------------------- training the tiny base
 
 def noisy_training_text(problem: Problem, rng: random.Random, error_rate: float, recover_rate: float = 0.0) -> str:

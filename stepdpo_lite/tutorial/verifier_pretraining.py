@@ -37,7 +37,6 @@ from multiprocessing import Pool
 from pathlib import Path
 
 from .. import generation
-from ..atomic import save_atomic
 from ..evaluation import first_error_index, outcome_auroc, step_auroc
 from . import toyworld
 
@@ -344,16 +343,8 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
            "wall_seconds": round(time.time() - started, 1), "prep_seconds": round(prep_seconds, 1),
            "hardware": torch.cuda.get_device_name() if on_gpu else f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
            "torch": torch.__version__}
-    out = Path(c.out)
 
-    def write(tmp: str) -> None:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        Path(tmp, "training_log.json").write_text(json.dumps(log, indent=1))
-        if (out / "README.md").exists():  # the model card is written by hand: keep it
-            shutil.copy(out / "README.md", Path(tmp, "README.md"))
-
-    save_atomic(out, write)
+    toyworld.save_tiny_model(model, tok, c.out, log)  # the model card, written by hand, is kept
     shutil.rmtree(checkpoints, ignore_errors=True)
     return log
 
