@@ -192,6 +192,17 @@ def test_profiles():
         profiles.get_profile("a100")
 
 
+def test_profile_reward_training_args_give_the_orm_its_own_learning_rate():
+    t4 = profiles.get_profile("t4-16gb")
+    assert t4.orm_learning_rate is None  # one learning rate for both reward models
+    assert t4.reward_training_args("outcome")["learning_rate"] == t4.reward_training_args()["learning_rate"]
+    own = dataclasses.replace(t4, reward_learning_rate=2e-3, orm_learning_rate=5e-4)
+    assert own.reward_training_args("process")["learning_rate"] == 2e-3
+    assert own.reward_training_args("outcome")["learning_rate"] == 5e-4
+    with pytest.raises(ValueError, match="reward must be"):
+        own.reward_training_args("orm")
+
+
 def test_profile_tasks_and_budgets():
     tiny, t4, smoke = (profiles.get_profile(n) for n in ("tiny", "t4-16gb", "smoke"))
     assert tiny.task == "toy" and t4.task == "gsm8k" and t4.dataset is None  # None: the Hub's openai/gsm8k

@@ -180,6 +180,23 @@ def test_readme_example_runs_as_written_after_the_tutorial(run, tmp_path, capsys
 
 
 @pytest.mark.notebook
+def test_reward_learning_rate_script_measures_both_recipes_on_the_tiny_run(run, capsys):
+    """scripts/reward_learning_rates.py (how the tiny profile's ORM learning rate was chosen) on the run's data."""
+    if run["failed"] or not (run["run"] / "data").exists():
+        pytest.fail("the tiny notebooks did not all run")
+    import runpy
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "reward_learning_rates.py"))
+    script["main"](["--runs-dir", str(run["root"]), "--learning-rates", "2e-3", "1e-4"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [(r["reward"], r["learning_rate"]) for r in rows] == [
+        ("process", 2e-3), ("process", 1e-4), ("outcome", 2e-3), ("outcome", 1e-4)]
+    for row in rows:
+        keys = ("validation_step_auroc", "test_step_auroc") if row["reward"] == "process" else (
+            "validation_auroc", "test_auroc")
+        assert all(0 <= row[k] <= 1 for k in keys), row
+
+
+@pytest.mark.notebook
 def test_smoke_prompts_are_chat_formatted_and_never_hold_the_answer(smoke_run):
     """Issue #14: a GSM8K problem's repr (gold answer included) once reached the model as its prompt."""
     from transformers import AutoTokenizer

@@ -45,6 +45,8 @@ class Profile:
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (0 on the CPU profiles: it costs time "
                                                                  "and one epoch cannot overfit)."})
     reward_learning_rate: float = field(default=1e-4, metadata={"help": "Learning rate of PRM/ORM LoRA training."})
+    orm_learning_rate: float | None = field(default=None, metadata={
+        "help": "Learning rate of ORM LoRA training when it differs from the PRM's (None: reward_learning_rate)."})
     reward_epochs: float = field(default=1.0, metadata={"help": "Epochs of PRM/ORM training."})
     dpo_learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of (Stepwise) DPO LoRA training."})
     dpo_epochs: float = field(default=1.0, metadata={"help": "Epochs of (Stepwise) DPO training."})
@@ -52,6 +54,9 @@ class Profile:
     n_eval_problems: int = field(default=200, metadata={"help": "Held-out problems for evaluation."})
     n_samples_per_problem: int = field(default=4, metadata={"help": "Solutions sampled per training problem."})
     best_of_n: int = field(default=16, metadata={"help": "Largest N of the best-of-N evaluation."})
+    n_test_time_problems: int | None = field(default=None, metadata={
+        "help": "Held-out problems of notebook 07's search comparison (None: a fifth of n_eval_problems, as "
+                "notebook 06's best-of-N)."})
     sample_batch_size: int = field(default=32, metadata={
         "help": "Rows a batch when sampling (solutions, Monte-Carlo rollouts, best-of-N candidates, evaluation)."})
     sampling_tokens_per_s: float | None = field(default=None, metadata={
@@ -70,9 +75,15 @@ class Profile:
         """The LoRA fields of this profile, for ``load_model(..., lora=profile.lora_config())``."""
         return {**DEFAULT_LORA, "r": self.lora_r, "lora_alpha": self.lora_alpha, "lora_dropout": self.lora_dropout}
 
-    def reward_training_args(self) -> dict:
-        """The keywords of ``train_process_reward_model`` / ``train_outcome_reward_model`` this profile sets."""
-        return dict(learning_rate=self.reward_learning_rate, num_train_epochs=self.reward_epochs,
+    def reward_training_args(self, reward: str = "process") -> dict:
+        """The keywords of ``train_process_reward_model`` (``reward="process"``) or ``train_outcome_reward_model``
+        (``reward="outcome"``) this profile sets."""
+        if reward not in ("process", "outcome"):
+            raise ValueError(f"reward_training_args: reward must be 'process' or 'outcome', got {reward!r}")
+        learning_rate = self.reward_learning_rate
+        if reward == "outcome" and self.orm_learning_rate is not None:
+            learning_rate = self.orm_learning_rate
+        return dict(learning_rate=learning_rate, num_train_epochs=self.reward_epochs,
                     per_device_train_batch_size=self.train_batch_size, per_device_eval_batch_size=self.eval_batch_size,
                     gradient_accumulation_steps=self.gradient_accumulation_steps,
                     gradient_checkpointing=self.gradient_checkpointing, max_length=self.max_length,
@@ -117,8 +128,10 @@ PROFILES: dict[str, Profile] = {
                     quantization=None, dtype="float32", device="cpu",
                     max_length=256, max_new_tokens=160, train_batch_size=32, gradient_accumulation_steps=1,
                     eval_batch_size=128, gradient_checkpointing=False, lora_r=8, lora_alpha=16, lora_dropout=0.0,
-                    reward_learning_rate=2e-3, reward_epochs=1.0, dpo_learning_rate=1e-4, dpo_epochs=1.0,
+                    reward_learning_rate=2e-3, orm_learning_rate=1e-3, reward_epochs=1.0, dpo_learning_rate=1e-4,
+                    dpo_epochs=1.0,
                     n_train_problems=600, n_eval_problems=150, n_samples_per_problem=4, best_of_n=16,
+                    n_test_time_problems=75,  # 30 would put one problem at 3.3 points: too coarse to order methods
                     sample_batch_size=128),
     # Colab's free T4: 16 GB, no bfloat16, so float16 compute.
     "t4-16gb": Profile(name="t4-16gb", model_name="Qwen/Qwen2.5-0.5B-Instruct", quantization="4bit", dtype="float16",

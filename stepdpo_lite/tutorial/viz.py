@@ -295,7 +295,7 @@ def plot_verifier_pretraining(training_log, title=None, save_to=None):
     stages = [*training_log.get("earlier_stages", []), training_log]
     fig, ax = plt.subplots(figsize=(7.2, 3.8), layout="constrained")
     offset, colors = 0, {"step_auroc": NEUTRAL, "first_error_auroc": HIGHLIGHT, "outcome_auroc": WRONG}
-    names = {"step_auroc": "PRM step AUROC", "first_error_auroc": "PRM first-error AUROC (steps up to the first error)",
+    names = {"step_auroc": "PRM step AUROC", "first_error_auroc": "PRM first-error AUROC",
              "outcome_auroc": "ORM AUROC"}
     for k, stage in enumerate(stages):
         curve = stage["curve"]
@@ -307,14 +307,20 @@ def plot_verifier_pretraining(training_log, title=None, save_to=None):
         if k:
             ax.axvline(offset / 1e6, color="grey", ls=":", lw=1)
         config = stage.get("config", {})
-        ax.text(offset / 1e6, 0.42, f" stage {k + 1}: {'process' if not config.get('outcome_fraction') else 'process + outcome'}",
-                fontsize=7, color="grey", va="bottom")
+        rows = "process" if not config.get("outcome_fraction") else "process + outcome"
+        if config.get("recover_rate"):
+            rows += ", slips"
+        if config.get("policy_fraction"):
+            rows += ", policy samples"
+        # stages after the first are short (tens of thousands of rows): their labels end at their start, stacked
+        ax.text(offset / 1e6, 0.42 + 0.05 * k, f" stage {k + 1}: {rows} " + ("\u2192" if k else ""),
+                fontsize=7, color="grey", va="bottom", ha="right" if k else "left")
         offset += curve[-1]["rows_seen"]
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.set(xlabel="graded training rows seen (millions)", ylabel="validation AUROC", ylim=(0.4, 1.01),
            title=title or "Pretraining the reward base as a verifier")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)  # below: the plot is full
     return _finish(fig, save_to)
 
 

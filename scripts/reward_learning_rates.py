@@ -1,0 +1,76 @@
+"""Which learning rate should notebooks 02 and 03 train their QLoRA adapters with? Chosen on validation.
+
+The tiny profile's reward models start from ``data/tiny-verifier``, which already verifies. A learning rate that
+suits the PRM's adapter (2e-3) pulls the ORM's below what its base gave zero-shot. This trains notebook 02's PRM
+recipe and notebook 03's ORM recipe (the profile's LoRA, batch, epochs, 4-bit base; one epoch of notebook 01's
+training rows) at each learning rate and prints validation and test AUROC; the profile keeps the learning rate
+with the best validation figure (``reward_learning_rate``, ``orm_learning_rate``).
+
+    python scripts/reward_learning_rates.py --learning-rates 2e-3 1e-3 5e-4 2e-4 1e-4     # ~1 min a run, 2 cores
+
+Needs ``runs/<profile>/data`` (notebook 01). Prints one JSON line per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from stepdpo_lite import data, evaluation  # noqa: E402
+from stepdpo_lite.reward_training import train_outcome_reward_model, train_process_reward_model  # noqa: E402
+from stepdpo_lite.tutorial.profiles import get_profile  # noqa: E402
+
+TRAIN = {"process": train_process_reward_model, "outcome": train_outcome_reward_model}
+SPLITS = {"process": "stepwise", "outcome": "outcome"}
+
+
+def train_and_measure(reward: str, base: str, splits: dict, profile, learning_rate: float) -> dict:
+    args = {**profile.reward_training_args(reward), "learning_rate": learning_rate}
+    started = time.time()
+    with tempfile.TemporaryDirectory() as scratch:
+        model = TRAIN[reward](base, splits["train"], scratch, quantization="4bit", lora=profile.lora_config(),
+                              max_steps=-1, seed=0, logging_steps=10, disable_tqdm=True,
+                              train_sampling_strategy="group_by_length", **args)
+    row = {"reward": reward, "base": base, "learning_rate": learning_rate, "seconds": round(time.time() - started)}
+    val, test = splits["validation"], splits["test"]
+    if reward == "process":
+        val_scores = model.score_solutions(val["prompt"], val["completions"])
+        test_scores = model.score_solutions(test["prompt"], test["completions"])
+        report = evaluation.process_reward_report(val_scores, val["labels"], test_scores, test["labels"])
+        row.update(validation_step_auroc=evaluation.step_auroc(val_scores, val["labels"]),
+                   test_step_auroc=report["step_auroc"], test_first_error_f1=report["f1"])
+    else:
+        for name, split in (("validation", val), ("test", test)):
+            scores = model.score_solutions(split["prompt"], split["completion"])
+            row[f"{name}_auroc"] = evaluation.outcome_auroc(scores, split["label"])
+    return {k: round(v, 4) if isinstance(v, float) and k != "learning_rate" else v for k, v in row.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="tiny")
+    parser.add_argument("--runs-dir", default=str(ROOT / "runs"))
+    parser.add_argument("--reward", choices=["process", "outcome", "both"], default="both")
+    parser.add_argument("--base", default=None, help="Reward base (default: the profile's reward_base).")
+    parser.add_argument("--learning-rates", type=float, nargs="+", default=[2e-3, 1e-3, 5e-4, 2e-4, 1e-4])
+    args = parser.parse_args(argv)
+    profile = get_profile(args.profile)
+    folder = Path(args.runs_dir) / args.profile / "data"
+    for reward in (["process", "outcome"] if args.reward == "both" else [args.reward]):
+        names = [f"{split}_{SPLITS[reward]}" for split in ("train", "validation", "test")]
+        loaded = data.load_datasets(folder, names)
+        splits = {"train": loaded[names[0]].shuffle(seed=0), "validation": loaded[names[1]], "test": loaded[names[2]]}
+        for lr in args.learning_rates:
+            print(json.dumps(train_and_measure(reward, args.base or profile.reward_base, splits, profile, lr)),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
