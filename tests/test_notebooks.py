@@ -187,7 +187,7 @@ def test_reward_learning_rate_script_measures_both_recipes_on_the_tiny_run(run, 
     import runpy
     script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "reward_learning_rates.py"))
     script["main"](["--runs-dir", str(run["root"]), "--learning-rates", "2e-3", "1e-4"])
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{\"")]  # not logs
     assert [(r["reward"], r["learning_rate"]) for r in rows] == [
         ("process", 2e-3), ("process", 1e-4), ("outcome", 2e-3), ("outcome", 1e-4)]
     for row in rows:
