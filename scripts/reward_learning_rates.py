@@ -1,12 +1,13 @@
 """Which learning rate should notebooks 02 and 03 train their QLoRA adapters with? Chosen on validation.
 
-The tiny profile's reward models start from ``data/tiny-verifier``, which already verifies. A learning rate that
-suits the PRM's adapter (2e-3) pulls the ORM's below what its base gave zero-shot. This trains notebook 02's PRM
-recipe and notebook 03's ORM recipe (the profile's LoRA, batch, epochs, 4-bit base; one epoch of notebook 01's
-training rows) at each learning rate and prints validation and test AUROC; the profile keeps the learning rate
-with the best validation figure (``reward_learning_rate``, ``orm_learning_rate``).
+The tiny profile's reward models start from ``data/tiny-verifier``, which already verifies, and the best setting
+differs between the two adapters. This trains notebook 02's PRM recipe and notebook 03's ORM recipe (the
+profile's LoRA, batch and epochs for that reward, or ``--epochs``; 4-bit base; notebook 01's training rows) at
+each learning rate and prints validation and test AUROC. The profile keeps the setting with the best validation
+figure (``reward_learning_rate``, ``orm_learning_rate``, ``orm_epochs``; docs/benchmarks.md has the table).
 
     python scripts/reward_learning_rates.py --learning-rates 2e-3 1e-3 5e-4 2e-4 1e-4     # ~1 min a run, 2 cores
+    python scripts/reward_learning_rates.py --reward outcome --epochs 2 --learning-rates 5e-4 2e-4
 
 Needs ``runs/<profile>/data`` (notebook 01). Prints one JSON line per run.
 """
@@ -31,14 +32,18 @@ TRAIN = {"process": train_process_reward_model, "outcome": train_outcome_reward_
 SPLITS = {"process": "stepwise", "outcome": "outcome"}
 
 
-def train_and_measure(reward: str, base: str, splits: dict, profile, learning_rate: float) -> dict:
+def train_and_measure(reward: str, base: str, splits: dict, profile, learning_rate: float,
+                      epochs: float | None = None) -> dict:
     args = {**profile.reward_training_args(reward), "learning_rate": learning_rate}
+    if epochs is not None:
+        args["num_train_epochs"] = epochs
     started = time.time()
     with tempfile.TemporaryDirectory() as scratch:
         model = TRAIN[reward](base, splits["train"], scratch, quantization="4bit", lora=profile.lora_config(),
                               max_steps=-1, seed=0, logging_steps=10, disable_tqdm=True,
                               train_sampling_strategy="group_by_length", **args)
-    row = {"reward": reward, "base": base, "learning_rate": learning_rate, "seconds": round(time.time() - started)}
+    row = {"reward": reward, "base": base, "learning_rate": learning_rate, "epochs": args["num_train_epochs"],
+           "seconds": round(time.time() - started)}
     val, test = splits["validation"], splits["test"]
     if reward == "process":
         val_scores = model.score_solutions(val["prompt"], val["completions"])
@@ -50,7 +55,7 @@ def train_and_measure(reward: str, base: str, splits: dict, profile, learning_ra
         for name, split in (("validation", val), ("test", test)):
             scores = model.score_solutions(split["prompt"], split["completion"])
             row[f"{name}_auroc"] = evaluation.outcome_auroc(scores, split["label"])
-    return {k: round(v, 4) if isinstance(v, float) and k != "learning_rate" else v for k, v in row.items()}
+    return {k: round(v, 4) if k.endswith(("auroc", "f1")) else v for k, v in row.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reward", choices=["process", "outcome", "both"], default="both")
     parser.add_argument("--base", default=None, help="Reward base (default: the profile's reward_base).")
     parser.add_argument("--learning-rates", type=float, nargs="+", default=[2e-3, 1e-3, 5e-4, 2e-4, 1e-4])
+    parser.add_argument("--epochs", type=float, default=None, help="Epochs (default: the profile's, per reward).")
     args = parser.parse_args(argv)
     profile = get_profile(args.profile)
     folder = Path(args.runs_dir) / args.profile / "data"
@@ -68,8 +74,8 @@ def main(argv: list[str] | None = None) -> None:
         loaded = data.load_datasets(folder, names)
         splits = {"train": loaded[names[0]].shuffle(seed=0), "validation": loaded[names[1]], "test": loaded[names[2]]}
         for lr in args.learning_rates:
-            print(json.dumps(train_and_measure(reward, args.base or profile.reward_base, splits, profile, lr)),
-                  flush=True)
+            row = train_and_measure(reward, args.base or profile.reward_base, splits, profile, lr, args.epochs)
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

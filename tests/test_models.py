@@ -192,13 +192,15 @@ def test_profiles():
         profiles.get_profile("a100")
 
 
-def test_profile_reward_training_args_give_the_orm_its_own_learning_rate():
+def test_profile_reward_training_args_give_the_orm_its_own_learning_rate_and_epochs():
     t4 = profiles.get_profile("t4-16gb")
     assert t4.orm_learning_rate is None  # one learning rate for both reward models
     assert t4.reward_training_args("outcome")["learning_rate"] == t4.reward_training_args()["learning_rate"]
-    own = dataclasses.replace(t4, reward_learning_rate=2e-3, orm_learning_rate=5e-4)
+    own = dataclasses.replace(t4, reward_learning_rate=2e-3, orm_learning_rate=5e-4, orm_epochs=2.0)
     assert own.reward_training_args("process")["learning_rate"] == 2e-3
+    assert own.reward_training_args("process")["num_train_epochs"] == t4.reward_epochs
     assert own.reward_training_args("outcome")["learning_rate"] == 5e-4
+    assert own.reward_training_args("outcome")["num_train_epochs"] == 2.0
     with pytest.raises(ValueError, match="reward must be"):
         own.reward_training_args("orm")
 

@@ -48,6 +48,8 @@ class Profile:
     orm_learning_rate: float | None = field(default=None, metadata={
         "help": "Learning rate of ORM LoRA training when it differs from the PRM's (None: reward_learning_rate)."})
     reward_epochs: float = field(default=1.0, metadata={"help": "Epochs of PRM/ORM training."})
+    orm_epochs: float | None = field(default=None, metadata={
+        "help": "Epochs of ORM training when they differ from the PRM's (None: reward_epochs)."})
     dpo_learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of (Stepwise) DPO LoRA training."})
     dpo_epochs: float = field(default=1.0, metadata={"help": "Epochs of (Stepwise) DPO training."})
     n_train_problems: int = field(default=1000, metadata={"help": "Training problems sampled in notebook 01."})
@@ -80,10 +82,11 @@ class Profile:
         (``reward="outcome"``) this profile sets."""
         if reward not in ("process", "outcome"):
             raise ValueError(f"reward_training_args: reward must be 'process' or 'outcome', got {reward!r}")
-        learning_rate = self.reward_learning_rate
-        if reward == "outcome" and self.orm_learning_rate is not None:
-            learning_rate = self.orm_learning_rate
-        return dict(learning_rate=learning_rate, num_train_epochs=self.reward_epochs,
+        learning_rate, epochs = self.reward_learning_rate, self.reward_epochs
+        if reward == "outcome":
+            learning_rate = self.reward_learning_rate if self.orm_learning_rate is None else self.orm_learning_rate
+            epochs = self.reward_epochs if self.orm_epochs is None else self.orm_epochs
+        return dict(learning_rate=learning_rate, num_train_epochs=epochs,
                     per_device_train_batch_size=self.train_batch_size, per_device_eval_batch_size=self.eval_batch_size,
                     gradient_accumulation_steps=self.gradient_accumulation_steps,
                     gradient_checkpointing=self.gradient_checkpointing, max_length=self.max_length,
@@ -128,8 +131,8 @@ PROFILES: dict[str, Profile] = {
                     quantization=None, dtype="float32", device="cpu",
                     max_length=256, max_new_tokens=160, train_batch_size=32, gradient_accumulation_steps=1,
                     eval_batch_size=128, gradient_checkpointing=False, lora_r=8, lora_alpha=16, lora_dropout=0.0,
-                    reward_learning_rate=2e-3, orm_learning_rate=1e-3, reward_epochs=1.0, dpo_learning_rate=1e-4,
-                    dpo_epochs=1.0,
+                    reward_learning_rate=2e-3, reward_epochs=1.0, dpo_learning_rate=1e-4, dpo_epochs=1.0,
+                    orm_learning_rate=5e-4, orm_epochs=2.0,  # chosen on validation: scripts/reward_learning_rates.py
                     n_train_problems=600, n_eval_problems=150, n_samples_per_problem=4, best_of_n=16,
                     n_test_time_problems=75,  # 30 would put one problem at 3.3 points: too coarse to order methods
                     sample_batch_size=128),
