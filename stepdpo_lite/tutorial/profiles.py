@@ -134,7 +134,7 @@ PROFILES: dict[str, Profile] = {
                     reward_learning_rate=2e-3, reward_epochs=1.0, dpo_learning_rate=1e-4, dpo_epochs=1.0,
                     orm_learning_rate=5e-4, orm_epochs=2.0,  # chosen on validation: scripts/reward_learning_rates.py
                     n_train_problems=600, n_eval_problems=150, n_samples_per_problem=4, best_of_n=16,
-                    n_test_time_problems=75,  # 30 would put one problem at 3.3 points: too coarse to order methods
+                    n_test_time_problems=50,  # 30 would put one problem at 3.3 points: too coarse to order methods
                     sample_batch_size=128),
     # Colab's free T4: 16 GB, no bfloat16, so float16 compute.
     "t4-16gb": Profile(name="t4-16gb", model_name="Qwen/Qwen2.5-0.5B-Instruct", quantization="4bit", dtype="float16",
