@@ -124,7 +124,7 @@ _T4_TOKENS_PER_S, _24GB_TOKENS_PER_S = 32 / 0.055, 32 / 0.045
 PROFILES: dict[str, Profile] = {
     # Laptop CPU, minutes: the ~1M-parameter toy Llama in float32. Set quantization="4bit" to run the
     # exact QLoRA path on CPU (bitsandbytes >= 0.46); it is slower there and buys nothing at this size.
-    # The reward models start from data/tiny-verifier: the tiny base pretrained as a verifier on ~1.5 M graded
+    # The reward models start from data/tiny-verifier: the tiny base pretrained as a verifier on ~1.6 M graded
     # solutions (verifier_pretraining.py), as real PRMs start from a math-tuned LLM; $STEPDPO_TINY_REWARD_BASE
     # gives them another base (e.g. data/tiny-base, the control of notebook 02).
     "tiny": Profile(name="tiny", model_name=_tiny_base_dir(), reward_model_name=_tiny_reward_base_dir(), task="toy",
