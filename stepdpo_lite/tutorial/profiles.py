@@ -83,9 +83,9 @@ class Profile:
         if reward not in ("process", "outcome"):
             raise ValueError(f"reward_training_args: reward must be 'process' or 'outcome', got {reward!r}")
         learning_rate, epochs = self.reward_learning_rate, self.reward_epochs
-        if reward == "outcome":
-            learning_rate = self.reward_learning_rate if self.orm_learning_rate is None else self.orm_learning_rate
-            epochs = self.reward_epochs if self.orm_epochs is None else self.orm_epochs
+        if reward == "outcome":  # the ORM's own settings, where the profile sets them
+            learning_rate = self.orm_learning_rate if self.orm_learning_rate is not None else learning_rate
+            epochs = self.orm_epochs if self.orm_epochs is not None else epochs
         return dict(learning_rate=learning_rate, num_train_epochs=epochs,
                     per_device_train_batch_size=self.train_batch_size, per_device_eval_batch_size=self.eval_batch_size,
                     gradient_accumulation_steps=self.gradient_accumulation_steps,

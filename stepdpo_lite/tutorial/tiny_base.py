@@ -80,10 +80,10 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
     trainer.train()
     tokenizer.padding_side = "left"
     save_tiny_model(model, tokenizer, out, {"seed": seed, "n_train": n_train, "error_rate": error_rate,
-                                                    "layers": layers, "hidden_size": hidden_size,
-                                                    "batch_size": batch_size, "learning_rate": learning_rate,
-                                                    "target_accuracy": target_accuracy, "evaluations": log,
-                                                    "loss_history": trainer.state.log_history})
+                                            "layers": layers, "hidden_size": hidden_size,
+                                            "batch_size": batch_size, "learning_rate": learning_rate,
+                                            "target_accuracy": target_accuracy, "evaluations": log,
+                                            "loss_history": trainer.state.log_history})
     return {"steps": trainer.state.global_step, "evaluations": log}
 
 

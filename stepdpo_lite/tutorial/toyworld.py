@@ -25,12 +25,15 @@ imperfect on purpose: reward models and Stepwise DPO have real mistakes to find 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import save_atomic
 from ..evaluation import first_error_index
 from ..rewards import NO, OUTCOME_TAG, STEP_TAG, YES  # the tiny tokenizer holds each tag as one token
 from ..steps import DEFAULT_DELIMITER, extract_steps
@@ -306,11 +309,6 @@ def load_tiny_base(path: str | os.PathLike | None = None, device: str | None = N
 def save_tiny_model(model, tokenizer, out: str | os.PathLike, log: dict) -> Path:
     """``model``, ``tokenizer`` and ``training_log.json`` (``log``) into the folder ``out``, atomically; a model
     card (``README.md``) already there is written by hand, and kept."""
-    import json
-    import shutil
-
-    from ..atomic import save_atomic
-
     out = Path(out)
 
     def write(tmp: str) -> None:
