@@ -27,12 +27,14 @@ from stepdpo_lite.tutorial import onpolicy, runs, tasks, toyworld  # noqa: E402
 from stepdpo_lite.tutorial.profiles import get_profile, load_profile_model  # noqa: E402
 
 
-def start_policies(profile, methods):
+def start_policies(profile, methods, freeze_embeddings=False):
     """One copy of the start policy per method (each trains on from its own)."""
     policies, tokenizer = {}, None
     for m in methods:
         if profile.task == "toy":
             model, tokenizer = toyworld.load_tiny_base(profile.model_name)
+            if freeze_embeddings:
+                model.get_input_embeddings().weight.requires_grad_(False)
         else:
             model, tokenizer = load_profile_model(profile, lora=True)
         policies[m] = model
@@ -64,10 +66,12 @@ def main(argv=None):
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--sft-weight", type=float, default=5.0)
     ap.add_argument("--outcome-weight", type=float, default=0.0)
-    ap.add_argument("--step-pairing", default="weighted", choices=["weighted", "first_error"])
+    ap.add_argument("--step-pairing", default="weighted", choices=["weighted", "first_error", "first_token"])
     ap.add_argument("--n-sampled", type=int, default=2, help="sampled (T=1) solutions per held-out problem")
     ap.add_argument("--methods", nargs="+", default=list(onpolicy.METHODS))
     ap.add_argument("--no-base", action="store_true", help="do not evaluate the start policy")
+    ap.add_argument("--freeze-embeddings", action="store_true", help="tiny profile: train all but the (tied) "
+                                                                         "token embeddings")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-policies", default=None, help="save the last round's policies here")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
@@ -81,7 +85,7 @@ def main(argv=None):
         raise SystemExit(f"{run / 'metrics.json'} has no prm.first_error_threshold: run notebook 02 first")
     from stepdpo_lite.rewards import ProcessRewardModel
     prm = ProcessRewardModel.load(runs.require(run / "prm", "02_process_reward_model"))
-    policies, tokenizer = start_policies(profile, args.methods)
+    policies, tokenizer = start_policies(profile, args.methods, args.freeze_embeddings)
     n = metrics.get("data", {}).get("n_problems", {})
     task = tasks.get_task(profile)
     splits = task.splits(n.get("train", profile.n_train_problems), n.get("test", profile.n_eval_problems),

@@ -37,7 +37,7 @@ __all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "aggre
            "float32_adapters_for_fp16"]
 
 STEP_ACCURACY_METRICS = ("accuracy", "balanced_accuracy", "f1")
-STEP_PAIRINGS = ("weighted", "first_error")
+STEP_PAIRINGS = ("weighted", "first_error", "first_token")
 
 
 def float32_adapters_for_fp16(trainer) -> None:
@@ -105,7 +105,9 @@ class StepwiseDPOConfig(DPOConfig):
                 "as TRL's loss_type ['sigmoid', 'sft'] with loss_weights [1, sft_loss_weight]."})
     step_pairing: str = field(default="weighted", metadata={
         "help": "`weighted`: every step counts (weighted by p and a); `first_error`: only the first differing step "
-                "of each side counts, which on a shared-prefix pair is exactly Step-DPO (Lai et al. 2024)."})
+                "of each side counts, which on a shared-prefix pair is exactly Step-DPO (Lai et al. 2024); "
+                "`first_token`: of that step, only the first token where the two completions differ (one shared "
+                "state, two next tokens: the critical token of Lin et al. 2024, arXiv:2411.19943)."})
 
     def __post_init__(self):
         if self.outcome_beta is None:
@@ -235,7 +237,8 @@ class StepwiseDPOTrainer(DPOTrainer):
                                                                     eos_id=self._tokenizer.eos_token_id))
         dataset = dataset.map(step_columns, with_indices=True, desc=f"Step ids of {dataset_name} dataset",
                               fn_kwargs=dict(tokenizer=self._tokenizer, delimiter=args.step_delimiter,
-                                             max_steps=args.max_reasoning_steps))
+                                             max_steps=args.max_reasoning_steps,
+                                             first_token=args.step_pairing == "first_token"))
         if isinstance(dataset, Dataset):
             widest = max((len(p) for c in ("chosen_step_probs", "rejected_step_probs") for p in dataset[c]), default=1)
             self._max_num_steps = max(self._max_num_steps, widest)
@@ -318,7 +321,7 @@ class StepwiseDPOTrainer(DPOTrainer):
 
         # Step loss: complete steps only (truncated ones are masked), optionally only the first differing step
         mask = inputs["step_complete"]
-        if args.step_pairing == "first_error":
+        if args.step_pairing in ("first_error", "first_token"):
             mask = mask & first_error_mask(inputs["first_diff_step"], num_steps).repeat(2, 1)
         chosen_mask, rejected_mask = mask.chunk(2)
         chosen_p, rejected_p = inputs["step_probs"].chunk(2)

@@ -65,6 +65,14 @@ def step_by_step_logps(model, tok, prompt, response):
     return out
 
 
+def pair_loss_at(policy, ref, tok, context, chosen, rejected, beta):
+    """−log σ(β·(log-ratio of ``chosen`` − log-ratio of ``rejected``)), both read after ``context``."""
+    def logratio(text):
+        return (step_by_step_logps(policy, tok, context, text)[0] - step_by_step_logps(ref, tok, context, text)[0])
+
+    return -F.logsigmoid(torch.tensor(beta * (logratio(chosen) - logratio(rejected)))).item()
+
+
 # ----------------------------------------------------------------------------- config
 
 def test_config_validation(tmp_path):
@@ -187,11 +195,29 @@ def test_first_error_pairing_is_the_step_dpo_objective(tmp_path, tiny_model, tin
     context = row["prompt"] + extract_steps(row["chosen"])[0]
     assert extract_steps(row["rejected"])[0] == extract_steps(row["chosen"])[0] and chosen_k != rejected_k
 
-    def logratio(step):
-        return (step_by_step_logps(policy, tiny_tokenizer, context, step)[0]
-                - step_by_step_logps(ref, tiny_tokenizer, context, step)[0])
+    expected = pair_loss_at(policy, ref, tiny_tokenizer, context, chosen_k, rejected_k, 0.5)
+    assert abs(expected - 0.6931) > 1e-4
+    assert loss.item() == pytest.approx(expected, abs=1e-5)
 
-    expected = -F.logsigmoid(torch.tensor(0.5 * (logratio(chosen_k) - logratio(rejected_k)))).item()
+
+def test_first_token_pairing_compares_two_next_tokens_at_one_state(tmp_path, tiny_model, tiny_tokenizer):
+    policy, ref = policy_and_reference(tiny_model)
+    row = toy_rows(1, error_step=1, labels=False)[0]
+    args = config(tmp_path, step_pairing="first_token", outcome_loss_weight=0.0, step_beta=0.5)
+    with pytest.warns(UserWarning, match="no step labels"):
+        tr = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), args=args,
+                                train_dataset=Dataset.from_list([row]), processing_class=tiny_tokenizer)
+    ex = tr.train_dataset[0]
+    t = next(i for i, (c, r) in enumerate(zip(ex["chosen_ids"], ex["rejected_ids"])) if c != r)
+    for side in ("chosen", "rejected"):  # one token keeps a step id, in the first differing step
+        assert [k for k in ex[f"{side}_step_ids"] if k >= 0] == [1] and ex[f"{side}_step_ids"][t] == 1
+    loss = tr.compute_loss(tr.model, batch_of(tr, 1))
+    # the character-level toy tokenizer: the first differing character is the first differing token
+    n = next(i for i, (c, r) in enumerate(zip(row["chosen"], row["rejected"])) if c != r)
+    context, chosen_t, rejected_t = row["prompt"] + row["chosen"][:n], row["chosen"][n], row["rejected"][n]
+    assert chosen_t.isdigit() and rejected_t.isdigit()  # the arithmetic error itself
+
+    expected = pair_loss_at(policy, ref, tiny_tokenizer, context, chosen_t, rejected_t, 0.5)
     assert abs(expected - 0.6931) > 1e-4
     assert loss.item() == pytest.approx(expected, abs=1e-5)
 
