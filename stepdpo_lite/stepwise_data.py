@@ -51,24 +51,17 @@ def drop_appended_eos(ex, eos, eos_id):
 
 
 def first_token_only(ex, first_diff_step):
-    """Keep, on each side, only the first completion token where chosen and rejected differ, as a token of step
-    ``first_diff_step``; every other token gets step id −1 (in no step). Both sides share the state before that
-    token (the prompt and every token up to it), so the step loss compares two next tokens at one state. The
-    tokens after it are conditioned on different text: on a rejected solution they often carry the error on
-    faithfully (a right sum of a miscopied number, the answer line copying a wrong result), and pushing them
-    down would teach the policy not to add or copy."""
+    """Step ids that keep only the first completion token where chosen and rejected differ (in step
+    ``first_diff_step``; all others −1): two next tokens at one shared state. The tokens after it are conditioned on
+    other text and, on a rejected solution, often carry the error on faithfully: not mistakes to push down."""
     c, r = ex["chosen_ids"], ex["rejected_ids"]
     t = next((i for i in range(min(len(c), len(r))) if c[i] != r[i]), min(len(c), len(r)))
-    out = {}
-    for side, ids in (("chosen", c), ("rejected", r)):
-        keep = first_diff_step if first_diff_step >= 0 and t < len(ids) else -1
-        out[f"{side}_step_ids"] = [keep if i == t else -1 for i in range(len(ids))]
-    return out
+    return {f"{side}_step_ids": [first_diff_step if i == t else -1 for i in range(len(ids))]
+            for side, ids in (("chosen", c), ("rejected", r))}
 
 
 def step_columns(ex, idx, tokenizer, delimiter, max_steps, first_token=False):
-    """Per-token step ids (completion tokens, from the offset mapping) and per-step p / rewards for one row.
-    ``first_token``: only the first token where chosen and rejected differ keeps a step id (``first_token_only``)."""
+    """One row's per-token step ids (offset mapping; ``first_token``: ``first_token_only``) and per-step p / rewards."""
     out, texts, eos = {}, {}, tokenizer.eos_token
     for side, default_p in (("chosen", 1.0), ("rejected", 0.0)):
         full = ex[side]
@@ -97,9 +90,7 @@ def step_columns(ex, idx, tokenizer, delimiter, max_steps, first_token=False):
     c, r = texts["chosen"], texts["rejected"]
     out["first_diff_step"] = -1 if c == r else next(
         (k for k in range(min(len(c), len(r))) if c[k] != r[k]), min(len(c), len(r)))
-    if first_token:
-        out.update(first_token_only(ex, out["first_diff_step"]))
-    return out
+    return {**out, **(first_token_only(ex, out["first_diff_step"]) if first_token else {})}
 
 
 @dataclass

@@ -41,12 +41,10 @@ STEP_PAIRINGS = ("weighted", "first_error", "first_token")
 
 
 def float32_adapters_for_fp16(trainer) -> None:
-    """Under fp16 mixed precision, put trainable weights that TRL cast to bfloat16 back in float32.
-
-    TRL's DPOTrainer stores a 4-bit model's LoRA weights in bfloat16 (the QLoRA paper's recipe). A GPU without
-    bfloat16 (Colab's T4) trains with fp16 and a loss scaler, which cannot unscale bfloat16 gradients. Call it
-    after building any TRL trainer; it does nothing unless ``args.fp16``.
-    """
+    """Under fp16 mixed precision, put trainable weights that TRL cast to bfloat16 back in float32: TRL's DPOTrainer
+    stores a 4-bit model's LoRA weights in bfloat16 (QLoRA's recipe), and a GPU without bfloat16 (Colab's T4) trains
+    with fp16 and a loss scaler, which cannot unscale bfloat16 gradients. Call it after building any TRL trainer;
+    it does nothing unless ``args.fp16``."""
     if trainer.args.fp16:
         for param in trainer.model.parameters():
             if param.requires_grad and param.dtype == torch.bfloat16:
@@ -57,17 +55,11 @@ def float32_adapters_for_fp16(trainer) -> None:
 class StepwiseDPOConfig(DPOConfig):
     r"""Configuration of [`StepwiseDPOTrainer`]: every field of [`trl.DPOConfig`] plus the stepwise ones below.
 
-    The reference design's reasoning-step cap ``max_steps`` is named ``max_reasoning_steps`` here, because
-    ``max_steps`` already is a [`~transformers.TrainingArguments`] field (the number of optimisation steps) and one
-    dataclass cannot hold two fields of one name; ``max_steps`` keeps its training meaning.
-
-    The defaults are the reference design's (step and outcome loss, weight 1 each, no NLL). Notebook 04's recipe,
-    which trains better on reasoning, is ``step_loss_weight=1.0, outcome_loss_weight=0.0, sft_loss_weight=5.0``
-    with ``beta=step_beta=0.1``.
-
-    On a machine without a GPU it trains in float32 without further arguments: TRL turns bf16 on when it is left
-    unset, which transformers refuses on CPU unless ``use_cpu=True``; here an unset ``bf16`` stays off when no
-    bf16-capable GPU is present.
+    The defaults are the reference design's (step and outcome loss, weight 1 each, no NLL). Notebook 04's recipe is
+    ``step_loss_weight=1.0, outcome_loss_weight=0.0, sft_loss_weight=5.0``, ``beta=step_beta=0.1``: without the NLL
+    term the step loss needed a tenth of the NLL's learning rate on the toy world, and still drifted (benchmarks).
+    On a CPU it trains in float32 without further arguments: an unset ``bf16`` (TRL turns it on, transformers
+    refuses it on CPU unless ``use_cpu=True``) stays off when no bf16-capable GPU is present.
     """
 
     step_beta: float = field(default=0.1, metadata={"help": "β of the step loss (scale of the step log-ratios ρ_k)."})
@@ -104,10 +96,9 @@ class StepwiseDPOConfig(DPOConfig):
                 "without it, DPO on reasoning can lower the chosen likelihood too and hurt accuracy. The same term "
                 "as TRL's loss_type ['sigmoid', 'sft'] with loss_weights [1, sft_loss_weight]."})
     step_pairing: str = field(default="weighted", metadata={
-        "help": "`weighted`: every step counts (weighted by p and a); `first_error`: only the first differing step "
-                "of each side counts, which on a shared-prefix pair is exactly Step-DPO (Lai et al. 2024); "
-                "`first_token`: of that step, only the first token where the two completions differ (one shared "
-                "state, two next tokens: the critical token of Lin et al. 2024, arXiv:2411.19943)."})
+        "help": "`weighted`: every step counts (weighted by p and a); `first_error`: only the first differing step of "
+                "each side, on a shared-prefix pair exactly Step-DPO (Lai et al. 2024); `first_token`: only its first "
+                "differing token (two next tokens at one state; cDPO's critical token, arXiv:2411.19943)."})
 
     def __post_init__(self):
         if self.outcome_beta is None:
@@ -152,14 +143,12 @@ class StepwiseDPOConfig(DPOConfig):
 
 class StepwiseDPOTrainer(DPOTrainer):
     """[`trl.DPOTrainer`] with step-level credit assignment (docs/method.md §4). Same arguments, plus
-    ``reward_model``:
-    an object with ``score_solutions(prompts, solutions) -> list[list[float]]`` (per-step log-odds, e.g. a
-    ``ProcessRewardModel``), used once while the datasets are prepared. Per-step labels may instead come from
-    dataset columns ``chosen_step_labels`` / ``rejected_step_labels`` (bools or probabilities), or cached
-    rewards from ``chosen_step_rewards`` / ``rejected_step_rewards``. Needs a fast tokenizer and standard
-    (string) prompt/chosen/rejected rows. A bool column ``open_ended`` marks rows whose completions are partial
-    solutions (Step-DPO's prompt-prefix form: one step each): the EOS token TRL appends is dropped from them, so
-    that a one-step completion does not teach the policy to stop after one step."""
+    ``reward_model``: an object with ``score_solutions(prompts, solutions) -> list[list[float]]`` (per-step
+    log-odds, e.g. a ``ProcessRewardModel``), used once while the datasets are prepared. Per-step labels may instead
+    come from columns ``chosen_step_labels`` / ``rejected_step_labels`` (bools or probabilities), or cached rewards
+    from ``chosen_step_rewards`` / ``rejected_step_rewards``. Needs a fast tokenizer and string rows. A bool column
+    ``open_ended`` marks partial completions (Step-DPO's prompt-prefix form): the EOS TRL appends is dropped from
+    them, so that a one-step completion does not teach the policy to stop after one step."""
 
     _tag_names = ["trl", "dpo", "stepwise-dpo", "stepdpo-lite"]
     _name = "Stepwise DPO"
