@@ -154,3 +154,30 @@ def test_train_base_shape_options(tmp_path):
     assert model.config.num_hidden_layers == 2 and model.config.hidden_size == 64
     log = json.loads((tmp_path / "deep" / "training_log.json").read_text())
     assert log["layers"] == 2 and log["hidden_size"] == 64
+
+
+def test_arithmetic_slip_is_written_minus_right_at_the_first_arithmetic_error():
+    p = tw.Problem(7, (("+", 5), ("*", 3)))
+    assert tw.arithmetic_slip(p, p.gold_solution) is None
+    over = "Step 1: 7 + 5 = 13\n\nStep 2: 13 * 3 = 39\n\nAnswer: 39"  # one too many, carried on faithfully
+    assert tw.arithmetic_slip(p, over) == 1
+    under = "Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 34\n\nAnswer: 34"
+    assert tw.arithmetic_slip(p, under) == -2
+    copy = "Step 1: 7 + 5 = 12\n\nStep 2: 11 * 3 = 33\n\nAnswer: 33"  # a copy slip is not an arithmetic one
+    assert tw.check(p, copy).error_kinds[1] == "copy" and tw.arithmetic_slip(p, copy) is None
+
+
+def test_slip_offsets_script_compares_start_and_trained(tiny_base_path, capsys):
+    """scripts/slip_offsets.py (why pure preference training overshoots, docs/benchmarks.md) at toy size."""
+    import runpy
+    from pathlib import Path
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "slip_offsets.py"))
+    out = script["main"](["--policy", str(tiny_base_path), "--n-train", "40", "--n-eval", "40"])
+    assert len(out) == 3 and all(r["n"] > 0 for r in out.values())  # the shipped base slips on purpose
+    for r in out.values():
+        assert sum(r["shares"].values()) == pytest.approx(1, abs=0.01)
+        assert set(r["shares"]) <= {-3, -2, -1, 1, 2, 3}
+    start, again = out["start, greedy on validation"], out[f"{tiny_base_path}, greedy on validation"]
+    assert start == again  # the same policy, greedy: the same slips
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]).keys() == out.keys()

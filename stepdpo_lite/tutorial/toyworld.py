@@ -228,6 +228,17 @@ def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -
     return Verdict(labels, first_error, answer_correct, kinds, steps)
 
 
+def arithmetic_slip(problem: Problem, solution: str) -> int | None:
+    """Written minus right result of the solution's first wrong step, when that step is an ``arithmetic`` error
+    (its operands right); None otherwise. Which way a policy's slips lean shows what a preference loss that sees
+    only right-vs-slipped pairs can teach it: "write less than the slip", which may overshoot."""
+    v = check(problem, solution)
+    if v.first_error < 0 or v.error_kinds[v.first_error] != "arithmetic":
+        return None
+    _, a, op, b, written, _ = _STEP_RE.match(v.steps[v.first_error]).groups()
+    return int(written) - _apply(int(a), op, int(b))
+
+
 def corrupt_solution(problem: Problem, step: int, kind: str, rng: random.Random) -> str:
     """A solution with one ``arithmetic`` or ``copy`` error at ``step`` (0-based), carried on consistently."""
     if kind not in ("arithmetic", "copy"):
