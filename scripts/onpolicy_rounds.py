@@ -58,6 +58,9 @@ def main(argv=None):
     ap.add_argument("--step-pairs", type=int, default=1, help="rejected solutions per problem to correct")
     ap.add_argument("--step-tries", type=int, default=4)
     ap.add_argument("--step-attempts", type=int, default=2)
+    ap.add_argument("--step-negatives", type=int, default=0, help="extra wrong steps per Step-DPO state (0: none)")
+    ap.add_argument("--negative-tries", type=int, default=8)
+    ap.add_argument("--negative-temperature", type=float, default=2.0)
     ap.add_argument("--rejected-probs", default="first_error", choices=list(onpolicy.REJECTED_PROBS))
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps per round and method "
                                                             "(default: one epoch over the round's pairs)")
@@ -94,6 +97,8 @@ def main(argv=None):
     rs = onpolicy.RoundSettings(samples_per_problem=args.samples, sampler=args.sampler, pairs=args.pairs,
                                 max_pairs_per_problem=args.max_pairs, step_pairs_per_problem=args.step_pairs,
                                 step_tries=args.step_tries, step_attempts=args.step_attempts,
+                                step_negatives=args.step_negatives, negative_tries=args.negative_tries,
+                                negative_temperature=args.negative_temperature,
                                 rejected_probs=args.rejected_probs, max_new_tokens=profile.max_new_tokens,
                                 batch_size=profile.sample_batch_size, threshold=threshold)
     steps = args.steps or -1

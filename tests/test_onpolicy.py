@@ -155,6 +155,39 @@ def test_step_pairs_resample_the_first_wrong_step_until_the_prm_accepts_it():
     assert len(prefix_form["chosen_step_labels"]) == len(prefix_form["rejected_step_labels"]) == 1
 
 
+def test_step_negatives_add_distinct_wrong_steps_the_prm_rejects_against_the_same_chosen():
+    p, gold, bad, _ = problem_and_texts()
+    prm = StubPRM()
+    samples = onpolicy.label_samples(prm, [p], [[bad]], THRESHOLD, policy="dpo")
+    rows, _ = onpolicy.step_pairs({"dpo": None}, None, prm, [p], samples, THRESHOLD, tries=2, attempts=2,
+                                  sample_fn=StubSampler(p, gold, bad))
+    prefix = extract_steps(gold)[0]
+    wrong = list(dict.fromkeys(toyworld.corrupt_solution(p, 1, "arithmetic", random.Random(i)) for i in range(40)))
+    wrong = [w for w in wrong if w != bad][:4]  # four other wrong results at step 2
+    assert len(wrong) == 4 and all(w.startswith(prefix) for w in wrong)
+    calls = []
+
+    def sampler(model, tokenizer, contexts, n, **kw):  # each policy writes step 2 again: wrong, right, repeats
+        calls.append((model, n, kw["temperature"]))
+        texts = [w[len(prefix):] for w in wrong] + [gold[len(prefix):], bad[len(prefix):]]
+        return [texts[:n] if model == "a" else texts[n:2 * n] for _ in contexts]
+
+    policies = {"a": "a", "b": "b"}
+    neg, stats = onpolicy.step_negatives(policies, None, prm, [p], rows, THRESHOLD, tries=6, max_per_state=3,
+                                         temperature=2.0, sample_fn=sampler)
+    assert [(m, n, t) for m, n, t in calls] == [("a", 3, 2.0), ("b", 3, 2.0)]  # tries shared out, sampled hot
+    assert stats["pairs"] == len(neg) == 3  # four new wrong steps offered, three kept: the state is full
+    assert stats["not_a_step_the_prm_rejects"] == 1  # the right step is no negative
+    k, row = 1, rows[0]
+    assert len({r["rejected_step"] for r in neg} | {row["rejected_step"]}) == 4  # all distinct, none the old one
+    for r in neg:
+        assert r["chosen"] == row["chosen"] and r["step_index"] == k and r["kind"] == "step"
+        assert r["initial_reason_steps"] == prefix and r["rejected"].startswith(prefix)
+        assert r["rejected_step"] == extract_steps(r["rejected"])[k] != r["chosen_step"]
+    assert onpolicy.count_mislabels([p], neg)["mislabelled"] == 0
+    assert onpolicy.step_negatives(policies, None, prm, [p], [], THRESHOLD, sample_fn=sampler)[0] == []
+
+
 def test_step_pairs_require_an_accepted_solution_by_default():
     p, gold, bad, _ = problem_and_texts()
     prm = StubPRM()
@@ -220,7 +253,7 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     train = toyworld.make_problems(16, "train", seed=0, max_ops=3)
     held_out = toyworld.make_problems(4, "test", seed=0, max_ops=3)
     rs = onpolicy.RoundSettings(samples_per_problem=3, step_tries=2, step_attempts=1, max_new_tokens=80,
-                                batch_size=32, threshold=THRESHOLD)
+                                batch_size=32, threshold=THRESHOLD, step_negatives=1, negative_tries=2)
     ts = onpolicy.TrainSettings(args=FAST)
     seen = []
     records, trainers = onpolicy.run_rounds(policies, tok, StubPRM(), train, held_out, rs, ts, rounds=2,
@@ -230,6 +263,7 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     for rec in records:
         assert rec["pairs"]["total"] == rec["pairs"]["solution"] + rec["pairs"]["step"] > 0
         assert rec["label_source"] == "prm" and set(rec["mislabels"]) <= {"solution", "step"}
+        assert rec["pair_info"]["step_negatives"]["pairs"] <= rec["pair_info"]["step"]["pairs"]  # one a state
         for m in onpolicy.METHODS:
             assert 0 <= rec[m]["accuracy"] <= 1 and 0 <= rec[m]["sampled_accuracy"] <= 1
             assert rec[m]["step_accuracy"] is not None and rec[m]["train_seconds"] >= 0

@@ -265,6 +265,50 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
     return rows, stats
 
 
+def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, step_rows: Sequence[dict],
+                   threshold: float, *, tries: int = 8, max_per_state: int = 3, temperature: float = 2.0,
+                   rejected_probs: str = "first_error", max_new_tokens: int = 160, batch_size: int = 64, seed: int = 0,
+                   sample_fn: Callable | None = None) -> tuple[list[dict], Counter]:
+    """More wrong steps at each Step-DPO state: the policies (``tries`` continuations of prompt + shared prefix,
+    shared out among them, at ``temperature``) write step k again, and every distinct step k the PRM rejects
+    becomes one more pair against the same chosen (up to ``max_per_state`` a state).
+
+    Why: a pair only says "the right step, not this wrong one". The tiny policy's slips lean one way (mostly one
+    too many, ``scripts/slip_offsets.py``), so nearly every pair rejects the same neighbour, a loss that writing one
+    too few meets as well: preference training overshoots. Hotter samples from every policy put wrong steps on
+    more sides of the right one."""
+    sample_fn = sample_fn or generation.sample_solutions
+    contexts = [r["prompt"] + r["initial_reason_steps"] for r in step_rows]
+    cands = []
+    for j, (name, n) in enumerate(share_out(tries, list(policies)).items()):
+        if n == 0 or not step_rows:
+            continue
+        with generation.evaluating(policies[name]):
+            conts = sample_fn(policies[name], tokenizer, contexts, n=n, temperature=temperature, batch_size=batch_size,
+                              max_new_tokens=max_new_tokens, seed=seed + 31 * (j + 1), progress=False)
+        cands += [(i, step_rows[i]["initial_reason_steps"] + c) for i, cs in enumerate(conts) for c in dict.fromkeys(cs)]
+    labelled = _label_texts(prm, problems, [step_rows[i]["problem_index"] for i, _ in cands], [t for _, t in cands],
+                            threshold, None) if cands else []
+    rows, stats, taken = [], Counter(), {}
+    for (i, _), cand in zip(cands, labelled):
+        r, k = step_rows[i], step_rows[i]["step_index"]
+        steps = taken.setdefault(i, {r["chosen_step"], r["rejected_step"]})
+        if cand.rewards is None or len(cand.steps) <= k or cand.steps[:k] != extract_steps(r["initial_reason_steps"]) \
+                or cand.rewards[k] >= threshold:
+            stats["not_a_step_the_prm_rejects"] += 1
+        elif cand.steps[k] in steps or len(steps) - 2 >= max_per_state:
+            stats["repeated_or_state_full"] += 1
+        else:
+            steps.add(cand.steps[k])
+            chosen = Sample(r["problem_index"], r["chosen"], extract_steps(r["chosen"]), r["chosen_step_rewards_prm"],
+                            True, threshold)
+            rows.append(_pair_row(r["prompt"], chosen, cand, rejected_probs, kind="step", step_index=k,
+                                  initial_reason_steps=r["initial_reason_steps"], chosen_step=r["chosen_step"],
+                                  rejected_step=cand.steps[k]))
+    stats["pairs"] = len(rows)
+    return rows, stats
+
+
 def _label_texts(prm, problems, problem_indices, texts, threshold, policy) -> list[Sample]:
     """``label_samples`` for a flat list of (problem index, text)."""
     index = sorted(set(problem_indices))
@@ -432,6 +476,9 @@ class RoundSettings:
     step_tries: int = 4
     step_attempts: int = 2
     rejected_probs: str = "first_error"
+    step_negatives: int = 0               # extra wrong steps per Step-DPO state (step_negatives()); 0: none
+    negative_tries: int = 8
+    negative_temperature: float = 2.0
     temperature: float = 1.0
     max_new_tokens: int = 160
     batch_size: int = 64                  # sampling and scoring
@@ -493,6 +540,13 @@ def build_round_pairs(policies, tokenizer, prm, problems, samples, rs: RoundSett
                                  batch_size=rs.batch_size, seed=seed)
         rows += step
         info["step"] = dict(stats)
+        if rs.step_negatives:
+            neg, stats = step_negatives(policies, tokenizer, prm, problems, step, rs.threshold, tries=rs.negative_tries,
+                                        max_per_state=rs.step_negatives, temperature=rs.negative_temperature,
+                                        rejected_probs=rs.rejected_probs, max_new_tokens=rs.max_new_tokens,
+                                        batch_size=rs.batch_size, seed=seed)
+            rows += neg
+            info["step_negatives"] = dict(stats)
     random.Random(seed).shuffle(rows)
     return rows, info
 
