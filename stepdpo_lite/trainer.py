@@ -88,9 +88,8 @@ class StepwiseDPOConfig(DPOConfig):
     step_wise_prompt_template: str = field(default="Solve the problem step by step.\n\n{prompt}", metadata={
         "help": "Template holding `{prompt}`; used when `use_step_wise_prompt`."})
     evaluate_step_accuracy: bool = field(default=True, metadata={
-        "help": "Log how often the sign of the implicit step reward β·ρ_k agrees with the step label."})
-    step_accuracy_metric: str = field(default="accuracy", metadata={
-        "help": f"Step metric to log, one of {STEP_ACCURACY_METRICS}."})
+        "help": "Log how often the sign of the implicit step reward β·ρ_k agrees with the step label (scored steps)."})
+    step_accuracy_metric: str = field(default="accuracy", metadata={"help": f"One of {STEP_ACCURACY_METRICS}."})
     sft_loss_weight: float = field(default=0.0, metadata={
         "help": "Weight of an NLL term on the chosen responses' tokens (RPO, Pang et al. 2024, arXiv:2404.19733): "
                 "without it, DPO on reasoning can lower the chosen likelihood too and hurt accuracy. The same term "
@@ -326,7 +325,7 @@ class StepwiseDPOTrainer(DPOTrainer):
             loss = loss + self.router_aux_loss_coef * outputs.aux_loss
 
         self._log_metrics(mode, outcome, step_loss, chosen_lr, rejected_lr, seq, steps - ref_steps, inputs, chosen_r,
-                          rejected_r)
+                          rejected_r, mask)
         if return_outputs:
             with torch.no_grad():
                 outputs = model(**kwargs)
@@ -337,8 +336,9 @@ class StepwiseDPOTrainer(DPOTrainer):
     _PAIR_METRICS = ("loss/outcome", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
                      "logps/chosen", "logps/rejected", "reward_model/weight")
 
-    def _log_metrics(self, mode, outcome, step_loss, chosen_lr, rejected_lr, seq, rho, inputs, chosen_r, rejected_r):
-        """Per-pair means and step counts, gathered across processes in two collectives."""
+    def _log_metrics(self, mode, outcome, step_loss, chosen_lr, rejected_lr, seq, rho, inputs, chosen_r, rejected_r,
+                     scored):
+        """Per-pair means, and step counts over the steps the step loss scores, gathered in two collectives."""
         args = self.args
         chosen_rw, rejected_rw = args.outcome_beta * chosen_lr, args.outcome_beta * rejected_lr
         weight = torch.sigmoid(chosen_r - rejected_r) if chosen_r is not None else torch.ones_like(chosen_rw)
@@ -347,9 +347,9 @@ class StepwiseDPOTrainer(DPOTrainer):
         complete, valid = inputs["step_complete"], inputs["step_valid"]
         pred = (args.step_beta * rho.detach()) > 0  # the implicit step reward says "correct"
         label = inputs["step_probs"] >= 0.5
-        per_batch = torch.stack([step_loss.detach().float(), (pred & label & complete).sum(),
-                                 (pred & ~label & complete).sum(), (~pred & label & complete).sum(),
-                                 (~pred & ~label & complete).sum(), (valid & ~complete).sum()]).float()
+        per_batch = torch.stack([step_loss.detach().float(), (pred & label & scored).sum(),
+                                 (pred & ~label & scored).sum(), (~pred & label & scored).sum(),
+                                 (~pred & ~label & scored).sum(), (valid & ~complete).sum()]).float()
         means = self.accelerator.gather(per_pair).mean(0).tolist()
         batch = self.accelerator.gather(per_batch[None]).cpu()
         for name, value in zip(self._PAIR_METRICS, means):

@@ -212,6 +212,7 @@ def test_first_token_pairing_compares_two_next_tokens_at_one_state(tmp_path, tin
     for side in ("chosen", "rejected"):  # one token keeps a step id, in the first differing step
         assert [k for k in ex[f"{side}_step_ids"] if k >= 0] == [1] and ex[f"{side}_step_ids"][t] == 1
     loss = tr.compute_loss(tr.model, batch_of(tr, 1))
+    assert sum(c[:4].sum().item() for c in tr._step_counts.values()) == 2  # step metrics: the one scored step a side
     # the character-level toy tokenizer: the first differing character is the first differing token
     n = next(i for i, (c, r) in enumerate(zip(row["chosen"], row["rejected"])) if c != r)
     context, chosen_t, rejected_t = row["prompt"] + row["chosen"][:n], row["chosen"][n], row["rejected"][n]

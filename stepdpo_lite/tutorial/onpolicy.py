@@ -277,24 +277,26 @@ def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, ste
     too many, ``scripts/slip_offsets.py``), so nearly every pair rejects the same neighbour, a loss that writing one
     too few meets as well: preference training overshoots. Hotter samples from every policy put wrong steps on
     more sides of the right one."""
+    if not step_rows:
+        return [], Counter(pairs=0)
     sample_fn = sample_fn or generation.sample_solutions
     contexts = [r["prompt"] + r["initial_reason_steps"] for r in step_rows]
+    prefixes = [extract_steps(r["initial_reason_steps"]) for r in step_rows]
     cands = []
     for j, (name, n) in enumerate(share_out(tries, list(policies)).items()):
-        if n == 0 or not step_rows:
+        if n == 0:
             continue
         with generation.evaluating(policies[name]):
             conts = sample_fn(policies[name], tokenizer, contexts, n=n, temperature=temperature, batch_size=batch_size,
                               max_new_tokens=max_new_tokens, seed=seed + 31 * (j + 1), progress=False)
         cands += [(i, step_rows[i]["initial_reason_steps"] + c) for i, cs in enumerate(conts) for c in dict.fromkeys(cs)]
     labelled = _label_texts(prm, problems, [step_rows[i]["problem_index"] for i, _ in cands], [t for _, t in cands],
-                            threshold, None) if cands else []
+                            threshold, None)
     rows, stats, taken = [], Counter(), {}
     for (i, _), cand in zip(cands, labelled):
         r, k = step_rows[i], step_rows[i]["step_index"]
         steps = taken.setdefault(i, {r["chosen_step"], r["rejected_step"]})
-        if cand.rewards is None or len(cand.steps) <= k or cand.steps[:k] != extract_steps(r["initial_reason_steps"]) \
-                or cand.rewards[k] >= threshold:
+        if cand.rewards is None or len(cand.steps) <= k or cand.steps[:k] != prefixes[i] or cand.rewards[k] >= threshold:
             stats["not_a_step_the_prm_rejects"] += 1
         elif cand.steps[k] in steps or len(steps) - 2 >= max_per_state:
             stats["repeated_or_state_full"] += 1
