@@ -61,6 +61,8 @@ def main(argv=None):
     ap.add_argument("--step-negatives", type=int, default=0, help="extra wrong steps per Step-DPO state (0: none)")
     ap.add_argument("--negative-tries", type=int, default=8)
     ap.add_argument("--negative-temperature", type=float, default=2.0)
+    ap.add_argument("--mirrored-negatives", action="store_true", help="one more pair per Step-DPO state: the "
+                                                                        "slip mirrored about the right number")
     ap.add_argument("--rejected-probs", default="first_error", choices=list(onpolicy.REJECTED_PROBS))
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps per round and method "
                                                             "(default: one epoch over the round's pairs)")
@@ -99,6 +101,7 @@ def main(argv=None):
                                 step_tries=args.step_tries, step_attempts=args.step_attempts,
                                 step_negatives=args.step_negatives, negative_tries=args.negative_tries,
                                 negative_temperature=args.negative_temperature,
+                                mirrored_negatives=args.mirrored_negatives,
                                 rejected_probs=args.rejected_probs, max_new_tokens=profile.max_new_tokens,
                                 batch_size=profile.sample_batch_size, threshold=threshold)
     steps = args.steps or -1

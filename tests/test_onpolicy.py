@@ -155,12 +155,18 @@ def test_step_pairs_resample_the_first_wrong_step_until_the_prm_accepts_it():
     assert len(prefix_form["chosen_step_labels"]) == len(prefix_form["rejected_step_labels"]) == 1
 
 
-def test_step_negatives_add_distinct_wrong_steps_the_prm_rejects_against_the_same_chosen():
+def one_step_pair():
+    """The problem, its gold and wrong solutions, the stub PRM and the one Step-DPO pair it corrects (at step 2)."""
     p, gold, bad, _ = problem_and_texts()
     prm = StubPRM()
     samples = onpolicy.label_samples(prm, [p], [[bad]], THRESHOLD, policy="dpo")
     rows, _ = onpolicy.step_pairs({"dpo": None}, None, prm, [p], samples, THRESHOLD, tries=2, attempts=2,
                                   sample_fn=StubSampler(p, gold, bad))
+    return p, gold, bad, prm, rows
+
+
+def test_step_negatives_add_distinct_wrong_steps_the_prm_rejects_against_the_same_chosen():
+    p, gold, bad, prm, rows = one_step_pair()
     prefix = extract_steps(gold)[0]
     wrong = list(dict.fromkeys(toyworld.corrupt_solution(p, 1, "arithmetic", random.Random(i)) for i in range(40)))
     wrong = [w for w in wrong if w != bad][:4]  # four other wrong results at step 2
@@ -186,6 +192,27 @@ def test_step_negatives_add_distinct_wrong_steps_the_prm_rejects_against_the_sam
         assert r["rejected_step"] == extract_steps(r["rejected"])[k] != r["chosen_step"]
     assert onpolicy.count_mislabels([p], neg)["mislabelled"] == 0
     assert onpolicy.step_negatives(policies, None, prm, [p], [], THRESHOLD, sample_fn=sampler)[0] == []
+
+
+def test_mirrored_negatives_reject_the_slip_on_the_other_side_of_the_right_number():
+    p, gold, bad, prm, rows = one_step_pair()
+    row, k = rows[0], 1
+    right, wrong = p.values[2], toyworld.check(p, bad).steps[k]
+    slip = int(wrong.rsplit("= ", 1)[1]) - right
+    neg, stats = onpolicy.mirrored_negatives(prm, [p], rows, THRESHOLD)
+    assert stats["pairs"] == len(neg) == 1
+    r = neg[0]
+    assert r["chosen"] == row["chosen"] and r["step_index"] == k and r["kind"] == "step"
+    assert r["rejected_step"] == row["chosen_step"].replace(f"= {right}", f"= {right - slip}")
+    assert toyworld.arithmetic_slip(p, r["rejected"]) == -slip  # the other side of the right result
+    assert r["rejected"] == r["initial_reason_steps"] + r["rejected_step"] + row["chosen"][len(
+        row["initial_reason_steps"] + row["chosen_step"]):]  # the chosen's later steps, unchanged
+    assert r["rejected_step_labels"][k] < 0.5 and onpolicy.count_mislabels([p], neg)["mislabelled"] == 0
+    blind, stats = onpolicy.mirrored_negatives(StubPRM(blind=True), [p], rows, THRESHOLD)
+    assert blind == [] and stats["prm_accepts_the_mirror"] == 1  # only steps the PRM rejects become pairs
+    assert onpolicy.mirrored_step("Step 2: 39 - 1 = 38", "Step 2: 38 - 1 = 37") is None  # a copied operand
+    assert onpolicy.mirrored_step("Step 1: 1 + 0 = 1", "Step 1: 1 + 0 = 3") is None  # would be negative
+    assert onpolicy.mirrored_step("Step 1: 13 * 3 = 39", "Step 1: 13 * 3 = 38") == "Step 1: 13 * 3 = 40"
 
 
 def test_step_pairs_require_an_accepted_solution_by_default():
@@ -253,7 +280,8 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     train = toyworld.make_problems(16, "train", seed=0, max_ops=3)
     held_out = toyworld.make_problems(4, "test", seed=0, max_ops=3)
     rs = onpolicy.RoundSettings(samples_per_problem=3, step_tries=2, step_attempts=1, max_new_tokens=80,
-                                batch_size=32, threshold=THRESHOLD, step_negatives=1, negative_tries=2)
+                                batch_size=32, threshold=THRESHOLD, step_negatives=1, negative_tries=2,
+                                mirrored_negatives=True)
     ts = onpolicy.TrainSettings(args=FAST)
     seen = []
     records, trainers = onpolicy.run_rounds(policies, tok, StubPRM(), train, held_out, rs, ts, rounds=2,
@@ -264,6 +292,7 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
         assert rec["pairs"]["total"] == rec["pairs"]["solution"] + rec["pairs"]["step"] > 0
         assert rec["label_source"] == "prm" and set(rec["mislabels"]) <= {"solution", "step"}
         assert rec["pair_info"]["step_negatives"]["pairs"] <= rec["pair_info"]["step"]["pairs"]  # one a state
+        assert rec["pair_info"]["mirrored_negatives"]["pairs"] <= rec["pair_info"]["step"]["pairs"]
         for m in onpolicy.METHODS:
             assert 0 <= rec[m]["accuracy"] <= 1 and 0 <= rec[m]["sampled_accuracy"] <= 1
             assert rec[m]["step_accuracy"] is not None and rec[m]["train_seconds"] >= 0

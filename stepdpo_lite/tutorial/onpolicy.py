@@ -35,6 +35,7 @@ import dataclasses
 import logging
 import math
 import random
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -311,6 +312,57 @@ def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, ste
     return rows, stats
 
 
+_NUMBER = re.compile(r"-?\d+")
+
+
+def mirrored_step(chosen_step: str, rejected_step: str) -> str | None:
+    """The chosen step with its number ``c`` where the rejected step wrote ``c + d`` (the only number they differ
+    in) changed to ``c − d``: the wrong step on the other side of the right one. None when they differ in no
+    number or in more than one (a copied operand and its result), or when ``c − d`` is negative."""
+    c, r = _NUMBER.findall(chosen_step), _NUMBER.findall(rejected_step)
+    diff = [i for i, (a, b) in enumerate(zip(c, r)) if a != b]
+    if len(c) != len(r) or len(diff) != 1:
+        return None
+    i = diff[0]
+    value = 2 * int(c[i]) - int(r[i])
+    if value < 0:
+        return None
+    start, end = list(_NUMBER.finditer(chosen_step))[i].span()
+    return chosen_step[:start] + str(value) + chosen_step[end:]
+
+
+def mirrored_negatives(prm, problems, step_rows: Sequence[dict], threshold: float, *,
+                       rejected_probs: str = "first_error") -> tuple[list[dict], Counter]:
+    """One more Step-DPO pair per state: the chosen solution with step k's slip mirrored about the right number
+    (``mirrored_step``: 38 for 39 when 37 is right), kept when the PRM rejects step k. No sampling, no gold.
+
+    Why: it tests the explanation of ``step_negatives`` directly. If preference training overshoots to "one
+    less" because the pairs reject only "one more", pairs that reject both neighbours should stop it."""
+    cands, stats = [], Counter()
+    for i, r in enumerate(step_rows):
+        step = mirrored_step(r["chosen_step"], r["rejected_step"])
+        head = r["initial_reason_steps"] + r["chosen_step"]
+        if step is None or not r["chosen"].startswith(head):
+            stats["no_single_number_slip"] += 1
+            continue
+        cands.append((i, step, r["initial_reason_steps"] + step + r["chosen"][len(head):]))
+    labelled = _label_texts(prm, problems, [step_rows[i]["problem_index"] for i, _, _ in cands],
+                            [t for _, _, t in cands], threshold, None) if cands else []
+    rows = []
+    for (i, step, _), cand in zip(cands, labelled):
+        r, k = step_rows[i], step_rows[i]["step_index"]
+        if cand.rewards is None or len(cand.steps) <= k or cand.rewards[k] >= threshold:
+            stats["prm_accepts_the_mirror"] += 1
+            continue
+        chosen = Sample(r["problem_index"], r["chosen"], extract_steps(r["chosen"]), r["chosen_step_rewards_prm"],
+                        True, threshold)
+        rows.append(_pair_row(r["prompt"], chosen, cand, rejected_probs, kind="step", step_index=k,
+                              initial_reason_steps=r["initial_reason_steps"], chosen_step=r["chosen_step"],
+                              rejected_step=step))
+    stats["pairs"] = len(rows)
+    return rows, stats
+
+
 def _label_texts(prm, problems, problem_indices, texts, threshold, policy) -> list[Sample]:
     """``label_samples`` for a flat list of (problem index, text)."""
     index = sorted(set(problem_indices))
@@ -481,6 +533,7 @@ class RoundSettings:
     step_negatives: int = 0               # extra wrong steps per Step-DPO state (step_negatives()); 0: none
     negative_tries: int = 8
     negative_temperature: float = 2.0
+    mirrored_negatives: bool = False      # one more pair per Step-DPO state: the slip mirrored (mirrored_negatives())
     temperature: float = 1.0
     max_new_tokens: int = 160
     batch_size: int = 64                  # sampling and scoring
@@ -549,6 +602,10 @@ def build_round_pairs(policies, tokenizer, prm, problems, samples, rs: RoundSett
                                         batch_size=rs.batch_size, seed=seed)
             rows += neg
             info["step_negatives"] = dict(stats)
+        if rs.mirrored_negatives:
+            mirrored, stats = mirrored_negatives(prm, problems, step, rs.threshold, rejected_probs=rs.rejected_probs)
+            rows += mirrored
+            info["mirrored_negatives"] = dict(stats)
     random.Random(seed).shuffle(rows)
     return rows, info
 
