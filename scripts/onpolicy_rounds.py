@@ -61,8 +61,9 @@ def main(argv=None):
     ap.add_argument("--step-negatives", type=int, default=0, help="extra wrong steps per Step-DPO state (0: none)")
     ap.add_argument("--negative-tries", type=int, default=8)
     ap.add_argument("--negative-temperature", type=float, default=2.0)
-    ap.add_argument("--mirrored-negatives", action="store_true", help="one more pair per Step-DPO state: the "
-                                                                        "slip mirrored about the right number")
+    ap.add_argument("--mirrored-negatives", default="no", choices=list(onpolicy.MIRRORED),
+                    help="the slip of each Step-DPO pair mirrored about the right number: 'add' one more pair per "
+                         "state, or use them 'instead' of the step pairs")
     ap.add_argument("--rejected-probs", default="first_error", choices=list(onpolicy.REJECTED_PROBS))
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps per round and method "
                                                             "(default: one epoch over the round's pairs)")

@@ -215,6 +215,22 @@ def test_mirrored_negatives_reject_the_slip_on_the_other_side_of_the_right_numbe
     assert onpolicy.mirrored_step("Step 1: 13 * 3 = 39", "Step 1: 13 * 3 = 38") == "Step 1: 13 * 3 = 40"
 
 
+def test_round_pairs_add_the_mirrored_pairs_or_use_them_instead_of_the_step_pairs(monkeypatch):
+    p, gold, bad, prm, rows = one_step_pair()
+    samples = onpolicy.label_samples(prm, [p], [[gold, bad]], THRESHOLD)
+    monkeypatch.setattr(onpolicy, "step_pairs", lambda *a, **kw: ([dict(r) for r in rows], {"pairs": len(rows)}))
+    mirror = onpolicy.mirrored_step(rows[0]["chosen_step"], rows[0]["rejected_step"])
+    for mode, rejected_steps in [("no", [rows[0]["rejected_step"]]), ("add", [rows[0]["rejected_step"], mirror]),
+                                 ("instead", [mirror])]:
+        rs = onpolicy.RoundSettings(pairs="both", mirrored_negatives=mode, threshold=THRESHOLD)
+        out, info = onpolicy.build_round_pairs({}, None, prm, [p], samples, rs)
+        assert sorted(r["rejected_step"] for r in out if r["kind"] == "step") == sorted(rejected_steps), mode
+        assert [r["rejected"] for r in out if r["kind"] == "solution"] == [bad]  # solution pairs stay
+        assert ("mirrored_negatives" in info) == (mode != "no")
+    with pytest.raises(ValueError, match="mirrored_negatives"):
+        onpolicy.RoundSettings(mirrored_negatives=True)
+
+
 def test_step_pairs_require_an_accepted_solution_by_default():
     p, gold, bad, _ = problem_and_texts()
     prm = StubPRM()
@@ -281,7 +297,7 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     held_out = toyworld.make_problems(4, "test", seed=0, max_ops=3)
     rs = onpolicy.RoundSettings(samples_per_problem=3, step_tries=2, step_attempts=1, max_new_tokens=80,
                                 batch_size=32, threshold=THRESHOLD, step_negatives=1, negative_tries=2,
-                                mirrored_negatives=True)
+                                mirrored_negatives="add")
     ts = onpolicy.TrainSettings(args=FAST)
     seen = []
     records, trainers = onpolicy.run_rounds(policies, tok, StubPRM(), train, held_out, rs, ts, rounds=2,

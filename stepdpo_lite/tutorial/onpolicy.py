@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 METHODS = ("dpo", "stepwise_dpo", "nll_only")
 NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL", "nll_only": "NLL only (RFT)"}
 PAIR_KINDS = ("solution", "step", "both")
+MIRRORED = ("no", "add", "instead")
 REJECTED_PROBS = ("prm", "first_error")
 
 
@@ -533,7 +534,9 @@ class RoundSettings:
     step_negatives: int = 0               # extra wrong steps per Step-DPO state (step_negatives()); 0: none
     negative_tries: int = 8
     negative_temperature: float = 2.0
-    mirrored_negatives: bool = False      # one more pair per Step-DPO state: the slip mirrored (mirrored_negatives())
+    mirrored_negatives: str = "no"        # the slip mirrored (mirrored_negatives()): "add" one more pair per Step-DPO
+                                          # state, or use them "instead" of the step pairs (which side does a policy
+                                          # lean to when the pairs reject only the other one?)
     temperature: float = 1.0
     max_new_tokens: int = 160
     batch_size: int = 64                  # sampling and scoring
@@ -546,6 +549,8 @@ class RoundSettings:
             raise ValueError(f"sampler must be 'pooled' or one of {METHODS}, got {self.sampler!r}")
         if self.rejected_probs not in REJECTED_PROBS:
             raise ValueError(f"rejected_probs must be one of {REJECTED_PROBS}, got {self.rejected_probs!r}")
+        if self.mirrored_negatives not in MIRRORED:
+            raise ValueError(f"mirrored_negatives must be one of {MIRRORED}, got {self.mirrored_negatives!r}")
 
 
 def share_out(k: int, names: Sequence[str]) -> dict[str, int]:
@@ -602,8 +607,10 @@ def build_round_pairs(policies, tokenizer, prm, problems, samples, rs: RoundSett
                                         batch_size=rs.batch_size, seed=seed)
             rows += neg
             info["step_negatives"] = dict(stats)
-        if rs.mirrored_negatives:
+        if rs.mirrored_negatives != "no":
             mirrored, stats = mirrored_negatives(prm, problems, step, rs.threshold, rejected_probs=rs.rejected_probs)
+            if rs.mirrored_negatives == "instead":
+                rows = [r for r in rows if r["kind"] != "step"]
             rows += mirrored
             info["mirrored_negatives"] = dict(stats)
     random.Random(seed).shuffle(rows)
