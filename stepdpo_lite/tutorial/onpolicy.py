@@ -335,10 +335,13 @@ def mirrored_step(chosen_step: str, rejected_step: str) -> str | None:
 def mirrored_negatives(prm, problems, step_rows: Sequence[dict], threshold: float, *,
                        rejected_probs: str = "first_error") -> tuple[list[dict], Counter]:
     """One more Step-DPO pair per state: the chosen solution with step k's slip mirrored about the right number
-    (``mirrored_step``: 38 for 39 when 37 is right), kept when the PRM rejects step k. No sampling, no gold.
+    (``mirrored_step``: 36 where 37 is right and the slip wrote 38), kept when the PRM rejects step k. No
+    sampling, no gold.
 
-    Why: it tests the explanation of ``step_negatives`` directly. If preference training overshoots to "one
-    less" because the pairs reject only "one more", pairs that reject both neighbours should stop it."""
+    Why: a test of the explanation in ``step_negatives``. Preference training leaves the tiny policy slipping
+    one *less*; if that were only because the pairs reject "one more", pairs on both sides should stop it. They
+    do not: trained on these mirrors alone (``RoundSettings.mirrored_negatives="instead"``) the policy slips one
+    *more*, so each pair pushes it past the right number, away from the side it rejects (docs/benchmarks.md)."""
     cands, stats = [], Counter()
     for i, r in enumerate(step_rows):
         step = mirrored_step(r["chosen_step"], r["rejected_step"])
