@@ -229,6 +229,10 @@ def test_round_pairs_add_the_mirrored_pairs_or_use_them_instead_of_the_step_pair
         assert ("mirrored_negatives" in info) == (mode != "no")
     with pytest.raises(ValueError, match="mirrored_negatives"):
         onpolicy.RoundSettings(mirrored_negatives=True)
+    with pytest.raises(ValueError, match="step_negatives=0"):
+        onpolicy.RoundSettings(mirrored_negatives="instead", step_negatives=2)
+    with pytest.raises(ValueError, match="step row 0"):
+        onpolicy.mirrored_negatives(prm, [p], [dict(rows[0], chosen=gold[::-1])], THRESHOLD)
 
 
 def test_step_pairs_require_an_accepted_solution_by_default():

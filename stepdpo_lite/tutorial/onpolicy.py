@@ -267,6 +267,15 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
     return rows, stats
 
 
+def _against_chosen(row: dict, rejected: Sample, rejected_step: str, rejected_probs: str, threshold: float) -> dict:
+    """One more Step-DPO pair at ``row``'s state: its chosen solution against ``rejected``, wrong at step k."""
+    chosen = Sample(row["problem_index"], row["chosen"], extract_steps(row["chosen"]), row["chosen_step_rewards_prm"],
+                    True, threshold)
+    return _pair_row(row["prompt"], chosen, rejected, rejected_probs, kind="step", step_index=row["step_index"],
+                     initial_reason_steps=row["initial_reason_steps"], chosen_step=row["chosen_step"],
+                     rejected_step=rejected_step)
+
+
 def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, step_rows: Sequence[dict],
                    threshold: float, *, tries: int = 8, max_per_state: int = 3, temperature: float = 2.0,
                    rejected_probs: str = "first_error", max_new_tokens: int = 160, batch_size: int = 64, seed: int = 0,
@@ -276,9 +285,9 @@ def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, ste
     becomes one more pair against the same chosen (up to ``max_per_state`` a state).
 
     Why: a pair only says "the right step, not this wrong one". The tiny policy's slips lean one way (mostly one
-    too many, ``scripts/slip_offsets.py``), so nearly every pair rejects the same neighbour, a loss that writing one
-    too few meets as well: preference training overshoots. Hotter samples from every policy put wrong steps on
-    more sides of the right one."""
+    too many, ``scripts/slip_offsets.py``), so most pairs reject the same neighbour, and preference training
+    overshoots to the other one. Hotter samples from every policy put wrong steps on more sides of the right one
+    (``mirrored_negatives`` tests that idea directly)."""
     if not step_rows:
         return [], Counter(pairs=0)
     sample_fn = sample_fn or generation.sample_solutions
@@ -304,11 +313,7 @@ def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, ste
             stats["repeated_or_state_full"] += 1
         else:
             steps.add(cand.steps[k])
-            chosen = Sample(r["problem_index"], r["chosen"], extract_steps(r["chosen"]), r["chosen_step_rewards_prm"],
-                            True, threshold)
-            rows.append(_pair_row(r["prompt"], chosen, cand, rejected_probs, kind="step", step_index=k,
-                                  initial_reason_steps=r["initial_reason_steps"], chosen_step=r["chosen_step"],
-                                  rejected_step=cand.steps[k]))
+            rows.append(_against_chosen(r, cand, cand.steps[k], rejected_probs, threshold))
     stats["pairs"] = len(rows)
     return rows, stats
 
@@ -344,9 +349,11 @@ def mirrored_negatives(prm, problems, step_rows: Sequence[dict], threshold: floa
     *more*, so each pair pushes it past the right number, away from the side it rejects (docs/benchmarks.md)."""
     cands, stats = [], Counter()
     for i, r in enumerate(step_rows):
-        step = mirrored_step(r["chosen_step"], r["rejected_step"])
         head = r["initial_reason_steps"] + r["chosen_step"]
-        if step is None or not r["chosen"].startswith(head):
+        if not r["chosen"].startswith(head):
+            raise ValueError(f"step row {i}: 'chosen' does not start with 'initial_reason_steps' + 'chosen_step'")
+        step = mirrored_step(r["chosen_step"], r["rejected_step"])
+        if step is None:
             stats["no_single_number_slip"] += 1
             continue
         cands.append((i, step, r["initial_reason_steps"] + step + r["chosen"][len(head):]))
@@ -354,15 +361,11 @@ def mirrored_negatives(prm, problems, step_rows: Sequence[dict], threshold: floa
                             [t for _, _, t in cands], threshold, None) if cands else []
     rows = []
     for (i, step, _), cand in zip(cands, labelled):
-        r, k = step_rows[i], step_rows[i]["step_index"]
+        k = step_rows[i]["step_index"]
         if cand.rewards is None or len(cand.steps) <= k or cand.rewards[k] >= threshold:
             stats["prm_accepts_the_mirror"] += 1
             continue
-        chosen = Sample(r["problem_index"], r["chosen"], extract_steps(r["chosen"]), r["chosen_step_rewards_prm"],
-                        True, threshold)
-        rows.append(_pair_row(r["prompt"], chosen, cand, rejected_probs, kind="step", step_index=k,
-                              initial_reason_steps=r["initial_reason_steps"], chosen_step=r["chosen_step"],
-                              rejected_step=step))
+        rows.append(_against_chosen(step_rows[i], cand, step, rejected_probs, threshold))
     stats["pairs"] = len(rows)
     return rows, stats
 
@@ -554,6 +557,9 @@ class RoundSettings:
             raise ValueError(f"rejected_probs must be one of {REJECTED_PROBS}, got {self.rejected_probs!r}")
         if self.mirrored_negatives not in MIRRORED:
             raise ValueError(f"mirrored_negatives must be one of {MIRRORED}, got {self.mirrored_negatives!r}")
+        if self.mirrored_negatives == "instead" and self.step_negatives:
+            raise ValueError("mirrored_negatives='instead' replaces every step pair, step_negatives' ones too: "
+                             "set step_negatives=0 with it")
 
 
 def share_out(k: int, names: Sequence[str]) -> dict[str, int]:
