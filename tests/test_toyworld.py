@@ -181,3 +181,26 @@ def test_slip_offsets_script_compares_start_and_trained(tiny_base_path, capsys):
     start, again = out["start, greedy on validation"], out[f"{tiny_base_path}, greedy on validation"]
     assert start == again  # the same policy, greedy: the same slips
     assert json.loads(capsys.readouterr().out.splitlines()[-1]).keys() == out.keys()
+
+
+def test_slip_geometry_script_pair_step_sends_more_of_the_freed_mass_to_the_far_neighbour(tiny_base_path, capsys):
+    """scripts/slip_geometry.py (docs/benchmarks.md: what moves the mass to the far neighbour) at toy size: the
+    shipped base's digits lie on an ordered arc, and one small step of the pair loss (right digit c over the slip
+    c + 1) lifts c − 1 by a larger share of what it lifts c than the same-length NLL step does."""
+    import runpy
+    from pathlib import Path
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "slip_geometry.py"))
+    out = script["main"](["--policy", tiny_base_path, "--problems", "40", "--states", "100"])
+    angles = out["arc"]["angles"]
+    steps = [b - a for a, b in zip(angles, angles[1:])]
+    assert all(s < 0 for s in steps) or all(s > 0 for s in steps), angles  # ordered along the arc
+    assert out["states"] == 100
+    for direction in ("sgd", "adam"):
+        pair, nll = out[f"pair, {direction}"], out[f"nll, {direction}"]
+        for g in (pair, nll):
+            assert g["c"] > 0 > g["r"]  # both raise the right digit and lower the slip
+        assert pair["m"] > 0 and pair["m_per_c"] > 1.5 * nll["m_per_c"], (pair, nll)
+    with pytest.raises(ValueError, match="loss must be"):
+        script["mass_response"](*script["toyworld"].load_tiny_base(tiny_base_path), [("Step 1: 3 + 4 = ", 7)], "kl", 1e-3)
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]).keys() == out.keys()
