@@ -291,6 +291,46 @@ def test_one_step_completions_get_no_eos(tmp_path, tiny_model, tiny_tokenizer):
                               settings, str(tmp_path / "dpo"))
 
 
+def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_layer(tmp_path, tiny_model,
+                                                                                   tiny_tokenizer):
+    """step_gradient="output_layer" (output_layer_pairs.py): the first-token step loss reads the same log-probs as
+    Stepwise DPO's, through stopgrad(h), so its gradient reaches the (tied) output rows and nothing else; the NLL
+    term still trains the whole model; any other pairing is a ValueError."""
+    from stepdpo_lite.tutorial.output_layer_pairs import OutputLayerStepDPOTrainer
+
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
+    rows = step_rows()
+    ref = copy.deepcopy(tiny_model).eval()
+    torch.manual_seed(1)
+    with torch.no_grad():  # a policy a little off its reference, so that the log-ratios are not all zero
+        for p in tiny_model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    losses, grads = {}, {}
+    for gradient, sft in (("all", 0.0), ("output_layer", 0.0), ("output_layer", 1.0)):
+        settings = onpolicy.TrainSettings(step_pairing="first_token", step_gradient=gradient, sft_weight=sft,
+                                          args=FAST)
+        tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings,
+                                   str(tmp_path / gradient), ref_model=copy.deepcopy(ref))
+        assert isinstance(tr, OutputLayerStepDPOTrainer) == (gradient == "output_layer")
+        loss = tr.compute_loss(tr.model, tr.data_collator([tr.train_dataset[i] for i in range(len(rows))]))
+        loss.backward()
+        losses[gradient, sft] = loss.item()
+        grads[gradient, sft] = {n for n, p in tr.model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert losses["output_layer", 0.0] == pytest.approx(losses["all", 0.0], abs=1e-6)
+    assert abs(losses["all", 0.0] - math.log(2)) > 1e-4
+    assert grads["output_layer", 0.0] == {"model.embed_tokens.weight"}  # the output rows, tied to the input ones
+    assert len(grads["all", 0.0]) > 10 and grads["output_layer", 1.0] == grads["all", 0.0]  # the NLL: everything
+    with pytest.raises(ValueError, match="first_token"):
+        onpolicy.TrainSettings(step_pairing="first_error", step_gradient="output_layer")
+    with pytest.raises(ValueError, match="step_gradient must be"):
+        onpolicy.TrainSettings(step_pairing="first_token", step_gradient="head")
+    with pytest.raises(ValueError, match="first_token"):
+        OutputLayerStepDPOTrainer(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(ref), processing_class=tok,
+                                  train_dataset=tr.train_dataset,
+                                  args=type(tr.args)(**{**tr.args.to_dict(), "step_pairing": "first_error"}))
+
+
 # ----------------------------------------------------------------------------- a tiny run end to end
 
 def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):

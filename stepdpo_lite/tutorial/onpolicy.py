@@ -53,6 +53,7 @@ NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL
 PAIR_KINDS = ("solution", "step", "both")
 MIRRORED = ("no", "add", "instead")
 REJECTED_PROBS = ("prm", "first_error")
+STEP_GRADIENTS = ("all", "output_layer")
 
 
 def sigmoid(x: float) -> float:
@@ -461,7 +462,17 @@ class TrainSettings:
     sft_weight: float = 5.0
     outcome_weight: float = 0.0
     step_pairing: str = "weighted"
+    step_weight: float = 1.0  # Stepwise DPO's step-loss weight (the NLL's is sft_weight)
+    # "output_layer": Stepwise DPO's step loss moves the output layer only (a diagnostic; output_layer_pairs.py)
+    step_gradient: str = "all"
     args: dict = field(default_factory=dict)  # DPOConfig/StepwiseDPOConfig fields: batch size, lr, max_steps, ...
+
+    def __post_init__(self):
+        if self.step_gradient not in STEP_GRADIENTS:
+            raise ValueError(f"step_gradient must be one of {STEP_GRADIENTS}, got {self.step_gradient!r}")
+        if self.step_gradient == "output_layer" and self.step_pairing != "first_token":
+            raise ValueError("step_gradient='output_layer' needs step_pairing='first_token' (one hidden state a side), "
+                             f"got {self.step_pairing!r}")
 
 
 def _dataset(rows, columns):
@@ -479,6 +490,7 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
 
     from ..trainer import StepwiseDPOConfig, StepwiseDPOTrainer, float32_adapters_for_fp16
     from .colab import drop_log_printer
+    from .output_layer_pairs import OutputLayerStepDPOTrainer
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -488,11 +500,11 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
         open_ended = any(r.get("open_ended") for r in rows)
         data = _dataset(rows, plain + ["chosen_step_labels", "rejected_step_labels"] + (["open_ended"] if open_ended
                                                                                           else []))
-        args = StepwiseDPOConfig(step_beta=settings.beta, step_loss_weight=1.0,
+        args = StepwiseDPOConfig(step_beta=settings.beta, step_loss_weight=settings.step_weight,
                                  outcome_loss_weight=settings.outcome_weight, sft_loss_weight=settings.sft_weight,
                                  step_pairing=settings.step_pairing, **common)
-        trainer = StepwiseDPOTrainer(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=data,
-                                     args=args)
+        cls = OutputLayerStepDPOTrainer if settings.step_gradient == "output_layer" else StepwiseDPOTrainer
+        trainer = cls(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=data, args=args)
     else:
         if any(r.get("open_ended") for r in rows):
             raise ValueError(f"{method}: TRL's DPOTrainer appends EOS to every completion; give it the full form of "

@@ -1,0 +1,77 @@
+"""A diagnostic: Stepwise DPO whose step loss moves the output layer only.
+
+Why it exists (``docs/benchmarks.md``, "the digits lie on an arc"): the tiny policy's digit rows lie in order along
+an arc, and one step of the first-token pair loss ``−log σ(β·(ρ(c) − ρ(r)))`` (right digit ``c``, slip ``r``) moves
+the hidden state away from ``r``, past ``c`` and on to the far neighbour: the overshoot that costs the preference
+methods accuracy against NLL only. If that is where the cost comes from, the same loss with its gradient stopped at
+the final hidden state — ``log π(t|s) = log_softmax(W·stopgrad(h_s))[t]``, so it can only move the rows of the
+output layer — should cost nothing. The loss's *value* is unchanged (the same log-probs); only where its gradient
+goes differs. The NLL and outcome terms train the whole model as usual.
+
+    trainer = OutputLayerStepDPOTrainer(model, ref_model=ref, args=StepwiseDPOConfig(step_pairing="first_token", ...),
+                                        train_dataset=rows, processing_class=tokenizer)
+
+``onpolicy.TrainSettings(step_gradient="output_layer")`` and ``scripts/onpolicy_rounds.py --step-gradient
+output_layer`` train the Stepwise DPO method with it. Only ``step_pairing="first_token"`` is supported: one token
+per side at one shared state, so one hidden state per side.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..losses import compute_step_loss
+from ..trainer import StepwiseDPOTrainer
+
+
+class OutputLayerStepDPOTrainer(StepwiseDPOTrainer):
+    """``StepwiseDPOTrainer`` whose step loss reads the critical token's log-prob through ``stopgrad(h)``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.args.step_pairing != "first_token":
+            raise ValueError("OutputLayerStepDPOTrainer: step_pairing must be 'first_token' (one hidden state per "
+                             f"side), got {self.args.step_pairing!r}")
+
+    def _critical_positions(self, inputs):
+        """Per row of ``[chosen; rejected]``: the index of the first token where the two differ, and whether the
+        row has one (in a complete step)."""
+        first = inputs["first_diff_step"].repeat(2)
+        hit = (inputs["step_ids"] == first[:, None]) & (first[:, None] >= 0)
+        rows = torch.arange(len(first), device=first.device)
+        complete = inputs["step_complete"][rows, first.clamp(min=0)]
+        return hit.float().argmax(1), hit.any(1) & complete & (first >= 0)
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        weight = self.args.step_loss_weight
+        self.args.step_loss_weight = 0.0  # the parent's step loss (full gradient) off; the same value is added below
+        try:
+            out = super()._compute_loss(model, inputs, return_outputs)
+        finally:
+            self.args.step_loss_weight = weight
+        loss = out[0] if return_outputs else out
+        if weight:
+            loss = loss + weight * self._output_layer_step_loss(model, inputs)
+        return (loss, out[1]) if return_outputs else loss
+
+    def _output_layer_step_loss(self, model, inputs):
+        kwargs, labels = self._model_inputs(inputs)
+        pos, valid = self._critical_positions(inputs)
+        rows = torch.arange(len(pos), device=pos.device)
+        token = inputs["input_ids"][rows, pos]
+        with torch.no_grad():  # the hidden state before the critical token, cut from the graph
+            hidden = model(**kwargs, output_hidden_states=True).hidden_states[-1][rows, pos - 1]
+        logps = torch.log_softmax(model.get_output_embeddings()(hidden).float(), -1)[rows, token]
+        first = inputs["first_diff_step"].repeat(2).clamp(min=0)
+        if self.precompute_ref_logps:  # first_token: a step's log-prob is its one critical token's
+            ref = torch.cat([inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]])[rows, 1 + first]
+        else:
+            ref_model = self.ref_model if self.ref_model is not None else self.model
+            ref_tok = self._reference_token_logps(ref_model, kwargs, labels)[:, -(labels.size(1) - 1):]
+            ref = ref_tok[rows, pos - 1]  # log-probs are shifted like the labels
+        rho = (logps - ref.float())[:, None].chunk(2)
+        probs = inputs["step_probs"][rows, first][:, None].chunk(2)
+        mask = valid[:, None].chunk(2)
+        per_pair = compute_step_loss(rho[0], rho[1], probs[0], probs[1], self.args.step_beta, mask[0], mask[1])
+        active = (mask[0] | mask[1]).squeeze(1).to(per_pair.dtype)
+        return (per_pair * active).sum() / active.sum().clamp(min=1)
