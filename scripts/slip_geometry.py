@@ -50,7 +50,8 @@ def digit_arc(model, tokenizer) -> dict:
     _, s, vt = np.linalg.svd(rows, full_matrices=False)
     xy = rows @ vt[:2].T
     angles = np.degrees(np.unwrap(np.arctan2(xy[:, 1], xy[:, 0])))
-    return {"angles": [round(float(a)) for a in angles], "variance_share": round(float((s[:2] ** 2).sum() / (s ** 2).sum()), 3)}
+    share = float((s[:2] ** 2).sum() / (s ** 2).sum())
+    return {"angles": [round(float(a)) for a in angles], "variance_share": round(share, 3)}
 
 
 def critical_states(problems, limit: int) -> list[tuple[str, int]]:
@@ -119,7 +120,8 @@ def main(argv=None):
     ids, right = torch.tensor(digit_ids(tokenizer)), torch.tensor([d for _, d in states])
     rows = torch.arange(len(states))
     out = {"arc": digit_arc(model, tokenizer), "states": len(states),
-           "start": {k: round(float(before[rows, ids[right + o]].mean()), 3) for k, o in (("c", 0), ("r", 1), ("m", -1))}}
+           "start": {k: round(float(before[rows, ids[right + o]].mean()), 3)
+                     for k, o in (("c", 0), ("r", 1), ("m", -1))}}
     print(f"digit angles 0..9 (degrees, top two components, {out['arc']['variance_share']:.0%} of the variance): "
           f"{out['arc']['angles']}")
     print(f"{len(states)} states; mean probability c {out['start']['c']:.3f}, r = c+1 {out['start']['r']:.3f}, "

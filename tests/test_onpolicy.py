@@ -213,6 +213,7 @@ def test_mirrored_negatives_reject_the_slip_on_the_other_side_of_the_right_numbe
     assert onpolicy.mirrored_step("Step 2: 39 - 1 = 38", "Step 2: 38 - 1 = 37") is None  # a copied operand
     assert onpolicy.mirrored_step("Step 1: 1 + 0 = 1", "Step 1: 1 + 0 = 3") is None  # would be negative
     assert onpolicy.mirrored_step("Step 1: 13 * 3 = 39", "Step 1: 13 * 3 = 38") == "Step 1: 13 * 3 = 40"
+    assert onpolicy.mirrored_step("Step 1: 1 + 4 = 5", "Step 1: 1 + 4 = 05") is None  # one number, written two ways
 
 
 def test_round_pairs_add_the_mirrored_pairs_or_use_them_instead_of_the_step_pairs(monkeypatch):
@@ -316,7 +317,8 @@ def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_lay
         loss = tr.compute_loss(tr.model, tr.data_collator([tr.train_dataset[i] for i in range(len(rows))]))
         loss.backward()
         losses[gradient, sft] = loss.item()
-        grads[gradient, sft] = {n for n, p in tr.model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+        grads[gradient, sft] = {n for n, p in tr.model.named_parameters()
+                                if p.grad is not None and p.grad.abs().sum() > 0}
     assert losses["output_layer", 0.0] == pytest.approx(losses["all", 0.0], abs=1e-6)
     assert abs(losses["all", 0.0] - math.log(2)) > 1e-4
     assert grads["output_layer", 0.0] == {"model.embed_tokens.weight"}  # the output rows, tied to the input ones

@@ -325,9 +325,9 @@ _NUMBER = re.compile(r"-?\d+")
 def mirrored_step(chosen_step: str, rejected_step: str) -> str | None:
     """The chosen step with its number ``c`` where the rejected step wrote ``c + d`` (the only number they differ
     in) changed to ``c − d``: the wrong step on the other side of the right one. None when they differ in no
-    number or in more than one (a copied operand and its result), or when ``c − d`` is negative."""
+    number (by value) or in more than one (a copied operand and its result), or when ``c − d`` is negative."""
     c, r = _NUMBER.findall(chosen_step), _NUMBER.findall(rejected_step)
-    diff = [i for i, (a, b) in enumerate(zip(c, r)) if a != b]
+    diff = [i for i, (a, b) in enumerate(zip(c, r)) if int(a) != int(b)]  # "05" and "5" are one number
     if len(c) != len(r) or len(diff) != 1:
         return None
     i = diff[0]
