@@ -4,7 +4,8 @@
   interface (``tasks``), with the pairs and labels built from their checkers (``labelling``);
 - notebook profiles (``profiles``, ``smoke``), run folders and metrics (``runs``), pictures (``viz``);
 - what the notebooks compute with the library: best-of-N (``bestofn``), PRM-guided search (``search``), on-policy
-  rounds (``onpolicy``), verifier pretraining (``verifier_pretraining``), Monte-Carlo budgets (``budget``);
+  rounds (``onpolicy``, with a diagnostic step loss through the output layer only, ``output_layer_pairs``),
+  verifier pretraining (``verifier_pretraining``), Monte-Carlo budgets (``budget``);
 - the notebook runner (``notebooks``, also ``python -m stepdpo_lite.tutorial``) and the Colab setup (``colab``).
 
 The library (``stepdpo_lite``'s top-level modules) never imports anything from here.
