@@ -15,7 +15,7 @@ one too *few*. This script measures why, on the tiny base:
    Each step has the same length in parameter space. Printed: how the mean probability of ``c``, ``r`` and ``m``
    moves, and how much ``m`` gains per unit ``c`` gains.
 
-    python scripts/slip_geometry.py       # ~1 min on 2 CPU cores
+    python scripts/slip_geometry.py       # 1 to 3 min on 2 CPU cores
 
 Then one JSON line.
 """
@@ -40,6 +40,13 @@ from stepdpo_lite.tutorial import toyworld  # noqa: E402
 
 def digit_ids(tokenizer) -> list[int]:
     return [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
+
+
+def neighbour_ids(tokenizer, states) -> dict[str, torch.Tensor]:
+    """Per state, the token ids of the right digit ``c``, the slip ``r = c + 1`` and the far neighbour
+    ``m = c − 1``."""
+    ids, right = torch.tensor(digit_ids(tokenizer)), torch.tensor([d for _, d in states])
+    return {"c": ids[right], "r": ids[right + 1], "m": ids[right - 1]}
 
 
 def digit_arc(model, tokenizer) -> dict:
@@ -69,8 +76,8 @@ def critical_states(problems, limit: int) -> list[tuple[str, int]]:
 
 def next_digit_logprobs(model, tokenizer, states) -> torch.Tensor:
     """``(len(states), vocab)`` next-token log-probs after each state's text (left padding: the last position)."""
-    tokenizer.padding_side = "left"
-    enc = tokenizer([s for s, _ in states], return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = tokenizer([s for s, _ in states], return_tensors="pt", padding=True, padding_side="left",
+                    add_special_tokens=False)
     return torch.log_softmax(model(**enc).logits[:, -1].float(), -1)
 
 
@@ -78,9 +85,8 @@ def mass_response(model, tokenizer, states, loss: str, step: float, direction: s
     """Mean change in the probability of ``c``, ``r = c + 1`` and ``m = c − 1`` after one step of ``loss`` ("pair"
     or "nll") of parameter-space length ``step``, along the gradient ("sgd") or its sign ("adam")."""
     model = copy.deepcopy(model)
-    ids = torch.tensor(digit_ids(tokenizer))
-    right = torch.tensor([d for _, d in states])
-    c, r, m = ids[right], ids[right + 1], ids[right - 1]
+    targets = neighbour_ids(tokenizer, states)
+    c, r = targets["c"], targets["r"]
     rows = torch.arange(len(states))
     before = next_digit_logprobs(model, tokenizer, states)
     if loss == "pair":  # at the reference the margin is 0; only the direction of the gradient matters here
@@ -98,7 +104,7 @@ def mass_response(model, tokenizer, states, loss: str, step: float, direction: s
             p -= step * d / norm
         after = next_digit_logprobs(model, tokenizer, states)
     gain = (after.exp() - before.detach().exp())
-    out = {k: float(gain[rows, ix].mean()) for k, ix in (("c", c), ("r", r), ("m", m))}
+    out = {k: float(gain[rows, ix].mean()) for k, ix in targets.items()}
     out["m_per_c"] = out["m"] / out["c"] if out["c"] > 0 else float("nan")
     return out
 
@@ -117,11 +123,9 @@ def main(argv=None):
     states = critical_states(toyworld.make_problems(args.problems, split="train", seed=0), args.states)
     with torch.no_grad():
         before = next_digit_logprobs(model, tokenizer, states).exp()
-    ids, right = torch.tensor(digit_ids(tokenizer)), torch.tensor([d for _, d in states])
     rows = torch.arange(len(states))
     out = {"arc": digit_arc(model, tokenizer), "states": len(states),
-           "start": {k: round(float(before[rows, ids[right + o]].mean()), 3)
-                     for k, o in (("c", 0), ("r", 1), ("m", -1))}}
+           "start": {k: round(float(before[rows, ix].mean()), 3) for k, ix in neighbour_ids(tokenizer, states).items()}}
     print(f"digit angles 0..9 (degrees, top two components, {out['arc']['variance_share']:.0%} of the variance): "
           f"{out['arc']['angles']}")
     print(f"{len(states)} states; mean probability c {out['start']['c']:.3f}, r = c+1 {out['start']['r']:.3f}, "

@@ -201,7 +201,7 @@ def test_slip_geometry_script_pair_step_sends_more_of_the_freed_mass_to_the_far_
         for g in (pair, nll):
             assert g["c"] > 0 > g["r"]  # both raise the right digit and lower the slip
         assert pair["m"] > 0 and pair["m_per_c"] > 1.5 * nll["m_per_c"], (pair, nll)
+    model, tokenizer = script["toyworld"].load_tiny_base(tiny_base_path)
     with pytest.raises(ValueError, match="loss must be"):
-        model, tokenizer = script["toyworld"].load_tiny_base(tiny_base_path)
         script["mass_response"](model, tokenizer, [("Step 1: 3 + 4 = ", 7)], "kl", 1e-3)
     assert json.loads(capsys.readouterr().out.splitlines()[-1]).keys() == out.keys()
