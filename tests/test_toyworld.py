@@ -205,3 +205,25 @@ def test_slip_geometry_script_pair_step_sends_more_of_the_freed_mass_to_the_far_
     with pytest.raises(ValueError, match="loss must be"):
         script["mass_response"](model, tokenizer, [("Step 1: 3 + 4 = ", 7)], "kl", 1e-3)
     assert json.loads(capsys.readouterr().out.splitlines()[-1]).keys() == out.keys()
+
+
+def test_pair_expectation_script_on_policy_pairs_add_up_to_the_nll_gradient(tiny_base_path, capsys):
+    """scripts/pair_expectation.py (docs/benchmarks.md: why level is the ceiling) at toy size: at every state
+    ∇log π(c) = (1 − π(c))·E_r[∇log π(c) − ∇log π(r)] for r drawn from the policy's wrong tokens, and the summed
+    gradient of on-policy pairs closes in on the NLL's as draws are averaged, unlike pairs that always reject
+    c + 1."""
+    import runpy
+    from pathlib import Path
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "pair_expectation.py"))
+    out = script["main"](["--policy", tiny_base_path, "--problems", "40", "--states", "100",
+                          "--identity-states", "5", "--draws", "16"])
+    assert out["states"] == 100 and out["identity_max_relative_error"] < 1e-4
+    by_draws = out["cosine_by_draws"]
+    assert list(by_draws) == [1, 4, 16]
+    assert by_draws[16] > 0.98 and by_draws[16] > by_draws[1], by_draws  # an unbiased estimate: noise averages out
+    assert out["cosine_fixed_slip"] < by_draws[16] - 0.05, out  # a fixed negative is a different direction
+    assert 0 < out["pairs_per_draw"] < 100
+    with pytest.raises(ValueError, match="at least 1"):
+        script["main"](["--policy", tiny_base_path, "--draws", "0"])
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]).keys() == json.loads(json.dumps(out)).keys()
