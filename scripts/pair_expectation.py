@@ -21,7 +21,7 @@ solution up to a step's last result digit):
    for scale, between the NLL gradients of two disjoint halves of the states (two datasets of the same size);
    and, for contrast, pairs that are not on-policy: one at every state, always rejecting ``c + 1``.
 
-    python scripts/pair_expectation.py       # about 1 min on 2 CPU cores
+    python scripts/pair_expectation.py       # about 1.5 min on 2 CPU cores
 
 Then one JSON line.
 """
