@@ -96,7 +96,6 @@ def main(argv=None):
         raise ValueError(f"--draws and --identity-states must be at least 1, got {args.draws}, "
                          f"{args.identity_states}")
 
-    torch.manual_seed(args.seed)
     model, tokenizer = toyworld.load_tiny_base(args.policy)
     model.eval()
     states = critical_states(toyworld.make_problems(args.problems, split="train", seed=0), args.states)
