@@ -1,0 +1,163 @@
+"""Where does the preference terms' cost come from? Pairs that go stale while the policy trains on.
+
+``scripts/pair_expectation.py`` shows that at the policy that drew them, on-policy pairs add up to the NLL gradient
+of the right steps. A round keeps its pairs fixed while it trains, though. Every step also moves the states the
+batch did not hold, since they share the weights. So a pair drawn at the round's start can soon reject a token the
+policy no longer writes. This script trains three copies of the tiny base on the same critical states (a gold
+solution up to a step's last result digit, as in ``slip_geometry.py``), with Adam and the same batches:
+
+- **nll**: the NLL of the right digit, ``−log π(c|s)`` (RFT at these states);
+- **stale**: the NLL plus the first-token Step-DPO loss ``W·(−log σ(β·h))`` on pairs drawn once, at the start (one
+  token written per state, a slip makes a pair), as a round's are;
+- **fresh**: the same, but the rejected token is drawn again from the current policy at every step.
+
+``h = (log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))`` with the start policy as the reference. Every
+``--every`` steps, on held-out states from the validation problems, it prints the following:
+
+- how often the right digit is the most likely one, and the mean probability of ``c``, ``c − 1`` and ``c + 1``;
+- on the training states, the cosine between the NLL gradient at the current policy and two pair gradients: that of
+  the start's pairs, and that of a fresh draw from the current policy;
+- the mean probability the current policy still gives the start's rejected tokens.
+
+    python scripts/stale_pairs.py               # about 6 min on 2 CPU cores
+
+Then one JSON line: each arm's records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from pair_expectation import cosine, flat_grad, pair_weights  # noqa: E402  (the same draws, the same gradients)
+from slip_geometry import critical_states, next_digit_logprobs  # noqa: E402  (the same states, the same read-out)
+
+from stepdpo_lite.tutorial import toyworld  # noqa: E402
+
+ARMS = ("nll", "stale", "fresh")
+
+
+def digit_token_ids(tokenizer, states, offset: int = 0) -> torch.Tensor:
+    """Per state, the token id of its right digit plus ``offset`` (critical_states keeps the digit in 1..8)."""
+    return torch.tensor([tokenizer.convert_tokens_to_ids(str(d + offset)) for _, d in states])
+
+
+def rejected_tokens(weights: torch.Tensor) -> torch.Tensor:
+    """The rejected token of each state from ``pair_weights``'s −1 entry; −1 where the draw made no pair."""
+    return torch.where(weights.min(1).values < 0, weights.argmin(1), torch.full((len(weights),), -1))
+
+
+def held_out_figures(model, tokenizer, states) -> dict:
+    """Right digit on top (share of states), and the mean probability of ``c``, ``c − 1`` and ``c + 1``."""
+    with torch.no_grad():
+        p = next_digit_logprobs(model, tokenizer, states).exp()
+    rows = torch.arange(len(states))
+    right = digit_token_ids(tokenizer, states)
+    out = {"right_on_top": float((p.argmax(1) == right).float().mean()), "p_c": float(p[rows, right].mean())}
+    for name, offset in (("p_c_minus_1", -1), ("p_c_plus_1", 1)):
+        out[name] = float(p[rows, digit_token_ids(tokenizer, states, offset)].mean())
+    return {k: round(v, 4) for k, v in out.items()}
+
+
+def gradient_figures(model, tokenizer, states, start_rejected: torch.Tensor, generator: torch.Generator) -> dict:
+    """At the current policy, on the training states: the cosine of the NLL gradient with the start's pairs' summed
+    gradient and with a fresh draw's, and the mean probability the start's rejected tokens still have."""
+    logp = next_digit_logprobs(model, tokenizer, states)
+    rows, right = torch.arange(len(states)), digit_token_ids(tokenizer, states)
+    nll = flat_grad(model, logp[rows, right].sum())
+    has = start_rejected >= 0
+    stale = torch.zeros(logp.shape)
+    stale[rows[has], right[has]] = 1.0
+    stale[rows[has], start_rejected[has]] = -1.0
+    fresh = pair_weights(logp, right, generator)
+    return {"cosine_stale": round(cosine(flat_grad(model, (stale * logp).sum()), nll), 3),
+            "cosine_fresh": round(cosine(flat_grad(model, (fresh * logp).sum()), nll), 3),
+            "p_start_rejected": round(float(logp.detach().exp()[rows[has], start_rejected[has]].mean()), 4)}
+
+
+def train_arm(arm: str, base, tokenizer, states, held_out, args) -> list[dict]:
+    """Train a copy of ``base`` on ``states`` with one arm's loss; a record every ``args.every`` steps."""
+    if arm not in ARMS:
+        raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
+    model = copy.deepcopy(base)
+    right = digit_token_ids(tokenizer, states)
+    with torch.no_grad():
+        reference = next_digit_logprobs(base, tokenizer, states)
+    # The same start pairs, batches and measuring draws in every arm; only the loss differs.
+    start_rejected = rejected_tokens(pair_weights(reference, right, torch.Generator().manual_seed(args.seed)))
+    batches, redraws, probes = (torch.Generator().manual_seed(args.seed + k) for k in (1, 2, 3))
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
+    records = []
+    for step in range(args.steps + 1):
+        if step % args.every == 0 or step == args.steps:
+            model.eval()
+            records.append({"step": step, **held_out_figures(model, tokenizer, held_out),
+                            **gradient_figures(model, tokenizer, states, start_rejected, probes)})
+            print(arm, json.dumps(records[-1]), flush=True)
+            model.train()
+        if step == args.steps:
+            return records
+        batch = torch.randperm(len(states), generator=batches)[:args.batch_size]
+        logp = next_digit_logprobs(model, tokenizer, [states[i] for i in batch])
+        in_batch, c = torch.arange(len(batch)), right[batch]
+        loss = -logp[in_batch, c].mean()
+        if arm != "nll":
+            if arm == "stale":
+                r = start_rejected[batch]
+            else:
+                drawn = torch.multinomial(logp.detach().exp(), 1, generator=redraws).squeeze(1)
+                r = torch.where(drawn != c, drawn, torch.full_like(c, -1))
+            has = r >= 0
+            i, b = in_batch[has], batch[has]
+            h = (logp[i, c[has]] - reference[b, c[has]]) - (logp[i, r[has]] - reference[b, r[has]])
+            loss = loss + args.pair_weight * -F.logsigmoid(args.beta * h).sum() / len(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--policy", default=None, help="the start policy (default: the shipped tiny base)")
+    ap.add_argument("--problems", type=int, default=400, help="training problems to take states from")
+    ap.add_argument("--states", type=int, default=600, help="training states at most")
+    ap.add_argument("--held-out", type=int, default=400, help="held-out states (validation problems) at most")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--every", type=int, default=10, help="record every this many steps")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-4, help="Adam's learning rate (notebook 04's)")
+    ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--pair-weight", type=float, default=40.0,
+                    help="W; at the reference a pair's first-order size is β/2·W times its right digit's NLL")
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.steps < 1 or args.every < 1 or args.batch_size < 1:
+        raise ValueError(f"--steps, --every and --batch-size must be at least 1, got {args.steps}, {args.every}, "
+                         f"{args.batch_size}")
+
+    base, tokenizer = toyworld.load_tiny_base(args.policy)
+    base.eval()
+    states = critical_states(toyworld.make_problems(args.problems, split="train", seed=0), args.states)
+    held_out = critical_states(toyworld.make_problems(args.problems, split="validation", seed=0), args.held_out)
+    print(f"{len(states)} training states, {len(held_out)} held-out; β {args.beta}, pair weight {args.pair_weight}: "
+          f"first-order size {args.beta / 2 * args.pair_weight:g} × the NLL's", flush=True)
+    out = {"config": vars(args), "states": len(states), "held_out": len(held_out)}
+    for arm in args.arms:
+        out[arm] = train_arm(arm, base, tokenizer, states, held_out, args)
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()
