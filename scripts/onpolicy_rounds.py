@@ -76,6 +76,9 @@ def main(argv=None):
     ap.add_argument("--step-weight", type=float, default=1.0, help="Stepwise DPO's step-loss weight")
     ap.add_argument("--step-gradient", default="all", choices=list(onpolicy.STEP_GRADIENTS),
                     help="'output_layer': Stepwise DPO's step loss moves the output layer only (needs first_token)")
+    ap.add_argument("--step-rejected", default="round", choices=list(onpolicy.STEP_REJECTED),
+                    help="'fresh': Stepwise DPO's rejected token is drawn again from the current policy at every "
+                         "step (needs first_token)")
     ap.add_argument("--n-sampled", type=int, default=2, help="sampled (T=1) solutions per held-out problem")
     ap.add_argument("--methods", nargs="+", default=list(onpolicy.METHODS))
     ap.add_argument("--no-base", action="store_true", help="do not evaluate the start policy")
@@ -117,7 +120,7 @@ def main(argv=None):
                       use_cpu=profile.device == "cpu", gradient_checkpointing=profile.gradient_checkpointing)
     ts = onpolicy.TrainSettings(beta=args.beta, sft_weight=args.sft_weight, outcome_weight=args.outcome_weight,
                                 step_pairing=args.step_pairing, step_weight=args.step_weight,
-                                step_gradient=args.step_gradient, args=train_args)
+                                step_gradient=args.step_gradient, step_rejected=args.step_rejected, args=train_args)
     config = {k: v for k, v in vars(args).items() if k not in ("out", "save_policies", "runs_dir")}
     print("config:", json.dumps(config), "threshold", round(threshold, 3), flush=True)
 

@@ -333,6 +333,53 @@ def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_lay
                                   args=type(tr.args)(**{**tr.args.to_dict(), "step_pairing": "first_error"}))
 
 
+
+def test_fresh_rejected_step_loss_averages_to_the_chosen_tokens_nll(tmp_path, tiny_model, tiny_tokenizer):
+    """step_rejected="fresh" (fresh_rejected_pairs.py): at every step the rejected token is drawn again from the
+    current policy at the pair's state, so at the reference the step loss's gradient averages, over draws, to −β/2 times
+    the chosen token's log-prob gradient (scripts/pair_expectation.py's identity, inside the trainer); settings that
+    cannot redraw one token are ValueErrors."""
+    from stepdpo_lite.tutorial.fresh_rejected_pairs import FreshRejectedStepDPOTrainer
+
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
+    rows = step_rows()
+    settings = onpolicy.TrainSettings(step_pairing="first_token", step_rejected="fresh", sft_weight=0.0, args=FAST)
+    tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings, str(tmp_path / "f"),
+                               ref_model=copy.deepcopy(tiny_model).eval())
+    assert isinstance(tr, FreshRejectedStepDPOTrainer)
+    batch = tr.data_collator([tr.train_dataset[i] for i in range(len(rows))])
+    params = [p for p in tr.model.parameters() if p.requires_grad]
+
+    def gradient(value):
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(value, params)])
+
+    draws = [gradient(tr.compute_loss(tr.model, batch)) for _ in range(100)]
+    assert len({round(float(d.norm()), 6) for d in draws}) > 2  # the rejected token changes from step to step
+    pos, valid = tr._critical_positions(batch)
+    n = len(pos) // 2
+    assert bool((valid[:n] & valid[n:]).all())
+    kwargs, _ = tr._model_inputs(batch)
+    logp = torch.log_softmax(tr.model(**{k: v[:n] if torch.is_tensor(v) else v for k, v in kwargs.items()}).logits,
+                             -1)[torch.arange(n), pos[:n] - 1]
+    chosen = batch["input_ids"][torch.arange(n), pos[:n]]
+    first = batch["first_diff_step"]
+    coef = batch["step_probs"][torch.arange(n), first]  # p⁺ of the chosen step, = 1 − p⁻ of the rejected one here
+    assert torch.allclose(coef, 1 - batch["step_probs"][torch.arange(n, 2 * n), first])
+    expected = gradient(-tr.args.step_beta / 2 * (coef * logp[torch.arange(n), chosen]).sum() / n)
+    mean = torch.stack(draws).mean(0)
+    cos = torch.nn.functional.cosine_similarity(mean, expected, dim=0)
+    assert cos > 0.95 and 0.8 < float(mean.norm() / expected.norm()) < 1.2, (float(cos), float(mean.norm()),
+                                                                           float(expected.norm()))
+    for bad in (dict(step_pairing="first_error"), dict(step_pairing="first_token", step_gradient="output_layer"),
+                dict(step_pairing="first_token", step_rejected="new")):
+        with pytest.raises(ValueError, match="step_rejected"):
+            onpolicy.TrainSettings(step_rejected=bad.pop("step_rejected", "fresh"), **bad)
+    with pytest.raises(ValueError, match="ref_model"):
+        FreshRejectedStepDPOTrainer(copy.deepcopy(tiny_model), ref_model=None, processing_class=tok,
+                                    train_dataset=tr.train_dataset,
+                                    args=type(tr.args)(**{**tr.args.to_dict(), "precompute_ref_log_probs": True}))
+
 # ----------------------------------------------------------------------------- a tiny run end to end
 
 def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):

@@ -54,6 +54,7 @@ PAIR_KINDS = ("solution", "step", "both")
 MIRRORED = ("no", "add", "instead")
 REJECTED_PROBS = ("prm", "first_error")
 STEP_GRADIENTS = ("all", "output_layer")
+STEP_REJECTED = ("round", "fresh")
 
 
 def sigmoid(x: float) -> float:
@@ -465,6 +466,9 @@ class TrainSettings:
     step_weight: float = 1.0  # Stepwise DPO's step-loss weight (the NLL's is sft_weight)
     # "output_layer": Stepwise DPO's step loss moves the output layer only (a diagnostic; output_layer_pairs.py)
     step_gradient: str = "all"
+    # "fresh": Stepwise DPO's rejected token is drawn again from the current policy at every step, not the round's
+    # (a diagnostic; fresh_rejected_pairs.py)
+    step_rejected: str = "round"
     args: dict = field(default_factory=dict)  # DPOConfig/StepwiseDPOConfig fields: batch size, lr, max_steps, ...
 
     def __post_init__(self):
@@ -473,6 +477,11 @@ class TrainSettings:
         if self.step_gradient == "output_layer" and self.step_pairing != "first_token":
             raise ValueError("step_gradient='output_layer' needs step_pairing='first_token' (one hidden state a side), "
                              f"got {self.step_pairing!r}")
+        if self.step_rejected not in STEP_REJECTED:
+            raise ValueError(f"step_rejected must be one of {STEP_REJECTED}, got {self.step_rejected!r}")
+        if self.step_rejected == "fresh" and (self.step_pairing != "first_token" or self.step_gradient != "all"):
+            raise ValueError("step_rejected='fresh' needs step_pairing='first_token' (one token to redraw) and "
+                             f"step_gradient='all', got {self.step_pairing!r}, {self.step_gradient!r}")
 
 
 def _dataset(rows, columns):
@@ -490,6 +499,7 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
 
     from ..trainer import StepwiseDPOConfig, StepwiseDPOTrainer, float32_adapters_for_fp16
     from .colab import drop_log_printer
+    from .fresh_rejected_pairs import FreshRejectedStepDPOTrainer
     from .output_layer_pairs import OutputLayerStepDPOTrainer
 
     if method not in METHODS:
@@ -503,7 +513,8 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
         args = StepwiseDPOConfig(step_beta=settings.beta, step_loss_weight=settings.step_weight,
                                  outcome_loss_weight=settings.outcome_weight, sft_loss_weight=settings.sft_weight,
                                  step_pairing=settings.step_pairing, **common)
-        cls = OutputLayerStepDPOTrainer if settings.step_gradient == "output_layer" else StepwiseDPOTrainer
+        cls = (OutputLayerStepDPOTrainer if settings.step_gradient == "output_layer" else
+               FreshRejectedStepDPOTrainer if settings.step_rejected == "fresh" else StepwiseDPOTrainer)
         trainer = cls(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=data, args=args)
     else:
         if any(r.get("open_ended") for r in rows):

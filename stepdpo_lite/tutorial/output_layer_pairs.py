@@ -21,40 +21,13 @@ from __future__ import annotations
 import torch
 
 from ..losses import compute_step_loss
-from ..trainer import StepwiseDPOTrainer
+from .critical_token import CriticalTokenStepDPOTrainer
 
 
-class OutputLayerStepDPOTrainer(StepwiseDPOTrainer):
+class OutputLayerStepDPOTrainer(CriticalTokenStepDPOTrainer):
     """``StepwiseDPOTrainer`` whose step loss reads the critical token's log-prob through ``stopgrad(h)``."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.args.step_pairing != "first_token":
-            raise ValueError("OutputLayerStepDPOTrainer: step_pairing must be 'first_token' (one hidden state per "
-                             f"side), got {self.args.step_pairing!r}")
-
-    def _critical_positions(self, inputs):
-        """Per row of ``[chosen; rejected]``: the index of the first token where the two differ, and whether the
-        row has one (in a complete step)."""
-        first = inputs["first_diff_step"].repeat(2)
-        hit = (inputs["step_ids"] == first[:, None]) & (first[:, None] >= 0)
-        rows = torch.arange(len(first), device=first.device)
-        complete = inputs["step_complete"][rows, first.clamp(min=0)]
-        return hit.float().argmax(1), hit.any(1) & complete & (first >= 0)
-
-    def _compute_loss(self, model, inputs, return_outputs):
-        weight = self.args.step_loss_weight
-        self.args.step_loss_weight = 0.0  # the parent's step loss (full gradient) off; the same value is added below
-        try:
-            out = super()._compute_loss(model, inputs, return_outputs)
-        finally:
-            self.args.step_loss_weight = weight
-        loss = out[0] if return_outputs else out
-        if weight:
-            loss = loss + weight * self._output_layer_step_loss(model, inputs)
-        return (loss, out[1]) if return_outputs else loss
-
-    def _output_layer_step_loss(self, model, inputs):
+    def _critical_token_step_loss(self, model, inputs):
         kwargs, labels = self._model_inputs(inputs)
         pos, valid = self._critical_positions(inputs)
         rows = torch.arange(len(pos), device=pos.device)

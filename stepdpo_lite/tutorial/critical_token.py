@@ -1,0 +1,51 @@
+"""The first-token step loss's plumbing, shared by its two diagnostics.
+
+With ``step_pairing="first_token"`` Stepwise DPO's step loss scores one token a side: the first where chosen and
+rejected differ, read at the state they share (the "critical token" of cDPO, Lin et al. 2024, arXiv:2411.19943). The
+two diagnostics of ``docs/benchmarks.md`` keep the data and the other terms, and swap that step loss for a variant:
+
+- ``output_layer_pairs.OutputLayerStepDPOTrainer``: the same value, its gradient stopped at the hidden state;
+- ``fresh_rejected_pairs.FreshRejectedStepDPOTrainer``: the rejected token drawn again from the current policy.
+
+This module finds the critical token and does the swap; each variant writes ``_critical_token_step_loss``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..trainer import StepwiseDPOTrainer
+
+
+class CriticalTokenStepDPOTrainer(StepwiseDPOTrainer):
+    """``StepwiseDPOTrainer`` whose step loss is ``step_loss_weight · _critical_token_step_loss``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.args.step_pairing != "first_token":
+            raise ValueError(f"{type(self).__name__}: step_pairing must be 'first_token' (one token a side at one "
+                             f"shared state), got {self.args.step_pairing!r}")
+
+    def _critical_positions(self, inputs):
+        """Per row of ``[chosen; rejected]``: the index of the first token where the two differ, and whether the
+        row has one (in a complete step)."""
+        first = inputs["first_diff_step"].repeat(2)
+        hit = (inputs["step_ids"] == first[:, None]) & (first[:, None] >= 0)
+        rows = torch.arange(len(first), device=first.device)
+        complete = inputs["step_complete"][rows, first.clamp(min=0)]
+        return hit.float().argmax(1), hit.any(1) & complete & (first >= 0)
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        weight = self.args.step_loss_weight
+        self.args.step_loss_weight = 0.0  # the parent's step loss off; the variant's is added below
+        try:
+            out = super()._compute_loss(model, inputs, return_outputs)
+        finally:
+            self.args.step_loss_weight = weight
+        loss = out[0] if return_outputs else out
+        if weight:
+            loss = loss + weight * self._critical_token_step_loss(model, inputs)
+        return (loss, out[1]) if return_outputs else loss
+
+    def _critical_token_step_loss(self, model, inputs):
+        raise NotImplementedError

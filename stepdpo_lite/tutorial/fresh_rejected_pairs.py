@@ -1,0 +1,62 @@
+"""A diagnostic: Stepwise DPO whose rejected token is drawn again from the current policy at every step.
+
+Why it exists (``docs/benchmarks.md``, "where the cost comes from"). In expectation an on-policy pair's gradient is
+its right token's NLL gradient (``scripts/pair_expectation.py``), yet a round's pairs cost accuracy when trained
+through the whole model. They are drawn once, and within an epoch they reject tokens the policy no longer writes
+(``scripts/stale_pairs.py``). This trainer keeps each pair's state and chosen token ``c``, the first token where
+chosen and rejected differ, and throws the round's rejected token away. At every training step it writes one token
+``r ~ π(·|s)`` there with the current policy. A slip (``r ≠ c``) makes the pair, with Step-DPO's first-token loss
+
+    −log σ(β·((log π(c|s) − log π_ref(c|s)) − (log π(r|s) − log π_ref(r|s)))),
+
+and a draw of ``c`` makes none (loss 0 for that state): as in a round, a state yields a pair when the policy slips
+there. The NLL and outcome terms are unchanged.
+
+    trainer = FreshRejectedStepDPOTrainer(model, ref_model=ref, args=StepwiseDPOConfig(step_pairing="first_token",
+                                          ...), train_dataset=rows, processing_class=tokenizer)
+
+``onpolicy.TrainSettings(step_rejected="fresh")`` and ``scripts/onpolicy_rounds.py --step-rejected fresh`` train the
+Stepwise DPO method with it. It needs a frozen reference model, so a fully fine-tuned policy (the tiny profile), and
+no precomputed reference log-probs: the reference must score whichever token is drawn.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..losses import compute_step_loss
+from .critical_token import CriticalTokenStepDPOTrainer
+
+
+class FreshRejectedStepDPOTrainer(CriticalTokenStepDPOTrainer):
+    """``StepwiseDPOTrainer`` whose first-token step loss rejects a token the current policy writes at each step."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.ref_model is None or self.precompute_ref_logps:
+            raise ValueError("FreshRejectedStepDPOTrainer needs a frozen ref_model (a fully fine-tuned policy, e.g. "
+                             "onpolicy.policy_reference) and precompute_ref_log_probs=False: the reference scores "
+                             "tokens drawn during training")
+        self._draws = torch.Generator().manual_seed(self.args.seed)  # the rejected tokens, reproducible per seed
+
+    def _critical_token_step_loss(self, model, inputs):
+        kwargs, _ = self._model_inputs(inputs)
+        pos, valid = self._critical_positions(inputs)
+        n = len(pos) // 2
+        state = pos[:n] - 1  # the chosen row's position whose logits predict the critical token
+        has_pair = valid[:n] & valid[n:]
+        rows = torch.arange(n, device=pos.device)
+        chosen_only = {k: v[:n] if torch.is_tensor(v) else v for k, v in kwargs.items()}
+        logp = torch.log_softmax(model(**chosen_only).logits[rows, state].float(), -1)
+        with torch.no_grad():
+            ref = torch.log_softmax(self.ref_model(**chosen_only).logits[rows, state].float(), -1)
+        c = inputs["input_ids"][rows, pos[:n]]
+        r = torch.multinomial(logp.detach().exp().cpu(), 1, generator=self._draws).squeeze(1).to(c.device)
+        slip = (has_pair & (r != c))[:, None]
+        first = inputs["first_diff_step"].clamp(min=0)
+        probs = inputs["step_probs"][torch.arange(2 * n, device=pos.device), first.repeat(2)][:, None].chunk(2)
+        per_pair = compute_step_loss((logp - ref)[rows, c][:, None], (logp - ref)[rows, r][:, None], probs[0],
+                                     probs[1], self.args.step_beta, slip, slip)
+        # Every state the round paired counts, slipped or not, so that a pair weighs as often as the policy slips.
+        per_pair = per_pair * slip.squeeze(1).to(per_pair.dtype)
+        return per_pair.sum() / has_pair.sum().clamp(min=1)
