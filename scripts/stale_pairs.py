@@ -40,16 +40,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from pair_expectation import cosine, flat_grad, pair_weights  # noqa: E402  (the same draws, the same gradients)
-from slip_geometry import critical_states, next_digit_logprobs  # noqa: E402  (the same states, the same read-out)
+from slip_geometry import critical_states, neighbour_ids, next_digit_logprobs  # noqa: E402  (the same states)
 
 from stepdpo_lite.tutorial import toyworld  # noqa: E402
 
 ARMS = ("nll", "stale", "fresh")
-
-
-def digit_token_ids(tokenizer, states, offset: int = 0) -> torch.Tensor:
-    """Per state, the token id of its right digit plus ``offset`` (critical_states keeps the digit in 1..8)."""
-    return torch.tensor([tokenizer.convert_tokens_to_ids(str(d + offset)) for _, d in states])
 
 
 def rejected_tokens(weights: torch.Tensor) -> torch.Tensor:
@@ -61,11 +56,9 @@ def held_out_figures(model, tokenizer, states) -> dict:
     """Right digit on top (share of states), and the mean probability of ``c``, ``c − 1`` and ``c + 1``."""
     with torch.no_grad():
         p = next_digit_logprobs(model, tokenizer, states).exp()
-    rows = torch.arange(len(states))
-    right = digit_token_ids(tokenizer, states)
-    out = {"right_on_top": float((p.argmax(1) == right).float().mean()), "p_c": float(p[rows, right].mean())}
-    for name, offset in (("p_c_minus_1", -1), ("p_c_plus_1", 1)):
-        out[name] = float(p[rows, digit_token_ids(tokenizer, states, offset)].mean())
+    rows, ids = torch.arange(len(states)), neighbour_ids(tokenizer, states)
+    out = {"right_on_top": float((p.argmax(1) == ids["c"]).float().mean()), "p_c": float(p[rows, ids["c"]].mean()),
+           "p_c_minus_1": float(p[rows, ids["m"]].mean()), "p_c_plus_1": float(p[rows, ids["r"]].mean())}
     return {k: round(v, 4) for k, v in out.items()}
 
 
@@ -73,7 +66,7 @@ def gradient_figures(model, tokenizer, states, start_rejected: torch.Tensor, gen
     """At the current policy, on the training states: the cosine of the NLL gradient with the start's pairs' summed
     gradient and with a fresh draw's, and the mean probability the start's rejected tokens still have."""
     logp = next_digit_logprobs(model, tokenizer, states)
-    rows, right = torch.arange(len(states)), digit_token_ids(tokenizer, states)
+    rows, right = torch.arange(len(states)), neighbour_ids(tokenizer, states)["c"]
     nll = flat_grad(model, logp[rows, right].sum())
     has = start_rejected >= 0
     stale = torch.zeros(logp.shape)
@@ -90,7 +83,7 @@ def train_arm(arm: str, base, tokenizer, states, held_out, args) -> list[dict]:
     if arm not in ARMS:
         raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
     model = copy.deepcopy(base)
-    right = digit_token_ids(tokenizer, states)
+    right = neighbour_ids(tokenizer, states)["c"]
     with torch.no_grad():
         reference = next_digit_logprobs(base, tokenizer, states)
     # The same start pairs, batches and measuring draws in every arm; only the loss differs.
@@ -112,11 +105,7 @@ def train_arm(arm: str, base, tokenizer, states, held_out, args) -> list[dict]:
         in_batch, c = torch.arange(len(batch)), right[batch]
         loss = -logp[in_batch, c].mean()
         if arm != "nll":
-            if arm == "stale":
-                r = start_rejected[batch]
-            else:
-                drawn = torch.multinomial(logp.detach().exp(), 1, generator=redraws).squeeze(1)
-                r = torch.where(drawn != c, drawn, torch.full_like(c, -1))
+            r = start_rejected[batch] if arm == "stale" else rejected_tokens(pair_weights(logp, c, redraws))
             has = r >= 0
             i, b = in_batch[has], batch[has]
             h = (logp[i, c[has]] - reference[b, c[has]]) - (logp[i, r[has]] - reference[b, r[has]])

@@ -333,7 +333,6 @@ def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_lay
                                   args=type(tr.args)(**{**tr.args.to_dict(), "step_pairing": "first_error"}))
 
 
-
 def test_fresh_rejected_step_loss_averages_to_the_chosen_tokens_nll(tmp_path, tiny_model, tiny_tokenizer):
     """step_rejected="fresh" (fresh_rejected_pairs.py): at every step the rejected token is drawn again from the
     current policy at the pair's state, so at the reference the step loss's gradient averages, over draws, to −β/2 times
@@ -379,6 +378,7 @@ def test_fresh_rejected_step_loss_averages_to_the_chosen_tokens_nll(tmp_path, ti
         FreshRejectedStepDPOTrainer(copy.deepcopy(tiny_model), ref_model=None, processing_class=tok,
                                     train_dataset=tr.train_dataset,
                                     args=type(tr.args)(**{**tr.args.to_dict(), "precompute_ref_log_probs": True}))
+
 
 # ----------------------------------------------------------------------------- a tiny run end to end
 

@@ -52,11 +52,10 @@ class FreshRejectedStepDPOTrainer(CriticalTokenStepDPOTrainer):
             ref = torch.log_softmax(self.ref_model(**chosen_only).logits[rows, state].float(), -1)
         c = inputs["input_ids"][rows, pos[:n]]
         r = torch.multinomial(logp.detach().exp().cpu(), 1, generator=self._draws).squeeze(1).to(c.device)
-        slip = (has_pair & (r != c))[:, None]
         first = inputs["first_diff_step"].clamp(min=0)
         probs = inputs["step_probs"][torch.arange(2 * n, device=pos.device), first.repeat(2)][:, None].chunk(2)
         per_pair = compute_step_loss((logp - ref)[rows, c][:, None], (logp - ref)[rows, r][:, None], probs[0],
-                                     probs[1], self.args.step_beta, slip, slip)
-        # Every state the round paired counts, slipped or not, so that a pair weighs as often as the policy slips.
-        per_pair = per_pair * slip.squeeze(1).to(per_pair.dtype)
-        return per_pair.sum() / has_pair.sum().clamp(min=1)
+                                     probs[1], self.args.step_beta)
+        # Only slips make pairs, but every state the round paired counts, so a pair weighs as often as the policy slips.
+        slip = has_pair & (r != c)
+        return (per_pair * slip.to(per_pair.dtype)).sum() / has_pair.sum().clamp(min=1)
