@@ -3,13 +3,17 @@
 ``scripts/pair_expectation.py`` shows that at the policy that drew them, on-policy pairs add up to the NLL gradient
 of the right steps. A round keeps its pairs fixed while it trains, though. Every step also moves the states the
 batch did not hold, since they share the weights. So a pair drawn at the round's start can soon reject a token the
-policy no longer writes. This script trains three copies of the tiny base on the same critical states (a gold
+policy no longer writes. This script trains a copy of the tiny base per arm on the same critical states (a gold
 solution up to a step's last result digit, as in ``slip_geometry.py``), with Adam and the same batches:
 
 - **nll**: the NLL of the right digit, ``−log π(c|s)`` (RFT at these states);
 - **stale**: the NLL plus the first-token Step-DPO loss ``W·(−log σ(β·h))`` on pairs drawn once, at the start (one
   token written per state, a slip makes a pair), as a round's are;
-- **fresh**: the same, but the rejected token is drawn again from the current policy at every step.
+- **fresh**: the same, but the rejected token is drawn again from the current policy at every step;
+- **hardest**: the same loss at every state against the current policy's most likely wrong token (a hard negative,
+  as in ranking losses: the competitor that decides greedy decoding), weighted by ``1 − π(c|s)``, the chance that
+  the state yields an on-policy pair, so that its size matches the fresh arm's. It is not an on-policy draw, so the
+  identity of ``pair_expectation.py`` does not make it the NLL's direction.
 
 ``h = (log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))`` with the start policy as the reference. Every
 ``--every`` steps, on held-out states from the validation problems, it prints the following:
@@ -19,7 +23,7 @@ solution up to a step's last result digit, as in ``slip_geometry.py``), with Ada
   the start's pairs, and that of a fresh draw from the current policy;
 - the mean probability the current policy still gives the start's rejected tokens.
 
-    python scripts/stale_pairs.py               # about 6 min on 2 CPU cores
+    python scripts/stale_pairs.py               # about 9 min on 2 CPU cores
 
 Then one JSON line: each arm's records.
 """
@@ -44,12 +48,19 @@ from slip_geometry import critical_states, neighbour_ids, next_digit_logprobs  #
 
 from stepdpo_lite.tutorial import toyworld  # noqa: E402
 
-ARMS = ("nll", "stale", "fresh")
+ARMS = ("nll", "stale", "fresh", "hardest")
 
 
 def rejected_tokens(weights: torch.Tensor) -> torch.Tensor:
     """The rejected token of each state from ``pair_weights``'s −1 entry; −1 where the draw made no pair."""
     return torch.where(weights.min(1).values < 0, weights.argmin(1), torch.full((len(weights),), -1))
+
+
+def hardest_wrong_tokens(logp: torch.Tensor, right_ids: torch.Tensor) -> torch.Tensor:
+    """Each state's most likely token other than the right one."""
+    masked = logp.detach().clone()
+    masked[torch.arange(len(right_ids)), right_ids] = float("-inf")
+    return masked.argmax(1)
 
 
 def held_out_figures(model, tokenizer, states) -> dict:
@@ -105,11 +116,15 @@ def train_arm(arm: str, base, tokenizer, states, held_out, args) -> list[dict]:
         in_batch, c = torch.arange(len(batch)), right[batch]
         loss = -logp[in_batch, c].mean()
         if arm != "nll":
-            r = start_rejected[batch] if arm == "stale" else rejected_tokens(pair_weights(logp, c, redraws))
+            weight = torch.ones(len(batch))
+            if arm == "hardest":  # a pair at every state, weighted as often as the state would yield one on-policy
+                r, weight = hardest_wrong_tokens(logp, c), 1 - logp.detach()[in_batch, c].exp()
+            else:
+                r = start_rejected[batch] if arm == "stale" else rejected_tokens(pair_weights(logp, c, redraws))
             has = r >= 0
             i, b = in_batch[has], batch[has]
             h = (logp[i, c[has]] - reference[b, c[has]]) - (logp[i, r[has]] - reference[b, r[has]])
-            loss = loss + args.pair_weight * -F.logsigmoid(args.beta * h).sum() / len(batch)
+            loss = loss + args.pair_weight * (weight[has] * -F.logsigmoid(args.beta * h)).sum() / len(batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -232,18 +232,21 @@ def test_pair_expectation_script_on_policy_pairs_add_up_to_the_nll_gradient(tiny
 def test_stale_pairs_script_pairs_drawn_at_the_start_cost_accuracy_fresh_ones_do_not(tiny_base_path, capsys):
     """scripts/stale_pairs.py (docs/benchmarks.md: where the cost comes from) at toy size: pairs drawn once at the
     start soon reject tokens the policy no longer writes, their gradient turns against the NLL's, and training on them
-    pushes the right digit's mass on to c − 1; the same loss with the rejected token redrawn each step does not."""
+    pushes the right digit's mass on to c − 1; the same loss with the rejected token redrawn each step does not. Nor
+    does a hard negative (the current policy's most likely wrong digit), which is no better than the NLL either."""
     import runpy
     from pathlib import Path
 
     script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "stale_pairs.py"))
     out = script["main"](["--policy", tiny_base_path, "--problems", "100", "--states", "150", "--held-out", "100",
                           "--steps", "10"])
-    start, nll, stale, fresh = out["nll"][0], out["nll"][-1], out["stale"][-1], out["fresh"][-1]
+    start, nll, stale, fresh, hardest = (out["nll"][0], out["nll"][-1], out["stale"][-1], out["fresh"][-1],
+                                         out["hardest"][-1])
     assert out["stale"][0] == out["fresh"][0] == start and start["cosine_stale"] > 0.8  # one start, pairs on-policy
-    assert nll["step"] == stale["step"] == fresh["step"] == 10
+    assert nll["step"] == stale["step"] == fresh["step"] == hardest["step"] == 10
     assert nll["right_on_top"] > start["right_on_top"] and fresh["right_on_top"] > start["right_on_top"]
-    assert stale["right_on_top"] < min(nll["right_on_top"], fresh["right_on_top"]) - 0.1, out
+    assert stale["right_on_top"] < min(nll["right_on_top"], fresh["right_on_top"], hardest["right_on_top"]) - 0.1, out
+    assert hardest["right_on_top"] <= nll["right_on_top"] + 0.05, out  # level with the NLL, not ahead
     assert stale["p_c_minus_1"] > 2 * start["p_c_minus_1"], out  # the overshoot, past c to the far neighbour
     assert stale["cosine_stale"] < 0 < stale["cosine_fresh"], stale  # stale pairs point against the NLL's gradient
     assert all(arm[-1]["p_start_rejected"] < start["p_start_rejected"] for arm in (out["nll"], out["stale"]))
