@@ -70,16 +70,21 @@ def identity_errors(model, tokenizer, states, right_ids: torch.Tensor) -> list[f
     return errors
 
 
-def pair_weights(logp: torch.Tensor, right_ids: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One on-policy draw: the policy writes one token at every state; each slip ``r`` makes a pair ``(c, r)``.
-    Returns the pairs' ``log π(c) − log π(r)`` as weights on ``logp`` (+1 at c, −1 at r, rows without a slip 0):
-    the pairs' summed gradient is ``∇ Σ weights·logp``, so the mean of many draws needs one backward pass."""
+def draw_slips(logp: torch.Tensor, right_ids: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One on-policy draw: the policy writes one token at every state. The token where it slipped, −1 where it
+    wrote the right one (no pair)."""
     drawn = torch.multinomial(logp.detach().exp(), 1, generator=generator).squeeze(1)
-    slipped = drawn != right_ids
-    rows = torch.arange(len(right_ids))[slipped]
+    return torch.where(drawn != right_ids, drawn, torch.full_like(drawn, -1))
+
+
+def pair_weights(logp: torch.Tensor, right_ids: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """The pairs ``(c, r)`` of the states with a rejected token (``rejected >= 0``) as weights on ``logp``: +1 at c,
+    −1 at r, 0 elsewhere, so that the pairs' summed ``log π(c) − log π(r)`` is ``Σ weights·logp`` and the mean of
+    many draws needs one backward pass."""
+    rows = torch.arange(len(right_ids))[rejected >= 0]
     weights = torch.zeros(logp.shape)
-    weights[rows, right_ids[slipped]] = 1.0
-    weights[rows, drawn[slipped]] = -1.0
+    weights[rows, right_ids[rows]] = 1.0
+    weights[rows, rejected[rows]] = -1.0
     return weights
 
 
@@ -114,7 +119,8 @@ def main(argv=None):
     halves = [flat_grad(model, logp[torch.arange(a, b), right_ids[a:b]].sum()) for a, b in
               ((0, half), (half, 2 * half))]
     generator = torch.Generator().manual_seed(args.seed)
-    draws = torch.stack([pair_weights(logp, right_ids, generator) for _ in range(args.draws)])
+    draws = torch.stack([pair_weights(logp, right_ids, draw_slips(logp, right_ids, generator))
+                         for _ in range(args.draws)])
     out.update(mean_p_right=round(float(p_right.mean()), 3),
                pairs_per_draw=float((draws > 0).sum()) / args.draws,
                nll_halves_cosine=round(cosine(*halves), 3), cosine_by_draws={})

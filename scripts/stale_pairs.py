@@ -43,17 +43,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from pair_expectation import cosine, flat_grad, pair_weights  # noqa: E402  (the same draws, the same gradients)
+from pair_expectation import cosine, draw_slips, flat_grad, pair_weights  # noqa: E402  (the same draws and gradients)
 from slip_geometry import critical_states, neighbour_ids, next_digit_logprobs  # noqa: E402  (the same states)
 
 from stepdpo_lite.tutorial import toyworld  # noqa: E402
 
 ARMS = ("nll", "stale", "fresh", "hardest")
-
-
-def rejected_tokens(weights: torch.Tensor) -> torch.Tensor:
-    """The rejected token of each state from ``pair_weights``'s −1 entry; −1 where the draw made no pair."""
-    return torch.where(weights.min(1).values < 0, weights.argmin(1), torch.full((len(weights),), -1))
 
 
 def hardest_wrong_tokens(logp: torch.Tensor, right_ids: torch.Tensor) -> torch.Tensor:
@@ -80,10 +75,8 @@ def gradient_figures(model, tokenizer, states, start_rejected: torch.Tensor, gen
     rows, right = torch.arange(len(states)), neighbour_ids(tokenizer, states)["c"]
     nll = flat_grad(model, logp[rows, right].sum())
     has = start_rejected >= 0
-    stale = torch.zeros(logp.shape)
-    stale[rows[has], right[has]] = 1.0
-    stale[rows[has], start_rejected[has]] = -1.0
-    fresh = pair_weights(logp, right, generator)
+    stale = pair_weights(logp, right, start_rejected)
+    fresh = pair_weights(logp, right, draw_slips(logp, right, generator))
     return {"cosine_stale": round(cosine(flat_grad(model, (stale * logp).sum()), nll), 3),
             "cosine_fresh": round(cosine(flat_grad(model, (fresh * logp).sum()), nll), 3),
             "p_start_rejected": round(float(logp.detach().exp()[rows[has], start_rejected[has]].mean()), 4)}
@@ -98,7 +91,7 @@ def train_arm(arm: str, base, tokenizer, states, held_out, args) -> list[dict]:
     with torch.no_grad():
         reference = next_digit_logprobs(base, tokenizer, states)
     # The same start pairs, batches and measuring draws in every arm; only the loss differs.
-    start_rejected = rejected_tokens(pair_weights(reference, right, torch.Generator().manual_seed(args.seed)))
+    start_rejected = draw_slips(reference, right, torch.Generator().manual_seed(args.seed))
     batches, redraws, probes = (torch.Generator().manual_seed(args.seed + k) for k in (1, 2, 3))
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
     records = []
@@ -120,7 +113,7 @@ def train_arm(arm: str, base, tokenizer, states, held_out, args) -> list[dict]:
             if arm == "hardest":  # a pair at every state, weighted as often as the state would yield one on-policy
                 r, weight = hardest_wrong_tokens(logp, c), 1 - logp.detach()[in_batch, c].exp()
             else:
-                r = start_rejected[batch] if arm == "stale" else rejected_tokens(pair_weights(logp, c, redraws))
+                r = start_rejected[batch] if arm == "stale" else draw_slips(logp, c, redraws)
             has = r >= 0
             i, b = in_batch[has], batch[has]
             h = (logp[i, c[has]] - reference[b, c[has]]) - (logp[i, r[has]] - reference[b, r[has]])
