@@ -331,6 +331,11 @@ def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_lay
         OutputLayerStepDPOTrainer(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(ref), processing_class=tok,
                                   train_dataset=tr.train_dataset,
                                   args=type(tr.args)(**{**tr.args.to_dict(), "step_pairing": "first_error"}))
+    frozen = copy.deepcopy(tiny_model)
+    frozen.get_output_embeddings().weight.requires_grad_(False)  # as under a LoRA adapter: the step loss has no target
+    with pytest.raises(ValueError, match="output layer is frozen"):
+        OutputLayerStepDPOTrainer(frozen, ref_model=copy.deepcopy(ref), processing_class=tok,
+                                  train_dataset=tr.train_dataset, args=tr.args)
 
 
 def test_fresh_rejected_step_loss_averages_to_the_chosen_tokens_nll(tmp_path, tiny_model, tiny_tokenizer):

@@ -27,6 +27,14 @@ from .critical_token import CriticalTokenStepDPOTrainer
 class OutputLayerStepDPOTrainer(CriticalTokenStepDPOTrainer):
     """``StepwiseDPOTrainer`` whose step loss reads the critical token's log-prob through ``stopgrad(h)``."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        head = self.model.get_output_embeddings()
+        if not any(p.requires_grad for p in head.parameters()):  # a LoRA policy freezes it: the step loss would be 0
+            raise ValueError(f"{type(self).__name__}: the step loss trains only the output layer, and the policy's "
+                             "output layer is frozen (a LoRA adapter? add it to modules_to_save), so the step loss "
+                             "would train nothing; use step_gradient='all'")
+
     def _critical_token_step_loss(self, model, inputs):
         kwargs, labels = self._model_inputs(inputs)
         pos, valid = self._critical_positions(inputs)
