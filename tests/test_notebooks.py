@@ -111,6 +111,9 @@ def test_tiny_run_backs_what_the_notebooks_say(run):
     assert policy["stepwise_dpo"]["label_source"] == "prm" and len(policy["rounds"]) == 2  # ONPOLICY_ROUNDS
     for name in ("base", "dpo", "stepwise_dpo", "nll_only"):
         assert {"accuracy", "sampled_accuracy"} <= set(policy[name]), name
+    for name, diff in policy["stepwise_dpo"]["minus"].items():  # the paired differences printed under the table
+        d, gap = diff["accuracy"], policy["stepwise_dpo"]["accuracy"] - policy[name]["accuracy"]
+        assert d["low"] <= d["difference"] <= d["high"] and d["difference"] == pytest.approx(gap)
     pairs = sum(r["pairs"]["total"] for r in policy["rounds"])
     mislabelled = sum(v["mislabelled"] for r in policy["rounds"] for v in r["mislabels"].values() if v)
     assert pairs > 0 and mislabelled <= 0.25 * pairs

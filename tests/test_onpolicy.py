@@ -421,7 +421,19 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     metrics = onpolicy.metrics_of(records, base={"accuracy": 0.5, "sampled_accuracy": 0.25})
     assert metrics["stepwise_dpo"]["label_source"] == "prm" and len(metrics["rounds"]) == 2
     assert set(metrics["rounds"][1]) >= {"dpo", "stepwise_dpo", "nll_only", "pairs", "mislabels", "seconds"}
-    assert "round" in onpolicy.rounds_table(records, {"accuracy": 0.5, "sampled_accuracy": 0.25})
+    # Stepwise DPO minus each other method, paired over the same 4 held-out problems: the point is the difference of
+    # the accuracies, inside its interval
+    for rec in records:
+        assert set(rec["stepwise_dpo_minus"]) == {"dpo", "nll_only"}
+        for m, diff in rec["stepwise_dpo_minus"].items():
+            for key in ("accuracy", "sampled_accuracy"):
+                d = diff[key]
+                assert d["difference"] == pytest.approx(rec["stepwise_dpo"][key] - rec[m][key])
+                assert d["low"] <= d["difference"] <= d["high"]
+    assert metrics["stepwise_dpo"]["minus"] == records[-1]["stepwise_dpo_minus"]
+    table = onpolicy.rounds_table(records, {"accuracy": 0.5, "sampled_accuracy": 0.25})
+    assert "round" in table and "After round 2, on 4 test problems" in table and "NLL only (RFT)" in table
+    assert "Stepwise DPO + NLL minus" in onpolicy.format_round(records[-1])
     fig = onpolicy.plot_rounds(records, {"accuracy": 0.5, "sampled_accuracy": 0.25}, save_to=tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and fig is not None
 

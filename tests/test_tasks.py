@@ -96,6 +96,26 @@ def test_evaluate_policy_is_the_one_evaluator_of_both_tasks(tiny_model, tiny_tok
     assert out["accuracy"] == sum(p.is_correct(s[0]) for p, s in zip(g, sols)) / 3
 
 
+def test_paired_difference_is_the_paired_t_interval_of_the_per_problem_differences():
+    # d = (1, 0, 0, 1, 0, 0): mean 1/3, sd 0.5164 (n − 1), se 0.2108; t(0.975, 5 df) = 2.5706 (a t table)
+    out = tasks.paired_difference([1, 1, 0, 1, 0, 1], [0, 1, 0, 0, 0, 1])
+    assert out["difference"] == pytest.approx(1 / 3)
+    assert out["low"] == pytest.approx(1 / 3 - 2.5706 * 0.2108, abs=1e-3)
+    assert out["high"] == pytest.approx(1 / 3 + 2.5706 * 0.2108, abs=1e-3)
+    # sampled: counts of n solutions; the point is the difference of the accuracies
+    a, b = [2, 1, 0, 2, 1], [1, 1, 0, 0, 2]
+    out = tasks.paired_difference(a, b, n=2)
+    assert out["difference"] == pytest.approx(sum(a) / 10 - sum(b) / 10)
+    assert out["low"] < out["difference"] < out["high"]
+    assert tasks.paired_difference([1, 0, 1], [1, 0, 1]) == {"difference": 0.0, "low": 0.0, "high": 0.0}
+    with pytest.raises(ValueError, match="same problems"):
+        tasks.paired_difference([1, 0, 1], [1, 0])
+    with pytest.raises(ValueError, match="at least 2 problems"):
+        tasks.paired_difference([1], [0])
+    with pytest.raises(ValueError, match="between 0 and n = 1"):
+        tasks.paired_difference([2, 0], [1, 0])
+
+
 def test_bestofn_grades_through_the_interface_without_type_dispatch(tiny_tokenizer):
     class Custom:  # any problem with the interface works: no isinstance on problem types
         prompt = "Q?"

@@ -655,7 +655,9 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
     """One on-policy round: sample, PRM-label, build pairs, train every method from its own policy on the same
     pairs, steps and seed, evaluate. ``policies`` (method -> model) is updated in place (the models are trained).
     Returns ``(record, trainers)``: the round's figures (per method: ``accuracy``, ``sampled_accuracy``,
-    ``step_accuracy``, ``train_seconds``; pairs built and PRM mislabels; seconds) and the trainers."""
+    ``step_accuracy``, ``train_seconds`` and the per-problem counts; pairs built and PRM mislabels; seconds;
+    ``stepwise_dpo_minus``: Stepwise DPO's accuracy minus each other method's, with a 95% interval) and the
+    trainers."""
     record = {"round": round_index, "label_source": "prm"}
     started = time.perf_counter()
     round_seed = seed + 1000 * round_index
@@ -697,10 +699,31 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
     for method in methods:
         record.setdefault(method, {}).update(tasks.greedy_and_sampled_accuracy(
             policies[method], tokenizer, eval_problems, n_sampled=n_sampled, batch_size=rs.batch_size,
-            max_new_tokens=rs.max_new_tokens, seed=seed))
+            max_new_tokens=rs.max_new_tokens, seed=seed, per_problem=True))
+    if "stepwise_dpo" in methods and len(eval_problems) >= 2:
+        record["stepwise_dpo_minus"] = {m: differences(record["stepwise_dpo"], record[m])
+                                        for m in methods if m != "stepwise_dpo"}
     record["eval_seconds"] = round(time.perf_counter() - t0, 1)
     record["seconds"] = round(time.perf_counter() - started, 1)
     return record, trainers
+
+
+def differences(a: dict, b: dict) -> dict:
+    """Method A's greedy and sampled accuracy minus method B's, paired over the same test problems (per-problem
+    counts from ``greedy_and_sampled_accuracy(per_problem=True)``): ``tasks.paired_difference`` for each."""
+    return {"accuracy": tasks.paired_difference(a["greedy_right"], b["greedy_right"]),
+            "sampled_accuracy": tasks.paired_difference(a["sampled_right"], b["sampled_right"], n=a["n_sampled"])}
+
+
+def format_differences(record: dict) -> list[str]:
+    """Stepwise DPO minus each other method, in points, with the 95% interval: a header and a line per method."""
+    def points(d):
+        return f"{100 * d['difference']:+5.1f} ({100 * d['low']:+.1f} to {100 * d['high']:+.1f})"
+
+    diffs = record.get("stepwise_dpo_minus", {})
+    head = "  Stepwise DPO + NLL minus, in points (95% interval, paired over the same test problems):"
+    return [head] * bool(diffs) + [f"    {NAMES.get(m, m):18s} greedy {points(d['accuracy']):21s} sampled "
+                                   f"{points(d['sampled_accuracy'])}" for m, d in diffs.items()]
 
 
 def format_round(record: dict, methods: Sequence[str] = METHODS) -> str:
@@ -715,7 +738,7 @@ def format_round(record: dict, methods: Sequence[str] = METHODS) -> str:
     bad = ", ".join(f"{k} {v['mislabelled']}/{v['pairs']}" for k, v in mis.items() if v) or "no checker"
     head = (f"round {record['round']}: {record['pairs']['total']} pairs ({record['pairs']['solution']} solution, "
             f"{record['pairs']['step']} step); PRM mislabelled (checker): {bad}; {record['seconds']:.0f} s")
-    return "\n".join([head, *lines])
+    return "\n".join([head, *lines, *format_differences(record)])
 
 
 def rounds_table(records: Sequence[dict], base: dict | None = None, methods: Sequence[str] = METHODS) -> str:
@@ -736,6 +759,10 @@ def rounds_table(records: Sequence[dict], base: dict | None = None, methods: Seq
             lines.append(f"{rec['round']:>5}  {NAMES.get(m, m):20s} {r.get('accuracy', float('nan')):>7.1%} "
                          f"{r.get('sampled_accuracy', float('nan')):>8.1%} {'' if sa is None else f'{sa:.1%}':>11} "
                          f"{rec['pairs']['total']:>6} {bad:>11} {r.get('train_seconds', 0):>8.0f}")
+    last = records[-1] if records else {}
+    if last.get("stepwise_dpo_minus"):
+        n = last["stepwise_dpo"]["n_test_problems"]
+        lines += ["", f"After round {last['round']}, on {n} test problems:", *format_differences(last)]
     return "\n".join(lines)
 
 
@@ -782,6 +809,8 @@ def metrics_of(records: Sequence[dict], base: dict | None = None, methods: Seque
                  "seconds": rec["seconds"], "samples": rec["samples"], "sample_accuracy": rec["sample_accuracy"],
                  "prm_step_agreement": rec.get("prm_step_agreement")}
         entry.update({m: {k: rec[m][k] for k in keep if k in rec[m]} for m in METHODS if m in rec})
+        if "stepwise_dpo_minus" in rec:
+            entry["stepwise_dpo_minus"] = rec["stepwise_dpo_minus"]
         rounds.append(entry)
     out = {"rounds": rounds}
     if records:
@@ -790,6 +819,8 @@ def metrics_of(records: Sequence[dict], base: dict | None = None, methods: Seque
             out[m] = {k: last[m][k] for k in keep if k in last.get(m, {})}
             out[m]["label_source"] = "prm"
             out[m]["rounds"] = len(records)
+        if "stepwise_dpo" in out and "stepwise_dpo_minus" in last:
+            out["stepwise_dpo"]["minus"] = last["stepwise_dpo_minus"]
     if base:
         out["base"] = {k: base[k] for k in ("accuracy", "sampled_accuracy", "step_accuracy", "n_test_problems")
                        if k in base}

@@ -64,7 +64,8 @@ def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float =
     right steps and the kinds of first errors."""
     sols = sample_solutions(model, tokenizer, problems, n=n, temperature=temperature, **kw)
     pairs = [(p, s) for p, ss in zip(problems, sols) for s in ss]
-    out = {"accuracy": sum(p.is_correct(s) for p, s in pairs) / len(pairs), "n_solutions": len(pairs)}
+    right = [sum(bool(p.is_correct(s)) for s in ss) for p, ss in zip(problems, sols)]
+    out = {"accuracy": sum(right) / len(pairs), "n_solutions": len(pairs), "right_per_problem": right}
     verdicts = [p.verdict(s) for p, s in pairs]
     if verdicts and all(v is not None for v in verdicts):
         labels = [lab for v in verdicts for lab in v.step_labels]
@@ -74,16 +75,49 @@ def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float =
 
 
 def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 2, batch_size: int = 64,
-                                max_new_tokens: int = 160, seed: int = 0) -> dict:
+                                max_new_tokens: int = 160, seed: int = 0, per_problem: bool = False) -> dict:
     """How notebook 04 and the on-policy rounds measure a policy: final-answer accuracy greedy (one solution per
-    problem) and sampled at T = 1 (``n_sampled`` each); with a step checker, the share of right steps too."""
+    problem) and sampled at T = 1 (``n_sampled`` each); with a step checker, the share of right steps too.
+    ``per_problem``: also ``greedy_right`` and ``sampled_right``, how many of each problem's solutions are right
+    (what ``paired_difference`` compares two policies by)."""
     kw = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, seed=seed, progress=False)
     with generation.evaluating(model):
         greedy = evaluate_policy(model, tokenizer, problems, n=1, temperature=0.0, **kw)
         sampled = evaluate_policy(model, tokenizer, problems, n=n_sampled, temperature=1.0, **kw)
-    return {"accuracy": greedy["accuracy"], "sampled_accuracy": sampled["accuracy"],
-            "step_accuracy": greedy.get("step_accuracy"), "sampled_step_accuracy": sampled.get("step_accuracy"),
-            "n_test_problems": len(problems)}
+    out = {"accuracy": greedy["accuracy"], "sampled_accuracy": sampled["accuracy"],
+           "step_accuracy": greedy.get("step_accuracy"), "sampled_step_accuracy": sampled.get("step_accuracy"),
+           "n_test_problems": len(problems)}
+    if per_problem:
+        out.update(greedy_right=greedy["right_per_problem"], sampled_right=sampled["right_per_problem"],
+                   n_sampled=n_sampled)
+    return out
+
+
+def paired_difference(right_a, right_b, n: int = 1, confidence: float = 0.95) -> dict:
+    """Accuracy of policy A minus that of policy B on the same problems, with a paired-t confidence interval.
+
+    ``right_a[i]``, ``right_b[i]``: how many of the ``n`` solutions each policy wrote for problem ``i`` are right
+    (``greedy_and_sampled_accuracy(per_problem=True)``). Pairing by problem takes the problems' own difficulty out
+    of the noise, which is what is left when two policies are compared on one test set: the interval is that of
+    the mean of the per-problem differences ``d_i = (right_a[i] − right_b[i]) / n`` (Student's t,
+    ``scipy.stats.ttest_rel``). Returns ``{"difference", "low", "high"}`` as fractions (0.03 = 3 points)."""
+    import numpy as np
+    from scipy import stats
+
+    a, b = (np.asarray(x, dtype=float) / n for x in (right_a, right_b))
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"paired_difference: right_a and right_b must be flat lists of the same problems, got "
+                         f"shapes {a.shape} and {b.shape}")
+    if len(a) < 2:
+        raise ValueError(f"paired_difference: an interval needs at least 2 problems, got {len(a)}")
+    if not (0 <= a.min() and max(a.max(), b.max()) <= 1 and 0 <= b.min()):
+        raise ValueError(f"paired_difference: counts must lie between 0 and n = {n}")
+    d = a - b
+    mean = float(d.mean())
+    if np.ptp(d) == 0:  # every problem differs alike (often: not at all): no spread, the interval is the point
+        return {"difference": mean, "low": mean, "high": mean}
+    ci = stats.ttest_rel(a, b).confidence_interval(confidence)
+    return {"difference": mean, "low": float(ci.low), "high": float(ci.high)}
 
 
 # ----------------------------------------------------------------------------- tasks
