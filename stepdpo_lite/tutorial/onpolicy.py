@@ -701,28 +701,22 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
             policies[method], tokenizer, eval_problems, n_sampled=n_sampled, batch_size=rs.batch_size,
             max_new_tokens=rs.max_new_tokens, seed=seed, per_problem=True))
     if "stepwise_dpo" in methods and len(eval_problems) >= 2:
-        record["stepwise_dpo_minus"] = {m: differences(record["stepwise_dpo"], record[m])
+        record["stepwise_dpo_minus"] = {m: tasks.accuracy_differences(record["stepwise_dpo"]["per_problem"],
+                                                                      record[m]["per_problem"])
                                         for m in methods if m != "stepwise_dpo"}
     record["eval_seconds"] = round(time.perf_counter() - t0, 1)
     record["seconds"] = round(time.perf_counter() - started, 1)
     return record, trainers
 
 
-def differences(a: dict, b: dict) -> dict:
-    """Method A's greedy and sampled accuracy minus method B's, paired over the same test problems (per-problem
-    counts from ``greedy_and_sampled_accuracy(per_problem=True)``): ``tasks.paired_difference`` for each."""
-    return {"accuracy": tasks.paired_difference(a["greedy_right"], b["greedy_right"]),
-            "sampled_accuracy": tasks.paired_difference(a["sampled_right"], b["sampled_right"], n=a["n_sampled"])}
-
-
-def format_differences(record: dict) -> list[str]:
-    """Stepwise DPO minus each other method, in points, with the 95% interval: a header and a line per method."""
+def format_differences(diffs: dict) -> list[str]:
+    """Stepwise DPO minus each other method (method -> ``tasks.accuracy_differences``), in points, with the 95%
+    interval: a header and a line per method."""
     def points(d):
         return f"{100 * d['difference']:+5.1f} ({100 * d['low']:+.1f} to {100 * d['high']:+.1f})"
 
-    diffs = record.get("stepwise_dpo_minus", {})
     head = "  Stepwise DPO + NLL minus, in points (95% interval, paired over the same test problems):"
-    return [head] * bool(diffs) + [f"    {NAMES.get(m, m):18s} greedy {points(d['accuracy']):21s} sampled "
+    return [head] * bool(diffs) + [f"    {NAMES.get(m, m):18s} greedy {points(d['accuracy']):22s} sampled "
                                    f"{points(d['sampled_accuracy'])}" for m, d in diffs.items()]
 
 
@@ -738,7 +732,7 @@ def format_round(record: dict, methods: Sequence[str] = METHODS) -> str:
     bad = ", ".join(f"{k} {v['mislabelled']}/{v['pairs']}" for k, v in mis.items() if v) or "no checker"
     head = (f"round {record['round']}: {record['pairs']['total']} pairs ({record['pairs']['solution']} solution, "
             f"{record['pairs']['step']} step); PRM mislabelled (checker): {bad}; {record['seconds']:.0f} s")
-    return "\n".join([head, *lines, *format_differences(record)])
+    return "\n".join([head, *lines, *format_differences(record.get("stepwise_dpo_minus", {}))])
 
 
 def rounds_table(records: Sequence[dict], base: dict | None = None, methods: Sequence[str] = METHODS) -> str:
@@ -762,7 +756,8 @@ def rounds_table(records: Sequence[dict], base: dict | None = None, methods: Seq
     last = records[-1] if records else {}
     if last.get("stepwise_dpo_minus"):
         n = last["stepwise_dpo"]["n_test_problems"]
-        lines += ["", f"After round {last['round']}, on {n} test problems:", *format_differences(last)]
+        lines += ["", f"After round {last['round']}, on {n} test problems:",
+                  *format_differences(last["stepwise_dpo_minus"])]
     return "\n".join(lines)
 
 

@@ -78,8 +78,8 @@ def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 
                                 max_new_tokens: int = 160, seed: int = 0, per_problem: bool = False) -> dict:
     """How notebook 04 and the on-policy rounds measure a policy: final-answer accuracy greedy (one solution per
     problem) and sampled at T = 1 (``n_sampled`` each); with a step checker, the share of right steps too.
-    ``per_problem``: also ``greedy_right`` and ``sampled_right``, how many of each problem's solutions are right
-    (what ``paired_difference`` compares two policies by)."""
+    ``per_problem``: also ``"per_problem"``, how many of each problem's solutions are right (``greedy_right``,
+    ``sampled_right``, ``n_sampled``): what ``accuracy_differences`` compares two policies by."""
     kw = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, seed=seed, progress=False)
     with generation.evaluating(model):
         greedy = evaluate_policy(model, tokenizer, problems, n=1, temperature=0.0, **kw)
@@ -88,9 +88,16 @@ def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 
            "step_accuracy": greedy.get("step_accuracy"), "sampled_step_accuracy": sampled.get("step_accuracy"),
            "n_test_problems": len(problems)}
     if per_problem:
-        out.update(greedy_right=greedy["right_per_problem"], sampled_right=sampled["right_per_problem"],
-                   n_sampled=n_sampled)
+        out["per_problem"] = {"greedy_right": greedy["right_per_problem"], "sampled_right": sampled["right_per_problem"],
+                              "n_sampled": n_sampled}
     return out
+
+
+def accuracy_differences(a: dict, b: dict) -> dict:
+    """Policy A's greedy and sampled accuracy minus policy B's on the same problems, each with its 95% interval
+    (``paired_difference``); ``a`` and ``b`` are the ``"per_problem"`` parts of ``greedy_and_sampled_accuracy``."""
+    return {"accuracy": paired_difference(a["greedy_right"], b["greedy_right"]),
+            "sampled_accuracy": paired_difference(a["sampled_right"], b["sampled_right"], n=a["n_sampled"])}
 
 
 def paired_difference(right_a, right_b, n: int = 1, confidence: float = 0.95) -> dict:
