@@ -88,8 +88,8 @@ def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 
            "step_accuracy": greedy.get("step_accuracy"), "sampled_step_accuracy": sampled.get("step_accuracy"),
            "n_test_problems": len(problems)}
     if per_problem:
-        out["per_problem"] = {"greedy_right": greedy["right_per_problem"], "sampled_right": sampled["right_per_problem"],
-                              "n_sampled": n_sampled}
+        out["per_problem"] = {"greedy_right": greedy["right_per_problem"],
+                              "sampled_right": sampled["right_per_problem"], "n_sampled": n_sampled}
     return out
 
 
@@ -117,7 +117,7 @@ def paired_difference(right_a, right_b, n: int = 1, confidence: float = 0.95) ->
                          f"shapes {a.shape} and {b.shape}")
     if len(a) < 2:
         raise ValueError(f"paired_difference: an interval needs at least 2 problems, got {len(a)}")
-    if not (0 <= a.min() and max(a.max(), b.max()) <= 1 and 0 <= b.min()):
+    if min(a.min(), b.min()) < 0 or max(a.max(), b.max()) > 1:
         raise ValueError(f"paired_difference: counts must lie between 0 and n = {n}")
     d = a - b
     mean = float(d.mean())
