@@ -436,6 +436,7 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     assert "Stepwise DPO + NLL minus" in onpolicy.format_round(records[-1])
     fig = onpolicy.plot_rounds(records, {"accuracy": 0.5, "sampled_accuracy": 0.25}, save_to=tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and fig is not None
+    assert len(fig.axes) == 4  # greedy, sampled, steps right (the checker), and Stepwise DPO minus the others
 
 
 def test_round_problems_and_share_out():

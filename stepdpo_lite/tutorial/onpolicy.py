@@ -763,7 +763,9 @@ def rounds_table(records: Sequence[dict], base: dict | None = None, methods: Seq
 
 def plot_rounds(records: Sequence[dict], base: dict | None = None, methods: Sequence[str] = METHODS, title=None,
                 save_to=None):
-    """Greedy and sampled accuracy (and the checker's share of right steps, when there is one) per round."""
+    """Greedy and sampled accuracy (and the checker's share of right steps, when there is one) per round; then,
+    when the rounds have them, Stepwise DPO minus each other method with the 95% intervals, against the goal's
+    +3 points."""
     import matplotlib
 
     matplotlib.use("Agg") if save_to is not None and matplotlib.get_backend() == "" else None
@@ -772,7 +774,9 @@ def plot_rounds(records: Sequence[dict], base: dict | None = None, methods: Sequ
     keys = [("accuracy", "greedy accuracy"), ("sampled_accuracy", "sampled (T=1) accuracy")]
     if any(rec.get(m, {}).get("step_accuracy") is not None for rec in records for m in methods):
         keys.append(("step_accuracy", "steps right (greedy, checker)"))
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    minus = [rec for rec in records if rec.get("stepwise_dpo_minus")]
+    panels = len(keys) + bool(minus)
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), squeeze=False)
     rounds = [0] + [rec["round"] for rec in records]
     colors = {"dpo": "tab:blue", "stepwise_dpo": "tab:red", "nll_only": "tab:green"}
     for ax, (key, label) in zip(axes[0], keys):
@@ -785,6 +789,28 @@ def plot_rounds(records: Sequence[dict], base: dict | None = None, methods: Sequ
         ax.set_xticks(rounds)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
+    if minus:
+        ax = axes[0][-1]
+        series = [(other, key, style) for other in minus[-1]["stepwise_dpo_minus"]
+                  for key, style in (("accuracy", "-"), ("sampled_accuracy", "--"))]
+        for i, (other, key, style) in enumerate(series):
+            shift = 0.08 * (i - (len(series) - 1) / 2)  # side by side, so that the bars do not overlap
+            d = [rec["stepwise_dpo_minus"][other][key] for rec in minus]
+            ys = [100 * x["difference"] for x in d]
+            err = [[y - 100 * x["low"] for y, x in zip(ys, d)], [100 * x["high"] - y for y, x in zip(ys, d)]]
+            ax.errorbar([rec["round"] + shift for rec in minus], ys, yerr=err, marker="o", capsize=3, ls=style,
+                        color=colors.get(other), label=f"− {NAMES.get(other, other)}, "
+                                                       f"{'greedy' if key == 'accuracy' else 'sampled'}")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.axhline(3, color="black", lw=0.8, ls=":", label="the goal: +3 points")
+        low, high = ax.get_ylim()
+        high = max(high, 3.5)  # the goal's line stays in view, with room above it for the legend
+        ax.set_ylim(low, high + 0.6 * (high - low))
+        ax.set_xlabel("round")
+        ax.set_xticks([rec["round"] for rec in minus])
+        ax.set_title("Stepwise DPO + NLL minus (points, 95% interval)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper center", ncol=2)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
