@@ -715,9 +715,11 @@ def format_differences(diffs: dict) -> list[str]:
     def points(d):
         return f"{100 * d['difference']:+5.1f} ({100 * d['low']:+.1f} to {100 * d['high']:+.1f})"
 
-    head = "  Stepwise DPO + NLL minus, in points (95% interval, paired over the same test problems):"
-    return [head] * bool(diffs) + [f"    {NAMES.get(m, m):18s} greedy {points(d['accuracy']):22s} sampled "
-                                   f"{points(d['sampled_accuracy'])}" for m, d in diffs.items()]
+    if not diffs:
+        return []
+    return ["  Stepwise DPO + NLL minus, in points (95% interval, paired over the same test problems):"] + [
+        f"    {NAMES.get(m, m):18s} greedy {points(d['accuracy']):22s} sampled {points(d['sampled_accuracy'])}"
+        for m, d in diffs.items()]
 
 
 def format_round(record: dict, methods: Sequence[str] = METHODS) -> str:
