@@ -2,8 +2,7 @@
 
 Scores can be rewards (log-odds) or probabilities: every function here only compares scores, so any
 increasing map of them gives the same result, as long as a threshold is on the same scale
-(0 for log-odds is 0.5 for probabilities).
-"""
+(0 for log-odds is 0.5 for probabilities)."""
 
 from __future__ import annotations
 
@@ -43,8 +42,7 @@ def _flat_scores_and_labels(scores, labels, what: str):
 def step_auroc(step_scores, step_labels) -> float:
     """AUROC of step scores (higher = more likely correct) against step labels (True = correct).
 
-    Takes per-solution lists (``list[list[float]]``, ``list[list[bool]]``) or flat arrays.
-    """
+    Takes per-solution lists (``list[list[float]]``, ``list[list[bool]]``) or flat arrays."""
     from sklearn.metrics import roc_auc_score
     s, y = _flat_scores_and_labels(step_scores, step_labels, "step_auroc")
     return float(roc_auc_score(y, s))
@@ -109,8 +107,7 @@ def choose_threshold(step_scores: Sequence[Sequence[float]], first_errors: Seque
 
     A solution is judged right for every threshold in an interval: (-inf, min score] when it is fully
     correct, (score of its first error, min score before it] when it is not. So F1 only changes at
-    score values, and trying each score and the next float above it covers every case.
-    """
+    score values, and trying each score and the next float above it covers every case."""
     _check_first_errors(step_scores, first_errors, "choose_threshold")
     lo, hi = [], []
     for s, e in zip(step_scores, first_errors):
@@ -136,11 +133,9 @@ def process_reward_report(val_scores, val_labels, test_scores, test_labels) -> d
 
 # ----------------------------------------------------------------------------- best-of-N
 
-def _subsets(n_candidates: int, n: int, rng, subsets: str):
-    return np.arange(n) if subsets == "first" else rng.permutation(n_candidates)[:n]
-
-
-def _check_ns(ns, sizes, what):
+def _check_ns(ns, sizes, subsets, what):
+    if subsets not in ("random", "first"):
+        raise ValueError(f"{what}: subsets must be 'random' or 'first', got {subsets!r}")
     for n in ns:
         if n < 1:
             raise ValueError(f"{what}: N must be >= 1, got {n}")
@@ -149,56 +144,59 @@ def _check_ns(ns, sizes, what):
                 raise ValueError(f"{what}: N={n} but problem {i} has only {m} candidates")
 
 
+def _resampled_accuracy(sizes, ns, right, rng, rounds: int, subsets: str, per_problem: bool) -> dict:
+    """For each N: ``right(i, picked)`` (is the candidate a method keeps of problem i's draw right?) over
+    ``rounds`` draws of N candidates; the mean, or each problem's share of right picks (``per_problem``)."""
+    out = {}
+    for n in ns:
+        hits = np.zeros(len(sizes), dtype=int)
+        for _ in range(rounds):
+            for i, size in enumerate(sizes):
+                hits[i] += bool(right(i, np.arange(n) if subsets == "first" else rng.permutation(size)[:n]))
+        out[n] = (hits / rounds).tolist() if per_problem else int(hits.sum()) / (rounds * len(sizes))
+    return out
+
+
 def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Sequence[float]] | None,
                        ns: Sequence[int] = (1, 2, 4, 8, 16), seed: int = 0, n_resamples: int = 100,
-                       subsets: str = "random") -> dict[int, float]:
+                       subsets: str = "random", per_problem: bool = False) -> dict[int, float | list[float]]:
     """Accuracy when the highest-scored of N candidates is kept, for each N in ``ns``.
 
     ``correct[i][j]``: whether candidate j of problem i is right; ``scores`` the same shape, or None for a
     random pick (the baseline). ``subsets="random"`` draws N of the candidates ``n_resamples`` times
-    (ties go to the earlier draw, i.e. at random); ``"first"`` takes the first N once.
-    """
-    if subsets not in ("random", "first"):
-        raise ValueError(f"best_of_n_accuracy: subsets must be 'random' or 'first', got {subsets!r}")
+    (ties go to the earlier draw, i.e. at random); ``"first"`` takes the first N once. ``per_problem=True``:
+    each problem's share of right picks instead of the mean, for paired comparisons of two methods."""
     if scores is not None:
         if len(scores) != len(correct) or any(len(s) != len(c) for s, c in zip(scores, correct)):
             raise ValueError("best_of_n_accuracy: scores and correct must have the same shape")
         if not all(math.isfinite(x) for s in scores for x in s):
             raise ValueError("best_of_n_accuracy: scores hold NaN or inf")
-    _check_ns(ns, [len(c) for c in correct], "best_of_n_accuracy")
+    sizes = [len(c) for c in correct]
+    _check_ns(ns, sizes, subsets, "best_of_n_accuracy")
     rng = np.random.default_rng(seed)
+
+    def right(i, pick):
+        return correct[i][rng.choice(pick) if scores is None else pick[int(np.argmax(np.asarray(scores[i])[pick]))]]
+
     rounds = 1 if subsets == "first" and scores is not None else n_resamples
-    out = {}
-    for n in ns:
-        hits = 0
-        for _ in range(rounds):
-            for i, c in enumerate(correct):
-                pick = _subsets(len(c), n, rng, subsets)
-                j = rng.choice(pick) if scores is None else pick[int(np.argmax(np.asarray(scores[i])[pick]))]
-                hits += bool(c[j])
-        out[n] = hits / (rounds * len(correct))
-    return out
+    return _resampled_accuracy(sizes, ns, right, rng, rounds, subsets, per_problem)
 
 
 def majority_vote_accuracy(answers: Sequence[Sequence[Any]], gold: Sequence[Any], ns: Sequence[int] = (1, 2, 4, 8, 16),
-                           seed: int = 0, n_resamples: int = 100, subsets: str = "random") -> dict[int, float]:
+                           seed: int = 0, n_resamples: int = 100, subsets: str = "random",
+                           per_problem: bool = False) -> dict[int, float | list[float]]:
     """Accuracy of the most common final answer among N candidates (self-consistency, Wang et al. 2022).
 
-    ``None`` answers (unparseable) do not vote; ties go to the answer drawn first.
-    """
-    if subsets not in ("random", "first"):
-        raise ValueError(f"majority_vote_accuracy: subsets must be 'random' or 'first', got {subsets!r}")
+    ``None`` answers (unparseable) do not vote; ties go to the answer drawn first. ``per_problem``: as in
+    ``best_of_n_accuracy``."""
     if len(answers) != len(gold):
         raise ValueError(f"majority_vote_accuracy: {len(answers)} problems of answers but {len(gold)} gold answers")
-    _check_ns(ns, [len(a) for a in answers], "majority_vote_accuracy")
-    rng = np.random.default_rng(seed)
+    sizes = [len(a) for a in answers]
+    _check_ns(ns, sizes, subsets, "majority_vote_accuracy")
+
+    def right(i, pick):
+        votes = [answers[i][j] for j in pick if answers[i][j] is not None]
+        return bool(votes) and Counter(votes).most_common(1)[0][0] == gold[i]  # most_common: first seen wins ties
+
     rounds = 1 if subsets == "first" else n_resamples
-    out = {}
-    for n in ns:
-        hits = 0
-        for _ in range(rounds):
-            for a, g in zip(answers, gold):
-                votes = [a[j] for j in _subsets(len(a), n, rng, subsets) if a[j] is not None]
-                hits += bool(votes) and Counter(votes).most_common(1)[0][0] == g  # most_common keeps first-seen order on ties
-        out[n] = hits / (rounds * len(answers))
-    return out
+    return _resampled_accuracy(sizes, ns, right, np.random.default_rng(seed), rounds, subsets, per_problem)

@@ -87,6 +87,26 @@ def test_best_of_n_table_layout_and_values():
     assert table["4"]["random"] == pytest.approx(0.25, abs=0.1)
     text = bestofn.format_table(table)
     assert text.splitlines()[0].split() == ["method", "N=1", "N=2", "N=4"] and "majority" in text
+    each = bestofn.best_of_n_table(graded, {"oracle": oracle}, ns=(1, 4), n_resamples=200, per_problem=True)
+    assert each["4"]["oracle"] == [1.0] * 3 and each["4"]["majority"] == [0.0] * 3 and len(each["1"]["random"]) == 3
+
+
+def test_paired_differences_by_n_and_their_table():
+    """A minus B per N for the pairs that both ran there: the paired t-interval of ``tasks.paired_difference``."""
+    from stepdpo_lite.tutorial import tasks
+    per_problem = {"4": {"prm": [1.0, 0.5, 0.0, 1.0], "orm": [0.0, 0.5, 0.0, 0.5], "majority": [0.0] * 4},
+                   "16": {"prm": [1.0] * 4, "orm": [0.0, 1.0, 0.0, 0.0]}}
+    diffs = bestofn.paired_differences(per_problem, [("prm", "orm"), ("orm", "majority"), ("prm", "beam")])
+    assert set(diffs) == {"4", "16"} and set(diffs["16"]) == {"prm"} and "beam" not in diffs["4"]["prm"]
+    d = diffs["4"]["prm"]["orm"]
+    assert d == tasks.paired_difference([1.0, 0.5, 0.0, 1.0], [0.0, 0.5, 0.0, 0.5])
+    assert d["difference"] == pytest.approx(0.375) and d["low"] < 0 < d["high"]  # four problems: wide
+    assert diffs["16"]["prm"]["orm"]["difference"] == pytest.approx(0.75)
+    lines = bestofn.format_differences(diffs).splitlines()
+    assert lines[0].split()[-2:] == ["N=4", "N=16"] and len(lines) == 3
+    half = 50 * (d["high"] - d["low"])
+    assert lines[1].split() == ["prm", "-", "orm", "+37.5", f"±{half:.1f}", "+75.0", lines[1].split()[-1]]
+    assert lines[2].split()[:4] == ["orm", "-", "majority", "+25.0"] and len(lines[2].split()) == 5  # none at N=16
 
 
 def _save_reward_models(tmp_path):

@@ -138,6 +138,25 @@ def test_majority_vote_known_answers():
         majority_vote_accuracy([[1]], [1, 2], ns=(1,))
 
 
+def test_best_of_n_and_majority_per_problem_average_to_the_accuracy():
+    """``per_problem=True``: each problem's share of right picks over the same draws; their mean is the accuracy."""
+    correct = [[False, True, False, False], [True] * 4, [False] * 4]
+    scores = [[0.1, 0.9, 0.2, 0.3], [0.0] * 4, [1.0, 0.0, 0.0, 0.0]]
+    answers, gold = [[1, 2, 2, 3], [5, 5, None, 4], [1, 1, 1, 1]], [2, 5, 9]
+    for subsets in ("first", "random"):
+        kw = dict(ns=(1, 2, 4), n_resamples=50, seed=3, subsets=subsets)
+        for sc in (scores, None):
+            mean, each = best_of_n_accuracy(correct, sc, **kw), best_of_n_accuracy(correct, sc, per_problem=True, **kw)
+            assert {n: sum(v) / 3 for n, v in each.items()} == pytest.approx(mean)
+            assert each[4][1:] == [1.0, 0.0]  # always right / never right, whatever is drawn
+        mean = majority_vote_accuracy(answers, gold, **kw)
+        each = majority_vote_accuracy(answers, gold, per_problem=True, **kw)
+        assert {n: sum(v) / 3 for n, v in each.items()} == pytest.approx(mean) and each[4] == [1.0, 1.0, 0.0]
+    assert best_of_n_accuracy(correct, scores, ns=(2,), subsets="first", per_problem=True) == {2: [1.0, 1.0, 0.0]}
+    with pytest.raises(ValueError, match="subsets must be 'random' or 'first'"):
+        majority_vote_accuracy(answers, gold, ns=(1,), subsets="all")
+
+
 def test_chosen_vs_rejected_summary():
     out = chosen_vs_rejected_summary([[2.0, 1.0], [1.0, 0.5, 0.2]], [[2.0, -1.0], [1.5, 0.9]])
     assert out["ranked_by_min"] == 0.5  # pair 1: 1.0 > -1.0; pair 2: 0.2 < 0.9

@@ -95,7 +95,7 @@ def test_notebook_executes_on_the_smoke_profile(smoke_run, name, monkeypatch):
 
 @pytest.mark.notebook
 def test_tiny_run_backs_what_the_notebooks_say(run):
-    """The "what the output shows" texts of notebooks 02, 03, 05 and 06, asserted on the tiny run above."""
+    """The "what the output shows" texts of notebooks 02 to 07, asserted on the tiny run above."""
     if run["failed"] or not (run["run"] / "metrics.json").exists():
         pytest.fail("the tiny notebooks did not all run")
     m = json.loads((run["run"] / "metrics.json").read_text())
@@ -128,9 +128,19 @@ def test_tiny_run_backs_what_the_notebooks_say(run):
     best_prm = max(top["prm_min"], top["prm_product"], top["prm_last"])
     assert best_prm >= top["orm"] >= top["majority"] >= top["random"]
     assert best_prm >= top["majority"] + 0.15
+    # 06 and 07: the paired differences printed under the tables are the tables' own gaps, inside their intervals
+    (n, at_n), = m["best_of_n_differences"].items()
+    assert int(n) == max(map(int, m["best_of_n"])) and set(at_n) >= {"prm_product", "orm", "majority"}
+    for where, table in (("best_of_n_differences", m["best_of_n"]), ("test_time_differences", m["test_time"])):
+        for n, by_a in m[where].items():
+            for a, by_b in by_a.items():
+                for b, d in by_b.items():
+                    assert d["low"] <= d["difference"] <= d["high"], (where, n, a, b)
+                    assert d["difference"] == pytest.approx(table[n][a] - table[n][b]), (where, n, a, b)
     # 07: at the largest token budget a PRM (picking or steering) is at least as good as majority vote
     budget = m["test_time"][str(max(int(b) for b in m["test_time"] if b.isdigit()))]
     assert max(budget["beam_prm"], budget["best_of_n_prm"]) >= budget["majority"]
+    assert set(m["test_time_differences"][str(max(int(b) for b in m["test_time"] if b.isdigit()))]) >= {"beam_prm"}
 
 def notebook_noise(path) -> dict:
     """What an executed notebook shows besides its results: progress-bar widgets, warnings, and the longest

@@ -317,6 +317,10 @@ def test_compare_at_budgets_and_figures(tmp_path):
     assert table["4"]["tokens"]["best_of_n_prm"] == table["4"]["token_budget"] == 4 * 140 / 8
     assert table["4"]["tokens"]["beam_prm"] == 50 and table["2"]["token_budget"] == 2 * 140 / 8
     assert "beam_prm" in search.format_comparison(table)
+    each = search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam}}, [2, 4],
+                                     n_resamples=5, per_problem=True)
+    assert each["4"]["beam_prm"] == [1.0, 1.0] and each["4"]["best_of_n_orm"] == [0.0, 0.0]
+    assert each["4"]["tokens"] == table["4"]["tokens"] and len(each["2"]["majority"]) == 2
     fig = viz.plot_test_time_compute(table, save_to=tmp_path / "07_test_time_compute.png")
     assert fig is not None and (tmp_path / "07_test_time_compute.png").read_bytes()[:8] == PNG
 

@@ -149,16 +149,46 @@ def selection_scores(prm_step_rewards=None, orm_rewards=None, combined=None) -> 
     return out
 
 
-def best_of_n_table(graded: dict, scores: dict, ns=(1, 2, 4, 8, 16), seed: int = 0,
-                    n_resamples: int = 100) -> dict[str, dict[str, float]]:
+def best_of_n_table(graded: dict, scores: dict, ns=(1, 2, 4, 8, 16), seed: int = 0, n_resamples: int = 100,
+                    per_problem: bool = False) -> dict[str, dict]:
     """``{str(N): {method: accuracy}}`` (the layout of ``metrics.json``) for every scorer in ``scores``,
-    majority vote over final answers and a random pick; every method sees subsets drawn with ``seed``."""
-    by_method = {m: best_of_n_accuracy(graded["correct"], s, ns, seed=seed, n_resamples=n_resamples)
-                 for m, s in scores.items()}
-    by_method["majority"] = majority_vote_accuracy(graded["answers"], graded["gold"], ns, seed=seed,
-                                                   n_resamples=n_resamples)
-    by_method["random"] = best_of_n_accuracy(graded["correct"], None, ns, seed=seed, n_resamples=n_resamples)
-    return {str(n): {m: float(acc[n]) for m, acc in by_method.items()} for n in ns}
+    majority vote over final answers and a random pick; every method sees subsets drawn with ``seed``.
+    ``per_problem=True``: each problem's share of right picks in place of an accuracy (``paired_differences``)."""
+    kw = dict(seed=seed, n_resamples=n_resamples, per_problem=per_problem)
+    by_method = {m: best_of_n_accuracy(graded["correct"], s, ns, **kw) for m, s in scores.items()}
+    by_method["majority"] = majority_vote_accuracy(graded["answers"], graded["gold"], ns, **kw)
+    by_method["random"] = best_of_n_accuracy(graded["correct"], None, ns, **kw)
+    return {str(n): {m: acc[n] if per_problem else float(acc[n]) for m, acc in by_method.items()} for n in ns}
+
+
+def paired_differences(per_problem: dict, pairs) -> dict:
+    """Method A's accuracy minus method B's, with its 95% interval paired over the same problems
+    (``tasks.paired_difference``), for every N and every pair ``(A, B)`` of ``pairs`` that both ran at that N.
+
+    ``per_problem``: ``{str(N): {method: [share of right answers per problem]}}``, from
+    ``best_of_n_table(per_problem=True)`` or ``search.compare_at_budgets(per_problem=True)``. Returns
+    ``{str(N): {A: {B: {"difference", "low", "high"}}}}`` (fractions: 0.03 is 3 points)."""
+    out = {}
+    for n, row in per_problem.items():
+        for a, b in pairs:
+            if isinstance(row.get(a), list) and isinstance(row.get(b), list):
+                out.setdefault(n, {}).setdefault(a, {})[b] = tasks.paired_difference(row[a], row[b])
+    return out
+
+
+def format_differences(diffs: dict, label: str = "N") -> str:
+    """A text table of ``paired_differences``: one row per pair, one column per N (``label`` names it: "B" for
+    budgets), each cell the difference in points ± the half-width of its 95% interval (a paired t-interval is
+    symmetric about the difference)."""
+    ns = sorted(diffs, key=int)
+    pairs = list(dict.fromkeys((a, b) for n in ns for a, row in diffs[n].items() for b in row))
+    rows = [f"{'A minus B, points':<30}" + "".join(f"{label + '=' + n:>14}" for n in ns)]
+    for a, b in pairs:
+        cells = [diffs[n].get(a, {}).get(b) for n in ns]
+        rows.append(f"{a + ' - ' + b:<30}" + "".join(
+            f"{'':>14}" if d is None else f"{100 * d['difference']:>+8.1f} ±{50 * (d['high'] - d['low']):>4.1f}"
+            for d in cells))
+    return "\n".join(rows)
 
 
 def format_table(table: dict[str, dict[str, float]]) -> str:

@@ -532,10 +532,12 @@ def accuracy(problems, results: Sequence[SearchResult]) -> float:
 
 
 def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards, orm_rewards, searches: dict,
-                       budgets: Sequence[int], aggregation: str = "min", seed: int = 0, n_resamples: int = 100) -> dict:
+                       budgets: Sequence[int], aggregation: str = "min", seed: int = 0, n_resamples: int = 100,
+                       per_problem: bool = False) -> dict:
     """``{str(B): {"majority", "best_of_n_orm", "best_of_n_prm", <search methods>: accuracy, "tokens": {method:
     mean generated tokens per problem}, "token_budget", "prm_scored": {method: prefixes or solutions the PRM
-    read, per problem}}}``.
+    read, per problem}}}``. ``per_problem=True``: each method's right answers per problem (a share of the draws
+    for best-of-B and majority, 0 or 1 for a search) in place of its accuracy, for ``bestofn.paired_differences``.
 
     ``candidates[i]``: whole solutions sampled for problem i (at least max B), ``candidate_tokens`` their token
     counts, ``prm_step_rewards``/``orm_rewards`` their scores (``bestofn.score_candidates``). Best-of-B and
@@ -549,7 +551,8 @@ def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards,
     graded = bestofn.grade(problems, candidates)
     scores = {"best_of_n_prm": bestofn.aggregate(prm_step_rewards, aggregation),
               "best_of_n_orm": [[bestofn.FLOOR if r is None else float(r) for r in row] for row in orm_rewards]}
-    table = bestofn.best_of_n_table(graded, scores, budgets, seed=seed, n_resamples=n_resamples)
+    table = bestofn.best_of_n_table(graded, scores, budgets, seed=seed, n_resamples=n_resamples,
+                                    per_problem=per_problem)
     per_solution = sum(map(sum, candidate_tokens)) / max(sum(map(len, candidate_tokens)), 1)
     out = {}
     for b in budgets:
@@ -561,7 +564,8 @@ def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards,
             results = runs.get(b, runs.get(str(b)))
             if results is None:
                 continue
-            row[method] = accuracy(problems, results)
+            row[method] = ([float(p.is_correct(r.solution)) for p, r in zip(problems, results)] if per_problem
+                           else accuracy(problems, results))
             tokens[method] = sum(r.tokens for r in results) / len(results)
             scored[method] = sum(r.n_scored for r in results) / len(results)
         out[str(b)] = {**row, "tokens": tokens, "token_budget": budget, "prm_scored": scored}
