@@ -120,6 +120,24 @@ def test_best_of_n_both_layouts(tmp_path):
         assert a.get_label() == b.get_label() and list(a.get_ydata()) == list(b.get_ydata())
 
 
+def test_paired_differences_plot(tmp_path):
+    """One line per pair, its points at the N it ran, error bars from the interval, in points."""
+    d = {"2": {"prm": {"orm": {"difference": -0.02, "low": -0.03, "high": -0.01}}},
+         "16": {"prm": {"orm": {"difference": 0.1, "low": 0.04, "high": 0.16}},
+                "orm": {"majority": {"difference": 0.15, "low": 0.05, "high": 0.25}}}}
+    fig = viz.plot_paired_differences(d, save_to=tmp_path / "diff.png")
+    assert_png(tmp_path / "diff.png")
+    ax = fig.axes[0]
+    bars = {c.get_label(): c for c in ax.containers}  # errorbar containers: (line, caps, bar segments)
+    assert set(bars) == {"prm − orm", "orm − majority"} and ax.get_xscale() == "log"
+    assert list(bars["prm − orm"].lines[0].get_ydata()) == pytest.approx([-2.0, 10.0])
+    assert len(bars["orm − majority"].lines[0].get_xdata()) == 1
+    segments = bars["prm − orm"].lines[2][0].get_segments()
+    assert [seg[1][1] - seg[0][1] for seg in segments] == pytest.approx([2.0, 12.0])  # low to high, in points
+    with pytest.raises(ValueError, match="no differences"):
+        viz.plot_paired_differences({})
+
+
 def test_notebook_01_bar_charts(tmp_path):
     problems = toyworld.make_problems(6, seed=1)
     verdicts = [toyworld.check(p, p.gold_solution) for p in problems[:3]]

@@ -378,6 +378,30 @@ def plot_best_of_n(results, title=None, ylabel: str = "accuracy", save_to=None):
     return _finish(fig, save_to)
 
 
+def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", title=None, save_to=None):
+    """Method A minus method B against N (log2 axis), in points, each point with its 95% interval as an error bar
+    (``bestofn.paired_differences``). Above the zero line A is ahead; a bar clear of the line is a measured gap."""
+    ns = sorted(diffs, key=int)
+    pairs = list(dict.fromkeys((a, b) for n in ns for a, row in diffs[n].items() for b in row))
+    if not pairs:
+        raise ValueError("plot_paired_differences: no differences")
+    fig, ax = plt.subplots(figsize=(6.8, 4.2), layout="constrained")
+    for k, (a, b) in enumerate(pairs):
+        shift = 2 ** (0.05 * (k - (len(pairs) - 1) / 2))  # side by side on the log axis, so the bars do not overlap
+        pts = [(int(n), diffs[n][a][b]) for n in ns if b in diffs[n].get(a, {})]
+        ys = [100 * d["difference"] for _, d in pts]
+        err = [[y - 100 * d["low"] for y, (_, d) in zip(ys, pts)], [100 * d["high"] - y for y, (_, d) in zip(ys, pts)]]
+        ax.errorbar([n * shift for n, _ in pts], ys, yerr=err, marker="o", capsize=3, label=f"{a} − {b}")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([int(n) for n in ns], ns)
+    ax.minorticks_off()
+    ax.set(xlabel=xlabel, ylabel="A minus B, points (95% interval)", title=title or "Paired differences")
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside right center", fontsize=8, frameon=False)
+    return _finish(fig, save_to)
+
+
 def plot_first_error_positions(first_errors, title=None, save_to=None):
     """How many solutions have their first wrong step at each position (-1 = no error -> "none").
 
