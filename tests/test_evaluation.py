@@ -1,13 +1,15 @@
 import math
 import random
 
+import numpy as np
+
 import pytest
 
 from stepdpo_lite.evaluation import (best_of_n_accuracy, choose_threshold, first_error_f1, first_error_index,
                                      first_error_report, majority_vote_accuracy, outcome_auroc, predict_first_error,
                                      process_reward_report, step_auroc)
-from stepdpo_lite.tutorial.diagnostics import (base_rate_loss, chosen_vs_rejected_summary, mean_by_label,
-                                               position_only_scores, prm_reports_adapter_on_and_off,
+from stepdpo_lite.tutorial.diagnostics import (auroc_difference, base_rate_loss, chosen_vs_rejected_summary,
+                                               mean_by_label, position_only_scores, prm_reports_adapter_on_and_off,
                                                step_auroc_by_position)
 
 
@@ -188,5 +190,35 @@ def test_prm_reports_adapter_on_and_off_switch_the_adapter_off_for_zero_shot():
     rows = {"prompt": ["p"] * 3, "completions": [["a", "b"]] * 3, "labels": LABELS}
     out = prm_reports_adapter_on_and_off(PRM(), rows, rows)
     assert out["after QLoRA"]["step_auroc"] == 1.0 and out["zero-shot"]["step_auroc"] == 0.0
+    assert len(out["zero-shot"]["test_rewards"]) == len(out["after QLoRA"]["test_rewards"]) > 0
     assert PRM.model.adapter  # switched back on
 
+
+
+def test_auroc_difference_point_interval_groups_and_errors():
+    """The point is the plain AUROC difference; the bootstrap interval brackets it, narrows with more data, and
+    draws whole groups: two copies of every example in one group give the interval of the examples alone."""
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(0)
+    y = rng.random(400) < 0.4
+    a, b = y + rng.normal(size=400), 0.3 * y + rng.normal(size=400)  # A separates the classes better than B
+    d = auroc_difference(a, b, y, n_boot=300)
+    assert d["difference"] == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b))
+    assert 0 < d["low"] < d["difference"] < d["high"]  # a clear gap: the interval stays above zero
+    same = auroc_difference(a, a + 1.0, y, n_boot=50)  # a shift changes no ranking
+    assert same == {"difference": 0.0, "low": 0.0, "high": 0.0}
+    twice = auroc_difference(np.repeat(a, 2), np.repeat(b, 2), np.repeat(y, 2), groups=np.repeat(np.arange(400), 2),
+                             n_boot=300)
+    assert twice["difference"] == pytest.approx(d["difference"])
+    assert twice["high"] - twice["low"] == pytest.approx(d["high"] - d["low"], rel=0.25)
+    ungrouped = auroc_difference(np.repeat(a, 2), np.repeat(b, 2), np.repeat(y, 2), n_boot=300)
+    assert ungrouped["high"] - ungrouped["low"] < 0.85 * (twice["high"] - twice["low"])  # copies taken as new data
+    nested = auroc_difference([[1.0, 0.2], [0.9]] * 10, [[0.1, 0.8], [0.5]] * 10, [[True, False], [True]] * 10,
+                              groups=list(range(20)), n_boot=50)
+    assert nested["difference"] == 1.0  # steps flattened: A ranks every right step first, B every wrong one
+    with pytest.raises(ValueError, match="both right and wrong"):
+        auroc_difference([0.1, 0.2], [0.3, 0.4], [True, True])
+    with pytest.raises(ValueError, match="3 groups for 2 solutions"):
+        auroc_difference([0.1, 0.2], [0.3, 0.4], [True, False], groups=[0, 1, 2])
+    with pytest.raises(ValueError, match="solution 1 has 2 scores of B and 1 labels"):
+        auroc_difference([[0.1], [0.2]], [[0.3], [0.4, 0.5]], [[True], [False]])

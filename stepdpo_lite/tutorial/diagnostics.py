@@ -6,7 +6,8 @@ that show what a reward model has *not* learnt, and summaries of per-step values
 - ``base_rate_loss``: the loss of always predicting the label frequency (a flat training curve on it learnt nothing);
 - ``mean_by_label``, ``chosen_vs_rejected_summary``: per-step rewards summarised for notebook 05's claims;
 - ``implicit_step_rewards``: a trained policy's β·ρ_k against where its training started;
-- ``prm_reports_adapter_on_and_off``: a PRM's held-out figures with its adapter and zero-shot.
+- ``prm_reports_adapter_on_and_off``: a PRM's held-out figures with its adapter and zero-shot;
+- ``auroc_difference``: whether one score's AUROC beats another's beyond the noise of the held-out set.
 """
 
 from __future__ import annotations
@@ -95,12 +96,60 @@ def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, 
 def prm_reports_adapter_on_and_off(prm, val, test) -> dict[str, dict]:
     """A LoRA-trained PRM's held-out figures (``evaluation.process_reward_report``: test step AUROC, first-error F1
     at the validation threshold) with its adapter (``"after QLoRA"``) and with it switched off (``"zero-shot"``:
-    the reward base alone). ``val``, ``test``: stepwise rows (``prompt``, ``completions``, ``labels``)."""
+    the reward base alone), each with its ``"test_rewards"`` (for ``auroc_difference``). ``val``, ``test``:
+    stepwise rows (``prompt``, ``completions``, ``labels``)."""
     import contextlib
 
     reports = {}
     for name, context in (("after QLoRA", contextlib.nullcontext()), ("zero-shot", prm.model.disable_adapter())):
         with context:
             v, t = (prm.score_solutions(split["prompt"], split["completions"]) for split in (val, test))
-        reports[name] = process_reward_report(v, val["labels"], t, test["labels"])
+        reports[name] = {**process_reward_report(v, val["labels"], t, test["labels"]), "test_rewards": t}
     return reports
+
+
+def auroc_difference(scores_a, scores_b, labels, groups=None, n_boot: int = 1000, seed: int = 0,
+                     confidence: float = 0.95) -> dict:
+    """AUROC of scores A minus that of scores B on the same examples, with a bootstrap interval.
+
+    Scores and labels as ``evaluation.step_auroc`` takes them: per solution (lists of step scores and labels) or
+    flat. ``groups``: a key per solution (per flat example), e.g. its prompt. A resample draws whole groups with
+    replacement, because a problem's solutions, and a solution's steps, share its difficulty: they are not
+    independent examples. Both AUROCs are computed on every resample, so what A and B have in common cancels;
+    the interval is the percentile interval of the resampled differences (Efron and Tibshirani 1993). Resamples
+    that hold one class only are drawn again. Returns ``{"difference", "low", "high"}`` (AUROC units)."""
+    from scipy.stats import rankdata
+
+    def auroc(y, s):  # the Mann-Whitney form (ties count a half), as sklearn's, in a thousandth of its time
+        n_right = y.sum()
+        return (rankdata(s)[y].sum() - n_right * (n_right + 1) / 2) / (n_right * (len(y) - n_right))
+
+    nested = len(labels) > 0 and isinstance(labels[0], (list, tuple, np.ndarray))
+    if nested:
+        _check_same_shape(scores_a, labels, "auroc_difference", noun="scores of A")
+        _check_same_shape(scores_b, labels, "auroc_difference", noun="scores of B")
+    flat = (lambda v: [x for row in v for x in row]) if nested else list
+    a, b, y = (np.asarray(flat(v), dtype=float) for v in (scores_a, scores_b, labels))
+    sizes = [len(row) for row in labels] if nested else [1] * len(labels)
+    if a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("auroc_difference: scores A and B must be finite and of the same shape")
+    y = y.astype(bool)
+    if y.all() or not y.any():
+        raise ValueError("auroc_difference: AUROC needs both right and wrong examples")
+    keys = list(range(len(labels))) if groups is None else list(groups)
+    if len(keys) != len(labels):
+        raise ValueError(f"auroc_difference: {len(keys)} groups for {len(labels)} solutions")
+    ids = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    per_example = np.repeat([ids[k] for k in keys], sizes)
+    members = [np.flatnonzero(per_example == g) for g in range(len(ids))]
+    rng, diffs, draws = np.random.default_rng(seed), [], 0
+    while len(diffs) < n_boot:
+        draws += 1
+        if draws > 10 * n_boot:
+            raise ValueError("auroc_difference: too few resamples hold both right and wrong examples")
+        idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+        if y[idx].all() or not y[idx].any():
+            continue
+        diffs.append(auroc(y[idx], a[idx]) - auroc(y[idx], b[idx]))
+    low, high = np.quantile(diffs, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return {"difference": float(auroc(y, a) - auroc(y, b)), "low": float(low), "high": float(high)}
