@@ -447,3 +447,50 @@ def test_round_problems_and_share_out():
     assert onpolicy.share_out(4, onpolicy.METHODS) == {"dpo": 2, "stepwise_dpo": 1, "nll_only": 1}
     with pytest.raises(ValueError):
         onpolicy.RoundSettings(pairs="all")
+
+
+def _seed_policy(minus_dpo: float, minus_nll: float, half: float = 0.02) -> dict:
+    """A run's ``policy`` metrics with Stepwise DPO minus DPO / NLL only given (greedy and sampled alike)."""
+    def diff(x):
+        return {"difference": x, "low": x - half, "high": x + half}
+    accuracy = {"accuracy": 0.8, "sampled_accuracy": 0.4}
+    return {"base": dict(accuracy), "dpo": dict(accuracy), "nll_only": dict(accuracy),
+            "stepwise_dpo": {**accuracy, "minus": {m: {"accuracy": diff(x), "sampled_accuracy": diff(x)}
+                                                   for m, x in (("dpo", minus_dpo), ("nll_only", minus_nll))}}}
+
+
+def test_seed_summary_needs_the_mean_and_every_seeds_interval(tmp_path, monkeypatch, capsys):
+    """The goal's sounder form: a mean lead >= the margin *and* every seed's interval above zero. A large mean
+    carried by one seed is not enough; scripts/seed_spread.py prints the verdict over its seeds."""
+    by_seed = {0: _seed_policy(0.10, 0.05), 1: _seed_policy(0.04, 0.01), 2: _seed_policy(0.05, -0.01)}
+    summary = onpolicy.seed_summary(by_seed)
+    assert summary["dpo"]["accuracy"] == {"mean": pytest.approx(0.19 / 3), "seeds_above_zero": 3, "seeds": 3,
+                                          "met": True}
+    nll = summary["nll_only"]["sampled_accuracy"]
+    assert nll["seeds_above_zero"] == 1 and not nll["met"]  # seed 1's interval reaches zero, seed 2's lies below
+    lucky = onpolicy.seed_summary({0: _seed_policy(0.30, 0), 1: _seed_policy(0.01, 0)})["dpo"]["accuracy"]
+    assert lucky["mean"] > 0.03 and not lucky["met"]  # one seed's interval (-0.01 to +0.03) reaches zero
+    text = onpolicy.format_seed_summary(by_seed)
+    assert "interval above zero in 3 of 3 seeds: met" in text and "1 of 3 seeds: not met" in text
+    assert text.count("minus DPO + NLL") == 3 and "mean " in text
+    with pytest.raises(ValueError, match="seed 1 has no policy.stepwise_dpo.minus"):
+        onpolicy.seed_summary({0: by_seed[0], 1: {"stepwise_dpo": {"accuracy": 0.5}}})
+
+    import runpy
+    from pathlib import Path
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "seed_spread.py"))
+    (tmp_path / "tiny" / "prm").mkdir(parents=True)
+    calls = []
+
+    def fake_run_seed(run_dir, profile, seed, sets, scratch, threads):  # notebook 04 itself is tested elsewhere
+        calls.append((run_dir, seed, tuple(sets), threads))
+        return by_seed[seed]
+
+    monkeypatch.setitem(script["main"].__globals__, "run_seed", fake_run_seed)
+    out = script["main"](["--runs-dir", str(tmp_path), "--parallel", "2", "--set", "ONPOLICY_ROUNDS=1",
+                          "--out", str(tmp_path / "seeds.json")])
+    assert out == by_seed and sorted(c[1] for c in calls) == [0, 1, 2]
+    assert all(c[0] == tmp_path / "tiny" and c[2] == ("ONPOLICY_ROUNDS=1",) and c[3] == 1 for c in calls)
+    assert "3 of 3 seeds: met" in capsys.readouterr().out and (tmp_path / "seeds.json").exists()
+    with pytest.raises(ValueError, match="the seeds come from --seeds"):
+        script["main"](["--runs-dir", str(tmp_path), "--set", "SEED=3"])

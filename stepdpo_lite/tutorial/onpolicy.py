@@ -850,6 +850,56 @@ def metrics_of(records: Sequence[dict], base: dict | None = None, methods: Seque
     return out
 
 
+def seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03) -> dict:
+    """Stepwise DPO minus each other method over several seeds of the same run: per method and metric (greedy
+    ``accuracy``, ``sampled_accuracy``) the mean difference, how many seeds' 95% intervals lie above zero, and
+    whether the goal holds in its sounder form: a mean of at least ``margin`` *and* every seed's interval above
+    zero (a lead one run's evaluation noise cannot explain, in every seed). ``policy_by_seed``: seed ->
+    the ``policy`` part of that run's ``metrics.json`` (``metrics_of``), which holds ``stepwise_dpo.minus``."""
+    if not policy_by_seed:
+        raise ValueError("seed_summary: no seeds")
+    minus = {}
+    for seed, policy in policy_by_seed.items():
+        if "minus" not in policy.get("stepwise_dpo", {}):
+            raise ValueError(f"seed_summary: seed {seed} has no policy.stepwise_dpo.minus (was notebook 04 run?)")
+        minus[seed] = policy["stepwise_dpo"]["minus"]
+    out = {}
+    for method in [m for m in METHODS if all(m in d for d in minus.values())]:
+        for key in ("accuracy", "sampled_accuracy"):
+            diffs = [d[method][key] for d in minus.values()]
+            mean = sum(d["difference"] for d in diffs) / len(diffs)
+            above = sum(d["low"] > 0 for d in diffs)
+            out.setdefault(method, {})[key] = {"mean": mean, "seeds_above_zero": above, "seeds": len(diffs),
+                                               "met": mean >= margin and above == len(diffs)}
+    return out
+
+
+def format_seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03) -> str:
+    """One line per seed (every method's greedy / sampled accuracy, then Stepwise DPO minus each other method with
+    its 95% interval), the mean, and the verdict of ``seed_summary``."""
+    summary = seed_summary(policy_by_seed, margin)
+    names = ["base", *METHODS]
+    head = "seed  " + "".join(f"{NAMES[m]:>20s}" for m in names)
+    lines = [head]
+    for seed, policy in policy_by_seed.items():
+        lines.append(f"{seed:<6}" + "".join(
+            f"{100 * policy[m]['accuracy']:>12.1f} / {100 * policy[m]['sampled_accuracy']:4.1f}" if m in policy
+            else f"{'':>20s}" for m in names))
+        lines += [f"      minus {line.strip()}" for line in format_differences(policy["stepwise_dpo"]["minus"])[1:]]
+    lines.append("mean  " + "".join(
+        f"{100 * sum(p[m]['accuracy'] for p in policy_by_seed.values()) / len(policy_by_seed):>12.1f} / "
+        f"{100 * sum(p[m]['sampled_accuracy'] for p in policy_by_seed.values()) / len(policy_by_seed):4.1f}"
+        if all(m in p for p in policy_by_seed.values()) else f"{'':>20s}" for m in names))
+    lines.append(f"Stepwise DPO + NLL minus, over {len(policy_by_seed)} seeds (goal: mean >= {100 * margin:+.0f} "
+                 "points and every seed's interval above zero):")
+    for method, by_key in summary.items():
+        for key, r in by_key.items():
+            label = (NAMES[method], "greedy") if key == "accuracy" else ("", "sampled")
+            lines.append(f"  {label[0]:18s} {label[1]:8s}mean {100 * r['mean']:+5.1f}, interval above zero in "
+                         f"{r['seeds_above_zero']} of {r['seeds']} seeds: {'met' if r['met'] else 'not met'}")
+    return "\n".join(lines)
+
+
 def round_problems(problems: Sequence, per_round: int | None, round_index: int) -> list:
     """The training problems of round ``round_index`` (1-based): consecutive slices of ``per_round`` problems,
     wrapping around, so that later rounds see fresh prompts while there are any (all of them when None)."""
