@@ -87,8 +87,10 @@ def test_best_of_n_table_layout_and_values():
     assert table["4"]["random"] == pytest.approx(0.25, abs=0.1)
     text = bestofn.format_table(table)
     assert text.splitlines()[0].split() == ["method", "N=1", "N=2", "N=4"] and "majority" in text
-    each = bestofn.best_of_n_table(graded, {"oracle": oracle}, ns=(1, 4), n_resamples=200, per_problem=True)
+    each = bestofn.best_of_n_table(graded, {"oracle": oracle}, ns=(1, 2, 4), n_resamples=200, per_problem=True)
     assert each["4"]["oracle"] == [1.0] * 3 and each["4"]["majority"] == [0.0] * 3 and len(each["1"]["random"]) == 3
+    means = bestofn.mean_accuracies(each)  # the same draws: the accuracy table, from one resampling
+    assert means == {n: {m: pytest.approx(table[n][m]) for m in each[n]} for n in each}
 
 
 def test_paired_differences_by_n_and_their_table():

@@ -321,6 +321,10 @@ def test_compare_at_budgets_and_figures(tmp_path):
                                      n_resamples=5, per_problem=True)
     assert each["4"]["beam_prm"] == [1.0, 1.0] and each["4"]["best_of_n_orm"] == [0.0, 0.0]
     assert each["4"]["tokens"] == table["4"]["tokens"] and len(each["2"]["majority"]) == 2
+    means = bestofn.mean_accuracies(each)  # tokens, budgets and reads pass through; lists become their means
+    assert {b: {k: v for k, v in row.items() if isinstance(v, float)} for b, row in means.items()} == {
+        b: {k: pytest.approx(v) for k, v in row.items() if isinstance(v, float)} for b, row in table.items()}
+    assert all(means[b][k] == table[b][k] for b in table for k in ("tokens", "token_budget", "prm_scored"))
     fig = viz.plot_test_time_compute(table, save_to=tmp_path / "07_test_time_compute.png")
     assert fig is not None and (tmp_path / "07_test_time_compute.png").read_bytes()[:8] == PNG
 

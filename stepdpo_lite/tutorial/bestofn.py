@@ -161,6 +161,14 @@ def best_of_n_table(graded: dict, scores: dict, ns=(1, 2, 4, 8, 16), seed: int =
     return {str(n): {m: acc[n] if per_problem else float(acc[n]) for m, acc in by_method.items()} for n in ns}
 
 
+def mean_accuracies(per_problem: dict) -> dict:
+    """A per-problem table (``best_of_n_table`` or ``search.compare_at_budgets`` with ``per_problem=True``) as the
+    accuracy table: each list of per-problem rates becomes its mean; other entries (tokens, budgets) stay as they
+    are. One resampling then gives both the accuracies and their ``paired_differences``."""
+    return {n: {k: sum(v) / len(v) if isinstance(v, list) else v for k, v in row.items()}
+            for n, row in per_problem.items()}
+
+
 def paired_differences(per_problem: dict, pairs) -> dict:
     """Method A's accuracy minus method B's, with its 95% interval paired over the same problems
     (``tasks.paired_difference``), for every N and every pair ``(A, B)`` of ``pairs`` that both ran at that N.

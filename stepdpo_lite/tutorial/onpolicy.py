@@ -792,17 +792,16 @@ def plot_rounds(records: Sequence[dict], base: dict | None = None, methods: Sequ
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     if minus:
+        from .viz import errorbar_differences
         ax = axes[0][-1]
         series = [(other, key, style) for other in minus[-1]["stepwise_dpo_minus"]
                   for key, style in (("accuracy", "-"), ("sampled_accuracy", "--"))]
         for i, (other, key, style) in enumerate(series):
             shift = 0.08 * (i - (len(series) - 1) / 2)  # side by side, so that the bars do not overlap
-            d = [rec["stepwise_dpo_minus"][other][key] for rec in minus]
-            ys = [100 * x["difference"] for x in d]
-            err = [[y - 100 * x["low"] for y, x in zip(ys, d)], [100 * x["high"] - y for y, x in zip(ys, d)]]
-            ax.errorbar([rec["round"] + shift for rec in minus], ys, yerr=err, marker="o", capsize=3, ls=style,
-                        color=colors.get(other), label=f"− {NAMES.get(other, other)}, "
-                                                       f"{'greedy' if key == 'accuracy' else 'sampled'}")
+            errorbar_differences(ax, [rec["round"] + shift for rec in minus],
+                                 [rec["stepwise_dpo_minus"][other][key] for rec in minus], ls=style,
+                                 color=colors.get(other), label=f"− {NAMES.get(other, other)}, "
+                                                                f"{'greedy' if key == 'accuracy' else 'sampled'}")
         ax.axhline(0, color="grey", lw=0.8)
         ax.axhline(3, color="black", lw=0.8, ls=":", label="the goal: +3 points")
         low, high = ax.get_ylim()

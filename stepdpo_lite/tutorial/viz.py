@@ -378,6 +378,14 @@ def plot_best_of_n(results, title=None, ylabel: str = "accuracy", save_to=None):
     return _finish(fig, save_to)
 
 
+def errorbar_differences(ax, xs, diffs, **style):
+    """Differences (``{"difference", "low", "high"}``, fractions: ``tasks.paired_difference``) drawn at ``xs`` in
+    points, each with its interval as an error bar."""
+    ys = [100 * d["difference"] for d in diffs]
+    err = [[y - 100 * d["low"] for y, d in zip(ys, diffs)], [100 * d["high"] - y for y, d in zip(ys, diffs)]]
+    return ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, **style)
+
+
 def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", title=None, save_to=None):
     """Method A minus method B against N (log2 axis), in points, each point with its 95% interval as an error bar
     (``bestofn.paired_differences``). Above the zero line A is ahead; a bar clear of the line is a measured gap."""
@@ -389,9 +397,7 @@ def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", ti
     for k, (a, b) in enumerate(pairs):
         shift = 2 ** (0.05 * (k - (len(pairs) - 1) / 2))  # side by side on the log axis, so the bars do not overlap
         pts = [(int(n), diffs[n][a][b]) for n in ns if b in diffs[n].get(a, {})]
-        ys = [100 * d["difference"] for _, d in pts]
-        err = [[y - 100 * d["low"] for y, (_, d) in zip(ys, pts)], [100 * d["high"] - y for y, (_, d) in zip(ys, pts)]]
-        ax.errorbar([n * shift for n, _ in pts], ys, yerr=err, marker="o", capsize=3, label=f"{a} − {b}")
+        errorbar_differences(ax, [n * shift for n, _ in pts], [d for _, d in pts], label=f"{a} − {b}")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xscale("log", base=2)
     ax.set_xticks([int(n) for n in ns], ns)
