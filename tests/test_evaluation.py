@@ -192,7 +192,19 @@ def test_prm_reports_adapter_on_and_off_switch_the_adapter_off_for_zero_shot():
     assert out["after QLoRA"]["step_auroc"] == 1.0 and out["zero-shot"]["step_auroc"] == 0.0
     assert len(out["zero-shot"]["test_rewards"]) == len(out["after QLoRA"]["test_rewards"]) > 0
     assert PRM.model.adapter  # switched back on
+    # Rewards already scored with the adapter on are used as given, not scored again
+    class CountingPRM(PRM):
+        adapter_at_calls = []
 
+        def score_solutions(self, prompts, steps):
+            self.adapter_at_calls.append(self.model.adapter)
+            return super().score_solutions(prompts, steps)
+
+    given = [[0.0, 1.0], [1.0, 1.0], [1.0, 0.0]]  # ranks the first solution backwards: AUROC below 1
+    reused = prm_reports_adapter_on_and_off(CountingPRM(), rows, rows, rewards=(given, given))
+    assert CountingPRM.adapter_at_calls == [False, False]  # only the zero-shot rewards are scored
+    assert reused["after QLoRA"]["test_rewards"] == given and reused["after QLoRA"]["step_auroc"] < 1.0
+    assert reused["zero-shot"] == out["zero-shot"]
 
 
 def test_auroc_difference_point_interval_groups_and_errors():

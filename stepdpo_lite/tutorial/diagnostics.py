@@ -93,17 +93,21 @@ def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, 
     return get_step_rewards(policy, tokenizer, prompts, responses, ref_model=start, beta=beta, batch_size=batch_size)
 
 
-def prm_reports_adapter_on_and_off(prm, val, test) -> dict[str, dict]:
+def prm_reports_adapter_on_and_off(prm, val, test, rewards=None) -> dict[str, dict]:
     """A LoRA-trained PRM's held-out figures (``evaluation.process_reward_report``: test step AUROC, first-error F1
     at the validation threshold) with its adapter (``"after QLoRA"``) and with it switched off (``"zero-shot"``:
     the reward base alone), each with its ``"test_rewards"`` (for ``auroc_difference``). ``val``, ``test``:
-    stepwise rows (``prompt``, ``completions``, ``labels``)."""
+    stepwise rows (``prompt``, ``completions``, ``labels``); ``rewards``: the PRM's ``(val, test)`` rewards with its
+    adapter on, when already scored (they are not scored again)."""
     import contextlib
 
     reports = {}
     for name, context in (("after QLoRA", contextlib.nullcontext()), ("zero-shot", prm.model.disable_adapter())):
-        with context:
-            v, t = (prm.score_solutions(split["prompt"], split["completions"]) for split in (val, test))
+        if name == "after QLoRA" and rewards is not None:
+            v, t = rewards
+        else:
+            with context:
+                v, t = (prm.score_solutions(split["prompt"], split["completions"]) for split in (val, test))
         reports[name] = {**process_reward_report(v, val["labels"], t, test["labels"]), "test_rewards": t}
     return reports
 

@@ -709,7 +709,7 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
     return record, trainers
 
 
-def format_differences(diffs: dict) -> list[str]:
+def format_stepwise_minus(diffs: dict) -> list[str]:
     """Stepwise DPO minus each other method (method -> ``tasks.accuracy_differences``), in points, with the 95%
     interval: a header and a line per method."""
     def points(d):
@@ -734,7 +734,7 @@ def format_round(record: dict, methods: Sequence[str] = METHODS) -> str:
     bad = ", ".join(f"{k} {v['mislabelled']}/{v['pairs']}" for k, v in mis.items() if v) or "no checker"
     head = (f"round {record['round']}: {record['pairs']['total']} pairs ({record['pairs']['solution']} solution, "
             f"{record['pairs']['step']} step); PRM mislabelled (checker): {bad}; {record['seconds']:.0f} s")
-    return "\n".join([head, *lines, *format_differences(record.get("stepwise_dpo_minus", {}))])
+    return "\n".join([head, *lines, *format_stepwise_minus(record.get("stepwise_dpo_minus", {}))])
 
 
 def rounds_table(records: Sequence[dict], base: dict | None = None, methods: Sequence[str] = METHODS) -> str:
@@ -759,7 +759,7 @@ def rounds_table(records: Sequence[dict], base: dict | None = None, methods: Seq
     if last.get("stepwise_dpo_minus"):
         n = last["stepwise_dpo"]["n_test_problems"]
         lines += ["", f"After round {last['round']}, on {n} test problems:",
-                  *format_differences(last["stepwise_dpo_minus"])]
+                  *format_stepwise_minus(last["stepwise_dpo_minus"])]
     return "\n".join(lines)
 
 
@@ -884,7 +884,7 @@ def format_seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03
         lines.append(f"{seed:<6}" + "".join(
             f"{100 * policy[m]['accuracy']:>12.1f} / {100 * policy[m]['sampled_accuracy']:4.1f}" if m in policy
             else f"{'':>20s}" for m in names))
-        lines += [f"      minus {line.strip()}" for line in format_differences(policy["stepwise_dpo"]["minus"])[1:]]
+        lines += [f"      minus {line.strip()}" for line in format_stepwise_minus(policy["stepwise_dpo"]["minus"])[1:]]
     lines.append("mean  " + "".join(
         f"{100 * sum(p[m]['accuracy'] for p in policy_by_seed.values()) / len(policy_by_seed):>12.1f} / "
         f"{100 * sum(p[m]['sampled_accuracy'] for p in policy_by_seed.values()) / len(policy_by_seed):4.1f}"
