@@ -99,17 +99,14 @@ def prm_reports_adapter_on_and_off(prm, val, test, rewards=None) -> dict[str, di
     the reward base alone), each with its ``"test_rewards"`` (for ``auroc_difference``). ``val``, ``test``:
     stepwise rows (``prompt``, ``completions``, ``labels``); ``rewards``: the PRM's ``(val, test)`` rewards with its
     adapter on, when already scored (they are not scored again)."""
-    import contextlib
+    def scored():
+        return [prm.score_solutions(split["prompt"], split["completions"]) for split in (val, test)]
 
-    reports = {}
-    for name, context in (("after QLoRA", contextlib.nullcontext()), ("zero-shot", prm.model.disable_adapter())):
-        if name == "after QLoRA" and rewards is not None:
-            v, t = rewards
-        else:
-            with context:
-                v, t = (prm.score_solutions(split["prompt"], split["completions"]) for split in (val, test))
-        reports[name] = {**process_reward_report(v, val["labels"], t, test["labels"]), "test_rewards": t}
-    return reports
+    adapter_on = scored() if rewards is None else rewards
+    with prm.model.disable_adapter():
+        zero_shot = scored()
+    return {name: {**process_reward_report(v, val["labels"], t, test["labels"]), "test_rewards": t}
+            for name, (v, t) in (("after QLoRA", adapter_on), ("zero-shot", zero_shot))}
 
 
 def auroc_difference(scores_a, scores_b, labels, groups=None, n_boot: int = 1000, seed: int = 0,
