@@ -82,28 +82,35 @@ def gradient_figures(model, tokenizer, states, start_rejected: torch.Tensor, gen
             "p_start_rejected": round(float(logp.detach().exp()[rows[has], start_rejected[has]].mean()), 4)}
 
 
-def train_arm(arm: str, base, tokenizer, states, held_out, args) -> list[dict]:
-    """Train a copy of ``base`` on ``states`` with one arm's loss; a record every ``args.every`` steps."""
-    if arm not in ARMS:
-        raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
-    model = copy.deepcopy(base)
+def start_figures(base, tokenizer, states, held_out, args) -> dict:
+    """What every arm starts from, measured once: the reference log-probs, the start's pairs, the step-0 record (the
+    same base in every arm) and the measuring draws' generator state after it."""
     right = neighbour_ids(tokenizer, states)["c"]
     with torch.no_grad():
         reference = next_digit_logprobs(base, tokenizer, states)
-    # The same start pairs, batches and measuring draws in every arm; only the loss differs.
     start_rejected = draw_slips(reference, right, torch.Generator().manual_seed(args.seed))
-    batches, redraws, probes = (torch.Generator().manual_seed(args.seed + k) for k in (1, 2, 3))
+    probes = torch.Generator().manual_seed(args.seed + 3)
+    record = {"step": 0, **held_out_figures(base, tokenizer, held_out),
+              **gradient_figures(base, tokenizer, states, start_rejected, probes)}
+    return {"right": right, "reference": reference, "start_rejected": start_rejected, "record": record,
+            "probes_state": probes.get_state()}
+
+
+def train_arm(arm: str, base, tokenizer, states, held_out, args, start: dict) -> list[dict]:
+    """Train a copy of ``base`` on ``states`` with one arm's loss, from ``start`` (``start_figures``); a record every
+    ``args.every`` steps."""
+    if arm not in ARMS:
+        raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
+    model = copy.deepcopy(base).train()
+    right, reference, start_rejected = start["right"], start["reference"], start["start_rejected"]
+    # The same start pairs, batches and measuring draws in every arm; only the loss differs.
+    batches, redraws = (torch.Generator().manual_seed(args.seed + k) for k in (1, 2))
+    probes = torch.Generator()
+    probes.set_state(start["probes_state"])
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
-    records = []
-    for step in range(args.steps + 1):
-        if step % args.every == 0 or step == args.steps:
-            model.eval()
-            records.append({"step": step, **held_out_figures(model, tokenizer, held_out),
-                            **gradient_figures(model, tokenizer, states, start_rejected, probes)})
-            print(arm, json.dumps(records[-1]), flush=True)
-            model.train()
-        if step == args.steps:
-            return records
+    records = [dict(start["record"])]
+    print(arm, json.dumps(records[-1]), flush=True)
+    for step in range(1, args.steps + 1):
         batch = torch.randperm(len(states), generator=batches)[:args.batch_size]
         logp = next_digit_logprobs(model, tokenizer, [states[i] for i in batch])
         in_batch, c = torch.arange(len(batch)), right[batch]
@@ -121,6 +128,13 @@ def train_arm(arm: str, base, tokenizer, states, held_out, args) -> list[dict]:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if step % args.every == 0 or step == args.steps:
+            model.eval()
+            records.append({"step": step, **held_out_figures(model, tokenizer, held_out),
+                            **gradient_figures(model, tokenizer, states, start_rejected, probes)})
+            print(arm, json.dumps(records[-1]), flush=True)
+            model.train()
+    return records
 
 
 def main(argv=None):
@@ -150,8 +164,9 @@ def main(argv=None):
     print(f"{len(states)} training states, {len(held_out)} held-out; β {args.beta}, pair weight {args.pair_weight}: "
           f"first-order size {args.beta / 2 * args.pair_weight:g} × the NLL's", flush=True)
     out = {"config": vars(args), "states": len(states), "held_out": len(held_out)}
+    start = start_figures(base, tokenizer, states, held_out, args)
     for arm in args.arms:
-        out[arm] = train_arm(arm, base, tokenizer, states, held_out, args)
+        out[arm] = train_arm(arm, base, tokenizer, states, held_out, args, start)
     print(json.dumps(out))
     return out
 
