@@ -12,6 +12,10 @@ least 3 points *and* every seed's interval above zero (``onpolicy.seed_summary``
 
 Needs notebooks 01-03's run (``make tutorial``). About 4 minutes per seed on 2 cores; ``--parallel 2`` runs two
 at a time with one thread each (about 6 minutes a pair). ``--out`` writes each seed's ``policy`` metrics as JSON.
+
+The same verdict for runs of ``scripts/onpolicy_rounds.py`` (one ``--out`` file per seed), after any round:
+
+    python scripts/seed_spread.py --from-rounds x_s0.json x_s1.json x_s2.json --round 3
 """
 
 from __future__ import annotations
@@ -46,6 +50,22 @@ def run_seed(run_dir: Path, profile: str, seed: int, sets: list[str], scratch: P
     return json.loads((copy / profile / "metrics.json").read_text())["policy"]
 
 
+def rounds_by_seed(paths: list[str], round_index: int | None = None) -> dict:
+    """Each seed's ``policy`` metrics after round ``round_index`` (default: the last round every file has) of
+    ``scripts/onpolicy_rounds.py --out`` files, one file per seed."""
+    results = {str(p): json.loads(Path(p).read_text()) for p in paths}
+    by_seed, last = {}, min(len(r.get("rounds", [])) for r in results.values())
+    n = last if round_index is None else round_index
+    if not 1 <= n <= last:
+        raise ValueError(f"--round must be between 1 and {last} (the rounds every file has), got {n}")
+    for path, result in results.items():
+        seed = result["config"]["seed"]
+        if seed in by_seed:
+            raise ValueError(f"--from-rounds: {path} holds seed {seed} again")
+        by_seed[seed] = onpolicy.metrics_of(result["rounds"][:n])
+    return by_seed
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs-dir", default="runs")
@@ -56,7 +76,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--parallel", type=int, default=1, help="seeds run at once (each with one thread when > 1)")
     ap.add_argument("--margin", type=float, default=3.0, help="the goal's lead, in points")
     ap.add_argument("--out", default=None, help="write {seed: policy metrics} here as JSON")
+    ap.add_argument("--from-rounds", nargs="+", default=None, metavar="JSON", help="judge these runs of "
+                    "scripts/onpolicy_rounds.py (their --out files, one per seed) instead of running notebook 04")
+    ap.add_argument("--round", type=int, default=None, help="with --from-rounds: the round to judge (default: the "
+                    "last every file has)")
     args = ap.parse_args(argv)
+    if args.from_rounds:
+        by_seed = rounds_by_seed(args.from_rounds, args.round)
+        print(onpolicy.format_seed_summary(by_seed, margin=args.margin / 100))
+        return by_seed
     if any(s.split("=", 1)[0] == "SEED" for s in args.set):
         raise ValueError("--set SEED=...: the seeds come from --seeds")
     if len(set(args.seeds)) != len(args.seeds) or args.parallel < 1:

@@ -494,3 +494,41 @@ def test_seed_summary_needs_the_mean_and_every_seeds_interval(tmp_path, monkeypa
     assert "3 of 3 seeds: met" in capsys.readouterr().out and (tmp_path / "seeds.json").exists()
     with pytest.raises(ValueError, match="the seeds come from --seeds"):
         script["main"](["--runs-dir", str(tmp_path), "--set", "SEED=3"])
+
+
+
+def test_seed_spread_judges_saved_onpolicy_rounds_after_any_round(tmp_path, capsys):
+    """scripts/seed_spread.py --from-rounds: the verdict over seeds for runs of scripts/onpolicy_rounds.py (their
+    --out files), after the round asked for; docs/benchmarks.md's 10× test-split rows come from it."""
+    import json
+    import runpy
+    from pathlib import Path
+
+    def record(i, minus_dpo, minus_nll):
+        policy = _seed_policy(minus_dpo, minus_nll)
+        return {"round": i, "pairs": {"solution": 2, "step": 1, "total": 3}, "seconds": 1.0, "samples": 6,
+                "sample_accuracy": 0.5, "dpo": policy["dpo"], "nll_only": policy["nll_only"],
+                "stepwise_dpo": {k: policy["stepwise_dpo"][k] for k in ("accuracy", "sampled_accuracy")},
+                "stepwise_dpo_minus": policy["stepwise_dpo"]["minus"]}
+
+    files = []
+    for seed, (first, second) in enumerate([((0.10, 0.05), (0.10, 0.00)), ((0.06, 0.04), (0.08, 0.00)),
+                                            ((0.05, 0.04), (0.09, -0.01))]):
+        path = tmp_path / f"rounds_s{seed}.json"
+        path.write_text(json.dumps({"config": {"seed": seed}, "rounds": [record(1, *first), record(2, *second)]}))
+        files.append(str(path))
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "seed_spread.py"))
+    after_1 = script["main"](["--from-rounds", *files, "--round", "1"])
+    assert sorted(after_1) == [0, 1, 2] and all(p["stepwise_dpo"]["rounds"] == 1 for p in after_1.values())
+    assert capsys.readouterr().out.count("3 of 3 seeds: met") == 4  # round 1: both leads met, greedy and sampled
+    last = script["main"](["--from-rounds", *files])  # the last round every file has: round 2
+    assert all(p["stepwise_dpo"]["rounds"] == 2 for p in last.values())
+    text = capsys.readouterr().out
+    assert "DPO + NLL          greedy  mean  +9.0, interval above zero in 3 of 3 seeds: met" in text
+    assert "NLL only (RFT)     greedy  mean  -0.3, interval above zero in 0 of 3 seeds: not met" in text
+    with pytest.raises(ValueError, match="--round must be between 1 and 2"):
+        script["main"](["--from-rounds", *files, "--round", "3"])
+    again = tmp_path / "again.json"
+    again.write_text(Path(files[0]).read_text())
+    with pytest.raises(ValueError, match="holds seed 0 again"):
+        script["main"](["--from-rounds", files[0], str(again)])
