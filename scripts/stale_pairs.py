@@ -23,7 +23,7 @@ solution up to a step's last result digit, as in ``slip_geometry.py``), with Ada
   the start's pairs, and that of a fresh draw from the current policy;
 - the mean probability the current policy still gives the start's rejected tokens.
 
-    python scripts/stale_pairs.py               # about 9 min on 2 CPU cores
+    python scripts/stale_pairs.py               # about 8.5 min on 2 CPU cores
 
 Then one JSON line: each arm's records.
 """
