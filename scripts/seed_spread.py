@@ -54,7 +54,11 @@ def rounds_by_seed(paths: list[str], round_index: int | None = None) -> dict:
     """Each seed's ``policy`` metrics after round ``round_index`` (default: the last round every file has) of
     ``scripts/onpolicy_rounds.py --out`` files, one file per seed."""
     results = {str(p): json.loads(Path(p).read_text()) for p in paths}
-    by_seed, last = {}, min(len(r.get("rounds", [])) for r in results.values())
+    for path, result in results.items():
+        if not isinstance(result, dict) or not result.get("rounds") or "seed" not in result.get("config", {}):
+            raise ValueError(f"--from-rounds: {path} has no config.seed or no rounds (is it an --out file of "
+                             "scripts/onpolicy_rounds.py?)")
+    by_seed, last = {}, min(len(r["rounds"]) for r in results.values())
     n = last if round_index is None else round_index
     if not 1 <= n <= last:
         raise ValueError(f"--round must be between 1 and {last} (the rounds every file has), got {n}")
@@ -64,6 +68,20 @@ def rounds_by_seed(paths: list[str], round_index: int | None = None) -> dict:
             raise ValueError(f"--from-rounds: {path} holds seed {seed} again")
         by_seed[seed] = onpolicy.metrics_of(result["rounds"][:n])
     return by_seed
+
+
+def run_seeds(args) -> dict:
+    """Notebook 04 once per seed of ``args.seeds``; each seed's ``policy`` metrics."""
+    if any(s.split("=", 1)[0] == "SEED" for s in args.set):
+        raise ValueError("--set SEED=...: the seeds come from --seeds")
+    if len(set(args.seeds)) != len(args.seeds) or args.parallel < 1:
+        raise ValueError("--seeds must be distinct and --parallel at least 1")
+    run_dir = runs.require(Path(args.runs_dir) / args.profile / "prm", "02_process_reward_model").parent
+    with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(args.parallel) as pool:
+        threads = 1 if args.parallel > 1 else None
+        jobs = {seed: pool.submit(run_seed, run_dir, args.profile, seed, args.set, Path(scratch), threads)
+                for seed in args.seeds}
+        return {seed: job.result() for seed, job in jobs.items()}
 
 
 def main(argv=None) -> dict:
@@ -82,19 +100,13 @@ def main(argv=None) -> dict:
                     "last every file has)")
     args = ap.parse_args(argv)
     if args.from_rounds:
+        if args.set:
+            raise ValueError("--set runs notebook 04; --from-rounds judges runs already made: give one of them")
         by_seed = rounds_by_seed(args.from_rounds, args.round)
-        print(onpolicy.format_seed_summary(by_seed, margin=args.margin / 100))
-        return by_seed
-    if any(s.split("=", 1)[0] == "SEED" for s in args.set):
-        raise ValueError("--set SEED=...: the seeds come from --seeds")
-    if len(set(args.seeds)) != len(args.seeds) or args.parallel < 1:
-        raise ValueError("--seeds must be distinct and --parallel at least 1")
-    run_dir = runs.require(Path(args.runs_dir) / args.profile / "prm", "02_process_reward_model").parent
-    with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(args.parallel) as pool:
-        threads = 1 if args.parallel > 1 else None
-        jobs = {seed: pool.submit(run_seed, run_dir, args.profile, seed, args.set, Path(scratch), threads)
-                for seed in args.seeds}
-        by_seed = {seed: job.result() for seed, job in jobs.items()}
+    else:
+        if args.round is not None:
+            raise ValueError("--round goes with --from-rounds (notebook 04's runs are judged after their last round)")
+        by_seed = run_seeds(args)
     print(onpolicy.format_seed_summary(by_seed, margin=args.margin / 100))
     if args.out:
         write_atomic(args.out, lambda tmp: Path(tmp).write_text(json.dumps(by_seed, indent=1)))

@@ -528,7 +528,14 @@ def test_seed_spread_judges_saved_onpolicy_rounds_after_any_round(tmp_path, caps
     assert "NLL only (RFT)     greedy  mean  -0.3, interval above zero in 0 of 3 seeds: not met" in text
     with pytest.raises(ValueError, match="--round must be between 1 and 2"):
         script["main"](["--from-rounds", *files, "--round", "3"])
-    again = tmp_path / "again.json"
+    again, empty = tmp_path / "again.json", tmp_path / "empty.json"
     again.write_text(Path(files[0]).read_text())
+    empty.write_text(json.dumps({"config": {"seed": 5}, "rounds": []}))
     with pytest.raises(ValueError, match="holds seed 0 again"):
         script["main"](["--from-rounds", files[0], str(again)])
+    with pytest.raises(ValueError, match="empty.json has no config.seed or no rounds"):
+        script["main"](["--from-rounds", files[0], str(empty)])
+    with pytest.raises(ValueError, match="--round goes with --from-rounds"):
+        script["main"](["--round", "1"])
+    script["main"](["--from-rounds", *files, "--out", str(tmp_path / "judged.json")])
+    assert json.loads((tmp_path / "judged.json").read_text())["2"]["stepwise_dpo"]["rounds"] == 2
