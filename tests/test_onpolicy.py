@@ -432,7 +432,7 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
                 assert d["low"] <= d["difference"] <= d["high"]
     assert metrics["stepwise_dpo"]["minus"] == records[-1]["stepwise_dpo_minus"]
     table = onpolicy.rounds_table(records, {"accuracy": 0.5, "sampled_accuracy": 0.25})
-    assert "round" in table and "After round 2, on 4 test problems" in table and "NLL only (RFT)" in table
+    assert "round" in table and "After round 2, on 4 held-out problems" in table and "NLL only (RFT)" in table
     assert "Stepwise DPO + NLL minus" in onpolicy.format_round(records[-1])
     fig = onpolicy.plot_rounds(records, {"accuracy": 0.5, "sampled_accuracy": 0.25}, save_to=tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and fig is not None

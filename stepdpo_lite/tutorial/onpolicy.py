@@ -717,7 +717,7 @@ def format_stepwise_minus(diffs: dict) -> list[str]:
 
     if not diffs:
         return []
-    return ["  Stepwise DPO + NLL minus, in points (95% interval, paired over the same test problems):"] + [
+    return ["  Stepwise DPO + NLL minus, in points (95% interval, paired over the same held-out problems):"] + [
         f"    {NAMES.get(m, m):18s} greedy {points(d['accuracy']):22s} sampled {points(d['sampled_accuracy'])}"
         for m, d in diffs.items()]
 
@@ -758,7 +758,7 @@ def rounds_table(records: Sequence[dict], base: dict | None = None, methods: Seq
     last = records[-1] if records else {}
     if last.get("stepwise_dpo_minus"):
         n = last["stepwise_dpo"]["n_test_problems"]
-        lines += ["", f"After round {last['round']}, on {n} test problems:",
+        lines += ["", f"After round {last['round']}, on {n} held-out problems:",
                   *format_stepwise_minus(last["stepwise_dpo_minus"])]
     return "\n".join(lines)
 
