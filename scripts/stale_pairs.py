@@ -82,6 +82,13 @@ def gradient_figures(model, tokenizer, states, start_rejected: torch.Tensor, gen
             "p_start_rejected": round(float(logp.detach().exp()[rows[has], start_rejected[has]].mean()), 4)}
 
 
+def record_at(step: int, model, tokenizer, states, held_out, start_rejected: torch.Tensor,
+              probes: torch.Generator) -> dict:
+    """One record: the held-out figures and the gradient figures of ``model`` after ``step`` steps."""
+    return {"step": step, **held_out_figures(model, tokenizer, held_out),
+            **gradient_figures(model, tokenizer, states, start_rejected, probes)}
+
+
 def start_figures(base, tokenizer, states, held_out, args) -> dict:
     """What every arm starts from, measured once: the reference log-probs, the start's pairs, the step-0 record (the
     same base in every arm) and the measuring draws' generator state after it."""
@@ -90,8 +97,7 @@ def start_figures(base, tokenizer, states, held_out, args) -> dict:
         reference = next_digit_logprobs(base, tokenizer, states)
     start_rejected = draw_slips(reference, right, torch.Generator().manual_seed(args.seed))
     probes = torch.Generator().manual_seed(args.seed + 3)
-    record = {"step": 0, **held_out_figures(base, tokenizer, held_out),
-              **gradient_figures(base, tokenizer, states, start_rejected, probes)}
+    record = record_at(0, base, tokenizer, states, held_out, start_rejected, probes)
     return {"right": right, "reference": reference, "start_rejected": start_rejected, "record": record,
             "probes_state": probes.get_state()}
 
@@ -130,8 +136,7 @@ def train_arm(arm: str, base, tokenizer, states, held_out, args, start: dict) ->
         optimizer.step()
         if step % args.every == 0 or step == args.steps:
             model.eval()
-            records.append({"step": step, **held_out_figures(model, tokenizer, held_out),
-                            **gradient_figures(model, tokenizer, states, start_rejected, probes)})
+            records.append(record_at(step, model, tokenizer, states, held_out, start_rejected, probes))
             print(arm, json.dumps(records[-1]), flush=True)
             model.train()
     return records

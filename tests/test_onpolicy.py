@@ -496,7 +496,6 @@ def test_seed_summary_needs_the_mean_and_every_seeds_interval(tmp_path, monkeypa
         script["main"](["--runs-dir", str(tmp_path), "--set", "SEED=3"])
 
 
-
 def test_seed_spread_judges_saved_onpolicy_rounds_after_any_round(tmp_path, capsys):
     """scripts/seed_spread.py --from-rounds: the verdict over seeds for runs of scripts/onpolicy_rounds.py (their
     --out files), after the round asked for; docs/benchmarks.md's 10× test-split rows come from it."""

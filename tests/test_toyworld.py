@@ -242,7 +242,7 @@ def test_stale_pairs_script_pairs_drawn_at_the_start_cost_accuracy_fresh_ones_do
                           "--steps", "10"])
     start, nll, stale, fresh, hardest = (out["nll"][0], out["nll"][-1], out["stale"][-1], out["fresh"][-1],
                                          out["hardest"][-1])
-    assert start["step"] == 0 and start["cosine_stale"] > 0.8  # at the start the pairs are on-policy
+    assert out["stale"][0] == out["fresh"][0] == start and start["cosine_stale"] > 0.8  # one start, pairs on-policy
     assert nll["step"] == stale["step"] == fresh["step"] == hardest["step"] == 10
     assert nll["right_on_top"] > start["right_on_top"] and fresh["right_on_top"] > start["right_on_top"]
     assert stale["right_on_top"] < min(nll["right_on_top"], fresh["right_on_top"], hardest["right_on_top"]) - 0.1, out
