@@ -1,4 +1,4 @@
-"""On-policy rounds (stepdpo_lite.tutorial.onpolicy): pairs from PRM labels, Step-DPO pairs resampled without gold, the EOS
+"""On-policy rounds (stepdpo_lite.tutorial.onpolicy) and their pairs from PRM labels (prm_pairs), Step-DPO pairs resampled without gold, the EOS
 of one-step completions, and a tiny round end to end. A stub PRM stands in for notebook 02's (its rewards come
 from the toy checker, or from a PRM that misses every error), so that these tests need no run folder."""
 
@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 
-from stepdpo_lite.tutorial import onpolicy, toyworld
+from stepdpo_lite.tutorial import onpolicy, prm_pairs, toyworld
 from stepdpo_lite.steps import extract_steps
 
 FAST = dict(per_device_train_batch_size=4, learning_rate=1e-3, max_steps=2, max_length=256, report_to="none",
@@ -52,14 +52,14 @@ def problem_and_texts():
 
 def test_solution_pairs_follow_the_prm_and_the_answer_check():
     p, gold, bad, lucky = problem_and_texts()
-    samples = onpolicy.label_samples(StubPRM(), [p], [[gold, gold, bad, lucky, "  "]], THRESHOLD, policy="dpo")
+    samples = prm_pairs.label_samples(StubPRM(), [p], [[gold, gold, bad, lucky, "  "]], THRESHOLD, policy="dpo")
     by_text = {s.text: s for s in samples[0]}
     assert by_text[gold].chosen_ok and not by_text[gold].rejected_ok
     assert by_text[bad].rejected_ok and by_text[bad].prm_first_error == 1
     assert not by_text[lucky].chosen_ok and not by_text[lucky].rejected_ok  # right answer, a step the PRM rejects
     assert by_text["  "].rewards is None and not by_text["  "].rejected_ok and by_text[gold].policy == "dpo"
 
-    rows, stats = onpolicy.solution_pairs([p], samples, rejected_probs="first_error")
+    rows, stats = prm_pairs.solution_pairs([p], samples, rejected_probs="first_error")
     assert [(r["chosen"], r["rejected"]) for r in rows] == [(gold, bad)]
     assert stats["repeated_solutions"] == 1 and stats["right_answer_prm_rejected"] == 1 and stats["pairs"] == 1
     s = 1 / (1 + math.exp(-R))
@@ -67,22 +67,22 @@ def test_solution_pairs_follow_the_prm_and_the_answer_check():
     assert row["chosen_step_labels"] == pytest.approx([s, s, s])
     assert row["rejected_step_labels"] == pytest.approx([s, 1 - s, 1.0])  # after the first error: not pushed down
     assert row["prm_first_error"] == 1 and row["kind"] == "solution"
-    rows_prm, _ = onpolicy.solution_pairs([p], samples, rejected_probs="prm")
+    rows_prm, _ = prm_pairs.solution_pairs([p], samples, rejected_probs="prm")
     assert rows_prm[0]["rejected_step_labels"] == pytest.approx([s, 1 - s, 1 - s])
-    assert onpolicy.count_mislabels([p], rows) == {"pairs": 1, "chosen_wrong": 0,
+    assert prm_pairs.count_mislabels([p], rows) == {"pairs": 1, "chosen_wrong": 0,
                                                    "rejected_first_error_elsewhere": 0, "mislabelled": 0}
-    assert onpolicy.step_agreement([p], samples) == 1.0
+    assert prm_pairs.step_agreement([p], samples) == 1.0
 
 
 def test_mislabels_are_counted_against_the_checker():
     p, gold, bad, lucky = problem_and_texts()
-    samples = onpolicy.label_samples(StubPRM(blind=True), [p], [[gold, bad, lucky]], THRESHOLD)
-    rows, _ = onpolicy.solution_pairs([p], samples)
+    samples = prm_pairs.label_samples(StubPRM(blind=True), [p], [[gold, bad, lucky]], THRESHOLD)
+    rows, _ = prm_pairs.solution_pairs([p], samples)
     assert sorted(r["chosen"] for r in rows) == sorted([gold, lucky])  # the blind PRM accepts the lucky one
-    counts = onpolicy.count_mislabels([p], rows)
+    counts = prm_pairs.count_mislabels([p], rows)
     # both rejected solutions: the PRM puts no error where the checker finds one at step 2; one chosen is wrong
     assert counts == {"pairs": 2, "chosen_wrong": 1, "rejected_first_error_elsewhere": 2, "mislabelled": 2}
-    assert onpolicy.step_agreement([p], samples) == pytest.approx(4 / 9)  # gold 3/3, bad 1/3, lucky 0/3 right
+    assert prm_pairs.step_agreement([p], samples) == pytest.approx(4 / 9)  # gold 3/3, bad 1/3, lucky 0/3 right
 
 
 def test_a_task_without_checker_counts_no_mislabels():
@@ -101,10 +101,10 @@ def test_a_task_without_checker_counts_no_mislabels():
 
     p, gold, bad, _ = problem_and_texts()
     q = NoChecker(p)
-    samples = onpolicy.label_samples(StubPRM(), [q], [[gold, bad]], THRESHOLD)
-    rows, _ = onpolicy.solution_pairs([q], samples)
-    assert len(rows) == 1 and onpolicy.count_mislabels([q], rows) is None
-    assert onpolicy.step_agreement([q], samples) is None
+    samples = prm_pairs.label_samples(StubPRM(), [q], [[gold, bad]], THRESHOLD)
+    rows, _ = prm_pairs.solution_pairs([q], samples)
+    assert len(rows) == 1 and prm_pairs.count_mislabels([q], rows) is None
+    assert prm_pairs.step_agreement([q], samples) is None
 
 
 # ----------------------------------------------------------------------------- Step-DPO pairs without gold
@@ -129,10 +129,10 @@ class StubSampler:
 def test_step_pairs_resample_the_first_wrong_step_until_the_prm_accepts_it():
     p, gold, bad, _ = problem_and_texts()
     prm = StubPRM()
-    samples = onpolicy.label_samples(prm, [p], [[bad]], THRESHOLD, policy="stepwise_dpo")
+    samples = prm_pairs.label_samples(prm, [p], [[bad]], THRESHOLD, policy="stepwise_dpo")
     sampler = StubSampler(p, gold, bad)
     policies = {"dpo": "dpo-model", "stepwise_dpo": "stepwise-model"}
-    rows, stats = onpolicy.step_pairs(policies, None, prm, [p], samples, THRESHOLD, tries=3, attempts=2,
+    rows, stats = prm_pairs.step_pairs(policies, None, prm, [p], samples, THRESHOLD, tries=3, attempts=2,
                                       sample_fn=sampler)
     assert len(sampler.calls) == 2 and sampler.calls[0][0] == "stepwise-model"  # the policy that wrote it resamples
     gold_steps, bad_steps = extract_steps(gold), extract_steps(bad)
@@ -143,13 +143,13 @@ def test_step_pairs_resample_the_first_wrong_step_until_the_prm_accepts_it():
     assert row["chosen"] == gold and row["rejected"] == bad  # whole solutions: the rest after the step is kept
     assert row["chosen_step"] == gold_steps[1] and row["rejected_step"] == bad_steps[1]
     assert row["kind"] == "step" and row["prm_first_error"] == 1
-    assert onpolicy.count_mislabels([p], rows)["mislabelled"] == 0
+    assert prm_pairs.count_mislabels([p], rows)["mislabelled"] == 0
 
-    one_attempt, stats = onpolicy.step_pairs(policies, None, prm, [p], samples, THRESHOLD, tries=3, attempts=1,
+    one_attempt, stats = prm_pairs.step_pairs(policies, None, prm, [p], samples, THRESHOLD, tries=3, attempts=1,
                                              sample_fn=StubSampler(p, gold, bad))
     assert one_attempt == [] and stats["no_accepted_step"] == 1
 
-    prefix_form = onpolicy.step_pair_rows(rows, form="prefix")[0]
+    prefix_form = prm_pairs.step_pair_rows(rows, form="prefix")[0]
     assert prefix_form["prompt"] == p.prompt + gold_steps[0] and prefix_form["open_ended"]
     assert prefix_form["chosen"] == gold_steps[1] and prefix_form["rejected"] == bad_steps[1]
     assert len(prefix_form["chosen_step_labels"]) == len(prefix_form["rejected_step_labels"]) == 1
@@ -159,8 +159,8 @@ def one_step_pair():
     """The problem, its gold and wrong solutions, the stub PRM and the one Step-DPO pair it corrects (at step 2)."""
     p, gold, bad, _ = problem_and_texts()
     prm = StubPRM()
-    samples = onpolicy.label_samples(prm, [p], [[bad]], THRESHOLD, policy="dpo")
-    rows, _ = onpolicy.step_pairs({"dpo": None}, None, prm, [p], samples, THRESHOLD, tries=2, attempts=2,
+    samples = prm_pairs.label_samples(prm, [p], [[bad]], THRESHOLD, policy="dpo")
+    rows, _ = prm_pairs.step_pairs({"dpo": None}, None, prm, [p], samples, THRESHOLD, tries=2, attempts=2,
                                   sample_fn=StubSampler(p, gold, bad))
     return p, gold, bad, prm, rows
 
@@ -179,7 +179,7 @@ def test_step_negatives_add_distinct_wrong_steps_the_prm_rejects_against_the_sam
         return [texts[:n] if model == "a" else texts[n:2 * n] for _ in contexts]
 
     policies = {"a": "a", "b": "b"}
-    neg, stats = onpolicy.step_negatives(policies, None, prm, [p], rows, THRESHOLD, tries=6, max_per_state=3,
+    neg, stats = prm_pairs.step_negatives(policies, None, prm, [p], rows, THRESHOLD, tries=6, max_per_state=3,
                                          temperature=2.0, sample_fn=sampler)
     assert [(m, n, t) for m, n, t in calls] == [("a", 3, 2.0), ("b", 3, 2.0)]  # tries shared out, sampled hot
     assert stats["pairs"] == len(neg) == 3  # four new wrong steps offered, three kept: the state is full
@@ -190,8 +190,8 @@ def test_step_negatives_add_distinct_wrong_steps_the_prm_rejects_against_the_sam
         assert r["chosen"] == row["chosen"] and r["step_index"] == k and r["kind"] == "step"
         assert r["initial_reason_steps"] == prefix and r["rejected"].startswith(prefix)
         assert r["rejected_step"] == extract_steps(r["rejected"])[k] != r["chosen_step"]
-    assert onpolicy.count_mislabels([p], neg)["mislabelled"] == 0
-    assert onpolicy.step_negatives(policies, None, prm, [p], [], THRESHOLD, sample_fn=sampler)[0] == []
+    assert prm_pairs.count_mislabels([p], neg)["mislabelled"] == 0
+    assert prm_pairs.step_negatives(policies, None, prm, [p], [], THRESHOLD, sample_fn=sampler)[0] == []
 
 
 def test_mirrored_negatives_reject_the_slip_on_the_other_side_of_the_right_number():
@@ -199,7 +199,7 @@ def test_mirrored_negatives_reject_the_slip_on_the_other_side_of_the_right_numbe
     row, k = rows[0], 1
     right, wrong = p.values[2], toyworld.check(p, bad).steps[k]
     slip = int(wrong.rsplit("= ", 1)[1]) - right
-    neg, stats = onpolicy.mirrored_negatives(prm, [p], rows, THRESHOLD)
+    neg, stats = prm_pairs.mirrored_negatives(prm, [p], rows, THRESHOLD)
     assert stats["pairs"] == len(neg) == 1
     r = neg[0]
     assert r["chosen"] == row["chosen"] and r["step_index"] == k and r["kind"] == "step"
@@ -207,20 +207,20 @@ def test_mirrored_negatives_reject_the_slip_on_the_other_side_of_the_right_numbe
     assert toyworld.arithmetic_slip(p, r["rejected"]) == -slip  # the other side of the right result
     assert r["rejected"] == r["initial_reason_steps"] + r["rejected_step"] + row["chosen"][len(
         row["initial_reason_steps"] + row["chosen_step"]):]  # the chosen's later steps, unchanged
-    assert r["rejected_step_labels"][k] < 0.5 and onpolicy.count_mislabels([p], neg)["mislabelled"] == 0
-    blind, stats = onpolicy.mirrored_negatives(StubPRM(blind=True), [p], rows, THRESHOLD)
+    assert r["rejected_step_labels"][k] < 0.5 and prm_pairs.count_mislabels([p], neg)["mislabelled"] == 0
+    blind, stats = prm_pairs.mirrored_negatives(StubPRM(blind=True), [p], rows, THRESHOLD)
     assert blind == [] and stats["prm_accepts_the_mirror"] == 1  # only steps the PRM rejects become pairs
-    assert onpolicy.mirrored_step("Step 2: 39 - 1 = 38", "Step 2: 38 - 1 = 37") is None  # a copied operand
-    assert onpolicy.mirrored_step("Step 1: 1 + 0 = 1", "Step 1: 1 + 0 = 3") is None  # would be negative
-    assert onpolicy.mirrored_step("Step 1: 13 * 3 = 39", "Step 1: 13 * 3 = 38") == "Step 1: 13 * 3 = 40"
-    assert onpolicy.mirrored_step("Step 1: 1 + 4 = 5", "Step 1: 1 + 4 = 05") is None  # one number, written two ways
+    assert prm_pairs.mirrored_step("Step 2: 39 - 1 = 38", "Step 2: 38 - 1 = 37") is None  # a copied operand
+    assert prm_pairs.mirrored_step("Step 1: 1 + 0 = 1", "Step 1: 1 + 0 = 3") is None  # would be negative
+    assert prm_pairs.mirrored_step("Step 1: 13 * 3 = 39", "Step 1: 13 * 3 = 38") == "Step 1: 13 * 3 = 40"
+    assert prm_pairs.mirrored_step("Step 1: 1 + 4 = 5", "Step 1: 1 + 4 = 05") is None  # one number, written two ways
 
 
 def test_round_pairs_add_the_mirrored_pairs_or_use_them_instead_of_the_step_pairs(monkeypatch):
     p, gold, bad, prm, rows = one_step_pair()
-    samples = onpolicy.label_samples(prm, [p], [[gold, bad]], THRESHOLD)
+    samples = prm_pairs.label_samples(prm, [p], [[gold, bad]], THRESHOLD)
     monkeypatch.setattr(onpolicy, "step_pairs", lambda *a, **kw: ([dict(r) for r in rows], {"pairs": len(rows)}))
-    mirror = onpolicy.mirrored_step(rows[0]["chosen_step"], rows[0]["rejected_step"])
+    mirror = prm_pairs.mirrored_step(rows[0]["chosen_step"], rows[0]["rejected_step"])
     for mode, rejected_steps in [("no", [rows[0]["rejected_step"]]), ("add", [rows[0]["rejected_step"], mirror]),
                                  ("instead", [mirror])]:
         rs = onpolicy.RoundSettings(pairs="both", mirrored_negatives=mode, threshold=THRESHOLD)
@@ -233,13 +233,13 @@ def test_round_pairs_add_the_mirrored_pairs_or_use_them_instead_of_the_step_pair
     with pytest.raises(ValueError, match="step_negatives=0"):
         onpolicy.RoundSettings(mirrored_negatives="instead", step_negatives=2)
     with pytest.raises(ValueError, match="step row 0"):
-        onpolicy.mirrored_negatives(prm, [p], [dict(rows[0], chosen=gold[::-1])], THRESHOLD)
+        prm_pairs.mirrored_negatives(prm, [p], [dict(rows[0], chosen=gold[::-1])], THRESHOLD)
 
 
 def test_step_pairs_require_an_accepted_solution_by_default():
     p, gold, bad, _ = problem_and_texts()
     prm = StubPRM()
-    samples = onpolicy.label_samples(prm, [p], [[bad]], THRESHOLD)
+    samples = prm_pairs.label_samples(prm, [p], [[bad]], THRESHOLD)
     v = p.values
     # right step 2, wrong step 3: the PRM accepts step k but not the solution
     half = toyworld.format_solution([(v[0], *p.ops[0], v[1]), (v[1], *p.ops[1], v[2]), (v[2], *p.ops[2], v[3] + 1)])
@@ -248,8 +248,8 @@ def test_step_pairs_require_an_accepted_solution_by_default():
     def sampler(model, tokenizer, contexts, n, **kw):
         return [[half[len(prefix):]] * n for _ in contexts]
 
-    strict, _ = onpolicy.step_pairs({"m": None}, None, prm, [p], samples, THRESHOLD, attempts=1, sample_fn=sampler)
-    loose, _ = onpolicy.step_pairs({"m": None}, None, prm, [p], samples, THRESHOLD, attempts=1, sample_fn=sampler,
+    strict, _ = prm_pairs.step_pairs({"m": None}, None, prm, [p], samples, THRESHOLD, attempts=1, sample_fn=sampler)
+    loose, _ = prm_pairs.step_pairs({"m": None}, None, prm, [p], samples, THRESHOLD, attempts=1, sample_fn=sampler,
                                    require="step")
     assert strict == [] and [r["chosen"] for r in loose] == [half]
 
@@ -258,8 +258,8 @@ def test_step_pairs_require_an_accepted_solution_by_default():
 
 def step_rows():
     p, gold, bad, _ = problem_and_texts()
-    samples = onpolicy.label_samples(StubPRM(), [p], [[bad]], THRESHOLD)
-    rows, _ = onpolicy.step_pairs({"m": None}, None, StubPRM(), [p], samples, THRESHOLD, attempts=2,
+    samples = prm_pairs.label_samples(StubPRM(), [p], [[bad]], THRESHOLD)
+    rows, _ = prm_pairs.step_pairs({"m": None}, None, StubPRM(), [p], samples, THRESHOLD, attempts=2,
                                   sample_fn=StubSampler(p, gold, bad))
     return rows
 
@@ -270,7 +270,7 @@ def test_one_step_completions_get_no_eos(tmp_path, tiny_model, tiny_tokenizer):
     eos = tok.eos_token_id
     rows = step_rows()
     settings = onpolicy.TrainSettings(step_pairing="first_error", args=FAST)
-    prefix = onpolicy.make_trainer("stepwise_dpo", tiny_model, tok, onpolicy.step_pair_rows(rows, "prefix"), settings,
+    prefix = onpolicy.make_trainer("stepwise_dpo", tiny_model, tok, prm_pairs.step_pair_rows(rows, "prefix"), settings,
                                    str(tmp_path / "prefix"))
     ex = prefix.train_dataset[0]
     assert ex["chosen_ids"][-1] != eos and ex["rejected_ids"][-1] != eos  # TRL appended it; it was dropped
@@ -288,7 +288,7 @@ def test_one_step_completions_get_no_eos(tmp_path, tiny_model, tiny_tokenizer):
     assert ex["first_diff_step"] == rows[0]["step_index"] == 1 < n_steps - 1  # the scored step holds no EOS
 
     with pytest.raises(ValueError, match="full form"):
-        onpolicy.make_trainer("dpo", copy.deepcopy(tiny_model), tok, onpolicy.step_pair_rows(rows, "prefix"),
+        onpolicy.make_trainer("dpo", copy.deepcopy(tiny_model), tok, prm_pairs.step_pair_rows(rows, "prefix"),
                               settings, str(tmp_path / "dpo"))
 
 
@@ -443,8 +443,8 @@ def test_round_problems_and_share_out():
     ps = list(range(10))
     assert onpolicy.round_problems(ps, 4, 1) == [0, 1, 2, 3] and onpolicy.round_problems(ps, 4, 3) == [8, 9, 0, 1]
     assert onpolicy.round_problems(ps, None, 5) == ps
-    assert onpolicy.share_out(6, onpolicy.METHODS) == {"dpo": 2, "stepwise_dpo": 2, "nll_only": 2}
-    assert onpolicy.share_out(4, onpolicy.METHODS) == {"dpo": 2, "stepwise_dpo": 1, "nll_only": 1}
+    assert prm_pairs.share_out(6, onpolicy.METHODS) == {"dpo": 2, "stepwise_dpo": 2, "nll_only": 2}
+    assert prm_pairs.share_out(4, onpolicy.METHODS) == {"dpo": 2, "stepwise_dpo": 1, "nll_only": 1}
     with pytest.raises(ValueError):
         onpolicy.RoundSettings(pairs="all")
 

@@ -4,8 +4,9 @@
   interface (``tasks``), with the pairs and labels built from their checkers (``labelling``);
 - notebook profiles (``profiles``, ``smoke``), run folders and metrics (``runs``), pictures (``viz``);
 - what the notebooks compute with the library: best-of-N (``bestofn``), PRM-guided search (``search``), on-policy
-  rounds (``onpolicy``, with two diagnostic step losses, ``critical_token``: through the output layer only,
-  ``output_layer_pairs``, and on rejected tokens redrawn from the current policy, ``fresh_rejected_pairs``),
+  rounds (``onpolicy``, on pairs built from a PRM's step labels, ``prm_pairs``, with two diagnostic step losses,
+  ``critical_token``: through the output layer only, ``output_layer_pairs``, and on rejected tokens redrawn from
+  the current policy, ``fresh_rejected_pairs``),
   verifier pretraining (``verifier_pretraining``), Monte-Carlo budgets (``budget``);
 - the notebook runner (``notebooks``, also ``python -m stepdpo_lite.tutorial``) and the Colab setup (``colab``).
 

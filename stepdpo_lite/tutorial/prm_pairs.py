@@ -1,0 +1,440 @@
+"""Preference pairs from a PRM's step labels, without gold: the data half of an on-policy round (``onpolicy``).
+
+1. **label** sampled solutions (``label_samples``): every step with the trained PRM (``σ(reward)`` = P(step right);
+   the PRM's validation threshold, a log-odds, says which steps it rejects) and every final answer with
+   ``problem.is_correct`` (what a user of a GSM8K-style task has). No gold step checker is used;
+2. **solution pairs** (``solution_pairs``): chosen = right answer and no step the PRM rejects, rejected = wrong
+   answer;
+3. **Step-DPO pairs** (``step_pairs``; Lai et al. 2024, arXiv:2406.18629): the PRM locates the first wrong step k of
+   a rejected solution, the policy that wrote it resamples from the shared prefix (steps < k) until the PRM accepts
+   step k (and, by default, the whole corrected solution), and the pair is prefix + right step k + its rest vs the
+   rejected solution. ``step_negatives`` and ``mirrored_negatives`` add more wrong steps at the same states (two
+   diagnostics of why preference training overshoots in the toy world; docs/benchmarks.md);
+4. **mislabels** (``count_mislabels``, ``step_agreement``): ``problem.verdict``, the task's checker, is read only to
+   *count* how many pairs the PRM mislabelled, for evaluation.
+
+**EOS and one-step completions.** TRL 1.16's ``DPOTrainer`` appends the EOS token to every non-chat completion,
+so a Step-DPO pair in its prompt-prefix form (prompt + prefix, one step each) would teach the policy to stop
+after one step; Step-DPO's own trainer comments the EOS out. Here the step pairs keep the rest of each solution
+(``step_pair_rows(form="full")``): both completions are whole solutions whose EOS is right, the shared prefix
+cancels in DPO's log-ratio and ``step_pairing="first_error"`` scores only step k. The prompt-prefix form
+(``form="prefix"``) marks its rows ``open_ended``; ``StepwiseDPOTrainer`` then drops the EOS TRL appended.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from .. import generation
+from ..evaluation import predict_first_error
+from ..steps import DEFAULT_DELIMITER, extract_steps
+
+REJECTED_PROBS = ("prm", "first_error")
+
+
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+
+def share_out(k: int, names: Sequence[str]) -> dict[str, int]:
+    """``k`` samples per problem shared out among ``names`` (the first ones get one more when it does not divide)."""
+    return {n: k // len(names) + (j < k % len(names)) for j, n in enumerate(names)}
+
+
+# ----------------------------------------------------------------------------- PRM labels
+
+@dataclass
+class Sample:
+    """One sampled solution with the PRM's step rewards (log-odds) and the answer check.
+
+    ``rewards`` is None when the PRM could not score it (blank, or longer than the PRM's ``max_length``)."""
+
+    problem: int
+    text: str
+    steps: list[str]
+    rewards: list[float] | None
+    answer_correct: bool
+    threshold: float
+    policy: str | None = None
+
+    @property
+    def prm_first_error(self) -> int | None:
+        """Index of the first step the PRM rejects (reward < threshold), -1 if none, None if unscored."""
+        if self.rewards is None:
+            return None
+        return predict_first_error(self.rewards, self.threshold)
+
+    @property
+    def chosen_ok(self) -> bool:
+        """Right final answer and no step the PRM rejects."""
+        return self.answer_correct and self.prm_first_error == -1
+
+    @property
+    def rejected_ok(self) -> bool:
+        """Wrong final answer (and scored, so that it has step probabilities)."""
+        return not self.answer_correct and self.rewards is not None and bool(self.steps)
+
+
+def _fits(prm, prompt: str, steps: list[str]) -> bool:
+    """Whether the PRM can score these steps (a ``ProcessRewardModel`` raises on inputs over its max_length)."""
+    if not hasattr(prm, "encode"):
+        return True
+    try:
+        prm.encode(prompt, steps)
+    except ValueError:
+        return False
+    return True
+
+
+def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: float, *, policy: str | None = None,
+                  delimiter: str | None = None, batch_size: int | None = None) -> list[list[Sample]]:
+    """Score every step of every solution with the PRM (one forward pass each) and check every final answer.
+
+    ``solutions[i]`` holds the sampled texts of ``problems[i]``; ``policy`` names who sampled them (in
+    ``Sample.policy``). Blank solutions and ones too long for the PRM are kept, unscored (``rewards=None``)."""
+    if len(problems) != len(solutions):
+        raise ValueError(f"label_samples: {len(problems)} problems but {len(solutions)} lists of solutions")
+    delimiter = delimiter or getattr(getattr(prm, "config", None), "step_delimiter", DEFAULT_DELIMITER)
+    out, todo = [], []
+    for i, (p, sols) in enumerate(zip(problems, solutions)):
+        if isinstance(sols, str):
+            raise ValueError("label_samples: solutions must hold one list of texts per problem")
+        row = []
+        for text in sols:
+            steps = extract_steps(text, delimiter) if text.strip() else []
+            s = Sample(i, text, steps, None, bool(p.is_correct(text)), threshold, policy)
+            if steps and _fits(prm, p.prompt, steps):
+                todo.append(s)
+            row.append(s)
+        out.append(row)
+    if todo:
+        rewards = prm.score_solutions([problems[s.problem].prompt for s in todo], [s.steps for s in todo],
+                                      batch_size=batch_size)
+        for s, r in zip(todo, rewards):
+            s.rewards = [float(x) for x in r]
+    return out
+
+
+def rejected_step_probs(sample: Sample, mode: str = "first_error") -> list[float]:
+    """Step probabilities of a rejected solution for Stepwise DPO's step loss (it pushes down ``1 − p``).
+
+    ``"prm"``: σ(reward) of every step. ``"first_error"``: σ(reward) up to the first step the PRM rejects, 1 after
+    it: a step that builds faithfully on a wrong number is not an action to unlearn (``Verdict.mistake_labels``
+    without error kinds: only the first wrong step counts as the mistake)."""
+    if mode not in REJECTED_PROBS:
+        raise ValueError(f"rejected_probs must be one of {REJECTED_PROBS}, got {mode!r}")
+    probs = [sigmoid(r) for r in sample.rewards]
+    k = sample.prm_first_error
+    if mode == "first_error" and k is not None and k >= 0:
+        probs = probs[:k + 1] + [1.0] * (len(probs) - k - 1)
+    return probs
+
+
+def _pair_row(prompt, chosen: Sample, rejected: Sample, rejected_probs: str, **extra) -> dict:
+    return {"prompt": prompt, "chosen": chosen.text, "rejected": rejected.text,
+            "chosen_step_labels": [sigmoid(r) for r in chosen.rewards],
+            "rejected_step_labels": rejected_step_probs(rejected, rejected_probs),
+            "chosen_step_rewards_prm": list(chosen.rewards), "rejected_step_rewards_prm": list(rejected.rewards),
+            "problem_index": chosen.problem, "prm_first_error": rejected.prm_first_error, **extra}
+
+
+def solution_pairs(problems, samples: Sequence[Sequence[Sample]], *, max_pairs_per_problem: int | None = 4,
+                   seed: int = 0, rejected_probs: str = "first_error") -> tuple[list[dict], Counter]:
+    """Whole-solution preference pairs from PRM-labelled samples.
+
+    Chosen: right final answer and no step the PRM rejects. Rejected: wrong final answer. A right answer with a
+    step the PRM rejects (lucky, or a PRM false alarm) is used on neither side. Each distinct text once; of all
+    chosen x rejected combinations, ``max_pairs_per_problem`` at random (seeded per prompt). Rows carry
+    ``chosen_step_labels`` / ``rejected_step_labels`` (probabilities, see ``rejected_step_probs``) for
+    ``StepwiseDPOTrainer`` and the raw PRM rewards; the counter says what was left out and why."""
+    rows, stats = [], Counter()
+    for p, row in zip(problems, samples):
+        distinct = {}
+        for s in row:
+            distinct.setdefault(s.text, s)
+        stats["repeated_solutions"] += len(row) - len(distinct)
+        good = [s for s in distinct.values() if s.chosen_ok]
+        bad = [s for s in distinct.values() if s.rejected_ok]
+        stats["unscored_solutions"] += sum(s.rewards is None for s in distinct.values())
+        stats["right_answer_prm_rejected"] += sum(s.answer_correct and (s.prm_first_error or 0) >= 0
+                                                  for s in distinct.values() if s.rewards is not None)
+        stats["wrong_answer_prm_accepted"] += sum(s.rejected_ok and s.prm_first_error == -1 for s in bad)
+        combos = [(c, r) for c in good for r in bad]
+        random.Random(f"{seed}:{p.prompt}").shuffle(combos)
+        rows += [_pair_row(p.prompt, c, r, rejected_probs, kind="solution", step_index=-1)
+                 for c, r in combos[:max_pairs_per_problem]]
+    stats["pairs"] = len(rows)
+    return rows, stats
+
+
+# ----------------------------------------------------------------------------- Step-DPO pairs, no gold
+
+def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples: Sequence[Sequence[Sample]],
+               threshold: float, *, max_per_problem: int = 1, tries: int = 4, attempts: int = 2,
+               require: str = "solution", rejected_probs: str = "first_error", temperature: float = 1.0,
+               max_new_tokens: int = 160, batch_size: int = 64, seed: int = 0,
+               sample_fn: Callable | None = None) -> tuple[list[dict], Counter]:
+    """Step-DPO pairs without gold labels: for up to ``max_per_problem`` rejected solutions per problem whose
+    first wrong step k the PRM locates, the policy that wrote it (``policies[sample.policy]``, else the first)
+    samples ``tries`` continuations of ``prompt + steps[:k]`` (T = ``temperature``), up to ``attempts`` times,
+    until one is accepted: its step k differs from the wrong one and the PRM accepts it (``require="step"``),
+    and also every later step and the final answer (``require="solution"``, default: the chosen is then a whole
+    solution as good as a solution pair's). Returns rows in the whole-solution form (see ``step_pair_rows`` for
+    the others): ``prompt``, ``chosen`` = prefix + right step + its rest, ``rejected`` = the rejected solution,
+    ``initial_reason_steps``, ``chosen_step``, ``rejected_step``, ``step_index`` = k, step probabilities and
+    rewards; and a counter of what was built and left out."""
+    if require not in ("step", "solution"):
+        raise ValueError(f"require must be 'step' or 'solution', got {require!r}")
+    sample_fn = sample_fn or generation.sample_solutions
+    names = list(policies)
+    stats, todo = Counter(), []
+    for p, row in zip(problems, samples):
+        seen, picked = set(), []
+        for s in row:
+            if not s.rejected_ok or s.text in seen:
+                continue
+            seen.add(s.text)
+            if s.prm_first_error == -1:
+                stats["prm_found_no_wrong_step"] += 1
+                continue
+            picked.append(s)
+        random.Random(f"{seed}:step:{p.prompt}").shuffle(picked)
+        stats["rejected_left_for_other_problems"] += max(0, len(picked) - max_per_problem)
+        todo += picked[:max_per_problem]
+    found: dict[int, tuple[Sample, str]] = {}
+    pending = list(range(len(todo)))
+    for attempt in range(attempts):
+        if not pending:
+            break
+        by_policy: dict[str, list[int]] = {}
+        for j in pending:
+            by_policy.setdefault(todo[j].policy if todo[j].policy in policies else names[0], []).append(j)
+        for name, js in by_policy.items():
+            contexts = [problems[todo[j].problem].prompt + "".join(todo[j].steps[:todo[j].prm_first_error]) for j in js]
+            with generation.evaluating(policies[name]):
+                conts = sample_fn(policies[name], tokenizer, contexts, n=tries, temperature=temperature,
+                                  batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                  seed=seed + 1000 * attempt + 17, progress=False)
+            cands = []
+            for j, cs in zip(js, conts):
+                s = todo[j]
+                prefix = "".join(s.steps[:s.prm_first_error])
+                for c in dict.fromkeys(cs):
+                    cands.append((j, prefix + c))
+            # Score each candidate as a whole solution (the PRM reads step k in the context of the prefix)
+            labelled = _label_texts(prm, problems, [todo[j].problem for j, _ in cands], [t for _, t in cands],
+                                    threshold, name)
+            for (j, text), cand in zip(cands, labelled):
+                if j in found:
+                    continue
+                s, k = todo[j], todo[j].prm_first_error
+                if cand.rewards is None or len(cand.steps) <= k or cand.steps[:k] != s.steps[:k]:
+                    continue
+                if cand.steps[k] == s.steps[k] or cand.rewards[k] < threshold:
+                    continue
+                if require == "solution" and not cand.chosen_ok:
+                    continue
+                found[j] = (cand, text)
+        pending = [j for j in pending if j not in found]
+    stats["no_accepted_step"] += len(pending)
+    rows = []
+    for j in sorted(found):
+        s, (cand, _) = todo[j], found[j]
+        k = s.prm_first_error
+        rows.append(_pair_row(problems[s.problem].prompt, cand, s, rejected_probs, kind="step", step_index=k,
+                              initial_reason_steps="".join(s.steps[:k]), chosen_step=cand.steps[k],
+                              rejected_step=s.steps[k]))
+    stats["pairs"] = len(rows)
+    stats["prefixes_tried"] = len(todo)
+    return rows, stats
+
+
+def _against_chosen(row: dict, rejected: Sample, rejected_step: str, rejected_probs: str, threshold: float) -> dict:
+    """One more Step-DPO pair at ``row``'s state: its chosen solution against ``rejected``, wrong at step k."""
+    chosen = Sample(row["problem_index"], row["chosen"], extract_steps(row["chosen"]), row["chosen_step_rewards_prm"],
+                    True, threshold)
+    return _pair_row(row["prompt"], chosen, rejected, rejected_probs, kind="step", step_index=row["step_index"],
+                     initial_reason_steps=row["initial_reason_steps"], chosen_step=row["chosen_step"],
+                     rejected_step=rejected_step)
+
+
+def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, step_rows: Sequence[dict],
+                   threshold: float, *, tries: int = 8, max_per_state: int = 3, temperature: float = 2.0,
+                   rejected_probs: str = "first_error", max_new_tokens: int = 160, batch_size: int = 64, seed: int = 0,
+                   sample_fn: Callable | None = None) -> tuple[list[dict], Counter]:
+    """More wrong steps at each Step-DPO state: the policies (``tries`` continuations of prompt + shared prefix,
+    shared out among them, at ``temperature``) write step k again, and every distinct step k the PRM rejects
+    becomes one more pair against the same chosen (up to ``max_per_state`` a state).
+
+    Why: a pair only says "the right step, not this wrong one". The tiny policy's slips lean one way (mostly one
+    too many, ``scripts/slip_offsets.py``), so most pairs reject the same neighbour, and preference training
+    overshoots to the other one. Hotter samples from every policy put wrong steps on more sides of the right one
+    (``mirrored_negatives`` tests that idea directly)."""
+    if not step_rows:
+        return [], Counter(pairs=0)
+    sample_fn = sample_fn or generation.sample_solutions
+    contexts = [r["prompt"] + r["initial_reason_steps"] for r in step_rows]
+    prefixes = [extract_steps(r["initial_reason_steps"]) for r in step_rows]
+    cands = []
+    for j, (name, n) in enumerate(share_out(tries, list(policies)).items()):
+        if n == 0:
+            continue
+        with generation.evaluating(policies[name]):
+            conts = sample_fn(policies[name], tokenizer, contexts, n=n, temperature=temperature, batch_size=batch_size,
+                              max_new_tokens=max_new_tokens, seed=seed + 31 * (j + 1), progress=False)
+        cands += [(i, step_rows[i]["initial_reason_steps"] + c) for i, cs in enumerate(conts) for c in dict.fromkeys(cs)]
+    labelled = _label_texts(prm, problems, [step_rows[i]["problem_index"] for i, _ in cands], [t for _, t in cands],
+                            threshold, None)
+    rows, stats, taken = [], Counter(), {}
+    for (i, _), cand in zip(cands, labelled):
+        r, k = step_rows[i], step_rows[i]["step_index"]
+        steps = taken.setdefault(i, {r["chosen_step"], r["rejected_step"]})
+        if cand.rewards is None or len(cand.steps) <= k or cand.steps[:k] != prefixes[i] or cand.rewards[k] >= threshold:
+            stats["not_a_step_the_prm_rejects"] += 1
+        elif cand.steps[k] in steps or len(steps) - 2 >= max_per_state:
+            stats["repeated_or_state_full"] += 1
+        else:
+            steps.add(cand.steps[k])
+            rows.append(_against_chosen(r, cand, cand.steps[k], rejected_probs, threshold))
+    stats["pairs"] = len(rows)
+    return rows, stats
+
+
+_NUMBER = re.compile(r"-?\d+")
+
+
+def mirrored_step(chosen_step: str, rejected_step: str) -> str | None:
+    """The chosen step with its number ``c`` where the rejected step wrote ``c + d`` (the only number they differ
+    in) changed to ``c − d``: the wrong step on the other side of the right one. None when they differ in no
+    number (by value) or in more than one (a copied operand and its result), or when ``c − d`` is negative."""
+    c, r = _NUMBER.findall(chosen_step), _NUMBER.findall(rejected_step)
+    diff = [i for i, (a, b) in enumerate(zip(c, r)) if int(a) != int(b)]  # "05" and "5" are one number
+    if len(c) != len(r) or len(diff) != 1:
+        return None
+    i = diff[0]
+    value = 2 * int(c[i]) - int(r[i])
+    if value < 0:
+        return None
+    start, end = list(_NUMBER.finditer(chosen_step))[i].span()
+    return chosen_step[:start] + str(value) + chosen_step[end:]
+
+
+def mirrored_negatives(prm, problems, step_rows: Sequence[dict], threshold: float, *,
+                       rejected_probs: str = "first_error") -> tuple[list[dict], Counter]:
+    """One more Step-DPO pair per state: the chosen solution with step k's slip mirrored about the right number
+    (``mirrored_step``: 36 where 37 is right and the slip wrote 38), kept when the PRM rejects step k. No
+    sampling, no gold.
+
+    Why: a test of the explanation in ``step_negatives``. Preference training leaves the tiny policy slipping
+    one *less*; if that were only because the pairs reject "one more", pairs on both sides should stop it. They
+    do not: trained on these mirrors alone (``RoundSettings.mirrored_negatives="instead"``) the policy slips one
+    *more*, so each pair pushes it past the right number, away from the side it rejects (docs/benchmarks.md)."""
+    cands, stats = [], Counter()
+    for i, r in enumerate(step_rows):
+        head = r["initial_reason_steps"] + r["chosen_step"]
+        if not r["chosen"].startswith(head):
+            raise ValueError(f"step row {i}: 'chosen' does not start with 'initial_reason_steps' + 'chosen_step'")
+        step = mirrored_step(r["chosen_step"], r["rejected_step"])
+        if step is None:
+            stats["no_single_number_slip"] += 1
+            continue
+        cands.append((i, step, r["initial_reason_steps"] + step + r["chosen"][len(head):]))
+    labelled = _label_texts(prm, problems, [step_rows[i]["problem_index"] for i, _, _ in cands],
+                            [t for _, _, t in cands], threshold, None) if cands else []
+    rows = []
+    for (i, step, _), cand in zip(cands, labelled):
+        k = step_rows[i]["step_index"]
+        if cand.rewards is None or len(cand.steps) <= k or cand.rewards[k] >= threshold:
+            stats["prm_accepts_the_mirror"] += 1
+            continue
+        rows.append(_against_chosen(step_rows[i], cand, step, rejected_probs, threshold))
+    stats["pairs"] = len(rows)
+    return rows, stats
+
+
+def _label_texts(prm, problems, problem_indices, texts, threshold, policy) -> list[Sample]:
+    """``label_samples`` for a flat list of (problem index, text)."""
+    index = sorted(set(problem_indices))
+    where = {i: n for n, i in enumerate(index)}
+    groups = [[] for _ in index]
+    for i, t in zip(problem_indices, texts):
+        groups[where[i]].append(t)
+    labelled = label_samples(prm, [problems[i] for i in index], groups, threshold, policy=policy)
+    cursor = [0] * len(index)
+    out = []
+    for i in problem_indices:
+        g = where[i]
+        s = labelled[g][cursor[g]]
+        cursor[g] += 1
+        out.append(dataclasses.replace(s, problem=i))
+    return out
+
+
+def step_pair_rows(rows: Sequence[dict], form: str = "full") -> list[dict]:
+    """Step pairs in the form a trainer reads.
+
+    ``"full"`` (default): the rows as ``step_pairs`` builds them (whole solutions sharing the prefix; any
+    trainer). ``"prefix"``: Step-DPO's own layout, ``prompt`` = prompt + the shared prefix, ``chosen`` /
+    ``rejected`` = the one differing step, with ``open_ended=True`` so that ``StepwiseDPOTrainer`` drops the
+    EOS TRL appends (a one-step completion must not teach the policy to stop after one step; TRL's plain
+    ``DPOTrainer`` cannot: use the full form for it)."""
+    if form == "full":
+        return [dict(r) for r in rows]
+    if form != "prefix":
+        raise ValueError(f"form must be 'full' or 'prefix', got {form!r}")
+    out = []
+    for r in rows:
+        k = r["step_index"]
+        out.append({"prompt": r["prompt"] + r["initial_reason_steps"], "chosen": r["chosen_step"],
+                    "rejected": r["rejected_step"], "chosen_step_labels": [r["chosen_step_labels"][k]],
+                    "rejected_step_labels": [r["rejected_step_labels"][k]], "open_ended": True,
+                    "problem_index": r["problem_index"], "step_index": k})
+    return out
+
+
+# ----------------------------------------------------------------------------- mislabels (checker: evaluation only)
+
+def count_mislabels(problems, rows: Sequence[dict]) -> dict | None:
+    """How many pairs the PRM mislabelled, by the task's checker (``problem.verdict``; evaluation only).
+
+    A pair is mislabelled when its chosen side holds a step the checker calls wrong (for a step pair: its step
+    k), or when the PRM put the rejected solution's first error elsewhere than the checker (a step pair's
+    prefix then holds a wrong step, or its "wrong" step k is right). None when the task has no step checker."""
+    counts = Counter(pairs=len(rows))
+    for r in rows:
+        p = problems[r["problem_index"]]
+        vc, vr = p.verdict(r["chosen"]), p.verdict(r["rejected"])
+        if vc is None or vr is None:
+            return None
+        k = r["step_index"]
+        chosen_bad = (not vc.step_labels[k]) if k >= 0 and k < len(vc.step_labels) else vc.first_error >= 0
+        rejected_bad = vr.first_error != r["prm_first_error"]
+        counts["chosen_wrong"] += chosen_bad
+        counts["rejected_first_error_elsewhere"] += rejected_bad
+        counts["mislabelled"] += chosen_bad or rejected_bad
+    return dict(counts)
+
+
+def step_agreement(problems, samples: Sequence[Sequence[Sample]]) -> float | None:
+    """Share of scored steps where the PRM's accept/reject agrees with the checker's step label (None: no
+    checker)."""
+    agree = total = 0
+    for p, row in zip(problems, samples):
+        for s in row:
+            if s.rewards is None:
+                continue
+            labels = p.step_labels(s.text)
+            if labels is None:
+                return None
+            if len(labels) != len(s.rewards):
+                continue
+            agree += sum((r >= s.threshold) == bool(y) for r, y in zip(s.rewards, labels))
+            total += len(labels)
+    return agree / total if total else None
