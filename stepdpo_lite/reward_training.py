@@ -28,10 +28,27 @@ from .rewards import (NO, OUTCOME_TAG, STEP_TAG, YES, GenerativeVerifier, Outcom
 
 # ----------------------------------------------------------------------------- data
 
+def _tag_labels(row: dict, i: int, process: bool) -> list[int]:
+    """A row's labels as 0/1, refusing anything else: ``int(0.9)`` would silently flip a soft label to 0."""
+    name = "labels" if process else "label"
+    labels = row[name] if process else [row[name]]
+    if process and len(labels) != len(row["completions"]):
+        raise ValueError(f"training data: row {i}: field 'labels': {len(labels)} labels for "
+                         f"{len(row['completions'])} completions")
+    for x in labels:
+        if not isinstance(x, bool) and x not in (0, 1):
+            raise ValueError(f"training data: row {i}: field '{name}': labels must be bool (or 0/1), got {x!r}")
+    return [int(x) for x in labels]
+
+
 def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict]) -> list[dict]:
     """Rows -> ``{"input_ids", "tag_positions", "tag_labels"}`` with the verifier's own encoding (so the
-    model is trained on exactly the tokens it will score). A row longer than ``max_length`` raises."""
+    model is trained on exactly the tokens it will score). A row longer than ``max_length`` raises, and so do
+    labels that are not 0/1 or do not match the completions one to one. The rest of a row is checked by
+    ``data.validate_stepwise`` / ``validate_outcome``, which the trainers call first (verifier pretraining
+    tokenizes a million rows and skips that)."""
     process = isinstance(verifier, ProcessRewardModel)
+    labels = [_tag_labels(r, i, process) for i, r in enumerate(rows)]
     prompts = [r["prompt"] for r in rows]
     try:
         if process:
@@ -40,7 +57,6 @@ def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict]) -> list[di
             encoded = verifier._encode_many(prompts, [r["completion"] for r in rows])
     except ValueError as err:
         raise ValueError(f"training data: {err}".replace("solution ", "row ")) from None
-    labels = [[int(x) for x in r["labels"]] if process else [int(r["label"])] for r in rows]
     return [{"input_ids": ids, "tag_positions": pos, "tag_labels": lab} for (ids, pos), lab in zip(encoded, labels)]
 
 
@@ -147,6 +163,17 @@ class RewardTrainingConfig:
         return config
 
 
+def _check_training_args(training_args: dict) -> None:
+    """Every key that is not a ``RewardTrainingConfig`` field must be a ``TrainingArguments`` field."""
+    from transformers import TrainingArguments
+
+    known = {f.name for f in fields(TrainingArguments)}
+    unknown = sorted(set(training_args) - known)
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown}: neither RewardTrainingConfig fields nor "
+                         "transformers.TrainingArguments fields")
+
+
 def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, output_dir, eval_dataset,
            c: RewardTrainingConfig, callbacks=None, resume_from_checkpoint=None):
     from transformers import TrainingArguments, set_seed
@@ -155,10 +182,17 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
 
     if c.quantization == "4bit" and c.lora is None:
         raise ValueError("a 4-bit base cannot be trained itself: pass lora=True (QLoRA) or quantization=None")
+    if train_dataset is None:
+        raise ValueError(f"{kind.__name__}: train_dataset is None; give a list of rows or a datasets.Dataset")
+    _check_training_args(c.training_args)  # a misspelled option fails now, not after the model has loaded
     validate = validate_stepwise if kind is ProcessRewardModel else validate_outcome
-    train_rows, eval_rows = list(train_dataset), list(eval_dataset) if eval_dataset is not None else None
-    for rows in (train_rows, eval_rows or []):
-        validate(rows)  # raises naming the record and field
+    checked = {}
+    for name, rows in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
+        try:  # rows, a datasets.Dataset or a JSON/JSONL path
+            checked[name] = None if rows is None else list(validate(rows))  # raises naming the record and field
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
+    train_rows, eval_rows = checked["train_dataset"], checked["eval_dataset"]
     if not train_rows:
         raise ValueError(f"{kind.__name__}: the training data is empty")
 

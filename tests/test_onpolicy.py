@@ -85,6 +85,46 @@ def test_mislabels_are_counted_against_the_checker():
     assert prm_pairs.step_agreement([p], samples) == pytest.approx(4 / 9)  # gold 3/3, bad 1/3, lucky 0/3 right
 
 
+def test_bad_input_to_the_pair_builders_is_refused_naming_what_is_wrong():
+    p, gold, bad, _ = problem_and_texts()
+    prm = StubPRM()
+    with pytest.raises(ValueError, match="threshold must be a finite log-odds"):
+        prm_pairs.label_samples(prm, [p], [[gold]], float("nan"))  # would accept every step
+    with pytest.raises(ValueError, match="problem 0, solution 1: expected a str, got NoneType"):
+        prm_pairs.label_samples(prm, [p], [[gold, None]], THRESHOLD)
+
+    class PickyPRM(StubPRM):  # a PRM with a length limit, like ProcessRewardModel.encode
+        def encode(self, prompt, steps):
+            if len(steps) > 2:
+                raise ValueError("solution 0: 99 tokens with its tags, longer than max_length 50")
+            if not prompt.startswith("Problem"):
+                raise ValueError("prompt: not a problem")
+
+    long_one = prm_pairs.label_samples(PickyPRM(), [p], [[gold]], THRESHOLD)[0][0]
+    assert long_one.rewards is None  # too long: kept, unscored (counted by solution_pairs)
+    other = toyworld.Problem(p.start, p.ops[:2])
+    with pytest.raises(ValueError, match="not a problem"):  # any other error is not swallowed as "unscored"
+        prm_pairs.label_samples(PickyPRM(), [type("Odd", (), {"prompt": "?", "is_correct": other.is_correct})()],
+                                [[other.gold_solution]], THRESHOLD)
+    samples = prm_pairs.label_samples(prm, [p], [[gold, bad, "  "]], THRESHOLD)
+    with pytest.raises(ValueError, match="1 problems but 2 lists of samples"):  # not a silent zip to the shorter
+        prm_pairs.solution_pairs([p], samples * 2)
+    with pytest.raises(ValueError, match="max_pairs_per_problem must be None"):  # -1 kept "all but the last"
+        prm_pairs.solution_pairs([p], samples, max_pairs_per_problem=-1)
+    with pytest.raises(ValueError, match="problem 0 is unscored"):
+        prm_pairs.rejected_step_probs(samples[0][2])
+    with pytest.raises(ValueError, match="no policies"):
+        prm_pairs.step_pairs({}, None, prm, [p], samples, THRESHOLD)
+    rows, _ = prm_pairs.solution_pairs([p], samples)
+    with pytest.raises(ValueError, match="row 0: field 'initial_reason_steps' is missing"):
+        prm_pairs.step_pair_rows(rows, form="prefix")  # a solution pair has no one-step form
+    with pytest.raises(ValueError, match="row 0: field 'step_index': -1 is not a step"):
+        prm_pairs.step_pair_rows([dict(rows[0], initial_reason_steps="", chosen_step="a", rejected_step="b")],
+                                 form="prefix")
+    with pytest.raises(ValueError, match="row 0: field 'problem_index': 5 is not one of the 1 problems"):
+        prm_pairs.count_mislabels([p], [dict(rows[0], problem_index=5)])
+
+
 def test_a_task_without_checker_counts_no_mislabels():
     class NoChecker:
         def __init__(self, p):

@@ -129,6 +129,36 @@ def test_bad_rows_name_the_row_and_field(tiny_dir, tmp_path):
             train_outcome_reward_model(tmp_path / "no-model-here", [bad], tmp_path / "x")
 
 
+def test_the_trainers_name_the_dataset_and_the_option_before_loading_a_model(tmp_path):
+    good = {"prompt": "p", "completions": ["Step 1: 1 + 1 = 2"], "labels": [True]}
+    nowhere = tmp_path / "no-model-here"  # each error must come before the (missing) model is loaded
+    with pytest.raises(ValueError, match=re.escape("eval_dataset: stepwise: record 1: field 'labels[0]'")):
+        train_process_reward_model(nowhere, [good], tmp_path / "x", eval_dataset=[good, {**good, "labels": [1]}])
+    with pytest.raises(ValueError, match=re.escape("train_dataset: stepwise: record 0: field 'prompt'")):
+        train_process_reward_model(nowhere, [{**good, "prompt": ""}], tmp_path / "x")
+    with pytest.raises(ValueError, match="train_dataset is None"):
+        train_process_reward_model(nowhere, None, tmp_path / "x")
+    with pytest.raises(ValueError, match="learnig_rate"):
+        train_process_reward_model(nowhere, [good], tmp_path / "x", learnig_rate=1e-3)
+
+
+def test_tokenize_rows_refuses_labels_it_would_flip_or_misalign(tiny_model, tiny_tokenizer):
+    """``tokenize_rows`` skips the validators (verifier pretraining feeds it a million rows), so it checks the
+    labels itself: ``int(0.9)`` would turn a soft label into "wrong"."""
+    from stepdpo_lite.reward_training import tokenize_rows
+
+    prm = ProcessRewardModel(tiny_model, tiny_tokenizer)
+    good = {"prompt": "p", "completions": ["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 * 3 = 6"], "labels": [True, False]}
+    assert [f["tag_labels"] for f in tokenize_rows(prm, [good])] == [[1, 0]]
+    with pytest.raises(ValueError, match=re.escape("row 1: field 'labels': labels must be bool")):
+        tokenize_rows(prm, [good, {**good, "labels": [0.9, True]}])
+    with pytest.raises(ValueError, match=re.escape("row 0: field 'labels': 1 labels for 2 completions")):
+        tokenize_rows(prm, [{**good, "labels": [True]}])
+    orm = OutcomeRewardModel(tiny_model, tiny_tokenizer)
+    with pytest.raises(ValueError, match=re.escape("row 0: field 'label': labels must be bool")):
+        tokenize_rows(orm, [{"prompt": "p", "completion": "Step 1: 1 + 1 = 2", "label": 0.3}])
+
+
 def test_too_long_row_raises_instead_of_truncating(tiny_dir, tmp_path):
     rows = [{"prompt": "P", "completions": ["S"], "labels": [True]}] + toy_rows(1)
     with pytest.raises(ValueError, match="row 1: .* longer than max_length 30"):

@@ -45,6 +45,8 @@ def sigmoid(x: float) -> float:
 
 def share_out(k: int, names: Sequence[str]) -> dict[str, int]:
     """``k`` samples per problem shared out among ``names`` (the first ones get one more when it does not divide)."""
+    if not names:
+        raise ValueError(f"share_out: no policies to share {k} samples out among")
     return {n: k // len(names) + (j < k % len(names)) for j, n in enumerate(names)}
 
 
@@ -88,7 +90,9 @@ def _fits(prm, prompt: str, steps: list[str]) -> bool:
         return True
     try:
         prm.encode(prompt, steps)
-    except ValueError:
+    except ValueError as err:
+        if "longer than max_length" not in str(err):  # only length makes a sample unscored; other errors are bugs
+            raise
         return False
     return True
 
@@ -101,13 +105,17 @@ def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: 
     ``Sample.policy``). Blank solutions and ones too long for the PRM are kept, unscored (``rewards=None``)."""
     if len(problems) != len(solutions):
         raise ValueError(f"label_samples: {len(problems)} problems but {len(solutions)} lists of solutions")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise ValueError(f"label_samples: threshold must be a finite log-odds, got {threshold!r}")
     delimiter = delimiter or getattr(getattr(prm, "config", None), "step_delimiter", DEFAULT_DELIMITER)
     out, todo = [], []
     for i, (p, sols) in enumerate(zip(problems, solutions)):
         if isinstance(sols, str):
             raise ValueError("label_samples: solutions must hold one list of texts per problem")
         row = []
-        for text in sols:
+        for j, text in enumerate(sols):
+            if not isinstance(text, str):
+                raise ValueError(f"label_samples: problem {i}, solution {j}: expected a str, got {type(text).__name__}")
             steps = extract_steps(text, delimiter) if text.strip() else []
             s = Sample(i, text, steps, None, bool(p.is_correct(text)), threshold, policy)
             if steps and _fits(prm, p.prompt, steps):
@@ -130,6 +138,9 @@ def rejected_step_probs(sample: Sample, mode: str = "first_error") -> list[float
     without error kinds: only the first wrong step counts as the mistake)."""
     if mode not in REJECTED_PROBS:
         raise ValueError(f"rejected_probs must be one of {REJECTED_PROBS}, got {mode!r}")
+    if sample.rewards is None:
+        raise ValueError(f"rejected_step_probs: the solution of problem {sample.problem} is unscored (blank, or too "
+                         "long for the PRM): it has no step probabilities")
     probs = [sigmoid(r) for r in sample.rewards]
     k = sample.prm_first_error
     if mode == "first_error" and k is not None and k >= 0:
@@ -154,6 +165,13 @@ def solution_pairs(problems, samples: Sequence[Sequence[Sample]], *, max_pairs_p
     chosen x rejected combinations, ``max_pairs_per_problem`` at random (seeded per prompt). Rows carry
     ``chosen_step_labels`` / ``rejected_step_labels`` (probabilities, see ``rejected_step_probs``) for
     ``StepwiseDPOTrainer`` and the raw PRM rewards; the counter says what was left out and why."""
+    if len(problems) != len(samples):
+        raise ValueError(f"solution_pairs: {len(problems)} problems but {len(samples)} lists of samples")
+    if max_pairs_per_problem is not None and (isinstance(max_pairs_per_problem, bool)
+                                              or not isinstance(max_pairs_per_problem, int)
+                                              or max_pairs_per_problem < 1):
+        raise ValueError(f"solution_pairs: max_pairs_per_problem must be None (all) or >= 1, "
+                         f"got {max_pairs_per_problem!r}")
     rows, stats = [], Counter()
     for p, row in zip(problems, samples):
         distinct = {}
@@ -192,6 +210,10 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
     rewards; and a counter of what was built and left out."""
     if require not in ("step", "solution"):
         raise ValueError(f"require must be 'step' or 'solution', got {require!r}")
+    if len(problems) != len(samples):
+        raise ValueError(f"step_pairs: {len(problems)} problems but {len(samples)} lists of samples")
+    if not policies:
+        raise ValueError("step_pairs: no policies to resample the wrong steps")
     sample_fn = sample_fn or generation.sample_solutions
     names = list(policies)
     stats, todo = Counter(), []
@@ -279,6 +301,8 @@ def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, ste
     (``mirrored_negatives`` tests that idea directly)."""
     if not step_rows:
         return [], Counter(pairs=0)
+    if not policies:
+        raise ValueError("step_negatives: no policies to write the wrong steps")
     sample_fn = sample_fn or generation.sample_solutions
     contexts = [r["prompt"] + r["initial_reason_steps"] for r in step_rows]
     prefixes = [extract_steps(r["initial_reason_steps"]) for r in step_rows]
@@ -289,14 +313,16 @@ def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, ste
         with generation.evaluating(policies[name]):
             conts = sample_fn(policies[name], tokenizer, contexts, n=n, temperature=temperature, batch_size=batch_size,
                               max_new_tokens=max_new_tokens, seed=seed + 31 * (j + 1), progress=False)
-        cands += [(i, step_rows[i]["initial_reason_steps"] + c) for i, cs in enumerate(conts) for c in dict.fromkeys(cs)]
+        cands += [(i, step_rows[i]["initial_reason_steps"] + c)
+                  for i, cs in enumerate(conts) for c in dict.fromkeys(cs)]
     labelled = _label_texts(prm, problems, [step_rows[i]["problem_index"] for i, _ in cands], [t for _, t in cands],
                             threshold, None)
     rows, stats, taken = [], Counter(), {}
     for (i, _), cand in zip(cands, labelled):
         r, k = step_rows[i], step_rows[i]["step_index"]
         steps = taken.setdefault(i, {r["chosen_step"], r["rejected_step"]})
-        if cand.rewards is None or len(cand.steps) <= k or cand.steps[:k] != prefixes[i] or cand.rewards[k] >= threshold:
+        if (cand.rewards is None or len(cand.steps) <= k or cand.steps[:k] != prefixes[i]
+                or cand.rewards[k] >= threshold):
             stats["not_a_step_the_prm_rejects"] += 1
         elif cand.steps[k] in steps or len(steps) - 2 >= max_per_state:
             stats["repeated_or_state_full"] += 1
@@ -390,8 +416,15 @@ def step_pair_rows(rows: Sequence[dict], form: str = "full") -> list[dict]:
     if form != "prefix":
         raise ValueError(f"form must be 'full' or 'prefix', got {form!r}")
     out = []
-    for r in rows:
+    for i, r in enumerate(rows):
+        missing = [f for f in ("prompt", "initial_reason_steps", "chosen_step", "rejected_step", "chosen_step_labels",
+                               "rejected_step_labels", "problem_index", "step_index") if f not in r]
+        if missing:
+            raise ValueError(f"step_pair_rows: row {i}: field '{missing[0]}' is missing (a step pair from step_pairs?)")
         k = r["step_index"]
+        if not 0 <= k < min(len(r["chosen_step_labels"]), len(r["rejected_step_labels"])):
+            raise ValueError(f"step_pair_rows: row {i}: field 'step_index': {k} is not a step of both sides "
+                             "(a solution pair has -1: it has no one-step form)")
         out.append({"prompt": r["prompt"] + r["initial_reason_steps"], "chosen": r["chosen_step"],
                     "rejected": r["rejected_step"], "chosen_step_labels": [r["chosen_step_labels"][k]],
                     "rejected_step_labels": [r["rejected_step_labels"][k]], "open_ended": True,
@@ -408,7 +441,10 @@ def count_mislabels(problems, rows: Sequence[dict]) -> dict | None:
     k), or when the PRM put the rejected solution's first error elsewhere than the checker (a step pair's
     prefix then holds a wrong step, or its "wrong" step k is right). None when the task has no step checker."""
     counts = Counter(pairs=len(rows))
-    for r in rows:
+    for i, r in enumerate(rows):
+        if not 0 <= r["problem_index"] < len(problems):
+            raise ValueError(f"count_mislabels: row {i}: field 'problem_index': {r['problem_index']} is not one of "
+                             f"the {len(problems)} problems")
         p = problems[r["problem_index"]]
         vc, vr = p.verdict(r["chosen"]), p.verdict(r["rejected"])
         if vc is None or vr is None:
