@@ -227,8 +227,9 @@ def processbench_model(tokenizer, prompts, solutions, hidden: int, layers: int, 
     """A random Llama of the tiny base's shape with room for the longest ProcessBench-shaped input."""
     from transformers import LlamaForCausalLM
 
-    probe = ProcessRewardModel(toyworld.build_tiny_model(tokenizer, hidden_size=hidden, layers=layers, seed=seed),
-                               tokenizer, max_length=10**6)
+    counter = toyworld.build_tiny_model(tokenizer, hidden_size=hidden, layers=layers, seed=seed)
+    counter.config.max_position_embeddings = 10**6  # it only counts tokens: room for any input
+    probe = ProcessRewardModel(counter, tokenizer, max_length=10**6)
     longest = max(len(ids) for ids, _ in probe._encode_many(prompts, solutions))
     config = probe.model.config
     config.max_position_embeddings = max(1024, -(-longest // 1024) * 1024)

@@ -35,21 +35,46 @@ def write_json_atomic(path: str | os.PathLike, obj, indent: int = 2) -> Path:
     return write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=indent, sort_keys=True)))
 
 
-def save_atomic(path: str | os.PathLike, write) -> Path:
+def _link_tree(src: Path, dst: Path) -> None:
+    """A copy of the folder ``src`` at ``dst`` made of hard links (no second copy of a large checkpoint on disk),
+    or of copies where the file system has no hard links."""
+    def link_or_copy(a, b):
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+    shutil.copytree(src, dst, symlinks=True, copy_function=link_or_copy)
+
+
+def save_atomic(path: str | os.PathLike, write, keep_subfolders: bool = False) -> Path:
     """``write(tmp)`` fills a temporary folder, which then replaces the folder ``path``. Works for anything that
     writes a folder: ``lambda p: dataset.save_to_disk(p)``, ``lambda p: model.save_pretrained(p)``. The old folder
-    is removed only after the new one is complete."""
+    is removed only after the new one is complete, and is put back if the new one cannot be moved in.
+    ``keep_subfolders``: the old folder's subfolders that the new one lacks are carried over (as hard links), e.g. a
+    Trainer's checkpoint-N in the output_dir a model is then saved to; its files are not (a previous model's)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.with_name(f".{path.name}.old")
+    if old.exists() and not path.exists():  # a save stopped between its two renames: the old copy is the only one
+        old.rename(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         write(str(tmp))
+        if keep_subfolders and path.is_dir():
+            for sub in path.iterdir():
+                if sub.is_dir() and not (tmp / sub.name).exists():
+                    _link_tree(sub, tmp / sub.name)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private
-        old = path.with_name(f".{path.name}.old")
         shutil.rmtree(old, ignore_errors=True)
-        if path.exists():
+        had_old = path.exists()
+        if had_old:
             path.rename(old)
-        tmp.rename(path)
+        try:
+            tmp.rename(path)
+        except BaseException:
+            if had_old:  # without this the previous copy would survive only as .old, which the next save deletes
+                old.rename(path)
+            raise
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -24,8 +24,9 @@ import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
+import pyarrow as pa
 from datasets import Dataset, load_from_disk
 
 from .atomic import save_atomic
@@ -103,7 +104,13 @@ def _list(row: Mapping, name: str, item: type) -> list:
 def _read_json(path) -> list[tuple[str, object]]:
     """``(where, record)`` for each record of a JSONL file (one object a line) or a .json array."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{path}, line {line}: not valid UTF-8 ({e.reason} at byte {e.start}); "
+                         "save the file as UTF-8") from None
     if path.suffix == ".json":
         try:
             data = json.loads(text)
@@ -126,17 +133,21 @@ def _read_json(path) -> list[tuple[str, object]]:
     return records
 
 
-def _records(rows) -> list[tuple[str, object]]:
+def _records(rows, name: str | None = None) -> list[tuple[str, object]]:
     if isinstance(rows, (str, os.PathLike)):
         return _read_json(rows)
+    if isinstance(rows, (bytes, Mapping)) or not isinstance(rows, Iterable):  # a dict would give its keys
+        raise ValueError(f"{name + ': ' if name else ''}expected a list of records, got {type(rows).__name__} "
+                         "(pass a list of dicts, a Dataset, or a JSON/JSONL path; wrap one record in a list)")
     return [(f"record {i}", r) for i, r in enumerate(rows)]
 
 
 def _check_all(records, check: Callable, name: str, *, key: Sequence[str] = (), drop_duplicates: bool = False,
-               skip_invalid: bool = False) -> list[dict]:
+               skip_invalid: bool = False, wheres: list | None = None) -> list[dict]:
     """Rows that ``check(record) -> list of rows`` makes; errors say where they happened.
 
     Rows whose ``key`` fields repeat an earlier row's are an error, or dropped with ``drop_duplicates``.
+    ``wheres``, when given, gets each kept row's record (file and line, or record index).
     """
     kept, seen, invalid, repeats = [], {}, [], 0
     for where, record in records:
@@ -160,6 +171,8 @@ def _check_all(records, check: Callable, name: str, *, key: Sequence[str] = (), 
                     continue
                 seen[k] = where
             kept.append(row)
+            if wheres is not None:
+                wheres.append(where)
     if invalid:
         logger.warning("%s: skipped %d invalid records (skip_invalid=True); the first: %s", name, len(invalid), invalid[0])
     if repeats:
@@ -167,10 +180,48 @@ def _check_all(records, check: Callable, name: str, *, key: Sequence[str] = (), 
     return kept
 
 
-def _dataset(rows: list[dict], columns: Sequence[str]) -> Dataset:
-    """The format's columns first (present even with no rows), then any extra columns of any row."""
+def _dataset(rows: list[dict], columns: Sequence[str], name: str | None = None,
+             wheres: Sequence[str] | None = None) -> Dataset:
+    """The format's columns first (present even with no rows), then any extra columns of any row. A column whose
+    values' type changes between records raises a ``ValueError`` naming it and the first record where it does."""
     names = list(dict.fromkeys([*columns, *(k for r in rows for k in r)]))
-    return Dataset.from_dict({c: [r.get(c) for r in rows] for c in names})
+    values = {c: [r.get(c) for r in rows] for c in names}
+    try:
+        return Dataset.from_dict(values)
+    except (pa.ArrowException, TypeError, ValueError) as e:
+        prefix = f"{name}: " if name else ""
+        for c, column in values.items():
+            if _builds(column):
+                continue
+            lo, hi = 1, len(column)  # the shortest prefix that cannot be built ends at the culprit
+            while lo < hi:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if not _builds(column[:mid]) else (mid + 1, hi)
+            k = lo - 1
+            where = wheres[k] if wheres is not None else f"record {k}"
+            value, first = column[k], next((v for v in column[:k] if v is not None), None)
+            if first is None:
+                raise ValueError(f"{prefix}{where}: field {c!r}: {value!r:.40} ({type(value).__name__}) cannot be "
+                                 f"stored in a dataset column ({e})") from None
+            raise ValueError(f"{prefix}{where}: field {c!r}: {value!r:.40} ({type(value).__name__}) does not have "
+                             f"the type of the earlier records' values (e.g. {first!r:.40}, {type(first).__name__}): "
+                             "a column must have one type") from None
+        raise ValueError(f"{prefix}the records do not make a dataset: {e}") from None
+
+
+def _builds(column: list) -> bool:
+    try:
+        Dataset.from_dict({"x": column})
+        return True
+    except (pa.ArrowException, TypeError, ValueError):
+        return False
+
+
+def _validated(rows, check: Callable, name: str, columns: Sequence[str], **kw) -> Dataset:
+    """``_check_all`` of the records of ``rows``, as a Dataset whose errors name the record."""
+    wheres: list[str] = []
+    kept = _check_all(_records(rows, name), check, name, wheres=wheres, **kw)
+    return _dataset(kept, columns, name, wheres)
 
 
 # ----------------------------------------------------------------------------- the project's formats
@@ -183,10 +234,13 @@ def _stepwise(row):
     return [dict(row)]
 
 
-def _outcome(row):
+def _outcome(row, delimiter=None):
     _text(row, "prompt"), _text(row, "completion"), _bool(row, "label")
     if row.get("step_labels") is not None:
-        _list(row, "step_labels", bool)
+        labels = _list(row, "step_labels", bool)
+        if delimiter is not None and len(labels) != len(steps := extract_steps(row["completion"], delimiter)):
+            raise _Bad("step_labels", f"has {len(labels)} labels but 'completion' has {len(steps)} steps "
+                                      f"(delimiter {delimiter!r})")
     return [dict(row)]
 
 
@@ -217,28 +271,31 @@ def validate_stepwise(rows, *, skip_invalid: bool = False) -> Dataset:
     Checks: non-empty ``prompt``; ``completions`` a non-empty list of non-blank steps; ``labels`` a list of
     bool of the same length. ``skip_invalid=True`` drops bad records instead of raising (and logs how many).
     """
-    return _dataset(_check_all(_records(rows), _stepwise, "stepwise", skip_invalid=skip_invalid), STEPWISE)
+    return _validated(rows, _stepwise, "stepwise", STEPWISE, skip_invalid=skip_invalid)
 
 
-def validate_outcome(rows, *, skip_invalid: bool = False) -> Dataset:
-    """Check outcome rows: non-empty ``prompt`` and ``completion``, bool ``label``, optional ``step_labels``."""
-    return _dataset(_check_all(_records(rows), _outcome, "outcome", skip_invalid=skip_invalid), OUTCOME)
+def validate_outcome(rows, *, delimiter: str | None = None, skip_invalid: bool = False) -> Dataset:
+    """Check outcome rows: non-empty ``prompt`` and ``completion``, bool ``label``, optional ``step_labels`` (a list
+    of bool, with one label per step of ``completion`` when ``delimiter`` is given: the loaders split steps
+    differently, e.g. GSM8K solutions by line, so the count is only checked against a delimiter you name)."""
+    return _validated(rows, lambda r: _outcome(r, delimiter), "outcome", OUTCOME, skip_invalid=skip_invalid)
 
 
 def validate_preference(rows, *, delimiter: str | None = None, drop_duplicates: bool = False,
                         skip_invalid: bool = False) -> Dataset:
     """Check preference rows: non-empty ``prompt``/``chosen``/``rejected``, chosen != rejected, no repeated
     (prompt, chosen, rejected); optional ``chosen_step_labels``/``rejected_step_labels`` are lists of bool,
-    with one label per step of their text when ``delimiter`` is given."""
-    return _dataset(_check_all(_records(rows), lambda r: _preference(r, delimiter), "preference", key=PREFERENCE,
-                               drop_duplicates=drop_duplicates, skip_invalid=skip_invalid), PREFERENCE)
+    with one label per step of their text when ``delimiter`` is given (not by default: pairs are split into steps
+    differently, e.g. GSM8K's by line; the Stepwise DPO trainer checks the count with its own ``step_delimiter``)."""
+    return _validated(rows, lambda r: _preference(r, delimiter), "preference", PREFERENCE, key=PREFERENCE,
+                      drop_duplicates=drop_duplicates, skip_invalid=skip_invalid)
 
 
 def validate_step_dpo(rows, *, drop_duplicates: bool = False, skip_invalid: bool = False) -> Dataset:
     """Check Step-DPO rows: non-empty ``prompt``, ``chosen``, ``rejected`` (chosen != rejected), string
     ``initial_reason_steps`` (may be empty), no repeated rows."""
-    return _dataset(_check_all(_records(rows), _step_dpo, "step_dpo", key=STEP_DPO, drop_duplicates=drop_duplicates,
-                               skip_invalid=skip_invalid), STEP_DPO)
+    return _validated(rows, _step_dpo, "step_dpo", STEP_DPO, key=STEP_DPO, drop_duplicates=drop_duplicates,
+                      skip_invalid=skip_invalid)
 
 
 def load_preference(path_or_rows, **kw) -> Dataset:
@@ -261,6 +318,9 @@ def to_trl_dpo(ds: Dataset, *, keep_step_labels: bool = False) -> Dataset:
     template to ``prompt`` beforehand if your model needs one), so DPO learns to prefer the chosen next step
     after the shared correct prefix (Lai et al. 2024). ``keep_step_labels`` keeps the step-label columns.
     """
+    if not isinstance(ds, Dataset):
+        raise ValueError(f"to_trl_dpo: expected a datasets.Dataset (e.g. from validate_preference or "
+                         f"load_step_dpo), got {type(ds).__name__}")
     if "initial_reason_steps" in ds.column_names:
         ds = validate_step_dpo(ds)
         prompts = [p + steps for p, steps in zip(ds["prompt"], ds["initial_reason_steps"])]
@@ -272,7 +332,17 @@ def to_trl_dpo(ds: Dataset, *, keep_step_labels: bool = False) -> Dataset:
 
 
 def save_datasets(datasets: Mapping[str, Dataset], folder) -> Path:
-    """Save each dataset to ``folder/<name>`` atomically: a crash mid-save leaves the previous copy whole."""
+    """Save each dataset to ``folder/<name>`` atomically: a crash mid-save leaves the previous copy whole.
+    Every name and dataset is checked before anything is written: a name is a plain folder name inside ``folder``
+    (no path separator, no leading '.', which ``load_datasets`` would skip)."""
+    if not isinstance(datasets, Mapping):
+        raise ValueError(f"save_datasets: expected a dict of name -> Dataset, got {type(datasets).__name__}")
+    for name, ds in datasets.items():
+        if not isinstance(name, str) or not name or name.startswith(".") or any(c in name for c in "/\\"):
+            raise ValueError(f"save_datasets: dataset name {name!r} must be a plain folder name "
+                             "(not empty, no '/' or '\\', no leading '.')")
+        if not isinstance(ds, Dataset):
+            raise ValueError(f"save_datasets: dataset {name!r} must be a datasets.Dataset, got {type(ds).__name__}")
     for name, ds in datasets.items():
         save_atomic(Path(folder) / name, lambda p, ds=ds: ds.save_to_disk(p))
     return Path(folder)

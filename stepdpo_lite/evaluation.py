@@ -7,6 +7,7 @@ increasing map of them gives the same result, as long as a threshold is on the s
 from __future__ import annotations
 
 import math
+import numbers
 from collections import Counter
 from typing import Any, Sequence
 
@@ -22,15 +23,29 @@ def _check_same_shape(values, labels, what: str, noun: str = "values") -> None:
             raise ValueError(f"{what}: solution {i} has {len(v)} {noun} and {len(y)} labels")
 
 
-def _flat_scores_and_labels(scores, labels, what: str):
+def _check_labels(labels, what: str, name: str) -> None:
+    """Each label a bool or 0/1; anything else (None, "True", 2, a probability) would be read as a bool
+    by its truth value, so it is refused, naming ``name[index]``."""
+    for j, y in enumerate(labels):
+        if not (isinstance(y, (bool, np.bool_)) or (isinstance(y, (int, np.integer)) and y in (0, 1))):
+            raise ValueError(f"{what}: {name}[{j}] must be a bool or 0/1, got {y!r:.40}")
+
+
+def _flat_scores_and_labels(scores, labels, what: str, name: str = "labels"):
     nested = len(scores) > 0 and isinstance(scores[0], (list, tuple, np.ndarray))
     if nested:
         _check_same_shape(scores, labels, what, noun="scores")
+        for i, y in enumerate(labels):
+            _check_labels(y, what, f"{name}[{i}]")
         scores = [x for s in scores for x in s]
         labels = [x for y in labels for x in y]
+    else:
+        _check_labels(labels, what, name)
     s, y = np.asarray(scores, dtype=float).ravel(), np.asarray(labels).ravel()
     if s.shape != y.shape:
         raise ValueError(f"{what}: {s.size} scores but {y.size} labels")
+    if s.size == 0:
+        raise ValueError(f"{what}: no scores and labels (empty input)")
     if not np.isfinite(s).all():
         raise ValueError(f"{what}: scores hold NaN or inf")
     y = y.astype(bool)
@@ -44,7 +59,7 @@ def step_auroc(step_scores, step_labels) -> float:
 
     Takes per-solution lists (``list[list[float]]``, ``list[list[bool]]``) or flat arrays."""
     from sklearn.metrics import roc_auc_score
-    s, y = _flat_scores_and_labels(step_scores, step_labels, "step_auroc")
+    s, y = _flat_scores_and_labels(step_scores, step_labels, "step_auroc", "step_labels")
     return float(roc_auc_score(y, s))
 
 
@@ -59,6 +74,7 @@ def outcome_auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
 
 def first_error_index(step_labels: Sequence[bool]) -> int:
     """0-based index of the first wrong step, or -1 when every step is right (ProcessBench's label)."""
+    _check_labels(step_labels, "first_error_index", "step_labels")
     return next((k for k, ok in enumerate(step_labels) if not ok), -1)
 
 
@@ -75,7 +91,7 @@ def _check_first_errors(step_scores, first_errors, what):
             raise ValueError(f"{what}: solution {i} has no step scores")
         if not all(math.isfinite(x) for x in s):
             raise ValueError(f"{what}: solution {i} has NaN or inf scores")
-        if not (isinstance(e, (int, np.integer)) and -1 <= e < len(s)):
+        if isinstance(e, bool) or not (isinstance(e, (int, np.integer)) and -1 <= e < len(s)):
             raise ValueError(f"{what}: solution {i}: first error must be -1 or a step index < {len(s)}, got {e!r}")
     errors = sum(e >= 0 for e in first_errors)
     if errors == 0 or errors == len(first_errors):
@@ -89,6 +105,8 @@ def first_error_report(step_scores: Sequence[Sequence[float]], first_errors: Seq
     found exactly, ``correct_accuracy`` = share of fully correct solutions with no error predicted,
     ``f1`` = their harmonic mean."""
     _check_first_errors(step_scores, first_errors, "first_error_f1")
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold):
+        raise ValueError(f"first_error_f1: threshold must be a finite number, got {threshold!r}")
     hits = [predict_first_error(s, threshold) == e for s, e in zip(step_scores, first_errors)]
     err = [h for h, e in zip(hits, first_errors) if e >= 0]
     cor = [h for h, e in zip(hits, first_errors) if e < 0]
@@ -125,20 +143,37 @@ def choose_threshold(step_scores: Sequence[Sequence[float]], first_errors: Seque
 
 def process_reward_report(val_scores, val_labels, test_scores, test_labels) -> dict:
     """A PRM's held-out figures: test step AUROC, and the first-error F1 at the threshold chosen on validation
-    (``choose_threshold``), plus that threshold. Scores are per-step rewards, labels per-step bools."""
-    threshold = choose_threshold(val_scores, [first_error_index(l) for l in val_labels])
-    report = first_error_report(test_scores, [first_error_index(l) for l in test_labels], threshold)
-    return {"step_auroc": step_auroc(test_scores, test_labels), **report}
+    (``choose_threshold``), plus that threshold. Scores are per-step rewards, labels per-step bools.
+    Errors name the split (validation or test) and the solution."""
+    for split, arg, scores, labels in (("validation", "val", val_scores, val_labels),
+                                       ("test", "test", test_scores, test_labels)):
+        what = f"process_reward_report: {split}"
+        _check_same_shape(scores, labels, what, noun="step scores")
+        for i, y in enumerate(labels):
+            _check_labels(y, what, f"{arg}_labels[{i}]")
+    try:
+        threshold = choose_threshold(val_scores, [first_error_index(l) for l in val_labels])
+    except ValueError as e:
+        raise ValueError(f"process_reward_report: validation: {e}") from None
+    try:
+        report = first_error_report(test_scores, [first_error_index(l) for l in test_labels], threshold)
+        return {"step_auroc": step_auroc(test_scores, test_labels), **report}
+    except ValueError as e:
+        raise ValueError(f"process_reward_report: test: {e}") from None
 
 
 # ----------------------------------------------------------------------------- best-of-N
 
-def _check_ns(ns, sizes, subsets, what):
+def _check_ns(ns, sizes, subsets, what, n_resamples):
     if subsets not in ("random", "first"):
         raise ValueError(f"{what}: subsets must be 'random' or 'first', got {subsets!r}")
+    if not sizes:
+        raise ValueError(f"{what}: no problems (empty input)")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise ValueError(f"{what}: n_resamples must be an int >= 1, got {n_resamples!r}")
     for n in ns:
-        if n < 1:
-            raise ValueError(f"{what}: N must be >= 1, got {n}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{what}: N must be an int >= 1, got {n!r}")
         for i, m in enumerate(sizes):
             if n > m:
                 raise ValueError(f"{what}: N={n} but problem {i} has only {m} candidates")
@@ -171,8 +206,10 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
             raise ValueError("best_of_n_accuracy: scores and correct must have the same shape")
         if not all(math.isfinite(x) for s in scores for x in s):
             raise ValueError("best_of_n_accuracy: scores hold NaN or inf")
+    for i, c in enumerate(correct):
+        _check_labels(c, "best_of_n_accuracy", f"correct[{i}]")
     sizes = [len(c) for c in correct]
-    _check_ns(ns, sizes, subsets, "best_of_n_accuracy")
+    _check_ns(ns, sizes, subsets, "best_of_n_accuracy", n_resamples)
     rng = np.random.default_rng(seed)
 
     def right(i, pick):
@@ -192,7 +229,7 @@ def majority_vote_accuracy(answers: Sequence[Sequence[Any]], gold: Sequence[Any]
     if len(answers) != len(gold):
         raise ValueError(f"majority_vote_accuracy: {len(answers)} problems of answers but {len(gold)} gold answers")
     sizes = [len(a) for a in answers]
-    _check_ns(ns, sizes, subsets, "majority_vote_accuracy")
+    _check_ns(ns, sizes, subsets, "majority_vote_accuracy", n_resamples)
 
     def right(i, pick):
         votes = [answers[i][j] for j in pick if answers[i][j] is not None]

@@ -7,19 +7,47 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+from collections.abc import Iterable, Mapping
+from numbers import Integral, Real
 
 RECORD_PROMPTS_ENV = "STEPDPO_RECORD_PROMPTS"  # a file: every prompt fed to a model here is appended (tests audit it)
 
 
 def prompt_texts(prompts, where: str = "sample_solutions") -> list[str]:
     """``prompts`` as a list of ``str``; anything else raises a ``ValueError`` naming its index, so that no
-    object's repr (e.g. a problem holding its gold answer) ever reaches a model."""
+    object's repr (e.g. a problem holding its gold answer) ever reaches a model. One str (which would be read
+    character by character) is refused too."""
+    if isinstance(prompts, str):
+        raise ValueError(f"{where}: expected a list of prompts, got one str ({prompts[:40]!r}); wrap it in a list")
+    if isinstance(prompts, (bytes, Mapping)) or not isinstance(prompts, Iterable):
+        raise ValueError(f"{where}: expected a list of prompts, got {type(prompts).__name__}")
+    prompts = list(prompts)
     for i, p in enumerate(prompts):
         if not isinstance(p, str):
             raise ValueError(f"{where}: prompt {i} is a {type(p).__name__}, not a str: pass prompt texts "
                              "(e.g. problem.prompt), never problems or other objects")
-    return list(prompts)
+    return prompts
+
+
+def _check_sampling(model, tokenizer, prompts: list[str], n, temperature, batch_size, max_new_tokens,
+                    where: str = "sample_solutions") -> None:
+    """``ValueError`` naming the argument (or the prompt) that cannot be sampled from as asked."""
+    for name, value in (("n", n), ("batch_size", batch_size), ("max_new_tokens", max_new_tokens)):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+            raise ValueError(f"{where}: {name} must be an int >= 1, got {value!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, Real) or not (
+            math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"{where}: temperature must be a finite number >= 0 (0: greedy), got {temperature!r}")
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]] if prompts else []
+    for i, length in enumerate(lengths):
+        if length == 0:
+            raise ValueError(f"{where}: prompt {i} is empty (0 tokens)")
+        if isinstance(context, int) and length + max_new_tokens > context:
+            raise ValueError(f"{where}: prompt {i} is {length} tokens; with max_new_tokens={max_new_tokens} that is "
+                             f"{length + max_new_tokens}, over the model's context of {context} tokens")
 
 
 def record_prompts(prompts: list[str]) -> None:
@@ -33,11 +61,13 @@ def record_prompts(prompts: list[str]) -> None:
 def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float = 1.0, batch_size: int = 64,
                      max_new_tokens: int = 160, seed: int = 0, progress: bool = True) -> list[list[str]]:
     """``n`` solutions per prompt text (``temperature=0`` is greedy; T > 0 samples the full distribution:
-    ``top_k=0``, ``top_p=1``); returns one list of ``n`` texts per prompt, in order."""
+    ``top_k=0``, ``top_p=1``); returns one list of ``n`` texts per prompt, in order. A prompt that is empty, or
+    too long for the model's context with ``max_new_tokens`` more tokens, raises a ``ValueError`` naming it."""
     import torch
     from tqdm.auto import tqdm
 
-    prompts = prompt_texts(list(prompts))
+    prompts = prompt_texts(prompts)
+    _check_sampling(model, tokenizer, prompts, n, temperature, batch_size, max_new_tokens)
     record_prompts(prompts)
     flat = [pr for pr in prompts for _ in range(n)]
     torch.manual_seed(seed)

@@ -24,6 +24,15 @@ import torch.nn.functional as F
 AGGREGATION_STRATEGIES = ("weighted_sum", "mean", "min", "max", "product", "last")
 
 
+def _same_shape(where: str, **tensors) -> None:
+    """Shapes must agree exactly: broadcasting a ``(B,)`` against a ``(B, 1)`` or ``(B, S)`` tensor gives wrong
+    numbers, not an error. Only shapes are checked here (no device sync); values are checked where the data is
+    prepared (``stepwise_data.per_step_values``: probabilities in [0, 1], finite rewards)."""
+    shapes = {name: tuple(t.shape) for name, t in tensors.items() if t is not None}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"{where}: shapes differ: " + ", ".join(f"{n} {s}" for n, s in shapes.items()))
+
+
 def step_logps(token_logps: torch.Tensor, step_ids: torch.Tensor, num_steps: int) -> torch.Tensor:
     """Segment sum of per-token log-probs into steps: ``out[b, k] = Σ_{t: step_ids[b,t]=k} token_logps[b, t]``.
 
@@ -31,8 +40,9 @@ def step_logps(token_logps: torch.Tensor, step_ids: torch.Tensor, num_steps: int
     This is the chain rule ``log π(s_k | x, s_<k) = Σ_{t ∈ s_k} log π(y_t | x, y_<t)``, so one forward pass over
     the whole sequence gives every step's log-prob (instead of one pass per step prefix).
     """
-    if token_logps.shape != step_ids.shape:
-        raise ValueError(f"step_logps: token_logps {tuple(token_logps.shape)} and step_ids {tuple(step_ids.shape)} differ")
+    _same_shape("step_logps", token_logps=token_logps, step_ids=step_ids)
+    if step_ids.is_floating_point() or step_ids.dtype == torch.bool:  # .long() would truncate 0.7 to step 0
+        raise ValueError(f"step_logps: step_ids must be an integer tensor, got {step_ids.dtype}")
     inside = (step_ids >= 0) & (step_ids < num_steps)
     index = torch.where(inside, step_ids + 1, torch.zeros_like(step_ids)).long()  # slot 0 collects the dropped ones
     out = token_logps.new_zeros(*token_logps.shape[:-1], num_steps + 1)
@@ -68,6 +78,11 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
         raise ValueError(f"aggregate_rewards: strategy must be one of {AGGREGATION_STRATEGIES}, got {strategy!r}")
     as_list = not torch.is_tensor(step_rewards)
     r = torch.as_tensor(step_rewards, dtype=torch.float32) if as_list else step_rewards
+    if r.dim() == 0:
+        raise ValueError(f"aggregate_rewards: expected a list of step rewards, got one number {float(r)!r}")
+    if as_list and not torch.isfinite(r).all():  # a NaN would make the solution's reward NaN, silently
+        bad = [k for k, ok in enumerate(torch.isfinite(r).reshape(-1, r.shape[-1]).all(0).tolist()) if not ok][0]
+        raise ValueError(f"aggregate_rewards: step {bad}: the reward must be finite, got {r[..., bad].tolist()}")
     m = torch.ones_like(r, dtype=torch.bool) if mask is None else torch.as_tensor(mask, device=r.device).bool()
     if r.shape[-1] == 0:
         out = r.new_zeros(r.shape[:-1])
@@ -96,9 +111,14 @@ def compute_outcome_loss(chosen_logratios: torch.Tensor, rejected_logratios: tor
                          rejected_rewards: torch.Tensor | None = None) -> torch.Tensor:
     """Per-pair outcome loss ``L_out = −[w·log σ(β·h) + (1−w)·log σ(−β·h)]`` with ``h = ρ⁺ − ρ⁻`` (sequence
     log-ratios) and ``w = σ(R⁺ − R⁻)`` from aggregated rewards, or 1 without them: then it is the DPO loss
-    (Rafailov et al. 2023, Eq. 7); with a soft ``w`` it is DPO with soft (Bradley-Terry) preference labels."""
+    (Rafailov et al. 2023, Eq. 7); with a soft ``w`` it is DPO with soft (Bradley-Terry) preference labels.
+    All tensors ``(B,)``; rewards both or neither (finite: checked when the dataset is prepared, not here)."""
+    _same_shape("compute_outcome_loss", chosen_logratios=chosen_logratios, rejected_logratios=rejected_logratios,
+                chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards)
+    if (chosen_rewards is None) != (rejected_rewards is None):  # else it would quietly be plain DPO
+        raise ValueError("compute_outcome_loss: give both chosen_rewards and rejected_rewards, or neither")
     logits = beta * (chosen_logratios - rejected_logratios)
-    if chosen_rewards is None or rejected_rewards is None:
+    if chosen_rewards is None:
         return -F.logsigmoid(logits)
     w = torch.sigmoid(chosen_rewards - rejected_rewards).to(logits.dtype)
     return -(w * F.logsigmoid(logits) + (1 - w) * F.logsigmoid(-logits))
@@ -116,7 +136,17 @@ def compute_step_loss(chosen_step_logratios: torch.Tensor, rejected_step_lograti
     pushed down: a correct rejected step (p⁻ = 1) gets no gradient. Masks (``(B, S)`` bool) drop padded,
     truncated or unselected steps; ``step_weights`` are the positional ``a`` (1 when unset). Selecting
     only the first differing step of each side gives Step-DPO (Lai et al. 2024, arXiv:2406.18629).
+    Each side's log-ratios, probabilities and mask share one shape; the two sides share the pair dimensions.
     """
+    _same_shape("compute_step_loss", chosen_step_logratios=chosen_step_logratios,
+                chosen_step_probs=chosen_step_probs, chosen_step_mask=chosen_step_mask)
+    _same_shape("compute_step_loss", rejected_step_logratios=rejected_step_logratios,
+                rejected_step_probs=rejected_step_probs, rejected_step_mask=rejected_step_mask)
+    if chosen_step_logratios.shape[:-1] != rejected_step_logratios.shape[:-1]:  # the step counts may differ
+        raise ValueError(f"compute_step_loss: the sides are not the same pairs: chosen_step_logratios "
+                         f"{tuple(chosen_step_logratios.shape)}, rejected_step_logratios "
+                         f"{tuple(rejected_step_logratios.shape)}")
+
     def side(logratios, coef, mask):
         a = positional_weights(step_weights, logratios.shape[-1], logratios.device, logratios.dtype)
         coef = coef.to(logratios.dtype) * a

@@ -12,15 +12,25 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from .rewards import OutcomeRewardModel, ProcessRewardModel
+from .atomic import save_atomic
+from .rewards import OutcomeRewardModel, ProcessRewardModel, _not_a_str, _positive_int, _read_config
 from .steps import extract_steps
 
 
 def _check_weights(weights: Sequence[float], what: str) -> list[float]:
-    weights = [float(w) for w in weights]
-    if not all(math.isfinite(w) for w in weights):
-        raise ValueError(f"{what}: weights must be finite numbers, got {weights}")
-    return weights
+    try:  # a list, tuple or array; not one number, nor a str (its characters would be the weights)
+        values = None if isinstance(weights, (str, bytes)) else list(weights)
+    except TypeError:
+        values = None
+    if values is None:
+        raise ValueError(f"{what}: weights must be a list of numbers, got {weights!r}")
+    try:
+        values = [math.nan if isinstance(w, (str, bytes)) else float(w) for w in values]
+    except (TypeError, ValueError):
+        values = [math.nan]
+    if not all(math.isfinite(w) for w in values):
+        raise ValueError(f"{what}: weights must be finite numbers, got {weights!r}")
+    return values
 
 
 class CombinedRewardModel:
@@ -36,19 +46,25 @@ class CombinedRewardModel:
             outcome = OutcomeRewardModel.load(outcome, device=device)
         if process is None and outcome is None:
             raise ValueError("CombinedRewardModel: give a process reward model, an outcome reward model or both")
+        for name, part, kind in (("process", process, ProcessRewardModel), ("outcome", outcome, OutcomeRewardModel)):
+            if part is not None and not isinstance(part, kind):  # swapped PRM/ORM would fail only when scoring
+                raise ValueError(f"CombinedRewardModel: {name} must be a {kind.__name__}, the folder of a saved "
+                                 f"one or None, got {type(part).__name__}")
         self.process_reward_model, self.outcome_reward_model = process, outcome
         self.process_weight, self.outcome_weight = _check_weights([process_weight, outcome_weight],
                                                                   "CombinedRewardModel")
-        self.max_steps = max_steps
+        self.max_steps = None if max_steps is None else _positive_int(max_steps, "max_steps", "CombinedRewardModel")
 
     @property
     def step_delimiter(self) -> str:
         return (self.process_reward_model or self.outcome_reward_model).config.step_delimiter
 
     def extract_and_aggregate_steps(self, text: str) -> tuple[list[str], list[float], float]:
+        if self.process_reward_model is None:  # rewards of 0.0 would read as "unsure", not as "not scored"
+            raise ValueError("CombinedRewardModel: no process reward model, so no step rewards")
+        if not isinstance(text, str):
+            raise ValueError(f"text: must be a str, got {type(text).__name__}")
         steps = extract_steps(text, self.step_delimiter, self.max_steps)
-        if self.process_reward_model is None:
-            return steps, [0.0] * len(steps), 0.0
         rewards = self.process_reward_model.get_rewards_for_steps(steps)
         return steps, rewards, self.process_reward_model.aggregate(rewards)
 
@@ -60,7 +76,8 @@ class CombinedRewardModel:
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
                         progress: bool = False) -> list[float]:
         """One combined reward per solution, batched."""
-        total = [0.0] * len(prompts)
+        _not_a_str(solutions, "solutions", "texts or lists of steps")
+        total = [0.0] * len(_not_a_str(prompts, "prompts", "strings"))
         if self.process_reward_model is not None:
             steps = [extract_steps(s, self.step_delimiter, self.max_steps) if isinstance(s, str) else s
                      for s in solutions]
@@ -81,28 +98,36 @@ class CombinedRewardModel:
         return self.score_solutions([model._prompt_for(problem)], [solution])[0]
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        return self.score_solutions([""] * len(texts), list(texts))
+        texts = list(_not_a_str(texts, "texts", "texts"))
+        return self.score_solutions([""] * len(texts), texts)
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        if self.process_reward_model is not None:
-            self.process_reward_model.save(path / "process_reward_model")
-        if self.outcome_reward_model is not None:
-            self.outcome_reward_model.save(path / "outcome_reward_model")
-        config = {"process_weight": self.process_weight, "outcome_weight": self.outcome_weight,
-                  "step_delimiter": self.step_delimiter, "max_steps": self.max_steps}
-        (path / self.config_file).write_text(json.dumps(config, indent=2))
-        return path
+        """Atomic (``save_atomic``): a failed save leaves the previous copy whole, and a part saved before but not
+        now (say, an old outcome_reward_model/) does not stay behind to be loaded with the new one."""
+        def write(tmp):
+            tmp = Path(tmp)
+            if self.process_reward_model is not None:
+                self.process_reward_model.save(tmp / "process_reward_model")
+            if self.outcome_reward_model is not None:
+                self.outcome_reward_model.save(tmp / "outcome_reward_model")
+            config = {"process_weight": self.process_weight, "outcome_weight": self.outcome_weight,
+                      "step_delimiter": self.step_delimiter, "max_steps": self.max_steps}
+            (tmp / self.config_file).write_text(json.dumps(config, indent=2))
+        return save_atomic(path, write)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> "CombinedRewardModel":
         path = Path(path)
-        config = json.loads((path / cls.config_file).read_text())
-        sub = {name: path / name if (path / name).exists() else None
-               for name in ("process_reward_model", "outcome_reward_model")}
-        return cls(sub["process_reward_model"], sub["outcome_reward_model"], config["process_weight"],
-                   config["outcome_weight"], device=device, max_steps=config.get("max_steps"))
+        config_path = path / cls.config_file
+        config = _read_config(config_path, ("process_weight", "outcome_weight"))
+        parts = [ProcessRewardModel.load(path / "process_reward_model", device=device)
+                 if (path / "process_reward_model").exists() else None,
+                 OutcomeRewardModel.load(path / "outcome_reward_model", device=device)
+                 if (path / "outcome_reward_model").exists() else None]
+        try:
+            return cls(*parts, config["process_weight"], config["outcome_weight"], max_steps=config.get("max_steps"))
+        except ValueError as err:  # the file's weights or max_steps, or a folder with neither part
+            raise ValueError(f"{config_path}: {err}") from None
 
 
 class EnsembleRewardModel:
@@ -111,17 +136,26 @@ class EnsembleRewardModel:
     config_file = "ensemble_reward_config.json"
 
     def __init__(self, models: Sequence, weights: Sequence[float] | None = None, device: str | None = None):
+        if isinstance(models, os.PathLike):
+            raise ValueError(f"EnsembleRewardModel: models must be a list of reward models or folders, got {models}")
+        models = list(_not_a_str(models, "EnsembleRewardModel: models", "reward models or folders"))
         if not models:
             raise ValueError("EnsembleRewardModel: needs at least one reward model")
+        for i, m in enumerate(models):  # checked before any is loaded; a wrong one would fail only when scoring
+            if not isinstance(m, (str, os.PathLike)) and not callable(getattr(m, "solution_rewards", None)):
+                raise ValueError(f"EnsembleRewardModel: models[{i}] must be a reward model (with solution_rewards) "
+                                 f"or the folder of a saved one, got {type(m).__name__}")
         self.models = [load_reward_model(m, device=device) if isinstance(m, (str, os.PathLike)) else m for m in models]
         weights = [1.0 / len(self.models)] * len(self.models) if weights is None else weights
+        weights = _check_weights(weights, "EnsembleRewardModel")
         if len(weights) != len(self.models):
             raise ValueError(f"EnsembleRewardModel: {len(weights)} weights for {len(self.models)} models")
-        self.weights = _check_weights(weights, "EnsembleRewardModel")
+        self.weights = weights
 
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
                         progress: bool = False) -> list[float]:
-        total = [0.0] * len(prompts)
+        _not_a_str(solutions, "solutions", "texts or lists of steps")
+        total = [0.0] * len(_not_a_str(prompts, "prompts", "strings"))
         for w, m in zip(self.weights, self.models):
             total = [t + w * r for t, r in zip(total, m.solution_rewards(prompts, solutions, batch_size, progress))]
         return total
@@ -130,6 +164,7 @@ class EnsembleRewardModel:
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
         """Weighted per-step rewards; every member must give step rewards."""
+        _not_a_str(steps, "steps", "step strings")
         for i, m in enumerate(self.models):
             if isinstance(m, OutcomeRewardModel) or not hasattr(m, "get_rewards_for_steps"):
                 raise ValueError(f"EnsembleRewardModel: member {i} ({type(m).__name__}) gives no step rewards")
@@ -140,23 +175,35 @@ class EnsembleRewardModel:
         return self.score_solutions([""], [text])[0]
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        return self.score_solutions([""] * len(texts), list(texts))
+        texts = list(_not_a_str(texts, "texts", "texts"))
+        return self.score_solutions([""] * len(texts), texts)
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        members = []
-        for i, m in enumerate(self.models):
-            m.save(path / f"member_{i}")
-            members.append(f"member_{i}")
-        (path / self.config_file).write_text(json.dumps({"weights": self.weights, "members": members}, indent=2))
-        return path
+        """Atomic, like ``CombinedRewardModel.save``: no member of an earlier, larger ensemble stays behind."""
+        def write(tmp):
+            members = []
+            for i, m in enumerate(self.models):
+                m.save(Path(tmp) / f"member_{i}")
+                members.append(f"member_{i}")
+            (Path(tmp) / self.config_file).write_text(json.dumps({"weights": self.weights, "members": members},
+                                                                 indent=2))
+        return save_atomic(path, write)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> "EnsembleRewardModel":
         path = Path(path)
-        config = json.loads((path / cls.config_file).read_text())
-        return cls([path / m for m in config["members"]], config["weights"], device=device)
+        config_path = path / cls.config_file
+        config = _read_config(config_path, ("members", "weights"))
+        members = config["members"]
+        if not isinstance(members, list) or not members or not all(isinstance(m, str) and m for m in members):
+            raise ValueError(f"{config_path}: members must be a non-empty list of folder names, got {members!r}")
+        try:
+            weights = _check_weights(config["weights"], "EnsembleRewardModel")  # before the members are loaded
+            if len(weights) != len(members):
+                raise ValueError(f"EnsembleRewardModel: {len(weights)} weights for {len(members)} members")
+        except ValueError as err:
+            raise ValueError(f"{config_path}: {err}") from None
+        return cls([load_reward_model(path / m, device=device) for m in members], weights)
 
 
 def load_reward_model(path: str | os.PathLike, device: str | None = None):

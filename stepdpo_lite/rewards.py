@@ -25,11 +25,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
+from .atomic import save_atomic
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, extract_steps
 
@@ -65,6 +67,66 @@ def _not_a_str(value, name: str, what: str):
     if isinstance(value, str):
         raise ValueError(f"{name}: expected a list of {what}, got one str ({value[:40]!r}); wrap it in a list")
     return value
+
+
+def _positive_int(value, name: str, who: str = "reward model"):
+    """``value`` if it is an int >= 1; a float or a str such as "8" (a command line, a hand-edited JSON) is refused,
+    not cast: ``int(2.5)`` would quietly be 2."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{who}: {name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def _check_values(c: RewardModelConfig) -> None:
+    """The config's own values, checked before any model is loaded: a wrong one fails at once and names its field,
+    not at the first scoring, nor as a TypeError or KeyError from deep inside the tokenizer or str.format."""
+    from .losses import AGGREGATION_STRATEGIES
+    for name in ("tag", "yes", "no", "step_delimiter"):
+        if not isinstance(getattr(c, name), str) or not getattr(c, name):
+            raise ValueError(f"reward model: {name} must be a non-empty string, got {getattr(c, name)!r}")
+    if not isinstance(c.prompt_template, str) or "{problem}" not in c.prompt_template:
+        raise ValueError(f"reward model: prompt_template must be a str containing '{{problem}}' (else the problem "
+                         f"is dropped), got {c.prompt_template!r}")
+    try:
+        c.prompt_template.format(problem="")
+    except (AttributeError, IndexError, KeyError, ValueError) as err:
+        raise ValueError(f"reward model: prompt_template {c.prompt_template!r} takes more than {{problem}} "
+                         f"({type(err).__name__}: {err}); write a literal brace as '{{{{' or '}}}}'") from None
+    if c.aggregation not in AGGREGATION_STRATEGIES:
+        raise ValueError(f"reward model: aggregation must be one of {AGGREGATION_STRATEGIES}, got {c.aggregation!r}")
+    _positive_int(c.batch_size, "batch_size")
+    if c.max_length is not None:
+        _positive_int(c.max_length, "max_length")
+
+
+def _read_config(config_path: Path, required: Sequence[str] = ()) -> dict:
+    """A saved ``*_reward_config.json`` as a dict; a cut-short file, a non-object or a missing key is a ValueError
+    naming the file (not a JSONDecodeError, AttributeError or KeyError without it)."""
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_path}: not valid JSON ({err}); was its save cut short?") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path}: must hold a JSON object, got {type(config).__name__}")
+    missing = [k for k in required if k not in config]
+    if missing:
+        raise ValueError(f"{config_path}: missing field(s) {missing}")
+    return config
+
+
+def _finite_rewards(step_rewards) -> list[float]:
+    """Step rewards as floats. A NaN is refused: min, mean or product over a NaN is NaN, and a NaN score compares
+    false with everything, so a best-of-n pick would go wrong without an error."""
+    out = []
+    for k, r in enumerate(_not_a_str(step_rewards, "step_rewards", "numbers")):
+        try:
+            x = None if isinstance(r, (str, bytes)) else float(r)
+        except (TypeError, ValueError):
+            x = None
+        if x is None or not math.isfinite(x):
+            raise ValueError(f"step {k}: the reward must be a finite number, got {r!r}")
+        out.append(x)
+    return out
 
 
 # ----------------------------------------------------------------------------- the shared forward
@@ -119,6 +181,18 @@ class GenerativeVerifier:
 
     def __init__(self, model, tokenizer=None, config: RewardModelConfig | None = None, *, device: str | None = None,
                  quantization: str | None = None, **overrides):
+        if config is not None and not isinstance(config, RewardModelConfig):
+            raise ValueError(f"{type(self).__name__}: config must be a RewardModelConfig (or None), got "
+                             f"{type(config).__name__}; pass single fields as keywords, e.g. batch_size=8")
+        config = config or RewardModelConfig(tag=self.default_tag)
+        unknown = set(overrides) - {f.name for f in fields(RewardModelConfig)}
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}")
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        if quantization is not None:
+            config.quantization = quantization
+        _check_values(config)  # before a model is loaded: a wrong option fails in a second, not after the load
         if isinstance(model, (str, os.PathLike)):
             from .models import load_model
             model, loaded_tokenizer = load_model(model, quantization=quantization, device=device)
@@ -128,14 +202,6 @@ class GenerativeVerifier:
         keep_4bit_weights_unpacked(model)  # a 4-bit model loaded elsewhere: same numbers on every CPU
         if tokenizer is None:
             raise ValueError(f"{type(self).__name__}: pass the tokenizer with a model object")
-        config = config or RewardModelConfig(tag=self.default_tag)
-        unknown = set(overrides) - {f.name for f in fields(RewardModelConfig)}
-        if unknown:
-            raise ValueError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}")
-        for key, value in overrides.items():
-            setattr(config, key, value)
-        if quantization is not None:
-            config.quantization = quantization
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self._check_config()
         self._fast = fast_head_matches(model)
@@ -144,8 +210,7 @@ class GenerativeVerifier:
 
     def _check_config(self):
         c, tok = self.config, self.tokenizer
-        if not c.tag:
-            raise ValueError("reward model: the verification tag must be a non-empty string")
+        _check_values(c)
         self.tag_ids = self._tokenize([c.tag])[0]
         self.yes_id, self.no_id = self._single_token(c.yes, "yes"), self._single_token(c.no, "no")
         if self.yes_id == self.no_id:
@@ -154,12 +219,16 @@ class GenerativeVerifier:
         plain = tok("a", add_special_tokens=False)["input_ids"]
         cut = len(with_specials) - len(plain) if with_specials[-len(plain):] == plain else 0
         self.prefix_ids = with_specials[:cut]  # e.g. a BOS token; suffixes such as EOS are not wanted here
-        limits = [getattr(self.model.config, "max_position_embeddings", None), tok.model_max_length]
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        limits = [positions, tok.model_max_length]
         context = min(x for x in limits if isinstance(x, int) and 0 < x < 10**7) if any(
             isinstance(x, int) and 0 < x < 10**7 for x in limits) else None
-        self.max_length = c.max_length or context
-        if c.batch_size < 1:
-            raise ValueError(f"reward model: batch_size must be >= 1, got {c.batch_size}")
+        # Past its positions a model is out of its training (a RoPE model even scores such inputs without an
+        # error), so a max_length beyond them would let over-long inputs through instead of refusing them.
+        if c.max_length is not None and isinstance(positions, int) and c.max_length > positions:
+            raise ValueError(f"reward model: max_length {c.max_length} is longer than the model's context "
+                             f"(max_position_embeddings {positions}); use at most {positions}, or None for it")
+        self.max_length = context if c.max_length is None else c.max_length
 
     def _single_token(self, word: str, what: str) -> int:
         ids = self._tokenize([word])[0]
@@ -192,7 +261,7 @@ class GenerativeVerifier:
         import torch
         from tqdm.auto import tqdm
 
-        batch_size = batch_size or self.config.batch_size
+        batch_size = self.config.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # similar lengths, less padding
         out: list[list[float] | None] = [None] * len(encoded)
@@ -228,13 +297,16 @@ class GenerativeVerifier:
     # -- save and load (reference layout: the model, tokenizer and <kind>_reward_config.json in one folder)
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(path)
-        write_portable_adapter_config(path)
-        self.tokenizer.save_pretrained(path)
-        (path / self.config_file).write_text(json.dumps(asdict(self.config), indent=2))
-        return path
+        """Written to a temporary folder that then replaces ``path`` (``save_atomic``): a failed save leaves the
+        previous copy whole, and no file of an earlier model (its adapter, its config) stays beside the new one.
+        Subfolders already there are kept: a Trainer's checkpoints share its output_dir with the saved model."""
+        def write(tmp):
+            tmp = Path(tmp)  # beside path, so the adapter's relative base path is the same
+            self.model.save_pretrained(tmp)
+            write_portable_adapter_config(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            (tmp / self.config_file).write_text(json.dumps(asdict(self.config), indent=2))
+        return save_atomic(path, write, keep_subfolders=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None, **overrides):
@@ -242,13 +314,20 @@ class GenerativeVerifier:
         config_path = path / cls.config_file
         if not config_path.exists():
             raise FileNotFoundError(f"{config_path} is missing: not a saved {cls.__name__}")
-        saved = json.loads(config_path.read_text())
+        saved = _read_config(config_path)
         known = {f.name for f in fields(RewardModelConfig)}
         if set(saved) - known:
             logger.warning("ignoring unknown keys %s in %s", sorted(set(saved) - known), config_path)
         config = RewardModelConfig(**{k: v for k, v in saved.items() if k in known})
+        try:
+            _check_values(config)  # the file's values, before the model is loaded
+        except ValueError as err:
+            raise ValueError(f"{config_path}: {err}") from None
         quantization = overrides.pop("quantization", config.quantization)
-        return cls(str(path), None, config, device=device, quantization=quantization, **overrides)
+        try:
+            return cls(str(path), None, config, device=device, quantization=quantization, **overrides)
+        except ValueError as err:  # e.g. a saved max_length beyond the model's context
+            raise ValueError(f"loading {path}: {err}") from err
 
 
 class ProcessRewardModel(GenerativeVerifier):
@@ -259,7 +338,7 @@ class ProcessRewardModel(GenerativeVerifier):
 
     def encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
         """``(input_ids, tag_positions)`` of ``prompt | step 1 | TAG | ... | step K | TAG``."""
-        return self._encode_many([prompt], [list(steps)])[0]
+        return self._encode_many([prompt], [list(_not_a_str(steps, "steps", "step strings"))])[0]
 
     def _split(self, solutions) -> list[list[str]]:
         out = []
@@ -310,7 +389,8 @@ class ProcessRewardModel(GenerativeVerifier):
 
     def aggregate(self, step_rewards: Sequence[float], strategy: str | None = None) -> float:
         from .losses import aggregate_rewards
-        return float(aggregate_rewards(list(step_rewards), strategy or self.config.aggregation))
+        strategy = self.config.aggregation if strategy is None else strategy
+        return float(aggregate_rewards(_finite_rewards(step_rewards), strategy))
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
         """Reward of each step, in context of the problem (formatted by ``prompt_template``) and earlier steps."""
@@ -334,7 +414,8 @@ class ProcessRewardModel(GenerativeVerifier):
         return self.aggregate(self.score_solutions([self._prompt_for(problem)], [solution])[0])
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        return [self.aggregate(r) for r in self.score_solutions([""] * len(texts), list(texts))]
+        texts = list(_not_a_str(texts, "texts", "texts"))
+        return [self.aggregate(r) for r in self.score_solutions([""] * len(texts), texts)]
 
 
 class OutcomeRewardModel(GenerativeVerifier):
@@ -375,6 +456,7 @@ class OutcomeRewardModel(GenerativeVerifier):
         return self.score_solutions([self._prompt_for(problem)], [solution])[0]
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        return self.score_solutions([""] * len(texts), list(texts))
+        texts = list(_not_a_str(texts, "texts", "texts"))
+        return self.score_solutions([""] * len(texts), texts)
 
     solution_rewards = score_solutions

@@ -12,6 +12,7 @@ a token belongs to the step holding its first character.
 from __future__ import annotations
 
 from bisect import bisect_right
+from numbers import Integral
 from typing import Sequence
 
 DEFAULT_DELIMITER = "\n\nStep"
@@ -21,10 +22,10 @@ def step_spans(text: str, delimiter: str = DEFAULT_DELIMITER, max_steps: int | N
     """Character spans ``(start, end)`` of the steps of ``text``; an all-blank text has none."""
     if not isinstance(text, str):
         raise ValueError(f"step_spans: text must be a str, got {type(text).__name__}")
-    if not delimiter:
-        raise ValueError("step_spans: delimiter must be a non-empty string")
-    if max_steps is not None and max_steps < 1:
-        raise ValueError(f"step_spans: max_steps must be >= 1 or None, got {max_steps}")
+    if not isinstance(delimiter, str) or not delimiter:
+        raise ValueError(f"step_spans: delimiter must be a non-empty string, got {delimiter!r:.40}")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, Integral) or max_steps < 1):
+        raise ValueError(f"step_spans: max_steps must be an int >= 1 or None, got {max_steps!r}")
     if not text.strip():
         return []
 

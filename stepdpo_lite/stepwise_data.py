@@ -11,25 +11,58 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Real
 
 import torch
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.utils import pad
 
+from .data import _Bad, _text
 from .steps import char_step_ids, step_spans
+
+STEP_VALUE_COLUMNS = ("chosen_step_labels", "rejected_step_labels", "chosen_step_rewards", "rejected_step_rewards")
+
+
+def _sigmoid(x: float) -> float:
+    """σ(x) that does not overflow: ``math.exp(1000)`` does, and a log-odds of −1000 is a fair probability of 0."""
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+def check_row(ex, idx, fill=(), out=None):
+    """One preference row, before TRL tokenizes it: non-blank string ``prompt``, ``chosen`` and ``rejected``
+    (``data.validate_preference``'s checks; its step labels must be bools, these may be probabilities), chosen !=
+    rejected (an identical pair trains nothing), and every column of ``fill`` (the step label / reward columns some
+    row fills) filled: a row without would silently get the default labels. Returns ``out`` (None for a
+    ``Dataset.map``, which then writes nothing; ``{}`` for an ``IterableDataset``, which needs a dict)."""
+    try:
+        _text(ex, "prompt")
+        if _text(ex, "chosen") == _text(ex, "rejected"):
+            raise _Bad("rejected", "is identical to 'chosen' (the pair has nothing to learn)")
+        for name in fill:
+            if ex.get(name) is None:
+                raise _Bad(name, "is missing, but other rows have it: give every row step labels/rewards, or none")
+    except _Bad as e:
+        raise ValueError(f"row {idx}: {e}") from None
+    return out
 
 
 def per_step_values(values, n_raw: int, n_kept: int, what: str, idx: int, kind: str = "prob") -> list[float]:
     """One response's per-step labels (``kind="prob"``) or log-odds rewards (``"reward"``; ``"reward_prob"``
     turns them into probabilities σ(r)), checked against its step count and merged like its steps."""
+    if kind not in ("prob", "reward", "reward_prob"):
+        raise ValueError(f"per_step_values: kind must be 'prob', 'reward' or 'reward_prob', got {kind!r}")
+    if not isinstance(values, (list, tuple)) or not all(isinstance(v, Real) for v in values):
+        raise ValueError(f"row {idx}: `{what}` must be a list of numbers (one per step), got {values!r:.60}")
     vals = [float(v) for v in values]
+    if kind != "prob" and not all(map(math.isfinite, vals)):  # NaN reaches the loss; ±inf makes σ(R⁺ − R⁻) NaN
+        raise ValueError(f"row {idx}: `{what}` must be finite log-odds, got {vals}")
     if len(vals) not in (n_raw, n_kept):
         raise ValueError(f"row {idx}: `{what}` has {len(vals)} entries but the response has {n_raw} steps "
                          "(check `step_delimiter`)")
     if len(vals) > n_kept:  # max_reasoning_steps merged the tail into the last kept step: keep the weakest
         vals = vals[:n_kept - 1] + [min(vals[n_kept - 1:])]
     if kind == "reward_prob":
-        vals = [1 / (1 + math.exp(-v)) for v in vals]
+        vals = [_sigmoid(v) for v in vals]
     elif kind == "prob" and any(not 0 <= v <= 1 for v in vals):
         raise ValueError(f"row {idx}: `{what}` must be bools or probabilities in [0, 1], got {vals}")
     return vals
@@ -60,8 +93,13 @@ def first_token_only(ex, first_diff_step):
             for side, ids in (("chosen", c), ("rejected", r))}
 
 
-def step_columns(ex, idx, tokenizer, delimiter, max_steps, first_token=False):
-    """One row's per-token step ids (offset mapping; ``first_token``: ``first_token_only``) and per-step p / rewards."""
+def step_columns(ex, idx, tokenizer, delimiter, max_steps, first_token=False, max_length=None):
+    """One row's per-token step ids (offset mapping; ``first_token``: ``first_token_only``) and per-step p / rewards.
+    ``max_length`` (given under ``keep_start`` truncation): a prompt that fills it is an error, where TRL's
+    ``DPOTrainer`` would drop the row without a word (no completion token would be left to train)."""
+    if max_length is not None and len(ex["prompt_ids"]) >= max_length:
+        raise ValueError(f"row {idx}: `prompt` has {len(ex['prompt_ids'])} tokens and fills max_length={max_length}, "
+                         "leaving no completion token to train: raise max_length or shorten the prompt")
     out, texts, eos = {}, {}, tokenizer.eos_token
     for side, default_p in (("chosen", 1.0), ("rejected", 0.0)):
         full = ex[side]

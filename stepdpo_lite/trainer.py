@@ -31,13 +31,31 @@ from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_
                      first_error_mask, positional_weights, step_logps)
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, char_step_ids, step_spans
-from .stepwise_data import STEP_COLUMNS, DataCollatorForStepwisePreference, drop_appended_eos, step_columns
+from .stepwise_data import (STEP_COLUMNS, STEP_VALUE_COLUMNS, DataCollatorForStepwisePreference, check_row,
+                            drop_appended_eos, step_columns)
 
 __all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "aggregate_rewards", "compute_step_loss",
            "float32_adapters_for_fp16"]
 
 STEP_ACCURACY_METRICS = ("accuracy", "balanced_accuracy", "f1")
 STEP_PAIRINGS = ("weighted", "first_error", "first_token")
+
+
+def _filled_columns(dataset, names) -> list[str]:
+    """The columns of ``names`` that some row fills (not None): all rows of a map-style dataset are read, an
+    iterable one is judged by its first row."""
+    if isinstance(dataset, Dataset):
+        return [n for n in names if n in dataset.column_names and any(v is not None for v in dataset[n])]
+    first = next(iter(dataset))
+    return [n for n in names if first.get(n) is not None]
+
+
+def _without_max_length(args):
+    """A copy of ``args`` without ``max_length``, for TRL's dataset preparation: its only use there is to drop the
+    rows whose prompt fills it, silently (the collator still truncates with the real ``args``)."""
+    args = copy.copy(args)
+    args.max_length = None
+    return args
 
 
 def float32_adapters_for_fp16(trainer) -> None:
@@ -164,6 +182,8 @@ class StepwiseDPOTrainer(DPOTrainer):
             from .rewards import ProcessRewardModel
             reward_model = ProcessRewardModel.load(args.reward_model_path)
         self.reward_model = reward_model
+        if train_dataset is not None and next(iter(train_dataset), None) is None:  # TRL: a bare StopIteration
+            raise ValueError("StepwiseDPOTrainer: the train dataset has no rows")
         if processing_class is None:
             from transformers import AutoTokenizer
             processing_class = AutoTokenizer.from_pretrained(model if isinstance(model, str) else
@@ -199,19 +219,28 @@ class StepwiseDPOTrainer(DPOTrainer):
     # ------------------------------------------------------------------ dataset preparation (once, before training)
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-        if "chosen_step_ids" in next(iter(dataset)):
+        first = next(iter(dataset), None)
+        if first is None:
+            raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no rows")
+        if "chosen_step_ids" in first:
             return dataset  # already prepared
-        if "prompt" not in next(iter(dataset)):
+        missing = [name for name in ("chosen", "rejected") if name not in first]
+        if missing:
+            raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no {missing[0]!r} column "
+                             f"(row 0: field {missing[0]!r} is missing)")
+        if "prompt" not in first:
             dataset = dataset.map(extract_prompt)
         if is_conversational(next(iter(dataset))):
             raise ValueError("StepwiseDPOTrainer needs standard (string) rows: render conversational rows with "
                              "the chat template first (trl.apply_chat_template)")
+        filled = _filled_columns(dataset, STEP_VALUE_COLUMNS)
+        dataset = dataset.map(check_row, with_indices=True, fn_kwargs=dict(
+            fill=filled, out=None if isinstance(dataset, Dataset) else {}))
         if self.reward_model is not None and "chosen_step_rewards" not in next(iter(dataset)):
             if not isinstance(dataset, Dataset):
                 raise ValueError("reward-model scoring needs a map-style `datasets.Dataset`, not an IterableDataset")
             dataset = self._add_reward_columns(dataset)
-        first = next(iter(dataset))
-        if not any(f"{side}_step_{kind}" in first for side in ("chosen", "rejected") for kind in ("labels", "rewards")):
+        elif not filled:
             warnings.warn(f"StepwiseDPOTrainer: the {dataset_name} dataset has no step labels, no step rewards and "
                           "there is no reward model, so every chosen step counts as right and every rejected step as "
                           "wrong: the step loss then pushes down the whole rejected solution, as DPO does. Add "
@@ -219,14 +248,17 @@ class StepwiseDPOTrainer(DPOTrainer):
         if args.use_step_wise_prompt:
             template = args.step_wise_prompt_template
             dataset = dataset.map(lambda ex: {"prompt": template.replace("{prompt}", ex["prompt"])})
-        dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        # TRL drops rows whose prompt fills max_length without a word: step_columns refuses them instead, by row
+        keep_start = args.max_length is not None and args.truncation_mode == "keep_start"
+        dataset = super()._prepare_dataset(dataset, processing_class, _without_max_length(args), dataset_name)
         if "open_ended" in next(iter(dataset)):  # partial solutions (Step-DPO's prompt-prefix form): no EOS
             dataset = dataset.map(drop_appended_eos, fn_kwargs=dict(eos=self._tokenizer.eos_token,
                                                                     eos_id=self._tokenizer.eos_token_id))
         dataset = dataset.map(step_columns, with_indices=True, desc=f"Step ids of {dataset_name} dataset",
                               fn_kwargs=dict(tokenizer=self._tokenizer, delimiter=args.step_delimiter,
                                              max_steps=args.max_reasoning_steps,
-                                             first_token=args.step_pairing == "first_token"))
+                                             first_token=args.step_pairing == "first_token",
+                                             max_length=args.max_length if keep_start else None))
         if isinstance(dataset, Dataset):
             widest = max((len(p) for c in ("chosen_step_probs", "rejected_step_probs") for p in dataset[c]), default=1)
             self._max_num_steps = max(self._max_num_steps, widest)
@@ -407,6 +439,11 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
     ``β·log π(s_k|x,s_<k)``, with a warning. A single ``prompt``/``response`` string gives a single list.
     """
     single = isinstance(responses, str)
+    if isinstance(prompts, str) != single:  # else list("ab") would score two one-character prompts
+        raise ValueError(f"get_step_rewards: `prompts` and `responses` must both be str (one response) or both "
+                         f"lists, got {type(prompts).__name__} and {type(responses).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"get_step_rewards: `batch_size` must be an int >= 1, got {batch_size!r}")
     prompts, responses = ([prompts], [responses]) if single else (list(prompts), list(responses))
     if len(prompts) != len(responses):
         raise ValueError(f"get_step_rewards: {len(prompts)} prompts but {len(responses)} responses")
@@ -414,6 +451,11 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
         if not isinstance(prompt, str) or not isinstance(response, str):
             raise ValueError(f"get_step_rewards: prompt and response {j} must be str, got {type(prompt).__name__} "
                              f"and {type(response).__name__} (pass problem.prompt, never a problem)")
+        for name, text in (("prompt", prompt), ("response", response)):
+            if not text.strip():
+                raise ValueError(f"get_step_rewards: {name} {j} is empty (no step to score, or no context for one)")
+    sizes = [getattr(m.config, "max_position_embeddings", None) for m in (model, ref_model) if m is not None]
+    context = min((n for n in sizes if n), default=None)
     if ref_model is None and not is_peft_model(model):
         warnings.warn("get_step_rewards: no reference (no ref_model, and the model has no adapter to disable): the "
                       "rewards are β·log π(s_k|x,s_<k), not log-ratios against a reference", stacklevel=2)
@@ -421,8 +463,11 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
     out = []
     for i in range(0, len(prompts), batch_size):
         rows, step_ids, counts = [], [], []
-        for prompt, response in zip(prompts[i:i + batch_size], responses[i:i + batch_size]):
+        for j, (prompt, response) in enumerate(zip(prompts[i:i + batch_size], responses[i:i + batch_size]), i):
             enc = tokenizer(text=prompt + response, return_offsets_mapping=True, add_special_tokens=False)
+            if context is not None and len(enc["input_ids"]) > context:  # past the positions the model knows
+                raise ValueError(f"get_step_rewards: prompt + response {j} has {len(enc['input_ids'])} tokens, more "
+                                 f"than the model's context of {context} (max_position_embeddings)")
             spans = step_spans(response, delimiter, max_reasoning_steps)
             rows.append(enc["input_ids"])
             step_ids.append(char_step_ids(spans, enc["offset_mapping"], offset=len(prompt)))

@@ -62,6 +62,7 @@ def test_prm_scoring_bounds_and_processbench(tiny_model, tiny_tokenizer):
         _, toy_tokenizer = toyworld.load_tiny_base()
     except FileNotFoundError:
         toy_tokenizer = tiny_tokenizer
+    tiny_model.config.max_position_embeddings = 10**5  # these PRMs only count tokens: room for ProcessBench's
     parts = [("", ProcessRewardModel(tiny_model, toy_tokenizer), bench.toy_solutions(16), 16, 4),
              ("processbench_", ProcessRewardModel(tiny_model, tiny_tokenizer, max_length=10**5),
               bench.processbench_solutions(rows=3), 3, 2)]

@@ -277,6 +277,51 @@ def test_validators_keep_extra_columns_and_accept_datasets():
     assert data.validate_stepwise([]).column_names == ["prompt", "completions", "labels"]
 
 
+def test_extra_column_whose_type_changes_names_the_column_and_the_record(tmp_path):
+    """Was pyarrow's ArrowInvalid, naming neither."""
+    with pytest.raises(ValueError, match=r"preference: record 1: field 'x': 'a' \(str\) does not have the type"):
+        data.validate_preference([{**PREF, "x": 1}, {**PREF, "prompt": "q", "x": "a"}])
+    rows = [{**STEP, "meta": {"a": 1}}, {**STEP, "meta": None}, {**STEP, "meta": [1]}]
+    with pytest.raises(ValueError, match=r"stepwise: record 2: field 'meta': \[1\] \(list\)"):
+        data.validate_stepwise(rows)
+    path = tmp_path / "rows.jsonl"  # in a file, after a skipped record: the line is named
+    path.write_text("\n".join(json.dumps(r) for r in [{**PREF, "chosen": ""}, {**PREF, "x": 1},
+                                                       {**PREF, "prompt": "q", "x": "a"}]) + "\n")
+    with pytest.raises(ValueError, match=r"rows.jsonl, line 3: field 'x'"):
+        data.load_preference(path, skip_invalid=True)
+    mixed = data.validate_preference([{**PREF, "x": 1}, {**PREF, "prompt": "q", "x": 2.5}])  # Arrow's int -> float
+    assert mixed["x"] == [1.0, 2.5]
+
+
+@pytest.mark.parametrize("rows, got", [(STEP, "dict"), (None, "NoneType"), (5, "int")])
+def test_validators_want_a_list_of_records(rows, got):
+    """One dict was read key by key ("record 0: field '(record)': must be a JSON object, got str")."""
+    with pytest.raises(ValueError, match=f"stepwise: expected a list of records, got {got}"):
+        data.validate_stepwise(rows)
+
+
+def test_outcome_step_labels_are_counted_against_a_delimiter():
+    assert data.validate_outcome([{**OUT, "step_labels": [True] * 7}])["step_labels"] == [[True] * 7]  # no delimiter
+    assert len(data.validate_outcome([OUT], delimiter="\n")) == 1  # "a\nb": 2 steps, 2 labels
+    with pytest.raises(ValueError, match=r"outcome: record 0: field 'step_labels': has 7 labels but 'completion' "
+                                         r"has 2 steps \(delimiter '\\n'\)"):
+        data.validate_outcome([{**OUT, "step_labels": [True] * 7}], delimiter="\n")
+
+
+def test_real_samples_validate_with_their_loaders():
+    """The shipped samples (each with the delimiter its loader names) still pass every check."""
+    pairs = public_datasets.gsm8k_preference_pairs(GSM8K)  # step labels per line, checked with "\n"
+    assert len(pairs) > 0 and data.to_trl_dpo(pairs).column_names == ["prompt", "chosen", "rejected"]
+    assert len(data.validate_outcome(public_datasets.load_gsm8k_solutions(GSM8K), delimiter="\n")) > 0
+
+
+def test_file_that_is_not_utf8_names_the_path_and_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(json.dumps(PREF).encode() + b"\n" + b"\xff\xfe" + json.dumps(PREF).encode() + b"\n")
+    with pytest.raises(ValueError, match=r"rows.jsonl, line 2: not valid UTF-8"):
+        data.load_preference(path)
+
+
 # ----------------------------------------------------------------------------- toy-world builders
 
 @pytest.fixture(scope="module")
@@ -450,6 +495,27 @@ def test_save_and_load_datasets_round_trip(tmp_path):
     assert sorted(loaded) == ["pairs", "steps"] and loaded["steps"].to_list() == steps.to_list()
     assert loaded["pairs"]["prompt"] == ["p", "q"]
     assert [p.name for p in (tmp_path / "d").iterdir() if p.name.startswith(".")] == []
+
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "a\\b", ".hidden", "", 3])
+def test_save_datasets_refuses_names_that_are_not_plain_folders_before_writing_anything(tmp_path, name):
+    ds = data.validate_stepwise([STEP])
+    with pytest.raises(ValueError) as err:
+        data.save_datasets({"ok": ds, name: ds}, tmp_path / "out")
+    assert f"save_datasets: dataset name {name!r} must be a plain folder name" in str(err.value)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escape").exists()
+
+
+def test_save_datasets_and_to_trl_dpo_refuse_what_is_not_a_dataset(tmp_path):
+    """Both were AttributeErrors."""
+    with pytest.raises(ValueError, match="save_datasets: dataset 'x' must be a datasets.Dataset, got list"):
+        data.save_datasets({"ok": data.validate_stepwise([STEP]), "x": [1, 2]}, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="save_datasets: expected a dict of name -> Dataset, got list"):
+        data.save_datasets([data.validate_stepwise([STEP])], tmp_path / "out")
+    with pytest.raises(ValueError, match="to_trl_dpo: expected a datasets.Dataset .*, got list"):
+        data.to_trl_dpo([PREF])
 
 
 def test_gold_vs_error_pairs_are_checked_and_deterministic():

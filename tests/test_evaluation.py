@@ -33,6 +33,29 @@ def test_auroc_errors():
     assert outcome_auroc([0.9, 0.1, 0.5], [True, False, False]) == 1.0
 
 
+@pytest.mark.parametrize("labels, where, got", [
+    ([None, True, False], "step_labels[0]", "None"),  # was counted as False
+    ([0, 2, 1], "step_labels[1]", "2"),  # was counted as True
+    (["False", "True", "False"], "step_labels[0]", "'False'"),  # was "got only correct"
+    ([0.2, 0.9, 0.4], "step_labels[0]", "0.2"),
+    ([[True, None], [False]], "step_labels[0][1]", "None"),
+])
+def test_step_auroc_labels_must_be_bool_or_0_1(labels, where, got):
+    scores = [[0.1, 0.9], [0.5]] if isinstance(labels[0], list) else [0.1, 0.9, 0.5]
+    with pytest.raises(ValueError) as err:
+        step_auroc(scores, labels)
+    assert f"step_auroc: {where} must be a bool or 0/1, got {got}" in str(err.value)
+
+
+def test_auroc_valid_label_types_and_empty_input():
+    assert step_auroc(np.array([0.1, 0.9]), np.array([False, True])) == 1.0  # numpy bools
+    assert outcome_auroc([0.1, 0.9], np.array([0, 1])) == 1.0  # numpy ints
+    with pytest.raises(ValueError, match=r"outcome_auroc: labels\[1\] must be a bool or 0/1"):
+        outcome_auroc([0.1, 0.9], [True, "no"])
+    with pytest.raises(ValueError, match="step_auroc: no scores and labels"):
+        step_auroc([], [])
+
+
 def test_base_rate_loss_is_the_entropy_of_the_label_rate():
     assert base_rate_loss([[True, False], [True, False]]) == pytest.approx(math.log(2))
     p = 3 / 4
@@ -112,6 +135,38 @@ def test_first_error_errors():
         choose_threshold([[], [0.2]], [-1, 0])
 
 
+
+def test_first_errors_labels_and_threshold_are_checked():
+    s = [[0.1, 0.3], [0.2, 0.4]]
+    with pytest.raises(ValueError, match="solution 0: first error must be -1 or a step index < 2, got True"):
+        first_error_f1(s, [True, -1], 0.5)  # True is not step 1
+    with pytest.raises(ValueError, match="first_error_f1: threshold must be a finite number, got nan"):
+        first_error_f1(s, [0, -1], float("nan"))  # every comparison with NaN is False: F1 0.0
+    with pytest.raises(ValueError, match="threshold must be a finite number, got None"):
+        first_error_report(s, [0, -1], None)
+    with pytest.raises(ValueError, match=r"first_error_index: step_labels\[0\] must be a bool or 0/1, got 'T'"):
+        first_error_index("TF")
+    assert first_error_index([1, 0]) == 1 and first_error_f1(s, [0, -1], np.float32(0.15)) == 1.0
+
+
+def test_process_reward_report_checks_both_splits_and_names_them():
+    val, val_labels = [[0.1, 0.2, 0.9], [0.3, 0.5]], [[True, False, True], [True, True]]
+    test, test_labels = [[0.1, 0.5], [0.2]], [[True, False], [True]]
+    with pytest.raises(ValueError, match="process_reward_report: validation: solution 0 has 3 step scores and 1 "):
+        process_reward_report(val, [[True], [False]], test, test_labels)
+    with pytest.raises(ValueError, match="process_reward_report: test: solution 1 has 1 step scores and 2 labels"):
+        process_reward_report(val, val_labels, test, [[True, False], [True, False]])
+    with pytest.raises(ValueError, match="process_reward_report: test: 2 solutions of step scores but 1 of labels"):
+        process_reward_report(val, val_labels, test, [[True, False]])
+    with pytest.raises(ValueError, match=r"process_reward_report: test: test_labels\[0\]\[1\] must be a bool"):
+        process_reward_report(val, val_labels, test, [[True, None], [True]])
+    with pytest.raises(ValueError, match=r"process_reward_report: validation: val_labels\[0\]\[1\] .* got 2"):
+        process_reward_report(val, [[True, 2, True], [True, True]], test, test_labels)
+    with pytest.raises(ValueError, match="process_reward_report: validation: choose_threshold: the F1 needs both"):
+        process_reward_report(val, [[True] * 3, [True] * 2], test, test_labels)
+    assert process_reward_report(val, val_labels, test, test_labels)["n_erroneous"] == 1
+
+
 def test_best_of_n_known_answers():
     correct, scores = [[False, True, False, False]], [[0.1, 0.9, 0.2, 0.3]]
     assert best_of_n_accuracy(correct, scores, ns=(1, 2, 4), subsets="first") == {1: 0.0, 2: 1.0, 4: 1.0}
@@ -138,6 +193,21 @@ def test_majority_vote_known_answers():
     assert two_of_three == {3: 1.0}
     with pytest.raises(ValueError, match="2 gold answers"):
         majority_vote_accuracy([[1]], [1, 2], ns=(1,))
+
+
+
+def test_best_of_n_and_majority_refuse_empty_input_and_non_bool_correctness():
+    for f, args in ((best_of_n_accuracy, ([], None)), (majority_vote_accuracy, ([], []))):
+        with pytest.raises(ValueError, match=f"{f.__name__}: no problems"):  # was ZeroDivisionError
+            f(*args, ns=(1,))
+    with pytest.raises(ValueError, match="best_of_n_accuracy: n_resamples must be an int >= 1, got 0"):
+        best_of_n_accuracy([[True, False]], None, ns=(1,), n_resamples=0)
+    with pytest.raises(ValueError, match="majority_vote_accuracy: n_resamples must be an int >= 1, got 0"):
+        majority_vote_accuracy([[1, 2]], [1], ns=(1,), n_resamples=0)
+    with pytest.raises(ValueError, match=r"best_of_n_accuracy: correct\[0\]\[0\] must be a bool or 0/1, got 'no'"):
+        best_of_n_accuracy([["no", "yes"]], [[0.1, 0.9]], ns=(1, 2))  # "no" was right: accuracy 1.0
+    with pytest.raises(ValueError, match="N must be an int >= 1, got 1.5"):
+        best_of_n_accuracy([[True, False]], None, ns=(1.5,))
 
 
 def test_best_of_n_and_majority_per_problem_average_to_the_accuracy():

@@ -118,3 +118,29 @@ def test_first_error_selection_gives_step_dpo():
     out = compute_step_loss(rc, rr, torch.ones(1, 4), torch.zeros(1, 4), 0.2, mask, mask)
     torch.testing.assert_close(out, -F.logsigmoid(0.2 * (rc[:, 2] - rr[:, 2])))
     assert not first_error_mask(torch.tensor([-1]), 3).any()
+
+
+def test_losses_refuse_shapes_that_would_broadcast():
+    b3, s3 = torch.zeros(3), torch.zeros(3, 3)
+    with pytest.raises(ValueError, match=r"chosen_logratios \(3,\), rejected_logratios \(3, 1\)"):
+        compute_outcome_loss(b3, b3[:, None], 0.1)  # was a 3x3 loss
+    with pytest.raises(ValueError, match="both chosen_rewards and rejected_rewards, or neither"):
+        compute_outcome_loss(b3, b3, 0.1, chosen_rewards=b3)  # was plain DPO
+    with pytest.raises(ValueError, match=r"rejected_step_logratios \(3, 3\), rejected_step_probs \(3,\)"):
+        compute_step_loss(s3, s3, s3, b3, 0.1)  # was spread across steps instead of pairs
+    with pytest.raises(ValueError, match=r"chosen_step_mask \(3, 2\)"):
+        compute_step_loss(s3, s3, s3, s3, 0.1, torch.ones(3, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="not the same pairs"):
+        compute_step_loss(s3, s3[:2], s3, s3[:2], 0.1)
+    with pytest.raises(ValueError, match="step_ids must be an integer tensor, got torch.float32"):
+        step_logps(torch.ones(1, 3), torch.tensor([[0.7, 1.2, 1.9]]), 2)  # was truncated to steps 0, 1, 1
+    # the two sides may have different step counts: each sums its own steps
+    assert compute_step_loss(torch.ones(2, 3), torch.ones(2, 1), torch.ones(2, 3), torch.zeros(2, 1), 0.1).shape == (2,)
+
+
+def test_aggregate_rewards_refuses_nan_and_a_bare_number():
+    with pytest.raises(ValueError, match=r"step 1: the reward must be finite"):
+        aggregate_rewards([1.0, float("nan")], "min")
+    with pytest.raises(ValueError, match="got one number"):
+        aggregate_rewards(3.0, "min")
+    assert aggregate_rewards([1.0, -2.0], "min") == pytest.approx(-2.0)

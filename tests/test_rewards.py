@@ -1,5 +1,6 @@
 import math
 import random
+import re
 
 import pytest
 import torch
@@ -272,3 +273,176 @@ def test_shaped_reward():
                 dict(base_reward=1.0, complexity=-1.0)):
         with pytest.raises(ValueError):
             shaped_reward(**bad)
+
+
+SOLUTION = "Step 1: 1 + 1 = 2\n\nStep 2: 2 + 2 = 4"
+
+
+def test_one_str_where_a_list_is_expected_is_refused(prm, orm):
+    """A str is a sequence: read as a list, "ab" would be scored as the two texts "a" and "b"."""
+    with pytest.raises(ValueError, match="texts: expected a list of texts, got one str"):
+        prm.get_rewards_for_batch("ab")
+    with pytest.raises(ValueError, match="texts: expected a list of texts, got one str"):
+        orm.get_rewards_for_batch("ab")
+    with pytest.raises(ValueError, match="steps: expected a list of step strings, got one str"):
+        prm.encode("a", "xy")
+    with pytest.raises(ValueError, match="solutions: expected a list of texts or lists of steps, got one str"):
+        CombinedRewardModel(prm, None).score_solutions(["a", "b"], "xy")
+    with pytest.raises(ValueError, match="texts: expected a list of texts, got one str"):
+        CombinedRewardModel(prm, orm).get_rewards_for_batch("ab")
+    with pytest.raises(ValueError, match="texts: expected a list of texts, got one str"):
+        EnsembleRewardModel([orm]).get_rewards_for_batch("ab")
+    with pytest.raises(ValueError, match="models: expected a list of reward models or folders, got one str"):
+        EnsembleRewardModel("runs/prm")
+    assert len(prm.get_rewards_for_batch(["Step 1: 1 + 1 = 2", SOLUTION])) == 2  # a list still works
+
+
+def test_max_length_beyond_the_context_or_below_one_is_refused(tiny_model, tiny_tokenizer):
+    assert tiny_model.config.max_position_embeddings == 1024
+    for kind in (ProcessRewardModel, OutcomeRewardModel):
+        with pytest.raises(ValueError, match=r"max_length 5000 is longer than the model's context "
+                                             r"\(max_position_embeddings 1024\)"):
+            kind(tiny_model, tiny_tokenizer, max_length=5000)
+        for bad in (0, -5, "100", 2.5):  # 0 used to fall back to the context silently
+            with pytest.raises(ValueError, match=f"max_length must be an int >= 1, got {bad!r}"):
+                kind(tiny_model, tiny_tokenizer, max_length=bad)
+    prm = ProcessRewardModel(tiny_model, tiny_tokenizer)  # None: the model's context
+    assert prm.max_length == 1024 == ProcessRewardModel(tiny_model, tiny_tokenizer, max_length=1024).max_length
+    long_prompt = "1 + 1 = 2\n" * 110  # one token a character: 1,100 tokens
+    with pytest.raises(ValueError, match="solution 1: 11.. tokens with its tags, longer than max_length 1024"):
+        prm.score_solutions(["a", long_prompt], [SOLUTION, SOLUTION])
+    with pytest.raises(ValueError, match="solution 1: 11.. tokens with its tags, longer than max_length 1024"):
+        OutcomeRewardModel(tiny_model, tiny_tokenizer).score_solutions(["a", long_prompt], [SOLUTION, SOLUTION])
+
+
+def test_nan_step_rewards_are_refused_naming_the_step(prm):
+    with pytest.raises(ValueError, match="step 1: the reward must be a finite number, got nan"):
+        prm.aggregate([1.0, float("nan")])
+    with pytest.raises(ValueError, match="step 0: the reward must be a finite number, got inf"):
+        prm.aggregate([float("inf")], "min")
+    with pytest.raises(ValueError, match="step 0: the reward must be a finite number, got None"):
+        prm.aggregate([None])
+    with pytest.raises(ValueError, match="step_rewards: expected a list of numbers, got one str"):
+        prm.aggregate("12")
+    assert prm.aggregate([1.0, -2.0]) == -2.0 and prm.aggregate(torch.tensor([1.0, 3.0]), "max") == 3.0
+    assert prm.aggregate([]) == 0.0  # unchanged: no step, reward 0
+
+
+def _saving_the_tokenizer_fails(monkeypatch, tokenizer):
+    def disk_full(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+    monkeypatch.setattr(tokenizer, "save_pretrained", disk_full)
+
+
+def test_a_failed_save_leaves_no_half_written_folder(tmp_path, monkeypatch, prm, orm, tiny_model, tiny_tokenizer):
+    prm.save(tmp_path / "prm")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "prm").iterdir()}
+    other = ProcessRewardModel(tiny_model, tiny_tokenizer, tag="\nOK?")
+    with monkeypatch.context() as m:
+        _saving_the_tokenizer_fails(m, tiny_tokenizer)
+        for model, folder in ((other, "prm"), (other, "new"), (CombinedRewardModel(prm, orm), "combined"),
+                              (EnsembleRewardModel([prm, orm]), "ensemble")):
+            with pytest.raises(OSError, match="disk full"):
+                model.save(tmp_path / folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prm"]  # no new folder, no temporary one left
+    assert {p.name: p.read_bytes() for p in (tmp_path / "prm").iterdir()} == before  # the old copy, whole
+
+    # saved over: no file of the previous model stays, but a Trainer's checkpoint folder beside it does
+    (tmp_path / "prm" / "adapter_config.json").write_text("{}")  # e.g. from an earlier LoRA save
+    (tmp_path / "prm" / "checkpoint-3").mkdir()
+    (tmp_path / "prm" / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    other.save(tmp_path / "prm")
+    assert not (tmp_path / "prm" / "adapter_config.json").exists()
+    assert (tmp_path / "prm" / "checkpoint-3" / "trainer_state.json").read_text() == "{}"
+    assert ProcessRewardModel.load(tmp_path / "prm", device="cpu").config.tag == "\nOK?"
+    CombinedRewardModel(prm, orm).save(tmp_path / "combined")
+    CombinedRewardModel(prm, None).save(tmp_path / "combined")
+    assert not (tmp_path / "combined" / "outcome_reward_model").exists()  # would be loaded with the new PRM
+    EnsembleRewardModel([prm, orm]).save(tmp_path / "ensemble")
+    EnsembleRewardModel([prm]).save(tmp_path / "ensemble")
+    assert sorted(p.name for p in (tmp_path / "ensemble").iterdir()) == ["ensemble_reward_config.json", "member_0"]
+
+
+def test_save_atomic_puts_the_old_copy_back_when_the_final_rename_fails(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from stepdpo_lite.atomic import save_atomic
+    dst = tmp_path / "ds"
+    save_atomic(dst, lambda p: Path(p, "v").write_text("old"))
+    rename = Path.rename
+
+    def failing_rename(self, target):
+        if self.name.endswith(".tmp"):
+            raise OSError("rename failed (simulated)")
+        return rename(self, target)
+    with monkeypatch.context() as m:
+        m.setattr(Path, "rename", failing_rename)
+        with pytest.raises(OSError, match="rename failed"):
+            save_atomic(dst, lambda p: Path(p, "v").write_text("new"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"] and (dst / "v").read_text() == "old"
+    # a save killed between its two renames leaves only .ds.old: the next save restores it, never deletes it
+    dst.rename(tmp_path / ".ds.old")
+    with pytest.raises(RuntimeError, match="writer failed"):
+        save_atomic(dst, lambda p: (_ for _ in ()).throw(RuntimeError("writer failed")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"] and (dst / "v").read_text() == "old"
+
+
+def test_reward_model_options_are_checked_at_construction(prm, orm, tiny_model, tiny_tokenizer):
+    bad_options = {"aggregation": ("median", "aggregation must be one of"),
+                   "batch_size": ("8", "batch_size must be an int >= 1, got '8'"),
+                   "prompt_template": ("Q: {question}", "prompt_template must be a str containing '{problem}'"),
+                   "yes": (None, "yes must be a non-empty string, got None"),
+                   "step_delimiter": ("", "step_delimiter must be a non-empty string")}
+    for key, (value, message) in bad_options.items():
+        with pytest.raises(ValueError, match=re.escape(message)):
+            ProcessRewardModel(tiny_model, tiny_tokenizer, **{key: value})
+    with pytest.raises(ValueError, match=re.escape("prompt_template '{problem} {x}' takes more than {problem}")):
+        OutcomeRewardModel(tiny_model, tiny_tokenizer, prompt_template="{problem} {x}")
+    with pytest.raises(ValueError, match="config must be a RewardModelConfig .or None., got dict"):
+        ProcessRewardModel(tiny_model, tiny_tokenizer, config={"tag": "x"})
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):  # was: the config's, silently
+        prm.score_solutions(["a"], [SOLUTION], batch_size=0)
+    with pytest.raises(ValueError, match="CombinedRewardModel: process must be a ProcessRewardModel.*got int"):
+        CombinedRewardModel(42)
+    with pytest.raises(ValueError, match="CombinedRewardModel: process must be a ProcessRewardModel.*got Outcome"):
+        CombinedRewardModel(orm, prm)
+    with pytest.raises(ValueError, match="CombinedRewardModel: max_steps must be an int >= 1, got 0"):
+        CombinedRewardModel(prm, None, max_steps=0)
+    with pytest.raises(ValueError, match="CombinedRewardModel: no process reward model, so no step rewards"):
+        CombinedRewardModel(None, orm).extract_and_aggregate_steps(SOLUTION)  # was: rewards [0.0, 0.0]
+    with pytest.raises(ValueError, match=r"EnsembleRewardModel: models\[1\] must be a reward model.*got int"):
+        EnsembleRewardModel([prm, 42])
+    with pytest.raises(ValueError, match="EnsembleRewardModel: weights must be a list of numbers, got 1.0"):
+        EnsembleRewardModel([prm], weights=1.0)
+    with pytest.raises(ValueError, match="CombinedRewardModel: weights must be finite numbers, got .'x', 0.3."):
+        CombinedRewardModel(prm, orm, process_weight="x")
+
+
+def test_loading_a_bad_config_names_the_file_and_field(tmp_path, prm, orm):
+    import json
+    prm.save(tmp_path / "prm")
+    config_path = tmp_path / "prm" / "process_reward_config.json"
+    for text, message in (('{"tag": "\\nIs', "not valid JSON"), ("[1, 2]", "must hold a JSON object, got list"),
+                          ('{"aggregation": "median"}', "aggregation must be one of"),
+                          ('{"batch_size": "16"}', "batch_size must be an int >= 1, got '16'"),
+                          ('{"max_length": 5000}', "max_length 5000 is longer than the model's context")):
+        config_path.write_text(text)
+        with pytest.raises(ValueError, match=re.escape(str(tmp_path / "prm")) + ".*" + re.escape(message)):
+            ProcessRewardModel.load(tmp_path / "prm", device="cpu")
+    CombinedRewardModel(None, orm).save(tmp_path / "combined")
+    config_path = tmp_path / "combined" / "combined_reward_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({k: v for k, v in config.items() if k != "process_weight"}))
+    with pytest.raises(ValueError, match=re.escape(f"{config_path}: missing field(s) ['process_weight']")):
+        CombinedRewardModel.load(tmp_path / "combined")
+    config_path.write_text(json.dumps({**config, "max_steps": "3"}))
+    with pytest.raises(ValueError, match=re.escape(f"{config_path}: CombinedRewardModel: max_steps must be")):
+        CombinedRewardModel.load(tmp_path / "combined")
+    EnsembleRewardModel([orm]).save(tmp_path / "ensemble")
+    config_path = tmp_path / "ensemble" / "ensemble_reward_config.json"
+    config_path.write_text(json.dumps({"weights": [1.0]}))
+    with pytest.raises(ValueError, match=re.escape(f"{config_path}: missing field(s) ['members']")):
+        load_reward_model(tmp_path / "ensemble")
+    config_path.write_text(json.dumps({"weights": [1.0, 2.0], "members": ["member_0"]}))
+    with pytest.raises(ValueError, match=re.escape(f"{config_path}: EnsembleRewardModel: 2 weights for 1 members")):
+        load_reward_model(tmp_path / "ensemble")

@@ -63,6 +63,20 @@ def test_bad_arguments():
         step_spans(None)
 
 
+@pytest.mark.parametrize("kw, name", [(dict(delimiter=5), "delimiter"), (dict(delimiter=None), "delimiter"),
+                                      (dict(max_steps=1.5), "max_steps"), (dict(max_steps=True), "max_steps"),
+                                      (dict(max_steps="2"), "max_steps")])
+def test_wrong_types_of_delimiter_and_max_steps_are_refused_by_name(kw, name):
+    """No TypeError from deep inside, and max_steps=True is not taken for 1."""
+    with pytest.raises(ValueError, match=f"step_spans: {name} must be"):
+        extract_steps("a\n\nStep b\n\nStep c", **kw)
+
+
+def test_numpy_ints_are_valid_max_steps():
+    import numpy as np
+    assert extract_steps("a\n\nStep b\n\nStep c", max_steps=np.int64(2)) == ["a", "\n\nStep b\n\nStep c"]
+
+
 def test_char_step_ids_first_character_rule():
     spans = [(0, 5), (5, 10)]
     # a token straddling the boundary belongs to the step of its first character; zero-width -> -1

@@ -143,6 +143,58 @@ def test_step_wise_prompt_template_and_default_probabilities(tmp_path, tiny_mode
     assert set(ex["chosen_step_probs"]) == {1.0} and set(ex["rejected_step_probs"]) == {0.0}
 
 
+def build(tmp_path, model, tok, rows, **kw):
+    return StepwiseDPOTrainer(copy.deepcopy(model), args=config(tmp_path, **kw), processing_class=tok,
+                              train_dataset=rows if isinstance(rows, Dataset) else Dataset.from_list(rows))
+
+
+def test_prompt_that_fills_max_length_is_an_error_not_a_dropped_row(tmp_path, tiny_model, tiny_tokenizer):
+    rows = toy_rows(3)
+    rows[1]["prompt"] *= 3  # 171 tokens; the others fit
+    with pytest.raises(ValueError, match=r"row 1: `prompt` has 171 tokens and fills max_length=100"):
+        build(tmp_path, tiny_model, tiny_tokenizer, rows, max_length=100)  # TRL 1.16 dropped it without a word
+    with pytest.raises(ValueError, match=r"row 0: `prompt` has \d+ tokens and fills max_length=16"):
+        build(tmp_path, tiny_model, tiny_tokenizer, rows, max_length=16)  # every row: was a bare StopIteration
+    assert len(build(tmp_path, tiny_model, tiny_tokenizer, rows, max_length=200).train_dataset) == 3
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda rows: rows[0].update(chosen=""), "row 0: field 'chosen': is empty"),
+    (lambda rows: rows[1].update(prompt=" "), "row 1: field 'prompt': is empty"),
+    (lambda rows: rows[1].update(rejected=rows[1]["chosen"]), "row 1: field 'rejected': is identical to 'chosen'"),
+    (lambda rows: rows[1].update(chosen=None), "row 1: field 'chosen': must be a string, got NoneType"),
+    (lambda rows: [r.pop("rejected") for r in rows], r"no 'rejected' column \(row 0: field 'rejected' is missing\)"),
+    (lambda rows: rows.clear(), "the train dataset has no rows"),
+])
+def test_bad_rows_are_errors_that_name_row_and_field(tmp_path, tiny_model, tiny_tokenizer, edit, message):
+    rows = toy_rows(2)
+    edit(rows)
+    with pytest.raises(ValueError, match=message):
+        build(tmp_path, tiny_model, tiny_tokenizer, Dataset.from_list(rows) if rows else Dataset.from_dict({}))
+
+
+def test_step_labels_on_some_rows_only_are_an_error(tmp_path, tiny_model, tiny_tokenizer):
+    rows = toy_rows(3)
+    rows[1].update(chosen_step_labels=None, rejected_step_labels=None)  # would become [1, 1, ...] / [0, 0, ...]
+    with pytest.raises(ValueError, match="row 1: field 'chosen_step_labels': is missing, but other rows have it"):
+        build(tmp_path, tiny_model, tiny_tokenizer, rows)
+    unlabelled = [dict(r, chosen_step_labels=None, rejected_step_labels=None) for r in rows]
+    with pytest.warns(UserWarning, match="no step labels"):  # no row labelled: the documented defaults, said aloud
+        tr = build(tmp_path, tiny_model, tiny_tokenizer, unlabelled)
+    assert set(tr.train_dataset[1]["rejected_step_probs"]) == {0.0}
+
+
+def test_cached_step_rewards_extreme_are_probabilities_and_nan_is_an_error(tmp_path, tiny_model, tiny_tokenizer):
+    rows = [dict(prompt=r["prompt"], chosen=r["chosen"], rejected=r["rejected"],
+                 chosen_step_rewards=[1000.0] * len(r["chosen_step_labels"]),
+                 rejected_step_rewards=[-1000.0] * len(r["rejected_step_labels"])) for r in toy_rows(2)]
+    ex = build(tmp_path, tiny_model, tiny_tokenizer, rows).train_dataset[0]  # log-odds ±1000: no OverflowError
+    assert set(ex["chosen_step_probs"]) == {1.0} and set(ex["rejected_step_probs"]) == {0.0}
+    rows[1]["rejected_step_rewards"][0] = float("nan")
+    with pytest.raises(ValueError, match="row 1: `rejected_step_rewards` must be finite"):
+        build(tmp_path, tiny_model, tiny_tokenizer, rows)
+
+
 # ----------------------------------------------------------------------------- the mathematics
 
 def test_outcome_only_loss_equals_trl_dpo_loss(tmp_path, tiny_model, tiny_tokenizer):
@@ -181,6 +233,26 @@ def test_one_pass_step_logps_equal_step_by_step(tmp_path, tiny_model, tiny_token
     fused = step_logps(tok, b["step_ids"][:, 1:], b["step_probs"].size(1))[1]  # row 1 = rejected
     eos = step_by_step_logps(tiny_model, tiny_tokenizer, row["prompt"], row["rejected"] + tiny_tokenizer.eos_token)
     assert fused.tolist() == pytest.approx(eos, abs=1e-4)
+
+
+def test_get_step_rewards_refuses_bad_arguments(tiny_model, tiny_tokenizer):
+    row = toy_rows(1)[0]
+    p, r = row["prompt"], row["chosen"]
+
+    def call(prompts, responses, **kw):
+        return get_step_rewards(tiny_model, tiny_tokenizer, prompts, responses, ref_model=tiny_model, **kw)
+
+    with pytest.raises(ValueError, match="`prompts` and `responses` must both be str .* got str and list"):
+        call("ab", [r, r])  # was: "a" and "b" as two prompts
+    with pytest.raises(ValueError, match="response 1 is empty"):
+        call([p, p], [r, " "])
+    with pytest.raises(ValueError, match="prompt 0 is empty"):
+        call([""], [r])
+    with pytest.raises(ValueError, match="`batch_size` must be an int >= 1, got 0"):
+        call([p], [r], batch_size=0)
+    too_long = r + " + 12" * 300  # the tiny model knows 1024 positions
+    with pytest.raises(ValueError, match=r"prompt \+ response 1 has \d+ tokens, more than the model's context of 1024"):
+        call([p, p], [r, too_long])
 
 
 def test_first_error_pairing_is_the_step_dpo_objective(tmp_path, tiny_model, tiny_tokenizer):

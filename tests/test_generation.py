@@ -1,0 +1,66 @@
+"""Sampling's argument checks (stepdpo_lite.generation), on the shipped tiny base (data/tiny-base)."""
+
+import pytest
+
+from stepdpo_lite import generation
+from stepdpo_lite.tutorial import toyworld
+
+PROMPT = toyworld.make_problems(1, "test")[0].prompt
+
+
+@pytest.fixture(scope="module")
+def base(tiny_base_path):
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # 2 shared cores: one torch thread avoids oversubscription
+    yield toyworld.load_tiny_base(tiny_base_path)
+    torch.set_num_threads(before)
+
+
+def test_one_str_is_not_a_list_of_prompts(base):
+    """"ab" was sampled from as the two prompts "a" and "b"."""
+    model, tok = base
+    with pytest.raises(ValueError, match="sample_solutions: expected a list of prompts, got one str"):
+        generation.sample_solutions(model, tok, "ab", n=1, max_new_tokens=2, progress=False)
+    with pytest.raises(ValueError, match="expected a list of prompts, got one str"):
+        generation.prompt_texts("abc")
+    with pytest.raises(ValueError, match="expected a list of prompts, got NoneType"):
+        generation.prompt_texts(None)
+    assert generation.prompt_texts(p for p in ["a", "b"]) == ["a", "b"]  # a generator is read once, whole
+
+
+def test_empty_and_over_long_prompts_are_refused_by_index(base):
+    model, tok = base
+    context = model.config.max_position_embeddings
+    with pytest.raises(ValueError, match=r"sample_solutions: prompt 1 is empty \(0 tokens\)"):
+        generation.sample_solutions(model, tok, [PROMPT, ""], n=1, max_new_tokens=2, progress=False)
+    long = "Problem: " + "+ 1 " * 400  # 1,602 tokens on a 1,024-token context
+    n_long = len(tok(long, add_special_tokens=False)["input_ids"])
+    with pytest.raises(ValueError) as err:
+        generation.sample_solutions(model, tok, [PROMPT, long], n=1, max_new_tokens=4, progress=False)
+    assert (f"prompt 1 is {n_long} tokens; with max_new_tokens=4 that is {n_long + 4}, over the model's context "
+            f"of {context} tokens") in str(err.value)
+    fits = "x" * (context - 8)  # fits alone, but not with 160 new tokens
+    with pytest.raises(ValueError, match="prompt 0 is .* tokens; with max_new_tokens=160"):
+        generation.sample_solutions(model, tok, [fits], n=1, progress=False)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(n=0), "n must be an int >= 1, got 0"),  # was [[]]
+    (dict(n=-1), "n must be an int >= 1, got -1"),
+    (dict(batch_size=0), "batch_size must be an int >= 1, got 0"),  # was "range() arg 3 must not be zero"
+    (dict(max_new_tokens=0), "max_new_tokens must be an int >= 1, got 0"),
+    (dict(temperature=-1), r"temperature must be a finite number >= 0 \(0: greedy\), got -1"),  # was greedy
+    (dict(temperature=float("nan")), "temperature must be a finite number >= 0 .*, got nan"),
+])
+def test_sampling_arguments_are_checked_by_name(base, kw, message):
+    model, tok = base
+    with pytest.raises(ValueError, match=f"sample_solutions: {message}"):
+        generation.sample_solutions(model, tok, [PROMPT], **{"max_new_tokens": 2, "progress": False, **kw})
+
+
+def test_temperature_zero_is_still_greedy(base):
+    model, tok = base
+    kw = dict(n=2, temperature=0, max_new_tokens=3, progress=False)
+    (a, b), = generation.sample_solutions(model, tok, [PROMPT], seed=0, **kw)
+    assert a == b == generation.sample_solutions(model, tok, [PROMPT], seed=1, **kw)[0][0]
