@@ -111,7 +111,9 @@ class CombinedRewardModel:
             if self.outcome_reward_model is not None:
                 self.outcome_reward_model.save(tmp / "outcome_reward_model")
             config = {"process_weight": self.process_weight, "outcome_weight": self.outcome_weight,
-                      "step_delimiter": self.step_delimiter, "max_steps": self.max_steps}
+                      "step_delimiter": self.step_delimiter, "max_steps": self.max_steps,
+                      "parts": [sub for sub, m in (("process_reward_model", self.process_reward_model),
+                                                   ("outcome_reward_model", self.outcome_reward_model)) if m]}
             (tmp / self.config_file).write_text(json.dumps(config, indent=2))
         return save_atomic(path, write)
 
@@ -120,6 +122,9 @@ class CombinedRewardModel:
         path = Path(path)
         config_path = path / cls.config_file
         config = _read_config(config_path, ("process_weight", "outcome_weight"))
+        lost = [sub for sub in config.get("parts", []) if not (path / sub).exists()]  # saves before "parts": no check
+        if lost:
+            raise ValueError(f"{config_path}: the model was saved with {lost[0]}/, which is missing from {path}")
         parts = [ProcessRewardModel.load(path / "process_reward_model", device=device)
                  if (path / "process_reward_model").exists() else None,
                  OutcomeRewardModel.load(path / "outcome_reward_model", device=device)

@@ -123,6 +123,9 @@ def test_bad_input_to_the_pair_builders_is_refused_naming_what_is_wrong():
                                  form="prefix")
     with pytest.raises(ValueError, match="row 0: field 'problem_index': 5 is not one of the 1 problems"):
         prm_pairs.count_mislabels([p], [dict(rows[0], problem_index=5)])
+    samples[0][0].rewards = samples[0][0].rewards[:2]  # as if the PRM had split the solution another way
+    with pytest.raises(ValueError, match="problem 0: the PRM scored 2 steps and the checker labels 3"):
+        prm_pairs.step_agreement([p], samples)
 
 
 def test_a_task_without_checker_counts_no_mislabels():

@@ -1,6 +1,7 @@
 import math
 import random
 import re
+import shutil
 
 import pytest
 import torch
@@ -437,6 +438,10 @@ def test_loading_a_bad_config_names_the_file_and_field(tmp_path, prm, orm):
         CombinedRewardModel.load(tmp_path / "combined")
     config_path.write_text(json.dumps({**config, "max_steps": "3"}))
     with pytest.raises(ValueError, match=re.escape(f"{config_path}: CombinedRewardModel: max_steps must be")):
+        CombinedRewardModel.load(tmp_path / "combined")
+    config_path.write_text(json.dumps(config))
+    shutil.rmtree(tmp_path / "combined" / "outcome_reward_model")  # an error, not a model with a part less
+    with pytest.raises(ValueError, match=re.escape(f"{config_path}: the model was saved with outcome_reward_model/")):
         CombinedRewardModel.load(tmp_path / "combined")
     EnsembleRewardModel([orm]).save(tmp_path / "ensemble")
     config_path = tmp_path / "ensemble" / "ensemble_reward_config.json"

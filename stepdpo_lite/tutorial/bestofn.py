@@ -123,6 +123,8 @@ def combined_scores(combined_dir, problems, solutions, prm_dir=None, prm_step_re
     for sub, cls, weight, cached_dir, rewards in parts:
         part, is_prm = combined_dir / sub, cls is ProcessRewardModel
         if not part.exists():
+            if sub in config.get("parts", []):  # saved with it (CombinedRewardModel.save lists its parts)
+                raise ValueError(f"{combined_dir}: the model was saved with {sub}/, which is missing")
             continue
         capped = is_prm and config.get("max_steps")  # steps beyond max_steps are merged: not the PRM's own scores
         if rewards is None or cached_dir is None or capped or not _same_model(part, Path(cached_dir)):

@@ -469,8 +469,9 @@ def step_agreement(problems, samples: Sequence[Sequence[Sample]]) -> float | Non
             labels = p.step_labels(s.text)
             if labels is None:
                 return None
-            if len(labels) != len(s.rewards):
-                continue
+            if len(labels) != len(s.rewards):  # the two split the text differently: no step to compare with
+                raise ValueError(f"step_agreement: problem {s.problem}: the PRM scored {len(s.rewards)} steps and the "
+                                 f"checker labels {len(labels)} (do they split steps with the same delimiter?)")
             agree += sum((r >= s.threshold) == bool(y) for r, y in zip(s.rewards, labels))
             total += len(labels)
     return agree / total if total else None
