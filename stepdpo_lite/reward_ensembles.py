@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .atomic import save_atomic
-from .rewards import OutcomeRewardModel, ProcessRewardModel, _not_a_str, _positive_int, _read_config
+from .rewards import OutcomeRewardModel, ProcessRewardModel, _list_of, _positive_int, _read_config
 from .steps import extract_steps
 
 
@@ -76,8 +76,9 @@ class CombinedRewardModel:
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
                         progress: bool = False) -> list[float]:
         """One combined reward per solution, batched."""
-        _not_a_str(solutions, "solutions", "texts or lists of steps")
-        total = [0.0] * len(_not_a_str(prompts, "prompts", "strings"))
+        solutions = _list_of(solutions, "solutions", "texts or lists of steps")
+        prompts = _list_of(prompts, "prompts", "strings")
+        total = [0.0] * len(prompts)
         if self.process_reward_model is not None:
             steps = [extract_steps(s, self.step_delimiter, self.max_steps) if isinstance(s, str) else s
                      for s in solutions]
@@ -98,7 +99,7 @@ class CombinedRewardModel:
         return self.score_solutions([model._prompt_for(problem)], [solution])[0]
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        texts = list(_not_a_str(texts, "texts", "texts"))
+        texts = _list_of(texts, "texts", "texts")
         return self.score_solutions([""] * len(texts), texts)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -143,7 +144,7 @@ class EnsembleRewardModel:
     def __init__(self, models: Sequence, weights: Sequence[float] | None = None, device: str | None = None):
         if isinstance(models, os.PathLike):
             raise ValueError(f"EnsembleRewardModel: models must be a list of reward models or folders, got {models}")
-        models = list(_not_a_str(models, "EnsembleRewardModel: models", "reward models or folders"))
+        models = _list_of(models, "EnsembleRewardModel: models", "reward models or folders")
         if not models:
             raise ValueError("EnsembleRewardModel: needs at least one reward model")
         for i, m in enumerate(models):  # checked before any is loaded; a wrong one would fail only when scoring
@@ -159,8 +160,9 @@ class EnsembleRewardModel:
 
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
                         progress: bool = False) -> list[float]:
-        _not_a_str(solutions, "solutions", "texts or lists of steps")
-        total = [0.0] * len(_not_a_str(prompts, "prompts", "strings"))
+        solutions = _list_of(solutions, "solutions", "texts or lists of steps")
+        prompts = _list_of(prompts, "prompts", "strings")
+        total = [0.0] * len(prompts)
         for w, m in zip(self.weights, self.models):
             total = [t + w * r for t, r in zip(total, m.solution_rewards(prompts, solutions, batch_size, progress))]
         return total
@@ -169,7 +171,7 @@ class EnsembleRewardModel:
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
         """Weighted per-step rewards; every member must give step rewards."""
-        _not_a_str(steps, "steps", "step strings")
+        steps = _list_of(steps, "steps", "step strings")
         for i, m in enumerate(self.models):
             if isinstance(m, OutcomeRewardModel) or not hasattr(m, "get_rewards_for_steps"):
                 raise ValueError(f"EnsembleRewardModel: member {i} ({type(m).__name__}) gives no step rewards")
@@ -180,7 +182,7 @@ class EnsembleRewardModel:
         return self.score_solutions([""], [text])[0]
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        texts = list(_not_a_str(texts, "texts", "texts"))
+        texts = _list_of(texts, "texts", "texts")
         return self.score_solutions([""] * len(texts), texts)
 
     def save(self, path: str | os.PathLike) -> Path:

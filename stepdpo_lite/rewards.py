@@ -61,12 +61,14 @@ class RewardModelConfig:
     quantization: str | None = field(default=None, metadata={"help": "How the base model is loaded back: '4bit' or None."})
 
 
-def _not_a_str(value, name: str, what: str):
-    """``value`` unchanged, unless it is one str where a sequence is expected: a str would be read character by
-    character (step 4 of "Step 1: ..." is "p"), so it is refused with a message saying what to pass."""
+def _list_of(value, name: str, what: str) -> list:
+    """``value`` as a list. One str is refused: it would be read character by character (step 4 of "Step 1: ..." is
+    "p"); so is anything that is not a sequence (None, a number), with a message saying what to pass."""
     if isinstance(value, str):
         raise ValueError(f"{name}: expected a list of {what}, got one str ({value[:40]!r}); wrap it in a list")
-    return value
+    if isinstance(value, (bytes, dict)) or not hasattr(value, "__iter__"):
+        raise ValueError(f"{name}: expected a list of {what}, got {type(value).__name__}")
+    return list(value)
 
 
 def _positive_int(value, name: str, who: str = "reward model"):
@@ -118,7 +120,7 @@ def _finite_rewards(step_rewards) -> list[float]:
     """Step rewards as floats. A NaN is refused: min, mean or product over a NaN is NaN, and a NaN score compares
     false with everything, so a best-of-n pick would go wrong without an error."""
     out = []
-    for k, r in enumerate(_not_a_str(step_rewards, "step_rewards", "numbers")):
+    for k, r in enumerate(_list_of(step_rewards, "step_rewards", "numbers")):
         try:
             x = None if isinstance(r, (str, bytes)) else float(r)
         except (TypeError, ValueError):
@@ -338,11 +340,11 @@ class ProcessRewardModel(GenerativeVerifier):
 
     def encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
         """``(input_ids, tag_positions)`` of ``prompt | step 1 | TAG | ... | step K | TAG``."""
-        return self._encode_many([prompt], [list(_not_a_str(steps, "steps", "step strings"))])[0]
+        return self._encode_many([prompt], [_list_of(steps, "steps", "step strings")])[0]
 
     def _split(self, solutions) -> list[list[str]]:
         out = []
-        for i, sol in enumerate(_not_a_str(solutions, "solutions", "texts or lists of steps")):
+        for i, sol in enumerate(_list_of(solutions, "solutions", "texts or lists of steps")):
             if isinstance(sol, str):
                 steps = extract_steps(sol, self.config.step_delimiter)
             elif isinstance(sol, (list, tuple)):
@@ -358,10 +360,9 @@ class ProcessRewardModel(GenerativeVerifier):
         return out
 
     def _encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]):
-        _not_a_str(prompts, "prompts", "strings")
+        prompts, steps = _list_of(prompts, "prompts", "strings"), _list_of(steps, "solutions", "lists of steps")
         if len(prompts) != len(steps):
-            raise ValueError(f"got {len(_not_a_str(prompts, 'prompts', 'strings'))} prompts and {len(steps)} "
-                             "solutions; they must pair up")
+            raise ValueError(f"got {len(prompts)} prompts and {len(steps)} solutions; they must pair up")
         for i, p in enumerate(prompts):
             if not isinstance(p, str):
                 raise ValueError(f"prompt {i}: must be a str, got {type(p).__name__}")
@@ -397,7 +398,7 @@ class ProcessRewardModel(GenerativeVerifier):
         if isinstance(steps, str):
             raise ValueError("get_rewards_for_steps: `steps` must be a list of step strings, got one str; split a "
                              "text with extract_steps(text), or score it whole with get_reward_for_text(text)")
-        return self.score_solutions([self._prompt_for(problem)], [_not_a_str(steps, "steps", "step strings")])[0]
+        return self.score_solutions([self._prompt_for(problem)], [_list_of(steps, "steps", "step strings")])[0]
 
     def extract_and_aggregate_steps(self, text: str) -> tuple[list[str], list[float], float]:
         """``(steps, step_rewards, aggregated_reward)`` of a text (text before the first delimiter opens step 1)."""
@@ -414,7 +415,7 @@ class ProcessRewardModel(GenerativeVerifier):
         return self.aggregate(self.score_solutions([self._prompt_for(problem)], [solution])[0])
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        texts = list(_not_a_str(texts, "texts", "texts"))
+        texts = _list_of(texts, "texts", "texts")
         return [self.aggregate(r) for r in self.score_solutions([""] * len(texts), texts)]
 
 
@@ -428,10 +429,9 @@ class OutcomeRewardModel(GenerativeVerifier):
         return self._encode_many([prompt], [solution])[0]
 
     def _encode_many(self, prompts: Sequence[str], solutions: Sequence[str]):
-        _not_a_str(prompts, "prompts", "strings"), _not_a_str(solutions, "solutions", "strings")
+        prompts, solutions = _list_of(prompts, "prompts", "strings"), _list_of(solutions, "solutions", "strings")
         if len(prompts) != len(solutions):
-            raise ValueError(f"got {len(_not_a_str(prompts, 'prompts', 'strings'))} prompts and "
-                             f"{len(_not_a_str(solutions, 'solutions', 'strings'))} solutions; they must pair up")
+            raise ValueError(f"got {len(prompts)} prompts and {len(solutions)} solutions; they must pair up")
         for i, (p, s) in enumerate(zip(prompts, solutions)):
             if not isinstance(p, str):
                 raise ValueError(f"prompt {i}: must be a str, got {type(p).__name__}")
@@ -456,7 +456,7 @@ class OutcomeRewardModel(GenerativeVerifier):
         return self.score_solutions([self._prompt_for(problem)], [solution])[0]
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        texts = list(_not_a_str(texts, "texts", "texts"))
+        texts = _list_of(texts, "texts", "texts")
         return self.score_solutions([""] * len(texts), texts)
 
     solution_rewards = score_solutions

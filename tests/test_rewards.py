@@ -295,7 +295,11 @@ def test_one_str_where_a_list_is_expected_is_refused(prm, orm):
         EnsembleRewardModel([orm]).get_rewards_for_batch("ab")
     with pytest.raises(ValueError, match="models: expected a list of reward models or folders, got one str"):
         EnsembleRewardModel("runs/prm")
+    for model in (prm, orm):  # nor is anything that is not a list
+        with pytest.raises(ValueError, match="prompts: expected a list of strings, got NoneType"):
+            model.score_solutions(None, [SOLUTION])
     assert len(prm.get_rewards_for_batch(["Step 1: 1 + 1 = 2", SOLUTION])) == 2  # a list still works
+    assert len(orm.score_solutions(("p", "q"), (SOLUTION, SOLUTION))) == 2  # and so does a tuple
 
 
 def test_max_length_beyond_the_context_or_below_one_is_refused(tiny_model, tiny_tokenizer):
