@@ -35,35 +35,26 @@ def write_json_atomic(path: str | os.PathLike, obj, indent: int = 2) -> Path:
     return write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=indent, sort_keys=True)))
 
 
-def _link_tree(src: Path, dst: Path) -> None:
-    """A copy of the folder ``src`` at ``dst`` made of hard links (no second copy of a large checkpoint on disk),
-    or of copies where the file system has no hard links."""
-    def link_or_copy(a, b):
-        try:
-            os.link(a, b)
-        except OSError:
-            shutil.copy2(a, b)
-    shutil.copytree(src, dst, symlinks=True, copy_function=link_or_copy)
-
-
-def save_atomic(path: str | os.PathLike, write, keep_subfolders: bool = False) -> Path:
+def save_atomic(path: str | os.PathLike, write, keep: tuple[str, ...] = ()) -> Path:
     """``write(tmp)`` fills a temporary folder, which then replaces the folder ``path``. Works for anything that
     writes a folder: ``lambda p: dataset.save_to_disk(p)``, ``lambda p: model.save_pretrained(p)``. The old folder
     is removed only after the new one is complete, and is put back if the new one cannot be moved in.
-    ``keep_subfolders``: the old folder's subfolders that the new one lacks are carried over (as hard links), e.g. a
-    Trainer's checkpoint-N in the output_dir a model is then saved to; its files are not (a previous model's)."""
+    ``keep``: glob patterns of the old folder's subfolders to move (rename, not copy) into the new one, e.g. a
+    Trainer's ``"checkpoint-*"`` in the output_dir a model is then saved to; all else of the old folder goes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.with_name(f".{path.name}.old")
     if old.exists() and not path.exists():  # a save stopped between its two renames: the old copy is the only one
         old.rename(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    moved: list[str] = []
     try:
         write(str(tmp))
-        if keep_subfolders and path.is_dir():
-            for sub in path.iterdir():
-                if sub.is_dir() and not (tmp / sub.name).exists():
-                    _link_tree(sub, tmp / sub.name)
+        subs = {s for pattern in keep for s in path.glob(pattern)} if path.is_dir() else set()
+        for sub in sorted(subs):
+            if sub.is_dir() and not sub.is_symlink() and not (tmp / sub.name).exists():
+                sub.rename(tmp / sub.name)
+                moved.append(sub.name)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private
         shutil.rmtree(old, ignore_errors=True)
         had_old = path.exists()
@@ -75,8 +66,11 @@ def save_atomic(path: str | os.PathLike, write, keep_subfolders: bool = False) -
             if had_old:  # without this the previous copy would survive only as .old, which the next save deletes
                 old.rename(path)
             raise
+        moved = []
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
+        for name in moved:  # the kept subfolders go back where they were
+            (tmp / name).rename(path / name)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path

@@ -24,11 +24,16 @@ def _check_same_shape(values, labels, what: str, noun: str = "values") -> None:
 
 
 def _check_labels(labels, what: str, name: str) -> None:
-    """Each label a bool or 0/1; anything else (None, "True", 2, a probability) would be read as a bool
-    by its truth value, so it is refused, naming ``name[index]``."""
-    for j, y in enumerate(labels):
-        if not (isinstance(y, (bool, np.bool_)) or (isinstance(y, (int, np.integer)) and y in (0, 1))):
-            raise ValueError(f"{what}: {name}[{j}] must be a bool or 0/1, got {y!r:.40}")
+    """Each label a bool or exactly 0/1 (ints, floats or a tensor's values alike); anything else (None, "True", 2,
+    a probability) would be read as a bool by its truth value, so it is refused, naming ``name[index]``."""
+    items = labels.detach().cpu().tolist() if hasattr(labels, "detach") else list(labels)
+    y = np.asarray(items)
+    if y.dtype.kind in "biuf":  # numbers: one vectorised test
+        bad = np.flatnonzero(~np.isin(y, (0, 1)))
+    else:  # None, strings, mixtures
+        bad = np.flatnonzero([not (isinstance(v, (bool, np.bool_, numbers.Real)) and v in (0, 1)) for v in items])
+    if bad.size:
+        raise ValueError(f"{what}: {name}[{bad[0]}] must be a bool or 0/1, got {items[bad[0]]!r:.40}")
 
 
 def _flat_scores_and_labels(scores, labels, what: str, name: str = "labels"):

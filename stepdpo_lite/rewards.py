@@ -61,6 +61,16 @@ class RewardModelConfig:
     quantization: str | None = field(default=None, metadata={"help": "How the base model is loaded back: '4bit' or None."})
 
 
+def sigmoid(reward: float) -> float:
+    """P(step right) = σ(reward) of a log-odds reward, without overflow (``math.exp(1000)`` overflows; a reward of
+    −1000 is a fair probability of 0)."""
+    return 1 / (1 + math.exp(-reward)) if reward >= 0 else math.exp(reward) / (1 + math.exp(reward))
+
+
+class InputTooLong(ValueError):
+    """An input longer than the reward model's ``max_length`` (it is refused, never truncated)."""
+
+
 def _list_of(value, name: str, what: str) -> list:
     """``value`` as a list. One str is refused: it would be read character by character (step 4 of "Step 1: ..." is
     "p"); so is anything that is not a sequence (None, a number), with a message saying what to pass."""
@@ -211,8 +221,7 @@ class GenerativeVerifier:
     # -- tokens
 
     def _check_config(self):
-        c, tok = self.config, self.tokenizer
-        _check_values(c)
+        c, tok = self.config, self.tokenizer  # c's own values were checked by __init__ (_check_values)
         self.tag_ids = self._tokenize([c.tag])[0]
         self.yes_id, self.no_id = self._single_token(c.yes, "yes"), self._single_token(c.no, "no")
         if self.yes_id == self.no_id:
@@ -254,7 +263,7 @@ class GenerativeVerifier:
 
     def _check_length(self, index: int, n_tokens: int):
         if self.max_length is not None and n_tokens > self.max_length:
-            raise ValueError(f"solution {index}: {n_tokens} tokens with its tags, longer than max_length "
+            raise InputTooLong(f"solution {index}: {n_tokens} tokens with its tags, longer than max_length "
                              f"{self.max_length}; shorten it or raise max_length (it is never truncated silently)")
 
     def _score_encoded(self, encoded: list[tuple[list[int], list[int]]], batch_size: int | None = None,
@@ -299,16 +308,17 @@ class GenerativeVerifier:
     # -- save and load (reference layout: the model, tokenizer and <kind>_reward_config.json in one folder)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Written to a temporary folder that then replaces ``path`` (``save_atomic``): a failed save leaves the
-        previous copy whole, and no file of an earlier model (its adapter, its config) stays beside the new one.
-        Subfolders already there are kept: a Trainer's checkpoints share its output_dir with the saved model."""
+        """Written to a temporary folder that then replaces the folder ``path`` as a whole (``save_atomic``): a
+        failed save leaves the previous copy whole, and no file of an earlier model (its adapter, its config) stays
+        beside the new one. Only a Trainer's ``checkpoint-*`` and ``runs`` folders are kept: the reward trainers
+        save the model into their output_dir."""
         def write(tmp):
             tmp = Path(tmp)  # beside path, so the adapter's relative base path is the same
             self.model.save_pretrained(tmp)
             write_portable_adapter_config(tmp)
             self.tokenizer.save_pretrained(tmp)
             (tmp / self.config_file).write_text(json.dumps(asdict(self.config), indent=2))
-        return save_atomic(path, write, keep_subfolders=True)
+        return save_atomic(path, write, keep=("checkpoint-*", "runs"))  # the Trainer's, in its output_dir
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None, **overrides):

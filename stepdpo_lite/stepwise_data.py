@@ -18,14 +18,10 @@ from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.utils import pad
 
 from .data import _Bad, _text
+from .rewards import sigmoid
 from .steps import char_step_ids, step_spans
 
 STEP_VALUE_COLUMNS = ("chosen_step_labels", "rejected_step_labels", "chosen_step_rewards", "rejected_step_rewards")
-
-
-def _sigmoid(x: float) -> float:
-    """σ(x) that does not overflow: ``math.exp(1000)`` does, and a log-odds of −1000 is a fair probability of 0."""
-    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
 
 
 def check_row(ex, idx, fill=(), out=None):
@@ -40,7 +36,8 @@ def check_row(ex, idx, fill=(), out=None):
             raise _Bad("rejected", "is identical to 'chosen' (the pair has nothing to learn)")
         for name in fill:
             if ex.get(name) is None:
-                raise _Bad(name, "is missing, but other rows have it: give every row step labels/rewards, or none")
+                raise _Bad(name, "is missing, but the dataset fills (or declares) this column: give every row step "
+                                 "labels/rewards, or none")
     except _Bad as e:
         raise ValueError(f"row {idx}: {e}") from None
     return out
@@ -62,7 +59,7 @@ def per_step_values(values, n_raw: int, n_kept: int, what: str, idx: int, kind: 
     if len(vals) > n_kept:  # max_reasoning_steps merged the tail into the last kept step: keep the weakest
         vals = vals[:n_kept - 1] + [min(vals[n_kept - 1:])]
     if kind == "reward_prob":
-        vals = [_sigmoid(v) for v in vals]
+        vals = [sigmoid(v) for v in vals]
     elif kind == "prob" and any(not 0 <= v <= 1 for v in vals):
         raise ValueError(f"row {idx}: `{what}` must be bools or probabilities in [0, 1], got {vals}")
     return vals

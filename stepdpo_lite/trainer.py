@@ -42,10 +42,14 @@ STEP_PAIRINGS = ("weighted", "first_error", "first_token")
 
 
 def _filled_columns(dataset, names) -> list[str]:
-    """The columns of ``names`` that some row fills (not None): all rows of a map-style dataset are read, an
-    iterable one is judged by its first row."""
+    """The columns of ``names`` that some row fills (not None): from the null counts of a map-style dataset; for an
+    iterable one, the columns it declares (it cannot be read ahead), else those its first row fills."""
     if isinstance(dataset, Dataset):
-        return [n for n in names if n in dataset.column_names and any(v is not None for v in dataset[n])]
+        table = dataset.with_format("arrow")[:]  # with_format respects select/shuffle; the counts cost no pass
+        return [n for n in names if n in table.column_names and table[n].null_count < table.num_rows]
+    declared = getattr(dataset, "column_names", None)
+    if declared:
+        return [n for n in names if n in declared]
     first = next(iter(dataset))
     return [n for n in names if first.get(n) is not None]
 
@@ -176,14 +180,14 @@ class StepwiseDPOTrainer(DPOTrainer):
         args = args or StepwiseDPOConfig("stepwise-dpo")
         if not isinstance(args, StepwiseDPOConfig):
             raise TypeError(f"args must be a StepwiseDPOConfig, got {type(args).__name__}")
+        if train_dataset is not None and next(iter(train_dataset), None) is None:  # TRL: a bare StopIteration
+            raise ValueError("StepwiseDPOTrainer: the train dataset has no rows")
         if args.use_reward_model and reward_model is None:
             if not args.reward_model_path:
                 raise ValueError("use_reward_model=True needs `reward_model_path` or a `reward_model` object")
             from .rewards import ProcessRewardModel
             reward_model = ProcessRewardModel.load(args.reward_model_path)
         self.reward_model = reward_model
-        if train_dataset is not None and next(iter(train_dataset), None) is None:  # TRL: a bare StopIteration
-            raise ValueError("StepwiseDPOTrainer: the train dataset has no rows")
         if processing_class is None:
             from transformers import AutoTokenizer
             processing_class = AutoTokenizer.from_pretrained(model if isinstance(model, str) else

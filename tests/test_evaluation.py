@@ -4,6 +4,7 @@ import random
 import numpy as np
 
 import pytest
+import torch
 
 from stepdpo_lite.evaluation import (best_of_n_accuracy, choose_threshold, first_error_f1, first_error_index,
                                      first_error_report, majority_vote_accuracy, outcome_auroc, predict_first_error,
@@ -50,6 +51,11 @@ def test_step_auroc_labels_must_be_bool_or_0_1(labels, where, got):
 def test_auroc_valid_label_types_and_empty_input():
     assert step_auroc(np.array([0.1, 0.9]), np.array([False, True])) == 1.0  # numpy bools
     assert outcome_auroc([0.1, 0.9], np.array([0, 1])) == 1.0  # numpy ints
+    assert step_auroc(np.array([0.9, 0.1, 0.8, 0.2]), np.array([1.0, 0.0, 1.0, 0.0])) == 1.0  # floats, exactly 0/1
+    assert outcome_auroc([0.9, 0.1], torch.tensor([1, 0])) == outcome_auroc([0.9, 0.1], torch.tensor([True, False]))
+    assert best_of_n_accuracy([[1.0, 0.0]], [[0.9, 0.1]], ns=(2,), n_resamples=1)[2] == 1.0
+    with pytest.raises(ValueError, match=r"outcome_auroc: labels\[1\] must be a bool or 0/1, got np.float64\(0.5\)"):
+        outcome_auroc([0.1, 0.9], np.array([1.0, 0.5]))
     with pytest.raises(ValueError, match=r"outcome_auroc: labels\[1\] must be a bool or 0/1"):
         outcome_auroc([0.1, 0.9], [True, "no"])
     with pytest.raises(ValueError, match="step_auroc: no scores and labels"):

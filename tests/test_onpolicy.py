@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from stepdpo_lite.tutorial import onpolicy, prm_pairs, toyworld
+from stepdpo_lite.rewards import InputTooLong
 from stepdpo_lite.steps import extract_steps
 
 FAST = dict(per_device_train_batch_size=4, learning_rate=1e-3, max_steps=2, max_length=256, report_to="none",
@@ -96,7 +97,7 @@ def test_bad_input_to_the_pair_builders_is_refused_naming_what_is_wrong():
     class PickyPRM(StubPRM):  # a PRM with a length limit, like ProcessRewardModel.encode
         def encode(self, prompt, steps):
             if len(steps) > 2:
-                raise ValueError("solution 0: 99 tokens with its tags, longer than max_length 50")
+                raise InputTooLong("solution 0: 99 tokens with its tags, longer than max_length 50")
             if not prompt.startswith("Problem"):
                 raise ValueError("prompt: not a problem")
 

@@ -356,8 +356,15 @@ def test_a_failed_save_leaves_no_half_written_folder(tmp_path, monkeypatch, prm,
     (tmp_path / "prm" / "adapter_config.json").write_text("{}")  # e.g. from an earlier LoRA save
     (tmp_path / "prm" / "checkpoint-3").mkdir()
     (tmp_path / "prm" / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    (tmp_path / "prm" / "old_subfolder").mkdir()  # not the Trainer's: it goes with the previous model
+    with monkeypatch.context() as m:  # a failed save puts the checkpoint it had moved back
+        _saving_the_tokenizer_fails(m, tiny_tokenizer)
+        with pytest.raises(OSError, match="disk full"):
+            other.save(tmp_path / "prm")
+    assert (tmp_path / "prm" / "checkpoint-3" / "trainer_state.json").read_text() == "{}"
     other.save(tmp_path / "prm")
     assert not (tmp_path / "prm" / "adapter_config.json").exists()
+    assert not (tmp_path / "prm" / "old_subfolder").exists()
     assert (tmp_path / "prm" / "checkpoint-3" / "trainer_state.json").read_text() == "{}"
     assert ProcessRewardModel.load(tmp_path / "prm", device="cpu").config.tag == "\nOK?"
     CombinedRewardModel(prm, orm).save(tmp_path / "combined")
@@ -380,11 +387,14 @@ def test_save_atomic_puts_the_old_copy_back_when_the_final_rename_fails(tmp_path
         if self.name.endswith(".tmp"):
             raise OSError("rename failed (simulated)")
         return rename(self, target)
+    (dst / "checkpoint-1").mkdir()
     with monkeypatch.context() as m:
         m.setattr(Path, "rename", failing_rename)
         with pytest.raises(OSError, match="rename failed"):
-            save_atomic(dst, lambda p: Path(p, "v").write_text("new"))
+            save_atomic(dst, lambda p: Path(p, "v").write_text("new"), keep=("checkpoint-*",))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"] and (dst / "v").read_text() == "old"
+    assert (dst / "checkpoint-1").is_dir()  # moved into the new folder, and back with the old one
+    (dst / "checkpoint-1").rmdir()
     # a save killed between its two renames leaves only .ds.old: the next save restores it, never deletes it
     dst.rename(tmp_path / ".ds.old")
     with pytest.raises(RuntimeError, match="writer failed"):

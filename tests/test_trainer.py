@@ -176,7 +176,7 @@ def test_bad_rows_are_errors_that_name_row_and_field(tmp_path, tiny_model, tiny_
 def test_step_labels_on_some_rows_only_are_an_error(tmp_path, tiny_model, tiny_tokenizer):
     rows = toy_rows(3)
     rows[1].update(chosen_step_labels=None, rejected_step_labels=None)  # would become [1, 1, ...] / [0, 0, ...]
-    with pytest.raises(ValueError, match="row 1: field 'chosen_step_labels': is missing, but other rows have it"):
+    with pytest.raises(ValueError, match="row 1: field 'chosen_step_labels': is missing, but the dataset fills"):
         build(tmp_path, tiny_model, tiny_tokenizer, rows)
     unlabelled = [dict(r, chosen_step_labels=None, rejected_step_labels=None) for r in rows]
     with pytest.warns(UserWarning, match="no step labels"):  # no row labelled: the documented defaults, said aloud

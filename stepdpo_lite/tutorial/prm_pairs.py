@@ -33,13 +33,10 @@ from typing import Callable, Mapping, Sequence
 
 from .. import generation
 from ..evaluation import predict_first_error
+from ..rewards import InputTooLong, sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps
 
 REJECTED_PROBS = ("prm", "first_error")
-
-
-def sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
 
 
 
@@ -90,9 +87,7 @@ def _fits(prm, prompt: str, steps: list[str]) -> bool:
         return True
     try:
         prm.encode(prompt, steps)
-    except ValueError as err:
-        if "longer than max_length" not in str(err):  # only length makes a sample unscored; other errors are bugs
-            raise
+    except InputTooLong:  # only length leaves a sample unscored; any other error is raised
         return False
     return True
 
