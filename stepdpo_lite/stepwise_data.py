@@ -24,13 +24,15 @@ from .steps import char_step_ids, step_spans
 STEP_VALUE_COLUMNS = ("chosen_step_labels", "rejected_step_labels", "chosen_step_rewards", "rejected_step_rewards")
 
 
-def check_row(ex, idx, fill=(), out=None):
+def check_row(ex, idx, fill=(), out=None, derived_prompt=False):
     """One preference row, before TRL tokenizes it: non-blank string ``prompt``, ``chosen`` and ``rejected``
     (``data.validate_preference``'s checks; its step labels must be bools, these may be probabilities), chosen !=
     rejected (an identical pair trains nothing), and every column of ``fill`` (the step label / reward columns some
     row fills) filled: a row without would silently get the default labels. Returns ``out`` (None for a
     ``Dataset.map``, which then writes nothing; ``{}`` for an ``IterableDataset``, which needs a dict)."""
     try:
+        if derived_prompt and not ex["prompt"].strip():
+            raise _Bad("prompt", "is missing, and chosen and rejected share no prefix to take it from")
         _text(ex, "prompt")
         if _text(ex, "chosen") == _text(ex, "rejected"):
             raise _Bad("rejected", "is identical to 'chosen' (the pair has nothing to learn)")

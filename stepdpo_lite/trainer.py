@@ -232,14 +232,15 @@ class StepwiseDPOTrainer(DPOTrainer):
         if missing:
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no {missing[0]!r} column "
                              f"(row 0: field {missing[0]!r} is missing)")
-        if "prompt" not in first:
+        derived_prompt = "prompt" not in first
+        if derived_prompt:  # TRL's implicit prompt: the common prefix of chosen and rejected
             dataset = dataset.map(extract_prompt)
         if is_conversational(next(iter(dataset))):
             raise ValueError("StepwiseDPOTrainer needs standard (string) rows: render conversational rows with "
                              "the chat template first (trl.apply_chat_template)")
         filled = _filled_columns(dataset, STEP_VALUE_COLUMNS)
         dataset = dataset.map(check_row, with_indices=True, fn_kwargs=dict(
-            fill=filled, out=None if isinstance(dataset, Dataset) else {}))
+            fill=filled, out=None if isinstance(dataset, Dataset) else {}, derived_prompt=derived_prompt))
         if self.reward_model is not None and "chosen_step_rewards" not in next(iter(dataset)):
             if not isinstance(dataset, Dataset):
                 raise ValueError("reward-model scoring needs a map-style `datasets.Dataset`, not an IterableDataset")

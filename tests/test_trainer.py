@@ -165,6 +165,8 @@ def test_prompt_that_fills_max_length_is_an_error_not_a_dropped_row(tmp_path, ti
     (lambda rows: rows[1].update(chosen=None), "row 1: field 'chosen': must be a string, got NoneType"),
     (lambda rows: [r.pop("rejected") for r in rows], r"no 'rejected' column \(row 0: field 'rejected' is missing\)"),
     (lambda rows: rows.clear(), "the train dataset has no rows"),
+    (lambda rows: [r.pop("prompt") for r in rows] and rows[0].update(chosen="4", rejected="5"),
+     "row 0: field 'prompt': is missing, and chosen and rejected share no prefix"),
 ])
 def test_bad_rows_are_errors_that_name_row_and_field(tmp_path, tiny_model, tiny_tokenizer, edit, message):
     rows = toy_rows(2)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import random
 import re
 from collections import Counter
@@ -100,7 +101,7 @@ def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: 
     ``Sample.policy``). Blank solutions and ones too long for the PRM are kept, unscored (``rewards=None``)."""
     if len(problems) != len(solutions):
         raise ValueError(f"label_samples: {len(problems)} problems but {len(solutions)} lists of solutions")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold):
         raise ValueError(f"label_samples: threshold must be a finite log-odds, got {threshold!r}")
     delimiter = delimiter or getattr(getattr(prm, "config", None), "step_delimiter", DEFAULT_DELIMITER)
     out, todo = [], []
