@@ -136,7 +136,7 @@ def _finite_rewards(step_rewards) -> list[float]:
         except (TypeError, ValueError):
             x = None
         if x is None or not math.isfinite(x):
-            raise ValueError(f"step {k}: the reward must be a finite number, got {r!r}")
+            raise ValueError(f"aggregate: step {k}: the reward must be a finite number, got {r!r}")
         out.append(x)
     return out
 

@@ -189,6 +189,31 @@ def test_caps_end_beams_and_unreadable_prefixes_are_floored():
     assert res.nodes[0].rewards is None and res.nodes[0].score == search.FLOOR and not res.nodes[0].kept
 
 
+def test_a_problem_searches_the_same_alone_or_beside_others():
+    """Token counts along a path are the problem's own: node ids restart at 0 in every problem, so a count keyed
+    by the id alone let one problem's long steps cut another's short path, or lift its cap."""
+    class Prompted:
+        def __init__(self, prompt):
+            self.prompt = prompt
+
+    def sampler(texts, n, caps, leads):  # problem "a" writes 1 token a step, "b" 40
+        out = []
+        for text, cap in zip(texts, caps):
+            per = 1 if text.startswith("a") else 40
+            out.append([search.Generation("Step x", min(per, cap), "delimiter" if per <= cap else "length")] * n)
+        return out
+
+    def run(prompts):
+        results = search.beam_search(None, None, TablePRM(), [Prompted(p) for p in prompts], n_beams=2, expansions=2,
+                                     max_steps=6, max_new_tokens=100, sampler=sampler, answer_pattern=None)
+        return {prompts[r.problem_index]: (r.nodes[r.chosen].ended, r.nodes[r.chosen].depth, r.tokens)
+                for r in results}
+
+    alone = {**run(["a:"]), **run(["b:"])}
+    assert alone["a:"][:2] == ("step_cap", 5) and alone["b:"][0] == "length"
+    assert run(["a:", "b:"]) == alone and run(["b:", "a:"]) == alone
+
+
 def test_any_task_problem_works_gsm8k_shaped():
     chat = "<|im_start|>user\nSolve ...\n\nA farmer has 3 cows.<|im_end|>\n<|im_start|>assistant\n"
     problem = GSM8KProblem("A farmer has 3 cows.", "1", chat)

@@ -354,7 +354,7 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
                for i in range(len(problems))]
     # beams[i][g]: ids of the nodes held by subtree g of problem i (None: not started, the prompt alone)
     beams: list[list[list[int] | None]] = [[None] * n_subtrees for _ in problems]
-    path_tokens: dict[int, int] = {}
+    path_tokens: dict[tuple[int, int], int] = {}  # (problem, node id) -> tokens from the root to that node
     scored: dict[tuple, list[float] | None] = {}  # (problem, prefix steps) -> the PRM's step rewards
 
     def steps_of(res, node_id):
@@ -386,7 +386,7 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
             lead = res.nodes[nid].pending if nid is not None else ""
             texts.append(prompts[i] + "".join(steps_of(res, nid)) + lead)
             leads.append(lead)
-            caps.append(max(1, max_new_tokens - (path_tokens.get(nid, 0) if nid is not None else 0)))
+            caps.append(max(1, max_new_tokens - (path_tokens.get((i, nid), 0) if nid is not None else 0)))
             copies.append(m)
         # Rows of one parent are sampled as copies of its text; texts with more copies (the roots) go alone.
         gens: list[list[Generation]] = [None] * len(work)
@@ -400,7 +400,7 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
             res = results[i]
             for gen in row:
                 step = lead + gen.text
-                tokens = (path_tokens.get(nid, 0) if nid is not None else 0) + gen.n_tokens
+                tokens = (path_tokens.get((i, nid), 0) if nid is not None else 0) + gen.n_tokens
                 answered = bool(answer_re and answer_re.search(step))
                 node = Node(len(res.nodes), nid, depth, step, gen.n_tokens, gen.stop, False, group=g,
                             pending=delimiter + gen.rest if gen.stop == "delimiter" else "")
@@ -413,7 +413,7 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
                 res.nodes.append(node)
                 res.tokens += gen.n_tokens
                 res.n_generations += 1
-                path_tokens[node.id] = tokens
+                path_tokens[(i, node.id)] = tokens
                 new_ids.append((i, g, node.id))
         # 4. Score every new prefix in one pass each (batched over all problems); a prefix sampled twice is
         #    read once (same input, same rewards).
