@@ -31,7 +31,7 @@ def prompt_texts(prompts, where: str = "sample_solutions") -> list[str]:
     return prompts
 
 
-def _check_sampling(model, tokenizer, prompts: list[str], n, temperature, batch_size, max_new_tokens,
+def check_sampling(model, tokenizer, prompts: list[str], n, temperature, batch_size, max_new_tokens,
                     where: str = "sample_solutions") -> None:
     """``ValueError`` naming the argument (or the prompt) that cannot be sampled from as asked."""
     for name, value in (("n", n), ("batch_size", batch_size), ("max_new_tokens", max_new_tokens)):
@@ -67,7 +67,7 @@ def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float =
     from tqdm.auto import tqdm
 
     prompts = prompt_texts(prompts)
-    _check_sampling(model, tokenizer, prompts, n, temperature, batch_size, max_new_tokens)
+    check_sampling(model, tokenizer, prompts, n, temperature, batch_size, max_new_tokens)
     record_prompts(prompts)
     flat = [pr for pr in prompts for _ in range(n)]
     torch.manual_seed(seed)

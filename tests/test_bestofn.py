@@ -6,6 +6,7 @@ import random
 import pytest
 
 from stepdpo_lite import generation
+from stepdpo_lite.rewards import InputTooLong
 from stepdpo_lite.tutorial import bestofn, toyworld
 from stepdpo_lite.tutorial.gsm8k import GSM8KProblem
 
@@ -20,7 +21,7 @@ def toy():
 
 
 class FakeVerifier:
-    """Scores a solution by its length; refuses (ValueError) texts holding 'LONG', like an over-long input."""
+    """Scores a solution by its length; refuses texts holding 'LONG' as a reward model refuses an over-long input."""
 
     def __init__(self, per_step=False):
         self.per_step, self.calls = per_step, 0
@@ -29,7 +30,7 @@ class FakeVerifier:
         self.calls += 1
         assert all(t.strip() if isinstance(t, str) else t for t in texts), "blank texts must not be scored"
         if any("LONG" in str(t) for t in texts):
-            raise ValueError("too long")
+            raise InputTooLong("too long")
         return [[0.1 * k for k in range(len(t))] if self.per_step else float(len(t)) for t in texts]
 
 
@@ -67,6 +68,13 @@ def test_unreadable_candidates_get_none_then_the_floor(toy):
     assert scores[0][0] == float(len(sols[0][0])) and fake.calls > 1  # the batch failed, then one by one
     steps = bestofn.score_candidates(FakeVerifier(per_step=True), problems, [[["Step 1", "Step 2"], []]] * 2)
     assert steps == [[[0.0, 0.1], None]] * 2
+
+    class Broken(FakeVerifier):
+        def score_solutions(self, prompts, texts):
+            raise ValueError("prompt 0: must be a str")  # a bug, not an unreadable candidate: raised, not floored
+
+    with pytest.raises(ValueError, match="must be a str"):
+        bestofn.score_candidates(Broken(), problems, sols)
     assert bestofn.aggregate(steps, "min") == [[0.0, bestofn.FLOOR]] * 2
     assert bestofn.aggregate(steps, "last")[0][0] == pytest.approx(0.1)
     sel = bestofn.selection_scores(steps, [[1.0, None]] * 2, [[2.0, None]] * 2)
@@ -98,7 +106,8 @@ def test_paired_differences_by_n_and_their_table():
     from stepdpo_lite.tutorial import tasks
     per_problem = {"4": {"prm": [1.0, 0.5, 0.0, 1.0], "orm": [0.0, 0.5, 0.0, 0.5], "majority": [0.0] * 4},
                    "16": {"prm": [1.0] * 4, "orm": [0.0, 1.0, 0.0, 0.0]}}
-    diffs = bestofn.paired_differences(per_problem, [("prm", "orm"), ("orm", "majority"), ("prm", "beam")])
+    with pytest.warns(UserWarning, match=r"no method 'beam' in the results .* the pair \('prm', 'beam'\) is left out"):
+        diffs = bestofn.paired_differences(per_problem, [("prm", "orm"), ("orm", "majority"), ("prm", "beam")])
     assert set(diffs) == {"4", "16"} and set(diffs["16"]) == {"prm"} and "beam" not in diffs["4"]["prm"]
     d = diffs["4"]["prm"]["orm"]
     assert d == tasks.paired_difference([1.0, 0.5, 0.0, 1.0], [0.0, 0.5, 0.0, 0.5])
@@ -162,3 +171,21 @@ def test_greedy_accuracy_of_the_tiny_base(tmp_path):
     assert bestofn.accuracy(problems, sols) == sum(toyworld.check(p, s).answer_correct for p, s in zip(problems, sols)) / 4
     with pytest.raises(ValueError, match="need equal"):
         bestofn.accuracy(problems, sols[:2])
+
+
+def test_one_str_per_problem_or_lists_that_do_not_pair_up_are_refused():
+    """``zip`` would cut the longer list, and one str per problem would be read as its characters, silently."""
+    from stepdpo_lite.tutorial import tasks
+
+    problems = toyworld.make_problems(2, seed=0)
+    texts = [p.gold_solution for p in problems]  # one text per problem, as greedy_solutions returns
+    for call in (lambda s: bestofn.grade(problems, s), lambda s: bestofn.score_candidates(None, problems, s),
+                 lambda s: tasks.ToyTask().label(None, None, problems, s)):
+        with pytest.raises(ValueError, match=r"solutions\[0\] is one str"):
+            call(texts)
+        with pytest.raises(ValueError, match="2 problems but 1 lists of solutions"):
+            call([texts[:1]])
+    with pytest.warns(UserWarning, match="no method 'ORM' in the results"):  # a typo in the notebook's PAIRS
+        bestofn.paired_differences({"4": {"prm_min": [1, 0], "orm": [0, 0]}}, [("prm_min", "ORM")])
+    with pytest.raises(ValueError, match="each pair must be"):
+        bestofn.paired_differences({"4": {"prm_min": [1, 0], "orm": [0, 0]}}, [("prm_min", "orm", "x")])

@@ -389,7 +389,7 @@ def test_step_dpo_pairs_share_a_correct_prefix(toy, caplog):
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
         assert len(labelling.step_dpo_pairs(problems, wrong_only, use_gold=False)) == 0
     assert "6 no right step k" in caplog.text
-    with pytest.raises(ValueError, match="2 problems, 3 lists of solutions"):
+    with pytest.raises(ValueError, match="2 problems but 3 lists of solutions"):
         labelling.step_dpo_pairs(problems[:2], solutions)
 
 

@@ -360,3 +360,14 @@ def test_compare_at_budgets_and_figures(tmp_path):
     blob = (tmp_path / "07_beam_explorer.png").read_bytes()
     assert blob[:8] == PNG and len(blob) > 5_000
     assert search.pick_example([Answer1()] * 2, [res, res]) in (0, 1)
+
+
+def test_generate_checks_its_arguments_as_sample_solutions_does(tiny_base):
+    model, tok = tiny_base
+    problems = bestofn.held_out_problems("tiny", 2)
+    for kw, message in ((dict(n=0), "n must be an int >= 1"), (dict(n=1, temperature=float("nan")), "temperature"),
+                        (dict(n=1, batch_size=0), "batch_size must be an int >= 1")):
+        with pytest.raises(ValueError, match=f"generate: {message}"):
+            search.sample_candidates(model, tok, problems, **kw)
+    with pytest.raises(ValueError, match="generate: expected a list of prompts, got one str"):
+        search.generate(model, tok, problems[0].prompt)

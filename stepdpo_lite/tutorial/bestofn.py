@@ -10,12 +10,17 @@ every candidate of its problem is unreadable.
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from pathlib import Path
 
 from ..evaluation import best_of_n_accuracy, majority_vote_accuracy
 from ..losses import aggregate_rewards
 from ..models import adapter_base
-from . import tasks
+from ..rewards import InputTooLong
+from . import labelling, tasks
+
+logger = logging.getLogger(__name__)
 
 PRM_AGGREGATIONS = ("min", "product", "last")
 FLOOR = -1e9
@@ -48,8 +53,7 @@ def step_labels(problem, solution: str):
 
 def grade(problems, solutions) -> dict:
     """``solutions[i][j]`` -> ``{"correct", "answers"}`` (same shape) and ``"gold"`` (one per problem)."""
-    if len(problems) != len(solutions):
-        raise ValueError(f"grade: {len(problems)} problems but {len(solutions)} solution lists")
+    labelling.check_solution_lists(problems, solutions, "grade")
     return {"correct": [[p.is_correct(s) for s in ss] for p, ss in zip(problems, solutions)],
             "answers": [[p.final_answer(s) for s in ss] for p, ss in zip(problems, solutions)],
             "gold": [p.gold_answer() for p in problems]}
@@ -57,26 +61,37 @@ def grade(problems, solutions) -> dict:
 
 # ----------------------------------------------------------------------------- reward-model scores
 
-def _score_flat(score, prompts, texts) -> list:
-    """``score(prompts, texts)``, None for texts a reward model cannot read (blank, too long); texts or step lists."""
-    keep = [i for i, t in enumerate(texts) if (t.strip() if isinstance(t, str) else t)]
+def _readable(text) -> bool:
+    return bool(text.strip()) if isinstance(text, str) else bool(text) and all(s.strip() for s in text)
+
+
+def score_readable(score, prompts, texts) -> list:
+    """``score(prompts, texts)`` (texts or step lists), with None for the ones a reward model cannot read: blank,
+    a blank step, or longer than its ``max_length`` (``InputTooLong``; any other error is raised). How many were
+    left unscored is logged: the callers floor them (``FLOOR``)."""
+    keep = [i for i, t in enumerate(texts) if _readable(t)]
     out = [None] * len(texts)
     try:
         for i, r in zip(keep, score([prompts[i] for i in keep], [texts[i] for i in keep])):
             out[i] = r
-    except ValueError:  # one unreadable candidate (e.g. longer than max_length): score them one by one
+    except InputTooLong:  # one candidate too long: score them one by one
         for i in keep:
             try:
                 out[i] = score([prompts[i]], [texts[i]])[0]
-            except ValueError:
+            except InputTooLong:
                 out[i] = None
+    unread = sum(r is None for r in out)
+    if unread:
+        logger.info("%d of %d candidates unscored (blank, or longer than the reward model's max_length)", unread,
+                    len(out))
     return out
 
 
 def score_candidates(model, problems, solutions) -> list[list]:
     """Per problem, per candidate: a PRM's step rewards (lists), an ORM's or combined model's reward, or None."""
+    labelling.check_solution_lists(problems, solutions, "score_candidates")
     prompts = [pr for pr, ss in zip(tasks.prompts_of(problems), solutions) for _ in ss]
-    flat = iter(_score_flat(model.score_solutions, prompts, [s for ss in solutions for s in ss]))
+    flat = iter(score_readable(model.score_solutions, prompts, [s for ss in solutions for s in ss]))
     return [[next(flat) for _ in ss] for ss in solutions]
 
 
@@ -115,6 +130,7 @@ def combined_scores(combined_dir, problems, solutions, prm_dir=None, prm_step_re
     from ..rewards import OutcomeRewardModel, ProcessRewardModel
     from ..steps import extract_steps
 
+    labelling.check_solution_lists(problems, solutions, "combined_scores")
     combined_dir = Path(combined_dir)
     config = json.loads((combined_dir / "combined_reward_config.json").read_text())
     total = [[0.0] * len(ss) for ss in solutions]
@@ -178,6 +194,15 @@ def paired_differences(per_problem: dict, pairs) -> dict:
     ``per_problem``: ``{str(N): {method: [share of right answers per problem]}}``, from
     ``best_of_n_table(per_problem=True)`` or ``search.compare_at_budgets(per_problem=True)``. Returns
     ``{str(N): {A: {B: {"difference", "low", "high"}}}}`` (fractions: 0.03 is 3 points)."""
+    pairs = list(pairs)
+    ran = {m for row in per_problem.values() for m, v in row.items() if isinstance(v, list)}
+    for pair in pairs:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"paired_differences: each pair must be (A, B), got {pair!r}")
+        unknown = [m for m in pair if m not in ran]
+        if unknown:  # a method left out of this run, or a typo: said aloud, not an empty row
+            warnings.warn(f"paired_differences: no method {unknown[0]!r} in the results (they hold {sorted(ran)}): "
+                          f"the pair {tuple(pair)} is left out", stacklevel=2)
     out = {}
     for n, row in per_problem.items():
         for a, b in pairs:

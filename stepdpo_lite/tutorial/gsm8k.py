@@ -171,6 +171,8 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
     from ..steps import extract_steps
     from . import labelling, toyworld
 
+    labelling.check_solution_lists(problems, solutions, "mc_verdicts")
+
     flat = [(i, s) for i, sols in enumerate(solutions) for s in sols if s.strip()]
     steps = [extract_steps(s) for _, s in flat]
     right = [problems[i].is_correct(s) for i, s in flat]

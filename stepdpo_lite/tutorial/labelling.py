@@ -28,19 +28,30 @@ from . import toyworld
 logger = logging.getLogger("stepdpo_lite.data")
 
 
+def check_solution_lists(problems, solutions, where: str) -> None:
+    """One list of solutions per problem: a length mismatch would be cut to the shorter by ``zip``, and one str per
+    problem read as its characters, silently."""
+    if isinstance(problems, str) or isinstance(solutions, str):
+        raise ValueError(f"{where}: expected a list of problems and one list of solutions per problem, got a str")
+    if len(problems) != len(solutions):
+        raise ValueError(f"{where}: {len(problems)} problems but {len(solutions)} lists of solutions")
+    for i, sols in enumerate(solutions):
+        if isinstance(sols, str):
+            raise ValueError(f"{where}: solutions[{i}] is one str; give a list of solutions per problem "
+                             "(as sample_solutions returns)")
+
+
 def _verdicts(problems, solutions, verdicts=None) -> list[list[tuple[str, toyworld.Verdict]]]:
     """``(text, verdict)`` for the non-blank solutions of each problem (blank ones are counted by ``_blanks``).
 
     ``verdicts[i]`` (optional) holds one ``toyworld.Verdict`` per solution of problem i, or per non-blank
     one (the two cannot be confused: they differ in length whenever there is a blank); else the checker runs.
     """
-    if len(problems) != len(solutions) or (verdicts is not None and len(verdicts) != len(problems)):
-        raise ValueError(f"got {len(problems)} problems, {len(solutions)} lists of solutions"
-                         + ("" if verdicts is None else f" and {len(verdicts)} lists of verdicts"))
+    check_solution_lists(problems, solutions, "labelling")
+    if verdicts is not None and len(verdicts) != len(problems):
+        raise ValueError(f"labelling: {len(problems)} problems but {len(verdicts)} lists of verdicts")
     out = []
     for i, (problem, sols) in enumerate(zip(problems, solutions)):
-        if isinstance(sols, str):
-            raise ValueError("solutions must hold one list of texts per problem (as sample_solutions returns)")
         texts = [s for s in sols if s.strip()]
         if verdicts is None:
             out.append([(s, toyworld.check(problem, s)) for s in texts])

@@ -40,10 +40,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from ..generation import record_prompts
+from ..generation import check_sampling, prompt_texts, record_prompts
 from ..steps import DEFAULT_DELIMITER
+from . import bestofn
 
-FLOOR = -1e9  # the score of a prefix the PRM cannot read (blank, longer than its context), as in bestofn
+FLOOR = bestofn.FLOOR  # the score of a prefix the PRM cannot read (blank, longer than its context)
 ANSWER_PATTERN = r"(?m)^[ \t]*(?:Answer:|####)"  # a line that states the final answer ends a solution
 STOPS = ("eos", "delimiter", "length")
 
@@ -130,15 +131,13 @@ def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: s
     """
     import torch
 
-    texts = list(texts)
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise ValueError(f"generate: text {i} is a {type(t).__name__}, not a str (pass problem.prompt + steps)")
+    texts = prompt_texts(texts, "generate")
     if delimiter is not None and not delimiter:
         raise ValueError("generate: delimiter must be a non-empty string or None")
     caps = [max_new_tokens] * len(texts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     if len(caps) != len(texts) or any(c < 1 for c in caps):
         raise ValueError(f"generate: need one max_new_tokens >= 1 per text, got {max_new_tokens!r}")
+    check_sampling(model, tokenizer, texts, n, temperature, batch_size, max(caps, default=1), where="generate")
     leads = [""] * len(texts) if leads is None else list(leads)
     if len(leads) != len(texts):
         raise ValueError(f"generate: {len(texts)} texts but {len(leads)} leads")
@@ -273,20 +272,9 @@ class SearchResult:
 
 def _score_prefixes(prm, prompts: list[str], step_lists: list[list[str]]) -> list[list[float] | None]:
     """The PRM's step rewards of each prefix; None for one it cannot read (a blank step, too long)."""
-    keep = [i for i, ss in enumerate(step_lists) if ss and all(s.strip() for s in ss)]
-    out: list[list[float] | None] = [None] * len(step_lists)
-    if not keep:
-        return out
-    try:
-        for i, r in zip(keep, prm.score_solutions([prompts[i] for i in keep], [step_lists[i] for i in keep])):
-            out[i] = list(r)
-    except ValueError:  # one unreadable prefix (e.g. longer than max_length): score them one by one
-        for i in keep:
-            try:
-                out[i] = list(prm.score_solutions([prompts[i]], [step_lists[i]])[0])
-            except ValueError:
-                out[i] = None
-    return out
+    if not step_lists:
+        return []
+    return [None if r is None else list(r) for r in bestofn.score_readable(prm.score_solutions, prompts, step_lists)]
 
 
 def _aggregate(rewards, strategy: str) -> float:
@@ -545,8 +533,6 @@ def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards,
     method); their tokens are B x the mean tokens of a candidate (the mean over all draws). The token budget of
     B is the same figure. ``searches``: ``{method: {B: [SearchResult per problem]}}`` (e.g. ``beam_prm``).
     """
-    from . import bestofn
-
     budgets = sorted(int(b) for b in budgets)
     graded = bestofn.grade(problems, candidates)
     scores = {"best_of_n_prm": bestofn.aggregate(prm_step_rewards, aggregation),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .. import generation
-from . import budget, gsm8k, toyworld
+from . import budget, gsm8k, labelling, toyworld
 
 
 @runtime_checkable
@@ -96,6 +96,9 @@ def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 
 def accuracy_differences(a: dict, b: dict) -> dict:
     """Policy A's greedy and sampled accuracy minus policy B's on the same problems, each with its 95% interval
     (``paired_difference``); ``a`` and ``b`` are the ``"per_problem"`` parts of ``greedy_and_sampled_accuracy``."""
+    if a["n_sampled"] != b["n_sampled"]:  # each count is a share of its own n: one n for both would be wrong
+        raise ValueError(f"accuracy_differences: the policies were sampled {a['n_sampled']} and {b['n_sampled']} "
+                         "times per problem; compare runs with the same n_sampled")
     return {"accuracy": paired_difference(a["greedy_right"], b["greedy_right"]),
             "sampled_accuracy": paired_difference(a["sampled_right"], b["sampled_right"], n=a["n_sampled"])}
 
@@ -151,6 +154,7 @@ class ToyTask:
 
     def label(self, policy, tokenizer, problems, solutions, **rollouts) -> list[list[toyworld.Verdict]]:
         """The checker's verdict for every solution (the policy is not needed)."""
+        labelling.check_solution_lists(problems, solutions, "ToyTask.label")
         return [[p.verdict(s) for s in sols] for p, sols in zip(problems, solutions)]
 
 
