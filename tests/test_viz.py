@@ -197,3 +197,19 @@ def test_explorer_builds_and_updates_headless(tmp_path):
     assert as_dicts.html.value == as_lists.html.value and "color:#d1495b" in as_lists.html.value
     with pytest.raises(ValueError, match="problem 0 has 1 solutions but 2 reward"):
         viz.step_reward_explorer(["p"], [["s"]], [[[0.1], [0.2]]])
+
+
+def test_first_predicted_error_takes_a_probability_and_refuses_nan():
+    from stepdpo_lite.tutorial import labelling
+
+    assert viz.first_predicted_error([2.0, -3.0, 1.0], 0.5) == 1
+    with pytest.raises(ValueError, match=r"threshold is a probability in \(0, 1\), got 0.0"):  # a log-odds, by mistake
+        viz.first_predicted_error([-0.1, 1.0], threshold=0.0)
+    with pytest.raises(ValueError, match="step 1: the reward is NaN"):
+        viz.first_predicted_error([1.0, float("nan"), -3.0], 0.5)
+    with pytest.raises(ValueError, match="solution 0, step 1: a label must be a bool or a share"):
+        labelling.label_agreement([[1.0, None]], [[True, True]])
+    with pytest.raises(ValueError, match="threshold is a share of rollouts"):
+        labelling.label_agreement([[1.0]], [[True]], threshold=50)
+    with pytest.raises(ValueError, match="no steps"):
+        labelling.label_agreement([], [])

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import numbers
 import random
 from collections import Counter
 from typing import Callable, Sequence
 
+import numpy as np
 from datasets import Dataset
 
 from .. import generation
@@ -255,12 +257,20 @@ def label_agreement(mc_labels: Sequence[Sequence], gold_labels: Sequence[Sequenc
     """
     if len(mc_labels) != len(gold_labels):
         raise ValueError(f"label_agreement: {len(mc_labels)} label lists vs {len(gold_labels)} gold lists")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"label_agreement: threshold is a share of rollouts in (0, 1], got {threshold!r}")
     pred, gold = [], []
     for i, (m, g) in enumerate(zip(mc_labels, gold_labels)):
         if len(m) != len(g):
             raise ValueError(f"label_agreement: solution {i} has {len(m)} labels but {len(g)} gold labels")
+        bad = [k for k, x in enumerate(m) if not isinstance(x, (numbers.Real, np.bool_)) or not 0 <= x <= 1]
+        if bad:  # None, a NaN or a count would be read as a label all the same
+            raise ValueError(f"label_agreement: solution {i}, step {bad[0]}: a label must be a bool or a share in "
+                             f"[0, 1], got {m[bad[0]]!r}")
         pred += [float(x) >= threshold for x in m]
         gold += [bool(x) for x in g]
+    if not gold:
+        raise ValueError("label_agreement: no steps to compare")
     tp = sum(p and g for p, g in zip(pred, gold))
     precision, recall = tp / max(sum(pred), 1), tp / max(sum(gold), 1)
     return {"accuracy": sum(p == g for p, g in zip(pred, gold)) / max(len(gold), 1), "precision": precision,

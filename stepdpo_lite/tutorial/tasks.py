@@ -62,6 +62,8 @@ def sample_solutions(model, tokenizer, problems, **kw) -> list[list[str]]:
 def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float = 0.0, **kw) -> dict:
     """Final-answer accuracy of a policy on ``problems``; with a step checker (toy world) also the share of
     right steps and the kinds of first errors."""
+    if len(problems) == 0:
+        raise ValueError("evaluate_policy: no problems to evaluate on")
     sols = sample_solutions(model, tokenizer, problems, n=n, temperature=temperature, **kw)
     pairs = [(p, s) for p, ss in zip(problems, sols) for s in ss]
     right = [sum(bool(p.is_correct(s)) for s in ss) for p, ss in zip(problems, sols)]

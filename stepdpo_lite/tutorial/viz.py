@@ -43,7 +43,14 @@ def sigmoid(x):
 
 
 def first_predicted_error(rewards, threshold: float = 0.5) -> int:
-    """0-based index of the first step with ``sigmoid(reward) < threshold``, or -1 when none."""
+    """0-based index of the first step with ``sigmoid(reward) < threshold``, or -1 when none. ``threshold`` is a
+    probability (notebook 02's log-odds threshold ``t`` is ``sigmoid(t)`` here); a NaN reward is refused."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"first_predicted_error: threshold is a probability in (0, 1), got {threshold!r} (a log-odds "
+                         "threshold t is sigmoid(t))")
+    if len(rewards) and np.isnan(np.asarray(rewards, dtype=float)).any():
+        raise ValueError(f"first_predicted_error: step {int(np.flatnonzero(np.isnan(np.asarray(rewards, float)))[0])}: "
+                         "the reward is NaN")
     below = np.flatnonzero(sigmoid(rewards) < threshold) if len(rewards) else []
     return int(below[0]) if len(below) else -1
 
