@@ -58,3 +58,21 @@ def test_mc_verdicts_passes_rollout_length_and_batch_through(monkeypatch, tiny_t
     assert seen["prompts"] == ["PROMPT\n"]  # only the wrong solution is rolled out, from the problem's prompt
     assert out[0][0].step_labels == [True] and out[0][0].answer_correct  # right answer: reached after every step
     assert out[0][1].step_labels == [False] and out[0][1].first_error == 0
+
+
+def test_a_local_copy_with_a_bad_line_or_row_names_the_file_line_and_field(tmp_path, tiny_tokenizer):
+    import json
+
+    good = {"question": "Tom has 3 apples and buys 2. How many now?", "answer": "3 + 2 = 5\n#### 5"}
+    path = tmp_path / "test.jsonl"
+    for lines, message in (([json.dumps(good), "{cut short"], r"test.jsonl, line 2: not a JSON object"),
+                           ([json.dumps({"answer": good["answer"]})], "field 'question' must be a non-empty string"),
+                           ([json.dumps({**good, "answer": 3})], "field 'answer' must be a non-empty string"),
+                           ([json.dumps({**good, "answer": "x ####  "})], "nothing after '####'")):
+        path.write_text("\n".join(lines * 4) + "\n")
+        with pytest.raises(ValueError, match=message):
+            gsm8k.load_problems(tiny_tokenizer, 1, 1, name=str(path))
+    path.write_text("\n".join([json.dumps(good)] * 4) + "\n")
+    assert len(gsm8k.load_problems(tiny_tokenizer, 1, 1, name=str(path))["test"]) == 1
+    with pytest.raises(ValueError, match="n_train and n_eval must be >= 0"):
+        gsm8k.load_problems(tiny_tokenizer, 1, -1, name=str(path))

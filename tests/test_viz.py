@@ -213,3 +213,5 @@ def test_first_predicted_error_takes_a_probability_and_refuses_nan():
         labelling.label_agreement([[1.0]], [[True]], threshold=50)
     with pytest.raises(ValueError, match="no steps"):
         labelling.label_agreement([], [])
+    with pytest.raises(ValueError, match="solution 0 has 2 predicted but 1 gold labels"):  # 3 and 3 once flattened
+        viz.plot_label_agreement([[True, False], [True]], [[True], [False, True]])

@@ -95,9 +95,14 @@ class GSM8KProblem:
 
 
 def _problem(row: dict, tokenizer) -> GSM8KProblem:
+    for name in ("question", "answer"):
+        if not isinstance(row.get(name), str) or not row[name].strip():
+            raise ValueError(f"GSM8K row: field {name!r} must be a non-empty string, got {row.get(name)!r:.60}")
     if "####" not in row["answer"]:
         raise ValueError(f"GSM8K row has no final '#### <answer>' line: {row['answer'][-80:]!r}")
     solution, final = row["answer"].rsplit("####", 1)
+    if not final.strip():
+        raise ValueError(f"GSM8K row: field 'answer': nothing after '####': {row['answer'][-80:]!r}")
     return GSM8KProblem(row["question"], final.strip(), format_prompt(row["question"], tokenizer), solution.strip())
 
 
@@ -124,7 +129,17 @@ def _local_rows(path: Path) -> dict[str, list[dict]]:
                                                   if (path / f"{s}.jsonl").exists()}
     if not files:
         raise FileNotFoundError(f"load_problems: {path} is neither a .jsonl file nor a folder with train.jsonl/test.jsonl")
-    return {s: [json.loads(ln) for ln in f.read_text().splitlines() if ln.strip()] for s, f in files.items()}
+    out = {}
+    for split, f in files.items():
+        rows = []
+        for k, line in enumerate(f.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{f}, line {k}: not a JSON object ({err})") from None
+        out[split] = rows
+    return out
 
 
 def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str = HUB_NAME) -> dict:
@@ -135,6 +150,8 @@ def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str
     splits), or one ``.jsonl`` file / a folder with only ``test.jsonl`` (e.g. ``data/gsm8k``: disjoint
     train/validation/test carved from it, ``carve``).
     """
+    if n_train < 0 or n_eval < 0:  # a slice [:-1] would quietly mean "all but one"
+        raise ValueError(f"load_problems: n_train and n_eval must be >= 0, got {n_train} and {n_eval}")
     path = Path(name)
     if path.exists():
         local = _local_rows(path)

@@ -453,7 +453,11 @@ def plot_label_agreement(predicted, gold, names=("Monte-Carlo", "gold"), title=N
 
     Takes flat lists of bools or per-solution lists of lists of the same shape.
     """
-    flat = lambda xs: [bool(v) for x in xs for v in (x if isinstance(x, (list, tuple, np.ndarray)) else [x])]
+    nested = lambda xs: [x if isinstance(x, (list, tuple, np.ndarray)) else [x] for x in xs]
+    for i, (a, b) in enumerate(zip(nested(predicted), nested(gold))):  # a shift would pair the wrong steps
+        if len(a) != len(b):
+            raise ValueError(f"plot_label_agreement: solution {i} has {len(a)} predicted but {len(b)} gold labels")
+    flat = lambda xs: [bool(v) for x in nested(xs) for v in x]
     p, g = flat(predicted), flat(gold)
     if len(p) != len(g) or not p:
         raise ValueError(f"plot_label_agreement: {len(p)} predicted vs {len(g)} gold labels (need equal, > 0)")
