@@ -59,3 +59,12 @@ def test_track_prints_runtime_and_on_a_gpu_peak_memory():
     assert used["seconds"] >= 0 and lines[0].startswith("training: ")
     import torch
     assert ("peak GPU memory" in lines[0]) == torch.cuda.is_available()
+
+
+def test_a_budget_or_speed_that_is_not_positive_is_refused():
+    rows = {"train": [10] * 10, "test": [10] * 2}
+    for kw, message in ((dict(tokens_per_s=100.0, budget_minutes=-5), "budget_minutes must be > 0"),
+                        (dict(tokens_per_s=100.0, budget_minutes=float("nan")), "budget_minutes must be > 0"),
+                        (dict(tokens_per_s=float("nan"), budget_minutes=1), "tokens_per_s must be > 0")):
+        with pytest.raises(ValueError, match=f"MC: {message}"):  # each would quietly keep one problem a split
+            budget.plan_generation(rows, tokens_per_row=100, what="MC", **kw)

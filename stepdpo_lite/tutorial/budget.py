@@ -91,6 +91,12 @@ def plan_generation(rows: dict[str, list[int]], *, tokens_per_row: int, tokens_p
                     budget_minutes: float | None, batch_size: int = 1, what: str = "generation") -> GenerationPlan:
     """Keep every problem if the estimate fits ``budget_minutes`` (or there is no budget or no speed figure);
     else the largest equal share of each split's problems (at least one each) that fits."""
+    if budget_minutes is not None and not budget_minutes > 0:  # NaN too: it would quietly keep one problem a split
+        raise ValueError(f"{what}: budget_minutes must be > 0 or None (no budget), got {budget_minutes!r}")
+    if tokens_per_s is not None and not tokens_per_s > 0:
+        raise ValueError(f"{what}: tokens_per_s must be > 0 or None (not measured), got {tokens_per_s!r}")
+    if tokens_per_row < 1 or batch_size < 1:
+        raise ValueError(f"{what}: tokens_per_row and batch_size must be >= 1, got {tokens_per_row}, {batch_size}")
     plan = GenerationPlan(what, {s: list(r) for s, r in rows.items()}, tokens_per_row, tokens_per_s,
                           budget_minutes, batch_size)
     plan.keep = plan.full
