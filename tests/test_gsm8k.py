@@ -65,7 +65,7 @@ def test_a_local_copy_with_a_bad_line_or_row_names_the_file_line_and_field(tmp_p
 
     good = {"question": "Tom has 3 apples and buys 2. How many now?", "answer": "3 + 2 = 5\n#### 5"}
     path = tmp_path / "test.jsonl"
-    for lines, message in (([json.dumps(good), "{cut short"], r"test.jsonl, line 2: not a JSON object"),
+    for lines, message in (([json.dumps(good), "{cut short"], r"test.jsonl, line 2: not valid JSON"),
                            ([json.dumps({"answer": good["answer"]})], "field 'question' must be a non-empty string"),
                            ([json.dumps({**good, "answer": 3})], "field 'answer' must be a non-empty string"),
                            ([json.dumps({**good, "answer": "x ####  "})], "nothing after '####'")):

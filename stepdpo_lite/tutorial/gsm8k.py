@@ -10,10 +10,11 @@ question alone; ``is_correct``, ``final_answer``, ``gold_answer``, ``step_labels
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..data import _read_json  # a bad line is an error naming the file and line
 
 # The instruction makes an instruct model write steps the default delimiter "\n\nStep" can split.
 INSTRUCTION = ("Solve the math problem step by step. Start each step on a new paragraph with 'Step k:' "
@@ -129,17 +130,7 @@ def _local_rows(path: Path) -> dict[str, list[dict]]:
                                                   if (path / f"{s}.jsonl").exists()}
     if not files:
         raise FileNotFoundError(f"load_problems: {path} is neither a .jsonl file nor a folder with train.jsonl/test.jsonl")
-    out = {}
-    for split, f in files.items():
-        rows = []
-        for k, line in enumerate(f.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{f}, line {k}: not a JSON object ({err})") from None
-        out[split] = rows
-    return out
+    return {s: [row for _, row in _read_json(f)] for s, f in files.items()}
 
 
 def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str = HUB_NAME) -> dict:
