@@ -259,7 +259,8 @@ class StepwiseDPOTrainer(DPOTrainer):
         if "open_ended" in next(iter(dataset)):  # partial solutions (Step-DPO's prompt-prefix form): no EOS
             dataset = dataset.map(drop_appended_eos, fn_kwargs=dict(eos=self._tokenizer.eos_token,
                                                                     eos_id=self._tokenizer.eos_token_id))
-        dataset = dataset.map(step_columns, with_indices=True, desc=f"Step ids of {dataset_name} dataset",
+        progress = {"desc": f"Step ids of {dataset_name} dataset"} if isinstance(dataset, Dataset) else {}  # lazy
+        dataset = dataset.map(step_columns, with_indices=True, **progress,
                               fn_kwargs=dict(tokenizer=self._tokenizer, delimiter=args.step_delimiter,
                                              max_steps=args.max_reasoning_steps,
                                              first_token=args.step_pairing == "first_token",

@@ -10,8 +10,8 @@ from stepdpo_lite.evaluation import (best_of_n_accuracy, choose_threshold, first
                                      first_error_report, majority_vote_accuracy, outcome_auroc, predict_first_error,
                                      process_reward_report, step_auroc)
 from stepdpo_lite.tutorial.diagnostics import (auroc_difference, base_rate_loss, chosen_vs_rejected_summary,
-                                               mean_by_label, position_only_scores, prm_reports_adapter_on_and_off,
-                                               step_auroc_by_position)
+                                               format_credit, mean_by_label, position_only_scores,
+                                               prm_reports_adapter_on_and_off, step_auroc_by_position)
 
 
 def test_step_auroc_known_values():
@@ -80,7 +80,9 @@ def test_step_auroc_by_position_and_mean_by_label():
     assert rows[1]["auroc"] == 1.0 and rows[1]["right"] == pytest.approx(1 / 3)  # 0.7 above 0.2 and 0.3
     assert rows[2]["auroc"] is None
     assert mean_by_label(scores, labels, False) == pytest.approx((0.2 + 0.1 + 0.3) / 3)
-    assert math.isnan(mean_by_label([[1.0]], [[True]], False))
+    assert mean_by_label([[1.0]], [[True]], False) is None  # undefined, and JSON can record it (not NaN)
+    table = format_credit({"DPO": {"chosen": 0.25, "rejected_right": None, "rejected_wrong": -0.5}}, 1)
+    assert table.splitlines()[-1].split() == ["DPO", "0.250", "n/a", "-0.500"]
     with pytest.raises(ValueError, match="solution 0 has 2 values and 1 labels"):
         mean_by_label([[1.0, 2.0]], [[True]], True)
 

@@ -165,6 +165,19 @@ def test_search_at_budgets_caps_each_problem_at_best_of_b_tokens():
                                         log=lines.append, sampler=Scripted())) == {"beam_prm"}
 
 
+def test_search_at_budgets_refuses_what_it_cannot_cap():
+    search_with = lambda problems, tokens, budgets: search.search_at_budgets(
+        None, None, TablePRM(), problems, tokens, budgets, log=None, sampler=Scripted())
+    with pytest.raises(ValueError, match="got 0 problems, 0 lists, 1 budgets"):
+        search_with([], [], [4])
+    with pytest.raises(ValueError, match="got 2 problems, 1 lists"):  # a zip would search one problem
+        search_with([Answer1(), Answer1()], [[30]], [4])
+    with pytest.raises(ValueError, match="0 budgets"):
+        search_with([Answer1()], [[30]], [])
+    with pytest.raises(ValueError, match="problem 1 has no candidate token counts"):  # its cap: a mean of nothing
+        search_with([Answer1(), Answer1()], [[30], []], [4])
+
+
 def test_caps_end_beams_and_unreadable_prefixes_are_floored():
     policy = Scripted(options=[0, 1], n_steps=6)
     res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, max_steps=2,

@@ -129,3 +129,23 @@ def test_cli_set_values_and_metric_table():
     only = tutorial.format_metrics_table({"policy": {"dpo": {"accuracy": 0.7, "seconds": 3}}}, only=["policy.*.accuracy"])
     assert "policy.dpo.accuracy" in only and "seconds" not in only
     assert tutorial.NOTEBOOKS[0] == "01_data_prep.ipynb" and tutorial.NOTEBOOKS[-1] == "07_test_time_compute.ipynb"
+
+
+def test_update_metrics_merges_and_refuses_a_missing_folder_or_a_nan(tmp_path):
+    from stepdpo_lite.tutorial import runs
+
+    run = runs.run_dir("tiny", tmp_path)
+    assert runs.update_metrics(run, {"prm": {"step_auroc": 0.8}}) == {"prm": {"step_auroc": 0.8}}
+    assert runs.update_metrics(run, {"prm": {"first_error_f1": None}})["prm"] == {"step_auroc": 0.8,
+                                                                                    "first_error_f1": None}
+    before = (run / "metrics.json").read_text()
+    with pytest.raises(FileNotFoundError, match="no run folder .*tinyy"):  # a typo made a new, empty run folder
+        runs.update_metrics(tmp_path / "tinyy", {"prm": {"step_auroc": 0.8}})
+    assert not (tmp_path / "tinyy").exists()
+    with pytest.raises(ValueError, match=r"policy\.rounds\[1\]\.accuracy is not a finite number"):
+        runs.update_metrics(run, {"policy": {"rounds": [{"accuracy": 0.5}, {"accuracy": float("nan")}]}})
+    with pytest.raises(ValueError, match="prm.step_auroc is not a finite number"):
+        runs.update_metrics(run, {"prm": {"step_auroc": float("inf")}})
+    with pytest.raises(ValueError, match="part must be a dict"):
+        runs.update_metrics(run, [("prm", 0.8)])
+    assert (run / "metrics.json").read_text() == before  # nothing written by a refused update

@@ -4,7 +4,8 @@ that show what a reward model has *not* learnt, and summaries of per-step values
 - ``position_only_scores``: a baseline that knows only where a step sits (later steps are wrong more often);
 - ``step_auroc_by_position``: does a PRM rank steps *within* a position, not only by it;
 - ``base_rate_loss``: the loss of always predicting the label frequency (a flat training curve on it learnt nothing);
-- ``mean_by_label``, ``chosen_vs_rejected_summary``: per-step rewards summarised for notebook 05's claims;
+- ``mean_by_label``, ``format_credit``, ``chosen_vs_rejected_summary``: per-step rewards summarised for notebook
+  05's claims;
 - ``implicit_step_rewards``: a trained policy's β·ρ_k against where its training started;
 - ``prm_reports_adapter_on_and_off``: a PRM's held-out figures with its adapter and zero-shot;
 - ``auroc_difference``: whether one score's AUROC beats another's beyond the noise of the held-out set.
@@ -60,11 +61,23 @@ def base_rate_loss(labels) -> float:
     return -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
 
 
-def mean_by_label(step_values, step_labels, label: bool) -> float:
-    """Mean of the per-step values whose label is ``label`` (one list of each per solution); nan when none is."""
+def mean_by_label(step_values, step_labels, label: bool) -> float | None:
+    """Mean of the per-step values whose label is ``label`` (one list of each per solution); None when no step
+    has it (as ``step_auroc_by_position``: an undefined figure, which JSON, unlike NaN, can record)."""
     _check_same_shape(step_values, step_labels, "mean_by_label")
     picked = [v for vs, ls in zip(step_values, step_labels) for v, y in zip(vs, ls) if bool(y) == label]
-    return float(np.mean(picked)) if picked else float("nan")
+    return float(np.mean(picked)) if picked else None
+
+
+def format_credit(credit: dict[str, dict], n_pairs: int) -> str:
+    """Notebook 05's credit table: per policy, the mean implicit step reward of the chosen steps and of the
+    rejected solutions' right and wrong steps (``mean_by_label``; "n/a" where no step has that label)."""
+    cell = lambda x: f"{'n/a' if x is None else f'{x:.3f}':>11s}"
+    lines = [f"mean implicit step reward β·ρ_k over {n_pairs} test pairs",
+             f"{'policy':14s} {'chosen steps':>13s} {'rejected ✓':>11s} {'rejected ✗':>11s}"]
+    lines += [f"{name:14s}   {cell(c['chosen'])} {cell(c['rejected_right'])} {cell(c['rejected_wrong'])}"
+              for name, c in credit.items()]
+    return "\n".join(lines)
 
 
 def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards) -> dict:

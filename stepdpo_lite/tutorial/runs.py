@@ -8,6 +8,7 @@ good file (or folder) in place, never a half-written one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -42,8 +43,30 @@ def _merge(base: dict, part: dict) -> dict:
     return base
 
 
+def _non_finite(value, name: str = "") -> str | None:
+    """The dotted name of the first NaN or infinite float in ``value`` (nested dicts and lists), else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return name or "the value"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, sub in items:
+        found = _non_finite(sub, f"{name}[{key}]" if isinstance(key, int) else f"{name}.{key}" if name else str(key))
+        if found:
+            return found
+    return None
+
+
 def update_metrics(run: str | os.PathLike, part: dict) -> dict:
-    """Merge ``part`` (nested dicts) into ``run/metrics.json`` and return the whole file's content."""
+    """Merge ``part`` (nested dicts) into ``run/metrics.json`` and return the whole file's content. The run folder
+    must exist (``run_dir`` makes it), so a misspelled one is an error, not a new folder; a NaN or infinite figure
+    is refused by name, since JSON has no such numbers (``None`` records a figure that is undefined)."""
+    if not Path(run).is_dir():
+        raise FileNotFoundError(f"update_metrics: no run folder {run} (make it with runs.run_dir(PROFILE, RUNS_DIR))")
+    if not isinstance(part, dict):
+        raise ValueError(f"update_metrics: part must be a dict of figures, got {type(part).__name__}")
+    bad = _non_finite(part)
+    if bad:
+        raise ValueError(f"update_metrics: {bad} is not a finite number; JSON has no NaN or infinity: record None "
+                         "for a figure that is undefined")
     path = Path(run) / "metrics.json"
     metrics = json.loads(path.read_text()) if path.exists() else {}
     write_json_atomic(path, _merge(metrics, part))

@@ -483,6 +483,12 @@ def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequen
     ``candidate_tokens``), so that both compare at equal generated tokens. Returns ``{"beam_prm": {B: results},
     "dvts_prm": {B: results}}``; ``log`` gets one line per search (accuracy, tokens, PRM reads, time) and the
     checker's view of what the beam kept and pruned (``pruning_report``, toy world). ``kw``: ``beam_search``'s."""
+    if not problems or len(candidate_tokens) != len(problems) or not budgets:
+        raise ValueError(f"search_at_budgets: need problems, one list of candidate token counts per problem and "
+                         f"budgets, got {len(problems)} problems, {len(candidate_tokens)} lists, {len(budgets)} budgets")
+    empty = next((i for i, row in enumerate(candidate_tokens) if len(row) == 0), None)
+    if empty is not None:  # its mean sets the problem's token cap
+        raise ValueError(f"search_at_budgets: problem {empty} has no candidate token counts")
     searches = {"beam_prm": {}, **({"dvts_prm": {}} if run_dvts else {})}
     for b in budgets:
         n_beams, m = beam_shape(b, expansions)
