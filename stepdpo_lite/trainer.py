@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import numbers
 import os
 import warnings
 from dataclasses import dataclass, field, fields
@@ -448,7 +449,7 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
     if isinstance(prompts, str) != single:  # else list("ab") would score two one-character prompts
         raise ValueError(f"get_step_rewards: `prompts` and `responses` must both be str (one response) or both "
                          f"lists, got {type(prompts).__name__} and {type(responses).__name__}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"get_step_rewards: `batch_size` must be an int >= 1, got {batch_size!r}")
     prompts, responses = ([prompts], [responses]) if single else (list(prompts), list(responses))
     if len(prompts) != len(responses):

@@ -4,6 +4,7 @@ import copy
 import json
 import random
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -252,6 +253,7 @@ def test_get_step_rewards_refuses_bad_arguments(tiny_model, tiny_tokenizer):
         call([""], [r])
     with pytest.raises(ValueError, match="`batch_size` must be an int >= 1, got 0"):
         call([p], [r], batch_size=0)
+    assert call([p], [r], batch_size=np.int64(2)) == call([p], [r])  # a numpy int is an int, as everywhere else
     too_long = r + " + 12" * 300  # the tiny model knows 1024 positions
     with pytest.raises(ValueError, match=r"prompt \+ response 1 has \d+ tokens, more than the model's context of 1024"):
         call([p, p], [r, too_long])

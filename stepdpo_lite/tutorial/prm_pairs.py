@@ -164,7 +164,7 @@ def solution_pairs(problems, samples: Sequence[Sequence[Sample]], *, max_pairs_p
     if len(problems) != len(samples):
         raise ValueError(f"solution_pairs: {len(problems)} problems but {len(samples)} lists of samples")
     if max_pairs_per_problem is not None and (isinstance(max_pairs_per_problem, bool)
-                                              or not isinstance(max_pairs_per_problem, int)
+                                              or not isinstance(max_pairs_per_problem, numbers.Integral)
                                               or max_pairs_per_problem < 1):
         raise ValueError(f"solution_pairs: max_pairs_per_problem must be None (all) or >= 1, "
                          f"got {max_pairs_per_problem!r}")
