@@ -119,21 +119,36 @@ class CombinedRewardModel:
         return save_atomic(path, write)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = None) -> "CombinedRewardModel":
+    def read_config(cls, path: str | os.PathLike) -> dict:
+        """The saved config at ``path``, checked without loading a part: its weights and ``max_steps``, and that
+        every part it was saved with is there (for code that reuses its parts' rewards, as best-of-N does)."""
         path = Path(path)
         config_path = path / cls.config_file
         config = _read_config(config_path, ("process_weight", "outcome_weight"))
         lost = [sub for sub in config.get("parts", []) if not (path / sub).exists()]  # saves before "parts": no check
         if lost:
             raise ValueError(f"{config_path}: the model was saved with {lost[0]}/, which is missing from {path}")
+        try:
+            config["process_weight"], config["outcome_weight"] = _check_weights(
+                [config["process_weight"], config["outcome_weight"]], "CombinedRewardModel")
+            if config.get("max_steps") is not None:
+                _positive_int(config["max_steps"], "max_steps", "CombinedRewardModel")
+        except ValueError as err:
+            raise ValueError(f"{config_path}: {err}") from None
+        return config
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> "CombinedRewardModel":
+        path = Path(path)
+        config = cls.read_config(path)
         parts = [ProcessRewardModel.load(path / "process_reward_model", device=device)
                  if (path / "process_reward_model").exists() else None,
                  OutcomeRewardModel.load(path / "outcome_reward_model", device=device)
                  if (path / "outcome_reward_model").exists() else None]
         try:
             return cls(*parts, config["process_weight"], config["outcome_weight"], max_steps=config.get("max_steps"))
-        except ValueError as err:  # the file's weights or max_steps, or a folder with neither part
-            raise ValueError(f"{config_path}: {err}") from None
+        except ValueError as err:  # a folder with neither part
+            raise ValueError(f"{path / cls.config_file}: {err}") from None
 
 
 class EnsembleRewardModel:

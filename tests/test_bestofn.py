@@ -2,6 +2,8 @@
 
 import json
 import random
+import re
+import shutil
 
 import pytest
 
@@ -161,6 +163,20 @@ def test_combined_scores_reuse_the_same_models_and_match_the_combined_model(tmp_
                                       tmp_path / "orm", outcome)
     last = [0.6 * s[-1] + 0.4 * o for srow, orow in zip(steps, outcome) for s, o in zip(srow[:2], orow[:2])]
     assert [s for row in changed for s in row[:2]] == pytest.approx(last, rel=1e-4, abs=1e-4)
+
+
+def test_combined_scores_check_the_saved_config_as_load_does(tmp_path, toy):
+    problems, sols = toy
+    _save_reward_models(tmp_path)
+    config_path = tmp_path / "combined" / "combined_reward_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "outcome_weight": float("nan")}))  # every score would be NaN
+    with pytest.raises(ValueError, match=re.escape(f"{config_path}: CombinedRewardModel: weights must be finite")):
+        bestofn.combined_scores(tmp_path / "combined", problems, sols)
+    config_path.write_text(json.dumps(config))
+    shutil.rmtree(tmp_path / "combined" / "outcome_reward_model")  # not a combined score with a part less
+    with pytest.raises(ValueError, match=re.escape(f"{config_path}: the model was saved with outcome_reward_model/")):
+        bestofn.combined_scores(tmp_path / "combined", problems, sols)
 
 
 def test_greedy_accuracy_of_the_tiny_base(tmp_path):

@@ -127,20 +127,19 @@ def combined_scores(combined_dir, problems, solutions, prm_dir=None, prm_step_re
     A part saved with the same weights as ``prm_dir`` / ``orm_dir`` reuses the rewards already computed
     (``prm_step_rewards`` / ``orm_rewards``) instead of scoring every candidate a second time.
     """
+    from ..reward_ensembles import CombinedRewardModel
     from ..rewards import OutcomeRewardModel, ProcessRewardModel
     from ..steps import extract_steps
 
     labelling.check_solution_lists(problems, solutions, "combined_scores")
     combined_dir = Path(combined_dir)
-    config = json.loads((combined_dir / "combined_reward_config.json").read_text())
+    config = CombinedRewardModel.read_config(combined_dir)  # checked as load checks it: weights, parts
     total = [[0.0] * len(ss) for ss in solutions]
     parts = (("process_reward_model", ProcessRewardModel, config["process_weight"], prm_dir, prm_step_rewards),
              ("outcome_reward_model", OutcomeRewardModel, config["outcome_weight"], orm_dir, orm_rewards))
     for sub, cls, weight, cached_dir, rewards in parts:
         part, is_prm = combined_dir / sub, cls is ProcessRewardModel
-        if not part.exists():
-            if sub in config.get("parts", []):  # saved with it (CombinedRewardModel.save lists its parts)
-                raise ValueError(f"{combined_dir}: the model was saved with {sub}/, which is missing")
+        if not part.exists():  # not saved with it
             continue
         capped = is_prm and config.get("max_steps")  # steps beyond max_steps are merged: not the PRM's own scores
         if rewards is None or cached_dir is None or capped or not _same_model(part, Path(cached_dir)):
