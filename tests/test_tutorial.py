@@ -1,5 +1,6 @@
 """The headless tutorial runner on throwaway notebooks (a few seconds of kernel start-up each)."""
 
+import contextlib
 import io
 import json
 
@@ -99,6 +100,22 @@ def test_failing_cell_stops_the_run_naming_notebook_and_cell(tmp_path, capsys):
     with pytest.raises(NotebookError) as info:
         tutorial.execute_notebook(tmp_path / "01_bad.ipynb", {"GREETING": "x"}, timeout=120)
     assert (info.value.notebook, info.value.cell_index, info.value.first_line) == ("01_bad.ipynb", 3, "# divide")
+
+
+def test_a_parameter_no_notebook_has_is_refused_before_anything_runs(tmp_path):
+    _notebook(tmp_path / "01_alpha.ipynb", ("parameters", PARAMS + "\nN: int = 3"), "print(GREETING)")
+    assert tutorial.notebook_parameters(tmp_path / "01_alpha.ipynb") == {"PROFILE", "RUN_DIR", "FIGURES_DIR",
+                                                                         "GREETING", "N"}
+    with pytest.raises(ValueError, match="no notebook run here .01_alpha. has a parameter GREETNG; theirs: "
+                                         "FIGURES_DIR, GREETING, N"):
+        run_tutorial("toy", tmp_path / "runs", ["01"], {"GREETNG": "hey", "N": 4}, notebook_dir=tmp_path,
+                     progress=False)
+    assert not (tmp_path / "runs").exists()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert tutorial.main(["--notebook-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs"), "--only", "01",
+                              "--set", "GREETNG=hey"]) == 1
+    assert "has a parameter GREETNG" in err.getvalue()
 
 
 def test_missing_notebooks_are_listed(tmp_path):

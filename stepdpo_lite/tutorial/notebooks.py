@@ -68,6 +68,20 @@ def _parameter_source(parameters: dict) -> str:
     return "\n".join(lines)
 
 
+def notebook_parameters(path: str | os.PathLike) -> set[str]:
+    """The names a notebook's ``parameters``-tagged cell assigns: what ``--set`` can change in it."""
+    import nbformat
+
+    names: set[str] = set()
+    for cell in nbformat.read(str(path), 4).cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            for node in ast.parse(cell.source).body:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                    node, ast.AnnAssign) else []
+                names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
 def _kernel_config():
     """CurveZMQ-encrypted kernel sockets where jupyter_client and the kernel support them (recent
     ipykernel warns about plain TCP on every start); older stacks just ignore the setting."""
@@ -230,12 +244,18 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     one notebook with ``notebooks=["02"]`` updates its share), prints the metrics table to ``out``
     (stdout) and returns the metrics. A run that starts at notebook 01 starts a fresh ``metrics.json``
     (the old one is kept as ``metrics.previous.json``); a run of later notebooks only updates theirs.
+    Each name in ``parameters`` must be a parameter of one of the notebooks run (``notebook_parameters``).
     """
     import nbformat
     from tqdm.auto import tqdm
 
     out = out or sys.stdout
     paths = resolve_notebooks(notebooks, notebook_dir)
+    known = set().union(*(notebook_parameters(p) for p in paths))
+    unknown = sorted(set(parameters or {}) - known)
+    if unknown:  # injected anyway, a misspelled name would change nothing, without a word
+        raise ValueError(f"no notebook run here ({', '.join(p.stem for p in paths)}) has a parameter {unknown[0]}; "
+                         f"theirs: {', '.join(sorted(known))}")
     run = runs.run_dir(profile, runs_dir).resolve()
     executed, figures = run / "executed", run / "figures"
     figures.mkdir(parents=True, exist_ok=True)
