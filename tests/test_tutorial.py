@@ -116,6 +116,9 @@ def test_a_parameter_no_notebook_has_is_refused_before_anything_runs(tmp_path):
         assert tutorial.main(["--notebook-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs"), "--only", "01",
                               "--set", "GREETNG=hey"]) == 1
     assert "has a parameter GREETNG" in err.getvalue()
+    with contextlib.redirect_stderr(err):  # the kit's own notebooks: its profiles only
+        assert tutorial.main(["--profile", "tinyy", "--runs-dir", str(tmp_path / "runs"), "--only", "01"]) == 1
+    assert "unknown profile 'tinyy': choose one of" in err.getvalue() and not (tmp_path / "runs").exists()
 
 
 def test_missing_notebooks_are_listed(tmp_path):

@@ -320,6 +320,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         params = _parse_set(args.set)
+        if args.notebook_dir is None:  # the kit's notebooks know only its profiles; else runs/<typo>/ is made first
+            from .profiles import get_profile
+            get_profile(args.profile)
         run_tutorial(args.profile, args.runs_dir, args.only, params, args.notebook_dir, args.timeout,
                      progress=not args.no_progress)
     except (NotebookError, FileNotFoundError, ValueError) as exc:
