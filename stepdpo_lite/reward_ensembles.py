@@ -120,14 +120,17 @@ class CombinedRewardModel:
 
     @classmethod
     def read_config(cls, path: str | os.PathLike) -> dict:
-        """The saved config at ``path``, checked without loading a part: its weights and ``max_steps``, and that
-        every part it was saved with is there (for code that reuses its parts' rewards, as best-of-N does)."""
+        """The saved config at ``path``, checked as ``load`` checks it but without loading a part: its weights and
+        ``max_steps``, that every part it was saved with is there and that there is one (for code that reuses its
+        parts' rewards, as best-of-N does)."""
         path = Path(path)
         config_path = path / cls.config_file
         config = _read_config(config_path, ("process_weight", "outcome_weight"))
         lost = [sub for sub in config.get("parts", []) if not (path / sub).exists()]  # saves before "parts": no check
         if lost:
             raise ValueError(f"{config_path}: the model was saved with {lost[0]}/, which is missing from {path}")
+        if not any((path / sub).exists() for sub in ("process_reward_model", "outcome_reward_model")):
+            raise ValueError(f"{config_path}: neither process_reward_model/ nor outcome_reward_model/ is in {path}")
         try:
             config["process_weight"], config["outcome_weight"] = _check_weights(
                 [config["process_weight"], config["outcome_weight"]], "CombinedRewardModel")
@@ -145,10 +148,7 @@ class CombinedRewardModel:
                  if (path / "process_reward_model").exists() else None,
                  OutcomeRewardModel.load(path / "outcome_reward_model", device=device)
                  if (path / "outcome_reward_model").exists() else None]
-        try:
-            return cls(*parts, config["process_weight"], config["outcome_weight"], max_steps=config.get("max_steps"))
-        except ValueError as err:  # a folder with neither part
-            raise ValueError(f"{path / cls.config_file}: {err}") from None
+        return cls(*parts, config["process_weight"], config["outcome_weight"], max_steps=config.get("max_steps"))
 
 
 class EnsembleRewardModel:

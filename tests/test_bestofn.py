@@ -177,6 +177,10 @@ def test_combined_scores_check_the_saved_config_as_load_does(tmp_path, toy):
     shutil.rmtree(tmp_path / "combined" / "outcome_reward_model")  # not a combined score with a part less
     with pytest.raises(ValueError, match=re.escape(f"{config_path}: the model was saved with outcome_reward_model/")):
         bestofn.combined_scores(tmp_path / "combined", problems, sols)
+    shutil.rmtree(tmp_path / "combined" / "process_reward_model")  # and a save from before "parts" was written
+    config_path.write_text(json.dumps({k: v for k, v in config.items() if k != "parts"}))
+    with pytest.raises(ValueError, match="neither process_reward_model/ nor outcome_reward_model/"):  # was: all 0.0
+        bestofn.combined_scores(tmp_path / "combined", problems, sols)
 
 
 def test_greedy_accuracy_of_the_tiny_base(tmp_path):

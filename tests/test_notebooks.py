@@ -132,6 +132,7 @@ def test_tiny_run_backs_what_the_notebooks_say(run):
     assert all(gap > 0 for gap in vis["chosen_minus_rejected_by_step"])
     assert vis["chosen_ranked_above_rejected"] >= 0.75 and vis["explorer_first_error_hits"] >= 0.75
     for name, r in vis["implicit_step_reward"].items():
+        assert None not in (r["rejected_wrong"], r["rejected_right"]), name  # both kinds of step among the pairs
         assert r["rejected_wrong"] < r["rejected_right"], name
     # 06: at the largest N, the PRM's best aggregation >= ORM >= majority >= random, PRM >= majority + 15 points
     top = m["best_of_n"][max(m["best_of_n"], key=int)]

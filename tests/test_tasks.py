@@ -37,7 +37,7 @@ def test_prompts_of_names_a_problem_without_a_str_prompt():
         prompt = None
     with pytest.raises(ValueError, match="problem 1: its prompt must be a str"):
         tasks.prompts_of([toyworld.make_problems(1, "test")[0], Broken()])
-    with pytest.raises(ValueError, match="not a str; to sample from prompt texts use generation.sample_solutions"):
+    with pytest.raises(ValueError, match="prompts_of: problems must be a list of a task's problems .*, not a str"):
         tasks.sample_solutions(None, None, "What is 2 + 3?")  # read a character at a time, it blamed "problem 0"
 
 

@@ -379,7 +379,8 @@ def test_train_logs_metrics_and_save_model_writes_stepwise_config(tmp_path, tiny
 def test_an_iterable_dataset_trains_as_the_same_rows_in_memory(tmp_path, tiny_model, tiny_tokenizer):
     rows = toy_rows(4)  # one batch of 4: the order the two datasets serve the rows in does not matter
     losses = {}
-    for kind, dataset in (("map", Dataset.from_list(rows)), ("iterable", Dataset.from_list(rows).to_iterable_dataset())):
+    in_memory = Dataset.from_list(rows)
+    for kind, dataset in (("map", in_memory), ("iterable", in_memory.to_iterable_dataset())):
         tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path / kind, max_steps=1),
                                 train_dataset=dataset, processing_class=tiny_tokenizer)
         tr.train()

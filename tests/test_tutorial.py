@@ -106,6 +106,11 @@ def test_a_parameter_no_notebook_has_is_refused_before_anything_runs(tmp_path):
     _notebook(tmp_path / "01_alpha.ipynb", ("parameters", PARAMS + "\nN: int = 3"), "print(GREETING)")
     assert tutorial.notebook_parameters(tmp_path / "01_alpha.ipynb") == {"PROFILE", "RUN_DIR", "FIGURES_DIR",
                                                                          "GREETING", "N"}
+    _notebook(tmp_path / "magic.ipynb", ("parameters", "%matplotlib inline\nA, B = 1, 2\n!echo hi"))
+    assert tutorial.notebook_parameters(tmp_path / "magic.ipynb") == {"A", "B"}
+    _notebook(tmp_path / "odd.ipynb", ("parameters", "A = 1\nB =\n"))
+    with pytest.raises(ValueError, match="odd.ipynb: its parameters cell is not Python at line 2"):
+        tutorial.notebook_parameters(tmp_path / "odd.ipynb")
     with pytest.raises(ValueError, match="no notebook run here .01_alpha. has a parameter GREETNG; theirs: "
                                          "FIGURES_DIR, GREETING, N"):
         run_tutorial("toy", tmp_path / "runs", ["01"], {"GREETNG": "hey", "N": 4}, notebook_dir=tmp_path,
@@ -119,6 +124,9 @@ def test_a_parameter_no_notebook_has_is_refused_before_anything_runs(tmp_path):
     with contextlib.redirect_stderr(err):  # the kit's own notebooks: its profiles only
         assert tutorial.main(["--profile", "tinyy", "--runs-dir", str(tmp_path / "runs"), "--only", "01"]) == 1
     assert "unknown profile 'tinyy': choose one of" in err.getvalue() and not (tmp_path / "runs").exists()
+    with pytest.raises(ValueError, match="unknown profile 'tinyy'"):  # from Python as well
+        run_tutorial("tinyy", tmp_path / "runs", ["01"], progress=False)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_missing_notebooks_are_listed(tmp_path):

@@ -69,16 +69,21 @@ def _parameter_source(parameters: dict) -> str:
 
 
 def notebook_parameters(path: str | os.PathLike) -> set[str]:
-    """The names a notebook's ``parameters``-tagged cell assigns: what ``--set`` can change in it."""
+    """The names a notebook's ``parameters``-tagged cell assigns: what ``--set`` can change in it. IPython's
+    ``%``/``!`` lines are skipped; a cell that is still not Python is a ValueError naming the notebook."""
     import nbformat
 
     names: set[str] = set()
     for cell in nbformat.read(str(path), 4).cells:
         if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            for node in ast.parse(cell.source).body:
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-                    node, ast.AnnAssign) else []
-                names |= {t.id for t in targets if isinstance(t, ast.Name)}
+            lines = cell.source.splitlines()
+            python = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+            try:
+                tree = ast.parse(python)
+            except SyntaxError as err:
+                raise ValueError(f"{Path(path).name}: its parameters cell is not Python at line {err.lineno}, so "
+                                 "--set cannot tell which names it has") from None
+            names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     return names
 
 
@@ -244,18 +249,23 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     one notebook with ``notebooks=["02"]`` updates its share), prints the metrics table to ``out``
     (stdout) and returns the metrics. A run that starts at notebook 01 starts a fresh ``metrics.json``
     (the old one is kept as ``metrics.previous.json``); a run of later notebooks only updates theirs.
-    Each name in ``parameters`` must be a parameter of one of the notebooks run (``notebook_parameters``).
+    Each name in ``parameters`` must be a parameter of one of the notebooks run (``notebook_parameters``), and
+    the kit's own notebooks (no ``notebook_dir``) take only its profiles.
     """
     import nbformat
     from tqdm.auto import tqdm
 
     out = out or sys.stdout
     paths = resolve_notebooks(notebooks, notebook_dir)
-    known = set().union(*(notebook_parameters(p) for p in paths))
-    unknown = sorted(set(parameters or {}) - known)
-    if unknown:  # injected anyway, a misspelled name would change nothing, without a word
-        raise ValueError(f"no notebook run here ({', '.join(p.stem for p in paths)}) has a parameter {unknown[0]}; "
-                         f"theirs: {', '.join(sorted(known))}")
+    if notebook_dir is None:  # the kit's notebooks know only its profiles; else runs/<typo>/ would be made first
+        from .profiles import get_profile
+        get_profile(profile)
+    if parameters:
+        known = set().union(*(notebook_parameters(p) for p in paths))
+        unknown = sorted(set(parameters) - known)
+        if unknown:  # injected anyway, a misspelled name would change nothing, without a word
+            raise ValueError(f"no notebook run here ({', '.join(p.stem for p in paths)}) has a parameter "
+                             f"{unknown[0]}; theirs: {', '.join(sorted(known))}")
     run = runs.run_dir(profile, runs_dir).resolve()
     executed, figures = run / "executed", run / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -320,9 +330,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         params = _parse_set(args.set)
-        if args.notebook_dir is None:  # the kit's notebooks know only its profiles; else runs/<typo>/ is made first
-            from .profiles import get_profile
-            get_profile(args.profile)
         run_tutorial(args.profile, args.runs_dir, args.only, params, args.notebook_dir, args.timeout,
                      progress=not args.no_progress)
     except (NotebookError, FileNotFoundError, ValueError) as exc:

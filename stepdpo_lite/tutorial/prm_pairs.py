@@ -34,7 +34,7 @@ from typing import Callable, Mapping, Sequence
 
 from .. import generation
 from ..evaluation import predict_first_error
-from ..rewards import InputTooLong, sigmoid
+from ..rewards import InputTooLong, _positive_int, sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps
 
 REJECTED_PROBS = ("prm", "first_error")
@@ -163,11 +163,8 @@ def solution_pairs(problems, samples: Sequence[Sequence[Sample]], *, max_pairs_p
     ``StepwiseDPOTrainer`` and the raw PRM rewards; the counter says what was left out and why."""
     if len(problems) != len(samples):
         raise ValueError(f"solution_pairs: {len(problems)} problems but {len(samples)} lists of samples")
-    if max_pairs_per_problem is not None and (isinstance(max_pairs_per_problem, bool)
-                                              or not isinstance(max_pairs_per_problem, numbers.Integral)
-                                              or max_pairs_per_problem < 1):
-        raise ValueError(f"solution_pairs: max_pairs_per_problem must be None (all) or >= 1, "
-                         f"got {max_pairs_per_problem!r}")
+    if max_pairs_per_problem is not None:  # None: all
+        _positive_int(max_pairs_per_problem, "max_pairs_per_problem", "solution_pairs")
     rows, stats = [], Counter()
     for p, row in zip(problems, samples):
         distinct = {}

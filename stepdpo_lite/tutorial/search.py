@@ -485,7 +485,8 @@ def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequen
     checker's view of what the beam kept and pruned (``pruning_report``, toy world). ``kw``: ``beam_search``'s."""
     if not problems or len(candidate_tokens) != len(problems) or not budgets:
         raise ValueError(f"search_at_budgets: need problems, one list of candidate token counts per problem and "
-                         f"budgets, got {len(problems)} problems, {len(candidate_tokens)} lists, {len(budgets)} budgets")
+                         f"budgets, got {len(problems)} problems, {len(candidate_tokens)} lists, "
+                         f"{len(budgets)} budgets")
     empty = next((i for i, row in enumerate(candidate_tokens) if len(row) == 0), None)
     if empty is not None:  # its mean sets the problem's token cap
         raise ValueError(f"search_at_budgets: problem {empty} has no candidate token counts")

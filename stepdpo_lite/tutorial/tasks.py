@@ -45,8 +45,7 @@ class TaskProblem(Protocol):
 def prompts_of(problems) -> list[str]:
     """The prompt texts of ``problems``; a problem whose ``prompt`` is not a ``str`` raises, naming its index."""
     if isinstance(problems, str):  # would be read a character at a time
-        raise ValueError("problems must be a list of a task's problems, not a str; to sample from prompt texts use "
-                         "generation.sample_solutions")
+        raise ValueError("prompts_of: problems must be a list of a task's problems (each with a .prompt), not a str")
     out = []
     for i, p in enumerate(problems):
         prompt = getattr(p, "prompt", None)
