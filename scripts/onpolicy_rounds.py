@@ -91,7 +91,7 @@ def main(argv=None):
 
     profile = get_profile(args.profile)
     run = Path(args.runs_dir) / args.profile
-    metrics = runs.update_metrics(runs.require(run, "01_data_prep"), {}) if (run / "metrics.json").exists() else {}
+    metrics = runs.read_metrics(runs.require(run, "01_data_prep"))
     threshold = metrics.get("prm", {}).get("first_error_threshold")
     if threshold is None:
         raise SystemExit(f"{run / 'metrics.json'} has no prm.first_error_threshold: run notebook 02 first")

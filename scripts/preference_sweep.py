@@ -35,7 +35,7 @@ def run_setting(profile: str, data: Path, beta: float, sft_weight: float, outcom
         params = {"PROFILE": profile, "RUN_DIR": str(run_dir), "BETA": beta, "SFT_WEIGHT": sft_weight,
                   "OUTCOME_WEIGHT": outcome_weight}
         notebooks.execute_notebook(notebooks.NOTEBOOK_DIR / "04_stepwise_dpo.ipynb", params, cwd=ROOT)
-        policy = runs.update_metrics(run_dir, {})["policy"]
+        policy = runs.read_metrics(run_dir)["policy"]
     return {"beta": beta, "sft_weight": sft_weight, "outcome_weight": outcome_weight,
             **{f"{name}_{key}": round(policy[name][key], 4)
                for name in RUNS for key in ("accuracy", "sampled_accuracy")}}

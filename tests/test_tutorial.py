@@ -163,6 +163,7 @@ def test_update_metrics_merges_and_refuses_a_missing_folder_or_a_nan(tmp_path):
     from stepdpo_lite.tutorial import runs
 
     run = runs.run_dir("tiny", tmp_path)
+    assert runs.read_metrics(run) == {} and not (run / "metrics.json").exists()  # reading writes nothing
     assert runs.update_metrics(run, {"prm": {"step_auroc": 0.8}}) == {"prm": {"step_auroc": 0.8}}
     assert runs.update_metrics(run, {"prm": {"first_error_f1": None}})["prm"] == {"step_auroc": 0.8,
                                                                                     "first_error_f1": None}
@@ -177,3 +178,4 @@ def test_update_metrics_merges_and_refuses_a_missing_folder_or_a_nan(tmp_path):
     with pytest.raises(ValueError, match="part must be a dict"):
         runs.update_metrics(run, [("prm", 0.8)])
     assert (run / "metrics.json").read_text() == before  # nothing written by a refused update
+    assert runs.read_metrics(run) == json.loads(before) and runs.recorded(run, "prm.step_auroc", "02") == 0.8

@@ -43,6 +43,12 @@ def _merge(base: dict, part: dict) -> dict:
     return base
 
 
+def read_metrics(run: str | os.PathLike) -> dict:
+    """Everything the notebooks have recorded in ``run/metrics.json`` ({} before the first of them writes)."""
+    path = Path(run) / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _non_finite(value, name: str = "") -> str | None:
     """The dotted name of the first NaN or infinite float in ``value`` (nested dicts and lists), else None."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -67,19 +73,17 @@ def update_metrics(run: str | os.PathLike, part: dict) -> dict:
     if bad:
         raise ValueError(f"update_metrics: {bad} is not a finite number; JSON has no NaN or infinity: record None "
                          "for a figure that is undefined")
-    path = Path(run) / "metrics.json"
-    metrics = json.loads(path.read_text()) if path.exists() else {}
-    write_json_atomic(path, _merge(metrics, part))
+    metrics = read_metrics(run)
+    write_json_atomic(Path(run) / "metrics.json", _merge(metrics, part))
     return metrics
 
 
 def recorded(run: str | os.PathLike, name: str, made_by: str):
     """One figure an earlier notebook recorded in ``run/metrics.json`` (``name`` dotted, e.g.
     ``"prm.first_error_threshold"``); a missing one raises ``FileNotFoundError`` naming the notebook to run."""
-    path = Path(run) / "metrics.json"
-    value = json.loads(path.read_text()) if path.exists() else {}
+    value = read_metrics(run)
     for key in name.split("."):
         if not isinstance(value, dict) or key not in value:
-            raise FileNotFoundError(f"{path} has no {name}: run {made_by} first (same PROFILE and RUNS_DIR)")
+            raise FileNotFoundError(f"{Path(run) / 'metrics.json'} has no {name}: run {made_by} first (same PROFILE and RUNS_DIR)")
         value = value[key]
     return value
