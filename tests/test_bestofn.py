@@ -209,3 +209,12 @@ def test_one_str_per_problem_or_lists_that_do_not_pair_up_are_refused():
         bestofn.paired_differences({"4": {"prm_min": [1, 0], "orm": [0, 0]}}, [("prm_min", "ORM")])
     with pytest.raises(ValueError, match="each pair must be"):
         bestofn.paired_differences({"4": {"prm_min": [1, 0], "orm": [0, 0]}}, [("prm_min", "orm", "x")])
+
+
+def test_score_readable_never_asks_the_model_to_score_nothing():
+    def refuse(prompts, texts):
+        raise AssertionError(f"scored {len(texts)} texts")
+
+    assert bestofn.score_readable(refuse, ["p", "p"], ["  ", ["a", " "]]) == [None, None]  # blank; a blank step
+    assert bestofn.score_readable(refuse, [], []) == []
+    assert bestofn.score_readable(lambda p, t: [len(x) for x in t], ["p", "p"], ["", "ab"]) == [None, 2]

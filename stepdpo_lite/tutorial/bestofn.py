@@ -72,7 +72,7 @@ def score_readable(score, prompts, texts) -> list:
     keep = [i for i, t in enumerate(texts) if _readable(t)]
     out = [None] * len(texts)
     try:
-        for i, r in zip(keep, score([prompts[i] for i in keep], [texts[i] for i in keep])):
+        for i, r in zip(keep, score([prompts[i] for i in keep], [texts[i] for i in keep]) if keep else []):
             out[i] = r
     except InputTooLong:  # one candidate too long: score them one by one
         for i in keep:

@@ -84,6 +84,7 @@ def recorded(run: str | os.PathLike, name: str, made_by: str):
     value = read_metrics(run)
     for key in name.split("."):
         if not isinstance(value, dict) or key not in value:
-            raise FileNotFoundError(f"{Path(run) / 'metrics.json'} has no {name}: run {made_by} first (same PROFILE and RUNS_DIR)")
+            raise FileNotFoundError(f"{Path(run) / 'metrics.json'} has no {name}: run {made_by} first (same PROFILE "
+                                    "and RUNS_DIR)")
         value = value[key]
     return value

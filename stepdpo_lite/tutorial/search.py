@@ -272,8 +272,6 @@ class SearchResult:
 
 def _score_prefixes(prm, prompts: list[str], step_lists: list[list[str]]) -> list[list[float] | None]:
     """The PRM's step rewards of each prefix; None for one it cannot read (a blank step, too long)."""
-    if not step_lists:
-        return []
     return [None if r is None else list(r) for r in bestofn.score_readable(prm.score_solutions, prompts, step_lists)]
 
 

@@ -48,11 +48,12 @@ def first_predicted_error(rewards, threshold: float = 0.5) -> int:
     if not 0 < threshold < 1:
         raise ValueError(f"first_predicted_error: threshold is a probability in (0, 1), got {threshold!r} (a log-odds "
                          "threshold t is sigmoid(t))")
-    if len(rewards) and np.isnan(np.asarray(rewards, dtype=float)).any():
-        raise ValueError(f"first_predicted_error: step {int(np.flatnonzero(np.isnan(np.asarray(rewards, float)))[0])}: "
-                         "the reward is NaN")
-    below = np.flatnonzero(sigmoid(rewards) < threshold) if len(rewards) else []
-    return int(below[0]) if len(below) else -1
+    rewards = np.asarray(rewards, dtype=float).reshape(-1)
+    nan = np.flatnonzero(np.isnan(rewards))
+    if nan.size:
+        raise ValueError(f"first_predicted_error: step {int(nan[0])}: the reward is NaN")
+    below = np.flatnonzero(sigmoid(rewards) < threshold)
+    return int(below[0]) if below.size else -1
 
 
 def save_png(fig, path, dpi: int = DPI) -> Path:
