@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .checks import finite_number, positive_int
+
 
 def _check_same_shape(values, labels, what: str, noun: str = "values") -> None:
     """One list of values and one of labels per solution, of the same lengths."""
@@ -110,8 +112,7 @@ def first_error_report(step_scores: Sequence[Sequence[float]], first_errors: Seq
     found exactly, ``correct_accuracy`` = share of fully correct solutions with no error predicted,
     ``f1`` = their harmonic mean."""
     _check_first_errors(step_scores, first_errors, "first_error_f1")
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold):
-        raise ValueError(f"first_error_f1: threshold must be a finite number, got {threshold!r}")
+    finite_number(threshold, "threshold", "first_error_f1")
     hits = [predict_first_error(s, threshold) == e for s, e in zip(step_scores, first_errors)]
     err = [h for h, e in zip(hits, first_errors) if e >= 0]
     cor = [h for h, e in zip(hits, first_errors) if e < 0]
@@ -174,11 +175,9 @@ def _check_ns(ns, sizes, subsets, what, n_resamples):
         raise ValueError(f"{what}: subsets must be 'random' or 'first', got {subsets!r}")
     if not sizes:
         raise ValueError(f"{what}: no problems (empty input)")
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise ValueError(f"{what}: n_resamples must be an int >= 1, got {n_resamples!r}")
+    positive_int(n_resamples, "n_resamples", what)
     for n in ns:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"{what}: N must be an int >= 1, got {n!r}")
+        positive_int(n, "N", what)
         for i, m in enumerate(sizes):
             if n > m:
                 raise ValueError(f"{what}: N={n} but problem {i} has only {m} candidates")

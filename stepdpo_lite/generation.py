@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 from collections.abc import Iterable, Mapping
-from numbers import Integral, Real
+
+from .checks import finite_number, positive_int
 
 RECORD_PROMPTS_ENV = "STEPDPO_RECORD_PROMPTS"  # a file: every prompt fed to a model here is appended (tests audit it)
 
@@ -35,11 +35,9 @@ def check_sampling(model, tokenizer, prompts: list[str], n, temperature, batch_s
                     where: str = "sample_solutions") -> None:
     """``ValueError`` naming the argument (or the prompt) that cannot be sampled from as asked."""
     for name, value in (("n", n), ("batch_size", batch_size), ("max_new_tokens", max_new_tokens)):
-        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-            raise ValueError(f"{where}: {name} must be an int >= 1, got {value!r}")
-    if isinstance(temperature, bool) or not isinstance(temperature, Real) or not (
-            math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"{where}: temperature must be a finite number >= 0 (0: greedy), got {temperature!r}")
+        positive_int(value, name, where)
+    if finite_number(temperature, "temperature", where) < 0:
+        raise ValueError(f"{where}: temperature must be >= 0 (0: greedy), got {temperature!r}")
     context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]] if prompts else []
     for i, length in enumerate(lengths):

@@ -7,30 +7,20 @@ The verifiers they combine are in ``rewards.py``; this module imports it, never 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Sequence
 
 from .atomic import save_atomic
-from .rewards import OutcomeRewardModel, ProcessRewardModel, _list_of, _positive_int, _read_config
+from .checks import finite_number, list_of, positive_int
+from .rewards import OutcomeRewardModel, ProcessRewardModel, _read_config
 from .steps import extract_steps
 
 
 def _check_weights(weights: Sequence[float], what: str) -> list[float]:
-    try:  # a list, tuple or array; not one number, nor a str (its characters would be the weights)
-        values = None if isinstance(weights, (str, bytes)) else list(weights)
-    except TypeError:
-        values = None
-    if values is None:
+    if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):  # a str's characters are no weights
         raise ValueError(f"{what}: weights must be a list of numbers, got {weights!r}")
-    try:
-        values = [math.nan if isinstance(w, (str, bytes)) else float(w) for w in values]
-    except (TypeError, ValueError):
-        values = [math.nan]
-    if not all(math.isfinite(w) for w in values):
-        raise ValueError(f"{what}: weights must be finite numbers, got {weights!r}")
-    return values
+    return [finite_number(w, f"weights[{k}]", what) for k, w in enumerate(weights)]
 
 
 class CombinedRewardModel:
@@ -51,9 +41,9 @@ class CombinedRewardModel:
                 raise ValueError(f"CombinedRewardModel: {name} must be a {kind.__name__}, the folder of a saved "
                                  f"one or None, got {type(part).__name__}")
         self.process_reward_model, self.outcome_reward_model = process, outcome
-        self.process_weight, self.outcome_weight = _check_weights([process_weight, outcome_weight],
-                                                                  "CombinedRewardModel")
-        self.max_steps = None if max_steps is None else _positive_int(max_steps, "max_steps", "CombinedRewardModel")
+        self.process_weight = finite_number(process_weight, "process_weight", "CombinedRewardModel")
+        self.outcome_weight = finite_number(outcome_weight, "outcome_weight", "CombinedRewardModel")
+        self.max_steps = None if max_steps is None else positive_int(max_steps, "max_steps", "CombinedRewardModel")
 
     @property
     def step_delimiter(self) -> str:
@@ -76,8 +66,8 @@ class CombinedRewardModel:
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
                         progress: bool = False) -> list[float]:
         """One combined reward per solution, batched."""
-        solutions = _list_of(solutions, "solutions", "texts or lists of steps")
-        prompts = _list_of(prompts, "prompts", "strings")
+        solutions = list_of(solutions, "solutions", "texts or lists of steps")
+        prompts = list_of(prompts, "prompts", "strings")
         total = [0.0] * len(prompts)
         if self.process_reward_model is not None:
             steps = [extract_steps(s, self.step_delimiter, self.max_steps) if isinstance(s, str) else s
@@ -99,7 +89,7 @@ class CombinedRewardModel:
         return self.score_solutions([model._prompt_for(problem)], [solution])[0]
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        texts = _list_of(texts, "texts", "texts")
+        texts = list_of(texts, "texts", "texts")
         return self.score_solutions([""] * len(texts), texts)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -132,10 +122,10 @@ class CombinedRewardModel:
         if not any((path / sub).exists() for sub in ("process_reward_model", "outcome_reward_model")):
             raise ValueError(f"{config_path}: neither process_reward_model/ nor outcome_reward_model/ is in {path}")
         try:
-            config["process_weight"], config["outcome_weight"] = _check_weights(
-                [config["process_weight"], config["outcome_weight"]], "CombinedRewardModel")
+            for name in ("process_weight", "outcome_weight"):
+                config[name] = finite_number(config[name], name, "CombinedRewardModel")
             if config.get("max_steps") is not None:
-                _positive_int(config["max_steps"], "max_steps", "CombinedRewardModel")
+                positive_int(config["max_steps"], "max_steps", "CombinedRewardModel")
         except ValueError as err:
             raise ValueError(f"{config_path}: {err}") from None
         return config
@@ -159,7 +149,7 @@ class EnsembleRewardModel:
     def __init__(self, models: Sequence, weights: Sequence[float] | None = None, device: str | None = None):
         if isinstance(models, os.PathLike):
             raise ValueError(f"EnsembleRewardModel: models must be a list of reward models or folders, got {models}")
-        models = _list_of(models, "EnsembleRewardModel: models", "reward models or folders")
+        models = list_of(models, "EnsembleRewardModel: models", "reward models or folders")
         if not models:
             raise ValueError("EnsembleRewardModel: needs at least one reward model")
         for i, m in enumerate(models):  # checked before any is loaded; a wrong one would fail only when scoring
@@ -175,8 +165,8 @@ class EnsembleRewardModel:
 
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
                         progress: bool = False) -> list[float]:
-        solutions = _list_of(solutions, "solutions", "texts or lists of steps")
-        prompts = _list_of(prompts, "prompts", "strings")
+        solutions = list_of(solutions, "solutions", "texts or lists of steps")
+        prompts = list_of(prompts, "prompts", "strings")
         total = [0.0] * len(prompts)
         for w, m in zip(self.weights, self.models):
             total = [t + w * r for t, r in zip(total, m.solution_rewards(prompts, solutions, batch_size, progress))]
@@ -186,7 +176,7 @@ class EnsembleRewardModel:
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
         """Weighted per-step rewards; every member must give step rewards."""
-        steps = _list_of(steps, "steps", "step strings")
+        steps = list_of(steps, "steps", "step strings")
         for i, m in enumerate(self.models):
             if isinstance(m, OutcomeRewardModel) or not hasattr(m, "get_rewards_for_steps"):
                 raise ValueError(f"EnsembleRewardModel: member {i} ({type(m).__name__}) gives no step rewards")
@@ -197,7 +187,7 @@ class EnsembleRewardModel:
         return self.score_solutions([""], [text])[0]
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        texts = _list_of(texts, "texts", "texts")
+        texts = list_of(texts, "texts", "texts")
         return self.score_solutions([""] * len(texts), texts)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -245,8 +235,7 @@ def shaped_reward(base_reward: float, confidence: float = 1.0, complexity: float
     values = {"base_reward": base_reward, "confidence": confidence, "complexity": complexity,
               "complexity_bonus": complexity_bonus}
     for name, v in values.items():
-        if not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"shaped_reward: {name} must be a finite number, got {v!r}")
+        finite_number(v, name, "shaped_reward")
     if not 0.0 <= confidence <= 1.0:
         raise ValueError(f"shaped_reward: confidence must be in [0, 1], got {confidence}")
     if complexity < 0:

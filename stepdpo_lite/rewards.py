@@ -25,13 +25,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
 from .atomic import save_atomic
+from .checks import finite_number, list_of, positive_int
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, extract_steps
 
@@ -71,24 +71,6 @@ class InputTooLong(ValueError):
     """An input longer than the reward model's ``max_length`` (it is refused, never truncated)."""
 
 
-def _list_of(value, name: str, what: str) -> list:
-    """``value`` as a list. One str is refused: it would be read character by character (step 4 of "Step 1: ..." is
-    "p"); so is anything that is not a sequence (None, a number), with a message saying what to pass."""
-    if isinstance(value, str):
-        raise ValueError(f"{name}: expected a list of {what}, got one str ({value[:40]!r}); wrap it in a list")
-    if isinstance(value, (bytes, dict)) or not hasattr(value, "__iter__"):
-        raise ValueError(f"{name}: expected a list of {what}, got {type(value).__name__}")
-    return list(value)
-
-
-def _positive_int(value, name: str, who: str = "reward model"):
-    """``value`` if it is an int >= 1; a float or a str such as "8" (a command line, a hand-edited JSON) is refused,
-    not cast: ``int(2.5)`` would quietly be 2."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{who}: {name} must be an int >= 1, got {value!r}")
-    return value
-
-
 def _check_values(c: RewardModelConfig) -> None:
     """The config's own values, checked before any model is loaded: a wrong one fails at once and names its field,
     not at the first scoring, nor as a TypeError or KeyError from deep inside the tokenizer or str.format."""
@@ -106,9 +88,9 @@ def _check_values(c: RewardModelConfig) -> None:
                          f"({type(err).__name__}: {err}); write a literal brace as '{{{{' or '}}}}'") from None
     if c.aggregation not in AGGREGATION_STRATEGIES:
         raise ValueError(f"reward model: aggregation must be one of {AGGREGATION_STRATEGIES}, got {c.aggregation!r}")
-    _positive_int(c.batch_size, "batch_size")
+    positive_int(c.batch_size, "batch_size", "reward model")
     if c.max_length is not None:
-        _positive_int(c.max_length, "max_length")
+        positive_int(c.max_length, "max_length", "reward model")
 
 
 def _read_config(config_path: Path, required: Sequence[str] = ()) -> dict:
@@ -124,21 +106,6 @@ def _read_config(config_path: Path, required: Sequence[str] = ()) -> dict:
     if missing:
         raise ValueError(f"{config_path}: missing field(s) {missing}")
     return config
-
-
-def _finite_rewards(step_rewards) -> list[float]:
-    """Step rewards as floats. A NaN is refused: min, mean or product over a NaN is NaN, and a NaN score compares
-    false with everything, so a best-of-n pick would go wrong without an error."""
-    out = []
-    for k, r in enumerate(_list_of(step_rewards, "step_rewards", "numbers")):
-        try:
-            x = None if isinstance(r, (str, bytes)) else float(r)
-        except (TypeError, ValueError):
-            x = None
-        if x is None or not math.isfinite(x):
-            raise ValueError(f"aggregate: step {k}: the reward must be a finite number, got {r!r}")
-        out.append(x)
-    return out
 
 
 # ----------------------------------------------------------------------------- the shared forward
@@ -272,7 +239,7 @@ class GenerativeVerifier:
         import torch
         from tqdm.auto import tqdm
 
-        batch_size = self.config.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
+        batch_size = self.config.batch_size if batch_size is None else positive_int(batch_size, "batch_size", "reward model")
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # similar lengths, less padding
         out: list[list[float] | None] = [None] * len(encoded)
@@ -350,11 +317,11 @@ class ProcessRewardModel(GenerativeVerifier):
 
     def encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
         """``(input_ids, tag_positions)`` of ``prompt | step 1 | TAG | ... | step K | TAG``."""
-        return self._encode_many([prompt], [_list_of(steps, "steps", "step strings")])[0]
+        return self._encode_many([prompt], [list_of(steps, "steps", "step strings")])[0]
 
     def _split(self, solutions) -> list[list[str]]:
         out = []
-        for i, sol in enumerate(_list_of(solutions, "solutions", "texts or lists of steps")):
+        for i, sol in enumerate(list_of(solutions, "solutions", "texts or lists of steps")):
             if isinstance(sol, str):
                 steps = extract_steps(sol, self.config.step_delimiter)
             elif isinstance(sol, (list, tuple)):
@@ -370,7 +337,7 @@ class ProcessRewardModel(GenerativeVerifier):
         return out
 
     def _encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]):
-        prompts, steps = _list_of(prompts, "prompts", "strings"), _list_of(steps, "solutions", "lists of steps")
+        prompts, steps = list_of(prompts, "prompts", "strings"), list_of(steps, "solutions", "lists of steps")
         if len(prompts) != len(steps):
             raise ValueError(f"got {len(prompts)} prompts and {len(steps)} solutions; they must pair up")
         for i, p in enumerate(prompts):
@@ -401,14 +368,16 @@ class ProcessRewardModel(GenerativeVerifier):
     def aggregate(self, step_rewards: Sequence[float], strategy: str | None = None) -> float:
         from .losses import aggregate_rewards
         strategy = self.config.aggregation if strategy is None else strategy
-        return float(aggregate_rewards(_finite_rewards(step_rewards), strategy))
+        rewards = [finite_number(r, f"step {k}: the reward", "aggregate")
+                   for k, r in enumerate(list_of(step_rewards, "step_rewards", "numbers"))]
+        return float(aggregate_rewards(rewards, strategy))
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
         """Reward of each step, in context of the problem (formatted by ``prompt_template``) and earlier steps."""
         if isinstance(steps, str):
             raise ValueError("get_rewards_for_steps: `steps` must be a list of step strings, got one str; split a "
                              "text with extract_steps(text), or score it whole with get_reward_for_text(text)")
-        return self.score_solutions([self._prompt_for(problem)], [_list_of(steps, "steps", "step strings")])[0]
+        return self.score_solutions([self._prompt_for(problem)], [list_of(steps, "steps", "step strings")])[0]
 
     def extract_and_aggregate_steps(self, text: str) -> tuple[list[str], list[float], float]:
         """``(steps, step_rewards, aggregated_reward)`` of a text (text before the first delimiter opens step 1)."""
@@ -425,7 +394,7 @@ class ProcessRewardModel(GenerativeVerifier):
         return self.aggregate(self.score_solutions([self._prompt_for(problem)], [solution])[0])
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        texts = _list_of(texts, "texts", "texts")
+        texts = list_of(texts, "texts", "texts")
         return [self.aggregate(r) for r in self.score_solutions([""] * len(texts), texts)]
 
 
@@ -439,7 +408,7 @@ class OutcomeRewardModel(GenerativeVerifier):
         return self._encode_many([prompt], [solution])[0]
 
     def _encode_many(self, prompts: Sequence[str], solutions: Sequence[str]):
-        prompts, solutions = _list_of(prompts, "prompts", "strings"), _list_of(solutions, "solutions", "strings")
+        prompts, solutions = list_of(prompts, "prompts", "strings"), list_of(solutions, "solutions", "strings")
         if len(prompts) != len(solutions):
             raise ValueError(f"got {len(prompts)} prompts and {len(solutions)} solutions; they must pair up")
         for i, (p, s) in enumerate(zip(prompts, solutions)):
@@ -466,7 +435,7 @@ class OutcomeRewardModel(GenerativeVerifier):
         return self.score_solutions([self._prompt_for(problem)], [solution])[0]
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        texts = _list_of(texts, "texts", "texts")
+        texts = list_of(texts, "texts", "texts")
         return self.score_solutions([""] * len(texts), texts)
 
     solution_rewards = score_solutions

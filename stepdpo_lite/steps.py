@@ -12,8 +12,9 @@ a token belongs to the step holding its first character.
 from __future__ import annotations
 
 from bisect import bisect_right
-from numbers import Integral
 from typing import Sequence
+
+from .checks import positive_int
 
 DEFAULT_DELIMITER = "\n\nStep"
 
@@ -24,8 +25,8 @@ def step_spans(text: str, delimiter: str = DEFAULT_DELIMITER, max_steps: int | N
         raise ValueError(f"step_spans: text must be a str, got {type(text).__name__}")
     if not isinstance(delimiter, str) or not delimiter:
         raise ValueError(f"step_spans: delimiter must be a non-empty string, got {delimiter!r:.40}")
-    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, Integral) or max_steps < 1):
-        raise ValueError(f"step_spans: max_steps must be an int >= 1 or None, got {max_steps!r}")
+    if max_steps is not None:
+        positive_int(max_steps, "max_steps", "step_spans")
     if not text.strip():
         return []
 

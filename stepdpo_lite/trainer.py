@@ -30,7 +30,7 @@ from trl.trainer.utils import get_config_model_id, pad, use_adapter
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
-from .rewards import _positive_int
+from .checks import positive_int
 from .steps import DEFAULT_DELIMITER, char_step_ids, step_spans
 from .stepwise_data import (STEP_COLUMNS, STEP_VALUE_COLUMNS, DataCollatorForStepwisePreference, check_row,
                             drop_appended_eos, step_columns)
@@ -449,7 +449,7 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
     if isinstance(prompts, str) != single:  # else list("ab") would score two one-character prompts
         raise ValueError(f"get_step_rewards: `prompts` and `responses` must both be str (one response) or both "
                          f"lists, got {type(prompts).__name__} and {type(responses).__name__}")
-    _positive_int(batch_size, "`batch_size`", "get_step_rewards")
+    positive_int(batch_size, "`batch_size`", "get_step_rewards")
     prompts, responses = ([prompts], [responses]) if single else (list(prompts), list(responses))
     if len(prompts) != len(responses):
         raise ValueError(f"get_step_rewards: {len(prompts)} prompts but {len(responses)} responses")

@@ -50,8 +50,8 @@ def test_empty_and_over_long_prompts_are_refused_by_index(base):
     (dict(n=-1), "n must be an int >= 1, got -1"),
     (dict(batch_size=0), "batch_size must be an int >= 1, got 0"),  # was "range() arg 3 must not be zero"
     (dict(max_new_tokens=0), "max_new_tokens must be an int >= 1, got 0"),
-    (dict(temperature=-1), r"temperature must be a finite number >= 0 \(0: greedy\), got -1"),  # was greedy
-    (dict(temperature=float("nan")), "temperature must be a finite number >= 0 .*, got nan"),
+    (dict(temperature=-1), r"temperature must be >= 0 \(0: greedy\), got -1"),  # was greedy
+    (dict(temperature=float("nan")), "temperature must be a finite number, got nan"),
 ])
 def test_sampling_arguments_are_checked_by_name(base, kw, message):
     model, tok = base

@@ -90,7 +90,7 @@ def test_mislabels_are_counted_against_the_checker():
 def test_bad_input_to_the_pair_builders_is_refused_naming_what_is_wrong():
     p, gold, bad, _ = problem_and_texts()
     prm = StubPRM()
-    with pytest.raises(ValueError, match="threshold must be a finite log-odds"):
+    with pytest.raises(ValueError, match=r"threshold \(a log-odds\) must be a finite number"):
         prm_pairs.label_samples(prm, [p], [[gold]], float("nan"))  # would accept every step
     with pytest.raises(ValueError, match="problem 0, solution 1: expected a str, got NoneType"):
         prm_pairs.label_samples(prm, [p], [[gold, None]], THRESHOLD)

@@ -429,8 +429,10 @@ def test_reward_model_options_are_checked_at_construction(prm, orm, tiny_model, 
         EnsembleRewardModel([prm, 42])
     with pytest.raises(ValueError, match="EnsembleRewardModel: weights must be a list of numbers, got 1.0"):
         EnsembleRewardModel([prm], weights=1.0)
-    with pytest.raises(ValueError, match="CombinedRewardModel: weights must be finite numbers, got .'x', 0.3."):
+    with pytest.raises(ValueError, match="CombinedRewardModel: process_weight must be a finite number, got 'x'"):
         CombinedRewardModel(prm, orm, process_weight="x")
+    with pytest.raises(ValueError, match=r"EnsembleRewardModel: weights\[1\] must be a finite number, got nan"):
+        EnsembleRewardModel([prm, prm], weights=[0.5, float("nan")])
 
 
 def test_loading_a_bad_config_names_the_file_and_field(tmp_path, prm, orm):

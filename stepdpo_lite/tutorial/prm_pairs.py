@@ -24,8 +24,6 @@ cancels in DPO's log-ratio and ``step_pairing="first_error"`` scores only step k
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 import random
 import re
 from collections import Counter
@@ -33,8 +31,9 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from .. import generation
+from ..checks import finite_number, positive_int
 from ..evaluation import predict_first_error
-from ..rewards import InputTooLong, _positive_int, sigmoid
+from ..rewards import InputTooLong, sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps
 
 REJECTED_PROBS = ("prm", "first_error")
@@ -101,8 +100,7 @@ def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: 
     ``Sample.policy``). Blank solutions and ones too long for the PRM are kept, unscored (``rewards=None``)."""
     if len(problems) != len(solutions):
         raise ValueError(f"label_samples: {len(problems)} problems but {len(solutions)} lists of solutions")
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold):
-        raise ValueError(f"label_samples: threshold must be a finite log-odds, got {threshold!r}")
+    finite_number(threshold, "threshold (a log-odds)", "label_samples")
     delimiter = delimiter or getattr(getattr(prm, "config", None), "step_delimiter", DEFAULT_DELIMITER)
     out, todo = [], []
     for i, (p, sols) in enumerate(zip(problems, solutions)):
@@ -164,7 +162,7 @@ def solution_pairs(problems, samples: Sequence[Sequence[Sample]], *, max_pairs_p
     if len(problems) != len(samples):
         raise ValueError(f"solution_pairs: {len(problems)} problems but {len(samples)} lists of samples")
     if max_pairs_per_problem is not None:  # None: all
-        _positive_int(max_pairs_per_problem, "max_pairs_per_problem", "solution_pairs")
+        positive_int(max_pairs_per_problem, "max_pairs_per_problem", "solution_pairs")
     rows, stats = [], Counter()
     for p, row in zip(problems, samples):
         distinct = {}

@@ -1,0 +1,38 @@
+"""The argument checks the library shares. Each refuses a bad value with a ``ValueError`` that names the function
+and the argument; none casts: ``int(2.5)`` would quietly be 2, and a str is read character by character."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+
+def list_of(value, name: str, what: str) -> list:
+    """``value`` as a list. One str is refused: it would be read character by character (step 4 of "Step 1: ..." is
+    "p"); so is anything that is not a sequence (None, a number), with a message saying what to pass."""
+    if isinstance(value, str):
+        raise ValueError(f"{name}: expected a list of {what}, got one str ({value[:40]!r}); wrap it in a list")
+    if isinstance(value, (bytes, dict)) or not hasattr(value, "__iter__"):
+        raise ValueError(f"{name}: expected a list of {what}, got {type(value).__name__}")
+    return list(value)
+
+
+def positive_int(value, name: str, who: str):
+    """``value`` if it is an int >= 1 (a numpy int too); a float or a str such as "8" (a command line, a hand-edited
+    JSON) is refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{who}: {name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def finite_number(value, name: str, who: str) -> float:
+    """``value`` as a float if it is a finite number (a numpy or one-element torch scalar too). A bool, a str, None,
+    NaN and ±inf are refused: a NaN compares false with everything, so a threshold or a best-of-n pick would go
+    wrong without an error."""
+    try:
+        x = None if isinstance(value, (bool, str, bytes)) else float(value)
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a torch tensor of more than one element
+        x = None
+    if x is None or not math.isfinite(x):
+        raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
+    return x

@@ -1,0 +1,32 @@
+"""The argument checks every module shares (``stepdpo_lite.checks``): refuse, never cast."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from stepdpo_lite.checks import finite_number, list_of, positive_int
+
+
+def test_positive_int_takes_ints_and_refuses_what_a_cast_would_bend():
+    assert positive_int(3, "n", "f") == 3 and positive_int(np.int64(2), "n", "f") == 2
+    for bad in (0, -1, 2.5, 2.0, "8", True, None):  # int(2.5) is 2; True is an int to Python
+        with pytest.raises(ValueError, match=f"f: n must be an int >= 1, got {bad!r}"):
+            positive_int(bad, "n", "f")
+
+
+def test_finite_number_takes_scalars_and_refuses_nan_inf_bools_and_text():
+    assert [finite_number(v, "x", "f") for v in (1, 0.5, np.float32(0.25), torch.tensor(-2.0))] == [1, 0.5, 0.25, -2]
+    for bad in (math.nan, math.inf, -math.inf, True, "1", None, [1.0], torch.tensor([1.0, 2.0])):
+        with pytest.raises(ValueError, match="f: x must be a finite number, got "):
+            finite_number(bad, "x", "f")
+
+
+def test_list_of_refuses_one_str_and_non_sequences():
+    assert list_of(("a", "b"), "steps", "step strings") == ["a", "b"]
+    with pytest.raises(ValueError, match="steps: expected a list of step strings, got one str .*wrap it in a list"):
+        list_of("Step 1: 2 + 2 = 4", "steps", "step strings")
+    for bad in (None, 3, {"a": 1}, b"ab"):
+        with pytest.raises(ValueError, match=f"steps: expected a list of step strings, got {type(bad).__name__}"):
+            list_of(bad, "steps", "step strings")
