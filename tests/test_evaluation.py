@@ -93,7 +93,7 @@ def test_position_only_baseline():
     assert step_auroc(position_only_scores([2, 3]), [[True, False], [True, True, False]]) == pytest.approx(
         # pairs (right, wrong) ordered by position: 3 right x 2 wrong = 6 pairs; ties (step 2 vs step 2) count 1/2
         (6 - 0.5) / 6)
-    with pytest.raises(ValueError, match="solution 1 must have a positive step count"):
+    with pytest.raises(ValueError, match="solution 1's step count must be an int >= 1"):
         position_only_scores([2, 0])
 
 

@@ -14,6 +14,8 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from ..checks import positive_int
+
 
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
@@ -95,8 +97,8 @@ def plan_generation(rows: dict[str, list[int]], *, tokens_per_row: int, tokens_p
         raise ValueError(f"{what}: budget_minutes must be > 0 or None (no budget), got {budget_minutes!r}")
     if tokens_per_s is not None and not tokens_per_s > 0:
         raise ValueError(f"{what}: tokens_per_s must be > 0 or None (not measured), got {tokens_per_s!r}")
-    if tokens_per_row < 1 or batch_size < 1:
-        raise ValueError(f"{what}: tokens_per_row and batch_size must be >= 1, got {tokens_per_row}, {batch_size}")
+    positive_int(tokens_per_row, "tokens_per_row", what)
+    positive_int(batch_size, "batch_size", what)
     plan = GenerationPlan(what, {s: list(r) for s, r in rows.items()}, tokens_per_row, tokens_per_s,
                           budget_minutes, batch_size)
     plan.keep = plan.full

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 from accelerate.utils import is_peft_model
 
+from ..checks import positive_int
 from ..evaluation import _check_same_shape, process_reward_report, step_auroc
 from ..trainer import get_step_rewards
 
@@ -45,8 +46,7 @@ def position_only_scores(step_counts: Sequence[int]) -> list[list[float]]:
     alone has a step AUROC well above 0.5. A PRM has learnt to check steps only by what it scores above it.
     """
     for i, n in enumerate(step_counts):
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"position_only_scores: solution {i} must have a positive step count, got {n!r}")
+        positive_int(n, f"solution {i}'s step count", "position_only_scores")
     return [[-float(k) for k in range(n)] for n in step_counts]
 
 

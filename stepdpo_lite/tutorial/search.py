@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from ..checks import positive_int
 from ..generation import check_sampling, prompt_texts, record_prompts
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
@@ -317,8 +318,9 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
     (its ``config.aggregation`` and ``config.step_delimiter`` are the defaults). DVTS at budget B with
     ``expansions`` M: ``n_beams=1, n_subtrees=B // M``.
     """
-    if n_beams < 1 or expansions < 1 or n_subtrees < 1 or max_steps < 1 or max_new_tokens < 1:
-        raise ValueError("beam_search: n_beams, expansions, n_subtrees, max_steps and max_new_tokens must be >= 1")
+    for name, value in (("n_beams", n_beams), ("expansions", expansions), ("n_subtrees", n_subtrees),
+                        ("max_steps", max_steps), ("max_new_tokens", max_new_tokens)):
+        positive_int(value, name, "beam_search")
     from .tasks import prompts_of
 
     config = getattr(prm, "config", None)
@@ -465,8 +467,8 @@ def beam_shape(budget: int, expansions: int = 4) -> tuple[int, int]:
     """``(n_beams, expansions)`` with ``n_beams · expansions == budget``: search-and-learn's default beam width
     of 4 expansions per beam (capped at the budget), so B = 4 keeps 1 beam and B = 16 keeps 4. On the toy
     world's validation split this beat 2 x 2 at B = 4 and 2 x 8 / 8 x 2 at B = 16 (notebook 07)."""
-    if budget < 1 or expansions < 1:
-        raise ValueError(f"beam_shape: budget and expansions must be >= 1, got {budget}, {expansions}")
+    positive_int(budget, "budget", "beam_shape")
+    positive_int(expansions, "expansions", "beam_shape")
     expansions = min(expansions, budget)
     if budget % expansions:
         raise ValueError(f"beam_shape: budget {budget} is not a multiple of expansions {expansions}")
