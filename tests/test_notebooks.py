@@ -69,6 +69,11 @@ def test_notebook_executes_and_renders(run, name):
     for fig in figures:
         blob = fig.read_bytes()
         assert blob[:8] == PNG and len(blob) > 5_000, f"{fig.name} is not a real image"
+    # a figure the cell saves is also shown there (a plot inside an `if`, or not last in its cell, is not)
+    for i, cell in enumerate(json.loads(out.read_text())["cells"]):
+        if cell["cell_type"] == "code" and "save_to=FIGURES_DIR" in "".join(cell["source"]):
+            images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+            assert images, f"{name}: cell {i} saves a figure it does not show"
 
 
 @pytest.mark.notebook
