@@ -37,6 +37,9 @@ def test_arithmetic_error_and_propagation():
     assert v.step_labels == [False, False, False] and v.first_error == 0 and not v.answer_correct
     assert v.error_kinds == ["arithmetic", "propagated", "propagated"]
     assert v.mistake_labels == [False, True, True]  # only the step where the mistake was made
+    # a second slip on the wrong number is a mistake made there too (it was "propagated", so never pushed down)
+    v = tw.check(p, "Step 1: 7 + 5 = 13\n\nStep 2: 13 * 3 = 40\n\nStep 3: 40 - 4 = 36\n\nAnswer: 36")
+    assert v.error_kinds == ["arithmetic", "arithmetic", "propagated"] and v.mistake_labels == [False, False, True]
 
 
 def test_copy_error_is_wrong_even_with_right_arithmetic():

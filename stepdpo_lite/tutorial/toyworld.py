@@ -189,8 +189,8 @@ def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -
 
     Error kinds: ``format`` (does not parse), ``extra`` (more steps than operations), ``operation``
     (not the problem's k-th operation), ``copy`` (first operand differs from the previous step's
-    written result), ``propagated`` (copies a wrong earlier result faithfully), ``arithmetic``
-    (wrong result), ``answer`` (the answer line is missing, early or wrong).
+    written result), ``propagated`` (copies a wrong earlier result faithfully and computes right on it), ``arithmetic``
+    (wrong result, on a right or a wrong first operand), ``answer`` (the answer line is missing, early or wrong).
     """
     steps = extract_steps(solution, delimiter)
     gold = problem.values
@@ -208,10 +208,10 @@ def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -
                 kind = "operation"
             elif a != (gold[0] if k == 0 else prev_written):
                 kind = "copy"
+            elif c != _apply(a, op, b):  # before "propagated": a new slip on a wrong number is still a mistake made
+                kind = "arithmetic"
             elif a != gold[k]:
                 kind = "propagated"
-            elif c != _apply(a, op, b):
-                kind = "arithmetic"
             elif m.group(6) is not None and (k != len(problem.ops) - 1 or int(m.group(6)) != problem.answer):
                 kind = "answer"  # an answer line that comes early or states the wrong number
             elif m.group(6) is None and k == len(steps) - 1:
