@@ -177,6 +177,16 @@ def keep_4bit_weights_unpacked(model) -> int:
     return count
 
 
+def _local_folder_exists(name_or_path, who: str) -> None:
+    """A name that can only be a local folder (absolute, ``./``, ``../``, ``~``, or more than one ``/``: a Hub id is
+    ``org/name`` at most) must exist. transformers reports a missing one as a malformed Hub id or, offline, as a
+    failed connection, which hides the real cause: a wrong path."""
+    text = os.fspath(name_or_path)
+    local = os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1
+    if local and not Path(text).expanduser().exists():
+        raise FileNotFoundError(f"{who}: no such folder: {text} (from {os.getcwd()})")
+
+
 def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit", lora=None, device: str | None = None,
                dtype=None, gradient_checkpointing: bool = False, trainable: bool | None = None):
     """Load ``(model, tokenizer)``.
@@ -196,6 +206,7 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
 
     if quantization not in (None, "4bit"):
         raise ValueError(f"load_model: quantization must be '4bit' or None, got {quantization!r}")
+    _local_folder_exists(name_or_path, "load_model")
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     path = Path(name_or_path)

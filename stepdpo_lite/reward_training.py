@@ -139,7 +139,10 @@ class RewardTrainingConfig:
     yes: str = field(default=YES, metadata={"help": "Answer token for 'correct'."})
     no: str = field(default=NO, metadata={"help": "Answer token for 'wrong'."})
     aggregation: str = field(default="min", metadata={"help": "How a PRM aggregates its step rewards."})
-    prompt_template: str = field(default="{problem}", metadata={"help": "Applied to each prompt before scoring."})
+    prompt_template: str = field(default="{problem}", metadata={
+        "help": "Saved with the model: turns a bare problem into a prompt when one is scored "
+                "(`get_rewards_for_steps(steps, problem)`). Training rows' and `score_solutions`' prompts are used "
+                "as given."})
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate (cosine schedule, 5% warm-up)."})
     num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs (unless max_steps > 0)."})
     max_steps: int = field(default=-1, metadata={"help": "Optimizer steps; -1: num_train_epochs decides."})
@@ -151,7 +154,8 @@ class RewardTrainingConfig:
     seed: int = field(default=42, metadata={"help": "Seed of the Trainer, its data order and the LoRA init."})
     logging_steps: int = field(default=10, metadata={"help": "Log the loss every this many steps."})
     device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda' or None (cuda when available)."})
-    dtype: Any = field(default=None, metadata={"help": "Compute dtype; None: bf16 on a GPU that has it, else fp32."})
+    dtype: Any = field(default=None, metadata={
+        "help": "Compute dtype; None: bf16 on a GPU that has it, fp16 on one that does not, fp32 on a CPU."})
     training_args: dict = field(default_factory=dict, metadata={"help": "Other TrainingArguments fields."})
 
     @classmethod

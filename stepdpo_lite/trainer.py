@@ -27,10 +27,10 @@ from trl.data_utils import extract_prompt, is_conversational
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import get_config_model_id, pad, use_adapter
 
+from .checks import finite_number, positive_int
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
-from .checks import positive_int
 from .steps import DEFAULT_DELIMITER, char_step_ids, step_spans
 from .stepwise_data import (STEP_COLUMNS, STEP_VALUE_COLUMNS, DataCollatorForStepwisePreference, check_row,
                             drop_appended_eos, step_columns)
@@ -100,8 +100,9 @@ class StepwiseDPOConfig(DPOConfig):
     step_delimiter: str = field(default=DEFAULT_DELIMITER, metadata={
         "help": "Delimiter that opens each reasoning step (it belongs to the step it opens)."})
     use_reward_model: bool = field(default=False, metadata={
-        "help": "Score steps with a frozen process reward model (loaded from `reward_model_path`, or the "
-                "`reward_model` given to the trainer); rewards are computed once, when the dataset is prepared."})
+        "help": "Load a frozen process reward model from `reward_model_path` to score the steps. A `reward_model` "
+                "given to the trainer scores them whatever this says; rewards are computed once, when the dataset "
+                "is prepared."})
     reward_model_path: str | None = field(default=None, metadata={
         "help": "Path of a saved `ProcessRewardModel` (used when `use_reward_model`)."})
     step_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the step loss L_step."})
@@ -127,6 +128,9 @@ class StepwiseDPOConfig(DPOConfig):
             self.outcome_beta = self.beta
         if self.bf16 is None and not self.fp16 and not self.use_cpu and not is_torch_bf16_gpu_available():
             self.bf16 = False  # TRL's unset bf16 means True, and transformers raises for bf16 on CPU (see docstring)
+        weights = [finite_number(w, name, "StepwiseDPOConfig") for name, w in (
+            ("step_loss_weight", self.step_loss_weight), ("outcome_loss_weight", self.outcome_loss_weight),
+            ("sft_loss_weight", self.sft_loss_weight))]
         checks = [
             (self.aggregation_strategy in AGGREGATION_STRATEGIES,
              f"aggregation_strategy must be one of {AGGREGATION_STRATEGIES}, got {self.aggregation_strategy!r}"),
@@ -134,9 +138,9 @@ class StepwiseDPOConfig(DPOConfig):
              f"step_accuracy_metric must be one of {STEP_ACCURACY_METRICS}, got {self.step_accuracy_metric!r}"),
             (self.step_pairing in STEP_PAIRINGS, f"step_pairing must be one of {STEP_PAIRINGS}, got {self.step_pairing!r}"),
             (self.step_beta > 0 and self.outcome_beta > 0, "step_beta and outcome_beta must be > 0"),
-            (min(self.step_loss_weight, self.outcome_loss_weight, self.sft_loss_weight) >= 0,
-             "loss weights must be >= 0"),
-            (self.step_loss_weight + self.outcome_loss_weight > 0, "step and outcome loss weights are both 0"),
+            (min(weights) >= 0, f"loss weights must be >= 0, got step {weights[0]}, outcome {weights[1]} and sft "
+                                f"{weights[2]}"),
+            (min(weights) < 0 or weights[0] + weights[1] > 0, "step and outcome loss weights are both 0"),
             (all(w >= 0 for w in self.step_weights or []), f"step_weights must be >= 0, got {self.step_weights}"),
             (self.max_reasoning_steps is None or self.max_reasoning_steps >= 1,
              f"max_reasoning_steps must be >= 1 or None, got {self.max_reasoning_steps}"),
@@ -188,6 +192,10 @@ class StepwiseDPOTrainer(DPOTrainer):
                 raise ValueError("use_reward_model=True needs `reward_model_path` or a `reward_model` object")
             from .rewards import ProcessRewardModel
             reward_model = ProcessRewardModel.load(args.reward_model_path)
+        if reward_model is not None and not callable(getattr(reward_model, "score_solutions", None)):
+            raise ValueError(f"StepwiseDPOTrainer: reward_model must be a ProcessRewardModel, got "
+                             f"{type(reward_model).__name__}; for a saved one pass ProcessRewardModel.load(path), or "
+                             "reward_model_path=path with use_reward_model=True")
         self.reward_model = reward_model
         if processing_class is None:
             from transformers import AutoTokenizer
@@ -234,6 +242,11 @@ class StepwiseDPOTrainer(DPOTrainer):
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no {missing[0]!r} column "
                              f"(row 0: field {missing[0]!r} is missing)")
         derived_prompt = "prompt" not in first
+        others = [c for c in first if c not in ("chosen", "rejected", "open_ended", *STEP_VALUE_COLUMNS)]
+        if derived_prompt and others:  # a misnamed prompt column would be ignored, the prompt cut from the pair
+            raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no 'prompt' column but has "
+                             f"{others}: name the problem's column 'prompt' (rows of chosen and rejected alone take "
+                             "TRL's implicit prompt, the common start of the two)")
         if derived_prompt:  # TRL's implicit prompt: the common prefix of chosen and rejected
             dataset = dataset.map(extract_prompt)
         if is_conversational(next(iter(dataset))):
@@ -278,7 +291,13 @@ class StepwiseDPOTrainer(DPOTrainer):
             rewards = []
             for i in range(0, len(dataset), chunk):
                 rows = dataset[i:i + chunk]
-                rewards += self.reward_model.score_solutions(rows["prompt"], rows[side])
+                scored = self.reward_model.score_solutions(rows["prompt"], rows[side])
+                bad = next((j for j, r in enumerate(scored) if isinstance(r, (str, bytes)) or
+                            not hasattr(r, "__len__")), None)
+                if bad is not None:  # e.g. an outcome reward model: one float per solution, not one per step
+                    raise ValueError(f"StepwiseDPOTrainer: the reward model scored row {i + bad}'s {side} with "
+                                     f"{scored[bad]!r}, not one reward per step: it must be a process reward model")
+                rewards += scored
             columns[f"{side}_step_rewards"] = [[float(r) for r in rs] for rs in rewards]
         for name, values in columns.items():
             dataset = dataset.add_column(name, values)
@@ -324,7 +343,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         router = {"output_router_logits": True} if self.aux_loss_enabled else {}  # MoE policies, as in TRL
         outputs = model(**kwargs, **router, labels=labels, fused_lm_head=True)
         logps = outputs.log_probs[:, -seq_len:]
-        # h = Σ over the kept completion tokens = Σ_k ρ_k without truncation: the exact sum TRL's DPO uses
+        # h = Σ over the kept completion tokens (= Σ_k ρ_k without truncation, but for first_token): TRL's DPO sum
         seq, steps = logps.sum(1), step_logps(logps, step_ids, num_steps)
         if self.precompute_ref_logps:
             ref = torch.cat([inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]]).to(logps.dtype)

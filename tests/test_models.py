@@ -121,6 +121,14 @@ def test_keep_4bit_weights_unpacked_undoes_cpu_packing(biased_tiny_dir):
     torch.testing.assert_close(_logits(model, tok), _logits(reference, tok), rtol=0.02, atol=0.02)
 
 
+def test_a_missing_local_folder_is_named_not_taken_for_a_hub_id(tmp_path, monkeypatch):
+    """transformers reports these as a malformed repo id, or offline as a failed connection to the Hub."""
+    monkeypatch.chdir(tmp_path)
+    for name in (tmp_path / "nope-model", "./nope", "runs/tiny/prm"):  # absolute, explicit, deeper than org/name
+        with pytest.raises(FileNotFoundError, match=f"load_model: no such folder: {name}"):
+            models.load_model(name, quantization=None)
+
+
 def test_lora_config_forms():
     from peft import LoraConfig
     assert models.make_lora_config(True).r == 16

@@ -83,6 +83,10 @@ def test_config_validation(tmp_path):
                 dict(step_loss_weight=0, outcome_loss_weight=0), dict(loss_type="hinge")):
         with pytest.raises(ValueError):
             config(tmp_path, **bad)
+    with pytest.raises(ValueError, match=r"loss weights must be >= 0, got step -1.0, outcome 0.0 and sft 0.0$"):
+        config(tmp_path, step_loss_weight=-1.0, outcome_loss_weight=0.0)  # was also "both 0": step is -1
+    with pytest.raises(ValueError, match="StepwiseDPOConfig: sft_loss_weight must be a finite number, got nan"):
+        config(tmp_path, sft_loss_weight=float("nan"))
     cfg = config(tmp_path, beta=0.3)
     assert cfg.outcome_beta == 0.3 and cfg.max_steps == -1  # max_steps keeps its TrainingArguments meaning
 
@@ -166,6 +170,8 @@ def test_prompt_that_fills_max_length_is_an_error_not_a_dropped_row(tmp_path, ti
     (lambda rows: rows[1].update(chosen=None), "row 1: field 'chosen': must be a string, got NoneType"),
     (lambda rows: [r.pop("rejected") for r in rows], r"no 'rejected' column \(row 0: field 'rejected' is missing\)"),
     (lambda rows: rows.clear(), "the train dataset has no rows"),
+    (lambda rows: [r.update(question=r.pop("prompt")) for r in rows],  # was: the prompt cut from the pair, silently
+     r"the train dataset has no 'prompt' column but has \['question'\]: name the problem's column 'prompt'"),
     (lambda rows: [r.pop("prompt") for r in rows] and rows[0].update(chosen="4", rejected="5"),
      "row 0: field 'prompt': is missing, and chosen and rejected share no prefix"),
 ])
@@ -320,6 +326,21 @@ def test_reward_model_rewards_are_computed_once_and_soften_the_outcome_loss(tmp_
     assert loss.item() == pytest.approx(expected, abs=1e-5)
     tr.train()
     assert FakePRM.calls == 2  # never inside the training step
+
+
+def test_a_reward_model_that_gives_no_step_rewards_is_refused(tmp_path, tiny_model, tiny_tokenizer):
+    class OneRewardPerSolution:  # as an outcome reward model scores
+        def score_solutions(self, prompts, solutions):
+            return [0.5 for _ in solutions]
+
+    def trainer(reward_model):
+        return StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
+                                  train_dataset=Dataset.from_list(toy_rows(2, labels=False)), reward_model=reward_model)
+
+    with pytest.raises(ValueError, match="reward_model must be a ProcessRewardModel, got str; for a saved one pass"):
+        trainer("runs/tiny/prm")  # was: AttributeError deep in dataset preparation
+    with pytest.raises(ValueError, match="scored row 0's chosen with 0.5, not one reward per step"):
+        trainer(OneRewardPerSolution())  # was: TypeError: 'float' object is not iterable
 
 
 def test_truncated_steps_are_masked_and_counted(tmp_path, tiny_model, tiny_tokenizer):
