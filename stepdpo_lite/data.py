@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import numbers
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,7 @@ import pyarrow as pa
 from datasets import Dataset, load_from_disk
 
 from .atomic import save_atomic
+from .checks import list_of
 from .steps import extract_steps
 
 logger = logging.getLogger(__name__)
@@ -90,19 +92,38 @@ def _bool(row: Mapping, name: str) -> bool:
 def _list(row: Mapping, name: str, item: type) -> list:
     """A non-empty list of ``item`` (bool, or non-blank str)."""
     value = _field(row, name)
-    what = "true/false labels" if item is bool else "non-empty strings"
+    what, one = ("true/false labels", "true or false") if item is bool else ("non-empty strings", "a non-blank string")
     if not isinstance(value, (list, tuple)) or not value:
         raise _Bad(name, f"must be a non-empty list of {what}, got {value!r:.40}")
     for j, x in enumerate(value):
         if not isinstance(x, item) or (item is str and not x.strip()):
-            raise _Bad(f"{name}[{j}]", f"must be one of {what}, got {x!r:.40}")
+            raise _Bad(f"{name}[{j}]", f"must be {one}, got {x!r:.40}")
+    return list(value)
+
+
+def _fractions(row: Mapping, name: str, n: int) -> list:
+    """A list of ``n`` numbers in [0, 1] (Monte-Carlo shares of rollouts, one per step)."""
+    value = _field(row, name)
+    if not isinstance(value, (list, tuple)) or len(value) != n:
+        raise _Bad(name, f"must be a list of {n} fractions in [0, 1], one per completion (step), got {value!r:.40}")
+    for j, x in enumerate(value):  # a bool or a str is refused too, and a NaN fails 0 <= x
+        if isinstance(x, bool) or not isinstance(x, numbers.Real) or not 0 <= x <= 1:
+            raise _Bad(f"{name}[{j}]", f"must be a fraction in [0, 1], got {x!r:.40}")
     return list(value)
 
 
 # ----------------------------------------------------------------------------- reading and checking records
 
-def _read_json(path) -> list[tuple[str, object]]:
+def _no_file(path, who: str) -> None:
+    """``FileNotFoundError`` naming ``who``, the path and where a relative one was looked for (running from another
+    folder is the usual cause), not pathlib's bare errno."""
+    if isinstance(path, (str, os.PathLike)) and not Path(path).exists():
+        raise FileNotFoundError(f"{who}: no such file: {path} (from {Path.cwd()})")
+
+
+def _read_json(path, name: str | None = None) -> list[tuple[str, object]]:
     """``(where, record)`` for each record of a JSONL file (one object a line) or a .json array."""
+    _no_file(path, name or "reading records")
     path = Path(path)
     raw = path.read_bytes()
     try:
@@ -135,7 +156,7 @@ def _read_json(path) -> list[tuple[str, object]]:
 
 def _records(rows, name: str | None = None) -> list[tuple[str, object]]:
     if isinstance(rows, (str, os.PathLike)):
-        return _read_json(rows)
+        return _read_json(rows, name)
     if isinstance(rows, (bytes, Mapping)) or not isinstance(rows, Iterable):  # a dict would give its keys
         raise ValueError(f"{name + ': ' if name else ''}expected a list of records, got {type(rows).__name__} "
                          "(pass a list of dicts, a Dataset, or a JSON/JSONL path; wrap one record in a list)")
@@ -231,6 +252,8 @@ def _stepwise(row):
     steps, labels = _list(row, "completions", str), _list(row, "labels", bool)
     if len(steps) != len(labels):
         raise _Bad("labels", f"has {len(labels)} labels for {len(steps)} completions (steps)")
+    if row.get("soft_labels") is not None:  # mc_step_labels' shares: a wrong count or a 2.0 would train silently
+        _fractions(row, "soft_labels", len(steps))
     return [dict(row)]
 
 
@@ -269,7 +292,8 @@ def validate_stepwise(rows, *, skip_invalid: bool = False) -> Dataset:
     """Check stepwise-supervision rows (a list of dicts, a Dataset, or a JSON/JSONL path); return a Dataset.
 
     Checks: non-empty ``prompt``; ``completions`` a non-empty list of non-blank steps; ``labels`` a list of
-    bool of the same length. ``skip_invalid=True`` drops bad records instead of raising (and logs how many).
+    bool of the same length; optional ``soft_labels`` (``mc_step_labels``) a list of numbers in [0, 1] of the same
+    length. ``skip_invalid=True`` drops bad records instead of raising (and logs how many).
     """
     return _validated(rows, _stepwise, "stepwise", STEPWISE, skip_invalid=skip_invalid)
 
@@ -300,12 +324,14 @@ def validate_step_dpo(rows, *, drop_duplicates: bool = False, skip_invalid: bool
 
 def load_preference(path_or_rows, **kw) -> Dataset:
     """Preference rows from a JSON/JSONL file (or rows in memory); see ``validate_preference`` for options."""
+    _no_file(path_or_rows, "load_preference")
     return validate_preference(path_or_rows, **kw)
 
 
 def load_step_dpo(path, **kw) -> Dataset:
     """Step-DPO rows (Lai et al. 2024, arXiv:2406.18629; the Math-Step-DPO-10K layout, extra columns such as
     ``full_chosen`` kept) from a JSON/JSONL file; see ``validate_step_dpo`` for options."""
+    _no_file(path, "load_step_dpo")
     return validate_step_dpo(path, **kw)
 
 
@@ -351,6 +377,12 @@ def save_datasets(datasets: Mapping[str, Dataset], folder) -> Path:
 def load_datasets(folder, names: Sequence[str] | None = None) -> dict[str, Dataset]:
     """The datasets ``save_datasets`` wrote to ``folder`` (all of them, or ``names``)."""
     folder = Path(folder)
-    if names is None:
-        names = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / "state.json").exists())
+    if not folder.is_dir():
+        raise FileNotFoundError(f"load_datasets: no such folder: {folder}")
+    saved = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / "state.json").exists())
+    names = saved if names is None else list_of(names, "load_datasets: names", "dataset names")
+    missing = [n for n in names if n not in saved]  # before loading any: datasets' error names neither us nor these
+    if missing:
+        raise FileNotFoundError(f"load_datasets: no dataset {missing[0]!r} in {folder}; it holds: "
+                                f"{', '.join(saved) or 'none'}")
     return {name: load_from_disk(str(folder / name)) for name in names}

@@ -178,9 +178,8 @@ def keep_4bit_weights_unpacked(model) -> int:
 
 
 def _local_folder_exists(name_or_path, who: str) -> None:
-    """A name that can only be a local folder (absolute, ``./``, ``../``, ``~``, or more than one ``/``: a Hub id is
-    ``org/name`` at most) must exist. transformers reports a missing one as a malformed Hub id or, offline, as a
-    failed connection, which hides the real cause: a wrong path."""
+    """A name that can only be a local folder (absolute, ``./``, ``~``, or two ``/``: a Hub id is ``org/name``) must
+    exist: transformers calls a missing one a bad Hub id or, offline, a failed connection, hiding the wrong path."""
     text = os.fspath(name_or_path)
     local = os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1
     if local and not Path(text).expanduser().exists():

@@ -124,6 +124,34 @@ def test_gsm8k_pairs_are_correct_vs_incorrect_of_the_same_problem():
     assert capped.to_list() == public_datasets.gsm8k_preference_pairs(GSM8K, max_pairs_per_problem=1, seed=3).to_list()
 
 
+def test_gsm8k_pairs_take_rows_in_memory_checked_as_a_file():
+    """The raw records in memory failed with KeyError: 'prompt'; docs/formats.md: rows in memory go through the same
+    checks as a file."""
+    records = _lines(GSM8K)
+    pairs = public_datasets.gsm8k_preference_pairs(GSM8K, max_pairs_per_problem=2).to_list()
+    assert public_datasets.gsm8k_preference_pairs(records, max_pairs_per_problem=2).to_list() == pairs
+    outcome = public_datasets.load_gsm8k_solutions(GSM8K).to_list()  # load_gsm8k_solutions' rows, as dicts
+    assert public_datasets.gsm8k_preference_pairs(outcome, max_pairs_per_problem=2).to_list() == pairs
+    no_question = [records[0], {k: v for k, v in records[1].items() if k != "question"}]
+    with pytest.raises(ValueError, match=r"gsm8k_preference_pairs: record 1: field 'question': is missing"):
+        public_datasets.gsm8k_preference_pairs(no_question)
+    with pytest.raises(ValueError, match=r"record 2: field 'step_labels': must be a non-empty list"):
+        public_datasets.gsm8k_preference_pairs([*outcome[:2], {**outcome[2], "step_labels": None}])
+    with pytest.raises(ValueError, match=r"record 1: field 'label': must be true or false"):
+        public_datasets.gsm8k_preference_pairs([outcome[0], {**outcome[1], "label": 1}])
+
+
+@pytest.mark.parametrize("max_pairs", [0, -1, 1.5, "2"])
+def test_max_pairs_per_problem_below_one_is_refused(toy, max_pairs):
+    """0 gave 0 rows, without the step-label columns, and no error."""
+    problems, solutions = toy
+    for build, name in ((lambda **kw: labelling.preference_pairs(problems, solutions, **kw), "preference_pairs"),
+                        (lambda **kw: labelling.step_dpo_pairs(problems, solutions, **kw), "step_dpo_pairs"),
+                        (lambda **kw: public_datasets.gsm8k_preference_pairs(GSM8K, **kw), "gsm8k_preference_pairs")):
+        with pytest.raises(ValueError, match=f"{name}: max_pairs_per_problem must be an int >= 1"):
+            build(max_pairs_per_problem=max_pairs)
+
+
 @pytest.mark.parametrize("line, ok", [
     ("She makes 9 * 2 = $<<9*2=18>>18 every day.", True),
     ("16 - 3 = <<16-3=12>>12 eggs", False),  # arithmetic error
@@ -315,6 +343,63 @@ def test_real_samples_validate_with_their_loaders():
     assert len(data.validate_outcome(public_datasets.load_gsm8k_solutions(GSM8K), delimiter="\n")) > 0
 
 
+@pytest.mark.parametrize("soft, words", [
+    ([1.0, 0.5], "field 'soft_labels': must be a list of 3 fractions in [0, 1], one per completion (step), got [1.0, 0.5]"),
+    ([1.0, 2.0, 0.0], "field 'soft_labels[1]': must be a fraction in [0, 1], got 2.0"),
+    ([1.0, -0.5, 0.0], "field 'soft_labels[1]'"),
+    ([1.0, float("nan"), 0.0], "field 'soft_labels[1]'"),
+    ([True, 0.5, 0.0], "field 'soft_labels[0]'"),
+    ("0.5", "field 'soft_labels'"),
+])
+def test_stepwise_soft_labels_are_one_share_per_step(soft, words):
+    """Were accepted: 2 shares for 3 steps, or 2.0."""
+    row = {"prompt": "p", "completions": ["a", "\nb", "\nc"], "labels": [True, True, False]}
+    with pytest.raises(ValueError) as err:
+        data.validate_stepwise([row, {**row, "soft_labels": soft}])
+    assert f"stepwise: record 1: {words}" in str(err.value)
+    ok = data.validate_stepwise([row, {**row, "soft_labels": [1.0, 1 / 3, 0]}])  # absent in a row: None
+    assert ok["soft_labels"] == [None, [1.0, 1 / 3, 0.0]]
+
+
+def test_messages_name_the_field_as_it_is_written():
+    """Were "field 'question.question'" and "must be one of non-empty strings, got ''"."""
+    with pytest.raises(ValueError, match=r"prm800k: record 0: field 'question': is missing$"):
+        public_datasets.load_prm800k([{"label": {"steps": []}}])
+    with pytest.raises(ValueError, match=r"prm800k: record 0: field 'label': is missing$"):
+        public_datasets.load_prm800k([{"question": {"problem": "p"}}])
+    with pytest.raises(ValueError, match=r"field 'completions\[1\]': must be a non-blank string, got ''$"):
+        data.validate_stepwise([{**STEP, "completions": ["a", ""]}])
+    with pytest.raises(ValueError, match=r"field 'labels\[1\]': must be true or false, got 1$"):
+        data.validate_stepwise([{**STEP, "labels": [True, 1]}])
+
+
+MISSING = [("load_preference", data.load_preference), ("load_step_dpo", data.load_step_dpo),
+           ("load_processbench", public_datasets.load_processbench), ("load_prm800k", public_datasets.load_prm800k),
+           ("load_math_shepherd", public_datasets.load_math_shepherd),
+           ("load_gsm8k_solutions", public_datasets.load_gsm8k_solutions), ("preference", data.validate_preference)]
+
+
+@pytest.mark.parametrize("name, load", MISSING, ids=[m[0] for m in MISSING])
+def test_a_missing_file_names_the_loader_and_the_path(tmp_path, name, load):
+    """Was pathlib's "[Errno 2] No such file or directory", naming neither the function nor the folder looked in."""
+    with pytest.raises(FileNotFoundError, match=f"^{name}: no such file: {tmp_path / 'nope.jsonl'} \\(from "):
+        load(tmp_path / "nope.jsonl")
+    with pytest.raises(FileNotFoundError, match=f"^{name}: no such file: nope.jsonl \\(from "):
+        load("nope.jsonl")
+
+
+def test_load_datasets_names_what_the_folder_holds(tmp_path):
+    """A name not there failed inside datasets ("Directory ... not found"); a str was read as its letters."""
+    data.save_datasets({"pairs": data.validate_preference([PREF]), "steps": data.validate_stepwise([STEP])}, tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"^load_datasets: no dataset 'nope' in .*; it holds: pairs, steps$"):
+        data.load_datasets(tmp_path, names=["steps", "nope"])
+    with pytest.raises(ValueError, match="load_datasets: names: expected a list of dataset names, got one str"):
+        data.load_datasets(tmp_path, names="pairs")
+    with pytest.raises(FileNotFoundError, match="load_datasets: no such folder: .*elsewhere"):
+        data.load_datasets(tmp_path / "elsewhere")
+    assert list(data.load_datasets(tmp_path, names=["steps"])) == ["steps"]
+
+
 def test_file_that_is_not_utf8_names_the_path_and_line(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_bytes(json.dumps(PREF).encode() + b"\n" + b"\xff\xfe" + json.dumps(PREF).encode() + b"\n")
@@ -415,6 +500,21 @@ def test_builders_take_verdicts_made_elsewhere(toy):
     assert len(pairs) == 0  # no sample is right at its last step and there is no gold solution
     with pytest.raises(ValueError, match="problem 0: 2 verdicts for 3 solutions"):
         labelling.preference_pairs(questions, sols, verdicts=[v[:2] for v in made_up])
+    with pytest.raises(ValueError, match="outcome_rows: problem 0 is a Question: the gold checker labels "
+                                         "toyworld.Problem only; pass verdicts="):
+        labelling.outcome_rows(questions, sols)  # was AttributeError: no 'values'
+
+
+def test_builders_refuse_prompt_strs_where_problems_are_wanted(toy):
+    """Was AttributeError: 'str' object has no attribute 'values'."""
+    problems, solutions = toy
+    prompts = [p.prompt for p in problems]
+    for build in (labelling.stepwise_rows, labelling.outcome_rows, labelling.preference_pairs, labelling.step_dpo_pairs):
+        with pytest.raises(ValueError, match=f"{build.__name__}: problem 0 is a str, not a problem with a str prompt"):
+            build(prompts, solutions)
+    made_up = [[toyworld.check(p, s) for s in ss if s.strip()] for p, ss in zip(problems, solutions)]
+    with pytest.raises(ValueError, match="stepwise_rows: problem 0 is a str"):  # verdicts given: still no .prompt
+        labelling.stepwise_rows(prompts, solutions, verdicts=made_up)
 
 
 def test_step_dpo_pairs_never_choose_the_rejected_step_under_noisy_labels(caplog):
@@ -476,12 +576,34 @@ def test_mc_labels_roll_out_from_every_step_prefix(one_thread, tiny_model, tiny_
         labelling.mc_step_labels(tiny_model, tiny_tokenizer, ["a", "b"], [["x"], []], is_correct)
 
 
+@pytest.mark.parametrize("prompts, solutions, message", [
+    ("Problem: a\n", [["Step 1: x"]], r"mc_step_labels: prompts: expected a list of prompt strings, got one str "
+                                       r"\('Problem: a\\n'\); wrap it in a list"),  # was "got 12 prompts but 1"
+    (["p", "q"], [["a"], ["b", " "]], r"mc_step_labels: solution 1: field 'steps\[1\]': must be a non-blank string"),
+    (["p", ""], [["a"], ["b"]], r"mc_step_labels: solution 1: field 'prompt': is empty"),
+    (["p"], [["a", 3]], r"mc_step_labels: solution 0: field 'steps\[1\]': must be a non-blank string, got 3"),
+])
+def test_mc_step_labels_checks_its_inputs_before_sampling(monkeypatch, prompts, solutions, message):
+    """A blank step or an empty prompt was found after all the sampling, as "stepwise: record 0"."""
+    def sample(*args, **kw):
+        raise AssertionError("sampled before checking the inputs")
+    monkeypatch.setattr(labelling.generation, "sample_solutions", sample)
+    with pytest.raises(ValueError, match=message):
+        labelling.mc_step_labels(None, None, prompts, solutions, lambda i, text: True)
+
+
 def test_label_agreement():
     m = labelling.label_agreement([[True, False], [True]], [[True, True], [False]])
     assert m["accuracy"] == pytest.approx(1 / 3) and m["precision"] == 0.5 and m["recall"] == 0.5 and m["n_steps"] == 3
     assert labelling.label_agreement([[0.9, 0.2]], [[True, False]])["accuracy"] == 1.0  # soft labels, threshold 0.5
     with pytest.raises(ValueError, match="solution 0"):
         labelling.label_agreement([[True]], [[True, False]])
+    # Flat lists (one solution's labels) were a TypeError: "object of type 'bool' has no len()".
+    with pytest.raises(ValueError, match=r"label_agreement: mc_labels\[0\]: expected a list of step labels \(one list "
+                                         r"per solution; wrap a flat list in a list\), got bool"):
+        labelling.label_agreement([True, False], [True, True])
+    with pytest.raises(ValueError, match=r"label_agreement: gold_labels\[0\]: .* got bool"):
+        labelling.label_agreement([[True, False]], [True])
 
 
 # ----------------------------------------------------------------------------- saving

@@ -109,14 +109,15 @@ def test_the_core_never_imports_the_tutorial_kit():
     loading, evaluation) imports nothing of the tutorial kit (``stepdpo_lite.tutorial``: toy world, GSM8K task,
     profiles, notebooks' helpers), functions included; and it stays small enough to read in one sitting. (The cap
     was 2,500 lines until the input checks the standards ask for, a ValueError naming the record and field for
-    every bad input, took the modules to about 2,950.)"""
+    every bad input, took the modules to about 2,950; 3,000 until the checks a user's trial of the docs asked for
+    (file and folder names, a reward model that gives no step rewards, soft labels) took them to about 3,030.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
             "data", "evaluation", "generation", "atomic", "checks"} <= core
     assert {name: sorted(edges[name] - core) for name in core if edges[name] - core} == {}
     lines = sum(len(p.read_text().splitlines()) for p in PACKAGE.glob("*.py"))
-    assert lines <= 3000, f"the library's top-level modules hold {lines} lines"
+    assert lines <= 3100, f"the library's top-level modules hold {lines} lines"
 
 
 def test_the_reference_names_import_from_the_package_and_import_stays_light():

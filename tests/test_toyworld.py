@@ -75,6 +75,14 @@ def test_extra_steps_and_garbage():
     assert tw.check(p, "%%%").step_labels == [False]
 
 
+def test_check_refuses_a_prompt_str_for_the_problem():
+    """Was AttributeError: 'str' object has no attribute 'values'."""
+    p = tw.make_problems(1, seed=0)[0]
+    with pytest.raises(ValueError, match="check: problem must be a toyworld.Problem, got str; parse_prompt"):
+        tw.check(p.prompt, p.gold_solution)
+    assert tw.check(tw.parse_prompt(p.prompt), p.gold_solution).answer_correct
+
+
 def test_corrupt_solution_is_caught_at_its_step():
     rng = random.Random(0)
     for p in tw.make_problems(50, "train", seed=2):

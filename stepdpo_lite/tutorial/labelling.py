@@ -23,7 +23,8 @@ import numpy as np
 from datasets import Dataset
 
 from .. import generation
-from ..data import validate_outcome, validate_preference, validate_step_dpo, validate_stepwise
+from ..checks import list_of, positive_int
+from ..data import _check_all, _list, _text, validate_outcome, validate_preference, validate_step_dpo, validate_stepwise
 from ..steps import DEFAULT_DELIMITER, extract_steps
 from . import toyworld
 
@@ -43,15 +44,24 @@ def check_solution_lists(problems, solutions, where: str) -> None:
                              "(as sample_solutions returns)")
 
 
-def _verdicts(problems, solutions, verdicts=None) -> list[list[tuple[str, toyworld.Verdict]]]:
+def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> list[list[tuple[str, toyworld.Verdict]]]:
     """``(text, verdict)`` for the non-blank solutions of each problem (blank ones are counted by ``_blanks``).
 
     ``verdicts[i]`` (optional) holds one ``toyworld.Verdict`` per solution of problem i, or per non-blank
     one (the two cannot be confused: they differ in length whenever there is a blank); else the checker runs.
+    ``who`` (the builder) opens the error messages.
     """
-    check_solution_lists(problems, solutions, "labelling")
+    check_solution_lists(problems, solutions, who)
     if verdicts is not None and len(verdicts) != len(problems):
-        raise ValueError(f"labelling: {len(problems)} problems but {len(verdicts)} lists of verdicts")
+        raise ValueError(f"{who}: {len(problems)} problems but {len(verdicts)} lists of verdicts")
+    for i, problem in enumerate(problems):  # as tasks.prompts_of: a prompt str is no problem (it has no .prompt)
+        if not isinstance(getattr(problem, "prompt", None), str):
+            raise ValueError(f"{who}: problem {i} is a {type(problem).__name__}, not a problem with a str prompt; "
+                             "pass a task's problems (toyworld.Problem; toyworld.parse_prompt turns a toy prompt "
+                             "into one)")
+        if verdicts is None and not isinstance(problem, toyworld.Problem):
+            raise ValueError(f"{who}: problem {i} is a {type(problem).__name__}: the gold checker labels "
+                             "toyworld.Problem only; pass verdicts= for other problems")
     out = []
     for i, (problem, sols) in enumerate(zip(problems, solutions)):
         texts = [s for s in sols if s.strip()]
@@ -62,13 +72,14 @@ def _verdicts(problems, solutions, verdicts=None) -> list[list[tuple[str, toywor
         if len(vs) == len(sols):
             vs = [v for s, v in zip(sols, vs) if s.strip()]
         elif len(vs) != len(texts):
-            raise ValueError(f"problem {i}: {len(vs)} verdicts for {len(sols)} solutions ({len(texts)} non-blank)")
+            raise ValueError(f"{who}: problem {i}: {len(vs)} verdicts for {len(sols)} solutions "
+                             f"({len(texts)} non-blank)")
         checked = []
         for j, (s, v) in enumerate(zip(texts, vs)):
             v = v if v.steps else dataclasses.replace(v, steps=extract_steps(s))
             if len(v.steps) != len(v.step_labels) or "".join(v.steps) != s:
-                raise ValueError(f"problem {i}, solution {j}: the verdict's {len(v.step_labels)} step labels do not "
-                                 f"match the solution's {len(v.steps)} steps")
+                raise ValueError(f"{who}: problem {i}, solution {j}: the verdict's {len(v.step_labels)} step labels "
+                                 f"do not match the solution's {len(v.steps)} steps")
             checked.append((s, v))
         out.append(checked)
     return out
@@ -91,7 +102,8 @@ def stepwise_rows(problems, solutions, *, verdicts=None) -> Dataset:
     """Stepwise supervision rows: every non-blank solution (repeats kept: they are samples) with the checker's
     step labels (or those of ``verdicts``, as in every builder here: see ``_verdicts``)."""
     rows = [{"prompt": p.prompt, "completions": v.steps, "labels": v.step_labels}
-            for p, checked in zip(problems, _verdicts(problems, solutions, verdicts)) for _, v in checked]
+            for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "stepwise_rows"))
+            for _, v in checked]
     _report("stepwise_rows", len(rows), "rows", blank_solutions=_blanks(solutions))
     return validate_stepwise(rows)
 
@@ -99,7 +111,8 @@ def stepwise_rows(problems, solutions, *, verdicts=None) -> Dataset:
 def outcome_rows(problems, solutions, *, verdicts=None) -> Dataset:
     """Outcome rows: ``label`` is whether the final answer is right; ``step_labels`` from the checker."""
     rows = [{"prompt": p.prompt, "completion": s, "label": v.answer_correct, "step_labels": v.step_labels}
-            for p, checked in zip(problems, _verdicts(problems, solutions, verdicts)) for s, v in checked]
+            for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "outcome_rows"))
+            for s, v in checked]
     _report("outcome_rows", len(rows), "rows", blank_solutions=_blanks(solutions))
     return validate_outcome(rows)
 
@@ -143,8 +156,10 @@ def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None =
     prompt, so the result does not depend on the order of the problems). Counts of what was left out are logged.
     """
     labels_of = _rejected_labels_of(rejected_labels, "preference_pairs")
+    if max_pairs_per_problem is not None:  # None: all; 0 would give no pairs (and no step-label columns) silently
+        positive_int(max_pairs_per_problem, "max_pairs_per_problem", "preference_pairs")
     rows, left = [], Counter()
-    for p, checked in zip(problems, _verdicts(problems, solutions, verdicts)):
+    for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "preference_pairs")):
         distinct = dict(checked)
         left["repeated_solutions"] += len(checked) - len(distinct)
         good = [s for s, v in distinct.items() if v.answer_correct and v.first_error < 0]
@@ -171,8 +186,10 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
     after a prefix in one sample and wrong in another: the chosen step is always a different text (else the
     pair is left out, counted as ``step_labelled_right_and_wrong``).
     """
+    if max_pairs_per_problem is not None:  # None: all; 0 would give no pairs silently
+        positive_int(max_pairs_per_problem, "max_pairs_per_problem", "step_dpo_pairs")
     rows, left = [], Counter()
-    for p, checked in zip(problems, _verdicts(problems, solutions, verdicts)):
+    for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "step_dpo_pairs")):
         right_next = {}  # prefix text -> the right next steps samples took after it, first seen first
         for _, v in checked:
             for k in range(len(v.steps) if v.first_error < 0 else v.first_error):
@@ -218,11 +235,16 @@ def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence
     supervision rows with ``labels`` = hard estimates and ``soft_labels`` (floats). Sampling is batched
     through ``generation.sample_solutions`` (any causal LM and tokenizer; progress bar with ``progress``).
     """
+    prompts = list_of(prompts, "mc_step_labels: prompts", "prompt strings")  # one str: read a character at a time
+    solutions = list_of(solutions, "mc_step_labels: solutions", "lists of steps")
     if len(prompts) != len(solutions):
         raise ValueError(f"mc_step_labels: got {len(prompts)} prompts but {len(solutions)} solutions")
     for i, steps in enumerate(solutions):
         if isinstance(steps, str) or not steps:
             raise ValueError(f"mc_step_labels: solution {i} must be a non-empty list of steps")
+    # The checks validate_stepwise makes on the rows at the end, made before the sampling (minutes of it).
+    _check_all([(f"solution {i}", {"prompt": p, "steps": s}) for i, (p, s) in enumerate(zip(prompts, solutions))],
+               lambda r: [(_text(r, "prompt"), _list(r, "steps", str))], "mc_step_labels")
     prefixes = [(i, k) for i, steps in enumerate(solutions) for k in range(1, len(steps))]
     texts = [prompts[i] + "".join(solutions[i][:k]) for i, k in prefixes]
     samples = generation.sample_solutions(model, tokenizer, texts, n=n, temperature=temperature, batch_size=batch_size,
@@ -241,7 +263,8 @@ def problem_mc_step_labels(model, tokenizer, problems, solutions, **kw) -> Datas
     """``mc_step_labels`` on the toy world: a completion is right when ``toyworld.check`` finds the right final
     answer. ``solutions``: one list of texts per problem (as ``sample_solutions`` returns); blank ones are
     left out (logged). Adds ``gold_labels`` (the checker's step labels) for ``label_agreement``."""
-    flat = [(p, v) for p, checked in zip(problems, _verdicts(problems, solutions)) for _, v in checked]
+    flat = [(p, v) for p, checked in zip(problems, _verdicts(problems, solutions, who="problem_mc_step_labels"))
+            for _, v in checked]
     _report("problem_mc_step_labels", len(flat), "solutions to label", blank_solutions=_blanks(solutions))
     ds = mc_step_labels(model, tokenizer, [p.prompt for p, _ in flat], [v.steps for _, v in flat],
                         lambda i, text: toyworld.check(flat[i][0], text).answer_correct, **kw)
@@ -255,12 +278,19 @@ def label_agreement(mc_labels: Sequence[Sequence], gold_labels: Sequence[Sequenc
     ``mc_labels`` may be hard (bool) or soft (fractions, counted correct when >= ``threshold``). Returns
     accuracy, precision, recall, f1, the number of steps and the rate of correct steps in each.
     """
+    mc_labels = list_of(mc_labels, "label_agreement: mc_labels", "label lists (one per solution)")
+    gold_labels = list_of(gold_labels, "label_agreement: gold_labels", "label lists (one per solution)")
     if len(mc_labels) != len(gold_labels):
         raise ValueError(f"label_agreement: {len(mc_labels)} label lists vs {len(gold_labels)} gold lists")
     if not 0 < threshold <= 1:
         raise ValueError(f"label_agreement: threshold is a share of rollouts in (0, 1], got {threshold!r}")
     pred, gold = [], []
     for i, (m, g) in enumerate(zip(mc_labels, gold_labels)):
+        # A flat list of labels (one solution's) would give a bool here: wrap it in a list.
+        m = list_of(m, f"label_agreement: mc_labels[{i}]", "step labels (one list per solution; wrap a flat list in "
+                    "a list)")
+        g = list_of(g, f"label_agreement: gold_labels[{i}]", "step labels (one list per solution; wrap a flat list "
+                    "in a list)")
         if len(m) != len(g):
             raise ValueError(f"label_agreement: solution {i} has {len(m)} labels but {len(g)} gold labels")
         bad = [k for k, x in enumerate(m) if not isinstance(x, (numbers.Real, np.bool_)) or not 0 <= x <= 1]

@@ -17,14 +17,14 @@ from __future__ import annotations
 import ast
 import logging
 import operator
-import os
 import random
 import re
 from typing import Sequence
 
 from datasets import Dataset
 
-from ..data import (OUTCOME, STEPWISE, _Bad, _bool, _check_all, _dataset, _field, _inside, _list, _outcome,
+from ..checks import positive_int
+from ..data import (OUTCOME, STEPWISE, _Bad, _bool, _check_all, _dataset, _field, _inside, _list, _no_file, _outcome,
                    _records, _stepwise, _text, validate_preference)
 from ..steps import extract_steps
 
@@ -38,10 +38,11 @@ GSM8K_SOLVERS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_ve
 # ----------------------------------------------------------------------------- PRM800K
 
 def _prm800k(record, neutral_as: bool, branches: bool):
+    question, label = _field(record, "question"), _field(record, "label")  # outside _inside: not 'question.question'
     with _inside("question"):
-        prompt = _text(_field(record, "question"), "problem")
+        prompt = _text(question, "problem")
     with _inside("label"):
-        steps = _field(_field(record, "label"), "steps")
+        steps = _field(label, "steps")
         if not isinstance(steps, list):
             raise _Bad("steps", f"must be a list, got {type(steps).__name__}")
     rows, path, labels = [], [], []
@@ -104,7 +105,7 @@ def load_prm800k(path, *, neutral_as: bool = True, branches: bool = False, skip_
             no_row.append(record)
         return rows
 
-    rows = _check_all(_records(path), convert, "prm800k", skip_invalid=skip_invalid)
+    rows = _check_all(_records(path, "load_prm800k"), convert, "prm800k", skip_invalid=skip_invalid)
     if no_row:
         logger.warning("prm800k: %d records have no labelled step and gave no row", len(no_row))
     return _dataset(rows, STEPWISE)
@@ -147,7 +148,8 @@ def load_math_shepherd(path, *, skip_invalid: bool = False) -> Dataset:
     ``"Step 1: ..."``, ``"\\nStep 2: ..."`` and join back into the solution. Rows that do not follow this layout
     raise (or are skipped and counted with ``skip_invalid=True``: the public set has a few).
     """
-    return _dataset(_check_all(_records(path), _math_shepherd, "math_shepherd", skip_invalid=skip_invalid), STEPWISE)
+    return _dataset(_check_all(_records(path, "load_math_shepherd"), _math_shepherd, "math_shepherd",
+                               skip_invalid=skip_invalid), STEPWISE)
 
 
 # ----------------------------------------------------------------------------- GSM8K
@@ -221,7 +223,8 @@ def load_gsm8k_solutions(path, *, skip_invalid: bool = False) -> Dataset:
     ``calculator_check``: arithmetic only, not propagated; a line without annotation counts as correct) and
     ``solver``.
     """
-    return _dataset(_check_all(_records(path), _gsm8k_solutions, "gsm8k", skip_invalid=skip_invalid), OUTCOME)
+    return _dataset(_check_all(_records(path, "load_gsm8k_solutions"), _gsm8k_solutions, "gsm8k",
+                               skip_invalid=skip_invalid), OUTCOME)
 
 
 def _gsm8k_problem(record):
@@ -234,7 +237,8 @@ def _gsm8k_problem(record):
 
 def load_gsm8k_problems(path) -> Dataset:
     """GSM8K ``test.jsonl``/``train.jsonl`` -> ``prompt``, ``solution`` (the reference lines), ``answer``."""
-    return _dataset(_check_all(_records(path), _gsm8k_problem, "gsm8k_problems"), ("prompt", "solution", "answer"))
+    return _dataset(_check_all(_records(path, "load_gsm8k_problems"), _gsm8k_problem, "gsm8k_problems"),
+                    ("prompt", "solution", "answer"))
 
 
 def process_labels(line_labels: Sequence[bool], correct: bool) -> list[bool]:
@@ -251,16 +255,30 @@ def process_labels(line_labels: Sequence[bool], correct: bool) -> list[bool]:
     return labels
 
 
+def _gsm8k_solution_rows(record, step_labels: bool):
+    """A record of ``example_model_solutions.jsonl`` -> its four outcome rows; an outcome row (made by
+    ``load_gsm8k_solutions``: it has a ``prompt`` or a ``completion``) is checked as one, one step label a line."""
+    if "prompt" not in record and "completion" not in record:
+        return _gsm8k_solutions(record)
+    if step_labels:
+        _list(record, "step_labels", bool)  # the pairs' step labels are made from them
+    return _outcome(record, delimiter="\n")
+
+
 def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = None, step_labels: bool = True,
                            seed: int = 0) -> Dataset:
     """Preference pairs between a correct and an incorrect GSM8K model solution of the same problem.
 
-    ``solutions``: the path of ``example_model_solutions.jsonl`` or ``load_gsm8k_solutions``'s Dataset.
-    All correct x incorrect combinations, shuffled with ``seed`` and cut to ``max_pairs_per_problem``;
-    a text two solvers wrote alike is used once (logged). With ``step_labels``, ``chosen_step_labels`` and
-    ``rejected_step_labels`` come from ``process_labels`` of the calculator check (one per line).
+    ``solutions``: the path of ``example_model_solutions.jsonl``, its records in memory, or ``load_gsm8k_solutions``'s
+    Dataset (or rows); all are checked as a file is. All correct x incorrect combinations, shuffled with ``seed``
+    and cut to ``max_pairs_per_problem`` (None: all); a text two solvers wrote alike is used once (logged). With
+    ``step_labels``, ``chosen_step_labels`` and ``rejected_step_labels`` come from ``process_labels`` of the
+    calculator check (one per line).
     """
-    ds = load_gsm8k_solutions(solutions) if isinstance(solutions, (str, os.PathLike)) else solutions
+    if max_pairs_per_problem is not None:  # 0 would give no pairs (and no step-label columns) without an error
+        positive_int(max_pairs_per_problem, "max_pairs_per_problem", "gsm8k_preference_pairs")
+    ds = _check_all(_records(solutions, "gsm8k_preference_pairs"), lambda r: _gsm8k_solution_rows(r, step_labels),
+                    "gsm8k_preference_pairs")
     problems: dict[str, dict[str, dict]] = {}
     for row in ds:
         problems.setdefault(row["prompt"], {}).setdefault(row["completion"], row)
@@ -294,9 +312,11 @@ def _processbench(row):
 
 def validate_processbench(rows, *, skip_invalid: bool = False) -> Dataset:
     """Check ProcessBench rows: non-empty ``problem``, non-empty ``steps``, ``label`` -1 or a step index."""
-    return _dataset(_check_all(_records(rows), _processbench, "processbench", skip_invalid=skip_invalid), PROCESSBENCH)
+    return _dataset(_check_all(_records(rows, "validate_processbench"), _processbench, "processbench",
+                               skip_invalid=skip_invalid), PROCESSBENCH)
 
 
 def load_processbench(path, **kw) -> Dataset:
     """ProcessBench rows (Zheng et al. 2024, arXiv:2412.06559): a JSONL file or an upstream JSON array."""
+    _no_file(path, "load_processbench")
     return validate_processbench(path, **kw)

@@ -192,6 +192,9 @@ def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -
     written result), ``propagated`` (copies a wrong earlier result faithfully and computes right on it), ``arithmetic``
     (wrong result, on a right or a wrong first operand), ``answer`` (the answer line is missing, early or wrong).
     """
+    if not isinstance(problem, Problem):  # a prompt str failed deep inside: "'str' object has no attribute 'values'"
+        raise ValueError(f"check: problem must be a toyworld.Problem, got {type(problem).__name__}; "
+                         "parse_prompt(prompt) makes one from a toy prompt")
     steps = extract_steps(solution, delimiter)
     gold = problem.values
     labels, kinds, prev_written, answer = [], [], None, None
