@@ -1,8 +1,9 @@
 """Do the preference terms ever beat the NLL-only control? Notebook 04 over a grid of β and NLL weight.
 
 On the tiny profile, notebook 04's NLL-only control (TRL ``DPOTrainer(loss_type=["sft"])``) beats both DPO and
-Stepwise DPO in greedy accuracy (README). This runs notebook 04 unchanged for each setting (same pairs, steps,
-learning rate and seed) on a copy of notebook 01's data, and prints the held-out test accuracies of all runs.
+Stepwise DPO in greedy accuracy (README). This runs notebook 04's one-round part unchanged for each setting (same
+pairs, steps, learning rate and seed; the cells before its on-policy section, which needs notebook 02's PRM) on a
+copy of notebook 01's data, and prints the held-out test accuracies of all runs.
 
     python scripts/preference_sweep.py --beta 0.1 0.5 --sft-weight 1 5     # ~2 min a setting on 2 CPU cores
 
@@ -28,13 +29,22 @@ from stepdpo_lite.tutorial import notebooks, runs  # noqa: E402
 RUNS = ("base", "dpo", "stepwise_dpo", "nll_only")
 
 
+def one_round_part(folder: Path) -> Path:
+    """Notebook 04 up to its on-policy section: the one-round runs on notebook 01's pairs this sweep varies."""
+    nb = json.loads((notebooks.NOTEBOOK_DIR / "04_stepwise_dpo.ipynb").read_text())
+    cut = next(i for i, c in enumerate(nb["cells"]) if "".join(c["source"]).startswith("## On-policy rounds"))
+    path = folder / "04_one_round.ipynb"
+    path.write_text(json.dumps({**nb, "cells": nb["cells"][:cut]}))
+    return path
+
+
 def run_setting(profile: str, data: Path, beta: float, sft_weight: float, outcome_weight: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / profile
         shutil.copytree(data, run_dir / "data")
         params = {"PROFILE": profile, "RUN_DIR": str(run_dir), "BETA": beta, "SFT_WEIGHT": sft_weight,
                   "OUTCOME_WEIGHT": outcome_weight}
-        notebooks.execute_notebook(notebooks.NOTEBOOK_DIR / "04_stepwise_dpo.ipynb", params, cwd=ROOT)
+        notebooks.execute_notebook(one_round_part(Path(tmp)), params, cwd=ROOT)
         policy = runs.read_metrics(run_dir)["policy"]
     return {"beta": beta, "sft_weight": sft_weight, "outcome_weight": outcome_weight,
             **{f"{name}_{key}": round(policy[name][key], 4)

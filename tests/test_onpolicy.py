@@ -468,6 +468,8 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     metrics = onpolicy.metrics_of(records, base={"accuracy": 0.5, "sampled_accuracy": 0.25})
     assert metrics["stepwise_dpo"]["label_source"] == "prm" and len(metrics["rounds"]) == 2
     assert set(metrics["rounds"][1]) >= {"dpo", "stepwise_dpo", "nll_only", "pairs", "mislabels", "seconds"}
+    for m in onpolicy.METHODS:  # every figure of the last round: one left out kept the one-round value in metrics
+        assert metrics[m]["sampled_step_accuracy"] == records[-1][m]["sampled_step_accuracy"] is not None
     # Stepwise DPO minus each other method, paired over the same 4 held-out problems: the point is the difference of
     # the accuracies, inside its interval
     for rec in records:

@@ -405,7 +405,9 @@ def plot_rounds(records: Sequence[dict], base: dict | None = None, methods: Sequ
 def metrics_of(records: Sequence[dict], base: dict | None = None, methods: Sequence[str] = METHODS) -> dict:
     """The ``policy`` part of ``metrics.json``: the last round's figures of each of ``methods`` (e.g. those that
     had pairs to train on), with ``label_source`` = "prm", and ``rounds``: one entry per round, every method."""
-    keep = ("accuracy", "sampled_accuracy", "step_accuracy", "train_seconds", "n_test_problems")
+    # every figure of a policy's evaluation: a key left out would keep notebook 04's one-round value in metrics.json
+    keep = ("accuracy", "sampled_accuracy", "step_accuracy", "sampled_step_accuracy", "train_seconds",
+            "n_test_problems")
     rounds = []
     for rec in records:
         entry = {"round": rec["round"], "pairs": rec["pairs"], "mislabels": rec.get("mislabels", {}),
@@ -425,8 +427,7 @@ def metrics_of(records: Sequence[dict], base: dict | None = None, methods: Seque
         if "stepwise_dpo" in out and "stepwise_dpo_minus" in last:
             out["stepwise_dpo"]["minus"] = last["stepwise_dpo_minus"]
     if base:
-        out["base"] = {k: base[k] for k in ("accuracy", "sampled_accuracy", "step_accuracy", "n_test_problems")
-                       if k in base}
+        out["base"] = {k: base[k] for k in keep if k in base}
     return out
 
 
