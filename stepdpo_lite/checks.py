@@ -12,16 +12,21 @@ def list_of(value, name: str, what: str) -> list:
     "p"); so is anything that is not a sequence (None, a number), with a message saying what to pass."""
     if isinstance(value, str):
         raise ValueError(f"{name}: expected a list of {what}, got one str ({value[:40]!r}); wrap it in a list")
-    if isinstance(value, (bytes, dict)) or not hasattr(value, "__iter__"):
-        raise ValueError(f"{name}: expected a list of {what}, got {type(value).__name__}")
-    return list(value)
+    try:  # a 0-d numpy array or torch tensor has __iter__ but cannot be iterated
+        if not isinstance(value, (bytes, dict)):
+            return list(value)
+    except TypeError:
+        pass
+    raise ValueError(f"{name}: expected a list of {what}, got {type(value).__name__}")
 
 
-def positive_int(value, name: str, who: str):
-    """``value`` if it is an int >= 1 (a numpy int too); a float or a str such as "8" (a command line, a hand-edited
-    JSON) is refused."""
+def positive_int(value, name: str, who: str, *, none_ok: bool = False):
+    """``value`` if it is an int >= 1 (a numpy int too), or None with ``none_ok`` (where None means "all" or "the
+    default"); a float or a str such as "8" (a command line, a hand-edited JSON) is refused."""
+    if none_ok and value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{who}: {name} must be an int >= 1, got {value!r}")
+        raise ValueError(f"{who}: {name} must be an int >= 1{' or None' if none_ok else ''}, got {value!r}")
     return value
 
 

@@ -18,8 +18,7 @@ from .steps import extract_steps
 
 
 def _check_weights(weights: Sequence[float], what: str) -> list[float]:
-    if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):  # a str's characters are no weights
-        raise ValueError(f"{what}: weights must be a list of numbers, got {weights!r}")
+    weights = list_of(weights, f"{what}: weights", "numbers")  # one number or a str is no list of weights
     return [finite_number(w, f"weights[{k}]", what) for k, w in enumerate(weights)]
 
 
@@ -43,7 +42,7 @@ class CombinedRewardModel:
         self.process_reward_model, self.outcome_reward_model = process, outcome
         self.process_weight = finite_number(process_weight, "process_weight", "CombinedRewardModel")
         self.outcome_weight = finite_number(outcome_weight, "outcome_weight", "CombinedRewardModel")
-        self.max_steps = None if max_steps is None else positive_int(max_steps, "max_steps", "CombinedRewardModel")
+        self.max_steps = positive_int(max_steps, "max_steps", "CombinedRewardModel", none_ok=True)
 
     @property
     def step_delimiter(self) -> str:
@@ -124,8 +123,7 @@ class CombinedRewardModel:
         try:
             for name in ("process_weight", "outcome_weight"):
                 config[name] = finite_number(config[name], name, "CombinedRewardModel")
-            if config.get("max_steps") is not None:
-                positive_int(config["max_steps"], "max_steps", "CombinedRewardModel")
+            positive_int(config.get("max_steps"), "max_steps", "CombinedRewardModel", none_ok=True)
         except ValueError as err:
             raise ValueError(f"{config_path}: {err}") from None
         return config
@@ -234,8 +232,8 @@ def shaped_reward(base_reward: float, confidence: float = 1.0, complexity: float
     verifier's ``confidence`` in [0, 1] (1 leaves the reference behaviour unchanged)."""
     values = {"base_reward": base_reward, "confidence": confidence, "complexity": complexity,
               "complexity_bonus": complexity_bonus}
-    for name, v in values.items():
-        finite_number(v, name, "shaped_reward")
+    base_reward, confidence, complexity, complexity_bonus = (finite_number(v, name, "shaped_reward")
+                                                             for name, v in values.items())
     if not 0.0 <= confidence <= 1.0:
         raise ValueError(f"shaped_reward: confidence must be in [0, 1], got {confidence}")
     if complexity < 0:

@@ -89,8 +89,7 @@ def _check_values(c: RewardModelConfig) -> None:
     if c.aggregation not in AGGREGATION_STRATEGIES:
         raise ValueError(f"reward model: aggregation must be one of {AGGREGATION_STRATEGIES}, got {c.aggregation!r}")
     positive_int(c.batch_size, "batch_size", "reward model")
-    if c.max_length is not None:
-        positive_int(c.max_length, "max_length", "reward model")
+    positive_int(c.max_length, "max_length", "reward model", none_ok=True)
 
 
 def _read_config(config_path: Path, required: Sequence[str] = ()) -> dict:
@@ -239,7 +238,7 @@ class GenerativeVerifier:
         import torch
         from tqdm.auto import tqdm
 
-        batch_size = self.config.batch_size if batch_size is None else positive_int(batch_size, "batch_size", "reward model")
+        batch_size = positive_int(batch_size, "batch_size", "reward model", none_ok=True) or self.config.batch_size
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # similar lengths, less padding
         out: list[list[float] | None] = [None] * len(encoded)

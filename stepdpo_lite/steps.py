@@ -25,8 +25,7 @@ def step_spans(text: str, delimiter: str = DEFAULT_DELIMITER, max_steps: int | N
         raise ValueError(f"step_spans: text must be a str, got {type(text).__name__}")
     if not isinstance(delimiter, str) or not delimiter:
         raise ValueError(f"step_spans: delimiter must be a non-empty string, got {delimiter!r:.40}")
-    if max_steps is not None:
-        positive_int(max_steps, "max_steps", "step_spans")
+    positive_int(max_steps, "max_steps", "step_spans", none_ok=True)
     if not text.strip():
         return []
 

@@ -242,11 +242,11 @@ class StepwiseDPOTrainer(DPOTrainer):
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no {missing[0]!r} column "
                              f"(row 0: field {missing[0]!r} is missing)")
         derived_prompt = "prompt" not in first
-        others = [c for c in first if c not in ("chosen", "rejected", "open_ended", *STEP_VALUE_COLUMNS)]
-        if derived_prompt and others:  # a misnamed prompt column would be ignored, the prompt cut from the pair
+        misnamed = [c for c in ("question", "problem", "query", "instruction", "input") if c in first]
+        if derived_prompt and misnamed:  # it would be ignored, and the prompt cut from the pair instead
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no 'prompt' column but has "
-                             f"{others}: name the problem's column 'prompt' (rows of chosen and rejected alone take "
-                             "TRL's implicit prompt, the common start of the two)")
+                             f"{misnamed}: name the problem's column 'prompt' (rows without one take TRL's implicit "
+                             "prompt, the common start of chosen and rejected)")
         if derived_prompt:  # TRL's implicit prompt: the common prefix of chosen and rejected
             dataset = dataset.map(extract_prompt)
         if is_conversational(next(iter(dataset))):

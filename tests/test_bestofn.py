@@ -171,7 +171,8 @@ def test_combined_scores_check_the_saved_config_as_load_does(tmp_path, toy):
     config_path = tmp_path / "combined" / "combined_reward_config.json"
     config = json.loads(config_path.read_text())
     config_path.write_text(json.dumps({**config, "outcome_weight": float("nan")}))  # every score would be NaN
-    with pytest.raises(ValueError, match=re.escape(f"{config_path}: CombinedRewardModel: outcome_weight must be a finite number, got nan")):
+    message = f"{config_path}: CombinedRewardModel: outcome_weight must be a finite number, got nan"
+    with pytest.raises(ValueError, match=re.escape(message)):
         bestofn.combined_scores(tmp_path / "combined", problems, sols)
     config_path.write_text(json.dumps(config))
     shutil.rmtree(tmp_path / "combined" / "outcome_reward_model")  # not a combined score with a part less

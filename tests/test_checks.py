@@ -11,6 +11,9 @@ from stepdpo_lite.checks import finite_number, list_of, positive_int
 
 def test_positive_int_takes_ints_and_refuses_what_a_cast_would_bend():
     assert positive_int(3, "n", "f") == 3 and positive_int(np.int64(2), "n", "f") == 2
+    assert positive_int(None, "n", "f", none_ok=True) is None  # where None means "all" or "the default"
+    with pytest.raises(ValueError, match="f: n must be an int >= 1 or None, got 0"):
+        positive_int(0, "n", "f", none_ok=True)
     for bad in (0, -1, 2.5, 2.0, "8", True, None):  # int(2.5) is 2; True is an int to Python
         with pytest.raises(ValueError, match=f"f: n must be an int >= 1, got {bad!r}"):
             positive_int(bad, "n", "f")
@@ -27,6 +30,6 @@ def test_list_of_refuses_one_str_and_non_sequences():
     assert list_of(("a", "b"), "steps", "step strings") == ["a", "b"]
     with pytest.raises(ValueError, match="steps: expected a list of step strings, got one str .*wrap it in a list"):
         list_of("Step 1: 2 + 2 = 4", "steps", "step strings")
-    for bad in (None, 3, {"a": 1}, b"ab"):
+    for bad in (None, 3, {"a": 1}, b"ab", np.array(1.0), torch.tensor(1.0)):  # 0-d: __iter__, but not iterable
         with pytest.raises(ValueError, match=f"steps: expected a list of step strings, got {type(bad).__name__}"):
             list_of(bad, "steps", "step strings")

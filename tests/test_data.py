@@ -344,7 +344,8 @@ def test_real_samples_validate_with_their_loaders():
 
 
 @pytest.mark.parametrize("soft, words", [
-    ([1.0, 0.5], "field 'soft_labels': must be a list of 3 fractions in [0, 1], one per completion (step), got [1.0, 0.5]"),
+    ([1.0, 0.5],
+     "field 'soft_labels': must be a list of 3 fractions in [0, 1], one per completion (step), got [1.0, 0.5]"),
     ([1.0, 2.0, 0.0], "field 'soft_labels[1]': must be a fraction in [0, 1], got 2.0"),
     ([1.0, -0.5, 0.0], "field 'soft_labels[1]'"),
     ([1.0, float("nan"), 0.0], "field 'soft_labels[1]'"),
@@ -509,7 +510,8 @@ def test_builders_refuse_prompt_strs_where_problems_are_wanted(toy):
     """Was AttributeError: 'str' object has no attribute 'values'."""
     problems, solutions = toy
     prompts = [p.prompt for p in problems]
-    for build in (labelling.stepwise_rows, labelling.outcome_rows, labelling.preference_pairs, labelling.step_dpo_pairs):
+    builders = (labelling.stepwise_rows, labelling.outcome_rows, labelling.preference_pairs, labelling.step_dpo_pairs)
+    for build in builders:
         with pytest.raises(ValueError, match=f"{build.__name__}: problem 0 is a str, not a problem with a str prompt"):
             build(prompts, solutions)
     made_up = [[toyworld.check(p, s) for s in ss if s.strip()] for p, ss in zip(problems, solutions)]

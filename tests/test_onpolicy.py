@@ -111,7 +111,7 @@ def test_bad_input_to_the_pair_builders_is_refused_naming_what_is_wrong():
     samples = prm_pairs.label_samples(prm, [p], [[gold, bad, "  "]], THRESHOLD)
     with pytest.raises(ValueError, match="1 problems but 2 lists of samples"):  # not a silent zip to the shorter
         prm_pairs.solution_pairs([p], samples * 2)
-    with pytest.raises(ValueError, match="solution_pairs: max_pairs_per_problem must be an int >= 1, got -1"):
+    with pytest.raises(ValueError, match="solution_pairs: max_pairs_per_problem must be an int >= 1 or None, got -1"):
         prm_pairs.solution_pairs([p], samples, max_pairs_per_problem=-1)  # -1 kept "all but the last"
     assert prm_pairs.solution_pairs([p], samples, max_pairs_per_problem=np.int64(1)) == prm_pairs.solution_pairs(
         [p], samples, max_pairs_per_problem=1)  # a numpy int is an int

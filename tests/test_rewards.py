@@ -3,6 +3,7 @@ import random
 import re
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -270,6 +271,7 @@ def test_shaped_reward():
     assert shaped_reward(2.0, complexity=1.0) == pytest.approx(3.0)  # reference: r * (1 + 0.5 * complexity)
     assert shaped_reward(-2.0, complexity=1.0) == -2.0  # negative rewards are not boosted
     assert shaped_reward(2.0, confidence=0.5, complexity=2.0) == pytest.approx(2.0)
+    assert type(shaped_reward(np.float32(2.0), complexity=torch.tensor(1.0))) is float  # a float, not an array
     for bad in (dict(base_reward=float("nan")), dict(base_reward=1.0, confidence=1.5),
                 dict(base_reward=1.0, complexity=-1.0)):
         with pytest.raises(ValueError):
@@ -309,7 +311,7 @@ def test_max_length_beyond_the_context_or_below_one_is_refused(tiny_model, tiny_
                                              r"\(max_position_embeddings 1024\)"):
             kind(tiny_model, tiny_tokenizer, max_length=5000)
         for bad in (0, -5, "100", 2.5):  # 0 used to fall back to the context silently
-            with pytest.raises(ValueError, match=f"max_length must be an int >= 1, got {bad!r}"):
+            with pytest.raises(ValueError, match=f"max_length must be an int >= 1 or None, got {bad!r}"):
                 kind(tiny_model, tiny_tokenizer, max_length=bad)
     prm = ProcessRewardModel(tiny_model, tiny_tokenizer)  # None: the model's context
     assert prm.max_length == 1024 == ProcessRewardModel(tiny_model, tiny_tokenizer, max_length=1024).max_length
@@ -415,19 +417,19 @@ def test_reward_model_options_are_checked_at_construction(prm, orm, tiny_model, 
         OutcomeRewardModel(tiny_model, tiny_tokenizer, prompt_template="{problem} {x}")
     with pytest.raises(ValueError, match="config must be a RewardModelConfig .or None., got dict"):
         ProcessRewardModel(tiny_model, tiny_tokenizer, config={"tag": "x"})
-    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):  # was: the config's, silently
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1 or None, got 0"):  # was: the config's, silently
         prm.score_solutions(["a"], [SOLUTION], batch_size=0)
     with pytest.raises(ValueError, match="CombinedRewardModel: process must be a ProcessRewardModel.*got int"):
         CombinedRewardModel(42)
     with pytest.raises(ValueError, match="CombinedRewardModel: process must be a ProcessRewardModel.*got Outcome"):
         CombinedRewardModel(orm, prm)
-    with pytest.raises(ValueError, match="CombinedRewardModel: max_steps must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="CombinedRewardModel: max_steps must be an int >= 1 or None, got 0"):
         CombinedRewardModel(prm, None, max_steps=0)
     with pytest.raises(ValueError, match="CombinedRewardModel: no process reward model, so no step rewards"):
         CombinedRewardModel(None, orm).extract_and_aggregate_steps(SOLUTION)  # was: rewards [0.0, 0.0]
     with pytest.raises(ValueError, match=r"EnsembleRewardModel: models\[1\] must be a reward model.*got int"):
         EnsembleRewardModel([prm, 42])
-    with pytest.raises(ValueError, match="EnsembleRewardModel: weights must be a list of numbers, got 1.0"):
+    with pytest.raises(ValueError, match="EnsembleRewardModel: weights: expected a list of numbers, got float"):
         EnsembleRewardModel([prm], weights=1.0)
     with pytest.raises(ValueError, match="CombinedRewardModel: process_weight must be a finite number, got 'x'"):
         CombinedRewardModel(prm, orm, process_weight="x")

@@ -147,6 +147,11 @@ def test_unique_beams_and_dvts_subtrees():
     assert search.beam_shape(16, 8) == (2, 8)
     with pytest.raises(ValueError, match="multiple"):
         search.beam_shape(6, 4)
+    for kw, message in ((dict(budget=8, expansions=0), "dvts: expansions must be an int >= 1, got 0"),  # was 1 / 0
+                        (dict(budget=0), "dvts: budget must be an int >= 1, got 0"),  # was "beam_search: n_subtrees"
+                        (dict(budget=8.0), "dvts: budget must be an int >= 1, got 8.0")):
+        with pytest.raises(ValueError, match=message):
+            search.dvts(None, None, TablePRM(), [Answer1()], sampler=Scripted(options=[0]), **kw)
 
 
 def test_search_at_budgets_caps_each_problem_at_best_of_b_tokens():

@@ -182,6 +182,14 @@ def test_bad_rows_are_errors_that_name_row_and_field(tmp_path, tiny_model, tiny_
         build(tmp_path, tiny_model, tiny_tokenizer, Dataset.from_list(rows) if rows else Dataset.from_dict({}))
 
 
+def test_implicit_prompt_rows_with_a_metadata_column_still_train(tmp_path, tiny_model, tiny_tokenizer):
+    """Only a column named like a prompt ("question") is refused when 'prompt' is missing: TRL takes the rest."""
+    rows = [{"chosen": r["prompt"] + r["chosen"], "rejected": r["prompt"] + r["rejected"], "id": i}
+            for i, r in enumerate(toy_rows(2, labels=False))]  # the implicit prompt: their common start
+    with pytest.warns(UserWarning, match="no step labels"):
+        assert len(build(tmp_path, tiny_model, tiny_tokenizer, rows).train_dataset) == 2
+
+
 def test_step_labels_on_some_rows_only_are_an_error(tmp_path, tiny_model, tiny_tokenizer):
     rows = toy_rows(3)
     rows[1].update(chosen_step_labels=None, rejected_step_labels=None)  # would become [1, 1, ...] / [0, 0, ...]

@@ -156,8 +156,7 @@ def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None =
     prompt, so the result does not depend on the order of the problems). Counts of what was left out are logged.
     """
     labels_of = _rejected_labels_of(rejected_labels, "preference_pairs")
-    if max_pairs_per_problem is not None:  # None: all; 0 would give no pairs (and no step-label columns) silently
-        positive_int(max_pairs_per_problem, "max_pairs_per_problem", "preference_pairs")
+    positive_int(max_pairs_per_problem, "max_pairs_per_problem", "preference_pairs", none_ok=True)  # 0: no pairs
     rows, left = [], Counter()
     for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "preference_pairs")):
         distinct = dict(checked)
@@ -186,8 +185,7 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
     after a prefix in one sample and wrong in another: the chosen step is always a different text (else the
     pair is left out, counted as ``step_labelled_right_and_wrong``).
     """
-    if max_pairs_per_problem is not None:  # None: all; 0 would give no pairs silently
-        positive_int(max_pairs_per_problem, "max_pairs_per_problem", "step_dpo_pairs")
+    positive_int(max_pairs_per_problem, "max_pairs_per_problem", "step_dpo_pairs", none_ok=True)  # 0: no pairs
     rows, left = [], Counter()
     for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "step_dpo_pairs")):
         right_next = {}  # prefix text -> the right next steps samples took after it, first seen first
@@ -239,10 +237,8 @@ def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence
     solutions = list_of(solutions, "mc_step_labels: solutions", "lists of steps")
     if len(prompts) != len(solutions):
         raise ValueError(f"mc_step_labels: got {len(prompts)} prompts but {len(solutions)} solutions")
-    for i, steps in enumerate(solutions):
-        if isinstance(steps, str) or not steps:
-            raise ValueError(f"mc_step_labels: solution {i} must be a non-empty list of steps")
-    # The checks validate_stepwise makes on the rows at the end, made before the sampling (minutes of it).
+    # The checks validate_stepwise makes on the rows at the end (a non-empty list of non-blank steps, a prompt), made
+    # before the sampling (minutes of it).
     _check_all([(f"solution {i}", {"prompt": p, "steps": s}) for i, (p, s) in enumerate(zip(prompts, solutions))],
                lambda r: [(_text(r, "prompt"), _list(r, "steps", str))], "mc_step_labels")
     prefixes = [(i, k) for i, steps in enumerate(solutions) for k in range(1, len(steps))]

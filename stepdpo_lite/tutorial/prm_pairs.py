@@ -161,8 +161,7 @@ def solution_pairs(problems, samples: Sequence[Sequence[Sample]], *, max_pairs_p
     ``StepwiseDPOTrainer`` and the raw PRM rewards; the counter says what was left out and why."""
     if len(problems) != len(samples):
         raise ValueError(f"solution_pairs: {len(problems)} problems but {len(samples)} lists of samples")
-    if max_pairs_per_problem is not None:  # None: all
-        positive_int(max_pairs_per_problem, "max_pairs_per_problem", "solution_pairs")
+    positive_int(max_pairs_per_problem, "max_pairs_per_problem", "solution_pairs", none_ok=True)  # None: all
     rows, stats = [], Counter()
     for p, row in zip(problems, samples):
         distinct = {}

@@ -275,8 +275,7 @@ def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = Non
     ``step_labels``, ``chosen_step_labels`` and ``rejected_step_labels`` come from ``process_labels`` of the
     calculator check (one per line).
     """
-    if max_pairs_per_problem is not None:  # 0 would give no pairs (and no step-label columns) without an error
-        positive_int(max_pairs_per_problem, "max_pairs_per_problem", "gsm8k_preference_pairs")
+    positive_int(max_pairs_per_problem, "max_pairs_per_problem", "gsm8k_preference_pairs", none_ok=True)  # 0: none
     ds = _check_all(_records(solutions, "gsm8k_preference_pairs"), lambda r: _gsm8k_solution_rows(r, step_labels),
                     "gsm8k_preference_pairs")
     problems: dict[str, dict[str, dict]] = {}

@@ -457,7 +457,7 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
 def dvts(policy, tokenizer, prm, problems, *, budget: int = 16, expansions: int = 4, **kw) -> list[SearchResult]:
     """Diverse verifier tree search: ``budget // expansions`` independent subtrees of one beam each, every
     beam extended by ``expansions`` steps, the best of all subtrees chosen (``beam_search`` keywords)."""
-    if budget % expansions:
+    if positive_int(budget, "budget", "dvts") % positive_int(expansions, "expansions", "dvts"):
         raise ValueError(f"dvts: budget {budget} is not a multiple of expansions {expansions}")
     return beam_search(policy, tokenizer, prm, problems, n_beams=1, expansions=expansions,
                        n_subtrees=budget // expansions, **kw)
