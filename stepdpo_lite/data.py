@@ -254,6 +254,8 @@ def _stepwise(row):
         raise _Bad("labels", f"has {len(labels)} labels for {len(steps)} completions (steps)")
     if row.get("soft_labels") is not None:  # mc_step_labels' shares: a wrong count or a 2.0 would train silently
         _fractions(row, "soft_labels", len(steps))
+    if row.get("gold_labels") is not None and len(_list(row, "gold_labels", bool)) != len(steps):  # the checker's
+        raise _Bad("gold_labels", f"has {len(row['gold_labels'])} labels for {len(steps)} completions (steps)")
     return [dict(row)]
 
 
@@ -292,8 +294,9 @@ def validate_stepwise(rows, *, skip_invalid: bool = False) -> Dataset:
     """Check stepwise-supervision rows (a list of dicts, a Dataset, or a JSON/JSONL path); return a Dataset.
 
     Checks: non-empty ``prompt``; ``completions`` a non-empty list of non-blank steps; ``labels`` a list of
-    bool of the same length; optional ``soft_labels`` (``mc_step_labels``) a list of numbers in [0, 1] of the same
-    length. ``skip_invalid=True`` drops bad records instead of raising (and logs how many).
+    bool of the same length; optional ``soft_labels`` (``mc_step_labels``) a list of numbers in [0, 1] and
+    ``gold_labels`` (``problem_mc_step_labels``) a list of bool, each of the same length. ``skip_invalid=True`` drops
+    bad records instead of raising (and logs how many).
     """
     return _validated(rows, _stepwise, "stepwise", STEPWISE, skip_invalid=skip_invalid)
 

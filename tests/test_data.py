@@ -6,6 +6,7 @@ Real samples are read from data/ (never from outside the repository); bad inputs
 import json
 import logging
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -360,6 +361,16 @@ def test_stepwise_soft_labels_are_one_share_per_step(soft, words):
     assert f"stepwise: record 1: {words}" in str(err.value)
     ok = data.validate_stepwise([row, {**row, "soft_labels": [1.0, 1 / 3, 0]}])  # absent in a row: None
     assert ok["soft_labels"] == [None, [1.0, 1 / 3, 0.0]]
+
+
+@pytest.mark.parametrize("gold, words", [([True, False], "field 'gold_labels': has 2 labels for 3 completions"),
+                                         ([True, 1, False], "field 'gold_labels[1]': must be true or false, got 1")])
+def test_stepwise_gold_labels_are_one_bool_per_step(gold, words):
+    """Were accepted unchecked: label_agreement would then compare other steps, or fail far from the row."""
+    row = {"prompt": "p", "completions": ["a", "\nb", "\nc"], "labels": [True, True, False]}
+    with pytest.raises(ValueError, match=re.escape(f"stepwise: record 0: {words}")):
+        data.validate_stepwise([{**row, "gold_labels": gold}])
+    assert data.validate_stepwise([{**row, "gold_labels": [True, False, False]}])["gold_labels"] == [[True, False, False]]
 
 
 def test_messages_name_the_field_as_it_is_written():
