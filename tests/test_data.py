@@ -523,10 +523,10 @@ def test_builders_refuse_prompt_strs_where_problems_are_wanted(toy):
     prompts = [p.prompt for p in problems]
     builders = (labelling.stepwise_rows, labelling.outcome_rows, labelling.preference_pairs, labelling.step_dpo_pairs)
     for build in builders:
-        with pytest.raises(ValueError, match=f"{build.__name__}: problem 0 is a str, not a problem with a str prompt"):
+        with pytest.raises(ValueError, match=f"{build.__name__}: problem 0: its prompt must be a str, got NoneType .a str."):
             build(prompts, solutions)
     made_up = [[toyworld.check(p, s) for s in ss if s.strip()] for p, ss in zip(problems, solutions)]
-    with pytest.raises(ValueError, match="stepwise_rows: problem 0 is a str"):  # verdicts given: still no .prompt
+    with pytest.raises(ValueError, match="stepwise_rows: problem 0: its prompt must be a str"):  # verdicts given: still no .prompt
         labelling.stepwise_rows(prompts, solutions, verdicts=made_up)
 
 

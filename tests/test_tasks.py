@@ -4,7 +4,7 @@ import json
 import pytest
 
 from stepdpo_lite import generation
-from stepdpo_lite.tutorial import bestofn, gsm8k, profiles, tasks, toyworld
+from stepdpo_lite.tutorial import bestofn, gsm8k, labelling, profiles, tasks, toyworld
 from stepdpo_lite.tutorial.smoke import GSM8K_SLICE
 
 
@@ -29,14 +29,14 @@ def test_gsm8k_prompts_hold_the_question_only(tiny_tokenizer):
         for p in split:
             assert p.question.strip() in p.prompt and gsm8k.INSTRUCTION in p.prompt
             assert p.solution and p.solution not in p.prompt and "####" not in p.prompt and "answer=" not in p.prompt
-    assert tasks.prompts_of(_gsm8k(tokenizer=tiny_tokenizer)["test"])[0].startswith(gsm8k.INSTRUCTION)
+    assert labelling.prompts_of(_gsm8k(tokenizer=tiny_tokenizer)["test"])[0].startswith(gsm8k.INSTRUCTION)
 
 
 def test_prompts_of_names_a_problem_without_a_str_prompt():
     class Broken:
         prompt = None
     with pytest.raises(ValueError, match="problem 1: its prompt must be a str"):
-        tasks.prompts_of([toyworld.make_problems(1, "test")[0], Broken()])
+        labelling.prompts_of([toyworld.make_problems(1, "test")[0], Broken()])
     with pytest.raises(ValueError, match="prompts_of: problems must be a list of a task's problems .*, not a str"):
         tasks.sample_solutions(None, None, "What is 2 + 3?")  # read a character at a time, it blamed "problem 0"
 

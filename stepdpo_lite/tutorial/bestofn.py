@@ -90,7 +90,7 @@ def score_readable(score, prompts, texts) -> list:
 def score_candidates(model, problems, solutions) -> list[list]:
     """Per problem, per candidate: a PRM's step rewards (lists), an ORM's or combined model's reward, or None."""
     labelling.check_solution_lists(problems, solutions, "score_candidates")
-    prompts = [pr for pr, ss in zip(tasks.prompts_of(problems), solutions) for _ in ss]
+    prompts = [pr for pr, ss in zip(labelling.prompts_of(problems), solutions) for _ in ss]
     flat = iter(score_readable(model.score_solutions, prompts, [s for ss in solutions for s in ss]))
     return [[next(flat) for _ in ss] for ss in solutions]
 

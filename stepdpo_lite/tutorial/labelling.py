@@ -31,6 +31,21 @@ from . import toyworld
 logger = logging.getLogger("stepdpo_lite.data")
 
 
+def prompts_of(problems, where: str = "prompts_of") -> list[str]:
+    """The prompt texts of ``problems``; one str, or a problem whose ``prompt`` is not a str (a prompt given for its
+    problem), raises, naming its index."""
+    if isinstance(problems, str):  # would be read a character at a time
+        raise ValueError(f"{where}: problems must be a list of a task's problems (each with a .prompt), not a str")
+    out = []
+    for i, p in enumerate(problems):
+        prompt = getattr(p, "prompt", None)
+        if not isinstance(prompt, str):
+            raise ValueError(f"{where}: problem {i}: its prompt must be a str, got {type(prompt).__name__} (a "
+                             f"{type(p).__name__}); pass problems of a task (toyworld.Problem, gsm8k.GSM8KProblem)")
+        out.append(prompt)
+    return out
+
+
 def check_solution_lists(problems, solutions, where: str) -> None:
     """One list of solutions per problem: a length mismatch would be cut to the shorter by ``zip``, and one str per
     problem read as its characters, silently."""
@@ -54,11 +69,8 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> lis
     check_solution_lists(problems, solutions, who)
     if verdicts is not None and len(verdicts) != len(problems):
         raise ValueError(f"{who}: {len(problems)} problems but {len(verdicts)} lists of verdicts")
-    for i, problem in enumerate(problems):  # as tasks.prompts_of: a prompt str is no problem (it has no .prompt)
-        if not isinstance(getattr(problem, "prompt", None), str):
-            raise ValueError(f"{who}: problem {i} is a {type(problem).__name__}, not a problem with a str prompt; "
-                             "pass a task's problems (toyworld.Problem; toyworld.parse_prompt turns a toy prompt "
-                             "into one)")
+    prompts_of(problems, who)  # a prompt str is no problem
+    for i, problem in enumerate(problems):
         if verdicts is None and not isinstance(problem, toyworld.Problem):
             raise ValueError(f"{who}: problem {i} is a {type(problem).__name__}: the gold checker labels "
                              "toyworld.Problem only; pass verdicts= for other problems")

@@ -44,6 +44,7 @@ from ..checks import positive_int
 from ..generation import check_sampling, prompt_texts, record_prompts
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
+from .labelling import prompts_of
 
 FLOOR = bestofn.FLOOR  # the score of a prefix the PRM cannot read (blank, longer than its context)
 ANSWER_PATTERN = r"(?m)^[ \t]*(?:Answer:|####)"  # a line that states the final answer ends a solution
@@ -196,8 +197,6 @@ def sample_candidates(model, tokenizer, problems, n: int, *, temperature: float 
                       batch_size: int = 64, seed: int = 0) -> tuple[list[list[str]], list[list[int]]]:
     """``n`` whole solutions per problem (best-of-N candidates) and the tokens generated for each, counted
     exactly (``generate`` without a delimiter: sampled as ``tasks.sample_solutions`` samples them)."""
-    from .tasks import prompts_of
-
     gens = generate(model, tokenizer, prompts_of(problems), n, delimiter=None, temperature=temperature,
                     max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
     return [[g.text for g in row] for row in gens], [[g.n_tokens for g in row] for row in gens]
@@ -321,8 +320,6 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
     for name, value in (("n_beams", n_beams), ("expansions", expansions), ("n_subtrees", n_subtrees),
                         ("max_steps", max_steps), ("max_new_tokens", max_new_tokens)):
         positive_int(value, name, "beam_search")
-    from .tasks import prompts_of
-
     config = getattr(prm, "config", None)
     aggregation = aggregation or getattr(config, "aggregation", None) or "min"
     delimiter = delimiter or getattr(config, "step_delimiter", None) or DEFAULT_DELIMITER

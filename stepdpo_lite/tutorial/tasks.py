@@ -42,23 +42,9 @@ class TaskProblem(Protocol):
     def verdict(self, solution: str) -> toyworld.Verdict | None: ...
 
 
-def prompts_of(problems) -> list[str]:
-    """The prompt texts of ``problems``; a problem whose ``prompt`` is not a ``str`` raises, naming its index."""
-    if isinstance(problems, str):  # would be read a character at a time
-        raise ValueError("prompts_of: problems must be a list of a task's problems (each with a .prompt), not a str")
-    out = []
-    for i, p in enumerate(problems):
-        prompt = getattr(p, "prompt", None)
-        if not isinstance(prompt, str):
-            raise ValueError(f"problem {i}: its prompt must be a str, got {type(prompt).__name__} "
-                             f"(a {type(p).__name__}); pass problems of a task (toyworld.Problem, gsm8k.GSM8KProblem)")
-        out.append(prompt)
-    return out
-
-
 def sample_solutions(model, tokenizer, problems, **kw) -> list[list[str]]:
     """``generation.sample_solutions`` on the problems' prompts (``n``, ``temperature``, ``batch_size``, ...)."""
-    return generation.sample_solutions(model, tokenizer, prompts_of(problems), **kw)
+    return generation.sample_solutions(model, tokenizer, labelling.prompts_of(problems), **kw)
 
 
 def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float = 0.0, **kw) -> dict:
