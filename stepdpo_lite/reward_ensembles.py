@@ -64,17 +64,21 @@ class CombinedRewardModel:
 
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
                         progress: bool = False) -> list[float]:
-        """One combined reward per solution, batched."""
+        """One combined reward per solution, batched; both parts read the same prompts."""
+        return self._score(prompts, prompts, solutions, batch_size, progress)
+
+    def _score(self, process_prompts, outcome_prompts, solutions, batch_size=None, progress=False) -> list[float]:
         solutions = list_of(solutions, "solutions", "texts or lists of steps")
-        prompts = list_of(prompts, "prompts", "strings")
-        total = [0.0] * len(prompts)
+        total = [0.0] * len(solutions)
         if self.process_reward_model is not None:
             steps = [extract_steps(s, self.step_delimiter, self.max_steps) if isinstance(s, str) else s
                      for s in solutions]
-            process = self.process_reward_model.solution_rewards(prompts, steps, batch_size, progress)
+            process = self.process_reward_model.solution_rewards(list_of(process_prompts, "prompts", "strings"),
+                                                                 steps, batch_size, progress)
             total = [t + self.process_weight * p for t, p in zip(total, process)]
         if self.outcome_reward_model is not None:
-            outcome = self.outcome_reward_model.score_solutions(prompts, solutions, batch_size, progress)
+            outcome = self.outcome_reward_model.score_solutions(list_of(outcome_prompts, "prompts", "strings"),
+                                                                solutions, batch_size, progress)
             total = [t + self.outcome_weight * o for t, o in zip(total, outcome)]
         return total
 
@@ -84,8 +88,10 @@ class CombinedRewardModel:
         return self.score_solutions([""], [text])[0]
 
     def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
-        model = self.process_reward_model or self.outcome_reward_model
-        return self.score_solutions([model._prompt_for(problem)], [solution])[0]
+        """Each part reads the problem through its own ``prompt_template``, as it was trained."""
+        prompts = [[m._prompt_for(problem)] if m is not None else None
+                   for m in (self.process_reward_model, self.outcome_reward_model)]
+        return self._score(*prompts, [solution])[0]
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
         texts = list_of(texts, "texts", "texts")
@@ -101,7 +107,7 @@ class CombinedRewardModel:
             if self.outcome_reward_model is not None:
                 self.outcome_reward_model.save(tmp / "outcome_reward_model")
             config = {"process_weight": self.process_weight, "outcome_weight": self.outcome_weight,
-                      "step_delimiter": self.step_delimiter, "max_steps": self.max_steps,
+                      "max_steps": self.max_steps,  # the step delimiter is the PRM's own, in its config
                       "parts": [sub for sub, m in (("process_reward_model", self.process_reward_model),
                                                    ("outcome_reward_model", self.outcome_reward_model)) if m]}
             (tmp / self.config_file).write_text(json.dumps(config, indent=2))

@@ -22,41 +22,43 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Sequence
 
 from .data import validate_outcome, validate_stepwise
-from .rewards import (NO, OUTCOME_TAG, STEP_TAG, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
-                      RewardModelConfig, fast_head_matches, right_pad, tag_logits)
+from .rewards import (NO, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel, RewardModelConfig,
+                      fast_head_matches, right_pad, tag_logits)
+from .steps import DEFAULT_DELIMITER
 
 
 # ----------------------------------------------------------------------------- data
 
-def _tag_labels(row: dict, i: int, process: bool) -> list[int]:
+def _tag_labels(row: dict, i: int, process: bool, where: str = "training data") -> list[int]:
     """A row's labels as 0/1, refusing anything else: ``int(0.9)`` would silently flip a soft label to 0."""
     name = "labels" if process else "label"
     labels = row[name] if process else [row[name]]
     if process and len(labels) != len(row["completions"]):
-        raise ValueError(f"training data: row {i}: field 'labels': {len(labels)} labels for "
+        raise ValueError(f"{where}: row {i}: field 'labels': {len(labels)} labels for "
                          f"{len(row['completions'])} completions")
     for x in labels:
         if not isinstance(x, bool) and x not in (0, 1):
-            raise ValueError(f"training data: row {i}: field '{name}': labels must be bool (or 0/1), got {x!r}")
+            raise ValueError(f"{where}: row {i}: field '{name}': labels must be bool (or 0/1), got {x!r}")
     return [int(x) for x in labels]
 
 
-def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict]) -> list[dict]:
+def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str = "training data") -> list[dict]:
     """Rows -> ``{"input_ids", "tag_positions", "tag_labels"}`` with the verifier's own encoding (so the
     model is trained on exactly the tokens it will score). A row longer than ``max_length`` raises, and so do
     labels that are not 0/1 or do not match the completions one to one. The rest of a row is checked by
     ``data.validate_stepwise`` / ``validate_outcome``, which the trainers call first (verifier pretraining
     tokenizes a million rows and skips that)."""
     process = isinstance(verifier, ProcessRewardModel)
-    labels = [_tag_labels(r, i, process) for i, r in enumerate(rows)]
+    labels = [_tag_labels(r, i, process, where) for i, r in enumerate(rows)]
     prompts = [r["prompt"] for r in rows]
+    fields_read = "'prompt' and 'completions'" if process else "'prompt' and 'completion'"
     try:
         if process:
             encoded = verifier._encode_many(prompts, [list(r["completions"]) for r in rows])
         else:
             encoded = verifier._encode_many(prompts, [r["completion"] for r in rows])
-    except ValueError as err:
-        raise ValueError(f"training data: {err}".replace("solution ", "row ")) from None
+    except ValueError as err:  # InputTooLong stays InputTooLong
+        raise type(err)(f"{where}: {err} (fields {fields_read})".replace("solution ", "row ")) from None
     return [{"input_ids": ids, "tag_positions": pos, "tag_labels": lab} for (ids, pos), lab in zip(encoded, labels)]
 
 
@@ -138,6 +140,9 @@ class RewardTrainingConfig:
     tag: str | None = field(default=None, metadata={"help": "Verification tag (None: STEP_TAG / OUTCOME_TAG)."})
     yes: str = field(default=YES, metadata={"help": "Answer token for 'correct'."})
     no: str = field(default=NO, metadata={"help": "Answer token for 'wrong'."})
+    step_delimiter: str = field(default=DEFAULT_DELIMITER, metadata={
+        "help": "Saved with the model: how it splits a solution *text* into steps when it scores one (training rows "
+                "give their steps as lists). Set it to the texts' own, e.g. '\\n' for one step a line (PRM800K)."})
     aggregation: str = field(default="min", metadata={"help": "How a PRM aggregates its step rewards."})
     prompt_template: str = field(default="{problem}", metadata={
         "help": "Saved with the model: turns a bare problem into a prompt when one is scored "
@@ -205,12 +210,11 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
     dtype = resolve_dtype(c.dtype, device)
     model, tokenizer = load_model(str(model_name_or_path), quantization=c.quantization, lora=c.lora, device=device,
                                   dtype=dtype, gradient_checkpointing=c.gradient_checkpointing)
-    tag = c.tag or (STEP_TAG if kind is ProcessRewardModel else OUTCOME_TAG)
-    verifier = kind(model, tokenizer, RewardModelConfig(
-        tag=tag, yes=c.yes, no=c.no, aggregation=c.aggregation, prompt_template=c.prompt_template,
-        quantization=c.quantization, max_length=c.max_length))
-    train_features = tokenize_rows(verifier, train_rows)
-    eval_features = tokenize_rows(verifier, eval_rows) if eval_rows is not None else None
+    verifier = kind(model, tokenizer, RewardModelConfig(  # tag None: the kind's own (STEP_TAG / OUTCOME_TAG)
+        tag=c.tag, yes=c.yes, no=c.no, step_delimiter=c.step_delimiter, aggregation=c.aggregation,
+        prompt_template=c.prompt_template, quantization=c.quantization, max_length=c.max_length))
+    train_features = tokenize_rows(verifier, train_rows, "train_dataset")
+    eval_features = tokenize_rows(verifier, eval_rows, "eval_dataset") if eval_rows is not None else None
 
     defaults = dict(output_dir=str(output_dir), learning_rate=c.learning_rate, num_train_epochs=c.num_train_epochs,
                     max_steps=c.max_steps, per_device_train_batch_size=c.per_device_train_batch_size,

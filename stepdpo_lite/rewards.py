@@ -26,7 +26,7 @@ import json
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -47,7 +47,9 @@ YES, NO = " Yes", " No"
 class RewardModelConfig:
     """How a reward model turns text into model input, and its reward into a number."""
 
-    tag: str = field(default=STEP_TAG, metadata={"help": "Verification tag put after each step (PRM) or the solution (ORM)."})
+    tag: str | None = field(default=None, metadata={
+        "help": "Verification tag put after each step (PRM) or the solution (ORM); None: the kind's own, STEP_TAG "
+                "for a ProcessRewardModel, OUTCOME_TAG for an OutcomeRewardModel."})
     yes: str = field(default=YES, metadata={"help": "Answer token for 'correct'; must be one token."})
     no: str = field(default=NO, metadata={"help": "Answer token for 'wrong'; must be one token."})
     step_delimiter: str = field(default=DEFAULT_DELIMITER, metadata={"help": "Splits a solution text into steps."})
@@ -76,6 +78,8 @@ def _check_values(c: RewardModelConfig) -> None:
     not at the first scoring, nor as a TypeError or KeyError from deep inside the tokenizer or str.format."""
     from .losses import AGGREGATION_STRATEGIES
     for name in ("tag", "yes", "no", "step_delimiter"):
+        if name == "tag" and c.tag is None:  # the kind's own tag, set by GenerativeVerifier
+            continue
         if not isinstance(getattr(c, name), str) or not getattr(c, name):
             raise ValueError(f"reward model: {name} must be a non-empty string, got {getattr(c, name)!r}")
     if not isinstance(c.prompt_template, str) or "{problem}" not in c.prompt_template:
@@ -162,12 +166,13 @@ class GenerativeVerifier:
         if config is not None and not isinstance(config, RewardModelConfig):
             raise ValueError(f"{type(self).__name__}: config must be a RewardModelConfig (or None), got "
                              f"{type(config).__name__}; pass single fields as keywords, e.g. batch_size=8")
-        config = config or RewardModelConfig(tag=self.default_tag)
         unknown = set(overrides) - {f.name for f in fields(RewardModelConfig)}
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}")
-        for key, value in overrides.items():
-            setattr(config, key, value)
+        # A copy: the caller's config is not changed by the overrides, and can serve a PRM and an ORM alike
+        config = replace(config or RewardModelConfig(), **overrides)
+        if config.tag is None:
+            config.tag = self.default_tag
         if quantization is not None:
             config.quantization = quantization
         _check_values(config)  # before a model is loaded: a wrong option fails in a second, not after the load
@@ -194,8 +199,10 @@ class GenerativeVerifier:
             raise ValueError(f"reward model: yes {c.yes!r} and no {c.no!r} are the same token")
         with_specials = tok("a", add_special_tokens=True)["input_ids"]
         plain = tok("a", add_special_tokens=False)["input_ids"]
-        cut = len(with_specials) - len(plain) if with_specials[-len(plain):] == plain else 0
-        self.prefix_ids = with_specials[:cut]  # e.g. a BOS token; suffixes such as EOS are not wanted here
+        # What the tokenizer puts before the text (e.g. BOS) is kept; what it puts after (e.g. EOS) is not wanted
+        cut = next((i for i in range(len(with_specials) - len(plain) + 1)
+                    if with_specials[i:i + len(plain)] == plain), 0)
+        self.prefix_ids = with_specials[:cut]
         positions = getattr(self.model.config, "max_position_embeddings", None)
         limits = [positions, tok.model_max_length]
         context = min(x for x in limits if isinstance(x, int) and 0 < x < 10**7) if any(
@@ -301,7 +308,8 @@ class GenerativeVerifier:
             _check_values(config)  # the file's values, before the model is loaded
         except ValueError as err:
             raise ValueError(f"{config_path}: {err}") from None
-        quantization = overrides.pop("quantization", config.quantization)
+        # The base is loaded as asked, and the config says so (a later save must not claim a 4-bit base it lacks)
+        config.quantization = quantization = overrides.pop("quantization", config.quantization)
         try:
             return cls(str(path), None, config, device=device, quantization=quantization, **overrides)
         except ValueError as err:  # e.g. a saved max_length beyond the model's context
@@ -422,9 +430,12 @@ class OutcomeRewardModel(GenerativeVerifier):
             encoded.append((ids, [len(ids) - 1]))
         return encoded
 
-    def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
-                        progress: bool = False) -> list[float]:
-        """One reward (log-odds) per solution."""
+    def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str] | Sequence[Sequence[str]],
+                        batch_size: int | None = None, progress: bool = False) -> list[float]:
+        """One reward (log-odds) per solution. A list of steps is read as their text, joined: steps are pieces of
+        the text (``"".join(extract_steps(text)) == text``), so an ORM scores what a PRM beside it scores."""
+        solutions = ["".join(s) if isinstance(s, (list, tuple)) and s and all(isinstance(x, str) for x in s) else s
+                     for s in list_of(solutions, "solutions", "texts or lists of steps")]
         return [r[0] for r in self._score_encoded(self._encode_many(prompts, solutions), batch_size, progress)]
 
     def get_reward_for_text(self, text: str) -> float:

@@ -93,6 +93,15 @@ def test_trainer_loss_and_passthrough(process, tiny_dir, tmp_path, monkeypatch):
     assert seen["loss"] == pytest.approx(mean_tag_loss(model, rows, process=process), abs=1e-4)
 
 
+def test_the_step_delimiter_is_saved_with_the_prm(tiny_dir, tmp_path):
+    """A PRM for texts with one step a line splits a text it scores by line, as its training rows were."""
+    rows = [{"prompt": "P\n", "completions": ["1 + 1 = 2\n", "2 * 3 = 6"], "labels": [True, False]}] * 4
+    prm = train_process_reward_model(tiny_dir, rows, tmp_path / "prm", quantization=None, lora=None, device="cpu",
+                                     max_steps=1, step_delimiter="\n")
+    assert ProcessRewardModel.load(tmp_path / "prm").config.step_delimiter == "\n"
+    assert len(prm.score_solutions(["P\n"], ["1 + 1 = 2\n2 * 3 = 6"])[0]) == 2
+
+
 def test_one_config_with_keyword_overrides():
     base = RewardTrainingConfig(quantization=None, learning_rate=3e-4, training_args={"save_strategy": "steps"})
     c = RewardTrainingConfig.of(base, {"max_steps": 5, "tag": "<T>", "eval_steps": 2})
@@ -160,9 +169,14 @@ def test_tokenize_rows_refuses_labels_it_would_flip_or_misalign(tiny_model, tiny
 
 
 def test_too_long_row_raises_instead_of_truncating(tiny_dir, tmp_path):
+    from stepdpo_lite.rewards import InputTooLong
+
     rows = [{"prompt": "P", "completions": ["S"], "labels": [True]}] + toy_rows(1)
-    with pytest.raises(ValueError, match="row 1: .* longer than max_length 30"):
+    with pytest.raises(InputTooLong, match="train_dataset: row 1: .* longer than max_length 30.*'completions'"):
         train_process_reward_model(tiny_dir, rows, tmp_path / "x", quantization=None, max_length=30, device="cpu",
                                    max_steps=1)
+    with pytest.raises(InputTooLong, match="eval_dataset: row 1: .* longer than max_length 30"):  # not "training"
+        train_process_reward_model(tiny_dir, rows[:1], tmp_path / "x", eval_dataset=rows, quantization=None,
+                                   max_length=30, device="cpu", max_steps=1)
     with pytest.raises(ValueError, match="lora=True"):
         train_process_reward_model(tiny_dir, rows, tmp_path / "x", quantization="4bit", lora=None, device="cpu")

@@ -134,7 +134,7 @@ def test_bad_inputs_raise(prm, orm, tiny_model, tiny_tokenizer):
         prm.score_solutions(["a"], [42])
     with pytest.raises(ValueError, match="prompts: expected a list of strings, got one str"):
         prm.score_solutions("ab", ["Step 1: 1", "Step 1: 2"])
-    with pytest.raises(ValueError, match="solutions: expected a list of strings, got one str"):
+    with pytest.raises(ValueError, match="solutions: expected a list of texts or lists of steps, got one str"):
         orm.score_solutions(["a", "b"], "xy")
     with pytest.raises(ValueError, match="solution 0: must be a non-blank string, got 42"):
         orm.get_reward_for_text(42)
@@ -195,6 +195,12 @@ def test_save_load_identical_rewards(tmp_path, saved_base, tiny_model, tiny_toke
         assert flat(after[key]) == pytest.approx(flat(before[key]), abs=1e-6), key
     again = CombinedRewardModel.load(tmp_path / "combined").score_solutions(prompts, sols)
     assert again == after["combined"]  # load -> score twice on one machine and kernel: exact
+
+    # Saved as a 4-bit base, loaded at full precision on request: the config says what was loaded, so that a
+    # later save does not claim a 4-bit base
+    config_file = tmp_path / "combined" / "process_reward_model" / "process_reward_config.json"
+    config_file.write_text(config_file.read_text().replace('"quantization": null', '"quantization": "4bit"'))
+    assert ProcessRewardModel.load(config_file.parent, device="cpu", quantization=None).config.quantization is None
 
 
 def test_saving_an_adapter_twice_gives_the_same_files(tmp_path, saved_base):
@@ -264,6 +270,51 @@ def test_combined_and_ensemble_arithmetic(prm, orm):
         CombinedRewardModel(prm, orm, process_weight=float("nan"))
     with pytest.raises(ValueError, match="give a process"):
         CombinedRewardModel(None, None)
+
+
+def test_each_part_reads_its_own_prompt_and_lists_of_steps_reach_the_orm(tiny_model, tiny_tokenizer):
+    """A combined model's ORM and PRM each format the problem with their own prompt_template, and a solution given
+    as its steps reaches the ORM as its text (the two used to crash, or read the PRM's prompt)."""
+    prompts, sols = _problems(2)
+    prm = ProcessRewardModel(tiny_model, tiny_tokenizer, prompt_template="{problem}")
+    orm = OutcomeRewardModel(tiny_model, tiny_tokenizer, prompt_template="Q: {problem}\n\n")
+    combined = CombinedRewardModel(prm, orm, process_weight=0.5, outcome_weight=0.5)
+    want = 0.5 * prm.get_reward_for_problem_solution(prompts[0], sols[0]) + \
+        0.5 * orm.get_reward_for_problem_solution(prompts[0], sols[0])
+    assert combined.get_reward_for_problem_solution(prompts[0], sols[0]) == pytest.approx(want, abs=1e-5)
+    assert orm.get_reward_for_problem_solution(prompts[0], sols[0]) != pytest.approx(
+        orm.score_solutions([prompts[0]], [sols[0]])[0], abs=1e-3)  # the template makes a difference here
+    steps = [extract_steps(s) for s in sols]
+    assert orm.score_solutions(prompts, steps) == orm.score_solutions(prompts, sols)
+    assert combined.score_solutions(prompts, steps) == pytest.approx(combined.score_solutions(prompts, sols), abs=1e-6)
+    assert EnsembleRewardModel([prm, orm]).score_solutions(prompts, steps) == pytest.approx(
+        EnsembleRewardModel([prm, orm]).score_solutions(prompts, sols), abs=1e-6)
+
+
+def test_a_config_without_a_tag_takes_the_kinds_own_and_is_not_changed(tiny_model, tiny_tokenizer):
+    from stepdpo_lite.rewards import OUTCOME_TAG, STEP_TAG, RewardModelConfig
+
+    config = RewardModelConfig(batch_size=8)
+    orm = OutcomeRewardModel(tiny_model, tiny_tokenizer, config, max_length=200)
+    prm = ProcessRewardModel(tiny_model, tiny_tokenizer, config)
+    assert (orm.config.tag, prm.config.tag) == (OUTCOME_TAG, STEP_TAG)
+    assert (orm.config.max_length, prm.config.max_length) == (200, None)
+    assert config == RewardModelConfig(batch_size=8)  # the caller's config, untouched
+    assert ProcessRewardModel(tiny_model, tiny_tokenizer, RewardModelConfig(tag="\nOK?")).config.tag == "\nOK?"
+
+
+def test_the_prefix_keeps_bos_when_the_tokenizer_also_adds_eos(tiny_model, tiny_tokenizer):
+    class BosEos:  # [BOS] text [EOS], as some tokenizers encode with special tokens
+        pad_token_id, model_max_length = tiny_tokenizer.pad_token_id, 10**30
+
+        def __call__(self, texts, add_special_tokens=True):
+            ids = tiny_tokenizer(texts, add_special_tokens=False)["input_ids"]
+            if add_special_tokens:
+                ids = [[3] + x + [1] for x in ids] if isinstance(texts, list) else [3] + ids + [1]
+            return {"input_ids": ids}
+
+    assert ProcessRewardModel(tiny_model, BosEos()).prefix_ids == [3]
+    assert ProcessRewardModel(tiny_model, tiny_tokenizer).prefix_ids == []
 
 
 def test_shaped_reward():
