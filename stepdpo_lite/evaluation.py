@@ -215,9 +215,13 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
     sizes = [len(c) for c in correct]
     _check_ns(ns, sizes, subsets, "best_of_n_accuracy", n_resamples)
     rng = np.random.default_rng(seed)
+    # The random pick has a generator of its own: drawing it from rng would shift every later draw, and the
+    # baseline would then see other subsets than the methods it is compared with (paired by draw, not only problem)
+    pick_rng = np.random.default_rng([seed, 1])
 
     def right(i, pick):
-        return correct[i][rng.choice(pick) if scores is None else pick[int(np.argmax(np.asarray(scores[i])[pick]))]]
+        return correct[i][pick_rng.choice(pick) if scores is None else
+                          pick[int(np.argmax(np.asarray(scores[i])[pick]))]]
 
     rounds = 1 if subsets == "first" and scores is not None else n_resamples
     return _resampled_accuracy(sizes, ns, right, rng, rounds, subsets, per_problem)

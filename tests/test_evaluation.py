@@ -193,6 +193,15 @@ def test_best_of_n_known_answers():
         best_of_n_accuracy(correct, [[0.1]], ns=(1,))
 
 
+def test_the_random_baseline_sees_the_same_draws_as_the_methods():
+    """Its pick has a generator of its own: drawn from the subsets' one, it shifted every later subset. After N=2,
+    at N=1 (one candidate, nothing to pick) it must keep exactly what any scorer keeps, draw for draw."""
+    rng = np.random.default_rng(5)
+    correct = [list(rng.random(8) < 0.4) for _ in range(30)]
+    kw = dict(ns=(2, 1), n_resamples=20, seed=0, per_problem=True)
+    assert best_of_n_accuracy(correct, None, **kw)[1] == best_of_n_accuracy(correct, [[0.0] * 8] * 30, **kw)[1]
+
+
 def test_majority_vote_known_answers():
     assert majority_vote_accuracy([[1, 2, 2, 3]], [2], ns=(1, 3, 4), subsets="first") == {1: 0.0, 3: 1.0, 4: 1.0}
     assert majority_vote_accuracy([[None, None, 5]], [5], ns=(2, 3), subsets="first") == {2: 0.0, 3: 1.0}

@@ -323,6 +323,31 @@ def test_beam_search_on_the_tiny_base_counts_what_generate_made(tiny_base):
     assert report["right_step_pruned"] == 0 and report["kept_right"] == 1.0 and report["rounds"] >= len(problems)
 
 
+def test_a_beam_cut_by_the_search_keeps_its_right_last_step_right():
+    """A beam stopped by its problem's token budget or the step cap has a whole last step and no room for the
+    answer line: the checker reads it as a prefix, so the pruning report does not count a right step as wrong (it
+    called every step of a gold path wrong, and the round a verifier miss)."""
+    problem = next(p for p in toyworld.make_problems(20, "test", seed=0) if len(p.ops) >= 3)
+    gold = extract_steps(problem.gold_solution)
+
+    def gold_steps(texts, n, max_new_tokens, leads):
+        out = []
+        for text, lead in zip(texts, leads):
+            k = text[len(problem.prompt):].count(DEFAULT_DELIMITER)
+            step = gold[k][len(lead):]
+            last = k == len(gold) - 1
+            out.append([search.Generation(step, 5, "eos" if last else "delimiter")] * n)
+        return out
+
+    for cut in (dict(token_budget=12), dict(max_steps=len(gold) - 1)):
+        res = search.beam_search(None, None, TablePRM(), [problem], n_beams=1, expansions=2, sampler=gold_steps,
+                                 **cut)[0]
+        assert {n.ended for n in res.nodes if n.finished} <= {"token_budget", "step_cap"}
+        assert all(search.tree_labels(problem, res).values()), cut
+        report = search.pruning_report([problem], [res])
+        assert report["kept_right"] == 1.0 and report["right_step_pruned"] == 0, cut
+
+
 def test_sample_candidates_are_the_kits_samples_with_counts(tiny_base):
     model, tok = tiny_base
     problems = bestofn.held_out_problems("tiny", 2)
@@ -353,14 +378,14 @@ def test_compare_at_budgets_and_figures(tmp_path):
     prm = [[[-2.0], [3.0], [-2.0], [-2.0]] for _ in problems]
     orm = [[1.0, 0.0, 1.0, 1.0] for _ in problems]
     beam = [search.SearchResult(0, [search.Node(0, None, 0, r, 50, "eos", True)], 0, tokens=50) for r in right]
-    table = search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam}}, [2, 4],
+    table = search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam}}, [2, 4], "min",
                                       n_resamples=5)
     assert set(table) == {"2", "4"} and "beam_prm" not in table["2"]
     assert table["4"]["best_of_n_prm"] == 1.0 and table["4"]["best_of_n_orm"] == 0.0 and table["4"]["beam_prm"] == 1.0
     assert table["4"]["tokens"]["best_of_n_prm"] == table["4"]["token_budget"] == 4 * 140 / 8
     assert table["4"]["tokens"]["beam_prm"] == 50 and table["2"]["token_budget"] == 2 * 140 / 8
     assert "beam_prm" in search.format_comparison(table)
-    each = search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam}}, [2, 4],
+    each = search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam}}, [2, 4], "min",
                                      n_resamples=5, per_problem=True)
     assert each["4"]["beam_prm"] == [1.0, 1.0] and each["4"]["best_of_n_orm"] == [0.0, 0.0]
     assert each["4"]["tokens"] == table["4"]["tokens"] and len(each["2"]["majority"]) == 2

@@ -1,4 +1,4 @@
-"""Held-out evaluation shared by notebooks 05 and 06: test problems, grading, reward-model selection scores,
+"""Held-out evaluation shared by notebooks 05, 06 and 07: test problems, grading, reward-model selection scores,
 best-of-N tables ("Let's Verify Step by Step" in miniature, Lightman et al. 2023) and greedy policy accuracy.
 
 Works on any task of ``tasks.py``: the toy world (``toyworld.Problem``: every step checked) and GSM8K

@@ -196,7 +196,8 @@ def _record(texts: list[str]) -> None:
 def sample_candidates(model, tokenizer, problems, n: int, *, temperature: float = 1.0, max_new_tokens: int = 160,
                       batch_size: int = 64, seed: int = 0) -> tuple[list[list[str]], list[list[int]]]:
     """``n`` whole solutions per problem (best-of-N candidates) and the tokens generated for each, counted
-    exactly (``generate`` without a delimiter: sampled as ``tasks.sample_solutions`` samples them)."""
+    exactly (``generate`` without a delimiter: the same sampling as ``tasks.sample_solutions``, except that every
+    EOS id of the tokenizer and of the model's generation config ends a candidate, as it ends a search's step)."""
     gens = generate(model, tokenizer, prompts_of(problems), n, delimiter=None, temperature=temperature,
                     max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
     return [[g.text for g in row] for row in gens], [[g.n_tokens for g in row] for row in gens]
@@ -214,7 +215,7 @@ class Node:
     depth: int  # 0-based step index
     step: str
     n_tokens: int
-    stop: str  # "eos", "delimiter", "length" (the per-step cap); a beam can also end at the step or token cap
+    stop: str  # "eos", "delimiter", "length" (the solution's tokens left); a beam can also end at the step or token cap
     finished: bool
     rewards: list[float] | None = None
     score: float = FLOOR
@@ -305,8 +306,8 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
     Per problem and subtree: the first step is sampled ``n_beams · expansions`` times; then each of the
     ``n_beams`` best prefixes is extended by ``expansions`` sampled steps, and of the new prefixes and the
     finished beams still held, the ``n_beams`` with the best aggregated PRM score are kept (ties: the earlier
-    one). A beam finishes at EOS, at an answer line (``answer_pattern``), when its step or its solution reaches
-    ``max_new_tokens`` tokens, at ``max_steps`` steps, or when its problem has generated ``token_budget``
+    one). A beam finishes at EOS, at an answer line (``answer_pattern``), when its solution reaches
+    ``max_new_tokens`` tokens (a step may take what its path has left), at ``max_steps`` steps, or when its problem has generated ``token_budget``
     tokens. The chosen solution is the best-scored finished beam of all subtrees (one that ended by itself,
     EOS or answer, before one that was cut). A prefix sampled twice is scored once; with ``unique`` it also
     takes only one place in the beam (more diversity; off by default: a prefix the policy samples often and the
@@ -524,7 +525,7 @@ def accuracy(problems, results: Sequence[SearchResult]) -> float:
 
 
 def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards, orm_rewards, searches: dict,
-                       budgets: Sequence[int], aggregation: str = "min", seed: int = 0, n_resamples: int = 100,
+                       budgets: Sequence[int], aggregation: str, seed: int = 0, n_resamples: int = 100,
                        per_problem: bool = False) -> dict:
     """``{str(B): {"majority", "best_of_n_orm", "best_of_n_prm", <search methods>: accuracy, "tokens": {method:
     mean generated tokens per problem}, "token_budget", "prm_scored": {method: prefixes or solutions the PRM
@@ -532,7 +533,9 @@ def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards,
     for best-of-B and majority, 0 or 1 for a search) in place of its accuracy, for ``bestofn.paired_differences``.
 
     ``candidates[i]``: whole solutions sampled for problem i (at least max B), ``candidate_tokens`` their token
-    counts, ``prm_step_rewards``/``orm_rewards`` their scores (``bestofn.score_candidates``). Best-of-B and
+    counts, ``prm_step_rewards``/``orm_rewards`` their scores (``bestofn.score_candidates``); ``aggregation`` turns
+    step rewards into a candidate's score: pass the PRM's own (``prm.config.aggregation``), which the search used,
+    so that best-of-B and the search rank by the same rule. Best-of-B and
     majority draw B of the candidates ``n_resamples`` times (``bestofn.best_of_n_table``, same draws for every
     method); their tokens are B x the mean tokens of a candidate (the mean over all draws). The token budget of
     B is the same figure. ``searches``: ``{method: {B: [SearchResult per problem]}}`` (e.g. ``beam_prm``).
@@ -593,10 +596,13 @@ def prefix_step_labels(problem, text: str, finished: bool = True) -> list[bool] 
 
 
 def tree_labels(problem, result: SearchResult) -> dict[int, bool | None]:
-    """Per node: whether its step is right in its prefix (``prefix_step_labels``; None without a checker)."""
+    """Per node: whether its step is right in its prefix (``prefix_step_labels``; None without a checker). A beam
+    the search cut (its problem's token budget, the step cap) is read as a prefix: its last step is whole, and not
+    wrong for the answer line it was given no room to write."""
     out = {}
     for node in result.nodes:
-        labels = prefix_step_labels(problem, result.text(node.id), node.finished)
+        ended_itself = node.finished and node.ended not in ("token_budget", "step_cap")
+        labels = prefix_step_labels(problem, result.text(node.id), ended_itself)
         out[node.id] = None if labels is None or len(labels) <= node.depth else labels[node.depth]
     return out
 
