@@ -345,7 +345,10 @@ def to_trl_dpo(ds: Dataset, *, keep_step_labels: bool = False) -> Dataset:
 
     A Step-DPO row's prompt becomes ``prompt + initial_reason_steps`` (concatenated as they are: apply a chat
     template to ``prompt`` beforehand if your model needs one), so DPO learns to prefer the chosen next step
-    after the shared correct prefix (Lai et al. 2024). ``keep_step_labels`` keeps the step-label columns.
+    after the shared correct prefix (Lai et al. 2024), and the row gets ``open_ended=True``: its completions are
+    one step of a longer solution, so ``StepwiseDPOTrainer`` drops the EOS that TRL appends to a completion.
+    TRL's own ``DPOTrainer`` keeps that EOS, and would teach the policy to stop after one step. ``keep_step_labels``
+    keeps the step-label columns.
     """
     if not isinstance(ds, Dataset):
         raise ValueError(f"to_trl_dpo: expected a datasets.Dataset (e.g. from validate_preference or "
@@ -356,8 +359,10 @@ def to_trl_dpo(ds: Dataset, *, keep_step_labels: bool = False) -> Dataset:
         ds = ds.remove_columns("prompt").add_column("prompt", prompts)
     else:
         ds = validate_preference(ds)
+    open_ended = "initial_reason_steps" in ds.column_names
     extra = [c for c in ("chosen_step_labels", "rejected_step_labels") if keep_step_labels and c in ds.column_names]
-    return ds.select_columns([*PREFERENCE, *extra])
+    ds = ds.select_columns([*PREFERENCE, *extra])
+    return ds.add_column("open_ended", [True] * len(ds)) if open_ended else ds
 
 
 def save_datasets(datasets: Mapping[str, Dataset], folder) -> Path:

@@ -235,8 +235,14 @@ class StepwiseDPOTrainer(DPOTrainer):
         first = next(iter(dataset), None)
         if first is None:
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no rows")
-        if "chosen_step_ids" in first:
-            return dataset  # already prepared
+        if "chosen_step_ids" in first:  # already prepared (e.g. another trainer's train_dataset)
+            self._note_step_width(dataset)  # the precomputed reference needs a column per step
+            return dataset
+        if "initial_reason_steps" in first:  # Step-DPO rows: the trainer would read prompt + one step, no prefix
+            raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has Step-DPO rows (row 0: field "
+                             "'initial_reason_steps'), whose shared prefix this trainer does not read: turn them into "
+                             "rows it reads with data.to_trl_dpo(ds) (prompt + prefix, one open-ended step each), or "
+                             "give whole solutions as chosen and rejected")
         missing = [name for name in ("chosen", "rejected") if name not in first]
         if missing:
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no {missing[0]!r} column "
@@ -253,6 +259,14 @@ class StepwiseDPOTrainer(DPOTrainer):
             raise ValueError("StepwiseDPOTrainer needs standard (string) rows: render conversational rows with "
                              "the chat template first (trl.apply_chat_template)")
         filled = _filled_columns(dataset, STEP_VALUE_COLUMNS)
+        for kind in ("labels", "rewards"):  # one side alone: the other would take the defaults, silently
+            given = [f"{side}_step_{kind}" for side in ("chosen", "rejected") if f"{side}_step_{kind}" in filled]
+            if len(given) == 1:
+                other = given[0].replace("chosen", "rejected") if given[0].startswith("chosen") else \
+                    given[0].replace("rejected", "chosen")
+                raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has {given[0]!r} but no {other!r}: "
+                                 f"give both sides' step {kind} (or neither: then every chosen step counts as right "
+                                 "and every rejected one as wrong)")
         dataset = dataset.map(check_row, with_indices=True, fn_kwargs=dict(
             fill=filled, out=None if isinstance(dataset, Dataset) else {}, derived_prompt=derived_prompt))
         if self.reward_model is not None and "chosen_step_rewards" not in next(iter(dataset)):
@@ -279,10 +293,13 @@ class StepwiseDPOTrainer(DPOTrainer):
                                              max_steps=args.max_reasoning_steps,
                                              first_token=args.step_pairing == "first_token",
                                              max_length=args.max_length if keep_start else None))
+        self._note_step_width(dataset)
+        return dataset
+
+    def _note_step_width(self, dataset):
         if isinstance(dataset, Dataset):
             widest = max((len(p) for c in ("chosen_step_probs", "rejected_step_probs") for p in dataset[c]), default=1)
             self._max_num_steps = max(self._max_num_steps, widest)
-        return dataset
 
     def _add_reward_columns(self, dataset, chunk: int = 512):
         """Score every chosen and rejected response once with the frozen reward model (cached columns)."""
@@ -461,8 +478,10 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
                      batch_size: int = 8) -> list[list[float]]:
     """Per-step implicit DPO rewards ``β·(log π(s_k|x,s_<k) − log π_ref(s_k|x,s_<k))``, one list per response.
 
-    The reference is ``ref_model``, else the PEFT model with its adapter disabled; with neither, the rewards are
-    ``β·log π(s_k|x,s_<k)``, with a warning. A single ``prompt``/``response`` string gives a single list.
+    The reference is ``ref_model``, else the PEFT model's ``"ref"`` adapter (TRL's frozen copy of an adapter
+    trained before, the reference its loss used) or its adapter disabled; with neither, the rewards are
+    ``β·log π(s_k|x,s_<k)``, with a warning. A single ``prompt``/``response`` string gives a single list. The
+    text is tokenized as written, with no BOS or EOS: the last step's reward lacks the EOS that training adds to it.
     """
     single = isinstance(responses, str)
     if isinstance(prompts, str) != single:  # else list("ab") would score two one-character prompts
@@ -510,7 +529,7 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
         if ref_model is not None:
             rho = rho - step_logps(logps(ref_model), ids, num_steps)
         elif is_peft_model(model):
-            with model.disable_adapter():
+            with use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None):
                 rho = rho - step_logps(logps(model), ids, num_steps)
         out += [row[:n] for row, n in zip((beta * rho).tolist(), counts)]
     return out[0] if single else out

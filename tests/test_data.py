@@ -182,7 +182,7 @@ def test_math_shepherd_and_step_dpo_examples_load():
     sd = data.load_step_dpo(DATA / "examples" / "step_dpo.jsonl")
     assert len(sd) == 3 and "" in sd["initial_reason_steps"] and "full_chosen" in sd.column_names
     trl = data.to_trl_dpo(sd)
-    assert trl.column_names == ["prompt", "chosen", "rejected"]
+    assert trl.column_names == ["prompt", "chosen", "rejected", "open_ended"] and all(trl["open_ended"])
     assert trl["prompt"] == [r["prompt"] + r["initial_reason_steps"] for r in sd]
 
 

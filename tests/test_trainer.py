@@ -201,6 +201,32 @@ def test_step_labels_on_some_rows_only_are_an_error(tmp_path, tiny_model, tiny_t
     assert set(tr.train_dataset[1]["rejected_step_probs"]) == {0.0}
 
 
+def test_step_labels_on_one_side_only_are_an_error(tmp_path, tiny_model, tiny_tokenizer):
+    rows = [dict(r, rejected_step_labels=None) for r in toy_rows(2)]  # the rejected side would be all "wrong"
+    with pytest.raises(ValueError, match="has 'chosen_step_labels' but no 'rejected_step_labels'"):
+        build(tmp_path, tiny_model, tiny_tokenizer, rows)
+
+
+def test_step_dpo_rows_are_refused_as_they_are_and_train_through_to_trl_dpo(tmp_path, tiny_model, tiny_tokenizer):
+    """Rows with ``initial_reason_steps`` would train on prompt + one step, the prefix lost and an EOS after the
+    step; ``to_trl_dpo`` puts the prefix in the prompt and marks the rows open-ended (no EOS)."""
+    from stepdpo_lite import data
+
+    problems = toyworld.make_problems(2, seed=1, min_ops=3, max_ops=3)
+    golds = [extract_steps(q.gold_solution) for q in problems]
+    wrongs = [extract_steps(toyworld.corrupt_solution(q, 1, "arithmetic", random.Random(0))) for q in problems]
+    rows = data.validate_step_dpo([{"prompt": q.prompt, "initial_reason_steps": g[0], "chosen": g[1], "rejected": w[1]}
+                                   for q, g, w in zip(problems, golds, wrongs)])
+    p, gold = problems[0], golds[0]
+    with pytest.raises(ValueError, match="Step-DPO rows .row 0: field 'initial_reason_steps'."):
+        build(tmp_path, tiny_model, tiny_tokenizer, rows)
+    tr = build(tmp_path, tiny_model, tiny_tokenizer, data.to_trl_dpo(rows))
+    ids = tr.train_dataset[0]["chosen_ids"]
+    assert tiny_tokenizer.decode(tr.train_dataset[0]["prompt_ids"]).replace(" ", "") == (
+        p.prompt + gold[0]).replace(" ", "")
+    assert ids[-1] != tiny_tokenizer.eos_token_id  # one step of a longer solution: no EOS to learn
+
+
 def test_cached_step_rewards_extreme_are_probabilities_and_nan_is_an_error(tmp_path, tiny_model, tiny_tokenizer):
     rows = [dict(prompt=r["prompt"], chosen=r["chosen"], rejected=r["rejected"],
                  chosen_step_rewards=[1000.0] * len(r["chosen_step_labels"]),
@@ -383,6 +409,14 @@ def test_precomputed_reference_gives_the_same_loss(tmp_path, tiny_model, tiny_to
     assert len(pre.train_dataset[0]["ref_chosen_logps"]) == 1 + pre._max_num_steps
     assert pre.compute_loss(pre.model, batch_of(pre)).item() == pytest.approx(
         live.compute_loss(live.model, batch_of(live)).item(), abs=1e-5)
+    # Another trainer's prepared dataset: the reference still gets a column per step (it got one in all, and every
+    # step's log-ratio then took step 1's reference)
+    reused = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref),
+                                args=config(tmp_path, precompute_ref_log_probs=True),
+                                train_dataset=live.train_dataset, processing_class=tiny_tokenizer)
+    assert reused._max_num_steps == live._max_num_steps > 1
+    assert reused.compute_loss(reused.model, batch_of(reused)).item() == pytest.approx(
+        live.compute_loss(live.model, batch_of(live)).item(), abs=1e-5)
 
 
 # ----------------------------------------------------------------------------- training, PEFT, QLoRA, saving
@@ -438,6 +472,21 @@ def test_peft_reference_is_the_adapter_disabled_model(tmp_path, tiny_model, tiny
     row = toy_rows(1)[0]
     rewards = tr.get_step_rewards(row["prompt"], row["chosen"])  # β·ρ_k against the adapter-disabled base
     assert len(rewards) == len(extract_steps(row["chosen"])) and any(abs(r) > 1e-4 for r in rewards)
+
+
+def test_get_step_rewards_of_a_retrained_adapter_are_against_its_ref_copy(tmp_path, tiny_model, tiny_tokenizer):
+    """A policy whose adapter was trained before (a second round): TRL keeps a "ref" copy of that adapter, the loss
+    measures against it, and so must get_step_rewards (it used the bare base: rewards far from 0 before a step)."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
+    policy = get_peft_model(copy.deepcopy(tiny_model), lora)
+    tr = StepwiseDPOTrainer(policy, args=config(tmp_path), train_dataset=Dataset.from_list(toy_rows(2)),
+                            processing_class=tiny_tokenizer)
+    assert "ref" in tr.model.peft_config
+    row = toy_rows(1)[0]
+    rewards = tr.get_step_rewards(row["prompt"], row["chosen"])
+    assert len(rewards) == len(extract_steps(row["chosen"])) and max(abs(r) for r in rewards) < 1e-5
 
 
 def test_qlora_4bit_cpu_training_runs(tmp_path, tiny_model, tiny_tokenizer):
