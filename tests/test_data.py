@@ -552,6 +552,19 @@ def test_step_dpo_pairs_never_choose_the_rejected_step_under_noisy_labels(caplog
     assert len(only) == 0 and "1 step labelled right and wrong" in caplog.text
 
 
+def test_step_dpo_pairs_take_golds_step_only_after_golds_prefix(caplog):
+    """Noisy labels can call a prefix with a slip right; gold's next step does not follow from it."""
+    p = toyworld.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    slipped = "Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 35\n\nStep 3: 35 - 4 = 30\n\nAnswer: 30"
+    called_right = [[toyworld.Verdict([True, True, False], 2, False, steps=extract_steps(slipped))]]
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        pairs = labelling.step_dpo_pairs([p], [[slipped]], verdicts=called_right, max_pairs_per_problem=None)
+    assert len(pairs) == 0 and "prefix is not golds" in caplog.text.replace("_", " ")
+    right_prefix = slipped.replace("12 * 3 = 35", "12 * 3 = 36").replace("35 - 4", "36 - 4")
+    pairs = labelling.step_dpo_pairs([p], [[right_prefix]], max_pairs_per_problem=None)  # checker labels
+    assert pairs["chosen"] == [extract_steps(p.gold_solution)[2]] and pairs["chosen_source"] == ["gold"]
+
+
 # ----------------------------------------------------------------------------- Monte-Carlo labels
 
 def test_mc_labels_on_a_tiny_model(one_thread, tiny_model, tiny_tokenizer, toy):

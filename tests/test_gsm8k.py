@@ -9,6 +9,8 @@ from stepdpo_lite.tutorial import gsm8k
     ("Janet sells 9 eggs.\n#### 18", 18.0),
     ("no answer marker, the last number wins: 3 then 7", 7.0),
     ("Answer: -4", -4.0),
+    ("Answer: 5 + 3 = 8", 8.0),  # an equation on the answer line: its result (it took the first number, 5)
+    ("Answer: 18 (6 x 3)", 18.0),  # else the first number of the line
     ("nothing numeric here", None),
 ])
 def test_extract_answer(text, want):
@@ -76,3 +78,20 @@ def test_a_local_copy_with_a_bad_line_or_row_names_the_file_line_and_field(tmp_p
     assert len(gsm8k.load_problems(tiny_tokenizer, 1, 1, name=str(path))["test"]) == 1
     with pytest.raises(ValueError, match="n_train and n_eval must be >= 0"):
         gsm8k.load_problems(tiny_tokenizer, 1, -1, name=str(path))
+
+
+def test_carve_keeps_each_problem_in_its_split_whatever_the_sizes():
+    """Notebooks 04-06 draw the splits again with other sizes (n_train=0 for the test problems, notebook 01's kept
+    sizes for the train ones): no test problem may come back as a train or validation one."""
+    rows = [{"question": f"q{i}", "answer": f"#### {i}"} for i in range(200)]
+    first = gsm8k.carve(rows, n_train=16, n_eval=8)
+    seen = {split: {r["question"] for r in part} for split, part in first.items()}
+    for n_train, n_eval in ((0, 40), (6, 3), (120, 0), (50, 20)):
+        again = gsm8k.carve(rows, n_train=n_train, n_eval=n_eval)
+        for split, part in again.items():
+            others = set().union(*(seen[s] for s in seen if s != split))
+            assert not {r["question"] for r in part} & others, (n_train, n_eval, split)
+        k = min(n_eval, 8)
+        assert [r["question"] for r in again["test"][:k]] == [r["question"] for r in first["test"][:k]]
+    with pytest.raises(ValueError, match="at most 40 test, 40 validation and 120 train"):
+        gsm8k.carve(rows, n_train=0, n_eval=41)

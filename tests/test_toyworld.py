@@ -40,6 +40,10 @@ def test_arithmetic_error_and_propagation():
     # a second slip on the wrong number is a mistake made there too (it was "propagated", so never pushed down)
     v = tw.check(p, "Step 1: 7 + 5 = 13\n\nStep 2: 13 * 3 = 40\n\nStep 3: 40 - 4 = 36\n\nAnswer: 36")
     assert v.error_kinds == ["arithmetic", "arithmetic", "propagated"] and v.mistake_labels == [False, False, True]
+    # a slip below zero is carried on as written: the next step is propagated, not a format (then copy) error
+    p = tw.Problem(3, (("-", 2), ("+", 5), ("*", 2)))
+    v = tw.check(p, "Step 1: 3 - 2 = -1\n\nStep 2: -1 + 5 = 4\n\nStep 3: 4 * 2 = 8\n\nAnswer: 8")
+    assert v.error_kinds == ["arithmetic", "propagated", "propagated"] and v.mistake_labels == [False, True, True]
 
 
 def test_copy_error_is_wrong_even_with_right_arithmetic():

@@ -42,10 +42,14 @@ def _to_float(text: str) -> float | None:
 
 
 def extract_answer(text: str) -> float | None:
-    """The number after the last ``Answer:`` (or ``####``), else the last number in the text; None if none."""
+    """The number after the last ``Answer:`` (or ``####``), else the last number in the text; None if none. On
+    the answer line, an equation's result counts (``Answer: 5 + 3 = 8`` is 8), else its first number
+    (``Answer: 18 (6 × 3)`` is 18)."""
     for marker in ("Answer:", "####"):
         if marker in text:
-            found = _NUMBER.findall(text.rsplit(marker, 1)[1])
+            line = text.rsplit(marker, 1)[1].strip().split("\n", 1)[0]
+            found = _NUMBER.findall(line.rsplit("=", 1)[1]) if "=" in line else []
+            found = found or _NUMBER.findall(line) or _NUMBER.findall(text.rsplit(marker, 1)[1])
             if found:
                 return _to_float(found[0])
     found = _NUMBER.findall(text)
@@ -109,17 +113,21 @@ def _problem(row: dict, tokenizer) -> GSM8KProblem:
 
 def carve(rows, n_train: int, n_eval: int, seed: int = 0) -> dict:
     """Disjoint ``{"train", "validation", "test"}`` slices of one pool of rows (e.g. the 200 shipped test
-    problems), after a seeded shuffle: test first, then validation, then train, so that the test problems do
-    not depend on ``n_train`` (notebooks 04-06 draw them again with ``n_train=0``)."""
+    problems). After a seeded shuffle the pool is cut into fixed regions, the first fifth for test, the next fifth
+    for validation and the rest for train, and each split takes the first problems of its region: a problem is in
+    the same split whatever sizes are asked. Notebooks 04-06 draw the test problems again with ``n_train=0`` and
+    other sizes, and notebook 04 draws the train problems again at the sizes notebook 01 kept; with regions that
+    moved with the sizes, they got validation or train problems."""
     from datasets import Dataset
 
     rows = list(rows)
-    if n_train + 2 * n_eval > len(rows):
-        raise ValueError(f"carve: the pool has {len(rows)} problems; asked for {n_train} train + {n_eval} validation "
-                         f"+ {n_eval} test")
+    region = len(rows) // 5
+    if n_eval > region or n_train > len(rows) - 2 * region:
+        raise ValueError(f"carve: the pool has {len(rows)} problems: at most {region} test, {region} validation and "
+                         f"{len(rows) - 2 * region} train; asked for {n_eval}, {n_eval} and {n_train}")
     order = Dataset.from_dict({"i": list(range(len(rows)))}).shuffle(seed=seed)["i"]
     picked = [rows[i] for i in order]
-    return {"train": picked[2 * n_eval:2 * n_eval + n_train], "validation": picked[n_eval:2 * n_eval],
+    return {"train": picked[2 * region:2 * region + n_train], "validation": picked[region:region + n_eval],
             "test": picked[:n_eval]}
 
 

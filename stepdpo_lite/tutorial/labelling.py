@@ -190,8 +190,9 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
 
     For each sampled solution whose first wrong step is k: ``initial_reason_steps`` = its steps before k
     (all correct), ``rejected`` = its step k, ``chosen`` = step k of a sampled solution with the same prefix
-    whose step k is right (``chosen_source`` "sampled"), else the gold solution's step k (``chosen_source``
-    "gold"); with ``use_gold=False``, or problems without ``gold_solution``, the pair is left out (counted).
+    whose step k is right (``chosen_source`` "sampled"), else the gold solution's step k when the prefix is gold's
+    own (``chosen_source`` "gold"); with ``use_gold=False``, or problems without ``gold_solution``, the pair is
+    left out (counted).
     ``step_index`` is k (0-based). Repeated (prefix, wrong step) pairs are used once;
     ``max_pairs_per_problem`` are drawn at random. Noisy labels (Monte-Carlo) can call the same step text right
     after a prefix in one sample and wrong in another: the chosen step is always a different text (else the
@@ -212,7 +213,9 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
                 continue
             prefix, wrong = "".join(v.steps[:k]), v.steps[k]
             sampled = next((c for c in right_next.get(prefix, ()) if c != wrong), None)
-            gold_k = gold[k] if use_gold and k < len(gold) and gold[k] != wrong else None
+            # gold's step k follows gold's prefix only: a prefix labelled right by noisy (Monte-Carlo) labels may differ
+            gold_k = gold[k] if use_gold and k < len(gold) and gold[k] != wrong and "".join(gold[:k]) == prefix \
+                else None
             if (prefix, wrong) in pairs:
                 left["repeated_pairs"] += 1
             elif sampled is not None or gold_k is not None:
@@ -221,6 +224,8 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
                                         "chosen_source": "sampled" if sampled is not None else "gold", "step_index": k}
             elif wrong in right_next.get(prefix, ()):
                 left["step_labelled_right_and_wrong"] += 1
+            elif use_gold and k < len(gold) and "".join(gold[:k]) != prefix:
+                left["prefix_is_not_golds"] += 1
             else:  # e.g. an extra step after the answer: no right step k exists
                 left["no_right_step_k"] += 1
         picked = list(pairs.values())

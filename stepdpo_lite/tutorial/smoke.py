@@ -10,8 +10,8 @@ builds, deterministically (same files byte for byte):
   ``<|endoftext|>`` as padding; the reward models' answers ``" Yes"``/``" No"`` are single tokens, as in Qwen's
   vocabulary (the corpus holds the verification tags, so BPE learns them);
 - a randomly initialised Qwen2-architecture causal LM (hidden 64, 2 layers, ~0.14 M parameters), then fitted for
-  ``FIT_STEPS`` steps on the reference solutions of the first ``FIT_PROBLEMS`` problems of the smoke carve
-  (``gsm8k.carve``: they are the smoke profile's own problems), written short in the format
+  ``FIT_STEPS`` steps on the reference solutions of the smoke profile's own problems (``gsm8k.carve`` at its
+  sizes: test, validation and train), written short in the format
   ``gsm8k.INSTRUCTION`` asks for. A purely random model writes no steps (nothing for the
   Monte-Carlo rollouts to branch from) and never a right answer (no preference pairs for notebook 04); the
   fitted one writes ``Step k:`` paragraphs and ``Answer:``, right for some samples and wrong for others.
@@ -34,9 +34,9 @@ from ..atomic import save_atomic
 ROOT = Path(__file__).resolve().parents[2]
 GSM8K_SLICE = ROOT / "data" / "gsm8k" / "test.jsonl"  # the 200 shipped GSM8K problems; the smoke carve's source
 SMOKE_BASE_DIR = ROOT / "runs" / "smoke-base"
-RECIPE_VERSION = 1  # bump when the recipe below changes: older folders are rebuilt
+RECIPE_VERSION = 2  # bump when the recipe below changes: older folders are rebuilt
 VOCAB_SIZE = 1024
-FIT_PROBLEMS = 32   # the first problems of the carve order: test 0-7, validation 8-15, train 16-31 at the smoke sizes
+FIT_TRAIN, FIT_EVAL = 16, 8  # the smoke profile's sizes: its 16 train, 8 validation and 8 test problems
 FIT_STEPS = 160     # memorised in part: at T = 1 some samples are right, some wrong (both kinds per problem)
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
@@ -158,7 +158,8 @@ def build_smoke_base(out: str | os.PathLike | None = None, seed: int = 0, source
         records = _records(source)
         tokenizer = build_tokenizer(records)
         model = build_model(tokenizer, seed=seed)
-        fit = gsm8k.carve(records, n_train=FIT_PROBLEMS, n_eval=0, seed=seed)["train"]
+        parts = gsm8k.carve(records, n_train=FIT_TRAIN, n_eval=FIT_EVAL, seed=seed)
+        fit = parts["test"] + parts["validation"] + parts["train"]
         losses = _fit(model, tokenizer, [gsm8k.format_prompt(r["question"], tokenizer) for r in fit],
                       [reference_solution(r["answer"]) for r in fit], FIT_STEPS, seed)
     finally:
@@ -167,7 +168,7 @@ def build_smoke_base(out: str | os.PathLike | None = None, seed: int = 0, source
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     info = {"recipe_version": RECIPE_VERSION, "seed": seed, "source": Path(source).name,
             "vocab_size": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters()),
-            "fit_problems": FIT_PROBLEMS, "fit_steps": FIT_STEPS, "fit_loss_first_last": [losses[0], losses[-1]]}
+            "fit_problems": len(fit), "fit_steps": FIT_STEPS, "fit_loss_first_last": [losses[0], losses[-1]]}
 
     def write(tmp: str) -> None:
         model.save_pretrained(tmp)

@@ -44,7 +44,9 @@ SPLITS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}
 TINY_BASE_DIR = Path(__file__).resolve().parents[2] / "data" / "tiny-base"
 TINY_VERIFIER_DIR = TINY_BASE_DIR.parent / "tiny-verifier"  # the reward base (verifier_pretraining.py)
 
-_STEP_RE = re.compile(r"^(?:\n\n)?Step (\d+): (\d+) ([+\-*]) (\d+) = (-?\d+)(?:\n\nAnswer: (-?\d+))?$")
+# The first operand may be negative: a slip below 0 is carried on as written ("-1 + 5 = 4" is propagated, not a format
+# error); the second operand is the problem's own number (0..50)
+_STEP_RE = re.compile(r"^(?:\n\n)?Step (\d+): (-?\d+) ([+\-*]) (\d+) = (-?\d+)(?:\n\nAnswer: (-?\d+))?$")
 
 
 def _apply(a: int, op: str, b: int) -> int:
