@@ -44,7 +44,7 @@ def test_t4_profile_labelling_is_capped_to_its_budget(tiny_tokenizer):
     from stepdpo_lite.tutorial.smoke import GSM8K_SLICE
 
     t4 = profiles.get_profile("t4-16gb")
-    problems = tasks.GSM8KTask(str(GSM8K_SLICE)).splits(100, 50, tokenizer=tiny_tokenizer)
+    problems = tasks.GSM8KTask(str(GSM8K_SLICE)).splits(100, 40, tokenizer=tiny_tokenizer)
     plan = tasks.labelling_plan(tasks.GSM8KTask(), problems, n_samples=t4.n_samples_per_problem, n_rollouts=8,
                                 tokens_per_rollout=t4.max_new_tokens, tokens_per_s=t4.sampling_tokens_per_s,
                                 budget_minutes=t4.mc_budget_minutes, batch_size=t4.sample_batch_size)

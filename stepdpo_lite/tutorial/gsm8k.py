@@ -121,7 +121,7 @@ def carve(rows, n_train: int, n_eval: int, seed: int = 0) -> dict:
     from datasets import Dataset
 
     rows = list(rows)
-    region = len(rows) // 5
+    region = -(-len(rows) // 5)  # a fifth, rounded up: a pool of 4 still has a test and a validation problem
     if n_eval > region or n_train > len(rows) - 2 * region:
         raise ValueError(f"carve: the pool has {len(rows)} problems: at most {region} test, {region} validation and "
                          f"{len(rows) - 2 * region} train; asked for {n_eval}, {n_eval} and {n_train}")
