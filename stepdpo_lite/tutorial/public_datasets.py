@@ -156,7 +156,8 @@ def load_math_shepherd(path, *, skip_invalid: bool = False) -> Dataset:
 
 _CALC_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
              ast.Mod: operator.mod, ast.Pow: operator.pow, ast.FloorDiv: operator.floordiv}
-_ANNOTATION = re.compile(r"<<([^<>]*)=([^<>=]*)>>\$?(-?[\d,]*\.?\d+(?:/\d+)?)?")
+# The number written after an annotation: thousands may be grouped with commas or spaces ("17 500")
+_ANNOTATION = re.compile(r"<<([^<>]*)=([^<>=]*)>>\$?(-?\d{1,3}(?:[ ,]\d{3})+(?:\.\d+)?|-?[\d,]*\.?\d+(?:/\d+)?)?")
 
 
 def _calc(text: str) -> float:
@@ -181,10 +182,16 @@ def _calc(text: str) -> float:
 
 
 def _same_number(x: float, written: str) -> bool:
-    """``x`` equals the number ``written``, also when written rounded (10/3 = 3.33)."""
+    """``x`` equals the number ``written``, also when written rounded (10/3 = 3.33) or cut (14.9999 = 14.99)."""
+    written = written.replace(" ", "")  # 17 500
     y = _calc(written)
     decimals = len(written.strip().split(".")[1]) if "." in written else 0
-    return abs(x - y) <= 1e-6 * max(1.0, abs(y)) or round(x, decimals) == round(y, decimals)
+    if abs(x - y) <= 1e-6 * max(1.0, abs(y)) or round(x, decimals) == round(y, decimals):
+        return True
+    if decimals > 12 or not abs(x) < 1e15:  # past float precision a cut says nothing
+        return False
+    scale = 10 ** decimals
+    return int(x * scale + (1e-9 if x >= 0 else -1e-9)) == round(y * scale)  # cut toward zero
 
 
 def calculator_check(line: str) -> bool:
