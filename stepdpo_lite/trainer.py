@@ -260,11 +260,10 @@ class StepwiseDPOTrainer(DPOTrainer):
                              "the chat template first (trl.apply_chat_template)")
         filled = _filled_columns(dataset, STEP_VALUE_COLUMNS)
         for kind in ("labels", "rewards"):  # one side alone: the other would take the defaults, silently
-            given = [f"{side}_step_{kind}" for side in ("chosen", "rejected") if f"{side}_step_{kind}" in filled]
-            if len(given) == 1:
-                other = given[0].replace("chosen", "rejected") if given[0].startswith("chosen") else \
-                    given[0].replace("rejected", "chosen")
-                raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has {given[0]!r} but no {other!r}: "
+            sides = (f"chosen_step_{kind}", f"rejected_step_{kind}")
+            if (sides[0] in filled) != (sides[1] in filled):
+                given, missing = sides if sides[0] in filled else sides[::-1]
+                raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has {given!r} but no {missing!r}: "
                                  f"give both sides' step {kind} (or neither: then every chosen step counts as right "
                                  "and every rejected one as wrong)")
         dataset = dataset.map(check_row, with_indices=True, fn_kwargs=dict(

@@ -47,9 +47,10 @@ def extract_answer(text: str) -> float | None:
     (``Answer: 18 (6 × 3)`` is 18)."""
     for marker in ("Answer:", "####"):
         if marker in text:
-            line = text.rsplit(marker, 1)[1].strip().split("\n", 1)[0]
+            after = text.rsplit(marker, 1)[1]
+            line = after.strip().split("\n", 1)[0]
             found = _NUMBER.findall(line.rsplit("=", 1)[1]) if "=" in line else []
-            found = found or _NUMBER.findall(line) or _NUMBER.findall(text.rsplit(marker, 1)[1])
+            found = found or _NUMBER.findall(line) or _NUMBER.findall(after)
             if found:
                 return _to_float(found[0])
     found = _NUMBER.findall(text)

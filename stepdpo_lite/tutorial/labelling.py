@@ -214,8 +214,8 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
             prefix, wrong = "".join(v.steps[:k]), v.steps[k]
             sampled = next((c for c in right_next.get(prefix, ()) if c != wrong), None)
             # gold's step k follows gold's prefix only: a prefix labelled right by noisy (Monte-Carlo) labels may differ
-            gold_k = gold[k] if use_gold and k < len(gold) and gold[k] != wrong and "".join(gold[:k]) == prefix \
-                else None
+            on_gold_path = use_gold and k < len(gold) and "".join(gold[:k]) == prefix
+            gold_k = gold[k] if on_gold_path and gold[k] != wrong else None
             if (prefix, wrong) in pairs:
                 left["repeated_pairs"] += 1
             elif sampled is not None or gold_k is not None:
@@ -224,7 +224,7 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
                                         "chosen_source": "sampled" if sampled is not None else "gold", "step_index": k}
             elif wrong in right_next.get(prefix, ()):
                 left["step_labelled_right_and_wrong"] += 1
-            elif use_gold and k < len(gold) and "".join(gold[:k]) != prefix:
+            elif use_gold and k < len(gold) and not on_gold_path:
                 left["prefix_is_not_golds"] += 1
             else:  # e.g. an extra step after the answer: no right step k exists
                 left["no_right_step_k"] += 1

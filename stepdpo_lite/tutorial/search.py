@@ -308,8 +308,8 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
     finished beams still held, the ``n_beams`` with the best aggregated PRM score are kept (ties: the earlier
     one). A beam finishes at EOS, at an answer line (``answer_pattern``), when its solution reaches
     ``max_new_tokens`` tokens (a step may take what its path has left), at ``max_steps`` steps, or when its
-    problem has generated ``token_budget`` tokens. The chosen solution is the best-scored finished beam of all subtrees (one that ended by itself,
-    EOS or answer, before one that was cut). A prefix sampled twice is scored once; with ``unique`` it also
+    problem has generated ``token_budget`` tokens. The chosen solution is the best-scored finished beam of all
+    subtrees (one that ended by itself, EOS or answer, before one that was cut). A prefix sampled twice is scored once; with ``unique`` it also
     takes only one place in the beam (more diversity; off by default: a prefix the policy samples often and the
     PRM likes then gets more of the next samples, which did better on the toy world's validation split).
 
