@@ -56,10 +56,41 @@ def record_prompts(prompts: list[str]) -> None:
             f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in dict.fromkeys(prompts))
 
 
+def eos_token_ids(model, tokenizer) -> list[int]:
+    """The tokenizer's EOS and every EOS of the model's generation config (instruct models often list two, e.g.
+    Qwen2.5-Instruct's ``<|im_end|>`` and ``<|endoftext|>``): any of them ends a solution."""
+    ids = [tokenizer.eos_token_id]
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids += gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos]
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+@contextlib.contextmanager
+def exact_sampling(model):
+    """For the block, the model's saved generation settings keep only their token ids. ``generate`` fills every
+    setting a call leaves unset from them, and instruct checkpoints ship sampling defaults there (Qwen2.5-Instruct:
+    ``repetition_penalty``, ``top_k``, ``top_p``): greedy would be penalised greedy, and sampling at T not the
+    policy's distribution, whose log-probabilities the trainers and verifiers read."""
+    from transformers import GenerationConfig
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT generates with its base's
+    saved = getattr(inner, "generation_config", None)
+    if saved is None:
+        yield model
+        return
+    ids = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+    inner.generation_config = GenerationConfig(**{k: getattr(saved, k) for k in ids
+                                                  if getattr(saved, k, None) is not None})
+    try:
+        yield model
+    finally:
+        inner.generation_config = saved
+
+
 def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float = 1.0, batch_size: int = 64,
                      max_new_tokens: int = 160, seed: int = 0, progress: bool = True) -> list[list[str]]:
     """``n`` solutions per prompt text (``temperature=0`` is greedy; T > 0 samples the full distribution:
-    ``top_k=0``, ``top_p=1``); returns one list of ``n`` texts per prompt, in order. A prompt that is empty, or
+    ``top_k=0``, ``top_p=1``, none of the model's saved sampling settings: ``exact_sampling``); returns one list of ``n`` texts per prompt, in order. A prompt that is empty, or
     too long for the model's context with ``max_new_tokens`` more tokens, raises a ``ValueError`` naming it."""
     import torch
     from tqdm.auto import tqdm
@@ -73,12 +104,13 @@ def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float =
     device = next(model.parameters()).device
     out = []
     sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
+    eos = eos_token_ids(model, tokenizer)
     try:
         for i in tqdm(range(0, len(flat), batch_size), desc="sampling", disable=not progress):
             batch = tokenizer(flat[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            with torch.no_grad():
+            with torch.no_grad(), exact_sampling(model):
                 gen = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                     eos_token_id=tokenizer.eos_token_id, **sampling)
+                                     eos_token_id=eos, **sampling)
             out += tokenizer.batch_decode(gen[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
     finally:
         tokenizer.padding_side = side

@@ -64,3 +64,34 @@ def test_temperature_zero_is_still_greedy(base):
     kw = dict(n=2, temperature=0, max_new_tokens=3, progress=False)
     (a, b), = generation.sample_solutions(model, tok, [PROMPT], seed=0, **kw)
     assert a == b == generation.sample_solutions(model, tok, [PROMPT], seed=1, **kw)[0][0]
+
+
+def test_sampling_ignores_the_models_saved_generation_settings(base):
+    """Instruct checkpoints ship sampling defaults in their generation config (Qwen2.5-Instruct: a repetition
+    penalty, top-k, top-p), and ``generate`` filled in every setting a call left unset from it: "greedy" was
+    penalised greedy and T = 1 a truncated distribution (a penalty of 1.3 changed every greedy solution here)."""
+    import copy
+
+    from stepdpo_lite.tutorial import search
+
+    model, tok = base
+    prompts = [p.prompt for p in toyworld.make_problems(3, "test")]
+
+    def draw():
+        greedy = generation.sample_solutions(model, tok, prompts, n=1, temperature=0, max_new_tokens=48,
+                                             progress=False)
+        sampled = generation.sample_solutions(model, tok, prompts, n=2, temperature=1.0, max_new_tokens=48, seed=3,
+                                              progress=False)
+        steps = search.generate(model, tok, prompts, n=2, temperature=1.0, max_new_tokens=48, seed=3)
+        return greedy, sampled, [[g.text for g in row] for row in steps]
+
+    plain = draw()
+    saved = model.generation_config
+    model.generation_config = copy.deepcopy(saved)
+    model.generation_config.update(repetition_penalty=1.3, no_repeat_ngram_size=2, top_k=2, top_p=0.5,
+                                   temperature=0.3)
+    try:
+        assert draw() == plain
+        assert model.generation_config.repetition_penalty == 1.3  # the model's own settings are back afterwards
+    finally:
+        model.generation_config = saved

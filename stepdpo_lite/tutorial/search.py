@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ..checks import positive_int
-from ..generation import check_sampling, prompt_texts, record_prompts
+from ..generation import check_sampling, eos_token_ids, exact_sampling, prompt_texts, record_prompts
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
 from .labelling import prompts_of
@@ -74,14 +74,6 @@ def _cut(text: str, delimiter: str, lead: str = "") -> int | None:
             return i
         i = text.find(delimiter, i + 1)
     return None
-
-
-def _eos_ids(model, tokenizer) -> list[int]:
-    """The tokenizer's EOS and every EOS of the model's generation config (instruct models often list two)."""
-    ids = [tokenizer.eos_token_id]
-    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids += gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos]
-    return list(dict.fromkeys(i for i in ids if i is not None))
 
 
 def _step_stopper(tokenizer, delimiter: str | None, prompt_len: int, leads: Sequence[str], eos: set[int],
@@ -128,8 +120,9 @@ def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: s
 
     ``leads[i]`` is the start of the step text ``i`` continues (e.g. the delimiter itself): a delimiter ends a
     step only when ``leads[i]`` + the text before it is not blank, so no step is ever blank. Sampling is pure
-    (``top_k=0``, ``top_p=1``) at ``temperature`` (0: greedy), as ``generation.sample_solutions``; ``seed`` seeds
-    torch once before the first batch (None: leave the generator as it is).
+    (``top_k=0``, ``top_p=1``, none of the model's saved settings: ``generation.exact_sampling``) at ``temperature``
+    (0: greedy), as ``generation.sample_solutions``; ``seed`` seeds torch once before the first batch (None: leave
+    the generator as it is).
     """
     import torch
 
@@ -145,7 +138,7 @@ def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: s
         raise ValueError(f"generate: {len(texts)} texts but {len(leads)} leads")
     _record(texts)
     rows = [(i, texts[i], leads[i], caps[i]) for i in range(len(texts)) for _ in range(n)]
-    eos = _eos_ids(model, tokenizer)
+    eos = eos_token_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     sampling = (dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0
                 else dict(do_sample=False))
@@ -165,7 +158,7 @@ def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: s
             # is where it stopped, since generate pads a finished row (with EOS itself when there is no pad token).
             stopper = (_step_stopper(tokenizer, delimiter, width, [rows[r][2] for r in batch], set(eos), row_caps)
                        if delimiter or len(set(row_caps)) > 1 else None)
-            with torch.no_grad():
+            with torch.no_grad(), exact_sampling(model):
                 seqs = model.generate(**enc, max_new_tokens=max(row_caps), pad_token_id=pad, eos_token_id=eos,
                                       **({"stopping_criteria": [stopper]} if stopper else {}), **sampling)
             new = seqs[:, width:].tolist()
