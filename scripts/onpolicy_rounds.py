@@ -23,6 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
+from stepdpo_lite.models import resolve_dtype, trainer_precision  # noqa: E402
 from stepdpo_lite.tutorial import onpolicy, runs, tasks, toyworld  # noqa: E402
 from stepdpo_lite.tutorial.profiles import get_profile, load_profile_model  # noqa: E402
 
@@ -112,12 +115,15 @@ def main(argv=None):
                                 rejected_probs=args.rejected_probs, max_new_tokens=profile.max_new_tokens,
                                 batch_size=profile.sample_batch_size, threshold=threshold)
     steps = args.steps or -1
+    on_cpu = not torch.cuda.is_available()
+    device = "cpu" if on_cpu else "cuda"
     train_args = dict(per_device_train_batch_size=args.batch_size,
                       gradient_accumulation_steps=1 if profile.task == "toy" else profile.gradient_accumulation_steps,
                       learning_rate=args.lr or profile.dpo_learning_rate, max_steps=steps,
                       num_train_epochs=1, max_length=profile.max_length, lr_scheduler_type="constant",
                       warmup_steps=0, logging_steps=5, save_strategy="no", report_to="none", disable_tqdm=True,
-                      use_cpu=profile.device == "cpu", gradient_checkpointing=profile.gradient_checkpointing)
+                      use_cpu=on_cpu, gradient_checkpointing=profile.gradient_checkpointing,
+                      **trainer_precision(resolve_dtype(profile.dtype, device), device))  # as notebook 04's
     ts = onpolicy.TrainSettings(beta=args.beta, sft_weight=args.sft_weight, outcome_weight=args.outcome_weight,
                                 step_pairing=args.step_pairing, step_weight=args.step_weight,
                                 step_gradient=args.step_gradient, step_rejected=args.step_rejected, args=train_args)

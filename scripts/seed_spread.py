@@ -66,7 +66,7 @@ def rounds_by_seed(paths: list[str], round_index: int | None = None) -> dict:
         seed = result["config"]["seed"]
         if seed in by_seed:
             raise ValueError(f"--from-rounds: {path} holds seed {seed} again")
-        by_seed[seed] = onpolicy.metrics_of(result["rounds"][:n])
+        by_seed[seed] = onpolicy.metrics_of(result["rounds"][:n], base=result.get("base"))
     return by_seed
 
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, fields
 import torch
 from accelerate.utils import is_peft_model
 from datasets import Dataset
-from transformers.utils import is_torch_bf16_gpu_available
 from trl import DPOConfig, DPOTrainer
 from trl.data_utils import extract_prompt, is_conversational
 from trl.models.utils import disable_gradient_checkpointing
@@ -63,6 +62,14 @@ def _without_max_length(args):
     return args
 
 
+def default_bf16(use_cpu: bool = False) -> bool:
+    """What an unset ``bf16`` should mean: TRL's configs turn it on, and on a CPU (with ``use_cpu=True``, which
+    transformers then allows) that trains under bfloat16 autocast, not in the float32 the model is in. On only where
+    a bf16-capable GPU trains."""
+    # not is_torch_bf16_gpu_available(): it counts emulation, so a T4 would train in emulated bf16
+    return not use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def float32_adapters_for_fp16(trainer) -> None:
     """Under fp16 mixed precision, put trainable weights that TRL cast to bfloat16 back in float32: TRL's DPOTrainer
     stores a 4-bit model's LoRA weights in bfloat16 (QLoRA's recipe), and a GPU without bfloat16 (Colab's T4) trains
@@ -81,8 +88,8 @@ class StepwiseDPOConfig(DPOConfig):
     The defaults are the reference design's (step and outcome loss, weight 1 each, no NLL). Notebook 04's recipe is
     ``step_loss_weight=1.0, outcome_loss_weight=0.0, sft_loss_weight=5.0``, ``beta=step_beta=0.1``: without the NLL
     term the step loss needed a tenth of the NLL's learning rate on the toy world, and still drifted (benchmarks).
-    On a CPU it trains in float32 without further arguments: an unset ``bf16`` (TRL turns it on, transformers
-    refuses it on CPU unless ``use_cpu=True``) stays off when no bf16-capable GPU is present.
+    On a CPU it trains in float32 without further arguments: an unset ``bf16`` (TRL turns it on, and with
+    ``use_cpu=True`` transformers then trains under bfloat16 autocast) stays off unless a bf16-capable GPU trains.
     """
 
     step_beta: float = field(default=0.1, metadata={"help": "β of the step loss (scale of the step log-ratios ρ_k)."})
@@ -126,8 +133,8 @@ class StepwiseDPOConfig(DPOConfig):
     def __post_init__(self):
         if self.outcome_beta is None:
             self.outcome_beta = self.beta
-        if self.bf16 is None and not self.fp16 and not self.use_cpu and not is_torch_bf16_gpu_available():
-            self.bf16 = False  # TRL's unset bf16 means True, and transformers raises for bf16 on CPU (see docstring)
+        if self.bf16 is None and not self.fp16:
+            self.bf16 = default_bf16(self.use_cpu)  # TRL's unset bf16 means True, on a CPU too (see default_bf16)
         weights = [finite_number(w, name, "StepwiseDPOConfig") for name, w in (
             ("step_loss_weight", self.step_loss_weight), ("outcome_loss_weight", self.outcome_loss_weight),
             ("sft_loss_weight", self.sft_loss_weight))]

@@ -488,6 +488,91 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     assert len(fig.axes) == 4  # greedy, sampled, steps right (the checker), and Stepwise DPO minus the others
 
 
+def test_a_step_pairs_chosen_that_goes_wrong_after_its_step_is_counted():
+    """A Step-DPO pair's chosen is a whole solution: after its right step k it may go wrong. The pair is sound (not
+    mislabelled), but DPO and NLL only train on that whole solution, and it was not counted anywhere."""
+    p, gold, bad, prm, rows = one_step_pair()
+    v = p.values
+    later_slip = toyworld.format_solution([(v[0], *p.ops[0], v[1]), (v[1], *p.ops[1], v[2]), (v[2], *p.ops[2], v[3] + 1)])
+    assert toyworld.check(p, later_slip).first_error == 2 and rows[0]["step_index"] == 1
+    counts = prm_pairs.count_mislabels([p], [rows[0], dict(rows[0], chosen=later_slip)])
+    assert counts["mislabelled"] == 0 and counts["chosen_wrong_after_step"] == 1
+
+
+@pytest.mark.parametrize("knob, value", [("samples_per_problem", 0), ("step_pairs_per_problem", -1),
+                                         ("step_tries", 0), ("step_attempts", 0), ("max_pairs_per_problem", 0),
+                                         ("negative_tries", 0), ("step_negatives", -1)])
+def test_round_settings_refuse_counts_that_would_build_no_pairs(knob, value):
+    """samples_per_problem=0 gave "no pairs, nothing to train" every round, step_attempts=0 no accepted step,
+    step_pairs_per_problem=-1 "all but the last": silently."""
+    with pytest.raises(ValueError, match=f"{knob} must be an int >= "):
+        onpolicy.RoundSettings(**{knob: value})
+
+
+def test_step_pair_builders_refuse_counts_that_would_build_no_pairs():
+    p, gold, bad, _ = problem_and_texts()
+    prm = StubPRM()
+    samples = prm_pairs.label_samples(prm, [p], [[bad]], THRESHOLD, policy="dpo")
+    for kw in (dict(max_per_problem=-1), dict(max_per_problem=0), dict(tries=0), dict(attempts=0)):
+        with pytest.raises(ValueError, match=f"step_pairs: {next(iter(kw))} must be an int >= 1"):
+            prm_pairs.step_pairs({"dpo": None}, None, prm, [p], samples, THRESHOLD,
+                                 sample_fn=StubSampler(p, gold, bad), **kw)
+    _, _, _, _, rows = one_step_pair()
+    with pytest.raises(ValueError, match="step_negatives: max_per_state must be an int >= 1"):
+        prm_pairs.step_negatives({"dpo": None}, None, prm, [p], rows, THRESHOLD, max_per_state=-1)
+
+
+def test_a_round_refuses_a_sampler_without_policy_and_one_model_for_every_method():
+    """``--sampler dpo --methods stepwise_dpo nll_only`` failed with KeyError: 'dpo' after everything had loaded,
+    and one model given for every method was trained three times in turn, its "differences" to itself reported."""
+    two = {"stepwise_dpo": object(), "nll_only": object()}
+    with pytest.raises(ValueError, match=r"run_round: no policy for \['dpo'\]"):
+        onpolicy.run_round(two, None, None, [], [], onpolicy.RoundSettings(sampler="dpo"), onpolicy.TrainSettings(),
+                           methods=list(two))
+    with pytest.raises(ValueError, match=r"run_round: no policy for \['dpo'\]"):
+        onpolicy.run_round(two, None, None, [], [], onpolicy.RoundSettings(), onpolicy.TrainSettings())
+    model = object()
+    with pytest.raises(ValueError, match="every method needs its own copy of the policy"):
+        onpolicy.run_round({m: model for m in onpolicy.METHODS}, None, None, [], [], onpolicy.RoundSettings(),
+                           onpolicy.TrainSettings())
+
+
+def test_every_method_trains_in_the_models_float32_on_a_cpu(tmp_path, tiny_model, tiny_tokenizer):
+    """TRL's configs turn an unset bf16 on, and with use_cpu=True transformers then trains under bfloat16 autocast:
+    scripts/onpolicy_rounds.py trained all three methods so, while notebook 04 (explicit flags) trains in float32."""
+    from stepdpo_lite.trainer import StepwiseDPOConfig
+
+    assert "bf16" not in FAST
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
+    rows = step_rows()
+    for method in onpolicy.METHODS:
+        tr = onpolicy.make_trainer(method, copy.deepcopy(tiny_model), tok, rows, onpolicy.TrainSettings(args=FAST),
+                                   str(tmp_path / method), ref_model=copy.deepcopy(tiny_model).eval())
+        assert tr.args.bf16 is False and tr.args.fp16 is False, method
+    assert StepwiseDPOConfig(output_dir=str(tmp_path / "c"), use_cpu=True).bf16 is False
+    assert StepwiseDPOConfig(output_dir=str(tmp_path / "c"), use_cpu=True, bf16=True).bf16 is True  # asked for
+
+
+def test_critical_token_variants_log_the_step_loss_they_train(tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
+    """The fresh-rejected variant logged the parent's step loss (against the round's rejected token) as
+    ``loss/step``, not the one it trains."""
+    from stepdpo_lite.tutorial.fresh_rejected_pairs import FreshRejectedStepDPOTrainer
+
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
+    rows = step_rows()
+    settings = onpolicy.TrainSettings(step_pairing="first_token", step_rejected="fresh", args=FAST)
+    tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings, str(tmp_path / "f"),
+                               ref_model=copy.deepcopy(tiny_model).eval())
+    monkeypatch.setattr(FreshRejectedStepDPOTrainer, "_critical_token_step_loss",
+                        lambda self, model, inputs: torch.tensor(7.25))
+    batch = tr.data_collator([tr.train_dataset[i] for i in range(len(rows))])
+    tr.model.train()
+    tr.compute_loss(tr.model, batch)
+    assert tr._metrics["train"]["loss/step"][-1] == 7.25
+
+
 def test_round_problems_and_share_out():
     ps = list(range(10))
     assert onpolicy.round_problems(ps, 4, 1) == [0, 1, 2, 3] and onpolicy.round_problems(ps, 4, 3) == [8, 9, 0, 1]
@@ -587,3 +672,14 @@ def test_seed_spread_judges_saved_onpolicy_rounds_after_any_round(tmp_path, caps
         script["main"](["--round", "1"])
     script["main"](["--from-rounds", *files, "--out", str(tmp_path / "judged.json")])
     assert json.loads((tmp_path / "judged.json").read_text())["2"]["stepwise_dpo"]["rounds"] == 2
+    # runs of two methods (--methods stepwise_dpo nll_only) with the start policy's figures: no DPO entry
+    # (it was one without figures, and the table's KeyError: 'accuracy'), and the base column filled
+    for path in files:
+        result = json.loads(Path(path).read_text())
+        result["base"] = {"accuracy": 0.5, "sampled_accuracy": 0.25}
+        for rec in result["rounds"]:
+            del rec["dpo"], rec["stepwise_dpo_minus"]["dpo"]
+        Path(path).write_text(json.dumps(result))
+    two = script["main"](["--from-rounds", *files])
+    assert all("dpo" not in p and p["base"]["accuracy"] == 0.5 for p in two.values())
+    assert "50.0 / 25.0" in capsys.readouterr().out

@@ -92,14 +92,21 @@ def test_config_validation(tmp_path):
 
 
 def test_config_works_on_cpu_without_extra_arguments(tmp_path, monkeypatch):
-    """TRL's unset bf16 means True, which transformers refuses without a bf16 GPU unless use_cpu=True: the
-    config leaves bf16 off there (the test pretends no such GPU, so that it checks the same thing on a GPU)."""
-    import stepdpo_lite.trainer as trainer_module
+    """TRL's unset bf16 means True, which transformers refuses without a bf16 GPU unless use_cpu=True, and with it
+    trains under bfloat16 autocast: the config leaves bf16 off there (the test pretends no GPU, so that it checks the
+    same thing on a GPU). A T4 emulates bf16 (``is_torch_bf16_gpu_available`` says yes): off there too."""
+    from stepdpo_lite.trainer import default_bf16
 
-    monkeypatch.setattr(trainer_module, "is_torch_bf16_gpu_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cfg = StepwiseDPOConfig(output_dir=str(tmp_path), report_to="none")
     assert cfg.bf16 is False and not cfg.use_cpu
+    assert StepwiseDPOConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True).bf16 is False
     assert StepwiseDPOConfig(output_dir=str(tmp_path), report_to="none", bf16=False).bf16 is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)  # T4
+    assert default_bf16() is False and default_bf16(use_cpu=True) is False
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100, an H200
+    assert default_bf16() is True and default_bf16(use_cpu=True) is False
 
 
 def test_config_parses_with_hf_argument_parser(tmp_path):

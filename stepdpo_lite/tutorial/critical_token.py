@@ -44,7 +44,12 @@ class CriticalTokenStepDPOTrainer(StepwiseDPOTrainer):
             self.args.step_loss_weight = weight
         loss = out[0] if return_outputs else out
         if weight:
-            loss = loss + weight * self._critical_token_step_loss(model, inputs)
+            step_loss = self._critical_token_step_loss(model, inputs)
+            loss = loss + weight * step_loss
+            # the parent logged its own step loss (the round's rejected token): log the one trained instead
+            mode = "train" if model.training else "eval"
+            logged = self.accelerator.gather(step_loss.detach().float()[None]).mean().item()
+            self._metrics[mode]["loss/step"][-1] = logged
         return (loss, out[1]) if return_outputs else loss
 
     def _critical_token_step_loss(self, model, inputs):

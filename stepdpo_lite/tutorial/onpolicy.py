@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from .. import generation
+from ..checks import positive_int
 from . import tasks
 from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, mirrored_negatives, share_out,
                         solution_pairs, step_agreement, step_negatives, step_pairs)
@@ -83,7 +84,7 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
     adapter as the "ref" adapter, and a fresh adapter's reference is the adapter disabled)."""
     from trl import DPOConfig, DPOTrainer
 
-    from ..trainer import StepwiseDPOConfig, StepwiseDPOTrainer, float32_adapters_for_fp16
+    from ..trainer import StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16, float32_adapters_for_fp16
     from .colab import drop_log_printer
     from .fresh_rejected_pairs import FreshRejectedStepDPOTrainer
     from .output_layer_pairs import OutputLayerStepDPOTrainer
@@ -91,6 +92,8 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     common = dict(settings.args, output_dir=output_dir, beta=settings.beta)
+    if common.get("bf16") is None and not common.get("fp16"):  # one precision for all methods (TRL's DPOConfig
+        common["bf16"] = default_bf16(common.get("use_cpu", False))  # would turn bf16 on, on a CPU too)
     plain = ["prompt", "chosen", "rejected"]
     if method == "stepwise_dpo":
         open_ended = any(r.get("open_ended") for r in rows)
@@ -158,6 +161,12 @@ class RoundSettings:
     threshold: float = 0.0                # PRM log-odds threshold (notebook 02's validation threshold)
 
     def __post_init__(self):
+        for name in ("samples_per_problem", "max_pairs_per_problem", "step_pairs_per_problem", "step_tries",
+                     "step_attempts", "negative_tries", "max_new_tokens", "batch_size"):
+            positive_int(getattr(self, name), name, "RoundSettings")  # 0 or -1 dropped pairs silently
+        negatives = self.step_negatives
+        if not isinstance(negatives, int) or isinstance(negatives, bool) or negatives < 0:
+            raise ValueError(f"RoundSettings: step_negatives must be an int >= 0 (0: none), got {negatives!r}")
         if self.pairs not in PAIR_KINDS:
             raise ValueError(f"pairs must be one of {PAIR_KINDS}, got {self.pairs!r}")
         if self.sampler != "pooled" and self.sampler not in METHODS:
@@ -239,6 +248,12 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
     ``step_accuracy``, ``train_seconds`` and the per-problem counts; pairs built and PRM mislabels; seconds;
     ``stepwise_dpo_minus``: Stepwise DPO's accuracy minus each other method's, with a 95% interval) and the
     trainers."""
+    missing = [m for m in methods if m not in policies]
+    if missing or (rs.sampler != "pooled" and rs.sampler not in policies):
+        raise ValueError(f"run_round: no policy for {missing or [rs.sampler]} (policies: {list(policies)}; sampler "
+                         f"{rs.sampler!r})")
+    if len({id(policies[m]) for m in methods}) < len(methods):  # one model trained by every method in turn
+        raise ValueError("run_round: every method needs its own copy of the policy (the same model is given twice)")
     record = {"round": round_index, "label_source": "prm"}
     started = time.perf_counter()
     round_seed = seed + 1000 * round_index
@@ -420,8 +435,8 @@ def metrics_of(records: Sequence[dict], base: dict | None = None, methods: Seque
     out = {"rounds": rounds}
     if records:
         last = records[-1]
-        for m in methods:
-            out[m] = {k: last[m][k] for k in keep if k in last.get(m, {})}
+        for m in (m for m in methods if m in last):  # a method left out of the run has no figures to keep
+            out[m] = {k: last[m][k] for k in keep if k in last[m]}
             out[m]["label_source"] = "prm"
             out[m]["rounds"] = len(records)
         if "stepwise_dpo" in out and "stepwise_dpo_minus" in last:

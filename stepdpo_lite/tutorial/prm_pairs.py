@@ -200,6 +200,8 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
     rewards; and a counter of what was built and left out."""
     if require not in ("step", "solution"):
         raise ValueError(f"require must be 'step' or 'solution', got {require!r}")
+    for name, value in (("max_per_problem", max_per_problem), ("tries", tries), ("attempts", attempts)):
+        positive_int(value, name, "step_pairs")  # 0 built no pair, and -1 all but the last, silently
     if len(problems) != len(samples):
         raise ValueError(f"step_pairs: {len(problems)} problems but {len(samples)} lists of samples")
     if not policies:
@@ -293,6 +295,8 @@ def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, ste
         return [], Counter(pairs=0)
     if not policies:
         raise ValueError("step_negatives: no policies to write the wrong steps")
+    for name, value in (("tries", tries), ("max_per_state", max_per_state)):
+        positive_int(value, name, "step_negatives")
     sample_fn = sample_fn or generation.sample_solutions
     contexts = [r["prompt"] + r["initial_reason_steps"] for r in step_rows]
     prefixes = [extract_steps(r["initial_reason_steps"]) for r in step_rows]
@@ -429,7 +433,9 @@ def count_mislabels(problems, rows: Sequence[dict]) -> dict | None:
 
     A pair is mislabelled when its chosen side holds a step the checker calls wrong (for a step pair: its step
     k), or when the PRM put the rejected solution's first error elsewhere than the checker (a step pair's
-    prefix then holds a wrong step, or its "wrong" step k is right). None when the task has no step checker."""
+    prefix then holds a wrong step, or its "wrong" step k is right). ``chosen_wrong_after_step`` counts the step
+    pairs whose chosen solution goes wrong after a right step k: the Step-DPO pair is sound, but DPO and NLL only
+    train on that whole solution. None when the task has no step checker."""
     counts = Counter(pairs=len(rows))
     for i, r in enumerate(rows):
         if not 0 <= r["problem_index"] < len(problems):
@@ -440,8 +446,11 @@ def count_mislabels(problems, rows: Sequence[dict]) -> dict | None:
         if vc is None or vr is None:
             return None
         k = r["step_index"]
-        chosen_bad = (not vc.step_labels[k]) if k >= 0 and k < len(vc.step_labels) else vc.first_error >= 0
+        step_pair = 0 <= k < len(vc.step_labels)
+        chosen_bad = (not vc.step_labels[k]) if step_pair else vc.first_error >= 0
         rejected_bad = vr.first_error != r["prm_first_error"]
+        if step_pair:
+            counts["chosen_wrong_after_step"] += vc.first_error > k
         counts["chosen_wrong"] += chosen_bad
         counts["rejected_first_error_elsewhere"] += rejected_bad
         counts["mislabelled"] += chosen_bad or rejected_bad
