@@ -148,3 +148,17 @@ def test_gsm8k_rollout_rows_before_and_after_sampling(tiny_tokenizer):
     right, wrong = f"Step 1: a\n\nAnswer: {ps[0].answer}", "Step 1: a\n\nStep 2: b\n\nAnswer: -1"  # 2 steps
     # only wrong solutions need rollouts: 8 after each of their steps but the last (the answer is in step 2)
     assert t.rollout_rows(ps, n_rollouts=8, solutions=[[right, wrong, " "], [wrong]]) == [8, 8]
+
+
+def test_paired_difference_refuses_n_below_1_and_counts_that_are_not_finite():
+    """n = 0 and NaN counts gave NaN results: every comparison with NaN is false, so the range check let them by.
+    Shares stay allowed (best-of-N passes each problem's share of right picks, n = 1)."""
+    with pytest.raises(ValueError, match="paired_difference: n must be an int >= 1, got 0"):
+        tasks.paired_difference([1, 0, 1], [0, 0, 1], n=0)
+    with pytest.raises(ValueError, match="n must be an int"):
+        tasks.paired_difference([1, 0, 1], [0, 0, 1], n=2.0)
+    with pytest.raises(ValueError, match=r"right_a\[1\] must be a finite count of right solutions, got nan"):
+        tasks.paired_difference([1, float("nan"), 1], [0, 0, 1])
+    with pytest.raises(ValueError, match=r"right_b\[2\] must be a finite count of right solutions, got inf"):
+        tasks.paired_difference([1, 0, 1], [0, 0, float("inf")])
+    assert tasks.paired_difference([1, 0, 1], [0, 0, 0.5])["difference"] == pytest.approx(0.5)

@@ -215,3 +215,44 @@ def test_first_predicted_error_takes_a_probability_and_refuses_nan():
         labelling.label_agreement([], [])
     with pytest.raises(ValueError, match="solution 0 has 2 predicted but 1 gold labels"):  # 3 and 3 once flattened
         viz.plot_label_agreement([[True, False], [True]], [[True], [False, True]])
+
+
+def test_explorer_refuses_steps_or_labels_that_do_not_match_the_rewards_and_a_threshold_out_of_range():
+    """A step without its reward was dropped (or a reward shown on an empty step), short labels raised a bare
+    IndexError, and the slider clamped a threshold to [0.01, 0.99] without a word."""
+    with pytest.raises(ValueError, match="problem 0, solution 1 has 2 rewards, 3 steps"):  # step 3 was dropped
+        viz.step_reward_explorer(["p"], [[["a"], ["a", "b", "c"]]], [[[0.5], [0.5, 0.4]]])
+    with pytest.raises(ValueError, match="problem 0, solution 0 has 4 rewards, 2 steps"):  # 2 empty spans were shown
+        viz.step_reward_explorer(["p"], [[["a", "b"]]], [[[0.5, 0.4, 1.0, 1.0]]])
+    for labels in ([True], [True, False, True]):
+        with pytest.raises(ValueError, match=f"2 rewards, 2 steps and {len(labels)} step labels"):
+            viz.step_reward_explorer(["p"], [[["a", "b"]]], [[[0.5, 0.4]]], [[labels]])
+    for threshold in (0.0, 1.0, float("nan")):  # 0.0: a log-odds threshold, by mistake
+        with pytest.raises(ValueError, match=r"threshold is a probability in \(0, 1\)"):
+            viz.step_reward_explorer(["p"], [[["a"]]], [[[0.5]]], threshold=threshold)
+    box = viz.step_reward_explorer(["p"], [[["a", "b"]]], [[[-5.0, -6.0]]], threshold=0.004)
+    assert box.threshold.value == 0.004  # not clamped to 0.01
+    assert box.html.value.count("outline:2px") == 1  # sigmoid(-6) = 0.0025 is below it, sigmoid(-5) = 0.0067 not
+    assert viz.step_reward_explorer(["p"], [[["a"]]], [[[0.5]]], threshold=0.995).threshold.value == 0.995
+
+
+def test_label_agreement_refuses_a_solution_without_counterpart():
+    with pytest.raises(ValueError, match="2 predicted vs 1 gold entries .*entry 1 has no counterpart"):
+        viz.plot_label_agreement([[True, False], []], [[True, False]])  # was: 100% agreement
+
+
+def test_heatmap_first_errors_row_labels_and_legend():
+    fig = viz.plot_step_reward_heatmap([[1.0, -2.0], [1.0]], first_errors=np.array([1, -1]))  # used to crash
+    assert [p.get_xy() for p in fig.axes[0].patches if isinstance(p, Rectangle)] == [(0.5, -0.5)]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["checker: the first mistake"]  # no ×: no × key
+    with pytest.raises(ValueError, match=r"first_errors\[1\] is 3, but solution 1 has 1 steps"):
+        viz.plot_step_reward_heatmap([[1.0, -2.0], [1.0]], first_errors=[1, 3])  # was: silently not drawn
+    assert not viz.plot_step_reward_heatmap([[1.0, 2.0], [1.0]], [[True, True], [True]]).legends  # nothing marked
+    with pytest.raises(ValueError, match="row_labels has 1 entries for 2 solutions"):
+        viz.plot_step_reward_heatmap([[1.0, 2.0], [1.0]], row_labels=["a"])
+
+
+def test_training_curves_take_numpy_metrics():
+    history = [{"step": 1, "loss": np.float32(1.0)}, {"step": 2, "loss": np.float64(0.5)}, {"step": 3, "loss": True}]
+    (ax,) = viz.plot_training_curves({"run": history}).axes
+    assert len(ax.lines) == 1 and list(ax.lines[0].get_ydata()) == [1.0, 0.5]  # a bool is no metric

@@ -20,7 +20,7 @@ import numpy as np
 from accelerate.utils import is_peft_model
 
 from ..checks import positive_int
-from ..evaluation import _check_same_shape, process_reward_report, step_auroc
+from ..evaluation import _check_labels, _check_same_shape, process_reward_report, step_auroc
 from ..trainer import get_step_rewards
 
 
@@ -54,7 +54,18 @@ def base_rate_loss(labels) -> float:
     """Cross-entropy (nats) of always predicting the base rate p of ``labels`` (bools, flat or one list per
     solution): ``−(p·ln p + (1−p)·ln(1−p))``. A verifier's training loss that sits on this line has learned
     nothing but the label frequency."""
-    flat = [bool(y) for row in labels for y in (row if isinstance(row, (list, tuple)) else [row])]
+    rows = list(labels)
+    nested = [isinstance(row, (list, tuple, np.ndarray)) for row in rows]  # numpy rows too
+    if any(nested):  # one list per solution
+        for i, row in enumerate(rows):
+            if not nested[i]:
+                raise ValueError(f"base_rate_loss: labels[{i}] is a single label among lists of labels; pass one "
+                                 "list per solution or one flat list")
+            _check_labels(row, "base_rate_loss", f"labels[{i}]")  # bool(None) would count as wrong
+        flat = [bool(y) for row in rows for y in row]
+    else:
+        _check_labels(rows, "base_rate_loss", "labels")
+        flat = [bool(y) for y in rows]
     if not flat:
         raise ValueError("base_rate_loss: no labels")
     p = sum(flat) / len(flat)
@@ -65,6 +76,8 @@ def mean_by_label(step_values, step_labels, label: bool) -> float | None:
     """Mean of the per-step values whose label is ``label`` (one list of each per solution); None when no step
     has it (as ``step_auroc_by_position``: an undefined figure, which JSON, unlike NaN, can record)."""
     _check_same_shape(step_values, step_labels, "mean_by_label")
+    for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
+        _check_labels(labels, "mean_by_label", f"step_labels[{i}]")
     picked = [v for vs, ls in zip(step_values, step_labels) for v, y in zip(vs, ls) if bool(y) == label]
     return float(np.mean(picked)) if picked else None
 
@@ -87,6 +100,10 @@ def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards) -> dict:
     if len(chosen_rewards) != len(rejected_rewards) or not chosen_rewards:
         raise ValueError(f"chosen_vs_rejected_summary: {len(chosen_rewards)} chosen and {len(rejected_rewards)} "
                          "rejected reward lists (need equal, > 0)")
+    for i, (c, r) in enumerate(zip(chosen_rewards, rejected_rewards)):  # min() of an empty list says not which pair
+        if not len(c) or not len(r):
+            raise ValueError(f"chosen_vs_rejected_summary: pair {i}: the {'chosen' if not len(c) else 'rejected'} "
+                             "solution has no step rewards")
     ranked = sum(min(c) > min(r) for c, r in zip(chosen_rewards, rejected_rewards)) / len(chosen_rewards)
     depth = min(max(map(len, chosen_rewards)), max(map(len, rejected_rewards)))
     gaps = [float(np.mean([c[k] for c in chosen_rewards if len(c) > k])

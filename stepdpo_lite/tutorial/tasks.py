@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .. import generation
+from ..checks import positive_int
 from . import budget, gsm8k, labelling, toyworld
 
 
@@ -104,10 +105,18 @@ def paired_difference(right_a, right_b, n: int = 1, confidence: float = 0.95) ->
     import numpy as np
     from scipy import stats
 
-    a, b = (np.asarray(x, dtype=float) / n for x in (right_a, right_b))
+    positive_int(n, "n", "paired_difference")  # n = 0 or NaN would make every share NaN, past the range check
+    a, b = (np.asarray(x, dtype=float) for x in (right_a, right_b))
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"paired_difference: right_a and right_b must be flat lists of the same problems, got "
                          f"shapes {a.shape} and {b.shape}")
+    # a NaN compares false with the range check below: it would pass. Shares are fine (best-of-N's picks, n = 1)
+    for name, counts in (("right_a", a), ("right_b", b)):
+        bad = np.flatnonzero(~np.isfinite(counts))
+        if bad.size:
+            raise ValueError(f"paired_difference: {name}[{bad[0]}] must be a finite count of right solutions, got "
+                             f"{float(counts[bad[0]])}")
+    a, b = a / n, b / n
     if len(a) < 2:
         raise ValueError(f"paired_difference: an interval needs at least 2 problems, got {len(a)}")
     if min(a.min(), b.min()) < 0 or max(a.max(), b.max()) > 1:

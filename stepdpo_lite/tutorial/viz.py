@@ -15,6 +15,7 @@ import base64
 import html
 import io
 import math
+import numbers
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -121,8 +122,17 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
         _check_ragged("step_labels", step_labels, step_rewards, "step_rewards")
         if first_errors is None:
             first_errors = [first_error_index(list(row)) for row in step_labels]
-    if first_errors is not None and len(first_errors) != len(step_rewards):
-        raise ValueError(f"first_errors has {len(first_errors)} entries for {len(step_rewards)} solutions")
+    if first_errors is not None:
+        first_errors = list(first_errors)  # a numpy array has no truth value
+        if len(first_errors) != len(step_rewards):
+            raise ValueError(f"first_errors has {len(first_errors)} entries for {len(step_rewards)} solutions")
+        for i, fe in enumerate(first_errors):  # a box past the row's end would not be drawn, unnoticed
+            if fe is not None and not -1 <= fe < len(step_rewards[i]):
+                raise ValueError(f"plot_step_reward_heatmap: first_errors[{i}] is {fe}, but solution {i} has "
+                                 f"{len(step_rewards[i])} steps (-1 = no error)")
+    if row_labels is not None and len(row_labels) != len(step_rewards):
+        raise ValueError(f"plot_step_reward_heatmap: row_labels has {len(row_labels)} entries for "
+                         f"{len(step_rewards)} solutions")
     values = _padded(step_rewards)
     n, m = values.shape
     if as_probability:
@@ -143,17 +153,17 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     if annotate:
         for i, j in zip(*np.nonzero(~np.isnan(values))):
             ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7, color="black")
-    if step_labels is not None:
-        wrong = [(j, i) for i, row in enumerate(step_labels) for j, ok in enumerate(row) if not ok]
-        if wrong:
-            dx, dy = (0.3, -0.22) if annotate else (0.0, 0.0)
-            xs, ys = zip(*wrong)
-            ax.scatter(np.add(xs, dx), np.add(ys, dy), marker="x", s=28 if annotate else 60, c="black",
-                       linewidths=1.4, zorder=3)
-    for i, fe in enumerate(first_errors or []):
-        if fe is not None and 0 <= fe < len(step_rewards[i]):
-            ax.add_patch(Rectangle((fe - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.5,
-                                   zorder=4))
+    wrong = [] if step_labels is None else [(j, i) for i, row in enumerate(step_labels) for j, ok in enumerate(row)
+                                            if not ok]
+    if wrong:
+        dx, dy = (0.3, -0.22) if annotate else (0.0, 0.0)
+        xs, ys = zip(*wrong)
+        ax.scatter(np.add(xs, dx), np.add(ys, dy), marker="x", s=28 if annotate else 60, c="black",
+                   linewidths=1.4, zorder=3)
+    boxes = [(i, fe) for i, fe in enumerate(first_errors if first_errors is not None else [])
+             if fe is not None and fe >= 0]
+    for i, fe in boxes:
+        ax.add_patch(Rectangle((fe - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.5, zorder=4))
     ax.set_xticks(range(m), [str(j + 1) for j in range(m)])
     ax.set_yticks(range(n), row_labels if row_labels is not None else [str(i + 1) for i in range(n)])
     ax.set_xticks(np.arange(-0.5, m), minor=True)
@@ -161,9 +171,11 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     ax.grid(which="minor", color="white", linewidth=1)
     ax.tick_params(which="minor", length=0)
     ax.set(xlabel="step", ylabel="solution", title=title or "Per-step rewards")
-    if step_labels is not None or first_errors is not None:
-        handles = [Line2D([], [], marker="x", ls="", color="black", label=LABEL_MEANINGS[label_meaning]),
-                   Patch(fill=False, edgecolor="black", linewidth=2, label="checker: the first mistake")]
+    # a key only for the marks drawn: an × in the key of a picture without one would suggest a step is wrong
+    handles = ([Line2D([], [], marker="x", ls="", color="black", label=LABEL_MEANINGS[label_meaning])] if wrong
+               else []) + ([Patch(fill=False, edgecolor="black", linewidth=2, label="checker: the first mistake")]
+                           if boxes else [])
+    if handles:
         fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     return _finish(fig, save_to)
 
@@ -275,7 +287,7 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
         plotted = 0
         for name, history in log_histories.items():
             pts = [(e.get("step", i), float(e[key])) for i, e in enumerate(history or [])
-                   if isinstance(e.get(key), (int, float)) and not isinstance(e.get(key), bool)
+                   if isinstance(e.get(key), numbers.Real) and not isinstance(e.get(key), bool)  # numpy too
                    and math.isfinite(e[key])]
             if not pts:
                 continue
@@ -455,7 +467,11 @@ def plot_label_agreement(predicted, gold, names=("Monte-Carlo", "gold"), title=N
     Takes flat lists of bools or per-solution lists of lists of the same shape.
     """
     nested = lambda xs: [x if isinstance(x, (list, tuple, np.ndarray)) else [x] for x in xs]
-    for i, (a, b) in enumerate(zip(nested(predicted), nested(gold))):  # a shift would pair the wrong steps
+    rows_p, rows_g = nested(predicted), nested(gold)
+    if len(rows_p) != len(rows_g):  # zip would stop at the shorter: the extra solutions would be left out unnoticed
+        raise ValueError(f"plot_label_agreement: {len(rows_p)} predicted vs {len(rows_g)} gold entries (solutions, or "
+                         f"labels when flat): entry {min(len(rows_p), len(rows_g))} has no counterpart")
+    for i, (a, b) in enumerate(zip(rows_p, rows_g)):  # a shift would pair the wrong steps
         if len(a) != len(b):
             raise ValueError(f"plot_label_agreement: solution {i} has {len(a)} predicted but {len(b)} gold labels")
     flat = lambda xs: [bool(v) for x in nested(xs) for v in x]
@@ -507,11 +523,14 @@ def _explorer_figure(rewards, verdicts, threshold):
     return fig
 
 
+def _steps_of(solution, delimiter) -> list:
+    return list(solution) if not isinstance(solution, str) else extract_steps(solution, delimiter)
+
+
 def _explorer_html(problem, solutions, rewards, verdicts, threshold, delimiter) -> str:
     rows = [f"<div style='font-family:monospace;white-space:pre-wrap'><b>{html.escape(_text_of(problem))}</b></div>"]
     for j, (sol, r) in enumerate(zip(solutions, rewards)):
-        steps = list(sol) if not isinstance(sol, str) else extract_steps(sol, delimiter)
-        steps = (steps + [""] * len(r))[: len(r)]
+        steps = _steps_of(sol, delimiter)  # as many as rewards: step_reward_explorer checks it
         pred, labels = first_predicted_error(r, threshold), _gold(verdicts[j])[0] if verdicts else None
         cells = []
         for k, (s, p) in enumerate(zip(steps, sigmoid(r))):
@@ -536,6 +555,9 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
     """
     import ipywidgets as w
 
+    if not 0 < threshold < 1:  # the slider would clamp it to its range without a word
+        raise ValueError(f"step_reward_explorer: threshold is a probability in (0, 1), got {threshold!r} (a log-odds "
+                         "threshold t is sigmoid(t))")
     if not (len(problems) == len(solutions) == len(step_rewards)) or not len(problems):
         raise ValueError(f"step_reward_explorer: {len(problems)} problems, {len(solutions)} solution lists and "
                          f"{len(step_rewards)} reward lists (need equal, > 0)")
@@ -543,9 +565,17 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
         if len(sols) != len(rews) or (verdicts is not None and len(verdicts[i]) != len(rews)):
             raise ValueError(f"step_reward_explorer: problem {i} has {len(sols)} solutions but {len(rews)} reward "
                              "lists" + ("" if verdicts is None else f" and {len(verdicts[i])} verdicts"))
+        for j, (sol, r) in enumerate(zip(sols, rews)):  # a step without a reward would be dropped, or shown blank
+            n_steps = len(_steps_of(sol, delimiter))
+            n_labels = None if verdicts is None else len(_gold(verdicts[i][j])[0])
+            if n_steps != len(r) or n_labels not in (None, len(r)):
+                raise ValueError(f"step_reward_explorer: problem {i}, solution {j} has {len(r)} rewards, {n_steps} "
+                                 "steps" + ("" if n_labels is None else f" and {n_labels} step labels")
+                                 + " (need one of each per step)")
     picker = w.Dropdown(options=[(f"{i + 1}: {_short(_text_of(p), 48)}", i) for i, p in enumerate(problems)],
                         value=0, description="problem")
-    slider = w.FloatSlider(value=threshold, min=0.01, max=0.99, step=0.01, description="threshold")  # P(right)
+    slider = w.FloatSlider(value=threshold, min=min(0.01, threshold), max=max(0.99, threshold), step=0.01,
+                           description="threshold")  # P(right); the range holds the value given, not to clamp it
     text, out = w.HTML(), w.Output()
 
     def update(_=None):
