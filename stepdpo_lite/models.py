@@ -177,6 +177,22 @@ def keep_4bit_weights_unpacked(model) -> int:
     return count
 
 
+def float32_beside_4bit(model) -> int:
+    """Put the weights a 4-bit model keeps unquantized (embeddings, norms, biases, an untied head) in float32, as
+    peft's ``prepare_model_for_kbit_training`` does for training; returns how many it cast. ``load_model`` calls it
+    for a 4-bit model loaded to score or sample, so that it computes as it did in training: a reward model's
+    threshold, chosen on the model as trained, then holds for the model reloaded (in 16 bits those weights moved
+    its rewards by up to ~1 log-odds on the smoke base)."""
+    import torch
+
+    count = 0
+    for param in model.parameters():
+        if param.dtype in (torch.float16, torch.bfloat16) and type(param).__name__ != "Params4bit":
+            param.data = param.data.float()
+            count += 1
+    return count
+
+
 def _local_folder_exists(name_or_path, who: str) -> None:
     """A name that can only be a local folder (absolute, ``./``, ``~``, or two ``/``: a Hub id is ``org/name``) must
     exist: transformers calls a missing one a bad Hub id or, offline, a failed connection, hiding the wrong path."""
@@ -238,10 +254,13 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None)
-    elif gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if training:
-            model.enable_input_require_grads()
+    else:
+        if quantization == "4bit":
+            float32_beside_4bit(model)  # to score or sample: the same numerics as in training (above)
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if training:
+                model.enable_input_require_grads()
     if gradient_checkpointing:
         model.config.use_cache = False
 

@@ -55,6 +55,19 @@ def test_4bit_lora_trains_only_the_adapter(tiny_dir):
     assert all(p.grad is not None for n, p in model.named_parameters() if p.requires_grad and "lora_B" in n)
 
 
+def test_a_4bit_model_scores_as_it_trained(tiny_dir):
+    """peft's prepare_model_for_kbit_training puts a 4-bit model's unquantized weights (embeddings, norms) in
+    float32 for training; loaded to score, they stayed in 16 bits, so a reward model reloaded after training scored
+    otherwise than the model its threshold was chosen on (up to ~1 log-odds on the smoke base, in bfloat16)."""
+    training, tok = models.load_model(tiny_dir, quantization="4bit", dtype=torch.bfloat16, device="cpu",
+                                      lora={"r": 4, "lora_alpha": 8})  # a fresh adapter changes no output
+    training.eval()
+    scoring, _ = models.load_model(tiny_dir, quantization="4bit", dtype=torch.bfloat16, device="cpu")
+    assert scoring.model.norm.weight.dtype == scoring.model.embed_tokens.weight.dtype == torch.float32
+    assert torch.equal(_logits(training, tok), _logits(scoring, tok))
+    assert models.float32_beside_4bit(scoring) == 0  # nothing left in 16 bits
+
+
 @pytest.fixture(scope="module")
 def biased_tiny_dir(tmp_path_factory):
     """A tiny Llama whose attention projections have a bias (as Qwen2's q/k/v do)."""
