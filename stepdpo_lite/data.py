@@ -348,7 +348,8 @@ def to_trl_dpo(ds: Dataset, *, keep_step_labels: bool = False) -> Dataset:
     after the shared correct prefix (Lai et al. 2024), and the row gets ``open_ended=True``: its completions are
     one step of a longer solution, so ``StepwiseDPOTrainer`` drops the EOS that TRL appends to a completion.
     TRL's own ``DPOTrainer`` keeps that EOS, and would teach the policy to stop after one step. ``keep_step_labels``
-    keeps the step-label columns.
+    keeps the step-label and step-reward columns; an ``open_ended`` column is always kept (rows converted before,
+    or one-step rows of your own, stay one step long).
     """
     if not isinstance(ds, Dataset):
         raise ValueError(f"to_trl_dpo: expected a datasets.Dataset (e.g. from validate_preference or "
@@ -360,7 +361,10 @@ def to_trl_dpo(ds: Dataset, *, keep_step_labels: bool = False) -> Dataset:
     else:
         ds = validate_preference(ds)
     open_ended = "initial_reason_steps" in ds.column_names
-    extra = [c for c in ("chosen_step_labels", "rejected_step_labels") if keep_step_labels and c in ds.column_names]
+    steps = ("chosen_step_labels", "rejected_step_labels", "chosen_step_rewards", "rejected_step_rewards")
+    extra = [c for c in steps if keep_step_labels and c in ds.column_names]
+    # dropped, the trainer would append an EOS to one-step completions (or the outcome weight would go to 1)
+    extra += ["open_ended"] if "open_ended" in ds.column_names and not open_ended else []
     ds = ds.select_columns([*PREFERENCE, *extra])
     return ds.add_column("open_ended", [True] * len(ds)) if open_ended else ds
 

@@ -693,3 +693,17 @@ def test_gold_vs_error_pairs_step_count():
     for row in pairs:
         assert len(extract_steps(row["chosen"])) == 30 == len(row["chosen_step_labels"])
         assert len(row["rejected_step_labels"]) == 30 and not all(row["rejected_step_labels"])
+
+
+def test_to_trl_dpo_keeps_what_the_trainer_reads():
+    """Converted twice, Step-DPO rows lost ``open_ended`` (the trainer then appends an EOS to a one-step completion,
+    teaching the policy to stop), and ``keep_step_labels`` dropped the step-reward columns (outcome weight 1)."""
+    step_dpo = data.validate_step_dpo([dict(prompt="Q:", initial_reason_steps="Step 1: x", chosen="\n\nStep 2: y",
+                                       rejected="\n\nStep 2: z")])
+    once = data.to_trl_dpo(step_dpo)
+    assert data.to_trl_dpo(once)["open_ended"] == once["open_ended"] == [True]
+    rows = [dict(prompt="Q:", chosen="\n\nStep 1: y", rejected="\n\nStep 1: z", chosen_step_labels=[True],
+                 rejected_step_labels=[False], chosen_step_rewards=[1.0], rejected_step_rewards=[-1.0])]
+    kept = data.to_trl_dpo(data.validate_preference(rows), keep_step_labels=True)
+    assert kept["chosen_step_rewards"] == [[1.0]] and kept["rejected_step_rewards"] == [[-1.0]]
+    assert "chosen_step_rewards" not in data.to_trl_dpo(data.validate_preference(rows)).column_names
