@@ -71,6 +71,29 @@ def test_error_kinds(text, kind):
     assert not any(v.step_labels[v.first_error:])
 
 
+def test_the_step_after_one_that_does_not_parse_copies_what_it_wrote():
+    """A step that does not parse (a trailing space) still wrote its result; the next step copying it made no copy
+    mistake. It was labelled ``copy`` (compared with nothing), so Stepwise DPO's mistake labels pushed a right step
+    down (53 such steps in a tutorial run's outcome rows)."""
+    p = tw.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    v = tw.check(p, "Step 1: 7 + 5 = 12 \n\nStep 2: 12 * 3 = 36\n\nStep 3: 36 - 4 = 30\n\nAnswer: 30")
+    assert v.error_kinds == ["format", "propagated", "arithmetic"] and v.mistake_labels == [False, True, False]
+    v = tw.check(p, "Step 1: 7 + 5 = 12 \n\nStep 2: 13 * 3 = 39\n\nStep 3: 39 - 4 = 35\n\nAnswer: 35")
+    assert v.error_kinds == ["format", "copy", "propagated"]  # a real miscopy of what it wrote stays one
+    v = tw.check(p, "Step 1: seven plus five\n\nStep 2: 12 * 3 = 36\n\nStep 3: 36 - 4 = 32\n\nAnswer: 32")
+    assert v.error_kinds == ["format", "propagated", "propagated"]  # no result written: nothing to miscopy
+
+
+def test_the_answer_is_read_as_the_steps_numbers_are():
+    """"Answer: 032" made its step right (32) but the solution wrong (a text match), so a solution with every step
+    right was a rejected one."""
+    p = tw.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    v = tw.check(p, "Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 36\n\nStep 3: 36 - 4 = 32\n\nAnswer: 032")
+    assert all(v.step_labels) and v.answer_correct and p.final_answer(v.steps[-1]) == 32.0
+    early = "Step 1: 7 + 5 = 12\n\nAnswer: 32\n\nStep 2: 12 * 3 = 36\n\nStep 3: 36 - 4 = 33 x\n\nAnswer: 32"
+    assert not tw.check(p, early).answer_correct  # the last step does not parse: no answer read from it
+
+
 def test_extra_steps_and_garbage():
     p = tw.Problem(3, (("+", 1), ("*", 4)))
     v = tw.check(p, p.gold_solution.replace("\n\nAnswer: 16", "") + "\n\nStep 3: 16 + 1 = 17\n\nAnswer: 17")

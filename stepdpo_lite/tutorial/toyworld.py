@@ -199,19 +199,23 @@ def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -
                          "parse_prompt(prompt) makes one from a toy prompt")
     steps = extract_steps(solution, delimiter)
     gold = problem.values
-    labels, kinds, prev_written, answer = [], [], None, None
+    labels, kinds, prev_written = [], [], None
     for k, text in enumerate(steps):
         m = _STEP_RE.match(text)
         kind = None
         if not m or int(m.group(1)) != k + 1:
             kind = "format"
+            # the result it wrote, if any, is what the next step copies from (else that right copy was a "copy" error)
+            written = re.findall(r"= (-?\d+)", text)
+            prev_written = int(written[-1]) if written else None
         elif k >= len(problem.ops):
             kind = "extra"
         else:
             a, op, b, c = int(m.group(2)), m.group(3), int(m.group(4)), int(m.group(5))
+            copied_from = gold[0] if k == 0 else prev_written  # None: the step before wrote no result to copy
             if (op, b) != problem.ops[k]:
                 kind = "operation"
-            elif a != (gold[0] if k == 0 else prev_written):
+            elif copied_from is not None and a != copied_from:
                 kind = "copy"
             elif c != _apply(a, op, b):  # before "propagated": a new slip on a wrong number is still a mistake made
                 kind = "arithmetic"
@@ -222,14 +226,14 @@ def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -
             elif m.group(6) is None and k == len(steps) - 1:
                 kind = "answer"  # the solution ends without an answer line
             prev_written = c
-        if m and m.group(6) is not None:
-            answer = int(m.group(6))
         if kind is None and labels and not labels[-1]:
             kind = "propagated"  # a right-looking step after an error still cannot reach the answer
         labels.append(kind is None)
         kinds.append(kind)
     first_error = first_error_index(labels)
-    answer_correct = answer == problem.answer and bool(steps) and steps[-1].rstrip().endswith(f"Answer: {answer}")
+    # the last step states the answer, read as the steps' numbers are ("Answer: 032" is 32, its step right)
+    last = _STEP_RE.match(steps[-1]) if steps else None
+    answer_correct = bool(last) and last.group(6) is not None and int(last.group(6)) == problem.answer
     return Verdict(labels, first_error, answer_correct, kinds, steps)
 
 
