@@ -115,3 +115,16 @@ def test_use_expandable_segments_keeps_a_user_setting(monkeypatch):
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128")
     colab.use_expandable_segments()
     assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "max_split_size_mb:128"
+
+
+def test_a_notebook_opened_from_the_kits_folder_finds_the_runs_of_make_tutorial(monkeypatch):
+    """Jupyter starts a notebook's kernel in its folder: RUNS_DIR = "runs" was notebooks/runs there, while
+    `make tutorial` (and the README) write runs/ at the repository's root; a notebook opened after it found
+    nothing ("run notebook 02 first")."""
+    from stepdpo_lite.tutorial.notebooks import NOTEBOOK_DIR
+
+    monkeypatch.chdir(NOTEBOOK_DIR)
+    assert colab.resolve_runs_dir("runs", out=print) == str(NOTEBOOK_DIR.parent / "runs")
+    assert colab.resolve_runs_dir("/abs/runs", out=print) == "/abs/runs"
+    monkeypatch.chdir(NOTEBOOK_DIR.parent)
+    assert colab.resolve_runs_dir("runs", out=print) == "runs"  # any other folder: as given

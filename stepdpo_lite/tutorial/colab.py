@@ -132,12 +132,20 @@ def install(kit: str | os.PathLike = KIT_DIR, dry_run: bool = False) -> list[str
 # ----------------------------------------------------------------------------- notebook setup
 
 def resolve_runs_dir(runs_dir: str | os.PathLike = "runs", out=print) -> str:
-    """Outside Colab, or an absolute path: ``runs_dir`` unchanged. In Colab, a relative ``runs_dir`` goes to
+    """An absolute path: ``runs_dir`` unchanged. A relative one, from the kit's own ``notebooks/`` folder (where
+    Jupyter starts a notebook's kernel): against the repository, where ``make tutorial`` writes, so that a notebook
+    opened after it finds its runs (it looked in ``notebooks/runs``). In Colab, a relative ``runs_dir`` goes to
     Google Drive (``DRIVE_ROOT/stepdpo-lite/<runs_dir>``) when Drive is mounted, so that notebooks run in
     separate runtimes see each other's results; else it stays in this runtime, with a message saying how to
-    mount Drive."""
+    mount Drive. Elsewhere it is left as it is."""
     runs_dir = os.fspath(runs_dir)
-    if not in_colab() or os.path.isabs(runs_dir):
+    if os.path.isabs(runs_dir):
+        return runs_dir
+    if not in_colab():
+        from .notebooks import NOTEBOOK_DIR
+
+        if Path.cwd().resolve() == NOTEBOOK_DIR:
+            return str(NOTEBOOK_DIR.parent / runs_dir)
         return runs_dir
     if os.path.isdir(DRIVE_ROOT):
         path = str(Path(DRIVE_ROOT) / Path(DRIVE_RUNS).parent / runs_dir)
