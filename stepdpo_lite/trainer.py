@@ -24,7 +24,7 @@ from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 from trl.data_utils import extract_prompt, is_conversational
 from trl.models.utils import disable_gradient_checkpointing
-from trl.trainer.utils import get_config_model_id, pad, use_adapter
+from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax, use_adapter
 
 from .checks import finite_number, positive_int
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
@@ -528,8 +528,10 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
         num_steps = max(1, max(counts))
 
         def logps(m):
-            logits = m(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
-            return torch.log_softmax(logits, -1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+            logits = m(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
+            # a row at a time in float32: a batch's logits over a 150k-token vocabulary are GBs more in float32
+            return torch.stack([selective_log_softmax(row.float(), targets)
+                                for row, targets in zip(logits, input_ids[:, 1:])])
 
         rho = step_logps(logps(model), ids, num_steps)
         if ref_model is not None:
