@@ -4,11 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 LOCK := requirements.lock
-# Offline by default: the tiny profile needs nothing from the Hub.
+PROFILE ?= tiny
+# Offline by default for the profiles that need nothing from the Hub (tiny, smoke); the GPU profiles (t4-16gb,
+# 24gb) download Qwen2.5 and GSM8K, so they are left online.
+ifneq ($(filter tiny smoke,$(PROFILE)),)
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
+endif
 export TOKENIZERS_PARALLELISM ?= false
-PROFILE ?= tiny
 # The CPU build of torch this project is tested with. Not in the lock: an existing torch (Colab, a CUDA box) is kept.
 TORCH_CPU := torch==2.13.0
 
@@ -27,6 +30,9 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 tutorial: $(VENV)/.installed
 	$(PY) -m stepdpo_lite.tutorial --profile $(PROFILE)
 
+# The tests never reach the Hub, whatever PROFILE is.
+test: export HF_HUB_OFFLINE := 1
+test: export HF_DATASETS_OFFLINE := 1
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 

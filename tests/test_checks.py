@@ -33,3 +33,12 @@ def test_list_of_refuses_one_str_and_non_sequences():
     for bad in (None, 3, {"a": 1}, b"ab", np.array(1.0), torch.tensor(1.0)):  # 0-d: __iter__, but not iterable
         with pytest.raises(ValueError, match=f"steps: expected a list of step strings, got {type(bad).__name__}"):
             list_of(bad, "steps", "step strings")
+
+
+def test_labelling_names_a_solution_that_is_not_a_str():
+    from stepdpo_lite.tutorial import labelling, toyworld
+
+    problems = toyworld.make_problems(2, seed=0)
+    solutions = [[problems[0].gold_solution], [problems[1].gold_solution, None]]  # a failed sample
+    with pytest.raises(ValueError, match="stepwise_rows: problem 1, solution 1: must be a str .*got NoneType"):
+        labelling.stepwise_rows(problems, solutions)

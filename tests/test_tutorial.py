@@ -112,7 +112,7 @@ def test_a_parameter_no_notebook_has_is_refused_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="odd.ipynb: its parameters cell is not Python at line 2"):
         tutorial.notebook_parameters(tmp_path / "odd.ipynb")
     with pytest.raises(ValueError, match="no notebook run here .01_alpha. has a parameter GREETNG; theirs: "
-                                         "FIGURES_DIR, GREETING, N"):
+                                         "GREETING, N$"):  # not the names the runner sets
         run_tutorial("toy", tmp_path / "runs", ["01"], {"GREETNG": "hey", "N": 4}, notebook_dir=tmp_path,
                      progress=False)
     assert not (tmp_path / "runs").exists()
@@ -127,6 +127,47 @@ def test_a_parameter_no_notebook_has_is_refused_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="unknown profile 'tinyy'"):  # from Python as well
         run_tutorial("tinyy", tmp_path / "runs", ["01"], progress=False)
     assert not (tmp_path / "runs").exists()
+
+
+def _no_kernel(monkeypatch, tmp_path) -> list:
+    """What matters here is which notebooks run, in which order, with what: recorded instead of executed."""
+    ran = []
+    monkeypatch.setattr(tutorial, "execute_notebook", lambda path, params, *a, **kw: ran.append((path.name, params)))
+    _notebook(tmp_path / "01_alpha.ipynb", ("parameters", PARAMS))
+    _notebook(tmp_path / "02_beta.ipynb", ("parameters", PARAMS))
+    return ran
+
+
+def test_the_parameters_the_runner_sets_are_refused(tmp_path, monkeypatch, capsys):
+    ran = _no_kernel(monkeypatch, tmp_path)
+    for name in ("PROFILE", "RUNS_DIR", "RUN_DIR", "FIGURES_DIR"):  # --set PROFILE=t4-16gb would run that profile into runs/tiny
+        with pytest.raises(ValueError, match=f"{name} cannot be set as a parameter: .*use --profile / --runs-dir"):
+            run_tutorial("tiny", tmp_path / "runs", ["01"], {name: "x"}, progress=False)
+        with pytest.raises(ValueError, match=f"{name} cannot be set"):  # a notebook_dir of one's own as well
+            run_tutorial("toy", tmp_path / "runs", ["01"], {name: "x"}, notebook_dir=tmp_path, progress=False)
+    assert tutorial.main(["--runs-dir", str(tmp_path / "runs"), "--only", "01", "--set", "PROFILE=t4-16gb"]) == 1
+    assert "PROFILE cannot be set as a parameter" in capsys.readouterr().err
+    assert not ran and not (tmp_path / "runs").exists()
+
+
+def test_the_kits_notebooks_run_in_order_and_a_run_with_01_starts_a_fresh_table(tmp_path, monkeypatch):
+    ran = _no_kernel(monkeypatch, tmp_path)
+    stale = {"stale": {"from_an_older_run": 1.0}}
+    runs_dir = tmp_path / "kit"
+    (runs_dir / "tiny").mkdir(parents=True)
+    (runs_dir / "tiny" / "metrics.json").write_text(json.dumps(stale))
+    metrics = run_tutorial("tiny", runs_dir, ["03", "01"], progress=False, out=io.StringIO())
+    assert [name for name, _ in ran] == [tutorial.NOTEBOOKS[0], tutorial.NOTEBOOKS[2]]  # 03 reads what 01 writes
+    assert ran[0][1]["PROFILE"] == "tiny" and ran[0][1]["RUN_DIR"] == str((runs_dir / "tiny").resolve())
+    assert "stale" not in metrics  # 01 is run: a fresh table, the old one kept aside
+    assert json.loads((runs_dir / "tiny" / "metrics.previous.json").read_text()) == stale
+
+    ran.clear()  # a notebook_dir of one's own keeps the order given; 01 among them still starts a fresh table
+    (runs_dir / "toy").mkdir()
+    (runs_dir / "toy" / "metrics.json").write_text(json.dumps(stale))
+    run_tutorial("toy", runs_dir, ["02", "01"], notebook_dir=tmp_path, progress=False, out=io.StringIO())
+    assert [name for name, _ in ran] == ["02_beta.ipynb", "01_alpha.ipynb"]
+    assert json.loads((runs_dir / "toy" / "metrics.previous.json").read_text()) == stale
 
 
 def test_missing_notebooks_are_listed(tmp_path):
@@ -146,6 +187,25 @@ def test_cli_set_values_and_metric_table():
         "N": 16, "NAME": "abc", "FLAG": True, "SIZES": [1, 2], "PATH": "runs/x"}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         tutorial._parse_set(["novalue"])
+    inf = float("inf")  # notebook 01 documents MC_BUDGET_MINUTES = float("inf")
+    parsed = tutorial._parse_set(["A=inf", "B=-inf", "C=float('inf')", 'D=float("-inf")', "E=1e999", "F=[1e999, 2]",
+                                  "G=nan", "H=4bit"])
+    assert {k: v for k, v in parsed.items() if k != "G"} == {"A": inf, "B": -inf, "C": inf, "D": -inf, "E": inf,
+                                                             "F": [inf, 2], "H": "4bit"}
+    assert parsed["G"] != parsed["G"]  # NaN
+    source = tutorial._parameter_source(parsed)  # valid Python: repr's inf and nan are no names in the kernel
+    assert "A = float('inf')" in source and "B = float('-inf')" in source and "F = [float('inf'), 2]" in source
+    assert "G = float('nan')" in source
+    namespace = {}
+    exec(source, namespace)
+    assert namespace["E"] == inf and namespace["F"] == [inf, 2] and namespace["H"] == "4bit"
+    for bad, why in (("X=07", "X=07: not a number Python reads .*write it as in Python .7, not 07."),
+                     ("X=1__0", "X=1__0: not a number Python reads"),
+                     ("X={[1]: 2}", r"X=\{\[1\]: 2\}: not a Python literal .TypeError: unhashable"),
+                     ("X=[1, 2", r"X=\[1, 2: not a Python literal .SyntaxError"),
+                     ("X=float('x')", "X: float.. cannot read 'x'")):
+        with pytest.raises(ValueError, match=why):
+            tutorial._parse_set([bad])
     table = tutorial.format_metrics_table({"prm": {"step_auroc": 0.812345}, "best_of_n": {"16": {"orm": 0.5}}})
     assert "prm.step_auroc" in table and "0.8123" in table and "best_of_n.16.orm" in table
     table = tutorial.format_metrics_table({"best_of_n": {"16": {"orm": 0.5}, "2": {"orm": 0.3}},
@@ -179,3 +239,27 @@ def test_update_metrics_merges_and_refuses_a_missing_folder_or_a_nan(tmp_path):
         runs.update_metrics(run, [("prm", 0.8)])
     assert (run / "metrics.json").read_text() == before  # nothing written by a refused update
     assert runs.read_metrics(run) == json.loads(before) and runs.recorded(run, "prm.step_auroc", "02") == 0.8
+
+
+def test_update_metrics_takes_number_keys_and_numpy_scalars_and_names_a_corrupt_file(tmp_path):
+    import numpy as np
+
+    from stepdpo_lite.tutorial import runs
+
+    run = runs.run_dir("tiny", tmp_path)
+    runs.update_metrics(run, {"bon": {2: 0.5}})
+    assert runs.update_metrics(run, {"bon": {2: 0.25, 4: 0.75}}) == {"bon": {"2": 0.25, "4": 0.75}}  # JSON's str keys
+    metrics = runs.update_metrics(run, {"x": {"acc": np.float32(0.5), "n": np.int64(3), "ok": np.bool_(True)}})
+    assert metrics["x"] == {"acc": 0.5, "n": 3, "ok": True} and runs.read_metrics(run) == metrics
+    before = (run / "metrics.json").read_text()
+    with pytest.raises(ValueError, match=r"x\.acc is not a finite number"):  # a float32 NaN is not a float
+        runs.update_metrics(run, {"x": {"acc": np.float32("nan")}})
+    with pytest.raises(ValueError, match="bon has two keys JSON writes as '2'"):
+        runs.update_metrics(run, {"bon": {2: 0.1, "2": 0.2}})
+    with pytest.raises(ValueError, match=r"x\.fig is a PosixPath: record a number"):
+        runs.update_metrics(run, {"x": {"fig": tmp_path}})
+    assert (run / "metrics.json").read_text() == before
+    (run / "metrics.json").write_text('{"prm": ')  # a crash of someone else's writer, or an edit by hand
+    for call in (lambda: runs.update_metrics(run, {"x": 1}), lambda: runs.recorded(run, "prm.step_auroc", "02")):
+        with pytest.raises(ValueError, match=f"{run / 'metrics.json'} is not valid JSON"):
+            call()

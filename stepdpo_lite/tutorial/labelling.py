@@ -74,6 +74,11 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> lis
         if verdicts is None and not isinstance(problem, toyworld.Problem):
             raise ValueError(f"{who}: problem {i} is a {type(problem).__name__}: the gold checker labels "
                              "toyworld.Problem only; pass verdicts= for other problems")
+    for i, sols in enumerate(solutions):  # else a None (a failed sample) is an AttributeError on .strip() below
+        for j, s in enumerate(sols):
+            if not isinstance(s, str):
+                raise ValueError(f"{who}: problem {i}, solution {j}: must be a str (a sampled text), got "
+                                 f"{type(s).__name__}")
     out = []
     for i, (problem, sols) in enumerate(zip(problems, solutions)):
         texts = [s for s in sols if s.strip()]

@@ -16,6 +16,7 @@ import argparse
 import ast
 import contextlib
 import fnmatch
+import math
 import os
 import re
 import sys
@@ -37,6 +38,8 @@ NOTEBOOKS = [
     "06_evaluation.ipynb",
     "07_test_time_compute.ipynb",
 ]
+# What the runner injects into every notebook from --profile and --runs-dir: not for --set (see run_tutorial).
+RUNNER_PARAMETERS = ("PROFILE", "RUNS_DIR", "RUN_DIR", "FIGURES_DIR")
 
 
 class NotebookError(RuntimeError):
@@ -59,12 +62,28 @@ class NotebookError(RuntimeError):
         super().__init__(msg)
 
 
+def _python_source(value) -> str:
+    """``value`` as source the kernel can run: its repr, except that a float is written as a plain float (numpy's
+    repr is ``np.float64(0.5)``) and a NaN or infinite one as ``float('inf')`` (repr's ``inf`` is no name there),
+    also inside a list, tuple or dict."""
+    if isinstance(value, os.PathLike):
+        return repr(os.fspath(value))
+    if isinstance(value, float):
+        return repr(float(value)) if math.isfinite(value) else f"float('{float(value)}')"
+    if type(value) in (list, tuple):  # exact types: a subclass's repr (a namedtuple's) is kept as it is
+        inner = ", ".join(map(_python_source, value)) + ("," if type(value) is tuple and len(value) == 1 else "")
+        return f"[{inner}]" if type(value) is list else f"({inner})"
+    if type(value) is dict:
+        return "{" + ", ".join(f"{_python_source(k)}: {_python_source(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def _parameter_source(parameters: dict) -> str:
     lines = ["# Parameters injected by stepdpo_lite.tutorial"]
     for key, value in parameters.items():
         if not str(key).isidentifier():
             raise ValueError(f"parameter name {key!r} is not a Python identifier")
-        lines.append(f"{key} = {os.fspath(value) if isinstance(value, os.PathLike) else value!r}")
+        lines.append(f"{key} = {_python_source(value)}")
     return "\n".join(lines)
 
 
@@ -247,10 +266,11 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     Records each notebook's seconds under ``tutorial.notebook_seconds`` and their sum, the wall time of
     the whole tutorial, under ``tutorial.wall_seconds`` in ``runs/<profile>/metrics.json`` (re-running
     one notebook with ``notebooks=["02"]`` updates its share), prints the metrics table to ``out``
-    (stdout) and returns the metrics. A run that starts at notebook 01 starts a fresh ``metrics.json``
+    (stdout) and returns the metrics. A run that includes notebook 01 starts a fresh ``metrics.json``
     (the old one is kept as ``metrics.previous.json``); a run of later notebooks only updates theirs.
-    Each name in ``parameters`` must be a parameter of one of the notebooks run (``notebook_parameters``), and
-    the kit's own notebooks (no ``notebook_dir``) take only its profiles.
+    Each name in ``parameters`` must be a parameter of one of the notebooks run (``notebook_parameters``) other
+    than :data:`RUNNER_PARAMETERS` (set from ``profile`` and ``runs_dir``), and the kit's own notebooks (no
+    ``notebook_dir``) take only its profiles and run in :data:`NOTEBOOKS` order, whatever order they are given in.
     """
     import nbformat
     from tqdm.auto import tqdm
@@ -260,8 +280,16 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     if notebook_dir is None:  # the kit's notebooks know only its profiles; else runs/<typo>/ would be made first
         from .profiles import get_profile
         get_profile(profile)
+        # Each reads what the earlier ones wrote, so `--only 03 01` runs 01 first (a notebook_dir of one's own
+        # keeps the order given: its notebooks need not follow the kit's names).
+        paths.sort(key=lambda p: NOTEBOOKS.index(p.name) if p.name in NOTEBOOKS else len(NOTEBOOKS))
     if parameters:
-        known = set().union(*(notebook_parameters(p) for p in paths))
+        runner = sorted(set(parameters) & set(RUNNER_PARAMETERS))
+        if runner:  # overridden, they would split the run: PROFILE=t4-16gb would run that profile into runs/tiny
+            raise ValueError(f"{runner[0]} cannot be set as a parameter: the runner sets "
+                             f"{', '.join(RUNNER_PARAMETERS)} from the profile and the runs folder; use --profile / "
+                             "--runs-dir (run_tutorial's profile=, runs_dir=)")
+        known = set().union(*(notebook_parameters(p) for p in paths)) - set(RUNNER_PARAMETERS)
         unknown = sorted(set(parameters) - known)
         if unknown:  # injected anyway, a misspelled name would change nothing, without a word
             raise ValueError(f"no notebook run here ({', '.join(p.stem for p in paths)}) has a parameter "
@@ -270,7 +298,7 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     executed, figures = run / "executed", run / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     stale = run / "metrics.json"
-    if paths and paths[0].name.startswith("01_") and stale.exists():
+    if any(p.name.startswith("01_") for p in paths) and stale.exists():
         # A run from 01 remakes every figure: keep the old table aside, not mixed into the new one.
         stale.replace(run / "metrics.previous.json")
         print(f"previous metrics moved to {run / 'metrics.previous.json'}", file=out)
@@ -303,16 +331,39 @@ def render_html(executed_notebook_path: str | os.PathLike) -> str:
     return body
 
 
+# Not Python literals, but how "no limit" is written (notebook 01: MC_BUDGET_MINUTES = float("inf")).
+_NON_FINITE = re.compile(r"[+-]?(inf|infinity|nan)", re.IGNORECASE)
+_FLOAT_CALL = re.compile(r"([+-]?)float\(\s*(['\"])([^'\"]*)\2\s*\)")
+# Digits Python does not read as a number (07, 1__0): taken as text, they would reach the notebook as a str.
+_NUMBER_LIKE = re.compile(r"[+-]?[\d_]*\.?[\d_]*(e[+-]?[\d_]+)?", re.IGNORECASE)
+
+
 def _parse_set(items) -> dict:
     params = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip().isidentifier():
+        key, text = key.strip(), value.strip()
+        if not sep or not key.isidentifier():
             raise ValueError(f"--set expects KEY=VALUE with KEY a Python name, got {item!r}")
+        call = _FLOAT_CALL.fullmatch(text)
+        if call or _NON_FINITE.fullmatch(text):
+            try:
+                number = float(call.group(3) if call else text)
+            except ValueError:
+                raise ValueError(f"--set {key}: float() cannot read {call.group(3)!r} in {text}") from None
+            params[key] = -number if call and call.group(1) == "-" else number
+            continue
         try:
-            params[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            params[key.strip()] = value  # a bare string
+            params[key] = ast.literal_eval(value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as err:
+            # TypeError: an unhashable key ({[1]: 2}); MemoryError, RecursionError: a literal nested too deep
+            if any(c.isdigit() for c in text) and _NUMBER_LIKE.fullmatch(text):
+                raise ValueError(f"--set {key}={text}: not a number Python reads (a leading zero or a doubled "
+                                 f"_): write it as in Python (7, not 07), or quote it for text ({key}=\"'{text}'\")"
+                                 ) from None
+            if text.startswith(("[", "{", "(", "'", '"')):
+                raise ValueError(f"--set {key}={text}: not a Python literal ({type(err).__name__}: {err})") from None
+            params[key] = value  # a bare string
     return params
 
 
@@ -323,7 +374,9 @@ def main(argv=None) -> int:
     parser.add_argument("--runs-dir", default="runs", help="where runs/<profile>/ lives (default ./runs)")
     parser.add_argument("--only", nargs="+", metavar="NB", help="run only these notebooks (e.g. 01 02, or file names)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override a notebook parameter (VALUE as a Python literal, else a string)")
+                        help="override a notebook parameter: VALUE a Python literal (16, 0.5, None, [1, 2], 'text'), "
+                        "inf, -inf, nan or float('inf'); else a bare word is a string, and a number Python does not "
+                        "read (07) an error")
     parser.add_argument("--notebook-dir", default=None, help=f"folder of the notebooks (default {NOTEBOOK_DIR})")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell (default 3600)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

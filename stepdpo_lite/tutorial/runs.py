@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..atomic import save_atomic, write_json_atomic  # noqa: F401  (the run folder's writers)
 
 
@@ -46,7 +48,43 @@ def _merge(base: dict, part: dict) -> dict:
 def read_metrics(run: str | os.PathLike) -> dict:
     """Everything the notebooks have recorded in ``run/metrics.json`` ({} before the first of them writes)."""
     path = Path(run) / "metrics.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        metrics = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:  # the bare error does not say which file
+        raise ValueError(f"{path} is not valid JSON ({err}): restore it (metrics.previous.json holds the table "
+                         "before the last run from notebook 01) or delete it and run the notebooks again") from None
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{path} holds a {type(metrics).__name__}, not the dict of figures the notebooks write")
+    return metrics
+
+
+def _plain(value, name: str = ""):
+    """``value`` as JSON will hold it, before it is checked and merged: numpy scalars as Python numbers (so that a
+    float32 NaN is seen, and json can write them) and dict keys as the str JSON makes of them (an int key read
+    back is a str: merged with the int it would be two keys, which json cannot sort). Any other type is refused by
+    name, as json would refuse it without one."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(sub, f"{name}[{i}]") for i, sub in enumerate(value)]
+    if not isinstance(value, dict):
+        raise ValueError(f"update_metrics: {name or 'the value'} is a {type(value).__name__}: record a number, a "
+                         "str, None, or a list or dict of them")
+    out = {}
+    for key, sub in value.items():
+        key = key.item() if isinstance(key, np.generic) else key
+        if not (isinstance(key, (str, int, float, bool)) or key is None):
+            raise ValueError(f"update_metrics: {name or 'part'} has a {type(key).__name__} key {key!r}: keys must "
+                             "be str (or numbers, written as str)")
+        text = key if isinstance(key, str) else json.dumps(key)
+        if text in out:  # {2: ..., "2": ...}: one would overwrite the other
+            raise ValueError(f"update_metrics: {name or 'part'} has two keys JSON writes as {text!r}")
+        out[text] = _plain(sub, f"{name}.{text}" if name else text)
+    return out
 
 
 def _non_finite(value, name: str = "") -> str | None:
@@ -64,11 +102,13 @@ def _non_finite(value, name: str = "") -> str | None:
 def update_metrics(run: str | os.PathLike, part: dict) -> dict:
     """Merge ``part`` (nested dicts) into ``run/metrics.json`` and return the whole file's content. The run folder
     must exist (``run_dir`` makes it), so a misspelled one is an error, not a new folder; a NaN or infinite figure
-    is refused by name, since JSON has no such numbers (``None`` records a figure that is undefined)."""
+    is refused by name, since JSON has no such numbers (``None`` records a figure that is undefined). Numpy scalars
+    are recorded as Python numbers and number keys as str (``{2: 0.5}`` as ``{"2": 0.5}``), as JSON reads them back."""
     if not Path(run).is_dir():
         raise FileNotFoundError(f"update_metrics: no run folder {run} (make it with runs.run_dir(PROFILE, RUNS_DIR))")
     if not isinstance(part, dict):
         raise ValueError(f"update_metrics: part must be a dict of figures, got {type(part).__name__}")
+    part = _plain(part)
     bad = _non_finite(part)
     if bad:
         raise ValueError(f"update_metrics: {bad} is not a finite number; JSON has no NaN or infinity: record None "
