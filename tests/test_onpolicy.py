@@ -3,6 +3,7 @@ of one-step completions, and a tiny round end to end. A stub PRM stands in for n
 from the toy checker, or from a PRM that misses every error), so that these tests need no run folder."""
 
 import copy
+import dataclasses
 import math
 import random
 
@@ -571,6 +572,22 @@ def test_critical_token_variants_log_the_step_loss_they_train(tmp_path, tiny_mod
     tr.model.train()
     tr.compute_loss(tr.model, batch)
     assert tr._metrics["train"]["loss/step"][-1] == 7.25
+
+
+def test_a_rounds_generation_estimate_counts_samples_resampling_and_evaluation():
+    """Notebook 04 prints it on a GPU profile before its rounds (hours on a T4 at the profile's sizes)."""
+    rs = onpolicy.RoundSettings(samples_per_problem=3, step_pairs_per_problem=1, step_tries=4, step_attempts=2,
+                                max_new_tokens=100, batch_size=10)
+    rows = 96 * 3 + 96 * 1 * 4 * 2 + 3 * 150 * (1 + 2)  # samples, Step-DPO resampling, 3 methods' evaluation
+    assert onpolicy.round_generation_seconds(rs, 96, 150, tokens_per_s=1000.0) == pytest.approx(
+        -(-rows // 10) * 10 * 100 / 1000)
+    four_bit = onpolicy.round_generation_seconds(rs, 96, 150, tokens_per_s=1000.0, quantized=True)
+    assert four_bit == pytest.approx(onpolicy.FOUR_BIT_SLOWDOWN * onpolicy.round_generation_seconds(
+        rs, 96, 150, tokens_per_s=1000.0))
+    solution_only = dataclasses.replace(rs, pairs="solution")
+    assert onpolicy.round_generation_seconds(solution_only, 96, 150, tokens_per_s=1000.0, methods=["nll_only"]) == \
+        pytest.approx(-(-(96 * 3 + 150 * 3) // 10) * 10 * 100 / 1000)
+    assert onpolicy.round_generation_seconds(rs, 96, 150, tokens_per_s=None) is None
 
 
 def test_round_problems_and_share_out():

@@ -180,6 +180,30 @@ class RoundSettings:
                              "set step_negatives=0 with it")
 
 
+# bitsandbytes' 4-bit generation against 16-bit: 2.7-3.2x slower (docs/benchmarks.md, consumer-GPU figures). The
+# rounds sample from and evaluate the 4-bit policies they train; a profile's sampling speed is a 16-bit one.
+FOUR_BIT_SLOWDOWN = 3.2
+
+
+def round_generation_seconds(rs: RoundSettings, n_problems: int, n_eval: int, *, n_sampled: int = 2,
+                             methods: Sequence[str] = METHODS, tokens_per_s: float | None,
+                             quantized: bool = False) -> float | None:
+    """Upper bound on one round's generation (``budget.generation_seconds``; None without a speed): K samples per
+    training problem, the Step-DPO resampling (``step_tries`` per corrected solution, ``step_attempts`` times)
+    and every method's evaluation (greedy + ``n_sampled`` per held-out problem). Training and PRM scoring are
+    left out: on a GPU they are the smaller part."""
+    from . import budget
+
+    if tokens_per_s is None:
+        return None
+    rows = n_problems * rs.samples_per_problem
+    if rs.pairs in ("step", "both"):
+        rows += n_problems * rs.step_pairs_per_problem * rs.step_tries * rs.step_attempts
+    rows += len(methods) * n_eval * (1 + n_sampled)
+    speed = tokens_per_s / FOUR_BIT_SLOWDOWN if quantized else tokens_per_s
+    return budget.generation_seconds(rows, rs.max_new_tokens, speed, rs.batch_size)
+
+
 def sample_round(policies: Mapping[str, object], tokenizer, prm, problems, rs: RoundSettings, *, seed: int = 0,
                  shared_start: bool = False) -> list[list[Sample]]:
     """Sample and PRM-label ``K`` solutions per problem (see ``RoundSettings.sampler``). ``shared_start``: all
