@@ -243,6 +243,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         if first is None:
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no rows")
         if "chosen_step_ids" in first:  # already prepared (e.g. another trainer's train_dataset)
+            self._check_prepared_alike(dataset, args, dataset_name)
             self._note_step_width(dataset)  # the precomputed reference needs a column per step
             return dataset
         if "initial_reason_steps" in first:  # Step-DPO rows: the trainer would read prompt + one step, no prefix
@@ -288,19 +289,35 @@ class StepwiseDPOTrainer(DPOTrainer):
             template = args.step_wise_prompt_template
             dataset = dataset.map(lambda ex: {"prompt": template.replace("{prompt}", ex["prompt"])})
         # TRL drops rows whose prompt fills max_length without a word: step_columns refuses them instead, by row
-        keep_start = args.max_length is not None and args.truncation_mode == "keep_start"
         dataset = super()._prepare_dataset(dataset, processing_class, _without_max_length(args), dataset_name)
         if "open_ended" in next(iter(dataset)):  # partial solutions (Step-DPO's prompt-prefix form): no EOS
             dataset = dataset.map(drop_appended_eos, fn_kwargs=dict(eos=self._tokenizer.eos_token,
                                                                     eos_id=self._tokenizer.eos_token_id))
         progress = {"desc": f"Step ids of {dataset_name} dataset"} if isinstance(dataset, Dataset) else {}  # lazy
-        dataset = dataset.map(step_columns, with_indices=True, **progress,
-                              fn_kwargs=dict(tokenizer=self._tokenizer, delimiter=args.step_delimiter,
-                                             max_steps=args.max_reasoning_steps,
-                                             first_token=args.step_pairing == "first_token",
-                                             max_length=args.max_length if keep_start else None))
+        dataset = dataset.map(step_columns, with_indices=True, **progress, fn_kwargs=self._step_settings(args))
         self._note_step_width(dataset)
         return dataset
+
+    def _step_settings(self, args) -> dict:
+        """What decides a row's step columns (``step_columns``' arguments)."""
+        keep_start = args.max_length is not None and args.truncation_mode == "keep_start"
+        return dict(tokenizer=self._tokenizer, delimiter=args.step_delimiter, max_steps=args.max_reasoning_steps,
+                    first_token=args.step_pairing == "first_token", max_length=args.max_length if keep_start else None)
+
+    def _check_prepared_alike(self, dataset, args, dataset_name, rows: int = 8):
+        """A prepared dataset is reused as it is, so its step columns must be what these settings make: another
+        trainer's, with another ``step_pairing``, ``step_delimiter`` or ``max_reasoning_steps``, would train this one
+        on its steps (a first-token column under "weighted": one token a pair). The first ``rows`` are made again."""
+        settings = self._step_settings(args)
+        for idx, ex in zip(range(rows), dataset):
+            again = step_columns({k: v for k, v in ex.items() if k not in STEP_VALUE_COLUMNS}, idx, **settings)
+            for key in ("chosen_step_ids", "rejected_step_ids", "first_diff_step"):
+                if again[key] != ex[key]:
+                    raise ValueError(
+                        f"StepwiseDPOTrainer: the {dataset_name} dataset was prepared with other step settings (row "
+                        f"{idx}: field {key!r} differs from what step_pairing={args.step_pairing!r}, step_delimiter="
+                        f"{args.step_delimiter!r}, max_reasoning_steps={args.max_reasoning_steps} make): give this "
+                        "trainer the rows before preparation")
 
     def _note_step_width(self, dataset):
         if isinstance(dataset, Dataset):

@@ -424,6 +424,15 @@ def test_precomputed_reference_gives_the_same_loss(tmp_path, tiny_model, tiny_to
     assert reused._max_num_steps == live._max_num_steps > 1
     assert reused.compute_loss(reused.model, batch_of(reused)).item() == pytest.approx(
         live.compute_loss(live.model, batch_of(live)).item(), abs=1e-5)
+    # ... but not one prepared with other step settings: it was reused as it was, so a first-token trainer's
+    # columns trained a "weighted" one on one token a pair, and another delimiter's steps were taken as its own
+    first_token = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref),
+                                     args=config(tmp_path, step_pairing="first_token"), train_dataset=ds,
+                                     processing_class=tiny_tokenizer)
+    for other, kw in ((first_token, {}), (live, dict(max_reasoning_steps=1))):
+        with pytest.raises(ValueError, match="train dataset was prepared with other step settings .row 0: field"):
+            StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), args=config(tmp_path, **kw),
+                               train_dataset=other.train_dataset, processing_class=tiny_tokenizer)
 
 
 # ----------------------------------------------------------------------------- training, PEFT, QLoRA, saving
