@@ -43,7 +43,7 @@ def run_setting(profile: str, data: Path, beta: float, sft_weight: float, outcom
         run_dir = Path(tmp) / profile
         shutil.copytree(data, run_dir / "data")
         params = {"PROFILE": profile, "RUN_DIR": str(run_dir), "BETA": beta, "SFT_WEIGHT": sft_weight,
-                  "OUTCOME_WEIGHT": outcome_weight}
+                  "OUTCOME_WEIGHT": outcome_weight, "ONPOLICY_ROUNDS": 0}  # no rounds: no PRM needed
         notebooks.execute_notebook(one_round_part(Path(tmp)), params, cwd=ROOT)
         policy = runs.read_metrics(run_dir)["policy"]
     return {"beta": beta, "sft_weight": sft_weight, "outcome_weight": outcome_weight,
