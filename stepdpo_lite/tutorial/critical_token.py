@@ -21,10 +21,14 @@ class CriticalTokenStepDPOTrainer(StepwiseDPOTrainer):
     """``StepwiseDPOTrainer`` whose step loss is ``step_loss_weight · _critical_token_step_loss``."""
 
     def __init__(self, *args, **kwargs):
+        self._check_pairing(kwargs.get("args"))  # before the datasets are prepared (or refused) with its settings
         super().__init__(*args, **kwargs)
-        if self.args.step_pairing != "first_token":
+        self._check_pairing(self.args)
+
+    def _check_pairing(self, config) -> None:
+        if config is not None and config.step_pairing != "first_token":
             raise ValueError(f"{type(self).__name__}: step_pairing must be 'first_token' (one token a side at one "
-                             f"shared state), got {self.args.step_pairing!r}")
+                             f"shared state), got {config.step_pairing!r}")
 
     def _critical_positions(self, inputs):
         """Per row of ``[chosen; rejected]``: the index of the first token where the two differ, and whether the
