@@ -16,8 +16,10 @@ arXiv:2406.18629, Eq. 3): ``−log σ(β·(log π(s⁺|x,s_<k)/π_ref(…) − l
 
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -62,6 +64,22 @@ def positional_weights(step_weights: Sequence[float] | torch.Tensor | None, num_
     return torch.cat([w, w[-1:].expand(num_steps - len(w))])
 
 
+def _list_rewards(rows, mask):
+    """Lists of step rewards made ready for a tensor: a reward that is no number is named by solution and step
+    (torch's own error names neither), and solutions of different lengths are padded, with a mask of their steps."""
+    nested = len(rows) > 0 and all(isinstance(x, (list, tuple, np.ndarray)) for x in rows)
+    for i, row in enumerate(rows if nested else [rows]):
+        for k, v in enumerate(row):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                where = f"solution {i}, step {k}" if nested else f"step {k}"
+                raise ValueError(f"aggregate_rewards: {where}: a reward must be a number, got {v!r}")
+    if not nested or mask is not None or len({len(x) for x in rows}) <= 1:
+        return rows, mask
+    width = max(map(len, rows))
+    return ([list(x) + [0.0] * (width - len(x)) for x in rows],
+            [[True] * len(x) + [False] * (width - len(x)) for x in rows])
+
+
 def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=None):
     """Turn per-step rewards (log-odds, ``(..., S)``) into one reward per solution ``R`` (``(...)``).
 
@@ -72,11 +90,13 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
       (Lightman et al. 2023 §2.6), kept in log space so that ``σ(R⁺ − R⁻) = P⁺ / (P⁺ + P⁻)``.
 
     ``mask`` (bool, same shape) marks real steps; a solution with no step gets 0 (product: log 1).
-    Lists in give a float (one solution) or a list of floats out.
+    Lists in give a float (one solution) or a list of floats out; solutions of different lengths are fine.
     """
     if strategy not in AGGREGATION_STRATEGIES:
         raise ValueError(f"aggregate_rewards: strategy must be one of {AGGREGATION_STRATEGIES}, got {strategy!r}")
     as_list = not torch.is_tensor(step_rewards)
+    if as_list and isinstance(step_rewards, (list, tuple)):
+        step_rewards, mask = _list_rewards(step_rewards, mask)
     r = torch.as_tensor(step_rewards, dtype=torch.float32) if as_list else step_rewards
     if r.dim() == 0:
         raise ValueError(f"aggregate_rewards: expected a list of step rewards, got one number {float(r)!r}")

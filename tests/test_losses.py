@@ -144,3 +144,20 @@ def test_aggregate_rewards_refuses_nan_and_a_bare_number():
     with pytest.raises(ValueError, match="got one number"):
         aggregate_rewards(3.0, "min")
     assert aggregate_rewards([1.0, -2.0], "min") == pytest.approx(-2.0)
+
+
+def test_aggregate_rewards_takes_solutions_of_different_lengths_and_names_a_reward_that_is_no_number():
+    """A list of solutions with different step counts (the usual case) failed in torch ("expected sequence of length
+    2 at dim 1"), and a None in a list as "must be real number": neither named the solution or the step."""
+    from stepdpo_lite.losses import aggregate_rewards
+
+    ragged = [[1.0, 2.0], [3.0]]
+    assert aggregate_rewards(ragged, "min") == [1.0, 3.0]
+    assert aggregate_rewards(ragged, "mean") == [1.5, 3.0]
+    assert aggregate_rewards(ragged, "last") == [2.0, 3.0]  # each solution's own last step, not a padded 0
+    assert aggregate_rewards(ragged, "product") == pytest.approx(
+        [aggregate_rewards([1.0, 2.0], "product"), aggregate_rewards([3.0], "product")])
+    with pytest.raises(ValueError, match=r"aggregate_rewards: step 1: a reward must be a number, got None"):
+        aggregate_rewards([1.0, None])
+    with pytest.raises(ValueError, match=r"aggregate_rewards: solution 1, step 1: a reward must be a number, got 'x'"):
+        aggregate_rewards([[1.0], [2.0, "x"]])

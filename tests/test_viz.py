@@ -256,3 +256,10 @@ def test_training_curves_take_numpy_metrics():
     history = [{"step": 1, "loss": np.float32(1.0)}, {"step": 2, "loss": np.float64(0.5)}, {"step": 3, "loss": True}]
     (ax,) = viz.plot_training_curves({"run": history}).axes
     assert len(ax.lines) == 1 and list(ax.lines[0].get_ydata()) == [1.0, 0.5]  # a bool is no metric
+
+
+def test_label_agreement_refuses_a_label_that_is_no_bool():
+    """A None (a step left unlabelled) was read as a wrong step, by its truth value."""
+    with pytest.raises(ValueError, match=r"plot_label_agreement: solution 1: gold labels\[0\] must be a bool or 0/1, "
+                                         r"got None"):
+        viz.plot_label_agreement([[True], [False]], [[True], [None]])

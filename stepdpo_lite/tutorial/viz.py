@@ -25,7 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from ..atomic import write_atomic
-from ..evaluation import first_error_index
+from ..evaluation import _check_labels, first_error_index
 from ..steps import DEFAULT_DELIMITER, extract_steps
 
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
@@ -474,6 +474,8 @@ def plot_label_agreement(predicted, gold, names=("Monte-Carlo", "gold"), title=N
     for i, (a, b) in enumerate(zip(rows_p, rows_g)):  # a shift would pair the wrong steps
         if len(a) != len(b):
             raise ValueError(f"plot_label_agreement: solution {i} has {len(a)} predicted but {len(b)} gold labels")
+        for name, labels in ((names[0], a), (names[1], b)):  # a None would count as a wrong step
+            _check_labels(labels, "plot_label_agreement", f"solution {i}: {name} labels")
     flat = lambda xs: [bool(v) for x in nested(xs) for v in x]
     p, g = flat(predicted), flat(gold)
     if len(p) != len(g) or not p:
