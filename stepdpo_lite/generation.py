@@ -65,6 +65,14 @@ def eos_token_ids(model, tokenizer) -> list[int]:
     return list(dict.fromkeys(i for i in ids if i is not None))
 
 
+def sampling_arguments(temperature: float) -> dict:
+    """``generate``'s arguments for pure sampling at ``temperature`` (the full distribution: ``top_k=0``,
+    ``top_p=1``), or greedy at 0."""
+    if temperature > 0:
+        return dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+    return dict(do_sample=False)
+
+
 @contextlib.contextmanager
 def exact_sampling(model):
     """For the block, the model's saved generation settings keep only their token ids. ``generate`` fills every
@@ -76,13 +84,13 @@ def exact_sampling(model):
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT generates with its base's
     saved = getattr(inner, "generation_config", None)
     if saved is None:
-        yield model
+        yield
         return
     ids = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
     inner.generation_config = GenerationConfig(**{k: getattr(saved, k) for k in ids
                                                   if getattr(saved, k, None) is not None})
     try:
-        yield model
+        yield
     finally:
         inner.generation_config = saved
 
@@ -90,8 +98,9 @@ def exact_sampling(model):
 def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float = 1.0, batch_size: int = 64,
                      max_new_tokens: int = 160, seed: int = 0, progress: bool = True) -> list[list[str]]:
     """``n`` solutions per prompt text (``temperature=0`` is greedy; T > 0 samples the full distribution:
-    ``top_k=0``, ``top_p=1``, none of the model's saved sampling settings: ``exact_sampling``); returns one list of ``n`` texts per prompt, in order. A prompt that is empty, or
-    too long for the model's context with ``max_new_tokens`` more tokens, raises a ``ValueError`` naming it."""
+    ``sampling_arguments``, none of the model's saved sampling settings: ``exact_sampling``); returns one list of
+    ``n`` texts per prompt, in order. A prompt that is empty, or too long for the model's context with
+    ``max_new_tokens`` more tokens, raises a ``ValueError`` naming it."""
     import torch
     from tqdm.auto import tqdm
 
@@ -103,8 +112,7 @@ def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float =
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     device = next(model.parameters()).device
     out = []
-    sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
-    eos = eos_token_ids(model, tokenizer)
+    sampling, eos = sampling_arguments(temperature), eos_token_ids(model, tokenizer)
     try:
         for i in tqdm(range(0, len(flat), batch_size), desc="sampling", disable=not progress):
             batch = tokenizer(flat[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)

@@ -61,12 +61,15 @@ def read_metrics(run: str | os.PathLike) -> dict:
 
 
 def _plain(value, name: str = ""):
-    """``value`` as JSON will hold it, before it is checked and merged: numpy scalars as Python numbers (so that a
-    float32 NaN is seen, and json can write them) and dict keys as the str JSON makes of them (an int key read
-    back is a str: merged with the int it would be two keys, which json cannot sort). Any other type is refused by
-    name, as json would refuse it without one."""
+    """``value`` as JSON will hold it, before it is merged: numpy scalars as Python numbers (json cannot write them)
+    and dict keys as the str JSON makes of them (an int key read back is a str: merged with the int it would be two
+    keys, which json cannot sort). A NaN or infinite number (a float32 one too) and any other type are refused by
+    name (``name``: dotted), as json would refuse them without one or write what it cannot read back."""
     if isinstance(value, np.generic):
         value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"update_metrics: {name or 'the value'} is not a finite number; JSON has no NaN or infinity: "
+                         "record None for a figure that is undefined")
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, (list, tuple)):
@@ -87,18 +90,6 @@ def _plain(value, name: str = ""):
     return out
 
 
-def _non_finite(value, name: str = "") -> str | None:
-    """The dotted name of the first NaN or infinite float in ``value`` (nested dicts and lists), else None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return name or "the value"
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
-    for key, sub in items:
-        found = _non_finite(sub, f"{name}[{key}]" if isinstance(key, int) else f"{name}.{key}" if name else str(key))
-        if found:
-            return found
-    return None
-
-
 def update_metrics(run: str | os.PathLike, part: dict) -> dict:
     """Merge ``part`` (nested dicts) into ``run/metrics.json`` and return the whole file's content. The run folder
     must exist (``run_dir`` makes it), so a misspelled one is an error, not a new folder; a NaN or infinite figure
@@ -109,10 +100,6 @@ def update_metrics(run: str | os.PathLike, part: dict) -> dict:
     if not isinstance(part, dict):
         raise ValueError(f"update_metrics: part must be a dict of figures, got {type(part).__name__}")
     part = _plain(part)
-    bad = _non_finite(part)
-    if bad:
-        raise ValueError(f"update_metrics: {bad} is not a finite number; JSON has no NaN or infinity: record None "
-                         "for a figure that is undefined")
     metrics = read_metrics(run)
     write_json_atomic(Path(run) / "metrics.json", _merge(metrics, part))
     return metrics

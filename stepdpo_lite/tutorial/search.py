@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ..checks import positive_int
-from ..generation import check_sampling, eos_token_ids, exact_sampling, prompt_texts, record_prompts
+from ..generation import (check_sampling, eos_token_ids, exact_sampling, prompt_texts, record_prompts,
+                          sampling_arguments)
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
 from .labelling import prompts_of
@@ -140,8 +141,7 @@ def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: s
     rows = [(i, texts[i], leads[i], caps[i]) for i in range(len(texts)) for _ in range(n)]
     eos = eos_token_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
-    sampling = (dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0
-                else dict(do_sample=False))
+    sampling = sampling_arguments(temperature)
     device = next(model.parameters()).device
     if seed is not None:
         torch.manual_seed(seed)

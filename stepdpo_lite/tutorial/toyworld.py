@@ -199,7 +199,7 @@ def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -
                          "parse_prompt(prompt) makes one from a toy prompt")
     steps = extract_steps(solution, delimiter)
     gold = problem.values
-    labels, kinds, prev_written = [], [], None
+    labels, kinds, prev_written, m = [], [], None, None
     for k, text in enumerate(steps):
         m = _STEP_RE.match(text)
         kind = None
@@ -231,9 +231,8 @@ def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -
         labels.append(kind is None)
         kinds.append(kind)
     first_error = first_error_index(labels)
-    # the last step states the answer, read as the steps' numbers are ("Answer: 032" is 32, its step right)
-    last = _STEP_RE.match(steps[-1]) if steps else None
-    answer_correct = bool(last) and last.group(6) is not None and int(last.group(6)) == problem.answer
+    # the last step (m: its match) states the answer, read as the steps' numbers are ("Answer: 032" is 32)
+    answer_correct = bool(m) and m.group(6) is not None and int(m.group(6)) == problem.answer
     return Verdict(labels, first_error, answer_correct, kinds, steps)
 
 
