@@ -89,26 +89,26 @@ def _bool(row: Mapping, name: str) -> bool:
     return value
 
 
-def _list(row: Mapping, name: str, item: type) -> list:
-    """A non-empty list of ``item`` (bool, or non-blank str)."""
+_ITEMS = {  # what _list accepts: (the list's items, one item, the check); a NaN fails 0 <= x
+    bool: ("true/false labels", "true or false", lambda x: isinstance(x, bool)),
+    str: ("non-empty strings", "a non-blank string", lambda x: isinstance(x, str) and x.strip()),
+    "fraction": ("fractions in [0, 1]", "a fraction in [0, 1]",
+                 lambda x: not isinstance(x, bool) and isinstance(x, numbers.Real) and 0 <= x <= 1),
+    "probability": ("true/false labels or probabilities", "true, false or a probability in [0, 1]",
+                    lambda x: isinstance(x, numbers.Real) and 0 <= x <= 1)}  # a bool is a Real
+
+
+def _list(row: Mapping, name: str, item) -> list:
+    """A non-empty list of ``item``: bool, non-blank str, "fraction" (a number in [0, 1], not a bool: Monte-Carlo
+    shares) or "probability" (a bool or a number in [0, 1]: a preference row's step labels, which the Stepwise DPO
+    trainer reads as probabilities, e.g. a PRM's σ(reward))."""
     value = _field(row, name)
-    what, one = ("true/false labels", "true or false") if item is bool else ("non-empty strings", "a non-blank string")
+    what, one, ok = _ITEMS[item]
     if not isinstance(value, (list, tuple)) or not value:
         raise _Bad(name, f"must be a non-empty list of {what}, got {value!r:.40}")
     for j, x in enumerate(value):
-        if not isinstance(x, item) or (item is str and not x.strip()):
+        if not ok(x):
             raise _Bad(f"{name}[{j}]", f"must be {one}, got {x!r:.40}")
-    return list(value)
-
-
-def _fractions(row: Mapping, name: str, n: int) -> list:
-    """A list of ``n`` numbers in [0, 1] (Monte-Carlo shares of rollouts, one per step)."""
-    value = _field(row, name)
-    if not isinstance(value, (list, tuple)) or len(value) != n:
-        raise _Bad(name, f"must be a list of {n} fractions in [0, 1], one per completion (step), got {value!r:.40}")
-    for j, x in enumerate(value):  # a bool or a str is refused too, and a NaN fails 0 <= x
-        if isinstance(x, bool) or not isinstance(x, numbers.Real) or not 0 <= x <= 1:
-            raise _Bad(f"{name}[{j}]", f"must be a fraction in [0, 1], got {x!r:.40}")
     return list(value)
 
 
@@ -249,37 +249,36 @@ def _validated(rows, check: Callable, name: str, columns: Sequence[str], **kw) -
 
 def _stepwise(row):
     _text(row, "prompt")
-    steps, labels = _list(row, "completions", str), _list(row, "labels", bool)
-    if len(steps) != len(labels):
-        raise _Bad("labels", f"has {len(labels)} labels for {len(steps)} completions (steps)")
-    if row.get("soft_labels") is not None:  # mc_step_labels' shares: a wrong count or a 2.0 would train silently
-        _fractions(row, "soft_labels", len(steps))
-    if row.get("gold_labels") is not None and len(_list(row, "gold_labels", bool)) != len(steps):  # the checker's
-        raise _Bad("gold_labels", f"has {len(row['gold_labels'])} labels for {len(steps)} completions (steps)")
+    steps = _list(row, "completions", str)
+    # soft_labels: mc_step_labels' shares (a wrong count or a 2.0 would train silently); gold_labels: the checker's
+    for name, item in (("labels", bool), ("soft_labels", "fraction"), ("gold_labels", bool)):
+        if (name == "labels" or row.get(name) is not None) and len(_list(row, name, item)) != len(steps):
+            raise _Bad(name, f"has {len(row[name])} labels for {len(steps)} completions (steps)")
     return [dict(row)]
+
+
+def _labels_per_step(row, name: str, text_field: str, delimiter, item) -> None:
+    """``row[name]`` (when set) a list of ``item``, with one label per step of ``row[text_field]`` when ``delimiter``
+    is given."""
+    if row.get(name) is not None:
+        labels = _list(row, name, item)
+        if delimiter is not None and len(labels) != len(steps := extract_steps(row[text_field], delimiter)):
+            raise _Bad(name, f"has {len(labels)} labels but {text_field!r} has {len(steps)} steps "
+                             f"(delimiter {delimiter!r})")
 
 
 def _outcome(row, delimiter=None):
     _text(row, "prompt"), _text(row, "completion"), _bool(row, "label")
-    if row.get("step_labels") is not None:
-        labels = _list(row, "step_labels", bool)
-        if delimiter is not None and len(labels) != len(steps := extract_steps(row["completion"], delimiter)):
-            raise _Bad("step_labels", f"has {len(labels)} labels but 'completion' has {len(steps)} steps "
-                                      f"(delimiter {delimiter!r})")
+    _labels_per_step(row, "step_labels", "completion", delimiter, bool)
     return [dict(row)]
 
 
 def _preference(row, delimiter=None):
     _text(row, "prompt")
-    texts = {side: _text(row, side) for side in ("chosen", "rejected")}
-    if texts["chosen"] == texts["rejected"]:
+    if _text(row, "chosen") == _text(row, "rejected"):
         raise _Bad("rejected", "is identical to 'chosen'")
-    for side, text in texts.items():
-        name = f"{side}_step_labels"
-        if row.get(name) is not None:
-            labels = _list(row, name, bool)
-            if delimiter is not None and len(labels) != len(steps := extract_steps(text, delimiter)):
-                raise _Bad(name, f"has {len(labels)} labels but {side!r} has {len(steps)} steps (delimiter {delimiter!r})")
+    for side in ("chosen", "rejected"):
+        _labels_per_step(row, f"{side}_step_labels", side, delimiter, "probability")
     return [dict(row)]
 
 
@@ -311,9 +310,10 @@ def validate_outcome(rows, *, delimiter: str | None = None, skip_invalid: bool =
 def validate_preference(rows, *, delimiter: str | None = None, drop_duplicates: bool = False,
                         skip_invalid: bool = False) -> Dataset:
     """Check preference rows: non-empty ``prompt``/``chosen``/``rejected``, chosen != rejected, no repeated
-    (prompt, chosen, rejected); optional ``chosen_step_labels``/``rejected_step_labels`` are lists of bool,
-    with one label per step of their text when ``delimiter`` is given (not by default: pairs are split into steps
-    differently, e.g. GSM8K's by line; the Stepwise DPO trainer checks the count with its own ``step_delimiter``)."""
+    (prompt, chosen, rejected); optional ``chosen_step_labels``/``rejected_step_labels`` are lists of bool or
+    of probabilities in [0, 1] (a PRM's labels, as the on-policy rounds build them), with one label per step of
+    their text when ``delimiter`` is given (not by default: pairs are split into steps differently, e.g. GSM8K's by
+    line; the Stepwise DPO trainer checks the count with its own ``step_delimiter``)."""
     return _validated(rows, lambda r: _preference(r, delimiter), "preference", PREFERENCE, key=PREFERENCE,
                       drop_duplicates=drop_duplicates, skip_invalid=skip_invalid)
 

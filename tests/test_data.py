@@ -231,6 +231,8 @@ BAD = [  # loader, good line, bad line, words the error must contain (besides "l
     ("preference", PREF, json.dumps(PREF), ["'prompt', 'chosen', 'rejected'", "line 1", "duplicate"]),
     ("preference", PREF, _with(PREF, chosen_step_labels=["yes", True]), ["'chosen_step_labels[0]'"]),
     ("preference", PREF, _with(PREF, rejected_step_labels=[True]), ["'rejected_step_labels'", "2 steps"]),
+    ("preference", PREF, _with(PREF, chosen_step_labels=[0.9, 1.5]), ["'chosen_step_labels[1]'", "[0, 1]"]),
+    ("preference", PREF, _with(PREF, rejected_step_labels=[0.9, "0.1"]), ["'rejected_step_labels[1]'", "[0, 1]"]),
     ("stepwise", STEP, _with(STEP, labels=[True]), ["'labels'", "1 labels for 2"]),
     ("stepwise", STEP, _with(STEP, completions=["Step 1: a", " "]), ["'completions[1]'"]),
     ("stepwise", STEP, _with(STEP, labels=[1, 0]), ["'labels[0]'"]),
@@ -348,8 +350,7 @@ def test_real_samples_validate_with_their_loaders():
 
 
 @pytest.mark.parametrize("soft, words", [
-    ([1.0, 0.5],
-     "field 'soft_labels': must be a list of 3 fractions in [0, 1], one per completion (step), got [1.0, 0.5]"),
+    ([1.0, 0.5], "field 'soft_labels': has 2 labels for 3 completions (steps)"),
     ([1.0, 2.0, 0.0], "field 'soft_labels[1]': must be a fraction in [0, 1], got 2.0"),
     ([1.0, -0.5, 0.0], "field 'soft_labels[1]'"),
     ([1.0, float("nan"), 0.0], "field 'soft_labels[1]'"),
@@ -646,6 +647,18 @@ def test_save_and_load_datasets_round_trip(tmp_path):
     assert sorted(loaded) == ["pairs", "steps"] and loaded["steps"].to_list() == steps.to_list()
     assert loaded["pairs"]["prompt"] == ["p", "q"]
     assert [p.name for p in (tmp_path / "d").iterdir() if p.name.startswith(".")] == []
+
+
+def test_preference_rows_with_prm_probabilities_load(tmp_path):
+    """The on-policy rounds label pairs with a PRM's σ(reward), which the Stepwise DPO trainer reads; written to a
+    file, such rows were refused on loading ("must be true or false, got 0.9")."""
+    rows = [_with_dict(PREF, chosen_step_labels=[0.97, 0.88], rejected_step_labels=[0.93, 0.02]),
+            _with_dict(PREF, prompt="q", chosen_step_labels=[True, True], rejected_step_labels=[True, False])]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loaded = data.load_preference(str(path), delimiter="\n\nStep")
+    assert loaded["chosen_step_labels"] == [[0.97, 0.88], [1.0, 1.0]]
+    assert loaded["rejected_step_labels"] == [[0.93, 0.02], [1.0, 0.0]]
 
 
 
