@@ -82,6 +82,7 @@ class TagCollator:
 def _trainer_class():
     import torch
     import torch.nn.functional as F
+    from torch.nn.utils.rnn import pad_sequence
     from transformers import Trainer
 
     class VerifierTrainer(Trainer):
@@ -111,16 +112,22 @@ def _trainer_class():
                 loss, rewards = self._loss_and_rewards(model, inputs)
             if prediction_loss_only:
                 return loss.detach(), None, None
-            return loss.detach(), rewards.detach(), inputs["tag_labels"]
+            # One row per solution, its tags' rewards and labels padded with -100: the Trainer gathers and cuts
+            # the last batch by rows, and a flat list of tags would lose those of every row past the cut
+            counts = torch.bincount(inputs["tag_rows"], minlength=len(inputs["input_ids"])).tolist()  # rows in order
+            pad = lambda x: pad_sequence(x.float().split(counts), batch_first=True, padding_value=-100.0)
+            return loss.detach(), pad(rewards.detach()), pad(inputs["tag_labels"])
 
     return VerifierTrainer
 
 
 def _tag_metrics(eval_pred) -> dict:
-    """Accuracy (sign of the reward) and AUROC over all tags of the evaluation set."""
+    """Accuracy (sign of the reward) and AUROC over all tags of the evaluation set (rows of tags, padded with
+    -100: ``prediction_step``)."""
     import numpy as np
     from .evaluation import step_auroc
-    rewards, labels = np.asarray(eval_pred.predictions).ravel(), np.asarray(eval_pred.label_ids).ravel()
+    labels = np.asarray(eval_pred.label_ids)
+    rewards, labels = np.asarray(eval_pred.predictions)[labels != -100], labels[labels != -100]
     metrics = {"accuracy": float(((rewards > 0) == (labels > 0)).mean())}
     if 0 < labels.sum() < len(labels):
         metrics["auroc"] = step_auroc(rewards, labels)

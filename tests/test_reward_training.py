@@ -93,6 +93,28 @@ def test_trainer_loss_and_passthrough(process, tiny_dir, tmp_path, monkeypatch):
     assert seen["loss"] == pytest.approx(mean_tag_loss(model, rows, process=process), abs=1e-4)
 
 
+def test_eval_metrics_count_every_step_of_the_last_eval_batch(tiny_dir, tmp_path):
+    """The Trainer cuts the last evaluation batch to the rows left in the set; the steps' rewards were one flat list,
+    so it cut steps instead (13 steps in 5 rows, batches of 4: 12 steps counted, and the one wrong step, in the last
+    row, never)."""
+    import numpy as np
+    rows = [{"prompt": p.prompt, "completions": toyworld.check(p, p.gold_solution).steps}
+            for p in toyworld.make_problems(5, "train", seed=0, max_ops=3)]
+    for r in rows:
+        r["labels"] = [True] * len(r["completions"])
+    rows[-1]["labels"][-1] = False
+    prm = train_process_reward_model(tiny_dir, rows, tmp_path / "prm", eval_dataset=rows, quantization=None,
+                                     lora={"r": 4, "lora_dropout": 0.0}, max_steps=1, per_device_train_batch_size=5,
+                                     per_device_eval_batch_size=4, device="cpu", disable_tqdm=True)
+    scores = prm.score_solutions([r["prompt"] for r in rows], [r["completions"] for r in rows])
+    rewards = [x for rs in scores for x in rs]
+    labels = [y for r in rows for y in r["labels"]]
+    assert len(labels) == 13 and sum(labels) == 12
+    right = np.mean([(x > 0) == y for x, y in zip(rewards, labels)])
+    assert prm.training_metrics["eval_accuracy"] == pytest.approx(right)
+    assert "eval_auroc" in prm.training_metrics
+
+
 def test_the_step_delimiter_is_saved_with_the_prm(tiny_dir, tmp_path):
     """A PRM for texts with one step a line splits a text it scores by line, as its training rows were."""
     rows = [{"prompt": "P\n", "completions": ["1 + 1 = 2\n", "2 * 3 = 6"], "labels": [True, False]}] * 4
