@@ -35,13 +35,30 @@ def write_json_atomic(path: str | os.PathLike, obj, indent: int = 2) -> Path:
     return write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=indent, sort_keys=True)))
 
 
-def save_atomic(path: str | os.PathLike, write, keep: tuple[str, ...] = ()) -> Path:
+def check_replaceable(path: str | os.PathLike, keep: tuple[str, ...] = (), owned: tuple[str, ...] = (),
+                      where: str = "save") -> Path:
+    """``path`` made absolute, or a ``ValueError`` when replacing it as a whole would do harm: it is the working
+    directory or holds it; or, with ``owned`` (glob patterns of the files a save of this kind writes), it holds
+    anything but such a save and ``keep``'s subfolders (a user's notes in the folder named as ``output_dir``)."""
+    path = Path(os.path.abspath(path))  # "." has no name to put a temporary folder beside
+    if path == Path.cwd() or path in Path.cwd().parents:
+        raise ValueError(f"{where}: {path} is the working directory or holds it; saving replaces the folder as a "
+                         "whole: name a subfolder")
+    if owned and path.is_dir() and not any(next(path.glob(o), None) for o in owned):
+        if foreign := sorted(p.name for p in path.iterdir() if not any(p.match(k) for k in keep)):
+            raise ValueError(f"{where}: {path} holds {foreign[:3]}, not a saved copy ({', '.join(owned)}); saving "
+                             "replaces the folder as a whole and would delete them: choose a new or empty folder")
+    return path
+
+
+def save_atomic(path: str | os.PathLike, write, keep: tuple[str, ...] = (), owned: tuple[str, ...] = ()) -> Path:
     """``write(tmp)`` fills a temporary folder, which then replaces the folder ``path``. Works for anything that
     writes a folder: ``lambda p: dataset.save_to_disk(p)``, ``lambda p: model.save_pretrained(p)``. The old folder
     is removed only after the new one is complete, and is put back if the new one cannot be moved in.
     ``keep``: glob patterns of the old folder's subfolders to move (rename, not copy) into the new one, e.g. a
-    Trainer's ``"checkpoint-*"`` in the output_dir a model is then saved to; all else of the old folder goes."""
-    path = Path(path)
+    Trainer's ``"checkpoint-*"`` in the output_dir a model is then saved to; all else of the old folder goes.
+    ``owned``: see ``check_replaceable``, which refuses a folder holding files of anything else."""
+    path = check_replaceable(path, keep, owned)
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.with_name(f".{path.name}.old")
     if old.exists() and not path.exists():  # a save stopped between its two renames: the old copy is the only one

@@ -21,9 +21,10 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Sequence
 
+from .atomic import check_replaceable
 from .data import validate_outcome, validate_stepwise
-from .rewards import (NO, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel, RewardModelConfig,
-                      fast_head_matches, right_pad, tag_logits)
+from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
+                      RewardModelConfig, fast_head_matches, right_pad, tag_logits)
 from .steps import DEFAULT_DELIMITER
 
 
@@ -201,6 +202,7 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
     if train_dataset is None:
         raise ValueError(f"{kind.__name__}: train_dataset is None; give a list of rows or a datasets.Dataset")
     _check_training_args(c.training_args)  # a misspelled option fails now, not after the model has loaded
+    check_replaceable(output_dir, **SAVE_FOLDER, where="output_dir")  # and a folder the save would harm
     validate = validate_stepwise if kind is ProcessRewardModel else validate_outcome
     checked = {}
     for name, rows in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):

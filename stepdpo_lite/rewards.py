@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 STEP_TAG = "\nIs this step correct? Yes or No:"
 OUTCOME_TAG = "\nIs this solution correct? Yes or No:"
 YES, NO = " Yes", " No"
+# A saved reward model's folder (save_atomic): what it may hold besides the save, the Trainer's in its output_dir
+SAVE_FOLDER = dict(keep=("checkpoint-*", "runs"), owned=("*reward_config.json",))
 
 
 @dataclass
@@ -284,14 +286,14 @@ class GenerativeVerifier:
         """Written to a temporary folder that then replaces the folder ``path`` as a whole (``save_atomic``): a
         failed save leaves the previous copy whole, and no file of an earlier model (its adapter, its config) stays
         beside the new one. Only a Trainer's ``checkpoint-*`` and ``runs`` folders are kept: the reward trainers
-        save the model into their output_dir."""
+        save the model into their output_dir. A folder holding other files than these is refused."""
         def write(tmp):
             tmp = Path(tmp)  # beside path, so the adapter's relative base path is the same
             self.model.save_pretrained(tmp)
             write_portable_adapter_config(tmp)
             self.tokenizer.save_pretrained(tmp)
             (tmp / self.config_file).write_text(json.dumps(asdict(self.config), indent=2))
-        return save_atomic(path, write, keep=("checkpoint-*", "runs"))  # the Trainer's, in its output_dir
+        return save_atomic(path, write, **SAVE_FOLDER)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None, **overrides):

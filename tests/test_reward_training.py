@@ -115,6 +115,17 @@ def test_eval_metrics_count_every_step_of_the_last_eval_batch(tiny_dir, tmp_path
     assert "eval_auroc" in prm.training_metrics
 
 
+def test_an_output_dir_holding_other_files_is_refused_before_training(tmp_path, monkeypatch):
+    """The model is saved to output_dir by replacing the folder: a user's files there were deleted after training."""
+    import stepdpo_lite.models
+    monkeypatch.setattr(stepdpo_lite.models, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "train.jsonl").write_text("my rows\n")
+    with pytest.raises(ValueError, match=r"output_dir: .*out holds \['train.jsonl'\]"):
+        train_process_reward_model("no-such-base", toy_rows(2), tmp_path / "out", quantization=None)
+    assert (tmp_path / "out" / "train.jsonl").read_text() == "my rows\n"
+
+
 def test_the_step_delimiter_is_saved_with_the_prm(tiny_dir, tmp_path):
     """A PRM for texts with one step a line splits a text it scores by line, as its training rows were."""
     rows = [{"prompt": "P\n", "completions": ["1 + 1 = 2\n", "2 * 3 = 6"], "labels": [True, False]}] * 4

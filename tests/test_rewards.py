@@ -428,6 +428,27 @@ def test_a_failed_save_leaves_no_half_written_folder(tmp_path, monkeypatch, prm,
     assert sorted(p.name for p in (tmp_path / "ensemble").iterdir()) == ["ensemble_reward_config.json", "member_0"]
 
 
+def test_a_save_refuses_a_folder_it_would_wipe_or_the_working_directory(tmp_path, monkeypatch, prm):
+    """A save replaces its folder as a whole: a folder holding a user's own files lost them all (and "." failed
+    with "PosixPath('.') has an empty name"). A folder holding a saved reward model, and a Trainer's checkpoints
+    beside it, is replaced as before."""
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "notes.md").write_text("mine")
+    with pytest.raises(ValueError, match=r"save: .*project holds \['notes.md'\], not a saved copy"):
+        prm.save(mine)
+    assert (mine / "notes.md").read_text() == "mine"
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")
+    for here in (".", tmp_path):
+        with pytest.raises(ValueError, match="is the working directory or holds it"):
+            prm.save(here)
+    prm.save(tmp_path / "prm")
+    (tmp_path / "prm" / "checkpoint-5").mkdir()
+    prm.save(tmp_path / "prm")  # its own save is replaced, the checkpoint kept
+    assert (tmp_path / "prm" / "process_reward_config.json").exists() and (tmp_path / "prm" / "checkpoint-5").is_dir()
+
+
 def test_save_atomic_puts_the_old_copy_back_when_the_final_rename_fails(tmp_path, monkeypatch):
     from pathlib import Path
 
