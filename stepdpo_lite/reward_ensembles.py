@@ -60,7 +60,14 @@ class CombinedRewardModel:
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
         if self.process_reward_model is None:
             raise ValueError("CombinedRewardModel: no process reward model, so no step rewards")
-        return self.process_reward_model.get_rewards_for_steps(steps, problem)
+        return self.process_reward_model.get_rewards_for_steps(self._capped(steps), problem)
+
+    def _capped(self, steps):
+        """A solution given as its steps, with ``max_steps``' tail merged into the last kept step, as
+        ``extract_steps`` merges a text's: a text and its list of steps get the same rewards."""
+        if self.max_steps is None or not isinstance(steps, (list, tuple)) or len(steps) <= self.max_steps:
+            return steps
+        return [*steps[:self.max_steps - 1], "".join(steps[self.max_steps - 1:])]
 
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
                         progress: bool = False) -> list[float]:
@@ -71,7 +78,7 @@ class CombinedRewardModel:
         solutions = list_of(solutions, "solutions", "texts or lists of steps")
         total = [0.0] * len(solutions)
         if self.process_reward_model is not None:
-            steps = [extract_steps(s, self.step_delimiter, self.max_steps) if isinstance(s, str) else s
+            steps = [extract_steps(s, self.step_delimiter, self.max_steps) if isinstance(s, str) else self._capped(s)
                      for s in solutions]
             process = self.process_reward_model.solution_rewards(list_of(process_prompts, "prompts", "strings"),
                                                                  steps, batch_size, progress)

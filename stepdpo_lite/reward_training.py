@@ -174,9 +174,11 @@ class RewardTrainingConfig:
     @classmethod
     def of(cls, config: RewardTrainingConfig | None, overrides: dict) -> RewardTrainingConfig:
         """``config`` (or the defaults) with ``overrides``: its fields set, the other keys into ``training_args``."""
-        names = {f.name for f in fields(cls)} - {"training_args"}
+        names, overrides = {f.name for f in fields(cls)} - {"training_args"}, dict(overrides)
+        given = dict(overrides.pop("training_args", None) or {})  # training_args= as a keyword: merged, not nested
         config = replace(config or cls(), **{k: v for k, v in overrides.items() if k in names})
-        config.training_args = {**config.training_args, **{k: v for k, v in overrides.items() if k not in names}}
+        config.training_args = {**config.training_args, **given,
+                                 **{k: v for k, v in overrides.items() if k not in names}}
         return config
 
 

@@ -129,17 +129,22 @@ def tag_logits(model, input_ids, attention_mask, rows, cols, fast: bool = True):
 
 
 def fast_head_matches(model) -> bool:
-    """Whether decoder + output head give the model's own logits (false for soft-capped or scaled heads)."""
+    """Whether decoder + output head give the model's own logits (false for soft-capped or scaled heads). Checked
+    in eval mode: in train mode a LoRA adapter's dropout made the two passes differ, and the full logits followed."""
     import torch
     device = next(model.parameters()).device
     ids = torch.arange(1, 9, device=device).unsqueeze(0)
     mask, rows, cols = torch.ones_like(ids), torch.zeros(8, dtype=torch.long), torch.arange(8)
+    was_training = model.training
     try:
+        model.eval()
         with torch.no_grad():
             a = tag_logits(model, ids, mask, rows, cols, fast=True).float()
             b = tag_logits(model, ids, mask, rows, cols, fast=False).float()
     except (AttributeError, NotImplementedError, TypeError):
         return False
+    finally:
+        model.train(was_training)
     return a.shape == b.shape and torch.allclose(a, b, rtol=1e-3, atol=1e-3 * b.abs().max().item())
 
 
@@ -185,6 +190,8 @@ class GenerativeVerifier:
         elif device is not None and quantization is None:
             model.to(device)
         keep_4bit_weights_unpacked(model)  # a 4-bit model loaded elsewhere: same numbers on every CPU
+        if config.quantization is None and getattr(model, "is_loaded_in_4bit", False):  # a QLoRA model object:
+            config.quantization = "4bit"  # saved so, load() puts the adapter on a 4-bit base again (same rewards)
         if tokenizer is None:
             raise ValueError(f"{type(self).__name__}: pass the tokenizer with a model object")
         self.model, self.tokenizer, self.config = model, tokenizer, config

@@ -142,6 +142,9 @@ def test_one_config_with_keyword_overrides():
     assert c.training_args == {"save_strategy": "steps", "eval_steps": 2}  # the rest go to TrainingArguments
     assert base.max_steps == -1 and base.training_args == {"save_strategy": "steps"}  # the given config is kept
     assert RewardTrainingConfig.of(None, {}) == RewardTrainingConfig()
+    # training_args= as a keyword of train_*: merged (it was nested, then refused as an unknown option)
+    c = RewardTrainingConfig.of(base, {"training_args": {"eval_steps": 3}, "logging_steps": 2})
+    assert c.training_args == {"save_strategy": "steps", "eval_steps": 3} and c.logging_steps == 2
 
 
 def test_bad_rows_name_the_row_and_field(tiny_dir, tmp_path):

@@ -203,6 +203,29 @@ def test_save_load_identical_rewards(tmp_path, saved_base, tiny_model, tiny_toke
     assert ProcessRewardModel.load(config_file.parent, device="cpu", quantization=None).config.quantization is None
 
 
+def test_a_4bit_model_object_is_saved_as_4bit_and_loads_back_with_the_same_rewards(tmp_path, saved_base):
+    """Its config said quantization None, so load() put the adapter on a full-precision base: other rewards."""
+    from stepdpo_lite.models import load_model
+    model, tok = load_model(saved_base, quantization="4bit", lora={"r": 4, "init_lora_weights": False}, device="cpu")
+    prm = ProcessRewardModel(model, tok)
+    assert prm.config.quantization == "4bit"
+    prm.save(tmp_path / "prm")
+    prompts, sols = _problems(2)
+    assert ProcessRewardModel.load(tmp_path / "prm", device="cpu").score_solutions(prompts, sols) == \
+        prm.score_solutions(prompts, sols)
+
+
+def test_the_fast_head_is_checked_in_eval_mode_and_the_mode_kept(saved_base):
+    """In train mode a LoRA adapter's dropout made the two passes differ: full (batch, length, vocab) logits."""
+    from stepdpo_lite.models import load_model
+    from stepdpo_lite.rewards import fast_head_matches
+    model, tok = load_model(saved_base, quantization=None, device="cpu",
+                            lora={"r": 4, "lora_dropout": 0.5, "init_lora_weights": False})
+    model.train()
+    assert fast_head_matches(model) and model.training
+    assert ProcessRewardModel(model, tok)._fast and model.training
+
+
 def test_saving_an_adapter_twice_gives_the_same_files(tmp_path, saved_base):
     """PEFT writes target_modules from a set (its order changes between Python processes): the save sorts it."""
     import json
@@ -270,6 +293,11 @@ def test_combined_and_ensemble_arithmetic(prm, orm):
         CombinedRewardModel(prm, orm, process_weight=float("nan"))
     with pytest.raises(ValueError, match="give a process"):
         CombinedRewardModel(None, None)
+    # max_steps merges a solution's tail alike whether it comes as a text or as its steps (lists were not capped)
+    capped = CombinedRewardModel(prm, None, max_steps=2)
+    text = next(s for s in sols if len(extract_steps(s)) > 2)
+    assert capped.score_solutions([prompts[0]], [text]) == capped.score_solutions([prompts[0]], [extract_steps(text)])
+    assert len(capped.get_rewards_for_steps(extract_steps(text))) == 2
 
 
 def test_each_part_reads_its_own_prompt_and_lists_of_steps_reach_the_orm(tiny_model, tiny_tokenizer):
