@@ -52,6 +52,8 @@ def per_step_values(values, n_raw: int, n_kept: int, what: str, idx: int, kind: 
         raise ValueError(f"per_step_values: kind must be 'prob', 'reward' or 'reward_prob', got {kind!r}")
     if not isinstance(values, (list, tuple)) or not all(isinstance(v, Real) for v in values):
         raise ValueError(f"row {idx}: `{what}` must be a list of numbers (one per step), got {values!r:.60}")
+    if kind != "prob" and any(isinstance(v, bool) for v in values):  # True would read as log-odds 1: p = 0.73
+        raise ValueError(f"row {idx}: `{what}` must be log-odds rewards, not bools (labels go in *_step_labels)")
     vals = [float(v) for v in values]
     if kind != "prob" and not all(map(math.isfinite, vals)):  # NaN reaches the loss; ±inf makes σ(R⁺ − R⁻) NaN
         raise ValueError(f"row {idx}: `{what}` must be finite log-odds, got {vals}")
@@ -148,7 +150,8 @@ class DataCollatorForStepwisePreference(DataCollatorForPreference):
         if self.max_length is not None:
             sl = slice(None, self.max_length) if self.truncation_mode == "keep_start" else slice(-self.max_length, None)
             ids = [x[sl] for x in ids]
-        kept = [torch.bincount(torch.tensor([k for k in x if k >= 0], dtype=torch.long), minlength=num_steps)
+        # x[0] is never scored (a token's log-prob needs one before it): keep_end can cut a step down to there
+        kept = [torch.bincount(torch.tensor([k for k in x[1:] if k >= 0], dtype=torch.long), minlength=num_steps)
                 for x in ids]
         out["step_ids"] = pad([torch.tensor(x, dtype=torch.long) for x in ids], padding_value=-1,
                               padding_side="right", pad_to_multiple_of=self.pad_to_multiple_of)
@@ -156,7 +159,7 @@ class DataCollatorForStepwisePreference(DataCollatorForPreference):
         out["step_valid"] = torch.arange(num_steps)[None, :] < n[:, None]
         out["step_complete"] = out["step_valid"] & (torch.stack(kept) == torch.stack(full))
         out["step_probs"] = torch.tensor([p + [0.0] * (num_steps - len(p)) for p in probs])
-        if "chosen_step_rewards" in examples[0]:
+        if examples[0].get("chosen_step_rewards") is not None:  # a column of None: no rewards
             rewards = [e[f"{s}_step_rewards"] for s in sides for e in examples]
             out["step_rewards"] = torch.tensor([r + [0.0] * (num_steps - len(r)) for r in rewards])
         out["first_diff_step"] = torch.tensor([e["first_diff_step"] for e in examples], dtype=torch.long)

@@ -243,6 +243,20 @@ def test_cached_step_rewards_extreme_are_probabilities_and_nan_is_an_error(tmp_p
     rows[1]["rejected_step_rewards"][0] = float("nan")
     with pytest.raises(ValueError, match="row 1: `rejected_step_rewards` must be finite"):
         build(tmp_path, tiny_model, tiny_tokenizer, rows)
+    for r in rows:  # labels in the rewards' columns (a whole column of bools: Arrow keeps them bools)
+        r["chosen_step_rewards"], r["rejected_step_rewards"] = ([True] * len(r[f"{s}_step_rewards"]) for s in
+                                                                ("chosen", "rejected"))
+    with pytest.raises(ValueError, match=r"row 0: `chosen_step_rewards` must be log-odds rewards, not bools"):
+        build(tmp_path, tiny_model, tiny_tokenizer, rows)  # True was read as log-odds 1 (p = 0.73), silently
+
+
+def test_a_reward_column_of_none_is_no_rewards(tmp_path, tiny_model, tiny_tokenizer):
+    """A dataset with the reward columns but no value in them (JSONL nulls) trains on its labels; the collator
+    crashed on its first batch (TypeError: object of type 'NoneType' has no len())."""
+    rows = [dict(r, chosen_step_rewards=None, rejected_step_rewards=None) for r in toy_rows(2)]
+    tr = build(tmp_path, tiny_model, tiny_tokenizer, rows)
+    b = batch_of(tr, 2)
+    assert "step_rewards" not in b and b["step_probs"].shape[0] == 4
 
 
 # ----------------------------------------------------------------------------- the mathematics
@@ -382,6 +396,22 @@ def test_a_reward_model_that_gives_no_step_rewards_is_refused(tmp_path, tiny_mod
         trainer("runs/tiny/prm")  # was: AttributeError deep in dataset preparation
     with pytest.raises(ValueError, match="scored row 0's chosen with 0.5, not one reward per step"):
         trainer(OneRewardPerSolution())  # was: TypeError: 'float' object is not iterable
+
+
+def test_keep_end_cutting_a_step_to_its_first_token_counts_it_truncated(tmp_path, tiny_model, tiny_tokenizer):
+    """The first kept token has no log-prob (none before it to predict it): a step cut down to there by keep_end
+    was reported complete, and its ρ_k summed one token short in the step loss."""
+    row = toy_rows(1)[0]
+    probe = StepwiseDPOTrainer(tiny_model, ref_model=copy.deepcopy(tiny_model), args=config(tmp_path),
+                               train_dataset=Dataset.from_list([row]), processing_class=tiny_tokenizer)
+    step_ids = probe.train_dataset[0]["chosen_step_ids"]
+    max_length = len(step_ids) - step_ids.index(1)  # keep_end keeps the chosen response from step 2's first token
+    tr = StepwiseDPOTrainer(tiny_model, ref_model=copy.deepcopy(tiny_model),
+                            args=config(tmp_path, max_length=max_length, truncation_mode="keep_end"),
+                            train_dataset=Dataset.from_list([row]), processing_class=tiny_tokenizer)
+    b = batch_of(tr, 1)
+    assert b["step_ids"][0, 0].item() == 1
+    assert b["step_complete"][0, :3].tolist() == [False, False, True]
 
 
 def test_truncated_steps_are_masked_and_counted(tmp_path, tiny_model, tiny_tokenizer):
