@@ -160,6 +160,8 @@ def test_max_pairs_per_problem_below_one_is_refused(toy, max_pairs):
     ("10 / 3 = <<10/3=3.33>>3.33 hours", True),  # rounded
     ("<<1000+500=1500>>1,500 dollars", True),
     ("$<<2500*7=17500.0>>17 500 in all", True),  # thousands grouped with a space (read as 17: a copy error)
+    ("She buys 2 * 3 = <<2*3=6>>6 500-gram bags.", True),  # 6 bags of 500 g (read as 6500: a copy error)
+    ("She buys 2 * 3 = <<2*3=6>>7 500-gram bags.", False),  # neither reading is 6
     ("<<4.20+9.45+1.35=14.999999>>14.99 dollars", True),  # cut, not rounded
     ("<<5-3=2.5>>2.5", False),  # a real slip stays one
     ("So she has 13 eggs left.", True),  # no annotation: unknown, counted correct

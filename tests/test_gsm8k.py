@@ -12,6 +12,9 @@ from stepdpo_lite.tutorial import gsm8k
     ("Answer: 5 + 3 = 8", 8.0),  # an equation on the answer line: its result (it took the first number, 5)
     ("Answer: 18 (6 x 3)", 18.0),  # else the first number of the line
     ("nothing numeric here", None),
+    ("Answer: -$5", -5.0),  # the minus before the dollar sign (it read 5)
+    ("Answer: $.50", 0.5),  # no leading zero (it read 50)
+    ("Answer: .5", 0.5),
 ])
 def test_extract_answer(text, want):
     assert gsm8k.extract_answer(text) == want
@@ -68,9 +71,13 @@ def test_a_local_copy_with_a_bad_line_or_row_names_the_file_line_and_field(tmp_p
     good = {"question": "Tom has 3 apples and buys 2. How many now?", "answer": "3 + 2 = 5\n#### 5"}
     path = tmp_path / "test.jsonl"
     for lines, message in (([json.dumps(good), "{cut short"], r"test.jsonl, line 2: not valid JSON"),
-                           ([json.dumps({"answer": good["answer"]})], "field 'question' must be a non-empty string"),
-                           ([json.dumps({**good, "answer": 3})], "field 'answer' must be a non-empty string"),
-                           ([json.dumps({**good, "answer": "x ####  "})], "nothing after '####'")):
+                           ([json.dumps({"answer": good["answer"]})], "line 1: field 'question': is missing"),
+                           ([json.dumps({**good, "answer": 3})], "field 'answer': must be a string, got int"),
+                           ([json.dumps({**good, "answer": "x ####  "})], "must be a number, got ''"),
+                           # a gold no solution can match graded every one wrong, silently
+                           ([json.dumps({**good, "answer": "x #### 18 dollars"})], r"test.jsonl, line 1: field "
+                            "'answer': the final answer after '####' must be a number, got '18 dollars'"),
+                           ([json.dumps([good])], r"line 1: field '\(record\)': must be a JSON object, got list")):
         path.write_text("\n".join(lines * 4) + "\n")
         with pytest.raises(ValueError, match=message):
             gsm8k.load_problems(tiny_tokenizer, 1, 1, name=str(path))

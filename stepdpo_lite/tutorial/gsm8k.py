@@ -14,14 +14,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data import _read_json  # a bad line is an error naming the file and line
+from ..data import _Bad, _check_all, _read_json, _text  # a bad record is an error naming the file, line and field
 
 # The instruction makes an instruct model write steps the default delimiter "\n\nStep" can split.
 INSTRUCTION = ("Solve the math problem step by step. Start each step on a new paragraph with 'Step k:' "
                "(Step 1:, Step 2:, ...) and end with a last paragraph 'Answer: <number>'.")
 HUB_NAME = "openai/gsm8k"
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_NUMBER = re.compile(r"-?\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")  # -$5 and $.50 too
 
 
 def format_prompt(question: str, tokenizer) -> str:
@@ -36,7 +36,7 @@ def format_prompt(question: str, tokenizer) -> str:
 
 def _to_float(text: str) -> float | None:
     try:
-        return float(text.replace(",", "").rstrip("."))
+        return float(text.replace(",", "").replace("$", "").rstrip("."))
     except ValueError:
         return None
 
@@ -100,16 +100,31 @@ class GSM8KProblem:
         return len([ln for ln in self.solution.splitlines() if ln.strip() and not ln.startswith("####")])
 
 
+def split_answer(record) -> tuple[str, str]:
+    """A GSM8K record's reference lines and final answer (after ``####``); ``_Bad`` naming the field when the
+    question or answer is not a non-empty string, or the final answer not a number (a gold of "$18" would grade
+    every solution wrong, silently)."""
+    _text(record, "question")
+    answer = _text(record, "answer")
+    if "####" not in answer:
+        raise _Bad("answer", f"has no final '#### <answer>' line: {answer[-80:]!r}")
+    solution, final = (part.strip() for part in answer.rsplit("####", 1))
+    if _to_float(final) is None:
+        raise _Bad("answer", f"the final answer after '####' must be a number, got {final!r:.40}")
+    return solution, final
+
+
 def _problem(row: dict, tokenizer) -> GSM8KProblem:
-    for name in ("question", "answer"):
-        if not isinstance(row.get(name), str) or not row[name].strip():
-            raise ValueError(f"GSM8K row: field {name!r} must be a non-empty string, got {row.get(name)!r:.60}")
-    if "####" not in row["answer"]:
-        raise ValueError(f"GSM8K row has no final '#### <answer>' line: {row['answer'][-80:]!r}")
-    solution, final = row["answer"].rsplit("####", 1)
-    if not final.strip():
-        raise ValueError(f"GSM8K row: field 'answer': nothing after '####': {row['answer'][-80:]!r}")
-    return GSM8KProblem(row["question"], final.strip(), format_prompt(row["question"], tokenizer), solution.strip())
+    try:
+        solution, final = split_answer(row)
+    except _Bad as err:
+        raise ValueError(f"GSM8K row: {err}") from None
+    return GSM8KProblem(row["question"], final, format_prompt(row["question"], tokenizer), solution)
+
+
+def _checked_row(record) -> list[dict]:
+    split_answer(record)
+    return [dict(record)]
 
 
 def carve(rows, n_train: int, n_eval: int, seed: int = 0) -> dict:
@@ -139,7 +154,7 @@ def _local_rows(path: Path) -> dict[str, list[dict]]:
                                                   if (path / f"{s}.jsonl").exists()}
     if not files:
         raise FileNotFoundError(f"load_problems: {path} is neither a .jsonl file nor a folder with train.jsonl/test.jsonl")
-    return {s: [row for _, row in _read_json(f)] for s, f in files.items()}
+    return {s: _check_all(_read_json(f), _checked_row, "load_problems") for s, f in files.items()}  # before shuffling
 
 
 def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str = HUB_NAME) -> dict:

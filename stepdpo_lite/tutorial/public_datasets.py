@@ -27,6 +27,7 @@ from ..checks import positive_int
 from ..data import (OUTCOME, STEPWISE, _Bad, _bool, _check_all, _dataset, _field, _inside, _list, _no_file, _outcome,
                    _records, _stepwise, _text, validate_preference)
 from ..steps import extract_steps
+from .gsm8k import split_answer
 
 logger = logging.getLogger("stepdpo_lite.data")
 
@@ -204,7 +205,10 @@ def calculator_check(line: str) -> bool:
     for m in _ANNOTATION.finditer(line):
         try:
             value = _calc(m.group(2))
-            if not _same_number(_calc(m.group(1)), m.group(2)) or (m.group(3) and not _same_number(value, m.group(3))):
+            # "17 500" is one number, but "<<2*3=6>>6 500-gram" is 6: either reading will do
+            written = [m.group(3), m.group(3).split(" ")[0]] if m.group(3) else []
+            if not _same_number(_calc(m.group(1)), m.group(2)) or (written and not any(_same_number(value, w)
+                                                                                       for w in written)):
                 return False
         except ValueError:
             continue
@@ -235,11 +239,8 @@ def load_gsm8k_solutions(path, *, skip_invalid: bool = False) -> Dataset:
 
 
 def _gsm8k_problem(record):
-    prompt, answer = _text(record, "question"), _text(record, "answer")
-    if "\n#### " not in answer:
-        raise _Bad("answer", "has no final '#### <answer>' line")
-    solution, final = answer.rsplit("\n#### ", 1)
-    return [{"prompt": prompt, "solution": solution, "answer": final.strip()}]
+    solution, final = split_answer(record)
+    return [{"prompt": record["question"], "solution": solution, "answer": final}]
 
 
 def load_gsm8k_problems(path) -> Dataset:
