@@ -163,6 +163,9 @@ def test_combined_scores_reuse_the_same_models_and_match_the_combined_model(tmp_
                                       tmp_path / "orm", outcome)
     last = [0.6 * s[-1] + 0.4 * o for srow, orow in zip(steps, outcome) for s, o in zip(srow[:2], orow[:2])]
     assert [s for row in changed for s in row[:2]] == pytest.approx(last, rel=1e-4, abs=1e-4)
+    with pytest.raises(ValueError, match=r"combined_scores: the ORM's rewards are for 1 problems"):  # zip cut them
+        bestofn.combined_scores(tmp_path / "combined", problems, sols, tmp_path / "prm", steps, tmp_path / "orm",
+                                outcome[:1])
 
 
 def test_combined_scores_check_the_saved_config_as_load_does(tmp_path, toy):

@@ -589,7 +589,7 @@ def test_mc_labels_on_a_tiny_model(one_thread, tiny_model, tiny_tokenizer, toy):
     assert set(labelling.label_agreement(ds["labels"], ds["gold_labels"])) >= {"accuracy", "precision", "recall"}
 
 
-def test_mc_labels_roll_out_from_every_step_prefix(one_thread, tiny_model, tiny_tokenizer):
+def test_mc_labels_roll_out_from_every_step_prefix(one_thread, tiny_model, tiny_tokenizer, monkeypatch):
     calls = []
 
     def is_correct(i, text):
@@ -602,8 +602,15 @@ def test_mc_labels_roll_out_from_every_step_prefix(one_thread, tiny_model, tiny_
     assert ds["labels"] == [[True, True], [False, False, False]] and ds["soft_labels"][0] == [1.0, 1.0]
     assert len(calls) == (1 * 2 + 1) + (2 * 2 + 1)  # n rollouts per non-final prefix, then the solution itself
     texts = [t for i, t in calls if i == 1]  # in order: 2 rollouts after step 1, 2 after step 2, the solution
-    assert all(t.startswith(solutions[1][0]) for t in texts[:2])
+    # each rollout starts after the next step's opening "\n\nStep": from inside step k it could go on writing it
+    # (" = 1" made " = 12"), and step k was judged by the rollout's ending of it. Step 3 has no "\n\nStep" opener
+    assert all(t.startswith(solutions[1][0] + "\n\nStep") for t in texts[:2])
     assert all(t.startswith("".join(solutions[1][:2])) for t in texts[2:4]) and texts[4] == "".join(solutions[1])
+    seen = []
+    monkeypatch.setattr(labelling.generation, "sample_solutions", lambda m, t, prompts, n, **kw: seen.extend(prompts)
+                        or [[""] * n for _ in prompts])
+    labelling.mc_step_labels(tiny_model, tiny_tokenizer, ["Problem: b\n"], solutions[1:], is_correct, n=1)
+    assert seen == ["Problem: b\n" + solutions[1][0] + "\n\nStep", "Problem: b\n" + "".join(solutions[1][:2])]
     with pytest.raises(ValueError, match="solution 1"):
         labelling.mc_step_labels(tiny_model, tiny_tokenizer, ["a", "b"], [["x"], []], is_correct)
 

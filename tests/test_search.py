@@ -393,6 +393,18 @@ def test_compare_at_budgets_and_figures(tmp_path):
     assert {b: {k: v for k, v in row.items() if isinstance(v, float)} for b, row in means.items()} == {
         b: {k: pytest.approx(v) for k, v in row.items() if isinstance(v, float)} for b, row in table.items()}
     assert all(means[b][k] == table[b][k] for b in table for k in ("tokens", "token_budget", "prm_scored"))
+    for per_problem in (True, False):  # per problem, a search on fewer problems was scored on those, silently
+        with pytest.raises(ValueError, match=r"searches\['beam_prm'\] at B=4 has 1 results for 2 problems"):
+            search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam[:1]}}, [4], "min",
+                                      n_resamples=5, per_problem=per_problem)
+
+    class NoKinds:  # a task's verdict without error kinds: a prefix's last step is unknown, not wrong
+        def verdict(self, text):
+            return toyworld.Verdict(step_labels=[False], first_error=0, answer_correct=False, steps=[text])
+
+        def step_labels(self, text):
+            return [False]
+    assert search.prefix_step_labels(NoKinds(), "Step 1: 1 + 1 = 2", finished=False) == [None]
     fig = viz.plot_test_time_compute(table, save_to=tmp_path / "07_test_time_compute.png")
     assert fig is not None and (tmp_path / "07_test_time_compute.png").read_bytes()[:8] == PNG
 

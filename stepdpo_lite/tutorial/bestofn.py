@@ -147,6 +147,10 @@ def combined_scores(combined_dir, problems, solutions, prm_dir=None, prm_step_re
             texts = [[extract_steps(s, model.config.step_delimiter, config["max_steps"]) for s in ss]
                      for ss in solutions] if capped else solutions
             rewards = score_candidates(model, problems, texts)
+        if [len(r) for r in rewards] != [len(ss) for ss in solutions]:  # cached for other candidates: zip would cut
+            raise ValueError(f"combined_scores: the {'PRM' if is_prm else 'ORM'}'s rewards are for {len(rewards)} "
+                             f"problems, {[len(r) for r in rewards][:5]} candidates each (first 5); the solutions "
+                             f"for {len(solutions)}, {[len(ss) for ss in solutions][:5]}")
         if is_prm:
             rewards = aggregate(rewards, json.loads((part / cls.config_file).read_text()).get("aggregation", "min"))
         total = [[t + weight * (FLOOR if r is None else r) for t, r in zip(trow, row)]

@@ -244,10 +244,13 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
 
 def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence[Sequence[str]],
                    is_correct: Callable[[int, str], bool], *, n: int = 8, temperature: float = 1.0,
-                   batch_size: int = 64, max_new_tokens: int = 160, seed: int = 0, progress: bool = True) -> Dataset:
+                   batch_size: int = 64, max_new_tokens: int = 160, seed: int = 0, progress: bool = True,
+                   delimiter: str = DEFAULT_DELIMITER) -> Dataset:
     """Monte-Carlo step labels (Math-Shepherd, Wang et al. 2024): for solution i with steps s_1..s_K and each
-    k < K, sample ``n`` completions of ``prompts[i] + s_1 + ... + s_k`` from the policy and call
-    ``is_correct(i, s_1 + ... + s_k + completion)`` on each (the solution text, without the prompt).
+    k < K, sample ``n`` completions of ``prompts[i] + s_1 + ... + s_k + d`` from the policy and call
+    ``is_correct(i, s_1 + ... + s_k + d + completion)`` on each (the solution text, without the prompt). ``d`` is
+    the ``delimiter`` that opens step k+1 (``extract_steps`` puts it there), when it does: a rollout from inside
+    step k could go on writing it (``= 1`` made ``= 12``), and step k would be judged by what the rollout wrote.
 
     Soft estimate: the fraction that reach the right answer; hard estimate: whether any does (so
     hard == (soft > 0)). Step K needs no sampling: both are ``is_correct(i, full solution)``.
@@ -264,12 +267,13 @@ def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence
     _check_all([(f"solution {i}", {"prompt": p, "steps": s}) for i, (p, s) in enumerate(zip(prompts, solutions))],
                lambda r: [(_text(r, "prompt"), _list(r, "steps", str))], "mc_step_labels")
     prefixes = [(i, k) for i, steps in enumerate(solutions) for k in range(1, len(steps))]
-    texts = [prompts[i] + "".join(solutions[i][:k]) for i, k in prefixes]
-    samples = generation.sample_solutions(model, tokenizer, texts, n=n, temperature=temperature, batch_size=batch_size,
-                                        max_new_tokens=max_new_tokens, seed=seed, progress=progress) if texts else []
+    closed = [("".join(solutions[i][:k]) + (delimiter if solutions[i][k].startswith(delimiter) else ""))
+              for i, k in prefixes]  # step k and the opening of step k+1
+    samples = generation.sample_solutions(model, tokenizer, [prompts[i] + c for (i, _), c in zip(prefixes, closed)],
+                                          n=n, temperature=temperature, batch_size=batch_size,
+                                          max_new_tokens=max_new_tokens, seed=seed, progress=progress) if closed else []
     soft = [[0.0] * len(steps) for steps in solutions]
-    for (i, k), completions in zip(prefixes, samples):
-        prefix = "".join(solutions[i][:k])
+    for (i, k), prefix, completions in zip(prefixes, closed, samples):
         soft[i][k - 1] = sum(bool(is_correct(i, prefix + c)) for c in completions) / n
     for i, steps in enumerate(solutions):
         soft[i][-1] = float(bool(is_correct(i, "".join(steps))))

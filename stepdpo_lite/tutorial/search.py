@@ -550,6 +550,9 @@ def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards,
             results = runs.get(b, runs.get(str(b)))
             if results is None:
                 continue
+            if len(results) != len(problems):  # zip would score the first ones only, and say nothing
+                raise ValueError(f"compare_at_budgets: searches[{method!r}] at B={b} has {len(results)} results for "
+                                 f"{len(problems)} problems")
             row[method] = ([float(p.is_correct(r.solution)) for p, r in zip(problems, results)] if per_problem
                            else accuracy(problems, results))
             tokens[method] = sum(r.tokens for r in results) / len(results)
@@ -581,7 +584,7 @@ def prefix_step_labels(problem, text: str, finished: bool = True) -> list[bool] 
         labels = problem.step_labels(text) if hasattr(problem, "step_labels") else None
         if labels is None or finished:
             return labels
-        return labels[:-1] + [None] if verdict is None else labels  # no kinds: the last step is unknown
+        return labels[:-1] + [None]  # no verdict, or one without error kinds: the last step is unknown
     labels = list(verdict.step_labels)
     if verdict.error_kinds[-1] == "answer" and all(labels[:-1]):
         labels[-1] = True  # right so far; the answer line comes later
