@@ -116,6 +116,9 @@ def test_bad_input_to_the_pair_builders_is_refused_naming_what_is_wrong():
         prm_pairs.solution_pairs([p], samples, max_pairs_per_problem=-1)  # -1 kept "all but the last"
     assert prm_pairs.solution_pairs([p], samples, max_pairs_per_problem=np.int64(1)) == prm_pairs.solution_pairs(
         [p], samples, max_pairs_per_problem=1)  # a numpy int is an int
+    two_bad = prm_pairs.label_samples(prm, [p], [[gold, bad, bad.replace("Answer:", "Answer: 1")]], THRESHOLD)
+    rows, stats = prm_pairs.solution_pairs([p], two_bad, max_pairs_per_problem=1)
+    assert len(rows) == 1 and stats["pairs_over_max_pairs_per_problem"] == 1  # what the cap left out is counted
     with pytest.raises(ValueError, match="problem 0 is unscored"):
         prm_pairs.rejected_step_probs(samples[0][2])
     with pytest.raises(ValueError, match="no policies"):
@@ -274,7 +277,11 @@ def test_round_pairs_add_the_mirrored_pairs_or_use_them_instead_of_the_step_pair
         rs = onpolicy.RoundSettings(pairs="both", mirrored_negatives=mode, threshold=THRESHOLD)
         out, info = onpolicy.build_round_pairs({}, None, prm, [p], samples, rs)
         assert sorted(r["rejected_step"] for r in out if r["kind"] == "step") == sorted(rejected_steps), mode
-        assert [r["rejected"] for r in out if r["kind"] == "solution"] == [bad]  # solution pairs stay
+        # the step pair's corrected chosen is the gold solution: it is the solution pair (gold, bad) again, and
+        # that one row is kept once, as the step pair (it was trained and counted twice); without it, it stays
+        assert [r["rejected"] for r in out if r["kind"] == "solution"] == ([bad] if mode == "instead" else [])
+        assert len({(r["prompt"], r["chosen"], r["rejected"]) for r in out}) == len(out)
+        assert info.get("repeated_pairs_dropped", 0) == (mode != "instead")
         assert ("mirrored_negatives" in info) == (mode != "no")
     with pytest.raises(ValueError, match="mirrored_negatives"):
         onpolicy.RoundSettings(mirrored_negatives=True)
@@ -369,6 +376,17 @@ def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_lay
                                 if p.grad is not None and p.grad.abs().sum() > 0}
     assert losses["output_layer", 0.0] == pytest.approx(losses["all", 0.0], abs=1e-6)
     assert abs(losses["all", 0.0] - math.log(2)) > 1e-4
+    weighted = {}  # with positional step weights too (the variant left them out: another loss)
+    for gradient in ("all", "output_layer"):
+        settings = onpolicy.TrainSettings(step_pairing="first_token", step_gradient=gradient, sft_weight=0.0,
+                                          args=dict(FAST, step_weights=[1.0, 0.25]))
+        tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings,
+                                   str(tmp_path / gradient), ref_model=copy.deepcopy(ref))
+        with torch.no_grad():
+            weighted[gradient] = tr.compute_loss(tr.model, tr.data_collator([tr.train_dataset[i] for i in
+                                                                             range(len(rows))])).item()
+    assert rows[0]["step_index"] == 1 and abs(weighted["all"] - losses["all", 0.0]) > 1e-4
+    assert weighted["output_layer"] == pytest.approx(weighted["all"], abs=1e-6)
     assert grads["output_layer", 0.0] == {"model.embed_tokens.weight"}  # the output rows, tied to the input ones
     assert len(grads["all", 0.0]) > 10 and grads["output_layer", 1.0] == grads["all", 0.0]  # the NLL: everything
     with pytest.raises(ValueError, match="first_token"):

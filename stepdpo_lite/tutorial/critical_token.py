@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from ..losses import positional_weights
 from ..trainer import StepwiseDPOTrainer
 
 
@@ -38,6 +39,12 @@ class CriticalTokenStepDPOTrainer(StepwiseDPOTrainer):
         rows = torch.arange(len(first), device=first.device)
         complete = inputs["step_complete"][rows, first.clamp(min=0)]
         return hit.float().argmax(1), hit.any(1) & complete & (first >= 0)
+
+    def _first_step_weights(self, inputs, n: int):
+        """``(n, 1)``: the positional weight a_k (``step_weights``) of each of the first ``n`` pairs' first differing
+        step, which multiplies its ρ inside the sigmoid as in the parent's step loss."""
+        first = inputs["first_diff_step"][:n].clamp(min=0)
+        return positional_weights(self.args.step_weights, int(first.max()) + 1, first.device)[first][:, None]
 
     def _compute_loss(self, model, inputs, return_outputs):
         weight = self.args.step_loss_weight

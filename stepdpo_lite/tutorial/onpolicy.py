@@ -259,6 +259,16 @@ def build_round_pairs(policies, tokenizer, prm, problems, samples, rs: RoundSett
                 rows = [r for r in rows if r["kind"] != "step"]
             rows += mirrored
             info["mirrored_negatives"] = dict(stats)
+    # A Step-DPO pair whose corrected chosen is a sampled right solution (often: the gold one) repeats that
+    # solution pair exactly: one row each, the step pair's (it carries its step), or it would be trained twice
+    unique: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["prompt"], r["chosen"], r["rejected"])
+        if key not in unique or (unique[key]["kind"] == "solution" and r["kind"] != "solution"):
+            unique[key] = r
+    if len(unique) < len(rows):
+        info["repeated_pairs_dropped"] = len(rows) - len(unique)
+    rows = list(unique.values())
     random.Random(seed).shuffle(rows)
     return rows, info
 

@@ -51,7 +51,7 @@ class OutputLayerStepDPOTrainer(CriticalTokenStepDPOTrainer):
             ref_model = self.ref_model if self.ref_model is not None else self.model
             ref_tok = self._reference_token_logps(ref_model, kwargs, labels)[:, -(labels.size(1) - 1):]
             ref = ref_tok[rows, pos - 1]  # log-probs are shifted like the labels
-        rho = (logps - ref.float())[:, None].chunk(2)
+        rho = ((logps - ref.float())[:, None] * self._first_step_weights(inputs, len(pos) // 2).repeat(2, 1)).chunk(2)
         probs = inputs["step_probs"][rows, first][:, None].chunk(2)
         mask = valid[:, None].chunk(2)
         per_pair = compute_step_loss(rho[0], rho[1], probs[0], probs[1], self.args.step_beta, mask[0], mask[1])

@@ -176,6 +176,7 @@ def solution_pairs(problems, samples: Sequence[Sequence[Sample]], *, max_pairs_p
         stats["wrong_answer_prm_accepted"] += sum(s.rejected_ok and s.prm_first_error == -1 for s in bad)
         combos = [(c, r) for c in good for r in bad]
         random.Random(f"{seed}:{p.prompt}").shuffle(combos)
+        stats["pairs_over_max_pairs_per_problem"] += len(combos[max_pairs_per_problem or len(combos):])
         rows += [_pair_row(p.prompt, c, r, rejected_probs, kind="solution", step_index=-1)
                  for c, r in combos[:max_pairs_per_problem]]
     stats["pairs"] = len(rows)
