@@ -114,6 +114,8 @@ def write_portable_adapter_config(folder: str | os.PathLike) -> None:
         return
     config = json.loads(config_path.read_text())
     base = config.get("base_model_name_or_path")
+    if base and not os.path.isabs(base) and not (folder / base).is_dir() and os.path.isdir(base):
+        base = os.path.abspath(base)  # as given to PEFT: relative to the working directory, not to the adapter
     if base and os.path.isabs(base) and os.path.isdir(base):
         config["base_model_name_or_path"] = os.path.relpath(base, folder.resolve())
         write_json_atomic(folder / BASE_RECORD, {"trained_with": base})
@@ -164,7 +166,7 @@ def keep_4bit_weights_unpacked(model) -> int:
     except ImportError:  # no bitsandbytes, no 4-bit layers
         return 0
     count = 0
-    for module in model.modules():
+    for module in model.modules() if hasattr(model, "modules") else ():  # a path or None: nothing loaded yet
         if not isinstance(module, bnb.nn.Linear4bit):
             continue
         module.support_avx512bf16_for_cpu = False

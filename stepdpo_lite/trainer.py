@@ -216,14 +216,17 @@ class StepwiseDPOTrainer(DPOTrainer):
             data_collator = DataCollatorForStepwisePreference(
                 pad_token_id=processing_class.pad_token_id, max_length=args.max_length,
                 truncation_mode=args.truncation_mode, pad_to_multiple_of=args.pad_to_multiple_of)
-        # TRL rebuilds the reference from the model's path; a model built in memory has none, so copy it instead
-        if (ref_model is None and not isinstance(model, str) and not get_config_model_id(model.config)
-                and peft_config is None and not is_peft_model(model) and not args.precompute_ref_log_probs):
+        # TRL rebuilds the reference from the model's path: a model built or changed in memory (e.g. after SFT in
+        # the same session) would be measured against the weights on disk, so the reference is a copy of it
+        if (ref_model is None and not isinstance(model, str) and peft_config is None and not is_peft_model(model)
+                and not args.precompute_ref_log_probs):
             ref_model = copy.deepcopy(model).eval()
         # A fresh LoRA adapter (B = 0) is the identity: keep the reference "adapter disabled" instead of the frozen
         # "ref" adapter copy TRL adds for pretrained adapters (same numbers, no LoRA compute in the reference pass)
-        fresh_adapter = ref_model is None and is_peft_model(model) and all(
+        fresh_adapter = ref_model is None and not isinstance(model, str) and is_peft_model(model) and all(
             not p.any() for n, p in model.named_parameters() if "lora_B" in n)
+        for m in (model, ref_model):  # before TRL's first forward (precompute_ref_log_probs runs one in __init__)
+            keep_4bit_weights_unpacked(m)
         self._max_num_steps = 1  # widest step count of any prepared dataset (precomputed reference step log-probs)
         self._step_counts = {"train": torch.zeros(5), "eval": torch.zeros(5)}  # tp, fp, fn, tn, truncated
         self.num_truncated_steps = 0
@@ -244,6 +247,15 @@ class StepwiseDPOTrainer(DPOTrainer):
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no rows")
         if "chosen_step_ids" in first:  # already prepared (e.g. another trainer's train_dataset)
             self._check_prepared_alike(dataset, args, dataset_name)
+            scored = "chosen_step_rewards" in _filled_columns(dataset, STEP_VALUE_COLUMNS)
+            templated = str(first.get("prompt", "")).startswith(args.step_wise_prompt_template.split("{prompt}")[0])
+            unused = [what for what, lost in (("a reward model", self.reward_model is not None and not scored),
+                                              ("use_step_wise_prompt", args.use_step_wise_prompt and not templated))
+                      if lost]
+            if unused:
+                raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset was prepared by a trainer without "
+                                 f"{' or '.join(unused)}, and a prepared dataset is used as it is: give this trainer "
+                                 "the rows before preparation")
             self._note_step_width(dataset)  # the precomputed reference needs a column per step
             return dataset
         if "initial_reason_steps" in first:  # Step-DPO rows: the trainer would read prompt + one step, no prefix
@@ -276,7 +288,7 @@ class StepwiseDPOTrainer(DPOTrainer):
                                  "and every rejected one as wrong)")
         dataset = dataset.map(check_row, with_indices=True, fn_kwargs=dict(
             fill=filled, out=None if isinstance(dataset, Dataset) else {}, derived_prompt=derived_prompt))
-        if self.reward_model is not None and "chosen_step_rewards" not in next(iter(dataset)):
+        if self.reward_model is not None and "chosen_step_rewards" not in filled:  # a column of None: unscored
             if not isinstance(dataset, Dataset):
                 raise ValueError("reward-model scoring needs a map-style `datasets.Dataset`, not an IterableDataset")
             dataset = self._add_reward_columns(dataset)
@@ -340,7 +352,7 @@ class StepwiseDPOTrainer(DPOTrainer):
                 rewards += scored
             columns[f"{side}_step_rewards"] = [[float(r) for r in rs] for rs in rewards]
         for name, values in columns.items():
-            dataset = dataset.add_column(name, values)
+            dataset = dataset.remove_columns([c for c in [name] if c in dataset.column_names]).add_column(name, values)
         return dataset
 
     def _set_signature_columns_if_needed(self):
@@ -470,7 +482,8 @@ class StepwiseDPOTrainer(DPOTrainer):
                          "f1": 2 * tp / max(2 * tp + fp + fn, 1)}[metric]
                 self._metrics[mode]["step_accuracy" if metric == "accuracy" else f"step_{metric}"] = [value]
             self._metrics[mode]["steps/truncated"] = [truncated]
-            self._metrics[mode]["steps/truncated_total"] = [float(self.num_truncated_steps)]
+            if mode == "train":  # a training run's count: evaluation's own is steps/truncated
+                self._metrics[mode]["steps/truncated_total"] = [float(self.num_truncated_steps)]
         self._step_counts[mode].zero_()
         super().log(logs, start_time)
 

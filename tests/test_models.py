@@ -112,6 +112,34 @@ def test_4bit_eval_forward_does_not_change_training(biased_tiny_dir):
         assert torch.equal(grad, grads_after_eval[name]), name
 
 
+def test_a_precomputed_reference_of_a_4bit_model_is_the_policy_itself(biased_tiny_dir, tmp_path):
+    """A 4-bit model loaded without load_model, a fresh LoRA adapter (B = 0: policy = reference) and
+    precompute_ref_log_probs: TRL's reference pass ran inside its __init__, before the trainer unpacked the weights,
+    so on a CPU with AVX512-BF16 the reference went through bitsandbytes' bf16 kernel (loss 1.384636, not 2·log 2)."""
+    import math
+
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer
+    from stepdpo_lite.tutorial import toyworld
+    rows = [dict(prompt=p.prompt, chosen=p.gold_solution, rejected=p.gold_solution.replace("=", "= 1", 1))
+            for p in toyworld.make_problems(2, seed=1)]
+    fast = dict(report_to=[], use_cpu=True, bf16=False, save_strategy="no", per_device_train_batch_size=2)
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32,
+                                bnb_4bit_use_double_quant=True)
+    model = AutoModelForCausalLM.from_pretrained(biased_tiny_dir, quantization_config=config, device_map={"": "cpu"})
+    tr = StepwiseDPOTrainer(model, args=StepwiseDPOConfig(output_dir=str(tmp_path), precompute_ref_log_probs=True,
+                                                          step_loss_weight=0.0, **fast),
+                            train_dataset=Dataset.from_list(rows),
+                            processing_class=AutoTokenizer.from_pretrained(biased_tiny_dir),
+                            peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    batch = tr.data_collator([tr.train_dataset[i] for i in range(2)])
+    with torch.no_grad():
+        assert tr.compute_loss(tr.model, batch).item() == pytest.approx(math.log(2), abs=1e-6)
+
+
 def test_keep_4bit_weights_unpacked_undoes_cpu_packing(biased_tiny_dir):
     # A 4-bit model loaded without load_model, whose weights a forward already packed for CPU inference
     # (forced here with bitsandbytes' own converter, so the test runs on every CPU).
@@ -178,6 +206,21 @@ def test_adapter_folder_round_trip(tiny_dir, tmp_path):
     torch.testing.assert_close(_logits(again, tok), before)
     with pytest.raises(ValueError, match="already holds a LoRA adapter"):
         models.load_model(str(tmp_path), quantization=None, lora=True, device="cpu")
+
+
+def test_an_adapter_on_a_base_given_by_a_relative_path_loads_back(tiny_dir, tmp_path, monkeypatch):
+    """PEFT writes the base as given: "./base" is relative to the working directory, but was read relative to the
+    adapter folder, so the saved policy did not load, even from the same directory."""
+    import shutil
+    shutil.copytree(tiny_dir, tmp_path / "base")
+    monkeypatch.chdir(tmp_path)
+    model, tok = models.load_model("./base", quantization=None, lora={"r": 4, "init_lora_weights": False},
+                                   device="cpu")
+    model.save_pretrained(tmp_path / "runs" / "policy")
+    models.write_portable_adapter_config(tmp_path / "runs" / "policy")
+    assert models.adapter_base(tmp_path / "runs" / "policy") == str(tmp_path / "base")
+    again, _ = models.load_model(str(tmp_path / "runs" / "policy"), quantization=None, device="cpu")
+    torch.testing.assert_close(_logits(again.eval(), tok), _logits(model.eval(), tok))
 
 
 def test_trainer_precision_follows_the_compute_dtype():

@@ -647,3 +647,65 @@ def test_fp16_training_gets_float32_adapters(tmp_path, tiny_base_path):
     float32_adapters_for_fp16(trainer)
     assert all(p.dtype == torch.float32 for p in trainable)
     assert frozen == {n: p.dtype for n, p in trainer.model.named_parameters() if not p.requires_grad}
+
+
+# ----------------------------------------------------------------------------- review of 2026-12-02, evening
+
+class CountingPRM:
+    """Log-odds −3 for every step; counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def score_solutions(self, prompts, solutions):
+        self.calls += 1
+        return [[-3.0] * len(extract_steps(s)) for s in solutions]
+
+
+def test_reward_columns_of_none_are_scored_and_a_prepared_dataset_is_not_reused_unscored(tmp_path, tiny_model,
+                                                                                         tiny_tokenizer):
+    """Reward columns of None (JSONL nulls) were taken as present: the reward model was skipped, with a warning
+    that there was none. A dataset another trainer prepared without rewards was reused as it was, the reward
+    model (or use_step_wise_prompt) ignored."""
+    rows = [dict(r, chosen_step_rewards=None, rejected_step_rewards=None) for r in toy_rows(2, labels=False)]
+    prm = CountingPRM()
+    tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
+                            train_dataset=Dataset.from_list(rows), reward_model=prm)
+    assert prm.calls == 2 and tr.train_dataset[0]["chosen_step_rewards"] == [-3.0] * 3
+    plain = build(tmp_path, tiny_model, tiny_tokenizer, toy_rows(2, labels=False)).train_dataset
+    for kw, words in ((dict(reward_model=CountingPRM()), "without a reward model"),
+                      (dict(args=config(tmp_path, use_step_wise_prompt=True)), "without use_step_wise_prompt")):
+        with pytest.raises(ValueError, match=f"prepared by a trainer {words}.*rows before preparation"):
+            StepwiseDPOTrainer(copy.deepcopy(tiny_model), **{"args": config(tmp_path), **kw},
+                               processing_class=tiny_tokenizer, train_dataset=plain)
+
+
+def test_a_model_given_as_its_path_and_one_changed_in_memory(tmp_path, tiny_model, tiny_tokenizer):
+    """A path crashed (is_peft_model on a str), though DPOTrainer takes one. A model loaded from a path and then
+    changed in memory (SFT in the same session) was measured against the weights on disk: nonzero log-ratios and a
+    loss off 2·log 2 before any step."""
+    from transformers import AutoModelForCausalLM
+    tiny_model.save_pretrained(tmp_path / "base")
+    tiny_tokenizer.save_pretrained(tmp_path / "base")
+    tr = StepwiseDPOTrainer(str(tmp_path / "base"), args=config(tmp_path), processing_class=tiny_tokenizer,
+                            train_dataset=Dataset.from_list(toy_rows(2)))
+    assert type(tr.model).__name__ == "LlamaForCausalLM"
+    changed = AutoModelForCausalLM.from_pretrained(tmp_path / "base")
+    with torch.no_grad():
+        for p in changed.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    tr = StepwiseDPOTrainer(changed, args=config(tmp_path, step_loss_weight=0.0), processing_class=tiny_tokenizer,
+                            train_dataset=Dataset.from_list(toy_rows(2)))
+    with torch.no_grad():
+        assert tr.compute_loss(tr.model, batch_of(tr, 2)).item() == pytest.approx(np.log(2), abs=1e-6)
+
+
+def test_eval_logs_no_training_total_of_truncated_steps(tmp_path, tiny_model, tiny_tokenizer):
+    """eval_steps/truncated_total was the training run's count (0 before training, with 30 eval steps cut)."""
+    ds = Dataset.from_list(toy_rows(2))
+    n_prompt = max(len(tiny_tokenizer(r["prompt"])["input_ids"]) for r in toy_rows(2))
+    tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(tiny_model), train_dataset=ds,
+                            eval_dataset=ds, processing_class=tiny_tokenizer,
+                            args=config(tmp_path, max_length=n_prompt + 8, per_device_eval_batch_size=2))
+    metrics = tr.evaluate()
+    assert metrics["eval_steps/truncated"] > 0 and "eval_steps/truncated_total" not in metrics
