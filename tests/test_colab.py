@@ -72,6 +72,8 @@ def test_colab_cell_installs_with_the_lock_and_imports_the_clone_without_a_resta
     assert done.returncode == 0, done.stderr
     assert f"IMPORTED {kit}/stepdpo_lite/__init__.py" in done.stdout  # the clone, first on sys.path
     assert "mount Google Drive" in done.stdout and "RUNS_DIR runs" in done.stdout  # no Drive here: stays local
+    # "run this cell again" left RUN_DIR, which the next cell sets once, on the runtime's own disk
+    assert "run the notebook again from its first cell (Runtime > Run all" in done.stdout
     pins = (kit / ".colab-constraints.txt").read_text().splitlines()
     names = {line.split("==")[0].lower() for line in pins}
     assert "trl==1.16.0" in pins and "transformers" in names and "peft" in names

@@ -176,6 +176,13 @@ def test_missing_notebooks_are_listed(tmp_path):
     assert resolve_notebooks([tmp_path / "01_alpha.ipynb"]) == resolve_notebooks(["01_alpha"], tmp_path)
     with pytest.raises(FileNotFoundError, match="07_nope.*08"):
         resolve_notebooks(["01", "07_nope", "08"], tmp_path)
+    # Jupyter's "Duplicate" puts a copy beside a notebook: the kit's own is taken, else the prefix is ambiguous (it
+    # was reported missing)
+    for name in ("02_process_reward_model.ipynb", "02_process_reward_model-Copy1.ipynb", "03_a.ipynb", "03_b.ipynb"):
+        _notebook(tmp_path / name, "x = 1")
+    assert resolve_notebooks(["02"], tmp_path) == [tmp_path / "02_process_reward_model.ipynb"]
+    with pytest.raises(FileNotFoundError, match="notebook '03' is ambiguous.*03_a.ipynb, 03_b.ipynb; give the file"):
+        resolve_notebooks(["03"], tmp_path)
     with pytest.raises(FileNotFoundError) as info:
         run_tutorial("toy", tmp_path / "runs", notebook_dir=tmp_path / "empty", progress=False)
     assert all(name in str(info.value) for name in tutorial.NOTEBOOKS)
@@ -196,6 +203,9 @@ def test_cli_set_values_and_metric_table():
     source = tutorial._parameter_source(parsed)  # valid Python: repr's inf and nan are no names in the kernel
     assert "A = float('inf')" in source and "B = float('-inf')" in source and "F = [float('inf'), 2]" in source
     assert "G = float('nan')" in source
+    import numpy as np  # np.int64(1), numpy 2's repr, is no name in the kernel (a sweep over np.arange)
+    assert tutorial._parameter_source({"S": np.int64(1), "F": np.False_, "L": [np.float32(0.5)]}) == \
+        tutorial._parameter_source({"S": 1, "F": False, "L": [0.5]})
     namespace = {}
     exec(source, namespace)
     assert namespace["E"] == inf and namespace["F"] == [inf, 2] and namespace["H"] == "4bit"
@@ -203,7 +213,12 @@ def test_cli_set_values_and_metric_table():
                      ("X=1__0", "X=1__0: not a number Python reads"),
                      ("X={[1]: 2}", r"X=\{\[1\]: 2\}: not a Python literal .TypeError: unhashable"),
                      ("X=[1, 2", r"X=\[1, 2: not a Python literal .SyntaxError"),
-                     ("X=float('x')", "X: float.. cannot read 'x'")):
+                     ("X=float('x')", "X: float.. cannot read 'x'"),
+                     # kept as text, these reached the notebook as a true str ('false') or failed much later there
+                     ("RUN_DVTS=false", "RUN_DVTS=false: write True, False or None"),
+                     ("X=no", "X=no: write True, False or None"),
+                     ("BETA=1/10", r"BETA=1/10: an expression, not a value"),
+                     ("N=2*100", r"N=2\*100: an expression"), ("M=float(30)", r"M=float\(30\): an expression")):
         with pytest.raises(ValueError, match=why):
             tutorial._parse_set([bad])
     table = tutorial.format_metrics_table({"prm": {"step_auroc": 0.812345}, "best_of_n": {"16": {"orm": 0.5}}})

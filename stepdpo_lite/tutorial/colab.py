@@ -152,8 +152,9 @@ def resolve_runs_dir(runs_dir: str | os.PathLike = "runs", out=print) -> str:
         out(f"RUNS_DIR = {path} (Google Drive: every notebook, in any runtime, reads and writes here)")
         return path
     out(f"RUNS_DIR = {runs_dir!r} lives in this Colab runtime only: a notebook opened in another runtime will not "
-        "see what this one writes. To share results between notebooks, mount Google Drive, then run this cell "
-        "again:\n    from google.colab import drive; drive.mount('/content/drive')")
+        "see what this one writes. To share results between notebooks, mount Google Drive, then run the notebook "
+        "again from its first cell (Runtime > Run all: the cells after this one set RUN_DIR from it once):\n"
+        "    from google.colab import drive; drive.mount('/content/drive')")
     return runs_dir
 
 

@@ -68,6 +68,8 @@ def _python_source(value) -> str:
     also inside a list, tuple or dict."""
     if isinstance(value, os.PathLike):
         return repr(os.fspath(value))
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):  # np.int64(1) is no name in the kernel
+        value = value.item()
     if isinstance(value, float):
         return repr(float(value)) if math.isfinite(value) else f"float('{float(value)}')"
     if type(value) in (list, tuple):  # exact types: a subclass's repr (a namedtuple's) is kept as it is
@@ -192,7 +194,11 @@ def resolve_notebooks(notebooks=None, notebook_dir: str | os.PathLike | None = N
         match = next((p for p in candidates if p.is_file()), None)
         if match is None and folder.is_dir():
             prefixed = sorted(p for p in folder.glob("*.ipynb") if p.name.split("_")[0] == name)
-            match = prefixed[0] if len(prefixed) == 1 else None
+            kit = [p for p in prefixed if p.name in NOTEBOOKS]  # a Jupyter "-Copy1" beside the kit's own
+            if len(prefixed) > 1 and len(kit) != 1:
+                raise FileNotFoundError(f"notebook {name!r} is ambiguous in {folder}: "
+                                        f"{', '.join(p.name for p in prefixed)}; give the file name")
+            match = kit[0] if len(prefixed) > 1 else prefixed[0] if prefixed else None
         (found if match else missing).append(match or name)
     if missing:
         raise FileNotFoundError(f"missing notebook(s) in {folder}: {', '.join(map(str, missing))}")
@@ -363,6 +369,12 @@ def _parse_set(items) -> dict:
                                  ) from None
             if text.startswith(("[", "{", "(", "'", '"')):
                 raise ValueError(f"--set {key}={text}: not a Python literal ({type(err).__name__}: {err})") from None
+            if text.lower() in ("true", "false", "none", "null", "yes", "no"):  # 'false' as text would be true
+                raise ValueError(f"--set {key}={text}: write True, False or None (or quote it for text: "
+                                 f"{key}=\"'{text}'\")") from None
+            if re.fullmatch(r"[\d.+\-*/% ()]+|[\w.]+\(.*\)", text):  # arithmetic (1/10, 2*100) or a call (float(30))
+                raise ValueError(f"--set {key}={text}: an expression, not a value: write its value (0.1, not 1/10), "
+                                 f"or quote it for text ({key}=\"'{text}'\")") from None
             params[key] = value  # a bare string
     return params
 

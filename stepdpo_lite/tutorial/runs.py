@@ -31,7 +31,8 @@ def require(path: str | os.PathLike, made_by: str) -> Path:
     if not path.exists():
         hint = ("; in Colab every runtime has its own disk: mount Google Drive before the setup cell in both "
                 "notebooks (`from google.colab import drive; drive.mount('/content/drive')`), so that they share "
-                "RUNS_DIR") if "google.colab" in sys.modules else ""
+                "RUNS_DIR, then run this notebook again from its first cell (Runtime > Run all)"
+                ) if "google.colab" in sys.modules else ""
         raise FileNotFoundError(f"{path} is missing: run notebook {made_by} first (same PROFILE and RUNS_DIR){hint}")
     return path
 
