@@ -352,7 +352,9 @@ class StepwiseDPOTrainer(DPOTrainer):
                 rewards += scored
             columns[f"{side}_step_rewards"] = [[float(r) for r in rs] for rs in rewards]
         for name, values in columns.items():
-            dataset = dataset.remove_columns([c for c in [name] if c in dataset.column_names]).add_column(name, values)
+            if name in dataset.column_names:  # a column of None (check_row left it): replaced
+                dataset = dataset.remove_columns(name)
+            dataset = dataset.add_column(name, values)
         return dataset
 
     def _set_signature_columns_if_needed(self):

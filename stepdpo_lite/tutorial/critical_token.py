@@ -40,10 +40,10 @@ class CriticalTokenStepDPOTrainer(StepwiseDPOTrainer):
         complete = inputs["step_complete"][rows, first.clamp(min=0)]
         return hit.float().argmax(1), hit.any(1) & complete & (first >= 0)
 
-    def _first_step_weights(self, inputs, n: int):
-        """``(n, 1)``: the positional weight a_k (``step_weights``) of each of the first ``n`` pairs' first differing
-        step, which multiplies its ρ inside the sigmoid as in the parent's step loss."""
-        first = inputs["first_diff_step"][:n].clamp(min=0)
+    def _first_step_weights(self, inputs):
+        """``(B, 1)``: the positional weight a_k (``step_weights``) of each pair's first differing step, which
+        multiplies its ρ inside the sigmoid as in the parent's step loss."""
+        first = inputs["first_diff_step"].clamp(min=0)
         return positional_weights(self.args.step_weights, int(first.max()) + 1, first.device)[first][:, None]
 
     def _compute_loss(self, model, inputs, return_outputs):

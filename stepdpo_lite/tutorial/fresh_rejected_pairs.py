@@ -54,7 +54,7 @@ class FreshRejectedStepDPOTrainer(CriticalTokenStepDPOTrainer):
         r = torch.multinomial(logp.detach().exp().cpu(), 1, generator=self._draws).squeeze(1).to(c.device)
         first = inputs["first_diff_step"].clamp(min=0)
         probs = inputs["step_probs"][torch.arange(2 * n, device=pos.device), first.repeat(2)][:, None].chunk(2)
-        a = self._first_step_weights(inputs, n)  # step_weights' a_k, as the parent weighs a step
+        a = self._first_step_weights(inputs)  # step_weights' a_k, as the parent weighs a step
         per_pair = compute_step_loss(a * (logp - ref)[rows, c][:, None], a * (logp - ref)[rows, r][:, None], probs[0],
                                      probs[1], self.args.step_beta)
         # Only slips make pairs, but every state the round paired counts, so a pair weighs as often as the policy slips.

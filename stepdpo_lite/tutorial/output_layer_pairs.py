@@ -6,8 +6,8 @@ the hidden state away from ``r``, past ``c`` and on to the far neighbour: the ov
 methods accuracy against NLL only. If that is where the cost comes from, the same loss with its gradient stopped at
 the final hidden state — ``log π(t|s) = log_softmax(W·stopgrad(h_s))[t]``, so it can only move the rows of the
 output layer — should cost nothing. (The tiny model ties ``W`` to its input embeddings: those rows move where the
-model reads the digits too, so this stops the gradient at the hidden state, not at the output layer's use.) The loss's *value* is unchanged (the same log-probs); only where its gradient
-goes differs. The NLL and outcome terms train the whole model as usual.
+model reads the digits too, so this stops the gradient at the hidden state, not at the output layer's use.) The
+loss's *value* is unchanged (the same log-probs); only where its gradient goes differs. The NLL and outcome terms train the whole model as usual.
 
     trainer = OutputLayerStepDPOTrainer(model, ref_model=ref, args=StepwiseDPOConfig(step_pairing="first_token", ...),
                                         train_dataset=rows, processing_class=tokenizer)
@@ -51,7 +51,7 @@ class OutputLayerStepDPOTrainer(CriticalTokenStepDPOTrainer):
             ref_model = self.ref_model if self.ref_model is not None else self.model
             ref_tok = self._reference_token_logps(ref_model, kwargs, labels)[:, -(labels.size(1) - 1):]
             ref = ref_tok[rows, pos - 1]  # log-probs are shifted like the labels
-        rho = ((logps - ref.float())[:, None] * self._first_step_weights(inputs, len(pos) // 2).repeat(2, 1)).chunk(2)
+        rho = ((logps - ref.float())[:, None] * self._first_step_weights(inputs).repeat(2, 1)).chunk(2)
         probs = inputs["step_probs"][rows, first][:, None].chunk(2)
         mask = valid[:, None].chunk(2)
         per_pair = compute_step_loss(rho[0], rho[1], probs[0], probs[1], self.args.step_beta, mask[0], mask[1])
