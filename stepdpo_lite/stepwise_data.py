@@ -84,18 +84,35 @@ def drop_appended_eos(ex, eos, eos_id):
     return out
 
 
+def _first_diff_token(ex) -> int:
+    c, r = ex["chosen_ids"], ex["rejected_ids"]
+    return next((i for i in range(min(len(c), len(r))) if c[i] != r[i]), min(len(c), len(r)))
+
+
 def first_token_only(ex, first_diff_step):
     """Step ids that keep only the first completion token where chosen and rejected differ (in step
     ``first_diff_step``; all others −1): two next tokens at one shared state. The tokens after it are conditioned on
     other text and, on a rejected solution, often carry the error on faithfully: not mistakes to push down."""
-    c, r = ex["chosen_ids"], ex["rejected_ids"]
-    t = next((i for i in range(min(len(c), len(r))) if c[i] != r[i]), min(len(c), len(r)))
-    return {f"{side}_step_ids": [first_diff_step if i == t else -1 for i in range(len(ids))]
-            for side, ids in (("chosen", c), ("rejected", r))}
+    t = _first_diff_token(ex)
+    return {f"{side}_step_ids": [first_diff_step if i == t else -1 for i in range(len(ex[f"{side}_ids"]))]
+            for side in ("chosen", "rejected")}
 
 
-def step_columns(ex, idx, tokenizer, delimiter, max_steps, first_token=False, max_length=None):
-    """One row's per-token step ids (offset mapping; ``first_token``: ``first_token_only``) and per-step p / rewards.
+def without_shared_start(ex, step_ids, first_diff_step):
+    """Step ids with the tokens that open step ``first_diff_step`` alike on both sides (before the first differing
+    token) taken out of the step (−1). Such a token has the same text and context on both sides, so the same
+    log-ratio: with p⁺ = 1 and p⁻ = 0 it cancels in the step margin, but with soft labels it would enter it with
+    the weight p⁺ − (1 − p⁻), which is negative when a PRM gives the chosen step p⁺ < 1 − p⁻, and the loss would
+    push down right tokens of the chosen solution (e.g. ``"Step 4: 19 * 1 = "`` before the digit that differs)."""
+    t = _first_diff_token(ex)
+    return {f"{side}_step_ids": [-1 if i < t and k == first_diff_step else k for i, k in enumerate(step_ids[side])]
+            for side in ("chosen", "rejected")}
+
+
+def step_columns(ex, idx, tokenizer, delimiter, max_steps, pairing="weighted", max_length=None):
+    """One row's per-token step ids (offset mapping) and per-step p / rewards. ``pairing`` (the trainer's
+    ``step_pairing``): ``"first_error"`` takes the shared opening tokens out of the first differing step
+    (``without_shared_start``), ``"first_token"`` keeps that step's first differing token only (``first_token_only``).
     ``max_length`` (given under ``keep_start`` truncation): a prompt that fills it is an error, where TRL's
     ``DPOTrainer`` would drop the row without a word (no completion token would be left to train)."""
     if max_length is not None and len(ex["prompt_ids"]) >= max_length:
@@ -129,7 +146,12 @@ def step_columns(ex, idx, tokenizer, delimiter, max_steps, first_token=False, ma
     c, r = texts["chosen"], texts["rejected"]
     out["first_diff_step"] = -1 if c == r else next(
         (k for k in range(min(len(c), len(r))) if c[k] != r[k]), min(len(c), len(r)))
-    return {**out, **(first_token_only(ex, out["first_diff_step"]) if first_token else {})}
+    k = out["first_diff_step"]
+    if pairing == "first_token":
+        out.update(first_token_only(ex, k))
+    elif pairing == "first_error":
+        out.update(without_shared_start(ex, {s: out[f"{s}_step_ids"] for s in ("chosen", "rejected")}, k))
+    return out
 
 
 @dataclass

@@ -127,8 +127,9 @@ class StepwiseDPOConfig(DPOConfig):
                 "as TRL's loss_type ['sigmoid', 'sft'] with loss_weights [1, sft_loss_weight]."})
     step_pairing: str = field(default="weighted", metadata={
         "help": "`weighted`: every step counts (weighted by p and a); `first_error`: only the first differing step of "
-                "each side, on a shared-prefix pair exactly Step-DPO (Lai et al. 2024); `first_token`: only its first "
-                "differing token (two next tokens at one state; cDPO's critical token, arXiv:2411.19943)."})
+                "each side, from its first differing token on (the opening both share is left out), on a "
+                "shared-prefix pair exactly Step-DPO (Lai et al. 2024); `first_token`: only its first differing token "
+                "(two next tokens at one state; cDPO's critical token, arXiv:2411.19943)."})
 
     def __post_init__(self):
         if self.outcome_beta is None:
@@ -314,7 +315,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         """What decides a row's step columns (``step_columns``' arguments)."""
         keep_start = args.max_length is not None and args.truncation_mode == "keep_start"
         return dict(tokenizer=self._tokenizer, delimiter=args.step_delimiter, max_steps=args.max_reasoning_steps,
-                    first_token=args.step_pairing == "first_token", max_length=args.max_length if keep_start else None)
+                    pairing=args.step_pairing, max_length=args.max_length if keep_start else None)
 
     def _check_prepared_alike(self, dataset, args, dataset_name, rows: int = 8):
         """A prepared dataset is reused as it is, so its step columns must be what these settings make: another

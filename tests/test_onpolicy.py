@@ -330,7 +330,9 @@ def test_one_step_completions_get_no_eos(tmp_path, tiny_model, tiny_tokenizer):
     ex = prefix.train_dataset[0]
     assert ex["chosen_ids"][-1] != eos and ex["rejected_ids"][-1] != eos  # TRL appended it; it was dropped
     assert tok.decode(ex["chosen_ids"]) == rows[0]["chosen_step"]
-    assert ex["chosen_step_ids"] == [0] * len(ex["chosen_ids"]) and ex["first_diff_step"] == 0
+    t = next(i for i, (c, r) in enumerate(zip(ex["chosen_ids"], ex["rejected_ids"])) if c != r)
+    assert 0 < t and ex["first_diff_step"] == 0  # one step, from its first differing token on (the opening is shared)
+    assert ex["chosen_step_ids"] == [-1] * t + [0] * (len(ex["chosen_ids"]) - t)
     batch = prefix.data_collator([ex])
     assert eos not in batch["input_ids"][batch["completion_mask"].bool()].tolist()  # no NLL or ρ on a stop
     assert torch.isfinite(prefix.compute_loss(prefix.model, batch))

@@ -337,6 +337,36 @@ def test_first_error_pairing_is_the_step_dpo_objective(tmp_path, tiny_model, tin
     assert loss.item() == pytest.approx(expected, abs=1e-5)
 
 
+def test_first_error_pairing_with_soft_labels_leaves_the_steps_shared_opening_out(tmp_path, tiny_model,
+                                                                                 tiny_tokenizer):
+    # A PRM's p⁺ < 1 − p⁻ at the differing step: the text both sides open that step with ("Step 2: 12 * 3 = ") has
+    # one log-ratio on both sides, and must not enter the margin with the weight p⁺ − (1 − p⁻) < 0 (it pushed the
+    # chosen solution's right tokens down)
+    policy, ref = policy_and_reference(tiny_model)
+    row = toy_rows(1, error_step=1, labels=False)[0]
+    n_steps = [len(extract_steps(row[s])) for s in ("chosen", "rejected")]
+    p_chosen, p_rejected = 0.3, 0.1
+    row.update(chosen_step_labels=[0.9] + [p_chosen] * (n_steps[0] - 1),
+               rejected_step_labels=[0.9] + [p_rejected] * (n_steps[1] - 1))
+    args = config(tmp_path, step_pairing="first_error", outcome_loss_weight=0.0, step_beta=0.5)
+    tr = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), args=args,
+                            train_dataset=Dataset.from_list([row]), processing_class=tiny_tokenizer)
+    loss = tr.compute_loss(tr.model, batch_of(tr, 1))
+    # the character-level toy tokenizer: step 2 counts from its first differing character, on each side
+    chosen_k, rejected_k = (extract_steps(row[s])[1] for s in ("chosen", "rejected"))
+    n = next(i for i, (c, r) in enumerate(zip(chosen_k, rejected_k)) if c != r)
+    assert n > 5  # a shared opening to leave out
+    context = row["prompt"] + extract_steps(row["chosen"])[0] + chosen_k[:n]
+
+    def logratio(text):
+        return step_by_step_logps(policy, tiny_tokenizer, context, text)[0] - step_by_step_logps(
+            ref, tiny_tokenizer, context, text)[0]
+
+    margin = p_chosen * logratio(chosen_k[n:]) - (1 - p_rejected) * logratio(rejected_k[n:])
+    expected = -F.logsigmoid(torch.tensor(0.5 * margin)).item()
+    assert loss.item() == pytest.approx(expected, abs=1e-5)
+
+
 def test_first_token_pairing_compares_two_next_tokens_at_one_state(tmp_path, tiny_model, tiny_tokenizer):
     policy, ref = policy_and_reference(tiny_model)
     row = toy_rows(1, error_step=1, labels=False)[0]
