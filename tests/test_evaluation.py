@@ -85,6 +85,9 @@ def test_step_auroc_by_position_and_mean_by_label():
     assert table.splitlines()[-1].split() == ["DPO", "0.250", "n/a", "-0.500"]
     with pytest.raises(ValueError, match="solution 0 has 2 values and 1 labels"):
         mean_by_label([[1.0, 2.0]], [[True]], True)
+    for bad in (None, 0.7):  # by truth value, None counted as wrong and 0.7 as right
+        with pytest.raises(ValueError, match=r"step_auroc_by_position: step_labels\[1\]\[0\] must be a bool or 0/1"):
+            step_auroc_by_position(scores, [labels[0], [bad, True], labels[2]])
 
 
 def test_position_only_baseline():
@@ -315,9 +318,13 @@ def test_auroc_difference_point_interval_groups_and_errors():
     nested = auroc_difference([[1.0, 0.2], [0.9]] * 10, [[0.1, 0.8], [0.5]] * 10, [[True, False], [True]] * 10,
                               groups=list(range(20)), n_boot=50)
     assert nested["difference"] == 1.0  # steps flattened: A ranks every right step first, B every wrong one
-    with pytest.raises(ValueError, match="both right and wrong"):
+    with pytest.raises(ValueError, match="both correct and wrong"):
         auroc_difference([0.1, 0.2], [0.3, 0.4], [True, True])
     with pytest.raises(ValueError, match="3 groups for 2 solutions"):
         auroc_difference([0.1, 0.2], [0.3, 0.4], [True, False], groups=[0, 1, 2])
-    with pytest.raises(ValueError, match="solution 1 has 2 scores of B and 1 labels"):
+    with pytest.raises(ValueError, match=r"auroc_difference \(scores B\): solution 1 has 2 scores and 1 labels"):
         auroc_difference([[0.1], [0.2]], [[0.3], [0.4, 0.5]], [[True], [False]])
+    with pytest.raises(ValueError, match=r"labels\[1\]\[1\] must be a bool or 0/1, got None"):  # was read as right
+        auroc_difference([[0.1, 0.2], [0.3, 0.4]], [[0.3, 0.1], [0.4, 0.5]], [[True, False], [True, None]])
+    with pytest.raises(ValueError, match=r"scores A\): 5 scores but 4 labels"):  # flat: was numpy's IndexError
+        auroc_difference([0.1, 0.2, 0.3, 0.4, 0.5], [0.1, 0.2, 0.3, 0.4, 0.5], [True, False, True, False])

@@ -417,6 +417,37 @@ def test_compare_at_budgets_and_figures(tmp_path):
     assert search.pick_example([Answer1()] * 2, [res, res]) in (0, 1)
 
 
+def test_beam_tree_draws_a_finished_beam_pushed_out_later_as_pruned():
+    class Pick:
+        prompt = "Q: pick one.\n"
+
+        def is_correct(self, s):
+            return s.rstrip().endswith("Answer: 1")
+
+    def sampler(texts, n, caps, leads):  # one first step answers at once; the others go on and score higher
+        first = ["Step 1: c0\n\nAnswer: 0"] + [f"Step 1: c{j}" for j in range(1, n)]
+        return [[search.Generation(first[j], 5, "eos" if j == 0 else "delimiter") if t.count(DEFAULT_DELIMITER) == 0
+                 else search.Generation(f"{DEFAULT_DELIMITER}Step 2: c{j}\n\nAnswer: 1", 5, "eos") for j in range(n)]
+                for t in texts]
+
+    class PRM:
+        config = type("C", (), {"aggregation": "last", "step_delimiter": DEFAULT_DELIMITER})()
+
+        def score_solutions(self, prompts, step_lists):
+            return [[{"0": 0.5, "1": 2.0, "2": -1.0, "3": -2.0}[s.split(": c")[1][0]] + (k > 0) for k, s in
+                     enumerate(steps)]
+                    for steps in step_lists]
+
+    res = search.beam_search(None, None, PRM(), [Pick()], n_beams=2, expansions=2, sampler=sampler)[0]
+    pushed_out = res.nodes[0]
+    assert pushed_out.finished and pushed_out.kept and pushed_out.pruned_at is not None  # kept at depth 0, then out
+    ax = viz.plot_beam_tree(res).axes[0]
+    to_it = [ln for ln in ax.lines if list(ln.get_xdata()) == [0, 1] and ln.get_ydata()[1] == ax.collections[1]
+             .get_offsets()[0][1]]
+    assert len(to_it) == 1 and to_it[0].get_linestyle() == "--"  # drawn as pruned, as pruning_report counts it
+    assert ax.collections[1].get_alpha() == 0.45
+
+
 def test_generate_checks_its_arguments_as_sample_solutions_does(tiny_base):
     model, tok = tiny_base
     problems = bestofn.held_out_problems("tiny", 2)

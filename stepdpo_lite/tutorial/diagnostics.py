@@ -20,7 +20,7 @@ import numpy as np
 from accelerate.utils import is_peft_model
 
 from ..checks import positive_int
-from ..evaluation import _check_labels, _check_same_shape, process_reward_report, step_auroc
+from ..evaluation import _check_labels, _check_same_shape, _flat_scores_and_labels, process_reward_report, step_auroc
 from ..trainer import get_step_rewards
 
 
@@ -29,6 +29,8 @@ def step_auroc_by_position(step_scores, step_labels) -> list[dict]:
     ``right`` is the share of right steps there and ``auroc`` is None when they are all right or all wrong. It
     says whether a PRM ranks steps within a position, not only by it (compare ``position_only_scores``)."""
     _check_same_shape(step_scores, step_labels, "step_auroc_by_position")
+    for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong, bool(0.7) as right
+        _check_labels(labels, "step_auroc_by_position", f"step_labels[{i}]")
     by_position: dict[int, tuple[list, list]] = {}
     for scores, labels in zip(step_scores, step_labels):
         for k, (r, y) in enumerate(zip(scores, labels)):
@@ -156,17 +158,10 @@ def auroc_difference(scores_a, scores_b, labels, groups=None, n_boot: int = 1000
         return (rankdata(s)[y].sum() - n_right * (n_right + 1) / 2) / (n_right * (len(y) - n_right))
 
     nested = len(labels) > 0 and isinstance(labels[0], (list, tuple, np.ndarray))
-    if nested:
-        _check_same_shape(scores_a, labels, "auroc_difference", noun="scores of A")
-        _check_same_shape(scores_b, labels, "auroc_difference", noun="scores of B")
-    flat = (lambda v: [x for row in v for x in row]) if nested else list
-    a, b, y = (np.asarray(flat(v), dtype=float) for v in (scores_a, scores_b, labels))
+    # each side checked as step_auroc checks it: shapes, finite scores, labels bool or 0/1, both classes
+    a, y = _flat_scores_and_labels(scores_a, labels, "auroc_difference (scores A)")
+    b, _ = _flat_scores_and_labels(scores_b, labels, "auroc_difference (scores B)")
     sizes = [len(row) for row in labels] if nested else [1] * len(labels)
-    if a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("auroc_difference: scores A and B must be finite and of the same shape")
-    y = y.astype(bool)
-    if y.all() or not y.any():
-        raise ValueError("auroc_difference: AUROC needs both right and wrong examples")
     keys = list(range(len(labels))) if groups is None else list(groups)
     if len(keys) != len(labels):
         raise ValueError(f"auroc_difference: {len(keys)} groups for {len(labels)} solutions")

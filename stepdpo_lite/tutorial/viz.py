@@ -610,7 +610,8 @@ def plot_test_time_compute(table, title=None, save_to=None):
     """Accuracy against generated tokens per problem, one line per method across budgets.
 
     ``table``: ``{str(B): {method: accuracy, "tokens": {method: tokens per problem}, ...}}``
-    (``search.compare_at_budgets``); each point is labelled with its budget B.
+    (``search.compare_at_budgets``). A dotted vertical line, labelled "B=…", marks each budget's token cap; a
+    method's point for budget B lies at the tokens it generated, left of the line or just past it.
     """
     budgets = sorted(table, key=int)
     if not budgets:
@@ -695,11 +696,13 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=Non
     root_y = float(np.mean([y[n.id] for n in children.get(None, [])]))
     ax.scatter([0], [root_y], s=60, color="black", marker="s", zorder=3)
     ax.annotate("prompt", (0, root_y), textcoords="offset points", xytext=(-6, 6), ha="right", fontsize=7)
+    # in the beam to the end: a finished beam that better prefixes pushed out later is pruned (pruning_report's view)
+    stayed = {n.id for n in nodes if n.kept and n.pruned_at is None}
     for n in nodes:
         px, py = (0, root_y) if n.parent is None else (n.depth, y[n.parent])
         on_path = n.id in chosen
         style = dict(color=CHOSEN, lw=2.4, zorder=2) if on_path else (
-            dict(color="#555", lw=1.0, zorder=1) if n.kept else dict(color="#bbb", lw=0.7, ls="--", zorder=0))
+            dict(color="#555", lw=1.0, zorder=1) if n.id in stayed else dict(color="#bbb", lw=0.7, ls="--", zorder=0))
         ax.plot([px, n.depth + 1], [py, y[n.id]], **style)
     for n in nodes:
         p = float(sigmoid(n.reward)) if n.reward is not None else float("nan")
@@ -708,11 +711,11 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=Non
         edge = CORRECT if ring is True else WRONG if ring is False else "#333"
         marker = "*" if n.id == result.chosen else ("s" if n.finished else "o")
         ax.scatter([n.depth + 1], [y[n.id]], s=140 if marker == "*" else 48, color=face, marker=marker,
-                   edgecolors=edge, linewidths=1.6 if ring is not None else 0.6, alpha=1.0 if n.kept else 0.45,
+                   edgecolors=edge, linewidths=1.6 if ring is not None else 0.6, alpha=1.0 if n.id in stayed else 0.45,
                    zorder=4)
         caption = f"{_step_caption(n.step, width)}  {p:.2f}" if p == p else _step_caption(n.step, width)
         ax.annotate(caption, (n.depth + 1, y[n.id]), textcoords="offset points", xytext=(6, -3), fontsize=6.5,
-                    color="black" if n.kept else "#999", fontweight="bold" if n.id in chosen else "normal")
+                    color="black" if n.id in stayed else "#999", fontweight="bold" if n.id in chosen else "normal")
     ax.set_xlim(-0.6, depth + 1.9)
     ax.set_ylim(next_leaf[0] - 0.5, -0.8)
     ax.set_xticks(range(depth + 1), ["prompt"] + [f"step {d}" for d in range(1, depth + 1)])
