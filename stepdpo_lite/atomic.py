@@ -40,7 +40,8 @@ def check_replaceable(path: str | os.PathLike, keep: tuple[str, ...] = (), owned
     """``path`` made absolute, or a ``ValueError`` when replacing it as a whole would do harm: it is the working
     directory or holds it; or, with ``owned`` (glob patterns of the files a save of this kind writes), it holds
     anything but such a save and ``keep``'s subfolders (a user's notes in the folder named as ``output_dir``)."""
-    path = Path(os.path.abspath(path))  # "." has no name to put a temporary folder beside
+    # "." has no name to put a temporary folder beside; a link (to a mounted drive) is saved through, to its target
+    path = Path(os.path.realpath(path))
     if path == Path.cwd() or path in Path.cwd().parents:
         raise ValueError(f"{where}: {path} is the working directory or holds it; saving replaces the folder as a "
                          "whole: name a subfolder")

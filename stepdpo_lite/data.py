@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import pyarrow as pa
 from datasets import Dataset, load_from_disk
 
-from .atomic import save_atomic
+from .atomic import check_replaceable, save_atomic
 from .checks import list_of
 from .steps import extract_steps
 
@@ -369,10 +369,14 @@ def to_trl_dpo(ds: Dataset, *, keep_step_labels: bool = False) -> Dataset:
     return ds.add_column("open_ended", [True] * len(ds)) if open_ended else ds
 
 
+DATASET_FILES = ("state.json",)  # what Dataset.save_to_disk writes, beside its arrow files and dataset_info.json
+
+
 def save_datasets(datasets: Mapping[str, Dataset], folder) -> Path:
     """Save each dataset to ``folder/<name>`` atomically: a crash mid-save leaves the previous copy whole.
     Every name and dataset is checked before anything is written: a name is a plain folder name inside ``folder``
-    (no path separator, no leading '.', which ``load_datasets`` would skip)."""
+    (no path separator, no leading '.', which ``load_datasets`` would skip), and an existing ``folder/<name>`` must
+    be a saved dataset (a save replaces it as a whole)."""
     if not isinstance(datasets, Mapping):
         raise ValueError(f"save_datasets: expected a dict of name -> Dataset, got {type(datasets).__name__}")
     for name, ds in datasets.items():
@@ -381,8 +385,10 @@ def save_datasets(datasets: Mapping[str, Dataset], folder) -> Path:
                              "(not empty, no '/' or '\\', no leading '.')")
         if not isinstance(ds, Dataset):
             raise ValueError(f"save_datasets: dataset {name!r} must be a datasets.Dataset, got {type(ds).__name__}")
+    for name in datasets:  # a folder of that name that is no saved dataset would be replaced as a whole: refused
+        check_replaceable(Path(folder) / name, owned=DATASET_FILES, where="save_datasets")
     for name, ds in datasets.items():
-        save_atomic(Path(folder) / name, lambda p, ds=ds: ds.save_to_disk(p))
+        save_atomic(Path(folder) / name, lambda p, ds=ds: ds.save_to_disk(p), owned=DATASET_FILES)
     return Path(folder)
 
 

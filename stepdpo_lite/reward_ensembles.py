@@ -13,7 +13,7 @@ from typing import Sequence
 
 from .atomic import save_atomic
 from .checks import finite_number, list_of, positive_int
-from .rewards import OutcomeRewardModel, ProcessRewardModel, _read_config
+from .rewards import SAVE_FOLDER, OutcomeRewardModel, ProcessRewardModel, _read_config
 from .steps import extract_steps
 
 
@@ -118,7 +118,7 @@ class CombinedRewardModel:
                       "parts": [sub for sub, m in (("process_reward_model", self.process_reward_model),
                                                    ("outcome_reward_model", self.outcome_reward_model)) if m]}
             (tmp / self.config_file).write_text(json.dumps(config, indent=2))
-        return save_atomic(path, write)
+        return save_atomic(path, write, **SAVE_FOLDER)
 
     @classmethod
     def read_config(cls, path: str | os.PathLike) -> dict:
@@ -210,7 +210,7 @@ class EnsembleRewardModel:
                 members.append(f"member_{i}")
             (Path(tmp) / self.config_file).write_text(json.dumps({"weights": self.weights, "members": members},
                                                                  indent=2))
-        return save_atomic(path, write)
+        return save_atomic(path, write, **SAVE_FOLDER)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> "EnsembleRewardModel":

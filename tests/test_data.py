@@ -680,6 +680,18 @@ def test_save_datasets_refuses_names_that_are_not_plain_folders_before_writing_a
     assert not (tmp_path / "out").exists() and not (tmp_path / "escape").exists()
 
 
+def test_save_datasets_refuses_a_folder_of_that_name_that_is_no_saved_dataset(tmp_path):
+    ds = data.validate_stepwise([STEP])
+    (tmp_path / "out" / "b").mkdir(parents=True)
+    (tmp_path / "out" / "b" / "notes.md").write_text("mine")
+    with pytest.raises(ValueError, match=r"save_datasets: .*b holds \['notes.md'\], not a saved copy"):
+        data.save_datasets({"a": ds, "b": ds}, tmp_path / "out")
+    assert not (tmp_path / "out" / "a").exists() and (tmp_path / "out" / "b" / "notes.md").read_text() == "mine"
+    data.save_datasets({"a": ds}, tmp_path / "out")
+    data.save_datasets({"a": ds}, tmp_path / "out")  # its own save is replaced
+    assert len(data.load_datasets(tmp_path / "out")["a"]) == 1
+
+
 def test_save_datasets_and_to_trl_dpo_refuse_what_is_not_a_dataset(tmp_path):
     """Both were AttributeErrors."""
     with pytest.raises(ValueError, match="save_datasets: dataset 'x' must be a datasets.Dataset, got list"):

@@ -475,6 +475,16 @@ def test_a_save_refuses_a_folder_it_would_wipe_or_the_working_directory(tmp_path
     (tmp_path / "prm" / "checkpoint-5").mkdir()
     prm.save(tmp_path / "prm")  # its own save is replaced, the checkpoint kept
     assert (tmp_path / "prm" / "process_reward_config.json").exists() and (tmp_path / "prm" / "checkpoint-5").is_dir()
+    for combined in (CombinedRewardModel(prm, None), EnsembleRewardModel([prm])):  # they wiped it without a word
+        with pytest.raises(ValueError, match=r"project holds \['notes.md'\], not a saved copy"):
+            combined.save(mine)
+    assert (mine / "notes.md").read_text() == "mine"
+    # a link to a folder elsewhere (a mounted drive) is saved through: the save lands in its target, twice over
+    (tmp_path / "drive").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "drive")
+    for _ in range(2):
+        prm.save(tmp_path / "link")
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "drive" / "process_reward_config.json").exists()
 
 
 def test_save_atomic_puts_the_old_copy_back_when_the_final_rename_fails(tmp_path, monkeypatch):
