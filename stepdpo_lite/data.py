@@ -238,11 +238,13 @@ def _builds(column: list) -> bool:
         return False
 
 
-def _validated(rows, check: Callable, name: str, columns: Sequence[str], **kw) -> Dataset:
-    """``_check_all`` of the records of ``rows``, as a Dataset whose errors name the record."""
+def _validated(rows, check: Callable, name: str, columns: Sequence[str], finish: Callable | None = None,
+               **kw) -> Dataset:
+    """``_check_all`` of the records of ``rows`` (then ``finish`` of the kept ones, when given), as a Dataset whose
+    errors name the record."""
     wheres: list[str] = []
     kept = _check_all(_records(rows, name), check, name, wheres=wheres, **kw)
-    return _dataset(kept, columns, name, wheres)
+    return _dataset(finish(kept) if finish else kept, columns, name, wheres)
 
 
 # ----------------------------------------------------------------------------- the project's formats
@@ -313,9 +315,19 @@ def validate_preference(rows, *, delimiter: str | None = None, drop_duplicates: 
     (prompt, chosen, rejected); optional ``chosen_step_labels``/``rejected_step_labels`` are lists of bool or
     of probabilities in [0, 1] (a PRM's labels, as the on-policy rounds build them), with one label per step of
     their text when ``delimiter`` is given (not by default: pairs are split into steps differently, e.g. GSM8K's by
-    line; the Stepwise DPO trainer checks the count with its own ``step_delimiter``)."""
-    return _validated(rows, lambda r: _preference(r, delimiter), "preference", PREFERENCE, key=PREFERENCE,
-                      drop_duplicates=drop_duplicates, skip_invalid=skip_invalid)
+    line; the Stepwise DPO trainer checks the count with its own ``step_delimiter``). When any label is a
+    number that is not a bool, every label is stored as a float (True as 1.0): a dataset column has one type."""
+    return _validated(rows, lambda r: _preference(r, delimiter), "preference", PREFERENCE, finish=_one_label_type,
+                      key=PREFERENCE, drop_duplicates=drop_duplicates, skip_invalid=skip_invalid)
+
+
+def _one_label_type(rows: list[dict]) -> list[dict]:
+    """Step labels all as floats when any is a number but not a bool ([True, 0.5] and [1, 0] beside [True, False]
+    would not make one column); all-bool labels stay bools."""
+    columns = ("chosen_step_labels", "rejected_step_labels")
+    if all(isinstance(x, bool) for r in rows for c in columns for x in r.get(c) or ()):
+        return rows
+    return [{**r, **{c: [float(x) for x in r[c]] for c in columns if r.get(c) is not None}} for r in rows]
 
 
 def validate_step_dpo(rows, *, drop_duplicates: bool = False, skip_invalid: bool = False) -> Dataset:

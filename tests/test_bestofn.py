@@ -56,6 +56,8 @@ def test_grade_and_answers(toy):
     assert bestofn.final_answer(p, broken.replace("11", "13")) == 13.0
     g = GSM8KProblem("q", "1,234", "prompt")
     assert bestofn.gold_answer(g) == 1234.0 and bestofn.is_correct(g, "so\n\nAnswer: 1234")
+    dollars = GSM8KProblem("q", "$18", "prompt")  # split_answer lets it through; gold_answer was float("$18")
+    assert bestofn.gold_answer(dollars) == 18.0 and bestofn.is_correct(dollars, "Answer: 18")
     assert bestofn.step_labels(g, "Answer: 1") is None and bestofn.step_labels(problems[0], problems[0].gold_solution)
     with pytest.raises(ValueError, match="2 problems but 1"):
         bestofn.grade(problems, sols[:1])

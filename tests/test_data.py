@@ -668,6 +668,13 @@ def test_preference_rows_with_prm_probabilities_load(tmp_path):
     loaded = data.load_preference(str(path), delimiter="\n\nStep")
     assert loaded["chosen_step_labels"] == [[0.97, 0.88], [1.0, 1.0]]
     assert loaded["rejected_step_labels"] == [[0.93, 0.02], [1.0, 0.0]]
+    # any order, and 0/1 beside true/false (hand-written labels beside a checker's): one float column
+    for first, second in (([True, 0.5], [True, False]), ([1, 0], [True, False]), ([True, False], [1, True])):
+        ds = data.validate_preference([_with_dict(PREF, chosen_step_labels=first),
+                                       _with_dict(PREF, prompt="q", chosen_step_labels=second)])
+        assert ds["chosen_step_labels"] == [[float(x) for x in first], [float(x) for x in second]]
+    assert data.validate_preference([_with_dict(PREF, chosen_step_labels=[True, False])])["chosen_step_labels"] == [
+        [True, False]]  # all bools stay bools
 
 
 

@@ -85,7 +85,11 @@ class GSM8KProblem:
         return extract_answer(solution)
 
     def gold_answer(self) -> float:
-        return float(str(self.answer).replace(",", ""))
+        """The reference as a number, read as ``is_correct`` reads it (``"$18"``, ``"1,000"``)."""
+        value = _to_float(str(self.answer))
+        if value is None:
+            raise ValueError(f"GSM8KProblem: the reference answer {self.answer!r:.40} is not a number")
+        return value
 
     def step_labels(self, solution: str) -> None:
         """No step checker on GSM8K: step labels come from Monte-Carlo rollouts (``mc_verdicts``)."""
@@ -102,8 +106,8 @@ class GSM8KProblem:
 
 def split_answer(record) -> tuple[str, str]:
     """A GSM8K record's reference lines and final answer (after ``####``); ``_Bad`` naming the field when the
-    question or answer is not a non-empty string, or the final answer not a number (a gold of "$18" would grade
-    every solution wrong, silently)."""
+    question or answer is not a non-empty string, or the final answer not a number as graded (``"18"``, ``"$18"``,
+    ``"1,000"``; ``"eighteen"`` would grade every solution wrong, silently)."""
     _text(record, "question")
     answer = _text(record, "answer")
     if "####" not in answer:
