@@ -192,6 +192,10 @@ class EnsembleRewardModel:
             if isinstance(m, OutcomeRewardModel) or not hasattr(m, "get_rewards_for_steps"):
                 raise ValueError(f"EnsembleRewardModel: member {i} ({type(m).__name__}) gives no step rewards")
         per_model = [m.get_rewards_for_steps(steps, problem) for m in self.models]
+        for i, r in enumerate(per_model):  # a CombinedRewardModel's max_steps merges the tail into fewer steps
+            if len(r) != len(steps):
+                raise ValueError(f"EnsembleRewardModel: member {i} ({type(self.models[i]).__name__}) gives {len(r)} "
+                                 f"step rewards for {len(steps)} steps (its max_steps?): members must agree")
         return [sum(w * r[k] for w, r in zip(self.weights, per_model)) for k in range(len(steps))]
 
     def get_reward_for_text(self, text: str) -> float:

@@ -123,13 +123,18 @@ def _trainer_class():
 
 
 def _tag_metrics(eval_pred) -> dict:
-    """Accuracy (sign of the reward) and AUROC over all tags of the evaluation set (rows of tags, padded with
-    -100: ``prediction_step``)."""
+    """Accuracy (sign of the reward), AUROC and ``tag_loss`` over all tags of the evaluation set (rows of tags,
+    padded with -100: ``prediction_step``). ``tag_loss`` is the training loss's mean over every tag; the Trainer's
+    ``eval_loss`` averages the batches' means by rows, so it moves with ``per_device_eval_batch_size`` when rows
+    hold different numbers of steps (for ``metric_for_best_model``, prefer ``"tag_loss"``)."""
     import numpy as np
     from .evaluation import step_auroc
     labels = np.asarray(eval_pred.label_ids)
     rewards, labels = np.asarray(eval_pred.predictions)[labels != -100], labels[labels != -100]
-    metrics = {"accuracy": float(((rewards > 0) == (labels > 0)).mean())}
+    # the {Yes, No} cross-entropy of a tag whose reward is r = logit(Yes) − logit(No): log(1 + e^{∓r})
+    signed = np.where(labels > 0, -rewards, rewards)
+    metrics = {"accuracy": float(((rewards > 0) == (labels > 0)).mean()),
+               "tag_loss": float(np.logaddexp(0.0, signed).mean())}
     if 0 < labels.sum() < len(labels):
         metrics["auroc"] = step_auroc(rewards, labels)
     return metrics
@@ -223,7 +228,8 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
                                   dtype=dtype, gradient_checkpointing=c.gradient_checkpointing)
     verifier = kind(model, tokenizer, RewardModelConfig(  # tag None: the kind's own (STEP_TAG / OUTCOME_TAG)
         tag=c.tag, yes=c.yes, no=c.no, step_delimiter=c.step_delimiter, aggregation=c.aggregation,
-        prompt_template=c.prompt_template, quantization=c.quantization, max_length=c.max_length))
+        prompt_template=c.prompt_template, quantization=c.quantization, max_length=c.max_length,
+        dtype=str(dtype).removeprefix("torch.")))  # recorded: a reload on another device computes as trained
     train_features = tokenize_rows(verifier, train_rows, "train_dataset")
     eval_features = tokenize_rows(verifier, eval_rows, "eval_dataset") if eval_rows is not None else None
 

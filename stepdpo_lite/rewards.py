@@ -63,6 +63,9 @@ class RewardModelConfig:
         "help": "Step rewards -> one reward: min, product, last, mean, max or weighted_sum (losses.aggregate_rewards)."})
     batch_size: int = field(default=16, metadata={"help": "Solutions per forward pass when scoring."})
     quantization: str | None = field(default=None, metadata={"help": "How the base model is loaded back: '4bit' or None."})
+    dtype: str | None = field(default=None, metadata={
+        "help": "The weights' (4-bit: compute) dtype when loaded back: 'float32', 'bfloat16' or 'float16'; the reward "
+                "trainers record the one they trained in, so a reload gives the same rewards. None: the device's."})
 
 
 def sigmoid(reward: float) -> float:
@@ -96,6 +99,10 @@ def _check_values(c: RewardModelConfig) -> None:
         raise ValueError(f"reward model: aggregation must be one of {AGGREGATION_STRATEGIES}, got {c.aggregation!r}")
     positive_int(c.batch_size, "batch_size", "reward model")
     positive_int(c.max_length, "max_length", "reward model", none_ok=True)
+    if c.quantization not in (None, "4bit"):
+        raise ValueError(f"reward model: quantization must be '4bit' or None, got {c.quantization!r}")
+    if c.dtype not in (None, "float32", "bfloat16", "float16"):
+        raise ValueError(f"reward model: dtype must be 'float32', 'bfloat16', 'float16' or None, got {c.dtype!r}")
 
 
 def _read_config(config_path: Path, required: Sequence[str] = ()) -> dict:
@@ -183,15 +190,17 @@ class GenerativeVerifier:
         if quantization is not None:
             config.quantization = quantization
         _check_values(config)  # before a model is loaded: a wrong option fails in a second, not after the load
-        if isinstance(model, (str, os.PathLike)):
+        if isinstance(model, (str, os.PathLike)):  # loaded as the config says (a save records what was loaded)
             from .models import load_model
-            model, loaded_tokenizer = load_model(model, quantization=quantization, device=device)
+            model, loaded_tokenizer = load_model(model, quantization=config.quantization, device=device,
+                                                 dtype=config.dtype)
             tokenizer = tokenizer or loaded_tokenizer
         elif device is not None and quantization is None:
             model.to(device)
         keep_4bit_weights_unpacked(model)  # a 4-bit model loaded elsewhere: same numbers on every CPU
-        if config.quantization is None and getattr(model, "is_loaded_in_4bit", False):  # a QLoRA model object:
-            config.quantization = "4bit"  # saved so, load() puts the adapter on a 4-bit base again (same rewards)
+        # What the model is, not what was asked: a save says so, and load() then gives the same rewards (a QLoRA
+        # model object's adapter goes back on a 4-bit base; a full-precision one is not quantized on reload)
+        config.quantization = "4bit" if getattr(model, "is_loaded_in_4bit", False) else None
         if tokenizer is None:
             raise ValueError(f"{type(self).__name__}: pass the tokenizer with a model object")
         self.model, self.tokenizer, self.config = model, tokenizer, config

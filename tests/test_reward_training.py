@@ -61,7 +61,7 @@ def test_4bit_lora_prm_training_on_cpu_lowers_the_loss(tiny_dir, tmp_path):
     assert after < before - 0.02, (before, after)
     # saved with the reference file name, loads back (4-bit again) with the same rewards
     loaded = load_reward_model(tmp_path / "prm", device="cpu")
-    assert loaded.config.quantization == "4bit"
+    assert loaded.config.quantization == "4bit" and loaded.config.dtype == "float32"  # as trained, on any device
     assert mean_tag_loss(loaded, rows) == after  # a round trip on one machine and kernel: exact
 
 
@@ -113,6 +113,9 @@ def test_eval_metrics_count_every_step_of_the_last_eval_batch(tiny_dir, tmp_path
     right = np.mean([(x > 0) == y for x, y in zip(rewards, labels)])
     assert prm.training_metrics["eval_accuracy"] == pytest.approx(right)
     assert "eval_auroc" in prm.training_metrics
+    # the mean loss over all 13 tags (eval_loss is a mean of the two batches' means, by rows)
+    per_tag = [np.logaddexp(0.0, -x if y else x) for x, y in zip(rewards, labels)]
+    assert prm.training_metrics["eval_tag_loss"] == pytest.approx(np.mean(per_tag), abs=1e-5)
 
 
 def test_an_output_dir_holding_other_files_is_refused_before_training(tmp_path, monkeypatch):

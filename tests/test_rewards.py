@@ -9,7 +9,7 @@ import torch
 
 from stepdpo_lite.tutorial import toyworld
 from stepdpo_lite.reward_ensembles import CombinedRewardModel, EnsembleRewardModel, load_reward_model, shaped_reward
-from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel, fast_head_matches
+from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel, RewardModelConfig, fast_head_matches
 from stepdpo_lite.steps import extract_steps
 
 
@@ -215,6 +215,27 @@ def test_a_4bit_model_object_is_saved_as_4bit_and_loads_back_with_the_same_rewar
         prm.score_solutions(prompts, sols)
 
 
+def test_a_model_loaded_from_a_path_follows_its_config_and_the_save_says_what_was_loaded(tmp_path, saved_base):
+    """A config's quantization was kept but not used when the model was a path: loaded at full precision, saved as
+    "4bit", reloaded in 4 bits with other rewards. A model object's config now says what the model is."""
+    from stepdpo_lite.models import load_model
+    prompts, sols = _problems(2)
+    prm = ProcessRewardModel(str(saved_base), config=RewardModelConfig(quantization="4bit"), device="cpu")
+    assert prm.model.is_loaded_in_4bit and prm.config.quantization == "4bit"
+    model, tok = load_model(saved_base, quantization=None, device="cpu")
+    plain = ProcessRewardModel(model, tok, RewardModelConfig(quantization="4bit"))
+    assert plain.config.quantization is None
+    plain.save(tmp_path / "plain")
+    again = ProcessRewardModel.load(tmp_path / "plain", device="cpu")
+    assert not getattr(again.model, "is_loaded_in_4bit", False)
+    assert again.score_solutions(prompts, sols) == plain.score_solutions(prompts, sols)
+    # the dtype a config records is the one a load computes in (the reward trainers record theirs)
+    halved = ProcessRewardModel.load(tmp_path / "plain", device="cpu", dtype="bfloat16")
+    assert halved.model.dtype == torch.bfloat16 and halved.config.dtype == "bfloat16"
+    with pytest.raises(ValueError, match="dtype must be 'float32', 'bfloat16', 'float16' or None, got 'half'"):
+        ProcessRewardModel.load(tmp_path / "plain", device="cpu", dtype="half")
+
+
 def test_the_fast_head_is_checked_in_eval_mode_and_the_mode_kept(saved_base):
     """In train mode a LoRA adapter's dropout made the two passes differ: full (batch, length, vocab) logits."""
     from stepdpo_lite.models import load_model
@@ -298,6 +319,9 @@ def test_combined_and_ensemble_arithmetic(prm, orm):
     text = next(s for s in sols if len(extract_steps(s)) > 2)
     assert capped.score_solutions([prompts[0]], [text]) == capped.score_solutions([prompts[0]], [extract_steps(text)])
     assert len(capped.get_rewards_for_steps(extract_steps(text))) == 2
+    n = len(extract_steps(text))
+    with pytest.raises(ValueError, match=f"member 1 .CombinedRewardModel. gives 2 step rewards for {n} steps"):
+        EnsembleRewardModel([prm, capped]).get_rewards_for_steps(extract_steps(text))  # was an IndexError
 
 
 def test_each_part_reads_its_own_prompt_and_lists_of_steps_reach_the_orm(tiny_model, tiny_tokenizer):
