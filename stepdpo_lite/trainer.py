@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import os
+import re
 import warnings
 from dataclasses import dataclass, field, fields
 
 import torch
 from accelerate.utils import is_peft_model
 from datasets import Dataset
+from peft import LoraConfig
 from trl import DPOConfig, DPOTrainer
 from trl.data_utils import extract_prompt, is_conversational
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax, use_adapter
 
+from .atomic import write_atomic, write_json_atomic
 from .checks import finite_number, positive_int
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
@@ -62,6 +64,26 @@ def _without_max_length(args):
     return args
 
 
+def _fresh_lora(model) -> bool:
+    """Whether a PEFT model's adapters are all LoRA and untrained (every B = 0: the adapter is the identity). Any
+    other adapter (IA3, LoHa, prompt tuning) or a trained one is not: TRL's frozen "ref" copy must stay."""
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    return bool(lora_b) and all(isinstance(c, LoraConfig) for c in model.peft_config.values()) and all(
+        not p.any() for p in lora_b)
+
+
+def _copy_default_into_ref(model) -> None:
+    """Make TRL's frozen "ref" adapter a copy of the trained "default" one. TRL copies the parameters whose name
+    holds ".default." (LoRA's ``lora_A.default.weight``); an adapter whose parameters end in ".default" (IA3's
+    ``ia3_l.default``, LoHa's, LoKr's) kept its fresh initialisation as the reference instead."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, p in params.items():
+            ref = re.sub(r"\.default(\.|$)", r".ref\1", name)
+            if ref != name and ref in params:
+                params[ref].copy_(p)
+
+
 def default_bf16(use_cpu: bool = False) -> bool:
     """What an unset ``bf16`` should mean: TRL's configs turn it on, and on a CPU (with ``use_cpu=True``, which
     transformers then allows) that trains under bfloat16 autocast, not in the float32 the model is in. On only where
@@ -94,7 +116,7 @@ class StepwiseDPOConfig(DPOConfig):
 
     step_beta: float = field(default=0.1, metadata={"help": "β of the step loss (scale of the step log-ratios ρ_k)."})
     outcome_beta: float | None = field(default=None, metadata={
-        "help": "β of the outcome (DPO) loss; defaults to `beta`."})
+        "help": "β of the outcome (DPO) loss; None: `beta` (read when training, so a later change of `beta` counts)."})
     aggregation_strategy: str = field(default="min", metadata={
         "help": f"How reward-model step rewards become one solution reward R: one of {AGGREGATION_STRATEGIES} "
                 "(product = product of step probabilities, in log space)."})
@@ -132,20 +154,25 @@ class StepwiseDPOConfig(DPOConfig):
                 "(two next tokens at one state; cDPO's critical token, arXiv:2411.19943)."})
 
     def __post_init__(self):
-        if self.outcome_beta is None:
-            self.outcome_beta = self.beta
+        if self.reward_model_path is not None:  # a Path would stop save_model's JSON halfway
+            self.reward_model_path = os.fspath(self.reward_model_path)
         if self.bf16 is None and not self.fp16:
             self.bf16 = default_bf16(self.use_cpu)  # TRL's unset bf16 means True, on a CPU too (see default_bf16)
         weights = [finite_number(w, name, "StepwiseDPOConfig") for name, w in (
             ("step_loss_weight", self.step_loss_weight), ("outcome_loss_weight", self.outcome_loss_weight),
             ("sft_loss_weight", self.sft_loss_weight))]
+        for name in ("beta", "step_beta", "outcome_beta"):  # an inf passes "> 0" and makes the first loss NaN
+            if getattr(self, name) is not None:
+                finite_number(getattr(self, name), name, "StepwiseDPOConfig")
+        for k, w in enumerate(self.step_weights or []):
+            finite_number(w, f"step_weights[{k}]", "StepwiseDPOConfig")
         checks = [
             (self.aggregation_strategy in AGGREGATION_STRATEGIES,
              f"aggregation_strategy must be one of {AGGREGATION_STRATEGIES}, got {self.aggregation_strategy!r}"),
             (self.step_accuracy_metric in STEP_ACCURACY_METRICS,
              f"step_accuracy_metric must be one of {STEP_ACCURACY_METRICS}, got {self.step_accuracy_metric!r}"),
             (self.step_pairing in STEP_PAIRINGS, f"step_pairing must be one of {STEP_PAIRINGS}, got {self.step_pairing!r}"),
-            (self.step_beta > 0 and self.outcome_beta > 0, "step_beta and outcome_beta must be > 0"),
+            (self.step_beta > 0 and self.beta_of_outcome > 0, "step_beta and outcome_beta must be > 0"),
             (min(weights) >= 0, f"loss weights must be >= 0, got step {weights[0]}, outcome {weights[1]} and sft "
                                 f"{weights[2]}"),
             (min(weights) < 0 or weights[0] + weights[1] > 0, "step and outcome loss weights are both 0"),
@@ -161,9 +188,16 @@ class StepwiseDPOConfig(DPOConfig):
             raise ValueError("StepwiseDPOConfig: " + "; ".join(bad))
         super().__post_init__()
         if self.loss_type != ["sigmoid"] or self.ld_alpha is not None or self.use_weighting or \
-                self.f_divergence_type != "reverse_kl":
+                self.f_divergence_type != "reverse_kl" or self.loss_weights not in (None, [1.0]):
             raise ValueError("StepwiseDPOConfig: the outcome loss is the sigmoid DPO loss; loss_type must be "
-                             "'sigmoid', with ld_alpha=None, use_weighting=False and f_divergence_type='reverse_kl'")
+                             "'sigmoid', with ld_alpha=None, use_weighting=False, f_divergence_type='reverse_kl' and "
+                             "loss_weights=None (weigh the terms with outcome_loss_weight, step_loss_weight and "
+                             "sft_loss_weight)")
+
+    @property
+    def beta_of_outcome(self) -> float:
+        """β of the outcome loss: ``outcome_beta``, or ``beta`` when that is None."""
+        return self.beta if self.outcome_beta is None else self.outcome_beta
 
     def stepwise_dict(self) -> dict:
         """The stepwise fields, plus the DPO ones the loss depends on (written by `save_model`)."""
@@ -207,8 +241,9 @@ class StepwiseDPOTrainer(DPOTrainer):
         self.reward_model = reward_model
         if processing_class is None:
             from transformers import AutoTokenizer
-            processing_class = AutoTokenizer.from_pretrained(model if isinstance(model, str) else
-                                                             get_config_model_id(model.config))
+            processing_class = AutoTokenizer.from_pretrained(  # the model's revision, as TRL loads the model
+                model if isinstance(model, str) else get_config_model_id(model.config),
+                revision=(args.model_init_kwargs or {}).get("revision"), trust_remote_code=args.trust_remote_code)
         if not getattr(processing_class, "is_fast", False):
             raise ValueError("StepwiseDPOTrainer needs a fast tokenizer (its offset mapping gives token step ids)")
         if processing_class.pad_token is None:
@@ -224,8 +259,7 @@ class StepwiseDPOTrainer(DPOTrainer):
             ref_model = copy.deepcopy(model).eval()
         # A fresh LoRA adapter (B = 0) is the identity: keep the reference "adapter disabled" instead of the frozen
         # "ref" adapter copy TRL adds for pretrained adapters (same numbers, no LoRA compute in the reference pass)
-        fresh_adapter = ref_model is None and not isinstance(model, str) and is_peft_model(model) and all(
-            not p.any() for n, p in model.named_parameters() if "lora_B" in n)
+        fresh_adapter = ref_model is None and not isinstance(model, str) and is_peft_model(model) and _fresh_lora(model)
         for m in (model, ref_model):  # before TRL's first forward (precompute_ref_log_probs runs one in __init__)
             keep_4bit_weights_unpacked(m)
         self._max_num_steps = 1  # widest step count of any prepared dataset (precomputed reference step log-probs)
@@ -238,6 +272,8 @@ class StepwiseDPOTrainer(DPOTrainer):
         keep_4bit_weights_unpacked(self.model)  # TRL may have loaded it in 4-bit itself (models.py says why)
         if fresh_adapter and "ref" in self.model.peft_config:
             self.model.delete_adapter("ref")
+        elif is_peft_model(self.model) and "ref" in self.model.peft_config:
+            _copy_default_into_ref(self.model)
         float32_adapters_for_fp16(self)
 
     # ------------------------------------------------------------------ dataset preparation (once, before training)
@@ -289,6 +325,10 @@ class StepwiseDPOTrainer(DPOTrainer):
                                  "and every rejected one as wrong)")
         dataset = dataset.map(check_row, with_indices=True, fn_kwargs=dict(
             fill=filled, out=None if isinstance(dataset, Dataset) else {}, derived_prompt=derived_prompt))
+        if self.reward_model is not None and "chosen_step_rewards" in filled:  # which rewards? not silently the old
+            raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset already has step rewards (columns "
+                             "'chosen_step_rewards', 'rejected_step_rewards') and a reward model was given to score "
+                             "them: drop the columns to score with the model, or give no reward model to use them")
         if self.reward_model is not None and "chosen_step_rewards" not in filled:  # a column of None: unscored
             if not isinstance(dataset, Dataset):
                 raise ValueError("reward-model scoring needs a map-style `datasets.Dataset`, not an IterableDataset")
@@ -418,7 +458,7 @@ class StepwiseDPOTrainer(DPOTrainer):
             chosen_r, rejected_r = agg.chunk(2)
         else:
             chosen_r = rejected_r = None
-        outcome = compute_outcome_loss(chosen_lr, rejected_lr, args.outcome_beta, chosen_r, rejected_r)
+        outcome = compute_outcome_loss(chosen_lr, rejected_lr, args.beta_of_outcome, chosen_r, rejected_r)
 
         # Step loss: complete steps only (truncated ones are masked), optionally only the first differing step
         mask = inputs["step_complete"]
@@ -451,9 +491,11 @@ class StepwiseDPOTrainer(DPOTrainer):
 
     def _log_metrics(self, mode, outcome, step_loss, chosen_lr, rejected_lr, seq, rho, inputs, chosen_r, rejected_r,
                      scored):
-        """Per-pair means, and step counts over the steps the step loss scores, gathered in two collectives."""
+        """Per-pair values, and step counts over the steps the step loss scores, gathered in two collectives. Each
+        pair's value is kept (not its batch's mean): TRL's ``log`` averages the list, so a short last eval batch
+        weighs by its pairs, and the figures do not move with ``per_device_eval_batch_size``."""
         args = self.args
-        chosen_rw, rejected_rw = args.outcome_beta * chosen_lr, args.outcome_beta * rejected_lr
+        chosen_rw, rejected_rw = args.beta_of_outcome * chosen_lr, args.beta_of_outcome * rejected_lr
         weight = torch.sigmoid(chosen_r - rejected_r) if chosen_r is not None else torch.ones_like(chosen_rw)
         per_pair = torch.stack([outcome, chosen_rw, rejected_rw, (chosen_rw > rejected_rw).to(outcome.dtype),
                                 chosen_rw - rejected_rw, *seq.chunk(2), weight], 1).detach().float()
@@ -463,11 +505,11 @@ class StepwiseDPOTrainer(DPOTrainer):
         per_batch = torch.stack([step_loss.detach().float(), (pred & label & scored).sum(),
                                  (pred & ~label & scored).sum(), (~pred & label & scored).sum(),
                                  (~pred & ~label & scored).sum(), (valid & ~complete).sum()]).float()
-        means = self.accelerator.gather(per_pair).mean(0).tolist()
+        pairs = self.accelerator.gather(per_pair).T.tolist()
         batch = self.accelerator.gather(per_batch[None]).cpu()
-        for name, value in zip(self._PAIR_METRICS, means):
+        for name, values in zip(self._PAIR_METRICS, pairs):
             if name != "reward_model/weight" or chosen_r is not None:
-                self._metrics[mode][name].append(value)
+                self._metrics[mode][name].extend(values)
         self._metrics[mode]["loss/step"].append(batch[:, 0].mean().item())
         counts = batch[:, 1:].sum(0)  # tp, fp, fn, tn, truncated
         self._step_counts[mode] += counts
@@ -498,10 +540,9 @@ class StepwiseDPOTrainer(DPOTrainer):
         if self.args.should_save:
             write_portable_adapter_config(output_dir)  # a LoRA policy names its base so that it loads elsewhere
             cfg = self.args.stepwise_dict()
-            os.makedirs(output_dir, exist_ok=True)
-            with open(os.path.join(output_dir, "stepwise_config.json"), "w") as f:
-                json.dump(cfg, f, indent=2)
-            torch.save(cfg, os.path.join(output_dir, "stepwise_config.pt"))  # a plain dict: weights_only loads it
+            write_json_atomic(os.path.join(output_dir, "stepwise_config.json"), cfg)
+            write_atomic(os.path.join(output_dir, "stepwise_config.pt"), lambda tmp: torch.save(cfg, tmp))  # a plain
+            # dict: weights_only loads it
 
     def get_step_rewards(self, prompts, responses, batch_size: int = 8):
         """Implicit step rewards ``β_step·ρ_k`` of the current policy against the reference."""

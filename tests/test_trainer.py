@@ -1,6 +1,7 @@
 """StepwiseDPOTrainer on TRL 1.16, on the toy world with the random tiny Llama."""
 
 import copy
+import dataclasses
 import json
 import random
 
@@ -88,7 +89,17 @@ def test_config_validation(tmp_path):
     with pytest.raises(ValueError, match="StepwiseDPOConfig: sft_loss_weight must be a finite number, got nan"):
         config(tmp_path, sft_loss_weight=float("nan"))
     cfg = config(tmp_path, beta=0.3)
-    assert cfg.outcome_beta == 0.3 and cfg.max_steps == -1  # max_steps keeps its TrainingArguments meaning
+    assert cfg.beta_of_outcome == 0.3 and cfg.max_steps == -1  # max_steps keeps its TrainingArguments meaning
+    # outcome_beta None follows beta when it changes later (a sweep's dataclasses.replace kept the old one)
+    assert dataclasses.replace(cfg, beta=0.5).beta_of_outcome == 0.5
+    assert config(tmp_path, beta=0.3, outcome_beta=0.2).beta_of_outcome == 0.2
+    for bad in (dict(step_beta=float("inf")), dict(beta=float("inf")), dict(step_weights=[1.0, float("inf")])):
+        with pytest.raises(ValueError, match="must be a finite number, got inf"):  # the first loss was NaN
+            config(tmp_path, **bad)
+    with pytest.raises(ValueError, match="loss_weights=None"):  # TRL's weights: accepted, and read by nothing
+        config(tmp_path, loss_weights=[10.0])
+    # a Path is kept as a str: save_model's JSON stopped halfway on it, leaving a cut-short file
+    assert config(tmp_path, reward_model_path=tmp_path / "prm").reward_model_path == str(tmp_path / "prm")
 
 
 def test_config_works_on_cpu_without_extra_arguments(tmp_path, monkeypatch):
@@ -508,6 +519,13 @@ def test_train_logs_metrics_and_save_model_writes_stepwise_config(tmp_path, tiny
         assert key in logged, key
     metrics = tr.evaluate()
     assert {"eval_loss", "eval_loss/step", "eval_step_f1", "eval_rewards/margins"} <= set(metrics)
+    # each pair counts once, whatever the eval batch: 3 rows in batches of 2 gave the short batch half the weight
+    evals = {}
+    for size in (1, 2):
+        tr.args.per_device_eval_batch_size = size
+        evals[size] = tr.evaluate(Dataset.from_list(toy_rows(3, error_step=2)))
+    for key in ("eval_rewards/accuracies", "eval_rewards/margins", "eval_logps/chosen"):
+        assert evals[2][key] == pytest.approx(evals[1][key], rel=1e-5, abs=1e-5), key
     tr.save_model(str(tmp_path / "final"))
     saved = json.loads((tmp_path / "final" / "stepwise_config.json").read_text())
     assert saved["step_beta"] == 0.1 and saved["step_pairing"] == "weighted"
@@ -548,6 +566,36 @@ def test_peft_reference_is_the_adapter_disabled_model(tmp_path, tiny_model, tiny
     row = toy_rows(1)[0]
     rewards = tr.get_step_rewards(row["prompt"], row["chosen"])  # β·ρ_k against the adapter-disabled base
     assert len(rewards) == len(extract_steps(row["chosen"])) and any(abs(r) > 1e-4 for r in rewards)
+
+
+def test_a_trained_adapter_that_is_not_lora_keeps_its_reference_copy(tmp_path, tiny_model, tiny_tokenizer):
+    """An IA3 adapter has no lora_B, so "every lora_B is 0" held for it and TRL's "ref" copy was deleted: the
+    reference became the base without the adapter, and the log-ratios were off from the first step."""
+    from peft import IA3Config, get_peft_model
+    model = get_peft_model(tiny_model, IA3Config(target_modules=["k_proj", "v_proj", "down_proj"],
+                                                 feedforward_modules=["down_proj"], task_type="CAUSAL_LM"))
+    with torch.no_grad():  # trained before: away from the identity
+        for n, p in model.named_parameters():
+            if "ia3_l" in n:
+                p.mul_(3.0)
+    tr = StepwiseDPOTrainer(model, args=config(tmp_path), train_dataset=Dataset.from_list(toy_rows(2)),
+                            processing_class=tiny_tokenizer)
+    assert "ref" in tr.model.peft_config
+    with torch.no_grad():
+        tr.compute_loss(tr.model, batch_of(tr, 2))
+    assert tr._metrics["train"]["rewards/chosen"][-1] == pytest.approx(0.0, abs=1e-5)  # the policy is its reference
+
+
+def test_a_reward_model_is_not_ignored_when_the_rows_have_step_rewards(tmp_path, tiny_model, tiny_tokenizer):
+    class NeverCalled:
+        def score_solutions(self, prompts, solutions):
+            pytest.fail("scored rows that already had rewards")
+
+    rows = [dict(r, chosen_step_rewards=[1.0] * len(extract_steps(r["chosen"])),
+                 rejected_step_rewards=[-3.0] * len(extract_steps(r["rejected"]))) for r in toy_rows(2, labels=False)]
+    with pytest.raises(ValueError, match="already has step rewards .* and a reward model was given"):
+        StepwiseDPOTrainer(tiny_model, args=config(tmp_path), train_dataset=Dataset.from_list(rows),
+                           processing_class=tiny_tokenizer, reward_model=NeverCalled())
 
 
 def test_get_step_rewards_of_a_retrained_adapter_are_against_its_ref_copy(tmp_path, tiny_model, tiny_tokenizer):
