@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from stepdpo_lite.atomic import write_atomic  # noqa: E402
 from stepdpo_lite.models import resolve_dtype, trainer_precision  # noqa: E402
 from stepdpo_lite.tutorial import onpolicy, runs, tasks, toyworld  # noqa: E402
 from stepdpo_lite.tutorial.profiles import get_profile, load_profile_model  # noqa: E402
@@ -93,6 +94,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     profile = get_profile(args.profile)
+    if args.out and not Path(args.out).resolve().parent.is_dir():  # found out now, not after every round has run
+        raise SystemExit(f"--out {args.out}: no such folder {Path(args.out).resolve().parent}")
     run = Path(args.runs_dir) / args.profile
     metrics = runs.read_metrics(runs.require(run, "01_data_prep"))
     threshold = metrics.get("prm", {}).get("first_error_threshold")
@@ -153,9 +156,9 @@ def main(argv=None):
                 runs.save_atomic(Path(args.save_policies) / m, trainer.save_model)
     print()
     print(onpolicy.rounds_table(records, base, args.methods))
-    if args.out:
-        Path(args.out).write_text(json.dumps({"config": config, "threshold": threshold, "base": base,
-                                              "rounds": records}, indent=1, default=str))
+    if args.out:  # atomic: seed_spread.py --from-rounds reads it, and a cut-short file would not load
+        write_atomic(args.out, lambda tmp: Path(tmp).write_text(json.dumps(
+            {"config": config, "threshold": threshold, "base": base, "rounds": records}, indent=1, default=str)))
     return records
 
 

@@ -643,6 +643,8 @@ def test_label_agreement():
         labelling.label_agreement([True, False], [True, True])
     with pytest.raises(ValueError, match=r"label_agreement: gold_labels\[0\]: .* got bool"):
         labelling.label_agreement([[True, False]], [True])
+    with pytest.raises(ValueError, match=r"label_agreement: gold_labels\[0\]\[1\] must be a bool or 0/1, got 'no'"):
+        labelling.label_agreement([[True, False, True]], [[True, "no", 0.2]])  # read as right, by truth value
 
 
 # ----------------------------------------------------------------------------- saving

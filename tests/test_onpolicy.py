@@ -443,6 +443,8 @@ def test_fresh_rejected_step_loss_averages_to_the_chosen_tokens_nll(tmp_path, ti
     cos = torch.nn.functional.cosine_similarity(mean, expected, dim=0)
     assert cos > 0.95 and 0.8 < float(mean.norm() / expected.norm()) < 1.2, (float(cos), float(mean.norm()),
                                                                            float(expected.norm()))
+    with pytest.raises(ValueError, match="step_pairing must be one of"):  # was refused after DPO's training
+        onpolicy.TrainSettings(step_pairing="first_errror")
     for bad in (dict(step_pairing="first_error"), dict(step_pairing="first_token", step_gradient="output_layer"),
                 dict(step_pairing="first_token", step_rejected="new")):
         with pytest.raises(ValueError, match="step_rejected"):
@@ -543,6 +545,18 @@ def test_step_pair_builders_refuse_counts_that_would_build_no_pairs():
         prm_pairs.step_negatives({"dpo": None}, None, prm, [p], rows, THRESHOLD, max_per_state=-1)
 
 
+def test_a_round_refuses_what_stepwise_dpo_cannot_train_before_it_samples(tiny_model):
+    """They were refused when the Stepwise DPO trainer was built: after the round's sampling, pairs and DPO's
+    training, which left the DPO policy a round ahead of the others (``prm=None``: sampling would fail first)."""
+    from peft import LoraConfig, get_peft_model
+    lora = get_peft_model(copy.deepcopy(tiny_model), LoraConfig(r=4, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    policies = {"dpo": copy.deepcopy(tiny_model), "stepwise_dpo": lora, "nll_only": copy.deepcopy(tiny_model)}
+    for settings, match in ((dict(step_pairing="first_token", step_rejected="fresh"), "fully fine-tuned policy"),
+                            (dict(step_pairing="first_token", step_gradient="output_layer"), "output layer")):
+        with pytest.raises(ValueError, match=match):
+            onpolicy.run_round(policies, None, None, [], [], onpolicy.RoundSettings(), onpolicy.TrainSettings(**settings))
+
+
 def test_a_round_refuses_a_sampler_without_policy_and_one_model_for_every_method():
     """``--sampler dpo --methods stepwise_dpo nll_only`` failed with KeyError: 'dpo' after everything had loaded,
     and one model given for every method was trained three times in turn, its "differences" to itself reported."""
@@ -599,21 +613,27 @@ def test_a_rounds_generation_estimate_counts_samples_resampling_and_evaluation()
     rs = onpolicy.RoundSettings(samples_per_problem=3, step_pairs_per_problem=1, step_tries=4, step_attempts=2,
                                 max_new_tokens=100, batch_size=10)
     rows = 96 * 3 + 96 * 1 * 4 * 2 + 3 * 150 * (1 + 2)  # samples, Step-DPO resampling, 3 methods' evaluation
+    calls = 3 + 2 * 3 + 3 * 2  # a share of the samples per policy, an attempt per policy, greedy + sampled per method
     assert onpolicy.round_generation_seconds(rs, 96, 150, tokens_per_s=1000.0) == pytest.approx(
-        -(-rows // 10) * 10 * 100 / 1000)
+        (rows + calls * 9) * 100 / 1000)  # each call's last batch may be partial: up to 9 rows of padding
+    negatives = dataclasses.replace(rs, step_negatives=3, negative_tries=8)  # their draws were left out
+    assert onpolicy.round_generation_seconds(negatives, 96, 150, tokens_per_s=1000.0) == pytest.approx(
+        (rows + 96 * 8 + (calls + 3) * 9) * 100 / 1000)
     four_bit = onpolicy.round_generation_seconds(rs, 96, 150, tokens_per_s=1000.0, quantized=True)
     assert four_bit == pytest.approx(onpolicy.FOUR_BIT_SLOWDOWN * onpolicy.round_generation_seconds(
         rs, 96, 150, tokens_per_s=1000.0))
     solution_only = dataclasses.replace(rs, pairs="solution")
     assert onpolicy.round_generation_seconds(solution_only, 96, 150, tokens_per_s=1000.0, methods=["nll_only"]) == \
-        pytest.approx(-(-(96 * 3 + 150 * 3) // 10) * 10 * 100 / 1000)
+        pytest.approx((96 * 3 + 150 * 3 + 3 * 9) * 100 / 1000)
     assert onpolicy.round_generation_seconds(rs, 96, 150, tokens_per_s=None) is None
 
 
 def test_round_problems_and_share_out():
     ps = list(range(10))
     assert onpolicy.round_problems(ps, 4, 1) == [0, 1, 2, 3] and onpolicy.round_problems(ps, 4, 3) == [8, 9, 0, 1]
-    assert onpolicy.round_problems(ps, None, 5) == ps
+    assert onpolicy.round_problems(ps, None, 5) == ps == onpolicy.round_problems(ps, 0, 2)
+    with pytest.raises(ValueError, match="per_round must be an int >= 1, got -3"):  # 17 problems, repeats, then none
+        onpolicy.round_problems(ps, -3, 1)
     assert prm_pairs.share_out(6, onpolicy.METHODS) == {"dpo": 2, "stepwise_dpo": 2, "nll_only": 2}
     assert prm_pairs.share_out(4, onpolicy.METHODS) == {"dpo": 2, "stepwise_dpo": 1, "nll_only": 1}
     with pytest.raises(ValueError):

@@ -24,6 +24,7 @@ from datasets import Dataset
 
 from .. import generation
 from ..checks import list_of, positive_int
+from ..evaluation import _check_labels
 from ..data import _check_all, _list, _text, validate_outcome, validate_preference, validate_step_dpo, validate_stepwise
 from ..steps import DEFAULT_DELIMITER, extract_steps
 from . import toyworld
@@ -319,6 +320,7 @@ def label_agreement(mc_labels: Sequence[Sequence], gold_labels: Sequence[Sequenc
         if bad:  # None, a NaN or a count would be read as a label all the same
             raise ValueError(f"label_agreement: solution {i}, step {bad[0]}: a label must be a bool or a share in "
                              f"[0, 1], got {m[bad[0]]!r}")
+        _check_labels(g, "label_agreement", f"gold_labels[{i}]")  # by truth value, None was wrong and 0.2 right
         pred += [float(x) >= threshold for x in m]
         gold += [bool(x) for x in g]
     if not gold:

@@ -59,6 +59,9 @@ class TrainSettings:
     args: dict = field(default_factory=dict)  # DPOConfig/StepwiseDPOConfig fields: batch size, lr, max_steps, ...
 
     def __post_init__(self):
+        from ..trainer import STEP_PAIRINGS
+        if self.step_pairing not in STEP_PAIRINGS:  # else refused only after a round's sampling and DPO's training
+            raise ValueError(f"step_pairing must be one of {STEP_PAIRINGS}, got {self.step_pairing!r}")
         if self.step_gradient not in STEP_GRADIENTS:
             raise ValueError(f"step_gradient must be one of {STEP_GRADIENTS}, got {self.step_gradient!r}")
         if self.step_gradient == "output_layer" and self.step_pairing != "first_token":
@@ -69,6 +72,20 @@ class TrainSettings:
         if self.step_rejected == "fresh" and (self.step_pairing != "first_token" or self.step_gradient != "all"):
             raise ValueError("step_rejected='fresh' needs step_pairing='first_token' (one token to redraw) and "
                              f"step_gradient='all', got {self.step_pairing!r}, {self.step_gradient!r}")
+
+    def check_policy(self, model) -> None:
+        """What the Stepwise DPO variants need of its policy, checked before a round samples and trains the others:
+        ``step_rejected="fresh"`` a frozen reference copy (a fully fine-tuned policy), ``step_gradient=
+        "output_layer"`` a trainable output layer."""
+        from accelerate.utils import is_peft_model
+        if self.step_rejected == "fresh" and (is_peft_model(model) or self.args.get("precompute_ref_log_probs")):
+            raise ValueError("step_rejected='fresh' needs a fully fine-tuned policy (its reference scores tokens drawn "
+                             "while training) and precompute_ref_log_probs off; this policy has a PEFT adapter or "
+                             "the reference is precomputed")
+        head = model.get_output_embeddings()
+        if self.step_gradient == "output_layer" and not any(p.requires_grad for p in head.parameters()):
+            raise ValueError("step_gradient='output_layer' trains only the output layer, and the Stepwise DPO "
+                             "policy's is frozen (a LoRA adapter? frozen embeddings?): use step_gradient='all'")
 
 
 def _dataset(rows, columns):
@@ -189,19 +206,25 @@ def round_generation_seconds(rs: RoundSettings, n_problems: int, n_eval: int, *,
                              methods: Sequence[str] = METHODS, tokens_per_s: float | None,
                              quantized: bool = False) -> float | None:
     """Upper bound on one round's generation (``budget.generation_seconds``; None without a speed): K samples per
-    training problem, the Step-DPO resampling (``step_tries`` per corrected solution, ``step_attempts`` times)
-    and every method's evaluation (greedy + ``n_sampled`` per held-out problem). Training and PRM scoring are
-    left out: on a GPU they are the smaller part."""
+    training problem, the Step-DPO resampling (``step_tries`` per corrected solution, ``step_attempts`` times) and
+    extra wrong steps (``negative_tries`` per state), and every method's evaluation (greedy + ``n_sampled`` per
+    held-out problem). Each generate call (a policy's share, an attempt, an evaluation) may end in a partial batch,
+    which costs a full one. Training and PRM scoring are left out: on a GPU they are the smaller part."""
     from . import budget
 
     if tokens_per_s is None:
         return None
-    rows = n_problems * rs.samples_per_problem
+    policies = len(methods) if rs.sampler == "pooled" else 1
+    groups = [(n_problems * rs.samples_per_problem, policies),  # (rows, generate calls)
+              (len(methods) * n_eval * (1 + n_sampled), 2 * len(methods))]
     if rs.pairs in ("step", "both"):
-        rows += n_problems * rs.step_pairs_per_problem * rs.step_tries * rs.step_attempts
-    rows += len(methods) * n_eval * (1 + n_sampled)
+        states = n_problems * rs.step_pairs_per_problem
+        groups.append((states * rs.step_tries * rs.step_attempts, rs.step_attempts * len(methods)))
+        if rs.step_negatives:
+            groups.append((states * rs.negative_tries, len(methods)))
+    padded = sum(rows + calls * (rs.batch_size - 1) for rows, calls in groups if rows)
     speed = tokens_per_s / FOUR_BIT_SLOWDOWN if quantized else tokens_per_s
-    return budget.generation_seconds(rows, rs.max_new_tokens, speed, rs.batch_size)
+    return budget.generation_seconds(padded, rs.max_new_tokens, speed)
 
 
 def sample_round(policies: Mapping[str, object], tokenizer, prm, problems, rs: RoundSettings, *, seed: int = 0,
@@ -288,6 +311,8 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
                          f"{rs.sampler!r})")
     if len({id(policies[m]) for m in methods}) < len(methods):  # one model trained by every method in turn
         raise ValueError("run_round: every method needs its own copy of the policy (the same model is given twice)")
+    if "stepwise_dpo" in methods:
+        ts.check_policy(policies["stepwise_dpo"])
     record = {"round": round_index, "label_source": "prm"}
     started = time.perf_counter()
     round_seed = seed + 1000 * round_index
@@ -534,6 +559,8 @@ def round_problems(problems: Sequence, per_round: int | None, round_index: int) 
     """The training problems of round ``round_index`` (1-based): consecutive slices of ``per_round`` problems,
     wrapping around, so that later rounds see fresh prompts while there are any (all of them when None)."""
     problems = list(problems)
+    if per_round:  # None or 0: all of them; a negative count gave repeated problems, then none
+        positive_int(per_round, "per_round", "round_problems")
     if not per_round or per_round >= len(problems):
         return problems
     start = ((round_index - 1) * per_round) % len(problems)
