@@ -79,6 +79,8 @@ def test_colab_cell_installs_with_the_lock_and_imports_the_clone_without_a_resta
     assert "trl==1.16.0" in pins and "transformers" in names and "peft" in names
     assert not names & {"torch", "numpy", "sympy", "networkx", "jinja2", "filelock", "fsspec", "typing-extensions",
                         "typing_extensions"}  # Colab's torch and its requirements are kept
+    # and what the runtime has installed already, but the ML stack: a pin replaced the running kernel's IPython
+    assert not names & {"ipython", "traitlets", "pandas", "matplotlib", "scipy", "pyarrow"}
 
 
 def test_install_command_and_constraints():

@@ -218,7 +218,8 @@ def test_cli_set_values_and_metric_table():
                      ("RUN_DVTS=false", "RUN_DVTS=false: write True, False or None"),
                      ("X=no", "X=no: write True, False or None"),
                      ("BETA=1/10", r"BETA=1/10: an expression, not a value"),
-                     ("N=2*100", r"N=2\*100: an expression"), ("M=float(30)", r"M=float\(30\): an expression")):
+                     ("N=2*100", r"N=2\*100: an expression"), ("M=float(30)", r"M=float\(30\): an expression"),
+                     ("N=1,000", "N=1,000: a number with a thousands separator .* write 1000 or 1_000")):  # was (1, 0)
         with pytest.raises(ValueError, match=why):
             tutorial._parse_set([bad])
     table = tutorial.format_metrics_table({"prm": {"step_auroc": 0.812345}, "best_of_n": {"16": {"orm": 0.5}}})
@@ -278,3 +279,17 @@ def test_update_metrics_takes_number_keys_and_numpy_scalars_and_names_a_corrupt_
     for call in (lambda: runs.update_metrics(run, {"x": 1}), lambda: runs.recorded(run, "prm.step_auroc", "02")):
         with pytest.raises(ValueError, match=f"{run / 'metrics.json'} is not valid JSON"):
             call()
+
+
+def test_every_profile_field_is_read_somewhere():
+    """The profile's docstring says the notebooks read everything from it: dpo_epochs and best_of_n were read by
+    nothing (notebook 04 trained one epoch, notebook 06 drew 16 candidates, whatever the profile said)."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from stepdpo_lite.tutorial.profiles import Profile
+    root = Path(__file__).resolve().parents[1]
+    text = "\n".join(p.read_text() for p in [*root.glob("notebooks/*.ipynb"), *root.glob("stepdpo_lite/**/*.py")])
+    unread = [f.name for f in dataclasses.fields(Profile) if f.name != "name" and not re.search(rf"\.{f.name}\b", text)]
+    assert unread == []

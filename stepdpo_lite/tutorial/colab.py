@@ -11,8 +11,8 @@ The setup cell, on Colab only:
    clone raises with git's message;
 2. runs this file as a script, ``python stepdpo_lite/tutorial/colab.py install KIT``: ``pip install -e KIT`` with
    ``-c requirements.lock`` minus what would fight Colab's own stack (torch is not in the lock; the packages
-   installed torch requires, and numpy, which Colab's compiled packages are built against, are left out of the
-   constraints too); it imports nothing but the standard library, so it runs before the package is importable;
+   installed torch requires, numpy, which Colab's compiled packages are built against, and every package the
+   runtime already has but the ML stack of ``ML_STACK`` are left out of the constraints too); it imports nothing but the standard library, so it runs before the package is importable;
 3. puts the clone first on ``sys.path``: the package imports in the running kernel, no restart (an editable
    install is only seen by a new process);
 
@@ -34,6 +34,11 @@ KIT_DIR = "/content/stepdpo-lite"
 DRIVE_ROOT = "/content/drive/MyDrive"
 DRIVE_RUNS = "stepdpo-lite/runs"  # RUNS_DIR under DRIVE_ROOT when Drive is mounted
 NOT_CONSTRAINED = {"numpy"}  # Colab's preinstalled compiled packages are built against its numpy
+# Pinned to the lock even where the runtime has them: the stack the kit is tested with. Any other package the runtime
+# already has keeps its version (pip would replace it for a pin, e.g. the running kernel's IPython, and google-colab
+# pins its own ipython and pandas); the lock pins only what the install adds.
+ML_STACK = {"trl", "transformers", "peft", "bitsandbytes", "datasets", "accelerate", "tokenizers", "safetensors",
+            "huggingface-hub"}
 
 SETUP_CELL = '''import os, subprocess, sys
 
@@ -113,9 +118,12 @@ def install(kit: str | os.PathLike = KIT_DIR, dry_run: bool = False) -> list[str
     command. A second run with the same lock is skipped (marker file in ``kit``)."""
     import hashlib
 
+    from importlib import metadata
+
     kit = Path(kit)
     lock = (kit / "requirements.lock").read_text()
-    keep = _requirement_names("torch") | NOT_CONSTRAINED
+    installed = {(d.metadata["Name"] or "").lower().replace("_", "-") for d in metadata.distributions()}
+    keep = _requirement_names("torch") | NOT_CONSTRAINED | (installed - ML_STACK)
     cfile = kit / ".colab-constraints.txt"
     cfile.write_text(constraints(lock, keep))
     cmd = install_command(kit, cfile)
@@ -123,7 +131,8 @@ def install(kit: str | os.PathLike = KIT_DIR, dry_run: bool = False) -> list[str
     stamp = hashlib.sha256((lock + sys.executable).encode()).hexdigest()
     if dry_run:
         print(" ".join(cmd))
-    elif not (marker.exists() and marker.read_text() == stamp):
+    elif not (marker.exists() and marker.read_text() == stamp and "stepdpo-lite" in installed):  # a kit kept on
+        # Drive keeps its marker into a fresh runtime, where nothing is installed yet
         subprocess.run(cmd, check=True)
         marker.write_text(stamp)
     return cmd

@@ -359,6 +359,9 @@ def _parse_set(items) -> dict:
                 raise ValueError(f"--set {key}: float() cannot read {call.group(3)!r} in {text}") from None
             params[key] = -number if call and call.group(1) == "-" else number
             continue
+        if re.fullmatch(r"-?\d{1,3}(,\d{3})+", text):  # 1,000 would be the tuple (1, 0)
+            raise ValueError(f"--set {key}={text}: a number with a thousands separator reads as a tuple: write "
+                             f"{text.replace(',', '')} or {text.replace(',', '_')}")
         try:
             params[key] = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as err:

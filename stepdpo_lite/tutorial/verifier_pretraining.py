@@ -322,7 +322,9 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
         weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.98, max_grad_norm=1.0, logging_steps=50,
         save_strategy="steps", save_steps=c.eval_every, save_total_limit=1, report_to=[], seed=c.seed,
         data_seed=c.seed, use_cpu=not on_gpu, remove_unused_columns=False, dataloader_num_workers=0,
-        **trainer_precision(torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float32, device),
+        # bfloat16 where the GPU has it, not emulated (a T4): float32 there, as on a CPU
+        **trainer_precision(torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported(including_emulation=False)
+                            else torch.float32, device),
         disable_tqdm=False)
     trainer = _pretraining_trainer_class()(
         model=model, args=args, train_dataset=features, data_collator=GradedCollator(tok.pad_token_id),
