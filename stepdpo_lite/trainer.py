@@ -203,7 +203,8 @@ class StepwiseDPOConfig(DPOConfig):
         """The stepwise fields, plus the DPO ones the loss depends on (written by `save_model`)."""
         dpo_fields = {f.name for f in fields(DPOConfig)}
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in dpo_fields}
-        d.update(beta=self.beta, max_length=self.max_length, truncation_mode=self.truncation_mode)
+        d.update(beta=self.beta, outcome_beta=self.beta_of_outcome, max_length=self.max_length,
+                 truncation_mode=self.truncation_mode)
         return d
 
 
@@ -260,6 +261,11 @@ class StepwiseDPOTrainer(DPOTrainer):
         # A fresh LoRA adapter (B = 0) is the identity: keep the reference "adapter disabled" instead of the frozen
         # "ref" adapter copy TRL adds for pretrained adapters (same numbers, no LoRA compute in the reference pass)
         fresh_adapter = ref_model is None and not isinstance(model, str) and is_peft_model(model) and _fresh_lora(model)
+        if ref_model is None and not isinstance(model, str) and is_peft_model(model) and args.precompute_ref_log_probs \
+                and not all(isinstance(c, LoraConfig) for c in model.peft_config.values()):
+            raise ValueError("StepwiseDPOTrainer: precompute_ref_log_probs with an adapter that is not LoRA (IA3, "
+                             "LoHa, ...): TRL precomputes the reference before its 'ref' copy holds the trained "
+                             "adapter (the base model would be the reference); set precompute_ref_log_probs=False")
         for m in (model, ref_model):  # before TRL's first forward (precompute_ref_log_probs runs one in __init__)
             keep_4bit_weights_unpacked(m)
         self._max_num_steps = 1  # widest step count of any prepared dataset (precomputed reference step log-probs)
@@ -272,6 +278,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         keep_4bit_weights_unpacked(self.model)  # TRL may have loaded it in 4-bit itself (models.py says why)
         if fresh_adapter and "ref" in self.model.peft_config:
             self.model.delete_adapter("ref")
+
         elif is_peft_model(self.model) and "ref" in self.model.peft_config:
             _copy_default_into_ref(self.model)
         float32_adapters_for_fp16(self)
@@ -438,7 +445,8 @@ class StepwiseDPOTrainer(DPOTrainer):
         router = {"output_router_logits": True} if self.aux_loss_enabled else {}  # MoE policies, as in TRL
         outputs = model(**kwargs, **router, labels=labels, fused_lm_head=True)
         logps = outputs.log_probs[:, -seq_len:]
-        # h = Σ over the kept completion tokens (= Σ_k ρ_k without truncation, but for first_token): TRL's DPO sum
+        # h = Σ over the kept completion tokens (TRL's DPO sum; Σ_k ρ_k without truncation, unless first_token or
+        # first_error took tokens out of the steps)
         seq, steps = logps.sum(1), step_logps(logps, step_ids, num_steps)
         if self.precompute_ref_logps:
             ref = torch.cat([inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]]).to(logps.dtype)

@@ -90,6 +90,15 @@ def test_install_command_and_constraints():
     assert {"torch", "sympy", "filelock"} <= colab._requirement_names("torch")
 
 
+def test_a_reinstall_pins_what_the_first_install_added(tmp_path):
+    """The runtime's packages are recorded before the first install: on a reinstall (a new lock) the packages that
+    install added were "installed" too, and kept their old versions against the new lock."""
+    (tmp_path / "requirements.lock").write_text("trl==1.16.0\nipython==9.18.1\nrich==1.0\n")
+    (tmp_path / ".colab-preinstalled.txt").write_text("ipython\ntrl\n")  # the runtime had these before the kit
+    colab.install(tmp_path, dry_run=True)
+    assert (tmp_path / ".colab-constraints.txt").read_text() == "trl==1.16.0\nrich==1.0\n"  # rich: the kit added it
+
+
 def test_runs_dir_on_drive_when_mounted(tmp_path, monkeypatch):
     lines = []
     assert colab.resolve_runs_dir("runs", out=lines.append) == "runs" and not lines  # not in Colab: unchanged

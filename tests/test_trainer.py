@@ -584,6 +584,10 @@ def test_a_trained_adapter_that_is_not_lora_keeps_its_reference_copy(tmp_path, t
     with torch.no_grad():
         tr.compute_loss(tr.model, batch_of(tr, 2))
     assert tr._metrics["train"]["rewards/chosen"][-1] == pytest.approx(0.0, abs=1e-5)  # the policy is its reference
+    tr.model.delete_adapter("ref")
+    with pytest.raises(ValueError, match="precompute_ref_log_probs with an adapter that is not LoRA"):
+        StepwiseDPOTrainer(tr.model, args=config(tmp_path, precompute_ref_log_probs=True),  # before TRL's copy
+                           train_dataset=Dataset.from_list(toy_rows(2)), processing_class=tiny_tokenizer)
 
 
 def test_a_reward_model_is_not_ignored_when_the_rows_have_step_rewards(tmp_path, tiny_model, tiny_tokenizer):

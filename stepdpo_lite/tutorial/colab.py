@@ -123,7 +123,13 @@ def install(kit: str | os.PathLike = KIT_DIR, dry_run: bool = False) -> list[str
     kit = Path(kit)
     lock = (kit / "requirements.lock").read_text()
     installed = {(d.metadata["Name"] or "").lower().replace("_", "-") for d in metadata.distributions()}
-    keep = _requirement_names("torch") | NOT_CONSTRAINED | (installed - ML_STACK)
+    # The runtime's own packages as they were before the kit's first install: on a reinstall (a new lock) what that
+    # install added is installed too, and must still follow the lock
+    record = kit / ".colab-preinstalled.txt"
+    if not record.exists():
+        record.write_text("\n".join(sorted(installed)) + "\n")
+    preinstalled = set(record.read_text().split())
+    keep = _requirement_names("torch") | NOT_CONSTRAINED | (preinstalled - ML_STACK)
     cfile = kit / ".colab-constraints.txt"
     cfile.write_text(constraints(lock, keep))
     cmd = install_command(kit, cfile)

@@ -361,7 +361,7 @@ def _parse_set(items) -> dict:
             continue
         if re.fullmatch(r"-?\d{1,3}(,\d{3})+", text):  # 1,000 would be the tuple (1, 0)
             raise ValueError(f"--set {key}={text}: a number with a thousands separator reads as a tuple: write "
-                             f"{text.replace(',', '')} or {text.replace(',', '_')}")
+                             f"{text.replace(',', '')} or {text.replace(',', '_')}, or a tuple in brackets: ({text})")
         try:
             params[key] = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as err:
