@@ -400,7 +400,7 @@ def save_datasets(datasets: Mapping[str, Dataset], folder) -> Path:
     for name in datasets:  # a folder of that name that is no saved dataset would be replaced as a whole: refused
         check_replaceable(Path(folder) / name, owned=DATASET_FILES, where="save_datasets")
     for name, ds in datasets.items():
-        save_atomic(Path(folder) / name, lambda p, ds=ds: ds.save_to_disk(p), owned=DATASET_FILES)
+        save_atomic(Path(folder) / name, lambda p, ds=ds: ds.save_to_disk(p))  # checked above
     return Path(folder)
 
 

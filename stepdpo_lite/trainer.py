@@ -64,12 +64,16 @@ def _without_max_length(args):
     return args
 
 
+def _lora_only(model) -> bool:
+    """Whether every adapter of a PEFT model is LoRA (not IA3, LoHa, prompt tuning, ...)."""
+    return all(isinstance(c, LoraConfig) for c in model.peft_config.values())
+
+
 def _fresh_lora(model) -> bool:
     """Whether a PEFT model's adapters are all LoRA and untrained (every B = 0: the adapter is the identity). Any
-    other adapter (IA3, LoHa, prompt tuning) or a trained one is not: TRL's frozen "ref" copy must stay."""
+    other adapter or a trained one is not: TRL's frozen "ref" copy must stay."""
     lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
-    return bool(lora_b) and all(isinstance(c, LoraConfig) for c in model.peft_config.values()) and all(
-        not p.any() for p in lora_b)
+    return bool(lora_b) and _lora_only(model) and all(not p.any() for p in lora_b)
 
 
 def _copy_default_into_ref(model) -> None:
@@ -262,7 +266,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         # "ref" adapter copy TRL adds for pretrained adapters (same numbers, no LoRA compute in the reference pass)
         fresh_adapter = ref_model is None and not isinstance(model, str) and is_peft_model(model) and _fresh_lora(model)
         if ref_model is None and not isinstance(model, str) and is_peft_model(model) and args.precompute_ref_log_probs \
-                and not all(isinstance(c, LoraConfig) for c in model.peft_config.values()):
+                and not _lora_only(model):
             raise ValueError("StepwiseDPOTrainer: precompute_ref_log_probs with an adapter that is not LoRA (IA3, "
                              "LoHa, ...): TRL precomputes the reference before its 'ref' copy holds the trained "
                              "adapter (the base model would be the reference); set precompute_ref_log_probs=False")

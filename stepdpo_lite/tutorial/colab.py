@@ -12,7 +12,8 @@ The setup cell, on Colab only:
 2. runs this file as a script, ``python stepdpo_lite/tutorial/colab.py install KIT``: ``pip install -e KIT`` with
    ``-c requirements.lock`` minus what would fight Colab's own stack (torch is not in the lock; the packages
    installed torch requires, numpy, which Colab's compiled packages are built against, and every package the
-   runtime already has but the ML stack of ``ML_STACK`` are left out of the constraints too); it imports nothing but the standard library, so it runs before the package is importable;
+   runtime already has but the ML stack of ``ML_STACK`` are left out of the constraints too); it imports nothing
+   but the standard library, so it runs before the package is importable;
 3. puts the clone first on ``sys.path``: the package imports in the running kernel, no restart (an editable
    install is only seen by a new process);
 

@@ -82,10 +82,9 @@ class TrainSettings:
             raise ValueError("step_rejected='fresh' needs a fully fine-tuned policy (its reference scores tokens drawn "
                              "while training) and precompute_ref_log_probs off; this policy has a PEFT adapter or "
                              "the reference is precomputed")
-        head = model.get_output_embeddings()
-        if self.step_gradient == "output_layer" and not any(p.requires_grad for p in head.parameters()):
-            raise ValueError("step_gradient='output_layer' trains only the output layer, and the Stepwise DPO "
-                             "policy's is frozen (a LoRA adapter? frozen embeddings?): use step_gradient='all'")
+        if self.step_gradient == "output_layer":
+            from .output_layer_pairs import OutputLayerStepDPOTrainer
+            OutputLayerStepDPOTrainer.check_policy(model)
 
 
 def _dataset(rows, columns):

@@ -30,9 +30,13 @@ class OutputLayerStepDPOTrainer(CriticalTokenStepDPOTrainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        head = self.model.get_output_embeddings()
-        if not any(p.requires_grad for p in head.parameters()):  # a LoRA policy freezes it: the step loss would be 0
-            raise ValueError(f"{type(self).__name__}: the step loss trains only the output layer, and the policy's "
+        self.check_policy(self.model)
+
+    @staticmethod
+    def check_policy(model) -> None:
+        """A policy whose output layer is frozen (a LoRA policy's is) would get no gradient from the step loss."""
+        if not any(p.requires_grad for p in model.get_output_embeddings().parameters()):
+            raise ValueError("OutputLayerStepDPOTrainer: the step loss trains only the output layer, and the policy's "
                              "output layer is frozen (a LoRA adapter? add it to modules_to_save), so the step loss "
                              "would train nothing; use step_gradient='all'")
 
