@@ -18,6 +18,7 @@ SMALL = {
     "N_BEST_OF_N_PROBLEMS": 8, "N_RESAMPLES": 20, "N_HEATMAP_SOLUTIONS": 8, "N_PAIRS": 8,
     "N_BEFORE_AFTER_PROBLEMS": 4, "N_EXPLORER_PROBLEMS": 2, "N_TEST_TIME_PROBLEMS": 4, "TEST_TIME_BUDGETS": [2, 4],
     "ONPOLICY_PROBLEMS": 12, "ONPOLICY_STEPS": 2,
+    "ONPOLICY_ROUNDS": 1,  # one round here; the smoke run below and test_onpolicy run two
 }
 # The smoke profile at its own sizes (16 train / 8 + 8 held-out GSM8K problems of the shipped slice), fewer steps.
 SMOKE = {
@@ -123,7 +124,7 @@ def test_tiny_run_backs_what_the_notebooks_say(run):
         assert d["difference"] == pytest.approx(gap) and d["low"] <= d["high"], name
     # 04: on-policy rounds with the PRM's step labels; the PRM mislabels few of the pairs it picks (by the checker)
     policy = m["policy"]
-    assert policy["stepwise_dpo"]["label_source"] == "prm" and len(policy["rounds"]) == 2  # ONPOLICY_ROUNDS
+    assert policy["stepwise_dpo"]["label_source"] == "prm" and len(policy["rounds"]) == SMALL["ONPOLICY_ROUNDS"]
     for name in ("base", "dpo", "stepwise_dpo", "nll_only"):
         assert {"accuracy", "sampled_accuracy"} <= set(policy[name]), name
     for name, diff in policy["stepwise_dpo"]["minus"].items():  # the paired differences printed under the table
@@ -215,10 +216,11 @@ def test_reward_learning_rate_script_measures_both_recipes_on_the_tiny_run(run, 
         pytest.fail("the tiny notebooks did not all run")
     import runpy
     script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "reward_learning_rates.py"))
-    script["main"](["--runs-dir", str(run["root"]), "--learning-rates", "2e-3", "1e-4"])
+    script["main"](["--runs-dir", str(run["root"]), "--learning-rates", "2e-3", "1e-4", "--epochs", "0.25"])
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{\"")]  # not logs
     assert [(r["reward"], r["learning_rate"]) for r in rows] == [
         ("process", 2e-3), ("process", 1e-4), ("outcome", 2e-3), ("outcome", 1e-4)]
+    assert all(r["epochs"] == 0.25 for r in rows)  # --epochs overrides the profile's (a quarter: test time)
     for row in rows:
         keys = ("validation_step_auroc", "test_step_auroc") if row["reward"] == "process" else (
             "validation_auroc", "test_auroc")

@@ -363,7 +363,7 @@ def _parse_set(items) -> dict:
             raise ValueError(f"--set {key}={text}: a number with a thousands separator reads as a tuple: write "
                              f"{text.replace(',', '')} or {text.replace(',', '_')}, or a tuple in brackets: ({text})")
         try:
-            params[key] = ast.literal_eval(value)
+            parsed = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as err:
             # TypeError: an unhashable key ({[1]: 2}); MemoryError, RecursionError: a literal nested too deep
             if any(c.isdigit() for c in text) and _NUMBER_LIKE.fullmatch(text):
@@ -379,6 +379,13 @@ def _parse_set(items) -> dict:
                 raise ValueError(f"--set {key}={text}: an expression, not a value: write its value (0.1, not 1/10), "
                                  f"or quote it for text ({key}=\"'{text}'\")") from None
             params[key] = value  # a bare string
+            continue
+        if type(parsed) is tuple and not (text.startswith("(") and text.endswith(")")):
+            # BETA=0,5 (a decimal comma) would reach the notebook as the tuple (0, 5)
+            raise ValueError(f"--set {key}={text}: a comma outside brackets makes the tuple {parsed!r}: write a "
+                             f"decimal with a point ({text.replace(',', '.', 1)}), a tuple or list in brackets "
+                             f"(({text}) or [{text}])")
+        params[key] = parsed
     return params
 
 
@@ -389,8 +396,8 @@ def main(argv=None) -> int:
     parser.add_argument("--runs-dir", default="runs", help="where runs/<profile>/ lives (default ./runs)")
     parser.add_argument("--only", nargs="+", metavar="NB", help="run only these notebooks (e.g. 01 02, or file names)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override a notebook parameter: VALUE a Python literal (16, 0.5, None, [1, 2], 'text'), "
-                        "inf, -inf, nan or float('inf'); else a bare word is a string, and a number Python does not "
+                        help="override a notebook parameter: VALUE a Python literal (16, 0.5, None, [1, 2], (1, 2), 'text'; a tuple "
+                        "in brackets), inf, -inf, nan or float('inf'); else a bare word is a string, and a number Python does not "
                         "read (07) an error")
     parser.add_argument("--notebook-dir", default=None, help=f"folder of the notebooks (default {NOTEBOOK_DIR})")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell (default 3600)")
