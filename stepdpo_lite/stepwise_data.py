@@ -103,10 +103,18 @@ def without_shared_start(ex, step_ids, first_diff_step):
     token) taken out of the step (−1). Such a token has the same text and context on both sides, so the same
     log-ratio: with p⁺ = 1 and p⁻ = 0 it cancels in the step margin, but with soft labels it would enter it with
     the weight p⁺ − (1 − p⁻), which is negative when a PRM gives the chosen step p⁺ < 1 − p⁻, and the loss would
-    push down right tokens of the chosen solution (e.g. ``"Step 4: 19 * 1 = "`` before the digit that differs)."""
-    t = _first_diff_token(ex)
-    return {f"{side}_step_ids": [-1 if i < t and k == first_diff_step else k for i, k in enumerate(step_ids[side])]
-            for side in ("chosen", "rejected")}
+    push down right tokens of the chosen solution (e.g. ``"Step 4: 19 * 1 = "`` before the digit that differs).
+
+    A side whose whole step is that shared opening (``= 2`` against ``= 21``: it ends where the other goes on) would
+    keep no token of it, and the pair would not push down what that side did wrong: end the number. Its first
+    differing token (the next step's opening) then stands for the step, as in ``first_token_only``."""
+    t, out = _first_diff_token(ex), {}
+    for side in ("chosen", "rejected"):
+        ids = [-1 if i < t and k == first_diff_step else k for i, k in enumerate(step_ids[side])]
+        if first_diff_step not in ids and t < len(ids):
+            ids[t] = first_diff_step
+        out[f"{side}_step_ids"] = ids
+    return out
 
 
 def step_columns(ex, idx, tokenizer, delimiter, max_steps, pairing="weighted", max_length=None):

@@ -378,6 +378,35 @@ def test_first_error_pairing_with_soft_labels_leaves_the_steps_shared_opening_ou
     assert loss.item() == pytest.approx(expected, abs=1e-5)
 
 
+def test_first_error_pairing_scores_a_step_that_is_all_shared_opening_by_its_next_token(tmp_path, tiny_model,
+                                                                                      tiny_tokenizer):
+    # "= 2" against "= 21": the rejected step ends where the chosen one goes on, so after its shared opening it kept
+    # no token, and the pair did not push down what it did wrong (end the number: its next token, "\n")
+    policy, ref = policy_and_reference(tiny_model)
+    prompt = toy_rows(1)[0]["prompt"]
+    row = dict(prompt=prompt, chosen="Step 1: 4 + 3 = 7\n\nStep 2: 7 * 3 = 21\n\nStep 3: 21 - 1 = 20\nAnswer: 20",
+               rejected="Step 1: 4 + 3 = 7\n\nStep 2: 7 * 3 = 2\n\nStep 3: 2 - 1 = 1\nAnswer: 1",
+               chosen_step_labels=[0.9, 0.3, 0.9], rejected_step_labels=[0.9, 0.1, 0.1])
+    args = config(tmp_path, step_pairing="first_error", outcome_loss_weight=0.0, step_beta=0.5)
+    tr = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), args=args,
+                            train_dataset=Dataset.from_list([row]), processing_class=tiny_tokenizer)
+    loss = tr.compute_loss(tr.model, batch_of(tr, 1))
+    n = next(i for i, (c, r) in enumerate(zip(row["chosen"], row["rejected"])) if c != r)
+    context = prompt + row["chosen"][:n]
+    assert (row["chosen"][n], row["rejected"][n]) == ("1", "\n")  # character-level toy tokenizer: one token each
+
+    def logratio(text):
+        ids = tiny_tokenizer(context + text)["input_ids"]
+        assert len(ids) == len(tiny_tokenizer(context)["input_ids"]) + 1
+        with torch.no_grad():
+            logp = [torch.log_softmax(m(input_ids=torch.tensor([ids])).logits[0, -2].float(), -1)[ids[-1]]
+                    for m in (policy, ref)]
+        return (logp[0] - logp[1]).item()
+
+    margin = 0.3 * logratio("1") - (1 - 0.1) * logratio("\n")
+    assert loss.item() == pytest.approx(-F.logsigmoid(torch.tensor(0.5 * margin)).item(), abs=1e-5)
+
+
 def test_first_token_pairing_compares_two_next_tokens_at_one_state(tmp_path, tiny_model, tiny_tokenizer):
     policy, ref = policy_and_reference(tiny_model)
     row = toy_rows(1, error_step=1, labels=False)[0]
