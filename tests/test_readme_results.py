@@ -1,5 +1,5 @@
 """README's results table, and the "what the output shows" texts of notebooks 02 to 04, quote one `make tutorial`
-run: its metrics.json is kept as docs/tutorial_metrics.json, and every figure they quote must be that file's, as
+run (at 4e000a0): its metrics.json is kept as docs/tutorial_metrics.json, and every figure they quote must be that file's, as
 the notebooks print it. After a new run: `cp runs/tiny/metrics.json docs/tutorial_metrics.json`, then these tests
 name each quoted figure that moved."""
 import json
