@@ -100,20 +100,16 @@ def first_token_only(ex, first_diff_step):
 
 def without_shared_start(ex, step_ids, first_diff_step):
     """Step ids with the tokens that open step ``first_diff_step`` alike on both sides (before the first differing
-    token) taken out of the step (−1). Such a token has the same text and context on both sides, so the same
-    log-ratio: with p⁺ = 1 and p⁻ = 0 it cancels in the step margin, but with soft labels it would enter it with
-    the weight p⁺ − (1 − p⁻), which is negative when a PRM gives the chosen step p⁺ < 1 − p⁻, and the loss would
-    push down right tokens of the chosen solution (e.g. ``"Step 4: 19 * 1 = "`` before the digit that differs).
-
-    A side whose whole step is that shared opening (``= 2`` against ``= 21``: it ends where the other goes on) would
-    keep no token of it, and the pair would not push down what that side did wrong: end the number. Its first
-    differing token (the next step's opening) then stands for the step, as in ``first_token_only``."""
+    token) taken out of it (−1). They have one log-ratio on both sides: it cancels when p⁺ = 1 − p⁻, but under a
+    PRM's soft labels it enters the margin with the weight p⁺ − (1 − p⁻) < 0 and pushes right tokens of the chosen
+    solution down (``"Step 4: 19 * 1 = "`` before the digit that differs). A side whose step is all shared opening
+    (``= 2`` against ``= 21``) keeps its first differing token, the next step's opening (it ended the number), as
+    ``first_token_only`` does; an ``open_ended`` side that is a token prefix of the other has none to keep."""
     t, out = _first_diff_token(ex), {}
-    for side in ("chosen", "rejected"):
-        ids = [-1 if i < t and k == first_diff_step else k for i, k in enumerate(step_ids[side])]
-        if first_diff_step not in ids and t < len(ids):
-            ids[t] = first_diff_step
-        out[f"{side}_step_ids"] = ids
+    for side, ids in step_ids.items():
+        out[f"{side}_step_ids"] = kept = [-1 if i < t and k == first_diff_step else k for i, k in enumerate(ids)]
+        if 0 <= first_diff_step and first_diff_step in ids and first_diff_step not in kept and t < len(kept):
+            kept[t] = first_diff_step
     return out
 
 

@@ -1,21 +1,22 @@
-"""README's results table, and the "what the output shows" texts of notebooks 02 to 04, quote one `make tutorial`
-run (at 4e000a0): its metrics.json is kept as docs/tutorial_metrics.json, and every figure they quote must be that file's, as
-the notebooks print it. After a new run: `cp runs/tiny/metrics.json docs/tutorial_metrics.json`, then these tests
-name each quoted figure that moved."""
+"""README's results table, and the figures notebooks 02 to 04 quote, come from one `make tutorial` run (at 4e000a0):
+its metrics.json is kept as docs/tutorial_metrics.json, and every figure they quote must be that file's, formatted
+as the notebooks print it. The comparisons the texts draw from it are asserted on it too (the tests' own tiny run,
+tests/test_notebooks.py, is too small for the close ones). After a new run:
+`cp runs/tiny/metrics.json docs/tutorial_metrics.json`, then these tests name each quoted figure that moved."""
+import copy
 import json
+import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
-RECORDED = ROOT / "docs" / "tutorial_metrics.json"
+RECORDED = json.loads((ROOT / "docs" / "tutorial_metrics.json").read_text())
 
 
 def _signed(x: float, digits: int) -> str:
     return f"{x:+.{digits}f}".replace("-", "−")  # the README's minus sign
 
 
-def _pct(x: float) -> str:
+def _percent(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
@@ -23,110 +24,128 @@ def _points(x: float) -> str:
     return _signed(100 * x, 1)
 
 
-def _three(x: float) -> str:
+def _auroc(x: float) -> str:
     return f"{x:.3f}"
 
 
-def _greedy_sampled(r: dict) -> str:
-    return f"{_pct(r['accuracy'])} / {_pct(r['sampled_accuracy'])}"
+def _greedy_sampled(policy: dict) -> str:
+    return f"{_percent(policy['accuracy'])} / {_percent(policy['sampled_accuracy'])}"
 
 
 def _interval(d: dict, fmt) -> list[str]:
     return [fmt(d["difference"]), f"{fmt(d['low'])} to {fmt(d['high'])}"]
 
 
-def expected_figures(m: dict) -> dict[str, list[str]]:
+def readme_figures(m: dict) -> dict[str, list[str]]:
     """For each results row (a text that picks it out), the figures it must quote, formatted as in the table."""
-    p, o, pol = m["prm"], m["orm"], m["policy"]
-    top, one = m["best_of_n"]["16"], pol["one_round_gold_labels"]
-    four = lambda x: _signed(x, 4)  # noqa: E731
+    prm, orm, policy = m["prm"], m["orm"], m["policy"]
+    top, one_round = m["best_of_n"]["16"], policy["one_round_gold_labels"]
     return {
         "Does the PRM find the wrong step? (02)": [
-            _three(p["step_auroc"]), _three(p["first_error_f1"]), _three(p["position_baseline_auroc"]),
-            f"{_three(p['zero_shot']['step_auroc'])} / {_three(p['zero_shot']['f1'])}",
-            *_interval(p["qlora_minus_zero_shot"], four),
-            f"{_three(p['control']['after_qlora']['step_auroc'])} / {_three(p['control']['after_qlora']['f1'])}"],
+            _auroc(prm["step_auroc"]), _auroc(prm["first_error_f1"]), _auroc(prm["position_baseline_auroc"]),
+            f"{_auroc(prm['zero_shot']['step_auroc'])} / {_auroc(prm['zero_shot']['f1'])}",
+            *_interval(prm["qlora_minus_zero_shot"], lambda x: _signed(x, 4)),
+            f"{_auroc(prm['control']['after_qlora']['step_auroc'])} / {_auroc(prm['control']['after_qlora']['f1'])}"],
         "Does the ORM recognise a right final answer? (03)": [
-            _three(o["auroc"]), _three(o["combined_auroc"]), _three(o["zero_shot_auroc"]),
-            *_interval(o["differences"]["combined_minus_orm"], lambda x: _signed(x, 3))],
+            _auroc(orm["auroc"]), _auroc(orm["combined_auroc"]), _auroc(orm["zero_shot_auroc"]),
+            *_interval(orm["differences"]["combined_minus_orm"], lambda x: _signed(x, 3))],
         "Which verifier picks the best of 16 samples? (06)": [
-            _pct(top[k]) for k in ("prm_product", "prm_min", "combined", "orm", "majority", "random")] + [
-            _pct(m["evaluation"]["pass_at_n"]["16"])],
+            _percent(top[k]) for k in ("prm_product", "prm_min", "combined", "orm", "majority", "random")] + [
+            _percent(m["evaluation"]["pass_at_n"]["16"])],
         "16 solutions' worth of tokens (07)": [
-            _pct(m["test_time"]["16"][k]) for k in ("beam_prm", "dvts_prm", "best_of_n_prm", "best_of_n_orm",
-                                                     "majority")],
+            _percent(m["test_time"]["16"][k]) for k in ("beam_prm", "dvts_prm", "best_of_n_prm", "best_of_n_orm",
+                                                         "majority")],
         "at 4 solutions' worth": [
-            _pct(m["test_time"]["4"][k]) for k in ("beam_prm", "best_of_n_prm", "best_of_n_orm", "majority")],
+            _percent(m["test_time"]["4"][k]) for k in ("beam_prm", "best_of_n_prm", "best_of_n_orm", "majority")],
         "One round of preference training": [
-            _greedy_sampled(r) for r in (one["stepwise_dpo"], one["dpo"], one["nll_only"], pol["base"])],
-        "Two on-policy rounds": [_greedy_sampled(pol[k]) for k in ("stepwise_dpo", "dpo", "nll_only")] + _interval(
-            pol["stepwise_dpo"]["minus"]["nll_only"]["accuracy"], _points),
+            _greedy_sampled(r) for r in (one_round["stepwise_dpo"], one_round["dpo"], one_round["nll_only"],
+                                         policy["base"])],
+        "Two on-policy rounds": [_greedy_sampled(policy[k]) for k in ("stepwise_dpo", "dpo", "nll_only")] + _interval(
+            policy["stepwise_dpo"]["minus"]["nll_only"]["accuracy"], _points),
         "Monte-Carlo step labels": [
-            f"{_pct(m['data']['mc_label_agreement']['hard'])} (hard) / {_pct(m['data']['mc_label_agreement']['soft'])}"
-            " (soft)"],
+            f"{_percent(m['data']['mc_label_agreement']['hard'])} (hard) / "
+            f"{_percent(m['data']['mc_label_agreement']['soft'])} (soft)"],
     }
 
 
 def notebook_figures(m: dict) -> dict[str, list[str]]:
     """For notebooks 02 to 04, the figures their markdown quotes from the run."""
-    p, o, pol = m["prm"], m["orm"], m["policy"]
-    one, minus = pol["one_round_gold_labels"], pol["stepwise_dpo"]["minus"]
-    three = lambda x: _signed(x, 3)  # noqa: E731
+    prm, orm, policy = m["prm"], m["orm"], m["policy"]
+    one_round, minus = policy["one_round_gold_labels"], policy["stepwise_dpo"]["minus"]
     return {
         "02_process_reward_model.ipynb": [
-            _three(p["step_auroc"]), _three(p["first_error_f1"]), _three(p["zero_shot"]["step_auroc"]),
-            _three(p["zero_shot"]["f1"]), _three(p["position_baseline_auroc"]),
-            _three(p["control"]["after_qlora"]["step_auroc"]),
-            *_interval(p["qlora_minus_zero_shot"], lambda x: _signed(x, 4))],
+            _auroc(prm["step_auroc"]), _auroc(prm["first_error_f1"]), _auroc(prm["zero_shot"]["step_auroc"]),
+            _auroc(prm["zero_shot"]["f1"]), _auroc(prm["position_baseline_auroc"]),
+            _auroc(prm["control"]["after_qlora"]["step_auroc"]),
+            *_interval(prm["qlora_minus_zero_shot"], lambda x: _signed(x, 4))],
         "03_outcome_reward_model.ipynb": [
-            _three(o["auroc"]), _three(o["zero_shot_auroc"]), _three(o["prm_min_auroc"]), _three(o["combined_auroc"]),
-            *(f for d in o["differences"].values() for f in _interval(d, three))],
+            _auroc(orm["auroc"]), _auroc(orm["zero_shot_auroc"]), _auroc(orm["prm_min_auroc"]),
+            _auroc(orm["combined_auroc"]),
+            *(f for d in orm["differences"].values() for f in _interval(d, lambda x: _signed(x, 3)))],
         "04_stepwise_dpo.ipynb": [
-            *(_pct(r[k]) for r in (one["nll_only"], one["stepwise_dpo"], one["dpo"])
-              for k in ("accuracy", "sampled_accuracy")), _pct(pol["base"]["accuracy"]),
-            *(f for d in one["stepwise_dpo"]["minus"]["dpo"].values() for f in _interval(d, _points)),
-            *_interval(one["stepwise_dpo"]["minus"]["nll_only"]["accuracy"], _points),
-            *(_greedy_sampled(pol[k]).replace("% /", "% greedy /", k == "dpo") for k in ("dpo", "nll_only",
-                                                                                            "stepwise_dpo")),
+            *(_percent(r[k]) for r in (one_round["nll_only"], one_round["stepwise_dpo"], one_round["dpo"])
+              for k in ("accuracy", "sampled_accuracy")), _percent(policy["base"]["accuracy"]),
+            *(f for d in one_round["stepwise_dpo"]["minus"]["dpo"].values() for f in _interval(d, _points)),
+            *_interval(one_round["stepwise_dpo"]["minus"]["nll_only"]["accuracy"], _points),
+            f"{_percent(policy['dpo']['accuracy'])} greedy / {_percent(policy['dpo']['sampled_accuracy'])}",
+            _greedy_sampled(policy["nll_only"]), _greedy_sampled(policy["stepwise_dpo"]),
             *(f for d in (minus["nll_only"], minus["dpo"]) for r in d.values() for f in _interval(r, _points))],
     }
 
 
-def results_rows(readme: str) -> list[str]:
+def _quotes(text: str, figure: str) -> bool:
+    """``figure`` in ``text`` as a whole number: "3.3%" is not quoted by "83.3%", nor "0.98" by "0.988"."""
+    return re.search(r"(?<![\d.])" + re.escape(figure) + r"(?![\d])", text) is not None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.replace("**", "").split())  # bold marks out, one space for every line break
+
+
+def missing_readme_figures(readme: str, metrics: dict) -> list[str]:
     section = readme[readme.index("## Results (tiny profile"):]
-    section = section[:section.index("\n### ")]
-    return [line for line in section.splitlines() if line.startswith("| ")]
-
-
-@pytest.mark.skipif(not RECORDED.exists(), reason="no recorded run")
-def test_readme_results_are_the_recorded_runs():
-    metrics = json.loads(RECORDED.read_text())
-    rows = results_rows((ROOT / "README.md").read_text())
-    missing = {}
-    for marker, figures in expected_figures(metrics).items():
+    rows = [line for line in section[:section.index("\n### ")].splitlines() if line.startswith("| ")]
+    missing = []
+    for marker, figures in readme_figures(metrics).items():
         row = [r for r in rows if marker in r]
         assert len(row) == 1, f"README's results table has {len(row)} rows with {marker!r}"
-        row = row[0].replace("**", "").replace("% greedy /", "% /").replace("% sampled", "%")
-        missing.update({f"{marker}: {f}": row for f in figures if f not in row})
+        row = _one_line(row[0]).replace("% greedy /", "% /").replace("% sampled", "%")
+        missing += [f"{marker}: {f}" for f in figures if not _quotes(row, f)]
+    return missing
+
+
+def test_readme_results_are_the_recorded_runs():
+    missing = missing_readme_figures((ROOT / "README.md").read_text(), RECORDED)
     assert not missing, "README figures not in docs/tutorial_metrics.json's run:\n" + "\n".join(missing)
 
 
-@pytest.mark.skipif(not RECORDED.exists(), reason="no recorded run")
 def test_notebook_texts_quote_the_recorded_run():
-    metrics = json.loads(RECORDED.read_text())
     missing = []
-    for name, figures in notebook_figures(metrics).items():
+    for name, figures in notebook_figures(RECORDED).items():
         cells = json.loads((ROOT / "notebooks" / name).read_text())["cells"]
-        text = " ".join(" ".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown").split())
-        text = text.replace("**", "")  # one space for every line break and run of spaces
-        missing += [f"{name}: {f}" for f in figures if f not in text]
+        text = _one_line("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"))
+        missing += [f"{name}: {f}" for f in figures if not _quotes(text, f)]
     assert not missing, "notebook figures not in docs/tutorial_metrics.json's run:\n" + "\n".join(missing)
 
 
-def test_the_checker_sees_a_moved_figure():
-    """The check can fail: a README row whose figure differs from the run is named."""
-    metrics = json.loads(RECORDED.read_text())
-    metrics["prm"]["step_auroc"] = 0.5
-    assert "0.500" in expected_figures(metrics)["Does the PRM find the wrong step? (02)"]
-    row = [r for r in results_rows((ROOT / "README.md").read_text()) if "(02)" in r][0]
-    assert "0.500" not in row
+def test_the_check_names_a_moved_figure():
+    moved = copy.deepcopy(RECORDED)
+    moved["prm"]["step_auroc"], moved["best_of_n"]["16"]["random"] = 0.5, 0.033  # "3.3%" is inside "83.3%"
+    assert missing_readme_figures((ROOT / "README.md").read_text(), moved) == [
+        "Does the PRM find the wrong step? (02): 0.500", "Which verifier picks the best of 16 samples? (06): 3.3%"]
+
+
+def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
+    m = RECORDED
+    orm, policy, one_round = m["orm"], m["policy"], m["policy"]["one_round_gold_labels"]
+    assert orm["auroc"] > orm["prm_min_auroc"]  # 03: the PRM (min over steps) is the worse judge of the answer
+    for name in ("dpo", "stepwise_dpo", "nll_only"):  # 04: every method gains over the base, in both parts
+        assert min(policy[name]["accuracy"], one_round[name]["accuracy"]) > policy["base"]["accuracy"], name
+    # 04: after one round on the checker's labels, NLL only leads and Stepwise DPO's preference term costs less
+    assert one_round["nll_only"]["accuracy"] > one_round["stepwise_dpo"]["accuracy"] > one_round["dpo"]["accuracy"]
+    for aggregation in ("prm_min", "prm_product"):  # 06: the PRM's best-of-N curves climb with N
+        curve = [m["best_of_n"][n][aggregation] for n in sorted(m["best_of_n"], key=int)]
+        assert curve == sorted(curve) and curve[-1] > curve[0], (aggregation, curve)
+    for budget in ("4", "16"):  # 07: steering beats picking with the same PRM; the ORM picks better than majority
+        at = m["test_time"][budget]
+        assert at["beam_prm"] > at["best_of_n_prm"] and at["best_of_n_orm"] > at["majority"], budget

@@ -403,6 +403,7 @@ def test_first_error_pairing_scores_a_step_that_is_all_shared_opening_by_its_nex
                     for m in (policy, ref)]
         return (logp[0] - logp[1]).item()
 
+    assert abs(logratio("\n")) > 1e-3  # else leaving it out (the old code) would give the same loss
     margin = 0.3 * logratio("1") - (1 - 0.1) * logratio("\n")
     assert loss.item() == pytest.approx(-F.logsigmoid(torch.tensor(0.5 * margin)).item(), abs=1e-5)
 

@@ -196,10 +196,12 @@ def test_cli_set_values_and_metric_table():
         tutorial._parse_set(["novalue"])
     inf = float("inf")  # notebook 01 documents MC_BUDGET_MINUTES = float("inf")
     parsed = tutorial._parse_set(["A=inf", "B=-inf", "C=float('inf')", 'D=float("-inf")', "E=1e999", "F=[1e999, 2]",
-                                  "G=nan", "H=4bit", "T=(1, 2)", "U=(3,)"])
+                                  "G=nan", "H=4bit", "T=(1, 2)", "U=(3,)",
+                                  "V=((1, 2), (3, 4))", "W=()"])
     assert {k: v for k, v in parsed.items() if k != "G"} == {"A": inf, "B": -inf, "C": inf, "D": -inf, "E": inf,
                                                              "F": [inf, 2], "H": "4bit",
-                                                             "T": (1, 2), "U": (3,)}
+                                                             "T": (1, 2), "U": (3,),
+                                                             "V": ((1, 2), (3, 4)), "W": ()}
     assert parsed["G"] != parsed["G"]  # NaN
     source = tutorial._parameter_source(parsed)  # valid Python: repr's inf and nan are no names in the kernel
     assert "A = float('inf')" in source and "B = float('-inf')" in source and "F = [float('inf'), 2]" in source
@@ -221,8 +223,10 @@ def test_cli_set_values_and_metric_table():
                      ("BETA=1/10", r"BETA=1/10: an expression, not a value"),
                      ("N=2*100", r"N=2\*100: an expression"), ("M=float(30)", r"M=float\(30\): an expression"),
                      ("N=1,000", "N=1,000: a number with a thousands separator .* write 1000 or 1_000, or .*\(1,000\)"),  # was (1, 0)
-                     ("BETA=0,5", r"BETA=0,5: a comma outside brackets makes the tuple \(0, 5\): write .* \(0\.5\)"),
-                     ("X=1, 2", r"X=1, 2: a comma outside brackets .* \(\(1, 2\) or \[1, 2\]\)")):
+                     ("BETA=0,5", r"BETA=0,5: a comma outside brackets makes the tuple \(0, 5\): write a decimal "
+                                  r"with a point \(0\.5\), a tuple or list in brackets: \(0,5\) or \[0,5\]"),
+                     ("X=1, 2", r"X=1, 2: a comma outside brackets .*: write a tuple or list in brackets: \(1, 2\) or"),
+                     ("X=(1),(2)", r"X=\(1\),\(2\): a comma outside brackets makes the tuple \(1, 2\)")):
         with pytest.raises(ValueError, match=why):
             tutorial._parse_set([bad])
     table = tutorial.format_metrics_table({"prm": {"step_auroc": 0.812345}, "best_of_n": {"16": {"orm": 0.5}}})

@@ -344,6 +344,17 @@ _FLOAT_CALL = re.compile(r"([+-]?)float\(\s*(['\"])([^'\"]*)\2\s*\)")
 _NUMBER_LIKE = re.compile(r"[+-]?[\d_]*\.?[\d_]*(e[+-]?[\d_]+)?", re.IGNORECASE)
 
 
+def _in_parentheses(text: str) -> bool:
+    """Is ``text`` one parenthesised literal, ``(1, 2)``, and not ``(1), (2)``: its first bracket closes at its end?"""
+    if text == "()":
+        return True
+    try:
+        ast.literal_eval(text[1:-1] if text.startswith("(") and text.endswith(")") else "(")
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
 def _parse_set(items) -> dict:
     params = {}
     for item in items or []:
@@ -380,11 +391,11 @@ def _parse_set(items) -> dict:
                                  f"or quote it for text ({key}=\"'{text}'\")") from None
             params[key] = value  # a bare string
             continue
-        if type(parsed) is tuple and not (text.startswith("(") and text.endswith(")")):
+        if type(parsed) is tuple and not _in_parentheses(text):
             # BETA=0,5 (a decimal comma) would reach the notebook as the tuple (0, 5)
-            raise ValueError(f"--set {key}={text}: a comma outside brackets makes the tuple {parsed!r}: write a "
-                             f"decimal with a point ({text.replace(',', '.', 1)}), a tuple or list in brackets "
-                             f"(({text}) or [{text}])")
+            decimal = f"a decimal with a point ({text.replace(',', '.')}), " if re.fullmatch(r"-?\d+,\d+", text) else ""
+            raise ValueError(f"--set {key}={text}: a comma outside brackets makes the tuple {parsed!r}: write "
+                             f"{decimal}a tuple or list in brackets: ({text}) or [{text}]")
         params[key] = parsed
     return params
 
@@ -396,9 +407,9 @@ def main(argv=None) -> int:
     parser.add_argument("--runs-dir", default="runs", help="where runs/<profile>/ lives (default ./runs)")
     parser.add_argument("--only", nargs="+", metavar="NB", help="run only these notebooks (e.g. 01 02, or file names)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override a notebook parameter: VALUE a Python literal (16, 0.5, None, [1, 2], (1, 2), 'text'; a tuple "
-                        "in brackets), inf, -inf, nan or float('inf'); else a bare word is a string, and a number Python does not "
-                        "read (07) an error")
+                        help="override a notebook parameter: VALUE a Python literal (16, 0.5, None, [1, 2], "
+                        "(1, 2), 'text'; a tuple in brackets), inf, -inf, nan or float('inf'); else a bare word is a "
+                        "string, and a number Python does not read (07) an error")
     parser.add_argument("--notebook-dir", default=None, help=f"folder of the notebooks (default {NOTEBOOK_DIR})")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell (default 3600)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
