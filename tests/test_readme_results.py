@@ -1,4 +1,4 @@
-"""README's results table, and the figures notebooks 02 to 04 quote, come from one `make tutorial` run (at 4e000a0):
+"""README's results table, and the figures notebooks 02 to 04, 06 and 07 quote, come from one `make tutorial` run (at 4e000a0):
 its metrics.json is kept as docs/tutorial_metrics.json, and every figure they quote must be that file's, formatted
 as the notebooks print it. The comparisons the texts draw from it are asserted on it too (the tests' own tiny run,
 tests/test_notebooks.py, is too small for the close ones). After a new run:
@@ -36,6 +36,12 @@ def _interval(d: dict, fmt) -> list[str]:
     return [fmt(d["difference"]), f"{fmt(d['low'])} to {fmt(d['high'])}"]
 
 
+def _plus_minus(d: dict) -> str:
+    """A difference in points with its interval's half-width, as notebooks 06 and 07 print it: "+18.9 ± 12.1"."""
+    difference = "0.0" if round(100 * d["difference"], 1) == 0 else _points(d["difference"])
+    return f"{difference} ± {100 * (d['high'] - d['low']) / 2:.1f}"
+
+
 def readme_figures(m: dict) -> dict[str, list[str]]:
     """For each results row (a text that picks it out), the figures it must quote, formatted as in the table."""
     prm, orm, policy = m["prm"], m["orm"], m["policy"]
@@ -69,9 +75,10 @@ def readme_figures(m: dict) -> dict[str, list[str]]:
 
 
 def notebook_figures(m: dict) -> dict[str, list[str]]:
-    """For notebooks 02 to 04, the figures their markdown quotes from the run."""
+    """For notebooks 02 to 04, 06 and 07, the figures their markdown quotes from the run."""
     prm, orm, policy = m["prm"], m["orm"], m["policy"]
     one_round, minus = policy["one_round_gold_labels"], policy["stepwise_dpo"]["minus"]
+    top, top_differences, search = m["best_of_n"]["16"], m["best_of_n_differences"]["16"], m["test_time"]
     return {
         "02_process_reward_model.ipynb": [
             _auroc(prm["step_auroc"]), _auroc(prm["first_error_f1"]), _auroc(prm["zero_shot"]["step_auroc"]),
@@ -90,6 +97,23 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{_percent(policy['dpo']['accuracy'])} greedy / {_percent(policy['dpo']['sampled_accuracy'])}",
             _greedy_sampled(policy["nll_only"]), _greedy_sampled(policy["stepwise_dpo"]),
             *(f for d in (minus["nll_only"], minus["dpo"]) for r in d.values() for f in _interval(r, _points))],
+        "06_evaluation.ipynb": [
+            *(f"{round(100 * top[k])}%" for k in ("prm_product", "prm_min", "prm_last", "majority", "random", "orm")),
+            f"{round(100 * m['evaluation']['pass_at_n']['16'])}%", _percent(m["evaluation"]["candidate_accuracy"]),
+            f"{m['best_of_n']['4']['orm']:.3f} against {m['best_of_n']['4']['prm_product']:.3f}",
+            *(_plus_minus(top_differences[a][b]) for a, b in (("majority", "random"), ("prm_product", "orm"),
+                                                               ("prm_min", "orm"), ("orm", "majority"),
+                                                               ("prm_min", "prm_product"))),
+            *(_percent(policy[k]["accuracy"]) for k in ("base", "dpo", "stepwise_dpo", "nll_only"))],
+        "07_test_time_compute.ipynb": [
+            *(_percent(search[b][k]) for b in ("4", "16") for k in ("majority", "best_of_n_orm", "best_of_n_prm",
+                                                                     "beam_prm")), _percent(search["16"]["dvts_prm"]),
+            *(f"{b} ({round(search[b]['token_budget'])})" for b in ("4", "16")),
+            *(f"({round(search[b]['tokens'][k])} tokens)" for b, k in (("4", "beam_prm"), ("16", "beam_prm"),
+                                                                      ("16", "dvts_prm"))),
+            *(_plus_minus(m["test_time_differences"][b][a][c]) for b in ("4", "16") for a, c in (
+                ("best_of_n_orm", "majority"), ("best_of_n_prm", "best_of_n_orm"))),
+            _plus_minus(m["test_time_differences"]["16"]["dvts_prm"]["beam_prm"])],
     }
 
 
