@@ -370,9 +370,6 @@ def _parse_set(items) -> dict:
                 raise ValueError(f"--set {key}: float() cannot read {call.group(3)!r} in {text}") from None
             params[key] = -number if call and call.group(1) == "-" else number
             continue
-        if re.fullmatch(r"-?\d{1,3}(,\d{3})+", text):  # 1,000 would be the tuple (1, 0)
-            raise ValueError(f"--set {key}={text}: a number with a thousands separator reads as a tuple: write "
-                             f"{text.replace(',', '')} or {text.replace(',', '_')}, or a tuple in brackets: ({text})")
         try:
             parsed = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as err:
@@ -392,10 +389,14 @@ def _parse_set(items) -> dict:
             params[key] = value  # a bare string
             continue
         if type(parsed) is tuple and not _in_parentheses(text):
-            # BETA=0,5 (a decimal comma) would reach the notebook as the tuple (0, 5)
+            # N=1,000 (a thousands separator) or BETA=0,5 (a decimal comma) would reach the notebook as (1, 0), (0, 5)
+            brackets = f"a tuple or list in brackets: ({text}) or [{text}]"
+            if re.fullmatch(r"-?\d{1,3}(,\d{3})+", text):
+                raise ValueError(f"--set {key}={text}: a number with a thousands separator reads as the tuple "
+                                 f"{parsed!r}: write {text.replace(',', '')} or {text.replace(',', '_')}, or {brackets}")
             decimal = f"a decimal with a point ({text.replace(',', '.')}), " if re.fullmatch(r"-?\d+,\d+", text) else ""
             raise ValueError(f"--set {key}={text}: a comma outside brackets makes the tuple {parsed!r}: write "
-                             f"{decimal}a tuple or list in brackets: ({text}) or [{text}]")
+                             f"{decimal}{brackets}")
         params[key] = parsed
     return params
 
