@@ -30,11 +30,14 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 tutorial: $(VENV)/.installed
 	$(PY) -m stepdpo_lite.tutorial --profile $(PROFILE)
 
-# The tests never reach the Hub, whatever PROFILE is.
+# The tests never reach the Hub, whatever PROFILE is. One pytest worker per core (pytest-xdist), each test file on one
+# worker, in order: the tiny and the smoke profile's notebook runs are two files, side by side. Alone, a test of
+# tiny models leaves the second core mostly idle. `make test TEST_WORKERS=0` runs them in one process.
+TEST_WORKERS ?= logical
 test: export HF_HUB_OFFLINE := 1
 test: export HF_DATASETS_OFFLINE := 1
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 benchmarks: $(VENV)/.installed
 	$(PY) benchmarks/prm_scoring.py

@@ -4,6 +4,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_DISABLED", "true")
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # `make test`'s workers share the cores: torch threads split between
+    # them (the notebooks' kernels and scripts inherit it), not each worker taking every core and all of them waiting
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 import pytest  # noqa: E402
 
@@ -26,3 +29,34 @@ def tiny_model(tiny_tokenizer):
 def tiny_base_path():
     from stepdpo_lite.tutorial import toyworld
     return str(toyworld.TINY_BASE_DIR)
+
+
+@pytest.fixture(scope="session")
+def run_notebook():
+    """``run_notebook(run, name, profile, sizes)``: executes notebook ``name`` into ``run`` ({"root", "run",
+    "failed"}), whose notebooks share one runs folder as in `make tutorial`; once one fails, the later ones fail at
+    once, naming it. Returns the executed notebook's path."""
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    def execute(run, name, profile, sizes):
+        if run["failed"]:
+            pytest.fail(f"{name} not run: {run['failed'][0]} failed before it")
+        path = tutorial.NOTEBOOK_DIR / name
+        assert path.exists(), f"{path} is missing"
+        out = run["run"] / "executed" / name
+        params = {"PROFILE": profile, "RUNS_DIR": str(run["root"]), "RUN_DIR": str(run["run"]),
+                  "FIGURES_DIR": str(run["run"] / "figures"), **sizes}
+        try:
+            tutorial.execute_notebook(path, params, out)
+        except Exception:
+            run["failed"].append(name)
+            raise
+        return out
+    return execute
+
+
+def pytest_collection_modifyitems(items):
+    """The two notebook runs first. Under `make test`'s workers each is one long chain (its notebooks in order, then
+    the tests that read its run), so a run that starts late sets the wall time; the short files fill in around them."""
+    first = ("test_notebooks.py", "test_smoke_notebooks.py")
+    items.sort(key=lambda item: item.path.name not in first)  # stable: each file's own order is kept
