@@ -56,7 +56,7 @@ lock:
 	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
 	$(LOCK_VENV)/bin/python -m pip install -q "$(TORCH_CPU)"
 	$(LOCK_VENV)/bin/python -m pip install -q --upgrade -e ".[dev]"
-	$(LOCK_VENV)/bin/python -m pytest -q -p no:cacheprovider
+	$(LOCK_VENV)/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 	{ echo "# Exact versions of every dependency; \`make lock\` ran the tests with them on $$(date -u +%F) (Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())'), $(TORCH_CPU) CPU)."; \
 	  echo "# make installs with \`pip install -c requirements.lock -e .[dev]\`; torch is left out on purpose (see Makefile)."; \
 	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v -i -E '^(torch|stepdpo[-_]lite)[=@ ]'; \
