@@ -30,10 +30,11 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 tutorial: $(VENV)/.installed
 	$(PY) -m stepdpo_lite.tutorial --profile $(PROFILE)
 
-# The tests never reach the Hub, whatever PROFILE is. One pytest worker per core (pytest-xdist), each test file on one
-# worker, in order: the tiny and the smoke profile's notebook runs are two files, side by side. Alone, a test of
-# tiny models leaves the second core mostly idle. `make test TEST_WORKERS=0` runs them in one process.
-TEST_WORKERS ?= logical
+# The tests never reach the Hub, whatever PROFILE is. Two pytest workers (pytest-xdist), each test file on one worker,
+# in order: the tiny and the smoke profile's notebook runs are two files, side by side, and the cores are split
+# between the workers (tests/conftest.py). Alone, a test of tiny models leaves a second core mostly idle; more workers
+# would not shorten the tiny run, the longest file. `make test TEST_WORKERS=0` runs the suite in one process.
+TEST_WORKERS ?= 2
 test: export HF_HUB_OFFLINE := 1
 test: export HF_DATASETS_OFFLINE := 1
 test: $(VENV)/.installed

@@ -6,7 +6,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_DISABLED", "true")
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # `make test`'s workers share the cores: torch threads split between
     # them (the notebooks' kernels and scripts inherit it), not each worker taking every core and all of them waiting
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
 import pytest  # noqa: E402
 

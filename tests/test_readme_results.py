@@ -1,8 +1,9 @@
-"""README's results table, and the figures notebooks 02 to 04, 06 and 07 quote, come from one `make tutorial` run (at 4e000a0):
+"""README's results table, and the figures notebooks 02 to 07 quote, come from one `make tutorial` run (at 42ba634):
 its metrics.json is kept as docs/tutorial_metrics.json, and every figure they quote must be that file's, formatted
-as the notebooks print it. The comparisons the texts draw from it are asserted on it too (the tests' own tiny run,
-tests/test_notebooks.py, is too small for the close ones). After a new run:
-`cp runs/tiny/metrics.json docs/tutorial_metrics.json`, then these tests name each quoted figure that moved."""
+as the notebooks print it; a decimal figure in a README row that none of them is, is named too. The comparisons
+the texts draw from it are asserted on it too (the tests' own tiny run, tests/test_notebooks.py, is too small for
+the close ones). After a new run: `cp runs/tiny/metrics.json docs/tutorial_metrics.json`, then these tests name
+each quoted figure that moved."""
 import copy
 import json
 import re
@@ -75,10 +76,12 @@ def readme_figures(m: dict) -> dict[str, list[str]]:
 
 
 def notebook_figures(m: dict) -> dict[str, list[str]]:
-    """For notebooks 02 to 04, 06 and 07, the figures their markdown quotes from the run."""
+    """For notebooks 02 to 07, the figures their markdown quotes from the run."""
     prm, orm, policy = m["prm"], m["orm"], m["policy"]
     one_round, minus = policy["one_round_gold_labels"], policy["stepwise_dpo"]["minus"]
     top, top_differences, search = m["best_of_n"]["16"], m["best_of_n_differences"]["16"], m["test_time"]
+    vis = m["visualisation"]
+    gaps = vis["chosen_minus_rejected_by_step"]
     return {
         "02_process_reward_model.ipynb": [
             _auroc(prm["step_auroc"]), _auroc(prm["first_error_f1"]), _auroc(prm["zero_shot"]["step_auroc"]),
@@ -97,6 +100,15 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{_percent(policy['dpo']['accuracy'])} greedy / {_percent(policy['dpo']['sampled_accuracy'])}",
             _greedy_sampled(policy["nll_only"]), _greedy_sampled(policy["stepwise_dpo"]),
             *(f for d in (minus["nll_only"], minus["dpo"]) for r in d.values() for f in _interval(r, _points))],
+        "05_step_reward_visualisation.ipynb": [
+            f"{vis['heatmap']['mean_p_right']:.2f}", f"{vis['heatmap']['mean_p_wrong']:.2f}",
+            f"{vis['heatmap']['first_error_found']} of the {vis['heatmap']['solutions']} solutions",
+            f"{vis['before_after']['base_right']} of these {vis['before_after']['problems']} problems",
+            f"policy {vis['before_after']['after_right']}.",
+            f"{_signed(min(gaps), 2)} to {_signed(max(gaps), 2)}",
+            *(_signed(vis["implicit_step_reward"][name][side], 3) for name in ("DPO", "Stepwise DPO")
+              for side in ("chosen", "rejected_right", "rejected_wrong")),
+            f"{round(vis['explorer_first_error_hits'] * vis['explorer_solutions'])} of {vis['explorer_solutions']}"],
         "06_evaluation.ipynb": [
             *(f"{round(100 * top[k])}%" for k in ("prm_product", "prm_min", "prm_last", "majority", "random", "orm")),
             f"{round(100 * m['evaluation']['pass_at_n']['16'])}%", _percent(m["evaluation"]["candidate_accuracy"]),
@@ -126,7 +138,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.replace("**", "").split())  # bold marks out, one space for every line break
 
 
+_DECIMAL = re.compile(r"(?<![\d.])\d+\.\d+")  # a measured figure: "0.963", "85.3%", "+0.0049" (not "(02)" or "16")
+
+
 def missing_readme_figures(readme: str, metrics: dict) -> list[str]:
+    """Each figure a results row must quote and does not, and each decimal figure in it that none of them is."""
     section = readme[readme.index("## Results (tiny profile"):]
     rows = [line for line in section[:section.index("\n### ")].splitlines() if line.startswith("| ")]
     missing = []
@@ -135,6 +151,9 @@ def missing_readme_figures(readme: str, metrics: dict) -> list[str]:
         assert len(row) == 1, f"README's results table has {len(row)} rows with {marker!r}"
         row = _one_line(row[0]).replace("% greedy /", "% /").replace("% sampled", "%")
         missing += [f"{marker}: {f}" for f in figures if not _quotes(row, f)]
+        recorded = {x for f in figures for x in _DECIMAL.findall(f)}
+        missing += [f"{marker}: {x} is in the row but no recorded figure" for x in _DECIMAL.findall(row)
+                    if x not in recorded]
     return missing
 
 
@@ -152,11 +171,20 @@ def test_notebook_texts_quote_the_recorded_run():
     assert not missing, "notebook figures not in docs/tutorial_metrics.json's run:\n" + "\n".join(missing)
 
 
-def test_the_check_names_a_moved_figure():
+def test_the_check_names_a_moved_figure_and_a_stale_one():
     moved = copy.deepcopy(RECORDED)
+    readme = (ROOT / "README.md").read_text()
+    step_auroc, random_pick = _auroc(moved["prm"]["step_auroc"]), _percent(moved["best_of_n"]["16"]["random"])
     moved["prm"]["step_auroc"], moved["best_of_n"]["16"]["random"] = 0.5, 0.033  # "3.3%" is inside "83.3%"
-    assert missing_readme_figures((ROOT / "README.md").read_text(), moved) == [
-        "Does the PRM find the wrong step? (02): 0.500", "Which verifier picks the best of 16 samples? (06): 3.3%"]
+    assert missing_readme_figures(readme, moved) == [
+        "Does the PRM find the wrong step? (02): 0.500",
+        f"Does the PRM find the wrong step? (02): {step_auroc} is in the row but no recorded figure",
+        "Which verifier picks the best of 16 samples? (06): 3.3%",
+        f"Which verifier picks the best of 16 samples? (06): {random_pick[:-1]} is in the row but no recorded figure"]
+    stale = readme.replace("| Monte-Carlo step labels (8 rollouts) vs the checker (01) |",
+                           "| Monte-Carlo step labels (8 rollouts) vs the checker (01), 61.2% before |")
+    assert missing_readme_figures(stale, RECORDED) == [
+        "Monte-Carlo step labels: 61.2 is in the row but no recorded figure"]
 
 
 def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
@@ -167,6 +195,8 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
         assert min(policy[name]["accuracy"], one_round[name]["accuracy"]) > policy["base"]["accuracy"], name
     # 04: after one round on the checker's labels, NLL only leads and Stepwise DPO's preference term costs less
     assert one_round["nll_only"]["accuracy"] > one_round["stepwise_dpo"]["accuracy"] > one_round["dpo"]["accuracy"]
+    vis = m["visualisation"]  # 05: the chosen curve above the rejected one at every position, and every pair ranked
+    assert min(vis["chosen_minus_rejected_by_step"]) > 0 and vis["chosen_ranked_above_rejected"] == 1
     for aggregation in ("prm_min", "prm_product"):  # 06: the PRM's best-of-N curves climb with N
         curve = [m["best_of_n"][n][aggregation] for n in sorted(m["best_of_n"], key=int)]
         assert curve == sorted(curve) and curve[-1] > curve[0], (aggregation, curve)
