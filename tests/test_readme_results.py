@@ -1,4 +1,4 @@
-"""README's results table, and the figures notebooks 02 to 07 quote, come from one `make tutorial` run (at 42ba634):
+"""README's results table, and the figures notebooks 01 to 07 quote, come from one `make tutorial` run (at 42ba634):
 its metrics.json is kept as docs/tutorial_metrics.json, and every figure they quote must be that file's, formatted
 as the notebooks print it; a decimal figure in a README row that none of them is, is named too. The comparisons
 the texts draw from it are asserted on it too (the tests' own tiny run, tests/test_notebooks.py, is too small for
@@ -76,13 +76,17 @@ def readme_figures(m: dict) -> dict[str, list[str]]:
 
 
 def notebook_figures(m: dict) -> dict[str, list[str]]:
-    """For notebooks 02 to 07, the figures their markdown quotes from the run."""
+    """For notebooks 01 to 07, the figures their markdown quotes from the run."""
     prm, orm, policy = m["prm"], m["orm"], m["policy"]
     one_round, minus = policy["one_round_gold_labels"], policy["stepwise_dpo"]["minus"]
     top, top_differences, search = m["best_of_n"]["16"], m["best_of_n_differences"]["16"], m["test_time"]
     vis = m["visualisation"]
     gaps = vis["chosen_minus_rejected_by_step"]
+    solutions = sum(m["data"]["n_problems"].values()) * m["data"]["samples_per_problem"]
+    right = m["data"]["base_sampled_accuracy"]
     return {
+        "01_data_prep.ipynb": [f"{round(right * solutions):,} of the {solutions:,} sampled solutions",
+                               f"({_percent(right)})"],
         "02_process_reward_model.ipynb": [
             _auroc(prm["step_auroc"]), _auroc(prm["first_error_f1"]), _auroc(prm["zero_shot"]["step_auroc"]),
             _auroc(prm["zero_shot"]["f1"]), _auroc(prm["position_baseline_auroc"]),
