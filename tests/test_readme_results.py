@@ -1,4 +1,4 @@
-"""README's results table, and the figures notebooks 01 to 07 quote, come from one `make tutorial` run (at 42ba634):
+"""README's results table, and the figures notebooks 01 to 07 quote, come from one `make tutorial` run (at 4fa7b87):
 its metrics.json is kept as docs/tutorial_metrics.json, and every figure they quote must be that file's, formatted
 as the notebooks print it; a decimal figure in a README row that none of them is, is named too. The comparisons
 the texts draw from it are asserted on it too (the tests' own tiny run, tests/test_notebooks.py, is too small for
@@ -82,11 +82,12 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
     top, top_differences, search = m["best_of_n"]["16"], m["best_of_n_differences"]["16"], m["test_time"]
     vis = m["visualisation"]
     gaps = vis["chosen_minus_rejected_by_step"]
-    solutions = sum(m["data"]["n_problems"].values()) * m["data"]["samples_per_problem"]
-    right = m["data"]["base_sampled_accuracy"]
+    data = m["data"]
+    solutions, right = data["base_sampled_solutions"], data["base_sampled_accuracy"]
     return {
         "01_data_prep.ipynb": [f"{round(right * solutions):,} of the {solutions:,} sampled solutions",
-                               f"({_percent(right)})"],
+                               f"({_percent(right)})", f"only {data['base_no_step_wrong']:,} have no step wrong",
+                               f"the other {data['base_right_through_a_wrong_step']:,} slip"],
         "02_process_reward_model.ipynb": [
             _auroc(prm["step_auroc"]), _auroc(prm["first_error_f1"]), _auroc(prm["zero_shot"]["step_auroc"]),
             _auroc(prm["zero_shot"]["f1"]), _auroc(prm["position_baseline_auroc"]),
@@ -193,7 +194,10 @@ def test_the_check_names_a_moved_figure_and_a_stale_one():
 
 def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     m = RECORDED
-    orm, policy, one_round = m["orm"], m["policy"], m["policy"]["one_round_gold_labels"]
+    orm, policy, one_round, data = m["orm"], m["policy"], m["policy"]["one_round_gold_labels"], m["data"]
+    # 01: every right answer is a clean solution or one that slipped in a step and still got there
+    right = round(data["base_sampled_accuracy"] * data["base_sampled_solutions"])
+    assert data["base_no_step_wrong"] + data["base_right_through_a_wrong_step"] == right
     assert orm["auroc"] > orm["prm_min_auroc"]  # 03: the PRM (min over steps) is the worse judge of the answer
     for name in ("dpo", "stepwise_dpo", "nll_only"):  # 04: every method gains over the base, in both parts
         assert min(policy[name]["accuracy"], one_round[name]["accuracy"]) > policy["base"]["accuracy"], name
