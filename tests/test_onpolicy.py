@@ -406,28 +406,27 @@ def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_lay
                                   train_dataset=tr.train_dataset, args=tr.args)
 
 
-def test_fresh_rejected_step_loss_averages_to_the_chosen_tokens_nll(tmp_path, tiny_model, tiny_tokenizer):
-    """step_rejected="fresh" (fresh_rejected_pairs.py): at every step the rejected token is drawn again from the
-    current policy at the pair's state, so at the reference the step loss's gradient averages, over draws, to −β/2 times
-    the chosen token's log-prob gradient (scripts/pair_expectation.py's identity, inside the trainer); settings that
-    cannot redraw one token are ValueErrors."""
-    from stepdpo_lite.tutorial.fresh_rejected_pairs import FreshRejectedStepDPOTrainer
-
+def _redrawn_rejected_trainer(tmp_path, tiny_model, tiny_tokenizer, step_rejected):
+    """A Stepwise DPO trainer whose rejected token comes from the current policy (``step_rejected``), at the
+    reference on ``step_rows()``; its collated batch; and the gradient of a loss over its trainable parameters."""
     tok = copy.deepcopy(tiny_tokenizer)
     tok.padding_side = "right"
     rows = step_rows()
-    settings = onpolicy.TrainSettings(step_pairing="first_token", step_rejected="fresh", sft_weight=0.0, args=FAST)
-    tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings, str(tmp_path / "f"),
-                               ref_model=copy.deepcopy(tiny_model).eval())
-    assert isinstance(tr, FreshRejectedStepDPOTrainer)
+    settings = onpolicy.TrainSettings(step_pairing="first_token", step_rejected=step_rejected, sft_weight=0.0,
+                                      args=FAST)
+    tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings,
+                               str(tmp_path / step_rejected), ref_model=copy.deepcopy(tiny_model).eval())
     batch = tr.data_collator([tr.train_dataset[i] for i in range(len(rows))])
     params = [p for p in tr.model.parameters() if p.requires_grad]
 
     def gradient(value):
         return torch.cat([g.reshape(-1) for g in torch.autograd.grad(value, params)])
+    return tr, batch, gradient
 
-    draws = [gradient(tr.compute_loss(tr.model, batch)) for _ in range(100)]
-    assert len({round(float(d.norm()), 6) for d in draws}) > 2  # the rejected token changes from step to step
+
+def _chosen_token_nll_gradient(tr, batch, gradient):
+    """The identity's prediction at the reference: −β/2 times the chosen token's log-prob gradient, each pair weighed
+    by p⁺ of its step (= 1 − p⁻ of the rejected one in ``step_rows()``), averaged over the pairs."""
     pos, valid = tr._critical_positions(batch)
     n = len(pos) // 2
     assert bool((valid[:n] & valid[n:]).all())
@@ -436,9 +435,23 @@ def test_fresh_rejected_step_loss_averages_to_the_chosen_tokens_nll(tmp_path, ti
                              -1)[torch.arange(n), pos[:n] - 1]
     chosen = batch["input_ids"][torch.arange(n), pos[:n]]
     first = batch["first_diff_step"]
-    coef = batch["step_probs"][torch.arange(n), first]  # p⁺ of the chosen step, = 1 − p⁻ of the rejected one here
+    coef = batch["step_probs"][torch.arange(n), first]
     assert torch.allclose(coef, 1 - batch["step_probs"][torch.arange(n, 2 * n), first])
-    expected = gradient(-tr.args.step_beta / 2 * (coef * logp[torch.arange(n), chosen]).sum() / n)
+    return gradient(-tr.args.step_beta / 2 * (coef * logp[torch.arange(n), chosen]).sum() / n)
+
+
+def test_fresh_rejected_step_loss_averages_to_the_chosen_tokens_nll(tmp_path, tiny_model, tiny_tokenizer):
+    """step_rejected="fresh" (fresh_rejected_pairs.py): at every step the rejected token is drawn again from the
+    current policy at the pair's state, so at the reference the step loss's gradient averages, over draws, to −β/2 times
+    the chosen token's log-prob gradient (scripts/pair_expectation.py's identity, inside the trainer); settings that
+    cannot redraw one token are ValueErrors."""
+    from stepdpo_lite.tutorial.fresh_rejected_pairs import FreshRejectedStepDPOTrainer
+
+    tr, batch, gradient = _redrawn_rejected_trainer(tmp_path, tiny_model, tiny_tokenizer, "fresh")
+    assert isinstance(tr, FreshRejectedStepDPOTrainer)
+    draws = [gradient(tr.compute_loss(tr.model, batch)) for _ in range(100)]
+    assert len({round(float(d.norm()), 6) for d in draws}) > 2  # the rejected token changes from step to step
+    expected = _chosen_token_nll_gradient(tr, batch, gradient)
     mean = torch.stack(draws).mean(0)
     cos = torch.nn.functional.cosine_similarity(mean, expected, dim=0)
     assert cos > 0.95 and 0.8 < float(mean.norm() / expected.norm()) < 1.2, (float(cos), float(mean.norm()),
@@ -446,13 +459,38 @@ def test_fresh_rejected_step_loss_averages_to_the_chosen_tokens_nll(tmp_path, ti
     with pytest.raises(ValueError, match="step_pairing must be one of"):  # was refused after DPO's training
         onpolicy.TrainSettings(step_pairing="first_errror")
     for bad in (dict(step_pairing="first_error"), dict(step_pairing="first_token", step_gradient="output_layer"),
-                dict(step_pairing="first_token", step_rejected="new")):
+                dict(step_pairing="first_token", step_rejected="new"),
+                dict(step_pairing="first_error", step_rejected="expected")):
         with pytest.raises(ValueError, match="step_rejected"):
             onpolicy.TrainSettings(step_rejected=bad.pop("step_rejected", "fresh"), **bad)
     with pytest.raises(ValueError, match="ref_model"):
-        FreshRejectedStepDPOTrainer(copy.deepcopy(tiny_model), ref_model=None, processing_class=tok,
+        FreshRejectedStepDPOTrainer(copy.deepcopy(tiny_model), ref_model=None, processing_class=tr.processing_class,
                                     train_dataset=tr.train_dataset,
                                     args=type(tr.args)(**{**tr.args.to_dict(), "precompute_ref_log_probs": True}))
+
+
+def test_expected_rejected_step_loss_is_the_chosen_tokens_nll_exactly(tmp_path, tiny_model, tiny_tokenizer):
+    """step_rejected="expected": the fresh draw's expectation over the vocabulary, so at the reference the gradient
+    *is* −β/2 times the chosen token's log-prob gradient, to float precision, with no draw to average; away from the
+    reference it is the mean of the fresh trainer's draws (the same weights, the same step)."""
+    from stepdpo_lite.tutorial.fresh_rejected_pairs import ExpectedRejectedStepDPOTrainer
+
+    tr, batch, gradient = _redrawn_rejected_trainer(tmp_path, tiny_model, tiny_tokenizer, "expected")
+    assert isinstance(tr, ExpectedRejectedStepDPOTrainer)
+    got = gradient(tr.compute_loss(tr.model, batch))
+    want = _chosen_token_nll_gradient(tr, batch, gradient)
+    assert torch.allclose(got, want, atol=1e-6, rtol=1e-4), float((got - want).abs().max())
+
+    fresh, fresh_batch, fresh_gradient = _redrawn_rejected_trainer(tmp_path, tiny_model, tiny_tokenizer, "fresh")
+    for model in (tr.model, fresh.model):  # both moved off the reference alike, where σ(−β·h) weighs each rival
+        torch.manual_seed(0)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+    exact = tr.compute_loss(tr.model, batch).item()
+    draws = torch.tensor([fresh.compute_loss(fresh.model, fresh_batch).item() for _ in range(400)])
+    assert abs(draws.mean() - exact) < 4 * draws.std() / 20, (exact, float(draws.mean()), float(draws.std()))
+    assert float(draws.std()) > 0  # the fresh loss varies from draw to draw; the expected one is its mean
 
 
 # ----------------------------------------------------------------------------- a tiny run end to end

@@ -5,7 +5,8 @@ rejected differ, read at the state they share (the "critical token" of cDPO, Lin
 two diagnostics of ``docs/benchmarks.md`` keep the data and the other terms, and swap that step loss for a variant:
 
 - ``output_layer_pairs.OutputLayerStepDPOTrainer``: the same value, its gradient stopped at the hidden state;
-- ``fresh_rejected_pairs.FreshRejectedStepDPOTrainer``: the rejected token drawn again from the current policy.
+- ``fresh_rejected_pairs.FreshRejectedStepDPOTrainer``: the rejected token drawn again from the current policy
+  (``ExpectedRejectedStepDPOTrainer``: that draw's expectation over the vocabulary).
 
 This module finds the critical token and does the swap; each variant writes ``_critical_token_step_loss``.
 """

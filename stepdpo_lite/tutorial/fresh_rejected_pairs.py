@@ -10,13 +10,15 @@ chosen and rejected differ, and throws the round's rejected token away. At every
     −log σ(β·((log π(c|s) − log π_ref(c|s)) − (log π(r|s) − log π_ref(r|s)))),
 
 and a draw of ``c`` makes none (loss 0 for that state): as in a round, a state yields a pair when the policy slips
-there. The NLL and outcome terms are unchanged.
+there. The NLL and outcome terms are unchanged. ``ExpectedRejectedStepDPOTrainer`` takes that draw's expectation
+exactly, over the whole vocabulary (``Σ_{r ≠ c} π(r|s)`` times the loss against ``r``): the same loss on average,
+without the draw's noise.
 
     trainer = FreshRejectedStepDPOTrainer(model, ref_model=ref, args=StepwiseDPOConfig(step_pairing="first_token",
                                           ...), train_dataset=rows, processing_class=tokenizer)
 
 ``onpolicy.TrainSettings(step_rejected="fresh")`` and ``scripts/onpolicy_rounds.py --step-rejected fresh`` train the
-Stepwise DPO method with it. It needs a frozen reference model, so a fully fine-tuned policy (the tiny profile), and
+Stepwise DPO method with it (``"expected"``: with the other). It needs a frozen reference model, so a fully fine-tuned policy (the tiny profile), and
 no precomputed reference log-probs: the reference must score whichever token is drawn.
 """
 
@@ -51,12 +53,33 @@ class FreshRejectedStepDPOTrainer(CriticalTokenStepDPOTrainer):
         with torch.no_grad():
             ref = torch.log_softmax(self.ref_model(**chosen_only).logits[rows, state].float(), -1)
         c = inputs["input_ids"][rows, pos[:n]]
-        r = torch.multinomial(logp.detach().exp().cpu(), 1, generator=self._draws).squeeze(1).to(c.device)
         first = inputs["first_diff_step"].clamp(min=0)
         probs = inputs["step_probs"][torch.arange(2 * n, device=pos.device), first.repeat(2)][:, None].chunk(2)
         a = self._first_step_weights(inputs)  # step_weights' a_k, as the parent weighs a step
-        per_pair = compute_step_loss(a * (logp - ref)[rows, c][:, None], a * (logp - ref)[rows, r][:, None], probs[0],
-                                     probs[1], self.args.step_beta)
+        per_state = self._slip_loss(a * (logp - ref), logp.detach(), c, probs)
         # Only slips make pairs, but every state the round paired counts, so a pair weighs as often as the policy slips.
-        slip = has_pair & (r != c)
-        return (per_pair * slip.to(per_pair.dtype)).sum() / has_pair.sum().clamp(min=1)
+        return (per_state * has_pair.to(per_state.dtype)).sum() / has_pair.sum().clamp(min=1)
+
+    def _slip_loss(self, ratios, logp, c, probs):
+        """``(n,)``: each state's step loss against one token ``r ~ π(·|s)`` drawn now; 0 where ``r = c``."""
+        rows = torch.arange(len(c), device=c.device)
+        r = torch.multinomial(logp.exp().cpu(), 1, generator=self._draws).squeeze(1).to(c.device)
+        per_pair = compute_step_loss(ratios[rows, c][:, None], ratios[rows, r][:, None], probs[0], probs[1],
+                                     self.args.step_beta)
+        return per_pair * (r != c).to(per_pair.dtype)
+
+
+class ExpectedRejectedStepDPOTrainer(FreshRejectedStepDPOTrainer):
+    """The fresh draw's expectation, taken exactly over the vocabulary: each state's loss is
+    ``Σ_{r ≠ c} π(r|s) · L(c, r)`` (``π`` held fixed), what ``FreshRejectedStepDPOTrainer`` averages to over
+    draws. A diagnostic of the draw's noise: the same first-order gradient (the NLL of ``c``, ``β/2`` per slip at
+    the reference), the same ``σ(−β·h)`` weight on each rival, no sampling variance."""
+
+    def _slip_loss(self, ratios, logp, c, probs):
+        n, vocab = ratios.shape
+        rows = torch.arange(n, device=c.device)
+        chosen = ratios[rows, c][:, None].expand(n, vocab).reshape(-1, 1)
+        each_rival = compute_step_loss(chosen, ratios.reshape(-1, 1), probs[0].repeat_interleave(vocab, 0),
+                                       probs[1].repeat_interleave(vocab, 0), self.args.step_beta).view(n, vocab)
+        slip = logp.exp().scatter(1, c[:, None], 0.0)  # π(r|s) for r ≠ c: a draw of c makes no pair
+        return (slip * each_rival).sum(1)

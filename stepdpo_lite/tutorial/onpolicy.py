@@ -37,7 +37,7 @@ NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL
 PAIR_KINDS = ("solution", "step", "both")
 MIRRORED = ("no", "add", "instead")
 STEP_GRADIENTS = ("all", "output_layer")
-STEP_REJECTED = ("round", "fresh")
+STEP_REJECTED = ("round", "fresh", "expected")
 
 
 # ----------------------------------------------------------------------------- training
@@ -54,7 +54,7 @@ class TrainSettings:
     # "output_layer": Stepwise DPO's step loss moves the output layer only (a diagnostic; output_layer_pairs.py)
     step_gradient: str = "all"
     # "fresh": Stepwise DPO's rejected token is drawn again from the current policy at every step, not the round's
-    # (a diagnostic; fresh_rejected_pairs.py)
+    # (a diagnostic; fresh_rejected_pairs.py); "expected": that draw's expectation over the vocabulary, exactly
     step_rejected: str = "round"
     args: dict = field(default_factory=dict)  # DPOConfig/StepwiseDPOConfig fields: batch size, lr, max_steps, ...
 
@@ -69,19 +69,19 @@ class TrainSettings:
                              f"got {self.step_pairing!r}")
         if self.step_rejected not in STEP_REJECTED:
             raise ValueError(f"step_rejected must be one of {STEP_REJECTED}, got {self.step_rejected!r}")
-        if self.step_rejected == "fresh" and (self.step_pairing != "first_token" or self.step_gradient != "all"):
-            raise ValueError("step_rejected='fresh' needs step_pairing='first_token' (one token to redraw) and "
-                             f"step_gradient='all', got {self.step_pairing!r}, {self.step_gradient!r}")
+        if self.step_rejected != "round" and (self.step_pairing != "first_token" or self.step_gradient != "all"):
+            raise ValueError(f"step_rejected={self.step_rejected!r} needs step_pairing='first_token' (one token to "
+                             f"redraw) and step_gradient='all', got {self.step_pairing!r}, {self.step_gradient!r}")
 
     def check_policy(self, model) -> None:
         """What the Stepwise DPO variants need of its policy, checked before a round samples and trains the others:
-        ``step_rejected="fresh"`` a frozen reference copy (a fully fine-tuned policy), ``step_gradient=
+        ``step_rejected="fresh"`` or ``"expected"`` a frozen reference copy (a fully fine-tuned policy), ``step_gradient=
         "output_layer"`` a trainable output layer."""
         from accelerate.utils import is_peft_model
-        if self.step_rejected == "fresh" and (is_peft_model(model) or self.args.get("precompute_ref_log_probs")):
-            raise ValueError("step_rejected='fresh' needs a fully fine-tuned policy (its reference scores tokens drawn "
-                             "while training) and precompute_ref_log_probs off; this policy has a PEFT adapter or "
-                             "the reference is precomputed")
+        if self.step_rejected != "round" and (is_peft_model(model) or self.args.get("precompute_ref_log_probs")):
+            raise ValueError(f"step_rejected={self.step_rejected!r} needs a fully fine-tuned policy (its reference "
+                             "scores every token the policy may write) and precompute_ref_log_probs off; this policy "
+                             "has a PEFT adapter or the reference is precomputed")
         if self.step_gradient == "output_layer":
             from .output_layer_pairs import OutputLayerStepDPOTrainer
             OutputLayerStepDPOTrainer.check_policy(model)
@@ -102,7 +102,7 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
 
     from ..trainer import StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16, float32_adapters_for_fp16
     from .colab import drop_log_printer
-    from .fresh_rejected_pairs import FreshRejectedStepDPOTrainer
+    from .fresh_rejected_pairs import ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer
     from .output_layer_pairs import OutputLayerStepDPOTrainer
 
     if method not in METHODS:
@@ -119,7 +119,8 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
                                  outcome_loss_weight=settings.outcome_weight, sft_loss_weight=settings.sft_weight,
                                  step_pairing=settings.step_pairing, **common)
         cls = (OutputLayerStepDPOTrainer if settings.step_gradient == "output_layer" else
-               FreshRejectedStepDPOTrainer if settings.step_rejected == "fresh" else StepwiseDPOTrainer)
+               FreshRejectedStepDPOTrainer if settings.step_rejected == "fresh" else
+               ExpectedRejectedStepDPOTrainer if settings.step_rejected == "expected" else StepwiseDPOTrainer)
         trainer = cls(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=data, args=args)
     else:
         if any(r.get("open_ended") for r in rows):
