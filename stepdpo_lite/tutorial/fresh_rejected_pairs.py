@@ -18,8 +18,9 @@ without the draw's noise.
                                           ...), train_dataset=rows, processing_class=tokenizer)
 
 ``onpolicy.TrainSettings(step_rejected="fresh")`` and ``scripts/onpolicy_rounds.py --step-rejected fresh`` train the
-Stepwise DPO method with it (``"expected"``: with the other). It needs a frozen reference model, so a fully fine-tuned policy (the tiny profile), and
-no precomputed reference log-probs: the reference must score whichever token is drawn.
+Stepwise DPO method with it (``"expected"`` with the expectation). Both need a frozen reference model, so a fully
+fine-tuned policy (the tiny profile), and no precomputed reference log-probs: the reference must score whichever
+token is drawn.
 """
 
 from __future__ import annotations
