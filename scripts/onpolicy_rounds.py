@@ -31,8 +31,9 @@ from stepdpo_lite.tutorial import onpolicy, runs, tasks, toyworld  # noqa: E402
 from stepdpo_lite.tutorial.profiles import get_profile, load_profile_model  # noqa: E402
 
 
-def start_policies(profile, methods, freeze_embeddings=False):
-    """One copy of the start policy per method (each trains on from its own)."""
+def start_policies(profile, methods, freeze_embeddings=False, seed=0):
+    """One copy of the start policy per method (each trains on from its own; a LoRA profile's adapters all drawn
+    from ``seed``, so the methods start from the same weights)."""
     policies, tokenizer = {}, None
     for m in methods:
         if profile.task == "toy":
@@ -40,7 +41,7 @@ def start_policies(profile, methods, freeze_embeddings=False):
             if freeze_embeddings:
                 model.get_input_embeddings().weight.requires_grad_(False)
         else:
-            model, tokenizer = load_profile_model(profile, lora=True)
+            model, tokenizer = load_profile_model(profile, lora=True, lora_seed=seed)
         policies[m] = model
     tokenizer.padding_side = "right"
     return policies, tokenizer
@@ -103,7 +104,7 @@ def main(argv=None):
         raise SystemExit(f"{run / 'metrics.json'} has no prm.first_error_threshold: run notebook 02 first")
     from stepdpo_lite.rewards import ProcessRewardModel
     prm = ProcessRewardModel.load(runs.require(run / "prm", "02_process_reward_model"))
-    policies, tokenizer = start_policies(profile, args.methods, args.freeze_embeddings)
+    policies, tokenizer = start_policies(profile, args.methods, args.freeze_embeddings, args.seed)
     n = metrics.get("data", {}).get("n_problems", {})
     task = tasks.get_task(profile)
     splits = task.splits(n.get("train", profile.n_train_problems), n.get("test", profile.n_eval_problems),

@@ -55,6 +55,23 @@ def test_4bit_lora_trains_only_the_adapter(tiny_dir):
     assert all(p.grad is not None for n, p in model.named_parameters() if p.requires_grad and "lora_B" in n)
 
 
+def test_lora_seed_gives_every_load_the_same_adapter(tiny_dir):
+    """Notebook 04 loads one policy per method: each fresh adapter's lora_A came from wherever torch's random state
+    stood, so methods compared "at the same seed" started from different weights."""
+    def lora_a(**kw):
+        model, _ = profiles.load_profile_model("smoke", lora=True, name_or_path=tiny_dir, device="cpu", **kw)
+        return torch.cat([p.detach().flatten() for n, p in model.named_parameters() if "lora_A" in n])
+
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first = lora_a(lora_seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)  # torch's own random state left as it was
+    assert torch.equal(first, lora_a(lora_seed=0)) and not torch.equal(first, lora_a(lora_seed=1))
+    assert not torch.equal(lora_a(), lora_a())  # without it, from torch's random state as it stands
+    with pytest.raises(ValueError, match="lora_seed=0 seeds a new adapter, but no adapter is added"):
+        profiles.load_profile_model("smoke", name_or_path=tiny_dir, device="cpu", lora_seed=0)
+
+
 def test_a_4bit_model_scores_as_it_trained(tiny_dir):
     """peft's prepare_model_for_kbit_training puts a 4-bit model's unquantized weights (embeddings, norms) in
     float32 for training; loaded to score, they stayed in 16 bits, so a reward model reloaded after training scored

@@ -344,6 +344,17 @@ def test_one_step_completions_get_no_eos(tmp_path, tiny_model, tiny_tokenizer):
     assert ex["chosen_ids"][-1] == eos and ex["chosen_step_ids"][-1] == n_steps - 1  # a whole solution stops
     assert ex["first_diff_step"] == rows[0]["step_index"] == 1 < n_steps - 1  # the scored step holds no EOS
 
+    # whole-solution rows first, then one-step rows: Dataset.from_list took the first row's keys and dropped
+    # open_ended, so the one-step completions kept TRL's EOS (trained to stop after one step)
+    mixed = rows + prm_pairs.step_pair_rows(rows, "prefix")
+    assert "open_ended" not in mixed[0]
+    both = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, mixed, settings, str(tmp_path / "mix"))
+    assert both.train_dataset[0]["chosen_ids"][-1] == eos and both.train_dataset[1]["chosen_ids"][-1] != eos
+    unlabelled = [mixed[0], {k: v for k, v in mixed[1].items() if k != "chosen_step_labels"}]
+    with pytest.raises(ValueError, match="row 1: field 'chosen_step_labels' is missing"):
+        onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, unlabelled, settings,
+                              str(tmp_path / "bad"))
+
     with pytest.raises(ValueError, match="full form"):
         onpolicy.make_trainer("dpo", copy.deepcopy(tiny_model), tok, prm_pairs.step_pair_rows(rows, "prefix"),
                               settings, str(tmp_path / "dpo"))
@@ -593,6 +604,27 @@ def test_a_round_refuses_what_stepwise_dpo_cannot_train_before_it_samples(tiny_m
                             (dict(step_pairing="first_token", step_gradient="output_layer"), "output layer")):
         with pytest.raises(ValueError, match=match):
             onpolicy.run_round(policies, None, None, [], [], onpolicy.RoundSettings(), onpolicy.TrainSettings(**settings))
+
+
+def test_only_the_rounds_methods_write_its_samples(monkeypatch):
+    """A policies dict with more methods than ``methods`` (notebook 04 builds one per METHODS): the untrained one
+    used to write its share of every round's samples."""
+    calls = []
+
+    def sample(model, tokenizer, problems, n, **kw):
+        calls.append((model, n))
+        return [[p.gold_solution] * n for p in problems]  # every sample right: no pairs, nothing trains
+    monkeypatch.setattr(onpolicy.tasks, "sample_solutions", sample)
+    monkeypatch.setattr(onpolicy.tasks, "greedy_and_sampled_accuracy", lambda *a, **k: {"accuracy": 0.0})
+    policies = {m: f"<{m}>" for m in onpolicy.METHODS}
+    problems = toyworld.make_problems(2, "train", seed=0, max_ops=3)
+    for methods, sampler, drawn in ((("dpo", "stepwise_dpo"), "pooled", [("<dpo>", 2), ("<stepwise_dpo>", 2)]),
+                                    (("stepwise_dpo",), "nll_only", [("<nll_only>", 4)])):
+        calls.clear()
+        onpolicy.run_round(policies, None, StubPRM(), problems, problems[:1],
+                           onpolicy.RoundSettings(samples_per_problem=4, sampler=sampler, threshold=THRESHOLD),
+                           onpolicy.TrainSettings(), round_index=2, methods=methods, out=lambda line: None)
+        assert calls == drawn, (methods, calls)
 
 
 def test_a_round_refuses_a_sampler_without_policy_and_one_model_for_every_method():

@@ -75,8 +75,8 @@ class TrainSettings:
 
     def check_policy(self, model) -> None:
         """What the Stepwise DPO variants need of its policy, checked before a round samples and trains the others:
-        ``step_rejected="fresh"`` or ``"expected"`` a frozen reference copy (a fully fine-tuned policy), ``step_gradient=
-        "output_layer"`` a trainable output layer."""
+        ``step_rejected="fresh"`` or ``"expected"`` a frozen reference copy (a fully fine-tuned policy),
+        ``step_gradient="output_layer"`` a trainable output layer."""
         from accelerate.utils import is_peft_model
         if self.step_rejected != "round" and (is_peft_model(model) or self.args.get("precompute_ref_log_probs")):
             raise ValueError(f"step_rejected={self.step_rejected!r} needs a fully fine-tuned policy (its reference "
@@ -88,9 +88,17 @@ class TrainSettings:
 
 
 def _dataset(rows, columns):
+    """``rows`` as a Dataset of ``columns``: each column that any row holds (``Dataset.from_list`` would take the
+    first row's keys and drop the rest silently). A row without ``open_ended`` is not open-ended; a row without
+    another of them is a ValueError."""
     from datasets import Dataset
 
-    return Dataset.from_list([{c: r[c] for c in columns if c in r} for r in rows])
+    held = [c for c in columns if any(c in r for r in rows)]
+    for i, r in enumerate(rows):
+        missing = [c for c in held if c not in r and c != "open_ended"]
+        if missing:
+            raise ValueError(f"row {i}: field {missing[0]!r} is missing (other rows of the round have it)")
+    return Dataset.from_dict({c: [r.get(c, False) for r in rows] for c in held})
 
 
 def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: TrainSettings, output_dir: str,
@@ -314,15 +322,18 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
     if "stepwise_dpo" in methods:
         ts.check_policy(policies["stepwise_dpo"])
     record = {"round": round_index, "label_source": "prm"}
+    # only the methods' policies (and a named sampler) write the round's samples and Step-DPO corrections
+    policies_used = {m: policies[m] for m in dict.fromkeys([*methods, *([rs.sampler] if rs.sampler != "pooled"
+                                                                         else [])])}
     started = time.perf_counter()
     round_seed = seed + 1000 * round_index
-    samples = sample_round(policies, tokenizer, prm, problems, rs, seed=round_seed, shared_start=shared_start)
+    samples = sample_round(policies_used, tokenizer, prm, problems, rs, seed=round_seed, shared_start=shared_start)
     flat = [s for row in samples for s in row]
     record["samples"] = len(flat)
     record["sample_accuracy"] = sum(s.answer_correct for s in flat) / max(len(flat), 1)
     record["prm_step_agreement"] = step_agreement(problems, samples)
     sample_seconds = time.perf_counter() - started
-    rows, info = build_round_pairs(policies, tokenizer, prm, problems, samples, rs, seed=round_seed)
+    rows, info = build_round_pairs(policies_used, tokenizer, prm, problems, samples, rs, seed=round_seed)
     record["pair_info"] = info
     record["pairs"] = {kind: sum(r["kind"] == kind for r in rows) for kind in ("solution", "step")}
     record["pairs"]["total"] = len(rows)

@@ -179,9 +179,24 @@ def prepare_profile(profile: str | Profile, out=print) -> Profile:
     return p
 
 
-def load_profile_model(profile: str | Profile, lora: bool = False, name_or_path: str | None = None, **overrides):
-    """``load_model`` with a profile's model, quantization, device, dtype and LoRA sizes; ``overrides`` win."""
+def load_profile_model(profile: str | Profile, lora: bool = False, name_or_path: str | None = None,
+                       lora_seed: int | None = None, **overrides):
+    """``load_model`` with a profile's model, quantization, device, dtype and LoRA sizes; ``overrides`` win.
+
+    ``lora_seed``: draw the fresh adapter's initial weights from this seed (torch's own random state is left as it
+    was), so that methods compared at "the same seed" start from the same adapter, not from wherever torch's random
+    state stood when each was loaded; ``None``: from that state."""
+    import torch
+
     p = get_profile(profile) if isinstance(profile, str) else profile
     kwargs = dict(quantization=p.quantization, device=p.device, dtype=p.dtype,
                   gradient_checkpointing=p.gradient_checkpointing and lora, lora=p.lora_config() if lora else None)
-    return load_model(name_or_path or p.model_name, **{**kwargs, **overrides})
+    kwargs.update(overrides)
+    if lora_seed is None:
+        return load_model(name_or_path or p.model_name, **kwargs)
+    if kwargs["lora"] is None:
+        raise ValueError(f"load_profile_model: lora_seed={lora_seed!r} seeds a new adapter, but no adapter is added "
+                         "(lora=False)")
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []):
+        torch.manual_seed(lora_seed)  # every device's generator: the adapter is drawn on the model's device
+        return load_model(name_or_path or p.model_name, **kwargs)
