@@ -184,7 +184,7 @@ class GenerativeVerifier:
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}")
         # A copy: the caller's config is not changed by the overrides, and can serve a PRM and an ORM alike
-        config = replace(config or RewardModelConfig(), **overrides)
+        config_given, config = config, replace(config or RewardModelConfig(), **overrides)
         if config.tag is None:
             config.tag = self.default_tag
         if quantization is not None:
@@ -192,11 +192,21 @@ class GenerativeVerifier:
         _check_values(config)  # before a model is loaded: a wrong option fails in a second, not after the load
         if isinstance(model, (str, os.PathLike)):  # loaded as the config says (a save records what was loaded)
             from .models import load_model
+            if config_given is None and (Path(model) / self.config_file).exists():  # its tag, delimiter, 4-bit base
+                raise ValueError(f"{model} holds a saved {type(self).__name__}: load it with "
+                                 f"{type(self).__name__}.load(path), which reads its {self.config_file}")
             model, loaded_tokenizer = load_model(model, quantization=config.quantization, device=device,
                                                  dtype=config.dtype)
             tokenizer = tokenizer or loaded_tokenizer
-        elif device is not None and quantization is None:
-            model.to(device)
+        else:
+            if device is not None and quantization is None:
+                model.to(device)
+            if config.dtype is None:  # as quantization below: what the model is, so that load() scores alike
+                q = getattr(model.config, "quantization_config", None)
+                dtype = (q.get("bnb_4bit_compute_dtype") if isinstance(q, dict) else getattr(
+                    q, "bnb_4bit_compute_dtype", None)) if getattr(model, "is_loaded_in_4bit", False) else model.dtype
+                name = str(dtype).removeprefix("torch.")
+                config.dtype = name if name in ("float32", "bfloat16", "float16") else None
         keep_4bit_weights_unpacked(model)  # a 4-bit model loaded elsewhere: same numbers on every CPU
         # What the model is, not what was asked: a save says so, and load() then gives the same rewards (a QLoRA
         # model object's adapter goes back on a 4-bit base; a full-precision one is not quantized on reload)

@@ -15,6 +15,14 @@ from stepdpo_lite.tutorial import gsm8k
     ("Answer: -$5", -5.0),  # the minus before the dollar sign (it read 5)
     ("Answer: $.50", 0.5),  # no leading zero (it read 50)
     ("Answer: .5", 0.5),
+    # a review (2026-12-03): asides in brackets, a number standing before an equation, fractions, LaTeX, U+2212
+    ("Answer: 18 (she sells 16 - 3 - 4 = 9 eggs at $2 each)", 18.0),  # it read 9
+    ("Answer: $18 = 9 eggs x $2", 18.0),  # it read 9
+    ("Answer: 20 (not 9 + 9 = 18)", 20.0),  # it read 18
+    ("Answer: The total is 5 + 3 = 8", 8.0),
+    ("Answer: 3/4", 0.75),  # it read 3
+    ("Answer: 1{,}000", 1000.0),  # it read 1
+    ("Answer: \u221212", -12.0),  # it read 12
 ])
 def test_extract_answer(text, want):
     assert gsm8k.extract_answer(text) == want
@@ -25,6 +33,14 @@ def test_answer_matches():
     assert not gsm8k.answer_matches("Answer: 17", "18")
     assert not gsm8k.answer_matches("I don't know", "18")
     assert gsm8k.answer_matches("Answer: 1,000", "1000")
+
+
+@pytest.mark.parametrize("final", ["nan", "inf", "-Infinity", "1_000", "eighteen"])
+def test_a_gold_answer_that_grades_nothing_right_is_refused(final):
+    """float() reads nan, inf and 1_000: such a gold answer graded every solution wrong, silently."""
+    with pytest.raises(gsm8k._Bad, match="must be a number"):
+        gsm8k.split_answer({"question": "How many?", "answer": f"2 + 2 = 4\n#### {final}"})
+    assert gsm8k.split_answer({"question": "How many?", "answer": "#### $1,000"})[1] == "$1,000"
 
 
 def test_format_prompt(tiny_tokenizer):

@@ -116,14 +116,16 @@ def test_the_core_never_imports_the_tutorial_kit():
     weights, one precision default, a prepared dataset checked against its settings) took them to about 3,170; 3,200
     until the reviews of the evening of 2026-12-02 (a save that would wipe a user's folder, a PRM's evaluation that
     lost steps, probability step labels in preference files, the collator's edge cases, the trainer's reference and
-    reward-model cases) took them to about 3,260.)"""
+    reward-model cases) took them to about 3,260; 3,375 until the reviews of 2026-12-03 (a reward model built from a
+    model object records its dtype; a saved reward model's folder is refused by the constructor, which would drop
+    its config) took them to about 3,385.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
             "data", "evaluation", "generation", "atomic", "checks"} <= core
     assert {name: sorted(edges[name] - core) for name in core if edges[name] - core} == {}
     lines = sum(len(p.read_text().splitlines()) for p in PACKAGE.glob("*.py"))
-    assert lines <= 3375, f"the library's top-level modules hold {lines} lines"
+    assert lines <= 3400, f"the library's top-level modules hold {lines} lines"
 
 
 def test_the_reference_names_import_from_the_package_and_import_stays_light():

@@ -236,6 +236,23 @@ def test_a_model_loaded_from_a_path_follows_its_config_and_the_save_says_what_wa
         ProcessRewardModel.load(tmp_path / "plain", device="cpu", dtype="half")
 
 
+def test_a_model_objects_dtype_is_saved_and_a_saved_folder_is_not_taken_for_a_base(tmp_path, saved_base):
+    """A bfloat16 model object saved "dtype": null and loaded back in float32 (other rewards); a saved PRM's folder
+    given to the constructor was loaded as a bare base: its tag, delimiter, aggregation and 4-bit base ignored."""
+    from stepdpo_lite.models import load_model
+    prompts, sols = _problems(2)
+    model, tok = load_model(saved_base, quantization=None, device="cpu", dtype=torch.bfloat16)
+    prm = ProcessRewardModel(model, tok, step_delimiter="\n\nStep", aggregation="last")
+    assert prm.config.dtype == "bfloat16"
+    prm.save(tmp_path / "prm")
+    again = ProcessRewardModel.load(tmp_path / "prm", device="cpu")
+    assert again.model.dtype == torch.bfloat16
+    assert again.score_solutions(prompts, sols) == prm.score_solutions(prompts, sols)
+    with pytest.raises(ValueError, match=r"holds a saved ProcessRewardModel: load it with ProcessRewardModel.load"):
+        ProcessRewardModel(str(tmp_path / "prm"), device="cpu")
+    assert ProcessRewardModel(str(tmp_path / "prm"), config=again.config, device="cpu").config.aggregation == "last"
+
+
 def test_the_fast_head_is_checked_in_eval_mode_and_the_mode_kept(saved_base):
     """In train mode a LoRA adapter's dropout made the two passes differ: full (batch, length, vocab) logits."""
     from stepdpo_lite.models import load_model

@@ -22,6 +22,9 @@ INSTRUCTION = ("Solve the math problem step by step. Start each step on a new pa
 HUB_NAME = "openai/gsm8k"
 
 _NUMBER = re.compile(r"-?\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")  # -$5 and $.50 too
+_PLAIN = re.compile(r"-?(?:\d+(?:\.\d+)?|\.\d+)")  # what float() may read: not nan, inf or 1_000
+_FRACTION = re.compile(rf"({_NUMBER.pattern})(?:\s*/\s*({_NUMBER.pattern}))?")  # 3/4 is 0.75, not 3
+_ASIDE = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")  # (she sells 16 - 3 - 4 = 9 eggs): not the answer
 
 
 def format_prompt(question: str, tokenizer) -> str:
@@ -34,27 +37,40 @@ def format_prompt(question: str, tokenizer) -> str:
     return f"{INSTRUCTION}\n\nProblem: {question.strip()}\n"
 
 
+def _normal(text: str) -> str:
+    return text.replace("{,}", ",").replace("\u2212", "-")  # LaTeX thousands (1{,}000), the Unicode minus
+
+
 def _to_float(text: str) -> float | None:
-    try:
-        return float(text.replace(",", "").replace("$", "").rstrip("."))
-    except ValueError:
-        return None
+    """A number as graded (``"18"``, ``"$18"``, ``"1,000"``, ``"-12"``); None for anything else."""
+    plain = _normal(text).replace(",", "").replace("$", "").strip().rstrip(".")
+    return float(plain) if _PLAIN.fullmatch(plain) else None
+
+
+def _values(text: str) -> list[float | None]:
+    values = []
+    for number, denominator in _FRACTION.findall(text):
+        x, y = _to_float(number), _to_float(denominator) if denominator else None
+        values.append(x if not denominator else x / y if x is not None and y else None)
+    return values
 
 
 def extract_answer(text: str) -> float | None:
     """The number after the last ``Answer:`` (or ``####``), else the last number in the text; None if none. On
-    the answer line, an equation's result counts (``Answer: 5 + 3 = 8`` is 8), else its first number
-    (``Answer: 18 (6 × 3)`` is 18)."""
+    the answer line, asides in brackets are left out (``Answer: 18 (6 × 3 = 18)`` is 18), an equation's result
+    counts (``Answer: 5 + 3 = 8`` is 8) unless a number stands alone before it (``Answer: $18 = 9 × $2`` is 18),
+    and a fraction is its value (``3/4`` is 0.75)."""
+    text = _normal(text)
     for marker in ("Answer:", "####"):
         if marker in text:
             after = text.rsplit(marker, 1)[1]
-            line = after.strip().split("\n", 1)[0]
-            found = _NUMBER.findall(line.rsplit("=", 1)[1]) if "=" in line else []
-            found = found or _NUMBER.findall(line) or _NUMBER.findall(after)
+            line = _ASIDE.sub(" ", after.strip().split("\n", 1)[0])
+            equation = "=" in line and not _FRACTION.fullmatch(line.split("=", 1)[0].strip())
+            found = (_values(line.rsplit("=", 1)[1]) if equation else []) or _values(line) or _values(after)
             if found:
-                return _to_float(found[0])
-    found = _NUMBER.findall(text)
-    return _to_float(found[-1]) if found else None
+                return found[0]
+    found = _values(text)
+    return found[-1] if found else None
 
 
 def answer_matches(solution: str, answer: str | float) -> bool:
