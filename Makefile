@@ -14,15 +14,19 @@ endif
 export TOKENIZERS_PARALLELISM ?= false
 # The CPU build of torch this project is tested with. Not in the lock: an existing torch (Colab, a CUDA box) is kept.
 TORCH_CPU := torch==2.13.0
+# Where pip looks for it: empty, pip's own configuration (the machines this project is tested on have the CPU build
+# on local disk); elsewhere PyPI's Linux build pulls CUDA libraries, so name the CPU build's index, e.g.
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+TORCH_PIP := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_CPU)"
 
 .PHONY: tutorial test test-fast benchmarks benchmarks-gpu clean-runs lock
 
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$$(grep '^pip==' $(LOCK))"
-	# Keep a torch that is already there (Colab, a CUDA box); else take the CPU build, which this kind of
-	# machine has on local disk (no multi-GB CUDA download).
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_CPU)"
+	# Keep a torch that is already there (Colab, a CUDA box); else take the CPU build (see TORCH_INDEX).
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIP)
 	# The lock is a constraints file: every package gets the version CI tested, whatever PyPI has today.
 	$(PY) -m pip install -q -c $(LOCK) -e ".[dev]"
 	touch $@
@@ -55,7 +59,7 @@ lock:
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
-	$(LOCK_VENV)/bin/python -m pip install -q "$(TORCH_CPU)"
+	$(LOCK_VENV)/bin/python -m pip install -q $(TORCH_PIP)
 	$(LOCK_VENV)/bin/python -m pip install -q --upgrade -e ".[dev]"
 	$(LOCK_VENV)/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 	{ echo "# Exact versions of every dependency; \`make lock\` ran the tests with them on $$(date -u +%F) (Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())'), $(TORCH_CPU) CPU)."; \

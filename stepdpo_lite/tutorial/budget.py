@@ -54,6 +54,7 @@ class GenerationPlan:
     budget_minutes: float | None
     batch_size: int = 1
     keep: dict[str, int] = field(default_factory=dict)
+    note: str = ""  # why ``keep`` differs from the budget's share, printed with the plan
 
     def total_rows(self, keep: dict[str, int] | None = None) -> int:
         keep = self.keep if keep is None else keep
@@ -86,7 +87,7 @@ class GenerationPlan:
                          "raise MC_BUDGET_MINUTES (float('inf'): no cap) to label more")
         elif self.budget_minutes is not None and self.tokens_per_s:
             lines.append(f"  within the budget of {self.budget_minutes:g} min")
-        return "\n".join(lines)
+        return "\n".join(lines + ([f"  {self.note}"] if self.note else []))
 
 
 def plan_generation(rows: dict[str, list[int]], *, tokens_per_row: int, tokens_per_s: float | None,

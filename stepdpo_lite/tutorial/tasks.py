@@ -209,14 +209,27 @@ def get_task(profile):
     return ToyTask() if p.task == "toy" else GSM8KTask(source=p.dataset or gsm8k.HUB_NAME)
 
 
+# Validation and test keep at least this many problems under a budget: the reward models' evaluation (notebooks 02,
+# 03, 05) needs right and wrong solutions in each split, and a few problems' samples are often all one or the other
+EVAL_MIN_PROBLEMS = 8
+
+
 def labelling_plan(task, problems: dict, *, n_samples: int, n_rollouts: int, tokens_per_rollout: int,
                    tokens_per_s: float | None, budget_minutes: float | None, solutions: dict | None = None,
                    batch_size: int = 1) -> budget.GenerationPlan:
     """How many problems of each split ``task.label`` can label within ``budget_minutes``, with its estimate
-    (``budget.plan_generation``): before sampling (``solutions=None``: an upper-bound guess) or after."""
+    (``budget.plan_generation``): before sampling (``solutions=None``: an upper-bound guess) or after. Splits other
+    than train keep at least ``EVAL_MIN_PROBLEMS`` (or all they have), over the budget if need be; the plan says so."""
     rows = {split: task.rollout_rows(ps, n_samples=n_samples, n_rollouts=n_rollouts,
                                      solutions=None if solutions is None else solutions[split])
             for split, ps in problems.items()}
-    return budget.plan_generation(rows, tokens_per_row=tokens_per_rollout, tokens_per_s=tokens_per_s,
+    plan = budget.plan_generation(rows, tokens_per_row=tokens_per_rollout, tokens_per_s=tokens_per_s,
                                   budget_minutes=budget_minutes, batch_size=batch_size,
                                   what=f"Monte-Carlo labelling ({n_rollouts} rollouts after each step of a wrong solution)")
+    raised = {s: min(n, EVAL_MIN_PROBLEMS) for s, n in plan.full.items()
+              if s != "train" and plan.keep[s] < min(n, EVAL_MIN_PROBLEMS)}
+    if raised:
+        plan.keep = {**plan.keep, **raised}
+        plan.note = (f"{' and '.join(raised)} keep at least {EVAL_MIN_PROBLEMS} problems each, so that the reward "
+                     f"models are evaluated on right and wrong solutions: {budget.at_most(plan.seconds())} in all")
+    return plan
