@@ -26,9 +26,9 @@ STEP_VALUE_COLUMNS = ("chosen_step_labels", "rejected_step_labels", "chosen_step
 
 def check_row(ex, idx, fill=(), out=None, derived_prompt=False):
     """One preference row, before TRL tokenizes it: non-blank string ``prompt``, ``chosen`` and ``rejected``
-    (``data.validate_preference``'s checks; its step labels must be bools, these may be probabilities), chosen !=
-    rejected (an identical pair trains nothing), and every column of ``fill`` (the step label / reward columns some
-    row fills) filled: a row without would silently get the default labels. Returns ``out`` (None for a
+    (``data.validate_preference``'s checks), chosen != rejected (an identical pair trains nothing), and every column
+    of ``fill`` (the step label / reward columns some row fills) filled: a row without would silently get the
+    default labels. Returns ``out`` (None for a
     ``Dataset.map``, which then writes nothing; ``{}`` for an ``IterableDataset``, which needs a dict)."""
     try:
         if derived_prompt and not ex["prompt"].strip():
@@ -57,7 +57,8 @@ def per_step_values(values, n_raw: int, n_kept: int, what: str, idx: int, kind: 
     vals = [float(v) for v in values]
     if kind != "prob" and not all(map(math.isfinite, vals)):  # NaN reaches the loss; ±inf makes σ(R⁺ − R⁻) NaN
         raise ValueError(f"row {idx}: `{what}` must be finite log-odds, got {vals}")
-    if len(vals) not in (n_raw, n_kept):
+    # labels go one per step written (merged below); a list as long as the kept steps would hide a missing label
+    if len(vals) not in ((n_raw,) if kind == "prob" else (n_raw, n_kept)):
         raise ValueError(f"row {idx}: `{what}` has {len(vals)} entries but the response has {n_raw} steps "
                          "(check `step_delimiter`)")
     if len(vals) > n_kept:  # max_reasoning_steps merged the tail into the last kept step: keep the weakest

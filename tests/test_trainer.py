@@ -821,3 +821,14 @@ def test_eval_logs_no_training_total_of_truncated_steps(tmp_path, tiny_model, ti
                             args=config(tmp_path, max_length=n_prompt + 8, per_device_eval_batch_size=2))
     metrics = tr.evaluate()
     assert metrics["eval_steps/truncated"] > 0 and "eval_steps/truncated_total" not in metrics
+
+
+def test_labels_go_one_per_step_written_under_max_reasoning_steps():
+    """With the cap, a label list as long as the kept steps was taken for merged labels: a 3-step rejected
+    solution with its first label lost ([F, F] for [T, F, F]) pushed its right first step down, without an error."""
+    from stepdpo_lite.stepwise_data import per_step_values
+
+    assert per_step_values([True, False, False], 3, 2, "rejected_step_labels", 0) == [1.0, 0.0]  # the tail merged
+    with pytest.raises(ValueError, match="row 0: `rejected_step_labels` has 2 entries but the response has 3 steps"):
+        per_step_values([False, False], 3, 2, "rejected_step_labels", 0)
+    assert per_step_values([0.5, -1.0], 3, 2, "chosen_step_rewards", 0, "reward") == [0.5, -1.0]  # per kept step
