@@ -202,9 +202,10 @@ class GenerativeVerifier:
             if device is not None and quantization is None:
                 model.to(device)
             if config.dtype is None:  # as quantization below: what the model is, so that load() scores alike
-                q = getattr(model.config, "quantization_config", None)
-                dtype = (q.get("bnb_4bit_compute_dtype") if isinstance(q, dict) else getattr(
-                    q, "bnb_4bit_compute_dtype", None)) if getattr(model, "is_loaded_in_4bit", False) else model.dtype
+                q = getattr(getattr(model, "config", None), "quantization_config", None)
+                key = "bnb_4bit_compute_dtype"
+                compute = q.get(key) if isinstance(q, dict) else getattr(q, key, None)
+                dtype = compute if getattr(model, "is_loaded_in_4bit", False) else getattr(model, "dtype", None)
                 name = str(dtype).removeprefix("torch.")
                 config.dtype = name if name in ("float32", "bfloat16", "float16") else None
         keep_4bit_weights_unpacked(model)  # a 4-bit model loaded elsewhere: same numbers on every CPU
