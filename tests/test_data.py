@@ -93,6 +93,16 @@ def test_prm800k_branches_add_the_rated_alternatives():
         assert any(p == row["prompt"] and text.startswith(prefix) for p, text in paths)
 
 
+def test_a_processbench_type_clash_names_the_file_and_line(tmp_path):
+    """It named the record's index (0-based) without the file, where the other loaders name file and line."""
+    rows = [{"problem": "p", "steps": ["a"], "label": -1, "x": 1}] * 3 + [{"problem": "p", "steps": ["a"],
+                                                                           "label": -1, "x": "s"}]
+    path = tmp_path / "pb.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match=r"processbench: .*pb\.jsonl, line 4: field 'x'"):
+        public_datasets.load_processbench(path)
+
+
 def test_processbench_sample_loads():
     ds = public_datasets.load_processbench(PROCESSBENCH)
     assert len(ds) == 40

@@ -25,7 +25,7 @@ from datasets import Dataset
 
 from ..checks import positive_int
 from ..data import (OUTCOME, STEPWISE, _Bad, _bool, _check_all, _dataset, _field, _inside, _list, _no_file, _outcome,
-                   _records, _stepwise, _text, validate_preference)
+                   _records, _stepwise, _text, _validated, validate_preference)
 from ..steps import extract_steps
 from .gsm8k import split_answer
 
@@ -319,8 +319,8 @@ def _processbench(row):
 
 def validate_processbench(rows, *, skip_invalid: bool = False) -> Dataset:
     """Check ProcessBench rows: non-empty ``problem``, non-empty ``steps``, ``label`` -1 or a step index."""
-    return _dataset(_check_all(_records(rows, "validate_processbench"), _processbench, "processbench",
-                               skip_invalid=skip_invalid), PROCESSBENCH)
+    # errors name a record's file and line, also for a type clash in an extra field
+    return _validated(rows, _processbench, "processbench", PROCESSBENCH, skip_invalid=skip_invalid)
 
 
 def load_processbench(path, **kw) -> Dataset:
