@@ -28,8 +28,8 @@ def check_row(ex, idx, fill=(), out=None, derived_prompt=False):
     """One preference row, before TRL tokenizes it: non-blank string ``prompt``, ``chosen`` and ``rejected``
     (``data.validate_preference``'s checks), chosen != rejected (an identical pair trains nothing), and every column
     of ``fill`` (the step label / reward columns some row fills) filled: a row without would silently get the
-    default labels. Returns ``out`` (None for a
-    ``Dataset.map``, which then writes nothing; ``{}`` for an ``IterableDataset``, which needs a dict)."""
+    default labels. Returns ``out`` (None for a ``Dataset.map``, which then writes nothing; ``{}`` for an
+    ``IterableDataset``, which needs a dict)."""
     try:
         if derived_prompt and not ex["prompt"].strip():
             raise _Bad("prompt", "is missing, and chosen and rejected share no prefix to take it from")

@@ -351,7 +351,7 @@ def test_one_step_completions_get_no_eos(tmp_path, tiny_model, tiny_tokenizer):
     both = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, mixed, settings, str(tmp_path / "mix"))
     assert both.train_dataset[0]["chosen_ids"][-1] == eos and both.train_dataset[1]["chosen_ids"][-1] != eos
     unlabelled = [mixed[0], {k: v for k, v in mixed[1].items() if k != "chosen_step_labels"}]
-    with pytest.raises(ValueError, match="row 1: field 'chosen_step_labels' is missing"):
+    with pytest.raises(ValueError, match="row 1: field 'chosen_step_labels': is missing"):  # the trainer's own check
         onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, unlabelled, settings,
                               str(tmp_path / "bad"))
 

@@ -88,17 +88,12 @@ class TrainSettings:
 
 
 def _dataset(rows, columns):
-    """``rows`` as a Dataset of ``columns``: each column that any row holds (``Dataset.from_list`` would take the
-    first row's keys and drop the rest silently). A row without ``open_ended`` is not open-ended; a row without
-    another of them is a ValueError."""
-    from datasets import Dataset
+    """``rows`` as a Dataset of ``columns``: every column that any row holds, None where a row lacks it
+    (``Dataset.from_list`` takes the first row's keys and drops the rest silently). A row without ``open_ended`` is
+    not open-ended; one without step labels that other rows have is refused by ``StepwiseDPOTrainer``."""
+    from ..data import _dataset as dataset_of
 
-    held = [c for c in columns if any(c in r for r in rows)]
-    for i, r in enumerate(rows):
-        missing = [c for c in held if c not in r and c != "open_ended"]
-        if missing:
-            raise ValueError(f"row {i}: field {missing[0]!r} is missing (other rows of the round have it)")
-    return Dataset.from_dict({c: [r.get(c, False) for r in rows] for c in held})
+    return dataset_of([{c: r[c] for c in columns if c in r} for r in rows], [])
 
 
 def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: TrainSettings, output_dir: str,
