@@ -24,12 +24,14 @@ from .steps import char_step_ids, step_spans
 STEP_VALUE_COLUMNS = ("chosen_step_labels", "rejected_step_labels", "chosen_step_rewards", "rejected_step_rewards")
 
 
-def check_row(ex, idx, fill=(), out=None, derived_prompt=False):
+def check_row(ex, idx, fill=(), out=None, derived_prompt=False, unfilled=()):
     """One preference row, before TRL tokenizes it: non-blank string ``prompt``, ``chosen`` and ``rejected``
     (``data.validate_preference``'s checks), chosen != rejected (an identical pair trains nothing), and every column
     of ``fill`` (the step label / reward columns some row fills) filled: a row without would silently get the
-    default labels. Returns ``out`` (None for a ``Dataset.map``, which then writes nothing; ``{}`` for an
-    ``IterableDataset``, which needs a dict)."""
+    default labels. Every column of ``unfilled`` must stay empty: a streamed dataset is not read ahead, so its first
+    row decides which step columns it has, and a later row's labels would make the rows before them defaults.
+    Returns ``out`` (None for a ``Dataset.map``, which then writes nothing; ``{}`` for an ``IterableDataset``, which
+    needs a dict)."""
     try:
         if derived_prompt and not ex["prompt"].strip():
             raise _Bad("prompt", "is missing, and chosen and rejected share no prefix to take it from")
@@ -40,6 +42,10 @@ def check_row(ex, idx, fill=(), out=None, derived_prompt=False):
             if ex.get(name) is None:
                 raise _Bad(name, "is missing, but the dataset fills (or declares) this column: give every row step "
                                  "labels/rewards, or none")
+        for name in unfilled:
+            if ex.get(name) is not None:
+                raise _Bad(name, "is given, but the streamed dataset's first row has none (its first row decides "
+                                 "which step columns it has): give every row step labels/rewards, or none")
     except _Bad as e:
         raise ValueError(f"row {idx}: {e}") from None
     return out

@@ -334,8 +334,10 @@ class StepwiseDPOTrainer(DPOTrainer):
                 raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has {given!r} but no {missing!r}: "
                                  f"give both sides' step {kind} (or neither: then every chosen step counts as right "
                                  "and every rejected one as wrong)")
+        streamed = not isinstance(dataset, Dataset)  # its filled columns come from row 0 alone: the rest must agree
         dataset = dataset.map(check_row, with_indices=True, fn_kwargs=dict(
-            fill=filled, out=None if isinstance(dataset, Dataset) else {}, derived_prompt=derived_prompt))
+            fill=filled, out={} if streamed else None, derived_prompt=derived_prompt,
+            unfilled=[c for c in STEP_VALUE_COLUMNS if c not in filled] if streamed else ()))
         if self.reward_model is not None and "chosen_step_rewards" in filled:  # which rewards? not silently the old
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset already has step rewards (columns "
                              "'chosen_step_rewards', 'rejected_step_rewards') and a reward model was given to score "

@@ -575,6 +575,22 @@ def test_an_iterable_dataset_trains_as_the_same_rows_in_memory(tmp_path, tiny_mo
     assert losses["iterable"] == pytest.approx(losses["map"], rel=1e-5)
 
 
+def test_a_streamed_dataset_whose_first_row_has_no_step_labels_refuses_a_later_row_with_them(tmp_path, tiny_model,
+                                                                                           tiny_tokenizer):
+    """A generator's columns are not declared and it is not read ahead, so its first row decides which step columns
+    it has: the rows before a labelled one would have trained on the default labels, silently."""
+    from datasets import IterableDataset
+    rows = toy_rows(1, labels=False) + toy_rows(2)[1:]
+
+    def gen():
+        yield from rows
+    tr = StepwiseDPOTrainer(tiny_model, args=config(tmp_path, max_steps=1), processing_class=tiny_tokenizer,
+                            train_dataset=IterableDataset.from_generator(gen))
+    with pytest.raises(ValueError, match="row 1: field 'chosen_step_labels': is given, but the streamed dataset's "
+                                         "first row has none"):
+        tr.train()
+
+
 def test_peft_reference_is_the_adapter_disabled_model(tmp_path, tiny_model, tiny_tokenizer):
     from peft import LoraConfig
 
