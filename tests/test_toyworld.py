@@ -94,6 +94,41 @@ def test_the_answer_is_read_as_the_steps_numbers_are():
     assert not tw.check(p, early).answer_correct  # the last step does not parse: no answer read from it
 
 
+def test_a_mistake_made_after_an_earlier_error_is_still_a_mistake():
+    """The answer line is judged against its own step's result: after a slip, stopping early, a missing answer line
+    or an answer that is not the step's result were called ``propagated`` (no mistake made), so the mistake labels
+    Stepwise DPO reads never pushed them down. The right path's labels do not move."""
+    p = tw.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    slip = "Step 1: 7 + 5 = 13\n\nStep 2: 13 * 3 = 39"
+    assert tw.check(p, slip + "\n\nStep 3: 39 - 4 = 35\n\nAnswer: 99").error_kinds == ["arithmetic", "propagated",
+                                                                                    "answer"]
+    assert tw.check(p, slip + "\n\nStep 3: 39 - 4 = 35\n\nAnswer: 35").error_kinds == ["arithmetic", "propagated",
+                                                                                    "propagated"]
+    assert tw.check(p, slip + "\n\nAnswer: 39").error_kinds == ["arithmetic", "answer"]  # stops one step early
+    assert tw.check(p, slip + "\n\nStep 3: 39 - 4 = 35").error_kinds == ["arithmetic", "propagated", "answer"]
+    v = tw.check(p, slip + "\n\nAnswer: 39")
+    assert v.mistake_labels == [False, False] and v.step_labels == [False, False]
+    assert tw.check(p, p.gold_solution).error_kinds == [None, None, None]
+    # after a step that wrote no result, a number from nowhere is a copy error; the right one is not
+    assert tw.check(p, "Step 1: 7 + 5 =\n\nStep 2: 40 * 3 = 120\n\nStep 3: 120 - 4 = 116\n\nAnswer: 116"
+                    ).error_kinds == ["format", "copy", "propagated"]
+    assert tw.check(p, "Step 1: 7 + 5 =\n\nStep 2: 12 * 3 = 36\n\nStep 3: 36 - 4 = 32\n\nAnswer: 32"
+                    ).error_kinds == ["format", "propagated", "propagated"]
+
+
+def test_a_vote_is_read_alike_for_the_right_and_a_wrong_number():
+    """A last step that does not parse gave the right number no vote but a wrong number one, so majority voting
+    leaned against the right answer."""
+    p = tw.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    head = "Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 36\n\n"
+    unparsed = [head + "Step 3: 36 - 4 = 32 ok\n\nAnswer: 32", head + "Step 3: 36 - 4 = 30 ok\n\nAnswer: 30"]
+    assert [p.final_answer(s) for s in unparsed] == [None, None]
+    assert p.final_answer(head + "Step 3: 36 - 4 = 30\n\nAnswer: 30") == 30.0
+    assert p.final_answer(p.gold_solution) == 32.0 and p.final_answer("") is None
+    for s in unparsed + [p.gold_solution, head + "Step 3: 36 - 4 = 30\n\nAnswer: 30"]:
+        assert (p.final_answer(s) == p.answer) == tw.check(p, s).answer_correct
+
+
 def test_extra_steps_and_garbage():
     p = tw.Problem(3, (("+", 1), ("*", 4)))
     v = tw.check(p, p.gold_solution.replace("\n\nAnswer: 16", "") + "\n\nStep 3: 16 + 1 = 17\n\nAnswer: 17")

@@ -36,7 +36,7 @@ from pathlib import Path
 from ..atomic import save_atomic
 from ..evaluation import first_error_index
 from ..rewards import NO, OUTCOME_TAG, STEP_TAG, YES  # the tiny tokenizer holds each tag as one token
-from ..steps import DEFAULT_DELIMITER, extract_steps
+from ..steps import extract_steps
 
 OPS = ("+", "-", "*")
 MAX_VALUE = 50  # every running value stays in 0..50: two-digit arithmetic a ~1M model half-learns in minutes
@@ -107,12 +107,12 @@ class Problem:
         return float(self.answer)
 
     def final_answer(self, solution: str) -> float | None:
-        """The stated final answer, as ``check`` reads it, so that a vote for the gold answer is a correct
-        solution (the right number after a step that does not parse is no vote); None when there is none."""
-        if check(self, solution).answer_correct:
-            return float(self.answer)
-        m = re.search(r"Answer: (-?\d+)\s*$", solution)
-        return float(m.group(1)) if m and int(m.group(1)) != self.answer else None
+        """The stated final answer, read from the last step as ``check`` reads it, so that a vote for the gold
+        answer is a correct solution; None when there is none (any number after a last step that does not parse
+        is no vote, right or wrong alike)."""
+        steps = extract_steps(solution)
+        m = _STEP_RE.match(steps[-1]) if steps else None
+        return float(m.group(6)) if m and m.group(6) is not None else None
 
 
 def format_solution(steps: list[tuple[int, str, int, int]], answer: int | None = None) -> str:
@@ -186,7 +186,7 @@ class Verdict:
         return [k != self.first_error for k in range(len(self.step_labels))]
 
 
-def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -> Verdict:
+def check(problem: Problem, solution: str) -> Verdict:
     """Label every step of ``solution`` against ``problem``.
 
     Error kinds: ``format`` (does not parse), ``extra`` (more steps than operations), ``operation``
@@ -197,7 +197,7 @@ def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -
     if not isinstance(problem, Problem):  # a prompt str failed deep inside: "'str' object has no attribute 'values'"
         raise ValueError(f"check: problem must be a toyworld.Problem, got {type(problem).__name__}; "
                          "parse_prompt(prompt) makes one from a toy prompt")
-    steps = extract_steps(solution, delimiter)
+    steps = extract_steps(solution)  # the toy format's own steps ("\n\nStep k: ..."), which _STEP_RE reads
     gold = problem.values
     labels, kinds, prev_written, m = [], [], None, None
     for k, text in enumerate(steps):
@@ -212,19 +212,22 @@ def check(problem: Problem, solution: str, delimiter: str = DEFAULT_DELIMITER) -
             kind = "extra"
         else:
             a, op, b, c = int(m.group(2)), m.group(3), int(m.group(4)), int(m.group(5))
-            copied_from = gold[0] if k == 0 else prev_written  # None: the step before wrote no result to copy
+            # where the step before wrote no result, a number from nowhere is a copy error unless it is the right one
+            copied_from = gold[0] if k == 0 else prev_written if prev_written is not None else gold[k]
+            answer = None if m.group(6) is None else int(m.group(6))
             if (op, b) != problem.ops[k]:
                 kind = "operation"
-            elif copied_from is not None and a != copied_from:
+            elif a != copied_from:
                 kind = "copy"
-            elif c != _apply(a, op, b):  # before "propagated": a new slip on a wrong number is still a mistake made
+            # the checks of a mistake made come before "propagated": a new slip on a wrong number is still one
+            elif c != _apply(a, op, b):
                 kind = "arithmetic"
+            elif answer is not None and (k != len(problem.ops) - 1 or answer != c):
+                kind = "answer"  # an answer line that comes early or states another number than the step's result
+            elif answer is None and k == len(steps) - 1:
+                kind = "answer"  # the solution ends without an answer line
             elif a != gold[k]:
                 kind = "propagated"
-            elif m.group(6) is not None and (k != len(problem.ops) - 1 or int(m.group(6)) != problem.answer):
-                kind = "answer"  # an answer line that comes early or states the wrong number
-            elif m.group(6) is None and k == len(steps) - 1:
-                kind = "answer"  # the solution ends without an answer line
             prev_written = c
         if kind is None and labels and not labels[-1]:
             kind = "propagated"  # a right-looking step after an error still cannot reach the answer
