@@ -80,6 +80,24 @@ def _beam_after(res, depth):
             and (n.pruned_at is None or n.pruned_at > depth)]
 
 
+def test_an_answered_beam_pushed_out_by_a_prefix_the_budget_then_cuts_is_still_chosen():
+    """A finished beam competes with open prefixes for its place; one pushed out used to be lost, and when the token
+    budget then cut the open prefix, the search chose that cut prefix, with no answer, over the answered beam."""
+    def policy(texts, n, caps, leads):
+        return [[search.Generation("Step 1: c1\n\nAnswer: 1", 10, "eos"),
+                 search.Generation("Step 1: c0", 10, "delimiter")][:n] for _ in texts]
+
+    class ShortPrefixFavoured(TablePRM):
+        def reward(self, prefix):
+            return 0.5 if "Answer" in prefix[-1] else 0.9
+    res = search.beam_search(None, None, ShortPrefixFavoured(), [Answer1()], n_beams=1, expansions=2, token_budget=20,
+                             sampler=policy)[0]
+    answered = res.nodes[0]
+    assert answered.ended == "eos" and answered.pruned_at == 0  # pushed out by the open prefix (0.9 > 0.5)
+    assert res.nodes[1].ended == "token_budget"
+    assert res.chosen == 0 and Answer1().is_correct(res.solution)
+
+
 def test_beam_keeps_the_best_prefix_by_its_aggregated_score():
     prm = TablePRM({0: -1.0, 1: 2.0, 2: 0.5, 3: 1.0})
     policy = Scripted()

@@ -301,8 +301,9 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
     finished beams still held, the ``n_beams`` with the best aggregated PRM score are kept (ties: the earlier
     one). A beam finishes at EOS, at an answer line (``answer_pattern``), when its solution reaches
     ``max_new_tokens`` tokens (a step may take what its path has left), at ``max_steps`` steps, or when its
-    problem has generated ``token_budget`` tokens. The chosen solution is the best-scored finished beam of all
-    subtrees (one that ended by itself, EOS or answer, before one that was cut). A prefix sampled twice is scored once; with ``unique`` it also
+    problem has generated ``token_budget`` tokens. The chosen solution is the best-scored beam that ended by itself
+    (EOS or answer) in any subtree, also one pushed out of its beam after it finished; the best cut one held only
+    where none did. A prefix sampled twice is scored once; with ``unique`` it also
     takes only one place in the beam (more diversity; off by default: a prefix the policy samples often and the
     PRM likes then gets more of the next samples, which did better on the toy world's validation split).
 
@@ -432,16 +433,18 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
                 else:  # a new step not taken, or a finished beam pushed out
                     node.pruned_at = depth
             beams[i][g] = [nid for nid in ranked if nid in keep]
-    # 6. Beams still open at the end were cut by the step cap; choose the best finished beam.
+    # 6. Beams still open at the end were cut by the step cap. Choose the best beam that ended by itself, held or
+    #    not: a finished beam pushed out by open prefixes that the budget then cut stays a candidate (search-and-learn
+    #    keeps completed beams aside, out of the pruning); only where none ended by itself, the best cut one held.
     for i, res in enumerate(results):
         final = [nid for held in beams[i] for nid in (held or [])]
         for nid in final:
             node = res.nodes[nid]
             if not node.finished:
                 node.finished, node.ended = True, "step_cap"
-        if final:
-            res.chosen = max(final, key=lambda nid: (res.nodes[nid].ended in ("eos", "answer"), res.nodes[nid].score,
-                                                     -nid))
+        ended = [node.id for node in res.nodes if node.ended in ("eos", "answer")]
+        if ended or final:
+            res.chosen = max(ended or final, key=lambda nid: (res.nodes[nid].score, -nid))
     return results
 
 
