@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from stepdpo_lite.tutorial import onpolicy, prm_pairs, toyworld
+from stepdpo_lite.tutorial import onpolicy, prm_pairs, tasks, toyworld
 from stepdpo_lite.rewards import InputTooLong
 from stepdpo_lite.steps import extract_steps
 
@@ -542,6 +542,8 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     assert set(metrics["rounds"][1]) >= {"dpo", "stepwise_dpo", "nll_only", "pairs", "mislabels", "seconds"}
     for m in onpolicy.METHODS:  # every figure of the last round: one left out kept the one-round value in metrics
         assert metrics[m]["sampled_step_accuracy"] == records[-1][m]["sampled_step_accuracy"] is not None
+        # which problems: notebook 06 reuses a figure only for these very ones
+        assert metrics[m]["test_problems_digest"] == tasks.problems_digest(held_out)
     # Stepwise DPO minus each other method, paired over the same 4 held-out problems: the point is the difference of
     # the accuracies, inside its interval
     for rec in records:

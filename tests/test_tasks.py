@@ -162,3 +162,12 @@ def test_paired_difference_refuses_n_below_1_and_counts_that_are_not_finite():
     with pytest.raises(ValueError, match=r"right_b\[2\] must be a finite count of right solutions, got inf"):
         tasks.paired_difference([1, 0, 1], [0, 0, float("inf")])
     assert tasks.paired_difference([1, 0, 1], [0, 0, 0.5])["difference"] == pytest.approx(0.5)
+
+
+def test_the_problems_digest_tells_draws_of_the_same_size_apart():
+    """Notebook 06 reuses notebook 04's accuracies only for the very problems it measures: the count alone matched
+    a draw with another SEED (1 problem of 150 in common)."""
+    task = tasks.get_task("tiny")
+    seed0, again, seed1 = task.held_out(20, seed=0), task.held_out(20, seed=0), task.held_out(20, seed=1)
+    assert tasks.problems_digest(seed0) == tasks.problems_digest(again) != tasks.problems_digest(seed1)
+    assert tasks.problems_digest(seed0[:19]) != tasks.problems_digest(seed0)

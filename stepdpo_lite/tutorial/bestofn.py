@@ -34,7 +34,7 @@ def held_out_problems(profile, n: int, seed: int = 0, tokenizer=None) -> list:
 
 def final_answer(problem, solution: str):
     """The stated final answer (a number), or None, as the problem's grader reads it (toy world: a vote for the
-    gold answer is a correct solution; the right number after a step that does not parse is no vote)."""
+    gold answer is a correct solution; a number after a last step that does not parse is no vote)."""
     return problem.final_answer(solution)
 
 

@@ -17,6 +17,7 @@ only ever receives ``problem.prompt`` strings (``generation.sample_solutions`` r
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -65,6 +66,12 @@ def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float =
     return out
 
 
+def problems_digest(problems) -> str:
+    """A short digest of the problems' prompts, in order: which problems a recorded accuracy was measured on (the
+    same count drawn with another seed or split is other problems)."""
+    return hashlib.sha256("\0".join(p.prompt for p in problems).encode()).hexdigest()[:16]
+
+
 def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 2, batch_size: int = 64,
                                 max_new_tokens: int = 160, seed: int = 0, per_problem: bool = False) -> dict:
     """How notebook 04 and the on-policy rounds measure a policy: final-answer accuracy greedy (one solution per
@@ -77,7 +84,7 @@ def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 
         sampled = evaluate_policy(model, tokenizer, problems, n=n_sampled, temperature=1.0, **kw)
     out = {"accuracy": greedy["accuracy"], "sampled_accuracy": sampled["accuracy"],
            "step_accuracy": greedy.get("step_accuracy"), "sampled_step_accuracy": sampled.get("step_accuracy"),
-           "n_test_problems": len(problems)}
+           "n_test_problems": len(problems), "test_problems_digest": problems_digest(problems)}
     if per_problem:
         out["per_problem"] = {"greedy_right": greedy["right_per_problem"],
                               "sampled_right": sampled["right_per_problem"], "n_sampled": n_sampled}
