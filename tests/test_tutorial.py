@@ -170,6 +170,28 @@ def test_the_kits_notebooks_run_in_order_and_a_run_with_01_starts_a_fresh_table(
     assert json.loads((runs_dir / "toy" / "metrics.previous.json").read_text()) == stale
 
 
+def test_the_runner_sets_no_per_cell_limit_unless_asked(tmp_path, monkeypatch, capsys):
+    """A GPU profile's on-policy cell (notebook 04) runs for hours: the runner's default of 3600 s per cell stopped
+    `stepdpo-lite --profile t4-16gb` with a CellTimeoutError after an hour. --timeout still sets one."""
+    timeouts = []
+    monkeypatch.setattr(tutorial, "execute_notebook", lambda path, params, *a, timeout="unset", **kw:
+                        timeouts.append(timeout))
+    _notebook(tmp_path / "01_alpha.ipynb", ("parameters", PARAMS))
+    run_tutorial("toy", tmp_path / "runs", ["01"], notebook_dir=tmp_path, progress=False, out=io.StringIO())
+    args = ["--profile", "toy", "--runs-dir", str(tmp_path / "runs"), "--notebook-dir", str(tmp_path), "--only", "01",
+            "--no-progress"]
+    assert tutorial.main(args) == 0 and tutorial.main([*args, "--timeout", "120"]) == 0
+    assert timeouts == [None, None, 120]
+    for bad in (0, -5):  # nbclient would read them as no limit, without a word
+        with pytest.raises(ValueError, match=f"timeout={bad}: .*None for no limit"):
+            run_tutorial("toy", tmp_path / "runs", ["01"], notebook_dir=tmp_path, timeout=bad, progress=False)
+    assert len(timeouts) == 3
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        tutorial.main(["--help"])
+    assert "per cell (default: no limit" in " ".join(capsys.readouterr().out.split())
+
+
 def test_missing_notebooks_are_listed(tmp_path):
     _notebook(tmp_path / "01_alpha.ipynb", "x = 1")
     assert resolve_notebooks(["01"], tmp_path) == resolve_notebooks([1], tmp_path) == [tmp_path / "01_alpha.ipynb"]

@@ -265,7 +265,7 @@ def _ticking(bar, interval: float | None = None):
 
 
 def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", notebooks=None, parameters=None,
-                 notebook_dir: str | os.PathLike | None = None, timeout: int = 3600, progress: bool = True,
+                 notebook_dir: str | os.PathLike | None = None, timeout: int | None = None, progress: bool = True,
                  out=None) -> dict:
     """Execute the notebooks in order, headless; stop at the first failure (:class:`NotebookError`).
 
@@ -277,11 +277,17 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     Each name in ``parameters`` must be a parameter of one of the notebooks run (``notebook_parameters``) other
     than :data:`RUNNER_PARAMETERS` (set from ``profile`` and ``runs_dir``), and the kit's own notebooks (no
     ``notebook_dir``) take only its profiles and run in :data:`NOTEBOOKS` order, whatever order they are given in.
+    ``timeout``: seconds allowed per cell, or None (the default) for no limit.
     """
     import nbformat
     from tqdm.auto import tqdm
 
     out = out or sys.stdout
+    # No limit by default: on a GPU profile notebook 04's on-policy cell runs for hours (onpolicy.
+    # round_generation_seconds), and a limit would stop the run there. nbclient reads 0 or less as no limit too:
+    # refused, as a limit asked for that would silently not be one.
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout={timeout}: give the seconds allowed per cell (> 0), or None for no limit")
     paths = resolve_notebooks(notebooks, notebook_dir)
     if notebook_dir is None:  # the kit's notebooks know only its profiles; else runs/<typo>/ would be made first
         from .profiles import get_profile
@@ -412,7 +418,8 @@ def main(argv=None) -> int:
                         "(1, 2), 'text'; a tuple in brackets), inf, -inf, nan or float('inf'); else a bare word is a "
                         "string, and a number Python does not read (07) an error")
     parser.add_argument("--notebook-dir", default=None, help=f"folder of the notebooks (default {NOTEBOOK_DIR})")
-    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell (default 3600)")
+    parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default: no limit; "
+                        "on a GPU profile notebook 04's on-policy cell runs for hours)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     try:
