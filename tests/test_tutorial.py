@@ -192,6 +192,68 @@ def test_the_runner_sets_no_per_cell_limit_unless_asked(tmp_path, monkeypatch, c
     assert "per cell (default: no limit" in " ".join(capsys.readouterr().out.split())
 
 
+def test_the_old_table_goes_aside_only_once_01_has_run_and_a_partial_one_never_replaces_a_complete_one(
+        tmp_path, monkeypatch):
+    """A run from 01 moved metrics.json aside before anything ran: a failing 01 left no table beside the old prm/
+    and policies/, and a retry after a run that stopped later put that partial table over the last complete one."""
+    from stepdpo_lite.tutorial import runs
+
+    failing = set()
+
+    def execute(path, params, *args, **kwargs):  # a notebook records a figure, then perhaps fails
+        runs.update_metrics(params["RUN_DIR"], {path.stem: {"runs": len(calls)}})
+        calls.append(path.stem)
+        if path.stem in failing:
+            raise (KeyboardInterrupt() if failing == {"stop"} else NotebookError(path.name, 0, "x", "RuntimeError"))
+
+    calls = []
+    monkeypatch.setattr(tutorial, "execute_notebook", execute)
+    _notebook(tmp_path / "01_alpha.ipynb", ("parameters", PARAMS))
+    _notebook(tmp_path / "02_beta.ipynb", ("parameters", PARAMS))
+    run = tmp_path / "runs" / "toy"
+
+    def go(fail=()):
+        failing.clear()
+        failing.update(fail)
+        run_tutorial("toy", tmp_path / "runs", ["01", "02"], notebook_dir=tmp_path, progress=False, out=io.StringIO())
+
+    def table(name="metrics.json"):
+        return json.loads((run / name).read_text())
+
+    go()
+    complete = table()
+    assert set(complete["tutorial"]["notebook_seconds"]) == {"01_alpha", "02_beta"}
+    with pytest.raises(NotebookError):  # 01 fails: the table of the prm/ and policies/ still there stays
+        go({"01_alpha"})
+    assert table() == complete and not (run / "metrics.previous.json").exists()
+    with pytest.raises(NotebookError):  # 02 fails: 01 has remade the data, so the old table is now the previous
+        go({"02_beta"})
+    assert table("metrics.previous.json") == complete and "02_beta" not in table()["tutorial"]["notebook_seconds"]
+    with pytest.raises(NotebookError):  # again: the partial table does not replace the complete one
+        go({"02_beta"})
+    assert table("metrics.previous.json") == complete
+    go()  # and a complete run's table does not replace it either: it was partial
+    assert table("metrics.previous.json") == complete
+    second = table()
+    go()
+    assert table("metrics.previous.json") == second
+    with pytest.raises(KeyboardInterrupt):  # an interrupted 01 as well
+        failing.add("stop")
+        calls.clear()
+        monkeypatch.setattr(tutorial, "execute_notebook", lambda path, params, *a, **kw: (
+            runs.update_metrics(params["RUN_DIR"], {"partial": 1}), (_ for _ in ()).throw(KeyboardInterrupt())))
+        run_tutorial("toy", tmp_path / "runs", ["01"], notebook_dir=tmp_path, progress=False, out=io.StringIO())
+    assert table("metrics.previous.json") == second and "partial" not in table()
+    assert sorted(p.name for p in run.iterdir() if p.is_file()) == ["metrics.json", "metrics.previous.json"]
+    third = table()  # a run killed (no error to catch) while its 01 ran left the old table aside: put back first
+    (run / ".metrics.before-01.json").write_text(json.dumps(third))
+    (run / "metrics.json").write_text('{"partial": 1}')
+    monkeypatch.setattr(tutorial, "execute_notebook", lambda *a, **kw: None)
+    run_tutorial("toy", tmp_path / "runs", ["02"], notebook_dir=tmp_path, progress=False, out=io.StringIO())
+    assert "partial" not in table() and table()["01_alpha"] == third["01_alpha"]
+    assert not (run / ".metrics.before-01.json").exists()
+
+
 def test_missing_notebooks_are_listed(tmp_path):
     _notebook(tmp_path / "01_alpha.ipynb", "x = 1")
     assert resolve_notebooks(["01"], tmp_path) == resolve_notebooks([1], tmp_path) == [tmp_path / "01_alpha.ipynb"]

@@ -16,6 +16,7 @@ import argparse
 import ast
 import contextlib
 import fnmatch
+import json
 import math
 import os
 import re
@@ -272,8 +273,9 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     Records each notebook's seconds under ``tutorial.notebook_seconds`` and their sum, the wall time of
     the whole tutorial, under ``tutorial.wall_seconds`` in ``runs/<profile>/metrics.json`` (re-running
     one notebook with ``notebooks=["02"]`` updates its share), prints the metrics table to ``out``
-    (stdout) and returns the metrics. A run that includes notebook 01 starts a fresh ``metrics.json``
-    (the old one is kept as ``metrics.previous.json``); a run of later notebooks only updates theirs.
+    (stdout) and returns the metrics. A run that includes notebook 01 starts a fresh ``metrics.json``; once 01 has
+    succeeded the old one becomes ``metrics.previous.json`` (see ``_set_aside``: a partial one does not replace a
+    complete one), and if 01 fails the old one is put back. A run of later notebooks only updates theirs.
     Each name in ``parameters`` must be a parameter of one of the notebooks run (``notebook_parameters``) other
     than :data:`RUNNER_PARAMETERS` (set from ``profile`` and ``runs_dir``), and the kit's own notebooks (no
     ``notebook_dir``) take only its profiles and run in :data:`NOTEBOOKS` order, whatever order they are given in.
@@ -309,30 +311,65 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     run = runs.run_dir(profile, runs_dir).resolve()
     executed, figures = run / "executed", run / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    stale = run / "metrics.json"
-    if any(p.name.startswith("01_") for p in paths) and stale.exists():
-        # A run from 01 remakes every figure: keep the old table aside, not mixed into the new one.
-        stale.replace(run / "metrics.previous.json")
-        print(f"previous metrics moved to {run / 'metrics.previous.json'}", file=out)
+    table, waiting = run / "metrics.json", run / ".metrics.before-01.json"
+    if waiting.exists():  # left by a run killed while its 01 ran (an error or ^C puts it back at once): as 01 did
+        waiting.replace(table)  # not finish, the old data and this table still go together
+        print(f"{table} restored: a run killed before its notebook 01 finished had set it aside", file=out)
     from .profiles import PROFILES, prepare_profile
     if profile in PROFILES:  # e.g. the smoke profile's base is built here (seconds), not inside notebook 01
         prepare_profile(profile, out=lambda line: print(line, file=out))
     params = {"PROFILE": profile, "RUNS_DIR": str(run.parent), "RUN_DIR": str(run), "FIGURES_DIR": str(figures)}
     params.update(parameters or {})
-    for path in paths:
-        n_cells = sum(c.cell_type == "code" and bool(c.source.strip()) for c in nbformat.read(str(path), 4).cells)
-        bar = tqdm(total=n_cells + 1, desc=path.stem, unit="cell", disable=not progress, leave=True,
-                   bar_format="{desc}: {n_fmt}/{total_fmt} cells [{elapsed}]{postfix}")
-        start = time.perf_counter()
-        with _ticking(bar):
-            execute_notebook(path, params, executed / path.name, timeout=timeout, progress=bar)
-        seconds = round(time.perf_counter() - start, 2)
-        metrics = runs.update_metrics(run, {"tutorial": {"notebook_seconds": {path.stem: seconds}}})
-        total = sum(metrics["tutorial"]["notebook_seconds"].values())
-        metrics = runs.update_metrics(run, {"tutorial": {"wall_seconds": round(total, 2)}})
+    # A run from 01 remakes every figure, so 01 starts a fresh table, not mixed into the old one. The old one waits
+    # beside it until 01 has succeeded: a 01 that fails leaves the old data, prm/ and policies/ it describes.
+    if any(p.name.startswith("01_") for p in paths) and table.exists():
+        table.replace(waiting)
+    every = ({Path(name).stem for name in NOTEBOOKS} if notebook_dir is None
+             else {p.stem for p in Path(notebook_dir).glob("*.ipynb")})
+    try:
+        for path in paths:
+            n_cells = sum(c.cell_type == "code" and bool(c.source.strip()) for c in nbformat.read(str(path), 4).cells)
+            bar = tqdm(total=n_cells + 1, desc=path.stem, unit="cell", disable=not progress, leave=True,
+                       bar_format="{desc}: {n_fmt}/{total_fmt} cells [{elapsed}]{postfix}")
+            start = time.perf_counter()
+            with _ticking(bar):
+                execute_notebook(path, params, executed / path.name, timeout=timeout, progress=bar)
+            if path.name.startswith("01_") and waiting.exists():
+                _set_aside(waiting, run / "metrics.previous.json", every, out)
+            seconds = round(time.perf_counter() - start, 2)
+            metrics = runs.update_metrics(run, {"tutorial": {"notebook_seconds": {path.stem: seconds}}})
+            total = sum(metrics["tutorial"]["notebook_seconds"].values())
+            metrics = runs.update_metrics(run, {"tutorial": {"wall_seconds": round(total, 2)}})
+    except BaseException:
+        if waiting.exists():  # 01 did not finish: the figures this run recorded so far go with it
+            waiting.replace(table)
+            print(f"{table}: the table from before this run put back over this run's partial one, as its notebook "
+                  "01 did not finish", file=out)
+        raise
     print(f"\nExecuted notebooks: {executed}\nFigures: {figures}\nMetrics ({run / 'metrics.json'}):\n", file=out)
     print(format_metrics_table(metrics), file=out)
     return metrics
+
+
+def _set_aside(old: Path, previous: Path, notebooks: set[str], out) -> None:
+    """Notebook 01 has remade the data: ``old``, the table from before, becomes ``previous``, unless ``old`` is
+    partial and ``previous`` is not. A run records every notebook's seconds as it finishes it, so a table that lacks
+    some of ``notebooks`` is from a run that stopped early (or one not JSON): over a complete ``previous`` it would
+    lose the last complete table, so it is dropped instead, which is said on ``out``."""
+    def complete(path: Path) -> bool:
+        try:
+            flat = flatten_metrics(json.loads(path.read_text()))
+        except (OSError, ValueError, AttributeError):  # missing; not JSON (UnicodeDecodeError too); not a dict
+            return False
+        return all(f"tutorial.notebook_seconds.{name}" in flat for name in notebooks)
+
+    if complete(old) or not complete(previous):
+        old.replace(previous)
+        print(f"previous metrics moved to {previous}", file=out)
+    else:
+        old.unlink()
+        print(f"the previous metrics.json, from a run that stopped early, is dropped: {previous} keeps the last "
+              "complete table", file=out)
 
 
 def render_html(executed_notebook_path: str | os.PathLike) -> str:
