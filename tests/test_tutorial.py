@@ -254,6 +254,15 @@ def test_the_old_table_goes_aside_only_once_01_has_run_and_a_partial_one_never_r
     assert not (run / ".metrics.before-01.json").exists()
 
 
+def test_a_set_value_is_read_stripped_and_an_empty_one_is_refused():
+    """`--set A= text` passed ' text', and `--set N_TRAIN_PROBLEMS=` (an unset shell variable) passed '', which
+    notebook 01's `N_TRAIN_PROBLEMS or profile.n_train_problems` took as the profile's default, without a word."""
+    assert tutorial._parse_set(["A= text ", "B= 16", "C=''", 'D=" x"']) == {"A": "text", "B": 16, "C": "", "D": " x"}
+    for empty in ("N_TRAIN_PROBLEMS=", "N_TRAIN_PROBLEMS=  "):
+        with pytest.raises(ValueError, match="--set N_TRAIN_PROBLEMS: no value .*'' for an empty string"):
+            tutorial._parse_set([empty])
+
+
 def test_missing_notebooks_are_listed(tmp_path):
     _notebook(tmp_path / "01_alpha.ipynb", "x = 1")
     assert resolve_notebooks(["01"], tmp_path) == resolve_notebooks([1], tmp_path) == [tmp_path / "01_alpha.ipynb"]
@@ -306,7 +315,7 @@ def test_cli_set_values_and_metric_table():
                      ("X=no", "X=no: write True, False or None"),
                      ("BETA=1/10", r"BETA=1/10: an expression, not a value"),
                      ("N=2*100", r"N=2\*100: an expression"), ("M=float(30)", r"M=float\(30\): an expression"),
-                     ("N=1,000", "N=1,000: a number with a thousands separator .* write 1000 or 1_000, or .*\(1,000\)"),  # was (1, 0)
+                     ("N=1,000", r"N=1,000: a number with a thousands separator .* write 1000 or 1_000, or .*\(1,000\)"),  # was (1, 0)
                      ("BETA=0,5", r"BETA=0,5: a comma outside brackets makes the tuple \(0, 5\): write a decimal "
                                   r"with a point \(0\.5\), a tuple or list in brackets: \(0,5\) or \[0,5\]"),
                      ("X=1, 2", r"X=1, 2: a comma outside brackets .*: write a tuple or list in brackets: \(1, 2\) or"),

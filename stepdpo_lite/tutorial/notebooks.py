@@ -405,6 +405,8 @@ def _parse_set(items) -> dict:
         key, text = key.strip(), value.strip()
         if not sep or not key.isidentifier():
             raise ValueError(f"--set expects KEY=VALUE with KEY a Python name, got {item!r}")
+        if not text:  # an unset shell variable: as '' a notebook's `N or default` would take its default, silently
+            raise ValueError(f"--set {key}: no value (an unset shell variable?): write one, or '' for an empty string")
         call = _FLOAT_CALL.fullmatch(text)
         if call or _NON_FINITE.fullmatch(text):
             try:
@@ -414,7 +416,7 @@ def _parse_set(items) -> dict:
             params[key] = -number if call and call.group(1) == "-" else number
             continue
         try:
-            parsed = ast.literal_eval(value)
+            parsed = ast.literal_eval(text)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as err:
             # TypeError: an unhashable key ({[1]: 2}); MemoryError, RecursionError: a literal nested too deep
             if any(c.isdigit() for c in text) and _NUMBER_LIKE.fullmatch(text):
@@ -429,7 +431,7 @@ def _parse_set(items) -> dict:
             if re.fullmatch(r"[\d.+\-*/% ()]+|[\w.]+\(.*\)", text):  # arithmetic (1/10, 2*100) or a call (float(30))
                 raise ValueError(f"--set {key}={text}: an expression, not a value: write its value (0.1, not 1/10), "
                                  f"or quote it for text ({key}=\"'{text}'\")") from None
-            params[key] = value  # a bare string
+            params[key] = text  # a bare string, without the blanks around it
             continue
         if type(parsed) is tuple and not _in_parentheses(text):
             # N=1,000 (a thousands separator) or BETA=0,5 (a decimal comma) would reach the notebook as (1, 0), (0, 5)
