@@ -38,8 +38,11 @@ def write_json_atomic(path: str | os.PathLike, obj, indent: int = 2) -> Path:
 def check_replaceable(path: str | os.PathLike, keep: tuple[str, ...] = (), owned: tuple[str, ...] = (),
                       where: str = "save") -> Path:
     """``path`` made absolute, or a ``ValueError`` when replacing it as a whole would do harm: it is the working
-    directory or holds it; or, with ``owned`` (glob patterns of the files a save of this kind writes), it holds
-    anything but such a save and ``keep``'s subfolders (a user's notes in the folder named as ``output_dir``)."""
+    directory or holds it; or, with ``owned`` (glob patterns of a file only a save of this kind writes), it holds
+    no such file but something besides ``keep``'s subfolders (a user's notes in the folder named as ``output_dir``).
+    A folder holding such a file is taken as a save and replaced whole, a user's files in it too: what a save writes
+    besides (a model's and tokenizer's files, named by transformers and PEFT, version by version) cannot be told
+    from theirs, and an earlier save's files that the new one does not write (an old adapter) must go."""
     # "." has no name to put a temporary folder beside; a link (to a mounted drive) is saved through, to its target
     path = Path(os.path.realpath(path))
     if path == Path.cwd() or path in Path.cwd().parents:
@@ -58,7 +61,7 @@ def save_atomic(path: str | os.PathLike, write, keep: tuple[str, ...] = (), owne
     is removed only after the new one is complete, and is put back if the new one cannot be moved in.
     ``keep``: glob patterns of the old folder's subfolders to move (rename, not copy) into the new one, e.g. a
     Trainer's ``"checkpoint-*"`` in the output_dir a model is then saved to; all else of the old folder goes.
-    ``owned``: see ``check_replaceable``, which refuses a folder holding files of anything else."""
+    ``owned``: see ``check_replaceable``, which refuses a folder that holds no such save but other files."""
     path = check_replaceable(path, keep, owned)
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.with_name(f".{path.name}.old")
