@@ -113,8 +113,8 @@ def test_tiny_run_backs_what_the_notebooks_say(run):
         curve = [m["best_of_n"][n][aggregation] for n in sorted(m["best_of_n"], key=int)]
         assert curve[-1] > curve[0], (aggregation, curve)
     # 06 and 07: the paired differences printed under the tables are the tables' own gaps, inside their intervals
-    (n, at_n), = m["best_of_n_differences"].items()
-    assert int(n) == max(map(int, m["best_of_n"])) and set(at_n) >= {"prm_product", "orm", "majority"}
+    assert set(m["best_of_n_differences"]) == set(m["best_of_n"])  # every N the table has
+    assert set(m["best_of_n_differences"][max(m["best_of_n"], key=int)]) >= {"prm_product", "orm", "majority"}
     for where, table in (("best_of_n_differences", m["best_of_n"]), ("test_time_differences", m["test_time"])):
         for n, by_a in m[where].items():
             for a, by_b in by_a.items():
@@ -127,6 +127,8 @@ def test_tiny_run_backs_what_the_notebooks_say(run):
     # steering is no worse than picking with the same PRM, and the ORM picks no worse than majority vote
     assert budget["beam_prm"] >= budget["best_of_n_prm"] and budget["best_of_n_orm"] >= budget["majority"]
     assert set(m["test_time_differences"][str(max(int(b) for b in m["test_time"] if b.isdigit()))]) >= {"beam_prm"}
+    for b, report in m["test_time"]["pruning"].items():  # the checker's view of the pruning, each budget
+        assert report["kept"] > 0 and report["rounds"] >= report["no_right_step"] + report["right_step_pruned"], b
 
 def notebook_noise(path) -> dict:
     """What an executed notebook shows besides its results: progress-bar widgets, warnings, and the longest

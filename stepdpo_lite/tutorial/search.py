@@ -504,8 +504,9 @@ def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequen
                 f"tokens and {sum(r.n_scored for r in res) / len(res):.0f} PRM-scored prefixes per problem ({seconds:.0f} s)")
         report = pruning_report(problems, searches["beam_prm"][b])
         if report:  # only where a checker labels every step (the toy world)
-            log(f"       checker on beam_prm's steps: kept {report['kept']} ({report['kept_right']:.0%} right), pruned "
-                f"{report['pruned']} ({report['pruned_right']:.0%} right); of {report['rounds']} rounds that started "
+            share = lambda x: "-" if x is None else f"{x:.0%}"
+            log(f"       checker on beam_prm's steps: kept {report['kept']} ({share(report['kept_right'])} right), pruned "
+                f"{report['pruned']} ({share(report['pruned_right'])} right); of {report['rounds']} rounds that started "
                 f"from a right prefix, the policy sampled no right next step in {report['no_right_step']}, and the "
                 f"PRM pruned every right one in {report['right_step_pruned']}")
     return searches
@@ -655,6 +656,6 @@ def pruning_report(problems, results: Sequence[SearchResult]) -> dict | None:
                 right_pruned += 1
     if not kept and not pruned:
         return None
-    share = lambda xs: sum(xs) / len(xs) if xs else float("nan")
+    share = lambda xs: sum(xs) / len(xs) if xs else None  # None: JSON's undefined figure (metrics.json)
     return {"kept": len(kept), "kept_right": share(kept), "pruned": len(pruned), "pruned_right": share(pruned),
             "rounds": rounds, "no_right_step": no_right, "right_step_pruned": right_pruned}
