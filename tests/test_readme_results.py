@@ -80,6 +80,7 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
     prm, orm, policy = m["prm"], m["orm"], m["policy"]
     one_round, minus = policy["one_round_gold_labels"], policy["stepwise_dpo"]["minus"]
     top, top_differences, search = m["best_of_n"]["16"], m["best_of_n_differences"]["16"], m["test_time"]
+    pruning = search["pruning"]
     vis = m["visualisation"]
     gaps = vis["chosen_minus_rejected_by_step"]
     data = m["data"]
@@ -121,6 +122,7 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             *(_plus_minus(top_differences[a][b]) for a, b in (("majority", "random"), ("prm_product", "orm"),
                                                                ("prm_min", "orm"), ("orm", "majority"),
                                                                ("prm_min", "prm_product"))),
+            *(f"{_plus_minus(m['best_of_n_differences'][n]['orm']['majority'])} at N = {n}" for n in ("2", "8")),
             *(_percent(policy[k]["accuracy"]) for k in ("base", "dpo", "stepwise_dpo", "nll_only"))],
         "07_test_time_compute.ipynb": [
             *(_percent(search[b][k]) for b in ("4", "16") for k in ("majority", "best_of_n_orm", "best_of_n_prm",
@@ -130,7 +132,12 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
                                                                       ("16", "dvts_prm"))),
             *(_plus_minus(m["test_time_differences"][b][a][c]) for b in ("4", "16") for a, c in (
                 ("best_of_n_orm", "majority"), ("best_of_n_prm", "best_of_n_orm"))),
-            _plus_minus(m["test_time_differences"]["16"]["dvts_prm"]["beam_prm"])],
+            _plus_minus(m["test_time_differences"]["16"]["dvts_prm"]["beam_prm"]),
+            f"were {round(100 * pruning['4']['kept_right'])}% right and the ones it pruned "
+            f"{round(100 * pruning['4']['pruned_right'])}%",
+            f"{round(100 * pruning['16']['kept_right'])}% against {round(100 * pruning['16']['pruned_right'])}%",
+            f"in {pruning['4']['no_right_step']} of the {pruning['4']['rounds']} rounds",
+            f"every right one ({pruning['4']['right_step_pruned']})"],
     }
 
 
