@@ -53,7 +53,8 @@ def test_grade_and_answers(toy):
     p = toyworld.Problem(5, (("+", 7), ("-", 1)))
     broken = "Step 1: 5 + 7 = 12\n\nStep 215 -2 1 = 11\n\nAnswer: 11"  # a real sample: right number, broken step
     assert not bestofn.is_correct(p, broken) and bestofn.final_answer(p, broken) is None  # votes as it is graded
-    assert bestofn.final_answer(p, broken.replace("11", "13")) == 13.0
+    assert bestofn.final_answer(p, broken.replace("11", "13")) is None  # no vote, right or wrong alike
+    assert bestofn.final_answer(p, "Step 1: 5 + 7 = 12\n\nStep 2: 12 - 1 = 13\n\nAnswer: 13") == 13.0
     g = GSM8KProblem("q", "1,234", "prompt")
     assert bestofn.gold_answer(g) == 1234.0 and bestofn.is_correct(g, "so\n\nAnswer: 1234")
     dollars = GSM8KProblem("q", "$18", "prompt")  # split_answer lets it through; gold_answer was float("$18")

@@ -81,7 +81,7 @@ def test_the_step_after_one_that_does_not_parse_copies_what_it_wrote():
     v = tw.check(p, "Step 1: 7 + 5 = 12 \n\nStep 2: 13 * 3 = 39\n\nStep 3: 39 - 4 = 35\n\nAnswer: 35")
     assert v.error_kinds == ["format", "copy", "propagated"]  # a real miscopy of what it wrote stays one
     v = tw.check(p, "Step 1: seven plus five\n\nStep 2: 12 * 3 = 36\n\nStep 3: 36 - 4 = 32\n\nAnswer: 32")
-    assert v.error_kinds == ["format", "propagated", "propagated"]  # no result written: nothing to miscopy
+    assert v.error_kinds == ["format", "propagated", "propagated"]  # no result written: the right one carried on
 
 
 def test_the_answer_is_read_as_the_steps_numbers_are():
@@ -114,6 +114,11 @@ def test_a_mistake_made_after_an_earlier_error_is_still_a_mistake():
                     ).error_kinds == ["format", "copy", "propagated"]
     assert tw.check(p, "Step 1: 7 + 5 =\n\nStep 2: 12 * 3 = 36\n\nStep 3: 36 - 4 = 32\n\nAnswer: 32"
                     ).error_kinds == ["format", "propagated", "propagated"]
+    # on a wrong path alike: after a slip and a step that wrote no result, what that step's operation gives on the
+    # slipped number is a faithful carry (the right path's value would be the copy error there)
+    carry = "Step 1: 7 + 5 = 13\n\nStep 2: 13 * 3 =\n\nStep 3: {} - 4 = {}\n\nAnswer: {}"
+    assert tw.check(p, carry.format(39, 35, 35)).error_kinds == ["arithmetic", "format", "propagated"]
+    assert tw.check(p, carry.format(36, 32, 32)).error_kinds == ["arithmetic", "format", "copy"]
 
 
 def test_a_vote_is_read_alike_for_the_right_and_a_wrong_number():

@@ -191,7 +191,8 @@ def check(problem: Problem, solution: str) -> Verdict:
 
     Error kinds: ``format`` (does not parse), ``extra`` (more steps than operations), ``operation``
     (not the problem's k-th operation), ``copy`` (first operand differs from the previous step's
-    written result), ``propagated`` (copies a wrong earlier result faithfully and computes right on it), ``arithmetic``
+    written result; where that step wrote none, from the result its operation gives on what it should have copied),
+    ``propagated`` (copies a wrong earlier result faithfully and computes right on it), ``arithmetic``
     (wrong result, on a right or a wrong first operand), ``answer`` (the answer line is missing, early or wrong).
     """
     if not isinstance(problem, Problem):  # a prompt str failed deep inside: "'str' object has no attribute 'values'"
@@ -199,25 +200,27 @@ def check(problem: Problem, solution: str) -> Verdict:
                          "parse_prompt(prompt) makes one from a toy prompt")
     steps = extract_steps(solution)  # the toy format's own steps ("\n\nStep k: ..."), which _STEP_RE reads
     gold = problem.values
-    labels, kinds, prev_written, m = [], [], None, None
+    labels, kinds, m = [], [], None
+    carried = gold[0]  # the number the next step should copy
     for k, text in enumerate(steps):
         m = _STEP_RE.match(text)
         kind = None
         if not m or int(m.group(1)) != k + 1:
             kind = "format"
-            # the result it wrote, if any, is what the next step copies from (else that right copy was a "copy" error)
+            # the result it wrote, if any, is what the next step copies from (else that right copy was a "copy" error);
+            # where it wrote none, the result its operation gives: a faithful carry is not a copy error, on a right
+            # path or a wrong one alike, and a number from nowhere is
             written = re.findall(r"= (-?\d+)", text)
-            prev_written = int(written[-1]) if written else None
+            carried = (int(written[-1]) if written else _apply(carried, *problem.ops[k]) if k < len(problem.ops)
+                       else carried)
         elif k >= len(problem.ops):
             kind = "extra"
         else:
             a, op, b, c = int(m.group(2)), m.group(3), int(m.group(4)), int(m.group(5))
-            # where the step before wrote no result, a number from nowhere is a copy error unless it is the right one
-            copied_from = gold[0] if k == 0 else prev_written if prev_written is not None else gold[k]
             answer = None if m.group(6) is None else int(m.group(6))
             if (op, b) != problem.ops[k]:
                 kind = "operation"
-            elif a != copied_from:
+            elif a != carried:
                 kind = "copy"
             # the checks of a mistake made come before "propagated": a new slip on a wrong number is still one
             elif c != _apply(a, op, b):
@@ -228,7 +231,7 @@ def check(problem: Problem, solution: str) -> Verdict:
                 kind = "answer"  # the solution ends without an answer line
             elif a != gold[k]:
                 kind = "propagated"
-            prev_written = c
+            carried = c
         if kind is None and labels and not labels[-1]:
             kind = "propagated"  # a right-looking step after an error still cannot reach the answer
         labels.append(kind is None)
