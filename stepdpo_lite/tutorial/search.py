@@ -302,8 +302,8 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
     one). A beam finishes at EOS, at an answer line (``answer_pattern``), when its solution reaches
     ``max_new_tokens`` tokens (a step may take what its path has left), at ``max_steps`` steps, or when its
     problem has generated ``token_budget`` tokens. The chosen solution is the best-scored beam that ended by itself
-    (EOS or answer) in any subtree, also one pushed out of its beam after it finished; the best cut one held only
-    where none did. A prefix sampled twice is scored once; with ``unique`` it also
+    (EOS or answer) in any subtree, held or not (one not taken into the beam, or pushed out of it later); the best
+    cut one held only where none did. A prefix sampled twice is scored once; with ``unique`` it also
     takes only one place in the beam (more diversity; off by default: a prefix the policy samples often and the
     PRM likes then gets more of the next samples, which did better on the toy world's validation split).
 

@@ -698,6 +698,7 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=Non
     ax.annotate("prompt", (0, root_y), textcoords="offset points", xytext=(-6, 6), ha="right", fontsize=7)
     # in the beam to the end: a finished beam that better prefixes pushed out later is pruned (pruning_report's view)
     stayed = {n.id for n in nodes if n.kept and n.pruned_at is None}
+    bright = stayed | chosen  # the chosen answer may be a finished beam pushed out later: drawn in full all the same
     for n in nodes:
         px, py = (0, root_y) if n.parent is None else (n.depth, y[n.parent])
         on_path = n.id in chosen
@@ -711,11 +712,11 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=Non
         edge = CORRECT if ring is True else WRONG if ring is False else "#333"
         marker = "*" if n.id == result.chosen else ("s" if n.finished else "o")
         ax.scatter([n.depth + 1], [y[n.id]], s=140 if marker == "*" else 48, color=face, marker=marker,
-                   edgecolors=edge, linewidths=1.6 if ring is not None else 0.6, alpha=1.0 if n.id in stayed else 0.45,
+                   edgecolors=edge, linewidths=1.6 if ring is not None else 0.6, alpha=1.0 if n.id in bright else 0.45,
                    zorder=4)
         caption = f"{_step_caption(n.step, width)}  {p:.2f}" if p == p else _step_caption(n.step, width)
         ax.annotate(caption, (n.depth + 1, y[n.id]), textcoords="offset points", xytext=(6, -3), fontsize=6.5,
-                    color="black" if n.id in stayed else "#999", fontweight="bold" if n.id in chosen else "normal")
+                    color="black" if n.id in bright else "#999", fontweight="bold" if n.id in chosen else "normal")
     ax.set_xlim(-0.6, depth + 1.9)
     ax.set_ylim(next_leaf[0] - 0.5, -0.8)
     ax.set_xticks(range(depth + 1), ["prompt"] + [f"step {d}" for d in range(1, depth + 1)])
