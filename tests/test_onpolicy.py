@@ -544,6 +544,7 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
         assert metrics[m]["sampled_step_accuracy"] == records[-1][m]["sampled_step_accuracy"] is not None
         # which problems: notebook 06 reuses a figure only for these very ones
         assert metrics[m]["test_problems_digest"] == tasks.problems_digest(held_out)
+        assert metrics[m]["in_4_bits"] is False  # and at which precision (full here)
     # Stepwise DPO minus each other method, paired over the same 4 held-out problems: the point is the difference of
     # the accuracies, inside its interval
     for rec in records:

@@ -171,3 +171,12 @@ def test_the_problems_digest_tells_draws_of_the_same_size_apart():
     seed0, again, seed1 = task.held_out(20, seed=0), task.held_out(20, seed=0), task.held_out(20, seed=1)
     assert tasks.problems_digest(seed0) == tasks.problems_digest(again) != tasks.problems_digest(seed1)
     assert tasks.problems_digest(seed0[:19]) != tasks.problems_digest(seed0)
+
+
+def test_a_recorded_accuracy_says_whether_the_weights_were_4_bit_ones(tiny_model, tiny_tokenizer):
+    """Notebook 06 loads the policies unquantized and reused a 4-bit profile's round figures as its own."""
+    problems = tasks.get_task("tiny").held_out(2)
+    kw = dict(n_sampled=1, batch_size=2, max_new_tokens=8)
+    assert tasks.greedy_and_sampled_accuracy(tiny_model, tiny_tokenizer, problems, **kw)["in_4_bits"] is False
+    tiny_model.is_loaded_in_4bit = True  # what transformers sets on a bitsandbytes 4-bit load (a fresh model a test)
+    assert tasks.greedy_and_sampled_accuracy(tiny_model, tiny_tokenizer, problems, **kw)["in_4_bits"] is True

@@ -487,7 +487,7 @@ def metrics_of(records: Sequence[dict], base: dict | None = None, methods: Seque
     had pairs to train on), with ``label_source`` = "prm", and ``rounds``: one entry per round, every method."""
     # every figure of a policy's evaluation: a key left out would keep notebook 04's one-round value in metrics.json
     keep = ("accuracy", "sampled_accuracy", "step_accuracy", "sampled_step_accuracy", "train_seconds",
-            "n_test_problems", "test_problems_digest")
+            "n_test_problems", "test_problems_digest", "in_4_bits")
     rounds = []
     for rec in records:
         entry = {"round": rec["round"], "pairs": rec["pairs"], "mislabels": rec.get("mislabels", {}),

@@ -76,7 +76,7 @@ def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 
                                 max_new_tokens: int = 160, seed: int = 0, per_problem: bool = False) -> dict:
     """How notebook 04 and the on-policy rounds measure a policy: final-answer accuracy greedy (one solution per
     problem) and sampled at T = 1 (``n_sampled`` each); with a step checker, the share of right steps too.
-    ``per_problem``: also ``"per_problem"``, how many of each problem's solutions are right (``greedy_right``,
+    ``in_4_bits``: whether the weights were 4-bit ones. ``per_problem``: also ``"per_problem"``, how many of each problem's solutions are right (``greedy_right``,
     ``sampled_right``, ``n_sampled``): what ``accuracy_differences`` compares two policies by."""
     kw = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, seed=seed, progress=False)
     with generation.evaluating(model):
@@ -84,7 +84,8 @@ def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 
         sampled = evaluate_policy(model, tokenizer, problems, n=n_sampled, temperature=1.0, **kw)
     out = {"accuracy": greedy["accuracy"], "sampled_accuracy": sampled["accuracy"],
            "step_accuracy": greedy.get("step_accuracy"), "sampled_step_accuracy": sampled.get("step_accuracy"),
-           "n_test_problems": len(problems), "test_problems_digest": problems_digest(problems)}
+           "n_test_problems": len(problems), "test_problems_digest": problems_digest(problems),
+           "in_4_bits": bool(getattr(model, "is_loaded_in_4bit", False))}  # not the numbers of 16-bit weights
     if per_problem:
         out["per_problem"] = {"greedy_right": greedy["right_per_problem"],
                               "sampled_right": sampled["right_per_problem"], "n_sampled": n_sampled}
