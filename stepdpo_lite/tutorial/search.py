@@ -505,10 +505,10 @@ def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequen
         report = pruning_report(problems, searches["beam_prm"][b])
         if report:  # only where a checker labels every step (the toy world)
             share = lambda x: "-" if x is None else f"{x:.0%}"
-            log(f"       checker on beam_prm's steps: kept {report['kept']} ({share(report['kept_right'])} right), pruned "
-                f"{report['pruned']} ({share(report['pruned_right'])} right); of {report['rounds']} rounds that started "
-                f"from a right prefix, the policy sampled no right next step in {report['no_right_step']}, and the "
-                f"PRM pruned every right one in {report['right_step_pruned']}")
+            log(f"       checker on beam_prm's steps: kept {report['kept']} ({share(report['kept_right'])} right), "
+                f"pruned {report['pruned']} ({share(report['pruned_right'])} right); of {report['rounds']} rounds "
+                f"that started from a right prefix, the policy sampled no right next step in "
+                f"{report['no_right_step']}, and the PRM pruned every right one in {report['right_step_pruned']}")
     return searches
 
 
