@@ -20,7 +20,7 @@ TORCH_CPU := torch==2.13.0
 TORCH_INDEX ?=
 TORCH_PIP := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_CPU)"
 
-.PHONY: tutorial test test-fast benchmarks benchmarks-gpu clean-runs lock
+.PHONY: tutorial test benchmarks benchmarks-gpu clean-runs lock
 
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -28,7 +28,7 @@ _EXPORTS = {
 }
 
 _MODULES = ("steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
-            "data", "evaluation", "generation", "atomic", "tutorial")
+            "data", "evaluation", "generation", "atomic", "checks", "tutorial")
 
 __all__ = sorted(_EXPORTS) + list(_MODULES)
 

@@ -48,6 +48,8 @@ def check_replaceable(path: str | os.PathLike, keep: tuple[str, ...] = (), owned
     if path == Path.cwd() or path in Path.cwd().parents:
         raise ValueError(f"{where}: {path} is the working directory or holds it; saving replaces the folder as a "
                          "whole: name a subfolder")
+    if path.exists() and not path.is_dir():  # renamed aside, it would be lost from view and block every later save
+        raise ValueError(f"{where}: {path} is a file; a save writes a folder there: choose another name")
     if owned and path.is_dir() and not any(next(path.glob(o), None) for o in owned):
         if foreign := sorted(p.name for p in path.iterdir() if not any(p.match(k) for k in keep)):
             raise ValueError(f"{where}: {path} holds {foreign[:3]}, not a saved copy ({', '.join(owned)}); saving "

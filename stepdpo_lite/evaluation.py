@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .checks import finite_number, positive_int
+from .checks import finite_number, list_of, positive_int
 
 
 def _check_same_shape(values, labels, what: str, noun: str = "values") -> None:
@@ -25,10 +25,16 @@ def _check_same_shape(values, labels, what: str, noun: str = "values") -> None:
             raise ValueError(f"{what}: solution {i} has {len(v)} {noun} and {len(y)} labels")
 
 
+def _finite_scores(scores, what: str, solution: int | None = None) -> list[float]:
+    """Each score a finite number (not a bool, a str or None: NaN compares false and a str would be cast), named."""
+    at = "" if solution is None else f"solution {solution}, "
+    return [finite_number(x, f"{at}score {k}", what) for k, x in enumerate(scores)]
+
+
 def _check_labels(labels, what: str, name: str) -> None:
     """Each label a bool or exactly 0/1 (ints, floats or a tensor's values alike); anything else (None, "True", 2,
     a probability) would be read as a bool by its truth value, so it is refused, naming ``name[index]``."""
-    items = labels.detach().cpu().tolist() if hasattr(labels, "detach") else list(labels)
+    items = labels.detach().cpu().tolist() if hasattr(labels, "detach") else list_of(labels, f"{what}: {name}", "labels")
     y = np.asarray(items)
     if y.dtype.kind in "biuf":  # numbers: one vectorised test
         bad = np.flatnonzero(~np.isin(y, (0, 1)))
@@ -48,13 +54,11 @@ def _flat_scores_and_labels(scores, labels, what: str, name: str = "labels"):
         labels = [x for y in labels for x in y]
     else:
         _check_labels(labels, what, name)
-    s, y = np.asarray(scores, dtype=float).ravel(), np.asarray(labels).ravel()
+    s, y = np.asarray(_finite_scores(np.asarray(scores, dtype=object).ravel(), what), dtype=float), np.asarray(labels).ravel()
     if s.shape != y.shape:
         raise ValueError(f"{what}: {s.size} scores but {y.size} labels")
     if s.size == 0:
         raise ValueError(f"{what}: no scores and labels (empty input)")
-    if not np.isfinite(s).all():
-        raise ValueError(f"{what}: scores hold NaN or inf")
     y = y.astype(bool)
     if y.all() or not y.any():
         raise ValueError(f"{what}: AUROC needs both correct and wrong examples, got only {'correct' if y.all() else 'wrong'}")
@@ -73,7 +77,8 @@ def step_auroc(step_scores, step_labels) -> float:
 def outcome_auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     """AUROC of solution scores against whether the solution is correct."""
     from sklearn.metrics import roc_auc_score
-    s, y = _flat_scores_and_labels(list(scores), list(labels), "outcome_auroc")
+    s, y = _flat_scores_and_labels(list_of(scores, "outcome_auroc: scores", "numbers"),
+                                   list_of(labels, "outcome_auroc: labels", "labels"), "outcome_auroc")
     return float(roc_auc_score(y, s))
 
 
@@ -82,11 +87,14 @@ def outcome_auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
 def first_error_index(step_labels: Sequence[bool]) -> int:
     """0-based index of the first wrong step, or -1 when every step is right (ProcessBench's label)."""
     _check_labels(step_labels, "first_error_index", "step_labels")
+    if not len(step_labels):  # -1 would say "every step right" of a solution with none
+        raise ValueError("first_error_index: step_labels is empty; a solution has one step or more")
     return next((k for k, ok in enumerate(step_labels) if not ok), -1)
 
 
 def predict_first_error(step_scores: Sequence[float], threshold: float) -> int:
     """The first step whose score is below ``threshold``, or -1."""
+    threshold = finite_number(threshold, "threshold", "predict_first_error")  # NaN: no step below it, silently
     return next((k for k, s in enumerate(step_scores) if s < threshold), -1)
 
 
@@ -96,8 +104,7 @@ def _check_first_errors(step_scores, first_errors, what):
     for i, (s, e) in enumerate(zip(step_scores, first_errors)):
         if len(s) == 0:
             raise ValueError(f"{what}: solution {i} has no step scores")
-        if not all(math.isfinite(x) for x in s):
-            raise ValueError(f"{what}: solution {i} has NaN or inf scores")
+        _finite_scores(s, what, i)
         if isinstance(e, bool) or not (isinstance(e, (int, np.integer)) and -1 <= e < len(s)):
             raise ValueError(f"{what}: solution {i}: first error must be -1 or a step index < {len(s)}, got {e!r}")
     errors = sum(e >= 0 for e in first_errors)
@@ -208,8 +215,8 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
     if scores is not None:
         if len(scores) != len(correct) or any(len(s) != len(c) for s, c in zip(scores, correct)):
             raise ValueError("best_of_n_accuracy: scores and correct must have the same shape")
-        if not all(math.isfinite(x) for s in scores for x in s):
-            raise ValueError("best_of_n_accuracy: scores hold NaN or inf")
+        for i, s in enumerate(scores):
+            _finite_scores(s, "best_of_n_accuracy", i)
     for i, c in enumerate(correct):
         _check_labels(c, "best_of_n_accuracy", f"correct[{i}]")
     sizes = [len(c) for c in correct]
@@ -236,7 +243,7 @@ def majority_vote_accuracy(answers: Sequence[Sequence[Any]], gold: Sequence[Any]
     ``best_of_n_accuracy``."""
     if len(answers) != len(gold):
         raise ValueError(f"majority_vote_accuracy: {len(answers)} problems of answers but {len(gold)} gold answers")
-    sizes = [len(a) for a in answers]
+    sizes = [len(list_of(a, f"majority_vote_accuracy: answers[{i}]", "answers")) for i, a in enumerate(answers)]
     _check_ns(ns, sizes, subsets, "majority_vote_accuracy", n_resamples)
 
     def right(i, pick):

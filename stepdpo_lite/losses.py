@@ -4,7 +4,7 @@ Shapes: ``B`` pairs, ``S`` step slots (padded), ``T`` tokens. A step's log-ratio
 ``ρ_k = log π(s_k | x, s_<k) − log π_ref(s_k | x, s_<k)``, the sum over its tokens of the per-token
 log-ratios (DPO's sequence log-ratio, Rafailov et al. 2023, cut into steps). docs/method.md §4 fixes:
 
-    outcome  h = Σ_k ρ⁺_k − Σ_m ρ⁻_m,  w = σ(R⁺ − R⁻) (1 without a reward model)
+    outcome  h = ρ⁺ − ρ⁻ (every kept token; = Σ_k ρ_k but under first_token / first_error pairing),  w = σ(R⁺ − R⁻)
              L_out  = −[w·log σ(β_out·h) + (1−w)·log σ(−β_out·h)]
     step     L_step = −log σ(β_step·(Σ_k a_k·p⁺_k·ρ⁺_k − Σ_m a_m·(1−p⁻_m)·ρ⁻_m))
     total    L = step_loss_weight·L_step + outcome_loss_weight·L_out (+ sft_loss_weight·NLL(y⁺), in trainer.py)

@@ -65,7 +65,8 @@ class CombinedRewardModel:
     def _capped(self, steps):
         """A solution given as its steps, with ``max_steps``' tail merged into the last kept step, as
         ``extract_steps`` merges a text's: a text and its list of steps get the same rewards."""
-        if self.max_steps is None or not isinstance(steps, (list, tuple)) or len(steps) <= self.max_steps:
+        if (self.max_steps is None or not isinstance(steps, (list, tuple)) or len(steps) <= self.max_steps
+                or not all(isinstance(s, str) for s in steps)):  # the PRM refuses a step that is not a str, by name
             return steps
         return [*steps[:self.max_steps - 1], "".join(steps[self.max_steps - 1:])]
 
@@ -179,8 +180,12 @@ class EnsembleRewardModel:
         solutions = list_of(solutions, "solutions", "texts or lists of steps")
         prompts = list_of(prompts, "prompts", "strings")
         total = [0.0] * len(prompts)
-        for w, m in zip(self.weights, self.models):
-            total = [t + w * r for t, r in zip(total, m.solution_rewards(prompts, solutions, batch_size, progress))]
+        for i, (w, m) in enumerate(zip(self.weights, self.models)):  # a member may be any object with solution_rewards
+            rewards = list_of(m.solution_rewards(prompts, solutions, batch_size, progress), f"models[{i}]", "rewards")
+            if len(rewards) != len(total):  # zip would cut the longer list without a word
+                raise ValueError(f"EnsembleRewardModel: models[{i}] gave {len(rewards)} rewards for {len(total)} solutions")
+            total = [t + w * finite_number(r, f"models[{i}]'s reward of solution {j}", "EnsembleRewardModel")
+                     for j, (t, r) in enumerate(zip(total, rewards))]
         return total
 
     solution_rewards = score_solutions

@@ -220,6 +220,8 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
     train_rows, eval_rows = checked["train_dataset"], checked["eval_dataset"]
     if not train_rows:
         raise ValueError(f"{kind.__name__}: the training data is empty")
+    if eval_rows == []:  # else no eval_loss, and no error
+        raise ValueError(f"{kind.__name__}: eval_dataset is empty; pass None to train without evaluation")
 
     set_seed(c.seed)
     device = resolve_device(c.device)

@@ -304,7 +304,9 @@ class GenerativeVerifier:
                                  f"or broken weights?)")
         return out
 
-    def _prompt_for(self, problem: str | None) -> str:
+    def _prompt_for(self, problem: str | None, optional: bool = True) -> str:
+        if not (isinstance(problem, str) or optional and problem is None):  # format() would print any object
+            raise ValueError(f"problem: must be a str{' or None' if optional else ''}, got {type(problem).__name__}")
         return "" if problem is None else self.config.prompt_template.format(problem=problem)
 
     # -- save and load (reference layout: the model, tokenizer and <kind>_reward_config.json in one folder)
@@ -428,7 +430,7 @@ class ProcessRewardModel(GenerativeVerifier):
         return self.extract_and_aggregate_steps(text)[2]
 
     def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
-        return self.aggregate(self.score_solutions([self._prompt_for(problem)], [solution])[0])
+        return self.aggregate(self.score_solutions([self._prompt_for(problem, optional=False)], [solution])[0])
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
         texts = list_of(texts, "texts", "texts")
@@ -472,7 +474,7 @@ class OutcomeRewardModel(GenerativeVerifier):
         return self.score_solutions([""], [text])[0]
 
     def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
-        return self.score_solutions([self._prompt_for(problem)], [solution])[0]
+        return self.score_solutions([self._prompt_for(problem, optional=False)], [solution])[0]
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
         texts = list_of(texts, "texts", "texts")

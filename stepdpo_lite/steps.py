@@ -76,5 +76,6 @@ def token_step_ids(text: str, tokenizer, delimiter: str = DEFAULT_DELIMITER, max
     """Tokenize ``text`` with a fast tokenizer; return ``(input_ids, step_ids)`` with one step id per token."""
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("token_step_ids needs a fast tokenizer (offset mappings); got a slow one")
+    spans = step_spans(text, delimiter, max_steps)  # first: it refuses a text that is not a str, by name
     enc = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
-    return enc["input_ids"], char_step_ids(step_spans(text, delimiter, max_steps), enc["offset_mapping"])
+    return enc["input_ids"], char_step_ids(spans, enc["offset_mapping"])

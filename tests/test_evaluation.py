@@ -29,7 +29,7 @@ def test_auroc_errors():
         step_auroc([0.1, 0.2], [True, True])
     with pytest.raises(ValueError, match="solution 1 has 1 scores and 2 labels"):
         step_auroc([[0.1], [0.2]], [[True], [True, False]])
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match="score 1 must be a finite number, got nan"):
         outcome_auroc([0.1, float("nan")], [True, False])
     assert outcome_auroc([0.9, 0.1, 0.5], [True, False, False]) == 1.0
 
@@ -155,7 +155,7 @@ def test_first_errors_labels_and_threshold_are_checked():
         first_error_f1(s, [0, -1], float("nan"))  # every comparison with NaN is False: F1 0.0
     with pytest.raises(ValueError, match="threshold must be a finite number, got None"):
         first_error_report(s, [0, -1], None)
-    with pytest.raises(ValueError, match=r"first_error_index: step_labels\[0\] must be a bool or 0/1, got 'T'"):
+    with pytest.raises(ValueError, match=r"first_error_index: step_labels: expected a list of labels, got one str"):
         first_error_index("TF")
     assert first_error_index([1, 0]) == 1 and first_error_f1(s, [0, -1], np.float32(0.15)) == 1.0
 
@@ -328,3 +328,23 @@ def test_auroc_difference_point_interval_groups_and_errors():
         auroc_difference([[0.1, 0.2], [0.3, 0.4]], [[0.3, 0.1], [0.4, 0.5]], [[True, False], [True, None]])
     with pytest.raises(ValueError, match=r"scores A\): 5 scores but 4 labels"):  # flat: was numpy's IndexError
         auroc_difference([0.1, 0.2, 0.3, 0.4, 0.5], [0.1, 0.2, 0.3, 0.4, 0.5], [True, False, True, False])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: step_auroc([[0.1, "0.9"]], [[False, True]]), r"step_auroc: score 1 must be a finite number, got '0.9'"),
+    (lambda: outcome_auroc([True, False], [1, 0]), r"outcome_auroc: score 0 must be a finite number, got True"),
+    (lambda: outcome_auroc([0.1, 0.9], None), r"outcome_auroc: labels: expected a list of labels, got NoneType"),
+    (lambda: first_error_f1([[None, 1.0], [1.0]], [0, -1], 0.5), r"solution 0, score 0 must be a finite number"),
+    (lambda: choose_threshold([[0.1, 0.9], [0.8, "x"]], [0, -1]), r"choose_threshold: solution 1, score 1 must"),
+    (lambda: best_of_n_accuracy([[True, False]], [[1.0, None]], ns=(1, 2)), r"solution 0, score 1 must be a finite"),
+    (lambda: first_error_index([]), r"first_error_index: step_labels is empty"),
+    (lambda: first_error_index(None), r"first_error_index: step_labels: expected a list of labels, got NoneType"),
+    (lambda: predict_first_error([1.0], float("nan")), r"predict_first_error: threshold must be a finite number"),
+    (lambda: majority_vote_accuracy(["12"], [1], ns=(1,)), r"answers\[0\]: expected a list of answers, got one str"),
+])
+def test_scores_and_answers_of_the_wrong_type_are_refused_by_name(call, message):
+    """A None or str score raised a TypeError from math.isfinite (or a str was cast, a bool taken as a score); a NaN
+    threshold predicted no error anywhere; a solution with no labels had its first error at -1 ("all right"); one
+    str of answers voted character by character."""
+    with pytest.raises(ValueError, match=message):
+        call()

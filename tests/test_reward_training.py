@@ -186,6 +186,8 @@ def test_the_trainers_name_the_dataset_and_the_option_before_loading_a_model(tmp
         train_process_reward_model(nowhere, [{**good, "prompt": ""}], tmp_path / "x")
     with pytest.raises(ValueError, match="train_dataset is None"):
         train_process_reward_model(nowhere, None, tmp_path / "x")
+    with pytest.raises(ValueError, match="eval_dataset is empty; pass None"):  # it trained, and evaluated nothing
+        train_process_reward_model(nowhere, [good], tmp_path / "x", eval_dataset=[])
     with pytest.raises(ValueError, match="learnig_rate"):
         train_process_reward_model(nowhere, [good], tmp_path / "x", learnig_rate=1e-3)
 

@@ -138,6 +138,15 @@ def test_bad_inputs_raise(prm, orm, tiny_model, tiny_tokenizer):
         orm.score_solutions(["a", "b"], "xy")
     with pytest.raises(ValueError, match="solution 0: must be a non-blank string, got 42"):
         orm.get_reward_for_text(42)
+    # a problem that is not a str was formatted into the prompt ("['x']"), and None became an empty one
+    for model in (prm, orm):
+        with pytest.raises(ValueError, match="problem: must be a str, got NoneType"):
+            model.get_reward_for_problem_solution(None, "Step 1: 1 + 1 = 2")
+    with pytest.raises(ValueError, match="problem: must be a str or None, got list"):
+        prm.get_rewards_for_steps(["Step 1: 1 + 1 = 2"], problem=["x"])
+    # CombinedRewardModel's max_steps joined the tail before the PRM checked it: a TypeError from str.join
+    with pytest.raises(ValueError, match="solution 0, step 1: a step must be a non-blank string, got None"):
+        CombinedRewardModel(prm, None, max_steps=1).get_rewards_for_steps(["Step 1: 1 + 1 = 2", None])
     short = ProcessRewardModel(tiny_model, tiny_tokenizer, max_length=20)
     with pytest.raises(ValueError, match="longer than max_length 20"):
         short.score_solutions(["Problem: 1 + 2 (left to right)\n"], ["Step 1: 1 + 2 = 3\n\nAnswer: 3"])
@@ -304,6 +313,23 @@ def test_a_saved_adapter_loads_on_another_machine(tmp_path, saved_base):
     assert ProcessRewardModel.load(moved, device="cpu").score_solutions(prompts, sols) == before
     with pytest.raises(FileNotFoundError, match="its base model '../../base' .relative to the adapter. is not at"):
         adapter_base(tmp_path / "runs-on-drive" / "prm")  # neither beside it nor where it was trained
+
+
+def test_an_ensemble_member_that_gives_too_few_or_nan_rewards_is_named(prm):
+    """A member may be any object with ``solution_rewards``: zip cut its short answer to fit, and NaN went through."""
+    class Fixed:
+        def __init__(self, rewards):
+            self.rewards = rewards
+
+        def solution_rewards(self, prompts, solutions, batch_size=None, progress=False):
+            return self.rewards
+
+    sols = ["Step 1: 1 + 1 = 2", "Step 1: 1 + 1 = 3"]
+    with pytest.raises(ValueError, match=r"models\[1\] gave 1 rewards for 2 solutions"):
+        EnsembleRewardModel([prm, Fixed([1.0])]).score_solutions(["p", "p"], sols)
+    with pytest.raises(ValueError, match=r"models\[0\]'s reward of solution 1 must be a finite number, got nan"):
+        EnsembleRewardModel([Fixed([1.0, float("nan")])]).score_solutions(["p", "p"], sols)
+    assert EnsembleRewardModel([Fixed([1.0, 2.0])], weights=[0.5]).score_solutions(["p", "p"], sols) == [0.5, 1.0]
 
 
 def test_combined_and_ensemble_arithmetic(prm, orm):
@@ -516,6 +542,10 @@ def test_a_save_refuses_a_folder_it_would_wipe_or_the_working_directory(tmp_path
     (tmp_path / "prm" / "checkpoint-5").mkdir()
     prm.save(tmp_path / "prm")  # its own save is replaced, the checkpoint kept
     assert (tmp_path / "prm" / "process_reward_config.json").exists() and (tmp_path / "prm" / "checkpoint-5").is_dir()
+    (tmp_path / "notes.txt").write_text("mine")  # a file where the folder goes: renamed aside, every later save failed
+    with pytest.raises(ValueError, match=r"notes.txt is a file; a save writes a folder there"):
+        prm.save(tmp_path / "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "mine" and not (tmp_path / ".notes.txt.old").exists()
     for combined in (CombinedRewardModel(prm, None), EnsembleRewardModel([prm])):  # they wiped it without a word
         with pytest.raises(ValueError, match=r"project holds \['notes.md'\], not a saved copy"):
             combined.save(mine)

@@ -84,6 +84,11 @@ def test_char_step_ids_first_character_rule():
     assert char_step_ids(spans, [(7, 9)], offset=5) == [0]
 
 
+def test_token_step_ids_names_a_text_that_is_not_a_str(tiny_tokenizer):
+    with pytest.raises(ValueError, match="step_spans: text must be a str, got NoneType"):  # was the tokenizer's own
+        token_step_ids(None, tiny_tokenizer)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(pieces, min_size=1, max_size=10).map("".join))
 def test_token_step_ids_with_fast_tokenizer(tiny_tokenizer, text):

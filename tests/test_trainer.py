@@ -243,6 +243,10 @@ def test_step_dpo_rows_are_refused_as_they_are_and_train_through_to_trl_dpo(tmp_
     assert tiny_tokenizer.decode(tr.train_dataset[0]["prompt_ids"]).replace(" ", "") == (
         p.prompt + gold[0]).replace(" ", "")
     assert ids[-1] != tiny_tokenizer.eos_token_id  # one step of a longer solution: no EOS to learn
+    # read by its truth value, the string "false" dropped the EOS of whole solutions
+    whole = [{**r, "open_ended": "false"} for r in toy_rows(2)]
+    with pytest.raises(ValueError, match=r"row 0: field 'open_ended': must be a bool .*got 'false'"):
+        build(tmp_path, tiny_model, tiny_tokenizer, whole)
 
 
 def test_cached_step_rewards_extreme_are_probabilities_and_nan_is_an_error(tmp_path, tiny_model, tiny_tokenizer):
