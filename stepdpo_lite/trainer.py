@@ -346,7 +346,7 @@ class StepwiseDPOTrainer(DPOTrainer):
             if not isinstance(dataset, Dataset):
                 raise ValueError("reward-model scoring needs a map-style `datasets.Dataset`, not an IterableDataset")
             dataset = self._add_reward_columns(dataset)
-        elif not filled:
+        elif not filled and not next(iter(dataset)).get("open_ended"):  # one step a side: the defaults are Step-DPO
             warnings.warn(f"StepwiseDPOTrainer: the {dataset_name} dataset has no step labels, no step rewards and "
                           "there is no reward model, so every chosen step counts as right and every rejected step as "
                           "wrong: the step loss then pushes down the whole rejected solution, as DPO does. Add "

@@ -4,6 +4,7 @@ import copy
 import dataclasses
 import json
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -238,7 +239,10 @@ def test_step_dpo_rows_are_refused_as_they_are_and_train_through_to_trl_dpo(tmp_
     p, gold = problems[0], golds[0]
     with pytest.raises(ValueError, match="Step-DPO rows .row 0: field 'initial_reason_steps'."):
         build(tmp_path, tiny_model, tiny_tokenizer, rows)
-    tr = build(tmp_path, tiny_model, tiny_tokenizer, data.to_trl_dpo(rows))
+    with warnings.catch_warnings(record=True) as caught:  # one step a side: the default labels are Step-DPO's own
+        warnings.simplefilter("always")
+        tr = build(tmp_path, tiny_model, tiny_tokenizer, data.to_trl_dpo(rows))
+    assert not [w for w in caught if "no step labels" in str(w.message)]
     ids = tr.train_dataset[0]["chosen_ids"]
     assert tiny_tokenizer.decode(tr.train_dataset[0]["prompt_ids"]).replace(" ", "") == (
         p.prompt + gold[0]).replace(" ", "")
