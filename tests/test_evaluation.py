@@ -10,6 +10,7 @@ from stepdpo_lite.evaluation import (best_of_n_accuracy, choose_threshold, first
                                      first_error_report, majority_vote_accuracy, outcome_auroc, predict_first_error,
                                      process_reward_report, step_auroc)
 from stepdpo_lite.tutorial.diagnostics import (auroc_difference, base_rate_loss, chosen_vs_rejected_summary,
+                                               choose_process_weight,
                                                format_credit, mean_by_label, position_only_scores,
                                                prm_reports_adapter_on_and_off, step_auroc_by_position)
 
@@ -348,3 +349,16 @@ def test_scores_and_answers_of_the_wrong_type_are_refused_by_name(call, message)
     str of answers voted character by character."""
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_choose_process_weight_takes_the_best_validation_auroc_and_the_smaller_weight_on_a_tie():
+    labels = [True, False, True, False]
+    prm, orm = [2.0, -1.0, 1.0, -2.0], [0.0, 1.0, -1.0, 0.0]  # the PRM ranks every pair right, the ORM none
+    weight, aurocs = choose_process_weight(prm, orm, labels)
+    assert len(aurocs) == 11 and aurocs[0.0] == outcome_auroc(orm, labels) and aurocs[1.0] == 1.0
+    assert aurocs[weight] == 1.0 and all(a < 1.0 for w, a in aurocs.items() if w < weight)  # the first best weight
+    assert 0.0 < weight < 1.0
+    weight, aurocs = choose_process_weight(prm, prm, labels)  # every weight alike: the first
+    assert weight == 0.0 and set(aurocs.values()) == {1.0}
+    with pytest.raises(ValueError, match="3 PRM scores but 4 ORM scores"):
+        choose_process_weight(prm[:3], orm, labels)

@@ -65,8 +65,8 @@ def readme_figures(m: dict) -> dict[str, list[str]]:
         "at 4 solutions' worth": [
             _percent(m["test_time"]["4"][k]) for k in ("beam_prm", "best_of_n_prm", "best_of_n_orm", "majority")],
         "One round of preference training": [
-            _greedy_sampled(r) for r in (one_round["stepwise_dpo"], one_round["dpo"], one_round["nll_only"],
-                                         policy["base"])],
+            _greedy_sampled(r) for r in (one_round["stepwise_dpo"], one_round["dpo"], one_round["step_dpo"],
+                                         one_round["nll_only"], policy["base"])],
         "Two on-policy rounds": [_greedy_sampled(policy[k]) for k in ("stepwise_dpo", "dpo", "nll_only")] + _interval(
             policy["stepwise_dpo"]["minus"]["nll_only"]["accuracy"], _points),
         "Monte-Carlo step labels": [
@@ -88,7 +88,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
     return {
         "01_data_prep.ipynb": [f"{round(right * solutions):,} of the {solutions:,} sampled solutions",
                                f"({_percent(right)})", f"only {data['base_no_step_wrong']:,} have no step wrong",
-                               f"the other {data['base_right_through_a_wrong_step']:,} slip"],
+                               f"the other {data['base_right_through_a_wrong_step']:,} slip",
+                               *(_percent(data["mc_label_agreement"][k]) for k in ("hard", "soft"))],
         "02_process_reward_model.ipynb": [
             _auroc(prm["step_auroc"]), _auroc(prm["first_error_f1"]), _auroc(prm["zero_shot"]["step_auroc"]),
             _auroc(prm["zero_shot"]["f1"]), _auroc(prm["position_baseline_auroc"]),
@@ -103,6 +104,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
               for k in ("accuracy", "sampled_accuracy")), _percent(policy["base"]["accuracy"]),
             *(f for d in one_round["stepwise_dpo"]["minus"]["dpo"].values() for f in _interval(d, _points)),
             *_interval(one_round["stepwise_dpo"]["minus"]["nll_only"]["accuracy"], _points),
+            *(_percent(one_round["step_dpo"][k]) for k in ("accuracy", "sampled_accuracy")),  # the Step-DPO run
+            *(f for d in one_round["stepwise_dpo"]["minus"]["step_dpo"].values() for f in _interval(d, _points)),
             f"{_percent(policy['dpo']['accuracy'])} greedy / {_percent(policy['dpo']['sampled_accuracy'])}",
             _greedy_sampled(policy["nll_only"]), _greedy_sampled(policy["stepwise_dpo"]),
             *(f for d in (minus["nll_only"], minus["dpo"]) for r in d.values() for f in _interval(r, _points))],

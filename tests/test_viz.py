@@ -263,3 +263,14 @@ def test_label_agreement_refuses_a_label_that_is_no_bool():
     with pytest.raises(ValueError, match=r"plot_label_agreement: solution 1: gold labels\[0\] must be a bool or 0/1, "
                                          r"got None"):
         viz.plot_label_agreement([[True], [False]], [[True], [None]])
+
+
+def test_plot_outcome_roc_draws_each_scorer_with_its_auroc_and_a_histogram(tmp_path):
+    labels = [True, False, True, False, True]
+    scores = {"ORM": [2.0, -1.0, 0.5, 0.7, 1.0], "PRM": [1.0, -1.0, 1.0, -1.0, 1.0]}
+    fig = viz.plot_outcome_roc(scores, labels, histogram="ORM", save_to=tmp_path / "roc.png")
+    roc, hist = fig.axes
+    assert [t.get_text() for t in roc.get_legend().get_texts()] == ["ORM (AUROC 0.83)", "PRM (AUROC 1.00)"]
+    assert [t.get_text() for t in hist.get_legend().get_texts()] == ["right answer (3)", "wrong answer (2)"]
+    assert (tmp_path / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(viz.plot_outcome_roc(scores, labels).axes) == 1  # no histogram asked: the ROC alone

@@ -20,7 +20,8 @@ import numpy as np
 from accelerate.utils import is_peft_model
 
 from ..checks import positive_int
-from ..evaluation import _check_labels, _check_same_shape, _flat_scores_and_labels, process_reward_report, step_auroc
+from ..evaluation import (_check_labels, _check_same_shape, _flat_scores_and_labels, outcome_auroc,
+                          process_reward_report, step_auroc)
 from ..trainer import get_step_rewards
 
 
@@ -139,6 +140,16 @@ def prm_reports_adapter_on_and_off(prm, val, test, rewards=None) -> dict[str, di
         zero_shot = scored()
     return {name: {**process_reward_report(v, val["labels"], t, test["labels"]), "test_rewards": t}
             for name, (v, t) in (("after QLoRA", adapter_on), ("zero-shot", zero_shot))}
+
+
+def choose_process_weight(prm_scores, orm_scores, labels, grid=tuple(np.round(np.linspace(0, 1, 11), 2))):
+    """The PRM's weight ``w`` in the combined score ``w·PRM + (1 − w)·ORM`` with the best outcome AUROC on these
+    (validation) solutions, and the AUROC of every weight of ``grid`` (ties: the first, the smaller weight)."""
+    prm_scores, orm_scores = np.asarray(prm_scores, dtype=float), np.asarray(orm_scores, dtype=float)
+    if prm_scores.shape != orm_scores.shape:
+        raise ValueError(f"choose_process_weight: {prm_scores.size} PRM scores but {orm_scores.size} ORM scores")
+    aurocs = {float(w): outcome_auroc(w * prm_scores + (1 - w) * orm_scores, labels) for w in grid}
+    return max(aurocs, key=aurocs.get), aurocs
 
 
 def auroc_difference(scores_a, scores_b, labels, groups=None, n_boot: int = 1000, seed: int = 0,

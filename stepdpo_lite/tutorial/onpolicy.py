@@ -33,7 +33,8 @@ from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, 
                         solution_pairs, step_agreement, step_negatives, step_pairs)
 
 METHODS = ("dpo", "stepwise_dpo", "nll_only")
-NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL", "nll_only": "NLL only (RFT)"}
+NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL", "nll_only": "NLL only (RFT)",
+         "step_dpo": "Step-DPO + NLL"}  # the last: notebook 04's run on notebook 01's Step-DPO pairs
 PAIR_KINDS = ("solution", "step", "both")
 MIRRORED = ("no", "add", "instead")
 STEP_GRADIENTS = ("all", "output_layer")

@@ -493,6 +493,33 @@ def plot_label_agreement(predicted, gold, names=("Monte-Carlo", "gold"), title=N
     return _finish(fig, save_to)
 
 
+def plot_outcome_roc(scores, labels, histogram: str | None = None, title=None, save_to=None):
+    """Left: the ROC curve of each solution scorer (``scores``: name -> one log-odds score per solution) against
+    whether the solution is right, its AUROC in the legend. Right, with ``histogram`` (a name of ``scores``): that
+    scorer's P(correct) = σ(score) for right and wrong solutions, over the range the scores use."""
+    from sklearn.metrics import roc_curve
+
+    from ..evaluation import outcome_auroc
+    labels = np.asarray(labels, dtype=bool)
+    fig, axes = plt.subplots(1, 2 if histogram else 1, figsize=(9.5 if histogram else 4.8, 4), layout="constrained")
+    ax = axes[0] if histogram else axes
+    for name, s in scores.items():
+        fpr, tpr, _ = roc_curve(labels, s)
+        ax.plot(fpr, tpr, label=f"{name} (AUROC {outcome_auroc(s, labels):.2f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    ax.set(xlabel="wrong solutions accepted", ylabel="right solutions accepted",
+           title=title or "ROC on held-out solutions")
+    ax.legend(loc="lower right", fontsize=8)
+    if histogram:
+        p = sigmoid(np.asarray(scores[histogram], dtype=float))
+        bins = np.linspace(p.min(), p.max(), 21)  # the range the scores use, so that small differences show
+        axes[1].hist(p[labels], bins=bins, alpha=0.6, color="C2", label=f"right answer ({labels.sum()})")
+        axes[1].hist(p[~labels], bins=bins, alpha=0.6, color="C3", label=f"wrong answer ({(~labels).sum()})")
+        axes[1].set(xlabel=f"{histogram}: P(correct) = σ(reward)", ylabel="solutions", title=f"{histogram} scores")
+        axes[1].legend(fontsize=8)
+    return _finish(fig, save_to)
+
+
 # ----------------------------------------------------------------------------- explorer widget
 
 def _figure_output(fig) -> dict:
