@@ -87,8 +87,6 @@ def outcome_auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
 def first_error_index(step_labels: Sequence[bool]) -> int:
     """0-based index of the first wrong step, or -1 when every step is right (ProcessBench's label)."""
     _check_labels(step_labels, "first_error_index", "step_labels")
-    if not len(step_labels):  # -1 would say "every step right" of a solution with none
-        raise ValueError("first_error_index: step_labels is empty; a solution has one step or more")
     return next((k for k, ok in enumerate(step_labels) if not ok), -1)
 
 

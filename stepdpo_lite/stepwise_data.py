@@ -38,7 +38,8 @@ def check_row(ex, idx, fill=(), out=None, derived_prompt=False, unfilled=()):
         _text(ex, "prompt")
         if _text(ex, "chosen") == _text(ex, "rejected"):
             raise _Bad("rejected", "is identical to 'chosen' (the pair has nothing to learn)")
-        if not isinstance(ex.get("open_ended", False), bool):  # read by truth value: "false" would drop the EOS
+        open_ended = ex.get("open_ended")  # None: a whole-solution row in a dataset that has open-ended ones too
+        if open_ended is not None and not isinstance(open_ended, bool):  # read by truth value: "false" drops the EOS
             raise _Bad("open_ended", f"must be a bool (True: partial solutions, no EOS), got {ex['open_ended']!r:.40}")
         for name in fill:
             if ex.get(name) is None:

@@ -338,15 +338,13 @@ def test_auroc_difference_point_interval_groups_and_errors():
     (lambda: first_error_f1([[None, 1.0], [1.0]], [0, -1], 0.5), r"solution 0, score 0 must be a finite number"),
     (lambda: choose_threshold([[0.1, 0.9], [0.8, "x"]], [0, -1]), r"choose_threshold: solution 1, score 1 must"),
     (lambda: best_of_n_accuracy([[True, False]], [[1.0, None]], ns=(1, 2)), r"solution 0, score 1 must be a finite"),
-    (lambda: first_error_index([]), r"first_error_index: step_labels is empty"),
     (lambda: first_error_index(None), r"first_error_index: step_labels: expected a list of labels, got NoneType"),
     (lambda: predict_first_error([1.0], float("nan")), r"predict_first_error: threshold must be a finite number"),
     (lambda: majority_vote_accuracy(["12"], [1], ns=(1,)), r"answers\[0\]: expected a list of answers, got one str"),
 ])
 def test_scores_and_answers_of_the_wrong_type_are_refused_by_name(call, message):
     """A None or str score raised a TypeError from math.isfinite (or a str was cast, a bool taken as a score); a NaN
-    threshold predicted no error anywhere; a solution with no labels had its first error at -1 ("all right"); one
-    str of answers voted character by character."""
+    threshold predicted no error anywhere; one str of answers voted character by character."""
     with pytest.raises(ValueError, match=message):
         call()
 
