@@ -34,7 +34,8 @@ def _finite_scores(scores, what: str, solution: int | None = None) -> list[float
 def _check_labels(labels, what: str, name: str) -> None:
     """Each label a bool or exactly 0/1 (ints, floats or a tensor's values alike); anything else (None, "True", 2,
     a probability) would be read as a bool by its truth value, so it is refused, naming ``name[index]``."""
-    items = labels.detach().cpu().tolist() if hasattr(labels, "detach") else list_of(labels, f"{what}: {name}", "labels")
+    items = (labels.detach().cpu().tolist() if hasattr(labels, "detach")
+             else list_of(labels, f"{what}: {name}", "labels"))
     y = np.asarray(items)
     if y.dtype.kind in "biuf":  # numbers: one vectorised test
         bad = np.flatnonzero(~np.isin(y, (0, 1)))
@@ -54,7 +55,8 @@ def _flat_scores_and_labels(scores, labels, what: str, name: str = "labels"):
         labels = [x for y in labels for x in y]
     else:
         _check_labels(labels, what, name)
-    s, y = np.asarray(_finite_scores(np.asarray(scores, dtype=object).ravel(), what), dtype=float), np.asarray(labels).ravel()
+    s = np.asarray(_finite_scores(np.asarray(scores, dtype=object).ravel(), what), dtype=float)
+    y = np.asarray(labels).ravel()
     if s.shape != y.shape:
         raise ValueError(f"{what}: {s.size} scores but {y.size} labels")
     if s.size == 0:

@@ -183,7 +183,8 @@ class EnsembleRewardModel:
         for i, (w, m) in enumerate(zip(self.weights, self.models)):  # a member may be any object with solution_rewards
             rewards = list_of(m.solution_rewards(prompts, solutions, batch_size, progress), f"models[{i}]", "rewards")
             if len(rewards) != len(total):  # zip would cut the longer list without a word
-                raise ValueError(f"EnsembleRewardModel: models[{i}] gave {len(rewards)} rewards for {len(total)} solutions")
+                raise ValueError(f"EnsembleRewardModel: models[{i}] gave {len(rewards)} rewards for {len(total)} "
+                                 "solutions")
             total = [t + w * finite_number(r, f"models[{i}]'s reward of solution {j}", "EnsembleRewardModel")
                      for j, (t, r) in enumerate(zip(total, rewards))]
         return total
