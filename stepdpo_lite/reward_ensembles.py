@@ -23,7 +23,9 @@ def _check_weights(weights: Sequence[float], what: str) -> list[float]:
 
 
 class CombinedRewardModel:
-    """``process_weight * aggregated PRM reward + outcome_weight * ORM reward`` (either part may be None)."""
+    """``process_weight * aggregated PRM reward + outcome_weight * ORM reward`` (either part may be None), from
+    ``score_solutions`` and ``get_reward_for_text``. The step methods (``get_rewards_for_steps``,
+    ``extract_and_aggregate_steps``) give the PRM's own step rewards and aggregate, unweighted: an ORM has none."""
 
     config_file = "combined_reward_config.json"
 

@@ -18,6 +18,7 @@ How to train is one ``RewardTrainingConfig`` (the TRL way: one config per traine
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Sequence
 
@@ -25,7 +26,7 @@ from .atomic import check_replaceable
 from .data import validate_outcome, validate_stepwise
 from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
                       RewardModelConfig, fast_head_matches, right_pad, tag_logits)
-from .steps import DEFAULT_DELIMITER
+from .steps import DEFAULT_DELIMITER, extract_steps
 
 
 # ----------------------------------------------------------------------------- data
@@ -222,6 +223,11 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
         raise ValueError(f"{kind.__name__}: the training data is empty")
     if eval_rows == []:  # else no eval_loss, and no error
         raise ValueError(f"{kind.__name__}: eval_dataset is empty; pass None to train without evaluation")
+    if kind is ProcessRewardModel and (split := sum(len(extract_steps("".join(r["completions"]), c.step_delimiter))
+                                                    != len(r["completions"]) for r in train_rows)):
+        warnings.warn(f"train_process_reward_model: {split} of {len(train_rows)} rows do not split back into their "
+                      f"steps at step_delimiter={c.step_delimiter!r}; the saved PRM splits a text there when it scores "
+                      "one: set the data's delimiter (e.g. '\n' for PRM800K and GSM8K), or score lists of steps")
 
     set_seed(c.seed)
     device = resolve_device(c.device)

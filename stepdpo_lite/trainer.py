@@ -32,7 +32,7 @@ from .checks import finite_number, positive_int
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
-from .steps import DEFAULT_DELIMITER, char_step_ids, step_spans
+from .steps import DEFAULT_DELIMITER, char_step_ids, extract_steps, step_spans
 from .stepwise_data import (STEP_COLUMNS, STEP_VALUE_COLUMNS, DataCollatorForStepwisePreference, check_row,
                             drop_appended_eos, step_columns)
 
@@ -345,7 +345,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         if self.reward_model is not None and "chosen_step_rewards" not in filled:  # a column of None: unscored
             if not isinstance(dataset, Dataset):
                 raise ValueError("reward-model scoring needs a map-style `datasets.Dataset`, not an IterableDataset")
-            dataset = self._add_reward_columns(dataset)
+            dataset = self._add_reward_columns(dataset, args.step_delimiter)
         elif not filled and not next(iter(dataset)).get("open_ended"):  # one step a side: the defaults are Step-DPO
             warnings.warn(f"StepwiseDPOTrainer: the {dataset_name} dataset has no step labels, no step rewards and "
                           "there is no reward model, so every chosen step counts as right and every rejected step as "
@@ -390,14 +390,20 @@ class StepwiseDPOTrainer(DPOTrainer):
             widest = max((len(p) for c in ("chosen_step_probs", "rejected_step_probs") for p in dataset[c]), default=1)
             self._max_num_steps = max(self._max_num_steps, widest)
 
-    def _add_reward_columns(self, dataset, chunk: int = 512):
-        """Score every chosen and rejected response once with the frozen reward model (cached columns)."""
+    def _add_reward_columns(self, dataset, delimiter: str, chunk: int = 512):
+        """Score every chosen and rejected response once with the frozen reward model (cached columns). The
+        responses go to it as lists of this trainer's steps (``step_delimiter``): a PRM trained with another delimiter
+        would split the texts its own way, into another number of steps."""
+        from accelerate import PartialState
+        from tqdm.auto import tqdm
         columns = {}
         for side in ("chosen", "rejected"):
             rewards = []
-            for i in range(0, len(dataset), chunk):
+            for i in tqdm(range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses",
+                          disable=not PartialState().is_main_process):
                 rows = dataset[i:i + chunk]
-                scored = self.reward_model.score_solutions(rows["prompt"], rows[side])
+                steps = [extract_steps(text, delimiter) for text in rows[side]]
+                scored = self.reward_model.score_solutions(rows["prompt"], steps)
                 bad = next((j for j, r in enumerate(scored) if isinstance(r, (str, bytes)) or
                             not hasattr(r, "__len__")), None)
                 if bad is not None:  # e.g. an outcome reward model: one float per solution, not one per step

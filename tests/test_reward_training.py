@@ -1,6 +1,7 @@
 import math
 import random
 import re
+import warnings
 
 import pytest
 
@@ -188,6 +189,15 @@ def test_the_trainers_name_the_dataset_and_the_option_before_loading_a_model(tmp
         train_process_reward_model(nowhere, None, tmp_path / "x")
     with pytest.raises(ValueError, match="eval_dataset is empty; pass None"):  # it trained, and evaluated nothing
         train_process_reward_model(nowhere, [good], tmp_path / "x", eval_dataset=[])
+    # PRM800K-style steps (split at "\n") under the default delimiter: the saved PRM scored such a text as one step
+    lines = {"prompt": "p", "completions": ["1 + 1 = 2", "\n2 + 2 = 4"], "labels": [True, True]}
+    with pytest.warns(UserWarning, match=r"1 of 2 rows do not split back into their steps at step_delimiter='\\n\\nStep'"):
+        with pytest.raises(Exception):  # the (missing) model fails to load after the warning
+            train_process_reward_model(nowhere, [good, lines], tmp_path / "x")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the data's own delimiter: no warning
+        with pytest.raises(OSError):
+            train_process_reward_model(nowhere, [lines], tmp_path / "x", step_delimiter="\n")
     with pytest.raises(ValueError, match="learnig_rate"):
         train_process_reward_model(nowhere, [good], tmp_path / "x", learnig_rate=1e-3)
 

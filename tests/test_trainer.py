@@ -445,7 +445,8 @@ def test_reward_model_rewards_are_computed_once_and_soften_the_outcome_loss(tmp_
 
         def score_solutions(self, prompts, solutions):
             FakePRM.calls += 1
-            return [[0.0] * len(extract_steps(s)) for s in solutions]  # equal rewards: w = 1/2
+            assert all(isinstance(s, list) for s in solutions)  # the trainer's steps, not texts to split
+            return [[0.0] * len(s) for s in solutions]  # equal rewards: w = 1/2
 
     policy, ref = policy_and_reference(tiny_model)
     args = config(tmp_path, step_loss_weight=0.0, max_steps=2, per_device_train_batch_size=1)
@@ -731,6 +732,12 @@ def test_reward_model_loaded_from_path(tmp_path, tiny_model, tiny_tokenizer):
     with pytest.raises(ValueError, match="reward_model_path"):
         StepwiseDPOTrainer(tiny_model, args=config(tmp_path, use_reward_model=True),
                            train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer)
+    # a PRM saved with another step delimiter scores the trainer's steps: it split the texts its own way, and the
+    # counts disagreed ("has 1 entries but the response has 3 steps", a column the user never passed)
+    prm.config.step_delimiter = "\n\n\n"  # no toy text holds it: one step per text, split its way
+    tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), train_dataset=Dataset.from_list(rows),
+                            processing_class=tiny_tokenizer, reward_model=prm)
+    assert tr.train_dataset["rejected_step_rewards"] == [pytest.approx(e, abs=1e-4) for e in expected]
 
 
 def test_sft_term_equals_trl_sigmoid_plus_sft(tiny_tokenizer):
@@ -795,7 +802,7 @@ class CountingPRM:
 
     def score_solutions(self, prompts, solutions):
         self.calls += 1
-        return [[-3.0] * len(extract_steps(s)) for s in solutions]
+        return [[-3.0] * len(s) for s in solutions]  # s: the trainer's steps
 
 
 def test_reward_columns_of_none_are_scored_and_a_prepared_dataset_is_not_reused_unscored(tmp_path, tiny_model,
