@@ -259,14 +259,15 @@ def bench_preference(profile, base, device, max_length, steps, warmup, stepwise:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--profiles", nargs="+", default=["t4-16gb", "24gb"])
+    ap.add_argument("--profiles", nargs="+", default=["t4-16gb", "24gb"], choices=["t4-16gb", "24gb"])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=4, help="timed optimizer steps per training workload")
     ap.add_argument("--warmup", type=int, default=1, help="optimizer steps before timing")
     ap.add_argument("--max-length", type=int, default=None, help="default: the profile's")
     ap.add_argument("--new-tokens", type=int, default=None, help="sampled tokens per row (default: the profile's)")
     ap.add_argument("--shrink", action="store_true", help="a 2-layer model of the same vocabulary (smoke test)")
-    ap.add_argument("--work", nargs="+", default=["sample", "sample_16bit", "prm_train", "prm_score", "dpo", "stepwise_dpo"])
+    work = ["sample", "sample_16bit", "prm_train", "prm_score", "dpo", "stepwise_dpo"]
+    ap.add_argument("--work", nargs="+", default=work, choices=work)  # a typo found before any device time
     args = ap.parse_args(argv)
     hf_logging.set_verbosity_error()
     random.seed(0)

@@ -39,6 +39,8 @@ from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: 
 
 
 def load_model(device, path=None):
+    if path is not None and not (Path(path) / "config.json").exists():  # not a random model's timing, unasked
+        raise SystemExit(f"--model {path}: no config.json there")
     path = Path(path or os.environ.get("STEPDPO_TINY_BASE", toyworld.TINY_BASE_DIR))
     if (path / "config.json").exists():
         model, tok = toyworld.load_tiny_base(path, device=device)

@@ -85,7 +85,7 @@ def main(argv=None):
                     help="'fresh': Stepwise DPO's rejected token is drawn again from the current policy at every "
                          "step (needs first_token); 'expected': that draw's expectation, exactly")
     ap.add_argument("--n-sampled", type=int, default=2, help="sampled (T=1) solutions per held-out problem")
-    ap.add_argument("--methods", nargs="+", default=list(onpolicy.METHODS))
+    ap.add_argument("--methods", nargs="+", default=list(onpolicy.METHODS), choices=list(onpolicy.METHODS))
     ap.add_argument("--no-base", action="store_true", help="do not evaluate the start policy")
     ap.add_argument("--freeze-embeddings", action="store_true", help="tiny profile: train all but the (tied) "
                                                                          "token embeddings")
@@ -93,6 +93,12 @@ def main(argv=None):
     ap.add_argument("--save-policies", default=None, help="save the last round's policies here")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)
+    # found out now, not after the policies are loaded and a round sampled (a slice of -3 or 0 steps ran silently)
+    for name in ("rounds", "samples", "batch_size", "n_sampled", "n_eval", "steps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.problems_per_round < 0 or args.lr is not None and args.lr <= 0:
+        ap.error("--problems-per-round must be 0 (all) or more, and --lr above 0")
 
     profile = get_profile(args.profile)
     if args.out and not Path(args.out).resolve().parent.is_dir():  # found out now, not after every round has run

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite.tutorial import notebooks, runs  # noqa: E402
 
-RUNS = ("base", "dpo", "stepwise_dpo", "nll_only")
+RUNS = ("base", "dpo", "stepwise_dpo", "nll_only", "step_dpo")  # the last: notebook 04's run on Step-DPO's pairs
 
 
 def one_round_part(folder: Path) -> Path:
@@ -66,8 +66,8 @@ def main(argv=None):
         started = time.time()
         rows.append(run_setting(args.profile, data, beta, sft, outcome))
         print(f"β {beta} NLL {sft} outcome {outcome}: done in {time.time() - started:.0f} s", flush=True)
-    print(f"\n{'β':>5} {'NLL':>5} {'out':>4} | greedy: {'base':>6} {'DPO':>6} {'Step':>6} {'NLL':>6} | "
-          f"sampled: {'DPO':>6} {'Step':>6} {'NLL':>6}")
+    names = " ".join(f"{n:>6}" for n in ("DPO", "Step", "NLL", "S-DPO"))
+    print(f"\n{'β':>5} {'NLL':>5} {'out':>4} | greedy: {'base':>6} {names} | sampled: {names}")
     for r in rows:
         print(f"{r['beta']:>5} {r['sft_weight']:>5} {r['outcome_weight']:>4} | greedy: " +
               " ".join(f"{r[f'{n}_accuracy']:>6.1%}" for n in RUNS) + " | sampled: " +

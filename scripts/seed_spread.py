@@ -58,6 +58,12 @@ def rounds_by_seed(paths: list[str], round_index: int | None = None) -> dict:
         if not isinstance(result, dict) or not result.get("rounds") or "seed" not in result.get("config", {}):
             raise ValueError(f"--from-rounds: {path} has no config.seed or no rounds (is it an --out file of "
                              "scripts/onpolicy_rounds.py?)")
+    first_path, first = next(iter(results.items()))
+    for path, result in results.items():  # a spread over seeds of one protocol, not a mean of different runs
+        other = {k for k in set(first["config"]) | set(result["config"]) if k != "seed"
+                 and first["config"].get(k) != result["config"].get(k)}
+        if other:
+            raise ValueError(f"--from-rounds: {path} differs from {first_path} in {sorted(other)}, not only the seed")
     by_seed, last = {}, min(len(r["rounds"]) for r in results.values())
     n = last if round_index is None else round_index
     if not 1 <= n <= last:

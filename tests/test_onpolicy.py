@@ -798,6 +798,10 @@ def test_seed_spread_judges_saved_onpolicy_rounds_after_any_round(tmp_path, caps
         script["main"](["--from-rounds", files[0], str(again)])
     with pytest.raises(ValueError, match="empty.json has no config.seed or no rounds"):
         script["main"](["--from-rounds", files[0], str(empty)])
+    other = tmp_path / "other.json"  # another protocol's run: it was averaged in as one more seed
+    other.write_text(json.dumps({**json.loads(Path(files[1]).read_text()), "config": {"seed": 1, "split": "test"}}))
+    with pytest.raises(ValueError, match=r"other.json differs from .*rounds_s0.json in \['split'\], not only the seed"):
+        script["main"](["--from-rounds", files[0], str(other)])
     with pytest.raises(ValueError, match="--round goes with --from-rounds"):
         script["main"](["--round", "1"])
     script["main"](["--from-rounds", *files, "--out", str(tmp_path / "judged.json")])
