@@ -227,7 +227,7 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
                                                     != len(r["completions"]) for r in train_rows)):
         warnings.warn(f"train_process_reward_model: {split} of {len(train_rows)} rows do not split back into their "
                       f"steps at step_delimiter={c.step_delimiter!r}; the saved PRM splits a text there when it scores "
-                      "one: set the data's delimiter (e.g. '\n' for PRM800K and GSM8K), or score lists of steps")
+                      "one: set the data's delimiter (e.g. '\\n' for PRM800K and GSM8K), or score lists of steps")
 
     set_seed(c.seed)
     device = resolve_device(c.device)
