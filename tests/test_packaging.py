@@ -119,8 +119,9 @@ def test_the_core_never_imports_the_tutorial_kit():
     reward-model cases) took them to about 3,260; 3,375 until the reviews of 2026-12-03 (a reward model built from a
     model object records its dtype; a saved reward model's folder is refused by the constructor, which would drop
     its config) took them to about 3,385; 3,400 until the input reviews of 2026-12-03's second session (a file where a
-    save's folder goes, an ensemble member's short answer, None or str scores in the evaluation, an empty eval set)
-    took them to about 3,425.)"""
+    save's folder goes, an ensemble member's short answer, None or str scores in the evaluation, an empty eval set) and
+    a user's own-data trial (a reward model scored on the trainer's steps, the delimiter warning) took them to about
+    3,440.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
