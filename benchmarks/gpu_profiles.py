@@ -269,6 +269,11 @@ def main(argv=None):
     work = ["sample", "sample_16bit", "prm_train", "prm_score", "dpo", "stepwise_dpo"]
     ap.add_argument("--work", nargs="+", default=work, choices=work)  # a typo found before any device time
     args = ap.parse_args(argv)
+    # found out now, not after the first workloads (0 steps: the median of no timings; --max-length 0 and
+    # --new-tokens 0 were taken as the profile's)
+    for name, least in (("steps", 1), ("warmup", 0), ("max_length", 1), ("new_tokens", 1)):
+        if getattr(args, name) is not None and getattr(args, name) < least:
+            ap.error(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(args, name)}")
     hf_logging.set_verbosity_error()
     random.seed(0)
 

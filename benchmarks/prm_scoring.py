@@ -254,6 +254,13 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    # found out now, not after a model is loaded and scored (0 repeats: the median of no timings; --pb-rows 0 was
+    # taken as all rows, and --threads 0 as torch's choice)
+    for name in ("n", "batch_size", "repeats", "pb_rows", "pb_batch_size", "pb_repeats", "pb_layers", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.pb_hidden < 8 or args.pb_hidden % 8:  # 4 heads, each of an even size for the rotary embedding
+        parser.error(f"--pb-hidden must be a positive multiple of 8, got {args.pb_hidden}")
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"device {args.device}, torch threads {torch.get_num_threads()}")

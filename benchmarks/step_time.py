@@ -69,6 +69,10 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--model", default=None, help="model folder (default: data/tiny-base or $STEPDPO_TINY_BASE)")
     args = ap.parse_args(argv)
+    # found out now, not after both trainers are built (0 repeats: the median of no timings)
+    for name, least in (("batch_size", 1), ("repeats", 1), ("warmup", 0), ("threads", 1)):
+        if getattr(args, name) is not None and getattr(args, name) < least:
+            ap.error(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(args, name)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()

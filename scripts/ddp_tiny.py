@@ -31,10 +31,13 @@ import torch  # noqa: E402
 from accelerate import PartialState  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from stepdpo_lite.atomic import check_replaceable, save_atomic  # noqa: E402
 from stepdpo_lite.tutorial import toyworld  # noqa: E402
 from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs  # noqa: E402
 from stepdpo_lite.models import resolve_dtype, trainer_precision  # noqa: E402
 from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
+
+SAVED = ("stepwise_config.json",)  # what a save of the trainer holds: a folder with other files only is not replaced
 
 
 def main(argv=None):
@@ -45,6 +48,16 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=4, help="pairs per process and step")
     ap.add_argument("--learning-rate", type=float, default=5e-5)
     args = ap.parse_args(argv)
+    # found out now, not after the model is loaded (0 pairs) or trained (--max-steps -1 is the Trainer's 3 epochs)
+    for name in ("pairs", "max_steps", "batch_size"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.learning_rate <= 0:
+        ap.error(f"--learning-rate must be above 0, got {args.learning_rate}")
+    try:  # the save replaces --out as a whole: a folder it would harm is refused before training, not after
+        check_replaceable(args.out, owned=SAVED, where="--out")
+    except ValueError as err:
+        ap.error(str(err))
     state = PartialState()
     on_cpu = not torch.cuda.is_available()
     device = "cpu" if on_cpu else "cuda"
@@ -54,9 +67,11 @@ def main(argv=None):
     except FileNotFoundError:
         tok = toyworld.build_tokenizer()
         model, source = toyworld.build_tiny_model(tok), "random tiny Llama"
+    # Every step logged, so that the summary's first and last loss are those of the first and last step whatever
+    # --max-steps (logged every second step, --max-steps 1 logged no loss at all and an odd count a stale last one)
     config = StepwiseDPOConfig(
         output_dir=args.out, max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
-        learning_rate=args.learning_rate, logging_steps=2, save_strategy="no", report_to=[], seed=0,
+        learning_rate=args.learning_rate, logging_steps=1, save_strategy="no", report_to=[], seed=0,
         use_cpu=on_cpu, gradient_checkpointing=False, **trainer_precision(resolve_dtype("auto", device), device),
         max_length=256, disable_tqdm=True, dataloader_num_workers=0,
         step_beta=0.1, beta=0.1)
@@ -71,7 +86,12 @@ def main(argv=None):
     checksum = torch.tensor([sum(p.detach().double().sum().item() for p in trainer.model.parameters())],
                             device=trainer.accelerator.device)
     checksums = trainer.accelerator.gather(checksum).cpu().tolist()
-    trainer.save_model(args.out)
+    # Atomic: a crash while saving leaves the previous model whole, never a half-written one. save_model writes on
+    # the main process only; the others still call it, for any gather the save needs (DeepSpeed)
+    if state.is_main_process:
+        save_atomic(args.out, trainer.save_model, owned=SAVED)
+    else:
+        trainer.save_model(args.out)
     if state.is_main_process:
         logs = [h for h in trainer.state.log_history if "loss" in h]
         summary = {"world_size": state.num_processes, "backend": str(state.backend), "model": source,

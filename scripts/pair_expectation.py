@@ -97,9 +97,10 @@ def main(argv=None):
     ap.add_argument("--draws", type=int, default=64, help="on-policy draws to average (1, 4, 16, ... up to this)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    if args.draws < 1 or args.identity_states < 1:
-        raise ValueError(f"--draws and --identity-states must be at least 1, got {args.draws}, "
-                         f"{args.identity_states}")
+    # found out now, not after the model is loaded (no states was a traceback, --states -1 dropped the last one)
+    for name in ("problems", "states", "identity_states", "draws"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
 
     model, tokenizer = toyworld.load_tiny_base(args.policy)
     model.eval()

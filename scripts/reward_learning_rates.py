@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning-rates", type=float, nargs="+", default=[2e-3, 1e-3, 5e-4, 2e-4, 1e-4])
     parser.add_argument("--epochs", type=float, default=None, help="Epochs (default: the profile's, per reward).")
     args = parser.parse_args(argv)
+    # found out now, not after the data is loaded: a learning rate or --epochs of 0 learns nothing
+    if min(args.learning_rates) <= 0 or args.epochs is not None and args.epochs <= 0:
+        parser.error(f"--learning-rates and --epochs must be above 0, got {args.learning_rates} and {args.epochs}")
     profile = get_profile(args.profile)
     folder = Path(args.runs_dir) / args.profile / "data"
     for reward in (["process", "outcome"] if args.reward == "both" else [args.reward]):

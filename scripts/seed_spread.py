@@ -80,8 +80,8 @@ def run_seeds(args) -> dict:
     """Notebook 04 once per seed of ``args.seeds``; each seed's ``policy`` metrics."""
     if any(s.split("=", 1)[0] == "SEED" for s in args.set):
         raise ValueError("--set SEED=...: the seeds come from --seeds")
-    if len(set(args.seeds)) != len(args.seeds) or args.parallel < 1:
-        raise ValueError("--seeds must be distinct and --parallel at least 1")
+    if len(set(args.seeds)) != len(args.seeds):
+        raise ValueError("--seeds must be distinct")
     run_dir = runs.require(Path(args.runs_dir) / args.profile / "prm", "02_process_reward_model").parent
     with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(args.parallel) as pool:
         threads = 1 if args.parallel > 1 else None
@@ -105,6 +105,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--round", type=int, default=None, help="with --from-rounds: the round to judge (default: the "
                     "last every file has)")
     args = ap.parse_args(argv)
+    # found out now, not as a traceback before the runs start or after the files are read
+    for name in ("parallel", "round"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            ap.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.from_rounds:
         if args.set:
             raise ValueError("--set runs notebook 04; --from-rounds judges runs already made: give one of them")

@@ -116,6 +116,12 @@ def main(argv=None):
     ap.add_argument("--states", type=int, default=600, help="critical states at most")
     ap.add_argument("--step", type=float, default=1e-3, help="parameter-space length of the step (small: linear)")
     args = ap.parse_args(argv)
+    # found out now, not after the model is loaded (no states to score was a traceback, a step of 0 a nan)
+    for name in ("problems", "states"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.step <= 0:
+        ap.error(f"--step must be above 0, got {args.step}")
 
     torch.manual_seed(0)
     model, tokenizer = toyworld.load_tiny_base(args.policy)

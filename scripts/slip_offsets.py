@@ -41,6 +41,9 @@ def main(argv=None):
     ap.add_argument("--samples", type=int, default=3, help="samples per training problem (T = 1)")
     ap.add_argument("--n-eval", type=int, default=150, help="validation problems solved greedily")
     args = ap.parse_args(argv)
+    for name in ("n_train", "samples", "n_eval"):  # found out now, not after the base is loaded: 0 has no slips
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
 
     start, tokenizer = toyworld.load_tiny_base(args.start)
     train = toyworld.make_problems(args.n_train, split="train", seed=0)

@@ -158,9 +158,12 @@ def main(argv=None):
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    if args.steps < 1 or args.every < 1 or args.batch_size < 1:
-        raise ValueError(f"--steps, --every and --batch-size must be at least 1, got {args.steps}, {args.every}, "
-                         f"{args.batch_size}")
+    # found out now, not after the model is loaded (no states was a traceback, --lr 0 a run that trains nothing)
+    for name in ("problems", "states", "held_out", "steps", "every", "batch_size"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.lr <= 0:
+        ap.error(f"--lr must be above 0, got {args.lr}")
 
     base, tokenizer = toyworld.load_tiny_base(args.policy)
     base.eval()

@@ -34,8 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite import data, evaluation  # noqa: E402
+from stepdpo_lite.atomic import check_replaceable, save_atomic  # noqa: E402
 from stepdpo_lite.tutorial import diagnostics, tiny_base, toyworld  # noqa: E402
 from stepdpo_lite.steps import char_step_ids  # noqa: E402
+
+SAVED = ("config.json",)  # what every saved model holds: a folder with other files only is not replaced by a save
 
 
 def likelihood_scores(model, tokenizer, rows) -> list[list[float]]:
@@ -97,8 +100,12 @@ def graded_pretraining(base: str, out: str, steps: int, seed: int = 1, device: s
                           data_collator=DataCollatorForSeq2Seq(tok, padding=True))
         trainer.train()
     tok.padding_side = "left"
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
+
+    def write(tmp: str) -> None:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+
+    save_atomic(out, write, owned=SAVED)  # a crash between the two leaves no base without its tokenizer
     return trainer.state.global_step
 
 
@@ -131,6 +138,17 @@ def main(argv=None):
     parser.add_argument("--skip-lora", action="store_true", help="graded: zero-shot figure only")
     parser.add_argument("--tag", default=toyworld.STEP_TAG, help="lora: the verification tag (e.g. '?', one token)")
     args = parser.parse_args(argv)
+    # found out now, not after the datasets and the base are loaded (or after 20 minutes of training, for --save)
+    if args.steps < 1 or args.batch_size < 1:
+        parser.error(f"--steps and --batch-size must be at least 1, got {args.steps} and {args.batch_size}")
+    if not 0 <= args.graded_fraction <= 1 or args.max_minutes is not None and args.max_minutes <= 0:
+        parser.error(f"--graded-fraction must be between 0 and 1 and --max-minutes above 0, got "
+                     f"{args.graded_fraction} and {args.max_minutes}")
+    if args.save:
+        try:  # the save replaces the folder as a whole
+            check_replaceable(args.save, owned=SAVED, where="--save")
+        except ValueError as err:
+            parser.error(str(err))
     ds = data.load_datasets(args.data, ["train_stepwise", "validation_stepwise"])
     val = ds["validation_stepwise"]
 

@@ -25,12 +25,45 @@ def test_gpu_profiles_smoke_on_cpu():
     assert t4["prm_score"]["steps_per_s"] > 0
 
 
-def _load_prm_scoring():
+def _load_benchmark(name):
     import importlib.util
-    spec = importlib.util.spec_from_file_location("prm_scoring", ROOT / "benchmarks" / "prm_scoring.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _load_prm_scoring():
+    return _load_benchmark("prm_scoring")
+
+
+@pytest.mark.parametrize("name, args", [
+    ("prm_scoring", ["--n", "0"]), ("prm_scoring", ["--repeats", "0"]), ("prm_scoring", ["--batch-size", "0"]),
+    ("prm_scoring", ["--pb-rows", "0"]), ("prm_scoring", ["--pb-repeats", "0"]),
+    ("prm_scoring", ["--pb-batch-size", "0"]), ("prm_scoring", ["--pb-hidden", "12"]),
+    ("prm_scoring", ["--pb-layers", "0"]), ("prm_scoring", ["--threads", "0"]),
+    ("step_time", ["--batch-size", "0"]), ("step_time", ["--repeats", "0"]), ("step_time", ["--warmup", "-1"]),
+    ("step_time", ["--threads", "0"]),
+    ("gpu_profiles", ["--steps", "0"]), ("gpu_profiles", ["--warmup", "-1"]), ("gpu_profiles", ["--max-length", "0"]),
+    ("gpu_profiles", ["--new-tokens", "0"]),
+])
+def test_benchmarks_refuse_sizes_below_their_minimum_before_loading_a_model(name, args, monkeypatch, capsys):
+    """A count of 0 ended in a traceback after the model was loaded (the median of no timings, a division by no
+    solutions), or was taken silently (--pb-rows 0 as all rows, --max-length 0 as the profile's)."""
+    from stepdpo_lite.tutorial import toyworld
+
+    bench = _load_benchmark(name)
+
+    def no_model(*a, **kw):
+        pytest.fail("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(toyworld, "load_tiny_base", no_model)
+    monkeypatch.setattr(toyworld, "build_tiny_model", no_model)
+    if hasattr(bench, "build_base"):
+        monkeypatch.setattr(bench, "build_base", no_model)
+    with pytest.raises(SystemExit) as done:
+        bench.main(args)
+    assert done.value.code == 2 and args[0] in capsys.readouterr().err
 
 
 def _padded(lengths, batch_size):

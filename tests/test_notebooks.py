@@ -198,6 +198,15 @@ def test_reward_learning_rate_script_measures_both_recipes_on_the_tiny_run(run, 
         assert all(0 <= row[k] <= 1 for k in keys), row
 
 
+@pytest.mark.parametrize("args", [["--epochs", "0"], ["--learning-rates", "1e-3", "0"]])
+def test_reward_learning_rate_script_refuses_what_would_train_nothing_before_it_loads_data(args, tmp_path, capsys):
+    import runpy
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "reward_learning_rates.py"))
+    with pytest.raises(SystemExit) as done:
+        script["main"](["--runs-dir", str(tmp_path), *args])
+    assert done.value.code == 2 and args[0] in capsys.readouterr().err
+
+
 def test_notebooks_are_stored_without_outputs():
     import nbformat
     for path in sorted(Path(tutorial.NOTEBOOK_DIR).glob("*.ipynb")):

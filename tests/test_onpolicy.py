@@ -817,3 +817,15 @@ def test_seed_spread_judges_saved_onpolicy_rounds_after_any_round(tmp_path, caps
     two = script["main"](["--from-rounds", *files])
     assert all("dpo" not in p and p["base"]["accuracy"] == 0.5 for p in two.values())
     assert "50.0 / 25.0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [["--parallel", "0"], ["--from-rounds", "rounds_s0.json", "--round", "0"]])
+def test_seed_spread_refuses_counts_below_one_before_it_runs_or_reads_anything(args, tmp_path, capsys):
+    """--parallel 0 was a ValueError traceback, --round 0 one after the files were read; now a usage error."""
+    import runpy
+    from pathlib import Path
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "seed_spread.py"))
+    with pytest.raises(SystemExit) as done:
+        script["main"](["--runs-dir", str(tmp_path), *args])
+    assert done.value.code == 2 and args[-2] in capsys.readouterr().err

@@ -302,8 +302,6 @@ def test_pair_expectation_script_on_policy_pairs_add_up_to_the_nll_gradient(tiny
     assert by_draws[16] > 0.98 and by_draws[16] > by_draws[1], by_draws  # an unbiased estimate: noise averages out
     assert out["cosine_fixed_slip"] < by_draws[16] - 0.05, out  # a fixed negative is a different direction
     assert 0 < out["pairs_per_draw"] < 100
-    with pytest.raises(ValueError, match="at least 1"):
-        script["main"](["--policy", tiny_base_path, "--draws", "0"])
     assert json.loads(capsys.readouterr().out.splitlines()[-1]).keys() == out.keys()
 
 
@@ -328,6 +326,26 @@ def test_stale_pairs_script_pairs_drawn_at_the_start_cost_accuracy_fresh_ones_do
     assert stale["p_c_minus_1"] > 2 * start["p_c_minus_1"], out  # the overshoot, past c to the far neighbour
     assert stale["cosine_stale"] < 0 < stale["cosine_fresh"], stale  # stale pairs point against the NLL's gradient
     assert all(arm[-1]["p_start_rejected"] < start["p_start_rejected"] for arm in (out["nll"], out["stale"]))
-    with pytest.raises(ValueError, match="at least 1"):
-        script["main"](["--policy", tiny_base_path, "--steps", "0"])
     assert json.loads(capsys.readouterr().out.splitlines()[-1]).keys() == out.keys()
+
+
+@pytest.mark.parametrize("script, args", [
+    ("slip_geometry", ["--problems", "0"]), ("slip_geometry", ["--states", "0"]), ("slip_geometry", ["--step", "0"]),
+    ("pair_expectation", ["--problems", "0"]), ("pair_expectation", ["--states", "-1"]),
+    ("pair_expectation", ["--identity-states", "0"]), ("pair_expectation", ["--draws", "0"]),
+    ("stale_pairs", ["--problems", "0"]), ("stale_pairs", ["--states", "0"]), ("stale_pairs", ["--held-out", "0"]),
+    ("stale_pairs", ["--steps", "0"]), ("stale_pairs", ["--every", "0"]), ("stale_pairs", ["--batch-size", "0"]),
+    ("stale_pairs", ["--lr", "0"]),
+    ("slip_offsets", ["--n-train", "0"]), ("slip_offsets", ["--samples", "0"]), ("slip_offsets", ["--n-eval", "-5"]),
+])
+def test_toy_scripts_refuse_sizes_below_their_minimum_before_loading_a_model(script, args, monkeypatch, capsys):
+    """A size of 0 (or below) ended in a traceback after the model was loaded (no states to score), or in a silent
+    no-op (a slice of -1 states, no problems to sample); now it is a usage error up front."""
+    import runpy
+    from pathlib import Path
+
+    monkeypatch.setattr(tw, "load_tiny_base", lambda *a, **kw: pytest.fail("a model was loaded first"))
+    main = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / f"{script}.py"))["main"]
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code == 2 and args[0] in capsys.readouterr().err

@@ -863,3 +863,47 @@ def test_labels_go_one_per_step_written_under_max_reasoning_steps():
     with pytest.raises(ValueError, match="row 0: `rejected_step_labels` has 2 entries but the response has 3 steps"):
         per_step_values([False, False], 3, 2, "rejected_step_labels", 0)
     assert per_step_values([0.5, -1.0], 3, 2, "chosen_step_rewards", 0, "reward") == [0.5, -1.0]  # per kept step
+
+
+# ----------------------------------------------------------------------------- scripts/ddp_tiny.py, in one process
+
+def _ddp_tiny():
+    import runpy
+    from pathlib import Path
+    return runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "ddp_tiny.py"))
+
+
+def test_ddp_tiny_script_reports_one_step_and_replaces_its_model_whole(tmp_path, monkeypatch, capsys):
+    """--max-steps 1 reports that step (the script logged every second step, and its summary's first loss was an
+    IndexError); a save that fails part-way leaves the previous model as it was, not half overwritten."""
+    script, out = _ddp_tiny(), tmp_path / "ddp"
+    args = ["--out", str(out), "--pairs", "4", "--batch-size", "2", "--max-steps", "1"]
+    script["main"](args)
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["steps"] == 1 and summary["replicas_identical"]
+    assert summary["first_loss"] == summary["last_loss"] and summary["last_step_accuracy"] is not None
+    saved = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"model.safetensors", "stepwise_config.json"} <= set(saved)
+
+    def crash_after_the_weights(self, output_dir=None, _internal_call=False):
+        self.model.save_pretrained(output_dir)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(StepwiseDPOTrainer, "save_model", crash_after_the_weights)
+    with pytest.raises(OSError, match="disk full"):
+        script["main"]([*args, "--learning-rate", "1e-3"])  # other weights than the saved ones
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == saved
+    assert [p.name for p in tmp_path.iterdir()] == ["ddp"]  # no temporary folder left beside it
+
+
+@pytest.mark.parametrize("args", [["--pairs", "0"], ["--max-steps", "0"], ["--batch-size", "-1"],
+                                  ["--learning-rate", "0"], ["--out", "."]])
+def test_ddp_tiny_script_refuses_bad_arguments_before_it_loads_a_model(args, monkeypatch, capsys):
+    def no_model(*a, **kw):
+        pytest.fail("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(toyworld, "load_tiny_base", no_model)
+    monkeypatch.setattr(toyworld, "build_tiny_model", no_model)
+    with pytest.raises(SystemExit) as done:
+        _ddp_tiny()["main"](args)
+    assert done.value.code == 2 and args[0] in capsys.readouterr().err

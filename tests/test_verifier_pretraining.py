@@ -160,3 +160,48 @@ def test_evaluate_only_on_another_split_is_the_same_sample_as_validation_set(cap
     model, tok = toyworld.load_tiny_base(verifier)
     again = vp.verifier_metrics(ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok), val)
     assert {k: out[k] for k in again} == again
+
+
+# ----------------------------------------------------------------------------- scripts/verifier_probe.py
+
+def _verifier_probe():
+    import runpy
+    from pathlib import Path
+    return runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "verifier_probe.py"))
+
+
+@pytest.mark.parametrize("args", [["--steps", "0"], ["--batch-size", "0"], ["--graded-fraction", "1.5"],
+                                  ["--max-minutes", "0"], ["--save", "notes"]])
+def test_verifier_probe_refuses_bad_arguments_before_it_loads_anything(args, tmp_path, monkeypatch, capsys):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("not a model")  # a folder the save would delete
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(toyworld, "load_tiny_base", lambda *a, **kw: pytest.fail("a model was loaded first"))
+    with pytest.raises(SystemExit) as done:
+        _verifier_probe()["main"](["graded", "--data", str(tmp_path / "no-data"), *args])
+    assert done.value.code == 2 and args[0] in capsys.readouterr().err
+    assert (tmp_path / "notes" / "todo.txt").exists()
+
+
+def test_verifier_probe_graded_save_leaves_no_half_written_base(tmp_path, tiny_base_path, monkeypatch):
+    """graded --save wrote the weights, then the tokenizer, into the folder itself: a crash between the two left a
+    base without its tokenizer where the next probe loads it. Now the folder appears only whole."""
+    script, out = _verifier_probe(), tmp_path / "graded"
+    load = toyworld.load_tiny_base
+
+    def crash(*args, **kw):
+        raise OSError("disk full")
+
+    def load_with_a_tokenizer_that_cannot_save(*args, **kw):
+        model, tok = load(*args, **kw)
+        tok.save_pretrained = crash
+        return model, tok
+
+    monkeypatch.setattr(toyworld, "load_tiny_base", load_with_a_tokenizer_that_cannot_save)
+    with pytest.raises(OSError, match="disk full"):
+        script["graded_pretraining"](tiny_base_path, str(out), 1, batch_size=2)
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor a temporary one beside it
+    monkeypatch.undo()
+    assert script["graded_pretraining"](tiny_base_path, str(out), 1, batch_size=2) == 1
+    model, tok = toyworld.load_tiny_base(out)  # weights and tokenizer
+    assert model.config.vocab_size == len(tok)
