@@ -252,6 +252,15 @@ def test_heatmap_first_errors_row_labels_and_legend():
         viz.plot_step_reward_heatmap([[1.0, 2.0], [1.0]], row_labels=["a"])
 
 
+def test_training_curves_restart_their_smoothing_at_each_round():
+    """An on-policy round trains against a new reference: its first margin is 0, not a continuation of the last
+    round's (smoothed across the boundary, the plot showed 0.13 where the log had 0.0)."""
+    history = [{"step": s, "rewards/margins": m, "round": 1 + (s > 2)} for s, m in [(1, 0.0), (2, 1.0), (3, 0.0),
+                                                                                     (4, 1.0)]]
+    (ax,) = viz.plot_training_curves({"run": history}, keys="rewards/margins", smooth=0.5).axes
+    assert list(ax.lines[0].get_ydata()) == [0.0, 0.5, 0.0, 0.5]
+
+
 def test_training_curves_take_numpy_metrics():
     history = [{"step": 1, "loss": np.float32(1.0)}, {"step": 2, "loss": np.float64(0.5)}, {"step": 3, "loss": True}]
     (ax,) = viz.plot_training_curves({"run": history}).axes

@@ -274,7 +274,9 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
     """Curves from trainers' ``state.log_history`` (dicts with ``step`` and metrics), one subplot per key.
 
     ``log_histories`` maps a run name (e.g. "DPO", "Stepwise DPO") to its history; entries without a
-    key are skipped. ``smooth`` in [0, 1) is an exponential moving average factor. ``baselines`` maps a key to
+    key are skipped. ``smooth`` in [0, 1) is an exponential moving average factor; it starts again where an entry's
+    ``round`` changes (on-policy rounds: each trains against a new reference, and its first step is no continuation
+    of the last round's). ``baselines`` maps a key to
     ``(value, label)``, drawn as a dashed line: what a curve must beat to mean anything (e.g. the loss of
     always predicting the base rate, ``diagnostics.base_rate_loss``).
     """
@@ -286,14 +288,16 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
     for ax, key in zip(axes[0], keys):
         plotted = 0
         for name, history in log_histories.items():
-            pts = [(e.get("step", i), float(e[key])) for i, e in enumerate(history or [])
-                   if isinstance(e.get(key), numbers.Real) and not isinstance(e.get(key), bool)  # numpy too
-                   and math.isfinite(e[key])]
-            if not pts:
+            kept = [(i, e) for i, e in enumerate(history or [])
+                    if isinstance(e.get(key), numbers.Real) and not isinstance(e.get(key), bool)  # numpy too
+                    and math.isfinite(e[key])]
+            if not kept:
                 continue
-            x, y = np.array(pts).T
-            for t in range(1, len(y) if smooth else 0):  # exponential moving average
-                y[t] = smooth * y[t - 1] + (1 - smooth) * y[t]
+            x, y = np.array([(e.get("step", i), float(e[key])) for i, e in kept]).T
+            rounds = [e.get("round") for _, e in kept]
+            for t in range(1, len(y) if smooth else 0):  # exponential moving average, restarted at a new round
+                if rounds[t] == rounds[t - 1]:
+                    y[t] = smooth * y[t - 1] + (1 - smooth) * y[t]
             ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3, label=name, color=colors[name])
             plotted += 1
         if key in (baselines or {}):
