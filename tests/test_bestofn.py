@@ -225,3 +225,49 @@ def test_score_readable_never_asks_the_model_to_score_nothing():
     assert bestofn.score_readable(refuse, ["p", "p"], ["  ", ["a", " "]]) == [None, None]  # blank; a blank step
     assert bestofn.score_readable(refuse, [], []) == []
     assert bestofn.score_readable(lambda p, t: [len(x) for x in t], ["p", "p"], ["", "ab"]) == [None, 2]
+
+
+def test_recorded_greedy_accuracy_only_for_these_problems_at_full_precision(toy):
+    problems, _ = toy
+    from stepdpo_lite.tutorial import tasks
+
+    digest = tasks.problems_digest(problems)
+    entry = {"accuracy": 0.5, "test_problems_digest": digest, "in_4_bits": False}
+    assert bestofn.recorded_greedy_accuracy({"dpo": entry}, "dpo", digest) == 0.5
+    assert bestofn.recorded_greedy_accuracy({"dpo": entry}, "base", digest) is None  # not measured
+    assert bestofn.recorded_greedy_accuracy({"dpo": entry}, "dpo", "another seed's") is None
+    assert bestofn.recorded_greedy_accuracy({"dpo": {**entry, "in_4_bits": True}}, "dpo", digest) is None
+    assert bestofn.recorded_greedy_accuracy({"dpo": {k: v for k, v in entry.items() if k != "in_4_bits"}}, "dpo",
+                                            digest) is None  # recorded before precision was: not known to be full
+    with pytest.raises(ValueError, match="recorded_greedy_accuracy: measured must be a dict"):
+        bestofn.recorded_greedy_accuracy(None, "dpo", digest)
+
+
+def test_greedy_policy_accuracies_reuse_notebook_04s_figures_and_measure_the_rest(toy, monkeypatch):
+    from stepdpo_lite.tutorial import tasks
+
+    problems, sols = toy
+    right = [s[0] for s in sols]  # the gold solutions
+    by_model = {"base-model": [s[1] for s in sols], "stepwise-model": right}  # the base answers both wrong
+    monkeypatch.setattr(bestofn, "greedy_solutions", lambda model, tok, probs, batch_size, max_new_tokens:
+                        by_model[model])
+    loaded, lines = [], []
+
+    def load(path):
+        loaded.append(path)
+        return "stepwise-model", "tok"
+
+    measured = {"dpo": {"accuracy": 0.75, "test_problems_digest": tasks.problems_digest(problems), "in_4_bits": False}}
+    acc = bestofn.greedy_policy_accuracies({"base": None, "dpo": "dpo/", "stepwise_dpo": "sw/"}, problems, measured,
+                                           base=("base-model", "tok"), load=load, out=lines.append)
+    assert acc == {"base": 0.0, "dpo": 0.75, "stepwise_dpo": 1.0} and list(acc) == ["base", "dpo", "stepwise_dpo"]
+    assert loaded == ["sw/"]  # dpo's figure was reused: it is not loaded
+    assert lines == ["base           greedy accuracy 0.0% on 2 test problems",
+                     "dpo            greedy accuracy 75.0% on 2 test problems (from 04)",
+                     "stepwise_dpo   greedy accuracy 100.0% on 2 test problems"]
+    with pytest.raises(ValueError, match="a policy without a folder .* pass base="):
+        bestofn.greedy_policy_accuracies({"base": None}, problems, {}, out=lines.append)
+    with pytest.raises(ValueError, match="policies must be a non-empty dict"):
+        bestofn.greedy_policy_accuracies({}, problems, {})
+    with pytest.raises(ValueError, match="problems is empty"):
+        bestofn.greedy_policy_accuracies({"dpo": "dpo/"}, [], {})

@@ -283,3 +283,124 @@ def test_plot_outcome_roc_draws_each_scorer_with_its_auroc_and_a_histogram(tmp_p
     assert [t.get_text() for t in hist.get_legend().get_texts()] == ["right answer (3)", "wrong answer (2)"]
     assert (tmp_path / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(viz.plot_outcome_roc(scores, labels).axes) == 1  # no histogram asked: the ROC alone
+
+
+# ----------------------------------------------------------------------------- what notebook 05 picks to draw
+
+def _stepwise_rows(n, seed=0):
+    """``n`` stepwise rows with random labels as the checker writes them: right steps, then wrong from the first
+    error on; prompts repeat so that a problem has several solutions."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        k, first = int(rng.integers(1, 6)), int(rng.integers(0, 8))
+        labels = [j < first for j in range(k)]
+        rows.append({"prompt": f"problem {i % 7}", "completions": [f"Step {j + 1}: s{i}" for j in range(k)],
+                     "labels": labels})
+    return rows
+
+
+def _heatmap_rows_as_notebook_05_picked_them(rows, n, seed):
+    """Notebook 05's former in-cell selection, kept verbatim as the reference."""
+    import random
+
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    wrong = [r for r in rows if not all(r["labels"])]
+    right = [r for r in rows if all(r["labels"])]
+    half = min(len(wrong), n // 2)
+    heat = wrong[:half] + right[:n - half]
+    heat = (heat + wrong[half:])[:n]
+    heat.sort(key=lambda r: (all(r["labels"]), r["labels"].index(False) if False in r["labels"] else len(r["labels"])))
+    return heat
+
+
+def test_heatmap_rows_pick_half_wrong_in_staircase_order_as_notebook_05_did():
+    rows = _stepwise_rows(60)
+    for n, seed in ((16, 0), (7, 3), (60, 1), (1, 2)):
+        assert viz.heatmap_rows(rows, n, seed=seed) == _heatmap_rows_as_notebook_05_picked_them(rows, n, seed)
+    heat = viz.heatmap_rows(rows, 16)
+    firsts = [r["labels"].index(False) for r in heat if False in r["labels"]]
+    assert len(firsts) == 8 and firsts == sorted(firsts)  # half with an error, as a staircase, first
+    assert all(all(r["labels"]) for r in heat[8:])
+    only_wrong = [r for r in rows if not all(r["labels"])][:5] + [r for r in rows if all(r["labels"])][:1]
+    assert sum(all(r["labels"]) for r in viz.heatmap_rows(only_wrong, 6)) == 1  # too few right: wrong ones fill up
+    assert rows == _stepwise_rows(60)  # the caller's list is not shuffled
+    for n in (0, 2.0, None):
+        with pytest.raises(ValueError, match="heatmap_rows: n must be an int >= 1"):
+            viz.heatmap_rows(rows, n)
+    with pytest.raises(ValueError, match=r"heatmap_rows: rows\[1\] has no 'labels'"):
+        viz.heatmap_rows([rows[0], {"prompt": "p"}], 2)
+    with pytest.raises(ValueError, match=r"rows\[0\]\['labels'\]\[1\] must be a bool or 0/1, got None"):
+        viz.heatmap_rows([{"labels": [True, None]}], 1)  # bool(None) would count as a wrong step
+
+
+def test_verdict_row_labels():
+    assert viz.verdict_row_labels([[True, False], [True], []]) == ["✗ 1", "✓ 2", "✓ 3"]
+    with pytest.raises(ValueError, match=r"step_labels\[0\]\[0\] must be a bool or 0/1"):
+        viz.verdict_row_labels([[None]])
+
+
+def test_pick_before_after_problem_prefers_a_fixed_then_a_changed_problem():
+    import random
+
+    problems = toyworld.make_problems(3, seed=3)
+    right = [p.gold_solution for p in problems]
+    wrong = [toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(i)) for i, p in enumerate(problems)]
+    assert viz.pick_before_after_problem(problems, [right[0], wrong[1], wrong[2]], [right[0], wrong[1], right[2]]) \
+        == (2, "fixed by")
+    changed = wrong[1] + " "  # another text, still wrong
+    assert viz.pick_before_after_problem(problems, wrong, [wrong[0], changed, right[2]]) == (2, "fixed by")
+    assert viz.pick_before_after_problem(problems, right, [right[0], changed, right[2]]) == (1, "changed by")
+    assert viz.pick_before_after_problem(problems, right, right) == (0, "same after")
+    with pytest.raises(ValueError, match="after has 2 solutions for 3 problems"):
+        viz.pick_before_after_problem(problems, right, right[:2])
+    with pytest.raises(ValueError, match="problems is empty"):
+        viz.pick_before_after_problem([], [], [])
+
+
+def test_before_after_bars_share_ticks_by_position_and_pad_the_shorter_side():
+    before = "Step 1: 5 + 7 = 12\n\nStep 2: 12 - 1 = 12"
+    after = "Step 1: 5 + 7 = 12\n\nStep 2: 12 - 1 = 11\n\nStep 3: 11 * 2 = 22"
+    ticks, b, a = viz.before_after_bars([before, after], [[1.0, -2.0], [1.0, 2.0, 3.0]],
+                                        [[True, False], [True, True, True]])
+    assert ticks == ["✓ 5 + 7 = 12 → ✓ 5 + 7 = 12", "✗ 12 - 1 = 12 → ✓ 12 - 1 = 11", " → ✓ 11 * 2 = 22"]
+    assert b[:2] == [1.0, -2.0] and np.isnan(b[2]) and a == [1.0, 2.0, 3.0]
+    ticks, b, a = viz.before_after_bars(["", after], [[], [0.5, 0.5, 0.5]], [[], None])  # blank; no checker
+    assert ticks[0] == " → 5 + 7 = 12" and len(b) == 3 and all(np.isnan(b))
+    ticks, b, a = viz.before_after_bars(["", "  "], [[], []])
+    assert ticks == [" → "] and np.isnan(b[0]) and np.isnan(a[0])  # one empty tick: the plot needs a bar position
+    with pytest.raises(ValueError, match=r"labels \(before\) has 1 labels for 2 steps"):
+        viz.before_after_bars([before, after], [[1.0, -2.0], [1.0, 2.0, 3.0]], [[True], None])
+    with pytest.raises(ValueError, match=r"solutions must hold two items, \(before, after\), got 3"):
+        viz.before_after_bars([before, after, after], [[], []])
+    with pytest.raises(ValueError, match=r"solutions \(after\) must be a str, got list"):
+        viz.before_after_bars([before, ["Step 1"]], [[], []])
+
+
+def test_pick_credit_example_wants_a_right_beginning_then_a_mistake():
+    assert viz.pick_credit_example([[True, False], [True, True, False], [False, False, False], [True, True, True]]) == 1
+    assert viz.pick_credit_example([[True, False, False], [True, False, True]]) == 1  # the most right steps
+    assert viz.pick_credit_example([[True, False], [True, False]]) == 0  # a tie: the first
+    assert viz.pick_credit_example([[False], [True, True], []]) == 1  # none qualifies: the most right steps of all
+    with pytest.raises(ValueError, match="rejected_step_labels is empty"):
+        viz.pick_credit_example([])
+    with pytest.raises(ValueError, match=r"rejected_step_labels\[0\]\[1\] must be a bool or 0/1"):
+        viz.pick_credit_example([[True, None]])
+
+
+def test_explorer_problems_rank_by_label_variety_ties_first_seen():
+    rows = [{"prompt": "a", "completions": ["a1"], "labels": [True]},
+            {"prompt": "b", "completions": ["b1"], "labels": [True]},
+            {"prompt": "b", "completions": ["b2"], "labels": [False]},
+            {"prompt": "a", "completions": ["a2"], "labels": [True]},
+            {"prompt": "c", "completions": ["c1"], "labels": [True, False]},
+            {"prompt": "c", "completions": ["c2"], "labels": [False, False]}]
+    prompts, sols, labels = viz.explorer_problems(rows, 2)
+    assert prompts == ["b", "c"] and sols == [[["b1"], ["b2"]], [["c1"], ["c2"]]]
+    assert labels == [[[True], [False]], [[True, False], [False, False]]]
+    assert viz.explorer_problems(rows, 10)[0] == ["b", "c", "a"]
+    with pytest.raises(ValueError, match=r"explorer_problems: rows\[0\] has no 'completions'"):
+        viz.explorer_problems([{"prompt": "a", "labels": [True]}], 1)
+    with pytest.raises(ValueError, match="explorer_problems: n must be an int >= 1"):
+        viz.explorer_problems(rows, 0)

@@ -14,6 +14,8 @@ import logging
 import warnings
 from pathlib import Path
 
+from .. import generation
+from ..checks import list_of
 from ..evaluation import best_of_n_accuracy, majority_vote_accuracy
 from ..losses import aggregate_rewards
 from ..models import adapter_base
@@ -252,3 +254,54 @@ def accuracy(problems, solutions: list[str]) -> float:
     if not problems or len(problems) != len(solutions):
         raise ValueError(f"accuracy: {len(problems)} problems but {len(solutions)} solutions (need equal, > 0)")
     return sum(p.is_correct(s) for p, s in zip(problems, solutions)) / len(problems)
+
+
+def recorded_greedy_accuracy(measured: dict, name: str, digest: str) -> float | None:
+    """Notebook 04's greedy accuracy of policy ``name`` (``measured`` is ``metrics["policy"]``) when it holds for
+    these very problems and full precision, else None. Reused only then: the same count of problems drawn with
+    another seed is other problems (``digest``, ``tasks.problems_digest``, tells), and a 4-bit profile's rounds
+    measure their policies in 4 bits, while notebook 06 loads them unquantized."""
+    if not isinstance(measured, dict):
+        raise ValueError(f"recorded_greedy_accuracy: measured must be a dict (metrics['policy']), "
+                         f"got {type(measured).__name__}")
+    entry = measured.get(name, {})
+    if isinstance(entry, dict) and "accuracy" in entry and entry.get("test_problems_digest") == digest \
+            and entry.get("in_4_bits") is False:
+        return entry["accuracy"]
+    return None
+
+
+def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=None, batch_size: int = 64,
+                             max_new_tokens: int = 160, load=None, out=print) -> dict[str, float]:
+    """Greedy final-answer accuracy of each policy on ``problems``, in the order of ``policies``: notebook 04's
+    figure where it measured the same thing (``recorded_greedy_accuracy``), else measured here, since generating
+    every solution again costs minutes on a GPU profile.
+
+    ``policies``: name -> saved policy folder, or None for ``base``, the ``(model, tokenizer)`` already loaded.
+    ``measured``: ``metrics["policy"]`` (``{}`` before notebook 04 ran). ``load``: path -> ``(model, tokenizer)``
+    (default ``generation.load_policy``: full precision, a LoRA adapter merged). One line per policy goes to
+    ``out`` as it is done, so a long run shows its progress."""
+    if not isinstance(policies, dict) or not policies:
+        raise ValueError(f"greedy_policy_accuracies: policies must be a non-empty dict of name -> folder (None for "
+                         f"the base), got {policies!r:.60}")
+    if base is None and any(path is None for path in policies.values()):
+        raise ValueError("greedy_policy_accuracies: a policy without a folder (None) is the base: pass base=(model, "
+                         "tokenizer)")
+    problems = list_of(problems, "greedy_policy_accuracies: problems", "problems")
+    if not problems:
+        raise ValueError("greedy_policy_accuracies: problems is empty")
+    load = load or generation.load_policy
+    digest = tasks.problems_digest(problems)
+    accuracies = {}
+    for name, path in policies.items():
+        reused = recorded_greedy_accuracy(measured, name, digest)
+        if reused is not None:
+            accuracies[name] = reused
+            out(f"{name:14s} greedy accuracy {reused:.1%} on {len(problems)} test problems (from 04)")
+            continue
+        model, tokenizer = base if path is None else load(path)
+        solutions = greedy_solutions(model, tokenizer, problems, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        accuracies[name] = accuracy(problems, solutions)
+        out(f"{name:14s} greedy accuracy {accuracies[name]:.1%} on {len(problems)} test problems")
+        del model, tokenizer  # before the next one loads: two policies at once may not fit on a GPU
+    return accuracies

@@ -6,6 +6,9 @@ that show what a reward model has *not* learnt, and summaries of per-step values
 - ``base_rate_loss``: the loss of always predicting the label frequency (a flat training curve on it learnt nothing);
 - ``mean_by_label``, ``format_credit``, ``chosen_vs_rejected_summary``: per-step rewards summarised for notebook
   05's claims;
+- ``first_error_hits`` (``_by_problem``), ``heatmap_summary``, ``format_heatmap_summary``: how often a PRM's first
+  rejected step is the checker's first error, and its mean P(right) on right and wrong steps (notebook 05);
+- ``step_rewards_by_problem``: a PRM's step rewards, one problem's solutions at a time (notebook 05's explorer);
 - ``implicit_step_rewards``: a trained policy's β·ρ_k against where its training started;
 - ``prm_reports_adapter_on_and_off``: a PRM's held-out figures with its adapter and zero-shot;
 - ``auroc_difference``: whether one score's AUROC beats another's beyond the noise of the held-out set.
@@ -19,10 +22,11 @@ from typing import Sequence
 import numpy as np
 from accelerate.utils import is_peft_model
 
-from ..checks import positive_int
-from ..evaluation import (_check_labels, _check_same_shape, _flat_scores_and_labels, outcome_auroc,
-                          process_reward_report, step_auroc)
+from ..checks import list_of, positive_int
+from ..evaluation import (_check_labels, _check_same_shape, _flat_scores_and_labels, first_error_index,
+                          outcome_auroc, process_reward_report, step_auroc)
 from ..trainer import get_step_rewards
+from .viz import first_predicted_error, sigmoid
 
 
 def step_auroc_by_position(step_scores, step_labels) -> list[dict]:
@@ -112,6 +116,67 @@ def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards) -> dict:
     gaps = [float(np.mean([c[k] for c in chosen_rewards if len(c) > k])
                   - np.mean([r[k] for r in rejected_rewards if len(r) > k])) for k in range(depth)]
     return {"ranked_by_min": ranked, "mean_gap_by_step": gaps}
+
+
+def first_error_hits(step_rewards, step_labels, threshold: float) -> int:
+    """How many solutions the PRM's first predicted error (the first step with ``sigmoid(reward) < threshold``,
+    ``viz.first_predicted_error``) is exactly the checker's first error (-1 = none, on both sides): the test of a
+    PRM that a reader can check row by row in notebook 05's pictures. ``threshold`` is a probability."""
+    _check_same_shape(step_rewards, step_labels, "first_error_hits", "rewards")
+    for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
+        _check_labels(labels, "first_error_hits", f"step_labels[{i}]")
+    return sum(first_predicted_error(r, threshold) == first_error_index(y) for r, y in zip(step_rewards, step_labels))
+
+
+def first_error_hits_by_problem(rewards_by_problem, labels_by_problem, threshold: float) -> tuple[int, int]:
+    """``first_error_hits`` over the solutions of several problems (one list of per-solution rewards and one of
+    labels per problem, as the explorer holds them): ``(hits, solutions)``."""
+    if len(rewards_by_problem) != len(labels_by_problem):
+        raise ValueError(f"first_error_hits_by_problem: rewards_by_problem has {len(rewards_by_problem)} problems, "
+                         f"labels_by_problem {len(labels_by_problem)}")
+    for i, (rows, labels) in enumerate(zip(rewards_by_problem, labels_by_problem)):
+        if len(rows) != len(labels):  # flattened, they would pair one problem's rewards with another's labels
+            raise ValueError(f"first_error_hits_by_problem: problem {i} has {len(rows)} solutions of rewards and "
+                             f"{len(labels)} of labels")
+    rewards = [r for rows in rewards_by_problem for r in rows]
+    labels = [y for rows in labels_by_problem for y in rows]
+    return first_error_hits(rewards, labels, threshold), len(labels)
+
+
+def heatmap_summary(step_rewards, step_labels, threshold: float) -> dict:
+    """What notebook 05 says of its heatmap: ``solutions``, ``first_error_found`` (``first_error_hits`` at the
+    probability ``threshold``) and the PRM's mean P(right) on the right and on the wrong steps, ``mean_p_right``
+    and ``mean_p_wrong`` (None when no step has that label: an undefined mean, which JSON, unlike NaN, records).
+    The two means say whether the PRM separates right from wrong steps at all, whatever the threshold."""
+    found = first_error_hits(step_rewards, step_labels, threshold)  # checks shapes, labels and threshold
+    probs = sigmoid(np.concatenate([np.asarray(r, dtype=float) for r in step_rewards] or [np.zeros(0)]))
+    gold = np.concatenate([np.asarray(y, dtype=bool) for y in step_labels] or [np.zeros(0, dtype=bool)])
+    return {"solutions": len(step_rewards), "first_error_found": int(found),
+            "mean_p_right": float(probs[gold].mean()) if gold.any() else None,
+            "mean_p_wrong": float(probs[~gold].mean()) if (~gold).any() else None}
+
+
+def format_heatmap_summary(summary: dict, threshold: float) -> str:
+    """Notebook 05's two lines under its heatmap, from ``heatmap_summary`` ("nan" for an undefined mean)."""
+    def p(x):
+        return float("nan") if x is None else x
+
+    return (f"mean P(right): {p(summary['mean_p_right']):.2f} on right steps, "
+            f"{p(summary['mean_p_wrong']):.2f} on wrong steps\n"
+            f"first error found exactly (P < {threshold:.2f}, notebook 02's threshold) in "
+            f"{summary['first_error_found']} of {summary['solutions']} solutions")
+
+
+def step_rewards_by_problem(prm, prompts, solutions) -> list[list]:
+    """A PRM's step rewards of each problem's solutions, one ``prm.score_solutions`` call per problem (``prompts[i]``
+    with every solution of ``solutions[i]``), laid out per problem as notebook 05's explorer shows them."""
+    prompts = list_of(prompts, "step_rewards_by_problem: prompts", "prompts")
+    solutions = list_of(solutions, "step_rewards_by_problem: solutions", "lists of solutions, one per prompt")
+    if len(prompts) != len(solutions):  # zip would cut the longer list silently
+        raise ValueError(f"step_rewards_by_problem: {len(prompts)} prompts but solutions for {len(solutions)}")
+    for i, sols in enumerate(solutions):  # one str would be scored character by character
+        list_of(sols, f"step_rewards_by_problem: solutions[{i}]", "solutions (str)")
+    return [prm.score_solutions([p] * len(s), s) for p, s in zip(prompts, solutions)]
 
 
 def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, beta: float = 0.1,

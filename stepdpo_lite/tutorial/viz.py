@@ -7,6 +7,9 @@ pile up open figures; show one kept in a variable with ``display(fig)`` or by en
 
 Rewards are log-odds (``sigmoid(reward)`` = probability that the step is correct) unless said otherwise;
 labels are gold step labels (``True`` = correct), e.g. ``toyworld.check(...).step_labels``.
+
+What notebook 05 draws is chosen here too (``heatmap_rows``, ``pick_before_after_problem``, ``before_after_bars``,
+``pick_credit_example``, ``explorer_problems``), so that a cell only calls and plots.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import html
 import io
 import math
 import numbers
+import random
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -25,6 +30,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from ..atomic import write_atomic
+from ..checks import list_of, positive_int
 from ..evaluation import _check_labels, first_error_index
 from ..steps import DEFAULT_DELIMITER, extract_steps
 
@@ -99,6 +105,149 @@ def _gold(verdict) -> tuple[list[bool], int]:
     labels = verdict["step_labels"] if isinstance(verdict, dict) else getattr(verdict, "step_labels", verdict)
     labels = [bool(ok) for ok in labels]
     return labels, first_error_index(labels)
+
+
+# ----------------------------------------------------------------------------- choosing what notebook 05 draws
+
+def _check_rows(rows, keys, who: str) -> list:
+    """Stepwise rows (dicts, a ``datasets.Dataset`` row by row) as a list, each with ``keys``: a missing key is
+    named here rather than as a bare KeyError inside a comprehension."""
+    rows = list_of(rows, f"{who}: rows", "stepwise rows (dicts)")
+    for i, row in enumerate(rows):
+        missing = [k for k in keys if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise ValueError(f"{who}: rows[{i}] has no {missing[0]!r} (need {', '.join(keys)})")
+        if "labels" in keys:  # bool(None) would count a missing label as wrong
+            _check_labels(row["labels"], who, f"rows[{i}]['labels']")
+    return rows
+
+
+def _heatmap_order(row) -> tuple:
+    """Rows with an error first, by where it is (the staircase), then the right ones by length. Keyed by position
+    alone, a right row would sort among the wrong rows whose first error lies at its length."""
+    labels = list(row["labels"])
+    return all(labels), labels.index(False) if False in labels else len(labels)
+
+
+def heatmap_rows(rows, n: int, seed: int = 0) -> list[dict]:
+    """The ``n`` stepwise rows (``prompt``, ``completions``, ``labels``) of notebook 05's heatmap, in drawing order.
+
+    After a ``seed``-ed shuffle, half of them have an error (fewer when there are not enough) and the rest are right;
+    with too few right rows the wrong ones fill up. Both kinds are needed: a PRM is judged on the wrong steps it
+    catches and on the right ones it leaves alone. The rows are then sorted so that a good PRM draws a staircase
+    (``_heatmap_order``)."""
+    rows = _check_rows(rows, ("labels",), "heatmap_rows")
+    positive_int(n, "n", "heatmap_rows")
+    random.Random(seed).shuffle(rows)
+    wrong = [r for r in rows if not all(r["labels"])]
+    right = [r for r in rows if all(r["labels"])]
+    half = min(len(wrong), n // 2)
+    picked = wrong[:half] + right[:n - half]
+    picked = (picked + wrong[half:])[:n]  # too few right ones: fill up with wrong ones
+    picked.sort(key=_heatmap_order)
+    return picked
+
+
+def verdict_row_labels(step_labels) -> list[str]:
+    """Heatmap row names: "✓ k" for a solution whose steps are all right, "✗ k" otherwise (k counts from 1), so
+    that the text can name a row the reader finds at once."""
+    step_labels = list_of(step_labels, "verdict_row_labels: step_labels", "lists of step labels")
+    for i, labels in enumerate(step_labels):
+        _check_labels(labels, "verdict_row_labels", f"step_labels[{i}]")
+    return [("✓ " if all(labels) else "✗ ") + str(i + 1) for i, labels in enumerate(step_labels)]
+
+
+def pick_before_after_problem(problems, before, after) -> tuple[int, str]:
+    """The problem notebook 05 draws before and after training: the first one the trained policy fixed (its
+    ``before`` solution wrong, its ``after`` one right), else the first whose solution changed, else the first.
+    A fixed problem shows what training bought; failing that, any change is more telling than none.
+
+    Returns ``(index, how)``; ``how`` ("fixed by", "changed by" or "same after") reads before the policy's name."""
+    problems = list_of(problems, "pick_before_after_problem: problems", "problems")
+    if not problems:
+        raise ValueError("pick_before_after_problem: problems is empty")
+    before, after = (list_of(sols, f"pick_before_after_problem: {name}", "solutions (one str per problem)")
+                     for name, sols in (("before", before), ("after", after)))
+    for name, sols in (("before", before), ("after", after)):
+        if len(sols) != len(problems):  # zip would cut the longer list silently
+            raise ValueError(f"pick_before_after_problem: {name} has {len(sols)} solutions for {len(problems)} "
+                             "problems (need one per problem)")
+    fixed = [i for i, p in enumerate(problems) if not p.is_correct(before[i]) and p.is_correct(after[i])]
+    changed = [i for i in range(len(problems)) if before[i] != after[i]]
+    return (fixed or changed or [0])[0], "fixed by" if fixed else "changed by" if changed else "same after"
+
+
+def _pair(value, name: str) -> list:
+    """``value`` as a (before, after) pair, or a ValueError naming ``name``."""
+    pair = list_of(value, f"before_after_bars: {name}", "two items, (before, after)")
+    if len(pair) != 2:
+        raise ValueError(f"before_after_bars: {name} must hold two items, (before, after), got {len(pair)}")
+    return pair
+
+
+def _tick_text(steps: list[str], labels, j: int) -> str:
+    """Step ``j`` without its "Step k:" (the tick already numbers it), after ✓/✗ where labels exist; "" past the
+    solution's end."""
+    if j >= len(steps):
+        return ""
+    mark = "" if labels is None or len(labels) == 0 else "✓ " if labels[j] else "✗ "
+    return mark + re.sub(r"^\s*Step \d+:\s*", "", steps[j])
+
+
+def before_after_bars(solutions, rewards, labels=(None, None)) -> tuple[list[str], list[float], list[float]]:
+    """Tick labels and bar heights for ``plot_before_after`` of one problem solved twice (before, after training).
+
+    ``solutions``, ``rewards`` (per-step lists) and ``labels`` (per-step labels, or None / [] for none) are
+    (before, after) pairs. The two solutions may have different step counts, so step k of each shares one tick,
+    "before step → after step", and the shorter side's rewards are padded with NaN (no bar)."""
+    solutions, rewards, labels = _pair(solutions, "solutions"), _pair(rewards, "rewards"), _pair(labels, "labels")
+    for side, text in zip(("before", "after"), solutions):
+        if not isinstance(text, str):
+            raise ValueError(f"before_after_bars: solutions ({side}) must be a str, got {type(text).__name__}")
+    rewards = [list_of(r, f"before_after_bars: rewards ({side})", "step rewards")
+               for side, r in zip(("before", "after"), rewards)]
+    steps = [extract_steps(text) for text in solutions]
+    for side, step_list, marks in zip(("before", "after"), steps, labels):
+        if marks is None or len(marks) == 0:  # no checker (GSM8K), or an unscored solution: no ✓/✗
+            continue
+        _check_labels(marks, "before_after_bars", f"labels ({side})")
+        if len(marks) != len(step_list):  # labels of another solution
+            raise ValueError(f"before_after_bars: labels ({side}) has {len(marks)} labels for {len(step_list)} steps")
+    n = max(len(steps[0]), len(steps[1]), 1)
+    ticks = [f"{_tick_text(steps[0], labels[0], j)} → {_tick_text(steps[1], labels[1], j)}" for j in range(n)]
+    before, after = (r + [np.nan] * (n - len(r)) for r in rewards)
+    return ticks, before, after
+
+
+def pick_credit_example(rejected_step_labels) -> int:
+    """Index of the rejected solution notebook 05 uses for credit assignment: among those whose first step is right
+    and that hold a wrong step, the one with the most right steps (the first on a tie); without such a solution,
+    the one with the most right steps of all. A right beginning is what plain DPO may push down with the rest."""
+    rows = list_of(rejected_step_labels, "pick_credit_example: rejected_step_labels", "lists of step labels")
+    if not rows:
+        raise ValueError("pick_credit_example: rejected_step_labels is empty")
+    for i, labels in enumerate(rows):
+        _check_labels(labels, "pick_credit_example", f"rejected_step_labels[{i}]")
+    rows = [list(labels) for labels in rows]
+    late = [j for j, labels in enumerate(rows) if labels and labels[0] and False in labels]  # a right first step
+    return max(late or range(len(rows)), key=lambda j: rows[j].count(True))
+
+
+def explorer_problems(rows, n: int) -> tuple[list[str], list[list[str]], list[list]]:
+    """The ``n`` problems of notebook 05's explorer, from stepwise rows (``prompt``, ``completions``, ``labels``):
+    the prompts with the most distinct label patterns among their solutions (ties: the first seen), because a
+    problem whose solutions go wrong in different places shows the most of what the PRM does.
+
+    Returns ``(prompts, solutions, labels)``: the prompts, and per prompt its solutions and their step labels,
+    in the rows' order."""
+    rows = _check_rows(rows, ("prompt", "completions", "labels"), "explorer_problems")
+    positive_int(n, "n", "explorer_problems")
+    by_prompt: dict[str, list] = {}
+    for row in rows:
+        by_prompt.setdefault(row["prompt"], []).append(row)
+    prompts = sorted(by_prompt, key=lambda p: -len({tuple(r["labels"]) for r in by_prompt[p]}))[:n]
+    return (prompts, [[r["completions"] for r in by_prompt[p]] for p in prompts],
+            [[r["labels"] for r in by_prompt[p]] for p in prompts])
 
 
 # ----------------------------------------------------------------------------- reward pictures
