@@ -215,9 +215,23 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     assert one_round["nll_only"]["accuracy"] > one_round["stepwise_dpo"]["accuracy"] > one_round["dpo"]["accuracy"]
     vis = m["visualisation"]  # 05: the chosen curve above the rejected one at every position, and every pair ranked
     assert min(vis["chosen_minus_rejected_by_step"]) > 0 and vis["chosen_ranked_above_rejected"] == 1
+    # 05: the PRM rates right steps above wrong ones; the trained policy fixes more of the pictured problems than the
+    # base; both policies' implicit step rewards credit the chosen and the rejected right steps above the mistakes
+    assert vis["heatmap"]["mean_p_right"] > 0.5 > vis["heatmap"]["mean_p_wrong"]
+    assert vis["before_after"]["after_right"] > vis["before_after"]["base_right"]
+    for name, credit in vis["implicit_step_reward"].items():
+        assert min(credit["chosen"], credit["rejected_right"]) > 0 > credit["rejected_wrong"], name
     for aggregation in ("prm_min", "prm_product"):  # 06: the PRM's best-of-N curves climb with N
         curve = [m["best_of_n"][n][aggregation] for n in sorted(m["best_of_n"], key=int)]
         assert curve == sorted(curve) and curve[-1] > curve[0], (aggregation, curve)
     for budget in ("4", "16"):  # 07: steering beats picking with the same PRM; the ORM picks better than majority
         at = m["test_time"][budget]
         assert at["beam_prm"] > at["best_of_n_prm"] and at["best_of_n_orm"] > at["majority"], budget
+        # and the checker rates the steps the search kept above the ones it pruned
+        pruning = m["test_time"]["pruning"][budget]
+        assert pruning["kept_right"] > pruning["pruned_right"], budget
+    # 06: the PRM pulls away from the ORM as N grows (the largest N's lead above the smallest's)
+    diffs = m["best_of_n_differences"]
+    sizes = sorted((n for n in diffs if int(n) > 1), key=int)
+    lead = [diffs[n]["prm_min"]["orm"]["difference"] for n in sizes]
+    assert lead[-1] > max(lead[0], 0), lead
