@@ -79,6 +79,9 @@ def main(argv=None):
     ap.add_argument("--outcome-weight", type=float, default=0.0)
     ap.add_argument("--step-pairing", default="weighted", choices=["weighted", "first_error", "first_token"])
     ap.add_argument("--step-weight", type=float, default=1.0, help="Stepwise DPO's step-loss weight")
+    ap.add_argument("--rejected-sft-weight", type=float, default=0.0,
+                    help="Stepwise DPO adds the NLL of each rejected solution's PRM-accepted opening, by this "
+                         "weight (0: none; a diagnostic, rejected_prefix_nll.py)")
     ap.add_argument("--step-gradient", default="all", choices=list(onpolicy.STEP_GRADIENTS),
                     help="'output_layer': Stepwise DPO's step loss moves the output layer only (needs first_token)")
     ap.add_argument("--step-rejected", default="round", choices=list(onpolicy.STEP_REJECTED),
@@ -94,9 +97,13 @@ def main(argv=None):
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)
     # found out now, not after the policies are loaded and a round sampled (a slice of -3 or 0 steps ran silently)
-    for name in ("rounds", "samples", "batch_size", "n_sampled", "n_eval", "steps"):
+    for name in ("rounds", "samples", "batch_size", "n_sampled", "n_eval", "steps", "max_pairs", "step_pairs",
+                 "step_tries", "step_attempts", "negative_tries"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.rejected_sft_weight < 0 or args.step_negatives < 0:
+        ap.error(f"--rejected-sft-weight and --step-negatives must be 0 (none) or more, got {args.rejected_sft_weight} "
+                 f"and {args.step_negatives}")
     if args.problems_per_round < 0 or args.lr is not None and args.lr <= 0:
         ap.error("--problems-per-round must be 0 (all) or more, and --lr above 0")
 
@@ -136,7 +143,8 @@ def main(argv=None):
                       **trainer_precision(resolve_dtype(profile.dtype, device), device))  # as notebook 04's
     ts = onpolicy.TrainSettings(beta=args.beta, sft_weight=args.sft_weight, outcome_weight=args.outcome_weight,
                                 step_pairing=args.step_pairing, step_weight=args.step_weight,
-                                step_gradient=args.step_gradient, step_rejected=args.step_rejected, args=train_args)
+                                rejected_sft_weight=args.rejected_sft_weight, step_gradient=args.step_gradient,
+                                step_rejected=args.step_rejected, args=train_args)
     config = {k: v for k, v in vars(args).items() if k not in ("out", "save_policies", "runs_dir")}
     print("config:", json.dumps(config), "threshold", round(threshold, 3), flush=True)
 

@@ -504,6 +504,51 @@ def test_expected_rejected_step_loss_is_the_chosen_tokens_nll_exactly(tmp_path, 
     assert float(draws.std()) > 0  # the fresh loss varies from draw to draw; the expected one is its mean
 
 
+def test_rejected_prefix_nll_is_the_nll_of_the_rejected_right_opening(tmp_path, tiny_model, tiny_tokenizer):
+    """rejected_sft_weight w adds w·Σ p⁻_k·NLL(s⁻_k) / Σ p⁻_k·|s⁻_k| over the steps before the first one judged wrong
+    (p⁻ < 0.5), read against one forward per step prefix; the steps after it (p⁻ = 1 under rejected_probs=
+    "first_error") are left out. Made through onpolicy.make_trainer, as a round makes it."""
+    from stepdpo_lite.tutorial.rejected_prefix_nll import RejectedPrefixNLLStepDPOTrainer, accepted_prefix_weights
+
+    p = torch.tensor([[0.9, 0.6, 0.1, 1.0], [0.3, 1.0, 1.0, 1.0], [1.0, 0.8, 1.0, 1.0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 0, 1]]).bool()  # row 2: step 2 truncated
+    torch.testing.assert_close(accepted_prefix_weights(p, mask),
+                               torch.tensor([[0.9, 0.6, 0.0, 0.0], [0.0] * 4, [1.0, 0.8, 0.0, 0.0]]))
+
+    rows = []
+    for i, problem in enumerate(toyworld.make_problems(3, seed=1, min_ops=3, max_ops=4)):
+        rejected = toyworld.corrupt_solution(problem, 2, "arithmetic", random.Random(i))
+        n = len(extract_steps(rejected))
+        rows.append(dict(prompt=problem.prompt, chosen=problem.gold_solution, rejected=rejected,
+                         chosen_step_labels=[1.0] * len(extract_steps(problem.gold_solution)),
+                         rejected_step_labels=[0.9, 0.7, 0.1] + [1.0] * (n - 3)))
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
+    losses = {}
+    for w in (0.0, 2.0):
+        settings = onpolicy.TrainSettings(step_pairing="first_error", sft_weight=0.5, rejected_sft_weight=w, args=FAST)
+        tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings, str(tmp_path / "r"),
+                                   ref_model=copy.deepcopy(tiny_model).eval())
+        assert isinstance(tr, RejectedPrefixNLLStepDPOTrainer) == bool(w)
+        with torch.no_grad():
+            losses[w] = tr.compute_loss(tr.model, tr.data_collator([tr.train_dataset[i] for i in range(3)])).item()
+    nll = tokens = 0.0
+    for r in rows:
+        steps, context = extract_steps(r["rejected"]), r["prompt"]
+        for k, weight in enumerate([0.9, 0.7]):
+            ids, before = tok(context + steps[k])["input_ids"], len(tok(context)["input_ids"])
+            with torch.no_grad():
+                logits = tiny_model(input_ids=torch.tensor([ids])).logits[0, :-1].float()
+            lp = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:])[:, None]).squeeze(-1)
+            nll, tokens, context = nll - weight * lp[before - 1:].sum().item(), tokens + weight * (len(ids) - before), \
+                context + steps[k]
+    assert losses[2.0] - losses[0.0] == pytest.approx(2.0 * nll / tokens, rel=1e-4)
+    for bad in (dict(step_pairing="first_token"), dict(step_pairing="first_token", step_gradient="output_layer"),
+                dict(step_pairing="first_error", rejected_sft_weight=-1.0)):
+        with pytest.raises(ValueError, match="rejected_sft_weight"):
+            onpolicy.TrainSettings(**{"rejected_sft_weight": 1.0, **bad})
+
+
 # ----------------------------------------------------------------------------- a tiny run end to end
 
 def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
@@ -829,3 +874,18 @@ def test_seed_spread_refuses_counts_below_one_before_it_runs_or_reads_anything(a
     with pytest.raises(SystemExit) as done:
         script["main"](["--runs-dir", str(tmp_path), *args])
     assert done.value.code == 2 and args[-2] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--rounds", "0"], ["--max-pairs", "0"], ["--step-pairs", "0"],
+                                  ["--step-tries", "0"], ["--step-attempts", "0"], ["--negative-tries", "0"],
+                                  ["--step-negatives", "-1"], ["--rejected-sft-weight", "-1"]])
+def test_onpolicy_rounds_refuses_sizes_below_their_minimum_before_it_reads_a_run(args, tmp_path, capsys):
+    """--max-pairs 0 and the like were caught only by the library, after the policies were loaded and a round
+    sampled; now usage errors, before anything is read."""
+    import runpy
+    from pathlib import Path
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
+    with pytest.raises(SystemExit) as done:
+        script["main"](["--runs-dir", str(tmp_path / "none"), *args])
+    assert done.value.code == 2 and args[0] in capsys.readouterr().err

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from .. import generation
-from ..checks import positive_int
+from ..checks import finite_number, positive_int
 from . import tasks
 from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, mirrored_negatives, share_out,
                         solution_pairs, step_agreement, step_negatives, step_pairs)
@@ -52,6 +52,9 @@ class TrainSettings:
     outcome_weight: float = 0.0
     step_pairing: str = "weighted"
     step_weight: float = 1.0  # Stepwise DPO's step-loss weight (the NLL's is sft_weight)
+    # > 0: Stepwise DPO adds the NLL of each rejected solution's PRM-accepted opening, the right steps RFT drops with
+    # the wrong answer (a diagnostic; rejected_prefix_nll.py)
+    rejected_sft_weight: float = 0.0
     # "output_layer": Stepwise DPO's step loss moves the output layer only (a diagnostic; output_layer_pairs.py)
     step_gradient: str = "all"
     # "fresh": Stepwise DPO's rejected token is drawn again from the current policy at every step, not the round's
@@ -70,6 +73,13 @@ class TrainSettings:
                              f"got {self.step_pairing!r}")
         if self.step_rejected not in STEP_REJECTED:
             raise ValueError(f"step_rejected must be one of {STEP_REJECTED}, got {self.step_rejected!r}")
+        if finite_number(self.rejected_sft_weight, "rejected_sft_weight", "TrainSettings") < 0:
+            raise ValueError(f"TrainSettings: rejected_sft_weight must be >= 0 (0: none), got {self.rejected_sft_weight}")
+        if self.rejected_sft_weight and (self.step_pairing == "first_token" or self.step_gradient != "all" or
+                                         self.step_rejected != "round"):
+            raise ValueError("rejected_sft_weight needs the plain step loss on whole steps: step_pairing 'weighted' or "
+                             f"'first_error', step_gradient 'all', step_rejected 'round'; got {self.step_pairing!r}, "
+                             f"{self.step_gradient!r}, {self.step_rejected!r}")
         if self.step_rejected != "round" and (self.step_pairing != "first_token" or self.step_gradient != "all"):
             raise ValueError(f"step_rejected={self.step_rejected!r} needs step_pairing='first_token' (one token to "
                              f"redraw) and step_gradient='all', got {self.step_pairing!r}, {self.step_gradient!r}")
@@ -108,6 +118,7 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
     from .colab import drop_log_printer
     from .fresh_rejected_pairs import ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer
     from .output_layer_pairs import OutputLayerStepDPOTrainer
+    from .rejected_prefix_nll import RejectedPrefixNLLStepDPOTrainer
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -125,7 +136,11 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
         cls = (OutputLayerStepDPOTrainer if settings.step_gradient == "output_layer" else
                FreshRejectedStepDPOTrainer if settings.step_rejected == "fresh" else
                ExpectedRejectedStepDPOTrainer if settings.step_rejected == "expected" else StepwiseDPOTrainer)
-        trainer = cls(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=data, args=args)
+        extra = {}
+        if settings.rejected_sft_weight:
+            cls, extra = RejectedPrefixNLLStepDPOTrainer, {"rejected_sft_weight": settings.rejected_sft_weight}
+        trainer = cls(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=data, args=args,
+                      **extra)
     else:
         if any(r.get("open_ended") for r in rows):
             raise ValueError(f"{method}: TRL's DPOTrainer appends EOS to every completion; give it the full form of "

@@ -1,0 +1,68 @@
+"""A diagnostic: Stepwise DPO plus an NLL term on the right opening of each rejected solution.
+
+Why it exists (``docs/benchmarks.md``, "the right opening of a wrong solution"). In expectation an on-policy pair's
+gradient is its right step's NLL gradient (``scripts/pair_expectation.py``), so the pairs cannot carry more than the
+chosen solutions' NLL already does. What a step label has that RFT lacks is partial credit: a wrong solution usually
+opens with right steps, and RFT throws them away with the wrong answer. This trainer adds their NLL,
+
+    L += w · Σ_t q_t·(−log π(y⁻_t | x, y⁻_<t)) / Σ_t q_t,
+
+over the rejected side's tokens, where ``q_t`` is the probability ``p⁻_k`` of the step holding token ``t`` for the
+steps before the first one judged wrong (``p⁻ < 0.5``), 0 from there on (``accepted_prefix_weights``: under
+``rejected_probs="first_error"`` the steps after a PRM's first error carry p = 1, "not to push down", which does not
+make them right). The step loss, the outcome loss and the chosen side's NLL are unchanged.
+
+    trainer = RejectedPrefixNLLStepDPOTrainer(model, ref_model=ref, rejected_sft_weight=20.0,
+                                              args=StepwiseDPOConfig(step_pairing="first_error", ...), ...)
+
+``onpolicy.TrainSettings(rejected_sft_weight=20.0)`` and ``scripts/onpolicy_rounds.py --rejected-sft-weight 20`` train
+the Stepwise DPO method with it. The term takes one more forward pass of the policy over the rejected rows.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..checks import finite_number
+from ..trainer import StepwiseDPOTrainer
+
+
+def accepted_prefix_weights(step_probs: torch.Tensor, step_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``(B, S)``: each step's probability ``p_k`` up to the first step judged wrong (``p < 0.5``), 0 from it on. A
+    masked step (padded, truncated) weighs 0 and ends the opening: what follows it is not known to be right."""
+    keep = step_probs >= 0.5
+    if step_mask is not None:
+        keep = keep & step_mask.bool()
+    return step_probs * (keep.int().cumprod(-1) > 0).to(step_probs.dtype)
+
+
+class RejectedPrefixNLLStepDPOTrainer(StepwiseDPOTrainer):
+    """``StepwiseDPOTrainer`` whose loss adds ``rejected_sft_weight`` times the NLL of the rejected side's right
+    opening, each token weighted by its step's probability."""
+
+    def __init__(self, *args, rejected_sft_weight: float, **kwargs):
+        weight = finite_number(rejected_sft_weight, "rejected_sft_weight", "RejectedPrefixNLLStepDPOTrainer")
+        if weight <= 0:
+            raise ValueError(f"RejectedPrefixNLLStepDPOTrainer: rejected_sft_weight must be > 0, got {weight}")
+        super().__init__(*args, **kwargs)
+        if self.args.step_pairing == "first_token":  # its step ids keep one token a side: no opening left
+            raise ValueError("RejectedPrefixNLLStepDPOTrainer needs every token in its step: step_pairing="
+                             "'first_token' keeps one a side")
+        self.rejected_sft_weight = weight
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        out = super()._compute_loss(model, inputs, return_outputs)
+        loss = out[0] if return_outputs else out
+        kwargs, labels = self._model_inputs(inputs)
+        half = len(labels) // 2  # rows are [chosen; rejected]
+        seq_len = labels.size(1) - 1
+        rejected = {k: v[half:] for k, v in kwargs.items() if torch.is_tensor(v)}
+        logps = model(**rejected, use_cache=False, labels=labels[half:], fused_lm_head=True).log_probs[:, -seq_len:]
+        step_ids = inputs["step_ids"][half:, 1:]  # shifted like the labels
+        probs = inputs["step_probs"][half:]
+        weights = accepted_prefix_weights(probs, inputs["step_complete"][half:])
+        inside = (step_ids >= 0) & (step_ids < probs.size(1))
+        token_w = torch.gather(weights, 1, step_ids.clamp(0, probs.size(1) - 1).long()) * inside
+        nll = -(token_w * logps).sum() / token_w.sum().clamp(min=1e-8)
+        loss = loss + self.rejected_sft_weight * nll
+        return (loss, out[1]) if return_outputs else loss
