@@ -18,6 +18,7 @@ import json
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,9 +102,16 @@ def main(argv=None):
                  "step_tries", "step_attempts", "negative_tries"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.rejected_sft_weight < 0 or args.step_negatives < 0:
-        ap.error(f"--rejected-sft-weight and --step-negatives must be 0 (none) or more, got {args.rejected_sft_weight} "
-                 f"and {args.step_negatives}")
+    if args.step_negatives < 0:
+        ap.error(f"--step-negatives must be 0 (none) or more, got {args.step_negatives}")
+    try:  # the Stepwise DPO settings' combinations (TrainSettings' own checks), before a run is read
+        train_settings = partial(onpolicy.TrainSettings, beta=args.beta, sft_weight=args.sft_weight,
+                                 outcome_weight=args.outcome_weight, step_pairing=args.step_pairing,
+                                 step_weight=args.step_weight, rejected_sft_weight=args.rejected_sft_weight,
+                                 step_gradient=args.step_gradient, step_rejected=args.step_rejected)
+        train_settings()
+    except ValueError as err:
+        ap.error(str(err))
     if args.problems_per_round < 0 or args.lr is not None and args.lr <= 0:
         ap.error("--problems-per-round must be 0 (all) or more, and --lr above 0")
 
@@ -141,10 +149,7 @@ def main(argv=None):
                       warmup_steps=0, logging_steps=5, save_strategy="no", report_to="none", disable_tqdm=True,
                       use_cpu=on_cpu, gradient_checkpointing=profile.gradient_checkpointing,
                       **trainer_precision(resolve_dtype(profile.dtype, device), device))  # as notebook 04's
-    ts = onpolicy.TrainSettings(beta=args.beta, sft_weight=args.sft_weight, outcome_weight=args.outcome_weight,
-                                step_pairing=args.step_pairing, step_weight=args.step_weight,
-                                rejected_sft_weight=args.rejected_sft_weight, step_gradient=args.step_gradient,
-                                step_rejected=args.step_rejected, args=train_args)
+    ts = train_settings(args=train_args)
     config = {k: v for k, v in vars(args).items() if k not in ("out", "save_policies", "runs_dir")}
     print("config:", json.dumps(config), "threshold", round(threshold, 3), flush=True)
 

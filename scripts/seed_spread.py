@@ -36,6 +36,10 @@ sys.path.insert(0, str(ROOT))
 from stepdpo_lite.atomic import write_atomic  # noqa: E402
 from stepdpo_lite.tutorial import onpolicy, runs  # noqa: E402
 
+# onpolicy_rounds.py settings newer than some --out files, at the value the older runs had: a file without one was run
+# so, and matches a newer file at that value
+ADDED_SETTINGS = {"rejected_sft_weight": 0.0}
+
 
 def run_seed(run_dir: Path, profile: str, seed: int, sets: list[str], scratch: Path, threads: int | None) -> dict:
     """Notebook 04 with ``SEED = seed`` (and ``sets``) on a copy of ``run_dir``; its ``policy`` metrics."""
@@ -60,8 +64,8 @@ def rounds_by_seed(paths: list[str], round_index: int | None = None) -> dict:
                              "scripts/onpolicy_rounds.py?)")
     first_path, first = next(iter(results.items()))
     for path, result in results.items():  # a spread over seeds of one protocol, not a mean of different runs
-        other = {k for k in set(first["config"]) | set(result["config"]) if k != "seed"
-                 and first["config"].get(k) != result["config"].get(k)}
+        a, b = ({**ADDED_SETTINGS, **r["config"]} for r in (first, result))
+        other = {k for k in set(a) | set(b) if k != "seed" and a.get(k) != b.get(k)}
         if other:
             raise ValueError(f"--from-rounds: {path} differs from {first_path} in {sorted(other)}, not only the seed")
     by_seed, last = {}, min(len(r["rounds"]) for r in results.values())

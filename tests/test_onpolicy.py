@@ -505,23 +505,26 @@ def test_expected_rejected_step_loss_is_the_chosen_tokens_nll_exactly(tmp_path, 
 
 
 def test_rejected_prefix_nll_is_the_nll_of_the_rejected_right_opening(tmp_path, tiny_model, tiny_tokenizer):
-    """rejected_sft_weight w adds w·Σ p⁻_k·NLL(s⁻_k) / Σ p⁻_k·|s⁻_k| over the steps before the first one judged wrong
-    (p⁻ < 0.5), read against one forward per step prefix; the steps after it (p⁻ = 1 under rejected_probs=
-    "first_error") are left out. Made through onpolicy.make_trainer, as a round makes it."""
+    """rejected_sft_weight w adds w·Σ p⁻_k·NLL(s⁻_k) / Σ p⁻_k·|s⁻_k| over the steps before the PRM's first error,
+    read against one forward per step prefix; the steps from it on, and every step of a wrong solution in which the
+    PRM found no error (which step is wrong is not known), are left out. Made through onpolicy.make_trainer, as a
+    round makes it."""
     from stepdpo_lite.tutorial.rejected_prefix_nll import RejectedPrefixNLLStepDPOTrainer, accepted_prefix_weights
 
     p = torch.tensor([[0.9, 0.6, 0.1, 1.0], [0.3, 1.0, 1.0, 1.0], [1.0, 0.8, 1.0, 1.0]])
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 0, 1]]).bool()  # row 2: step 2 truncated
-    torch.testing.assert_close(accepted_prefix_weights(p, mask),
+    torch.testing.assert_close(accepted_prefix_weights(p, torch.tensor([2, 0, 4]), mask),
                                torch.tensor([[0.9, 0.6, 0.0, 0.0], [0.0] * 4, [1.0, 0.8, 0.0, 0.0]]))
 
     rows = []
-    for i, problem in enumerate(toyworld.make_problems(3, seed=1, min_ops=3, max_ops=4)):
+    for i, problem in enumerate(toyworld.make_problems(4, seed=1, min_ops=3, max_ops=4)):
         rejected = toyworld.corrupt_solution(problem, 2, "arithmetic", random.Random(i))
         n = len(extract_steps(rejected))
         rows.append(dict(prompt=problem.prompt, chosen=problem.gold_solution, rejected=rejected,
                          chosen_step_labels=[1.0] * len(extract_steps(problem.gold_solution)),
-                         rejected_step_labels=[0.9, 0.7, 0.1] + [1.0] * (n - 3)))
+                         # the PRM's error at step 2 (p 0.04 > 0.5's "wrong" is no matter: its own threshold rules)
+                         rejected_step_labels=[0.9, 0.3, 0.04] + [1.0] * (n - 3), prm_first_error=2))
+    rows[3].update(rejected_step_labels=[0.9] * len(extract_steps(rows[3]["rejected"])), prm_first_error=-1)
     tok = copy.deepcopy(tiny_tokenizer)
     tok.padding_side = "right"
     losses = {}
@@ -530,12 +533,14 @@ def test_rejected_prefix_nll_is_the_nll_of_the_rejected_right_opening(tmp_path, 
         tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings, str(tmp_path / "r"),
                                    ref_model=copy.deepcopy(tiny_model).eval())
         assert isinstance(tr, RejectedPrefixNLLStepDPOTrainer) == bool(w)
+        batch = tr.data_collator([tr.train_dataset[i] for i in range(4)])
         with torch.no_grad():
-            losses[w] = tr.compute_loss(tr.model, tr.data_collator([tr.train_dataset[i] for i in range(3)])).item()
+            losses[w] = tr.compute_loss(tr.model, batch).item()
+    assert batch["rejected_opening_steps"].tolist() == [2, 2, 2, 0]
     nll = tokens = 0.0
-    for r in rows:
+    for r in rows[:3]:
         steps, context = extract_steps(r["rejected"]), r["prompt"]
-        for k, weight in enumerate([0.9, 0.7]):
+        for k, weight in enumerate([0.9, 0.3]):
             ids, before = tok(context + steps[k])["input_ids"], len(tok(context)["input_ids"])
             with torch.no_grad():
                 logits = tiny_model(input_ids=torch.tensor([ids])).logits[0, :-1].float()
@@ -544,9 +549,14 @@ def test_rejected_prefix_nll_is_the_nll_of_the_rejected_right_opening(tmp_path, 
                 context + steps[k]
     assert losses[2.0] - losses[0.0] == pytest.approx(2.0 * nll / tokens, rel=1e-4)
     for bad in (dict(step_pairing="first_token"), dict(step_pairing="first_token", step_gradient="output_layer"),
-                dict(step_pairing="first_error", rejected_sft_weight=-1.0)):
+                dict(step_pairing="first_error", rejected_sft_weight=-1.0),
+                dict(step_pairing="first_error", rejected_sft_weight=float("nan"))):
         with pytest.raises(ValueError, match="rejected_sft_weight"):
             onpolicy.TrainSettings(**{"rejected_sft_weight": 1.0, **bad})
+    settings = onpolicy.TrainSettings(step_pairing="first_error", rejected_sft_weight=1.0, args=FAST)
+    with pytest.raises(ValueError, match="row 1: `prm_first_error`"):  # where the opening ends is not known
+        onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, [rows[0], {**rows[1], "prm_first_error":
+                              None}], settings, str(tmp_path / "n"), ref_model=copy.deepcopy(tiny_model).eval())
 
 
 # ----------------------------------------------------------------------------- a tiny run end to end
@@ -847,6 +857,14 @@ def test_seed_spread_judges_saved_onpolicy_rounds_after_any_round(tmp_path, caps
     other.write_text(json.dumps({**json.loads(Path(files[1]).read_text()), "config": {"seed": 1, "split": "test"}}))
     with pytest.raises(ValueError, match=r"other.json differs from .*rounds_s0.json in \['split'\], not only the seed"):
         script["main"](["--from-rounds", files[0], str(other)])
+    # a file from before --rejected-sft-weight existed ran without the term: it matches a newer one at 0, no other
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({**json.loads(Path(files[1]).read_text()), "config": {"seed": 1,
+                                                                                      "rejected_sft_weight": 0.0}}))
+    assert sorted(script["main"](["--from-rounds", files[0], str(newer)])) == [0, 1]
+    newer.write_text(json.dumps({**json.loads(newer.read_text()), "config": {"seed": 1, "rejected_sft_weight": 20.0}}))
+    with pytest.raises(ValueError, match=r"in \['rejected_sft_weight'\], not only the seed"):
+        script["main"](["--from-rounds", files[0], str(newer)])
     with pytest.raises(ValueError, match="--round goes with --from-rounds"):
         script["main"](["--round", "1"])
     script["main"](["--from-rounds", *files, "--out", str(tmp_path / "judged.json")])
@@ -873,12 +891,15 @@ def test_seed_spread_refuses_counts_below_one_before_it_runs_or_reads_anything(a
     script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "seed_spread.py"))
     with pytest.raises(SystemExit) as done:
         script["main"](["--runs-dir", str(tmp_path), *args])
-    assert done.value.code == 2 and args[-2] in capsys.readouterr().err
+    message = capsys.readouterr().err.rsplit("error: ", 1)[-1]  # argparse's message, not its usage line
+    assert done.value.code == 2 and args[-2].lstrip("-").replace("-", "_") in message.replace("-", "_"), message
 
 
 @pytest.mark.parametrize("args", [["--rounds", "0"], ["--max-pairs", "0"], ["--step-pairs", "0"],
                                   ["--step-tries", "0"], ["--step-attempts", "0"], ["--negative-tries", "0"],
-                                  ["--step-negatives", "-1"], ["--rejected-sft-weight", "-1"]])
+                                  ["--step-negatives", "-1"], ["--rejected-sft-weight", "-1"],
+                                  ["--rejected-sft-weight", "nan"],
+                                  ["--rejected-sft-weight", "1", "--step-pairing", "first_token"]])
 def test_onpolicy_rounds_refuses_sizes_below_their_minimum_before_it_reads_a_run(args, tmp_path, capsys):
     """--max-pairs 0 and the like were caught only by the library, after the policies were loaded and a round
     sampled; now usage errors, before anything is read."""
@@ -888,4 +909,5 @@ def test_onpolicy_rounds_refuses_sizes_below_their_minimum_before_it_reads_a_run
     script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
     with pytest.raises(SystemExit) as done:
         script["main"](["--runs-dir", str(tmp_path / "none"), *args])
-    assert done.value.code == 2 and args[0] in capsys.readouterr().err
+    message = capsys.readouterr().err.rsplit("error: ", 1)[-1]  # argparse's message, not its usage line
+    assert done.value.code == 2 and args[0].lstrip("-").replace("-", "_") in message.replace("-", "_"), message

@@ -118,7 +118,7 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
     from .colab import drop_log_printer
     from .fresh_rejected_pairs import ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer
     from .output_layer_pairs import OutputLayerStepDPOTrainer
-    from .rejected_prefix_nll import RejectedPrefixNLLStepDPOTrainer
+    from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -137,7 +137,9 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
                FreshRejectedStepDPOTrainer if settings.step_rejected == "fresh" else
                ExpectedRejectedStepDPOTrainer if settings.step_rejected == "expected" else StepwiseDPOTrainer)
         extra = {}
-        if settings.rejected_sft_weight:
+        if settings.rejected_sft_weight:  # an open-ended row's opening is in its prompt: none left to train
+            openings = [0 if r.get("open_ended") else opening_steps(r, i) for i, r in enumerate(rows)]
+            data = data.add_column(OPENING, openings)
             cls, extra = RejectedPrefixNLLStepDPOTrainer, {"rejected_sft_weight": settings.rejected_sft_weight}
         trainer = cls(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=data, args=args,
                       **extra)

@@ -1,6 +1,6 @@
 """A diagnostic: Stepwise DPO plus an NLL term on the right opening of each rejected solution.
 
-Why it exists (``docs/benchmarks.md``, "the right opening of a wrong solution"). In expectation an on-policy pair's
+Why it exists (``docs/benchmarks.md``, "The right opening of a wrong solution"). In expectation an on-policy pair's
 gradient is its right step's NLL gradient (``scripts/pair_expectation.py``), so the pairs cannot carry more than the
 chosen solutions' NLL already does. What a step label has that RFT lacks is partial credit: a wrong solution usually
 opens with right steps, and RFT throws them away with the wrong answer. This trainer adds their NLL,
@@ -8,15 +8,16 @@ opens with right steps, and RFT throws them away with the wrong answer. This tra
     L += w · Σ_t q_t·(−log π(y⁻_t | x, y⁻_<t)) / Σ_t q_t,
 
 over the rejected side's tokens, where ``q_t`` is the probability ``p⁻_k`` of the step holding token ``t`` for the
-steps before the first one judged wrong (``p⁻ < 0.5``), 0 from there on (``accepted_prefix_weights``: under
-``rejected_probs="first_error"`` the steps after a PRM's first error carry p = 1, "not to push down", which does not
-make them right). The step loss, the outcome loss and the chosen side's NLL are unchanged.
+steps before the PRM's first error (``rejected_opening_steps``, from the round's ``prm_first_error``), 0 from there
+on. A wrong solution in which the PRM found no error has no opening: some step of it is wrong, and which is not
+known. The step loss, the outcome loss and the chosen side's NLL are unchanged.
 
     trainer = RejectedPrefixNLLStepDPOTrainer(model, ref_model=ref, rejected_sft_weight=20.0,
                                               args=StepwiseDPOConfig(step_pairing="first_error", ...), ...)
 
-``onpolicy.TrainSettings(rejected_sft_weight=20.0)`` and ``scripts/onpolicy_rounds.py --rejected-sft-weight 20`` train
-the Stepwise DPO method with it. The term takes one more forward pass of the policy over the rejected rows.
+with rows that carry ``rejected_opening_steps``. ``onpolicy.TrainSettings(rejected_sft_weight=20.0)`` and
+``scripts/onpolicy_rounds.py --rejected-sft-weight 20`` train the Stepwise DPO method with it. The term takes one
+more forward pass of the policy over the rejected rows.
 """
 
 from __future__ import annotations
@@ -26,11 +27,24 @@ import torch
 from ..checks import finite_number
 from ..trainer import StepwiseDPOTrainer
 
+OPENING = "rejected_opening_steps"
 
-def accepted_prefix_weights(step_probs: torch.Tensor, step_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """``(B, S)``: each step's probability ``p_k`` up to the first step judged wrong (``p < 0.5``), 0 from it on. A
-    masked step (padded, truncated) weighs 0 and ends the opening: what follows it is not known to be right."""
-    keep = step_probs >= 0.5
+
+def opening_steps(row: dict, index: int) -> int:
+    """How many steps a round's rejected solution opens with before the PRM's first error (``prm_first_error``):
+    ``k`` for an error at step ``k``, 0 where the PRM found none (-1) in a solution whose answer is wrong."""
+    k = row.get("prm_first_error")
+    if isinstance(k, bool) or not isinstance(k, int) or k < -1:
+        raise ValueError(f"row {index}: `prm_first_error` must be a step index or -1 (none), got {k!r}: the opening "
+                         "of the rejected solution is read from it")
+    return max(k, 0)
+
+
+def accepted_prefix_weights(step_probs: torch.Tensor, opening: torch.Tensor, step_mask: torch.Tensor | None = None
+                            ) -> torch.Tensor:
+    """``(B, S)``: each step's probability ``p_k`` for the first ``opening[b]`` steps, 0 from there on. A masked step
+    (padded, truncated) weighs 0 and ends the opening: what follows it is not known to be right."""
+    keep = torch.arange(step_probs.size(1), device=step_probs.device)[None, :] < opening[:, None]
     if step_mask is not None:
         keep = keep & step_mask.bool()
     return step_probs * (keep.int().cumprod(-1) > 0).to(step_probs.dtype)
@@ -44,11 +58,26 @@ class RejectedPrefixNLLStepDPOTrainer(StepwiseDPOTrainer):
         weight = finite_number(rejected_sft_weight, "rejected_sft_weight", "RejectedPrefixNLLStepDPOTrainer")
         if weight <= 0:
             raise ValueError(f"RejectedPrefixNLLStepDPOTrainer: rejected_sft_weight must be > 0, got {weight}")
-        super().__init__(*args, **kwargs)
-        if self.args.step_pairing == "first_token":  # its step ids keep one token a side: no opening left
+        config = kwargs.get("args")
+        if config is not None and config.step_pairing == "first_token":  # its step ids keep one token a side
             raise ValueError("RejectedPrefixNLLStepDPOTrainer needs every token in its step: step_pairing="
                              "'first_token' keeps one a side")
+        data = kwargs.get("train_dataset")
+        if data is None or OPENING not in data.column_names:
+            raise ValueError(f"RejectedPrefixNLLStepDPOTrainer: the train_dataset needs a `{OPENING}` column "
+                             "(opening_steps of each row)")
+        super().__init__(*args, **kwargs)
         self.rejected_sft_weight = weight
+        collate = self.data_collator
+
+        def with_openings(examples):  # the opening travels beside the step columns the parent collates
+            return {**collate(examples), OPENING: torch.tensor([e[OPENING] for e in examples], dtype=torch.long)}
+
+        self.data_collator = with_openings
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        self._signature_columns = [*self._signature_columns, OPENING]
 
     def _compute_loss(self, model, inputs, return_outputs):
         out = super()._compute_loss(model, inputs, return_outputs)
@@ -60,7 +89,7 @@ class RejectedPrefixNLLStepDPOTrainer(StepwiseDPOTrainer):
         logps = model(**rejected, use_cache=False, labels=labels[half:], fused_lm_head=True).log_probs[:, -seq_len:]
         step_ids = inputs["step_ids"][half:, 1:]  # shifted like the labels
         probs = inputs["step_probs"][half:]
-        weights = accepted_prefix_weights(probs, inputs["step_complete"][half:])
+        weights = accepted_prefix_weights(probs, inputs[OPENING], inputs["step_complete"][half:])
         inside = (step_ids >= 0) & (step_ids < probs.size(1))
         token_w = torch.gather(weights, 1, step_ids.clamp(0, probs.size(1) - 1).long()) * inside
         nll = -(token_w * logps).sum() / token_w.sum().clamp(min=1e-8)
