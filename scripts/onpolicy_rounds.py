@@ -102,6 +102,11 @@ def main(argv=None):
                  "step_tries", "step_attempts", "negative_tries"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    stepwise_only = {"--step-weight": args.step_weight != 1.0, "--step-gradient": args.step_gradient != "all",
+                     "--step-rejected": args.step_rejected != "round", "--rejected-sft-weight": args.rejected_sft_weight}
+    if "stepwise_dpo" not in args.methods and any(stepwise_only.values()):  # would be recorded, and train nothing
+        ap.error(f"{', '.join(k for k, v in stepwise_only.items() if v)} set Stepwise DPO's loss, and --methods "
+                 f"{' '.join(args.methods)} leaves it out")
     if args.step_negatives < 0:
         ap.error(f"--step-negatives must be 0 (none) or more, got {args.step_negatives}")
     try:  # the Stepwise DPO settings' combinations (TrainSettings' own checks), before a run is read
