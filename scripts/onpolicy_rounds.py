@@ -103,7 +103,8 @@ def main(argv=None):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     stepwise_only = {"--step-weight": args.step_weight != 1.0, "--step-gradient": args.step_gradient != "all",
-                     "--step-rejected": args.step_rejected != "round", "--rejected-sft-weight": args.rejected_sft_weight}
+                     "--step-rejected": args.step_rejected != "round",
+                     "--rejected-sft-weight": args.rejected_sft_weight != 0}
     if "stepwise_dpo" not in args.methods and any(stepwise_only.values()):  # would be recorded, and train nothing
         ap.error(f"{', '.join(k for k, v in stepwise_only.items() if v)} set Stepwise DPO's loss, and --methods "
                  f"{' '.join(args.methods)} leaves it out")

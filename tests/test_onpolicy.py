@@ -505,10 +505,10 @@ def test_expected_rejected_step_loss_is_the_chosen_tokens_nll_exactly(tmp_path, 
 
 
 def test_rejected_prefix_nll_is_the_nll_of_the_rejected_right_opening(tmp_path, tiny_model, tiny_tokenizer):
-    """rejected_sft_weight w adds w·Σ p⁻_k·NLL(s⁻_k) / Σ p⁻_k·|s⁻_k| over the steps before the PRM's first error,
-    read against one forward per step prefix; the steps from it on, and every step of a wrong solution in which the
-    PRM found no error (which step is wrong is not known), are left out. Made through onpolicy.make_trainer, as a
-    round makes it."""
+    """rejected_sft_weight w adds w·Σ p⁻_k·NLL(s⁻_k) / Σ p⁻_k·|s⁻_k| over the steps before the PRM's first
+    error, read against one forward per step prefix; the steps from it on, and every step of a wrong solution in
+    which the PRM found no error (which step is wrong is not known), are left out. Made through
+    onpolicy.make_trainer, as a round makes it."""
     from stepdpo_lite.tutorial.rejected_prefix_nll import RejectedPrefixNLLStepDPOTrainer, accepted_prefix_weights
 
     p = torch.tensor([[0.9, 0.6, 0.1, 1.0], [0.3, 1.0, 1.0, 1.0], [1.0, 0.8, 1.0, 1.0]])

@@ -191,7 +191,8 @@ def test_the_trainers_name_the_dataset_and_the_option_before_loading_a_model(tmp
         train_process_reward_model(nowhere, [good], tmp_path / "x", eval_dataset=[])
     # PRM800K-style steps (split at "\n") under the default delimiter: the saved PRM scored such a text as one step
     lines = {"prompt": "p", "completions": ["1 + 1 = 2", "\n2 + 2 = 4"], "labels": [True, True]}
-    with pytest.warns(UserWarning, match=r"1 of 2 rows do not split back into their steps at step_delimiter='\\n\\nStep'"):
+    with pytest.warns(UserWarning,
+                      match=r"1 of 2 rows do not split back into their steps at step_delimiter='\\n\\nStep'"):
         with pytest.raises(Exception):  # the (missing) model fails to load after the warning
             train_process_reward_model(nowhere, [good, lines], tmp_path / "x")
     with warnings.catch_warnings():

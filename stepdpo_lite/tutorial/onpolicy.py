@@ -24,6 +24,7 @@ import dataclasses
 import random
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Mapping, Sequence
 
 from .. import generation
@@ -74,7 +75,8 @@ class TrainSettings:
         if self.step_rejected not in STEP_REJECTED:
             raise ValueError(f"step_rejected must be one of {STEP_REJECTED}, got {self.step_rejected!r}")
         if finite_number(self.rejected_sft_weight, "rejected_sft_weight", "TrainSettings") < 0:
-            raise ValueError(f"TrainSettings: rejected_sft_weight must be >= 0 (0: none), got {self.rejected_sft_weight}")
+            raise ValueError(f"TrainSettings: rejected_sft_weight must be >= 0 (0: none), got "
+                             f"{self.rejected_sft_weight}")
         if self.rejected_sft_weight and (self.step_pairing == "first_token" or self.step_gradient != "all" or
                                          self.step_rejected != "round"):
             raise ValueError("rejected_sft_weight needs the plain step loss on whole steps: step_pairing 'weighted' or "
@@ -136,13 +138,11 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
         cls = (OutputLayerStepDPOTrainer if settings.step_gradient == "output_layer" else
                FreshRejectedStepDPOTrainer if settings.step_rejected == "fresh" else
                ExpectedRejectedStepDPOTrainer if settings.step_rejected == "expected" else StepwiseDPOTrainer)
-        extra = {}
         if settings.rejected_sft_weight:  # an open-ended row's opening is in its prompt: none left to train
             openings = [0 if r.get("open_ended") else opening_steps(r, i) for i, r in enumerate(rows)]
             data = data.add_column(OPENING, openings)
-            cls, extra = RejectedPrefixNLLStepDPOTrainer, {"rejected_sft_weight": settings.rejected_sft_weight}
-        trainer = cls(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=data, args=args,
-                      **extra)
+            cls = partial(RejectedPrefixNLLStepDPOTrainer, rejected_sft_weight=settings.rejected_sft_weight)
+        trainer = cls(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=data, args=args)
     else:
         if any(r.get("open_ended") for r in rows):
             raise ValueError(f"{method}: TRL's DPOTrainer appends EOS to every completion; give it the full form of "
