@@ -254,6 +254,37 @@ def test_the_old_table_goes_aside_only_once_01_has_run_and_a_partial_one_never_r
     assert not (run / ".metrics.before-01.json").exists()
 
 
+def test_a_notebook_that_does_not_finish_no_longer_counts_as_run_in_the_table(tmp_path, monkeypatch):
+    """A failed `--only 02` left 02's seconds from its last complete run beside the figures it had already replaced,
+    so the table read as complete: the metrics table showed it so, and `_set_aside` let it replace a complete one."""
+    from stepdpo_lite.tutorial import runs
+
+    failing = []
+
+    def execute(path, params, *args, **kwargs):  # records a figure, then perhaps fails
+        runs.update_metrics(params["RUN_DIR"], {path.stem: {"failed": bool(failing)}})
+        if failing:
+            raise failing[0]
+
+    monkeypatch.setattr(tutorial, "execute_notebook", execute)
+    _notebook(tmp_path / "01_alpha.ipynb", ("parameters", PARAMS))
+    _notebook(tmp_path / "02_beta.ipynb", ("parameters", PARAMS))
+    run, out = tmp_path / "runs" / "toy", io.StringIO()
+    run_tutorial("toy", tmp_path / "runs", ["01", "02"], notebook_dir=tmp_path, progress=False, out=out)
+    for error in (NotebookError("02_beta.ipynb", 0, "x", "RuntimeError"), KeyboardInterrupt()):
+        failing[:] = [error]
+        with pytest.raises(type(error)):
+            run_tutorial("toy", tmp_path / "runs", ["02"], notebook_dir=tmp_path, progress=False, out=out)
+        table = json.loads((run / "metrics.json").read_text())
+        assert table["02_beta"] == {"failed": True} and set(table["tutorial"]["notebook_seconds"]) == {"01_alpha"}
+        assert table["tutorial"]["wall_seconds"] == table["tutorial"]["notebook_seconds"]["01_alpha"]
+    assert "02_beta did not finish" in out.getvalue()
+    failing.clear()
+    run_tutorial("toy", tmp_path / "runs", ["02"], notebook_dir=tmp_path, progress=False, out=out)
+    assert set(json.loads((run / "metrics.json").read_text())["tutorial"]["notebook_seconds"]) == {"01_alpha",
+                                                                                                   "02_beta"}
+
+
 def test_a_set_value_is_read_stripped_and_an_empty_one_is_refused():
     """`--set A= text` passed ' text', and `--set N_TRAIN_PROBLEMS=` (an unset shell variable) passed '', which
     notebook 01's `N_TRAIN_PROBLEMS or profile.n_train_problems` took as the profile's default, without a word."""

@@ -275,9 +275,10 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     one notebook with ``notebooks=["02"]`` updates its share), prints the metrics table to ``out``
     (stdout) and returns the metrics. A run that includes notebook 01 starts a fresh ``metrics.json``; once 01 has
     succeeded the old one becomes ``metrics.previous.json`` (see ``_set_aside``: a partial one does not replace a
-    complete one), and if 01 fails the old one is put back. A run of later notebooks only updates theirs.
-    Each name in ``parameters`` must be a parameter of one of the notebooks run (``notebook_parameters``) other
-    than :data:`RUNNER_PARAMETERS` (set from ``profile`` and ``runs_dir``), and the kit's own notebooks (no
+    complete one), and if 01 fails the old one is put back. A run of later notebooks only updates theirs; one that
+    fails loses its recorded seconds (``_drop_seconds``), so the table reads as partial. Each name in
+    ``parameters`` must be a parameter of one of the notebooks run (``notebook_parameters``) other than
+    :data:`RUNNER_PARAMETERS` (set from ``profile`` and ``runs_dir``), and the kit's own notebooks (no
     ``notebook_dir``) take only its profiles and run in :data:`NOTEBOOKS` order, whatever order they are given in.
     ``timeout``: seconds allowed per cell, or None (the default) for no limit.
     """
@@ -326,8 +327,10 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
         table.replace(waiting)
     every = ({Path(name).stem for name in NOTEBOOKS} if notebook_dir is None
              else {p.stem for p in Path(notebook_dir).glob("*.ipynb")})
+    running = None  # the notebook under way, if a failure stops it
     try:
         for path in paths:
+            running = path.stem
             n_cells = sum(c.cell_type == "code" and bool(c.source.strip()) for c in nbformat.read(str(path), 4).cells)
             bar = tqdm(total=n_cells + 1, desc=path.stem, unit="cell", disable=not progress, leave=True,
                        bar_format="{desc}: {n_fmt}/{total_fmt} cells [{elapsed}]{postfix}")
@@ -340,15 +343,34 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
             metrics = runs.update_metrics(run, {"tutorial": {"notebook_seconds": {path.stem: seconds}}})
             total = sum(metrics["tutorial"]["notebook_seconds"].values())
             metrics = runs.update_metrics(run, {"tutorial": {"wall_seconds": round(total, 2)}})
+            running = None
     except BaseException:
         if waiting.exists():  # 01 did not finish: the figures this run recorded so far go with it
             waiting.replace(table)
             print(f"{table}: the table from before this run put back over this run's partial one, as its notebook "
                   "01 did not finish", file=out)
+        elif running is not None:
+            _drop_seconds(run, running, out)
         raise
     print(f"\nExecuted notebooks: {executed}\nFigures: {figures}\nMetrics ({run / 'metrics.json'}):\n", file=out)
     print(format_metrics_table(metrics), file=out)
     return metrics
+
+
+def _drop_seconds(run: Path, stem: str, out) -> None:
+    """Notebook ``stem`` did not finish: some of its figures in the table may be this run's and some the last's, so
+    the seconds a finished run of it recorded go, and the table reads as partial (``_set_aside``) until it runs
+    through. Called while an error is raised: an unreadable table is left as it is, for that error to be seen."""
+    try:
+        metrics = runs.read_metrics(run)
+        seconds = metrics["tutorial"]["notebook_seconds"]
+        seconds.pop(stem)
+    except (ValueError, OSError, KeyError, TypeError):
+        return
+    metrics["tutorial"]["wall_seconds"] = round(sum(seconds.values()), 2)
+    runs.write_json_atomic(run / "metrics.json", metrics)
+    print(f"{run / 'metrics.json'}: {stem} did not finish, so the seconds of its last complete run are dropped "
+          "(its figures there may be from either run)", file=out)
 
 
 def _set_aside(old: Path, previous: Path, notebooks: set[str], out) -> None:
