@@ -170,6 +170,7 @@ class StepwiseDPOConfig(DPOConfig):
                 finite_number(getattr(self, name), name, "StepwiseDPOConfig")
         for k, w in enumerate(self.step_weights or []):
             finite_number(w, f"step_weights[{k}]", "StepwiseDPOConfig")
+        positive_int(self.max_reasoning_steps, "max_reasoning_steps", "StepwiseDPOConfig", none_ok=True)  # "2", 2.0
         checks = [
             (self.aggregation_strategy in AGGREGATION_STRATEGIES,
              f"aggregation_strategy must be one of {AGGREGATION_STRATEGIES}, got {self.aggregation_strategy!r}"),
@@ -181,8 +182,6 @@ class StepwiseDPOConfig(DPOConfig):
                                 f"{weights[2]}"),
             (min(weights) < 0 or weights[0] + weights[1] > 0, "step and outcome loss weights are both 0"),
             (all(w >= 0 for w in self.step_weights or []), f"step_weights must be >= 0, got {self.step_weights}"),
-            (self.max_reasoning_steps is None or self.max_reasoning_steps >= 1,
-             f"max_reasoning_steps must be >= 1 or None, got {self.max_reasoning_steps}"),
             (bool(self.step_delimiter), "step_delimiter must be a non-empty string"),
             ("{prompt}" in self.step_wise_prompt_template,
              f"step_wise_prompt_template must contain '{{prompt}}', got {self.step_wise_prompt_template!r}"),

@@ -97,6 +97,10 @@ def test_config_validation(tmp_path):
     for bad in (dict(step_beta=float("inf")), dict(beta=float("inf")), dict(step_weights=[1.0, float("inf")])):
         with pytest.raises(ValueError, match="must be a finite number, got inf"):  # the first loss was NaN
             config(tmp_path, **bad)
+    for bad in ("2", 2.0):  # "2" was a TypeError from the config's own check; 2.0 failed later, named as step_spans'
+        with pytest.raises(ValueError, match=f"StepwiseDPOConfig: max_reasoning_steps must be an int >= 1 or None, "
+                                             f"got {bad!r}"):
+            config(tmp_path, max_reasoning_steps=bad)
     with pytest.raises(ValueError, match="loss_weights=None"):  # TRL's weights: accepted, and read by nothing
         config(tmp_path, loss_weights=[10.0])
     # a Path is kept as a str: save_model's JSON stopped halfway on it, leaving a cut-short file
