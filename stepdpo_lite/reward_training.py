@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Sequence
 
 from .atomic import check_replaceable
+from .checks import positive_int
 from .data import validate_outcome, validate_stepwise
 from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
                       RewardModelConfig, fast_head_matches, right_pad, tag_logits)
@@ -210,6 +211,10 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
     if train_dataset is None:
         raise ValueError(f"{kind.__name__}: train_dataset is None; give a list of rows or a datasets.Dataset")
     _check_training_args(c.training_args)  # a misspelled option fails now, not after the model has loaded
+    for name in ("max_steps", "per_device_train_batch_size", "per_device_eval_batch_size", "logging_steps",
+                 "gradient_accumulation_steps"):  # max_steps=1e3 was a TypeError deep in the Trainer, model loaded
+        if name != "max_steps" or c.max_steps != -1:  # -1: num_train_epochs decides
+            positive_int(getattr(c, name), name, "RewardTrainingConfig")
     check_replaceable(output_dir, **SAVE_FOLDER, where="output_dir")  # and a folder the save would harm
     validate = validate_stepwise if kind is ProcessRewardModel else validate_outcome
     checked = {}

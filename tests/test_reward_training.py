@@ -130,6 +130,17 @@ def test_an_output_dir_holding_other_files_is_refused_before_training(tmp_path, 
     assert (tmp_path / "out" / "train.jsonl").read_text() == "my rows\n"
 
 
+@pytest.mark.parametrize("name, value", [("max_steps", 1e3), ("max_steps", 0), ("per_device_train_batch_size", 8.0),
+                                         ("gradient_accumulation_steps", "2")])
+def test_a_step_or_batch_count_that_is_no_int_is_refused_before_loading(tmp_path, monkeypatch, name, value):
+    """max_steps=1e3 (a float) was a TypeError deep in the Trainer's loop, after the model had loaded."""
+    import stepdpo_lite.models
+    monkeypatch.setattr(stepdpo_lite.models, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    with pytest.raises(ValueError, match=f"^RewardTrainingConfig: {name} must be an int >= 1, got {value!r}$"):
+        train_process_reward_model("no-such-base", toy_rows(2), tmp_path / "out", quantization=None, **{name: value})
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_step_delimiter_is_saved_with_the_prm(tiny_dir, tmp_path):
     """A PRM for texts with one step a line splits a text it scores by line, as its training rows were."""
     rows = [{"prompt": "P\n", "completions": ["1 + 1 = 2\n", "2 * 3 = 6"], "labels": [True, False]}] * 4
