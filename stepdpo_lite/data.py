@@ -116,9 +116,11 @@ def _list(row: Mapping, name: str, item) -> list:
 
 def _no_file(path, who: str) -> None:
     """``FileNotFoundError`` naming ``who``, the path and where a relative one was looked for (running from another
-    folder is the usual cause), not pathlib's bare errno."""
+    folder is the usual cause), not pathlib's bare errno; a folder is a ``ValueError``."""
     if isinstance(path, (str, os.PathLike)) and not Path(path).exists():
         raise FileNotFoundError(f"{who}: no such file: {path} (from {Path.cwd()})")
+    if isinstance(path, (str, os.PathLike)) and Path(path).is_dir():  # else a bare IsADirectoryError when read
+        raise ValueError(f"{who}: {path} is a folder, not a JSON/JSONL file (one save_datasets wrote: load_datasets)")
 
 
 def _read_json(path, name: str | None = None) -> list[tuple[str, object]]:

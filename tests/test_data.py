@@ -416,6 +416,14 @@ def test_a_missing_file_names_the_loader_and_the_path(tmp_path, name, load):
         load("nope.jsonl")
 
 
+@pytest.mark.parametrize("name, load", MISSING, ids=[m[0] for m in MISSING])
+def test_a_folder_for_a_file_names_the_loader_and_the_path(tmp_path, name, load):
+    """A folder (one save_datasets wrote, say) was a bare IsADirectoryError naming neither the loader nor the fix."""
+    data.save_datasets({"pairs": data.validate_preference([PREF])}, tmp_path)
+    with pytest.raises(ValueError, match=f"^{name}: {tmp_path / 'pairs'} is a folder, not a JSON/JSONL file"):
+        load(tmp_path / "pairs")
+
+
 def test_load_datasets_names_what_the_folder_holds(tmp_path):
     """A name not there failed inside datasets ("Directory ... not found"); a str was read as its letters."""
     data.save_datasets({"pairs": data.validate_preference([PREF]), "steps": data.validate_stepwise([STEP])}, tmp_path)
