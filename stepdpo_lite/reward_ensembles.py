@@ -130,7 +130,7 @@ class CombinedRewardModel:
         parts' rewards, as best-of-N does)."""
         path = Path(path)
         config_path = path / cls.config_file
-        config = _read_config(config_path, ("process_weight", "outcome_weight"))
+        config = _read_config(config_path, cls.__name__, ("process_weight", "outcome_weight"))
         lost = [sub for sub in config.get("parts", []) if not (path / sub).exists()]  # saves before "parts": no check
         if lost:
             raise ValueError(f"{config_path}: the model was saved with {lost[0]}/, which is missing from {path}")
@@ -228,7 +228,7 @@ class EnsembleRewardModel:
     def load(cls, path: str | os.PathLike, device: str | None = None) -> "EnsembleRewardModel":
         path = Path(path)
         config_path = path / cls.config_file
-        config = _read_config(config_path, ("members", "weights"))
+        config = _read_config(config_path, cls.__name__, ("members", "weights"))
         members = config["members"]
         if not isinstance(members, list) or not members or not all(isinstance(m, str) and m for m in members):
             raise ValueError(f"{config_path}: members must be a non-empty list of folder names, got {members!r}")

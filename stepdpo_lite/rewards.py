@@ -105,9 +105,11 @@ def _check_values(c: RewardModelConfig) -> None:
         raise ValueError(f"reward model: dtype must be 'float32', 'bfloat16', 'float16' or None, got {c.dtype!r}")
 
 
-def _read_config(config_path: Path, required: Sequence[str] = ()) -> dict:
-    """A saved ``*_reward_config.json`` as a dict; a cut-short file, a non-object or a missing key is a ValueError
-    naming the file (not a JSONDecodeError, AttributeError or KeyError without it)."""
+def _read_config(config_path: Path, kind: str, required: Sequence[str] = ()) -> dict:
+    """A saved ``*_reward_config.json`` of a ``kind`` as a dict; a cut-short file, a non-object or a missing key is a
+    ValueError naming the file (not a JSONDecodeError, AttributeError or KeyError), no file a FileNotFoundError."""
+    if not config_path.exists():
+        raise FileNotFoundError(f"{config_path} is missing: not a saved {kind}")
     try:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as err:
@@ -330,9 +332,7 @@ class GenerativeVerifier:
     def load(cls, path: str | os.PathLike, device: str | None = None, **overrides):
         path = Path(path)
         config_path = path / cls.config_file
-        if not config_path.exists():
-            raise FileNotFoundError(f"{config_path} is missing: not a saved {cls.__name__}")
-        saved = _read_config(config_path)
+        saved = _read_config(config_path, cls.__name__)
         known = {f.name for f in fields(RewardModelConfig)}
         if set(saved) - known:
             logger.warning("ignoring unknown keys %s in %s", sorted(set(saved) - known), config_path)

@@ -618,6 +618,14 @@ def test_reward_model_options_are_checked_at_construction(prm, orm, tiny_model, 
         EnsembleRewardModel([prm, prm], weights=[0.5, float("nan")])
 
 
+@pytest.mark.parametrize("cls", [ProcessRewardModel, OutcomeRewardModel, CombinedRewardModel, EnsembleRewardModel])
+def test_loading_from_a_folder_that_is_not_there_names_the_kind(tmp_path, cls):
+    """CombinedRewardModel.load and EnsembleRewardModel.load raised pathlib's bare "[Errno 2] No such file"."""
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path / 'nope' / cls.config_file} is missing: not a "
+                                                          f"saved {cls.__name__}")):
+        cls.load(tmp_path / "nope")
+
+
 def test_loading_a_bad_config_names_the_file_and_field(tmp_path, prm, orm):
     import json
     prm.save(tmp_path / "prm")
