@@ -314,18 +314,18 @@ class StepwiseDPOTrainer(DPOTrainer):
         if missing:
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no {missing[0]!r} column "
                              f"(row 0: field {missing[0]!r} is missing)")
-        derived_prompt = "prompt" not in first
+        derived_prompt, filled = "prompt" not in first, _filled_columns(dataset, STEP_VALUE_COLUMNS)
         misnamed = [c for c in ("question", "problem", "query", "instruction", "input") if c in first]
-        if derived_prompt and misnamed:  # it would be ignored, and the prompt cut from the pair instead
+        # a misnamed prompt would be ignored, and the implicit one runs into the shared steps that step columns count
+        if derived_prompt and (misnamed or filled):
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no 'prompt' column but has "
-                             f"{misnamed}: name the problem's column 'prompt' (rows without one take TRL's implicit "
-                             "prompt, the common start of chosen and rejected)")
+                             f"{misnamed or filled}: name the problem's column 'prompt' (rows without one take TRL's "
+                             "implicit prompt, the common start of chosen and rejected, their shared steps too)")
         if derived_prompt:  # TRL's implicit prompt: the common prefix of chosen and rejected
             dataset = dataset.map(extract_prompt)
         if is_conversational(next(iter(dataset))):
             raise ValueError("StepwiseDPOTrainer needs standard (string) rows: render conversational rows with "
                              "the chat template first (trl.apply_chat_template)")
-        filled = _filled_columns(dataset, STEP_VALUE_COLUMNS)
         for kind in ("labels", "rewards"):  # one side alone: the other would take the defaults, silently
             sides = (f"chosen_step_{kind}", f"rejected_step_{kind}")
             if (sides[0] in filled) != (sides[1] in filled):

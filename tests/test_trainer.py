@@ -195,7 +195,8 @@ def test_prompt_that_fills_max_length_is_an_error_not_a_dropped_row(tmp_path, ti
     (lambda rows: rows.clear(), "the train dataset has no rows"),
     (lambda rows: [r.update(question=r.pop("prompt")) for r in rows],  # was: the prompt cut from the pair, silently
      r"the train dataset has no 'prompt' column but has \['question'\]: name the problem's column 'prompt'"),
-    (lambda rows: [r.pop("prompt") for r in rows] and rows[0].update(chosen="4", rejected="5"),
+    (lambda rows: [[r.pop(k) for k in ("prompt", "chosen_step_labels", "rejected_step_labels")] for r in rows]
+     and rows[0].update(chosen="4", rejected="5"),  # without the labels, refused with no prompt column (below)
      "row 0: field 'prompt': is missing, and chosen and rejected share no prefix"),
 ])
 def test_bad_rows_are_errors_that_name_row_and_field(tmp_path, tiny_model, tiny_tokenizer, edit, message):
@@ -211,6 +212,17 @@ def test_implicit_prompt_rows_with_a_metadata_column_still_train(tmp_path, tiny_
             for i, r in enumerate(toy_rows(2, labels=False))]  # the implicit prompt: their common start
     with pytest.warns(UserWarning, match="no step labels"):
         assert len(build(tmp_path, tiny_model, tiny_tokenizer, rows).train_dataset) == 2
+
+
+def test_implicit_prompt_rows_with_step_labels_are_refused(tmp_path, tiny_model, tiny_tokenizer):
+    """The implicit prompt, chosen and rejected's common start, runs into their shared steps: the labels, one per step
+    of the texts, then met fewer steps, and the error said to check step_delimiter (or, cut inside step 1, matched)."""
+    rows = [{"chosen": r["prompt"] + r["chosen"], "rejected": r["prompt"] + r["rejected"],
+             "chosen_step_labels": r["chosen_step_labels"], "rejected_step_labels": r["rejected_step_labels"]}
+            for r in toy_rows(2)]
+    with pytest.raises(ValueError, match=r"the train dataset has no 'prompt' column but has \['chosen_step_labels', "
+                                         r"'rejected_step_labels'\]: name the problem's column 'prompt'"):
+        build(tmp_path, tiny_model, tiny_tokenizer, rows)
 
 
 def test_step_labels_on_some_rows_only_are_an_error(tmp_path, tiny_model, tiny_tokenizer):
