@@ -195,13 +195,15 @@ def float32_beside_4bit(model) -> int:
     return count
 
 
-def _local_folder_exists(name_or_path, who: str) -> None:
+def _local_folder_exists(name_or_path, who: str, hub_error: OSError | None = None) -> None:
     """A name that can only be a local folder (absolute, ``./``, ``~``, or two ``/``: a Hub id is ``org/name``) must
-    exist: transformers calls a missing one a bad Hub id or, offline, a failed connection, hiding the wrong path."""
+    exist: transformers calls a missing one a bad Hub id or, offline, a failed connection, hiding the wrong path.
+    After ``hub_error`` (not loadable from the Hub either), so must an ``org/name`` whose ``org`` is a folder here."""
     text = os.fspath(name_or_path)
-    local = os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1
+    local = os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1 or (
+        hub_error is not None and "/" in text and Path(text).parent.is_dir())  # "runs/policy"
     if local and not Path(text).expanduser().exists():
-        raise FileNotFoundError(f"{who}: no such folder: {text} (from {os.getcwd()})")
+        raise FileNotFoundError(f"{who}: no such folder: {text} (from {os.getcwd()})") from hub_error
 
 
 def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit", lora=None, device: str | None = None,
@@ -234,7 +236,11 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     base_name = adapter_base(adapter_dir) if adapter_dir else str(name_or_path)
 
     tokenizer_dir = adapter_dir if adapter_dir and (adapter_dir / "tokenizer_config.json").exists() else base_name
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    except OSError as err:  # "runs/policy", not there, was taken for a Hub id: the error spoke of the Hub
+        _local_folder_exists(name_or_path, "load_model", err)
+        raise
 
     kwargs = dict(dtype=dtype)
     if quantization == "4bit":

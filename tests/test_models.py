@@ -187,6 +187,14 @@ def test_a_missing_local_folder_is_named_not_taken_for_a_hub_id(tmp_path, monkey
             models.load_model(name, quantization=None)
 
 
+def test_a_missing_folder_named_like_a_hub_id_is_named_when_the_hub_has_none(tmp_path, monkeypatch):
+    """"runs/policy" reads as a Hub id (org/name); when it failed there, the error spoke of the Hub or a connection."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()  # its "org" is a folder here: a path with a typo, or a run not made yet
+    with pytest.raises(FileNotFoundError, match="load_model: no such folder: runs/policy"):
+        models.load_model("runs/policy", quantization=None)
+
+
 def test_lora_config_forms():
     from peft import LoraConfig
     assert models.make_lora_config(True).r == 16
