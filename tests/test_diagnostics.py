@@ -82,3 +82,28 @@ def test_step_rewards_by_problem_scores_one_problem_per_call():
         diagnostics.step_rewards_by_problem(prm, ["p", "q"], [[["a"]]])
     with pytest.raises(ValueError, match=r"solutions\[0\]: expected a list of solutions \(str\), got one str"):
         diagnostics.step_rewards_by_problem(prm, ["p"], ["Step 1: a"])
+
+
+def test_format_auroc_by_position_is_notebook_02s_table():
+    rows = diagnostics.step_auroc_by_position([[2.0, -1.0], [1.0, 0.5], [0.0]], [[True, False], [True, True], [False]])
+    assert diagnostics.format_auroc_by_position(rows) == ("step  n    right  AUROC\n"
+                                                         "   1    3    67%  1.000\n"
+                                                         "   2    2    50%  1.000")
+    assert diagnostics.format_auroc_by_position([{"step": 1, "n": 4, "right": 1.0, "auroc": None}]).endswith(
+        "   1    4   100%    —")
+
+
+def test_format_step_rewards_marks_where_the_prm_and_the_checker_disagree():
+    text = diagnostics.format_step_rewards("Problem: start with 5.", ["Step 1: 5 + 9 = 14", "\n\nStep 2: 14 - 8 = 7",
+                                                                       "\n\nStep 3: 7 + 6 = 13\n\nAnswer: 13"],
+                                           [5.54, -5.53, -1.94], [True, False, False], threshold=-3.228)
+    lines = text.splitlines()
+    assert lines[0] == "Problem: start with 5."
+    assert lines[1] == f"{'Step 1: 5 + 9 = 14':45s} reward  +5.54  P 1.00  gold right"
+    assert lines[2].endswith("P 0.00  gold WRONG")  # below the threshold, and wrong: they agree
+    assert lines[3].startswith("Step 3: 7 + 6 = 13 | Answer: 13")  # one line: the answer after a bar
+    assert lines[3].endswith("reward  -1.94  P 0.13  gold WRONG   <- disagrees with the checker")
+    with pytest.raises(ValueError, match="format_step_rewards: 2 steps but 1 rewards"):
+        diagnostics.format_step_rewards("p", ["a", "b"], [1.0], [True], 0.0)
+    with pytest.raises(ValueError, match=r"format_step_rewards: labels\[0\] must be a bool or 0/1, got None"):
+        diagnostics.format_step_rewards("p", ["a"], [1.0], [None], 0.0)

@@ -404,3 +404,16 @@ def test_explorer_problems_rank_by_label_variety_ties_first_seen():
         viz.explorer_problems([{"prompt": "a", "labels": [True]}], 1)
     with pytest.raises(ValueError, match="explorer_problems: n must be an int >= 1"):
         viz.explorer_problems(rows, 0)
+
+
+def test_pick_heatmap_solutions_draws_a_third_right_and_sorts():
+    first_errors = [-1, 0, 2, -1, 1, 3, -1, 0, 1, -1, 2, 1]
+    pick = viz.pick_heatmap_solutions(first_errors, 6, seed=0)
+    assert pick == sorted(pick) and len(set(pick)) == 6
+    assert sum(first_errors[i] < 0 for i in pick) == 2  # 6 // 3 right, the other 4 with an error
+    assert pick == viz.pick_heatmap_solutions(first_errors, 6, seed=0)  # the seed fixes the draw
+    assert viz.pick_heatmap_solutions([0, 1, -1], 9) == [0, 1, 2]  # too few: all of them
+    assert viz.pick_heatmap_solutions([0, 1, 2], 3) == [0, 1, 2]  # none right: the wrong ones fill up
+    with pytest.raises(ValueError, match="pick_heatmap_solutions"):
+        viz.pick_heatmap_solutions([0, -1], 0)
+

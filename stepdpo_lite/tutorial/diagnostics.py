@@ -2,7 +2,9 @@
 that show what a reward model has *not* learnt, and summaries of per-step values.
 
 - ``position_only_scores``: a baseline that knows only where a step sits (later steps are wrong more often);
-- ``step_auroc_by_position``: does a PRM rank steps *within* a position, not only by it;
+- ``step_auroc_by_position`` (``format_auroc_by_position``): does a PRM rank steps *within* a position, not only
+  by it;
+- ``format_step_rewards``: one solution's step rewards beside the checker's labels (notebook 02);
 - ``base_rate_loss``: the loss of always predicting the label frequency (a flat training curve on it learnt nothing);
 - ``mean_by_label``, ``format_credit``, ``chosen_vs_rejected_summary``: per-step rewards summarised for notebook
   05's claims;
@@ -44,6 +46,33 @@ def step_auroc_by_position(step_scores, step_labels) -> list[dict]:
     return [{"step": k, "n": len(ys), "right": sum(ys) / len(ys),
              "auroc": step_auroc(rs, ys) if 0 < sum(ys) < len(ys) else None}
             for k, (rs, ys) in sorted(by_position.items())]
+
+
+def format_auroc_by_position(rows) -> str:
+    """Notebook 02's table of ``step_auroc_by_position``: per position the steps there, the share right and the
+    AUROC ("—" where they are all right or all wrong)."""
+    lines = ["step  n    right  AUROC"]
+    for row in rows:
+        shown = "  —" if row["auroc"] is None else f"{row['auroc']:.3f}"
+        lines.append(f"{row['step']:4d} {row['n']:4d}  {row['right']:5.0%}  {shown}")
+    return "\n".join(lines)
+
+
+def format_step_rewards(prompt: str, steps, rewards, labels, threshold: float) -> str:
+    """One solution, step by step, as notebook 02 prints it under its heatmap: the prompt, then each step (its
+    paragraph breaks shown as " | ") with its reward, P = σ(reward) and the checker's label, marked where the PRM at
+    the log-odds ``threshold`` (a step is accepted when its reward is at least that) disagrees with the checker."""
+    _check_same_shape([rewards], [labels], "format_step_rewards", "rewards")
+    _check_labels(labels, "format_step_rewards", "labels")
+    if len(steps) != len(rewards):
+        raise ValueError(f"format_step_rewards: {len(steps)} steps but {len(rewards)} rewards")
+    lines = [prompt]
+    for step, r, ok in zip(steps, rewards, labels):
+        flag = "" if (r >= threshold) == bool(ok) else "   <- disagrees with the checker"
+        text = step.strip().replace("\n\n", " | ")
+        lines.append(f"{text:45s} reward {r:+6.2f}  P {1 / (1 + math.exp(-r)):.2f}  "
+                     f"gold {'right' if ok else 'WRONG'}{flag}")
+    return "\n".join(lines)
 
 
 def position_only_scores(step_counts: Sequence[int]) -> list[list[float]]:

@@ -148,6 +148,21 @@ def heatmap_rows(rows, n: int, seed: int = 0) -> list[dict]:
     return picked
 
 
+def pick_heatmap_solutions(first_errors, n: int, seed: int = 0) -> list[int]:
+    """Indices of the ``n`` solutions notebook 02's heatmap draws, in increasing order, from each solution's first
+    error (-1 = all steps right): a third of them right (``n // 3``, fewer when there are not enough), the rest with
+    an error, each kind drawn without replacement by ``numpy.random.default_rng(seed)``. Both kinds are needed: a
+    PRM is judged on the wrong steps it catches and on the right ones it leaves alone."""
+    first_errors = list_of(first_errors, "pick_heatmap_solutions: first_errors", "first-error indices")
+    positive_int(n, "n", "pick_heatmap_solutions")
+    rng = np.random.default_rng(seed)
+    wrong = [i for i, f in enumerate(first_errors) if f >= 0]
+    right = [i for i, f in enumerate(first_errors) if f < 0]
+    n_right = min(len(right), n // 3)
+    return sorted(rng.choice(right, n_right, replace=False).tolist()
+                  + rng.choice(wrong, min(len(wrong), n - n_right), replace=False).tolist())
+
+
 def verdict_row_labels(step_labels) -> list[str]:
     """Heatmap row names: "✓ k" for a solution whose steps are all right, "✗ k" otherwise (k counts from 1), so
     that the text can name a row the reader finds at once."""
