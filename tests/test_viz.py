@@ -417,3 +417,13 @@ def test_pick_heatmap_solutions_draws_a_third_right_and_sorts():
     with pytest.raises(ValueError, match="pick_heatmap_solutions"):
         viz.pick_heatmap_solutions([0, -1], 0)
 
+
+def test_reward_model_comparison_keeps_its_legend_off_the_bars(tmp_path):
+    figures = {"reward base": {"after QLoRA": {"step_auroc": 0.99, "f1": 0.96},
+                               "zero-shot": {"step_auroc": 0.98, "f1": 0.95}},
+               "control": {"after QLoRA": {"step_auroc": 0.73, "f1": 0.27}}}
+    fig = viz.plot_reward_model_comparison(figures, baseline={"step_auroc": 0.735}, save_to=tmp_path / "c.png")
+    assert_png(tmp_path / "c.png")
+    assert all(ax.get_legend() is None for ax in fig.axes)  # one legend, the figure's, below both panels
+    assert sorted(t.get_text() for t in fig.legends[0].get_texts()) == ["after QLoRA", "position-only baseline",
+                                                                          "zero-shot"]

@@ -530,7 +530,8 @@ def plot_reward_model_comparison(figures, keys=("step_auroc", "f1"), baseline=No
             ax.axhline(baseline[key], color="grey", ls="--", lw=1, label="position-only baseline")
         ax.set_xticks(range(len(figures)), list(figures), fontsize=8)
         ax.set(ylim=(0, 1.08), title=names.get(key, key))
-    axes[0][0].legend(fontsize=7, loc="lower left")
+    handles, labels = axes[0][0].get_legend_handles_labels()  # below the panels: inside, it hid the bars' feet
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False, fontsize=8)
     fig.suptitle(title or "Held-out test split")
     return _finish(fig, save_to)
 
