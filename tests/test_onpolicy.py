@@ -912,3 +912,14 @@ def test_onpolicy_rounds_refuses_sizes_below_their_minimum_before_it_reads_a_run
         script["main"](["--runs-dir", str(tmp_path / "none"), *args])
     message = capsys.readouterr().err.rsplit("error: ", 1)[-1]  # argparse's message, not its usage line
     assert done.value.code == 2 and args[0].lstrip("-").replace("-", "_") in message.replace("-", "_"), message
+
+
+def test_extend_logs_counts_steps_on_across_rounds_and_tags_each_round():
+    logs = {"dpo": []}
+    round_1 = [{"step": 1, "loss": 0.7}, {"step": 2, "loss": 0.6}, {"step": 2, "train_runtime": 3.0}]  # as TRL logs
+    onpolicy.extend_logs(logs, {"dpo": round_1, "nll_only": [{"step": 1, "loss": 0.1}]}, 1)
+    onpolicy.extend_logs(logs, {"dpo": [{"step": 1, "loss": 0.5}]}, 2)
+    assert [(e.get("loss"), e["step"], e["round"]) for e in logs["dpo"]] == [
+        (0.7, 1, 1), (0.6, 2, 1), (None, 2, 1), (0.5, 3, 2)]  # round 2 goes on from round 1's last step
+    assert round_1[0] == {"step": 1, "loss": 0.7}  # the trainer's own history is left as it was
+    assert logs["nll_only"] == [{"step": 1, "loss": 0.1, "round": 1}]  # a method new to logs gets its list

@@ -180,3 +180,25 @@ def test_a_recorded_accuracy_says_whether_the_weights_were_4_bit_ones(tiny_model
     assert tasks.greedy_and_sampled_accuracy(tiny_model, tiny_tokenizer, problems, **kw)["in_4_bits"] is False
     tiny_model.is_loaded_in_4bit = True  # what transformers sets on a bitsandbytes 4-bit load (a fresh model a test)
     assert tasks.greedy_and_sampled_accuracy(tiny_model, tiny_tokenizer, problems, **kw)["in_4_bits"] is True
+
+
+def test_evaluate_saved_policies_measures_each_and_keeps_the_per_problem_counts_apart(tiny_base_path, tiny_tokenizer):
+    """Notebook 04's held-out accuracies: one line per policy as it is measured, the counts for the paired
+    differences beside the figures (metrics.json keeps the figures only)."""
+    problems = tasks.get_task("tiny").held_out(3)
+    lines = []
+    saved = {"base": tiny_base_path, "again": tiny_base_path}
+    results, right = tasks.evaluate_saved_policies(saved, tiny_tokenizer, problems, n_sampled=1, batch_size=3,
+                                                   max_new_tokens=8, log=lines.append)
+    assert list(results) == list(right) == ["base", "again"] and results["base"] == results["again"]
+    assert "per_problem" not in results["base"] and len(right["base"]["greedy_right"]) == 3
+    assert lines == [tasks.format_accuracy(name, results[name]) for name in ("base", "again")]
+    assert lines[0].startswith("base          greedy ") and "sampled(T=1)" in lines[0]
+    assert tasks.accuracy_differences(right["base"], right["again"])["accuracy"]["difference"] == 0
+
+
+def test_format_accuracy_names_the_steps_only_with_a_checker():
+    figures = {"accuracy": 0.7266, "sampled_accuracy": 0.4, "step_accuracy": 0.8041}
+    assert tasks.format_accuracy("dpo", figures) == ("dpo           greedy 72.7%   sampled(T=1) 40.0%"
+                                                     "   steps right (greedy) 80.4%")
+    assert tasks.format_accuracy("dpo", {**figures, "step_accuracy": None}).endswith("sampled(T=1) 40.0%")

@@ -388,6 +388,18 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
     return record, trainers
 
 
+def extend_logs(logs: dict, histories: Mapping[str, Sequence[dict]], round_number: int) -> dict:
+    """Append one round's training logs (method -> its trainer's ``state.log_history``) to ``logs`` (method -> one
+    list over all rounds), in place: each entry tagged with ``round`` and its ``step`` counted on from where the
+    method's previous rounds ended, so that the rounds draw as one curve (``viz.plot_training_curves`` restarts its
+    smoothing at a new round). Returns ``logs``."""
+    for m, history in histories.items():
+        done = logs.setdefault(m, [])
+        offset = done[-1].get("step", 0) if done else 0
+        done += [{**e, "step": e.get("step", 0) + offset, "round": round_number} for e in history]
+    return logs
+
+
 def format_stepwise_minus(diffs: dict) -> list[str]:
     """Stepwise DPO minus each other method (method -> ``tasks.accuracy_differences``), in points, with the 95%
     interval: a header and a line per method."""

@@ -93,6 +93,33 @@ def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 
     return out
 
 
+def format_accuracy(name: str, result: dict) -> str:
+    """One policy's line in notebook 04: greedy and sampled accuracy, and the share of right greedy steps where a
+    checker gave it (``greedy_and_sampled_accuracy``'s ``step_accuracy``)."""
+    steps = f"   steps right (greedy) {result['step_accuracy']:.1%}" if result.get("step_accuracy") is not None else ""
+    return f"{name:13s} greedy {result['accuracy']:.1%}   sampled(T=1) {result['sampled_accuracy']:.1%}{steps}"
+
+
+def evaluate_saved_policies(saved: dict, tokenizer, problems, *, n_sampled: int = 2, batch_size: int = 64,
+                            max_new_tokens: int = 160, seed: int = 0, log=print) -> tuple[dict, dict]:
+    """Each policy of ``saved`` (name -> what ``generation.load_policy`` takes: a Hub name, a folder, a LoRA
+    adapter's folder) loaded in turn, measured by ``greedy_and_sampled_accuracy`` on the same ``problems`` and
+    dropped before the next, each line (``format_accuracy``) passed to ``log`` as it is measured. Returns
+    ``(results, right)``: name -> its figures, and name -> its ``"per_problem"`` counts, for
+    ``accuracy_differences`` (not in ``results``: metrics.json keeps the figures only)."""
+    results, right = {}, {}
+    for name, path in saved.items():
+        policy, _ = generation.load_policy(path)
+        results[name] = r = greedy_and_sampled_accuracy(policy, tokenizer, problems, n_sampled=n_sampled,
+                                                        batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                                        seed=seed, per_problem=True)
+        right[name] = r.pop("per_problem")
+        if log:
+            log(format_accuracy(name, r))
+        del policy  # one policy in memory at a time
+    return results, right
+
+
 def accuracy_differences(a: dict, b: dict) -> dict:
     """Policy A's greedy and sampled accuracy minus policy B's on the same problems, each with its 95% interval
     (``paired_difference``); ``a`` and ``b`` are the ``"per_problem"`` parts of ``greedy_and_sampled_accuracy``."""
