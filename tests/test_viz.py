@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
@@ -102,8 +103,39 @@ def test_training_curves_tolerate_missing_keys(tmp_path):
     fig = viz.plot_training_curves({"PRM": dpo}, keys=("loss",), baselines={"loss": (0.65, "always the base rate")})
     (ax,) = fig.axes
     assert [round(y, 2) for y in ax.lines[-1].get_ydata()] == [0.65, 0.65]
-    assert "always the base rate (0.65)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "always the base rate (0.65)" in [t.get_text() for t in fig.legends[0].get_texts()]
     assert len(viz.plot_training_curves(dpo, keys="loss").axes) == 1  # a single history, a single key
+
+
+def test_training_curves_say_what_is_plotted_and_that_it_is_smoothed():
+    """Notebook 02's PRM loss had no y-axis label, "loss" as a panel title under the figure's title, no word of its
+    smoothing, and its key inside the axes."""
+    history = [{"step": s, "loss": 1 / s} for s in range(10, 80, 10)]
+    fig = viz.plot_training_curves({"PRM": history}, keys=("loss",), smooth=0.6, title="PRM training loss",
+                                   baselines={"loss": (0.65, "always the base rate")})
+    (ax,) = fig.axes
+    assert ax.get_ylabel() == "training loss\n(EMA-smoothed, factor 0.6)" and ax.get_title() == ""
+    assert ax.get_legend() is None and fig.legends  # the key is the figure's, outside the axes
+    assert all(float(t).is_integer() for t in ax.get_xticks())  # training steps are whole
+    runs = {"DPO": history, "Stepwise DPO": history}
+    fig = viz.plot_training_curves(runs, keys=("loss", "rewards/margins", "my_metric"))  # unsmoothed, untitled
+    assert [a.get_title() for a in fig.axes] == ["loss", "rewards/margins", "my_metric"]
+    assert [a.get_ylabel() for a in fig.axes] == ["training loss", "implicit reward, chosen − rejected", "my_metric"]
+    assert all(a.get_legend() is None for a in fig.axes)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["DPO", "Stepwise DPO"]  # once, not per panel
+
+
+def test_a_method_has_one_colour_in_every_figure():
+    assert viz.method_color("DPO") == viz.method_color("DPO + NLL") == viz.method_color("after DPO") == "tab:blue"
+    assert viz.method_color("Stepwise DPO") == viz.method_color("after Stepwise DPO") == "tab:orange"
+    assert viz.method_color("NLL only (RFT)") == "tab:green" and viz.method_color("base policy") == viz.BASE_GREY
+    assert viz.method_color("Step-DPO pairs") is None and viz.method_color("PRM") is None  # other runs
+    history = [{"step": s, "loss": 1 / s} for s in range(1, 4)]
+    colour = lambda fig, i: to_hex(fig.axes[0].lines[i].get_color())
+    fig = viz.plot_training_curves({"Stepwise DPO": history, "DPO": history, "Step-DPO pairs": history,
+                                    "PRM": history})
+    assert [colour(fig, i) for i in range(4)] == [to_hex(c) for c in ("tab:orange", "tab:blue", "C3", "C4")]
+    assert colour(viz.plot_training_curves({"PRM": history}), 0) == to_hex("C0")
 
 
 def test_best_of_n_both_layouts(tmp_path):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import TwoSlopeNorm
+from matplotlib.colors import TwoSlopeNorm, to_hex
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
@@ -40,6 +40,21 @@ DPI = 120
 # The two meanings a step label has in this kit (docs/formats.md, "Step labels"); figures say which they draw.
 LABEL_MEANINGS = {"reachable": "checker: the answer is out of reach from here",
                   "mistake": "checker: a mistake is made here"}
+# One colour per method in every figure (DPO, Stepwise DPO, NLL only; "base" = the policy before training), matched
+# in a run's name (e.g. "Stepwise DPO + NLL", "after Stepwise DPO"); "Step-DPO" is another method, not DPO.
+BASE_GREY = "#9aa5b1"
+METHOD_COLORS = ((r"\bstepwise dpo\b", "tab:orange"), (r"\bnll only\b", "tab:green"),
+                 (r"(?<![\w-])dpo\b", "tab:blue"), (r"\bbase\b", BASE_GREY))
+# What a logged metric is, for the y-axis of plot_training_curves (the key itself is the panel's title).
+METRIC_LABELS = {"loss": "training loss",
+                 "logps/chosen": "log p(chosen), summed over tokens",
+                 "logps/rejected": "log p(rejected), summed over tokens",
+                 "rewards/chosen": "implicit reward of chosen",
+                 "rewards/rejected": "implicit reward of rejected",
+                 "rewards/margins": "implicit reward, chosen − rejected",
+                 "rewards/accuracies": "share of pairs, chosen > rejected",
+                 "step_accuracy": "share of steps, sign(β·ρ_k) = label",
+                 "step_balanced_accuracy": "balanced accuracy, sign(β·ρ_k) vs label"}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -66,6 +81,14 @@ def first_predicted_error(rewards, threshold: float = 0.5) -> int:
 def save_png(fig, path, dpi: int = DPI) -> Path:
     """Write ``fig`` as a PNG to ``path`` atomically; parent folders are created."""
     return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+
+
+def method_color(name: str):
+    """The colour of the method named in ``name`` (``METHOD_COLORS``), or None when it names none of them."""
+    for pattern, color in METHOD_COLORS:
+        if re.search(pattern, str(name).lower()):
+            return color
+    return None
 
 
 def _finish(fig, save_to):
@@ -448,7 +471,13 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
         log_histories = {"run": log_histories}
     keys = (keys,) if isinstance(keys, str) else tuple(keys)
     fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.5), layout="constrained", squeeze=False)
-    colors = {name: f"C{i}" for i, name in enumerate(log_histories)}  # one colour per run in every panel
+    colors = {name: method_color(name) for name in log_histories}  # one colour per run in every panel, and per method
+    # another run: the i-th colour of the cycle, or the next one no method has (among methods, in any figure)
+    taken = {to_hex(c) for _, c in METHOD_COLORS} if any(colors.values()) else set()
+    for i, name in enumerate(log_histories):
+        if colors[name] is None:
+            colors[name] = next(c for c in [f"C{i}"] + [f"C{k}" for k in range(10)] if to_hex(c) not in taken)
+            taken.add(to_hex(colors[name]))
     for ax, key in zip(axes[0], keys):
         plotted = 0
         for name, history in log_histories.items():
@@ -469,11 +498,19 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
             ax.axhline(value, color="grey", ls="--", lw=1, label=f"{label} ({value:.3g})")
         if not plotted:
             ax.text(0.5, 0.5, f"no '{key}' logged", transform=ax.transAxes, ha="center", va="center", color="grey")
-        elif len(log_histories) > 1 or key in (baselines or {}):
-            ax.legend(fontsize=8)
-        ax.set(xlabel="training step", title=key)
+        ylabel = METRIC_LABELS.get(key, key) + (f"\n(EMA-smoothed, factor {smooth:g})" if smooth else "")
+        ax.set(xlabel="training step", ylabel=ylabel)
+        if len(keys) > 1 or not title:  # one key under a title: the y-axis names it, a panel title would repeat it
+            ax.set_title(key)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # no step 2.5
     if title:
         fig.suptitle(title)
+    legend = {}  # one key for all panels, below them: inside, it hid the curves where they ran
+    for ax in axes[0]:
+        legend.update({label: handle for handle, label in zip(*ax.get_legend_handles_labels())})
+    if len(log_histories) > 1 or any(key in (baselines or {}) for key in keys):
+        fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncol=min(len(legend), 5),
+                   frameon=False, fontsize=8)
     return _finish(fig, save_to)
 
 
