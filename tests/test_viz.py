@@ -87,6 +87,17 @@ def test_before_after(tmp_path):
     assert ticks[-1].get_color() == viz.WRONG and all(len(t.get_text()) <= 33 for t in ticks)
     with pytest.raises(ValueError, match="steps but"):
         viz.plot_before_after(steps, before[:-1], after)
+    bar_colours = lambda fig: [to_hex(c) for c in dict.fromkeys(p.get_facecolor() for p in fig.axes[0].patches)]
+    assert bar_colours(fig) == [viz.BASE_GREY, viz.NEUTRAL]  # "before", "after": no method named
+    # notebook 05: the credit-assignment bars had DPO in the base policy's grey, Stepwise DPO in blue
+    credit = viz.plot_before_after(steps, before, after, names=("DPO", "Stepwise DPO"))
+    assert bar_colours(credit) == [to_hex("tab:blue"), to_hex("tab:orange")]
+    fixed = viz.plot_before_after(steps, before, after, names=("base policy", "after Stepwise DPO"))
+    assert bar_colours(fixed) == [viz.BASE_GREY, to_hex("tab:orange")]
+    assert credit.axes[0].get_xlabel() == "step"
+    ticks, b, a = viz.before_after_bars(["Step 1: 1 + 1 = 2", "Step 1: 1 + 1 = 3"], [[1.0], [-1.0]])
+    paired = viz.plot_before_after(ticks, b, a, names=("base policy", "after Stepwise DPO"))
+    assert paired.axes[0].get_xlabel() == "step (base policy → after Stepwise DPO)"  # what a tick's arrow reads
 
 
 def test_training_curves_tolerate_missing_keys(tmp_path):

@@ -432,7 +432,8 @@ def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=(
     """One solution's step rewards (or step log-ratios) before and after training, as grouped bars.
 
     ``steps`` are the step texts (shortened to ``width`` characters for the tick labels); with gold
-    ``labels`` each tick gets ✓ or ✗ (red).
+    ``labels`` each tick gets ✓ or ✗ (red). A bar whose name holds a method's (``method_color``, e.g. "after Stepwise
+    DPO") has that method's colour; otherwise "before" is grey and "after" blue.
     """
     n = len(steps)
     if len(rewards_before) != n or len(rewards_after) != n or (labels is not None and len(labels) != n):
@@ -440,8 +441,11 @@ def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=(
                          f"{len(rewards_after)} after" + ("" if labels is None else f", {len(labels)} labels"))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * n + 2), 4.2), layout="constrained")
     x = np.arange(n)
-    for values, name, color, shift in ((rewards_before, names[0], "#9aa5b1", -0.2), (rewards_after, names[1],
-                                                                                      NEUTRAL, 0.2)):
+    colors = [method_color(names[0]) or BASE_GREY, method_color(names[1]) or NEUTRAL]  # a method's own colour
+    if colors[0] == colors[1]:  # e.g. "DPO" before and "DPO + NLL" after: two colours all the same
+        colors = [BASE_GREY, NEUTRAL]
+    for values, name, color, shift in ((rewards_before, names[0], colors[0], -0.2),
+                                       (rewards_after, names[1], colors[1], 0.2)):
         bars = ax.bar(x + shift, np.asarray(values, dtype=float), width=0.4, color=color, label=name)
         ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
     ax.axhline(0, color="grey", linewidth=0.8)
@@ -451,7 +455,9 @@ def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=(
     ax.set_xticks(x, ticks, rotation=25, ha="right", fontsize=8)
     for tick, ok in zip(ax.get_xticklabels(), oks):
         tick.set_color("black" if ok else WRONG)
-    ax.set(ylabel=ylabel, title=title or f"Step rewards {names[0]} vs {names[1]}")
+    both = steps and all(" → " in str(s) for s in steps)  # before_after_bars' ticks: the two solutions' step k
+    ax.set(xlabel=f"step ({names[0]} → {names[1]})" if both else "step", ylabel=ylabel,
+           title=title or f"Step rewards {names[0]} vs {names[1]}")
     ax.legend(fontsize=8)
     return _finish(fig, save_to)
 
