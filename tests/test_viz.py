@@ -242,6 +242,19 @@ def test_explorer_builds_and_updates_headless(tmp_path):
         viz.step_reward_explorer(["p"], [["s"]], [[[0.1], [0.2]]])
 
 
+def test_explorer_picture_says_what_its_bars_and_marks_are():
+    """The explorer's PNG (05_explorer.png) had no y-axis label and no key: its colours, orange outline and dashed
+    line were explained only in the notebook's text."""
+    fig = viz._explorer_figure([[2.0, -3.0], [1.0]], [[True, False], [True]], 0.2)
+    assert fig.get_supylabel() == "P(step right) = σ(reward)"
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["right step (checker)", "wrong step (checker)",
+                                                          "outline: predicted first error", "threshold (0.20)"]
+    assert all(ax.get_legend() is None for ax in fig.axes)  # below the panels, off the bars
+    fig = viz._explorer_figure([[2.0, -3.0]], None, 0.5)  # no checker: no right/wrong colours to explain
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["outline: predicted first error", "threshold (0.50)"]
+
+
 def test_first_predicted_error_takes_a_probability_and_refuses_nan():
     from stepdpo_lite.tutorial import labelling
 

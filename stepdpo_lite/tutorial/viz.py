@@ -744,7 +744,7 @@ def _figure_output(fig) -> dict:
 
 
 def _explorer_figure(rewards, verdicts, threshold):
-    fig, axes = plt.subplots(len(rewards), 1, figsize=(7, 0.2 + 1.25 * len(rewards)), squeeze=False,
+    fig, axes = plt.subplots(len(rewards), 1, figsize=(7, 0.45 + 1.25 * len(rewards)), squeeze=False,
                              layout="constrained", sharex=True)
     for j, (ax, r) in enumerate(zip(axes[:, 0], rewards)):
         probs, (labels, gold_fe) = sigmoid(r), _gold(verdicts[j]) if verdicts else (None, None)
@@ -761,6 +761,12 @@ def _explorer_figure(rewards, verdicts, threshold):
         ax.tick_params(labelsize=7)
     longest = max([len(r) for r in rewards] + [1])
     axes[-1, 0].set(xlabel="step", xlim=(0.4, longest + 0.6), xticks=range(1, longest + 1))
+    fig.supylabel("P(step right) = σ(reward)", fontsize=9)
+    handles = ([Patch(color=CORRECT, label="right step (checker)"), Patch(color=WRONG, label="wrong step (checker)")]
+               if verdicts else [])
+    handles += [Patch(facecolor="white", edgecolor=HIGHLIGHT, linewidth=2, label="outline: predicted first error"),
+                Line2D([], [], color="grey", ls="--", linewidth=0.8, label=f"threshold ({threshold:.2f})")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=7)
     return fig
 
 
