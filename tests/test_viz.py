@@ -67,6 +67,12 @@ def test_chosen_vs_rejected(tmp_path):
     assert len(fig.axes) == 4  # the mean ± sd panel and three pairs
     hatched = [p for ax in fig.axes[1:] for p in ax.patches if p.get_hatch()]
     assert len(hatched) == sum(not ok for lab in rejected_labels[:3] for ok in lab)
+    # one key, below the panels, that also says what the single steps' o and x are; every pair panel's axes named
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "chosen (mean ± sd)", "rejected (mean ± sd)", "one step, checker: no mistake here",
+        "one step, checker: a mistake is made here", "checker: a mistake is made here"]
+    assert [ax.get_xlabel() for ax in fig.axes[1:]] == ["step"] * 3 and fig.axes[1].get_ylabel() == "step reward"
     fig = viz.plot_chosen_vs_rejected(chosen, rejected, n_examples=0)
     assert len(fig.axes) == 1
     with pytest.raises(ValueError, match="as many chosen as rejected"):

@@ -407,7 +407,6 @@ def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set(xlabel="step position", ylabel=ylabel, title=title or f"Chosen vs rejected ({len(chosen_rewards)} pairs)")
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    ax.legend(fontsize=8, loc="best")
     for i in range(k):
         ex = axes[f"ex{i}"]
         for rows, labels, color, shift in ((chosen_rewards, chosen_labels, CHOSEN, -0.2),
@@ -418,12 +417,21 @@ def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None
                     bar.set(hatch="///", edgecolor=WRONG)
         ex.axhline(0, color="grey", linewidth=0.8)
         ex.set_title(f"pair {i + 1}", fontsize=9)
+        ex.set_xlabel("step", fontsize=8)
         ex.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ex.tick_params(labelsize=8)
-    if k and (chosen_labels is not None or rejected_labels is not None):
-        wrong = Patch(facecolor="white", edgecolor=WRONG, hatch="///", label=LABEL_MEANINGS[label_meaning])
-        fig.legend(handles=[wrong],
-                   loc="outside lower center", frameon=False, fontsize=8)
+    if k:
+        axes["ex0"].set_ylabel(ylabel, fontsize=8)
+    # one key for every panel, below them: the colours hold in the pairs too, and inside the top panel it could
+    # hide a band; the single steps' o and x were not explained at all
+    handles = ax.get_legend_handles_labels()[0]
+    if chosen_labels is not None or rejected_labels is not None:
+        unmarked = {"reachable": "checker: the answer is still in reach", "mistake": "checker: no mistake here"}
+        handles += [Line2D([], [], marker="o", ls="", color="grey", alpha=0.6, label=f"one step, {unmarked[label_meaning]}"),
+                    Line2D([], [], marker="x", ls="", color="grey", label=f"one step, {LABEL_MEANINGS[label_meaning]}")]
+        if k:
+            handles.append(Patch(facecolor="white", edgecolor=WRONG, hatch="///", label=LABEL_MEANINGS[label_meaning]))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), frameon=False, fontsize=8)
     return _finish(fig, save_to)
 
 
