@@ -489,3 +489,16 @@ def test_reward_model_comparison_keeps_its_legend_off_the_bars(tmp_path):
     assert all(ax.get_legend() is None for ax in fig.axes)  # one legend, the figure's, below both panels
     assert sorted(t.get_text() for t in fig.legends[0].get_texts()) == ["after QLoRA", "position-only baseline",
                                                                           "zero-shot"]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["step AUROC (0.5 = chance)", "first-error F1 (1 = perfect)"]
+
+
+def test_test_time_compute_names_its_budgets_above_the_axes():
+    """The "B=…" labels sat inside the axes' top edge, on the points of methods near 100%."""
+    table = {str(b): {"majority": 0.3, "beam_prm": 0.95, "token_budget": 70.0 * b,
+                      "tokens": {"majority": 70.0 * b, "beam_prm": 69.0 * b}} for b in (4, 16)}
+    fig = viz.plot_test_time_compute(table)
+    ax = fig.axes[0]
+    assert not ax.texts and ax.get_ylabel() and ax.get_xlabel()
+    (top,) = ax.child_axes
+    assert [t.get_text() for t in top.get_xticklabels()] == ["B=4", "B=16"]
+    assert list(top.get_xticks()) == [280.0, 1120.0]

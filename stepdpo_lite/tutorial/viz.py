@@ -568,6 +568,8 @@ def plot_reward_model_comparison(figures, keys=("step_auroc", "f1"), baseline=No
     (e.g. base "reward base", variants "zero-shot" and "after QLoRA"); one panel per key. ``baseline`` draws a
     dashed line per key (e.g. the position-only step AUROC)."""
     names = {"step_auroc": "step AUROC", "f1": "first-error F1", "auroc": "AUROC"}
+    scales = {"step_auroc": "step AUROC (0.5 = chance)", "f1": "first-error F1 (1 = perfect)",
+              "auroc": "AUROC (0.5 = chance)"}  # the y-axis: what a bar's height reads against
     variants = list(dict.fromkeys(v for rows in figures.values() for v in rows))
     fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.6), layout="constrained", squeeze=False)
     width = 0.8 / max(len(variants), 1)
@@ -580,7 +582,7 @@ def plot_reward_model_comparison(figures, keys=("step_auroc", "f1"), baseline=No
         if baseline and key in baseline:
             ax.axhline(baseline[key], color="grey", ls="--", lw=1, label="position-only baseline")
         ax.set_xticks(range(len(figures)), list(figures), fontsize=8)
-        ax.set(ylim=(0, 1.08), title=names.get(key, key))
+        ax.set(ylim=(0, 1.08), title=names.get(key, key), ylabel=scales.get(key, key))
     handles, labels = axes[0][0].get_legend_handles_labels()  # below the panels: inside, it hid the bars' feet
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False, fontsize=8)
     fig.suptitle(title or "Held-out test split")
@@ -863,8 +865,8 @@ def plot_test_time_compute(table, title=None, save_to=None):
     """Accuracy against generated tokens per problem, one line per method across budgets.
 
     ``table``: ``{str(B): {method: accuracy, "tokens": {method: tokens per problem}, ...}}``
-    (``search.compare_at_budgets``). A dotted vertical line, labelled "B=…", marks each budget's token cap; a
-    method's point for budget B lies at the tokens it generated, left of the line or just past it.
+    (``search.compare_at_budgets``). A dotted vertical line, labelled "B=…" above the axes, marks each budget's token
+    cap; a method's point for budget B lies at the tokens it generated, left of the line or just past it.
     """
     budgets = sorted(table, key=int)
     if not budgets:
@@ -881,16 +883,19 @@ def plot_test_time_compute(table, title=None, save_to=None):
             continue
         ax.plot([p[0] for p in pts], [p[1] for p in pts], label=method, **styles.get(method, dict(marker="o")))
     ax.set_xscale("log", base=2)
-    ticks = []
+    ticks, names = [], []
     for b in budgets:
         if "token_budget" in table[b]:
             ticks.append(table[b]["token_budget"])
+            names.append(f"B={b}")
             ax.axvline(ticks[-1], color="grey", lw=0.8, ls=":")
-            ax.annotate(f"B={b}", (ticks[-1], 1.0), xycoords=("data", "axes fraction"), textcoords="offset points",
-                        xytext=(3, -10), fontsize=8, color="#555")
     if ticks:
         ax.set_xticks(ticks, [f"{t:.0f}" for t in ticks])
         ax.minorticks_off()
+        top = ax.secondary_xaxis("top")  # the budgets' names above the axes: inside, they sat on the points
+        top.set_xticks(ticks, names, fontsize=8, color="#555")
+        top.minorticks_off()
+        top.tick_params(length=0)
     ax.set(xlabel="generated tokens per problem (log scale; dotted: the budget, B x one solution)",
            ylabel="final-answer accuracy", title=title or "Test-time compute at equal generated tokens")
     ax.grid(alpha=0.3)
