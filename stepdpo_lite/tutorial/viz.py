@@ -427,7 +427,8 @@ def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None
     handles = ax.get_legend_handles_labels()[0]
     if chosen_labels is not None or rejected_labels is not None:
         unmarked = {"reachable": "checker: the answer is still in reach", "mistake": "checker: no mistake here"}
-        handles += [Line2D([], [], marker="o", ls="", color="grey", alpha=0.6, label=f"one step, {unmarked[label_meaning]}"),
+        handles += [Line2D([], [], marker="o", ls="", color="grey", alpha=0.6,
+                           label=f"one step, {unmarked[label_meaning]}"),
                     Line2D([], [], marker="x", ls="", color="grey", label=f"one step, {LABEL_MEANINGS[label_meaning]}")]
         if k:
             handles.append(Patch(facecolor="white", edgecolor=WRONG, hatch="///", label=LABEL_MEANINGS[label_meaning]))
@@ -440,8 +441,8 @@ def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=(
     """One solution's step rewards (or step log-ratios) before and after training, as grouped bars.
 
     ``steps`` are the step texts (shortened to ``width`` characters for the tick labels); with gold
-    ``labels`` each tick gets ✓ or ✗ (red). A bar whose name holds a method's (``method_color``, e.g. "after Stepwise
-    DPO") has that method's colour; otherwise "before" is grey and "after" blue.
+    ``labels`` each tick gets ✓ or ✗ (red). A bar whose name holds a method's (``method_color``, e.g. "after
+    Stepwise DPO") has that method's colour; otherwise "before" is grey and "after" blue.
     """
     n = len(steps)
     if len(rewards_before) != n or len(rewards_after) != n or (labels is not None and len(labels) != n):
