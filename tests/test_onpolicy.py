@@ -616,6 +616,11 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     fig = onpolicy.plot_rounds(records, {"accuracy": 0.5, "sampled_accuracy": 0.25}, save_to=tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and fig is not None
     assert len(fig.axes) == 4  # greedy, sampled, steps right (the checker), and Stepwise DPO minus the others
+    assert all(ax.get_ylabel() for ax in fig.axes)  # what a height reads as: the panels had none
+    from stepdpo_lite.tutorial.viz import method_color  # a method's colour is the one it has in every other figure
+    assert {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()} == {
+        onpolicy.NAMES[m]: method_color(onpolicy.NAMES[m]) for m in onpolicy.METHODS}
+    assert method_color(onpolicy.NAMES["stepwise_dpo"]) == "tab:orange"  # it was red here, orange elsewhere
 
 
 def test_a_step_pairs_chosen_that_goes_wrong_after_its_step_is_counted():

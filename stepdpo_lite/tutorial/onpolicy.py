@@ -464,6 +464,8 @@ def plot_rounds(records: Sequence[dict], base: dict | None = None, methods: Sequ
     matplotlib.use("Agg") if save_to is not None and matplotlib.get_backend() == "" else None
     import matplotlib.pyplot as plt
 
+    from .viz import errorbar_differences, method_color
+
     keys = [("accuracy", "greedy accuracy"), ("sampled_accuracy", "sampled (T=1) accuracy")]
     if any(rec.get(m, {}).get("step_accuracy") is not None for rec in records for m in methods):
         keys.append(("step_accuracy", "steps right (greedy, checker)"))
@@ -471,19 +473,19 @@ def plot_rounds(records: Sequence[dict], base: dict | None = None, methods: Sequ
     panels = len(keys) + bool(minus)
     fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), squeeze=False)
     rounds = [0] + [rec["round"] for rec in records]
-    colors = {"dpo": "tab:blue", "stepwise_dpo": "tab:red", "nll_only": "tab:green"}
+    color = {m: method_color(NAMES.get(m, m)) for m in METHODS}  # each method's colour in every figure of the kit
     for ax, (key, label) in zip(axes[0], keys):
         for m in methods:
             ys = [(base or {}).get(key)] + [rec.get(m, {}).get(key) for rec in records]
             xs = [x for x, y in zip(rounds, ys) if y is not None]
-            ax.plot(xs, [y for y in ys if y is not None], marker="o", label=NAMES.get(m, m), color=colors.get(m))
+            ax.plot(xs, [y for y in ys if y is not None], marker="o", label=NAMES.get(m, m), color=color.get(m))
         ax.set_xlabel("round (0 = start policy)")
+        ax.set_ylabel("share of test problems" if key != "step_accuracy" else "share of greedy steps")
         ax.set_title(label, fontsize=10)
         ax.set_xticks(rounds)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     if minus:
-        from .viz import errorbar_differences
         ax = axes[0][-1]
         series = [(other, key, style) for other in minus[-1]["stepwise_dpo_minus"]
                   for key, style in (("accuracy", "-"), ("sampled_accuracy", "--"))]
@@ -491,7 +493,7 @@ def plot_rounds(records: Sequence[dict], base: dict | None = None, methods: Sequ
             shift = 0.08 * (i - (len(series) - 1) / 2)  # side by side, so that the bars do not overlap
             errorbar_differences(ax, [rec["round"] + shift for rec in minus],
                                  [rec["stepwise_dpo_minus"][other][key] for rec in minus], ls=style,
-                                 color=colors.get(other), label=f"− {NAMES.get(other, other)}, "
+                                 color=color.get(other), label=f"− {NAMES.get(other, other)}, "
                                                                 f"{'greedy' if key == 'accuracy' else 'sampled'}")
         ax.axhline(0, color="grey", lw=0.8)
         ax.axhline(3, color="black", lw=0.8, ls=":", label="the goal: +3 points")
@@ -501,6 +503,7 @@ def plot_rounds(records: Sequence[dict], base: dict | None = None, methods: Sequ
         ax.set_xlabel("round")
         ax.set_xticks([rec["round"] for rec in minus])
         ax.set_title("Stepwise DPO + NLL minus (points, 95% interval)", fontsize=10)
+        ax.set_ylabel("accuracy difference (points)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper center", ncol=2)
     if title:
