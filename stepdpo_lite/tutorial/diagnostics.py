@@ -70,7 +70,7 @@ def format_step_rewards(prompt: str, steps, rewards, labels, threshold: float) -
     for step, r, ok in zip(steps, rewards, labels):
         flag = "" if (r >= threshold) == bool(ok) else "   <- disagrees with the checker"
         text = step.strip().replace("\n\n", " | ")
-        lines.append(f"{text:45s} reward {r:+6.2f}  P {1 / (1 + math.exp(-r)):.2f}  "
+        lines.append(f"{text:45s} reward {r:+6.2f}  P {sigmoid(r):.2f}  "
                      f"gold {'right' if ok else 'WRONG'}{flag}")
     return "\n".join(lines)
 
