@@ -121,14 +121,14 @@ def test_the_core_never_imports_the_tutorial_kit():
     its config) took them to about 3,385; 3,400 until the input reviews of 2026-12-03's second session (a file where a
     save's folder goes, an ensemble member's short answer, None or str scores in the evaluation, an empty eval set) and
     a user's own-data trial (a reward model scored on the trainer's steps, the delimiter warning) took them to about
-    3,440.)"""
+    3,440; 3,450 until the review list of 2026-12-03's third session took them to about 3,520 (see git log).)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
             "data", "evaluation", "generation", "atomic", "checks"} <= core
     assert {name: sorted(edges[name] - core) for name in core if edges[name] - core} == {}
     lines = sum(len(p.read_text().splitlines()) for p in PACKAGE.glob("*.py"))
-    assert lines <= 3450, f"the library's top-level modules hold {lines} lines"
+    assert lines <= 3550, f"the library's top-level modules hold {lines} lines"
 
 
 def test_the_reference_names_import_from_the_package_and_import_stays_light():
