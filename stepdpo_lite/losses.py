@@ -90,6 +90,7 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
       (Lightman et al. 2023 §2.6), kept in log space so that ``σ(R⁺ − R⁻) = P⁺ / (P⁺ + P⁻)``.
 
     ``mask`` (bool, same shape) marks real steps; a solution with no step gets 0 (product: log 1).
+    An integer tensor (0/1 step labels) is taken as float32.
     Lists in give a float (one solution) or a list of floats out; solutions of different lengths are fine.
     """
     if strategy not in AGGREGATION_STRATEGIES:
@@ -98,6 +99,8 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
     if as_list and isinstance(step_rewards, (list, tuple)):
         step_rewards, mask = _list_rewards(step_rewards, mask)
     r = torch.as_tensor(step_rewards, dtype=torch.float32) if as_list else step_rewards
+    if not r.is_floating_point():  # 0/1 labels as ints: min/max/product fail in torch, weights would truncate to int
+        r = r.float()
     if r.dim() == 0:
         raise ValueError(f"aggregate_rewards: expected a list of step rewards, got one number {float(r)!r}")
     if as_list and not torch.isfinite(r).all():  # a NaN would make the solution's reward NaN, silently

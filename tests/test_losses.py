@@ -161,3 +161,18 @@ def test_aggregate_rewards_takes_solutions_of_different_lengths_and_names_a_rewa
         aggregate_rewards([1.0, None])
     with pytest.raises(ValueError, match=r"aggregate_rewards: solution 1, step 1: a reward must be a number, got 'x'"):
         aggregate_rewards([[1.0], [2.0, "x"]])
+
+
+@pytest.mark.parametrize("strategy", AGGREGATION_STRATEGIES)
+def test_aggregate_rewards_takes_an_integer_tensor_of_step_labels_as_float(strategy):
+    """0/1 step labels as an int tensor failed inside torch for min/max/product (torch.finfo, log_sigmoid on Long),
+    and weighted_sum cast its weights to int (0.5 → 0)."""
+    labels = torch.tensor([[1, 0, 1], [1, 1, 1]])
+    out = aggregate_rewards(labels, strategy, weights=[1.0, 0.5])
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, aggregate_rewards(labels.float(), strategy, weights=[1.0, 0.5]))
+    assert out.tolist() == pytest.approx({"weighted_sum": [1.5, 2.0], "mean": [2 / 3, 1.0], "min": [0.0, 1.0],
+                                          "max": [1.0, 1.0], "last": [1.0, 1.0],
+                                          "product": [2 * F.logsigmoid(torch.tensor(1.0)).item()
+                                                      + F.logsigmoid(torch.tensor(0.0)).item(),
+                                                      3 * F.logsigmoid(torch.tensor(1.0)).item()]}[strategy])
