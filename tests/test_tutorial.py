@@ -3,6 +3,8 @@
 import contextlib
 import io
 import json
+import os
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -424,3 +426,22 @@ def test_every_profile_field_is_read_somewhere():
     text = "\n".join(p.read_text() for p in [*root.glob("notebooks/*.ipynb"), *root.glob("stepdpo_lite/**/*.py")])
     unread = [f.name for f in dataclasses.fields(Profile) if f.name != "name" and not re.search(rf"\.{f.name}\b", text)]
     assert unread == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="Unix domain sockets")
+def test_kernels_started_at_once_talk_over_their_own_unix_sockets_and_leave_no_files(tmp_path):
+    """The test suite's two workers start kernels at the same moment; over TCP each process picked its ports alone, so
+    two kernels could be handed one port. Each kernel now has its own socket files, removed when it shuts down."""
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    code = ("import json, ipykernel.connect\ninfo = ipykernel.connect.get_connection_info(unpack=True)\n"
+            "print(json.dumps({key: info[key] for key in ('transport', 'ip')}))")
+    _notebook(tmp_path / "01_info.ipynb", code)
+    before = set(Path(tempfile.gettempdir()).glob("stepdpo-kernel-*"))
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(tutorial.execute_notebook, tmp_path / "01_info.ipynb", timeout=120) for _ in range(2)]
+        infos = [json.loads(run.result().cells[0].outputs[0]["text"]) for run in runs]
+    assert [info["transport"] for info in infos] == ["ipc", "ipc"]
+    assert infos[0]["ip"] != infos[1]["ip"] and all(Path(info["ip"]).is_absolute() for info in infos)
+    assert set(Path(tempfile.gettempdir()).glob("stepdpo-kernel-*")) == before

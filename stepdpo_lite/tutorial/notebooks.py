@@ -21,6 +21,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -111,13 +112,24 @@ def notebook_parameters(path: str | os.PathLike) -> set[str]:
 
 def _kernel_config():
     """CurveZMQ-encrypted kernel sockets where jupyter_client and the kernel support them (recent
-    ipykernel warns about plain TCP on every start); older stacks just ignore the setting."""
+    ipykernel warns about plain TCP on every start); older stacks just ignore the setting.
+
+    On POSIX the sockets are Unix domain sockets named after a fresh connection file, not TCP ports: jupyter_client
+    picks a TCP port by binding port 0 and letting it go, and its cache of ports taken is per process, so two
+    processes starting kernels at once (the test suite's two workers) could both pick one port and a kernel failed to
+    start. A unique file name cannot clash."""
+    import uuid
+
     import zmq
     from traitlets.config import Config
 
     cfg = Config()
     if zmq.has("curve"):
         cfg.KernelManager.transport_encryption = "auto"
+    if os.name == "posix":
+        # Short and absolute: a Unix socket's path is limited to about 100 bytes, and the kernel runs in another folder.
+        cfg.KernelManager.transport = "ipc"
+        cfg.KernelManager.connection_file = os.path.join(tempfile.gettempdir(), f"stepdpo-kernel-{uuid.uuid4().hex}.json")
     return cfg
 
 
