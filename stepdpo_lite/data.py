@@ -159,6 +159,10 @@ def _read_json(path, name: str | None = None) -> list[tuple[str, object]]:
 def _records(rows, name: str | None = None) -> list[tuple[str, object]]:
     if isinstance(rows, (str, os.PathLike)):
         return _read_json(rows, name)
+    if type(rows).__name__ == "DataFrame":  # iterating one gives its column names, which then "must be objects"
+        raise ValueError(f"{name + ': ' if name else ''}got a pandas DataFrame: pass "
+                         "datasets.Dataset.from_pandas(df, preserve_index=False), which also turns its numpy "
+                         "array cells into lists (df.to_dict('records') keeps them as arrays, which are refused)")
     if isinstance(rows, (bytes, Mapping)) or not isinstance(rows, Iterable):  # a dict would give its keys
         raise ValueError(f"{name + ': ' if name else ''}expected a list of records, got {type(rows).__name__} "
                          "(pass a list of dicts, a Dataset, or a JSON/JSONL path; wrap one record in a list)")

@@ -9,6 +9,7 @@ import random
 import re
 from pathlib import Path
 
+import datasets
 import pytest
 
 from stepdpo_lite import data
@@ -344,6 +345,17 @@ def test_validators_want_a_list_of_records(rows, got):
     """One dict was read key by key ("record 0: field '(record)': must be a JSON object, got str")."""
     with pytest.raises(ValueError, match=f"stepwise: expected a list of records, got {got}"):
         data.validate_stepwise(rows)
+
+
+@pytest.mark.parametrize("validate, row", [(data.validate_stepwise, STEP), (data.validate_outcome, OUT),
+                                            (data.validate_preference, PREF), (data.validate_step_dpo, SDPO)])
+def test_validators_name_a_pandas_dataframe_and_the_fix(validate, row):
+    """A DataFrame iterates over its column names: "record 0: field '(record)': must be a JSON object, got str"."""
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(ValueError, match=r"got a pandas DataFrame: pass datasets\.Dataset\.from_pandas\(df"):
+        validate(pd.DataFrame([row]))
+    fixed = datasets.Dataset.from_pandas(pd.DataFrame([row]), preserve_index=False)  # the fix the message names
+    assert validate(fixed).to_list() == [row]
 
 
 def test_outcome_step_labels_are_counted_against_a_delimiter():
