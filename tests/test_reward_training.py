@@ -141,6 +141,23 @@ def test_a_step_or_batch_count_that_is_no_int_is_refused_before_loading(tmp_path
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("overrides, message", [
+    ({"learning_rate": "1e-4"}, "RewardTrainingConfig: learning_rate must be a finite number, got '1e-4'; pass a float"),
+    ({"num_train_epochs": None}, "RewardTrainingConfig: num_train_epochs must be a finite number, got None$"),
+    ({"learning_rate": float("nan")}, "RewardTrainingConfig: learning_rate must be a finite number, got nan$"),
+    ({"weight_decay": "0.01"}, "training_args: weight_decay must be a finite number, got '0.01'; pass a float"),
+    ({"training_args": {"learning_rate": "1e-4"}}, "training_args: learning_rate must be a finite number")])
+def test_a_float_option_that_is_no_number_is_refused_before_loading(tmp_path, monkeypatch, overrides, message):
+    """learning_rate="1e-4" (as YAML reads 1e-4) was a TypeError inside the Trainer, after the model had loaded."""
+    import stepdpo_lite.models
+    monkeypatch.setattr(stepdpo_lite.models, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    with pytest.raises(ValueError, match="^" + message):
+        train_process_reward_model("no-such-base", toy_rows(2), tmp_path / "out", quantization=None, **overrides)
+    with pytest.raises(ValueError, match="learning_rate must be a finite number"):
+        train_outcome_reward_model("no-such-base", toy_rows(2), tmp_path / "out", quantization=None,
+                                   learning_rate="1e-4")
+
+
 def test_the_step_delimiter_is_saved_with_the_prm(tiny_dir, tmp_path):
     """A PRM for texts with one step a line splits a text it scores by line, as its training rows were."""
     rows = [{"prompt": "P\n", "completions": ["1 + 1 = 2\n", "2 * 3 = 6"], "labels": [True, False]}] * 4
