@@ -22,6 +22,7 @@ import torch
 from accelerate.utils import is_peft_model
 from datasets import Dataset
 from peft import LoraConfig
+from transformers import TrainerCallback
 from trl import DPOConfig, DPOTrainer
 from trl.data_utils import extract_prompt, is_conversational
 from trl.models.utils import disable_gradient_checkpointing
@@ -105,6 +106,18 @@ def float32_adapters_for_fp16(trainer) -> None:
         for param in trainer.model.parameters():
             if param.requires_grad and param.dtype == torch.bfloat16:
                 param.data = param.data.float()
+
+
+class _TruncatedTotalFromLog(TrainerCallback):
+    """Starts a run's count of truncated steps where its log left it: a resumed run's log history comes from the
+    checkpoint (its steps/truncated_total restarted at 0), a fresh run's is empty."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        logged = [h["steps/truncated_total"] for h in state.log_history if "steps/truncated_total" in h]
+        self.trainer.num_truncated_steps = int(logged[-1]) if logged else 0
 
 
 @dataclass
@@ -279,6 +292,7 @@ class StepwiseDPOTrainer(DPOTrainer):
                          compute_metrics=compute_metrics, callbacks=callbacks, optimizers=optimizers,
                          quantization_config=quantization_config, peft_config=peft_config)
         keep_4bit_weights_unpacked(self.model)  # TRL may have loaded it in 4-bit itself (models.py says why)
+        self.add_callback(_TruncatedTotalFromLog(self))
         if fresh_adapter and "ref" in self.model.peft_config:
             self.model.delete_adapter("ref")
 

@@ -129,6 +129,20 @@ def test_interrupted_stepwise_dpo_run_resumes_to_the_same_weights_and_loss(tmp_p
         assert resumed_losses[step] == full_losses[step], step
 
 
+def test_a_resumed_stepwise_dpo_run_keeps_counting_its_truncated_steps(tmp_path):
+    """steps/truncated_total restarted at 0 on a resume: the run's count lost the steps cut before the checkpoint."""
+    cut = dpo_trainer(tmp_path / "cut", callbacks=[StopAt(SAVE_AT)], max_length=80)  # cuts most responses
+    cut.train()
+    resumed = dpo_trainer(tmp_path / "cut", max_length=80)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "cut" / f"checkpoint-{SAVE_AT}"))
+    logs = [h for h in resumed.state.log_history if "steps/truncated" in h]  # one a step (logging_steps=1)
+    assert [h["step"] for h in logs] == list(range(1, TOTAL + 1))  # steps 1-3 from the checkpoint
+    cumulative = [sum(h["steps/truncated"] for h in logs[:k + 1]) for k in range(TOTAL)]
+    assert cumulative[SAVE_AT - 1] > 0 and cumulative[-1] > cumulative[SAVE_AT - 1]
+    assert [h["steps/truncated_total"] for h in logs] == cumulative
+    assert resumed.num_truncated_steps == cumulative[-1]
+
+
 # ----------------------------------------------------------------------------- PRM
 
 def train_prm(base, out_dir, quantization, **kw):
