@@ -61,8 +61,9 @@ def save_atomic(path: str | os.PathLike, write, keep: tuple[str, ...] = (), owne
     """``write(tmp)`` fills a temporary folder, which then replaces the folder ``path``. Works for anything that
     writes a folder: ``lambda p: dataset.save_to_disk(p)``, ``lambda p: model.save_pretrained(p)``. The old folder
     is removed only after the new one is complete, and is put back if the new one cannot be moved in.
-    ``keep``: glob patterns of the old folder's subfolders to move (rename, not copy) into the new one, e.g. a
-    Trainer's ``"checkpoint-*"`` in the output_dir a model is then saved to; all else of the old folder goes.
+    ``keep``: glob patterns of the old folder's entries (subfolders, files, links) to move (rename, not copy) into
+    the new one, unless it wrote one of that name: e.g. a Trainer's ``"checkpoint-*"`` in the output_dir a model is
+    then saved to; all else of the old folder goes.
     ``owned``: see ``check_replaceable``, which refuses a folder that holds no such save but other files."""
     path = check_replaceable(path, keep, owned)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +76,7 @@ def save_atomic(path: str | os.PathLike, write, keep: tuple[str, ...] = (), owne
         write(str(tmp))
         subs = {s for pattern in keep for s in path.glob(pattern)} if path.is_dir() else set()
         for sub in sorted(subs):
-            if sub.is_dir() and not sub.is_symlink() and not (tmp / sub.name).exists():
+            if not (tmp / sub.name).exists():
                 sub.rename(tmp / sub.name)
                 moved.append(sub.name)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private

@@ -391,10 +391,12 @@ DATASET_FILES = ("state.json",)  # what Dataset.save_to_disk writes, beside its 
 
 
 def save_datasets(datasets: Mapping[str, Dataset], folder) -> Path:
-    """Save each dataset to ``folder/<name>`` atomically: a crash mid-save leaves the previous copy whole.
-    Every name and dataset is checked before anything is written: a name is a plain folder name inside ``folder``
-    (no path separator, no leading '.', which ``load_datasets`` would skip), and an existing ``folder/<name>`` must
-    be a saved dataset (a save replaces it as a whole)."""
+    """Save each dataset to ``folder/<name>``, all of them atomically: they are written to a temporary folder
+    beside ``folder``, which then replaces it (``atomic.save_atomic``), so a crash mid-save leaves the previous set
+    whole, never a new train beside an old validation. What ``folder`` held besides these names (other datasets)
+    is moved into the new one. Every name and dataset is checked before anything is written: a name is a plain
+    folder name inside ``folder`` (no path separator, no leading '.', which ``load_datasets`` would skip), and an
+    existing ``folder/<name>`` must be a saved dataset (a save replaces it as a whole)."""
     if not isinstance(datasets, Mapping):
         raise ValueError(f"save_datasets: expected a dict of name -> Dataset, got {type(datasets).__name__}")
     for name, ds in datasets.items():
@@ -403,10 +405,14 @@ def save_datasets(datasets: Mapping[str, Dataset], folder) -> Path:
                              "(not empty, no '/' or '\\', no leading '.')")
         if not isinstance(ds, Dataset):
             raise ValueError(f"save_datasets: dataset {name!r} must be a datasets.Dataset, got {type(ds).__name__}")
+    check_replaceable(folder, where="save_datasets")  # "." or a folder holding it has no name to swap beside
     for name in datasets:  # a folder of that name that is no saved dataset would be replaced as a whole: refused
         check_replaceable(Path(folder) / name, owned=DATASET_FILES, where="save_datasets")
-    for name, ds in datasets.items():
-        save_atomic(Path(folder) / name, lambda p, ds=ds: ds.save_to_disk(p))  # checked above
+
+    def write(tmp):
+        for name, ds in datasets.items():
+            ds.save_to_disk(str(Path(tmp) / name))
+    save_atomic(folder, write, keep=("*",))  # keep: the old folder's other entries are moved into the new one
     return Path(folder)
 
 

@@ -690,6 +690,37 @@ def test_save_and_load_datasets_round_trip(tmp_path):
     assert [p.name for p in (tmp_path / "d").iterdir() if p.name.startswith(".")] == []
 
 
+def test_save_datasets_is_atomic_for_the_whole_set(tmp_path, monkeypatch):
+    """Each dataset was saved atomically on its own: a failure at the second left a new first beside an old second."""
+    out = tmp_path / "d"
+    old = {"train": data.validate_preference([PREF]), "validation": data.validate_stepwise([STEP])}
+    data.save_datasets({**old, "other": data.validate_stepwise([STEP])}, out)
+    (out / "notes.md").write_text("mine")
+    save_to_disk, calls = datasets.Dataset.save_to_disk, []
+
+    def second_fails(self, path, *a, **kw):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return save_to_disk(self, path, *a, **kw)
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", second_fails)
+    new = {"train": data.validate_preference([PREF, _with_dict(PREF, prompt="q")]),
+           "validation": data.validate_stepwise([STEP, _with_dict(STEP, prompt="q")])}
+    with pytest.raises(OSError, match="disk full"):
+        data.save_datasets(new, out)
+    monkeypatch.undo()
+    loaded = data.load_datasets(out)
+    assert {k: v.to_list() for k, v in loaded.items()} == {**{k: v.to_list() for k, v in old.items()},
+                                                           "other": [STEP]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # no temporary folder left beside it
+    data.save_datasets(new, out)  # the set replaced; the folder's other entries stay
+    assert {k: len(v) for k, v in data.load_datasets(out).items()} == {"other": 1, "train": 2, "validation": 2}
+    assert (out / "notes.md").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+    monkeypatch.chdir(out)  # "." has no name to put the temporary folder beside
+    with pytest.raises(ValueError, match="save_datasets: .* is the working directory or holds it"):
+        data.save_datasets(new, ".")
+
+
 def test_preference_rows_with_prm_probabilities_load(tmp_path):
     """The on-policy rounds label pairs with a PRM's σ(reward), which the Stepwise DPO trainer reads; written to a
     file, such rows were refused on loading ("must be true or false, got 0.9")."""
