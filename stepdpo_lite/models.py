@@ -198,12 +198,18 @@ def float32_beside_4bit(model) -> int:
 def _local_folder_exists(name_or_path, who: str, hub_error: OSError | None = None) -> None:
     """A name that can only be a local folder (absolute, ``./``, ``~``, or two ``/``: a Hub id is ``org/name``) must
     exist: transformers calls a missing one a bad Hub id or, offline, a failed connection, hiding the wrong path.
-    After ``hub_error`` (not loadable from the Hub either), so must an ``org/name`` whose ``org`` is a folder here."""
+    After ``hub_error`` (not loadable from the Hub either), so must an ``org/name`` whose ``org`` is a folder here,
+    and a bare name (a folder or a Hub id, which cannot be told apart) gets an error that names both."""
     text = os.fspath(name_or_path)
     local = os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1 or (
         hub_error is not None and "/" in text and Path(text).parent.is_dir())  # "runs/policy"
     if local and not Path(text).expanduser().exists():
         raise FileNotFoundError(f"{who}: no such folder: {text} (from {os.getcwd()})") from hub_error
+    if hub_error is not None and "/" not in text and not Path(text).exists():  # "nopolicy": the error spoke of the Hub
+        from huggingface_hub import constants
+        hub = ("the Hub is offline (HF_HUB_OFFLINE=1) and its cache holds no model of that id" if
+               constants.HF_HUB_OFFLINE else "the Hub gave no model of that id (no such repo, or not reachable)")
+        raise FileNotFoundError(f"{who}: {text!r} is no folder here (from {os.getcwd()}), and {hub}") from hub_error
 
 
 def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit", lora=None, device: str | None = None,
@@ -238,7 +244,7 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     tokenizer_dir = adapter_dir if adapter_dir and (adapter_dir / "tokenizer_config.json").exists() else base_name
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    except OSError as err:  # "runs/policy", not there, was taken for a Hub id: the error spoke of the Hub
+    except OSError as err:  # "runs/policy" or "policy", not there, was taken for a Hub id: the error spoke of the Hub
         _local_folder_exists(name_or_path, "load_model", err)
         raise
 

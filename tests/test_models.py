@@ -1,5 +1,7 @@
 import dataclasses
 import logging
+import os
+import re
 
 import pytest
 import torch
@@ -193,6 +195,18 @@ def test_a_missing_folder_named_like_a_hub_id_is_named_when_the_hub_has_none(tmp
     (tmp_path / "runs").mkdir()  # its "org" is a folder here: a path with a typo, or a run not made yet
     with pytest.raises(FileNotFoundError, match="load_model: no such folder: runs/policy"):
         models.load_model("runs/policy", quantization=None)
+
+
+def test_a_bare_name_that_is_neither_a_folder_here_nor_on_the_hub_says_both(tmp_path, monkeypatch):
+    """A bare name ("nopolicy") can be a folder or a Hub id; offline, the error spoke only of a failed connection."""
+    from stepdpo_lite import generation
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # what transformers asks, at each call
+    for load in (lambda n: models.load_model(n, quantization=None), generation.load_policy):
+        with pytest.raises(FileNotFoundError, match=rf"load_model: 'nopolicy' is no folder here \(from "
+                                                    rf"{re.escape(os.getcwd())}\), and the Hub is offline") as err:
+            load("nopolicy")
+        assert isinstance(err.value.__cause__, OSError)  # transformers' own error, kept
 
 
 def test_lora_config_forms():
