@@ -86,7 +86,16 @@ def _trainer_class():
     import torch
     import torch.nn.functional as F
     from torch.nn.utils.rnn import pad_sequence
-    from transformers import Trainer
+    from transformers import ProgressCallback, Trainer
+    from transformers.trainer import DEFAULT_PROGRESS_CALLBACK
+
+    class LossProgressCallback(ProgressCallback):
+        """transformers' tqdm bar with the last logged loss on it. Its own writes every log under the bar as a dict
+        (a dozen lines a run in a notebook); the logs stay in ``state.log_history``."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.training_bar is not None and "loss" in (logs or {}):
+                self.training_bar.set_postfix(loss=f"{logs['loss']:.4g}")
 
     class VerifierTrainer(Trainer):
         """``Trainer`` whose loss is the {Yes, No} cross-entropy at the tag positions."""
@@ -96,6 +105,9 @@ def _trainer_class():
         def __init__(self, *args, yes_id: int, no_id: int, fast_head: bool = True, **kwargs):
             super().__init__(*args, **kwargs)
             self.yes_id, self.no_id, self.fast_head = yes_id, no_id, fast_head
+            if not self.args.disable_tqdm:  # in Jupyter the default is NotebookProgressCallback's table
+                self.remove_callback(DEFAULT_PROGRESS_CALLBACK)
+                self.add_callback(LossProgressCallback)
 
         def _loss_and_rewards(self, model, inputs):
             fast = self.fast_head and hasattr(model, "get_decoder")

@@ -66,6 +66,16 @@ def test_4bit_lora_prm_training_on_cpu_lowers_the_loss(tiny_dir, tmp_path):
     assert mean_tag_loss(loaded, rows) == after  # a round trip on one machine and kernel: exact
 
 
+def test_the_progress_bar_shows_the_loss_instead_of_printing_each_log(tiny_dir, tmp_path, capsys):
+    """transformers' bar wrote every log under itself as a dict: a dozen lines a run in a notebook."""
+    orm = train_outcome_reward_model(tiny_dir, toy_rows(8), tmp_path / "orm", quantization=None, max_steps=3,
+                                     per_device_train_batch_size=4, device="cpu", logging_steps=1)
+    out, err = capsys.readouterr()
+    assert "{'loss'" not in out + err and "'grad_norm'" not in out + err
+    last = [h["loss"] for h in orm.training_metrics["log_history"] if "loss" in h]
+    assert len(last) == 3 and "3/3" in err and f"loss={last[-1]:.4g}" in err  # the bar, with the last loss
+
+
 @pytest.mark.parametrize("process", [True, False], ids=["prm", "orm"])
 def test_trainer_loss_and_passthrough(process, tiny_dir, tmp_path, monkeypatch):
     """The Trainer's loss is the {Yes, No} cross-entropy at the tags (the same number the saved model's scores
