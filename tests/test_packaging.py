@@ -121,7 +121,9 @@ def test_the_core_never_imports_the_tutorial_kit():
     its config) took them to about 3,385; 3,400 until the input reviews of 2026-12-03's second session (a file where a
     save's folder goes, an ensemble member's short answer, None or str scores in the evaluation, an empty eval set) and
     a user's own-data trial (a reward model scored on the trainer's steps, the delimiter warning) took them to about
-    3,440; 3,450 until the review list of 2026-12-03's third session took them to about 3,520 (see git log).)"""
+    3,440; 3,450 until the third session's review list (a float option given as a str, an integer tensor of step
+    labels, a DataFrame given to the validators, a set of datasets saved atomically as a whole, a bare model name
+    offline, the truncated-step count across a resume, the reward trainers' progress bar) took them to about 3,510.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
