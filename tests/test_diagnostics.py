@@ -1,5 +1,6 @@
 """diagnostics: the notebooks' summaries refuse labels and rewards they would misread."""
 import math
+import random
 
 import numpy as np
 import pytest
@@ -107,3 +108,77 @@ def test_format_step_rewards_marks_where_the_prm_and_the_checker_disagree():
         diagnostics.format_step_rewards("p", ["a", "b"], [1.0], [True], 0.0)
     with pytest.raises(ValueError, match=r"format_step_rewards: labels\[0\] must be a bool or 0/1, got None"):
         diagnostics.format_step_rewards("p", ["a"], [1.0], [None], 0.0)
+
+
+def test_format_chosen_vs_rejected_is_notebook_05s_two_lines():
+    summary = chosen_vs_rejected_summary([[5.0, 4.0], [6.0]], [[1.0, -2.0], [-1.0]])
+    assert diagnostics.format_chosen_vs_rejected(summary, 2) == (
+        "the PRM (min over steps) ranks chosen above rejected in 100% of 2 pairs\n"
+        "mean chosen minus mean rejected reward, by step: +5.50  +6.00")
+
+
+class StepCountPRM:
+    """A PRM that gives step k of every solution the reward k (1-based); it never sees a blank text."""
+
+    def score_solutions(self, prompts, texts):
+        assert all(t.strip() for t in texts), "blank texts must not be scored"
+        return [[float(k) for k in range(1, len(t.split("\n\nStep")) + 1)] for t in texts]
+
+
+def test_step_rewards_and_labels_and_the_heatmap_rows_of_notebook_05():
+    from stepdpo_lite.tutorial import bestofn, toyworld
+
+    problems = bestofn.held_out_problems("tiny", 2, seed=0)
+    wrong = toyworld.corrupt_solution(problems[1], 0, "arithmetic", random.Random(0))
+    solved = {"base": [problems[0].gold_solution, wrong], "after": [problems[0].gold_solution, ""]}
+    rewards, labels = diagnostics.step_rewards_and_labels(StepCountPRM(), problems, solved)
+    n0, n1 = len(problems[0].ops), len(problems[1].ops)
+    assert rewards == {"base": [[float(k) for k in range(1, n0 + 1)], [float(k) for k in range(1, n1 + 1)]],
+                       "after": [[float(k) for k in range(1, n0 + 1)], []]}  # the blank one has no steps
+    assert labels["base"] == [[True] * n0, bestofn.step_labels(problems[1], wrong)] and not all(labels["base"][1])
+    assert labels["after"] == [[True] * n0, []]
+    assert diagnostics.format_final_accuracy(problems, solved) == (
+        "base   final answer right on 50% of these 2 problems\n"
+        "after  final answer right on 50% of these 2 problems")
+    rows = diagnostics.rows_by_problem(rewards, labels)
+    assert rows["names"] == ["P1 base", "P1 after", "P2 base", "P2 after"]
+    assert rows["rewards"] == [rewards["base"][0], rewards["after"][0], rewards["base"][1], []]
+    assert rows["labels"] == [labels["base"][0], labels["after"][0], labels["base"][1], []]
+    no_checker = {"base": [None, [True]], "after": [[True], [True]]}  # a task without a step checker: no marks
+    assert diagnostics.rows_by_problem({"base": [[1.0], [1.0]], "after": [[1.0], [1.0]]}, no_checker)["labels"] is None
+    with pytest.raises(ValueError, match=r"2 problems but 1 solutions under 'after' \(need one per problem\)"):
+        diagnostics.step_rewards_and_labels(StepCountPRM(), problems, {"after": [""]})
+    with pytest.raises(ValueError, match=r"solutions_by_name\['base'\]: expected a list of solutions"):
+        diagnostics.step_rewards_and_labels(StepCountPRM(), problems, {"base": "Step 1: 1 + 1 = 2"})
+    with pytest.raises(ValueError, match=r"rows_by_problem: \(rewards, labels\) per name"):
+        diagnostics.rows_by_problem({"base": [[1.0]], "after": [[1.0], [2.0]]}, {"base": [[True]], "after": [[1], [1]]})
+    with pytest.raises(ValueError, match="need the same names"):
+        diagnostics.rows_by_problem({"base": [[1.0]]}, {"after": [[True]]})
+
+
+def test_step_beta_reads_the_saved_config_or_takes_the_default(tmp_path):
+    assert diagnostics.step_beta(tmp_path) == 0.1 and diagnostics.step_beta(tmp_path, default=0.5) == 0.5
+    (tmp_path / "stepwise_config.json").write_text('{"beta": 0.3, "step_beta": 0.2}')
+    assert diagnostics.step_beta(tmp_path) == 0.2  # the step loss's β, not the sequence-level one
+    (tmp_path / "stepwise_config.json").write_text('{"beta": 0.3}')
+    assert diagnostics.step_beta(tmp_path, default=0.05) == 0.05
+
+
+def test_implicit_rewards_of_pairs_and_the_credit_table(monkeypatch):
+    calls = []
+
+    def fake(model, tokenizer, prompts, responses, *, start=None, beta=0.1, batch_size=8):
+        calls.append((model, tokenizer, list(prompts), start, beta, batch_size))
+        return [[beta * (1.0 if "good" in r else -1.0) for _ in r.split("|")] for r in responses]
+
+    monkeypatch.setattr(diagnostics, "implicit_step_rewards", fake)
+    pairs = {"prompt": ["p1", "p2"], "chosen": ["good|good", "good"], "rejected": ["good|bad", "bad"]}
+    out = diagnostics.implicit_rewards_of_pairs({"DPO": ("m1", "t1"), "Stepwise DPO": ("m2", "t2")}, pairs,
+                                                start="base", beta=0.5, batch_size=16)
+    assert out["DPO"] == {"chosen": [[0.5, 0.5], [0.5]], "rejected": [[0.5, 0.5], [-0.5]]}
+    assert [c[:2] for c in calls] == [("m1", "t1"), ("m1", "t1"), ("m2", "t2"), ("m2", "t2")]
+    assert all(c[2:] == (["p1", "p2"], "base", 0.5, 16) for c in calls)  # one reference and one β for all
+    credit = diagnostics.credit_by_policy(out, [[True, True], [True]], [[True, False], [False]])
+    assert credit["DPO"] == {"chosen": 0.5, "rejected_right": 0.5, "rejected_wrong": 0.0}
+    assert diagnostics.credit_by_policy(out, [[True, True], [True]], [[True, True], [True]])["DPO"][
+        "rejected_wrong"] is None  # no wrong step: n/a in the table

@@ -6,19 +6,25 @@ that show what a reward model has *not* learnt, and summaries of per-step values
   by it;
 - ``format_step_rewards``: one solution's step rewards beside the checker's labels (notebook 02);
 - ``base_rate_loss``: the loss of always predicting the label frequency (a flat training curve on it learnt nothing);
-- ``mean_by_label``, ``format_credit``, ``chosen_vs_rejected_summary``: per-step rewards summarised for notebook
-  05's claims;
+- ``mean_by_label``, ``format_credit``, ``chosen_vs_rejected_summary`` (``format_chosen_vs_rejected``): per-step
+  rewards summarised for notebook 05's claims;
+- ``step_rewards_and_labels``, ``format_final_accuracy``, ``rows_by_problem``: notebook 05's greedy solutions before
+  and after training, scored step by step and laid out for its heatmap;
 - ``first_error_hits`` (``_by_problem``), ``heatmap_summary``, ``format_heatmap_summary``: how often a PRM's first
   rejected step is the checker's first error, and its mean P(right) on right and wrong steps (notebook 05);
 - ``step_rewards_by_problem``: a PRM's step rewards, one problem's solutions at a time (notebook 05's explorer);
-- ``implicit_step_rewards``: a trained policy's β·ρ_k against where its training started;
+- ``implicit_step_rewards``: a trained policy's β·ρ_k against where its training started (``step_beta``: its β;
+  ``implicit_rewards_of_pairs``, ``credit_by_policy``: several policies on both sides of preference pairs, and the
+  table ``format_credit`` prints);
 - ``prm_reports_adapter_on_and_off``: a PRM's held-out figures with its adapter and zero-shot;
 - ``auroc_difference``: whether one score's AUROC beats another's beyond the noise of the held-out set.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -28,6 +34,7 @@ from ..checks import list_of, positive_int
 from ..evaluation import (_check_labels, _check_same_shape, _flat_scores_and_labels, first_error_index,
                           outcome_auroc, process_reward_report, step_auroc)
 from ..trainer import get_step_rewards
+from . import bestofn
 from .viz import first_predicted_error, sigmoid
 
 
@@ -147,6 +154,55 @@ def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards) -> dict:
     return {"ranked_by_min": ranked, "mean_gap_by_step": gaps}
 
 
+def format_chosen_vs_rejected(summary: dict, n_pairs: int) -> str:
+    """Notebook 05's two lines under its chosen-vs-rejected plot, from ``chosen_vs_rejected_summary``."""
+    return (f"the PRM (min over steps) ranks chosen above rejected in {summary['ranked_by_min']:.0%} of {n_pairs} "
+            "pairs\nmean chosen minus mean rejected reward, by step: "
+            + "  ".join(f"{g:+.2f}" for g in summary["mean_gap_by_step"]))
+
+
+def step_rewards_and_labels(prm, problems, solutions_by_name: dict) -> tuple[dict, dict]:
+    """One solution per problem under each name (notebook 05: ``{"base": [...], "after": [...]}``, greedy) ->
+    ``(rewards, labels)``, both ``{name: [one list per problem]}``: the PRM's step rewards and the checker's step
+    labels (``bestofn.step_labels``: None where the task has no step checker). A solution the PRM cannot read
+    (blank, or too long) has no steps: ``[]`` on both sides."""
+    rewards, labels = {}, {}
+    for name, solutions in solutions_by_name.items():
+        solutions = list_of(solutions, f"step_rewards_and_labels: solutions_by_name[{name!r}]",
+                            "solutions (str), one per problem")
+        if len(solutions) != len(problems):  # zip would pair the first ones only
+            raise ValueError(f"step_rewards_and_labels: {len(problems)} problems but {len(solutions)} solutions "
+                             f"under {name!r} (need one per problem)")
+        scored = bestofn.score_candidates(prm, problems, [[s] for s in solutions])
+        rewards[name] = [row[0] or [] for row in scored]
+        labels[name] = [bestofn.step_labels(p, s) if r else [] for p, s, r in zip(problems, solutions, rewards[name])]
+    return rewards, labels
+
+
+def format_final_accuracy(problems, solutions_by_name: dict) -> str:
+    """Notebook 05's lines above its before/after heatmap: per name, the share of ``problems`` whose one solution
+    under that name has the right final answer."""
+    return "\n".join(f"{name:6s} final answer right on {bestofn.accuracy(problems, solutions):.0%} of these "
+                     f"{len(problems)} problems" for name, solutions in solutions_by_name.items())
+
+
+def rows_by_problem(rewards: dict, labels: dict) -> dict:
+    """Notebook 05's before/after heatmap rows from ``step_rewards_and_labels``: problem by problem, one row per name
+    in the order of ``rewards`` ("P1 base", "P1 after", "P2 base", ...). Returns ``{"rewards", "labels", "names"}``;
+    ``labels`` is None where a row has none (a task without a step checker): the heatmap then marks no step."""
+    names = list(rewards)
+    if not names or set(labels) != set(names):
+        raise ValueError(f"rows_by_problem: rewards for {names}, labels for {list(labels)} (need the same names)")
+    sizes = {name: (len(rewards[name]), len(labels[name])) for name in names}
+    if len({n for pair in sizes.values() for n in pair}) != 1:  # zip-like reading would drop problems silently
+        raise ValueError(f"rows_by_problem: (rewards, labels) per name: {sizes} (need one per problem, equal)")
+    order = [(name, i) for i in range(len(rewards[names[0]])) for name in names]
+    row_labels = [labels[name][i] for name, i in order]
+    return {"rewards": [rewards[name][i] for name, i in order],
+            "labels": None if any(y is None for y in row_labels) else row_labels,
+            "names": [f"P{i + 1} {name}" for name, i in order]}
+
+
 def first_error_hits(step_rewards, step_labels, threshold: float) -> int:
     """How many solutions the PRM's first predicted error (the first step with ``sigmoid(reward) < threshold``,
     ``viz.first_predicted_error``) is exactly the checker's first error (-1 = none, on both sides): the test of a
@@ -218,6 +274,34 @@ def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, 
         raise ValueError("implicit_step_rewards: a fully fine-tuned policy needs `start`, the model it was trained "
                          "from, as its reference")
     return get_step_rewards(policy, tokenizer, prompts, responses, ref_model=start, beta=beta, batch_size=batch_size)
+
+
+def step_beta(policy_dir, default: float = 0.1) -> float:
+    """The β of a saved Stepwise DPO policy's step loss (``step_beta`` in its ``stepwise_config.json``), or
+    ``default`` where the folder has no such file (a policy another trainer saved)."""
+    path = Path(policy_dir) / "stepwise_config.json"
+    return float(json.loads(path.read_text()).get("step_beta", default)) if path.exists() else float(default)
+
+
+def implicit_rewards_of_pairs(policies: dict, pairs, *, start=None, beta: float = 0.1,
+                              batch_size: int = 8) -> dict[str, dict[str, list[list[float]]]]:
+    """``implicit_step_rewards`` of each policy (name -> ``(model, tokenizer)``) on both sides of preference
+    ``pairs`` (a dataset or dict with ``prompt``, ``chosen`` and ``rejected``): ``{name: {"chosen": [...],
+    "rejected": [...]}}``. Every policy is read against ``start`` (where a full fine-tune began) with the same
+    ``beta``, so that their rewards compare."""
+    return {name: {side: implicit_step_rewards(model, tokenizer, pairs["prompt"], pairs[side], start=start, beta=beta,
+                                               batch_size=batch_size) for side in ("chosen", "rejected")}
+            for name, (model, tokenizer) in policies.items()}
+
+
+def credit_by_policy(implicit_rewards: dict, chosen_labels, rejected_labels) -> dict[str, dict]:
+    """Notebook 05's credit table (``format_credit``) from ``implicit_rewards_of_pairs``: per policy, the mean
+    implicit step reward of the chosen steps, and of the rejected solutions' right and of their wrong steps
+    (``mean_by_label``: None where no step has that label)."""
+    return {name: {"chosen": mean_by_label(r["chosen"], chosen_labels, True),
+                   "rejected_right": mean_by_label(r["rejected"], rejected_labels, True),
+                   "rejected_wrong": mean_by_label(r["rejected"], rejected_labels, False)}
+            for name, r in implicit_rewards.items()}
 
 
 def prm_reports_adapter_on_and_off(prm, val, test, rewards=None) -> dict[str, dict]:
