@@ -271,3 +271,28 @@ def test_greedy_policy_accuracies_reuse_notebook_04s_figures_and_measure_the_res
         bestofn.greedy_policy_accuracies({}, problems, {})
     with pytest.raises(ValueError, match="problems is empty"):
         bestofn.greedy_policy_accuracies({"dpo": "dpo/"}, [], {})
+
+
+def test_sample_sizes_are_powers_of_two_and_the_candidates():
+    assert bestofn.sample_sizes(16) == [1, 2, 4, 8, 16] and bestofn.sample_sizes(12) == [1, 2, 4, 8, 12]
+    assert bestofn.sample_sizes(1) == [1] and bestofn.sample_sizes(3) == [1, 2, 3]
+    for bad in (0, 4.0, "16"):
+        with pytest.raises(ValueError, match="sample_sizes: n_candidates must be an int >= 1"):
+            bestofn.sample_sizes(bad)
+
+
+def test_pass_at_n_is_the_ceiling_of_best_of_n_on_the_same_draws(toy):
+    problems, sols = toy  # each problem: the gold solution, a wrong one and a blank one
+    graded = bestofn.grade(problems, sols)
+    pass_at = bestofn.pass_at_n(graded, [1, 2, 3], seed=0, n_resamples=50)
+    assert pass_at[3] == 1.0 and pass_at[1] < pass_at[2] < 1.0
+    # the best-of-N table with the checker as the verifier, on the same draws: the same figures
+    table = bestofn.best_of_n_table(graded, {"checker": [[float(c) for c in row] for row in graded["correct"]]},
+                                    [1, 2, 3], seed=0, n_resamples=50)
+    assert {n: table[str(n)]["checker"] for n in (1, 2, 3)} == pass_at
+    assert all(table[str(n)]["random"] <= pass_at[n] for n in (1, 2, 3))
+    assert bestofn.candidate_summary(graded) == {"candidates": 6, "right": 2 / 6}
+    assert bestofn.format_candidates(graded, {1: 1 / 3, 2: 0.6667, 3: 1.0}) == (
+        "6 candidates, 33.3% of them right\npass@N: {1: 0.333, 2: 0.667, 3: 1.0}")
+    with pytest.raises(ValueError, match="candidate_summary: no graded candidates"):
+        bestofn.candidate_summary({"correct": [[]]})

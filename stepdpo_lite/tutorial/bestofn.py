@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from .. import generation
-from ..checks import list_of
+from ..checks import list_of, positive_int
 from ..evaluation import best_of_n_accuracy, majority_vote_accuracy
 from ..losses import aggregate_rewards
 from ..models import adapter_base
@@ -59,6 +59,39 @@ def grade(problems, solutions) -> dict:
     return {"correct": [[p.is_correct(s) for s in ss] for p, ss in zip(problems, solutions)],
             "answers": [[p.final_answer(s) for s in ss] for p, ss in zip(problems, solutions)],
             "gold": [p.gold_answer() for p in problems]}
+
+
+def sample_sizes(n_candidates: int) -> list[int]:
+    """The N at which notebook 06 evaluates best-of-N: the powers of two below ``n_candidates``, and
+    ``n_candidates`` itself (16 -> [1, 2, 4, 8, 16]; 12 -> [1, 2, 4, 8, 12])."""
+    positive_int(n_candidates, "n_candidates", "sample_sizes")
+    return sorted({2 ** k for k in range(n_candidates.bit_length())} | {n_candidates})
+
+
+def candidate_summary(graded: dict) -> dict:
+    """``grade``'s result -> ``{"candidates": how many, "right": the share of them with the right final answer}``:
+    the policy's own sampled accuracy, where every best-of-N curve starts at N = 1."""
+    flat = [c for row in graded["correct"] for c in row]
+    if not flat:
+        raise ValueError("candidate_summary: no graded candidates")
+    return {"candidates": len(flat), "right": sum(flat) / len(flat)}
+
+
+def pass_at_n(graded: dict, ns=(1, 2, 4, 8, 16), seed: int = 0, n_resamples: int = 100) -> dict[int, float]:
+    """pass@N for each N of ``ns``: the share of (problem, draw) pairs whose N drawn candidates hold a right one,
+    over the very draws ``best_of_n_table`` makes with the same ``seed`` (best-of-N with the checker itself as the
+    verifier). No verifier can pick better: it is the ceiling of every curve."""
+    correct = graded["correct"]
+    return best_of_n_accuracy(correct, [[float(c) for c in row] for row in correct], ns, seed=seed,
+                              n_resamples=n_resamples)
+
+
+def format_candidates(graded: dict, pass_at: dict) -> str:
+    """Notebook 06's two lines on its sampled candidates: how many, the share right (``candidate_summary``) and
+    pass@N (``pass_at_n``) rounded to three decimals."""
+    summary = candidate_summary(graded)
+    return (f"{summary['candidates']} candidates, {summary['right']:.1%} of them right\n"
+            f"pass@N: {({n: round(a, 3) for n, a in pass_at.items()})}")
 
 
 # ----------------------------------------------------------------------------- reward-model scores
