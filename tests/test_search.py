@@ -475,3 +475,26 @@ def test_generate_checks_its_arguments_as_sample_solutions_does(tiny_base):
             search.sample_candidates(model, tok, problems, **kw)
     with pytest.raises(ValueError, match="generate: expected a list of prompts, got one str"):
         search.generate(model, tok, problems[0].prompt)
+
+
+def test_candidate_summary_and_the_lines_notebook_07_prints_of_it_and_of_its_example():
+    problems = bestofn.held_out_problems("tiny", 2)
+    right = [p.gold_solution for p in problems]
+    wrong = [toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(0)) for p in problems]
+    candidates = [[right[0], wrong[0], wrong[0]], [wrong[1], right[1], right[1]]]
+    tokens = [[60, 70, 80], [50, 55, 45]]
+    summary = search.candidate_summary(problems, candidates, tokens)
+    assert summary == {"solutions": 6, "right": 0.5, "tokens_per_solution": 60.0, "min_tokens": 45, "max_tokens": 80}
+    assert search.format_candidate_summary(summary, [4, 16], seconds=16.6) == (
+        "6 solutions sampled in 17 s, 50.0% of them right; 60.0 generated tokens per solution (min 45, max 80)\n"
+        "token budget per problem: B=4: 240, B=16: 960")
+    with pytest.raises(ValueError, match="candidate_summary: candidates and candidate_tokens differ in shape"):
+        search.candidate_summary(problems, candidates, [[60, 70], [50, 55, 45]])
+    with pytest.raises(ValueError, match="candidate_summary: 2 problems but 1 lists of solutions"):
+        search.candidate_summary(problems, candidates[:1], tokens[:1])
+    res = search.SearchResult(0, [search.Node(0, None, 0, right[0], 50, "eos", True)], 0, tokens=305)
+    assert search.format_example(problems[0], res, candidates[0], tokens[0], 4) == (
+        f"{problems[0].prompt}{right[0]}\n\nright: True; 1 steps sampled, 305 tokens (its best-of-4 budget: 280); "
+        "right among its 3 sampled solutions: 1")
+    with pytest.raises(ValueError, match="format_example: 3 candidates and 2 token counts"):
+        search.format_example(problems[0], res, candidates[0], tokens[0][:2], 4)

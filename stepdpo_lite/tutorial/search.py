@@ -45,7 +45,7 @@ from ..generation import (check_sampling, eos_token_ids, exact_sampling, prompt_
                           sampling_arguments)
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
-from .labelling import prompts_of
+from .labelling import check_solution_lists, prompts_of
 
 FLOOR = bestofn.FLOOR  # the score of a prefix the PRM cannot read (blank, longer than its context)
 ANSWER_PATTERN = r"(?m)^[ \t]*(?:Answer:|####)"  # a line that states the final answer ends a solution
@@ -194,6 +194,30 @@ def sample_candidates(model, tokenizer, problems, n: int, *, temperature: float 
     gens = generate(model, tokenizer, prompts_of(problems), n, delimiter=None, temperature=temperature,
                     max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
     return [[g.text for g in row] for row in gens], [[g.n_tokens for g in row] for row in gens]
+
+
+def candidate_summary(problems, candidates, candidate_tokens) -> dict:
+    """What the candidates of ``sample_candidates`` cost and hold: ``{"solutions", "right" (the share with the right
+    final answer), "tokens_per_solution" (the mean, which sets every budget), "min_tokens", "max_tokens"}``."""
+    check_solution_lists(problems, candidates, "candidate_summary")
+    if [len(row) for row in candidates] != [len(row) for row in candidate_tokens]:
+        raise ValueError("candidate_summary: candidates and candidate_tokens differ in shape (one count per solution)")
+    tokens = [t for row in candidate_tokens for t in row]
+    if not tokens:
+        raise ValueError("candidate_summary: no candidates")
+    right = [p.is_correct(s) for p, row in zip(problems, candidates) for s in row]
+    return {"solutions": len(tokens), "right": sum(right) / len(right),
+            "tokens_per_solution": sum(tokens) / len(tokens), "min_tokens": min(tokens), "max_tokens": max(tokens)}
+
+
+def format_candidate_summary(summary: dict, budgets: Sequence[int], seconds: float) -> str:
+    """Notebook 07's two lines on its candidates (``candidate_summary``, sampled in ``seconds``) and the token budget
+    per problem that each B makes of them: B x the mean tokens of one solution."""
+    per_solution = summary["tokens_per_solution"]
+    return (f"{summary['solutions']} solutions sampled in {seconds:.0f} s, {summary['right']:.1%} of them right; "
+            f"{per_solution:.1f} generated tokens per solution (min {summary['min_tokens']}, "
+            f"max {summary['max_tokens']})\n"
+            "token budget per problem: " + ", ".join(f"B={b}: {b * per_solution:.0f}" for b in budgets))
 
 
 # ----------------------------------------------------------------------------- the search tree
@@ -621,6 +645,20 @@ def pick_example(problems, results: Sequence[SearchResult]) -> int:
     if not results:
         raise ValueError("pick_example: no search results")
     return max(range(len(results)), key=key)
+
+
+def format_example(problem, result: SearchResult, candidates: Sequence[str], candidate_tokens: Sequence[int],
+                   budget: int) -> str:
+    """Notebook 07's text above its beam explorer: the problem and the solution the search chose, then whether it
+    is right, what the search sampled and spent against this problem's best-of-``budget`` cap (``budget`` x the
+    mean tokens of its ``candidates``), and how many of those sampled whole solutions are right."""
+    if not candidates or len(candidates) != len(candidate_tokens):
+        raise ValueError(f"format_example: {len(candidates)} candidates and {len(candidate_tokens)} token counts "
+                         "(need equal, > 0)")
+    cap = budget * sum(candidate_tokens) / len(candidate_tokens)
+    return (f"{problem.prompt}{result.solution}\n\nright: {problem.is_correct(result.solution)}; "
+            f"{len(result.nodes)} steps sampled, {result.tokens} tokens (its best-of-{budget} budget: {cap:.0f}); "
+            f"right among its {len(candidates)} sampled solutions: {sum(map(problem.is_correct, candidates))}")
 
 
 def pruning_report(problems, results: Sequence[SearchResult]) -> dict | None:
