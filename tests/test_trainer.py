@@ -97,6 +97,8 @@ def test_config_validation(tmp_path):
     for bad in (dict(step_beta=float("inf")), dict(beta=float("inf")), dict(step_weights=[1.0, float("inf")])):
         with pytest.raises(ValueError, match="must be a finite number, got inf"):  # the first loss was NaN
             config(tmp_path, **bad)
+    with pytest.raises(ValueError, match="learning_rate must be a finite number, got '1e-4'"):  # YAML's 1e-4 is a str
+        config(tmp_path, learning_rate="1e-4")  # it was accepted, and failed in the optimizer at the first step
     for bad in ("2", 2.0):  # "2" was a TypeError from the config's own check; 2.0 failed later, named as step_spans'
         with pytest.raises(ValueError, match=f"StepwiseDPOConfig: max_reasoning_steps must be an int >= 1 or None, "
                                              f"got {bad!r}"):
