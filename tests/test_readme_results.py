@@ -138,6 +138,10 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             *(_plus_minus(m["test_time_differences"][b][a][c]) for b in ("4", "16") for a, c in (
                 ("best_of_n_orm", "majority"), ("best_of_n_prm", "best_of_n_orm"))),
             _plus_minus(m["test_time_differences"]["16"]["dvts_prm"]["beam_prm"]),
+            *(_plus_minus(m["test_time_differences"][b]["beam_prm"]["best_of_n_prm"]) for b in ("4", "16")),
+            f"step AUROC {_auroc(prm['step_auroc'])}", f"at AUROC {_auroc(orm['auroc'])}",
+            f"about {round(search['4']['prm_scored']['beam_prm'])} (B = 4) and "
+            f"{round(search['16']['prm_scored']['beam_prm'])} (B = 16) prefixes",
             f"were {round(100 * pruning['4']['kept_right'])}% right and the ones it pruned "
             f"{round(100 * pruning['4']['pruned_right'])}%",
             f"{round(100 * pruning['16']['kept_right'])}% against {round(100 * pruning['16']['pruned_right'])}%",
@@ -249,3 +253,10 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     assert 0 < diffs["2"]["combined"]["prm_product"]["low"] < 0.01
     # 06: Stepwise DPO's greedy differences to DPO and to NLL only are within the noise (intervals include zero)
     assert not any(measured(policy["stepwise_dpo"]["minus"][k]["accuracy"]) for k in ("dpo", "nll_only"))
+    # 07: steering's lead over picking with the same PRM, and the ORM's over majority vote, are measured at both
+    # budgets; the PRM and the ORM as pickers are level at B = 4 and apart at B = 16; DVTS is level with the beam
+    searched = m["test_time_differences"]
+    for b in ("4", "16"):
+        assert measured(searched[b]["beam_prm"]["best_of_n_prm"]) and measured(searched[b]["best_of_n_orm"]["majority"])
+    assert [measured(searched[b]["best_of_n_prm"]["best_of_n_orm"]) for b in ("4", "16")] == [False, True]
+    assert not measured(searched["16"]["dvts_prm"]["beam_prm"])
