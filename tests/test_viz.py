@@ -257,6 +257,9 @@ def test_explorer_picture_says_what_its_bars_and_marks_are():
     assert [t.get_text() for t in legend.get_texts()] == ["right step (checker)", "wrong step (checker)",
                                                           "outline: predicted first error", "threshold (0.20)"]
     assert all(ax.get_legend() is None for ax in fig.axes)  # below the panels, off the bars
+    # each bar is labelled with its P: a wrong step the PRM gives P ≈ 0 drew no bar at all, as if it were not there
+    assert [t.get_text() for t in fig.axes[0].texts] == ["0.88", "0.05"] and fig.axes[0].get_ylim()[1] > 1
+    assert [t.get_text() for t in viz._explorer_figure([[-12.0]], None, 0.5).axes[0].texts] == ["0.00"]
     fig = viz._explorer_figure([[2.0, -3.0]], None, 0.5)  # no checker: no right/wrong colours to explain
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["outline: predicted first error", "threshold (0.50)"]
 

@@ -764,8 +764,9 @@ def _explorer_figure(rewards, verdicts, threshold):
         pred = first_predicted_error(r, threshold)
         if pred >= 0:
             bars[pred].set(edgecolor=HIGHLIGHT, linewidth=3)
+        ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)  # a step the PRM gives P ≈ 0 has no bar to see
         ax.axhline(threshold, color="grey", ls="--", linewidth=0.8)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.2)  # room for the label of a bar at 1
         gold = "" if labels is None else f" · gold: {'none' if gold_fe < 0 else f'step {gold_fe + 1}'}"
         ax.set_title(f"solution {j + 1}: predicted first error "
                      f"{'none' if pred < 0 else f'step {pred + 1}'}{gold}", fontsize=8, loc="left")
