@@ -5,6 +5,7 @@ import random
 import numpy as np
 import pytest
 
+from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.tutorial import diagnostics
 from stepdpo_lite.tutorial.diagnostics import base_rate_loss, chosen_vs_rejected_summary, mean_by_label
 
@@ -117,6 +118,25 @@ def test_format_chosen_vs_rejected_is_notebook_05s_two_lines():
         "mean chosen minus mean rejected reward, by step: +5.50  +6.00")
 
 
+def test_heatmap_details_name_the_rows_the_text_reads_off():
+    rewards, labels = REWARDS + [[-3.0, 0.0, -3.0]], LABELS + [[False] * 3]  # row 4: step 2 back to P 0.5
+    details = diagnostics.heatmap_details(rewards, labels, 0.1, row_labels=["✗ 1", "✓ 2", "✓ 3", "✗ 4"])
+    p = lambda x: float(1 / (1 + np.exp(-x)))
+    assert details == {
+        "misread": [{"row": "✓ 2", "first_error": None, "first_rejected": 2, "p_first_error": None,
+                     "p_first_rejected": pytest.approx(p(-5.0))}],  # a false alarm at step 2
+        "accepted_after_error": {"rows": ["✗ 4"], "p_min": 0.5, "p_max": 0.5},  # not row 1: no step after its error
+        "p_right_by_step": [[pytest.approx(p(1.0)), pytest.approx(p(3.0))],
+                            [pytest.approx(p(-5.0)), pytest.approx(p(2.0))], None]}  # no right step 3
+    missed = diagnostics.heatmap_details([[4.0, -4.0]], [[False, False]], 0.1)["misread"]
+    assert missed == [{"row": "1", "first_error": 1, "first_rejected": 2, "p_first_error": pytest.approx(p(4.0)),
+                       "p_first_rejected": pytest.approx(p(-4.0))}]
+    with pytest.raises(ValueError, match="heatmap_details: 1 row labels for 3 solutions"):
+        diagnostics.heatmap_details(REWARDS, LABELS, 0.1, row_labels=["✗ 1"])
+    with pytest.raises(ValueError, match=r"heatmap_details: step_labels\[0\]\[0\] must be a bool or 0/1, got None"):
+        diagnostics.heatmap_details([[1.0]], [[None]], 0.1)
+
+
 class StepCountPRM:
     """A PRM that gives step k of every solution the reward k (1-based); it never sees a blank text."""
 
@@ -146,6 +166,24 @@ def test_step_rewards_and_labels_and_the_heatmap_rows_of_notebook_05():
     assert rows["labels"] == [labels["base"][0], labels["after"][0], labels["base"][1], []]
     no_checker = {"base": [None, [True]], "after": [[True], [True]]}  # a task without a step checker: no marks
     assert diagnostics.rows_by_problem({"base": [[1.0], [1.0]], "after": [[1.0], [1.0]]}, no_checker)["labels"] is None
+    # what the text reads off the pictures: where each row's first mistake is, and the step that changed
+    fixed = {"base": solved["base"], "after": [problems[0].gold_solution, problems[1].gold_solution]}
+    report = diagnostics.before_after_report(fixed, *diagnostics.step_rewards_and_labels(StepCountPRM(), problems,
+                                                                                          fixed), 1)
+    gold_step, wrong_step = (extract_steps(s)[0].removeprefix("Step 1: ").split("\n")[0]
+                             for s in (problems[1].gold_solution, wrong))
+    assert report == {"first_error": {"base": [None, 1], "after": [None, None]},
+                      "drawn": {"problem": 2, "step": 1, "base_step": wrong_step, "base_reward": 1.0,
+                                "after_step": gold_step, "after_reward": 1.0}}
+    same = diagnostics.before_after_report(solved, rewards, labels, 0)["drawn"]
+    assert same == {"problem": 1, "step": None, "base_step": None, "base_reward": None, "after_step": None,
+                    "after_reward": None}  # the same solution: no step changed
+    blank = diagnostics.before_after_report(solved, rewards, labels, 1)["drawn"]  # "after" wrote nothing
+    assert blank["step"] == 1 and blank["after_step"] is None and blank["after_reward"] is None
+    assert diagnostics.before_after_report({"base": ["x"], "after": ["x"]}, {"base": [[1.0]], "after": [[1.0]]},
+                                           {"base": [None], "after": [[True]]}, 0)["first_error"] is None
+    with pytest.raises(ValueError, match="before_after_report: problem 2 drawn, 2 solutions under 'base'"):
+        diagnostics.before_after_report(solved, rewards, labels, 2)
     with pytest.raises(ValueError, match=r"2 problems but 1 solutions under 'after' \(need one per problem\)"):
         diagnostics.step_rewards_and_labels(StepCountPRM(), problems, {"after": [""]})
     with pytest.raises(ValueError, match=r"solutions_by_name\['base'\]: expected a list of solutions"):
@@ -182,3 +220,7 @@ def test_implicit_rewards_of_pairs_and_the_credit_table(monkeypatch):
     assert credit["DPO"] == {"chosen": 0.5, "rejected_right": 0.5, "rejected_wrong": 0.0}
     assert diagnostics.credit_by_policy(out, [[True, True], [True]], [[True, True], [True]])["DPO"][
         "rejected_wrong"] is None  # no wrong step: n/a in the table
+    assert diagnostics.credit_example(out, [[True, False], [False]], 0) == {
+        "pair": 0, "step_labels": [True, False], "rewards": {"DPO": [0.5, 0.5], "Stepwise DPO": [0.5, 0.5]}}
+    with pytest.raises(ValueError, match="credit_example: DPO: 2 step rewards for 1 step labels"):
+        diagnostics.credit_example(out, [[True], [False]], 0)

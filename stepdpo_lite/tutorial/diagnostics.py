@@ -9,13 +9,15 @@ that show what a reward model has *not* learnt, and summaries of per-step values
 - ``mean_by_label``, ``format_credit``, ``chosen_vs_rejected_summary`` (``format_chosen_vs_rejected``): per-step
   rewards summarised for notebook 05's claims;
 - ``step_rewards_and_labels``, ``format_final_accuracy``, ``rows_by_problem``: notebook 05's greedy solutions before
-  and after training, scored step by step and laid out for its heatmap;
+  and after training, scored step by step and laid out for its heatmap (``before_after_report``: what its text
+  reads off those pictures);
 - ``first_error_hits`` (``_by_problem``), ``heatmap_summary``, ``format_heatmap_summary``: how often a PRM's first
-  rejected step is the checker's first error, and its mean P(right) on right and wrong steps (notebook 05);
+  rejected step is the checker's first error, and its mean P(right) on right and wrong steps (notebook 05;
+  ``heatmap_details``: the rows its text names);
 - ``step_rewards_by_problem``: a PRM's step rewards, one problem's solutions at a time (notebook 05's explorer);
 - ``implicit_step_rewards``: a trained policy's β·ρ_k against where its training started (``step_beta``: its β;
   ``implicit_rewards_of_pairs``, ``credit_by_policy``: several policies on both sides of preference pairs, and the
-  table ``format_credit`` prints);
+  table ``format_credit`` prints; ``credit_example``: the bars of one rejected solution);
 - ``prm_reports_adapter_on_and_off``: a PRM's held-out figures with its adapter and zero-shot;
 - ``auroc_difference``: whether one score's AUROC beats another's beyond the noise of the held-out set.
 """
@@ -33,9 +35,10 @@ from accelerate.utils import is_peft_model
 from ..checks import list_of, positive_int
 from ..evaluation import (_check_labels, _check_same_shape, _flat_scores_and_labels, first_error_index,
                           outcome_auroc, process_reward_report, step_auroc)
+from ..steps import extract_steps
 from ..trainer import get_step_rewards
 from . import bestofn
-from .viz import first_predicted_error, sigmoid
+from .viz import first_predicted_error, sigmoid, step_body
 
 
 def step_auroc_by_position(step_scores, step_labels) -> list[dict]:
@@ -203,6 +206,44 @@ def rows_by_problem(rewards: dict, labels: dict) -> dict:
             "names": [f"P{i + 1} {name}" for name, i in order]}
 
 
+def _step_number(index: int) -> int | None:
+    """A 0-based step index (-1: none) as the pictures and texts count steps: 1-based, None for none."""
+    return None if index < 0 else index + 1
+
+
+def before_after_report(solutions_by_name: dict, rewards: dict, labels: dict, drawn: int) -> dict:
+    """What notebook 05's text reads off its before/after pictures, from one solution per problem under each name
+    (``{"base": [...], "after": [...]}``) and their ``step_rewards_and_labels``:
+
+    - ``first_error``: per name, each problem's first wrong step by the checker (1-based, None for none), as the
+      heatmap's × marks show it; None where the task has no step checker;
+    - ``drawn``: the problem of the bar chart (``drawn``, 0-based, as ``viz.pick_before_after_problem`` gives it):
+      its ``problem`` number (1-based, as the pictures name it, "P1"), the first ``step`` at which its solutions
+      differ (None: they do not) and, per name, that step's first line without its "Step k:" (``<name>_step``)
+      and the PRM's reward of it (``<name>_reward``); None where a solution has no such step or reward."""
+    names = list(solutions_by_name)
+    if not names or set(rewards) != set(names) or set(labels) != set(names):
+        raise ValueError(f"before_after_report: solutions for {names}, rewards for {list(rewards)}, labels for "
+                         f"{list(labels)} (need the same names)")
+    for name in names:
+        if not 0 <= drawn < len(solutions_by_name[name]):
+            raise ValueError(f"before_after_report: problem {drawn} drawn, {len(solutions_by_name[name])} solutions "
+                             f"under {name!r}")
+    no_checker = any(y is None for name in names for y in labels[name])
+    first_error = None if no_checker else {name: [_step_number(first_error_index(y)) for y in labels[name]]
+                                           for name in names}
+    steps = {name: extract_steps(solutions_by_name[name][drawn]) for name in names}
+    depth = max(map(len, steps.values()))
+    differ = next((k for k in range(depth) if len({s[k] if k < len(s) else None for s in steps.values()}) > 1), -1)
+    out = {"problem": drawn + 1, "step": _step_number(differ)}
+    for name in names:
+        text, reward = steps[name], rewards[name][drawn]
+        out[f"{name}_step"] = (step_body(text[differ]).strip().splitlines() or [""])[0] if 0 <= differ < len(text) \
+            else None
+        out[f"{name}_reward"] = float(reward[differ]) if 0 <= differ < len(reward) else None
+    return {"first_error": first_error, "drawn": out}
+
+
 def first_error_hits(step_rewards, step_labels, threshold: float) -> int:
     """How many solutions the PRM's first predicted error (the first step with ``sigmoid(reward) < threshold``,
     ``viz.first_predicted_error``) is exactly the checker's first error (-1 = none, on both sides): the test of a
@@ -239,6 +280,45 @@ def heatmap_summary(step_rewards, step_labels, threshold: float) -> dict:
     return {"solutions": len(step_rewards), "first_error_found": int(found),
             "mean_p_right": float(probs[gold].mean()) if gold.any() else None,
             "mean_p_wrong": float(probs[~gold].mean()) if (~gold).any() else None}
+
+
+def heatmap_details(step_rewards, step_labels, threshold: float, row_labels=None) -> dict:
+    """What notebook 05's text reads off its heatmap, row by row (``row_labels``, as ``viz.verdict_row_labels``
+    names them, "✗ 2"; default "1", "2", ...). ``threshold`` is a probability; steps count from 1.
+
+    - ``misread``: each solution whose first rejected step (P < ``threshold``) is not the checker's first error,
+      as ``{"row", "first_error", "first_rejected"}`` (None: none) with the PRM's P at each of the two
+      (``p_first_error``, ``p_first_rejected``; None: none), in the rows' order;
+    - ``accepted_after_error``: the ``rows`` where a step after the first mistake comes back to P >= ``threshold``,
+      and the lowest and highest P of those steps (``p_min``, ``p_max``; None where there is none);
+    - ``p_right_by_step``: per step position, the lowest and highest P on a right step (``[min, max]``; None where
+      no solution has a right step there): how sure the PRM is of right steps, early and late."""
+    _check_same_shape(step_rewards, step_labels, "heatmap_details", "rewards")
+    for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
+        _check_labels(labels, "heatmap_details", f"step_labels[{i}]")
+    names = [str(i + 1) for i in range(len(step_rewards))] if row_labels is None else list(row_labels)
+    if len(names) != len(step_rewards):
+        raise ValueError(f"heatmap_details: {len(names)} row labels for {len(step_rewards)} solutions")
+    misread, rows_back, p_back, p_right = [], [], [], {}
+    for name, rewards, labels in zip(names, step_rewards, step_labels):
+        probs = [float(p) for p in sigmoid(np.asarray(rewards, dtype=float).reshape(-1))]
+        error, rejected = first_error_index(labels), first_predicted_error(rewards, threshold)
+        if error != rejected:
+            misread.append({"row": name, "first_error": _step_number(error), "first_rejected": _step_number(rejected),
+                            "p_first_error": probs[error] if error >= 0 else None,
+                            "p_first_rejected": probs[rejected] if rejected >= 0 else None})
+        back = [p for p in probs[error + 1:] if p >= threshold] if error >= 0 else []
+        if back:
+            rows_back.append(name)
+            p_back += back
+        for k, (p, right) in enumerate(zip(probs, labels)):
+            if right:
+                p_right.setdefault(k, []).append(p)
+    depth = max(map(len, step_rewards), default=0)
+    return {"misread": misread,
+            "accepted_after_error": {"rows": rows_back, "p_min": min(p_back, default=None),
+                                     "p_max": max(p_back, default=None)},
+            "p_right_by_step": [[min(p_right[k]), max(p_right[k])] if k in p_right else None for k in range(depth)]}
 
 
 def format_heatmap_summary(summary: dict, threshold: float) -> str:
@@ -302,6 +382,19 @@ def credit_by_policy(implicit_rewards: dict, chosen_labels, rejected_labels) -> 
                    "rejected_right": mean_by_label(r["rejected"], rejected_labels, True),
                    "rejected_wrong": mean_by_label(r["rejected"], rejected_labels, False)}
             for name, r in implicit_rewards.items()}
+
+
+def credit_example(implicit_rewards: dict, rejected_labels, index: int) -> dict:
+    """The bars of notebook 05's credit-assignment picture: rejected solution ``index`` of the pairs
+    (``viz.pick_credit_example``), its ``step_labels`` and, per policy, the implicit step reward β·ρ_k of each of
+    its steps (``implicit_rewards_of_pairs``' rejected side): ``{"pair", "step_labels", "rewards": {name: [...]}}``."""
+    labels = list(rejected_labels[index])
+    _check_labels(labels, "credit_example", f"rejected_labels[{index}]")
+    rewards = {name: [float(x) for x in r["rejected"][index]] for name, r in implicit_rewards.items()}
+    for name, values in rewards.items():
+        if len(values) != len(labels):
+            raise ValueError(f"credit_example: {name}: {len(values)} step rewards for {len(labels)} step labels")
+    return {"pair": index, "step_labels": [bool(y) for y in labels], "rewards": rewards}
 
 
 def prm_reports_adapter_on_and_off(prm, val, test, rewards=None) -> dict[str, dict]:

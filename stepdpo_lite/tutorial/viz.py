@@ -229,7 +229,12 @@ def _tick_text(steps: list[str], labels, j: int) -> str:
     if j >= len(steps):
         return ""
     mark = "" if labels is None or len(labels) == 0 else "✓ " if labels[j] else "✗ "
-    return mark + re.sub(r"^\s*Step \d+:\s*", "", steps[j])
+    return mark + step_body(steps[j])
+
+
+def step_body(step: str) -> str:
+    """A step without its "Step k:" and the whitespace before it (its answer line kept), as a tick shows it."""
+    return re.sub(r"^\s*Step \d+:\s*", "", step)
 
 
 def before_after_bars(solutions, rewards, labels=(None, None)) -> tuple[list[str], list[float], list[float]]:
