@@ -496,5 +496,16 @@ def test_candidate_summary_and_the_lines_notebook_07_prints_of_it_and_of_its_exa
     assert search.format_example(problems[0], res, candidates[0], tokens[0], 4) == (
         f"{problems[0].prompt}{right[0]}\n\nright: True; 1 steps sampled, 305 tokens (its best-of-4 budget: 280); "
         "right among its 3 sampled solutions: 1")
-    with pytest.raises(ValueError, match="format_example: 3 candidates and 2 token counts"):
+    with pytest.raises(ValueError, match="example_report: 3 candidates and 2 token counts"):
         search.format_example(problems[0], res, candidates[0], tokens[0][:2], 4)
+    # what notebook 07 records of its explorer's problem: a right step kept, a wrong one pruned at P 0.007
+    nodes = [search.Node(0, None, 0, right[0], 50, "eos", True, rewards=[1.0], score=1.0, kept=True),
+             search.Node(1, None, 0, wrong[0], 40, "eos", True, rewards=[-5.0], score=-5.0, pruned_at=0)]
+    res = search.SearchResult(1, nodes, 0, tokens=305)
+    p = lambda x: pytest.approx(1 / (1 + 2.718281828459045 ** -x))
+    assert search.example_report(problems[0], res, candidates[0], tokens[0], 4) == {
+        "problem": 2, "budget": 4, "right": True, "steps": 2, "tokens": 305, "token_cap": 280.0,
+        "right_candidates": 1, "last_step_p": p(1.0), "score_p": p(1.0), "wrong_steps": 1,
+        "wrong_step_p_max": p(-5.0), "right_kept_at_every_depth": True}
+    unchecked = search.example_report(Answer1(), res, ["Answer: 1"], [10], 2)  # a task without a step checker
+    assert unchecked["wrong_steps"] is unchecked["wrong_step_p_max"] is unchecked["right_kept_at_every_depth"] is None

@@ -647,18 +647,48 @@ def pick_example(problems, results: Sequence[SearchResult]) -> int:
     return max(range(len(results)), key=key)
 
 
+def example_report(problem, result: SearchResult, candidates: Sequence[str], candidate_tokens: Sequence[int],
+                   budget: int) -> dict:
+    """What notebook 07 prints and says of the problem in its beam explorer (recorded in its metrics): the
+    ``problem`` number (1-based, as the picture's title gives it), the ``budget``, whether the chosen answer is
+    ``right``, the ``steps`` sampled, the ``tokens`` the search generated against ``token_cap``, this problem's
+    best-of-``budget`` cap (``budget`` x the mean tokens of its ``candidates``: the search finishes the round that
+    crosses it), how many of those sampled whole solutions are right (``right_candidates``), the PRM's P of the
+    chosen path's last step (``last_step_p``) and of the chosen beam's score (``score_p``; equal where that step
+    sets it, as with ``min``; None: nothing chosen) and, by the checker (``tree_labels``; None without one): how many
+    ``wrong_steps`` were sampled, the highest P the PRM gave one (``wrong_step_p_max``; None: none), and whether
+    the beam kept a right step at every depth (``right_kept_at_every_depth``)."""
+    from ..rewards import sigmoid
+
+    if not candidates or len(candidates) != len(candidate_tokens):
+        raise ValueError(f"example_report: {len(candidates)} candidates and {len(candidate_tokens)} token counts "
+                         "(need equal, > 0)")
+    labels = tree_labels(problem, result)
+    checked = any(v is not None for v in labels.values())
+    wrong = [n.reward for n in result.nodes if labels.get(n.id) is False]
+    depths = {n.depth for n in result.nodes}
+    last = result.nodes[result.chosen].reward if result.chosen is not None else None
+    return {"problem": result.problem_index + 1, "budget": budget, "right": problem.is_correct(result.solution),
+            "steps": len(result.nodes), "tokens": result.tokens,
+            "token_cap": budget * sum(candidate_tokens) / len(candidate_tokens),
+            "right_candidates": sum(map(problem.is_correct, candidates)),
+            "last_step_p": None if last is None else sigmoid(last),
+            "score_p": None if result.chosen is None else sigmoid(result.score),
+            "wrong_steps": len(wrong) if checked else None,
+            "wrong_step_p_max": max((sigmoid(r) for r in wrong if r is not None), default=None) if checked else None,
+            "right_kept_at_every_depth": all(any(n.kept and labels.get(n.id) for n in result.nodes if n.depth == d)
+                                             for d in depths) if checked else None}
+
+
 def format_example(problem, result: SearchResult, candidates: Sequence[str], candidate_tokens: Sequence[int],
                    budget: int) -> str:
-    """Notebook 07's text above its beam explorer: the problem and the solution the search chose, then whether it
-    is right, what the search sampled and spent against this problem's best-of-``budget`` cap (``budget`` x the
-    mean tokens of its ``candidates``), and how many of those sampled whole solutions are right."""
-    if not candidates or len(candidates) != len(candidate_tokens):
-        raise ValueError(f"format_example: {len(candidates)} candidates and {len(candidate_tokens)} token counts "
-                         "(need equal, > 0)")
-    cap = budget * sum(candidate_tokens) / len(candidate_tokens)
-    return (f"{problem.prompt}{result.solution}\n\nright: {problem.is_correct(result.solution)}; "
-            f"{len(result.nodes)} steps sampled, {result.tokens} tokens (its best-of-{budget} budget: {cap:.0f}); "
-            f"right among its {len(candidates)} sampled solutions: {sum(map(problem.is_correct, candidates))}")
+    """Notebook 07's text above its beam explorer (``example_report``): the problem and the solution the search
+    chose, then whether it is right, what the search sampled and spent against this problem's best-of-``budget``
+    cap, and how many of its sampled whole solutions are right."""
+    report = example_report(problem, result, candidates, candidate_tokens, budget)
+    return (f"{problem.prompt}{result.solution}\n\nright: {report['right']}; {report['steps']} steps sampled, "
+            f"{report['tokens']} tokens (its best-of-{budget} budget: {report['token_cap']:.0f}); "
+            f"right among its {len(candidates)} sampled solutions: {report['right_candidates']}")
 
 
 def pruning_report(problems, results: Sequence[SearchResult]) -> dict | None:
