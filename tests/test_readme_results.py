@@ -6,6 +6,7 @@ the close ones). After a new run: `cp runs/tiny/metrics.json docs/tutorial_metri
 each quoted figure that moved."""
 import copy
 import json
+import math
 import re
 from pathlib import Path
 
@@ -35,6 +36,31 @@ def _greedy_sampled(policy: dict) -> str:
 
 def _interval(d: dict, fmt) -> list[str]:
     return [fmt(d["difference"]), f"{fmt(d['low'])} to {fmt(d['high'])}"]
+
+
+def _p(x: float) -> str:
+    """A probability, as notebooks 05 and 07 quote one: "0.99"."""
+    return f"{x:.2f}"
+
+
+def _misread(row: dict) -> str:
+    """How notebook 05 tells a heatmap row whose first rejected step is not the checker's first error."""
+    if row["first_error"] is None:
+        return f"in {row['row']} it rejects the right last step (P {_p(row['p_first_rejected'])})"
+    return (f"in {row['row']} it misses the mistake at step {row['first_error']} (P {_p(row['p_first_error'])}) and "
+            f"rejects step {row['first_rejected']}")
+
+
+def _kept_mistakes(before_after: dict) -> list[tuple[int, int, int]]:
+    """Notebook 05's before/after rows whose mistake training did not remove: (problem, base step, after step)."""
+    first = before_after["first_error"]
+    return [(k + 1, b, a) for k, (b, a) in enumerate(zip(first["base"], first["after"])) if a is not None]
+
+
+def _half_widths(differences: dict) -> list[float]:
+    """The half-widths of notebook 07's paired intervals, in points (a method against itself, 0, left out)."""
+    return [round(100 * (d["high"] - d["low"]) / 2, 1) for by_a in differences.values() for by_b in by_a.values()
+            for d in by_b.values() if d["high"] > d["low"]]
 
 
 def _plus_minus(d: dict) -> str:
@@ -83,6 +109,11 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
     pruning = search["pruning"]
     vis = m["visualisation"]
     gaps = vis["chosen_minus_rejected_by_step"]
+    heat, drawn, example = vis["heatmap"], vis["before_after"]["drawn"], search["example"]
+    late = [p for k in (3, 4) for p in heat["p_right_by_step"][k]]  # steps 4 and 5
+    credit = vis["credit_example"]
+    credit_right = [r for by_step in credit["rewards"].values() for r, y in zip(by_step, credit["step_labels"]) if y]
+    widths = _half_widths(m["test_time_differences"])
     data = m["data"]
     solutions, right = data["base_sampled_solutions"], data["base_sampled_accuracy"]
     return {
@@ -117,7 +148,24 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{_signed(min(gaps), 2)} to {_signed(max(gaps), 2)}",
             *(_signed(vis["implicit_step_reward"][name][side], 3) for name in ("DPO", "Stepwise DPO")
               for side in ("chosen", "rejected_right", "rejected_wrong")),
-            f"{round(vis['explorer_first_error_hits'] * vis['explorer_solutions'])} of {vis['explorer_solutions']}"],
+            f"{round(vis['explorer_first_error_hits'] * vis['explorer_solutions'])} of {vis['explorer_solutions']}",
+            # the heatmap's rows (section 1), as the text names them
+            f"in {' and '.join(heat['accepted_after_error']['rows'])} a few steps after the first mistake",
+            f"(P {_p(heat['accepted_after_error']['p_min'])} to {_p(heat['accepted_after_error']['p_max'])})",
+            *(_misread(row) for row in heat["misread"]),
+            f"P = {_p(1 / (1 + math.exp(-prm['first_error_threshold'])))} on the tutorial's run",
+            f"the right steps 4 and 5 get P {_p(min(late))}–{_p(max(late))}",
+            f"that last one, step {len(heat['p_right_by_step'])}, {_p(heat['p_right_by_step'][-1][0])})",
+            # before and after (section 3): the mistake training moved, and the step drawn in the bar chart
+            *(f"P{k}'s, where the trained policy's first mistake comes later, at step {a} instead of step {b}"
+              for k, b, a in _kept_mistakes(vis["before_after"])),
+            f"the base slips in step {drawn['step']} (`{drawn['base_step']}`) and the trained policy writes "
+            f"`{drawn['after_step']}`",
+            f"goes from {_signed(drawn['base_reward'], 2)} to {_signed(drawn['after_reward'], 2)} (log-odds)",
+            # credit assignment (section 4): the bars of the solution drawn
+            f"(at most {_signed(max(credit_right), 2)})",
+            "(" + ", ".join(f"{_signed(by_step[-1], 2)} for {name}" for name, by_step in credit["rewards"].items()) +
+            ")"],
         "06_evaluation.ipynb": [
             *(f"{round(100 * top[k])}%" for k in ("prm_product", "prm_min", "prm_last", "majority", "random", "orm")),
             f"{round(100 * m['evaluation']['pass_at_n']['16'])}%", _percent(m["evaluation"]["candidate_accuracy"]),
@@ -146,7 +194,15 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{round(100 * pruning['4']['pruned_right'])}%",
             f"{round(100 * pruning['16']['kept_right'])}% against {round(100 * pruning['16']['pruned_right'])}%",
             f"in {pruning['4']['no_right_step']} of the {pruning['4']['rounds']} rounds",
-            f"every right one ({pruning['4']['right_step_pruned']})"],
+            f"every right one ({pruning['4']['right_step_pruned']})",
+            # the beam explorer's problem
+            f"(tiny profile, B = {example['budget']}: one beam", f"The right last step gets only P "
+            f"{_p(example['last_step_p'])}", f"the search spent {example['tokens']} tokens against this problem's "
+            f"best-of-{example['budget']} cap of {example['token_cap']:.0f}",
+            f"only {_percent(search['candidate_accuracy'])} of the sampled solutions are right",
+            f"What `make tutorial` printed ({search['n_problems']} held-out problems",
+            f"{search['n_problems']} problems is few: one problem is {100 / search['n_problems']:g} points",
+            f"the intervals above run from ± {round(min(widths))} to ± {round(max(widths))} points"],
     }
 
 
@@ -227,6 +283,25 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     assert vis["before_after"]["after_right"] > vis["before_after"]["base_right"]
     for name, credit in vis["implicit_step_reward"].items():
         assert min(credit["chosen"], credit["rejected_right"]) > 0 > credit["rejected_wrong"], name
+    # 05's heatmap: the two rows it names besides the 14 are all that are misread: a missed mistake and a false alarm
+    # on the right last step (no row is longer); the right step 6 is that alarm's; the rows back above the tick
+    # after a mistake are rows with a mistake
+    heat = vis["heatmap"]
+    assert len(heat["misread"]) == heat["solutions"] - heat["first_error_found"] == 2
+    missed, alarm = heat["misread"]
+    assert missed["first_rejected"] > missed["first_error"] and missed["row"].startswith("✗")
+    assert alarm["first_error"] is None and alarm["first_rejected"] == len(heat["p_right_by_step"])
+    assert heat["p_right_by_step"][-1] == [alarm["p_first_rejected"]] * 2
+    assert all(row.startswith("✗") for row in heat["accepted_after_error"]["rows"])
+    # 05's before/after: every base row with a mistake loses it under "after" but one, whose mistake comes later
+    first = vis["before_after"]["first_error"]
+    assert all(b is not None for b, a in zip(first["base"], first["after"]) if a is not None)
+    assert [(b, a) for _, b, a in _kept_mistakes(vis["before_after"])] == [(1, 4)]
+    # 05's credit bars: every right step at or slightly above zero for both policies, only the wrong last step lowered
+    credit = vis["credit_example"]
+    assert credit["step_labels"] == [True] * (len(credit["step_labels"]) - 1) + [False]
+    for name, by_step in credit["rewards"].items():
+        assert min(by_step[:-1]) > -0.005 and by_step[-1] < 0, name
     for aggregation in ("prm_min", "prm_product"):  # 06: the PRM's best-of-N curves climb with N
         curve = [m["best_of_n"][n][aggregation] for n in sorted(m["best_of_n"], key=int)]
         assert curve == sorted(curve) and curve[-1] > curve[0], (aggregation, curve)
@@ -260,3 +335,10 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
         assert measured(searched[b]["beam_prm"]["best_of_n_prm"]) and measured(searched[b]["best_of_n_orm"]["majority"])
     assert [measured(searched[b]["best_of_n_prm"]["best_of_n_orm"]) for b in ("4", "16")] == [False, True]
     assert not measured(searched["16"]["dvts_prm"]["beam_prm"])
+    # 07's beam explorer: one beam of four next steps at B = 4; the wrong steps sampled at P 0.00 and a right one
+    # kept at every depth; the right answer, whose last step sets the beam's score (min); one round over the cap
+    example = m["test_time"]["example"]
+    assert example["budget"] == 4 and m["test_time"]["shapes"]["4"] == [1, 4]
+    assert example["right"] and example["right_kept_at_every_depth"] and example["wrong_steps"] > 0
+    assert round(example["wrong_step_p_max"], 2) == 0 and example["last_step_p"] == example["score_p"]
+    assert example["tokens"] > example["token_cap"]
