@@ -118,6 +118,17 @@ def test_format_chosen_vs_rejected_is_notebook_05s_two_lines():
         "mean chosen minus mean rejected reward, by step: +5.50  +6.00")
 
 
+def test_chosen_vs_rejected_summary_gives_the_chosen_curve_and_the_mistakes_dots():
+    """What notebook 05's text reads off its plot: where the chosen curve goes (and on how many solutions) and how
+    low the mistakes (the × dots: rejected steps labelled False) fall."""
+    summary = chosen_vs_rejected_summary([[5.0, 4.0, -1.0], [6.0, 0.0]], [[1.0, -2.0], [-6.0]],
+                                         rejected_step_labels=[[True, False], [False]])
+    assert summary["chosen_by_step"] == [{"mean": 5.5, "solutions": 2}, {"mean": 2.0, "solutions": 2},
+                                         {"mean": -1.0, "solutions": 1}]
+    assert summary["mistake_rewards"] == [-6.0, -2.0]
+    assert "mistake_rewards" not in chosen_vs_rejected_summary([[1.0]], [[0.0]])  # no labels, no dots to read
+
+
 def test_heatmap_details_name_the_rows_the_text_reads_off():
     rewards, labels = REWARDS + [[-3.0, 0.0, -3.0]], LABELS + [[False] * 3]  # row 4: step 2 back to P 0.5
     details = diagnostics.heatmap_details(rewards, labels, 0.1, row_labels=["✗ 1", "✓ 2", "✓ 3", "✗ 4"])

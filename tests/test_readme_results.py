@@ -112,6 +112,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
     heat, drawn, example = vis["heatmap"], vis["before_after"]["drawn"], search["example"]
     late = [p for k in (3, 4) for p in heat["p_right_by_step"][k]]  # steps 4 and 5
     credit = vis["credit_example"]
+    mistakes, chosen_curve = vis["mistake_rewards"], vis["chosen_by_step"]
+    predicted = vis["explorer_first_problem_predicted"]
     credit_right = [r for by_step in credit["rewards"].values() for r, y in zip(by_step, credit["step_labels"]) if y]
     widths = _half_widths(m["test_time_differences"])
     data = m["data"]
@@ -149,6 +151,12 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             *(_signed(vis["implicit_step_reward"][name][side], 3) for name in ("DPO", "Stepwise DPO")
               for side in ("chosen", "rejected_right", "rejected_wrong")),
             f"{round(vis['explorer_first_error_hits'] * vis['explorer_solutions'])} of {vis['explorer_solutions']}",
+            "in all four (steps " + ", ".join(map(str, predicted[:-1])) + f" and {predicted[-1]})",
+            # chosen vs rejected (section 2): the mistakes' dots and the chosen curve's last positions
+            f"Of the {len(mistakes)} mistakes (×), {sum(r < -4 for r in mistakes)} score under −4; the PRM misses "
+            f"{sum(r > 0 for r in mistakes)} outright, above zero",
+            f"to {_signed(chosen_curve[3]['mean'], 2)} at step 4 and {_signed(chosen_curve[4]['mean'], 2)} at step 5 "
+            f"(only {chosen_curve[4]['solutions']} of the {chosen_curve[0]['solutions']} chosen solutions reach step 5)",
             # the heatmap's rows (section 1), as the text names them
             f"in {' and '.join(heat['accepted_after_error']['rows'])} a few steps after the first mistake",
             f"(P {_p(heat['accepted_after_error']['p_min'])} to {_p(heat['accepted_after_error']['p_max'])})",

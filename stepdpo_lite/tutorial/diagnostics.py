@@ -139,10 +139,12 @@ def format_credit(credit: dict[str, dict], n_pairs: int) -> str:
     return "\n".join(lines)
 
 
-def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards) -> dict:
+def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards, rejected_step_labels=None) -> dict:
     """Per-step rewards of preference pairs -> ``ranked_by_min`` (share of pairs whose chosen solution's weakest
-    step beats the rejected one's) and ``mean_gap_by_step`` (mean chosen minus mean rejected reward at each step
-    position that both sides reach, in any pair)."""
+    step beats the rejected one's), ``mean_gap_by_step`` (mean chosen minus mean rejected reward at each step
+    position that both sides reach, in any pair), and what notebook 05 reads off its plot: ``chosen_by_step``
+    (the chosen curve: mean reward and number of chosen solutions at each position) and, given the rejected
+    solutions' mistake-made-here labels (False = a mistake), ``mistake_rewards`` (the × dots, lowest first)."""
     if len(chosen_rewards) != len(rejected_rewards) or not chosen_rewards:
         raise ValueError(f"chosen_vs_rejected_summary: {len(chosen_rewards)} chosen and {len(rejected_rewards)} "
                          "rejected reward lists (need equal, > 0)")
@@ -154,7 +156,13 @@ def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards) -> dict:
     depth = min(max(map(len, chosen_rewards)), max(map(len, rejected_rewards)))
     gaps = [float(np.mean([c[k] for c in chosen_rewards if len(c) > k])
                   - np.mean([r[k] for r in rejected_rewards if len(r) > k])) for k in range(depth)]
-    return {"ranked_by_min": ranked, "mean_gap_by_step": gaps}
+    summary = {"ranked_by_min": ranked, "mean_gap_by_step": gaps, "chosen_by_step": [
+        {"mean": float(np.mean(at)), "solutions": len(at)} for k in range(max(map(len, chosen_rewards)))
+        for at in [[c[k] for c in chosen_rewards if len(c) > k]]]}
+    if rejected_step_labels is not None:
+        summary["mistake_rewards"] = sorted(float(r) for rewards, labels in zip(rejected_rewards, rejected_step_labels)
+                                            for r, right in zip(rewards, labels) if not right)
+    return summary
 
 
 def format_chosen_vs_rejected(summary: dict, n_pairs: int) -> str:
