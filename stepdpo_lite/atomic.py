@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -79,7 +80,8 @@ def save_atomic(path: str | os.PathLike, write, keep: tuple[str, ...] = (), owne
             if not (tmp / sub.name).exists():
                 sub.rename(tmp / sub.name)
                 moved.append(sub.name)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private
+        # mkdtemp makes it private; a folder replaced keeps its own mode (a private one stays private)
+        os.chmod(tmp, stat.S_IMODE(path.stat().st_mode) if path.is_dir() else 0o755)
         shutil.rmtree(old, ignore_errors=True)
         had_old = path.exists()
         if had_old:

@@ -721,6 +721,18 @@ def test_save_datasets_is_atomic_for_the_whole_set(tmp_path, monkeypatch):
         data.save_datasets(new, ".")
 
 
+def test_save_datasets_keeps_the_folders_mode(tmp_path):
+    """The set is swapped in as a whole folder, which came out 0o755: a private (0o700) data folder became readable
+    by everyone."""
+    out = tmp_path / "d"
+    out.mkdir()
+    out.chmod(0o700)
+    data.save_datasets({"pairs": data.validate_preference([PREF])}, out)
+    assert out.stat().st_mode & 0o777 == 0o700
+    data.save_datasets({"pairs": data.validate_preference([PREF])}, tmp_path / "new")  # a new one is for all to read
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o755
+
+
 def test_preference_rows_with_prm_probabilities_load(tmp_path):
     """The on-policy rounds label pairs with a PRM's σ(reward), which the Stepwise DPO trainer reads; written to a
     file, such rows were refused on loading ("must be true or false, got 0.9")."""
