@@ -178,7 +178,8 @@ class StepwiseDPOConfig(DPOConfig):
         weights = [finite_number(w, name, "StepwiseDPOConfig") for name, w in (
             ("step_loss_weight", self.step_loss_weight), ("outcome_loss_weight", self.outcome_loss_weight),
             ("sft_loss_weight", self.sft_loss_weight))]
-        # an inf beta passes "> 0" and makes the first loss NaN; a str learning_rate (YAML's 1e-4) fails in the optimizer
+        # an inf beta passes "> 0" and makes the first loss NaN; a str learning_rate (YAML's 1e-4) fails in the
+        # optimizer
         for name in ("beta", "step_beta", "outcome_beta", "learning_rate"):
             if getattr(self, name) is not None:
                 finite_number(getattr(self, name), name, "StepwiseDPOConfig")

@@ -156,7 +156,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"Of the {len(mistakes)} mistakes (×), {sum(r < -4 for r in mistakes)} score under −4; the PRM misses "
             f"{sum(r > 0 for r in mistakes)} outright, above zero",
             f"to {_signed(chosen_curve[3]['mean'], 2)} at step 4 and {_signed(chosen_curve[4]['mean'], 2)} at step 5 "
-            f"(only {chosen_curve[4]['solutions']} of the {chosen_curve[0]['solutions']} chosen solutions reach step 5)",
+            f"(only {chosen_curve[4]['solutions']} of the {chosen_curve[0]['solutions']} chosen solutions "
+            "reach step 5)",
             # the heatmap's rows (section 1), as the text names them
             f"in {' and '.join(heat['accepted_after_error']['rows'])} a few steps after the first mistake",
             f"(P {_p(heat['accepted_after_error']['p_min'])} to {_p(heat['accepted_after_error']['p_max'])})",

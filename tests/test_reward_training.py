@@ -152,7 +152,8 @@ def test_a_step_or_batch_count_that_is_no_int_is_refused_before_loading(tmp_path
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"learning_rate": "1e-4"}, "RewardTrainingConfig: learning_rate must be a finite number, got '1e-4'; pass a float"),
+    ({"learning_rate": "1e-4"},
+     "RewardTrainingConfig: learning_rate must be a finite number, got '1e-4'; pass a float"),
     ({"num_train_epochs": None}, "RewardTrainingConfig: num_train_epochs must be a finite number, got None$"),
     ({"learning_rate": float("nan")}, "RewardTrainingConfig: learning_rate must be a finite number, got nan$"),
     ({"weight_decay": "0.01"}, "training_args: weight_decay must be a finite number, got '0.01'; pass a float"),

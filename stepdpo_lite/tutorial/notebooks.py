@@ -129,7 +129,8 @@ def _kernel_config():
     if os.name == "posix":
         # Short and absolute: a Unix socket's path is limited to about 100 bytes, and the kernel runs in another folder.
         cfg.KernelManager.transport = "ipc"
-        cfg.KernelManager.connection_file = os.path.join(tempfile.gettempdir(), f"stepdpo-kernel-{uuid.uuid4().hex}.json")
+        cfg.KernelManager.connection_file = os.path.join(tempfile.gettempdir(),
+                                                         f"stepdpo-kernel-{uuid.uuid4().hex}.json")
     return cfg
 
 
