@@ -444,4 +444,6 @@ def test_kernels_started_at_once_talk_over_their_own_unix_sockets_and_leave_no_f
         infos = [json.loads(run.result().cells[0].outputs[0]["text"]) for run in runs]
     assert [info["transport"] for info in infos] == ["ipc", "ipc"]
     assert infos[0]["ip"] != infos[1]["ip"] and all(Path(info["ip"]).is_absolute() for info in infos)
+    # a socket's path holds 104 bytes on macOS, whose temp folder takes about 50; jupyter_client adds "-<port>"
+    assert all(len(Path(info["ip"]).name) + len("-12345") <= 40 for info in infos)
     assert set(Path(tempfile.gettempdir()).glob("stepdpo-kernel-*")) == before

@@ -127,10 +127,11 @@ def _kernel_config():
     if zmq.has("curve"):
         cfg.KernelManager.transport_encryption = "auto"
     if os.name == "posix":
-        # Short and absolute: a Unix socket's path is limited to about 100 bytes, and the kernel runs in another folder.
+        # Short and absolute: a Unix socket's path is limited to 104 bytes on macOS (108 on Linux), whose temp folder
+        # alone takes about 50, and the kernel runs in another folder. 48 random bits: no two kernels share a name.
         cfg.KernelManager.transport = "ipc"
         cfg.KernelManager.connection_file = os.path.join(tempfile.gettempdir(),
-                                                         f"stepdpo-kernel-{uuid.uuid4().hex}.json")
+                                                         f"stepdpo-kernel-{uuid.uuid4().hex[:12]}.json")
     return cfg
 
 
