@@ -39,5 +39,8 @@ def finite_number(value, name: str, who: str) -> float:
     except (TypeError, ValueError, RuntimeError):  # RuntimeError: a torch tensor of more than one element
         x = None
     if x is None or not math.isfinite(x):
-        raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
+        message = f"{who}: {name} must be a finite number, got {value!r}"
+        if isinstance(value, str):
+            message += "; pass a float, not a str (YAML reads 1e-4 with no dot as a str: write 1.0e-4)"
+        raise ValueError(message)
     return x

@@ -201,16 +201,6 @@ class RewardTrainingConfig:
         return config
 
 
-def _float_option(value, name: str, who: str) -> None:
-    """A float option must be a number: a str such as "1e-4" (YAML reads 1e-4 with no dot as a str) was a
-    TypeError inside the Trainer, after the model had loaded."""
-    try:
-        finite_number(value, name, who)
-    except ValueError as err:
-        hint = "; pass a float, not a str (YAML reads 1e-4 with no dot as a str: write 1.0e-4)"
-        raise ValueError(f"{err}{hint if isinstance(value, str) else ''}") from None
-
-
 def _check_training_args(training_args: dict) -> None:
     """Every key that is not a ``RewardTrainingConfig`` field must be a ``TrainingArguments`` field, and one typed
     float there a number."""
@@ -223,7 +213,7 @@ def _check_training_args(training_args: dict) -> None:
                          "transformers.TrainingArguments fields")
     for name in sorted(training_args):
         if known[name] in (float, "float"):  # `float | None` ones (eval_steps) may be None
-            _float_option(training_args[name], name, "training_args")
+            finite_number(training_args[name], name, "training_args")
 
 
 def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, output_dir, eval_dataset,
@@ -242,7 +232,7 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
         if name != "max_steps" or c.max_steps != -1:  # -1: num_train_epochs decides
             positive_int(getattr(c, name), name, "RewardTrainingConfig")
     for name in ("learning_rate", "num_train_epochs"):
-        _float_option(getattr(c, name), name, "RewardTrainingConfig")
+        finite_number(getattr(c, name), name, "RewardTrainingConfig")
     check_replaceable(output_dir, **SAVE_FOLDER, where="output_dir")  # and a folder the save would harm
     validate = validate_stepwise if kind is ProcessRewardModel else validate_outcome
     checked = {}
