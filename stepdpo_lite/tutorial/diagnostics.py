@@ -36,7 +36,7 @@ from ..checks import list_of, positive_int
 from ..evaluation import (_check_labels, _check_same_shape, _flat_scores_and_labels, first_error_index,
                           outcome_auroc, process_reward_report, step_auroc)
 from ..steps import extract_steps
-from ..trainer import get_step_rewards
+from ..trainer import StepwiseDPOConfig, get_step_rewards
 from . import bestofn
 from .viz import first_predicted_error, sigmoid, step_body
 
@@ -364,9 +364,9 @@ def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, 
     return get_step_rewards(policy, tokenizer, prompts, responses, ref_model=start, beta=beta, batch_size=batch_size)
 
 
-def step_beta(policy_dir, default: float = 0.1) -> float:
+def step_beta(policy_dir, default: float = StepwiseDPOConfig.step_beta) -> float:
     """The β of a saved Stepwise DPO policy's step loss (``step_beta`` in its ``stepwise_config.json``), or
-    ``default`` where the folder has no such file (a policy another trainer saved)."""
+    ``default`` (the config's own) where the folder has no such file (a policy another trainer saved)."""
     path = Path(policy_dir) / "stepwise_config.json"
     return float(json.loads(path.read_text()).get("step_beta", default)) if path.exists() else float(default)
 
