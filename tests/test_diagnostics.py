@@ -235,3 +235,7 @@ def test_implicit_rewards_of_pairs_and_the_credit_table(monkeypatch):
         "pair": 0, "step_labels": [True, False], "rewards": {"DPO": [0.5, 0.5], "Stepwise DPO": [0.5, 0.5]}}
     with pytest.raises(ValueError, match="credit_example: DPO: 2 step rewards for 1 step labels"):
         diagnostics.credit_example(out, [[True], [False]], 0)
+
+
+def test_first_rejected_steps_count_from_one_and_say_none():
+    assert diagnostics.first_rejected_steps([[2.0, -3.0, 1.0], [-4.0], [1.0, 2.0]], 0.5) == [2, 1, None]

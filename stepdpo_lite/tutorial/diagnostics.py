@@ -219,6 +219,12 @@ def _step_number(index: int) -> int | None:
     return None if index < 0 else index + 1
 
 
+def first_rejected_steps(step_rewards, threshold: float) -> list[int | None]:
+    """Each solution's first step the PRM rejects (P < ``threshold``, ``viz.first_predicted_error``), counted from 1
+    as the pictures count steps; None where it rejects none (notebook 05's explorer: its picture's problem)."""
+    return [_step_number(first_predicted_error(rewards, threshold)) for rewards in step_rewards]
+
+
 def before_after_report(solutions_by_name: dict, rewards: dict, labels: dict, drawn: int) -> dict:
     """What notebook 05's text reads off its before/after pictures, from one solution per problem under each name
     (``{"base": [...], "after": [...]}``) and their ``step_rewards_and_labels``:
