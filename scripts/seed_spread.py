@@ -4,7 +4,9 @@ One run of 150 test problems cannot tell a 3-point lead from noise (a paired 95%
 the seed moves the differences by more than that (docs/benchmarks.md). This runs notebook 04 once per seed, each
 on its own copy of the run folder (the run itself is not touched), and prints every seed's accuracies, Stepwise DPO
 minus each other method with its interval, the mean, and #16's goal judged the sounder way: a mean lead of at
-least 3 points *and* every seed's interval above zero (``onpolicy.seed_summary``).
+least 3 points *and* every seed's interval above zero (``onpolicy.seed_summary``). With two seeds or more it
+also prints a 95% interval of the mean over the seeds, and says when its top lies below the margin: then the
+seeds rule the goal's lead out for the method, not only for these runs.
 
     python scripts/seed_spread.py --seeds 0 1 2 --parallel 2
     python scripts/seed_spread.py --seeds 0 1 2 --set ONPOLICY_STEP_PAIRING=first_token ONPOLICY_SFT_WEIGHT=5.0 \\

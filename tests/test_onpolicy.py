@@ -788,8 +788,13 @@ def test_seed_summary_needs_the_mean_and_every_seeds_interval(tmp_path, monkeypa
     carried by one seed is not enough; scripts/seed_spread.py prints the verdict over its seeds."""
     by_seed = {0: _seed_policy(0.10, 0.05), 1: _seed_policy(0.04, 0.01), 2: _seed_policy(0.05, -0.01)}
     summary = onpolicy.seed_summary(by_seed)
-    assert summary["dpo"]["accuracy"] == {"mean": pytest.approx(0.19 / 3), "seeds_above_zero": 3, "seeds": 3,
-                                          "met": True}
+    dpo = summary["dpo"]["accuracy"]
+    assert {k: dpo[k] for k in ("mean", "seeds_above_zero", "seeds", "met")} == {
+        "mean": pytest.approx(0.19 / 3), "seeds_above_zero": 3, "seeds": 3, "met": True}
+    # over the seeds: mean ± t(2, 0.975) · sd / sqrt(3), sd of 0.10, 0.04, 0.05 by hand; 3 points lie inside it
+    half = 4.302653 * math.sqrt(((0.10 - 0.19 / 3) ** 2 + (0.04 - 0.19 / 3) ** 2 + (0.05 - 0.19 / 3) ** 2) / 2) / math.sqrt(3)
+    assert (dpo["low"], dpo["high"]) == (pytest.approx(0.19 / 3 - half), pytest.approx(0.19 / 3 + half))
+    assert not dpo["excluded"]
     nll = summary["nll_only"]["sampled_accuracy"]
     assert nll["seeds_above_zero"] == 1 and not nll["met"]  # seed 1's interval reaches zero, seed 2's lies below
     lucky = onpolicy.seed_summary({0: _seed_policy(0.30, 0), 1: _seed_policy(0.01, 0)})["dpo"]["accuracy"]
@@ -797,6 +802,16 @@ def test_seed_summary_needs_the_mean_and_every_seeds_interval(tmp_path, monkeypa
     text = onpolicy.format_seed_summary(by_seed)
     assert "interval above zero in 3 of 3 seeds: met" in text and "1 of 3 seeds: not met" in text
     assert text.count("minus DPO + NLL") == 3 and "mean " in text
+    # four seeds level with NLL only: the interval over them (-1.3 to +1.3 points) rules out a 3-point lead
+    level = onpolicy.seed_summary({s: _seed_policy(0.05, x) for s, x in enumerate((-0.01, 0.0, 0.01, 0.0))})
+    assert level["nll_only"]["accuracy"]["high"] == pytest.approx(3.182446 * math.sqrt(2e-4 / 3) / 2)
+    assert level["nll_only"]["accuracy"]["excluded"] and not level["dpo"]["accuracy"]["excluded"]
+    assert "+3 ruled out" in onpolicy.format_seed_summary({s: _seed_policy(0.05, x) for s, x in
+                                                           enumerate((-0.01, 0.0, 0.01, 0.0))})
+    one = onpolicy.seed_summary({0: _seed_policy(0.05, 0.0)})["dpo"]["accuracy"]
+    assert "low" not in one and "excluded" not in one  # one seed: no spread to take an interval of
+    alike = onpolicy.seed_summary({0: _seed_policy(0.05, 0.0), 1: _seed_policy(0.05, 0.0)})["dpo"]["accuracy"]
+    assert alike["low"] == alike["high"] == pytest.approx(0.05) and not alike["excluded"]
     with pytest.raises(ValueError, match="seed 1 has no policy.stepwise_dpo.minus"):
         onpolicy.seed_summary({0: by_seed[0], 1: {"stepwise_dpo": {"accuracy": 0.5}}})
 

@@ -549,7 +549,12 @@ def seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03) -> di
     ``accuracy``, ``sampled_accuracy``) the mean difference, how many seeds' 95% intervals lie above zero, and
     whether the goal holds in its sounder form: a mean of at least ``margin`` *and* every seed's interval above
     zero (a lead one run's evaluation noise cannot explain, in every seed). ``policy_by_seed``: seed ->
-    the ``policy`` part of that run's ``metrics.json`` (``metrics_of``), which holds ``stepwise_dpo.minus``."""
+    the ``policy`` part of that run's ``metrics.json`` (``metrics_of``), which holds ``stepwise_dpo.minus``.
+
+    With two seeds or more, ``low``/``high`` are a 95% interval of the mean over seeds (Student's t on the seeds'
+    differences): a seed draws the training's samples and the test problems both, so this interval covers both
+    sources of spread, which no single run's interval does. ``excluded`` is True when its top lies below
+    ``margin``: the seeds rule out a lead of ``margin`` for the method itself, not only for these runs."""
     if not policy_by_seed:
         raise ValueError("seed_summary: no seeds")
     minus = {}
@@ -564,8 +569,23 @@ def seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03) -> di
             mean = sum(d["difference"] for d in diffs) / len(diffs)
             above = sum(d["low"] > 0 for d in diffs)
             out.setdefault(method, {})[key] = {"mean": mean, "seeds_above_zero": above, "seeds": len(diffs),
-                                               "met": mean >= margin and above == len(diffs)}
+                                               "met": mean >= margin and above == len(diffs),
+                                               **_between_seeds([d["difference"] for d in diffs], margin)}
     return out
+
+
+def _between_seeds(differences: Sequence[float], margin: float) -> dict:
+    """A 95% t-interval of the mean of the seeds' differences, and whether its top lies below ``margin``."""
+    if len(differences) < 2:
+        return {}
+    import numpy as np
+    from scipy import stats
+
+    d = np.asarray(differences, dtype=float)
+    mean, half = float(d.mean()), 0.0
+    if np.ptp(d) > 0:  # seeds that all differ alike have no spread: the interval is the point
+        half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    return {"low": mean - half, "high": mean + half, "excluded": mean + half < margin}
 
 
 def format_seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03) -> str:
@@ -591,6 +611,9 @@ def format_seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03
             label = (NAMES[method], "greedy") if key == "accuracy" else ("", "sampled")
             lines.append(f"  {label[0]:18s} {label[1]:8s}mean {100 * r['mean']:+5.1f}, interval above zero in "
                          f"{r['seeds_above_zero']} of {r['seeds']} seeds: {'met' if r['met'] else 'not met'}")
+            if "low" in r:
+                lines[-1] += (f"; over the seeds {100 * r['low']:+.1f} to {100 * r['high']:+.1f}"
+                              + (f", {100 * margin:+.0f} ruled out" if r["excluded"] else ""))
     return "\n".join(lines)
 
 
