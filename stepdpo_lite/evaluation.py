@@ -93,9 +93,10 @@ def first_error_index(step_labels: Sequence[bool]) -> int:
 
 
 def predict_first_error(step_scores: Sequence[float], threshold: float) -> int:
-    """The first step whose score is below ``threshold``, or -1."""
-    threshold = finite_number(threshold, "threshold", "predict_first_error")  # NaN: no step below it, silently
-    return next((k for k, s in enumerate(step_scores) if s < threshold), -1)
+    """The first step whose score is below ``threshold``, or -1. A NaN score or threshold is refused: it compares
+    false with everything, so the step would pass as right without an error."""
+    threshold = finite_number(threshold, "threshold", "predict_first_error")
+    return next((k for k, s in enumerate(_finite_scores(step_scores, "predict_first_error")) if s < threshold), -1)
 
 
 def _check_first_errors(step_scores, first_errors, what):

@@ -340,6 +340,8 @@ def test_auroc_difference_point_interval_groups_and_errors():
     (lambda: best_of_n_accuracy([[True, False]], [[1.0, None]], ns=(1, 2)), r"solution 0, score 1 must be a finite"),
     (lambda: first_error_index(None), r"first_error_index: step_labels: expected a list of labels, got NoneType"),
     (lambda: predict_first_error([1.0], float("nan")), r"predict_first_error: threshold must be a finite number"),
+    # a NaN step score compares false with the threshold: it would pass as a right step, and step 2 be "the error"
+    (lambda: predict_first_error([1.0, float("nan"), -3.0], 0.5), r"predict_first_error: score 1 must be a finite"),
     (lambda: majority_vote_accuracy(["12"], [1], ns=(1,)), r"answers\[0\]: expected a list of answers, got one str"),
 ])
 def test_scores_and_answers_of_the_wrong_type_are_refused_by_name(call, message):

@@ -270,7 +270,7 @@ def test_first_predicted_error_takes_a_probability_and_refuses_nan():
     assert viz.first_predicted_error([2.0, -3.0, 1.0], 0.5) == 1
     with pytest.raises(ValueError, match=r"threshold is a probability in \(0, 1\), got 0.0"):  # a log-odds, by mistake
         viz.first_predicted_error([-0.1, 1.0], threshold=0.0)
-    with pytest.raises(ValueError, match="step 1: the reward is NaN"):
+    with pytest.raises(ValueError, match="score 1 must be a finite number, got nan"):
         viz.first_predicted_error([1.0, float("nan"), -3.0], 0.5)
     with pytest.raises(ValueError, match="solution 0, step 1: a label must be a bool or a share"):
         labelling.label_agreement([[1.0, None]], [[True, True]])

@@ -31,7 +31,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from ..atomic import write_atomic
 from ..checks import list_of, positive_int
-from ..evaluation import _check_labels, first_error_index
+from ..evaluation import _check_labels, first_error_index, predict_first_error
 from ..steps import DEFAULT_DELIMITER, extract_steps
 
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
@@ -70,12 +70,7 @@ def first_predicted_error(rewards, threshold: float = 0.5) -> int:
     if not 0 < threshold < 1:
         raise ValueError(f"first_predicted_error: threshold is a probability in (0, 1), got {threshold!r} (a log-odds "
                          "threshold t is sigmoid(t))")
-    rewards = np.asarray(rewards, dtype=float).reshape(-1)
-    nan = np.flatnonzero(np.isnan(rewards))
-    if nan.size:
-        raise ValueError(f"first_predicted_error: step {int(nan[0])}: the reward is NaN")
-    below = np.flatnonzero(sigmoid(rewards) < threshold)
-    return int(below[0]) if below.size else -1
+    return predict_first_error(sigmoid(np.asarray(rewards, dtype=float).reshape(-1)).tolist(), threshold)
 
 
 def save_png(fig, path, dpi: int = DPI) -> Path:
