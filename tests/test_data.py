@@ -264,6 +264,9 @@ BAD = [  # loader, good line, bad line, words the error must contain (besides "l
     ("prm800k", None, _prm(lambda r: r["question"].pop("problem")), ["'question.problem'", "missing"]),
     ("prm800k", None, _prm(lambda r: r["label"]["steps"][0]["completions"][0].update(rating=2)),
      ["'label.steps[0].completions[0].rating'"]),
+    # true == 1 in Python: a rating of true must not load as a correct step
+    ("prm800k", None, _prm(lambda r: r["label"]["steps"][0]["completions"][0].update(rating=True)),
+     ["'label.steps[0].completions[0].rating'", "got True"]),
     ("prm800k", None, _prm(lambda r: r["label"]["steps"][1].update(chosen_completion=5)),
      ["'label.steps[1].chosen_completion'"]),
     ("outcome", OUT, _with(OUT, label=1), ["'label'", "true or false"]),

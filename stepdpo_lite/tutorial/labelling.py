@@ -174,7 +174,7 @@ def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None =
     prompt, so the result does not depend on the order of the problems). Counts of what was left out are logged.
     """
     labels_of = _rejected_labels_of(rejected_labels, "preference_pairs")
-    positive_int(max_pairs_per_problem, "max_pairs_per_problem", "preference_pairs", none_ok=True)  # 0: no pairs
+    positive_int(max_pairs_per_problem, "max_pairs_per_problem", "preference_pairs", none_ok=True)  # 0 is refused
     rows, left = [], Counter()
     for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "preference_pairs")):
         distinct = dict(checked)
@@ -204,7 +204,7 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
     after a prefix in one sample and wrong in another: the chosen step is always a different text (else the
     pair is left out, counted as ``step_labelled_right_and_wrong``).
     """
-    positive_int(max_pairs_per_problem, "max_pairs_per_problem", "step_dpo_pairs", none_ok=True)  # 0: no pairs
+    positive_int(max_pairs_per_problem, "max_pairs_per_problem", "step_dpo_pairs", none_ok=True)  # 0 is refused
     rows, left = [], Counter()
     for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "step_dpo_pairs")):
         right_next = {}  # prefix text -> the right next steps samples took after it, first seen first

@@ -53,7 +53,8 @@ def _prm800k(record, neutral_as: bool, branches: bool):
             for j, option in enumerate(options):
                 with _inside(f"completions[{j}]"):
                     _text(option, "text", blank_ok=True)
-                    if _field(option, "rating") not in (-1, 0, 1, None):
+                    rating = _field(option, "rating")  # True == 1 and 1.0 == 1: a type clash would pass `in`
+                    if not (rating is None or type(rating) is int and rating in (-1, 0, 1)):
                         raise _Bad("rating", f"must be -1, 0, 1 or null, got {option['rating']!r:.40}")
             chosen, human = _field(step, "chosen_completion"), _field(step, "human_completion")
             if chosen is not None and (type(chosen) is not int or not 0 <= chosen < len(options)):
@@ -283,7 +284,7 @@ def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = Non
     ``step_labels``, ``chosen_step_labels`` and ``rejected_step_labels`` come from ``process_labels`` of the
     calculator check (one per line).
     """
-    positive_int(max_pairs_per_problem, "max_pairs_per_problem", "gsm8k_preference_pairs", none_ok=True)  # 0: none
+    positive_int(max_pairs_per_problem, "max_pairs_per_problem", "gsm8k_preference_pairs", none_ok=True)  # 0 is refused
     ds = _check_all(_records(solutions, "gsm8k_preference_pairs"), lambda r: _gsm8k_solution_rows(r, step_labels),
                     "gsm8k_preference_pairs")
     problems: dict[str, dict[str, dict]] = {}
