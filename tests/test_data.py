@@ -294,6 +294,17 @@ def test_bad_line_names_file_line_and_field(tmp_path, kind, good, bad, words):
         assert word in message, message
 
 
+def test_load_gsm8k_problems_skips_invalid_records_like_the_other_loaders(tmp_path, caplog):
+    """skip_invalid, as every other loader of a published file takes it: it skips and counts, never silently."""
+    path = tmp_path / "test.jsonl"
+    path.write_text(json.dumps(GSM) + "\n" + json.dumps(_with_dict(GSM, answer="so 3")) + "\n")
+    with caplog.at_level("WARNING", logger="stepdpo_lite.data"):
+        problems = public_datasets.load_gsm8k_problems(path, skip_invalid=True)
+    assert len(problems) == 1 and "gsm8k_problems: skipped 1 invalid records" in caplog.text
+    with pytest.raises(ValueError, match="line 2"):
+        public_datasets.load_gsm8k_problems(path)
+
+
 def test_in_memory_rows_and_json_arrays_name_the_record(tmp_path):
     with pytest.raises(ValueError, match=r"record 1: field 'rejected'"):
         data.validate_preference([PREF, _with_dict(PREF, rejected=None)])

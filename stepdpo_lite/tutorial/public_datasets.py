@@ -244,10 +244,11 @@ def _gsm8k_problem(record):
     return [{"prompt": record["question"], "solution": solution, "answer": final}]
 
 
-def load_gsm8k_problems(path) -> Dataset:
-    """GSM8K ``test.jsonl``/``train.jsonl`` -> ``prompt``, ``solution`` (the reference lines), ``answer``."""
-    return _dataset(_check_all(_records(path, "load_gsm8k_problems"), _gsm8k_problem, "gsm8k_problems"),
-                    ("prompt", "solution", "answer"))
+def load_gsm8k_problems(path, *, skip_invalid: bool = False) -> Dataset:
+    """GSM8K ``test.jsonl``/``train.jsonl`` -> ``prompt``, ``solution`` (the reference lines), ``answer``. A record
+    whose answer has no numeric ``#### <answer>`` raises (or, with ``skip_invalid=True``, is skipped and counted)."""
+    return _dataset(_check_all(_records(path, "load_gsm8k_problems"), _gsm8k_problem, "gsm8k_problems",
+                               skip_invalid=skip_invalid), ("prompt", "solution", "answer"))
 
 
 def process_labels(line_labels: Sequence[bool], correct: bool) -> list[bool]:
