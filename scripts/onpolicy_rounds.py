@@ -87,7 +87,8 @@ def main(argv=None):
                     help="'output_layer': Stepwise DPO's step loss moves the output layer only (needs first_token)")
     ap.add_argument("--step-rejected", default="round", choices=list(onpolicy.STEP_REJECTED),
                     help="'fresh': Stepwise DPO's rejected token is drawn again from the current policy at every "
-                         "step (needs first_token); 'expected': that draw's expectation, exactly")
+                         "step (needs first_token); 'expected': that draw's expectation, exactly; 'top': the "
+                         "policy's strongest wrong token")
     ap.add_argument("--n-sampled", type=int, default=2, help="sampled (T=1) solutions per held-out problem")
     ap.add_argument("--methods", nargs="+", default=list(onpolicy.METHODS), choices=list(onpolicy.METHODS))
     ap.add_argument("--no-base", action="store_true", help="do not evaluate the start policy")

@@ -504,6 +504,37 @@ def test_expected_rejected_step_loss_is_the_chosen_tokens_nll_exactly(tmp_path, 
     assert float(draws.std()) > 0  # the fresh loss varies from draw to draw; the expected one is its mean
 
 
+def test_top_rival_step_loss_rejects_the_policys_strongest_wrong_token(tmp_path, tiny_model, tiny_tokenizer):
+    """step_rejected="top": each pair's state rejects argmax_{r != c} π(r|s), weighed by 1 − π(c|s); at the reference
+    (every log-ratio 0) its loss is (1 − π(c|s))·log 2 per pair, and its gradient is no longer the chosen token's NLL
+    gradient (the expectation's), but β/2·(1 − π(c))·(∇log π(c) − ∇log π(r*)): deterministic, one rival."""
+    from stepdpo_lite.tutorial.fresh_rejected_pairs import TopRivalStepDPOTrainer
+
+    tr, batch, gradient = _redrawn_rejected_trainer(tmp_path, tiny_model, tiny_tokenizer, "top")
+    assert isinstance(tr, TopRivalStepDPOTrainer)
+    pos, _ = tr._critical_positions(batch)
+    n = len(pos) // 2
+    kwargs, _ = tr._model_inputs(batch)
+    logp = torch.log_softmax(tr.model(**{k: v[:n] if torch.is_tensor(v) else v for k, v in kwargs.items()}).logits,
+                             -1)[torch.arange(n), pos[:n] - 1]
+    c = batch["input_ids"][torch.arange(n), pos[:n]]
+    rival = logp.detach().clone()
+    rival[torch.arange(n), c] = -float("inf")
+    r = rival.argmax(1)
+    assert bool((r != c).all())
+    slip = 1 - logp.detach()[torch.arange(n), c].exp()
+    first = batch["first_diff_step"]
+    coef = batch["step_probs"][torch.arange(n), first]  # p⁺ = 1 − p⁻ in step_rows()
+    want_loss = (slip * math.log(2)).mean()
+    got_loss = tr._critical_token_step_loss(tr.model, batch)
+    assert torch.allclose(got_loss, want_loss, rtol=1e-5), (float(got_loss), float(want_loss))
+    want = gradient(-tr.args.step_beta / 2 * (coef * slip * (logp[torch.arange(n), c] - logp[torch.arange(n), r])).sum()
+                    / n)
+    got = gradient(tr.compute_loss(tr.model, batch))
+    assert torch.allclose(got, want, atol=1e-6, rtol=1e-4), float((got - want).abs().max())
+    assert torch.allclose(gradient(tr.compute_loss(tr.model, batch)), got)  # no draw: the same every time
+
+
 def test_rejected_prefix_nll_is_the_nll_of_the_rejected_right_opening(tmp_path, tiny_model, tiny_tokenizer):
     """rejected_sft_weight w adds w·Σ p⁻_k·NLL(s⁻_k) / Σ p⁻_k·|s⁻_k| over the steps before the PRM's first
     error, read against one forward per step prefix; the steps from it on, and every step of a wrong solution in

@@ -84,3 +84,18 @@ class ExpectedRejectedStepDPOTrainer(FreshRejectedStepDPOTrainer):
                                        probs[1].repeat_interleave(vocab, 0), self.args.step_beta).view(n, vocab)
         slip = logp.exp().scatter(1, c[:, None], 0.0)  # π(r|s) for r ≠ c: a draw of c makes no pair
         return (slip * each_rival).sum(1)
+
+
+class TopRivalStepDPOTrainer(FreshRejectedStepDPOTrainer):
+    """The rejected token is the current policy's strongest wrong one, ``r* = argmax_{r ≠ c} π(r|s)``, weighed by how
+    often the policy slips there, ``1 − π(c|s)`` (``π`` held fixed): ``(1 − π(c|s)) · L(c, r*)``. Greedy decoding
+    goes wrong exactly where ``r*`` outranks ``c``, so this pair aims at the margin greedy accuracy depends on, where
+    the expectation (``ExpectedRejectedStepDPOTrainer``) spreads the same slip mass over every rival and so points
+    along the NLL gradient. A diagnostic (``docs/benchmarks.md``, "the strongest rival")."""
+
+    def _slip_loss(self, ratios, logp, c, probs):
+        rows = torch.arange(len(c), device=c.device)
+        r = logp.scatter(1, c[:, None], float("-inf")).argmax(1)
+        per_pair = compute_step_loss(ratios[rows, c][:, None], ratios[rows, r][:, None], probs[0], probs[1],
+                                     self.args.step_beta)
+        return per_pair * (1 - logp[rows, c].exp())

@@ -39,7 +39,7 @@ NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL
 PAIR_KINDS = ("solution", "step", "both")
 MIRRORED = ("no", "add", "instead")
 STEP_GRADIENTS = ("all", "output_layer")
-STEP_REJECTED = ("round", "fresh", "expected")
+STEP_REJECTED = ("round", "fresh", "expected", "top")
 
 
 # ----------------------------------------------------------------------------- training
@@ -59,7 +59,8 @@ class TrainSettings:
     # "output_layer": Stepwise DPO's step loss moves the output layer only (a diagnostic; output_layer_pairs.py)
     step_gradient: str = "all"
     # "fresh": Stepwise DPO's rejected token is drawn again from the current policy at every step, not the round's
-    # (a diagnostic; fresh_rejected_pairs.py); "expected": that draw's expectation over the vocabulary, exactly
+    # (a diagnostic; fresh_rejected_pairs.py); "expected": that draw's expectation over the vocabulary, exactly;
+    # "top": the policy's strongest wrong token, weighed by its chance of a slip
     step_rejected: str = "round"
     args: dict = field(default_factory=dict)  # DPOConfig/StepwiseDPOConfig fields: batch size, lr, max_steps, ...
 
@@ -118,7 +119,8 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
 
     from ..trainer import StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16, float32_adapters_for_fp16
     from .colab import drop_log_printer
-    from .fresh_rejected_pairs import ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer
+    from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer,
+                                       TopRivalStepDPOTrainer)
     from .output_layer_pairs import OutputLayerStepDPOTrainer
     from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
 
@@ -137,7 +139,8 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
                                  step_pairing=settings.step_pairing, **common)
         cls = (OutputLayerStepDPOTrainer if settings.step_gradient == "output_layer" else
                FreshRejectedStepDPOTrainer if settings.step_rejected == "fresh" else
-               ExpectedRejectedStepDPOTrainer if settings.step_rejected == "expected" else StepwiseDPOTrainer)
+               ExpectedRejectedStepDPOTrainer if settings.step_rejected == "expected" else
+               TopRivalStepDPOTrainer if settings.step_rejected == "top" else StepwiseDPOTrainer)
         if settings.rejected_sft_weight:  # an open-ended row's opening is in its prompt: none left to train
             openings = [0 if r.get("open_ended") else opening_steps(r, i) for i, r in enumerate(rows)]
             data = data.add_column(OPENING, openings)
