@@ -127,6 +127,11 @@ def test_chosen_vs_rejected_summary_gives_the_chosen_curve_and_the_mistakes_dots
                                          {"mean": -1.0, "solutions": 1}]
     assert summary["mistake_rewards"] == [-6.0, -2.0]
     assert "mistake_rewards" not in chosen_vs_rejected_summary([[1.0]], [[0.0]])  # no labels, no dots to read
+    # a soft label (0.3: a PRM's probability) read by its truth value would count as right; a short list, zip-cut
+    with pytest.raises(ValueError, match=r"rejected_step_labels\[1\]"):
+        chosen_vs_rejected_summary([[1.0], [1.0]], [[0.0], [-1.0]], rejected_step_labels=[[False], [0.3]])
+    with pytest.raises(ValueError, match="solution 0 has 2 rewards and 1 labels"):
+        chosen_vs_rejected_summary([[1.0]], [[0.0, -3.0]], rejected_step_labels=[[True]])
 
 
 def test_heatmap_details_name_the_rows_the_text_reads_off():

@@ -159,7 +159,10 @@ def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards, rejected_step_l
     summary = {"ranked_by_min": ranked, "mean_gap_by_step": gaps, "chosen_by_step": [
         {"mean": float(np.mean(at)), "solutions": len(at)} for k in range(max(map(len, chosen_rewards)))
         for at in [[c[k] for c in chosen_rewards if len(c) > k]]]}
-    if rejected_step_labels is not None:
+    if rejected_step_labels is not None:  # one bool a step: a probability label would be read by its truth value
+        _check_same_shape(rejected_rewards, rejected_step_labels, "chosen_vs_rejected_summary", "rewards")
+        for i, labels in enumerate(rejected_step_labels):
+            _check_labels(labels, "chosen_vs_rejected_summary", f"rejected_step_labels[{i}]")
         summary["mistake_rewards"] = sorted(float(r) for rewards, labels in zip(rejected_rewards, rejected_step_labels)
                                             for r, right in zip(rewards, labels) if not right)
     return summary
