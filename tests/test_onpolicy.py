@@ -823,7 +823,8 @@ def test_seed_summary_needs_the_mean_and_every_seeds_interval(tmp_path, monkeypa
     assert {k: dpo[k] for k in ("mean", "seeds_above_zero", "seeds", "met")} == {
         "mean": pytest.approx(0.19 / 3), "seeds_above_zero": 3, "seeds": 3, "met": True}
     # over the seeds: mean ± t(2, 0.975) · sd / sqrt(3), sd of 0.10, 0.04, 0.05 by hand; 3 points lie inside it
-    half = 4.302653 * math.sqrt(((0.10 - 0.19 / 3) ** 2 + (0.04 - 0.19 / 3) ** 2 + (0.05 - 0.19 / 3) ** 2) / 2) / math.sqrt(3)
+    sd = math.sqrt(sum((x - 0.19 / 3) ** 2 for x in (0.10, 0.04, 0.05)) / 2)
+    half = 4.302653 * sd / math.sqrt(3)
     assert (dpo["low"], dpo["high"]) == (pytest.approx(0.19 / 3 - half), pytest.approx(0.19 / 3 + half))
     assert not dpo["excluded"]
     nll = summary["nll_only"]["sampled_accuracy"]

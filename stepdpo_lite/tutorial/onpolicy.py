@@ -585,10 +585,12 @@ def _between_seeds(differences: Sequence[float], margin: float) -> dict:
     from scipy import stats
 
     d = np.asarray(differences, dtype=float)
-    mean, half = float(d.mean()), 0.0
-    if np.ptp(d) > 0:  # seeds that all differ alike have no spread: the interval is the point
-        half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-    return {"low": mean - half, "high": mean + half, "excluded": mean + half < margin}
+    mean = float(d.mean())
+    low, high = mean, mean  # seeds that all differ alike have no spread (scipy's interval would be NaN): a point
+    if np.ptp(d) > 0:
+        ci = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
+        low, high = float(ci.low), float(ci.high)
+    return {"low": low, "high": high, "excluded": high < margin}
 
 
 def format_seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03) -> str:
