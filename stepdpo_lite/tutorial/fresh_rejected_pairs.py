@@ -63,11 +63,15 @@ class FreshRejectedStepDPOTrainer(CriticalTokenStepDPOTrainer):
 
     def _slip_loss(self, ratios, logp, c, probs):
         """``(n,)``: each state's step loss against one token ``r ~ π(·|s)`` drawn now; 0 where ``r = c``."""
-        rows = torch.arange(len(c), device=c.device)
         r = torch.multinomial(logp.exp().cpu(), 1, generator=self._draws).squeeze(1).to(c.device)
-        per_pair = compute_step_loss(ratios[rows, c][:, None], ratios[rows, r][:, None], probs[0], probs[1],
-                                     self.args.step_beta)
+        per_pair = self._against(ratios, c, r, probs)
         return per_pair * (r != c).to(per_pair.dtype)
+
+    def _against(self, ratios, c, r, probs):
+        """``(n,)``: each state's first-token step loss of ``c`` against the rival token ``r``."""
+        rows = torch.arange(len(c), device=c.device)
+        return compute_step_loss(ratios[rows, c][:, None], ratios[rows, r][:, None], probs[0], probs[1],
+                                 self.args.step_beta)
 
 
 class ExpectedRejectedStepDPOTrainer(FreshRejectedStepDPOTrainer):
@@ -94,8 +98,5 @@ class TopRivalStepDPOTrainer(FreshRejectedStepDPOTrainer):
     along the NLL gradient. A diagnostic (``docs/benchmarks.md``, "the strongest rival")."""
 
     def _slip_loss(self, ratios, logp, c, probs):
-        rows = torch.arange(len(c), device=c.device)
         r = logp.scatter(1, c[:, None], float("-inf")).argmax(1)
-        per_pair = compute_step_loss(ratios[rows, c][:, None], ratios[rows, r][:, None], probs[0], probs[1],
-                                     self.args.step_beta)
-        return per_pair * (1 - logp[rows, c].exp())
+        return self._against(ratios, c, r, probs) * (1 - logp.gather(1, c[:, None]).squeeze(1).exp())
