@@ -225,6 +225,22 @@ def test_caps_end_beams_and_unreadable_prefixes_are_floored():
     assert res.nodes[0].rewards is None and res.nodes[0].score == search.FLOOR and not res.nodes[0].kept
 
 
+def test_beam_search_refuses_a_token_budget_it_would_read_wrong():
+    """A NaN budget was never reached (the problem searched uncapped), True capped at 1 token and 0 or -5 cut every
+    beam after its first step: each is refused, naming the problem where the budgets are one per problem."""
+    run = lambda budget: search.beam_search(None, None, TablePRM(), [Answer1(), Answer1()], n_beams=1, expansions=2,
+                                            token_budget=budget, sampler=Scripted())
+    for budget, message in ((float("nan"), r"token_budget must be a finite number, got nan"),
+                            (True, r"token_budget must be a finite number, got True"),
+                            (0, r"token_budget must be > 0 or None, got 0"),
+                            ([30, float("nan")], r"token_budget\[1\] \(problem 1\) must be a finite number"),
+                            ([30, -5], r"token_budget\[1\] \(problem 1\) must be > 0 or None, got -5"),
+                            ("30", r"token_budget: expected a list of token budgets")):
+        with pytest.raises(ValueError, match=f"beam_search: {message}"):
+            run(budget)
+    assert [r.tokens for r in run([30, None])] == [32, 90] and [r.tokens for r in run(30.5)] == [32, 32]
+
+
 def test_a_problem_searches_the_same_alone_or_beside_others():
     """Token counts along a path are the problem's own: node ids restart at 0 in every problem, so a count keyed
     by the id alone let one problem's long steps cut another's short path, or lift its cap."""

@@ -35,12 +35,13 @@ or any ``sampler(texts, n, max_new_tokens) -> list[list[Generation]]``; the PRM 
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from ..checks import positive_int
+from ..checks import finite_number, list_of, positive_int
 from ..generation import (check_sampling, eos_token_ids, exact_sampling, prompt_texts, record_prompts,
                           sampling_arguments)
 from ..steps import DEFAULT_DELIMITER
@@ -344,10 +345,15 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
     delimiter = delimiter or getattr(config, "step_delimiter", None) or DEFAULT_DELIMITER
     answer_re = re.compile(answer_pattern) if answer_pattern else None
     prompts = prompts_of(problems)
-    budgets = ([token_budget] * len(problems) if token_budget is None or isinstance(token_budget, (int, float))
-               else list(token_budget))
+    one_budget = token_budget is None or isinstance(token_budget, numbers.Real)
+    budgets = ([token_budget] * len(problems) if one_budget
+               else list_of(token_budget, "beam_search: token_budget", "token budgets (one per problem)"))
     if len(budgets) != len(problems):
         raise ValueError(f"beam_search: {len(problems)} problems but {len(budgets)} token budgets")
+    for i, b in enumerate(budgets):  # a bool, a NaN (never reached) or a budget <= 0 would cap silently, or never
+        name = "token_budget" if one_budget else f"token_budget[{i}] (problem {i})"
+        if b is not None and finite_number(b, name, "beam_search") <= 0:
+            raise ValueError(f"beam_search: {name} must be > 0 or None, got {b!r}")
     if sampler is None:
         import torch
 
