@@ -227,6 +227,20 @@ def test_score_readable_never_asks_the_model_to_score_nothing():
     assert bestofn.score_readable(lambda p, t: [len(x) for x in t], ["p", "p"], ["", "ab"]) == [None, 2]
 
 
+def test_score_readable_refuses_a_model_that_returns_too_few_rewards():
+    """A zip over a short answer left the last candidates None, i.e. floored as if unreadable, without a word."""
+    short = lambda prompts, texts: [1.0] * (len(texts) - 1)
+    with pytest.raises(ValueError, match="score_readable: asked to score 2 texts .* returned 1 rewards"):
+        bestofn.score_readable(short, ["p", "p", "p"], ["a", " ", "b"])
+
+    def too_long_then_short(prompts, texts):
+        if len(texts) > 1:
+            raise InputTooLong("one of them")
+        return []
+    with pytest.raises(ValueError, match="asked to score 1 texts .* returned 0 rewards"):  # one by one, too
+        bestofn.score_readable(too_long_then_short, ["p", "p"], ["a", "b"])
+
+
 def test_recorded_greedy_accuracy_only_for_these_problems_at_full_precision(toy):
     problems, _ = toy
     from stepdpo_lite.tutorial import tasks

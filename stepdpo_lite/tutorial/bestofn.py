@@ -106,13 +106,21 @@ def score_readable(score, prompts, texts) -> list:
     left unscored is logged: the callers floor them (``FLOOR``)."""
     keep = [i for i, t in enumerate(texts) if _readable(t)]
     out = [None] * len(texts)
+
+    def scored(idx):  # a reward per text asked: a short list would leave the rest None (floored), silently
+        rewards = list(score([prompts[i] for i in idx], [texts[i] for i in idx]))
+        if len(rewards) != len(idx):
+            raise ValueError(f"score_readable: asked to score {len(idx)} texts (from text {idx[0]}), the model "
+                             f"returned {len(rewards)} rewards")
+        return rewards
+
     try:
-        for i, r in zip(keep, score([prompts[i] for i in keep], [texts[i] for i in keep]) if keep else []):
+        for i, r in zip(keep, scored(keep) if keep else []):
             out[i] = r
     except InputTooLong:  # one candidate too long: score them one by one
         for i in keep:
             try:
-                out[i] = score([prompts[i]], [texts[i]])[0]
+                out[i] = scored([i])[0]
             except InputTooLong:
                 out[i] = None
     unread = sum(r is None for r in out)
