@@ -85,6 +85,17 @@ def test_prm800k_path_rules(tmp_path, caplog):
     assert ["s0.0", "\ns1.1"] in branched["completions"]
 
 
+@pytest.mark.parametrize("completions", [5, "s0.0", {"text": "s0.0", "rating": 1}])
+def test_prm800k_completions_that_are_no_list_name_the_field(tmp_path, completions):
+    """A number raised a bare TypeError; a str or an object was read item by item and blamed 'completions[0].text'."""
+    record = _prm_record(([1], 0, None), ([1], 0, None))
+    record["label"]["steps"][1]["completions"] = completions
+    path = tmp_path / "prm.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    with pytest.raises(ValueError, match=r"line 1: field 'label\.steps\[1\]\.completions': must be a list"):
+        public_datasets.load_prm800k(path)
+
+
 def test_prm800k_branches_add_the_rated_alternatives():
     main, branched = public_datasets.load_prm800k(PRM800K), public_datasets.load_prm800k(PRM800K, branches=True)
     assert len(branched) > len(main)
