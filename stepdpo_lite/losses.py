@@ -104,8 +104,9 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
     if r.dim() == 0:
         raise ValueError(f"aggregate_rewards: expected a list of step rewards, got one number {float(r)!r}")
     if as_list and not torch.isfinite(r).all():  # a NaN would make the solution's reward NaN, silently
-        bad = [k for k, ok in enumerate(torch.isfinite(r).reshape(-1, r.shape[-1]).all(0).tolist()) if not ok][0]
-        raise ValueError(f"aggregate_rewards: step {bad}: the reward must be finite, got {r[..., bad].tolist()}")
+        *row, k = (~torch.isfinite(r)).nonzero()[0].tolist()
+        where = f"solution {', '.join(map(str, row))}, step {k}" if row else f"step {k}"
+        raise ValueError(f"aggregate_rewards: {where}: the reward must be finite, got {r[(*row, k)].item()}")
     m = torch.ones_like(r, dtype=torch.bool) if mask is None else torch.as_tensor(mask, device=r.device).bool()
     if r.shape[-1] == 0:
         out = r.new_zeros(r.shape[:-1])
@@ -113,6 +114,8 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
         per_row = weights is not None and torch.as_tensor(weights).dim() > 1  # (..., S) weights, else positional
         a = torch.as_tensor(weights, device=r.device, dtype=r.dtype) if per_row else positional_weights(
             weights, r.shape[-1], r.device, r.dtype)
+        if per_row:  # (1, S) weights would broadcast over every solution, (B, 1) over every step
+            _same_shape("aggregate_rewards", step_rewards=r, weights=a)
         out = (a * r * m).sum(-1)
     elif strategy == "mean":
         out = (r * m).sum(-1) / m.sum(-1).clamp(min=1)

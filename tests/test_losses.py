@@ -1,5 +1,6 @@
 """The Stepwise DPO losses as pure tensor maths (docs/method.md §4)."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -176,3 +177,17 @@ def test_aggregate_rewards_takes_an_integer_tensor_of_step_labels_as_float(strat
                                           "product": [2 * F.logsigmoid(torch.tensor(1.0)).item()
                                                       + F.logsigmoid(torch.tensor(0.0)).item(),
                                                       3 * F.logsigmoid(torch.tensor(1.0)).item()]}[strategy])
+
+
+def test_aggregate_rewards_names_the_solution_of_a_nan_and_refuses_per_solution_weights_of_another_shape():
+    """A NaN in the second of two solutions was reported as "step 0 ... got [1.0, nan]" (a column across the
+    solutions, no solution named); (1, S) or (B, 1) per-solution weights broadcast to wrong sums without an error."""
+    with pytest.raises(ValueError, match=r"aggregate_rewards: solution 1, step 0: the reward must be finite, got nan"):
+        aggregate_rewards([[1.0, 2.0], [float("nan")]], "min")
+    with pytest.raises(ValueError, match=r"aggregate_rewards: solution 0, step 1: the reward must be finite"):
+        aggregate_rewards(np.array([[1.0, np.inf]]), "mean")
+    with pytest.raises(ValueError, match=r"aggregate_rewards: shapes differ: step_rewards \(2, 2\), weights \(1, 2\)"):
+        aggregate_rewards([[1.0, 2.0], [3.0, 4.0]], "weighted_sum", weights=[[1.0, 0.5]])
+    with pytest.raises(ValueError, match=r"shapes differ: step_rewards \(1, 2\), weights \(1, 1\)"):
+        aggregate_rewards([[1.0, 2.0]], "weighted_sum", weights=[[1.0]])  # was 3.0: the one weight on both steps
+    assert aggregate_rewards([[1.0, 2.0], [3.0, 4.0]], "weighted_sum", weights=[[1.0, 0.5], [0.0, 1.0]]) == [2.0, 4.0]
