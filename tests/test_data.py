@@ -186,6 +186,9 @@ def test_max_pairs_per_problem_below_one_is_refused(toy, max_pairs):
     ("She buys 2 * 3 = <<2*3=6>>7 500-gram bags.", False),  # neither reading is 6
     ("<<4.20+9.45+1.35=14.999999>>14.99 dollars", True),  # cut, not rounded
     ("<<5-3=2.5>>2.5", False),  # a real slip stays one
+    ("<<1/4=0.25>>1/3 of the cake", False),  # a fraction written is exact, not rounded to 0 decimals
+    ("<<1/2=1/3>>", False),
+    ("<<3/4=0.75>>3/4 of the cake", True),
     ("So she has 13 eggs left.", True),  # no annotation: unknown, counted correct
     ("<<3x=9>>9", True),  # not arithmetic: unknown
     ("<<__import__('os').getcwd()=0>>0", True),  # never evaluated

@@ -190,7 +190,11 @@ def _same_number(x: float, written: str) -> bool:
     written = written.replace(" ", "")  # 17 500
     y = _calc(written)
     decimals = len(written.strip().split(".")[1]) if "." in written else 0
-    if abs(x - y) <= 1e-6 * max(1.0, abs(y)) or round(x, decimals) == round(y, decimals):
+    if abs(x - y) <= 1e-6 * max(1.0, abs(y)):
+        return True
+    if "/" in written:  # a fraction (1/3) is exact: its 0 decimals would let any x within 0.5 pass
+        return False
+    if round(x, decimals) == round(y, decimals):
         return True
     if decimals > 12 or not abs(x) < 1e15:  # past float precision a cut says nothing
         return False
