@@ -34,8 +34,9 @@ def finite_number(value, name: str, who: str) -> float:
     """``value`` as a float if it is a finite number (a numpy or one-element torch scalar too). A bool, a str, None,
     NaN and ±inf are refused: a NaN compares false with everything, so a threshold or a best-of-n pick would go
     wrong without an error."""
+    boolean = isinstance(value, bool) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool")  # np.True_ too
     try:
-        x = None if isinstance(value, (bool, str, bytes)) else float(value)
+        x = None if boolean or isinstance(value, (str, bytes)) else float(value)
     except (TypeError, ValueError, RuntimeError):  # RuntimeError: a torch tensor of more than one element
         x = None
     if x is None or not math.isfinite(x):

@@ -26,6 +26,15 @@ def test_finite_number_takes_scalars_and_refuses_nan_inf_bools_and_text():
             finite_number(bad, "x", "f")
 
 
+def test_finite_number_refuses_numpy_and_torch_bools():
+    """``float(np.True_)`` and ``float(torch.tensor(True))`` are 1.0: a mask's element (``(scores > 0.5)[0]``) passed
+    as a threshold or temperature was taken for 1.0, where a Python bool is refused."""
+    for bad in (np.True_, np.bool_(False), torch.tensor(True), torch.tensor([False])):
+        with pytest.raises(ValueError, match="f: x must be a finite number, got "):
+            finite_number(bad, "x", "f")
+    assert finite_number(np.array(0.5), "x", "f") == 0.5 and finite_number(torch.tensor([3]), "x", "f") == 3.0
+
+
 def test_list_of_refuses_one_str_and_non_sequences():
     assert list_of(("a", "b"), "steps", "step strings") == ["a", "b"]
     with pytest.raises(ValueError, match="steps: expected a list of step strings, got one str .*wrap it in a list"):
