@@ -204,6 +204,17 @@ def test_process_labels_propagate_errors_and_blame_the_answer_line():
     assert public_datasets.process_labels([True, True], correct=True) == [True, True]
 
 
+@pytest.mark.parametrize("line_labels, correct, message", [
+    ([True, None, True], False, r"line_labels\[1\] must be a bool or 0/1, got None"),  # None was a right line
+    ([True, "False"], True, r"line_labels\[1\] must be a bool or 0/1"),  # a non-empty str was a right line
+    ("TF", False, "got one str"),  # a TypeError
+    ([True, True], None, "correct must be a bool, got None"),  # None was an incorrect solution
+])
+def test_process_labels_refuse_what_is_no_bool(line_labels, correct, message):
+    with pytest.raises(ValueError, match=message):
+        public_datasets.process_labels(line_labels, correct)
+
+
 def test_math_shepherd_and_step_dpo_examples_load():
     ms = public_datasets.load_math_shepherd(DATA / "examples" / "math_shepherd.jsonl")
     assert len(ms) == 4 and ms[3]["labels"] == [True, False, False]

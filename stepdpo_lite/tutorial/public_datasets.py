@@ -23,9 +23,10 @@ from typing import Sequence
 
 from datasets import Dataset
 
-from ..checks import positive_int
+from ..checks import list_of, positive_int
 from ..data import (OUTCOME, STEPWISE, _Bad, _bool, _check_all, _dataset, _field, _inside, _list, _no_file, _outcome,
                    _records, _stepwise, _text, _validated, validate_preference)
+from ..evaluation import _check_labels
 from ..steps import extract_steps
 from .gsm8k import split_answer
 
@@ -264,7 +265,11 @@ def process_labels(line_labels: Sequence[bool], correct: bool) -> list[bool]:
     incorrect solution whose lines all pass gets its last line (the answer) marked wrong, the one line
     known to be wrong.
     """
-    first = list(line_labels).index(False) if False in line_labels else len(line_labels)
+    line_labels = list_of(line_labels, "process_labels: line_labels", "bools (one per line)")
+    _check_labels(line_labels, "process_labels", "line_labels")  # None was a right line, a str a TypeError
+    if correct not in (True, False):
+        raise ValueError(f"process_labels: correct must be a bool, got {correct!r:.40}")
+    first = line_labels.index(False) if False in line_labels else len(line_labels)
     labels = [k < first for k in range(len(line_labels))]
     if not correct and labels and all(labels):
         labels[-1] = False
