@@ -108,6 +108,7 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
         where = f"solution {', '.join(map(str, row))}, step {k}" if row else f"step {k}"
         raise ValueError(f"aggregate_rewards: {where}: the reward must be finite, got {r[(*row, k)].item()}")
     m = torch.ones_like(r, dtype=torch.bool) if mask is None else torch.as_tensor(mask, device=r.device).bool()
+    _same_shape("aggregate_rewards", step_rewards=r, mask=m)  # a (B,) or (B, 1) mask would broadcast over the steps
     if r.shape[-1] == 0:
         out = r.new_zeros(r.shape[:-1])
     elif strategy == "weighted_sum":

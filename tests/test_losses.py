@@ -191,3 +191,13 @@ def test_aggregate_rewards_names_the_solution_of_a_nan_and_refuses_per_solution_
     with pytest.raises(ValueError, match=r"shapes differ: step_rewards \(1, 2\), weights \(1, 1\)"):
         aggregate_rewards([[1.0, 2.0]], "weighted_sum", weights=[[1.0]])  # was 3.0: the one weight on both steps
     assert aggregate_rewards([[1.0, 2.0], [3.0, 4.0]], "weighted_sum", weights=[[1.0, 0.5], [0.0, 1.0]]) == [2.0, 4.0]
+
+
+def test_aggregate_rewards_refuses_a_mask_of_another_shape():
+    """The mask is one bool per step (docstring: "same shape"); a (B, 1) mask broadcast over the steps, and "mean"
+    summed a solution's steps divided by 1 (6.0 for steps 1, 2, 3), without an error."""
+    r = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
+    for mask in (torch.tensor([[True], [False], [True]]), torch.tensor([True, True, False])):
+        with pytest.raises(ValueError, match=r"aggregate_rewards: shapes differ: step_rewards \(3, 3\), mask"):
+            aggregate_rewards(r, "mean", mask=mask)
+    assert aggregate_rewards(r, "mean", mask=torch.tensor([[True, True, False]] * 3)).tolist() == [1.5, 4.5, 7.5]
