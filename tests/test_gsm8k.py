@@ -99,8 +99,9 @@ def test_a_local_copy_with_a_bad_line_or_row_names_the_file_line_and_field(tmp_p
             gsm8k.load_problems(tiny_tokenizer, 1, 1, name=str(path))
     path.write_text("\n".join([json.dumps(good)] * 4) + "\n")
     assert len(gsm8k.load_problems(tiny_tokenizer, 1, 1, name=str(path))["test"]) == 1
-    with pytest.raises(ValueError, match="n_train and n_eval must be >= 0"):
-        gsm8k.load_problems(tiny_tokenizer, 1, -1, name=str(path))
+    for n_train, n_eval in ((1, -1), (True, 1), (1, 1.0)):
+        with pytest.raises(ValueError, match="n_train and n_eval must be ints >= 0"):
+            gsm8k.load_problems(tiny_tokenizer, n_train, n_eval, name=str(path))
 
 
 def test_carve_keeps_each_problem_in_its_split_whatever_the_sizes():
@@ -118,3 +119,7 @@ def test_carve_keeps_each_problem_in_its_split_whatever_the_sizes():
         assert [r["question"] for r in again["test"][:k]] == [r["question"] for r in first["test"][:k]]
     with pytest.raises(ValueError, match="at most 40 test, 40 validation and 120 train"):
         gsm8k.carve(rows, n_train=0, n_eval=41)
+    # n_eval=-1 gave all but one problem to test, over the validation and train regions; True was 1, 2.0 a TypeError
+    for n_train, n_eval in ((-1, -1), (0, -1), (True, 1), (2.0, 1)):
+        with pytest.raises(ValueError, match="carve: n_train and n_eval must be ints >= 0"):
+            gsm8k.carve(rows, n_train=n_train, n_eval=n_eval)

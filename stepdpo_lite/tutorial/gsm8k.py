@@ -10,6 +10,7 @@ question alone; ``is_correct``, ``final_answer``, ``gold_answer``, ``step_labels
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,12 @@ def _checked_row(record) -> list[dict]:
     return [dict(record)]
 
 
+def _check_sizes(n_train, n_eval, who: str) -> None:
+    """Both ints >= 0: a slice [:-1] would quietly mean "all but one", True be 1 and 2.0 a TypeError."""
+    if any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0 for n in (n_train, n_eval)):
+        raise ValueError(f"{who}: n_train and n_eval must be ints >= 0, got {n_train!r} and {n_eval!r}")
+
+
 def carve(rows, n_train: int, n_eval: int, seed: int = 0) -> dict:
     """Disjoint ``{"train", "validation", "test"}`` slices of one pool of rows (e.g. the 200 shipped test
     problems). After a seeded shuffle the pool is cut into fixed regions, the first fifth for test, the next fifth
@@ -156,6 +163,7 @@ def carve(rows, n_train: int, n_eval: int, seed: int = 0) -> dict:
     moved with the sizes, they got validation or train problems."""
     from datasets import Dataset
 
+    _check_sizes(n_train, n_eval, "carve")
     rows = list(rows)
     region = -(-len(rows) // 5)  # a fifth, rounded up: a pool of 4 still has a test and a validation problem
     if n_eval > region or n_train > len(rows) - 2 * region:
@@ -185,8 +193,7 @@ def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str
     splits), or one ``.jsonl`` file / a folder with only ``test.jsonl`` (e.g. ``data/gsm8k``: disjoint
     train/validation/test carved from it, ``carve``).
     """
-    if n_train < 0 or n_eval < 0:  # a slice [:-1] would quietly mean "all but one"
-        raise ValueError(f"load_problems: n_train and n_eval must be >= 0, got {n_train} and {n_eval}")
+    _check_sizes(n_train, n_eval, "load_problems")
     path = Path(name)
     if path.exists():
         local = _local_rows(path)
