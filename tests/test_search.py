@@ -199,6 +199,8 @@ def test_search_at_budgets_refuses_what_it_cannot_cap():
         search_with([Answer1()], [[30]], [])
     with pytest.raises(ValueError, match="problem 1 has no candidate token counts"):  # its cap: a mean of nothing
         search_with([Answer1(), Answer1()], [[30], []], [4])
+    with pytest.raises(ValueError, match=r"candidate_tokens\[1\]\[0\] \(problem 1, candidate 0\) must be an int"):
+        search_with([Answer1(), Answer1()], [[30], [float("nan")]], [4])  # a NaN cap: never reached
 
 
 def test_caps_end_beams_and_unreadable_prefixes_are_floored():
@@ -432,6 +434,22 @@ def test_compare_at_budgets_and_figures(tmp_path):
             search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam[:1]}}, [4], "min",
                                       n_resamples=5, per_problem=per_problem)
 
+    # token counts that do not pair up with the candidates set the best-of-B tokens from other solutions, silently;
+    # a budget of 2.5 was cast to 2 and True to 1
+    shape = r"candidates and candidate_tokens differ in shape \(one count per solution\): "
+    for kw, message in ((dict(candidate_tokens=[[10, 20]]), shape + "2 problems and 1 lists of counts"),
+                        (dict(candidate_tokens=[tokens[0], [10, 10]]),
+                         shape + "problem 1 has 4 candidates and 2 counts"),
+                        (dict(candidate_tokens=[tokens[0], [10, float("nan"), 10, 10]]),
+                         r"candidate_tokens\[1\]\[1\] \(problem 1, candidate 1\) must be an int >= 1, got nan"),
+                        (dict(candidate_tokens=[[True, 20, 30, 40], tokens[1]]), r"candidate_tokens\[0\]\[0\]"),
+                        (dict(budgets=[2.5, 4]), r"budgets\[0\] must be an int >= 1, got 2.5"),
+                        (dict(budgets=[4, True]), r"budgets\[1\] must be an int >= 1, got True")):
+        args = {"candidate_tokens": tokens, "budgets": [2, 4], **kw}
+        with pytest.raises(ValueError, match=f"compare_at_budgets: {message}"):
+            search.compare_at_budgets(problems, candidates, args["candidate_tokens"], prm, orm, {}, args["budgets"],
+                                      "min", n_resamples=5)
+
     class NoKinds:  # a task's verdict without error kinds: a prefix's last step is unknown, not wrong
         def verdict(self, text):
             return toyworld.Verdict(step_labels=[False], first_error=0, answer_correct=False, steps=[text])
@@ -504,8 +522,12 @@ def test_candidate_summary_and_the_lines_notebook_07_prints_of_it_and_of_its_exa
     assert search.format_candidate_summary(summary, [4, 16], seconds=16.6) == (
         "6 solutions sampled in 17 s, 50.0% of them right; 60.0 generated tokens per solution (min 45, max 80)\n"
         "token budget per problem: B=4: 240, B=16: 960")
-    with pytest.raises(ValueError, match="candidate_summary: candidates and candidate_tokens differ in shape"):
+    with pytest.raises(ValueError, match="candidate_summary: candidates and candidate_tokens differ in shape .*"
+                                         "problem 0 has 3 candidates and 2 counts"):
         search.candidate_summary(problems, candidates, [[60, 70], [50, 55, 45]])
+    for bad in (float("nan"), True, 0):  # a NaN mean, True counted as 1 token (and printed as the min)
+        with pytest.raises(ValueError, match=r"candidate_summary: candidate_tokens\[1\]\[2\] \(problem 1, "):
+            search.candidate_summary(problems, candidates, [tokens[0], [50, 55, bad]])
     with pytest.raises(ValueError, match="candidate_summary: 2 problems but 1 lists of solutions"):
         search.candidate_summary(problems, candidates[:1], tokens[:1])
     res = search.SearchResult(0, [search.Node(0, None, 0, right[0], 50, "eos", True)], 0, tokens=305)

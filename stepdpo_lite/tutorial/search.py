@@ -197,12 +197,28 @@ def sample_candidates(model, tokenizer, problems, n: int, *, temperature: float 
     return [[g.text for g in row] for row in gens], [[g.n_tokens for g in row] for row in gens]
 
 
+def _check_token_counts(candidate_tokens, who: str, candidates=None) -> None:
+    """Each count of ``candidate_tokens`` an int >= 1 (the tokens ``sample_candidates`` generated for one solution),
+    named by problem and candidate; with ``candidates``, one count per candidate (a short row would set a budget,
+    or the tokens per solution, from other solutions than those graded)."""
+    rows = list_of(candidate_tokens, f"{who}: candidate_tokens", "lists of token counts (one per problem)")
+    if candidates is not None and len(rows) != len(candidates):
+        raise ValueError(f"{who}: candidates and candidate_tokens differ in shape (one count per solution): "
+                         f"{len(candidates)} problems and {len(rows)} lists of counts")
+    for i, row in enumerate(rows):
+        row = list_of(row, f"{who}: candidate_tokens[{i}]", "token counts")
+        if candidates is not None and len(row) != len(candidates[i]):
+            raise ValueError(f"{who}: candidates and candidate_tokens differ in shape (one count per solution): "
+                             f"problem {i} has {len(candidates[i])} candidates and {len(row)} counts")
+        for j, count in enumerate(row):
+            positive_int(count, f"candidate_tokens[{i}][{j}] (problem {i}, candidate {j})", who)
+
+
 def candidate_summary(problems, candidates, candidate_tokens) -> dict:
     """What the candidates of ``sample_candidates`` cost and hold: ``{"solutions", "right" (the share with the right
     final answer), "tokens_per_solution" (the mean, which sets every budget), "min_tokens", "max_tokens"}``."""
     check_solution_lists(problems, candidates, "candidate_summary")
-    if [len(row) for row in candidates] != [len(row) for row in candidate_tokens]:
-        raise ValueError("candidate_summary: candidates and candidate_tokens differ in shape (one count per solution)")
+    _check_token_counts(candidate_tokens, "candidate_summary", candidates)
     tokens = [t for row in candidate_tokens for t in row]
     if not tokens:
         raise ValueError("candidate_summary: no candidates")
@@ -514,6 +530,7 @@ def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequen
     empty = next((i for i, row in enumerate(candidate_tokens) if len(row) == 0), None)
     if empty is not None:  # its mean sets the problem's token cap
         raise ValueError(f"search_at_budgets: problem {empty} has no candidate token counts")
+    _check_token_counts(candidate_tokens, "search_at_budgets")  # a NaN or a bool would set the cap
     searches = {"beam_prm": {}, **({"dvts_prm": {}} if run_dvts else {})}
     for b in budgets:
         n_beams, m = beam_shape(b, expansions)
@@ -567,8 +584,9 @@ def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards,
     method); their tokens are B x the mean tokens of a candidate (the mean over all draws). The token budget of
     B is the same figure. ``searches``: ``{method: {B: [SearchResult per problem]}}`` (e.g. ``beam_prm``).
     """
-    budgets = sorted(int(b) for b in budgets)
+    budgets = sorted(positive_int(b, f"budgets[{k}]", "compare_at_budgets") for k, b in enumerate(budgets))  # no cast
     graded = bestofn.grade(problems, candidates)
+    _check_token_counts(candidate_tokens, "compare_at_budgets", candidates)
     scores = {"best_of_n_prm": bestofn.aggregate(prm_step_rewards, aggregation),
               "best_of_n_orm": [[bestofn.FLOOR if r is None else float(r) for r in row] for row in orm_rewards]}
     table = bestofn.best_of_n_table(graded, scores, budgets, seed=seed, n_resamples=n_resamples,
