@@ -81,6 +81,15 @@ def test_mc_verdicts_passes_rollout_length_and_batch_through(monkeypatch, tiny_t
     assert out[0][1].step_labels == [False] and out[0][1].first_error == 0
 
 
+def test_mc_verdicts_names_a_solution_that_is_no_str_and_a_prompt_given_as_a_problem(tiny_tokenizer, tiny_model):
+    """Both were an AttributeError (None.strip(), str.is_correct) before any rollout."""
+    problems = [gsm8k.GSM8KProblem("q", "5", "PROMPT\n")]
+    with pytest.raises(ValueError, match="mc_verdicts: problem 0, solution 1: must be a str .*, got NoneType"):
+        gsm8k.mc_verdicts(tiny_model, tiny_tokenizer, problems, [["Answer: 5", None]], progress=False)
+    with pytest.raises(ValueError, match="mc_verdicts: problem 0: its prompt must be a str"):
+        gsm8k.mc_verdicts(tiny_model, tiny_tokenizer, ["PROMPT\n"], [["Answer: 5"]], progress=False)
+
+
 def test_a_local_copy_with_a_bad_line_or_row_names_the_file_line_and_field(tmp_path, tiny_tokenizer):
     import json
 

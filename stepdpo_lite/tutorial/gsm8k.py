@@ -231,6 +231,12 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
     from . import labelling, toyworld
 
     labelling.check_solution_lists(problems, solutions, "mc_verdicts")
+    labelling.prompts_of(problems, "mc_verdicts")  # a prompt str is no problem (no is_correct)
+    for i, sols in enumerate(solutions):  # a None (a failed sample) was an AttributeError on .strip()
+        for j, s in enumerate(sols):
+            if not isinstance(s, str):
+                raise ValueError(f"mc_verdicts: problem {i}, solution {j}: must be a str (a sampled text), got "
+                                 f"{type(s).__name__}")
 
     flat = [(i, s) for i, sols in enumerate(solutions) for s in sols if s.strip()]
     steps = [extract_steps(s) for _, s in flat]
