@@ -357,6 +357,12 @@ def test_beam_search_on_the_tiny_base_counts_what_generate_made(tiny_base):
     assert all(labels[n.id] for n in results[0].path())
     report = search.pruning_report(problems, results)
     assert report["right_step_pruned"] == 0 and report["kept_right"] == 1.0 and report["rounds"] >= len(problems)
+    with pytest.raises(ValueError, match="pruning_report: 4 problems but 3 search results"):  # was a report on 3
+        search.pruning_report(problems, results[:3])
+    with pytest.raises(ValueError, match="pick_example: 3 problems but 4 search results"):  # was an IndexError
+        search.pick_example(problems[:3], results)
+    with pytest.raises(ValueError, match="pick_example: 4 problems but 3 search results"):  # was a pick among 3
+        search.pick_example(problems, results[:3])
 
 
 def test_a_beam_cut_by_the_search_keeps_its_right_last_step_right():

@@ -666,8 +666,8 @@ def pick_example(problems, results: Sequence[SearchResult]) -> int:
         depth = max((n.depth for n in res.nodes), default=0) + 1
         return (problem.is_correct(res.solution), pruned_wrong > 0, pruned > 0, -abs(depth - 4), -i)
 
-    if not results:
-        raise ValueError("pick_example: no search results")
+    if not results or len(problems) != len(results):  # a zip, or an index into the shorter, would be wrong
+        raise ValueError(f"pick_example: {len(problems)} problems but {len(results)} search results (need equal, > 0)")
     return max(range(len(results)), key=key)
 
 
@@ -724,6 +724,8 @@ def pruning_report(problems, results: Sequence[SearchResult]) -> dict | None:
     no right next step at all (a policy miss: no verifier can help), in ``right_step_pruned`` it did, but the
     beam kept none of the right ones (a verifier miss).
     """
+    if len(problems) != len(results):  # a zip would report on the first ones only
+        raise ValueError(f"pruning_report: {len(problems)} problems but {len(results)} search results")
     kept, pruned = [], []
     rounds = no_right = right_pruned = 0
     for problem, res in zip(problems, results):
