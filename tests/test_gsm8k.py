@@ -43,6 +43,14 @@ def test_a_gold_answer_that_grades_nothing_right_is_refused(final):
     assert gsm8k.split_answer({"question": "How many?", "answer": "#### $1,000"})[1] == "$1,000"
 
 
+@pytest.mark.parametrize("answer", ["eighteen", "nan", None, "18 dollars"])
+def test_a_problem_whose_answer_grades_nothing_right_is_refused(answer):
+    """split_answer refuses such a final answer; a GSM8KProblem made directly graded every solution wrong, silently."""
+    with pytest.raises(ValueError, match="the reference answer .* is not a number"):
+        gsm8k.GSM8KProblem("How many?", answer, "prompt")
+    assert gsm8k.GSM8KProblem("How many?", "$1,000", "prompt").is_correct("Answer: 1000")
+
+
 def test_format_prompt(tiny_tokenizer):
     prompt = gsm8k.format_prompt("How many eggs?", tiny_tokenizer)  # no chat template: plain text
     assert "How many eggs?" in prompt and "Step 1:" in prompt

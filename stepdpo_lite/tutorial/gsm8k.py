@@ -94,6 +94,9 @@ class GSM8KProblem:
     def __post_init__(self):
         if not isinstance(self.prompt, str):
             raise ValueError(f"GSM8KProblem: prompt must be a str, got {type(self.prompt).__name__}")
+        if _to_float(str(self.answer)) is None:  # "eighteen" graded every solution wrong, silently
+            raise ValueError(f"GSM8KProblem: the reference answer {self.answer!r:.40} is not a number as graded "
+                             "('18', '$18', '1,000')")
 
     def is_correct(self, solution: str) -> bool:
         return answer_matches(solution, self.answer)
