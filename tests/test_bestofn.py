@@ -87,6 +87,20 @@ def test_unreadable_candidates_get_none_then_the_floor(toy):
     assert sel["orm"] == [[1.0, bestofn.FLOOR]] * 2
 
 
+def test_a_nan_reward_is_refused_naming_its_problem_and_candidate():
+    """An ORM's NaN went into the selection scores as it was; a PRM's was refused by aggregate_rewards as "step 0",
+    of no candidate nor problem."""
+    nan = float("nan")
+    with pytest.raises(ValueError, match=r"aggregate: step_rewards\[1\]\[0\]\[1\] \(problem 1, candidate 0, step 1\) "
+                                         r"must be a finite number, got nan"):
+        bestofn.aggregate([[[0.0], None], [[0.0, nan]]], "min")
+    with pytest.raises(ValueError, match=r"selection_scores: orm_rewards\[0\]\[1\] \(problem 0, candidate 1\)"):
+        bestofn.selection_scores(orm_rewards=[[1.0, nan]])
+    with pytest.raises(ValueError, match=r"selection_scores: combined\[1\]\[0\] \(problem 1, candidate 0\)"):
+        bestofn.selection_scores(combined=[[1.0], [nan]])
+    assert bestofn.selection_scores(orm_rewards=[[1, None]]) == {"orm": [[1.0, bestofn.FLOOR]]}
+
+
 def test_best_of_n_table_layout_and_values():
     correct = [[True, False, False, False]] * 3
     graded = {"correct": correct, "answers": [[1.0, 2.0, 2.0, None]] * 3, "gold": [1.0] * 3}

@@ -243,6 +243,20 @@ def test_beam_search_refuses_a_token_budget_it_would_read_wrong():
     assert [r.tokens for r in run([30, None])] == [32, 90] and [r.tokens for r in run(30.5)] == [32, 32]
 
 
+def test_a_nan_from_the_prm_is_refused_naming_the_problem_and_node():
+    class NanOnSecond(TablePRM):
+        def score_solutions(self, prompts, step_lists):
+            return [[float("nan") if p == "b:" else 1.0 for _ in steps] for p, steps in zip(prompts, step_lists)]
+
+    class Prompted(Answer1):
+        def __init__(self, prompt):
+            self.prompt = prompt
+    with pytest.raises(ValueError, match=r"beam_search: problem 1, node 0 \(depth 0\): the PRM's reward of step 0 "
+                                         r"must be a finite number, got nan"):
+        search.beam_search(None, None, NanOnSecond(), [Prompted("a:"), Prompted("b:")], n_beams=1, expansions=2,
+                           sampler=Scripted())
+
+
 def test_a_problem_searches_the_same_alone_or_beside_others():
     """Token counts along a path are the problem's own: node ids restart at 0 in every problem, so a count keyed
     by the id alone let one problem's long steps cut another's short path, or lift its cap."""

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from .. import generation
-from ..checks import list_of, positive_int
+from ..checks import finite_number, list_of, positive_int
 from ..evaluation import best_of_n_accuracy, majority_vote_accuracy
 from ..losses import aggregate_rewards
 from ..models import adapter_base
@@ -139,12 +139,22 @@ def score_candidates(model, problems, solutions) -> list[list]:
 
 
 def aggregate(step_rewards: list[list], strategy: str) -> list[list[float]]:
-    """Step rewards -> one score per candidate (``FLOOR`` for unreadable ones)."""
-    return [[FLOOR if r is None else float(aggregate_rewards(list(r), strategy)) for r in row] for row in step_rewards]
+    """Step rewards -> one score per candidate (``FLOOR`` for unreadable ones); a reward that is not a finite
+    number (NaN) is refused, naming its problem, candidate and step."""
+    def score(i, j, r):
+        if r is None:
+            return FLOOR
+        r = [finite_number(x, f"step_rewards[{i}][{j}][{k}] (problem {i}, candidate {j}, step {k})", "aggregate")
+             for k, x in enumerate(r)]
+        return float(aggregate_rewards(r, strategy))
+
+    return [[score(i, j, r) for j, r in enumerate(row)] for i, row in enumerate(step_rewards)]
 
 
-def _floor(rows) -> list[list[float]]:
-    return [[FLOOR if r is None else float(r) for r in row] for row in rows]
+def _floor(rows, who: str = "selection_scores", name: str = "rewards") -> list[list[float]]:
+    """One reward per candidate, ``FLOOR`` for an unreadable one (None); a NaN is refused, named."""
+    return [[FLOOR if r is None else finite_number(r, f"{name}[{i}][{j}] (problem {i}, candidate {j})", who)
+             for j, r in enumerate(row)] for i, row in enumerate(rows)]
 
 
 def _saved(folder: Path, name: str):
@@ -207,9 +217,9 @@ def selection_scores(prm_step_rewards=None, orm_rewards=None, combined=None) -> 
     if prm_step_rewards is not None:
         out.update({f"prm_{a}": aggregate(prm_step_rewards, a) for a in PRM_AGGREGATIONS})
     if orm_rewards is not None:
-        out["orm"] = _floor(orm_rewards)
+        out["orm"] = _floor(orm_rewards, name="orm_rewards")
     if combined is not None:
-        out["combined"] = _floor(combined)
+        out["combined"] = _floor(combined, name="combined")
     return out
 
 

@@ -310,12 +310,14 @@ def _score_prefixes(prm, prompts: list[str], step_lists: list[list[str]]) -> lis
     return [None if r is None else list(r) for r in bestofn.score_readable(prm.score_solutions, prompts, step_lists)]
 
 
-def _aggregate(rewards, strategy: str) -> float:
+def _aggregate(rewards, strategy: str, where: str = "") -> float:
+    """A prefix's score: its step rewards aggregated (``FLOOR`` where unread); a NaN reward is refused, ``where``."""
     from ..losses import aggregate_rewards
 
     if rewards is None:
         return FLOOR
-    value = float(aggregate_rewards(list(rewards), strategy))
+    rewards = [finite_number(x, f"{where}the PRM's reward of step {k}", "beam_search") for k, x in enumerate(rewards)]
+    value = float(aggregate_rewards(rewards, strategy))
     return value if math.isfinite(value) else FLOOR
 
 
@@ -452,7 +454,7 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
         for (i, g, nid), key in zip(new_ids, keys):
             node = results[i].nodes[nid]
             node.rewards = scored[key]
-            node.score = _aggregate(node.rewards, aggregation)
+            node.score = _aggregate(node.rewards, aggregation, f"problem {i}, node {nid} (depth {node.depth}): ")
         # 5. Keep the best n_beams per subtree: new prefixes and the finished beams still held compete.
         fresh: dict[tuple[int, int], list[int]] = {}
         for i, g, nid in new_ids:
@@ -588,7 +590,7 @@ def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards,
     graded = bestofn.grade(problems, candidates)
     _check_token_counts(candidate_tokens, "compare_at_budgets", candidates)
     scores = {"best_of_n_prm": bestofn.aggregate(prm_step_rewards, aggregation),
-              "best_of_n_orm": [[bestofn.FLOOR if r is None else float(r) for r in row] for row in orm_rewards]}
+              "best_of_n_orm": bestofn._floor(orm_rewards, "compare_at_budgets", "orm_rewards")}
     table = bestofn.best_of_n_table(graded, scores, budgets, seed=seed, n_resamples=n_resamples,
                                     per_problem=per_problem)
     per_solution = sum(map(sum, candidate_tokens)) / max(sum(map(len, candidate_tokens)), 1)
