@@ -529,6 +529,13 @@ def test_generate_checks_its_arguments_as_sample_solutions_does(tiny_base):
             search.sample_candidates(model, tok, problems, **kw)
     with pytest.raises(ValueError, match="generate: expected a list of prompts, got one str"):
         search.generate(model, tok, problems[0].prompt)
+    texts = [p.prompt for p in problems]
+    for caps, message in ((160.0, r"max_new_tokens must be an int >= 1, got 160.0"),  # was a TypeError
+                          ([160, 2.5], r"max_new_tokens\[1\] \(text 1\) must be an int >= 1, got 2.5"),  # 3 tokens
+                          ([True, 160], r"max_new_tokens\[0\] \(text 0\) must be an int >= 1, got True"),  # 1 token
+                          ([160], r"2 texts but 1 max_new_tokens")):
+        with pytest.raises(ValueError, match=f"generate: {message}"):
+            search.generate(model, tok, texts, max_new_tokens=caps)
 
 
 def test_candidate_summary_and_the_lines_notebook_07_prints_of_it_and_of_its_example():

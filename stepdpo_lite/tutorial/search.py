@@ -131,9 +131,14 @@ def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: s
     texts = prompt_texts(texts, "generate")
     if delimiter is not None and not delimiter:
         raise ValueError("generate: delimiter must be a non-empty string or None")
-    caps = [max_new_tokens] * len(texts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
-    if len(caps) != len(texts) or any(c < 1 for c in caps):
-        raise ValueError(f"generate: need one max_new_tokens >= 1 per text, got {max_new_tokens!r}")
+    if isinstance(max_new_tokens, numbers.Number):  # one cap for every text; 160.0 or True is refused, not cast
+        caps = [positive_int(max_new_tokens, "max_new_tokens", "generate")] * len(texts)
+    else:
+        caps = list_of(max_new_tokens, "generate: max_new_tokens", "caps (one int >= 1 per text)")
+        if len(caps) != len(texts):
+            raise ValueError(f"generate: {len(texts)} texts but {len(caps)} max_new_tokens")
+        for i, cap in enumerate(caps):  # a cap of 2.5 stopped its row at 3 tokens, True at 1
+            positive_int(cap, f"max_new_tokens[{i}] (text {i})", "generate")
     check_sampling(model, tokenizer, texts, n, temperature, batch_size, max(caps, default=1), where="generate")
     leads = [""] * len(texts) if leads is None else list(leads)
     if len(leads) != len(texts):
