@@ -592,6 +592,24 @@ def test_builders_take_verdicts_made_elsewhere(toy):
         labelling.outcome_rows(questions, sols)  # was AttributeError: no 'values'
 
 
+def test_builders_name_a_verdict_that_is_wrong_and_the_solution_it_is_for(toy):
+    """A verdict that was no Verdict (its step labels, None) was an AttributeError on .steps; verdicts of swapped
+    solutions said "the verdict's 1 step labels do not match the solution's 1 steps"; the solution was numbered
+    among the non-blank ones only."""
+    problems, solutions = toy
+    sols = [[" ", problems[0].gold_solution, "junk"]]
+    right = [toyworld.check(problems[0], s) for s in sols[0][1:]]
+    cases = (([[right[0].step_labels, right[1]]], "solution 1: its verdict must be a toyworld.Verdict, got list"),
+             ([[right[0], None]], "solution 2: its verdict must be a toyworld.Verdict, got NoneType"),
+             ([right[::-1]], "solution 1: the verdict's steps do not join into the solution's text"),
+             ([right[0]], r"verdicts\[0\]: expected a list of toyworld.Verdicts .*, got Verdict"),
+             ("ab", "verdicts: expected a list of lists of verdicts .*, got one str"))
+    for verdicts, message in cases:
+        with pytest.raises(ValueError, match="stepwise_rows: .*" + message):
+            labelling.stepwise_rows(problems[:1], sols, verdicts=verdicts)
+    assert len(labelling.stepwise_rows(problems[:1], sols, verdicts=[right])) == 2
+
+
 def test_builders_refuse_prompt_strs_where_problems_are_wanted(toy):
     """Was AttributeError: 'str' object has no attribute 'values'."""
     problems, solutions = toy

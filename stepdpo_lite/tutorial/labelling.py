@@ -68,6 +68,10 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> lis
     ``who`` (the builder) opens the error messages.
     """
     check_solution_lists(problems, solutions, who)
+    if verdicts is not None:  # a str or one Verdict was a len() clash or a TypeError
+        verdicts = list_of(verdicts, f"{who}: verdicts", "lists of verdicts (one per problem)")
+        verdicts = [list_of(vs, f"{who}: verdicts[{i}]", "toyworld.Verdicts (one per solution)")
+                    for i, vs in enumerate(verdicts)]
     if verdicts is not None and len(verdicts) != len(problems):
         raise ValueError(f"{who}: {len(problems)} problems but {len(verdicts)} lists of verdicts")
     prompts_of(problems, who)  # a prompt str is no problem
@@ -93,11 +97,18 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> lis
             raise ValueError(f"{who}: problem {i}: {len(vs)} verdicts for {len(sols)} solutions "
                              f"({len(texts)} non-blank)")
         checked = []
-        for j, (s, v) in enumerate(zip(texts, vs)):
+        kept = [j for j, s in enumerate(sols) if s.strip()]  # errors name solutions[i][j], blanks counted
+        for j, s, v in zip(kept, texts, vs):
+            if not isinstance(v, toyworld.Verdict):  # e.g. its step labels: an AttributeError on .steps
+                raise ValueError(f"{who}: problem {i}, solution {j}: its verdict must be a toyworld.Verdict, got "
+                                 f"{type(v).__name__}")
             v = v if v.steps else dataclasses.replace(v, steps=extract_steps(s))
-            if len(v.steps) != len(v.step_labels) or "".join(v.steps) != s:
+            if len(v.steps) != len(v.step_labels):
                 raise ValueError(f"{who}: problem {i}, solution {j}: the verdict's {len(v.step_labels)} step labels "
                                  f"do not match the solution's {len(v.steps)} steps")
+            if "".join(v.steps) != s:  # it said "1 step labels do not match the solution's 1 steps"
+                raise ValueError(f"{who}: problem {i}, solution {j}: the verdict's steps do not join into the "
+                                 "solution's text (a verdict of another solution, or of another order?)")
             checked.append((s, v))
         out.append(checked)
     return out
