@@ -225,6 +225,8 @@ def test_caps_end_beams_and_unreadable_prefixes_are_floored():
 
     res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, sampler=Blank())[0]
     assert res.nodes[0].rewards is None and res.nodes[0].score == search.FLOOR and not res.nodes[0].kept
+    read = {tuple(res.steps(n.id)) for n in res.nodes if n.rewards is not None}
+    assert res.n_scored == len(read) == len({tuple(res.steps(n.id)) for n in res.nodes}) - 1  # the blank one: unread
 
 
 def test_beam_search_refuses_a_token_budget_it_would_read_wrong():

@@ -455,7 +455,7 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
         rewards = _score_prefixes(prm, [prompts[i] for i, _ in todo], [list(steps) for _, steps in todo])
         for key, r in zip(todo, rewards):
             scored[key] = r
-            results[key[0]].n_scored += 1
+            results[key[0]].n_scored += r is not None  # one the PRM could not read (blank, too long) is not read
         for (i, g, nid), key in zip(new_ids, keys):
             node = results[i].nodes[nid]
             node.rewards = scored[key]
