@@ -85,7 +85,7 @@ def test_prm800k_path_rules(tmp_path, caplog):
     assert ["s0.0", "\ns1.1"] in branched["completions"]
 
 
-@pytest.mark.parametrize("completions", [5, "s0.0", {"text": "s0.0", "rating": 1}])
+@pytest.mark.parametrize("completions", [5, "s0.0", {"text": "s0.0", "rating": 1}, 0, False, ""])
 def test_prm800k_completions_that_are_no_list_name_the_field(tmp_path, completions):
     """A number raised a bare TypeError; a str or an object was read item by item and blamed 'completions[0].text'."""
     record = _prm_record(([1], 0, None), ([1], 0, None))

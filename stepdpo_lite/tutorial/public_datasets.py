@@ -50,7 +50,8 @@ def _prm800k(record, neutral_as: bool, branches: bool):
     rows, path, labels = [], [], []
     for k, step in enumerate(steps):
         with _inside(f"label.steps[{k}]"):
-            options = _field(step, "completions") or []  # null: no model step
+            options = _field(step, "completions")
+            options = [] if options is None else options  # null: no model step (`or []` let 0, false and "" pass)
             if not isinstance(options, list):  # a str or an object was read item by item, a number a TypeError
                 raise _Bad("completions", f"must be a list of rated steps or null, got {options!r:.40}")
             for j, option in enumerate(options):
