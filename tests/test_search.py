@@ -565,6 +565,11 @@ def test_candidate_summary_and_the_lines_notebook_07_prints_of_it_and_of_its_exa
         "right among its 3 sampled solutions: 1")
     with pytest.raises(ValueError, match="example_report: 3 candidates and 2 token counts"):
         search.format_example(problems[0], res, candidates[0], tokens[0][:2], 4)
+    for budget, counts, message in ((True, tokens[0], "budget must be an int >= 1, got True"),
+                                    (4, [60, float("nan"), 80], r"candidate_tokens\[1\] \(candidate 1\) must be an int"),
+                                    (0, tokens[0], "budget must be an int >= 1, got 0")):  # was a cap of 0 tokens
+        with pytest.raises(ValueError, match=f"example_report: {message}"):  # was a NaN cap, a best-of-True budget
+            search.example_report(problems[0], res, candidates[0], counts, budget)
     # what notebook 07 records of its explorer's problem: a right step kept, a wrong one pruned at P 0.007
     nodes = [search.Node(0, None, 0, right[0], 50, "eos", True, rewards=[1.0], score=1.0, kept=True),
              search.Node(1, None, 0, wrong[0], 40, "eos", True, rewards=[-5.0], score=-5.0, pruned_at=0)]

@@ -694,6 +694,9 @@ def example_report(problem, result: SearchResult, candidates: Sequence[str], can
     if not candidates or len(candidates) != len(candidate_tokens):
         raise ValueError(f"example_report: {len(candidates)} candidates and {len(candidate_tokens)} token counts "
                          "(need equal, > 0)")
+    positive_int(budget, "budget", "example_report")  # True would be a best-of-True cap of one solution's tokens
+    for j, count in enumerate(candidate_tokens):
+        positive_int(count, f"candidate_tokens[{j}] (candidate {j})", "example_report")
     labels = tree_labels(problem, result)
     checked = any(v is not None for v in labels.values())
     wrong = [n.reward for n in result.nodes if labels.get(n.id) is False]
