@@ -610,6 +610,13 @@ def test_builders_name_a_verdict_that_is_wrong_and_the_solution_it_is_for(toy):
     assert len(labelling.stepwise_rows(problems[:1], sols, verdicts=[right])) == 2
 
 
+@pytest.mark.parametrize("threshold", [True, "0.5", None, float("nan")])
+def test_label_agreement_refuses_a_threshold_that_is_no_number(threshold):
+    """True was read as a threshold of 1; a str or None raised a TypeError."""
+    with pytest.raises(ValueError, match="label_agreement: threshold must be a finite number"):
+        labelling.label_agreement([[0.5, 1.0]], [[True, True]], threshold=threshold)
+
+
 def test_builders_refuse_prompt_strs_where_problems_are_wanted(toy):
     """Was AttributeError: 'str' object has no attribute 'values'."""
     problems, solutions = toy

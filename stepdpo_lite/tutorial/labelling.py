@@ -23,7 +23,7 @@ import numpy as np
 from datasets import Dataset
 
 from .. import generation
-from ..checks import list_of, positive_int
+from ..checks import finite_number, list_of, positive_int
 from ..evaluation import _check_labels
 from ..data import _check_all, _list, _text, validate_outcome, validate_preference, validate_step_dpo, validate_stepwise
 from ..steps import DEFAULT_DELIMITER, extract_steps
@@ -316,7 +316,8 @@ def label_agreement(mc_labels: Sequence[Sequence], gold_labels: Sequence[Sequenc
     gold_labels = list_of(gold_labels, "label_agreement: gold_labels", "label lists (one per solution)")
     if len(mc_labels) != len(gold_labels):
         raise ValueError(f"label_agreement: {len(mc_labels)} label lists vs {len(gold_labels)} gold lists")
-    if not 0 < threshold <= 1:
+    # True was a threshold of 1, "0.5" a TypeError
+    if not 0 < finite_number(threshold, "threshold", "label_agreement") <= 1:
         raise ValueError(f"label_agreement: threshold is a share of rollouts in (0, 1], got {threshold!r}")
     pred, gold = [], []
     for i, (m, g) in enumerate(zip(mc_labels, gold_labels)):
