@@ -867,6 +867,13 @@ def test_gold_vs_error_pairs_are_checked_and_deterministic():
         toy_gold_vs_error_pairs(2, rejected_labels="value")
 
 
+@pytest.mark.parametrize("n", [0, True, 1.5])
+def test_gold_vs_error_pairs_refuse_a_count_that_is_no_positive_int(n):
+    """0 made a Dataset without columns, True one pair, 1.5 a TypeError."""
+    with pytest.raises(ValueError, match="toy_gold_vs_error_pairs: n must be an int >= 1"):
+        labelling.toy_gold_vs_error_pairs(n)
+
+
 def test_gold_vs_error_pairs_step_count():
     from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs
     pairs = toy_gold_vs_error_pairs(5, seed=1, min_ops=30, max_ops=30)  # long pairs for memory benchmarks

@@ -161,6 +161,7 @@ def toy_gold_vs_error_pairs(n: int, seed: int = 0, min_ops: int = 2, max_ops: in
     that need pairs in seconds; ``min_ops``/``max_ops`` set the number of steps (long ones for memory
     benchmarks)."""
     labels_of = _rejected_labels_of(rejected_labels, "toy_gold_vs_error_pairs")
+    positive_int(n, "n", "toy_gold_vs_error_pairs")  # 0 made a Dataset without columns, True 1 pair, 1.5 a TypeError
     rng, rows = random.Random(seed), []
     for p in toyworld.make_problems(n, seed=seed, min_ops=min_ops, max_ops=max_ops):
         rejected = toyworld.corrupt_solution(p, rng.randrange(len(p.ops)), "arithmetic", rng)
