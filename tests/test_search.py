@@ -538,6 +538,8 @@ def test_generate_checks_its_arguments_as_sample_solutions_does(tiny_base):
                           ([160], r"2 texts but 1 max_new_tokens")):
         with pytest.raises(ValueError, match=f"generate: {message}"):
             search.generate(model, tok, texts, max_new_tokens=caps)
+    with pytest.raises(ValueError, match="generate: leads: expected a list of leads .*, got one str"):  # 1 char a text
+        search.generate(model, tok, texts * 3, leads=DEFAULT_DELIMITER)
 
 
 def test_candidate_summary_and_the_lines_notebook_07_prints_of_it_and_of_its_example():

@@ -140,7 +140,7 @@ def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: s
         for i, cap in enumerate(caps):  # a cap of 2.5 stopped its row at 3 tokens, True at 1
             positive_int(cap, f"max_new_tokens[{i}] (text {i})", "generate")
     check_sampling(model, tokenizer, texts, n, temperature, batch_size, max(caps, default=1), where="generate")
-    leads = [""] * len(texts) if leads is None else list(leads)
+    leads = [""] * len(texts) if leads is None else list_of(leads, "generate: leads", "leads (one str per text)")
     if len(leads) != len(texts):
         raise ValueError(f"generate: {len(texts)} texts but {len(leads)} leads")
     _record(texts)
