@@ -121,6 +121,19 @@ def test_a_local_copy_with_a_bad_line_or_row_names_the_file_line_and_field(tmp_p
             gsm8k.load_problems(tiny_tokenizer, n_train, n_eval, name=str(path))
 
 
+def test_a_bad_hub_row_is_named_by_its_split_and_index(monkeypatch, tiny_tokenizer):
+    """A bad row of a Hub dataset raised "GSM8K row: field 'answer': ..." without saying which row."""
+    import datasets
+
+    good = {"question": "Tom has 3 apples and buys 2. How many now?", "answer": "3 + 2 = 5\n#### 5"}
+    splits = {"train": [good] * 6, "test": [good] * 2 + [{**good, "answer": "3 + 2 = 5\n#### five"}] + [good] * 3}
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, config, split: datasets.Dataset.from_list(splits[split]))
+    with pytest.raises(ValueError, match=r"load_problems: user/gsm8k-copy test: record 2: field 'answer': the final"):
+        gsm8k.load_problems(tiny_tokenizer, 1, 3, name="user/gsm8k-copy")
+    splits["test"][2] = good
+    assert len(gsm8k.load_problems(tiny_tokenizer, 1, 3, name="user/gsm8k-copy")["test"]) == 3
+
+
 def test_carve_keeps_each_problem_in_its_split_whatever_the_sizes():
     """Notebooks 04-06 draw the splits again with other sizes (n_train=0 for the test problems, notebook 01's kept
     sizes for the train ones): no test problem may come back as a train or validation one."""

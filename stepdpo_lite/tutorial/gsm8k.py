@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data import _Bad, _check_all, _read_json, _text  # a bad record is an error naming the file, line and field
+from ..data import _Bad, _check_all, _read_json, _records, _text  # a bad record: an error naming its file, line, field
 
 # The instruction makes an instruct model write steps the default delimiter "\n\nStep" can split.
 INSTRUCTION = ("Solve the math problem step by step. Start each step on a new paragraph with 'Step k:' "
@@ -209,8 +209,10 @@ def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str
         train, test = Dataset.from_list(train).shuffle(seed=seed), Dataset.from_list(test).shuffle(seed=seed)
     else:
         from datasets import load_dataset
-        train = load_dataset(name, "main", split="train").shuffle(seed=seed)
-        test = load_dataset(name, "main", split="test").shuffle(seed=seed)
+        train, test = (load_dataset(name, "main", split=split) for split in ("train", "test"))
+        for split, rows in (("train", train), ("test", test)):  # before shuffling, as a local copy: a bad row said
+            _check_all(_records(rows), _checked_row, f"load_problems: {name} {split}")  # "GSM8K row", not which
+        train, test = train.shuffle(seed=seed), test.shuffle(seed=seed)
     if n_train + n_eval > len(train) or n_eval > len(test):
         raise ValueError(f"load_problems: GSM8K has {len(train)} train / {len(test)} test problems; asked for "
                          f"{n_train} + {n_eval} / {n_eval}")
