@@ -617,6 +617,15 @@ def test_label_agreement_refuses_a_threshold_that_is_no_number(threshold):
         labelling.label_agreement([[0.5, 1.0]], [[True, True]], threshold=threshold)
 
 
+def test_builders_name_a_problem_whose_solutions_are_no_list(toy):
+    """None (a failed sample) or a number in place of a problem's list of solutions was a bare TypeError."""
+    problems, solutions = toy
+    for bad in (None, 5):
+        for build in (labelling.stepwise_rows, labelling.preference_pairs, labelling.step_dpo_pairs):
+            with pytest.raises(ValueError, match=rf"{build.__name__}: solutions\[1\] must be a list of solutions"):
+                build(problems[:2], [solutions[0], bad])
+
+
 def test_builders_refuse_prompt_strs_where_problems_are_wanted(toy):
     """Was AttributeError: 'str' object has no attribute 'values'."""
     problems, solutions = toy

@@ -17,7 +17,7 @@ import logging
 import numbers
 import random
 from collections import Counter
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence, Sized
 
 import numpy as np
 from datasets import Dataset
@@ -58,6 +58,8 @@ def check_solution_lists(problems, solutions, where: str) -> None:
         if isinstance(sols, str):
             raise ValueError(f"{where}: solutions[{i}] is one str; give a list of solutions per problem "
                              "(as sample_solutions returns)")
+        if not isinstance(sols, Sized) or not isinstance(sols, Iterable):  # None (a failed sample) was a TypeError
+            raise ValueError(f"{where}: solutions[{i}] must be a list of solutions, got {type(sols).__name__}")
 
 
 def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> list[list[tuple[str, toyworld.Verdict]]]:
