@@ -25,10 +25,10 @@ def _check_same_shape(values, labels, what: str, noun: str = "values") -> None:
             raise ValueError(f"{what}: solution {i} has {len(v)} {noun} and {len(y)} labels")
 
 
-def _finite_scores(scores, what: str, solution: int | None = None) -> list[float]:
-    """Each score a finite number (not a bool, a str or None: NaN compares false and a str would be cast), named."""
-    at = "" if solution is None else f"solution {solution}, "
-    return [finite_number(x, f"{at}score {k}", what) for k, x in enumerate(scores)]
+def _finite_scores(scores, what: str, item: str = "score") -> list[float]:
+    """Each score a finite number (not a bool, a str or None: NaN compares false and a str would be cast), named
+    ``{item} {k}``: "solution 2, score 1", "problem 0, candidate 3"."""
+    return [finite_number(x, f"{item} {k}", what) for k, x in enumerate(scores)]
 
 
 def _check_labels(labels, what: str, name: str) -> None:
@@ -105,7 +105,7 @@ def _check_first_errors(step_scores, first_errors, what):
     for i, (s, e) in enumerate(zip(step_scores, first_errors)):
         if len(s) == 0:
             raise ValueError(f"{what}: solution {i} has no step scores")
-        _finite_scores(s, what, i)
+        _finite_scores(s, what, f"solution {i}, score")
         if isinstance(e, bool) or not (isinstance(e, (int, np.integer)) and -1 <= e < len(s)):
             raise ValueError(f"{what}: solution {i}: first error must be -1 or a step index < {len(s)}, got {e!r}")
     errors = sum(e >= 0 for e in first_errors)
@@ -217,7 +217,7 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
         if len(scores) != len(correct) or any(len(s) != len(c) for s, c in zip(scores, correct)):
             raise ValueError("best_of_n_accuracy: scores and correct must have the same shape")
         for i, s in enumerate(scores):
-            _finite_scores(s, "best_of_n_accuracy", i)
+            _finite_scores(s, "best_of_n_accuracy", f"problem {i}, candidate")
     for i, c in enumerate(correct):
         _check_labels(c, "best_of_n_accuracy", f"correct[{i}]")
     sizes = [len(c) for c in correct]

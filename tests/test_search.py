@@ -568,7 +568,7 @@ def test_candidate_summary_and_the_lines_notebook_07_prints_of_it_and_of_its_exa
     with pytest.raises(ValueError, match="example_report: 3 candidates and 2 token counts"):
         search.format_example(problems[0], res, candidates[0], tokens[0][:2], 4)
     for budget, counts, message in ((True, tokens[0], "budget must be an int >= 1, got True"),
-                                    (4, [60, float("nan"), 80], r"candidate_tokens\[1\] \(candidate 1\) must be an int"),
+                                    (4, [60, float("nan"), 80], r"candidate_tokens\[1\] \(candidate 1\) must be"),
                                     (0, tokens[0], "budget must be an int >= 1, got 0")):  # was a cap of 0 tokens
         with pytest.raises(ValueError, match=f"example_report: {message}"):  # was a NaN cap, a best-of-True budget
             search.example_report(problems[0], res, candidates[0], counts, budget)
