@@ -505,3 +505,14 @@ def test_test_time_compute_names_its_budgets_above_the_axes():
     (top,) = ax.child_axes
     assert [t.get_text() for t in top.get_xticklabels()] == ["B=4", "B=16"]
     assert list(top.get_xticks()) == [280.0, 1120.0]
+
+
+def test_plot_first_error_positions_refuses_what_it_would_misdraw():
+    with pytest.raises(ValueError, match="first_errors is empty"):
+        viz.plot_first_error_positions([])  # was one empty "none" bar
+    for bad in (2.7, True, "3", None, -2):  # int() read 2.7 as step 3, True as step 2; -2 was counted as "none"
+        with pytest.raises(ValueError, match=r"first_errors\[1\] must be an int >= -1"):
+            viz.plot_first_error_positions([0, bad])
+    with pytest.raises(ValueError, match="got one str"):
+        viz.plot_first_error_positions("012")
+    assert [p.get_height() for p in viz.plot_first_error_positions(np.array([1, -1])).axes[0].patches] == [0, 1, 1]

@@ -656,7 +656,15 @@ def plot_first_error_positions(first_errors, title=None, save_to=None):
 
     Accepts ints or objects with ``.first_error`` (e.g. ``toyworld.Verdict``).
     """
-    fe = [int(getattr(v, "first_error", v)) for v in first_errors]
+    fe = [getattr(v, "first_error", v) for v in list_of(first_errors, "plot_first_error_positions: first_errors",
+                                                           "first-error indices or verdicts")]
+    if not fe:  # it drew one empty "none" bar
+        raise ValueError("plot_first_error_positions: first_errors is empty")
+    for i, f in enumerate(fe):  # int() read 2.7 as step 3, True as step 2, "3" as step 4
+        if isinstance(f, bool) or not isinstance(f, numbers.Integral) or f < -1:
+            raise ValueError(f"plot_first_error_positions: first_errors[{i}] must be an int >= -1 (-1 = no error), "
+                             f"got {f!r}")
+    fe = [int(f) for f in fe]
     positions = list(range(max([f for f in fe if f >= 0] + [0]) + 1)) if any(f >= 0 for f in fe) else []
     counts = [sum(f == p for f in fe) for p in positions] + [sum(f < 0 for f in fe)]
     fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(counts) + 2), 3.6), layout="constrained")
