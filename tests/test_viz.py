@@ -516,3 +516,16 @@ def test_plot_first_error_positions_refuses_what_it_would_misdraw():
     with pytest.raises(ValueError, match="got one str"):
         viz.plot_first_error_positions("012")
     assert [p.get_height() for p in viz.plot_first_error_positions(np.array([1, -1])).axes[0].patches] == [0, 1, 1]
+
+
+def test_plot_accuracy_by_length_refuses_what_it_would_misdraw():
+    with pytest.raises(ValueError, match="0 lengths but 0 results"):
+        viz.plot_accuracy_by_length([], [])  # was an empty picture
+    with pytest.raises(ValueError, match=r"correct\[0\] must be a bool or 0/1, got None"):
+        viz.plot_accuracy_by_length([2, 3], [None, True])  # None was a wrong answer
+    with pytest.raises(ValueError, match=r"correct\[1\] must be a bool or 0/1, got 0.7"):
+        viz.plot_accuracy_by_length([2, 3], [True, 0.7])  # 0.7 was a right one
+    for bad in (float("nan"), True, 2.0):  # NaN drew a NaN bar; 2.0 and 2 were two bars "2.0" and "2"
+        with pytest.raises(ValueError, match=r"lengths\[1\] must be an int"):
+            viz.plot_accuracy_by_length([2, bad], [True, False])
+    assert len(viz.plot_accuracy_by_length(np.array([2, 2]), [1, 0]).axes[0].patches) == 1

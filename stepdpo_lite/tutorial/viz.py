@@ -679,8 +679,15 @@ def plot_first_error_positions(first_errors, title=None, save_to=None):
 
 def plot_accuracy_by_length(lengths, correct, xlabel: str = "number of steps", title=None, save_to=None):
     """Mean correctness per length (e.g. steps per problem), with the count above each bar."""
-    if len(lengths) != len(correct):
-        raise ValueError(f"plot_accuracy_by_length: {len(lengths)} lengths but {len(correct)} results")
+    lengths = list_of(lengths, "plot_accuracy_by_length: lengths", "lengths (ints)")
+    correct = list_of(correct, "plot_accuracy_by_length: correct", "results (bools)")
+    if len(lengths) != len(correct) or not lengths:  # empty: an empty picture
+        raise ValueError(f"plot_accuracy_by_length: {len(lengths)} lengths but {len(correct)} results "
+                         "(need equal, > 0)")
+    _check_labels(correct, "plot_accuracy_by_length", "correct")  # bool(None) would count as wrong, bool(0.7) as right
+    for i, n in enumerate(lengths):  # a NaN is no group: its bar was NaN; 2.0 and 2 were two bars, True one of 1
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise ValueError(f"plot_accuracy_by_length: lengths[{i}] must be an int, got {n!r}")
     groups = sorted(set(lengths))
     acc = [float(np.mean([bool(c) for l, c in zip(lengths, correct) if l == g])) for g in groups]
     n = [sum(l == g for l in lengths) for g in groups]
