@@ -231,8 +231,9 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
                  "gradient_accumulation_steps"):  # max_steps=1e3 was a TypeError deep in the Trainer, model loaded
         if name != "max_steps" or c.max_steps != -1:  # -1: num_train_epochs decides
             positive_int(getattr(c, name), name, "RewardTrainingConfig")
-    for name in ("learning_rate", "num_train_epochs"):
-        finite_number(getattr(c, name), name, "RewardTrainingConfig")
+    for name in ("learning_rate", "num_train_epochs"):  # 0 or less trained nothing and saved the base as trained
+        if finite_number(getattr(c, name), name, "RewardTrainingConfig") <= 0:
+            raise ValueError(f"RewardTrainingConfig: {name} must be > 0, got {getattr(c, name)!r}")
     check_replaceable(output_dir, **SAVE_FOLDER, where="output_dir")  # and a folder the save would harm
     validate = validate_stepwise if kind is ProcessRewardModel else validate_outcome
     checked = {}

@@ -169,6 +169,18 @@ def test_a_float_option_that_is_no_number_is_refused_before_loading(tmp_path, mo
                                    learning_rate="1e-4")
 
 
+@pytest.mark.parametrize("name, value", [("num_train_epochs", 0), ("num_train_epochs", -1.0), ("learning_rate", 0.0),
+                                         ("learning_rate", -1e-4)])
+def test_a_rate_or_epoch_count_of_zero_or_less_is_refused_before_loading(tmp_path, monkeypatch, name, value):
+    """num_train_epochs=0 (or -1) ran no step and saved the base as the trained model, without a word; learning_rate=0
+    trained nothing, and a negative one failed in the optimizer once the model had loaded."""
+    import stepdpo_lite.models
+    monkeypatch.setattr(stepdpo_lite.models, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    with pytest.raises(ValueError, match=f"^RewardTrainingConfig: {name} must be > 0, got {value!r}$"):
+        train_process_reward_model("no-such-base", toy_rows(2), tmp_path / "out", quantization=None, **{name: value})
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_step_delimiter_is_saved_with_the_prm(tiny_dir, tmp_path):
     """A PRM for texts with one step a line splits a text it scores by line, as its training rows were."""
     rows = [{"prompt": "P\n", "completions": ["1 + 1 = 2\n", "2 * 3 = 6"], "labels": [True, False]}] * 4
