@@ -529,3 +529,20 @@ def test_plot_accuracy_by_length_refuses_what_it_would_misdraw():
         with pytest.raises(ValueError, match=r"lengths\[1\] must be an int"):
             viz.plot_accuracy_by_length([2, bad], [True, False])
     assert len(viz.plot_accuracy_by_length(np.array([2, 2]), [1, 0]).axes[0].patches) == 1
+
+
+def test_plot_outcome_roc_refuses_what_it_would_misdraw():
+    scores = {"ORM": [2.0, -1.0, 0.5, 0.7]}
+    with pytest.raises(ValueError, match=r"plot_outcome_roc: labels\[1\] must be a bool or 0/1, got 0.3"):
+        viz.plot_outcome_roc(scores, [1, 0.3, 0, 1])  # was cast to bool: 0.3 a right solution
+    with pytest.raises(ValueError, match=r"labels\[0\] must be a bool or 0/1, got None"):
+        viz.plot_outcome_roc(scores, [None, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"scores\['ORM'\] has 4 scores for 3 labels"):
+        viz.plot_outcome_roc(scores, [1, 0, 1])
+    with pytest.raises(ValueError, match=r"scores\['PRM'\]\[1\] must be a finite number, got nan"):
+        viz.plot_outcome_roc({**scores, "PRM": [1.0, float("nan"), 0.0, 1.0]}, [1, 0, 0, 1])
+    with pytest.raises(ValueError, match="scores is empty"):
+        viz.plot_outcome_roc({}, [1, 0])  # was the diagonal alone
+    with pytest.raises(ValueError, match="histogram 'PRM' is none of the scores' names"):
+        viz.plot_outcome_roc(scores, [1, 0, 0, 1], histogram="PRM")
+    assert len(viz.plot_outcome_roc({"ORM": np.array(scores["ORM"])}, np.array([1, 0, 0, 1])).axes) == 1

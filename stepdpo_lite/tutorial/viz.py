@@ -30,7 +30,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from ..atomic import write_atomic
-from ..checks import list_of, positive_int
+from ..checks import finite_number, list_of, positive_int
 from ..evaluation import _check_labels, first_error_index, predict_first_error
 from ..steps import DEFAULT_DELIMITER, extract_steps
 
@@ -738,7 +738,19 @@ def plot_outcome_roc(scores, labels, histogram: str | None = None, title=None, s
     from sklearn.metrics import roc_curve
 
     from ..evaluation import outcome_auroc
+    labels = list_of(labels, "plot_outcome_roc: labels", "labels, one per solution")
+    _check_labels(labels, "plot_outcome_roc", "labels")  # cast to bool, None was a wrong solution and 0.7 a right one
     labels = np.asarray(labels, dtype=bool)
+    if not scores:  # an empty picture: the diagonal alone
+        raise ValueError("plot_outcome_roc: scores is empty (name -> one score per solution)")
+    if histogram is not None and histogram not in scores:
+        raise ValueError(f"plot_outcome_roc: histogram {histogram!r} is none of the scores' names {list(scores)}")
+    for name, s in scores.items():  # sklearn's errors say neither which scorer nor which solution
+        s = list_of(s, f"plot_outcome_roc: scores[{name!r}]", "scores, one per solution")
+        if len(s) != len(labels):
+            raise ValueError(f"plot_outcome_roc: scores[{name!r}] has {len(s)} scores for {len(labels)} labels")
+        for i, x in enumerate(s):
+            finite_number(x, f"scores[{name!r}][{i}]", "plot_outcome_roc")
     fig, axes = plt.subplots(1, 2 if histogram else 1, figsize=(9.5 if histogram else 4.8, 4), layout="constrained")
     ax = axes[0] if histogram else axes
     for name, s in scores.items():
