@@ -369,7 +369,7 @@ class ProcessRewardModel(GenerativeVerifier):
             else:
                 raise ValueError(f"solution {i}: must be a str or a list of step strings, got {type(sol).__name__}")
             if not steps:
-                raise ValueError(f"solution {i}: no steps (the text is empty or blank)")
+                raise ValueError(f"solution {i}: no steps (an empty list, or a text that is empty or blank)")
             for k, s in enumerate(steps):
                 if not isinstance(s, str) or not s.strip():
                     raise ValueError(f"solution {i}, step {k}: a step must be a non-blank string, got {s!r}")
@@ -377,7 +377,7 @@ class ProcessRewardModel(GenerativeVerifier):
         return out
 
     def _encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]):
-        prompts, steps = list_of(prompts, "prompts", "strings"), list_of(steps, "solutions", "lists of steps")
+        prompts, steps = list_of(prompts, "prompts", "strings"), self._split(steps)  # a blank or non-str step too
         if len(prompts) != len(steps):
             raise ValueError(f"got {len(prompts)} prompts and {len(steps)} solutions; they must pair up")
         for i, p in enumerate(prompts):

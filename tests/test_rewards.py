@@ -658,3 +658,20 @@ def test_loading_a_bad_config_names_the_file_and_field(tmp_path, prm, orm):
     config_path.write_text(json.dumps({"weights": [1.0, 2.0], "members": ["member_0"]}))
     with pytest.raises(ValueError, match=re.escape(f"{config_path}: EnsembleRewardModel: 2 weights for 1 members")):
         load_reward_model(tmp_path / "ensemble")
+
+
+def test_encode_checks_each_step_as_scoring_does(prm, tiny_model, tiny_tokenizer):
+    """encode (and the reward trainers' tokenize_rows) skipped score_solutions' step checks: a blank step was encoded
+    as a tag right after the prompt, an empty list gave no tag at all, and None was a TypeError from the tokenizer."""
+    from stepdpo_lite.reward_training import tokenize_rows
+    with pytest.raises(ValueError, match="solution 0, step 0: a step must be a non-blank string, got ''"):
+        prm.encode("p", ["", "Step 1: 1 + 1 = 2"])
+    with pytest.raises(ValueError, match="solution 0, step 1: a step must be a non-blank string, got None"):
+        prm.encode("p", ["Step 1: 1 + 1 = 2", None])
+    with pytest.raises(ValueError, match="solution 0: no steps"):
+        prm.encode("p", [])
+    with pytest.raises(ValueError, match="row 1, step 0: a step must be a non-blank string, got 3"):
+        tokenize_rows(prm, [{"prompt": "p", "completions": ["a"], "labels": [True]},
+                            {"prompt": "p", "completions": [3], "labels": [True]}])
+    ids, positions = prm.encode("p", ["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 + 2 = 4"])  # good steps: as before
+    assert len(positions) == 2 and ids[positions[-1]] == prm.tag_ids[-1]
