@@ -181,6 +181,8 @@ class EnsembleRewardModel:
                         progress: bool = False) -> list[float]:
         solutions = list_of(solutions, "solutions", "texts or lists of steps")
         prompts = list_of(prompts, "prompts", "strings")
+        if len(prompts) != len(solutions):  # a member that zips them would score the shorter list only
+            raise ValueError(f"EnsembleRewardModel: got {len(prompts)} prompts and {len(solutions)} solutions")
         total = [0.0] * len(prompts)
         for i, (w, m) in enumerate(zip(self.weights, self.models)):  # a member may be any object with solution_rewards
             rewards = list_of(m.solution_rewards(prompts, solutions, batch_size, progress), f"models[{i}]", "rewards")

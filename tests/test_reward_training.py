@@ -283,3 +283,18 @@ def test_too_long_row_raises_instead_of_truncating(tiny_dir, tmp_path):
                                    max_length=30, device="cpu", max_steps=1)
     with pytest.raises(ValueError, match="lora=True"):
         train_process_reward_model(tiny_dir, rows, tmp_path / "x", quantization="4bit", lora=None, device="cpu")
+
+
+def test_an_ensemble_refuses_prompts_and_solutions_that_do_not_pair_up():
+    """A member may be any object with ``solution_rewards``: one that zips prompts with solutions scored only as many
+    solutions as there were prompts, and the ensemble gave one reward for two solutions without a word."""
+    from stepdpo_lite.reward_ensembles import EnsembleRewardModel
+
+    class Zipping:
+        def solution_rewards(self, prompts, solutions, batch_size=None, progress=False):
+            return [float(len(s)) for _, s in zip(prompts, solutions)]
+
+    ensemble = EnsembleRewardModel([Zipping()])
+    assert ensemble.score_solutions(["p", "q"], ["ab", "abc"]) == [2.0, 3.0]
+    with pytest.raises(ValueError, match=r"^EnsembleRewardModel: got 1 prompts and 2 solutions$"):
+        ensemble.score_solutions(["p"], ["ab", "abc"])
