@@ -546,3 +546,17 @@ def test_plot_outcome_roc_refuses_what_it_would_misdraw():
     with pytest.raises(ValueError, match="histogram 'PRM' is none of the scores' names"):
         viz.plot_outcome_roc(scores, [1, 0, 0, 1], histogram="PRM")
     assert len(viz.plot_outcome_roc({"ORM": np.array(scores["ORM"])}, np.array([1, 0, 0, 1])).axes) == 1
+
+
+def test_heatmap_refuses_what_it_would_misdraw():
+    nan_row = [REWARDS[0], [1.5, float("nan")], REWARDS[2]]
+    with pytest.raises(ValueError, match=r"step_rewards\[1\]\[1\] must be a finite number, got nan"):
+        viz.plot_step_reward_heatmap(nan_row, LABELS)  # was drawn blank, as if solution 2 had one step
+    with pytest.raises(ValueError, match=r"step_labels\[0\]\[1\] must be a bool or 0/1, got None"):
+        viz.plot_step_reward_heatmap(REWARDS, [[True, None, False, False]] + LABELS[1:], first_errors=[2, -1, 1])
+    with pytest.raises(ValueError, match="threshold must be a finite number"):
+        viz.plot_step_reward_heatmap(REWARDS, threshold=float("nan"))
+    for bad in (True, 1.5):  # True was a box at step 2
+        with pytest.raises(ValueError, match=r"first_errors\[0\] is"):
+            viz.plot_step_reward_heatmap(REWARDS, first_errors=[bad, -1, 1])
+    assert viz.plot_step_reward_heatmap([np.array([0.5, -0.5]), []], first_errors=[np.int64(1), None])

@@ -305,8 +305,14 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
         raise ValueError(f"label_meaning must be one of {sorted(LABEL_MEANINGS)}, got {label_meaning!r}")
     if not len(step_rewards):
         raise ValueError("plot_step_reward_heatmap: step_rewards is empty")
+    for i, row in enumerate(step_rewards):  # a NaN was drawn blank, as if the solution had ended there
+        for j, r in enumerate(list_of(row, f"plot_step_reward_heatmap: step_rewards[{i}]", "step rewards")):
+            finite_number(r, f"step_rewards[{i}][{j}]", "plot_step_reward_heatmap")
+    threshold = finite_number(threshold, "threshold", "plot_step_reward_heatmap")
     if step_labels is not None:
         _check_ragged("step_labels", step_labels, step_rewards, "step_rewards")
+        for i, row in enumerate(step_labels):  # with first_errors given, a None label was drawn as a wrong step
+            _check_labels(row, "plot_step_reward_heatmap", f"step_labels[{i}]")
         if first_errors is None:
             first_errors = [first_error_index(list(row)) for row in step_labels]
     if first_errors is not None:
@@ -314,7 +320,8 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
         if len(first_errors) != len(step_rewards):
             raise ValueError(f"first_errors has {len(first_errors)} entries for {len(step_rewards)} solutions")
         for i, fe in enumerate(first_errors):  # a box past the row's end would not be drawn, unnoticed
-            if fe is not None and not -1 <= fe < len(step_rewards[i]):
+            if fe is not None and (isinstance(fe, bool) or not isinstance(fe, numbers.Integral)
+                                   or not -1 <= fe < len(step_rewards[i])):  # True was step 2, 1.5 a box off the grid
                 raise ValueError(f"plot_step_reward_heatmap: first_errors[{i}] is {fe}, but solution {i} has "
                                  f"{len(step_rewards[i])} steps (-1 = no error)")
     if row_labels is not None and len(row_labels) != len(step_rewards):
