@@ -560,3 +560,14 @@ def test_heatmap_refuses_what_it_would_misdraw():
         with pytest.raises(ValueError, match=r"first_errors\[0\] is"):
             viz.plot_step_reward_heatmap(REWARDS, first_errors=[bad, -1, 1])
     assert viz.plot_step_reward_heatmap([np.array([0.5, -0.5]), []], first_errors=[np.int64(1), None])
+
+
+def test_chosen_vs_rejected_refuses_what_it_would_misdraw():
+    chosen, rejected = [[1.0, 0.5], [0.2]], [[0.1, -1.0], [-0.5, 0.3]]
+    with pytest.raises(ValueError, match=r"rejected_rewards\[0\]\[1\] must be a finite number, got nan"):
+        viz.plot_chosen_vs_rejected(chosen, [[0.1, float("nan")], [-0.5, 0.3]])  # was left out of the mean
+    with pytest.raises(ValueError, match=r"chosen_rewards\[1\]\[0\] must be a finite number, got inf"):
+        viz.plot_chosen_vs_rejected([[1.0, 0.5], [float("inf")]], rejected)
+    with pytest.raises(ValueError, match=r"rejected_labels\[1\]\[0\] must be a bool or 0/1, got None"):
+        viz.plot_chosen_vs_rejected(chosen, rejected, rejected_labels=[[True, False], [None, True]])
+    assert viz.plot_chosen_vs_rejected([np.array([1.0])], [[0.5]], [[1]], [np.array([True])], n_examples=1)

@@ -403,8 +403,13 @@ def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None
                          f"{len(rejected_rewards)}")
     for name, labels, ref in (("chosen_labels", chosen_labels, chosen_rewards),
                               ("rejected_labels", rejected_labels, rejected_rewards)):
+        for i, row in enumerate(ref):  # a NaN was left out of the mean and its bar not drawn, without a word
+            for j, r in enumerate(list_of(row, f"plot_chosen_vs_rejected: {name[:-7]}_rewards[{i}]", "step rewards")):
+                finite_number(r, f"{name[:-7]}_rewards[{i}][{j}]", "plot_chosen_vs_rejected")
         if labels is not None:
             _check_ragged(name, labels, ref, name.replace("labels", "rewards"))
+            for i, row in enumerate(labels):  # bool(None) would draw a wrong step
+                _check_labels(row, "plot_chosen_vs_rejected", f"{name}[{i}]")
     k = max(0, min(n_examples, len(chosen_rewards)))
     mosaic = [["all"] * max(k, 1)] + ([[f"ex{i}" for i in range(k)]] if k else [])
     fig, axes = plt.subplot_mosaic(mosaic, figsize=(max(7, 3.2 * k), 6.4 if k else 3.6), layout="constrained")
