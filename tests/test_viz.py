@@ -571,3 +571,12 @@ def test_chosen_vs_rejected_refuses_what_it_would_misdraw():
     with pytest.raises(ValueError, match=r"rejected_labels\[1\]\[0\] must be a bool or 0/1, got None"):
         viz.plot_chosen_vs_rejected(chosen, rejected, rejected_labels=[[True, False], [None, True]])
     assert viz.plot_chosen_vs_rejected([np.array([1.0])], [[0.5]], [[1]], [np.array([True])], n_examples=1)
+
+
+def test_training_curves_refuse_a_smoothing_factor_outside_0_1():
+    history = [{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.5}]
+    for bad in (float("nan"), 1.0, 1.5, -0.5, True, "0.5"):  # NaN drew empty panels, 1 (or True) a flat line
+        with pytest.raises(ValueError, match="plot_training_curves: smooth must be"):
+            viz.plot_training_curves({"PRM": history}, smooth=bad)
+    line = viz.plot_training_curves({"PRM": history}, smooth=0.5).axes[0].lines[0]
+    assert line.get_ydata().tolist() == [1.0, 0.75]

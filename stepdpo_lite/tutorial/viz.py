@@ -497,6 +497,9 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
     if not isinstance(log_histories, dict):
         log_histories = {"run": log_histories}
     keys = (keys,) if isinstance(keys, str) else tuple(keys)
+    smooth = finite_number(smooth, "smooth", "plot_training_curves")  # NaN made every curve NaN: empty panels
+    if not 0 <= smooth < 1:  # 1 drew a flat line at the first value, > 1 and < 0 curves that swing away
+        raise ValueError(f"plot_training_curves: smooth must be in [0, 1), got {smooth!r}")
     fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.5), layout="constrained", squeeze=False)
     colors = {name: method_color(name) for name in log_histories}  # one colour per run in every panel, and per method
     # another run: the i-th colour of the cycle, or the next one no method has (among methods, in any figure)
