@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Sequence
 
 from .atomic import check_replaceable
-from .checks import finite_number, positive_int
+from .checks import finite_number, list_of, positive_int
 from .data import validate_outcome, validate_stepwise
 from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
                       RewardModelConfig, fast_head_matches, right_pad, tag_logits)
@@ -36,9 +36,9 @@ def _tag_labels(row: dict, i: int, process: bool, where: str = "training data") 
     """A row's labels as 0/1, refusing anything else: ``int(0.9)`` would silently flip a soft label to 0."""
     name = "labels" if process else "label"
     labels = row[name] if process else [row[name]]
-    if process and len(labels) != len(row["completions"]):
-        raise ValueError(f"{where}: row {i}: field 'labels': {len(labels)} labels for "
-                         f"{len(row['completions'])} completions")
+    steps = list_of(row["completions"], f"{where}: row {i}: field 'completions'", "steps") if process else None
+    if process and len(labels) != len(steps):  # one str of steps: a character a step, labels of as many matched
+        raise ValueError(f"{where}: row {i}: field 'labels': {len(labels)} labels for {len(steps)} completions")
     for x in labels:
         if not isinstance(x, bool) and x not in (0, 1):
             raise ValueError(f"{where}: row {i}: field '{name}': labels must be bool (or 0/1), got {x!r}")

@@ -266,6 +266,12 @@ def test_tokenize_rows_refuses_labels_it_would_flip_or_misalign(tiny_model, tiny
         tokenize_rows(prm, [good, {**good, "labels": [0.9, True]}])
     with pytest.raises(ValueError, match=re.escape("row 0: field 'labels': 1 labels for 2 completions")):
         tokenize_rows(prm, [{**good, "labels": [True]}])
+    # one str of steps was read a character a step: "ab" with two labels gave two tags, on "a" and on "b"
+    with pytest.raises(ValueError, match=re.escape("training data: row 1: field 'completions': expected a list of "
+                                                   "steps, got one str ('ab')")):
+        tokenize_rows(prm, [good, {**good, "completions": "ab"}])
+    with pytest.raises(ValueError, match=re.escape("row 0: field 'completions': expected a list of steps, got None")):
+        tokenize_rows(prm, [{**good, "completions": None}])
     orm = OutcomeRewardModel(tiny_model, tiny_tokenizer)
     with pytest.raises(ValueError, match=re.escape("row 0: field 'label': labels must be bool")):
         tokenize_rows(orm, [{"prompt": "p", "completion": "Step 1: 1 + 1 = 2", "label": 0.3}])
