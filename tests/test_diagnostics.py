@@ -244,3 +244,15 @@ def test_implicit_rewards_of_pairs_and_the_credit_table(monkeypatch):
 
 def test_first_rejected_steps_count_from_one_and_say_none():
     assert diagnostics.first_rejected_steps([[2.0, -3.0, 1.0], [-4.0], [1.0, 2.0]], 0.5) == [2, 1, None]
+
+
+def test_auroc_difference_refuses_a_bad_resample_count_or_confidence():
+    a, b, y = [0.1, 0.9, 0.3, 0.7], [0.2, 0.1, 0.5, 0.5], [0, 1, 0, 1]
+    for bad in (0, -5, True, 10.0):  # 0 raised numpy's IndexError, True drew one resample
+        with pytest.raises(ValueError, match="auroc_difference: n_boot must be an int >= 1"):
+            diagnostics.auroc_difference(a, b, y, n_boot=bad)
+    for bad in (95, 0.0, 1.0, float("nan"), True):  # 95: numpy's "Quantiles must be in the range [0, 1]"
+        with pytest.raises(ValueError, match="auroc_difference: confidence must be"):
+            diagnostics.auroc_difference(a, b, y, n_boot=20, confidence=bad)
+    out = diagnostics.auroc_difference(a, b, y, n_boot=20, confidence=0.9)
+    assert out["low"] <= out["high"]

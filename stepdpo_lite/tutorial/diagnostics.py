@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 from accelerate.utils import is_peft_model
 
-from ..checks import list_of, positive_int
+from ..checks import finite_number, list_of, positive_int
 from ..evaluation import (_check_labels, _check_same_shape, _flat_scores_and_labels, first_error_index,
                           outcome_auroc, process_reward_report, step_auroc)
 from ..steps import extract_steps
@@ -456,6 +456,10 @@ def auroc_difference(scores_a, scores_b, labels, groups=None, n_boot: int = 1000
         n_right = y.sum()
         return (rankdata(s)[y].sum() - n_right * (n_right + 1) / 2) / (n_right * (len(y) - n_right))
 
+    positive_int(n_boot, "n_boot", "auroc_difference")  # 0 raised numpy's IndexError, True drew one resample
+    confidence = finite_number(confidence, "confidence", "auroc_difference")
+    if not 0 < confidence < 1:  # 95 (a percentage) raised numpy's "Quantiles must be in the range [0, 1]"
+        raise ValueError(f"auroc_difference: confidence must be in (0, 1), e.g. 0.95, got {confidence!r}")
     nested = len(labels) > 0 and isinstance(labels[0], (list, tuple, np.ndarray))
     # each side checked as step_auroc checks it: shapes, finite scores, labels bool or 0/1, both classes
     a, y = _flat_scores_and_labels(scores_a, labels, "auroc_difference (scores A)")
