@@ -75,3 +75,24 @@ def test_a_budget_or_speed_that_is_not_positive_is_refused():
                         (dict(tokens_per_s=float("nan"), budget_minutes=1), "tokens_per_s must be > 0")):
         with pytest.raises(ValueError, match=f"MC: {message}"):  # each would quietly keep one problem a split
             budget.plan_generation(rows, tokens_per_row=100, what="MC", **kw)
+
+
+def test_a_bool_budget_or_speed_and_bad_row_counts_are_refused():
+    rows = {"train": [10] * 100}
+    for kw, message in ((dict(tokens_per_s=10.0, budget_minutes=True), "budget_minutes must be > 0"),
+                        (dict(tokens_per_s=True, budget_minutes=5), "tokens_per_s must be > 0"),
+                        (dict(tokens_per_s=math.inf, budget_minutes=5), "tokens_per_s must be > 0"),
+                        (dict(tokens_per_s="100", budget_minutes=5), "tokens_per_s must be > 0"),
+                        (dict(tokens_per_s=10.0, budget_minutes="5"), "budget_minutes must be > 0")):
+        with pytest.raises(ValueError, match=f"MC: {message}"):  # True was 1 min, or 1 token a second
+            budget.plan_generation(rows, tokens_per_row=100, what="MC", **kw)
+    for bad in (-10, True, 2.5, float("nan"), None):  # -10 took time off the other problems
+        with pytest.raises(ValueError, match=r"MC: rows\['train'\]\[1\] must be an int >= 0"):
+            budget.plan_generation({"train": [10, bad]}, tokens_per_row=100, tokens_per_s=10.0, budget_minutes=5,
+                                   what="MC")
+    with pytest.raises(ValueError, match=r"MC: rows\['train'\]: expected a list of row counts"):
+        budget.plan_generation({"train": "888"}, tokens_per_row=100, tokens_per_s=10.0, budget_minutes=5, what="MC")
+    for bad in (float("nan"), True):
+        with pytest.raises(ValueError, match="generation_seconds: tokens_per_s must be > 0"):
+            budget.generation_seconds(10, 10, bad)
+    assert budget.plan_generation({"train": [0, 0]}, tokens_per_row=100, tokens_per_s=10.0, budget_minutes=5).keep

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 
-from ..checks import positive_int
+from ..checks import list_of, positive_int
 
 
 def format_duration(seconds: float | None) -> str:
@@ -36,10 +37,15 @@ def generation_seconds(rows: int, tokens_per_row: int, tokens_per_s: float | Non
     """Upper-bound seconds to generate ``rows`` sequences of up to ``tokens_per_row`` new tokens, batched."""
     if tokens_per_s is None:
         return None
-    if tokens_per_s <= 0:
-        raise ValueError(f"generation_seconds: tokens_per_s must be > 0, got {tokens_per_s}")
+    if isinstance(tokens_per_s, bool) or not tokens_per_s > 0:  # NaN: a NaN estimate; True: 1 token a second
+        raise ValueError(f"generation_seconds: tokens_per_s must be > 0, got {tokens_per_s!r}")
     padded = math.ceil(rows / max(batch_size, 1)) * max(batch_size, 1)  # a last, partial batch costs a full one
     return padded * tokens_per_row / tokens_per_s
+
+
+def _number(x) -> bool:
+    """A real number that is not a bool (``True > 0`` holds, and a str does not compare)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 @dataclass
@@ -94,10 +100,15 @@ def plan_generation(rows: dict[str, list[int]], *, tokens_per_row: int, tokens_p
                     budget_minutes: float | None, batch_size: int = 1, what: str = "generation") -> GenerationPlan:
     """Keep every problem if the estimate fits ``budget_minutes`` (or there is no budget or no speed figure);
     else the largest equal share of each split's problems (at least one each) that fits."""
-    if budget_minutes is not None and not budget_minutes > 0:  # NaN too: it would quietly keep one problem a split
+    # NaN too: it would quietly keep one problem a split; True was a budget of 1 min or a speed of 1 token a second
+    if budget_minutes is not None and not (_number(budget_minutes) and budget_minutes > 0):
         raise ValueError(f"{what}: budget_minutes must be > 0 or None (no budget), got {budget_minutes!r}")
-    if tokens_per_s is not None and not tokens_per_s > 0:
-        raise ValueError(f"{what}: tokens_per_s must be > 0 or None (not measured), got {tokens_per_s!r}")
+    if tokens_per_s is not None and not (_number(tokens_per_s) and 0 < tokens_per_s < math.inf):  # inf: 0 s
+        raise ValueError(f"{what}: tokens_per_s must be > 0 (finite) or None (not measured), got {tokens_per_s!r}")
+    for split, counts in rows.items():  # one str was read a character at a time; -8 rows took time off the rest
+        for i, n in enumerate(list_of(counts, f"{what}: rows[{split!r}]", "row counts, one per problem")):
+            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+                raise ValueError(f"{what}: rows[{split!r}][{i}] must be an int >= 0, got {n!r}")
     positive_int(tokens_per_row, "tokens_per_row", what)
     positive_int(batch_size, "batch_size", what)
     plan = GenerationPlan(what, {s: list(r) for s, r in rows.items()}, tokens_per_row, tokens_per_s,
