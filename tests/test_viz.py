@@ -580,3 +580,15 @@ def test_training_curves_refuse_a_smoothing_factor_outside_0_1():
             viz.plot_training_curves({"PRM": history}, smooth=bad)
     line = viz.plot_training_curves({"PRM": history}, smooth=0.5).axes[0].lines[0]
     assert line.get_ydata().tolist() == [1.0, 0.75]
+
+
+def test_explorer_refuses_a_label_that_is_no_bool_and_verdicts_of_other_problems():
+    with pytest.raises(ValueError, match=r"step_reward_explorer: verdicts\[0\]\[0\]\[1\] must be a bool or 0/1, "
+                                         "got None"):
+        viz.step_reward_explorer(["p"], [[["a", "b"]]], [[[0.5, 0.4]]], [[[True, None]]])  # None: a wrong step
+    with pytest.raises(ValueError, match=r"verdicts\[0\]\[0\]\[0\] must be a bool or 0/1, got 0.5"):
+        viz.step_reward_explorer(["p"], [[["a"]]], [[[0.5]]], [[{"step_labels": [0.5]}]])
+    with pytest.raises(ValueError, match="step_reward_explorer: 1 verdict lists for 2 problems"):
+        viz.step_reward_explorer(["p", "q"], [[["a"]], [["b"]]], [[[0.5]], [[0.4]]], [[[True]]])  # an IndexError
+    with pytest.raises(ValueError, match="step_reward_explorer: 3 verdict lists for 2 problems"):
+        viz.step_reward_explorer(["p", "q"], [[["a"]], [["b"]]], [[[0.5]], [[0.4]]], [[[True]], [[True]], [[True]]])

@@ -118,9 +118,10 @@ def _text_of(problem) -> str:
     return getattr(problem, "prompt", None) or str(problem)
 
 
-def _gold(verdict) -> tuple[list[bool], int]:
+def _gold(verdict, name: str = "verdict") -> tuple[list[bool], int]:
     """``(step_labels, first_error)`` of a ``Verdict``, a dict with ``step_labels``, or a list of labels."""
     labels = verdict["step_labels"] if isinstance(verdict, dict) else getattr(verdict, "step_labels", verdict)
+    _check_labels(labels, "step_reward_explorer", name)  # bool(None) would show a wrong step
     labels = [bool(ok) for ok in labels]
     return labels, first_error_index(labels)
 
@@ -862,13 +863,15 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
     if not (len(problems) == len(solutions) == len(step_rewards)) or not len(problems):
         raise ValueError(f"step_reward_explorer: {len(problems)} problems, {len(solutions)} solution lists and "
                          f"{len(step_rewards)} reward lists (need equal, > 0)")
+    if verdicts is not None and len(verdicts) != len(problems):  # fewer: an IndexError at that problem's turn
+        raise ValueError(f"step_reward_explorer: {len(verdicts)} verdict lists for {len(problems)} problems")
     for i, (sols, rews) in enumerate(zip(solutions, step_rewards)):
         if len(sols) != len(rews) or (verdicts is not None and len(verdicts[i]) != len(rews)):
             raise ValueError(f"step_reward_explorer: problem {i} has {len(sols)} solutions but {len(rews)} reward "
                              "lists" + ("" if verdicts is None else f" and {len(verdicts[i])} verdicts"))
         for j, (sol, r) in enumerate(zip(sols, rews)):  # a step without a reward would be dropped, or shown blank
             n_steps = len(_steps_of(sol, delimiter))
-            n_labels = None if verdicts is None else len(_gold(verdicts[i][j])[0])
+            n_labels = None if verdicts is None else len(_gold(verdicts[i][j], f"verdicts[{i}][{j}]")[0])
             if n_steps != len(r) or n_labels not in (None, len(r)):
                 raise ValueError(f"step_reward_explorer: problem {i}, solution {j} has {len(r)} rewards, {n_steps} "
                                  "steps" + ("" if n_labels is None else f" and {n_labels} step labels")
