@@ -192,13 +192,13 @@ class RewardTrainingConfig:
 
     @classmethod
     def of(cls, config: RewardTrainingConfig | None, overrides: dict) -> RewardTrainingConfig:
-        """``config`` (or the defaults) with ``overrides``: its fields set, the other keys into ``training_args``."""
-        names, overrides = {f.name for f in fields(cls)} - {"training_args"}, dict(overrides)
-        given = dict(overrides.pop("training_args", None) or {})  # training_args= as a keyword: merged, not nested
-        config = replace(config or cls(), **{k: v for k, v in overrides.items() if k in names})
-        config.training_args = {**config.training_args, **given,
-                                 **{k: v for k, v in overrides.items() if k not in names}}
-        return config
+        """``config`` (or the defaults) with ``overrides``: its fields set, the other keys into ``training_args``
+        (a field named in ``training_args`` is set too)."""
+        names, overrides, config = {f.name for f in fields(cls)} - {"training_args"}, dict(overrides), config or cls()
+        # training_args (the config's, then the keyword's: merged, not nested) set the fields they name, e.g. seed
+        merged = {**config.training_args, **dict(overrides.pop("training_args", None) or {}), **overrides}
+        return replace(config, training_args={k: v for k, v in merged.items() if k not in names},
+                       **{k: v for k, v in merged.items() if k in names})
 
 
 def _check_training_args(training_args: dict) -> None:

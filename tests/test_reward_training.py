@@ -157,7 +157,7 @@ def test_a_step_or_batch_count_that_is_no_int_is_refused_before_loading(tmp_path
     ({"num_train_epochs": None}, "RewardTrainingConfig: num_train_epochs must be a finite number, got None$"),
     ({"learning_rate": float("nan")}, "RewardTrainingConfig: learning_rate must be a finite number, got nan$"),
     ({"weight_decay": "0.01"}, "training_args: weight_decay must be a finite number, got '0.01'; pass a float"),
-    ({"training_args": {"learning_rate": "1e-4"}}, "training_args: learning_rate must be a finite number")])
+    ({"training_args": {"learning_rate": "1e-4"}}, "RewardTrainingConfig: learning_rate must be a finite number")])
 def test_a_float_option_that_is_no_number_is_refused_before_loading(tmp_path, monkeypatch, overrides, message):
     """learning_rate="1e-4" (as YAML reads 1e-4) was a TypeError inside the Trainer, after the model had loaded."""
     import stepdpo_lite.models
@@ -200,6 +200,22 @@ def test_one_config_with_keyword_overrides():
     # training_args= as a keyword of train_*: merged (it was nested, then refused as an unknown option)
     c = RewardTrainingConfig.of(base, {"training_args": {"eval_steps": 3}, "logging_steps": 2})
     assert c.training_args == {"save_strategy": "steps", "eval_steps": 3} and c.logging_steps == 2
+
+
+def test_a_config_field_named_in_training_args_sets_the_field(tmp_path, monkeypatch):
+    """training_args={"seed": 7} seeded the Trainer with 7 but the LoRA init and the data order with the field's 42,
+    and training_args={"max_steps": 1e3} went past the field's check to fail in the Trainer, the model loaded."""
+    import stepdpo_lite.models
+    c = RewardTrainingConfig.of(None, {"training_args": {"seed": 7, "save_strategy": "steps"}})
+    assert c.seed == 7 and c.training_args == {"save_strategy": "steps"}
+    c = RewardTrainingConfig.of(RewardTrainingConfig(learning_rate=1e-3, training_args={"learning_rate": 3e-4}), {})
+    assert c.learning_rate == 3e-4 and c.training_args == {}  # the value the Trainer was given before, now the field's
+    assert RewardTrainingConfig.of(c, {"training_args": {"learning_rate": 1e-2}, "learning_rate": 2e-2}).learning_rate \
+        == 2e-2  # a keyword beats training_args
+    monkeypatch.setattr(stepdpo_lite.models, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    with pytest.raises(ValueError, match=r"^RewardTrainingConfig: max_steps must be an int >= 1, got 1000.0$"):
+        train_process_reward_model("no-such-base", toy_rows(2), tmp_path / "out", quantization=None,
+                                   training_args={"max_steps": 1e3})
 
 
 def test_bad_rows_name_the_row_and_field(tiny_dir, tmp_path):
