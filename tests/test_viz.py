@@ -592,3 +592,10 @@ def test_explorer_refuses_a_label_that_is_no_bool_and_verdicts_of_other_problems
         viz.step_reward_explorer(["p", "q"], [[["a"]], [["b"]]], [[[0.5]], [[0.4]]], [[[True]]])  # an IndexError
     with pytest.raises(ValueError, match="step_reward_explorer: 3 verdict lists for 2 problems"):
         viz.step_reward_explorer(["p", "q"], [[["a"]], [["b"]]], [[[0.5]], [[0.4]]], [[[True]], [[True]], [[True]]])
+
+
+def test_pick_heatmap_solutions_refuses_a_first_error_that_is_no_index():
+    for bad in (float("nan"), True, 1.5, None, -2):  # NaN was never drawn, True counted as an error at step 2
+        with pytest.raises(ValueError, match=r"pick_heatmap_solutions: first_errors\[1\] must be an int >= -1"):
+            viz.pick_heatmap_solutions([0, bad, -1], 3)
+    assert viz.pick_heatmap_solutions(np.array([0, 1, -1]), 3) == [0, 1, 2]

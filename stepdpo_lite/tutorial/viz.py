@@ -174,6 +174,10 @@ def pick_heatmap_solutions(first_errors, n: int, seed: int = 0) -> list[int]:
     PRM is judged on the wrong steps it catches and on the right ones it leaves alone."""
     first_errors = list_of(first_errors, "pick_heatmap_solutions: first_errors", "first-error indices")
     positive_int(n, "n", "pick_heatmap_solutions")
+    for i, f in enumerate(first_errors):  # a NaN was neither right nor wrong: never drawn; None raised a TypeError
+        if isinstance(f, bool) or not isinstance(f, numbers.Integral) or f < -1:
+            raise ValueError(f"pick_heatmap_solutions: first_errors[{i}] must be an int >= -1 (-1 = no error), "
+                             f"got {f!r}")
     rng = np.random.default_rng(seed)
     wrong = [i for i, f in enumerate(first_errors) if f >= 0]
     right = [i for i, f in enumerate(first_errors) if f < 0]
