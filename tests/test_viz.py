@@ -599,3 +599,13 @@ def test_pick_heatmap_solutions_refuses_a_first_error_that_is_no_index():
         with pytest.raises(ValueError, match=r"pick_heatmap_solutions: first_errors\[1\] must be an int >= -1"):
             viz.pick_heatmap_solutions([0, bad, -1], 3)
     assert viz.pick_heatmap_solutions(np.array([0, 1, -1]), 3) == [0, 1, 2]
+
+
+def test_before_after_bars_refuse_rewards_of_another_step_count():
+    before = "Step 1: 5 + 7 = 12\n\nStep 2: 12 - 1 = 12"
+    after = "Step 1: 5 + 7 = 12\n\nStep 2: 12 - 1 = 11\n\nStep 3: 11 * 2 = 22"
+    with pytest.raises(ValueError, match=r"before_after_bars: rewards \(before\) has 1 rewards for 2 steps"):
+        viz.before_after_bars([before, after], [[1.0], [1.0, 2.0, 3.0]])  # step 2's bar was silently blank
+    with pytest.raises(ValueError, match=r"rewards \(after\) has 4 rewards for 3 steps"):
+        viz.before_after_bars([before, after], [[1.0, 2.0], [1.0, 2.0, 3.0, 4.0]])  # bars slid off their steps
+    assert len(viz.before_after_bars([before, after], [[], [1.0, 2.0, 3.0]])[1]) == 3  # [] = unscored: no bars

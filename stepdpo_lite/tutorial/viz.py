@@ -250,6 +250,10 @@ def before_after_bars(solutions, rewards, labels=(None, None)) -> tuple[list[str
     rewards = [list_of(r, f"before_after_bars: rewards ({side})", "step rewards")
                for side, r in zip(("before", "after"), rewards)]
     steps = [extract_steps(text) for text in solutions]
+    for side, step_list, values in zip(("before", "after"), steps, rewards):
+        if values and len(values) != len(step_list):  # [] is an unscored solution; else the bars slid off their steps
+            raise ValueError(f"before_after_bars: rewards ({side}) has {len(values)} rewards for {len(step_list)} "
+                             "steps (or [] for an unscored solution)")
     for side, step_list, marks in zip(("before", "after"), steps, labels):
         if marks is None or len(marks) == 0:  # no checker (GSM8K), or an unscored solution: no ✓/✗
             continue
