@@ -181,6 +181,15 @@ def test_a_rate_or_epoch_count_of_zero_or_less_is_refused_before_loading(tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("seed", [True, "42", 4.2, -1, None])
+def test_a_seed_that_is_no_int_is_refused_by_name(tmp_path, monkeypatch, seed):
+    """seed=True was torch's RuntimeError "manual_seed expected a long, but got bool"; "42" or -1 numpy's errors."""
+    import stepdpo_lite.models
+    monkeypatch.setattr(stepdpo_lite.models, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    with pytest.raises(ValueError, match=re.escape(f"RewardTrainingConfig: seed must be an int >= 0, got {seed!r}")):
+        train_process_reward_model("no-such-base", toy_rows(2), tmp_path / "out", quantization=None, seed=seed)
+
+
 def test_the_step_delimiter_is_saved_with_the_prm(tiny_dir, tmp_path):
     """A PRM for texts with one step a line splits a text it scores by line, as its training rows were."""
     rows = [{"prompt": "P\n", "completions": ["1 + 1 = 2\n", "2 * 3 = 6"], "labels": [True, False]}] * 4
