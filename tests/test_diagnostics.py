@@ -256,3 +256,11 @@ def test_auroc_difference_refuses_a_bad_resample_count_or_confidence():
             diagnostics.auroc_difference(a, b, y, n_boot=20, confidence=bad)
     out = diagnostics.auroc_difference(a, b, y, n_boot=20, confidence=0.9)
     assert out["low"] <= out["high"]
+
+
+def test_chosen_vs_rejected_summary_refuses_a_reward_that_is_not_finite():
+    with pytest.raises(ValueError, match="pair 1: rejected step 0's reward must be a finite number, got nan"):
+        chosen_vs_rejected_summary([[1.0], [2.0]], [[0.0], [float("nan"), 0.5]])  # min() was NaN: misranked
+    with pytest.raises(ValueError, match="pair 0: chosen step 1's reward must be a finite number, got inf"):
+        chosen_vs_rejected_summary([[1.0, float("inf")]], [[0.0]])
+    assert chosen_vs_rejected_summary([np.array([1.0])], [[0.0]])["ranked_by_min"] == 1.0

@@ -152,6 +152,9 @@ def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards, rejected_step_l
         if not len(c) or not len(r):
             raise ValueError(f"chosen_vs_rejected_summary: pair {i}: the {'chosen' if not len(c) else 'rejected'} "
                              "solution has no step rewards")
+        for side, rewards in (("chosen", c), ("rejected", r)):  # a NaN's min() compares false: a pair misranked
+            for k, x in enumerate(rewards):
+                finite_number(x, f"pair {i}: {side} step {k}'s reward", "chosen_vs_rejected_summary")
     ranked = sum(min(c) > min(r) for c, r in zip(chosen_rewards, rejected_rewards)) / len(chosen_rewards)
     depth = min(max(map(len, chosen_rewards)), max(map(len, rejected_rewards)))
     gaps = [float(np.mean([c[k] for c in chosen_rewards if len(c) > k])
