@@ -20,6 +20,19 @@ def test_problems_are_deterministic_distinct_and_splits_disjoint():
         tw.make_problems(3, "dev")
 
 
+@pytest.mark.parametrize("kw, field", [(dict(n=True), "n must be an int >= 1, got True"),
+                                       (dict(n=1.5), "n must be an int >= 1, got 1.5"),
+                                       (dict(n=0), "n must be an int >= 1, got 0"),
+                                       (dict(n=2, min_ops=1.5), "min_ops must be an int >= 1"),
+                                       (dict(n=2, seed=1.0), "seed must be an int, got 1.0"),
+                                       (dict(n=2, seed=True), "seed must be an int, got True")])
+def test_make_problems_refuses_a_count_or_seed_that_is_no_int(kw, field):
+    """n=True made one problem and 1.5 a TypeError; seed 1.0 or True drew other problems than seed 1, silently."""
+    with pytest.raises(ValueError, match=f"make_problems: {field}"):
+        tw.make_problems(**kw)
+    assert tw.make_problems(2, seed=1) != tw.make_problems(2, seed=0)
+
+
 def test_prompt_round_trip_and_gold_solution_checks_clean():
     for p in tw.make_problems(100, "train", seed=1):
         assert tw.parse_prompt(p.prompt) == p

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import random
 import re
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import save_atomic
+from ..checks import positive_int
 from ..evaluation import first_error_index
 from ..rewards import NO, OUTCOME_TAG, STEP_TAG, YES  # the tiny tokenizer holds each tag as one token
 from ..steps import extract_steps
@@ -139,6 +141,10 @@ def make_problems(n: int, split: str = "train", seed: int = 0, min_ops: int = 2,
     """``n`` distinct problems of one split; splits are disjoint by problem (hash of the expression)."""
     if split not in SPLITS:
         raise ValueError(f"make_problems: split must be one of {sorted(SPLITS)}, got {split!r}")
+    for name, value in (("n", n), ("min_ops", min_ops), ("max_ops", max_ops)):
+        positive_int(value, name, "make_problems")  # n=True made one problem, 1.5 a TypeError
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):  # seed 1.0 or True drew other problems than 1
+        raise ValueError(f"make_problems: seed must be an int, got {seed!r}")
     if not 1 <= min_ops <= max_ops:
         raise ValueError(f"make_problems: need 1 <= min_ops <= max_ops, got {min_ops}, {max_ops}")
     rng = random.Random(f"{split}-{seed}")
