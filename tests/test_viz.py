@@ -609,3 +609,11 @@ def test_before_after_bars_refuse_rewards_of_another_step_count():
     with pytest.raises(ValueError, match=r"rewards \(after\) has 4 rewards for 3 steps"):
         viz.before_after_bars([before, after], [[1.0, 2.0], [1.0, 2.0, 3.0, 4.0]])  # bars slid off their steps
     assert len(viz.before_after_bars([before, after], [[], [1.0, 2.0, 3.0]])[1]) == 3  # [] = unscored: no bars
+
+
+def test_plot_before_after_refuses_a_label_that_is_no_bool_and_one_str_of_steps():
+    with pytest.raises(ValueError, match=r"plot_before_after: labels\[0\] must be a bool or 0/1, got None"):
+        viz.plot_before_after(["a", "b"], [1.0, 2.0], [1.0, 2.0], labels=[None, True])  # was drawn as ✗
+    with pytest.raises(ValueError, match="plot_before_after: steps: expected a list of step texts, got one str"):
+        viz.plot_before_after("ab", [1.0, 2.0], [1.0, 2.0])  # was one tick per character
+    assert viz.plot_before_after(("a", "b"), [1.0, 2.0], [1.0, 2.0], labels=np.array([1, 0]))

@@ -465,10 +465,13 @@ def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=(
     ``labels`` each tick gets ✓ or ✗ (red). A bar whose name holds a method's (``method_color``, e.g. "after
     Stepwise DPO") has that method's colour; otherwise "before" is grey and "after" blue.
     """
+    steps = list_of(steps, "plot_before_after: steps", "step texts")  # one str: a tick per character
     n = len(steps)
     if len(rewards_before) != n or len(rewards_after) != n or (labels is not None and len(labels) != n):
         raise ValueError(f"plot_before_after: {n} steps but {len(rewards_before)} rewards before, "
                          f"{len(rewards_after)} after" + ("" if labels is None else f", {len(labels)} labels"))
+    if labels is not None:  # bool(None) would draw a ✗
+        _check_labels(labels, "plot_before_after", "labels")
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * n + 2), 4.2), layout="constrained")
     x = np.arange(n)
     colors = [method_color(names[0]) or BASE_GREY, method_color(names[1]) or NEUTRAL]  # a method's own colour
