@@ -264,3 +264,11 @@ def test_chosen_vs_rejected_summary_refuses_a_reward_that_is_not_finite():
     with pytest.raises(ValueError, match="pair 0: chosen step 1's reward must be a finite number, got inf"):
         chosen_vs_rejected_summary([[1.0, float("inf")]], [[0.0]])
     assert chosen_vs_rejected_summary([np.array([1.0])], [[0.0]])["ranked_by_min"] == 1.0
+
+
+def test_before_after_report_refuses_a_drawn_problem_that_is_no_int():
+    solutions, rewards, labels = {"a": ["Step 1: x", "Step 1: y"]}, {"a": [[1.0], [2.0]]}, {"a": [[True], [True]]}
+    for bad in (True, 1.0, "1"):  # True was problem 2
+        with pytest.raises(ValueError, match="before_after_report: drawn must be an int"):
+            diagnostics.before_after_report(solutions, rewards, labels, bad)
+    assert diagnostics.before_after_report(solutions, rewards, labels, np.int64(1))["drawn"]["problem"] == 2

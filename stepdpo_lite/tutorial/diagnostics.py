@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from pathlib import Path
 from typing import Sequence
 
@@ -245,6 +246,8 @@ def before_after_report(solutions_by_name: dict, rewards: dict, labels: dict, dr
     if not names or set(rewards) != set(names) or set(labels) != set(names):
         raise ValueError(f"before_after_report: solutions for {names}, rewards for {list(rewards)}, labels for "
                          f"{list(labels)} (need the same names)")
+    if isinstance(drawn, bool) or not isinstance(drawn, numbers.Integral):  # True was problem 2, 1.0 a TypeError
+        raise ValueError(f"before_after_report: drawn must be an int (a 0-based problem index), got {drawn!r}")
     for name in names:
         if not 0 <= drawn < len(solutions_by_name[name]):
             raise ValueError(f"before_after_report: problem {drawn} drawn, {len(solutions_by_name[name])} solutions "
