@@ -164,6 +164,20 @@ def test_paired_difference_refuses_n_below_1_and_counts_that_are_not_finite():
     assert tasks.paired_difference([1, 0, 1], [0, 0, 0.5])["difference"] == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("kw, message", [(dict(confidence=float("nan")), "confidence must be a finite number"),
+                                         (dict(confidence=95), "confidence must lie strictly between 0 and 1"),
+                                         (dict(confidence=True), "confidence must be a finite number"),
+                                         (dict(right_a=["1", "0", "1"]), "right_a must hold numbers"),
+                                         (dict(right_b="011"), "right_b must hold numbers")])
+def test_paired_difference_refuses_a_confidence_outside_0_1_and_counts_given_as_strs(kw, message):
+    """A NaN confidence gave a NaN interval; 95 was ignored when the differences had no spread (and an error of
+    scipy's otherwise); "1" was read as the count 1."""
+    args = {"right_a": [1, 0, 1], "right_b": [1, 0, 1], **kw}
+    with pytest.raises(ValueError, match=f"paired_difference: {message}"):
+        tasks.paired_difference(args.pop("right_a"), args.pop("right_b"), **args)
+    assert tasks.paired_difference([1, 0, 1], [0, 0, 1], confidence=0.9)["difference"] == pytest.approx(1 / 3)
+
+
 def test_the_problems_digest_tells_draws_of_the_same_size_apart():
     """Notebook 06 reuses notebook 04's accuracies only for the very problems it measures: the count alone matched
     a draw with another SEED (1 problem of 150 in common)."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .. import generation
-from ..checks import positive_int
+from ..checks import finite_number, positive_int
 from . import budget, gsm8k, labelling, toyworld
 
 
@@ -142,6 +142,12 @@ def paired_difference(right_a, right_b, n: int = 1, confidence: float = 0.95) ->
     from scipy import stats
 
     positive_int(n, "n", "paired_difference")  # n = 0 or NaN would make every share NaN, past the range check
+    # a NaN confidence gave a NaN interval, and any was ignored when the differences have no spread
+    if not 0 < finite_number(confidence, "confidence", "paired_difference") < 1:
+        raise ValueError(f"paired_difference: confidence must lie strictly between 0 and 1, got {confidence!r}")
+    for name, x in (("right_a", right_a), ("right_b", right_b)):
+        if np.asarray(x).dtype.kind in "US":  # "1" was read as the number 1
+            raise ValueError(f"paired_difference: {name} must hold numbers (counts of right solutions), got strs")
     a, b = (np.asarray(x, dtype=float) for x in (right_a, right_b))
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"paired_difference: right_a and right_b must be flat lists of the same problems, got "
