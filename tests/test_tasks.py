@@ -148,6 +148,8 @@ def test_gsm8k_rollout_rows_before_and_after_sampling(tiny_tokenizer):
     right, wrong = f"Step 1: a\n\nAnswer: {ps[0].answer}", "Step 1: a\n\nStep 2: b\n\nAnswer: -1"  # 2 steps
     # only wrong solutions need rollouts: 8 after each of their steps but the last (the answer is in step 2)
     assert t.rollout_rows(ps, n_rollouts=8, solutions=[[right, wrong, " "], [wrong]]) == [8, 8]
+    with pytest.raises(ValueError, match="GSM8KTask.rollout_rows: 2 problems but 1 lists of solutions"):
+        t.rollout_rows(ps, n_rollouts=8, solutions=[[wrong]])  # zip counted the first problem only
 
 
 def test_paired_difference_refuses_n_below_1_and_counts_that_are_not_finite():

@@ -229,6 +229,7 @@ class GSM8KTask:
 
         if solutions is None:
             return [n_samples * max(p.reference_steps - 1, 1) * n_rollouts for p in problems]
+        labelling.check_solution_lists(problems, solutions, "GSM8KTask.rollout_rows")  # zip cut the longer one
         return [n_rollouts * sum(max(len(extract_steps(s)) - 1, 0) for s in sols if s.strip() and not p.is_correct(s))
                 for p, sols in zip(problems, solutions)]
 
