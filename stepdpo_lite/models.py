@@ -38,6 +38,8 @@ PAD_TOKEN_FALLBACKS = 0  # how many times load_model had to set pad_token = eos_
 
 def resolve_device(device: str | None = None) -> str:
     import torch
+    if device is not None and str(device).split(":")[0] not in ("cpu", "cuda"):  # "gpu" put a 4-bit model on the CPU
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or None, got {device!r}")
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 

@@ -262,6 +262,15 @@ def test_an_adapter_on_a_base_given_by_a_relative_path_loads_back(tiny_dir, tmp_
     torch.testing.assert_close(_logits(again.eval(), tok), _logits(model.eval(), tok))
 
 
+@pytest.mark.parametrize("quantization", [None, "4bit"])
+def test_a_device_that_is_neither_cpu_nor_cuda_is_refused(tiny_dir, quantization):
+    """device="gpu" (a typo) loaded a 4-bit model on the CPU without a word (its device_map was "cpu" for anything
+    not "cuda"), and the reward trainers then trained there; unquantized, it was torch's RuntimeError."""
+    with pytest.raises(ValueError, match=r"^device must be 'cpu', 'cuda', 'cuda:N' or None, got 'gpu'$"):
+        models.load_model(tiny_dir, quantization=quantization, device="gpu")
+    assert models.resolve_device("cpu") == "cpu" and models.resolve_device("cuda:1") == "cuda:1"
+
+
 def test_trainer_precision_follows_the_compute_dtype():
     assert models.trainer_precision(torch.bfloat16, "cuda") == {"bf16": True, "fp16": False}
     assert models.trainer_precision(torch.float16, "cuda:0") == {"bf16": False, "fp16": True}
