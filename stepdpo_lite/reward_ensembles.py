@@ -263,7 +263,8 @@ def shaped_reward(base_reward: float, confidence: float = 1.0, complexity: float
                                                              for name, v in values.items())
     if not 0.0 <= confidence <= 1.0:
         raise ValueError(f"shaped_reward: confidence must be in [0, 1], got {confidence}")
-    if complexity < 0:
-        raise ValueError(f"shaped_reward: complexity must be >= 0, got {complexity}")
+    for name, value in (("complexity", complexity), ("complexity_bonus", complexity_bonus)):
+        if value < 0:  # a negative bonus cut a correct step's reward, and past 1 / complexity turned it negative
+            raise ValueError(f"shaped_reward: {name} must be >= 0, got {value}")
     bonus = 1.0 + complexity_bonus * complexity if base_reward > 0 else 1.0
     return confidence * base_reward * bonus

@@ -329,3 +329,14 @@ def test_an_ensemble_refuses_prompts_and_solutions_that_do_not_pair_up():
     assert ensemble.score_solutions(["p", "q"], ["ab", "abc"]) == [2.0, 3.0]
     with pytest.raises(ValueError, match=r"^EnsembleRewardModel: got 1 prompts and 2 solutions$"):
         ensemble.score_solutions(["p"], ["ab", "abc"])
+
+
+def test_shaped_reward_refuses_a_negative_complexity_bonus():
+    """A correct step "earns more when it is complex": complexity_bonus=-1 gave a correct step of complexity 2 the
+    reward -2.0, a wrong step's sign."""
+    from stepdpo_lite.reward_ensembles import shaped_reward
+    assert shaped_reward(2.0, complexity=2.0, complexity_bonus=0.0) == 2.0
+    with pytest.raises(ValueError, match=r"^shaped_reward: complexity_bonus must be >= 0, got -1.0$"):
+        shaped_reward(2.0, complexity=2.0, complexity_bonus=-1.0)
+    with pytest.raises(ValueError, match=r"^shaped_reward: complexity must be >= 0, got -1.0$"):
+        shaped_reward(2.0, complexity=-1.0)
