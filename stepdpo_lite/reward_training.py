@@ -36,8 +36,8 @@ from .steps import DEFAULT_DELIMITER, extract_steps
 def _tag_labels(row: dict, i: int, process: bool, where: str = "training data") -> list[int]:
     """A row's labels as 0/1, refusing anything else: ``int(0.9)`` would silently flip a soft label to 0."""
     name = "labels" if process else "label"
-    labels = row[name] if process else [row[name]]
-    steps = list_of(row["completions"], f"{where}: row {i}: field 'completions'", "steps") if process else None
+    labels = list_of(row.get(name), f"{where}: row {i}: field 'labels'", "bools") if process else [row.get(name)]
+    steps = list_of(row.get("completions"), f"{where}: row {i}: field 'completions'", "steps") if process else None
     if process and len(labels) != len(steps):  # one str of steps: a character a step, labels of as many matched
         raise ValueError(f"{where}: row {i}: field 'labels': {len(labels)} labels for {len(steps)} completions")
     for x in labels:
@@ -54,13 +54,13 @@ def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str
     tokenizes a million rows and skips that)."""
     process = isinstance(verifier, ProcessRewardModel)
     labels = [_tag_labels(r, i, process, where) for i, r in enumerate(rows)]
-    prompts = [r["prompt"] for r in rows]
+    prompts = [r.get("prompt") for r in rows]  # a missing one is named as None is
     fields_read = "'prompt' and 'completions'" if process else "'prompt' and 'completion'"
     try:
         if process:
             encoded = verifier._encode_many(prompts, [list(r["completions"]) for r in rows])
         else:
-            encoded = verifier._encode_many(prompts, [r["completion"] for r in rows])
+            encoded = verifier._encode_many(prompts, [r.get("completion") for r in rows])
     except ValueError as err:  # InputTooLong stays InputTooLong
         raise type(err)(f"{where}: {err} (fields {fields_read})".replace("solution ", "row ")) from None
     return [{"input_ids": ids, "tag_positions": pos, "tag_labels": lab} for (ids, pos), lab in zip(encoded, labels)]

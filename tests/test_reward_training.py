@@ -297,9 +297,20 @@ def test_tokenize_rows_refuses_labels_it_would_flip_or_misalign(tiny_model, tiny
         tokenize_rows(prm, [good, {**good, "completions": "ab"}])
     with pytest.raises(ValueError, match=re.escape("row 0: field 'completions': expected a list of steps, got None")):
         tokenize_rows(prm, [{**good, "completions": None}])
+    # a missing field was a bare KeyError, naming neither the row nor the data
+    for field, message in (("labels", "row 1: field 'labels': expected a list of bools, got NoneType"),
+                           ("completions", "row 1: field 'completions': expected a list of steps, got NoneType"),
+                           ("prompt", "training data: prompt 1: must be a str, got NoneType")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            tokenize_rows(prm, [good, {k: v for k, v in good.items() if k != field}])
     orm = OutcomeRewardModel(tiny_model, tiny_tokenizer)
     with pytest.raises(ValueError, match=re.escape("row 0: field 'label': labels must be bool")):
         tokenize_rows(orm, [{"prompt": "p", "completion": "Step 1: 1 + 1 = 2", "label": 0.3}])
+    outcome = {"prompt": "p", "completion": "Step 1: 1 + 1 = 2", "label": True}
+    for field, message in (("label", "row 0: field 'label': labels must be bool (or 0/1), got None"),
+                           ("completion", "training data: row 0: must be a non-blank string, got None")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            tokenize_rows(orm, [{k: v for k, v in outcome.items() if k != field}])
 
 
 def test_too_long_row_raises_instead_of_truncating(tiny_dir, tmp_path):
