@@ -4,7 +4,7 @@ import json
 import pytest
 
 from stepdpo_lite import generation
-from stepdpo_lite.tutorial import bestofn, gsm8k, labelling, profiles, tasks, toyworld
+from stepdpo_lite.tutorial import bestofn, gsm8k, labelling, prm_pairs, profiles, tasks, toyworld
 from stepdpo_lite.tutorial.smoke import GSM8K_SLICE
 
 
@@ -218,3 +218,15 @@ def test_format_accuracy_names_the_steps_only_with_a_checker():
     assert tasks.format_accuracy("dpo", figures) == ("dpo           greedy 72.7%   sampled(T=1) 40.0%"
                                                      "   steps right (greedy) 80.4%")
     assert tasks.format_accuracy("dpo", {**figures, "step_accuracy": None}).endswith("sampled(T=1) 40.0%")
+
+
+# ----------------------------------------------------------------------------- prm_pairs' input checks
+
+def test_share_out_refuses_one_str_of_names_and_a_count_below_1():
+    """One str was shared out among its letters, and k = -1 gave a policy -1 samples."""
+    with pytest.raises(ValueError, match="share_out: names: expected a list of policy names, got one str"):
+        prm_pairs.share_out(3, "dpo")
+    for k in (-1, 0, True, 2.0):
+        with pytest.raises(ValueError, match=f"share_out: k must be an int >= 1, got {k!r}"):
+            prm_pairs.share_out(k, ["dpo", "nll_only"])
+    assert prm_pairs.share_out(3, ("dpo", "nll_only")) == {"dpo": 2, "nll_only": 1}

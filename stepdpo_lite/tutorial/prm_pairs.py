@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from .. import generation
-from ..checks import finite_number, positive_int
+from ..checks import finite_number, list_of, positive_int
 from ..evaluation import predict_first_error
 from ..rewards import InputTooLong, sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps
@@ -42,6 +42,8 @@ REJECTED_PROBS = ("prm", "first_error")
 
 def share_out(k: int, names: Sequence[str]) -> dict[str, int]:
     """``k`` samples per problem shared out among ``names`` (the first ones get one more when it does not divide)."""
+    names = list_of(names, "share_out: names", "policy names")  # one str was shared out among its letters
+    positive_int(k, "k", "share_out")  # -1 gave a policy -1 samples
     if not names:
         raise ValueError(f"share_out: no policies to share {k} samples out among")
     return {n: k // len(names) + (j < k % len(names)) for j, n in enumerate(names)}
