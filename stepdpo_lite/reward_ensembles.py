@@ -99,7 +99,7 @@ class CombinedRewardModel:
 
     def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
         """Each part reads the problem through its own ``prompt_template``, as it was trained."""
-        prompts = [[m._prompt_for(problem)] if m is not None else None
+        prompts = [[m._prompt_for(problem, optional=False)] if m is not None else None  # None: refused, as theirs
                    for m in (self.process_reward_model, self.outcome_reward_model)]
         return self._score(*prompts, [solution])[0]
 

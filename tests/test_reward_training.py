@@ -351,3 +351,17 @@ def test_shaped_reward_refuses_a_negative_complexity_bonus():
         shaped_reward(2.0, complexity=2.0, complexity_bonus=-1.0)
     with pytest.raises(ValueError, match=r"^shaped_reward: complexity must be >= 0, got -1.0$"):
         shaped_reward(2.0, complexity=-1.0)
+
+
+def test_a_combined_model_refuses_a_problem_that_is_none_as_its_parts_do(tiny_model, tiny_tokenizer):
+    """get_reward_for_problem_solution(None, ...) scored the solution under an empty prompt, where the PRM and the ORM
+    it combines refuse None (the problem is what this method is for: get_reward_for_text scores a bare text)."""
+    from stepdpo_lite.reward_ensembles import CombinedRewardModel
+    prm, orm = ProcessRewardModel(tiny_model, tiny_tokenizer), OutcomeRewardModel(tiny_model, tiny_tokenizer)
+    for model in (prm, orm, CombinedRewardModel(prm), CombinedRewardModel(None, orm), CombinedRewardModel(prm, orm)):
+        with pytest.raises(ValueError, match=r"^problem: must be a str, got NoneType$"):
+            model.get_reward_for_problem_solution(None, "Step 1: 1 + 1 = 2")
+    combined = CombinedRewardModel(prm, orm, process_weight=0.5, outcome_weight=0.5)
+    assert combined.get_reward_for_problem_solution("1 + 1", "Step 1: 1 + 1 = 2") == pytest.approx(
+        0.5 * prm.get_reward_for_problem_solution("1 + 1", "Step 1: 1 + 1 = 2")
+        + 0.5 * orm.get_reward_for_problem_solution("1 + 1", "Step 1: 1 + 1 = 2"), abs=1e-6)
