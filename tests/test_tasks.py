@@ -1,5 +1,6 @@
 """tasks: one interface for the toy world and GSM8K (problems, grading, step labels, sampling, evaluation)."""
 import json
+import random
 
 import pytest
 
@@ -230,3 +231,17 @@ def test_share_out_refuses_one_str_of_names_and_a_count_below_1():
         with pytest.raises(ValueError, match=f"share_out: k must be an int >= 1, got {k!r}"):
             prm_pairs.share_out(k, ["dpo", "nll_only"])
     assert prm_pairs.share_out(3, ("dpo", "nll_only")) == {"dpo": 2, "nll_only": 1}
+
+
+def test_count_mislabels_names_the_row_and_field_of_a_malformed_pair():
+    """A missing field was a bare KeyError; problem_index True was read as problem 1, and 1.0 a TypeError."""
+    ps = toyworld.make_problems(2, "test")
+    bad = toyworld.corrupt_solution(ps[0], 0, "arithmetic", random.Random(0))
+    row = {"problem_index": 0, "chosen": ps[0].gold_solution, "rejected": bad, "step_index": -1, "prm_first_error": 0}
+    assert prm_pairs.count_mislabels(ps, [row])["mislabelled"] == 0
+    for field in ("rejected", "prm_first_error"):
+        with pytest.raises(ValueError, match=f"count_mislabels: row 1: field '{field}' is missing"):
+            prm_pairs.count_mislabels(ps, [row, {k: v for k, v in row.items() if k != field}])
+    for index in (True, 1.0, "0"):
+        with pytest.raises(ValueError, match=f"row 0: field 'problem_index': {index!r} is not one of the 2 problems"):
+            prm_pairs.count_mislabels(ps, [dict(row, problem_index=index)])

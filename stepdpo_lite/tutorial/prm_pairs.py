@@ -24,6 +24,7 @@ cancels in DPO's log-ratio and ``step_pairing="first_error"`` scores only step k
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import random
 import re
 from collections import Counter
@@ -441,10 +442,15 @@ def count_mislabels(problems, rows: Sequence[dict]) -> dict | None:
     train on that whole solution. None when the task has no step checker."""
     counts = Counter(pairs=len(rows))
     for i, r in enumerate(rows):
-        if not 0 <= r["problem_index"] < len(problems):
-            raise ValueError(f"count_mislabels: row {i}: field 'problem_index': {r['problem_index']} is not one of "
-                             f"the {len(problems)} problems")
-        p = problems[r["problem_index"]]
+        missing = [f for f in ("problem_index", "chosen", "rejected", "step_index", "prm_first_error") if f not in r]
+        if missing:  # was a bare KeyError
+            raise ValueError(f"count_mislabels: row {i}: field '{missing[0]}' is missing (a pair from solution_pairs "
+                             "or step_pairs?)")
+        j = r["problem_index"]  # True was read as problem 1, and 1.0 raised a TypeError
+        if isinstance(j, bool) or not isinstance(j, numbers.Integral) or not 0 <= j < len(problems):
+            raise ValueError(f"count_mislabels: row {i}: field 'problem_index': {j!r} is not one of the "
+                             f"{len(problems)} problems")
+        p = problems[j]
         vc, vr = p.verdict(r["chosen"]), p.verdict(r["rejected"])
         if vc is None or vr is None:
             return None
