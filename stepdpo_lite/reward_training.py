@@ -4,7 +4,7 @@ The reward model reads its verdict as the next token after a verification tag (G
 2024, arXiv:2408.15240), so training is next-token prediction restricted to two tokens at the tag
 positions: the cross-entropy of the 2-way softmax over the logits of " Yes" and " No",
 
-    L = -mean_tags log softmax([z_yes, z_no])[label]  =  BCE(sigmoid(z_yes - z_no), label)
+    L = -mean_tags log softmax([z_no, z_yes])[label]  =  BCE(sigmoid(z_yes - z_no), label)
 
 and nothing else in the sequence is trained. The PRM sees a whole solution with a tag after every
 step and learns all of its steps in one forward pass (the labels are never in the input), exactly
