@@ -245,3 +245,13 @@ def test_count_mislabels_names_the_row_and_field_of_a_malformed_pair():
     for index in (True, 1.0, "0"):
         with pytest.raises(ValueError, match=f"row 0: field 'problem_index': {index!r} is not one of the 2 problems"):
             prm_pairs.count_mislabels(ps, [dict(row, problem_index=index)])
+
+
+def test_step_agreement_refuses_samples_that_are_not_one_list_per_problem():
+    """zip compared the shorter one's only: samples for 1 of 2 problems gave the agreement on that one."""
+    ps = toyworld.make_problems(2, "test")
+    gold = ps[0].gold_solution
+    sample = prm_pairs.Sample(0, gold, toyworld.check(ps[0], gold).steps, [4.0] * len(ps[0].ops), True, 0.0)
+    assert prm_pairs.step_agreement(ps, [[sample], []]) == 1.0
+    with pytest.raises(ValueError, match="step_agreement: 2 problems but 1 lists of samples"):
+        prm_pairs.step_agreement(ps, [[sample]])

@@ -469,6 +469,8 @@ def count_mislabels(problems, rows: Sequence[dict]) -> dict | None:
 def step_agreement(problems, samples: Sequence[Sequence[Sample]]) -> float | None:
     """Share of scored steps where the PRM's accept/reject agrees with the checker's step label (None: no
     checker)."""
+    if len(problems) != len(samples):  # zip compared the shorter one's only
+        raise ValueError(f"step_agreement: {len(problems)} problems but {len(samples)} lists of samples")
     agree = total = 0
     for p, row in zip(problems, samples):
         for s in row:
