@@ -27,7 +27,7 @@ from .atomic import check_replaceable
 from .checks import finite_number, list_of, positive_int
 from .data import validate_outcome, validate_stepwise
 from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
-                      RewardModelConfig, fast_head_matches, right_pad, tag_logits)
+                      RewardModelConfig, _check_values, fast_head_matches, right_pad, tag_logits)
 from .steps import DEFAULT_DELIMITER, extract_steps
 
 
@@ -259,12 +259,14 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
     set_seed(c.seed)
     device = resolve_device(c.device)
     dtype = resolve_dtype(c.dtype, device)
-    model, tokenizer = load_model(str(model_name_or_path), quantization=c.quantization, lora=c.lora, device=device,
-                                  dtype=dtype, gradient_checkpointing=c.gradient_checkpointing)
-    verifier = kind(model, tokenizer, RewardModelConfig(  # tag None: the kind's own (STEP_TAG / OUTCOME_TAG)
+    reward_config = RewardModelConfig(  # tag None: the kind's own (STEP_TAG / OUTCOME_TAG)
         tag=c.tag, yes=c.yes, no=c.no, step_delimiter=c.step_delimiter, aggregation=c.aggregation,
         prompt_template=c.prompt_template, quantization=c.quantization, max_length=c.max_length,
-        dtype=str(dtype).removeprefix("torch.")))  # recorded: a reload on another device computes as trained
+        dtype=str(dtype).removeprefix("torch."))  # recorded: a reload on another device computes as trained
+    _check_values(reward_config)  # before the model loads (aggregation="mean2" failed only once it had)
+    model, tokenizer = load_model(str(model_name_or_path), quantization=c.quantization, lora=c.lora, device=device,
+                                  dtype=dtype, gradient_checkpointing=c.gradient_checkpointing)
+    verifier = kind(model, tokenizer, reward_config)
     train_features = tokenize_rows(verifier, train_rows, "train_dataset")
     eval_features = tokenize_rows(verifier, eval_rows, "eval_dataset") if eval_rows is not None else None
 

@@ -190,6 +190,21 @@ def test_a_seed_that_is_no_int_is_refused_by_name(tmp_path, monkeypatch, seed):
         train_process_reward_model("no-such-base", toy_rows(2), tmp_path / "out", quantization=None, seed=seed)
 
 
+@pytest.mark.parametrize("overrides, message", [
+    ({"aggregation": "mean2"}, "reward model: aggregation must be one of"),
+    ({"prompt_template": "Problem:"}, "reward model: prompt_template must be a str containing '{problem}'"),
+    ({"max_length": 0}, "reward model: max_length must be an int >= 1 or None, got 0"),
+    ({"dtype": "float64"}, "reward model: dtype must be 'float32', 'bfloat16', 'float16' or None, got 'float64'")])
+def test_a_bad_reward_model_option_is_refused_before_loading(tmp_path, monkeypatch, overrides, message):
+    """The reward model's own options (saved with it) were checked when the verifier was built, after the base had
+    loaded; dtype="float64" even got past that to fail inside bitsandbytes' quantization."""
+    import stepdpo_lite.models
+    monkeypatch.setattr(stepdpo_lite.models, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        train_process_reward_model("no-such-base", toy_rows(2), tmp_path / "out", device="cpu", **overrides)
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_step_delimiter_is_saved_with_the_prm(tiny_dir, tmp_path):
     """A PRM for texts with one step a line splits a text it scores by line, as its training rows were."""
     rows = [{"prompt": "P\n", "completions": ["1 + 1 = 2\n", "2 * 3 = 6"], "labels": [True, False]}] * 4
