@@ -206,7 +206,8 @@ class EnsembleRewardModel:
             if len(r) != len(steps):
                 raise ValueError(f"EnsembleRewardModel: member {i} ({type(self.models[i]).__name__}) gives {len(r)} "
                                  f"step rewards for {len(steps)} steps (its max_steps?): members must agree")
-        return [sum(w * r[k] for w, r in zip(self.weights, per_model)) for k in range(len(steps))]
+        return [sum(w * finite_number(r[k], f"member {i}'s reward of step {k}", "EnsembleRewardModel")  # NaN: as above
+                    for i, (w, r) in enumerate(zip(self.weights, per_model))) for k in range(len(steps))]
 
     def get_reward_for_text(self, text: str) -> float:
         return self.score_solutions([""], [text])[0]

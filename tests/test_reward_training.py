@@ -380,3 +380,24 @@ def test_a_combined_model_refuses_a_problem_that_is_none_as_its_parts_do(tiny_mo
     assert combined.get_reward_for_problem_solution("1 + 1", "Step 1: 1 + 1 = 2") == pytest.approx(
         0.5 * prm.get_reward_for_problem_solution("1 + 1", "Step 1: 1 + 1 = 2")
         + 0.5 * orm.get_reward_for_problem_solution("1 + 1", "Step 1: 1 + 1 = 2"), abs=1e-6)
+
+
+def test_an_ensemble_member_that_gives_a_nan_step_reward_is_named():
+    """score_solutions refused a member's NaN by name; get_rewards_for_steps summed it into every weighted reward."""
+    from stepdpo_lite.reward_ensembles import EnsembleRewardModel
+
+    class Fixed:
+        def __init__(self, rewards):
+            self.rewards = rewards
+
+        def solution_rewards(self, prompts, solutions, batch_size=None, progress=False):
+            return [0.0] * len(solutions)
+
+        def get_rewards_for_steps(self, steps, problem=None):
+            return self.rewards
+
+    steps = ["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 * 3 = 6"]
+    assert EnsembleRewardModel([Fixed([1.0, 2.0]), Fixed([3.0, 4.0])]).get_rewards_for_steps(steps) == [2.0, 3.0]
+    with pytest.raises(ValueError, match=r"^EnsembleRewardModel: member 1's reward of step 1 must be a finite number, "
+                                         r"got nan$"):
+        EnsembleRewardModel([Fixed([1.0, 2.0]), Fixed([3.0, float("nan")])]).get_rewards_for_steps(steps)
