@@ -28,6 +28,13 @@ def test_graded_rows_are_seeded_labelled_by_the_checker_and_mix_both_formats():
     assert len(shared) < 60 and all(r["prompt"].count("Step") <= 3 for r in rows if r["prompt"] in shared)
     with pytest.raises(ValueError, match="fractions"):
         vp.graded_rows(10, outcome_fraction=1.5)
+    # recover_rate was unchecked (NaN silently 0, 2 silently 1); n=True made one row, n=1.5 a TypeError
+    for kw, message in ((dict(recover_rate=float("nan")), "recover_rate must be a finite number"),
+                        (dict(recover_rate=2.0), "fractions lie in .0, 1.; recover_rate is 2.0"),
+                        (dict(error_rate=True), "error_rate must be a finite number"),
+                        (dict(n=True), "n must be an int >= 1, got True"), (dict(n=1.5), "n must be an int >= 1")):
+        with pytest.raises(ValueError, match=f"graded_rows: {message}"):
+            vp.graded_rows(**{"n": 10, **kw})
 
 
 def test_process_rows_reproduce_the_reference_recipe_data():

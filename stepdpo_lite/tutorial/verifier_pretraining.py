@@ -37,6 +37,7 @@ from multiprocessing import Pool
 from pathlib import Path
 
 from .. import generation
+from ..checks import finite_number, positive_int
 from ..evaluation import first_error_index, outcome_auroc, step_auroc
 from . import toyworld
 
@@ -110,8 +111,11 @@ def graded_rows(n: int, error_rate: float = 0.5, min_ops: int = 1, max_ops: int 
     """``n`` graded training solutions: stepwise rows (``prompt, completions, labels``) and, with
     ``outcome_fraction``, outcome rows (``prompt, completion, label``). Chunk i of ``CHUNK`` problems is seeded
     ``data_seed + i``, so the rows depend only on the arguments, not on ``num_proc``."""
-    if n < 1 or not 0 <= outcome_fraction <= 1 or not 0 <= error_rate <= 1:
-        raise ValueError(f"graded_rows: need n >= 1 and fractions in [0, 1], got {n}, {outcome_fraction}, {error_rate}")
+    positive_int(n, "n", "graded_rows")  # n=True made one row, 1.5 a TypeError
+    # recover_rate was unchecked: NaN was silently 0 (no recovering errors), 2 silently 1
+    for name, x in (("outcome_fraction", outcome_fraction), ("error_rate", error_rate), ("recover_rate", recover_rate)):
+        if not 0 <= finite_number(x, name, "graded_rows") <= 1:
+            raise ValueError(f"graded_rows: fractions lie in [0, 1]; {name} is {x!r}")
     jobs = [(data_seed + i, min(CHUNK, n - start), error_rate, min_ops, max_ops, outcome_fraction, recover_rate)
             for i, start in enumerate(range(0, n, CHUNK))]
     if num_proc > 1 and len(jobs) > 1:
