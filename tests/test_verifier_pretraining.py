@@ -95,6 +95,23 @@ def _config(tmp_path, name, **kw):
                                         checkpoint_dir=str(tmp_path / f"{name}.ckpt"), **kw)
 
 
+@pytest.mark.parametrize("args, message", [(["--eval-every", "0"], "eval_every must be an int >= 1, got 0"),
+                                           (["--policy-fraction", "1.5"], "policy_fraction must be in .0, 1., got 1.5"),
+                                           (["--policy-fraction", "-0.5"], "policy_fraction must be in .0, 1."),
+                                           (["--learning-rate", "nan"], "learning_rate must be a finite number"),
+                                           (["--lm-weight", "-1"], "lm_weight must be >= 0, got -1.0"),
+                                           (["--rows", "0"], "rows must be an int >= 1, got 0")])
+def test_a_bad_setting_is_refused_before_any_data_or_model_is_made(args, message, monkeypatch):
+    """eval_every=0 stopped the run at its first optimizer step (ZeroDivisionError, after all the data was made),
+    a policy_fraction over 1 (or below 0) made more rows than --rows asked, a NaN learning rate trained to NaN."""
+    def no_model(*a, **k):
+        raise AssertionError("a model was loaded before the settings were checked")
+    monkeypatch.setattr(toyworld, "load_tiny_base", no_model)
+    with pytest.raises(ValueError, match=f"VerifierPretrainingConfig: {message}"):
+        vp.main(["--out", "/nonexistent/verifier", *args])
+    assert vp.VerifierPretrainingConfig(policy_fraction=1.0, lm_weight=0.0).policy_fraction == 1.0
+
+
 def test_a_run_saves_a_reward_base_with_its_curve_and_resumes_exactly(tmp_path):
     from transformers import TrainerCallback
 

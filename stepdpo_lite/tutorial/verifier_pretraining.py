@@ -82,6 +82,19 @@ class VerifierPretrainingConfig:
     checkpoint_dir: str | None = field(default=None, metadata={
         "help": "Trainer checkpoints, for --resume (default: <out>.checkpoints beside out)."})
 
+    def __post_init__(self):
+        """Refused here, before any data is made: eval_every=0 stopped the run at its first step (ZeroDivisionError),
+        a policy_fraction over 1 made more rows than ``rows`` (below 0 too), a NaN learning rate trained to NaN."""
+        who = "VerifierPretrainingConfig"
+        for name in ("rows", "batch_size", "max_steps", "eval_every", "n_eval_problems", "num_proc", "min_ops",
+                     "max_ops"):
+            positive_int(getattr(self, name), name, who)
+        for name, top in (("outcome_fraction", 1), ("error_rate", 1), ("policy_fraction", 1), ("recover_rate", 1),
+                          ("learning_rate", None), ("lm_weight", None)):
+            x = finite_number(getattr(self, name), name, who)
+            if x < 0 or (top is not None and x > top):
+                raise ValueError(f"{who}: {name} must be {'in [0, 1]' if top else '>= 0'}, got {x!r}")
+
 
 # ----------------------------------------------------------------------------- graded rows
 
