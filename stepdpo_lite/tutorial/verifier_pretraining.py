@@ -51,7 +51,9 @@ class VerifierPretrainingConfig:
     out: str = field(default=str(toyworld.TINY_VERIFIER_DIR), metadata={"help": "Where the model, tokenizer and log go."})
     init: str = field(default=str(toyworld.TINY_BASE_DIR), metadata={
         "help": "Model to continue: data/tiny-base, or an earlier verifier (e.g. to add the outcome format)."})
-    rows: int = field(default=100_000, metadata={"help": "Distinct training problems, one graded solution each."})
+    rows: int = field(default=100_000, metadata={
+        "help": "Training problems, one graded solution each: distinct within each chunk of 20,000 (CHUNK), not "
+                "across chunks (2 chunks of the default recipe share about 1,400)."})
     data_seed: int = field(default=1000, metadata={
         "help": "Chunk i of the rows is seeded data_seed + i: a later stage takes other problems with another one."})
     outcome_fraction: float = field(default=0.5, metadata={
