@@ -171,6 +171,20 @@ def test_policy_rows_are_the_policys_own_samples_graded_by_the_checker(tiny_base
         assert (r["label"] == verdict.answer_correct) if "completion" in r else (r["labels"] == verdict.step_labels)
 
 
+def test_policy_rows_refuses_a_policy_that_writes_only_blanks(tiny_base_path, monkeypatch):
+    """A blank sample is drawn again; a policy that never writes anything else was an endless loop."""
+    draws = []
+    def blank(model, tok, prompts, **kwargs):
+        draws.append(len(prompts))
+        return [["  "] for _ in prompts]
+    monkeypatch.setattr(vp.generation, "sample_solutions", blank)
+    with pytest.raises(ValueError, match="policy_rows: the policy wrote only blank solutions in 3 draws for 4 prob"):
+        vp.policy_rows(tiny_base_path, 4, min_ops=2, max_ops=2, max_draws=3)
+    assert draws == [4, 4, 4]
+    with pytest.raises(ValueError, match="policy_rows: max_draws must be an int >= 1, got 0"):
+        vp.policy_rows(tiny_base_path, 4, max_draws=0)
+
+
 def test_evaluate_only_on_another_split_is_the_same_sample_as_validation_set(capsys):
     """`--evaluate-only --eval-split test` (the model card's held-out check of a verifier) scores the policy's
     samples on test problems, the same ones validation_set draws for that split and seed."""

@@ -142,14 +142,19 @@ def graded_rows(n: int, error_rate: float = 0.5, min_ops: int = 1, max_ops: int 
 
 
 def policy_rows(policy_path: str, n: int, min_ops: int = 1, max_ops: int = 8, outcome_fraction: float = 0.5,
-                data_seed: int = 1000, device: str | None = None, batch_size: int = 256) -> list[dict]:
+                data_seed: int = 1000, device: str | None = None, batch_size: int = 256,
+                max_draws: int = 20) -> list[dict]:
     """``n`` graded rows whose solutions the policy samples itself (one per training problem, T = 1), labelled by
     the checker: its real mistakes, e.g. slips after which it still writes the true running value. Problems are
-    drawn with seed ``data_seed + 500`` (apart from ``graded_rows``' chunks); blank samples are drawn again."""
+    drawn with seed ``data_seed + 500`` (apart from ``graded_rows``' chunks); blank samples are drawn again, up to
+    ``max_draws`` draws in all (a policy that writes only blanks for a problem is an error, not an endless loop)."""
+    positive_int(max_draws, "max_draws", "policy_rows")
     model, tok = toyworld.load_tiny_base(policy_path, device=device)
     problems = toyworld.make_problems(n, "train", seed=data_seed + 500, min_ops=min_ops, max_ops=max_ops)
     prompts, verdicts, todo, seed = [], [], problems, data_seed
-    while todo:
+    for _ in range(max_draws):
+        if not todo:
+            break
         samples = generation.sample_solutions(model, tok, [p.prompt for p in todo], n=1, temperature=1.0,
                                             batch_size=batch_size, seed=seed, progress=True)
         again = []
@@ -161,6 +166,9 @@ def policy_rows(policy_path: str, n: int, min_ops: int = 1, max_ops: int = 8, ou
             else:
                 again.append(p)
         todo, seed = again, seed + 1
+    if todo:
+        raise ValueError(f"policy_rows: the policy wrote only blank solutions in {max_draws} draws for {len(todo)} "
+                         f"problems, e.g. {todo[0].prompt!r:.80}")
     return _rows_from_verdicts(prompts, verdicts, outcome_fraction, data_seed + 500)
 
 
