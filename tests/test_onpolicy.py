@@ -109,6 +109,20 @@ def test_bad_input_to_the_pair_builders_is_refused_naming_what_is_wrong():
     with pytest.raises(ValueError, match="not a problem"):  # any other error is not swallowed as "unscored"
         prm_pairs.label_samples(PickyPRM(), [type("Odd", (), {"prompt": "?", "is_correct": other.is_correct})()],
                                 [[other.gold_solution]], THRESHOLD)
+
+    class ShortPRM(StubPRM):  # a user's PRM that drops a solution, or a step: no sample may stay silently unscored
+        def __init__(self, cut):
+            super().__init__()
+            self.cut = cut
+
+        def score_solutions(self, prompts, solutions, batch_size=None):
+            out = super().score_solutions(prompts, solutions, batch_size)
+            return out[:-1] if self.cut == "solution" else [r[:-1] for r in out]
+
+    with pytest.raises(ValueError, match="the PRM returned 1 lists of rewards for 2 solutions"):
+        prm_pairs.label_samples(ShortPRM("solution"), [p], [[gold, bad]], THRESHOLD)
+    with pytest.raises(ValueError, match="problem 0: the PRM returned 2 rewards for a solution of 3 steps"):
+        prm_pairs.label_samples(ShortPRM("step"), [p], [[gold]], THRESHOLD)
     samples = prm_pairs.label_samples(prm, [p], [[gold, bad, "  "]], THRESHOLD)
     with pytest.raises(ValueError, match="1 problems but 2 lists of samples"):  # not a silent zip to the shorter
         prm_pairs.solution_pairs([p], samples * 2)
