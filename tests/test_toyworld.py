@@ -174,6 +174,11 @@ def test_corrupt_solution_is_caught_at_its_step():
                 assert v.first_error == step and v.error_kinds[step] == kind and not v.answer_correct
     with pytest.raises(ValueError):
         tw.corrupt_solution(p, 0, "copy", rng)
+    for step in (1.5, True):  # 1.5 matched no step and gave back the gold solution, True was step 1
+        with pytest.raises(ValueError, match="corrupt_solution: step must be an int"):
+            tw.corrupt_solution(p, step, "arithmetic", rng)
+    with pytest.raises(ValueError, match="format_solution: steps is empty"):
+        tw.format_solution([])
 
 
 def test_tokenizer_is_fast_lossless_and_holds_tag_tokens(tiny_tokenizer):

@@ -119,6 +119,8 @@ class Problem:
 
 def format_solution(steps: list[tuple[int, str, int, int]], answer: int | None = None) -> str:
     """``[(a, op, b, c), ...]`` -> solution text; the answer defaults to the last step's result."""
+    if not steps:  # steps[-1] below: an IndexError that named nothing
+        raise ValueError("format_solution: steps is empty; a solution has at least one step")
     lines = [f"Step {k}: {a} {op} {b} = {c}" for k, (a, op, b, c) in enumerate(steps, 1)]
     answer = steps[-1][3] if answer is None else answer
     return "\n\n".join(lines) + f"\n\nAnswer: {answer}"
@@ -263,6 +265,8 @@ def corrupt_solution(problem: Problem, step: int, kind: str, rng: random.Random)
     """A solution with one ``arithmetic`` or ``copy`` error at ``step`` (0-based), carried on consistently."""
     if kind not in ("arithmetic", "copy"):
         raise ValueError(f"corrupt_solution: kind must be 'arithmetic' or 'copy', got {kind!r}")
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):  # 1.5 matched no step: the gold solution
+        raise ValueError(f"corrupt_solution: step must be an int (0-based), got {step!r}")
     if not 0 <= step < len(problem.ops) or (kind == "copy" and step == 0):
         raise ValueError(f"corrupt_solution: no {kind} error possible at step {step}")
     rows, value = [], problem.start
