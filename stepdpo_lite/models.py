@@ -241,6 +241,9 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     if adapter_dir is not None and lora is not None:
         raise ValueError(f"load_model: {path} already holds a LoRA adapter and lora=... asks for a new one; "
                          "pass trainable=True instead to keep training the saved adapter")
+    if trainable and adapter_dir is None and lora is None and quantization == "4bit":  # 4-bit weights cannot train
+        raise ValueError(f"load_model: trainable=True on a 4-bit base with no adapter leaves nothing to train; "
+                         f"pass lora=True (a new adapter) or quantization=None (every weight), got {name_or_path}")
     base_name = adapter_base(adapter_dir) if adapter_dir else str(name_or_path)
 
     tokenizer_dir = adapter_dir if adapter_dir and (adapter_dir / "tokenizer_config.json").exists() else base_name

@@ -245,6 +245,8 @@ def test_adapter_folder_round_trip(tiny_dir, tmp_path):
     torch.testing.assert_close(_logits(again, tok), before)
     with pytest.raises(ValueError, match="already holds a LoRA adapter"):
         models.load_model(str(tmp_path), quantization=None, lora=True, device="cpu")
+    with pytest.raises(ValueError, match="trainable=True on a 4-bit base with no adapter leaves nothing to train"):
+        models.load_model(str(tiny_dir), trainable=True, device="cpu")  # was a model with no trainable weight
 
 
 def test_an_adapter_on_a_base_given_by_a_relative_path_loads_back(tiny_dir, tmp_path, monkeypatch):
