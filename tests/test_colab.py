@@ -141,3 +141,18 @@ def test_a_notebook_opened_from_the_kits_folder_finds_the_runs_of_make_tutorial(
     assert colab.resolve_runs_dir("/abs/runs", out=print) == "/abs/runs"
     monkeypatch.chdir(NOTEBOOK_DIR.parent)
     assert colab.resolve_runs_dir("runs", out=print) == "runs"  # any other folder: as given
+
+
+def test_notebook_runner_refuses_one_str_where_a_list_is_expected():
+    """A str was read a character at a time: only="a.*" kept every metric (its "*"), only="a.b" none, and
+    notebooks="12" ran notebooks 01 and 02; an empty list ran nothing and failed on the table."""
+    metrics = {"a": {"b": 1}, "c": 2}
+    with pytest.raises(ValueError, match="format_metrics_table: only: expected a list of glob patterns, got one str"):
+        tutorial.format_metrics_table(metrics, only="a.*")
+    assert "a.b" in tutorial.format_metrics_table(metrics, only=("a.*",))
+    assert "c" not in tutorial.format_metrics_table(metrics, only=["a.*"]).split()
+    with pytest.raises(ValueError, match="resolve_notebooks: notebooks: expected a list of notebook names, got one"):
+        tutorial.resolve_notebooks("12")
+    with pytest.raises(ValueError, match="notebooks is empty"):
+        tutorial.resolve_notebooks([])
+    assert tutorial.resolve_notebooks(("01",)) == [tutorial.NOTEBOOK_DIR / tutorial.NOTEBOOKS[0]]

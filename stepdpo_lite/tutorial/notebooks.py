@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..atomic import write_atomic
+from ..checks import list_of
 from . import runs
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
@@ -199,11 +200,15 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None, ou
 def resolve_notebooks(notebooks=None, notebook_dir: str | os.PathLike | None = None) -> list[Path]:
     """Paths of ``notebooks`` (names, number prefixes like ``"02"``, or paths; default :data:`NOTEBOOKS`).
 
-    Raises ``FileNotFoundError`` listing every one that is missing.
+    Raises ``FileNotFoundError`` listing every one that is missing; ``ValueError`` for one str (it was read a
+    character at a time: ``"12"`` ran 01 and 02) or an empty list (nothing to run).
     """
     folder = Path(notebook_dir) if notebook_dir is not None else NOTEBOOK_DIR
+    names = NOTEBOOKS if notebooks is None else list_of(notebooks, "resolve_notebooks: notebooks", "notebook names")
+    if not names:  # run_tutorial then ran nothing and failed on its table (UnboundLocalError)
+        raise ValueError("resolve_notebooks: notebooks is empty; name at least one, or pass None for all of them")
     found, missing = [], []
-    for name in NOTEBOOKS if notebooks is None else notebooks:
+    for name in names:
         name = f"{int(name):02d}" if str(name).isdigit() else str(name)  # --only 2 means 02_…
         candidates = [Path(name), folder / name, folder / f"{name}.ipynb"]
         match = next((p for p in candidates if p.is_file()), None)
@@ -241,7 +246,8 @@ def format_metrics_table(metrics: dict, only: Sequence[str] | None = None) -> st
     """A two-column text table of the (flattened) metrics, sorted with numbers as numbers. ``only``: glob
     patterns of the names to keep (``"policy.*.accuracy"``). A list longer than a line is shown by its length."""
     flat = flatten_metrics(metrics)
-    if only is not None:
+    if only is not None:  # one str was read a character at a time: its "*" kept every metric, else none was kept
+        only = list_of(only, "format_metrics_table: only", "glob patterns")
         flat = {k: v for k, v in flat.items() if any(fnmatch.fnmatchcase(k, pattern) for pattern in only)}
     if not flat:
         return "(no metrics recorded)"
