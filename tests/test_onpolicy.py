@@ -806,6 +806,17 @@ def test_a_rounds_generation_estimate_counts_samples_resampling_and_evaluation()
     assert onpolicy.round_generation_seconds(rs, 96, 150, tokens_per_s=None) is None
 
 
+@pytest.mark.parametrize("knob, value", [("beta", float("nan")), ("beta", 0.0), ("beta", True), ("sft_weight", -1.0),
+                                         ("sft_weight", float("inf")), ("outcome_weight", float("nan")),
+                                         ("step_weight", -1.0), ("step_weight", 0.0)])
+def test_train_settings_refuse_weights_dpo_and_nll_only_would_train_on(knob, value):
+    """A NaN or negative beta or weight went to DPO's and NLL only's configs unchecked (they trained on it) and was
+    refused by StepwiseDPOConfig only after them, or never in a round without Stepwise DPO; now when made."""
+    with pytest.raises(ValueError, match=f"TrainSettings: .*{knob}"):
+        onpolicy.TrainSettings(**{knob: value})
+    onpolicy.TrainSettings(sft_weight=0.0, outcome_weight=1.0, step_weight=0.0)  # the outcome loss alone
+
+
 def test_round_problems_and_share_out():
     ps = list(range(10))
     assert onpolicy.round_problems(ps, 4, 1) == [0, 1, 2, 3] and onpolicy.round_problems(ps, 4, 3) == [8, 9, 0, 1]
@@ -964,7 +975,8 @@ def test_seed_spread_refuses_counts_below_one_before_it_runs_or_reads_anything(a
 @pytest.mark.parametrize("args", [["--rounds", "0"], ["--max-pairs", "0"], ["--step-pairs", "0"],
                                   ["--step-tries", "0"], ["--step-attempts", "0"], ["--negative-tries", "0"],
                                   ["--step-negatives", "-1"], ["--rejected-sft-weight", "-1"],
-                                  ["--rejected-sft-weight", "nan"],
+                                  ["--rejected-sft-weight", "nan"], ["--beta", "nan"], ["--sft-weight", "-1"],
+                                  ["--outcome-weight", "inf"], ["--step-weight", "-1"],
                                   ["--rejected-sft-weight", "1", "--step-pairing", "first_token"],
                                   ["--rejected-sft-weight", "1", "--methods", "dpo", "nll_only"]])
 def test_onpolicy_rounds_refuses_sizes_below_their_minimum_before_it_reads_a_run(args, tmp_path, capsys):

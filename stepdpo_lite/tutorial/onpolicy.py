@@ -75,6 +75,15 @@ class TrainSettings:
                              f"got {self.step_pairing!r}")
         if self.step_rejected not in STEP_REJECTED:
             raise ValueError(f"step_rejected must be one of {STEP_REJECTED}, got {self.step_rejected!r}")
+        # else DPO and NLL only trained on a NaN, negative or bool (True: 1) value before StepwiseDPOConfig refused
+        # it, and without Stepwise DPO in the round nothing did
+        if finite_number(self.beta, "beta", "TrainSettings") <= 0:
+            raise ValueError(f"TrainSettings: beta must be > 0, got {self.beta}")
+        weights = {name: finite_number(getattr(self, name), name, "TrainSettings")
+                   for name in ("sft_weight", "outcome_weight", "step_weight")}
+        if min(weights.values()) < 0 or weights["outcome_weight"] + weights["step_weight"] == 0:
+            raise ValueError(f"TrainSettings: sft_weight, outcome_weight and step_weight must be >= 0, and "
+                             f"outcome_weight and step_weight not both 0, got {weights}")
         if finite_number(self.rejected_sft_weight, "rejected_sft_weight", "TrainSettings") < 0:
             raise ValueError(f"TrainSettings: rejected_sft_weight must be >= 0 (0: none), got "
                              f"{self.rejected_sft_weight}")
