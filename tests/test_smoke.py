@@ -64,3 +64,20 @@ def test_prepare_profile_builds_only_for_smoke(tmp_path, monkeypatch):
     assert built == []
     profiles.prepare_profile("smoke")
     assert built == [profiles.get_profile("smoke").model_name]
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"eval_every": 0}, "eval_every must be an int >= 1"),  # a ZeroDivisionError at the first step
+    ({"max_steps": 0}, "max_steps must be an int >= 1"),  # the Trainer's default of 3 epochs, without a word
+    ({"n_train": True}, "n_train must be an int >= 1"),
+    ({"target_accuracy": float("nan")}, "target_accuracy must be a finite number"),  # never stopped early
+    ({"error_rate": 1.5}, r"error_rate must lie in \[0, 1\]"),
+    ({"learning_rate": 0.0}, "learning_rate must be > 0"),
+])
+def test_train_base_refuses_bad_settings_before_any_data(tmp_path, bad, match):
+    from stepdpo_lite.tutorial import tiny_base
+
+    with pytest.raises(ValueError, match=f"train_base: {match}"):
+        tiny_base.train_base(tmp_path / "base", **{"n_train": 64, "n_eval": 4, "max_steps": 1, "batch_size": 64,
+                                                    "layers": 1, "hidden_size": 32, **bad})
+    assert not (tmp_path / "base").exists()

@@ -16,6 +16,7 @@ import os
 import random
 from pathlib import Path
 
+from ..checks import finite_number, positive_int
 from . import tasks
 from .toyworld import (TINY_BASE_DIR, build_tiny_model, build_tokenizer, load_tiny_base, make_problems,
                        noisy_training_text, save_tiny_model)
@@ -42,6 +43,17 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
                hidden_size: int = 128) -> dict:
     """Train the tiny base and stop at the first evaluation whose validation greedy accuracy reaches
     ``target_accuracy`` (imperfect on purpose); save model, tokenizer and ``training_log.json`` to ``out``."""
+    # Checked before any data or model: eval_every=0 failed at the first step (ZeroDivisionError), max_steps=0 trained
+    # the Trainer's default 3 epochs, and a NaN target_accuracy never stopped the run
+    for name, value in (("n_train", n_train), ("max_steps", max_steps), ("batch_size", batch_size),
+                        ("eval_every", eval_every), ("n_eval", n_eval), ("layers", layers),
+                        ("hidden_size", hidden_size)):
+        positive_int(value, name, "train_base")
+    if not 0 <= finite_number(error_rate, "error_rate", "train_base") <= 1:
+        raise ValueError(f"train_base: error_rate must lie in [0, 1], got {error_rate!r}")
+    if finite_number(learning_rate, "learning_rate", "train_base") <= 0:
+        raise ValueError(f"train_base: learning_rate must be > 0, got {learning_rate!r}")
+    finite_number(target_accuracy, "target_accuracy", "train_base")
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
 
