@@ -81,3 +81,10 @@ def test_train_base_refuses_bad_settings_before_any_data(tmp_path, bad, match):
         tiny_base.train_base(tmp_path / "base", **{"n_train": 64, "n_eval": 4, "max_steps": 1, "batch_size": 64,
                                                     "layers": 1, "hidden_size": 32, **bad})
     assert not (tmp_path / "base").exists()
+
+
+@pytest.mark.parametrize("seed", [True, 1.5, "3", -1])
+def test_load_profile_model_refuses_a_lora_seed_that_is_no_int(tmp_path, seed):
+    """torch.manual_seed casts: lora_seed=True or 1.5 drew the adapter of seed 1, without a word."""
+    with pytest.raises(ValueError, match="load_profile_model: lora_seed must be an int >= 0 or None"):
+        profiles.load_profile_model("smoke", lora=True, name_or_path=tmp_path / "no-base", lora_seed=seed)
