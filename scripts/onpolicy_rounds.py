@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -119,8 +120,10 @@ def main(argv=None):
         train_settings()
     except ValueError as err:
         ap.error(str(err))
-    if args.problems_per_round < 0 or args.lr is not None and args.lr <= 0:
-        ap.error("--problems-per-round must be 0 (all) or more, and --lr above 0")
+    # not "lr <= 0": nan passed it (torch refused it after a round's sampling) and inf trained DPO to NaN weights
+    if args.problems_per_round < 0 or args.lr is not None and not 0 < args.lr < math.inf:
+        ap.error(f"--problems-per-round must be 0 (all) or more, and --lr a finite number above 0, got "
+                 f"{args.problems_per_round} and {args.lr}")
 
     profile = get_profile(args.profile)
     if args.out and not Path(args.out).resolve().parent.is_dir():  # found out now, not after every round has run

@@ -976,7 +976,8 @@ def test_seed_spread_refuses_counts_below_one_before_it_runs_or_reads_anything(a
                                   ["--step-tries", "0"], ["--step-attempts", "0"], ["--negative-tries", "0"],
                                   ["--step-negatives", "-1"], ["--rejected-sft-weight", "-1"],
                                   ["--rejected-sft-weight", "nan"], ["--beta", "nan"], ["--sft-weight", "-1"],
-                                  ["--outcome-weight", "inf"], ["--step-weight", "-1"],
+                                  ["--outcome-weight", "inf"], ["--step-weight", "-1"], ["--lr", "nan"],
+                                  ["--lr", "inf"],
                                   ["--rejected-sft-weight", "1", "--step-pairing", "first_token"],
                                   ["--rejected-sft-weight", "1", "--methods", "dpo", "nll_only"]])
 def test_onpolicy_rounds_refuses_sizes_below_their_minimum_before_it_reads_a_run(args, tmp_path, capsys):
