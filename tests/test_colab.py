@@ -156,3 +156,21 @@ def test_notebook_runner_refuses_one_str_where_a_list_is_expected():
     with pytest.raises(ValueError, match="notebooks is empty"):
         tutorial.resolve_notebooks([])
     assert tutorial.resolve_notebooks(("01",)) == [tutorial.NOTEBOOK_DIR / tutorial.NOTEBOOKS[0]]
+
+
+def test_sync_notebooks_leaves_no_notebook_half_written(tmp_path, monkeypatch):
+    """A write that failed part-way (a full disk, a kill) left a notebook cut short, no longer JSON."""
+    name = tutorial.NOTEBOOKS[0]
+    before = (tutorial.NOTEBOOK_DIR / name).read_text()
+    (tmp_path / name).write_text(before)
+    real = Path.write_text
+
+    def fails_part_way(self, text, *args, **kwargs):
+        real(self, text[:100], *args, **kwargs)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", fails_part_way)
+    with pytest.raises(OSError, match="No space left"):
+        colab.sync_notebooks(tmp_path, url="https://example.org/fork.git")
+    monkeypatch.undo()
+    assert (tmp_path / name).read_text() == before and [p.name for p in tmp_path.iterdir()] == [name]

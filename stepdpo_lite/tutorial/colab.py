@@ -227,8 +227,11 @@ def drop_log_printer(trainer) -> None:
 
 def sync_notebooks(notebook_dir: str | os.PathLike | None = None, url: str = REPO_URL) -> list[str]:
     """Write ``setup_cell_source(url)`` into every notebook's setup cell (the code cell after the ``parameters``
-    cell), touching nothing else; returns the notebooks changed."""
+    cell), touching nothing else; returns the notebooks changed. Each is written atomically: a write that fails
+    leaves the notebook as it was, not cut short."""
     import json
+
+    from stepdpo_lite.atomic import write_atomic  # absolute: this file also runs as a script (install)
 
     folder = Path(notebook_dir) if notebook_dir else Path(__file__).resolve().parents[2] / "notebooks"
     changed = []
@@ -240,7 +243,8 @@ def sync_notebooks(notebook_dir: str | os.PathLike | None = None, url: str = REP
         lines = setup_cell_source(url).splitlines(keepends=True)
         if code[1]["source"] != lines:
             code[1]["source"] = lines
-            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+            text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+            write_atomic(path, lambda tmp: Path(tmp).write_text(text))
             changed.append(path.name)
     return changed
 
