@@ -174,3 +174,21 @@ def test_sync_notebooks_leaves_no_notebook_half_written(tmp_path, monkeypatch):
         colab.sync_notebooks(tmp_path, url="https://example.org/fork.git")
     monkeypatch.undo()
     assert (tmp_path / name).read_text() == before and [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_a_fresh_runtime_records_its_own_packages(tmp_path, monkeypatch):
+    """A kit kept on Drive (STEPDPO_KIT_DIR) keeps the record of the runtime that first installed it: in a fresh
+    runtime (the kit not installed yet) that record was used, so a package this runtime has but the old one had not
+    (rich) was pinned to the lock, replacing the runtime's own version, as a pin replaced the kernel's IPython."""
+    from importlib import metadata
+
+    class Dist:
+        def __init__(self, name):
+            self.metadata = {"Name": name}
+
+    (tmp_path / "requirements.lock").write_text("trl==1.16.0\nipython==9.18.1\nrich==1.0\n")
+    (tmp_path / ".colab-preinstalled.txt").write_text("ipython\ntrl\n")  # the first runtime's, months ago
+    monkeypatch.setattr(metadata, "distributions", lambda: [Dist("IPython"), Dist("rich")])  # no stepdpo-lite
+    colab.install(tmp_path, dry_run=True)
+    assert (tmp_path / ".colab-preinstalled.txt").read_text() == "ipython\nrich\n"
+    assert (tmp_path / ".colab-constraints.txt").read_text() == "trl==1.16.0\n"

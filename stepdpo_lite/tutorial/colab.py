@@ -125,9 +125,10 @@ def install(kit: str | os.PathLike = KIT_DIR, dry_run: bool = False) -> list[str
     lock = (kit / "requirements.lock").read_text()
     installed = {(d.metadata["Name"] or "").lower().replace("_", "-") for d in metadata.distributions()}
     # The runtime's own packages as they were before the kit's first install: on a reinstall (a new lock) what that
-    # install added is installed too, and must still follow the lock
+    # install added is installed too, and must still follow the lock. A runtime without the kit installed has not had
+    # that install: a record there is another runtime's (a kit kept on Drive), and is made again from this one's
     record = kit / ".colab-preinstalled.txt"
-    if not record.exists():
+    if not record.exists() or "stepdpo-lite" not in installed:
         record.write_text("\n".join(sorted(installed)) + "\n")
     preinstalled = set(record.read_text().split())
     keep = _requirement_names("torch") | NOT_CONSTRAINED | (preinstalled - ML_STACK)
