@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -115,6 +116,8 @@ def main(argv=None) -> dict:
     for name in ("parallel", "round"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             ap.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if not math.isfinite(args.margin):  # nan: every verdict "not met" and no lead ever ruled out, without a word
+        ap.error(f"--margin must be a finite number of points, got {args.margin}")
     if args.from_rounds:
         if args.set:
             raise ValueError("--set runs notebook 04; --from-rounds judges runs already made: give one of them")

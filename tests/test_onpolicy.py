@@ -871,6 +871,8 @@ def test_seed_summary_needs_the_mean_and_every_seeds_interval(tmp_path, monkeypa
     assert alike["low"] == alike["high"] == pytest.approx(0.05) and not alike["excluded"]
     with pytest.raises(ValueError, match="seed 1 has no policy.stepwise_dpo.minus"):
         onpolicy.seed_summary({0: by_seed[0], 1: {"stepwise_dpo": {"accuracy": 0.5}}})
+    with pytest.raises(ValueError, match="seed_summary: margin must be a finite number"):  # was "not met" for all
+        onpolicy.format_seed_summary(by_seed, margin=float("nan"))
 
     import runpy
     from pathlib import Path
@@ -959,7 +961,8 @@ def test_seed_spread_judges_saved_onpolicy_rounds_after_any_round(tmp_path, caps
     assert "50.0 / 25.0" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args", [["--parallel", "0"], ["--from-rounds", "rounds_s0.json", "--round", "0"]])
+@pytest.mark.parametrize("args", [["--parallel", "0"], ["--from-rounds", "rounds_s0.json", "--round", "0"],
+                                  ["--margin", "nan"]])
 def test_seed_spread_refuses_counts_below_one_before_it_runs_or_reads_anything(args, tmp_path, capsys):
     """--parallel 0 was a ValueError traceback, --round 0 one after the files were read; now a usage error."""
     import runpy

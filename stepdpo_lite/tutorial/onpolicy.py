@@ -569,6 +569,7 @@ def seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03) -> di
     ``margin``: the seeds rule out a lead of ``margin`` for the method itself, not only for these runs."""
     if not policy_by_seed:
         raise ValueError("seed_summary: no seeds")
+    finite_number(margin, "margin", "seed_summary")  # a NaN margin: every goal "not met", none ever ruled out
     minus = {}
     for seed, policy in policy_by_seed.items():
         if "minus" not in policy.get("stepwise_dpo", {}):
