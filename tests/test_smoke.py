@@ -88,3 +88,15 @@ def test_load_profile_model_refuses_a_lora_seed_that_is_no_int(tmp_path, seed):
     """torch.manual_seed casts: lora_seed=True or 1.5 drew the adapter of seed 1, without a word."""
     with pytest.raises(ValueError, match="load_profile_model: lora_seed must be an int >= 0 or None"):
         profiles.load_profile_model("smoke", lora=True, name_or_path=tmp_path / "no-base", lora_seed=seed)
+
+
+def test_solution_lm_dataset_refuses_one_str_and_unequal_lists():
+    """prompts given as one str made a row per character, without a word."""
+    from stepdpo_lite.tutorial import tiny_base, toyworld
+
+    tok = toyworld.build_tokenizer()
+    with pytest.raises(ValueError, match="solution_lm_dataset: prompts: expected a list of prompt strs, got one str"):
+        tiny_base.solution_lm_dataset(tok, "ab", ["x", "y"])
+    with pytest.raises(ValueError, match="solution_lm_dataset: 2 prompts but 1 solutions"):
+        tiny_base.solution_lm_dataset(tok, ["a", "b"], ["x"])
+    assert len(tiny_base.solution_lm_dataset(tok, ("a", "b"), ["x", "y"])) == 2

@@ -16,7 +16,7 @@ import os
 import random
 from pathlib import Path
 
-from ..checks import finite_number, positive_int
+from ..checks import finite_number, list_of, positive_int
 from . import tasks
 from .toyworld import (TINY_BASE_DIR, build_tiny_model, build_tokenizer, load_tiny_base, make_problems,
                        noisy_training_text, save_tiny_model)
@@ -27,13 +27,18 @@ def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num
     the prompt's random numbers are not to be learned."""
     from datasets import Dataset
 
+    prompts = list_of(prompts, "solution_lm_dataset: prompts", "prompt strs")  # one str: a row per character
+    solutions = list_of(solutions, "solution_lm_dataset: solutions", "solution strs")
+    if len(prompts) != len(solutions):
+        raise ValueError(f"solution_lm_dataset: {len(prompts)} prompts but {len(solutions)} solutions")
+
     def tokenize(batch):
         prompt_ids = tokenizer(batch["prompt"], add_special_tokens=False)["input_ids"]
         solution_ids = tokenizer(batch["response"], add_special_tokens=False)["input_ids"]
         return {"input_ids": [p + r for p, r in zip(prompt_ids, solution_ids)],
                 "labels": [[-100] * len(p) + r for p, r in zip(prompt_ids, solution_ids)]}
 
-    rows = {"prompt": list(prompts), "response": [s + tokenizer.eos_token for s in solutions]}
+    rows = {"prompt": prompts, "response": [s + tokenizer.eos_token for s in solutions]}
     return Dataset.from_dict(rows).map(tokenize, batched=True, remove_columns=["prompt", "response"], num_proc=num_proc)
 
 
