@@ -192,3 +192,15 @@ def test_a_fresh_runtime_records_its_own_packages(tmp_path, monkeypatch):
     colab.install(tmp_path, dry_run=True)
     assert (tmp_path / ".colab-preinstalled.txt").read_text() == "ipython\nrich\n"
     assert (tmp_path / ".colab-constraints.txt").read_text() == "trl==1.16.0\n"
+
+
+def test_run_tutorial_refuses_a_bool_timeout(tmp_path, monkeypatch):
+    """timeout=True was taken as a limit of one second a cell."""
+    import nbformat
+
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), tmp_path / "01_a.ipynb")
+    timeouts = []
+    monkeypatch.setattr(tutorial, "execute_notebook", lambda *a, timeout=None, **k: timeouts.append(timeout))
+    with pytest.raises(ValueError, match="timeout=True: give the seconds allowed per cell"):
+        tutorial.run_tutorial("toy", tmp_path / "runs", ["01"], notebook_dir=tmp_path, timeout=True, progress=False)
+    assert timeouts == []
