@@ -60,6 +60,9 @@ def run_seed(run_dir: Path, profile: str, seed: int, sets: list[str], scratch: P
 def rounds_by_seed(paths: list[str], round_index: int | None = None) -> dict:
     """Each seed's ``policy`` metrics after round ``round_index`` (default: the last round every file has) of
     ``scripts/onpolicy_rounds.py --out`` files, one file per seed."""
+    twice = sorted({str(p) for p in paths if list(map(str, paths)).count(str(p)) > 1})
+    if twice:  # one entry per path below: the repeat would have been dropped, a spread over fewer seeds than given
+        raise ValueError(f"--from-rounds: {twice[0]} is given more than once (one file per seed)")
     results = {str(p): json.loads(Path(p).read_text()) for p in paths}
     for path, result in results.items():
         if not isinstance(result, dict) or not result.get("rounds") or "seed" not in result.get("config", {}):

@@ -930,6 +930,8 @@ def test_seed_spread_judges_saved_onpolicy_rounds_after_any_round(tmp_path, caps
     empty.write_text(json.dumps({"config": {"seed": 5}, "rounds": []}))
     with pytest.raises(ValueError, match="holds seed 0 again"):
         script["main"](["--from-rounds", files[0], str(again)])
+    with pytest.raises(ValueError, match="rounds_s1.json is given more than once"):  # judged over 2 seeds
+        script["main"](["--from-rounds", files[0], files[1], files[1]])
     with pytest.raises(ValueError, match="empty.json has no config.seed or no rounds"):
         script["main"](["--from-rounds", files[0], str(empty)])
     other = tmp_path / "other.json"  # another protocol's run: it was averaged in as one more seed
