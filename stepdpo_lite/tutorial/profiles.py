@@ -39,7 +39,8 @@ class Profile:
     max_new_tokens: int = field(default=512, metadata={"help": "Longest sampled solution in tokens."})
     train_batch_size: int = field(default=4, metadata={"help": "Per-device training batch size."})
     gradient_accumulation_steps: int = field(default=4, metadata={"help": "Batches per optimizer step."})
-    eval_batch_size: int = field(default=16, metadata={"help": "Batch size for scoring and sampling."})
+    eval_batch_size: int = field(default=16, metadata={
+        "help": "Batch size of the reward models' scoring and evaluation (sampling: sample_batch_size)."})
     gradient_checkpointing: bool = field(default=True, metadata={"help": "Trade compute for activation memory."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
@@ -152,7 +153,7 @@ PROFILES: dict[str, Profile] = {
                     n_eval_problems=500, n_samples_per_problem=4, best_of_n=16,
                     sample_batch_size=32, sampling_tokens_per_s=_24GB_TOKENS_PER_S, mc_budget_minutes=20),
     # Tests: the GPU profiles' code path (GSM8K through gsm8k.load_problems, chat-formatted prompts, 4-bit nf4 +
-    # LoRA with gradient checkpointing, Monte-Carlo step labels) at toy size on a CPU, offline: a ~0.2M-parameter
+    # LoRA with gradient checkpointing, Monte-Carlo step labels) at toy size on a CPU, offline: a ~0.14M-parameter
     # Qwen2 with a BPE tokenizer built from data/gsm8k (smoke.py; built on first use into runs/smoke-base), and
     # disjoint train/validation/test carved from the 200 shipped GSM8K problems. Its figures mean nothing.
     "smoke": Profile(name="smoke", model_name=_smoke_base_dir(), task="gsm8k", dataset=_gsm8k_slice(),
