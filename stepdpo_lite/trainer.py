@@ -29,7 +29,7 @@ from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax, use_adapter
 
 from .atomic import write_atomic, write_json_atomic
-from .checks import finite_number, positive_int
+from .checks import finite_number, list_of, positive_int
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
@@ -181,9 +181,9 @@ class StepwiseDPOConfig(DPOConfig):
         # an inf beta passes "> 0" and makes the first loss NaN; a str learning_rate (YAML's 1e-4) fails in the
         # optimizer
         for name in ("beta", "step_beta", "outcome_beta", "learning_rate"):
-            if getattr(self, name) is not None:
+            if getattr(self, name) is not None or name != "outcome_beta":  # None: a TypeError at "> 0" below
                 finite_number(getattr(self, name), name, "StepwiseDPOConfig")
-        for k, w in enumerate(self.step_weights or []):
+        for k, w in enumerate(list_of(self.step_weights or [], "StepwiseDPOConfig: step_weights", "numbers")):
             finite_number(w, f"step_weights[{k}]", "StepwiseDPOConfig")
         positive_int(self.max_reasoning_steps, "max_reasoning_steps", "StepwiseDPOConfig", none_ok=True)  # "2", 2.0
         checks = [

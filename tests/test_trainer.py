@@ -103,6 +103,12 @@ def test_config_validation(tmp_path):
         with pytest.raises(ValueError, match=f"StepwiseDPOConfig: max_reasoning_steps must be an int >= 1 or None, "
                                              f"got {bad!r}"):
             config(tmp_path, max_reasoning_steps=bad)
+    for name in ("step_beta", "beta"):  # a YAML null: it was a TypeError at the config's own "> 0" check
+        with pytest.raises(ValueError, match=f"StepwiseDPOConfig: {name} must be a finite number, got None"):
+            config(tmp_path, **{name: None})
+    for bad in (0.5, "1.0, 0.5"):  # one number was a TypeError (not iterable); one str was read a character at a time
+        with pytest.raises(ValueError, match="StepwiseDPOConfig: step_weights: expected a list of numbers, got"):
+            config(tmp_path, step_weights=bad)
     with pytest.raises(ValueError, match="loss_weights=None"):  # TRL's weights: accepted, and read by nothing
         config(tmp_path, loss_weights=[10.0])
     # a Path is kept as a str: save_model's JSON stopped halfway on it, leaving a cut-short file
