@@ -100,3 +100,16 @@ def test_solution_lm_dataset_refuses_one_str_and_unequal_lists():
     with pytest.raises(ValueError, match="solution_lm_dataset: 2 prompts but 1 solutions"):
         tiny_base.solution_lm_dataset(tok, ["a", "b"], ["x"])
     assert len(tiny_base.solution_lm_dataset(tok, ("a", "b"), ["x", "y"])) == 2
+
+
+def test_build_refuses_a_folder_that_holds_no_smoke_base(tmp_path, monkeypatch):
+    """The save replaces its folder as a whole: `smoke build --out runs` (or STEPDPO_SMOKE_BASE=runs) deleted every
+    run in it. A folder with other files and no smoke_base.json is refused, before anything is built."""
+    monkeypatch.setattr(smoke, "FIT_STEPS", 3)
+    runs = tmp_path / "runs"
+    (runs / "tiny").mkdir(parents=True)
+    (runs / "tiny" / "metrics.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"build_smoke_base: .*runs holds \['tiny'\], not a saved copy"):
+        smoke.build_smoke_base(runs)
+    assert (runs / "tiny" / "metrics.json").read_text() == "{}"
+    assert sorted(p.name for p in runs.iterdir()) == ["tiny"]

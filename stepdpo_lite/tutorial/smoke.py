@@ -29,7 +29,7 @@ import os
 import re
 from pathlib import Path
 
-from ..atomic import save_atomic
+from ..atomic import check_replaceable, save_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
 GSM8K_SLICE = ROOT / "data" / "gsm8k" / "test.jsonl"  # the 200 shipped GSM8K problems; the smoke carve's source
@@ -38,6 +38,7 @@ RECIPE_VERSION = 2  # bump when the recipe below changes: older folders are rebu
 VOCAB_SIZE = 1024
 FIT_TRAIN, FIT_EVAL = 16, 8  # the smoke profile's sizes: its 16 train, 8 validation and 8 test problems
 FIT_STEPS = 160     # memorised in part: at T = 1 some samples are right, some wrong (both kinds per problem)
+OWNED = ("smoke_base.json",)  # a folder holding it is a smoke base, replaced whole by a build; any other is refused
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
                  "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
@@ -146,12 +147,15 @@ def _fit(model, tokenizer, prompts: list[str], solutions: list[str], steps: int,
 
 
 def build_smoke_base(out: str | os.PathLike | None = None, seed: int = 0, source=GSM8K_SLICE) -> Path:
-    """Build tokenizer + model into ``out`` (default ``smoke_base_dir()``), atomically; returns the folder."""
+    """Build tokenizer + model into ``out`` (default ``smoke_base_dir()``), atomically; returns the folder. A folder
+    there that holds other files but no ``smoke_base.json`` (no smoke base) is refused before anything is built: the
+    save replaces the folder as a whole (``--out runs`` deleted every run)."""
     import torch
 
     from . import gsm8k
 
     out = Path(out or smoke_base_dir())
+    check_replaceable(out, owned=OWNED, where="build_smoke_base")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same float sums on every machine: the same weights, byte for byte
     try:
@@ -175,7 +179,7 @@ def build_smoke_base(out: str | os.PathLike | None = None, seed: int = 0, source
         tokenizer.save_pretrained(tmp)
         Path(tmp, "smoke_base.json").write_text(json.dumps(info, indent=1) + "\n")
 
-    return save_atomic(out, write)
+    return save_atomic(out, write, owned=OWNED)
 
 
 def is_current(path: str | os.PathLike) -> bool:
