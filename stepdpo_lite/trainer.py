@@ -603,6 +603,8 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
         raise ValueError(f"get_step_rewards: `prompts` and `responses` must both be str (one response) or both "
                          f"lists, got {type(prompts).__name__} and {type(responses).__name__}")
     positive_int(batch_size, "`batch_size`", "get_step_rewards")
+    if finite_number(beta, "`beta`", "get_step_rewards") <= 0:  # NaN: NaN rewards; < 0: every sign flipped
+        raise ValueError(f"get_step_rewards: `beta` must be > 0, got {beta!r}")
     prompts, responses = ([prompts], [responses]) if single else (list(prompts), list(responses))
     if len(prompts) != len(responses):
         raise ValueError(f"get_step_rewards: {len(prompts)} prompts but {len(responses)} responses")

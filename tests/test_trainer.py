@@ -357,6 +357,9 @@ def test_get_step_rewards_refuses_bad_arguments(tiny_model, tiny_tokenizer):
         call([""], [r])
     with pytest.raises(ValueError, match="`batch_size` must be an int >= 1, got 0"):
         call([p], [r], batch_size=0)
+    for beta, match in ((float("nan"), "must be a finite number, got nan"), (-0.1, "must be > 0, got -0.1")):
+        with pytest.raises(ValueError, match=f"get_step_rewards: `beta` {match}"):  # NaN rewards; every sign flipped
+            call([p], [r], beta=beta)
     assert call([p], [r], batch_size=np.int64(2)) == call([p], [r])  # a numpy int is an int, as everywhere else
     too_long = r + " + 12" * 300  # the tiny model knows 1024 positions
     with pytest.raises(ValueError, match=r"prompt \+ response 1 has \d+ tokens, more than the model's context of 1024"):
