@@ -113,3 +113,15 @@ def test_build_refuses_a_folder_that_holds_no_smoke_base(tmp_path, monkeypatch):
         smoke.build_smoke_base(runs)
     assert (runs / "tiny" / "metrics.json").read_text() == "{}"
     assert sorted(p.name for p in runs.iterdir()) == ["tiny"]
+
+
+def test_train_base_refuses_an_out_folder_that_holds_no_model(tmp_path):
+    """The save replaces `out` as a whole: `train-base --out data` deleted every file there once training was over."""
+    from stepdpo_lite.tutorial import tiny_base
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"train_base: out: .*data holds \['notes.txt'\], not a saved copy"):
+        tiny_base.train_base(tmp_path / "data", n_train=64, n_eval=4, max_steps=1, batch_size=64, layers=1,
+                             hidden_size=32)
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["notes.txt"]

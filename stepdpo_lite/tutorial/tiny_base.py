@@ -16,6 +16,7 @@ import os
 import random
 from pathlib import Path
 
+from ..atomic import check_replaceable
 from ..checks import finite_number, list_of, positive_int
 from . import tasks
 from .toyworld import (TINY_BASE_DIR, build_tiny_model, build_tokenizer, load_tiny_base, make_problems,
@@ -59,6 +60,9 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
     if finite_number(learning_rate, "learning_rate", "train_base") <= 0:
         raise ValueError(f"train_base: learning_rate must be > 0, got {learning_rate!r}")
     finite_number(target_accuracy, "target_accuracy", "train_base")
+    # The save replaces ``out`` as a whole (its model card kept): a folder that holds no saved model (no
+    # training_log.json) but other files, such as --out data, would lose them all once training is over
+    check_replaceable(out, keep=("README.md",), owned=("training_log.json",), where="train_base: out")
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
 
