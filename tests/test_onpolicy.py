@@ -714,6 +714,15 @@ def test_a_round_refuses_what_stepwise_dpo_cannot_train_before_it_samples(tiny_m
             onpolicy.run_round(policies, None, None, [], [], onpolicy.RoundSettings(), onpolicy.TrainSettings(**settings))
 
 
+def test_run_rounds_refuses_a_round_count_that_is_no_count():
+    """rounds=-1 ran no round and True one, without a word; 0 (notebook 04's "no rounds") runs none."""
+    for bad in (-1, True, 2.0):
+        with pytest.raises(ValueError, match=f"run_rounds: rounds must be an int >= 0 .0: none., got {bad!r}"):
+            onpolicy.run_rounds({}, None, None, [], [], onpolicy.RoundSettings(), onpolicy.TrainSettings(), rounds=bad)
+    assert onpolicy.run_rounds({}, None, None, [], [], onpolicy.RoundSettings(), onpolicy.TrainSettings(),
+                               rounds=0) == ([], {})
+
+
 def test_only_the_rounds_methods_write_its_samples(monkeypatch):
     """A policies dict with more methods than ``methods`` (notebook 04 builds one per METHODS): the untrained one
     used to write its share of every round's samples."""

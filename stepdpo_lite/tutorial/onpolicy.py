@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import numbers
 import random
 import time
 from dataclasses import dataclass, field
@@ -652,6 +653,9 @@ def run_rounds(policies: dict, tokenizer, prm, train_problems, eval_problems, rs
     ``policies``: method -> its own copy of the start policy (``shared_start``: they are still equal, so round 1
     samples once). ``on_round(record, trainers)`` is called after each round (print, save, plot). Returns the
     round records and, per method, the trainer of the last round that trained it (its ``model`` is the policy)."""
+    # -1 ran no round and True one, silently
+    if isinstance(rounds, bool) or not isinstance(rounds, numbers.Integral) or rounds < 0:
+        raise ValueError(f"run_rounds: rounds must be an int >= 0 (0: none), got {rounds!r}")
     records, trainers = [], {}
     for r in range(1, rounds + 1):
         record, trained = run_round(policies, tokenizer, prm, round_problems(train_problems, problems_per_round, r),
