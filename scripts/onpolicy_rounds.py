@@ -59,7 +59,8 @@ def main(argv=None):
     ap.add_argument("--problems-per-round", type=int, default=150, help="training problems per round (0: all)")
     ap.add_argument("--n-eval", type=int, default=None, help="held-out problems (default: all of the split)")
     ap.add_argument("--samples", type=int, default=6, help="K solutions per problem per round (shared out)")
-    ap.add_argument("--sampler", default="pooled", help="'pooled' or a method name")
+    ap.add_argument("--sampler", default="pooled", choices=["pooled", *onpolicy.METHODS],
+                    help="'pooled' or a method name (one of --methods)")
     ap.add_argument("--pairs", default="both", choices=list(onpolicy.PAIR_KINDS))
     ap.add_argument("--max-pairs", type=int, default=4, help="solution pairs per problem")
     ap.add_argument("--step-pairs", type=int, default=1, help="rejected solutions per problem to correct")
@@ -110,6 +111,11 @@ def main(argv=None):
     if "stepwise_dpo" not in args.methods and any(stepwise_only.values()):  # would be recorded, and train nothing
         ap.error(f"{', '.join(k for k, v in stepwise_only.items() if v)} set Stepwise DPO's loss, and --methods "
                  f"{' '.join(args.methods)} leaves it out")
+    # found after the policies were loaded and the start policy evaluated: a sampler without a policy, and a method
+    # given twice (one policy for both, refused as "the same model is given twice")
+    if args.sampler != "pooled" and args.sampler not in args.methods or len(set(args.methods)) < len(args.methods):
+        ap.error(f"--methods must be distinct and hold --sampler's method, got {' '.join(args.methods)} and "
+                 f"--sampler {args.sampler}")
     if args.step_negatives < 0:
         ap.error(f"--step-negatives must be 0 (none) or more, got {args.step_negatives}")
     try:  # the Stepwise DPO settings' combinations (TrainSettings' own checks), before a run is read

@@ -993,7 +993,9 @@ def test_seed_spread_refuses_counts_below_one_before_it_runs_or_reads_anything(a
                                   ["--outcome-weight", "inf"], ["--step-weight", "-1"], ["--lr", "nan"],
                                   ["--lr", "inf"],
                                   ["--rejected-sft-weight", "1", "--step-pairing", "first_token"],
-                                  ["--rejected-sft-weight", "1", "--methods", "dpo", "nll_only"]])
+                                  ["--rejected-sft-weight", "1", "--methods", "dpo", "nll_only"],
+                                  ["--sampler", "ddpo"], ["--sampler", "nll_only", "--methods", "dpo", "stepwise_dpo"],
+                                  ["--methods", "dpo", "dpo"]])
 def test_onpolicy_rounds_refuses_sizes_below_their_minimum_before_it_reads_a_run(args, tmp_path, capsys):
     """--max-pairs 0 and the like were caught only by the library, after the policies were loaded and a round
     sampled; now usage errors, before anything is read."""
