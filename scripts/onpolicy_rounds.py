@@ -118,6 +118,8 @@ def main(argv=None):
                  f"--sampler {args.sampler}")
     if args.step_negatives < 0:
         ap.error(f"--step-negatives must be 0 (none) or more, got {args.step_negatives}")
+    if not 0 <= args.negative_temperature < math.inf:  # else refused after the policies loaded and a round sampled
+        ap.error(f"--negative-temperature must be a finite number >= 0, got {args.negative_temperature}")
     try:  # the Stepwise DPO settings' combinations (TrainSettings' own checks), before a run is read
         train_settings = partial(onpolicy.TrainSettings, beta=args.beta, sft_weight=args.sft_weight,
                                  outcome_weight=args.outcome_weight, step_pairing=args.step_pairing,

@@ -689,6 +689,17 @@ def test_round_settings_refuse_counts_that_would_build_no_pairs(knob, value):
         onpolicy.RoundSettings(**{knob: value})
 
 
+@pytest.mark.parametrize("knob, value, match", [("threshold", float("nan"), "a finite number"),
+                                                ("temperature", -1.0, ">= 0"), ("temperature", True, "a finite number"),
+                                                ("negative_temperature", float("inf"), "a finite number")])
+def test_round_settings_refuse_temperatures_and_thresholds_before_a_round_samples(knob, value, match):
+    """They were refused where first used: a NaN threshold after the round's sampling, a negative_temperature of
+    inf after its sampling and step pairs."""
+    with pytest.raises(ValueError, match=f"RoundSettings: {knob} must be {match}"):
+        onpolicy.RoundSettings(**{knob: value})
+    onpolicy.RoundSettings(temperature=0.0, threshold=-2.0)  # greedy samples; a log-odds threshold below 0
+
+
 def test_step_pair_builders_refuse_counts_that_would_build_no_pairs():
     p, gold, bad, _ = problem_and_texts()
     prm = StubPRM()
@@ -995,7 +1006,7 @@ def test_seed_spread_refuses_counts_below_one_before_it_runs_or_reads_anything(a
                                   ["--rejected-sft-weight", "1", "--step-pairing", "first_token"],
                                   ["--rejected-sft-weight", "1", "--methods", "dpo", "nll_only"],
                                   ["--sampler", "ddpo"], ["--sampler", "nll_only", "--methods", "dpo", "stepwise_dpo"],
-                                  ["--methods", "dpo", "dpo"]])
+                                  ["--methods", "dpo", "dpo"], ["--negative-temperature", "nan"]])
 def test_onpolicy_rounds_refuses_sizes_below_their_minimum_before_it_reads_a_run(args, tmp_path, capsys):
     """--max-pairs 0 and the like were caught only by the library, after the policies were loaded and a round
     sampled; now usage errors, before anything is read."""

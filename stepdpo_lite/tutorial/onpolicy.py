@@ -215,6 +215,10 @@ class RoundSettings:
         for name in ("samples_per_problem", "max_pairs_per_problem", "step_pairs_per_problem", "step_tries",
                      "step_attempts", "negative_tries", "max_new_tokens", "batch_size"):
             positive_int(getattr(self, name), name, "RoundSettings")  # 0 or -1 dropped pairs silently
+        # refused only when first used: threshold after the round's sampling, negative_temperature after its step pairs
+        for name in ("temperature", "negative_temperature", "threshold"):
+            if finite_number(getattr(self, name), name, "RoundSettings") < 0 and name != "threshold":
+                raise ValueError(f"RoundSettings: {name} must be >= 0 (0: greedy), got {getattr(self, name)}")
         negatives = self.step_negatives
         if not isinstance(negatives, int) or isinstance(negatives, bool) or negatives < 0:
             raise ValueError(f"RoundSettings: step_negatives must be an int >= 0 (0: none), got {negatives!r}")
