@@ -20,13 +20,14 @@ def list_of(value, name: str, what: str) -> list:
     raise ValueError(f"{name}: expected a list of {what}, got {type(value).__name__}")
 
 
-def positive_int(value, name: str, who: str, *, none_ok: bool = False):
-    """``value`` if it is an int >= 1 (a numpy int too), or None with ``none_ok`` (where None means "all" or "the
-    default"); a float or a str such as "8" (a command line, a hand-edited JSON) is refused."""
+def positive_int(value, name: str, who: str, *, none_ok: bool = False, minimum: int = 1):
+    """``value`` if it is an int >= ``minimum`` (a numpy int too; 0 for a seed or a count that may be none), or None
+    with ``none_ok`` (where None means "all" or "the default"); a float or a str such as "8" (a command line, a
+    hand-edited JSON) is refused."""
     if none_ok and value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{who}: {name} must be an int >= 1{' or None' if none_ok else ''}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{who}: {name} must be an int >= {minimum}{' or None' if none_ok else ''}, got {value!r}")
     return value
 
 

@@ -17,7 +17,6 @@ How to train is one ``RewardTrainingConfig`` (the TRL way: one config per traine
 
 from __future__ import annotations
 
-import numbers
 import os
 import warnings
 from dataclasses import dataclass, field, fields, replace
@@ -232,8 +231,7 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
                  "gradient_accumulation_steps"):  # max_steps=1e3 was a TypeError deep in the Trainer, model loaded
         if name != "max_steps" or c.max_steps != -1:  # -1: num_train_epochs decides
             positive_int(getattr(c, name), name, "RewardTrainingConfig")
-    if isinstance(c.seed, bool) or not isinstance(c.seed, numbers.Integral) or c.seed < 0:  # True: torch's RuntimeError
-        raise ValueError(f"RewardTrainingConfig: seed must be an int >= 0, got {c.seed!r}")
+    positive_int(c.seed, "seed", "RewardTrainingConfig", minimum=0)  # True: torch's RuntimeError
     for name in ("learning_rate", "num_train_epochs"):  # 0 or less trained nothing and saved the base as trained
         if finite_number(getattr(c, name), name, "RewardTrainingConfig") <= 0:
             raise ValueError(f"RewardTrainingConfig: {name} must be > 0, got {getattr(c, name)!r}")

@@ -107,8 +107,7 @@ def plan_generation(rows: dict[str, list[int]], *, tokens_per_row: int, tokens_p
         raise ValueError(f"{what}: tokens_per_s must be > 0 (finite) or None (not measured), got {tokens_per_s!r}")
     for split, counts in rows.items():  # one str was read a character at a time; -8 rows took time off the rest
         for i, n in enumerate(list_of(counts, f"{what}: rows[{split!r}]", "row counts, one per problem")):
-            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-                raise ValueError(f"{what}: rows[{split!r}][{i}] must be an int >= 0, got {n!r}")
+            positive_int(n, f"rows[{split!r}][{i}]", what, minimum=0)
     positive_int(tokens_per_row, "tokens_per_row", what)
     positive_int(batch_size, "batch_size", what)
     plan = GenerationPlan(what, {s: list(r) for s, r in rows.items()}, tokens_per_row, tokens_per_s,

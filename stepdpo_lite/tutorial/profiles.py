@@ -8,10 +8,10 @@ CPU, for tests (``smoke.py``; ``prepare_profile`` builds its base on first use).
 
 from __future__ import annotations
 
-import numbers
 import os
 from dataclasses import asdict, dataclass, field
 
+from ..checks import positive_int
 from ..models import DEFAULT_LORA, load_model
 from .smoke import GSM8K_SLICE, ensure_smoke_base, smoke_base_dir
 from .toyworld import TINY_BASE_DIR, TINY_VERIFIER_DIR
@@ -196,9 +196,8 @@ def load_profile_model(profile: str | Profile, lora: bool = False, name_or_path:
     kwargs.update(overrides)
     if lora_seed is None:
         return load_model(name_or_path or p.model_name, **kwargs)
-    if isinstance(lora_seed, bool) or not isinstance(lora_seed, numbers.Integral) or lora_seed < 0:
-        # torch.manual_seed casts: True and 1.5 drew the adapter of seed 1, "3" that of seed 3
-        raise ValueError(f"load_profile_model: lora_seed must be an int >= 0 or None, got {lora_seed!r}")
+    # torch.manual_seed casts: True and 1.5 drew the adapter of seed 1, "3" that of seed 3
+    positive_int(lora_seed, "lora_seed", "load_profile_model", none_ok=True, minimum=0)
     if kwargs["lora"] is None:
         raise ValueError(f"load_profile_model: lora_seed={lora_seed!r} seeds a new adapter, but no adapter is added "
                          "(lora=False)")
