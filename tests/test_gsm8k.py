@@ -35,6 +35,24 @@ def test_answer_matches():
     assert gsm8k.answer_matches("Answer: 1,000", "1000")
 
 
+@pytest.mark.parametrize("text, want", [
+    ("Answer: 2,5", None),  # it read 25: a comma that groups no thousands (2.5 the European way, or a list)
+    ("Answer: 1,0000", None),  # it read 10000
+    ("Answer: 12,34", None),
+    ("Answer: 1,234,567", 1234567.0),
+    ("Answer: -$1,000.", -1000.0),
+    ("Answer: 5, 6 and 7", 5.0),  # a list's comma and space: the first number, as before
+    ("the boxes hold 2,5 and then 7", 7.0),
+])
+def test_a_comma_is_a_thousands_separator_only_between_groups_of_three(text, want):
+    """GSM8K writes thousands as 1,000 (no other comma in a number over its 1,319 test answers and 5,276 sample
+    solutions: none of their readings changed with this check)."""
+    assert gsm8k.extract_answer(text) == want
+    assert not gsm8k.answer_matches("Answer: 2,5", "25")
+    with pytest.raises(ValueError, match="not a number"):
+        gsm8k.GSM8KProblem("How many?", "2,5", "prompt")
+
+
 @pytest.mark.parametrize("final", ["nan", "inf", "-Infinity", "1_000", "eighteen"])
 def test_a_gold_answer_that_grades_nothing_right_is_refused(final):
     """float() reads nan, inf and 1_000: such a gold answer graded every solution wrong, silently."""

@@ -24,6 +24,7 @@ HUB_NAME = "openai/gsm8k"
 
 _NUMBER = re.compile(r"-?\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")  # -$5 and $.50 too
 _PLAIN = re.compile(r"-?(?:\d+(?:\.\d+)?|\.\d+)")  # what float() may read: not nan, inf or 1_000
+_GROUPED = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")  # thousands as GSM8K writes them: 1,000 and 1,234,567
 _FRACTION = re.compile(rf"({_NUMBER.pattern})(?:\s*/\s*({_NUMBER.pattern}))?")  # 3/4 is 0.75, not 3
 _ASIDE = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")  # (she sells 16 - 3 - 4 = 9 eggs): not the answer
 
@@ -43,8 +44,12 @@ def _normal(text: str) -> str:
 
 
 def _to_float(text: str) -> float | None:
-    """A number as graded (``"18"``, ``"$18"``, ``"1,000"``, ``"-12"``); None for anything else."""
-    plain = _normal(text).replace(",", "").replace("$", "").strip().rstrip(".")
+    """A number as graded (``"18"``, ``"$18"``, ``"1,000"``, ``"-12"``); None for anything else, a comma that
+    does not group thousands too (``"2,5"``: 2.5 written the European way, or a list; not 25)."""
+    plain = _normal(text).replace("$", "").strip().rstrip(".").rstrip(",")  # "5," of "5, 6": a list's comma
+    if "," in plain and not _GROUPED.fullmatch(plain):
+        return None
+    plain = plain.replace(",", "")
     return float(plain) if _PLAIN.fullmatch(plain) else None
 
 
