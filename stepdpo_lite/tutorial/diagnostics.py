@@ -411,6 +411,13 @@ def credit_example(implicit_rewards: dict, rejected_labels, index: int) -> dict:
     """The bars of notebook 05's credit-assignment picture: rejected solution ``index`` of the pairs
     (``viz.pick_credit_example``), its ``step_labels`` and, per policy, the implicit step reward β·ρ_k of each of
     its steps (``implicit_rewards_of_pairs``' rejected side): ``{"pair", "step_labels", "rewards": {name: [...]}}``."""
+    positive_int(index, "index", "credit_example", minimum=0)  # -1 drew the last pair and recorded it as pair -1
+    if index >= len(rejected_labels):
+        raise ValueError(f"credit_example: index {index}, but there are {len(rejected_labels)} rejected solutions")
+    for name, r in implicit_rewards.items():  # rewards of other pairs would be read against these labels
+        if len(r["rejected"]) != len(rejected_labels):
+            raise ValueError(f"credit_example: {name}: rewards of {len(r['rejected'])} rejected solutions for "
+                             f"{len(rejected_labels)} label lists")
     labels = list(rejected_labels[index])
     _check_labels(labels, "credit_example", f"rejected_labels[{index}]")
     rewards = {name: [float(x) for x in r["rejected"][index]] for name, r in implicit_rewards.items()}
