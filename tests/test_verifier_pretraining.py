@@ -112,6 +112,26 @@ def test_a_bad_setting_is_refused_before_any_data_or_model_is_made(args, message
     assert vp.VerifierPretrainingConfig(policy_fraction=1.0, lm_weight=0.0).policy_fraction == 1.0
 
 
+@pytest.mark.parametrize("out, checkpoint_dir, message", [
+    ("data", None, r"out: .*data holds \['notes.txt'\], not a saved copy"),
+    ("verifier", "data", r"checkpoint_dir: .*data holds \['notes.txt'\], not a saved copy"),
+    ("verifier", "verifier", r"checkpoint_dir .*verifier is out, in it or holds it"),
+    ("verifier", "verifier/ckpt", r"checkpoint_dir .*ckpt is out, in it or holds it")])
+def test_a_run_refuses_folders_it_would_delete_before_loading_anything(out, checkpoint_dir, message, tmp_path,
+                                                                       monkeypatch):
+    """The save replaced --out as a whole and the checkpoints were deleted after it, both once training was over:
+    --out data or --checkpoint-dir data deleted a user's files, a checkpoint_dir in out the model just saved."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_text("mine")
+    monkeypatch.setattr(toyworld, "load_tiny_base", lambda *a, **k: pytest.fail("a model was loaded first"))
+    config = _config(tmp_path, out)
+    config.checkpoint_dir = str(tmp_path / checkpoint_dir) if checkpoint_dir else None
+    with pytest.raises(ValueError, match=f"pretrain_verifier: {message}"):
+        vp.pretrain_verifier(config)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["notes.txt"]
+
+
 def test_a_run_saves_a_reward_base_with_its_curve_and_resumes_exactly(tmp_path):
     from transformers import TrainerCallback
 

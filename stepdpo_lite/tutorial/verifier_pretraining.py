@@ -37,6 +37,7 @@ from multiprocessing import Pool
 from pathlib import Path
 
 from .. import generation
+from ..atomic import check_replaceable
 from ..checks import finite_number, positive_int
 from ..evaluation import first_error_index, outcome_auroc, step_auroc
 from . import toyworld
@@ -301,6 +302,15 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
     from ..rewards import OutcomeRewardModel, ProcessRewardModel
 
     c = config
+    # Before any data or model: the save replaces out as a whole (its model card kept) and the checkpoints are
+    # deleted once it is saved; --out data or --checkpoint-dir data deleted every file there after the run, and a
+    # checkpoint_dir that is out, in it or holds it, the model just saved
+    out = check_replaceable(c.out, keep=("README.md",), owned=("training_log.json",), where="pretrain_verifier: out")
+    checkpoints = check_replaceable(c.checkpoint_dir or f"{str(c.out).rstrip('/')}.checkpoints",
+                                    owned=("checkpoint-*",), where="pretrain_verifier: checkpoint_dir")
+    if checkpoints == out or out in checkpoints.parents or checkpoints in out.parents:
+        raise ValueError(f"pretrain_verifier: checkpoint_dir {checkpoints} is out, in it or holds it: the checkpoints "
+                         "are deleted once the model is saved; choose a folder beside out")
     started = time.time()
     set_seed(c.seed)
     device = resolve_device(c.device)
@@ -341,7 +351,6 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
                 validate(state.global_step)
                 state.log_history.append({"step": state.global_step, "validation": curve[-1]})  # kept in checkpoints
 
-    checkpoints = Path(c.checkpoint_dir or f"{c.out.rstrip('/')}.checkpoints")
     on_gpu = device.startswith("cuda")
     args = TrainingArguments(
         output_dir=str(checkpoints), per_device_train_batch_size=c.batch_size, learning_rate=c.learning_rate,
