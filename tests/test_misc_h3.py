@@ -18,3 +18,15 @@ def test_credit_example_refuses_an_index_that_names_no_pair(index, match):
 def test_credit_example_refuses_rewards_of_other_pairs():
     with pytest.raises(ValueError, match="credit_example: DPO: rewards of 1 rejected solutions for 2 label lists"):
         diagnostics.credit_example({"DPO": {"rejected": [[0.5]]}}, [[True], [False]], 0)
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), float("inf"), None, True, "0.0"])
+def test_format_step_rewards_refuses_a_threshold_that_is_no_number(threshold):
+    """A NaN threshold marked every right step as a disagreement with the checker (reward >= NaN is False)."""
+    with pytest.raises(ValueError, match="format_step_rewards: threshold must be a finite number"):
+        diagnostics.format_step_rewards("p", ["Step 1: 1 + 1 = 2"], [1.0], [True], threshold)
+
+
+def test_format_step_rewards_refuses_one_str_of_steps():
+    with pytest.raises(ValueError, match="format_step_rewards: steps: expected a list of steps"):
+        diagnostics.format_step_rewards("p", "ab", [1.0, 2.0], [True, True], 0.0)

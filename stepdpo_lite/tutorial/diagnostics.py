@@ -75,6 +75,8 @@ def format_step_rewards(prompt: str, steps, rewards, labels, threshold: float) -
     the log-odds ``threshold`` (a step is accepted when its reward is at least that) disagrees with the checker."""
     _check_same_shape([rewards], [labels], "format_step_rewards", "rewards")
     _check_labels(labels, "format_step_rewards", "labels")
+    threshold = finite_number(threshold, "threshold", "format_step_rewards")  # NaN: every right step "disagreed"
+    steps = list_of(steps, "format_step_rewards: steps", "steps (str)")  # one str: a step per character
     if len(steps) != len(rewards):
         raise ValueError(f"format_step_rewards: {len(steps)} steps but {len(rewards)} rewards")
     lines = [prompt]
