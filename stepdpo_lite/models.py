@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 
 from .atomic import write_json_atomic
+from .checks import positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -67,15 +68,17 @@ def trainer_precision(dtype, device: str) -> dict:
 
 
 def make_lora_config(lora):
-    """``True`` -> defaults, ``dict`` -> defaults updated by it, ``LoraConfig`` -> itself."""
+    """``True`` -> defaults, ``dict`` -> defaults updated by it, ``LoraConfig`` -> itself; checked before a load."""
+    from dataclasses import fields
     from peft import LoraConfig
-    if isinstance(lora, LoraConfig):
-        return lora
-    if lora is True:
-        return LoraConfig(**DEFAULT_LORA)
-    if isinstance(lora, dict):
-        return LoraConfig(**{**DEFAULT_LORA, **lora})
-    raise ValueError(f"load_model: lora must be None, True, a dict or a peft.LoraConfig, got {type(lora).__name__}")
+    names = sorted(f.name for f in fields(LoraConfig))
+    if isinstance(lora, dict) and (unknown := [k for k in lora if k not in names]):  # was a TypeError, model loaded
+        raise ValueError(f"load_model: lora has unknown key(s) {unknown}; LoraConfig's fields are {names}")
+    if not (lora is True or isinstance(lora, (dict, LoraConfig))):
+        raise ValueError(f"load_model: lora must be None, True, a dict or a peft.LoraConfig, got {lora!r}")
+    config = lora if isinstance(lora, LoraConfig) else LoraConfig(**{**DEFAULT_LORA, **({} if lora is True else lora)})
+    positive_int(config.r, "r", "load_model: lora")  # r=True, "8" or 0: a TypeError after the load
+    return config
 
 
 def _ensure_pad_token(tokenizer, model=None) -> None:
@@ -233,6 +236,7 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
 
     if quantization not in (None, "4bit"):
         raise ValueError(f"load_model: quantization must be '4bit' or None, got {quantization!r}")
+    lora = None if lora is None else make_lora_config(lora)  # a wrong one fails before the model loads
     _local_folder_exists(name_or_path, "load_model")
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
@@ -290,7 +294,7 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
             config.base_model_name_or_path = base_name
     if lora is not None:
         from peft import get_peft_model
-        model = get_peft_model(model, make_lora_config(lora))
+        model = get_peft_model(model, lora)
     if not training:
         model.eval()
     return model, tokenizer

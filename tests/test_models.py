@@ -221,6 +221,17 @@ def test_lora_config_forms():
         models.load_model("x", quantization="8bit")
 
 
+@pytest.mark.parametrize("lora, message", [
+    (False, "lora must be None, True, a dict or a peft.LoraConfig, got False"), ("yes", "got 'yes'"),
+    ({"rank": 8}, r"lora has unknown key\(s\) \['rank'\]; LoraConfig's fields are \[.*'lora_alpha'.*'r'"),
+    ({"r": True}, "load_model: lora: r must be an int >= 1, got True"), ({"r": "8"}, "got '8'")])
+def test_a_wrong_lora_fails_before_the_model_loads(tmp_path, lora, message):
+    """It failed (or False trained the base) only once the base was loaded: minutes on a real model. A folder
+    that does not exist shows the order: its FileNotFoundError came first."""
+    with pytest.raises(ValueError, match=message):
+        models.load_model(str(tmp_path / "no_model_here"), quantization=None, lora=lora, device="cpu")
+
+
 def test_pad_token_fallback_is_logged(tiny_dir, tmp_path, caplog):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(tiny_dir)
