@@ -204,3 +204,30 @@ def test_run_tutorial_refuses_a_bool_timeout(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="timeout=True: give the seconds allowed per cell"):
         tutorial.run_tutorial("toy", tmp_path / "runs", ["01"], notebook_dir=tmp_path, timeout=True, progress=False)
     assert timeouts == []
+
+
+def test_install_leaves_no_record_half_written(tmp_path, monkeypatch):
+    """The package record was written in place: a write cut short (a kill, a full disk, Drive's sync) left part of
+    it, which a runtime that has the kit installed trusts on its next install (a package cut off the record is then
+    pinned to the lock, replacing the runtime's own). Now the record is replaced whole or not at all."""
+    from importlib import metadata
+
+    class Dist:
+        def __init__(self, name):
+            self.metadata = {"Name": name}
+
+    (tmp_path / "requirements.lock").write_text("trl==1.16.0\nipython==9.18.1\nrich==1.0\n")
+    (tmp_path / ".colab-preinstalled.txt").write_text("ipython\ntrl\n")
+    monkeypatch.setattr(metadata, "distributions", lambda: [Dist("IPython"), Dist("rich")])  # no stepdpo-lite
+    real = Path.write_text
+
+    def fails_part_way(self, text, *args, **kwargs):
+        real(self, text[:3], *args, **kwargs)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", fails_part_way)
+    with pytest.raises(OSError, match="No space left"):
+        colab.install(tmp_path, dry_run=True)
+    monkeypatch.undo()
+    assert (tmp_path / ".colab-preinstalled.txt").read_text() == "ipython\ntrl\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".colab-preinstalled.txt", "requirements.lock"]

@@ -110,6 +110,23 @@ def constraints(lock_text: str, keep_installed: set) -> str:
     return "\n".join(out) + "\n"
 
 
+def _write_text(path: Path, text: str) -> None:
+    """``text`` at ``path`` atomically (a temporary file beside it, renamed over it): a write cut short (a kill, a
+    full disk, Drive's sync) leaves the previous file, never half of one that a later runtime trusts. Standard
+    library only, as ``stepdpo_lite.atomic`` is not importable before the install."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        Path(tmp).write_text(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def install_command(kit: str | os.PathLike, constraints_file: str | os.PathLike) -> list[str]:
     return [sys.executable, "-m", "pip", "install", "-q", "-c", str(constraints_file), "-e", str(kit)]
 
@@ -129,11 +146,11 @@ def install(kit: str | os.PathLike = KIT_DIR, dry_run: bool = False) -> list[str
     # that install: a record there is another runtime's (a kit kept on Drive), and is made again from this one's
     record = kit / ".colab-preinstalled.txt"
     if not record.exists() or "stepdpo-lite" not in installed:
-        record.write_text("\n".join(sorted(installed)) + "\n")
+        _write_text(record, "\n".join(sorted(installed)) + "\n")
     preinstalled = set(record.read_text().split())
     keep = _requirement_names("torch") | NOT_CONSTRAINED | (preinstalled - ML_STACK)
     cfile = kit / ".colab-constraints.txt"
-    cfile.write_text(constraints(lock, keep))
+    _write_text(cfile, constraints(lock, keep))
     cmd = install_command(kit, cfile)
     marker = kit / ".colab-installed"
     stamp = hashlib.sha256((lock + sys.executable).encode()).hexdigest()
@@ -142,7 +159,7 @@ def install(kit: str | os.PathLike = KIT_DIR, dry_run: bool = False) -> list[str
     elif not (marker.exists() and marker.read_text() == stamp and "stepdpo-lite" in installed):  # a kit kept on
         # Drive keeps its marker into a fresh runtime, where nothing is installed yet
         subprocess.run(cmd, check=True)
-        marker.write_text(stamp)
+        _write_text(marker, stamp)
     return cmd
 
 
