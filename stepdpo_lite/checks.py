@@ -46,3 +46,10 @@ def finite_number(value, name: str, who: str) -> float:
             message += "; pass a float, not a str (YAML reads 1e-4 with no dot as a str: write 1.0e-4)"
         raise ValueError(message)
     return x
+
+
+def flag(value, name: str, who: str) -> bool:
+    """``value`` as a bool if it is True or False (numpy's too); a str ("no" is truthy), 0, 1 or None is refused."""
+    if type(value).__name__ not in ("bool", "bool_"):
+        raise ValueError(f"{who}: {name} must be True or False, got {value!r}")
+    return bool(value)

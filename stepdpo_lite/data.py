@@ -31,7 +31,7 @@ import pyarrow as pa
 from datasets import Dataset, load_from_disk
 
 from .atomic import check_replaceable, save_atomic
-from .checks import list_of
+from .checks import flag, list_of
 from .steps import extract_steps
 
 logger = logging.getLogger(__name__)
@@ -176,6 +176,7 @@ def _check_all(records, check: Callable, name: str, *, key: Sequence[str] = (), 
     Rows whose ``key`` fields repeat an earlier row's are an error, or dropped with ``drop_duplicates``.
     ``wheres``, when given, gets each kept row's record (file and line, or record index).
     """
+    flag(skip_invalid, "skip_invalid", name), flag(drop_duplicates, "drop_duplicates", name)  # "no" is truthy
     kept, seen, invalid, repeats = [], {}, [], 0
     for where, record in records:
         try:

@@ -23,7 +23,7 @@ from typing import Sequence
 
 from datasets import Dataset
 
-from ..checks import list_of, positive_int
+from ..checks import flag, list_of, positive_int
 from ..data import (OUTCOME, STEPWISE, _Bad, _bool, _check_all, _dataset, _field, _inside, _list, _no_file, _outcome,
                    _records, _stepwise, _text, _validated, validate_preference)
 from ..evaluation import _check_labels
@@ -103,6 +103,7 @@ def load_prm800k(path, *, neutral_as: bool = True, branches: bool = False, skip_
     ``branches=True`` also makes one row per rated alternative completion that was not followed (prefix +
     that step), as TRL's PRM800K script does. Records with no labelled step give no row (logged).
     """
+    neutral_as, branches = flag(neutral_as, "neutral_as", "load_prm800k"), flag(branches, "branches", "load_prm800k")
     no_row = []
 
     def convert(record):
@@ -298,6 +299,8 @@ def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = Non
     calculator check (one per line).
     """
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "gsm8k_preference_pairs", none_ok=True)  # 0 is refused
+    positive_int(seed, "seed", "gsm8k_preference_pairs", minimum=0)  # seed=True or 1.0 hashed apart from 1
+    step_labels = flag(step_labels, "step_labels", "gsm8k_preference_pairs")
     ds = _check_all(_records(solutions, "gsm8k_preference_pairs"), lambda r: _gsm8k_solution_rows(r, step_labels),
                     "gsm8k_preference_pairs")
     problems: dict[str, dict[str, dict]] = {}
