@@ -108,7 +108,7 @@ def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float =
     check_sampling(model, tokenizer, prompts, n, temperature, batch_size, max_new_tokens)
     record_prompts(prompts)
     flat = [pr for pr in prompts for _ in range(n)]
-    torch.manual_seed(seed)
+    torch.manual_seed(positive_int(seed, "seed", "sample_solutions", minimum=0))  # seed=True was 1, 1.5 was 1
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     device = next(model.parameters()).device
     out = []

@@ -52,6 +52,8 @@ def test_empty_and_over_long_prompts_are_refused_by_index(base):
     (dict(max_new_tokens=0), "max_new_tokens must be an int >= 1, got 0"),
     (dict(temperature=-1), r"temperature must be >= 0 \(0: greedy\), got -1"),  # was greedy
     (dict(temperature=float("nan")), "temperature must be a finite number, got nan"),
+    (dict(seed=True), "seed must be an int >= 0, got True"),  # was seed 1
+    (dict(seed=1.5), "seed must be an int >= 0, got 1.5"),  # was seed 1
 ])
 def test_sampling_arguments_are_checked_by_name(base, kw, message):
     model, tok = base
