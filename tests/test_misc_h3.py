@@ -2,7 +2,7 @@
 
 import pytest
 
-from stepdpo_lite.tutorial import diagnostics
+from stepdpo_lite.tutorial import budget, diagnostics
 
 
 @pytest.mark.parametrize("index, match", [(-1, "index must be an int >= 0"), (True, "index must be an int >= 0"),
@@ -30,3 +30,19 @@ def test_format_step_rewards_refuses_a_threshold_that_is_no_number(threshold):
 def test_format_step_rewards_refuses_one_str_of_steps():
     with pytest.raises(ValueError, match="format_step_rewards: steps: expected a list of steps"):
         diagnostics.format_step_rewards("p", "ab", [1.0, 2.0], [True, True], 0.0)
+
+
+@pytest.mark.parametrize("kw, name", [(dict(batch_size=0), "batch_size must be an int >= 1"),
+                                      (dict(batch_size=-4), "batch_size must be an int >= 1"),
+                                      (dict(batch_size=True), "batch_size must be an int >= 1"),
+                                      (dict(batch_size=2.0), "batch_size must be an int >= 1"),
+                                      (dict(rows=-8), "rows must be an int >= 0"),
+                                      (dict(tokens_per_row=0), "tokens_per_row must be an int >= 1"),
+                                      (dict(tokens_per_s=float("inf")), "tokens_per_s must be > 0")])
+def test_generation_seconds_refuses_counts_that_are_not_counts(kw, name):
+    """batch_size 0, -4 or True was taken as 1; -8 rows gave a negative estimate, an infinite speed 0 s."""
+    args = dict(rows=65, tokens_per_row=512, tokens_per_s=1024.0, batch_size=32)
+    assert budget.generation_seconds(**args) == pytest.approx(48.0)
+    assert budget.generation_seconds(**{**args, "rows": 0}) == 0.0
+    with pytest.raises(ValueError, match=f"generation_seconds: {name}"):
+        budget.generation_seconds(**{**args, **kw})

@@ -35,11 +35,15 @@ def at_most(seconds: float | None) -> str:
 
 def generation_seconds(rows: int, tokens_per_row: int, tokens_per_s: float | None, batch_size: int = 1) -> float | None:
     """Upper-bound seconds to generate ``rows`` sequences of up to ``tokens_per_row`` new tokens, batched."""
+    positive_int(rows, "rows", "generation_seconds", minimum=0)  # -8 rows: a negative estimate
+    positive_int(tokens_per_row, "tokens_per_row", "generation_seconds")
+    positive_int(batch_size, "batch_size", "generation_seconds")  # 0, -4 or True were taken as 1, silently
     if tokens_per_s is None:
         return None
-    if isinstance(tokens_per_s, bool) or not tokens_per_s > 0:  # NaN: a NaN estimate; True: 1 token a second
-        raise ValueError(f"generation_seconds: tokens_per_s must be > 0, got {tokens_per_s!r}")
-    padded = math.ceil(rows / max(batch_size, 1)) * max(batch_size, 1)  # a last, partial batch costs a full one
+    # NaN: a NaN estimate; True: 1 token a second; inf: 0 s
+    if isinstance(tokens_per_s, bool) or not 0 < tokens_per_s < math.inf:
+        raise ValueError(f"generation_seconds: tokens_per_s must be > 0 (finite), got {tokens_per_s!r}")
+    padded = math.ceil(rows / batch_size) * batch_size  # a last, partial batch costs a full one
     return padded * tokens_per_row / tokens_per_s
 
 
