@@ -195,7 +195,8 @@ class StepwiseDPOConfig(DPOConfig):
             (self.step_beta > 0 and self.beta_of_outcome > 0, "step_beta and outcome_beta must be > 0"),
             (min(weights) >= 0, f"loss weights must be >= 0, got step {weights[0]}, outcome {weights[1]} and sft "
                                 f"{weights[2]}"),
-            (min(weights) < 0 or weights[0] + weights[1] > 0, "step and outcome loss weights are both 0"),
+            (min(weights) < 0 or weights[0] * any(self.step_weights or [1]) + weights[1] > 0, "step and outcome loss "
+             "weights are both 0 (or step_weights all 0, which zero the step loss, with outcome_loss_weight 0)"),
             (all(w >= 0 for w in self.step_weights or []), f"step_weights must be >= 0, got {self.step_weights}"),
             (bool(self.step_delimiter), "step_delimiter must be a non-empty string"),
             ("{prompt}" in self.step_wise_prompt_template,

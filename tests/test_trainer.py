@@ -87,6 +87,11 @@ def test_config_validation(tmp_path):
             config(tmp_path, **bad)
     with pytest.raises(ValueError, match=r"loss weights must be >= 0, got step -1.0, outcome 0.0 and sft 0.0$"):
         config(tmp_path, step_loss_weight=-1.0, outcome_loss_weight=0.0)  # was also "both 0": step is -1
+    for zero in ([0.0], [0.0, 0.0]):  # every a_k 0: the step loss is log 2, no gradient; only the NLL trained
+        with pytest.raises(ValueError, match="step_weights all 0, which zero the step loss, with outcome_loss_weight"):
+            config(tmp_path, step_weights=zero, outcome_loss_weight=0.0, sft_loss_weight=1.0)
+    assert config(tmp_path, step_weights=[0.0, 1.0], outcome_loss_weight=0.0).step_weights == [0.0, 1.0]
+    assert config(tmp_path, step_weights=[0.0], outcome_loss_weight=1.0).step_weights == [0.0]  # the outcome loss
     with pytest.raises(ValueError, match="StepwiseDPOConfig: sft_loss_weight must be a finite number, got nan"):
         config(tmp_path, sft_loss_weight=float("nan"))
     cfg = config(tmp_path, beta=0.3)
