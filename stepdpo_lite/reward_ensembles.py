@@ -131,7 +131,8 @@ class CombinedRewardModel:
         path = Path(path)
         config_path = path / cls.config_file
         config = _read_config(config_path, cls.__name__, ("process_weight", "outcome_weight"))
-        lost = [sub for sub in config.get("parts", []) if not (path / sub).exists()]  # saves before "parts": no check
+        parts = list_of(config.get("parts", []), f"{config_path}: parts", "folder names")  # one str: "p/ is missing"
+        lost = [sub for sub in parts if not (path / sub).exists()]  # saves before "parts": no check
         if lost:
             raise ValueError(f"{config_path}: the model was saved with {lost[0]}/, which is missing from {path}")
         if not any((path / sub).exists() for sub in ("process_reward_model", "outcome_reward_model")):

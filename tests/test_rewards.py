@@ -660,6 +660,19 @@ def test_loading_a_bad_config_names_the_file_and_field(tmp_path, prm, orm):
         load_reward_model(tmp_path / "ensemble")
 
 
+def test_a_combined_config_whose_parts_is_one_str_says_so(tmp_path):
+    """Its parts were read a character at a time: "the model was saved with p/, which is missing"."""
+    import json
+    (tmp_path / "outcome_reward_model").mkdir()
+    config_path = tmp_path / CombinedRewardModel.config_file
+    config_path.write_text(json.dumps({"process_weight": 0.0, "outcome_weight": 1.0, "parts": "outcome_reward_model"}))
+    with pytest.raises(ValueError, match=re.escape(f"{config_path}: parts: expected a list of folder names, got one "
+                                                   "str ('outcome_reward_model'); wrap it in a list")):
+        CombinedRewardModel.read_config(tmp_path)
+    config_path.write_text(json.dumps({"process_weight": 0, "outcome_weight": 1, "parts": ["outcome_reward_model"]}))
+    assert CombinedRewardModel.read_config(tmp_path)["parts"] == ["outcome_reward_model"]
+
+
 def test_encode_checks_each_step_as_scoring_does(prm, tiny_model, tiny_tokenizer):
     """encode (and the reward trainers' tokenize_rows) skipped score_solutions' step checks: a blank step was encoded
     as a tag right after the prompt, an empty list gave no tag at all, and None was a TypeError from the tokenizer."""
