@@ -61,8 +61,9 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
         raise ValueError(f"train_base: learning_rate must be > 0, got {learning_rate!r}")
     finite_number(target_accuracy, "target_accuracy", "train_base")
     # The save replaces ``out`` as a whole (its model card kept): a folder that holds no saved model (no
-    # training_log.json) but other files, such as --out data, would lose them all once training is over
-    check_replaceable(out, keep=("README.md",), owned=("training_log.json",), where="train_base: out")
+    # training_log.json) but other files, such as --out data, would lose them all once training is over; the
+    # Trainer's _trainer, which a run cut short leaves there, is ours
+    check_replaceable(out, keep=("README.md", "_trainer"), owned=("training_log.json",), where="train_base: out")
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
 

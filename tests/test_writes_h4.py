@@ -1,0 +1,29 @@
+"""Folders the tutorial's training scripts write: a run cut short can be run again."""
+import pytest
+
+from stepdpo_lite.tutorial import tasks, tiny_base
+
+
+def test_train_base_runs_again_after_a_run_cut_short(tmp_path, monkeypatch):
+    """The Trainer makes out/_trainer when it starts: a run stopped before its save (Ctrl-C) left out holding only
+    that, and every later train-base --out was refused as a folder of other files, not a saved model."""
+    out = tmp_path / "base"
+    sizes = dict(n_train=64, n_eval=2, max_steps=1, eval_every=1, batch_size=64, layers=1, hidden_size=32)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tasks, "evaluate_policy", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_base.train_base(out, **sizes)
+    assert [p.name for p in out.iterdir()] == ["_trainer"]
+
+    class Started(Exception):
+        pass
+
+    def started(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(tiny_base, "build_tokenizer", started)  # past the folder check: training would begin
+    with pytest.raises(Started):
+        tiny_base.train_base(out, **sizes)
