@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import math
 import random
+from functools import partial
 
 import numpy as np
 import pytest
@@ -1029,3 +1030,36 @@ def test_extend_logs_counts_steps_on_across_rounds_and_tags_each_round():
         (0.7, 1, 1), (0.6, 2, 1), (None, 2, 1), (0.5, 3, 2)]  # round 2 goes on from round 1's last step
     assert round_1[0] == {"step": 1, "loss": 0.7}  # the trainer's own history is left as it was
     assert logs["nll_only"] == [{"step": 1, "loss": 0.1, "round": 1}]  # a method new to logs gets its list
+
+
+@pytest.mark.parametrize("key, value, field", [("beta", 0.5, "TrainSettings.beta"),
+                                               ("output_dir", "elsewhere", "output_dir"),
+                                               ("step_beta", 0.1, "TrainSettings.beta"),
+                                               ("sft_loss_weight", 1.0, "TrainSettings.sft_weight"),
+                                               ("step_pairing", "first_error", "TrainSettings.step_pairing"),
+                                               ("loss_type", ["sigmoid"], "the method")])
+def test_train_settings_refuse_args_that_make_trainer_sets_itself(key, value, field):
+    """args={"beta": 0.5} trained every method with TrainSettings.beta (0.1) and args' output_dir was replaced, both
+    without a word; step_beta, the loss weights, step_pairing and loss_type clashed with a TypeError in make_trainer,
+    after a round's sampling. An args beta equal to TrainSettings.beta (notebook 04's common) stays allowed."""
+    with pytest.raises(ValueError, match=f"TrainSettings: args\\['{key}'\\] .*{field}"):
+        onpolicy.TrainSettings(args={**FAST, key: value})
+    with pytest.raises(ValueError, match="TrainSettings: args must be a dict"):
+        onpolicy.TrainSettings(args=None)
+    assert onpolicy.TrainSettings(beta=0.2, args={**FAST, "beta": 0.2}).args["beta"] == 0.2
+
+
+def test_a_round_refuses_an_args_seed_that_the_round_seed_would_replace(monkeypatch):
+    """args={"seed": 5} was replaced by the round's seed (from run_round's seed) without a word: the user's seed drew
+    nothing. Refused before the round samples; args' seed equal to the run's seed (notebook 04's common with
+    run_rounds(seed=SEED)) is allowed."""
+    monkeypatch.setattr(onpolicy.tasks, "sample_solutions", lambda model, tok, problems, n, **kw: [
+        [p.gold_solution] * n for p in problems])  # every sample right: no pairs, nothing trains
+    monkeypatch.setattr(onpolicy.tasks, "greedy_and_sampled_accuracy", lambda *a, **k: {"accuracy": 0.0})
+    policies, problems = {m: f"<{m}>" for m in onpolicy.METHODS}, toyworld.make_problems(2, "train", seed=0, max_ops=3)
+    run = partial(onpolicy.run_round, policies, None, StubPRM(), problems, problems[:1],
+                  onpolicy.RoundSettings(threshold=THRESHOLD), out=lambda line: None)
+    for key in ("seed", "data_seed"):
+        with pytest.raises(ValueError, match=f"run_round: TrainSettings.args\\['{key}'\\] = 5 would be replaced"):
+            run(onpolicy.TrainSettings(args={key: 5}), seed=0)
+    assert run(onpolicy.TrainSettings(args={"seed": 5, "data_seed": 5}), seed=5)[0]["pairs"]["total"] == 0

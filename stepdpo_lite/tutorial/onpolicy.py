@@ -96,6 +96,18 @@ class TrainSettings:
         if self.step_rejected != "round" and (self.step_pairing != "first_token" or self.step_gradient != "all"):
             raise ValueError(f"step_rejected={self.step_rejected!r} needs step_pairing='first_token' (one token to "
                              f"redraw) and step_gradient='all', got {self.step_pairing!r}, {self.step_gradient!r}")
+        if not isinstance(self.args, Mapping):  # else a TypeError in make_trainer, after a round's sampling
+            raise ValueError(f"TrainSettings: args must be a dict of DPOConfig fields, got {self.args!r:.60}")
+        # make_trainer sets these itself: args' value was replaced without a word (beta, output_dir) or clashed with
+        # TypeError after a round's sampling; an args beta equal to TrainSettings.beta (notebook 04's) is harmless
+        owned = dict(beta="beta", step_beta="beta", step_pairing="step_pairing", step_loss_weight="step_weight",
+                     outcome_loss_weight="outcome_weight", sft_loss_weight="sft_weight", loss_weights="sft_weight")
+        owned = {k: f"TrainSettings.{v}" for k, v in owned.items()} | dict(
+            output_dir="make_trainer's (run_round's) output_dir", loss_type="the method")
+        key = next((k for k in owned if k in self.args and (k != "beta" or self.args[k] != self.beta)), None)
+        if key is not None:
+            raise ValueError(f"TrainSettings: args[{key!r}] = {self.args[key]!r} would be replaced by (or clash with) "
+                             f"what make_trainer sets from {owned[key]}: set that instead")
 
     def check_policy(self, model) -> None:
         """What the Stepwise DPO variants need of its policy, checked before a round samples and trains the others:
@@ -351,6 +363,10 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
         raise ValueError("run_round: every method needs its own copy of the policy (the same model is given twice)")
     if "stepwise_dpo" in methods:
         ts.check_policy(policies["stepwise_dpo"])
+    key = next((k for k in ("seed", "data_seed") if ts.args.get(k, seed) != seed), None)  # the round's seed replaced it
+    if key is not None:
+        raise ValueError(f"run_round: TrainSettings.args[{key!r}] = {ts.args[key]!r} would be replaced by the round's "
+                         f"seed (seed + 1000 * round_index, seed={seed!r}): pass the seed as run_round's seed instead")
     record = {"round": round_index, "label_source": "prm"}
     # only the methods' policies (and a named sampler) write the round's samples and Step-DPO corrections
     policies_used = {m: policies[m] for m in dict.fromkeys([*methods, *([rs.sampler] if rs.sampler != "pooled"
