@@ -2,7 +2,7 @@
 
 import pytest
 
-from stepdpo_lite.tutorial import budget, diagnostics
+from stepdpo_lite.tutorial import budget, diagnostics, labelling
 
 
 @pytest.mark.parametrize("index, match", [(-1, "index must be an int >= 0"), (True, "index must be an int >= 0"),
@@ -46,3 +46,16 @@ def test_generation_seconds_refuses_counts_that_are_not_counts(kw, name):
     assert budget.generation_seconds(**{**args, "rows": 0}) == 0.0
     with pytest.raises(ValueError, match=f"generation_seconds: {name}"):
         budget.generation_seconds(**{**args, **kw})
+
+
+@pytest.mark.parametrize("verdict", [None, "True", 2, 0.5])
+def test_mc_step_labels_refuses_an_answer_check_that_returns_no_bool(monkeypatch, verdict):
+    """is_correct returning None (an answer it could not grade) counted the rollout as wrong, 2 or "True" as right."""
+    monkeypatch.setattr(labelling.generation, "sample_solutions", lambda m, t, prompts, n, **kw: [["x"] * n
+                                                                                                   for _ in prompts])
+    steps = [["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 + 1 = 3"]]
+    ok = labelling.mc_step_labels(None, None, ["p"], steps, lambda i, text: "x" in text, n=2, progress=False)
+    assert ok["soft_labels"] == [[1.0, 0.0]]
+    with pytest.raises(ValueError, match="mc_step_labels: solution 0, rollout 0 after step 1: is_correct must "
+                                         "return a bool"):
+        labelling.mc_step_labels(None, None, ["p"], steps, lambda i, text: verdict, n=2, progress=False)

@@ -287,11 +287,20 @@ def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence
     samples = generation.sample_solutions(model, tokenizer, [prompts[i] + c for (i, _), c in zip(prefixes, closed)],
                                           n=n, temperature=temperature, batch_size=batch_size,
                                           max_new_tokens=max_new_tokens, seed=seed, progress=progress) if closed else []
+
+    def graded(i: int, text: str, what: str) -> bool:  # None (no answer it could grade) was counted as wrong
+        verdict = is_correct(i, text)
+        if not (isinstance(verdict, (bool, np.bool_, numbers.Integral)) and verdict in (0, 1)):
+            raise ValueError(f"mc_step_labels: solution {i}, {what}: is_correct must return a bool, got "
+                             f"{verdict!r:.40}")
+        return bool(verdict)
+
     soft = [[0.0] * len(steps) for steps in solutions]
     for (i, k), prefix, completions in zip(prefixes, closed, samples):
-        soft[i][k - 1] = sum(bool(is_correct(i, prefix + c)) for c in completions) / n
+        soft[i][k - 1] = sum(graded(i, prefix + c, f"rollout {j} after step {k}")
+                             for j, c in enumerate(completions)) / n
     for i, steps in enumerate(solutions):
-        soft[i][-1] = float(bool(is_correct(i, "".join(steps))))
+        soft[i][-1] = float(graded(i, "".join(steps), "the solution itself"))
     return validate_stepwise([{"prompt": prompts[i], "completions": list(steps), "labels": [s > 0 for s in soft[i]],
                                "soft_labels": soft[i]} for i, steps in enumerate(solutions)])
 
