@@ -31,6 +31,9 @@ class CombinedRewardModel:
 
     def __init__(self, process=None, outcome=None, process_weight: float = 0.7, outcome_weight: float = 0.3,
                  device: str | None = None, max_steps: int | None = None):
+        self.process_weight = finite_number(process_weight, "process_weight", "CombinedRewardModel")  # before a load
+        self.outcome_weight = finite_number(outcome_weight, "outcome_weight", "CombinedRewardModel")
+        self.max_steps = positive_int(max_steps, "max_steps", "CombinedRewardModel", none_ok=True)
         if isinstance(process, (str, os.PathLike)):
             process = ProcessRewardModel.load(process, device=device)
         if isinstance(outcome, (str, os.PathLike)):
@@ -42,9 +45,6 @@ class CombinedRewardModel:
                 raise ValueError(f"CombinedRewardModel: {name} must be a {kind.__name__}, the folder of a saved "
                                  f"one or None, got {type(part).__name__}")
         self.process_reward_model, self.outcome_reward_model = process, outcome
-        self.process_weight = finite_number(process_weight, "process_weight", "CombinedRewardModel")
-        self.outcome_weight = finite_number(outcome_weight, "outcome_weight", "CombinedRewardModel")
-        self.max_steps = positive_int(max_steps, "max_steps", "CombinedRewardModel", none_ok=True)
 
     @property
     def step_delimiter(self) -> str:
@@ -171,12 +171,11 @@ class EnsembleRewardModel:
             if not isinstance(m, (str, os.PathLike)) and not callable(getattr(m, "solution_rewards", None)):
                 raise ValueError(f"EnsembleRewardModel: models[{i}] must be a reward model (with solution_rewards) "
                                  f"or the folder of a saved one, got {type(m).__name__}")
+        weights = [1.0 / len(models)] * len(models) if weights is None else weights
+        self.weights = _check_weights(weights, "EnsembleRewardModel")  # before a member is loaded, as the models
+        if len(self.weights) != len(models):
+            raise ValueError(f"EnsembleRewardModel: {len(self.weights)} weights for {len(models)} models")
         self.models = [load_reward_model(m, device=device) if isinstance(m, (str, os.PathLike)) else m for m in models]
-        weights = [1.0 / len(self.models)] * len(self.models) if weights is None else weights
-        weights = _check_weights(weights, "EnsembleRewardModel")
-        if len(weights) != len(self.models):
-            raise ValueError(f"EnsembleRewardModel: {len(weights)} weights for {len(self.models)} models")
-        self.weights = weights
 
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
                         progress: bool = False) -> list[float]:

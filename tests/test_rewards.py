@@ -673,6 +673,20 @@ def test_a_combined_config_whose_parts_is_one_str_says_so(tmp_path):
     assert CombinedRewardModel.read_config(tmp_path)["parts"] == ["outcome_reward_model"]
 
 
+def test_combined_and_ensemble_check_their_weights_before_loading_a_part(tmp_path):
+    """A NaN weight, a bad max_steps or one weight too few failed only after every part had loaded from its folder
+    (minutes on a real base). The folders here do not exist: their FileNotFoundError came first."""
+    nowhere = [tmp_path / "prm", tmp_path / "orm"]
+    with pytest.raises(ValueError, match="CombinedRewardModel: process_weight must be a finite number, got nan"):
+        CombinedRewardModel(*nowhere, process_weight=float("nan"))
+    with pytest.raises(ValueError, match="CombinedRewardModel: max_steps must be an int >= 1 or None, got True"):
+        CombinedRewardModel(*nowhere, max_steps=True)
+    with pytest.raises(ValueError, match=re.escape("EnsembleRewardModel: 1 weights for 2 models")):
+        EnsembleRewardModel(nowhere, weights=[1.0])
+    with pytest.raises(ValueError, match=re.escape("EnsembleRewardModel: weights[1] must be a finite number, got inf")):
+        EnsembleRewardModel(nowhere, weights=[1.0, float("inf")])
+
+
 def test_encode_checks_each_step_as_scoring_does(prm, tiny_model, tiny_tokenizer):
     """encode (and the reward trainers' tokenize_rows) skipped score_solutions' step checks: a blank step was encoded
     as a tag right after the prompt, an empty list gave no tag at all, and None was a TypeError from the tokenizer."""
