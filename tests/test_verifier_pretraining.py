@@ -100,7 +100,11 @@ def _config(tmp_path, name, **kw):
                                            (["--policy-fraction", "-0.5"], "policy_fraction must be in .0, 1."),
                                            (["--learning-rate", "nan"], "learning_rate must be a finite number"),
                                            (["--lm-weight", "-1"], "lm_weight must be >= 0, got -1.0"),
-                                           (["--rows", "0"], "rows must be an int >= 1, got 0")])
+                                           (["--rows", "0"], "rows must be an int >= 1, got 0"),
+                                           (["--eval-split", "tset"], "eval_split must be one of"),
+                                           (["--min-ops", "5", "--max-ops", "2"], "min_ops must be <= max_ops"),
+                                           (["--warmup-steps", "-1"], "warmup_steps must be an int >= 0"),
+                                           (["--data-seed", "-1"], "data_seed must be an int >= 0")])
 def test_a_bad_setting_is_refused_before_any_data_or_model_is_made(args, message, monkeypatch):
     """eval_every=0 stopped the run at its first optimizer step (ZeroDivisionError, after all the data was made),
     a policy_fraction over 1 (or below 0) made more rows than --rows asked, a NaN learning rate trained to NaN."""
@@ -110,6 +114,12 @@ def test_a_bad_setting_is_refused_before_any_data_or_model_is_made(args, message
     with pytest.raises(ValueError, match=f"VerifierPretrainingConfig: {message}"):
         vp.main(["--out", "/nonexistent/verifier", *args])
     assert vp.VerifierPretrainingConfig(policy_fraction=1.0, lm_weight=0.0).policy_fraction == 1.0
+
+
+def test_a_bool_seed_is_refused():
+    """data_seed=True drew the rows of data_seed 1, without a word."""
+    with pytest.raises(ValueError, match="VerifierPretrainingConfig: data_seed must be an int >= 0, got True"):
+        vp.VerifierPretrainingConfig(data_seed=True)
 
 
 @pytest.mark.parametrize("out, checkpoint_dir, message", [

@@ -97,6 +97,13 @@ class VerifierPretrainingConfig:
             x = finite_number(getattr(self, name), name, who)
             if x < 0 or (top is not None and x > top):
                 raise ValueError(f"{who}: {name} must be {'in [0, 1]' if top else '>= 0'}, got {x!r}")
+        # refused only after the rows were made (eval_split, seed), or not at all: data_seed=True was seed 1
+        for name in ("warmup_steps", "seed", "data_seed"):
+            positive_int(getattr(self, name), name, who, minimum=0)
+        if self.min_ops > self.max_ops:
+            raise ValueError(f"{who}: min_ops must be <= max_ops, got {self.min_ops} > {self.max_ops}")
+        if self.eval_split not in toyworld.SPLITS:
+            raise ValueError(f"{who}: eval_split must be one of {sorted(toyworld.SPLITS)}, got {self.eval_split!r}")
 
 
 # ----------------------------------------------------------------------------- graded rows
