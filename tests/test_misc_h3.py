@@ -2,7 +2,7 @@
 
 import pytest
 
-from stepdpo_lite.tutorial import budget, diagnostics, labelling
+from stepdpo_lite.tutorial import budget, diagnostics, labelling, search
 
 
 @pytest.mark.parametrize("index, match", [(-1, "index must be an int >= 0"), (True, "index must be an int >= 0"),
@@ -59,3 +59,15 @@ def test_mc_step_labels_refuses_an_answer_check_that_returns_no_bool(monkeypatch
     with pytest.raises(ValueError, match="mc_step_labels: solution 0, rollout 0 after step 1: is_correct must "
                                          "return a bool"):
         labelling.mc_step_labels(None, None, ["p"], steps, lambda i, text: verdict, n=2, progress=False)
+
+
+@pytest.mark.parametrize("seed", [True, -1, 1.5, "0"])
+def test_the_searches_refuse_a_seed_that_is_no_int(seed):
+    """seed=True seeded torch with 1 (a bool is an int), 1.5 was torch's TypeError after the checks."""
+    with pytest.raises(ValueError, match="beam_search: seed must be an int >= 0"):
+        search.beam_search(None, None, None, [], seed=seed, sampler=lambda *a: [])
+    with pytest.raises(ValueError, match="generate: seed must be an int >= 0 or None"):
+        search.generate(None, None, ["Problem: 1 + 1\n"], seed=seed)
+    with pytest.raises(ValueError, match="sample_candidates: seed must be an int >= 0"):
+        search.sample_candidates(None, None, [], 1, seed=seed)
+    assert search.beam_search(None, None, None, [], seed=0, sampler=lambda *a: []) == []

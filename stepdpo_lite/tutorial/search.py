@@ -129,6 +129,7 @@ def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: s
     import torch
 
     texts = prompt_texts(texts, "generate")
+    positive_int(seed, "seed", "generate", none_ok=True, minimum=0)  # True seeded 1, 1.5 was torch's TypeError
     if delimiter is not None and not delimiter:
         raise ValueError("generate: delimiter must be a non-empty string or None")
     if isinstance(max_new_tokens, numbers.Number):  # one cap for every text; 160.0 or True is refused, not cast
@@ -197,6 +198,7 @@ def sample_candidates(model, tokenizer, problems, n: int, *, temperature: float 
     """``n`` whole solutions per problem (best-of-N candidates) and the tokens generated for each, counted
     exactly (``generate`` without a delimiter: the same sampling as ``tasks.sample_solutions``, except that every
     EOS id of the tokenizer and of the model's generation config ends a candidate, as it ends a search's step)."""
+    positive_int(seed, "seed", "sample_candidates", minimum=0)  # None would leave torch's generator as it is
     gens = generate(model, tokenizer, prompts_of(problems), n, delimiter=None, temperature=temperature,
                     max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
     return [[g.text for g in row] for row in gens], [[g.n_tokens for g in row] for row in gens]
@@ -363,6 +365,7 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
     for name, value in (("n_beams", n_beams), ("expansions", expansions), ("n_subtrees", n_subtrees),
                         ("max_steps", max_steps), ("max_new_tokens", max_new_tokens)):
         positive_int(value, name, "beam_search")
+    positive_int(seed, "seed", "beam_search", minimum=0)  # True seeded 1, 1.5 was torch's TypeError
     config = getattr(prm, "config", None)
     aggregation = aggregation or getattr(config, "aggregation", None) or "min"
     delimiter = delimiter or getattr(config, "step_delimiter", None) or DEFAULT_DELIMITER
