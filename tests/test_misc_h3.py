@@ -71,3 +71,13 @@ def test_the_searches_refuse_a_seed_that_is_no_int(seed):
     with pytest.raises(ValueError, match="sample_candidates: seed must be an int >= 0"):
         search.sample_candidates(None, None, [], 1, seed=seed)
     assert search.beam_search(None, None, None, [], seed=0, sampler=lambda *a: []) == []
+
+
+@pytest.mark.parametrize("seed", [None, True, -1, 1.5])
+def test_auroc_difference_refuses_a_seed_that_is_no_int(seed):
+    """seed=None drew other resamples on every run (a different interval, silently), True those of seed 1."""
+    a, b, y = [0.9, 0.2, 0.8, 0.1, 0.4], [0.1, 0.8, 0.7, 0.3, 0.5], [True, False, True, False, True]
+    assert diagnostics.auroc_difference(a, b, y, n_boot=20, seed=3) == diagnostics.auroc_difference(a, b, y, n_boot=20,
+                                                                                                    seed=3)
+    with pytest.raises(ValueError, match="auroc_difference: seed must be an int >= 0"):
+        diagnostics.auroc_difference(a, b, y, n_boot=20, seed=seed)

@@ -472,6 +472,7 @@ def auroc_difference(scores_a, scores_b, labels, groups=None, n_boot: int = 1000
         return (rankdata(s)[y].sum() - n_right * (n_right + 1) / 2) / (n_right * (len(y) - n_right))
 
     positive_int(n_boot, "n_boot", "auroc_difference")  # 0 raised numpy's IndexError, True drew one resample
+    positive_int(seed, "seed", "auroc_difference", minimum=0)  # None drew unseeded resamples, True seeded 1
     confidence = finite_number(confidence, "confidence", "auroc_difference")
     if not 0 < confidence < 1:  # 95 (a percentage) raised numpy's "Quantiles must be in the range [0, 1]"
         raise ValueError(f"auroc_difference: confidence must be in (0, 1), e.g. 0.95, got {confidence!r}")
