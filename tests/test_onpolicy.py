@@ -1063,3 +1063,18 @@ def test_a_round_refuses_an_args_seed_that_the_round_seed_would_replace(monkeypa
         with pytest.raises(ValueError, match=f"run_round: TrainSettings.args\\['{key}'\\] = 5 would be replaced"):
             run(onpolicy.TrainSettings(args={key: 5}), seed=0)
     assert run(onpolicy.TrainSettings(args={"seed": 5, "data_seed": 5}), seed=5)[0]["pairs"]["total"] == 0
+
+
+def test_train_settings_args_with_stepwise_fields_reach_stepwise_dpo_only(tmp_path, tiny_model, tiny_tokenizer):
+    """args with a StepwiseDPOConfig field (max_reasoning_steps, step_delimiter, ...) made DPO's and NLL only's
+    DPOConfig fail with a TypeError after the round's sampling and pairs, as did a misspelt field; now the Stepwise
+    DPO fields go to Stepwise DPO alone, and a key that no config has is refused when the settings are made."""
+    with pytest.raises(ValueError, match=r"TrainSettings: args \['learnig_rate'\] are no DPOConfig or Stepwise"):
+        onpolicy.TrainSettings(args={**FAST, "learnig_rate": 1e-3})
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
+    settings = onpolicy.TrainSettings(args={**FAST, "max_reasoning_steps": 8})
+    for method in onpolicy.METHODS:
+        tr = onpolicy.make_trainer(method, copy.deepcopy(tiny_model), tok, step_rows(), settings,
+                                   str(tmp_path / method), ref_model=copy.deepcopy(tiny_model).eval())
+        assert getattr(tr.args, "max_reasoning_steps", None) == (8 if method == "stepwise_dpo" else None), method

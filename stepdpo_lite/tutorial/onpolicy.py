@@ -63,10 +63,11 @@ class TrainSettings:
     # (a diagnostic; fresh_rejected_pairs.py); "expected": that draw's expectation over the vocabulary, exactly;
     # "top": the policy's strongest wrong token, weighed by its chance of a slip
     step_rejected: str = "round"
-    args: dict = field(default_factory=dict)  # DPOConfig/StepwiseDPOConfig fields: batch size, lr, max_steps, ...
+    # DPOConfig/StepwiseDPOConfig fields: batch size, lr, max_steps, ... (StepwiseDPOConfig's own: Stepwise DPO only)
+    args: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        from ..trainer import STEP_PAIRINGS
+        from ..trainer import STEP_PAIRINGS, StepwiseDPOConfig
         if self.step_pairing not in STEP_PAIRINGS:  # else refused only after a round's sampling and DPO's training
             raise ValueError(f"step_pairing must be one of {STEP_PAIRINGS}, got {self.step_pairing!r}")
         if self.step_gradient not in STEP_GRADIENTS:
@@ -98,6 +99,9 @@ class TrainSettings:
                              f"redraw) and step_gradient='all', got {self.step_pairing!r}, {self.step_gradient!r}")
         if not isinstance(self.args, Mapping):  # else a TypeError in make_trainer, after a round's sampling
             raise ValueError(f"TrainSettings: args must be a dict of DPOConfig fields, got {self.args!r:.60}")
+        unknown = sorted(set(self.args) - {f.name for f in dataclasses.fields(StepwiseDPOConfig) if f.init})
+        if unknown:  # a typo was a TypeError in make_trainer, after a round's sampling
+            raise ValueError(f"TrainSettings: args {unknown} are no DPOConfig or StepwiseDPOConfig fields")
         # make_trainer sets these itself: args' value was replaced without a word (beta, output_dir) or clashed with
         # TypeError after a round's sampling; an args beta equal to TrainSettings.beta (notebook 04's) is harmless
         owned = dict(beta="beta", step_beta="beta", step_pairing="step_pairing", step_loss_weight="step_weight",
@@ -175,8 +179,9 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
         # NLL only: the same NLL weight (with none, weight 1: under Adam a lone loss's scale barely matters)
         loss = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, settings.sft_weight]) if method == "dpo" else \
             dict(loss_type=["sft"], loss_weights=[settings.sft_weight or 1.0])
-        trainer = DPOTrainer(model=model, ref_model=ref_model, processing_class=tokenizer,
-                             train_dataset=_dataset(rows, plain), args=DPOConfig(**loss, **common))
+        dpo_fields = {f.name for f in dataclasses.fields(DPOConfig)}  # StepwiseDPOConfig's own were a TypeError
+        trainer = DPOTrainer(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=_dataset(
+            rows, plain), args=DPOConfig(**loss, **{k: v for k, v in common.items() if k in dpo_fields}))
         float32_adapters_for_fp16(trainer)
     drop_log_printer(trainer)  # a round prints its own summary; the logs stay in trainer.state.log_history
     return trainer
