@@ -69,6 +69,17 @@ def test_rows_are_encoded_as_the_reward_models_encode_them(tiny_model, tiny_toke
         assert lm[f["solution_start"]:n].tolist() == f["input_ids"][f["solution_start"]:]
 
 
+@pytest.mark.parametrize("bad, message", [({"completion": "x", "label": True}, "prompt 0: must be a str"),
+                                          ({"prompt": "P", "completion": "x", "label": None}, "field 'label'")])
+def test_encode_rows_names_a_bad_row_by_its_index(bad, message, tiny_model, tiny_tokenizer):
+    """A missing prompt was a bare KeyError('prompt'); a bad outcome row after process rows was named by its place
+    among the outcome rows (row 0), not in the rows given (rows[2])."""
+    process, outcome = ProcessRewardModel(tiny_model, tiny_tokenizer), OutcomeRewardModel(tiny_model, tiny_tokenizer)
+    good = {"prompt": "P", "completions": ["a"], "labels": [True]}
+    with pytest.raises(ValueError, match=rf"encode_rows: rows\[2\]: .*{message}"):
+        vp.encode_rows(process, outcome, [good, good, bad])
+
+
 def test_loss_is_the_tag_loss_plus_the_weighted_next_token_loss(tiny_model, tiny_tokenizer):
     import torch.nn.functional as F
     from transformers import TrainingArguments

@@ -191,8 +191,14 @@ def encode_rows(process, outcome, rows: list[dict]) -> list[dict]:
         if not index:
             continue
         part = [rows[i] for i in index]
+        try:  # first: it names a row whose prompt is missing or not a str (r["prompt"] below was a bare KeyError)
+            encoded = tokenize_rows(verifier, part)
+        except ValueError:  # its "row k" counts this format's rows only: name the first bad one by its index in rows
+            for i in index:
+                tokenize_rows(verifier, [rows[i]], where=f"encode_rows: rows[{i}]")
+            raise
         prompt_lengths = [len(verifier.prefix_ids) + len(ids) for ids in verifier._tokenize([r["prompt"] for r in part])]
-        for i, feature, start in zip(index, tokenize_rows(verifier, part), prompt_lengths):
+        for i, feature, start in zip(index, encoded, prompt_lengths):
             features[i] = {**feature, "solution_start": start}
     return features
 
