@@ -2,7 +2,7 @@
 
 import pytest
 
-from stepdpo_lite.tutorial import budget, diagnostics, labelling, search
+from stepdpo_lite.tutorial import budget, diagnostics, labelling, search, toyworld
 
 
 @pytest.mark.parametrize("index, match", [(-1, "index must be an int >= 0"), (True, "index must be an int >= 0"),
@@ -81,3 +81,14 @@ def test_auroc_difference_refuses_a_seed_that_is_no_int(seed):
                                                                                                     seed=3)
     with pytest.raises(ValueError, match="auroc_difference: seed must be an int >= 0"):
         diagnostics.auroc_difference(a, b, y, n_boot=20, seed=seed)
+
+
+@pytest.mark.parametrize("seed", [True, 1.0, None, -1])
+@pytest.mark.parametrize("build", [labelling.preference_pairs, labelling.step_dpo_pairs])
+def test_the_pair_builders_refuse_a_seed_that_is_no_int(build, seed):
+    """The draw is seeded by f"{seed}:{prompt}": seed=True or 1.0 drew other pairs than seed=1, without a word."""
+    problems = toyworld.make_problems(2, seed=0)
+    solutions = [[p.gold_solution] for p in problems]
+    assert len(build(problems, solutions, seed=1)) == 0  # no wrong solution: no pair, but no error either
+    with pytest.raises(ValueError, match=f"{build.__name__}: seed must be an int >= 0"):
+        build(problems, solutions, seed=seed)

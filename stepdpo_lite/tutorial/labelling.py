@@ -189,6 +189,7 @@ def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None =
     """
     labels_of = _rejected_labels_of(rejected_labels, "preference_pairs")
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "preference_pairs", none_ok=True)  # 0 is refused
+    positive_int(seed, "seed", "preference_pairs", minimum=0)  # True or 1.0 drew other pairs than 1 ("True:...")
     rows, left = [], Counter()
     for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "preference_pairs")):
         distinct = dict(checked)
@@ -219,6 +220,7 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
     pair is left out, counted as ``step_labelled_right_and_wrong``).
     """
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "step_dpo_pairs", none_ok=True)  # 0 is refused
+    positive_int(seed, "seed", "step_dpo_pairs", minimum=0)  # True or 1.0 drew other pairs than 1 ("True:...")
     rows, left = [], Counter()
     for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "step_dpo_pairs")):
         right_next = {}  # prefix text -> the right next steps samples took after it, first seen first
