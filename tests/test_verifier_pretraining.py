@@ -212,6 +212,25 @@ def test_policy_rows_are_the_policys_own_samples_graded_by_the_checker(tiny_base
         assert (r["label"] == verdict.answer_correct) if "completion" in r else (r["labels"] == verdict.step_labels)
 
 
+@pytest.mark.parametrize("kw, message", [({"outcome_fraction": float("nan")}, "outcome_fraction must be a finite"),
+                                         ({"outcome_fraction": 2.0}, "outcome_fraction must lie in .0, 1."),
+                                         ({"n": True}, "n must be an int >= 1"),
+                                         ({"data_seed": True}, "data_seed must be an int >= 0")])
+def test_policy_rows_refuses_bad_arguments_before_loading_the_policy(kw, message, monkeypatch):
+    """A NaN outcome_fraction made every row a process row, 2.0 every one an outcome row, without a word."""
+    monkeypatch.setattr(toyworld, "load_tiny_base", lambda *a, **k: pytest.fail("the policy was loaded first"))
+    with pytest.raises(ValueError, match=f"policy_rows: {message}"):
+        vp.policy_rows("unused", **{"n": 4, **kw})
+
+
+@pytest.mark.parametrize("kw, message", [({"num_proc": 0}, "num_proc must be an int >= 1, got 0"),
+                                         ({"data_seed": True}, "data_seed must be an int >= 0, got True")])
+def test_graded_rows_refuses_a_bad_num_proc_or_seed(kw, message):
+    """num_proc=0 ran in this process and data_seed=True drew the rows of data_seed 1, both without a word."""
+    with pytest.raises(ValueError, match=f"graded_rows: {message}"):
+        vp.graded_rows(4, **kw)
+
+
 def test_policy_rows_refuses_a_policy_that_writes_only_blanks(tiny_base_path, monkeypatch):
     """A blank sample is drawn again; a policy that never writes anything else was an endless loop."""
     draws = []

@@ -135,6 +135,8 @@ def graded_rows(n: int, error_rate: float = 0.5, min_ops: int = 1, max_ops: int 
     ``outcome_fraction``, outcome rows (``prompt, completion, label``). Chunk i of ``CHUNK`` problems is seeded
     ``data_seed + i``, so the rows depend only on the arguments, not on ``num_proc``."""
     positive_int(n, "n", "graded_rows")  # n=True made one row, 1.5 a TypeError
+    positive_int(num_proc, "num_proc", "graded_rows")  # 0 or True ran in this process without a word
+    positive_int(data_seed, "data_seed", "graded_rows", minimum=0)  # True drew the rows of data_seed 1
     # recover_rate was unchecked: NaN was silently 0 (no recovering errors), 2 silently 1
     for name, x in (("outcome_fraction", outcome_fraction), ("error_rate", error_rate), ("recover_rate", recover_rate)):
         if not 0 <= finite_number(x, name, "graded_rows") <= 1:
@@ -157,6 +159,12 @@ def policy_rows(policy_path: str, n: int, min_ops: int = 1, max_ops: int = 8, ou
     drawn with seed ``data_seed + 500`` (apart from ``graded_rows``' chunks); blank samples are drawn again, up to
     ``max_draws`` draws in all (a policy that writes only blanks for a problem is an error, not an endless loop)."""
     positive_int(max_draws, "max_draws", "policy_rows")
+    # before the policy is loaded; a NaN outcome_fraction made every row a process row without a word, 2 every one
+    # an outcome row
+    positive_int(n, "n", "policy_rows")
+    positive_int(data_seed, "data_seed", "policy_rows", minimum=0)
+    if not 0 <= finite_number(outcome_fraction, "outcome_fraction", "policy_rows") <= 1:
+        raise ValueError(f"policy_rows: outcome_fraction must lie in [0, 1], got {outcome_fraction!r}")
     model, tok = toyworld.load_tiny_base(policy_path, device=device)
     problems = toyworld.make_problems(n, "train", seed=data_seed + 500, min_ops=min_ops, max_ops=max_ops)
     prompts, verdicts, todo, seed = [], [], problems, data_seed
