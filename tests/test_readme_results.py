@@ -2,8 +2,9 @@
 (README.md's "Results (tiny profile ...)" section says when and how it was made): its metrics.json is kept as
 docs/tutorial_metrics.json, and every figure they quote must be that file's, formatted as the notebooks print it; a
 decimal figure in a README row that none of them is, is named too. The comparisons the texts draw from it are
-asserted on it too (the tests' own tiny run, tests/test_notebooks.py, is too small for the close ones). After a new run: `cp runs/tiny/metrics.json docs/tutorial_metrics.json`, then these tests name
-each quoted figure that moved."""
+asserted on it too (the tests' own tiny run, tests/test_notebooks.py, is too small for the close ones).
+After a new run: `cp runs/tiny/metrics.json docs/tutorial_metrics.json`, then these tests name each quoted figure
+that moved."""
 import copy
 import json
 import math
