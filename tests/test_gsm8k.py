@@ -171,3 +171,14 @@ def test_carve_keeps_each_problem_in_its_split_whatever_the_sizes():
     for n_train, n_eval in ((-1, -1), (0, -1), (True, 1), (2.0, 1)):
         with pytest.raises(ValueError, match="carve: n_train and n_eval must be ints >= 0"):
             gsm8k.carve(rows, n_train=n_train, n_eval=n_eval)
+
+
+@pytest.mark.parametrize("seed", [True, 1.5, None, -1])
+def test_carve_and_load_problems_refuse_a_seed_that_is_no_int(seed):
+    """seed=True shuffled as seed 1 (a bool is an int), without a word; 1.5 or None reached datasets' shuffle."""
+    rows = [{"question": f"q{i}", "answer": f"#### {i}"} for i in range(10)]
+    assert gsm8k.carve(rows, 1, 1, seed=1) == gsm8k.carve(rows, 1, 1, seed=1)
+    with pytest.raises(ValueError, match="carve: seed must be an int >= 0"):
+        gsm8k.carve(rows, 1, 1, seed=seed)
+    with pytest.raises(ValueError, match="load_problems: seed must be an int >= 0"):
+        gsm8k.load_problems(None, 1, 1, seed=seed, name="/nonexistent/gsm8k")

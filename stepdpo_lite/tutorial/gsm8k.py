@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..checks import positive_int
 from ..data import _Bad, _check_all, _read_json, _records, _text  # a bad record: an error naming its file, line, field
 
 # The instruction makes an instruct model write steps the default delimiter "\n\nStep" can split.
@@ -172,6 +173,7 @@ def carve(rows, n_train: int, n_eval: int, seed: int = 0) -> dict:
     from datasets import Dataset
 
     _check_sizes(n_train, n_eval, "carve")
+    positive_int(seed, "seed", "carve", minimum=0)  # True shuffled as 1; 1.5 or None reached datasets' shuffle
     rows = list(rows)
     region = -(-len(rows) // 5)  # a fifth, rounded up: a pool of 4 still has a test and a validation problem
     if n_eval > region or n_train > len(rows) - 2 * region:
@@ -202,6 +204,7 @@ def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str
     train/validation/test carved from it, ``carve``).
     """
     _check_sizes(n_train, n_eval, "load_problems")
+    positive_int(seed, "seed", "load_problems", minimum=0)  # before the download and the checks of every row
     path = Path(name)
     if path.exists():
         local = _local_rows(path)
