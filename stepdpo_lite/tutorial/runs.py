@@ -19,7 +19,10 @@ from ..atomic import save_atomic, write_json_atomic  # noqa: F401  (the run fold
 
 
 def run_dir(profile: str = "tiny", root: str | os.PathLike = "runs") -> Path:
-    """``root/<profile>``, created when missing."""
+    """``root/<profile>``, created when missing. ``profile`` is one folder's name: "" (or ".") was ``root`` itself,
+    where every profile's figures would mix, and "a/b" or ".." a folder elsewhere."""
+    if not isinstance(profile, str) or profile in ("", ".", "..") or Path(profile).name != profile:
+        raise ValueError(f"run_dir: profile must be a folder name such as 'tiny', got {profile!r}")
     path = Path(root) / profile
     path.mkdir(parents=True, exist_ok=True)
     return path
