@@ -27,3 +27,11 @@ def test_train_base_runs_again_after_a_run_cut_short(tmp_path, monkeypatch):
     monkeypatch.setattr(tiny_base, "build_tokenizer", started)  # past the folder check: training would begin
     with pytest.raises(Started):
         tiny_base.train_base(out, **sizes)
+
+
+@pytest.mark.parametrize("prompts, solutions, message", [(["a", None], ["x", "y"], r"prompts\[1\] must be a str"),
+                                                         (["a", "b"], ["x", 3], r"solutions\[1\] must be a str")])
+def test_solution_lm_dataset_names_a_text_that_is_not_a_str(prompts, solutions, message, tiny_tokenizer):
+    """None or a number was the tokenizer's (or str +'s) error, naming no row."""
+    with pytest.raises(ValueError, match=f"solution_lm_dataset: {message}"):
+        tiny_base.solution_lm_dataset(tiny_tokenizer, prompts, solutions)

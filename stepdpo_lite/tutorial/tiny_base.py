@@ -32,6 +32,10 @@ def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num
     solutions = list_of(solutions, "solution_lm_dataset: solutions", "solution strs")
     if len(prompts) != len(solutions):
         raise ValueError(f"solution_lm_dataset: {len(prompts)} prompts but {len(solutions)} solutions")
+    for name, texts in (("prompts", prompts), ("solutions", solutions)):  # None was a TypeError or the tokenizer's
+        for i, text in enumerate(texts):  # error, naming no row
+            if not isinstance(text, str):
+                raise ValueError(f"solution_lm_dataset: {name}[{i}] must be a str, got {type(text).__name__}")
 
     def tokenize(batch):
         prompt_ids = tokenizer(batch["prompt"], add_special_tokens=False)["input_ids"]
