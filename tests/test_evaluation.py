@@ -362,3 +362,12 @@ def test_choose_process_weight_takes_the_best_validation_auroc_and_the_smaller_w
     assert weight == 0.0 and set(aurocs.values()) == {1.0}
     with pytest.raises(ValueError, match="3 PRM scores but 4 ORM scores"):
         choose_process_weight(prm[:3], orm, labels)
+
+
+@pytest.mark.parametrize("seed", [None, True, 1.5, -1])
+def test_best_of_n_and_majority_vote_refuse_a_seed_that_is_no_int(seed):
+    # None drew unseeded subsets (another accuracy each run), True and 1.0 acted as seed 1
+    with pytest.raises(ValueError, match="best_of_n_accuracy: seed"):
+        best_of_n_accuracy([[True, False]], [[0.0, 1.0]], ns=(1,), seed=seed)
+    with pytest.raises(ValueError, match="majority_vote_accuracy: seed"):
+        majority_vote_accuracy([[1, 2]], [1], ns=(1,), seed=seed)
