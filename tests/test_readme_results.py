@@ -216,6 +216,39 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
     }
 
 
+def readme_prose_figures(m: dict) -> list[str]:
+    """The figures README's prose quotes from the run: under the results table, and after "Using the package"'s
+    example (the other figures there are docs/benchmarks.md's, or the shipped verifier's training_log.json's)."""
+    prm, orm, policy, data = m["prm"], m["orm"], m["policy"], m["data"]
+    one_round = policy["one_round_gold_labels"]
+    stepwise, dpo, minus = one_round["stepwise_dpo"], one_round["dpo"], one_round["stepwise_dpo"]["minus"]
+    ahead, behind = minus["dpo"]["accuracy"], minus["nll_only"]["accuracy"]
+    two_rounds = [policy[k]["accuracy"] for k in ("stepwise_dpo", "dpo", "nll_only")]
+    best_of_n, top = m["best_of_n"], m["best_of_n"]["16"]
+    search, seconds = m["test_time"], m["tutorial"]["notebook_seconds"]
+    return [
+        f"notebook 01's {data['rows']['train_stepwise']:,} rows",
+        f"({_percent(stepwise['accuracy'])} vs {_percent(dpo['accuracy'])}; {_points(ahead['difference'])} points, "
+        f"95% interval {_points(ahead['low'])} to {_points(ahead['high'])} paired over the "
+        f"{stepwise['n_test_problems']} problems)",
+        f"({_percent(stepwise['sampled_accuracy'])} vs {_percent(dpo['sampled_accuracy'])})",
+        f"(Stepwise DPO {_points(behind['difference'])} points, {_points(behind['low'])} to {_points(behind['high'])})",
+        f"({100 * min(two_rounds):.1f}–{_percent(max(two_rounds))} greedy;",
+        f"(first-error F1 {_auroc(prm['first_error_f1'])})",
+        f"from {round(100 * best_of_n['1']['prm_product'])}% at N = 1 to {round(100 * top['prm_product'])}% at N = 16, "
+        f"{round(100 * (top['prm_product'] - top['majority']))} points above majority voting",
+        f"pass@16 ceiling ({round(100 * m['evaluation']['pass_at_n']['16'])}%)",
+        f"The ORM reaches {_auroc(orm['auroc'])} AUROC", f"the ORM ({_percent(top['orm'])})",
+        f"On these {m['evaluation']['n_best_of_n_problems']} problems",
+        f"({_plus_minus(m['best_of_n_differences']['16']['prm_product']['orm'])} points with `product`",
+        f"by {_plus_minus(m['test_time_differences']['4']['beam_prm']['best_of_n_prm'])} points at the token cost of "
+        f"4 solutions on notebook 07's {search['n_problems']} problems",
+        f"({_percent(search['4']['beam_prm'])} against {_percent(search['16']['best_of_n_prm'])})",
+        f"P ≈ {_p(1 / (1 + math.exp(-prm['first_error_threshold'])))} on the tutorial's run",
+        f"{round(seconds['03_outcome_reward_model'])} s and {round(seconds['04_stepwise_dpo'])} s",
+        f"its `wall_seconds` is {m['tutorial']['wall_seconds'] / 60:.1f} minutes"]
+
+
 def _quotes(text: str, figure: str) -> bool:
     """``figure`` in ``text`` as a whole number: "3.3%" is not quoted by "83.3%", nor "0.98" by "0.988"."""
     return re.search(r"(?<![\d.])" + re.escape(figure) + r"(?![\d])", text) is not None
@@ -256,6 +289,36 @@ def test_notebook_texts_quote_the_recorded_run():
         text = _one_line("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"))
         missing += [f"{name}: {f}" for f in figures if not _quotes(text, f)]
     assert not missing, "notebook figures not in docs/tutorial_metrics.json's run:\n" + "\n".join(missing)
+
+
+def test_readme_prose_quotes_the_recorded_run():
+    text = _one_line((ROOT / "README.md").read_text())
+    missing = [f for f in readme_prose_figures(RECORDED) if not _quotes(text, f)]
+    assert not missing, "README prose figures not in docs/tutorial_metrics.json's run:\n" + "\n".join(missing)
+
+
+def test_the_recorded_run_backs_what_readme_prose_says():
+    m = RECORDED
+    policy, data, top, search = m["policy"], m["data"], m["best_of_n"]["16"], m["test_time"]
+    minus = policy["one_round_gold_labels"]["stepwise_dpo"]["minus"]
+    # one round: Stepwise DPO leads DPO greedy (interval above zero) and is level with it sampled; NLL only beats it
+    # greedy (interval below zero) and matches it sampled
+    assert minus["dpo"]["accuracy"]["low"] > 0 > minus["dpo"]["sampled_accuracy"]["low"]
+    assert minus["dpo"]["sampled_accuracy"]["high"] > 0
+    assert minus["nll_only"]["accuracy"]["high"] < 0 < minus["nll_only"]["sampled_accuracy"]["high"]
+    assert minus["nll_only"]["sampled_accuracy"]["low"] < 0
+    # two on-policy rounds: the three methods end within 3 points, greedy
+    two_rounds = [policy[k]["accuracy"] for k in ("stepwise_dpo", "dpo", "nll_only")]
+    assert max(two_rounds) - min(two_rounds) < 0.03, two_rounds
+    # a third of the base's right answers come through a wrong step
+    right = data["base_no_step_wrong"] + data["base_right_through_a_wrong_step"]
+    assert abs(data["base_right_through_a_wrong_step"] / right - 1 / 3) < 0.05
+    # best of 16: the ORM between majority vote and the PRM (either aggregation), the PRM below pass@16
+    assert top["majority"] < top["orm"] < min(top["prm_product"], top["prm_min"])
+    assert top["prm_product"] < m["evaluation"]["pass_at_n"]["16"]
+    # beam search at 4 solutions' worth of tokens passes best-of-16 with the PRM, at a quarter of its tokens
+    assert search["4"]["beam_prm"] > search["16"]["best_of_n_prm"]
+    assert round(search["4"]["token_budget"] / search["16"]["token_budget"], 2) == 0.25
 
 
 def test_the_check_names_a_moved_figure_and_a_stale_one():
