@@ -272,3 +272,20 @@ def test_before_after_report_refuses_a_drawn_problem_that_is_no_int():
         with pytest.raises(ValueError, match="before_after_report: drawn must be an int"):
             diagnostics.before_after_report(solutions, rewards, labels, bad)
     assert diagnostics.before_after_report(solutions, rewards, labels, np.int64(1))["drawn"]["problem"] == 2
+
+
+def test_curve_ends_averages_the_first_and_last_logged_values_round_by_round():
+    from stepdpo_lite.tutorial.diagnostics import curve_ends
+    history = [{"step": 1, "loss": 4.0}, {"step": 1, "eval": 1.0}, {"step": 2, "loss": 2.0, "acc": True},
+               {"step": 3, "loss": float("nan")}, {"step": 4, "loss": 1.0}]
+    ends = curve_ends(history, ["loss", "acc", "missing"], n=2)
+    assert ends == {"loss": {"first": 3.0, "last": 1.5, "logged": 3}}  # NaN, bools and absent keys are skipped
+    tagged = [{**e, "round": r} for r in (1, 2) for e in ({"m": 0.0 + r}, {"m": 1.0 + r}, {"m": 2.0 + r})]
+    assert curve_ends(tagged, ["m"], n=1, by_round=True) == {
+        "1": {"m": {"first": 1.0, "last": 3.0, "logged": 3}}, "2": {"m": {"first": 2.0, "last": 4.0, "logged": 3}}}
+    with pytest.raises(ValueError, match="entry 0 is not"):
+        curve_ends(history, ["loss"], by_round=True)
+    with pytest.raises(ValueError, match="curve_ends: keys"):
+        curve_ends(history, "loss")
+    with pytest.raises(ValueError, match=r"history\[1\]"):
+        curve_ends([{}, 3], ["loss"])

@@ -6,6 +6,7 @@ that show what a reward model has *not* learnt, and summaries of per-step values
   by it;
 - ``format_step_rewards``: one solution's step rewards beside the checker's labels (notebook 02);
 - ``base_rate_loss``: the loss of always predicting the label frequency (a flat training curve on it learnt nothing);
+- ``curve_ends``: where a trainer's logged curves started and ended (what notebooks 04 and 05 say their curves show);
 - ``mean_by_label``, ``format_credit``, ``chosen_vs_rejected_summary`` (``format_chosen_vs_rejected``): per-step
   rewards summarised for notebook 05's claims;
 - ``step_rewards_and_labels``, ``format_final_accuracy``, ``rows_by_problem``: notebook 05's greedy solutions before
@@ -119,6 +120,32 @@ def base_rate_loss(labels) -> float:
         raise ValueError("base_rate_loss: no labels")
     p = sum(flat) / len(flat)
     return -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
+
+
+def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
+    """What a training curve did, in numbers a notebook's text can quote and a test can check: the mean of the first
+    and of the last ``n`` logged values of each key in a trainer's ``log_history`` (entries without the key or with a
+    non-finite value skipped), ``{key: {"first": ..., "last": ..., "logged": count}}``; a key never logged is left
+    out. ``by_round``: the same for each round of an on-policy history (entries tagged ``round`` by
+    ``onpolicy.extend_logs``), ``{str(round): {key: ...}}``."""
+    history, keys = list_of(history, "curve_ends: history", "log entries"), list_of(keys, "curve_ends: keys", "keys")
+    n = positive_int(n, "n", "curve_ends")
+    for i, entry in enumerate(history):
+        if not isinstance(entry, dict):
+            raise ValueError(f"curve_ends: history[{i}] is a {type(entry).__name__}, not a log entry (a dict)")
+    if by_round:
+        untagged = [i for i, e in enumerate(history) if "round" not in e]
+        if untagged:
+            raise ValueError(f"curve_ends: by_round needs every entry tagged with its round; entry {untagged[0]} is not")
+        return {str(r): curve_ends([e for e in history if e["round"] == r], keys, n)
+                for r in dict.fromkeys(e["round"] for e in history)}
+    ends = {}
+    for key in keys:
+        values = [float(e[key]) for e in history if isinstance(e.get(key), numbers.Real)
+                  and not isinstance(e[key], bool) and math.isfinite(e[key])]
+        if values:
+            ends[key] = {"first": float(np.mean(values[:n])), "last": float(np.mean(values[-n:])), "logged": len(values)}
+    return ends
 
 
 def mean_by_label(step_values, step_labels, label: bool) -> float | None:
