@@ -136,7 +136,8 @@ def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
     if by_round:
         untagged = [i for i, e in enumerate(history) if "round" not in e]
         if untagged:
-            raise ValueError(f"curve_ends: by_round needs every entry tagged with its round; entry {untagged[0]} is not")
+            raise ValueError(f"curve_ends: by_round needs every entry tagged with its round; entry {untagged[0]} "
+                             "is not")
         return {str(r): curve_ends([e for e in history if e["round"] == r], keys, n)
                 for r in dict.fromkeys(e["round"] for e in history)}
     ends = {}
@@ -144,7 +145,8 @@ def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
         values = [float(e[key]) for e in history if isinstance(e.get(key), numbers.Real)
                   and not isinstance(e[key], bool) and math.isfinite(e[key])]
         if values:
-            ends[key] = {"first": float(np.mean(values[:n])), "last": float(np.mean(values[-n:])), "logged": len(values)}
+            ends[key] = {"first": float(np.mean(values[:n])), "last": float(np.mean(values[-n:])),
+                         "logged": len(values)}
     return ends
 
 
