@@ -119,6 +119,14 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
     widths = _half_widths(m["test_time_differences"])
     data = m["data"]
     solutions, right = data["base_sampled_solutions"], data["base_sampled_accuracy"]
+    rounds, trained = policy["rounds"], ("stepwise_dpo", "dpo", "nll_only")
+    gains = {k: [policy[name][k] - policy["base"][k] for name in trained] for k in ("accuracy", "sampled_accuracy")}
+    first_round = {k: [rounds[0][name][k] for name in trained] for k in ("accuracy", "sampled_accuracy")}
+    pairs = {kind: sum(r["pairs"][kind] for r in rounds) for kind in ("solution", "step")}  # summed over the rounds
+    mislabelled, elsewhere, chosen_wrong = (
+        {kind: sum(r["mislabels"][kind][key] for r in rounds) for kind in pairs}
+        for key in ("mislabelled", "rejected_first_error_elsewhere", "chosen_wrong"))
+    highest = max(d["high"] for by_method in rounds[-1]["stepwise_dpo_minus"].values() for d in by_method.values())
     return {
         "01_data_prep.ipynb": [f"{round(right * solutions):,} of the {solutions:,} sampled solutions",
                                f"({_percent(right)})", f"only {data['base_no_step_wrong']:,} have no step wrong",
@@ -142,7 +150,19 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             *(f for d in one_round["stepwise_dpo"]["minus"]["step_dpo"].values() for f in _interval(d, _points)),
             f"{_percent(policy['dpo']['accuracy'])} greedy / {_percent(policy['dpo']['sampled_accuracy'])}",
             _greedy_sampled(policy["nll_only"]), _greedy_sampled(policy["stepwise_dpo"]),
-            *(f for d in (minus["nll_only"], minus["dpo"]) for r in d.values() for f in _interval(r, _points))],
+            *(f for d in (minus["nll_only"], minus["dpo"]) for r in d.values() for f in _interval(r, _points)),
+            # the on-policy rounds (its last "what the output shows"), from `policy.rounds`
+            f"gain {round(100 * min(gains['accuracy']))}–{round(100 * max(gains['accuracy']))} points greedy and "
+            f"{round(100 * min(gains['sampled_accuracy']))}–{round(100 * max(gains['sampled_accuracy']))} sampled",
+            "(" + " / ".join(f"{100 * min(first_round[k]):.1f}–{_percent(max(first_round[k]))}"
+                             for k in ("accuracy", "sampled_accuracy")) + ")",
+            f"mislabelled {sum(mislabelled.values())} of the {sum(pairs.values())} pairs it picked "
+            f"({round(100 * sum(mislabelled.values()) / sum(pairs.values()))}%)",
+            f"{mislabelled['solution']} of the {pairs['solution']} whole-solution pairs "
+            f"({elsewhere['solution']} rejected solutions whose first error it placed at another step",
+            f"{chosen_wrong['solution']} chosen solutions that held a wrong step",
+            f"and {mislabelled['step']} of the {pairs['step']} Step-DPO pairs",
+            f"is {100 * highest:+.2f}, printed {_points(highest)})"],
         "05_step_reward_visualisation.ipynb": [
             f"{vis['heatmap']['mean_p_right']:.2f}", f"{vis['heatmap']['mean_p_wrong']:.2f}",
             f"{vis['heatmap']['first_error_found']} of the {vis['heatmap']['solutions']} solutions",
@@ -399,6 +419,19 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     assert at_16 == {("majority", "random")}, at_16
     assert [measured(diffs[n]["orm"]["majority"]) for n in ("2", "4", "8", "16")] == [True, True, True, False]
     assert 0 < diffs["2"]["combined"]["prm_product"]["low"] < 0.01
+    # 04's rounds: within 2 points of each other after round 1 (greedy and sampled); after the last, no interval of
+    # Stepwise DPO minus another method reaches +3 points, the highest upper end being against DPO sampled
+    rounds = policy["rounds"]
+    for k in ("accuracy", "sampled_accuracy"):
+        first = [rounds[0][name][k] for name in ("stepwise_dpo", "dpo", "nll_only")]
+        assert round(max(first) - min(first), 9) <= 0.02, (k, first)
+    highs = {(name, k): d["high"] for name, by_k in rounds[-1]["stepwise_dpo_minus"].items() for k, d in by_k.items()}
+    assert max(highs.values()) < 0.03 and max(highs, key=highs.get) == ("dpo", "sampled_accuracy"), highs
+    assert rounds[-1]["stepwise_dpo_minus"] == policy["stepwise_dpo"]["minus"]  # the table's are the last round's
+    # 04's mislabels: a whole-solution pair's is its rejected solution's first error or a wrong chosen one
+    for r in rounds:
+        solution = r["mislabels"]["solution"]
+        assert solution["mislabelled"] == solution["rejected_first_error_elsewhere"] + solution["chosen_wrong"], r
     # 06: Stepwise DPO's greedy differences to DPO and to NLL only are within the noise (intervals include zero)
     assert not any(measured(policy["stepwise_dpo"]["minus"][k]["accuracy"]) for k in ("dpo", "nll_only"))
     # 07: steering's lead over picking with the same PRM, and the ORM's over majority vote, are measured at both
