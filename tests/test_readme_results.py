@@ -136,10 +136,12 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             _auroc(prm["step_auroc"]), _auroc(prm["first_error_f1"]), _auroc(prm["zero_shot"]["step_auroc"]),
             _auroc(prm["zero_shot"]["f1"]), _auroc(prm["position_baseline_auroc"]),
             _auroc(prm["control"]["after_qlora"]["step_auroc"]),
+            f"with a first-error F1 of {prm['control']['after_qlora']['f1']:.2f}",
+            f"its tag scores {_auroc(prm['control']['zero_shot']['step_auroc'])}",
             *_interval(prm["qlora_minus_zero_shot"], lambda x: _signed(x, 4))],
         "03_outcome_reward_model.ipynb": [
             _auroc(orm["auroc"]), _auroc(orm["zero_shot_auroc"]), _auroc(orm["prm_min_auroc"]),
-            _auroc(orm["combined_auroc"]),
+            _auroc(orm["combined_auroc"]), f"({orm['combined_process_weight']:g} on the PRM)",
             *(f for d in orm["differences"].values() for f in _interval(d, lambda x: _signed(x, 3)))],
         "04_stepwise_dpo.ipynb": [
             *(_percent(r[k]) for r in (one_round["nll_only"], one_round["stepwise_dpo"], one_round["dpo"])
