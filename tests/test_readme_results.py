@@ -365,6 +365,9 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     # 01: every right answer is a clean solution or one that slipped in a step and still got there
     right = round(data["base_sampled_accuracy"] * data["base_sampled_solutions"])
     assert data["base_no_step_wrong"] + data["base_right_through_a_wrong_step"] == right
+    # 02: the control (the plain policy base) ends on the position-only baseline, its tag below it zero-shot
+    prm = m["prm"]
+    assert prm["control"]["zero_shot"]["step_auroc"] < prm["position_baseline_auroc"]
     assert orm["auroc"] > orm["prm_min_auroc"]  # 03: the PRM (min over steps) is the worse judge of the answer
     for name in ("dpo", "stepwise_dpo", "nll_only"):  # 04: every method gains over the base, in both parts
         assert min(policy[name]["accuracy"], one_round[name]["accuracy"]) > policy["base"]["accuracy"], name
