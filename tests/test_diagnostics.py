@@ -279,10 +279,12 @@ def test_curve_ends_averages_the_first_and_last_logged_values_round_by_round():
     history = [{"step": 1, "loss": 4.0}, {"step": 1, "eval": 1.0}, {"step": 2, "loss": 2.0, "acc": True},
                {"step": 3, "loss": float("nan")}, {"step": 4, "loss": 1.0}]
     ends = curve_ends(history, ["loss", "acc", "missing"], n=2)
-    assert ends == {"loss": {"first": 3.0, "last": 1.5, "logged": 3}}  # NaN, bools and absent keys are skipped
+    # NaN, bools and absent keys are skipped
+    assert ends == {"loss": {"start": 4.0, "first": 3.0, "last": 1.5, "end": 1.0, "logged": 3}}
     tagged = [{**e, "round": r} for r in (1, 2) for e in ({"m": 0.0 + r}, {"m": 1.0 + r}, {"m": 2.0 + r})]
     assert curve_ends(tagged, ["m"], n=1, by_round=True) == {
-        "1": {"m": {"first": 1.0, "last": 3.0, "logged": 3}}, "2": {"m": {"first": 2.0, "last": 4.0, "logged": 3}}}
+        r: {"m": {"start": r0, "first": r0, "last": r0 + 2, "end": r0 + 2, "logged": 3}}
+        for r, r0 in (("1", 1.0), ("2", 2.0))}
     with pytest.raises(ValueError, match="entry 0 is not"):
         curve_ends(history, ["loss"], by_round=True)
     with pytest.raises(ValueError, match="curve_ends: keys"):

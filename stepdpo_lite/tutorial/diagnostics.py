@@ -125,9 +125,9 @@ def base_rate_loss(labels) -> float:
 def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
     """What a training curve did, in numbers a notebook's text can quote and a test can check: the mean of the first
     and of the last ``n`` logged values of each key in a trainer's ``log_history`` (entries without the key or with a
-    non-finite value skipped), ``{key: {"first": ..., "last": ..., "logged": count}}``; a key never logged is left
-    out. ``by_round``: the same for each round of an on-policy history (entries tagged ``round`` by
-    ``onpolicy.extend_logs``), ``{str(round): {key: ...}}``."""
+    non-finite value skipped), ``{key: {"start", "first", "last", "end", "logged"}}`` (``start``/``end``: the first
+    and last value; ``logged``: how many); a key never logged is left out. ``by_round``: the same for each round of
+    an on-policy history (entries tagged ``round`` by ``onpolicy.extend_logs``), ``{str(round): {key: ...}}``."""
     history, keys = list_of(history, "curve_ends: history", "log entries"), list_of(keys, "curve_ends: keys", "keys")
     n = positive_int(n, "n", "curve_ends")
     for i, entry in enumerate(history):
@@ -145,8 +145,8 @@ def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
         values = [float(e[key]) for e in history if isinstance(e.get(key), numbers.Real)
                   and not isinstance(e[key], bool) and math.isfinite(e[key])]
         if values:
-            ends[key] = {"first": float(np.mean(values[:n])), "last": float(np.mean(values[-n:])),
-                         "logged": len(values)}
+            ends[key] = {"start": values[0], "first": float(np.mean(values[:n])), "last": float(np.mean(values[-n:])),
+                         "end": values[-1], "logged": len(values)}
     return ends
 
 
