@@ -131,6 +131,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
         "01_data_prep.ipynb": [f"{round(right * solutions):,} of the {solutions:,} sampled solutions",
                                f"({_percent(right)})", f"only {data['base_no_step_wrong']:,} have no step wrong",
                                f"the other {data['base_right_through_a_wrong_step']:,} slip",
+                               f"{data['base_right_through_a_wrong_step']:,} of the {round(right * solutions):,} right "
+                               "answers",
                                *(_percent(data["mc_label_agreement"][k]) for k in ("hard", "soft"))],
         "02_process_reward_model.ipynb": [
             _auroc(prm["step_auroc"]), _auroc(prm["first_error_f1"]), _auroc(prm["zero_shot"]["step_auroc"]),
