@@ -285,8 +285,9 @@ def test_curve_ends_averages_the_first_and_last_logged_values_round_by_round():
     assert curve_ends(tagged, ["m"], n=1, by_round=True) == {
         r: {"m": {"start": r0, "first": r0, "last": r0 + 2, "end": r0 + 2, "logged": 3}}
         for r, r0 in (("1", 1.0), ("2", 2.0))}
+    assert curve_ends(history, ["loss"], n=2, by_round=True) == {"all": ends}
     with pytest.raises(ValueError, match="entry 0 is not"):
-        curve_ends(history, ["loss"], by_round=True)
+        curve_ends(history + tagged, ["loss"], by_round=True)
     with pytest.raises(ValueError, match="curve_ends: keys"):
         curve_ends(history, "loss")
     with pytest.raises(ValueError, match=r"history\[1\]"):

@@ -127,7 +127,8 @@ def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
     and of the last ``n`` logged values of each key in a trainer's ``log_history`` (entries without the key or with a
     non-finite value skipped), ``{key: {"start", "first", "last", "end", "logged"}}`` (``start``/``end``: the first
     and last value; ``logged``: how many); a key never logged is left out. ``by_round``: the same for each round of
-    an on-policy history (entries tagged ``round`` by ``onpolicy.extend_logs``), ``{str(round): {key: ...}}``."""
+    an on-policy history (entries tagged ``round`` by ``onpolicy.extend_logs``), ``{str(round): {key: ...}}``, or
+    ``{"all": ...}`` for a history with no round tags."""
     history, keys = list_of(history, "curve_ends: history", "log entries"), list_of(keys, "curve_ends: keys", "keys")
     n = positive_int(n, "n", "curve_ends")
     for i, entry in enumerate(history):
@@ -135,9 +136,11 @@ def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
             raise ValueError(f"curve_ends: history[{i}] is a {type(entry).__name__}, not a log entry (a dict)")
     if by_round:
         untagged = [i for i, e in enumerate(history) if "round" not in e]
+        if len(untagged) == len(history):  # one trainer's own log (notebook 04 with no on-policy rounds)
+            return {"all": curve_ends(history, keys, n)}
         if untagged:
-            raise ValueError(f"curve_ends: by_round needs every entry tagged with its round; entry {untagged[0]} "
-                             "is not")
+            raise ValueError(f"curve_ends: by_round needs every entry tagged with its round or none; entry "
+                             f"{untagged[0]} is not")
         return {str(r): curve_ends([e for e in history if e["round"] == r], keys, n)
                 for r in dict.fromkeys(e["round"] for e in history)}
     ends = {}
