@@ -280,10 +280,10 @@ def test_curve_ends_averages_the_first_and_last_logged_values_round_by_round():
                {"step": 3, "loss": float("nan")}, {"step": 4, "loss": 1.0}]
     ends = curve_ends(history, ["loss", "acc", "missing"], n=2)
     # NaN, bools and absent keys are skipped
-    assert ends == {"loss": {"start": 4.0, "first": 3.0, "last": 1.5, "end": 1.0, "logged": 3}}
+    assert ends == {"loss": {"start": 4.0, "first": 3.0, "last": 1.5, "end": 1.0, "logged": 3, "jitter": 1.5}}
     tagged = [{**e, "round": r} for r in (1, 2) for e in ({"m": 0.0 + r}, {"m": 1.0 + r}, {"m": 2.0 + r})]
     assert curve_ends(tagged, ["m"], n=1, by_round=True) == {
-        r: {"m": {"start": r0, "first": r0, "last": r0 + 2, "end": r0 + 2, "logged": 3}}
+        r: {"m": {"start": r0, "first": r0, "last": r0 + 2, "end": r0 + 2, "logged": 3, "jitter": 1.0}}
         for r, r0 in (("1", 1.0), ("2", 2.0))}
     assert curve_ends(history, ["loss"], n=2, by_round=True) == {"all": ends}
     with pytest.raises(ValueError, match="entry 0 is not"):

@@ -125,8 +125,9 @@ def base_rate_loss(labels) -> float:
 def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
     """What a training curve did, in numbers a notebook's text can quote and a test can check: the mean of the first
     and of the last ``n`` logged values of each key in a trainer's ``log_history`` (entries without the key or with a
-    non-finite value skipped), ``{key: {"start", "first", "last", "end", "logged"}}`` (``start``/``end``: the first
-    and last value; ``logged``: how many); a key never logged is left out. ``by_round``: the same for each round of
+    non-finite value skipped), ``{key: {"start", "first", "last", "end", "logged", "jitter"}}`` (``start``/``end``:
+    the first and last value; ``logged``: how many; ``jitter``: the mean change from one logged value to the next,
+    how much the curve jumps); a key never logged is left out. ``by_round``: the same for each round of
     an on-policy history (entries tagged ``round`` by ``onpolicy.extend_logs``), ``{str(round): {key: ...}}``, or
     ``{"all": ...}`` for a history with no round tags."""
     history, keys = list_of(history, "curve_ends: history", "log entries"), list_of(keys, "curve_ends: keys", "keys")
@@ -149,7 +150,8 @@ def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
                   and not isinstance(e[key], bool) and math.isfinite(e[key])]
         if values:
             ends[key] = {"start": values[0], "first": float(np.mean(values[:n])), "last": float(np.mean(values[-n:])),
-                         "end": values[-1], "logged": len(values)}
+                         "end": values[-1], "logged": len(values),
+                         "jitter": float(np.mean(np.abs(np.diff(values)))) if len(values) > 1 else 0.0}
     return ends
 
 
