@@ -120,6 +120,7 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
     data = m["data"]
     solutions, right = data["base_sampled_solutions"], data["base_sampled_accuracy"]
     rounds, trained = policy["rounds"], ("stepwise_dpo", "dpo", "nll_only")
+    by_position = [row["auroc"] for row in prm["step_auroc_by_position"]]  # steps 1, 2, ...
     gains = {k: [policy[name][k] - policy["base"][k] for name in trained] for k in ("accuracy", "sampled_accuracy")}
     first_round = {k: [rounds[0][name][k] for name in trained] for k in ("accuracy", "sampled_accuracy")}
     pairs = {kind: sum(r["pairs"][kind] for r in rounds) for kind in ("solution", "step")}  # summed over the rounds
@@ -133,13 +134,18 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
                                f"the other {data['base_right_through_a_wrong_step']:,} slip",
                                f"{data['base_right_through_a_wrong_step']:,} of the {round(right * solutions):,} right "
                                "answers",
-                               *(_percent(data["mc_label_agreement"][k]) for k in ("hard", "soft"))],
+                               *(_percent(data["mc_label_agreement"][k]) for k in ("hard", "soft")),
+                               *(f"recall {data['mc_label_precision_recall'][k]['recall']:.2f}, precision "
+                                 f"{data['mc_label_precision_recall'][k]['precision']:.2f}" for k in ("hard", "soft"))],
         "02_process_reward_model.ipynb": [
             _auroc(prm["step_auroc"]), _auroc(prm["first_error_f1"]), _auroc(prm["zero_shot"]["step_auroc"]),
             _auroc(prm["zero_shot"]["f1"]), _auroc(prm["position_baseline_auroc"]),
             _auroc(prm["control"]["after_qlora"]["step_auroc"]),
             f"with a first-error F1 of {prm['control']['after_qlora']['f1']:.2f}",
             f"its tag scores {_auroc(prm['control']['zero_shot']['step_auroc'])}",
+            f"about {by_position[0]:.2f} at steps 1–2, {min(by_position[2:5]):.2f}–{max(by_position[2:5]):.2f} at "
+            f"steps 3–5 and {by_position[5]:.2f} at step 6",
+            f"falls from {by_position[0]:.2f} at step 1 to {by_position[-1]:.2f} at step {len(by_position)}",
             *_interval(prm["qlora_minus_zero_shot"], lambda x: _signed(x, 4))],
         "03_outcome_reward_model.ipynb": [
             _auroc(orm["auroc"]), _auroc(orm["zero_shot_auroc"]), _auroc(orm["prm_min_auroc"]),
@@ -370,6 +376,48 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     # 02: the control (the plain policy base) ends on the position-only baseline, its tag below it zero-shot
     prm = m["prm"]
     assert prm["control"]["zero_shot"]["step_auroc"] < prm["position_baseline_auroc"]
+    # 02: the PRM stays high within each position (far above what the position alone gives), steps 1 and 2 alike,
+    # and lowest at step 6, where few steps are right
+    by_position = prm["step_auroc_by_position"]
+    assert min(r["auroc"] for r in by_position) > prm["position_baseline_auroc"] + 0.1
+    assert f"{by_position[0]['auroc']:.2f}" == f"{by_position[1]['auroc']:.2f}" and len(by_position) == 6
+    assert by_position[-1]["auroc"] == min(r["auroc"] for r in by_position) and by_position[-1]["right"] < 0.1
+    # 04's training curves (policy.one_round_curves: each curve's first and last logged value, the means of its first
+    # and last 5, and its jitter): every run raises the chosen solutions' log-likelihood, NLL only the most and DPO
+    # the least of the whole-solution runs; under NLL only the rejected ones fall by more than half as much as under
+    # the preference terms; the Step-DPO run's one-step log-likelihoods sit above the others'; the step balanced
+    # accuracy starts at 0.5, Stepwise DPO's ends at about 0.8, and the Step-DPO run's jumps more
+    curves, whole = policy["one_round_curves"], ("NLL only", "Stepwise DPO", "DPO")
+    gain = {n: c["logps/chosen"]["last"] - c["logps/chosen"]["first"] for n, c in curves.items()}
+    assert min(gain.values()) > 0 and gain["NLL only"] > gain["Stepwise DPO"] > gain["DPO"]
+    fall = {n: curves[n]["logps/rejected"]["start"] - curves[n]["logps/rejected"]["last"] for n in whole}
+    assert fall["NLL only"] > 0.5 * max(fall["DPO"], fall["Stepwise DPO"])
+    step_dpo, stepwise = curves["Step-DPO pairs"], curves["Stepwise DPO"]
+    for side in ("logps/chosen", "logps/rejected"):
+        assert step_dpo[side]["last"] > max(curves[n][side]["last"] for n in whole), side
+    assert step_dpo["step_balanced_accuracy"]["start"] == stepwise["step_balanced_accuracy"]["start"] == 0.5
+    assert f"{stepwise['step_balanced_accuracy']['end']:.1f}" == "0.8"
+    assert step_dpo["step_balanced_accuracy"]["jitter"] > stepwise["step_balanced_accuracy"]["jitter"]
+    # 05's training curves (visualisation.training_curves, round by round, means of the first and last 3 logs): the
+    # margins and rewards/accuracies start at 0 in each round's first step (steps 1 and 11) and rise within it, the
+    # margins less in round 2; Stepwise DPO's step_accuracy climbs within each round; DPO's and Stepwise DPO's curves
+    # end each round within a fifth of each other
+    by_method = m["visualisation"]["training_curves"]
+    for name, by_round in by_method.items():
+        assert list(by_round) == ["1", "2"] and all(c["loss"]["logged"] == 10 for c in by_round.values()), name
+        for r, c in by_round.items():
+            for key in ("rewards/margins", "rewards/accuracies"):
+                assert c[key]["start"] == 0 and c[key]["last"] > c[key]["first"], (name, r, key)
+        rise = {r: c["rewards/margins"]["last"] - c["rewards/margins"]["first"] for r, c in by_round.items()}
+        assert rise["2"] < rise["1"], name
+    assert all(c["step_accuracy"]["last"] > c["step_accuracy"]["first"] for c in by_method["Stepwise DPO"].values())
+    for r in by_method["DPO"]:
+        for key in ("loss", "rewards/margins", "rewards/accuracies"):
+            a, b = (by_method[n][r][key]["last"] for n in ("DPO", "Stepwise DPO"))
+            assert abs(a - b) <= 0.2 * max(abs(a), abs(b)), (r, key)
+    # 01: the hard Monte-Carlo estimate errs towards "right" (recall above precision), the soft one towards "wrong"
+    mc = data["mc_label_precision_recall"]
+    assert mc["hard"]["recall"] > mc["hard"]["precision"] and mc["soft"]["precision"] > mc["soft"]["recall"]
     assert orm["auroc"] > orm["prm_min_auroc"]  # 03: the PRM (min over steps) is the worse judge of the answer
     for name in ("dpo", "stepwise_dpo", "nll_only"):  # 04: every method gains over the base, in both parts
         assert min(policy[name]["accuracy"], one_round[name]["accuracy"]) > policy["base"]["accuracy"], name
