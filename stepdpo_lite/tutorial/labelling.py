@@ -7,7 +7,7 @@
   ``toy_gold_vs_error_pairs`` is the toy world's alone: gold solutions against corrupted ones.
 - Monte-Carlo step labels (Wang et al. 2024, Math-Shepherd, arXiv:2312.08935): a step is good when
   completions sampled after it can still reach the right answer. No gold checker needed, only an answer check.
-- ``label_agreement``: how well such labels match gold ones.
+- ``label_agreement``: how well such labels match gold ones; ``verdict_summary``: what a sample's labels say.
 """
 
 from __future__ import annotations
@@ -317,6 +317,30 @@ def problem_mc_step_labels(model, tokenizer, problems, solutions, **kw) -> Datas
     ds = mc_step_labels(model, tokenizer, [p.prompt for p, _ in flat], [v.steps for _, v in flat],
                         lambda i, text: toyworld.check(flat[i][0], text).answer_correct, **kw)
     return ds.add_column("gold_labels", [v.step_labels for _, v in flat])
+
+
+def verdict_summary(verdicts) -> dict:
+    """What a sample's verdicts say (``verdicts``: one list of ``toyworld.Verdict`` per problem): how many solutions,
+    the share whose final answer is right, how many have no wrong step, how many reach the right answer through a
+    wrong step (a lucky slip: outcome labels call every step of it right), and what the first mistake was (its
+    error kind -> how many, most common first; labels made without error kinds, e.g. Monte-Carlo ones, have none)."""
+    flat = [v for i, vs in enumerate(list_of(verdicts, "verdict_summary: verdicts", "verdict lists (one per problem)"))
+            for v in list_of(vs, f"verdict_summary: verdicts[{i}]", "verdicts")]
+    bad = next((v for v in flat if not isinstance(v, toyworld.Verdict)), None)
+    if bad is not None or not flat:
+        raise ValueError(f"verdict_summary: expected toyworld.Verdict objects, got {'none' if not flat else bad!r}")
+    kinds = Counter(v.error_kinds[v.first_error] for v in flat if v.first_error >= 0 and v.error_kinds)
+    return {"solutions": len(flat), "accuracy": sum(v.answer_correct for v in flat) / len(flat),
+            "no_step_wrong": sum(v.first_error < 0 for v in flat),
+            "right_through_a_wrong_step": sum(v.answer_correct and v.first_error >= 0 for v in flat),
+            "first_mistakes": dict(kinds.most_common())}
+
+
+def format_verdict_summary(summary: dict) -> str:
+    """Notebook 01's three lines on ``verdict_summary``."""
+    return (f"{summary['solutions']} sampled solutions, final answer right in {summary['accuracy']:.1%}\n"
+            f"no step wrong in {summary['no_step_wrong']}; right answer through a wrong step in "
+            f"{summary['right_through_a_wrong_step']}\nwhat the first mistake was: {summary['first_mistakes']}")
 
 
 def label_agreement(mc_labels: Sequence[Sequence], gold_labels: Sequence[Sequence[bool]],
