@@ -503,3 +503,21 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     assert example["right"] and example["right_kept_at_every_depth"] and example["wrong_steps"] > 0
     assert round(example["wrong_step_p_max"], 2) == 0 and example["last_step_p"] == example["score_p"]
     assert example["tokens"] > example["token_cap"]
+
+
+def test_readme_time_table_holds_the_recorded_runs_seconds():
+    """The time table's 2026-12-03 column is the recorded run's `tutorial.notebook_seconds`, but for 03 and 04: the
+    recorded file has the `--only 03 04` run's seconds there, which the text under the table quotes instead."""
+    readme = (ROOT / "README.md").read_text()
+    seconds = RECORDED["tutorial"]["notebook_seconds"]
+    rows = {line.split("|")[1].strip()[:2]: line.split("|") for line in readme.splitlines()
+            if re.match(r"\| 0[1-7] ", line)}
+    header = next(line.split("|") for line in readme.splitlines() if line.startswith("| notebook | tiny profile"))
+    column = [c.strip() for c in header].index("2026-12-03")
+    assert sorted(rows) == [f"0{k}" for k in range(1, 8)]
+    for name, s in seconds.items():
+        quoted = rows[name[:2]][column].strip()
+        if name[:2] in ("03", "04"):
+            assert f"{round(s)} s" in readme, name  # "119 s and 449 s", under the table
+        else:
+            assert quoted == f"{round(s)} s", (name, quoted, s)
