@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -52,8 +53,8 @@ def main(argv=None):
     for name in ("pairs", "max_steps", "batch_size"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.learning_rate <= 0:
-        ap.error(f"--learning-rate must be above 0, got {args.learning_rate}")
+    if not 0 < args.learning_rate < math.inf:  # not "<= 0": nan passed it (torch refused it after the model loaded)
+        ap.error(f"--learning-rate must be a finite number above 0, got {args.learning_rate}")
     try:  # the save replaces --out as a whole: a folder it would harm is refused before training, not after
         check_replaceable(args.out, owned=SAVED, where="--out")
     except ValueError as err:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -120,8 +121,8 @@ def main(argv=None):
     for name in ("problems", "states"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if args.step <= 0:
-        ap.error(f"--step must be above 0, got {args.step}")
+    if not 0 < args.step < math.inf:  # not "step <= 0": nan passed it, and every figure came out nan
+        ap.error(f"--step must be a finite number above 0, got {args.step}")
 
     torch.manual_seed(0)
     model, tokenizer = toyworld.load_tiny_base(args.policy)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -162,8 +163,10 @@ def main(argv=None):
     for name in ("problems", "states", "held_out", "steps", "every", "batch_size"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.lr <= 0:
-        ap.error(f"--lr must be above 0, got {args.lr}")
+    # not "lr <= 0": nan passed it, and a nan --beta or --pair-weight trained every pair arm to nan weights
+    for name in ("lr", "beta", "pair_weight"):
+        if not 0 < getattr(args, name) < math.inf:
+            ap.error(f"--{name.replace('_', '-')} must be a finite number above 0, got {getattr(args, name)}")
 
     base, tokenizer = toyworld.load_tiny_base(args.policy)
     base.eval()
