@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stepdpo_lite.tutorial import notebooks, runs  # noqa: E402
+from stepdpo_lite.tutorial import notebooks, onpolicy, runs  # noqa: E402
 
 RUNS = ("base", "dpo", "stepwise_dpo", "nll_only", "step_dpo")  # the last: notebook 04's run on Step-DPO's pairs
 
@@ -59,6 +59,16 @@ def main(argv=None):
     ap.add_argument("--sft-weight", type=float, nargs="+", default=[1.0, 5.0])
     ap.add_argument("--outcome-weight", type=float, nargs="+", default=[0.0])
     args = ap.parse_args(argv)
+    # found out now, not after the settings before it ran (~2 min each): a value given twice ran its settings twice,
+    # a nan or negative β or weight failed in notebook 04 or trained to nan weights
+    for name in ("beta", "sft_weight", "outcome_weight"):
+        if len(set(getattr(args, name))) < len(getattr(args, name)):
+            ap.error(f"--{name.replace('_', '-')} must be distinct, got {getattr(args, name)}")
+    for beta, sft, outcome in itertools.product(args.beta, args.sft_weight, args.outcome_weight):
+        try:  # notebook 04's losses take the same values as the on-policy rounds' (step-loss weight 1)
+            onpolicy.TrainSettings(beta=beta, sft_weight=sft, outcome_weight=outcome)
+        except ValueError as err:
+            ap.error(f"--beta, --sft-weight, --outcome-weight: {err}")
     data = runs.require(Path(args.runs_dir) / args.profile / "data", "01_data_prep")
 
     rows = []

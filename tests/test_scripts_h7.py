@@ -42,3 +42,40 @@ def test_scripts_refuse_nan_and_inf_rates_before_loading_a_model(name, args, mon
     loaded, stale_pairs trained its arms to nan weights, slip_geometry printed nan for every figure."""
     monkeypatch.chdir(tmp_path)  # ddp_tiny's default --out is runs/ddp_tiny, relative
     _refused(name, args, monkeypatch, capsys)
+
+
+@pytest.mark.parametrize("args", [["--beta", "nan"], ["--beta", "0"], ["--beta", "0.1", "0.1"],
+                                  ["--sft-weight", "-1"], ["--sft-weight", "1", "1"], ["--outcome-weight", "inf"],
+                                  ["--outcome-weight", "0", "0"]])
+def test_preference_sweep_refuses_bad_or_repeated_settings_before_any_runs(args, monkeypatch, capsys, tmp_path):
+    """Each setting is a ~2 min notebook run: a repeated value ran its settings twice, a nan or negative one was
+    found (or trained to nan weights) only when its turn came, after the settings before it had run."""
+    script = _script("preference_sweep")
+
+    def no_run(*a, **kw):
+        pytest.fail("a setting ran before the arguments were checked")
+
+    monkeypatch.setitem(script["main"].__globals__, "run_setting", no_run)
+    monkeypatch.setattr(script["runs"], "require", lambda path, notebook: path)
+    with pytest.raises(SystemExit) as done:
+        script["main"](["--runs-dir", str(tmp_path), *args])
+    message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
+    assert done.value.code == 2 and args[0].lstrip("-") in message, message
+
+
+@pytest.mark.parametrize("args", [["--learning-rates", "nan"], ["--learning-rates", "1e-3", "nan"],
+                                  ["--learning-rates", "inf"], ["--learning-rates", "1e-3", "1e-3"],
+                                  ["--epochs", "nan"], ["--epochs", "inf"]])
+def test_reward_learning_rates_refuses_nan_inf_and_repeated_rates_before_loading_data(args, monkeypatch, capsys):
+    """min([1e-3, nan]) is 1e-3: a nan learning rate passed the "min <= 0" check (so did inf and a nan --epochs),
+    and a rate given twice trained and printed the same run twice."""
+    script = _script("reward_learning_rates")
+
+    def no_data(*a, **kw):
+        pytest.fail("the data was loaded before the arguments were checked")
+
+    monkeypatch.setattr(script["data"], "load_datasets", no_data)
+    with pytest.raises(SystemExit) as done:
+        script["main"](args)
+    message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
+    assert done.value.code == 2 and args[0].lstrip("-") in message, message
