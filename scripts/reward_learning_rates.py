@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -67,9 +68,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning-rates", type=float, nargs="+", default=[2e-3, 1e-3, 5e-4, 2e-4, 1e-4])
     parser.add_argument("--epochs", type=float, default=None, help="Epochs (default: the profile's, per reward).")
     args = parser.parse_args(argv)
-    # found out now, not after the data is loaded: a learning rate or --epochs of 0 learns nothing
-    if min(args.learning_rates) <= 0 or args.epochs is not None and args.epochs <= 0:
-        parser.error(f"--learning-rates and --epochs must be above 0, got {args.learning_rates} and {args.epochs}")
+    # found out now, not after the data is loaded: a learning rate or --epochs of 0 learns nothing (and "<= 0" let
+    # nan through: min() of a list holding nan may be nan or not); a rate given twice trained the same run twice
+    rates = [*args.learning_rates, *([] if args.epochs is None else [args.epochs])]
+    if not all(0 < x < math.inf for x in rates) or len(set(args.learning_rates)) < len(args.learning_rates):
+        parser.error(f"--learning-rates (distinct) and --epochs must be finite numbers above 0, got "
+                     f"{args.learning_rates} and {args.epochs}")
     profile = get_profile(args.profile)
     folder = Path(args.runs_dir) / args.profile / "data"
     for reward in (["process", "outcome"] if args.reward == "both" else [args.reward]):
