@@ -84,8 +84,8 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
     """Turn per-step rewards (log-odds, ``(..., S)``) into one reward per solution ``R`` (``(...)``).
 
     - ``weighted_sum``: ``Σ_k a_k·r_k`` (``a`` = ``weights``, 1 when unset)
-    - ``mean`` / ``min`` / ``max`` / ``last``: over the valid steps (the "min" and "last" PRM aggregations of
-      Lightman et al. 2023, arXiv:2305.20050, and Wang et al. 2024, Math-Shepherd)
+    - ``mean`` / ``min`` / ``max`` / ``last``: over the valid steps (the PRM aggregations "min" of Wang et al. 2024,
+      Math-Shepherd, arXiv:2312.08935, and "last" of Snell et al. 2024, arXiv:2408.03314)
     - ``product``: ``log Π_k σ(r_k) = Σ_k log σ(r_k)``, the log-probability that every step is right
       (Lightman et al. 2023 §2.6), kept in log space so that ``σ(R⁺ − R⁻) = P⁺ / (P⁺ + P⁻)``.
 
