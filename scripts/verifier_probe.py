@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import random
 import sys
 import tempfile
@@ -141,7 +143,8 @@ def main(argv=None):
     # found out now, not after the datasets and the base are loaded (or after 20 minutes of training, for --save)
     if args.steps < 1 or args.batch_size < 1:
         parser.error(f"--steps and --batch-size must be at least 1, got {args.steps} and {args.batch_size}")
-    if not 0 <= args.graded_fraction <= 1 or args.max_minutes is not None and args.max_minutes <= 0:
+    # not "max_minutes <= 0": nan passed it, and the deadline (minutes > nan) never came, without a word
+    if not 0 <= args.graded_fraction <= 1 or args.max_minutes is not None and not 0 < args.max_minutes < math.inf:
         parser.error(f"--graded-fraction must be between 0 and 1 and --max-minutes above 0, got "
                      f"{args.graded_fraction} and {args.max_minutes}")
     if args.save:
@@ -149,6 +152,8 @@ def main(argv=None):
             check_replaceable(args.save, owned=SAVED, where="--save")
         except ValueError as err:
             parser.error(str(err))
+        if os.path.realpath(args.save) == os.path.realpath(args.base):  # it holds config.json: a save, replaced
+            parser.error(f"--save {args.save} is --base: the pretrained model would replace the one it started from")
     ds = data.load_datasets(args.data, ["train_stepwise", "validation_stepwise"])
     val = ds["validation_stepwise"]
 

@@ -79,3 +79,27 @@ def test_reward_learning_rates_refuses_nan_inf_and_repeated_rates_before_loading
         script["main"](args)
     message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
     assert done.value.code == 2 and args[0].lstrip("-") in message, message
+
+
+def test_verifier_probe_refuses_a_save_over_its_own_base_and_a_nan_deadline(monkeypatch, capsys, tmp_path):
+    """graded --save DIR --base DIR replaced the base it started from (a saved model: check_replaceable lets it be
+    replaced) after minutes of training; --max-minutes nan passed "<= 0" and the deadline never came."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    message = _refused("verifier_probe", ["graded", "--data", str(tmp_path / "no-data"), "--base", str(base),
+                                          "--save", str(tmp_path / "." / "base")], monkeypatch, capsys, "--save")
+    assert "--base" in message and (base / "config.json").read_text() == "{}"
+    _refused("verifier_probe", ["graded", "--data", str(tmp_path / "no-data"), "--max-minutes", "nan"],
+             monkeypatch, capsys, "--max-minutes")
+
+
+def test_slip_offsets_refuses_a_missing_or_repeated_policy_before_sampling(monkeypatch, capsys, tmp_path):
+    """A --policy folder with no model was found only after the start policy had sampled (minutes at the default
+    sizes); a policy given twice got one row, its path the key, where two were asked for."""
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "config.json").write_text("{}")
+    _refused("slip_offsets", ["--policy", str(tmp_path / "typo")], monkeypatch, capsys)
+    _refused("slip_offsets", ["--policy", str(saved), str(saved)], monkeypatch, capsys)
