@@ -44,6 +44,13 @@ def main(argv=None):
     for name in ("n_train", "samples", "n_eval"):  # found out now, not after the base is loaded: 0 has no slips
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    # found out now, not after the start policy has sampled: a folder with no model (a typo), and a policy given
+    # twice (one row of figures, keyed by its path, for both)
+    for path in args.policy:
+        if not (Path(path) / "config.json").is_file():
+            ap.error(f"--policy {path}: no saved policy there (no config.json)")
+    if len(set(args.policy)) < len(args.policy):
+        ap.error(f"--policy must be distinct, got {args.policy}")
 
     start, tokenizer = toyworld.load_tiny_base(args.start)
     train = toyworld.make_problems(args.n_train, split="train", seed=0)
