@@ -121,6 +121,8 @@ def main(argv=None) -> dict:
             ap.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if not math.isfinite(args.margin):  # nan: every verdict "not met" and no lead ever ruled out, without a word
         ap.error(f"--margin must be a finite number of points, got {args.margin}")
+    if args.out and any(os.path.realpath(args.out) == os.path.realpath(p) for p in args.from_rounds or ()):
+        ap.error(f"--out {args.out} is one of --from-rounds: the verdict would replace the run it judged")
     if args.from_rounds:
         if args.set:
             raise ValueError("--set runs notebook 04; --from-rounds judges runs already made: give one of them")
