@@ -274,6 +274,16 @@ def main(argv=None):
     for name, least in (("steps", 1), ("warmup", 0), ("max_length", 1), ("new_tokens", 1)):
         if getattr(args, name) is not None and getattr(args, name) < least:
             ap.error(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(args, name)}")
+    # found out now, not after the workloads before it had spent device time: a profile or workload given twice ran
+    # twice (one figure kept), and prm_score without prm_train before it (a dpo run between drops the PRM) stopped
+    for name in ("profiles", "work"):
+        if len(set(getattr(args, name))) < len(getattr(args, name)):
+            ap.error(f"--{name} must be distinct, got {' '.join(getattr(args, name))}")
+    if "prm_score" in args.work:
+        before = args.work[:args.work.index("prm_score")]
+        if "prm_train" not in before or {"dpo", "stepwise_dpo"} & set(before[before.index("prm_train"):]):
+            ap.error(f"--work: prm_score scores prm_train's PRM: put prm_train before it, with no dpo or stepwise_dpo "
+                     f"between, got {' '.join(args.work)}")
     hf_logging.set_verbosity_error()
     random.seed(0)
 

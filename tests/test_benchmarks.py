@@ -46,6 +46,11 @@ def _load_prm_scoring():
     ("step_time", ["--threads", "0"]),
     ("gpu_profiles", ["--steps", "0"]), ("gpu_profiles", ["--warmup", "-1"]), ("gpu_profiles", ["--max-length", "0"]),
     ("gpu_profiles", ["--new-tokens", "0"]),
+    # given twice, a profile or workload ran twice on the device; prm_score without prm_train before it (or with a
+    # dpo run between, which drops the PRM) stopped the run only after the workloads before it had run
+    ("gpu_profiles", ["--profiles", "24gb", "24gb"]), ("gpu_profiles", ["--work", "sample", "sample"]),
+    ("gpu_profiles", ["--work", "sample", "prm_score"]),
+    ("gpu_profiles", ["--work", "prm_train", "dpo", "prm_score"]),
 ])
 def test_benchmarks_refuse_sizes_below_their_minimum_before_loading_a_model(name, args, monkeypatch, capsys):
     """A count of 0 ended in a traceback after the model was loaded (the median of no timings, a division by no
