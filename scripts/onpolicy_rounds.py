@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from stepdpo_lite.atomic import write_atomic  # noqa: E402
+from stepdpo_lite.atomic import check_replaceable, write_atomic  # noqa: E402
 from stepdpo_lite.models import resolve_dtype, trainer_precision  # noqa: E402
 from stepdpo_lite.tutorial import onpolicy, runs, tasks, toyworld  # noqa: E402
 from stepdpo_lite.tutorial.profiles import get_profile, load_profile_model  # noqa: E402
@@ -136,6 +136,14 @@ def main(argv=None):
     profile = get_profile(args.profile)
     if args.out and not Path(args.out).resolve().parent.is_dir():  # found out now, not after every round has run
         raise SystemExit(f"--out {args.out}: no such folder {Path(args.out).resolve().parent}")
+    if args.save_policies:  # found out now, not when the last round's policies are saved (a file there, "." ...)
+        try:
+            if Path(args.save_policies).exists() and not Path(args.save_policies).is_dir():
+                raise ValueError(f"{args.save_policies} is a file; the policies are saved in folders inside it")
+            for m in args.methods:
+                check_replaceable(Path(args.save_policies) / m, where="--save-policies")
+        except ValueError as err:
+            ap.error(str(err))
     run = Path(args.runs_dir) / args.profile
     metrics = runs.read_metrics(runs.require(run, "01_data_prep"))
     threshold = metrics.get("prm", {}).get("first_error_threshold")

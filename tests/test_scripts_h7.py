@@ -119,3 +119,20 @@ def test_seed_spread_refuses_an_out_file_that_is_one_of_its_inputs(monkeypatch, 
     _refused("seed_spread", ["--from-rounds", str(run), "other.json", "--out", "rounds_s0.json"], monkeypatch, capsys,
              "--out")
     assert run.read_text() == '{"config": {"seed": 0}, "rounds": [{}]}'
+
+
+def test_onpolicy_rounds_refuses_a_save_policies_path_it_cannot_save_to_before_reading_the_run(
+        monkeypatch, capsys, tmp_path):
+    """--save-policies naming a file (or a folder whose dpo/ is a file) failed only when the last round's policies
+    were saved, after every round had run and their training was lost."""
+    script = _script("onpolicy_rounds")
+    monkeypatch.setattr(script["runs"], "require", lambda *a, **kw: pytest.fail("the run was read first"))
+    (tmp_path / "a_file").write_text("notes")
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "dpo").write_text("notes")
+    for save in ("a_file", "policies"):
+        with pytest.raises(SystemExit) as done:
+            script["main"](["--runs-dir", str(tmp_path / "none"), "--save-policies", str(tmp_path / save)])
+        message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
+        assert done.value.code == 2 and "file" in message, message
+    assert (tmp_path / "a_file").read_text() == (tmp_path / "policies" / "dpo").read_text() == "notes"
