@@ -167,6 +167,8 @@ def main(argv=None):
     for name in ("lr", "beta", "pair_weight"):
         if not 0 < getattr(args, name) < math.inf:
             ap.error(f"--{name.replace('_', '-')} must be a finite number above 0, got {getattr(args, name)}")
+    if len(set(args.arms)) < len(args.arms):  # an arm given twice trained twice, its second records kept
+        ap.error(f"--arms must be distinct, got {' '.join(args.arms)}")
 
     base, tokenizer = toyworld.load_tiny_base(args.policy)
     base.eval()

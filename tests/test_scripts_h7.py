@@ -35,6 +35,7 @@ def _refused(name, args, monkeypatch, capsys, option=None):
     ("ddp_tiny", ["--learning-rate", "nan"]), ("ddp_tiny", ["--learning-rate", "inf"]),
     ("stale_pairs", ["--lr", "nan"]), ("stale_pairs", ["--lr", "inf"]), ("stale_pairs", ["--beta", "nan"]),
     ("stale_pairs", ["--beta", "0"]), ("stale_pairs", ["--pair-weight", "nan"]),
+    ("stale_pairs", ["--arms", "nll", "fresh", "nll"]),
     ("slip_geometry", ["--step", "nan"]), ("slip_geometry", ["--step", "inf"]),
 ])
 def test_scripts_refuse_nan_and_inf_rates_before_loading_a_model(name, args, monkeypatch, capsys, tmp_path):
