@@ -381,7 +381,7 @@ def to_trl_dpo(ds: Dataset, *, keep_step_labels: bool = False) -> Dataset:
         ds = validate_preference(ds)
     open_ended = "initial_reason_steps" in ds.column_names
     steps = ("chosen_step_labels", "rejected_step_labels", "chosen_step_rewards", "rejected_step_rewards")
-    extra = [c for c in steps if keep_step_labels and c in ds.column_names]
+    extra = [c for c in steps if flag(keep_step_labels, "keep_step_labels", "to_trl_dpo") and c in ds.column_names]
     # dropped, the trainer would append an EOS to one-step completions (or the outcome weight would go to 1)
     extra += ["open_ended"] if "open_ended" in ds.column_names and not open_ended else []
     ds = ds.select_columns([*PREFERENCE, *extra])
