@@ -292,3 +292,29 @@ def test_curve_ends_averages_the_first_and_last_logged_values_round_by_round():
         curve_ends(history, "loss")
     with pytest.raises(ValueError, match=r"history\[1\]"):
         curve_ends([{}, 3], ["loss"])
+
+
+def test_rejected_right_answers_counts_the_right_answers_a_prm_rejects_and_their_slips():
+    import random
+
+    from stepdpo_lite.tutorial import toyworld
+    from stepdpo_lite.tutorial.diagnostics import format_rejected_right_answers, rejected_right_answers
+    problem = toyworld.make_problems(1, "test", seed=0)[0]
+    gold = problem.gold_solution
+    slip = toyworld.corrupt_solution(problem, step=1, kind="copy", rng=random.Random(0))
+    assert toyworld.has_wrong_step(problem.prompt, slip) and not toyworld.has_wrong_step(problem.prompt, gold)
+    prompts, completions = [problem.prompt] * 4, [gold, slip, gold, slip]
+    rewards, labels = [2.0, -5.0, -4.0, -6.0], [True, True, True, False]  # a right gold one rejected too
+    assert rejected_right_answers(rewards, labels, -3.0) == {"right": 3, "rejected": 2, "rejected_share": 2 / 3}
+    full = rejected_right_answers(rewards, labels, -3.0, prompts, completions, toyworld.has_wrong_step)
+    assert full["slipped_among_rejected"] == 0.5 and full["slipped_among_accepted"] == 0.0
+    assert format_rejected_right_answers(full) == ("the PRM rejects 2 of the 3 right answers; 50% of those slipped "
+                                                   "on the way, against 0% of the ones it accepts")
+    none_right = rejected_right_answers([1.0], [False], 0.0, [problem.prompt], [slip], toyworld.has_wrong_step)
+    assert none_right == {"right": 0, "rejected": 0, "rejected_share": None, "slipped_among_rejected": None,
+                          "slipped_among_accepted": None}
+    assert format_rejected_right_answers(none_right) == "the PRM rejects 0 of the 0 right answers"
+    with pytest.raises(ValueError, match="need one reward per label"):
+        rejected_right_answers(rewards[:3], labels, -3.0)
+    with pytest.raises(ValueError, match="threshold"):
+        rejected_right_answers(rewards, labels, float("nan"))

@@ -150,6 +150,9 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
         "03_outcome_reward_model.ipynb": [
             _auroc(orm["auroc"]), _auroc(orm["zero_shot_auroc"]), _auroc(orm["prm_min_auroc"]),
             _auroc(orm["combined_auroc"]), f"({orm['combined_process_weight']:g} on the PRM)",
+            f"it rejects {orm['prm_rejected_right']['rejected']} of the {orm['prm_rejected_right']['right']} right "
+            f"answers", f"and {round(100 * orm['prm_rejected_right']['slipped_among_rejected'])}% of those reached",
+            f"({round(100 * orm['prm_rejected_right']['slipped_among_accepted'])}% of the ones it accepts)",
             *(f for d in orm["differences"].values() for f in _interval(d, lambda x: _signed(x, 3)))],
         "04_stepwise_dpo.ipynb": [
             *(_percent(r[k]) for r in (one_round["nll_only"], one_round["stepwise_dpo"], one_round["dpo"])
@@ -419,6 +422,11 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     mc = data["mc_label_precision_recall"]
     assert mc["hard"]["recall"] > mc["hard"]["precision"] and mc["soft"]["precision"] > mc["soft"]["recall"]
     assert orm["auroc"] > orm["prm_min_auroc"]  # 03: the PRM (min over steps) is the worse judge of the answer
+    # 03's ROC reading: the PRM rejects about a third of the right answers (its curve flattens at two thirds), nearly
+    # all of them lucky slips, and few of the ones it accepts slipped
+    rejected = orm["prm_rejected_right"]
+    assert 0.25 < rejected["rejected_share"] < 0.45 and rejected["slipped_among_rejected"] > 0.9
+    assert rejected["slipped_among_accepted"] < 0.1
     for name in ("dpo", "stepwise_dpo", "nll_only"):  # 04: every method gains over the base, in both parts
         assert min(policy[name]["accuracy"], one_round[name]["accuracy"]) > policy["base"]["accuracy"], name
     # 04: after one round on the checker's labels, NLL only leads and Stepwise DPO's preference term costs less

@@ -6,6 +6,7 @@ that show what a reward model has *not* learnt, and summaries of per-step values
   by it;
 - ``format_step_rewards``: one solution's step rewards beside the checker's labels (notebook 02);
 - ``base_rate_loss``: the loss of always predicting the label frequency (a flat training curve on it learnt nothing);
+- ``rejected_right_answers``: the right answers a PRM rejects, and how many of them slipped (notebook 03's ROC);
 - ``curve_ends``: where a trainer's logged curves started and ended (what notebooks 04 and 05 say their curves show);
 - ``mean_by_label``, ``format_credit``, ``chosen_vs_rejected_summary`` (``format_chosen_vs_rejected``): per-step
   rewards summarised for notebook 05's claims;
@@ -153,6 +154,44 @@ def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
                          "end": values[-1], "logged": len(values),
                          "jitter": float(np.mean(np.abs(np.diff(values)))) if len(values) > 1 else 0.0}
     return ends
+
+
+def rejected_right_answers(min_rewards, labels, threshold: float, prompts=None, completions=None,
+                           has_wrong_step=None) -> dict:
+    """Of the solutions with a right final answer, how many a PRM rejects (its weakest step's reward below
+    ``threshold``, e.g. notebook 02's first-error threshold): it ranks those with the wrong ones, so its ROC curve as a
+    judge of the answer flattens at that share of the right solutions. With ``has_wrong_step(prompt, completion)``
+    (a step checker, e.g. ``toyworld.has_wrong_step``), also the share of those rejected right answers that did slip
+    on the way (lucky: the PRM is right to reject the step) and of the accepted ones."""
+    rewards = [finite_number(r, f"min_rewards[{i}]", "rejected_right_answers") for i, r in enumerate(min_rewards)]
+    _check_labels(labels, "rejected_right_answers", "labels")
+    threshold = finite_number(threshold, "threshold", "rejected_right_answers")
+    if len(rewards) != len(labels):
+        raise ValueError(f"rejected_right_answers: {len(rewards)} rewards for {len(labels)} labels; need one reward "
+                         "per label")
+    right = [i for i, y in enumerate(labels) if y]
+    rejected = [i for i in right if rewards[i] < threshold]  # no right answer (a weak policy): the shares are None
+    out = {"right": len(right), "rejected": len(rejected), "rejected_share": len(rejected) / len(right) if right
+           else None}
+    if has_wrong_step is not None:
+        prompts, completions = (list_of(x, f"rejected_right_answers: {name}", "texts")
+                                for x, name in ((prompts, "prompts"), (completions, "completions")))
+        if not len(prompts) == len(completions) == len(labels):
+            raise ValueError("rejected_right_answers: prompts, completions and labels differ in length")
+        slipped = {i: bool(has_wrong_step(prompts[i], completions[i])) for i in right}
+        accepted = [i for i in right if i not in set(rejected)]
+        out["slipped_among_rejected"] = sum(slipped[i] for i in rejected) / len(rejected) if rejected else None
+        out["slipped_among_accepted"] = sum(slipped[i] for i in accepted) / len(accepted) if accepted else None
+    return out
+
+
+def format_rejected_right_answers(r: dict) -> str:
+    """Notebook 03's line on ``rejected_right_answers``."""
+    line = f"the PRM rejects {r['rejected']} of the {r['right']} right answers"
+    shares = [r.get(k) for k in ("slipped_among_rejected", "slipped_among_accepted")]
+    if None not in shares:
+        line += f"; {shares[0]:.0%} of those slipped on the way, against {shares[1]:.0%} of the ones it accepts"
+    return line
 
 
 def mean_by_label(step_values, step_labels, label: bool) -> float | None:

@@ -250,6 +250,12 @@ def check(problem: Problem, solution: str) -> Verdict:
     return Verdict(labels, first_error, answer_correct, kinds, steps)
 
 
+def has_wrong_step(prompt: str, solution: str) -> bool:
+    """Whether the checker finds a wrong step in ``solution`` to the problem ``prompt`` states (a right answer with
+    one is a lucky slip)."""
+    return check(parse_prompt(prompt), solution).first_error >= 0
+
+
 def arithmetic_slip(problem: Problem, solution: str) -> int | None:
     """Written minus right result of the solution's first wrong step, when that step is an ``arithmetic`` error
     (its operands right); None otherwise. Which way a policy's slips lean shows what a preference loss that sees
