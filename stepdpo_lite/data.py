@@ -176,7 +176,8 @@ def _check_all(records, check: Callable, name: str, *, key: Sequence[str] = (), 
     Rows whose ``key`` fields repeat an earlier row's are an error, or dropped with ``drop_duplicates``.
     ``wheres``, when given, gets each kept row's record (file and line, or record index).
     """
-    flag(skip_invalid, "skip_invalid", name), flag(drop_duplicates, "drop_duplicates", name)  # "no" is truthy
+    flag(skip_invalid, "skip_invalid", name)  # "no" is truthy: invalid rows were skipped
+    flag(drop_duplicates, "drop_duplicates", name)
     kept, seen, invalid, repeats = [], {}, [], 0
     for where, record in records:
         try:

@@ -222,7 +222,7 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
         _check_labels(c, "best_of_n_accuracy", f"correct[{i}]")
     sizes = [len(c) for c in correct]
     _check_ns(ns, sizes, subsets, "best_of_n_accuracy", n_resamples)
-    rng = np.random.default_rng(positive_int(seed, "seed", "best_of_n_accuracy", minimum=0))  # None: unseeded
+    rng = np.random.default_rng(positive_int(seed, "seed", "best_of_n_accuracy", minimum=0))  # None drew unseeded
     # The random pick has a generator of its own: drawing it from rng would shift every later draw, and the
     # baseline would then see other subsets than the methods it is compared with (paired by draw, not only problem)
     pick_rng = np.random.default_rng([seed, 1])
@@ -252,5 +252,5 @@ def majority_vote_accuracy(answers: Sequence[Sequence[Any]], gold: Sequence[Any]
         return bool(votes) and Counter(votes).most_common(1)[0][0] == gold[i]  # most_common: first seen wins ties
 
     rounds = 1 if subsets == "first" else n_resamples
-    rng = np.random.default_rng(positive_int(seed, "seed", "majority_vote_accuracy", minimum=0))  # None: unseeded
+    rng = np.random.default_rng(positive_int(seed, "seed", "majority_vote_accuracy", minimum=0))  # None drew unseeded
     return _resampled_accuracy(sizes, ns, right, rng, rounds, subsets, per_problem)

@@ -179,7 +179,7 @@ def rejected_right_answers(min_rewards, labels, threshold: float, prompts=None, 
         if not len(prompts) == len(completions) == len(labels):
             raise ValueError("rejected_right_answers: prompts, completions and labels differ in length")
         slipped = {i: bool(has_wrong_step(prompts[i], completions[i])) for i in right}
-        accepted = [i for i in right if i not in set(rejected)]
+        accepted = [i for i in right if rewards[i] >= threshold]
         out["slipped_among_rejected"] = sum(slipped[i] for i in rejected) / len(rejected) if rejected else None
         out["slipped_among_accepted"] = sum(slipped[i] for i in accepted) / len(accepted) if accepted else None
     return out
@@ -321,8 +321,7 @@ def before_after_report(solutions_by_name: dict, rewards: dict, labels: dict, dr
     if not names or set(rewards) != set(names) or set(labels) != set(names):
         raise ValueError(f"before_after_report: solutions for {names}, rewards for {list(rewards)}, labels for "
                          f"{list(labels)} (need the same names)")
-    if isinstance(drawn, bool) or not isinstance(drawn, numbers.Integral):  # True was problem 2, 1.0 a TypeError
-        raise ValueError(f"before_after_report: drawn must be an int (a 0-based problem index), got {drawn!r}")
+    positive_int(drawn, "drawn", "before_after_report", minimum=0)  # True was problem 2, 1.0 a TypeError
     for name in names:
         if not 0 <= drawn < len(solutions_by_name[name]):
             raise ValueError(f"before_after_report: problem {drawn} drawn, {len(solutions_by_name[name])} solutions "

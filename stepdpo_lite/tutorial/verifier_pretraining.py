@@ -3,9 +3,9 @@
 Real process reward models start from a base that already reads mathematics (e.g. a math-tuned LLM): a base
 suited to the domain is the reference design's first best practice. The toy world's tiny base writes
 arithmetic but has never been asked to judge it, and notebook 02's QLoRA on 2,400 rows is about 200x too
-little data to learn that: a tag verifier learns to check the arithmetic between about 300 k and 460 k graded rows
-(step AUROC 0.76 -> 0.87; data/tiny-verifier/README.md has the learning curve). So the tiny profile's reward models start
-from a base pretrained here, all weights, on fresh graded solutions encoded exactly as the reward models
+little data to learn that: a tag verifier learns to check the arithmetic between about 300 k and 460 k graded
+rows (step AUROC 0.76 -> 0.87; data/tiny-verifier/README.md has the learning curve). So the tiny profile's reward
+models start from a base pretrained here, all weights, on fresh graded solutions encoded exactly as the reward models
 encode them (``ProcessRewardModel`` / ``OutcomeRewardModel``, GenRM-style: Zhang et al. 2024, arXiv:2408.15240)::
 
     process rows:  prompt | step 1 | STEP_TAG | step 2 | STEP_TAG | ... | step K | STEP_TAG   (one label per tag)

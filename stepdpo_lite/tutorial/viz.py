@@ -174,10 +174,8 @@ def pick_heatmap_solutions(first_errors, n: int, seed: int = 0) -> list[int]:
     PRM is judged on the wrong steps it catches and on the right ones it leaves alone."""
     first_errors = list_of(first_errors, "pick_heatmap_solutions: first_errors", "first-error indices")
     positive_int(n, "n", "pick_heatmap_solutions")
-    for i, f in enumerate(first_errors):  # a NaN was neither right nor wrong: never drawn; None raised a TypeError
-        if isinstance(f, bool) or not isinstance(f, numbers.Integral) or f < -1:
-            raise ValueError(f"pick_heatmap_solutions: first_errors[{i}] must be an int >= -1 (-1 = no error), "
-                             f"got {f!r}")
+    for i, f in enumerate(first_errors):  # -1: no error; a NaN was neither right nor wrong (never drawn)
+        positive_int(f, f"first_errors[{i}]", "pick_heatmap_solutions", minimum=-1)
     rng = np.random.default_rng(seed)
     wrong = [i for i, f in enumerate(first_errors) if f >= 0]
     right = [i for i, f in enumerate(first_errors) if f < 0]
@@ -687,10 +685,8 @@ def plot_first_error_positions(first_errors, title=None, save_to=None):
                                                            "first-error indices or verdicts")]
     if not fe:  # it drew one empty "none" bar
         raise ValueError("plot_first_error_positions: first_errors is empty")
-    for i, f in enumerate(fe):  # int() read 2.7 as step 3, True as step 2, "3" as step 4
-        if isinstance(f, bool) or not isinstance(f, numbers.Integral) or f < -1:
-            raise ValueError(f"plot_first_error_positions: first_errors[{i}] must be an int >= -1 (-1 = no error), "
-                             f"got {f!r}")
+    for i, f in enumerate(fe):  # (-1: no error) int() read 2.7 as step 3, True as step 2, "3" as step 4
+        positive_int(f, f"first_errors[{i}]", "plot_first_error_positions", minimum=-1)
     fe = [int(f) for f in fe]
     positions = list(range(max([f for f in fe if f >= 0] + [0]) + 1)) if any(f >= 0 for f in fe) else []
     counts = [sum(f == p for f in fe) for p in positions] + [sum(f < 0 for f in fe)]
