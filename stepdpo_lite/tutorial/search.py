@@ -44,6 +44,7 @@ from typing import Callable, Sequence
 from ..checks import finite_number, list_of, positive_int
 from ..generation import (check_sampling, eos_token_ids, exact_sampling, prompt_texts, record_prompts,
                           sampling_arguments)
+from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
 from .labelling import check_solution_lists, prompts_of
@@ -692,8 +693,6 @@ def example_report(problem, result: SearchResult, candidates: Sequence[str], can
     sets it, as with ``min``; None: nothing chosen) and, by the checker (``tree_labels``; None without one): how many
     ``wrong_steps`` were sampled, the highest P the PRM gave one (``wrong_step_p_max``; None: none), and whether
     the beam kept a right step at every depth (``right_kept_at_every_depth``)."""
-    from ..rewards import sigmoid
-
     if not candidates or len(candidates) != len(candidate_tokens):
         raise ValueError(f"example_report: {len(candidates)} candidates and {len(candidate_tokens)} token counts "
                          "(need equal, > 0)")
