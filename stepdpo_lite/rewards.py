@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from .atomic import save_atomic
 from .checks import finite_number, list_of, positive_int
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
@@ -68,10 +70,11 @@ class RewardModelConfig:
                 "trainers record the one they trained in, so a reload gives the same rewards. None: the device's."})
 
 
-def sigmoid(reward: float) -> float:
-    """P(step right) = σ(reward) of a log-odds reward, without overflow (``math.exp(1000)`` overflows; a reward of
-    −1000 is a fair probability of 0)."""
-    return 1 / (1 + math.exp(-reward)) if reward >= 0 else math.exp(reward) / (1 + math.exp(reward))
+def sigmoid(reward):
+    """P(step right) = σ(reward) of log-odds: a float for a number, an array for an array-like; NaN stays NaN."""
+    with np.errstate(over="ignore"):  # σ(−1000) = 1 / (1 + inf) = 0: no OverflowError (math.exp), no warning
+        p = 1.0 / (1.0 + np.exp(-np.asarray(reward, dtype=float)))
+    return float(p) if p.ndim == 0 else p
 
 
 class InputTooLong(ValueError):

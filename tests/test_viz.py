@@ -1,7 +1,9 @@
 """Every plot on small synthetic data: returns a Figure, saves a real PNG, marks what it should."""
 
 import base64
+import math
 import struct
+import warnings
 
 import matplotlib
 
@@ -13,6 +15,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from stepdpo_lite.rewards import sigmoid  # noqa: E402
 from stepdpo_lite.tutorial import toyworld, viz  # noqa: E402
 
 REWARDS = [[2.0, 1.0, -1.5, -2.0], [1.5, 0.5], [0.3, -0.4, 1.2, 2.2, 0.1, -3.0]]
@@ -40,8 +43,24 @@ def test_heatmap_marks_wrong_steps_and_outlines_first_errors(tmp_path):
     assert len(ax.collections[0].get_offsets()) == sum(not ok for row in LABELS for ok in row)  # the ×s
     image = ax.images[0].get_array()
     assert image.shape == (3, 6) and image.mask[1, 2:].all() and not image.mask[2].any()  # ragged -> blank
-    assert image[0, 0] == pytest.approx(viz.sigmoid(2.0))
+    assert image[0, 0] == pytest.approx(sigmoid(2.0))
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+
+
+def test_sigmoid_gives_a_float_for_a_number_and_an_array_for_an_array_like():
+    """rewards.sigmoid serves the scalar callers (pairs' step labels, reports) and the pictures' arrays alike: one
+    formula, so a threshold σ(t) and the steps' σ(r) compare as r and t do; no overflow; NaN stays NaN."""
+    assert isinstance(sigmoid(2.0), float) and isinstance(sigmoid(np.float32(2.0)), float) and sigmoid(0) == 0.5
+    assert isinstance(sigmoid([2.0]), np.ndarray) and sigmoid([[0.0]]).shape == (1, 1)
+    rewards = np.linspace(-40, 40, 8001)
+    assert np.array_equal(sigmoid(rewards), 1.0 / (1.0 + np.exp(-rewards)))  # the pictures' values, bit for bit
+    assert [sigmoid(float(r)) for r in rewards] == sigmoid(rewards).tolist()
+    was = [1 / (1 + math.exp(-r)) if r >= 0 else math.exp(r) / (1 + math.exp(r)) for r in rewards]  # math's σ
+    assert [sigmoid(float(r)) for r in rewards] == pytest.approx(was, rel=1e-15, abs=0)  # the pairs' labels: ≤ 3 ulp
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # math.exp(1000) raised OverflowError, numpy's exp warned
+        assert sigmoid(-1000.0) == 0.0 and sigmoid(1000.0) == 1.0 and sigmoid([-1000.0, 1000.0]).tolist() == [0, 1]
+    assert math.isnan(sigmoid(float("nan"))) and np.isnan(sigmoid([1.0, np.nan])).tolist() == [False, True]
 
 
 def test_heatmap_raw_rewards_explicit_first_errors_and_bad_input(tmp_path):
@@ -207,12 +226,6 @@ def test_notebook_01_bar_charts(tmp_path):
         viz.plot_label_agreement([True], [True, False])
 
 
-def test_first_predicted_error():
-    assert viz.first_predicted_error([2.0, 0.1, -0.5, -3.0]) == 2
-    assert viz.first_predicted_error([2.0, 0.1, -0.5], threshold=0.6) == 1
-    assert viz.first_predicted_error([1.0, 2.0]) == -1 and viz.first_predicted_error([]) == -1
-
-
 def _png_of(box):
     (output,) = box.output.outputs
     return output["data"]["image/png"]
@@ -264,14 +277,9 @@ def test_explorer_picture_says_what_its_bars_and_marks_are():
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["outline: predicted first error", "threshold (0.50)"]
 
 
-def test_first_predicted_error_takes_a_probability_and_refuses_nan():
+def test_label_agreement_names_a_missing_label():
     from stepdpo_lite.tutorial import labelling
 
-    assert viz.first_predicted_error([2.0, -3.0, 1.0], 0.5) == 1
-    with pytest.raises(ValueError, match=r"threshold is a probability in \(0, 1\), got 0.0"):  # a log-odds, by mistake
-        viz.first_predicted_error([-0.1, 1.0], threshold=0.0)
-    with pytest.raises(ValueError, match="score 1 must be a finite number, got nan"):
-        viz.first_predicted_error([1.0, float("nan"), -3.0], 0.5)
     with pytest.raises(ValueError, match="solution 0, step 1: a label must be a bool or a share"):
         labelling.label_agreement([[1.0, None]], [[True, True]])
     with pytest.raises(ValueError, match="threshold is a share of rollouts"):

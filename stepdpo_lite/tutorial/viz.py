@@ -31,8 +31,10 @@ from matplotlib.patches import Patch, Rectangle
 
 from ..atomic import write_atomic
 from ..checks import finite_number, list_of, positive_int
-from ..evaluation import _check_labels, first_error_index, predict_first_error
+from ..evaluation import _check_labels, first_error_index
+from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps
+from .diagnostics import first_predicted_error, step_body
 
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
 CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
@@ -58,20 +60,6 @@ METRIC_LABELS = {"loss": "training loss",
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def sigmoid(x):
-    """Element-wise logistic function (NaN stays NaN)."""
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
-
-
-def first_predicted_error(rewards, threshold: float = 0.5) -> int:
-    """0-based index of the first step with ``sigmoid(reward) < threshold``, or -1 when none. ``threshold`` is a
-    probability (notebook 02's log-odds threshold ``t`` is ``sigmoid(t)`` here); a NaN reward is refused."""
-    if not 0 < threshold < 1:
-        raise ValueError(f"first_predicted_error: threshold is a probability in (0, 1), got {threshold!r} (a log-odds "
-                         "threshold t is sigmoid(t))")
-    return predict_first_error(sigmoid(np.asarray(rewards, dtype=float).reshape(-1)).tolist(), threshold)
-
 
 def save_png(fig, path, dpi: int = DPI) -> Path:
     """Write ``fig`` as a PNG to ``path`` atomically; parent folders are created."""
@@ -230,11 +218,6 @@ def _tick_text(steps: list[str], labels, j: int) -> str:
     return mark + step_body(steps[j])
 
 
-def step_body(step: str) -> str:
-    """A step without its "Step k:" and the whitespace before it (its answer line kept), as a tick shows it."""
-    return re.sub(r"^\s*Step \d+:\s*", "", step)
-
-
 def before_after_bars(solutions, rewards, labels=(None, None)) -> tuple[list[str], list[float], list[float]]:
     """Tick labels and bar heights for ``plot_before_after`` of one problem solved twice (before, after training).
 
@@ -337,7 +320,7 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     values = _padded(step_rewards)
     n, m = values.shape
     if as_probability:
-        values, centre = sigmoid(values), float(sigmoid(threshold))
+        values, centre = sigmoid(values), sigmoid(threshold)
         vmin, vmax, label = 0.0, 1.0, "P(step correct) = σ(r)"
     else:
         centre, label = float(threshold), "step reward (log-odds)"
@@ -1018,7 +1001,7 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=Non
             dict(color="#555", lw=1.0, zorder=1) if n.id in stayed else dict(color="#bbb", lw=0.7, ls="--", zorder=0))
         ax.plot([px, n.depth + 1], [py, y[n.id]], **style)
     for n in nodes:
-        p = float(sigmoid(n.reward)) if n.reward is not None else float("nan")
+        p = sigmoid(n.reward) if n.reward is not None else float("nan")
         face = cmap(norm(p)) if p == p else "#dddddd"
         ring = labels.get(n.id) if labels else None
         edge = CORRECT if ring is True else WRONG if ring is False else "#333"
