@@ -120,6 +120,9 @@ def load_prm800k(path, *, neutral_as: bool = True, branches: bool = False, skip_
 
 # ----------------------------------------------------------------------------- Math-Shepherd
 
+_STEP_ONE = re.compile(r"(?<![A-Za-z])[Ss]tep 1:")  # "Footstep 1:" is no step mark; "12Step 1:" (a space lost) is
+
+
 def _math_shepherd(row, marker: str = "ки"):
     text, label = _text(row, "input"), _text(row, "label")
     pieces = text.split(marker)  # the step tag follows each step; `label` holds "+" or "-" in its place
@@ -138,11 +141,17 @@ def _math_shepherd(row, marker: str = "ки"):
             pos += 1
     if pos != len(label) or pieces[-1].strip():
         raise _Bad("label" if pos != len(label) else "input", "has text after the last step tag")
-    first = re.search(r"[Ss]tep 1:", pieces[0])
-    if not first:  # the question and the first step share the first piece; "Step 1:" is where they meet
+    # The question and the first step share the first piece; "Step 1:" (a few rows: "step 1:") is where they meet.
+    # Only one may be there: the first of two cut a question that says "step 1:" short and gave step 1 its end.
+    marks = list(_STEP_ONE.finditer(pieces[0]))
+    if not marks:
         raise _Bad("input", "has no 'Step 1:' before the first step tag: cannot tell the question from step 1")
-    steps = [pieces[0][first.start():], *pieces[1:-1]]
-    out = {"prompt": pieces[0][:first.start()].strip(), "completions": [s.rstrip(" ") for s in steps], "labels": labels}
+    if len(marks) > 1:
+        raise _Bad("input", f"has {len(marks)} step marks {[m.group() for m in marks]} before the first step tag: "
+                            "cannot tell which one ends the question")
+    first = marks[0].start()
+    steps = [pieces[0][first:], *pieces[1:-1]]
+    out = {"prompt": pieces[0][:first].strip(), "completions": [s.rstrip(" ") for s in steps], "labels": labels}
     return _stepwise(out)
 
 
@@ -151,9 +160,11 @@ def load_math_shepherd(path, *, skip_invalid: bool = False) -> Dataset:
 
     A row's ``input`` is the question, then ``Step 1: ... ки\\nStep 2: ... ки`` (the tag ``ки`` after each step),
     and its ``label`` is the same text with ``+`` (the step can still reach the answer) or ``-`` in each tag's
-    place. The question ends where ``Step 1:`` begins; the space before each tag is dropped, so steps read
-    ``"Step 1: ..."``, ``"\\nStep 2: ..."`` and join back into the solution. Rows that do not follow this layout
-    raise (or are skipped and counted with ``skip_invalid=True``: the public set has a few).
+    place. The question ends where ``Step 1:`` (a few rows: ``step 1:``) begins, and that mark must be there once
+    before the first tag: a question that says "step 1:" itself raises (taking the first mark cut it short). The
+    space before each tag is dropped, so steps read ``"Step 1: ..."``, ``"\\nStep 2: ..."`` and join back into the
+    solution. Rows that do not follow this layout raise (or are skipped and counted with ``skip_invalid=True``: the
+    public set has a few).
     """
     return _dataset(_check_all(_records(path, "load_math_shepherd"), _math_shepherd, "math_shepherd",
                                skip_invalid=skip_invalid), STEPWISE)
@@ -205,6 +216,17 @@ def _same_number(x: float, written: str) -> bool:
     return int(x * scale + (1e-9 if x >= 0 else -1e-9)) == round(y * scale)  # cut toward zero
 
 
+def _cut_of(value: str, written: str) -> bool:
+    """``written`` is the decimal text ``value`` cut to ``written``'s decimals (``14.999999999999998`` -> ``14.99``):
+    a cut of the text the calculator showed, which a cut of its float misses (x * 100 rounds up to 1500)."""
+    plain, written = value.strip(), written.replace(" ", "").replace(",", "")
+    if not re.fullmatch(r"-?\d+\.\d+", plain) or not re.fullmatch(r"-?\d+(?:\.\d+)?", written):
+        return False
+    decimals = len(written.split(".")[1]) if "." in written else 0
+    cut = plain[:plain.index(".") + decimals + 1 if decimals else plain.index(".")]
+    return decimals < len(plain.split(".")[1]) and float(cut) == float(written)
+
+
 def calculator_check(line: str) -> bool:
     """Does the arithmetic of a GSM8K line hold (Cobbe et al. 2021, arXiv:2110.14168)?
 
@@ -217,8 +239,8 @@ def calculator_check(line: str) -> bool:
             value = _calc(m.group(2))
             # "17 500" is one number, but "<<2*3=6>>6 500-gram" is 6: either reading will do
             written = [m.group(3), m.group(3).split(" ")[0]] if m.group(3) else []
-            if not _same_number(_calc(m.group(1)), m.group(2)) or (written and not any(_same_number(value, w)
-                                                                                       for w in written)):
+            if not _same_number(_calc(m.group(1)), m.group(2)) or (written and not any(
+                    _same_number(value, w) or _cut_of(m.group(2), w) for w in written)):
                 return False
         except ValueError:
             continue
@@ -260,22 +282,45 @@ def load_gsm8k_problems(path, *, skip_invalid: bool = False) -> Dataset:
                                skip_invalid=skip_invalid), ("prompt", "solution", "answer"))
 
 
+def _line_verdicts(line_labels: Sequence[bool], correct: bool, who: str) -> list[bool]:
+    """The checked per-line verdicts: a list of bools (0/1 too), ``correct`` a bool."""
+    line_labels = list_of(line_labels, f"{who}: line_labels", "bools (one per line)")
+    _check_labels(line_labels, who, "line_labels")  # None was a right line, a str a TypeError
+    if correct not in (True, False):
+        raise ValueError(f"{who}: correct must be a bool, got {correct!r:.40}")
+    return [bool(x) for x in line_labels]
+
+
+def _blame_the_answer(labels: list[bool], correct: bool) -> list[bool]:
+    """An incorrect solution whose lines all pass: its last line (the answer) is the one line known to be wrong."""
+    if not correct and labels and all(labels):
+        labels[-1] = False
+    return labels
+
+
 def process_labels(line_labels: Sequence[bool], correct: bool) -> list[bool]:
-    """Per-line arithmetic verdicts -> process labels ("can this step still reach the answer?").
+    """Per-line arithmetic verdicts -> process labels ("can this step still reach the answer?", the **reachable**
+    meaning of docs/formats.md).
 
     After the first wrong line every line is wrong (the error propagates, as in Math-Shepherd); an
     incorrect solution whose lines all pass gets its last line (the answer) marked wrong, the one line
     known to be wrong.
     """
-    line_labels = list_of(line_labels, "process_labels: line_labels", "bools (one per line)")
-    _check_labels(line_labels, "process_labels", "line_labels")  # None was a right line, a str a TypeError
-    if correct not in (True, False):
-        raise ValueError(f"process_labels: correct must be a bool, got {correct!r:.40}")
+    line_labels = _line_verdicts(line_labels, correct, "process_labels")
     first = line_labels.index(False) if False in line_labels else len(line_labels)
-    labels = [k < first for k in range(len(line_labels))]
-    if not correct and labels and all(labels):
-        labels[-1] = False
-    return labels
+    return _blame_the_answer([k < first for k in range(len(line_labels))], correct)
+
+
+def mistake_labels(line_labels: Sequence[bool], correct: bool) -> list[bool]:
+    """Per-line arithmetic verdicts -> **mistake made here** labels (docs/formats.md), what Stepwise DPO's step loss
+    pushes down on a rejected solution: False only on a line whose own calculator annotation is wrong; a later line
+    that computes right on the wrong number stays True. An incorrect solution whose lines all pass gets its last
+    line (the answer) marked wrong, as in ``process_labels``: the mistake is somewhere the calculator cannot see.
+    """
+    return _blame_the_answer(_line_verdicts(line_labels, correct, "mistake_labels"), correct)
+
+
+REJECTED_LABELS = {"mistakes": mistake_labels, "reachability": process_labels}
 
 
 def _gsm8k_solution_rows(record, step_labels: bool):
@@ -289,18 +334,23 @@ def _gsm8k_solution_rows(record, step_labels: bool):
 
 
 def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = None, step_labels: bool = True,
-                           seed: int = 0) -> Dataset:
+                           seed: int = 0, rejected_labels: str = "mistakes") -> Dataset:
     """Preference pairs between a correct and an incorrect GSM8K model solution of the same problem.
 
     ``solutions``: the path of ``example_model_solutions.jsonl``, its records in memory, or ``load_gsm8k_solutions``'s
     Dataset (or rows); all are checked as a file is. All correct x incorrect combinations, shuffled with ``seed``
     and cut to ``max_pairs_per_problem`` (None: all); a text two solvers wrote alike is used once (logged). With
-    ``step_labels``, ``chosen_step_labels`` and ``rejected_step_labels`` come from ``process_labels`` of the
-    calculator check (one per line).
+    ``step_labels``, one label per line from the calculator check: ``chosen_step_labels`` from ``process_labels``,
+    ``rejected_step_labels`` "mistake made here" (``mistake_labels``) by default, as the toy world's
+    ``labelling.preference_pairs``: a line that computes right on a wrong number is not pushed down;
+    ``rejected_labels="reachability"`` gives ``process_labels`` (every line after the first wrong one wrong).
     """
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "gsm8k_preference_pairs", none_ok=True)  # 0 is refused
     positive_int(seed, "seed", "gsm8k_preference_pairs", minimum=0)  # seed=True or 1.0 hashed apart from 1
     step_labels = flag(step_labels, "step_labels", "gsm8k_preference_pairs")
+    if rejected_labels not in tuple(REJECTED_LABELS):  # a tuple: a list given is refused here, not a TypeError
+        raise ValueError(f"gsm8k_preference_pairs: rejected_labels must be one of {list(REJECTED_LABELS)}, got "
+                         f"{rejected_labels!r:.40}")
     ds = _check_all(_records(solutions, "gsm8k_preference_pairs"), lambda r: _gsm8k_solution_rows(r, step_labels),
                     "gsm8k_preference_pairs")
     problems: dict[str, dict[str, dict]] = {}
@@ -316,7 +366,7 @@ def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = Non
             row = {"prompt": prompt, "chosen": c["completion"], "rejected": r["completion"]}
             if step_labels:
                 row["chosen_step_labels"] = process_labels(c["step_labels"], True)
-                row["rejected_step_labels"] = process_labels(r["step_labels"], False)
+                row["rejected_step_labels"] = REJECTED_LABELS[rejected_labels](r["step_labels"], False)
             rows.append(row)
     if repeats:
         logger.warning("gsm8k_preference_pairs: %d solutions repeat another solver's text for the same problem; "
