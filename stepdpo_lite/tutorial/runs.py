@@ -2,7 +2,8 @@
 
 Each notebook reads what the previous ones wrote and merges its own figures into ``metrics.json``.
 Every write goes to a temporary name first and is then renamed, so a crash leaves the previous
-good file (or folder) in place, never a half-written one.
+good file (or folder) in place, never a half-written one. ``first_rows`` trims what a notebook reads back to its
+row-count knobs (``N_TRAIN_ROWS``, ``N_EVAL_ROWS``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import save_atomic, write_json_atomic  # noqa: F401  (the run folder's writers)
+from ..checks import positive_int
 
 
 def run_dir(profile: str = "tiny", root: str | os.PathLike = "runs") -> Path:
@@ -120,3 +122,12 @@ def recorded(run: str | os.PathLike, name: str, made_by: str):
                                     "and RUNS_DIR)")
         value = value[key]
     return value
+
+
+def first_rows(dataset, n: int | None, name: str = "n"):
+    """The first ``n`` rows of a Hugging Face ``dataset`` (all of them when it has fewer), or the whole dataset when
+    ``n`` is None. ``name``: the knob ``n`` came from (``"N_TRAIN_ROWS"``), for the error: 0, a negative number or a
+    float is refused, since 0 rows trained or scored only fail later, far from the setting."""
+    if positive_int(n, name, "first_rows", none_ok=True) is None:
+        return dataset
+    return dataset.select(range(min(n, len(dataset))))
