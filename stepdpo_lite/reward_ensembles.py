@@ -79,18 +79,20 @@ class CombinedRewardModel:
 
     def _score(self, process_prompts, outcome_prompts, solutions, batch_size=None, progress=False) -> list[float]:
         solutions = list_of(solutions, "solutions", "texts or lists of steps")
-        total = [0.0] * len(solutions)
+        process = outcome = [0.0] * len(solutions)  # a part the model has not adds nothing
         if self.process_reward_model is not None:
             steps = [extract_steps(s, self.step_delimiter, self.max_steps) if isinstance(s, str) else self._capped(s)
                      for s in solutions]
             process = self.process_reward_model.solution_rewards(list_of(process_prompts, "prompts", "strings"),
                                                                  steps, batch_size, progress)
-            total = [t + self.process_weight * p for t, p in zip(total, process)]
         if self.outcome_reward_model is not None:
             outcome = self.outcome_reward_model.score_solutions(list_of(outcome_prompts, "prompts", "strings"),
                                                                 solutions, batch_size, progress)
-            total = [t + self.outcome_weight * o for t, o in zip(total, outcome)]
-        return total
+        return self.combine(process, outcome)
+
+    def combine(self, process: Sequence[float], outcome: Sequence[float]) -> list[float]:
+        """Each solution's combined reward from its parts' (the formula ``score_solutions`` uses): none scored twice."""
+        return [self.process_weight * p + self.outcome_weight * o for p, o in zip(process, outcome, strict=True)]
 
     solution_rewards = score_solutions
 
