@@ -255,3 +255,28 @@ def test_step_agreement_refuses_samples_that_are_not_one_list_per_problem():
     assert prm_pairs.step_agreement(ps, [[sample], []]) == 1.0
     with pytest.raises(ValueError, match="step_agreement: 2 problems but 1 lists of samples"):
         prm_pairs.step_agreement(ps, [[sample]])
+
+
+def test_answers_by_length_groups_by_the_problems_operations_on_the_toy_task_and_the_steps_taken_on_gsm8k():
+    toy = tasks.ToyTask()
+    problems = toyworld.make_problems(2, "test")
+    solutions = [[p.gold_solution, toyworld.corrupt_solution(p, step=0, kind="arithmetic", rng=random.Random(0))]
+                 for p in problems]
+    verdicts = toy.label(None, None, problems, solutions)
+    got = tasks.answers_by_length(toy, problems, verdicts)
+    assert got == {"lengths": [len(p.ops) for p in problems for _ in range(2)],
+                   "correct": [v.answer_correct for vs in verdicts for v in vs], "xlabel": "operations in the problem"}
+    assert got["correct"][0] and not got["correct"][1]
+    short = toyworld.Verdict([True], -1, True, steps=["Step 1: 1 + 1 = 2"])  # a GSM8K verdict: the steps it took
+    gsm = tasks.answers_by_length(tasks.GSM8KTask(), problems[:1], [[short]])
+    assert gsm == {"lengths": [1], "correct": [True], "xlabel": "steps in the solution"}
+    with pytest.raises(ValueError, match="answers_by_length: 2 problems but 1 lists of verdicts"):
+        tasks.answers_by_length(toy, problems, verdicts[:1])
+
+
+def test_only_a_task_with_a_step_checker_says_whether_a_solution_slipped():
+    p = toyworld.make_problems(1, "test")[0]
+    slipped = toyworld.corrupt_solution(p, step=0, kind="arithmetic", rng=random.Random(0))
+    assert tasks.ToyTask().wrong_step_checker(p.prompt, slipped) and not tasks.ToyTask().wrong_step_checker(
+        p.prompt, p.gold_solution)
+    assert tasks.GSM8KTask().wrong_step_checker is None

@@ -9,8 +9,9 @@ A **problem** (``toyworld.Problem``, ``gsm8k.GSM8KProblem``) has
   world), else ``None`` (GSM8K: the labels come from Monte-Carlo rollouts, ``Task.label``).
 
 A **task** (``ToyTask``, ``GSM8KTask``; ``get_task(profile)``) makes the problems of a profile, labels sampled
-solutions (checker or rollouts) and estimates what the labelling costs. Sampling, grading, best-of-N
-(``bestofn``) and policy evaluation all go through these; nothing dispatches on problem types, and a model
+solutions (checker or rollouts), says how long a solution is (``answers_by_length``) and whether it slipped in a
+step where a checker can tell (``wrong_step_checker``), and estimates what the labelling costs. Sampling, grading,
+best-of-N (``bestofn``) and policy evaluation all go through these; nothing dispatches on problem types, and a model
 only ever receives ``problem.prompt`` strings (``generation.sample_solutions`` raises on an item that is not a
 ``str`` and has no ``str`` prompt: no object's repr is ever turned into a prompt).
 """
@@ -180,6 +181,18 @@ class ToyTask:
     name: str = "toy"
     has_step_checker: bool = True
     label_source: str = "gold step checker (toy world)"
+    length_name: str = "operations in the problem"  # what ``length`` counts
+
+    @property
+    def wrong_step_checker(self):
+        """``has_wrong_step(prompt, solution)``, the gold checker's (``toyworld.has_wrong_step``): whether a solution
+        slips in a step, as ``diagnostics.rejected_right_answers`` asks."""
+        return toyworld.has_wrong_step
+
+    def length(self, problem, verdict) -> int:
+        """A solution's length, as ``answers_by_length`` groups it: its problem's number of operations (one step
+        each), whatever the solution wrote."""
+        return len(problem.ops)
 
     def splits(self, n_train: int, n_eval: int, seed: int = 0, tokenizer=None) -> dict:
         """``{"train", "validation", "test"}`` problems (disjoint by construction)."""
@@ -209,6 +222,13 @@ class GSM8KTask:
     name: str = "gsm8k"
     has_step_checker: bool = False
     label_source: str = "Monte-Carlo estimates (notebook 01)"
+    length_name: str = "steps in the solution"  # what ``length`` counts
+    wrong_step_checker = None  # no gold checker: whether a right answer slipped on the way is unknown
+
+    def length(self, problem, verdict) -> int:
+        """A solution's length, as ``answers_by_length`` groups it: the steps it took (a GSM8K problem does not
+        state how many it needs)."""
+        return len(verdict.steps)
 
     def splits(self, n_train: int, n_eval: int, seed: int = 0, tokenizer=None) -> dict:
         if tokenizer is None:
@@ -240,6 +260,18 @@ class GSM8KTask:
 
 
 TASKS = {"toy": ToyTask, "gsm8k": GSM8KTask}
+
+
+def answers_by_length(task, problems, verdicts) -> dict:
+    """What notebook 01 plots as final-answer accuracy by length (``viz.plot_accuracy_by_length``):
+    ``{"lengths", "correct", "xlabel"}``, a length (``task.length``) and a right-answer flag per solution, in order,
+    and the name of what the lengths count. ``verdicts``: one list per problem, as ``task.label`` returns them."""
+    if isinstance(verdicts, str) or len(problems) != len(verdicts):  # zip would cut the longer one without a word
+        raise ValueError(f"answers_by_length: {len(problems)} problems but {len(verdicts)} lists of verdicts; give "
+                         "one list per problem (task.label's)")
+    pairs = [(p, v) for p, vs in zip(problems, verdicts) for v in vs]
+    return {"lengths": [task.length(p, v) for p, v in pairs], "correct": [v.answer_correct for _, v in pairs],
+            "xlabel": task.length_name}
 
 
 def get_task(profile):
