@@ -96,3 +96,26 @@ def test_a_bool_budget_or_speed_and_bad_row_counts_are_refused():
         with pytest.raises(ValueError, match="generation_seconds: tokens_per_s must be > 0"):
             budget.generation_seconds(10, 10, bad)
     assert budget.plan_generation({"train": [0, 0]}, tokens_per_row=100, tokens_per_s=10.0, budget_minutes=5).keep
+
+
+def test_optimizer_steps_count_whole_batches_and_at_least_one():
+    assert budget.optimizer_steps(570, 1.0, 16) == 35  # notebook 04's tiny runs: 560 of the 570 pairs
+    assert budget.optimizer_steps(570, 2.0, 16) == 71 and budget.optimizer_steps(570, 0.5, 16) == 17
+    assert budget.optimizer_steps(64, 1.0, 4, accumulation_steps=4) == 4  # 16 rows an optimizer step
+    assert budget.optimizer_steps(3, 1.0, 16) == 1 and budget.optimizer_steps(0, 1.0, 16) == 1  # a few rows train
+    for kw, message in ((dict(epochs=0.0), "epochs must be > 0"), (dict(epochs=float("nan")), "epochs must be a"),
+                        (dict(batch_size=0), "batch_size must be an int >= 1"),
+                        (dict(accumulation_steps=True), "accumulation_steps must be an int >= 1"),
+                        (dict(n_rows=-5), "n_rows must be an int >= 0"), (dict(n_rows=2.5), "n_rows must be an int")):
+        with pytest.raises(ValueError, match=f"optimizer_steps: {message}"):
+            budget.optimizer_steps(**{**dict(n_rows=570, epochs=1.0, batch_size=16), **kw})
+
+
+def test_preference_batch_size_is_16_on_tiny_else_the_profiles_or_the_given_one():
+    tiny, t4 = profiles.get_profile("tiny"), profiles.get_profile("t4-16gb")
+    assert tiny.train_batch_size == 32 and budget.preference_batch_size(tiny) == budget.TINY_PREFERENCE_BATCH == 16
+    assert budget.preference_batch_size(t4) == t4.train_batch_size == 4
+    assert budget.preference_batch_size(tiny, 8) == 8 and budget.preference_batch_size(t4, 2) == 2
+    for bad in (0, -4, 2.5, "8"):
+        with pytest.raises(ValueError, match="preference_batch_size: batch_size must be an int >= 1"):
+            budget.preference_batch_size(tiny, bad)

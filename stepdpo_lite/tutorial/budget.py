@@ -1,5 +1,6 @@
 """Time and memory: an estimate before a long generation job (and a cap to a budget), a measurement after
-each training cell.
+each training cell, and how many optimizer steps a training run takes (``optimizer_steps``,
+``preference_batch_size``).
 
 Generation estimates count rows (sequences generated) x tokens per row / the profile's sampling speed
 (``Profile.sampling_tokens_per_s``, tokens a second summed over a batch of ``Profile.sample_batch_size`` rows;
@@ -15,7 +16,7 @@ import numbers
 import time
 from dataclasses import dataclass, field
 
-from ..checks import list_of, positive_int
+from ..checks import finite_number, list_of, positive_int
 
 
 def format_duration(seconds: float | None) -> str:
@@ -45,6 +46,35 @@ def generation_seconds(rows: int, tokens_per_row: int, tokens_per_s: float | Non
         raise ValueError(f"generation_seconds: tokens_per_s must be > 0 (finite), got {tokens_per_s!r}")
     padded = math.ceil(rows / batch_size) * batch_size  # a last, partial batch costs a full one
     return padded * tokens_per_row / tokens_per_s
+
+
+def optimizer_steps(n_rows: int, epochs: float, batch_size: int, accumulation_steps: int = 1) -> int:
+    """Optimizer steps for ``epochs`` passes over ``n_rows`` rows, ``batch_size`` rows a device step and
+    ``accumulation_steps`` device steps an optimizer step: whole steps only (a last, partial batch is left out, so
+    that every step sees as many rows), and at least one, so that a handful of rows still trains. Notebook 04 fixes
+    its runs' ``max_steps`` with it: every method then takes the same number of steps, where each trainer's own
+    epoch count would round its last batch its own way."""
+    positive_int(n_rows, "n_rows", "optimizer_steps", minimum=0)
+    positive_int(batch_size, "batch_size", "optimizer_steps")
+    positive_int(accumulation_steps, "accumulation_steps", "optimizer_steps")
+    if finite_number(epochs, "epochs", "optimizer_steps") <= 0:  # 0 or -1 epochs: one step, without a word
+        raise ValueError(f"optimizer_steps: epochs must be > 0, got {epochs!r}")
+    return max(1, int(epochs * n_rows) // (batch_size * accumulation_steps))
+
+
+# notebook 04's one-round runs on the tiny profile: 16 pairs a step, 35 steps over notebook 01's 570 pairs (its
+# figures, README's and docs/benchmarks.md's, are measured at this size)
+TINY_PREFERENCE_BATCH = 16
+
+
+def preference_batch_size(profile, batch_size: int | None = None) -> int:
+    """Pairs per device step of notebook 04's preference runs: ``batch_size`` when given; else 16 on the tiny
+    profile, whose ``train_batch_size`` (32) is its reward models' batch and would halve the runs' steps over
+    notebook 01's 570 pairs to 17; else the profile's ``train_batch_size`` (a GPU profile's is sized to its
+    memory)."""
+    if batch_size is not None:
+        return positive_int(batch_size, "batch_size", "preference_batch_size")
+    return TINY_PREFERENCE_BATCH if profile.name == "tiny" else profile.train_batch_size
 
 
 def _number(x) -> bool:
