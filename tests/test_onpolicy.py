@@ -7,6 +7,7 @@ import dataclasses
 import math
 import random
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,6 +51,12 @@ def problem_and_texts():
     assert p.is_correct(gold) and not p.is_correct(bad) and p.is_correct(lucky)
     assert toyworld.check(p, lucky).first_error == 0 and toyworld.check(p, bad).first_error == 1
     return p, gold, bad, lucky
+
+
+def nothing_right(model, tokenizer, problems, *, n_sampled=2, **kw):
+    """A stand-in for ``tasks.greedy_and_sampled_accuracy(per_problem=True)``: no solution right."""
+    return {"accuracy": 0.0, "sampled_accuracy": 0.0, "per_problem": {
+        "greedy_right": [0] * len(problems), "sampled_right": [0] * len(problems), "n_sampled": n_sampled}}
 
 
 # ----------------------------------------------------------------------------- pairs from PRM labels
@@ -744,7 +751,7 @@ def test_only_the_rounds_methods_write_its_samples(monkeypatch):
         calls.append((model, n))
         return [[p.gold_solution] * n for p in problems]  # every sample right: no pairs, nothing trains
     monkeypatch.setattr(onpolicy.tasks, "sample_solutions", sample)
-    monkeypatch.setattr(onpolicy.tasks, "greedy_and_sampled_accuracy", lambda *a, **k: {"accuracy": 0.0})
+    monkeypatch.setattr(onpolicy.tasks, "greedy_and_sampled_accuracy", nothing_right)
     policies = {m: f"<{m}>" for m in onpolicy.METHODS}
     problems = toyworld.make_problems(2, "train", seed=0, max_ops=3)
     for methods, sampler, drawn in ((("dpo", "stepwise_dpo"), "pooled", [("<dpo>", 2), ("<stepwise_dpo>", 2)]),
@@ -1055,7 +1062,7 @@ def test_a_round_refuses_an_args_seed_that_the_round_seed_would_replace(monkeypa
     run_rounds(seed=SEED)) is allowed."""
     monkeypatch.setattr(onpolicy.tasks, "sample_solutions", lambda model, tok, problems, n, **kw: [
         [p.gold_solution] * n for p in problems])  # every sample right: no pairs, nothing trains
-    monkeypatch.setattr(onpolicy.tasks, "greedy_and_sampled_accuracy", lambda *a, **k: {"accuracy": 0.0})
+    monkeypatch.setattr(onpolicy.tasks, "greedy_and_sampled_accuracy", nothing_right)
     policies, problems = {m: f"<{m}>" for m in onpolicy.METHODS}, toyworld.make_problems(2, "train", seed=0, max_ops=3)
     run = partial(onpolicy.run_round, policies, None, StubPRM(), problems, problems[:1],
                   onpolicy.RoundSettings(threshold=THRESHOLD), out=lambda line: None)
@@ -1078,3 +1085,144 @@ def test_train_settings_args_with_stepwise_fields_reach_stepwise_dpo_only(tmp_pa
         tr = onpolicy.make_trainer(method, copy.deepcopy(tiny_model), tok, step_rows(), settings,
                                    str(tmp_path / method), ref_model=copy.deepcopy(tiny_model).eval())
         assert getattr(tr.args, "max_reasoning_steps", None) == (8 if method == "stepwise_dpo" else None), method
+
+
+# ----------------------------------------------------------------------------- notebook 04's helpers
+
+def counts(greedy, sampled, n_sampled=2):
+    return {"greedy_right": greedy, "sampled_right": sampled, "n_sampled": n_sampled}
+
+
+def test_stepwise_minus_compares_stepwise_dpo_with_every_method_but_the_base():
+    right = {"base": counts([0, 0, 1], [0, 1, 1]), "dpo": counts([0, 1, 1], [1, 1, 2]),
+             "stepwise_dpo": counts([1, 1, 1], [2, 1, 2]), "step_dpo": counts([1, 0, 1], [2, 0, 2])}
+    minus = onpolicy.stepwise_minus(right)
+    assert list(minus) == ["dpo", "step_dpo"]  # in the order of right, the base left out
+    assert minus["dpo"] == tasks.accuracy_differences(right["stepwise_dpo"], right["dpo"])
+    assert minus["dpo"]["accuracy"]["difference"] == pytest.approx(1 / 3)
+    assert onpolicy.stepwise_minus({"dpo": right["dpo"]}) is None  # no Stepwise DPO: nothing to compare
+    one = {m: counts(c["greedy_right"][:1], c["sampled_right"][:1]) for m, c in right.items()}
+    assert onpolicy.stepwise_minus(one) is None  # one problem: no paired interval
+    assert onpolicy.stepwise_minus({"stepwise_dpo": right["stepwise_dpo"]}) == {}  # nothing else to compare with
+
+
+def test_rounds_start_figures_measure_the_start_policy_again_only_on_a_quantized_profile(monkeypatch):
+    calls = []
+
+    def measure(model, tokenizer, problems, **kw):
+        calls.append((model, tokenizer, problems, kw))
+        return {"accuracy": 0.25, "in_4_bits": True}
+    monkeypatch.setattr(onpolicy.tasks, "greedy_and_sampled_accuracy", measure)
+    base, rs = {"accuracy": 0.5, "in_4_bits": False}, onpolicy.RoundSettings(batch_size=8, max_new_tokens=40)
+    start = partial(onpolicy.rounds_start_figures, base, "<policy>", "<tok>", ["p1", "p2"], rs, n_sampled=3, seed=7)
+    assert start(rounds=2, quantized=False) is base and start(rounds=0, quantized=True) is base and calls == []
+    assert start(rounds=2, quantized=True) == {"accuracy": 0.25, "in_4_bits": True}
+    # as the rounds measure their policies: their batch size and token budget
+    assert calls == [("<policy>", "<tok>", ["p1", "p2"], dict(n_sampled=3, batch_size=8, max_new_tokens=40, seed=7))]
+
+
+def round_record(n, acc):
+    figures = {"accuracy": acc, "sampled_accuracy": acc / 2, "train_seconds": 1.0, "n_test_problems": 4}
+    return {"round": n, "pairs": {"solution": 1, "step": 1, "total": 2}, "mislabels": {}, "seconds": 3.0,
+            "samples": 6, "sample_accuracy": 0.5, **{m: dict(figures) for m in onpolicy.METHODS},
+            "stepwise_dpo_minus": {"dpo": {"accuracy": {"difference": 0.0, "low": -0.1, "high": 0.1}}}}
+
+
+def test_policy_metrics_give_each_method_the_figures_of_the_policy_it_saved_last():
+    one_round = {"base": {"accuracy": 0.5}, "dpo": {"accuracy": 0.6, "step_accuracy": 0.7},
+                 "stepwise_dpo": {"accuracy": 0.7, "minus": {"step_dpo": {}}}, "nll_only": {"accuracy": 0.8},
+                 "step_dpo": {"accuracy": 0.65}}
+    records = [round_record(1, 0.75), round_record(2, 0.85)]
+    curves = {"DPO": {"loss": {"first": 1.0, "last": 0.5}}}
+    policy = onpolicy.policy_metrics(one_round, records, {"accuracy": 0.5}, trained={"dpo": 0, "stepwise_dpo": 0},
+                                     curves=curves)
+    # trained by the rounds: the last round's figures, none of the one-round keys (step_accuracy, minus the Step-DPO run)
+    assert policy["dpo"] == {**records[-1]["dpo"], "label_source": "prm", "rounds": 2}
+    assert policy["stepwise_dpo"]["minus"] == records[-1]["stepwise_dpo_minus"]
+    # not trained by them (no pairs for nll_only here; the Step-DPO run never): the one-round figures
+    assert policy["nll_only"] == one_round["nll_only"] and policy["step_dpo"] == one_round["step_dpo"]
+    assert policy["one_round_gold_labels"] == {m: r for m, r in one_round.items() if m != "base"}
+    assert policy["one_round_curves"] == curves and len(policy["rounds"]) == 2 and policy["base"] == {"accuracy": 0.5}
+    no_rounds = onpolicy.policy_metrics(one_round, [], None, trained={}, curves={})
+    assert {m: no_rounds[m] for m in one_round} == one_round and no_rounds["rounds"] == []
+
+
+def test_record_policy_metrics_replaces_the_section_and_keeps_the_others(tmp_path):
+    from stepdpo_lite.tutorial import runs
+
+    runs.update_metrics(tmp_path, {"prm": {"step_auroc": 0.9}, "policy": {"dpo": {"accuracy": 0.1, "old": 1}}})
+    metrics = onpolicy.record_policy_metrics(tmp_path, {"dpo": {"accuracy": 0.6}})
+    assert metrics == runs.read_metrics(tmp_path) == {"prm": {"step_auroc": 0.9}, "policy": {"dpo": {"accuracy": 0.6}}}
+
+
+class FakeTrainer:
+    def __init__(self, name):
+        self.name, self.state = name, type("State", (), {"log_history": [{"step": 1, "loss": 0.5}]})()
+
+    def save_model(self, folder):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "model.txt").write_text(self.name)
+
+
+def test_save_policies_writes_each_policy_with_its_training_log(tmp_path):
+    import json
+
+    trainers = {"dpo": FakeTrainer("a"), "nll_only": FakeTrainer("b")}
+    assert onpolicy.save_policies(tmp_path / "policies", trainers) == tmp_path / "policies"
+    for name, trainer in trainers.items():
+        assert (tmp_path / "policies" / name / "model.txt").read_text() == trainer.name
+        assert json.loads((tmp_path / "policies" / name / "log_history.json").read_text()) == trainer.state.log_history
+    rounds_log = [{"step": 1, "loss": 0.4, "round": 1}, {"step": 2, "loss": 0.3, "round": 2}]
+    onpolicy.save_policies(tmp_path / "policies", {"dpo": FakeTrainer("c")}, {"dpo": rounds_log})  # the rounds' logs
+    assert (tmp_path / "policies" / "dpo" / "model.txt").read_text() == "c"  # replaced
+    assert json.loads((tmp_path / "policies" / "dpo" / "log_history.json").read_text()) == rounds_log
+
+
+def test_train_split_is_notebook_01s_at_the_sizes_it_recorded():
+    calls = []
+
+    class Task:
+        def splits(self, n_train, n_eval, seed=0, tokenizer=None):
+            calls.append((n_train, n_eval, seed, tokenizer))
+            return {"train": list(range(n_train)), "validation": [], "test": []}
+    profile = type("Profile", (), {"n_train_problems": 600, "n_eval_problems": 150})()
+    recorded = {"data": {"n_problems": {"train": 40, "validation": 10, "test": 10}}}
+    assert onpolicy.train_split(Task(), profile, recorded, seed=3, tokenizer="<tok>") == list(range(40))
+    assert len(onpolicy.train_split(Task(), profile, {}, seed=3)) == 600  # nothing recorded: the profile's
+    assert calls == [(40, 10, 3, "<tok>"), (600, 150, 3, None)]
+    assert onpolicy.train_split(tasks.ToyTask(), profile, recorded, seed=0) == toyworld.make_problems(40, "train", seed=0)
+
+
+def test_start_policy_and_training_args_are_one_recipe_for_every_method(monkeypatch, tmp_path):
+    from trl import DPOConfig
+
+    from stepdpo_lite.tutorial import profiles
+
+    tiny = profiles.get_profile("tiny")
+    model, tok = onpolicy.start_policy(tiny, seed=0)
+    assert tok.padding_side == "right" and not hasattr(model, "peft_config")  # the tiny base, fully fine-tuned
+    loaded = []
+    monkeypatch.setattr(onpolicy, "load_profile_model", lambda profile, **kw: (
+        loaded.append((profile.name, kw)) or ("<qlora>", type("Tok", (), {"padding_side": "left"})())))
+    model, tok = onpolicy.start_policy(profiles.get_profile("t4-16gb"), seed=5)
+    assert model == "<qlora>" and tok.padding_side == "right" and loaded == [("t4-16gb", dict(lora=True, lora_seed=5))]
+
+    args = onpolicy.training_args(tiny, batch_size=16, learning_rate=1e-4, max_steps=35, beta=0.1, seed=2)
+    assert args["per_device_train_batch_size"] == 16 and args["max_steps"] == 35 and args["logging_steps"] == 1
+    assert args["seed"] == args["data_seed"] == 2 and args["disable_tqdm"] is True
+    on_cpu = not torch.cuda.is_available()
+    assert args["use_cpu"] is on_cpu and (args["bf16"], args["fp16"]) == (False, False)  # float32 on any device
+    assert onpolicy.training_args(tiny, batch_size=4, learning_rate=1e-4, max_steps=100, beta=0.1)["logging_steps"] == 5
+    onpolicy.TrainSettings(beta=0.1, args=args)  # the rounds take them: every key a DPOConfig field, beta the same
+    assert DPOConfig(output_dir=str(tmp_path), **args).max_steps == 35
+
+
+def test_plot_rounds_closes_its_figure_so_that_a_notebook_shows_it_once(tmp_path):
+    import matplotlib.pyplot as plt
+
+    records = [round_record(1, 0.75), round_record(2, 0.85)]
+    for rec in records:
+        rec["stepwise_dpo_minus"]["dpo"]["sampled_accuracy"] = {"difference": 0.01, "low": -0.05, "high": 0.07}
+    fig = onpolicy.plot_rounds(records, {"accuracy": 0.5, "sampled_accuracy": 0.25}, save_to=tmp_path / "r.png")
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and len(fig.axes) == 3  # greedy, sampled, minus
+    assert fig.number not in plt.get_fignums()  # as the cell's result only: not again at the cell's end

@@ -24,13 +24,17 @@ import dataclasses
 import numbers
 import random
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Collection, Mapping, Sequence
 
 from .. import generation
 from ..checks import finite_number, positive_int
-from . import tasks
+from ..models import resolve_dtype, trainer_precision, write_portable_adapter_config
+from . import runs, tasks
+from .profiles import load_profile_model
+from .toyworld import load_tiny_base
 from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, mirrored_negatives, share_out,
                         solution_pairs, step_agreement, step_negatives, step_pairs)
 
@@ -201,6 +205,65 @@ def release_reference(model) -> None:
     if hasattr(model, "peft_config") and "ref" in model.peft_config:
         model.delete_adapter("ref")
         model.set_adapter("default")
+
+
+def start_policy(profile, seed: int = 0):
+    """``(model, tokenizer)``: a fresh copy of the policy every method of notebook 04 starts from. The toy world's
+    tiny base is fully fine-tuned (it has 0.9 M parameters); a GPU profile's is its 4-bit base with a fresh LoRA
+    adapter (QLoRA), whose initial weights are drawn from ``seed``, so that every method starts from the same
+    adapter. Padding on the right, as TRL's trainers pad."""
+    if profile.task == "toy":
+        model, tokenizer = load_tiny_base(profile.model_name)
+    else:
+        model, tokenizer = load_profile_model(profile, lora=True, lora_seed=seed)
+    tokenizer.padding_side = "right"
+    return model, tokenizer
+
+
+def training_args(profile, *, batch_size: int, learning_rate: float, max_steps: int, beta: float,
+                  seed: int = 0) -> dict:
+    """The ``DPOConfig`` fields every run of notebook 04 shares (``StepwiseDPOConfig`` takes them too): the same
+    batch, learning rate, steps, β and seed for every method, so that only the loss differs; the on-policy rounds
+    take them with their own ``max_steps`` (``TrainSettings.args``). A constant learning rate without warmup;
+    about 20 logged points a run, for the training curves; no checkpoints (the policies are saved once trained,
+    ``save_policies``). The precision matches the profile's compute dtype on this machine
+    (``models.trainer_precision``: bf16, or fp16 on a T4; neither on a CPU). On the tiny profile the progress bar
+    is off: a run takes seconds, and the training curves show its logs."""
+    import torch
+
+    on_cpu = not torch.cuda.is_available()
+    device = "cpu" if on_cpu else "cuda"
+    precision = trainer_precision(resolve_dtype(profile.dtype, device), device)
+    return dict(per_device_train_batch_size=batch_size, gradient_accumulation_steps=profile.gradient_accumulation_steps,
+                learning_rate=learning_rate, max_steps=max_steps, beta=beta, max_length=profile.max_length,
+                lr_scheduler_type="constant", warmup_steps=0, logging_steps=max(1, max_steps // 20),
+                save_strategy="no", report_to="none", seed=seed, data_seed=seed, use_cpu=on_cpu,
+                gradient_checkpointing=profile.gradient_checkpointing, **precision,
+                disable_tqdm=profile.name == "tiny")
+
+
+def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping[str, list] | None = None):
+    """Each trainer's policy saved to ``folder/<name>``, where notebooks 05 and 06 read it, with its training log
+    in ``log_history.json``: the trainer's own (``trainer.state.log_history``), or ``log_histories[name]`` (the
+    rounds' logs, steps counted on across rounds: ``extend_logs``). ``runs.save_atomic``: the policy saved before
+    stays until the new one is complete. A LoRA adapter names its base relative to itself
+    (``write_portable_adapter_config``), so that the run folder can move. Returns ``folder``."""
+    for name, trainer in trainers.items():
+        out = Path(folder) / name
+        runs.save_atomic(out, trainer.save_model)
+        write_portable_adapter_config(out)
+        history = trainer.state.log_history if log_histories is None else log_histories[name]
+        runs.write_json_atomic(out / "log_history.json", history)
+    return Path(folder)
+
+
+def train_split(task, profile, metrics: Mapping, *, seed: int = 0, tokenizer=None) -> list:
+    """Notebook 01's train split, made again from its seed, at the sizes notebook 01 kept: the problem counts it
+    recorded in ``metrics["data"]["n_problems"]`` (its ``N_TRAIN_PROBLEMS`` may have cut the profile's), the
+    profile's where none is recorded. The rounds train on these problems, never on the held-out ones."""
+    n_problems = metrics.get("data", {}).get("n_problems", {})
+    return task.splits(n_problems.get("train", profile.n_train_problems),
+                       n_problems.get("validation", profile.n_eval_problems), seed=seed, tokenizer=tokenizer)["train"]
 
 
 # ----------------------------------------------------------------------------- one round, and many
@@ -417,13 +480,27 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
         record.setdefault(method, {}).update(tasks.greedy_and_sampled_accuracy(
             policies[method], tokenizer, eval_problems, n_sampled=n_sampled, batch_size=rs.batch_size,
             max_new_tokens=rs.max_new_tokens, seed=seed, per_problem=True))
-    if "stepwise_dpo" in methods and len(eval_problems) >= 2:
-        record["stepwise_dpo_minus"] = {m: tasks.accuracy_differences(record["stepwise_dpo"]["per_problem"],
-                                                                      record[m]["per_problem"])
-                                        for m in methods if m != "stepwise_dpo"}
+    minus = stepwise_minus({m: record[m]["per_problem"] for m in methods})
+    if minus is not None:
+        record["stepwise_dpo_minus"] = minus
     record["eval_seconds"] = round(time.perf_counter() - t0, 1)
     record["seconds"] = round(time.perf_counter() - started, 1)
     return record, trainers
+
+
+def stepwise_minus(right: Mapping[str, dict]) -> dict | None:
+    """Stepwise DPO's accuracy minus each other policy's of ``right`` (name -> the ``"per_problem"`` counts of
+    ``tasks.greedy_and_sampled_accuracy``, all on the same problems; ``"base"`` is left out: the methods are
+    compared with each other), greedy and sampled, each with its paired 95% interval
+    (``tasks.accuracy_differences``). None when there is nothing to compare: no Stepwise DPO policy, or fewer than
+    two problems (a paired interval needs two or more). Notebook 04's one-round runs and every on-policy round
+    (``run_round``'s ``stepwise_dpo_minus``) are compared by it."""
+    if "stepwise_dpo" not in right:
+        return None
+    if len(right["stepwise_dpo"]["greedy_right"]) < 2:
+        return None
+    return {m: tasks.accuracy_differences(right["stepwise_dpo"], counts) for m, counts in right.items()
+            if m not in ("base", "stepwise_dpo")}
 
 
 def extend_logs(logs: dict, histories: Mapping[str, Sequence[dict]], round_number: int) -> dict:
@@ -550,6 +627,9 @@ def plot_rounds(records: Sequence[dict], base: dict | None = None, methods: Sequ
     if save_to is not None:
         from .viz import save_png
         save_png(fig, save_to)
+    # closed, as viz's plots are: the returned figure is shown once, as its cell's result (an open one was shown
+    # again by Jupyter's inline backend at the cell's end)
+    plt.close(fig)
     return fig
 
 
@@ -580,6 +660,43 @@ def metrics_of(records: Sequence[dict], base: dict | None = None, methods: Seque
     if base:
         out["base"] = {k: base[k] for k in keep if k in base}
     return out
+
+
+def rounds_start_figures(base: dict, start_policy, tokenizer, problems, rs: RoundSettings, *, rounds: int,
+                         quantized: bool, n_sampled: int = 2, seed: int = 0) -> dict:
+    """The rounds' round-0 row: the start policy as the rounds measure it. The rounds measure the policies they
+    train as they are, in 4 bits on a quantized (QLoRA) profile (``run_round``), where notebook 04's one-round
+    evaluation (``tasks.evaluate_saved_policies``) measured the base merged into 16 bits: faster, and not the same
+    numbers. So on a quantized profile ``start_policy`` (any method's copy: none has trained yet) is measured again,
+    with the rounds' batch size and token budget (``rs``); otherwise, and with no rounds to compare it with
+    (``rounds`` = 0), the one-round evaluation's ``base`` figures serve."""
+    if not quantized or not rounds:
+        return base
+    return tasks.greedy_and_sampled_accuracy(start_policy, tokenizer, problems, n_sampled=n_sampled,
+                                             batch_size=rs.batch_size, max_new_tokens=rs.max_new_tokens, seed=seed)
+
+
+def policy_metrics(one_round: Mapping[str, dict], records: Sequence[dict], rounds_base: dict | None,
+                   trained: Collection[str], curves: Mapping[str, dict]) -> dict:
+    """Notebook 04's ``policy`` section of ``metrics.json`` after its rounds: each policy's figures are those of
+    the policy it saved last. A method the rounds ``trained`` (the names whose last-round trainer
+    ``run_rounds`` returned) gets its last round's figures only (``metrics_of``), none of its one-round keys: a
+    merge kept them beside the rounds' (e.g. Stepwise DPO's one-round difference to the Step-DPO run). A method they
+    did not train (the Step-DPO run, or every method when no round had pairs) keeps its ``one_round`` figures, as
+    its saved policy is that run's. The one-round figures stay in full under ``one_round_gold_labels`` (the base
+    left out), and the one-round training curves (``diagnostics.curve_ends``) under ``one_round_curves``."""
+    methods = [m for m in METHODS if m in trained]  # a round without pairs trains nothing
+    return {**one_round, **metrics_of(records, rounds_base, methods=methods),
+            "one_round_gold_labels": {m: r for m, r in one_round.items() if m != "base"},
+            "one_round_curves": dict(curves)}
+
+
+def record_policy_metrics(run_dir, policy: dict) -> dict:
+    """Write ``policy`` as the ``policy`` section of ``run_dir/metrics.json``, replacing the section, not merging
+    into it (``runs.update_metrics`` merges): no figure of an earlier run (its rounds, a method it trained) stays
+    beside these. Returns the whole file's content."""
+    runs.update_metrics(run_dir, {"policy": None})
+    return runs.update_metrics(run_dir, {"policy": policy})
 
 
 def seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03) -> dict:
