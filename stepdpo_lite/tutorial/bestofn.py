@@ -19,7 +19,9 @@ from ..checks import finite_number, list_of, positive_int
 from ..evaluation import best_of_n_accuracy, majority_vote_accuracy
 from ..losses import aggregate_rewards
 from ..models import adapter_base
-from ..rewards import InputTooLong
+from ..reward_ensembles import CombinedRewardModel
+from ..rewards import InputTooLong, OutcomeRewardModel, ProcessRewardModel
+from ..steps import extract_steps
 from . import labelling, tasks
 
 logger = logging.getLogger(__name__)
@@ -180,10 +182,6 @@ def combined_scores(combined_dir, problems, solutions, prm_dir=None, prm_step_re
     A part saved with the same weights as ``prm_dir`` / ``orm_dir`` reuses the rewards already computed
     (``prm_step_rewards`` / ``orm_rewards``) instead of scoring every candidate a second time.
     """
-    from ..reward_ensembles import CombinedRewardModel
-    from ..rewards import OutcomeRewardModel, ProcessRewardModel
-    from ..steps import extract_steps
-
     labelling.check_solution_lists(problems, solutions, "combined_scores")
     combined_dir = Path(combined_dir)
     config = CombinedRewardModel.read_config(combined_dir)  # checked as load checks it: weights, parts
@@ -206,6 +204,9 @@ def combined_scores(combined_dir, problems, solutions, prm_dir=None, prm_step_re
                              f"for {len(solutions)}, {[len(ss) for ss in solutions][:5]}")
         if is_prm:
             rewards = aggregate(rewards, json.loads((part / cls.config_file).read_text()).get("aggregation", "min"))
+        # CombinedRewardModel.combine's weighted sum, part by part: combine is a method of a loaded model, and this
+        # reads only the saved config so as to reuse the parts' rewards without loading them. An unreadable
+        # candidate's part counts FLOOR (the sum is clamped at FLOOR below); a part not saved adds nothing.
         total = [[t + weight * (FLOOR if r is None else r) for t, r in zip(trow, row)]
                  for trow, row in zip(total, rewards)]
     return [[max(t, FLOOR) for t in row] for row in total]

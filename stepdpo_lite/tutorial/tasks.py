@@ -23,9 +23,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+from scipy import stats
+
 from .. import generation
 from ..checks import finite_number, positive_int
+from ..steps import extract_steps
 from . import budget, gsm8k, labelling, toyworld
+from .profiles import get_profile
 
 
 @runtime_checkable
@@ -139,9 +144,6 @@ def paired_difference(right_a, right_b, n: int = 1, confidence: float = 0.95) ->
     of the noise, which is what is left when two policies are compared on one test set: the interval is that of
     the mean of the per-problem differences ``d_i = (right_a[i] − right_b[i]) / n`` (Student's t,
     ``scipy.stats.ttest_rel``). Returns ``{"difference", "low", "high"}`` as fractions (0.03 = 3 points)."""
-    import numpy as np
-    from scipy import stats
-
     positive_int(n, "n", "paired_difference")  # n = 0 or NaN would make every share NaN, past the range check
     # a NaN confidence gave a NaN interval, and any was ignored when the differences have no spread
     if not 0 < finite_number(confidence, "confidence", "paired_difference") < 1:
@@ -245,8 +247,6 @@ class GSM8KTask:
         of every solution with a wrong final answer (``gsm8k.mc_verdicts``). Before sampling
         (``solutions=None``), an upper-bound guess: every one of ``n_samples`` wrong, with as many steps as the
         reference solution (at least 2)."""
-        from ..steps import extract_steps
-
         if solutions is None:
             return [n_samples * max(p.reference_steps - 1, 1) * n_rollouts for p in problems]
         labelling.check_solution_lists(problems, solutions, "GSM8KTask.rollout_rows")  # zip cut the longer one
@@ -276,8 +276,6 @@ def answers_by_length(task, problems, verdicts) -> dict:
 
 def get_task(profile):
     """The task of a profile (a ``profiles.Profile`` or its name): its ``task`` and ``dataset`` fields."""
-    from .profiles import get_profile
-
     p = get_profile(profile) if isinstance(profile, str) else profile
     if p.task not in TASKS:
         raise ValueError(f"profile {p.name!r}: unknown task {p.task!r}; choose one of {sorted(TASKS)}")
