@@ -693,10 +693,9 @@ def policy_metrics(one_round: Mapping[str, dict], records: Sequence[dict], round
 
 def record_policy_metrics(run_dir, policy: dict) -> dict:
     """Write ``policy`` as the ``policy`` section of ``run_dir/metrics.json``, replacing the section, not merging
-    into it (``runs.update_metrics`` merges): no figure of an earlier run (its rounds, a method it trained) stays
-    beside these. Returns the whole file's content."""
-    runs.update_metrics(run_dir, {"policy": None})
-    return runs.update_metrics(run_dir, {"policy": policy})
+    into it (``runs.update_metrics``' ``replace``): no figure of an earlier run (its rounds, a method it trained)
+    stays beside these. Returns the whole file's content."""
+    return runs.update_metrics(run_dir, {"policy": policy}, replace=["policy"])
 
 
 def seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03) -> dict:

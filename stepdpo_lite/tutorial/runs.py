@@ -1,6 +1,7 @@
 """Where the notebooks keep what they make: ``runs/<profile>/``, written atomically (``stepdpo_lite.atomic``).
 
-Each notebook reads what the previous ones wrote and merges its own figures into ``metrics.json``.
+Each notebook reads what the previous ones wrote and merges its own figures into ``metrics.json``
+(``update_metrics``; its ``replace`` replaces a section whole).
 Every write goes to a temporary name first and is then renamed, so a crash leaves the previous
 good file (or folder) in place, never a half-written one. ``first_rows`` trims what a notebook reads back to its
 row-count knobs (``N_TRAIN_ROWS``, ``N_EVAL_ROWS``).
@@ -13,11 +14,12 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from ..atomic import save_atomic, write_json_atomic  # noqa: F401  (the run folder's writers)
-from ..checks import positive_int
+from ..checks import list_of, positive_int
 
 
 def run_dir(profile: str = "tiny", root: str | os.PathLike = "runs") -> Path:
@@ -97,19 +99,48 @@ def _plain(value, name: str = ""):
     return out
 
 
-def update_metrics(run: str | os.PathLike, part: dict) -> dict:
+def update_metrics(run: str | os.PathLike, part: dict, replace: Sequence[str] = ()) -> dict:
     """Merge ``part`` (nested dicts) into ``run/metrics.json`` and return the whole file's content. The run folder
     must exist (``run_dir`` makes it), so a misspelled one is an error, not a new folder; a NaN or infinite figure
     is refused by name, since JSON has no such numbers (``None`` records a figure that is undefined). Numpy scalars
-    are recorded as Python numbers and number keys as str (``{2: 0.5}`` as ``{"2": 0.5}``), as JSON reads them back."""
+    are recorded as Python numbers and number keys as str (``{2: 0.5}`` as ``{"2": 0.5}``), as JSON reads them back.
+
+    ``replace``: the sections, dotted (``"policy"``, ``"evaluation.pass_at_n"``), that ``part`` replaces rather than
+    merges into: what the file held there is dropped, so that a rerun which records fewer methods, rounds or sizes
+    keeps none of the earlier run's beside its own. Each must be in ``part`` (a misspelled name merged silently);
+    ``None`` there clears a section. One write: a figure refused leaves the old section as it was."""
     if not Path(run).is_dir():
         raise FileNotFoundError(f"update_metrics: no run folder {run} (make it with runs.run_dir(PROFILE, RUNS_DIR))")
     if not isinstance(part, dict):
         raise ValueError(f"update_metrics: part must be a dict of figures, got {type(part).__name__}")
+    replace = list_of(replace, "update_metrics: replace", "dotted section names")
     part = _plain(part)
+    for name in replace:
+        if not _has_section(part, name):
+            raise ValueError(f"update_metrics: replace names {name!r}, which part does not hold (its keys: "
+                             f"{sorted(part)}); record None there to clear it")
     metrics = read_metrics(run)
+    for name in replace:
+        *parents, last = name.split(".")
+        section = metrics
+        for key in parents:
+            section = section.get(key) if isinstance(section, dict) else None
+        if isinstance(section, dict):
+            section.pop(last, None)
     write_json_atomic(Path(run) / "metrics.json", _merge(metrics, part))
     return metrics
+
+
+def _has_section(part: dict, name) -> bool:
+    """Whether ``part`` holds the dotted section ``name`` (a str)."""
+    if not isinstance(name, str):
+        return False
+    value = part
+    for key in name.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return False
+        value = value[key]
+    return True
 
 
 def recorded(run: str | os.PathLike, name: str, made_by: str):
