@@ -41,9 +41,13 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import torch
+from transformers import StoppingCriteria
+
 from ..checks import finite_number, list_of, positive_int
 from ..generation import (check_sampling, eos_token_ids, exact_sampling, prompt_texts, record_prompts,
                           sampling_arguments)
+from ..losses import aggregate_rewards
 from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
@@ -83,8 +87,6 @@ def _step_stopper(tokenizer, delimiter: str | None, prompt_len: int, leads: Sequ
                   caps: Sequence[int]):
     """A ``StoppingCriteria`` that stops each row at EOS, once its new text holds ``delimiter`` after a non-blank
     step, or at its own cap ``caps[i]``, and records where (``stopped_at[i]``: new tokens so far; 0 while running)."""
-    from transformers import StoppingCriteria
-
     window = len(tokenizer(delimiter, add_special_tokens=False)["input_ids"]) + len(delimiter) + 2 if delimiter else 0
 
     class StopAtStep(StoppingCriteria):
@@ -93,8 +95,6 @@ def _step_stopper(tokenizer, delimiter: str | None, prompt_len: int, leads: Sequ
             self.kind = [""] * len(leads)
 
         def __call__(self, input_ids, scores=None, **kwargs):
-            import torch
-
             n = input_ids.shape[1] - prompt_len
             live = [i for i, s in enumerate(self.stopped_at) if not s]
             if live and n > 0:
@@ -127,8 +127,6 @@ def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: s
     (0: greedy), as ``generation.sample_solutions``; ``seed`` seeds torch once before the first batch (None: leave
     the generator as it is).
     """
-    import torch
-
     texts = prompt_texts(texts, "generate")
     positive_int(seed, "seed", "generate", none_ok=True, minimum=0)  # True seeded 1, 1.5 was torch's TypeError
     if delimiter is not None and not delimiter:
@@ -320,8 +318,6 @@ def _score_prefixes(prm, prompts: list[str], step_lists: list[list[str]]) -> lis
 
 def _aggregate(rewards, strategy: str, where: str = "") -> float:
     """A prefix's score: its step rewards aggregated (``FLOOR`` where unread); a NaN reward is refused, ``where``."""
-    from ..losses import aggregate_rewards
-
     if rewards is None:
         return FLOOR
     rewards = [finite_number(x, f"{where}the PRM's reward of step {k}", "beam_search") for k, x in enumerate(rewards)]
@@ -382,8 +378,6 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
         if b is not None and finite_number(b, name, "beam_search") <= 0:
             raise ValueError(f"beam_search: {name} must be > 0 or None, got {b!r}")
     if sampler is None:
-        import torch
-
         torch.manual_seed(seed)
         sampler = hf_sampler(policy, tokenizer, temperature=temperature, batch_size=batch_size, delimiter=delimiter)
 
