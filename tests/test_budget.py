@@ -111,10 +111,15 @@ def test_optimizer_steps_count_whole_batches_and_at_least_one():
             budget.optimizer_steps(**{**dict(n_rows=570, epochs=1.0, batch_size=16), **kw})
 
 
-def test_preference_batch_size_is_16_on_tiny_else_the_profiles_or_the_given_one():
+def test_preference_batch_size_is_the_given_one_else_the_profiles_dpo_batch_size_else_its_train_batch_size():
+    import dataclasses
+
     tiny, t4 = profiles.get_profile("tiny"), profiles.get_profile("t4-16gb")
-    assert tiny.train_batch_size == 32 and budget.preference_batch_size(tiny) == budget.TINY_PREFERENCE_BATCH == 16
-    assert budget.preference_batch_size(t4) == t4.train_batch_size == 4
+    assert tiny.train_batch_size == 32 and budget.preference_batch_size(tiny) == tiny.dpo_batch_size == 16
+    assert t4.dpo_batch_size is None and budget.preference_batch_size(t4) == t4.train_batch_size == 4
+    # the profile's field, not its name: a copy of tiny under another name trained in batches of 32
+    assert budget.preference_batch_size(dataclasses.replace(tiny, name="my-tiny")) == 16
+    assert budget.preference_batch_size(dataclasses.replace(t4, dpo_batch_size=2)) == 2
     assert budget.preference_batch_size(tiny, 8) == 8 and budget.preference_batch_size(t4, 2) == 2
     for bad in (0, -4, 2.5, "8"):
         with pytest.raises(ValueError, match="preference_batch_size: batch_size must be an int >= 1"):

@@ -62,19 +62,13 @@ def optimizer_steps(n_rows: int, epochs: float, batch_size: int, accumulation_st
     return max(1, int(epochs * n_rows) // (batch_size * accumulation_steps))
 
 
-# notebook 04's one-round runs on the tiny profile: 16 pairs a step, 35 steps over notebook 01's 570 pairs (its
-# figures, README's and docs/benchmarks.md's, are measured at this size)
-TINY_PREFERENCE_BATCH = 16
-
-
 def preference_batch_size(profile, batch_size: int | None = None) -> int:
-    """Pairs per device step of notebook 04's preference runs: ``batch_size`` when given; else 16 on the tiny
-    profile, whose ``train_batch_size`` (32) is its reward models' batch and would halve the runs' steps over
-    notebook 01's 570 pairs to 17; else the profile's ``train_batch_size`` (a GPU profile's is sized to its
-    memory)."""
+    """Pairs per device step of notebook 04's preference runs: ``batch_size`` when given (its ``BATCH_SIZE``); else
+    the profile's ``dpo_batch_size`` (16 on the tiny profile, whose ``train_batch_size`` of 32 is its reward models'
+    batch); else its ``train_batch_size`` (a GPU profile's is sized to its memory)."""
     if batch_size is not None:
         return positive_int(batch_size, "batch_size", "preference_batch_size")
-    return TINY_PREFERENCE_BATCH if profile.name == "tiny" else profile.train_batch_size
+    return profile.dpo_batch_size if profile.dpo_batch_size is not None else profile.train_batch_size
 
 
 def _number(x) -> bool:

@@ -38,6 +38,9 @@ class Profile:
     max_length: int = field(default=1024, metadata={"help": "Longest prompt + solution in tokens."})
     max_new_tokens: int = field(default=512, metadata={"help": "Longest sampled solution in tokens."})
     train_batch_size: int = field(default=4, metadata={"help": "Per-device training batch size."})
+    dpo_batch_size: int | None = field(default=None, metadata={
+        "help": "Pairs per device step of notebook 04's (Stepwise) DPO runs when they differ from the reward "
+                "models' batch (None: train_batch_size)."})
     gradient_accumulation_steps: int = field(default=4, metadata={"help": "Batches per optimizer step."})
     eval_batch_size: int = field(default=16, metadata={
         "help": "Batch size of the reward models' scoring and evaluation (sampling: sample_batch_size)."})
@@ -132,6 +135,9 @@ PROFILES: dict[str, Profile] = {
     "tiny": Profile(name="tiny", model_name=_tiny_base_dir(), reward_model_name=_tiny_reward_base_dir(), task="toy",
                     quantization=None, dtype="float32", device="cpu",
                     max_length=256, max_new_tokens=160, train_batch_size=32, gradient_accumulation_steps=1,
+                    # notebook 04: 35 steps of 16 pairs over notebook 01's 570 (the reward models' 32 would halve them
+                    # to 17); its figures, README's and docs/benchmarks.md's, are measured at this size
+                    dpo_batch_size=16,
                     eval_batch_size=128, gradient_checkpointing=False, lora_r=8, lora_alpha=16, lora_dropout=0.0,
                     reward_learning_rate=2e-3, reward_epochs=1.0, dpo_learning_rate=1e-4, dpo_epochs=1.0,
                     orm_learning_rate=5e-4, orm_epochs=2.0,  # chosen on validation: scripts/reward_learning_rates.py
