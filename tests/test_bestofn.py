@@ -324,3 +324,27 @@ def test_pass_at_n_is_the_ceiling_of_best_of_n_on_the_same_draws(toy):
         "6 candidates, 33.3% of them right\npass@N: {1: 0.333, 2: 0.667, 3: 1.0}")
     with pytest.raises(ValueError, match="candidate_summary: no graded candidates"):
         bestofn.candidate_summary({"correct": [[]]})
+
+
+def test_n_best_of_n_problems_is_a_fifth_of_the_test_problems_unless_asked():
+    assert bestofn.n_best_of_n_problems(150) == 30 and bestofn.n_best_of_n_problems(4) == 1  # at least one
+    assert bestofn.n_best_of_n_problems(150, 40) == 40 and bestofn.n_best_of_n_problems(150, 400) == 150
+    for bad in (0, 2.0, "8"):
+        with pytest.raises(ValueError, match="n_best_of_n_problems: requested must be an int >= 1 or None"):
+            bestofn.n_best_of_n_problems(150, bad)
+    with pytest.raises(ValueError, match="n_best_of_n_problems: n_test must be an int >= 1"):
+        bestofn.n_best_of_n_problems(0)
+
+
+def test_candidates_record_and_the_ceiling_beside_the_table(toy):
+    problems, sols = toy  # each problem: the gold solution, a wrong one and a blank one
+    graded = bestofn.grade(problems, sols)
+    pass_at = bestofn.pass_at_n(graded, [1, 3], seed=0, n_resamples=10)
+    assert bestofn.candidates_record(graded, pass_at, n_candidates=3, temperature=1.0) == {
+        "n_best_of_n_problems": 2, "n_candidates": 3, "temperature": 1.0, "candidate_accuracy": 2 / 6,
+        "pass_at_n": {"1": pass_at[1], "3": 1.0}}
+    table = {"1": {"orm": 0.25, "random": 0.3}, "3": {"orm": 0.5, "random": 0.3}}
+    assert bestofn.with_pass_at_n(table, {1: 0.3, 3: 1.0}) == {
+        "1": {"orm": 0.25, "random": 0.3, "pass@N (ceiling)": 0.3}, "3": {"orm": 0.5, "random": 0.3,
+                                                                         "pass@N (ceiling)": 1.0}}
+    assert "pass@N (ceiling)" not in table["1"]  # the table itself (metrics.json's) is left as it was

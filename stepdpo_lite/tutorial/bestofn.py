@@ -63,6 +63,16 @@ def grade(problems, solutions) -> dict:
             "gold": [p.gold_answer() for p in problems]}
 
 
+def n_best_of_n_problems(n_test: int, requested: int | None = None) -> int:
+    """How many of the ``n_test`` held-out problems notebook 06's best-of-N runs on (the first ones): ``requested``
+    (at most ``n_test``), else a fifth of them, at least one. Sampling N candidates per problem costs N greedy
+    answers, so at N = 16 a fifth of the problems already samples three times as many solutions as the greedy
+    accuracy of all of them. Notebook 07 takes the same fifth (``search.n_test_time_problems``)."""
+    positive_int(n_test, "n_test", "n_best_of_n_problems")
+    positive_int(requested, "requested", "n_best_of_n_problems", none_ok=True)
+    return min(requested or max(1, n_test // 5), n_test)
+
+
 def sample_sizes(n_candidates: int) -> list[int]:
     """The N at which notebook 06 evaluates best-of-N: the powers of two below ``n_candidates``, and
     ``n_candidates`` itself (16 -> [1, 2, 4, 8, 16]; 12 -> [1, 2, 4, 8, 12])."""
@@ -86,6 +96,23 @@ def pass_at_n(graded: dict, ns=(1, 2, 4, 8, 16), seed: int = 0, n_resamples: int
     correct = graded["correct"]
     return best_of_n_accuracy(correct, [[float(c) for c in row] for row in correct], ns, seed=seed,
                               n_resamples=n_resamples)
+
+
+def candidates_record(graded: dict, pass_at: dict, n_candidates: int, temperature: float) -> dict:
+    """What notebook 06 records of its sampled candidates under ``evaluation`` in metrics.json: how many problems
+    (``n_best_of_n_problems``) and candidates each, the sampling ``temperature``, the share of them right
+    (``candidate_accuracy``, ``candidate_summary``'s) and ``pass_at_n`` (``pass_at_n``'s, keyed by str(N) as JSON
+    keys are)."""
+    return {"n_best_of_n_problems": len(graded["correct"]), "n_candidates": n_candidates, "temperature": temperature,
+            "candidate_accuracy": candidate_summary(graded)["right"],
+            "pass_at_n": {str(n): a for n, a in pass_at.items()}}
+
+
+def with_pass_at_n(table: dict, pass_at: dict) -> dict:
+    """``best_of_n_table``'s ``{str(N): {method: accuracy}}`` with a ``"pass@N (ceiling)"`` entry at each N from
+    ``pass_at`` (``pass_at_n``'s, keyed by int N): notebook 06 draws it beside the methods' curves, the line none
+    of them can cross."""
+    return {n: {**row, "pass@N (ceiling)": pass_at[int(n)]} for n, row in table.items()}
 
 
 def format_candidates(graded: dict, pass_at: dict) -> str:
