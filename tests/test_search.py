@@ -9,6 +9,7 @@ import pytest
 
 from stepdpo_lite.tutorial import bestofn, search, tasks, toyworld, viz
 from stepdpo_lite.tutorial.gsm8k import GSM8KProblem
+from stepdpo_lite.tutorial.profiles import get_profile
 from stepdpo_lite.steps import DEFAULT_DELIMITER, extract_steps
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -583,3 +584,37 @@ def test_candidate_summary_and_the_lines_notebook_07_prints_of_it_and_of_its_exa
         "wrong_step_p_max": p(-5.0), "right_kept_at_every_depth": True}
     unchecked = search.example_report(Answer1(), res, ["Answer: 1"], [10], 2)  # a task without a step checker
     assert unchecked["wrong_steps"] is unchecked["wrong_step_p_max"] is unchecked["right_kept_at_every_depth"] is None
+
+
+def test_n_test_time_problems_pairs_that_ran_and_the_record_of_notebook_07():
+    tiny, smoke = get_profile("tiny"), get_profile("smoke")
+    assert search.n_test_time_problems(tiny) == tiny.n_test_time_problems == 50
+    assert search.n_test_time_problems(tiny, 150) == 150
+    assert smoke.n_test_time_problems is None and search.n_test_time_problems(smoke) == max(
+        1, smoke.n_eval_problems // 5)  # notebook 06's fifth
+    with pytest.raises(ValueError, match="n_test_time_problems: requested must be an int >= 1 or None"):
+        search.n_test_time_problems(tiny, 0)
+
+    pairs = [("beam_prm", "best_of_n_prm"), ("dvts_prm", "beam_prm"), ("best_of_n_orm", "majority")]
+    assert search.pairs_that_ran(pairs) == pairs
+    assert search.pairs_that_ran(pairs, run_dvts=False) == [pairs[0], pairs[2]]
+
+    problems = [Answer1(), Answer1()]  # no step checker: no pruning report
+    beam = [search.SearchResult(i, [search.Node(0, None, 0, "Answer: 1", 5, "eos", True)], 0, tokens=5)
+            for i in range(2)]
+    table = {"4": {"majority": 0.5, "beam_prm": 1.0, "tokens": {"beam_prm": 5.0}}}
+    sampled = {"solutions": 8, "right": 0.25, "tokens_per_solution": 6.5, "min_tokens": 5, "max_tokens": 8}
+    record = search.comparison_record(table, problems, {"beam_prm": {4: beam}, "dvts_prm": {4: beam}}, sampled,
+                                      {"problem": 1}, {4: (1, 4)})
+    assert record == {**table, "n_problems": 2, "tokens_per_solution": 6.5, "pruning": {"4": None},
+                      "candidate_accuracy": 0.25, "example": {"problem": 1}, "shapes": {"4": [1, 4]}}
+    toy = bestofn.held_out_problems("tiny", 1)  # the toy world's checker: a report per budget
+    first, *rest = toy[0].gold_solution.split(DEFAULT_DELIMITER)  # the gold solution as one kept path of steps
+    steps = [first] + [DEFAULT_DELIMITER + s for s in rest]
+    nodes = [search.Node(k, k - 1 if k else None, k, s, 5, "delimiter", False, kept=True) for k, s in enumerate(steps)]
+    nodes[-1].stop, nodes[-1].finished, nodes[-1].ended = "eos", True, "eos"
+    res = search.SearchResult(0, nodes, len(nodes) - 1, tokens=5 * len(nodes))
+    assert res.solution == toy[0].gold_solution
+    pruning = search.comparison_record(table, toy, {"beam_prm": {4: [res]}}, sampled, {}, {})["pruning"]
+    assert pruning == {"4": search.pruning_report(toy, [res])}
+    assert pruning["4"]["kept"] == len(steps) and pruning["4"]["kept_right"] == 1.0 and pruning["4"]["pruned"] == 0

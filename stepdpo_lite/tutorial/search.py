@@ -508,6 +508,15 @@ def dvts(policy, tokenizer, prm, problems, *, budget: int = 16, expansions: int 
                        n_subtrees=budget // expansions, **kw)
 
 
+def n_test_time_problems(profile, requested: int | None = None) -> int:
+    """How many held-out problems notebook 07 compares the methods on: ``requested``, else the profile's
+    ``n_test_time_problems`` (the tiny profile's 50: on 30, one problem is 3.3 points, too coarse to order the
+    methods), else the fifth of its ``n_eval_problems`` notebook 06's best-of-N takes
+    (``bestofn.n_best_of_n_problems``): each problem samples max(B) whole solutions and runs every search."""
+    positive_int(requested, "requested", "n_test_time_problems", none_ok=True)
+    return requested or profile.n_test_time_problems or bestofn.n_best_of_n_problems(profile.n_eval_problems)
+
+
 def beam_shape(budget: int, expansions: int = 4) -> tuple[int, int]:
     """``(n_beams, expansions)`` with ``n_beams · expansions == budget``: search-and-learn's default beam width
     of 4 expansions per beam (capped at the budget), so B = 4 keeps 1 beam and B = 16 keeps 4. On the toy
@@ -616,6 +625,25 @@ def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards,
             scored[method] = sum(r.n_scored for r in results) / len(results)
         out[str(b)] = {**row, "tokens": tokens, "token_budget": budget, "prm_scored": scored}
     return out
+
+
+def pairs_that_ran(pairs, run_dvts: bool = True) -> list:
+    """``pairs`` of methods (A, B) for ``bestofn.paired_differences``, less those naming DVTS (``dvts_prm``) when it
+    did not run (``search_at_budgets(run_dvts=False)``): left out by choice, they need no warning, which
+    ``paired_differences`` gives of a method missing from the results (a typo)."""
+    return [pair for pair in pairs if run_dvts or "dvts_prm" not in pair]
+
+
+def comparison_record(table: dict, problems, searches: dict, sampled: dict, example: dict, shapes: dict) -> dict:
+    """What notebook 07 records under ``test_time`` in metrics.json: ``table`` (``compare_at_budgets``' accuracies,
+    tokens and reads per budget) and beside it how many problems, the candidates' mean tokens per solution and share
+    right (``sampled``: ``candidate_summary``'s), the checker's view of the beam search's pruning at each budget
+    (``pruning_report`` of ``searches["beam_prm"]``; None without a step checker), the explorer's ``example``
+    (``example_report``'s) and each budget's beam ``shapes`` (``beam_shape``'s, as lists: JSON has no tuples)."""
+    pruning = {str(b): pruning_report(problems, results) for b, results in searches["beam_prm"].items()}
+    return {**table, "n_problems": len(problems), "tokens_per_solution": sampled["tokens_per_solution"],
+            "pruning": pruning, "candidate_accuracy": sampled["right"], "example": example,
+            "shapes": {str(b): list(s) for b, s in shapes.items()}}
 
 
 def format_comparison(table: dict) -> str:
