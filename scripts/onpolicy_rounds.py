@@ -25,28 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-
 from stepdpo_lite.atomic import check_replaceable, write_atomic  # noqa: E402
-from stepdpo_lite.models import resolve_dtype, trainer_precision  # noqa: E402
-from stepdpo_lite.tutorial import onpolicy, runs, tasks, toyworld  # noqa: E402
-from stepdpo_lite.tutorial.profiles import get_profile, load_profile_model  # noqa: E402
-
-
-def start_policies(profile, methods, freeze_embeddings=False, seed=0):
-    """One copy of the start policy per method (each trains on from its own; a LoRA profile's adapters all drawn
-    from ``seed``, so the methods start from the same weights)."""
-    policies, tokenizer = {}, None
-    for m in methods:
-        if profile.task == "toy":
-            model, tokenizer = toyworld.load_tiny_base(profile.model_name)
-            if freeze_embeddings:
-                model.get_input_embeddings().weight.requires_grad_(False)
-        else:
-            model, tokenizer = load_profile_model(profile, lora=True, lora_seed=seed)
-        policies[m] = model
-    tokenizer.padding_side = "right"
-    return policies, tokenizer
+from stepdpo_lite.tutorial import onpolicy, runs, tasks  # noqa: E402
+from stepdpo_lite.tutorial.profiles import get_profile  # noqa: E402
 
 
 def main(argv=None):
@@ -151,11 +132,12 @@ def main(argv=None):
         raise SystemExit(f"{run / 'metrics.json'} has no prm.first_error_threshold: run notebook 02 first")
     from stepdpo_lite.rewards import ProcessRewardModel
     prm = ProcessRewardModel.load(runs.require(run / "prm", "02_process_reward_model"))
-    policies, tokenizer = start_policies(profile, args.methods, args.freeze_embeddings, args.seed)
-    n = metrics.get("data", {}).get("n_problems", {})
-    task = tasks.get_task(profile)
-    splits = task.splits(n.get("train", profile.n_train_problems), n.get("test", profile.n_eval_problems),
-                         seed=args.seed, tokenizer=tokenizer)
+    policies = {}
+    for m in args.methods:  # each method trains on from its own copy of notebook 04's start policy
+        policies[m], tokenizer = onpolicy.start_policy(profile, seed=args.seed)
+        if args.freeze_embeddings and profile.task == "toy":
+            policies[m].get_input_embeddings().weight.requires_grad_(False)
+    splits = onpolicy.recorded_splits(tasks.get_task(profile), profile, metrics, seed=args.seed, tokenizer=tokenizer)
     eval_problems = splits[args.split][: args.n_eval or None]
     rs = onpolicy.RoundSettings(samples_per_problem=args.samples, sampler=args.sampler, pairs=args.pairs,
                                 max_pairs_per_problem=args.max_pairs, step_pairs_per_problem=args.step_pairs,
@@ -165,17 +147,13 @@ def main(argv=None):
                                 mirrored_negatives=args.mirrored_negatives,
                                 rejected_probs=args.rejected_probs, max_new_tokens=profile.max_new_tokens,
                                 batch_size=profile.sample_batch_size, threshold=threshold)
-    steps = args.steps or -1
-    on_cpu = not torch.cuda.is_available()
-    device = "cpu" if on_cpu else "cuda"
-    train_args = dict(per_device_train_batch_size=args.batch_size,
-                      gradient_accumulation_steps=1 if profile.task == "toy" else profile.gradient_accumulation_steps,
-                      learning_rate=args.lr or profile.dpo_learning_rate, max_steps=steps,
-                      num_train_epochs=1, max_length=profile.max_length, lr_scheduler_type="constant",
-                      warmup_steps=0, logging_steps=5, save_strategy="no", report_to="none", disable_tqdm=True,
-                      use_cpu=on_cpu, gradient_checkpointing=profile.gradient_checkpointing,
-                      **trainer_precision(resolve_dtype(profile.dtype, device), device))  # as notebook 04's
-    ts = train_settings(args=train_args)
+    train_args = onpolicy.training_args(profile, batch_size=args.batch_size,
+                                        learning_rate=args.lr or profile.dpo_learning_rate,
+                                        max_steps=args.steps or -1, beta=args.beta, seed=args.seed)  # notebook 04's
+    # the script's own: one epoch over each round's pairs without --steps (max_steps -1), the last batch too; no
+    # progress bar on a GPU profile either (each round prints its lines); a log entry every 5 steps (a twentieth of
+    # -1 steps is none)
+    ts = train_settings(args={**train_args, "num_train_epochs": 1, "disable_tqdm": True, "logging_steps": 5})
     config = {k: v for k, v in vars(args).items() if k not in ("out", "save_policies", "runs_dir")}
     print("config:", json.dumps(config), "threshold", round(threshold, 3), flush=True)
 

@@ -1178,7 +1178,7 @@ def test_save_policies_writes_each_policy_with_its_training_log(tmp_path):
     assert json.loads((tmp_path / "policies" / "dpo" / "log_history.json").read_text()) == rounds_log
 
 
-def test_train_split_is_notebook_01s_at_the_sizes_it_recorded():
+def test_recorded_splits_are_notebook_01s_at_the_sizes_it_recorded():
     calls = []
 
     class Task:
@@ -1186,11 +1186,15 @@ def test_train_split_is_notebook_01s_at_the_sizes_it_recorded():
             calls.append((n_train, n_eval, seed, tokenizer))
             return {"train": list(range(n_train)), "validation": [], "test": []}
     profile = type("Profile", (), {"n_train_problems": 600, "n_eval_problems": 150})()
-    recorded = {"data": {"n_problems": {"train": 40, "validation": 10, "test": 10}}}
-    assert onpolicy.train_split(Task(), profile, recorded, seed=3, tokenizer="<tok>") == list(range(40))
-    assert len(onpolicy.train_split(Task(), profile, {}, seed=3)) == 600  # nothing recorded: the profile's
-    assert calls == [(40, 10, 3, "<tok>"), (600, 150, 3, None)]
-    assert onpolicy.train_split(tasks.ToyTask(), profile, recorded, seed=0) == toyworld.make_problems(40, "train", seed=0)
+    recorded = {"data": {"n_problems": {"train": 40, "validation": 12, "test": 10}}}
+    assert onpolicy.recorded_splits(Task(), profile, recorded, seed=3, tokenizer="<tok>")["train"] == list(range(40))
+    assert len(onpolicy.recorded_splits(Task(), profile, {}, seed=3)["train"]) == 600  # none recorded: the profile's
+    assert calls == [(40, 10, 3, "<tok>"), (600, 150, 3, None)]  # held-out problems at the test count
+    toy = onpolicy.recorded_splits(tasks.ToyTask(), profile, recorded, seed=0)
+    assert toy == {s: toyworld.make_problems(n, s, seed=0) for s, n in (("train", 40), ("validation", 10), ("test", 10))}
+    # the train problems do not depend on the held-out count (notebook 04 drew them at the validation count; GSM8K's
+    # carved splits: test_gsm8k's test_carve_keeps_each_problem_in_its_split_whatever_the_sizes)
+    assert tasks.ToyTask().splits(40, 12, seed=0)["train"] == toy["train"]
 
 
 def test_start_policy_and_training_args_are_one_recipe_for_every_method(monkeypatch, tmp_path):

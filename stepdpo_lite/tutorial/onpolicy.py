@@ -257,13 +257,16 @@ def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping
     return Path(folder)
 
 
-def train_split(task, profile, metrics: Mapping, *, seed: int = 0, tokenizer=None) -> list:
-    """Notebook 01's train split, made again from its seed, at the sizes notebook 01 kept: the problem counts it
-    recorded in ``metrics["data"]["n_problems"]`` (its ``N_TRAIN_PROBLEMS`` may have cut the profile's), the
-    profile's where none is recorded. The rounds train on these problems, never on the held-out ones."""
+def recorded_splits(task, profile, metrics: Mapping, *, seed: int = 0, tokenizer=None) -> dict:
+    """Notebook 01's splits (``task.splits``: ``{"train", "validation", "test"}``), made again from its seed at the
+    sizes it recorded in ``metrics["data"]["n_problems"]`` (its ``N_TRAIN_PROBLEMS`` may have cut the profile's),
+    the profile's where none is recorded. The rounds train on the train problems, never on the held-out ones
+    (notebook 04 and ``scripts/onpolicy_rounds.py``; the script evaluates on validation or test). Validation is
+    drawn at the test count, as notebook 01 drew both (``N_EVAL_PROBLEMS``; on GSM8K its labelling budget may keep
+    fewer of one): no task's train split depends on that count, only on its own."""
     n_problems = metrics.get("data", {}).get("n_problems", {})
     return task.splits(n_problems.get("train", profile.n_train_problems),
-                       n_problems.get("validation", profile.n_eval_problems), seed=seed, tokenizer=tokenizer)["train"]
+                       n_problems.get("test", profile.n_eval_problems), seed=seed, tokenizer=tokenizer)
 
 
 # ----------------------------------------------------------------------------- one round, and many
