@@ -1,8 +1,13 @@
-"""labelling.verdict_summary: what notebook 01 reports of its sampled solutions."""
+"""labelling: what notebook 01 reports of its sampled solutions (verdict_summary), the datasets it builds of every
+split, its comparison of Monte-Carlo step labels with the checker's, and the data section of metrics.json."""
+import random
+
 import pytest
 
 from stepdpo_lite.tutorial import toyworld
-from stepdpo_lite.tutorial.labelling import format_verdict_summary, verdict_summary
+from stepdpo_lite.tutorial.labelling import (DATASET_KINDS, data_metrics, datasets_by_split, format_verdict_summary,
+                                             label_agreement, mc_comparison_problems, mc_label_agreement,
+                                             preference_pairs, verdict_summary)
 
 
 def test_verdict_summary_counts_clean_lucky_and_first_mistakes():
@@ -20,3 +25,69 @@ def test_verdict_summary_counts_clean_lucky_and_first_mistakes():
     for bad in ([], [[]], [clean], [["x"]]):
         with pytest.raises(ValueError, match="verdict_summary"):
             verdict_summary(bad)
+
+
+def _split(n, split, seed):
+    """Toy problems of ``split``, each with its gold solution and a copy with an arithmetic slip, and their verdicts."""
+    problems = toyworld.make_problems(n, split, seed=seed)
+    rng = random.Random(seed)
+    solutions = [[p.gold_solution, toyworld.corrupt_solution(p, 0, "arithmetic", rng)] for p in problems]
+    return problems, solutions, [[toyworld.check(p, s) for s in sols] for p, sols in zip(problems, solutions)]
+
+
+def test_datasets_by_split_builds_the_four_datasets_of_every_split_from_its_verdicts():
+    built = {split: _split(n, split, seed) for split, n, seed in (("train", 3, 0), ("test", 2, 1))}
+    problems, solutions, verdicts = ({split: parts[i] for split, parts in built.items()} for i in range(3))
+    datasets = datasets_by_split(problems, solutions, verdicts, seed=0)
+    assert list(datasets) == [f"{split}_{kind}" for split in ("train", "test") for kind in DATASET_KINDS]
+    assert [len(datasets[f"train_{kind}"]) for kind in DATASET_KINDS] == [6, 6, 3, 3]  # a pair per problem
+    assert datasets["test_stepwise"][1]["labels"] == verdicts["test"][0][1].step_labels
+    assert datasets["train_preference"][:] == preference_pairs(problems["train"], solutions["train"],
+                                                               verdicts=verdicts["train"])[:]
+    with pytest.raises(ValueError, match=r"datasets_by_split: verdicts must be a dict with the splits of problems, "
+                                         r"\['train', 'test'\], in their order; got \['train'\]"):
+        datasets_by_split(problems, solutions, {"train": verdicts["train"]})
+
+
+def test_mc_comparison_problems_takes_whole_problems_and_at_least_one():
+    problems, solutions, _ = _split(5, "train", 0)
+    picked = mc_comparison_problems(problems, solutions, 4, 2)  # 4 solutions: 2 problems of 2 samples
+    assert picked == (problems[:2], solutions[:2])
+    assert mc_comparison_problems(problems, solutions, 1, 2) == (problems[:1], solutions[:1])
+    assert mc_comparison_problems(problems, solutions, 40, 2) == (problems, solutions)
+    with pytest.raises(ValueError, match="mc_comparison_problems: 5 problems but 4 lists of solutions"):
+        mc_comparison_problems(problems, solutions[:4], 4, 2)
+    with pytest.raises(ValueError, match="mc_comparison_problems"):
+        mc_comparison_problems(problems, solutions, 0, 2)
+
+
+def test_mc_label_agreement_compares_hard_and_soft_labels_with_the_checkers():
+    gold = [[True, True, False], [True, False]]
+    mc = {"labels": [[True, True, True], [True, False]],  # hard: a wrong step judged right
+          "soft_labels": [[1.0, 0.25, 0.125], [0.5, 0.0]], "gold_labels": gold}  # soft, cut at 0.5: a right step wrong
+    agreement = mc_label_agreement(mc)
+    assert agreement == {"hard": label_agreement(mc["labels"], gold),
+                         "soft": label_agreement(mc["soft_labels"], gold, threshold=0.5)}
+    assert (agreement["hard"]["accuracy"], agreement["hard"]["recall"]) == (0.8, 1.0)
+    assert (agreement["soft"]["accuracy"], agreement["soft"]["precision"]) == (0.8, 1.0)
+    assert mc_label_agreement(mc, soft_threshold=0.25)["soft"]["accuracy"] == 1.0
+    with pytest.raises(ValueError, match=r"mc_label_agreement: the rows lack \['gold_labels'\]"):
+        mc_label_agreement({"labels": gold, "soft_labels": gold})
+
+
+def test_data_metrics_is_notebook_01s_data_section():
+    problems = {"train": [1, 2, 3], "test": [4]}
+    sampled = {"solutions": 8, "accuracy": 0.25, "no_step_wrong": 1, "right_through_a_wrong_step": 1,
+               "first_mistakes": {"copy": 3}}
+    datasets = {"train_stepwise": [0] * 6, "test_stepwise": [0] * 2}
+    metrics = data_metrics(problems, 2, sampled, datasets)
+    assert metrics == {"n_problems": {"train": 3, "test": 1}, "samples_per_problem": 2, "base_sampled_accuracy": 0.25,
+                       "base_sampled_solutions": 8, "base_no_step_wrong": 1, "base_right_through_a_wrong_step": 1,
+                       "rows": {"train_stepwise": 6, "test_stepwise": 2}}  # no comparison: no agreement keys
+    agreement = {"hard": {"accuracy": 0.9, "precision": 0.8, "recall": 1.0, "f1": 0.89},
+                 "soft": {"accuracy": 0.7, "precision": 0.75, "recall": 0.5, "f1": 0.6}}
+    with_mc = data_metrics(problems, 2, sampled, datasets, agreement)
+    assert list(with_mc)[-2:] == ["mc_label_agreement", "mc_label_precision_recall"]
+    assert with_mc["mc_label_agreement"] == {"hard": 0.9, "soft": 0.7}
+    assert with_mc["mc_label_precision_recall"] == {"hard": {"precision": 0.8, "recall": 1.0},
+                                                    "soft": {"precision": 0.75, "recall": 0.5}}

@@ -7,7 +7,11 @@
   ``toy_gold_vs_error_pairs`` is the toy world's alone: gold solutions against corrupted ones.
 - Monte-Carlo step labels (Wang et al. 2024, Math-Shepherd, arXiv:2312.08935): a step is good when
   completions sampled after it can still reach the right answer. No gold checker needed, only an answer check.
-- ``label_agreement``: how well such labels match gold ones; ``verdict_summary``: what a sample's labels say.
+- ``label_agreement``: how well such labels match gold ones (``mc_comparison_problems``, ``mc_label_agreement``:
+  notebook 01's comparison of its hard and soft Monte-Carlo labels with the checker's); ``verdict_summary``: what a
+  sample's labels say.
+- ``datasets_by_split``: the four datasets of every split, as notebook 01 saves them; ``data_metrics``: the ``data``
+  section of ``metrics.json`` it records.
 """
 
 from __future__ import annotations
@@ -257,6 +261,31 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
     return validate_step_dpo(rows)
 
 
+DATASET_KINDS = ("stepwise", "outcome", "preference", "step_dpo")  # as notebook 01 names (and saves) them
+
+
+def datasets_by_split(problems: dict, solutions: dict, verdicts: dict, *, seed: int = 0) -> dict[str, Dataset]:
+    """The four datasets of every split, ``{"<split>_<kind>": Dataset}`` in the order of the splits and of
+    ``DATASET_KINDS``, as ``data.save_datasets`` saves them and notebooks 02-05 load them: stepwise supervision (the
+    PRM's), outcome (the ORM's), preference pairs (DPO, Stepwise DPO) and Step-DPO pairs. ``problems``,
+    ``solutions`` and ``verdicts`` are dicts by split name (``verdicts``: the checker's labels in the toy world, the
+    Monte-Carlo ones elsewhere); all four datasets of a split come from the same verdicts, so a PRM and a policy
+    learn from the same labels. ``seed`` draws the pairs (per problem prompt: see ``preference_pairs``)."""
+    for name, by_split in (("solutions", solutions), ("verdicts", verdicts)):
+        if not isinstance(by_split, dict) or list(by_split) != list(problems):
+            raise ValueError(f"datasets_by_split: {name} must be a dict with the splits of problems, "
+                             f"{list(problems)}, in their order; got "
+                             f"{list(by_split) if isinstance(by_split, dict) else type(by_split).__name__}")
+    out = {}
+    for split in problems:
+        ps, sols, kw = problems[split], solutions[split], {"verdicts": verdicts[split]}
+        built = {"stepwise": stepwise_rows(ps, sols, **kw), "outcome": outcome_rows(ps, sols, **kw),
+                 "preference": preference_pairs(ps, sols, seed=seed, **kw),
+                 "step_dpo": step_dpo_pairs(ps, sols, seed=seed, **kw)}
+        out.update({f"{split}_{kind}": built[kind] for kind in DATASET_KINDS})
+    return out
+
+
 # ----------------------------------------------------------------------------- Monte-Carlo step labels
 
 def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence[Sequence[str]],
@@ -381,3 +410,47 @@ def label_agreement(mc_labels: Sequence[Sequence], gold_labels: Sequence[Sequenc
             "recall": recall, "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
             "n_steps": len(gold), "mc_correct_rate": sum(pred) / max(len(pred), 1),
             "gold_correct_rate": sum(gold) / max(len(gold), 1)}
+
+
+def mc_comparison_problems(problems, solutions, n_solutions: int, samples_per_problem: int) -> tuple[list, list]:
+    """The first problems of a split, with their sampled solutions, that notebook 01 gives Monte-Carlo step labels to
+    compare with the checker's: whole problems (``problem_mc_step_labels`` takes one list of solutions per problem),
+    ``n_solutions // samples_per_problem`` of them and at least one, so about ``n_solutions`` solutions."""
+    check_solution_lists(problems, solutions, "mc_comparison_problems")
+    positive_int(n_solutions, "n_solutions", "mc_comparison_problems")
+    positive_int(samples_per_problem, "samples_per_problem", "mc_comparison_problems")
+    n = max(1, n_solutions // samples_per_problem)
+    return list(problems[:n]), list(solutions[:n])
+
+
+def mc_label_agreement(mc, soft_threshold: float = 0.5) -> dict[str, dict]:
+    """How well Monte-Carlo step labels match the checker's, ``{"hard": ..., "soft": ...}`` (``label_agreement`` of
+    each, "right step" the positive class), on ``problem_mc_step_labels``' rows (``labels``, ``soft_labels``,
+    ``gold_labels``). The hard estimate calls a step right when any rollout after it reaches the right answer; the
+    soft one when at least ``soft_threshold`` of them do. They err in opposite ways: the hard one calls a wrong step
+    right when a rollout recovers by luck, the soft one a right step wrong when a weak policy seldom finishes."""
+    missing = [c for c in ("labels", "soft_labels", "gold_labels") if c not in getattr(mc, "column_names", mc)]
+    if missing:
+        raise ValueError(f"mc_label_agreement: the rows lack {missing}; pass problem_mc_step_labels' rows")
+    return {"hard": label_agreement(mc["labels"], mc["gold_labels"]),
+            "soft": label_agreement(mc["soft_labels"], mc["gold_labels"], threshold=soft_threshold)}
+
+
+def data_metrics(problems: dict, samples_per_problem: int, sampled: dict, datasets: dict,
+                 agreement: dict | None = None) -> dict:
+    """The ``data`` section of ``metrics.json`` that notebook 01 records and the README and later notebooks quote:
+    the problems per split, the samples per problem, what the base policy's samples were (``verdict_summary`` of
+    every split's, recorded as ``base_*``), the rows of each dataset (``datasets_by_split``) and, where the
+    Monte-Carlo labels were compared with the checker's (``mc_label_agreement``; None: no checker, no comparison),
+    their agreement and their precision and recall."""
+    metrics = {"n_problems": {split: len(ps) for split, ps in problems.items()},
+               "samples_per_problem": samples_per_problem,
+               "base_sampled_accuracy": sampled["accuracy"], "base_sampled_solutions": sampled["solutions"],
+               "base_no_step_wrong": sampled["no_step_wrong"],
+               "base_right_through_a_wrong_step": sampled["right_through_a_wrong_step"],
+               "rows": {name: len(ds) for name, ds in datasets.items()}}
+    if agreement is not None:
+        metrics["mc_label_agreement"] = {k: a["accuracy"] for k, a in agreement.items()}
+        metrics["mc_label_precision_recall"] = {k: {m: a[m] for m in ("precision", "recall")}
+                                                for k, a in agreement.items()}
+    return metrics
