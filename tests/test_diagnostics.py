@@ -337,3 +337,106 @@ def test_rejected_right_answers_counts_the_right_answers_a_prm_rejects_and_their
         rejected_right_answers(rewards[:3], labels, -3.0)
     with pytest.raises(ValueError, match="threshold"):
         rejected_right_answers(rewards, labels, float("nan"))
+
+
+def test_step_label_counts_counts_the_labelled_steps_and_the_share_right():
+    assert diagnostics.step_label_counts([[True, True, False], [1, 0, 0, 0]]) == {"steps": 7, "right_share": 3 / 7}
+    assert diagnostics.step_label_counts([np.array([True, False])]) == {"steps": 2, "right_share": 0.5}
+    with pytest.raises(ValueError, match=r"step_label_counts: step_labels\[1\]\[0\] must be a bool or 0/1, got None"):
+        diagnostics.step_label_counts([[True], [None]])
+    with pytest.raises(ValueError, match="step_label_counts: no step labels"):
+        diagnostics.step_label_counts([[]])
+    with pytest.raises(ValueError, match=r"step_label_counts: step_labels\[0\]"):
+        diagnostics.step_label_counts([True, False])  # a flat list: one solution's labels, unwrapped
+
+
+def test_train_profile_reward_model_trains_by_the_profiles_recipe_in_a_scratch_folder(monkeypatch):
+    from pathlib import Path
+
+    from stepdpo_lite.tutorial.profiles import get_profile
+
+    calls = []
+
+    def fake_trainer(kind):
+        def train(base, rows, output_dir, **kw):
+            assert Path(output_dir).is_dir()
+            calls.append((kind, base, rows, Path(output_dir), kw))
+            return f"{kind} model"
+        return train
+
+    monkeypatch.setattr(diagnostics, "train_process_reward_model", fake_trainer("process"))
+    monkeypatch.setattr(diagnostics, "train_outcome_reward_model", fake_trainer("outcome"))
+    profile = get_profile("tiny")
+    assert diagnostics.train_profile_reward_model("base", ["row"], profile, seed=3) == "process model"
+    kind, base, rows, scratch, kw = calls[-1]
+    assert (kind, base, rows) == ("process", "base", ["row"]) and not scratch.exists()  # deleted on return
+    assert kw == dict(quantization="4bit", lora=profile.lora_config(), max_steps=-1, seed=3, logging_steps=10,
+                      train_sampling_strategy="group_by_length", **profile.reward_training_args("process"))
+    assert diagnostics.train_profile_reward_model("base", ["row"], profile, "outcome", quantization=None,
+                                                  max_steps=5) == "outcome model"
+    kw = calls[-1][-1]
+    assert (kw["quantization"], kw["max_steps"], kw["seed"]) == (None, 5, 0)
+    assert kw["learning_rate"] == profile.reward_training_args("outcome")["learning_rate"]  # the ORM's own
+    with pytest.raises(ValueError, match="reward must be 'process' or 'outcome', got 'orm'"):
+        diagnostics.train_profile_reward_model("base", ["row"], profile, "orm")
+    with pytest.raises(ValueError, match="train_profile_reward_model: max_steps"):
+        diagnostics.train_profile_reward_model("base", ["row"], profile, max_steps=0)
+
+
+def test_parameter_counts_counts_the_trainable_and_the_stored_ones():
+    import torch
+
+    layer = torch.nn.Linear(3, 2)
+    layer.weight.requires_grad_(False)  # frozen, as a LoRA run's base
+    assert diagnostics.parameter_counts(layer) == (2, 8)
+
+
+def test_control_wanted_by_default_only_where_the_reward_base_is_not_the_policys():
+    from types import SimpleNamespace
+
+    verifier = SimpleNamespace(reward_base="data/tiny-verifier", model_name="data/tiny-base")
+    same = SimpleNamespace(reward_base="Qwen/Qwen2.5-1.5B-Instruct", model_name="Qwen/Qwen2.5-1.5B-Instruct")
+    assert diagnostics.control_wanted(verifier) and not diagnostics.control_wanted(same)
+    assert diagnostics.control_wanted(same, True) and not diagnostics.control_wanted(verifier, False)
+    with pytest.raises(ValueError, match="control_wanted: requested must be True or False, got 'no'"):
+        diagnostics.control_wanted(verifier, "no")
+
+
+def test_prm_metrics_is_notebook_02s_prm_section():
+    def reports(auroc_on, auroc_off):
+        return {"after QLoRA": {"step_auroc": auroc_on, "f1": 0.9, "threshold": -1.0, "test_rewards": [[1.0]]},
+                "zero-shot": {"step_auroc": auroc_off, "f1": 0.8, "threshold": -2.0, "test_rewards": [[0.0]]}}
+
+    report = {"step_auroc": 0.95, "f1": 0.9, "threshold": -1.0, "n_correct": 3}
+    gain = {"difference": 0.05, "low": 0.01, "high": 0.09}
+    by_position = [{"step": 1, "n": 4, "right": 0.5, "auroc": 1.0}]
+    kw = dict(position_auroc=0.7, by_position=by_position, qlora_gain=gain, train_seconds=12.34,
+              reward_base="data/tiny-verifier")
+    metrics = diagnostics.prm_metrics(report, figures={"reward base": reports(0.95, 0.9)}, **kw)
+    assert metrics == {"step_auroc": 0.95, "position_baseline_auroc": 0.7, "step_auroc_by_position": by_position,
+                       "first_error_f1": 0.9, "first_error_threshold": -1.0, "train_seconds": 12.3,
+                       "reward_base": "tiny-verifier", "zero_shot": {"step_auroc": 0.9, "f1": 0.8},
+                       "qlora_minus_zero_shot": gain}  # no control trained: none recorded
+    with_control = diagnostics.prm_metrics(
+        report, figures={"reward base": reports(0.95, 0.9), "plain policy base (control)": reports(0.73, 0.59)}, **kw)
+    assert with_control["control"] == {"after_qlora": {"step_auroc": 0.73, "f1": 0.9},
+                                       "zero_shot": {"step_auroc": 0.59, "f1": 0.8}}
+    with pytest.raises(ValueError, match="prm_metrics: figures need the 'reward base' reports"):
+        diagnostics.prm_metrics(report, figures={}, **kw)
+
+
+def test_outcome_auroc_differences_are_notebook_03s_three_gaps():
+    rng = np.random.default_rng(0)
+    labels = [bool(x) for x in rng.integers(0, 2, 40)]
+    scores = {name: rng.normal(size=40) + noise * np.array(labels) for name, noise in
+              (("ORM", 1.0), ("PRM (min)", 0.5), ("combined", 1.2))}
+    zero_shot = rng.normal(size=40)
+    groups = [i // 4 for i in range(40)]
+    gaps = diagnostics.outcome_auroc_differences(scores, zero_shot, labels, groups=groups, seed=1)
+    assert list(gaps) == ["combined_minus_orm", "orm_minus_prm_min", "qlora_minus_zero_shot"]
+    assert gaps["orm_minus_prm_min"] == diagnostics.auroc_difference(scores["ORM"], scores["PRM (min)"], labels,
+                                                                     groups=groups, seed=1)
+    assert gaps["qlora_minus_zero_shot"]["difference"] == pytest.approx(
+        diagnostics.outcome_auroc(scores["ORM"], labels) - diagnostics.outcome_auroc(zero_shot, labels))
+    with pytest.raises(ValueError, match=r"outcome_auroc_differences: scores lack \['combined'\]"):
+        diagnostics.outcome_auroc_differences({"ORM": [1.0], "PRM (min)": [0.0]}, [0.0], [True])

@@ -22,8 +22,13 @@ that show what a reward model has *not* learnt, and summaries of per-step values
 - ``implicit_step_rewards``: a trained policy's β·ρ_k against where its training started (``step_beta``: its β;
   ``implicit_rewards_of_pairs``, ``credit_by_policy``: several policies on both sides of preference pairs, and the
   table ``format_credit`` prints; ``credit_example``: the bars of one rejected solution);
-- ``prm_reports_adapter_on_and_off``: a PRM's held-out figures with its adapter and zero-shot;
-- ``auroc_difference``: whether one score's AUROC beats another's beyond the noise of the held-out set.
+- ``step_label_counts``: how many steps stepwise rows label, and the share right (the base rate);
+- ``train_profile_reward_model``: notebooks 02 and 03's QLoRA recipe on a base (``parameter_counts``: what it
+  trains); ``control_wanted``: whether notebook 02 also trains it on the policy's plain base, the control;
+- ``prm_reports_adapter_on_and_off``: a PRM's held-out figures with its adapter and zero-shot; ``prm_metrics``: the
+  ``prm`` section of ``metrics.json`` notebook 02 records;
+- ``auroc_difference``: whether one score's AUROC beats another's beyond the noise of the held-out set
+  (``outcome_auroc_differences``: notebook 03's three comparisons).
 """
 
 from __future__ import annotations
@@ -32,15 +37,17 @@ import json
 import math
 import numbers
 import re
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from accelerate.utils import is_peft_model
 
-from ..checks import finite_number, list_of, positive_int
+from ..checks import finite_number, flag, list_of, positive_int
 from ..evaluation import (_check_labels, _check_same_shape, _flat_scores_and_labels, first_error_index,
                           outcome_auroc, predict_first_error, process_reward_report, step_auroc)
+from ..reward_training import train_outcome_reward_model, train_process_reward_model
 from ..rewards import sigmoid
 from ..steps import extract_steps
 from ..trainer import StepwiseDPOConfig, get_step_rewards
@@ -125,6 +132,20 @@ def base_rate_loss(labels) -> float:
     p = sum(flat) / len(flat)
     return -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
 
+
+def step_label_counts(step_labels) -> dict:
+    """``{"steps", "right_share"}``: how many steps stepwise rows label (one list of labels per solution) and the
+    share labelled right. The share is the base rate a PRM's training loss starts from (``base_rate_loss``); the
+    rest, the wrong steps, are what it has to learn to find."""
+    rows = list_of(step_labels, "step_label_counts: step_labels", "label lists (one per solution)")
+    flat = []
+    for i, labels in enumerate(rows):  # bool(None) would count a missing label as wrong
+        labels = list_of(labels, f"step_label_counts: step_labels[{i}]", "step labels (one list per solution)")
+        _check_labels(labels, "step_label_counts", f"step_labels[{i}]")
+        flat += [bool(y) for y in labels]
+    if not flat:
+        raise ValueError("step_label_counts: no step labels")
+    return {"steps": len(flat), "right_share": sum(flat) / len(flat)}
 
 def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
     """What a training curve did, in numbers a notebook's text can quote and a test can check: the mean of the first
@@ -535,6 +556,65 @@ def prm_reports_adapter_on_and_off(prm, val, test, rewards=None) -> dict[str, di
             for name, (v, t) in (("after QLoRA", adapter_on), ("zero-shot", zero_shot))}
 
 
+def train_profile_reward_model(base, rows, profile, reward: str = "process", *, quantization: str | None = "4bit",
+                               max_steps: int | None = None, seed: int = 0):
+    """Notebook 02's PRM (``reward="process"``, on stepwise rows) or notebook 03's ORM (``"outcome"``, on outcome
+    rows) trained on ``base`` by the profile's recipe: its LoRA (``profile.lora_config()``: no LoRA dropout on the CPU
+    profiles, where one epoch cannot overfit and dropout costs time) and its training arguments
+    (``profile.reward_training_args(reward)``), a loss logged every 10 steps, and batches of solutions of like length
+    (less padding). ``max_steps``: optimizer steps (None: the profile's epochs). One recipe for every base, so that
+    notebook 02's control on the policy's plain base differs from its PRM by the base alone. The Trainer writes to a
+    scratch folder, deleted on return: the caller saves the model where it belongs."""
+    trainers = {"process": train_process_reward_model, "outcome": train_outcome_reward_model}
+    if reward not in trainers:
+        raise ValueError(f"train_profile_reward_model: reward must be 'process' or 'outcome', got {reward!r}")
+    max_steps = -1 if max_steps is None else positive_int(max_steps, "max_steps", "train_profile_reward_model")
+    with tempfile.TemporaryDirectory() as scratch:
+        return trainers[reward](base, rows, scratch, quantization=quantization, lora=profile.lora_config(),
+                                max_steps=max_steps, seed=seed, logging_steps=10,
+                                train_sampling_strategy="group_by_length", **profile.reward_training_args(reward))
+
+
+def parameter_counts(model) -> tuple[int, int]:
+    """``(trainable, stored)``: the parameters a LoRA run trains (its adapter's) and all those the model stores. A
+    4-bit base stores each frozen weight matrix packed, two weights to a byte, and PyTorch counts the packed
+    tensor: a 4-bit model's stored count is about half its number of weights."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def control_wanted(profile, requested: bool | None = None) -> bool:
+    """Whether notebook 02 also trains its PRM recipe on the policy's plain base, the control that shows what the
+    reward base brings: ``requested`` when given, else only where the reward base is not the policy's own base (the
+    tiny profile's verifier; on a GPU profile the two are the same LLM and a control would repeat the PRM)."""
+    if requested is not None:
+        return flag(requested, "requested", "control_wanted")
+    return profile.reward_base != profile.model_name
+
+
+def prm_metrics(report: dict, *, position_auroc: float, by_position, figures: dict, qlora_gain: dict,
+                train_seconds: float, reward_base) -> dict:
+    """The ``prm`` section of ``metrics.json`` that notebook 02 records and notebooks 03-06 and the README read: the
+    test figures of ``report`` (``evaluation.process_reward_report``: step AUROC, first-error F1 and its validation
+    threshold) beside the position-only baseline's AUROC and ``by_position`` (``step_auroc_by_position``), the
+    training time (to 0.1 s), the reward base's folder name, its zero-shot figures and ``qlora_gain``
+    (``auroc_difference``). ``figures``: ``prm_reports_adapter_on_and_off`` by base, ``"reward base"`` and, when the
+    control was trained, ``"plain policy base (control)"``, whose step AUROC and F1 are recorded as ``control``,
+    ``zero_shot`` and ``after_qlora`` (no ``control`` without one)."""
+    if "reward base" not in figures:
+        raise ValueError(f"prm_metrics: figures need the 'reward base' reports, got {list(figures)}")
+    headline = lambda r: {k: r[k] for k in ("step_auroc", "f1")}  # what the README and the texts quote
+    metrics = {"step_auroc": report["step_auroc"], "position_baseline_auroc": position_auroc,
+               "step_auroc_by_position": by_position, "first_error_f1": report["f1"],
+               "first_error_threshold": report["threshold"], "train_seconds": round(train_seconds, 1),
+               "reward_base": Path(reward_base).name, "zero_shot": headline(figures["reward base"]["zero-shot"]),
+               "qlora_minus_zero_shot": qlora_gain}
+    control = figures.get("plain policy base (control)")
+    if control is not None:
+        names = {"zero-shot": "zero_shot", "after QLoRA": "after_qlora"}  # JSON keys, as the README's checks read them
+        metrics["control"] = {names[name]: headline(r) for name, r in control.items()}
+    return metrics
+
 def choose_process_weight(prm_scores, orm_scores, labels, grid=tuple(np.round(np.linspace(0, 1, 11), 2))):
     """The PRM's weight ``w`` in the combined score ``w·PRM + (1 − w)·ORM`` with the best outcome AUROC on these
     (validation) solutions, and the AUROC of every weight of ``grid`` (ties: the first, the smaller weight)."""
@@ -588,3 +668,18 @@ def auroc_difference(scores_a, scores_b, labels, groups=None, n_boot: int = 1000
         diffs.append(auroc(y[idx], a[idx]) - auroc(y[idx], b[idx]))
     low, high = np.quantile(diffs, [(1 - confidence) / 2, (1 + confidence) / 2])
     return {"difference": float(auroc(y, a) - auroc(y, b)), "low": float(low), "high": float(high)}
+
+
+def outcome_auroc_differences(scores: dict, zero_shot_scores, labels, *, groups=None, seed: int = 0) -> dict:
+    """Notebook 03's gaps between outcome AUROCs, each with its bootstrap interval (``auroc_difference``, redrawing
+    whole ``groups``, e.g. the problems, with all their solutions): is a gap larger than the test set's noise?
+    ``combined_minus_orm`` (what adding the PRM brings), ``orm_minus_prm_min`` (the ORM's lead as a judge of the
+    answer) and ``qlora_minus_zero_shot`` (what QLoRA added to the ORM). ``scores``: per solution, by name
+    (``"ORM"``, ``"PRM (min)"``, ``"combined"``); ``zero_shot_scores``: the ORM's with its adapter off."""
+    missing = [name for name in ("ORM", "PRM (min)", "combined") if name not in scores]
+    if missing:
+        raise ValueError(f"outcome_auroc_differences: scores lack {missing}, got {list(scores)}")
+    compared = {"combined_minus_orm": (scores["combined"], scores["ORM"]),
+                "orm_minus_prm_min": (scores["ORM"], scores["PRM (min)"]),
+                "qlora_minus_zero_shot": (scores["ORM"], zero_shot_scores)}
+    return {name: auroc_difference(a, b, labels, groups=groups, seed=seed) for name, (a, b) in compared.items()}
