@@ -166,8 +166,11 @@ def main(argv=None):
         print(f"start policy: greedy {base['accuracy']:.1%} sampled {base['sampled_accuracy']:.1%} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
+    logs = {m: [] for m in args.methods}  # every round's training log, saved beside the policies as notebook 04 does
+
     def report(record, trainers):
         print(onpolicy.format_round(record, args.methods), flush=True)
+        onpolicy.extend_logs(logs, {m: t.state.log_history for m, t in trainers.items()}, record["round"])
 
     with tempfile.TemporaryDirectory() as tmp:
         records, trainers = onpolicy.run_rounds(
@@ -175,9 +178,8 @@ def main(argv=None):
             problems_per_round=args.problems_per_round or None, seed=args.seed, output_dir=tmp,
             n_sampled=args.n_sampled, methods=args.methods, on_round=report,
             out=lambda line: print(line, flush=True))
-        if args.save_policies:
-            for m, trainer in trainers.items():
-                runs.save_atomic(Path(args.save_policies) / m, trainer.save_model)
+        if args.save_policies:  # as notebook 04 saves them: with the rounds' logs and a portable adapter config
+            onpolicy.save_policies(args.save_policies, trainers, logs)
     print()
     print(onpolicy.rounds_table(records, base, args.methods))
     if args.out:  # atomic: seed_spread.py --from-rounds reads it, and a cut-short file would not load
