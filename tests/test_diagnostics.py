@@ -350,39 +350,6 @@ def test_step_label_counts_counts_the_labelled_steps_and_the_share_right():
         diagnostics.step_label_counts([True, False])  # a flat list: one solution's labels, unwrapped
 
 
-def test_train_profile_reward_model_trains_by_the_profiles_recipe_in_a_scratch_folder(monkeypatch):
-    from pathlib import Path
-
-    from stepdpo_lite.tutorial.profiles import get_profile
-
-    calls = []
-
-    def fake_trainer(kind):
-        def train(base, rows, output_dir, **kw):
-            assert Path(output_dir).is_dir()
-            calls.append((kind, base, rows, Path(output_dir), kw))
-            return f"{kind} model"
-        return train
-
-    monkeypatch.setattr(diagnostics, "train_process_reward_model", fake_trainer("process"))
-    monkeypatch.setattr(diagnostics, "train_outcome_reward_model", fake_trainer("outcome"))
-    profile = get_profile("tiny")
-    assert diagnostics.train_profile_reward_model("base", ["row"], profile, seed=3) == "process model"
-    kind, base, rows, scratch, kw = calls[-1]
-    assert (kind, base, rows) == ("process", "base", ["row"]) and not scratch.exists()  # deleted on return
-    assert kw == dict(quantization="4bit", lora=profile.lora_config(), max_steps=-1, seed=3, logging_steps=10,
-                      train_sampling_strategy="group_by_length", **profile.reward_training_args("process"))
-    assert diagnostics.train_profile_reward_model("base", ["row"], profile, "outcome", quantization=None,
-                                                  max_steps=5) == "outcome model"
-    kw = calls[-1][-1]
-    assert (kw["quantization"], kw["max_steps"], kw["seed"]) == (None, 5, 0)
-    assert kw["learning_rate"] == profile.reward_training_args("outcome")["learning_rate"]  # the ORM's own
-    with pytest.raises(ValueError, match="reward must be 'process' or 'outcome', got 'orm'"):
-        diagnostics.train_profile_reward_model("base", ["row"], profile, "orm")
-    with pytest.raises(ValueError, match="train_profile_reward_model: max_steps"):
-        diagnostics.train_profile_reward_model("base", ["row"], profile, max_steps=0)
-
-
 def test_parameter_counts_counts_the_trainable_and_the_stored_ones():
     import torch
 

@@ -23,8 +23,7 @@ that show what a reward model has *not* learnt, and summaries of per-step values
   ``implicit_rewards_of_pairs``, ``credit_by_policy``: several policies on both sides of preference pairs, and the
   table ``format_credit`` prints; ``credit_example``: the bars of one rejected solution);
 - ``step_label_counts``: how many steps stepwise rows label, and the share right (the base rate);
-- ``train_profile_reward_model``: notebooks 02 and 03's QLoRA recipe on a base (``parameter_counts``: what it
-  trains); ``control_wanted``: whether notebook 02 also trains it on the policy's plain base, the control;
+- ``parameter_counts``: what a QLoRA run (``profiles.train_reward_model``) trains; ``control_wanted``: whether notebook 02 also trains it on the policy's plain base, the control;
 - ``prm_reports_adapter_on_and_off``: a PRM's held-out figures with its adapter and zero-shot; ``prm_metrics``: the
   ``prm`` section of ``metrics.json`` notebook 02 records;
 - ``auroc_difference``: whether one score's AUROC beats another's beyond the noise of the held-out set
@@ -37,7 +36,6 @@ import json
 import math
 import numbers
 import re
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -47,7 +45,6 @@ from accelerate.utils import is_peft_model
 from ..checks import finite_number, flag, list_of, positive_int
 from ..evaluation import (_check_labels, _check_same_shape, _flat_scores_and_labels, first_error_index,
                           outcome_auroc, predict_first_error, process_reward_report, step_auroc)
-from ..reward_training import train_outcome_reward_model, train_process_reward_model
 from ..rewards import sigmoid
 from ..steps import extract_steps
 from ..trainer import StepwiseDPOConfig, get_step_rewards
@@ -554,25 +551,6 @@ def prm_reports_adapter_on_and_off(prm, val, test, rewards=None) -> dict[str, di
         zero_shot = scored()
     return {name: {**process_reward_report(v, val["labels"], t, test["labels"]), "test_rewards": t}
             for name, (v, t) in (("after QLoRA", adapter_on), ("zero-shot", zero_shot))}
-
-
-def train_profile_reward_model(base, rows, profile, reward: str = "process", *, quantization: str | None = "4bit",
-                               max_steps: int | None = None, seed: int = 0):
-    """Notebook 02's PRM (``reward="process"``, on stepwise rows) or notebook 03's ORM (``"outcome"``, on outcome
-    rows) trained on ``base`` by the profile's recipe: its LoRA (``profile.lora_config()``: no LoRA dropout on the CPU
-    profiles, where one epoch cannot overfit and dropout costs time) and its training arguments
-    (``profile.reward_training_args(reward)``), a loss logged every 10 steps, and batches of solutions of like length
-    (less padding). ``max_steps``: optimizer steps (None: the profile's epochs). One recipe for every base, so that
-    notebook 02's control on the policy's plain base differs from its PRM by the base alone. The Trainer writes to a
-    scratch folder, deleted on return: the caller saves the model where it belongs."""
-    trainers = {"process": train_process_reward_model, "outcome": train_outcome_reward_model}
-    if reward not in trainers:
-        raise ValueError(f"train_profile_reward_model: reward must be 'process' or 'outcome', got {reward!r}")
-    max_steps = -1 if max_steps is None else positive_int(max_steps, "max_steps", "train_profile_reward_model")
-    with tempfile.TemporaryDirectory() as scratch:
-        return trainers[reward](base, rows, scratch, quantization=quantization, lora=profile.lora_config(),
-                                max_steps=max_steps, seed=seed, logging_steps=10,
-                                train_sampling_strategy="group_by_length", **profile.reward_training_args(reward))
 
 
 def parameter_counts(model) -> tuple[int, int]:

@@ -3,16 +3,19 @@
 ``tiny`` (CPU, the toy world's tiny base, minutes), ``t4-16gb`` and ``24gb`` (GPU, GSM8K + Qwen2.5), and
 ``smoke``: the GPU profiles' code path (GSM8K, chat prompts, 4-bit + LoRA, Monte-Carlo labels) at toy size on a
 CPU, for tests (``smoke.py``; ``prepare_profile`` builds its base on first use). ``load_profile_model`` is
-``models.load_model`` with a profile's settings.
+``models.load_model`` with a profile's settings, and ``train_reward_model`` trains a reward model by a
+profile's recipe (notebooks 02 and 03).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 
 from ..checks import positive_int
 from ..models import DEFAULT_LORA, load_model
+from ..reward_training import train_outcome_reward_model, train_process_reward_model
 from .smoke import GSM8K_SLICE, ensure_smoke_base, smoke_base_dir
 from .toyworld import TINY_BASE_DIR, TINY_VERIFIER_DIR
 
@@ -210,3 +213,22 @@ def load_profile_model(profile: str | Profile, lora: bool = False, name_or_path:
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []):
         torch.manual_seed(lora_seed)  # every device's generator: the adapter is drawn on the model's device
         return load_model(name_or_path or p.model_name, **kwargs)
+
+
+def train_reward_model(base, rows, profile, reward: str = "process", *, quantization: str | None = "4bit",
+                       max_steps: int | None = None, seed: int = 0):
+    """Notebook 02's PRM (``reward="process"``, on stepwise rows) or notebook 03's ORM (``"outcome"``, on outcome
+    rows) trained on ``base`` by the profile's recipe: its LoRA (``profile.lora_config()``: no LoRA dropout on the CPU
+    profiles, where one epoch cannot overfit and dropout costs time) and its training arguments
+    (``profile.reward_training_args(reward)``), a loss logged every 10 steps, and batches of solutions of like length
+    (less padding). ``max_steps``: optimizer steps (None: the profile's epochs). One recipe for every base, so that
+    notebook 02's control on the policy's plain base differs from its PRM by the base alone. The Trainer writes to a
+    scratch folder, deleted on return: the caller saves the model where it belongs."""
+    trainers = {"process": train_process_reward_model, "outcome": train_outcome_reward_model}
+    if reward not in trainers:
+        raise ValueError(f"train_reward_model: reward must be 'process' or 'outcome', got {reward!r}")
+    max_steps = -1 if max_steps is None else positive_int(max_steps, "max_steps", "train_reward_model")
+    with tempfile.TemporaryDirectory() as scratch:
+        return trainers[reward](base, rows, scratch, quantization=quantization, lora=profile.lora_config(),
+                                max_steps=max_steps, seed=seed, logging_steps=10,
+                                train_sampling_strategy="group_by_length", **profile.reward_training_args(reward))

@@ -1,0 +1,36 @@
+"""The profiles' recipes: what notebooks 02 and 03 train their reward models with."""
+
+from pathlib import Path
+
+import pytest
+
+from stepdpo_lite.tutorial import profiles
+
+
+def test_train_reward_model_trains_by_the_profiles_recipe_in_a_scratch_folder(monkeypatch):
+    calls = []
+
+    def fake_trainer(kind):
+        def train(base, rows, output_dir, **kw):
+            assert Path(output_dir).is_dir()
+            calls.append((kind, base, rows, Path(output_dir), kw))
+            return f"{kind} model"
+        return train
+
+    monkeypatch.setattr(profiles, "train_process_reward_model", fake_trainer("process"))
+    monkeypatch.setattr(profiles, "train_outcome_reward_model", fake_trainer("outcome"))
+    profile = profiles.get_profile("tiny")
+    assert profiles.train_reward_model("base", ["row"], profile, seed=3) == "process model"
+    kind, base, rows, scratch, kw = calls[-1]
+    assert (kind, base, rows) == ("process", "base", ["row"]) and not scratch.exists()  # deleted on return
+    assert kw == dict(quantization="4bit", lora=profile.lora_config(), max_steps=-1, seed=3, logging_steps=10,
+                      train_sampling_strategy="group_by_length", **profile.reward_training_args("process"))
+    assert profiles.train_reward_model("base", ["row"], profile, "outcome", quantization=None,
+                                                  max_steps=5) == "outcome model"
+    kw = calls[-1][-1]
+    assert (kw["quantization"], kw["max_steps"], kw["seed"]) == (None, 5, 0)
+    assert kw["learning_rate"] == profile.reward_training_args("outcome")["learning_rate"]  # the ORM's own
+    with pytest.raises(ValueError, match="reward must be 'process' or 'outcome', got 'orm'"):
+        profiles.train_reward_model("base", ["row"], profile, "orm")
+    with pytest.raises(ValueError, match="train_reward_model: max_steps"):
+        profiles.train_reward_model("base", ["row"], profile, max_steps=0)
