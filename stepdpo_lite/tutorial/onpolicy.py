@@ -24,19 +24,34 @@ import dataclasses
 import numbers
 import random
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Callable, Collection, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from accelerate.utils import is_peft_model
+from scipy import stats
+from trl import DPOConfig, DPOTrainer
 
 from .. import generation
 from ..checks import finite_number, positive_int
+from ..data import _dataset as dataset_of
 from ..models import resolve_dtype, trainer_precision, write_portable_adapter_config
-from . import runs, tasks
-from .profiles import load_profile_model
-from .toyworld import load_tiny_base
+from ..trainer import STEP_PAIRINGS, StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16, float32_adapters_for_fp16
+from . import budget, runs, tasks
+from .colab import drop_log_printer
+from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer,
+                                   TopRivalStepDPOTrainer)
+from .output_layer_pairs import OutputLayerStepDPOTrainer
 from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, mirrored_negatives, share_out,
                         solution_pairs, step_agreement, step_negatives, step_pairs)
+from .profiles import load_profile_model
+from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
+from .toyworld import load_tiny_base
+from .viz import errorbar_differences, method_color, save_png
 
 METHODS = ("dpo", "stepwise_dpo", "nll_only")
 NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL", "nll_only": "NLL only (RFT)",
@@ -71,7 +86,6 @@ class TrainSettings:
     args: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        from ..trainer import STEP_PAIRINGS, StepwiseDPOConfig
         if self.step_pairing not in STEP_PAIRINGS:  # else refused only after a round's sampling and DPO's training
             raise ValueError(f"step_pairing must be one of {STEP_PAIRINGS}, got {self.step_pairing!r}")
         if self.step_gradient not in STEP_GRADIENTS:
@@ -121,13 +135,11 @@ class TrainSettings:
         """What the Stepwise DPO variants need of its policy, checked before a round samples and trains the others:
         ``step_rejected="fresh"`` or ``"expected"`` a frozen reference copy (a fully fine-tuned policy),
         ``step_gradient="output_layer"`` a trainable output layer."""
-        from accelerate.utils import is_peft_model
         if self.step_rejected != "round" and (is_peft_model(model) or self.args.get("precompute_ref_log_probs")):
             raise ValueError(f"step_rejected={self.step_rejected!r} needs a fully fine-tuned policy (its reference "
                              "scores every token the policy may write) and precompute_ref_log_probs off; this policy "
                              "has a PEFT adapter or the reference is precomputed")
         if self.step_gradient == "output_layer":
-            from .output_layer_pairs import OutputLayerStepDPOTrainer
             OutputLayerStepDPOTrainer.check_policy(model)
 
 
@@ -135,8 +147,6 @@ def _dataset(rows, columns):
     """``rows`` as a Dataset of ``columns``: every column that any row holds, None where a row lacks it
     (``Dataset.from_list`` takes the first row's keys and drops the rest silently). A row without ``open_ended`` is
     not open-ended; one without step labels that other rows have is refused by ``StepwiseDPOTrainer``."""
-    from ..data import _dataset as dataset_of
-
     return dataset_of([{c: r[c] for c in columns if c in r} for r in rows], [])
 
 
@@ -145,14 +155,6 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
     """A trainer for one method on ``rows`` (see the module docstring). For a fully fine-tuned policy pass its
     frozen copy as ``ref_model`` (``policy_reference``); a PEFT policy needs none (TRL keeps a copy of a trained
     adapter as the "ref" adapter, and a fresh adapter's reference is the adapter disabled)."""
-    from trl import DPOConfig, DPOTrainer
-
-    from ..trainer import StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16, float32_adapters_for_fp16
-    from .colab import drop_log_printer
-    from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer,
-                                       TopRivalStepDPOTrainer)
-    from .output_layer_pairs import OutputLayerStepDPOTrainer
-    from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -193,8 +195,6 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
 
 def policy_reference(model):
     """The frozen reference for a round: a copy of a fully fine-tuned policy; None for a PEFT policy."""
-    from accelerate.utils import is_peft_model
-
     if is_peft_model(model):
         return None
     return copy.deepcopy(model).eval()
@@ -229,8 +229,6 @@ def training_args(profile, *, batch_size: int, learning_rate: float, max_steps: 
     ``save_policies``). The precision matches the profile's compute dtype on this machine
     (``models.trainer_precision``: bf16, or fp16 on a T4; neither on a CPU). On the tiny profile the progress bar
     is off: a run takes seconds, and the training curves show its logs."""
-    import torch
-
     on_cpu = not torch.cuda.is_available()
     device = "cpu" if on_cpu else "cuda"
     precision = trainer_precision(resolve_dtype(profile.dtype, device), device)
@@ -331,8 +329,6 @@ def round_generation_seconds(rs: RoundSettings, n_problems: int, n_eval: int, *,
     extra wrong steps (``negative_tries`` per state), and every method's evaluation (greedy + ``n_sampled`` per
     held-out problem). Each generate call (a policy's share, an attempt, an evaluation) may end in a partial batch,
     which costs a full one. Training and PRM scoring are left out: on a GPU they are the smaller part."""
-    from . import budget
-
     if tokens_per_s is None:
         return None
     policies = len(methods) if rs.sampler == "pooled" else 1
@@ -577,13 +573,6 @@ def plot_rounds(records: Sequence[dict], base: dict | None = None, methods: Sequ
     """Greedy and sampled accuracy (and the checker's share of right steps, when there is one) per round; then,
     when the rounds have them, Stepwise DPO minus each other method with the 95% intervals, against the goal's
     +3 points."""
-    import matplotlib
-
-    matplotlib.use("Agg") if save_to is not None and matplotlib.get_backend() == "" else None
-    import matplotlib.pyplot as plt
-
-    from .viz import errorbar_differences, method_color
-
     keys = [("accuracy", "greedy accuracy"), ("sampled_accuracy", "sampled (T=1) accuracy")]
     if any(rec.get(m, {}).get("step_accuracy") is not None for rec in records for m in methods):
         keys.append(("step_accuracy", "steps right (greedy, checker)"))
@@ -628,7 +617,6 @@ def plot_rounds(records: Sequence[dict], base: dict | None = None, methods: Sequ
         fig.suptitle(title)
     fig.tight_layout()
     if save_to is not None:
-        from .viz import save_png
         save_png(fig, save_to)
     # closed, as viz's plots are: the returned figure is shown once, as its cell's result (an open one was shown
     # again by Jupyter's inline backend at the cell's end)
@@ -736,9 +724,6 @@ def _between_seeds(differences: Sequence[float], margin: float) -> dict:
     """A 95% t-interval of the mean of the seeds' differences, and whether its top lies below ``margin``."""
     if len(differences) < 2:
         return {}
-    import numpy as np
-    from scipy import stats
-
     d = np.asarray(differences, dtype=float)
     mean = float(d.mean())
     low, high = mean, mean  # seeds that all differ alike have no spread (scipy's interval would be NaN): a point
