@@ -22,9 +22,13 @@ import warnings
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Sequence
 
+import numpy as np
+
 from .atomic import check_replaceable
 from .checks import finite_number, list_of, positive_int
 from .data import validate_outcome, validate_stepwise
+from .evaluation import step_auroc
+from .models import load_model, resolve_device, resolve_dtype, trainer_precision
 from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
                       RewardModelConfig, _check_values, fast_head_matches, right_pad, tag_logits)
 from .steps import DEFAULT_DELIMITER, extract_steps
@@ -141,8 +145,6 @@ def _tag_metrics(eval_pred) -> dict:
     padded with -100: ``prediction_step``). ``tag_loss`` is the training loss's mean over every tag; the Trainer's
     ``eval_loss`` averages the batches' means by rows, so it moves with ``per_device_eval_batch_size`` when rows
     hold different numbers of steps (for ``metric_for_best_model``, prefer ``"tag_loss"``)."""
-    import numpy as np
-    from .evaluation import step_auroc
     labels = np.asarray(eval_pred.label_ids)
     rewards, labels = np.asarray(eval_pred.predictions)[labels != -100], labels[labels != -100]
     # the {Yes, No} cross-entropy of a tag whose reward is r = logit(Yes) − logit(No): log(1 + e^{∓r})
@@ -219,8 +221,6 @@ def _check_training_args(training_args: dict) -> None:
 def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, output_dir, eval_dataset,
            c: RewardTrainingConfig, callbacks=None, resume_from_checkpoint=None):
     from transformers import TrainingArguments, set_seed
-
-    from .models import load_model, resolve_device, resolve_dtype, trainer_precision
 
     if c.quantization == "4bit" and c.lora is None:
         raise ValueError("a 4-bit base cannot be trained itself: pass lora=True (QLoRA) or quantization=None")

@@ -34,7 +34,7 @@ import numpy as np
 
 from .atomic import save_atomic
 from .checks import finite_number, list_of, positive_int
-from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
+from .models import keep_4bit_weights_unpacked, load_model, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, extract_steps
 
 logger = logging.getLogger(__name__)
@@ -196,7 +196,6 @@ class GenerativeVerifier:
             config.quantization = quantization
         _check_values(config)  # before a model is loaded: a wrong option fails in a second, not after the load
         if isinstance(model, (str, os.PathLike)):  # loaded as the config says (a save records what was loaded)
-            from .models import load_model
             if config_given is None and (Path(model) / self.config_file).exists():  # its tag, delimiter, 4-bit base
                 raise ValueError(f"{model} holds a saved {type(self).__name__}: load it with "
                                  f"{type(self).__name__}.load(path), which reads its {self.config_file}")

@@ -12,6 +12,14 @@ from stepdpo_lite.reward_ensembles import load_reward_model
 from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
 
 
+def _no_model_loads(monkeypatch):
+    """Fail the test if a model is loaded: both modules that load one hold the name."""
+    import stepdpo_lite.reward_training
+    import stepdpo_lite.rewards
+    for module in (stepdpo_lite.reward_training, stepdpo_lite.rewards):
+        monkeypatch.setattr(module, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+
+
 def toy_rows(n, seed=0):
     """Gold-labelled stepwise rows from the toy world: half gold solutions, half with one error."""
     rng = random.Random(seed)
@@ -131,8 +139,7 @@ def test_eval_metrics_count_every_step_of_the_last_eval_batch(tiny_dir, tmp_path
 
 def test_an_output_dir_holding_other_files_is_refused_before_training(tmp_path, monkeypatch):
     """The model is saved to output_dir by replacing the folder: a user's files there were deleted after training."""
-    import stepdpo_lite.models
-    monkeypatch.setattr(stepdpo_lite.models, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    _no_model_loads(monkeypatch)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "train.jsonl").write_text("my rows\n")
     with pytest.raises(ValueError, match=r"output_dir: .*out holds \['train.jsonl'\]"):
@@ -144,8 +151,7 @@ def test_an_output_dir_holding_other_files_is_refused_before_training(tmp_path, 
                                          ("gradient_accumulation_steps", "2")])
 def test_a_step_or_batch_count_that_is_no_int_is_refused_before_loading(tmp_path, monkeypatch, name, value):
     """max_steps=1e3 (a float) was a TypeError deep in the Trainer's loop, after the model had loaded."""
-    import stepdpo_lite.models
-    monkeypatch.setattr(stepdpo_lite.models, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    _no_model_loads(monkeypatch)
     with pytest.raises(ValueError, match=f"^RewardTrainingConfig: {name} must be an int >= 1, got {value!r}$"):
         train_process_reward_model("no-such-base", toy_rows(2), tmp_path / "out", quantization=None, **{name: value})
     assert not (tmp_path / "out").exists()
@@ -160,8 +166,7 @@ def test_a_step_or_batch_count_that_is_no_int_is_refused_before_loading(tmp_path
     ({"training_args": {"learning_rate": "1e-4"}}, "RewardTrainingConfig: learning_rate must be a finite number")])
 def test_a_float_option_that_is_no_number_is_refused_before_loading(tmp_path, monkeypatch, overrides, message):
     """learning_rate="1e-4" (as YAML reads 1e-4) was a TypeError inside the Trainer, after the model had loaded."""
-    import stepdpo_lite.models
-    monkeypatch.setattr(stepdpo_lite.models, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    _no_model_loads(monkeypatch)
     with pytest.raises(ValueError, match="^" + message):
         train_process_reward_model("no-such-base", toy_rows(2), tmp_path / "out", quantization=None, **overrides)
     with pytest.raises(ValueError, match="learning_rate must be a finite number"):
@@ -174,8 +179,7 @@ def test_a_float_option_that_is_no_number_is_refused_before_loading(tmp_path, mo
 def test_a_rate_or_epoch_count_of_zero_or_less_is_refused_before_loading(tmp_path, monkeypatch, name, value):
     """num_train_epochs=0 (or -1) ran no step and saved the base as the trained model, without a word; learning_rate=0
     trained nothing, and a negative one failed in the optimizer once the model had loaded."""
-    import stepdpo_lite.models
-    monkeypatch.setattr(stepdpo_lite.models, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    _no_model_loads(monkeypatch)
     with pytest.raises(ValueError, match=f"^RewardTrainingConfig: {name} must be > 0, got {value!r}$"):
         train_process_reward_model("no-such-base", toy_rows(2), tmp_path / "out", quantization=None, **{name: value})
     assert not (tmp_path / "out").exists()
@@ -184,8 +188,7 @@ def test_a_rate_or_epoch_count_of_zero_or_less_is_refused_before_loading(tmp_pat
 @pytest.mark.parametrize("seed", [True, "42", 4.2, -1, None])
 def test_a_seed_that_is_no_int_is_refused_by_name(tmp_path, monkeypatch, seed):
     """seed=True was torch's RuntimeError "manual_seed expected a long, but got bool"; "42" or -1 numpy's errors."""
-    import stepdpo_lite.models
-    monkeypatch.setattr(stepdpo_lite.models, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    _no_model_loads(monkeypatch)
     with pytest.raises(ValueError, match=re.escape(f"RewardTrainingConfig: seed must be an int >= 0, got {seed!r}")):
         train_process_reward_model("no-such-base", toy_rows(2), tmp_path / "out", quantization=None, seed=seed)
 
@@ -198,8 +201,7 @@ def test_a_seed_that_is_no_int_is_refused_by_name(tmp_path, monkeypatch, seed):
 def test_a_bad_reward_model_option_is_refused_before_loading(tmp_path, monkeypatch, overrides, message):
     """The reward model's own options (saved with it) were checked when the verifier was built, after the base had
     loaded; dtype="float64" even got past that to fail inside bitsandbytes' quantization."""
-    import stepdpo_lite.models
-    monkeypatch.setattr(stepdpo_lite.models, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    _no_model_loads(monkeypatch)
     with pytest.raises(ValueError, match="^" + re.escape(message)):
         train_process_reward_model("no-such-base", toy_rows(2), tmp_path / "out", device="cpu", **overrides)
     assert not (tmp_path / "out").exists()
@@ -229,14 +231,13 @@ def test_one_config_with_keyword_overrides():
 def test_a_config_field_named_in_training_args_sets_the_field(tmp_path, monkeypatch):
     """training_args={"seed": 7} seeded the Trainer with 7 but the LoRA init and the data order with the field's 42,
     and training_args={"max_steps": 1e3} went past the field's check to fail in the Trainer, the model loaded."""
-    import stepdpo_lite.models
     c = RewardTrainingConfig.of(None, {"training_args": {"seed": 7, "save_strategy": "steps"}})
     assert c.seed == 7 and c.training_args == {"save_strategy": "steps"}
     c = RewardTrainingConfig.of(RewardTrainingConfig(learning_rate=1e-3, training_args={"learning_rate": 3e-4}), {})
     assert c.learning_rate == 3e-4 and c.training_args == {}  # the value the Trainer was given before, now the field's
     assert RewardTrainingConfig.of(c, {"training_args": {"learning_rate": 1e-2}, "learning_rate": 2e-2}).learning_rate \
         == 2e-2  # a keyword beats training_args
-    monkeypatch.setattr(stepdpo_lite.models, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    _no_model_loads(monkeypatch)
     with pytest.raises(ValueError, match=r"^RewardTrainingConfig: max_steps must be an int >= 1, got 1000.0$"):
         train_process_reward_model("no-such-base", toy_rows(2), tmp_path / "out", quantization=None,
                                    training_args={"max_steps": 1e3})

@@ -25,13 +25,15 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import TwoSlopeNorm, to_hex
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize, TwoSlopeNorm, to_hex
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from ..atomic import write_atomic
 from ..checks import finite_number, list_of, positive_int
-from ..evaluation import _check_labels, first_error_index
+from ..evaluation import _check_labels, first_error_index, outcome_auroc
 from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps
 from .diagnostics import first_predicted_error, step_body
@@ -741,9 +743,8 @@ def plot_outcome_roc(scores, labels, histogram: str | None = None, title=None, s
     """Left: the ROC curve of each solution scorer (``scores``: name -> one log-odds score per solution) against
     whether the solution is right, its AUROC in the legend. Right, with ``histogram`` (a name of ``scores``): that
     scorer's P(correct) = σ(score) for right and wrong solutions, over the range the scores use."""
-    from sklearn.metrics import roc_curve
+    from sklearn.metrics import roc_curve  # scikit-learn loads in a second: only this picture needs it
 
-    from ..evaluation import outcome_auroc
     labels = list_of(labels, "plot_outcome_roc: labels", "labels, one per solution")
     _check_labels(labels, "plot_outcome_roc", "labels")  # cast to bool, None was a wrong solution and 0.7 a right one
     labels = np.asarray(labels, dtype=bool)
@@ -942,8 +943,6 @@ def plot_test_time_compute(table, title=None, save_to=None):
 
 def _step_caption(step: str, width: int) -> str:
     """A step's text, short: no delimiter, no 'Step k:' prefix, the answer line as '⇒ x'."""
-    import re
-
     text = " ".join(str(step).split())
     text = re.sub(r"^Step\s*\d*\s*:?\s*", "", text)
     text = re.sub(r"\s*Answer:\s*", " ⇒ ", text)
@@ -957,10 +956,6 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=Non
     ``labels`` (optional, ``search.tree_labels``): node id -> whether the step is right (gold checker); a
     wrong step gets a red ring, a right one a green ring. Each node shows its step text and σ(reward).
     """
-    from matplotlib import colormaps
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-
     nodes = list(result.nodes)
     if not nodes:
         raise ValueError("plot_beam_tree: the search result has no nodes")
