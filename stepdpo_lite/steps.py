@@ -11,6 +11,7 @@ a token belongs to the step holding its first character.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from typing import Sequence
 
@@ -79,3 +80,9 @@ def token_step_ids(text: str, tokenizer, delimiter: str = DEFAULT_DELIMITER, max
     spans = step_spans(text, delimiter, max_steps)  # first: it refuses a text that is not a str, by name
     enc = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
     return enc["input_ids"], char_step_ids(spans, enc["offset_mapping"])
+
+
+def step_body(step: str) -> str:
+    """A step without its "Step k:" and the whitespace before it (its answer line kept), as the notebooks' pictures
+    and texts quote it."""
+    return re.sub(r"^\s*Step \d+:\s*", "", step)

@@ -242,25 +242,6 @@ def test_implicit_rewards_of_pairs_and_the_credit_table(monkeypatch):
         diagnostics.credit_example(out, [[True], [False]], 0)
 
 
-def test_first_predicted_error():
-    assert diagnostics.first_predicted_error([2.0, 0.1, -0.5, -3.0]) == 2
-    assert diagnostics.first_predicted_error([2.0, 0.1, -0.5], threshold=0.6) == 1
-    assert diagnostics.first_predicted_error([1.0, 2.0]) == -1 and diagnostics.first_predicted_error([]) == -1
-
-
-def test_first_predicted_error_takes_a_probability_and_refuses_nan():
-    assert diagnostics.first_predicted_error([2.0, -3.0, 1.0], 0.5) == 1
-    with pytest.raises(ValueError, match=r"threshold is a probability in \(0, 1\), got 0.0"):  # a log-odds, by mistake
-        diagnostics.first_predicted_error([-0.1, 1.0], threshold=0.0)
-    with pytest.raises(ValueError, match="score 1 must be a finite number, got nan"):
-        diagnostics.first_predicted_error([1.0, float("nan"), -3.0], 0.5)
-
-
-def test_step_body_drops_the_step_number_and_keeps_the_answer_line():
-    assert diagnostics.step_body("\n  Step 12: 3 + 4 = 7\nAnswer: 7") == "3 + 4 = 7\nAnswer: 7"
-    assert diagnostics.step_body("3 + 4 = 7") == "3 + 4 = 7"  # no number to drop
-
-
 def test_first_rejected_steps_count_from_one_and_say_none():
     assert diagnostics.first_rejected_steps([[2.0, -3.0, 1.0], [-4.0], [1.0, 2.0]], 0.5) == [2, 1, None]
 

@@ -9,7 +9,8 @@ import torch
 
 from stepdpo_lite.tutorial import toyworld
 from stepdpo_lite.reward_ensembles import CombinedRewardModel, EnsembleRewardModel, load_reward_model, shaped_reward
-from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel, RewardModelConfig, fast_head_matches
+from stepdpo_lite.rewards import (OutcomeRewardModel, ProcessRewardModel, RewardModelConfig, fast_head_matches,
+                                  first_predicted_error)
 from stepdpo_lite.steps import extract_steps
 
 
@@ -707,3 +708,17 @@ def test_encode_checks_each_step_as_scoring_does(prm, tiny_model, tiny_tokenizer
                             {"prompt": "p", "completions": [3], "labels": [True]}])
     ids, positions = prm.encode("p", ["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 + 2 = 4"])  # good steps: as before
     assert len(positions) == 2 and ids[positions[-1]] == prm.tag_ids[-1]
+
+
+def test_first_predicted_error():
+    assert first_predicted_error([2.0, 0.1, -0.5, -3.0]) == 2
+    assert first_predicted_error([2.0, 0.1, -0.5], threshold=0.6) == 1
+    assert first_predicted_error([1.0, 2.0]) == -1 and first_predicted_error([]) == -1
+
+
+def test_first_predicted_error_takes_a_probability_and_refuses_nan():
+    assert first_predicted_error([2.0, -3.0, 1.0], 0.5) == 1
+    with pytest.raises(ValueError, match=r"threshold is a probability in \(0, 1\), got 0.0"):  # a log-odds, by mistake
+        first_predicted_error([-0.1, 1.0], threshold=0.0)
+    with pytest.raises(ValueError, match="score 1 must be a finite number, got nan"):
+        first_predicted_error([1.0, float("nan"), -3.0], 0.5)

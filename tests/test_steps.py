@@ -2,7 +2,8 @@ from hypothesis import given, settings, strategies as st
 
 import pytest
 
-from stepdpo_lite.steps import DEFAULT_DELIMITER, char_step_ids, extract_steps, step_spans, token_step_ids
+from stepdpo_lite.steps import (DEFAULT_DELIMITER, char_step_ids, extract_steps, step_body, step_spans,
+                                token_step_ids)
 
 DELIMS = [DEFAULT_DELIMITER, "\n", "\n\n"]
 # texts built from pieces that include the delimiters, blanks and unicode
@@ -103,3 +104,8 @@ def test_token_step_ids_with_fast_tokenizer(tiny_tokenizer, text):
     for (a, _), sid in zip(enc["offset_mapping"], step_ids):
         sa, sb = spans[sid]
         assert sa <= a < sb
+
+
+def test_step_body_drops_the_step_number_and_keeps_the_answer_line():
+    assert step_body("\n  Step 12: 3 + 4 = 7\nAnswer: 7") == "3 + 4 = 7\nAnswer: 7"
+    assert step_body("3 + 4 = 7") == "3 + 4 = 7"  # no number to drop

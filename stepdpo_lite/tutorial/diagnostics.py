@@ -13,8 +13,6 @@ that show what a reward model has *not* learnt, and summaries of per-step values
 - ``step_rewards_and_labels``, ``format_final_accuracy``, ``rows_by_problem``: notebook 05's greedy solutions before
   and after training, scored step by step and laid out for its heatmap (``before_after_report``: what its text
   reads off those pictures);
-- ``first_predicted_error``: the first step a PRM rejects (σ(reward) below a probability threshold);
-  ``step_body``: a step's text without its "Step k:", as the pictures and texts quote it;
 - ``first_error_hits`` (``_by_problem``), ``heatmap_summary``, ``format_heatmap_summary``: how often a PRM's first
   rejected step is the checker's first error, and its mean P(right) on right and wrong steps (notebook 05;
   ``heatmap_details``: the rows its text names);
@@ -35,7 +33,6 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import re
 from pathlib import Path
 from typing import Sequence
 
@@ -44,9 +41,9 @@ from accelerate.utils import is_peft_model
 
 from ..checks import finite_number, flag, list_of, positive_int
 from ..evaluation import (_check_labels, _check_same_shape, _flat_scores_and_labels, first_error_index,
-                          outcome_auroc, predict_first_error, process_reward_report, step_auroc)
-from ..rewards import sigmoid
-from ..steps import extract_steps
+                          outcome_auroc, process_reward_report, step_auroc)
+from ..rewards import first_predicted_error, sigmoid
+from ..steps import extract_steps, step_body
 from ..trainer import StepwiseDPOConfig, get_step_rewards
 from . import bestofn
 
@@ -315,21 +312,6 @@ def rows_by_problem(rewards: dict, labels: dict) -> dict:
     return {"rewards": [rewards[name][i] for name, i in order],
             "labels": None if any(y is None for y in row_labels) else row_labels,
             "names": [f"P{i + 1} {name}" for name, i in order]}
-
-
-def first_predicted_error(rewards, threshold: float = 0.5) -> int:
-    """0-based index of the first step with ``sigmoid(reward) < threshold``, or -1 when none. ``threshold`` is a
-    probability (notebook 02's log-odds threshold ``t`` is ``sigmoid(t)`` here); a NaN reward is refused."""
-    if not 0 < threshold < 1:
-        raise ValueError(f"first_predicted_error: threshold is a probability in (0, 1), got {threshold!r} (a log-odds "
-                         "threshold t is sigmoid(t))")
-    return predict_first_error(sigmoid(np.asarray(rewards, dtype=float).reshape(-1)).tolist(), threshold)
-
-
-def step_body(step: str) -> str:
-    """A step without its "Step k:" and the whitespace before it (its answer line kept), as a picture's tick and
-    notebook 05's text show it."""
-    return re.sub(r"^\s*Step \d+:\s*", "", step)
 
 
 def _step_number(index: int) -> int | None:

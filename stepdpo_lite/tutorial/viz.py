@@ -34,9 +34,8 @@ from matplotlib.patches import Patch, Rectangle
 from ..atomic import write_atomic
 from ..checks import finite_number, list_of, positive_int
 from ..evaluation import _check_labels, first_error_index, outcome_auroc
-from ..rewards import sigmoid
-from ..steps import DEFAULT_DELIMITER, extract_steps
-from .diagnostics import first_predicted_error, step_body
+from ..rewards import first_predicted_error, sigmoid
+from ..steps import DEFAULT_DELIMITER, extract_steps, step_body
 
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
 CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
