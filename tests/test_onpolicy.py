@@ -1147,14 +1147,6 @@ def test_policy_metrics_give_each_method_the_figures_of_the_policy_it_saved_last
     assert {m: no_rounds[m] for m in one_round} == one_round and no_rounds["rounds"] == []
 
 
-def test_record_policy_metrics_replaces_the_section_and_keeps_the_others(tmp_path):
-    from stepdpo_lite.tutorial import runs
-
-    runs.update_metrics(tmp_path, {"prm": {"step_auroc": 0.9}, "policy": {"dpo": {"accuracy": 0.1, "old": 1}}})
-    metrics = onpolicy.record_policy_metrics(tmp_path, {"dpo": {"accuracy": 0.6}})
-    assert metrics == runs.read_metrics(tmp_path) == {"prm": {"step_auroc": 0.9}, "policy": {"dpo": {"accuracy": 0.6}}}
-
-
 class FakeTrainer:
     def __init__(self, name):
         self.name, self.state = name, type("State", (), {"log_history": [{"step": 1, "loss": 0.5}]})()

@@ -682,13 +682,6 @@ def policy_metrics(one_round: Mapping[str, dict], records: Sequence[dict], round
             "one_round_curves": dict(curves)}
 
 
-def record_policy_metrics(run_dir, policy: dict) -> dict:
-    """Write ``policy`` as the ``policy`` section of ``run_dir/metrics.json``, replacing the section, not merging
-    into it (``runs.update_metrics``' ``replace``): no figure of an earlier run (its rounds, a method it trained)
-    stays beside these. Returns the whole file's content."""
-    return runs.update_metrics(run_dir, {"policy": policy}, replace=["policy"])
-
-
 def seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03) -> dict:
     """Stepwise DPO minus each other method over several seeds of the same run: per method and metric (greedy
     ``accuracy``, ``sampled_accuracy``) the mean difference, how many seeds' 95% intervals lie above zero, and
