@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite.atomic import check_replaceable, write_atomic  # noqa: E402
-from stepdpo_lite.tutorial import onpolicy, runs, tasks  # noqa: E402
+from stepdpo_lite.tutorial import budget, onpolicy, runs, tasks  # noqa: E402
 from stepdpo_lite.tutorial.profiles import get_profile  # noqa: E402
 
 
@@ -56,7 +56,8 @@ def main(argv=None):
     ap.add_argument("--rejected-probs", default="first_error", choices=list(onpolicy.REJECTED_PROBS))
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps per round and method "
                                                             "(default: one epoch over the round's pairs)")
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="pairs per device step (default: the profile's, as notebook 04's: 16 on tiny)")
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--sft-weight", type=float, default=5.0)
@@ -115,6 +116,7 @@ def main(argv=None):
                  f"{args.problems_per_round} and {args.lr}")
 
     profile = get_profile(args.profile)
+    args.batch_size = budget.preference_batch_size(profile, args.batch_size)  # recorded in --out's config
     if args.out and not Path(args.out).resolve().parent.is_dir():  # found out now, not after every round has run
         raise SystemExit(f"--out {args.out}: no such folder {Path(args.out).resolve().parent}")
     if args.save_policies:  # found out now, not when the last round's policies are saved (a file there, "." ...)
