@@ -92,6 +92,8 @@ class CombinedRewardModel:
 
     def combine(self, process: Sequence[float], outcome: Sequence[float]) -> list[float]:
         """Each solution's combined reward from its parts' (the formula ``score_solutions`` uses): none scored twice."""
+        if len(process) != len(outcome):
+            raise ValueError(f"combine: {len(process)} process rewards but {len(outcome)} outcome rewards")
         return [self.process_weight * p + self.outcome_weight * o for p, o in zip(process, outcome, strict=True)]
 
     solution_rewards = score_solutions
