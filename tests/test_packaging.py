@@ -152,3 +152,28 @@ def test_the_reference_names_import_from_the_package_and_import_stays_light():
             "if p.stem != '__init__' and p.stem not in s.__all__]; print(light, missing)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.stdout.split("\n")[-2] == "True []", done.stdout + done.stderr
+
+
+def test_the_functions_the_texts_name_exist():
+    """Every `module.name` in the notebooks' markdown, the README and docs/ that names a module of the package is
+    there: functions move between modules (a text naming the old place sends a reader to nothing). A
+    ``metrics.json`` key written the same way (`evaluation.policy_accuracy.<name>`) is one of the tutorial's
+    recorded keys, not a function."""
+    import importlib
+    import json
+
+    modules = {p.stem: ".".join(p.relative_to(ROOT).with_suffix("").parts) for p in PACKAGE.rglob("*.py")
+               if p.stem != "__init__"}
+    recorded = json.loads((ROOT / "docs" / "tutorial_metrics.json").read_text())
+    texts = {p.name: "\n".join("".join(c["source"]) for c in json.loads(p.read_text())["cells"]
+                               if c["cell_type"] == "markdown") for p in (ROOT / "notebooks").glob("*.ipynb")}
+    texts.update({str(p.relative_to(ROOT)): p.read_text()
+                  for p in [ROOT / "README.md", ROOT / "data" / "README.md", *(ROOT / "docs").glob("*.md")]})
+    def defined_in(module, name):  # a name imported from elsewhere is not the module's own
+        obj = getattr(importlib.import_module(modules[module]), name, None)
+        return obj is not None and getattr(obj, "__module__", modules[module]) == modules[module]
+
+    missing = sorted({f"{where}: {module}.{name}" for where, text in texts.items()
+                      for module, name in re.findall(r"`([a-z_]+)\.([A-Za-z_]\w*)", text)
+                      if module in modules and not defined_in(module, name) and name not in recorded.get(module, {})})
+    assert missing == []
