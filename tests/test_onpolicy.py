@@ -1222,3 +1222,11 @@ def test_plot_rounds_closes_its_figure_so_that_a_notebook_shows_it_once(tmp_path
     fig = onpolicy.plot_rounds(records, {"accuracy": 0.5, "sampled_accuracy": 0.25}, save_to=tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and len(fig.axes) == 3  # greedy, sampled, minus
     assert fig.number not in plt.get_fignums()  # as the cell's result only: not again at the cell's end
+
+
+def test_policy_metrics_refuse_one_str_of_trained_methods():
+    """``"stepwise_dpo" in "stepwise_dpo"`` and ``"dpo" in "stepwise_dpo"`` both hold: one str gave DPO, which the
+    rounds did not train, the rounds' figures in place of its one-round ones."""
+    one_round = {"base": {"accuracy": 0.5}, "dpo": {"accuracy": 0.6}, "stepwise_dpo": {"accuracy": 0.7}}
+    with pytest.raises(ValueError, match="policy_metrics: trained must be a collection of method names, got one str"):
+        onpolicy.policy_metrics(one_round, [round_record(1, 0.75)], None, trained="stepwise_dpo", curves={})

@@ -676,6 +676,8 @@ def policy_metrics(one_round: Mapping[str, dict], records: Sequence[dict], round
     did not train (the Step-DPO run, or every method when no round had pairs) keeps its ``one_round`` figures, as
     its saved policy is that run's. The one-round figures stay in full under ``one_round_gold_labels`` (the base
     left out), and the one-round training curves (``diagnostics.curve_ends``) under ``one_round_curves``."""
+    if isinstance(trained, str):  # "stepwise_dpo" holds "dpo": DPO's one-round figures were replaced silently
+        raise ValueError(f"policy_metrics: trained must be a collection of method names, got one str {trained!r}")
     methods = [m for m in METHODS if m in trained]  # a round without pairs trains nothing
     return {**one_round, **metrics_of(records, rounds_base, methods=methods),
             "one_round_gold_labels": {m: r for m, r in one_round.items() if m != "base"},
