@@ -73,8 +73,11 @@ class RewardModelConfig:
 
 def sigmoid(reward):
     """P(step right) = σ(reward) of log-odds: a float for a number, an array for an array-like; NaN stays NaN."""
+    x = np.asarray(reward)
+    if x.dtype.kind not in "iuf":  # a cast read None (or a list holding one) as NaN, "2" as 2 and True as 1
+        raise ValueError(f"sigmoid: expected log-odds numbers, got {reward!r:.60}")
     with np.errstate(over="ignore"):  # σ(−1000) = 1 / (1 + inf) = 0: no OverflowError (math.exp), no warning
-        p = 1.0 / (1.0 + np.exp(-np.asarray(reward, dtype=float)))
+        p = 1.0 / (1.0 + np.exp(-x.astype(float)))
     return float(p) if p.ndim == 0 else p
 
 
@@ -84,7 +87,7 @@ def first_predicted_error(rewards, threshold: float = 0.5) -> int:
     if not 0 < threshold < 1:
         raise ValueError(f"first_predicted_error: threshold is a probability in (0, 1), got {threshold!r} (a log-odds "
                          "threshold t is sigmoid(t))")
-    return predict_first_error(sigmoid(np.asarray(rewards, dtype=float).reshape(-1)).tolist(), threshold)
+    return predict_first_error(np.reshape(sigmoid(rewards), -1).tolist(), threshold)  # a str refused, not read
 
 
 class InputTooLong(ValueError):

@@ -10,7 +10,7 @@ import torch
 from stepdpo_lite.tutorial import toyworld
 from stepdpo_lite.reward_ensembles import CombinedRewardModel, EnsembleRewardModel, load_reward_model, shaped_reward
 from stepdpo_lite.rewards import (OutcomeRewardModel, ProcessRewardModel, RewardModelConfig, fast_head_matches,
-                                  first_predicted_error)
+                                  first_predicted_error, sigmoid)
 from stepdpo_lite.steps import extract_steps
 
 
@@ -722,3 +722,15 @@ def test_first_predicted_error_takes_a_probability_and_refuses_nan():
         first_predicted_error([-0.1, 1.0], threshold=0.0)
     with pytest.raises(ValueError, match="score 1 must be a finite number, got nan"):
         first_predicted_error([1.0, float("nan"), -3.0], 0.5)
+
+
+def test_sigmoid_and_first_predicted_error_refuse_what_is_not_a_number():
+    """np.asarray(x, dtype=float) read None as NaN (P = nan, no error), the str "-1.5" as one reward of -1.5 and
+    True as a reward of 1."""
+    assert sigmoid(0) == 0.5 and sigmoid([0, 1.0])[0] == 0.5 and first_predicted_error([]) == -1
+    for bad in (None, "2", True, [1.0, None], [True, False]):
+        with pytest.raises(ValueError, match="sigmoid: expected log-odds numbers"):
+            sigmoid(bad)
+    for bad in ("-1.5", [True, False], [1.0, None]):
+        with pytest.raises(ValueError, match="sigmoid: expected log-odds numbers"):
+            first_predicted_error(bad)
