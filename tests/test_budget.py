@@ -102,11 +102,12 @@ def test_optimizer_steps_count_whole_batches_and_at_least_one():
     assert budget.optimizer_steps(570, 1.0, 16) == 35  # notebook 04's tiny runs: 560 of the 570 pairs
     assert budget.optimizer_steps(570, 2.0, 16) == 71 and budget.optimizer_steps(570, 0.5, 16) == 17
     assert budget.optimizer_steps(64, 1.0, 4, accumulation_steps=4) == 4  # 16 rows an optimizer step
-    assert budget.optimizer_steps(3, 1.0, 16) == 1 and budget.optimizer_steps(0, 1.0, 16) == 1  # a few rows train
+    assert budget.optimizer_steps(3, 1.0, 16) == 1  # a few rows train
     for kw, message in ((dict(epochs=0.0), "epochs must be > 0"), (dict(epochs=float("nan")), "epochs must be a"),
                         (dict(batch_size=0), "batch_size must be an int >= 1"),
                         (dict(accumulation_steps=True), "accumulation_steps must be an int >= 1"),
-                        (dict(n_rows=-5), "n_rows must be an int >= 0"), (dict(n_rows=2.5), "n_rows must be an int")):
+                        (dict(n_rows=-5), "n_rows must be an int >= 1"), (dict(n_rows=2.5), "n_rows must be an int"),
+                        (dict(n_rows=0), "n_rows must be an int >= 1, got 0")):  # no rows: no step, not one
         with pytest.raises(ValueError, match=f"optimizer_steps: {message}"):
             budget.optimizer_steps(**{**dict(n_rows=570, epochs=1.0, batch_size=16), **kw})
 

@@ -54,7 +54,7 @@ def optimizer_steps(n_rows: int, epochs: float, batch_size: int, accumulation_st
     that every step sees as many rows), and at least one, so that a handful of rows still trains. Notebook 04 fixes
     its runs' ``max_steps`` with it: every method then takes the same number of steps, where each trainer's own
     epoch count would round its last batch its own way."""
-    positive_int(n_rows, "n_rows", "optimizer_steps", minimum=0)
+    positive_int(n_rows, "n_rows", "optimizer_steps")  # 0 rows made one step of nothing: a trainer's error, later
     positive_int(batch_size, "batch_size", "optimizer_steps")
     positive_int(accumulation_steps, "accumulation_steps", "optimizer_steps")
     if finite_number(epochs, "epochs", "optimizer_steps") <= 0:  # 0 or -1 epochs: one step, without a word
