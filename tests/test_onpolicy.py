@@ -1230,3 +1230,12 @@ def test_policy_metrics_refuse_one_str_of_trained_methods():
     one_round = {"base": {"accuracy": 0.5}, "dpo": {"accuracy": 0.6}, "stepwise_dpo": {"accuracy": 0.7}}
     with pytest.raises(ValueError, match="policy_metrics: trained must be a collection of method names, got one str"):
         onpolicy.policy_metrics(one_round, [round_record(1, 0.75)], None, trained="stepwise_dpo", curves={})
+
+
+def test_save_policies_refuse_a_missing_log_before_saving_any_policy(tmp_path):
+    """A log missing for the second trainer was a KeyError after the first was saved: the folder held one new policy
+    beside the old ones."""
+    with pytest.raises(ValueError, match=r"save_policies: log_histories has no log for \['nll_only'\]"):
+        onpolicy.save_policies(tmp_path / "policies", {"dpo": FakeTrainer("a"), "nll_only": FakeTrainer("b")},
+                               {"dpo": [{"step": 1, "loss": 0.4}]})
+    assert not (tmp_path / "policies").exists()  # nothing saved

@@ -246,6 +246,9 @@ def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping
     rounds' logs, steps counted on across rounds: ``extend_logs``). ``runs.save_atomic``: the policy saved before
     stays until the new one is complete. A LoRA adapter names its base relative to itself
     (``write_portable_adapter_config``), so that the run folder can move. Returns ``folder``."""
+    missing = [name for name in trainers if log_histories is not None and name not in log_histories]
+    if missing:  # found before any policy is saved: a KeyError after the first left old and new policies mixed
+        raise ValueError(f"save_policies: log_histories has no log for {missing} (it holds {list(log_histories)})")
     for name, trainer in trainers.items():
         out = Path(folder) / name
         runs.save_atomic(out, trainer.save_model)
