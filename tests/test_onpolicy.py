@@ -1209,6 +1209,8 @@ def test_start_policy_and_training_args_are_one_recipe_for_every_method(monkeypa
     on_cpu = not torch.cuda.is_available()
     assert args["use_cpu"] is on_cpu and (args["bf16"], args["fp16"]) == (False, False)  # float32 on any device
     assert onpolicy.training_args(tiny, batch_size=4, learning_rate=1e-4, max_steps=100, beta=0.1)["logging_steps"] == 5
+    smoke = profiles.get_profile("smoke")  # the profile's field, not its name: a GPU path shows its progress
+    assert not onpolicy.training_args(smoke, batch_size=4, learning_rate=1e-4, max_steps=3, beta=0.1)["disable_tqdm"]
     onpolicy.TrainSettings(beta=0.1, args=args)  # the rounds take them: every key a DPOConfig field, beta the same
     assert DPOConfig(output_dir=str(tmp_path), **args).max_steps == 35
 

@@ -227,8 +227,8 @@ def training_args(profile, *, batch_size: int, learning_rate: float, max_steps: 
     take them with their own ``max_steps`` (``TrainSettings.args``). A constant learning rate without warmup;
     about 20 logged points a run, for the training curves; no checkpoints (the policies are saved once trained,
     ``save_policies``). The precision matches the profile's compute dtype on this machine
-    (``models.trainer_precision``: bf16, or fp16 on a T4; neither on a CPU). On the tiny profile the progress bar
-    is off: a run takes seconds, and the training curves show its logs."""
+    (``models.trainer_precision``: bf16, or fp16 on a T4; neither on a CPU). A progress bar unless the profile's
+    ``dpo_progress_bar`` is off (the tiny profile's: a run takes seconds, and the training curves show its logs)."""
     on_cpu = not torch.cuda.is_available()
     device = "cpu" if on_cpu else "cuda"
     precision = trainer_precision(resolve_dtype(profile.dtype, device), device)
@@ -237,7 +237,7 @@ def training_args(profile, *, batch_size: int, learning_rate: float, max_steps: 
                 lr_scheduler_type="constant", warmup_steps=0, logging_steps=max(1, max_steps // 20),
                 save_strategy="no", report_to="none", seed=seed, data_seed=seed, use_cpu=on_cpu,
                 gradient_checkpointing=profile.gradient_checkpointing, **precision,
-                disable_tqdm=profile.name == "tiny")
+                disable_tqdm=not profile.dpo_progress_bar)
 
 
 def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping[str, list] | None = None):

@@ -44,6 +44,9 @@ class Profile:
     dpo_batch_size: int | None = field(default=None, metadata={
         "help": "Pairs per device step of notebook 04's (Stepwise) DPO runs when they differ from the reward "
                 "models' batch (None: train_batch_size)."})
+    dpo_progress_bar: bool = field(default=True, metadata={
+        "help": "A progress bar for each of notebook 04's preference runs (off on tiny: a run takes seconds, and "
+                "its training curves show the logs)."})
     gradient_accumulation_steps: int = field(default=4, metadata={"help": "Batches per optimizer step."})
     eval_batch_size: int = field(default=16, metadata={
         "help": "Batch size of the reward models' scoring and evaluation (sampling: sample_batch_size)."})
@@ -140,7 +143,7 @@ PROFILES: dict[str, Profile] = {
                     max_length=256, max_new_tokens=160, train_batch_size=32, gradient_accumulation_steps=1,
                     # notebook 04: 35 steps of 16 pairs over notebook 01's 570 (the reward models' 32 would halve them
                     # to 17); its figures, README's and docs/benchmarks.md's, are measured at this size
-                    dpo_batch_size=16,
+                    dpo_batch_size=16, dpo_progress_bar=False,
                     eval_batch_size=128, gradient_checkpointing=False, lora_r=8, lora_alpha=16, lora_dropout=0.0,
                     reward_learning_rate=2e-3, reward_epochs=1.0, dpo_learning_rate=1e-4, dpo_epochs=1.0,
                     orm_learning_rate=5e-4, orm_epochs=2.0,  # chosen on validation: scripts/reward_learning_rates.py
