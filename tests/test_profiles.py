@@ -34,3 +34,26 @@ def test_train_reward_model_trains_by_the_profiles_recipe_in_a_scratch_folder(mo
         profiles.train_reward_model("base", ["row"], profile, "orm")
     with pytest.raises(ValueError, match="train_reward_model: max_steps"):
         profiles.train_reward_model("base", ["row"], profile, max_steps=0)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("train_batch_size", 0, "train_batch_size must be an int >= 1, got 0"),
+    ("dpo_batch_size", True, "dpo_batch_size must be an int >= 1, got True"),
+    ("max_new_tokens", 96.0, "max_new_tokens must be an int >= 1"),
+    ("lora_dropout", 1.0, r"lora_dropout must be in \[0, 1\), got 1.0"),
+    ("dpo_learning_rate", 0.0, "dpo_learning_rate must be > 0, got 0.0"),
+    ("reward_learning_rate", float("nan"), "reward_learning_rate must be a finite number"),
+    ("gradient_checkpointing", "no", "gradient_checkpointing must be True or False, got 'no'"),
+    ("task", "math", r"task must be one of \('toy', 'gsm8k'\), got 'math'"),
+    ("quantization", "8bit", "quantization must be one of"),
+    ("model_name", "", "model_name must be a non-empty str, got ''"),
+])
+def test_a_profile_of_ones_own_is_checked_field_by_field(field, value, message):
+    """A value a trainer or sampler met minutes later (a batch of 0, a dropout of 1, "no" read as True) is refused
+    when the profile is made."""
+    import dataclasses
+
+    with pytest.raises(ValueError, match=f"^Profile: {message}"):
+        dataclasses.replace(profiles.get_profile("t4-16gb"), **{field: value})
+    ok = dataclasses.replace(profiles.get_profile("t4-16gb"), n_test_time_problems=None, lora_dropout=0.0)
+    assert ok.n_test_time_problems is None and all(profiles.get_profile(n).name == n for n in profiles.PROFILES)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
-from ..checks import positive_int
+from ..checks import finite_number, flag, positive_int
 from ..models import DEFAULT_LORA, load_model
 from ..reward_training import train_outcome_reward_model, train_process_reward_model
 from .smoke import GSM8K_SLICE, ensure_smoke_base, smoke_base_dir
@@ -78,6 +78,30 @@ class Profile:
     mc_budget_minutes: float | None = field(default=None, metadata={
         "help": "Notebook 01 labels only as many problems by Monte-Carlo rollouts as fit this many minutes at "
                 "sampling_tokens_per_s (None: no cap)."})
+
+    def __post_init__(self):
+        """A profile of one's own (``dataclasses.replace(get_profile("t4-16gb"), train_batch_size=0)``) is checked
+        here, field by field, not when a trainer or sampler meets the value minutes later."""
+        for f in fields(self):
+            value, optional = getattr(self, f.name), f.type.endswith("| None")
+            if optional and value is None:
+                continue
+            if f.type.startswith("int"):
+                positive_int(value, f.name, "Profile")
+            elif f.type.startswith("float"):
+                x = finite_number(value, f.name, "Profile")
+                if not (0 <= x < 1 if f.name == "lora_dropout" else x > 0):
+                    raise ValueError(f"Profile: {f.name} must be {'in [0, 1)' if f.name == 'lora_dropout' else '> 0'}"
+                                     f", got {value!r}")
+            elif f.type == "bool":
+                flag(value, f.name, "Profile")
+            elif not isinstance(value, str) or not value:
+                raise ValueError(f"Profile: {f.name} must be a non-empty str{' or None' if optional else ''}, "
+                                 f"got {value!r}")
+        for name, allowed in (("task", ("toy", "gsm8k")), ("quantization", ("4bit", None)),
+                              ("dtype", ("float32", "float16", "bfloat16", "auto"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Profile: {name} must be one of {allowed}, got {getattr(self, name)!r}")
 
     @property
     def reward_base(self) -> str:
