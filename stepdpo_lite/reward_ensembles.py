@@ -94,7 +94,7 @@ class CombinedRewardModel:
         """Each solution's combined reward from its parts' (the formula ``score_solutions`` uses): none scored twice."""
         if len(process) != len(outcome):
             raise ValueError(f"combine: {len(process)} process rewards but {len(outcome)} outcome rewards")
-        return [self.process_weight * p + self.outcome_weight * o for p, o in zip(process, outcome, strict=True)]
+        return [self.process_weight * p + self.outcome_weight * o for p, o in zip(process, outcome)]
 
     solution_rewards = score_solutions
 

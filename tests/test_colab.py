@@ -158,18 +158,23 @@ def test_notebook_runner_refuses_one_str_where_a_list_is_expected():
     assert tutorial.resolve_notebooks(("01",)) == [tutorial.NOTEBOOK_DIR / tutorial.NOTEBOOKS[0]]
 
 
+def _disk_fills_part_way(monkeypatch, kept: int):
+    """Every ``Path.write_text`` writes the first ``kept`` characters, then fails as a full disk does."""
+    real = Path.write_text
+
+    def fails_part_way(self, text, *args, **kwargs):
+        real(self, text[:kept], *args, **kwargs)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", fails_part_way)
+
+
 def test_sync_notebooks_leaves_no_notebook_half_written(tmp_path, monkeypatch):
     """A write that failed part-way (a full disk, a kill) left a notebook cut short, no longer JSON."""
     name = tutorial.NOTEBOOKS[0]
     before = (tutorial.NOTEBOOK_DIR / name).read_text()
     (tmp_path / name).write_text(before)
-    real = Path.write_text
-
-    def fails_part_way(self, text, *args, **kwargs):
-        real(self, text[:100], *args, **kwargs)
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(Path, "write_text", fails_part_way)
+    _disk_fills_part_way(monkeypatch, kept=100)
     with pytest.raises(OSError, match="No space left"):
         colab.sync_notebooks(tmp_path, url="https://example.org/fork.git")
     monkeypatch.undo()
@@ -219,13 +224,7 @@ def test_install_leaves_no_record_half_written(tmp_path, monkeypatch):
     (tmp_path / "requirements.lock").write_text("trl==1.16.0\nipython==9.18.1\nrich==1.0\n")
     (tmp_path / ".colab-preinstalled.txt").write_text("ipython\ntrl\n")
     monkeypatch.setattr(metadata, "distributions", lambda: [Dist("IPython"), Dist("rich")])  # no stepdpo-lite
-    real = Path.write_text
-
-    def fails_part_way(self, text, *args, **kwargs):
-        real(self, text[:3], *args, **kwargs)
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(Path, "write_text", fails_part_way)
+    _disk_fills_part_way(monkeypatch, kept=3)
     with pytest.raises(OSError, match="No space left"):
         colab.install(tmp_path, dry_run=True)
     monkeypatch.undo()

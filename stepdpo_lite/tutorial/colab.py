@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -114,8 +115,6 @@ def _write_text(path: Path, text: str) -> None:
     """``text`` at ``path`` atomically (a temporary file beside it, renamed over it): a write cut short (a kill, a
     full disk, Drive's sync) leaves the previous file, never half of one that a later runtime trusts. Standard
     library only, as ``stepdpo_lite.atomic`` is not importable before the install."""
-    import tempfile
-
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
