@@ -1136,7 +1136,8 @@ def test_policy_metrics_give_each_method_the_figures_of_the_policy_it_saved_last
     curves = {"DPO": {"loss": {"first": 1.0, "last": 0.5}}}
     policy = onpolicy.policy_metrics(one_round, records, {"accuracy": 0.5}, trained={"dpo": 0, "stepwise_dpo": 0},
                                      curves=curves)
-    # trained by the rounds: the last round's figures, none of the one-round keys (step_accuracy, minus the Step-DPO run)
+    # trained by the rounds: the last round's figures, none of the one-round keys (step_accuracy, minus the Step-DPO
+    # run)
     assert policy["dpo"] == {**records[-1]["dpo"], "label_source": "prm", "rounds": 2}
     assert policy["stepwise_dpo"]["minus"] == records[-1]["stepwise_dpo_minus"]
     # not trained by them (no pairs for nll_only here; the Step-DPO run never): the one-round figures
@@ -1183,7 +1184,8 @@ def test_recorded_splits_are_notebook_01s_at_the_sizes_it_recorded():
     assert len(onpolicy.recorded_splits(Task(), profile, {}, seed=3)["train"]) == 600  # none recorded: the profile's
     assert calls == [(40, 10, 3, "<tok>"), (600, 150, 3, None)]  # held-out problems at the test count
     toy = onpolicy.recorded_splits(tasks.ToyTask(), profile, recorded, seed=0)
-    assert toy == {s: toyworld.make_problems(n, s, seed=0) for s, n in (("train", 40), ("validation", 10), ("test", 10))}
+    sizes = (("train", 40), ("validation", 10), ("test", 10))
+    assert toy == {s: toyworld.make_problems(n, s, seed=0) for s, n in sizes}
     # the train problems do not depend on the held-out count (notebook 04 drew them at the validation count; GSM8K's
     # carved splits: test_gsm8k's test_carve_keeps_each_problem_in_its_split_whatever_the_sizes)
     assert tasks.ToyTask().splits(40, 12, seed=0)["train"] == toy["train"]

@@ -123,10 +123,10 @@ def test_the_core_never_imports_the_tutorial_kit():
     a user's own-data trial (a reward model scored on the trainer's steps, the delimiter warning) took them to about
     3,440; 3,450 until the third session's review list (a float option given as a str, an integer tensor of step
     labels, a DataFrame given to the validators, a set of datasets saved atomically as a whole, a bare model name
-    offline, the truncated-step count across a resume, the reward trainers' progress bar) took them to about 3,510; 3,550
-    until the module boundaries of 2026-12-04 (one sigmoid for the kit, and the first step a PRM rejects and a step's
-    text without its number beside it and the steps, where the plots can import them without the training stack)
-    took them to about 3,565.)"""
+    offline, the truncated-step count across a resume, the reward trainers' progress bar) took them to about 3,510;
+    3,550 until the module boundaries of 2026-12-04 (one sigmoid for the kit, and the first step a PRM rejects and a
+    step's text without its number beside it and the steps, where the plots can import them without the training
+    stack) took them to about 3,565.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",

@@ -21,7 +21,8 @@ that show what a reward model has *not* learnt, and summaries of per-step values
   ``implicit_rewards_of_pairs``, ``credit_by_policy``: several policies on both sides of preference pairs, and the
   table ``format_credit`` prints; ``credit_example``: the bars of one rejected solution);
 - ``step_label_counts``: how many steps stepwise rows label, and the share right (the base rate);
-- ``parameter_counts``: what a QLoRA run (``profiles.train_reward_model``) trains; ``control_wanted``: whether notebook 02 also trains it on the policy's plain base, the control;
+- ``parameter_counts``: what a QLoRA run (``profiles.train_reward_model``) trains; ``control_wanted``: whether
+  notebook 02 also trains it on the policy's plain base, the control;
 - ``prm_reports_adapter_on_and_off``: a PRM's held-out figures with its adapter and zero-shot; ``prm_metrics``: the
   ``prm`` section of ``metrics.json`` notebook 02 records;
 - ``auroc_difference``: whether one score's AUROC beats another's beyond the noise of the held-out set
