@@ -6,6 +6,13 @@ split (to fix a protocol) or the test split (to report it):
     python scripts/onpolicy_rounds.py --runs-dir runs --rounds 4 --split validation --out val.json
     python scripts/onpolicy_rounds.py --rounds 4 --split test --save-policies runs/tiny/onpolicy_policies
 
+Notebook 04's protocol with 100 times its data on a GPU (9,600 problems × K = 3 a round, 1,000 steps; about 5
+minutes a round on an H200) and 1,000 test problems:
+
+    python scripts/onpolicy_rounds.py --split test --rounds 1 --train-problems 9600 --problems-per-round 9600 \
+        --samples 3 --steps 1000 --step-pairing first_error --sft-weight 20 --eval-problems 1000 --device cuda \
+        --sample-batch-size 1024 --out t100.json
+
 Needs notebook 01's run (problem counts in ``metrics.json``) and notebook 02's PRM (``runs/<profile>/prm`` and
 ``prm.first_error_threshold``). Nothing is written into the run folder unless ``--save-policies`` points there.
 Prints one line per round and method, then the table; ``--out`` writes every figure as JSON.
@@ -14,6 +21,7 @@ Prints one line per round and method, then the table; ``--out`` writes every fig
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -21,6 +29,8 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -78,13 +88,22 @@ def main(argv=None):
     ap.add_argument("--no-base", action="store_true", help="do not evaluate the start policy")
     ap.add_argument("--freeze-embeddings", action="store_true", help="tiny profile: train all but the (tied) "
                                                                          "token embeddings")
+    ap.add_argument("--train-problems", type=int, default=None,
+                    help="draw this many training problems (default: notebook 01's count); more data than it labelled")
+    ap.add_argument("--eval-problems", type=int, default=None,
+                    help="draw this many validation and test problems (default: notebook 01's count)")
+    ap.add_argument("--device", default=None, choices=["cpu", "cuda"],
+                    help="where the policies sample and train (default: the profile's; the tiny profile's is cpu)")
+    ap.add_argument("--sample-batch-size", type=int, default=None,
+                    help="rows per generate and PRM call (default: the profile's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-policies", default=None, help="save the last round's policies here")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)
     # found out now, not after the policies are loaded and a round sampled (a slice of -3 or 0 steps ran silently)
     for name in ("rounds", "samples", "batch_size", "n_sampled", "n_eval", "steps", "max_pairs", "step_pairs",
-                 "step_tries", "step_attempts", "negative_tries"):
+                 "step_tries", "step_attempts", "negative_tries", "train_problems", "eval_problems",
+                 "sample_batch_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     stepwise_only = {"--step-weight": args.step_weight != 1.0, "--step-gradient": args.step_gradient != "all",
@@ -115,7 +134,11 @@ def main(argv=None):
         ap.error(f"--problems-per-round must be 0 (all) or more, and --lr a finite number above 0, got "
                  f"{args.problems_per_round} and {args.lr}")
 
+    if args.device == "cuda" and not torch.cuda.is_available():  # else a torch error once the policies load
+        ap.error("--device cuda: no GPU is visible to torch here")
     profile = get_profile(args.profile)
+    profile = dataclasses.replace(profile, device=args.device or profile.device,
+                                  sample_batch_size=args.sample_batch_size or profile.sample_batch_size)
     args.batch_size = budget.preference_batch_size(profile, args.batch_size)  # recorded in --out's config
     if args.out and not Path(args.out).resolve().parent.is_dir():  # found out now, not after every round has run
         raise SystemExit(f"--out {args.out}: no such folder {Path(args.out).resolve().parent}")
@@ -133,13 +156,14 @@ def main(argv=None):
     if threshold is None:
         raise SystemExit(f"{run / 'metrics.json'} has no prm.first_error_threshold: run notebook 02 first")
     from stepdpo_lite.rewards import ProcessRewardModel
-    prm = ProcessRewardModel.load(runs.require(run / "prm", "02_process_reward_model"))
+    prm = ProcessRewardModel.load(runs.require(run / "prm", "02_process_reward_model"), device=profile.device)
     policies = {}
     for m in args.methods:  # each method trains on from its own copy of notebook 04's start policy
         policies[m], tokenizer = onpolicy.start_policy(profile, seed=args.seed)
         if args.freeze_embeddings and profile.task == "toy":
             policies[m].get_input_embeddings().weight.requires_grad_(False)
-    splits = onpolicy.recorded_splits(tasks.get_task(profile), profile, metrics, seed=args.seed, tokenizer=tokenizer)
+    splits = onpolicy.recorded_splits(tasks.get_task(profile), profile, metrics, seed=args.seed, tokenizer=tokenizer,
+                                      n_train=args.train_problems, n_eval=args.eval_problems)
     eval_problems = splits[args.split][: args.n_eval or None]
     rs = onpolicy.RoundSettings(samples_per_problem=args.samples, sampler=args.sampler, pairs=args.pairs,
                                 max_pairs_per_problem=args.max_pairs, step_pairs_per_problem=args.step_pairs,
@@ -169,10 +193,18 @@ def main(argv=None):
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
     logs = {m: [] for m in args.methods}  # every round's training log, saved beside the policies as notebook 04 does
+    done = []
+
+    def write_out(records):  # atomic: seed_spread.py --from-rounds reads it, and a cut-short file would not load
+        write_atomic(args.out, lambda tmp: Path(tmp).write_text(json.dumps(
+            {"config": config, "threshold": threshold, "base": base, "rounds": records}, indent=1, default=str)))
 
     def report(record, trainers):
         print(onpolicy.format_round(record, args.methods), flush=True)
         onpolicy.extend_logs(logs, {m: t.state.log_history for m, t in trainers.items()}, record["round"])
+        done.append(record)
+        if args.out:  # after every round: a run stopped part way (a time limit) keeps the rounds it finished
+            write_out(done)
 
     with tempfile.TemporaryDirectory() as tmp:
         records, trainers = onpolicy.run_rounds(
@@ -184,9 +216,8 @@ def main(argv=None):
             onpolicy.save_policies(args.save_policies, trainers, logs)
     print()
     print(onpolicy.rounds_table(records, base, args.methods))
-    if args.out:  # atomic: seed_spread.py --from-rounds reads it, and a cut-short file would not load
-        write_atomic(args.out, lambda tmp: Path(tmp).write_text(json.dumps(
-            {"config": config, "threshold": threshold, "base": base, "rounds": records}, indent=1, default=str)))
+    if args.out:
+        write_out(records)
     return records
 
 

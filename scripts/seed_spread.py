@@ -41,7 +41,8 @@ from stepdpo_lite.tutorial import onpolicy, runs  # noqa: E402
 
 # onpolicy_rounds.py settings newer than some --out files, at the value the older runs had: a file without one was run
 # so, and matches a newer file at that value
-ADDED_SETTINGS = {"rejected_sft_weight": 0.0}
+ADDED_SETTINGS = {"rejected_sft_weight": 0.0, "train_problems": None, "eval_problems": None, "device": None,
+                  "sample_batch_size": None}
 
 
 def run_seed(run_dir: Path, profile: str, seed: int, sets: list[str], scratch: Path, threads: int | None) -> dict:

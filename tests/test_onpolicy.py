@@ -1014,7 +1014,8 @@ def test_seed_spread_refuses_counts_below_one_before_it_runs_or_reads_anything(a
                                   ["--rejected-sft-weight", "1", "--step-pairing", "first_token"],
                                   ["--rejected-sft-weight", "1", "--methods", "dpo", "nll_only"],
                                   ["--sampler", "ddpo"], ["--sampler", "nll_only", "--methods", "dpo", "stepwise_dpo"],
-                                  ["--methods", "dpo", "dpo"], ["--negative-temperature", "nan"]])
+                                  ["--methods", "dpo", "dpo"], ["--negative-temperature", "nan"],
+                                  ["--train-problems", "0"], ["--eval-problems", "-5"], ["--sample-batch-size", "0"]])
 def test_onpolicy_rounds_refuses_sizes_below_their_minimum_before_it_reads_a_run(args, tmp_path, capsys):
     """--max-pairs 0 and the like were caught only by the library, after the policies were loaded and a round
     sampled; now usage errors, before anything is read."""
@@ -1189,6 +1190,13 @@ def test_recorded_splits_are_notebook_01s_at_the_sizes_it_recorded():
     # the train problems do not depend on the held-out count (notebook 04 drew them at the validation count; GSM8K's
     # carved splits: test_gsm8k's test_carve_keeps_each_problem_in_its_split_whatever_the_sizes)
     assert tasks.ToyTask().splits(40, 12, seed=0)["train"] == toy["train"]
+    # more data than notebook 01 labelled (onpolicy_rounds.py --train-problems): notebook 01's problems come first
+    more = onpolicy.recorded_splits(tasks.ToyTask(), profile, recorded, seed=0, n_train=90, n_eval=25)
+    assert more["train"][:40] == toy["train"] and [len(more[s]) for s, _ in sizes] == [90, 25, 25]
+    assert not {p.prompt for p in more["train"]} & {p.prompt for p in more["validation"] + more["test"]}
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="recorded_splits: n_train must be an int >= 1"):
+            onpolicy.recorded_splits(tasks.ToyTask(), profile, recorded, n_train=bad)
 
 
 def test_start_policy_and_training_args_are_one_recipe_for_every_method(monkeypatch, tmp_path):
@@ -1210,6 +1218,13 @@ def test_start_policy_and_training_args_are_one_recipe_for_every_method(monkeypa
     assert args["seed"] == args["data_seed"] == 2 and args["disable_tqdm"] is True
     on_cpu = not torch.cuda.is_available()
     assert args["use_cpu"] is on_cpu and (args["bf16"], args["fp16"]) == (False, False)  # float32 on any device
+    # the profile's device, where start_policy put the policy: the tiny profile's "cpu" trained on a GPU when one was
+    # there, after sampling on the CPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda **kw: True)
+    assert onpolicy.training_args(tiny, batch_size=16, learning_rate=1e-4, max_steps=35, beta=0.1)["use_cpu"] is True
+    on_gpu = dataclasses.replace(tiny, device="cuda")
+    assert onpolicy.training_args(on_gpu, batch_size=16, learning_rate=1e-4, max_steps=35, beta=0.1)["use_cpu"] is False
     assert onpolicy.training_args(tiny, batch_size=4, learning_rate=1e-4, max_steps=100, beta=0.1)["logging_steps"] == 5
     smoke = profiles.get_profile("smoke")  # the profile's field, not its name: a GPU path shows its progress
     assert not onpolicy.training_args(smoke, batch_size=4, learning_rate=1e-4, max_steps=3, beta=0.1)["disable_tqdm"]
@@ -1243,3 +1258,47 @@ def test_save_policies_refuse_a_missing_log_before_saving_any_policy(tmp_path):
         onpolicy.save_policies(tmp_path / "policies", {"dpo": FakeTrainer("a"), "nll_only": FakeTrainer("b")},
                                {"dpo": [{"step": 1, "loss": 0.4}]})
     assert not (tmp_path / "policies").exists()  # nothing saved
+
+
+def test_onpolicy_rounds_writes_out_after_every_round_on_the_device_and_problem_counts_given(
+        monkeypatch, tmp_path, capsys):
+    """A GPU run at 100 times the data takes minutes a round under a time limit: --out was written only after the last
+    round, so a run stopped part way kept nothing. --device, --sample-batch-size, --train-problems and
+    --eval-problems reach the policy's loader, the splits and the rounds."""
+    import json
+    import runpy
+
+    from stepdpo_lite import rewards
+    from stepdpo_lite.tutorial import runs
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
+    seen = {}
+    monkeypatch.setattr(runs, "require", lambda path, made_by: path)
+    monkeypatch.setattr(runs, "read_metrics", lambda run: {"prm": {"first_error_threshold": -1.5}})
+    monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(
+        lambda cls, path, device=None: seen.setdefault("prm_device", device)))
+    monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: (
+        seen.setdefault("profile", profile), "<tokenizer>"))
+    monkeypatch.setattr(onpolicy, "recorded_splits", lambda *a, n_train=None, n_eval=None, **kw: (
+        seen.setdefault("counts", (n_train, n_eval)) and {"train": ["p"], "validation": ["v"], "test": ["t"]}))
+
+    def two_rounds_then_stopped(policies, tokenizer, prm, train, evaluation, rs, ts, on_round=None, **kw):
+        seen["sample_batch_size"] = rs.batch_size
+        on_round({"round": 1, "accuracy": 0.5}, {})
+        on_round({"round": 2, "accuracy": 0.6}, {})
+        raise KeyboardInterrupt  # the time limit, in round 3
+    monkeypatch.setattr(onpolicy, "run_rounds", two_rounds_then_stopped)
+    monkeypatch.setattr(onpolicy, "format_round", lambda record, methods: f"round {record['round']}")
+    monkeypatch.setattr(onpolicy, "extend_logs", lambda *a: None)
+    out = tmp_path / "rounds.json"
+    with pytest.raises(KeyboardInterrupt):
+        script["main"](["--runs-dir", str(tmp_path), "--no-base", "--device", "cpu", "--sample-batch-size", "512",
+                        "--train-problems", "9600", "--eval-problems", "1000", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert [r["round"] for r in saved["rounds"]] == [1, 2] and saved["config"]["train_problems"] == 9600
+    assert seen["counts"] == (9600, 1000) and seen["sample_batch_size"] == 512 and seen["prm_device"] == "cpu"
+    assert seen["profile"].device == "cpu" and seen["profile"].sample_batch_size == 512
+    if not torch.cuda.is_available():  # found before anything is read, not as a torch error once the policies load
+        with pytest.raises(SystemExit):
+            script["main"](["--runs-dir", str(tmp_path / "none"), "--device", "cuda"])
+        assert "--device cuda: no GPU is visible to torch here" in capsys.readouterr().err

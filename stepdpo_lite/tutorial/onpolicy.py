@@ -31,7 +31,6 @@ from typing import Callable, Collection, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from accelerate.utils import is_peft_model
 from scipy import stats
 from trl import DPOConfig, DPOTrainer
@@ -39,7 +38,7 @@ from trl import DPOConfig, DPOTrainer
 from .. import generation
 from ..checks import finite_number, positive_int
 from ..data import _dataset as dataset_of
-from ..models import resolve_dtype, trainer_precision, write_portable_adapter_config
+from ..models import resolve_device, resolve_dtype, trainer_precision, write_portable_adapter_config
 from ..trainer import STEP_PAIRINGS, StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16, float32_adapters_for_fp16
 from . import budget, runs, tasks
 from .colab import drop_log_printer
@@ -213,7 +212,7 @@ def start_policy(profile, seed: int = 0):
     adapter (QLoRA), whose initial weights are drawn from ``seed``, so that every method starts from the same
     adapter. Padding on the right, as TRL's trainers pad."""
     if profile.task == "toy":
-        model, tokenizer = load_tiny_base(profile.model_name)
+        model, tokenizer = load_tiny_base(profile.model_name, device=profile.device)
     else:
         model, tokenizer = load_profile_model(profile, lora=True, lora_seed=seed)
     tokenizer.padding_side = "right"
@@ -229,8 +228,8 @@ def training_args(profile, *, batch_size: int, learning_rate: float, max_steps: 
     ``save_policies``). The precision matches the profile's compute dtype on this machine
     (``models.trainer_precision``: bf16, or fp16 on a T4; neither on a CPU). A progress bar unless the profile's
     ``dpo_progress_bar`` is off (the tiny profile's: a run takes seconds, and the training curves show its logs)."""
-    on_cpu = not torch.cuda.is_available()
-    device = "cpu" if on_cpu else "cuda"
+    device = resolve_device(profile.device)  # the profile's, where start_policy put the policy (the tiny profile's
+    on_cpu = device == "cpu"                 # "cpu" trained on a GPU when there was one, after sampling on the CPU)
     precision = trainer_precision(resolve_dtype(profile.dtype, device), device)
     return dict(per_device_train_batch_size=batch_size, gradient_accumulation_steps=profile.gradient_accumulation_steps,
                 learning_rate=learning_rate, max_steps=max_steps, beta=beta, max_length=profile.max_length,
@@ -258,16 +257,22 @@ def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping
     return Path(folder)
 
 
-def recorded_splits(task, profile, metrics: Mapping, *, seed: int = 0, tokenizer=None) -> dict:
+def recorded_splits(task, profile, metrics: Mapping, *, seed: int = 0, tokenizer=None, n_train: int | None = None,
+                    n_eval: int | None = None) -> dict:
     """Notebook 01's splits (``task.splits``: ``{"train", "validation", "test"}``), made again from its seed at the
     sizes it recorded in ``metrics["data"]["n_problems"]`` (its ``N_TRAIN_PROBLEMS`` may have cut the profile's),
     the profile's where none is recorded. The rounds train on the train problems, never on the held-out ones
     (notebook 04 and ``scripts/onpolicy_rounds.py``; the script evaluates on validation or test). Validation is
     drawn at the test count, as notebook 01 drew both (``N_EVAL_PROBLEMS``; on GSM8K its labelling budget may keep
-    fewer of one): no task's train split depends on that count, only on its own."""
+    fewer of one): no task's train split depends on that count, only on its own. ``n_train`` and ``n_eval`` draw
+    other sizes from the same seed (``scripts/onpolicy_rounds.py --train-problems``, for more data than notebook 01
+    labelled); the splits stay disjoint."""
     n_problems = metrics.get("data", {}).get("n_problems", {})
-    return task.splits(n_problems.get("train", profile.n_train_problems),
-                       n_problems.get("test", profile.n_eval_problems), seed=seed, tokenizer=tokenizer)
+    for name, n in (("n_train", n_train), ("n_eval", n_eval)):
+        if n is not None:
+            positive_int(n, name, "recorded_splits")
+    return task.splits(n_train or n_problems.get("train", profile.n_train_problems),
+                       n_eval or n_problems.get("test", profile.n_eval_problems), seed=seed, tokenizer=tokenizer)
 
 
 # ----------------------------------------------------------------------------- one round, and many
