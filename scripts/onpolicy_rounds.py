@@ -193,18 +193,17 @@ def main(argv=None):
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
     logs = {m: [] for m in args.methods}  # every round's training log, saved beside the policies as notebook 04 does
-    done = []
-
-    def write_out(records):  # atomic: seed_spread.py --from-rounds reads it, and a cut-short file would not load
-        write_atomic(args.out, lambda tmp: Path(tmp).write_text(json.dumps(
-            {"config": config, "threshold": threshold, "base": base, "rounds": records}, indent=1, default=str)))
+    done = []  # the rounds so far
 
     def report(record, trainers):
         print(onpolicy.format_round(record, args.methods), flush=True)
         onpolicy.extend_logs(logs, {m: t.state.log_history for m, t in trainers.items()}, record["round"])
         done.append(record)
-        if args.out:  # after every round: a run stopped part way (a time limit) keeps the rounds it finished
-            write_out(done)
+        # after every round, so that a run stopped part way (a time limit) keeps the rounds it finished; atomic:
+        # seed_spread.py --from-rounds reads it, and a cut-short file would not load
+        if args.out:
+            write_atomic(args.out, lambda tmp: Path(tmp).write_text(json.dumps(
+                {"config": config, "threshold": threshold, "base": base, "rounds": done}, indent=1, default=str)))
 
     with tempfile.TemporaryDirectory() as tmp:
         records, trainers = onpolicy.run_rounds(
@@ -215,9 +214,7 @@ def main(argv=None):
         if args.save_policies:  # as notebook 04 saves them: with the rounds' logs and a portable adapter config
             onpolicy.save_policies(args.save_policies, trainers, logs)
     print()
-    print(onpolicy.rounds_table(records, base, args.methods))
-    if args.out:
-        write_out(records)
+    print(onpolicy.rounds_table(records, base, args.methods))  # --out holds them all: report wrote it after each
     return records
 
 

@@ -268,9 +268,8 @@ def recorded_splits(task, profile, metrics: Mapping, *, seed: int = 0, tokenizer
     other sizes from the same seed (``scripts/onpolicy_rounds.py --train-problems``, for more data than notebook 01
     labelled); the splits stay disjoint."""
     n_problems = metrics.get("data", {}).get("n_problems", {})
-    for name, n in (("n_train", n_train), ("n_eval", n_eval)):
-        if n is not None:
-            positive_int(n, name, "recorded_splits")
+    positive_int(n_train, "n_train", "recorded_splits", none_ok=True)
+    positive_int(n_eval, "n_eval", "recorded_splits", none_ok=True)
     return task.splits(n_train or n_problems.get("train", profile.n_train_problems),
                        n_eval or n_problems.get("test", profile.n_eval_problems), seed=seed, tokenizer=tokenizer)
 

@@ -116,42 +116,39 @@ def update_metrics(run: str | os.PathLike, part: dict, replace: Sequence[str] = 
     replace = list_of(replace, "update_metrics: replace", "dotted section names")
     part = _plain(part)
     for name in replace:
-        if not _has_section(part, name):
+        if not isinstance(name, str) or _section(part, name) is _MISSING:
             raise ValueError(f"update_metrics: replace names {name!r}, which part does not hold (its keys: "
                              f"{sorted(part)}); record None there to clear it")
     metrics = read_metrics(run)
     for name in replace:
-        *parents, last = name.split(".")
-        section = metrics
-        for key in parents:
-            section = section.get(key) if isinstance(section, dict) else None
+        parent, _, last = name.rpartition(".")
+        section = _section(metrics, parent) if parent else metrics
         if isinstance(section, dict):
             section.pop(last, None)
     write_json_atomic(Path(run) / "metrics.json", _merge(metrics, part))
     return metrics
 
 
-def _has_section(part: dict, name) -> bool:
-    """Whether ``part`` holds the dotted section ``name`` (a str)."""
-    if not isinstance(name, str):
-        return False
-    value = part
+_MISSING = object()
+
+
+def _section(tree: dict, name: str):
+    """The value at the dotted ``name`` (``"prm.first_error_threshold"``) in the nested dicts ``tree``, or
+    ``_MISSING`` when a key on the way is not there."""
     for key in name.split("."):
-        if not isinstance(value, dict) or key not in value:
-            return False
-        value = value[key]
-    return True
+        if not isinstance(tree, dict) or key not in tree:
+            return _MISSING
+        tree = tree[key]
+    return tree
 
 
 def recorded(run: str | os.PathLike, name: str, made_by: str):
     """One figure an earlier notebook recorded in ``run/metrics.json`` (``name`` dotted, e.g.
     ``"prm.first_error_threshold"``); a missing one raises ``FileNotFoundError`` naming the notebook to run."""
-    value = read_metrics(run)
-    for key in name.split("."):
-        if not isinstance(value, dict) or key not in value:
-            raise FileNotFoundError(f"{Path(run) / 'metrics.json'} has no {name}: run {made_by} first (same PROFILE "
-                                    "and RUNS_DIR)")
-        value = value[key]
+    value = _section(read_metrics(run), name)
+    if value is _MISSING:
+        raise FileNotFoundError(f"{Path(run) / 'metrics.json'} has no {name}: run {made_by} first (same PROFILE "
+                                "and RUNS_DIR)")
     return value
 
 
