@@ -11,7 +11,7 @@ log-ratios (DPO's sequence log-ratio, Rafailov et al. 2023, cut into steps). doc
 
 With only the first differing step of each side selected (``step_pairing="first_error"``) and the
 default probabilities (p⁺ = 1, p⁻ = 0), ``L_step`` is the Step-DPO objective (Lai et al. 2024,
-arXiv:2406.18629, Eq. 3): ``−log σ(β·(log π(s⁺|x,s_<k)/π_ref(…) − log π(s⁻|x,s_<k)/π_ref(…)))``.
+arXiv:2406.18629, the step-level DPO loss): ``−log σ(β·(log π(s⁺|x,s_<k)/π_ref(…) − log π(s⁻|x,s_<k)/π_ref(…)))``.
 """
 
 from __future__ import annotations
