@@ -129,7 +129,8 @@ def build_base(model_name: str, out: Path, shrink: bool) -> tuple[str, str]:
     n = sum(p.numel() for p in model.parameters())
     del model
     reset_peak(device)
-    return str(out), f"random weights, {model_name}'s architecture{' (shrunk)' if shrink else ''}, {n / 1e6:.0f}M params"
+    return str(out), (f"random weights, {model_name}'s architecture{' (shrunk)' if shrink else ''}, "
+                      f"{n / 1e6:.0f}M params")
 
 
 def long_pairs(n: int, max_length: int, tokenizer, seed: int = 0):
@@ -195,8 +196,9 @@ def bench_prm_train(profile, base, device, max_length, steps, warmup):
     tokens = [len(ids) for ids, _ in prm._encode_many([r["prompt"] for r in rows], [r["completions"] for r in rows])]
     step_s = statistics.median(timer.times[warmup:])
     tokens_per_step = statistics.mean(tokens) * profile.train_batch_size * profile.gradient_accumulation_steps
-    return prm, {"rows": len(rows), "mean_tokens_per_row": round(statistics.mean(tokens)), "median_step_s": round(step_s, 3),
-                 "tokens_per_s": round(tokens_per_step / step_s, 1), **peak_gib(device)}
+    return prm, {"rows": len(rows), "mean_tokens_per_row": round(statistics.mean(tokens)),
+                 "median_step_s": round(step_s, 3), "tokens_per_s": round(tokens_per_step / step_s, 1),
+                 **peak_gib(device)}
 
 
 def bench_prm_score(prm, profile, device, max_length):
@@ -319,7 +321,8 @@ def main(argv=None):
                     raise SystemExit(f"unknown workload {work!r}")
                 if args.device.startswith("cuda"):
                     torch.cuda.empty_cache()
-                print(f"{name:8s} {work:13s} {json.dumps(r[work])}  ({time.perf_counter() - started:.0f} s)", flush=True)
+                print(f"{name:8s} {work:13s} {json.dumps(r[work])}  ({time.perf_counter() - started:.0f} s)",
+                      flush=True)
             del prm
         results[name] = r
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"

@@ -139,7 +139,8 @@ def main(argv=None):
     fixed[torch.arange(len(states)), slip_ids] = -1.0
     out["cosine_fixed_slip"] = round(cosine(flat_grad(model, (fixed * logp).sum()), nll), 3)
     print(f"   not on-policy: a pair at every state, always rejecting c + 1: cosine {out['cosine_fixed_slip']:.3f}")
-    print(f"   for scale, the NLL gradients of two disjoint halves of the states: cosine {out['nll_halves_cosine']:.3f}")
+    print(f"   for scale, the NLL gradients of two disjoint halves of the states: cosine "
+          f"{out['nll_halves_cosine']:.3f}")
     print(json.dumps(out))
     return out
 

@@ -63,7 +63,8 @@ def likelihood_scores(model, tokenizer, rows) -> list[list[float]]:
 def graded_text(problem, rng) -> str:
     """Gold or one-error solution with the checker's verdict after every step, in the PRM's format."""
     v = toyworld.check(problem, toyworld.noisy_training_text(problem, rng, error_rate=0.5))
-    return "".join(s + toyworld.STEP_TAG + (toyworld.YES if ok else toyworld.NO) for s, ok in zip(v.steps, v.step_labels))
+    return "".join(s + toyworld.STEP_TAG + (toyworld.YES if ok else toyworld.NO)
+                   for s, ok in zip(v.steps, v.step_labels))
 
 
 def graded_pretraining(base: str, out: str, steps: int, seed: int = 1, device: str = "cpu", batch_size: int = 64,

@@ -1,4 +1,5 @@
-"""The benchmark scripts run (tiny sizes, CPU) and print their JSON; the figures themselves are in docs/benchmarks.md."""
+"""The benchmark scripts run (tiny sizes, CPU) and print their JSON; the figures themselves are in
+docs/benchmarks.md."""
 
 import json
 import subprocess

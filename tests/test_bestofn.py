@@ -157,7 +157,8 @@ def test_combined_scores_reuse_the_same_models_and_match_the_combined_model(tmp_
     prm, orm, combined = _save_reward_models(tmp_path)
     steps, outcome = bestofn.score_candidates(prm, problems, sols), bestofn.score_candidates(orm, problems, sols)
     assert steps[0][2] is None and len(steps[0][1]) == len(problems[0].ops)
-    expected = combined.score_solutions([p.prompt for p in problems for _ in range(2)], [s for row in sols for s in row[:2]])
+    expected = combined.score_solutions([p.prompt for p in problems for _ in range(2)],
+                                        [s for row in sols for s in row[:2]])
 
     def refuse(*a, **k):
         raise AssertionError("a part with the same weights must not be loaded again")
@@ -209,7 +210,8 @@ def test_greedy_accuracy_of_the_tiny_base(tmp_path):
     problems = bestofn.held_out_problems("tiny", 4, seed=0)
     sols = bestofn.greedy_solutions(model, tok, problems, batch_size=4, max_new_tokens=160)
     assert len(sols) == 4 and all(isinstance(s, str) for s in sols)
-    assert bestofn.accuracy(problems, sols) == sum(toyworld.check(p, s).answer_correct for p, s in zip(problems, sols)) / 4
+    assert bestofn.accuracy(problems, sols) == sum(toyworld.check(p, s).answer_correct
+                                                   for p, s in zip(problems, sols)) / 4
     with pytest.raises(ValueError, match="need equal"):
         bestofn.accuracy(problems, sols[:2])
 

@@ -21,7 +21,8 @@ def _setup_cell(path):
 
 
 def test_every_setup_cell_is_the_package_template_with_repo_url():
-    """REPO_URL is set in stepdpo_lite/tutorial/colab.py only: `python -m stepdpo_lite.tutorial.colab sync-notebooks` writes it."""
+    """REPO_URL is set in stepdpo_lite/tutorial/colab.py only: `python -m stepdpo_lite.tutorial.colab sync-notebooks`
+    writes it."""
     for name in tutorial.NOTEBOOKS:
         assert _setup_cell(tutorial.NOTEBOOK_DIR / name) == colab.setup_cell_source(), (
             f"{name}: setup cell out of date: run `python -m stepdpo_lite.tutorial.colab sync-notebooks`")
@@ -86,7 +87,8 @@ def test_colab_cell_installs_with_the_lock_and_imports_the_clone_without_a_resta
 def test_install_command_and_constraints():
     cmd = colab.install_command("/content/stepdpo-lite", "/tmp/c.txt")
     assert cmd[1:] == ["-m", "pip", "install", "-q", "-c", "/tmp/c.txt", "-e", "/content/stepdpo-lite"]
-    assert colab.constraints("# head\nfoo==1\nTyping_Extensions==2\nbar==3\n", {"typing-extensions", "BAR"}) == "foo==1\n"
+    assert colab.constraints("# head\nfoo==1\nTyping_Extensions==2\nbar==3\n",
+                             {"typing-extensions", "BAR"}) == "foo==1\n"
     assert {"torch", "sympy", "filelock"} <= colab._requirement_names("torch")
 
 

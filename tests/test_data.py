@@ -300,11 +300,13 @@ BAD = [  # loader, good line, bad line, words the error must contain (besides "l
     ("gsm8k", None, _gsm(lambda r: r["6b_finetuning"].update(is_correct="yes")), ["'6b_finetuning.is_correct'"]),
     ("gsm8k", None, _gsm(lambda r: r.pop("175b_verification")), ["'175b_verification'", "missing"]),
 ]
-LOADERS = {"preference": lambda path: data.load_preference(path, delimiter="\n\nStep"), "stepwise": data.validate_stepwise, "step_dpo": data.load_step_dpo,
+LOADERS = {"preference": lambda path: data.load_preference(path, delimiter="\n\nStep"),
+           "stepwise": data.validate_stepwise, "step_dpo": data.load_step_dpo,
            "processbench": public_datasets.load_processbench, "math_shepherd": public_datasets.load_math_shepherd,
-           "prm800k": public_datasets.load_prm800k, "gsm8k": public_datasets.load_gsm8k_solutions, "outcome": data.validate_outcome,
-           "gsm8k_problems": public_datasets.load_gsm8k_problems}
-GOOD_FIRST = {"prm800k": lambda: PRM800K.read_text().splitlines()[0], "gsm8k": lambda: GSM8K.read_text().splitlines()[0]}
+           "prm800k": public_datasets.load_prm800k, "gsm8k": public_datasets.load_gsm8k_solutions,
+           "outcome": data.validate_outcome, "gsm8k_problems": public_datasets.load_gsm8k_problems}
+GOOD_FIRST = {"prm800k": lambda: PRM800K.read_text().splitlines()[0],
+              "gsm8k": lambda: GSM8K.read_text().splitlines()[0]}
 
 
 @pytest.mark.parametrize("kind, good, bad, words", BAD, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD)])
@@ -437,7 +439,8 @@ def test_stepwise_gold_labels_are_one_bool_per_step(gold, words):
     row = {"prompt": "p", "completions": ["a", "\nb", "\nc"], "labels": [True, True, False]}
     with pytest.raises(ValueError, match=re.escape(f"stepwise: record 0: {words}")):
         data.validate_stepwise([{**row, "gold_labels": gold}])
-    assert data.validate_stepwise([{**row, "gold_labels": [True, False, False]}])["gold_labels"] == [[True, False, False]]
+    assert data.validate_stepwise([{**row, "gold_labels": [True, False, False]}])["gold_labels"] \
+        == [[True, False, False]]
 
 
 def test_messages_name_the_field_as_it_is_written():
@@ -531,7 +534,8 @@ def test_preference_pairs(toy, caplog):
     for row in pairs:
         chosen, rejected = (toyworld.check(by_prompt[row["prompt"]], row[k]) for k in ("chosen", "rejected"))
         assert chosen.answer_correct and chosen.first_error < 0 and not rejected.answer_correct
-        assert row["chosen_step_labels"] == chosen.step_labels and row["rejected_step_labels"] == rejected.mistake_labels
+        assert row["chosen_step_labels"] == chosen.step_labels \
+            and row["rejected_step_labels"] == rejected.mistake_labels
         assert row["rejected_step_labels"].index(False) == rejected.first_error  # blame starts at the first mistake
     reach = labelling.preference_pairs(problems, solutions, max_pairs_per_problem=None, rejected_labels="reachability")
     for row in reach:
@@ -632,10 +636,12 @@ def test_builders_refuse_prompt_strs_where_problems_are_wanted(toy):
     prompts = [p.prompt for p in problems]
     builders = (labelling.stepwise_rows, labelling.outcome_rows, labelling.preference_pairs, labelling.step_dpo_pairs)
     for build in builders:
-        with pytest.raises(ValueError, match=f"{build.__name__}: problem 0: its prompt must be a str, got NoneType .a str."):
+        with pytest.raises(ValueError,
+                           match=f"{build.__name__}: problem 0: its prompt must be a str, got NoneType .a str."):
             build(prompts, solutions)
     made_up = [[toyworld.check(p, s) for s in ss if s.strip()] for p, ss in zip(problems, solutions)]
-    with pytest.raises(ValueError, match="stepwise_rows: problem 0: its prompt must be a str"):  # verdicts given: still no .prompt
+    # verdicts given: still no .prompt
+    with pytest.raises(ValueError, match="stepwise_rows: problem 0: its prompt must be a str"):
         labelling.stepwise_rows(prompts, solutions, verdicts=made_up)
 
 
@@ -699,7 +705,8 @@ def test_mc_labels_roll_out_from_every_step_prefix(one_thread, tiny_model, tiny_
         calls.append((i, text))
         return i == 0
 
-    solutions = [["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 + 1 = 3"], ["Step 1: 3 * 2 = 6", "\n\nStep 2: 6 - 1 = 5", "\n\n!"]]
+    solutions = [["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 + 1 = 3"],
+                 ["Step 1: 3 * 2 = 6", "\n\nStep 2: 6 - 1 = 5", "\n\n!"]]
     ds = labelling.mc_step_labels(tiny_model, tiny_tokenizer, ["Problem: a\n", "Problem: b\n"], solutions, is_correct,
                              n=2, max_new_tokens=4, progress=False)
     assert ds["labels"] == [[True, True], [False, False, False]] and ds["soft_labels"][0] == [1.0, 1.0]

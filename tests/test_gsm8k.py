@@ -99,7 +99,8 @@ def test_mc_verdicts_passes_rollout_length_and_batch_through(monkeypatch, tiny_t
 
     monkeypatch.setattr(labelling, "mc_step_labels", fake)
     problems = [gsm8k.GSM8KProblem("q", "5", "PROMPT\n")]
-    out = gsm8k.mc_verdicts(tiny_model, tiny_tokenizer, problems, [["Step 1: a\n\nAnswer: 5", "Step 1: b\n\nAnswer: 4"]],
+    out = gsm8k.mc_verdicts(tiny_model, tiny_tokenizer, problems,
+                            [["Step 1: a\n\nAnswer: 5", "Step 1: b\n\nAnswer: 4"]],
                             n_rollouts=3, batch_size=7, max_new_tokens=512, progress=False)
     assert seen["max_new_tokens"] == 512 and seen["batch_size"] == 7 and seen["n"] == 3
     assert seen["prompts"] == ["PROMPT\n"]  # only the wrong solution is rolled out, from the problem's prompt

@@ -222,6 +222,7 @@ def test_notebooks_are_stored_without_outputs():
 def test_notebook_code_does_not_branch_on_the_gsm8k_profile_names():
     """Task-dependent code asks the task (tasks.get_task), not the profile's name, so that smoke runs it."""
     for path in sorted(Path(tutorial.NOTEBOOK_DIR).glob("*.ipynb")):
-        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                         if c["cell_type"] == "code")
         assert "t4-16gb\"" not in code.replace('| "t4-16gb" |', "") and "== \"24gb\"" not in code, path.name
         assert "gsm8k.load_problems" not in code and "generation.sample_solutions" not in code, path.name

@@ -1,6 +1,7 @@
-"""On-policy rounds (stepdpo_lite.tutorial.onpolicy) and their pairs from PRM labels (prm_pairs), Step-DPO pairs resampled without gold, the EOS
-of one-step completions, and a tiny round end to end. A stub PRM stands in for notebook 02's (its rewards come
-from the toy checker, or from a PRM that misses every error), so that these tests need no run folder."""
+"""On-policy rounds (stepdpo_lite.tutorial.onpolicy) and their pairs from PRM labels (prm_pairs), Step-DPO pairs
+resampled without gold, the EOS of one-step completions, and a tiny round end to end. A stub PRM stands in for
+notebook 02's (its rewards come from the toy checker, or from a PRM that misses every error), so that these tests
+need no run folder."""
 
 import copy
 import dataclasses
@@ -681,7 +682,8 @@ def test_a_step_pairs_chosen_that_goes_wrong_after_its_step_is_counted():
     mislabelled), but DPO and NLL only train on that whole solution, and it was not counted anywhere."""
     p, gold, bad, prm, rows = one_step_pair()
     v = p.values
-    later_slip = toyworld.format_solution([(v[0], *p.ops[0], v[1]), (v[1], *p.ops[1], v[2]), (v[2], *p.ops[2], v[3] + 1)])
+    later_slip = toyworld.format_solution([(v[0], *p.ops[0], v[1]), (v[1], *p.ops[1], v[2]),
+                                           (v[2], *p.ops[2], v[3] + 1)])
     assert toyworld.check(p, later_slip).first_error == 2 and rows[0]["step_index"] == 1
     counts = prm_pairs.count_mislabels([p], [rows[0], dict(rows[0], chosen=later_slip)])
     assert counts["mislabelled"] == 0 and counts["chosen_wrong_after_step"] == 1
@@ -730,7 +732,8 @@ def test_a_round_refuses_what_stepwise_dpo_cannot_train_before_it_samples(tiny_m
     for settings, match in ((dict(step_pairing="first_token", step_rejected="fresh"), "fully fine-tuned policy"),
                             (dict(step_pairing="first_token", step_gradient="output_layer"), "output layer")):
         with pytest.raises(ValueError, match=match):
-            onpolicy.run_round(policies, None, None, [], [], onpolicy.RoundSettings(), onpolicy.TrainSettings(**settings))
+            onpolicy.run_round(policies, None, None, [], [], onpolicy.RoundSettings(),
+                               onpolicy.TrainSettings(**settings))
 
 
 def test_run_rounds_refuses_a_round_count_that_is_no_count():

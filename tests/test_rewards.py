@@ -604,7 +604,8 @@ def test_reward_model_options_are_checked_at_construction(prm, orm, tiny_model, 
         OutcomeRewardModel(tiny_model, tiny_tokenizer, prompt_template="{problem} {x}")
     with pytest.raises(ValueError, match="config must be a RewardModelConfig .or None., got dict"):
         ProcessRewardModel(tiny_model, tiny_tokenizer, config={"tag": "x"})
-    with pytest.raises(ValueError, match="batch_size must be an int >= 1 or None, got 0"):  # was: the config's, silently
+    # was: the config's, silently
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1 or None, got 0"):
         prm.score_solutions(["a"], [SOLUTION], batch_size=0)
     with pytest.raises(ValueError, match="CombinedRewardModel: process must be a ProcessRewardModel.*got int"):
         CombinedRewardModel(42)

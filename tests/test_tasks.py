@@ -20,7 +20,8 @@ def test_both_kinds_of_problem_implement_the_interface(tiny_tokenizer):
         assert isinstance(p, tasks.TaskProblem) and isinstance(p.prompt, str)
         assert p.is_correct(right) and not p.is_correct("Answer: -123456")
         assert p.final_answer(right) == p.gold_answer() == float(str(p.answer).replace(",", ""))
-    assert toy.step_labels(toy.gold_solution) == [True] * len(toy.ops) and toy.verdict(toy.gold_solution).first_error == -1
+    assert toy.step_labels(toy.gold_solution) == [True] * len(toy.ops) \
+        and toy.verdict(toy.gold_solution).first_error == -1
     assert g.step_labels("Answer: 1") is None and g.verdict("Answer: 1") is None  # GSM8K: no step checker
 
 

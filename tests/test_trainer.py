@@ -142,7 +142,8 @@ def test_config_parses_with_hf_argument_parser(tmp_path):
     (cfg,) = HfArgumentParser(StepwiseDPOConfig).parse_args_into_dataclasses(
         ["--output_dir", str(tmp_path), "--step_beta", "0.5", "--aggregation_strategy", "product",
          "--step_weights", "1.0", "0.5", "--max_reasoning_steps", "8", "--step_pairing", "first_error",
-         "--max_steps", "3", "--use_step_wise_prompt", "true", "--report_to", "none", "--use_cpu", "true", "--bf16", "false"])
+         "--max_steps", "3", "--use_step_wise_prompt", "true", "--report_to", "none", "--use_cpu", "true",
+         "--bf16", "false"])
     assert (cfg.step_beta, cfg.aggregation_strategy, cfg.step_weights) == (0.5, "product", [1.0, 0.5])
     assert (cfg.max_reasoning_steps, cfg.step_pairing, cfg.max_steps) == (8, "first_error", 3)
     assert cfg.use_step_wise_prompt and cfg.step_delimiter == "\n\nStep"
@@ -728,7 +729,8 @@ def test_bpe_tokens_that_cross_step_boundaries(tmp_path):
 
     rows = toy_rows(4)
     bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)  # merges across spaces/newlines
+    # merges across spaces/newlines
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     bpe.decoder = decoders.ByteLevel()
     bpe.train_from_iterator([r["prompt"] + r[s] for r in rows for s in ("chosen", "rejected")] * 20,
                             trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<eos>"],

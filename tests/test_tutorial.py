@@ -142,7 +142,8 @@ def _no_kernel(monkeypatch, tmp_path) -> list:
 
 def test_the_parameters_the_runner_sets_are_refused(tmp_path, monkeypatch, capsys):
     ran = _no_kernel(monkeypatch, tmp_path)
-    for name in ("PROFILE", "RUNS_DIR", "RUN_DIR", "FIGURES_DIR"):  # --set PROFILE=t4-16gb would run that profile into runs/tiny
+    # --set PROFILE=t4-16gb would run that profile into runs/tiny
+    for name in ("PROFILE", "RUNS_DIR", "RUN_DIR", "FIGURES_DIR"):
         with pytest.raises(ValueError, match=f"{name} cannot be set as a parameter: .*use --profile / --runs-dir"):
             run_tutorial("tiny", tmp_path / "runs", ["01"], {name: "x"}, progress=False)
         with pytest.raises(ValueError, match=f"{name} cannot be set"):  # a notebook_dir of one's own as well
@@ -348,7 +349,8 @@ def test_cli_set_values_and_metric_table():
                      ("X=no", "X=no: write True, False or None"),
                      ("BETA=1/10", r"BETA=1/10: an expression, not a value"),
                      ("N=2*100", r"N=2\*100: an expression"), ("M=float(30)", r"M=float\(30\): an expression"),
-                     ("N=1,000", r"N=1,000: a number with a thousands separator .* write 1000 or 1_000, or .*\(1,000\)"),  # was (1, 0)
+                     ("N=1,000", r"N=1,000: a number with a thousands separator .* write 1000 or 1_000, or "
+                                 r".*\(1,000\)"),  # was (1, 0)
                      ("BETA=0,5", r"BETA=0,5: a comma outside brackets makes the tuple \(0, 5\): write a decimal "
                                   r"with a point \(0\.5\), a tuple or list in brackets: \(0,5\) or \[0,5\]"),
                      ("X=1, 2", r"X=1, 2: a comma outside brackets .*: write a tuple or list in brackets: \(1, 2\) or"),
@@ -358,12 +360,14 @@ def test_cli_set_values_and_metric_table():
     table = tutorial.format_metrics_table({"prm": {"step_auroc": 0.812345}, "best_of_n": {"16": {"orm": 0.5}}})
     assert "prm.step_auroc" in table and "0.8123" in table and "best_of_n.16.orm" in table
     table = tutorial.format_metrics_table({"best_of_n": {"16": {"orm": 0.5}, "2": {"orm": 0.3}},
-                                           "policy": {"dpo": {"accuracy": 0.7, "seconds": 3}, "rounds": [{"x": 1}] * 9}})
+                                           "policy": {"dpo": {"accuracy": 0.7, "seconds": 3},
+                                                      "rounds": [{"x": 1}] * 9}})
     names = [line.split()[0] for line in table.splitlines()[2:]]
     assert names == ["best_of_n.2.orm", "best_of_n.16.orm", "policy.dpo.accuracy", "policy.dpo.seconds",
                      "policy.rounds"]  # numbers sorted as numbers
     assert table.splitlines()[-1].endswith("[9 entries]")
-    only = tutorial.format_metrics_table({"policy": {"dpo": {"accuracy": 0.7, "seconds": 3}}}, only=["policy.*.accuracy"])
+    only = tutorial.format_metrics_table({"policy": {"dpo": {"accuracy": 0.7, "seconds": 3}}},
+                                         only=["policy.*.accuracy"])
     assert "policy.dpo.accuracy" in only and "seconds" not in only
     assert tutorial.NOTEBOOKS[0] == "01_data_prep.ipynb" and tutorial.NOTEBOOKS[-1] == "07_test_time_compute.ipynb"
 

@@ -163,7 +163,8 @@ def test_a_run_saves_a_reward_base_with_its_curve_and_resumes_exactly(tmp_path):
     saved = json.loads((tmp_path / "full" / "training_log.json").read_text())
     assert saved["curve"] == log["curve"] and saved["config"]["rows"] == 96
     assert not (tmp_path / "full.ckpt").exists()  # checkpoints are scratch
-    prm, orm = ProcessRewardModel(str(tmp_path / "full"), device="cpu"), OutcomeRewardModel(str(tmp_path / "full"), device="cpu")
+    prm, orm = (ProcessRewardModel(str(tmp_path / "full"), device="cpu"),
+                OutcomeRewardModel(str(tmp_path / "full"), device="cpu"))
     p = toyworld.make_problems(1, "test")[0]
     assert len(prm.score_solutions([p.prompt], [p.gold_solution])[0]) == len(p.ops)
     assert len(orm.score_solutions([p.prompt], [p.gold_solution])) == 1

@@ -191,7 +191,8 @@ def _local_rows(path: Path) -> dict[str, list[dict]]:
     files = {"pool": path} if path.is_file() else {s: path / f"{s}.jsonl" for s in ("train", "test")
                                                   if (path / f"{s}.jsonl").exists()}
     if not files:
-        raise FileNotFoundError(f"load_problems: {path} is neither a .jsonl file nor a folder with train.jsonl/test.jsonl")
+        raise FileNotFoundError(f"load_problems: {path} is neither a .jsonl file nor a folder with "
+                                "train.jsonl/test.jsonl")
     return {s: _check_all(_read_json(f), _checked_row, "load_problems") for s, f in files.items()}  # before shuffling
 
 

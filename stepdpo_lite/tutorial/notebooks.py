@@ -136,9 +136,9 @@ def _kernel_config():
     return cfg
 
 
-def execute_notebook(path: str | os.PathLike, parameters: dict | None = None, output_path: str | os.PathLike | None = None,
-                     timeout: int = 1200, cwd: str | os.PathLike | None = None, kernel_name: str = "python3",
-                     progress=None):
+def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
+                     output_path: str | os.PathLike | None = None, timeout: int = 1200,
+                     cwd: str | os.PathLike | None = None, kernel_name: str = "python3", progress=None):
     """Execute a notebook with ``parameters`` injected after its ``parameters``-tagged cell (papermill style).
 
     Without such a cell the parameters go first; a previously injected cell is replaced. Returns the
@@ -480,7 +480,8 @@ def _parse_set(items) -> dict:
             brackets = f"a tuple or list in brackets: ({text}) or [{text}]"
             if re.fullmatch(r"-?\d{1,3}(,\d{3})+", text):
                 raise ValueError(f"--set {key}={text}: a number with a thousands separator reads as the tuple "
-                                 f"{parsed!r}: write {text.replace(',', '')} or {text.replace(',', '_')}, or {brackets}")
+                                 f"{parsed!r}: write {text.replace(',', '')} or {text.replace(',', '_')}, "
+                                 f"or {brackets}")
             decimal = f"a decimal with a point ({text.replace(',', '.')}), " if re.fullmatch(r"-?\d+,\d+", text) else ""
             raise ValueError(f"--set {key}={text}: a comma outside brackets makes the tuple {parsed!r}: write "
                              f"{decimal}{brackets}")

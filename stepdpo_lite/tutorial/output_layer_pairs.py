@@ -7,7 +7,8 @@ methods accuracy against NLL only. If that is where the cost comes from, the sam
 the final hidden state — ``log π(t|s) = log_softmax(W·stopgrad(h_s))[t]``, so it can only move the rows of the
 output layer — should cost nothing. (The tiny model ties ``W`` to its input embeddings: those rows move where the
 model reads the digits too, so this stops the gradient at the hidden state, not at the output layer's use.) The
-loss's *value* is unchanged (the same log-probs); only where its gradient goes differs. The NLL and outcome terms train the whole model as usual.
+loss's *value* is unchanged (the same log-probs); only where its gradient goes differs. The NLL and outcome terms
+train the whole model as usual.
 
     trainer = OutputLayerStepDPOTrainer(model, ref_model=ref, args=StepwiseDPOConfig(step_pairing="first_token", ...),
                                         train_dataset=rows, processing_class=tokenizer)

@@ -123,7 +123,8 @@ def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: 
         rewards = prm.score_solutions([problems[s.problem].prompt for s in todo], [s.steps for s in todo],
                                       batch_size=batch_size)
         if len(rewards) != len(todo):  # a zip would leave the rest unscored, as if too long for the PRM
-            raise ValueError(f"label_samples: the PRM returned {len(rewards)} lists of rewards for {len(todo)} solutions")
+            raise ValueError(f"label_samples: the PRM returned {len(rewards)} lists of rewards for "
+                             f"{len(todo)} solutions")
         for s, r in zip(todo, rewards):
             if len(r) != len(s.steps):
                 raise ValueError(f"label_samples: problem {s.problem}: the PRM returned {len(r)} rewards for a "

@@ -136,7 +136,8 @@ def _math_shepherd(row, marker: str = "ки"):
         pos += len(piece)
         if j < len(pieces) - 1:
             if label[pos:pos + 1] not in ("+", "-"):
-                raise _Bad("label", f"has {label[pos:pos + 1]!r} where 'input' has step tag {j + 1}; expected '+' or '-'")
+                raise _Bad("label", f"has {label[pos:pos + 1]!r} where 'input' has step tag {j + 1}; "
+                                    "expected '+' or '-'")
             labels.append(label[pos] == "+")
             pos += 1
     if pos != len(label) or pieces[-1].strip():

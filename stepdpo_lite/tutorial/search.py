@@ -423,7 +423,8 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
         gens: list[list[Generation]] = [None] * len(work)
         for m in sorted(set(copies)):
             idx = [k for k, c in enumerate(copies) if c == m]
-            for k, row in zip(idx, sampler([texts[k] for k in idx], m, [caps[k] for k in idx], [leads[k] for k in idx])):
+            for k, row in zip(idx, sampler([texts[k] for k in idx], m, [caps[k] for k in idx],
+                                           [leads[k] for k in idx])):
                 gens[k] = row
         # 3. New nodes.
         new_ids = []
@@ -561,8 +562,9 @@ def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequen
             done.append(("dvts_prm", time.perf_counter() - t0))
         for name, seconds in done:
             res = searches[name][b]
-            log(f"B={b:<3} {name:9s} accuracy {accuracy(problems, res):.1%}, {sum(r.tokens for r in res) / len(res):.0f} "
-                f"tokens and {sum(r.n_scored for r in res) / len(res):.0f} PRM-scored prefixes per problem ({seconds:.0f} s)")
+            log(f"B={b:<3} {name:9s} accuracy {accuracy(problems, res):.1%}, "
+                f"{sum(r.tokens for r in res) / len(res):.0f} tokens and "
+                f"{sum(r.n_scored for r in res) / len(res):.0f} PRM-scored prefixes per problem ({seconds:.0f} s)")
         report = pruning_report(problems, searches["beam_prm"][b])
         if report:  # only where a checker labels every step (the toy world)
             share = lambda x: "-" if x is None else f"{x:.0%}"
@@ -653,8 +655,8 @@ def format_comparison(table: dict) -> str:
     head = f"{'method':<15}" + "".join(f"{'B=' + b + ' acc':>11}{'tokens':>9}" for b in budgets)
     rows = [head]
     for m in methods:
-        rows.append(f"{m:<15}" + "".join(f"{table[b].get(m, float('nan')):>11.3f}{table[b]['tokens'].get(m, float('nan')):>9.0f}"
-                                         for b in budgets))
+        rows.append(f"{m:<15}" + "".join(f"{table[b].get(m, float('nan')):>11.3f}"
+                                         f"{table[b]['tokens'].get(m, float('nan')):>9.0f}" for b in budgets))
     rows.append(f"{'(token budget)':<15}" + "".join(f"{'':>11}{table[b]['token_budget']:>9.0f}" for b in budgets))
     return "\n".join(rows)
 

@@ -298,7 +298,8 @@ def labelling_plan(task, problems: dict, *, n_samples: int, n_rollouts: int, tok
             for split, ps in problems.items()}
     plan = budget.plan_generation(rows, tokens_per_row=tokens_per_rollout, tokens_per_s=tokens_per_s,
                                   budget_minutes=budget_minutes, batch_size=batch_size,
-                                  what=f"Monte-Carlo labelling ({n_rollouts} rollouts after each step of a wrong solution)")
+                                  what=f"Monte-Carlo labelling ({n_rollouts} rollouts after each step of a wrong "
+                                       "solution)")
     raised = {s: min(n, EVAL_MIN_PROBLEMS) for s, n in plan.full.items()
               if s != "train" and plan.keep[s] < min(n, EVAL_MIN_PROBLEMS)}
     if raised:

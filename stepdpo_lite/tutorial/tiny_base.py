@@ -89,8 +89,10 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
             result = tasks.evaluate_policy(model, tokenizer, val, progress=False)
             model.train()
             acc = result["accuracy"]
-            log.append({"step": state.global_step, "val_greedy_accuracy": acc, "first_error_kinds": result["first_error_kinds"]})
-            print(f"step {state.global_step}: validation greedy accuracy {acc:.3f} {result['first_error_kinds']}", flush=True)
+            log.append({"step": state.global_step, "val_greedy_accuracy": acc,
+                        "first_error_kinds": result["first_error_kinds"]})
+            print(f"step {state.global_step}: validation greedy accuracy {acc:.3f} {result['first_error_kinds']}",
+                  flush=True)
             if acc >= target_accuracy:
                 control.should_training_stop = True
 

@@ -18,8 +18,10 @@ consistently (``toyworld.noisy_training_text``); step labels are the checker's (
 error is wrong), the outcome label is whether the final answer is right. Validation: solutions the tiny
 policy samples itself on validation problems (like notebook 01's), labelled by the checker.
 
-    python -m stepdpo_lite.tutorial.verifier_pretraining --out data/tiny-verifier            # defaults: the card's recipe
-    python -m stepdpo_lite.tutorial.verifier_pretraining --out /tmp/v --rows 2000 --max-steps 20 --batch-size 16  # a smoke run
+    # defaults: the card's recipe
+    python -m stepdpo_lite.tutorial.verifier_pretraining --out data/tiny-verifier
+    # a smoke run
+    python -m stepdpo_lite.tutorial.verifier_pretraining --out /tmp/v --rows 2000 --max-steps 20 --batch-size 16
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ CHUNK = 20_000  # problems per data chunk; chunk i is seeded data_seed + i (1000
 class VerifierPretrainingConfig:
     """Everything one pretraining run depends on (saved in its ``training_log.json``)."""
 
-    out: str = field(default=str(toyworld.TINY_VERIFIER_DIR), metadata={"help": "Where the model, tokenizer and log go."})
+    out: str = field(default=str(toyworld.TINY_VERIFIER_DIR), metadata={
+        "help": "Where the model, tokenizer and log go."})
     init: str = field(default=str(toyworld.TINY_BASE_DIR), metadata={
         "help": "Model to continue: data/tiny-base, or an earlier verifier (e.g. to add the outcome format)."})
     rows: int = field(default=100_000, metadata={
@@ -205,7 +208,8 @@ def encode_rows(process, outcome, rows: list[dict]) -> list[dict]:
             for i in index:
                 tokenize_rows(verifier, [rows[i]], where=f"encode_rows: rows[{i}]")
             raise
-        prompt_lengths = [len(verifier.prefix_ids) + len(ids) for ids in verifier._tokenize([r["prompt"] for r in part])]
+        prompt_lengths = [len(verifier.prefix_ids) + len(ids)
+                          for ids in verifier._tokenize([r["prompt"] for r in part])]
         for i, feature, start in zip(index, encoded, prompt_lengths):
             features[i] = {**feature, "solution_start": start}
     return features
@@ -400,7 +404,8 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
            "loss_history": [h for h in trainer.state.log_history if "loss" in h],
            "steps": trainer.state.global_step, "rows_seen": trainer.state.global_step * c.batch_size,
            "wall_seconds": round(time.time() - started, 1), "prep_seconds": round(prep_seconds, 1),
-           "hardware": torch.cuda.get_device_name() if on_gpu else f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
+           "hardware": (torch.cuda.get_device_name() if on_gpu
+                        else f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}"),
            "torch": torch.__version__}
 
     toyworld.save_tiny_model(model, tok, c.out, log)  # the model card, written by hand, is kept

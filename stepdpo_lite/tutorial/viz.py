@@ -552,7 +552,8 @@ def plot_verifier_pretraining(training_log, title=None, save_to=None):
         for key, color in colors.items():
             pts = [(xi, r[key]) for xi, r in zip(x, curve) if r.get(key) is not None]
             if pts:
-                ax.plot(*np.array(pts).T, marker="o", markersize=3, color=color, label=names[key] if k == len(stages) - 1 else None)
+                ax.plot(*np.array(pts).T, marker="o", markersize=3, color=color,
+                        label=names[key] if k == len(stages) - 1 else None)
         if k:
             ax.axvline(offset / 1e6, color="grey", ls=":", lw=1)
         config = stage.get("config", {})
@@ -842,8 +843,8 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
 
     ``solutions[i]`` are problem i's solutions (texts, split with ``delimiter``, or lists of steps),
     ``step_rewards[i][j]`` the step rewards (log-odds) of solution j, ``verdicts[i][j]`` optional gold
-    verdicts (``toyworld.Verdict``, dicts with ``step_labels``, or lists of step labels). Returns a ``VBox`` with ``.picker``, ``.threshold``,
-    ``.html`` and ``.output`` attributes; it builds and updates without a frontend.
+    verdicts (``toyworld.Verdict``, dicts with ``step_labels``, or lists of step labels). Returns a ``VBox`` with
+    ``.picker``, ``.threshold``, ``.html`` and ``.output`` attributes; it builds and updates without a frontend.
     """
     import ipywidgets as w
 
