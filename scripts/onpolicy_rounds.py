@@ -15,7 +15,9 @@ minutes a round on an H200) and 1,000 test problems:
 
 Needs notebook 01's run (problem counts in ``metrics.json``) and notebook 02's PRM (``runs/<profile>/prm`` and
 ``prm.first_error_threshold``). Nothing is written into the run folder unless ``--save-policies`` points there.
-Prints one line per round and method, then the table; ``--out`` writes every figure as JSON.
+Prints one line per round and method, then the table; ``--out`` writes every figure as JSON. ``--progress`` adds
+progress bars to the rounds' sampling, PRM scoring, training and evaluation: at 100 times the data a round runs
+for an hour on 2 CPU cores between its printed lines.
 """
 
 from __future__ import annotations
@@ -96,6 +98,9 @@ def main(argv=None):
                     help="where the policies sample and train (default: the profile's; the tiny profile's is cpu)")
     ap.add_argument("--sample-batch-size", type=int, default=None,
                     help="rows per generate and PRM call (default: the profile's)")
+    ap.add_argument("--progress", action="store_true",
+                    help="progress bars on the rounds' sampling, PRM scoring, training and evaluation (a large "
+                         "round on a CPU runs an hour between its printed lines)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-policies", default=None, help="save the last round's policies here")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
@@ -172,15 +177,17 @@ def main(argv=None):
                                 negative_temperature=args.negative_temperature,
                                 mirrored_negatives=args.mirrored_negatives,
                                 rejected_probs=args.rejected_probs, max_new_tokens=profile.max_new_tokens,
-                                batch_size=profile.sample_batch_size, threshold=threshold)
+                                batch_size=profile.sample_batch_size, threshold=threshold, progress=args.progress)
     train_args = onpolicy.training_args(profile, batch_size=args.batch_size,
                                         learning_rate=args.lr or profile.dpo_learning_rate,
                                         max_steps=args.steps or -1, beta=args.beta, seed=args.seed)  # notebook 04's
-    # the script's own: one epoch over each round's pairs without --steps (max_steps -1), the last batch too; no
-    # progress bar on a GPU profile either (each round prints its lines); a log entry every 5 steps (a twentieth of
-    # -1 steps is none)
-    ts = train_settings(args={**train_args, "num_train_epochs": 1, "disable_tqdm": True, "logging_steps": 5})
-    config = {k: v for k, v in vars(args).items() if k not in ("out", "save_policies", "runs_dir")}
+    # the script's own: one epoch over each round's pairs without --steps (max_steps -1), the last batch too; a
+    # progress bar only with --progress, on a GPU profile too (each round prints its lines); a log entry every 5
+    # steps (a twentieth of -1 steps is none)
+    ts = train_settings(args={**train_args, "num_train_epochs": 1, "disable_tqdm": not args.progress,
+                              "logging_steps": 5})
+    # what the figures depend on (seed_spread.py compares runs by it): not where files go, nor the progress bars
+    config = {k: v for k, v in vars(args).items() if k not in ("out", "save_policies", "runs_dir", "progress")}
     print("config:", json.dumps(config), "threshold", round(threshold, 3), flush=True)
 
     base = None
@@ -188,7 +195,8 @@ def main(argv=None):
         t0 = time.perf_counter()
         base = tasks.greedy_and_sampled_accuracy(next(iter(policies.values())), tokenizer, eval_problems,
                                                  n_sampled=args.n_sampled, batch_size=rs.batch_size,
-                                                 max_new_tokens=rs.max_new_tokens, seed=args.seed)
+                                                 max_new_tokens=rs.max_new_tokens, seed=args.seed,
+                                                 progress=args.progress)
         print(f"start policy: greedy {base['accuracy']:.1%} sampled {base['sampled_accuracy']:.1%} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
 

@@ -31,7 +31,7 @@ class StubPRM:
         self.blind, self.calls = blind, 0
         self.config = type("Config", (), {"step_delimiter": "\n\nStep"})()
 
-    def score_solutions(self, prompts, solutions, batch_size=None):
+    def score_solutions(self, prompts, solutions, batch_size=None, progress=False):
         self.calls += 1
         out = []
         for prompt, sol in zip(prompts, solutions):
@@ -124,7 +124,7 @@ def test_bad_input_to_the_pair_builders_is_refused_naming_what_is_wrong():
             super().__init__()
             self.cut = cut
 
-        def score_solutions(self, prompts, solutions, batch_size=None):
+        def score_solutions(self, prompts, solutions, batch_size=None, progress=False):
             out = super().score_solutions(prompts, solutions, batch_size)
             return out[:-1] if self.cut == "solution" else [r[:-1] for r in out]
 
@@ -766,6 +766,43 @@ def test_only_the_rounds_methods_write_its_samples(monkeypatch):
         assert calls == drawn, (methods, calls)
 
 
+def test_a_rounds_progress_setting_reaches_every_generate_and_prm_call(monkeypatch):
+    """``RoundSettings.progress``: every generate call of a round (its samples, the Step-DPO corrections, the extra
+    wrong steps, the evaluation) and every PRM call shows a bar, or none. They showed none whatever the setting: on
+    a GPU profile (hours a round) or at 100 times the tutorial's data (an hour on a CPU) nothing said how far a round
+    had got."""
+    p, gold, bad, _ = problem_and_texts()
+    seen = []
+
+    class RecordingPRM(StubPRM):
+        def score_solutions(self, prompts, solutions, batch_size=None, progress=False):
+            seen.append(("prm", progress))
+            return super().score_solutions(prompts, solutions, batch_size)
+
+    def sample(model, tokenizer, prompts, n=1, progress=True, **kw):  # generation's default is a bar
+        seen.append(("generate", progress))
+        rests = [prompt[len(p.prompt):] for prompt in prompts]  # a context: the prompt and steps of a solution
+        assert all(gold.startswith(rest) for rest in rests)
+        return [[gold[len(rest):]] * n for rest in rests]  # the right solution, or the rest of it
+    monkeypatch.setattr(onpolicy.generation, "sample_solutions", sample)
+    policies = {m: f"<{m}>" for m in onpolicy.METHODS}
+    for progress in (True, False):
+        seen.clear()
+        rs = onpolicy.RoundSettings(samples_per_problem=3, threshold=THRESHOLD, step_negatives=1, progress=progress)
+        # every sample right: no pairs, nothing trains; then the round's evaluation
+        onpolicy.run_round(policies, None, RecordingPRM(), [p], [p], rs, onpolicy.TrainSettings(), n_sampled=1,
+                           out=lambda line: None)
+        assert {kind for kind, _ in seen} == {"generate", "prm"}, seen
+        n_round = len(seen)
+        # a wrong sample: its first error resampled (step_pairs), then more wrong steps there (step_negatives)
+        samples = prm_pairs.label_samples(RecordingPRM(), [p], [[gold, bad]], THRESHOLD, policy="dpo",
+                                          progress=progress)
+        rows, info = onpolicy.build_round_pairs(policies, None, RecordingPRM(), [p], samples, rs)
+        # one generate call for the correction, one per policy for the extra wrong steps (shared out among them)
+        assert info["step"]["pairs"] == 1 and sum(kind == "generate" for kind, _ in seen[n_round:]) == 4, seen
+        assert {shown for _, shown in seen} == {progress}, seen
+
+
 def test_a_round_refuses_a_sampler_without_policy_and_one_model_for_every_method():
     """``--sampler dpo --methods stepwise_dpo nll_only`` failed with KeyError: 'dpo' after everything had loaded,
     and one model given for every method was trained three times in turn, its "differences" to itself reported."""
@@ -1121,8 +1158,9 @@ def test_rounds_start_figures_measure_the_start_policy_again_only_on_a_quantized
     start = partial(onpolicy.rounds_start_figures, base, "<policy>", "<tok>", ["p1", "p2"], rs, n_sampled=3, seed=7)
     assert start(rounds=2, quantized=False) is base and start(rounds=0, quantized=True) is base and calls == []
     assert start(rounds=2, quantized=True) == {"accuracy": 0.25, "in_4_bits": True}
-    # as the rounds measure their policies: their batch size and token budget
-    assert calls == [("<policy>", "<tok>", ["p1", "p2"], dict(n_sampled=3, batch_size=8, max_new_tokens=40, seed=7))]
+    # as the rounds measure their policies: their batch size and token budget (and their progress bars)
+    assert calls == [("<policy>", "<tok>", ["p1", "p2"], dict(n_sampled=3, batch_size=8, max_new_tokens=40, seed=7,
+                                                               progress=False))]
 
 
 def round_record(n, acc):
@@ -1267,7 +1305,8 @@ def test_onpolicy_rounds_writes_out_after_every_round_on_the_device_and_problem_
         monkeypatch, tmp_path, capsys):
     """A GPU run at 100 times the data takes minutes a round under a time limit: --out was written only after the last
     round, so a run stopped part way kept nothing. --device, --sample-batch-size, --train-problems and
-    --eval-problems reach the policy's loader, the splits and the rounds."""
+    --eval-problems reach the policy's loader, the splits and the rounds; --progress the rounds' bars and the
+    trainers' (such a round ran an hour on a CPU between two printed lines), and not the config runs are compared by."""
     import json
     import runpy
 
@@ -1286,7 +1325,7 @@ def test_onpolicy_rounds_writes_out_after_every_round_on_the_device_and_problem_
         seen.setdefault("counts", (n_train, n_eval)) and {"train": ["p"], "validation": ["v"], "test": ["t"]}))
 
     def two_rounds_then_stopped(policies, tokenizer, prm, train, evaluation, rs, ts, on_round=None, **kw):
-        seen["sample_batch_size"] = rs.batch_size
+        seen["sample_batch_size"], seen["progress"] = rs.batch_size, (rs.progress, ts.args["disable_tqdm"])
         on_round({"round": 1, "accuracy": 0.5}, {})
         on_round({"round": 2, "accuracy": 0.6}, {})
         raise KeyboardInterrupt  # the time limit, in round 3
@@ -1301,6 +1340,10 @@ def test_onpolicy_rounds_writes_out_after_every_round_on_the_device_and_problem_
     assert [r["round"] for r in saved["rounds"]] == [1, 2] and saved["config"]["train_problems"] == 9600
     assert seen["counts"] == (9600, 1000) and seen["sample_batch_size"] == 512 and seen["prm_device"] == "cpu"
     assert seen["profile"].device == "cpu" and seen["profile"].sample_batch_size == 512
+    assert seen["progress"] == (False, True)  # no bars by default: each round prints its lines
+    with pytest.raises(KeyboardInterrupt):
+        script["main"](["--runs-dir", str(tmp_path), "--no-base", "--progress", "--out", str(out)])
+    assert seen["progress"] == (True, False) and "progress" not in json.loads(out.read_text())["config"]
     if not torch.cuda.is_available():  # found before anything is read, not as a torch error once the policies load
         with pytest.raises(SystemExit):
             script["main"](["--runs-dir", str(tmp_path / "none"), "--device", "cuda"])

@@ -298,6 +298,8 @@ class RoundSettings:
     max_new_tokens: int = 160
     batch_size: int = 64                  # sampling and scoring
     threshold: float = 0.0                # PRM log-odds threshold (notebook 02's validation threshold)
+    progress: bool = False                # bars over the round's sampling, PRM scoring and evaluation: a GPU
+                                          # profile's round or a large one takes hours, the tiny one's seconds
 
     def __post_init__(self):
         for name in ("samples_per_problem", "max_pairs_per_problem", "step_pairs_per_problem", "step_tries",
@@ -369,9 +371,9 @@ def sample_round(policies: Mapping[str, object], tokenizer, prm, problems, rs: R
         with generation.evaluating(policies[name]):
             sols = tasks.sample_solutions(policies[name], tokenizer, problems, n=k, temperature=rs.temperature,
                                           batch_size=rs.batch_size, max_new_tokens=rs.max_new_tokens, seed=seed + j,
-                                          progress=False)
+                                          progress=rs.progress)
         for row, labelled in zip(samples, label_samples(prm, problems, sols, rs.threshold, policy=name,
-                                                        batch_size=rs.batch_size)):
+                                                        batch_size=rs.batch_size, progress=rs.progress)):
             row += labelled
     return samples
 
@@ -390,14 +392,14 @@ def build_round_pairs(policies, tokenizer, prm, problems, samples, rs: RoundSett
                                  max_per_problem=rs.step_pairs_per_problem, tries=rs.step_tries,
                                  attempts=rs.step_attempts, rejected_probs=rs.rejected_probs,
                                  temperature=rs.temperature, max_new_tokens=rs.max_new_tokens,
-                                 batch_size=rs.batch_size, seed=seed)
+                                 batch_size=rs.batch_size, seed=seed, progress=rs.progress)
         rows += step
         info["step"] = dict(stats)
         if rs.step_negatives:
             neg, stats = step_negatives(policies, tokenizer, prm, problems, step, rs.threshold, tries=rs.negative_tries,
                                         max_per_state=rs.step_negatives, temperature=rs.negative_temperature,
                                         rejected_probs=rs.rejected_probs, max_new_tokens=rs.max_new_tokens,
-                                        batch_size=rs.batch_size, seed=seed)
+                                        batch_size=rs.batch_size, seed=seed, progress=rs.progress)
             rows += neg
             info["step_negatives"] = dict(stats)
         if rs.mirrored_negatives != "no":
@@ -485,7 +487,7 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
     for method in methods:
         record.setdefault(method, {}).update(tasks.greedy_and_sampled_accuracy(
             policies[method], tokenizer, eval_problems, n_sampled=n_sampled, batch_size=rs.batch_size,
-            max_new_tokens=rs.max_new_tokens, seed=seed, per_problem=True))
+            max_new_tokens=rs.max_new_tokens, seed=seed, per_problem=True, progress=rs.progress))
     minus = stepwise_minus({m: record[m]["per_problem"] for m in methods})
     if minus is not None:
         record["stepwise_dpo_minus"] = minus
@@ -671,7 +673,8 @@ def rounds_start_figures(base: dict, start_policy, tokenizer, problems, rs: Roun
     if not quantized or not rounds:
         return base
     return tasks.greedy_and_sampled_accuracy(start_policy, tokenizer, problems, n_sampled=n_sampled,
-                                             batch_size=rs.batch_size, max_new_tokens=rs.max_new_tokens, seed=seed)
+                                             batch_size=rs.batch_size, max_new_tokens=rs.max_new_tokens, seed=seed,
+                                             progress=rs.progress)
 
 
 def policy_metrics(one_round: Mapping[str, dict], records: Sequence[dict], rounds_base: dict | None,

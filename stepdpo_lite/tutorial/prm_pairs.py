@@ -96,11 +96,13 @@ def _fits(prm, prompt: str, steps: list[str]) -> bool:
 
 
 def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: float, *, policy: str | None = None,
-                  delimiter: str | None = None, batch_size: int | None = None) -> list[list[Sample]]:
+                  delimiter: str | None = None, batch_size: int | None = None,
+                  progress: bool = False) -> list[list[Sample]]:
     """Score every step of every solution with the PRM (one forward pass each) and check every final answer.
 
     ``solutions[i]`` holds the sampled texts of ``problems[i]``; ``policy`` names who sampled them (in
-    ``Sample.policy``). Blank solutions and ones too long for the PRM are kept, unscored (``rewards=None``)."""
+    ``Sample.policy``). Blank solutions and ones too long for the PRM are kept, unscored (``rewards=None``).
+    ``progress``: a bar over the PRM's scoring batches."""
     if len(problems) != len(solutions):
         raise ValueError(f"label_samples: {len(problems)} problems but {len(solutions)} lists of solutions")
     finite_number(threshold, "threshold (a log-odds)", "label_samples")
@@ -121,7 +123,7 @@ def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: 
         out.append(row)
     if todo:
         rewards = prm.score_solutions([problems[s.problem].prompt for s in todo], [s.steps for s in todo],
-                                      batch_size=batch_size)
+                                      batch_size=batch_size, progress=progress)
         if len(rewards) != len(todo):  # a zip would leave the rest unscored, as if too long for the PRM
             raise ValueError(f"label_samples: the PRM returned {len(rewards)} lists of rewards for "
                              f"{len(todo)} solutions")
@@ -197,7 +199,7 @@ def solution_pairs(problems, samples: Sequence[Sequence[Sample]], *, max_pairs_p
 def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples: Sequence[Sequence[Sample]],
                threshold: float, *, max_per_problem: int = 1, tries: int = 4, attempts: int = 2,
                require: str = "solution", rejected_probs: str = "first_error", temperature: float = 1.0,
-               max_new_tokens: int = 160, batch_size: int = 64, seed: int = 0,
+               max_new_tokens: int = 160, batch_size: int = 64, seed: int = 0, progress: bool = False,
                sample_fn: Callable | None = None) -> tuple[list[dict], Counter]:
     """Step-DPO pairs without gold labels: for up to ``max_per_problem`` rejected solutions per problem whose
     first wrong step k the PRM locates, the policy that wrote it (``policies[sample.policy]``, else the first)
@@ -207,7 +209,7 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
     solution as good as a solution pair's). Returns rows in the whole-solution form (see ``step_pair_rows`` for
     the others): ``prompt``, ``chosen`` = prefix + right step + its rest, ``rejected`` = the rejected solution,
     ``initial_reason_steps``, ``chosen_step``, ``rejected_step``, ``step_index`` = k, step probabilities and
-    rewards; and a counter of what was built and left out."""
+    rewards; and a counter of what was built and left out. ``progress``: bars over the resampling and its scoring."""
     if require not in ("step", "solution"):
         raise ValueError(f"require must be 'step' or 'solution', got {require!r}")
     for name, value in (("max_per_problem", max_per_problem), ("tries", tries), ("attempts", attempts)):
@@ -245,7 +247,7 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
             with generation.evaluating(policies[name]):
                 conts = sample_fn(policies[name], tokenizer, contexts, n=tries, temperature=temperature,
                                   batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                  seed=seed + 1000 * attempt + 17, progress=False)
+                                  seed=seed + 1000 * attempt + 17, progress=progress)
             cands = []
             for j, cs in zip(js, conts):
                 s = todo[j]
@@ -254,7 +256,7 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
                     cands.append((j, prefix + c))
             # Score each candidate as a whole solution (the PRM reads step k in the context of the prefix)
             labelled = _label_texts(prm, problems, [todo[j].problem for j, _ in cands], [t for _, t in cands],
-                                    threshold, name)
+                                    threshold, name, progress)
             for (j, text), cand in zip(cands, labelled):
                 if j in found:
                     continue
@@ -292,7 +294,7 @@ def _against_chosen(row: dict, rejected: Sample, rejected_step: str, rejected_pr
 def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, step_rows: Sequence[dict],
                    threshold: float, *, tries: int = 8, max_per_state: int = 3, temperature: float = 2.0,
                    rejected_probs: str = "first_error", max_new_tokens: int = 160, batch_size: int = 64, seed: int = 0,
-                   sample_fn: Callable | None = None) -> tuple[list[dict], Counter]:
+                   progress: bool = False, sample_fn: Callable | None = None) -> tuple[list[dict], Counter]:
     """More wrong steps at each Step-DPO state: the policies (``tries`` continuations of prompt + shared prefix,
     shared out among them, at ``temperature``) write step k again, and every distinct step k the PRM rejects
     becomes one more pair against the same chosen (up to ``max_per_state`` a state).
@@ -316,11 +318,11 @@ def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, ste
             continue
         with generation.evaluating(policies[name]):
             conts = sample_fn(policies[name], tokenizer, contexts, n=n, temperature=temperature, batch_size=batch_size,
-                              max_new_tokens=max_new_tokens, seed=seed + 31 * (j + 1), progress=False)
+                              max_new_tokens=max_new_tokens, seed=seed + 31 * (j + 1), progress=progress)
         cands += [(i, step_rows[i]["initial_reason_steps"] + c)
                   for i, cs in enumerate(conts) for c in dict.fromkeys(cs)]
     labelled = _label_texts(prm, problems, [step_rows[i]["problem_index"] for i, _ in cands], [t for _, t in cands],
-                            threshold, None)
+                            threshold, None, progress)
     rows, stats, taken = [], Counter(), {}
     for (i, _), cand in zip(cands, labelled):
         r, k = step_rows[i], step_rows[i]["step_index"]
@@ -389,14 +391,14 @@ def mirrored_negatives(prm, problems, step_rows: Sequence[dict], threshold: floa
     return rows, stats
 
 
-def _label_texts(prm, problems, problem_indices, texts, threshold, policy) -> list[Sample]:
+def _label_texts(prm, problems, problem_indices, texts, threshold, policy, progress=False) -> list[Sample]:
     """``label_samples`` for a flat list of (problem index, text)."""
     index = sorted(set(problem_indices))
     where = {i: n for n, i in enumerate(index)}
     groups = [[] for _ in index]
     for i, t in zip(problem_indices, texts):
         groups[where[i]].append(t)
-    labelled = label_samples(prm, [problems[i] for i in index], groups, threshold, policy=policy)
+    labelled = label_samples(prm, [problems[i] for i in index], groups, threshold, policy=policy, progress=progress)
     cursor = [0] * len(index)
     out = []
     for i in problem_indices:

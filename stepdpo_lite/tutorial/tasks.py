@@ -79,13 +79,14 @@ def problems_digest(problems) -> str:
 
 
 def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 2, batch_size: int = 64,
-                                max_new_tokens: int = 160, seed: int = 0, per_problem: bool = False) -> dict:
+                                max_new_tokens: int = 160, seed: int = 0, per_problem: bool = False,
+                                progress: bool = False) -> dict:
     """How notebook 04 and the on-policy rounds measure a policy: final-answer accuracy greedy (one solution per
     problem) and sampled at T = 1 (``n_sampled`` each); with a step checker, the share of right steps too.
     ``in_4_bits``: whether the weights were 4-bit ones. ``per_problem``: also ``"per_problem"``, how many of each
     problem's solutions are right (``greedy_right``, ``sampled_right``, ``n_sampled``): what
-    ``accuracy_differences`` compares two policies by."""
-    kw = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, seed=seed, progress=False)
+    ``accuracy_differences`` compares two policies by. ``progress``: a bar over each of the two generations."""
+    kw = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, seed=seed, progress=progress)
     with generation.evaluating(model):
         greedy = evaluate_policy(model, tokenizer, problems, n=1, temperature=0.0, **kw)
         sampled = evaluate_policy(model, tokenizer, problems, n=n_sampled, temperature=1.0, **kw)
