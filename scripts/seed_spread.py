@@ -9,8 +9,7 @@ also prints a 95% interval of the mean over the seeds, and says when its top lie
 seeds rule the goal's lead out for the method, not only for these runs.
 
     python scripts/seed_spread.py --seeds 0 1 2 --parallel 2
-    python scripts/seed_spread.py --seeds 0 1 2 --set ONPOLICY_STEP_PAIRING=first_token ONPOLICY_SFT_WEIGHT=5.0 \\
-        ONPOLICY_STEP_GRADIENT=output_layer ONPOLICY_STEP_WEIGHT=50.0
+    python scripts/seed_spread.py --seeds 0 1 2 --set ONPOLICY_PROTOCOL=first_error
 
 Needs notebooks 01-03's run (``make tutorial``). About 4 minutes per seed on 2 cores; ``--parallel 2`` runs two
 at a time with one thread each (about 6 minutes a pair). ``--out`` writes each seed's ``policy`` metrics as JSON.

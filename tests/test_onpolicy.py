@@ -1113,6 +1113,33 @@ def test_a_round_refuses_an_args_seed_that_the_round_seed_would_replace(monkeypa
     assert run(onpolicy.TrainSettings(args={"seed": 5, "data_seed": 5}), seed=5)[0]["pairs"]["total"] == 0
 
 
+def test_each_profile_names_a_protocol_its_policy_can_train():
+    """Notebook 04 trains the rounds by its profile's protocol: every protocol is a valid TrainSettings, the profiles'
+    names are the protocols', and a LoRA profile's protocol does not need a trainable output layer (a LoRA policy's
+    is frozen: OutputLayerStepDPOTrainer would refuse it after the one-round runs)."""
+    from stepdpo_lite.tutorial import profiles
+
+    assert set(profiles.ONPOLICY_PROTOCOLS) == set(onpolicy.PROTOCOLS)
+    for name in onpolicy.PROTOCOLS:
+        onpolicy.TrainSettings(**onpolicy.protocol(name))
+    for profile in profiles.PROFILES.values():
+        full = profile.task == "toy"  # onpolicy.start_policy: the tiny base fully fine-tuned, else a LoRA adapter
+        assert full or onpolicy.PROTOCOLS[profile.onpolicy_protocol]["step_gradient"] == "all", profile.name
+    assert profiles.get_profile("tiny").onpolicy_protocol == "output_layer"
+
+
+def test_a_protocols_knobs_override_only_where_set():
+    """Notebook 04's ONPOLICY_* knobs: None keeps the protocol's value; a misspelled protocol or field is refused."""
+    assert onpolicy.protocol("first_error") == onpolicy.PROTOCOLS["first_error"]
+    got = onpolicy.protocol("output_layer", sft_weight=1.0, step_pairing=None)
+    assert got == {**onpolicy.PROTOCOLS["output_layer"], "sft_weight": 1.0} != onpolicy.PROTOCOLS["output_layer"]
+    assert onpolicy.PROTOCOLS["output_layer"]["sft_weight"] == 5.0  # the table itself is not changed
+    with pytest.raises(ValueError, match="unknown on-policy protocol 'output-layer': choose one of"):
+        onpolicy.protocol("output-layer")
+    with pytest.raises(ValueError, match=r"protocol: \['beta'\] are not fields of a protocol"):
+        onpolicy.protocol("first_error", beta=0.2)
+
+
 def test_train_settings_args_with_stepwise_fields_reach_stepwise_dpo_only(tmp_path, tiny_model, tiny_tokenizer):
     """args with a StepwiseDPOConfig field (max_reasoning_steps, step_delimiter, ...) made DPO's and NLL only's
     DPOConfig fail with a TypeError after the round's sampling and pairs, as did a misspelt field; now the Stepwise

@@ -46,6 +46,7 @@ def test_train_reward_model_trains_by_the_profiles_recipe_in_a_scratch_folder(mo
     ("gradient_checkpointing", "no", "gradient_checkpointing must be True or False, got 'no'"),
     ("task", "math", r"task must be one of \('toy', 'gsm8k'\), got 'math'"),
     ("quantization", "8bit", "quantization must be one of"),
+    ("onpolicy_protocol", "first_token", r"onpolicy_protocol must be one of \('first_error', 'output_layer'\)"),
     ("model_name", "", "model_name must be a non-empty str, got ''"),
 ])
 def test_a_profile_of_ones_own_is_checked_field_by_field(field, value, message):

@@ -59,6 +59,15 @@ PAIR_KINDS = ("solution", "step", "both")
 MIRRORED = ("no", "add", "instead")
 STEP_GRADIENTS = ("all", "output_layer")
 STEP_REJECTED = ("round", "fresh", "expected", "top")
+# Notebook 04's two protocols for the rounds (TrainSettings fields), each fixed on the validation split
+# (docs/benchmarks.md, "What was tried"); a profile names its own (Profile.onpolicy_protocol)
+PROTOCOLS = {
+    # Step-DPO's objective (the first step that differs) through the whole network: any policy, a LoRA one too
+    "first_error": dict(step_pairing="first_error", sft_weight=20.0, step_weight=1.0, step_gradient="all"),
+    # the first token that differs, its step loss through the output layer only (output_layer_pairs.py: through the
+    # whole network it overshoots): a policy whose output layer trains, the tiny profile's fully fine-tuned one
+    "output_layer": dict(step_pairing="first_token", sft_weight=5.0, step_weight=50.0, step_gradient="output_layer"),
+}
 
 
 # ----------------------------------------------------------------------------- training
@@ -140,6 +149,17 @@ class TrainSettings:
                              "has a PEFT adapter or the reference is precomputed")
         if self.step_gradient == "output_layer":
             OutputLayerStepDPOTrainer.check_policy(model)
+
+
+def protocol(name: str, **overrides) -> dict:
+    """``PROTOCOLS[name]``, each field in ``overrides`` that is not None replacing the protocol's (notebook 04's
+    ``ONPOLICY_*`` knobs: None keeps the protocol's value); ``TrainSettings(**protocol(...), ...)`` checks the rest."""
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown on-policy protocol {name!r}: choose one of {sorted(PROTOCOLS)}")
+    unknown = sorted(set(overrides) - set(PROTOCOLS[name]))
+    if unknown:
+        raise ValueError(f"protocol: {unknown} are not fields of a protocol ({sorted(PROTOCOLS[name])})")
+    return PROTOCOLS[name] | {k: v for k, v in overrides.items() if v is not None}
 
 
 def _dataset(rows, columns):

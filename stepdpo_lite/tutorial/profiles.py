@@ -20,6 +20,9 @@ from .smoke import GSM8K_SLICE, ensure_smoke_base, smoke_base_dir
 from .toyworld import TINY_BASE_DIR, TINY_VERIFIER_DIR
 
 
+ONPOLICY_PROTOCOLS = ("first_error", "output_layer")  # onpolicy.PROTOCOLS' names (onpolicy imports this module)
+
+
 @dataclass(frozen=True)
 class Profile:
     """Model and sizes for one kind of machine; the notebooks read everything from here."""
@@ -75,6 +78,10 @@ class Profile:
     sampling_tokens_per_s: float | None = field(default=None, metadata={
         "help": "Sampling speed assumed by time estimates: new tokens a second summed over a batch of "
                 "sample_batch_size rows (None: unknown, estimates count tokens only)."})
+    onpolicy_protocol: str = field(default="first_error", metadata={
+        "help": "The training protocol of notebook 04's on-policy rounds (onpolicy.PROTOCOLS): 'first_error' "
+                "(Step-DPO's pairing, any policy) or 'output_layer' (the first differing token through the output "
+                "layer only: a policy whose output layer trains, so not a LoRA one)."})
     mc_budget_minutes: float | None = field(default=None, metadata={
         "help": "Notebook 01 labels only as many problems by Monte-Carlo rollouts as fit this many minutes at "
                 "sampling_tokens_per_s (None: no cap)."})
@@ -99,6 +106,7 @@ class Profile:
                 raise ValueError(f"Profile: {f.name} must be a non-empty str{' or None' if optional else ''}, "
                                  f"got {value!r}")
         for name, allowed in (("task", ("toy", "gsm8k")), ("quantization", ("4bit", None)),
+                              ("onpolicy_protocol", ONPOLICY_PROTOCOLS),
                               ("dtype", ("float32", "float16", "bfloat16", "auto"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Profile: {name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -173,7 +181,9 @@ PROFILES: dict[str, Profile] = {
                     orm_learning_rate=5e-4, orm_epochs=2.0,  # chosen on validation: scripts/reward_learning_rates.py
                     n_train_problems=600, n_eval_problems=150, n_samples_per_problem=4, best_of_n=16,
                     n_test_time_problems=50,  # 30 would put one problem at 3.3 points: too coarse to order methods
-                    sample_batch_size=128),
+                    sample_batch_size=128,
+                    # its policy is fully fine-tuned: the protocol best on validation for Stepwise DPO (notebook 04)
+                    onpolicy_protocol="output_layer"),
     # Colab's free T4: 16 GB, no bfloat16, so float16 compute.
     "t4-16gb": Profile(name="t4-16gb", model_name="Qwen/Qwen2.5-0.5B-Instruct", quantization="4bit", dtype="float16",
                        max_length=1024, max_new_tokens=512, train_batch_size=4, gradient_accumulation_steps=4,
