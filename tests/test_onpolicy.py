@@ -1123,9 +1123,13 @@ def test_each_profile_names_a_protocol_its_policy_can_train():
     for name in onpolicy.PROTOCOLS:
         onpolicy.TrainSettings(**onpolicy.protocol(name))
     for profile in profiles.PROFILES.values():
-        full = profile.task == "toy"  # onpolicy.start_policy: the tiny base fully fine-tuned, else a LoRA adapter
-        assert full or onpolicy.PROTOCOLS[profile.onpolicy_protocol]["step_gradient"] == "all", profile.name
+        assert onpolicy.protocol(profile.onpolicy_protocol, profile) == onpolicy.PROTOCOLS[profile.onpolicy_protocol]
+        assert onpolicy.starts_with_lora(profile) == (profile.name != "tiny"), profile.name
     assert profiles.get_profile("tiny").onpolicy_protocol == "output_layer"
+    # a LoRA profile told to take the output layer's protocol is refused up front, not after the one-round runs
+    with pytest.raises(ValueError, match="profile 't4-16gb' trains a LoRA adapter, whose output layer is frozen"):
+        onpolicy.protocol("output_layer", profiles.get_profile("t4-16gb"))
+    onpolicy.protocol("output_layer", profiles.get_profile("t4-16gb"), step_gradient="all")
 
 
 def test_a_protocols_knobs_override_only_where_set():
@@ -1138,6 +1142,8 @@ def test_a_protocols_knobs_override_only_where_set():
         onpolicy.protocol("output-layer")
     with pytest.raises(ValueError, match=r"protocol: \['beta'\] are not fields of a protocol"):
         onpolicy.protocol("first_error", beta=0.2)
+    with pytest.raises(ValueError, match="step_gradient='output_layer' needs step_pairing='first_token'"):
+        onpolicy.protocol("output_layer", step_pairing="first_error")  # the combination, before any training
 
 
 def test_train_settings_args_with_stepwise_fields_reach_stepwise_dpo_only(tmp_path, tiny_model, tiny_tokenizer):

@@ -151,15 +151,28 @@ class TrainSettings:
             OutputLayerStepDPOTrainer.check_policy(model)
 
 
-def protocol(name: str, **overrides) -> dict:
+def protocol(name: str, profile=None, **overrides) -> dict:
     """``PROTOCOLS[name]``, each field in ``overrides`` that is not None replacing the protocol's (notebook 04's
-    ``ONPOLICY_*`` knobs: None keeps the protocol's value); ``TrainSettings(**protocol(...), ...)`` checks the rest."""
+    ``ONPOLICY_*`` knobs: None keeps the protocol's value). Checked up front, not after notebook 04's one-round runs:
+    the fields together (``TrainSettings``), and with ``profile`` that its start policy can train by them."""
     if name not in PROTOCOLS:
         raise ValueError(f"unknown on-policy protocol {name!r}: choose one of {sorted(PROTOCOLS)}")
     unknown = sorted(set(overrides) - set(PROTOCOLS[name]))
     if unknown:
         raise ValueError(f"protocol: {unknown} are not fields of a protocol ({sorted(PROTOCOLS[name])})")
-    return PROTOCOLS[name] | {k: v for k, v in overrides.items() if v is not None}
+    chosen = PROTOCOLS[name] | {k: v for k, v in overrides.items() if v is not None}
+    TrainSettings(**chosen)  # e.g. "output_layer" with step_pairing "first_error": refused here
+    if profile is not None and chosen["step_gradient"] == "output_layer" and starts_with_lora(profile):
+        raise ValueError(f"protocol {name!r}: step_gradient='output_layer' trains only the policy's output layer, and "
+                         f"profile {profile.name!r} trains a LoRA adapter, whose output layer is frozen: use the "
+                         "'first_error' protocol")
+    return chosen
+
+
+def starts_with_lora(profile) -> bool:
+    """Whether ``start_policy`` gives ``profile`` a LoRA adapter (the GPU profiles' QLoRA) rather than a fully
+    fine-tuned model (the toy world's tiny base)."""
+    return profile.task != "toy"
 
 
 def _dataset(rows, columns):
@@ -231,10 +244,10 @@ def start_policy(profile, seed: int = 0):
     tiny base is fully fine-tuned (it has 0.9 M parameters); a GPU profile's is its 4-bit base with a fresh LoRA
     adapter (QLoRA), whose initial weights are drawn from ``seed``, so that every method starts from the same
     adapter. Padding on the right, as TRL's trainers pad."""
-    if profile.task == "toy":
-        model, tokenizer = load_tiny_base(profile.model_name, device=profile.device)
-    else:
+    if starts_with_lora(profile):
         model, tokenizer = load_profile_model(profile, lora=True, lora_seed=seed)
+    else:
+        model, tokenizer = load_tiny_base(profile.model_name, device=profile.device)
     tokenizer.padding_side = "right"
     return model, tokenizer
 
