@@ -6,7 +6,14 @@ split (to fix a protocol) or the test split (to report it):
     python scripts/onpolicy_rounds.py --runs-dir runs --rounds 4 --split validation --out val.json
     python scripts/onpolicy_rounds.py --rounds 4 --split test --save-policies runs/tiny/onpolicy_policies
 
-Notebook 04's protocol with 100 times its data on a GPU (9,600 problems × K = 3 a round, 1,000 steps; about 5
+``--protocol output_layer`` (or ``first_error``) trains by one of notebook 04's protocols (``onpolicy.PROTOCOLS``);
+without it the script's own defaults apply (NLL weight 5, weighted step pairing), as in the runs of
+``docs/benchmarks.md``. Notebook 04's own rounds on the tiny profile, eight of them:
+
+    python scripts/onpolicy_rounds.py --protocol output_layer --split test --rounds 8 --problems-per-round 96 \
+        --samples 3 --steps 10
+
+Notebook 04's first-error protocol with 100 times its data on a GPU (9,600 problems × K = 3 a round, 1,000 steps; about 5
 minutes a round on an H200) and 1,000 test problems:
 
     python scripts/onpolicy_rounds.py --split test --rounds 1 --train-problems 9600 --problems-per-round 9600 \
@@ -72,15 +79,20 @@ def main(argv=None):
                     help="pairs per device step (default: the profile's, as notebook 04's: 16 on tiny)")
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--beta", type=float, default=0.1)
-    ap.add_argument("--sft-weight", type=float, default=5.0)
+    ap.add_argument("--protocol", default=None, choices=list(onpolicy.PROTOCOLS),
+                    help="notebook 04's training protocol (onpolicy.PROTOCOLS; the tiny profile's is output_layer): "
+                         "sets --sft-weight, --step-pairing, --step-weight and --step-gradient, each not given")
+    ap.add_argument("--sft-weight", type=float, default=None, help="NLL weight of every method (default: 5.0)")
     ap.add_argument("--outcome-weight", type=float, default=0.0)
-    ap.add_argument("--step-pairing", default="weighted", choices=["weighted", "first_error", "first_token"])
-    ap.add_argument("--step-weight", type=float, default=1.0, help="Stepwise DPO's step-loss weight")
+    ap.add_argument("--step-pairing", default=None, choices=["weighted", "first_error", "first_token"],
+                    help="Stepwise DPO's step loss (default: weighted)")
+    ap.add_argument("--step-weight", type=float, default=None, help="Stepwise DPO's step-loss weight (default: 1.0)")
     ap.add_argument("--rejected-sft-weight", type=float, default=0.0,
                     help="Stepwise DPO adds the NLL of each rejected solution's PRM-accepted opening, by this "
                          "weight (0: none; a diagnostic, rejected_prefix_nll.py)")
-    ap.add_argument("--step-gradient", default="all", choices=list(onpolicy.STEP_GRADIENTS),
-                    help="'output_layer': Stepwise DPO's step loss moves the output layer only (needs first_token)")
+    ap.add_argument("--step-gradient", default=None, choices=list(onpolicy.STEP_GRADIENTS),
+                    help="'output_layer': Stepwise DPO's step loss moves the output layer only (needs first_token; "
+                         "default: all)")
     ap.add_argument("--step-rejected", default="round", choices=list(onpolicy.STEP_REJECTED),
                     help="'fresh': Stepwise DPO's rejected token is drawn again from the current policy at every "
                          "step (needs first_token); 'expected': that draw's expectation, exactly; 'top': the "
@@ -111,7 +123,17 @@ def main(argv=None):
                  "sample_batch_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    stepwise_only = {"--step-weight": args.step_weight != 1.0, "--step-gradient": args.step_gradient != "all",
+    # the four fields a protocol sets: a flag given wins, then --protocol's value, then the script's own default
+    given = {k: getattr(args, k) for k in ("sft_weight", "step_pairing", "step_weight", "step_gradient")}
+    try:
+        chosen = (onpolicy.protocol(args.protocol, get_profile(args.profile), **given) if args.protocol else
+                  dict(sft_weight=5.0, step_pairing="weighted", step_weight=1.0, step_gradient="all")
+                  | {k: v for k, v in given.items() if v is not None})
+    except ValueError as err:
+        ap.error(str(err))
+    vars(args).update(chosen)
+    stepwise_only = {"--step-weight": given["step_weight"] not in (None, 1.0),
+                     "--step-gradient": given["step_gradient"] not in (None, "all"),
                      "--step-rejected": args.step_rejected != "round",
                      "--rejected-sft-weight": args.rejected_sft_weight != 0}
     if "stepwise_dpo" not in args.methods and any(stepwise_only.values()):  # would be recorded, and train nothing
@@ -187,7 +209,9 @@ def main(argv=None):
     ts = train_settings(args={**train_args, "num_train_epochs": 1, "disable_tqdm": not args.progress,
                               "logging_steps": 5})
     # what the figures depend on (seed_spread.py compares runs by it): not where files go, nor the progress bars
-    config = {k: v for k, v in vars(args).items() if k not in ("out", "save_policies", "runs_dir", "progress")}
+    # nor --protocol, whose four fields it holds
+    config = {k: v for k, v in vars(args).items()
+              if k not in ("out", "save_policies", "runs_dir", "progress", "protocol")}
     print("config:", json.dumps(config), "threshold", round(threshold, 3), flush=True)
 
     base = None

@@ -1069,6 +1069,53 @@ def test_onpolicy_rounds_refuses_sizes_below_their_minimum_before_it_reads_a_run
     assert done.value.code == 2 and args[0].lstrip("-").replace("-", "_") in message.replace("-", "_"), message
 
 
+def test_onpolicy_rounds_protocol_flag_sets_what_is_not_given(monkeypatch, tmp_path, capsys):
+    """--protocol trains by one of notebook 04's protocols; a flag given wins over it; without it the script's own
+    defaults apply; a protocol the profile's policy cannot train by is refused before anything is read; the config
+    runs are compared by holds the four fields, not the flag's name."""
+    import json
+    import runpy
+
+    from stepdpo_lite import rewards
+    from stepdpo_lite.tutorial import runs
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
+    seen = {}
+    monkeypatch.setattr(runs, "require", lambda path, made_by: path)
+    monkeypatch.setattr(runs, "read_metrics", lambda run: {"prm": {"first_error_threshold": -1.5}})
+    monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
+    monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: ("<policy>", "<tokenizer>"))
+    monkeypatch.setattr(onpolicy, "recorded_splits", lambda *a, **kw: {"train": ["p"], "validation": ["v"]})
+
+    def one_round(policies, tokenizer, prm, train, evaluation, rs, ts, on_round=None, **kw):
+        seen["settings"] = {k: getattr(ts, k) for k in ("sft_weight", "step_pairing", "step_weight", "step_gradient")}
+        on_round({"round": 1}, {})
+        return [], {}
+    monkeypatch.setattr(onpolicy, "run_rounds", one_round)
+    monkeypatch.setattr(onpolicy, "format_round", lambda record, methods: "round")
+    monkeypatch.setattr(onpolicy, "extend_logs", lambda *a: None)
+    monkeypatch.setattr(onpolicy, "rounds_table", lambda *a: "table")
+    out = tmp_path / "rounds.json"
+    for flags, expected in [
+            (["--protocol", "output_layer"], onpolicy.PROTOCOLS["output_layer"]),
+            (["--protocol", "output_layer", "--sft-weight", "20"], {**onpolicy.PROTOCOLS["output_layer"],
+                                                                   "sft_weight": 20.0}),
+            (["--protocol", "first_error"], onpolicy.PROTOCOLS["first_error"]),
+            ([], dict(sft_weight=5.0, step_pairing="weighted", step_weight=1.0, step_gradient="all"))]:
+        script["main"](["--runs-dir", str(tmp_path), "--no-base", "--out", str(out), *flags])
+        assert seen["settings"] == expected, flags
+        config = json.loads(out.read_text())["config"]
+        assert "protocol" not in config and {k: config[k] for k in expected} == expected, flags
+    # notebook 04's output-layer protocol with DPO and NLL only: nothing set for Stepwise DPO by hand, so no error
+    script["main"](["--runs-dir", str(tmp_path), "--no-base", "--protocol", "output_layer", "--methods", "dpo",
+                    "nll_only"])
+    for flags, message in [(["--profile", "t4-16gb", "--protocol", "output_layer"], "whose output layer is frozen"),
+                           (["--protocol", "output_layer", "--step-pairing", "first_error"], "needs step_pairing")]:
+        with pytest.raises(SystemExit) as done:
+            script["main"](["--runs-dir", str(tmp_path / "none"), *flags])
+        assert done.value.code == 2 and message in capsys.readouterr().err, flags
+
+
 def test_extend_logs_counts_steps_on_across_rounds_and_tags_each_round():
     logs = {"dpo": []}
     round_1 = [{"step": 1, "loss": 0.7}, {"step": 2, "loss": 0.6}, {"step": 2, "train_runtime": 3.0}]  # as TRL logs
