@@ -7,14 +7,14 @@ split (to fix a protocol) or the test split (to report it):
     python scripts/onpolicy_rounds.py --rounds 4 --split test --save-policies runs/tiny/onpolicy_policies
 
 ``--protocol output_layer`` (or ``first_error``) trains by one of notebook 04's protocols (``onpolicy.PROTOCOLS``);
-without it the script's own defaults apply (NLL weight 5, weighted step pairing), as in the runs of
-``docs/benchmarks.md``. Notebook 04's own rounds on the tiny profile, eight of them:
+without it the script's own defaults apply (NLL weight 5, weighted step pairing, step weight 1). Notebook 04's own
+rounds on the tiny profile (its first two give the notebook's figures to the digit), eight of them:
 
     python scripts/onpolicy_rounds.py --protocol output_layer --split test --rounds 8 --problems-per-round 96 \
         --samples 3 --steps 10
 
-Notebook 04's first-error protocol with 100 times its data on a GPU (9,600 problems × K = 3 a round, 1,000 steps; about 5
-minutes a round on an H200) and 1,000 test problems:
+Notebook 04's first-error protocol with 100 times its data on a GPU (9,600 problems × K = 3 a round, 1,000 steps;
+about 5 minutes a round on an H200) and 1,000 test problems:
 
     python scripts/onpolicy_rounds.py --split test --rounds 1 --train-problems 9600 --problems-per-round 9600 \
         --samples 3 --steps 1000 --step-pairing first_error --sft-weight 20 --eval-problems 1000 --device cuda \
