@@ -215,6 +215,17 @@ def test_evaluate_saved_policies_measures_each_and_keeps_the_per_problem_counts_
     assert tasks.accuracy_differences(right["base"], right["again"])["accuracy"]["difference"] == 0
 
 
+def test_evaluate_saved_policies_passes_its_progress_setting_to_every_policy(monkeypatch):
+    """Notebook 04 on a GPU profile measures five policies for minutes each: a bar over each one's generations."""
+    seen = []
+    monkeypatch.setattr(tasks.generation, "load_policy", lambda path: (path, None))
+    monkeypatch.setattr(tasks, "greedy_and_sampled_accuracy", lambda policy, *a, progress=False, **kw: (
+        seen.append((policy, progress)) or {"accuracy": 0.5, "sampled_accuracy": 0.5, "per_problem": {}}))
+    for progress in (True, False):
+        tasks.evaluate_saved_policies({"a": "pa", "b": "pb"}, None, [], log=None, progress=progress)
+    assert seen == [("pa", True), ("pb", True), ("pa", False), ("pb", False)]
+
+
 def test_format_accuracy_names_the_steps_only_with_a_checker():
     figures = {"accuracy": 0.7266, "sampled_accuracy": 0.4, "step_accuracy": 0.8041}
     assert tasks.format_accuracy("dpo", figures) == ("dpo           greedy 72.7%   sampled(T=1) 40.0%"

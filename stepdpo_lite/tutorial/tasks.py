@@ -108,10 +108,12 @@ def format_accuracy(name: str, result: dict) -> str:
 
 
 def evaluate_saved_policies(saved: dict, tokenizer, problems, *, n_sampled: int = 2, batch_size: int = 64,
-                            max_new_tokens: int = 160, seed: int = 0, log=print) -> tuple[dict, dict]:
+                            max_new_tokens: int = 160, seed: int = 0, log=print,
+                            progress: bool = False) -> tuple[dict, dict]:
     """Each policy of ``saved`` (name -> what ``generation.load_policy`` takes: a Hub name, a folder, a LoRA
     adapter's folder) loaded in turn, measured by ``greedy_and_sampled_accuracy`` on the same ``problems`` and
-    dropped before the next, each line (``format_accuracy``) passed to ``log`` as it is measured. Returns
+    dropped before the next, each line (``format_accuracy``) passed to ``log`` as it is measured. ``progress``: a
+    bar over each policy's generations (a GPU profile's take minutes a policy). Returns
     ``(results, right)``: name -> its figures, and name -> its ``"per_problem"`` counts, for
     ``accuracy_differences`` (not in ``results``: metrics.json keeps the figures only)."""
     results, right = {}, {}
@@ -119,7 +121,7 @@ def evaluate_saved_policies(saved: dict, tokenizer, problems, *, n_sampled: int 
         policy, _ = generation.load_policy(path)
         results[name] = r = greedy_and_sampled_accuracy(policy, tokenizer, problems, n_sampled=n_sampled,
                                                         batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                                        seed=seed, per_problem=True)
+                                                        seed=seed, per_problem=True, progress=progress)
         right[name] = r.pop("per_problem")
         if log:
             log(format_accuracy(name, r))
