@@ -59,8 +59,8 @@ PAIR_KINDS = ("solution", "step", "both")
 MIRRORED = ("no", "add", "instead")
 STEP_GRADIENTS = ("all", "output_layer")
 STEP_REJECTED = ("round", "fresh", "expected", "top")
-# Notebook 04's two protocols for the rounds (TrainSettings fields), each fixed on the validation split
-# (docs/benchmarks.md, "What was tried"); a profile names its own (Profile.onpolicy_protocol)
+# Notebook 04's two protocols for the rounds (TrainSettings fields), each fixed on the validation split (notebook
+# 04's "What was tried", docs/benchmarks.md); a profile names its own (Profile.onpolicy_protocol)
 PROTOCOLS = {
     # Step-DPO's objective (the first step that differs) through the whole network: any policy, a LoRA one too
     "first_error": dict(step_pairing="first_error", sft_weight=20.0, step_weight=1.0, step_gradient="all"),
@@ -84,7 +84,8 @@ class TrainSettings:
     # > 0: Stepwise DPO adds the NLL of each rejected solution's PRM-accepted opening, the right steps RFT drops with
     # the wrong answer (a diagnostic; rejected_prefix_nll.py)
     rejected_sft_weight: float = 0.0
-    # "output_layer": Stepwise DPO's step loss moves the output layer only (a diagnostic; output_layer_pairs.py)
+    # "output_layer": Stepwise DPO's step loss moves the output layer only (the tiny profile's protocol, first a
+    # diagnostic; output_layer_pairs.py)
     step_gradient: str = "all"
     # "fresh": Stepwise DPO's rejected token is drawn again from the current policy at every step, not the round's
     # (a diagnostic; fresh_rejected_pairs.py); "expected": that draw's expectation over the vocabulary, exactly;

@@ -1,4 +1,4 @@
-"""A diagnostic: Stepwise DPO whose step loss moves the output layer only.
+"""Stepwise DPO whose step loss moves the output layer only: first a diagnostic, now the tiny profile's protocol.
 
 Why it exists (``docs/benchmarks.md``, "the digits lie on an arc"): the tiny policy's digit rows lie in order along
 an arc, and one step of the first-token pair loss ``−log σ(β·(ρ(c) − ρ(r)))`` (right digit ``c``, slip ``r``) moves
@@ -14,8 +14,9 @@ train the whole model as usual.
                                         train_dataset=rows, processing_class=tokenizer)
 
 ``onpolicy.TrainSettings(step_gradient="output_layer")`` and ``scripts/onpolicy_rounds.py --step-gradient
-output_layer`` train the Stepwise DPO method with it. Only ``step_pairing="first_token"`` is supported: one token
-per side at one shared state, so one hidden state per side.
+output_layer`` train the Stepwise DPO method with it; so does ``onpolicy.PROTOCOLS["output_layer"]``, the protocol
+of notebook 04's rounds on the tiny profile (it gave Stepwise DPO its best figures on validation). Only
+``step_pairing="first_token"`` is supported: one token per side at one shared state, so one hidden state per side.
 """
 
 from __future__ import annotations
