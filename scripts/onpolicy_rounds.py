@@ -6,9 +6,10 @@ split (to fix a protocol) or the test split (to report it):
     python scripts/onpolicy_rounds.py --runs-dir runs --rounds 4 --split validation --out val.json
     python scripts/onpolicy_rounds.py --rounds 4 --split test --save-policies runs/tiny/onpolicy_policies
 
-``--protocol output_layer`` (or ``first_error``) trains by one of notebook 04's protocols (``onpolicy.PROTOCOLS``);
-without it the script's own defaults apply (NLL weight 5, weighted step pairing, step weight 1). Notebook 04's own
-rounds on the tiny profile (its first two give the notebook's figures to the digit), eight of them:
+``--protocol output_layer`` (or ``first_error``) trains by one of notebook 04's protocols
+(``profiles.ONPOLICY_PROTOCOLS``); without it the script's own defaults apply (NLL weight 5, weighted step pairing,
+step weight 1). Notebook 04's own rounds on the tiny profile (its first two give the notebook's figures to the
+digit), eight of them:
 
     python scripts/onpolicy_rounds.py --protocol output_layer --split test --rounds 8 --problems-per-round 96 \
         --samples 3 --steps 10
@@ -46,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite.atomic import check_replaceable, write_atomic  # noqa: E402
 from stepdpo_lite.tutorial import budget, onpolicy, runs, tasks  # noqa: E402
-from stepdpo_lite.tutorial.profiles import get_profile  # noqa: E402
+from stepdpo_lite.tutorial.profiles import ONPOLICY_PROTOCOLS, get_profile  # noqa: E402
 
 
 def main(argv=None):
@@ -79,9 +80,10 @@ def main(argv=None):
                     help="pairs per device step (default: the profile's, as notebook 04's: 16 on tiny)")
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--beta", type=float, default=0.1)
-    ap.add_argument("--protocol", default=None, choices=list(onpolicy.PROTOCOLS),
-                    help="notebook 04's training protocol (onpolicy.PROTOCOLS; the tiny profile's is output_layer): "
-                         "sets --sft-weight, --step-pairing, --step-weight and --step-gradient, each not given")
+    ap.add_argument("--protocol", default=None, choices=list(ONPOLICY_PROTOCOLS),
+                    help="notebook 04's training protocol (profiles.ONPOLICY_PROTOCOLS; the tiny profile's is "
+                         "output_layer): sets --sft-weight, --step-pairing, --step-weight and --step-gradient, "
+                         "each not given")
     ap.add_argument("--sft-weight", type=float, default=None, help="NLL weight of every method (default: 5.0)")
     ap.add_argument("--outcome-weight", type=float, default=0.0)
     ap.add_argument("--step-pairing", default=None, choices=["weighted", "first_error", "first_token"],

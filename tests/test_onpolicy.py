@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from stepdpo_lite.tutorial import onpolicy, prm_pairs, tasks, toyworld
+from stepdpo_lite.tutorial import onpolicy, prm_pairs, profiles, tasks, toyworld
 from stepdpo_lite.rewards import InputTooLong
 from stepdpo_lite.steps import extract_steps
 
@@ -1097,10 +1097,10 @@ def test_onpolicy_rounds_protocol_flag_sets_what_is_not_given(monkeypatch, tmp_p
     monkeypatch.setattr(onpolicy, "rounds_table", lambda *a: "table")
     out = tmp_path / "rounds.json"
     for flags, expected in [
-            (["--protocol", "output_layer"], onpolicy.PROTOCOLS["output_layer"]),
-            (["--protocol", "output_layer", "--sft-weight", "20"], {**onpolicy.PROTOCOLS["output_layer"],
-                                                                   "sft_weight": 20.0}),
-            (["--protocol", "first_error"], onpolicy.PROTOCOLS["first_error"]),
+            (["--protocol", "output_layer"], profiles.ONPOLICY_PROTOCOLS["output_layer"]),
+            (["--protocol", "output_layer", "--sft-weight", "20"],
+             {**profiles.ONPOLICY_PROTOCOLS["output_layer"], "sft_weight": 20.0}),
+            (["--protocol", "first_error"], profiles.ONPOLICY_PROTOCOLS["first_error"]),
             ([], dict(sft_weight=5.0, step_pairing="weighted", step_weight=1.0, step_gradient="all"))]:
         script["main"](["--runs-dir", str(tmp_path), "--no-base", "--out", str(out), *flags])
         assert seen["settings"] == expected, flags
@@ -1164,13 +1164,12 @@ def test_each_profile_names_a_protocol_its_policy_can_train():
     """Notebook 04 trains the rounds by its profile's protocol: every protocol is a valid TrainSettings, the profiles'
     names are the protocols', and a LoRA profile's protocol does not need a trainable output layer (a LoRA policy's
     is frozen: OutputLayerStepDPOTrainer would refuse it after the one-round runs)."""
-    from stepdpo_lite.tutorial import profiles
-
-    assert set(profiles.ONPOLICY_PROTOCOLS) == set(onpolicy.PROTOCOLS)
-    for name in onpolicy.PROTOCOLS:
+    assert all(p.onpolicy_protocol in profiles.ONPOLICY_PROTOCOLS for p in profiles.PROFILES.values())
+    for name in profiles.ONPOLICY_PROTOCOLS:
         onpolicy.TrainSettings(**onpolicy.protocol(name))
     for profile in profiles.PROFILES.values():
-        assert onpolicy.protocol(profile.onpolicy_protocol, profile) == onpolicy.PROTOCOLS[profile.onpolicy_protocol]
+        name = profile.onpolicy_protocol
+        assert onpolicy.protocol(name, profile) == profiles.ONPOLICY_PROTOCOLS[name], profile.name
         assert onpolicy.starts_with_lora(profile) == (profile.name != "tiny"), profile.name
     assert profiles.get_profile("tiny").onpolicy_protocol == "output_layer"
     # a LoRA profile told to take the output layer's protocol is refused up front, not after the one-round runs
@@ -1181,10 +1180,11 @@ def test_each_profile_names_a_protocol_its_policy_can_train():
 
 def test_a_protocols_knobs_override_only_where_set():
     """Notebook 04's ONPOLICY_* knobs: None keeps the protocol's value; a misspelled protocol or field is refused."""
-    assert onpolicy.protocol("first_error") == onpolicy.PROTOCOLS["first_error"]
+    assert onpolicy.protocol("first_error") == profiles.ONPOLICY_PROTOCOLS["first_error"]
     got = onpolicy.protocol("output_layer", sft_weight=1.0, step_pairing=None)
-    assert got == {**onpolicy.PROTOCOLS["output_layer"], "sft_weight": 1.0} != onpolicy.PROTOCOLS["output_layer"]
-    assert onpolicy.PROTOCOLS["output_layer"]["sft_weight"] == 5.0  # the table itself is not changed
+    table = profiles.ONPOLICY_PROTOCOLS["output_layer"]
+    assert got == {**table, "sft_weight": 1.0} != table
+    assert table["sft_weight"] == 5.0  # the table itself is not changed
     with pytest.raises(ValueError, match="unknown on-policy protocol 'output-layer': choose one of"):
         onpolicy.protocol("output-layer")
     with pytest.raises(ValueError, match=r"protocol: \['beta'\] are not fields of a protocol"):

@@ -47,7 +47,7 @@ from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejected
 from .output_layer_pairs import OutputLayerStepDPOTrainer
 from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, mirrored_negatives, share_out,
                         solution_pairs, step_agreement, step_negatives, step_pairs)
-from .profiles import load_profile_model
+from .profiles import ONPOLICY_PROTOCOLS, load_profile_model
 from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
 from .toyworld import load_tiny_base
 from .viz import errorbar_differences, method_color, save_png
@@ -59,15 +59,6 @@ PAIR_KINDS = ("solution", "step", "both")
 MIRRORED = ("no", "add", "instead")
 STEP_GRADIENTS = ("all", "output_layer")
 STEP_REJECTED = ("round", "fresh", "expected", "top")
-# Notebook 04's two protocols for the rounds (TrainSettings fields), each fixed on the validation split (notebook
-# 04's "What was tried", docs/benchmarks.md); a profile names its own (Profile.onpolicy_protocol)
-PROTOCOLS = {
-    # Step-DPO's objective (the first step that differs) through the whole network: any policy, a LoRA one too
-    "first_error": dict(step_pairing="first_error", sft_weight=20.0, step_weight=1.0, step_gradient="all"),
-    # the first token that differs, its step loss through the output layer only (output_layer_pairs.py: through the
-    # whole network it overshoots): a policy whose output layer trains, the tiny profile's fully fine-tuned one
-    "output_layer": dict(step_pairing="first_token", sft_weight=5.0, step_weight=50.0, step_gradient="output_layer"),
-}
 
 
 # ----------------------------------------------------------------------------- training
@@ -153,15 +144,17 @@ class TrainSettings:
 
 
 def protocol(name: str, profile=None, **overrides) -> dict:
-    """``PROTOCOLS[name]``, each field in ``overrides`` that is not None replacing the protocol's (notebook 04's
-    ``ONPOLICY_*`` knobs: None keeps the protocol's value). Checked up front, not after notebook 04's one-round runs:
-    the fields together (``TrainSettings``), and with ``profile`` that its start policy can train by them."""
-    if name not in PROTOCOLS:
-        raise ValueError(f"unknown on-policy protocol {name!r}: choose one of {sorted(PROTOCOLS)}")
-    unknown = sorted(set(overrides) - set(PROTOCOLS[name]))
+    """``profiles.ONPOLICY_PROTOCOLS[name]``, each field in ``overrides`` that is not None replacing the protocol's
+    (notebook 04's ``ONPOLICY_*`` knobs: None keeps the protocol's value). Checked up front, not after notebook 04's
+    one-round runs: the fields together (``TrainSettings``), and with ``profile`` that its start policy can train by
+    them."""
+    if name not in ONPOLICY_PROTOCOLS:
+        raise ValueError(f"unknown on-policy protocol {name!r}: choose one of {sorted(ONPOLICY_PROTOCOLS)}")
+    unknown = sorted(set(overrides) - set(ONPOLICY_PROTOCOLS[name]))
     if unknown:
-        raise ValueError(f"protocol: {unknown} are not fields of a protocol ({sorted(PROTOCOLS[name])})")
-    chosen = PROTOCOLS[name] | {k: v for k, v in overrides.items() if v is not None}
+        raise ValueError(f"protocol: {unknown} are not fields of a protocol "
+                         f"({sorted(ONPOLICY_PROTOCOLS[name])})")
+    chosen = ONPOLICY_PROTOCOLS[name] | {k: v for k, v in overrides.items() if v is not None}
     TrainSettings(**chosen)  # e.g. "output_layer" with step_pairing "first_error": refused here
     if profile is not None and chosen["step_gradient"] == "output_layer" and starts_with_lora(profile):
         raise ValueError(f"protocol {name!r}: step_gradient='output_layer' trains only the policy's output layer, and "

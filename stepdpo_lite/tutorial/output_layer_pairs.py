@@ -14,8 +14,8 @@ train the whole model as usual.
                                         train_dataset=rows, processing_class=tokenizer)
 
 ``onpolicy.TrainSettings(step_gradient="output_layer")`` and ``scripts/onpolicy_rounds.py --step-gradient
-output_layer`` train the Stepwise DPO method with it; so does ``onpolicy.PROTOCOLS["output_layer"]``, the protocol
-of notebook 04's rounds on the tiny profile (it gave Stepwise DPO its best figures on validation). Only
+output_layer`` train the Stepwise DPO method with it; so does ``profiles.ONPOLICY_PROTOCOLS["output_layer"]``, the
+protocol of notebook 04's rounds on the tiny profile (it gave Stepwise DPO its best figures on validation). Only
 ``step_pairing="first_token"`` is supported: one token per side at one shared state, so one hidden state per side.
 """
 

@@ -20,7 +20,16 @@ from .smoke import GSM8K_SLICE, ensure_smoke_base, smoke_base_dir
 from .toyworld import TINY_BASE_DIR, TINY_VERIFIER_DIR
 
 
-ONPOLICY_PROTOCOLS = ("first_error", "output_layer")  # onpolicy.PROTOCOLS' names (onpolicy imports this module)
+# Notebook 04's two protocols for its on-policy rounds (onpolicy.TrainSettings fields; onpolicy.protocol reads them),
+# each fixed on the validation split (notebook 04's "What was tried", docs/benchmarks.md); a profile names its own
+# (Profile.onpolicy_protocol)
+ONPOLICY_PROTOCOLS = {
+    # Step-DPO's objective (the first step that differs) through the whole network: any policy, a LoRA one too
+    "first_error": dict(step_pairing="first_error", sft_weight=20.0, step_weight=1.0, step_gradient="all"),
+    # the first token that differs, its step loss through the output layer only (output_layer_pairs.py: through the
+    # whole network it overshoots): a policy whose output layer trains, the tiny profile's fully fine-tuned one
+    "output_layer": dict(step_pairing="first_token", sft_weight=5.0, step_weight=50.0, step_gradient="output_layer"),
+}
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,7 @@ class Profile:
         "help": "Sampling speed assumed by time estimates: new tokens a second summed over a batch of "
                 "sample_batch_size rows (None: unknown, estimates count tokens only)."})
     onpolicy_protocol: str = field(default="first_error", metadata={
-        "help": "The training protocol of notebook 04's on-policy rounds (onpolicy.PROTOCOLS): 'first_error' "
+        "help": "The training protocol of notebook 04's on-policy rounds (ONPOLICY_PROTOCOLS): 'first_error' "
                 "(Step-DPO's pairing, any policy) or 'output_layer' (the first differing token through the output "
                 "layer only: a policy whose output layer trains, so not a LoRA one)."})
     mc_budget_minutes: float | None = field(default=None, metadata={
@@ -106,7 +115,7 @@ class Profile:
                 raise ValueError(f"Profile: {f.name} must be a non-empty str{' or None' if optional else ''}, "
                                  f"got {value!r}")
         for name, allowed in (("task", ("toy", "gsm8k")), ("quantization", ("4bit", None)),
-                              ("onpolicy_protocol", ONPOLICY_PROTOCOLS),
+                              ("onpolicy_protocol", tuple(ONPOLICY_PROTOCOLS)),
                               ("dtype", ("float32", "float16", "bfloat16", "auto"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Profile: {name} must be one of {allowed}, got {getattr(self, name)!r}")
