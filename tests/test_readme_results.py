@@ -11,6 +11,8 @@ import math
 import re
 from pathlib import Path
 
+from scipy import stats
+
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = json.loads((ROOT / "docs" / "tutorial_metrics.json").read_text())
 
@@ -70,6 +72,12 @@ def _plus_minus(d: dict) -> str:
     return f"{difference} ± {100 * (d['high'] - d['low']) / 2:.1f}"
 
 
+def _sampled_accuracies(policy: dict) -> list[float]:
+    """Every policy's sampled accuracy: the `policy.*.sampled_accuracy` rows of notebook 06's Results table."""
+    runs = [policy[k] for k in ("base", "dpo", "nll_only", "step_dpo", "stepwise_dpo")]
+    return [r["sampled_accuracy"] for r in runs + list(policy["one_round_gold_labels"].values())]
+
+
 def readme_figures(m: dict) -> dict[str, list[str]]:
     """For each results row (a text that picks it out), the figures it must quote, formatted as in the table."""
     prm, orm, policy = m["prm"], m["orm"], m["policy"]
@@ -117,8 +125,16 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
     predicted = vis["explorer_first_problem_predicted"]
     credit_right = [r for by_step in credit["rewards"].values() for r, y in zip(by_step, credit["step_labels"]) if y]
     widths = _half_widths(m["test_time_differences"])
+    steered = m["test_time_differences"]["4"]["beam_prm"]["best_of_n_prm"]  # beam search minus best-of-N, B = 4
+    evaluation = m["evaluation"]
+    problems = evaluation["n_best_of_n_problems"]
+    candidates = problems * evaluation["n_candidates"]
+    sampled = _sampled_accuracies(policy)
+    greedy = evaluation["policy_accuracy"].values()
     data = m["data"]
     solutions, right = data["base_sampled_solutions"], data["base_sampled_accuracy"]
+    n_problems, rows = data["n_problems"], data["rows"]
+    threshold_p = 1 / (1 + math.exp(-prm["first_error_threshold"]))  # notebook 02's threshold, as P(correct)
     rounds, trained = policy["rounds"], ("stepwise_dpo", "dpo", "nll_only")
     by_position = [row["auroc"] for row in prm["step_auroc_by_position"]]  # steps 1, 2, ...
     gains = {k: [policy[name][k] - policy["base"][k] for name in trained] for k in ("accuracy", "sampled_accuracy")}
@@ -135,7 +151,14 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
                                "answers",
                                *(_percent(data["mc_label_agreement"][k]) for k in ("hard", "soft")),
                                *(f"recall {data['mc_label_precision_recall'][k]['recall']:.2f}, precision "
-                                 f"{data['mc_label_precision_recall'][k]['precision']:.2f}" for k in ("hard", "soft"))],
+                                 f"{data['mc_label_precision_recall'][k]['precision']:.2f}" for k in ("hard", "soft")),
+                               # its "What to look for" paragraphs: the samples, the summary, the datasets
+                               f"({n_problems['train']} train and {n_problems['validation']} + {n_problems['test']} "
+                               f"evaluation problems, {data['samples_per_problem']} samples each: {solutions:,}",
+                               f"of the {solutions - data['base_no_step_wrong']:,} solutions with a mistake",
+                               f"over the {rows['train_stepwise']:,} train samples",
+                               f"({rows['train_stepwise']:,} on train: {n_problems['train']} problems × "
+                               f"{data['samples_per_problem']})", f"({rows['train_preference']} on train)"],
         "02_process_reward_model.ipynb": [
             _auroc(prm["step_auroc"]), _auroc(prm["first_error_f1"]), _auroc(prm["zero_shot"]["step_auroc"]),
             _auroc(prm["zero_shot"]["f1"]), _auroc(prm["position_baseline_auroc"]),
@@ -145,14 +168,16 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"about {by_position[0]:.2f} at steps 1–2, {min(by_position[2:5]):.2f}–{max(by_position[2:5]):.2f} at "
             f"steps 3–5 and {by_position[5]:.2f} at step 6",
             f"falls from {by_position[0]:.2f} at step 1 to {by_position[-1]:.2f} at step {len(by_position)}",
-            *_interval(prm["qlora_minus_zero_shot"], lambda x: _signed(x, 4))],
+            *_interval(prm["qlora_minus_zero_shot"], lambda x: _signed(x, 4)), f"a threshold of P = {_p(threshold_p)}"],
         "03_outcome_reward_model.ipynb": [
             _auroc(orm["auroc"]), _auroc(orm["zero_shot_auroc"]), _auroc(orm["prm_min_auroc"]),
             _auroc(orm["combined_auroc"]), f"({orm['combined_process_weight']:g} on the PRM)",
             f"it rejects {orm['prm_rejected_right']['rejected']} of the {orm['prm_rejected_right']['right']} right "
             f"answers", f"and {round(100 * orm['prm_rejected_right']['slipped_among_rejected'])}% of those reached",
             f"({round(100 * orm['prm_rejected_right']['slipped_among_accepted'])}% of the ones it accepts)",
-            *(f for d in orm["differences"].values() for f in _interval(d, lambda x: _signed(x, 3)))],
+            *(f for d in orm["differences"].values() for f in _interval(d, lambda x: _signed(x, 3))),
+            f"the chosen weight is {orm['combined_process_weight']:g}",
+            f"one tag for each of the {rows['train_outcome']:,} train solutions"],
         "04_stepwise_dpo.ipynb": [
             *(_percent(r[k]) for r in (one_round["nll_only"], one_round["stepwise_dpo"], one_round["dpo"])
               for k in ("accuracy", "sampled_accuracy")), _percent(policy["base"]["accuracy"]),
@@ -217,7 +242,13 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             *(f"{_plus_minus(m['best_of_n_differences'][n]['orm']['majority'])} at N = {n}" for n in ("2", "8")),
             f"N = 2 ({_plus_minus(m['best_of_n_differences']['2']['combined']['prm_product'])})",
             *(_percent(policy[k]["accuracy"]) for k in ("base", "dpo", "stepwise_dpo", "nll_only")),
-            *(f for k in ("dpo", "nll_only") for f in _interval(minus[k]["accuracy"], _points))],
+            *(f for k in ("dpo", "nll_only") for f in _interval(minus[k]["accuracy"], _points)),
+            # the candidates' printout, the interval's t quantile, and the Results table's sampled and greedy rows
+            f"{candidates:,} candidates ({problems} problems × {evaluation['n_candidates']})",
+            f"from {evaluation['pass_at_n']['1']:.2f} at N = 1 to {evaluation['pass_at_n']['16']:.2f} at N = 16",
+            f"about {stats.t.ppf(0.975, problems - 1):.2f} for $P = {problems}$",
+            f"they are {round(100 * min(sampled))}–{round(100 * max(sampled))}%, far below the greedy "
+            f"{round(100 * min(greedy))}–{round(100 * max(greedy))}%"],
         "07_test_time_compute.ipynb": [
             *(_percent(search[b][k]) for b in ("4", "16") for k in ("majority", "best_of_n_orm", "best_of_n_prm",
                                                                      "beam_prm")), _percent(search["16"]["dvts_prm"]),
@@ -243,7 +274,13 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"only {_percent(search['candidate_accuracy'])} of the sampled solutions are right",
             f"What `make tutorial` printed ({search['n_problems']} held-out problems",
             f"{search['n_problems']} problems is few: one problem is {100 / search['n_problems']:g} points",
-            f"the intervals above run from ± {round(min(widths))} to ± {round(max(widths))} points"],
+            f"the intervals above run from ± {round(min(widths))} to ± {round(max(widths))} points",
+            # the candidates' printout and the accuracy table
+            f"{search['n_problems'] * 16} solutions ({search['n_problems']} problems × 16)",
+            f"{search['tokens_per_solution']:.1f} generated tokens each",
+            f"{round(search['4']['token_budget'])} tokens at B = 4 and {round(search['16']['token_budget'])} at B = 16",
+            f"beam search ({_percent(search['4']['beam_prm'])} and {_percent(search['16']['beam_prm'])})",
+            f"the {search['n_problems']} problems' interval ({_interval(steered, _points)[1]})"],
     }
 
 
@@ -425,12 +462,17 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     # 01: the hard Monte-Carlo estimate errs towards "right" (recall above precision), the soft one towards "wrong"
     mc = data["mc_label_precision_recall"]
     assert mc["hard"]["recall"] > mc["hard"]["precision"] and mc["soft"]["precision"] > mc["soft"]["recall"]
+    # ... nearly all the hard estimate's errors in one cell of its matrix: per right step called right, it calls
+    # 1/precision − 1 wrong steps right and misses 1/recall − 1 right ones
+    judged_good, judged_bad = 1 / mc["hard"]["precision"] - 1, 1 / mc["hard"]["recall"] - 1
+    assert judged_good / (judged_good + judged_bad) > 0.85
     assert orm["auroc"] > orm["prm_min_auroc"]  # 03: the PRM (min over steps) is the worse judge of the answer
     # 03's ROC reading: the PRM rejects about a third of the right answers (its curve flattens at two thirds), nearly
     # all of them lucky slips, and few of the ones it accepts slipped
     rejected = orm["prm_rejected_right"]
     assert 0.25 < rejected["rejected_share"] < 0.45 and rejected["slipped_among_rejected"] > 0.9
     assert rejected["slipped_among_accepted"] < 0.1
+    assert 0.6 < 1 - rejected["rejected_share"] < 2 / 3  # the curve flattens at nearly two thirds
     for name in ("dpo", "stepwise_dpo", "nll_only"):  # 04: every method gains over the base, in both parts
         assert min(policy[name]["accuracy"], one_round[name]["accuracy"]) > policy["base"]["accuracy"], name
     # 04: after one round on the checker's labels, NLL only leads and Stepwise DPO's preference term costs less
@@ -471,9 +513,18 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     for budget in ("4", "16"):  # 07: steering beats picking with the same PRM; the ORM picks better than majority
         at = m["test_time"][budget]
         assert at["beam_prm"] > at["best_of_n_prm"] and at["best_of_n_orm"] > at["majority"], budget
+        # the beam well above every picker (by 10 points or more), DVTS tied with it
+        assert at["beam_prm"] - max(at[k] for k in ("majority", "best_of_n_orm", "best_of_n_prm")) > 0.1, budget
+        assert at["dvts_prm"] == at["beam_prm"], budget
         # and the checker rates the steps the search kept above the ones it pruned
         pruning = m["test_time"]["pruning"][budget]
         assert pruning["kept_right"] > pruning["pruned_right"], budget
+    # 06's candidates: about one sample in four right, yet nine problems in ten with a right one among 16; every
+    # policy's sampled accuracy (the Results table's rows) far below every greedy one
+    evaluation = m["evaluation"]
+    assert abs(evaluation["candidate_accuracy"] - 1 / 4) < 0.03 and round(evaluation["pass_at_n"]["16"], 1) == 0.9
+    sampled = _sampled_accuracies(policy)
+    assert max(sampled) + 0.1 < min(evaluation["policy_accuracy"].values())
     # 06: the PRM pulls away from the ORM as N grows (the largest N's lead above the smallest's)
     diffs = m["best_of_n_differences"]
     sizes = sorted((n for n in diffs if int(n) > 1), key=int)
