@@ -25,8 +25,6 @@ import argparse
 import json
 import math
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite.atomic import write_atomic  # noqa: E402
-from stepdpo_lite.tutorial import onpolicy, runs  # noqa: E402
+from stepdpo_lite.tutorial import notebooks, onpolicy, runs  # noqa: E402
 
 # onpolicy_rounds.py settings newer than some --out files, at the value the older runs had: a file without one was run
 # so, and matches a newer file at that value
@@ -46,15 +44,8 @@ ADDED_SETTINGS = {"rejected_sft_weight": 0.0, "train_problems": None, "eval_prob
 
 def run_seed(run_dir: Path, profile: str, seed: int, sets: list[str], scratch: Path, threads: int | None) -> dict:
     """Notebook 04 with ``SEED = seed`` (and ``sets``) on a copy of ``run_dir``; its ``policy`` metrics."""
-    copy = scratch / f"seed_{seed}"
-    shutil.copytree(run_dir, copy / profile, ignore=shutil.ignore_patterns("executed", "checkpoints"))
-    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
-    cmd = [sys.executable, "-m", "stepdpo_lite.tutorial", "--runs-dir", str(copy), "--profile", profile,
-           "--only", "04", "--set", f"SEED={seed}", *sets]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    if done.returncode:
-        raise RuntimeError(f"seed {seed}: {' '.join(cmd)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    return json.loads((copy / profile / "metrics.json").read_text())["policy"]
+    return notebooks.run_on_copy(run_dir, scratch / f"seed_{seed}", ["04"], [f"SEED={seed}", *sets], profile,
+                                 threads)["policy"]
 
 
 def rounds_by_seed(paths: list[str], round_index: int | None = None) -> dict:

@@ -181,6 +181,25 @@ def test_readme_example_runs_as_written_after_the_tutorial(run, tmp_path, capsys
 
 
 @pytest.mark.notebook
+def test_run_on_copy_runs_a_notebook_on_a_copy_and_leaves_the_run_as_it_was(run, tmp_path):
+    """How scripts/seed_spread.py and scripts/exercise_runs.py run a variant: notebook 05 with one more explorer
+    problem, on a copy of the tiny run; the run's own metrics stay as they were, and a failure says why."""
+    if run["failed"] or "visualisation" not in json.loads((run["run"] / "metrics.json").read_text()):
+        pytest.fail("the tiny notebooks did not all run")
+    before = (run["run"] / "metrics.json").read_text()
+    small = tutorial.notebook_parameters(tutorial.NOTEBOOK_DIR / "05_step_reward_visualisation.ipynb") & set(SMALL)
+    sets = [f"{k}={SMALL[k]!r}" for k in sorted(small - {"N_EXPLORER_PROBLEMS"})]
+    explorer = SMALL["N_EXPLORER_PROBLEMS"] + 1
+    metrics = tutorial.run_on_copy(run["run"], tmp_path / "copy", ["05"], [*sets, f"N_EXPLORER_PROBLEMS={explorer}"],
+                                   threads=1)
+    solutions = json.loads(before)["visualisation"]["explorer_solutions"]
+    assert metrics["visualisation"]["explorer_solutions"] == solutions * explorer // SMALL["N_EXPLORER_PROBLEMS"]
+    assert (run["run"] / "metrics.json").read_text() == before
+    with pytest.raises(RuntimeError, match="NO_SUCH_SETTING"):
+        tutorial.run_on_copy(run["run"], tmp_path / "again", ["05"], ["NO_SUCH_SETTING=1"])
+
+
+@pytest.mark.notebook
 def test_reward_learning_rate_script_measures_both_recipes_on_the_tiny_run(run, capsys):
     """scripts/reward_learning_rates.py (how the tiny profile's ORM learning rate was chosen) on the run's data."""
     if run["failed"] or not (run["run"] / "data").exists():

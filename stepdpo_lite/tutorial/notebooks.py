@@ -20,6 +20,8 @@ import json
 import math
 import os
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -412,6 +414,26 @@ def _set_aside(old: Path, previous: Path, notebooks: set[str], out) -> None:
         old.unlink()
         print(f"the previous metrics.json, from a run that stopped early, is dropped: {previous} keeps the last "
               "complete table", file=out)
+
+
+def run_on_copy(run: str | os.PathLike, copy: str | os.PathLike, notebooks: Sequence[str], sets: Sequence[str] = (),
+                profile: str = "tiny", threads: int | None = None) -> dict:
+    """``notebooks`` (``--only``'s names) with ``sets`` (``--set``'s ``"KEY=VALUE"`` items) run headless by
+    ``python -m stepdpo_lite.tutorial``, in a process of their own, on a copy of the run folder ``run`` made at
+    ``copy/<profile>``: ``run`` is not touched, so what its other notebooks read stays as it was (a notebook 01 with
+    other settings would remake every later notebook's data). Its executed notebooks and checkpoints are not
+    copied. ``threads``: the process's ``OMP_NUM_THREADS``, one each when several run side by side. Returns the
+    copy's metrics; a run that fails raises ``RuntimeError`` with the end of its output.
+    ``scripts/seed_spread.py`` (notebook 04 per seed) and ``scripts/exercise_runs.py`` run their variants so."""
+    copy = Path(copy)
+    shutil.copytree(run, copy / profile, ignore=shutil.ignore_patterns("executed", "checkpoints"))
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    cmd = [sys.executable, "-m", "stepdpo_lite.tutorial", "--runs-dir", str(copy), "--profile", profile,
+           "--no-progress", "--only", *notebooks, *(["--set", *sets] if sets else [])]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    return runs.read_metrics(copy / profile)
 
 
 def render_html(executed_notebook_path: str | os.PathLike) -> str:
