@@ -140,3 +140,30 @@ def test_onpolicy_rounds_refuses_a_save_policies_path_it_cannot_save_to_before_r
         message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
         assert done.value.code == 2 and "file" in message, message
     assert (tmp_path / "a_file").read_text() == (tmp_path / "policies" / "dpo").read_text() == "notes"
+
+
+@pytest.mark.parametrize("args, option", [(["--only", "04_no_such_variant"], "--only"),
+                                          (["--only", "05_explorer_20", "05_explorer_20"], "--only"),
+                                          (["--parallel", "0"], "--parallel")])
+def test_exercise_runs_refuses_unknown_or_repeated_variants_before_any_runs(args, option, monkeypatch, capsys,
+                                                                           tmp_path):
+    """Each variant is a notebook run of up to 4 minutes: a misspelled name is refused with the list of names, not
+    found out after the variants before it ran; a repeated one would run twice for one entry."""
+    from stepdpo_lite.tutorial import notebooks
+
+    monkeypatch.setattr(notebooks, "run_on_copy", lambda *a, **kw: pytest.fail("a variant ran before the check"))
+    message = _refused("exercise_runs", [*args, "--runs-dir", str(tmp_path), "--out", str(tmp_path / "x.json")],
+                       monkeypatch, capsys, option)
+    if "no_such" in args[1]:
+        assert "05_explorer_20" in message  # the names to choose from
+
+
+def test_exercise_runs_needs_a_whole_tutorial_run_before_any_runs(monkeypatch, tmp_path):
+    """The variants read every notebook's outputs: a run without notebook 07's is refused, naming it."""
+    from stepdpo_lite.tutorial import notebooks
+
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "metrics.json").write_text('{"data": {}}')
+    monkeypatch.setattr(notebooks, "run_on_copy", lambda *a, **kw: pytest.fail("a variant ran before the check"))
+    with pytest.raises(FileNotFoundError, match="07_test_time_compute"):
+        _script("exercise_runs")["main"](["--runs-dir", str(tmp_path), "--out", str(tmp_path / "x.json")])

@@ -1,0 +1,92 @@
+"""The README's exercises, run: each setting the exercises ask for, in its notebook, on its own copy of a tutorial
+run, and the metrics it moves, written beside the run's own. docs/exercises.md quotes its output,
+docs/exercise_metrics.json, and tests/test_exercises.py checks that it does.
+
+    make tutorial
+    python scripts/exercise_runs.py --parallel 2 --out docs/exercise_metrics.json
+    python scripts/exercise_runs.py --only 04_sft_weight_1 04_first_error --out /tmp/exercises.json
+
+Each variant is one notebook run headless with one setting (``notebooks.run_on_copy``): the run folder itself is
+not touched, and every variant reads the same notebooks 01-07 outputs. The 13 variants take 17-18 minutes on 2
+cores with ``--parallel 2`` (notebook 04's three about 6 minutes each, two at a time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from stepdpo_lite.atomic import write_json_atomic  # noqa: E402
+from stepdpo_lite.tutorial import notebooks, runs  # noqa: E402
+
+# name: (the README's exercise, its notebook, the setting it asks for, the metrics.json sections that setting moves)
+EXERCISES = {
+    "01_rollouts_2": (1, "01", {"N_MC_ROLLOUTS": 2}, ("data",)),
+    "01_rollouts_32": (1, "01", {"N_MC_ROLLOUTS": 32}, ("data",)),
+    "02_train_rows_200": (2, "02", {"N_TRAIN_ROWS": 200}, ("prm",)),
+    "03_process_weight_1": (3, "03", {"PROCESS_WEIGHT": 1.0}, ("orm",)),
+    "03_process_weight_0": (3, "03", {"PROCESS_WEIGHT": 0.0}, ("orm",)),
+    "04_sft_weight_1": (4, "04", {"SFT_WEIGHT": 1.0}, ("policy",)),
+    "04_first_error": (4, "04", {"ONPOLICY_PROTOCOL": "first_error"}, ("policy",)),
+    "04_onpolicy_sft_weight_1": (4, "04", {"ONPOLICY_SFT_WEIGHT": 1.0}, ("policy",)),
+    "05_explorer_20": (5, "05", {"N_EXPLORER_PROBLEMS": 20}, ("visualisation",)),
+    "06_candidates_64": (6, "06", {"N_CANDIDATES": 64}, ("evaluation", "best_of_n", "best_of_n_differences")),
+    "06_problems_150": (6, "06", {"N_BEST_OF_N_PROBLEMS": 150}, ("evaluation", "best_of_n", "best_of_n_differences")),
+    "07_expansions_2": (7, "07", {"EXPANSIONS": 2}, ("test_time",)),
+    "07_expansions_8": (7, "07", {"EXPANSIONS": 8}, ("test_time",)),
+}
+
+
+def run_exercise(run: Path, name: str, scratch: Path, profile: str, threads: int | None) -> dict:
+    """One variant of ``EXERCISES`` on a copy of ``run``: its setting and the sections of metrics it moves."""
+    exercise, notebook, setting, sections = EXERCISES[name]
+    start = time.perf_counter()
+    metrics = notebooks.run_on_copy(run, scratch / name, [notebook], [f"{k}={v!r}" for k, v in setting.items()],
+                                    profile, threads)
+    return {"exercise": exercise, "notebook": notebook, "set": setting, "seconds": round(time.perf_counter() - start),
+            "metrics": {s: metrics[s] for s in sections}}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs-dir", default="runs", help="where the tutorial's runs/<profile>/ lives")
+    ap.add_argument("--profile", default="tiny")
+    ap.add_argument("--only", nargs="+", default=None, metavar="NAME", help=f"these variants: {', '.join(EXERCISES)}")
+    ap.add_argument("--parallel", type=int, default=1, help="variants run at once (each with one thread when > 1)")
+    ap.add_argument("--out", required=True, help="the JSON written: the run's own sections and each variant's")
+    args = ap.parse_args(argv)
+    if args.parallel < 1:
+        ap.error(f"--parallel must be at least 1, got {args.parallel}")
+    names = args.only or list(EXERCISES)
+    unknown = [n for n in names if n not in EXERCISES]
+    if unknown:
+        ap.error(f"--only: no variant {unknown[0]!r}; the variants: {', '.join(EXERCISES)}")
+    if len(set(names)) != len(names):
+        ap.error("--only: each variant once")
+    run = runs.run_dir(args.profile, args.runs_dir)
+    runs.recorded(run, "test_time", "07_test_time_compute")  # the variants read every notebook's outputs
+    own = runs.read_metrics(run)
+    done = {}
+    with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(args.parallel) as pool:
+        threads = 1 if args.parallel > 1 else None
+        jobs = {pool.submit(run_exercise, run, n, Path(scratch), args.profile, threads): n for n in names}
+        for job in tqdm(as_completed(jobs), total=len(jobs), desc="exercise variants", unit="run"):
+            done[jobs[job]] = job.result()
+            tqdm.write(f"{jobs[job]}: {done[jobs[job]]['seconds']} s")
+    sections = sorted({s for n in names for s in EXERCISES[n][3]})
+    result = {"run": {s: own[s] for s in sections}, "exercises": {n: done[n] for n in names}}
+    write_json_atomic(args.out, result)
+    print(f"{len(names)} variants -> {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
