@@ -125,12 +125,12 @@ def main(argv=None):
                  "sample_batch_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    # the four fields a protocol sets: a flag given wins, then --protocol's value, then the script's own default
+    # the four fields a protocol sets: a flag given wins, then --protocol's value, then TrainSettings' default
     given = {k: getattr(args, k) for k in ("sft_weight", "step_pairing", "step_weight", "step_gradient")}
     try:
+        defaults = onpolicy.TrainSettings()
         chosen = (onpolicy.protocol(args.protocol, get_profile(args.profile), **given) if args.protocol else
-                  dict(sft_weight=5.0, step_pairing="weighted", step_weight=1.0, step_gradient="all")
-                  | {k: v for k, v in given.items() if v is not None})
+                  {k: getattr(defaults, k) if v is None else v for k, v in given.items()})
     except ValueError as err:
         ap.error(str(err))
     vars(args).update(chosen)
