@@ -76,7 +76,7 @@ def _field(row: Mapping, name: str):
 def _text(row: Mapping, name: str, blank_ok: bool = False) -> str:
     value = _field(row, name)
     if not isinstance(value, str):
-        raise _Bad(name, f"must be a string, got {type(value).__name__}")
+        raise _Bad(name, "is missing or null" if value is None else f"must be a string, got {type(value).__name__}")
     if not blank_ok and not value.strip():
         raise _Bad(name, "is empty")
     return value

@@ -90,6 +90,17 @@ def first_predicted_error(rewards, threshold: float = 0.5) -> int:
     return predict_first_error(np.reshape(sigmoid(rewards), -1).tolist(), threshold)  # a str refused, not read
 
 
+def mistake_made_here_labels(reachable) -> list[float]:
+    """P(no mistake is made in step k) from a PRM's P(the answer is still reachable after step k), ``reachable``
+    (σ(reward) per step; the two meanings: docs/formats.md): 1 − max(0, q_{k−1} − q_k), q_{−1} = 1. A drop at step k
+    is the chance the mistake is made there (the PRM's "progress", Setlur et al. 2024, arXiv:2410.08146); a step that
+    computes right on a wrong number loses nothing, so Stepwise DPO's step loss does not push it down."""
+    q = [1.0, *(finite_number(x, f"step {k}'s P", "mistake_made_here_labels") for k, x in enumerate(reachable))]
+    if not all(0 <= x <= 1 for x in q):  # log-odds given for probabilities: every "drop" would be meaningless
+        raise ValueError(f"mistake_made_here_labels: expected probabilities in [0, 1] (σ of the rewards), got {q[1:]}")
+    return [1.0 - max(0.0, before - after) for before, after in zip(q, q[1:])]
+
+
 class InputTooLong(ValueError):
     """An input longer than the reward model's ``max_length`` (it is refused, never truncated)."""
 
@@ -125,7 +136,8 @@ def _read_config(config_path: Path, kind: str, required: Sequence[str] = ()) -> 
     """A saved ``*_reward_config.json`` of a ``kind`` as a dict; a cut-short file, a non-object or a missing key is a
     ValueError naming the file (not a JSONDecodeError, AttributeError or KeyError), no file a FileNotFoundError."""
     if not config_path.exists():
-        raise FileNotFoundError(f"{config_path} is missing: not a saved {kind}")
+        where = "" if config_path.is_absolute() else f" (looked from {Path.cwd()})"  # a relative path: from where?
+        raise FileNotFoundError(f"{config_path} is missing{where}: not a saved {kind}")
     try:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as err:

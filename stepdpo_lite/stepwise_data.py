@@ -2,7 +2,7 @@
 
 ``StepwiseDPOTrainer`` maps ``step_columns`` over TRL's tokenized preference dataset: every completion token gets
 the index of the reasoning step it belongs to (from the tokenizer's offset mapping, ``steps.char_step_ids``), and
-every step a correctness probability ``p`` (gold labels, a reward model's σ(r), or 1 / 0 for chosen / rejected).
+every step a correctness probability ``p`` (gold labels, from a reward model's σ(r), or 1 / 0 for chosen / rejected).
 ``DataCollatorForStepwisePreference`` pads these next to TRL's own columns and cuts them exactly where
 ``max_length`` cuts the tokens.
 """
@@ -18,7 +18,7 @@ from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.utils import pad
 
 from .data import _Bad, _text
-from .rewards import sigmoid
+from .rewards import mistake_made_here_labels, sigmoid
 from .steps import char_step_ids, step_spans
 
 STEP_VALUE_COLUMNS = ("chosen_step_labels", "rejected_step_labels", "chosen_step_rewards", "rejected_step_rewards")
@@ -56,9 +56,11 @@ def check_row(ex, idx, fill=(), out=None, derived_prompt=False, unfilled=()):
 
 def per_step_values(values, n_raw: int, n_kept: int, what: str, idx: int, kind: str = "prob") -> list[float]:
     """One response's per-step labels (``kind="prob"``) or log-odds rewards (``"reward"``; ``"reward_prob"``
-    turns them into probabilities σ(r)), checked against its step count and merged like its steps."""
-    if kind not in ("prob", "reward", "reward_prob"):
-        raise ValueError(f"per_step_values: kind must be 'prob', 'reward' or 'reward_prob', got {kind!r}")
+    turns them into probabilities σ(r), ``"reward_mistake"`` into ``mistake_made_here_labels`` of σ(r)), checked
+    against its step count and merged like its steps."""
+    if kind not in ("prob", "reward", "reward_prob", "reward_mistake"):
+        raise ValueError(f"per_step_values: kind must be 'prob', 'reward', 'reward_prob' or 'reward_mistake', got "
+                         f"{kind!r}")
     if not isinstance(values, (list, tuple)) or not all(isinstance(v, Real) for v in values):
         raise ValueError(f"row {idx}: `{what}` must be a list of numbers (one per step), got {values!r:.60}")
     if kind != "prob" and any(isinstance(v, bool) for v in values):  # True would read as log-odds 1: p = 0.73
@@ -70,11 +72,12 @@ def per_step_values(values, n_raw: int, n_kept: int, what: str, idx: int, kind: 
     if len(vals) not in ((n_raw,) if kind == "prob" else (n_raw, n_kept)):
         raise ValueError(f"row {idx}: `{what}` has {len(vals)} entries but the response has {n_raw} steps "
                          "(check `step_delimiter`)")
+    if kind.startswith("reward_"):  # before a tail is merged: a drop is read between the steps as written
+        vals = [sigmoid(v) for v in vals]
+        vals = mistake_made_here_labels(vals) if kind == "reward_mistake" else vals
     if len(vals) > n_kept:  # max_reasoning_steps merged the tail into the last kept step: keep the weakest
         vals = vals[:n_kept - 1] + [min(vals[n_kept - 1:])]
-    if kind == "reward_prob":
-        vals = [sigmoid(v) for v in vals]
-    elif kind == "prob" and any(not 0 <= v <= 1 for v in vals):
+    if kind == "prob" and any(not 0 <= v <= 1 for v in vals):
         raise ValueError(f"row {idx}: `{what}` must be bools or probabilities in [0, 1], got {vals}")
     return vals
 
@@ -123,15 +126,22 @@ def without_shared_start(ex, step_ids, first_diff_step):
     return out
 
 
-def step_columns(ex, idx, tokenizer, delimiter, max_steps, pairing="weighted", max_length=None):
+def step_columns(ex, idx, tokenizer, delimiter, max_steps, pairing="weighted", max_length=None,
+                 reward_labels="mistake_made_here", context=None):
     """One row's per-token step ids (offset mapping) and per-step p / rewards. ``pairing`` (the trainer's
     ``step_pairing``): ``"first_error"`` takes the shared opening tokens out of the first differing step
     (``without_shared_start``), ``"first_token"`` keeps that step's first differing token only (``first_token_only``).
+    ``reward_labels`` (the trainer's ``reward_model_labels``): how step rewards become p when a side has no labels.
+    ``context`` (the model's positions, given when nothing cuts the rows): a longer row is an error.
     ``max_length`` (given under ``keep_start`` truncation): a prompt that fills it is an error, where TRL's
     ``DPOTrainer`` would drop the row without a word (no completion token would be left to train)."""
     if max_length is not None and len(ex["prompt_ids"]) >= max_length:
         raise ValueError(f"row {idx}: `prompt` has {len(ex['prompt_ids'])} tokens and fills max_length={max_length}, "
                          "leaving no completion token to train: raise max_length or shorten the prompt")
+    longest = max(len(ex["prompt_ids"]) + len(ex[f"{side}_ids"]) for side in ("chosen", "rejected"))
+    if context is not None and longest > context:
+        raise ValueError(f"row {idx}: prompt + completion has {longest} tokens, more than the model's {context} "
+                         "positions (max_position_embeddings), and max_length=None cuts nothing: set max_length")
     out, texts, eos = {}, {}, tokenizer.eos_token
     for side, default_p in (("chosen", 1.0), ("rejected", 0.0)):
         full = ex[side]
@@ -153,7 +163,8 @@ def step_columns(ex, idx, tokenizer, delimiter, max_steps, pairing="weighted", m
         if labels is not None:  # gold labels win over reward-model probabilities
             out[f"{side}_step_probs"] = per_step_values(labels, *counts, f"{side}_step_labels", idx)
         elif rewards is not None:
-            out[f"{side}_step_probs"] = per_step_values(rewards, *counts, f"{side}_step_rewards", idx, "reward_prob")
+            kind = "reward_mistake" if reward_labels == "mistake_made_here" else "reward_prob"
+            out[f"{side}_step_probs"] = per_step_values(rewards, *counts, f"{side}_step_rewards", idx, kind)
         else:  # no labels, no reward model: every chosen step is right, every rejected step wrong
             out[f"{side}_step_probs"] = [default_p] * len(spans)
         texts[side] = [text[a:b] for a, b in spans]

@@ -42,6 +42,7 @@ __all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "aggre
 
 STEP_ACCURACY_METRICS = ("accuracy", "balanced_accuracy", "f1")
 STEP_PAIRINGS = ("weighted", "first_error", "first_token")
+REWARD_MODEL_LABELS = ("mistake_made_here", "reachable")  # the two meanings of a step label (docs/formats.md)
 
 
 def _filled_columns(dataset, names) -> list[str]:
@@ -151,6 +152,12 @@ class StepwiseDPOConfig(DPOConfig):
                 "is prepared."})
     reward_model_path: str | None = field(default=None, metadata={
         "help": "Path of a saved `ProcessRewardModel` (used when `use_reward_model`)."})
+    reward_model_labels: str = field(default="mistake_made_here", metadata={
+        "help": "How step rewards (a reward model's, or `*_step_rewards` columns) become the step loss's p_k. A PRM "
+                "learns *reachable*: σ(r_k) = P(the answer can still be reached after step k). `mistake_made_here`: "
+                "p_k = 1 − max(0, σ(r_{k−1}) − σ(r_k)) (`rewards.mistake_made_here_labels`), so a step that computes "
+                "right on a wrong number is not pushed down; `reachable`: p_k = σ(r_k), every step after a mistake "
+                "pushed down too."})
     step_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the step loss L_step."})
     outcome_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the outcome loss L_out."})
     use_step_wise_prompt: bool = field(default=False, metadata={
@@ -192,6 +199,8 @@ class StepwiseDPOConfig(DPOConfig):
             (self.step_accuracy_metric in STEP_ACCURACY_METRICS,
              f"step_accuracy_metric must be one of {STEP_ACCURACY_METRICS}, got {self.step_accuracy_metric!r}"),
             (self.step_pairing in STEP_PAIRINGS, f"step_pairing must be one of {STEP_PAIRINGS}, got {self.step_pairing!r}"),
+            (self.reward_model_labels in REWARD_MODEL_LABELS,
+             f"reward_model_labels must be one of {REWARD_MODEL_LABELS}, got {self.reward_model_labels!r}"),
             (self.step_beta > 0 and self.beta_of_outcome > 0, "step_beta and outcome_beta must be > 0"),
             (min(weights) >= 0, f"loss weights must be >= 0, got step {weights[0]}, outcome {weights[1]} and sft "
                                 f"{weights[2]}"),
@@ -247,6 +256,11 @@ class StepwiseDPOTrainer(DPOTrainer):
         args = args or StepwiseDPOConfig("stepwise-dpo")
         if not isinstance(args, StepwiseDPOConfig):
             raise TypeError(f"args must be a StepwiseDPOConfig, got {type(args).__name__}")
+        for name, d in (("train", train_dataset), ("eval", eval_dataset)):  # TRL: a TypeError about its own types
+            if isinstance(d, (list, tuple, str, os.PathLike)):
+                raise ValueError(f"StepwiseDPOTrainer: the {name} dataset must be a `datasets.Dataset`, got a "
+                                 f"{type(d).__name__}: load a file with data.load_preference(path), rows with "
+                                 "Dataset.from_list(rows)")
         if train_dataset is not None and next(iter(train_dataset), None) is None:  # TRL: a bare StopIteration
             raise ValueError("StepwiseDPOTrainer: the train dataset has no rows")
         if args.use_reward_model and reward_model is None:
@@ -287,6 +301,8 @@ class StepwiseDPOTrainer(DPOTrainer):
                              "adapter (the base model would be the reference); set precompute_ref_log_probs=False")
         for m in (model, ref_model):  # before TRL's first forward (precompute_ref_log_probs runs one in __init__)
             keep_4bit_weights_unpacked(m)
+        # with max_length=None nothing cuts a row: one past the model's positions would train without an error (RoPE)
+        self._context = getattr(getattr(model, "config", None), "max_position_embeddings", None)  # None: a str
         self._max_num_steps = 1  # widest step count of any prepared dataset (precomputed reference step log-probs)
         self._step_counts = {"train": torch.zeros(5), "eval": torch.zeros(5)}  # tp, fp, fn, tn, truncated
         self.num_truncated_steps = 0
@@ -306,6 +322,14 @@ class StepwiseDPOTrainer(DPOTrainer):
     # ------------------------------------------------------------------ dataset preparation (once, before training)
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        try:
+            return self._prepare_rows(dataset, processing_class, args, dataset_name)
+        except ValueError as err:  # a row's error names its row: which dataset holds it, train or eval?
+            if str(err).startswith("row "):
+                raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset's {err}") from None
+            raise
+
+    def _prepare_rows(self, dataset, processing_class, args, dataset_name):
         first = next(iter(dataset), None)
         if first is None:
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no rows")
@@ -384,7 +408,8 @@ class StepwiseDPOTrainer(DPOTrainer):
         """What decides a row's step columns (``step_columns``' arguments)."""
         keep_start = args.max_length is not None and args.truncation_mode == "keep_start"
         return dict(tokenizer=self._tokenizer, delimiter=args.step_delimiter, max_steps=args.max_reasoning_steps,
-                    pairing=args.step_pairing, max_length=args.max_length if keep_start else None)
+                    pairing=args.step_pairing, max_length=args.max_length if keep_start else None,
+                    reward_labels=args.reward_model_labels, context=self._context if args.max_length is None else None)
 
     def _check_prepared_alike(self, dataset, args, dataset_name, rows: int = 8):
         """A prepared dataset is reused as it is, so its step columns must be what these settings make: another

@@ -2,6 +2,7 @@
 figures are real images; executed notebooks render to HTML; what the notebooks' texts say holds on that run. The
 smoke profile's run is tests/test_smoke_notebooks.py (`make test`'s workers take a test file each: the two runs side
 by side)."""
+import ast
 import json
 from pathlib import Path
 
@@ -177,6 +178,9 @@ def test_readme_example_runs_as_written_after_the_tutorial(run, tmp_path, capsys
     assert len(probs) == 6, lines
     right, wrong = probs[:3], probs[3:]
     assert wrong[0] > 0.5 and wrong[1] < 0.5 < right[1] and max(wrong[1:]) < min(right)
+    # the step loss's labels: the slip in step 2 pushed down, the right arithmetic after it not
+    labels = ast.literal_eval(next(l for l in lines if l.startswith("wrong solution, P(no mistake")).split(":", 1)[1])
+    assert labels[0] > 0.5 and labels[1] < 0.5 < labels[2], labels
     assert "step_accuracy" in lines[-1]
 
 

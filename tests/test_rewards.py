@@ -10,7 +10,7 @@ import torch
 from stepdpo_lite.tutorial import toyworld
 from stepdpo_lite.reward_ensembles import CombinedRewardModel, EnsembleRewardModel, load_reward_model, shaped_reward
 from stepdpo_lite.rewards import (OutcomeRewardModel, ProcessRewardModel, RewardModelConfig, fast_head_matches,
-                                  first_predicted_error, sigmoid)
+                                  first_predicted_error, mistake_made_here_labels, sigmoid)
 from stepdpo_lite.steps import extract_steps
 
 
@@ -633,6 +633,14 @@ def test_loading_from_a_folder_that_is_not_there_names_the_kind(tmp_path, cls):
         cls.load(tmp_path / "nope")
 
 
+def test_a_relative_path_that_is_not_there_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    """README's example loads "runs/tiny/prm": run from another folder, the error did not say from which."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=re.escape(f"runs/tiny/prm/process_reward_config.json is missing "
+                                                          f"(looked from {tmp_path}): not a saved ProcessRewardModel")):
+        ProcessRewardModel.load("runs/tiny/prm")
+
+
 def test_loading_a_bad_config_names_the_file_and_field(tmp_path, prm, orm):
     import json
     prm.save(tmp_path / "prm")
@@ -715,6 +723,17 @@ def test_first_predicted_error():
     assert first_predicted_error([2.0, 0.1, -0.5, -3.0]) == 2
     assert first_predicted_error([2.0, 0.1, -0.5], threshold=0.6) == 1
     assert first_predicted_error([1.0, 2.0]) == -1 and first_predicted_error([]) == -1
+
+
+def test_mistake_made_here_labels_read_the_drop_in_reachability():
+    assert mistake_made_here_labels([]) == []
+    assert mistake_made_here_labels([0.9, 0.9, 0.1, 0.05]) == pytest.approx([0.9, 1.0, 0.2, 0.95])
+    assert mistake_made_here_labels([0.2, 0.9, 0.1]) == pytest.approx([0.2, 1.0, 0.2])  # a rise is no mistake
+    assert mistake_made_here_labels(np.array([1.0, 1.0])) == [1.0, 1.0]
+    with pytest.raises(ValueError, match=r"expected probabilities in \[0, 1\] \(σ of the rewards\), got \[2.0\]"):
+        mistake_made_here_labels([2.0])  # log-odds, by mistake
+    with pytest.raises(ValueError, match="step 1's P must be a finite number, got nan"):
+        mistake_made_here_labels([0.5, float("nan")])
 
 
 def test_first_predicted_error_takes_a_probability_and_refuses_nan():

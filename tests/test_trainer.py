@@ -3,6 +3,7 @@
 import copy
 import dataclasses
 import json
+import math
 import random
 import warnings
 
@@ -15,6 +16,7 @@ from transformers import HfArgumentParser
 from trl import DPOConfig, DPOTrainer
 
 from stepdpo_lite.tutorial import toyworld
+from stepdpo_lite.rewards import mistake_made_here_labels
 from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer, get_step_rewards
 
@@ -204,7 +206,7 @@ def test_prompt_that_fills_max_length_is_an_error_not_a_dropped_row(tmp_path, ti
     (lambda rows: rows[0].update(chosen=""), "row 0: field 'chosen': is empty"),
     (lambda rows: rows[1].update(prompt=" "), "row 1: field 'prompt': is empty"),
     (lambda rows: rows[1].update(rejected=rows[1]["chosen"]), "row 1: field 'rejected': is identical to 'chosen'"),
-    (lambda rows: rows[1].update(chosen=None), "row 1: field 'chosen': must be a string, got NoneType"),
+    (lambda rows: rows[1].update(chosen=None), "the train dataset's row 1: field 'chosen': is missing or null"),
     (lambda rows: [r.pop("rejected") for r in rows], r"no 'rejected' column \(row 0: field 'rejected' is missing\)"),
     (lambda rows: rows.clear(), "the train dataset has no rows"),
     (lambda rows: [r.update(question=r.pop("prompt")) for r in rows],  # was: the prompt cut from the pair, silently
@@ -218,6 +220,37 @@ def test_bad_rows_are_errors_that_name_row_and_field(tmp_path, tiny_model, tiny_
     edit(rows)
     with pytest.raises(ValueError, match=message):
         build(tmp_path, tiny_model, tiny_tokenizer, Dataset.from_list(rows) if rows else Dataset.from_dict({}))
+
+
+def test_an_eval_rows_error_names_the_eval_dataset_and_rows_or_a_path_are_refused(tmp_path, tiny_model,
+                                                                                   tiny_tokenizer):
+    """A row's error said "row 1: ...", read as the train set's row 1; a list of rows or a file's path failed with
+    TRL's TypeError about its own types (a user's own-data trial, 2026-12-05)."""
+    rows, bad = toy_rows(2), toy_rows(2)
+    bad[1]["rejected_step_labels"] = bad[1]["rejected_step_labels"][:-1]
+    with pytest.raises(ValueError, match="the eval dataset's row 1: `rejected_step_labels` has 3 entries"):
+        StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
+                           train_dataset=Dataset.from_list(rows), eval_dataset=Dataset.from_list(bad))
+    for given, name in ((rows, "train"), (str(tmp_path / "pairs.jsonl"), "train"), (tmp_path / "pairs.jsonl", "eval")):
+        datasets = {"train_dataset": Dataset.from_list(rows), f"{name}_dataset": given}
+        with pytest.raises(ValueError, match=rf"the {name} dataset must be a `datasets.Dataset`, got a \w+: load a "
+                                             r"file with data.load_preference\(path\)"):
+            StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
+                               **datasets)
+
+
+def test_a_row_past_the_models_positions_is_an_error_when_max_length_cuts_nothing(tmp_path, tiny_model,
+                                                                                  tiny_tokenizer):
+    """With max_length=None a row longer than max_position_embeddings trained without an error (a RoPE model reads
+    positions it never learned); a set max_length cuts it as before."""
+    rows = toy_rows(2)
+    positions = tiny_model.config.max_position_embeddings
+    rows[1]["prompt"] = rows[1]["prompt"] * (positions // len(tiny_tokenizer(rows[1]["prompt"])["input_ids"]) + 1)
+    with pytest.raises(ValueError, match=rf"the train dataset's row 1: prompt \+ completion has \d+ tokens, more "
+                                         rf"than the model's {positions} positions"):
+        build(tmp_path, tiny_model, tiny_tokenizer, rows, max_length=None)
+    rows[1]["prompt"] = toy_rows(2)[1]["prompt"]
+    assert len(build(tmp_path, tiny_model, tiny_tokenizer, rows, max_length=None).train_dataset) == 2
 
 
 def test_implicit_prompt_rows_with_a_metadata_column_still_train(tmp_path, tiny_model, tiny_tokenizer):
@@ -288,6 +321,10 @@ def test_cached_step_rewards_extreme_are_probabilities_and_nan_is_an_error(tmp_p
                  chosen_step_rewards=[1000.0] * len(r["chosen_step_labels"]),
                  rejected_step_rewards=[-1000.0] * len(r["rejected_step_labels"])) for r in toy_rows(2)]
     ex = build(tmp_path, tiny_model, tiny_tokenizer, rows).train_dataset[0]  # log-odds ±1000: no OverflowError
+    # P(reachable) 0 from step 1 on: the mistake is made in step 1, and the steps after it are not pushed down
+    probs = ex["rejected_step_probs"]
+    assert set(ex["chosen_step_probs"]) == {1.0} and probs == [0.0] + [1.0] * (len(probs) - 1)
+    ex = build(tmp_path, tiny_model, tiny_tokenizer, rows, reward_model_labels="reachable").train_dataset[0]
     assert set(ex["chosen_step_probs"]) == {1.0} and set(ex["rejected_step_probs"]) == {0.0}
     rows[1]["rejected_step_rewards"][0] = float("nan")
     with pytest.raises(ValueError, match="row 1: `rejected_step_rewards` must be finite"):
@@ -297,6 +334,26 @@ def test_cached_step_rewards_extreme_are_probabilities_and_nan_is_an_error(tmp_p
                                                                 ("chosen", "rejected"))
     with pytest.raises(ValueError, match=r"row 0: `chosen_step_rewards` must be log-odds rewards, not bools"):
         build(tmp_path, tiny_model, tiny_tokenizer, rows)  # True was read as log-odds 1 (p = 0.73), silently
+
+
+def test_a_prms_reachable_rewards_push_down_the_step_where_the_mistake_is_made(tmp_path, tiny_model, tiny_tokenizer):
+    """A PRM learns *reachable*: after `8 + 6 = 41` it gives `41 - 6 = 35` P ≈ 0 too, though that step computes
+    right. Read as p⁻, σ(r) pushed it down (a user's own-data trial, 2026-12-05); the drop in P(reachable) at each step
+    is the chance the mistake is made there, and it leaves the later step alone. `reachable` keeps σ(r)."""
+    probs = [0.995, 0.0056, 0.0024]  # the trial's rejected solution: right step, the slip, right arithmetic after
+    rows = [dict(prompt=r["prompt"], chosen=r["chosen"], rejected=r["rejected"],
+                 chosen_step_rewards=[5.0] * 3,
+                 rejected_step_rewards=[math.log(p / (1 - p)) for p in probs]) for r in toy_rows(8)]
+    rows = [r for r in rows if len(extract_steps(r["rejected"])) == len(extract_steps(r["chosen"])) == 3]
+    assert len(rows) >= 2
+    ex = build(tmp_path, tiny_model, tiny_tokenizer, rows).train_dataset[0]
+    assert ex["rejected_step_probs"] == pytest.approx([0.995, 1 - (0.995 - 0.0056), 1 - (0.0056 - 0.0024)])
+    assert ex["rejected_step_probs"][2] > 0.99 and ex["rejected_step_probs"][1] < 0.02
+    assert ex["chosen_step_probs"] == pytest.approx([1 / (1 + math.exp(-5.0)), 1.0, 1.0])
+    ex = build(tmp_path, tiny_model, tiny_tokenizer, rows, reward_model_labels="reachable").train_dataset[0]
+    assert ex["rejected_step_probs"] == pytest.approx(probs)
+    with pytest.raises(ValueError, match="reward_model_labels must be one of .*, got 'drop'"):
+        config(tmp_path, reward_model_labels="drop")
 
 
 def test_a_reward_column_of_none_is_no_rewards(tmp_path, tiny_model, tiny_tokenizer):
@@ -487,7 +544,7 @@ def test_reward_model_rewards_are_computed_once_and_soften_the_outcome_loss(tmp_
                             train_dataset=Dataset.from_list(toy_rows(2, labels=False)), reward_model=FakePRM())
     assert FakePRM.calls == 2  # chosen and rejected, once, while preparing the dataset
     ex = tr.train_dataset[0]
-    assert ex["chosen_step_probs"] == [0.5] * len(ex["chosen_step_probs"])  # p = σ(0)
+    assert ex["chosen_step_probs"] == [0.5] + [1.0] * (len(ex["chosen_step_probs"]) - 1)  # σ(0), then no drop
     loss = tr.compute_loss(tr.model, batch_of(tr, 1))
     margin = tr._metrics["train"]["rewards/margins"][-1]  # β·h for the single pair
     expected = -(0.5 * F.logsigmoid(torch.tensor(margin)) + 0.5 * F.logsigmoid(torch.tensor(-margin))).item()
@@ -760,7 +817,8 @@ def test_reward_model_loaded_from_path(tmp_path, tiny_model, tiny_tokenizer):
                             processing_class=tiny_tokenizer)
     got = tr.train_dataset["rejected_step_rewards"]
     assert [pytest.approx(e, abs=1e-4) for e in expected] == got
-    assert tr.train_dataset[0]["rejected_step_probs"] == pytest.approx(torch.sigmoid(torch.tensor(got[0])).tolist())
+    assert tr.train_dataset[0]["rejected_step_probs"] == pytest.approx(
+        mistake_made_here_labels(torch.sigmoid(torch.tensor(got[0])).tolist()))
     assert tr.compute_loss(tr.model, batch_of(tr, 2)).isfinite()
     assert 0 < tr._metrics["train"]["reward_model/weight"][-1] < 1
     with pytest.raises(ValueError, match="reward_model_path"):
