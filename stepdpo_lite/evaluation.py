@@ -20,7 +20,9 @@ def _check_same_shape(values, labels, what: str, noun: str = "values") -> None:
     """One list of values and one of labels per solution, of the same lengths."""
     if len(values) != len(labels):
         raise ValueError(f"{what}: {len(values)} solutions of {noun} but {len(labels)} of labels")
-    for i, (v, y) in enumerate(zip(values, labels)):
+    for i, (v, y) in enumerate(zip(values, labels)):  # a bare number among the lists had no len(): a TypeError
+        v = list_of(v, f"{what}: solution {i}", f"step {noun.removeprefix('step ')}")
+        y = list_of(y, f"{what}: solution {i}", "step labels")
         if len(v) != len(y):
             raise ValueError(f"{what}: solution {i} has {len(v)} {noun} and {len(y)} labels")
 
@@ -46,7 +48,7 @@ def _check_labels(labels, what: str, name: str) -> None:
 
 
 def _flat_scores_and_labels(scores, labels, what: str, name: str = "labels"):
-    nested = len(scores) > 0 and isinstance(scores[0], (list, tuple, np.ndarray))
+    nested = any(isinstance(s, (list, tuple, np.ndarray)) for s in scores)  # any: [1.0, [0.0]] is no flat list
     if nested:
         _check_same_shape(scores, labels, what, noun="scores")
         for i, y in enumerate(labels):
@@ -178,7 +180,10 @@ def process_reward_report(val_scores, val_labels, test_scores, test_labels) -> d
 
 # ----------------------------------------------------------------------------- best-of-N
 
-def _check_ns(ns, sizes, subsets, what, n_resamples):
+def _check_ns(ns, sizes, subsets, what, n_resamples) -> list:
+    """``ns`` as a list, each N an int >= 1 that no problem has fewer candidates than."""
+    if not (ns := list_of(ns, f"{what}: ns", "ints (one per N)")):  # () returned {} without a word
+        raise ValueError(f"{what}: ns is empty; give the N to evaluate, e.g. ns=(1, 4)")
     if subsets not in ("random", "first"):
         raise ValueError(f"{what}: subsets must be 'random' or 'first', got {subsets!r}")
     if not sizes:
@@ -189,6 +194,7 @@ def _check_ns(ns, sizes, subsets, what, n_resamples):
         for i, m in enumerate(sizes):
             if n > m:
                 raise ValueError(f"{what}: N={n} but problem {i} has only {m} candidates")
+    return ns
 
 
 def _resampled_accuracy(sizes, ns, right, rng, rounds: int, subsets: str, per_problem: bool) -> dict:
@@ -211,7 +217,8 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
 
     ``correct[i][j]``: whether candidate j of problem i is right; ``scores`` the same shape, or None for a
     random pick (the baseline). ``subsets="random"`` draws N of the candidates ``n_resamples`` times
-    (ties go to the earlier draw, i.e. at random); ``"first"`` takes the first N once. ``per_problem=True``:
+    (ties go to the earlier draw, i.e. at random); ``"first"`` takes the first N once, and of tied top scores
+    keeps the earliest candidate (equal scores keep candidate 0, right or not). ``per_problem=True``:
     each problem's share of right picks instead of the mean, for paired comparisons of two methods."""
     if scores is not None:
         if len(scores) != len(correct) or any(len(s) != len(c) for s, c in zip(scores, correct)):
@@ -221,7 +228,7 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
     for i, c in enumerate(correct):
         _check_labels(c, "best_of_n_accuracy", f"correct[{i}]")
     sizes = [len(c) for c in correct]
-    _check_ns(ns, sizes, subsets, "best_of_n_accuracy", n_resamples)
+    ns = _check_ns(ns, sizes, subsets, "best_of_n_accuracy", n_resamples)
     rng = np.random.default_rng(positive_int(seed, "seed", "best_of_n_accuracy", minimum=0))  # None drew unseeded
     # The random pick has a generator of its own: drawing it from rng would shift every later draw, and the
     # baseline would then see other subsets than the methods it is compared with (paired by draw, not only problem)
@@ -245,7 +252,7 @@ def majority_vote_accuracy(answers: Sequence[Sequence[Any]], gold: Sequence[Any]
     if len(answers) != len(gold):
         raise ValueError(f"majority_vote_accuracy: {len(answers)} problems of answers but {len(gold)} gold answers")
     sizes = [len(list_of(a, f"majority_vote_accuracy: answers[{i}]", "answers")) for i, a in enumerate(answers)]
-    _check_ns(ns, sizes, subsets, "majority_vote_accuracy", n_resamples)
+    ns = _check_ns(ns, sizes, subsets, "majority_vote_accuracy", n_resamples)
 
     def right(i, pick):
         votes = [answers[i][j] for j in pick if answers[i][j] is not None]

@@ -371,3 +371,42 @@ def test_best_of_n_and_majority_vote_refuse_a_seed_that_is_no_int(seed):
         best_of_n_accuracy([[True, False]], [[0.0, 1.0]], ns=(1,), seed=seed)
     with pytest.raises(ValueError, match="majority_vote_accuracy: seed"):
         majority_vote_accuracy([[1, 2]], [1], ns=(1,), seed=seed)
+
+
+@pytest.mark.parametrize("ns, message", [
+    (2, r"ns: expected a list of ints \(one per N\), got int"),  # was 'int' object is not iterable
+    ((), r"ns is empty"),  # returned {} without a word
+    ((1, 0), r"N must be an int >= 1, got 0"),
+])
+def test_best_of_n_and_majority_vote_refuse_ns_that_is_no_list_of_positive_ints(ns, message):
+    with pytest.raises(ValueError, match=rf"best_of_n_accuracy: {message}"):
+        best_of_n_accuracy([[True, False]], [[0.0, 1.0]], ns=ns)
+    with pytest.raises(ValueError, match=rf"majority_vote_accuracy: {message}"):
+        majority_vote_accuracy([[1, 2]], [1], ns=ns)
+
+
+def test_best_of_n_takes_ns_given_as_a_generator():
+    """The check consumed a generator, so no N was left to evaluate: {} came back."""
+    ns = (n for n in (1, 2))
+    assert best_of_n_accuracy([[True, False]], [[1.0, 0.0]], ns=ns, subsets="first") == {1: 1.0, 2: 1.0}
+
+
+def test_best_of_n_first_subsets_keeps_the_earliest_of_tied_candidates():
+    """As the docstring says: equal scores keep candidate 0, right or not (the tutorial's figures rest on it)."""
+    assert best_of_n_accuracy([[False, True]], [[0.0, 0.0]], ns=(2,), subsets="first") == {2: 0.0}
+    assert best_of_n_accuracy([[True, False]], [[0.0, 0.0]], ns=(2,), subsets="first") == {2: 1.0}
+    assert best_of_n_accuracy([[False, True, True]], [[0.0, 1.0, 1.0]], ns=(3,), subsets="first") == {3: 1.0}
+    assert "earliest candidate" in best_of_n_accuracy.__doc__
+
+
+@pytest.mark.parametrize("scores, labels, message", [
+    ([[1.0], 0.0, 2.0], [[True], False, True], r"solution 1: expected a list of step scores, got float"),
+    ([1.0, [0.0, 2.0]], [True, [False, True]], r"solution 0: expected a list of step scores, got float"),
+    ([[1.0], [0.0, 2.0]], [[True], False], r"solution 1: expected a list of step labels, got bool"),
+])
+def test_step_auroc_refuses_a_bare_number_among_lists_of_step_scores(scores, labels, message):
+    """Mixed nesting raised a TypeError (float has no len()) or numpy's inhomogeneous-shape error."""
+    with pytest.raises(ValueError, match=rf"step_auroc: {message}"):
+        step_auroc(scores, labels)
+    with pytest.raises(ValueError, match=rf"process_reward_report: test: {message}"):
+        process_reward_report([[1.0, -1.0], [1.0]], [[True, False], [True]], scores, labels)
