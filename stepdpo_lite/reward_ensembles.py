@@ -94,7 +94,10 @@ class CombinedRewardModel:
         """Each solution's combined reward from its parts' (the formula ``score_solutions`` uses): none scored twice."""
         if len(process) != len(outcome):
             raise ValueError(f"combine: {len(process)} process rewards but {len(outcome)} outcome rewards")
-        return [self.process_weight * p + self.outcome_weight * o for p, o in zip(process, outcome)]
+        def part(reward, kind, j):  # a NaN part made a NaN reward that sorts anywhere, as in EnsembleRewardModel
+            return finite_number(reward, f"{kind} reward of solution {j}", "CombinedRewardModel.combine")
+        return [self.process_weight * part(p, "process", j) + self.outcome_weight * part(o, "outcome", j)
+                for j, (p, o) in enumerate(zip(process, outcome))]
 
     solution_rewards = score_solutions
 

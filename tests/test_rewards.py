@@ -754,3 +754,14 @@ def test_sigmoid_and_first_predicted_error_refuse_what_is_not_a_number():
     for bad in ("-1.5", [True, False], [1.0, None]):
         with pytest.raises(ValueError, match="sigmoid: expected log-odds numbers"):
             first_predicted_error(bad)
+
+
+@pytest.mark.parametrize("process, outcome, message", [
+    ([float("nan")], [1.0], r"process reward of solution 0 must be a finite number, got nan"),
+    ([1.0, 2.0], [0.5, float("inf")], r"outcome reward of solution 1 must be a finite number, got inf"),
+    ([1.0], [None], r"outcome reward of solution 0 must be a finite number, got None"),
+])
+def test_combine_refuses_a_part_reward_that_is_no_finite_number(prm, orm, process, outcome, message):
+    """A NaN part gave a NaN combined reward without a word (EnsembleRewardModel refused it), which sorts anywhere."""
+    with pytest.raises(ValueError, match=rf"CombinedRewardModel\.combine: {message}"):
+        CombinedRewardModel(prm, orm).combine(process, outcome)
