@@ -75,13 +75,21 @@ def save_atomic(path: str | os.PathLike, write, keep: tuple[str, ...] = (), owne
     moved: list[str] = []
     try:
         write(str(tmp))
+        # safetensors writes weights 0600 (a plain save_pretrained too): what the kit writes is for everyone to read,
+        # as far as the umask and a replaced folder's own mode allow (a private folder's files stay private)
+        umask = os.umask(0)
+        os.umask(umask)
+        allowed = (stat.S_IMODE(path.stat().st_mode) if path.is_dir() else 0o777) & ~umask
+        for written in tmp.rglob("*"):  # before the kept subfolders come in: they keep their modes
+            if not written.is_symlink():
+                os.chmod(written, (0o755 if written.is_dir() else 0o644) & allowed)
         subs = {s for pattern in keep for s in path.glob(pattern)} if path.is_dir() else set()
         for sub in sorted(subs):
             if not (tmp / sub.name).exists():
                 sub.rename(tmp / sub.name)
                 moved.append(sub.name)
         # mkdtemp makes it private; a folder replaced keeps its own mode (a private one stays private)
-        os.chmod(tmp, stat.S_IMODE(path.stat().st_mode) if path.is_dir() else 0o755)
+        os.chmod(tmp, stat.S_IMODE(path.stat().st_mode) if path.is_dir() else 0o755 & allowed)
         shutil.rmtree(old, ignore_errors=True)
         had_old = path.exists()
         if had_old:

@@ -765,3 +765,37 @@ def test_combine_refuses_a_part_reward_that_is_no_finite_number(prm, orm, proces
     """A NaN part gave a NaN combined reward without a word (EnsembleRewardModel refused it), which sorts anywhere."""
     with pytest.raises(ValueError, match=rf"CombinedRewardModel\.combine: {message}"):
         CombinedRewardModel(prm, orm).combine(process, outcome)
+
+
+def test_save_atomic_gives_what_it_wrote_the_modes_of_a_plain_save_within_the_umask(tmp_path):
+    """safetensors writes weights 0600, so every saved model.safetensors was owner-only in a 0755 folder."""
+    import os
+    import stat
+    from pathlib import Path
+    from stepdpo_lite.atomic import save_atomic
+
+    def write(folder):  # a private file and subfolder, as safetensors and mkdtemp make them
+        os.close(os.open(Path(folder, "model.safetensors"), os.O_CREAT | os.O_WRONLY, 0o600))
+        Path(folder, "sub").mkdir(mode=0o700)
+        os.close(os.open(Path(folder, "sub", "adapter_model.safetensors"), os.O_CREAT | os.O_WRONLY, 0o600))
+
+    def modes(folder):
+        return {p.relative_to(folder).as_posix(): oct(stat.S_IMODE(p.stat().st_mode))
+                for p in [Path(folder), *Path(folder).rglob("*")]}
+
+    old_umask = os.umask(0o027)
+    try:
+        save_atomic(tmp_path / "new", write)
+        assert modes(tmp_path / "new") == {".": "0o750", "model.safetensors": "0o640", "sub": "0o750",
+                                           "sub/adapter_model.safetensors": "0o640"}
+        (tmp_path / "private").mkdir(mode=0o700)  # a replaced private folder: its files stay private too
+        save_atomic(tmp_path / "private", write)
+        assert modes(tmp_path / "private") == {".": "0o700", "model.safetensors": "0o600", "sub": "0o700",
+                                               "sub/adapter_model.safetensors": "0o600"}
+        os.umask(0o022)
+        (tmp_path / "ckpt" / "checkpoint-1").mkdir(parents=True, mode=0o700)  # a kept entry keeps its mode
+        save_atomic(tmp_path / "ckpt", write, keep=("checkpoint-*",))
+        assert modes(tmp_path / "ckpt") == {".": "0o755", "model.safetensors": "0o644", "sub": "0o755",
+                                            "sub/adapter_model.safetensors": "0o644", "checkpoint-1": "0o700"}
+    finally:
+        os.umask(old_umask)
