@@ -827,8 +827,10 @@ def test_reward_model_loaded_from_path(tmp_path, tiny_model, tiny_tokenizer):
     # a PRM saved with another step delimiter scores the trainer's steps: it split the texts its own way, and the
     # counts disagreed ("has 1 entries but the response has 3 steps", a column the user never passed)
     prm.config.step_delimiter = "\n\n\n"  # no toy text holds it: one step per text, split its way
-    tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), train_dataset=Dataset.from_list(rows),
-                            processing_class=tiny_tokenizer, reward_model=prm)
+    with pytest.warns(UserWarning, match=r"the reward model learned steps split by '\\n\\n\\n', and this trainer "
+                                         r"splits them by step_delimiter='\\n\\nStep'"):  # a user's trial, 2026-12-05
+        tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), train_dataset=Dataset.from_list(rows),
+                                processing_class=tiny_tokenizer, reward_model=prm)
     assert tr.train_dataset["rejected_step_rewards"] == [pytest.approx(e, abs=1e-4) for e in expected]
 
 
@@ -866,21 +868,32 @@ def test_sft_term_equals_trl_sigmoid_plus_sft(tiny_tokenizer):
     assert abs(a.item() - b.item()) < 1e-5
 
 
-def test_fp16_training_gets_float32_adapters(tmp_path, tiny_base_path):
-    # TRL stores a 4-bit model's LoRA weights in bfloat16; fp16 training (a T4) needs them back in float32.
+def test_4bit_adapters_train_in_float32_unless_bf16_mixed_precision(tmp_path, tiny_base_path):
+    """TRL stores a 4-bit model's LoRA weights in bfloat16 (QLoRA's recipe, for bf16 training). fp16 training (a T4)
+    cannot unscale their gradients, and a CPU's float32 training rounded most of Adam's steps away (a user's trial,
+    2026-12-05: 4 steps at lr 1e-4 moved 19% of lora_A's entries)."""
     from stepdpo_lite.models import load_model
-    from stepdpo_lite.trainer import float32_adapters_for_fp16
+    from stepdpo_lite.trainer import float32_adapters_unless_bf16
     model, tok = load_model(tiny_base_path, quantization="4bit", lora=dict(r=4, lora_alpha=8), device="cpu",
                             dtype="float32")
     tok.padding_side = "right"
     trainer = StepwiseDPOTrainer(model=model, processing_class=tok, train_dataset=Dataset.from_list(toy_rows()),
-                                 args=StepwiseDPOConfig(str(tmp_path), max_steps=1, **FAST))
-    trainable = [p for p in trainer.model.parameters() if p.requires_grad]
-    assert trainable and all(p.dtype == torch.bfloat16 for p in trainable)  # TRL's cast; no fp16 here, kept
+                                 args=StepwiseDPOConfig(str(tmp_path), max_steps=4, learning_rate=1e-4, **FAST))
+    trainable = {n: p for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert trainable and all(p.dtype == torch.float32 for p in trainable.values())
+    before = {n: p.detach().clone() for n, p in trainable.items() if "lora_A" in n}
+    trainer.train()
+    moved = torch.stack([(trainable[n] != b).float().mean() for n, b in before.items()]).mean().item()
+    assert moved > 0.9, moved
     frozen = {n: p.dtype for n, p in trainer.model.named_parameters() if not p.requires_grad}
-    trainer.args.fp16 = True
-    float32_adapters_for_fp16(trainer)
-    assert all(p.dtype == torch.float32 for p in trainable)
+    for p in trainable.values():  # TRL's cast, as under bf16 mixed precision: kept there
+        p.data = p.data.to(torch.bfloat16)
+    trainer.args.bf16 = True
+    float32_adapters_unless_bf16(trainer)
+    assert all(p.dtype == torch.bfloat16 for p in trainable.values())
+    trainer.args.bf16, trainer.args.fp16 = False, True
+    float32_adapters_unless_bf16(trainer)
+    assert all(p.dtype == torch.float32 for p in trainable.values())
     assert frozen == {n: p.dtype for n, p in trainer.model.named_parameters() if not p.requires_grad}
 
 

@@ -39,7 +39,7 @@ from .. import generation
 from ..checks import finite_number, positive_int
 from ..data import _dataset as dataset_of
 from ..models import resolve_device, resolve_dtype, trainer_precision, write_portable_adapter_config
-from ..trainer import STEP_PAIRINGS, StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16, float32_adapters_for_fp16
+from ..trainer import STEP_PAIRINGS, StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16, float32_adapters_unless_bf16
 from . import budget, runs, tasks
 from .colab import drop_log_printer
 from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer,
@@ -214,7 +214,7 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
         dpo_fields = {f.name for f in dataclasses.fields(DPOConfig)}  # StepwiseDPOConfig's own were a TypeError
         trainer = DPOTrainer(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=_dataset(
             rows, plain), args=DPOConfig(**loss, **{k: v for k, v in common.items() if k in dpo_fields}))
-        float32_adapters_for_fp16(trainer)
+        float32_adapters_unless_bf16(trainer)
     drop_log_printer(trainer)  # a round prints its own summary; the logs stay in trainer.state.log_history
     return trainer
 
