@@ -204,17 +204,17 @@ def _local_folder_exists(name_or_path, who: str, hub_error: OSError | None = Non
     """A name that can only be a local folder (absolute, ``./``, ``~``, or two ``/``: a Hub id is ``org/name``) must
     exist: transformers calls a missing one a bad Hub id or, offline, a failed connection, hiding the wrong path.
     After ``hub_error`` (not loadable from the Hub either), so must an ``org/name`` whose ``org`` is a folder here,
-    and a bare name (a folder or a Hub id, which cannot be told apart) gets an error that names both."""
-    text = os.fspath(name_or_path)
+    and any other name ("nopolicy", "runs/nope": a folder or a Hub id) gets an error that names both, and the path."""
+    text, where = os.fspath(name_or_path), os.path.abspath(os.path.expanduser(name_or_path))
     local = os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1 or (
         hub_error is not None and "/" in text and Path(text).parent.is_dir())  # "runs/policy"
-    if local and not Path(text).expanduser().exists():
-        raise FileNotFoundError(f"{who}: no such folder: {text} (from {os.getcwd()})") from hub_error
-    if hub_error is not None and "/" not in text and not Path(text).exists():  # "nopolicy": the error spoke of the Hub
+    if local and not os.path.exists(where):
+        raise FileNotFoundError(f"{who}: no such folder: {text} ({where})") from hub_error
+    if hub_error is not None and not os.path.exists(where):  # the error spoke of the Hub only
         from huggingface_hub import constants
         hub = ("the Hub is offline (HF_HUB_OFFLINE=1) and its cache holds no model of that id" if
                constants.HF_HUB_OFFLINE else "the Hub gave no model of that id (no such repo, or not reachable)")
-        raise FileNotFoundError(f"{who}: {text!r} is no folder here (from {os.getcwd()}), and {hub}") from hub_error
+        raise FileNotFoundError(f"{who}: {text!r} is no folder here ({where}), and {hub}") from hub_error
 
 
 def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit", lora=None, device: str | None = None,
@@ -242,6 +242,12 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     dtype = resolve_dtype(dtype, device)
     path = Path(name_or_path)
     adapter_dir = path if (path / "adapter_config.json").exists() else None
+    # else transformers asked for sentencepiece to build a tokenizer (an empty folder), or called it a bad Hub id
+    if path.is_dir() and not (any(path.glob("adapter_model.*")) if adapter_dir else (path / "config.json").exists()):
+        reward = next((f"; it is a saved reward model ({p.name}): load it with reward_ensembles.load_reward_model or "
+                       "ProcessRewardModel.load" for p in path.glob("*_reward_config.json")), "")
+        raise ValueError(f"load_model: {path.resolve()} holds no " + ("adapter weights (adapter_model.safetensors)" if
+                         adapter_dir else "model (config.json) nor adapter (adapter_config.json)") + reward)
     if adapter_dir is not None and lora is not None:
         raise ValueError(f"load_model: {path} already holds a LoRA adapter and lora=... asks for a new one; "
                          "pass trainable=True instead to keep training the saved adapter")

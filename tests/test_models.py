@@ -203,10 +203,40 @@ def test_a_bare_name_that_is_neither_a_folder_here_nor_on_the_hub_says_both(tmp_
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # what transformers asks, at each call
     for load in (lambda n: models.load_model(n, quantization=None), generation.load_policy):
-        with pytest.raises(FileNotFoundError, match=rf"load_model: 'nopolicy' is no folder here \(from "
-                                                    rf"{re.escape(os.getcwd())}\), and the Hub is offline") as err:
+        with pytest.raises(FileNotFoundError, match=rf"load_model: 'nopolicy' is no folder here \("
+                                                    rf"{re.escape(os.path.join(os.getcwd(), 'nopolicy'))}\), and the "
+                                                    "Hub is offline") as err:
             load("nopolicy")
         assert isinstance(err.value.__cause__, OSError)  # transformers' own error, kept
+
+
+def test_a_missing_relative_path_whose_parent_is_missing_too_names_its_absolute_path(tmp_path, monkeypatch):
+    """"runs/nope" (no runs/ here either) reads as a Hub id too: offline, the error was the Hub's failed connection."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(FileNotFoundError, match=re.escape(f"'runs/nope' is no folder here ({tmp_path}/runs/nope), "
+                                                          "and the Hub is offline")):
+        models.load_model("runs/nope", quantization=None)
+    with pytest.raises(FileNotFoundError, match=re.escape(f"no such folder: ./runs/nope ({tmp_path}/runs/nope)")):
+        models.load_model("./runs/nope", quantization=None)
+
+
+def test_a_folder_that_holds_no_model_is_named_with_what_it_lacks(tiny_dir, tmp_path):
+    """An empty folder or a combined reward model's gave transformers' "Couldn't instantiate the backend tokenizer ...
+    install sentencepiece", an adapter folder without its weights an HFValidationError about repo ids."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "combined").mkdir()
+    (tmp_path / "combined" / "combined_reward_config.json").write_text("{}")
+    model, _ = models.load_model(tiny_dir, quantization=None, lora={"r": 4}, device="cpu")
+    model.save_pretrained(tmp_path / "adapter")
+    (tmp_path / "adapter" / "adapter_model.safetensors").unlink()
+    for name, message in (
+            ("empty", r"holds no model \(config.json\) nor adapter \(adapter_config.json\)$"),
+            ("combined", r"holds no model \(config.json\) nor adapter \(adapter_config.json\); it is a saved reward "
+                         r"model \(combined_reward_config.json\): load it with reward_ensembles.load_reward_model"),
+            ("adapter", r"holds no adapter weights \(adapter_model.safetensors\)$")):
+        with pytest.raises(ValueError, match=f"^load_model: {re.escape(str(tmp_path / name))} {message}"):
+            models.load_model(tmp_path / name, quantization=None, device="cpu")
 
 
 def test_lora_config_forms():
