@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 
 from .checks import finite_number, positive_int
+from .models import adapter_quantization, load_model
 
 RECORD_PROMPTS_ENV = "STEPDPO_RECORD_PROMPTS"  # a file: every prompt fed to a model here is appended (tests audit it)
 
@@ -125,11 +127,15 @@ def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float =
     return [out[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 
-def load_policy(path, quantization=None, merge: bool = True):
+def load_policy(path, quantization="as trained", merge: bool = True):
     """``(model, tokenizer)`` of a saved policy; a LoRA adapter is merged into its base when unquantized
-    (faster generation). ``merge=False`` keeps the PEFT model (its disabled adapter is the reference)."""
-    from .models import load_model
-
+    (faster generation). ``merge=False`` keeps the PEFT model (its disabled adapter is the reference).
+    ``quantization``: ``"4bit"``, None, or by default an adapter's base as loaded in training, as its folder records
+    it (``models.adapter_quantization``): a QLoRA policy at full precision is another model (logits off by ~4)."""
+    if quantization == "as trained" and (quantization := adapter_quantization(path, "unrecorded")) == "unrecorded":
+        warnings.warn(f"load_policy: {path}: nothing records whether its adapter was trained on a 4-bit base; loaded "
+                      "unquantized (quantization='4bit' loads a QLoRA policy as trained)", stacklevel=2)
+        quantization = None
     model, tokenizer = load_model(str(path), quantization=quantization)
     if merge and quantization is None and hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()

@@ -100,10 +100,10 @@ def _ensure_pad_token(tokenizer, model=None) -> None:
             model.generation_config.pad_token_id = tokenizer.pad_token_id
 
 
-BASE_RECORD = "base_model.json"  # beside a saved adapter: where its local base was when it was trained
+BASE_RECORD = "base_model.json"  # beside a saved adapter: where its local base was when it was trained, and how loaded
 
 
-def write_portable_adapter_config(folder: str | os.PathLike) -> None:
+def write_portable_adapter_config(folder: str | os.PathLike, model=None) -> None:
     """Make a saved LoRA adapter's ``adapter_config.json`` load on another machine and save byte-identically.
 
     PEFT writes ``base_model_name_or_path`` as given, so a local base becomes the absolute path of the machine
@@ -112,7 +112,8 @@ def write_portable_adapter_config(folder: str | os.PathLike) -> None:
     away from the base on the same machine loads too (``adapter_base`` tries both). A Hub id stays as it is.
     PEFT also writes ``target_modules`` from a set, in an order that changes from one Python process to the
     next; it is sorted, so that saving the same adapter twice gives the same config (``bestofn`` compares them
-    to reuse rewards already computed). A folder without an adapter is left alone."""
+    to reuse rewards already computed). Given the trained ``model``, ``base_model.json`` records how its base was
+    loaded too (``adapter_quantization``). A folder without an adapter is left alone."""
     folder = Path(folder)
     config_path = folder / "adapter_config.json"
     if not config_path.exists():
@@ -121,9 +122,14 @@ def write_portable_adapter_config(folder: str | os.PathLike) -> None:
     base = config.get("base_model_name_or_path")
     if base and not os.path.isabs(base) and not (folder / base).is_dir() and os.path.isdir(base):
         base = os.path.abspath(base)  # as given to PEFT: relative to the working directory, not to the adapter
+    record = json.loads((folder / BASE_RECORD).read_text()) if (folder / BASE_RECORD).exists() else {}
     if base and os.path.isabs(base) and os.path.isdir(base):
         config["base_model_name_or_path"] = os.path.relpath(base, folder.resolve())
-        write_json_atomic(folder / BASE_RECORD, {"trained_with": base})
+        record["trained_with"] = base
+    if model is not None:  # a second call without it (onpolicy.save_policies) keeps what the first recorded
+        record["quantization"] = "4bit" if getattr(model, "is_loaded_in_4bit", False) else None
+    if record:
+        write_json_atomic(folder / BASE_RECORD, record)
     if isinstance(config.get("target_modules"), list):
         config["target_modules"] = sorted(config["target_modules"])
     write_json_atomic(config_path, config)  # PEFT's own layout: sorted keys, indent 2
@@ -149,6 +155,15 @@ def adapter_base(adapter_dir: str | os.PathLike) -> str:
         f"{adapter_dir}: its base model {base!r} (relative to the adapter) is not at {beside.resolve()}"
         + (f", nor where it was trained ({trained_with})" if trained_with else "")
         + ": put the base model there, or the run folder back where it can see the base")
+
+
+def adapter_quantization(folder: str | os.PathLike, default=None):
+    """``"4bit"`` or None: how the base of the adapter saved in ``folder`` was loaded in training, as
+    ``base_model.json`` records it (``write_portable_adapter_config`` given the model); ``default`` for an adapter
+    that does not record it, None for a folder without an adapter (a full model) or a Hub id."""
+    record = Path(folder).expanduser() / BASE_RECORD
+    saved = json.loads(record.read_text()) if record.exists() else {}
+    return saved.get("quantization", default if (record.parent / "adapter_config.json").exists() else None)
 
 
 def keep_4bit_weights_unpacked(model) -> int:

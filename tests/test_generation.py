@@ -97,3 +97,34 @@ def test_sampling_ignores_the_models_saved_generation_settings(base):
         assert model.generation_config.repetition_penalty == 1.3  # the model's own settings are back afterwards
     finally:
         model.generation_config = saved
+
+
+def test_a_qlora_policy_loads_back_on_a_4bit_base_as_it_was_trained(tiny_base_path, tmp_path):
+    """load_policy loaded every adapter at full precision by default: a policy trained on a 4-bit base (QLoRA) became
+    another model (its logits moved by up to 4 in a user's trial, against 0.0025 in 4 bits), and nothing said so. Its
+    folder records how its base was loaded, and that is the default; an explicit quantization wins; an adapter whose
+    folder does not record it loads at full precision as before, with a warning."""
+    import warnings
+
+    import torch
+
+    from stepdpo_lite import models
+
+    trained, tok = models.load_model(tiny_base_path, quantization="4bit", device="cpu",
+                                     lora={"r": 4, "init_lora_weights": False})
+    trained.save_pretrained(tmp_path / "policy")
+    enc = tok([PROMPT], return_tensors="pt", add_special_tokens=False)
+    logits = lambda model: model(**enc).logits
+    with torch.no_grad():
+        expected = logits(trained.eval())
+        with pytest.warns(UserWarning, match="nothing records whether its adapter was trained on a 4-bit base"):
+            unrecorded, _ = generation.load_policy(tmp_path / "policy")
+        assert not getattr(unrecorded, "is_loaded_in_4bit", False)
+        models.write_portable_adapter_config(tmp_path / "policy", trained)  # what StepwiseDPOTrainer.save_model calls
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            policy, _ = generation.load_policy(tmp_path / "policy")
+        assert policy.is_loaded_in_4bit and not [w for w in caught if "load_policy" in str(w.message)]
+        torch.testing.assert_close(logits(policy), expected)
+        full, _ = generation.load_policy(tmp_path / "policy", quantization=None)
+        assert not getattr(full, "is_loaded_in_4bit", False) and not hasattr(full, "peft_config")  # merged

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -237,6 +238,21 @@ def test_a_folder_that_holds_no_model_is_named_with_what_it_lacks(tiny_dir, tmp_
             ("adapter", r"holds no adapter weights \(adapter_model.safetensors\)$")):
         with pytest.raises(ValueError, match=f"^load_model: {re.escape(str(tmp_path / name))} {message}"):
             models.load_model(tmp_path / name, quantization=None, device="cpu")
+
+
+def test_a_saved_adapter_records_how_its_base_was_loaded(tiny_dir, tmp_path):
+    """Nothing saved said that a policy was trained on a 4-bit base: it was reloaded at full precision, another
+    model. ``write_portable_adapter_config`` given the model records it; a call without the model keeps it."""
+    for quantization in ("4bit", None):
+        model, _ = models.load_model(tiny_dir, quantization=quantization, lora={"r": 4}, device="cpu")
+        folder = tmp_path / str(quantization)
+        model.save_pretrained(folder)
+        assert models.adapter_quantization(folder, default="unrecorded") == "unrecorded"
+        models.write_portable_adapter_config(folder, model)
+        models.write_portable_adapter_config(folder)  # as onpolicy.save_policies does after the trainer's save
+        assert models.adapter_quantization(folder, default="unrecorded") == quantization
+        assert json.loads((folder / models.BASE_RECORD).read_text())["trained_with"] == tiny_dir
+    assert models.adapter_quantization(tiny_dir, default="unrecorded") is None  # a full model: nothing to record
 
 
 def test_lora_config_forms():
