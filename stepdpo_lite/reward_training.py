@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -222,6 +223,12 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
            c: RewardTrainingConfig, callbacks=None, resume_from_checkpoint=None):
     from transformers import TrainingArguments, set_seed
 
+    base = Path(os.fspath(model_name_or_path)).expanduser()
+    if (base / "adapter_config.json").exists():  # load_model refused lora=..., and without it nothing had a gradient
+        what = next((f"a saved reward model ({p.name})" for p in base.glob("*_reward_config.json")), "a saved adapter")
+        raise ValueError(f"{kind.__name__}: {base.resolve()} is {what}, not a base model: training puts a new adapter "
+                         "on a base and cannot train a saved one on. Train anew from its base (adapter_config.json "
+                         "names it) on all the rows; a run saved with checkpoints resumes by resume_from_checkpoint")
     if c.quantization == "4bit" and c.lora is None:
         raise ValueError("a 4-bit base cannot be trained itself: pass lora=True (QLoRA) or quantization=None")
     if train_dataset is None:
@@ -298,7 +305,8 @@ def train_process_reward_model(model_name_or_path: str | os.PathLike, train_data
     """Train a process reward model on stepwise supervision rows and save it to ``output_dir``.
 
     Args:
-        model_name_or_path: base causal LM (Hub id or folder), e.g. ``"Qwen/Qwen2.5-0.5B-Instruct"``.
+        model_name_or_path: base causal LM (Hub id or folder), e.g. ``"Qwen/Qwen2.5-0.5B-Instruct"``; a saved
+            reward model's or adapter's folder is refused (a new adapter is trained on a base, none trained on).
         train_dataset, eval_dataset: ``datasets.Dataset`` or list of ``{"prompt", "completions", "labels"}``.
         config: a ``RewardTrainingConfig``; ``**overrides`` set its fields (``quantization=None``,
             ``max_steps=50``, ...) or any other ``transformers.TrainingArguments`` field.

@@ -402,3 +402,24 @@ def test_an_ensemble_member_that_gives_a_nan_step_reward_is_named():
     with pytest.raises(ValueError, match=r"^EnsembleRewardModel: member 1's reward of step 1 must be a finite number, "
                                          r"got nan$"):
         EnsembleRewardModel([Fixed([1.0, 2.0]), Fixed([3.0, float("nan")])]).get_rewards_for_steps(steps)
+
+
+@pytest.mark.parametrize("train, kind", [(train_process_reward_model, "ProcessRewardModel"),
+                                         (train_outcome_reward_model, "OutcomeRewardModel")])
+def test_a_saved_reward_model_or_adapter_as_the_base_is_refused_before_anything_is_written(tiny_dir, tmp_path,
+                                                                                           monkeypatch, train, kind):
+    """Training on from a saved PRM/ORM failed with load_model's "pass trainable=True", which the trainers refuse as
+    an unknown option, or (lora=None) deep in the Trainer with "element 0 of tensors does not require grad", and left
+    an empty output_dir behind."""
+    from stepdpo_lite.models import load_model
+    saved = train_process_reward_model(tiny_dir, toy_rows(4), tmp_path / "prm", quantization=None, lora={"r": 4},
+                                       device="cpu", max_steps=1, disable_tqdm=True)
+    saved.model.save_pretrained(tmp_path / "adapter")  # a bare adapter: no reward model's config beside it
+    load_model(tmp_path / "adapter", quantization=None)  # a policy's folder that loads, but that no trainer trains on
+    _no_model_loads(monkeypatch)
+    for base, what in (("prm", r"a saved reward model \(process_reward_config.json\)"), ("adapter", "a saved adapter")):
+        for options in (dict(), dict(quantization=None, lora=None), dict(quantization=None, lora=True)):
+            with pytest.raises(ValueError, match=f"^{kind}: {re.escape(str(tmp_path / base))} is {what}, not a base "
+                                                 "model: .*Train anew from its base"):
+                train(tmp_path / base, toy_rows(2), tmp_path / "out", **options)
+            assert not (tmp_path / "out").exists()
