@@ -131,7 +131,8 @@ def load_policy(path, quantization="as trained", merge: bool = True):
     """``(model, tokenizer)`` of a saved policy; a LoRA adapter is merged into its base when unquantized
     (faster generation). ``merge=False`` keeps the PEFT model (its disabled adapter is the reference).
     ``quantization``: ``"4bit"``, None, or by default an adapter's base as loaded in training, as its folder records
-    it (``models.adapter_quantization``): a QLoRA policy at full precision is another model (logits off by ~4)."""
+    it (``models.adapter_quantization``): a QLoRA policy at full precision is another model (the tiny base's logits
+    moved by up to 4)."""
     if quantization == "as trained" and (quantization := adapter_quantization(path, "unrecorded")) == "unrecorded":
         warnings.warn(f"load_policy: {path}: nothing records whether its adapter was trained on a 4-bit base; loaded "
                       "unquantized (quantization='4bit' loads a QLoRA policy as trained)", stacklevel=2)

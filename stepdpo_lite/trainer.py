@@ -605,7 +605,8 @@ class StepwiseDPOTrainer(DPOTrainer):
         super().save_model(output_dir, _internal_call)
         output_dir = output_dir or self.args.output_dir
         if self.args.should_save:
-            write_portable_adapter_config(output_dir)  # a LoRA policy names its base so that it loads elsewhere
+            # a LoRA policy names its base so that it loads elsewhere, and how it was loaded (4-bit or not)
+            write_portable_adapter_config(output_dir, self.model)
             cfg = self.args.stepwise_dict()
             write_json_atomic(os.path.join(output_dir, "stepwise_config.json"), cfg)
             write_atomic(os.path.join(output_dir, "stepwise_config.pt"), lambda tmp: torch.save(cfg, tmp))  # a plain

@@ -1273,6 +1273,7 @@ def test_policy_metrics_give_each_method_the_figures_of_the_policy_it_saved_last
 class FakeTrainer:
     def __init__(self, name):
         self.name, self.state = name, type("State", (), {"log_history": [{"step": 1, "loss": 0.5}]})()
+        self.model = None  # what write_portable_adapter_config records the base from (no adapter here)
 
     def save_model(self, folder):
         Path(folder).mkdir(parents=True, exist_ok=True)

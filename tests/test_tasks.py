@@ -218,7 +218,7 @@ def test_evaluate_saved_policies_measures_each_and_keeps_the_per_problem_counts_
 def test_evaluate_saved_policies_passes_its_progress_setting_to_every_policy(monkeypatch):
     """Notebook 04 on a GPU profile measures five policies for minutes each: a bar over each one's generations."""
     seen = []
-    monkeypatch.setattr(tasks.generation, "load_policy", lambda path: (path, None))
+    monkeypatch.setattr(tasks.generation, "load_policy", lambda path, quantization="as trained": (path, None))
     monkeypatch.setattr(tasks, "greedy_and_sampled_accuracy", lambda policy, *a, progress=False, **kw: (
         seen.append((policy, progress)) or {"accuracy": 0.5, "sampled_accuracy": 0.5, "per_problem": {}}))
     for progress in (True, False):

@@ -885,6 +885,9 @@ def test_4bit_adapters_train_in_float32_unless_bf16_mixed_precision(tmp_path, ti
     trainer.train()
     moved = torch.stack([(trainable[n] != b).float().mean() for n, b in before.items()]).mean().item()
     assert moved > 0.9, moved
+    trainer.save_model(str(tmp_path / "policy"))  # records its 4-bit base: load_policy loads it as trained
+    from stepdpo_lite.models import adapter_quantization
+    assert adapter_quantization(tmp_path / "policy", "unrecorded") == "4bit"
     frozen = {n: p.dtype for n, p in trainer.model.named_parameters() if not p.requires_grad}
     for p in trainable.values():  # TRL's cast, as under bf16 mixed precision: kept there
         p.data = p.data.to(torch.bfloat16)

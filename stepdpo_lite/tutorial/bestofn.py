@@ -369,7 +369,7 @@ def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=N
     problems = list_of(problems, "greedy_policy_accuracies: problems", "problems")
     if not problems:
         raise ValueError("greedy_policy_accuracies: problems is empty")
-    load = load or generation.load_policy
+    load = load or (lambda path: generation.load_policy(path, quantization=None))  # as 04 measured them
     digest = tasks.problems_digest(problems)
     accuracies = {}
     for name, path in policies.items():

@@ -278,7 +278,7 @@ def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping
     for name, trainer in trainers.items():
         out = Path(folder) / name
         runs.save_atomic(out, trainer.save_model)
-        write_portable_adapter_config(out)
+        write_portable_adapter_config(out, trainer.model)  # TRL's DPOTrainer records nothing of its base
         history = trainer.state.log_history if log_histories is None else log_histories[name]
         runs.write_json_atomic(out / "log_history.json", history)
     return Path(folder)

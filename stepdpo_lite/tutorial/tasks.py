@@ -118,7 +118,7 @@ def evaluate_saved_policies(saved: dict, tokenizer, problems, *, n_sampled: int 
     ``accuracy_differences`` (not in ``results``: metrics.json keeps the figures only)."""
     results, right = {}, {}
     for name, path in saved.items():
-        policy, _ = generation.load_policy(path)
+        policy, _ = generation.load_policy(path, quantization=None)  # all merged into a full-precision base, alike
         results[name] = r = greedy_and_sampled_accuracy(policy, tokenizer, problems, n_sampled=n_sampled,
                                                         batch_size=batch_size, max_new_tokens=max_new_tokens,
                                                         seed=seed, per_problem=True, progress=progress)
