@@ -242,9 +242,10 @@ class StepwiseDPOConfig(DPOConfig):
 class StepwiseDPOTrainer(DPOTrainer):
     """[`trl.DPOTrainer`] with step-level credit assignment (docs/method.md §4). Same arguments, plus
     ``reward_model``: an object with ``score_solutions(prompts, solutions) -> list[list[float]]`` (per-step
-    log-odds, e.g. a ``ProcessRewardModel``), used once while the datasets are prepared. Per-step labels may instead
-    come from columns ``chosen_step_labels`` / ``rejected_step_labels`` (bools or probabilities), or cached rewards
-    from ``chosen_step_rewards`` / ``rejected_step_rewards``. Needs a fast tokenizer and string rows. A bool column
+    log-odds, e.g. a ``ProcessRewardModel``), used once while the datasets are prepared; its rewards become labels
+    as ``args.reward_model_labels`` says. Per-step labels may instead come from columns ``chosen_step_labels`` /
+    ``rejected_step_labels`` (bools or probabilities), or rewards from ``chosen_step_rewards`` /
+    ``rejected_step_rewards``. Needs a fast tokenizer and string rows. A bool column
     ``open_ended`` marks partial completions (Step-DPO's prompt-prefix form): the EOS TRL appends is dropped from
     them, so that a one-step completion does not teach the policy to stop after one step."""
 
