@@ -40,6 +40,19 @@ def test_sync_notebooks_rewrites_only_the_setup_cells(tmp_path):
     assert len(changed) == 1 and "https://example.org/fork.git" in "".join(after["cells"][changed[0]]["source"])
 
 
+def test_sync_notebooks_cli_takes_a_url_and_refuses_a_folder_without_notebooks(tmp_path, capsys):
+    """A mistyped --notebook-dir printed "updated: nothing (already in sync)", and a fork's URL had to be edited
+    into colab.py first (a user's trial, 2026-12-05)."""
+    with pytest.raises(SystemExit) as stop:
+        colab.main(["sync-notebooks", "--notebook-dir", str(tmp_path / "typo")])
+    assert stop.value.code == 2 and "holds no notebook named NN_*.ipynb" in capsys.readouterr().err
+    name = tutorial.NOTEBOOKS[0]
+    (tmp_path / name).write_text((tutorial.NOTEBOOK_DIR / name).read_text())
+    assert colab.main(["sync-notebooks", "--notebook-dir", str(tmp_path), "--url", "https://example.org/f.git"]) == 0
+    assert f"updated: {name}" in capsys.readouterr().out
+    assert "https://example.org/f.git" in (tmp_path / name).read_text()
+
+
 def _run_cell_as_colab(tmp_path, env):
     """The setup cell, executed in a fresh interpreter that believes it is in Colab (google.colab imported)."""
     script = textwrap.dedent('''

@@ -35,3 +35,17 @@ def test_solution_lm_dataset_names_a_text_that_is_not_a_str(prompts, solutions, 
     """None or a number was the tokenizer's (or str +'s) error, naming no row."""
     with pytest.raises(ValueError, match=f"solution_lm_dataset: {message}"):
         tiny_base.solution_lm_dataset(tiny_tokenizer, prompts, solutions)
+
+
+def test_training_commands_refuse_the_shipped_models_as_out_without_force(capsys):
+    """`train-base` and verifier pretraining quoted without --out (their default) replaced data/tiny-base or
+    data/tiny-verifier, what every notebook loads, after the whole training (a user's trial, 2026-12-05)."""
+    from stepdpo_lite.tutorial import tiny_base, toyworld, verifier_pretraining
+    for main, argv in ((tiny_base.main, ["train-base"]), (verifier_pretraining.main, []),
+                       (tiny_base.main, ["train-base", "--out", str(toyworld.TINY_BASE_DIR) + "/"])):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+        assert "is the shipped tiny" in capsys.readouterr().err
+    toyworld.refuse_shipped_out(toyworld.TINY_BASE_DIR, force=True)  # --force: allowed
+    toyworld.refuse_shipped_out("/tmp/elsewhere", force=False)

@@ -251,8 +251,11 @@ def sync_notebooks(notebook_dir: str | os.PathLike | None = None, url: str = REP
     from stepdpo_lite.atomic import write_atomic  # absolute: this file also runs as a script (install)
 
     folder = Path(notebook_dir) if notebook_dir else Path(__file__).resolve().parents[2] / "notebooks"
+    notebooks = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:  # a mistyped folder printed "already in sync"
+        raise ValueError(f"sync_notebooks: {folder.resolve()} holds no notebook named NN_*.ipynb")
     changed = []
-    for path in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+    for path in notebooks:
         nb = json.loads(path.read_text())
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         if len(code) < 2 or "parameters" not in code[0].get("metadata", {}).get("tags", []):
@@ -273,14 +276,21 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     i = sub.add_parser("install", help="pip install -e KIT with the lock as constraints (Colab's setup cell)")
     i.add_argument("kit", nargs="?", default=KIT_DIR)
-    i.add_argument("--dry-run", action="store_true", help="print the pip command instead of running it")
-    s = sub.add_parser("sync-notebooks", help="write REPO_URL's setup cell into every notebook")
+    i.add_argument("--dry-run", action="store_true",
+                   help="print the pip command instead of running it (the constraints file it names is written)")
+    s = sub.add_parser("sync-notebooks", help="write the setup cell, with --url (default: REPO_URL, or "
+                                              "$STEPDPO_REPO_URL), into every notebook")
     s.add_argument("--notebook-dir", default=None)
+    s.add_argument("--url", default=None, help="the repository the notebooks clone")
     args = parser.parse_args(argv)
     if args.command == "install":
         install(args.kit, dry_run=args.dry_run or bool(os.environ.get("STEPDPO_COLAB_DRY_RUN")))
     else:
-        print("updated:", ", ".join(sync_notebooks(args.notebook_dir)) or "nothing (already in sync)")
+        try:
+            changed = sync_notebooks(args.notebook_dir, args.url or repo_url())
+        except ValueError as err:
+            parser.error(str(err))
+        print("updated:", ", ".join(changed) or "nothing (already in sync)")
     return 0
 
 

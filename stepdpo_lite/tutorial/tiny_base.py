@@ -20,7 +20,7 @@ from ..atomic import check_replaceable
 from ..checks import finite_number, list_of, positive_int
 from . import tasks
 from .toyworld import (TINY_BASE_DIR, build_tiny_model, build_tokenizer, load_tiny_base, make_problems,
-                       noisy_training_text, save_tiny_model)
+                       noisy_training_text, refuse_shipped_out, save_tiny_model)
 
 
 def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num_proc: int | None = None):
@@ -120,6 +120,7 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train-base", help="train the tiny base model")
     t.add_argument("--out", default=str(TINY_BASE_DIR))
+    t.add_argument("--force", action="store_true", help="allow --out to be the shipped data/tiny-base")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-steps", type=int, default=3000)
     t.add_argument("--target-accuracy", type=float, default=0.5)
@@ -131,6 +132,10 @@ def main(argv=None):
     e.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "train-base":
+        try:
+            refuse_shipped_out(args.out, args.force)
+        except ValueError as err:
+            parser.error(str(err))
         print(json.dumps(train_base(args.out, seed=args.seed, max_steps=args.max_steps,
                                     target_accuracy=args.target_accuracy, layers=args.layers,
                                     hidden_size=args.hidden_size)))

@@ -46,6 +46,17 @@ SPLITS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}
 TINY_BASE_DIR = Path(__file__).resolve().parents[2] / "data" / "tiny-base"
 TINY_VERIFIER_DIR = TINY_BASE_DIR.parent / "tiny-verifier"  # the reward base (verifier_pretraining.py)
 
+
+def refuse_shipped_out(out, force: bool) -> None:
+    """A ValueError when ``out`` is one of the models the repository ships (``data/tiny-base``, ``data/tiny-verifier``)
+    and ``force`` is not set: a training command's default ``--out`` would otherwise replace what every notebook loads,
+    after hours of training, on a user's copy of a command quoted without ``--out``."""
+    shipped = {TINY_BASE_DIR.resolve(): "base policy", TINY_VERIFIER_DIR.resolve(): "reward base"}
+    if not force and Path(out).expanduser().resolve() in shipped:
+        raise ValueError(f"--out {out} is the shipped tiny {shipped[Path(out).expanduser().resolve()]} that the "
+                         "notebooks load: give another --out, or add --force to replace it (`git checkout -- data` "
+                         "brings the shipped one back)")
+
 # The first operand may be negative: a slip below 0 is carried on as written ("-1 + 5 = 4" is propagated, not a format
 # error); the second operand is the problem's own number (0..50)
 _STEP_RE = re.compile(r"^(?:\n\n)?Step (\d+): (-?\d+) ([+\-*]) (\d+) = (-?\d+)(?:\n\nAnswer: (-?\d+))?$")

@@ -420,11 +420,17 @@ def main(argv=None) -> None:
         kind = {"int": int, "float": float}.get(str(f.type), str)
         parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, help=f.metadata["help"])
     parser.add_argument("--resume", action="store_true", help="Continue from the last checkpoint of the same run.")
+    parser.add_argument("--force", action="store_true", help="Allow --out to be the shipped data/tiny-verifier.")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="Only print the validation metrics of --init (a verifier), as one JSON line.")
     args = vars(parser.parse_args(argv))
-    resume, evaluate_only = args.pop("resume"), args.pop("evaluate_only")
+    resume, evaluate_only, force = args.pop("resume"), args.pop("evaluate_only"), args.pop("force")
     c = VerifierPretrainingConfig(**args)
+    if not evaluate_only:
+        try:
+            toyworld.refuse_shipped_out(c.out, force)
+        except ValueError as err:
+            parser.error(str(err))
     if evaluate_only:
         from ..rewards import OutcomeRewardModel, ProcessRewardModel
         model, tok = toyworld.load_tiny_base(c.init, device=c.device)
