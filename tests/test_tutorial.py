@@ -190,6 +190,8 @@ def test_the_runner_sets_no_per_cell_limit_unless_asked(tmp_path, monkeypatch, c
             run_tutorial("toy", tmp_path / "runs", ["01"], notebook_dir=tmp_path, timeout=bad, progress=False)
     assert len(timeouts) == 3
     capsys.readouterr()
+    assert tutorial.main([*args, "--timeout", "0"]) == 1  # "or None": which a command line cannot give
+    assert "on the command line: leave --timeout out" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         tutorial.main(["--help"])
     assert "per cell (default: no limit" in " ".join(capsys.readouterr().out.split())

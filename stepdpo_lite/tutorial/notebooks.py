@@ -312,7 +312,8 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     # round_generation_seconds), and a limit would stop the run there. nbclient reads 0 or less as no limit too:
     # refused, as a limit asked for that would silently not be one.
     if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):  # True: one second a cell
-        raise ValueError(f"timeout={timeout}: give the seconds allowed per cell (> 0), or None for no limit")
+        raise ValueError(f"timeout={timeout}: give the seconds allowed per cell (> 0), or None for no limit (on the "
+                         "command line: leave --timeout out)")
     paths = resolve_notebooks(notebooks, notebook_dir)
     if notebook_dir is None:  # the kit's notebooks know only its profiles; else runs/<typo>/ would be made first
         from .profiles import get_profile
