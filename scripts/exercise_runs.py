@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from stepdpo_lite.atomic import write_json_atomic  # noqa: E402
 from stepdpo_lite.tutorial import notebooks, runs  # noqa: E402
+from stepdpo_lite.tutorial.profiles import PROFILES  # noqa: E402
 
 # name: (the README's exercise, its notebook, the setting it asks for, the metrics.json sections that setting moves)
 EXERCISES = {
@@ -71,8 +72,16 @@ def main(argv=None) -> dict:
         ap.error(f"--only: no variant {unknown[0]!r}; the variants: {', '.join(EXERCISES)}")
     if len(set(names)) != len(names):
         ap.error("--only: each variant once")
-    run = runs.run_dir(args.profile, args.runs_dir)
-    runs.recorded(run, "test_time", "07_test_time_compute")  # the variants read every notebook's outputs
+    if args.profile not in PROFILES:
+        ap.error(f"--profile: unknown profile {args.profile!r}; the profiles: {', '.join(sorted(PROFILES))}")
+    run = Path(args.runs_dir) / args.profile  # read, not made: runs.run_dir would create a misspelled one
+    if not (run / "metrics.json").is_file():
+        ap.error(f"--runs-dir {args.runs_dir}: {run} holds no tutorial run ("
+                 f"{'no metrics.json' if run.is_dir() else 'no such folder'}): run the notebooks first (make tutorial)")
+    try:
+        runs.recorded(run, "test_time", "07_test_time_compute")  # the variants read every notebook's outputs
+    except (ValueError, FileNotFoundError) as err:  # a cut-short run, or a metrics.json that is not JSON
+        ap.error(f"--runs-dir {args.runs_dir}: {err}")
     own = runs.read_metrics(run)
     done = {}
     with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(args.parallel) as pool:
@@ -81,6 +90,7 @@ def main(argv=None) -> dict:
         for job in tqdm(as_completed(jobs), total=len(jobs), desc="exercise variants", unit="run"):
             done[jobs[job]] = job.result()
             tqdm.write(f"{jobs[job]}: {done[jobs[job]]['seconds']} s")
+            sys.stdout.flush()  # tqdm.write does not: a log file got the lines only at the end
     sections = sorted({s for n in names for s in EXERCISES[n][3]})
     result = {"run": {s: own[s] for s in sections}, "exercises": {n: done[n] for n in names}}
     write_json_atomic(args.out, result)

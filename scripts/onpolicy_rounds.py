@@ -8,8 +8,8 @@ split (to fix a protocol) or the test split (to report it):
 
 ``--protocol output_layer`` (or ``first_error``) trains by one of notebook 04's protocols
 (``profiles.ONPOLICY_PROTOCOLS``); without it the script's own defaults apply (NLL weight 5, weighted step pairing,
-step weight 1). Notebook 04's own rounds on the tiny profile (its first two give the notebook's figures to the
-digit), eight of them:
+step weight 1, the step loss through every layer), not notebook 04's protocol. Notebook 04's own rounds on the
+tiny profile (its first two give the notebook's figures to the digit), eight of them:
 
     python scripts/onpolicy_rounds.py --protocol output_layer --split test --rounds 8 --problems-per-round 96 \
         --samples 3 --steps 10
@@ -23,9 +23,10 @@ about 5 minutes a round on an H200) and 1,000 test problems:
 
 Needs notebook 01's run (problem counts in ``metrics.json``) and notebook 02's PRM (``runs/<profile>/prm`` and
 ``prm.first_error_threshold``). Nothing is written into the run folder unless ``--save-policies`` points there.
-Prints one line per round and method, then the table; ``--out`` writes every figure as JSON. ``--progress`` adds
-progress bars to the rounds' sampling, PRM scoring, training and evaluation: at 100 times the data a round runs
-for an hour on 2 CPU cores between its printed lines.
+Prints one line per round and method, then the table; ``--out`` writes every figure as JSON. Progress bars on the
+rounds' sampling, PRM scoring, training and evaluation are on when stderr is a terminal (``--progress`` or
+``--no-progress`` says so for a log file): at 100 times the data a round runs for an hour on 2 CPU cores between its
+printed lines.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from stepdpo_lite.tutorial.profiles import ONPOLICY_PROTOCOLS, get_profile  # no
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="tiny")
     ap.add_argument("--runs-dir", default=str(ROOT / "runs"))
     ap.add_argument("--split", default="validation", choices=["validation", "test"],
@@ -83,7 +84,8 @@ def main(argv=None):
     ap.add_argument("--protocol", default=None, choices=list(ONPOLICY_PROTOCOLS),
                     help="notebook 04's training protocol (profiles.ONPOLICY_PROTOCOLS; the tiny profile's is "
                          "output_layer): sets --sft-weight, --step-pairing, --step-weight and --step-gradient, "
-                         "each not given")
+                         "each not given (default: none, the script's own: NLL weight 5, weighted step pairing, "
+                         "step weight 1, the step loss through every layer)")
     ap.add_argument("--sft-weight", type=float, default=None, help="NLL weight of every method (default: 5.0)")
     ap.add_argument("--outcome-weight", type=float, default=0.0)
     ap.add_argument("--step-pairing", default=None, choices=["weighted", "first_error", "first_token"],
@@ -112,13 +114,20 @@ def main(argv=None):
                     help="where the policies sample and train (default: the profile's; the tiny profile's is cpu)")
     ap.add_argument("--sample-batch-size", type=int, default=None,
                     help="rows per generate and PRM call (default: the profile's)")
-    ap.add_argument("--progress", action="store_true",
+    ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                     help="progress bars on the rounds' sampling, PRM scoring, training and evaluation (a large "
-                         "round on a CPU runs an hour between its printed lines)")
+                         "round on a CPU runs an hour between its printed lines; default: on when stderr is a "
+                         "terminal)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-policies", default=None, help="save the last round's policies here")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)
+    if args.progress is None:  # bars in a terminal; a log file would get every redraw
+        args.progress = sys.stderr.isatty()
+    try:  # found out now, not as a traceback once the arguments are checked
+        get_profile(args.profile)
+    except ValueError as err:
+        ap.error(f"--profile: {err}")
     # found out now, not after the policies are loaded and a round sampled (a slice of -3 or 0 steps ran silently)
     for name in ("rounds", "samples", "batch_size", "n_sampled", "n_eval", "steps", "max_pairs", "step_pairs",
                  "step_tries", "step_attempts", "negative_tries", "train_problems", "eval_problems",
@@ -170,7 +179,7 @@ def main(argv=None):
                                   sample_batch_size=args.sample_batch_size or profile.sample_batch_size)
     args.batch_size = budget.preference_batch_size(profile, args.batch_size)  # recorded in --out's config
     if args.out and not Path(args.out).resolve().parent.is_dir():  # found out now, not after every round has run
-        raise SystemExit(f"--out {args.out}: no such folder {Path(args.out).resolve().parent}")
+        ap.error(f"--out {args.out}: no such folder {Path(args.out).resolve().parent}")
     if args.save_policies:  # found out now, not when the last round's policies are saved (a file there, "." ...)
         try:
             if Path(args.save_policies).exists() and not Path(args.save_policies).is_dir():
@@ -180,12 +189,16 @@ def main(argv=None):
         except ValueError as err:
             ap.error(str(err))
     run = Path(args.runs_dir) / args.profile
-    metrics = runs.read_metrics(runs.require(run, "01_data_prep"))
-    threshold = metrics.get("prm", {}).get("first_error_threshold")
-    if threshold is None:
-        raise SystemExit(f"{run / 'metrics.json'} has no prm.first_error_threshold: run notebook 02 first")
+    try:  # the run's figures and its PRM's folder, read before anything is loaded
+        metrics = runs.read_metrics(runs.require(run, "01_data_prep"))
+        threshold = metrics.get("prm", {}).get("first_error_threshold")
+        if threshold is None:
+            raise FileNotFoundError(f"{run / 'metrics.json'} has no prm.first_error_threshold: run notebook 02 first")
+        prm_dir = runs.require(run / "prm", "02_process_reward_model")
+    except (ValueError, FileNotFoundError) as err:
+        ap.error(f"--runs-dir: {err}")
     from stepdpo_lite.rewards import ProcessRewardModel
-    prm = ProcessRewardModel.load(runs.require(run / "prm", "02_process_reward_model"), device=profile.device)
+    prm = ProcessRewardModel.load(prm_dir, device=profile.device)
     policies = {}
     for m in args.methods:  # each method trains on from its own copy of notebook 04's start policy
         policies[m], tokenizer = onpolicy.start_policy(profile, seed=args.seed)
@@ -194,6 +207,9 @@ def main(argv=None):
     splits = onpolicy.recorded_splits(tasks.get_task(profile), profile, metrics, seed=args.seed, tokenizer=tokenizer,
                                       n_train=args.train_problems, n_eval=args.eval_problems)
     eval_problems = splits[args.split][: args.n_eval or None]
+    if args.n_eval and args.n_eval > len(eval_problems):  # the figures are on fewer problems than asked for
+        print(f"--n-eval {args.n_eval}: the {args.split} split holds {len(eval_problems)} problems; evaluating on all "
+              f"{len(eval_problems)} (--eval-problems draws more)", flush=True)
     rs = onpolicy.RoundSettings(samples_per_problem=args.samples, sampler=args.sampler, pairs=args.pairs,
                                 max_pairs_per_problem=args.max_pairs, step_pairs_per_problem=args.step_pairs,
                                 step_tries=args.step_tries, step_attempts=args.step_attempts,

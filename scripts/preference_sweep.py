@@ -7,7 +7,8 @@ copy of notebook 01's data, and prints the held-out test accuracies of all runs.
 
     python scripts/preference_sweep.py --beta 0.1 0.5 --sft-weight 1 5     # ~2 min a setting on 2 CPU cores
 
-Needs ``runs/<profile>/data`` (notebook 01). Prints a table, then one JSON line per setting.
+Needs ``runs/<profile>/data`` (notebook 01). Prints its plan and a line per setting as it finishes, then a table,
+then one JSON line per setting.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite.tutorial import notebooks, onpolicy, runs  # noqa: E402
+from stepdpo_lite.tutorial.profiles import get_profile  # noqa: E402
 
 RUNS = ("base", "dpo", "stepwise_dpo", "nll_only", "step_dpo")  # the last: notebook 04's run on Step-DPO's pairs
 
@@ -69,13 +73,25 @@ def main(argv=None):
             onpolicy.TrainSettings(beta=beta, sft_weight=sft, outcome_weight=outcome)
         except ValueError as err:
             ap.error(f"--beta, --sft-weight, --outcome-weight: {err}")
-    data = runs.require(Path(args.runs_dir) / args.profile / "data", "01_data_prep")
+    try:
+        get_profile(args.profile)
+    except ValueError as err:
+        ap.error(f"--profile: {err}")
+    try:
+        data = runs.require(Path(args.runs_dir) / args.profile / "data", "01_data_prep")
+    except FileNotFoundError as err:
+        ap.error(f"--runs-dir: {err}")
 
+    settings = list(itertools.product(args.beta, args.sft_weight, args.outcome_weight))
+    # each setting is a notebook run whose output is captured: minutes without a word otherwise
+    print(f"{len(settings)} setting{'s' * (len(settings) != 1)} (β × NLL weight × outcome weight) of notebook 04's "
+          f"one-round part on a copy of {data}, one after another (~2 min a setting on 2 CPU cores)", flush=True)
     rows = []
-    for beta, sft, outcome in itertools.product(args.beta, args.sft_weight, args.outcome_weight):
+    for beta, sft, outcome in tqdm(settings, desc="settings", unit="run"):
         started = time.time()
         rows.append(run_setting(args.profile, data, beta, sft, outcome))
-        print(f"β {beta} NLL {sft} outcome {outcome}: done in {time.time() - started:.0f} s", flush=True)
+        tqdm.write(f"β {beta} NLL {sft} outcome {outcome}: done in {time.time() - started:.0f} s")
+        sys.stdout.flush()  # tqdm.write does not: a log file got the lines only at the end
     names = " ".join(f"{n:>6}" for n in ("DPO", "Step", "NLL", "S-DPO"))
     print(f"\n{'β':>5} {'NLL':>5} {'out':>4} | greedy: {'base':>6} {names} | sampled: {names}")
     for r in rows:

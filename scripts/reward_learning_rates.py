@@ -74,14 +74,26 @@ def main(argv: list[str] | None = None) -> None:
     if not all(0 < x < math.inf for x in rates) or len(set(args.learning_rates)) < len(args.learning_rates):
         parser.error(f"--learning-rates (distinct) and --epochs must be finite numbers above 0, got "
                      f"{args.learning_rates} and {args.epochs}")
-    profile = get_profile(args.profile)
+    try:
+        profile = get_profile(args.profile)
+    except ValueError as err:
+        parser.error(f"--profile: {err}")
+    base = args.base or profile.reward_base
+    # a folder that is not there (a Hub model id is owner/name: no leading / . ~, one / at most), found before the data
+    if not Path(base).exists() and (base.startswith(("/", ".", "~")) or base.count("/") > 1):
+        parser.error(f"--base {base}: no such folder")
     folder = Path(args.runs_dir) / args.profile / "data"
-    for reward in (["process", "outcome"] if args.reward == "both" else [args.reward]):
-        names = [f"{split}_{SPLITS[reward]}" for split in ("train", "validation", "test")]
-        loaded = data.load_datasets(folder, names)
-        splits = {"train": loaded[names[0]].shuffle(seed=0), "validation": loaded[names[1]], "test": loaded[names[2]]}
+    rewards = ["process", "outcome"] if args.reward == "both" else [args.reward]
+    names = {reward: [f"{split}_{SPLITS[reward]}" for split in ("train", "validation", "test")] for reward in rewards}
+    try:  # every reward's data before the first trains: outcome's missing was found after process's runs
+        loaded = data.load_datasets(folder, [n for reward in rewards for n in names[reward]])
+    except FileNotFoundError as err:
+        parser.error(f"--runs-dir: {err} (notebook 01 makes it)")
+    for reward in rewards:
+        train, validation, test = (loaded[n] for n in names[reward])
+        splits = {"train": train.shuffle(seed=0), "validation": validation, "test": test}
         for lr in args.learning_rates:
-            row = train_and_measure(reward, args.base or profile.reward_base, splits, profile, lr, args.epochs)
+            row = train_and_measure(reward, base, splits, profile, lr, args.epochs)
             print(json.dumps(row), flush=True)
 
 

@@ -12,7 +12,8 @@ seeds rule the goal's lead out for the method, not only for these runs.
     python scripts/seed_spread.py --seeds 0 1 2 --set ONPOLICY_PROTOCOL=first_error
 
 Needs notebooks 01-03's run (``make tutorial``). About 4 minutes per seed on 2 cores; ``--parallel 2`` runs two
-at a time with one thread each (about 6 minutes a pair). ``--out`` writes each seed's ``policy`` metrics as JSON.
+at a time with one thread each (about 6 minutes a pair). Prints its plan, then a line per seed as each finishes.
+``--out`` writes each seed's ``policy`` metrics as JSON.
 
 The same verdict for runs of ``scripts/onpolicy_rounds.py`` (one ``--out`` file per seed), after any round:
 
@@ -27,14 +28,20 @@ import math
 import os
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+
+from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite.atomic import write_atomic  # noqa: E402
 from stepdpo_lite.tutorial import notebooks, onpolicy, runs  # noqa: E402
+from stepdpo_lite.tutorial.profiles import get_profile  # noqa: E402
+
+DEFAULT_SEEDS = [0, 1, 2]
 
 # onpolicy_rounds.py settings newer than some --out files, at the value the older runs had: a file without one was run
 # so, and matches a newer file at that value
@@ -54,7 +61,13 @@ def rounds_by_seed(paths: list[str], round_index: int | None = None) -> dict:
     twice = sorted({str(p) for p in paths if list(map(str, paths)).count(str(p)) > 1})
     if twice:  # one entry per path below: the repeat would have been dropped, a spread over fewer seeds than given
         raise ValueError(f"--from-rounds: {twice[0]} is given more than once (one file per seed)")
-    results = {str(p): json.loads(Path(p).read_text()) for p in paths}
+    results = {}
+    for p in paths:
+        try:
+            results[str(p)] = json.loads(Path(p).read_text())
+        except (OSError, ValueError) as err:  # the bare error of a missing or non-JSON file names no option
+            raise ValueError(f"--from-rounds: cannot read {p} as JSON: {getattr(err, 'strerror', None) or err}"
+                             ) from None
     for path, result in results.items():
         if not isinstance(result, dict) or not result.get("rounds") or "seed" not in result.get("config", {}):
             raise ValueError(f"--from-rounds: {path} has no config.seed or no rounds (is it an --out file of "
@@ -77,25 +90,34 @@ def rounds_by_seed(paths: list[str], round_index: int | None = None) -> dict:
     return by_seed
 
 
-def run_seeds(args) -> dict:
-    """Notebook 04 once per seed of ``args.seeds``; each seed's ``policy`` metrics."""
-    if any(s.split("=", 1)[0] == "SEED" for s in args.set):
-        raise ValueError("--set SEED=...: the seeds come from --seeds")
-    if len(set(args.seeds)) != len(args.seeds):
-        raise ValueError("--seeds must be distinct")
-    run_dir = runs.require(Path(args.runs_dir) / args.profile / "prm", "02_process_reward_model").parent
+def run_seeds(args, run_dir: Path) -> dict:
+    """Notebook 04 once per seed of ``args.seeds`` on copies of ``run_dir``; each seed's ``policy`` metrics, in
+    ``args.seeds``' order. Prints the plan, then a line per seed as it finishes: each runs minutes, its own output
+    captured."""
+    print(f"notebook 04 for {len(args.seeds)} seeds ({' '.join(map(str, args.seeds))}), {args.parallel} at a time, "
+          f"on copies of {run_dir} (about 4 minutes a seed on 2 cores)", flush=True)
+
+    def timed(seed: int, scratch: Path, threads: int | None) -> tuple[dict, float]:
+        start = time.perf_counter()
+        return run_seed(run_dir, args.profile, seed, args.set, scratch, threads), time.perf_counter() - start
+
+    done = {}
     with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(args.parallel) as pool:
         threads = 1 if args.parallel > 1 else None
-        jobs = {seed: pool.submit(run_seed, run_dir, args.profile, seed, args.set, Path(scratch), threads)
-                for seed in args.seeds}
-        return {seed: job.result() for seed, job in jobs.items()}
+        jobs = {pool.submit(timed, seed, Path(scratch), threads): seed for seed in args.seeds}
+        for job in tqdm(as_completed(jobs), total=len(jobs), desc="seeds", unit="run"):
+            done[jobs[job]], seconds = job.result()
+            tqdm.write(f"seed {jobs[job]}: {seconds:.0f} s")
+            sys.stdout.flush()  # tqdm.write does not: a log file got the lines only at the end
+    return {seed: done[seed] for seed in args.seeds}
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs-dir", default="runs")
     ap.add_argument("--profile", default="tiny")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help=f"notebook 04's seeds, one run each (default: {' '.join(map(str, DEFAULT_SEEDS))})")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="notebook 04 parameters, as the "
                     "tutorial runner's --set (SEED is set per run)")
     ap.add_argument("--parallel", type=int, default=1, help="seeds run at once (each with one thread when > 1)")
@@ -115,13 +137,31 @@ def main(argv=None) -> dict:
     if args.out and any(os.path.realpath(args.out) == os.path.realpath(p) for p in args.from_rounds or ()):
         ap.error(f"--out {args.out} is one of --from-rounds: the verdict would replace the run it judged")
     if args.from_rounds:
-        if args.set:
-            raise ValueError("--set runs notebook 04; --from-rounds judges runs already made: give one of them")
-        by_seed = rounds_by_seed(args.from_rounds, args.round)
+        for name in ("set", "seeds"):  # each would be dropped without a word
+            if getattr(args, name):
+                ap.error(f"--{name} runs notebook 04; --from-rounds judges runs already made (each file one seed): "
+                         "give one of them")
+        try:  # the files read and checked: a missing or non-JSON one, a round they do not all have
+            by_seed = rounds_by_seed(args.from_rounds, args.round)
+        except ValueError as err:
+            ap.error(str(err))
     else:
         if args.round is not None:
-            raise ValueError("--round goes with --from-rounds (notebook 04's runs are judged after their last round)")
-        by_seed = run_seeds(args)
+            ap.error("--round goes with --from-rounds (notebook 04's runs are judged after their last round)")
+        args.seeds = args.seeds or DEFAULT_SEEDS
+        if any(s.split("=", 1)[0] == "SEED" for s in args.set):
+            ap.error("--set SEED=...: the seeds come from --seeds")
+        if len(set(args.seeds)) != len(args.seeds):
+            ap.error(f"--seeds must be distinct, got {' '.join(map(str, args.seeds))}")
+        try:  # found out now, not when the first seed's notebook fails minutes in
+            get_profile(args.profile)
+        except ValueError as err:
+            ap.error(f"--profile: {err}")
+        try:
+            run_dir = runs.require(Path(args.runs_dir) / args.profile / "prm", "02_process_reward_model").parent
+        except FileNotFoundError as err:
+            ap.error(f"--runs-dir: {err}")
+        by_seed = run_seeds(args, run_dir)
     print(onpolicy.format_seed_summary(by_seed, margin=args.margin / 100))
     if args.out:
         write_atomic(args.out, lambda tmp: Path(tmp).write_text(json.dumps(by_seed, indent=1)))

@@ -155,7 +155,12 @@ def main(argv=None):
             parser.error(str(err))
         if os.path.realpath(args.save) == os.path.realpath(args.base):  # it holds config.json: a save, replaced
             parser.error(f"--save {args.save} is --base: the pretrained model would replace the one it started from")
-    ds = data.load_datasets(args.data, ["train_stepwise", "validation_stepwise"])
+    if args.probe != "lora" and not (Path(args.base) / "config.json").is_file():  # lora's may be a Hub model id
+        parser.error(f"--base {args.base}: no saved model there (no config.json)")
+    try:  # a traceback naming load_datasets, not the option, otherwise
+        ds = data.load_datasets(args.data, ["train_stepwise", "validation_stepwise"])
+    except FileNotFoundError as err:
+        parser.error(f"--data: {err} (notebook 01 makes runs/<profile>/data)")
     val = ds["validation_stepwise"]
 
     def auroc(scores):

@@ -958,8 +958,9 @@ def test_seed_summary_needs_the_mean_and_every_seeds_interval(tmp_path, monkeypa
     assert out == by_seed and sorted(c[1] for c in calls) == [0, 1, 2]
     assert all(c[0] == tmp_path / "tiny" and c[2] == ("ONPOLICY_ROUNDS=1",) and c[3] == 1 for c in calls)
     assert "3 of 3 seeds: met" in capsys.readouterr().out and (tmp_path / "seeds.json").exists()
-    with pytest.raises(ValueError, match="the seeds come from --seeds"):
+    with pytest.raises(SystemExit):  # a usage error (tests/test_script_usage_errors.py)
         script["main"](["--runs-dir", str(tmp_path), "--set", "SEED=3"])
+    assert "the seeds come from --seeds" in capsys.readouterr().err
 
 
 def test_seed_spread_judges_saved_onpolicy_rounds_after_any_round(tmp_path, capsys):
@@ -992,20 +993,20 @@ def test_seed_spread_judges_saved_onpolicy_rounds_after_any_round(tmp_path, caps
     assert "DPO + NLL          greedy  mean  +9.0, interval above zero in 3 of 3 seeds: met" in text
     assert "NLL only (RFT)     greedy  mean  -0.3, interval above zero in 0 of 3 seeds: not met" in text
     with pytest.raises(ValueError, match="--round must be between 1 and 2"):
-        script["main"](["--from-rounds", *files, "--round", "3"])
+        script["rounds_by_seed"](files, 3)  # main's usage error: tests/test_script_usage_errors.py
     again, empty = tmp_path / "again.json", tmp_path / "empty.json"
     again.write_text(Path(files[0]).read_text())
     empty.write_text(json.dumps({"config": {"seed": 5}, "rounds": []}))
     with pytest.raises(ValueError, match="holds seed 0 again"):
-        script["main"](["--from-rounds", files[0], str(again)])
+        script["rounds_by_seed"]([files[0], str(again)])
     with pytest.raises(ValueError, match="rounds_s1.json is given more than once"):  # judged over 2 seeds
-        script["main"](["--from-rounds", files[0], files[1], files[1]])
+        script["rounds_by_seed"]([files[0], files[1], files[1]])
     with pytest.raises(ValueError, match="empty.json has no config.seed or no rounds"):
-        script["main"](["--from-rounds", files[0], str(empty)])
+        script["rounds_by_seed"]([files[0], str(empty)])
     other = tmp_path / "other.json"  # another protocol's run: it was averaged in as one more seed
     other.write_text(json.dumps({**json.loads(Path(files[1]).read_text()), "config": {"seed": 1, "split": "test"}}))
     with pytest.raises(ValueError, match=r"other.json differs from .*rounds_s0.json in \['split'\], not only the seed"):
-        script["main"](["--from-rounds", files[0], str(other)])
+        script["rounds_by_seed"]([files[0], str(other)])
     # a file from before --rejected-sft-weight existed ran without the term: it matches a newer one at 0, no other
     newer = tmp_path / "newer.json"
     newer.write_text(json.dumps({**json.loads(Path(files[1]).read_text()), "config": {"seed": 1,
@@ -1013,9 +1014,10 @@ def test_seed_spread_judges_saved_onpolicy_rounds_after_any_round(tmp_path, caps
     assert sorted(script["main"](["--from-rounds", files[0], str(newer)])) == [0, 1]
     newer.write_text(json.dumps({**json.loads(newer.read_text()), "config": {"seed": 1, "rejected_sft_weight": 20.0}}))
     with pytest.raises(ValueError, match=r"in \['rejected_sft_weight'\], not only the seed"):
-        script["main"](["--from-rounds", files[0], str(newer)])
-    with pytest.raises(ValueError, match="--round goes with --from-rounds"):
+        script["rounds_by_seed"]([files[0], str(newer)])
+    with pytest.raises(SystemExit):
         script["main"](["--round", "1"])
+    assert "--round goes with --from-rounds" in capsys.readouterr().err
     script["main"](["--from-rounds", *files, "--out", str(tmp_path / "judged.json")])
     assert json.loads((tmp_path / "judged.json").read_text())["2"]["stepwise_dpo"]["rounds"] == 2
     # runs of two methods (--methods stepwise_dpo nll_only) with the start policy's figures: no DPO entry
@@ -1429,3 +1431,39 @@ def test_onpolicy_rounds_writes_out_after_every_round_on_the_device_and_problem_
         with pytest.raises(SystemExit):
             script["main"](["--runs-dir", str(tmp_path / "none"), "--device", "cuda"])
         assert "--device cuda: no GPU is visible to torch here" in capsys.readouterr().err
+
+
+def test_seed_spread_prints_its_plan_and_a_line_per_seed_as_each_finishes(monkeypatch, tmp_path, capsys):
+    """Each seed is a notebook 04 run of minutes with its output captured: 6 seeds printed nothing for 22 minutes."""
+    import json
+    import runpy
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "seed_spread.py"))
+    (tmp_path / "tiny" / "prm").mkdir(parents=True)
+    by_seed = {seed: _seed_policy(0.05, 0.04) for seed in (2, 0)}
+    monkeypatch.setitem(script["main"].__globals__, "run_seed", lambda run_dir, profile, seed, *a: by_seed[seed])
+    out = script["main"](["--runs-dir", str(tmp_path), "--seeds", "2", "0", "--out", str(tmp_path / "seeds.json")])
+    text = capsys.readouterr().out
+    assert text.startswith("notebook 04 for 2 seeds (2 0), 1 at a time") and "seed 2: 0 s" in text
+    assert list(out) == [2, 0] and list(json.loads((tmp_path / "seeds.json").read_text())) == ["2", "0"]
+
+
+def test_onpolicy_rounds_says_when_n_eval_is_more_than_the_split_holds(monkeypatch, tmp_path, capsys):
+    """--n-eval 100000 was cut to the split's 150 problems without a word."""
+    import runpy
+
+    from stepdpo_lite import rewards
+    from stepdpo_lite.tutorial import runs
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
+    monkeypatch.setattr(runs, "require", lambda path, made_by: path)
+    monkeypatch.setattr(runs, "read_metrics", lambda run: {"prm": {"first_error_threshold": -1.5}})
+    monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
+    monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: ("<policy>", "<tokenizer>"))
+    monkeypatch.setattr(onpolicy, "recorded_splits", lambda *a, **kw: {"train": ["p"], "validation": ["v", "w"]})
+    monkeypatch.setattr(onpolicy, "run_rounds", lambda *a, **kw: ([], {}))
+    monkeypatch.setattr(onpolicy, "rounds_table", lambda *a: "table")
+    for n_eval, said in (("100000", True), ("2", False)):
+        script["main"](["--runs-dir", str(tmp_path), "--no-base", "--n-eval", n_eval])
+        text = capsys.readouterr().out
+        assert ("--n-eval 100000: the validation split holds 2 problems; evaluating on all 2" in text) == said

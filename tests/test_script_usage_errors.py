@@ -158,12 +158,122 @@ def test_exercise_runs_refuses_unknown_or_repeated_variants_before_any_runs(args
         assert "05_explorer_20" in message  # the names to choose from
 
 
-def test_exercise_runs_needs_a_whole_tutorial_run_before_any_runs(monkeypatch, tmp_path):
-    """The variants read every notebook's outputs: a run without notebook 07's is refused, naming it."""
+def test_exercise_runs_needs_a_whole_tutorial_run_before_any_runs(monkeypatch, capsys, tmp_path):
+    """The variants read every notebook's outputs: a run without notebook 07's is refused, naming it; a --runs-dir
+    that does not exist was made (runs.run_dir) and then said to lack notebook 07's figures; an unknown --profile
+    was said to lack them too, not named as unknown."""
     from stepdpo_lite.tutorial import notebooks
 
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "metrics.json").write_text('{"data": {}}')
     monkeypatch.setattr(notebooks, "run_on_copy", lambda *a, **kw: pytest.fail("a variant ran before the check"))
-    with pytest.raises(FileNotFoundError, match="07_test_time_compute"):
-        _script("exercise_runs")["main"](["--runs-dir", str(tmp_path), "--out", str(tmp_path / "x.json")])
+    out = ["--out", str(tmp_path / "x.json")]
+    assert "07_test_time_compute" in _refused("exercise_runs", ["--runs-dir", str(tmp_path), *out], monkeypatch,
+                                              capsys)
+    message = _refused("exercise_runs", ["--runs-dir", str(tmp_path / "nope"), *out], monkeypatch, capsys)
+    assert "no such folder" in message and "test_time" not in message and not (tmp_path / "nope").exists()
+    (tmp_path / "empty" / "tiny").mkdir(parents=True)
+    assert "no metrics.json" in _refused("exercise_runs", ["--runs-dir", str(tmp_path / "empty"), *out],
+                                         monkeypatch, capsys)
+    message = _refused("exercise_runs", ["--profile", "foo", "--runs-dir", str(tmp_path), *out], monkeypatch, capsys)
+    assert "unknown profile 'foo'" in message and "tiny" in message  # the profiles to choose from
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--from-rounds", "missing.json"], "--from-rounds"), (["--from-rounds", "notes.txt"], "--from-rounds"),
+    (["--from-rounds", "rounds_s0.json", "--round", "3"], "--round"),
+    (["--from-rounds", "rounds_s0.json", "--seeds", "3"], "--seeds"),
+    (["--from-rounds", "rounds_s0.json", "--set", "SFT_WEIGHT=1"], "--set"),
+    (["--round", "1"], "--round"), (["--seeds", "0", "0"], "--seeds"), (["--set", "SEED=3"], "--set"),
+    (["--profile", "foo"], "--profile"), (["--runs-dir", "nope"], "--runs-dir")])
+def test_seed_spread_turns_bad_inputs_into_usage_errors_before_any_runs(args, option, monkeypatch, capsys,
+                                                                       tmp_path):
+    """A missing or non-JSON --from-rounds file, a --round past the files' last, repeated seeds, --set SEED=, an
+    unknown profile and a run folder without notebook 02's PRM were tracebacks; --seeds beside --from-rounds (whose
+    files hold their seeds) was dropped without a word."""
+    from stepdpo_lite.tutorial import notebooks
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rounds_s0.json").write_text('{"config": {"seed": 0}, "rounds": [{}]}')
+    (tmp_path / "notes.txt").write_text("notes")
+    monkeypatch.setattr(notebooks, "run_on_copy", lambda *a, **kw: pytest.fail("a seed ran before the check"))
+    _refused("seed_spread", args, monkeypatch, capsys, option)
+
+
+@pytest.mark.parametrize("args, option", [(["--profile", "foo"], "--profile"), (["--runs-dir", "nope"], "--runs-dir"),
+                                          (["--runs-dir", "half"], "--runs-dir"),
+                                          (["--runs-dir", "not_json"], "--runs-dir")])
+def test_onpolicy_rounds_turns_a_missing_run_or_unknown_profile_into_a_usage_error(args, option, monkeypatch, capsys,
+                                                                                   tmp_path):
+    """An unknown --profile, a --runs-dir without notebook 01's run or notebook 02's PRM, and a metrics.json that is
+    not JSON were tracebacks (or an exit without the usage line)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "half" / "tiny").mkdir(parents=True)
+    (tmp_path / "half" / "tiny" / "metrics.json").write_text('{"prm": {"first_error_threshold": -1.5}}')
+    (tmp_path / "not_json" / "tiny").mkdir(parents=True)
+    (tmp_path / "not_json" / "tiny" / "metrics.json").write_text("{")
+    message = _refused("onpolicy_rounds", args, monkeypatch, capsys, option)
+    assert {"half": "02_process_reward_model", "not_json": "not valid JSON"}.get(args[-1], "") in message
+
+
+def test_onpolicy_rounds_help_says_what_trains_without_protocol(capsys):
+    """--help showed one line of the docstring: nothing said that without --protocol the script trains by its own
+    defaults (weighted step pairing through every layer), not by notebook 04's protocol."""
+    with pytest.raises(SystemExit):
+        _script("onpolicy_rounds")["main"](["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "not notebook 04's protocol" in text and "(default: none, the script's own: NLL weight 5" in text
+    assert "--no-progress" in text
+
+
+@pytest.mark.parametrize("args, option", [(["--profile", "foo"], "--profile"), (["--runs-dir", "nope"], "--runs-dir")])
+def test_preference_sweep_turns_a_missing_run_or_unknown_profile_into_a_usage_error(args, option, monkeypatch,
+                                                                                    capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    message = _refused("preference_sweep", args, monkeypatch, capsys, option)
+    assert ("01_data_prep" if option == "--runs-dir" else "unknown profile") in message
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--profile", "foo"], "--profile"), (["--runs-dir", "nope"], "--runs-dir"),
+    (["--runs-dir", "half", "--reward", "both"], "--runs-dir"), (["--base", "/no/such/base"], "--base")])
+def test_reward_learning_rates_turns_missing_data_or_base_into_a_usage_error(args, option, monkeypatch, capsys,
+                                                                            tmp_path):
+    """--reward both found the outcome data missing only after the process model's runs had trained."""
+    from stepdpo_lite.tutorial import runs
+
+    monkeypatch.chdir(tmp_path)
+    data = runs.run_dir("tiny", tmp_path / "half") / "data"
+    data.mkdir()
+    for split in ("train", "validation", "test"):  # the process data only, as load_datasets sees a saved dataset
+        (data / f"{split}_stepwise").mkdir()
+        (data / f"{split}_stepwise" / "state.json").write_text("{}")
+    script = _script("reward_learning_rates")
+    monkeypatch.setitem(script["main"].__globals__, "train_and_measure", lambda *a, **kw: pytest.fail("trained"))
+    with pytest.raises(SystemExit) as done:
+        script["main"](args)
+    message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
+    assert done.value.code == 2 and option.lstrip("-").replace("-", "_") in message.replace("-", "_"), message
+    if "half" in args:
+        assert "outcome" in message
+
+
+@pytest.mark.parametrize("args, option", [(["likelihood", "--data", "nope"], "--data"),
+                                          (["likelihood", "--base", "nope"], "--base"),
+                                          (["graded", "--base", "nope"], "--base")])
+def test_verifier_probe_turns_missing_data_or_base_into_a_usage_error(args, option, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    _refused("verifier_probe", args, monkeypatch, capsys, option)
+
+
+def test_preference_sweep_prints_its_plan_before_the_settings_run(monkeypatch, capsys, tmp_path):
+    """Each setting is a notebook run of minutes with its output captured: nothing said what would run, or how many."""
+    script = _script("preference_sweep")
+    monkeypatch.setitem(script["main"].__globals__, "run_setting", lambda profile, data, beta, sft, outcome: {
+        "beta": beta, "sft_weight": sft, "outcome_weight": outcome,
+        **{f"{n}_{k}": 0.5 for n in script["RUNS"] for k in ("accuracy", "sampled_accuracy")}})
+    monkeypatch.setattr(script["runs"], "require", lambda path, notebook: path)
+    script["main"](["--runs-dir", str(tmp_path), "--beta", "0.1", "0.5", "--sft-weight", "5"])
+    text = capsys.readouterr().out
+    assert text.startswith("2 settings (β × NLL weight × outcome weight)")
+    assert "β 0.5 NLL 5.0 outcome 0.0: done in" in text  # as each finishes
