@@ -1,4 +1,4 @@
-"""On-policy rounds with PRM step labels: DPO, Stepwise DPO and NLL only at equal data, steps and seed.
+r"""On-policy rounds with PRM step labels: DPO, Stepwise DPO and NLL only at equal data, steps and seed.
 
 Notebook 04's on-policy section (``stepdpo_lite.tutorial.onpolicy``) for as many rounds as you like, on the validation
 split (to fix a protocol) or the test split (to report it):
