@@ -15,12 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-
-from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -49,11 +44,9 @@ EXERCISES = {
 def run_exercise(run: Path, name: str, scratch: Path, profile: str, threads: int | None) -> dict:
     """One variant of ``EXERCISES`` on a copy of ``run``: its setting and the sections of metrics it moves."""
     exercise, notebook, setting, sections = EXERCISES[name]
-    start = time.perf_counter()
     metrics = notebooks.run_on_copy(run, scratch / name, [notebook], [f"{k}={v!r}" for k, v in setting.items()],
                                     profile, threads)
-    return {"exercise": exercise, "notebook": notebook, "set": setting, "seconds": round(time.perf_counter() - start),
-            "metrics": {s: metrics[s] for s in sections}}
+    return {"exercise": exercise, "notebook": notebook, "set": setting, "metrics": {s: metrics[s] for s in sections}}
 
 
 def main(argv=None) -> dict:
@@ -83,14 +76,9 @@ def main(argv=None) -> dict:
     except (ValueError, FileNotFoundError) as err:  # a cut-short run, or a metrics.json that is not JSON
         ap.error(f"--runs-dir {args.runs_dir}: {err}")
     own = runs.read_metrics(run)
-    done = {}
-    with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(args.parallel) as pool:
-        threads = 1 if args.parallel > 1 else None
-        jobs = {pool.submit(run_exercise, run, n, Path(scratch), args.profile, threads): n for n in names}
-        for job in tqdm(as_completed(jobs), total=len(jobs), desc="exercise variants", unit="run"):
-            done[jobs[job]] = job.result()
-            tqdm.write(f"{jobs[job]}: {done[jobs[job]]['seconds']} s")
-            sys.stdout.flush()  # tqdm.write does not: a log file got the lines only at the end
+    jobs = {n: (lambda scratch, threads, n=n: run_exercise(run, n, scratch, args.profile, threads)) for n in names}
+    done = {n: {**record, "seconds": round(seconds)} for n, (record, seconds) in
+            notebooks.run_side_by_side(jobs, args.parallel, desc="exercise variants").items()}
     sections = sorted({s for n in names for s in EXERCISES[n][3]})
     result = {"run": {s: own[s] for s in sections}, "exercises": {n: done[n] for n in names}}
     write_json_atomic(args.out, result)

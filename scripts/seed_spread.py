@@ -27,12 +27,7 @@ import json
 import math
 import os
 import sys
-import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-
-from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -97,19 +92,10 @@ def run_seeds(args, run_dir: Path) -> dict:
     print(f"notebook 04 for {len(args.seeds)} seeds ({' '.join(map(str, args.seeds))}), {args.parallel} at a time, "
           f"on copies of {run_dir} (about 4 minutes a seed on 2 cores)", flush=True)
 
-    def timed(seed: int, scratch: Path, threads: int | None) -> tuple[dict, float]:
-        start = time.perf_counter()
-        return run_seed(run_dir, args.profile, seed, args.set, scratch, threads), time.perf_counter() - start
-
-    done = {}
-    with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(args.parallel) as pool:
-        threads = 1 if args.parallel > 1 else None
-        jobs = {pool.submit(timed, seed, Path(scratch), threads): seed for seed in args.seeds}
-        for job in tqdm(as_completed(jobs), total=len(jobs), desc="seeds", unit="run"):
-            done[jobs[job]], seconds = job.result()
-            tqdm.write(f"seed {jobs[job]}: {seconds:.0f} s")
-            sys.stdout.flush()  # tqdm.write does not: a log file got the lines only at the end
-    return {seed: done[seed] for seed in args.seeds}
+    jobs = {f"seed {seed}": (lambda scratch, threads, seed=seed: run_seed(run_dir, args.profile, seed, args.set,
+                                                                          scratch, threads)) for seed in args.seeds}
+    done = notebooks.run_side_by_side(jobs, args.parallel, desc="seeds")
+    return {seed: done[f"seed {seed}"][0] for seed in args.seeds}
 
 
 def main(argv=None) -> dict:

@@ -453,3 +453,22 @@ def test_kernels_started_at_once_talk_over_their_own_unix_sockets_and_leave_no_f
     # a socket's path holds 104 bytes on macOS, whose temp folder takes about 50; jupyter_client adds "-<port>"
     assert all(len(Path(info["ip"]).name) + len("-12345") <= 40 for info in infos)
     assert set(Path(tempfile.gettempdir()).glob("stepdpo-kernel-*")) == before
+
+
+def test_run_side_by_side_runs_each_job_with_its_threads_and_reports_as_each_finishes(capsys):
+    """scripts/seed_spread.py's and scripts/exercise_runs.py's loop (each held a copy of it)."""
+    calls = []
+
+    def job(value):
+        def run(scratch, threads):
+            assert scratch.is_dir()
+            calls.append(threads)
+            return value
+        return run
+
+    done = tutorial.run_side_by_side({"b": job(2), "a": job(1)}, parallel=2, desc="jobs")
+    assert list(done) == ["b", "a"] and [r for r, _ in done.values()] == [2, 1]
+    assert all(seconds >= 0 for _, seconds in done.values()) and calls == [1, 1]
+    out = capsys.readouterr().out
+    assert "b: 0 s" in out and "a: 0 s" in out
+    assert tutorial.run_side_by_side({"only": job(3)})["only"][0] == 3 and calls[-1] is None

@@ -26,6 +26,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Sequence
 
@@ -435,6 +437,31 @@ def run_on_copy(run: str | os.PathLike, copy: str | os.PathLike, notebooks: Sequ
     if done.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     return runs.read_metrics(copy / profile)
+
+
+def run_side_by_side(jobs: Mapping[str, Callable[[Path, int | None], object]], parallel: int = 1,
+                     desc: str = "runs") -> dict[str, tuple[object, float]]:
+    """Each job of ``jobs`` (name -> ``job(scratch, threads)``, e.g. a ``run_on_copy`` of one variant), ``parallel``
+    at a time: ``scratch`` a temporary folder they share (removed after), ``threads`` one each when several run at
+    once (else None). A bar over the jobs, and a line ``name: N s`` as each finishes (their own output is captured,
+    and a run takes minutes). Returns name -> ``(its result, its seconds)``, in ``jobs``' order.
+    ``scripts/seed_spread.py`` and ``scripts/exercise_runs.py`` run their variants so."""
+    from tqdm.auto import tqdm
+
+    def timed(job):
+        start = time.perf_counter()
+        return job(Path(scratch), threads), time.perf_counter() - start
+
+    done = {}
+    with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(parallel) as pool:
+        threads = 1 if parallel > 1 else None
+        running = {pool.submit(timed, job): name for name, job in jobs.items()}
+        for finished in tqdm(as_completed(running), total=len(running), desc=desc, unit="run"):
+            name = running[finished]
+            done[name] = finished.result()
+            tqdm.write(f"{name}: {done[name][1]:.0f} s")
+            sys.stdout.flush()  # tqdm.write does not: a log file got the lines only at the end
+    return {name: done[name] for name in jobs}
 
 
 def render_html(executed_notebook_path: str | os.PathLike) -> str:
