@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from stepdpo_lite.atomic import write_json_atomic  # noqa: E402
 from stepdpo_lite.tutorial import notebooks, runs  # noqa: E402
-from stepdpo_lite.tutorial.profiles import PROFILES  # noqa: E402
+from stepdpo_lite.tutorial.profiles import get_profile  # noqa: E402
 
 # name: (the README's exercise, its notebook, the setting it asks for, the metrics.json sections that setting moves)
 EXERCISES = {
@@ -65,8 +65,10 @@ def main(argv=None) -> dict:
         ap.error(f"--only: no variant {unknown[0]!r}; the variants: {', '.join(EXERCISES)}")
     if len(set(names)) != len(names):
         ap.error("--only: each variant once")
-    if args.profile not in PROFILES:
-        ap.error(f"--profile: unknown profile {args.profile!r}; the profiles: {', '.join(sorted(PROFILES))}")
+    try:
+        get_profile(args.profile)
+    except ValueError as err:
+        ap.error(f"--profile: {err}")
     run = Path(args.runs_dir) / args.profile  # read, not made: runs.run_dir would create a misspelled one
     if not (run / "metrics.json").is_file():
         ap.error(f"--runs-dir {args.runs_dir}: {run} holds no tutorial run ("
