@@ -52,10 +52,10 @@ def refuse_shipped_out(out, force: bool) -> None:
     and ``force`` is not set: a training command's default ``--out`` would otherwise replace what every notebook loads,
     after hours of training, on a user's copy of a command quoted without ``--out``."""
     shipped = {TINY_BASE_DIR.resolve(): "base policy", TINY_VERIFIER_DIR.resolve(): "reward base"}
-    if not force and Path(out).expanduser().resolve() in shipped:
-        raise ValueError(f"--out {out} is the shipped tiny {shipped[Path(out).expanduser().resolve()]} that the "
-                         "notebooks load: give another --out, or add --force to replace it (`git checkout -- data` "
-                         "brings the shipped one back)")
+    what = shipped.get(Path(out).expanduser().resolve())
+    if what and not force:
+        raise ValueError(f"--out {out} is the shipped tiny {what} that the notebooks load: give another --out, or add "
+                         "--force to replace it (`git checkout -- data` brings the shipped one back)")
 
 # The first operand may be negative: a slip below 0 is carried on as written ("-1 + 5 = 4" is propagated, not a format
 # error); the second operand is the problem's own number (0..50)
