@@ -166,6 +166,11 @@ def adapter_quantization(folder: str | os.PathLike, default=None):
     return saved.get("quantization", default if (record.parent / "adapter_config.json").exists() else None)
 
 
+def saved_reward_config(folder: str | os.PathLike) -> str | None:
+    """The name of the ``*_reward_config.json`` that marks ``folder`` as a saved reward model, or None."""
+    return next((p.name for p in Path(folder).glob("*_reward_config.json")), None)
+
+
 def keep_4bit_weights_unpacked(model) -> int:
     """Make every bitsandbytes ``Linear4bit`` of ``model`` compute the same way on every x86 CPU; returns
     how many layers it touched.
@@ -259,8 +264,9 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     adapter_dir = path if (path / "adapter_config.json").exists() else None
     # else transformers asked for sentencepiece to build a tokenizer (an empty folder), or called it a bad Hub id
     if path.is_dir() and not (any(path.glob("adapter_model.*")) if adapter_dir else (path / "config.json").exists()):
-        reward = next((f"; it is a saved reward model ({p.name}): load it with reward_ensembles.load_reward_model or "
-                       "ProcessRewardModel.load" for p in path.glob("*_reward_config.json")), "")
+        config = saved_reward_config(path)
+        reward = (f"; it is a saved reward model ({config}): load it with reward_ensembles.load_reward_model or "
+                  "ProcessRewardModel.load") if config else ""
         raise ValueError(f"load_model: {path.resolve()} holds no " + ("adapter weights (adapter_model.safetensors)" if
                          adapter_dir else "model (config.json) nor adapter (adapter_config.json)") + reward)
     if adapter_dir is not None and lora is not None:

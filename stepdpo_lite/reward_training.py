@@ -29,7 +29,7 @@ from .atomic import check_replaceable
 from .checks import finite_number, list_of, positive_int
 from .data import validate_outcome, validate_stepwise
 from .evaluation import step_auroc
-from .models import load_model, resolve_device, resolve_dtype, trainer_precision
+from .models import load_model, resolve_device, resolve_dtype, saved_reward_config, trainer_precision
 from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
                       RewardModelConfig, _check_values, fast_head_matches, right_pad, tag_logits)
 from .steps import DEFAULT_DELIMITER, extract_steps
@@ -225,7 +225,8 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
 
     base = Path(os.fspath(model_name_or_path)).expanduser()
     if (base / "adapter_config.json").exists():  # load_model refused lora=..., and without it nothing had a gradient
-        what = next((f"a saved reward model ({p.name})" for p in base.glob("*_reward_config.json")), "a saved adapter")
+        config = saved_reward_config(base)
+        what = f"a saved reward model ({config})" if config else "a saved adapter"
         raise ValueError(f"{kind.__name__}: {base.resolve()} is {what}, not a base model: training puts a new adapter "
                          "on a base and cannot train a saved one on. Train anew from its base (adapter_config.json "
                          "names it) on all the rows; a run saved with checkpoints resumes by resume_from_checkpoint")
