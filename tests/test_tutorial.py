@@ -472,3 +472,34 @@ def test_run_side_by_side_runs_each_job_with_its_threads_and_reports_as_each_fin
     out = capsys.readouterr().out
     assert "b: 0 s" in out and "a: 0 s" in out
     assert tutorial.run_side_by_side({"only": job(3)})["only"][0] == 3 and calls[-1] is None
+
+
+def test_ctrl_c_stops_the_running_cell_as_a_failing_cell_does(tmp_path, capfd):
+    """Ctrl-C used to reach only the runner (the kernel has a session of its own), where nbclient shut the kernel down
+    mid-reply: a ZMQ traceback and "AssertionError:" for the user. It now interrupts the cell in the kernel."""
+    import signal
+    import threading
+    import time
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers belong to the main thread")
+    marker = tmp_path / "running"
+    _notebook(tmp_path / "01_slow.ipynb", "x = 1", f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\n"
+              "for _ in range(600):\n    time.sleep(0.1)", 'print("never")')
+
+    def press_ctrl_c():
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(NotebookError) as info:
+        tutorial.execute_notebook(tmp_path / "01_slow.ipynb", output_path=tmp_path / "out.ipynb", timeout=120)
+    assert time.monotonic() - start < 50  # the cell would sleep 60 s
+    assert (info.value.cell_index, info.value.error) == (1, "KeyboardInterrupt: stopped by Ctrl-C")
+    nb = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4)
+    assert nb.cells[1].outputs[-1]["ename"] == "KeyboardInterrupt" and not nb.cells[2].outputs
+    assert "ZMQError" not in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # nothing of ours left behind

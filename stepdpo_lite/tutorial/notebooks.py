@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import asyncio
 import contextlib
 import fnmatch
 import json
@@ -21,6 +22,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -140,6 +142,26 @@ def _kernel_config():
     return cfg
 
 
+def _ctrl_c_interrupts_the_cell(client, interrupted: list) -> None:
+    """From the running cell on, Ctrl-C interrupts that cell, as Jupyter's interrupt button does.
+
+    The kernel runs in a session of its own (jupyter_client), so a terminal's Ctrl-C reaches only this process, where
+    nbclient's own handler shuts the kernel down mid-reply: a ZMQ traceback from the kernel and an "AssertionError"
+    for the user. Sent on to the kernel, it raises KeyboardInterrupt in the cell instead, which ends the notebook as
+    a failing cell does, its outputs so far saved. A second Ctrl-C stops at once (KeyboardInterrupt here).
+    Called from a cell-start hook, inside nbclient's event loop, whose handler this replaces until nbclient removes
+    it; outside the main thread (``run_side_by_side``'s jobs) a loop takes no signal handler and nothing changes.
+    """
+    def forward():
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        asyncio.ensure_future(client.km.interrupt_kernel())
+
+    with contextlib.suppress(RuntimeError, NotImplementedError):  # not the main thread; Windows
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, forward)
+
+
 def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
                      output_path: str | os.PathLike | None = None, timeout: int = 1200,
                      cwd: str | os.PathLike | None = None, kernel_name: str = "python3", progress=None):
@@ -149,7 +171,8 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
     executed notebook and writes it (atomically) to ``output_path`` when given, also when a cell fails.
     A failing cell raises :class:`NotebookError` naming the notebook, the cell's index in the original
     notebook, its first line and the error. ``progress`` (e.g. a tqdm bar) gets ``set_postfix_str(first line)``
-    before and ``update()`` after every code cell.
+    before and ``update()`` after every code cell. Ctrl-C interrupts the running cell and stops the notebook there,
+    as a failing cell does (the error reads "KeyboardInterrupt: stopped by Ctrl-C"); a second one stops at once.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -164,10 +187,11 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
         injected = tagged[0] + 1 if tagged else 0
         nb.cells.insert(injected, nbformat.v4.new_code_cell(_parameter_source(parameters),
                                                             metadata={"tags": ["injected-parameters"]}))
-    current = {"index": None}
+    current, interrupted = {"index": None}, []
 
     def on_start(cell, cell_index):
         current["index"] = cell_index
+        _ctrl_c_interrupts_the_cell(client, interrupted)
         if progress is not None and cell.cell_type == "code" and cell.source.strip():
             line = next(ln for ln in cell.source.splitlines() if ln.strip())
             progress.set_postfix_str(line.strip()[:48])
@@ -183,6 +207,8 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
         client.execute()
     except Exception as exc:  # CellExecutionError, CellTimeoutError, DeadKernelError, kernel start-up errors
         error = f"{exc.ename}: {exc.evalue}" if isinstance(exc, CellExecutionError) else f"{type(exc).__name__}: {exc}"
+        if interrupted and getattr(exc, "ename", None) == "KeyboardInterrupt":
+            error = "KeyboardInterrupt: stopped by Ctrl-C"
         i = current["index"]
         if output_path:
             write_atomic(output_path, lambda tmp: nbformat.write(nb, tmp))
@@ -561,6 +587,9 @@ def main(argv=None) -> int:
     except (NotebookError, FileNotFoundError, ValueError) as exc:
         print(f"\nstepdpo-lite tutorial stopped: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a second Ctrl-C (the first stops the running cell: NotebookError)
+        print("\nstepdpo-lite tutorial stopped by Ctrl-C", file=sys.stderr)
+        return 130
     return 0
 
 
