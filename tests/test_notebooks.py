@@ -242,6 +242,15 @@ def test_notebooks_are_stored_without_outputs():
         assert len(set(ids)) == len(ids), f"{path.name}: duplicate cell ids (a copied cell keeps its id)"
 
 
+def test_inline_code_in_the_notebooks_text_stays_on_one_line():
+    """A command in backticks broken across two source lines renders joined but copies with a line break in it."""
+    import re
+    for path in sorted(Path(tutorial.NOTEBOOK_DIR).glob("*.ipynb")):
+        text = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                         if c["cell_type"] == "markdown")
+        text = re.sub(r"```.*?```", "", text, flags=re.S)
+        assert [span for span in re.findall(r"`([^`]+)`", text) if "\n" in span] == [], path.name
+
 def test_notebook_code_does_not_branch_on_the_gsm8k_profile_names():
     """Task-dependent code asks the task (tasks.get_task), not the profile's name, so that smoke runs it."""
     for path in sorted(Path(tutorial.NOTEBOOK_DIR).glob("*.ipynb")):
