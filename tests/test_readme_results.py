@@ -584,3 +584,9 @@ def test_readme_time_table_holds_the_recorded_runs_seconds():
     assert sorted(rows) == [f"0{k}" for k in range(1, 8)] == sorted(name[:2] for name in seconds)
     for name, s in seconds.items():
         assert rows[name[:2]][column].strip() == f"{round(s)} s", (name, s)
+
+
+def test_inline_code_in_the_readme_stays_on_one_line():
+    """A command in backticks broken across two lines renders joined but copies with a line break in it."""
+    text = re.sub(r"```.*?```", "", (ROOT / "README.md").read_text(), flags=re.S)
+    assert [span for span in re.findall(r"`([^`]+)`", text) if "\n" in span] == []
