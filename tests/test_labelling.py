@@ -7,7 +7,7 @@ import pytest
 from stepdpo_lite.tutorial import toyworld
 from stepdpo_lite.tutorial.labelling import (DATASET_KINDS, data_metrics, datasets_by_split, format_verdict_summary,
                                              label_agreement, mc_comparison_problems, mc_label_agreement,
-                                             preference_pairs, verdict_summary)
+                                             preference_pairs, prompts_of, verdict_summary)
 
 
 def test_verdict_summary_counts_clean_lucky_and_first_mistakes():
@@ -91,3 +91,17 @@ def test_data_metrics_is_notebook_01s_data_section():
     assert with_mc["mc_label_agreement"] == {"hard": 0.9, "soft": 0.7}
     assert with_mc["mc_label_precision_recall"] == {"hard": {"precision": 0.8, "recall": 1.0},
                                                     "soft": {"precision": 0.75, "recall": 0.5}}
+
+
+def test_prompts_of_says_what_to_pass_for_prompt_texts_or_one_problem():
+    """A list of prompt texts got "its prompt must be a str, got NoneType (a str)", which contradicts itself; one
+    problem not in a list was a bare "'Problem' object is not iterable"."""
+    problem = toyworld.make_problems(1, "test")[0]
+    with pytest.raises(ValueError, match=r"beam_search: problem 0: .*a str has no \.prompt: problems must be "
+                                         r"problem objects with a \.prompt, .*not their prompt texts"):
+        prompts_of([problem.prompt], "beam_search")
+    with pytest.raises(ValueError, match=r"prompts_of: problems must be a list .*got one Problem: wrap it in a list"):
+        prompts_of(problem)
+    with pytest.raises(ValueError, match=r"got one int: wrap it in a list"):
+        prompts_of(3)
+    assert prompts_of((p for p in [problem])) == [problem.prompt]
