@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Sequence
@@ -368,6 +369,11 @@ class GenerativeVerifier:
             _check_values(config)  # the file's values, before the model is loaded
         except ValueError as err:
             raise ValueError(f"{config_path}: {err}") from None
+        asked = overrides.get("step_delimiter", config.step_delimiter)  # a PRM's tags go after each step so split
+        if asked != config.step_delimiter and issubclass(cls, ProcessRewardModel):  # silently ruined scores
+            warnings.warn(f"{cls.__name__}.load: step_delimiter={asked!r} is not the {config.step_delimiter!r} saved "
+                          f"with the model ({config_path}): its tags go after each step as split by {asked!r}; unless "
+                          "it was trained on steps split so, it scores steps it never learned", stacklevel=2)
         # The base is loaded as asked, and the config says so (a later save must not claim a 4-bit base it lacks)
         config.quantization = quantization = overrides.pop("quantization", config.quantization)
         try:

@@ -799,3 +799,20 @@ def test_save_atomic_gives_what_it_wrote_the_modes_of_a_plain_save_within_the_um
                                             "sub/adapter_model.safetensors": "0o644", "checkpoint-1": "0o700"}
     finally:
         os.umask(old_umask)
+
+
+def test_loading_a_prm_with_another_step_delimiter_than_it_was_saved_with_warns(tmp_path, tiny_model, tiny_tokenizer):
+    """A user trial: load(path, step_delimiter="\\n") on a PRM trained on "\\n\\nStep" steps put its tags after
+    every line (the answer line a step of its own), and best-of-N picked a wrong candidate, without a word."""
+    import warnings
+    ProcessRewardModel(tiny_model, tiny_tokenizer).save(tmp_path / "prm")
+    OutcomeRewardModel(tiny_model, tiny_tokenizer).save(tmp_path / "orm")
+    with pytest.warns(UserWarning, match=r"ProcessRewardModel.load: step_delimiter='\\n' is not the '\\n\\nStep' "
+                                         r"saved with the model .*its tags go after each step as split by '\\n'"):
+        overridden = ProcessRewardModel.load(tmp_path / "prm", device="cpu", step_delimiter="\n")
+    assert overridden.config.step_delimiter == "\n"  # a warning: a PRM trained on lines saved with the default
+    with warnings.catch_warnings(record=True) as caught:  # the saved delimiter again, or an ORM's (it never splits)
+        warnings.simplefilter("always")
+        ProcessRewardModel.load(tmp_path / "prm", device="cpu", step_delimiter="\n\nStep")
+        OutcomeRewardModel.load(tmp_path / "orm", device="cpu", step_delimiter="\n")
+    assert not [w for w in caught if "step_delimiter" in str(w.message)]
