@@ -384,6 +384,11 @@ class StepwiseDPOTrainer(DPOTrainer):
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset already has step rewards (columns "
                              "'chosen_step_rewards', 'rejected_step_rewards') and a reward model was given to score "
                              "them: drop the columns to score with the model, or give no reward model to use them")
+        if self.reward_model is not None and "chosen_step_labels" in filled:  # labels win: step_columns
+            warnings.warn(f"StepwiseDPOTrainer: the {dataset_name} dataset has step labels (columns "
+                          "'chosen_step_labels', 'rejected_step_labels'), and they are the step loss's labels: the "
+                          "reward model's rewards are not used as step labels, they only weight the outcome loss. To "
+                          "label the steps with the reward model, drop the columns.", stacklevel=3)
         if self.reward_model is not None and "chosen_step_rewards" not in filled:  # a column of None: unscored
             if not isinstance(dataset, Dataset):
                 raise ValueError("reward-model scoring needs a map-style `datasets.Dataset`, not an IterableDataset")

@@ -1016,3 +1016,24 @@ def test_ddp_tiny_script_refuses_bad_arguments_before_it_loads_a_model(args, mon
         _ddp_tiny()["main"](args)
     message = capsys.readouterr().err.rsplit("error: ", 1)[-1]  # argparse's message, not its usage line
     assert done.value.code == 2 and args[0].lstrip("-").replace("-", "_") in message.replace("-", "_"), message
+
+
+# ----------------------------------------------------------------------------- user trials on public data and search
+
+def test_step_labels_beside_a_reward_model_warn_that_the_labels_are_the_step_labels(tmp_path, tiny_model,
+                                                                                    tiny_tokenizer):
+    """A user's trial: GSM8K pairs with step labels and a PRM. The labels won (the PRM's rewards only weighted the
+    outcome loss), while the PRM scored every row and reward_model/weight was logged: it looked active."""
+    prm = CountingPRM()
+    with pytest.warns(UserWarning, match=r"the train dataset has step labels \(columns 'chosen_step_labels', "
+                                         r"'rejected_step_labels'\).*rewards are not used as step labels.*drop the "
+                                         "columns"):
+        tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
+                                train_dataset=Dataset.from_list(toy_rows(2)), reward_model=prm)
+    assert prm.calls == 2 and tr.train_dataset[0]["rejected_step_probs"] == [1.0, 0.0, 0.0]  # the labels, as said
+    with warnings.catch_warnings(record=True) as caught:  # the columns dropped: the PRM labels the steps, no warning
+        warnings.simplefilter("always")
+        StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
+                           train_dataset=Dataset.from_list(toy_rows(2, labels=False)), reward_model=CountingPRM())
+    assert not [w for w in caught if "step labels" in str(w.message)]
+
