@@ -112,14 +112,21 @@ def float32_adapters_unless_bf16(trainer) -> None:
 
 class _TruncatedTotalFromLog(TrainerCallback):
     """Starts a run's count of truncated steps where its log left it: a resumed run's log history comes from the
-    checkpoint (its steps/truncated_total restarted at 0), a fresh run's is empty."""
+    checkpoint (its steps/truncated_total restarted at 0), a fresh run's is empty. Warns at the end of training when
+    rejected steps labelled wrong were cut: the step loss never pushed them down, and the run looked normal."""
 
     def __init__(self, trainer):
         self.trainer = trainer
 
     def on_train_begin(self, args, state, control, **kwargs):
         logged = [h["steps/truncated_total"] for h in state.log_history if "steps/truncated_total" in h]
-        self.trainer.num_truncated_steps = int(logged[-1]) if logged else 0
+        self.trainer.num_truncated_steps, self.trainer.num_wrong_steps_cut = int(logged[-1]) if logged else 0, 0
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.trainer.num_wrong_steps_cut:
+            warnings.warn(f"StepwiseDPOTrainer: max_length={args.max_length} cut {self.trainer.num_wrong_steps_cut} "
+                          "rejected steps labelled wrong (p < 0.5) in this training (counted in each batch), so the "
+                          "step loss never pushed them down: raise max_length", stacklevel=2)
 
 
 @dataclass
@@ -306,8 +313,8 @@ class StepwiseDPOTrainer(DPOTrainer):
         # with max_length=None nothing cuts a row: one past the model's positions would train without an error (RoPE)
         self._context = getattr(getattr(model, "config", None), "max_position_embeddings", None)  # None: a str
         self._max_num_steps = 1  # widest step count of any prepared dataset (precomputed reference step log-probs)
-        self._step_counts = {"train": torch.zeros(5), "eval": torch.zeros(5)}  # tp, fp, fn, tn, truncated
-        self.num_truncated_steps = 0
+        self._step_counts = {"train": torch.zeros(6), "eval": torch.zeros(6)}  # tp, fp, fn, tn, truncated, see below
+        self.num_truncated_steps = self.num_wrong_steps_cut = 0  # the last: rejected steps labelled wrong, cut
         super().__init__(model, ref_model=ref_model, args=args, data_collator=data_collator,
                          train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=processing_class,
                          compute_metrics=compute_metrics, callbacks=callbacks, optimizers=optimizers,
@@ -577,21 +584,23 @@ class StepwiseDPOTrainer(DPOTrainer):
         label = inputs["step_probs"] >= 0.5
         per_batch = torch.stack([step_loss.detach().float(), (pred & label & scored).sum(),
                                  (pred & ~label & scored).sum(), (~pred & label & scored).sum(),
-                                 (~pred & ~label & scored).sum(), (valid & ~complete).sum()]).float()
+                                 (~pred & ~label & scored).sum(), (valid & ~complete).sum(),
+                                 (valid & ~complete & ~label).chunk(2)[1].sum()]).float()
         pairs = self.accelerator.gather(per_pair).T.tolist()
         batch = self.accelerator.gather(per_batch[None]).cpu()
         for name, values in zip(self._PAIR_METRICS, pairs):
             if name != "reward_model/weight" or chosen_r is not None:
                 self._metrics[mode][name].extend(values)
         self._metrics[mode]["loss/step"].append(batch[:, 0].mean().item())
-        counts = batch[:, 1:].sum(0)  # tp, fp, fn, tn, truncated
+        counts = batch[:, 1:].sum(0)  # tp, fp, fn, tn, truncated, rejected steps labelled wrong and truncated
         self._step_counts[mode] += counts
         if mode == "train":
             self.num_truncated_steps += int(counts[4])
+            self.num_wrong_steps_cut += int(counts[5])
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         mode = "train" if self.model.training else "eval"
-        tp, fp, fn, tn, truncated = self._step_counts[mode].tolist()
+        tp, fp, fn, tn, truncated = self._step_counts[mode].tolist()[:5]
         if tp + fp + fn + tn + truncated > 0:
             if self.args.evaluate_step_accuracy and tp + fp + fn + tn > 0:
                 metric = self.args.step_accuracy_metric

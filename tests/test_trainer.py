@@ -1037,3 +1037,28 @@ def test_step_labels_beside_a_reward_model_warn_that_the_labels_are_the_step_lab
                            train_dataset=Dataset.from_list(toy_rows(2, labels=False)), reward_model=CountingPRM())
     assert not [w for w in caught if "step labels" in str(w.message)]
 
+
+def test_a_rejected_step_labelled_wrong_cut_by_max_length_warns_at_the_end_of_training(tmp_path, tiny_model,
+                                                                                       tiny_tokenizer):
+    """A user's trial on GSM8K pairs: max_length cut the only wrong step (the answer line) of 3 rejected solutions
+    of 8. Nothing was said: the only trace was steps/truncated in the log, and the run looked normal."""
+    rows = toy_rows(1)  # rejected labels [True, False, False]
+    n_prompt = len(tiny_tokenizer(rows[0]["prompt"])["input_ids"])
+    max_length = n_prompt + len(tiny_tokenizer(extract_steps(rows[0]["chosen"])[0])["input_ids"]) + 3  # in step 2
+
+    def train(rows):
+        tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(tiny_model),
+                                args=config(tmp_path, max_length=max_length, max_steps=2,
+                                            per_device_train_batch_size=1), train_dataset=Dataset.from_list(rows),
+                                processing_class=tiny_tokenizer)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tr.train()
+        return tr, [str(w.message) for w in caught if "max_length" in str(w.message)]
+
+    tr, said = train(rows)
+    assert tr.num_wrong_steps_cut == 4 and tr.num_truncated_steps == 8  # 2 steps a side cut, 2 training steps
+    assert said == [f"StepwiseDPOTrainer: max_length={max_length} cut 4 rejected steps labelled wrong (p < 0.5) in "
+                    "this training (counted in each batch), so the step loss never pushed them down: raise max_length"]
+    tr, said = train([dict(rows[0], rejected_step_labels=[False, True, True])])  # only steps labelled right cut
+    assert tr.num_wrong_steps_cut == 0 and tr.num_truncated_steps == 8 and said == []
