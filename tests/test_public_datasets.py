@@ -4,15 +4,20 @@ The shipped samples' general checks are in tests/test_data.py; these are the cas
 """
 
 import json
+import logging
+import re
 from pathlib import Path
 
 import pytest
 
+from stepdpo_lite import data
+from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.tutorial import public_datasets
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 PRM800K = DATA / "prm800k" / "sample.jsonl"
 GSM8K = DATA / "gsm8k" / "example_model_solutions.jsonl"
+PROCESSBENCH = DATA / "processbench" / "sample.jsonl"
 
 
 def _shepherd(question: str, steps: list[str], signs: str) -> dict:
@@ -116,3 +121,159 @@ def test_gsm8k_pairs_refuse_an_unknown_rejected_labels(value):
     with pytest.raises(ValueError, match=r"gsm8k_preference_pairs: rejected_labels must be one of \['mistakes', "
                                          r"'reachability'\]"):
         public_datasets.gsm8k_preference_pairs(GSM8K, rejected_labels=value)
+
+
+def _figures_quoted(text: str) -> str:
+    """``text`` on one line, without markdown's and reST's code marks, so a quote may wrap."""
+    return " ".join(text.replace("`", "").split())
+
+
+def _run_doc_blocks(path: Path, marker: str, capsys) -> list[tuple[str, str]]:
+    """(what each ``print`` of the doc's python blocks holding ``marker`` printed, what its ``# ...`` comment says
+    it prints: the text before a colon), run from the repo root as the doc's relative paths read."""
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", path.read_text(), re.S) if marker in b]
+    assert blocks, f"{path}: no python block with {marker!r}"
+    said, printed = [], []
+    for block in blocks:
+        exec(compile(block, str(path), "exec"), {})
+        printed += capsys.readouterr().out.splitlines()
+        said += [line.split("# ", 1)[1].split(":")[0].strip() for line in block.splitlines() if
+                 line.startswith("print(")]
+    return list(zip(printed, said, strict=True))
+
+
+def test_gsm8k_step_labels_rarely_locate_the_mistake_and_the_docs_say_so(monkeypatch, capsys):
+    """A user took the pairs' step labels at face value: the calculator finds a wrong line in few incorrect
+    solutions, so nearly every pair blames only the answer line. The docs (data/README.md, docs/formats.md, the
+    builders' docstrings) now say so with the figures, which are measured here from data/gsm8k."""
+    wrong = [r["step_labels"] for r in public_datasets.load_gsm8k_solutions(GSM8K) if not r["label"]]
+    found = sum(not all(labels) for labels in wrong)
+    only_answer = set()
+    for how in public_datasets.REJECTED_LABELS:
+        pairs = public_datasets.gsm8k_preference_pairs(GSM8K, rejected_labels=how)
+        only_answer.add(sum(x.count(False) == 1 and not x[-1] for x in pairs["rejected_step_labels"]))
+    assert len(only_answer) == 1  # the docs say "with either rejected_labels"
+    solutions = f"{found} of the {len(wrong)} incorrect solutions"
+    blamed = f"{only_answer.pop()} of the {len(pairs)} pairs the answer line is the rejected solution's only"
+    assert (solutions, blamed) == ("16 of the 505 incorrect solutions", "331 of the 335 pairs the answer line is "
+                                                                       "the rejected solution's only")
+    for where, text in [("data/README.md", (DATA / "README.md").read_text()),
+                        ("docs/formats.md", (DATA.parent / "docs" / "formats.md").read_text()),
+                        ("gsm8k_preference_pairs", public_datasets.gsm8k_preference_pairs.__doc__)]:
+        assert solutions in _figures_quoted(text) and blamed in _figures_quoted(text), where
+        assert "step_labels=False" in text and "labelling.mc_step_labels" in text, where  # what to use instead
+    assert solutions in _figures_quoted(public_datasets.gsm8k_stepwise_rows.__doc__)
+    monkeypatch.chdir(DATA.parent)
+    for doc in (DATA / "README.md", DATA.parent / "docs" / "formats.md"):
+        for printed, said in _run_doc_blocks(doc, "load_gsm8k_solutions(f)", capsys):
+            assert printed == said, doc
+
+
+def test_gsm8k_stepwise_rows_are_what_a_prm_trains_on(caplog):
+    """GSM8K's outcome rows with step labels could not become PRM training rows with the kit."""
+    solutions = public_datasets.load_gsm8k_solutions(GSM8K)
+    rows = public_datasets.gsm8k_stepwise_rows(GSM8K)
+    assert rows.column_names == ["prompt", "completions", "labels"] and len(rows) == len(solutions) == 800
+    assert data.validate_stepwise(rows).to_list() == rows.to_list()
+    for row, solution in zip(rows, solutions):  # the text splits back into its steps at the PRM's "\n"
+        assert "".join(row["completions"]) == solution["completion"]
+        assert extract_steps(solution["completion"], "\n") == row["completions"]
+        assert row["labels"] == public_datasets.process_labels(solution["step_labels"], solution["label"])
+    assert public_datasets.gsm8k_stepwise_rows(solutions).to_list() == rows.to_list()
+    slip = rows[[k for k, r in enumerate(rows) if "<<45*(1/2)=21>>21 pounds" in "".join(r["completions"])][0]]
+    assert slip["labels"] == [True, False, False, False, False]  # reachable: every line after the slip
+    outcome = solutions.to_list()[:4]
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        twice = public_datasets.gsm8k_stepwise_rows([*outcome, outcome[0]])
+    assert len(twice) == 4 and "1 solutions repeat another solver's text" in caplog.text
+    bad = {**outcome[1], "step_labels": [True]}
+    with pytest.raises(ValueError, match=r"gsm8k_stepwise_rows: record 1: field 'step_labels'"):
+        public_datasets.gsm8k_stepwise_rows([outcome[0], bad])
+    assert len(public_datasets.gsm8k_stepwise_rows([outcome[0], bad], skip_invalid=True)) == 1
+
+
+def test_gsm8k_pairs_skip_invalid_records_as_load_gsm8k_solutions_does(caplog):
+    records = [json.loads(line) for line in GSM8K.read_text().splitlines()[:3]]
+    broken = {**records[1], "6b_finetuning": {"solution": "x"}}
+    with pytest.raises(ValueError, match=r"gsm8k_preference_pairs: record 1: field '6b_finetuning.is_correct'"):
+        public_datasets.gsm8k_preference_pairs([records[0], broken, records[2]])
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        kept = public_datasets.gsm8k_preference_pairs([records[0], broken, records[2]], skip_invalid=True)
+    assert kept.to_list() == public_datasets.gsm8k_preference_pairs([records[0], records[2]]).to_list()
+    assert "gsm8k_preference_pairs: skipped 1 invalid records" in caplog.text
+
+
+# ----------------------------------------------------------------------------- PRM800K and ProcessBench repeats, blanks
+
+def _prm800k_record(*texts_ratings_chosen) -> dict:
+    return {"question": {"problem": "What is 2 + 2?"}, "label": {"steps": [
+        {"completions": [{"text": t, "rating": r} for t, r in options], "chosen_completion": chosen,
+         "human_completion": None} for options, chosen in texts_ratings_chosen]}}
+
+
+@pytest.mark.parametrize("steps, branches, field", [
+    ([([("2 + 2", 1)], 0), ([("", 1)], 0)], False, "label.steps[1].completions[0].text"),  # the chosen step
+    ([([("2 + 2", 1)], 0), ([("4", 1), (" ", -1)], 0)], True, "label.steps[1].completions[1].text"),  # a branch
+    ([([("2 + 2", 1)], 0), ([("\n", -1)], None)], False, "label.steps[1].completions[0].text"),  # the first -1
+])
+def test_prm800k_blank_step_names_the_records_field(steps, branches, field):
+    """It named the converted row's 'completions[1]' and showed '\\n', neither in the file (where completions[1] is
+    a step's second alternative)."""
+    with pytest.raises(ValueError, match=re.escape(f"prm800k: record 0: field '{field}': is empty")):
+        public_datasets.load_prm800k([_prm800k_record(*steps)], branches=branches)
+
+
+def test_prm800k_blank_alternative_no_row_takes_still_loads():
+    record = _prm800k_record(([("2 + 2", 1)], 0), ([("= 4", 1), ("", None)], 0))
+    assert public_datasets.load_prm800k([record], branches=True)["completions"] == [["2 + 2", "\n= 4"]]
+
+
+def test_prm800k_repeats_are_counted_or_dropped(caplog):
+    """Repeated rows were kept silently, weighing twice in training; the sample's branches repeat 2 of 163."""
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        branched = public_datasets.load_prm800k(PRM800K, branches=True)
+    assert len(branched) == 163 and "prm800k: 2 rows repeat an earlier row's prompt, completions, labels" in caplog.text
+    assert "2 of the sample's 163 branches=True rows" in _figures_quoted(public_datasets.load_prm800k.__doc__)
+    assert "2 of the sample's 163 branches=True rows" in _figures_quoted((DATA.parent / "docs" / "formats.md")
+                                                                         .read_text())
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        dropped = public_datasets.load_prm800k(PRM800K, branches=True, drop_duplicates=True)
+    assert len(dropped) == 161 and "prm800k: dropped 2 duplicate rows" in caplog.text
+    assert {json.dumps(r, sort_keys=True) for r in dropped} == {json.dumps(r, sort_keys=True) for r in branched}
+    record = json.loads(PRM800K.read_text().splitlines()[3])
+    assert len(public_datasets.load_prm800k([record, record])) == 2
+    assert len(public_datasets.load_prm800k([record, record], drop_duplicates=True)) == 1
+    with pytest.raises(ValueError, match="prm800k: drop_duplicates must be True or False"):
+        public_datasets.load_prm800k([record], drop_duplicates="no")
+
+
+def test_processbench_repeats_are_counted_or_dropped(tmp_path, caplog):
+    rows = [json.loads(line) for line in PROCESSBENCH.read_text().splitlines()[:3]]
+    path = tmp_path / "pb.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, rows[1]]))
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        assert len(public_datasets.load_processbench(path)) == 4  # kept: a repeat counts twice in an evaluation
+    assert "processbench: 1 rows repeat an earlier row's problem, steps, label" in caplog.text
+    assert public_datasets.load_processbench(path, drop_duplicates=True).to_list() == rows
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        public_datasets.load_processbench(PROCESSBENCH)
+    assert "repeat" not in caplog.text
+
+
+# ----------------------------------------------------------------------------- ProcessBench step labels
+
+def test_processbench_step_labels_are_reachable():
+    row = {"problem": "p", "steps": ["a", "b", "c"], "label": 1}
+    assert public_datasets.processbench_step_labels(row) == [True, False, False]
+    assert public_datasets.processbench_step_labels({**row, "label": 0}) == [False, False, False]
+    assert public_datasets.processbench_step_labels({**row, "label": -1}) == [True, True, True]
+    for sample in public_datasets.load_processbench(PROCESSBENCH):  # docs/formats.md's formula
+        assert public_datasets.processbench_step_labels(sample) == [
+            k < sample["label"] or sample["label"] == -1 for k in range(len(sample["steps"]))]
+    with pytest.raises(ValueError, match=r"processbench_step_labels: row: field 'label': must be -1 or a step index "
+                                         r"0\.\.2, got 3"):
+        public_datasets.processbench_step_labels({**row, "label": 3})
+    with pytest.raises(ValueError, match=r"processbench_step_labels: row: field 'steps': is missing"):
+        public_datasets.processbench_step_labels({"problem": "p", "label": -1})

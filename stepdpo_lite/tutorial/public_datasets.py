@@ -4,9 +4,11 @@
 - Math-Shepherd (Wang et al. 2024, arXiv:2312.08935): steps tagged ``ки`` and labelled ``+``/``-`` -> stepwise
   supervision rows.
 - GSM8K (Cobbe et al. 2021, arXiv:2110.14168): the problems, and the released model solutions -> outcome rows with
-  step labels from the calculator annotations, and preference pairs of a correct and an incorrect solution.
+  step labels from the calculator annotations, stepwise supervision rows made from them, and preference pairs of a
+  correct and an incorrect solution (the calculator's step labels rarely locate a mistake: see
+  ``gsm8k_preference_pairs``).
 - ProcessBench (Zheng et al. 2024, arXiv:2412.06559), an evaluation set: ``problem, steps, label`` (the 0-based
-  index of the first wrong step, or -1), checked as they are.
+  index of the first wrong step, or -1), checked as they are; ``processbench_step_labels`` gives a row's step labels.
 
 They check records with ``data.py``'s field checks, so bad input raises ``ValueError`` naming the file, line and
 field, and what they leave out is logged on the same logger (``stepdpo_lite.data``, WARNING).
@@ -15,6 +17,7 @@ field, and what they leave out is logged on the same logger (``stepdpo_lite.data
 from __future__ import annotations
 
 import ast
+import json
 import logging
 import operator
 import random
@@ -25,7 +28,7 @@ from datasets import Dataset
 
 from ..checks import flag, list_of, positive_int
 from ..data import (OUTCOME, STEPWISE, _Bad, _bool, _check_all, _dataset, _field, _inside, _list, _no_file, _outcome,
-                   _records, _stepwise, _text, _validated, validate_preference)
+                   _records, _stepwise, _text, _validated, validate_preference, validate_stepwise)
 from ..evaluation import _check_labels
 from ..steps import extract_steps
 from .gsm8k import split_answer
@@ -37,7 +40,25 @@ PROCESSBENCH = ("problem", "steps", "label")
 GSM8K_SOLVERS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
 
 
+def _repeats_kept(rows: list[dict], key: Sequence[str], name: str) -> list[dict]:
+    """``rows`` as they are; how many repeat an earlier row's ``key`` fields is logged, since a repeat weighs twice in
+    training and counts twice in an evaluation (``drop_duplicates=True`` drops them, through ``_check_all``)."""
+    repeats = len(rows) - len({tuple(json.dumps(row[f]) for f in key) for row in rows})
+    if repeats:
+        logger.warning("%s: %d rows repeat an earlier row's %s; kept (drop_duplicates=True drops them)", name, repeats,
+                       ", ".join(key))
+    return rows
+
+
 # ----------------------------------------------------------------------------- PRM800K
+
+def _step_text(options: list, k: int, j: int) -> str:
+    """The text of step ``k``'s completion ``j``, which a row takes: blank raises, naming the record's field (the
+    row's own check named the row's ``completions[k]`` and its "\\n", neither in the file). An alternative that no
+    row takes may be blank."""
+    with _inside(f"label.steps[{k}].completions[{j}]"):
+        return _text(options[j], "text")
+
 
 def _prm800k(record, neutral_as: bool, branches: bool):
     question, label = _field(record, "question"), _field(record, "label")  # outside _inside: not 'question.question'
@@ -67,16 +88,17 @@ def _prm800k(record, neutral_as: bool, branches: bool):
                 with _inside("human_completion"):
                     _text(human, "text")
         if chosen is not None:
-            followed, text, rating = chosen, options[chosen]["text"], options[chosen]["rating"]
+            followed, text, rating = chosen, _step_text(options, k, chosen), options[chosen]["rating"]
         elif human is not None:  # a step a labeller wrote after rejecting the model's: correct by construction
             followed, text, rating = None, human["text"], 1
         else:  # the labeller stopped here; a step rated -1 is the first error (phase 2: the model's own step)
             followed = next((j for j, o in enumerate(options) if o["rating"] == -1), None)
-            text, rating = (options[followed]["text"], -1) if followed is not None else ("", None)
+            text, rating = (_step_text(options, k, followed), -1) if followed is not None else ("", None)
         if branches:  # TRL's PRM800K recipe: each rated alternative not followed ends a row of its own
             for j, o in enumerate(options):
                 if j != followed and o["rating"] is not None:
-                    rows.append({"prompt": prompt, "completions": [*path, "\n" * bool(path) + o["text"]],
+                    alternative = "\n" * bool(path) + _step_text(options, k, j)
+                    rows.append({"prompt": prompt, "completions": [*path, alternative],
                                  "labels": [*labels, neutral_as if o["rating"] == 0 else o["rating"] == 1]})
         if rating is None:
             break  # unlabelled from here on
@@ -91,7 +113,8 @@ def _prm800k(record, neutral_as: bool, branches: bool):
     return rows
 
 
-def load_prm800k(path, *, neutral_as: bool = True, branches: bool = False, skip_invalid: bool = False) -> Dataset:
+def load_prm800k(path, *, neutral_as: bool = True, branches: bool = False, drop_duplicates: bool = False,
+                 skip_invalid: bool = False) -> Dataset:
     """PRM800K (Lightman et al. 2023, arXiv:2305.20050) canonical JSONL -> stepwise supervision rows.
 
     Each record gives one row: its steps along the path the labellers took, i.e. at each step the
@@ -101,7 +124,9 @@ def load_prm800k(path, *, neutral_as: bool = True, branches: bool = False, skip_
     should flag errors, and a neutral step is none (TRL's PRM800K script counts it wrong: ``neutral_as=False``).
     The row stops after the first wrong step, since nothing after it is labelled, or before an unrated step.
     ``branches=True`` also makes one row per rated alternative completion that was not followed (prefix +
-    that step), as TRL's PRM800K script does. Records with no labelled step give no row (logged).
+    that step), as TRL's PRM800K script does. Records with no labelled step give no row (logged). A row that repeats
+    an earlier one (``prompt``, ``completions``, ``labels``: a problem labelled in several records shares steps; 2 of
+    the sample's 163 ``branches=True`` rows) is kept and counted in the log, or dropped with ``drop_duplicates=True``.
     """
     neutral_as, branches = flag(neutral_as, "neutral_as", "load_prm800k"), flag(branches, "branches", "load_prm800k")
     no_row = []
@@ -112,10 +137,11 @@ def load_prm800k(path, *, neutral_as: bool = True, branches: bool = False, skip_
             no_row.append(record)
         return rows
 
-    rows = _check_all(_records(path, "load_prm800k"), convert, "prm800k", skip_invalid=skip_invalid)
+    rows = _check_all(_records(path, "load_prm800k"), convert, "prm800k", key=STEPWISE if drop_duplicates else (),
+                      drop_duplicates=drop_duplicates, skip_invalid=skip_invalid)
     if no_row:
         logger.warning("prm800k: %d records have no labelled step and gave no row", len(no_row))
-    return _dataset(rows, STEPWISE)
+    return _dataset(_repeats_kept(rows, STEPWISE, "prm800k"), STEPWISE)
 
 
 # ----------------------------------------------------------------------------- Math-Shepherd
@@ -334,17 +360,59 @@ def _gsm8k_solution_rows(record, step_labels: bool):
     return _outcome(record, delimiter="\n")
 
 
+def _gsm8k_texts(solutions, step_labels: bool, skip_invalid: bool, who: str) -> dict[str, dict[str, dict]]:
+    """The checked outcome rows of ``solutions`` (a path, records or ``load_gsm8k_solutions``' rows), by problem and
+    text: a text two solvers wrote alike for the same problem is kept once (logged)."""
+    rows = _check_all(_records(solutions, who), lambda r: _gsm8k_solution_rows(r, step_labels), who,
+                      skip_invalid=skip_invalid)
+    problems: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        problems.setdefault(row["prompt"], {}).setdefault(row["completion"], row)
+    repeats = len(rows) - sum(map(len, problems.values()))
+    if repeats:
+        logger.warning("%s: %d solutions repeat another solver's text for the same problem; each text was used once",
+                       who, repeats)
+    return problems
+
+
+def gsm8k_stepwise_rows(solutions, *, skip_invalid: bool = False) -> Dataset:
+    """GSM8K model solutions -> stepwise supervision rows (``prompt``, ``completions``, ``labels``), what
+    ``train_process_reward_model`` reads (with ``step_delimiter="\\n"``): one row per solution text, one step a line,
+    **reachable** labels (``process_labels`` of the calculator's line verdicts and ``is_correct``).
+
+    ``solutions`` as ``gsm8k_preference_pairs`` takes them (a text two solvers wrote alike is used once, logged).
+    The labels rarely locate a mistake: the calculator checks arithmetic only, and finds a wrong line in 16 of the 505
+    incorrect solutions in ``data/gsm8k``; each of the others has only its answer line labelled wrong, and its wrong
+    reasoning labelled right. A PRM trained on these rows learns little about where reasoning goes wrong; for step
+    labels that locate mistakes, train it on PRM800K or Math-Shepherd rows, or label the steps with Monte-Carlo
+    rollouts (``labelling.mc_step_labels``).
+    """
+    problems = _gsm8k_texts(solutions, True, skip_invalid, "gsm8k_stepwise_rows")
+    return validate_stepwise([{"prompt": prompt, "completions": extract_steps(r["completion"], delimiter="\n"),
+                               "labels": process_labels(r["step_labels"], r["label"])}
+                              for prompt, texts in problems.items() for r in texts.values()])
+
+
 def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = None, step_labels: bool = True,
-                           seed: int = 0, rejected_labels: str = "mistakes") -> Dataset:
+                           seed: int = 0, rejected_labels: str = "mistakes", skip_invalid: bool = False) -> Dataset:
     """Preference pairs between a correct and an incorrect GSM8K model solution of the same problem.
 
     ``solutions``: the path of ``example_model_solutions.jsonl``, its records in memory, or ``load_gsm8k_solutions``'s
-    Dataset (or rows); all are checked as a file is. All correct x incorrect combinations, shuffled with ``seed``
-    and cut to ``max_pairs_per_problem`` (None: all); a text two solvers wrote alike is used once (logged). With
-    ``step_labels``, one label per line from the calculator check: ``chosen_step_labels`` from ``process_labels``,
-    ``rejected_step_labels`` "mistake made here" (``mistake_labels``) by default, as the toy world's
-    ``labelling.preference_pairs``: a line that computes right on a wrong number is not pushed down;
-    ``rejected_labels="reachability"`` gives ``process_labels`` (every line after the first wrong one wrong).
+    Dataset (or rows); all are checked as a file is (``skip_invalid=True`` skips and counts invalid records). All
+    correct x incorrect combinations, shuffled with ``seed`` and cut to ``max_pairs_per_problem`` (None: all); a text
+    two solvers wrote alike is used once (logged). With ``step_labels``, one label per line from the calculator check:
+    ``chosen_step_labels`` from ``process_labels``, ``rejected_step_labels`` "mistake made here" (``mistake_labels``)
+    by default, as the toy world's ``labelling.preference_pairs``: a line that computes right on a wrong number is not
+    pushed down; ``rejected_labels="reachability"`` gives ``process_labels`` (every line after the first wrong one
+    wrong).
+
+    These step labels rarely locate the mistake: the calculator checks arithmetic only, and finds a wrong line in 16
+    of the 505 incorrect solutions in ``data/gsm8k``; each of the others has only its answer line labelled wrong, so
+    in 331 of the 335 pairs the answer line is the rejected solution's only ``False`` step, and its wrong reasoning is
+    labelled right (with either ``rejected_labels``). For credit assignment, build the pairs with
+    ``step_labels=False`` and give ``StepwiseDPOTrainer`` a PRM (``use_reward_model=True``, ``reward_model=prm``: step
+    labels in the data win over a reward model's), or label the steps with Monte-Carlo rollouts
+    (``labelling.mc_step_labels``).
     """
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "gsm8k_preference_pairs", none_ok=True)  # 0 is refused
     positive_int(seed, "seed", "gsm8k_preference_pairs", minimum=0)  # seed=True or 1.0 hashed apart from 1
@@ -352,12 +420,7 @@ def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = Non
     if rejected_labels not in tuple(REJECTED_LABELS):  # a tuple: a list given is refused here, not a TypeError
         raise ValueError(f"gsm8k_preference_pairs: rejected_labels must be one of {list(REJECTED_LABELS)}, got "
                          f"{rejected_labels!r:.40}")
-    ds = _check_all(_records(solutions, "gsm8k_preference_pairs"), lambda r: _gsm8k_solution_rows(r, step_labels),
-                    "gsm8k_preference_pairs")
-    problems: dict[str, dict[str, dict]] = {}
-    for row in ds:
-        problems.setdefault(row["prompt"], {}).setdefault(row["completion"], row)
-    repeats = len(ds) - sum(map(len, problems.values()))
+    problems = _gsm8k_texts(solutions, step_labels, skip_invalid, "gsm8k_preference_pairs")
     rows = []
     for prompt, texts in problems.items():
         good = [r for r in texts.values() if r["label"]]
@@ -369,9 +432,6 @@ def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = Non
                 row["chosen_step_labels"] = process_labels(c["step_labels"], True)
                 row["rejected_step_labels"] = REJECTED_LABELS[rejected_labels](r["step_labels"], False)
             rows.append(row)
-    if repeats:
-        logger.warning("gsm8k_preference_pairs: %d solutions repeat another solver's text for the same problem; "
-                       "each text was used once", repeats)
     return validate_preference(rows, delimiter="\n")
 
 
@@ -385,13 +445,27 @@ def _processbench(row):
     return [dict(row)]
 
 
-def validate_processbench(rows, *, skip_invalid: bool = False) -> Dataset:
-    """Check ProcessBench rows: non-empty ``problem``, non-empty ``steps``, ``label`` -1 or a step index."""
+def validate_processbench(rows, *, drop_duplicates: bool = False, skip_invalid: bool = False) -> Dataset:
+    """Check ProcessBench rows: non-empty ``problem``, non-empty ``steps``, ``label`` -1 or a step index. A row that
+    repeats an earlier one's ``problem``, ``steps`` and ``label`` (it would count twice) is kept and counted in the
+    log, or dropped with ``drop_duplicates=True``."""
     # errors name a record's file and line, also for a type clash in an extra field
-    return _validated(rows, _processbench, "processbench", PROCESSBENCH, skip_invalid=skip_invalid)
+    return _validated(rows, _processbench, "processbench", PROCESSBENCH,
+                      lambda kept: _repeats_kept(kept, PROCESSBENCH, "processbench"),
+                      key=PROCESSBENCH if drop_duplicates else (), drop_duplicates=drop_duplicates,
+                      skip_invalid=skip_invalid)
 
 
 def load_processbench(path, **kw) -> Dataset:
-    """ProcessBench rows (Zheng et al. 2024, arXiv:2412.06559): a JSONL file or an upstream JSON array."""
+    """ProcessBench rows (Zheng et al. 2024, arXiv:2412.06559): a JSONL file or an upstream JSON array; options as
+    ``validate_processbench``'s."""
     _no_file(path, "load_processbench")
     return validate_processbench(path, **kw)
+
+
+def processbench_step_labels(row) -> list[bool]:
+    """A ProcessBench row's step labels, **reachable** (docs/formats.md), as ``evaluation.step_auroc`` reads them:
+    step k is right when k < ``label`` (the first wrong step), every step when ``label`` is -1. The row is checked
+    as ``validate_processbench`` checks one."""
+    _check_all([("row", row)], _processbench, "processbench_step_labels")
+    return [row["label"] == -1 or k < row["label"] for k in range(len(row["steps"]))]
