@@ -33,6 +33,48 @@ def test_make_problems_refuses_a_count_or_seed_that_is_no_int(kw, field):
     assert tw.make_problems(2, seed=1) != tw.make_problems(2, seed=0)
 
 
+@pytest.mark.parametrize("start, ops, message", [
+    (7, (("/", 2),), r"ops\[0\] \(step 1\) must be \(op, operand\) with op one of \('\+', '-', '\*'\), got \('/', 2\)"),
+    (7, (("+", 2), ("+", -3)), r"ops\[1\] \(step 2\) operand must be an int >= 0 \(the checker reads no negative"),
+    (7, (("+", 2.0),), r"ops\[0\] \(step 1\) operand must be an int >= 0 .*got 2.0"),
+    (7, (("+", True),), r"ops\[0\] \(step 1\) operand must be an int >= 0 .*got True"),
+    (7, (("+",),), r"ops\[0\] \(step 1\) must be \(op, operand\)"),
+    (7, "+ 3", r"ops: expected a list of \(op, operand\) pairs, got one str"),
+    (7, (), "ops is empty"),
+    ("7", (("+", 1),), "start must be an int >= 0 .*got '7'"),
+    (True, (("+", 1),), "start must be an int >= 0 .*got True"),
+    (-1, (("+", 1),), "start must be an int >= 0 .*parse_prompt"),
+])
+def test_problem_refuses_what_the_toy_world_cannot_state_or_grade(start, ops, message):
+    """"/" was computed as "*" (7 / 2 = 14 as its gold), a negative operand gave a gold solution its own checker
+    graded wrong, no operations failed later in gold_solution, and a str start was a TypeError inside _apply."""
+    with pytest.raises(ValueError, match="Problem: " + message):
+        tw.Problem(start, ops)
+
+
+def test_problem_outside_the_generated_range_is_kept_with_a_warning():
+    with pytest.warns(UserWarning, match=r"running values \[30, 90\] leave 0..50"):
+        p = tw.Problem(30, [["*", 3]])  # gradeable, but numbers the toy world's models never saw
+        same = tw.Problem(30, (("*", 3),))
+    assert p == same and hash(p) == hash(same)  # the lists became tuples, as generated problems hold them
+    assert tw.check(p, p.gold_solution).answer_correct
+    with pytest.warns(UserWarning, match=r"running values \[3, -2\]"):
+        assert tw.check(tw.Problem(3, (("-", 5),)), "Step 1: 3 - 5 = -2\n\nAnswer: -2").answer_correct
+
+
+@pytest.mark.filterwarnings("error")  # not even the range warning: the generator stays in 0..MAX_VALUE
+def test_every_generated_problem_of_the_tiny_profile_constructs():
+    from stepdpo_lite.tutorial.profiles import get_profile
+    profile = get_profile("tiny")
+    splits = tasks.get_task(profile).splits(profile.n_train_problems, profile.n_eval_problems, seed=0)
+    assert {k: len(v) for k, v in splits.items()} == {"train": profile.n_train_problems,
+                                                      "validation": profile.n_eval_problems,
+                                                      "test": profile.n_eval_problems}
+    for p in [p for ps in splits.values() for p in ps]:
+        assert tw.Problem(p.start, p.ops) == p and tw.parse_prompt(p.prompt) == p
+        assert all(tw.check(p, p.gold_solution).step_labels)
+
+
 def test_prompt_round_trip_and_gold_solution_checks_clean():
     for p in tw.make_problems(100, "train", seed=1):
         assert tw.parse_prompt(p.prompt) == p

@@ -31,11 +31,12 @@ import os
 import random
 import re
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import save_atomic
-from ..checks import positive_int
+from ..checks import list_of, positive_int
 from ..evaluation import first_error_index
 from ..rewards import NO, OUTCOME_TAG, STEP_TAG, YES  # the tiny tokenizer holds each tag as one token
 from ..steps import extract_steps
@@ -68,10 +69,44 @@ def _apply(a: int, op: str, b: int) -> int:
 
 # ----------------------------------------------------------------------------- problems
 
+def _whole_number(value, name: str, why: str) -> int:
+    """``value`` as an int if it is a whole number >= 0 (a numpy int too); a bool, a float or a str is refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"Problem: {name} must be an int >= 0 ({why}), got {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Problem:
+    """A start value and the operations applied to it, left to right, each an ``(op, operand)`` pair.
+
+    Checked as it is made (a ``ValueError`` names the field): ``op`` one of ``OPS``, the start and every operand an
+    int >= 0 (the checker reads no negative operand, ``parse_prompt`` no negative start), at least one operation.
+    Running values outside 0..``MAX_VALUE``, which ``make_problems`` never makes, are gradeable but new to the toy
+    world's models: a warning says so."""
     start: int
     ops: tuple[tuple[str, int], ...]
+
+    def __post_init__(self):
+        start = _whole_number(self.start, "start", "parse_prompt reads no negative start")
+        ops = list_of(self.ops, "Problem: ops", "(op, operand) pairs")
+        if not ops:
+            raise ValueError("Problem: ops is empty; a problem has at least one operation")
+        checked = []
+        for k, pair in enumerate(ops):
+            pair = list_of(pair, f"Problem: ops[{k}] (step {k + 1})", "an (op, operand) pair")
+            if len(pair) != 2 or pair[0] not in OPS:  # "/" was computed as "*", silently
+                raise ValueError(f"Problem: ops[{k}] (step {k + 1}) must be (op, operand) with op one of {OPS}, "
+                                 f"got {tuple(pair)!r}")
+            checked.append((pair[0], _whole_number(pair[1], f"ops[{k}] (step {k + 1}) operand",
+                                                   "the checker reads no negative operand")))
+        # frozen: the checked values replace the given ones (a list of lists is unhashable; np.int64(3) becomes 3)
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "ops", tuple(checked))
+        if not all(0 <= v <= MAX_VALUE for v in self.values):
+            warnings.warn(f"Problem {self.expression}: running values {self.values} leave 0..{MAX_VALUE} (MAX_VALUE), "
+                          "where every generated problem stays: the checker grades it, the toy world's models never "
+                          "saw such numbers", stacklevel=3)
 
     @property
     def expression(self) -> str:
