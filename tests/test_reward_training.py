@@ -423,3 +423,16 @@ def test_a_saved_reward_model_or_adapter_as_the_base_is_refused_before_anything_
                                                  "model: .*Train anew from its base"):
                 train(tmp_path / base, toy_rows(2), tmp_path / "out", **options)
             assert not (tmp_path / "out").exists()
+
+
+def test_the_delimiter_warning_does_not_recommend_the_delimiter_already_set(tmp_path):
+    """A user's trial: PRM800K rows under step_delimiter='\\n', as the README says, were told to set '\\n'. Their
+    steps hold lines of their own: the delimiter is the cause, not the fix."""
+    nowhere = tmp_path / "no-model-here"  # the warning comes before the (missing) model is loaded
+    rows = [{"prompt": "p", "completions": ["1 + 1 = 2\nso 2", "\n2 + 2 = 4"], "labels": [True, True]}]
+    with pytest.warns(UserWarning) as caught, pytest.raises(OSError):
+        train_process_reward_model(nowhere, rows, tmp_path / "x", step_delimiter="\n")
+    said = " ".join(str(w.message) for w in caught)
+    assert "1 of 1 rows do not split back" in said and "these rows' steps contain it" in said
+    assert "e.g. '\\n' for PRM800K" not in said and "score lists of steps" in said
+
