@@ -166,7 +166,8 @@ class RewardTrainingConfig:
     quantization: str | None = field(default="4bit", metadata={"help": "'4bit' (nf4 QLoRA base) or None."})
     lora: Any = field(default=True, metadata={"help": "True (models.DEFAULT_LORA), a dict or LoraConfig, or None."})
     max_length: int | None = field(default=None, metadata={
-        "help": "Longest input with its tags; a longer row raises instead of being truncated."})
+        "help": "Longest input with its tags; a longer row raises, never truncated. Saved with the model as its "
+                "scoring limit: ProcessRewardModel.load(path, max_length=...) raises it, up to the model's positions."})
     tag: str | None = field(default=None, metadata={"help": "Verification tag (None: STEP_TAG / OUTCOME_TAG)."})
     yes: str = field(default=YES, metadata={"help": "Answer token for 'correct'."})
     no: str = field(default=NO, metadata={"help": "Answer token for 'wrong'."})

@@ -296,8 +296,9 @@ class GenerativeVerifier:
     def _check_length(self, index: int, n_tokens: int):
         if self.max_length is not None and n_tokens > self.max_length:
             raise InputTooLong(f"solution {index}: {n_tokens} tokens with its tags, longer than max_length "
-                               f"{self.max_length}; shorten it, leave it out, or raise max_length within the model's "
-                               "context (it is never truncated silently)")
+                               f"{self.max_length}; shorten it, leave it out, or raise max_length up to the model's "
+                               f"context (a saved one: {type(self).__name__}.load(path, max_length=...)); it is never "
+                               "truncated silently")
 
     def _score_encoded(self, encoded: list[tuple[list[int], list[int]]], batch_size: int | None = None,
                        progress: bool = False) -> list[list[float]]:

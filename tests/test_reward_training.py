@@ -436,3 +436,11 @@ def test_the_delimiter_warning_does_not_recommend_the_delimiter_already_set(tmp_
     assert "1 of 1 rows do not split back" in said and "these rows' steps contain it" in said
     assert "e.g. '\\n' for PRM800K" not in said and "score lists of steps" in said
 
+
+def test_max_length_help_says_it_is_saved_as_the_scoring_limit():
+    """A user's trial: a PRM trained with max_length=512 refused 38 of 40 ProcessBench rows when it scored them;
+    the help said only "a longer row raises"."""
+    from dataclasses import fields
+    help_text = next(f.metadata["help"] for f in fields(RewardTrainingConfig) if f.name == "max_length")
+    assert "Saved with the model as its scoring limit" in help_text
+    assert "ProcessRewardModel.load(path, max_length=...)" in help_text

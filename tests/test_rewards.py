@@ -816,3 +816,13 @@ def test_loading_a_prm_with_another_step_delimiter_than_it_was_saved_with_warns(
         ProcessRewardModel.load(tmp_path / "prm", device="cpu", step_delimiter="\n\nStep")
         OutcomeRewardModel.load(tmp_path / "orm", device="cpu", step_delimiter="\n")
     assert not [w for w in caught if "step_delimiter" in str(w.message)]
+
+
+def test_an_input_too_long_says_how_a_saved_model_scores_longer_ones(tiny_model, tiny_tokenizer):
+    """A user's trial: a PRM trained with max_length=512 refused most ProcessBench rows; that its training limit is
+    its scoring limit, and that load(path, max_length=...) raises it, was said nowhere."""
+    from stepdpo_lite.rewards import InputTooLong
+    for kind in (ProcessRewardModel, OutcomeRewardModel):
+        with pytest.raises(InputTooLong, match=rf"longer than max_length 20; .*up to the model's context \(a saved "
+                                               rf"one: {kind.__name__}.load\(path, max_length=...\)\)"):
+            kind(tiny_model, tiny_tokenizer, max_length=20).score_solutions(["p"], ["Step 1: 1 + 1 = 2" * 3])
