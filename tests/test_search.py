@@ -162,7 +162,9 @@ def test_unique_beams_and_dvts_subtrees():
     for g in (0, 1):  # one beam per subtree, each extended by 4 steps
         assert all(sum(n.group == g for n in _beam_after(res, d)) == 1 for d in range(3))
         assert sum(n.group == g and n.depth == 1 for n in res.nodes) == 4
-    assert search.beam_shape(4) == (1, 4) and search.beam_shape(16) == (4, 4) and search.beam_shape(2) == (1, 2)
+    assert search.beam_shape(4) == (1, 4) and search.beam_shape(16) == (4, 4)
+    with pytest.warns(UserWarning, match=r"beam_shape: budget 2 < expansions 4: expansions capped at 2"):
+        assert search.beam_shape(2) == (1, 2)  # capped, as docs/exercises.md says, and now said aloud
     assert search.beam_shape(16, 8) == (2, 8)
     with pytest.raises(ValueError, match="multiple"):
         search.beam_shape(6, 4)
@@ -175,8 +177,9 @@ def test_unique_beams_and_dvts_subtrees():
 
 def test_search_at_budgets_caps_each_problem_at_best_of_b_tokens():
     lines = []
-    out = search.search_at_budgets(None, None, TablePRM(), [Answer1(), Answer1()], [[900, 1100], [5, 5]], [4, 8],
-                                   expansions=4, log=lines.append, sampler=Scripted(options=[0, 1, 2, 3]))
+    with pytest.warns(UserWarning, match=r"token budget of 1 of 2 problems \(problems \[1\]\) was below one round"):
+        out = search.search_at_budgets(None, None, TablePRM(), [Answer1(), Answer1()], [[900, 1100], [5, 5]], [4, 8],
+                                       expansions=4, log=lines.append, sampler=Scripted(options=[0, 1, 2, 3]))
     assert set(out) == {"beam_prm", "dvts_prm"} and set(out["beam_prm"]) == {4, 8}
     assert out["dvts_prm"][4] is out["beam_prm"][4]  # one beam: DVTS is the same search
     assert out["dvts_prm"][8][0].n_subtrees == 2 and out["beam_prm"][8][0].n_beams == 2
@@ -209,8 +212,9 @@ def test_caps_end_beams_and_unreadable_prefixes_are_floored():
     res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, max_steps=2,
                              sampler=policy)[0]
     assert max(n.depth for n in res.nodes) == 1 and res.nodes[res.chosen].ended == "step_cap"
-    res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, token_budget=30,
-                             sampler=Scripted(options=[0, 1], n_steps=6))[0]
+    with pytest.warns(UserWarning, match="below one round"):
+        res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, token_budget=30,
+                                 sampler=Scripted(options=[0, 1], n_steps=6))[0]
     assert any(n.ended == "token_budget" for n in res.nodes)
     assert res.tokens <= 30 + 4 * 20  # stops expanding once spent: at most one round over
     assert policy.calls[0][2] == [160]  # the solution's token cap goes to the sampler
@@ -243,7 +247,8 @@ def test_beam_search_refuses_a_token_budget_it_would_read_wrong():
                             ("30", r"token_budget: expected a list of token budgets")):
         with pytest.raises(ValueError, match=f"beam_search: {message}"):
             run(budget)
-    assert [r.tokens for r in run([30, None])] == [32, 90] and [r.tokens for r in run(30.5)] == [32, 32]
+    with pytest.warns(UserWarning, match="below one round"):
+        assert [r.tokens for r in run([30, None])] == [32, 90] and [r.tokens for r in run(30.5)] == [32, 32]
 
 
 def test_a_nan_from_the_prm_is_refused_naming_the_problem_and_node():
@@ -428,7 +433,9 @@ def test_sample_candidates_are_the_kits_samples_with_counts(tiny_base):
                for s, c in zip(row, cs))
 
 
-def test_compare_at_budgets_and_figures(tmp_path):
+def _comparison_inputs():
+    """Two toy problems, four candidates each (one right), their token counts, PRM and ORM scores (the PRM ranks
+    the right one first, the ORM last) and a beam search that chose the right solution of each."""
     problems = bestofn.held_out_problems("tiny", 2)
     right = [p.gold_solution for p in problems]
     wrong = [toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(0)) for p in problems]
@@ -437,6 +444,11 @@ def test_compare_at_budgets_and_figures(tmp_path):
     prm = [[[-2.0], [3.0], [-2.0], [-2.0]] for _ in problems]
     orm = [[1.0, 0.0, 1.0, 1.0] for _ in problems]
     beam = [search.SearchResult(0, [search.Node(0, None, 0, r, 50, "eos", True)], 0, tokens=50) for r in right]
+    return problems, candidates, tokens, prm, orm, beam
+
+
+def test_compare_at_budgets_and_figures(tmp_path):
+    problems, candidates, tokens, prm, orm, beam = _comparison_inputs()
     table = search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam}}, [2, 4], "min",
                                       n_resamples=5)
     assert set(table) == {"2", "4"} and "beam_prm" not in table["2"]
@@ -618,3 +630,129 @@ def test_n_test_time_problems_pairs_that_ran_and_the_record_of_notebook_07():
     pruning = search.comparison_record(table, toy, {"beam_prm": {4: [res]}}, sampled, {}, {})["pruning"]
     assert pruning == {"4": search.pruning_report(toy, [res])}
     assert pruning["4"]["kept"] == len(steps) and pruning["4"]["kept_right"] == 1.0 and pruning["4"]["pruned"] == 0
+
+
+def _whole(text="Step 1: c1\n\nAnswer: 1"):
+    """A sampler whose every row is one whole solution ending at EOS: no step ever stops at the delimiter."""
+    return lambda texts, n, caps, leads: [[search.Generation(text, 9, "eos")] * n for _ in texts]
+
+
+def _warned(fn):
+    """``fn()``'s result and the messages of the warnings it gave."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn()
+    return out, [str(w.message) for w in caught]
+
+
+def test_a_delimiter_other_than_the_prms_or_never_written_is_warned_of_once_per_call():
+    """Both ran on silently: the PRM's steps cut where it never learned to read them (its rewards wrecked), and a
+    delimiter the policy never writes made every node a depth-0 whole solution (best-of-N, no branching)."""
+    run = lambda **kw: search.beam_search(None, None, TablePRM(), [Answer1(), Answer1()], n_beams=2, expansions=2,
+                                          **kw)
+    _, said = _warned(lambda: run(delimiter="\n", sampler=_whole()))
+    other = [m for m in said if "is not the PRM's own step delimiter" in m]
+    assert len(other) == 1 and "delimiter '\\n' is not the PRM's own step delimiter '\\n\\nStep'" in other[0]
+    results, said = _warned(lambda: run(delimiter="###", sampler=_whole()))
+    assert all(n.depth == 0 for r in results for n in r.nodes)
+    never = [m for m in said if "no sampled step ended at the delimiter '###'" in m]
+    assert len(never) == 1 and "never branched" in never[0]
+    _, said = _warned(lambda: run(sampler=Scripted()))  # the PRM's own delimiter, written by the policy: quiet
+    assert said == []
+    _, said = _warned(lambda: run(sampler=_whole(), max_steps=1))  # one step asked for: no branching expected
+    assert said == []
+
+
+def test_a_search_whose_prefixes_the_prm_read_none_of_says_so():
+    """With every prefix over the PRM's max_length (GSM8K prompts on the tutorial's PRM) the search ran to the end on
+    FLOOR scores, an arbitrary pick, saying nothing."""
+    from stepdpo_lite.rewards import InputTooLong
+
+    class TooLongForB(TablePRM):
+        def score_solutions(self, prompts, step_lists):
+            if any(p.startswith("b") for p in prompts):
+                raise InputTooLong("too long")
+            return super().score_solutions(prompts, step_lists)
+
+    class Prompted(Answer1):
+        def __init__(self, prompt):
+            self.prompt = prompt
+    results, said = _warned(lambda: search.beam_search(None, None, TooLongForB(), [Prompted("a:"), Prompted("b:")],
+                                                       n_beams=1, expansions=2, sampler=Scripted()))
+    assert results[0].n_scored > 0 and results[1].n_scored == 0 and results[1].score == search.FLOOR
+    blind = [m for m in said if m.startswith("beam_search: the PRM read no prefix")]
+    assert len(blind) == 1 and "1 of 2 problems (problems [1])" in blind[0] and "arbitrary" in blind[0]
+
+
+@pytest.mark.parametrize("reply, got", [(lambda steps: 0.5, "one float"),
+                                        (lambda steps: [0.5] * (len(steps) - 1), r"\d rewards")])
+def test_a_prm_that_returns_no_reward_per_step_is_refused(reply, got):
+    """An ORM as the PRM (one float per prefix) was a bare TypeError; a list short by one made Node.reward the
+    previous step's reward, silently."""
+    class Odd(TablePRM):
+        def score_solutions(self, prompts, step_lists):
+            return [reply(steps) for steps in step_lists]
+    with pytest.raises(ValueError, match=rf"beam_search: problem 0, a prefix of \d steps: the PRM returned {got}; "
+                                         "beam search needs a PRM's step rewards: one per step"):
+        search.beam_search(None, None, Odd(), [Answer1()], n_beams=1, expansions=2, sampler=Scripted(n_steps=3))
+
+
+def test_a_budget_below_one_round_is_said_and_the_result_tells_it_chose_no_answer(tmp_path):
+    """The budget overshot silently and the chosen 'solution' was a prefix with no answer line; the tree drew the
+    'chosen answer' star on it."""
+    results, said = _warned(lambda: search.beam_search(None, None, TablePRM(), [Answer1(), Answer1()], n_beams=2,
+                                                       expansions=2, token_budget=[5, None], sampler=Scripted()))
+    cut, whole = results
+    assert not cut.answered and cut.nodes[cut.chosen].ended == "token_budget" and whole.answered
+    short = [m for m in said if "below one round" in m]
+    assert len(short) == 1 and "1 of 2 problems (problems [0])" in short[0] and "problem 0: budget 5" in short[0]
+    assert not search.SearchResult(0, [], None).answered
+    legend = [t.get_text() for t in viz.plot_beam_tree(cut, save_to=tmp_path / "cut.png").legends[0].get_texts()]
+    assert "chosen, cut with no answer" in legend and "chosen answer" not in legend
+    legend = [t.get_text() for t in viz.plot_beam_tree(whole).legends[0].get_texts()]
+    assert "chosen answer" in legend and "chosen, cut with no answer" not in legend
+
+
+def test_greedy_search_is_warned_of(tiny_base):
+    """temperature=0 made every expansion the same step: 1 distinct first step of 4, with no word."""
+    model, tok = tiny_base
+    problems = bestofn.held_out_problems("tiny", 1)
+    results, said = _warned(lambda: search.beam_search(model, tok, TablePRM(), problems, n_beams=1, expansions=4,
+                                                       temperature=0.0, max_steps=1, max_new_tokens=8))
+    assert len({n.step for n in results[0].nodes}) == 1
+    assert any(m.startswith("beam_search: temperature=0 samples greedily: every expansion of a beam is the same")
+               for m in said)
+
+
+def test_slips_in_what_the_searches_are_given_get_messages_that_say_what_to_pass():
+    problem = bestofn.held_out_problems("tiny", 1)[0]
+    with pytest.raises(ValueError, match=r"beam_search: problems must be a list .*got one Problem: wrap it in a list"):
+        search.beam_search(None, None, TablePRM(), problem, sampler=Scripted())  # was "not iterable"
+    with pytest.raises(ValueError, match=r"beam_search: problem 0: .*problems must be problem objects with a \.prompt"):
+        search.beam_search(None, None, TablePRM(), [problem.prompt], sampler=Scripted())
+    for name in ("n_beams", "n_subtrees"):  # was "beam_search() got multiple values for keyword argument 'n_beams'"
+        with pytest.raises(ValueError, match=rf"dvts: {name} is set by dvts itself \(n_beams=1 per subtree"):
+            search.dvts(None, None, TablePRM(), [Answer1()], budget=8, sampler=Scripted(), **{name: 2})
+    with pytest.raises(ValueError, match=r"accuracy: results\[0\] is a str: search.accuracy takes SearchResults .*"
+                                         r"for solution texts use bestofn.accuracy"):  # was an AttributeError
+        search.accuracy([problem], [problem.gold_solution])
+
+
+def test_compare_at_budgets_without_an_orm_leaves_its_row_out(tmp_path):
+    """orm_rewards=None was "'NoneType' object is not iterable": a PRM-only user had to invent ORM scores."""
+    problems, candidates, tokens, prm, orm, beam = _comparison_inputs()
+    args = (problems, candidates, tokens, prm)
+    rest = ({"beam_prm": {4: beam}}, [2, 4], "min")
+    without = search.compare_at_budgets(*args, None, *rest, n_resamples=5)
+    with_orm = search.compare_at_budgets(*args, orm, *rest, n_resamples=5)
+    for b in ("2", "4"):
+        assert "best_of_n_orm" not in without[b] and "best_of_n_orm" not in without[b]["tokens"]
+        assert "best_of_n_orm" not in without[b]["prm_scored"]
+        drop = lambda row: {k: v for k, v in row.items() if k != "best_of_n_orm"}  # every other row as it was
+        assert {k: drop(v) if isinstance(v, dict) else v for k, v in with_orm[b].items() if k != "best_of_n_orm"} \
+            == without[b]
+    assert "best_of_n_orm" not in search.format_comparison(without)
+    fig = viz.plot_test_time_compute(without, save_to=tmp_path / "no_orm.png")
+    assert "best_of_n_orm" not in [t.get_text() for t in fig.legends[0].get_texts()]

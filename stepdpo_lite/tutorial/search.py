@@ -38,8 +38,9 @@ import math
 import numbers
 import re
 import time
+import warnings
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Sized
 
 import torch
 from transformers import StoppingCriteria
@@ -310,10 +311,35 @@ class SearchResult:
     def score(self) -> float:
         return FLOOR if self.chosen is None else self.nodes[self.chosen].score
 
+    @property
+    def answered(self) -> bool:
+        """Whether the chosen solution ended by itself (EOS or an answer line); False where the search had to choose
+        a beam it cut (its token budget, the step cap, the solution's token cap): a prefix with no answer yet."""
+        return self.chosen is not None and self.nodes[self.chosen].ended in ("eos", "answer")
 
-def _score_prefixes(prm, prompts: list[str], step_lists: list[list[str]]) -> list[list[float] | None]:
-    """The PRM's step rewards of each prefix; None for one it cannot read (a blank step, too long)."""
-    return [None if r is None else list(r) for r in bestofn.score_readable(prm.score_solutions, prompts, step_lists)]
+
+def _score_prefixes(prm, prompts: list[str], step_lists: list[list[str]],
+                    problem_ids: list[int]) -> list[list[float] | None]:
+    """The PRM's step rewards of each prefix; None for one it cannot read (a blank step, too long). Each must be one
+    reward per step of its prefix: an ORM's one float per text, or a list short by one, ranked the beams by another
+    step's reward (``Node.reward`` is the last one)."""
+    out = []
+    for k, rewards in enumerate(bestofn.score_readable(prm.score_solutions, prompts, step_lists)):
+        if rewards is not None:
+            count = len(rewards) if isinstance(rewards, Sized) and not isinstance(rewards, str) else None
+            if count != len(step_lists[k]):
+                got = f"{count} rewards" if count is not None else f"one {type(rewards).__name__}"
+                raise ValueError(f"beam_search: problem {problem_ids[k]}, a prefix of {len(step_lists[k])} steps: the "
+                                 f"PRM returned {got}; beam search needs a PRM's step rewards: one per step (a "
+                                 "ProcessRewardModel's score_solutions, not an outcome model's one reward per text)")
+            rewards = list(rewards)
+        out.append(rewards)
+    return out
+
+
+def _prm_delimiter(prm) -> str | None:
+    """The step delimiter the PRM splits solutions with (its ``step_delimiter``, or its config's), None if unknown."""
+    return getattr(prm, "step_delimiter", None) or getattr(getattr(prm, "config", None), "step_delimiter", None)
 
 
 def _aggregate(rewards, strategy: str, where: str = "") -> float:
@@ -350,9 +376,11 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
     ``max_new_tokens`` tokens (a step may take what its path has left), at ``max_steps`` steps, or when its
     problem has generated ``token_budget`` tokens. The chosen solution is the best-scored beam that ended by itself
     (EOS or answer) in any subtree, held or not (one not taken into the beam, or pushed out of it later); the best
-    cut one held only where none did. A prefix sampled twice is scored once; with ``unique`` it also
-    takes only one place in the beam (more diversity; off by default: a prefix the policy samples often and the
-    PRM likes then gets more of the next samples, which did better on the toy world's validation split).
+    cut one held only where none did (``SearchResult.answered`` is then False). A prefix sampled twice is scored
+    once; with ``unique`` it also takes only one place in the beam (more diversity; off by default: a prefix the
+    policy samples often and the PRM likes then gets more of the next samples, which did better on the toy world's
+    validation split). A warning says when the search degenerates: a ``delimiter`` other than the PRM's, greedy
+    sampling, no step ending at the delimiter, a problem the PRM read nothing of, a budget below one round.
 
     ``policy``/``tokenizer``: a causal LM (or pass ``sampler(texts, n, max_new_tokens, leads)`` returning
     ``Generation`` lists, e.g. a stub in tests). ``prm``: anything with ``score_solutions(prompts, step_lists)``
@@ -365,9 +393,19 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
     positive_int(seed, "seed", "beam_search", minimum=0)  # True seeded 1, 1.5 was torch's TypeError
     config = getattr(prm, "config", None)
     aggregation = aggregation or getattr(config, "aggregation", None) or "min"
-    delimiter = delimiter or getattr(config, "step_delimiter", None) or DEFAULT_DELIMITER
+    own = _prm_delimiter(prm)
+    if delimiter and own and delimiter != own:  # its steps are then not those the PRM learned to score: no error
+        warnings.warn(f"beam_search: delimiter {delimiter!r} is not the PRM's own step delimiter {own!r}: the search "
+                      "cuts steps where the PRM was not trained to (an answer line can become a step of its own), so "
+                      "its step rewards, and the beams it keeps, are unreliable; leave delimiter=None to use the "
+                      "PRM's", stacklevel=2)
+    delimiter = delimiter or own or DEFAULT_DELIMITER
+    if sampler is None and isinstance(temperature, numbers.Real) and temperature == 0 and n_beams * expansions > 1:
+        warnings.warn(f"beam_search: temperature=0 samples greedily: every expansion of a beam is the same step, so "
+                      f"each round spends {n_beams * expansions} generations on one path; use a temperature > 0",
+                      stacklevel=2)
     answer_re = re.compile(answer_pattern) if answer_pattern else None
-    prompts = prompts_of(problems)
+    prompts = prompts_of(problems, "beam_search")
     one_budget = token_budget is None or isinstance(token_budget, numbers.Real)
     budgets = ([token_budget] * len(problems) if one_budget
                else list_of(token_budget, "beam_search: token_budget", "token budgets (one per problem)"))
@@ -391,6 +429,7 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
     def steps_of(res, node_id):
         return res.steps(node_id) if node_id is not None else []
 
+    first_round: list[int] = []  # tokens each problem spent on its first steps
     for depth in range(max_steps):
         # 1. Which beams grow: every unfinished one (the prompt alone at depth 0), while the problem has budget.
         work = []  # (problem, group, parent id or None, copies)
@@ -451,7 +490,8 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
         #    read once (same input, same rewards).
         keys = [(i, tuple(results[i].steps(nid))) for i, _, nid in new_ids]
         todo = list(dict.fromkeys(k for k in keys if k not in scored))
-        rewards = _score_prefixes(prm, [prompts[i] for i, _ in todo], [list(steps) for _, steps in todo])
+        rewards = _score_prefixes(prm, [prompts[i] for i, _ in todo], [list(steps) for _, steps in todo],
+                                  [i for i, _ in todo])
         for key, r in zip(todo, rewards):
             scored[key] = r
             results[key[0]].n_scored += r is not None  # one the PRM could not read (blank, too long) is not read
@@ -485,6 +525,8 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
                 else:  # a new step not taken, or a finished beam pushed out
                     node.pruned_at = depth
             beams[i][g] = [nid for nid in ranked if nid in keep]
+        if depth == 0:
+            first_round = [res.tokens for res in results]
     # 6. Beams still open at the end were cut by the step cap. Choose the best beam that ended by itself, held or
     #    not: a finished beam pushed out by open prefixes that the budget then cut stays a candidate (search-and-learn
     #    keeps completed beams aside, out of the pruning); only where none ended by itself, the best cut one held.
@@ -497,12 +539,45 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
         ended = [node.id for node in res.nodes if node.ended in ("eos", "answer")]
         if ended or final:
             res.chosen = max(ended or final, key=lambda nid: (res.nodes[nid].score, -nid))
+    _warn_of_degenerate_searches(results, budgets, first_round, delimiter, max_steps)
     return results
+
+
+def _warn_of_degenerate_searches(results: list[SearchResult], budgets: list, first_round: list[int], delimiter: str,
+                            max_steps: int) -> None:
+    """One warning per way a search ran on without its PRM or its steps, each said once per call: problems whose
+    prefixes the PRM read none of (ranked on ``FLOOR`` alone: an arbitrary pick), a delimiter no sampled step ended
+    at (no branching: best-of-N of whole solutions), problems whose token budget the first round spent, leaving a
+    prefix without an answer as the chosen solution (``SearchResult.answered``)."""
+    def some(ids):
+        return f"{len(ids)} of {len(results)} problems (problems {ids[:5]}{', ...' if len(ids) > 5 else ''})"
+
+    unread = [r.problem_index for r in results if r.nodes and not r.n_scored]
+    if unread:  # score_readable counts unread prefixes per round; this says what it did to the search
+        warnings.warn(f"beam_search: the PRM read no prefix of {some(unread)} (blank, or prompt and prefix longer "
+                      "than its max_length): their beams were ranked on FLOOR alone, so their chosen solutions are "
+                      "arbitrary, not the PRM's pick", stacklevel=3)
+    nodes = [n for r in results for n in r.nodes]
+    if max_steps > 1 and nodes and not any(n.stop == "delimiter" for n in nodes):
+        warnings.warn(f"beam_search: no sampled step ended at the delimiter {delimiter!r} (each ran to EOS or its "
+                      "token cap): the policy never wrote it, so the search never branched and was best-of-N of "
+                      "whole solutions; pass the delimiter the policy writes between steps", stacklevel=3)
+    short = [r.problem_index for r, b, spent in zip(results, budgets, first_round)
+             if b is not None and spent >= b and not r.answered]
+    if short:
+        i = short[0]
+        warnings.warn(f"beam_search: the token budget of {some(short)} was below one round of the search (problem "
+                      f"{i}: budget {budgets[i]:g}, its first steps cost {first_round[i]} tokens): the search stopped "
+                      "there and chose a prefix with no answer (SearchResult.answered is False)", stacklevel=3)
 
 
 def dvts(policy, tokenizer, prm, problems, *, budget: int = 16, expansions: int = 4, **kw) -> list[SearchResult]:
     """Diverse verifier tree search: ``budget // expansions`` independent subtrees of one beam each, every
     beam extended by ``expansions`` steps, the best of all subtrees chosen (``beam_search`` keywords)."""
+    fixed = [name for name in ("n_beams", "n_subtrees") if name in kw]
+    if fixed:  # was "beam_search() got multiple values for keyword argument 'n_beams'"
+        raise ValueError(f"dvts: {fixed[0]} is set by dvts itself (n_beams=1 per subtree, n_subtrees=budget // "
+                         "expansions); for more beams in one tree use beam_search(n_beams=...)")
     if positive_int(budget, "budget", "dvts") % positive_int(expansions, "expansions", "dvts"):
         raise ValueError(f"dvts: budget {budget} is not a multiple of expansions {expansions}")
     return beam_search(policy, tokenizer, prm, problems, n_beams=1, expansions=expansions,
@@ -524,6 +599,9 @@ def beam_shape(budget: int, expansions: int = 4) -> tuple[int, int]:
     world's validation split this beat 2 x 2 at B = 4 and 2 x 8 / 8 x 2 at B = 16 (notebook 07)."""
     positive_int(budget, "budget", "beam_shape")
     positive_int(expansions, "expansions", "beam_shape")
+    if expansions > budget:  # kept (docs/exercises.md, EXPANSIONS = 8 at B = 4), but said: dvts refuses this shape
+        warnings.warn(f"beam_shape: budget {budget} < expansions {expansions}: expansions capped at {budget} "
+                      f"(1 beam x {budget}); DVTS at this budget is then the same search", stacklevel=2)
     expansions = min(expansions, budget)
     if budget % expansions:
         raise ValueError(f"beam_shape: budget {budget} is not a multiple of expansions {expansions}")
@@ -581,6 +659,10 @@ def accuracy(problems, results: Sequence[SearchResult]) -> float:
     """Final-answer accuracy of the chosen solutions."""
     if len(problems) != len(results) or not problems:
         raise ValueError(f"accuracy: {len(problems)} problems but {len(results)} search results (need equal, > 0)")
+    odd = next((k for k, r in enumerate(results) if not hasattr(r, "solution")), None)
+    if odd is not None:  # a solution text was "'str' object has no attribute 'solution'"
+        raise ValueError(f"accuracy: results[{odd}] is a {type(results[odd]).__name__}: search.accuracy takes "
+                         "SearchResults (beam_search's); for solution texts use bestofn.accuracy")
     return sum(p.is_correct(r.solution) for p, r in zip(problems, results)) / len(problems)
 
 
@@ -599,21 +681,23 @@ def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards,
     majority draw B of the candidates ``n_resamples`` times (``bestofn.best_of_n_table``, same draws for every
     method); their tokens are B x the mean tokens of a candidate (the mean over all draws). The token budget of
     B is the same figure. ``searches``: ``{method: {B: [SearchResult per problem]}}`` (e.g. ``beam_prm``).
+    ``orm_rewards=None`` (no outcome model): the table has no ``best_of_n_orm`` row.
     """
     budgets = sorted(positive_int(b, f"budgets[{k}]", "compare_at_budgets") for k, b in enumerate(budgets))  # no cast
     graded = bestofn.grade(problems, candidates)
     _check_token_counts(candidate_tokens, "compare_at_budgets", candidates)
-    scores = {"best_of_n_prm": bestofn.aggregate(prm_step_rewards, aggregation),
-              "best_of_n_orm": bestofn._floor(orm_rewards, "compare_at_budgets", "orm_rewards")}
+    scores = {"best_of_n_prm": bestofn.aggregate(prm_step_rewards, aggregation)}
+    if orm_rewards is not None:  # each method draws its own seeded subsets: leaving one out changes no other row
+        scores["best_of_n_orm"] = bestofn._floor(orm_rewards, "compare_at_budgets", "orm_rewards")
     table = bestofn.best_of_n_table(graded, scores, budgets, seed=seed, n_resamples=n_resamples,
                                     per_problem=per_problem)
     per_solution = sum(map(sum, candidate_tokens)) / max(sum(map(len, candidate_tokens)), 1)
     out = {}
     for b in budgets:
-        row = {m: table[str(b)][m] for m in ("majority", "best_of_n_orm", "best_of_n_prm")}
+        row = {m: table[str(b)][m] for m in ("majority", "best_of_n_orm", "best_of_n_prm") if m in table[str(b)]}
         budget = b * per_solution
         tokens = dict.fromkeys(row, budget)
-        scored = {"majority": 0.0, "best_of_n_orm": 0.0, "best_of_n_prm": float(b)}
+        scored = {m: float(b) if m == "best_of_n_prm" else 0.0 for m in row}
         for method, runs in searches.items():
             results = runs.get(b, runs.get(str(b)))
             if results is None:

@@ -954,7 +954,8 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=Non
     probability σ(reward), kept beams solid and pruned branches faded and dashed, the chosen path in bold.
 
     ``labels`` (optional, ``search.tree_labels``): node id -> whether the step is right (gold checker); a
-    wrong step gets a red ring, a right one a green ring. Each node shows its step text and σ(reward).
+    wrong step gets a red ring, a right one a green ring. Each node shows its step text and σ(reward). The chosen
+    answer is a star; a chosen beam the search cut (``result.answered`` False: no answer yet) is a cross.
     """
     nodes = list(result.nodes)
     if not nodes:
@@ -1000,8 +1001,8 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=Non
         face = cmap(norm(p)) if p == p else "#dddddd"
         ring = labels.get(n.id) if labels else None
         edge = CORRECT if ring is True else WRONG if ring is False else "#333"
-        marker = "*" if n.id == result.chosen else ("s" if n.finished else "o")
-        ax.scatter([n.depth + 1], [y[n.id]], s=140 if marker == "*" else 48, color=face, marker=marker,
+        marker = ("*" if result.answered else "X") if n.id == result.chosen else ("s" if n.finished else "o")
+        ax.scatter([n.depth + 1], [y[n.id]], s=140 if marker in ("*", "X") else 48, color=face, marker=marker,
                    edgecolors=edge, linewidths=1.6 if ring is not None else 0.6, alpha=1.0 if n.id in bright else 0.45,
                    zorder=4)
         caption = f"{_step_caption(n.step, width)}  {p:.2f}" if p == p else _step_caption(n.step, width)
@@ -1019,6 +1020,8 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=Non
                Line2D([], [], color="#bbb", lw=0.7, ls="--", label="pruned"),
                Line2D([], [], marker="s", ls="", color="#999", label="finished"),
                Line2D([], [], marker="*", ls="", color="#999", markersize=10, label="chosen answer")]
+    if result.chosen is not None and not result.answered:  # the star claimed an answer the beam never wrote
+        handles[-1] = Line2D([], [], marker="X", ls="", color="#999", markersize=8, label="chosen, cut with no answer")
     if labels and any(v is not None for v in labels.values()):
         handles += [Line2D([], [], marker="o", ls="", mfc="white", mec=WRONG, mew=1.6, label="wrong step (checker)"),
                     Line2D([], [], marker="o", ls="", mfc="white", mec=CORRECT, mew=1.6, label="right step (checker)")]
