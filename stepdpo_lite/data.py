@@ -52,7 +52,7 @@ class _Bad(Exception):
         self.field, self.problem = field, problem
 
     def __str__(self):
-        return f"field {self.field!r}: {self.problem}"
+        return f"field {self.field!r}: {self.problem}" if self.field else self.problem  # "": a line that is no JSON
 
 
 @contextmanager
@@ -124,7 +124,8 @@ def _no_file(path, who: str) -> None:
 
 
 def _read_json(path, name: str | None = None) -> list[tuple[str, object]]:
-    """``(where, record)`` for each record of a JSONL file (one object a line) or a .json array."""
+    """``(where, record)`` for each record of a JSONL file (one object a line) or a .json array. A JSONL line that is
+    not JSON (cut short) is an invalid record, a ``_Bad`` in its place: ``_check_all`` raises it, or skips it."""
     _no_file(path, name or "reading records")
     path = Path(path)
     raw = path.read_bytes()
@@ -149,8 +150,11 @@ def _read_json(path, name: str | None = None) -> list[tuple[str, object]]:
                 try:
                     records.append((f"{path}, line {n}", json.loads(line)))
                 except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}, line {n}: not valid JSON ({e.msg}, column {e.colno}); "
-                                     f"is the line truncated?") from None
+                    bad = f"not valid JSON ({e.msg}, column {e.colno}); "
+                    if line.strip() in ("{", "["):  # the whole file in another layout, not one record to skip
+                        raise ValueError(f"{path}, line {n}: {bad}the file looks like pretty-printed JSON: write one "
+                                         "object a line, or a .json array") from None
+                    records.append((f"{path}, line {n}", _Bad("", bad + "is the line truncated?")))
     if not records:
         raise ValueError(f"{path}: no records")
     return records
@@ -181,8 +185,9 @@ def _check_all(records, check: Callable, name: str, *, key: Sequence[str] = (), 
     kept, seen, invalid, repeats = [], {}, [], 0
     for where, record in records:
         try:
-            if not isinstance(record, Mapping):
-                raise _Bad("(record)", f"must be a JSON object, got {type(record).__name__}")
+            if not isinstance(record, Mapping):  # a _Bad: a line that is not JSON (_read_json)
+                raise record if isinstance(record, _Bad) else _Bad("(record)", "must be a JSON object, got "
+                                                                              f"{type(record).__name__}")
             rows = check(record)
         except _Bad as e:
             if not skip_invalid:

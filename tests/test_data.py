@@ -910,3 +910,22 @@ def test_to_trl_dpo_keeps_what_the_trainer_reads():
     kept = data.to_trl_dpo(data.validate_preference(rows), keep_step_labels=True)
     assert kept["chosen_step_rewards"] == [[1.0]] and kept["rejected_step_rewards"] == [[-1.0]]
     assert "chosen_step_rewards" not in data.to_trl_dpo(data.validate_preference(rows)).column_names
+
+
+def test_skip_invalid_skips_a_line_that_is_not_json_and_a_pretty_printed_file_is_named(tmp_path, caplog):
+    """A user's trial: a line cut short raised even with skip_invalid=True (the docs say it skips and counts invalid
+    rows; a truncated line is the commonest in a big download), and a pretty-printed file (PRM800K's upstream
+    examples) got the hint "is the line truncated?"."""
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps(PREF) + '\n{"prompt": "q", "chosen": "a", "rej\n' + json.dumps({**PREF, "prompt": "r"}))
+    with pytest.raises(ValueError, match=r"preference: .*rows.jsonl, line 2: not valid JSON \(.*\); is the line "
+                                         r"truncated\?$"):
+        data.load_preference(path)
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        assert data.load_preference(path, skip_invalid=True)["prompt"] == ["p", "r"]
+    assert "skipped 1 invalid records (skip_invalid=True); the first: " in caplog.text and "line 2" in caplog.text
+    path.write_text(json.dumps(PREF, indent=2) + "\n")
+    for skip in (False, True):  # a file in another layout, not one record to skip
+        with pytest.raises(ValueError, match=r"rows.jsonl, line 1: not valid JSON .*the file looks like pretty-printed "
+                                             r"JSON: write one object a line, or a .json array"):
+            data.load_preference(path, skip_invalid=skip)
