@@ -121,8 +121,8 @@ def first_error_report(step_scores: Sequence[Sequence[float]], first_errors: Seq
     scored below ``threshold``; ``error_accuracy`` = share of erroneous solutions whose first error is
     found exactly, ``correct_accuracy`` = share of fully correct solutions with no error predicted,
     ``f1`` = their harmonic mean."""
-    _check_first_errors(step_scores, first_errors, "first_error_f1")
-    finite_number(threshold, "threshold", "first_error_f1")
+    _check_first_errors(step_scores, first_errors, "first_error_report")
+    finite_number(threshold, "threshold", "first_error_report")
     hits = [predict_first_error(s, threshold) == e for s, e in zip(step_scores, first_errors)]
     err = [h for h, e in zip(hits, first_errors) if e >= 0]
     cor = [h for h, e in zip(hits, first_errors) if e < 0]
@@ -133,6 +133,8 @@ def first_error_report(step_scores: Sequence[Sequence[float]], first_errors: Seq
 
 def first_error_f1(step_scores: Sequence[Sequence[float]], first_errors: Sequence[int], threshold: float) -> float:
     """The ProcessBench F1 (see ``first_error_report``); choose ``threshold`` on validation data."""
+    _check_first_errors(step_scores, first_errors, "first_error_f1")  # errors name the function called
+    finite_number(threshold, "threshold", "first_error_f1")
     return first_error_report(step_scores, first_errors, threshold)["f1"]
 
 

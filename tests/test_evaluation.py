@@ -410,3 +410,13 @@ def test_step_auroc_refuses_a_bare_number_among_lists_of_step_scores(scores, lab
         step_auroc(scores, labels)
     with pytest.raises(ValueError, match=rf"process_reward_report: test: {message}"):
         process_reward_report([[1.0, -1.0], [1.0]], [[True, False], [True]], scores, labels)
+
+
+def test_first_error_report_and_f1_name_themselves_in_their_errors():
+    """A user's trial: first_error_report's errors named first_error_f1, a function the user never called."""
+    s = [[0.1, 0.3], [0.2, 0.4]]
+    for f in (first_error_report, first_error_f1):
+        with pytest.raises(ValueError, match=rf"^{f.__name__}: the F1 needs both erroneous and fully correct"):
+            f(s, [-1, -1], 0.5)
+        with pytest.raises(ValueError, match=rf"^{f.__name__}: threshold must be a finite number, got nan"):
+            f(s, [0, -1], float("nan"))
