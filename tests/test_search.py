@@ -756,3 +756,16 @@ def test_compare_at_budgets_without_an_orm_leaves_its_row_out(tmp_path):
     assert "best_of_n_orm" not in search.format_comparison(without)
     fig = viz.plot_test_time_compute(without, save_to=tmp_path / "no_orm.png")
     assert "best_of_n_orm" not in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_beam_tree_draws_dvts_subtrees_apart(tmp_path):
+    """The subtrees of DVTS looked like one tree of several beams: Node.group was not drawn."""
+    res = search.dvts(None, None, TablePRM(), [Answer1()], budget=8, expansions=4,
+                      sampler=Scripted(options=[0, 1, 2, 3]))[0]
+    ax = viz.plot_beam_tree(res, save_to=tmp_path / "dvts.png").axes[0]
+    assert [t.get_text() for t in ax.texts if t.get_text().startswith("subtree")] == ["subtree 1", "subtree 2"]
+    rows = [ln.get_ydata()[1] for ln in ax.lines[:len(res.nodes)]]  # one edge into each node, in node order
+    band = {g: [row for n, row in zip(res.nodes, rows) if n.group == g] for g in (0, 1)}
+    assert max(band[0]) < min(band[1])  # each subtree's steps in a band of its own
+    beam = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, sampler=Scripted())[0]
+    assert not [t for t in viz.plot_beam_tree(beam).axes[0].texts if t.get_text().startswith("subtree")]

@@ -963,8 +963,8 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=Non
     children: dict = {}
     for n in nodes:
         children.setdefault(n.parent, []).append(n)
-    for kids in children.values():
-        kids.sort(key=lambda n: (not n.kept, -n.score))
+    for kids in children.values():  # DVTS: each subtree's first steps together (Node.group), so its tree stands apart
+        kids.sort(key=lambda n: (n.group, not n.kept, -n.score))
     y, next_leaf = {}, [0]
 
     def place(n):
@@ -1008,6 +1008,12 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=Non
         caption = f"{_step_caption(n.step, width)}  {p:.2f}" if p == p else _step_caption(n.step, width)
         ax.annotate(caption, (n.depth + 1, y[n.id]), textcoords="offset points", xytext=(6, -3), fontsize=6.5,
                     color="black" if n.id in bright else "#999", fontweight="bold" if n.id in chosen else "normal")
+    groups = sorted({n.group for n in nodes})
+    for g in groups if len(groups) > 1 else []:  # a line between DVTS's subtrees, each named at its top
+        rows = [y[n.id] for n in nodes if n.group == g]
+        if g != groups[0]:
+            ax.axhline(min(rows) - 0.5, color="#ccc", lw=0.6, ls=":", zorder=0)
+        ax.annotate(f"subtree {g + 1}", (0.55, min(rows)), fontsize=6.5, color="#777", va="center")
     ax.set_xlim(-0.6, depth + 1.9)
     ax.set_ylim(next_leaf[0] - 0.5, -0.8)
     ax.set_xticks(range(depth + 1), ["prompt"] + [f"step {d}" for d in range(1, depth + 1)])
