@@ -4,6 +4,7 @@ import json
 import random
 import re
 import shutil
+import warnings
 
 import pytest
 
@@ -68,10 +69,12 @@ def test_unreadable_candidates_get_none_then_the_floor(toy):
     problems, sols = toy
     sols = [row[:2] + ["Step 1: LONG", ""] for row in sols]
     fake = FakeVerifier()
-    scores = bestofn.score_candidates(fake, problems, sols)
+    with pytest.warns(UserWarning, match=r"4 of 8 candidates unscored \(2 blank or with a blank step, 2 longer than "):
+        scores = bestofn.score_candidates(fake, problems, sols)
     assert [row[2:] for row in scores] == [[None, None], [None, None]]
     assert scores[0][0] == float(len(sols[0][0])) and fake.calls > 1  # the batch failed, then one by one
-    steps = bestofn.score_candidates(FakeVerifier(per_step=True), problems, [[["Step 1", "Step 2"], []]] * 2)
+    with pytest.warns(UserWarning, match="2 of 4 candidates unscored"):
+        steps = bestofn.score_candidates(FakeVerifier(per_step=True), problems, [[["Step 1", "Step 2"], []]] * 2)
     assert steps == [[[0.0, 0.1], None]] * 2
 
     class Broken(FakeVerifier):
@@ -151,6 +154,7 @@ def _save_reward_models(tmp_path):
     return prm, orm, combined
 
 
+@pytest.mark.filterwarnings("ignore:score_readable")  # the fixture's blank candidates, warned of
 def test_combined_scores_reuse_the_same_models_and_match_the_combined_model(tmp_path, toy, monkeypatch):
     from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
     problems, sols = toy
@@ -238,9 +242,66 @@ def test_score_readable_never_asks_the_model_to_score_nothing():
     def refuse(prompts, texts):
         raise AssertionError(f"scored {len(texts)} texts")
 
-    assert bestofn.score_readable(refuse, ["p", "p"], ["  ", ["a", " "]]) == [None, None]  # blank; a blank step
+    with pytest.warns(UserWarning, match=r"2 of 2 texts unscored \(2 blank or with a blank step\)"):
+        assert bestofn.score_readable(refuse, ["p", "p"], ["  ", ["a", " "]]) == [None, None]  # blank; a blank step
     assert bestofn.score_readable(refuse, [], []) == []
-    assert bestofn.score_readable(lambda p, t: [len(x) for x in t], ["p", "p"], ["", "ab"]) == [None, 2]
+    with pytest.warns(UserWarning, match="1 of 2 texts unscored"):
+        assert bestofn.score_readable(lambda p, t: [len(x) for x in t], ["p", "p"], ["", "ab"]) == [None, 2]
+
+
+def test_unscored_candidates_are_warned_of_with_why_and_how_to_raise_max_length(toy):
+    """A GSM8K prompt longer than the PRM's max_length left every candidate None, then FLOOR: best-of-N became a pick
+    among FLOORs, and only a logger.info said so."""
+    problems, _ = toy
+
+    class LimitedVerifier(FakeVerifier):
+        max_length = 256
+
+        @classmethod
+        def load(cls, path, **overrides):
+            return cls()
+
+    sols = [["Step 1: a", "", "Step 1: b"], ["Step 1: LONG", "Step 1: LONG"]]
+    with pytest.warns(UserWarning) as caught:
+        scores = bestofn.score_candidates(LimitedVerifier(), problems, sols)
+    assert scores[1] == [None, None] and len(caught) == 1
+    message = str(caught[0].message)
+    assert "3 of 5 candidates unscored (1 blank or with a blank step, 2 longer than the reward model's max_length " \
+           "256)" in message and f"FLOOR ({bestofn.FLOOR:g})" in message
+    assert "none of the candidates of problem 1 was scored, so best-of-N there is a pick among equal FLOORs" in message
+    assert "LimitedVerifier.load(path, max_length=...)" in message
+    def too_long(prompts, texts):
+        raise InputTooLong("too long")
+
+    with pytest.warns(UserWarning) as caught:  # no model behind the callable: no max_length to name
+        bestofn.score_readable(too_long, ["p"], ["LONG"])
+    assert "longer than the reward model's max_length)" in str(caught[0].message)
+    assert "ProcessRewardModel.load(path, max_length=...)" in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every candidate scored: nothing to say
+        bestofn.score_candidates(LimitedVerifier(), problems, [["Step 1: a"], ["Step 1: b"]])
+
+
+def test_aggregate_refuses_one_number_per_candidate():
+    """An ORM's rewards (one float per candidate) were a bare "TypeError: 'float' object is not iterable"."""
+    with pytest.raises(ValueError, match=r"aggregate: step_rewards\[1\]\[0\] \(problem 1, candidate 0\): expected a "
+                                         r"list of a PRM's step rewards .* got float"):
+        bestofn.aggregate([[[0.5, 1.0]], [0.3, None]], "min")
+    with pytest.raises(ValueError, match=r"aggregate: step_rewards\[0\] \(problem 0\): expected a list of step-reward"):
+        bestofn.aggregate([0.3, 0.4], "min")
+
+
+def test_accuracy_says_it_takes_texts_and_search_accuracy_takes_search_results(toy):
+    """A SearchResult failed in step_spans ("text must be a str"), a function the user never called."""
+    problems, sols = toy
+
+    class SearchResult:
+        solution = "Step 1: 1 + 1 = 2"
+
+    with pytest.raises(ValueError, match=r"accuracy: solutions\[0\] \(problem 0\) is a SearchResult, not a solution "
+                                         r"text: bestofn.accuracy takes solution texts .*search.accuracy takes"):
+        bestofn.accuracy(problems, [SearchResult(), SearchResult()])
+    assert bestofn.accuracy(problems, [sols[0][0], sols[1][1]]) == 0.5
 
 
 def test_score_readable_refuses_a_model_that_returns_too_few_rewards():

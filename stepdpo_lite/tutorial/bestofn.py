@@ -3,14 +3,13 @@ best-of-N tables ("Let's Verify Step by Step" in miniature, Lightman et al. 2023
 
 Works on any task of ``tasks.py``: the toy world (``toyworld.Problem``: every step checked) and GSM8K
 (``gsm8k.GSM8KProblem``: final answer only); grading goes through the problems' own grader. A candidate a
-reward model cannot read (blank, or longer than its context) gets the score ``FLOOR``: it is picked only when
-every candidate of its problem is unreadable.
+reward model cannot read (blank, or longer than its context) gets the score ``FLOOR``, with a warning: it is
+picked only when every candidate of its problem is unreadable.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import warnings
 from pathlib import Path
 
@@ -23,8 +22,6 @@ from ..reward_ensembles import CombinedRewardModel
 from ..rewards import InputTooLong, OutcomeRewardModel, ProcessRewardModel
 from ..steps import extract_steps
 from . import labelling, tasks
-
-logger = logging.getLogger(__name__)
 
 PRM_AGGREGATIONS = ("min", "product", "last")
 FLOOR = -1e9
@@ -129,10 +126,32 @@ def _readable(text) -> bool:
     return bool(text.strip()) if isinstance(text, str) else bool(text) and all(s.strip() for s in text)
 
 
-def score_readable(score, prompts, texts) -> list:
+def _unscored_message(score, n_texts: int, blank: int, too_long: int, what: str, all_unscored) -> str:
+    """What ``score_readable`` warns of: how many ``what`` went unscored and why, the problems none of whose texts
+    was scored, and how to raise the reward model's ``max_length`` (named when ``score`` is a model's method)."""
+    model = getattr(score, "__self__", None)  # model.score_solutions: its model tells its max_length
+    limit = getattr(model, "max_length", None)
+    reasons = ([f"{blank} blank or with a blank step"] if blank else []) + (
+        [f"{too_long} longer than the reward model's max_length{f' {limit}' if isinstance(limit, int) else ''}"]
+        if too_long else [])
+    message = (f"score_readable: {blank + too_long} of {n_texts} {what} unscored ({', '.join(reasons)}): each gets "
+               f"the lowest score FLOOR ({FLOOR:g})")
+    if all_unscored:
+        message += (f"; none of the {what} of problem {', '.join(map(str, all_unscored[:10]))}"
+                    f"{' ...' if len(all_unscored) > 10 else ''} was scored, so best-of-N there is a pick among "
+                    "equal FLOORs, not the reward model's choice")
+    if too_long:
+        loader = type(model).__name__ if hasattr(model, "load") else "ProcessRewardModel"
+        message += (f". To score longer texts, raise max_length within the model's context: "
+                    f"{loader}.load(path, max_length=...)")
+    return message
+
+
+def score_readable(score, prompts, texts, what: str = "texts", problem_of=None) -> list:
     """``score(prompts, texts)`` (texts or step lists), with None for the ones a reward model cannot read: blank,
-    a blank step, or longer than its ``max_length`` (``InputTooLong``; any other error is raised). How many were
-    left unscored is logged: the callers floor them (``FLOOR``)."""
+    a blank step, or longer than its ``max_length`` (``InputTooLong``; any other error is raised). The callers
+    floor them (``FLOOR``), so a ``UserWarning`` says how many ``what`` went unscored and why; with ``problem_of``
+    (each text's problem index) it also names the problems none of whose texts was scored."""
     keep = [i for i, t in enumerate(texts) if _readable(t)]
     out = [None] * len(texts)
 
@@ -152,10 +171,13 @@ def score_readable(score, prompts, texts) -> list:
                 out[i] = scored([i])[0]
             except InputTooLong:
                 out[i] = None
-    unread = sum(r is None for r in out)
-    if unread:
-        logger.info("%d of %d candidates unscored (blank, or longer than the reward model's max_length)", unread,
-                    len(out))
+    too_long = sum(out[i] is None for i in keep)
+    if too_long or len(keep) < len(texts):  # a pick among FLOORs is no reward model's choice: said aloud
+        problem_of = [] if problem_of is None else list(problem_of)
+        scored_problems = {q for q, r in zip(problem_of, out) if r is not None}
+        all_unscored = [q for q in dict.fromkeys(problem_of) if q not in scored_problems]
+        warnings.warn(_unscored_message(score, len(texts), len(texts) - len(keep), too_long, what, all_unscored),
+                      stacklevel=3)
     return out
 
 
@@ -163,21 +185,29 @@ def score_candidates(model, problems, solutions) -> list[list]:
     """Per problem, per candidate: a PRM's step rewards (lists), an ORM's or combined model's reward, or None."""
     labelling.check_solution_lists(problems, solutions, "score_candidates")
     prompts = [pr for pr, ss in zip(labelling.prompts_of(problems), solutions) for _ in ss]
-    flat = iter(score_readable(model.score_solutions, prompts, [s for ss in solutions for s in ss]))
+    problem_of = [i for i, ss in enumerate(solutions) for _ in ss]
+    flat = iter(score_readable(model.score_solutions, prompts, [s for ss in solutions for s in ss], "candidates",
+                               problem_of))
     return [[next(flat) for _ in ss] for ss in solutions]
 
 
 def aggregate(step_rewards: list[list], strategy: str) -> list[list[float]]:
-    """Step rewards -> one score per candidate (``FLOOR`` for unreadable ones); a reward that is not a finite
-    number (NaN) is refused, naming its problem, candidate and step."""
+    """A PRM's step rewards (``step_rewards[i][j]``: the list of problem i's candidate j) -> one score per
+    candidate (``FLOOR`` for unreadable ones, None); a reward that is not a finite number (NaN) is refused, naming
+    its problem, candidate and step, and so is one number in place of a step list (an ORM's reward)."""
     def score(i, j, r):
         if r is None:
             return FLOOR
+        r = list_of(r, f"aggregate: step_rewards[{i}][{j}] (problem {i}, candidate {j})",
+                    "a PRM's step rewards (an ORM's one reward per candidate needs no aggregation)")
         r = [finite_number(x, f"step_rewards[{i}][{j}][{k}] (problem {i}, candidate {j}, step {k})", "aggregate")
              for k, x in enumerate(r)]
         return float(aggregate_rewards(r, strategy))
 
-    return [[score(i, j, r) for j, r in enumerate(row)] for i, row in enumerate(step_rewards)]
+    rows = list_of(step_rewards, "aggregate: step_rewards", "per-problem lists of step-reward lists")
+    return [[score(i, j, r) for j, r in enumerate(list_of(row, f"aggregate: step_rewards[{i}] (problem {i})",
+                                                          "step-reward lists (one per candidate)"))]
+            for i, row in enumerate(rows)]
 
 
 def _floor(rows, who: str = "selection_scores", name: str = "rewards") -> list[list[float]]:
@@ -330,8 +360,14 @@ def greedy_solutions(model, tokenizer, problems, batch_size: int = 64, max_new_t
 
 def accuracy(problems, solutions: list[str]) -> float:
     """Final-answer accuracy of one solution per problem."""
+    solutions = list_of(solutions, "accuracy: solutions", "solution texts (one per problem)")
     if not problems or len(problems) != len(solutions):
         raise ValueError(f"accuracy: {len(problems)} problems but {len(solutions)} solutions (need equal, > 0)")
+    for i, s in enumerate(solutions):
+        if not isinstance(s, str):  # a SearchResult failed in step_spans, a function the user never called
+            raise ValueError(f"accuracy: solutions[{i}] (problem {i}) is a {type(s).__name__}, not a solution text: "
+                             "bestofn.accuracy takes solution texts (one str per problem); search.accuracy takes "
+                             "search results (SearchResult)")
     return sum(p.is_correct(s) for p, s in zip(problems, solutions)) / len(problems)
 
 
