@@ -112,8 +112,7 @@ def float32_adapters_unless_bf16(trainer) -> None:
 
 class _TruncatedTotalFromLog(TrainerCallback):
     """Starts a run's count of truncated steps where its log left it: a resumed run's log history comes from the
-    checkpoint (its steps/truncated_total restarted at 0), a fresh run's is empty. Warns at the end of training when
-    rejected steps labelled wrong were cut: the step loss never pushed them down, and the run looked normal."""
+    checkpoint (its steps/truncated_total restarted at 0), a fresh run's is empty. Warns of cut wrong steps."""
 
     def __init__(self, trainer):
         self.trainer = trainer
@@ -123,7 +122,7 @@ class _TruncatedTotalFromLog(TrainerCallback):
         self.trainer.num_truncated_steps, self.trainer.num_wrong_steps_cut = int(logged[-1]) if logged else 0, 0
 
     def on_train_end(self, args, state, control, **kwargs):
-        if self.trainer.num_wrong_steps_cut:
+        if self.trainer.num_wrong_steps_cut:  # rejected steps labelled wrong: a run that looked normal
             warnings.warn(f"StepwiseDPOTrainer: max_length={args.max_length} cut {self.trainer.num_wrong_steps_cut} "
                           "rejected steps labelled wrong (p < 0.5) in this training (counted in each batch), so the "
                           "step loss never pushed them down: raise max_length", stacklevel=2)
