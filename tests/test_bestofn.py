@@ -1,6 +1,7 @@
 """bestofn: grading, reward-model scores with unreadable candidates, best-of-N tables, combined-score reuse."""
 
 import json
+import math
 import random
 import re
 import shutil
@@ -8,7 +9,7 @@ import warnings
 
 import pytest
 
-from stepdpo_lite import generation
+from stepdpo_lite import evaluation, generation
 from stepdpo_lite.rewards import InputTooLong
 from stepdpo_lite.tutorial import bestofn, toyworld
 from stepdpo_lite.tutorial.gsm8k import GSM8KProblem
@@ -302,6 +303,56 @@ def test_accuracy_says_it_takes_texts_and_search_accuracy_takes_search_results(t
                                          r"text: bestofn.accuracy takes solution texts .*search.accuracy takes"):
         bestofn.accuracy(problems, [SearchResult(), SearchResult()])
     assert bestofn.accuracy(problems, [sols[0][0], sols[1][1]]) == 0.5
+
+
+RIGHT = "Step 1: 5 + 7 = 12\n\nStep 2: 12 - 1 = 11\n\nAnswer: 11"  # toyworld.Problem(5, (("+", 7), ("-", 1)))
+WRONG = "Step 1: 5 + 7 = 12\n\nStep 2: 12 - 1 = 13\n\nAnswer: 13"
+UNANSWERED = "Step 1: 5 + 7 = 12"
+
+
+def test_select_best_returns_the_highest_scored_candidate_earliest_of_ties():
+    cands = [[WRONG, RIGHT, UNANSWERED], ["a", "b"], ["x", "y"]]
+    assert bestofn.select_best(cands, [[0.0, 2.0, 1.0], [1.0, 1.0], [None, -5.0]]) == [RIGHT, "a", "y"]
+    for scores, message in [([[0.0, 1.0, 2.0], [1.0], [1.0, 1.0]], r"problem 1 has 2 candidates and 1 scores"),
+                            ([[0.0, 1.0, 2.0]], "scores for 1 problems but candidates for 3"),
+                            ([[0.0, [1.0, 2.0], 2.0], [1.0, 1.0], [1.0, 1.0]],
+                             r"scores\[0\]\[1\] \(problem 0, candidate 1\) is a list: a PRM's step rewards; aggregate"),
+                            ([[0.0, float("nan"), 2.0], [1.0, 1.0], [1.0, 1.0]], r"scores\[0\]\[1\] .* finite")]:
+        with pytest.raises(ValueError, match="select_best: " + message):
+            bestofn.select_best(cands, scores)
+    with pytest.raises(ValueError, match=r"candidates\[0\] \(problem 0\): expected a list of candidates, got one str"):
+        bestofn.select_best([RIGHT], [[1.0]])
+    rng = random.Random(0)  # its picks are the ones best_of_n_accuracy grades (subsets="first": all N, ties earliest)
+    p = toyworld.Problem(5, (("+", 7), ("-", 1)))
+    many = [[rng.choice([RIGHT, WRONG]) for _ in range(4)] for _ in range(20)]
+    scores = [[float(rng.randint(0, 2)) for _ in row] for row in many]
+    picked = bestofn.select_best(many, scores)
+    correct = [[p.is_correct(c) for c in row] for row in many]
+    assert sum(map(p.is_correct, picked)) / 20 == evaluation.best_of_n_accuracy(correct, scores, (4,),
+                                                                                 subsets="first")[4]
+
+
+def test_weighted_majority_vote_sums_probabilities_per_answer():
+    p = toyworld.Problem(5, (("+", 7), ("-", 1)))
+    vote = bestofn.weighted_majority_vote
+    cands = [WRONG, WRONG, RIGHT, UNANSWERED]
+    assert vote([p], [cands], [[-2.0, -2.0, 2.0, 9.0]]) == [11.0]  # σ: 2 x 0.12 < 0.88; no answer: no vote
+    assert vote([p], [cands], [[0.0, 0.0, 2.0, 9.0]]) == [13.0]  # 2 x 0.5 > 0.88
+    log_p = [math.log(0.4), math.log(0.4), math.log(0.9), 0.0]  # aggregate(..., "product"): log Π σ(r_k)
+    assert vote([p], [cands], [log_p], scale="log_probability") == [11.0]  # 0.4 + 0.4 < 0.9
+    assert vote([p], [cands], [log_p]) == [13.0]  # read as log-odds: 2 x 0.29 > 0.47, another vote
+    assert vote([p] * 2, [[WRONG, RIGHT], [RIGHT, WRONG]], [[1.0, 1.0]] * 2) == [13.0, 11.0]  # ties: met first
+    assert vote([p] * 2, [[WRONG, RIGHT]] * 2, [[None, -3.0], [None, None]]) == [11.0, 13.0]  # unreadable weighs 0
+    assert vote([p], [[UNANSWERED, ""]], [[1.0, None]]) == [None]  # nobody states an answer
+    answers = [[WRONG, RIGHT, WRONG, RIGHT], [RIGHT, WRONG, WRONG, UNANSWERED], [UNANSWERED, RIGHT, RIGHT, WRONG]]
+    assert vote([p] * 3, answers, [[0.0] * 4] * 3) == [13.0, 13.0, 11.0]  # equal weights: plain majority vote
+    with pytest.raises(ValueError, match="weighted_majority_vote: scale must be 'log_odds' or 'log_probability'"):
+        vote([p], [cands], [[0.0] * 4], scale="prob")
+    with pytest.raises(ValueError, match=r"scores\[0\]\[2\] \(problem 0, candidate 2\) is 2.0, above 0: not a "
+                                         r"log-probability \(log-odds\? pass scale='log_odds'\)"):
+        vote([p], [cands], [[0.0, 0.0, 2.0, 0.0]], scale="log_probability")
+    with pytest.raises(ValueError, match="weighted_majority_vote: 1 problems but 2 lists of solutions"):
+        vote([p], [cands, cands], [[0.0] * 4] * 2)
 
 
 def test_score_readable_refuses_a_model_that_returns_too_few_rewards():

@@ -1,5 +1,6 @@
 """Held-out evaluation shared by notebooks 05, 06 and 07: test problems, grading, reward-model selection scores,
-best-of-N tables ("Let's Verify Step by Step" in miniature, Lightman et al. 2023) and greedy policy accuracy.
+best-of-N tables ("Let's Verify Step by Step" in miniature, Lightman et al. 2023), greedy policy accuracy, and
+the pickers that use best-of-N for inference (``select_best``, ``weighted_majority_vote``).
 
 Works on any task of ``tasks.py``: the toy world (``toyworld.Problem``: every step checked) and GSM8K
 (``gsm8k.GSM8KProblem``: final answer only); grading goes through the problems' own grader. A candidate a
@@ -10,6 +11,7 @@ picked only when every candidate of its problem is unreadable.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from ..evaluation import best_of_n_accuracy, majority_vote_accuracy
 from ..losses import aggregate_rewards
 from ..models import adapter_base
 from ..reward_ensembles import CombinedRewardModel
-from ..rewards import InputTooLong, OutcomeRewardModel, ProcessRewardModel
+from ..rewards import InputTooLong, OutcomeRewardModel, ProcessRewardModel, sigmoid
 from ..steps import extract_steps
 from . import labelling, tasks
 
@@ -279,6 +281,70 @@ def selection_scores(prm_step_rewards=None, orm_rewards=None, combined=None) -> 
     if combined is not None:
         out["combined"] = _floor(combined, name="combined")
     return out
+
+
+# ----------------------------------------------------------------------------- picking for inference
+
+def _candidate_scores(candidates, scores, who: str) -> tuple[list[list], list[list[float]]]:
+    """``(candidates, scores)`` as lists, one finite score per candidate, checked against the candidates' shape (a zip
+    would cut the longer short, silently); None (unreadable) becomes ``FLOOR``."""
+    candidates = list_of(candidates, f"{who}: candidates", "lists of candidates (one list per problem)")
+    scores = list_of(scores, f"{who}: scores", "lists of scores (one list per problem)")
+    if len(scores) != len(candidates):
+        raise ValueError(f"{who}: scores for {len(scores)} problems but candidates for {len(candidates)}")
+    candidates = [list_of(cands, f"{who}: candidates[{i}] (problem {i})", "candidates")
+                  for i, cands in enumerate(candidates)]
+    scores = [list_of(row, f"{who}: scores[{i}] (problem {i})", "scores (one per candidate)")
+              for i, row in enumerate(scores)]
+    for i, (cands, row) in enumerate(zip(candidates, scores)):
+        if not cands or len(row) != len(cands):
+            raise ValueError(f"{who}: problem {i} has {len(cands)} candidates and {len(row)} scores (need equal, > 0)")
+        for j, r in enumerate(row):
+            if isinstance(r, (list, tuple)):
+                raise ValueError(f"{who}: scores[{i}][{j}] (problem {i}, candidate {j}) is a list: a PRM's step "
+                                 "rewards; aggregate them first (bestofn.aggregate(step_rewards, aggregation))")
+    return candidates, _floor(scores, who, "scores")
+
+
+def select_best(candidates, scores) -> list:
+    """Best-of-N for inference: per problem, the candidate with the highest score (of tied ones the earliest, as
+    ``evaluation.best_of_n_accuracy`` keeps with ``subsets="first"``).
+
+    ``candidates[i]``: problem i's candidates (texts, or anything); ``scores[i][j]``: candidate j's score, higher is
+    better: an ORM's reward or ``aggregate``'s of a PRM's step rewards (``score_candidates`` gives either); None
+    (unreadable) is ``FLOOR``."""
+    candidates, scores = _candidate_scores(candidates, scores, "select_best")
+    return [cands[max(range(len(row)), key=row.__getitem__)] for cands, row in zip(candidates, scores)]
+
+
+def weighted_majority_vote(problems, candidates, scores, scale: str = "log_odds") -> list[float | None]:
+    """Reward-weighted majority vote for inference: per problem, the final answer (``final_answer``) whose
+    candidates' weights sum highest; None where no candidate states one.
+
+    A candidate weighs the probability its score stands for, as search-and-learn's weighted best-of-N sums the
+    PRM's aggregated step probabilities (Beeching, Tunstall and Rush 2024; Snell et al. 2024): with ``scale="log_odds"``
+    σ(score), for an ORM's reward and ``aggregate``'s "min" and "last" (σ(min_k r_k) = min_k σ(r_k)); with
+    ``scale="log_probability"`` exp(score), for ``aggregate``'s "product" (log Π_k σ(r_k), docs/method.md §3). A
+    sum of raw log-odds would let a doubtful candidate count against its own answer. None (unreadable, ``FLOOR``)
+    weighs 0; a candidate without an answer does not vote; ties go to the answer met first, as in
+    ``evaluation.majority_vote_accuracy`` (so do all-zero weights, when no candidate was readable)."""
+    labelling.check_solution_lists(problems, candidates, "weighted_majority_vote")
+    if scale not in ("log_odds", "log_probability"):
+        raise ValueError(f"weighted_majority_vote: scale must be 'log_odds' or 'log_probability', got {scale!r}")
+    candidates, scores = _candidate_scores(candidates, scores, "weighted_majority_vote")
+    votes = []
+    for i, (problem, cands, row) in enumerate(zip(problems, candidates, scores)):
+        totals = {}  # answer -> summed weight, in the order the answers are met (max keeps the first of ties)
+        for j, (text, score) in enumerate(zip(cands, row)):
+            if scale == "log_probability" and score > 0:  # log-odds passed as log-probabilities: exp would overflow
+                raise ValueError(f"weighted_majority_vote: scores[{i}][{j}] (problem {i}, candidate {j}) is {score}, "
+                                 "above 0: not a log-probability (log-odds? pass scale='log_odds')")
+            answer = final_answer(problem, text)
+            if answer is not None:
+                weight = sigmoid(score) if scale == "log_odds" else math.exp(score)
+                totals[answer] = totals.get(answer, 0.0) + weight
+        votes.append(max(totals, key=totals.get) if totals else None)
+    return votes
 
 
 def best_of_n_table(graded: dict, scores: dict, ns=(1, 2, 4, 8, 16), seed: int = 0, n_resamples: int = 100,
