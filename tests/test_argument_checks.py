@@ -70,7 +70,11 @@ def test_the_searches_refuse_a_seed_that_is_no_int(seed):
         search.generate(None, None, ["Problem: 1 + 1\n"], seed=seed)
     with pytest.raises(ValueError, match="sample_candidates: seed must be an int >= 0"):
         search.sample_candidates(None, None, [], 1, seed=seed)
-    assert search.beam_search(None, None, None, [], seed=0, sampler=lambda *a: []) == []
+    for run in (lambda: search.beam_search(None, None, None, [], seed=0, sampler=lambda *a: []),  # returned []
+                lambda: search.dvts(None, None, None, [], seed=0, sampler=lambda *a: []),
+                lambda: search.sample_candidates(None, None, [], 1, seed=0)):
+        with pytest.raises(ValueError, match=r"(beam_search|sample_candidates): problems is empty"):
+            run()
 
 
 @pytest.mark.parametrize("seed", [None, True, -1, 1.5])

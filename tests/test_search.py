@@ -228,7 +228,8 @@ def test_caps_end_beams_and_unreadable_prefixes_are_floored():
             rows[0][0] = search.Generation("  ", 1, "eos")  # a blank first step: the PRM never sees it
             return rows
 
-    res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, sampler=Blank())[0]
+    with pytest.warns(UserWarning, match="the PRM could not read 1 of 10 prefixes"):
+        res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, sampler=Blank())[0]
     assert res.nodes[0].rewards is None and res.nodes[0].score == search.FLOOR and not res.nodes[0].kept
     read = {tuple(res.steps(n.id)) for n in res.nodes if n.rewards is not None}
     assert res.n_scored == len(read) == len({tuple(res.steps(n.id)) for n in res.nodes}) - 1  # the blank one: unread
@@ -682,8 +683,10 @@ def test_a_search_whose_prefixes_the_prm_read_none_of_says_so():
     results, said = _warned(lambda: search.beam_search(None, None, TooLongForB(), [Prompted("a:"), Prompted("b:")],
                                                        n_beams=1, expansions=2, sampler=Scripted()))
     assert results[0].n_scored > 0 and results[1].n_scored == 0 and results[1].score == search.FLOOR
-    blind = [m for m in said if m.startswith("beam_search: the PRM read no prefix")]
-    assert len(blind) == 1 and "1 of 2 problems (problems [1])" in blind[0] and "arbitrary" in blind[0]
+    blind = [m for m in said if "the PRM could not read" in m]  # once for the search, not once a round
+    assert len(blind) == 1 and "read no prefix of 1 of 2 problems (problems [1])" in blind[0]
+    assert "arbitrary" in blind[0] and "max_length=..." in blind[0]
+    assert not [m for m in said if m.startswith("score_readable")]
 
 
 @pytest.mark.parametrize("reply, got", [(lambda steps: 0.5, "one float"),

@@ -199,7 +199,10 @@ def sample_candidates(model, tokenizer, problems, n: int, *, temperature: float 
     exactly (``generate`` without a delimiter: the same sampling as ``tasks.sample_solutions``, except that every
     EOS id of the tokenizer and of the model's generation config ends a candidate, as it ends a search's step)."""
     positive_int(seed, "seed", "sample_candidates", minimum=0)  # None would leave torch's generator as it is
-    gens = generate(model, tokenizer, prompts_of(problems), n, delimiter=None, temperature=temperature,
+    prompts = prompts_of(problems, "sample_candidates")
+    if not prompts:
+        raise ValueError("sample_candidates: problems is empty: give one or more problems")
+    gens = generate(model, tokenizer, prompts, n, delimiter=None, temperature=temperature,
                     max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
     return [[g.text for g in row] for row in gens], [[g.n_tokens for g in row] for row in gens]
 
@@ -324,7 +327,10 @@ def _score_prefixes(prm, prompts: list[str], step_lists: list[list[str]],
     reward per step of its prefix: an ORM's one float per text, or a list short by one, ranked the beams by another
     step's reward (``Node.reward`` is the last one)."""
     out = []
-    for k, rewards in enumerate(bestofn.score_readable(prm.score_solutions, prompts, step_lists)):
+    with warnings.catch_warnings():  # said once for the whole search (_warn_of_degenerate_searches), not every round
+        warnings.filterwarnings("ignore", message="score_readable:")
+        replies = bestofn.score_readable(prm.score_solutions, prompts, step_lists)
+    for k, rewards in enumerate(replies):
         if rewards is not None:
             count = len(rewards) if isinstance(rewards, Sized) and not isinstance(rewards, str) else None
             if count != len(step_lists[k]):
@@ -406,6 +412,8 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
                       stacklevel=2)
     answer_re = re.compile(answer_pattern) if answer_pattern else None
     prompts = prompts_of(problems, "beam_search")
+    if not prompts:  # returned [] quietly, where best_of_n_accuracy and search_at_budgets refuse no problems
+        raise ValueError("beam_search: problems is empty: give one or more problems")
     one_budget = token_budget is None or isinstance(token_budget, numbers.Real)
     budgets = ([token_budget] * len(problems) if one_budget
                else list_of(token_budget, "beam_search: token_budget", "token budgets (one per problem)"))
@@ -553,10 +561,16 @@ def _warn_of_degenerate_searches(results: list[SearchResult], budgets: list, fir
         return f"{len(ids)} of {len(results)} problems (problems {ids[:5]}{', ...' if len(ids) > 5 else ''})"
 
     unread = [r.problem_index for r in results if r.nodes and not r.n_scored]
-    if unread:  # score_readable counts unread prefixes per round; this says what it did to the search
-        warnings.warn(f"beam_search: the PRM read no prefix of {some(unread)} (blank, or prompt and prefix longer "
-                      "than its max_length): their beams were ranked on FLOOR alone, so their chosen solutions are "
-                      "arbitrary, not the PRM's pick", stacklevel=3)
+    prefixes = [n for r in results for n in r.nodes]
+    unscored = sum(n.rewards is None for n in prefixes)
+    if unscored:
+        message = (f"beam_search: the PRM could not read {unscored} of {len(prefixes)} prefixes (a blank step, or "
+                   "prompt and prefix longer than its max_length, which ProcessRewardModel.load(path, max_length=...) "
+                   f"raises within the model's context): each scored FLOOR ({FLOOR:g})")
+        if unread:
+            message += (f"; it read no prefix of {some(unread)}: their beams were ranked on FLOOR alone, so their "
+                        "chosen solutions are arbitrary, not the PRM's pick")
+        warnings.warn(message, stacklevel=3)
     nodes = [n for r in results for n in r.nodes]
     if max_steps > 1 and nodes and not any(n.stop == "delimiter" for n in nodes):
         warnings.warn(f"beam_search: no sampled step ended at the delimiter {delimiter!r} (each ran to EOS or its "
