@@ -163,8 +163,7 @@ def test_unique_beams_and_dvts_subtrees():
         assert all(sum(n.group == g for n in _beam_after(res, d)) == 1 for d in range(3))
         assert sum(n.group == g and n.depth == 1 for n in res.nodes) == 4
     assert search.beam_shape(4) == (1, 4) and search.beam_shape(16) == (4, 4)
-    with pytest.warns(UserWarning, match=r"beam_shape: budget 2 < expansions 4: expansions capped at 2"):
-        assert search.beam_shape(2) == (1, 2)  # capped, as docs/exercises.md says, and now said aloud
+    assert search.beam_shape(2) == (1, 2)  # capped, as docs/exercises.md says (notebook 07's B = 2: no warning)
     assert search.beam_shape(16, 8) == (2, 8)
     with pytest.raises(ValueError, match="multiple"):
         search.beam_shape(6, 4)
