@@ -261,7 +261,7 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
                                                     != len(r["completions"]) for r in train_rows)):
         fix = ("these rows' steps contain it (or one does not open with it): pick a delimiter that opens each step "
                "and that the steps never contain otherwise" if c.step_delimiter == "\n"  # not the one already set
-               else "set the data's delimiter (e.g. '\\n' for PRM800K and GSM8K)")
+               else "set the data's delimiter (e.g. '\\n' for GSM8K)")
         warnings.warn(f"train_process_reward_model: {split} of {len(train_rows)} rows do not split back into their "
                       f"steps at step_delimiter={c.step_delimiter!r}; the saved PRM splits a text there when it scores "
                       f"one: {fix}, or score lists of steps")
