@@ -444,3 +444,21 @@ def test_max_length_help_says_it_is_saved_as_the_scoring_limit():
     help_text = next(f.metadata["help"] for f in fields(RewardTrainingConfig) if f.name == "max_length")
     assert "Saved with the model as its scoring limit" in help_text
     assert "ProcessRewardModel.load(path, max_length=...)" in help_text
+
+
+def test_tokenize_rows_warns_of_text_the_tokenizer_cannot_read(tiny_model, tiny_tokenizer):
+    """A user's GSM8K rows on the character-level tiny base: 50 of 800 held characters it maps to <unk> (’ × €), and
+    training went ahead as if the model read them."""
+    import warnings
+
+    from stepdpo_lite.reward_training import tokenize_rows
+
+    prm = ProcessRewardModel(tiny_model, tiny_tokenizer)
+    plain = {"prompt": "p", "completions": ["Step 1: 1 + 1 = 2"], "labels": [True]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tokenize_rows(prm, [plain, plain])
+    odd = {**plain, "completions": ["Step 1: 1 × 1 = 1"]}
+    with pytest.warns(UserWarning, match=r"training data: 1 of 3 rows \(row 2 first\) hold text the tokenizer maps to "
+                                         r"its unknown token '<unk>'"):
+        tokenize_rows(prm, [plain, plain, odd])
