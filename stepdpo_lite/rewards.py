@@ -293,12 +293,17 @@ class GenerativeVerifier:
 
     # -- scoring
 
+    def input_lengths(self, prompts: Sequence[str], solutions) -> list[int]:
+        """Tokens each solution takes with its prompt and tags as the model reads it, whatever ``max_length``: to keep
+        the rows that fit (``n <= max_length``) before training or scoring, where a longer one raises."""
+        return [len(ids) for ids, _ in self._encode_many(prompts, solutions, check=False)]
+
     def _check_length(self, index: int, n_tokens: int):
         if self.max_length is not None and n_tokens > self.max_length:
             raise InputTooLong(f"solution {index}: {n_tokens} tokens with its tags, longer than max_length "
-                               f"{self.max_length}; shorten it, leave it out, or raise max_length up to the model's "
-                               f"context (a saved one: {type(self).__name__}.load(path, max_length=...)); it is never "
-                               "truncated silently")
+                               f"{self.max_length}; shorten it, leave it out (input_lengths() finds them), or raise "
+                               f"max_length up to the model's context (a saved one: {type(self).__name__}.load(path, "
+                               "max_length=...)); it is never truncated silently")
 
     def _score_encoded(self, encoded: list[tuple[list[int], list[int]]], batch_size: int | None = None,
                        progress: bool = False) -> list[list[float]]:
@@ -410,7 +415,7 @@ class ProcessRewardModel(GenerativeVerifier):
             out.append(steps)
         return out
 
-    def _encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]):
+    def _encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]], check: bool = True):
         prompts, steps = list_of(prompts, "prompts", "strings"), self._split(steps)  # a blank or non-str step too
         if len(prompts) != len(steps):
             raise ValueError(f"got {len(prompts)} prompts and {len(steps)} solutions; they must pair up")
@@ -425,7 +430,8 @@ class ProcessRewardModel(GenerativeVerifier):
             for _ in ss:
                 ids = ids + next(step_ids) + self.tag_ids
                 positions.append(len(ids) - 1)  # the last token of the tag predicts Yes/No
-            self._check_length(i, len(ids))
+            if check:
+                self._check_length(i, len(ids))
             encoded.append((ids, positions))
         return encoded
 
@@ -481,7 +487,7 @@ class OutcomeRewardModel(GenerativeVerifier):
     def encode(self, prompt: str, solution: str) -> tuple[list[int], list[int]]:
         return self._encode_many([prompt], [solution])[0]
 
-    def _encode_many(self, prompts: Sequence[str], solutions: Sequence[str]):
+    def _encode_many(self, prompts: Sequence[str], solutions: Sequence[str], check: bool = True):
         prompts, solutions = list_of(prompts, "prompts", "strings"), list_of(solutions, "solutions", "strings")
         if len(prompts) != len(solutions):
             raise ValueError(f"got {len(prompts)} prompts and {len(solutions)} solutions; they must pair up")
@@ -493,7 +499,8 @@ class OutcomeRewardModel(GenerativeVerifier):
         encoded = []
         for i, (p_ids, s_ids) in enumerate(zip(self._tokenize(prompts), self._tokenize(solutions))):
             ids = self.prefix_ids + p_ids + s_ids + self.tag_ids
-            self._check_length(i, len(ids))
+            if check:
+                self._check_length(i, len(ids))
             encoded.append((ids, [len(ids) - 1]))
         return encoded
 

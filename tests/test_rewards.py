@@ -826,3 +826,16 @@ def test_an_input_too_long_says_how_a_saved_model_scores_longer_ones(tiny_model,
         with pytest.raises(InputTooLong, match=rf"longer than max_length 20; .*up to the model's context \(a saved "
                                                rf"one: {kind.__name__}.load\(path, max_length=...\)\)"):
             kind(tiny_model, tiny_tokenizer, max_length=20).score_solutions(["p"], ["Step 1: 1 + 1 = 2" * 3])
+
+
+def test_input_lengths_measure_what_max_length_would_refuse(tiny_model, tiny_tokenizer):
+    """A user's ProcessBench rows: encode() raised above max_length, so the only way to find the rows that fit was a
+    try/except around every call."""
+    for kind, solution in ((ProcessRewardModel, ["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 * 3 = 6"]),
+                           (OutcomeRewardModel, "Step 1: 1 + 1 = 2\n\nStep 2: 2 * 3 = 6")):
+        model = kind(tiny_model, tiny_tokenizer, max_length=20)
+        long = solution * 3 if isinstance(solution, list) else solution * 3
+        n_short, n_long = model.input_lengths(["p", "p"], [solution, long])
+        big = kind(tiny_model, tiny_tokenizer, max_length=None)
+        assert n_short == len(big.encode("p", solution)[0]) and n_long == len(big.encode("p", long)[0]) > 20
+        assert model.input_lengths([], []) == []
