@@ -474,9 +474,11 @@ def test_run_side_by_side_runs_each_job_with_its_threads_and_reports_as_each_fin
     assert tutorial.run_side_by_side({"only": job(3)})["only"][0] == 3 and calls[-1] is None
 
 
-def test_ctrl_c_stops_the_running_cell_as_a_failing_cell_does(tmp_path, capfd):
-    """Ctrl-C used to reach only the runner (the kernel has a session of its own), where nbclient shut the kernel down
-    mid-reply: a ZMQ traceback and "AssertionError:" for the user. It now interrupts the cell in the kernel."""
+@pytest.mark.parametrize("signal_name, said", [("SIGINT", "Ctrl-C"), ("SIGTERM", "SIGTERM")])
+def test_ctrl_c_stops_the_running_cell_as_a_failing_cell_does(tmp_path, capfd, signal_name, said):
+    """Ctrl-C (or SIGTERM: a timeout, a closed terminal) used to reach only the runner (the kernel has a session of its
+    own), where nbclient shut the kernel down mid-reply: a ZMQ traceback and "AssertionError:" for the user. It now
+    interrupts the cell in the kernel."""
     import signal
     import threading
     import time
@@ -491,15 +493,26 @@ def test_ctrl_c_stops_the_running_cell_as_a_failing_cell_does(tmp_path, capfd):
         deadline = time.monotonic() + 60
         while not marker.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), getattr(signal, signal_name))
 
     threading.Thread(target=press_ctrl_c, daemon=True).start()
     start = time.monotonic()
     with pytest.raises(NotebookError) as info:
         tutorial.execute_notebook(tmp_path / "01_slow.ipynb", output_path=tmp_path / "out.ipynb", timeout=120)
     assert time.monotonic() - start < 50  # the cell would sleep 60 s
-    assert (info.value.cell_index, info.value.error) == (1, "KeyboardInterrupt: stopped by Ctrl-C")
+    assert (info.value.cell_index, info.value.error) == (1, f"KeyboardInterrupt: stopped by {said}")
     nb = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4)
     assert nb.cells[1].outputs[-1]["ename"] == "KeyboardInterrupt" and not nb.cells[2].outputs
     assert "ZMQError" not in capfd.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # nothing of ours left behind
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_run_stopped_by_a_signal_exits_with_the_shells_code(monkeypatch, capsys):
+    for error, code in (("KeyboardInterrupt: stopped by Ctrl-C", 130), ("KeyboardInterrupt: stopped by SIGTERM", 143),
+                        ("ZeroDivisionError: division by zero", 1)):
+        def stopped(*args, **kwargs):
+            raise NotebookError("01_x.ipynb", 1, "x = 1", error)
+        monkeypatch.setattr(tutorial, "run_tutorial", stopped)
+        assert tutorial.main(["--profile", "tiny"]) == code
+        assert error in capsys.readouterr().err

@@ -143,23 +143,27 @@ def _kernel_config():
 
 
 def _ctrl_c_interrupts_the_cell(client, interrupted: list) -> None:
-    """From the running cell on, Ctrl-C interrupts that cell, as Jupyter's interrupt button does.
+    """From the running cell on, Ctrl-C (and SIGTERM: a timeout, a closed terminal) interrupts that cell, as
+    Jupyter's interrupt button does.
 
     The kernel runs in a session of its own (jupyter_client), so a terminal's Ctrl-C reaches only this process, where
     nbclient's own handler shuts the kernel down mid-reply: a ZMQ traceback from the kernel and an "AssertionError"
     for the user. Sent on to the kernel, it raises KeyboardInterrupt in the cell instead, which ends the notebook as
-    a failing cell does, its outputs so far saved. A second Ctrl-C stops at once (KeyboardInterrupt here).
-    Called from a cell-start hook, inside nbclient's event loop, whose handler this replaces until nbclient removes
-    it; outside the main thread (``run_side_by_side``'s jobs) a loop takes no signal handler and nothing changes.
+    a failing cell does, its outputs so far saved; ``interrupted`` records which signal came. A second signal stops
+    at once (KeyboardInterrupt, or SystemExit for SIGTERM, here). Called from a cell-start hook, inside nbclient's
+    event loop, whose handlers this replaces until nbclient removes them; outside the main thread
+    (``run_side_by_side``'s jobs) a loop takes no signal handler and nothing changes.
     """
-    def forward():
+    def forward(name: str):
         if interrupted:
-            raise KeyboardInterrupt
-        interrupted.append(True)
+            raise KeyboardInterrupt if name == "Ctrl-C" else SystemExit(128 + signal.SIGTERM)
+        interrupted.append(name)
         asyncio.ensure_future(client.km.interrupt_kernel())
 
     with contextlib.suppress(RuntimeError, NotImplementedError):  # not the main thread; Windows
-        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, forward)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, forward, "Ctrl-C")
+        loop.add_signal_handler(signal.SIGTERM, forward, "SIGTERM")
 
 
 def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
@@ -171,8 +175,9 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
     executed notebook and writes it (atomically) to ``output_path`` when given, also when a cell fails.
     A failing cell raises :class:`NotebookError` naming the notebook, the cell's index in the original
     notebook, its first line and the error. ``progress`` (e.g. a tqdm bar) gets ``set_postfix_str(first line)``
-    before and ``update()`` after every code cell. Ctrl-C interrupts the running cell and stops the notebook there,
-    as a failing cell does (the error reads "KeyboardInterrupt: stopped by Ctrl-C"); a second one stops at once.
+    before and ``update()`` after every code cell. Ctrl-C or SIGTERM interrupts the running cell and stops the
+    notebook there, as a failing cell does (the error reads "KeyboardInterrupt: stopped by Ctrl-C" or "... by
+    SIGTERM"); a second one stops at once.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -208,7 +213,7 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
     except Exception as exc:  # CellExecutionError, CellTimeoutError, DeadKernelError, kernel start-up errors
         error = f"{exc.ename}: {exc.evalue}" if isinstance(exc, CellExecutionError) else f"{type(exc).__name__}: {exc}"
         if interrupted and getattr(exc, "ename", None) == "KeyboardInterrupt":
-            error = "KeyboardInterrupt: stopped by Ctrl-C"
+            error = f"KeyboardInterrupt: stopped by {interrupted[0]}"
         i = current["index"]
         if output_path:
             write_atomic(output_path, lambda tmp: nbformat.write(nb, tmp))
@@ -567,7 +572,9 @@ def _parse_set(items) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="stepdpo-lite", description="Run the stepdpo-lite notebooks headless, "
-                                     "in order, and print the metrics they record.")
+                                     "in order, and print the metrics they record. Ctrl-C stops the running cell "
+                                     "(the notebook's outputs so far are saved in runs/<profile>/executed/); a second "
+                                     "Ctrl-C stops at once.")
     parser.add_argument("--profile", default="tiny", help="model/data profile passed to every notebook (default tiny)")
     parser.add_argument("--runs-dir", default="runs", help="where runs/<profile>/ lives (default ./runs)")
     parser.add_argument("--only", nargs="+", metavar="NB", help="run only these notebooks (e.g. 01 02, or file names)")
@@ -586,7 +593,8 @@ def main(argv=None) -> int:
                      progress=not args.no_progress)
     except (NotebookError, FileNotFoundError, ValueError) as exc:
         print(f"\nstepdpo-lite tutorial stopped: {exc}", file=sys.stderr)
-        return 1
+        stopped = {"KeyboardInterrupt: stopped by Ctrl-C": 130, "KeyboardInterrupt: stopped by SIGTERM": 143}
+        return stopped.get(getattr(exc, "error", None), 1)  # a shell's codes for a run stopped by the signal
     except KeyboardInterrupt:  # a second Ctrl-C (the first stops the running cell: NotebookError)
         print("\nstepdpo-lite tutorial stopped by Ctrl-C", file=sys.stderr)
         return 130
