@@ -1467,3 +1467,67 @@ def test_onpolicy_rounds_says_when_n_eval_is_more_than_the_split_holds(monkeypat
         script["main"](["--runs-dir", str(tmp_path), "--no-base", "--n-eval", n_eval])
         text = capsys.readouterr().out
         assert ("--n-eval 100000: the validation split holds 2 problems; evaluating on all 2" in text) == said
+
+
+class FakePolicy(torch.nn.Module):
+    """A policy for rounds whose training is faked: an empty module (run_round copies it as the reference)."""
+
+
+def test_rounds_refuse_policies_that_rounds_have_trained_already(monkeypatch):
+    """Notebook 04's rounds cell run a second time in one kernel trained the trained policies on as "round 1",
+    sampling it from the DPO policy alone as if all three were still the start policy, and replaced policy.rounds
+    in metrics.json with those figures, silently. A training that stopped half way counts as trained too."""
+    p, gold, bad, _ = problem_and_texts()
+    interrupt = []
+
+    class Trainer:
+        def __init__(self, model):
+            self.model, self.state = model, type("State", (), {"log_history": []})()
+
+        def train(self):
+            if interrupt:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(onpolicy.tasks, "sample_solutions", lambda model, tok, problems, n, **kw: [[gold, bad]] * len(
+        problems))
+    monkeypatch.setattr(onpolicy.tasks, "greedy_and_sampled_accuracy", nothing_right)
+    monkeypatch.setattr(onpolicy, "make_trainer", lambda method, model, *a, **kw: Trainer(model))
+    rs = onpolicy.RoundSettings(samples_per_problem=2, pairs="solution", threshold=THRESHOLD)
+    run = partial(onpolicy.run_rounds, tokenizer=None, prm=StubPRM(), train_problems=[p], eval_problems=[p], rs=rs,
+                  ts=onpolicy.TrainSettings(), rounds=1, n_sampled=1, out=lambda line: None)
+    policies = {m: FakePolicy() for m in onpolicy.METHODS}
+    records, trainers = run(policies)
+    assert records[0]["pairs"]["total"] == 1 and set(trainers) == set(onpolicy.METHODS)  # every method trained
+    with pytest.raises(ValueError, match=r"run_rounds: the policies \['dpo', 'nll_only', 'stepwise_dpo'\] were "
+                                         r"trained by on-policy rounds already \(up to round 1\).*the cell that loads "
+                                         "the PRM and the three start policies"):
+        run(policies)
+    with pytest.raises(ValueError, match="rounds_start_figures: the policies .'start_policy'. were trained"):
+        onpolicy.rounds_start_figures({"accuracy": 0.5}, policies["dpo"], None, [p], rs, rounds=1, quantized=False)
+    with pytest.raises(ValueError, match=r"run_round\(shared_start=True\): the policies"):
+        onpolicy.run_round(policies, None, StubPRM(), [p], [p], rs, onpolicy.TrainSettings(), shared_start=True)
+    # round 2 on from round 1's policies is what run_round is for
+    onpolicy.run_round(policies, None, StubPRM(), [p], [p], rs, onpolicy.TrainSettings(), round_index=2, n_sampled=1,
+                       out=lambda line: None)
+    fresh = {m: FakePolicy() for m in onpolicy.METHODS}  # the start policies loaded again: as the first run
+    assert onpolicy.rounds_start_figures({"accuracy": 0.5}, fresh["dpo"], None, [p], rs, rounds=1,
+                                         quantized=False) == {"accuracy": 0.5}
+    interrupt.append(True)
+    with pytest.raises(KeyboardInterrupt):
+        run(fresh)
+    with pytest.raises(ValueError, match=r"run_rounds: the policies \['dpo'\] were trained"):  # DPO's, in part
+        run(fresh)
+
+
+def test_one_round_trainers_refuses_what_the_rounds_cell_left():
+    """After notebook 04's rounds cell emptied ``trainers``, its save cell said "saved to ..." and saved nothing,
+    and its evaluation cell measured the base alone and replaced the ``policy`` section with it."""
+    full = {m: FakeTrainer(m) for m in onpolicy.METHODS}
+    assert onpolicy.one_round_trainers(full) is full
+    with_step_dpo = {**full, "step_dpo": FakeTrainer("step_dpo")}  # when notebook 01 made Step-DPO pairs
+    assert onpolicy.one_round_trainers(with_step_dpo) is with_step_dpo
+    with pytest.raises(ValueError, match=r"one-round trainers is empty, without \['dpo', 'stepwise_dpo', 'nll_only'\] "
+                                         r"\(the on-policy rounds' cell drops them.*the shared training recipe"):
+        onpolicy.one_round_trainers({})
+    with pytest.raises(ValueError, match=r"holds only \['dpo'\], without \['stepwise_dpo', 'nll_only'\]"):
+        onpolicy.one_round_trainers({"dpo": full["dpo"]})

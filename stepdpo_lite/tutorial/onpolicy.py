@@ -59,6 +59,9 @@ PAIR_KINDS = ("solution", "step", "both")
 MIRRORED = ("no", "add", "instead")
 STEP_GRADIENTS = ("all", "output_layer")
 STEP_REJECTED = ("round", "fresh", "expected", "top")
+# Set on each policy a round trains (its value: that round's number), before its training starts, so that an
+# interrupted training counts too: run_rounds starts at round 1 from the start policy, and refuses policies with it
+TRAINED_IN_ROUND = "stepdpo_onpolicy_round"
 
 
 # ----------------------------------------------------------------------------- training
@@ -266,6 +269,22 @@ def training_args(profile, *, batch_size: int, learning_rate: float, max_steps: 
                 disable_tqdm=not profile.dpo_progress_bar)
 
 
+def one_round_trainers(trainers: Mapping[str, object]) -> Mapping[str, object]:
+    """``trainers`` (notebook 04's one-round runs, name -> trainer), refused unless it holds every method of
+    ``METHODS`` (and the Step-DPO run's ``step_dpo`` when notebook 01 made Step-DPO pairs; it may lack it). The
+    on-policy rounds' cell empties it to free memory and saves the rounds' policies over ``policies/``: saving or
+    evaluating what is left then saved nothing, or measured the base alone and replaced the ``policy`` section of
+    ``metrics.json`` with it, dropping every method and the rounds."""
+    missing = [m for m in METHODS if m not in trainers]
+    if missing:
+        held = f"holds only {sorted(trainers)}" if trainers else "is empty"
+        raise ValueError(f"notebook 04's one-round trainers {held}, without {missing} (the on-policy rounds' cell "
+                         "drops them to free memory, and saves the rounds' policies over policies/): run the notebook "
+                         "again from the cell that sets the shared training recipe (common = "
+                         "onpolicy.training_args(...)), through the DPO, Stepwise DPO and NLL-only training cells")
+    return trainers
+
+
 def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping[str, list] | None = None):
     """Each trainer's policy saved to ``folder/<name>``, where notebooks 05 and 06 read it, with its training log
     in ``log_history.json``: the trainer's own (``trainer.state.log_history``), or ``log_histories[name]`` (the
@@ -464,6 +483,8 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
                          f"{rs.sampler!r})")
     if len({id(policies[m]) for m in methods}) < len(methods):  # one model trained by every method in turn
         raise ValueError("run_round: every method needs its own copy of the policy (the same model is given twice)")
+    if shared_start:  # round 1 samples from one policy, taking all to be the start policy still
+        refuse_trained_policies(policies, "run_round(shared_start=True)")
     if "stepwise_dpo" in methods:
         ts.check_policy(policies["stepwise_dpo"])
     key = next((k for k in ("seed", "data_seed") if ts.args.get(k, seed) != seed), None)  # the round's seed replaced it
@@ -505,6 +526,8 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
         t0 = time.perf_counter()
         trainer = make_trainer(method, model, tokenizer, rows, settings, f"{output_dir}/round{round_index}/{method}",
                                ref_model=policy_reference(model))
+        for trained in (model, trainer.model):  # the same model, unless the trainer wrapped it
+            setattr(trained, TRAINED_IN_ROUND, round_index)
         trainer.train()
         release_reference(trainer.model)
         policies[method] = trainer.model
@@ -696,7 +719,9 @@ def rounds_start_figures(base: dict, start_policy, tokenizer, problems, rs: Roun
     evaluation (``tasks.evaluate_saved_policies``) measured the base merged into 16 bits: faster, and not the same
     numbers. So on a quantized profile ``start_policy`` (any method's copy: none has trained yet) is measured again,
     with the rounds' batch size and token budget (``rs``); otherwise, and with no rounds to compare it with
-    (``rounds`` = 0), the one-round evaluation's ``base`` figures serve."""
+    (``rounds`` = 0), the one-round evaluation's ``base`` figures serve. A ``start_policy`` a round has trained
+    already is refused (``refuse_trained_policies``), before anything is measured."""
+    refuse_trained_policies({"start_policy": start_policy}, "rounds_start_figures")
     if not quantized or not rounds:
         return base
     return tasks.greedy_and_sampled_accuracy(start_policy, tokenizer, problems, n_sampled=n_sampled,
@@ -806,17 +831,32 @@ def round_problems(problems: Sequence, per_round: int | None, round_index: int) 
     return (problems + problems)[start:start + per_round]
 
 
+def refuse_trained_policies(policies: Mapping[str, object], caller: str) -> None:
+    """A ``ValueError`` when a round (``run_round``) has trained any of ``policies`` (name -> model) already, even in
+    part: rounds that start again at round 1 would train them on, report round 2 as round 1 and sample it from one
+    of them as if all were still the start policy (a second run of notebook 04's rounds cell did, silently)."""
+    trained = {name: getattr(model, TRAINED_IN_ROUND) for name, model in policies.items()
+               if getattr(model, TRAINED_IN_ROUND, None) is not None}
+    if trained:
+        raise ValueError(f"{caller}: the policies {sorted(trained)} were trained by on-policy rounds already (up to "
+                         f"round {max(trained.values())}); rounds start from the start policies: load them again "
+                         "(onpolicy.start_policy; in notebook 04 run again the cell that loads the PRM and the "
+                         "three start policies, then the rounds)")
+
+
 def run_rounds(policies: dict, tokenizer, prm, train_problems, eval_problems, rs: RoundSettings, ts: TrainSettings,
                *, rounds: int = 2, problems_per_round: int | None = None, seed: int = 0,
                output_dir: str = "onpolicy", n_sampled: int = 2, shared_start: bool = True,
                methods: Sequence[str] = METHODS, out=print, on_round: Callable | None = None) -> tuple[list, dict]:
     """``rounds`` on-policy rounds (``run_round``), each on its slice of ``train_problems`` (``round_problems``).
     ``policies``: method -> its own copy of the start policy (``shared_start``: they are still equal, so round 1
-    samples once). ``on_round(record, trainers)`` is called after each round (print, save, plot). Returns the
+    samples once); policies a round has trained already are refused (``refuse_trained_policies``).
+    ``on_round(record, trainers)`` is called after each round (print, save, plot). Returns the
     round records and, per method, the trainer of the last round that trained it (its ``model`` is the policy)."""
     # -1 ran no round and True one, silently
     if isinstance(rounds, bool) or not isinstance(rounds, numbers.Integral) or rounds < 0:
         raise ValueError(f"run_rounds: rounds must be an int >= 0 (0: none), got {rounds!r}")
+    refuse_trained_policies(policies, "run_rounds")  # its round 1 needs the start policies
     records, trainers = [], {}
     for r in range(1, rounds + 1):
         record, trained = run_round(policies, tokenizer, prm, round_problems(train_problems, problems_per_round, r),
