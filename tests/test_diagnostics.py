@@ -5,6 +5,7 @@ import random
 import numpy as np
 import pytest
 
+from stepdpo_lite.evaluation import process_reward_report
 from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.tutorial import diagnostics
 from stepdpo_lite.tutorial.diagnostics import base_rate_loss, chosen_vs_rejected_summary, mean_by_label
@@ -388,3 +389,44 @@ def test_outcome_auroc_differences_are_notebook_03s_three_gaps():
         diagnostics.outcome_auroc(scores["ORM"], labels) - diagnostics.outcome_auroc(zero_shot, labels))
     with pytest.raises(ValueError, match=r"outcome_auroc_differences: scores lack \['combined'\]"):
         diagnostics.outcome_auroc_differences({"ORM": [1.0], "PRM (min)": [0.0]}, [0.0], [True])
+
+
+def test_prm_metrics_refuse_figures_another_prm_scored():
+    """Notebook 02 in Jupyter: the training cell run again, then the metrics cell without the scoring cell between
+    them, recorded the first PRM's step AUROC and threshold (which notebooks 04-06 read) beside the second PRM's
+    training time, without a word."""
+    labels = [[True, False], [True, True], [False, False]]
+    rows = {"prompt": ["p"] * 3, "completions": [["a", "b"]] * 3, "labels": labels}
+
+    class PRM:
+        def __init__(self, sign):
+            self.sign = sign
+
+        def score_solutions(self, prompts, steps):
+            return [[self.sign * (1.0 if ok else -1.0) for ok in y] for y in labels[:len(prompts)]]
+
+    first = PRM(1)
+    report = diagnostics.prm_report(first, rows, rows)
+    assert report["scored_by"]() is first and report["test_rewards"] == first.score_solutions(["p"] * 3, None)
+    plain = process_reward_report(report["val_rewards"], labels, report["test_rewards"], labels)
+    assert {k: report[k] for k in plain} == plain  # its figures are evaluation's
+    figures = {"reward base": {"after QLoRA": {"step_auroc": 1.0, "f1": 1.0, "test_rewards": report["test_rewards"]},
+                               "zero-shot": {"step_auroc": 0.5, "f1": 0.5, "test_rewards": [[0.0]]}}}
+    kw = dict(position_auroc=0.7, by_position=[], figures=figures, train_seconds=1.0, reward_base="b",
+              qlora_gain={"difference": 0.5, "low": 0.4, "high": 0.6})
+    recorded = diagnostics.prm_metrics(report, prm=first, **kw)
+    assert recorded == diagnostics.prm_metrics(report, **kw)  # the check adds nothing to what is recorded
+    assert "scored_by" not in recorded and "test_rewards" not in recorded
+    second = PRM(-1)  # trained again; its scoring cell not run again
+    with pytest.raises(ValueError, match="report holds the figures of another PRM than prm, the one trained last.*"
+                                         r"report = diagnostics.prm_report\(prm, val, test\)"):
+        diagnostics.prm_metrics(report, prm=second, **kw)
+    del first  # the first PRM gone: its report no longer names a PRM, nor this one
+    with pytest.raises(ValueError, match="another PRM than prm"):
+        diagnostics.prm_metrics(report, prm=second, **kw)
+    with pytest.raises(ValueError, match="report does not say which PRM scored it"):  # a plain process_reward_report
+        diagnostics.prm_metrics({k: v for k, v in report.items() if k != "scored_by"}, prm=second, **kw)
+    # scored again, but the zero-shot comparison not: its 'after QLoRA' rewards are the first PRM's
+    with pytest.raises(ValueError, match=r"figures\['reward base'\] holds another PRM's rewards than report.*"
+                                         "prm_reports_adapter_on_and_off"):
+        diagnostics.prm_metrics(diagnostics.prm_report(second, rows, rows), prm=second, **kw)

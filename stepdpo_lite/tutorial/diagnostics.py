@@ -23,8 +23,8 @@ that show what a reward model has *not* learnt, and summaries of per-step values
 - ``step_label_counts``: how many steps stepwise rows label, and the share right (the base rate);
 - ``parameter_counts``: what a QLoRA run (``profiles.train_reward_model``) trains; ``control_wanted``: whether
   notebook 02 also trains it on the policy's plain base, the control;
-- ``prm_reports_adapter_on_and_off``: a PRM's held-out figures with its adapter and zero-shot; ``prm_metrics``: the
-  ``prm`` section of ``metrics.json`` notebook 02 records;
+- ``prm_report``: a PRM's held-out figures, tagged with the PRM that scored them; ``prm_reports_adapter_on_and_off``:
+  with its adapter and zero-shot; ``prm_metrics``: the ``prm`` section of ``metrics.json`` notebook 02 records;
 - ``auroc_difference``: whether one score's AUROC beats another's beyond the noise of the held-out set
   (``outcome_auroc_differences``: notebook 03's three comparisons).
 """
@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import weakref
 from pathlib import Path
 from typing import Sequence
 
@@ -520,6 +521,18 @@ def credit_example(implicit_rewards: dict, rejected_labels, index: int) -> dict:
     return {"pair": index, "step_labels": [bool(y) for y in labels], "rewards": rewards}
 
 
+def prm_report(prm, val, test) -> dict:
+    """``prm``'s held-out figures (``evaluation.process_reward_report``: test step AUROC, first-error F1 at the
+    validation threshold) on ``val`` and ``test`` (stepwise rows: ``prompt``, ``completions``, ``labels``), with the
+    rewards it scored (``"val_rewards"``, ``"test_rewards"``) and ``"scored_by"``: a weak reference to ``prm``, which
+    ``prm_metrics(prm=...)`` checks. In Jupyter a PRM trained again after its scoring cell was recorded with its
+    predecessor's AUROC and threshold, which notebooks 04-06 read beside the new PRM."""
+    val_rewards = prm.score_solutions(val["prompt"], val["completions"])
+    test_rewards = prm.score_solutions(test["prompt"], test["completions"])
+    return {**process_reward_report(val_rewards, val["labels"], test_rewards, test["labels"]),
+            "val_rewards": val_rewards, "test_rewards": test_rewards, "scored_by": weakref.ref(prm)}
+
+
 def prm_reports_adapter_on_and_off(prm, val, test, rewards=None) -> dict[str, dict]:
     """A LoRA-trained PRM's held-out figures (``evaluation.process_reward_report``: test step AUROC, first-error F1
     at the validation threshold) with its adapter (``"after QLoRA"``) and with it switched off (``"zero-shot"``:
@@ -554,16 +567,34 @@ def control_wanted(profile, requested: bool | None = None) -> bool:
 
 
 def prm_metrics(report: dict, *, position_auroc: float, by_position, figures: dict, qlora_gain: dict,
-                train_seconds: float, reward_base) -> dict:
+                train_seconds: float, reward_base, prm=None) -> dict:
     """The ``prm`` section of ``metrics.json`` that notebook 02 records and notebooks 03-06 and the README read: the
     test figures of ``report`` (``evaluation.process_reward_report``: step AUROC, first-error F1 and its validation
     threshold) beside the position-only baseline's AUROC and ``by_position`` (``step_auroc_by_position``), the
     training time (to 0.1 s), the reward base's folder name, its zero-shot figures and ``qlora_gain``
     (``auroc_difference``). ``figures``: ``prm_reports_adapter_on_and_off`` by base, ``"reward base"`` and, when the
     control was trained, ``"plain policy base (control)"``, whose step AUROC and F1 are recorded as ``control``,
-    ``zero_shot`` and ``after_qlora`` (no ``control`` without one)."""
+    ``zero_shot`` and ``after_qlora`` (no ``control`` without one).
+
+    ``prm``: the PRM whose figures these must be (notebook 02's, trained last): ``report`` must be its
+    ``prm_report`` and the reward base's ``"after QLoRA"`` rewards in ``figures`` those of ``report``, else a
+    ``ValueError`` says to score it again (None: not checked)."""
     if "reward base" not in figures:
         raise ValueError(f"prm_metrics: figures need the 'reward base' reports, got {list(figures)}")
+    if prm is not None:
+        scored_by = report.get("scored_by")
+        if scored_by is None:
+            raise ValueError("prm_metrics: report does not say which PRM scored it: make it with "
+                             "diagnostics.prm_report(prm, val, test)")
+        if scored_by() is not prm:
+            raise ValueError("prm_metrics: report holds the figures of another PRM than prm, the one trained last "
+                             "(the training cell ran again after the scoring cell): run the scoring cell (report = "
+                             "diagnostics.prm_report(prm, val, test)) and the cells after it again, then this one")
+        if figures["reward base"].get("after QLoRA", {}).get("test_rewards", report["test_rewards"]) != \
+                report["test_rewards"]:
+            raise ValueError("prm_metrics: figures['reward base'] holds another PRM's rewards than report (scored "
+                             "before the scoring cell ran again): run the cell that compares the reward base "
+                             "zero-shot and after QLoRA (prm_reports_adapter_on_and_off) again, then this one")
     headline = lambda r: {k: r[k] for k in ("step_auroc", "f1")}  # what the README and the texts quote
     metrics = {"step_auroc": report["step_auroc"], "position_baseline_auroc": position_auroc,
                "step_auroc_by_position": by_position, "first_error_f1": report["f1"],
