@@ -278,9 +278,9 @@ def one_round_trainers(trainers: Mapping[str, object]) -> Mapping[str, object]:
     missing = [m for m in METHODS if m not in trainers]
     if missing:
         held = f"holds only {sorted(trainers)}" if trainers else "is empty"
-        raise ValueError(f"notebook 04's one-round trainers {held}, without {missing} (the on-policy rounds' cell "
-                         "drops them to free memory, and saves the rounds' policies over policies/): run the notebook "
-                         "again from the cell that sets the shared training recipe (common = "
+        raise ValueError(f"trainers (notebook 04's one-round runs) {held}, without {missing} (the on-policy "
+                         "rounds' cell drops them to free memory, and saves the rounds' policies over policies/): run "
+                         "the notebook again from the cell that sets the shared training recipe (common = "
                          "onpolicy.training_args(...)), through the DPO, Stepwise DPO and NLL-only training cells")
     return trainers
 
