@@ -12,7 +12,7 @@ from stepdpo_lite.tutorial import notebook_parameters
 from stepdpo_lite.tutorial.notebooks import NOTEBOOK_DIR, RUNNER_PARAMETERS
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKED = {name[:2]: name for name in sorted(p.name for p in NOTEBOOK_DIR.glob("0[2-7]_*.ipynb"))}
+CHECKED = {name[:2]: name for name in sorted(p.name for p in NOTEBOOK_DIR.glob("0[1-7]_*.ipynb"))}
 CALL = "notebook_parameters.check(globals())"
 
 
@@ -112,7 +112,13 @@ REFUSED = [
     ("04", "ONPOLICY_STEP_PAIRING", "first_eror"), ("04", "ONPOLICY_PROTOCOL", "first_eror"),
     ("02", "N_TRAIN_ROWS", 0), ("02", "N_TRAIN_ROWS", 2.5), ("02", "MAX_TRAIN_STEPS", -1),
     ("02", "QUANTIZATION", "8bit"), ("03", "QUANTIZATION", "4-bit"), ("02", "SEED", -1),
+    ("01", "N_TRAIN_PROBLEMS", 0), ("01", "N_SAMPLES", 0),  # 0 was the profile's size (`N or profile's`)
+    ("01", "N_MC_ROLLOUTS", 0), ("01", "MC_BUDGET_MINUTES", 0), ("01", "MC_BUDGET_MINUTES", "20"),
 ]
+
+
+def test_notebook_01s_budget_takes_inf_for_no_cap():
+    assert "MC_BUDGET_MINUTES" in notebook_parameters.check({**defaults("01"), "MC_BUDGET_MINUTES": float("inf")})
 
 
 @pytest.mark.parametrize("number, name, value", REFUSED)

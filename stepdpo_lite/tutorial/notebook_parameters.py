@@ -1,4 +1,4 @@
-"""What the values of the notebooks' parameters may be, checked up front: each notebook's setup cell calls
+"""What the values of the notebooks' parameters may be, checked up front: each notebook's setup cell (01-07) calls
 ``check(globals())``, so a bad value in its parameters cell (or a ``--set``) is refused there, naming the parameter,
 before anything trains or samples. Left to the library, a 0 became the profile's default through ``N or default``
 (``N_CANDIDATES = 0`` sampled 16), a bad choice or count failed after minutes of training naming an argument of the
@@ -77,7 +77,20 @@ def _temperature(value, name):
                       stacklevel=3)
 
 
+def _minutes(value, name):
+    """None (the profile's), or minutes > 0; ``float("inf")`` labels everything (notebook 01's comment says so)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+        raise ValueError(f"{WHO}: {name} must be minutes > 0 (float('inf'): no cap) or None, got {value!r}")
+
+
 SPECS = {
+    # 01: the data
+    "N_TRAIN_PROBLEMS": _count(none_ok=True),
+    "N_EVAL_PROBLEMS": _count(none_ok=True),
+    "N_SAMPLES": _count(none_ok=True),
+    "N_MC_SOLUTIONS": _count(),
+    "N_MC_ROLLOUTS": _count(),
+    "MC_BUDGET_MINUTES": _minutes,
     # 02, 03: the reward models
     "N_TRAIN_ROWS": _count(none_ok=True),
     "N_EVAL_ROWS": _count(none_ok=True),
