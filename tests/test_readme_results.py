@@ -11,6 +11,7 @@ import math
 import re
 from pathlib import Path
 
+import pytest
 from scipy import stats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -586,7 +587,9 @@ def test_readme_time_table_holds_the_recorded_runs_seconds():
         assert rows[name[:2]][column].strip() == f"{round(s)} s", (name, s)
 
 
-def test_inline_code_in_the_readme_stays_on_one_line():
+@pytest.mark.parametrize("page", ["README.md", "data/README.md", *sorted(p.relative_to(ROOT).as_posix()
+                                                                    for p in (ROOT / "docs").glob("*.md"))])
+def test_inline_code_in_the_readme_and_docs_stays_on_one_line(page):
     """A command in backticks broken across two lines renders joined but copies with a line break in it."""
-    text = re.sub(r"```.*?```", "", (ROOT / "README.md").read_text(), flags=re.S)
+    text = re.sub(r"```.*?```", "", (ROOT / page).read_text(), flags=re.S)
     assert [span for span in re.findall(r"`([^`]+)`", text) if "\n" in span] == []
