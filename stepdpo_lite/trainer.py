@@ -312,7 +312,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         # with max_length=None nothing cuts a row: one past the model's positions would train without an error (RoPE)
         self._context = getattr(getattr(model, "config", None), "max_position_embeddings", None)  # None: a str
         self._max_num_steps = 1  # widest step count of any prepared dataset (precomputed reference step log-probs)
-        self._step_counts = {"train": torch.zeros(6), "eval": torch.zeros(6)}  # tp, fp, fn, tn, truncated, see below
+        self._step_counts = {"train": torch.zeros(5), "eval": torch.zeros(5)}  # tp, fp, fn, tn, truncated
         self.num_truncated_steps = self.num_wrong_steps_cut = 0  # the last: rejected steps labelled wrong, cut
         super().__init__(model, ref_model=ref_model, args=args, data_collator=data_collator,
                          train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=processing_class,
@@ -592,14 +592,14 @@ class StepwiseDPOTrainer(DPOTrainer):
                 self._metrics[mode][name].extend(values)
         self._metrics[mode]["loss/step"].append(batch[:, 0].mean().item())
         counts = batch[:, 1:].sum(0)  # tp, fp, fn, tn, truncated, rejected steps labelled wrong and truncated
-        self._step_counts[mode] += counts
+        self._step_counts[mode] += counts[:5]  # the last only counts towards the end-of-training warning
         if mode == "train":
             self.num_truncated_steps += int(counts[4])
             self.num_wrong_steps_cut += int(counts[5])
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         mode = "train" if self.model.training else "eval"
-        tp, fp, fn, tn, truncated = self._step_counts[mode].tolist()[:5]
+        tp, fp, fn, tn, truncated = self._step_counts[mode].tolist()
         if tp + fp + fn + tn + truncated > 0:
             if self.args.evaluate_step_accuracy and tp + fp + fn + tn > 0:
                 metric = self.args.step_accuracy_metric

@@ -149,11 +149,12 @@ def _unscored_message(score, n_texts: int, blank: int, too_long: int, what: str,
     return message
 
 
-def score_readable(score, prompts, texts, what: str = "texts", problem_of=None) -> list:
+def score_readable(score, prompts, texts, what: str = "texts", problem_of=None, warn: bool = True) -> list:
     """``score(prompts, texts)`` (texts or step lists), with None for the ones a reward model cannot read: blank,
     a blank step, or longer than its ``max_length`` (``InputTooLong``; any other error is raised). The callers
     floor them (``FLOOR``), so a ``UserWarning`` says how many ``what`` went unscored and why; with ``problem_of``
-    (each text's problem index) it also names the problems none of whose texts was scored."""
+    (each text's problem index) it also names the problems none of whose texts was scored. ``warn=False``: the
+    caller says it (``search.beam_search``, once for a whole search rather than once a round)."""
     keep = [i for i, t in enumerate(texts) if _readable(t)]
     out = [None] * len(texts)
 
@@ -174,7 +175,7 @@ def score_readable(score, prompts, texts, what: str = "texts", problem_of=None) 
             except InputTooLong:
                 out[i] = None
     too_long = sum(out[i] is None for i in keep)
-    if too_long or len(keep) < len(texts):  # a pick among FLOORs is no reward model's choice: said aloud
+    if warn and (too_long or len(keep) < len(texts)):  # a pick among FLOORs is no reward model's choice: said aloud
         problem_of = [] if problem_of is None else list(problem_of)
         scored_problems = {q for q, r in zip(problem_of, out) if r is not None}
         all_unscored = [q for q in dict.fromkeys(problem_of) if q not in scored_problems]

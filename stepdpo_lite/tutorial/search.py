@@ -326,11 +326,8 @@ def _score_prefixes(prm, prompts: list[str], step_lists: list[list[str]],
     """The PRM's step rewards of each prefix; None for one it cannot read (a blank step, too long). Each must be one
     reward per step of its prefix: an ORM's one float per text, or a list short by one, ranked the beams by another
     step's reward (``Node.reward`` is the last one)."""
-    out = []
-    with warnings.catch_warnings():  # said once for the whole search (_warn_of_degenerate_searches), not every round
-        warnings.filterwarnings("ignore", message="score_readable:")
-        replies = bestofn.score_readable(prm.score_solutions, prompts, step_lists)
-    for k, rewards in enumerate(replies):
+    out = []  # unread prefixes are said once for the whole search (_warn_of_degenerate_searches), not every round
+    for k, rewards in enumerate(bestofn.score_readable(prm.score_solutions, prompts, step_lists, warn=False)):
         if rewards is not None:
             count = len(rewards) if isinstance(rewards, Sized) and not isinstance(rewards, str) else None
             if count != len(step_lists[k]):
@@ -561,17 +558,16 @@ def _warn_of_degenerate_searches(results: list[SearchResult], budgets: list, fir
         return f"{len(ids)} of {len(results)} problems (problems {ids[:5]}{', ...' if len(ids) > 5 else ''})"
 
     unread = [r.problem_index for r in results if r.nodes and not r.n_scored]
-    prefixes = [n for r in results for n in r.nodes]
-    unscored = sum(n.rewards is None for n in prefixes)
+    nodes = [n for r in results for n in r.nodes]  # every prefix the search scored
+    unscored = sum(n.rewards is None for n in nodes)
     if unscored:
-        message = (f"beam_search: the PRM could not read {unscored} of {len(prefixes)} prefixes (a blank step, or "
+        message = (f"beam_search: the PRM could not read {unscored} of {len(nodes)} prefixes (a blank step, or "
                    "prompt and prefix longer than its max_length, which ProcessRewardModel.load(path, max_length=...) "
                    f"raises within the model's context): each scored FLOOR ({FLOOR:g})")
         if unread:
             message += (f"; it read no prefix of {some(unread)}: their beams were ranked on FLOOR alone, so their "
                         "chosen solutions are arbitrary, not the PRM's pick")
         warnings.warn(message, stacklevel=3)
-    nodes = [n for r in results for n in r.nodes]
     if max_steps > 1 and nodes and not any(n.stop == "delimiter" for n in nodes):
         warnings.warn(f"beam_search: no sampled step ended at the delimiter {delimiter!r} (each ran to EOS or its "
                       "token cap): the policy never wrote it, so the search never branched and was best-of-N of "
