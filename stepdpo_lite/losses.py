@@ -58,7 +58,9 @@ def positional_weights(step_weights: Sequence[float] | torch.Tensor | None, num_
     last value (so ``[1.0, 0.5]`` weighs every step after the first by 0.5)."""
     if step_weights is None or len(step_weights) == 0:
         return torch.ones(num_steps, device=device, dtype=dtype)
-    w = torch.as_tensor(step_weights, device=device, dtype=dtype).flatten()
+    w = torch.as_tensor(step_weights, device=device, dtype=dtype)
+    if w.dim() != 1:  # flattening (B, S) weights would give every pair row 0's weights, silently
+        raise ValueError(f"step_weights: positional weights are one list (a_1, a_2, ...), got shape {tuple(w.shape)}")
     if len(w) >= num_steps:
         return w[:num_steps]
     return torch.cat([w, w[-1:].expand(num_steps - len(w))])

@@ -42,6 +42,13 @@ def test_positional_weights_default_and_extension():
     assert positional_weights([1.0, 0.5, 0.25], 2).tolist() == [1.0, 0.5]
 
 
+def test_step_loss_refuses_per_row_weights():
+    """(B, S) weights were flattened and row 0's weights used for every pair: a wrong loss, no error."""
+    z, ones = torch.zeros(2, 2), torch.ones(2, 2)
+    with pytest.raises(ValueError, match=r"positional weights are one list .* shape \(2, 2\)"):
+        compute_step_loss(z + 1, z, ones, ones * 0, 1.0, step_weights=[[1.0, 0.0], [0.0, 1.0]])
+
+
 @pytest.mark.parametrize("strategy", AGGREGATION_STRATEGIES)
 def test_aggregate_rewards_matches_definitions_on_valid_steps(strategy):
     r = torch.tensor([[1.0, -2.0, 3.0, 9.0], [0.5, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
