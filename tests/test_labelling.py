@@ -5,8 +5,8 @@ import random
 import pytest
 
 from stepdpo_lite.tutorial import toyworld
-from stepdpo_lite.tutorial.labelling import (DATASET_KINDS, data_metrics, datasets_by_split, format_verdict_summary,
-                                             label_agreement, mc_comparison_problems, mc_label_agreement,
+from stepdpo_lite.tutorial.labelling import (DATASET_KINDS, data_metrics, datasets_by_split, format_label_agreement,
+                                             format_verdict_summary, label_agreement, mc_comparison_problems, mc_label_agreement,
                                              preference_pairs, prompts_of, verdict_summary)
 
 
@@ -59,6 +59,17 @@ def test_mc_comparison_problems_takes_whole_problems_and_at_least_one():
         mc_comparison_problems(problems, solutions[:4], 4, 2)
     with pytest.raises(ValueError, match="mc_comparison_problems"):
         mc_comparison_problems(problems, solutions, 0, 2)
+
+
+def test_label_agreement_leaves_an_undefined_precision_or_recall_undefined():
+    """All compared steps wrong on both sides: precision and recall were reported 0.00 beside 100% agreement."""
+    a = label_agreement([[False, False]], [[False, False]])
+    assert a["accuracy"] == 1.0 and a["precision"] is None and a["recall"] is None and a["f1"] is None
+    assert format_label_agreement("hard", a) == "hard: agreement 100.0% (precision n/a, recall n/a) on 2 steps"
+    b = label_agreement([[True, False]], [[True, True]])
+    assert (b["precision"], b["recall"]) == (1.0, 0.5)
+    assert format_label_agreement("soft", b) == "soft: agreement 50.0% (precision 1.00, recall 0.50) on 2 steps"
+    assert label_agreement([[False]], [[True]])["precision"] is None  # the estimate calls no step right
 
 
 def test_mc_label_agreement_compares_hard_and_soft_labels_with_the_checkers():

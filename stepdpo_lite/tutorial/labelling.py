@@ -384,7 +384,9 @@ def label_agreement(mc_labels: Sequence[Sequence], gold_labels: Sequence[Sequenc
     """Agreement of estimated step labels with gold ones, over all steps ("correct step" is the positive class).
 
     ``mc_labels`` may be hard (bool) or soft (fractions, counted correct when >= ``threshold``). Returns
-    accuracy, precision, recall, f1, the number of steps and the rate of correct steps in each.
+    accuracy, precision, recall, f1, the number of steps and the rate of correct steps in each. Precision is None
+    when the estimate calls no step right, recall when the gold calls none right (and f1 with either): a 0 there
+    would read as "never finds a right step" (``format_label_agreement`` prints "n/a").
     """
     mc_labels = list_of(mc_labels, "label_agreement: mc_labels", "label lists (one per solution)")
     gold_labels = list_of(gold_labels, "label_agreement: gold_labels", "label lists (one per solution)")
@@ -412,11 +414,21 @@ def label_agreement(mc_labels: Sequence[Sequence], gold_labels: Sequence[Sequenc
     if not gold:
         raise ValueError("label_agreement: no steps to compare")
     tp = sum(p and g for p, g in zip(pred, gold))
-    precision, recall = tp / max(sum(pred), 1), tp / max(sum(gold), 1)
+    precision, recall = (tp / sum(pred) if any(pred) else None), (tp / sum(gold) if any(gold) else None)
+    f1 = None if precision is None or recall is None else (
+        2 * precision * recall / (precision + recall) if precision + recall else 0.0)
     return {"accuracy": sum(p == g for p, g in zip(pred, gold)) / max(len(gold), 1), "precision": precision,
-            "recall": recall, "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+            "recall": recall, "f1": f1,
             "n_steps": len(gold), "mc_correct_rate": sum(pred) / max(len(pred), 1),
             "gold_correct_rate": sum(gold) / max(len(gold), 1)}
+
+
+def format_label_agreement(name: str, agreement: dict) -> str:
+    """One line of ``label_agreement``'s figures for notebook 01; an undefined precision or recall reads "n/a"."""
+    def two_places(x):
+        return "n/a" if x is None else f"{x:.2f}"
+    return (f"{name}: agreement {agreement['accuracy']:.1%} (precision {two_places(agreement['precision'])}, recall "
+            f"{two_places(agreement['recall'])}) on {agreement['n_steps']} steps")
 
 
 def mc_comparison_problems(problems, solutions, n_solutions: int, samples_per_problem: int) -> tuple[list, list]:
