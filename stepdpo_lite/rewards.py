@@ -303,7 +303,8 @@ class GenerativeVerifier:
             raise InputTooLong(f"solution {index}: {n_tokens} tokens with its tags, longer than max_length "
                                f"{self.max_length}; shorten it, leave it out (input_lengths() finds them), or raise "
                                f"max_length up to the model's context (a saved one: {type(self).__name__}.load(path, "
-                               "max_length=...)); it is never truncated silently")
+                               "max_length=...), trusting it only as far as it was trained); it is never truncated "
+                               "silently")
 
     def _score_encoded(self, encoded: list[tuple[list[int], list[int]]], batch_size: int | None = None,
                        progress: bool = False) -> list[list[float]]:
@@ -380,6 +381,11 @@ class GenerativeVerifier:
             warnings.warn(f"{cls.__name__}.load: step_delimiter={asked!r} is not the {config.step_delimiter!r} saved "
                           f"with the model ({config_path}): its tags go after each step as split by {asked!r}; unless "
                           "it was trained on steps split so, it scores steps it never learned", stacklevel=2)
+        longer = overrides.get("max_length")  # the saved one is the training length: past it scores are untested
+        if longer is not None and config.max_length is not None and longer > config.max_length:
+            warnings.warn(f"{cls.__name__}.load: max_length={longer} is past the {config.max_length} saved with the "
+                          f"model ({config_path}), the length it was trained at: it never saw longer inputs, and its "
+                          "scores on them may be far off (check them against labels first)", stacklevel=2)
         # The base is loaded as asked, and the config says so (a later save must not claim a 4-bit base it lacks)
         config.quantization = quantization = overrides.pop("quantization", config.quantization)
         try:

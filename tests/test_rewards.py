@@ -824,8 +824,23 @@ def test_an_input_too_long_says_how_a_saved_model_scores_longer_ones(tiny_model,
     from stepdpo_lite.rewards import InputTooLong
     for kind in (ProcessRewardModel, OutcomeRewardModel):
         with pytest.raises(InputTooLong, match=rf"longer than max_length 20; .*up to the model's context \(a saved "
-                                               rf"one: {kind.__name__}.load\(path, max_length=...\)\)"):
+                                               rf"one: {kind.__name__}.load\(path, max_length=...\), trusting it "
+                                               rf"only as far as it was trained\)"):
             kind(tiny_model, tiny_tokenizer, max_length=20).score_solutions(["p"], ["Step 1: 1 + 1 = 2" * 3])
+
+
+def test_loading_with_a_max_length_past_the_trained_one_warns(tiny_model, tiny_tokenizer, tmp_path):
+    """A user trial followed the InputTooLong advice (load with max_length=1024 a PRM trained at 256): a right
+    15-step solution got P = 0.00 at step 1, without a word that the model never saw inputs that long."""
+    import warnings
+    ProcessRewardModel(tiny_model, tiny_tokenizer, max_length=40).save(tmp_path / "prm")
+    with pytest.warns(UserWarning, match=r"ProcessRewardModel.load: max_length=60 is past the 40 saved with the "
+                                         r"model .*the length it was trained at"):
+        assert ProcessRewardModel.load(tmp_path / "prm", device="cpu", max_length=60).max_length == 60
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # shorter, equal or unset: no warning
+        ProcessRewardModel.load(tmp_path / "prm", device="cpu", max_length=40)
+        ProcessRewardModel.load(tmp_path / "prm", device="cpu")
 
 
 def test_input_lengths_measure_what_max_length_would_refuse(tiny_model, tiny_tokenizer):
