@@ -85,7 +85,7 @@ def _list_rewards(rows, mask):
 def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=None):
     """Turn per-step rewards (log-odds, ``(..., S)``) into one reward per solution ``R`` (``(...)``).
 
-    - ``weighted_sum``: ``Σ_k a_k·r_k`` (``a`` = ``weights``, 1 when unset)
+    - ``weighted_sum``: ``Σ_k a_k·r_k`` (``a`` = ``weights``, 1 when unset; the other strategies ignore ``weights``)
     - ``mean`` / ``min`` / ``max`` / ``last``: over the valid steps (the PRM aggregations "min" of Wang et al. 2024,
       Math-Shepherd, arXiv:2312.08935, and "last" of Snell et al. 2024, arXiv:2408.03314)
     - ``product``: ``log Π_k σ(r_k) = Σ_k log σ(r_k)``, the log-probability that every step is right

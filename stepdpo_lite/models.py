@@ -12,7 +12,7 @@ One function, ``load_model``, does what every notebook needs::
   of ``LoraConfig`` fields, or a ready ``peft.LoraConfig``.
 - A folder saved by PEFT (it holds ``adapter_config.json``) loads its base model and the adapter on top.
 
-The notebooks' sizes (which model, batch, learning rate per GPU or CPU) are in ``profiles.py``.
+The notebooks' sizes (which model, batch, learning rate per GPU or CPU) are in ``stepdpo_lite/tutorial/profiles.py``.
 """
 
 from __future__ import annotations

@@ -318,7 +318,10 @@ def train_process_reward_model(model_name_or_path: str | os.PathLike, train_data
     Args:
         model_name_or_path: base causal LM (Hub id or folder), e.g. ``"Qwen/Qwen2.5-0.5B-Instruct"``; a saved
             reward model's or adapter's folder is refused (a new adapter is trained on a base, none trained on).
-        train_dataset, eval_dataset: ``datasets.Dataset`` or list of ``{"prompt", "completions", "labels"}``.
+        train_dataset, eval_dataset: ``{"prompt", "completions", "labels"}`` rows: a list, a ``datasets.Dataset``
+            or a JSON/JSONL file's path.
+        output_dir: the Trainer's checkpoints, then the trained model (an existing folder: empty, or a saved reward
+            model, which is replaced).
         config: a ``RewardTrainingConfig``; ``**overrides`` set its fields (``quantization=None``,
             ``max_steps=50``, ...) or any other ``transformers.TrainingArguments`` field.
         callbacks: ``transformers.TrainerCallback`` objects (early stopping, logging).

@@ -2,7 +2,9 @@
 
 ``StepwiseDPOTrainer`` maps ``step_columns`` over TRL's tokenized preference dataset: every completion token gets
 the index of the reasoning step it belongs to (from the tokenizer's offset mapping, ``steps.char_step_ids``), and
-every step a correctness probability ``p`` (gold labels, from a reward model's σ(r), or 1 / 0 for chosen / rejected).
+every step a correctness probability ``p``: gold labels; from a reward model's rewards, by default 1 − the drop in
+σ(r) at the step (``mistake_made_here_labels``; ``reward_model_labels="reachable"``: σ(r) itself); or 1 / 0 for
+chosen / rejected.
 ``DataCollatorForStepwisePreference`` pads these next to TRL's own columns and cuts them exactly where
 ``max_length`` cuts the tokens.
 """

@@ -4,10 +4,10 @@
   interface (``tasks``), with the pairs and labels built from their checkers (``labelling``);
 - notebook profiles (``profiles``, ``smoke``), run folders and metrics (``runs``), pictures (``viz``);
 - what the notebooks compute with the library: best-of-N (``bestofn``), PRM-guided search (``search``), on-policy
-  rounds (``onpolicy``, on pairs built from a PRM's step labels, ``prm_pairs``, with two more step losses,
-  ``critical_token``: through the output layer only, ``output_layer_pairs`` (the tiny profile's protocol), and on
-  rejected tokens redrawn from the current policy, ``fresh_rejected_pairs`` (a diagnostic); and a diagnostic NLL on
-  the right opening of the rejected solutions, ``rejected_prefix_nll``),
+  rounds (``onpolicy``, on pairs built from a PRM's step labels, ``prm_pairs``, with two more step losses on the
+  plumbing of ``critical_token``: through the output layer only, ``output_layer_pairs`` (the tiny profile's
+  protocol), and on rejected tokens redrawn from the current policy, ``fresh_rejected_pairs`` (a diagnostic); and a
+  diagnostic NLL on the right opening of the rejected solutions, ``rejected_prefix_nll``),
   verifier pretraining (``verifier_pretraining``), Monte-Carlo budgets (``budget``);
 - the notebook runner (``notebooks``, also ``python -m stepdpo_lite.tutorial``) and the Colab setup (``colab``).
 

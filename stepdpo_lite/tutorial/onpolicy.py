@@ -78,8 +78,9 @@ class TrainSettings:
     # > 0: Stepwise DPO adds the NLL of each rejected solution's PRM-accepted opening, the right steps RFT drops with
     # the wrong answer (a diagnostic; rejected_prefix_nll.py)
     rejected_sft_weight: float = 0.0
-    # "output_layer": Stepwise DPO's step loss moves the output layer only (the tiny profile's protocol, first a
-    # diagnostic; output_layer_pairs.py)
+    # "output_layer": Stepwise DPO's step loss stops its gradient at the final hidden state, so it moves the output
+    # layer only (and the input embeddings tied to it) (the tiny profile's protocol, first a diagnostic;
+    # output_layer_pairs.py)
     step_gradient: str = "all"
     # "fresh": Stepwise DPO's rejected token is drawn again from the current policy at every step, not the round's
     # (a diagnostic; fresh_rejected_pairs.py); "expected": that draw's expectation over the vocabulary, exactly;

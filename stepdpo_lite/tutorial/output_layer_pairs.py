@@ -38,9 +38,10 @@ class OutputLayerStepDPOTrainer(CriticalTokenStepDPOTrainer):
     def check_policy(model) -> None:
         """A policy whose output layer is frozen (a LoRA policy's is) would get no gradient from the step loss."""
         if not any(p.requires_grad for p in model.get_output_embeddings().parameters()):
-            raise ValueError("OutputLayerStepDPOTrainer: the step loss trains only the output layer, and the policy's "
-                             "output layer is frozen (a LoRA adapter? add it to modules_to_save), so the step loss "
-                             "would train nothing; use step_gradient='all'")
+            raise ValueError("OutputLayerStepDPOTrainer: the step loss trains only the output layer (and the input "
+                             "embeddings where they are tied to it), and the policy's output layer is frozen (a "
+                             "LoRA adapter? add it to modules_to_save), so the step loss would train nothing; use "
+                             "step_gradient='all'")
 
     def _critical_token_step_loss(self, model, inputs):
         kwargs, labels = self._model_inputs(inputs)
