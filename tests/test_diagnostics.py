@@ -37,37 +37,42 @@ def test_base_rate_loss_takes_numpy_rows_and_refuses_what_is_not_a_label():
 
 REWARDS = [[2.0, 1.0, -4.0], [3.0, -5.0], [1.0, 2.0]]  # first predicted error at P < 0.1: steps 2, 1, none
 LABELS = [[True, True, False], [True, True], [True, True]]  # first errors: step 2, none, none
+P10, P01 = math.log(0.1 / 0.9), math.log(0.01 / 0.99)  # the log-odds thresholds of P 0.1 and P 0.01
 
 
 def test_first_error_hits_count_exact_matches_of_the_first_error():
-    assert diagnostics.first_error_hits(REWARDS, LABELS, 0.1) == 2  # solution 2's false alarm is a miss
+    assert diagnostics.first_error_hits(REWARDS, LABELS, P10) == 2  # solution 2's false alarm is a miss
     # sigmoid(-4) = 0.018 is no longer below 0.01: solution 1's error is missed too; sigmoid(-5) = 0.007 still is
-    assert diagnostics.first_error_hits(REWARDS, LABELS, 0.01) == 1
-    assert diagnostics.first_error_hits_by_problem([REWARDS[:2], REWARDS[2:]], [LABELS[:2], LABELS[2:]], 0.1) == (2, 3)
-    with pytest.raises(ValueError, match="threshold is a probability"):  # a log-odds threshold, by mistake
-        diagnostics.first_error_hits(REWARDS, LABELS, -2.0)
+    assert diagnostics.first_error_hits(REWARDS, LABELS, P01) == 1
+    assert diagnostics.first_error_hits_by_problem([REWARDS[:2], REWARDS[2:]], [LABELS[:2], LABELS[2:]], P10) == (2, 3)
+    # log-odds, as first_error_report's: -2.0 (P 0.12) was refused as "no probability"; 0.1 was read as P 0.1
+    assert diagnostics.first_error_hits(REWARDS, LABELS, -2.0) == 2
+    assert diagnostics.first_error_hits([[0.5, -0.5]], [[True, False]], 0.1) == 1  # read as P 0.1: no step below
+    for bad in (float("nan"), 40.0):  # σ(40) rounds to 1: every step rejected
+        with pytest.raises(ValueError, match="first_error_hits: threshold"):
+            diagnostics.first_error_hits(REWARDS, LABELS, bad)
     with pytest.raises(ValueError, match="first_error_hits: solution 1 has 2 rewards and 3 labels"):
-        diagnostics.first_error_hits(REWARDS, [LABELS[0], LABELS[0], LABELS[2]], 0.1)
+        diagnostics.first_error_hits(REWARDS, [LABELS[0], LABELS[0], LABELS[2]], P10)
     with pytest.raises(ValueError, match="problem 0 has 2 solutions of rewards and 1 of labels"):
-        diagnostics.first_error_hits_by_problem([REWARDS[:2]], [LABELS[:1]], 0.1)
+        diagnostics.first_error_hits_by_problem([REWARDS[:2]], [LABELS[:1]], P10)
     with pytest.raises(ValueError, match="rewards_by_problem has 1 problems, labels_by_problem 2"):
-        diagnostics.first_error_hits_by_problem([REWARDS], [LABELS, LABELS], 0.1)
+        diagnostics.first_error_hits_by_problem([REWARDS], [LABELS, LABELS], P10)
 
 
 def test_heatmap_summary_and_its_lines():
-    summary = diagnostics.heatmap_summary(REWARDS, LABELS, 0.1)
+    summary = diagnostics.heatmap_summary(REWARDS, LABELS, P10)
     probs = 1 / (1 + np.exp(-np.array([2.0, 1.0, -4.0, 3.0, -5.0, 1.0, 2.0])))
     right = np.array([True, True, False, True, True, True, True])
     assert summary == {"solutions": 3, "first_error_found": 2, "mean_p_right": float(probs[right].mean()),
                        "mean_p_wrong": float(probs[~right].mean())}
-    assert diagnostics.format_heatmap_summary(summary, 0.1) == (
+    assert diagnostics.format_heatmap_summary(summary, P10) == (
         "mean P(right): 0.70 on right steps, 0.02 on wrong steps\n"
         "first error found exactly (P < 0.10, notebook 02's threshold) in 2 of 3 solutions")
-    all_right = diagnostics.heatmap_summary(REWARDS[1:], LABELS[1:], 0.1)
+    all_right = diagnostics.heatmap_summary(REWARDS[1:], LABELS[1:], P10)
     assert all_right["mean_p_wrong"] is None  # JSON records None; NaN it would not
-    assert "nan on wrong steps" in diagnostics.format_heatmap_summary(all_right, 0.1)
+    assert "nan on wrong steps" in diagnostics.format_heatmap_summary(all_right, P10)
     with pytest.raises(ValueError, match=r"step_labels\[0\]\[0\] must be a bool or 0/1, got None"):
-        diagnostics.heatmap_summary([[1.0]], [[None]], 0.1)
+        diagnostics.heatmap_summary([[1.0]], [[None]], P10)
 
 
 def test_step_rewards_by_problem_scores_one_problem_per_call():
@@ -137,7 +142,7 @@ def test_chosen_vs_rejected_summary_gives_the_chosen_curve_and_the_mistakes_dots
 
 def test_heatmap_details_name_the_rows_the_text_reads_off():
     rewards, labels = REWARDS + [[-3.0, 0.0, -3.0]], LABELS + [[False] * 3]  # row 4: step 2 back to P 0.5
-    details = diagnostics.heatmap_details(rewards, labels, 0.1, row_labels=["✗ 1", "✓ 2", "✓ 3", "✗ 4"])
+    details = diagnostics.heatmap_details(rewards, labels, P10, row_labels=["✗ 1", "✓ 2", "✓ 3", "✗ 4"])
     p = lambda x: float(1 / (1 + np.exp(-x)))
     assert details == {
         "misread": [{"row": "✓ 2", "first_error": None, "first_rejected": 2, "p_first_error": None,
@@ -145,13 +150,13 @@ def test_heatmap_details_name_the_rows_the_text_reads_off():
         "accepted_after_error": {"rows": ["✗ 4"], "p_min": 0.5, "p_max": 0.5},  # not row 1: no step after its error
         "p_right_by_step": [[pytest.approx(p(1.0)), pytest.approx(p(3.0))],
                             [pytest.approx(p(-5.0)), pytest.approx(p(2.0))], None]}  # no right step 3
-    missed = diagnostics.heatmap_details([[4.0, -4.0]], [[False, False]], 0.1)["misread"]
+    missed = diagnostics.heatmap_details([[4.0, -4.0]], [[False, False]], P10)["misread"]
     assert missed == [{"row": "1", "first_error": 1, "first_rejected": 2, "p_first_error": pytest.approx(p(4.0)),
                        "p_first_rejected": pytest.approx(p(-4.0))}]
     with pytest.raises(ValueError, match="heatmap_details: 1 row labels for 3 solutions"):
-        diagnostics.heatmap_details(REWARDS, LABELS, 0.1, row_labels=["✗ 1"])
+        diagnostics.heatmap_details(REWARDS, LABELS, P10, row_labels=["✗ 1"])
     with pytest.raises(ValueError, match=r"heatmap_details: step_labels\[0\]\[0\] must be a bool or 0/1, got None"):
-        diagnostics.heatmap_details([[1.0]], [[None]], 0.1)
+        diagnostics.heatmap_details([[1.0]], [[None]], P10)
 
 
 class StepCountPRM:
@@ -244,7 +249,8 @@ def test_implicit_rewards_of_pairs_and_the_credit_table(monkeypatch):
 
 
 def test_first_rejected_steps_count_from_one_and_say_none():
-    assert diagnostics.first_rejected_steps([[2.0, -3.0, 1.0], [-4.0], [1.0, 2.0]], 0.5) == [2, 1, None]
+    assert diagnostics.first_rejected_steps([[2.0, -3.0, 1.0], [-4.0], [1.0, 2.0]], 0.0) == [2, 1, None]
+    assert diagnostics.first_rejected_steps([[2.0, -3.0, 1.0]], -3.5) == [None]  # log-odds: -3 is not below -3.5
 
 
 def test_auroc_difference_refuses_a_bad_resample_count_or_confidence():

@@ -237,7 +237,7 @@ def test_explorer_builds_and_updates_headless(tmp_path):
     verdicts = [[toyworld.check(p, s) for s in sols] for p, sols in zip(problems, solutions)]
     rewards = [[[1.0 if ok else -1.0 for ok in v.step_labels] for v in vs] for vs in verdicts]
     rewards[1][0][1] = -0.2  # a false alarm in problem 2's gold solution
-    box = viz.step_reward_explorer(problems, solutions, rewards, verdicts, threshold=0.5)
+    box = viz.step_reward_explorer(problems, solutions, rewards, verdicts, threshold=0.0)  # log-odds: P 0.5
     assert box.picker.value == 0 and f"start with {problems[0].start}." in box.html.value
     first_png, first_html = _png_of(box), box.html.value
     assert first_html.count("outline:2px") == 1  # only the broken solution has a predicted error
@@ -246,11 +246,11 @@ def test_explorer_builds_and_updates_headless(tmp_path):
     assert f"start with {problems[1].start}." in box.html.value and _png_of(box) != first_png
     assert box.html.value.count("outline:2px") == 2
 
-    box.threshold.value = 0.4  # sigmoid(-0.2) = 0.45 is no longer below it; sigmoid(-1) = 0.27 still is
+    box.threshold.value = -0.4  # log-odds (P 0.40): -0.2 is no longer below it; -1 still is
     assert box.html.value.count("outline:2px") == 1
     saved = viz.save_explorer_png(box, tmp_path / "figures" / "explorer.png")
     assert saved.read_bytes() == base64.b64decode(box.output.outputs[0]["data"]["image/png"])
-    assert viz.step_reward_explorer(problems, solutions, rewards, verdicts, threshold=0.06).threshold.value == 0.06
+    assert viz.step_reward_explorer(problems, solutions, rewards, verdicts, threshold=-2.75).threshold.value == -2.75
 
     plain = viz.step_reward_explorer(["Problem: 1 + 1"], [[["Step 1: 1 + 1 = 2"]]], [[[0.5]]])
     assert len(plain.output.outputs) == 1 and "Step 1: 1 + 1 = 2" in plain.html.value
@@ -292,7 +292,8 @@ def test_label_agreement_names_a_missing_label():
 
 def test_explorer_refuses_steps_or_labels_that_do_not_match_the_rewards_and_a_threshold_out_of_range():
     """A step without its reward was dropped (or a reward shown on an empty step), short labels raised a bare
-    IndexError, and the slider clamped a threshold to [0.01, 0.99] without a word."""
+    IndexError, and the slider clamped a threshold to its range without a word. The threshold is log-odds, as every
+    threshold in viz and diagnostics: it was a probability here, and a log-odds one passed by mistake was refused."""
     with pytest.raises(ValueError, match="problem 0, solution 1 has 2 rewards, 3 steps"):  # step 3 was dropped
         viz.step_reward_explorer(["p"], [[["a"], ["a", "b", "c"]]], [[[0.5], [0.5, 0.4]]])
     with pytest.raises(ValueError, match="problem 0, solution 0 has 4 rewards, 2 steps"):  # 2 empty spans were shown
@@ -300,13 +301,15 @@ def test_explorer_refuses_steps_or_labels_that_do_not_match_the_rewards_and_a_th
     for labels in ([True], [True, False, True]):
         with pytest.raises(ValueError, match=f"2 rewards, 2 steps and {len(labels)} step labels"):
             viz.step_reward_explorer(["p"], [[["a", "b"]]], [[[0.5, 0.4]]], [[labels]])
-    for threshold in (0.0, 1.0, float("nan")):  # 0.0: a log-odds threshold, by mistake
-        with pytest.raises(ValueError, match=r"threshold is a probability in \(0, 1\)"):
-            viz.step_reward_explorer(["p"], [[["a"]]], [[[0.5]]], threshold=threshold)
-    box = viz.step_reward_explorer(["p"], [[["a", "b"]]], [[[-5.0, -6.0]]], threshold=0.004)
-    assert box.threshold.value == 0.004  # not clamped to 0.01
-    assert box.html.value.count("outline:2px") == 1  # sigmoid(-6) = 0.0025 is below it, sigmoid(-5) = 0.0067 not
-    assert viz.step_reward_explorer(["p"], [[["a"]]], [[[0.5]]], threshold=0.995).threshold.value == 0.995
+    with pytest.raises(ValueError, match="step_reward_explorer: threshold must be a finite number"):
+        viz.step_reward_explorer(["p"], [[["a"]]], [[[0.5]]], threshold=float("nan"))
+    with pytest.raises(ValueError, match=r"threshold is log-odds within ±30.0, got 31.0 \(a probability p is log"):
+        viz.step_reward_explorer(["p"], [[["a"]]], [[[0.5]]], threshold=31.0)  # σ(31) is 1 - 3e-14: all rejected
+    box = viz.step_reward_explorer(["p"], [[["a", "b"]]], [[[-5.0, -6.0]]], threshold=-5.5)
+    assert box.html.value.count("outline:2px") == 1  # -6 is below it, -5 not (as probabilities it took -5.5 as 0)
+    assert "0.00 = σ(threshold)" in box.html.value
+    for threshold in (-12.0, 12.0):  # not clamped to the slider's usual range, ±8
+        assert viz.step_reward_explorer(["p"], [[["a"]]], [[[0.5]]], threshold=threshold).threshold.value == threshold
 
 
 def test_label_agreement_refuses_a_solution_without_counterpart():

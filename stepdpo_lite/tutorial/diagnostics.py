@@ -80,7 +80,9 @@ def format_auroc_by_position(rows) -> str:
 def format_step_rewards(prompt: str, steps, rewards, labels, threshold: float) -> str:
     """One solution, step by step, as notebook 02 prints it under its heatmap: the prompt, then each step (its
     paragraph breaks shown as " | ") with its reward, P = σ(reward) and the checker's label, marked where the PRM at
-    the log-odds ``threshold`` (a step is accepted when its reward is at least that) disagrees with the checker."""
+    ``threshold`` (a step is accepted when its reward is at least that) disagrees with the checker.
+
+    threshold: log-odds (a probability p is log(p / (1 - p)))."""
     _check_same_shape([rewards], [labels], "format_step_rewards", "rewards")
     _check_labels(labels, "format_step_rewards", "labels")
     threshold = finite_number(threshold, "threshold", "format_step_rewards")  # NaN: every right step "disagreed"
@@ -182,7 +184,9 @@ def rejected_right_answers(min_rewards, labels, threshold: float, prompts=None, 
     ``threshold``, e.g. notebook 02's first-error threshold): it ranks those with the wrong ones, so its ROC curve as a
     judge of the answer flattens at that share of the right solutions. With ``has_wrong_step(prompt, completion)``
     (a step checker, e.g. ``toyworld.has_wrong_step``), also the share of those rejected right answers that did slip
-    on the way (lucky: the PRM is right to reject the step) and of the accepted ones."""
+    on the way (lucky: the PRM is right to reject the step) and of the accepted ones.
+
+    threshold: log-odds (a probability p is log(p / (1 - p)))."""
     rewards = [finite_number(r, f"min_rewards[{i}]", "rejected_right_answers") for i, r in enumerate(min_rewards)]
     _check_labels(labels, "rejected_right_answers", "labels")
     threshold = finite_number(threshold, "threshold", "rejected_right_answers")
@@ -321,10 +325,25 @@ def _step_number(index: int) -> int | None:
     return None if index < 0 else index + 1
 
 
+def _threshold_probability(threshold, who: str) -> float:
+    """A log-odds ``threshold`` as the probability σ(threshold) that ``first_predicted_error`` compares each step's
+    σ(reward) with: the steps below it are those whose reward is below the log-odds. NaN, and one so far out that σ
+    rounds to 0 or 1 (no step, or every step, below it), are refused by name."""
+    threshold = finite_number(threshold, "threshold", who)
+    probability = sigmoid(threshold)
+    if not 0 < probability < 1:
+        raise ValueError(f"{who}: threshold {threshold!r} (log-odds) is P = {probability}: pass a log-odds threshold "
+                         "whose σ lies strictly between 0 and 1")
+    return probability
+
+
 def first_rejected_steps(step_rewards, threshold: float) -> list[int | None]:
-    """Each solution's first step the PRM rejects (P < ``threshold``, ``first_predicted_error``), counted from 1
-    as the pictures count steps; None where it rejects none (notebook 05's explorer: its picture's problem)."""
-    return [_step_number(first_predicted_error(rewards, threshold)) for rewards in step_rewards]
+    """Each solution's first step the PRM rejects (reward < ``threshold``, ``first_predicted_error``), counted from
+    1 as the pictures count steps; None where it rejects none (notebook 05's explorer: its picture's problem).
+
+    threshold: log-odds (a probability p is log(p / (1 - p)))."""
+    probability = _threshold_probability(threshold, "first_rejected_steps")
+    return [_step_number(first_predicted_error(rewards, probability)) for rewards in step_rewards]
 
 
 def before_after_report(solutions_by_name: dict, rewards: dict, labels: dict, drawn: int) -> dict:
@@ -362,18 +381,24 @@ def before_after_report(solutions_by_name: dict, rewards: dict, labels: dict, dr
 
 
 def first_error_hits(step_rewards, step_labels, threshold: float) -> int:
-    """How many solutions the PRM's first predicted error (the first step with ``sigmoid(reward) < threshold``,
+    """How many solutions the PRM's first predicted error (the first step with ``reward < threshold``,
     ``first_predicted_error``) is exactly the checker's first error (-1 = none, on both sides): the test of a
-    PRM that a reader can check row by row in notebook 05's pictures. ``threshold`` is a probability."""
+    PRM that a reader can check row by row in notebook 05's pictures.
+
+    threshold: log-odds (a probability p is log(p / (1 - p)))."""
     _check_same_shape(step_rewards, step_labels, "first_error_hits", "rewards")
     for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
         _check_labels(labels, "first_error_hits", f"step_labels[{i}]")
-    return sum(first_predicted_error(r, threshold) == first_error_index(y) for r, y in zip(step_rewards, step_labels))
+    probability = _threshold_probability(threshold, "first_error_hits")
+    return sum(first_predicted_error(r, probability) == first_error_index(y)
+               for r, y in zip(step_rewards, step_labels))
 
 
 def first_error_hits_by_problem(rewards_by_problem, labels_by_problem, threshold: float) -> tuple[int, int]:
     """``first_error_hits`` over the solutions of several problems (one list of per-solution rewards and one of
-    labels per problem, as the explorer holds them): ``(hits, solutions)``."""
+    labels per problem, as the explorer holds them): ``(hits, solutions)``.
+
+    threshold: log-odds (a probability p is log(p / (1 - p)))."""
     if len(rewards_by_problem) != len(labels_by_problem):
         raise ValueError(f"first_error_hits_by_problem: rewards_by_problem has {len(rewards_by_problem)} problems, "
                          f"labels_by_problem {len(labels_by_problem)}")
@@ -387,10 +412,12 @@ def first_error_hits_by_problem(rewards_by_problem, labels_by_problem, threshold
 
 
 def heatmap_summary(step_rewards, step_labels, threshold: float) -> dict:
-    """What notebook 05 says of its heatmap: ``solutions``, ``first_error_found`` (``first_error_hits`` at the
-    probability ``threshold``) and the PRM's mean P(right) on the right and on the wrong steps, ``mean_p_right``
-    and ``mean_p_wrong`` (None when no step has that label: an undefined mean, which JSON, unlike NaN, records).
-    The two means say whether the PRM separates right from wrong steps at all, whatever the threshold."""
+    """What notebook 05 says of its heatmap: ``solutions``, ``first_error_found`` (``first_error_hits`` at
+    ``threshold``) and the PRM's mean P(right) on the right and on the wrong steps, ``mean_p_right`` and
+    ``mean_p_wrong`` (None when no step has that label: an undefined mean, which JSON, unlike NaN, records).
+    The two means say whether the PRM separates right from wrong steps at all, whatever the threshold.
+
+    threshold: log-odds (a probability p is log(p / (1 - p)))."""
     found = first_error_hits(step_rewards, step_labels, threshold)  # checks shapes, labels and threshold
     probs = sigmoid(np.concatenate([np.asarray(r, dtype=float) for r in step_rewards] or [np.zeros(0)]))
     gold = np.concatenate([np.asarray(y, dtype=bool) for y in step_labels] or [np.zeros(0, dtype=bool)])
@@ -401,12 +428,14 @@ def heatmap_summary(step_rewards, step_labels, threshold: float) -> dict:
 
 def heatmap_details(step_rewards, step_labels, threshold: float, row_labels=None) -> dict:
     """What notebook 05's text reads off its heatmap, row by row (``row_labels``, as ``viz.verdict_row_labels``
-    names them, "✗ 2"; default "1", "2", ...). ``threshold`` is a probability; steps count from 1.
+    names them, "✗ 2"; default "1", "2", ...); steps count from 1.
 
-    - ``misread``: each solution whose first rejected step (P < ``threshold``) is not the checker's first error,
+    threshold: log-odds (a probability p is log(p / (1 - p))); the P it is compared with below is σ(threshold).
+
+    - ``misread``: each solution whose first rejected step (P < σ(``threshold``)) is not the checker's first error,
       as ``{"row", "first_error", "first_rejected"}`` (None: none) with the PRM's P at each of the two
       (``p_first_error``, ``p_first_rejected``; None: none), in the rows' order;
-    - ``accepted_after_error``: the ``rows`` where a step after the first mistake comes back to P >= ``threshold``,
+    - ``accepted_after_error``: the ``rows`` where a step after the first mistake comes back to P >= σ(``threshold``),
       and the lowest and highest P of those steps (``p_min``, ``p_max``; None where there is none);
     - ``p_right_by_step``: per step position, the lowest and highest P on a right step (``[min, max]``; None where
       no solution has a right step there): how sure the PRM is of right steps, early and late."""
@@ -416,6 +445,7 @@ def heatmap_details(step_rewards, step_labels, threshold: float, row_labels=None
     names = [str(i + 1) for i in range(len(step_rewards))] if row_labels is None else list(row_labels)
     if len(names) != len(step_rewards):
         raise ValueError(f"heatmap_details: {len(names)} row labels for {len(step_rewards)} solutions")
+    threshold = _threshold_probability(threshold, "heatmap_details")  # compared with each step's P below
     misread, rows_back, p_back, p_right = [], [], [], {}
     for name, rewards, labels in zip(names, step_rewards, step_labels):
         probs = [float(p) for p in sigmoid(np.asarray(rewards, dtype=float).reshape(-1))]
@@ -438,14 +468,18 @@ def heatmap_details(step_rewards, step_labels, threshold: float, row_labels=None
             "p_right_by_step": [[min(p_right[k]), max(p_right[k])] if k in p_right else None for k in range(depth)]}
 
 
-def format_heatmap_summary(summary: dict, threshold: float) -> str:
-    """Notebook 05's two lines under its heatmap, from ``heatmap_summary`` ("nan" for an undefined mean)."""
+def format_heatmap_summary(summary: dict, threshold: float, threshold_source: str = "notebook 02's threshold") -> str:
+    """Notebook 05's two lines under its heatmap, from ``heatmap_summary`` ("nan" for an undefined mean).
+    ``threshold_source``: where the threshold comes from, printed beside it as P = σ(threshold).
+
+    threshold: log-odds (a probability p is log(p / (1 - p)))."""
     def p(x):
         return float("nan") if x is None else x
 
+    probability = _threshold_probability(threshold, "format_heatmap_summary")
     return (f"mean P(right): {p(summary['mean_p_right']):.2f} on right steps, "
             f"{p(summary['mean_p_wrong']):.2f} on wrong steps\n"
-            f"first error found exactly (P < {threshold:.2f}, notebook 02's threshold) in "
+            f"first error found exactly (P < {probability:.2f}, {threshold_source}) in "
             f"{summary['first_error_found']} of {summary['solutions']} solutions")
 
 

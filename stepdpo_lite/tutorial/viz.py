@@ -40,6 +40,7 @@ from ..steps import DEFAULT_DELIMITER, extract_steps, step_body
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
 CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
 DPI = 120
+EXPLORER_THRESHOLD_LIMIT = 30.0  # log-odds; σ(±30) is 1e-13 from 0 or 1, the explorer's widest threshold
 # The two meanings a step label has in this kit (docs/formats.md, "Step labels"); figures say which they draw.
 LABEL_MEANINGS = {"reachable": "checker: the answer is out of reach from here",
                   "mistake": "checker: a mistake is made here"}
@@ -286,11 +287,13 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
                              label_meaning: str = "reachable", save_to=None):
     """Solutions x steps, coloured by reward (or ``sigmoid(reward)``); blank beyond a solution's last step.
 
-    The colour scale turns from red to green at ``threshold`` (a log-odds; the PRM's validation threshold, so
-    that every step the PRM accepts is drawn green). Gold-wrong steps (``step_labels`` False) get an ×; the
-    gold first error (``first_errors``, derived from ``step_labels`` when not given; -1 = none) is outlined.
+    The colour scale turns from red to green at ``threshold`` (the PRM's validation threshold, so that every step
+    the PRM accepts is drawn green). Gold-wrong steps (``step_labels`` False) get an ×; the gold first error
+    (``first_errors``, derived from ``step_labels`` when not given; -1 = none) is outlined.
     Values are written in the cells when the grid is small (``annotate=None``). ``label_meaning`` says which
     step labels are given (``LABEL_MEANINGS``): "reachable" (a PRM's target) or "mistake".
+
+    threshold: log-odds (a probability p is log(p / (1 - p))).
     """
     if label_meaning not in LABEL_MEANINGS:
         raise ValueError(f"label_meaning must be one of {sorted(LABEL_MEANINGS)}, got {label_meaning!r}")
@@ -788,18 +791,20 @@ def _figure_output(fig) -> dict:
             "data": {"image/png": base64.b64encode(buf.getvalue()).decode(), "text/plain": "<step rewards>"}}
 
 
-def _explorer_figure(rewards, verdicts, threshold):
+def _explorer_figure(rewards, verdicts, p_threshold):
+    """The explorer's picture: one panel of P = σ(reward) bars per solution, the first below the probability
+    ``p_threshold`` (σ of the explorer's log-odds threshold) outlined, a dashed line at it."""
     fig, axes = plt.subplots(len(rewards), 1, figsize=(7, 0.45 + 1.25 * len(rewards)), squeeze=False,
                              layout="constrained", sharex=True)
     for j, (ax, r) in enumerate(zip(axes[:, 0], rewards)):
         probs, (labels, gold_fe) = sigmoid(r), _gold(verdicts[j]) if verdicts else (None, None)
         colors = [NEUTRAL] * len(r) if labels is None else [CORRECT if ok else WRONG for ok in labels]
         bars = ax.bar(np.arange(1, len(r) + 1), probs, color=colors, width=0.7)
-        pred = first_predicted_error(r, threshold)
+        pred = first_predicted_error(r, p_threshold)
         if pred >= 0:
             bars[pred].set(edgecolor=HIGHLIGHT, linewidth=3)
         ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)  # a step the PRM gives P ≈ 0 has no bar to see
-        ax.axhline(threshold, color="grey", ls="--", linewidth=0.8)
+        ax.axhline(p_threshold, color="grey", ls="--", linewidth=0.8)
         ax.set_ylim(0, 1.2)  # room for the label of a bar at 1
         gold = "" if labels is None else f" · gold: {'none' if gold_fe < 0 else f'step {gold_fe + 1}'}"
         ax.set_title(f"solution {j + 1}: predicted first error "
@@ -811,7 +816,7 @@ def _explorer_figure(rewards, verdicts, threshold):
     handles = ([Patch(color=CORRECT, label="right step (checker)"), Patch(color=WRONG, label="wrong step (checker)")]
                if verdicts else [])
     handles += [Patch(facecolor="white", edgecolor=HIGHLIGHT, linewidth=2, label="outline: predicted first error"),
-                Line2D([], [], color="grey", ls="--", linewidth=0.8, label=f"threshold ({threshold:.2f})")]
+                Line2D([], [], color="grey", ls="--", linewidth=0.8, label=f"threshold ({p_threshold:.2f})")]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=7)
     return fig
 
@@ -820,11 +825,13 @@ def _steps_of(solution, delimiter) -> list:
     return list(solution) if not isinstance(solution, str) else extract_steps(solution, delimiter)
 
 
-def _explorer_html(problem, solutions, rewards, verdicts, threshold, delimiter) -> str:
+def _explorer_html(problem, solutions, rewards, verdicts, p_threshold, delimiter) -> str:
+    """The explorer's text: each solution's steps, coloured by P, the first below the probability ``p_threshold``
+    (σ of the explorer's log-odds threshold) outlined."""
     rows = [f"<div style='font-family:monospace;white-space:pre-wrap'><b>{html.escape(_text_of(problem))}</b></div>"]
     for j, (sol, r) in enumerate(zip(solutions, rewards)):
         steps = _steps_of(sol, delimiter)  # as many as rewards: step_reward_explorer checks it
-        pred, labels = first_predicted_error(r, threshold), _gold(verdicts[j])[0] if verdicts else None
+        pred, labels = first_predicted_error(r, p_threshold), _gold(verdicts[j])[0] if verdicts else None
         cells = []
         for k, (s, p) in enumerate(zip(steps, sigmoid(r))):
             style = f"background:rgba({int(255 * (1 - p))},{int(200 * p)},80,0.18);padding:1px 4px;"
@@ -832,25 +839,31 @@ def _explorer_html(problem, solutions, rewards, verdicts, threshold, delimiter) 
             style += f"color:{WRONG};" if labels is not None and not labels[k] else ""
             cells.append(f"<span style='{style}' title='σ={p:.2f}'>{html.escape(_short(s, 40))}</span>")
         rows.append(f"<div style='font-family:monospace;font-size:12px'><b>#{j + 1}</b> {' '.join(cells)}</div>")
-    legend = (f"<div style='font-size:11px;color:#555'>orange outline: first step with σ(reward) &lt; threshold"
+    legend = (f"<div style='font-size:11px;color:#555'>orange outline: first step with σ(reward) &lt; "
+              f"{p_threshold:.2f} = σ(threshold)"
               f"{'; red text: gold-wrong step' if verdicts else ''}</div>")
     return "".join(rows) + legend
 
 
-def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, threshold: float = 0.5,
+def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, threshold: float = 0.0,
                          delimiter: str = DEFAULT_DELIMITER):
-    """An ipywidgets explorer: pick a problem, see its solutions' per-step rewards and first predicted error.
+    """An ipywidgets explorer: pick a problem, see its solutions' per-step rewards and first predicted error (the
+    first step whose reward is below ``threshold``).
 
     ``solutions[i]`` are problem i's solutions (texts, split with ``delimiter``, or lists of steps),
     ``step_rewards[i][j]`` the step rewards (log-odds) of solution j, ``verdicts[i][j]`` optional gold
     verdicts (``toyworld.Verdict``, dicts with ``step_labels``, or lists of step labels). Returns a ``VBox`` with
-    ``.picker``, ``.threshold``, ``.html`` and ``.output`` attributes; it builds and updates without a frontend.
+    ``.picker``, ``.threshold`` (a slider in log-odds), ``.html`` and ``.output`` attributes; it builds and updates
+    without a frontend. The pictures draw P = σ(reward) and the threshold as σ(threshold).
+
+    threshold: log-odds (a probability p is log(p / (1 - p))), within ±``EXPLORER_THRESHOLD_LIMIT``.
     """
     import ipywidgets as w
 
-    if not 0 < threshold < 1:  # the slider would clamp it to its range without a word
-        raise ValueError(f"step_reward_explorer: threshold is a probability in (0, 1), got {threshold!r} (a log-odds "
-                         "threshold t is sigmoid(t))")
+    threshold = finite_number(threshold, "threshold", "step_reward_explorer")
+    if abs(threshold) > EXPLORER_THRESHOLD_LIMIT:  # σ would round to 0 or 1: every step, or none, rejected
+        raise ValueError(f"step_reward_explorer: threshold is log-odds within ±{EXPLORER_THRESHOLD_LIMIT}, got "
+                         f"{threshold!r} (a probability p is log(p / (1 - p)))")
     if not (len(problems) == len(solutions) == len(step_rewards)) or not len(problems):
         raise ValueError(f"step_reward_explorer: {len(problems)} problems, {len(solutions)} solution lists and "
                          f"{len(step_rewards)} reward lists (need equal, > 0)")
@@ -869,12 +882,12 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
                                  + " (need one of each per step)")
     picker = w.Dropdown(options=[(f"{i + 1}: {_short(_text_of(p), 48)}", i) for i, p in enumerate(problems)],
                         value=0, description="problem")
-    slider = w.FloatSlider(value=threshold, min=min(0.01, threshold), max=max(0.99, threshold), step=0.01,
-                           description="threshold")  # P(right); the range holds the value given, not to clamp it
+    slider = w.FloatSlider(value=threshold, min=min(-8.0, threshold), max=max(8.0, threshold), step=0.05,
+                           description="log-odds")  # the range holds the value given, not to clamp it
     text, out = w.HTML(), w.Output()
 
     def update(_=None):
-        i, thr = picker.value, slider.value
+        i, thr = picker.value, sigmoid(slider.value)  # the pictures compare and draw probabilities
         ver = verdicts[i] if verdicts is not None else None
         text.value = _explorer_html(problems[i], solutions[i], step_rewards[i], ver, thr, delimiter)
         out.outputs = (_figure_output(_explorer_figure(step_rewards[i], ver, thr)),) if len(step_rewards[i]) else ()
