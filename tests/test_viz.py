@@ -628,3 +628,26 @@ def test_plot_before_after_refuses_a_label_that_is_no_bool_and_one_str_of_steps(
     with pytest.raises(ValueError, match="plot_before_after: steps: expected a list of step texts, got one str"):
         viz.plot_before_after("ab", [1.0, 2.0], [1.0, 2.0])  # was one tick per character
     assert viz.plot_before_after(("a", "b"), [1.0, 2.0], [1.0, 2.0], labels=np.array([1, 0]))
+
+
+def test_save_to_writes_the_format_its_extension_names_and_refuses_a_folder_or_no_extension(tmp_path):
+    """save_to="heat.pdf" (or .svg, .jpg) wrote PNG bytes under that name, which a PDF viewer or LaTeX then could not
+    open; a path without an extension got a PNG; an existing folder raised an IsADirectoryError naming a temporary
+    file."""
+    starts = {"heat.pdf": b"%PDF", "heat.svg": b"<?xml", "heat.jpg": b"\xff\xd8\xff", "heat.PNG": b"\x89PNG"}
+    for name, start in starts.items():
+        viz.plot_step_reward_heatmap(REWARDS, LABELS, save_to=tmp_path / name)
+        assert (tmp_path / name).read_bytes().startswith(start), name
+    assert b"<svg" in (tmp_path / "heat.svg").read_bytes()
+    for bad, message in ((tmp_path / "noext", "has no extension"), (tmp_path / "heat.docx", "the extension .docx"),
+                         (tmp_path, "is a folder")):
+        with pytest.raises(ValueError, match=f"save_figure: {bad}.* {message}"):
+            viz.plot_best_of_n({"prm": {1: 0.3, 2: 0.5}}, save_to=bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(starts)  # nothing else written, no temporary file
+    fig = viz.plot_best_of_n({"prm": {1: 0.3, 2: 0.5}})
+    assert viz.save_figure(fig, tmp_path / "sub" / "bon.pdf").read_bytes().startswith(b"%PDF")
+    assert viz.save_png is viz.save_figure  # onpolicy's name: its pictures follow the extension too
+    box = viz.step_reward_explorer(["p"], [[["a"]]], [[[0.5]]])
+    for bad in (tmp_path / "explorer.pdf", tmp_path):  # its picture is PNG bytes
+        with pytest.raises(ValueError, match=f"save_explorer_png: {bad}"):
+            viz.save_explorer_png(box, bad)

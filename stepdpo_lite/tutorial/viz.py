@@ -1,7 +1,7 @@
 """Pictures of per-step rewards: heatmaps, chosen vs rejected, before/after, curves, and an explorer.
 
-Every plotting function returns its matplotlib ``Figure``; with ``save_to="path.png"`` it also writes
-a PNG atomically (temporary name, then rename). Figures are closed in pyplot before they are
+Every plotting function returns its matplotlib ``Figure``; with ``save_to="path.png"`` (or ``.pdf``, ``.svg``,
+``.jpg``...) it also writes it, in the format the extension names, atomically (temporary name, then rename). Figures are closed in pyplot before they are
 returned, so a notebook cell that ends with the call shows the figure exactly once and loops do not
 pile up open figures; show one kept in a variable with ``display(fig)`` or by ending a cell with ``fig``.
 
@@ -63,9 +63,29 @@ METRIC_LABELS = {"loss": "training loss",
 
 # ----------------------------------------------------------------------------- helpers
 
-def save_png(fig, path, dpi: int = DPI) -> Path:
-    """Write ``fig`` as a PNG to ``path`` atomically; parent folders are created."""
-    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+def _figure_format(path, formats, who: str) -> str:
+    """The format ``path``'s extension names, one of ``formats``; a folder, or a path without such an extension, is
+    refused by name (a wrong format under the extension's name breaks a PDF viewer or LaTeX that opens it)."""
+    path = Path(path)
+    if path.is_dir():  # os.replace would raise IsADirectoryError naming the temporary file
+        raise ValueError(f"{who}: {path} is a folder: name a file in it, e.g. {path / 'figure.png'}")
+    extension = path.suffix[1:].lower()
+    if extension not in formats:
+        found = f"the extension .{extension}" if extension else "no extension"
+        raise ValueError(f"{who}: {path} has {found}; name a file ending in one of "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+    return extension
+
+
+def save_figure(fig, path, dpi: int = DPI) -> Path:
+    """Write ``fig`` to ``path`` atomically, in the format its extension names (.png, .pdf, .svg, .jpg..., those of
+    ``fig.canvas.get_supported_filetypes()``); parent folders are created. A folder, or a path without such an
+    extension, is a ValueError naming it."""
+    extension = _figure_format(path, fig.canvas.get_supported_filetypes(), "save_figure")
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format=extension, dpi=dpi))
+
+
+save_png = save_figure  # the name onpolicy.plot_rounds calls it by
 
 
 def method_color(name: str):
@@ -78,7 +98,7 @@ def method_color(name: str):
 
 def _finish(fig, save_to):
     if save_to is not None:
-        save_png(fig, save_to)
+        save_figure(fig, save_to)
     plt.close(fig)
     return fig
 
@@ -902,7 +922,9 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
 
 def save_explorer_png(explorer, path) -> Path:
     """The explorer's current picture (the problem picked, at the threshold set) as a PNG file, written
-    atomically: a static copy of the notebook has no live widget, the file stays."""
+    atomically: a static copy of the notebook has no live widget, the file stays. ``path`` must end in .png (the
+    picture is held as PNG bytes); a folder, or another extension, is a ValueError naming it."""
+    _figure_format(path, ("png",), "save_explorer_png")
     outputs = explorer.output.outputs
     if not outputs:
         raise ValueError("save_explorer_png: the explorer shows no picture (the problem has no scored solution)")
