@@ -651,3 +651,17 @@ def test_save_to_writes_the_format_its_extension_names_and_refuses_a_folder_or_n
     for bad in (tmp_path / "explorer.pdf", tmp_path):  # its picture is PNG bytes
         with pytest.raises(ValueError, match=f"save_explorer_png: {bad}"):
             viz.save_explorer_png(box, bad)
+
+
+def test_best_of_n_refuses_a_nan_a_percentage_and_a_method_without_points():
+    """A NaN point vanished from its line, accuracies in percent drew an "accuracy" axis from 30 to 50, and a method
+    without points got a legend entry and no line: all without a word."""
+    cases = (({"prm": {1: float("nan"), 2: 0.5}}, r"the accuracy of 'prm' at N=1 must be a finite number"),
+             ({"prm": {1: 30, 2: 50}}, r"the accuracy of 'prm' at N=1 is 30.0, outside \[0, 1\]"),
+             ({"1": {"orm": 0.3}, "4": {"orm": 1.2}}, r"the accuracy of 'orm' at N=4 is 1.2, outside"),
+             ({"prm": {}}, "method 'prm' has no points"),
+             ({"prm": {1: None}}, "the accuracy of 'prm' at N=1 must be a finite number, got None"))
+    for results, message in cases:
+        with pytest.raises(ValueError, match=f"plot_best_of_n: {message}"):
+            viz.plot_best_of_n(results)
+    assert viz.plot_best_of_n({"prm": {1: 0.0, 2: 1}}).axes[0].lines[0].get_ydata().tolist() == [0.0, 1]

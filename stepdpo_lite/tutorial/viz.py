@@ -1,9 +1,10 @@
 """Pictures of per-step rewards: heatmaps, chosen vs rejected, before/after, curves, and an explorer.
 
 Every plotting function returns its matplotlib ``Figure``; with ``save_to="path.png"`` (or ``.pdf``, ``.svg``,
-``.jpg``...) it also writes it, in the format the extension names, atomically (temporary name, then rename). Figures are closed in pyplot before they are
-returned, so a notebook cell that ends with the call shows the figure exactly once and loops do not
-pile up open figures; show one kept in a variable with ``display(fig)`` or by ending a cell with ``fig``.
+``.jpg``...) it also writes it, in the format the extension names, atomically (temporary name, then rename).
+Figures are closed in pyplot before they are returned, so a notebook cell that ends with the call shows the figure
+exactly once and loops do not pile up open figures; show one kept in a variable with ``display(fig)`` or by ending
+a cell with ``fig``.
 
 Rewards are log-odds (``sigmoid(reward)`` = probability that the step is correct) unless said otherwise;
 labels are gold step labels (``True`` = correct), e.g. ``toyworld.check(...).step_labels``.
@@ -635,10 +636,20 @@ def _by_method(results) -> dict[str, dict[int, float]]:
 
 
 def plot_best_of_n(results, title=None, ylabel: str = "accuracy", save_to=None):
-    """Best-of-N accuracy vs N (log2 axis) per selection method, "Let's Verify Step by Step" style."""
+    """Best-of-N accuracy vs N (log2 axis) per selection method, "Let's Verify Step by Step" style. ``results``:
+    ``{method: {N: accuracy}}`` or ``{N: {method: accuracy}}``; an accuracy is a share in [0, 1]. A NaN or an
+    accuracy outside [0, 1] (a percentage), or a method without points, is a ValueError naming the method and N."""
     results = _by_method(results)
     if not results:
         raise ValueError("plot_best_of_n: no results")
+    for method, row in results.items():  # a NaN point was dropped from its line, 30 (%) drawn on an axis up to 50
+        if not row:
+            raise ValueError(f"plot_best_of_n: method {method!r} has no points (N -> accuracy)")
+        for n, accuracy in row.items():
+            accuracy = finite_number(accuracy, f"the accuracy of {method!r} at N={n}", "plot_best_of_n")
+            if not 0 <= accuracy <= 1:
+                raise ValueError(f"plot_best_of_n: the accuracy of {method!r} at N={n} is {accuracy!r}, outside "
+                                 "[0, 1] (a share, not a percentage)")
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     ns = sorted({n for row in results.values() for n in row})
     styles = {"majority": dict(ls="--", color="black"), "random": dict(ls=":", color="grey")}
