@@ -436,3 +436,10 @@ def test_prm_metrics_refuse_figures_another_prm_scored():
     with pytest.raises(ValueError, match=r"figures\['reward base'\] holds another PRM's rewards than report.*"
                                          "prm_reports_adapter_on_and_off"):
         diagnostics.prm_metrics(diagnostics.prm_report(second, rows, rows), prm=second, **kw)
+
+
+def test_format_heatmap_summary_says_where_its_threshold_comes_from():
+    """It always said "notebook 02's threshold", whatever threshold a user's script passed."""
+    summary = diagnostics.heatmap_summary(REWARDS, LABELS, 0.0)
+    assert diagnostics.format_heatmap_summary(summary, 0.0, threshold_source="my threshold").endswith(
+        "first error found exactly (P < 0.50, my threshold) in 2 of 3 solutions")

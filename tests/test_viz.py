@@ -665,3 +665,19 @@ def test_best_of_n_refuses_a_nan_a_percentage_and_a_method_without_points():
         with pytest.raises(ValueError, match=f"plot_best_of_n: {message}"):
             viz.plot_best_of_n(results)
     assert viz.plot_best_of_n({"prm": {1: 0.0, 2: 1}}).axes[0].lines[0].get_ydata().tolist() == [0.0, 1]
+
+
+def test_heatmap_key_and_roc_title_say_whose_labels_and_which_solutions():
+    """The heatmap's key said "checker: ..." for labels of any source, and the ROC's default title "held-out"."""
+    keys = lambda fig: [t.get_text() for t in fig.legends[0].get_texts()]
+    assert keys(viz.plot_step_reward_heatmap(REWARDS, LABELS)) == [
+        "checker: the answer is out of reach from here", "checker: the first mistake"]  # the tutorial's text
+    assert keys(viz.plot_step_reward_heatmap(REWARDS, LABELS, label_meaning="mistake", label_source="my labels")) == [
+        "my labels: a mistake is made here", "my labels: the first mistake"]
+    assert viz.label_key("reachable", "Monte-Carlo") == "Monte-Carlo: the answer is out of reach from here"
+    with pytest.raises(ValueError, match="label_meaning must be one of"):
+        viz.label_key("wrong")
+    scores, labels = {"ORM": [0.5, -1.0, 2.0]}, [True, False, True]
+    assert viz.plot_outcome_roc(scores, labels).axes[0].get_title() == "ROC on held-out solutions"
+    titled = viz.plot_outcome_roc(scores, labels, solutions="my 3 solutions")
+    assert titled.axes[0].get_title() == "ROC on my 3 solutions"

@@ -42,9 +42,9 @@ CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
 CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
 DPI = 120
 EXPLORER_THRESHOLD_LIMIT = 30.0  # log-odds; σ(±30) is 1e-13 from 0 or 1, the explorer's widest threshold
-# The two meanings a step label has in this kit (docs/formats.md, "Step labels"); figures say which they draw.
-LABEL_MEANINGS = {"reachable": "checker: the answer is out of reach from here",
-                  "mistake": "checker: a mistake is made here"}
+# The two meanings a step label has in this kit (docs/formats.md, "Step labels"); figures say which they draw, and
+# whose labels they are (``label_key``).
+LABEL_MEANINGS = {"reachable": "the answer is out of reach from here", "mistake": "a mistake is made here"}
 # One colour per method in every figure (DPO, Stepwise DPO, NLL only; "base" = the policy before training), matched
 # in a run's name (e.g. "Stepwise DPO + NLL", "after Stepwise DPO"); "Step-DPO" is another method, not DPO.
 BASE_GREY = "#9aa5b1"
@@ -95,6 +95,14 @@ def method_color(name: str):
         if re.search(pattern, str(name).lower()):
             return color
     return None
+
+
+def label_key(label_meaning: str, label_source: str = "checker") -> str:
+    """A figure's key for a False step label: its meaning (``LABEL_MEANINGS``) after whose labels they are, e.g.
+    "my labels: the answer is out of reach from here" (default: "checker: ...")."""
+    if label_meaning not in LABEL_MEANINGS:
+        raise ValueError(f"label_meaning must be one of {sorted(LABEL_MEANINGS)}, got {label_meaning!r}")
+    return f"{label_source}: {LABEL_MEANINGS[label_meaning]}"
 
 
 def _finish(fig, save_to):
@@ -305,19 +313,19 @@ def explorer_problems(rows, n: int) -> tuple[list[str], list[list[str]], list[li
 
 def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, row_labels=None, title=None,
                              as_probability: bool = True, annotate: bool | None = None, threshold: float = 0.0,
-                             label_meaning: str = "reachable", save_to=None):
+                             label_meaning: str = "reachable", label_source: str = "checker", save_to=None):
     """Solutions x steps, coloured by reward (or ``sigmoid(reward)``); blank beyond a solution's last step.
 
     The colour scale turns from red to green at ``threshold`` (the PRM's validation threshold, so that every step
     the PRM accepts is drawn green). Gold-wrong steps (``step_labels`` False) get an ×; the gold first error
     (``first_errors``, derived from ``step_labels`` when not given; -1 = none) is outlined.
     Values are written in the cells when the grid is small (``annotate=None``). ``label_meaning`` says which
-    step labels are given (``LABEL_MEANINGS``): "reachable" (a PRM's target) or "mistake".
+    step labels are given (``LABEL_MEANINGS``): "reachable" (a PRM's target) or "mistake"; ``label_source`` whose
+    labels they are, as the key names them ("checker: ...", or e.g. "my labels", "Monte-Carlo").
 
     threshold: log-odds (a probability p is log(p / (1 - p))).
     """
-    if label_meaning not in LABEL_MEANINGS:
-        raise ValueError(f"label_meaning must be one of {sorted(LABEL_MEANINGS)}, got {label_meaning!r}")
+    label_key(label_meaning)  # refuses an unknown meaning before anything is drawn
     if not len(step_rewards):
         raise ValueError("plot_step_reward_heatmap: step_rewards is empty")
     for i, row in enumerate(step_rewards):  # a NaN was drawn blank, as if the solution had ended there
@@ -381,9 +389,9 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     ax.tick_params(which="minor", length=0)
     ax.set(xlabel="step", ylabel="solution", title=title or "Per-step rewards")
     # a key only for the marks drawn: an × in the key of a picture without one would suggest a step is wrong
-    handles = ([Line2D([], [], marker="x", ls="", color="black", label=LABEL_MEANINGS[label_meaning])] if wrong
-               else []) + ([Patch(fill=False, edgecolor="black", linewidth=2, label="checker: the first mistake")]
-                           if boxes else [])
+    handles = ([Line2D([], [], marker="x", ls="", color="black", label=label_key(label_meaning, label_source))]
+               if wrong else []) + ([Patch(fill=False, edgecolor="black", linewidth=2,
+                                           label=f"{label_source}: the first mistake")] if boxes else [])
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     return _finish(fig, save_to)
@@ -411,8 +419,7 @@ def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None
     With labels, single steps are dotted in (o correct, x wrong) and wrong steps are hatched in the pairs.
     ``label_meaning``: what a False label means (``LABEL_MEANINGS``); preference pairs carry "mistake" labels.
     """
-    if label_meaning not in LABEL_MEANINGS:
-        raise ValueError(f"label_meaning must be one of {sorted(LABEL_MEANINGS)}, got {label_meaning!r}")
+    key = label_key(label_meaning)  # refuses an unknown meaning
     if len(chosen_rewards) != len(rejected_rewards) or not len(chosen_rewards):
         raise ValueError(f"need as many chosen as rejected rows (> 0), got {len(chosen_rewards)} and "
                          f"{len(rejected_rewards)}")
@@ -456,9 +463,9 @@ def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None
         unmarked = {"reachable": "checker: the answer is still in reach", "mistake": "checker: no mistake here"}
         handles += [Line2D([], [], marker="o", ls="", color="grey", alpha=0.6,
                            label=f"one step, {unmarked[label_meaning]}"),
-                    Line2D([], [], marker="x", ls="", color="grey", label=f"one step, {LABEL_MEANINGS[label_meaning]}")]
+                    Line2D([], [], marker="x", ls="", color="grey", label=f"one step, {key}")]
         if k:
-            handles.append(Patch(facecolor="white", edgecolor=WRONG, hatch="///", label=LABEL_MEANINGS[label_meaning]))
+            handles.append(Patch(facecolor="white", edgecolor=WRONG, hatch="///", label=key))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), frameon=False, fontsize=8)
     return _finish(fig, save_to)
 
@@ -773,10 +780,12 @@ def plot_label_agreement(predicted, gold, names=("Monte-Carlo", "gold"), title=N
     return _finish(fig, save_to)
 
 
-def plot_outcome_roc(scores, labels, histogram: str | None = None, title=None, save_to=None):
+def plot_outcome_roc(scores, labels, histogram: str | None = None, title=None, solutions: str = "held-out solutions",
+                     save_to=None):
     """Left: the ROC curve of each solution scorer (``scores``: name -> one log-odds score per solution) against
     whether the solution is right, its AUROC in the legend. Right, with ``histogram`` (a name of ``scores``): that
-    scorer's P(correct) = σ(score) for right and wrong solutions, over the range the scores use."""
+    scorer's P(correct) = σ(score) for right and wrong solutions, over the range the scores use. ``solutions``: what
+    the solutions are, in the default title ("ROC on held-out solutions")."""
     from sklearn.metrics import roc_curve  # scikit-learn loads in a second: only this picture needs it
 
     labels = list_of(labels, "plot_outcome_roc: labels", "labels, one per solution")
@@ -799,7 +808,7 @@ def plot_outcome_roc(scores, labels, histogram: str | None = None, title=None, s
         ax.plot(fpr, tpr, label=f"{name} (AUROC {outcome_auroc(s, labels):.2f})")
     ax.plot([0, 1], [0, 1], "k:", lw=1)
     ax.set(xlabel="wrong solutions accepted", ylabel="right solutions accepted",
-           title=title or "ROC on held-out solutions")
+           title=title or f"ROC on {solutions}")
     ax.legend(loc="lower right", fontsize=8)
     if histogram:
         p = sigmoid(np.asarray(scores[histogram], dtype=float))
