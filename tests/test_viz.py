@@ -681,3 +681,26 @@ def test_heatmap_key_and_roc_title_say_whose_labels_and_which_solutions():
     assert viz.plot_outcome_roc(scores, labels).axes[0].get_title() == "ROC on held-out solutions"
     titled = viz.plot_outcome_roc(scores, labels, solutions="my 3 solutions")
     assert titled.axes[0].get_title() == "ROC on my 3 solutions"
+
+
+def test_heatmap_refuses_more_rows_than_it_can_draw_legibly():
+    """200 solutions were drawn at 7 px a row: their names and marks overprinted one another, without a word."""
+    rows = [[1.0, -1.0]] * (viz.HEATMAP_MAX_ROWS + 1)
+    with pytest.raises(ValueError, match=f"{viz.HEATMAP_MAX_ROWS + 1} solutions, but at most {viz.HEATMAP_MAX_ROWS} "
+                                         "rows fit legibly: pick some with viz.heatmap_rows"):
+        viz.plot_step_reward_heatmap(rows)
+    assert len(viz.plot_step_reward_heatmap(rows[1:]).axes[0].get_yticklabels()) == viz.HEATMAP_MAX_ROWS
+
+
+def test_heatmap_outlines_the_prms_own_first_error_beside_the_checkers():
+    """Only the gold first error was outlined: where the PRM itself says a solution goes wrong had to be read off the
+    colours against a non-linear bar."""
+    outlines = lambda fig, color: sorted(tuple(np.round(p.get_xy(), 2)) for p in fig.axes[0].patches
+                                         if isinstance(p, Rectangle) and to_hex(p.get_edgecolor()) == color)
+    fig = viz.plot_step_reward_heatmap(REWARDS, LABELS, threshold=0.0, mark_predicted=True)
+    assert outlines(fig, to_hex(viz.HIGHLIGHT)) == [(0.64, 1.64), (1.64, -0.36)]  # rows 3 and 1 (step 2, step 3)
+    assert outlines(fig, "#000000") == [(0.5, 1.5), (1.5, -0.5)]  # the gold ones, as before
+    assert [t.get_text() for t in fig.legends[0].get_texts()][-1] == "PRM: first step below the threshold"
+    later = viz.plot_step_reward_heatmap(REWARDS, LABELS, threshold=-1.8, mark_predicted=True)  # log-odds
+    assert outlines(later, to_hex(viz.HIGHLIGHT)) == [(2.64, -0.36), (4.64, 1.64)]
+    assert outlines(viz.plot_step_reward_heatmap(REWARDS, LABELS), to_hex(viz.HIGHLIGHT)) == []  # off by default

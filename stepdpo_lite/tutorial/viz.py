@@ -41,6 +41,9 @@ from ..steps import DEFAULT_DELIMITER, extract_steps, step_body
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
 CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
 DPI = 120
+# The most rows plot_step_reward_heatmap draws: its height stops growing at 14 in, and past this a row is under 0.2 in,
+# too low for its name and marks (they overprint their neighbours). heatmap_rows picks fewer to draw.
+HEATMAP_MAX_ROWS = 60
 EXPLORER_THRESHOLD_LIMIT = 30.0  # log-odds; σ(±30) is 1e-13 from 0 or 1, the explorer's widest threshold
 # The two meanings a step label has in this kit (docs/formats.md, "Step labels"); figures say which they draw, and
 # whose labels they are (``label_key``).
@@ -313,7 +316,8 @@ def explorer_problems(rows, n: int) -> tuple[list[str], list[list[str]], list[li
 
 def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, row_labels=None, title=None,
                              as_probability: bool = True, annotate: bool | None = None, threshold: float = 0.0,
-                             label_meaning: str = "reachable", label_source: str = "checker", save_to=None):
+                             label_meaning: str = "reachable", label_source: str = "checker",
+                             mark_predicted: bool = False, save_to=None):
     """Solutions x steps, coloured by reward (or ``sigmoid(reward)``); blank beyond a solution's last step.
 
     The colour scale turns from red to green at ``threshold`` (the PRM's validation threshold, so that every step
@@ -321,13 +325,19 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     (``first_errors``, derived from ``step_labels`` when not given; -1 = none) is outlined.
     Values are written in the cells when the grid is small (``annotate=None``). ``label_meaning`` says which
     step labels are given (``LABEL_MEANINGS``): "reachable" (a PRM's target) or "mistake"; ``label_source`` whose
-    labels they are, as the key names them ("checker: ...", or e.g. "my labels", "Monte-Carlo").
+    labels they are, as the key names them ("checker: ...", or e.g. "my labels", "Monte-Carlo"). ``mark_predicted``
+    also outlines, dashed and in orange, each solution's first step whose reward is below ``threshold``: the PRM's own
+    first error, beside the gold one. At most ``HEATMAP_MAX_ROWS`` solutions (``heatmap_rows`` picks a few of many
+    to draw, as the notebooks do): more could not be read.
 
     threshold: log-odds (a probability p is log(p / (1 - p))).
     """
     label_key(label_meaning)  # refuses an unknown meaning before anything is drawn
     if not len(step_rewards):
         raise ValueError("plot_step_reward_heatmap: step_rewards is empty")
+    if len(step_rewards) > HEATMAP_MAX_ROWS:  # the rows' names and marks would overprint one another
+        raise ValueError(f"plot_step_reward_heatmap: {len(step_rewards)} solutions, but at most {HEATMAP_MAX_ROWS} rows "
+                         "fit legibly: pick some with viz.heatmap_rows (stepwise rows, half with an error) first")
     for i, row in enumerate(step_rewards):  # a NaN was drawn blank, as if the solution had ended there
         for j, r in enumerate(list_of(row, f"plot_step_reward_heatmap: step_rewards[{i}]", "step rewards")):
             finite_number(r, f"step_rewards[{i}][{j}]", "plot_step_reward_heatmap")
@@ -381,6 +391,11 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
              if fe is not None and fe >= 0]
     for i, fe in boxes:
         ax.add_patch(Rectangle((fe - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.5, zorder=4))
+    predicted = [(i, k) for i, k in enumerate(first_predicted_error(r, sigmoid(threshold)) for r in step_rewards)
+                 if k >= 0] if mark_predicted else []
+    for i, k in predicted:  # inside the gold box where both fall on one step, so that both show
+        ax.add_patch(Rectangle((k - 0.36, i - 0.36), 0.72, 0.72, fill=False, edgecolor=HIGHLIGHT, linewidth=2,
+                               linestyle="--", zorder=5))
     ax.set_xticks(range(m), [str(j + 1) for j in range(m)])
     ax.set_yticks(range(n), row_labels if row_labels is not None else [str(i + 1) for i in range(n)])
     ax.set_xticks(np.arange(-0.5, m), minor=True)
@@ -392,6 +407,9 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     handles = ([Line2D([], [], marker="x", ls="", color="black", label=label_key(label_meaning, label_source))]
                if wrong else []) + ([Patch(fill=False, edgecolor="black", linewidth=2,
                                            label=f"{label_source}: the first mistake")] if boxes else [])
+    if predicted:
+        handles.append(Patch(fill=False, edgecolor=HIGHLIGHT, linestyle="--", linewidth=2,
+                             label="PRM: first step below the threshold"))
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     return _finish(fig, save_to)
