@@ -245,3 +245,47 @@ def test_install_leaves_no_record_half_written(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert (tmp_path / ".colab-preinstalled.txt").read_text() == "ipython\ntrl\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".colab-preinstalled.txt", "requirements.lock"]
+
+
+def _installed(monkeypatch, names, requires=("trl==1.16.*", "ipywidgets>=8.0", "pytest>=8; extra == \"dev\"")):
+    """importlib.metadata as a runtime with ``names`` installed, stepdpo-lite requiring ``requires``, sees it."""
+    from importlib import metadata
+
+    class Dist:
+        def __init__(self, name):
+            self.metadata = {"Name": name}
+
+    def version(name):
+        if name.lower() not in names:
+            raise metadata.PackageNotFoundError(name)
+        return "1.0"
+
+    def requires_of(name):
+        version(name)
+        return list(requires)
+
+    monkeypatch.setattr(metadata, "distributions", lambda: [Dist(n) for n in names])
+    monkeypatch.setattr(metadata, "version", version)
+    monkeypatch.setattr(metadata, "requires", requires_of)
+
+
+def test_a_rerun_of_the_install_cell_installs_again_what_went_missing(tmp_path, monkeypatch, capsys):
+    """The skip on a rerun read only its marker file and "stepdpo-lite is installed": after `pip uninstall
+    ipywidgets` the install cell did nothing, silently, and `import ipywidgets` still failed (a user's trial)."""
+    (tmp_path / "requirements.lock").write_text("trl==1.16.0\nipywidgets==8.1.0\n")
+    pip = []
+    monkeypatch.setattr(colab.subprocess, "run", lambda cmd, check: pip.append(cmd))
+    _installed(monkeypatch, {"stepdpo-lite", "trl", "ipywidgets"})
+    colab.install(tmp_path)
+    colab.install(tmp_path)  # everything there: skipped
+    assert len(pip) == 1
+    _installed(monkeypatch, {"stepdpo-lite", "trl"})
+    colab.install(tmp_path)
+    assert len(pip) == 2 and colab.missing_requirements() == ["ipywidgets"]
+    assert "installing the kit again: ipywidgets not installed in this runtime" in capsys.readouterr().out
+    _installed(monkeypatch, {"trl"})  # a fresh runtime, the kit (and its marker) kept on Drive
+    assert colab.missing_requirements() == ["stepdpo-lite"]
+    colab.install(tmp_path)
+    assert len(pip) == 3
+    _installed(monkeypatch, {"stepdpo-lite", "trl", "ipywidgets"})
+    assert colab.missing_requirements() == []  # the [dev] extra's pytest is not required

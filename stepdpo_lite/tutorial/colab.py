@@ -79,9 +79,15 @@ def in_colab() -> bool:
 
 # ----------------------------------------------------------------------------- install (runs as a script)
 
+def _requirement_name(requirement: str) -> str:
+    """The distribution a requirement line names (``"trl==1.16.*; extra == 'x'"`` -> ``"trl"``)."""
+    import re
+
+    return re.split(r"[<>=!~\[ ;(]", requirement.strip(), maxsplit=1)[0]
+
+
 def _requirement_names(dist: str, seen: set | None = None) -> set:
     """``dist`` and everything it requires, recursively (installed distributions only), lower-case names."""
-    import re
     from importlib import metadata
 
     seen = set() if seen is None else seen
@@ -96,8 +102,30 @@ def _requirement_names(dist: str, seen: set | None = None) -> set:
     for req in requires:
         if "extra ==" in req:
             continue
-        _requirement_names(re.split(r"[<>=!~\[ ;(]", req.strip(), maxsplit=1)[0], seen)
+        _requirement_names(_requirement_name(req), seen)
     return seen
+
+
+def missing_requirements(dist: str = "stepdpo-lite") -> list[str]:
+    """The names of what ``dist`` requires (its extras aside) that is not installed, or ``[dist]`` when it is not
+    installed itself: ``install`` reinstalls then, whatever its marker says (a ``pip uninstall ipywidgets`` since the
+    first install was skipped silently). Standard library only: a requirement with an environment marker (``;
+    python_version < ...``) needs ``packaging`` to be read, and is not checked; the kit's own have none."""
+    from importlib import metadata
+
+    try:
+        requires = metadata.requires(dist) or []
+    except metadata.PackageNotFoundError:
+        return [dist]
+    missing = []
+    for req in requires:
+        if ";" in req:
+            continue
+        try:
+            metadata.version(_requirement_name(req))
+        except metadata.PackageNotFoundError:
+            missing.append(_requirement_name(req))
+    return missing
 
 
 def constraints(lock_text: str, keep_installed: set) -> str:
@@ -132,7 +160,8 @@ def install_command(kit: str | os.PathLike, constraints_file: str | os.PathLike)
 
 def install(kit: str | os.PathLike = KIT_DIR, dry_run: bool = False) -> list[str]:
     """``pip install -e kit`` constrained by its ``requirements.lock`` (see the module docstring); returns the
-    command. A second run with the same lock is skipped (marker file in ``kit``)."""
+    command. A second run with the same lock is skipped (marker file in ``kit``) while the kit and everything it
+    requires are installed (``missing_requirements``)."""
     import hashlib
 
     from importlib import metadata
@@ -155,10 +184,16 @@ def install(kit: str | os.PathLike = KIT_DIR, dry_run: bool = False) -> list[str
     stamp = hashlib.sha256((lock + sys.executable).encode()).hexdigest()
     if dry_run:
         print(" ".join(cmd))
-    elif not (marker.exists() and marker.read_text() == stamp and "stepdpo-lite" in installed):  # a kit kept on
-        # Drive keeps its marker into a fresh runtime, where nothing is installed yet
-        subprocess.run(cmd, check=True)
-        _write_text(marker, stamp)
+        return cmd
+    # The marker alone is not enough: a kit kept on Drive keeps it into a fresh runtime, with nothing installed, and a
+    # requirement may have been uninstalled since
+    missing = missing_requirements()
+    if marker.exists() and marker.read_text() == stamp:
+        if not missing:
+            return cmd
+        print(f"installing the kit again: {', '.join(missing)} not installed in this runtime")
+    subprocess.run(cmd, check=True)
+    _write_text(marker, stamp)
     return cmd
 
 
