@@ -289,3 +289,16 @@ def test_a_rerun_of_the_install_cell_installs_again_what_went_missing(tmp_path, 
     assert len(pip) == 3
     _installed(monkeypatch, {"stepdpo-lite", "trl", "ipywidgets"})
     assert colab.missing_requirements() == []  # the [dev] extra's pytest is not required
+
+
+def test_the_packages_kernel_requirement_keeps_the_kernel_colab_runs():
+    """The runner's kernel stack is a dependency of the package, which Colab's install cell installs into a running
+    kernel: google-colab pins an older ipykernel (5.5.6, later 6.17.1), which a bound of 6.29 would have replaced
+    under it (pip: "Upgrading ... ipykernel ... can cause your runtime to repeatedly crash")."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    ipykernel = next(r for r in map(Requirement, deps) if r.name == "ipykernel")
+    assert ipykernel.specifier.contains("5.5.6") and ipykernel.specifier.contains("6.17.1")

@@ -277,3 +277,19 @@ def test_preference_sweep_prints_its_plan_before_the_settings_run(monkeypatch, c
     text = capsys.readouterr().out
     assert text.startswith("2 settings (β × NLL weight × outcome weight)")
     assert "β 0.5 NLL 5.0 outcome 0.0: done in" in text  # as each finishes
+
+
+# ----------------------------------------------------------------------------- the `stepdpo-lite` runner, installed
+# A user's trial (2026-12-05) installed the kit with a plain `pip install` and ran it from outside the repository.
+
+def test_the_runners_kernel_stack_is_a_dependency_of_the_package_not_of_dev():
+    """`stepdpo-lite`, the package's console script, stopped at once on "No module named 'nbformat'" after a plain
+    `pip install`: nbclient, nbformat and ipykernel were in the [dev] extra only."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["stepdpo-lite"] == "stepdpo_lite.tutorial.notebooks:main"
+    required = {Requirement(req).name for req in project["dependencies"]}
+    assert {"nbclient", "nbformat", "ipykernel"} <= required
