@@ -39,3 +39,7 @@ def __getattr__(name):
     if name in _MODULES:
         return import_module(f".{name}", __name__)
     raise AttributeError(f"module 'stepdpo_lite' has no attribute {name!r}")
+
+
+def __dir__():  # the lazy names too: tab completion and help() listed only what was imported so far
+    return sorted(set(globals()) | set(__all__))

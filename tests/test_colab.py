@@ -302,3 +302,18 @@ def test_the_packages_kernel_requirement_keeps_the_kernel_colab_runs():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     ipykernel = next(r for r in map(Requirement, deps) if r.name == "ipykernel")
     assert ipykernel.specifier.contains("5.5.6") and ipykernel.specifier.contains("6.17.1")
+
+
+def test_dir_and_help_list_the_lazily_imported_names():
+    """`dir(stepdpo_lite)` gave ['import_module', 'logging'] and help() no class or function: tab completion offered
+    none of the public names, which are imported when first used."""
+    import pydoc
+    import warnings
+
+    import stepdpo_lite
+
+    assert set(stepdpo_lite.__all__) <= set(dir(stepdpo_lite)) and "__version__" in dir(stepdpo_lite)
+    with warnings.catch_warnings():  # help() reads every name: torch's deprecated jit names warn when read
+        warnings.simplefilter("ignore", DeprecationWarning)
+        text = pydoc.render_doc(stepdpo_lite, renderer=pydoc.plaintext)
+    assert "class StepwiseDPOTrainer" in text and "extract_steps(" in text
