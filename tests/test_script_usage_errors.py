@@ -293,3 +293,55 @@ def test_the_runners_kernel_stack_is_a_dependency_of_the_package_not_of_dev():
     assert project["scripts"]["stepdpo-lite"] == "stepdpo_lite.tutorial.notebooks:main"
     required = {Requirement(req).name for req in project["dependencies"]}
     assert {"nbclient", "nbformat", "ipykernel"} <= required
+
+
+def test_the_runner_outside_a_clone_says_that_the_notebooks_ship_with_the_repository(tmp_path, monkeypatch, capsys):
+    """A wheel holds no notebooks/: the runner said only "missing notebook(s) in .../site-packages/notebooks: 01"."""
+    from stepdpo_lite.tutorial import notebooks
+
+    monkeypatch.setattr(notebooks, "NOTEBOOK_DIR", tmp_path / "site-packages" / "notebooks")
+    with pytest.raises(FileNotFoundError) as info:
+        notebooks.resolve_notebooks(["01"])
+    said = str(info.value)
+    assert said.startswith(f"missing notebook(s) in {tmp_path}/site-packages/notebooks: 01: the notebooks and")
+    for advice in ("run from a clone (`pip install -e .` in it)", "--notebook-dir CLONE/notebooks",
+                   "$STEPDPO_TINY_BASE", "$STEPDPO_TINY_REWARD_BASE", "data/tiny-verifier"):
+        assert advice in said
+    assert notebooks.main(["--only", "01", "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 1
+    assert "pip install -e ." in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    with pytest.raises(SystemExit):
+        notebooks.main(["--help"])
+    assert "not there: the notebooks and the tiny models" in " ".join(capsys.readouterr().out.split())
+    # a folder of one's own that lacks the notebook: no word about clones
+    with pytest.raises(FileNotFoundError, match=r"missing notebook\(s\) in .*: 01$"):
+        notebooks.resolve_notebooks(["01"], notebook_dir=tmp_path)
+
+
+@pytest.mark.parametrize("field, variable, folder", [("model_name", "STEPDPO_TINY_BASE", "data/tiny-base"),
+                                                      ("reward_model_name", "STEPDPO_TINY_REWARD_BASE",
+                                                       "data/tiny-verifier")])
+def test_the_runner_names_the_variable_of_a_tiny_model_that_is_not_there_before_any_notebook_runs(
+        field, variable, folder, tmp_path, monkeypatch):
+    """With --notebook-dir a clone's notebooks, the run failed in notebook 01's cell 8 on load_model's "no such
+    folder: .../site-packages/data/tiny-base", with no word of $STEPDPO_TINY_BASE (or $STEPDPO_TINY_REWARD_BASE)."""
+    import dataclasses
+
+    import nbformat
+
+    from stepdpo_lite.tutorial import notebooks, profiles
+
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), tmp_path / "01_a.ipynb")
+    missing = tmp_path / "site-packages" / "data" / "gone"
+    monkeypatch.setitem(profiles.PROFILES, "tiny",
+                        dataclasses.replace(profiles.PROFILES["tiny"], **{field: str(missing)}))
+    monkeypatch.setattr(notebooks, "execute_notebook", lambda *a, **kw: pytest.fail("a notebook ran"))
+    with pytest.raises(FileNotFoundError) as info:
+        notebooks.run_tutorial("tiny", tmp_path / "runs", ["01"], notebook_dir=tmp_path, progress=False)
+    said = str(info.value)
+    assert f"no tiny model at {missing}: it ships with the repository ({folder})" in said
+    assert f"set ${variable} to the clone's {folder}" in said and "pip install -e ." in said
+    assert not (tmp_path / "runs").exists()
+    both = {f: str(missing) for f in ("model_name", "reward_model_name")}  # both named at once, not one per run
+    monkeypatch.setitem(profiles.PROFILES, "tiny", dataclasses.replace(profiles.PROFILES["tiny"], **both))
+    with pytest.raises(FileNotFoundError, match=r"STEPDPO_TINY_BASE.*; and no tiny model.*STEPDPO_TINY_REWARD_BASE"):
+        notebooks.run_tutorial("tiny", tmp_path / "runs", ["01"], notebook_dir=tmp_path, progress=False)

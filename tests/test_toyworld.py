@@ -410,3 +410,20 @@ def test_toy_scripts_refuse_sizes_below_their_minimum_before_loading_a_model(scr
         main(args)
     message = capsys.readouterr().err.rsplit("error: ", 1)[-1]  # argparse's message, not its usage line
     assert done.value.code == 2 and args[0].lstrip("-").replace("-", "_") in message.replace("-", "_"), message
+
+
+def test_load_tiny_base_outside_a_clone_points_to_the_repository_and_the_variable(tmp_path, monkeypatch):
+    """A pip-installed package has no data/: the error told a user to train a new base into site-packages."""
+    monkeypatch.delenv("STEPDPO_TINY_BASE", raising=False)
+    monkeypatch.setattr(tw, "TINY_BASE_DIR", tmp_path / "site-packages" / "data" / "tiny-base")
+    with pytest.raises(FileNotFoundError) as info:
+        tw.load_tiny_base()
+    said = str(info.value)
+    assert said.startswith(f"no tiny model at {tmp_path}/site-packages/data/tiny-base: it ships with the repository "
+                           "(data/tiny-base), not with a pip-installed package: run from a clone (`pip install -e .`")
+    assert said.index("set $STEPDPO_TINY_BASE to the clone's data/tiny-base (or pass path=)") < said.index(
+        "train-base --out FOLDER")
+    monkeypatch.setenv("STEPDPO_TINY_BASE", str(tmp_path / "typo"))
+    with pytest.raises(FileNotFoundError, match=f"no tiny model at {tmp_path}/typo: "):
+        tw.load_tiny_base()
+    assert "train-base" not in tw.missing_tiny_model_message("x", "STEPDPO_TINY_REWARD_BASE")

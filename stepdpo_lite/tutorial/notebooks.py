@@ -49,6 +49,11 @@ NOTEBOOKS = [
 ]
 # What the runner injects into every notebook from --profile and --runs-dir: not for --set (see run_tutorial).
 RUNNER_PARAMETERS = ("PROFILE", "RUNS_DIR", "RUN_DIR", "FIGURES_DIR")
+# A pip-installed wheel holds the package only: NOTEBOOK_DIR is then a folder of site-packages that is not there
+NOT_IN_A_CLONE = ("the notebooks and the tiny models (data/tiny-base, data/tiny-verifier) ship with the repository, "
+                  "not with a pip-installed package: run from a clone (`pip install -e .` in it), or pass "
+                  "--notebook-dir CLONE/notebooks and set $STEPDPO_TINY_BASE and $STEPDPO_TINY_REWARD_BASE to the "
+                  "clone's data/tiny-base and data/tiny-verifier")
 
 
 class NotebookError(RuntimeError):
@@ -256,7 +261,8 @@ def resolve_notebooks(notebooks=None, notebook_dir: str | os.PathLike | None = N
             match = kit[0] if len(prefixed) > 1 else prefixed[0] if prefixed else None
         (found if match else missing).append(match or name)
     if missing:
-        raise FileNotFoundError(f"missing notebook(s) in {folder}: {', '.join(map(str, missing))}")
+        hint = f": {NOT_IN_A_CLONE}" if not folder.is_dir() and folder == NOTEBOOK_DIR else ""
+        raise FileNotFoundError(f"missing notebook(s) in {folder}: {', '.join(map(str, missing))}{hint}")
     return found
 
 
@@ -348,6 +354,8 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
         raise ValueError(f"timeout={timeout}: give the seconds allowed per cell (> 0), or None for no limit (on the "
                          "command line: leave --timeout out)")
     paths = resolve_notebooks(notebooks, notebook_dir)
+    if profile == "tiny":
+        _require_tiny_models(profile)
     if notebook_dir is None:  # the kit's notebooks know only its profiles; else runs/<typo>/ would be made first
         from .profiles import get_profile
         get_profile(profile)
@@ -411,6 +419,21 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     print(f"\nExecuted notebooks: {executed}\nFigures: {figures}\nMetrics ({run / 'metrics.json'}):\n", file=out)
     print(format_metrics_table(metrics), file=out)
     return metrics
+
+
+def _require_tiny_models(profile: str) -> None:
+    """A FileNotFoundError, saying what to do, when the profile's base or reward base folder is not there: the tiny
+    models ship in the repository's data/, not in a wheel, and notebook 01 failed in its eighth cell, on load_model's
+    "no such folder" in site-packages."""
+    from .profiles import get_profile
+    from .toyworld import missing_tiny_model_message
+
+    p = get_profile(profile)
+    models = ((p.model_name, "STEPDPO_TINY_BASE"), (p.reward_model_name, "STEPDPO_TINY_REWARD_BASE"))
+    missing = [missing_tiny_model_message(path, variable) for path, variable in models
+               if not (Path(path) / "config.json").is_file()]
+    if missing:  # both at once: a user who sets one variable should not meet the other only on the next run
+        raise FileNotFoundError(f"the {profile} profile's models: {'; and '.join(missing)}")
 
 
 def _drop_seconds(run: Path, stem: str, out) -> None:
@@ -582,7 +605,9 @@ def main(argv=None) -> int:
                         help="override a notebook parameter: VALUE a Python literal (16, 0.5, None, [1, 2], "
                         "(1, 2), 'text'; a tuple in brackets), inf, -inf, nan or float('inf'); else a bare word is a "
                         "string, and a number Python does not read (07) an error")
-    parser.add_argument("--notebook-dir", default=None, help=f"folder of the notebooks (default {NOTEBOOK_DIR})")
+    absent = "" if NOTEBOOK_DIR.is_dir() else f"; not there: {NOT_IN_A_CLONE}"
+    parser.add_argument("--notebook-dir", default=None,
+                        help=f"folder of the notebooks (default {NOTEBOOK_DIR}{absent})")
     parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default: no limit; "
                         "on a GPU profile notebook 04's on-policy cell runs for hours)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -376,14 +376,31 @@ def build_tiny_model(tokenizer, hidden_size: int = 128, layers: int = 4, heads: 
     return LlamaForCausalLM(config)
 
 
+# The variables that name the tiny models, and the repository folder each one names by default
+TINY_MODEL_VARIABLES = {"STEPDPO_TINY_BASE": "data/tiny-base", "STEPDPO_TINY_REWARD_BASE": "data/tiny-verifier"}
+
+
+def missing_tiny_model_message(path: str | os.PathLike, variable: str = "STEPDPO_TINY_BASE",
+                               also: str = "") -> str:
+    """What to do when the tiny model that ``$variable`` names (``TINY_MODEL_VARIABLES``) is not at ``path``; ``also``
+    follows the variable (another way to name the folder). The models ship in the repository's ``data/``, not in a
+    pip-installed wheel (whose default path is in site-packages), so the way out is a clone or the variable; training
+    a new base, hours of CPU, comes last."""
+    folder = TINY_MODEL_VARIABLES[variable]
+    text = (f"no tiny model at {path}: it ships with the repository ({folder}), not with a pip-installed package: run "
+            f"from a clone (`pip install -e .` in it), or set ${variable} to the clone's {folder}{also}")
+    if variable == "STEPDPO_TINY_BASE":  # the reward base is made by verifier_pretraining.py, from the base
+        text += "; or train a new base: `python -m stepdpo_lite.tutorial.tiny_base train-base --out FOLDER`"
+    return text
+
+
 def load_tiny_base(path: str | os.PathLike | None = None, device: str | None = None):
     """``(model, tokenizer)`` of the shipped tiny base (``data/tiny-base``, or ``$STEPDPO_TINY_BASE``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(path or os.environ.get("STEPDPO_TINY_BASE", TINY_BASE_DIR))
     if not (path / "config.json").exists():
-        raise FileNotFoundError(f"no tiny base model at {path}: train one with "
-                                f"`python -m stepdpo_lite.tutorial.tiny_base train-base --out {path}`")
+        raise FileNotFoundError(missing_tiny_model_message(path, also=" (or pass path=)"))
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(path)
