@@ -345,3 +345,34 @@ def test_the_runner_names_the_variable_of_a_tiny_model_that_is_not_there_before_
     monkeypatch.setitem(profiles.PROFILES, "tiny", dataclasses.replace(profiles.PROFILES["tiny"], **both))
     with pytest.raises(FileNotFoundError, match=r"STEPDPO_TINY_BASE.*; and no tiny model.*STEPDPO_TINY_REWARD_BASE"):
         notebooks.run_tutorial("tiny", tmp_path / "runs", ["01"], notebook_dir=tmp_path, progress=False)
+
+
+def test_a_failing_cell_is_numbered_among_the_code_cells_as_the_progress_bar_counts(tmp_path):
+    """The bar said "5/12 cells" (code cells, and the injected parameters) and the error "cell 8 of 19" (markdown
+    included) for the same cell."""
+    import nbformat
+
+    from stepdpo_lite.tutorial import notebooks
+
+    cells = [nbformat.v4.new_markdown_cell("# A"),
+             nbformat.v4.new_code_cell("N = 1", metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_markdown_cell("text"), nbformat.v4.new_code_cell("x = N"),
+             nbformat.v4.new_code_cell("   "), nbformat.v4.new_markdown_cell("more"),
+             nbformat.v4.new_code_cell("# divide\nx / 0"), nbformat.v4.new_code_cell("print('never')")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "01_bad.ipynb")
+
+    class Bar:
+        n = 0
+
+        def update(self):
+            self.n += 1
+
+        def set_postfix_str(self, text):
+            pass
+
+    bar = Bar()
+    with pytest.raises(notebooks.NotebookError) as info:
+        notebooks.execute_notebook(tmp_path / "01_bad.ipynb", {"N": 2}, timeout=120, progress=bar)
+    assert "01_bad.ipynb failed at code cell 3 of 4 (cell 7 of 8 in the notebook) (first line: '# divide')" in str(
+        info.value)
+    assert info.value.cell_index == 6 and bar.n == 2  # the bar: 2/4 done, the third failing; not the injected cell

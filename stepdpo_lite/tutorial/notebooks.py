@@ -178,9 +178,10 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
 
     Without such a cell the parameters go first; a previously injected cell is replaced. Returns the
     executed notebook and writes it (atomically) to ``output_path`` when given, also when a cell fails.
-    A failing cell raises :class:`NotebookError` naming the notebook, the cell's index in the original
-    notebook, its first line and the error. ``progress`` (e.g. a tqdm bar) gets ``set_postfix_str(first line)``
-    before and ``update()`` after every code cell. Ctrl-C or SIGTERM interrupts the running cell and stops the
+    A failing cell raises :class:`NotebookError` naming the notebook, the cell (its number among the notebook's
+    code cells, as ``progress`` counts them, and its index in the notebook), its first line and the error.
+    ``progress`` (e.g. a tqdm bar) gets ``set_postfix_str(first line)`` before and ``update()`` after every code
+    cell of the notebook (not the injected parameters). Ctrl-C or SIGTERM interrupts the running cell and stops the
     notebook there, as a failing cell does (the error reads "KeyboardInterrupt: stopped by Ctrl-C" or "... by
     SIGTERM"); a second one stops at once.
     """
@@ -206,8 +207,8 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
             line = next(ln for ln in cell.source.splitlines() if ln.strip())
             progress.set_postfix_str(line.strip()[:48])
 
-    def on_executed(cell, cell_index, execute_reply):
-        if progress is not None and execute_reply.get("content", {}).get("status") == "ok":
+    def on_executed(cell, cell_index, execute_reply):  # the bar counts the notebook's code cells, as its errors do
+        if progress is not None and execute_reply.get("content", {}).get("status") == "ok" and cell_index != injected:
             progress.update()
 
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, on_cell_start=on_start,
@@ -230,8 +231,12 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
             raise NotebookError(path.name, None, lines[1] if len(lines) > 1 else "", error, saved,
                                 where="the injected parameters cell") from exc
         original = i - (injected is not None and i > injected)
-        raise NotebookError(path.name, original, lines[0] if lines else "", error, saved,
-                            where=f"cell {original + 1} of {len(nb.cells) - (injected is not None)}") from exc
+        cells = [c for j, c in enumerate(nb.cells) if j != injected]
+        code = [j for j, c in enumerate(cells) if c.cell_type == "code" and c.source.strip()]  # as the bar counts
+        where = f"cell {original + 1} of {len(cells)}"
+        if original in code:  # markdown cells count in the notebook's own index, not in the progress bar
+            where = f"code cell {code.index(original) + 1} of {len(code)} ({where} in the notebook)"
+        raise NotebookError(path.name, original, lines[0] if lines else "", error, saved, where=where) from exc
     if output_path:
         write_atomic(output_path, lambda tmp: nbformat.write(nb, tmp))
     return nb
@@ -396,7 +401,7 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
         for path in paths:
             running = path.stem
             n_cells = sum(c.cell_type == "code" and bool(c.source.strip()) for c in nbformat.read(str(path), 4).cells)
-            bar = tqdm(total=n_cells + 1, desc=path.stem, unit="cell", disable=not progress, leave=True,
+            bar = tqdm(total=n_cells, desc=path.stem, unit="cell", disable=not progress, leave=True,
                        bar_format="{desc}: {n_fmt}/{total_fmt} cells [{elapsed}]{postfix}")
             start = time.perf_counter()
             with _ticking(bar):
