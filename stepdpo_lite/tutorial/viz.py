@@ -336,8 +336,8 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     if not len(step_rewards):
         raise ValueError("plot_step_reward_heatmap: step_rewards is empty")
     if len(step_rewards) > HEATMAP_MAX_ROWS:  # the rows' names and marks would overprint one another
-        raise ValueError(f"plot_step_reward_heatmap: {len(step_rewards)} solutions, but at most {HEATMAP_MAX_ROWS} rows "
-                         "fit legibly: pick some with viz.heatmap_rows (stepwise rows, half with an error) first")
+        raise ValueError(f"plot_step_reward_heatmap: {len(step_rewards)} solutions, but at most {HEATMAP_MAX_ROWS} "
+                         "rows fit legibly: pick some with viz.heatmap_rows (stepwise rows, half with an error) first")
     for i, row in enumerate(step_rewards):  # a NaN was drawn blank, as if the solution had ended there
         for j, r in enumerate(list_of(row, f"plot_step_reward_heatmap: step_rewards[{i}]", "step rewards")):
             finite_number(r, f"step_rewards[{i}][{j}]", "plot_step_reward_heatmap")
