@@ -305,3 +305,18 @@ def test_verifier_probe_graded_save_leaves_no_half_written_base(tmp_path, tiny_b
     assert script["graded_pretraining"](tiny_base_path, str(out), 1, batch_size=2) == 1
     model, tok = toyworld.load_tiny_base(out)  # weights and tokenizer
     assert model.config.vocab_size == len(tok)
+
+
+@pytest.mark.parametrize("option", ["--init", "--eval-policy"])
+def test_a_model_folder_that_is_not_there_is_a_usage_error_saying_where_the_models_ship(option, tmp_path,
+                                                                                        monkeypatch, capsys):
+    """From a pip-installed package the defaults are folders of site-packages that are not there: the run made its
+    settings and then failed in load_tiny_base, whose error named $STEPDPO_TINY_BASE, which this script does not
+    read (a user's trial)."""
+    monkeypatch.setattr(toyworld, "load_tiny_base", lambda *a, **k: pytest.fail("a model was loaded"))
+    missing = tmp_path / "site-packages" / "data" / "tiny-base"
+    with pytest.raises(SystemExit) as stop:
+        vp.main(["--evaluate-only", option, str(missing)])
+    err = " ".join(capsys.readouterr().err.split())
+    assert stop.value.code == 2
+    assert f"{option} {missing}: no model there (data/tiny-base and data/tiny-verifier ship with the repository" in err

@@ -426,6 +426,11 @@ def main(argv=None) -> None:
     args = vars(parser.parse_args(argv))
     resume, evaluate_only, force = args.pop("resume"), args.pop("evaluate_only"), args.pop("force")
     c = VerifierPretrainingConfig(**args)
+    for name in ("init", "eval_policy"):  # loaded by load_tiny_base; their defaults are in the repository's data/
+        if not (Path(getattr(c, name)) / "config.json").is_file():
+            parser.error(f"--{name.replace('_', '-')} {getattr(c, name)}: no model there (data/tiny-base and "
+                         "data/tiny-verifier ship with the repository, not with a pip-installed package: run from a "
+                         "clone, or give a clone's folder)")
     if not evaluate_only:
         try:
             toyworld.refuse_shipped_out(c.out, force)
