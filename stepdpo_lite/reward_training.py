@@ -67,12 +67,7 @@ def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str
             encoded = verifier._encode_many(prompts, [r.get("completion") for r in rows])
     except ValueError as err:  # InputTooLong stays InputTooLong
         raise type(err)(f"{where}: {err} (fields {fields_read})".replace("solution ", "row ")) from None
-    unk = getattr(verifier.tokenizer, "unk_token_id", None)  # a character-level base knows few characters (’ × €)
-    unread = [i for i, (ids, _) in enumerate(encoded) if unk is not None and unk in ids]
-    if unread:
-        warnings.warn(f"{where}: {len(unread)} of {len(rows)} rows (row {unread[0]} first) hold text the tokenizer "
-                      f"maps to its unknown token {verifier.tokenizer.unk_token!r}: the model cannot read it; normalise "
-                      "the text or use a base whose tokenizer covers it", stacklevel=3)
+    verifier._warn_of_unread_text(encoded, where, "row")
     return [{"input_ids": ids, "tag_positions": pos, "tag_labels": lab} for (ids, pos), lab in zip(encoded, labels)]
 
 

@@ -829,6 +829,19 @@ def test_an_input_too_long_says_how_a_saved_model_scores_longer_ones(tiny_model,
             kind(tiny_model, tiny_tokenizer, max_length=20).score_solutions(["p"], ["Step 1: 1 + 1 = 2" * 3])
 
 
+def test_scoring_text_the_tokenizer_cannot_read_warns(tiny_model, tiny_tokenizer):
+    """A user trial: "7 × 3 = 21 ✓" became <unk> tokens, and the PRM's P = 0.00 on the right step looked like a
+    confident verdict."""
+    import warnings
+    prm = ProcessRewardModel(tiny_model, tiny_tokenizer)
+    with pytest.warns(UserWarning, match=r"ProcessRewardModel.score_solutions: 1 of 2 solutions \(solution 1 "
+                                         r"first\) hold text the tokenizer maps to its unknown token '<unk>'"):
+        prm.score_solutions(["p", "p"], [["Step 1: 7 * 3 = 21"], ["Step 1: 7 × 3 = 21"]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        OutcomeRewardModel(tiny_model, tiny_tokenizer).score_solutions(["p"], ["Step 1: 7 * 3 = 21"])
+
+
 def test_loading_with_a_max_length_past_the_trained_one_warns(tiny_model, tiny_tokenizer, tmp_path):
     """A user trial followed the InputTooLong advice (load with max_length=1024 a PRM trained at 256): a right
     15-step solution got P = 0.00 at step 1, without a word that the model never saw inputs that long."""
