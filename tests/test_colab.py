@@ -317,3 +317,14 @@ def test_dir_and_help_list_the_lazily_imported_names():
         warnings.simplefilter("ignore", DeprecationWarning)
         text = pydoc.render_doc(stepdpo_lite, renderer=pydoc.plaintext)
     assert "class StepwiseDPOTrainer" in text and "extract_steps(" in text
+
+
+def test_sync_notebooks_outside_a_clone_says_that_the_notebooks_ship_with_the_repository(tmp_path, monkeypatch,
+                                                                                         capsys):
+    """From a pip-installed package the default folder is site-packages/notebooks, which is not there."""
+    monkeypatch.setattr(tutorial, "NOTEBOOK_DIR", tmp_path / "site-packages" / "notebooks")
+    with pytest.raises(SystemExit) as stop:
+        colab.main(["sync-notebooks"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert stop.value.code == 2 and f"{tmp_path}/site-packages/notebooks holds no notebook named NN_*.ipynb; the" in err
+    assert "run from a clone (`pip install -e .` in it), or give --notebook-dir CLONE/notebooks" in err

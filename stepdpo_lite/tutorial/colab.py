@@ -284,11 +284,14 @@ def sync_notebooks(notebook_dir: str | os.PathLike | None = None, url: str = REP
     import json
 
     from stepdpo_lite.atomic import write_atomic  # absolute: this file also runs as a script (install)
+    from stepdpo_lite.tutorial.notebooks import NOTEBOOK_DIR
 
-    folder = Path(notebook_dir) if notebook_dir else Path(__file__).resolve().parents[2] / "notebooks"
+    folder = Path(notebook_dir) if notebook_dir else NOTEBOOK_DIR
     notebooks = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:  # a mistyped folder printed "already in sync"
-        raise ValueError(f"sync_notebooks: {folder.resolve()} holds no notebook named NN_*.ipynb")
+        hint = ("; the notebooks ship with the repository, not with a pip-installed package: run from a clone "
+                "(`pip install -e .` in it), or give --notebook-dir CLONE/notebooks") if not folder.is_dir() else ""
+        raise ValueError(f"sync_notebooks: {folder.resolve()} holds no notebook named NN_*.ipynb{hint}")
     changed = []
     for path in notebooks:
         nb = json.loads(path.read_text())
