@@ -35,7 +35,6 @@ import numpy as np
 
 from .atomic import save_atomic
 from .checks import finite_number, list_of, positive_int
-from .evaluation import predict_first_error
 from .models import keep_4bit_weights_unpacked, load_model, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, extract_steps
 
@@ -80,15 +79,6 @@ def sigmoid(reward):
     with np.errstate(over="ignore"):  # σ(−1000) = 1 / (1 + inf) = 0: no OverflowError (math.exp), no warning
         p = 1.0 / (1.0 + np.exp(-x.astype(float)))
     return float(p) if p.ndim == 0 else p
-
-
-def first_predicted_error(rewards, threshold: float = 0.5) -> int:
-    """0-based index of the first step with ``sigmoid(reward) < threshold``, or -1 when none. ``threshold`` is a
-    probability (a log-odds threshold ``t``, as notebook 02's, is ``sigmoid(t)`` here); a NaN reward is refused."""
-    if not 0 < threshold < 1:
-        raise ValueError(f"first_predicted_error: threshold is a probability in (0, 1), got {threshold!r} (a log-odds "
-                         "threshold t is sigmoid(t))")
-    return predict_first_error(np.reshape(sigmoid(rewards), -1).tolist(), threshold)  # a str refused, not read
 
 
 def mistake_made_here_labels(reachable) -> list[float]:

@@ -107,6 +107,9 @@ HAND = dict(scores=[[0.9, 0.2, 0.8], [0.9, 0.9], [0.3, 0.9], [0.9, 0.4]], first_
 def test_first_error_processbench_protocol_by_hand():
     s, e = HAND["scores"], HAND["first_errors"]
     assert [predict_first_error(x, 0.5) for x in s] == [1, -1, 0, 1]
+    # a PRM's log-odds rewards as they come (an array), against a log-odds threshold: rewards.first_predicted_error
+    # read its threshold as a probability, and the same 0.3 gave another first error here
+    assert predict_first_error(np.array([0.6, 0.2]), 0.3) == 1 and predict_first_error([2.0, -3.0, 1.0], 0.0) == 1
     report = first_error_report(s, e, 0.5)
     assert report["error_accuracy"] == 0.5 and report["correct_accuracy"] == 0.5 and report["f1"] == 0.5
     assert first_error_f1(s, e, 0.35) == pytest.approx(2 * 0.5 * 1.0 / 1.5)  # D passes, C still flagged at step 0

@@ -10,7 +10,7 @@ import torch
 from stepdpo_lite.tutorial import toyworld
 from stepdpo_lite.reward_ensembles import CombinedRewardModel, EnsembleRewardModel, load_reward_model, shaped_reward
 from stepdpo_lite.rewards import (OutcomeRewardModel, ProcessRewardModel, RewardModelConfig, fast_head_matches,
-                                  first_predicted_error, mistake_made_here_labels, sigmoid)
+                                  mistake_made_here_labels, sigmoid)
 from stepdpo_lite.steps import extract_steps
 
 
@@ -719,12 +719,6 @@ def test_encode_checks_each_step_as_scoring_does(prm, tiny_model, tiny_tokenizer
     assert len(positions) == 2 and ids[positions[-1]] == prm.tag_ids[-1]
 
 
-def test_first_predicted_error():
-    assert first_predicted_error([2.0, 0.1, -0.5, -3.0]) == 2
-    assert first_predicted_error([2.0, 0.1, -0.5], threshold=0.6) == 1
-    assert first_predicted_error([1.0, 2.0]) == -1 and first_predicted_error([]) == -1
-
-
 def test_mistake_made_here_labels_read_the_drop_in_reachability():
     assert mistake_made_here_labels([]) == []
     assert mistake_made_here_labels([0.9, 0.9, 0.1, 0.05]) == pytest.approx([0.9, 1.0, 0.2, 0.95])
@@ -736,24 +730,13 @@ def test_mistake_made_here_labels_read_the_drop_in_reachability():
         mistake_made_here_labels([0.5, float("nan")])
 
 
-def test_first_predicted_error_takes_a_probability_and_refuses_nan():
-    assert first_predicted_error([2.0, -3.0, 1.0], 0.5) == 1
-    with pytest.raises(ValueError, match=r"threshold is a probability in \(0, 1\), got 0.0"):  # a log-odds, by mistake
-        first_predicted_error([-0.1, 1.0], threshold=0.0)
-    with pytest.raises(ValueError, match="score 1 must be a finite number, got nan"):
-        first_predicted_error([1.0, float("nan"), -3.0], 0.5)
-
-
-def test_sigmoid_and_first_predicted_error_refuse_what_is_not_a_number():
+def test_sigmoid_refuses_what_is_not_a_number():
     """np.asarray(x, dtype=float) read None as NaN (P = nan, no error), the str "-1.5" as one reward of -1.5 and
     True as a reward of 1."""
-    assert sigmoid(0) == 0.5 and sigmoid([0, 1.0])[0] == 0.5 and first_predicted_error([]) == -1
+    assert sigmoid(0) == 0.5 and sigmoid([0, 1.0])[0] == 0.5
     for bad in (None, "2", True, [1.0, None], [True, False]):
         with pytest.raises(ValueError, match="sigmoid: expected log-odds numbers"):
             sigmoid(bad)
-    for bad in ("-1.5", [True, False], [1.0, None]):
-        with pytest.raises(ValueError, match="sigmoid: expected log-odds numbers"):
-            first_predicted_error(bad)
 
 
 @pytest.mark.parametrize("process, outcome, message", [

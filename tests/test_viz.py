@@ -264,7 +264,7 @@ def test_explorer_builds_and_updates_headless(tmp_path):
 def test_explorer_picture_says_what_its_bars_and_marks_are():
     """The explorer's PNG (05_explorer.png) had no y-axis label and no key: its colours, orange outline and dashed
     line were explained only in the notebook's text."""
-    fig = viz._explorer_figure([[2.0, -3.0], [1.0]], [[True, False], [True]], 0.2)
+    fig = viz._explorer_figure([[2.0, -3.0], [1.0]], [[True, False], [True]], math.log(0.2 / 0.8))  # log-odds
     assert fig.get_supylabel() == "P(step right) = σ(reward)"
     (legend,) = fig.legends
     assert [t.get_text() for t in legend.get_texts()] == ["right step (checker)", "wrong step (checker)",
@@ -272,8 +272,8 @@ def test_explorer_picture_says_what_its_bars_and_marks_are():
     assert all(ax.get_legend() is None for ax in fig.axes)  # below the panels, off the bars
     # each bar is labelled with its P: a wrong step the PRM gives P ≈ 0 drew no bar at all, as if it were not there
     assert [t.get_text() for t in fig.axes[0].texts] == ["0.88", "0.05"] and fig.axes[0].get_ylim()[1] > 1
-    assert [t.get_text() for t in viz._explorer_figure([[-12.0]], None, 0.5).axes[0].texts] == ["0.00"]
-    fig = viz._explorer_figure([[2.0, -3.0]], None, 0.5)  # no checker: no right/wrong colours to explain
+    assert [t.get_text() for t in viz._explorer_figure([[-12.0]], None, 0.0).axes[0].texts] == ["0.00"]
+    fig = viz._explorer_figure([[2.0, -3.0]], None, 0.0)  # no checker: no right/wrong colours to explain
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["outline: predicted first error", "threshold (0.50)"]
 
 

@@ -43,8 +43,8 @@ from accelerate.utils import is_peft_model
 
 from ..checks import finite_number, flag, list_of, positive_int
 from ..evaluation import (_check_labels, _check_same_shape, _flat_scores_and_labels, first_error_index,
-                          outcome_auroc, process_reward_report, step_auroc)
-from ..rewards import first_predicted_error, sigmoid
+                          outcome_auroc, predict_first_error, process_reward_report, step_auroc)
+from ..rewards import sigmoid
 from ..steps import extract_steps, step_body
 from ..trainer import StepwiseDPOConfig, get_step_rewards
 from . import bestofn
@@ -326,9 +326,8 @@ def _step_number(index: int) -> int | None:
 
 
 def _threshold_probability(threshold, who: str) -> float:
-    """A log-odds ``threshold`` as the probability σ(threshold) that ``first_predicted_error`` compares each step's
-    σ(reward) with: the steps below it are those whose reward is below the log-odds. NaN, and one so far out that σ
-    rounds to 0 or 1 (no step, or every step, below it), are refused by name."""
+    """A log-odds ``threshold`` checked, as the probability σ(threshold) that the pictures and reports show. NaN,
+    and one so far out that σ rounds to 0 or 1 (no step, or every step, below it), are refused by name."""
     threshold = finite_number(threshold, "threshold", who)
     probability = sigmoid(threshold)
     if not 0 < probability < 1:
@@ -338,12 +337,12 @@ def _threshold_probability(threshold, who: str) -> float:
 
 
 def first_rejected_steps(step_rewards, threshold: float) -> list[int | None]:
-    """Each solution's first step the PRM rejects (reward < ``threshold``, ``first_predicted_error``), counted from
+    """Each solution's first step the PRM rejects (reward < ``threshold``, ``predict_first_error``), counted from
     1 as the pictures count steps; None where it rejects none (notebook 05's explorer: its picture's problem).
 
     threshold: log-odds (a probability p is log(p / (1 - p)))."""
-    probability = _threshold_probability(threshold, "first_rejected_steps")
-    return [_step_number(first_predicted_error(rewards, probability)) for rewards in step_rewards]
+    _threshold_probability(threshold, "first_rejected_steps")
+    return [_step_number(predict_first_error(rewards, threshold)) for rewards in step_rewards]
 
 
 def before_after_report(solutions_by_name: dict, rewards: dict, labels: dict, drawn: int) -> dict:
@@ -382,15 +381,15 @@ def before_after_report(solutions_by_name: dict, rewards: dict, labels: dict, dr
 
 def first_error_hits(step_rewards, step_labels, threshold: float) -> int:
     """How many solutions the PRM's first predicted error (the first step with ``reward < threshold``,
-    ``first_predicted_error``) is exactly the checker's first error (-1 = none, on both sides): the test of a
+    ``predict_first_error``) is exactly the checker's first error (-1 = none, on both sides): the test of a
     PRM that a reader can check row by row in notebook 05's pictures.
 
     threshold: log-odds (a probability p is log(p / (1 - p)))."""
     _check_same_shape(step_rewards, step_labels, "first_error_hits", "rewards")
     for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
         _check_labels(labels, "first_error_hits", f"step_labels[{i}]")
-    probability = _threshold_probability(threshold, "first_error_hits")
-    return sum(first_predicted_error(r, probability) == first_error_index(y)
+    _threshold_probability(threshold, "first_error_hits")
+    return sum(predict_first_error(r, threshold) == first_error_index(y)
                for r, y in zip(step_rewards, step_labels))
 
 
@@ -445,16 +444,16 @@ def heatmap_details(step_rewards, step_labels, threshold: float, row_labels=None
     names = [str(i + 1) for i in range(len(step_rewards))] if row_labels is None else list(row_labels)
     if len(names) != len(step_rewards):
         raise ValueError(f"heatmap_details: {len(names)} row labels for {len(step_rewards)} solutions")
-    threshold = _threshold_probability(threshold, "heatmap_details")  # compared with each step's P below
+    p_threshold = _threshold_probability(threshold, "heatmap_details")  # compared with each step's P below
     misread, rows_back, p_back, p_right = [], [], [], {}
     for name, rewards, labels in zip(names, step_rewards, step_labels):
         probs = [float(p) for p in sigmoid(np.asarray(rewards, dtype=float).reshape(-1))]
-        error, rejected = first_error_index(labels), first_predicted_error(rewards, threshold)
+        error, rejected = first_error_index(labels), predict_first_error(rewards, threshold)
         if error != rejected:
             misread.append({"row": name, "first_error": _step_number(error), "first_rejected": _step_number(rejected),
                             "p_first_error": probs[error] if error >= 0 else None,
                             "p_first_rejected": probs[rejected] if rejected >= 0 else None})
-        back = [p for p in probs[error + 1:] if p >= threshold] if error >= 0 else []
+        back = [p for p in probs[error + 1:] if p >= p_threshold] if error >= 0 else []
         if back:
             rows_back.append(name)
             p_back += back

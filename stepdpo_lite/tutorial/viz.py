@@ -34,8 +34,8 @@ from matplotlib.patches import Patch, Rectangle
 
 from ..atomic import write_atomic
 from ..checks import finite_number, list_of, positive_int
-from ..evaluation import _check_labels, first_error_index, outcome_auroc
-from ..rewards import first_predicted_error, sigmoid
+from ..evaluation import _check_labels, first_error_index, outcome_auroc, predict_first_error
+from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps, step_body
 
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
@@ -391,7 +391,7 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
              if fe is not None and fe >= 0]
     for i, fe in boxes:
         ax.add_patch(Rectangle((fe - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.5, zorder=4))
-    predicted = [(i, k) for i, k in enumerate(first_predicted_error(r, sigmoid(threshold)) for r in step_rewards)
+    predicted = [(i, k) for i, k in enumerate(predict_first_error(r, threshold) for r in step_rewards)
                  if k >= 0] if mark_predicted else []
     for i, k in predicted:  # inside the gold box where both fall on one step, so that both show
         ax.add_patch(Rectangle((k - 0.36, i - 0.36), 0.72, 0.72, fill=False, edgecolor=HIGHLIGHT, linewidth=2,
@@ -849,16 +849,17 @@ def _figure_output(fig) -> dict:
             "data": {"image/png": base64.b64encode(buf.getvalue()).decode(), "text/plain": "<step rewards>"}}
 
 
-def _explorer_figure(rewards, verdicts, p_threshold):
-    """The explorer's picture: one panel of P = σ(reward) bars per solution, the first below the probability
-    ``p_threshold`` (σ of the explorer's log-odds threshold) outlined, a dashed line at it."""
+def _explorer_figure(rewards, verdicts, threshold):
+    """The explorer's picture: one panel of P = σ(reward) bars per solution, the first with a reward below the
+    log-odds ``threshold`` outlined, a dashed line at σ(threshold)."""
+    p_threshold = sigmoid(threshold)
     fig, axes = plt.subplots(len(rewards), 1, figsize=(7, 0.45 + 1.25 * len(rewards)), squeeze=False,
                              layout="constrained", sharex=True)
     for j, (ax, r) in enumerate(zip(axes[:, 0], rewards)):
         probs, (labels, gold_fe) = sigmoid(r), _gold(verdicts[j]) if verdicts else (None, None)
         colors = [NEUTRAL] * len(r) if labels is None else [CORRECT if ok else WRONG for ok in labels]
         bars = ax.bar(np.arange(1, len(r) + 1), probs, color=colors, width=0.7)
-        pred = first_predicted_error(r, p_threshold)
+        pred = predict_first_error(r, threshold)
         if pred >= 0:
             bars[pred].set(edgecolor=HIGHLIGHT, linewidth=3)
         ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)  # a step the PRM gives P ≈ 0 has no bar to see
@@ -883,13 +884,13 @@ def _steps_of(solution, delimiter) -> list:
     return list(solution) if not isinstance(solution, str) else extract_steps(solution, delimiter)
 
 
-def _explorer_html(problem, solutions, rewards, verdicts, p_threshold, delimiter) -> str:
-    """The explorer's text: each solution's steps, coloured by P, the first below the probability ``p_threshold``
-    (σ of the explorer's log-odds threshold) outlined."""
+def _explorer_html(problem, solutions, rewards, verdicts, threshold, delimiter) -> str:
+    """The explorer's text: each solution's steps, coloured by P, the first with a reward below the log-odds
+    ``threshold`` outlined."""
     rows = [f"<div style='font-family:monospace;white-space:pre-wrap'><b>{html.escape(_text_of(problem))}</b></div>"]
     for j, (sol, r) in enumerate(zip(solutions, rewards)):
         steps = _steps_of(sol, delimiter)  # as many as rewards: step_reward_explorer checks it
-        pred, labels = first_predicted_error(r, p_threshold), _gold(verdicts[j])[0] if verdicts else None
+        pred, labels = predict_first_error(r, threshold), _gold(verdicts[j])[0] if verdicts else None
         cells = []
         for k, (s, p) in enumerate(zip(steps, sigmoid(r))):
             style = f"background:rgba({int(255 * (1 - p))},{int(200 * p)},80,0.18);padding:1px 4px;"
@@ -898,7 +899,7 @@ def _explorer_html(problem, solutions, rewards, verdicts, p_threshold, delimiter
             cells.append(f"<span style='{style}' title='σ={p:.2f}'>{html.escape(_short(s, 40))}</span>")
         rows.append(f"<div style='font-family:monospace;font-size:12px'><b>#{j + 1}</b> {' '.join(cells)}</div>")
     legend = (f"<div style='font-size:11px;color:#555'>orange outline: first step with σ(reward) &lt; "
-              f"{p_threshold:.2f} = σ(threshold)"
+              f"{sigmoid(threshold):.2f} = σ(threshold)"
               f"{'; red text: gold-wrong step' if verdicts else ''}</div>")
     return "".join(rows) + legend
 
@@ -945,7 +946,7 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
     text, out = w.HTML(), w.Output()
 
     def update(_=None):
-        i, thr = picker.value, sigmoid(slider.value)  # the pictures compare and draw probabilities
+        i, thr = picker.value, slider.value
         ver = verdicts[i] if verdicts is not None else None
         text.value = _explorer_html(problems[i], solutions[i], step_rewards[i], ver, thr, delimiter)
         out.outputs = (_figure_output(_explorer_figure(step_rewards[i], ver, thr)),) if len(step_rewards[i]) else ()
