@@ -92,7 +92,7 @@ def test_failing_cell_stops_the_run_naming_notebook_and_cell(tmp_path, capsys):
                           "--only", "01", "02", "--timeout", "120"])
     err = capsys.readouterr().err
     assert code == 1
-    assert "01_bad.ipynb failed at cell 4 of 5" in err and "'# divide'" in err
+    assert "01_bad.ipynb failed at code cell 3 of 4 (cell 4 of 5 in the notebook)" in err and "'# divide'" in err
     assert "ZeroDivisionError: division by zero" in err and "01_bad" in err  # progress bar names the notebook
     executed = runs_dir / "toy" / "executed"
     assert [p.name for p in executed.iterdir()] == ["01_bad.ipynb"]  # 02 never ran
