@@ -225,8 +225,8 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
     if scores is not None:
         if len(scores) != len(correct) or any(len(s) != len(c) for s, c in zip(scores, correct)):
             raise ValueError("best_of_n_accuracy: scores and correct must have the same shape")
-        for i, s in enumerate(scores):
-            _finite_scores(s, "best_of_n_accuracy", f"problem {i}, candidate")
+        for i, s in enumerate(scores):  # True here is most likely a swap: the order is named in the message
+            _finite_scores(s, "best_of_n_accuracy(correct, scores)", f"problem {i}, candidate")
     for i, c in enumerate(correct):
         _check_labels(c, "best_of_n_accuracy", f"correct[{i}]")
     sizes = [len(c) for c in correct]

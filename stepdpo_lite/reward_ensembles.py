@@ -219,6 +219,11 @@ class EnsembleRewardModel:
     def get_reward_for_text(self, text: str) -> float:
         return self.score_solutions([""], [text])[0]
 
+    def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
+        """Each member reads the problem through its own ``prompt_template``, as it was trained (its siblings' API)."""
+        return sum(w * finite_number(m.get_reward_for_problem_solution(problem, solution), f"models[{i}]'s reward",
+                                     "EnsembleRewardModel") for i, (w, m) in enumerate(zip(self.weights, self.models)))
+
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
         texts = list_of(texts, "texts", "texts")
         return self.score_solutions([""] * len(texts), texts)

@@ -474,6 +474,7 @@ class ProcessRewardModel(GenerativeVerifier):
         return steps, rewards, self.aggregate(rewards)
 
     def get_reward_for_text(self, text: str) -> float:
+        """The aggregated reward of a whole text, read with an empty prompt: put the problem in the text as trained."""
         return self.extract_and_aggregate_steps(text)[2]
 
     def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:

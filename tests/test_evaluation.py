@@ -341,6 +341,9 @@ def test_auroc_difference_point_interval_groups_and_errors():
     (lambda: first_error_f1([[None, 1.0], [1.0]], [0, -1], 0.5), r"solution 0, score 0 must be a finite number"),
     (lambda: choose_threshold([[0.1, 0.9], [0.8, "x"]], [0, -1]), r"choose_threshold: solution 1, score 1 must"),
     (lambda: best_of_n_accuracy([[True, False]], [[1.0, None]], ns=(1, 2)), r"problem 0, candidate 1 must be a finite"),
+    # the arguments swapped (labels where the scores go): the message names the order
+    (lambda: best_of_n_accuracy([[0.2, 0.9]], [[True, False]], ns=(1,)),
+     r"best_of_n_accuracy\(correct, scores\): problem 0, candidate 0 must be a finite number, got True"),
     (lambda: first_error_index(None), r"first_error_index: step_labels: expected a list of labels, got NoneType"),
     (lambda: predict_first_error([1.0], float("nan")), r"predict_first_error: threshold must be a finite number"),
     # a NaN step score compares false with the threshold: it would pass as a right step, and step 2 be "the error"

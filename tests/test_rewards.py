@@ -353,6 +353,10 @@ def test_combined_and_ensemble_arithmetic(prm, orm):
     assert only_outcome.score_solutions(prompts, sols) == pytest.approx(o, abs=1e-6)
     ensemble = EnsembleRewardModel([prm, orm], weights=[2.0, -1.0])
     assert ensemble.score_solutions(prompts, sols) == pytest.approx([2 * a - b for a, b in zip(p, o)], abs=1e-5)
+    # the siblings' API (an AttributeError before): each member reads the problem through its own template
+    assert ensemble.get_reward_for_problem_solution(prompts[0], sols[0]) == pytest.approx(
+        2 * prm.get_reward_for_problem_solution(prompts[0], sols[0])
+        - orm.get_reward_for_problem_solution(prompts[0], sols[0]), abs=1e-5)
     assert EnsembleRewardModel([prm, prm]).get_rewards_for_steps(extract_steps(sols[0])) == pytest.approx(
         prm.get_rewards_for_steps(extract_steps(sols[0])), abs=1e-5)
     with pytest.raises(ValueError, match="member 1 .OutcomeRewardModel. gives no step rewards"):
