@@ -101,6 +101,69 @@ def test_format_auroc_by_position_is_notebook_02s_table():
         "   1    4   100%    —")
 
 
+
+def logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+CALIBRATION_REWARDS = [[logit(0.9), logit(0.8), logit(0.3)], [logit(0.6), logit(0.1)]]
+CALIBRATION_LABELS = [[True, True, False], [0, 0]]
+
+
+def test_step_calibration_bins_p_and_gives_the_ece_and_brier_score_by_hand():
+    calibration = diagnostics.step_calibration(CALIBRATION_REWARDS, CALIBRATION_LABELS, n_bins=2)
+    low, high = calibration["bins"]
+    # P < 0.5: 0.3 and 0.1, both wrong; P >= 0.5: 0.9 and 0.8 right, 0.6 wrong
+    assert (low["low"], low["high"], low["count"], high["count"]) == (0.0, 0.5, 2, 3)
+    assert low["mean_p"] == pytest.approx(0.2) and low["right_share"] == 0
+    assert high["mean_p"] == pytest.approx(2.3 / 3) and high["right_share"] == pytest.approx(2 / 3)
+    # ECE = 2/5·|0 − 0.2| + 3/5·|2/3 − 2.3/3| = 0.08 + 0.06; Brier = (0.01 + 0.04 + 0.09 + 0.36 + 0.01) / 5
+    assert calibration["ece"] == pytest.approx(0.14) and calibration["brier"] == pytest.approx(0.102)
+    assert (calibration["steps"], calibration["right_share"]) == (5, 0.4)
+    assert calibration["mean_p"] == pytest.approx(0.54)
+    ten = diagnostics.step_calibration(CALIBRATION_REWARDS, CALIBRATION_LABELS)  # 10 bins: 5 of them empty
+    assert [b["count"] for b in ten["bins"]] == [0, 1, 0, 1, 0, 0, 1, 0, 1, 1]
+    assert ten["bins"][0] == {"low": 0.0, "high": 0.1, "count": 0, "mean_p": None, "right_share": None}
+    # P = 0.5 opens the upper bin; P = σ(50) = 1.0 falls in the last one
+    edges = diagnostics.step_calibration([[0.0, 50.0]], [[1, 1]], n_bins=2)
+    assert [b["count"] for b in edges["bins"]] == [0, 2]
+
+
+def test_step_calibration_refuses_what_it_would_misread():
+    with pytest.raises(ValueError, match="step_calibration: solution 1 has 1 step rewards and 2 labels"):
+        diagnostics.step_calibration([[1.0], [2.0]], [[True], [True, False]])
+    with pytest.raises(ValueError, match="step_calibration: 2 solutions of step rewards but 1 of labels"):
+        diagnostics.step_calibration([[1.0], [2.0]], [[True]])
+    with pytest.raises(ValueError, match="step_calibration: solution 1, reward 0 must be a finite number, got nan"):
+        diagnostics.step_calibration([[1.0], [float("nan")]], [[True], [False]])  # it fell in no bin
+    for bad in (None, 0.7, 2, "True"):
+        with pytest.raises(ValueError, match=r"step_calibration: step_labels\[0\]\[1\] must be a bool or 0/1"):
+            diagnostics.step_calibration([[1.0, 2.0]], [[True, bad]])
+    for bad in (0, -1, 2.5, True, None):
+        with pytest.raises(ValueError, match=r"step_calibration: n_bins must be an int >= 1"):
+            diagnostics.step_calibration([[1.0]], [[True]], n_bins=bad)
+    for rewards, labels in (([], []), ([[], []], [[], []])):
+        with pytest.raises(ValueError, match="step_calibration: no steps"):
+            diagnostics.step_calibration(rewards, labels)
+    with pytest.raises(ValueError, match="step_calibration: step_rewards: expected a list"):
+        diagnostics.step_calibration(None, [[True]])
+    numpy_rows = diagnostics.step_calibration([np.array([2.0, -2.0])], [np.array([1, 0])], n_bins=np.int64(2))
+    assert numpy_rows["steps"] == 2 and numpy_rows["right_share"] == 0.5
+
+
+def test_format_step_calibration_is_notebook_02s_table():
+    text = diagnostics.format_step_calibration(
+        diagnostics.step_calibration(CALIBRATION_REWARDS, CALIBRATION_LABELS, n_bins=4))
+    # ECE = (0.1 + 0.3 + 0.6 + 2 · 0.15) / 5
+    assert text == ("P bin       steps   mean P   right\n"
+                    "0.00–0.25       1    0.100    0.0%\n"
+                    "0.25–0.50       1    0.300    0.0%\n"
+                    "0.50–0.75       1    0.600    0.0%\n"
+                    "0.75–1.00       2    0.850  100.0%\n"
+                    "ECE 0.260, Brier 0.102 on 5 steps (mean P 0.540; 40.0% of them right)")
+    empty_bin = diagnostics.format_step_calibration(diagnostics.step_calibration([[3.0]], [[True]], n_bins=2))
+    assert "0.00–0.50       0        —       —" in empty_bin
+
 def test_format_step_rewards_marks_where_the_prm_and_the_checker_disagree():
     text = diagnostics.format_step_rewards("Problem: start with 5.", ["Step 1: 5 + 9 = 14", "\n\nStep 2: 14 - 8 = 7",
                                                                        "\n\nStep 3: 7 + 6 = 13\n\nAnswer: 13"],

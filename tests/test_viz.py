@@ -361,6 +361,44 @@ def test_plot_outcome_roc_draws_each_scorer_with_its_auroc_and_a_histogram(tmp_p
     assert len(viz.plot_outcome_roc(scores, labels).axes) == 1  # no histogram asked: the ROC alone
 
 
+
+def test_plot_step_calibration_draws_the_bins_the_diagonal_the_counts_and_the_threshold(tmp_path):
+    rewards = [[math.log(0.9 / 0.1), math.log(0.8 / 0.2), math.log(0.3 / 0.7)], [math.log(0.6 / 0.4), math.log(1 / 9)]]
+    labels = [[True, True, False], [0, 0]]  # P 0.9, 0.8, 0.3 | 0.6, 0.1 in 2 bins (test_diagnostics' ECE)
+    fig = viz.plot_step_calibration(rewards, labels, n_bins=2, threshold=math.log(0.2 / 0.8),
+                                    save_to=tmp_path / "calibration.png")
+    assert isinstance(fig, Figure)
+    assert_png(tmp_path / "calibration.png")
+    reliability, counts = fig.axes
+    assert reliability.get_title() == "Calibration of P = σ(reward) on 5 steps"
+    texts = [t.get_text() for t in reliability.get_legend().get_texts()]
+    assert texts[2:] == ["PRM (ECE 0.140, Brier 0.102)", "threshold P = 0.20"]
+    assert [round(x, 3) for x in reliability.collections[-1].get_offsets()[:, 1]] == [0.0, 0.667]  # share right
+    assert [int(bar.get_height()) for bar in counts.patches] == [2, 3]  # the steps in each bin
+    for ax in (reliability, counts):  # the threshold, as P, in both panels
+        assert [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [pytest.approx(0.2)]
+    plain = viz.plot_step_calibration(rewards, labels, title="mine")  # 10 bins, 5 of them empty: not drawn
+    assert plain.axes[0].get_title() == "mine" and len(plain.axes[1].patches) == 5
+    assert not [line for line in plain.axes[0].lines if line.get_linestyle() == "--"]  # no threshold asked
+
+
+def test_plot_step_calibration_refuses_what_it_would_misdraw():
+    with pytest.raises(ValueError, match="plot_step_calibration: step_calibration: solution 0, reward 1 must be a "
+                                         "finite number, got nan"):
+        viz.plot_step_calibration([[1.0, float("nan")]], [[True, False]])
+    with pytest.raises(ValueError, match=r"plot_step_calibration: step_calibration: step_labels\[0\]\[0\] must be "
+                                         "a bool or 0/1, got None"):
+        viz.plot_step_calibration([[1.0]], [[None]])
+    with pytest.raises(ValueError, match="plot_step_calibration: step_calibration: solution 0 has 2 step rewards"):
+        viz.plot_step_calibration([[1.0, 2.0]], [[True]])
+    with pytest.raises(ValueError, match="plot_step_calibration: step_calibration: n_bins must be an int >= 1"):
+        viz.plot_step_calibration([[1.0]], [[True]], n_bins=0)
+    with pytest.raises(ValueError, match="plot_step_calibration: step_calibration: no steps"):
+        viz.plot_step_calibration([], [])
+    for bad in (float("nan"), "0.5", True):  # a log-odds threshold: a finite number (None: no line)
+        with pytest.raises(ValueError, match="plot_step_calibration: threshold must be a finite number"):
+            viz.plot_step_calibration([[1.0]], [[True]], threshold=bad)
+
 # ----------------------------------------------------------------------------- what notebook 05 picks to draw
 
 def _stepwise_rows(n, seed=0):

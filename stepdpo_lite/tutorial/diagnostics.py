@@ -5,6 +5,8 @@ that show what a reward model has *not* learnt, and summaries of per-step values
 - ``step_auroc_by_position`` (``format_auroc_by_position``): does a PRM rank steps *within* a position, not only
   by it;
 - ``format_step_rewards``: one solution's step rewards beside the checker's labels (notebook 02);
+- ``step_calibration`` (``format_step_calibration``): whether a PRM's P = σ(reward) reads as a probability: the
+  share of right steps per bin of P, the expected calibration error and the Brier score (notebook 02);
 - ``base_rate_loss``: the loss of always predicting the label frequency (a flat training curve on it learnt nothing);
 - ``rejected_right_answers``: the right answers a PRM rejects, and how many of them slipped (notebook 03's ROC);
 - ``curve_ends``: where a trainer's logged curves started and ended (what notebooks 04 and 05 say their curves show);
@@ -42,8 +44,9 @@ import numpy as np
 from accelerate.utils import is_peft_model
 
 from ..checks import finite_number, flag, list_of, positive_int
-from ..evaluation import (_check_labels, _check_same_shape, _flat_scores_and_labels, first_error_index,
-                          outcome_auroc, predict_first_error, process_reward_report, step_auroc)
+from ..evaluation import (_check_labels, _check_same_shape, _finite_scores, _flat_scores_and_labels,
+                          first_error_index, outcome_auroc, predict_first_error, process_reward_report,
+                          step_auroc)
 from ..rewards import sigmoid
 from ..steps import extract_steps, step_body
 from ..trainer import StepwiseDPOConfig, get_step_rewards
@@ -76,6 +79,54 @@ def format_auroc_by_position(rows) -> str:
         lines.append(f"{row['step']:4d} {row['n']:4d}  {row['right']:5.0%}  {shown}")
     return "\n".join(lines)
 
+
+def step_calibration(step_rewards, step_labels, n_bins: int = 10) -> dict:
+    """Can P = σ(reward) be read as a probability? Each step's P against its label (one list of each per
+    solution), in ``n_bins`` equal-width bins of P (bin b holds b/n <= P < (b+1)/n; P = 1 falls in the last):
+    ``{"bins": [{"low", "high", "count", "mean_p", "right_share"}], "ece", "brier", "steps", "mean_p",
+    "right_share"}``, an empty bin's ``mean_p`` and ``right_share`` None (JSON, unlike NaN, records them).
+
+    ``ece``: the expected calibration error Σ_b n_b/N · |right_share_b − mean_p_b| (Guo et al. 2017,
+    arXiv:1706.04599), 0 when in every bin the share of right steps is the P the PRM gives them; ``brier``: the mean
+    of (P − y)² over the steps (y = 1 for a right step), which counts ranking and calibration together. A PRM can
+    rank steps well (a high step AUROC) and still be miscalibrated: its P is then a score to threshold, not a
+    probability to read."""
+    step_rewards = list_of(step_rewards, "step_calibration: step_rewards", "step reward lists (one per solution)")
+    step_labels = list_of(step_labels, "step_calibration: step_labels", "step label lists (one per solution)")
+    _check_same_shape(step_rewards, step_labels, "step_calibration", "step rewards")
+    n_bins = positive_int(n_bins, "n_bins", "step_calibration")
+    rewards, labels = [], []
+    for i, (r, y) in enumerate(zip(step_rewards, step_labels)):
+        _check_labels(y, "step_calibration", f"step_labels[{i}]")  # bool(None) would count a missing label as wrong
+        rewards += _finite_scores(r, "step_calibration", f"solution {i}, reward")  # a NaN would fall in no bin
+        labels += [bool(v) for v in y]
+    if not rewards:
+        raise ValueError("step_calibration: no steps (every solution's reward and label lists are empty)")
+    p, y = sigmoid(np.asarray(rewards)), np.asarray(labels, dtype=float)
+    in_bin = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    bins = []
+    for b in range(n_bins):
+        inside = in_bin == b
+        count = int(inside.sum())
+        bins.append({"low": b / n_bins, "high": (b + 1) / n_bins, "count": count,
+                     "mean_p": float(p[inside].mean()) if count else None,
+                     "right_share": float(y[inside].mean()) if count else None})
+    ece = sum(b["count"] / len(p) * abs(b["right_share"] - b["mean_p"]) for b in bins if b["count"])
+    return {"bins": bins, "ece": float(ece), "brier": float(np.mean((p - y) ** 2)), "steps": len(p),
+            "mean_p": float(p.mean()), "right_share": float(y.mean())}
+
+
+
+def format_step_calibration(calibration: dict) -> str:
+    """Notebook 02's table of ``step_calibration``: per bin of P its steps, their mean P and the share right ("—" in
+    an empty bin), then the ECE and Brier score, and the mean P of all the steps beside the share right."""
+    lines = ["P bin       steps   mean P   right"]
+    for b in calibration["bins"]:
+        shown = (f"{b['mean_p']:7.3f}  {b['right_share']:6.1%}" if b["count"] else f"{'—':>7s}  {'—':>6s}")
+        lines.append(f"{b['low']:.2f}–{b['high']:.2f}  {b['count']:6,d}  {shown}")
+    lines.append(f"ECE {calibration['ece']:.3f}, Brier {calibration['brier']:.3f} on {calibration['steps']:,} steps "
+                 f"(mean P {calibration['mean_p']:.3f}; {calibration['right_share']:.1%} of them right)")
+    return "\n".join(lines)
 
 def format_step_rewards(prompt: str, steps, rewards, labels, threshold: float) -> str:
     """One solution, step by step, as notebook 02 prints it under its heatmap: the prompt, then each step (its

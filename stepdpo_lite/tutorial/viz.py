@@ -37,6 +37,7 @@ from ..checks import finite_number, list_of, positive_int
 from ..evaluation import _check_labels, first_error_index, outcome_auroc, predict_first_error
 from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps, step_body
+from .diagnostics import step_calibration
 
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
 CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
@@ -835,6 +836,49 @@ def plot_outcome_roc(scores, labels, histogram: str | None = None, title=None, s
         axes[1].hist(p[~labels], bins=bins, alpha=0.6, color="C3", label=f"wrong answer ({(~labels).sum()})")
         axes[1].set(xlabel=f"{histogram}: P(correct) = σ(reward)", ylabel="solutions", title=f"{histogram} scores")
         axes[1].legend(fontsize=8)
+    return _finish(fig, save_to)
+
+
+def plot_step_calibration(step_rewards, step_labels, n_bins: int = 10, threshold=None, title=None, save_to=None):
+    """A reliability diagram of a PRM's step probabilities P = σ(reward) (``diagnostics.step_calibration``: one list
+    of rewards and of labels per solution). Top: each bin's share of right steps against its mean P (a marker's
+    area grows with the bin's steps; a red line is its gap to the diagonal, which the ECE weighs by those steps),
+    with the ECE and Brier score in the key; a calibrated PRM lies on the dotted diagonal. Bottom: how many steps
+    each bin holds, on a log scale (a bin of a few steps has a noisy share). ``threshold``: a dashed line at
+    σ(threshold) in both, e.g. notebook 02's first-error threshold.
+
+    threshold: log-odds (a probability p is log(p / (1 - p)))."""
+    if threshold is not None:
+        threshold = finite_number(threshold, "threshold", "plot_step_calibration")
+    try:
+        calibration = step_calibration(step_rewards, step_labels, n_bins)
+    except ValueError as e:
+        raise ValueError(f"plot_step_calibration: {e}") from None
+    filled = [b for b in calibration["bins"] if b["count"]]
+    mean_p, right, counts = (np.array([b[k] for b in filled], dtype=float) for k in ("mean_p", "right_share", "count"))
+    fig, (ax, below) = plt.subplots(2, 1, figsize=(5.6, 6.0), sharex=True, layout="constrained",
+                                    gridspec_kw={"height_ratios": [3, 1.2]})
+    ax.plot([0, 1], [0, 1], "k:", lw=1, label="calibrated: share right = P")
+    ax.vlines(mean_p, np.minimum(mean_p, right), np.maximum(mean_p, right), color=WRONG, lw=1.5, alpha=0.8,
+              label="gap to the diagonal")
+    # the key's marker is the line's, of one size: the scatter's would show the largest bin's
+    ax.plot(mean_p, right, "-o", color=NEUTRAL, lw=1, ms=5, alpha=0.6,
+            label=f"PRM (ECE {calibration['ece']:.3f}, Brier {calibration['brier']:.3f})")
+    ax.scatter(mean_p, right, s=20 + 280 * np.sqrt(counts / counts.max()), color=NEUTRAL, edgecolor="white",
+               zorder=3)
+    width = 1 / len(calibration["bins"])
+    bars = below.bar([b["low"] + width / 2 for b in filled], counts, width=0.9 * width, color=NEUTRAL)
+    below.bar_label(bars, labels=[f"{int(c):,}" for c in counts], fontsize=7)
+    below.set_yscale("log")
+    below.set_ylim(0.7, counts.max() * 4)  # room for the labels above the tallest bar
+    if threshold is not None:
+        for axis in (ax, below):
+            axis.axvline(sigmoid(threshold), color=HIGHLIGHT, ls="--", lw=1.5,
+                         label=f"threshold P = {sigmoid(threshold):.2f}")
+    ax.set(xlim=(-0.02, 1.02), ylim=(-0.03, 1.03), ylabel="share of the steps right",
+           title=title or f"Calibration of P = σ(reward) on {calibration['steps']:,} steps")
+    ax.legend(loc="upper left", fontsize=8)
+    below.set(xlabel="P(step correct) = σ(reward), in bins", ylabel="steps")
     return _finish(fig, save_to)
 
 
