@@ -72,6 +72,12 @@ def test_tiny_run_backs_what_the_notebooks_say(run):
     assert prm["step_auroc"] >= prm["position_baseline_auroc"] + 0.15
     assert prm["zero_shot"]["step_auroc"] >= 0.9 and prm["first_error_f1"] >= 0.8
     assert prm["control"]["after_qlora"]["step_auroc"] <= prm["position_baseline_auroc"] + 0.05
+    # 02: its P = σ(reward) reads as a probability: a small ECE, the steps below P 0.1 nearly all wrong and those
+    # above 0.9 mostly right, its mean P near the share right (the middle bins and the threshold: the recorded run)
+    calibration, (lowest, *_, highest) = prm["calibration"], prm["calibration"]["bins"]
+    assert sum(b["count"] for b in calibration["bins"]) == calibration["steps"] and calibration["ece"] <= 0.1
+    assert lowest["right_share"] <= 0.1 and highest["right_share"] >= 0.75
+    assert abs(calibration["mean_p"] - calibration["right_share"]) <= 0.1
     # 03: the combined reward model scores at least as high as both of its parts (its gap to the ORM is printed
     # with an interval, and on the full-size run that interval includes zero: the text says so)
     assert orm["combined_auroc"] >= max(orm["auroc"], orm["prm_min_auroc"])

@@ -138,6 +138,9 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
     threshold_p = 1 / (1 + math.exp(-prm["first_error_threshold"]))  # notebook 02's threshold, as P(correct)
     rounds, trained = policy["rounds"], ("stepwise_dpo", "dpo", "nll_only")
     by_position = [row["auroc"] for row in prm["step_auroc_by_position"]]  # steps 1, 2, ...
+    calibration = prm["calibration"]
+    lowest, middle, highest = calibration["bins"][0], calibration["bins"][1:-1], calibration["bins"][-1]
+    worst = max(middle, key=lambda b: abs(b["right_share"] - b["mean_p"]))  # the middle bin furthest from the diagonal
     gains = {k: [policy[name][k] - policy["base"][k] for name in trained] for k in ("accuracy", "sampled_accuracy")}
     first_round = {k: [rounds[0][name][k] for name in trained] for k in ("accuracy", "sampled_accuracy")}
     pairs = {kind: sum(r["pairs"][kind] for r in rounds) for kind in ("solution", "step")}  # summed over the rounds
@@ -169,7 +172,19 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"about {by_position[0]:.2f} at steps 1–2, {min(by_position[2:5]):.2f}–{max(by_position[2:5]):.2f} at "
             f"steps 3–5 and {by_position[5]:.2f} at step 6",
             f"falls from {by_position[0]:.2f} at step 1 to {by_position[-1]:.2f} at step {len(by_position)}",
-            *_interval(prm["qlora_minus_zero_shot"], lambda x: _signed(x, 4)), f"a threshold of P = {_p(threshold_p)}"],
+            *_interval(prm["qlora_minus_zero_shot"], lambda x: _signed(x, 4)), f"a threshold of P = {_p(threshold_p)}",
+            # its calibration section
+            f"over the {calibration['steps']:,} test steps the ECE is {calibration['ece']:.3f} and the Brier score "
+            f"{calibration['brier']:.3f}",
+            f"The {lowest['count']:,} steps it puts below P = 0.1 are right {lowest['right_share']:.1%} of the time",
+            f"the {highest['count']:,} above 0.9 are right {highest['right_share']:.1%} of the time",
+            f"its mean P ({calibration['mean_p']:.3f}) is close to the share right ({calibration['right_share']:.1%})",
+            f"The {len(middle)} bins in between hold few steps ({min(b['count'] for b in middle)} to "
+            f"{max(b['count'] for b in middle)} each)",
+            f"by up to {abs(worst['right_share'] - worst['mean_p']):.2f} (P {worst['mean_p']:.3f}, "
+            f"{worst['right_share']:.1%} right)",
+            f"{sum(b['right_share'] < b['mean_p'] for b in middle)} of the {len(middle)} lie below it",
+            f"where only {lowest['right_share']:.1%} of the steps are right"],
         "03_outcome_reward_model.ipynb": [
             _auroc(orm["auroc"]), _auroc(orm["zero_shot_auroc"]), _auroc(orm["prm_min_auroc"]),
             _auroc(orm["combined_auroc"]), f"({orm['combined_process_weight']:g} on the PRM)",
@@ -425,6 +440,12 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     assert min(r["auroc"] for r in by_position) > prm["position_baseline_auroc"] + 0.1
     assert f"{by_position[0]['auroc']:.2f}" == f"{by_position[1]['auroc']:.2f}" and len(by_position) == 6
     assert by_position[-1]["auroc"] == min(r["auroc"] for r in by_position) and by_position[-1]["right"] < 0.1
+    # 02's calibration: most of the middle bins below the diagonal (over-confident where unsure); the first-error
+    # threshold inside the lowest bin of P
+    calibration = prm["calibration"]
+    middle = calibration["bins"][1:-1]
+    assert sum(b["right_share"] < b["mean_p"] for b in middle) > len(middle) / 2
+    assert 1 / (1 + math.exp(-prm["first_error_threshold"])) < calibration["bins"][0]["high"]
     # 04's training curves (policy.one_round_curves: each curve's first and last logged value, the means of its first
     # and last 5, and its jitter): every run raises the chosen solutions' log-likelihood, NLL only the most and DPO
     # the least of the whole-solution runs; under NLL only the rejected ones fall by more than half as much as under
