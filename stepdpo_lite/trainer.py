@@ -399,11 +399,20 @@ class StepwiseDPOTrainer(DPOTrainer):
             if not isinstance(dataset, Dataset):
                 raise ValueError("reward-model scoring needs a map-style `datasets.Dataset`, not an IterableDataset")
             dataset = self._add_reward_columns(dataset, args.step_delimiter)
-        elif not filled and not next(iter(dataset)).get("open_ended"):  # one step a side: the defaults are Step-DPO
+        # no labels: "weighted" pushes down every rejected step (DPO); the other pairings, or one step a side, Step-DPO
+        elif not filled and not next(iter(dataset)).get("open_ended") and args.step_pairing == "weighted":
             warnings.warn(f"StepwiseDPOTrainer: the {dataset_name} dataset has no step labels, no step rewards and "
                           "there is no reward model, so every chosen step counts as right and every rejected step as "
                           "wrong: the step loss then pushes down the whole rejected solution, as DPO does. Add "
                           "`chosen_step_labels`/`rejected_step_labels` columns or pass a `reward_model`.", stacklevel=3)
+        first, cut = next(iter(dataset)), args.step_delimiter
+        sides = [first.get(c) for c in ("chosen", "rejected")]  # each one step that goes on from the prompt's
+        one_step_each = all(isinstance(t, str) and t.startswith(cut) and cut not in t[len(cut):] for t in sides)
+        if one_step_each and "open_ended" not in first:  # Step-DPO's issue #18
+            warnings.warn(f"StepwiseDPOTrainer: the {dataset_name} dataset's first row looks like Step-DPO's "
+                          "prompt-prefix form (each side is one step opening with step_delimiter) but has no "
+                          "`open_ended` column: TRL appends EOS to every completion, so the policy learns to stop "
+                          "after this step. Mark such rows open_ended=True (data.to_trl_dpo does).", stacklevel=3)
         if args.use_step_wise_prompt:
             template = args.step_wise_prompt_template
             dataset = dataset.map(lambda ex: {"prompt": template.replace("{prompt}", ex["prompt"])})
@@ -415,7 +424,23 @@ class StepwiseDPOTrainer(DPOTrainer):
         progress = {"desc": f"Step ids of {dataset_name} dataset"} if isinstance(dataset, Dataset) else {}  # lazy
         dataset = dataset.map(step_columns, with_indices=True, **progress, fn_kwargs=self._step_settings(args))
         self._note_step_width(dataset)
+        self._warn_of_right_first_steps(dataset, args.step_pairing, dataset_name)
         return dataset
+
+    @staticmethod
+    def _warn_of_right_first_steps(dataset, pairing: str, dataset_name: str):
+        """Step-DPO's rejected step is the first wrong one: a pairing that scores only the first differing step pushes
+        nothing down where that step is labelled right (GSM8K's pairs: 333 of 335 first differ at a right line)."""
+        if pairing == "weighted" or not isinstance(dataset, Dataset) or not len(dataset):
+            return
+        right = sum(0 <= k < len(p) and p[k] >= 0.5
+                    for k, p in zip(dataset["first_diff_step"], dataset["rejected_step_probs"]))
+        if 2 * right > len(dataset):  # a few are expected (a slip after a right but different step); most is a mistake
+            warnings.warn(f"StepwiseDPOTrainer: in {right} of {len(dataset)} pairs of the {dataset_name} dataset the "
+                          f"rejected side's first differing step, the one step_pairing={pairing!r} scores, is "
+                          "labelled right (P >= 0.5): the step loss pushes nothing down there. Step-DPO's rejected "
+                          "step is the first wrong one: check the labels against the texts, or use "
+                          "step_pairing='weighted'.", stacklevel=3)
 
     def _step_settings(self, args) -> dict:
         """What decides a row's step columns (``step_columns``' arguments)."""

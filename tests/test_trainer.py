@@ -510,9 +510,11 @@ def test_first_token_pairing_compares_two_next_tokens_at_one_state(tmp_path, tin
     policy, ref = policy_and_reference(tiny_model)
     row = toy_rows(1, error_step=1, labels=False)[0]
     args = config(tmp_path, step_pairing="first_token", outcome_loss_weight=0.0, step_beta=0.5)
-    with pytest.warns(UserWarning, match="no step labels"):
+    with warnings.catch_warnings(record=True) as caught:  # no labels: one differing token a side is Step-DPO as is
+        warnings.simplefilter("always")
         tr = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), args=args,
                                 train_dataset=Dataset.from_list([row]), processing_class=tiny_tokenizer)
+    assert not [w for w in caught if "no step labels" in str(w.message)]
     ex = tr.train_dataset[0]
     t = next(i for i, (c, r) in enumerate(zip(ex["chosen_ids"], ex["rejected_ids"])) if c != r)
     for side in ("chosen", "rejected"):  # one token keeps a step id, in the first differing step
@@ -1062,3 +1064,39 @@ def test_a_rejected_step_labelled_wrong_cut_by_max_length_warns_at_the_end_of_tr
                     "this training (counted in each batch), so the step loss never pushed them down: raise max_length"]
     tr, said = train([dict(rows[0], rejected_step_labels=[False, True, True])])  # only steps labelled right cut
     assert tr.num_wrong_steps_cut == 0 and tr.num_truncated_steps == 8 and said == []
+
+
+def _setup_warnings(tmp_path, model, tokenizer, rows, **kw):
+    """The UserWarnings a trainer gives while it prepares ``rows``."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        StepwiseDPOTrainer(copy.deepcopy(model), ref_model=copy.deepcopy(model), args=config(tmp_path, **kw),
+                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    return [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+
+def test_step_dpo_setups_get_the_warnings_that_apply_to_them(tmp_path, tiny_model, tiny_tokenizer):
+    """A user reproducing Step-DPO: label-free shared-prefix pairs under first_error were told the step loss
+    'pushes down the whole rejected solution, as DPO does' (it scores one step); prompt-prefix rows without
+    open_ended trained EOS after one step (Step-DPO's issue #18) without a word; first_error on pairs whose first
+    differing rejected step is labelled right (GSM8K's: 333 of 335) pushed nothing down, without a word."""
+    no_labels = toy_rows(2, error_step=1, labels=False)
+    assert any("as DPO does" in m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, no_labels))
+    assert not any("as DPO does" in m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, no_labels,
+                                                              step_pairing="first_error"))
+    row = no_labels[0]
+    chosen, rejected = (extract_steps(row[s]) for s in ("chosen", "rejected"))
+    prefix_form = dict(prompt=row["prompt"] + chosen[0], chosen=chosen[1], rejected=rejected[1])
+    assert chosen[1].startswith("\n\nStep") and chosen[1].count("\n\nStep") == 1
+    messages = _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, [prefix_form], step_pairing="first_error")
+    assert [m for m in messages if "looks like Step-DPO's prompt-prefix form" in m and "open_ended" in m]
+    assert not any("prompt-prefix form" in m for m in _setup_warnings(
+        tmp_path, tiny_model, tiny_tokenizer, [{**prefix_form, "open_ended": True}], step_pairing="first_error"))
+    labelled = toy_rows(3, error_step=1)  # the checker's labels: the first differing rejected step is wrong
+    assert not any("first differing step" in m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer,
+                                                                        labelled, step_pairing="first_error"))
+    all_right = [{**r, "rejected_step_labels": [True] * len(r["rejected_step_labels"])} for r in labelled]
+    (message,) = [m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, all_right,
+                                             step_pairing="first_error") if "first differing step" in m]
+    assert "in 3 of 3 pairs of the train dataset" in message and "labelled right (P >= 0.5)" in message
