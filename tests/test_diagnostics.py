@@ -67,7 +67,7 @@ def test_heatmap_summary_and_its_lines():
                        "mean_p_wrong": float(probs[~right].mean())}
     assert diagnostics.format_heatmap_summary(summary, P10) == (
         "mean P(right): 0.70 on right steps, 0.02 on wrong steps\n"
-        "first error found exactly (P < 0.10, notebook 02's threshold) in 2 of 3 solutions")
+        "first error found exactly (P < 0.10, the threshold) in 2 of 3 solutions")
     all_right = diagnostics.heatmap_summary(REWARDS[1:], LABELS[1:], P10)
     assert all_right["mean_p_wrong"] is None  # JSON records None; NaN it would not
     assert "nan on wrong steps" in diagnostics.format_heatmap_summary(all_right, P10)

@@ -315,6 +315,11 @@ def test_the_runner_outside_a_clone_says_that_the_notebooks_ship_with_the_reposi
     # a folder of one's own that lacks the notebook: no word about clones
     with pytest.raises(FileNotFoundError, match=r"missing notebook\(s\) in .*: 01$"):
         notebooks.resolve_notebooks(["01"], notebook_dir=tmp_path)
+    # a number that is no notebook, in the clone's own folder: the error lists what is there (it read as a missing
+    # install)
+    with pytest.raises(FileNotFoundError, match=r"missing notebook\(s\) in .*: 99 \(it holds 01_data_prep, "
+                                                r"02_process_reward_model, .*07_test_time_compute\)$"):
+        notebooks.resolve_notebooks(["99"], notebook_dir=Path(notebooks.__file__).parents[2] / "notebooks")
 
 
 @pytest.mark.parametrize("field, variable, folder", [("model_name", "STEPDPO_TINY_BASE", "data/tiny-base"),

@@ -684,7 +684,6 @@ def test_save_to_writes_the_format_its_extension_names_and_refuses_a_folder_or_n
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(starts)  # nothing else written, no temporary file
     fig = viz.plot_best_of_n({"prm": {1: 0.3, 2: 0.5}})
     assert viz.save_figure(fig, tmp_path / "sub" / "bon.pdf").read_bytes().startswith(b"%PDF")
-    assert viz.save_png is viz.save_figure  # onpolicy's name: its pictures follow the extension too
     box = viz.step_reward_explorer(["p"], [[["a"]]], [[[0.5]]])
     for bad in (tmp_path / "explorer.pdf", tmp_path):  # its picture is PNG bytes
         with pytest.raises(ValueError, match=f"save_explorer_png: {bad}"):
@@ -725,7 +724,8 @@ def test_heatmap_refuses_more_rows_than_it_can_draw_legibly():
     """200 solutions were drawn at 7 px a row: their names and marks overprinted one another, without a word."""
     rows = [[1.0, -1.0]] * (viz.HEATMAP_MAX_ROWS + 1)
     with pytest.raises(ValueError, match=f"{viz.HEATMAP_MAX_ROWS + 1} solutions, but at most {viz.HEATMAP_MAX_ROWS} "
-                                         "rows fit legibly: pick some with viz.heatmap_rows"):
+                                         r"rows fit legibly: pick some first, with viz.pick_heatmap_solutions\("
+                                         r"first_errors, n\)"):
         viz.plot_step_reward_heatmap(rows)
     assert len(viz.plot_step_reward_heatmap(rows[1:]).axes[0].get_yticklabels()) == viz.HEATMAP_MAX_ROWS
 

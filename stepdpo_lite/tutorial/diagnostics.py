@@ -518,7 +518,7 @@ def heatmap_details(step_rewards, step_labels, threshold: float, row_labels=None
             "p_right_by_step": [[min(p_right[k]), max(p_right[k])] if k in p_right else None for k in range(depth)]}
 
 
-def format_heatmap_summary(summary: dict, threshold: float, threshold_source: str = "notebook 02's threshold") -> str:
+def format_heatmap_summary(summary: dict, threshold: float, threshold_source: str = "the threshold") -> str:
     """Notebook 05's two lines under its heatmap, from ``heatmap_summary`` ("nan" for an undefined mean).
     ``threshold_source``: where the threshold comes from, printed beside it as P = σ(threshold).
 

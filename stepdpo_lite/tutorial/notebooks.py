@@ -266,7 +266,9 @@ def resolve_notebooks(notebooks=None, notebook_dir: str | os.PathLike | None = N
             match = kit[0] if len(prefixed) > 1 else prefixed[0] if prefixed else None
         (found if match else missing).append(match or name)
     if missing:
-        hint = f": {NOT_IN_A_CLONE}" if not folder.is_dir() and folder == NOTEBOOK_DIR else ""
+        held = sorted(p.stem for p in folder.glob("*.ipynb")) if folder.is_dir() else []
+        hint = (f": {NOT_IN_A_CLONE}" if not folder.is_dir() and folder == NOTEBOOK_DIR
+                else f" (it holds {', '.join(held)})" if held else "")
         raise FileNotFoundError(f"missing notebook(s) in {folder}: {', '.join(map(str, missing))}{hint}")
     return found
 

@@ -50,7 +50,7 @@ from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, 
 from .profiles import ONPOLICY_PROTOCOLS, load_profile_model
 from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
 from .toyworld import load_tiny_base
-from .viz import errorbar_differences, method_color, save_png
+from .viz import errorbar_differences, method_color, save_figure
 
 METHODS = ("dpo", "stepwise_dpo", "nll_only")
 NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL", "nll_only": "NLL only (RFT)",
@@ -677,7 +677,7 @@ def plot_rounds(records: Sequence[dict], base: dict | None = None, methods: Sequ
         fig.suptitle(title)
     fig.tight_layout()
     if save_to is not None:
-        save_png(fig, save_to)
+        save_figure(fig, save_to)
     # closed, as viz's plots are: the returned figure is shown once, as its cell's result (an open one was shown
     # again by Jupyter's inline backend at the cell's end)
     plt.close(fig)

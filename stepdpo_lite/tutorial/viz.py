@@ -90,9 +90,6 @@ def save_figure(fig, path, dpi: int = DPI) -> Path:
     return write_atomic(path, lambda tmp: fig.savefig(tmp, format=extension, dpi=dpi))
 
 
-save_png = save_figure  # the name onpolicy.plot_rounds calls it by
-
-
 def method_color(name: str):
     """The colour of the method named in ``name`` (``METHOD_COLORS``), or None when it names none of them."""
     for pattern, color in METHOD_COLORS:
@@ -328,8 +325,8 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     step labels are given (``LABEL_MEANINGS``): "reachable" (a PRM's target) or "mistake"; ``label_source`` whose
     labels they are, as the key names them ("checker: ...", or e.g. "my labels", "Monte-Carlo"). ``mark_predicted``
     also outlines, dashed and in orange, each solution's first step whose reward is below ``threshold``: the PRM's own
-    first error, beside the gold one. At most ``HEATMAP_MAX_ROWS`` solutions (``heatmap_rows`` picks a few of many
-    to draw, as the notebooks do): more could not be read.
+    first error, beside the gold one. At most ``HEATMAP_MAX_ROWS`` solutions (``pick_heatmap_solutions`` or
+    ``heatmap_rows`` picks a few of many to draw, as the notebooks do): more could not be read.
 
     threshold: log-odds (a probability p is log(p / (1 - p))).
     """
@@ -338,7 +335,8 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
         raise ValueError("plot_step_reward_heatmap: step_rewards is empty")
     if len(step_rewards) > HEATMAP_MAX_ROWS:  # the rows' names and marks would overprint one another
         raise ValueError(f"plot_step_reward_heatmap: {len(step_rewards)} solutions, but at most {HEATMAP_MAX_ROWS} "
-                         "rows fit legibly: pick some with viz.heatmap_rows (stepwise rows, half with an error) first")
+                         "rows fit legibly: pick some first, with viz.pick_heatmap_solutions(first_errors, n) (indices, "
+                         "a third of them right) or viz.heatmap_rows (stepwise rows with 'labels')")
     for i, row in enumerate(step_rewards):  # a NaN was drawn blank, as if the solution had ended there
         for j, r in enumerate(list_of(row, f"plot_step_reward_heatmap: step_rewards[{i}]", "step rewards")):
             finite_number(r, f"step_rewards[{i}][{j}]", "plot_step_reward_heatmap")
