@@ -929,3 +929,23 @@ def test_skip_invalid_skips_a_line_that_is_not_json_and_a_pretty_printed_file_is
         with pytest.raises(ValueError, match=r"rows.jsonl, line 1: not valid JSON .*the file looks like pretty-printed "
                                              r"JSON: write one object a line, or a .json array"):
             data.load_preference(path, skip_invalid=skip)
+
+
+def test_step_dpo_pairs_split_the_gold_solution_with_the_verdicts_delimiter():
+    """A user's GSM8K-style data: the gold solution was split with the toy world's "\\n\\nStep", so a 3-line gold was
+    one step and no pair took its step k ("left out: no right step k")."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Lines:  # a problem with a gold solution in lines, no checker
+        prompt: str
+        gold_solution: str
+
+    problem = Lines("Q: 12 + 5 - 9?\n", "12 + 5 = 17\n17 - 9 = 8\nAnswer: 8")
+    slipped = "12 + 5 = 17\n17 - 9 = 9\nAnswer: 9"
+    steps = extract_steps(slipped, "\n")
+    verdict = toyworld.Verdict([True, False, False], 1, False, steps=steps)
+    assert len(labelling.step_dpo_pairs([problem], [[slipped]], verdicts=[[verdict]])) == 0  # the toy delimiter
+    (pair,) = labelling.step_dpo_pairs([problem], [[slipped]], verdicts=[[verdict]], delimiter="\n")
+    assert (pair["initial_reason_steps"], pair["chosen"], pair["rejected"], pair["chosen_source"]) == (
+        "12 + 5 = 17", "\n17 - 9 = 8", "\n17 - 9 = 9", "gold")

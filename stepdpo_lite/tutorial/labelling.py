@@ -217,7 +217,7 @@ def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None =
 
 
 def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, use_gold: bool = True,
-                       seed: int = 0, verdicts=None) -> Dataset:
+                       seed: int = 0, verdicts=None, delimiter: str = DEFAULT_DELIMITER) -> Dataset:
     """Step-DPO pairs (Lai et al. 2024, arXiv:2406.18629): a shared correct prefix, then a right and a wrong step.
 
     For each sampled solution whose first wrong step is k: ``initial_reason_steps`` = its steps before k
@@ -228,7 +228,9 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
     ``step_index`` is k (0-based). Repeated (prefix, wrong step) pairs are used once;
     ``max_pairs_per_problem`` are drawn at random. Noisy labels (Monte-Carlo) can call the same step text right
     after a prefix in one sample and wrong in another: the chosen step is always a different text (else the
-    pair is left out, counted as ``step_labelled_right_and_wrong``).
+    pair is left out, counted as ``step_labelled_right_and_wrong``). ``delimiter`` splits the gold solution into
+    steps, as ``verdicts``' steps were split (GSM8K's lines: ``"\n"``; with the toy world's default a GSM8K gold was
+    one step, and no pair took its step k).
     """
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "step_dpo_pairs", none_ok=True)  # 0 is refused
     positive_int(seed, "seed", "step_dpo_pairs", minimum=0)  # True or 1.0 drew other pairs than 1 ("True:...")
@@ -238,7 +240,7 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
         for _, v in checked:
             for k in range(len(v.steps) if v.first_error < 0 else v.first_error):
                 right_next.setdefault("".join(v.steps[:k]), {})[v.steps[k]] = None  # an ordered set
-        gold = extract_steps(p.gold_solution) if hasattr(p, "gold_solution") else []  # GSM8K: no gold steps
+        gold = extract_steps(p.gold_solution, delimiter) if hasattr(p, "gold_solution") else []
         pairs = {}
         for _, v in checked:
             k = v.first_error
