@@ -424,14 +424,23 @@ class StepwiseDPOTrainer(DPOTrainer):
         progress = {"desc": f"Step ids of {dataset_name} dataset"} if isinstance(dataset, Dataset) else {}  # lazy
         dataset = dataset.map(step_columns, with_indices=True, **progress, fn_kwargs=self._step_settings(args))
         self._note_step_width(dataset)
-        self._warn_of_right_first_steps(dataset, args.step_pairing, dataset_name)
+        self._warn_of_unsteplike_pairs(dataset, args, dataset_name)
         return dataset
 
     @staticmethod
-    def _warn_of_right_first_steps(dataset, pairing: str, dataset_name: str):
-        """Step-DPO's rejected step is the first wrong one: a pairing that scores only the first differing step pushes
-        nothing down where that step is labelled right (GSM8K's pairs: 333 of 335 first differ at a right line)."""
-        if pairing == "weighted" or not isinstance(dataset, Dataset) or not len(dataset):
+    def _warn_of_unsteplike_pairs(dataset, args, dataset_name: str):
+        """Pairs on which the step loss cannot do what it is for. Every response one step: a delimiter the data does
+        not use, and the step loss scores whole solutions, as DPO's does. Step-DPO's rejected step is the first wrong
+        one: a pairing that scores only the first differing step pushes nothing down where that step is labelled
+        right (GSM8K's pairs: 333 of 335 first differ at a right line)."""
+        if not isinstance(dataset, Dataset) or not len(dataset):
+            return
+        sides, pairing = [*dataset["chosen_step_probs"], *dataset["rejected_step_probs"]], args.step_pairing
+        if "open_ended" not in dataset.column_names and all(len(p) == 1 for p in sides):
+            warnings.warn(f"StepwiseDPOTrainer: every response of the {dataset_name} dataset is one step under "
+                          f"step_delimiter={args.step_delimiter!r}: the step loss scores whole solutions, as DPO's "
+                          "does. Set step_delimiter to the one your data's steps are split by.", stacklevel=3)
+        if pairing == "weighted":
             return
         right = sum(0 <= k < len(p) and p[k] >= 0.5
                     for k, p in zip(dataset["first_diff_step"], dataset["rejected_step_probs"]))

@@ -136,14 +136,15 @@ def test_the_core_never_imports_the_tutorial_kit():
     skipped lines that are not JSON, text a tokenizer cannot read, the lengths of inputs to keep those that fit)
     took them to about 3,730; refusing per-row step-loss weights, warning of a max_length past the trained one and
     listing the package's names for dir() to about 3,750; warnings for Step-DPO setups that train what the user did
-    not mean (a rejected first step labelled right, a prompt-prefix row without open_ended) to about 3,775.)"""
+    not mean (a rejected first step labelled right, a prompt-prefix row without open_ended, every response one step)
+    to about 3,785.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
             "data", "evaluation", "generation", "atomic", "checks"} <= core
     assert {name: sorted(edges[name] - core) for name in core if edges[name] - core} == {}
     lines = sum(len(p.read_text().splitlines()) for p in PACKAGE.glob("*.py"))
-    assert lines <= 3780, f"the library's top-level modules hold {lines} lines"
+    assert lines <= 3790, f"the library's top-level modules hold {lines} lines"
 
 
 def test_the_reference_names_import_from_the_package_and_import_stays_light():

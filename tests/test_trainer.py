@@ -1100,3 +1100,10 @@ def test_step_dpo_setups_get_the_warnings_that_apply_to_them(tmp_path, tiny_mode
     (message,) = [m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, all_right,
                                              step_pairing="first_error") if "first differing step" in m]
     assert "in 3 of 3 pairs of the train dataset" in message and "labelled right (P >= 0.5)" in message
+    # steps written "\nStep" under the default "\n\nStep": every response one step, scored whole
+    other = [{k: v.replace("\n\nStep", "\nStep") for k, v in r.items()} for r in no_labels]
+    (message,) = [m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, other, step_pairing="first_error")
+                  if "one step" in m]
+    assert "every response of the train dataset is one step under step_delimiter='\\n\\nStep'" in message
+    assert not any("is one step under" in m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, no_labels,
+                                                                     step_pairing="first_error"))
