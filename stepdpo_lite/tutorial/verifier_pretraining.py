@@ -11,7 +11,7 @@ encode them (``ProcessRewardModel`` / ``OutcomeRewardModel``, GenRM-style: Zhang
     process rows:  prompt | step 1 | STEP_TAG | step 2 | STEP_TAG | ... | step K | STEP_TAG   (one label per tag)
     outcome rows:  prompt | solution | OUTCOME_TAG                                            (one label)
 
-    loss = CE over {" Yes", " No"} at every tag  +  lm_weight * next-token CE on the solution tokens
+    loss = CE over {" Yes", " No"} at every tag  +  lm_weight * next-token CE on the steps and tags (not the prompt)
 
 Labels are never in the input. A solution is the gold one or carries one arithmetic or copy error, carried on
 consistently (``toyworld.noisy_training_text``); step labels are the checker's (every step after the first
@@ -71,7 +71,7 @@ class VerifierPretrainingConfig:
                 "own mistakes often do (toyworld.recovering_solution): an outcome reward model must accept them."})
     min_ops: int = field(default=1, metadata={"help": "Fewest steps of a training problem."})
     max_ops: int = field(default=8, metadata={"help": "Most steps of a training problem (the tutorial uses 2-6)."})
-    lm_weight: float = field(default=1.0, metadata={"help": "Weight of the next-token loss on solution tokens."})
+    lm_weight: float = field(default=1.0, metadata={"help": "Weight of the next-token loss on the steps and tags."})
     batch_size: int = field(default=512, metadata={"help": "Rows per optimizer step."})
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (constant after warm-up)."})
     warmup_steps: int = field(default=0, metadata={"help": "Linear warm-up steps."})
@@ -216,7 +216,8 @@ def encode_rows(process, outcome, rows: list[dict]) -> list[dict]:
 
 
 class GradedCollator:
-    """``reward_training.TagCollator``'s batch plus ``lm_labels``: the input ids, -100 on the prompt and padding."""
+    """``reward_training.TagCollator``'s batch plus ``lm_labels``: the input ids, -100 on the prompt and padding (the
+    steps and tags keep theirs)."""
 
     def __init__(self, pad_token_id: int):
         from ..reward_training import TagCollator
@@ -238,7 +239,7 @@ def _pretraining_trainer_class():
     from ..reward_training import _trainer_class
 
     class VerifierPretrainingTrainer(_trainer_class()):
-        """The reward models' {Yes, No} loss at the tags, plus ``lm_weight`` x next-token loss on the solution."""
+        """The reward models' {Yes, No} loss at the tags, plus ``lm_weight`` x next-token loss on the steps and tags."""
 
         def __init__(self, *args, lm_weight: float = 1.0, **kwargs):
             super().__init__(*args, **kwargs)
