@@ -184,7 +184,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"by up to {abs(worst['right_share'] - worst['mean_p']):.2f} (P {worst['mean_p']:.3f}, "
             f"{worst['right_share']:.1%} right)",
             f"{sum(b['right_share'] < b['mean_p'] for b in middle)} of the {len(middle)} lie below it",
-            f"where only {lowest['right_share']:.1%} of the steps are right"],
+            f"where only {lowest['right_share']:.1%} of the steps are right",
+            f"at the first-error threshold (the tick on the colour bar, P = {_p(threshold_p)})"],  # the heatmap
         "03_outcome_reward_model.ipynb": [
             _auroc(orm["auroc"]), _auroc(orm["zero_shot_auroc"]), _auroc(orm["prm_min_auroc"]),
             _auroc(orm["combined_auroc"]), f"({orm['combined_process_weight']:g} on the PRM)",
@@ -440,11 +441,13 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     assert min(r["auroc"] for r in by_position) > prm["position_baseline_auroc"] + 0.1
     assert f"{by_position[0]['auroc']:.2f}" == f"{by_position[1]['auroc']:.2f}" and len(by_position) == 6
     assert by_position[-1]["auroc"] == min(r["auroc"] for r in by_position) and by_position[-1]["right"] < 0.1
-    # 02's calibration: most of the middle bins below the diagonal (over-confident where unsure); the first-error
-    # threshold inside the lowest bin of P
+    # 02's calibration: most of the middle bins below the diagonal (optimistic where unsure: P above the share right,
+    # every one above P 0.5 and most below it); the first-error threshold inside the lowest bin of P
     calibration = prm["calibration"]
     middle = calibration["bins"][1:-1]
     assert sum(b["right_share"] < b["mean_p"] for b in middle) > len(middle) / 2
+    unsure = {side: [b["right_share"] < b["mean_p"] for b in middle if (b["mean_p"] > 0.5) == side] for side in (0, 1)}
+    assert all(unsure[1]) and sum(unsure[0]) > len(unsure[0]) / 2, unsure
     assert 1 / (1 + math.exp(-prm["first_error_threshold"])) < calibration["bins"][0]["high"]
     # 04's training curves (policy.one_round_curves: each curve's first and last logged value, the means of its first
     # and last 5, and its jitter): every run raises the chosen solutions' log-likelihood, NLL only the most and DPO
