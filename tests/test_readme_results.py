@@ -263,6 +263,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             # the candidates' printout, the interval's t quantile, and the Results table's sampled and greedy rows
             f"{candidates:,} candidates ({problems} problems × {evaluation['n_candidates']})",
             f"from {evaluation['pass_at_n']['1']:.2f} at N = 1 to {evaluation['pass_at_n']['16']:.2f} at N = 16",
+            f"pass@1 = {evaluation['pass_at_n']['1']:.3f} against the "
+            f"{_percent(evaluation['candidate_accuracy'])} counted over every candidate",
             f"about {stats.t.ppf(0.975, problems - 1):.2f} for $P = {problems}$",
             f"they are {round(100 * min(sampled))}–{round(100 * max(sampled))}%, far below the greedy "
             f"{round(100 * min(greedy))}–{round(100 * max(greedy))}%"],
@@ -550,6 +552,11 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     assert abs(evaluation["candidate_accuracy"] - 1 / 4) < 0.03 and round(evaluation["pass_at_n"]["16"], 1) == 0.9
     sampled = _sampled_accuracies(policy)
     assert max(sampled) + 0.1 < min(evaluation["policy_accuracy"].values())
+    # ... and among those rows `policy.step_dpo`, which had no on-policy rounds, repeats its one-round run's figure;
+    # the policies answering greedily here are DPO and Stepwise DPO (NLL only is notebook 04's figure)
+    assert all("step_dpo" not in r for r in policy["rounds"])
+    assert policy["step_dpo"]["sampled_accuracy"] == one_round["step_dpo"]["sampled_accuracy"]
+    assert set(evaluation["policy_accuracy"]) == {"base", "dpo", "stepwise_dpo"}
     # 06: the PRM pulls away from the ORM as N grows (the largest N's lead above the smallest's)
     diffs = m["best_of_n_differences"]
     sizes = sorted((n for n in diffs if int(n) > 1), key=int)
