@@ -125,6 +125,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
     mistakes, chosen_curve = vis["mistake_rewards"], vis["chosen_by_step"]
     predicted = vis["explorer_first_problem_predicted"]
     credit_right = [r for by_step in credit["rewards"].values() for r, y in zip(by_step, credit["step_labels"]) if y]
+    stepwise_loss, dpo_loss = ({r: c["loss"] for r, c in vis["training_curves"][name].items()}
+                               for name in ("Stepwise DPO", "DPO"))
     widths = _half_widths(m["test_time_differences"])
     steered = m["test_time_differences"]["4"]["beam_prm"]["best_of_n_prm"]  # beam search minus best-of-N, B = 4
     evaluation = m["evaluation"]
@@ -248,7 +250,11 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             # credit assignment (section 4): the bars of the solution drawn
             f"(at most {_signed(max(credit_right), 2)})",
             "(" + ", ".join(f"{_signed(by_step[-1], 2)} for {name}" for name, by_step in credit["rewards"].items()) +
-            ")"],
+            ")",
+            # the training curves (section 5): each round's loss, the means of its first and last 3 logs
+            "(" + ", ".join(f"{c['first']:.1f} to {c['last']:.1f} in round {r}"
+                            for r, c in stepwise_loss.items()) + ")",
+            "(" + " and ".join(f"{c['first']:.2f} to {c['last']:.2f}" for c in dpo_loss.values()) + ";"],
         "06_evaluation.ipynb": [
             *(f"{round(100 * top[k])}%" for k in ("prm_product", "prm_min", "prm_last", "majority", "random", "orm")),
             f"{round(100 * m['evaluation']['pass_at_n']['16'])}%", _percent(m["evaluation"]["candidate_accuracy"]),
@@ -486,6 +492,13 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
         assert stepwise["loss"]["last"] > 10 * dpo["loss"]["first"], r
         rise = [c["rewards/margins"]["last"] - c["rewards/margins"]["first"] for c in (dpo, stepwise)]
         assert rise[0] > rise[1], (r, rise)
+    # ... DPO's loss below 1 throughout (flat at the bottom of the shared axis); every curve jumps where round 2 starts:
+    # the loss up, the margins and both accuracies down
+    assert all(c["loss"][k] < 1 for c in by_method["DPO"].values() for k in ("start", "first", "last", "end"))
+    for name, by_round in by_method.items():
+        for key, c in by_round["2"].items():
+            up = c["start"] > by_round["1"][key]["end"]
+            assert up if key == "loss" else not up, (name, key)
     # 01: the hard Monte-Carlo estimate errs towards "right" (recall above precision), the soft one towards "wrong"
     mc = data["mc_label_precision_recall"]
     assert mc["hard"]["recall"] > mc["hard"]["precision"] and mc["soft"]["precision"] > mc["soft"]["recall"]
