@@ -146,6 +146,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
     gains = {k: [policy[name][k] - policy["base"][k] for name in trained] for k in ("accuracy", "sampled_accuracy")}
     first_round = {k: [rounds[0][name][k] for name in trained] for k in ("accuracy", "sampled_accuracy")}
     pairs = {kind: sum(r["pairs"][kind] for r in rounds) for kind in ("solution", "step")}  # summed over the rounds
+    rejected = {name: c["logps/rejected"] for name, c in policy["one_round_curves"].items()}
+    fall = {name: c["first"] - c["last"] for name, c in rejected.items()}  # after the first 5 logged values
     mislabelled, elsewhere, chosen_wrong = (
         {kind: sum(r["mislabels"][kind][key] for r in rounds) for kind in pairs}
         for key in ("mislabelled", "rejected_first_error_elsewhere", "chosen_wrong"))
@@ -217,7 +219,15 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{mislabelled['solution']} of the {pairs['solution']} whole-solution pairs "
             f"({elsewhere['solution']} rejected solutions whose first error it placed at another step",
             f"{chosen_wrong['solution']} chosen solutions that held a wrong step",
-            f"and {mislabelled['step']} of the {pairs['step']} Step-DPO pairs"],
+            f"and {mislabelled['step']} of the {pairs['step']} Step-DPO pairs",
+            f"DPO {100 * rounds[0]['stepwise_dpo_minus']['dpo']['accuracy']['difference']:.1f} points behind greedy",
+            # its training curves: the rejected solutions' log-likelihood, from `policy.one_round_curves`
+            f"from {_signed(rejected['NLL only']['start'], 2)} to {_signed(rejected['NLL only']['first'], 2)} on the "
+            f"mean of the first 5 logged values, against {_signed(rejected['DPO']['first'], 2)} (DPO) and "
+            f"{_signed(rejected['Stepwise DPO']['first'], 2)} (Stepwise DPO)",
+            f"to {_signed(rejected['DPO']['last'], 2)} and {_signed(rejected['Stepwise DPO']['last'], 2)} on the mean "
+            f"of the last 5, NLL only to {_signed(rejected['NLL only']['last'], 2)}",
+            f"({fall['NLL only']:.2f} against {fall['DPO']:.2f} and {fall['Stepwise DPO']:.2f})"],
         "05_step_reward_visualisation.ipynb": [
             f"{vis['heatmap']['mean_p_right']:.2f}", f"{vis['heatmap']['mean_p_wrong']:.2f}",
             f"{vis['heatmap']['first_error_found']} of the {vis['heatmap']['solutions']} solutions",
@@ -305,7 +315,10 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{search['tokens_per_solution']:.1f} generated tokens each",
             f"{round(search['4']['token_budget'])} tokens at B = 4 and {round(search['16']['token_budget'])} at B = 16",
             f"beam search ({_percent(search['4']['beam_prm'])} and {_percent(search['16']['beam_prm'])})",
-            f"the {search['n_problems']} problems' interval ({_interval(steered, _points)[1]})"],
+            f"the {search['n_problems']} problems' interval ({_interval(steered, _points)[1]})",
+            # the policy's own greedy answer, beside the B = 4 walk
+            f"gets {_percent(policy['base']['accuracy'])} on notebook 04's {policy['base']['n_test_problems']} test "
+            f"problems", f"makes the {_percent(search['4']['beam_prm'])}"],
     }
 
 
@@ -459,14 +472,22 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     assert 1 / (1 + math.exp(-prm["first_error_threshold"])) < calibration["bins"][0]["high"]
     # 04's training curves (policy.one_round_curves: each curve's first and last logged value, the means of its first
     # and last 5, and its jitter): every run raises the chosen solutions' log-likelihood, NLL only the most and DPO
-    # the least of the whole-solution runs; under NLL only the rejected ones fall by more than half as much as under
-    # the preference terms; the Step-DPO run's one-step log-likelihoods sit above the others'; the step balanced
-    # accuracy starts at 0.5, Stepwise DPO's ends at about 0.8, and the Step-DPO run's jumps more
+    # the least of the whole-solution runs. The rejected ones' log-likelihood falls under NLL only too: from the same
+    # start, about as far by the mean of the first 5 as under the preference terms; after that less than half as far
+    # as under either, and over the whole run (start to the mean of the last 5) about two thirds as far. The Step-DPO
+    # run's one-step log-likelihoods sit above the others'; the step balanced accuracy starts at 0.5, Stepwise DPO's
+    # ends at about 0.8, and the Step-DPO run's jumps more
     curves, whole = policy["one_round_curves"], ("NLL only", "Stepwise DPO", "DPO")
     gain = {n: c["logps/chosen"]["last"] - c["logps/chosen"]["first"] for n, c in curves.items()}
     assert min(gain.values()) > 0 and gain["NLL only"] > gain["Stepwise DPO"] > gain["DPO"]
-    fall = {n: curves[n]["logps/rejected"]["start"] - curves[n]["logps/rejected"]["last"] for n in whole}
-    assert fall["NLL only"] > 0.5 * max(fall["DPO"], fall["Stepwise DPO"])
+    rejected = {n: curves[n]["logps/rejected"] for n in whole}
+    assert len({f"{r['start']:.2f}" for r in rejected.values()}) == 1
+    assert max(r["first"] for r in rejected.values()) - min(r["first"] for r in rejected.values()) < 0.3
+    after_first = {n: r["first"] - r["last"] for n, r in rejected.items()}
+    whole_run = {n: r["start"] - r["last"] for n, r in rejected.items()}
+    for preference in ("DPO", "Stepwise DPO"):
+        assert 0 < after_first["NLL only"] < 0.5 * after_first[preference], preference
+        assert 0.6 < whole_run["NLL only"] / whole_run[preference] < 0.75, preference
     step_dpo, stepwise = curves["Step-DPO pairs"], curves["Stepwise DPO"]
     for side in ("logps/chosen", "logps/rejected"):
         assert step_dpo[side]["last"] > max(curves[n][side]["last"] for n in whole), side
@@ -559,6 +580,10 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
         # and the checker rates the steps the search kept above the ones it pruned
         pruning = m["test_time"]["pruning"][budget]
         assert pruning["kept_right"] > pruning["pruned_right"], budget
+    # 07: the B = 4 walk far above the policy's own greedy answer (notebook 04's test problems, whose first these
+    # are): the PRM's choice of steps, not greediness
+    assert m["test_time"]["n_problems"] <= policy["base"]["n_test_problems"]
+    assert m["test_time"]["4"]["beam_prm"] - policy["base"]["accuracy"] > 0.2
     # 06's candidates: about one sample in four right, yet nine problems in ten with a right one among 16; every
     # policy's sampled accuracy (the Results table's rows) far below every greedy one
     evaluation = m["evaluation"]
