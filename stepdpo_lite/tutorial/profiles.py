@@ -21,8 +21,8 @@ from .toyworld import TINY_BASE_DIR, TINY_VERIFIER_DIR
 
 
 # Notebook 04's two protocols for its on-policy rounds (onpolicy.TrainSettings fields; onpolicy.protocol reads them),
-# each fixed on the validation split (notebook 04's "What was tried", docs/benchmarks.md); a profile names its own
-# (Profile.onpolicy_protocol)
+# each fixed on the validation split (docs/benchmarks.md, "Why Stepwise DPO does not pass RFT (notebook 04)"); a
+# profile names its own (Profile.onpolicy_protocol)
 ONPOLICY_PROTOCOLS = {
     # Step-DPO's objective (the first step that differs) through the whole network: any policy, a LoRA one too
     "first_error": dict(step_pairing="first_error", sft_weight=20.0, step_weight=1.0, step_gradient="all"),
