@@ -405,14 +405,6 @@ class StepwiseDPOTrainer(DPOTrainer):
                           "there is no reward model, so every chosen step counts as right and every rejected step as "
                           "wrong: the step loss then pushes down the whole rejected solution, as DPO does. Add "
                           "`chosen_step_labels`/`rejected_step_labels` columns or pass a `reward_model`.", stacklevel=3)
-        first, cut = next(iter(dataset)), args.step_delimiter
-        sides = [first.get(c) for c in ("chosen", "rejected")]  # each one step that goes on from the prompt's
-        one_step_each = all(isinstance(t, str) and t.startswith(cut) and cut not in t[len(cut):] for t in sides)
-        if one_step_each and "open_ended" not in first:  # Step-DPO's issue #18
-            warnings.warn(f"StepwiseDPOTrainer: the {dataset_name} dataset's first row looks like Step-DPO's "
-                          "prompt-prefix form (each side is one step opening with step_delimiter) but has no "
-                          "`open_ended` column: TRL appends EOS to every completion, so the policy learns to stop "
-                          "after this step. Mark such rows open_ended=True (data.to_trl_dpo does).", stacklevel=3)
         if args.use_step_wise_prompt:
             template = args.step_wise_prompt_template
             dataset = dataset.map(lambda ex: {"prompt": template.replace("{prompt}", ex["prompt"])})
@@ -429,17 +421,29 @@ class StepwiseDPOTrainer(DPOTrainer):
 
     @staticmethod
     def _warn_of_unsteplike_pairs(dataset, args, dataset_name: str):
-        """Pairs on which the step loss cannot do what it is for. Every response one step: a delimiter the data does
-        not use, and the step loss scores whole solutions, as DPO's does. Step-DPO's rejected step is the first wrong
-        one: a pairing that scores only the first differing step pushes nothing down where that step is labelled
-        right (GSM8K's pairs: 333 of 335 first differ at a right line)."""
+        """Pairs on which the step loss cannot do what it is for. One step a side that opens with the delimiter, and
+        no ``open_ended``: Step-DPO's prompt-prefix form, whose EOS teaches stopping after it (Step-DPO's issue #18).
+        Every response one step otherwise: a delimiter the data does not use, the step loss scoring whole solutions.
+        Step-DPO's rejected step is the first wrong one: a pairing that scores only the first differing step pushes
+        nothing down where that step is labelled right (GSM8K's pairs: 333 of 335 first differ at a right line)."""
         if not isinstance(dataset, Dataset) or not len(dataset):
             return
-        sides, pairing = [*dataset["chosen_step_probs"], *dataset["rejected_step_probs"]], args.step_pairing
-        if "open_ended" not in dataset.column_names and all(len(p) == 1 for p in sides):
+        cut, pairing = args.step_delimiter, args.step_pairing
+        one_step = [len(c) == 1 and len(r) == 1 for c, r in zip(dataset["chosen_step_probs"],
+                                                                dataset["rejected_step_probs"])]
+        prefix_form = [i for i, (one, c, r) in enumerate(zip(one_step, dataset["chosen"], dataset["rejected"]))
+                       if one and c.startswith(cut) and r.startswith(cut)]
+        unmarked = "open_ended" not in dataset.column_names  # marked rows are partial on purpose
+        if unmarked and prefix_form:
+            warnings.warn(f"StepwiseDPOTrainer: the {dataset_name} dataset's row {prefix_form[0]} (and "
+                          f"{len(prefix_form) - 1} more) looks like Step-DPO's prompt-prefix form (each side is one "
+                          "step opening with step_delimiter) but there is no `open_ended` column: TRL appends EOS to "
+                          "every completion, so the policy learns to stop after this step. Mark such rows "
+                          "open_ended=True (data.to_trl_dpo does).", stacklevel=3)
+        elif unmarked and all(one_step):
             warnings.warn(f"StepwiseDPOTrainer: every response of the {dataset_name} dataset is one step under "
-                          f"step_delimiter={args.step_delimiter!r}: the step loss scores whole solutions, as DPO's "
-                          "does. Set step_delimiter to the one your data's steps are split by.", stacklevel=3)
+                          f"step_delimiter={cut!r}: the step loss scores whole solutions, as DPO's does. Set "
+                          "step_delimiter to the one your data's steps are split by.", stacklevel=3)
         if pairing == "weighted":
             return
         right = sum(0 <= k < len(p) and p[k] >= 0.5

@@ -1091,6 +1091,7 @@ def test_step_dpo_setups_get_the_warnings_that_apply_to_them(tmp_path, tiny_mode
     assert chosen[1].startswith("\n\nStep") and chosen[1].count("\n\nStep") == 1
     messages = _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, [prefix_form], step_pairing="first_error")
     assert [m for m in messages if "looks like Step-DPO's prompt-prefix form" in m and "open_ended" in m]
+    assert not any("is one step under" in m for m in messages)  # the delimiter is right: one cause, one warning
     assert not any("prompt-prefix form" in m for m in _setup_warnings(
         tmp_path, tiny_model, tiny_tokenizer, [{**prefix_form, "open_ended": True}], step_pairing="first_error"))
     labelled = toy_rows(3, error_step=1)  # the checker's labels: the first differing rejected step is wrong
