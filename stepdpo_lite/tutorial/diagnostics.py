@@ -116,7 +116,6 @@ def step_calibration(step_rewards, step_labels, n_bins: int = 10) -> dict:
             "mean_p": float(p.mean()), "right_share": float(y.mean())}
 
 
-
 def format_step_calibration(calibration: dict) -> str:
     """Notebook 02's table of ``step_calibration``: per bin of P its steps, their mean P and the share right ("—" in
     an empty bin), then the ECE and Brier score, and the mean P of all the steps beside the share right."""
@@ -127,6 +126,7 @@ def format_step_calibration(calibration: dict) -> str:
     lines.append(f"ECE {calibration['ece']:.3f}, Brier {calibration['brier']:.3f} on {calibration['steps']:,} steps "
                  f"(mean P {calibration['mean_p']:.3f}; {calibration['right_share']:.1%} of them right)")
     return "\n".join(lines)
+
 
 def format_step_rewards(prompt: str, steps, rewards, labels, threshold: float) -> str:
     """One solution, step by step, as notebook 02 prints it under its heatmap: the prompt, then each step (its
