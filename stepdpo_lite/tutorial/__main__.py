@@ -2,4 +2,5 @@
 
 from .notebooks import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # importing the module (help(), pydoc, an API walk) must not start a 10-minute run
+    raise SystemExit(main())
