@@ -48,6 +48,17 @@ YES, NO = " Yes", " No"
 SAVE_FOLDER = dict(keep=("checkpoint-*", "runs"), owned=("*reward_config.json",))
 
 
+def _warn_of_unread_text(tokenizer, token_ids, where: str, what: str = "solution", stacklevel: int = 4) -> None:
+    """Text the tokenizer maps to its unknown token (a character-level base knows few characters: ’ × €) cannot be
+    read: a score of it, or training on it, is a guess that looks like a verdict. ``token_ids``: one list per
+    ``what`` (a reward model's solutions, its training rows; a policy's preference pairs)."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unread := [i for i, ids in enumerate(token_ids) if unk is not None and unk in ids]:
+        warnings.warn(f"{where}: {len(unread)} of {len(token_ids)} {what}s ({what} {unread[0]} first) hold text the "
+                      f"tokenizer maps to its unknown token {tokenizer.unk_token!r}: the model cannot read it; "
+                      "normalise the text or use a base whose tokenizer covers it", stacklevel=stacklevel)
+
+
 @dataclass
 class RewardModelConfig:
     """How a reward model turns text into model input, and its reward into a number."""
@@ -296,22 +307,13 @@ class GenerativeVerifier:
                                "max_length=...), trusting it only as far as it was trained); it is never truncated "
                                "silently")
 
-    def _warn_of_unread_text(self, encoded, where: str, what: str = "solution") -> None:
-        """Text the tokenizer maps to its unknown token (a character-level base knows few characters: ’ × €) cannot
-        be read: a score of it, or training on it, is a guess that looks like a verdict."""
-        unk = getattr(self.tokenizer, "unk_token_id", None)
-        if unread := [i for i, (ids, _) in enumerate(encoded) if unk is not None and unk in ids]:
-            warnings.warn(f"{where}: {len(unread)} of {len(encoded)} {what}s ({what} {unread[0]} first) hold text the "
-                          f"tokenizer maps to its unknown token {self.tokenizer.unk_token!r}: the model cannot read "
-                          "it; normalise the text or use a base whose tokenizer covers it", stacklevel=4)
-
     def _score_encoded(self, encoded: list[tuple[list[int], list[int]]], batch_size: int | None = None,
                        progress: bool = False) -> list[list[float]]:
         """``encoded[i] = (input_ids, tag_positions)`` -> reward at every tag position, per sequence."""
         import torch
         from tqdm.auto import tqdm
 
-        self._warn_of_unread_text(encoded, f"{type(self).__name__}.score_solutions")
+        _warn_of_unread_text(self.tokenizer, [ids for ids, _ in encoded], f"{type(self).__name__}.score_solutions")
         batch_size = positive_int(batch_size, "batch_size", "reward model", none_ok=True) or self.config.batch_size
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # similar lengths, less padding
