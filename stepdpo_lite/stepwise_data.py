@@ -24,6 +24,8 @@ from .rewards import mistake_made_here_labels, sigmoid
 from .steps import char_step_ids, step_spans
 
 STEP_VALUE_COLUMNS = ("chosen_step_labels", "rejected_step_labels", "chosen_step_rewards", "rejected_step_rewards")
+STEP_PAIRINGS = ("weighted", "first_error", "first_token")
+REWARD_MODEL_LABELS = ("mistake_made_here", "reachable")  # the two meanings of a step label (docs/formats.md)
 
 
 def check_row(ex, idx, fill=(), out=None, derived_prompt=False, unfilled=()):
@@ -137,6 +139,10 @@ def step_columns(ex, idx, tokenizer, delimiter, max_steps, pairing="weighted", m
     ``context`` (the model's positions, given when nothing cuts the rows): a longer row is an error.
     ``max_length`` (given under ``keep_start`` truncation): a prompt that fills it is an error, where TRL's
     ``DPOTrainer`` would drop the row without a word (no completion token would be left to train)."""
+    for name, value, allowed in (("pairing", pairing, STEP_PAIRINGS), ("reward_labels", reward_labels,
+                                                                         REWARD_MODEL_LABELS)):
+        if value not in allowed:  # a typo acted as "weighted" / "reachable", silently
+            raise ValueError(f"step_columns: {name} must be one of {allowed}, got {value!r:.40}")
     if max_length is not None and len(ex["prompt_ids"]) >= max_length:
         raise ValueError(f"row {idx}: `prompt` has {len(ex['prompt_ids'])} tokens and fills max_length={max_length}, "
                          "leaving no completion token to train: raise max_length or shorten the prompt")

@@ -34,15 +34,13 @@ from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_
                      first_error_mask, positional_weights, step_logps)
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, char_step_ids, extract_steps, step_spans
-from .stepwise_data import (STEP_COLUMNS, STEP_VALUE_COLUMNS, DataCollatorForStepwisePreference, check_row,
-                            drop_appended_eos, step_columns)
+from .stepwise_data import (REWARD_MODEL_LABELS, STEP_COLUMNS, STEP_PAIRINGS, STEP_VALUE_COLUMNS,
+                            DataCollatorForStepwisePreference, check_row, drop_appended_eos, step_columns)
 
 __all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "aggregate_rewards", "compute_step_loss",
            "float32_adapters_unless_bf16"]
 
 STEP_ACCURACY_METRICS = ("accuracy", "balanced_accuracy", "f1")
-STEP_PAIRINGS = ("weighted", "first_error", "first_token")
-REWARD_MODEL_LABELS = ("mistake_made_here", "reachable")  # the two meanings of a step label (docs/formats.md)
 
 
 def _filled_columns(dataset, names) -> list[str]:

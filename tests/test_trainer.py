@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 import random
+import re
 import warnings
 
 import numpy as np
@@ -973,6 +974,24 @@ def test_labels_go_one_per_step_written_under_max_reasoning_steps():
     with pytest.raises(ValueError, match="row 0: `rejected_step_labels` has 2 entries but the response has 3 steps"):
         per_step_values([False, False], 3, 2, "rejected_step_labels", 0)
     assert per_step_values([0.5, -1.0], 3, 2, "chosen_step_rewards", 0, "reward") == [0.5, -1.0]  # per kept step
+
+
+def test_step_columns_refuses_an_unknown_pairing_or_reward_labels(tmp_path, tiny_model, tiny_tokenizer):
+    """A user's trial: step_columns took pairing="first-error" (a typo) as "weighted" and reward_labels=
+    "mistake-made-here" as "reachable" (p = 0.05 where 0.17 was meant), without a word; the config refused both."""
+    from stepdpo_lite.stepwise_data import step_columns
+
+    ex = build(tmp_path, tiny_model, tiny_tokenizer, toy_rows(1)).train_dataset[0]
+    settings = dict(tokenizer=tiny_tokenizer, delimiter="\n\nStep", max_steps=None)
+    assert step_columns(ex, 0, **settings, pairing="first_error", reward_labels="reachable")["first_diff_step"] == 1
+    for name, field, value, allowed in (
+            ("pairing", "step_pairing", "first-error", ("weighted", "first_error", "first_token")),
+            ("reward_labels", "reward_model_labels", "mistake-made-here", ("mistake_made_here", "reachable"))):
+        refusal = f"must be one of {allowed}, got {value!r}"
+        with pytest.raises(ValueError, match=re.escape(f"step_columns: {name} {refusal}")):
+            step_columns(ex, 0, **settings, **{name: value})
+        with pytest.raises(ValueError, match=re.escape(f"{field} {refusal}")):
+            config(tmp_path, **{field: value})
 
 
 # ----------------------------------------------------------------------------- scripts/ddp_tiny.py, in one process
