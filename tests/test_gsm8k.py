@@ -1,6 +1,6 @@
 import pytest
 
-from stepdpo_lite.tutorial import gsm8k
+from stepdpo_lite.tutorial import gsm8k, toyworld
 
 
 @pytest.mark.parametrize("text, want", [
@@ -81,8 +81,9 @@ def test_mc_verdicts_shapes_and_labels(tiny_tokenizer, tiny_model):
     solutions = [["Step 1: 2 + 3 = 5\n\nAnswer: 5", "Step 1: 2 + 3 = 6\n\nStep 2: 6 + 1 = 7\n\nAnswer: 7", "  "]]
     out = gsm8k.mc_verdicts(tiny_model, tiny_tokenizer, problems, solutions, n_rollouts=2, progress=False,
                             max_new_tokens=4)
-    assert len(out) == 1 and len(out[0]) == 2  # the blank solution has no verdict
-    right, wrong = out[0]
+    assert len(out) == 1 and len(out[0]) == 3  # one verdict per solution, the blank one's too
+    right, wrong, blank = out[0]
+    assert blank == toyworld.Verdict([], -1, False)  # no steps, a wrong answer: the toy checker's for a blank
     assert right.answer_correct and right.step_labels == [True] and right.first_error == -1
     assert not wrong.answer_correct and wrong.step_labels[-1] is False and len(wrong.step_labels) == 2
 

@@ -143,6 +143,22 @@ def test_toy_task_labels_with_the_checker_and_needs_no_rollouts():
     assert t.rollout_rows(ps["train"], n_samples=4, n_rollouts=8) == [0, 0, 0]
 
 
+def test_both_tasks_label_every_solution_a_blank_one_too(monkeypatch, tiny_tokenizer):
+    """GSM8KTask.label dropped blank solutions, ToyTask.label did not: zip(solutions, verdicts) gave a GSM8K blank
+    the verdict of the solution after it."""
+    monkeypatch.setattr(labelling, "mc_step_labels", lambda model, tok, prompts, steps, is_correct, **kw: {
+        "labels": [[False] * len(s) for s in steps]})
+    toy_problem, gsm_problem = toyworld.make_problems(1, "test")[0], _gsm8k(0, 1, tiny_tokenizer)["test"][0]
+    wrong = "Step 1: a\n\nAnswer: -1"
+    toy = tasks.ToyTask().label(None, None, [toy_problem], [[toy_problem.gold_solution, " ", wrong]])
+    gsm = tasks.GSM8KTask().label(None, None, [gsm_problem], [[f"Answer: {gsm_problem.answer}", " ", wrong]],
+                                  progress=False)
+    assert [len(vs) for vs in toy + gsm] == [3, 3]
+    assert [v.answer_correct for v in toy[0]] == [v.answer_correct for v in gsm[0]] == [True, False, False]
+    assert toy[0][1] == gsm[0][1] == toyworld.Verdict([], -1, False)  # the blank: no steps, a wrong answer
+    assert gsm[0][2].step_labels == [False]  # the wrong solution keeps its own labels
+
+
 def test_gsm8k_rollout_rows_before_and_after_sampling(tiny_tokenizer):
     t, ps = tasks.GSM8KTask(str(GSM8K_SLICE)), _gsm8k(2, 1, tiny_tokenizer)["train"]
     guess = t.rollout_rows(ps, n_samples=4, n_rollouts=8)

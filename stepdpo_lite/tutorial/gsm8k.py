@@ -233,8 +233,10 @@ def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str
 def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, seed: int = 0, *,
                 batch_size: int = 16, max_new_tokens: int = 512, temperature: float = 1.0,
                 rollout_correct: bool = False, progress: bool = True) -> list:
-    """Per-problem lists of ``toyworld.Verdict`` whose step labels are Monte-Carlo hard estimates
-    (Math-Shepherd, Wang et al. 2024): step k is good if a completion after it reaches the answer.
+    """Per-problem lists of ``toyworld.Verdict``, one per solution, whose step labels are Monte-Carlo hard estimates
+    (Math-Shepherd, Wang et al. 2024): step k is good if a completion after it reaches the answer. A blank solution
+    gets the verdict the toy world's checker gives one (no steps, a wrong answer), so that verdicts and solutions
+    zip as they do on the toy task.
 
     ``batch_size`` and ``max_new_tokens`` go to the rollouts (pass the profile's: a rollout cut short never
     reaches an answer). A solution with the right final answer needs no rollouts unless ``rollout_correct``:
@@ -252,9 +254,9 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
                 raise ValueError(f"mc_verdicts: problem {i}, solution {j}: must be a str (a sampled text), got "
                                  f"{type(s).__name__}")
 
-    flat = [(i, s) for i, sols in enumerate(solutions) for s in sols if s.strip()]
-    steps = [extract_steps(s) for _, s in flat]
-    right = [problems[i].is_correct(s) for i, s in flat]
+    flat = [(i, k, s) for i, sols in enumerate(solutions) for k, s in enumerate(sols) if s.strip()]
+    steps = [extract_steps(s) for _, _, s in flat]
+    right = [problems[i].is_correct(s) for i, _, s in flat]
     todo = [j for j in range(len(flat)) if rollout_correct or not right[j]]
     mc = labelling.mc_step_labels(policy, tokenizer, [problems[flat[j][0]].prompt for j in todo],
                                   [steps[j] for j in todo],
@@ -262,8 +264,8 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
                                   n=n_rollouts, seed=seed, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                   temperature=temperature, progress=progress) if todo else {"labels": []}
     labels = {j: list(lab) for j, lab in zip(todo, mc["labels"])}
-    out = [[] for _ in problems]
-    for j, ((i, s), st) in enumerate(zip(flat, steps)):
+    out = [[toyworld.Verdict([], -1, False) for _ in sols] for sols in solutions]  # blanks keep this one
+    for j, ((i, k, _), st) in enumerate(zip(flat, steps)):
         lab = labels.get(j, [True] * len(st))
-        out[i].append(toyworld.Verdict(lab, first_error_index(lab), right[j], steps=st))
+        out[i][k] = toyworld.Verdict(lab, first_error_index(lab), right[j], steps=st)
     return out

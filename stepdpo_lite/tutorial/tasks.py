@@ -9,9 +9,10 @@ A **problem** (``toyworld.Problem``, ``gsm8k.GSM8KProblem``) has
   world), else ``None`` (GSM8K: the labels come from Monte-Carlo rollouts, ``Task.label``).
 
 A **task** (``ToyTask``, ``GSM8KTask``; ``get_task(profile)``) makes the problems of a profile, labels sampled
-solutions (checker or rollouts), says how long a solution is (``answers_by_length``) and whether it slipped in a
-step where a checker can tell (``wrong_step_checker``), and estimates what the labelling costs. Sampling, grading,
-best-of-N (``bestofn``) and policy evaluation all go through these; nothing dispatches on problem types, and a model
+solutions (checker or rollouts: one verdict per solution, a blank one's with no steps and a wrong answer), says how
+long a solution is (``answers_by_length``) and whether it slipped in a step where a checker can tell
+(``wrong_step_checker``), and estimates what the labelling costs. Sampling, grading, best-of-N (``bestofn``) and
+policy evaluation all go through these; nothing dispatches on problem types, and a model
 only ever receives ``problem.prompt`` strings (``generation.sample_solutions`` raises on an item that is not a
 ``str`` and has no ``str`` prompt: no object's repr is ever turned into a prompt).
 """
@@ -258,6 +259,7 @@ class GSM8KTask:
 
     def label(self, policy, tokenizer, problems, solutions, *, n_rollouts: int = 8, batch_size: int = 16,
               max_new_tokens: int = 512, seed: int = 0, progress: bool = True) -> list[list[toyworld.Verdict]]:
+        """A verdict for every solution, its step labels from Monte-Carlo rollouts (``gsm8k.mc_verdicts``)."""
         return gsm8k.mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts=n_rollouts, seed=seed,
                                  batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress)
 
