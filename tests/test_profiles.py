@@ -1,5 +1,6 @@
 """The profiles' recipes: what notebooks 02 and 03 train their reward models with."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,12 @@ def test_train_reward_model_trains_by_the_profiles_recipe_in_a_scratch_folder(mo
     assert (kind, base, rows) == ("process", "base", ["row"]) and not scratch.exists()  # deleted on return
     assert kw == dict(quantization="4bit", lora=profile.lora_config(), max_steps=-1, seed=3, logging_steps=10,
                       train_sampling_strategy="group_by_length", **profile.reward_training_args("process"))
+    # the base's quantization is the profile's (it was "4bit" whatever the profile said): the tiny profile's reward
+    # models train on a 4-bit base, as notebooks 02 and 03 train them, while its policy is not quantized
+    assert (profile.reward_quantization, profile.quantization) == ("4bit", None)
+    full_precision = dataclasses.replace(profile, reward_quantization=None)
+    profiles.train_reward_model("base", ["row"], full_precision)
+    assert calls[-1][-1]["quantization"] is None
     assert profiles.train_reward_model("base", ["row"], profile, "outcome", quantization=None,
                                                   max_steps=5) == "outcome model"
     kw = calls[-1][-1]
@@ -46,6 +53,7 @@ def test_train_reward_model_trains_by_the_profiles_recipe_in_a_scratch_folder(mo
     ("gradient_checkpointing", "no", "gradient_checkpointing must be True or False, got 'no'"),
     ("task", "math", r"task must be one of \('toy', 'gsm8k'\), got 'math'"),
     ("quantization", "8bit", "quantization must be one of"),
+    ("reward_quantization", "8bit", "reward_quantization must be one of"),
     ("onpolicy_protocol", "first_token", r"onpolicy_protocol must be one of \('first_error', 'output_layer'\)"),
     ("model_name", "", "model_name must be a non-empty str, got ''"),
 ])

@@ -47,7 +47,11 @@ class Profile:
     reward_model_name: str | None = field(default=None, metadata={
         "help": "Base of the reward models (PRM, ORM), e.g. a math-tuned model: a Hub id or a local folder; "
                 "None: model_name."})
-    quantization: str | None = field(default="4bit", metadata={"help": "'4bit' (nf4, QLoRA) or None."})
+    quantization: str | None = field(default="4bit", metadata={
+        "help": "The policy's base in notebook 04 (load_profile_model): '4bit' (nf4, QLoRA) or None."})
+    reward_quantization: str | None = field(default="4bit", metadata={
+        "help": "The reward models' frozen base in notebooks 02 and 03 (train_reward_model): '4bit' (nf4, QLoRA) "
+                "or None."})
     dtype: str = field(default="auto", metadata={"help": "Compute dtype: 'float32', 'float16', 'bfloat16' or 'auto'."})
     device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda' or None (cuda when available)."})
     max_length: int = field(default=1024, metadata={"help": "Longest prompt + solution in tokens."})
@@ -115,6 +119,7 @@ class Profile:
                 raise ValueError(f"Profile: {f.name} must be a non-empty str{' or None' if optional else ''}, "
                                  f"got {value!r}")
         for name, allowed in (("task", ("toy", "gsm8k")), ("quantization", ("4bit", None)),
+                              ("reward_quantization", ("4bit", None)),
                               ("onpolicy_protocol", tuple(ONPOLICY_PROTOCOLS)),
                               ("dtype", ("float32", "float16", "bfloat16", "auto"))):
             if getattr(self, name) not in allowed:
@@ -174,13 +179,14 @@ def _gsm8k_slice() -> str:
 _T4_TOKENS_PER_S, _24GB_TOKENS_PER_S = 32 / 0.055, 32 / 0.045
 
 PROFILES: dict[str, Profile] = {
-    # Laptop CPU, minutes: the ~1M-parameter toy Llama in float32. Set quantization="4bit" to run the
-    # exact QLoRA path on CPU (bitsandbytes >= 0.46); it is slower there and buys nothing at this size.
+    # Laptop CPU, minutes: the ~1M-parameter toy Llama in float32. The reward models train on a 4-bit base, the
+    # GPU profiles' QLoRA path (bitsandbytes >= 0.46 runs it on a CPU); the policy is not quantized
+    # (quantization=None): notebook 04 fine-tunes it fully, in float32.
     # The reward models start from data/tiny-verifier: the tiny base pretrained as a verifier on ~1.6 M graded
     # solutions (verifier_pretraining.py), as real PRMs start from a math-tuned LLM; $STEPDPO_TINY_REWARD_BASE
     # gives them another base (e.g. data/tiny-base, the control of notebook 02).
     "tiny": Profile(name="tiny", model_name=_tiny_base_dir(), reward_model_name=_tiny_reward_base_dir(), task="toy",
-                    quantization=None, dtype="float32", device="cpu",
+                    quantization=None, reward_quantization="4bit", dtype="float32", device="cpu",
                     max_length=256, max_new_tokens=160, train_batch_size=32, gradient_accumulation_steps=1,
                     # notebook 04: 35 steps of 16 pairs over notebook 01's 570 (the reward models' 32 would halve them
                     # to 17); its figures, README's and docs/benchmarks.md's, are measured at this size
@@ -261,19 +267,24 @@ def load_profile_model(profile: str | Profile, lora: bool = False, name_or_path:
         return load_model(name_or_path or p.model_name, **kwargs)
 
 
-def train_reward_model(base, rows, profile, reward: str = "process", *, quantization: str | None = "4bit",
+_REWARD_QUANTIZATION = object()  # train_reward_model's default: the profile's reward_quantization
+
+
+def train_reward_model(base, rows, profile, reward: str = "process", *, quantization=_REWARD_QUANTIZATION,
                        max_steps: int | None = None, seed: int = 0):
     """Notebook 02's PRM (``reward="process"``, on stepwise rows) or notebook 03's ORM (``"outcome"``, on outcome
     rows) trained on ``base`` by the profile's recipe: its LoRA (``profile.lora_config()``: no LoRA dropout on the CPU
     profiles, where one epoch cannot overfit and dropout costs time) and its training arguments
     (``profile.reward_training_args(reward)``), a loss logged every 10 steps, and batches of solutions of like length
-    (less padding). ``max_steps``: optimizer steps (None: the profile's epochs). One recipe for every base, so that
-    notebook 02's control on the policy's plain base differs from its PRM by the base alone. The Trainer writes to a
-    scratch folder, deleted on return: the caller saves the model where it belongs."""
+    (less padding). ``quantization``: the frozen base's, ``"4bit"`` or None (default: the profile's
+    ``reward_quantization``). ``max_steps``: optimizer steps (None: the profile's epochs). One recipe for every
+    base, so that notebook 02's control on the policy's plain base differs from its PRM by the base alone. The
+    Trainer writes to a scratch folder, deleted on return: the caller saves the model where it belongs."""
     trainers = {"process": train_process_reward_model, "outcome": train_outcome_reward_model}
     if reward not in trainers:
         raise ValueError(f"train_reward_model: reward must be 'process' or 'outcome', got {reward!r}")
     max_steps = -1 if max_steps is None else positive_int(max_steps, "max_steps", "train_reward_model")
+    quantization = profile.reward_quantization if quantization is _REWARD_QUANTIZATION else quantization
     with tempfile.TemporaryDirectory() as scratch:
         return trainers[reward](base, rows, scratch, quantization=quantization, lora=profile.lora_config(),
                                 max_steps=max_steps, seed=seed, logging_steps=10,
