@@ -66,3 +66,44 @@ def test_a_profile_of_ones_own_is_checked_field_by_field(field, value, message):
         dataclasses.replace(profiles.get_profile("t4-16gb"), **{field: value})
     ok = dataclasses.replace(profiles.get_profile("t4-16gb"), n_test_time_problems=None, lora_dropout=0.0)
     assert ok.n_test_time_problems is None and all(profiles.get_profile(n).name == n for n in profiles.PROFILES)
+
+
+def _a_gpu(monkeypatch, name: str, capability: tuple):
+    """torch.cuda as on a machine with this GPU; torch counts emulated bfloat16 as support unless told not to."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                        lambda including_emulation=True: including_emulation or capability >= (8, 0))
+
+
+@pytest.mark.parametrize("name", ["t4-16gb", "24gb"])
+def test_a_gpu_profile_on_a_machine_without_cuda_is_refused_naming_the_smoke_dry_run(monkeypatch, name):
+    """It ran on the CPU, in float16 (bfloat16), with no word: hours of a download and sampling on the wrong
+    hardware."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=rf"^profile '{name}' needs a CUDA GPU .* this machine has none .*CPU dry run"
+                                         r".*'smoke' profile \(stepdpo-lite --profile smoke\)"):
+        profiles.prepare_profile(name)  # first: before any download
+    for cpu in ("tiny", "smoke", dataclasses.replace(profiles.get_profile(name), device="cpu")):  # or chosen so
+        profiles.check_machine(cpu)
+
+
+def test_a_bfloat16_profile_on_a_gpu_that_only_emulates_it_warns_and_names_the_float16_profile(monkeypatch):
+    """transformers asks torch.cuda.is_bf16_supported(), True on a T4 by emulation: 24gb ran there, many times
+    slower, with no word."""
+    import warnings
+
+    _a_gpu(monkeypatch, "Tesla T4", (7, 5))
+    with pytest.warns(UserWarning, match=r"profile '24gb' computes in bfloat16, which this GPU \(Tesla T4, compute "
+                                         r"capability 7\.5\) only emulates.*Ampere or newer.*profile 't4-16gb'"):
+        profiles.check_machine("24gb")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        profiles.check_machine("t4-16gb")  # float16: native on a T4
+        _a_gpu(monkeypatch, "NVIDIA L4", (8, 9))
+        profiles.check_machine("24gb")

@@ -4,13 +4,15 @@
 ``smoke``: the GPU profiles' code path (GSM8K, chat prompts, 4-bit + LoRA, Monte-Carlo labels) at toy size on a
 CPU, for tests (``smoke.py``; ``prepare_profile`` builds its base on first use). ``load_profile_model`` is
 ``models.load_model`` with a profile's settings, and ``train_reward_model`` trains a reward model by a
-profile's recipe (notebooks 02 and 03).
+profile's recipe (notebooks 02 and 03). Before any download, ``prepare_profile`` refuses a GPU profile on a machine
+without CUDA (``check_machine``).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 
 from ..checks import finite_number, flag, positive_int
@@ -234,12 +236,51 @@ def get_profile(name: str) -> Profile:
 
 
 def prepare_profile(profile: str | Profile, out=print) -> Profile:
-    """Make what a profile needs locally before its first use: the ``smoke`` base is built (seconds) when
-    missing; other profiles need nothing (their models come from the Hub or ship in ``data/``)."""
+    """Make what a profile needs locally before its first use, and refuse it now, before any download, where it would
+    fail or crawl later: the ``smoke`` base is built (seconds) when missing (other profiles' models come from the Hub
+    or ship in ``data/``); then ``check_machine``."""
     p = get_profile(profile) if isinstance(profile, str) else profile
     if p.name == "smoke":
         ensure_smoke_base(p.model_name, out=out)
+    check_machine(p)
     return p
+
+
+def _float16_profiles() -> list[str]:
+    return [name for name, p in PROFILES.items() if p.dtype == "float16"]
+
+
+def check_machine(profile: str | Profile) -> None:
+    """A GPU profile (16-bit compute, its device ``None``: cuda when available) on a machine without CUDA is
+    refused, naming the ``smoke`` profile, the GPU code path at toy size on a CPU: it would run on the CPU, in 16
+    bits, for hours. A bfloat16 profile on a GPU that only emulates bfloat16 (compute capability < 8.0, e.g. a T4)
+    gets a warning naming the float16 profile: transformers accepts emulated bfloat16, which runs many times slower.
+    A profile whose device is ``"cpu"`` chose the CPU: nothing is checked."""
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    if p.dtype not in ("float16", "bfloat16") or p.device == "cpu":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(f"profile {p.name!r} needs a CUDA GPU (it computes in {p.dtype}) and this machine has none "
+                         "(torch.cuda.is_available() is False): it would download and run its models on the CPU, "
+                         "for hours. A CPU dry run of the GPU code path (GSM8K, chat prompts, 4-bit + LoRA, "
+                         "Monte-Carlo labels) at toy size, in minutes: the 'smoke' profile (stepdpo-lite --profile "
+                         "smoke); the tutorial on a CPU: 'tiny'. In Colab: Runtime > Change runtime type > a GPU")
+    device = torch.device(p.device or "cuda")
+    if p.dtype == "bfloat16" and device.type == "cuda" and not _native_bf16(torch, device):
+        warnings.warn(f"profile {p.name!r} computes in bfloat16, which this GPU ({torch.cuda.get_device_name(device)}"
+                      f", compute capability {'.'.join(map(str, torch.cuda.get_device_capability(device)))}) only "
+                      "emulates: it would run many times slower. Native bfloat16 needs compute capability 8.0 "
+                      "(Ampere or newer: A100, A10, L4, RTX 30xx/40xx); on this GPU use the float16 profile "
+                      f"{' or '.join(map(repr, _float16_profiles()))}", stacklevel=2)
+
+
+def _native_bf16(torch, device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: compute capability 8.0 or more (transformers asks
+    ``torch.cuda.is_bf16_supported()``, which counts emulation as support)."""
+    return (torch.cuda.is_bf16_supported(including_emulation=False)
+            and torch.cuda.get_device_capability(device) >= (8, 0))
 
 
 def load_profile_model(profile: str | Profile, lora: bool = False, name_or_path: str | None = None,
