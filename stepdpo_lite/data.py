@@ -69,12 +69,15 @@ def _field(row: Mapping, name: str):
     if not isinstance(row, Mapping):
         raise _Bad(name, f"expected an object holding it, got {type(row).__name__}")
     if name not in row:
-        raise _Bad(name, "is missing")
+        raise _Bad(name, f"is missing (the record has: {', '.join(map(str, row)) or 'no fields'})")
     return row[name]
 
 
 def _text(row: Mapping, name: str, blank_ok: bool = False) -> str:
     value = _field(row, name)
+    if isinstance(value, list) and value and all(isinstance(m, Mapping) and "content" in m for m in value):
+        raise _Bad(name, "holds chat messages (role/content dicts), not a string: flatten them with tokenizer."
+                         "apply_chat_template(messages, tokenize=False), or join their contents if the model has none")
     if not isinstance(value, str):
         raise _Bad(name, "is missing or null" if value is None else f"must be a string, got {type(value).__name__}")
     if not blank_ok and not value.strip():
@@ -85,10 +88,11 @@ def _text(row: Mapping, name: str, blank_ok: bool = False) -> str:
 def _bool(row: Mapping, name: str) -> bool:
     value = _field(row, name)
     if not isinstance(value, bool):  # 0/1 are refused on purpose: a label column should say what it means
-        raise _Bad(name, f"must be true or false, got {value!r:.40}")
+        raise _Bad(name, f"must be true or false, got {value!r:.40}{TO_BOOL}")
     return value
 
 
+TO_BOOL = "; convert the labels: bool(x) for 0/1, x == '+' for Math-Shepherd's '+'/'-'"
 _ITEMS = {  # what _list accepts: (the list's items, one item, the check); a NaN fails 0 <= x
     bool: ("true/false labels", "true or false", lambda x: isinstance(x, bool)),
     str: ("non-empty strings", "a non-blank string", lambda x: isinstance(x, str) and x.strip()),
@@ -108,7 +112,7 @@ def _list(row: Mapping, name: str, item) -> list:
         raise _Bad(name, f"must be a non-empty list of {what}, got {value!r:.40}")
     for j, x in enumerate(value):
         if not ok(x):
-            raise _Bad(f"{name}[{j}]", f"must be {one}, got {x!r:.40}")
+            raise _Bad(f"{name}[{j}]", f"must be {one}, got {x!r:.40}{TO_BOOL if item is bool else ''}")
     return list(value)
 
 
@@ -128,6 +132,9 @@ def _read_json(path, name: str | None = None) -> list[tuple[str, object]]:
     not JSON (cut short) is an invalid record, a ``_Bad`` in its place: ``_check_all`` raises it, or skips it."""
     _no_file(path, name or "reading records")
     path = Path(path)
+    if (kind := path.suffix.lower()[1:]) in ("csv", "parquet"):  # else "line 1: not valid JSON" or "not UTF-8"
+        raise ValueError(f"{name or 'reading records'}: {path} is {kind.upper()}, not JSON/JSONL: pass datasets.load_"
+                         f"dataset({kind!r}, data_files=...)['train'] (CSV holds lists as text: parse them), or JSONL")
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -262,14 +269,28 @@ def _validated(rows, check: Callable, name: str, columns: Sequence[str], finish:
 
 # ----------------------------------------------------------------------------- the project's formats
 
-def _stepwise(row):
+def _stepwise(row, delimiter=None):
     _text(row, "prompt")
     steps = _list(row, "completions", str)
     # soft_labels: mc_step_labels' shares (a wrong count or a 2.0 would train silently); gold_labels: the checker's
     for name, item in (("labels", bool), ("soft_labels", "fraction"), ("gold_labels", bool)):
         if (name == "labels" or row.get(name) is not None) and len(_list(row, name, item)) != len(steps):
-            raise _Bad(name, f"has {len(row[name])} labels for {len(steps)} completions (steps)")
+            raise _Bad(name, f"has {len(row[name])} labels for {len(steps)} completions (steps)"
+                             + _count_hint(steps, len(row[name])))
+    if delimiter and (bare := next((j for j, s in enumerate(steps[1:], 1) if not s.startswith(delimiter)), 0)):
+        raise _Bad(f"completions[{bare}]", f"does not open with the delimiter {delimiter!r}: bare steps run together "
+                                           f"when joined; data.delimit_steps(row, {delimiter!r}) puts it in front")
     return [dict(row)]
+
+
+def _count_hint(steps: list[str], n: int, text: str | None = None) -> str:
+    """Why ``n`` labels may not fit ``steps``: a blank step merged into the next, or a delimiter giving ``n``."""
+    breaks = [s[:len(s) - len(s.lstrip())].count("\n") for s in steps]
+    if n > len(steps) and (k := next((k for k in range(1, len(steps)) if breaks[k] > min(breaks[1:])), 0)):
+        return (f"; step {k + 1} opens with {breaks[k]} line breaks, more than the others: a blank step before it, "
+                "joined to it (extract_steps merges a blank step into the next), has no label of its own")
+    other = next((d for d in ("\n\nStep", "\n\n", "\n") if text and len(extract_steps(text, d)) == n), 0)
+    return f"; split at {other!r} it has {n} steps: is that its delimiter?" if other else ""
 
 
 def _labels_per_step(row, name: str, text_field: str, delimiter, item) -> None:
@@ -278,8 +299,8 @@ def _labels_per_step(row, name: str, text_field: str, delimiter, item) -> None:
     if row.get(name) is not None:
         labels = _list(row, name, item)
         if delimiter is not None and len(labels) != len(steps := extract_steps(row[text_field], delimiter)):
-            raise _Bad(name, f"has {len(labels)} labels but {text_field!r} has {len(steps)} steps "
-                             f"(delimiter {delimiter!r})")
+            raise _Bad(name, f"has {len(labels)} labels but {text_field!r} has {len(steps)} steps (delimiter "
+                             f"{delimiter!r})" + _count_hint(steps, len(labels), row[text_field]))
 
 
 def _outcome(row, delimiter=None):
@@ -304,15 +325,30 @@ def _step_dpo(row):
     return [dict(row)]
 
 
-def validate_stepwise(rows, *, skip_invalid: bool = False) -> Dataset:
+def validate_stepwise(rows, *, delimiter: str | None = None, skip_invalid: bool = False) -> Dataset:
     """Check stepwise-supervision rows (a list of dicts, a Dataset, or a JSON/JSONL path); return a Dataset.
 
     Checks: non-empty ``prompt``; ``completions`` a non-empty list of non-blank steps; ``labels`` a list of
     bool of the same length; optional ``soft_labels`` (``mc_step_labels``) a list of numbers in [0, 1] and
-    ``gold_labels`` (``problem_mc_step_labels``) a list of bool, each of the same length. ``skip_invalid=True`` drops
-    bad records instead of raising (and logs how many).
+    ``gold_labels`` (``problem_mc_step_labels``) a list of bool, each of the same length; with ``delimiter``, steps
+    2..K open with it (TRL's bare steps do not: ``delimit_steps``). ``skip_invalid=True`` drops bad records instead
+    of raising (and logs how many).
     """
-    return _validated(rows, _stepwise, "stepwise", STEPWISE, skip_invalid=skip_invalid)
+    return _validated(rows, lambda r: _stepwise(r, delimiter), "stepwise", STEPWISE, skip_invalid=skip_invalid)
+
+
+def delimit_steps(row: Mapping, delimiter: str, prompt_separator: str = "\n") -> dict:
+    """A stepwise row of bare steps (``["12 - 5 = 7", "7 + 6 = 13"]``, TRL's form) in this kit's: ``delimiter`` opens
+    steps 2..K (one that opens with it is kept), and ``prompt_separator`` ends a prompt that would run into step 1
+    (``prompt_runs_into``). For a Dataset: ``ds.map(lambda r: delimit_steps(r, "\\n"))``."""
+    steps = _check_all([("row", row)], _stepwise, "delimit_steps")[0]["completions"]  # errors name the field
+    return {**row, "prompt": row["prompt"] + prompt_separator * prompt_runs_into(row["prompt"], steps[0]),
+            "completions": [s if j == 0 or s.startswith(delimiter) else delimiter + s for j, s in enumerate(steps)]}
+
+
+def prompt_runs_into(prompt: str, step: str) -> bool:
+    """Whether ``prompt + step`` has no whitespace between them ("...?Step 1: ..."): the model reads one text."""
+    return not prompt[-1:].isspace() and not step[:1].isspace()
 
 
 def validate_outcome(rows, *, delimiter: str | None = None, skip_invalid: bool = False) -> Dataset:

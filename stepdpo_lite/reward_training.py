@@ -27,7 +27,7 @@ import numpy as np
 
 from .atomic import check_replaceable
 from .checks import finite_number, list_of, positive_int
-from .data import validate_outcome, validate_stepwise
+from .data import TO_BOOL, prompt_runs_into, validate_outcome, validate_stepwise
 from .evaluation import step_auroc
 from .models import load_model, resolve_device, resolve_dtype, saved_reward_config, trainer_precision
 from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
@@ -39,15 +39,15 @@ from .steps import DEFAULT_DELIMITER, extract_steps
 # ----------------------------------------------------------------------------- data
 
 def _tag_labels(row: dict, i: int, process: bool, where: str = "training data") -> list[int]:
-    """A row's labels as 0/1, refusing anything else: ``int(0.9)`` would silently flip a soft label to 0."""
+    """A row's bool labels as 0/1, refusing anything else as the validators do: ``int(0.9)`` would flip a soft label."""
     name = "labels" if process else "label"
     labels = list_of(row.get(name), f"{where}: row {i}: field 'labels'", "bools") if process else [row.get(name)]
     steps = list_of(row.get("completions"), f"{where}: row {i}: field 'completions'", "steps") if process else None
     if process and len(labels) != len(steps):  # one str of steps: a character a step, labels of as many matched
         raise ValueError(f"{where}: row {i}: field 'labels': {len(labels)} labels for {len(steps)} completions")
     for x in labels:
-        if not isinstance(x, bool) and x not in (0, 1):
-            raise ValueError(f"{where}: row {i}: field '{name}': labels must be bool (or 0/1), got {x!r}")
+        if not isinstance(x, bool):
+            raise ValueError(f"{where}: row {i}: field '{name}': labels must be true or false, got {x!r}{TO_BOOL}")
     return [int(x) for x in labels]
 
 
@@ -259,14 +259,22 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
         raise ValueError(f"{kind.__name__}: the training data is empty")
     if eval_rows == []:  # else no eval_loss, and no error
         raise ValueError(f"{kind.__name__}: eval_dataset is empty; pass None to train without evaluation")
-    if kind is ProcessRewardModel and (split := sum(len(extract_steps("".join(r["completions"]), c.step_delimiter))
-                                                    != len(r["completions"]) for r in train_rows)):
-        fix = ("these rows' steps contain it (or one does not open with it): pick a delimiter that opens each step "
-               "and that the steps never contain otherwise" if c.step_delimiter == "\n"  # not the one already set
-               else "set the data's delimiter (e.g. '\\n' for GSM8K)")
-        warnings.warn(f"train_process_reward_model: {split} of {len(train_rows)} rows do not split back into their "
-                      f"steps at step_delimiter={c.step_delimiter!r}; the saved PRM splits a text there when it scores "
-                      f"one: {fix}, or score lists of steps")
+    process = kind is ProcessRewardModel
+    if process and (split := [r["completions"] for r in train_rows if len(r["completions"]) != len(
+            extract_steps("".join(r["completions"]), c.step_delimiter))]):
+        bare = sum(not all(s.startswith(c.step_delimiter) for s in steps[1:]) for steps in split)
+        fix = (f"in {bare} of them steps 2..K do not open with it (TRL's bare steps: trained run together): put it in "
+               "front, e.g. ds.map(lambda r: data.delimit_steps(r, '\\n')) with step_delimiter='\\n'" if bare else
+               ("these rows' steps contain it: pick a delimiter that opens each step and that the steps never contain "
+                "otherwise" if c.step_delimiter == "\n" else "set the data's delimiter (e.g. '\\n' for GSM8K)")
+               + ", or score lists of steps")
+        warnings.warn(f"train_process_reward_model: {len(split)} of {len(train_rows)} rows do not split back into "
+                      f"their steps at step_delimiter={c.step_delimiter!r}; the saved PRM splits a text there when it "
+                      f"scores one: {fix}")
+    if joined := sum(prompt_runs_into(r["prompt"], r["completions"][0] if process else r["completion"])
+                     for r in train_rows):  # the published loaders' prompts: "...?Step 1: ..."
+        warnings.warn(f"{kind.__name__}: {joined} of {len(train_rows)} rows' prompts run into their first step with no "
+                      "whitespace between: end them with '\\n' (data.delimit_steps does) or the model's chat template")
 
     set_seed(c.seed)
     device = resolve_device(c.device)

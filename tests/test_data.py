@@ -445,13 +445,14 @@ def test_stepwise_gold_labels_are_one_bool_per_step(gold, words):
 
 def test_messages_name_the_field_as_it_is_written():
     """Were "field 'question.question'" and "must be one of non-empty strings, got ''"."""
-    with pytest.raises(ValueError, match=r"prm800k: record 0: field 'question': is missing$"):
+    with pytest.raises(ValueError, match=r"prm800k: record 0: field 'question': is missing \(the record has: label\)$"):
         public_datasets.load_prm800k([{"label": {"steps": []}}])
-    with pytest.raises(ValueError, match=r"prm800k: record 0: field 'label': is missing$"):
+    with pytest.raises(ValueError, match=r"prm800k: record 0: field 'label': is missing \(the record has: question\)$"):
         public_datasets.load_prm800k([{"question": {"problem": "p"}}])
     with pytest.raises(ValueError, match=r"field 'completions\[1\]': must be a non-blank string, got ''$"):
         data.validate_stepwise([{**STEP, "completions": ["a", ""]}])
-    with pytest.raises(ValueError, match=r"field 'labels\[1\]': must be true or false, got 1$"):
+    with pytest.raises(ValueError, match=r"field 'labels\[1\]': must be true or false, got 1; convert the labels: "
+                                         r"bool\(x\) for 0/1, x == '\+' for Math-Shepherd's '\+'/'-'$"):
         data.validate_stepwise([{**STEP, "labels": [True, 1]}])
 
 
@@ -949,3 +950,74 @@ def test_step_dpo_pairs_split_the_gold_solution_with_the_verdicts_delimiter():
     (pair,) = labelling.step_dpo_pairs([problem], [[slipped]], verdicts=[[verdict]], delimiter="\n")
     assert (pair["initial_reason_steps"], pair["chosen"], pair["rejected"], pair["chosen_source"]) == (
         "12 + 5 = 17", "\n17 - 9 = 8", "\n17 - 9 = 9", "gold")
+
+
+def test_bare_steps_are_named_against_a_delimiter_and_delimit_steps_converts_them():
+    """A user's trial: TRL-style bare steps ("12 - 5 = 7", no delimiter before steps 2..K) passed the checks, and
+    the PRM trained on 'Compute 12 - 5 + 6.12 - 5 = 77 + 6 = 13'."""
+    row = {"prompt": "Compute 12 - 5 + 6.", "completions": ["12 - 5 = 7", "7 + 6 = 13"], "labels": [True, True]}
+    assert len(data.validate_stepwise([row])) == 1  # no delimiter named: the count is all that can be checked
+    with pytest.raises(ValueError, match=re.escape("stepwise: record 0: field 'completions[1]': does not open with the "
+                                                   "delimiter '\\n': bare steps run together when joined; "
+                                                   "data.delimit_steps(row, '\\n') puts it in front")):
+        data.validate_stepwise([row], delimiter="\n")
+    fixed = data.delimit_steps(row, "\n")
+    assert fixed == {**row, "prompt": "Compute 12 - 5 + 6.\n", "completions": ["12 - 5 = 7", "\n7 + 6 = 13"]}
+    assert data.delimit_steps(fixed, "\n") == fixed  # a step that opens with it, a prompt that ends in one: kept
+    assert data.validate_stepwise([fixed], delimiter="\n").to_list() == [fixed]
+    assert datasets.Dataset.from_list([row]).map(lambda r: data.delimit_steps(r, "\n")).to_list() == [fixed]
+    with pytest.raises(ValueError, match=re.escape("delimit_steps: row: field 'labels': has 1 labels for 2")):
+        data.delimit_steps({**row, "labels": [True]}, "\n")
+
+
+def test_prompt_runs_into_its_first_step_only_with_no_whitespace_between():
+    assert data.prompt_runs_into("What is 2 + 2?", "Step 1: 2 + 2 = 4")
+    assert not data.prompt_runs_into("What is 2 + 2?\n", "Step 1: 2 + 2 = 4")
+    assert not data.prompt_runs_into("What is 2 + 2?", " Step 1: 2 + 2 = 4")
+    problem = toyworld.make_problems(1, "train", seed=0)[0]  # the toy world's prompts end with a newline
+    assert not data.prompt_runs_into(problem.prompt, toyworld.check(problem, problem.gold_solution).steps[0])
+
+
+def test_a_label_count_names_the_blank_step_merged_into_the_next_not_the_delimiter():
+    """A user's trial: a solution with an empty step ("\\n\\n\\n\\n"), labelled one per step as written: extract_steps
+    joins the blank piece to the next step, and the error blamed the delimiter."""
+    text = "We have $2^5 = 2 \\cdot 2^4$.\n\n\n\n$2^4 = 16$.\n\nThe answer is 32."
+    row = {"prompt": "p\n", "completions": extract_steps(text, "\n\n"), "labels": [True, True, False, True]}
+    blank = "step 2 opens with 4 line breaks, more than the others: a blank step before it"
+    with pytest.raises(ValueError, match=re.escape(f"field 'labels': has 4 labels for 3 completions (steps); {blank}")):
+        data.validate_stepwise([row])
+    pair = {**PREF, "rejected": text, "rejected_step_labels": [True, True, False, True]}
+    with pytest.raises(ValueError, match=re.escape(f"'rejected' has 3 steps (delimiter '\\n\\n'); {blank}")):
+        data.validate_preference([pair], delimiter="\n\n")
+    with pytest.raises(ValueError, match=r"has 3 labels but 'completion' has 2 steps \(delimiter '\\n'\)$"):
+        data.validate_outcome([{**OUT, "step_labels": [True] * 3}], delimiter="\n")  # one label too many: no hint
+    with pytest.raises(ValueError, match=re.escape("'chosen' has 1 steps (delimiter '\\n\\nStep'); split at '\\n' it "
+                                                   "has 2 steps: is that its delimiter?")):
+        data.validate_preference([{**PREF, "chosen": "a\nb", "chosen_step_labels": [True, True]}],
+                                 delimiter="\n\nStep")
+
+
+def test_csv_and_parquet_paths_name_the_format_and_the_route_in(tmp_path):
+    """Were "line 1: not valid JSON (...); is the line truncated?" and "not valid UTF-8"."""
+    for name, kind in (("my.csv", "csv"), ("my.parquet", "parquet")):
+        (tmp_path / name).write_bytes(b"prompt,completions,labels\n")
+        route = f"is {kind.upper()}, not JSON/JSONL: pass datasets.load_dataset('{kind}', data_files=...)['train']"
+        for load, who in ((data.validate_stepwise, "stepwise"), (data.load_preference, "preference"),
+                          (public_datasets.load_math_shepherd, "load_math_shepherd")):
+            with pytest.raises(ValueError, match=re.escape(f"{who}: {tmp_path / name} {route}")):
+                load(tmp_path / name)
+
+
+def test_chat_messages_missing_fields_and_label_types_say_what_to_do():
+    chat = [{"role": "user", "content": "What is 2 + 2?"}]
+    with pytest.raises(ValueError, match=re.escape("preference: record 0: field 'prompt': holds chat messages "
+                                                   "(role/content dicts), not a string: flatten them with tokenizer."
+                                                   "apply_chat_template(messages, tokenize=False)")):
+        data.validate_preference([{**PREF, "prompt": chat}])
+    with pytest.raises(ValueError, match=re.escape("field 'chosen': holds chat messages")):
+        data.validate_preference([{**PREF, "chosen": [{"role": "assistant", "content": "4"}]}])
+    with pytest.raises(ValueError, match=re.escape("field 'prompt': is missing (the record has: question, steps)")):
+        data.validate_stepwise([{"question": "q", "steps": ["a"]}])
+    with pytest.raises(ValueError, match=re.escape("field 'label': must be true or false, got '+'; convert the "
+                                                   "labels: bool(x) for 0/1, x == '+'")):
+        data.validate_outcome([{**OUT, "label": "+"}])

@@ -184,3 +184,21 @@ def test_carve_and_load_problems_refuse_a_seed_that_is_no_int(seed):
         gsm8k.carve(rows, 1, 1, seed=seed)
     with pytest.raises(ValueError, match="load_problems: seed must be an int >= 0"):
         gsm8k.load_problems(None, 1, 1, seed=seed, name="/nonexistent/gsm8k")
+
+
+@pytest.mark.parametrize("offline, error, fix", [
+    (True, FileNotFoundError, r"not in the datasets cache, and the Hub is offline .*go online for the first run"),
+    (False, ConnectionError, r"the Hub could not be reached \(Couldn't reach 'openai/gsm8k'.*check the network"),
+])
+def test_gsm8k_out_of_reach_says_what_to_do(monkeypatch, offline, error, fix):
+    """datasets' own error was "ConnectionError: Couldn't reach 'openai/gsm8k' on the Hub (OfflineModeIsEnabled)",
+    which names neither the cause's switch nor a local copy."""
+    import datasets
+
+    def unreachable(name, config, split):
+        raise ConnectionError(f"Couldn't reach {name!r} on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", offline)
+    with pytest.raises(error, match=f"load_problems: GSM8K 'openai/gsm8k' \\(train\\).*{fix}.*Profile.dataset"):
+        gsm8k.load_problems(None, 2, 2)

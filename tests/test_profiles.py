@@ -107,3 +107,27 @@ def test_a_bfloat16_profile_on_a_gpu_that_only_emulates_it_warns_and_names_the_f
         profiles.check_machine("t4-16gb")  # float16: native on a T4
         _a_gpu(monkeypatch, "NVIDIA L4", (8, 9))
         profiles.check_machine("24gb")
+
+
+def test_offline_a_model_neither_here_nor_cached_is_refused_after_gsm8k_and_before_any_download(monkeypatch, tmp_path):
+    """Notebook 01 loaded the model first and said only that the Hub is offline (not what to do), then met GSM8K's
+    raw "ConnectionError: Couldn't reach 'openai/gsm8k'" after the download."""
+    from stepdpo_lite.tutorial.smoke import GSM8K_SLICE
+
+    checked, cached = [], {}
+    monkeypatch.setattr(profiles.gsm8k, "load_hub_split", lambda name, split: checked.append((name, split)))
+    monkeypatch.setattr(profiles, "try_to_load_from_cache", lambda repo_id, filename: cached.get(repo_id))
+    monkeypatch.setattr(profiles.hub_constants, "HF_HUB_OFFLINE", True)
+    t4 = dataclasses.replace(profiles.get_profile("t4-16gb"), device="cpu")  # past check_machine on any machine
+    with pytest.raises(FileNotFoundError, match=r"^profile 't4-16gb': the model 'Qwen/Qwen2.5-0.5B-Instruct' is no "
+                                                r"folder here and not in the Hub's cache.*HF_HUB_OFFLINE=0.*"
+                                                r"`hf download Qwen/Qwen2.5-0.5B-Instruct`.*model_name=FOLDER"):
+        profiles.prepare_profile(t4)
+    assert checked == [("openai/gsm8k", "test")]  # GSM8K first: its error comes before the model's
+    cached["Qwen/Qwen2.5-0.5B-Instruct"] = "/cache/config.json"
+    profiles.check_sources(t4)
+    profiles.check_sources(dataclasses.replace(t4, model_name=str(tmp_path), dataset=str(GSM8K_SLICE)))  # local
+    profiles.check_sources("tiny")
+    assert len(checked) == 2  # a local GSM8K copy is not looked for on the Hub, nor the toy world's problems
+    monkeypatch.setattr(profiles.hub_constants, "HF_HUB_OFFLINE", False)
+    profiles.check_sources(dataclasses.replace(t4, model_name="org/not-cached"))  # online: downloaded when loaded

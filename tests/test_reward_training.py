@@ -282,7 +282,7 @@ def test_the_trainers_name_the_dataset_and_the_option_before_loading_a_model(tmp
     with pytest.raises(ValueError, match="eval_dataset is empty; pass None"):  # it trained, and evaluated nothing
         train_process_reward_model(nowhere, [good], tmp_path / "x", eval_dataset=[])
     # PRM800K-style steps (split at "\n") under the default delimiter: the saved PRM scored such a text as one step
-    lines = {"prompt": "p", "completions": ["1 + 1 = 2", "\n2 + 2 = 4"], "labels": [True, True]}
+    lines = {"prompt": "p\n", "completions": ["1 + 1 = 2", "\n2 + 2 = 4"], "labels": [True, True]}
     with pytest.warns(UserWarning,
                       match=r"1 of 2 rows do not split back into their steps at step_delimiter='\\n\\nStep'"):
         with pytest.raises(Exception):  # the (missing) model fails to load after the warning
@@ -303,7 +303,7 @@ def test_tokenize_rows_refuses_labels_it_would_flip_or_misalign(tiny_model, tiny
     prm = ProcessRewardModel(tiny_model, tiny_tokenizer)
     good = {"prompt": "p", "completions": ["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 * 3 = 6"], "labels": [True, False]}
     assert [f["tag_labels"] for f in tokenize_rows(prm, [good])] == [[1, 0]]
-    with pytest.raises(ValueError, match=re.escape("row 1: field 'labels': labels must be bool")):
+    with pytest.raises(ValueError, match=re.escape("row 1: field 'labels': labels must be true or false, got 0.9")):
         tokenize_rows(prm, [good, {**good, "labels": [0.9, True]}])
     with pytest.raises(ValueError, match=re.escape("row 0: field 'labels': 1 labels for 2 completions")):
         tokenize_rows(prm, [{**good, "labels": [True]}])
@@ -320,10 +320,10 @@ def test_tokenize_rows_refuses_labels_it_would_flip_or_misalign(tiny_model, tiny
         with pytest.raises(ValueError, match=re.escape(message)):
             tokenize_rows(prm, [good, {k: v for k, v in good.items() if k != field}])
     orm = OutcomeRewardModel(tiny_model, tiny_tokenizer)
-    with pytest.raises(ValueError, match=re.escape("row 0: field 'label': labels must be bool")):
+    with pytest.raises(ValueError, match=re.escape("row 0: field 'label': labels must be true or false")):
         tokenize_rows(orm, [{"prompt": "p", "completion": "Step 1: 1 + 1 = 2", "label": 0.3}])
     outcome = {"prompt": "p", "completion": "Step 1: 1 + 1 = 2", "label": True}
-    for field, message in (("label", "row 0: field 'label': labels must be bool (or 0/1), got None"),
+    for field, message in (("label", "row 0: field 'label': labels must be true or false, got None"),
                            ("completion", "training data: row 0: must be a non-blank string, got None")):
         with pytest.raises(ValueError, match=re.escape(message)):
             tokenize_rows(orm, [{k: v for k, v in outcome.items() if k != field}])
@@ -462,3 +462,44 @@ def test_tokenize_rows_warns_of_text_the_tokenizer_cannot_read(tiny_model, tiny_
     with pytest.warns(UserWarning, match=r"training data: 1 of 3 rows \(row 2 first\) hold text the tokenizer maps to "
                                          r"its unknown token '<unk>'"):
         tokenize_rows(prm, [plain, plain, odd])
+
+
+def test_bare_steps_are_named_as_the_cause_with_the_fix(tmp_path):
+    """A user's trial: TRL-style bare steps ("12 - 5 = 7", no "\\n" before steps 2..K) trained run together, and the
+    warning named the steps containing the delimiter first; under the default it said to set one (no fix either)."""
+    nowhere = tmp_path / "no-model-here"  # the warning comes before the (missing) model is loaded
+    bare = {"prompt": "Compute 12 - 5 + 6.\n", "completions": ["12 - 5 = 7", "7 + 6 = 13"], "labels": [True, True]}
+    for delimiter in ("\n", "\n\nStep"):
+        with pytest.warns(UserWarning) as caught, pytest.raises(OSError):
+            train_process_reward_model(nowhere, [bare], tmp_path / "x", step_delimiter=delimiter)
+        said = " ".join(str(w.message) for w in caught)
+        assert ("1 of 1 rows do not split back" in said and "in 1 of them steps 2..K do not open with it" in said
+                and "ds.map(lambda r: data.delimit_steps(r, '\\n')) with step_delimiter='\\n'" in said), said
+        assert "steps contain it" not in said and "set the data's delimiter" not in said
+
+
+def test_a_prompt_that_runs_into_its_first_step_is_warned_of(tmp_path):
+    """A user's trial: PRM800K and Math-Shepherd rows (the loaders' prompts end with no separator) trained on
+    '...?Step 1: ...' read as one text, with no word. The toy world's prompts end with a newline: no warning."""
+    nowhere = tmp_path / "no-model-here"
+    run_on = {"prompt": "What is 7 * 6 - 4?", "completions": ["7 * 6 = 42.", "\n42 - 4 = 38."], "labels": [True, True],
+              "completion": "7 * 6 = 42.\n42 - 4 = 38.", "label": True}
+    for train in (train_process_reward_model, train_outcome_reward_model):
+        with pytest.warns(UserWarning, match=r"Model: 1 of 2 rows' prompts run into their first step with no "
+                                             r"whitespace between: end them with '\\n'"), pytest.raises(OSError):
+            train(nowhere, [run_on, toy_rows(1)[0]], tmp_path / "x", step_delimiter="\n")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # the toy world's rows
+            with pytest.raises(OSError):
+                train(nowhere, toy_rows(4), tmp_path / "x")
+
+
+def test_tokenize_rows_takes_bool_labels_only_as_the_validators_do(tiny_model, tiny_tokenizer):
+    """It took 0/1 (a message no training run could reach said "bool (or 0/1)") where the validators refuse them."""
+    from stepdpo_lite.reward_training import tokenize_rows
+
+    prm = ProcessRewardModel(tiny_model, tiny_tokenizer)
+    row = {"prompt": "p\n", "completions": ["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 * 3 = 6"], "labels": [1, 0]}
+    with pytest.raises(ValueError, match=re.escape("row 0: field 'labels': labels must be true or false, got 1; "
+                                                   "convert the labels: bool(x) for 0/1")):
+        tokenize_rows(prm, [row])

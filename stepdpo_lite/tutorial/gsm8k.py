@@ -196,6 +196,27 @@ def _local_rows(path: Path) -> dict[str, list[dict]]:
     return {s: _check_all(_read_json(f), _checked_row, "load_problems") for s, f in files.items()}  # before shuffling
 
 
+def load_hub_split(name: str, split: str):
+    """One split (``"train"``, ``"test"``) of GSM8K's ``main`` set from the Hub (``name``: ``openai/gsm8k`` or a
+    copy), read from the datasets cache when it is there. Out of reach, datasets' own ``ConnectionError``
+    ("Couldn't reach ...") becomes one that says what to do: a ``FileNotFoundError`` when the Hub is offline (the
+    cache holds no copy), else a ``ConnectionError``."""
+    from datasets import config, load_dataset
+
+    try:
+        return load_dataset(name, "main", split=split)
+    except ConnectionError as err:
+        local = ("give the profile a local copy (Profile.dataset: a folder with train.jsonl and test.jsonl, or one "
+                 ".jsonl file, e.g. data/gsm8k, the 200 shipped test problems)")
+        if config.HF_HUB_OFFLINE:
+            raise FileNotFoundError(
+                f"load_problems: GSM8K {name!r} ({split}) is not in the datasets cache, and the Hub is offline "
+                "(HF_HUB_OFFLINE=1 or HF_DATASETS_OFFLINE=1): go online for the first run (set both to 0, or unset "
+                f"them: it is cached then), or {local}") from err
+        raise ConnectionError(f"load_problems: GSM8K {name!r} ({split}): the Hub could not be reached ({err}): check "
+                              f"the network, or {local}") from err
+
+
 def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str = HUB_NAME) -> dict:
     """``{"train", "validation", "test"}`` lists of problems.
 
@@ -217,8 +238,7 @@ def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str
         from datasets import Dataset
         train, test = Dataset.from_list(train).shuffle(seed=seed), Dataset.from_list(test).shuffle(seed=seed)
     else:
-        from datasets import load_dataset
-        train, test = (load_dataset(name, "main", split=split) for split in ("train", "test"))
+        train, test = (load_hub_split(name, split) for split in ("train", "test"))
         for split, rows in (("train", train), ("test", test)):  # before shuffling, as a local copy: a bad row said
             _check_all(_records(rows), _checked_row, f"load_problems: {name} {split}")  # "GSM8K row", not which
         train, test = train.shuffle(seed=seed), test.shuffle(seed=seed)

@@ -5,7 +5,7 @@
 CPU, for tests (``smoke.py``; ``prepare_profile`` builds its base on first use). ``load_profile_model`` is
 ``models.load_model`` with a profile's settings, and ``train_reward_model`` trains a reward model by a
 profile's recipe (notebooks 02 and 03). Before any download, ``prepare_profile`` refuses a GPU profile on a machine
-without CUDA (``check_machine``).
+without CUDA (``check_machine``) and names the fix when the Hub is out of reach (``check_sources``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import try_to_load_from_cache
+
 from ..checks import finite_number, flag, positive_int
 from ..models import DEFAULT_LORA, load_model
 from ..reward_training import train_outcome_reward_model, train_process_reward_model
+from . import gsm8k
 from .smoke import GSM8K_SLICE, ensure_smoke_base, smoke_base_dir
 from .toyworld import TINY_BASE_DIR, TINY_VERIFIER_DIR
 
@@ -238,11 +242,12 @@ def get_profile(name: str) -> Profile:
 def prepare_profile(profile: str | Profile, out=print) -> Profile:
     """Make what a profile needs locally before its first use, and refuse it now, before any download, where it would
     fail or crawl later: the ``smoke`` base is built (seconds) when missing (other profiles' models come from the Hub
-    or ship in ``data/``); then ``check_machine``."""
+    or ship in ``data/``); then ``check_machine`` and ``check_sources``."""
     p = get_profile(profile) if isinstance(profile, str) else profile
     if p.name == "smoke":
         ensure_smoke_base(p.model_name, out=out)
     check_machine(p)
+    check_sources(p)
     return p
 
 
@@ -274,6 +279,33 @@ def check_machine(profile: str | Profile) -> None:
                       "emulates: it would run many times slower. Native bfloat16 needs compute capability 8.0 "
                       "(Ampere or newer: A100, A10, L4, RTX 30xx/40xx); on this GPU use the float16 profile "
                       f"{' or '.join(map(repr, _float16_profiles()))}", stacklevel=2)
+
+
+def check_sources(profile: str | Profile) -> None:
+    """Fail now, before the first model download, where a notebook would fail after it: GSM8K from the Hub out of
+    reach (``gsm8k.load_hub_split``, which names the fix; it loads from the cache when the copy is there), or, with
+    the Hub offline (``HF_HUB_OFFLINE=1``), a model that is neither a folder here nor in the Hub's cache."""
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    if p.task == "gsm8k" and not os.path.exists(p.dataset or gsm8k.HUB_NAME):
+        gsm8k.load_hub_split(p.dataset or gsm8k.HUB_NAME, "test")
+    if not hub_constants.HF_HUB_OFFLINE:
+        return
+    for name in dict.fromkeys((p.model_name, p.reward_base)):
+        if os.path.isabs(name) or name.startswith((".", "~")) or os.path.exists(name) or _in_hub_cache(name):
+            continue  # a folder here, or a path (not a Hub id): load_model says when one is missing
+        raise FileNotFoundError(
+            f"profile {p.name!r}: the model {name!r} is no folder here and not in the Hub's cache, and the Hub is "
+            "offline (HF_HUB_OFFLINE=1). Go online for the first run (HF_HUB_OFFLINE=0, or unset it: the model is "
+            f"downloaded once, then read from the cache), or cache it first where the Hub is reachable (`hf download "
+            f"{name}`, into the cache $HF_HOME names); in your own code a profile can read a local copy "
+            "(dataclasses.replace(get_profile(...), model_name=FOLDER)); the notebooks take a profile's name only")
+
+
+def _in_hub_cache(name: str) -> bool:
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a Hub id ("./base", "a/b/c"), so not in its cache
+        return False
 
 
 def _native_bf16(torch, device) -> bool:
