@@ -116,3 +116,21 @@ def test_prompts_of_says_what_to_pass_for_prompt_texts_or_one_problem():
     with pytest.raises(ValueError, match=r"got one int: wrap it in a list"):
         prompts_of(3)
     assert prompts_of((p for p in [problem])) == [problem.prompt]
+
+
+def test_preference_pairs_take_the_delimiter_the_verdicts_steps_were_split_by():
+    """A user's trial: stepwise rows split at "\\n", as verdicts, were refused ("'chosen' has 1 steps (delimiter
+    '\\n\\nStep')"), a setting preference_pairs had no argument for; step_dpo_pairs had one."""
+    import types
+
+    steps = {"right": ["12 - 5 = 7", "\n7 + 6 = 13", "\nThe answer is 13"],
+             "wrong": ["12 - 5 = 7", "\n7 + 6 = 12", "\nThe answer is 12"]}
+    verdicts = [[toyworld.Verdict([True] * 3, -1, True, steps=steps["right"]),
+                 toyworld.Verdict([True, False, False], 1, False, steps=steps["wrong"])]]
+    problems = [types.SimpleNamespace(prompt="Compute 12 - 5 + 6.\n")]
+    solutions = [["".join(s) for s in steps.values()]]
+    with pytest.raises(ValueError, match=r"'chosen' has 1 steps \(delimiter '\\n\\nStep'\)"):
+        preference_pairs(problems, solutions, verdicts=verdicts)
+    pairs = preference_pairs(problems, solutions, verdicts=verdicts, delimiter="\n")
+    assert pairs.to_list() == [{"prompt": problems[0].prompt, "chosen": solutions[0][0], "rejected": solutions[0][1],
+                                "chosen_step_labels": [True] * 3, "rejected_step_labels": [True, False, True]}]

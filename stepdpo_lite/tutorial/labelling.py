@@ -184,8 +184,8 @@ def toy_gold_vs_error_pairs(n: int, seed: int = 0, min_ops: int = 2, max_ops: in
     return Dataset.from_list(rows)
 
 
-def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, seed: int = 0,
-                         verdicts=None, rejected_labels: str = "mistakes") -> Dataset:
+def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, seed: int = 0, verdicts=None,
+                     rejected_labels: str = "mistakes", delimiter: str = DEFAULT_DELIMITER) -> Dataset:
     """Preference pairs: a correct and an incorrect solution of the same problem, with checker step labels.
 
     ``rejected_labels="mistakes"`` (default) labels a rejected step wrong only where the mistake is made
@@ -197,6 +197,8 @@ def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None =
     right answer but a wrong step (lucky) is used on neither side. Each distinct text is used once; of all
     correct x incorrect combinations, ``max_pairs_per_problem`` are drawn at random (seeded per problem
     prompt, so the result does not depend on the order of the problems). Counts of what was left out are logged.
+    ``delimiter`` is the one the solutions' steps were split by (``verdicts``' steps; GSM8K's lines: ``"\n"``): each
+    pair's step labels are checked against the steps it splits the texts into, as ``step_dpo_pairs`` takes it.
     """
     labels_of = _rejected_labels_of(rejected_labels, "preference_pairs")
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "preference_pairs", none_ok=True)  # 0 is refused
@@ -213,7 +215,7 @@ def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None =
         rows += [{"prompt": p.prompt, "chosen": c, "rejected": r, "chosen_step_labels": distinct[c].step_labels,
                   "rejected_step_labels": labels_of(distinct[r])} for c, r in pairs[:max_pairs_per_problem]]
     _report("preference_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
-    return validate_preference(rows, delimiter=DEFAULT_DELIMITER)
+    return validate_preference(rows, delimiter=delimiter)
 
 
 def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4, use_gold: bool = True,
