@@ -48,3 +48,184 @@ def test_update_metrics_replaces_the_sections_named_and_merges_the_rest_in_one_w
         with pytest.raises(ValueError, match=message):
             runs.update_metrics(tmp_path, {"policy": {"x": 1}}, replace=replace)
     assert (tmp_path / "metrics.json").read_text() == before  # nothing written
+
+
+# Notebook 02 rerun with N_TRAIN_ROWS=100 over a whole run: every kit notebook's figures and seconds are recorded
+WHOLE_RUN = {
+    "data": {"n": 1}, "prm": {"first_error_threshold": -3.228}, "orm": {"auroc": 0.9}, "policy": {"dpo": 0.5},
+    "visualisation": {"x": 1}, "best_of_n": {"16": 0.7}, "best_of_n_differences": {}, "evaluation": {"n": 3},
+    "test_time": {"4": 0.6}, "test_time_differences": {},
+    "tutorial": {"notebook_seconds": {stem: 10.0 for stem in [
+        "01_data_prep", "02_process_reward_model", "03_outcome_reward_model", "04_stepwise_dpo",
+        "05_step_reward_visualisation", "06_evaluation", "07_test_time_compute"]}, "wall_seconds": 70.0}}
+FIRST_SECTION = {"01_data_prep": "data", "02_process_reward_model": "prm", "03_outcome_reward_model": "orm",
+                 "04_stepwise_dpo": "policy", "05_step_reward_visualisation": "visualisation",
+                 "06_evaluation": "best_of_n", "07_test_time_compute": "test_time"}
+LATER = ["03_outcome_reward_model", "04_stepwise_dpo", "05_step_reward_visualisation", "06_evaluation",
+         "07_test_time_compute"]
+
+
+@pytest.fixture
+def whole_run(tmp_path, monkeypatch):
+    """A tiny run folder holding WHOLE_RUN, and the runner with a fake kernel: each notebook run calls
+    ``kernel[0](path, params)``, which by default records the notebook's first section anew."""
+    import json
+
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    run = tmp_path / "runs" / "tiny"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps(WHOLE_RUN))
+
+    def records(path, params):
+        runs.update_metrics(params["RUN_DIR"], {FIRST_SECTION[path.stem]: {"new": 1}})
+
+    kernel = [records]
+    monkeypatch.setattr(tutorial, "execute_notebook", lambda path, params, *a, **kw: kernel[0](path, params))
+    return run, kernel
+
+
+def test_a_rerun_drops_the_notebooks_own_figures_before_it_runs_so_a_kill_leaves_none_of_the_old_ones(whole_run):
+    """An interrupted or killed `--only 02` left a new prm/ on disk while metrics.json kept the old PRM's prm.*
+    figures and 02's seconds, and later notebooks read them: before the notebook runs, they leave the table."""
+    import io
+
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    run, kernel = whole_run
+    seen = []
+
+    def killed(path, params):  # what a kill -9 at this moment leaves: the table as it is while the notebook runs
+        (run / "prm").mkdir()
+        seen.append(runs.read_metrics(run))
+        raise KeyboardInterrupt
+
+    kernel[0] = killed
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        tutorial.run_tutorial("tiny", run.parent, ["02"], {"N_TRAIN_ROWS": 100}, progress=False, out=out)
+    table = seen[0]
+    assert "prm" not in table and "02_process_reward_model" not in table["tutorial"]["notebook_seconds"]
+    assert table["tutorial"]["wall_seconds"] == 60.0 and table["orm"] == WHOLE_RUN["orm"]  # the others stay
+    assert table["tutorial"]["stale"] == LATER  # they were made from the PRM being replaced
+    assert runs.read_metrics(run) == table  # nothing else written by the interruption
+    printed = " ".join(out.getvalue().split())
+    assert "02_process_reward_model did not finish" in printed and "it had already rewritten" in printed
+    assert "prm/" in printed.split("it had already rewritten")[1].split(".")[0]  # the PRM it replaced
+    assert "--only 03 04 05 06 07" in printed
+
+
+def test_a_partial_rerun_marks_the_later_notebooks_stale_until_they_run_again(whole_run):
+    """`--only 02 --set N_TRAIN_ROWS=100` left 03-07's figures, made with the old PRM, beside the new prm.* ones, and
+    the table looked complete: they are listed as stale, with the command that reruns them, until they run."""
+    import io
+
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    run, _ = whole_run
+    out = io.StringIO()
+    metrics = tutorial.run_tutorial("tiny", run.parent, ["02"], {"N_TRAIN_ROWS": 100}, progress=False, out=out)
+    assert metrics["prm"] == {"new": 1} and metrics["tutorial"]["stale"] == LATER
+    printed = " ".join(out.getvalue().split())
+    assert "Stale: 03_outcome_reward_model, 04_stepwise_dpo" in printed and "tutorial.stale" in printed
+    assert f"stepdpo-lite --profile tiny --runs-dir {run.parent} --only 03 04 05 06 07" in printed
+    # 05 again: it reads 04's policies, which were trained with the old PRM, so it stays stale
+    metrics = tutorial.run_tutorial("tiny", run.parent, ["05"], progress=False, out=io.StringIO())
+    assert metrics["tutorial"]["stale"] == LATER
+    out = io.StringIO()
+    metrics = tutorial.run_tutorial("tiny", run.parent, ["03", "04", "05", "06", "07"], progress=False, out=out)
+    assert "stale" not in metrics["tutorial"] and "Stale" not in out.getvalue()  # the table is whole again
+    assert set(metrics["tutorial"]["notebook_seconds"]) == set(WHOLE_RUN["tutorial"]["notebook_seconds"])
+
+
+def test_the_run_section_records_what_each_notebook_ran_with_and_stays_out_of_the_table(whole_run):
+    """metrics.json recorded no seed, profile, --set values, commit, versions or time: two runs could not be told
+    apart. The run section records them per notebook run; the printed table of figures leaves them out."""
+    import io
+    import re
+    from pathlib import Path
+
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    run, _ = whole_run
+    out = io.StringIO()
+    metrics = tutorial.run_tutorial("tiny", run.parent, ["02"], {"N_TRAIN_ROWS": 100}, progress=False, out=out)
+    record = metrics["run"]["02_process_reward_model"]
+    assert record["profile"] == "tiny" and record["seed"] == 0 and record["set"] == {"N_TRAIN_ROWS": "100"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", record["started"])
+    assert record["finished"] >= record["started"]
+    assert set(record["versions"]) == {"python", "stepdpo_lite", "torch", "transformers", "trl", "peft"}
+    assert record["versions"]["stepdpo_lite"] and record["versions"]["torch"]
+    if (Path(tutorial.__file__).resolve().parents[2] / ".git").exists():  # a clone
+        assert re.fullmatch(r"[0-9a-f]{40}", record["commit"]) and isinstance(record["uncommitted_changes"], bool)
+    assert list(metrics["run"]) == ["02_process_reward_model"]  # the other notebooks' runs recorded nothing
+    assert "run.02" not in out.getvalue() and "prm.new" in out.getvalue()
+    seeded = tutorial.run_tutorial("tiny", run.parent, ["02"], {"SEED": 3}, progress=False, out=io.StringIO())
+    assert seeded["run"]["02_process_reward_model"]["seed"] == 3
+
+
+def test_start_and_finish_notebook_keep_the_tables_record_of_stale_notebooks(tmp_path):
+    """The runner's bookkeeping, without a runner: a notebook's sections (dotted names too) leave before it runs, the
+    later ones with figures become stale, and one that runs through is fresh unless one before it is stale."""
+    order = ["a", "b", "c", "d"]
+    sections = {"a": ("x",), "b": ("y.inner",), "c": ("z",)}
+    runs.update_metrics(tmp_path, {"x": 1, "y": {"inner": 2, "kept": 3}, "z": 4,
+                                   "tutorial": {"notebook_seconds": {"a": 1.0, "b": 2.0}, "wall_seconds": 3.0}})
+    metrics = runs.start_notebook(tmp_path, "b", sections, order, {"started": "then", "set": {"N": "1"}})
+    assert metrics == runs.read_metrics(tmp_path)
+    assert metrics["y"] == {"kept": 3} and metrics["tutorial"]["notebook_seconds"] == {"a": 1.0}
+    assert metrics["tutorial"]["wall_seconds"] == 1.0
+    assert metrics["tutorial"]["stale"] == ["c"]  # d has no figures, so none to be stale
+    assert metrics["run"] == {"b": {"started": "then", "set": {"N": "1"}}}
+    metrics = runs.finish_notebook(tmp_path, "b", 5.0, order, "now")
+    assert metrics["tutorial"]["notebook_seconds"] == {"a": 1.0, "b": 5.0}
+    assert metrics["tutorial"]["wall_seconds"] == 6.0
+    assert metrics["tutorial"]["stale"] == ["c"] and metrics["run"]["b"]["finished"] == "now"
+    runs.start_notebook(tmp_path, "d", sections, order, {})
+    assert runs.finish_notebook(tmp_path, "d", 1.0, order)["tutorial"]["stale"] == ["c", "d"]  # c before it is stale
+    runs.start_notebook(tmp_path, "c", sections, order, {})
+    assert runs.read_metrics(tmp_path)["tutorial"]["stale"] == ["d"] and "z" not in runs.read_metrics(tmp_path)
+    assert runs.finish_notebook(tmp_path, "c", 1.0, order)["tutorial"]["stale"] == ["d"]  # d ran before c did
+    runs.start_notebook(tmp_path, "d", sections, order, {})
+    assert "stale" not in runs.finish_notebook(tmp_path, "d", 1.0, order)["tutorial"]  # no key: nothing stale
+
+
+def test_notebook_sections_are_the_sections_the_notebooks_record():
+    """runs.start_notebook drops NOTEBOOK_SECTIONS[notebook] before it runs: each must be what that notebook's
+    runs.update_metrics calls record, or a rerun would keep an old section (or drop another notebook's)."""
+    import ast
+
+    import nbformat
+
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    found = {}
+    for name in tutorial.NOTEBOOKS:
+        keys = set()
+        for cell in nbformat.read(str(tutorial.NOTEBOOK_DIR / name), 4).cells:
+            if cell.cell_type != "code" or "update_metrics" not in cell.source:
+                continue
+            python = "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln for ln in cell.source.splitlines())
+            for node in ast.walk(ast.parse(python)):
+                if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "update_metrics":
+                    keys |= {k.value for k in node.args[1].keys}
+        found[name.removesuffix(".ipynb")] = keys
+    assert found == {stem: set(names) for stem, names in tutorial.NOTEBOOK_SECTIONS.items()}
+
+
+def test_a_table_with_stale_notebooks_does_not_replace_the_last_complete_one(whole_run):
+    """A run from 01 keeps the table from before as metrics.previous.json, "the last complete table", unless it is
+    partial: one with every notebook's seconds but stale ones mixes two runs' outputs, so it is partial too."""
+    import io
+    import json
+
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    run, _ = whole_run
+    (run / "metrics.previous.json").write_text(json.dumps(WHOLE_RUN))
+    tutorial.run_tutorial("tiny", run.parent, ["02"], progress=False, out=io.StringIO())  # 03-07 stale
+    assert len(runs.read_metrics(run)["tutorial"]["notebook_seconds"]) == 7
+    out = io.StringIO()
+    tutorial.run_tutorial("tiny", run.parent, ["01"], progress=False, out=out)
+    assert json.loads((run / "metrics.previous.json").read_text()) == WHOLE_RUN
+    assert "left notebooks stale, is dropped" in " ".join(out.getvalue().split())

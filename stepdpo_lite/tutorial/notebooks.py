@@ -8,6 +8,11 @@ injected after its ``parameters``-tagged cell, papermill style: ``PROFILE``, ``R
 Executed notebooks land in ``runs/<profile>/executed/`` (also when a cell fails, with the outputs so
 far), figures in ``runs/<profile>/figures/`` (the notebooks save them), metrics in
 ``runs/<profile>/metrics.json``; at the end a table of every metric in that file is printed.
+
+A notebook run replaces what its last run wrote there, and always starts from its first cell (nothing resumes).
+Before it runs, its own figures leave ``metrics.json`` and the later notebooks that have figures there are marked
+stale (``tutorial.stale``: every notebook reads the outputs of those before it), until they run again; the
+``run`` section records what each notebook ran with (profile, seed, ``--set`` values, git commit, versions).
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ import ast
 import asyncio
 import contextlib
 import fnmatch
+import importlib.metadata
 import json
 import math
 import os
+import platform
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -30,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -47,6 +56,20 @@ NOTEBOOKS = [
     "06_evaluation.ipynb",
     "07_test_time_compute.ipynb",
 ]
+# The metrics.json sections each of them records (their runs.update_metrics cells): cleared before it runs
+# (runs.start_notebook), so that one stopped part-way leaves none of its last run's figures beside what it replaced.
+NOTEBOOK_SECTIONS = {
+    "01_data_prep": ("data",),
+    "02_process_reward_model": ("prm",),
+    "03_outcome_reward_model": ("orm",),
+    "04_stepwise_dpo": ("policy",),
+    "05_step_reward_visualisation": ("visualisation",),
+    "06_evaluation": ("best_of_n", "best_of_n_differences", "evaluation"),
+    "07_test_time_compute": ("test_time", "test_time_differences"),
+}
+# The packages whose versions the run section records (name in metrics.json: distribution)
+RECORDED_VERSIONS = {"stepdpo_lite": "stepdpo-lite", "torch": "torch", "transformers": "transformers", "trl": "trl",
+                     "peft": "peft"}
 # What the runner injects into every notebook from --profile and --runs-dir: not for --set (see run_tutorial).
 RUNNER_PARAMETERS = ("PROFILE", "RUNS_DIR", "RUN_DIR", "FIGURES_DIR")
 # A pip-installed wheel holds the package only: NOTEBOOK_DIR is then a folder of site-packages that is not there
@@ -103,23 +126,40 @@ def _parameter_source(parameters: dict) -> str:
     return "\n".join(lines)
 
 
-def notebook_parameters(path: str | os.PathLike) -> set[str]:
-    """The names a notebook's ``parameters``-tagged cell assigns: what ``--set`` can change in it. IPython's
-    ``%``/``!`` lines are skipped; a cell that is still not Python is a ValueError naming the notebook."""
+def _parameters_cells(path: str | os.PathLike) -> list[ast.Module]:
+    """The syntax tree of each ``parameters``-tagged cell of a notebook, its IPython ``%``/``!`` lines skipped; a
+    cell that is still not Python is a ValueError naming the notebook."""
     import nbformat
 
-    names: set[str] = set()
+    trees = []
     for cell in nbformat.read(str(path), 4).cells:
         if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
             lines = cell.source.splitlines()
             python = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
             try:
-                tree = ast.parse(python)
+                trees.append(ast.parse(python))
             except SyntaxError as err:
                 raise ValueError(f"{Path(path).name}: its parameters cell is not Python at line {err.lineno}, so "
                                  "--set cannot tell which names it has") from None
-            names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    return names
+    return trees
+
+
+def notebook_parameters(path: str | os.PathLike) -> set[str]:
+    """The names a notebook's ``parameters``-tagged cell assigns: what ``--set`` can change in it. IPython's
+    ``%``/``!`` lines are skipped; a cell that is still not Python is a ValueError naming the notebook."""
+    return {n.id for tree in _parameters_cells(path) for n in ast.walk(tree)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def _parameter_default(path: str | os.PathLike, name: str):
+    """The literal a notebook's parameters cell last assigns to ``name`` (``SEED = 0``: 0), or None."""
+    value = None
+    for tree in _parameters_cells(path):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+                with contextlib.suppress(ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                    value = ast.literal_eval(node.value)
+    return value
 
 
 def _kernel_config():
@@ -343,8 +383,13 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     one notebook with ``notebooks=["02"]`` updates its share), prints the metrics table to ``out``
     (stdout) and returns the metrics. A run that includes notebook 01 starts a fresh ``metrics.json``; once 01 has
     succeeded the old one becomes ``metrics.previous.json`` (see ``_set_aside``: a partial one does not replace a
-    complete one), and if 01 fails the old one is put back. A run of later notebooks only updates theirs; one that
-    fails loses its recorded seconds (``_drop_seconds``), so the table reads as partial. Each name in
+    complete one), and if 01 fails the old one is put back. A run of later notebooks only updates theirs: before a
+    notebook runs, its own figures (:data:`NOTEBOOK_SECTIONS`; none for a ``notebook_dir`` of one's own) and seconds
+    leave the table and what it runs with is recorded under ``run.<notebook>`` (``runs.start_notebook``), so that
+    one stopped part-way, even by kill -9, leaves the table partial, never holding its last run's figures beside the
+    outputs it replaced; the notebooks after it that have figures are then listed under ``tutorial.stale`` until they
+    run again (``runs.finish_notebook``), and the end of the run names them with the command that reruns them. The
+    table printed leaves out the ``run`` section. Each name in
     ``parameters`` must be a parameter of one of the notebooks run (``notebook_parameters``) other than
     :data:`RUNNER_PARAMETERS` (set from ``profile`` and ``runs_dir``), and the kit's own notebooks (no
     ``notebook_dir``) take only its profiles and run in :data:`NOTEBOOKS` order, whatever order they are given in.
@@ -398,22 +443,33 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
         table.replace(waiting)
     every = ({Path(name).stem for name in NOTEBOOKS} if notebook_dir is None
              else {p.stem for p in Path(notebook_dir).glob("*.ipynb")})
-    running = None  # the notebook under way, if a failure stops it
+    # Every notebook reads the outputs of those before it (the kit's order; a folder of one's own: by name)
+    order = [Path(name).stem for name in NOTEBOOKS] if notebook_dir is None else sorted(every)
+    sections = NOTEBOOK_SECTIONS if notebook_dir is None else {}
+    provenance = _provenance()
+    running, rewrote = None, {}  # the notebook under way, if a failure stops it; what each one run rewrote
     try:
         for path in paths:
-            running = path.stem
             n_cells = sum(c.cell_type == "code" and bool(c.source.strip()) for c in nbformat.read(str(path), 4).cells)
             bar = tqdm(total=n_cells, desc=path.stem, unit="cell", disable=not progress, leave=True,
                        bar_format="{desc}: {n_fmt}/{total_fmt} cells [{elapsed}]{postfix}")
+            own = notebook_parameters(path)
+            set_here = {k: v for k, v in (parameters or {}).items() if k in own}  # --set applies to all it can
+            seed = set_here["SEED"] if "SEED" in set_here else _parameter_default(path, "SEED")
+            seed = seed if seed is None or type(seed) is int else _python_source(seed)  # JSON has no nan
+            started = time.time()
+            runs.start_notebook(run, path.stem, sections, order, {
+                "started": _utc(started), "finished": None, "profile": profile, "seed": seed,
+                "set": {k: _python_source(v) for k, v in set_here.items()}, **provenance})
+            running = path.stem  # from here its figures from before are gone from the table
             start = time.perf_counter()
             with _ticking(bar):
                 execute_notebook(path, params, executed / path.name, timeout=timeout, progress=bar)
             if path.name.startswith("01_") and waiting.exists():
                 _set_aside(waiting, run / "metrics.previous.json", every, out)
             seconds = round(time.perf_counter() - start, 2)
-            metrics = runs.update_metrics(run, {"tutorial": {"notebook_seconds": {path.stem: seconds}}})
-            total = sum(metrics["tutorial"]["notebook_seconds"].values())
-            metrics = runs.update_metrics(run, {"tutorial": {"wall_seconds": round(total, 2)}})
+            metrics = runs.finish_notebook(run, path.stem, seconds, order, _utc(time.time()))
+            rewrote[path.stem] = _rewritten_since(run, started)
             running = None
     except BaseException:
         if waiting.exists():  # 01 did not finish: the figures this run recorded so far go with it
@@ -421,11 +477,78 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
             print(f"{table}: the table from before this run put back over this run's partial one, as its notebook "
                   "01 did not finish", file=out)
         elif running is not None:
-            _drop_seconds(run, running, out)
+            rewrote[running] = _rewritten_since(run, started)
+            print(f"{table}: {running} did not finish; its figures from before were cleared when it started, so "
+                  "those there are this run's, and the rest are missing until it runs through"
+                  + _listed("; it had already rewritten", rewrote[running]), file=out)
+            _say_stale(run, rewrote, profile, runs_dir, notebook_dir, out)
         raise
     print(f"\nExecuted notebooks: {executed}\nFigures: {figures}\nMetrics ({run / 'metrics.json'}):\n", file=out)
-    print(format_metrics_table(metrics), file=out)
+    # The run section (times, commit, versions) says how the figures were made: it is not one of them
+    print(format_metrics_table({k: v for k, v in metrics.items() if k != "run"}), file=out)
+    _say_stale(run, rewrote, profile, runs_dir, notebook_dir, out)
     return metrics
+
+
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def _provenance() -> dict:
+    """What the run section records of the code that ran: the git commit of the clone the kit runs from and whether
+    it had uncommitted changes (both None outside a clone, or without git), and the versions of the packages of
+    :data:`RECORDED_VERSIONS` (None: not installed) and of Python."""
+    versions = {"python": platform.python_version()}
+    for name, distribution in RECORDED_VERSIONS.items():
+        try:
+            versions[name] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    commit = changed = None
+    clone = Path(__file__).resolve().parents[2]
+    if (clone / ".git").exists() and shutil.which("git"):  # not a git folder above a site-packages
+        def git(*args) -> str:
+            return subprocess.run(["git", "-C", str(clone), *args], capture_output=True, text=True, check=True,
+                                  timeout=60).stdout.strip()
+        try:
+            commit = git("rev-parse", "HEAD")
+            changed = bool(git("status", "--porcelain", "--untracked-files=no"))
+        except (OSError, subprocess.SubprocessError):
+            commit = changed = None
+    return {"commit": commit, "uncommitted_changes": changed, "versions": versions}
+
+
+def _rewritten_since(run: Path, started: float) -> list[str]:
+    """The entries of the run folder written since ``started`` (a ``time.time()``; a second's slack for coarse file
+    times), other than the runner's own files and hidden ones: what a notebook has replaced there."""
+    own = {"executed", "metrics.json", "metrics.previous.json"}
+    with contextlib.suppress(OSError):
+        return sorted(p.name + "/" * p.is_dir() for p in run.iterdir()
+                      if p.name not in own and not p.name.startswith(".") and p.stat().st_mtime >= started - 1)
+    return []
+
+
+def _listed(what: str, names: Sequence[str]) -> str:
+    return f"{what} {', '.join(names)}" if names else ""
+
+
+def _say_stale(run: Path, rewrote: Mapping[str, Sequence[str]], profile: str, runs_dir, notebook_dir, out) -> None:
+    """After a run: which notebooks' figures in metrics.json (``tutorial.stale``) were made from outputs since
+    rewritten (``rewrote``: notebook -> what it rewrote), and the command that runs them again."""
+    try:
+        stale = runs.read_metrics(run).get("tutorial", {}).get("stale") or []
+    except (ValueError, OSError, AttributeError):  # an unreadable table: the error that stopped the run says more
+        return
+    if not stale:
+        return
+    ran = "; ".join(f"{stem}{_listed(' rewrote', names)}" for stem, names in rewrote.items())
+    names = [stem.split("_")[0] if notebook_dir is None else stem for stem in stale]
+    command = ["stepdpo-lite", "--profile", profile, "--runs-dir", str(runs_dir),
+               *(["--notebook-dir", str(notebook_dir)] if notebook_dir is not None else []), "--only", *names]
+    print(f"\nStale: {', '.join(stale)}. Every notebook reads the outputs of those before it, and these ran before "
+          f"some of those were rewritten (this run: {ran}), so their figures in {run / 'metrics.json'} describe "
+          f"older outputs (tutorial.stale lists them until they run again). Rerun them (with your --set values "
+          f"where they apply):\n    {shlex.join(command)}", file=out)
 
 
 def _require_tiny_models(profile: str) -> None:
@@ -443,40 +566,26 @@ def _require_tiny_models(profile: str) -> None:
         raise FileNotFoundError(f"the {profile} profile's models: {'; and '.join(missing)}")
 
 
-def _drop_seconds(run: Path, stem: str, out) -> None:
-    """Notebook ``stem`` did not finish: some of its figures in the table may be this run's and some the last's, so
-    the seconds a finished run of it recorded go, and the table reads as partial (``_set_aside``) until it runs
-    through. Called while an error is raised: an unreadable table is left as it is, for that error to be seen."""
-    try:
-        metrics = runs.read_metrics(run)
-        seconds = metrics["tutorial"]["notebook_seconds"]
-        seconds.pop(stem)
-    except (ValueError, OSError, KeyError, TypeError):
-        return
-    metrics["tutorial"]["wall_seconds"] = round(sum(seconds.values()), 2)
-    runs.write_json_atomic(run / "metrics.json", metrics)
-    print(f"{run / 'metrics.json'}: {stem} did not finish, so the seconds of its last complete run are dropped "
-          "(its figures there may be from either run)", file=out)
-
-
 def _set_aside(old: Path, previous: Path, notebooks: set[str], out) -> None:
     """Notebook 01 has remade the data: ``old``, the table from before, becomes ``previous``, unless ``old`` is
     partial and ``previous`` is not. A run records every notebook's seconds as it finishes it, so a table that lacks
-    some of ``notebooks`` is from a run that stopped early (or one not JSON): over a complete ``previous`` it would
-    lose the last complete table, so it is dropped instead, which is said on ``out``."""
+    some of ``notebooks`` is from a run that stopped early (or one not JSON), and one with stale notebooks
+    (``tutorial.stale``) mixes runs: over a complete ``previous`` it would lose the last complete table, so it is
+    dropped instead, which is said on ``out``."""
     def complete(path: Path) -> bool:
         try:
             flat = flatten_metrics(json.loads(path.read_text()))
         except (OSError, ValueError, AttributeError):  # missing; not JSON (UnicodeDecodeError too); not a dict
             return False
-        return all(f"tutorial.notebook_seconds.{name}" in flat for name in notebooks)
+        return all(f"tutorial.notebook_seconds.{name}" in flat for name in notebooks) and not flat.get("tutorial.stale")
 
     if complete(old) or not complete(previous):
         old.replace(previous)
         print(f"previous metrics moved to {previous}", file=out)
     else:
         old.unlink()
-        print(f"the previous metrics.json, from a run that stopped early, is dropped: {previous} keeps the last "
+        print(f"the previous metrics.json, from a run that stopped early or left notebooks stale, is dropped: "
+              f"{previous} keeps the last "
               "complete table", file=out)
 
 

@@ -5,6 +5,10 @@ Each notebook reads what the previous ones wrote and merges its own figures into
 Every write goes to a temporary name first and is then renamed, so a crash leaves the previous
 good file (or folder) in place, never a half-written one. ``first_rows`` trims what a notebook reads back to its
 row-count knobs (``N_TRAIN_ROWS``, ``N_EVAL_ROWS``).
+
+The runner (``notebooks.run_tutorial``) keeps its own records there with ``start_notebook`` and ``finish_notebook``:
+each notebook's seconds (``tutorial``), which notebooks' figures describe outputs rewritten since
+(``tutorial.stale``), and what each notebook ran with (``run``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -159,3 +163,62 @@ def first_rows(dataset, n: int | None, name: str = "n"):
     if positive_int(n, name, "first_rows", none_ok=True) is None:
         return dataset
     return dataset.select(range(min(n, len(dataset))))
+
+
+def start_notebook(run: str | os.PathLike, notebook: str, sections: Mapping[str, Sequence[str]],
+                   order: Sequence[str], record: dict) -> dict:
+    """Before ``notebook`` (a stem, ``"02_process_reward_model"``) runs, one atomic write of ``run/metrics.json``:
+    its ``sections`` (``sections[notebook]``, dotted names) and its seconds go, so that a run stopped part-way, even
+    by kill -9, leaves none of its last run's figures beside outputs it may already have replaced (figures are those
+    of the outputs on disk, or absent); ``record`` (what it runs with) becomes ``run.<notebook>``; and the notebooks
+    after it in ``order`` that have recorded figures join ``tutorial.stale``, as they were made from the outputs it
+    is about to rewrite (``finish_notebook`` takes a notebook off when it runs through). Returns the metrics."""
+    metrics = read_metrics(run)
+    tutorial = metrics.setdefault("tutorial", {})
+    for name in sections.get(notebook, ()):
+        parent, _, last = name.rpartition(".")
+        section = _section(metrics, parent) if parent else metrics
+        if isinstance(section, dict):
+            section.pop(last, None)
+    seconds = tutorial.get("notebook_seconds", {})
+    if seconds.pop(notebook, None) is not None:
+        tutorial["wall_seconds"] = round(sum(seconds.values()), 2)
+
+    def has_figures(stem: str) -> bool:
+        return stem in seconds or any(_section(metrics, name) is not _MISSING for name in sections.get(stem, ()))
+
+    later = list(order[order.index(notebook) + 1:]) if notebook in order else []
+    stale = set(tutorial.get("stale", [])) - {notebook} | {stem for stem in later if has_figures(stem)}
+    _set_stale(tutorial, stale, order)
+    metrics.setdefault("run", {})[notebook] = _plain(record, f"run.{notebook}")
+    write_json_atomic(Path(run) / "metrics.json", metrics)
+    return metrics
+
+
+def finish_notebook(run: str | os.PathLike, notebook: str, seconds: float, order: Sequence[str],
+                    finished: str | None = None) -> dict:
+    """``notebook`` ran through: its ``seconds`` go under ``tutorial.notebook_seconds`` (their sum under
+    ``tutorial.wall_seconds``), ``finished`` (a time) under ``run.<notebook>.finished``, and it leaves
+    ``tutorial.stale``, unless a notebook before it in ``order`` is stale: it then read outputs that are themselves
+    older than what they read, and is stale too. One atomic write; returns the metrics."""
+    metrics = read_metrics(run)
+    tutorial = metrics.setdefault("tutorial", {})
+    tutorial.setdefault("notebook_seconds", {})[notebook] = seconds
+    tutorial["wall_seconds"] = round(sum(tutorial["notebook_seconds"].values()), 2)
+    stale = set(tutorial.get("stale", [])) - {notebook}
+    if notebook in order and stale & set(order[:order.index(notebook)]):
+        stale.add(notebook)
+    _set_stale(tutorial, stale, order)
+    if finished is not None and isinstance(metrics.get("run", {}).get(notebook), dict):
+        metrics["run"][notebook]["finished"] = finished
+    write_json_atomic(Path(run) / "metrics.json", metrics)
+    return metrics
+
+
+def _set_stale(tutorial: dict, stale: set, order: Sequence[str]) -> None:
+    """``tutorial.stale``: the stale notebooks in ``order``; no key when there is none (a whole run's table is the
+    same as before there was one)."""
+    if stale:
+        tutorial["stale"] = sorted(stale, key=lambda stem: (order.index(stem) if stem in order else len(order), stem))
+    else:
+        tutorial.pop("stale", None)
