@@ -381,3 +381,19 @@ def test_a_failing_cell_is_numbered_among_the_code_cells_as_the_progress_bar_cou
     assert "01_bad.ipynb failed at code cell 3 of 4 (cell 7 of 8 in the notebook) (first line: '# divide')" in str(
         info.value)
     assert info.value.cell_index == 6 and bar.n == 2  # the bar: 2/4 done, the third failing; not the injected cell
+
+
+def test_the_runners_help_says_what_a_run_overwrites_that_nothing_resumes_and_what_only_leaves_stale(capsys):
+    """`stepdpo-lite --help` did not say that an existing runs/<profile>/ is reused and overwritten, that a notebook
+    always restarts from its first cell, nor that `--only 02` leaves the later notebooks' figures describing the old
+    outputs."""
+    from stepdpo_lite.tutorial import notebooks
+
+    with pytest.raises(SystemExit):
+        notebooks.main(["--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    for promise in ("An existing runs/<profile>/ is reused: each notebook run overwrites what its last run wrote",
+                    "starts from its first cell: a notebook stopped part-way is run again from the start, never "
+                    "resumed", "the figures of the later ones not run then describe the older outputs",
+                    "tutorial.stale until they run again", "the command that reruns them"):
+        assert promise in said, promise

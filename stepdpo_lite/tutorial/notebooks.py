@@ -711,12 +711,18 @@ def _parse_set(items) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="stepdpo-lite", description="Run the stepdpo-lite notebooks headless, "
-                                     "in order, and print the metrics they record. Ctrl-C stops the running cell "
-                                     "(the notebook's outputs so far are saved in runs/<profile>/executed/); a second "
-                                     "Ctrl-C stops at once.")
+                                     "in order, and print the metrics they record. An existing runs/<profile>/ is "
+                                     "reused: each notebook run overwrites what its last run wrote there (its data or "
+                                     "models, figures, executed notebook and its figures in metrics.json), and "
+                                     "starts from its first cell: a notebook stopped part-way is run again from the "
+                                     "start, never resumed. Ctrl-C stops the running cell (the notebook's outputs so "
+                                     "far are saved in runs/<profile>/executed/); a second Ctrl-C stops at once.")
     parser.add_argument("--profile", default="tiny", help="model/data profile passed to every notebook (default tiny)")
     parser.add_argument("--runs-dir", default="runs", help="where runs/<profile>/ lives (default ./runs)")
-    parser.add_argument("--only", nargs="+", metavar="NB", help="run only these notebooks (e.g. 01 02, or file names)")
+    parser.add_argument("--only", nargs="+", metavar="NB", help="run only these notebooks (e.g. 01 02, or file "
+                        "names). Every notebook reads what those before it wrote, so the figures of the later ones "
+                        "not run then describe the older outputs: metrics.json lists them under tutorial.stale "
+                        "until they run again, and the run ends with the command that reruns them")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="override a notebook parameter: VALUE a Python literal (16, 0.5, None, [1, 2], "
                         "(1, 2), 'text'; a tuple in brackets), inf, -inf, nan or float('inf'); else a bare word is a "
