@@ -190,9 +190,9 @@ def test_max_pairs_per_problem_below_one_is_refused(toy, max_pairs):
     ("<<1/2=1/3>>", False),
     ("<<3/4=0.75>>3/4 of the cake", True),
     ("So she has 13 eggs left.", True),  # no annotation: unknown, counted correct
-    ("<<3x=9>>9", True),  # not arithmetic: unknown
-    ("<<__import__('os').getcwd()=0>>0", True),  # never evaluated
-    ("<<2**999999=1>>1", True),  # too large to evaluate: unknown
+    ("<<3x=9>>9", None),  # not arithmetic: unchecked
+    ("<<__import__('os').getcwd()=0>>0", None),  # never evaluated
+    ("<<2**999999=1>>1", None),  # too large to evaluate: unchecked
 ])
 def test_calculator_check(line, ok):
     assert public_datasets.calculator_check(line) is ok

@@ -277,3 +277,41 @@ def test_processbench_step_labels_are_reachable():
         public_datasets.processbench_step_labels({**row, "label": 3})
     with pytest.raises(ValueError, match=r"processbench_step_labels: row: field 'steps': is missing"):
         public_datasets.processbench_step_labels({"problem": "p", "label": -1})
+
+
+def test_a_math_shepherd_tag_left_in_the_label_is_quoted_whole():
+    """A user's trial: a label with 'ки' left in a tag's place was quoted as 'к'."""
+    row = _shepherd("How many pens?", ["Step 1: 3 * 4 = <<3*4=12>>12 pens.", "Step 2: The answer is: 12"], "+")
+    with pytest.raises(ValueError, match=re.escape("field 'label': has 'ки' where 'input' has step tag 2 ('ки'); "
+                                                   "expected '+' or '-'")):
+        public_datasets.load_math_shepherd([row])
+
+
+def test_the_loaders_prompts_run_into_step_one_and_delimit_steps_separates_them():
+    """The loaders keep the published prompt with no separator (training warns; the docstrings say how to add one)."""
+    row = _shepherd("How many pens?", ["Step 1: 3 * 4 = <<3*4=12>>12 pens.", "Step 2: The answer is: 12"], "++")
+    got = public_datasets.load_math_shepherd([row])[0]
+    assert data.prompt_runs_into(got["prompt"], got["completions"][0])
+    fixed = data.delimit_steps(got, "\n")
+    assert fixed == {**got, "prompt": "How many pens?\n"}  # its steps 2..K open with "\n" already
+    for loader in (public_datasets.load_prm800k, public_datasets.load_math_shepherd):
+        assert "data.delimit_steps(r, " in loader.__doc__ and "no separator after it" in loader.__doc__
+
+
+def test_calculator_check_says_unchecked_and_the_loaders_count_it(caplog):
+    """A style review: an annotation the calculator cannot evaluate was a right line, silently."""
+    assert public_datasets.calculator_check("3 pens at x each: <<x*3=7>>7") is None
+    assert public_datasets.calculator_check("<<2**99=7>>7") is None
+    assert public_datasets.calculator_check("<<x*3=7>>7 and <<2+2=5>>5") is False  # a slip found wins
+    assert public_datasets.calculator_check("<<x*3=7>>7 and <<2+2=4>>4") is None
+    record = {"question": "How many pens?", **{s: {"solution": "3 * x = <<3*x=12>>12\nThe answer is 12",
+                                                     "is_correct": False} for s in public_datasets.GSM8K_SOLVERS}}
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        rows = public_datasets.load_gsm8k_solutions([record])
+    assert rows[0]["step_labels"] == [True, True]  # as a line with no annotation: unverified
+    assert ("gsm8k: 4 lines hold a calculator annotation that cannot be evaluated (the first: '3 * x = <<3*x=12>>12')"
+            in caplog.text)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        public_datasets.gsm8k_stepwise_rows([record])
+    assert "gsm8k_stepwise_rows: 4 lines hold a calculator annotation that cannot be evaluated" in caplog.text

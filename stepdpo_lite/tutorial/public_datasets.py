@@ -127,6 +127,11 @@ def load_prm800k(path, *, neutral_as: bool = True, branches: bool = False, drop_
     that step), as TRL's PRM800K script does. Records with no labelled step give no row (logged). A row that repeats
     an earlier one (``prompt``, ``completions``, ``labels``: a problem labelled in several records shares steps; 2 of
     the sample's 163 ``branches=True`` rows) is kept and counted in the log, or dropped with ``drop_duplicates=True``.
+
+    The ``prompt`` is the problem as published, with no separator after it: ``prompt + completions[0]`` reads
+    ``"What is 7 * 6 - 4?7 * 6 = 42."``, one text to the model (training warns of it). Give the prompts the layout
+    the model reads, for training and scoring alike: ``ds.map(lambda r: data.delimit_steps(r, "\\n"))`` ends them
+    with ``"\\n"``; or render them with the model's chat template.
     """
     neutral_as, branches = flag(neutral_as, "neutral_as", "load_prm800k"), flag(branches, "branches", "load_prm800k")
     no_row = []
@@ -161,9 +166,9 @@ def _math_shepherd(row, marker: str = "ки"):
                                 f"{marker!r} replaced by '+' or '-'")
         pos += len(piece)
         if j < len(pieces) - 1:
-            if label[pos:pos + 1] not in ("+", "-"):
-                raise _Bad("label", f"has {label[pos:pos + 1]!r} where 'input' has step tag {j + 1}; "
-                                    "expected '+' or '-'")
+            if label[pos:pos + 1] not in ("+", "-"):  # quoted as long as the tag: 'к' of a 'ки' left in place
+                raise _Bad("label", f"has {label[pos:pos + len(marker)]!r} where 'input' has step tag {j + 1} "
+                                    f"({marker!r}); expected '+' or '-'")
             labels.append(label[pos] == "+")
             pos += 1
     if pos != len(label) or pieces[-1].strip():
@@ -192,6 +197,11 @@ def load_math_shepherd(path, *, skip_invalid: bool = False) -> Dataset:
     space before each tag is dropped, so steps read ``"Step 1: ..."``, ``"\\nStep 2: ..."`` and join back into the
     solution. Rows that do not follow this layout raise (or are skipped and counted with ``skip_invalid=True``: the
     public set has a few).
+
+    The ``prompt`` is the question stripped, with no separator after it: ``prompt + completions[0]`` reads
+    ``"... How many pens?Step 1: ..."``, one text to the model (training warns of it). Give the prompts the layout the
+    model reads, for training and scoring alike: ``ds.map(lambda r: data.delimit_steps(r, "\\n"))`` ends them with
+    ``"\\n"``; or render them with the model's chat template.
     """
     return _dataset(_check_all(_records(path, "load_math_shepherd"), _math_shepherd, "math_shepherd",
                                skip_invalid=skip_invalid), STEPWISE)
@@ -254,13 +264,16 @@ def _cut_of(value: str, written: str) -> bool:
     return decimals < len(plain.split(".")[1]) and float(cut) == float(written)
 
 
-def calculator_check(line: str) -> bool:
+def calculator_check(line: str) -> bool | None:
     """Does the arithmetic of a GSM8K line hold (Cobbe et al. 2021, arXiv:2110.14168)?
 
     False when a ``<<expr=value>>`` annotation is wrong: ``expr`` does not evaluate to ``value`` (arithmetic
-    error) or the number written just after the annotation is not ``value`` (copy error). A line without
-    annotations, or whose annotation is not plain arithmetic, counts as correct: unknown, not verified.
+    error) or the number written just after the annotation is not ``value`` (copy error). None (unchecked) when none
+    is wrong but one cannot be evaluated (``<<x*3=7>>7``, ``<<2**99=7>>7``: not plain arithmetic, or too large): the
+    caller decides what such a line counts as. True when every annotation holds, and for a line with none (it
+    claims no arithmetic).
     """
+    unchecked = False
     for m in _ANNOTATION.finditer(line):
         try:
             value = _calc(m.group(2))
@@ -270,19 +283,31 @@ def calculator_check(line: str) -> bool:
                     _same_number(value, w) or _cut_of(m.group(2), w) for w in written)):
                 return False
         except ValueError:
-            continue
-    return True
+            unchecked = True
+    return None if unchecked else True
 
 
-def _gsm8k_solutions(record):
+def _log_unchecked(who: str, lines: list[str]) -> None:
+    if lines:
+        logger.warning("%s: %d lines hold a calculator annotation that cannot be evaluated (the first: %r); they count "
+                       "as right, as lines without one do: unchecked, not verified", who, len(lines), lines[0].strip())
+
+
+def _gsm8k_solutions(record, unchecked: list[str]):
+    """A record's four outcome rows. A line ``calculator_check`` could not check (None: algebra such as
+    ``<<X*.25=19.5>>``) goes to ``unchecked``, which the loaders log, and counts as right, as a line with no annotation
+    does: neither is verified. (``data/gsm8k`` has 8, all in incorrect solutions; counted wrong, they would make
+    the calculator "find" a wrong line in 22 of the 505 instead of 16, none of them a verified slip.)"""
     prompt, rows = _text(record, "question"), []
     for solver in GSM8K_SOLVERS:
         answer = _field(record, solver)
         with _inside(solver):
             solution, correct = _text(answer, "solution"), _bool(answer, "is_correct")
         steps = extract_steps(solution, delimiter="\n")  # GSM8K solutions are one step a line
+        verdicts = [calculator_check(s) for s in steps]
+        unchecked += [s for s, v in zip(steps, verdicts) if v is None]
         rows += _outcome({"prompt": prompt, "completion": solution, "label": correct,
-                          "step_labels": [calculator_check(s) for s in steps], "solver": solver})
+                          "step_labels": [v is not False for v in verdicts], "solver": solver})
     return rows
 
 
@@ -290,11 +315,14 @@ def load_gsm8k_solutions(path, *, skip_invalid: bool = False) -> Dataset:
     """GSM8K ``example_model_solutions.jsonl`` -> outcome rows, four per problem (one per solver model).
 
     Columns: ``prompt``, ``completion``, ``label`` (``is_correct``), ``step_labels`` (one per line, from
-    ``calculator_check``: arithmetic only, not propagated; a line without annotation counts as correct) and
-    ``solver``.
+    ``calculator_check``: arithmetic only, not propagated; a line without annotation counts as correct, and so does
+    one whose annotation cannot be evaluated, counted in a logged warning: 8 lines of ``data/gsm8k``) and ``solver``.
     """
-    return _dataset(_check_all(_records(path, "load_gsm8k_solutions"), _gsm8k_solutions, "gsm8k",
-                               skip_invalid=skip_invalid), OUTCOME)
+    unchecked: list[str] = []
+    rows = _check_all(_records(path, "load_gsm8k_solutions"), lambda r: _gsm8k_solutions(r, unchecked), "gsm8k",
+                      skip_invalid=skip_invalid)
+    _log_unchecked("gsm8k", unchecked)
+    return _dataset(rows, OUTCOME)
 
 
 def _gsm8k_problem(record):
@@ -350,11 +378,11 @@ def mistake_labels(line_labels: Sequence[bool], correct: bool) -> list[bool]:
 REJECTED_LABELS = {"mistakes": mistake_labels, "reachability": process_labels}
 
 
-def _gsm8k_solution_rows(record, step_labels: bool):
+def _gsm8k_solution_rows(record, step_labels: bool, unchecked: list[str]):
     """A record of ``example_model_solutions.jsonl`` -> its four outcome rows; an outcome row (made by
     ``load_gsm8k_solutions``: it has a ``prompt`` or a ``completion``) is checked as one, one step label a line."""
     if "prompt" not in record and "completion" not in record:
-        return _gsm8k_solutions(record)
+        return _gsm8k_solutions(record, unchecked)
     if step_labels:
         _list(record, "step_labels", bool)  # the pairs' step labels are made from them
     return _outcome(record, delimiter="\n")
@@ -363,8 +391,10 @@ def _gsm8k_solution_rows(record, step_labels: bool):
 def _gsm8k_texts(solutions, step_labels: bool, skip_invalid: bool, who: str) -> dict[str, dict[str, dict]]:
     """The checked outcome rows of ``solutions`` (a path, records or ``load_gsm8k_solutions``' rows), by problem and
     text: a text two solvers wrote alike for the same problem is kept once (logged)."""
-    rows = _check_all(_records(solutions, who), lambda r: _gsm8k_solution_rows(r, step_labels), who,
+    unchecked: list[str] = []
+    rows = _check_all(_records(solutions, who), lambda r: _gsm8k_solution_rows(r, step_labels, unchecked), who,
                       skip_invalid=skip_invalid)
+    _log_unchecked(who, unchecked)
     problems: dict[str, dict[str, dict]] = {}
     for row in rows:
         problems.setdefault(row["prompt"], {}).setdefault(row["completion"], row)
