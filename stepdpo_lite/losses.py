@@ -41,7 +41,7 @@ def step_logps(token_logps: torch.Tensor, step_ids: torch.Tensor, num_steps: int
     ``step_ids`` = −1 (or ≥ ``num_steps``) marks tokens in no step (prompt, padding, masked); they are dropped.
     This is the chain rule ``log π(s_k | x, s_<k) = Σ_{t ∈ s_k} log π(y_t | x, y_<t)``, so one forward pass over
     the whole sequence gives every step's log-prob (instead of one pass per step prefix).
-    """
+    Raises ValueError when the two shapes differ or ``step_ids`` are not integers."""
     _same_shape("step_logps", token_logps=token_logps, step_ids=step_ids)
     if step_ids.is_floating_point() or step_ids.dtype == torch.bool:  # .long() would truncate 0.7 to step 0
         raise ValueError(f"step_logps: step_ids must be an integer tensor, got {step_ids.dtype}")
@@ -141,7 +141,7 @@ def compute_outcome_loss(chosen_logratios: torch.Tensor, rejected_logratios: tor
     """Per-pair outcome loss ``L_out = −[w·log σ(β·h) + (1−w)·log σ(−β·h)]`` with ``h = ρ⁺ − ρ⁻`` (sequence
     log-ratios) and ``w = σ(R⁺ − R⁻)`` from aggregated rewards, or 1 without them: then it is the DPO loss
     (Rafailov et al. 2023, Eq. 7); with a soft ``w`` it is DPO with soft (Bradley-Terry) preference labels.
-    All tensors ``(B,)``; rewards both or neither (finite: checked when the dataset is prepared, not here)."""
+    All tensors ``(B,)``, rewards both or neither, else a ValueError (finite: checked when the data is prepared)."""
     _same_shape("compute_outcome_loss", chosen_logratios=chosen_logratios, rejected_logratios=rejected_logratios,
                 chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards)
     if (chosen_rewards is None) != (rejected_rewards is None):  # else it would quietly be plain DPO
@@ -166,7 +166,7 @@ def compute_step_loss(chosen_step_logratios: torch.Tensor, rejected_step_lograti
     truncated or unselected steps; ``step_weights`` are the positional ``a`` (1 when unset). Selecting
     only the first differing step of each side gives Step-DPO (Lai et al. 2024, arXiv:2406.18629).
     Each side's log-ratios, probabilities and mask share one shape; the two sides share the pair dimensions.
-    """
+    Raises ValueError when they do not."""
     _same_shape("compute_step_loss", chosen_step_logratios=chosen_step_logratios,
                 chosen_step_probs=chosen_step_probs, chosen_step_mask=chosen_step_mask)
     _same_shape("compute_step_loss", rejected_step_logratios=rejected_step_logratios,

@@ -21,7 +21,8 @@ DEFAULT_DELIMITER = "\n\nStep"
 
 
 def step_spans(text: str, delimiter: str = DEFAULT_DELIMITER, max_steps: int | None = None) -> list[tuple[int, int]]:
-    """Character spans ``(start, end)`` of the steps of ``text``; an all-blank text has none."""
+    """Character spans ``(start, end)`` of the steps of ``text``; an all-blank text has none. Raises ValueError for
+    a ``text`` that is not a str, an empty ``delimiter`` or a ``max_steps`` that is not an int >= 1 or None."""
     if not isinstance(text, str):
         raise ValueError(f"step_spans: text must be a str, got {type(text).__name__}")
     if not isinstance(delimiter, str) or not delimiter:
@@ -74,7 +75,8 @@ def char_step_ids(spans: Sequence[tuple[int, int]], char_offsets: Sequence[tuple
 
 def token_step_ids(text: str, tokenizer, delimiter: str = DEFAULT_DELIMITER, max_steps: int | None = None,
                    add_special_tokens: bool = False) -> tuple[list[int], list[int]]:
-    """Tokenize ``text`` with a fast tokenizer; return ``(input_ids, step_ids)`` with one step id per token."""
+    """Tokenize ``text`` with a fast tokenizer; return ``(input_ids, step_ids)`` with one step id per token.
+    Raises ValueError for a slow tokenizer, and as ``step_spans`` does."""
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("token_step_ids needs a fast tokenizer (offset mappings); got a slow one")
     spans = step_spans(text, delimiter, max_steps)  # first: it refuses a text that is not a str, by name
