@@ -22,17 +22,19 @@ import torch
 from accelerate.utils import is_peft_model
 from datasets import Dataset
 from peft import LoraConfig
-from transformers import TrainerCallback
+from transformers import AutoTokenizer, TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
 from trl import DPOConfig, DPOTrainer
 from trl.data_utils import extract_prompt, is_conversational
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax, use_adapter
 
-from .atomic import write_atomic, write_json_atomic
+from .atomic import save_atomic, write_atomic, write_json_atomic
 from .checks import finite_number, list_of, positive_int
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
+from .rewards import ProcessRewardModel, _warn_of_unread_text
 from .steps import DEFAULT_DELIMITER, char_step_ids, extract_steps, step_spans
 from .stepwise_data import (REWARD_MODEL_LABELS, STEP_COLUMNS, STEP_PAIRINGS, STEP_VALUE_COLUMNS,
                             DataCollatorForStepwisePreference, check_row, drop_appended_eos, step_columns)
@@ -41,6 +43,7 @@ __all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "aggre
            "float32_adapters_unless_bf16"]
 
 STEP_ACCURACY_METRICS = ("accuracy", "balanced_accuracy", "f1")
+PARTS = ("prompt", "chosen", "rejected")  # a tokenized row's token-id columns are f"{part}_ids"
 
 
 def _filled_columns(dataset, names) -> list[str]:
@@ -272,7 +275,6 @@ class StepwiseDPOTrainer(DPOTrainer):
         if args.use_reward_model and reward_model is None:
             if not args.reward_model_path:
                 raise ValueError("use_reward_model=True needs `reward_model_path` or a `reward_model` object")
-            from .rewards import ProcessRewardModel
             reward_model = ProcessRewardModel.load(args.reward_model_path)
         if reward_model is not None and not callable(getattr(reward_model, "score_solutions", None)):
             raise ValueError(f"StepwiseDPOTrainer: reward_model must be a ProcessRewardModel, got "
@@ -280,7 +282,6 @@ class StepwiseDPOTrainer(DPOTrainer):
                              "reward_model_path=path with use_reward_model=True")
         self.reward_model = reward_model
         if processing_class is None:
-            from transformers import AutoTokenizer
             processing_class = AutoTokenizer.from_pretrained(  # the model's revision, as TRL loads the model
                 model if isinstance(model, str) else get_config_model_id(model.config),
                 revision=(args.model_init_kwargs or {}).get("revision"), trust_remote_code=args.trust_remote_code)
@@ -324,6 +325,16 @@ class StepwiseDPOTrainer(DPOTrainer):
         elif is_peft_model(self.model) and "ref" in self.model.peft_config:
             _copy_default_into_ref(self.model)
         float32_adapters_unless_bf16(self)
+
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        """TRL's ``train``; a fresh run in an ``output_dir`` that holds checkpoints warns first: a later
+        ``resume_from_checkpoint=True`` would pick the newest, maybe an earlier run's (and train its steps)."""
+        if not resume_from_checkpoint and os.path.isdir(self.args.output_dir) and \
+                (last := get_last_checkpoint(self.args.output_dir)):
+            warnings.warn(f"StepwiseDPOTrainer: {self.args.output_dir} holds an earlier run's checkpoints: a resume "
+                          f"would pick {last} if this run saves none after it; give each run its own output_dir",
+                          stacklevel=2)
+        return super().train(resume_from_checkpoint, *args, **kwargs)
 
     # ------------------------------------------------------------------ dataset preparation (once, before training)
 
@@ -417,15 +428,26 @@ class StepwiseDPOTrainer(DPOTrainer):
         self._warn_of_unsteplike_pairs(dataset, args, dataset_name)
         return dataset
 
-    @staticmethod
-    def _warn_of_unsteplike_pairs(dataset, args, dataset_name: str):
+    def _warn_of_unsteplike_pairs(self, dataset, args, dataset_name: str):
         """Pairs on which the step loss cannot do what it is for. One step a side that opens with the delimiter, and
         no ``open_ended``: Step-DPO's prompt-prefix form, whose EOS teaches stopping after it (Step-DPO's issue #18).
         Every response one step otherwise: a delimiter the data does not use, the step loss scoring whole solutions.
         Step-DPO's rejected step is the first wrong one: a pairing that scores only the first differing step pushes
-        nothing down where that step is labelled right (GSM8K's pairs: 333 of 335 first differ at a right line)."""
+        nothing down where that step is labelled right (GSM8K's pairs: 333 of 335 first differ at a right line).
+        Unread (<unk>) text; sides of the same token ids (the loss stays ln 2); most rejected labels *reachable*."""
         if not isinstance(dataset, Dataset) or not len(dataset):
             return
+        where, ids = f"StepwiseDPOTrainer: the {dataset_name} dataset", [dataset[f"{s}_ids"] for s in PARTS]
+        _warn_of_unread_text(self._tokenizer, [p + c + r for p, c, r in zip(*ids)], where, "row")
+        if same := [i for i, (c, r) in enumerate(zip(*ids[1:])) if c == r]:
+            warnings.warn(f"{where}'s row {same[0]} (and {len(same) - 1} more) has the same token ids on both sides "
+                          "(the tokenizer cannot tell them apart): the pair trains nothing", stacklevel=3)
+        wrong = [[p < 0.5 for p in x] for x in dataset["rejected_step_labels"] if x] \
+            if "rejected_step_labels" in dataset.column_names else []
+        if 2 * (reachable := sum(True in w[:-1] and all(w[w.index(True):]) for w in wrong)) > len(wrong):
+            warnings.warn(f"{where}: {reachable} of {len(wrong)} rejected label lists are wrong at each step after the "
+                          "first wrong one (*reachable*): the step loss pushes down right steps after a slip; convert "
+                          "them with rewards.mistake_made_here_labels", stacklevel=3)
         cut, pairing = args.step_delimiter, args.step_pairing
         one_step = [len(c) == 1 and len(r) == 1 for c, r in zip(dataset["chosen_step_probs"],
                                                                 dataset["rejected_step_probs"])]
@@ -652,8 +674,17 @@ class StepwiseDPOTrainer(DPOTrainer):
     # ------------------------------------------------------------------ saving and inspection
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
-        super().save_model(output_dir, _internal_call)
+        """Atomic (``atomic.save_atomic``: a failed save leaves the previous one whole, never new weights beside an old
+        config), keeping a Trainer's ``checkpoint-*``, ``runs`` and model card; a folder of other files is refused.
+        The Trainer's own checkpoints (``_internal_call``) are written in place: their optimizer state follows."""
         output_dir = output_dir or self.args.output_dir
+        if not _internal_call and self.args.should_save:  # the other processes only join any gather the save needs
+            save_atomic(output_dir, lambda tmp: self.save_model(tmp, _internal_call=True),
+                        keep=("checkpoint-*", "runs", "README.md"), owned=("stepwise_config.json",))
+            if self.args.push_to_hub:  # Trainer.save_model's push, once the folder holds the new save
+                self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
+            return
+        super().save_model(output_dir, _internal_call)
         if self.args.should_save:
             # a LoRA policy names its base so that it loads elsewhere, and how it was loaded (4-bit or not)
             write_portable_adapter_config(output_dir, self.model)
@@ -680,7 +711,7 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
     trained before, the reference its loss used) or its adapter disabled; with neither, the rewards are
     ``β·log π(s_k|x,s_<k)``, with a warning. A single ``prompt``/``response`` string gives a single list. The
     text is tokenized as written, with no BOS or EOS: the last step's reward lacks the EOS that training adds to it.
-    """
+    Raises ValueError for bad arguments (types, lengths, blank texts, beta <= 0) and a row past the model's context."""
     single = isinstance(responses, str)
     if isinstance(prompts, str) != single:  # else list("ab") would score two one-character prompts
         raise ValueError(f"get_step_rewards: `prompts` and `responses` must both be str (one response) or both "

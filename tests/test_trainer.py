@@ -1127,3 +1127,71 @@ def test_step_dpo_setups_get_the_warnings_that_apply_to_them(tmp_path, tiny_mode
     assert "every response of the train dataset is one step under step_delimiter='\\n\\nStep'" in message
     assert not any("is one step under" in m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, no_labels,
                                                                      step_pairing="first_error"))
+
+
+def test_pairs_the_tokenizer_cannot_read_or_tell_apart_warn_at_setup(tmp_path, tiny_model, tiny_tokenizer):
+    """A user's trial: "42 − 2" against "42 × 2" on an ASCII tokenizer, both "42 <unk> 2": the same token ids, and
+    the pair trained at loss ln 2 without a word (check_row compares the texts)."""
+    rows = toy_rows(3)
+    rows[1] = dict(rows[1], chosen=rows[1]["chosen"] + " −", rejected=rows[1]["chosen"] + " ×",
+                   rejected_step_labels=rows[1]["chosen_step_labels"])
+    messages = _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, rows)
+    assert ("StepwiseDPOTrainer: the train dataset: 1 of 3 rows (row 1 first) hold text the tokenizer maps to its "
+            "unknown token '<unk>'") in "\n".join(messages)  # the reward side's message
+    assert [m for m in messages if "the train dataset's row 1 (and 0 more) has the same token ids on both sides" in m]
+    assert not [m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, toy_rows(3))
+                if "unknown token" in m or "same token ids" in m]
+
+
+def test_rejected_labels_in_the_reachable_meaning_warn_and_mistake_labels_do_not(tmp_path, tiny_model,
+                                                                                 tiny_tokenizer):
+    """A user's trial: rejected labels [1, 0, 0] (every step after the slip false, as PRM data holds them) were
+    trained as "mistake made here": the right steps after the slip were pushed down, without a word."""
+    reachable = toy_rows(3, error_step=1)  # the checker's step_labels: [T, F, F, ...]
+    (message,) = [m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, reachable) if "*reachable*" in m]
+    assert message.startswith("StepwiseDPOTrainer: the train dataset: 3 of 3 rejected label lists are wrong at each "
+                              "step after the first wrong one") and "rewards.mistake_made_here_labels" in message
+    mistakes = [dict(r, rejected_step_labels=mistake_made_here_labels([float(x) for x in r["rejected_step_labels"]]))
+                for r in reachable]
+    assert mistakes[0]["rejected_step_labels"][:3] == [1.0, 0.0, 1.0]
+    assert not [m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, mistakes) if "*reachable*" in m]
+    last_slip = [dict(r, rejected_step_labels=[True] * (len(r["rejected_step_labels"]) - 1) + [False])
+                 for r in reachable]  # a slip at the last step has no step after it to tell the meanings apart
+    assert not [m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, last_slip) if "*reachable*" in m]
+
+
+def test_save_model_is_atomic_and_checkpoints_still_save_in_place(tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
+    """A user's trial: a save that failed after the weights (disk full) left new weights beside the old
+    stepwise_config.json, and load_policy loaded them without a word. A fresh run beside an earlier run's
+    checkpoints did not warn that a later resume would pick those."""
+    out = tmp_path / "run"
+    tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(tiny_model),
+                            processing_class=tiny_tokenizer, train_dataset=Dataset.from_list(toy_rows(4)),
+                            args=config(out, max_steps=1, save_strategy="steps", save_steps=1))
+    tr.train()
+    checkpoint = {p.name for p in (out / "checkpoint-1").iterdir()}
+    assert {"model.safetensors", "stepwise_config.json", "trainer_state.json", "optimizer.pt"} <= checkpoint
+    tr.save_model()
+    saved = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert {"model.safetensors", "stepwise_config.json", "README.md"} <= set(saved) and (out / "checkpoint-1").is_dir()
+
+    def disk_full(*args, **kwargs):
+        raise OSError("disk full")
+
+    with torch.no_grad():
+        next(tr.model.parameters()).add_(1.0)  # other weights than the saved ones
+    monkeypatch.setattr(type(tiny_tokenizer), "save_pretrained", disk_full)  # after the weights
+    with pytest.raises(OSError, match="disk full"):
+        tr.save_model()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == saved
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary folder left beside it
+    monkeypatch.undo()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("x")
+    with pytest.raises(ValueError, match="not a saved copy"):
+        tr.save_model(str(tmp_path / "notes"))
+    again = StepwiseDPOTrainer(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(tiny_model),
+                               processing_class=tiny_tokenizer, train_dataset=Dataset.from_list(toy_rows(4)),
+                               args=config(out, max_steps=1))
+    with pytest.warns(UserWarning, match=r"holds an earlier run's checkpoints: a resume would pick .*checkpoint-1"):
+        again.train()
