@@ -1021,3 +1021,19 @@ def test_chat_messages_missing_fields_and_label_types_say_what_to_do():
     with pytest.raises(ValueError, match=re.escape("field 'label': must be true or false, got '+'; convert the "
                                                    "labels: bool(x) for 0/1, x == '+'")):
         data.validate_outcome([{**OUT, "label": "+"}])
+
+
+def test_formats_md_quotes_the_signatures_and_runs_its_python_blocks_as_written():
+    """A docs trial: `load_gsm8k_problems(path, skip_invalid=False)` (the code's is keyword-only) and a Monte-Carlo
+    sketch in a python fence that failed as written (NameError: mc_step_labels)."""
+    import inspect
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "formats.md").read_text()
+    signature = inspect.signature(public_datasets.load_gsm8k_problems)
+    bare = signature.replace(parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+                             return_annotation=signature.empty)
+    assert f"`load_gsm8k_problems{bare}`" in text  # (path, *, skip_invalid=False)
+    python_blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert not [b for b in python_blocks if "my_answer" in b]  # the sketch is a text block
+    assert "```text\nds = mc_step_labels(" in text
+    assert "data.delimit_steps(row, " in text and "`data.prompt_runs_into`" in text
