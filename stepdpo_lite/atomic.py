@@ -72,6 +72,9 @@ def save_atomic(path: str | os.PathLike, write, keep: tuple[str, ...] = (), owne
     if old.exists() and not path.exists():  # a save stopped between its two renames: the old copy is the only one
         old.rename(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    for stale in path.parent.iterdir():  # .<name>.<mkdtemp's 8 characters>.tmp, older: a save's killed before cleanup
+        if (stale.name[:-12], stale.suffix) == (tmp.name[:-12], ".tmp") and stale.stat().st_mtime < tmp.stat().st_mtime:
+            shutil.rmtree(stale, ignore_errors=True)
     moved: list[str] = []
     try:
         write(str(tmp))

@@ -637,6 +637,28 @@ def test_loading_from_a_folder_that_is_not_there_names_the_kind(tmp_path, cls):
         cls.load(tmp_path / "nope")
 
 
+def test_save_atomic_removes_the_temporary_folders_of_earlier_killed_saves_of_its_target_only(tmp_path):
+    """A user's trial: a save killed while writing left .<name>.<random>.tmp/ (a half-written adapter), which no
+    later save removed; they pile up unseen in runs/."""
+    import os
+    from pathlib import Path
+
+    from stepdpo_lite.atomic import save_atomic
+    left = {name: tmp_path / name for name in (".prm.k3x_9abc.tmp", ".prm.v2.k3x_9abc.tmp", ".prm2.k3x_9abc.tmp",
+                                               ".prm.short.tmp", ".orm.k3x_9abc.tmp")}
+    for folder in left.values():
+        folder.mkdir()
+        (folder / "adapter_model.safetensors").write_text("half")
+        os.utime(folder, (1, 1))  # long ago
+    newer = tmp_path / ".prm.newer123.tmp"  # a save of prm begun after this one (another process)
+    newer.mkdir()
+    os.utime(newer, (4e9, 4e9))
+    save_atomic(tmp_path / "prm", lambda p: Path(p, "v").write_text("new"))
+    assert (tmp_path / "prm" / "v").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == sorted(
+        [newer.name] + [name for name in left if name != ".prm.k3x_9abc.tmp"])
+
+
 def test_a_relative_path_that_is_not_there_says_where_it_was_looked_for(tmp_path, monkeypatch):
     """README's example loads "runs/tiny/prm": run from another folder, the error did not say from which."""
     monkeypatch.chdir(tmp_path)
