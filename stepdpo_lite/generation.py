@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 
 from .checks import finite_number, positive_int
-from .models import adapter_quantization, load_model
+from .models import adapter_quantization, load_model, saved_reward_config
 
 RECORD_PROMPTS_ENV = "STEPDPO_RECORD_PROMPTS"  # a file: every prompt fed to a model here is appended (tests audit it)
 
@@ -132,7 +132,9 @@ def load_policy(path, quantization="as trained", merge: bool = True):
     (faster generation). ``merge=False`` keeps the PEFT model (its disabled adapter is the reference).
     ``quantization``: ``"4bit"``, None, or by default an adapter's base as loaded in training, as its folder records
     it (``models.adapter_quantization``): a QLoRA policy at full precision is another model (the tiny base's logits
-    moved by up to 4)."""
+    moved by up to 4). A saved reward model's folder raises a ``ValueError``."""
+    if config := saved_reward_config(path):  # else its verifier's adapter, merged into its base, was sampled from
+        raise ValueError(f"load_policy: {path} is a saved reward model ({config}): load it with load_reward_model")
     if quantization == "as trained" and (quantization := adapter_quantization(path, "unrecorded")) == "unrecorded":
         warnings.warn(f"load_policy: {path}: nothing records whether its adapter was trained on a 4-bit base; loaded "
                       "unquantized (quantization='4bit' loads a QLoRA policy as trained)", stacklevel=2)

@@ -128,3 +128,19 @@ def test_a_qlora_policy_loads_back_on_a_4bit_base_as_it_was_trained(tiny_base_pa
         torch.testing.assert_close(logits(policy), expected)
         full, _ = generation.load_policy(tmp_path / "policy", quantization=None)
         assert not getattr(full, "is_loaded_in_4bit", False) and not hasattr(full, "peft_config")  # merged
+
+
+def test_a_saved_reward_model_is_not_loaded_as_a_policy(base, tmp_path):
+    """A user's trial: load_policy("runs/tiny/prm") merged the verifier's adapter into its base and returned it as a
+    policy, with a warning about its unrecorded quantization."""
+    from stepdpo_lite.reward_ensembles import CombinedRewardModel
+    from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
+    model, tok = base
+    prm, orm = ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok)
+    prm.save(tmp_path / "prm")
+    orm.save(tmp_path / "orm")
+    CombinedRewardModel(prm, orm).save(tmp_path / "combined")
+    for name, kind in (("prm", "process"), ("orm", "outcome"), ("combined", "combined")):
+        with pytest.raises(ValueError, match=f"^load_policy: {tmp_path / name} is a saved reward model "
+                                             rf"\({kind}_reward_config.json\): load it with load_reward_model$"):
+            generation.load_policy(tmp_path / name)
