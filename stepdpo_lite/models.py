@@ -17,6 +17,7 @@ The notebooks' sizes (which model, batch, learning rate per GPU or CPU) are in `
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -101,6 +102,19 @@ def _ensure_pad_token(tokenizer, model=None) -> None:
 
 
 BASE_RECORD = "base_model.json"  # beside a saved adapter: where its local base was when it was trained, and how loaded
+INCOMPLETE = "load_model: the save at {} is incomplete: {} is missing (was the save interrupted?)"
+
+
+def base_fingerprint(base: str | os.PathLike) -> dict:
+    """What tells a local base model from another put at its path: its config's shape, weight files' sizes, hashes."""
+    config = json.loads(Path(base, "config.json").read_text()) if Path(base, "config.json").exists() else {}
+    weights = {}
+    for file in sorted([*Path(base).glob("model*.safetensors"), *Path(base).glob("pytorch_model*.bin")]):  # or shards
+        with open(file, "rb") as stream:  # its last MiB, the last layers' (any retraining changes them): milliseconds
+            stream.seek(max(0, file.stat().st_size - (1 << 20)))
+            weights[file.name] = f"{file.stat().st_size} {hashlib.sha256(stream.read()).hexdigest()[:16]}"
+    return {**{key: config.get(key) for key in ("model_type", "vocab_size", "hidden_size", "num_hidden_layers")},
+            "weights": weights}
 
 
 def write_portable_adapter_config(folder: str | os.PathLike, model=None) -> None:
@@ -108,12 +122,12 @@ def write_portable_adapter_config(folder: str | os.PathLike, model=None) -> None
 
     PEFT writes ``base_model_name_or_path`` as given, so a local base becomes the absolute path of the machine
     that trained it; it is rewritten relative to the adapter folder, so that a repository cloned elsewhere with
-    its runs inside still loads. The absolute path is kept in ``base_model.json``, so that a run folder moved
-    away from the base on the same machine loads too (``adapter_base`` tries both). A Hub id stays as it is.
-    PEFT also writes ``target_modules`` from a set, in an order that changes from one Python process to the
-    next; it is sorted, so that saving the same adapter twice gives the same config (``bestofn`` compares them
-    to reuse rewards already computed). Given the trained ``model``, ``base_model.json`` records how its base was
-    loaded too (``adapter_quantization``). A folder without an adapter is left alone."""
+    its runs inside still loads. The absolute path is kept in ``base_model.json``, with its ``base_fingerprint``
+    (``load_model`` warns of another base there), so that a run folder moved away from the base on the same machine
+    loads too (``adapter_base`` tries both). A Hub id stays as it is. PEFT also writes ``target_modules`` from a set,
+    in an order that changes from one Python process to the next; it is sorted, so that saving the same adapter twice
+    gives the same config (``bestofn`` compares them to reuse rewards already computed). Given the trained ``model``,
+    ``base_model.json`` records how its base was loaded (``adapter_quantization``); no adapter: nothing done."""
     folder = Path(folder)
     config_path = folder / "adapter_config.json"
     if not config_path.exists():
@@ -125,7 +139,7 @@ def write_portable_adapter_config(folder: str | os.PathLike, model=None) -> None
     record = json.loads((folder / BASE_RECORD).read_text()) if (folder / BASE_RECORD).exists() else {}
     if base and os.path.isabs(base) and os.path.isdir(base):
         config["base_model_name_or_path"] = os.path.relpath(base, folder.resolve())
-        record["trained_with"] = base
+        record["trained_with"], record["base_fingerprint"] = base, base_fingerprint(base)  # load_model checks it
     if model is not None:  # a second call without it (onpolicy.save_policies) keeps what the first recorded
         record["quantization"] = "4bit" if getattr(model, "is_loaded_in_4bit", False) else None
     if record:
@@ -239,7 +253,7 @@ def _local_folder_exists(name_or_path, who: str, hub_error: OSError | None = Non
 
 def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit", lora=None, device: str | None = None,
                dtype=None, gradient_checkpointing: bool = False, trainable: bool | None = None):
-    """Load ``(model, tokenizer)``.
+    """Load ``(model, tokenizer)``. Raises ValueError: bad argument, no/incomplete model; FileNotFoundError: no folder.
 
     Args:
         name_or_path: a Hub id or local folder of a causal LM, or a PEFT adapter folder (then its base
@@ -262,13 +276,16 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     dtype = resolve_dtype(dtype, device)
     path = Path(name_or_path)
     adapter_dir = path if (path / "adapter_config.json").exists() else None
-    # else transformers asked for sentencepiece to build a tokenizer (an empty folder), or called it a bad Hub id
-    if path.is_dir() and not (any(path.glob("adapter_model.*")) if adapter_dir else (path / "config.json").exists()):
-        config = saved_reward_config(path)
-        reward = (f"; it is a saved reward model ({config}): load it with reward_ensembles.load_reward_model or "
-                  "ProcessRewardModel.load") if config else ""
-        raise ValueError(f"load_model: {path.resolve()} holds no " + ("adapter weights (adapter_model.safetensors)" if
-                         adapter_dir else "model (config.json) nor adapter (adapter_config.json)") + reward)
+    # else transformers asked for sentencepiece (an empty folder), called it a bad Hub id or raised a bare OSError
+    files = {"adapter_config.json": bool(adapter_dir), "adapter_model.safetensors": any(path.glob("adapter_model.*"))}
+    files = files if any(files.values()) else {"config.json": (path / "config.json").exists(),
+                                               "model.safetensors": bool(base_fingerprint(path)["weights"])}
+    config = saved_reward_config(path) or ""  # a PRM's or ORM's folder holds its model, a combined one's its parts
+    if path.is_dir() and not any(files.values()) and not config.startswith(("process", "outcome")):
+        raise ValueError(f"load_model: {path.resolve()} holds no model (config.json) nor adapter (adapter_config.json)"
+                         + (f"; a saved reward model ({config}): load it with load_reward_model" if config else ""))
+    if path.is_dir() and (missing := [name for name, found in files.items() if not found]):
+        raise ValueError(INCOMPLETE.format(path.resolve(), missing[0]))
     if adapter_dir is not None and lora is not None:
         raise ValueError(f"load_model: {path} already holds a LoRA adapter and lora=... asks for a new one; "
                          "pass trainable=True instead to keep training the saved adapter")
@@ -276,6 +293,10 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
         raise ValueError(f"load_model: trainable=True on a 4-bit base with no adapter leaves nothing to train; "
                          f"pass lora=True (a new adapter) or quantization=None (every weight), got {name_or_path}")
     base_name = adapter_base(adapter_dir) if adapter_dir else str(name_or_path)
+    record = json.loads((path / BASE_RECORD).read_text()) if adapter_dir and (path / BASE_RECORD).exists() else {}
+    if (saved := record.get("base_fingerprint")) and (now := base_fingerprint(base_name)) != saved:  # older saves: none
+        logger.warning("load_model: %s: the base model at %s is not the one it was trained on (%s differ from %s)",
+                       path, base_name, ", ".join(k for k in saved if now.get(k) != saved[k]), BASE_RECORD)
 
     tokenizer_dir = adapter_dir if adapter_dir and (adapter_dir / "tokenizer_config.json").exists() else base_name
     try:
@@ -283,6 +304,9 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     except OSError as err:  # "runs/policy" or "policy", not there, was taken for a Hub id: the error spoke of the Hub
         _local_folder_exists(name_or_path, "load_model", err)
         raise
+    except ValueError as err:  # a fast tokenizer lost its tokenizer.json: transformers asked to install sentencepiece
+        lost = Path(tokenizer_dir).is_dir() and not Path(tokenizer_dir, "tokenizer.json").exists()
+        raise ValueError(INCOMPLETE.format(Path(tokenizer_dir).resolve(), "tokenizer.json")) if lost else err
 
     kwargs = dict(dtype=dtype)
     if quantization == "4bit":

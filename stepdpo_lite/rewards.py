@@ -139,7 +139,8 @@ def _read_config(config_path: Path, kind: str, required: Sequence[str] = ()) -> 
     ValueError naming the file (not a JSONDecodeError, AttributeError or KeyError), no file a FileNotFoundError."""
     if not config_path.exists():
         where = "" if config_path.is_absolute() else f" (looked from {Path.cwd()})"  # a relative path: from where?
-        raise FileNotFoundError(f"{config_path} is missing{where}: not a saved {kind}")
+        folder = "" if config_path.parent.is_dir() else f"no such folder: {config_path.parent}, so "
+        raise FileNotFoundError(f"{folder}{config_path} is missing{where}: not a saved {kind}")
     try:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as err:

@@ -228,16 +228,35 @@ def test_a_folder_that_holds_no_model_is_named_with_what_it_lacks(tiny_dir, tmp_
     (tmp_path / "empty").mkdir()
     (tmp_path / "combined").mkdir()
     (tmp_path / "combined" / "combined_reward_config.json").write_text("{}")
-    model, _ = models.load_model(tiny_dir, quantization=None, lora={"r": 4}, device="cpu")
-    model.save_pretrained(tmp_path / "adapter")
-    (tmp_path / "adapter" / "adapter_model.safetensors").unlink()
     for name, message in (
             ("empty", r"holds no model \(config.json\) nor adapter \(adapter_config.json\)$"),
-            ("combined", r"holds no model \(config.json\) nor adapter \(adapter_config.json\); it is a saved reward "
-                         r"model \(combined_reward_config.json\): load it with reward_ensembles.load_reward_model"),
-            ("adapter", r"holds no adapter weights \(adapter_model.safetensors\)$")):
+            ("combined", r"holds no model \(config.json\) nor adapter \(adapter_config.json\); a saved reward "
+                         r"model \(combined_reward_config.json\): load it with load_reward_model$")):
         with pytest.raises(ValueError, match=f"^load_model: {re.escape(str(tmp_path / name))} {message}"):
             models.load_model(tmp_path / name, quantization=None, device="cpu")
+
+
+@pytest.mark.parametrize("saved, lost", [("adapter", "adapter_model.safetensors"), ("adapter", "adapter_config.json"),
+                                         ("prm", "adapter_model.safetensors"), ("prm", "adapter_config.json"),
+                                         ("prm", "tokenizer.json"), ("model", "model.safetensors"),
+                                         ("model", "config.json"), ("model", "tokenizer.json")])
+def test_a_save_that_lost_a_file_is_named_incomplete_with_the_file(tiny_dir, tmp_path, saved, lost):
+    """A user's trial: a PRM without its adapter weights or config was "a saved reward model: load it with
+    ProcessRewardModel.load" (the call just made), one without tokenizer.json asked to install sentencepiece, and a
+    policy without model.safetensors gave transformers' bare OSError."""
+    import shutil
+    if saved == "model":
+        shutil.copytree(tiny_dir, tmp_path / saved)
+    else:
+        model, tok = models.load_model(tiny_dir, quantization=None, lora={"r": 4}, device="cpu")
+        model.save_pretrained(tmp_path / saved)
+        tok.save_pretrained(tmp_path / saved)
+        if saved == "prm":
+            (tmp_path / saved / "process_reward_config.json").write_text("{}")
+    (tmp_path / saved / lost).unlink()
+    with pytest.raises(ValueError, match=f"^load_model: the save at {re.escape(str(tmp_path / saved))} is incomplete: "
+                                         f"{re.escape(lost)} is missing \\(was the save interrupted\\?\\)$"):
+        models.load_model(tmp_path / saved, quantization=None, device="cpu")
 
 
 def test_a_saved_adapter_records_how_its_base_was_loaded(tiny_dir, tmp_path):
@@ -253,6 +272,40 @@ def test_a_saved_adapter_records_how_its_base_was_loaded(tiny_dir, tmp_path):
         assert models.adapter_quantization(folder, default="unrecorded") == quantization
         assert json.loads((folder / models.BASE_RECORD).read_text())["trained_with"] == tiny_dir
     assert models.adapter_quantization(tiny_dir, default="unrecorded") is None  # a full model: nothing to record
+
+
+def test_an_adapter_warns_when_another_base_sits_where_it_was_trained(tmp_path, caplog):
+    """A user's trial: a PRM trained on a copy of tiny-verifier, then tiny-base put there (the same config and file
+    sizes), loaded silently with other scores. The save records ``base_fingerprint``; a save without it loads as
+    before."""
+    from stepdpo_lite.tutorial import toyworld
+    tok = toyworld.build_tokenizer()
+    for seed in (1, 2):
+        toyworld.build_tiny_model(tok, seed=seed).save_pretrained(tmp_path / f"base{seed}")
+        tok.save_pretrained(tmp_path / f"base{seed}")
+    os.rename(tmp_path / "base1", tmp_path / "base")
+    assert models.base_fingerprint(tmp_path / "base") != models.base_fingerprint(tmp_path / "base2")
+    model, _ = models.load_model(tmp_path / "base", quantization=None, lora={"r": 4}, device="cpu")
+    model.save_pretrained(tmp_path / "adapter")
+    models.write_portable_adapter_config(tmp_path / "adapter", model)
+    record = json.loads((tmp_path / "adapter" / models.BASE_RECORD).read_text())
+    assert record["base_fingerprint"] == models.base_fingerprint(tmp_path / "base")
+    assert record["base_fingerprint"]["hidden_size"] == model.config.hidden_size
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.models"):
+        models.load_model(tmp_path / "adapter", quantization=None, device="cpu")  # its own base: no warning
+    assert caplog.messages == []
+    os.rename(tmp_path / "base", tmp_path / "base1")
+    os.rename(tmp_path / "base2", tmp_path / "base")
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.models"):
+        models.load_model(tmp_path / "adapter", quantization=None, device="cpu")
+    assert caplog.messages == [f"load_model: {tmp_path / 'adapter'}: the base model at {tmp_path / 'base'} is not the "
+                               "one it was trained on (weights differ from base_model.json)"]
+    del record["base_fingerprint"]
+    (tmp_path / "adapter" / models.BASE_RECORD).write_text(json.dumps(record))  # saved before fingerprints
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.models"):
+        models.load_model(tmp_path / "adapter", quantization=None, device="cpu")
+    assert caplog.messages == []
 
 
 def test_lora_config_forms():

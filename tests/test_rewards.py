@@ -637,6 +637,31 @@ def test_loading_from_a_folder_that_is_not_there_names_the_kind(tmp_path, cls):
         cls.load(tmp_path / "nope")
 
 
+def test_a_folder_that_is_not_there_is_named_as_such(tmp_path, monkeypatch):
+    """A user's trial: a folder that does not exist read as a folder that lacks its config file."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=re.escape("no such folder: wrong/nothere, so wrong/nothere/process_"
+                                                          f"reward_config.json is missing (looked from {tmp_path})")):
+        ProcessRewardModel.load("wrong/nothere")
+
+
+def test_a_saved_reward_model_that_lost_a_file_says_its_save_is_incomplete(tmp_path, saved_base):
+    """A user's trial: without its adapter weights or config, ProcessRewardModel.load said to load it with
+    ProcessRewardModel.load, the call just made."""
+    import shutil
+
+    from stepdpo_lite.models import load_model
+    model, tok = load_model(saved_base, quantization=None, lora={"r": 4}, device="cpu")
+    ProcessRewardModel(model, tok).save(tmp_path / "prm")
+    for lost in ("adapter_model.safetensors", "adapter_config.json"):
+        shutil.copytree(tmp_path / "prm", tmp_path / lost)
+        (tmp_path / lost / lost).unlink()
+        with pytest.raises(ValueError, match=re.escape(f"loading {tmp_path / lost}: load_model: the save at "
+                                                       f"{tmp_path / lost} is incomplete: {lost} is missing (was the "
+                                                       "save interrupted?)")):
+            ProcessRewardModel.load(tmp_path / lost, device="cpu")
+
+
 def test_save_atomic_removes_the_temporary_folders_of_earlier_killed_saves_of_its_target_only(tmp_path):
     """A user's trial: a save killed while writing left .<name>.<random>.tmp/ (a half-written adapter), which no
     later save removed; they pile up unseen in runs/."""
