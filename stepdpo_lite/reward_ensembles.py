@@ -257,7 +257,7 @@ class EnsembleRewardModel:
 
 
 def load_reward_model(path: str | os.PathLike, device: str | None = None):
-    """Load whichever reward model was saved in ``path`` (found by its config file name)."""
+    """The reward model saved in ``path`` (by its config file); raises FileNotFoundError if none, ValueError if bad."""
     path = Path(path)
     for cls in (ProcessRewardModel, OutcomeRewardModel, CombinedRewardModel, EnsembleRewardModel):
         if (path / cls.config_file).exists():
@@ -267,9 +267,9 @@ def load_reward_model(path: str | os.PathLike, device: str | None = None):
 
 def shaped_reward(base_reward: float, confidence: float = 1.0, complexity: float = 0.0,
                   complexity_bonus: float = 0.5) -> float:
-    """Reward shaping of the reference design: a correct (positive) step earns more when it is complex,
-    ``r * (1 + complexity_bonus * complexity)``; a negative reward is kept as is. Both are scaled by the
-    verifier's ``confidence`` in [0, 1] (1 leaves the reference behaviour unchanged)."""
+    """Reward shaping of the reference design: a correct (positive) step earns more when it is complex, ``r * (1 +
+    complexity_bonus * complexity)``; a negative reward is kept as is. Both are scaled by the verifier's ``confidence``
+    in [0, 1] (1 leaves them as they are). Raises ValueError: a value not finite, confidence outside [0, 1] or < 0."""
     values = {"base_reward": base_reward, "confidence": confidence, "complexity": complexity,
               "complexity_bonus": complexity_bonus}
     base_reward, confidence, complexity, complexity_bonus = (finite_number(v, name, "shaped_reward")
