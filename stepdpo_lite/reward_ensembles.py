@@ -269,7 +269,7 @@ def shaped_reward(base_reward: float, confidence: float = 1.0, complexity: float
                   complexity_bonus: float = 0.5) -> float:
     """Reward shaping of the reference design: a correct (positive) step earns more when it is complex, ``r * (1 +
     complexity_bonus * complexity)``; a negative reward is kept as is. Both are scaled by the verifier's ``confidence``
-    in [0, 1] (1 leaves them as they are). Raises ValueError: a value not finite, confidence outside [0, 1] or < 0."""
+    in [0, 1] (1: no change). Raises ValueError: a value not finite, confidence outside [0, 1], complexity/bonus < 0."""
     values = {"base_reward": base_reward, "confidence": confidence, "complexity": complexity,
               "complexity_bonus": complexity_bonus}
     base_reward, confidence, complexity, complexity_bonus = (finite_number(v, name, "shaped_reward")
