@@ -94,6 +94,7 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
     ``mask`` (bool, same shape) marks real steps; a solution with no step gets 0 (product: log 1).
     An integer tensor (0/1 step labels) is taken as float32.
     Lists in give a float (one solution) or a list of floats out; solutions of different lengths are fine.
+    Raises ValueError for an unknown strategy, one number, or a reward that is not a finite number.
     """
     if strategy not in AGGREGATION_STRATEGIES:
         raise ValueError(f"aggregate_rewards: strategy must be one of {AGGREGATION_STRATEGIES}, got {strategy!r}")

@@ -75,7 +75,7 @@ def per_step_values(values, n_raw: int, n_kept: int, what: str, idx: int, kind: 
     # labels go one per step written (merged below); a list as long as the kept steps would hide a missing label
     if len(vals) not in ((n_raw,) if kind == "prob" else (n_raw, n_kept)):
         raise ValueError(f"row {idx}: `{what}` has {len(vals)} entries but the response has {n_raw} steps "
-                         "(check `step_delimiter`)")
+                         "(check `step_delimiter`, or a blank step merged into the next)")
     if kind.startswith("reward_"):  # before a tail is merged: a drop is read between the steps as written
         vals = [sigmoid(v) for v in vals]
         vals = mistake_made_here_labels(vals) if kind == "reward_mistake" else vals
