@@ -206,8 +206,9 @@ def load_hub_split(name: str, split: str):
     try:
         return load_dataset(name, "main", split=split)
     except ConnectionError as err:
-        local = ("give the profile a local copy (Profile.dataset: a folder with train.jsonl and test.jsonl, or one "
-                 ".jsonl file, e.g. data/gsm8k, the 200 shipped test problems)")
+        local = ("in your own code give the profile a local copy (dataclasses.replace(get_profile(...), dataset="
+                 "FOLDER), Profile.dataset: a folder with train.jsonl and test.jsonl, or one .jsonl file, e.g. "
+                 "data/gsm8k, the 200 shipped test problems); the notebooks take a profile's name only")
         if config.HF_HUB_OFFLINE:
             raise FileNotFoundError(
                 f"load_problems: GSM8K {name!r} ({split}) is not in the datasets cache, and the Hub is offline "
