@@ -92,6 +92,7 @@ def _bool(row: Mapping, name: str) -> bool:
     return value
 
 
+PARSE_LISTS = " (CSV holds lists as text: parse them with ast.literal_eval or json.loads)"
 TO_BOOL = "; convert the labels: bool(x) for 0/1, x == '+' for Math-Shepherd's '+'/'-'"
 _ITEMS = {  # what _list accepts: (the list's items, one item, the check); a NaN fails 0 <= x
     bool: ("true/false labels", "true or false", lambda x: isinstance(x, bool)),
@@ -109,7 +110,8 @@ def _list(row: Mapping, name: str, item) -> list:
     value = _field(row, name)
     what, one, ok = _ITEMS[item]
     if not isinstance(value, (list, tuple)) or not value:
-        raise _Bad(name, f"must be a non-empty list of {what}, got {value!r:.40}")
+        raise _Bad(name, f"must be a non-empty list of {what}, got {value!r:.40}"  # a str "[...": load_dataset('csv')
+                   + PARSE_LISTS * (isinstance(value, str) and value.lstrip().startswith("[")))
     for j, x in enumerate(value):
         if not ok(x):
             raise _Bad(f"{name}[{j}]", f"must be {one}, got {x!r:.40}{TO_BOOL if item is bool else ''}")
@@ -134,7 +136,7 @@ def _read_json(path, name: str | None = None) -> list[tuple[str, object]]:
     path = Path(path)
     if (kind := path.suffix.lower()[1:]) in ("csv", "parquet"):  # else "line 1: not valid JSON" or "not UTF-8"
         raise ValueError(f"{name or 'reading records'}: {path} is {kind.upper()}, not JSON/JSONL: pass datasets.load_"
-                         f"dataset({kind!r}, data_files=...)['train'] (CSV holds lists as text: parse them), or JSONL")
+                         f"dataset({kind!r}, data_files=...)['train']{PARSE_LISTS * (kind == 'csv')}, or JSONL")
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -181,11 +183,12 @@ def _records(rows, name: str | None = None) -> list[tuple[str, object]]:
 
 
 def _check_all(records, check: Callable, name: str, *, key: Sequence[str] = (), drop_duplicates: bool = False,
-               skip_invalid: bool = False, wheres: list | None = None) -> list[dict]:
+               skip_invalid: bool = False, wheres: list | None = None, none_left_ok: bool = True) -> list[dict]:
     """Rows that ``check(record) -> list of rows`` makes; errors say where they happened.
 
     Rows whose ``key`` fields repeat an earlier row's are an error, or dropped with ``drop_duplicates``.
-    ``wheres``, when given, gets each kept row's record (file and line, or record index).
+    ``wheres``, when given, gets each kept row's record (file and line, or record index). ``none_left_ok=False``:
+    records all invalid are a ValueError, even with ``skip_invalid`` (an empty Dataset would fail later, far away).
     """
     flag(skip_invalid, "skip_invalid", name)  # "no" is truthy: invalid rows were skipped
     flag(drop_duplicates, "drop_duplicates", name)
@@ -214,6 +217,8 @@ def _check_all(records, check: Callable, name: str, *, key: Sequence[str] = (), 
             kept.append(row)
             if wheres is not None:
                 wheres.append(where)
+    if invalid and not kept and not none_left_ok:
+        raise ValueError(f"{name}: every record is invalid ({len(invalid)} skipped); the first: {invalid[0]}")
     if invalid:
         logger.warning("%s: skipped %d invalid records (skip_invalid=True); the first: %s", name, len(invalid), invalid[0])
     if repeats:
@@ -263,7 +268,7 @@ def _validated(rows, check: Callable, name: str, columns: Sequence[str], finish:
     """``_check_all`` of the records of ``rows`` (then ``finish`` of the kept ones, when given), as a Dataset whose
     errors name the record."""
     wheres: list[str] = []
-    kept = _check_all(_records(rows, name), check, name, wheres=wheres, **kw)
+    kept = _check_all(_records(rows, name), check, name, wheres=wheres, none_left_ok=False, **kw)
     return _dataset(finish(kept) if finish else kept, columns, name, wheres)
 
 
@@ -339,11 +344,16 @@ def validate_stepwise(rows, *, delimiter: str | None = None, skip_invalid: bool 
 
 def delimit_steps(row: Mapping, delimiter: str, prompt_separator: str = "\n") -> dict:
     """A stepwise row of bare steps (``["12 - 5 = 7", "7 + 6 = 13"]``, TRL's form) in this kit's: ``delimiter`` opens
-    steps 2..K (one that opens with it is kept), and ``prompt_separator`` ends a prompt that would run into step 1
+    steps 2..K, less the end of it that a step opens with ("\\n\\nStep" + "Step 2: ..." adds "\\n\\n"; an end cut
+    between words or line breaks), and ``prompt_separator`` ends a prompt that would run into step 1
     (``prompt_runs_into``). For a Dataset: ``ds.map(lambda r: delimit_steps(r, "\\n"))``."""
+    if not isinstance(delimiter, str) or not delimiter:  # "" would add nothing: the steps would stay bare
+        raise ValueError(f"delimit_steps: delimiter must be a non-empty string (e.g. '\\n'), got {delimiter!r}")
     steps = _check_all([("row", row)], _stepwise, "delimit_steps")[0]["completions"]  # errors name the field
+    ends = [i for i in range(len(delimiter) + 1) if i in (0, len(delimiter)) or not delimiter[i - 1:i + 1].isalnum()]
     return {**row, "prompt": row["prompt"] + prompt_separator * prompt_runs_into(row["prompt"], steps[0]),
-            "completions": [s if j == 0 or s.startswith(delimiter) else delimiter + s for j, s in enumerate(steps)]}
+            "completions": [s if j == 0 else next(delimiter[:i] for i in ends if s.startswith(delimiter[i:])) + s
+                            for j, s in enumerate(steps)]}
 
 
 def prompt_runs_into(prompt: str, step: str) -> bool:

@@ -970,6 +970,38 @@ def test_bare_steps_are_named_against_a_delimiter_and_delimit_steps_converts_the
         data.delimit_steps({**row, "labels": [True]}, "\n")
 
 
+def test_delimit_steps_adds_only_the_part_of_the_delimiter_a_step_does_not_open_with():
+    """A recheck trial: steps written "Step 2: ..." with the kit's "\\n\\nStep" became "\\n\\nStepStep 2: ...", which
+    the checks passed and extract_steps split back; "\\n\\n" before "\\nb" gave three line breaks; "" did nothing."""
+    row = {"prompt": "Start with 5.\n", "completions": ["Step 1: 5 + 6 = 11", "Step 2: 11 - 9 = 2"], "labels": [True] * 2}
+    with pytest.raises(ValueError, match=re.escape("data.delimit_steps(row, '\\n\\nStep') puts it in front")):
+        data.validate_stepwise([row], delimiter="\n\nStep")  # the advice, followed, gives the intended row:
+    fixed = data.delimit_steps(row, "\n\nStep")
+    assert fixed["completions"] == ["Step 1: 5 + 6 = 11", "\n\nStep 2: 11 - 9 = 2"]
+    assert data.validate_stepwise([fixed], delimiter="\n\nStep").to_list() == [fixed]
+    assert extract_steps("".join(fixed["completions"]), "\n\nStep") == fixed["completions"]
+    assert data.delimit_steps(fixed, "\n\nStep") == fixed
+    steps = data.delimit_steps({**row, "completions": ["a", "\nb", "c", "\n\nd"], "labels": [True] * 4}, "\n\n")
+    assert steps["completions"] == ["a", "\n\nb", "\n\nc", "\n\nd"]
+    words = data.delimit_steps({**row, "completions": ["a", "p = 3", "tep"], "labels": [True] * 3}, "\n\nStep")
+    assert words["completions"] == ["a", "\n\nStepp = 3", "\n\nSteptep"]  # only whole words count as there
+    for delimiter in ("", None):
+        with pytest.raises(ValueError, match="delimit_steps: delimiter must be a non-empty string"):
+            data.delimit_steps(row, delimiter)
+
+
+def test_skip_invalid_that_leaves_no_record_is_an_error_quoting_the_first():
+    """A recheck trial: validate_stepwise(..., skip_invalid=True) skipping all 8 rows returned an empty Dataset, which
+    failed later with "IndexError: Invalid key: 0 is out of bounds for size 0"."""
+    bare = {"prompt": "Q", "completions": ["a", "b"], "labels": [True, True]}
+    with pytest.raises(ValueError, match=re.escape("stepwise: every record is invalid (2 skipped); the first: record 0: "
+                                                   "field 'completions[1]': does not open with the delimiter")):
+        data.validate_stepwise([bare, bare], delimiter="\n", skip_invalid=True)
+    with pytest.raises(ValueError, match=re.escape("preference: every record is invalid (1 skipped)")):
+        data.validate_preference([{**PREF, "rejected": PREF["chosen"]}], skip_invalid=True)
+    assert len(data.validate_stepwise([bare, data.delimit_steps(bare, "\n")], delimiter="\n", skip_invalid=True)) == 1
+
+
 def test_prompt_runs_into_its_first_step_only_with_no_whitespace_between():
     assert data.prompt_runs_into("What is 2 + 2?", "Step 1: 2 + 2 = 4")
     assert not data.prompt_runs_into("What is 2 + 2?\n", "Step 1: 2 + 2 = 4")
@@ -1006,6 +1038,21 @@ def test_csv_and_parquet_paths_name_the_format_and_the_route_in(tmp_path):
                           (public_datasets.load_math_shepherd, "load_math_shepherd")):
             with pytest.raises(ValueError, match=re.escape(f"{who}: {tmp_path / name} {route}")):
                 load(tmp_path / name)
+            with pytest.raises(ValueError) as refused:
+                load(tmp_path / name)
+            assert ("lists as text" in str(refused.value)) == (kind == "csv")  # parquet keeps lists as lists
+
+
+def test_a_list_field_given_as_text_is_told_to_parse_it(tmp_path):
+    """A recheck trial: load_dataset('csv') gives list columns as text ("['4 * 2 = 8', ...]"), refused with no hint."""
+    row = {"prompt": "Q", "completions": "['4 * 2 = 8', 'The answer is 8']", "labels": "[True, True]"}
+    with pytest.raises(ValueError, match=re.escape("field 'completions': must be a non-empty list of non-empty strings, "
+                                                   "got \"['4 * 2 = 8', 'The answer is 8']\" (CSV holds lists as text: "
+                                                   "parse them with ast.literal_eval or json.loads)")):
+        data.validate_stepwise([row])
+    with pytest.raises(ValueError) as refused:
+        data.validate_stepwise([{**row, "completions": "4 * 2 = 8"}])  # one step as a string: not a list as text
+    assert "literal_eval" not in str(refused.value)
 
 
 def test_chat_messages_missing_fields_and_label_types_say_what_to_do():
