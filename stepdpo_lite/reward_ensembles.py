@@ -164,7 +164,9 @@ class CombinedRewardModel:
 
 
 class EnsembleRewardModel:
-    """Weighted sum of the solution-level rewards of several reward models (default: their mean)."""
+    """Weighted sum of the solution-level rewards of several reward models (default: their mean). A member is any
+    object with ``solution_rewards(prompts, solutions)`` -> one reward per solution (docs/method.md, "Your own reward
+    model"); ``batch_size`` and ``progress`` reach it as keywords, and only when set."""
 
     config_file = "ensemble_reward_config.json"
 
@@ -191,8 +193,9 @@ class EnsembleRewardModel:
         if len(prompts) != len(solutions):  # a member that zips them would score the shorter list only
             raise ValueError(f"EnsembleRewardModel: got {len(prompts)} prompts and {len(solutions)} solutions")
         total = [0.0] * len(prompts)
+        extra = {k: v for k, v in (("batch_size", batch_size), ("progress", progress)) if v}  # a member's own may lack
         for i, (w, m) in enumerate(zip(self.weights, self.models)):  # a member may be any object with solution_rewards
-            rewards = list_of(m.solution_rewards(prompts, solutions, batch_size, progress), f"models[{i}]", "rewards")
+            rewards = list_of(m.solution_rewards(prompts, solutions, **extra), f"models[{i}]", "rewards")
             if len(rewards) != len(total):  # zip would cut the longer list without a word
                 raise ValueError(f"EnsembleRewardModel: models[{i}] gave {len(rewards)} rewards for {len(total)} "
                                  "solutions")
@@ -201,6 +204,13 @@ class EnsembleRewardModel:
         return total
 
     solution_rewards = score_solutions
+
+    @property
+    def step_delimiter(self) -> str | None:
+        """The step delimiter its members split solutions with, where they state one and agree; else None."""
+        own = {getattr(m, "step_delimiter", None) or getattr(getattr(m, "config", None), "step_delimiter", None)
+               for m in self.models}
+        return own.pop() if len(own) == 1 else None
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
         """Weighted per-step rewards; every member must give step rewards."""

@@ -11,6 +11,7 @@ import pytest
 
 from stepdpo_lite import evaluation, generation
 from stepdpo_lite.rewards import InputTooLong
+from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.tutorial import bestofn, toyworld
 from stepdpo_lite.tutorial.gsm8k import GSM8KProblem
 
@@ -35,7 +36,8 @@ class FakeVerifier:
         assert all(t.strip() if isinstance(t, str) else t for t in texts), "blank texts must not be scored"
         if any("LONG" in str(t) for t in texts):
             raise InputTooLong("too long")
-        return [[0.1 * k for k in range(len(t))] if self.per_step else float(len(t)) for t in texts]
+        assert all(isinstance(t, list) for t in texts), "candidates come as step lists, as search passes them"
+        return [[0.1 * k for k in range(len(t))] if self.per_step else float(len("".join(t))) for t in texts]
 
 
 def test_held_out_problems_are_notebook_01s(toy):
@@ -89,6 +91,73 @@ def test_unreadable_candidates_get_none_then_the_floor(toy):
     sel = bestofn.selection_scores(steps, [[1.0, None]] * 2, [[2.0, None]] * 2)
     assert set(sel) == {"prm_min", "prm_product", "prm_last", "orm", "combined"}
     assert sel["orm"] == [[1.0, bestofn.FLOOR]] * 2
+
+
+class StepListPRM:
+    """A user's own PRM written for step lists, as search and the trainer pass them: one reward per step it gets."""
+
+    config = type("Config", (), {"step_delimiter": "\n\nStep"})()
+
+    def score_solutions(self, prompts, step_lists):
+        return [[5.0] * len(steps) for steps in step_lists]
+
+
+def test_score_candidates_passes_step_lists_and_checks_one_reward_per_step(toy):
+    """Best-of-N passed whole texts: a PRM written for step lists scored each character as a step (47-51 "step
+    rewards" for a 2-step candidate), and one returning a reward too few passed silently."""
+    problems, sols = toy
+    readable = [row[:2] for row in sols]
+    rewards = bestofn.score_candidates(StepListPRM(), problems, readable)
+    assert [[len(r) for r in row] for row in rewards] == [[len(extract_steps(s)) for s in row] for row in readable]
+    assert bestofn.score_candidates(StepListPRM(), problems, [[extract_steps(s) for s in row] for row in readable]) \
+        == rewards  # a candidate given as its steps: the same
+
+    class ShortByOne(StepListPRM):
+        def score_solutions(self, prompts, step_lists):
+            return [[5.0] * (len(steps) - 1) for steps in step_lists]
+
+    n = len(extract_steps(readable[0][0]))
+    with pytest.raises(ValueError, match=rf"score_candidates: problem 0, candidate 0 has {n} steps, but the reward "
+                                         rf"model returned {n - 1} step rewards: .* one reward per step"):
+        bestofn.score_candidates(ShortByOne(), problems, readable)
+
+
+@pytest.mark.filterwarnings("ignore:score_readable")  # the fixture's blank candidates, warned of
+def test_score_candidates_gives_a_prm_the_same_rewards_as_from_its_texts(tmp_path, toy):
+    """The step lists are split at the PRM's own delimiter: its rewards are those it gives the texts."""
+    problems, sols = toy
+    prm, orm, combined = _save_reward_models(tmp_path)
+    prompts = [p.prompt for p in problems for _ in range(2)]
+    texts = [s for row in sols for s in row[:2]]
+    for model in (prm, orm, combined):  # the same inputs in the same batch: the same numbers, not just close
+        assert [r for row in bestofn.score_candidates(model, problems, sols) for r in row[:2]] == \
+            model.score_solutions(prompts, texts)
+
+
+def test_a_reward_model_without_score_solutions_is_a_value_error_saying_what_it_needs(toy):
+    problems, sols = toy
+    for thing, hint in ((lambda prompts, texts: [0.0] * len(texts), "a plain function"), (object(), "object")):
+        with pytest.raises(ValueError, match=rf"score_candidates: the reward model needs a method "
+                                             rf"score_solutions\(prompts, step_lists\).*{hint}"):
+            bestofn.score_candidates(thing, problems, sols)
+
+
+def test_aggregate_takes_a_function_of_the_step_rewards():
+    """Every aggregation was a closed set of names: a soft-min was "strategy must be one of (...)"."""
+    def soft_min(rewards, t=1.0):
+        return -t * math.log(sum(math.exp(-r / t) for r in rewards))
+
+    steps = [[[1.0, 2.0], None], [[0.5]]]
+    scores = bestofn.aggregate(steps, soft_min)
+    assert scores[0][0] == pytest.approx(soft_min([1.0, 2.0])) and scores[0][1] == bestofn.FLOOR
+    assert scores[1][0] == pytest.approx(0.5)
+    assert bestofn.aggregate(steps, "min") == [[1.0, bestofn.FLOOR], [0.5]]  # the names as before
+    with pytest.raises(ValueError, match=r"aggregate: strategy must be one of \(.*'min'.*\) or a function \(a list of "
+                                         r"step rewards -> one score\), got 'softmin'"):
+        bestofn.aggregate(steps, "softmin")
+    with pytest.raises(ValueError, match=r"aggregate: aggregation <lambda>'s score of step_rewards\[1\]\[0\] "
+                                         r"\(problem 1, candidate 0\) must be a finite number, got nan"):
+        bestofn.aggregate(steps, lambda r: float("nan") if r == [0.5] else 0.0)
 
 
 def test_a_nan_reward_is_refused_naming_its_problem_and_candidate():

@@ -333,6 +333,28 @@ def test_an_ensemble_member_that_gives_too_few_or_nan_rewards_is_named(prm):
     assert EnsembleRewardModel([Fixed([1.0, 2.0])], weights=[0.5]).score_solutions(["p", "p"], sols) == [0.5, 1.0]
 
 
+def test_an_ensemble_member_needs_only_the_documented_solution_rewards_and_shares_its_delimiter(prm):
+    """A member's ``solution_rewards(prompts, solutions)`` failed with "takes 3 positional arguments but 5 were given":
+    the ensemble passed batch_size and progress by position, a form documented nowhere."""
+    class Documented:
+        config = type("Config", (), {"step_delimiter": "\n"})()
+
+        def solution_rewards(self, prompts, solutions):
+            return [float(len(s)) for s in solutions]
+
+    class Keywords(Documented):
+        def solution_rewards(self, prompts, solutions, *, batch_size=None, progress=False):
+            assert (batch_size, progress) == (2, True)
+            return [1.0] * len(solutions)
+
+    sols = ["Step 1: 1 + 1 = 2", "Step 1: 1 + 1 = 3!"]
+    assert EnsembleRewardModel([Documented()]).score_solutions(["p", "p"], sols) == [17.0, 18.0]
+    assert EnsembleRewardModel([Keywords()]).score_solutions(["p", "p"], sols, batch_size=2, progress=True) == [1, 1]
+    assert EnsembleRewardModel([Documented(), Keywords()]).step_delimiter == "\n"  # the members' own, shared
+    assert EnsembleRewardModel([prm, prm]).step_delimiter == prm.config.step_delimiter
+    assert EnsembleRewardModel([prm, Documented()]).step_delimiter is None  # they split differently: none to name
+
+
 def test_combined_and_ensemble_arithmetic(prm, orm):
     prompts, sols = _problems(3)
     p = [min(r) for r in prm.score_solutions(prompts, sols)]

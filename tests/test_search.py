@@ -696,9 +696,62 @@ def test_a_prm_that_returns_no_reward_per_step_is_refused(reply, got):
     class Odd(TablePRM):
         def score_solutions(self, prompts, step_lists):
             return [reply(steps) for steps in step_lists]
-    with pytest.raises(ValueError, match=rf"beam_search: problem 0, a prefix of \d steps: the PRM returned {got}; "
-                                         "beam search needs a PRM's step rewards: one per step"):
+    with pytest.raises(ValueError, match=rf"beam_search: problem 0, a prefix of \d steps: the Odd's score_solutions "
+                                         rf"returned {got}; beam search needs one reward per step of each step list"):
         search.beam_search(None, None, Odd(), [Answer1()], n_beams=1, expansions=2, sampler=Scripted(n_steps=3))
+
+
+def test_an_ensemble_of_prms_is_not_called_an_outcome_model():
+    """An ensemble of two PRMs gives one reward per solution: the error blamed "an outcome model's one reward per
+    text", though both members are PRMs."""
+    from stepdpo_lite.reward_ensembles import EnsembleRewardModel
+
+    class MemberPRM(TablePRM):
+        def solution_rewards(self, prompts, solutions):  # the documented member method
+            return [min(r) for r in self.score_solutions(prompts, solutions)]
+
+    ensemble = EnsembleRewardModel([MemberPRM(), MemberPRM()])
+    with pytest.raises(ValueError, match=r"the EnsembleRewardModel's score_solutions returned one float; .* \(an "
+                                         r"outcome, combined or ensemble reward model gives one reward per solution"):
+        search.beam_search(None, None, ensemble, [Answer1()], n_beams=1, expansions=2, sampler=Scripted())
+
+
+def _no_sampling(*args):
+    raise AssertionError("nothing may be generated before the arguments are checked")
+
+
+def test_a_prm_without_score_solutions_is_refused_before_generating():
+    """A plain function, or an object with score(), was a bare AttributeError after a round of generation."""
+    class OnlyScore:
+        def score(self, prompts, step_lists):
+            return [[0.0] * len(s) for s in step_lists]
+
+    for prm, hint in ((lambda prompts, step_lists: [], "a plain function"), (OnlyScore(), "OnlyScore")):
+        with pytest.raises(ValueError, match=rf"beam_search: the reward model needs a method score_solutions\(prompts, "
+                                             rf"step_lists\) .*{hint}"):
+            search.beam_search(None, None, prm, [Answer1()], n_beams=1, expansions=2, sampler=_no_sampling)
+
+
+def test_a_function_aggregates_the_beams_step_rewards_and_a_bad_aggregation_is_refused_up_front():
+    """aggregation took only names, and a wrong one failed after a round of generation, as aggregate_rewards'."""
+    def second_min(rewards):  # the second-lowest step reward, or the only one
+        return sorted(rewards)[min(1, len(rewards) - 1)]
+
+    prm = TablePRM({0: 1.5, 1: -2.0, 2: 3.0, 3: 0.0})
+    res = search.beam_search(None, None, prm, [Answer1()], n_beams=2, expansions=2, aggregation=second_min,
+                             sampler=Scripted())[0]
+    assert all(n.score == second_min(n.rewards) for n in res.nodes)
+    res = search.dvts(None, None, prm, [Answer1()], budget=4, expansions=2, aggregation=second_min, sampler=Scripted())[0]
+    assert all(n.score == second_min(n.rewards) for n in res.nodes)
+    with pytest.raises(ValueError, match=r"beam_search: aggregation must be one of \(.*\) or a function \(a list of "
+                                         r"step rewards -> one score\), got 'softmin'"):
+        search.beam_search(None, None, prm, [Answer1()], aggregation="softmin", sampler=_no_sampling)
+    with pytest.raises(ValueError, match=r"beam_search: the TablePRM's config.aggregation must be one of"):
+        search.beam_search(None, None, TablePRM(aggregation="softmin"), [Answer1()], sampler=_no_sampling)
+    with pytest.raises(ValueError, match=r"beam_search: aggregation <lambda>'s score of problem 0, node 0 \(depth 0\) "
+                                         r"must be a finite number, got nan"):
+        search.beam_search(None, None, prm, [Answer1()], n_beams=1, expansions=2, aggregation=lambda r: float("nan"),
+                           sampler=Scripted())
 
 
 def test_a_budget_below_one_round_is_said_and_the_result_tells_it_chose_no_answer(tmp_path):

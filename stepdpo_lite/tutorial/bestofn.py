@@ -14,15 +14,16 @@ import json
 import math
 import warnings
 from pathlib import Path
+from typing import Callable, Sized
 
 from .. import generation
 from ..checks import finite_number, list_of, positive_int
 from ..evaluation import best_of_n_accuracy, majority_vote_accuracy
-from ..losses import aggregate_rewards
+from ..losses import AGGREGATION_STRATEGIES, aggregate_rewards
 from ..models import adapter_base
 from ..reward_ensembles import CombinedRewardModel
 from ..rewards import InputTooLong, OutcomeRewardModel, ProcessRewardModel, sigmoid
-from ..steps import extract_steps
+from ..steps import DEFAULT_DELIMITER, extract_steps
 from . import labelling, tasks
 
 PRM_AGGREGATIONS = ("min", "product", "last")
@@ -184,20 +185,74 @@ def score_readable(score, prompts, texts, what: str = "texts", problem_of=None, 
     return out
 
 
+def reward_scorer(model, who: str):
+    """``model.score_solutions``, the one method the kit calls to score with a reward model (docs/method.md, "Your
+    own reward model"); an object without it (a plain function, a model with another method) is a ValueError
+    naming ``who`` and the method it needs, not an AttributeError."""
+    score = getattr(model, "score_solutions", None)
+    if not callable(score):
+        hint = " (a plain function: make it the score_solutions method of an object)" if callable(model) else ""
+        raise ValueError(f"{who}: the reward model needs a method score_solutions(prompts, step_lists) returning one "
+                         f"list of step rewards per solution (a PRM) or one reward per solution (an ORM); got a "
+                         f"{type(model).__name__} without one{hint}")
+    return score
+
+
+def step_delimiter_of(model) -> str | None:
+    """The step delimiter a reward model splits solutions with (its ``step_delimiter``, or its config's), None if it
+    states none."""
+    return getattr(model, "step_delimiter", None) or getattr(getattr(model, "config", None), "step_delimiter", None)
+
+
 def score_candidates(model, problems, solutions) -> list[list]:
-    """Per problem, per candidate: a PRM's step rewards (lists), an ORM's or combined model's reward, or None."""
+    """Per problem, per candidate: a PRM's step rewards (lists), an ORM's or combined model's reward, or None.
+
+    Each candidate text goes to ``model.score_solutions`` as its list of steps, split at the model's step delimiter
+    (``step_delimiter_of``; the default where it states none), as ``search.beam_search`` and the trainer pass them
+    (a candidate given as a step list is passed as it is). A model that returns a list for a candidate must return
+    one reward per step: a list of another length is a ValueError naming the problem and candidate."""
     labelling.check_solution_lists(problems, solutions, "score_candidates")
+    score = reward_scorer(model, "score_candidates")
+    delimiter = step_delimiter_of(model) or DEFAULT_DELIMITER
+    steps = [[extract_steps(s, delimiter) if isinstance(s, str) else s for s in ss] for ss in solutions]
     prompts = [pr for pr, ss in zip(labelling.prompts_of(problems), solutions) for _ in ss]
     problem_of = [i for i, ss in enumerate(solutions) for _ in ss]
-    flat = iter(score_readable(model.score_solutions, prompts, [s for ss in solutions for s in ss], "candidates",
-                               problem_of))
-    return [[next(flat) for _ in ss] for ss in solutions]
+    flat = iter(score_readable(score, prompts, [s for ss in steps for s in ss], "candidates", problem_of))
+    rows = [[next(flat) for _ in ss] for ss in steps]
+    for i, (row, ss) in enumerate(zip(rows, steps)):
+        for j, (r, s) in enumerate(zip(row, ss)):
+            if isinstance(r, Sized) and not isinstance(r, str) and len(r) != len(s):  # a PRM's, short or per character
+                raise ValueError(f"score_candidates: problem {i}, candidate {j} has {len(s)} steps, but the reward "
+                                 f"model returned {len(r)} step rewards: a PRM's score_solutions(prompts, step_lists) "
+                                 "must return one reward per step")
+    return rows
 
 
-def aggregate(step_rewards: list[list], strategy: str) -> list[list[float]]:
+def check_aggregation(aggregation, who: str, name: str = "aggregation"):
+    """``aggregation`` if it is a strategy name of ``losses.aggregate_rewards`` (min, product, last, ...) or a
+    function of one candidate's step rewards (a list of floats) -> its score; else a ValueError naming ``who`` and
+    its argument ``name``."""
+    if not callable(aggregation) and aggregation not in AGGREGATION_STRATEGIES:
+        raise ValueError(f"{who}: {name} must be one of {AGGREGATION_STRATEGIES} or a function (a list of step rewards "
+                         f"-> one score), got {aggregation!r:.80}")
+    return aggregation
+
+
+def aggregate_steps(rewards: list[float], aggregation: str | Callable, where: str, who: str) -> float:
+    """One candidate's score from its (checked, finite) step rewards: ``losses.aggregate_rewards`` for a strategy
+    name; a function's own result, which must be a finite number (``where`` names the candidate in the error)."""
+    if not callable(aggregation):
+        return float(aggregate_rewards(rewards, aggregation))
+    name = getattr(aggregation, "__name__", type(aggregation).__name__)
+    return finite_number(aggregation(list(rewards)), f"aggregation {name}'s score of {where}", who)
+
+
+def aggregate(step_rewards: list[list], strategy: str | Callable) -> list[list[float]]:
     """A PRM's step rewards (``step_rewards[i][j]``: the list of problem i's candidate j) -> one score per
     candidate (``FLOOR`` for unreadable ones, None); a reward that is not a finite number (NaN) is refused, naming
-    its problem, candidate and step, and so is one number in place of a step list (an ORM's reward)."""
+    its problem, candidate and step, and so is one number in place of a step list (an ORM's reward). ``strategy``:
+    a name of ``losses.aggregate_rewards`` or a function of a list of step rewards (``check_aggregation``)."""
+    check_aggregation(strategy, "aggregate", "strategy")
     def score(i, j, r):
         if r is None:
             return FLOOR
@@ -205,7 +260,7 @@ def aggregate(step_rewards: list[list], strategy: str) -> list[list[float]]:
                     "a PRM's step rewards (an ORM's one reward per candidate needs no aggregation)")
         r = [finite_number(x, f"step_rewards[{i}][{j}][{k}] (problem {i}, candidate {j}, step {k})", "aggregate")
              for k, x in enumerate(r)]
-        return float(aggregate_rewards(r, strategy))
+        return aggregate_steps(r, strategy, f"step_rewards[{i}][{j}] (problem {i}, candidate {j})", "aggregate")
 
     rows = list_of(step_rewards, "aggregate: step_rewards", "per-problem lists of step-reward lists")
     return [[score(i, j, r) for j, r in enumerate(list_of(row, f"aggregate: step_rewards[{i}] (problem {i})",

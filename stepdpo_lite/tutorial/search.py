@@ -48,7 +48,6 @@ from transformers import StoppingCriteria
 from ..checks import finite_number, list_of, positive_int
 from ..generation import (check_sampling, eos_token_ids, exact_sampling, prompt_texts, record_prompts,
                           sampling_arguments)
-from ..losses import aggregate_rewards
 from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
@@ -327,30 +326,27 @@ def _score_prefixes(prm, prompts: list[str], step_lists: list[list[str]],
     reward per step of its prefix: an ORM's one float per text, or a list short by one, ranked the beams by another
     step's reward (``Node.reward`` is the last one)."""
     out = []  # unread prefixes are said once for the whole search (_warn_of_degenerate_searches), not every round
-    for k, rewards in enumerate(bestofn.score_readable(prm.score_solutions, prompts, step_lists, warn=False)):
+    score = bestofn.reward_scorer(prm, "beam_search")
+    for k, rewards in enumerate(bestofn.score_readable(score, prompts, step_lists, warn=False)):
         if rewards is not None:
             count = len(rewards) if isinstance(rewards, Sized) and not isinstance(rewards, str) else None
             if count != len(step_lists[k]):
                 got = f"{count} rewards" if count is not None else f"one {type(rewards).__name__}"
                 raise ValueError(f"beam_search: problem {problem_ids[k]}, a prefix of {len(step_lists[k])} steps: the "
-                                 f"PRM returned {got}; beam search needs a PRM's step rewards: one per step (a "
-                                 "ProcessRewardModel's score_solutions, not an outcome model's one reward per text)")
+                                 f"{type(prm).__name__}'s score_solutions returned {got}; beam search needs one reward "
+                                 "per step of each step list, as a ProcessRewardModel's (an outcome, combined or "
+                                 "ensemble reward model gives one reward per solution: it cannot steer the search)")
             rewards = list(rewards)
         out.append(rewards)
     return out
 
 
-def _prm_delimiter(prm) -> str | None:
-    """The step delimiter the PRM splits solutions with (its ``step_delimiter``, or its config's), None if unknown."""
-    return getattr(prm, "step_delimiter", None) or getattr(getattr(prm, "config", None), "step_delimiter", None)
-
-
-def _aggregate(rewards, strategy: str, where: str = "") -> float:
+def _aggregate(rewards, strategy: str | Callable, where: str = "") -> float:
     """A prefix's score: its step rewards aggregated (``FLOOR`` where unread); a NaN reward is refused, ``where``."""
     if rewards is None:
         return FLOOR
     rewards = [finite_number(x, f"{where}the PRM's reward of step {k}", "beam_search") for k, x in enumerate(rewards)]
-    value = float(aggregate_rewards(rewards, strategy))
+    value = bestofn.aggregate_steps(rewards, strategy, where.rstrip(": "), "beam_search")
     return value if math.isfinite(value) else FLOOR
 
 
@@ -365,7 +361,7 @@ def hf_sampler(model, tokenizer, *, temperature: float = 1.0, batch_size: int = 
 
 
 def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansions: int = 4, n_subtrees: int = 1,
-                aggregation: str | None = None, max_steps: int = 12, max_new_tokens: int = 160,
+                aggregation: str | Callable | None = None, max_steps: int = 12, max_new_tokens: int = 160,
                 temperature: float = 1.0, batch_size: int = 64, seed: int = 0,
                 token_budget: int | Sequence[int] | None = None, delimiter: str | None = None,
                 answer_pattern: str | None = ANSWER_PATTERN, unique: bool = False,
@@ -387,16 +383,21 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
 
     ``policy``/``tokenizer``: a causal LM (or pass ``sampler(texts, n, max_new_tokens, leads)`` returning
     ``Generation`` lists, e.g. a stub in tests). ``prm``: anything with ``score_solutions(prompts, step_lists)``
-    (its ``config.aggregation`` and ``config.step_delimiter`` are the defaults). DVTS at budget B with
-    ``expansions`` M: ``n_beams=1, n_subtrees=B // M``.
+    returning one reward per step of each list (docs/method.md, "Your own reward model"; its ``config.aggregation``
+    and ``config.step_delimiter`` are the defaults). ``aggregation``: a name of ``losses.aggregate_rewards`` or a
+    function of a prefix's step rewards (a list of floats) -> its score, checked before anything is generated. DVTS
+    at budget B with ``expansions`` M: ``n_beams=1, n_subtrees=B // M``.
     """
     for name, value in (("n_beams", n_beams), ("expansions", expansions), ("n_subtrees", n_subtrees),
                         ("max_steps", max_steps), ("max_new_tokens", max_new_tokens)):
         positive_int(value, name, "beam_search")
     positive_int(seed, "seed", "beam_search", minimum=0)  # True seeded 1, 1.5 was torch's TypeError
-    config = getattr(prm, "config", None)
-    aggregation = aggregation or getattr(config, "aggregation", None) or "min"
-    own = _prm_delimiter(prm)
+    bestofn.reward_scorer(prm, "beam_search")  # before a round is generated: no AttributeError after it
+    if aggregation is not None:
+        bestofn.check_aggregation(aggregation, "beam_search")
+    aggregation = aggregation or getattr(getattr(prm, "config", None), "aggregation", None) or "min"
+    bestofn.check_aggregation(aggregation, "beam_search", f"the {type(prm).__name__}'s config.aggregation")
+    own = bestofn.step_delimiter_of(prm)
     if delimiter and own and delimiter != own:  # its steps are then not those the PRM learned to score: no error
         warnings.warn(f"beam_search: delimiter {delimiter!r} is not the PRM's own step delimiter {own!r}: the search "
                       "cuts steps where the PRM was not trained to (an answer line can become a step of its own), so "
@@ -676,7 +677,7 @@ def accuracy(problems, results: Sequence[SearchResult]) -> float:
 
 
 def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards, orm_rewards, searches: dict,
-                       budgets: Sequence[int], aggregation: str, seed: int = 0, n_resamples: int = 100,
+                       budgets: Sequence[int], aggregation: str | Callable, seed: int = 0, n_resamples: int = 100,
                        per_problem: bool = False) -> dict:
     """``{str(B): {"majority", "best_of_n_orm", "best_of_n_prm", <search methods>: accuracy, "tokens": {method:
     mean generated tokens per problem}, "token_budget", "prm_scored": {method: prefixes or solutions the PRM
