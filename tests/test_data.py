@@ -973,7 +973,8 @@ def test_bare_steps_are_named_against_a_delimiter_and_delimit_steps_converts_the
 def test_delimit_steps_adds_only_the_part_of_the_delimiter_a_step_does_not_open_with():
     """A recheck trial: steps written "Step 2: ..." with the kit's "\\n\\nStep" became "\\n\\nStepStep 2: ...", which
     the checks passed and extract_steps split back; "\\n\\n" before "\\nb" gave three line breaks; "" did nothing."""
-    row = {"prompt": "Start with 5.\n", "completions": ["Step 1: 5 + 6 = 11", "Step 2: 11 - 9 = 2"], "labels": [True] * 2}
+    row = {"prompt": "Start with 5.\n", "completions": ["Step 1: 5 + 6 = 11", "Step 2: 11 - 9 = 2"],
+           "labels": [True] * 2}
     with pytest.raises(ValueError, match=re.escape("data.delimit_steps(row, '\\n\\nStep') puts it in front")):
         data.validate_stepwise([row], delimiter="\n\nStep")  # the advice, followed, gives the intended row:
     fixed = data.delimit_steps(row, "\n\nStep")
@@ -994,8 +995,8 @@ def test_skip_invalid_that_leaves_no_record_is_an_error_quoting_the_first():
     """A recheck trial: validate_stepwise(..., skip_invalid=True) skipping all 8 rows returned an empty Dataset, which
     failed later with "IndexError: Invalid key: 0 is out of bounds for size 0"."""
     bare = {"prompt": "Q", "completions": ["a", "b"], "labels": [True, True]}
-    with pytest.raises(ValueError, match=re.escape("stepwise: every record is invalid (2 skipped); the first: record 0: "
-                                                   "field 'completions[1]': does not open with the delimiter")):
+    with pytest.raises(ValueError, match=re.escape("stepwise: every record is invalid (2 skipped); the first: record "
+                                                   "0: field 'completions[1]': does not open with the delimiter")):
         data.validate_stepwise([bare, bare], delimiter="\n", skip_invalid=True)
     with pytest.raises(ValueError, match=re.escape("preference: every record is invalid (1 skipped)")):
         data.validate_preference([{**PREF, "rejected": PREF["chosen"]}], skip_invalid=True)
@@ -1046,9 +1047,9 @@ def test_csv_and_parquet_paths_name_the_format_and_the_route_in(tmp_path):
 def test_a_list_field_given_as_text_is_told_to_parse_it(tmp_path):
     """A recheck trial: load_dataset('csv') gives list columns as text ("['4 * 2 = 8', ...]"), refused with no hint."""
     row = {"prompt": "Q", "completions": "['4 * 2 = 8', 'The answer is 8']", "labels": "[True, True]"}
-    with pytest.raises(ValueError, match=re.escape("field 'completions': must be a non-empty list of non-empty strings, "
-                                                   "got \"['4 * 2 = 8', 'The answer is 8']\" (CSV holds lists as text: "
-                                                   "parse them with ast.literal_eval or json.loads)")):
+    with pytest.raises(ValueError, match=re.escape("field 'completions': must be a non-empty list of non-empty "
+                                                   "strings, got \"['4 * 2 = 8', 'The answer is 8']\" (CSV holds "
+                                                   "lists as text: parse them with ast.literal_eval or json.loads)")):
         data.validate_stepwise([row])
     with pytest.raises(ValueError) as refused:
         data.validate_stepwise([{**row, "completions": "4 * 2 = 8"}])  # one step as a string: not a list as text

@@ -112,7 +112,83 @@ def test_a_rerun_drops_the_notebooks_own_figures_before_it_runs_so_a_kill_leaves
     printed = " ".join(out.getvalue().split())
     assert "02_process_reward_model did not finish" in printed and "it had already rewritten" in printed
     assert "prm/" in printed.split("it had already rewritten")[1].split(".")[0]  # the PRM it replaced
-    assert "--only 03 04 05 06 07" in printed
+    # the command starts with 02 itself: run without it, 03 retrained the ORM and then failed on 02's missing figures
+    assert printed.endswith("--only 02 03 04 05 06 07") and "Not finished: 02_process_reward_model" in printed
+
+
+def test_after_a_failed_notebook_the_rerun_command_holds_it_and_the_earlier_unfinished_one(whole_run):
+    """A recheck trial: after an interrupted 02, `--only 05` failed ("metrics.json has no prm.first_error_threshold:
+    run 02_process_reward_model first") and the runner suggested `--only 03 04 06 07`, without 02 or 05."""
+    import io
+
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    run, kernel = whole_run
+
+    def interrupted(path, params):
+        raise KeyboardInterrupt
+
+    def fails(path, params):
+        raise tutorial.NotebookError(path.stem, 2, "THRESHOLD = ...", "ValueError: run 02_process_reward_model first")
+
+    for stem, kernel[0] in (("02", interrupted), ("05", fails)):
+        out = io.StringIO()
+        with pytest.raises((KeyboardInterrupt, tutorial.NotebookError)):
+            tutorial.run_tutorial("tiny", run.parent, [stem], progress=False, out=out)
+    printed = " ".join(out.getvalue().split())
+    assert "Not finished: 02_process_reward_model, 05_step_reward_visualisation" in printed
+    assert printed.endswith(f"stepdpo-lite --profile tiny --runs-dir {run.parent} --only 02 03 04 05 06 07")
+
+
+def test_a_rerun_marks_stale_only_the_notebooks_that_read_its_outputs(whole_run):
+    """A recheck trial: `--only 05`, which writes only figures, listed 06 and 07 as stale, and every rerun marked
+    every later notebook: now those that read what it rewrites (NOTEBOOK_READERS)."""
+    import io
+
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    run, _ = whole_run
+    for only, stale in (("05", None), ("07", None), ("04", ["05_step_reward_visualisation", "06_evaluation"]),
+                        ("03", ["05_step_reward_visualisation", "06_evaluation", "07_test_time_compute"])):
+        out = io.StringIO()
+        metrics = tutorial.run_tutorial("tiny", run.parent, [only], progress=False, out=out)
+        assert metrics["tutorial"].get("stale") == stale, only
+        assert ("Stale" in out.getvalue()) == bool(stale)
+    # 06 reads 04's policies, which are stale no more once 05 and 06 run; 05 reads none of 03's outputs
+    metrics = tutorial.run_tutorial("tiny", run.parent, ["05", "06"], progress=False, out=io.StringIO())
+    assert metrics["tutorial"]["stale"] == ["07_test_time_compute"]
+
+
+def test_notebook_readers_are_the_notebooks_that_read_each_ones_outputs():
+    """NOTEBOOK_READERS decides which figures a rerun makes stale: it must be what the notebooks read, directly or
+    through another notebook's outputs. A notebook reads what its runs.require / runs.recorded calls name as their
+    maker, the RUN_DIR folders that another notebook saves into, and the metrics sections another one records."""
+    import re
+
+    import nbformat
+
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    stems = [name.removesuffix(".ipynb") for name in tutorial.NOTEBOOKS]
+    sources = {stem: "\n".join(c.source for c in nbformat.read(str(tutorial.NOTEBOOK_DIR / f"{stem}.ipynb"), 4).cells
+                               if c.cell_type == "code") for stem in stems}
+    saved = r'(?:save_atomic\(|\.save\(|save_datasets\(\w+, |save_policies\(|output_dir=str\()RUN_DIR / "(\w+)"'
+    saved_by = {folder: stem for stem, source in sources.items() for folder in re.findall(saved, source)}
+    assert set(saved_by) == {"data", "prm", "orm", "combined", "checkpoints", "policies"}
+    section_of = {name: stem for stem, names in tutorial.NOTEBOOK_SECTIONS.items() for name in names}
+    reads = {}
+    for stem, source in sources.items():
+        named = set(re.findall(r'runs\.(?:require|recorded)\([^()]*(?:\([^()]*\))?[^()]*"(0\d_\w+)"\)', source))
+        folders = {saved_by[f] for f in re.findall(r'RUN_DIR / "(\w+)"', source) if f in saved_by}
+        sections = {section_of[k] for k in re.findall(r'read_metrics\(RUN_DIR\)\.get\("(\w+)"', source)}
+        sections |= {section_of[k.split(".")[0]] for k in re.findall(r'recorded\(RUN_DIR, "([\w.]+)"', source)}
+        reads[stem] = (named | folders | sections) - {stem}
+    assert reads["05_step_reward_visualisation"] == {"01_data_prep", "02_process_reward_model", "04_stepwise_dpo"}
+    readers = {stem: {other for other in stems if stem in reads[other]} for stem in stems}
+    for _ in stems:  # through another's outputs: what reads a reader's outputs
+        readers = {stem: found | {r for other in found for r in readers[other]} for stem, found in readers.items()}
+    assert readers == {stem: set(found) for stem, found in tutorial.NOTEBOOK_READERS.items()}
+    assert not tutorial.NOTEBOOK_READERS["05_step_reward_visualisation"]
 
 
 def test_a_partial_rerun_marks_the_later_notebooks_stale_until_they_run_again(whole_run):
@@ -188,6 +264,15 @@ def test_start_and_finish_notebook_keep_the_tables_record_of_stale_notebooks(tmp
     assert runs.finish_notebook(tmp_path, "c", 1.0, order)["tutorial"]["stale"] == ["d"]  # d ran before c did
     runs.start_notebook(tmp_path, "d", sections, order, {})
     assert "stale" not in runs.finish_notebook(tmp_path, "d", 1.0, order)["tutorial"]  # no key: nothing stale
+    readers = {"a": ("b", "c"), "b": ("c",)}  # d reads nobody's outputs: a rerun of a leaves it fresh
+    assert runs.read_by("a", order, readers) == ["b", "c"] and runs.read_by("d", order, readers) == []
+    assert runs.read_by("b", order) == ["c", "d"] and runs.read_by("z", order) == []  # no map: every later one
+    assert runs.start_notebook(tmp_path, "a", sections, order, {}, readers)["tutorial"]["stale"] == ["b", "c"]
+    runs.finish_notebook(tmp_path, "a", 1.0, order, readers=readers)
+    runs.start_notebook(tmp_path, "d", sections, order, {}, readers)
+    assert runs.finish_notebook(tmp_path, "d", 1.0, order, readers=readers)["tutorial"]["stale"] == ["b", "c"]
+    assert runs.start_notebook(tmp_path, "c", sections, order, {}, readers)["tutorial"]["stale"] == ["b"]
+    assert runs.finish_notebook(tmp_path, "c", 1.0, order, readers=readers)["tutorial"]["stale"] == ["b", "c"]
 
 
 def test_notebook_sections_are_the_sections_the_notebooks_record():

@@ -10,8 +10,8 @@ far), figures in ``runs/<profile>/figures/`` (the notebooks save them), metrics 
 ``runs/<profile>/metrics.json``; at the end a table of every metric in that file is printed.
 
 A notebook run replaces what its last run wrote there, and always starts from its first cell (nothing resumes).
-Before it runs, its own figures leave ``metrics.json`` and the later notebooks that have figures there are marked
-stale (``tutorial.stale``: every notebook reads the outputs of those before it), until they run again; the
+Before it runs, its own figures leave ``metrics.json`` and the notebooks that read its outputs (``NOTEBOOK_READERS``)
+and have figures there are marked stale (``tutorial.stale``), until they run again; the
 ``run`` section records what each notebook ran with (profile, seed, ``--set`` values, git commit, versions).
 """
 
@@ -66,6 +66,21 @@ NOTEBOOK_SECTIONS = {
     "05_step_reward_visualisation": ("visualisation",),
     "06_evaluation": ("best_of_n", "best_of_n_differences", "evaluation"),
     "07_test_time_compute": ("test_time", "test_time_differences"),
+}
+# The notebooks whose figures rest on each one's outputs, read directly or through another's (rerunning it makes them
+# stale): each notebook's runs.require and runs.recorded calls name the notebook that made what they read (data/: 01;
+# prm/ and prm.first_error_threshold: 02; orm/, combined/: 03; policies/, the policy section: 04), checked against
+# the notebooks by tests/test_runs.py. 05-07 save only figures.
+_ALL_AFTER_02 = ("03_outcome_reward_model", "04_stepwise_dpo", "05_step_reward_visualisation", "06_evaluation",
+                 "07_test_time_compute")
+NOTEBOOK_READERS = {
+    "01_data_prep": ("02_process_reward_model", *_ALL_AFTER_02),
+    "02_process_reward_model": _ALL_AFTER_02,
+    "03_outcome_reward_model": ("06_evaluation", "07_test_time_compute"),
+    "04_stepwise_dpo": ("05_step_reward_visualisation", "06_evaluation"),
+    "05_step_reward_visualisation": (),
+    "06_evaluation": (),
+    "07_test_time_compute": (),
 }
 # The packages whose versions the run section records (name in metrics.json: distribution)
 RECORDED_VERSIONS = {"stepdpo_lite": "stepdpo-lite", "torch": "torch", "transformers": "transformers", "trl": "trl",
@@ -387,8 +402,10 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     notebook runs, its own figures (:data:`NOTEBOOK_SECTIONS`; none for a ``notebook_dir`` of one's own) and seconds
     leave the table and what it runs with is recorded under ``run.<notebook>`` (``runs.start_notebook``), so that
     one stopped part-way, even by kill -9, leaves the table partial, never holding its last run's figures beside the
-    outputs it replaced; the notebooks after it that have figures are then listed under ``tutorial.stale`` until they
-    run again (``runs.finish_notebook``), and the end of the run names them with the command that reruns them. The
+    outputs it replaced; the notebooks that read its outputs (:data:`NOTEBOOK_READERS`; every later one for a
+    ``notebook_dir`` of one's own) and have figures are then listed under ``tutorial.stale`` until they run again
+    (``runs.finish_notebook``), and the end of the run names them, and any notebook that did not finish, with the
+    command that reruns them. The
     table printed leaves out the ``run`` section. Each name in
     ``parameters`` must be a parameter of one of the notebooks run (``notebook_parameters``) other than
     :data:`RUNNER_PARAMETERS` (set from ``profile`` and ``runs_dir``), and the kit's own notebooks (no
@@ -443,9 +460,10 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
         table.replace(waiting)
     every = ({Path(name).stem for name in NOTEBOOKS} if notebook_dir is None
              else {p.stem for p in Path(notebook_dir).glob("*.ipynb")})
-    # Every notebook reads the outputs of those before it (the kit's order; a folder of one's own: by name)
+    # The kit's order; a folder of one's own: by name, each notebook taken to read the outputs of those before it
     order = [Path(name).stem for name in NOTEBOOKS] if notebook_dir is None else sorted(every)
     sections = NOTEBOOK_SECTIONS if notebook_dir is None else {}
+    readers = NOTEBOOK_READERS if notebook_dir is None else None
     provenance = _provenance()
     running, rewrote = None, {}  # the notebook under way, if a failure stops it; what each one run rewrote
     try:
@@ -460,7 +478,7 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
             started = time.time()
             runs.start_notebook(run, path.stem, sections, order, {
                 "started": _utc(started), "finished": None, "profile": profile, "seed": seed,
-                "set": {k: _python_source(v) for k, v in set_here.items()}, **provenance})
+                "set": {k: _python_source(v) for k, v in set_here.items()}, **provenance}, readers)
             running = path.stem  # from here its figures from before are gone from the table
             start = time.perf_counter()
             with _ticking(bar):
@@ -468,7 +486,7 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
             if path.name.startswith("01_") and waiting.exists():
                 _set_aside(waiting, run / "metrics.previous.json", every, out)
             seconds = round(time.perf_counter() - start, 2)
-            metrics = runs.finish_notebook(run, path.stem, seconds, order, _utc(time.time()))
+            metrics = runs.finish_notebook(run, path.stem, seconds, order, _utc(time.time()), readers)
             rewrote[path.stem] = _rewritten_since(run, started)
             running = None
     except BaseException:
@@ -481,12 +499,12 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
             print(f"{table}: {running} did not finish; its figures from before were cleared when it started, so "
                   "those there are this run's, and the rest are missing until it runs through"
                   + _listed("; it had already rewritten", rewrote[running]), file=out)
-            _say_stale(run, rewrote, profile, runs_dir, notebook_dir, out)
+            _say_stale(run, rewrote, profile, runs_dir, notebook_dir, order, out)
         raise
     print(f"\nExecuted notebooks: {executed}\nFigures: {figures}\nMetrics ({run / 'metrics.json'}):\n", file=out)
     # The run section (times, commit, versions) says how the figures were made: it is not one of them
     print(format_metrics_table({k: v for k, v in metrics.items() if k != "run"}), file=out)
-    _say_stale(run, rewrote, profile, runs_dir, notebook_dir, out)
+    _say_stale(run, rewrote, profile, runs_dir, notebook_dir, order, out)
     return metrics
 
 
@@ -532,23 +550,34 @@ def _listed(what: str, names: Sequence[str]) -> str:
     return f"{what} {', '.join(names)}" if names else ""
 
 
-def _say_stale(run: Path, rewrote: Mapping[str, Sequence[str]], profile: str, runs_dir, notebook_dir, out) -> None:
-    """After a run: which notebooks' figures in metrics.json (``tutorial.stale``) were made from outputs since
-    rewritten (``rewrote``: notebook -> what it rewrote), and the command that runs them again."""
+def _say_stale(run: Path, rewrote: Mapping[str, Sequence[str]], profile: str, runs_dir, notebook_dir,
+               order: Sequence[str], out) -> None:
+    """After a run: which notebooks did not finish (their ``run.<notebook>`` has no finished time: their figures,
+    cleared when they started, are missing), which have figures in metrics.json (``tutorial.stale``) made from
+    outputs since rewritten (``rewrote``: notebook -> what it rewrote), and the command that runs all of them again
+    in ``order``, the unfinished ones included (the stale ones may read their figures)."""
     try:
-        stale = runs.read_metrics(run).get("tutorial", {}).get("stale") or []
+        metrics = runs.read_metrics(run)
+        stale = metrics.get("tutorial", {}).get("stale") or []
+        unfinished = [stem for stem, record in metrics.get("run", {}).items()
+                      if isinstance(record, dict) and "finished" in record and record["finished"] is None]
     except (ValueError, OSError, AttributeError):  # an unreadable table: the error that stopped the run says more
         return
-    if not stale:
+    if not stale and not unfinished:
         return
-    ran = "; ".join(f"{stem}{_listed(' rewrote', names)}" for stem, names in rewrote.items())
-    names = [stem.split("_")[0] if notebook_dir is None else stem for stem in stale]
+    rerun = sorted({*stale, *unfinished}, key=lambda stem: (order.index(stem) if stem in order else len(order), stem))
+    names = [stem.split("_")[0] if notebook_dir is None else stem for stem in rerun]
     command = ["stepdpo-lite", "--profile", profile, "--runs-dir", str(runs_dir),
                *(["--notebook-dir", str(notebook_dir)] if notebook_dir is not None else []), "--only", *names]
-    print(f"\nStale: {', '.join(stale)}. Every notebook reads the outputs of those before it, and these ran before "
-          f"some of those were rewritten (this run: {ran}), so their figures in {run / 'metrics.json'} describe "
-          f"older outputs (tutorial.stale lists them until they run again). Rerun them (with your --set values "
-          f"where they apply):\n    {shlex.join(command)}", file=out)
+    if unfinished:
+        print(f"\nNot finished: {', '.join(unfinished)}; their figures are missing from {run / 'metrics.json'} "
+              "until they run through.", file=out)
+    if stale:
+        ran = "; ".join(f"{stem}{_listed(' rewrote', entries)}" for stem, entries in rewrote.items())
+        print(f"\nStale: {', '.join(stale)}. These read outputs rewritten after they ran, by this run or an earlier "
+              f"one (this run: {ran}), so their figures in {run / 'metrics.json'} describe older outputs "
+              "(tutorial.stale lists them until they run again).", file=out)
+    print(f"Rerun them (with your --set values where they apply):\n    {shlex.join(command)}", file=out)
 
 
 def _require_tiny_models(profile: str) -> None:
@@ -720,8 +749,9 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default="tiny", help="model/data profile passed to every notebook (default tiny)")
     parser.add_argument("--runs-dir", default="runs", help="where runs/<profile>/ lives (default ./runs)")
     parser.add_argument("--only", nargs="+", metavar="NB", help="run only these notebooks (e.g. 01 02, or file "
-                        "names). Every notebook reads what those before it wrote, so the figures of the later ones "
-                        "not run then describe the older outputs: metrics.json lists them under tutorial.stale "
+                        "names). The figures of the notebooks not run that read what these rewrite (03 to 07 read "
+                        "02's PRM; 05, 06 and 07 write only figures) then describe the older outputs: metrics.json "
+                        "lists them under tutorial.stale "
                         "until they run again, and the run ends with the command that reruns them")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="override a notebook parameter: VALUE a Python literal (16, 0.5, None, [1, 2], "

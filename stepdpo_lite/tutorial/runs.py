@@ -166,13 +166,14 @@ def first_rows(dataset, n: int | None, name: str = "n"):
 
 
 def start_notebook(run: str | os.PathLike, notebook: str, sections: Mapping[str, Sequence[str]],
-                   order: Sequence[str], record: dict) -> dict:
+                   order: Sequence[str], record: dict, readers: Mapping[str, Sequence[str]] | None = None) -> dict:
     """Before ``notebook`` (a stem, ``"02_process_reward_model"``) runs, one atomic write of ``run/metrics.json``:
     its ``sections`` (``sections[notebook]``, dotted names) and its seconds go, so that a run stopped part-way, even
     by kill -9, leaves none of its last run's figures beside outputs it may already have replaced (figures are those
     of the outputs on disk, or absent); ``record`` (what it runs with) becomes ``run.<notebook>``; and the notebooks
-    after it in ``order`` that have recorded figures join ``tutorial.stale``, as they were made from the outputs it
-    is about to rewrite (``finish_notebook`` takes a notebook off when it runs through). Returns the metrics."""
+    that read its outputs (``readers``, see ``read_by``) and have recorded figures join ``tutorial.stale``, as they
+    were made from the outputs it is about to rewrite (``finish_notebook`` takes a notebook off when it runs
+    through). Returns the metrics."""
     metrics = read_metrics(run)
     tutorial = metrics.setdefault("tutorial", {})
     for name in sections.get(notebook, ()):
@@ -187,7 +188,7 @@ def start_notebook(run: str | os.PathLike, notebook: str, sections: Mapping[str,
     def has_figures(stem: str) -> bool:
         return stem in seconds or any(_section(metrics, name) is not _MISSING for name in sections.get(stem, ()))
 
-    later = list(order[order.index(notebook) + 1:]) if notebook in order else []
+    later = read_by(notebook, order, readers)
     stale = set(tutorial.get("stale", [])) - {notebook} | {stem for stem in later if has_figures(stem)}
     _set_stale(tutorial, stale, order)
     metrics.setdefault("run", {})[notebook] = _plain(record, f"run.{notebook}")
@@ -196,23 +197,32 @@ def start_notebook(run: str | os.PathLike, notebook: str, sections: Mapping[str,
 
 
 def finish_notebook(run: str | os.PathLike, notebook: str, seconds: float, order: Sequence[str],
-                    finished: str | None = None) -> dict:
+                    finished: str | None = None, readers: Mapping[str, Sequence[str]] | None = None) -> dict:
     """``notebook`` ran through: its ``seconds`` go under ``tutorial.notebook_seconds`` (their sum under
     ``tutorial.wall_seconds``), ``finished`` (a time) under ``run.<notebook>.finished``, and it leaves
-    ``tutorial.stale``, unless a notebook before it in ``order`` is stale: it then read outputs that are themselves
-    older than what they read, and is stale too. One atomic write; returns the metrics."""
+    ``tutorial.stale``, unless it reads the outputs of a stale notebook (``read_by``): it then read outputs that are
+    themselves older than what they read, and is stale too. One atomic write; returns the metrics."""
     metrics = read_metrics(run)
     tutorial = metrics.setdefault("tutorial", {})
     tutorial.setdefault("notebook_seconds", {})[notebook] = seconds
     tutorial["wall_seconds"] = round(sum(tutorial["notebook_seconds"].values()), 2)
     stale = set(tutorial.get("stale", [])) - {notebook}
-    if notebook in order and stale & set(order[:order.index(notebook)]):
+    if any(notebook in read_by(stem, order, readers) for stem in stale):
         stale.add(notebook)
     _set_stale(tutorial, stale, order)
     if finished is not None and isinstance(metrics.get("run", {}).get(notebook), dict):
         metrics["run"][notebook]["finished"] = finished
     write_json_atomic(Path(run) / "metrics.json", metrics)
     return metrics
+
+
+def read_by(notebook: str, order: Sequence[str], readers: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """The notebooks whose figures rest on ``notebook``'s outputs: ``readers[notebook]`` (the kit's notebooks:
+    ``notebooks.NOTEBOOK_READERS``), or, with no ``readers``, every one after it in ``order`` (a folder of one's own
+    notebooks, whose reads the runner does not know)."""
+    if readers is not None:
+        return list(readers.get(notebook, ()))
+    return list(order[order.index(notebook) + 1:]) if notebook in order else []
 
 
 def _set_stale(tutorial: dict, stale: set, order: Sequence[str]) -> None:
