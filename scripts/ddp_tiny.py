@@ -11,8 +11,9 @@ process in accelerate 1.x (its multi-CPU launch goes through ``mpirun``, ``--mpi
 
 Nothing here is specific to DDP: ``StepwiseDPOTrainer`` is a ``transformers.Trainer``, so accelerate shards the
 batches, all-reduces the gradients and gathers the metrics. The script trains the toy world's tiny base
-(``data/tiny-base``, or a random tiny Llama when it is not trained yet) on gold-vs-corrupted pairs with gold step
-labels, then checks that every process ends with the same weights and prints one JSON line of results.
+(``data/tiny-base``, or ``$STEPDPO_TINY_BASE``; without it the script stops, unless ``--random-model`` asks for a
+random tiny Llama, a check of the DDP plumbing only) on gold-vs-corrupted pairs with gold step labels, then checks
+that every process ends with the same weights and prints one JSON line of results.
 """
 
 from __future__ import annotations
@@ -42,12 +43,17 @@ SAVED = ("stepwise_config.json",)  # what a save of the trainer holds: a folder 
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="runs/ddp_tiny")
-    ap.add_argument("--pairs", type=int, default=64)
-    ap.add_argument("--max-steps", type=int, default=16)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--out", default="runs/ddp_tiny",
+                    help="folder the trained model is saved to (replaced whole), relative to the working directory")
+    ap.add_argument("--pairs", type=int, default=64, help="gold-vs-corrupted preference pairs of the toy world")
+    ap.add_argument("--max-steps", type=int, default=16, help="optimizer steps")
     ap.add_argument("--batch-size", type=int, default=4, help="pairs per process and step")
-    ap.add_argument("--learning-rate", type=float, default=5e-5)
+    ap.add_argument("--learning-rate", type=float, default=5e-5, help="the optimizer's learning rate")
+    ap.add_argument("--random-model", action="store_true",
+                    help="train a random tiny Llama when the tiny base is not there (its losses mean nothing: a check "
+                         "of DDP alone); without it a missing base is an error")
     args = ap.parse_args(argv)
     # found out now, not after the model is loaded (0 pairs) or trained (--max-steps -1 is the Trainer's 3 epochs)
     for name in ("pairs", "max_steps", "batch_size"):
@@ -59,15 +65,22 @@ def main(argv=None):
         check_replaceable(args.out, owned=SAVED, where="--out")
     except ValueError as err:
         ap.error(str(err))
+    base = Path(os.environ.get("STEPDPO_TINY_BASE", toyworld.TINY_BASE_DIR))
+    if not (base / "config.json").exists() and not args.random_model:  # trained a random model, said in one JSON field
+        ap.error(f"{toyworld.missing_tiny_model_message(base)}; or pass --random-model to check DDP on a random tiny "
+                 "Llama")
     state = PartialState()
     on_cpu = not torch.cuda.is_available()
     device = "cpu" if on_cpu else "cuda"
 
-    try:  # data/tiny-base, or $STEPDPO_TINY_BASE
-        (model, tok), source = toyworld.load_tiny_base(), os.environ.get("STEPDPO_TINY_BASE", "data/tiny-base")
-    except FileNotFoundError:
+    if (base / "config.json").exists():  # data/tiny-base, or $STEPDPO_TINY_BASE
+        (model, tok), source = toyworld.load_tiny_base(base), os.environ.get("STEPDPO_TINY_BASE", "data/tiny-base")
+    else:  # --random-model
         tok = toyworld.build_tokenizer()
         model, source = toyworld.build_tiny_model(tok), "random tiny Llama"
+        if state.is_main_process:
+            print(f"WARNING: no tiny base at {base}: training a random tiny Llama (--random-model); its losses and "
+                  "step accuracy mean nothing, only whether DDP keeps the replicas identical", file=sys.stderr)
     # Every step logged, so that the summary's first and last loss are those of the first and last step whatever
     # --max-steps (logged every second step, --max-steps 1 logged no loss at all and an odd count a stale last one)
     config = StepwiseDPOConfig(

@@ -741,7 +741,8 @@ def test_a_function_aggregates_the_beams_step_rewards_and_a_bad_aggregation_is_r
     res = search.beam_search(None, None, prm, [Answer1()], n_beams=2, expansions=2, aggregation=second_min,
                              sampler=Scripted())[0]
     assert all(n.score == second_min(n.rewards) for n in res.nodes)
-    res = search.dvts(None, None, prm, [Answer1()], budget=4, expansions=2, aggregation=second_min, sampler=Scripted())[0]
+    res = search.dvts(None, None, prm, [Answer1()], budget=4, expansions=2, aggregation=second_min,
+                      sampler=Scripted())[0]
     assert all(n.score == second_min(n.rewards) for n in res.nodes)
     with pytest.raises(ValueError, match=r"beam_search: aggregation must be one of \(.*\) or a function \(a list of "
                                          r"step rewards -> one score\), got 'softmin'"):
