@@ -1,6 +1,7 @@
 """Usage errors of the command-line scripts: refused by argparse (exit 2, the option named) before a model is
 loaded or data made, not found out minutes later or taken silently."""
 
+import json
 import runpy
 from pathlib import Path
 
@@ -398,3 +399,29 @@ def test_the_runners_help_says_what_a_run_overwrites_that_nothing_resumes_and_wh
                     "PRM; 05, 06 and 07 write only figures) then describe the older outputs",
                     "tutorial.stale until they run again", "the command that reruns them"):
         assert promise in said, promise
+
+
+def test_ddp_tiny_help_says_each_flag_and_its_default(capsys):
+    """--out, --pairs, --max-steps and --learning-rate had neither a help text nor a default in --help."""
+    with pytest.raises(SystemExit):
+        _script("ddp_tiny")["main"](["--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    for flag, default in (("--out OUT", "runs/ddp_tiny"), ("--pairs PAIRS", "64"), ("--max-steps MAX_STEPS", "16"),
+                          ("--batch-size BATCH_SIZE", "4"), ("--learning-rate LEARNING_RATE", "5e-05"),
+                          ("--random-model", "False")):
+        text = said.split(flag + " ", 1)[1].split(" --", 1)[0]  # the flag's own help
+        assert len(text) > len(f"(default: {default})") and f"(default: {default})" in text, (flag, text)
+    assert "relative to the working directory" in said
+
+
+def test_ddp_tiny_without_the_tiny_base_stops_unless_asked_for_a_random_model(monkeypatch, capsys, tmp_path):
+    """Without data/tiny-base the script trained a random tiny Llama, said only by the JSON field "model"."""
+    monkeypatch.setenv("STEPDPO_TINY_BASE", str(tmp_path / "no-base"))
+    with monkeypatch.context() as refusing:  # no model loaded there; the run below loads one
+        message = _refused("ddp_tiny", ["--out", str(tmp_path / "out")], refusing, capsys, option="random_model")
+    assert f"no tiny model at {tmp_path / 'no-base'}" in message
+    _script("ddp_tiny")["main"](["--out", str(tmp_path / "out"), "--pairs", "4", "--batch-size", "2", "--max-steps",
+                                 "1", "--random-model"])
+    said = capsys.readouterr()
+    assert "WARNING: no tiny base at" in said.err and "training a random tiny Llama (--random-model)" in said.err
+    assert json.loads(said.out.splitlines()[-1])["model"] == "random tiny Llama"
