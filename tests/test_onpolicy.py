@@ -17,6 +17,7 @@ import torch
 from stepdpo_lite.tutorial import onpolicy, prm_pairs, profiles, tasks, toyworld
 from stepdpo_lite.rewards import InputTooLong
 from stepdpo_lite.steps import extract_steps
+from stepdpo_lite.trainer import StepwiseDPOTrainer
 
 FAST = dict(per_device_train_batch_size=4, learning_rate=1e-3, max_steps=2, max_length=256, report_to="none",
             use_cpu=True, save_strategy="no", disable_tqdm=True, logging_steps=1, gradient_checkpointing=False)
@@ -330,6 +331,28 @@ def test_step_pairs_require_an_accepted_solution_by_default():
     loose, _ = prm_pairs.step_pairs({"m": None}, None, prm, [p], samples, THRESHOLD, attempts=1, sample_fn=sampler,
                                    require="step")
     assert strict == [] and [r["chosen"] for r in loose] == [half]
+
+
+def test_a_trainer_class_of_ones_own_trains_the_stepwise_method(tmp_path, tiny_model, tiny_tokenizer):
+    """The rounds picked the trainer from TrainSettings' strings only: a user's own StepwiseDPOTrainer subclass (a
+    margin step loss, say) needed an edit of the kit."""
+    class MyTrainer(StepwiseDPOTrainer):
+        pass
+
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
+    rows = step_rows()
+    settings = onpolicy.TrainSettings(step_pairing="first_error", args=FAST, trainer_class=MyTrainer)
+    trainer = onpolicy.make_trainer("stepwise_dpo", tiny_model, tok, rows, settings, str(tmp_path / "m"))
+    assert type(trainer) is MyTrainer
+    assert type(onpolicy.make_trainer("stepwise_dpo", tiny_model, tok, rows, onpolicy.TrainSettings(
+        step_pairing="first_error", args=FAST), str(tmp_path / "d"))) is StepwiseDPOTrainer  # the default: as before
+    assert dataclasses.replace(settings, args={}).trainer_class is MyTrainer  # run_round's per-round copy keeps it
+    with pytest.raises(ValueError, match=r"trainer_class must be a subclass of StepwiseDPOTrainer or None, got"):
+        onpolicy.TrainSettings(trainer_class="MyTrainer")
+    with pytest.raises(ValueError, match=r"trainer_class MyTrainer replaces the trainers that step_gradient, "
+                                         r"step_rejected and rejected_sft_weight pick"):
+        onpolicy.TrainSettings(step_pairing="first_token", step_rejected="fresh", trainer_class=MyTrainer)
 
 
 # ----------------------------------------------------------------------------- EOS of one-step completions

@@ -86,6 +86,9 @@ class TrainSettings:
     # (a diagnostic; fresh_rejected_pairs.py); "expected": that draw's expectation over the vocabulary, exactly;
     # "top": the policy's strongest wrong token, weighed by its chance of a slip
     step_rejected: str = "round"
+    # A StepwiseDPOTrainer subclass of one's own (another step loss, say) that the "stepwise_dpo" method trains with,
+    # made as the default is (model, ref_model, processing_class, train_dataset, args); None: the kit's, as above
+    trainer_class: type | None = None
     # DPOConfig/StepwiseDPOConfig fields: batch size, lr, max_steps, ... (StepwiseDPOConfig's own: Stepwise DPO only)
     args: dict = field(default_factory=dict)
 
@@ -119,6 +122,15 @@ class TrainSettings:
         if self.step_rejected != "round" and (self.step_pairing != "first_token" or self.step_gradient != "all"):
             raise ValueError(f"step_rejected={self.step_rejected!r} needs step_pairing='first_token' (one token to "
                              f"redraw) and step_gradient='all', got {self.step_pairing!r}, {self.step_gradient!r}")
+        if self.trainer_class is not None and not (isinstance(self.trainer_class, type) and
+                                                   issubclass(self.trainer_class, StepwiseDPOTrainer)):
+            raise ValueError(f"TrainSettings: trainer_class must be a subclass of StepwiseDPOTrainer or None, got "
+                             f"{self.trainer_class!r:.60}")
+        if self.trainer_class is not None and (self.step_gradient, self.step_rejected, self.rejected_sft_weight) != (
+                "all", "round", 0):  # each picks a trainer of the kit's: one of them would be dropped, silently
+            raise ValueError(f"TrainSettings: trainer_class {self.trainer_class.__name__} replaces the trainers that "
+                             "step_gradient, step_rejected and rejected_sft_weight pick: leave them at 'all', 'round' "
+                             "and 0, or subclass the trainer they pick")
         if not isinstance(self.args, Mapping):  # else a TypeError in make_trainer, after a round's sampling
             raise ValueError(f"TrainSettings: args must be a dict of DPOConfig fields, got {self.args!r:.60}")
         unknown = sorted(set(self.args) - {f.name for f in dataclasses.fields(StepwiseDPOConfig) if f.init})
@@ -199,10 +211,11 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
         args = StepwiseDPOConfig(step_beta=settings.beta, step_loss_weight=settings.step_weight,
                                  outcome_loss_weight=settings.outcome_weight, sft_loss_weight=settings.sft_weight,
                                  step_pairing=settings.step_pairing, **common)
-        cls = (OutputLayerStepDPOTrainer if settings.step_gradient == "output_layer" else
-               FreshRejectedStepDPOTrainer if settings.step_rejected == "fresh" else
-               ExpectedRejectedStepDPOTrainer if settings.step_rejected == "expected" else
-               TopRivalStepDPOTrainer if settings.step_rejected == "top" else StepwiseDPOTrainer)
+        cls = settings.trainer_class or (
+            OutputLayerStepDPOTrainer if settings.step_gradient == "output_layer" else
+            FreshRejectedStepDPOTrainer if settings.step_rejected == "fresh" else
+            ExpectedRejectedStepDPOTrainer if settings.step_rejected == "expected" else
+            TopRivalStepDPOTrainer if settings.step_rejected == "top" else StepwiseDPOTrainer)
         if settings.rejected_sft_weight:  # an open-ended row's opening is in its prompt: none left to train
             openings = [0 if r.get("open_ended") else opening_steps(r, i) for i, r in enumerate(rows)]
             data = data.add_column(OPENING, openings)
