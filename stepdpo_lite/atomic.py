@@ -58,15 +58,16 @@ def check_replaceable(path: str | os.PathLike, keep: tuple[str, ...] = (), owned
     return path
 
 
-def save_atomic(path: str | os.PathLike, write, keep: tuple[str, ...] = (), owned: tuple[str, ...] = ()) -> Path:
+def save_atomic(path: str | os.PathLike, write, keep: tuple[str, ...] = (), owned: tuple[str, ...] = (),
+                where: str = "save") -> Path:
     """``write(tmp)`` fills a temporary folder, which then replaces the folder ``path``. Works for anything that
     writes a folder: ``lambda p: dataset.save_to_disk(p)``, ``lambda p: model.save_pretrained(p)``. The old folder
     is removed only after the new one is complete, and is put back if the new one cannot be moved in.
     ``keep``: glob patterns of the old folder's entries (subfolders, files, links) to move (rename, not copy) into
     the new one, unless it wrote one of that name: e.g. a Trainer's ``"checkpoint-*"`` in the output_dir a model is
     then saved to; all else of the old folder goes.
-    ``owned``: see ``check_replaceable``, which refuses a folder that holds no such save but other files."""
-    path = check_replaceable(path, keep, owned)
+    ``owned``, ``where``: see ``check_replaceable``, which refuses a folder that holds no such save but other files."""
+    path = check_replaceable(path, keep, owned, where)
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.with_name(f".{path.name}.old")
     if old.exists() and not path.exists():  # a save stopped between its two renames: the old copy is the only one

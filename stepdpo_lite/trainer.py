@@ -675,12 +675,14 @@ class StepwiseDPOTrainer(DPOTrainer):
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
         """Atomic (``atomic.save_atomic``: a failed save leaves the previous one whole, never new weights beside an old
-        config), keeping a Trainer's ``checkpoint-*``, ``runs`` and model card; a folder of other files is refused.
+        config), keeping a Trainer's ``checkpoint-*``, ``runs``, model card, save_state's and save_metrics' files; a
+        folder of other files is refused.
         The Trainer's own checkpoints (``_internal_call``) are written in place: their optimizer state follows."""
         output_dir = output_dir or self.args.output_dir
         if not _internal_call and self.args.should_save:  # the other processes only join any gather the save needs
-            save_atomic(output_dir, lambda tmp: self.save_model(tmp, _internal_call=True),
-                        keep=("checkpoint-*", "runs", "README.md"), owned=("stepwise_config.json",))
+            keep = ("checkpoint-*", "runs", "README.md", "trainer_state.json", "*_results.json", "training_args.bin")
+            save_atomic(output_dir, lambda tmp: self.save_model(tmp, _internal_call=True), keep=keep,
+                        owned=("stepwise_config.json",), where="StepwiseDPOTrainer.save_model")
             if self.args.push_to_hub:  # Trainer.save_model's push, once the folder holds the new save
                 self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
             return

@@ -1195,3 +1195,30 @@ def test_save_model_is_atomic_and_checkpoints_still_save_in_place(tmp_path, tiny
                                args=config(out, max_steps=1))
     with pytest.warns(UserWarning, match=r"holds an earlier run's checkpoints: a resume would pick .*checkpoint-1"):
         again.train()
+
+
+def test_save_model_keeps_the_trainers_own_files_whatever_the_order(tmp_path, tiny_model, tiny_tokenizer):
+    """A user's trial (HF's usual order): save_model, then save_metrics and save_state, then save_model again deleted
+    trainer_state.json and the *_results.json; save_metrics and save_state first, and save_model refused the trainer's
+    own output_dir ("save: ... holds them, not a saved copy")."""
+    out = tmp_path / "run"
+
+    def trainer():
+        return StepwiseDPOTrainer(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(tiny_model),
+                                  processing_class=tiny_tokenizer, train_dataset=Dataset.from_list(toy_rows(4)),
+                                  args=config(out, max_steps=1))
+
+    tr = trainer()
+    result = tr.train()
+    tr.save_metrics("train", result.metrics)
+    tr.save_state()
+    tr.save_model()  # was: the ValueError
+    tr.save_metrics("eval", {"eval_loss": 0.5})
+    tr.save_model()  # was: the files above deleted
+    own = {"trainer_state.json", "train_results.json", "eval_results.json", "all_results.json", "training_args.bin"}
+    assert own | {"model.safetensors", "stepwise_config.json"} <= {p.name for p in out.iterdir()}
+    assert json.loads((out / "eval_results.json").read_text()) == {"eval_loss": 0.5}
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"^StepwiseDPOTrainer.save_model: .*notes holds \['mine.txt'\], not a saved"):
+        tr.save_model(str(tmp_path / "notes"))
