@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import tempfile
+import warnings
 from pathlib import Path
 
 
@@ -112,3 +113,22 @@ def save_atomic(path: str | os.PathLike, write, keep: tuple[str, ...] = (), owne
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def check_checkpoints(output_dir: str | os.PathLike, resume_from_checkpoint, where: str) -> None:
+    """Before a Trainer's ``train(resume_from_checkpoint)``: a fresh run in an ``output_dir`` holding checkpoint-N
+    folders warns (a later ``resume_from_checkpoint=True`` picks the newest, maybe an earlier run's, and trains on
+    from its step); ``True`` whose newest is half-written (no trainer_state.json) is a ``ValueError`` naming it."""
+    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.name[11:].isdigit() and p.is_dir()]
+    newest = sorted(found, key=lambda p: int(p.name[11:]), reverse=True)
+    if newest and not resume_from_checkpoint:
+        warnings.warn(f"{where}: {output_dir} holds an earlier run's checkpoints: a resume would pick {newest[0]} if "
+                      "this run saves none after it; give each run its own output_dir", stacklevel=3)
+    # refused, not skipped with a warning: going on from an older step than asked changes the run's results, and
+    # which checkpoint to trust (or to delete) is the user's call
+    elif newest and resume_from_checkpoint is True and not (newest[0] / "trainer_state.json").exists():
+        complete = next((str(p) for p in newest if (p / "trainer_state.json").exists()), None)
+        raise ValueError(f"{where}: resume_from_checkpoint=True: the newest checkpoint, {newest[0]}, is incomplete "
+                         "(no trainer_state.json: its save was interrupted); " + (
+                             f"resume from the newest complete one, resume_from_checkpoint={complete!r}, or delete "
+                             "the incomplete one" if complete else "no checkpoint there is complete: train anew"))

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .atomic import check_replaceable
+from .atomic import check_checkpoints, check_replaceable
 from .checks import finite_number, list_of, positive_int
 from .data import TO_BOOL, prompt_runs_into, validate_outcome, validate_stepwise
 from .evaluation import step_auroc
@@ -247,6 +247,7 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
         if finite_number(getattr(c, name), name, "RewardTrainingConfig") <= 0:
             raise ValueError(f"RewardTrainingConfig: {name} must be > 0, got {getattr(c, name)!r}")
     check_replaceable(output_dir, **SAVE_FOLDER, where="output_dir")  # and a folder the save would harm
+    check_checkpoints(output_dir, resume_from_checkpoint, f"{kind.__name__} training")
     validate = validate_stepwise if kind is ProcessRewardModel else validate_outcome
     checked = {}
     for name, rows in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
@@ -329,7 +330,9 @@ def train_process_reward_model(model_name_or_path: str | os.PathLike, train_data
         config: a ``RewardTrainingConfig``; ``**overrides`` set its fields (``quantization=None``,
             ``max_steps=50``, ...) or any other ``transformers.TrainingArguments`` field.
         callbacks: ``transformers.TrainerCallback`` objects (early stopping, logging).
-        resume_from_checkpoint: passed to ``Trainer.train``.
+        resume_from_checkpoint: passed to ``Trainer.train``: a checkpoint's folder, or True for ``output_dir``'s
+            newest. Checkpoints are written only with ``save_strategy="steps"`` (and ``save_steps``): the default
+            ``"no"`` saves none, so there is nothing to resume from.
 
     Returns the trained ``ProcessRewardModel`` (also saved to ``output_dir`` with
     ``process_reward_config.json``); its ``training_metrics`` hold the Trainer's metrics and log history.

@@ -23,13 +23,12 @@ from accelerate.utils import is_peft_model
 from datasets import Dataset
 from peft import LoraConfig
 from transformers import AutoTokenizer, TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 from trl import DPOConfig, DPOTrainer
 from trl.data_utils import extract_prompt, is_conversational
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax, use_adapter
 
-from .atomic import save_atomic, write_atomic, write_json_atomic
+from .atomic import check_checkpoints, save_atomic, write_atomic, write_json_atomic
 from .checks import finite_number, list_of, positive_int
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
@@ -327,13 +326,9 @@ class StepwiseDPOTrainer(DPOTrainer):
         float32_adapters_unless_bf16(self)
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
-        """TRL's ``train``; a fresh run in an ``output_dir`` that holds checkpoints warns first: a later
-        ``resume_from_checkpoint=True`` would pick the newest, maybe an earlier run's (and train its steps)."""
-        if not resume_from_checkpoint and os.path.isdir(self.args.output_dir) and \
-                (last := get_last_checkpoint(self.args.output_dir)):
-            warnings.warn(f"StepwiseDPOTrainer: {self.args.output_dir} holds an earlier run's checkpoints: a resume "
-                          f"would pick {last} if this run saves none after it; give each run its own output_dir",
-                          stacklevel=2)
+        """TRL's ``train``, after ``atomic.check_checkpoints``: a fresh run beside an earlier run's checkpoints
+        warns, ``resume_from_checkpoint=True`` whose newest checkpoint is half-written raises."""
+        check_checkpoints(self.args.output_dir, resume_from_checkpoint, "StepwiseDPOTrainer")
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
     # ------------------------------------------------------------------ dataset preparation (once, before training)

@@ -221,3 +221,36 @@ def test_saved_policy_adapter_loads_with_plain_peft_in_a_fresh_process(tmp_path)
     loaded = torch.tensor(json.loads(proc.stdout.strip().splitlines()[-1]))
     # another process with OMP_NUM_THREADS=1: another thread count sums in another order (float32 round-off, ~1e-7)
     torch.testing.assert_close(loaded, trained, atol=1e-5, rtol=0)
+
+
+# ----------------------------------------------------------------------------- an output_dir's earlier checkpoints
+
+def test_earlier_checkpoints_warn_and_a_half_written_newest_one_is_named(tmp_path):
+    """A user's trial: train_process_reward_model did not warn of an earlier run's checkpoints in its output_dir
+    (a later resume trained 0 steps and returned that run's model); resume_from_checkpoint=True with a half-written
+    newest checkpoint (no trainer_state.json) was a bare FileNotFoundError, in both trainers."""
+    base = str(toyworld.TINY_BASE_DIR)
+    for name in ("checkpoint-2", "checkpoint-10", "checkpoint-12"):  # numbers, not names, are compared
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_text("x")
+        if name != "checkpoint-12":
+            (tmp_path / name / "trainer_state.json").write_text("{}")
+    named = r"the newest checkpoint, .*checkpoint-12, is incomplete .*resume_from_checkpoint='.*checkpoint-10'"
+    with pytest.raises(ValueError, match="ProcessRewardModel training: resume_from_checkpoint=True: " + named):
+        train_prm(base, tmp_path, None, resume_from_checkpoint=True)
+    with pytest.raises(ValueError, match="StepwiseDPOTrainer: resume_from_checkpoint=True: " + named):
+        dpo_trainer(tmp_path).train(resume_from_checkpoint=True)
+    for name in ("checkpoint-2", "checkpoint-10"):
+        (tmp_path / name / "trainer_state.json").unlink()
+    with pytest.raises(ValueError, match=r"incomplete \(no trainer_state.json: its save was interrupted\); no "
+                                         "checkpoint there is complete: train anew"):
+        train_prm(base, tmp_path, None, resume_from_checkpoint=True)
+    with pytest.warns(UserWarning, match=r"ProcessRewardModel training: .* holds an earlier run's checkpoints: a "
+                                         r"resume would pick .*checkpoint-12 if this run saves none after it"):
+        train_prm(base, tmp_path, None, max_steps=1)
+
+
+def test_reward_trainers_say_that_checkpoints_need_save_strategy_steps():
+    """A user's trial: the default save_strategy "no" saves no checkpoint, and the docstring said only "passed to
+    Trainer.train"."""
+    assert 'save_strategy="steps"' in " ".join(train_process_reward_model.__doc__.split())
