@@ -276,7 +276,8 @@ class StepwiseDPOTrainer(DPOTrainer):
                 raise ValueError("use_reward_model=True needs `reward_model_path` or a `reward_model` object")
             reward_model = ProcessRewardModel.load(args.reward_model_path)
         if reward_model is not None and not callable(getattr(reward_model, "score_solutions", None)):
-            raise ValueError(f"StepwiseDPOTrainer: reward_model must be a ProcessRewardModel, got "
+            raise ValueError(f"StepwiseDPOTrainer: reward_model needs a method score_solutions(prompts, step_lists) "
+                             f"returning one reward per step (a ProcessRewardModel has it), got "
                              f"{type(reward_model).__name__}; for a saved one pass ProcessRewardModel.load(path), or "
                              "reward_model_path=path with use_reward_model=True")
         self.reward_model = reward_model
@@ -378,7 +379,8 @@ class StepwiseDPOTrainer(DPOTrainer):
             dataset = dataset.map(extract_prompt)
         if is_conversational(next(iter(dataset))):
             raise ValueError("StepwiseDPOTrainer needs standard (string) rows: render conversational rows with "
-                             "the chat template first (trl.apply_chat_template)")
+                             "the chat template first (trl.apply_chat_template), or join their contents if the "
+                             "model has none")
         for kind in ("labels", "rewards"):  # one side alone: the other would take the defaults, silently
             sides = (f"chosen_step_{kind}", f"rejected_step_{kind}")
             if (sides[0] in filled) != (sides[1] in filled):

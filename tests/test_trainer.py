@@ -565,7 +565,10 @@ def test_a_reward_model_that_gives_no_step_rewards_is_refused(tmp_path, tiny_mod
         return StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
                                   train_dataset=Dataset.from_list(toy_rows(2, labels=False)), reward_model=reward_model)
 
-    with pytest.raises(ValueError, match="reward_model must be a ProcessRewardModel, got str; for a saved one pass"):
+    # it names what the trainer calls (any object with it works), not one class (a user's trial)
+    with pytest.raises(ValueError, match=r"reward_model needs a method score_solutions\(prompts, step_lists\) "
+                                         r"returning one reward per step \(a ProcessRewardModel has it\), got str; "
+                                         "for a saved one pass"):
         trainer("runs/tiny/prm")  # was: AttributeError deep in dataset preparation
     with pytest.raises(ValueError, match="scored row 0's chosen with 0.5, not one reward per step"):
         trainer(OneRewardPerSolution())  # was: TypeError: 'float' object is not iterable
@@ -1222,3 +1225,15 @@ def test_save_model_keeps_the_trainers_own_files_whatever_the_order(tmp_path, ti
     (tmp_path / "notes" / "mine.txt").write_text("x")
     with pytest.raises(ValueError, match=r"^StepwiseDPOTrainer.save_model: .*notes holds \['mine.txt'\], not a saved"):
         tr.save_model(str(tmp_path / "notes"))
+
+
+def test_chat_message_rows_are_refused_with_a_fix_for_a_model_without_a_chat_template(tmp_path, tiny_model,
+                                                                                     tiny_tokenizer):
+    """A user's trial: the hint named only trl.apply_chat_template, which fails on a tokenizer without a template."""
+    row = toy_rows(1)[0]
+    chat = dict(row, **{k: [{"role": "user" if k == "prompt" else "assistant", "content": row[k]}]
+                        for k in ("prompt", "chosen", "rejected")})
+    assert tiny_tokenizer.chat_template is None
+    with pytest.raises(ValueError, match=r"trl.apply_chat_template\), or join their contents if the model has none"):
+        StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
+                           train_dataset=Dataset.from_list([chat]))
