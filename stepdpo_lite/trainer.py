@@ -598,12 +598,8 @@ class StepwiseDPOTrainer(DPOTrainer):
         mask = inputs["step_complete"]
         if args.step_pairing in ("first_error", "first_token"):
             mask = mask & first_error_mask(inputs["first_diff_step"], num_steps).repeat(2, 1)
-        chosen_mask, rejected_mask = mask.chunk(2)
-        chosen_p, rejected_p = inputs["step_probs"].chunk(2)
-        per_pair = compute_step_loss(chosen_rho, rejected_rho, chosen_p, rejected_p, args.step_beta,
-                                     chosen_mask, rejected_mask, weights)
-        active = (chosen_mask.any(1) | rejected_mask.any(1)).to(per_pair.dtype)  # pairs with a step to train
-        step_loss = (per_pair * active).sum() / active.sum().clamp(min=1)
+        step_loss = self.step_loss(chosen_rho, rejected_rho, *inputs["step_probs"].chunk(2), *mask.chunk(2), weights,
+                                   inputs)
         loss = args.step_loss_weight * step_loss + args.outcome_loss_weight * outcome.mean()
         if args.sft_loss_weight:  # NLL of the chosen tokens, exactly TRL's "sft" loss type (RPO)
             chosen_tokens = inputs["completion_mask"][:, 1:].chunk(2)[0][:, -seq_len:].bool()
@@ -617,6 +613,17 @@ class StepwiseDPOTrainer(DPOTrainer):
             with torch.no_grad():
                 outputs = model(**kwargs)
         return (loss, outputs) if return_outputs else loss
+
+    def step_loss(self, chosen_rho, rejected_rho, chosen_p, rejected_p, chosen_mask, rejected_mask, weights,
+                  inputs) -> torch.Tensor:
+        """The step loss, a scalar (the loss adds ``step_loss_weight`` times it; logged as ``loss/step``): the hook
+        for a variant, which overrides it alone. Per pair (rows of ``[pairs, steps]``): the step log-ratios ``ρ_k``
+        of this batch's one forward pass, the labels ``p_k``, the masks of the steps to score (complete ones, as
+        ``step_pairing`` says), the positional weights ``a_k`` (``[steps]``); ``inputs``: the collated batch."""
+        per_pair = compute_step_loss(chosen_rho, rejected_rho, chosen_p, rejected_p, self.args.step_beta,
+                                     chosen_mask, rejected_mask, weights)
+        active = (chosen_mask.any(1) | rejected_mask.any(1)).to(per_pair.dtype)  # pairs with a step to train
+        return (per_pair * active).sum() / active.sum().clamp(min=1)
 
     # ------------------------------------------------------------------ metrics
 

@@ -1237,3 +1237,41 @@ def test_chat_message_rows_are_refused_with_a_fix_for_a_model_without_a_chat_tem
     with pytest.raises(ValueError, match=r"trl.apply_chat_template\), or join their contents if the model has none"):
         StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
                            train_dataset=Dataset.from_list([chat]))
+
+
+def test_step_loss_is_the_hook_a_variant_overrides(tmp_path, tiny_model, tiny_tokenizer):
+    """A user's trial: a margin variant of the step loss overrode the private _compute_loss, zeroed step_loss_weight
+    during super() and ran a second policy and reference forward for ρ_k. It now overrides step_loss alone, and gets
+    the ρ_k of the trainer's own pass."""
+    policy, ref = policy_and_reference(tiny_model)
+    received = []
+
+    class MarginTrainer(StepwiseDPOTrainer):
+        def step_loss(self, chosen_rho, rejected_rho, chosen_p, rejected_p, chosen_mask, rejected_mask, weights,
+                      inputs):
+            received.append((chosen_rho, rejected_rho, chosen_p, rejected_p, chosen_mask, rejected_mask, weights,
+                             inputs))
+            margin = (chosen_rho * chosen_mask).sum(1) - (rejected_rho * rejected_mask).sum(1)
+            return -F.logsigmoid(self.args.step_beta * margin - 0.5).mean()
+
+    def trainer(cls):
+        return cls(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), processing_class=tiny_tokenizer,
+                   train_dataset=Dataset.from_list(toy_rows(2)),
+                   args=config(tmp_path, outcome_loss_weight=0.0, step_loss_weight=2.0))
+
+    plain, variant = trainer(StepwiseDPOTrainer), trainer(MarginTrainer)
+    batch = batch_of(plain, 2)
+    plain_loss, variant_loss = plain.compute_loss(plain.model, batch), variant.compute_loss(variant.model, batch)
+    assert variant.args.step_loss_weight == 2.0  # the config is left alone
+    chosen_rho, rejected_rho, chosen_p, _, chosen_mask, rejected_mask, weights, inputs = received[0]
+    assert chosen_rho.shape == rejected_rho.shape == chosen_p.shape == chosen_mask.shape
+    assert chosen_rho.size(0) == 2 and weights.shape == chosen_rho.shape[1:] and "step_ids" in inputs
+    assert chosen_mask.any() and (chosen_rho * chosen_mask).abs().sum() > 0  # the policy differs from the reference
+    margin = (chosen_rho * chosen_mask).sum(1) - (rejected_rho * rejected_mask).sum(1)
+    expected = -F.logsigmoid(0.1 * margin - 0.5).mean().item()
+    assert variant_loss.item() == pytest.approx(2.0 * expected, rel=1e-5)
+    mode = "train" if variant.model.training else "eval"
+    assert variant._metrics[mode]["loss/step"][-1] == pytest.approx(expected, rel=1e-5)
+    # the default hook on the same ρ_k is the plain trainer's step loss: one pass gave both the same numbers
+    assert 2.0 * StepwiseDPOTrainer.step_loss(variant, *received[0]).item() == pytest.approx(plain_loss.item(),
+                                                                                             rel=1e-5)
