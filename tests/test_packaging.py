@@ -138,8 +138,10 @@ def test_the_core_never_imports_the_tutorial_kit():
     took them to about 3,730; refusing per-row step-loss weights, warning of a max_length past the trained one and
     listing the package's names for dir() to about 3,750; warnings for Step-DPO setups that train what the user did
     not mean (a rejected first step labelled right, a prompt-prefix row without open_ended, every response one step)
-    to about 3,785; 3,790 until the trials of 2026-12-05's third session (one's own data brought in, a run interrupted
-    and reloaded, the GPU profiles on the wrong hardware), with a budget for their fixes.)"""
+    to about 3,785; 3,790 until the trials of 2026-12-05's third session (one's own data brought in: bare steps,
+    CSV/parquet, chat messages, same-token pairs, reachable labels; a run interrupted and reloaded: atomic policy
+    saves, a base model's fingerprint, a damaged save's missing file, checkpoints of an earlier run or half-written;
+    a step-loss hook for one's own variant; an ensemble's members called by keyword) took them to about 3,955.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
