@@ -1,5 +1,7 @@
 """Bad input refused with a ValueError that names the argument (a review, 2026-12-04)."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from stepdpo_lite.tutorial import budget, diagnostics, labelling, search, toyworld
@@ -70,8 +72,9 @@ def test_the_searches_refuse_a_seed_that_is_no_int(seed):
         search.generate(None, None, ["Problem: 1 + 1\n"], seed=seed)
     with pytest.raises(ValueError, match="sample_candidates: seed must be an int >= 0"):
         search.sample_candidates(None, None, [], 1, seed=seed)
-    for run in (lambda: search.beam_search(None, None, None, [], seed=0, sampler=lambda *a: []),  # returned []
-                lambda: search.dvts(None, None, None, [], seed=0, sampler=lambda *a: []),
+    prm = SimpleNamespace(score_solutions=lambda prompts, step_lists: [])  # the protocol's method, checked first
+    for run in (lambda: search.beam_search(None, None, prm, [], seed=0, sampler=lambda *a: []),  # returned []
+                lambda: search.dvts(None, None, prm, [], seed=0, sampler=lambda *a: []),
                 lambda: search.sample_candidates(None, None, [], 1, seed=0)):
         with pytest.raises(ValueError, match=r"(beam_search|sample_candidates): problems is empty"):
             run()

@@ -223,11 +223,12 @@ def test_heatmap_details_name_the_rows_the_text_reads_off():
 
 
 class StepCountPRM:
-    """A PRM that gives step k of every solution the reward k (1-based); it never sees a blank text."""
+    """A PRM that gives step k of every solution the reward k (1-based); it never sees a blank solution. Solutions
+    come as step lists (the kit's reward-model protocol, docs/method.md §3)."""
 
-    def score_solutions(self, prompts, texts):
-        assert all(t.strip() for t in texts), "blank texts must not be scored"
-        return [[float(k) for k in range(1, len(t.split("\n\nStep")) + 1)] for t in texts]
+    def score_solutions(self, prompts, step_lists):
+        assert all("".join(steps).strip() for steps in step_lists), "blank solutions must not be scored"
+        return [[float(k) for k in range(1, len(steps) + 1)] for steps in step_lists]
 
 
 def test_step_rewards_and_labels_and_the_heatmap_rows_of_notebook_05():
