@@ -274,8 +274,9 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
                       f"scores one: {fix}")
     if joined := sum(prompt_runs_into(r["prompt"], r["completions"][0] if process else r["completion"])
                      for r in train_rows):  # the published loaders' prompts: "...?Step 1: ..."
-        warnings.warn(f"{kind.__name__}: {joined} of {len(train_rows)} rows' prompts run into their first step with no "
-                      "whitespace between: end them with '\\n' (data.delimit_steps does) or the model's chat template")
+        warnings.warn(f"train_{'process' if process else 'outcome'}_reward_model: {joined} of {len(train_rows)} rows' "
+                      "prompts run into their first step with no whitespace between: end them with '\\n' "
+                      "(data.delimit_steps does) or the model's chat template")
 
     set_seed(c.seed)
     device = resolve_device(c.device)

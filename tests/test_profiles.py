@@ -93,6 +93,18 @@ def test_a_gpu_profile_on_a_machine_without_cuda_is_refused_naming_the_smoke_dry
         profiles.check_machine(cpu)
 
 
+def test_the_runner_refuses_a_gpu_profile_on_a_cpu_before_it_makes_the_runs_folder(monkeypatch, tmp_path):
+    """The refusal came after runs/<profile>/figures/ was made: an empty folder was left behind."""
+    import torch
+
+    from stepdpo_lite.tutorial import notebooks
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="profile 't4-16gb' needs a CUDA GPU"):
+        notebooks.run_tutorial("t4-16gb", runs_dir=tmp_path, notebooks=["05"])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_bfloat16_profile_on_a_gpu_that_only_emulates_it_warns_and_names_the_float16_profile(monkeypatch):
     """transformers asks torch.cuda.is_bf16_supported(), True on a T4 by emulation: 24gb ran there, many times
     slower, with no word."""

@@ -485,8 +485,8 @@ def test_a_prompt_that_runs_into_its_first_step_is_warned_of(tmp_path):
     run_on = {"prompt": "What is 7 * 6 - 4?", "completions": ["7 * 6 = 42.", "\n42 - 4 = 38."], "labels": [True, True],
               "completion": "7 * 6 = 42.\n42 - 4 = 38.", "label": True}
     for train in (train_process_reward_model, train_outcome_reward_model):
-        with pytest.warns(UserWarning, match=r"Model: 1 of 2 rows' prompts run into their first step with no "
-                                             r"whitespace between: end them with '\\n'"), pytest.raises(OSError):
+        said = rf"^{train.__name__}: 1 of 2 rows' prompts run into their first step with no whitespace between: "
+        with pytest.warns(UserWarning, match=said + r"end them with '\\n'"), pytest.raises(OSError):
             train(nowhere, [run_on, toy_rows(1)[0]], tmp_path / "x", step_delimiter="\n")
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)  # the toy world's rows

@@ -442,6 +442,9 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
         if unknown:  # injected anyway, a misspelled name would change nothing, without a word
             raise ValueError(f"no notebook run here ({', '.join(p.stem for p in paths)}) has a parameter "
                              f"{unknown[0]}; theirs: {', '.join(sorted(known))}")
+    from .profiles import PROFILES, prepare_profile
+    if profile in PROFILES:  # the smoke base is built here (seconds), not inside notebook 01; a profile refused on
+        prepare_profile(profile, out=lambda line: print(line, file=out))  # this machine leaves no runs/<profile>/
     run = runs.run_dir(profile, runs_dir).resolve()
     executed, figures = run / "executed", run / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -449,9 +452,6 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     if waiting.exists():  # left by a run killed while its 01 ran (an error or ^C puts it back at once): as 01 did
         waiting.replace(table)  # not finish, the old data and this table still go together
         print(f"{table} restored: a run killed before its notebook 01 finished had set it aside", file=out)
-    from .profiles import PROFILES, prepare_profile
-    if profile in PROFILES:  # e.g. the smoke profile's base is built here (seconds), not inside notebook 01
-        prepare_profile(profile, out=lambda line: print(line, file=out))
     params = {"PROFILE": profile, "RUNS_DIR": str(run.parent), "RUN_DIR": str(run), "FIGURES_DIR": str(figures)}
     params.update(parameters or {})
     # A run from 01 remakes every figure, so 01 starts a fresh table, not mixed into the old one. The old one waits
