@@ -14,6 +14,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
+# What a transformers Trainer writes into its output_dir beside the model saved there: kept when a save replaces it
+TRAINER_OUTPUTS = ("checkpoint-*", "runs", "README.md", "trainer_state.json", "*_results.json", "training_args.bin")
+
 
 def write_atomic(path: str | os.PathLike, write) -> Path:
     """``write(tmp)`` fills a temporary file beside ``path``, which then replaces ``path``; parents are created.

@@ -105,11 +105,15 @@ BASE_RECORD = "base_model.json"  # beside a saved adapter: where its local base 
 INCOMPLETE = "load_model: the save at {} is incomplete: {} is missing (was the save interrupted?)"
 
 
+def _weight_files(folder: str | os.PathLike) -> list[Path]:
+    return sorted([*Path(folder).glob("model*.safetensors"), *Path(folder).glob("pytorch_model*.bin")])  # or shards
+
+
 def base_fingerprint(base: str | os.PathLike) -> dict:
     """What tells a local base model from another put at its path: its config's shape, weight files' sizes, hashes."""
     config = json.loads(Path(base, "config.json").read_text()) if Path(base, "config.json").exists() else {}
     weights = {}
-    for file in sorted([*Path(base).glob("model*.safetensors"), *Path(base).glob("pytorch_model*.bin")]):  # or shards
+    for file in _weight_files(base):
         with open(file, "rb") as stream:  # its last MiB, the last layers' (any retraining changes them): milliseconds
             stream.seek(max(0, file.stat().st_size - (1 << 20)))
             weights[file.name] = f"{file.stat().st_size} {hashlib.sha256(stream.read()).hexdigest()[:16]}"
@@ -279,7 +283,7 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     # else transformers asked for sentencepiece (an empty folder), called it a bad Hub id or raised a bare OSError
     files = {"adapter_config.json": bool(adapter_dir), "adapter_model.safetensors": any(path.glob("adapter_model.*"))}
     files = files if any(files.values()) else {"config.json": (path / "config.json").exists(),
-                                               "model.safetensors": bool(base_fingerprint(path)["weights"])}
+                                               "model.safetensors": bool(_weight_files(path))}
     config = saved_reward_config(path) or ""  # a PRM's or ORM's folder holds its model, a combined one's its parts
     if path.is_dir() and not any(files.values()) and not config.startswith(("process", "outcome")):
         raise ValueError(f"load_model: {path.resolve()} holds no model (config.json) nor adapter (adapter_config.json)"

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from .atomic import save_atomic
 from .checks import finite_number, list_of, positive_int
-from .rewards import SAVE_FOLDER, OutcomeRewardModel, ProcessRewardModel, _read_config
+from .rewards import SAVE_FOLDER, OutcomeRewardModel, ProcessRewardModel, _read_config, step_delimiter_of
 from .steps import extract_steps
 
 
@@ -208,8 +208,7 @@ class EnsembleRewardModel:
     @property
     def step_delimiter(self) -> str | None:
         """The step delimiter its members split solutions with, where they state one and agree; else None."""
-        own = {getattr(m, "step_delimiter", None) or getattr(getattr(m, "config", None), "step_delimiter", None)
-               for m in self.models}
+        own = {step_delimiter_of(m) for m in self.models}
         return own.pop() if len(own) == 1 else None
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:

@@ -31,8 +31,8 @@ from .data import TO_BOOL, prompt_runs_into, validate_outcome, validate_stepwise
 from .evaluation import step_auroc
 from .models import load_model, resolve_device, resolve_dtype, saved_reward_config, trainer_precision
 from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
-                      RewardModelConfig, _check_values, _warn_of_unread_text, fast_head_matches, right_pad,
-                      tag_logits)
+                      RewardModelConfig, _check_values, fast_head_matches, right_pad, tag_logits,
+                      warn_of_unread_text)
 from .steps import DEFAULT_DELIMITER, extract_steps
 
 
@@ -68,7 +68,7 @@ def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str
             encoded = verifier._encode_many(prompts, [r.get("completion") for r in rows])
     except ValueError as err:  # InputTooLong stays InputTooLong
         raise type(err)(f"{where}: {err} (fields {fields_read})".replace("solution ", "row ")) from None
-    _warn_of_unread_text(verifier.tokenizer, [ids for ids, _ in encoded], where, "row")
+    warn_of_unread_text(verifier.tokenizer, [ids for ids, _ in encoded], where, "row")
     return [{"input_ids": ids, "tag_positions": pos, "tag_labels": lab} for (ids, pos), lab in zip(encoded, labels)]
 
 

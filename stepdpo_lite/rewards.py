@@ -33,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .atomic import save_atomic
+from .atomic import TRAINER_OUTPUTS, save_atomic
 from .checks import finite_number, list_of, positive_int
 from .models import keep_4bit_weights_unpacked, load_model, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, extract_steps
@@ -45,10 +45,10 @@ STEP_TAG = "\nIs this step correct? Yes or No:"
 OUTCOME_TAG = "\nIs this solution correct? Yes or No:"
 YES, NO = " Yes", " No"
 # A saved reward model's folder (save_atomic): what it may hold besides the save, the Trainer's in its output_dir
-SAVE_FOLDER = dict(keep=("checkpoint-*", "runs"), owned=("*reward_config.json",))
+SAVE_FOLDER = dict(keep=TRAINER_OUTPUTS, owned=("*reward_config.json",))
 
 
-def _warn_of_unread_text(tokenizer, token_ids, where: str, what: str = "solution", stacklevel: int = 4) -> None:
+def warn_of_unread_text(tokenizer, token_ids, where: str, what: str = "solution", stacklevel: int = 4) -> None:
     """Text the tokenizer maps to its unknown token (a character-level base knows few characters: ’ × €) cannot be
     read: a score of it, or training on it, is a guess that looks like a verdict. ``token_ids``: one list per
     ``what`` (a reward model's solutions, its training rows; a policy's preference pairs)."""
@@ -90,6 +90,12 @@ def sigmoid(reward):
     with np.errstate(over="ignore"):  # σ(−1000) = 1 / (1 + inf) = 0: no OverflowError (math.exp), no warning
         p = 1.0 / (1.0 + np.exp(-x.astype(float)))
     return float(p) if p.ndim == 0 else p
+
+
+def step_delimiter_of(model) -> str | None:
+    """The step delimiter a reward model splits solutions with: its ``step_delimiter``, or its config's (the kit's
+    models; one's own: docs/method.md, "Your own reward model"); None where it states none."""
+    return getattr(model, "step_delimiter", None) or getattr(getattr(model, "config", None), "step_delimiter", None)
 
 
 def mistake_made_here_labels(reachable) -> list[float]:
@@ -314,7 +320,7 @@ class GenerativeVerifier:
         import torch
         from tqdm.auto import tqdm
 
-        _warn_of_unread_text(self.tokenizer, [ids for ids, _ in encoded], f"{type(self).__name__}.score_solutions")
+        warn_of_unread_text(self.tokenizer, [ids for ids, _ in encoded], f"{type(self).__name__}.score_solutions")
         batch_size = positive_int(batch_size, "batch_size", "reward model", none_ok=True) or self.config.batch_size
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # similar lengths, less padding

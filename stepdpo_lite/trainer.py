@@ -28,12 +28,12 @@ from trl.data_utils import extract_prompt, is_conversational
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax, use_adapter
 
-from .atomic import check_checkpoints, save_atomic, write_atomic, write_json_atomic
+from .atomic import TRAINER_OUTPUTS, check_checkpoints, save_atomic, write_atomic, write_json_atomic
 from .checks import finite_number, list_of, positive_int
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
-from .rewards import ProcessRewardModel, _warn_of_unread_text
+from .rewards import ProcessRewardModel, step_delimiter_of, warn_of_unread_text
 from .steps import DEFAULT_DELIMITER, char_step_ids, extract_steps, step_spans
 from .stepwise_data import (REWARD_MODEL_LABELS, STEP_COLUMNS, STEP_PAIRINGS, STEP_VALUE_COLUMNS,
                             DataCollatorForStepwisePreference, check_row, drop_appended_eos, step_columns)
@@ -435,7 +435,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         if not isinstance(dataset, Dataset) or not len(dataset):
             return
         where, ids = f"StepwiseDPOTrainer: the {dataset_name} dataset", [dataset[f"{s}_ids"] for s in PARTS]
-        _warn_of_unread_text(self._tokenizer, [p + c + r for p, c, r in zip(*ids)], where, "row")
+        warn_of_unread_text(self._tokenizer, [p + c + r for p, c, r in zip(*ids)], where, "row")
         if same := [i for i, (c, r) in enumerate(zip(*ids[1:])) if c == r]:
             warnings.warn(f"{where}'s row {same[0]} (and {len(same) - 1} more) has the same token ids on both sides "
                           "(the tokenizer cannot tell them apart): the pair trains nothing", stacklevel=3)
@@ -452,11 +452,10 @@ class StepwiseDPOTrainer(DPOTrainer):
                        if one and c.startswith(cut) and r.startswith(cut)]
         unmarked = "open_ended" not in dataset.column_names  # marked rows are partial on purpose
         if unmarked and prefix_form:
-            warnings.warn(f"StepwiseDPOTrainer: the {dataset_name} dataset's row {prefix_form[0]} (and "
-                          f"{len(prefix_form) - 1} more) looks like Step-DPO's prompt-prefix form (each side is one "
-                          "step opening with step_delimiter) but there is no `open_ended` column: TRL appends EOS to "
-                          "every completion, so the policy learns to stop after this step. Mark such rows "
-                          "open_ended=True (data.to_trl_dpo does).", stacklevel=3)
+            warnings.warn(f"{where}'s row {prefix_form[0]} (and {len(prefix_form) - 1} more) looks like Step-DPO's "
+                          "prompt-prefix form (each side is one step opening with step_delimiter) but there is no "
+                          "`open_ended` column: TRL appends EOS to every completion, so the policy learns to stop "
+                          "after this step. Mark such rows open_ended=True (data.to_trl_dpo does).", stacklevel=3)
         elif unmarked and all(one_step):
             warnings.warn(f"StepwiseDPOTrainer: every response of the {dataset_name} dataset is one step under "
                           f"step_delimiter={cut!r}: the step loss scores whole solutions, as DPO's does. Set "
@@ -505,7 +504,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         would split the texts its own way, into another number of steps."""
         from accelerate import PartialState
         from tqdm.auto import tqdm
-        learned = getattr(getattr(self.reward_model, "config", None), "step_delimiter", delimiter)
+        learned = step_delimiter_of(self.reward_model) or delimiter
         if learned != delimiter:  # "\n"-split GSM8K under the toy world's default: every solution one step, silently
             warnings.warn(f"StepwiseDPOTrainer: the reward model learned steps split by {learned!r}, and this trainer "
                           f"splits them by step_delimiter={delimiter!r}: a text without it is one step. Set "
@@ -679,13 +678,11 @@ class StepwiseDPOTrainer(DPOTrainer):
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
         """Atomic (``atomic.save_atomic``: a failed save leaves the previous one whole, never new weights beside an old
-        config), keeping a Trainer's ``checkpoint-*``, ``runs``, model card, save_state's and save_metrics' files; a
-        folder of other files is refused.
-        The Trainer's own checkpoints (``_internal_call``) are written in place: their optimizer state follows."""
+        config), keeping the Trainer's own outputs there (``atomic.TRAINER_OUTPUTS``); a folder of other files is
+        refused. The Trainer's checkpoints (``_internal_call``) are written in place: their optimizer state follows."""
         output_dir = output_dir or self.args.output_dir
         if not _internal_call and self.args.should_save:  # the other processes only join any gather the save needs
-            keep = ("checkpoint-*", "runs", "README.md", "trainer_state.json", "*_results.json", "training_args.bin")
-            save_atomic(output_dir, lambda tmp: self.save_model(tmp, _internal_call=True), keep=keep,
+            save_atomic(output_dir, lambda tmp: self.save_model(tmp, _internal_call=True), keep=TRAINER_OUTPUTS,
                         owned=("stepwise_config.json",), where="StepwiseDPOTrainer.save_model")
             if self.args.push_to_hub:  # Trainer.save_model's push, once the folder holds the new save
                 self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)

@@ -22,7 +22,7 @@ from ..evaluation import best_of_n_accuracy, majority_vote_accuracy
 from ..losses import AGGREGATION_STRATEGIES, aggregate_rewards
 from ..models import adapter_base
 from ..reward_ensembles import CombinedRewardModel
-from ..rewards import InputTooLong, OutcomeRewardModel, ProcessRewardModel, sigmoid
+from ..rewards import InputTooLong, OutcomeRewardModel, ProcessRewardModel, sigmoid, step_delimiter_of
 from ..steps import DEFAULT_DELIMITER, extract_steps
 from . import labelling, tasks
 
@@ -196,12 +196,6 @@ def reward_scorer(model, who: str):
                          f"list of step rewards per solution (a PRM) or one reward per solution (an ORM); got a "
                          f"{type(model).__name__} without one{hint}")
     return score
-
-
-def step_delimiter_of(model) -> str | None:
-    """The step delimiter a reward model splits solutions with (its ``step_delimiter``, or its config's), None if it
-    states none."""
-    return getattr(model, "step_delimiter", None) or getattr(getattr(model, "config", None), "step_delimiter", None)
 
 
 def score_candidates(model, problems, solutions) -> list[list]:

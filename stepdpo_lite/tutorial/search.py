@@ -48,7 +48,7 @@ from transformers import StoppingCriteria
 from ..checks import finite_number, list_of, positive_int
 from ..generation import (check_sampling, eos_token_ids, exact_sampling, prompt_texts, record_prompts,
                           sampling_arguments)
-from ..rewards import sigmoid
+from ..rewards import sigmoid, step_delimiter_of
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
 from .labelling import check_solution_lists, prompts_of
@@ -397,7 +397,7 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
         bestofn.check_aggregation(aggregation, "beam_search")
     aggregation = aggregation or getattr(getattr(prm, "config", None), "aggregation", None) or "min"
     bestofn.check_aggregation(aggregation, "beam_search", f"the {type(prm).__name__}'s config.aggregation")
-    own = bestofn.step_delimiter_of(prm)
+    own = step_delimiter_of(prm)
     if delimiter and own and delimiter != own:  # its steps are then not those the PRM learned to score: no error
         warnings.warn(f"beam_search: delimiter {delimiter!r} is not the PRM's own step delimiter {own!r}: the search "
                       "cuts steps where the PRM was not trained to (an answer line can become a step of its own), so "
