@@ -44,8 +44,8 @@ STEP_DPO = ("prompt", "initial_reason_steps", "chosen", "rejected")
 
 # ----------------------------------------------------------------------------- field checks
 
-class _Bad(Exception):
-    """One field of one record is wrong; ``_check_all`` turns it into a ValueError that says where."""
+class BadField(Exception):
+    """One field of one record is wrong; ``check_records`` turns it into a ValueError that says where."""
 
     def __init__(self, field: str, problem: str):
         super().__init__(field, problem)
@@ -56,45 +56,45 @@ class _Bad(Exception):
 
 
 @contextmanager
-def _inside(prefix: str):
+def inside_field(prefix: str):
     """Name nested fields in full (``label.steps[3].chosen_completion``)."""
     try:
         yield
-    except _Bad as e:
+    except BadField as e:
         e.field = f"{prefix}.{e.field}"
         raise
 
 
-def _field(row: Mapping, name: str):
+def field_value(row: Mapping, name: str):
     if not isinstance(row, Mapping):
-        raise _Bad(name, f"expected an object holding it, got {type(row).__name__}")
+        raise BadField(name, f"expected an object holding it, got {type(row).__name__}")
     if name not in row:
-        raise _Bad(name, f"is missing (the record has: {', '.join(map(str, row)) or 'no fields'})")
+        raise BadField(name, f"is missing (the record has: {', '.join(map(str, row)) or 'no fields'})")
     return row[name]
 
 
-def _text(row: Mapping, name: str, blank_ok: bool = False) -> str:
-    value = _field(row, name)
+def text_value(row: Mapping, name: str, blank_ok: bool = False) -> str:
+    value = field_value(row, name)
     if isinstance(value, list) and value and all(isinstance(m, Mapping) and "content" in m for m in value):
-        raise _Bad(name, "holds chat messages (role/content dicts), not a string: flatten them with tokenizer."
+        raise BadField(name, "holds chat messages (role/content dicts), not a string: flatten them with tokenizer."
                          "apply_chat_template(messages, tokenize=False), or join their contents if the model has none")
     if not isinstance(value, str):
-        raise _Bad(name, "is missing or null" if value is None else f"must be a string, got {type(value).__name__}")
+        raise BadField(name, "is missing or null" if value is None else f"must be a string, got {type(value).__name__}")
     if not blank_ok and not value.strip():
-        raise _Bad(name, "is empty")
+        raise BadField(name, "is empty")
     return value
 
 
-def _bool(row: Mapping, name: str) -> bool:
-    value = _field(row, name)
+def bool_value(row: Mapping, name: str) -> bool:
+    value = field_value(row, name)
     if not isinstance(value, bool):  # 0/1 are refused on purpose: a label column should say what it means
-        raise _Bad(name, f"must be true or false, got {value!r:.40}{TO_BOOL}")
+        raise BadField(name, f"must be true or false, got {value!r:.40}{TO_BOOL}")
     return value
 
 
 PARSE_LISTS = " (CSV holds lists as text: parse them with ast.literal_eval or json.loads)"
 TO_BOOL = "; convert the labels: bool(x) for 0/1, x == '+' for Math-Shepherd's '+'/'-'"
-_ITEMS = {  # what _list accepts: (the list's items, one item, the check); a NaN fails 0 <= x
+_ITEMS = {  # what list_value accepts: (the list's items, one item, the check); a NaN fails 0 <= x
     bool: ("true/false labels", "true or false", lambda x: isinstance(x, bool)),
     str: ("non-empty strings", "a non-blank string", lambda x: isinstance(x, str) and x.strip()),
     "fraction": ("fractions in [0, 1]", "a fraction in [0, 1]",
@@ -103,24 +103,24 @@ _ITEMS = {  # what _list accepts: (the list's items, one item, the check); a NaN
                     lambda x: isinstance(x, numbers.Real) and 0 <= x <= 1)}  # a bool is a Real
 
 
-def _list(row: Mapping, name: str, item) -> list:
+def list_value(row: Mapping, name: str, item) -> list:
     """A non-empty list of ``item``: bool, non-blank str, "fraction" (a number in [0, 1], not a bool: Monte-Carlo
     shares) or "probability" (a bool or a number in [0, 1]: a preference row's step labels, which the Stepwise DPO
     trainer reads as probabilities, e.g. a PRM's σ(reward))."""
-    value = _field(row, name)
+    value = field_value(row, name)
     what, one, ok = _ITEMS[item]
     if not isinstance(value, (list, tuple)) or not value:
-        raise _Bad(name, f"must be a non-empty list of {what}, got {value!r:.40}"  # a str "[...": load_dataset('csv')
-                   + PARSE_LISTS * (isinstance(value, str) and value.lstrip().startswith("[")))
+        raise BadField(name, f"must be a non-empty list of {what}, got {value!r:.40}"  # a str "[...": from a CSV
+                       + PARSE_LISTS * (isinstance(value, str) and value.lstrip().startswith("[")))
     for j, x in enumerate(value):
         if not ok(x):
-            raise _Bad(f"{name}[{j}]", f"must be {one}, got {x!r:.40}{TO_BOOL if item is bool else ''}")
+            raise BadField(f"{name}[{j}]", f"must be {one}, got {x!r:.40}{TO_BOOL if item is bool else ''}")
     return list(value)
 
 
 # ----------------------------------------------------------------------------- reading and checking records
 
-def _no_file(path, who: str) -> None:
+def check_path(path, who: str) -> None:
     """``FileNotFoundError`` naming ``who``, the path and where a relative one was looked for (running from another
     folder is the usual cause), not pathlib's bare errno; a folder is a ``ValueError``."""
     if isinstance(path, (str, os.PathLike)) and not Path(path).exists():
@@ -129,10 +129,10 @@ def _no_file(path, who: str) -> None:
         raise ValueError(f"{who}: {path} is a folder, not a JSON/JSONL file (one save_datasets wrote: load_datasets)")
 
 
-def _read_json(path, name: str | None = None) -> list[tuple[str, object]]:
+def read_json_records(path, name: str | None = None) -> list[tuple[str, object]]:
     """``(where, record)`` for each record of a JSONL file (one object a line) or a .json array. A JSONL line that is
-    not JSON (cut short) is an invalid record, a ``_Bad`` in its place: ``_check_all`` raises it, or skips it."""
-    _no_file(path, name or "reading records")
+    not JSON (cut short) is an invalid record, a ``BadField`` in its place: ``check_records`` raises it, or skips it."""
+    check_path(path, name or "reading records")
     path = Path(path)
     if (kind := path.suffix.lower()[1:]) in ("csv", "parquet"):  # else "line 1: not valid JSON" or "not UTF-8"
         raise ValueError(f"{name or 'reading records'}: {path} is {kind.upper()}, not JSON/JSONL: pass datasets.load_"
@@ -163,15 +163,15 @@ def _read_json(path, name: str | None = None) -> list[tuple[str, object]]:
                     if line.strip() in ("{", "["):  # the whole file in another layout, not one record to skip
                         raise ValueError(f"{path}, line {n}: {bad}the file looks like pretty-printed JSON: write one "
                                          "object a line, or a .json array") from None
-                    records.append((f"{path}, line {n}", _Bad("", bad + "is the line truncated?")))
+                    records.append((f"{path}, line {n}", BadField("", bad + "is the line truncated?")))
     if not records:
         raise ValueError(f"{path}: no records")
     return records
 
 
-def _records(rows, name: str | None = None) -> list[tuple[str, object]]:
+def records_of(rows, name: str | None = None) -> list[tuple[str, object]]:
     if isinstance(rows, (str, os.PathLike)):
-        return _read_json(rows, name)
+        return read_json_records(rows, name)
     if type(rows).__name__ == "DataFrame":  # iterating one gives its column names, which then "must be objects"
         raise ValueError(f"{name + ': ' if name else ''}got a pandas DataFrame: pass "
                          "datasets.Dataset.from_pandas(df, preserve_index=False), which also turns its numpy "
@@ -182,7 +182,7 @@ def _records(rows, name: str | None = None) -> list[tuple[str, object]]:
     return [(f"record {i}", r) for i, r in enumerate(rows)]
 
 
-def _check_all(records, check: Callable, name: str, *, key: Sequence[str] = (), drop_duplicates: bool = False,
+def check_records(records, check: Callable, name: str, *, key: Sequence[str] = (), drop_duplicates: bool = False,
                skip_invalid: bool = False, wheres: list | None = None, none_left_ok: bool = True) -> list[dict]:
     """Rows that ``check(record) -> list of rows`` makes; errors say where they happened.
 
@@ -195,11 +195,11 @@ def _check_all(records, check: Callable, name: str, *, key: Sequence[str] = (), 
     kept, seen, invalid, repeats = [], {}, [], 0
     for where, record in records:
         try:
-            if not isinstance(record, Mapping):  # a _Bad: a line that is not JSON (_read_json)
-                raise record if isinstance(record, _Bad) else _Bad("(record)", "must be a JSON object, got "
+            if not isinstance(record, Mapping):  # a BadField: a line that is not JSON (read_json_records)
+                raise record if isinstance(record, BadField) else BadField("(record)", "must be a JSON object, got "
                                                                               f"{type(record).__name__}")
             rows = check(record)
-        except _Bad as e:
+        except BadField as e:
             if not skip_invalid:
                 raise ValueError(f"{name}: {where}: {e}") from None
             invalid.append(f"{where}: {e}")
@@ -226,7 +226,7 @@ def _check_all(records, check: Callable, name: str, *, key: Sequence[str] = (), 
     return kept
 
 
-def _dataset(rows: list[dict], columns: Sequence[str], name: str | None = None,
+def dataset_of(rows: list[dict], columns: Sequence[str], name: str | None = None,
              wheres: Sequence[str] | None = None) -> Dataset:
     """The format's columns first (present even with no rows), then any extra columns of any row. A column whose
     values' type changes between records raises a ``ValueError`` naming it and the first record where it does."""
@@ -263,28 +263,28 @@ def _builds(column: list) -> bool:
         return False
 
 
-def _validated(rows, check: Callable, name: str, columns: Sequence[str], finish: Callable | None = None,
+def validated(rows, check: Callable, name: str, columns: Sequence[str], finish: Callable | None = None,
                **kw) -> Dataset:
-    """``_check_all`` of the records of ``rows`` (then ``finish`` of the kept ones, when given), as a Dataset whose
+    """``check_records`` of the records of ``rows`` (then ``finish`` of the kept ones, when given), as a Dataset whose
     errors name the record."""
     wheres: list[str] = []
-    kept = _check_all(_records(rows, name), check, name, wheres=wheres, none_left_ok=False, **kw)
-    return _dataset(finish(kept) if finish else kept, columns, name, wheres)
+    kept = check_records(records_of(rows, name), check, name, wheres=wheres, none_left_ok=False, **kw)
+    return dataset_of(finish(kept) if finish else kept, columns, name, wheres)
 
 
 # ----------------------------------------------------------------------------- the project's formats
 
-def _stepwise(row, delimiter=None):
-    _text(row, "prompt")
-    steps = _list(row, "completions", str)
+def check_stepwise_row(row, delimiter=None):
+    text_value(row, "prompt")
+    steps = list_value(row, "completions", str)
     # soft_labels: mc_step_labels' shares (a wrong count or a 2.0 would train silently); gold_labels: the checker's
     for name, item in (("labels", bool), ("soft_labels", "fraction"), ("gold_labels", bool)):
-        if (name == "labels" or row.get(name) is not None) and len(_list(row, name, item)) != len(steps):
-            raise _Bad(name, f"has {len(row[name])} labels for {len(steps)} completions (steps)"
+        if (name == "labels" or row.get(name) is not None) and len(list_value(row, name, item)) != len(steps):
+            raise BadField(name, f"has {len(row[name])} labels for {len(steps)} completions (steps)"
                              + _count_hint(steps, len(row[name])))
     if delimiter and (bare := next((j for j, s in enumerate(steps[1:], 1) if not s.startswith(delimiter)), 0)):
-        raise _Bad(f"completions[{bare}]", f"does not open with the delimiter {delimiter!r}: bare steps run together "
-                                           f"when joined; data.delimit_steps(row, {delimiter!r}) puts it in front")
+        raise BadField(f"completions[{bare}]", f"does not open with the delimiter {delimiter!r}: bare steps run "
+                                               f"together when joined; data.delimit_steps(row, {delimiter!r}) puts it in front")
     return [dict(row)]
 
 
@@ -302,31 +302,31 @@ def _labels_per_step(row, name: str, text_field: str, delimiter, item) -> None:
     """``row[name]`` (when set) a list of ``item``, with one label per step of ``row[text_field]`` when ``delimiter``
     is given."""
     if row.get(name) is not None:
-        labels = _list(row, name, item)
+        labels = list_value(row, name, item)
         if delimiter is not None and len(labels) != len(steps := extract_steps(row[text_field], delimiter)):
-            raise _Bad(name, f"has {len(labels)} labels but {text_field!r} has {len(steps)} steps (delimiter "
+            raise BadField(name, f"has {len(labels)} labels but {text_field!r} has {len(steps)} steps (delimiter "
                              f"{delimiter!r})" + _count_hint(steps, len(labels), row[text_field]))
 
 
-def _outcome(row, delimiter=None):
-    _text(row, "prompt"), _text(row, "completion"), _bool(row, "label")
+def check_outcome_row(row, delimiter=None):
+    text_value(row, "prompt"), text_value(row, "completion"), bool_value(row, "label")
     _labels_per_step(row, "step_labels", "completion", delimiter, bool)
     return [dict(row)]
 
 
-def _preference(row, delimiter=None):
-    _text(row, "prompt")
-    if _text(row, "chosen") == _text(row, "rejected"):
-        raise _Bad("rejected", "is identical to 'chosen'")
+def check_preference_row(row, delimiter=None):
+    text_value(row, "prompt")
+    if text_value(row, "chosen") == text_value(row, "rejected"):
+        raise BadField("rejected", "is identical to 'chosen'")
     for side in ("chosen", "rejected"):
         _labels_per_step(row, f"{side}_step_labels", side, delimiter, "probability")
     return [dict(row)]
 
 
-def _step_dpo(row):
-    _text(row, "prompt"), _text(row, "initial_reason_steps", blank_ok=True)  # empty when step 1 already differs
-    if _text(row, "chosen") == _text(row, "rejected"):
-        raise _Bad("rejected", "is identical to 'chosen'")
+def check_step_dpo_row(row):
+    text_value(row, "prompt"), text_value(row, "initial_reason_steps", blank_ok=True)  # "": step 1 already differs
+    if text_value(row, "chosen") == text_value(row, "rejected"):
+        raise BadField("rejected", "is identical to 'chosen'")
     return [dict(row)]
 
 
@@ -339,7 +339,8 @@ def validate_stepwise(rows, *, delimiter: str | None = None, skip_invalid: bool 
     2..K open with it (TRL's bare steps do not: ``delimit_steps``). ``skip_invalid=True`` drops bad records instead
     of raising (and logs how many).
     """
-    return _validated(rows, lambda r: _stepwise(r, delimiter), "stepwise", STEPWISE, skip_invalid=skip_invalid)
+    return validated(rows, lambda r: check_stepwise_row(r, delimiter), "stepwise", STEPWISE,
+                     skip_invalid=skip_invalid)
 
 
 def delimit_steps(row: Mapping, delimiter: str, prompt_separator: str = "\n") -> dict:
@@ -349,7 +350,7 @@ def delimit_steps(row: Mapping, delimiter: str, prompt_separator: str = "\n") ->
     (``prompt_runs_into``). For a Dataset: ``ds.map(lambda r: delimit_steps(r, "\\n"))``."""
     if not isinstance(delimiter, str) or not delimiter:  # "" would add nothing: the steps would stay bare
         raise ValueError(f"delimit_steps: delimiter must be a non-empty string (e.g. '\\n'), got {delimiter!r}")
-    steps = _check_all([("row", row)], _stepwise, "delimit_steps")[0]["completions"]  # errors name the field
+    steps = check_records([("row", row)], check_stepwise_row, "delimit_steps")[0]["completions"]  # errors name fields
     ends = [i for i in range(len(delimiter) + 1) if i in (0, len(delimiter)) or not delimiter[i - 1:i + 1].isalnum()]
     return {**row, "prompt": row["prompt"] + prompt_separator * prompt_runs_into(row["prompt"], steps[0]),
             "completions": [s if j == 0 else next(delimiter[:i] for i in ends if s.startswith(delimiter[i:])) + s
@@ -365,7 +366,8 @@ def validate_outcome(rows, *, delimiter: str | None = None, skip_invalid: bool =
     """Check outcome rows: non-empty ``prompt`` and ``completion``, bool ``label``, optional ``step_labels`` (a list
     of bool, with one label per step of ``completion`` when ``delimiter`` is given: the loaders split steps
     differently, e.g. GSM8K solutions by line, so the count is only checked against a delimiter you name)."""
-    return _validated(rows, lambda r: _outcome(r, delimiter), "outcome", OUTCOME, skip_invalid=skip_invalid)
+    return validated(rows, lambda r: check_outcome_row(r, delimiter), "outcome", OUTCOME,
+                     skip_invalid=skip_invalid)
 
 
 def validate_preference(rows, *, delimiter: str | None = None, drop_duplicates: bool = False,
@@ -376,8 +378,8 @@ def validate_preference(rows, *, delimiter: str | None = None, drop_duplicates: 
     their text when ``delimiter`` is given (not by default: pairs are split into steps differently, e.g. GSM8K's by
     line; the Stepwise DPO trainer checks the count with its own ``step_delimiter``). When any label is a
     number that is not a bool, every label is stored as a float (True as 1.0): a dataset column has one type."""
-    return _validated(rows, lambda r: _preference(r, delimiter), "preference", PREFERENCE, finish=_one_label_type,
-                      key=PREFERENCE, drop_duplicates=drop_duplicates, skip_invalid=skip_invalid)
+    return validated(rows, lambda r: check_preference_row(r, delimiter), "preference", PREFERENCE,
+                     finish=_one_label_type, key=PREFERENCE, drop_duplicates=drop_duplicates, skip_invalid=skip_invalid)
 
 
 def _one_label_type(rows: list[dict]) -> list[dict]:
@@ -392,20 +394,20 @@ def _one_label_type(rows: list[dict]) -> list[dict]:
 def validate_step_dpo(rows, *, drop_duplicates: bool = False, skip_invalid: bool = False) -> Dataset:
     """Check Step-DPO rows: non-empty ``prompt``, ``chosen``, ``rejected`` (chosen != rejected), string
     ``initial_reason_steps`` (may be empty), no repeated rows."""
-    return _validated(rows, _step_dpo, "step_dpo", STEP_DPO, key=STEP_DPO, drop_duplicates=drop_duplicates,
-                      skip_invalid=skip_invalid)
+    return validated(rows, check_step_dpo_row, "step_dpo", STEP_DPO, key=STEP_DPO, drop_duplicates=drop_duplicates,
+                     skip_invalid=skip_invalid)
 
 
 def load_preference(path_or_rows, **kw) -> Dataset:
     """Preference rows from a JSON/JSONL file (or rows in memory); see ``validate_preference`` for options."""
-    _no_file(path_or_rows, "load_preference")
+    check_path(path_or_rows, "load_preference")
     return validate_preference(path_or_rows, **kw)
 
 
 def load_step_dpo(path, **kw) -> Dataset:
     """Step-DPO rows (Lai et al. 2024, arXiv:2406.18629; the Math-Step-DPO-10K layout, extra columns such as
     ``full_chosen`` kept) from a JSON/JSONL file; see ``validate_step_dpo`` for options."""
-    _no_file(path, "load_step_dpo")
+    check_path(path, "load_step_dpo")
     return validate_step_dpo(path, **kw)
 
 

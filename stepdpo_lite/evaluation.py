@@ -16,7 +16,7 @@ import numpy as np
 from .checks import finite_number, list_of, positive_int
 
 
-def _check_same_shape(values, labels, what: str, noun: str = "values") -> None:
+def check_same_shape(values, labels, what: str, noun: str = "values") -> None:
     """One list of values and one of labels per solution, of the same lengths."""
     if len(values) != len(labels):
         raise ValueError(f"{what}: {len(values)} solutions of {noun} but {len(labels)} of labels")
@@ -27,13 +27,13 @@ def _check_same_shape(values, labels, what: str, noun: str = "values") -> None:
             raise ValueError(f"{what}: solution {i} has {len(v)} {noun} and {len(y)} labels")
 
 
-def _finite_scores(scores, what: str, item: str = "score") -> list[float]:
+def finite_scores(scores, what: str, item: str = "score") -> list[float]:
     """Each score a finite number (not a bool, a str or None: NaN compares false and a str would be cast), named
     ``{item} {k}``: "solution 2, score 1", "problem 0, candidate 3"."""
     return [finite_number(x, f"{item} {k}", what) for k, x in enumerate(scores)]
 
 
-def _check_labels(labels, what: str, name: str) -> None:
+def check_labels(labels, what: str, name: str) -> None:
     """Each label a bool or exactly 0/1 (ints, floats or a tensor's values alike); anything else (None, "True", 2,
     a probability) would be read as a bool by its truth value, so it is refused, naming ``name[index]``."""
     items = (labels.detach().cpu().tolist() if hasattr(labels, "detach")
@@ -47,17 +47,17 @@ def _check_labels(labels, what: str, name: str) -> None:
         raise ValueError(f"{what}: {name}[{bad[0]}] must be a bool or 0/1, got {items[bad[0]]!r:.40}")
 
 
-def _flat_scores_and_labels(scores, labels, what: str, name: str = "labels"):
+def flat_scores_and_labels(scores, labels, what: str, name: str = "labels"):
     nested = any(isinstance(s, (list, tuple, np.ndarray)) for s in scores)  # any: [1.0, [0.0]] is no flat list
     if nested:
-        _check_same_shape(scores, labels, what, noun="scores")
+        check_same_shape(scores, labels, what, noun="scores")
         for i, y in enumerate(labels):
-            _check_labels(y, what, f"{name}[{i}]")
+            check_labels(y, what, f"{name}[{i}]")
         scores = [x for s in scores for x in s]
         labels = [x for y in labels for x in y]
     else:
-        _check_labels(labels, what, name)
-    s = np.asarray(_finite_scores(np.asarray(scores, dtype=object).ravel(), what), dtype=float)
+        check_labels(labels, what, name)
+    s = np.asarray(finite_scores(np.asarray(scores, dtype=object).ravel(), what), dtype=float)
     y = np.asarray(labels).ravel()
     if s.shape != y.shape:
         raise ValueError(f"{what}: {s.size} scores but {y.size} labels")
@@ -74,14 +74,14 @@ def step_auroc(step_scores, step_labels) -> float:
 
     Takes per-solution lists (``list[list[float]]``, ``list[list[bool]]``) or flat arrays."""
     from sklearn.metrics import roc_auc_score
-    s, y = _flat_scores_and_labels(step_scores, step_labels, "step_auroc", "step_labels")
+    s, y = flat_scores_and_labels(step_scores, step_labels, "step_auroc", "step_labels")
     return float(roc_auc_score(y, s))
 
 
 def outcome_auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     """AUROC of solution scores against whether the solution is correct."""
     from sklearn.metrics import roc_auc_score
-    s, y = _flat_scores_and_labels(list_of(scores, "outcome_auroc: scores", "numbers"),
+    s, y = flat_scores_and_labels(list_of(scores, "outcome_auroc: scores", "numbers"),
                                    list_of(labels, "outcome_auroc: labels", "labels"), "outcome_auroc")
     return float(roc_auc_score(y, s))
 
@@ -90,7 +90,7 @@ def outcome_auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
 
 def first_error_index(step_labels: Sequence[bool]) -> int:
     """0-based index of the first wrong step, or -1 when every step is right (ProcessBench's label)."""
-    _check_labels(step_labels, "first_error_index", "step_labels")
+    check_labels(step_labels, "first_error_index", "step_labels")
     return next((k for k, ok in enumerate(step_labels) if not ok), -1)
 
 
@@ -98,7 +98,7 @@ def predict_first_error(step_scores: Sequence[float], threshold: float) -> int:
     """The first step whose score is below ``threshold``, or -1. A NaN score or threshold is refused: it compares
     false with everything, so the step would pass as right without an error."""
     threshold = finite_number(threshold, "threshold", "predict_first_error")
-    return next((k for k, s in enumerate(_finite_scores(step_scores, "predict_first_error")) if s < threshold), -1)
+    return next((k for k, s in enumerate(finite_scores(step_scores, "predict_first_error")) if s < threshold), -1)
 
 
 def _check_first_errors(step_scores, first_errors, what):
@@ -107,7 +107,7 @@ def _check_first_errors(step_scores, first_errors, what):
     for i, (s, e) in enumerate(zip(step_scores, first_errors)):
         if len(s) == 0:
             raise ValueError(f"{what}: solution {i} has no step scores")
-        _finite_scores(s, what, f"solution {i}, score")
+        finite_scores(s, what, f"solution {i}, score")
         if isinstance(e, bool) or not (isinstance(e, (int, np.integer)) and -1 <= e < len(s)):
             raise ValueError(f"{what}: solution {i}: first error must be -1 or a step index < {len(s)}, got {e!r}")
     errors = sum(e >= 0 for e in first_errors)
@@ -166,9 +166,9 @@ def process_reward_report(val_scores, val_labels, test_scores, test_labels) -> d
     for split, arg, scores, labels in (("validation", "val", val_scores, val_labels),
                                        ("test", "test", test_scores, test_labels)):
         what = f"process_reward_report: {split}"
-        _check_same_shape(scores, labels, what, noun="step scores")
+        check_same_shape(scores, labels, what, noun="step scores")
         for i, y in enumerate(labels):
-            _check_labels(y, what, f"{arg}_labels[{i}]")
+            check_labels(y, what, f"{arg}_labels[{i}]")
     try:
         threshold = choose_threshold(val_scores, [first_error_index(l) for l in val_labels])
     except ValueError as e:
@@ -226,9 +226,9 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
         if len(scores) != len(correct) or any(len(s) != len(c) for s, c in zip(scores, correct)):
             raise ValueError("best_of_n_accuracy: scores and correct must have the same shape")
         for i, s in enumerate(scores):  # True here is most likely a swap: the order is named in the message
-            _finite_scores(s, "best_of_n_accuracy(correct, scores)", f"problem {i}, candidate")
+            finite_scores(s, "best_of_n_accuracy(correct, scores)", f"problem {i}, candidate")
     for i, c in enumerate(correct):
-        _check_labels(c, "best_of_n_accuracy", f"correct[{i}]")
+        check_labels(c, "best_of_n_accuracy", f"correct[{i}]")
     sizes = [len(c) for c in correct]
     ns = _check_ns(ns, sizes, subsets, "best_of_n_accuracy", n_resamples)
     rng = np.random.default_rng(positive_int(seed, "seed", "best_of_n_accuracy", minimum=0))  # None drew unseeded

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from .atomic import save_atomic
 from .checks import finite_number, list_of, positive_int
-from .rewards import SAVE_FOLDER, OutcomeRewardModel, ProcessRewardModel, _read_config, step_delimiter_of
+from .rewards import SAVE_FOLDER, OutcomeRewardModel, ProcessRewardModel, read_saved_config, step_delimiter_of
 from .steps import extract_steps
 
 
@@ -137,7 +137,7 @@ class CombinedRewardModel:
         parts' rewards, as best-of-N does)."""
         path = Path(path)
         config_path = path / cls.config_file
-        config = _read_config(config_path, cls.__name__, ("process_weight", "outcome_weight"))
+        config = read_saved_config(config_path, cls.__name__, ("process_weight", "outcome_weight"))
         parts = list_of(config.get("parts", []), f"{config_path}: parts", "folder names")  # one str: "p/ is missing"
         lost = [sub for sub in parts if not (path / sub).exists()]  # saves before "parts": no check
         if lost:
@@ -252,7 +252,7 @@ class EnsembleRewardModel:
     def load(cls, path: str | os.PathLike, device: str | None = None) -> "EnsembleRewardModel":
         path = Path(path)
         config_path = path / cls.config_file
-        config = _read_config(config_path, cls.__name__, ("members", "weights"))
+        config = read_saved_config(config_path, cls.__name__, ("members", "weights"))
         members = config["members"]
         if not isinstance(members, list) or not members or not all(isinstance(m, str) and m for m in members):
             raise ValueError(f"{config_path}: members must be a non-empty list of folder names, got {members!r}")

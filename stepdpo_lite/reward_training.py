@@ -31,7 +31,7 @@ from .data import TO_BOOL, prompt_runs_into, validate_outcome, validate_stepwise
 from .evaluation import step_auroc
 from .models import load_model, resolve_device, resolve_dtype, saved_reward_config, trainer_precision
 from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
-                      RewardModelConfig, _check_values, fast_head_matches, right_pad, tag_logits,
+                      RewardModelConfig, check_config_values, fast_head_matches, right_pad, tag_logits,
                       warn_of_unread_text)
 from .steps import DEFAULT_DELIMITER, extract_steps
 
@@ -285,7 +285,7 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
         tag=c.tag, yes=c.yes, no=c.no, step_delimiter=c.step_delimiter, aggregation=c.aggregation,
         prompt_template=c.prompt_template, quantization=c.quantization, max_length=c.max_length,
         dtype=str(dtype).removeprefix("torch."))  # recorded: a reload on another device computes as trained
-    _check_values(reward_config)  # before the model loads (aggregation="mean2" failed only once it had)
+    check_config_values(reward_config)  # before the model loads (aggregation="mean2" failed only once it had)
     model, tokenizer = load_model(str(model_name_or_path), quantization=c.quantization, lora=c.lora, device=device,
                                   dtype=dtype, gradient_checkpointing=c.gradient_checkpointing)
     verifier = kind(model, tokenizer, reward_config)

@@ -113,7 +113,7 @@ class InputTooLong(ValueError):
     """An input longer than the reward model's ``max_length`` (it is refused, never truncated)."""
 
 
-def _check_values(c: RewardModelConfig) -> None:
+def check_config_values(c: RewardModelConfig) -> None:
     """The config's own values, checked before any model is loaded: a wrong one fails at once and names its field,
     not at the first scoring, nor as a TypeError or KeyError from deep inside the tokenizer or str.format."""
     from .losses import AGGREGATION_STRATEGIES
@@ -140,7 +140,7 @@ def _check_values(c: RewardModelConfig) -> None:
         raise ValueError(f"reward model: dtype must be 'float32', 'bfloat16', 'float16' or None, got {c.dtype!r}")
 
 
-def _read_config(config_path: Path, kind: str, required: Sequence[str] = ()) -> dict:
+def read_saved_config(config_path: Path, kind: str, required: Sequence[str] = ()) -> dict:
     """A saved ``*_reward_config.json`` of a ``kind`` as a dict; a cut-short file, a non-object or a missing key is a
     ValueError naming the file (not a JSONDecodeError, AttributeError or KeyError), no file a FileNotFoundError."""
     if not config_path.exists():
@@ -228,7 +228,7 @@ class GenerativeVerifier:
             config.tag = self.default_tag
         if quantization is not None:
             config.quantization = quantization
-        _check_values(config)  # before a model is loaded: a wrong option fails in a second, not after the load
+        check_config_values(config)  # before a model is loaded: a wrong option fails in a second, not after the load
         if isinstance(model, (str, os.PathLike)):  # loaded as the config says (a save records what was loaded)
             if config_given is None and (Path(model) / self.config_file).exists():  # its tag, delimiter, 4-bit base
                 raise ValueError(f"{model} holds a saved {type(self).__name__}: load it with "
@@ -259,7 +259,7 @@ class GenerativeVerifier:
     # -- tokens
 
     def _check_config(self):
-        c, tok = self.config, self.tokenizer  # c's own values were checked by __init__ (_check_values)
+        c, tok = self.config, self.tokenizer  # c's own values were checked by __init__ (check_config_values)
         self.tag_ids = self._tokenize([c.tag])[0]
         self.yes_id, self.no_id = self._single_token(c.yes, "yes"), self._single_token(c.no, "no")
         if self.yes_id == self.no_id:
@@ -376,13 +376,13 @@ class GenerativeVerifier:
     def load(cls, path: str | os.PathLike, device: str | None = None, **overrides):
         path = Path(path)
         config_path = path / cls.config_file
-        saved = _read_config(config_path, cls.__name__)
+        saved = read_saved_config(config_path, cls.__name__)
         known = {f.name for f in fields(RewardModelConfig)}
         if set(saved) - known:
             logger.warning("ignoring unknown keys %s in %s", sorted(set(saved) - known), config_path)
         config = RewardModelConfig(**{k: v for k, v in saved.items() if k in known})
         try:
-            _check_values(config)  # the file's values, before the model is loaded
+            check_config_values(config)  # the file's values, before the model is loaded
         except ValueError as err:
             raise ValueError(f"{config_path}: {err}") from None
         asked = overrides.get("step_delimiter", config.step_delimiter)  # a PRM's tags go after each step so split

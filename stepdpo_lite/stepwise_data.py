@@ -19,7 +19,7 @@ import torch
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.utils import pad
 
-from .data import _Bad, _text
+from .data import BadField, text_value
 from .rewards import mistake_made_here_labels, sigmoid
 from .steps import char_step_ids, step_spans
 
@@ -38,22 +38,22 @@ def check_row(ex, idx, fill=(), out=None, derived_prompt=False, unfilled=()):
     needs a dict)."""
     try:
         if derived_prompt and not ex["prompt"].strip():
-            raise _Bad("prompt", "is missing, and chosen and rejected share no prefix to take it from")
-        _text(ex, "prompt")
-        if _text(ex, "chosen") == _text(ex, "rejected"):
-            raise _Bad("rejected", "is identical to 'chosen' (the pair has nothing to learn)")
+            raise BadField("prompt", "is missing, and chosen and rejected share no prefix to take it from")
+        text_value(ex, "prompt")
+        if text_value(ex, "chosen") == text_value(ex, "rejected"):
+            raise BadField("rejected", "is identical to 'chosen' (the pair has nothing to learn)")
         open_ended = ex.get("open_ended")  # None: a whole-solution row in a dataset that has open-ended ones too
         if open_ended is not None and not isinstance(open_ended, bool):  # read by truth value: "false" drops the EOS
-            raise _Bad("open_ended", f"must be a bool (True: partial solutions, no EOS), got {ex['open_ended']!r:.40}")
+            raise BadField("open_ended", f"must be a bool (True: partial steps, no EOS), got {ex['open_ended']!r:.40}")
         for name in fill:
             if ex.get(name) is None:
-                raise _Bad(name, "is missing, but the dataset fills (or declares) this column: give every row step "
+                raise BadField(name, "is missing, but the dataset fills (or declares) this column: give every row step "
                                  "labels/rewards, or none")
         for name in unfilled:
             if ex.get(name) is not None:
-                raise _Bad(name, "is given, but the streamed dataset's first row has none (its first row decides "
+                raise BadField(name, "is given, but the streamed dataset's first row has none (its first row decides "
                                  "which step columns it has): give every row step labels/rewards, or none")
-    except _Bad as e:
+    except BadField as e:
         raise ValueError(f"row {idx}: {e}") from None
     return out
 

@@ -56,7 +56,7 @@ def test_a_comma_is_a_thousands_separator_only_between_groups_of_three(text, wan
 @pytest.mark.parametrize("final", ["nan", "inf", "-Infinity", "1_000", "eighteen"])
 def test_a_gold_answer_that_grades_nothing_right_is_refused(final):
     """float() reads nan, inf and 1_000: such a gold answer graded every solution wrong, silently."""
-    with pytest.raises(gsm8k._Bad, match="must be a number"):
+    with pytest.raises(gsm8k.BadField, match="must be a number"):
         gsm8k.split_answer({"question": "How many?", "answer": f"2 + 2 = 4\n#### {final}"})
     assert gsm8k.split_answer({"question": "How many?", "answer": "#### $1,000"})[1] == "$1,000"
 

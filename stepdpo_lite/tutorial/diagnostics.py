@@ -44,7 +44,7 @@ import numpy as np
 from accelerate.utils import is_peft_model
 
 from ..checks import finite_number, flag, list_of, positive_int
-from ..evaluation import (_check_labels, _check_same_shape, _finite_scores, _flat_scores_and_labels,
+from ..evaluation import (check_labels, check_same_shape, finite_scores, flat_scores_and_labels,
                           first_error_index, outcome_auroc, predict_first_error, process_reward_report,
                           step_auroc)
 from ..rewards import sigmoid
@@ -57,9 +57,9 @@ def step_auroc_by_position(step_scores, step_labels) -> list[dict]:
     """Step AUROC among the steps at each position k (1-based): ``[{"step", "n", "right", "auroc"}]``, where
     ``right`` is the share of right steps there and ``auroc`` is None when they are all right or all wrong. It
     says whether a PRM ranks steps within a position, not only by it (compare ``position_only_scores``)."""
-    _check_same_shape(step_scores, step_labels, "step_auroc_by_position")
+    check_same_shape(step_scores, step_labels, "step_auroc_by_position")
     for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong, bool(0.7) as right
-        _check_labels(labels, "step_auroc_by_position", f"step_labels[{i}]")
+        check_labels(labels, "step_auroc_by_position", f"step_labels[{i}]")
     by_position: dict[int, tuple[list, list]] = {}
     for scores, labels in zip(step_scores, step_labels):
         for k, (r, y) in enumerate(zip(scores, labels)):
@@ -93,12 +93,12 @@ def step_calibration(step_rewards, step_labels, n_bins: int = 10) -> dict:
     probability to read."""
     step_rewards = list_of(step_rewards, "step_calibration: step_rewards", "step reward lists (one per solution)")
     step_labels = list_of(step_labels, "step_calibration: step_labels", "step label lists (one per solution)")
-    _check_same_shape(step_rewards, step_labels, "step_calibration", "step rewards")
+    check_same_shape(step_rewards, step_labels, "step_calibration", "step rewards")
     n_bins = positive_int(n_bins, "n_bins", "step_calibration")
     rewards, labels = [], []
     for i, (r, y) in enumerate(zip(step_rewards, step_labels)):
-        _check_labels(y, "step_calibration", f"step_labels[{i}]")  # bool(None) would count a missing label as wrong
-        rewards += _finite_scores(r, "step_calibration", f"solution {i}, reward")  # a NaN would fall in no bin
+        check_labels(y, "step_calibration", f"step_labels[{i}]")  # bool(None) would count a missing label as wrong
+        rewards += finite_scores(r, "step_calibration", f"solution {i}, reward")  # a NaN would fall in no bin
         labels += [bool(v) for v in y]
     if not rewards:
         raise ValueError("step_calibration: no steps (every solution's reward and label lists are empty)")
@@ -134,8 +134,8 @@ def format_step_rewards(prompt: str, steps, rewards, labels, threshold: float) -
     ``threshold`` (a step is accepted when its reward is at least that) disagrees with the checker.
 
     threshold: log-odds (a probability p is log(p / (1 - p)))."""
-    _check_same_shape([rewards], [labels], "format_step_rewards", "rewards")
-    _check_labels(labels, "format_step_rewards", "labels")
+    check_same_shape([rewards], [labels], "format_step_rewards", "rewards")
+    check_labels(labels, "format_step_rewards", "labels")
     threshold = finite_number(threshold, "threshold", "format_step_rewards")  # NaN: every right step "disagreed"
     steps = list_of(steps, "format_step_rewards: steps", "steps (str)")  # one str: a step per character
     if len(steps) != len(rewards):
@@ -171,10 +171,10 @@ def base_rate_loss(labels) -> float:
             if not nested[i]:
                 raise ValueError(f"base_rate_loss: labels[{i}] is a single label among lists of labels; pass one "
                                  "list per solution or one flat list")
-            _check_labels(row, "base_rate_loss", f"labels[{i}]")  # bool(None) would count as wrong
+            check_labels(row, "base_rate_loss", f"labels[{i}]")  # bool(None) would count as wrong
         flat = [bool(y) for row in rows for y in row]
     else:
-        _check_labels(rows, "base_rate_loss", "labels")
+        check_labels(rows, "base_rate_loss", "labels")
         flat = [bool(y) for y in rows]
     if not flat:
         raise ValueError("base_rate_loss: no labels")
@@ -190,7 +190,7 @@ def step_label_counts(step_labels) -> dict:
     flat = []
     for i, labels in enumerate(rows):  # bool(None) would count a missing label as wrong
         labels = list_of(labels, f"step_label_counts: step_labels[{i}]", "step labels (one list per solution)")
-        _check_labels(labels, "step_label_counts", f"step_labels[{i}]")
+        check_labels(labels, "step_label_counts", f"step_labels[{i}]")
         flat += [bool(y) for y in labels]
     if not flat:
         raise ValueError("step_label_counts: no step labels")
@@ -239,7 +239,7 @@ def rejected_right_answers(min_rewards, labels, threshold: float, prompts=None, 
 
     threshold: log-odds (a probability p is log(p / (1 - p)))."""
     rewards = [finite_number(r, f"min_rewards[{i}]", "rejected_right_answers") for i, r in enumerate(min_rewards)]
-    _check_labels(labels, "rejected_right_answers", "labels")
+    check_labels(labels, "rejected_right_answers", "labels")
     threshold = finite_number(threshold, "threshold", "rejected_right_answers")
     if len(rewards) != len(labels):
         raise ValueError(f"rejected_right_answers: {len(rewards)} rewards for {len(labels)} labels; need one reward "
@@ -272,9 +272,9 @@ def format_rejected_right_answers(r: dict) -> str:
 def mean_by_label(step_values, step_labels, label: bool) -> float | None:
     """Mean of the per-step values whose label is ``label`` (one list of each per solution); None when no step
     has it (as ``step_auroc_by_position``: an undefined figure, which JSON, unlike NaN, can record)."""
-    _check_same_shape(step_values, step_labels, "mean_by_label")
+    check_same_shape(step_values, step_labels, "mean_by_label")
     for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
-        _check_labels(labels, "mean_by_label", f"step_labels[{i}]")
+        check_labels(labels, "mean_by_label", f"step_labels[{i}]")
     picked = [v for vs, ls in zip(step_values, step_labels) for v, y in zip(vs, ls) if bool(y) == label]
     return float(np.mean(picked)) if picked else None
 
@@ -314,9 +314,9 @@ def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards, rejected_step_l
         {"mean": float(np.mean(at)), "solutions": len(at)} for k in range(max(map(len, chosen_rewards)))
         for at in [[c[k] for c in chosen_rewards if len(c) > k]]]}
     if rejected_step_labels is not None:  # one bool a step: a probability label would be read by its truth value
-        _check_same_shape(rejected_rewards, rejected_step_labels, "chosen_vs_rejected_summary", "rewards")
+        check_same_shape(rejected_rewards, rejected_step_labels, "chosen_vs_rejected_summary", "rewards")
         for i, labels in enumerate(rejected_step_labels):
-            _check_labels(labels, "chosen_vs_rejected_summary", f"rejected_step_labels[{i}]")
+            check_labels(labels, "chosen_vs_rejected_summary", f"rejected_step_labels[{i}]")
         summary["mistake_rewards"] = sorted(float(r) for rewards, labels in zip(rejected_rewards, rejected_step_labels)
                                             for r, right in zip(rewards, labels) if not right)
     return summary
@@ -436,9 +436,9 @@ def first_error_hits(step_rewards, step_labels, threshold: float) -> int:
     PRM that a reader can check row by row in notebook 05's pictures.
 
     threshold: log-odds (a probability p is log(p / (1 - p)))."""
-    _check_same_shape(step_rewards, step_labels, "first_error_hits", "rewards")
+    check_same_shape(step_rewards, step_labels, "first_error_hits", "rewards")
     for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
-        _check_labels(labels, "first_error_hits", f"step_labels[{i}]")
+        check_labels(labels, "first_error_hits", f"step_labels[{i}]")
     _threshold_probability(threshold, "first_error_hits")
     return sum(predict_first_error(r, threshold) == first_error_index(y)
                for r, y in zip(step_rewards, step_labels))
@@ -489,9 +489,9 @@ def heatmap_details(step_rewards, step_labels, threshold: float, row_labels=None
       and the lowest and highest P of those steps (``p_min``, ``p_max``; None where there is none);
     - ``p_right_by_step``: per step position, the lowest and highest P on a right step (``[min, max]``; None where
       no solution has a right step there): how sure the PRM is of right steps, early and late."""
-    _check_same_shape(step_rewards, step_labels, "heatmap_details", "rewards")
+    check_same_shape(step_rewards, step_labels, "heatmap_details", "rewards")
     for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
-        _check_labels(labels, "heatmap_details", f"step_labels[{i}]")
+        check_labels(labels, "heatmap_details", f"step_labels[{i}]")
     names = [str(i + 1) for i in range(len(step_rewards))] if row_labels is None else list(row_labels)
     if len(names) != len(step_rewards):
         raise ValueError(f"heatmap_details: {len(names)} row labels for {len(step_rewards)} solutions")
@@ -597,7 +597,7 @@ def credit_example(implicit_rewards: dict, rejected_labels, index: int) -> dict:
             raise ValueError(f"credit_example: {name}: rewards of {len(r['rejected'])} rejected solutions for "
                              f"{len(rejected_labels)} label lists")
     labels = list(rejected_labels[index])
-    _check_labels(labels, "credit_example", f"rejected_labels[{index}]")
+    check_labels(labels, "credit_example", f"rejected_labels[{index}]")
     rewards = {name: [float(x) for x in r["rejected"][index]] for name, r in implicit_rewards.items()}
     for name, values in rewards.items():
         if len(values) != len(labels):
@@ -724,8 +724,8 @@ def auroc_difference(scores_a, scores_b, labels, groups=None, n_boot: int = 1000
         raise ValueError(f"auroc_difference: confidence must be in (0, 1), e.g. 0.95, got {confidence!r}")
     nested = len(labels) > 0 and isinstance(labels[0], (list, tuple, np.ndarray))
     # each side checked as step_auroc checks it: shapes, finite scores, labels bool or 0/1, both classes
-    a, y = _flat_scores_and_labels(scores_a, labels, "auroc_difference (scores A)")
-    b, _ = _flat_scores_and_labels(scores_b, labels, "auroc_difference (scores B)")
+    a, y = flat_scores_and_labels(scores_a, labels, "auroc_difference (scores A)")
+    b, _ = flat_scores_and_labels(scores_b, labels, "auroc_difference (scores B)")
     sizes = [len(row) for row in labels] if nested else [1] * len(labels)
     keys = list(range(len(labels))) if groups is None else list(groups)
     if len(keys) != len(labels):

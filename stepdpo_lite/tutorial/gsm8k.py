@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..checks import positive_int
-from ..data import _Bad, _check_all, _read_json, _records, _text  # a bad record: an error naming its file, line, field
+# a bad record: an error naming its file, line and field
+from ..data import BadField, check_records, read_json_records, records_of, text_value
 
 # The instruction makes an instruct model write steps the default delimiter "\n\nStep" can split.
 INSTRUCTION = ("Solve the math problem step by step. Start each step on a new paragraph with 'Step k:' "
@@ -131,23 +132,23 @@ class GSM8KProblem:
 
 
 def split_answer(record) -> tuple[str, str]:
-    """A GSM8K record's reference lines and final answer (after ``####``); ``_Bad`` naming the field when the
+    """A GSM8K record's reference lines and final answer (after ``####``); ``BadField`` naming the field when the
     question or answer is not a non-empty string, or the final answer not a number as graded (``"18"``, ``"$18"``,
     ``"1,000"``; ``"eighteen"`` would grade every solution wrong, silently)."""
-    _text(record, "question")
-    answer = _text(record, "answer")
+    text_value(record, "question")
+    answer = text_value(record, "answer")
     if "####" not in answer:
-        raise _Bad("answer", f"has no final '#### <answer>' line: {answer[-80:]!r}")
+        raise BadField("answer", f"has no final '#### <answer>' line: {answer[-80:]!r}")
     solution, final = (part.strip() for part in answer.rsplit("####", 1))
     if _to_float(final) is None:
-        raise _Bad("answer", f"the final answer after '####' must be a number, got {final!r:.40}")
+        raise BadField("answer", f"the final answer after '####' must be a number, got {final!r:.40}")
     return solution, final
 
 
 def _problem(row: dict, tokenizer) -> GSM8KProblem:
     try:
         solution, final = split_answer(row)
-    except _Bad as err:
+    except BadField as err:
         raise ValueError(f"GSM8K row: {err}") from None
     return GSM8KProblem(row["question"], final, format_prompt(row["question"], tokenizer), solution)
 
@@ -193,7 +194,8 @@ def _local_rows(path: Path) -> dict[str, list[dict]]:
     if not files:
         raise FileNotFoundError(f"load_problems: {path} is neither a .jsonl file nor a folder with "
                                 "train.jsonl/test.jsonl")
-    return {s: _check_all(_read_json(f), _checked_row, "load_problems") for s, f in files.items()}  # before shuffling
+    # checked before shuffling, so an error names the record's line in the file
+    return {s: check_records(read_json_records(f), _checked_row, "load_problems") for s, f in files.items()}
 
 
 def load_hub_split(name: str, split: str):
@@ -241,7 +243,7 @@ def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str
     else:
         train, test = (load_hub_split(name, split) for split in ("train", "test"))
         for split, rows in (("train", train), ("test", test)):  # before shuffling, as a local copy: a bad row said
-            _check_all(_records(rows), _checked_row, f"load_problems: {name} {split}")  # "GSM8K row", not which
+            check_records(records_of(rows), _checked_row, f"load_problems: {name} {split}")  # "GSM8K row", not which
         train, test = train.shuffle(seed=seed), test.shuffle(seed=seed)
     if n_train + n_eval > len(train) or n_eval > len(test):
         raise ValueError(f"load_problems: GSM8K has {len(train)} train / {len(test)} test problems; asked for "

@@ -28,8 +28,9 @@ from datasets import Dataset
 
 from .. import generation
 from ..checks import finite_number, list_of, positive_int
-from ..evaluation import _check_labels
-from ..data import _check_all, _list, _text, validate_outcome, validate_preference, validate_step_dpo, validate_stepwise
+from ..evaluation import check_labels
+from ..data import (check_records, list_value, text_value, validate_outcome, validate_preference, validate_step_dpo,
+                   validate_stepwise)
 from ..steps import DEFAULT_DELIMITER, extract_steps
 from . import toyworld
 
@@ -321,8 +322,8 @@ def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence
         raise ValueError(f"mc_step_labels: got {len(prompts)} prompts but {len(solutions)} solutions")
     # The checks validate_stepwise makes on the rows at the end (a non-empty list of non-blank steps, a prompt), made
     # before the sampling (minutes of it).
-    _check_all([(f"solution {i}", {"prompt": p, "steps": s}) for i, (p, s) in enumerate(zip(prompts, solutions))],
-               lambda r: [(_text(r, "prompt"), _list(r, "steps", str))], "mc_step_labels")
+    check_records([(f"solution {i}", {"prompt": p, "steps": s}) for i, (p, s) in enumerate(zip(prompts, solutions))],
+               lambda r: [(text_value(r, "prompt"), list_value(r, "steps", str))], "mc_step_labels")
     prefixes = [(i, k) for i, steps in enumerate(solutions) for k in range(1, len(steps))]
     closed = [("".join(solutions[i][:k]) + (delimiter if solutions[i][k].startswith(delimiter) else ""))
               for i, k in prefixes]  # step k and the opening of step k+1
@@ -412,7 +413,7 @@ def label_agreement(mc_labels: Sequence[Sequence], gold_labels: Sequence[Sequenc
         if bad:  # None, a NaN or a count would be read as a label all the same
             raise ValueError(f"label_agreement: solution {i}, step {bad[0]}: a label must be a bool or a share in "
                              f"[0, 1], got {m[bad[0]]!r}")
-        _check_labels(g, "label_agreement", f"gold_labels[{i}]")  # by truth value, None was wrong and 0.2 right
+        check_labels(g, "label_agreement", f"gold_labels[{i}]")  # by truth value, None was wrong and 0.2 right
         pred += [float(x) >= threshold for x in m]
         gold += [bool(x) for x in g]
     if not gold:

@@ -37,7 +37,7 @@ from trl import DPOConfig, DPOTrainer
 
 from .. import generation
 from ..checks import finite_number, positive_int
-from ..data import _dataset as dataset_of
+from ..data import dataset_of
 from ..models import resolve_device, resolve_dtype, trainer_precision, write_portable_adapter_config
 from ..trainer import STEP_PAIRINGS, StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16, float32_adapters_unless_bf16
 from . import budget, runs, tasks

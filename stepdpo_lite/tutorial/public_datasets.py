@@ -27,9 +27,10 @@ from typing import Sequence
 from datasets import Dataset
 
 from ..checks import flag, list_of, positive_int
-from ..data import (OUTCOME, STEPWISE, _Bad, _bool, _check_all, _dataset, _field, _inside, _list, _no_file, _outcome,
-                   _records, _stepwise, _text, _validated, validate_preference, validate_stepwise)
-from ..evaluation import _check_labels
+from ..data import (OUTCOME, STEPWISE, BadField, bool_value, check_outcome_row, check_path, check_records,
+                   check_stepwise_row, dataset_of, field_value, inside_field, list_value, records_of, text_value,
+                   validate_preference, validate_stepwise, validated)
+from ..evaluation import check_labels
 from ..steps import extract_steps
 from .gsm8k import split_answer
 
@@ -42,7 +43,7 @@ GSM8K_SOLVERS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_ve
 
 def _repeats_kept(rows: list[dict], key: Sequence[str], name: str) -> list[dict]:
     """``rows`` as they are; how many repeat an earlier row's ``key`` fields is logged, since a repeat weighs twice in
-    training and counts twice in an evaluation (``drop_duplicates=True`` drops them, through ``_check_all``)."""
+    training and counts twice in an evaluation (``drop_duplicates=True`` drops them, through ``check_records``)."""
     repeats = len(rows) - len({tuple(json.dumps(row[f]) for f in key) for row in rows})
     if repeats:
         logger.warning("%s: %d rows repeat an earlier row's %s; kept (drop_duplicates=True drops them)", name, repeats,
@@ -56,37 +57,37 @@ def _step_text(options: list, k: int, j: int) -> str:
     """The text of step ``k``'s completion ``j``, which a row takes: blank raises, naming the record's field (the
     row's own check named the row's ``completions[k]`` and its "\\n", neither in the file). An alternative that no
     row takes may be blank."""
-    with _inside(f"label.steps[{k}].completions[{j}]"):
-        return _text(options[j], "text")
+    with inside_field(f"label.steps[{k}].completions[{j}]"):
+        return text_value(options[j], "text")
 
 
 def _prm800k(record, neutral_as: bool, branches: bool):
-    question, label = _field(record, "question"), _field(record, "label")  # outside _inside: not 'question.question'
-    with _inside("question"):
-        prompt = _text(question, "problem")
-    with _inside("label"):
-        steps = _field(label, "steps")
+    question, label = field_value(record, "question"), field_value(record, "label")  # read outside inside_field: 'question', not 'question.question'
+    with inside_field("question"):
+        prompt = text_value(question, "problem")
+    with inside_field("label"):
+        steps = field_value(label, "steps")
         if not isinstance(steps, list):
-            raise _Bad("steps", f"must be a list, got {type(steps).__name__}")
+            raise BadField("steps", f"must be a list, got {type(steps).__name__}")
     rows, path, labels = [], [], []
     for k, step in enumerate(steps):
-        with _inside(f"label.steps[{k}]"):
-            options = _field(step, "completions")
+        with inside_field(f"label.steps[{k}]"):
+            options = field_value(step, "completions")
             options = [] if options is None else options  # null: no model step (`or []` let 0, false and "" pass)
             if not isinstance(options, list):  # a str or an object was read item by item, a number a TypeError
-                raise _Bad("completions", f"must be a list of rated steps or null, got {options!r:.40}")
+                raise BadField("completions", f"must be a list of rated steps or null, got {options!r:.40}")
             for j, option in enumerate(options):
-                with _inside(f"completions[{j}]"):
-                    _text(option, "text", blank_ok=True)
-                    rating = _field(option, "rating")  # True == 1 and 1.0 == 1: a type clash would pass `in`
+                with inside_field(f"completions[{j}]"):
+                    text_value(option, "text", blank_ok=True)
+                    rating = field_value(option, "rating")  # True == 1 and 1.0 == 1: a type clash would pass `in`
                     if not (rating is None or type(rating) is int and rating in (-1, 0, 1)):
-                        raise _Bad("rating", f"must be -1, 0, 1 or null, got {option['rating']!r:.40}")
-            chosen, human = _field(step, "chosen_completion"), _field(step, "human_completion")
+                        raise BadField("rating", f"must be -1, 0, 1 or null, got {option['rating']!r:.40}")
+            chosen, human = field_value(step, "chosen_completion"), field_value(step, "human_completion")
             if chosen is not None and (type(chosen) is not int or not 0 <= chosen < len(options)):
-                raise _Bad("chosen_completion", f"must be null or an index into completions, got {chosen!r:.40}")
+                raise BadField("chosen_completion", f"must be null or an index into completions, got {chosen!r:.40}")
             if chosen is None and human is not None:
-                with _inside("human_completion"):
-                    _text(human, "text")
+                with inside_field("human_completion"):
+                    text_value(human, "text")
         if chosen is not None:
             followed, text, rating = chosen, _step_text(options, k, chosen), options[chosen]["rating"]
         elif human is not None:  # a step a labeller wrote after rejecting the model's: correct by construction
@@ -109,7 +110,7 @@ def _prm800k(record, neutral_as: bool, branches: bool):
     if path:
         rows.append({"prompt": prompt, "completions": path, "labels": labels})
     for row in rows:
-        _stepwise(row)
+        check_stepwise_row(row)
     return rows
 
 
@@ -142,11 +143,11 @@ def load_prm800k(path, *, neutral_as: bool = True, branches: bool = False, drop_
             no_row.append(record)
         return rows
 
-    rows = _check_all(_records(path, "load_prm800k"), convert, "prm800k", key=STEPWISE if drop_duplicates else (),
+    rows = check_records(records_of(path, "load_prm800k"), convert, "prm800k", key=STEPWISE if drop_duplicates else (),
                       drop_duplicates=drop_duplicates, skip_invalid=skip_invalid)
     if no_row:
         logger.warning("prm800k: %d records have no labelled step and gave no row", len(no_row))
-    return _dataset(_repeats_kept(rows, STEPWISE, "prm800k"), STEPWISE)
+    return dataset_of(_repeats_kept(rows, STEPWISE, "prm800k"), STEPWISE)
 
 
 # ----------------------------------------------------------------------------- Math-Shepherd
@@ -155,36 +156,36 @@ _STEP_ONE = re.compile(r"(?<![A-Za-z])[Ss]tep 1:")  # "Footstep 1:" is no step m
 
 
 def _math_shepherd(row, marker: str = "ки"):
-    text, label = _text(row, "input"), _text(row, "label")
+    text, label = text_value(row, "input"), text_value(row, "label")
     pieces = text.split(marker)  # the step tag follows each step; `label` holds "+" or "-" in its place
     if len(pieces) < 2:
-        raise _Bad("input", f"has no step tag {marker!r}")
+        raise BadField("input", f"has no step tag {marker!r}")
     labels, pos = [], 0
     for j, piece in enumerate(pieces):
         if label[pos:pos + len(piece)] != piece:
-            raise _Bad("label", f"differs from 'input' near character {pos}: it must be 'input' with each "
+            raise BadField("label", f"differs from 'input' near character {pos}: it must be 'input' with each "
                                 f"{marker!r} replaced by '+' or '-'")
         pos += len(piece)
         if j < len(pieces) - 1:
             if label[pos:pos + 1] not in ("+", "-"):  # quoted as long as the tag: 'к' of a 'ки' left in place
-                raise _Bad("label", f"has {label[pos:pos + len(marker)]!r} where 'input' has step tag {j + 1} "
+                raise BadField("label", f"has {label[pos:pos + len(marker)]!r} where 'input' has step tag {j + 1} "
                                     f"({marker!r}); expected '+' or '-'")
             labels.append(label[pos] == "+")
             pos += 1
     if pos != len(label) or pieces[-1].strip():
-        raise _Bad("label" if pos != len(label) else "input", "has text after the last step tag")
+        raise BadField("label" if pos != len(label) else "input", "has text after the last step tag")
     # The question and the first step share the first piece; "Step 1:" (a few rows: "step 1:") is where they meet.
     # Only one may be there: the first of two cut a question that says "step 1:" short and gave step 1 its end.
     marks = list(_STEP_ONE.finditer(pieces[0]))
     if not marks:
-        raise _Bad("input", "has no 'Step 1:' before the first step tag: cannot tell the question from step 1")
+        raise BadField("input", "has no 'Step 1:' before the first step tag: cannot tell the question from step 1")
     if len(marks) > 1:
-        raise _Bad("input", f"has {len(marks)} step marks {[m.group() for m in marks]} before the first step tag: "
+        raise BadField("input", f"has {len(marks)} step marks {[m.group() for m in marks]} before the first step tag: "
                             "cannot tell which one ends the question")
     first = marks[0].start()
     steps = [pieces[0][first:], *pieces[1:-1]]
     out = {"prompt": pieces[0][:first].strip(), "completions": [s.rstrip(" ") for s in steps], "labels": labels}
-    return _stepwise(out)
+    return check_stepwise_row(out)
 
 
 def load_math_shepherd(path, *, skip_invalid: bool = False) -> Dataset:
@@ -203,7 +204,7 @@ def load_math_shepherd(path, *, skip_invalid: bool = False) -> Dataset:
     model reads, for training and scoring alike: ``ds.map(lambda r: data.delimit_steps(r, "\\n"))`` ends them with
     ``"\\n"``; or render them with the model's chat template.
     """
-    return _dataset(_check_all(_records(path, "load_math_shepherd"), _math_shepherd, "math_shepherd",
+    return dataset_of(check_records(records_of(path, "load_math_shepherd"), _math_shepherd, "math_shepherd",
                                skip_invalid=skip_invalid), STEPWISE)
 
 
@@ -298,15 +299,15 @@ def _gsm8k_solutions(record, unchecked: list[str]):
     ``<<X*.25=19.5>>``) goes to ``unchecked``, which the loaders log, and counts as right, as a line with no annotation
     does: neither is verified. (``data/gsm8k`` has 8, all in incorrect solutions; counted wrong, they would make
     the calculator "find" a wrong line in 22 of the 505 instead of 16, none of them a verified slip.)"""
-    prompt, rows = _text(record, "question"), []
+    prompt, rows = text_value(record, "question"), []
     for solver in GSM8K_SOLVERS:
-        answer = _field(record, solver)
-        with _inside(solver):
-            solution, correct = _text(answer, "solution"), _bool(answer, "is_correct")
+        answer = field_value(record, solver)
+        with inside_field(solver):
+            solution, correct = text_value(answer, "solution"), bool_value(answer, "is_correct")
         steps = extract_steps(solution, delimiter="\n")  # GSM8K solutions are one step a line
         verdicts = [calculator_check(s) for s in steps]
         unchecked += [s for s, v in zip(steps, verdicts) if v is None]
-        rows += _outcome({"prompt": prompt, "completion": solution, "label": correct,
+        rows += check_outcome_row({"prompt": prompt, "completion": solution, "label": correct,
                           "step_labels": [v is not False for v in verdicts], "solver": solver})
     return rows
 
@@ -319,10 +320,10 @@ def load_gsm8k_solutions(path, *, skip_invalid: bool = False) -> Dataset:
     one whose annotation cannot be evaluated, counted in a logged warning: 8 lines of ``data/gsm8k``) and ``solver``.
     """
     unchecked: list[str] = []
-    rows = _check_all(_records(path, "load_gsm8k_solutions"), lambda r: _gsm8k_solutions(r, unchecked), "gsm8k",
+    rows = check_records(records_of(path, "load_gsm8k_solutions"), lambda r: _gsm8k_solutions(r, unchecked), "gsm8k",
                       skip_invalid=skip_invalid)
     _log_unchecked("gsm8k", unchecked)
-    return _dataset(rows, OUTCOME)
+    return dataset_of(rows, OUTCOME)
 
 
 def _gsm8k_problem(record):
@@ -333,14 +334,14 @@ def _gsm8k_problem(record):
 def load_gsm8k_problems(path, *, skip_invalid: bool = False) -> Dataset:
     """GSM8K ``test.jsonl``/``train.jsonl`` -> ``prompt``, ``solution`` (the reference lines), ``answer``. A record
     whose answer has no numeric ``#### <answer>`` raises (or, with ``skip_invalid=True``, is skipped and counted)."""
-    return _dataset(_check_all(_records(path, "load_gsm8k_problems"), _gsm8k_problem, "gsm8k_problems",
+    return dataset_of(check_records(records_of(path, "load_gsm8k_problems"), _gsm8k_problem, "gsm8k_problems",
                                skip_invalid=skip_invalid), ("prompt", "solution", "answer"))
 
 
 def _line_verdicts(line_labels: Sequence[bool], correct: bool, who: str) -> list[bool]:
     """The checked per-line verdicts: a list of bools (0/1 too), ``correct`` a bool."""
     line_labels = list_of(line_labels, f"{who}: line_labels", "bools (one per line)")
-    _check_labels(line_labels, who, "line_labels")  # None was a right line, a str a TypeError
+    check_labels(line_labels, who, "line_labels")  # None was a right line, a str a TypeError
     if correct not in (True, False):
         raise ValueError(f"{who}: correct must be a bool, got {correct!r:.40}")
     return [bool(x) for x in line_labels]
@@ -384,15 +385,15 @@ def _gsm8k_solution_rows(record, step_labels: bool, unchecked: list[str]):
     if "prompt" not in record and "completion" not in record:
         return _gsm8k_solutions(record, unchecked)
     if step_labels:
-        _list(record, "step_labels", bool)  # the pairs' step labels are made from them
-    return _outcome(record, delimiter="\n")
+        list_value(record, "step_labels", bool)  # the pairs' step labels are made from them
+    return check_outcome_row(record, delimiter="\n")
 
 
 def _gsm8k_texts(solutions, step_labels: bool, skip_invalid: bool, who: str) -> dict[str, dict[str, dict]]:
     """The checked outcome rows of ``solutions`` (a path, records or ``load_gsm8k_solutions``' rows), by problem and
     text: a text two solvers wrote alike for the same problem is kept once (logged)."""
     unchecked: list[str] = []
-    rows = _check_all(_records(solutions, who), lambda r: _gsm8k_solution_rows(r, step_labels, unchecked), who,
+    rows = check_records(records_of(solutions, who), lambda r: _gsm8k_solution_rows(r, step_labels, unchecked), who,
                       skip_invalid=skip_invalid)
     _log_unchecked(who, unchecked)
     problems: dict[str, dict[str, dict]] = {}
@@ -468,10 +469,10 @@ def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = Non
 # ----------------------------------------------------------------------------- ProcessBench
 
 def _processbench(row):
-    _text(row, "problem")
-    steps, label = _list(row, "steps", str), _field(row, "label")
+    text_value(row, "problem")
+    steps, label = list_value(row, "steps", str), field_value(row, "label")
     if type(label) is not int or not -1 <= label < len(steps):
-        raise _Bad("label", f"must be -1 or a step index 0..{len(steps) - 1}, got {label!r:.40}")
+        raise BadField("label", f"must be -1 or a step index 0..{len(steps) - 1}, got {label!r:.40}")
     return [dict(row)]
 
 
@@ -480,7 +481,7 @@ def validate_processbench(rows, *, drop_duplicates: bool = False, skip_invalid: 
     repeats an earlier one's ``problem``, ``steps`` and ``label`` (it would count twice) is kept and counted in the
     log, or dropped with ``drop_duplicates=True``."""
     # errors name a record's file and line, also for a type clash in an extra field
-    return _validated(rows, _processbench, "processbench", PROCESSBENCH,
+    return validated(rows, _processbench, "processbench", PROCESSBENCH,
                       lambda kept: _repeats_kept(kept, PROCESSBENCH, "processbench"),
                       key=PROCESSBENCH if drop_duplicates else (), drop_duplicates=drop_duplicates,
                       skip_invalid=skip_invalid)
@@ -489,7 +490,7 @@ def validate_processbench(rows, *, drop_duplicates: bool = False, skip_invalid: 
 def load_processbench(path, **kw) -> Dataset:
     """ProcessBench rows (Zheng et al. 2024, arXiv:2412.06559): a JSONL file or an upstream JSON array; options as
     ``validate_processbench``'s."""
-    _no_file(path, "load_processbench")
+    check_path(path, "load_processbench")
     return validate_processbench(path, **kw)
 
 
@@ -497,5 +498,5 @@ def processbench_step_labels(row) -> list[bool]:
     """A ProcessBench row's step labels, **reachable** (docs/formats.md), as ``evaluation.step_auroc`` reads them:
     step k is right when k < ``label`` (the first wrong step), every step when ``label`` is -1. The row is checked
     as ``validate_processbench`` checks one."""
-    _check_all([("row", row)], _processbench, "processbench_step_labels")
+    check_records([("row", row)], _processbench, "processbench_step_labels")
     return [row["label"] == -1 or k < row["label"] for k in range(len(row["steps"]))]

@@ -34,7 +34,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from ..atomic import write_atomic
 from ..checks import finite_number, list_of, positive_int
-from ..evaluation import _check_labels, first_error_index, outcome_auroc, predict_first_error
+from ..evaluation import check_labels, first_error_index, outcome_auroc, predict_first_error
 from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps, step_body
 from .diagnostics import step_calibration
@@ -141,7 +141,7 @@ def _text_of(problem) -> str:
 def _gold(verdict, name: str = "verdict") -> tuple[list[bool], int]:
     """``(step_labels, first_error)`` of a ``Verdict``, a dict with ``step_labels``, or a list of labels."""
     labels = verdict["step_labels"] if isinstance(verdict, dict) else getattr(verdict, "step_labels", verdict)
-    _check_labels(labels, "step_reward_explorer", name)  # bool(None) would show a wrong step
+    check_labels(labels, "step_reward_explorer", name)  # bool(None) would show a wrong step
     labels = [bool(ok) for ok in labels]
     return labels, first_error_index(labels)
 
@@ -157,7 +157,7 @@ def _check_rows(rows, keys, who: str) -> list:
         if missing:
             raise ValueError(f"{who}: rows[{i}] has no {missing[0]!r} (need {', '.join(keys)})")
         if "labels" in keys:  # bool(None) would count a missing label as wrong
-            _check_labels(row["labels"], who, f"rows[{i}]['labels']")
+            check_labels(row["labels"], who, f"rows[{i}]['labels']")
     return rows
 
 
@@ -209,7 +209,7 @@ def verdict_row_labels(step_labels) -> list[str]:
     that the text can name a row the reader finds at once."""
     step_labels = list_of(step_labels, "verdict_row_labels: step_labels", "lists of step labels")
     for i, labels in enumerate(step_labels):
-        _check_labels(labels, "verdict_row_labels", f"step_labels[{i}]")
+        check_labels(labels, "verdict_row_labels", f"step_labels[{i}]")
     return [("✓ " if all(labels) else "✗ ") + str(i + 1) for i, labels in enumerate(step_labels)]
 
 
@@ -270,7 +270,7 @@ def before_after_bars(solutions, rewards, labels=(None, None)) -> tuple[list[str
     for side, step_list, marks in zip(("before", "after"), steps, labels):
         if marks is None or len(marks) == 0:  # no checker (GSM8K), or an unscored solution: no ✓/✗
             continue
-        _check_labels(marks, "before_after_bars", f"labels ({side})")
+        check_labels(marks, "before_after_bars", f"labels ({side})")
         if len(marks) != len(step_list):  # labels of another solution
             raise ValueError(f"before_after_bars: labels ({side}) has {len(marks)} labels for {len(step_list)} steps")
     n = max(len(steps[0]), len(steps[1]), 1)
@@ -287,7 +287,7 @@ def pick_credit_example(rejected_step_labels) -> int:
     if not rows:
         raise ValueError("pick_credit_example: rejected_step_labels is empty")
     for i, labels in enumerate(rows):
-        _check_labels(labels, "pick_credit_example", f"rejected_step_labels[{i}]")
+        check_labels(labels, "pick_credit_example", f"rejected_step_labels[{i}]")
     rows = [list(labels) for labels in rows]
     late = [j for j, labels in enumerate(rows) if labels and labels[0] and False in labels]  # a right first step
     return max(late or range(len(rows)), key=lambda j: rows[j].count(True))
@@ -344,7 +344,7 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     if step_labels is not None:
         _check_ragged("step_labels", step_labels, step_rewards, "step_rewards")
         for i, row in enumerate(step_labels):  # with first_errors given, a None label was drawn as a wrong step
-            _check_labels(row, "plot_step_reward_heatmap", f"step_labels[{i}]")
+            check_labels(row, "plot_step_reward_heatmap", f"step_labels[{i}]")
         if first_errors is None:
             first_errors = [first_error_index(list(row)) for row in step_labels]
     if first_errors is not None:
@@ -448,7 +448,7 @@ def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None
         if labels is not None:
             _check_ragged(name, labels, ref, name.replace("labels", "rewards"))
             for i, row in enumerate(labels):  # bool(None) would draw a wrong step
-                _check_labels(row, "plot_chosen_vs_rejected", f"{name}[{i}]")
+                check_labels(row, "plot_chosen_vs_rejected", f"{name}[{i}]")
     k = max(0, min(n_examples, len(chosen_rewards)))
     mosaic = [["all"] * max(k, 1)] + ([[f"ex{i}" for i in range(k)]] if k else [])
     fig, axes = plt.subplot_mosaic(mosaic, figsize=(max(7, 3.2 * k), 6.4 if k else 3.6), layout="constrained")
@@ -501,7 +501,7 @@ def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=(
         raise ValueError(f"plot_before_after: {n} steps but {len(rewards_before)} rewards before, "
                          f"{len(rewards_after)} after" + ("" if labels is None else f", {len(labels)} labels"))
     if labels is not None:  # bool(None) would draw a ✗
-        _check_labels(labels, "plot_before_after", "labels")
+        check_labels(labels, "plot_before_after", "labels")
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * n + 2), 4.2), layout="constrained")
     x = np.arange(n)
     colors = [method_color(names[0]) or BASE_GREY, method_color(names[1]) or NEUTRAL]  # a method's own colour
@@ -750,7 +750,7 @@ def plot_accuracy_by_length(lengths, correct, xlabel: str = "number of steps", t
     if len(lengths) != len(correct) or not lengths:  # empty: an empty picture
         raise ValueError(f"plot_accuracy_by_length: {len(lengths)} lengths but {len(correct)} results "
                          "(need equal, > 0)")
-    _check_labels(correct, "plot_accuracy_by_length", "correct")  # bool(None) would count as wrong, bool(0.7) as right
+    check_labels(correct, "plot_accuracy_by_length", "correct")  # bool(None) would count as wrong, bool(0.7) as right
     for i, n in enumerate(lengths):  # a NaN is no group: its bar was NaN; 2.0 and 2 were two bars, True one of 1
         if isinstance(n, bool) or not isinstance(n, numbers.Integral):
             raise ValueError(f"plot_accuracy_by_length: lengths[{i}] must be an int, got {n!r}")
@@ -779,7 +779,7 @@ def plot_label_agreement(predicted, gold, names=("Monte-Carlo", "gold"), title=N
         if len(a) != len(b):
             raise ValueError(f"plot_label_agreement: solution {i} has {len(a)} predicted but {len(b)} gold labels")
         for name, labels in ((names[0], a), (names[1], b)):  # a None would count as a wrong step
-            _check_labels(labels, "plot_label_agreement", f"solution {i}: {name} labels")
+            check_labels(labels, "plot_label_agreement", f"solution {i}: {name} labels")
     flat = lambda xs: [bool(v) for x in nested(xs) for v in x]
     p, g = flat(predicted), flat(gold)
     if len(p) != len(g) or not p:
@@ -806,7 +806,7 @@ def plot_outcome_roc(scores, labels, histogram: str | None = None, title=None, s
     from sklearn.metrics import roc_curve  # scikit-learn loads in a second: only this picture needs it
 
     labels = list_of(labels, "plot_outcome_roc: labels", "labels, one per solution")
-    _check_labels(labels, "plot_outcome_roc", "labels")  # cast to bool, None was a wrong solution and 0.7 a right one
+    check_labels(labels, "plot_outcome_roc", "labels")  # cast to bool, None was a wrong solution and 0.7 a right one
     labels = np.asarray(labels, dtype=bool)
     if not scores:  # an empty picture: the diagonal alone
         raise ValueError("plot_outcome_roc: scores is empty (name -> one score per solution)")
