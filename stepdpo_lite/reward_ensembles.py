@@ -13,7 +13,8 @@ from typing import Sequence
 
 from .atomic import save_atomic
 from .checks import finite_number, list_of, positive_int
-from .rewards import SAVE_FOLDER, OutcomeRewardModel, ProcessRewardModel, read_saved_config, step_delimiter_of
+from .rewards import (SAVE_FOLDER, OutcomeRewardModel, ProcessRewardModel, TextRewards, read_saved_config,
+                      step_delimiter_of)
 from .steps import extract_steps
 
 
@@ -22,7 +23,7 @@ def _check_weights(weights: Sequence[float], what: str) -> list[float]:
     return [finite_number(w, f"weights[{k}]", what) for k, w in enumerate(weights)]
 
 
-class CombinedRewardModel:
+class CombinedRewardModel(TextRewards):
     """``process_weight * aggregated PRM reward + outcome_weight * ORM reward`` (either part may be None), from
     ``score_solutions`` and ``get_reward_for_text``. The step methods (``get_rewards_for_steps``,
     ``extract_and_aggregate_steps``) give the PRM's own step rewards and aggregate, unweighted: an ORM has none."""
@@ -101,18 +102,11 @@ class CombinedRewardModel:
 
     solution_rewards = score_solutions
 
-    def get_reward_for_text(self, text: str) -> float:
-        return self.score_solutions([""], [text])[0]
-
     def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
         """Each part reads the problem through its own ``prompt_template``, as it was trained."""
         prompts = [[m._prompt_for(problem, optional=False)] if m is not None else None  # None: refused, as theirs
                    for m in (self.process_reward_model, self.outcome_reward_model)]
         return self._score(*prompts, [solution])[0]
-
-    def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        texts = list_of(texts, "texts", "texts")
-        return self.score_solutions([""] * len(texts), texts)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Atomic (``save_atomic``): a failed save leaves the previous copy whole, and a part saved before but not
@@ -163,7 +157,7 @@ class CombinedRewardModel:
         return cls(*parts, config["process_weight"], config["outcome_weight"], max_steps=config.get("max_steps"))
 
 
-class EnsembleRewardModel:
+class EnsembleRewardModel(TextRewards):
     """Weighted sum of the solution-level rewards of several reward models (default: their mean). A member is any
     object with ``solution_rewards(prompts, solutions)`` -> one reward per solution (docs/method.md, "Your own reward
     model"); ``batch_size`` and ``progress`` reach it as keywords, and only when set."""
@@ -225,17 +219,10 @@ class EnsembleRewardModel:
         return [sum(w * finite_number(r[k], f"member {i}'s reward of step {k}", "EnsembleRewardModel")  # NaN: as above
                     for i, (w, r) in enumerate(zip(self.weights, per_model))) for k in range(len(steps))]
 
-    def get_reward_for_text(self, text: str) -> float:
-        return self.score_solutions([""], [text])[0]
-
     def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
         """Each member reads the problem through its own ``prompt_template``, as it was trained (its siblings' API)."""
         return sum(w * finite_number(m.get_reward_for_problem_solution(problem, solution), f"models[{i}]'s reward",
                                      "EnsembleRewardModel") for i, (w, m) in enumerate(zip(self.weights, self.models)))
-
-    def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        texts = list_of(texts, "texts", "texts")
-        return self.score_solutions([""] * len(texts), texts)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Atomic, like ``CombinedRewardModel.save``: no member of an earlier, larger ensemble stays behind."""

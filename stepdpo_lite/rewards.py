@@ -208,7 +208,20 @@ def right_pad(sequences: Sequence[Sequence[int]], pad_id: int, device=None):
 
 # ----------------------------------------------------------------------------- the verifier
 
-class GenerativeVerifier:
+class TextRewards:
+    """The reference design's calls on bare texts, for every reward model of the kit (process, outcome, combined,
+    ensemble), from its ``solution_rewards(prompts, solutions)`` (one reward per solution): a text is read with an
+    empty prompt, so put the problem in the text as the model was trained."""
+
+    def get_reward_for_text(self, text: str) -> float:
+        return self.solution_rewards([""], [text])[0]
+
+    def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
+        texts = list_of(texts, "texts", "texts")
+        return self.solution_rewards([""] * len(texts), texts)
+
+
+class GenerativeVerifier(TextRewards):
     """What the process and outcome reward models share: tokens, the forward pass, save and load."""
 
     config_file = "reward_config.json"
@@ -356,6 +369,10 @@ class GenerativeVerifier:
             raise ValueError(f"problem: must be a str{' or None' if optional else ''}, got {type(problem).__name__}")
         return "" if problem is None else self.config.prompt_template.format(problem=problem)
 
+    def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
+        """The reward of ``solution`` to a bare ``problem``, which ``prompt_template`` turns into the prompt."""
+        return self.solution_rewards([self._prompt_for(problem, optional=False)], [solution])[0]
+
     # -- save and load (reference layout: the model, tokenizer and <kind>_reward_config.json in one folder)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -483,15 +500,9 @@ class ProcessRewardModel(GenerativeVerifier):
         return steps, rewards, self.aggregate(rewards)
 
     def get_reward_for_text(self, text: str) -> float:
-        """The aggregated reward of a whole text, read with an empty prompt: put the problem in the text as trained."""
+        """``TextRewards``' reward read through ``extract_and_aggregate_steps``, which refuses a text that is not a
+        str by name (a list of steps is ``get_rewards_for_steps``' to score)."""
         return self.extract_and_aggregate_steps(text)[2]
-
-    def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
-        return self.aggregate(self.score_solutions([self._prompt_for(problem, optional=False)], [solution])[0])
-
-    def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        texts = list_of(texts, "texts", "texts")
-        return [self.aggregate(r) for r in self.score_solutions([""] * len(texts), texts)]
 
 
 class OutcomeRewardModel(GenerativeVerifier):
@@ -527,15 +538,5 @@ class OutcomeRewardModel(GenerativeVerifier):
         solutions = ["".join(s) if isinstance(s, (list, tuple)) and s and all(isinstance(x, str) for x in s) else s
                      for s in list_of(solutions, "solutions", "texts or lists of steps")]
         return [r[0] for r in self._score_encoded(self._encode_many(prompts, solutions), batch_size, progress)]
-
-    def get_reward_for_text(self, text: str) -> float:
-        return self.score_solutions([""], [text])[0]
-
-    def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
-        return self.score_solutions([self._prompt_for(problem, optional=False)], [solution])[0]
-
-    def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        texts = list_of(texts, "texts", "texts")
-        return self.score_solutions([""] * len(texts), texts)
 
     solution_rewards = score_solutions

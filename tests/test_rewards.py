@@ -9,8 +9,8 @@ import torch
 
 from stepdpo_lite.tutorial import toyworld
 from stepdpo_lite.reward_ensembles import CombinedRewardModel, EnsembleRewardModel, load_reward_model, shaped_reward
-from stepdpo_lite.rewards import (OutcomeRewardModel, ProcessRewardModel, RewardModelConfig, fast_head_matches,
-                                  mistake_made_here_labels, sigmoid)
+from stepdpo_lite.rewards import (OutcomeRewardModel, ProcessRewardModel, RewardModelConfig, TextRewards,
+                                  fast_head_matches, mistake_made_here_labels, sigmoid)
 from stepdpo_lite.steps import extract_steps
 
 
@@ -480,6 +480,24 @@ def test_one_str_where_a_list_is_expected_is_refused(prm, orm):
             model.score_solutions(None, [SOLUTION])
     assert len(prm.get_rewards_for_batch(["Step 1: 1 + 1 = 2", SOLUTION])) == 2  # a list still works
     assert len(orm.score_solutions(("p", "q"), (SOLUTION, SOLUTION))) == 2  # and so does a tuple
+
+
+def test_the_text_calls_are_one_copy_built_on_solution_rewards():
+    """get_reward_for_text and get_rewards_for_batch were written four times (PRM, ORM, combined, ensemble): one copy,
+    TextRewards', reads any model's solution_rewards with empty prompts; the PRM's text call only adds its str check."""
+    class Lengths(TextRewards):  # a reward of one's own: the length of prompt + solution
+        def solution_rewards(self, prompts, solutions):
+            return [float(len(p) + len(s)) for p, s in zip(prompts, solutions)]
+
+    assert Lengths().get_reward_for_text("abc") == 3.0
+    assert Lengths().get_rewards_for_batch(("a", "bb")) == [1.0, 2.0]
+    with pytest.raises(ValueError, match="texts: expected a list of texts, got one str"):
+        Lengths().get_rewards_for_batch("ab")
+    for kind in (ProcessRewardModel, OutcomeRewardModel, CombinedRewardModel, EnsembleRewardModel):
+        assert kind.get_rewards_for_batch is TextRewards.get_rewards_for_batch, kind
+    for kind in (OutcomeRewardModel, CombinedRewardModel, EnsembleRewardModel):
+        assert kind.get_reward_for_text is TextRewards.get_reward_for_text, kind
+    assert ProcessRewardModel.get_reward_for_problem_solution is OutcomeRewardModel.get_reward_for_problem_solution
 
 
 def test_max_length_beyond_the_context_or_below_one_is_refused(tiny_model, tiny_tokenizer):
