@@ -347,7 +347,11 @@ def delimit_steps(row: Mapping, delimiter: str, prompt_separator: str = "\n") ->
     """A stepwise row of bare steps (``["12 - 5 = 7", "7 + 6 = 13"]``, TRL's form) in this kit's: ``delimiter`` opens
     steps 2..K, less the end of it that a step opens with ("\\n\\nStep" + "Step 2: ..." adds "\\n\\n"; an end cut
     between words or line breaks), and ``prompt_separator`` ends a prompt that would run into step 1
-    (``prompt_runs_into``). For a Dataset: ``ds.map(lambda r: delimit_steps(r, "\\n"))``."""
+    (``prompt_runs_into``). For a Dataset: ``ds.map(lambda r: delimit_steps(r, "\\n"))``.
+
+    >>> delimit_steps({"prompt": "12-5+6?", "completions": ["12-5 = 7", "7+6 = 13"], "labels": [True, True]}, "\\n")
+    {'prompt': '12-5+6?\\n', 'completions': ['12-5 = 7', '\\n7+6 = 13'], 'labels': [True, True]}
+    """
     if not isinstance(delimiter, str) or not delimiter:  # "" would add nothing: the steps would stay bare
         raise ValueError(f"delimit_steps: delimiter must be a non-empty string (e.g. '\\n'), got {delimiter!r}")
     steps = check_records([("row", row)], check_stepwise_row, "delimit_steps")[0]["completions"]  # errors name fields

@@ -54,7 +54,11 @@ def step_spans(text: str, delimiter: str = DEFAULT_DELIMITER, max_steps: int | N
 
 
 def extract_steps(text: str, delimiter: str = DEFAULT_DELIMITER, max_steps: int | None = None) -> list[str]:
-    """The steps of ``text`` as strings; ``"".join(extract_steps(text)) == text`` unless all blank."""
+    """The steps of ``text`` as strings; ``"".join(extract_steps(text)) == text`` unless all blank.
+
+    >>> extract_steps("Step 1: 2 + 3 = 5\\n\\nStep 2: 5 * 4 = 20\\n\\nThe answer is 20")  # the answer line ends step 2
+    ['Step 1: 2 + 3 = 5', '\\n\\nStep 2: 5 * 4 = 20\\n\\nThe answer is 20']
+    """
     return [text[a:b] for a, b in step_spans(text, delimiter, max_steps)]
 
 
