@@ -1,13 +1,19 @@
 """labelling: what notebook 01 reports of its sampled solutions (verdict_summary), the datasets it builds of every
-split, its comparison of Monte-Carlo step labels with the checker's, and the data section of metrics.json."""
+split, its comparison of Monte-Carlo step labels with the checker's, the data section of metrics.json, and the pairs
+built from stepwise rows labelled anywhere (preference_pairs_from_stepwise)."""
+import inspect
+import logging
 import random
+from pathlib import Path
 
 import pytest
 
-from stepdpo_lite.tutorial import toyworld
+from stepdpo_lite.steps import extract_steps
+from stepdpo_lite.tutorial import public_datasets, toyworld
 from stepdpo_lite.tutorial.labelling import (DATASET_KINDS, data_metrics, datasets_by_split, format_label_agreement,
-                                             format_verdict_summary, label_agreement, mc_comparison_problems, mc_label_agreement,
-                                             preference_pairs, prompts_of, verdict_summary)
+                                             format_verdict_summary, label_agreement, mc_comparison_problems,
+                                             mc_label_agreement, preference_pairs, preference_pairs_from_stepwise,
+                                             prompts_of, stepwise_rows, verdict_summary)
 
 
 def test_verdict_summary_counts_clean_lucky_and_first_mistakes():
@@ -134,3 +140,91 @@ def test_preference_pairs_take_the_delimiter_the_verdicts_steps_were_split_by():
     pairs = preference_pairs(problems, solutions, verdicts=verdicts, delimiter="\n")
     assert pairs.to_list() == [{"prompt": problems[0].prompt, "chosen": solutions[0][0], "rejected": solutions[0][1],
                                 "chosen_step_labels": [True] * 3, "rejected_step_labels": [True, False, True]}]
+
+
+def _stepwise(prompt, *labelled):
+    """Stepwise rows of ``prompt``: each solution given as (steps, labels), steps 2..K opening with "\\n"."""
+    return [{"prompt": prompt, "completions": steps, "labels": labels} for steps, labels in labelled]
+
+
+RIGHT = (["12 - 5 = 7", "\n7 + 6 = 13", "\nThe answer is 13"], [True, True, True])
+SLIP = (["12 - 5 = 7", "\n7 + 6 = 12", "\nThe answer is 12"], [True, False, False])  # reachable labels
+EARLY_SLIP = (["12 - 5 = 6", "\n6 + 6 = 12", "\nThe answer is 12"], [False, False, False])
+
+
+def test_preference_pairs_from_stepwise_pairs_each_prompts_right_and_wrong_solutions(caplog):
+    """Stepwise rows labelled anywhere (PRM800K, Math-Shepherd, one's own labeller) had no way to the Stepwise DPO
+    trainer's pairs but preference_pairs, which takes the toy world's Verdicts."""
+    rows = (_stepwise("Compute 12 - 5 + 6.\n", RIGHT, SLIP, RIGHT, EARLY_SLIP)  # RIGHT again: used once
+            + _stepwise("Compute 2 + 2.\n", (["2 + 2 = 4", "\nThe answer is 4"], [True, True]))  # no wrong one
+            + _stepwise("Compute 3 * 3.\n", (["3 * 3 = 6", "\nThe answer is 6"], [False, False]),  # no right one
+                        (["3 * 3 = 9", "\nThe answer is 9"], [True, True]),
+                        (["3 * 3 = 9", "\nThe answer is 9"], [True, False])))  # the same text labelled two ways
+    with caplog.at_level(logging.INFO, logger="stepdpo_lite.data"):
+        pairs = preference_pairs_from_stepwise(rows, delimiter="\n")
+    assert "built 2 pairs; left out: 2 repeated solutions, 1 solutions labelled two ways, 1 prompts without a right " \
+           "solution, 1 prompts without a wrong solution" in caplog.text
+    chosen = "".join(RIGHT[0])
+    assert sorted(pairs.to_list(), key=lambda r: r["rejected"]) == [
+        {"prompt": "Compute 12 - 5 + 6.\n", "chosen": chosen, "rejected": "".join(wrong[0]),
+         "chosen_step_labels": [True] * 3, "rejected_step_labels": mistakes}
+        for wrong, mistakes in ((EARLY_SLIP, [False, True, True]), (SLIP, [True, False, True]))]
+    reachability = preference_pairs_from_stepwise(rows, delimiter="\n", rejected_labels="reachability")
+    assert sorted(map(tuple, reachability["rejected_step_labels"])) == [tuple(EARLY_SLIP[1]), tuple(SLIP[1])]
+    # max_pairs_per_problem draws per prompt, seeded by it: the rows' order does not change the draw
+    one = preference_pairs_from_stepwise(rows, delimiter="\n", max_pairs_per_problem=1, seed=3)
+    assert len(one) == 1 and one[:] == preference_pairs_from_stepwise(rows[::-1], delimiter="\n",
+                                                                      max_pairs_per_problem=1, seed=3)[:]
+
+
+def test_preference_pairs_from_stepwise_gives_the_toy_builders_pairs_from_its_stepwise_rows():
+    """The same pairs as preference_pairs from the rows stepwise_rows makes of the same verdicts (an arithmetic slip:
+    its mistake labels are where the reachable labels drop)."""
+    problems, solutions, verdicts = _split(4, "train", 0)
+    rows = stepwise_rows(problems, solutions, verdicts=verdicts)
+    assert preference_pairs_from_stepwise(rows)[:] == preference_pairs(problems, solutions, verdicts=verdicts)[:]
+
+
+def test_preference_pairs_from_stepwise_refuses_bad_rows_and_no_pair(caplog):
+    prompt = "Compute 12 - 5 + 6.\n"
+    with pytest.raises(ValueError, match=r"preference_pairs_from_stepwise: stepwise: record 1: field 'labels': has 2 "
+                                         r"labels for 3 completions"):
+        preference_pairs_from_stepwise(_stepwise(prompt, RIGHT, (SLIP[0], [True, False])), delimiter="\n")
+    with pytest.raises(ValueError, match=r"record 0: field 'completions\[1\]': does not open with the delimiter "
+                                         r"'\\n\\nStep'"):  # the default delimiter: these steps open with "\n"
+        preference_pairs_from_stepwise(_stepwise(prompt, RIGHT, SLIP))
+    with pytest.raises(ValueError, match=r"preference_pairs_from_stepwise: no pair: no prompt has both .* \(of 1 "
+                                         r"prompts; left out: \{'prompts_without_a_wrong_solution': 1\}\)"):
+        preference_pairs_from_stepwise(_stepwise(prompt, RIGHT), delimiter="\n")
+    with pytest.raises(ValueError, match="rejected_labels must be 'mistakes' or 'reachability'"):
+        preference_pairs_from_stepwise(_stepwise(prompt, RIGHT, SLIP), delimiter="\n", rejected_labels="reachable")
+    # a step holding the delimiter (a PRM800K step of two lines) would be cut into other steps: left out, counted
+    two_lines = (["12 - 5 = 7\nso 7", "\n7 + 6 = 12"], [True, False])
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        pairs = preference_pairs_from_stepwise(_stepwise(prompt, RIGHT, SLIP, two_lines), delimiter="\n")
+    assert len(pairs) == 1 and "1 rows whose steps split otherwise" in caplog.text
+
+
+def test_preference_pairs_from_stepwise_train_with_the_stepwise_dpo_trainer(tmp_path, tiny_model, tiny_tokenizer):
+    from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer
+
+    problems, solutions, verdicts = _split(2, "train", 0)
+    pairs = preference_pairs_from_stepwise(stepwise_rows(problems, solutions, verdicts=verdicts))
+    args = StepwiseDPOConfig(output_dir=str(tmp_path), report_to=[], use_cpu=True, bf16=False, max_steps=1,
+                             save_strategy="no", disable_tqdm=True, per_device_train_batch_size=2)
+    trainer = StepwiseDPOTrainer(tiny_model, args=args, train_dataset=pairs, processing_class=tiny_tokenizer)
+    assert trainer.train_dataset["rejected_step_probs"] == [[float(x) for x in labels]
+                                                            for labels in pairs["rejected_step_labels"]]
+    assert trainer.train().training_loss > 0
+
+
+def test_formats_md_names_preference_pairs_from_stepwises_arguments_and_quotes_its_prm800k_figures():
+    root = Path(__file__).resolve().parent.parent
+    rows = public_datasets.load_prm800k(root / "data" / "prm800k" / "sample.jsonl", branches=True)
+    pairs = preference_pairs_from_stepwise(rows, delimiter="\n")
+    split_otherwise = sum(extract_steps("".join(r["completions"]), "\n") != r["completions"] for r in rows)
+    text = " ".join((root / "docs" / "formats.md").read_text().replace("`", "").split())
+    assert f"{len(pairs)} pairs from {len(rows)} rows ({split_otherwise} rows left out for their lines)" in text
+    quoted = text.split("preference_pairs_from_stepwise(")[1].split(")")[0]
+    assert [p.split("=")[0] for p in quoted.split(", ") if p != "*"] == list(
+        inspect.signature(preference_pairs_from_stepwise).parameters)

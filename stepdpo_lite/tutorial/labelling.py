@@ -5,6 +5,8 @@
   (GSM8K), by ``verdicts`` made another way (Monte-Carlo labels: ``problem_mc_step_labels``), and turned into
   the formats of ``data.py``: stepwise supervision, outcome, preference and Step-DPO rows.
   ``toy_gold_vs_error_pairs`` is the toy world's alone: gold solutions against corrupted ones.
+- ``preference_pairs_from_stepwise``: preference pairs with step labels from stepwise rows labelled anywhere
+  (PRM800K, Math-Shepherd, your own labeller), no toy world needed.
 - Monte-Carlo step labels (Wang et al. 2024, Math-Shepherd, arXiv:2312.08935): a step is good when
   completions sampled after it can still reach the right answer. No gold checker needed, only an answer check.
 - ``label_agreement``: how well such labels match gold ones (``mc_comparison_problems``, ``mc_label_agreement``:
@@ -31,6 +33,7 @@ from ..checks import finite_number, list_of, positive_int
 from ..evaluation import check_labels
 from ..data import (check_records, list_value, text_value, validate_outcome, validate_preference, validate_step_dpo,
                    validate_stepwise)
+from ..rewards import mistake_made_here_labels
 from ..steps import DEFAULT_DELIMITER, extract_steps
 from . import toyworld
 
@@ -271,6 +274,60 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
         rows += picked[:max_pairs_per_problem]
     _report("step_dpo_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
     return validate_step_dpo(rows)
+
+
+# ----------------------------------------------------------------------------- pairs from stepwise rows (no toy world)
+
+def preference_pairs_from_stepwise(rows, *, max_pairs_per_problem: int | None = 4, seed: int = 0,
+                                   rejected_labels: str = "mistakes", delimiter: str = DEFAULT_DELIMITER) -> Dataset:
+    """Preference pairs with step labels from stepwise supervision rows (a list of dicts, a Dataset or a JSON/JSONL
+    path: ``prompt``, ``completions`` = steps, ``labels``; e.g. PRM800K, Math-Shepherd, ``mc_step_labels`` or your
+    own labeller's), without the toy world: the rows of each prompt pair a solution with every step labelled right
+    (chosen) with one with a step labelled wrong (rejected), each text joined from its steps.
+
+    The rows' labels are *reachable* (docs/formats.md): ``rejected_labels="mistakes"`` (default) keeps a rejected
+    step wrong only where its label drops (``rewards.mistake_made_here_labels``, as the trainer reads a PRM's), so a
+    later step is not pushed down for building on the mistake; ``"reachability"`` keeps the labels as they are.
+    ``delimiter`` must open steps 2..K (``validate_stepwise``'s check; PRM800K, Math-Shepherd: ``"\\n"``) and be the
+    trainer's ``step_delimiter``; a row whose joined text splits into other steps (a PRM800K step holding lines of
+    its own) is left out. ``max_pairs_per_problem`` and ``seed`` draw the pairs as in ``preference_pairs`` (the rows'
+    order does not change them). A text given again is used once, and left out when its labels differ; a prompt
+    without both a right and a wrong solution gives no pair. Counts of what was left out are logged; no pair at all
+    is a ValueError."""
+    who = "preference_pairs_from_stepwise"
+    _rejected_labels_of(rejected_labels, who)  # checks the choice
+    positive_int(max_pairs_per_problem, "max_pairs_per_problem", who, none_ok=True)
+    positive_int(seed, "seed", who, minimum=0)
+    labels_by_text, left = {}, Counter()  # prompt -> {joined text: labels}, first seen first
+    try:
+        stepwise = validate_stepwise(rows, delimiter=delimiter)
+    except ValueError as err:  # its message names the record and the field
+        raise ValueError(f"{who}: {err}") from None
+    for row in stepwise:
+        text, labels = "".join(row["completions"]), tuple(row["labels"])
+        if extract_steps(text, delimiter) != row["completions"]:  # the trainer would cut other steps out of it
+            left["rows_whose_steps_split_otherwise"] += 1
+            continue
+        texts = labels_by_text.setdefault(row["prompt"], {})
+        left["repeated_solutions"] += text in texts
+        texts[text] = labels if texts.get(text, labels) == labels else None  # None: labelled two ways
+    rows_out = []
+    for prompt, texts in labels_by_text.items():
+        left["solutions_labelled_two_ways"] += sum(labels is None for labels in texts.values())
+        good = [t for t, labels in texts.items() if labels is not None and all(labels)]
+        bad = [t for t, labels in texts.items() if labels is not None and not all(labels)]
+        left["prompts_without_a_right_solution"] += not good and bool(bad)
+        left["prompts_without_a_wrong_solution"] += bool(good) and not bad
+        pairs = sorted((c, r) for c in good for r in bad)  # sorted: the draw does not depend on the rows' order
+        random.Random(f"{seed}:{prompt}").shuffle(pairs)
+        rows_out += [{"prompt": prompt, "chosen": c, "rejected": r, "chosen_step_labels": list(texts[c]),
+                      "rejected_step_labels": [p == 1 for p in mistake_made_here_labels(map(float, texts[r]))]
+                      if rejected_labels == "mistakes" else list(texts[r])} for c, r in pairs[:max_pairs_per_problem]]
+    _report(who, len(rows_out), "pairs", **left)
+    if not rows_out:
+        raise ValueError(f"{who}: no pair: no prompt has both a solution with every step labelled right and one "
+                         f"with a step labelled wrong (of {len(labels_by_text)} prompts; left out: {dict(+left)})")
+    return validate_preference(rows_out, delimiter=delimiter)
 
 
 DATASET_KINDS = ("stepwise", "outcome", "preference", "step_dpo")  # as notebook 01 names (and saves) them
