@@ -12,7 +12,9 @@ as it will score them.
 
 Data (docs/formats.md): stepwise supervision rows ``{"prompt", "completions": [step, ...], "labels": [bool, ...]}``
 for the PRM, outcome rows ``{"prompt", "completion", "label": bool}`` for the ORM, checked by ``data.py``'s validators.
-How to train is one ``RewardTrainingConfig`` (the TRL way: one config per trainer, beside it).
+How to train is one ``RewardTrainingConfig`` (the TRL way: one config per trainer, beside it); ``VerifierTrainer``
+is the ``transformers.Trainer`` with that loss. Importing this module loads torch and transformers (seconds), so the
+tutorial's light modules import it where they train.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
+from transformers import ProgressCallback, Trainer, TrainingArguments, set_seed
+from transformers.trainer import DEFAULT_PROGRESS_CALLBACK
 
 from .atomic import check_checkpoints, check_replaceable
 from .checks import finite_number, list_of, positive_int
@@ -79,7 +86,6 @@ class TagCollator:
         self.pad_token_id = pad_token_id
 
     def __call__(self, features: list[dict]) -> dict:
-        import torch
         input_ids, attention_mask = right_pad([f["input_ids"] for f in features], self.pad_token_id)
         return {"input_ids": input_ids, "attention_mask": attention_mask,
                 "tag_rows": torch.tensor([i for i, f in enumerate(features) for _ in f["tag_positions"]]),
@@ -89,58 +95,51 @@ class TagCollator:
 
 # ----------------------------------------------------------------------------- trainer
 
-def _trainer_class():
-    import torch
-    import torch.nn.functional as F
-    from torch.nn.utils.rnn import pad_sequence
-    from transformers import ProgressCallback, Trainer
-    from transformers.trainer import DEFAULT_PROGRESS_CALLBACK
+class LossProgressCallback(ProgressCallback):
+    """transformers' tqdm bar with the last logged loss on it. Its own writes every log under the bar as a dict
+    (a dozen lines a run in a notebook); the logs stay in ``state.log_history``."""
 
-    class LossProgressCallback(ProgressCallback):
-        """transformers' tqdm bar with the last logged loss on it. Its own writes every log under the bar as a dict
-        (a dozen lines a run in a notebook); the logs stay in ``state.log_history``."""
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.training_bar is not None and "loss" in (logs or {}):
+            self.training_bar.set_postfix(loss=f"{logs['loss']:.4g}")
 
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if self.training_bar is not None and "loss" in (logs or {}):
-                self.training_bar.set_postfix(loss=f"{logs['loss']:.4g}")
 
-    class VerifierTrainer(Trainer):
-        """``Trainer`` whose loss is the {Yes, No} cross-entropy at the tag positions."""
+class VerifierTrainer(Trainer):
+    """``Trainer`` whose loss is the {Yes, No} cross-entropy at the tag positions (``_loss_and_rewards``, which
+    ``stepdpo_lite/tutorial/verifier_pretraining.py`` extends with a next-token loss)."""
 
-        loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides by the accumulation steps
+    loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides by the accumulation steps
 
-        def __init__(self, *args, yes_id: int, no_id: int, fast_head: bool = True, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.yes_id, self.no_id, self.fast_head = yes_id, no_id, fast_head
-            if not self.args.disable_tqdm:  # in Jupyter the default is NotebookProgressCallback's table
-                self.remove_callback(DEFAULT_PROGRESS_CALLBACK)
-                self.add_callback(LossProgressCallback)
+    def __init__(self, *args, yes_id: int, no_id: int, fast_head: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.yes_id, self.no_id, self.fast_head = yes_id, no_id, fast_head
+        if not self.args.disable_tqdm:  # in Jupyter the default is NotebookProgressCallback's table
+            self.remove_callback(DEFAULT_PROGRESS_CALLBACK)
+            self.add_callback(LossProgressCallback)
 
-        def _loss_and_rewards(self, model, inputs):
-            fast = self.fast_head and hasattr(model, "get_decoder")
-            logits = tag_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["tag_rows"],
-                                inputs["tag_cols"], fast=fast)
-            pair = logits[:, [self.yes_id, self.no_id]].float()
-            target = 1 - inputs["tag_labels"].long()  # class 0 = Yes (correct), class 1 = No
-            return F.cross_entropy(pair, target), pair[:, 0] - pair[:, 1]
+    def _loss_and_rewards(self, model, inputs):
+        fast = self.fast_head and hasattr(model, "get_decoder")
+        logits = tag_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["tag_rows"],
+                            inputs["tag_cols"], fast=fast)
+        pair = logits[:, [self.yes_id, self.no_id]].float()
+        target = 1 - inputs["tag_labels"].long()  # class 0 = Yes (correct), class 1 = No
+        return F.cross_entropy(pair, target), pair[:, 0] - pair[:, 1]
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, rewards = self._loss_and_rewards(model, inputs)
+        return (loss, {"rewards": rewards}) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
             loss, rewards = self._loss_and_rewards(model, inputs)
-            return (loss, {"rewards": rewards}) if return_outputs else loss
-
-        def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-            inputs = self._prepare_inputs(inputs)
-            with torch.no_grad():
-                loss, rewards = self._loss_and_rewards(model, inputs)
-            if prediction_loss_only:
-                return loss.detach(), None, None
-            # One row per solution, its tags' rewards and labels padded with -100: the Trainer gathers and cuts
-            # the last batch by rows, and a flat list of tags would lose those of every row past the cut
-            counts = torch.bincount(inputs["tag_rows"], minlength=len(inputs["input_ids"])).tolist()  # rows in order
-            pad = lambda x: pad_sequence(x.float().split(counts), batch_first=True, padding_value=-100.0)
-            return loss.detach(), pad(rewards.detach()), pad(inputs["tag_labels"])
-
-    return VerifierTrainer
+        if prediction_loss_only:
+            return loss.detach(), None, None
+        # One row per solution, its tags' rewards and labels padded with -100: the Trainer gathers and cuts
+        # the last batch by rows, and a flat list of tags would lose those of every row past the cut
+        counts = torch.bincount(inputs["tag_rows"], minlength=len(inputs["input_ids"])).tolist()  # rows in order
+        pad = lambda x: pad_sequence(x.float().split(counts), batch_first=True, padding_value=-100.0)
+        return loss.detach(), pad(rewards.detach()), pad(inputs["tag_labels"])
 
 
 def _tag_metrics(eval_pred) -> dict:
@@ -210,8 +209,6 @@ class RewardTrainingConfig:
 def _check_training_args(training_args: dict) -> None:
     """Every key that is not a ``RewardTrainingConfig`` field must be a ``TrainingArguments`` field, and one typed
     float there a number."""
-    from transformers import TrainingArguments
-
     known = {f.name: f.type for f in fields(TrainingArguments)}
     unknown = sorted(set(training_args) - set(known))
     if unknown:
@@ -224,8 +221,6 @@ def _check_training_args(training_args: dict) -> None:
 
 def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, output_dir, eval_dataset,
            c: RewardTrainingConfig, callbacks=None, resume_from_checkpoint=None):
-    from transformers import TrainingArguments, set_seed
-
     base = Path(os.fspath(model_name_or_path)).expanduser()
     if (base / "adapter_config.json").exists():  # load_model refused lora=..., and without it nothing had a gradient
         config = saved_reward_config(base)
@@ -301,10 +296,10 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
                     lr_scheduler_type="cosine", warmup_steps=0.05, save_strategy="no", dataloader_num_workers=0,
                     eval_strategy="epoch" if eval_features is not None else "no")
     args = TrainingArguments(**{**defaults, **c.training_args})
-    trainer = _trainer_class()(model=model, args=args, train_dataset=train_features, eval_dataset=eval_features,
-                               data_collator=TagCollator(tokenizer.pad_token_id), processing_class=tokenizer,
-                               compute_metrics=_tag_metrics, yes_id=verifier.yes_id, no_id=verifier.no_id,
-                               fast_head=fast_head_matches(model), callbacks=callbacks)
+    trainer = VerifierTrainer(model=model, args=args, train_dataset=train_features, eval_dataset=eval_features,
+                              data_collator=TagCollator(tokenizer.pad_token_id), processing_class=tokenizer,
+                              compute_metrics=_tag_metrics, yes_id=verifier.yes_id, no_id=verifier.no_id,
+                              fast_head=fast_head_matches(model), callbacks=callbacks)
     result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     metrics = dict(result.metrics)
     if eval_features is not None:

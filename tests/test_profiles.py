@@ -18,8 +18,9 @@ def test_train_reward_model_trains_by_the_profiles_recipe_in_a_scratch_folder(mo
             return f"{kind} model"
         return train
 
-    monkeypatch.setattr(profiles, "train_process_reward_model", fake_trainer("process"))
-    monkeypatch.setattr(profiles, "train_outcome_reward_model", fake_trainer("outcome"))
+    from stepdpo_lite import reward_training  # profiles imports the trainers where it trains (torch is slow to load)
+    monkeypatch.setattr(reward_training, "train_process_reward_model", fake_trainer("process"))
+    monkeypatch.setattr(reward_training, "train_outcome_reward_model", fake_trainer("outcome"))
     profile = profiles.get_profile("tiny")
     assert profiles.train_reward_model("base", ["row"], profile, seed=3) == "process model"
     kind, base, rows, scratch, kw = calls[-1]

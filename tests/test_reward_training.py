@@ -503,3 +503,21 @@ def test_tokenize_rows_takes_bool_labels_only_as_the_validators_do(tiny_model, t
     with pytest.raises(ValueError, match=re.escape("row 0: field 'labels': labels must be true or false, got 1; "
                                                    "convert the labels: bool(x) for 0/1")):
         tokenize_rows(prm, [row])
+
+
+def test_the_verifier_trainer_is_a_public_class_and_the_profiles_stay_light():
+    """VerifierTrainer was built inside a private factory (to keep torch out of the profiles' import), and the
+    verifier pretraining subclassed that factory's result inside another function; now both are plain classes,
+    and the profiles import the trainers only where they train."""
+    import subprocess
+    import sys
+
+    from transformers import Trainer
+
+    from stepdpo_lite.reward_training import VerifierTrainer
+    from stepdpo_lite.tutorial.verifier_pretraining import VerifierPretrainingTrainer
+    assert issubclass(VerifierPretrainingTrainer, VerifierTrainer) and issubclass(VerifierTrainer, Trainer)
+    code = ("import sys, stepdpo_lite.tutorial.profiles; "
+            "print(sorted({'torch', 'transformers', 'stepdpo_lite.reward_training'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split("\n")[-2] == "[]", done.stdout + done.stderr

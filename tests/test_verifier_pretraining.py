@@ -89,8 +89,8 @@ def test_loss_is_the_tag_loss_plus_the_weighted_next_token_loss(tiny_model, tiny
     args = TrainingArguments(output_dir="/tmp/unused", use_cpu=True, report_to=[])
     losses = {}
     for w in (0.0, 0.5):
-        trainer = vp._pretraining_trainer_class()(model=tiny_model, args=args, yes_id=process.yes_id,
-                                                   no_id=process.no_id, lm_weight=w)
+        trainer = vp.VerifierPretrainingTrainer(model=tiny_model, args=args, yes_id=process.yes_id,
+                                                no_id=process.no_id, lm_weight=w)
         losses[w] = trainer.compute_loss(tiny_model, batch).item()
     logits = tiny_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     tag = F.cross_entropy(logits[batch["tag_rows"], batch["tag_cols"]][:, [process.yes_id, process.no_id]],

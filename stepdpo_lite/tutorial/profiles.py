@@ -20,7 +20,6 @@ from huggingface_hub import try_to_load_from_cache
 
 from ..checks import finite_number, flag, positive_int
 from ..models import DEFAULT_LORA, load_model
-from ..reward_training import train_outcome_reward_model, train_process_reward_model
 from . import gsm8k
 from .smoke import GSM8K_SLICE, ensure_smoke_base, smoke_base_dir
 from .toyworld import TINY_BASE_DIR, TINY_VERIFIER_DIR
@@ -353,6 +352,7 @@ def train_reward_model(base, rows, profile, reward: str = "process", *, quantiza
     ``reward_quantization``). ``max_steps``: optimizer steps (None: the profile's epochs). One recipe for every
     base, so that notebook 02's control on the policy's plain base differs from its PRM by the base alone. The
     Trainer writes to a scratch folder, deleted on return: the caller saves the model where it belongs."""
+    from ..reward_training import train_outcome_reward_model, train_process_reward_model  # torch: seconds to import
     trainers = {"process": train_process_reward_model, "outcome": train_outcome_reward_model}
     if reward not in trainers:
         raise ValueError(f"train_reward_model: reward must be 'process' or 'outcome', got {reward!r}")

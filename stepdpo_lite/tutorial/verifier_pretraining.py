@@ -38,10 +38,17 @@ from dataclasses import dataclass, field
 from multiprocessing import Pool
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+from transformers import TrainerCallback, TrainingArguments, set_seed
+
 from .. import generation
 from ..atomic import check_replaceable
 from ..checks import finite_number, positive_int
 from ..evaluation import first_error_index, outcome_auroc, step_auroc
+from ..models import resolve_device, trainer_precision
+from ..reward_training import TagCollator, VerifierTrainer, tokenize_rows
+from ..rewards import OutcomeRewardModel, ProcessRewardModel
 from . import toyworld
 
 CHUNK = 20_000  # problems per data chunk; chunk i is seeded data_seed + i (1000: --rows 100000 is the reference data)
@@ -194,7 +201,6 @@ def policy_rows(policy_path: str, n: int, min_ops: int = 1, max_ops: int = 8, ou
 def encode_rows(process, outcome, rows: list[dict]) -> list[dict]:
     """Rows -> features with the reward models' own encodings: ``input_ids``, ``tag_positions``, ``tag_labels``,
     and ``solution_start`` (the first solution token: the next-token loss starts there)."""
-    from ..reward_training import tokenize_rows
     kinds = ["completions" in row for row in rows]
     features: list[dict | None] = [None] * len(rows)
     for is_process, verifier in ((True, process), (False, outcome)):
@@ -220,7 +226,6 @@ class GradedCollator:
     steps and tags keep theirs)."""
 
     def __init__(self, pad_token_id: int):
-        from ..reward_training import TagCollator
         self.tags = TagCollator(pad_token_id)
 
     def __call__(self, features: list[dict]) -> dict:
@@ -233,29 +238,22 @@ class GradedCollator:
         return batch
 
 
-def _pretraining_trainer_class():
-    import torch.nn.functional as F
+class VerifierPretrainingTrainer(VerifierTrainer):
+    """The reward models' {Yes, No} loss at the tags, plus ``lm_weight`` x next-token loss on the steps and tags."""
 
-    from ..reward_training import _trainer_class
+    def __init__(self, *args, lm_weight: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lm_weight = lm_weight
 
-    class VerifierPretrainingTrainer(_trainer_class()):
-        """The reward models' {Yes, No} loss at the tags, plus ``lm_weight`` x next-token loss on the steps and tags."""
-
-        def __init__(self, *args, lm_weight: float = 1.0, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.lm_weight = lm_weight
-
-        def _loss_and_rewards(self, model, inputs):
-            logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
-            pair = logits[inputs["tag_rows"], inputs["tag_cols"]][:, [self.yes_id, self.no_id]].float()
-            loss = F.cross_entropy(pair, 1 - inputs["tag_labels"].long())  # class 0 = Yes (correct), 1 = No
-            if self.lm_weight and "lm_labels" in inputs:
-                shifted = inputs["lm_labels"][:, 1:]
-                loss = loss + self.lm_weight * F.cross_entropy(
-                    logits[:, :-1].float().reshape(-1, logits.size(-1)), shifted.reshape(-1), ignore_index=-100)
-            return loss, pair[:, 0] - pair[:, 1]
-
-    return VerifierPretrainingTrainer
+    def _loss_and_rewards(self, model, inputs):
+        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+        pair = logits[inputs["tag_rows"], inputs["tag_cols"]][:, [self.yes_id, self.no_id]].float()
+        loss = F.cross_entropy(pair, 1 - inputs["tag_labels"].long())  # class 0 = Yes (correct), 1 = No
+        if self.lm_weight and "lm_labels" in inputs:
+            shifted = inputs["lm_labels"][:, 1:]
+            loss = loss + self.lm_weight * F.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.size(-1)), shifted.reshape(-1), ignore_index=-100)
+        return loss, pair[:, 0] - pair[:, 1]
 
 
 # ----------------------------------------------------------------------------- validation
@@ -321,12 +319,6 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
     """Run the pretraining of ``config``; save model, tokenizer and ``training_log.json`` (the config, the
     validation curve, times, hardware) to ``config.out`` atomically. Returns the log. ``resume``: continue from
     the last checkpoint in ``checkpoint_dir``; ``callbacks``: more ``transformers.TrainerCallback`` objects."""
-    import torch
-    from transformers import TrainerCallback, TrainingArguments, set_seed
-
-    from ..models import resolve_device, trainer_precision
-    from ..rewards import OutcomeRewardModel, ProcessRewardModel
-
     c = config
     # Before any data or model: the save replaces out as a whole (its model card kept) and the checkpoints are
     # deleted once it is saved; --out data or --checkpoint-dir data deleted every file there after the run, and a
@@ -388,7 +380,7 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
         **trainer_precision(torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported(including_emulation=False)
                             else torch.float32, device),
         disable_tqdm=False)
-    trainer = _pretraining_trainer_class()(
+    trainer = VerifierPretrainingTrainer(
         model=model, args=args, train_dataset=features, data_collator=GradedCollator(tok.pad_token_id),
         processing_class=tok, yes_id=process.yes_id, no_id=process.no_id, lm_weight=c.lm_weight,
         callbacks=[Validate(), *callbacks])
@@ -438,7 +430,6 @@ def main(argv=None) -> None:
         except ValueError as err:
             parser.error(str(err))
     if evaluate_only:
-        from ..rewards import OutcomeRewardModel, ProcessRewardModel
         model, tok = toyworld.load_tiny_base(c.init, device=c.device)
         val = validation_set(c.eval_policy, c.n_eval_problems, c.seed, c.device, c.eval_split)
         print(json.dumps({"verifier": c.init, "split": c.eval_split, "solutions": len(val["prompts"]),
