@@ -176,6 +176,22 @@ def test_a_mistake_made_after_an_earlier_error_is_still_a_mistake():
     assert tw.check(p, carry.format(36, 32, 32)).error_kinds == ["arithmetic", "format", "copy"]
 
 
+def test_the_mistake_made_here_rule_reads_alike_from_error_kinds_and_from_reachable_labels():
+    """Verdict.mistake_labels (the checker's error kinds) and rewards.mistake_made_here_labels (drops in P(reachable))
+    are one rule, computed from different inputs (their docstrings name each other): one mistake carried on is marked
+    at its step by both; of two mistakes, 0/1 reachable labels drop at the first only, the error kinds see both."""
+    from stepdpo_lite.rewards import mistake_made_here_labels
+    p = tw.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    for sol in (p.gold_solution, "Step 1: 7 + 5 = 13\n\nStep 2: 13 * 3 = 39\n\nStep 3: 39 - 4 = 35\n\nAnswer: 35",
+                "Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 36\n\nStep 3: 36 - 4 = 30\n\nAnswer: 30"):
+        v = tw.check(p, sol)
+        assert v.mistake_labels == [x == 1 for x in mistake_made_here_labels(map(float, v.step_labels))], sol
+    two = tw.check(p, "Step 1: 7 + 5 = 13\n\nStep 2: 13 * 3 = 40\n\nStep 3: 40 - 4 = 36\n\nAnswer: 36")
+    assert two.mistake_labels == [False, False, True]
+    assert mistake_made_here_labels(map(float, two.step_labels)) == [0.0, 1.0, 1.0]
+    assert tw.Verdict(two.step_labels, two.first_error, False).mistake_labels == [False, True, True]  # no kinds
+
+
 def test_a_vote_is_read_alike_for_the_right_and_a_wrong_number():
     """A last step that does not parse gave the right number no vote but a wrong number one, so majority voting
     leaned against the right answer."""

@@ -140,7 +140,9 @@ def rejected_step_probs(sample: Sample, mode: str = "first_error") -> list[float
 
     ``"prm"``: σ(reward) of every step. ``"first_error"``: σ(reward) up to the first step the PRM rejects, 1 after
     it: a step that builds faithfully on a wrong number is not an action to unlearn (``Verdict.mistake_labels``
-    without error kinds: only the first wrong step counts as the mistake)."""
+    without error kinds: only the first wrong step counts as the mistake). ``rewards.mistake_made_here_labels``
+    reads the same rule off every drop in σ instead (the trainer's ``reward_model_labels="mistake_made_here"``),
+    so it also counts a second mistake; this mode keeps the PRM's probabilities up to its first rejected step."""
     if mode not in REJECTED_PROBS:
         raise ValueError(f"rejected_probs must be one of {REJECTED_PROBS}, got {mode!r}")
     if sample.rewards is None:

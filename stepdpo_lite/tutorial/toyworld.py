@@ -234,7 +234,9 @@ class Verdict:
         result (``propagated``) is labelled True here, though it cannot reach the answer (``step_labels``).
         ``step_labels`` say whether a state can still succeed (a PRM's target, Math-Shepherd); these say
         whether an action was wrong (what a step-level preference loss should push down). Without error
-        kinds (labels made elsewhere), only the first wrong step counts as a mistake."""
+        kinds (labels made elsewhere), only the first wrong step counts as a mistake. The same rule as
+        ``rewards.mistake_made_here_labels`` (a drop in P(reachable) is a mistake made: from 0/1 labels, the first
+        one only) and ``public_datasets.mistake_labels`` (calculator-checked lines); the error kinds find them all."""
         if len(self.error_kinds) == len(self.step_labels):
             return [kind in (None, "propagated") for kind in self.error_kinds]
         return [k != self.first_error for k in range(len(self.step_labels))]
