@@ -5,6 +5,7 @@ need no run folder."""
 
 import copy
 import dataclasses
+import json
 import math
 import random
 from functools import partial
@@ -1554,3 +1555,111 @@ def test_one_round_trainers_refuses_what_the_rounds_cell_left():
         onpolicy.one_round_trainers({})
     with pytest.raises(ValueError, match=r"holds only \['dpo'\], without \['stepwise_dpo', 'nll_only'\]"):
         onpolicy.one_round_trainers({"dpo": full["dpo"]})
+
+
+# ----------------------------------------------------------------------------- saved rounds, resumed
+
+def _deterministic_rounds(monkeypatch):
+    """``run_round`` replaced by a deterministic stand-in that moves each policy's weights by its method and round and
+    records what it started from: the save and resume mechanics without training."""
+    from types import SimpleNamespace
+
+    calls = []
+
+    def one_round(policies, tokenizer, prm, problems, eval_problems, rs, ts, *, round_index, methods, **kw):
+        calls.append((round_index, {m: onpolicy.weights_digest(policies[m]) for m in methods}))
+        record, trained = {"round": round_index}, {}
+        for i, m in enumerate(methods):
+            with torch.no_grad():
+                next(w for w in policies[m].parameters() if w.requires_grad).add_(0.01 * (i + 1) * round_index)
+            setattr(policies[m], onpolicy.TRAINED_IN_ROUND, round_index)
+            record[m] = {"accuracy": 0.1 * round_index, "train_seconds": 1.5, "weights": onpolicy.weights_digest(
+                policies[m])}
+            trained[m] = SimpleNamespace(model=policies[m], state=SimpleNamespace(
+                log_history=[{"loss": 1.0 / round_index, "step": 1}]))
+        return record, trained
+
+    monkeypatch.setattr(onpolicy, "run_round", one_round)
+    return calls
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_rounds_saved_as_each_finishes_are_taken_by_a_rerun_which_goes_on_from_them(tmp_path, tiny_base_path,
+                                                                                    monkeypatch, lora):
+    """Notebook 04 saved nothing between rounds: a Colab runtime that disconnected in round 3 (a T4 round takes
+    about 1.9 h) lost every round (a user's trial). ``lora``: a GPU profile's policy, whose adapter alone is saved."""
+    base, tok = toyworld.load_tiny_base(tiny_base_path)
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        torch.manual_seed(0)
+        base = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    calls = _deterministic_rounds(monkeypatch)
+    problems = toyworld.make_problems(4, "train", seed=0, max_ops=2)
+
+    def rounds(n, save_dir=None, seed=0):
+        policies = {m: copy.deepcopy(base) for m in onpolicy.METHODS}
+        lines, seen = [], []
+        records, trainers = onpolicy.run_rounds(
+            policies, tok, StubPRM(), problems, problems, onpolicy.RoundSettings(), onpolicy.TrainSettings(),
+            rounds=n, seed=seed, save_dir=save_dir, save_key={"prm": "first"}, out=lines.append,
+            on_round=lambda rec, tr: seen.append((rec["round"], tr["dpo"].state.log_history)))
+        return records, trainers, policies, lines, seen
+
+    straight = rounds(2)  # uninterrupted, nothing saved
+    calls.clear()
+    saved = tmp_path / "onpolicy_rounds"
+    rounds(1, saved)  # the runtime stopped after round 1
+    assert sorted(p.name for p in saved.iterdir()) == sorted([onpolicy.ROUNDS_FILE, *onpolicy.METHODS])
+    calls.clear()
+    records, trainers, policies, lines, seen = rounds(2, saved)
+    assert [r for r, _ in calls] == [2]  # round 1 taken, not trained again
+    assert calls[0][1] == {m: straight[0][0][m]["weights"] for m in onpolicy.METHODS}  # round 2 started from round 1
+    assert records == straight[0] and [r for r, _ in seen] == [1, 2]
+    assert seen[0][1] == [{"loss": 1.0, "step": 1}]  # round 1's training log, for the curves
+    assert f"round 1 of 2 taken from {saved}, saved as each finished (delete that folder to train them again); " \
+           "training from round 2 on" in lines
+    assert {m: onpolicy.weights_digest(p) for m, p in policies.items()} == {
+        m: onpolicy.weights_digest(p) for m, p in straight[2].items()}
+
+    calls.clear()  # every round saved: nothing trained; the stand-ins save the policies as a trainer does
+    records, trainers, policies, lines, _ = rounds(2, saved)
+    assert calls == [] and records == straight[0] and lines[-1].startswith("rounds 1-2 of 2 taken from")
+    onpolicy.save_policies(tmp_path / "policies", trainers, {m: [] for m in trainers})
+    if lora:  # the adapter, as notebooks 05 and 06 load it
+        from peft import PeftModel
+
+        reloaded = PeftModel.from_pretrained(toyworld.load_tiny_base(tiny_base_path)[0], tmp_path / "policies" / "dpo",
+                                             is_trainable=True)
+    else:
+        reloaded, _ = toyworld.load_tiny_base(tmp_path / "policies" / "dpo")
+    assert onpolicy.weights_digest(reloaded) == straight[0][-1]["dpo"]["weights"]
+    with pytest.raises(ValueError, match="were trained by on-policy rounds already .up to round 2"):
+        onpolicy.refuse_trained_policies(policies, "run_rounds")  # the rounds' mark is set on the loaded policies
+
+    calls.clear()  # other settings: not taken, and replaced once the new round 1 is saved
+    *_, lines, _ = rounds(1, saved, seed=1)
+    assert [r for r, _ in calls] == [1]
+    assert f"the on-policy rounds saved in {saved} are not taken: they were run with other seed; round 1 starts " \
+           "from the start policies, and its save replaces them" in lines
+    assert len(json.loads((saved / onpolicy.ROUNDS_FILE).read_text())["rounds"]) == 1
+
+
+def test_files_digest_tells_a_retrained_prm_from_the_one_saved_rounds_used(tmp_path):
+    (tmp_path / "prm").mkdir()
+    (tmp_path / "prm" / "adapter_model.safetensors").write_bytes(b"weights")
+    first = onpolicy.files_digest(tmp_path / "prm")
+    assert onpolicy.files_digest(tmp_path / "prm") == first
+    (tmp_path / "prm" / "adapter_model.safetensors").write_bytes(b"weightz")
+    assert onpolicy.files_digest(tmp_path / "prm") != first
+
+
+def test_rounds_settings_refuse_a_save_key_that_would_replace_a_setting():
+    p = toyworld.make_problems(1, "train", seed=0)
+    kw = dict(problems_per_round=None, seed=0, n_sampled=2, shared_start=True, methods=())
+    settings = onpolicy.rounds_settings({}, p, p, onpolicy.RoundSettings(), onpolicy.TrainSettings(),
+                                        save_key={"prm": "ab12"}, **kw)
+    assert settings["prm"] == "ab12" and settings["seed"] == 0
+    with pytest.raises(ValueError, match=r"run_rounds: save_key's \['seed'\] would replace the settings of that name"):
+        onpolicy.rounds_settings({}, p, p, onpolicy.RoundSettings(), onpolicy.TrainSettings(), save_key={"seed": 1},
+                                 **kw)

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 import numbers
 import random
 import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Collection, Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -861,24 +864,169 @@ def refuse_trained_policies(policies: Mapping[str, object], caller: str) -> None
 def run_rounds(policies: dict, tokenizer, prm, train_problems, eval_problems, rs: RoundSettings, ts: TrainSettings,
                *, rounds: int = 2, problems_per_round: int | None = None, seed: int = 0,
                output_dir: str = "onpolicy", n_sampled: int = 2, shared_start: bool = True,
-               methods: Sequence[str] = METHODS, out=print, on_round: Callable | None = None) -> tuple[list, dict]:
+               methods: Sequence[str] = METHODS, out=print, on_round: Callable | None = None,
+               save_dir: str | Path | None = None, save_key: Mapping | None = None) -> tuple[list, dict]:
     """``rounds`` on-policy rounds (``run_round``), each on its slice of ``train_problems`` (``round_problems``).
     ``policies``: method -> its own copy of the start policy (``shared_start``: they are still equal, so round 1
     samples once); policies a round has trained already are refused (``refuse_trained_policies``).
     ``on_round(record, trainers)`` is called after each round (print, save, plot). Returns the
-    round records and, per method, the trainer of the last round that trained it (its ``model`` is the policy)."""
+    round records and, per method, the trainer of the last round that trained it (its ``model`` is the policy).
+
+    ``save_dir``: after each round, its record, training logs and the policies it left are saved there, replacing
+    the previous round's (``save_rounds``); a later call with the same settings (``rounds_settings``, with
+    ``save_key``: what else the rounds depend on, e.g. the PRM's files) takes the saved rounds up to the last one
+    instead of training them again, and goes on from its policies: a Colab runtime that disconnects in round 3 loses
+    round 3 only. A round taken from ``save_dir`` is passed to ``on_round`` too, with ``SavedRound`` stand-ins for
+    its trainers. Each round is seeded by its number (``run_round``), so a resumed run trains as an uninterrupted one
+    would (on a CPU, to the last figure)."""
     # -1 ran no round and True one, silently
     if isinstance(rounds, bool) or not isinstance(rounds, numbers.Integral) or rounds < 0:
         raise ValueError(f"run_rounds: rounds must be an int >= 0 (0: none), got {rounds!r}")
     refuse_trained_policies(policies, "run_rounds")  # its round 1 needs the start policies
-    records, trainers = [], {}
-    for r in range(1, rounds + 1):
+    records, trainers, saved = [], {}, []
+    settings = None
+    if save_dir is not None and rounds:
+        settings = rounds_settings(policies, train_problems, eval_problems, rs, ts, seed=seed, n_sampled=n_sampled,
+                                   problems_per_round=problems_per_round, shared_start=shared_start,
+                                   methods=methods, save_key=save_key)
+        saved = saved_rounds(save_dir, settings, rounds, out=out)
+    if saved:
+        for m in methods:  # the last saved round's policies, in place of the start policies
+            load_round_policy(policies[m], Path(save_dir) / m, len(saved))
+        for entry in saved:
+            trained = {m: SavedRound(policies[m], tokenizer, history) for m, history in entry["log_history"].items()}
+            records.append(entry["record"])
+            trainers.update(trained)
+            if on_round is not None:
+                on_round(entry["record"], trained)
+        taken = f"round{'s 1-' if len(saved) > 1 else ' '}{len(saved)}"
+        out(f"{taken} of {rounds} taken from {Path(save_dir).resolve()}, saved as each finished (delete that folder to "
+            "train them again)" + (f"; training from round {len(saved) + 1} on" if len(saved) < rounds else ""))
+    for r in range(len(saved) + 1, rounds + 1):
         record, trained = run_round(policies, tokenizer, prm, round_problems(train_problems, problems_per_round, r),
                                      eval_problems, rs, ts, round_index=r, seed=seed, output_dir=output_dir,
                                      n_sampled=n_sampled, shared_start=shared_start and r == 1, methods=methods,
                                      out=out)
         records.append(record)
         trainers.update(trained)
+        if settings is not None:
+            saved.append({"record": record, "log_history": {m: t.state.log_history for m, t in trained.items()}})
+            save_rounds(save_dir, settings, saved, {m: policies[m] for m in methods})
         if on_round is not None:
             on_round(record, trained)
     return records, trainers
+
+
+# ----------------------------------------------------------------------------- saving finished rounds, to resume
+
+ROUNDS_FILE = "rounds.json"  # in run_rounds' save_dir, beside one folder of weights per method
+POLICY_FILE = "policy.safetensors"
+
+
+def _round_weights(model) -> dict:
+    """What a round trains of ``model``, by name: a PEFT policy's adapter (the parameters that take a gradient), a
+    fully fine-tuned policy's every parameter (tied ones once)."""
+    params = dict(model.named_parameters())
+    return {n: p for n, p in params.items() if p.requires_grad} if is_peft_model(model) else params
+
+
+def weights_digest(model) -> str:
+    """A short digest of what a round trains of ``model`` (``_round_weights``)."""
+    digest = hashlib.sha256()
+    for name, param in sorted(_round_weights(model).items()):
+        digest.update(name.encode())
+        digest.update(param.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def files_digest(folder: str | Path) -> str:
+    """A short digest of the files in ``folder`` (names and contents): notebook 04's ``save_key`` for its PRM, so
+    that rounds labelled by another PRM (notebook 02 run again) are not taken for this one's."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode())
+        with open(path, "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def rounds_settings(policies: Mapping, train_problems, eval_problems, rs: RoundSettings, ts: TrainSettings, *,
+                    problems_per_round, seed, n_sampled, shared_start, methods, save_key=None) -> dict:
+    """What saved rounds must share with a run to stand for its first rounds (``run_rounds(save_dir=...)``): the
+    round and training settings (``rs.progress`` aside), seed, problems (their digests), the start policies (the
+    digest of their weights) and ``save_key``'s entries, by their own names. The number of rounds is not part of it:
+    more rounds go on from the saved ones. As plain JSON (a class in the settings by its repr)."""
+    values = {"round_settings": {k: v for k, v in dataclasses.asdict(rs).items() if k != "progress"},
+              "train_settings": dataclasses.asdict(ts), "problems_per_round": problems_per_round, "seed": seed,
+              "n_sampled": n_sampled, "shared_start": shared_start, "methods": list(methods),
+              "train_problems": tasks.problems_digest(train_problems),
+              "eval_problems": tasks.problems_digest(eval_problems),
+              "start_policies": {m: weights_digest(policies[m]) for m in methods}}
+    if clash := sorted(set(save_key or {}) & set(values)):
+        raise ValueError(f"run_rounds: save_key's {clash} would replace the settings of that name; rename them")
+    return json.loads(json.dumps({**values, **(save_key or {})}, sort_keys=True, default=repr))
+
+
+def saved_rounds(save_dir: str | Path, settings: dict, rounds: int, out=print) -> list[dict]:
+    """The rounds saved in ``save_dir`` (``save_rounds``: each ``{"record", "log_history"}``) when they can stand for
+    the first rounds of a run with ``settings`` (``rounds_settings``) and ``rounds`` rounds; else none, with a line
+    to ``out`` saying why (they are replaced when the run's first round is saved)."""
+    path = Path(save_dir) / ROUNDS_FILE
+    if not path.exists():
+        return []
+    state = json.loads(path.read_text())
+    differ = sorted(k for k in set(settings) | set(state["settings"]) if settings.get(k) != state["settings"].get(k))
+    done = state["rounds"]
+    why = (f"they were run with other {', '.join(differ)}" if differ else
+           f"they are {len(done)}, more than the {rounds} asked for" if len(done) > rounds else None)
+    if why:
+        out(f"the on-policy rounds saved in {Path(save_dir).resolve()} are not taken: {why}; round 1 starts from the "
+            "start policies, and its save replaces them")
+        return []
+    return done
+
+
+def save_rounds(save_dir: str | Path, settings: dict, done: Sequence[dict], policies: Mapping) -> Path:
+    """The finished rounds ``done`` (each ``{"record", "log_history"}``) and the policies the last one left, saved
+    to ``save_dir`` as a whole (``runs.save_atomic``: the previous round's save stays until this one is complete, so
+    a runtime that stops while saving keeps it). Only the last round's policies are kept: a run goes on from them."""
+    def write(tmp):
+        from safetensors.torch import save_file
+
+        for name, model in policies.items():
+            (Path(tmp) / name).mkdir()
+            save_file({n: p.detach().contiguous().cpu() for n, p in _round_weights(model).items()},
+                      str(Path(tmp) / name / POLICY_FILE))
+        Path(tmp, ROUNDS_FILE).write_text(json.dumps({"settings": settings, "rounds": list(done)}))
+
+    return runs.save_atomic(save_dir, write, owned=(ROUNDS_FILE,), where="run_rounds(save_dir)")
+
+
+def load_round_policy(model, folder: str | Path, round_index: int) -> None:
+    """The weights ``save_rounds`` saved in ``folder`` put into ``model`` (a start policy, as ``start_policy`` makes
+    it), in place; ``model`` is then marked as trained up to ``round_index`` (``refuse_trained_policies``)."""
+    from safetensors.torch import load_file
+
+    saved = load_file(str(Path(folder) / POLICY_FILE))
+    params = _round_weights(model)
+    wrong = sorted(set(saved) ^ set(params)) or [n for n in params if saved[n].shape != params[n].shape]
+    if wrong:
+        raise ValueError(f"run_rounds: {folder} holds other weights than the policy's (first: {wrong[0]}): not a "
+                         "save of this policy's rounds; delete the folder to run them again")
+    for name, param in params.items():
+        param.data = saved[name].to(param.device)  # the saved dtype too: a 4-bit policy's adapters train in float32
+    setattr(model, TRAINED_IN_ROUND, round_index)
+
+
+class SavedRound:
+    """A saved round's stand-in for a method's trainer (``run_rounds(save_dir=...)``): ``model`` (the policy, as
+    the last saved round left it), ``state.log_history`` (that round's training log) and ``save_model``."""
+
+    def __init__(self, model, tokenizer, log_history: list):
+        self.model, self.tokenizer = model, tokenizer
+        self.state = SimpleNamespace(log_history=log_history)
+
+    def save_model(self, output_dir: str) -> None:
+        self.model.save_pretrained(output_dir)
+        self.tokenizer.save_pretrained(output_dir)
