@@ -51,8 +51,7 @@ def _filled_columns(dataset, names) -> list[str]:
     if isinstance(dataset, Dataset):
         table = dataset.with_format("arrow")[:]  # with_format respects select/shuffle; the counts cost no pass
         return [n for n in names if n in table.column_names and table[n].null_count < table.num_rows]
-    declared = getattr(dataset, "column_names", None)
-    if declared:
+    if declared := getattr(dataset, "column_names", None):
         return [n for n in names if n in declared]
     first = next(iter(dataset))
     return [n for n in names if first.get(n) is not None]
@@ -218,8 +217,7 @@ class StepwiseDPOConfig(DPOConfig):
             ("{prompt}" in self.step_wise_prompt_template,
              f"step_wise_prompt_template must contain '{{prompt}}', got {self.step_wise_prompt_template!r}"),
         ]
-        bad = [message for ok, message in checks if not ok]
-        if bad:
+        if bad := [message for ok, message in checks if not ok]:
             raise ValueError("StepwiseDPOConfig: " + "; ".join(bad))
         super().__post_init__()
         if self.loss_type != ["sigmoid"] or self.ld_alpha is not None or self.use_weighting or \
@@ -256,6 +254,7 @@ class StepwiseDPOTrainer(DPOTrainer):
     them, so that a one-step completion does not teach the policy to stop after one step."""
 
     _tag_names = ["trl", "dpo", "stepwise-dpo", "stepdpo-lite"]
+    extra_columns: tuple[str, ...] = ()  # the hook for dataset columns a subclass's collator reads: kept, not dropped
     _name = "Stepwise DPO"
 
     def __init__(self, model, ref_model=None, args: StepwiseDPOConfig | None = None, data_collator=None,
@@ -321,7 +320,6 @@ class StepwiseDPOTrainer(DPOTrainer):
         self.add_callback(_TruncatedTotalFromLog(self))
         if fresh_adapter and "ref" in self.model.peft_config:
             self.model.delete_adapter("ref")
-
         elif is_peft_model(self.model) and "ref" in self.model.peft_config:
             _copy_default_into_ref(self.model)
         float32_adapters_unless_bf16(self)
@@ -343,17 +341,15 @@ class StepwiseDPOTrainer(DPOTrainer):
             raise
 
     def _prepare_rows(self, dataset, processing_class, args, dataset_name):
-        first = next(iter(dataset), None)
-        if first is None:
+        if (first := next(iter(dataset), None)) is None:
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no rows")
         if "chosen_step_ids" in first:  # already prepared (e.g. another trainer's train_dataset)
             self._check_prepared_alike(dataset, args, dataset_name)
             scored = "chosen_step_rewards" in _filled_columns(dataset, STEP_VALUE_COLUMNS)
             templated = str(first.get("prompt", "")).startswith(args.step_wise_prompt_template.split("{prompt}")[0])
-            unused = [what for what, lost in (("a reward model", self.reward_model is not None and not scored),
-                                              ("use_step_wise_prompt", args.use_step_wise_prompt and not templated))
-                      if lost]
-            if unused:
+            if unused := [what for what, lost in (("a reward model", self.reward_model is not None and not scored),
+                                                  ("use_step_wise_prompt", args.use_step_wise_prompt and not templated))
+                          if lost]:
                 raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset was prepared by a trainer without "
                                  f"{' or '.join(unused)}, and a prepared dataset is used as it is: give this trainer "
                                  "the rows before preparation")
@@ -364,8 +360,7 @@ class StepwiseDPOTrainer(DPOTrainer):
                              "'initial_reason_steps'), whose shared prefix this trainer does not read: turn them into "
                              "rows it reads with data.to_trl_dpo(ds) (prompt + prefix, one open-ended step each), or "
                              "give whole solutions as chosen and rejected")
-        missing = [name for name in ("chosen", "rejected") if name not in first]
-        if missing:
+        if missing := [name for name in ("chosen", "rejected") if name not in first]:
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no {missing[0]!r} column "
                              f"(row 0: field {missing[0]!r} is missing)")
         derived_prompt, filled = "prompt" not in first, _filled_columns(dataset, STEP_VALUE_COLUMNS)
@@ -411,8 +406,7 @@ class StepwiseDPOTrainer(DPOTrainer):
                           "there is no reward model, so every chosen step counts as right and every rejected step as "
                           "wrong: the step loss then pushes down the whole rejected solution, as DPO does. Add "
                           "`chosen_step_labels`/`rejected_step_labels` columns or pass a `reward_model`.", stacklevel=3)
-        if args.use_step_wise_prompt:
-            template = args.step_wise_prompt_template
+        if template := args.use_step_wise_prompt and args.step_wise_prompt_template:  # holds {prompt}: never ""
             dataset = dataset.map(lambda ex: {"prompt": template.replace("{prompt}", ex["prompt"])})
         # TRL drops rows whose prompt fills max_length without a word: step_columns refuses them instead, by row
         dataset = super()._prepare_dataset(dataset, processing_class, _without_max_length(args), dataset_name)
@@ -431,7 +425,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         Every response one step otherwise: a delimiter the data does not use, the step loss scoring whole solutions.
         Step-DPO's rejected step is the first wrong one: a pairing that scores only the first differing step pushes
         nothing down where that step is labelled right (GSM8K's pairs: 333 of 335 first differ at a right line).
-        Unread (<unk>) text; sides of the same token ids (the loss stays ln 2); most rejected labels *reachable*."""
+        Unread (<unk>) text; same ids both sides (loss ln 2); steps max_length cuts; most rejected ones *reachable*."""
         if not isinstance(dataset, Dataset) or not len(dataset):
             return
         where, ids = f"StepwiseDPOTrainer: the {dataset_name} dataset", [dataset[f"{s}_ids"] for s in PARTS]
@@ -439,6 +433,17 @@ class StepwiseDPOTrainer(DPOTrainer):
         if same := [i for i, (c, r) in enumerate(zip(*ids[1:])) if c == r]:
             warnings.warn(f"{where}'s row {same[0]} (and {len(same) - 1} more) has the same token ids on both sides "
                           "(the tokenizer cannot tell them apart): the pair trains nothing", stacklevel=3)
+        if (length := args.max_length) and (long := [i for i, (p, c, r) in enumerate(zip(*ids))
+                                                     if len(p) + max(len(c), len(r)) > length]):
+            collate, cut = DataCollatorForStepwisePreference(0, length, args.truncation_mode), torch.zeros(2)
+            for i in range(0, len(long), 64):  # the steps the collator will mark cut, as it does in training
+                batch = collate(list(dataset.select(long[i:i + 64])))
+                lost = batch["step_valid"] & ~batch["step_complete"]  # steps; rejected ones labelled wrong
+                cut += torch.stack([lost.sum(), (lost & (batch["step_probs"] < 0.5)).chunk(2)[1].sum()])
+            warnings.warn(f"{where}: max_length={length} (truncation_mode={args.truncation_mode!r}) cuts {len(long)} "
+                          f"of its {len(dataset)} rows (row {long[0]} first): {cut[0]:.0f} of their steps lose "
+                          f"tokens, so the step loss leaves them out ({cut[1]:.0f} rejected steps labelled wrong: "
+                          "never pushed down). Raise max_length or shorten the rows.", stacklevel=3)
         wrong = [[p < 0.5 for p in x] for x in dataset["rejected_step_labels"] if x] \
             if "rejected_step_labels" in dataset.column_names else []
         if 2 * (reachable := sum(True in w[:-1] and all(w[w.index(True):]) for w in wrong)) > len(wrong):
@@ -532,7 +537,7 @@ class StepwiseDPOTrainer(DPOTrainer):
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
-        self._signature_columns = list(dict.fromkeys(list(self._signature_columns) + list(STEP_COLUMNS)))
+        self._signature_columns = list(dict.fromkeys([*self._signature_columns, *STEP_COLUMNS, *self.extra_columns]))
 
     # ------------------------------------------------------------------ log-probs: one pass per sequence and model
 
@@ -598,13 +603,14 @@ class StepwiseDPOTrainer(DPOTrainer):
         if args.step_pairing in ("first_error", "first_token"):
             mask = mask & first_error_mask(inputs["first_diff_step"], num_steps).repeat(2, 1)
         step_loss = self.step_loss(chosen_rho, rejected_rho, *inputs["step_probs"].chunk(2), *mask.chunk(2), weights,
-                                   inputs)
+                                   inputs, model)
         loss = args.step_loss_weight * step_loss + args.outcome_loss_weight * outcome.mean()
         if args.sft_loss_weight:  # NLL of the chosen tokens, exactly TRL's "sft" loss type (RPO)
             chosen_tokens = inputs["completion_mask"][:, 1:].chunk(2)[0][:, -seq_len:].bool()
             loss = loss - args.sft_loss_weight * logps.chunk(2)[0][chosen_tokens].mean()
         if self.aux_loss_enabled:
             loss = loss + self.router_aux_loss_coef * outputs.aux_loss
+        loss = loss + self.extra_loss(model, inputs)
 
         self._log_metrics(mode, outcome, step_loss, chosen_lr, rejected_lr, seq, steps - ref_steps, inputs, chosen_r,
                           rejected_r, mask)
@@ -614,15 +620,19 @@ class StepwiseDPOTrainer(DPOTrainer):
         return (loss, outputs) if return_outputs else loss
 
     def step_loss(self, chosen_rho, rejected_rho, chosen_p, rejected_p, chosen_mask, rejected_mask, weights,
-                  inputs) -> torch.Tensor:
+                  inputs, model) -> torch.Tensor:
         """The step loss, a scalar (the loss adds ``step_loss_weight`` times it; logged as ``loss/step``): the hook
-        for a variant, which overrides it alone. Per pair (rows of ``[pairs, steps]``): the step log-ratios ``ρ_k``
-        of this batch's one forward pass, the labels ``p_k``, the masks of the steps to score (complete ones, as
-        ``step_pairing`` says), the positional weights ``a_k`` (``[steps]``); ``inputs``: the collated batch."""
+        for a variant. Per pair (rows of ``[pairs, steps]``): the step log-ratios ``ρ_k`` of the batch's one pass,
+        the labels ``p_k``, the masks of the steps to score (complete ones, as ``step_pairing`` says); the weights
+        ``a_k`` (``[steps]``); the collated batch; the policy trained (for a variant that reads it in its own pass)."""
         per_pair = compute_step_loss(chosen_rho, rejected_rho, chosen_p, rejected_p, self.args.step_beta,
                                      chosen_mask, rejected_mask, weights)
         active = (chosen_mask.any(1) | rejected_mask.any(1)).to(per_pair.dtype)  # pairs with a step to train
         return (per_pair * active).sum() / active.sum().clamp(min=1)
+
+    def extra_loss(self, model, inputs) -> torch.Tensor | float:
+        """A term added to the loss last, 0 here: the hook for one of a variant's own (e.g. a pass of ``model``)."""
+        return 0.0
 
     # ------------------------------------------------------------------ metrics
 

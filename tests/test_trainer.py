@@ -1088,6 +1088,32 @@ def test_a_rejected_step_labelled_wrong_cut_by_max_length_warns_at_the_end_of_tr
     assert tr.num_wrong_steps_cut == 0 and tr.num_truncated_steps == 8 and said == []
 
 
+def test_rows_max_length_cuts_are_warned_of_when_the_dataset_is_prepared(tmp_path, tiny_model, tiny_tokenizer):
+    """A user's own long rows: the cut steps showed only in the logs (steps/truncated) once training ran, and the cut
+    wrong steps at its end. The trainer now says at setup how many rows max_length cuts and how many of their steps
+    (and rejected steps labelled wrong) the step loss loses: what training then counts, for either truncation_mode."""
+    rows = toy_rows(3) + [dict(toy_rows(1)[0], chosen="\n\nStep 1: ok.", rejected="\n\nStep 1: no.",
+                              chosen_step_labels=[1.0], rejected_step_labels=[0.0])]  # short: not cut
+    n_prompt = len(tiny_tokenizer(rows[0]["prompt"])["input_ids"])
+    max_length = n_prompt + len(tiny_tokenizer(extract_steps(rows[0]["chosen"])[0])["input_ids"]) + 3  # in step 2
+    for mode in ("keep_start", "keep_end"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(tiny_model),
+                                    processing_class=tiny_tokenizer, train_dataset=Dataset.from_list(rows),
+                                    args=config(tmp_path, max_length=max_length, truncation_mode=mode, max_steps=1))
+        said = [str(w.message) for w in caught if "cuts" in str(w.message)]
+        tr.train()  # one batch of all four rows: what training counts
+        assert tr.num_truncated_steps > 0 and (tr.num_wrong_steps_cut > 0) == (mode == "keep_start")
+        assert said == [f"StepwiseDPOTrainer: the train dataset: max_length={max_length} (truncation_mode={mode!r}) "
+                        f"cuts 3 of its 4 rows (row 0 first): {tr.num_truncated_steps} of their steps lose tokens, so "
+                        f"the step loss leaves them out ({tr.num_wrong_steps_cut} rejected steps labelled wrong: never "
+                        "pushed down). Raise max_length or shorten the rows."], mode
+    for kw in (dict(max_length=None), dict(max_length=max(len(tiny_tokenizer(r["prompt"] + r[s])["input_ids"])
+                                                           for r in rows for s in ("chosen", "rejected")) + 1)):
+        assert not [m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, rows, **kw) if "cuts" in m]
+
+
 def _setup_warnings(tmp_path, model, tokenizer, rows, **kw):
     """The UserWarnings a trainer gives while it prepares ``rows``."""
     import warnings
@@ -1248,9 +1274,9 @@ def test_step_loss_is_the_hook_a_variant_overrides(tmp_path, tiny_model, tiny_to
 
     class MarginTrainer(StepwiseDPOTrainer):
         def step_loss(self, chosen_rho, rejected_rho, chosen_p, rejected_p, chosen_mask, rejected_mask, weights,
-                      inputs):
+                      inputs, model):
             received.append((chosen_rho, rejected_rho, chosen_p, rejected_p, chosen_mask, rejected_mask, weights,
-                             inputs))
+                             inputs, model))
             margin = (chosen_rho * chosen_mask).sum(1) - (rejected_rho * rejected_mask).sum(1)
             return -F.logsigmoid(self.args.step_beta * margin - 0.5).mean()
 
@@ -1263,7 +1289,8 @@ def test_step_loss_is_the_hook_a_variant_overrides(tmp_path, tiny_model, tiny_to
     batch = batch_of(plain, 2)
     plain_loss, variant_loss = plain.compute_loss(plain.model, batch), variant.compute_loss(variant.model, batch)
     assert variant.args.step_loss_weight == 2.0  # the config is left alone
-    chosen_rho, rejected_rho, chosen_p, _, chosen_mask, rejected_mask, weights, inputs = received[0]
+    chosen_rho, rejected_rho, chosen_p, _, chosen_mask, rejected_mask, weights, inputs, model = received[0]
+    assert model is variant.model  # the policy being trained, for a variant that reads it
     assert chosen_rho.shape == rejected_rho.shape == chosen_p.shape == chosen_mask.shape
     assert chosen_rho.size(0) == 2 and weights.shape == chosen_rho.shape[1:] and "step_ids" in inputs
     assert chosen_mask.any() and (chosen_rho * chosen_mask).abs().sum() > 0  # the policy differs from the reference

@@ -8,7 +8,8 @@ two diagnostics of ``docs/benchmarks.md`` keep the data and the other terms, and
 - ``fresh_rejected_pairs.FreshRejectedStepDPOTrainer``: the rejected token drawn again from the current policy
   (``ExpectedRejectedStepDPOTrainer``: that draw's expectation over the vocabulary).
 
-This module finds the critical token and does the swap; each variant writes ``_critical_token_step_loss``.
+This module finds the critical token and does the swap through the trainer's public hook
+``StepwiseDPOTrainer.step_loss``; each variant writes ``_critical_token_step_loss(model, inputs)``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..trainer import StepwiseDPOTrainer
 
 
 class CriticalTokenStepDPOTrainer(StepwiseDPOTrainer):
-    """``StepwiseDPOTrainer`` whose step loss is ``step_loss_weight · _critical_token_step_loss``."""
+    """``StepwiseDPOTrainer`` whose step loss (``step_loss``, the hook) is ``_critical_token_step_loss``."""
 
     def __init__(self, *args, **kwargs):
         self._check_pairing(kwargs.get("args"))  # before the datasets are prepared (or refused) with its settings
@@ -47,22 +48,15 @@ class CriticalTokenStepDPOTrainer(StepwiseDPOTrainer):
         first = inputs["first_diff_step"].clamp(min=0)
         return positional_weights(self.args.step_weights, int(first.max()) + 1, first.device)[first][:, None]
 
-    def _compute_loss(self, model, inputs, return_outputs):
-        weight = self.args.step_loss_weight
-        self.args.step_loss_weight = 0.0  # the parent's step loss off; the variant's is added below
-        try:
-            out = super()._compute_loss(model, inputs, return_outputs)
-        finally:
-            self.args.step_loss_weight = weight
-        loss = out[0] if return_outputs else out
-        if weight:
-            step_loss = self._critical_token_step_loss(model, inputs)
-            loss = loss + weight * step_loss
-            # the parent logged its own step loss (the round's rejected token): log the one trained instead
-            mode = "train" if model.training else "eval"
-            logged = self.accelerator.gather(step_loss.detach().float()[None]).mean().item()
-            self._metrics[mode]["loss/step"][-1] = logged
-        return (loss, out[1]) if return_outputs else loss
+    def step_loss(self, chosen_rho, rejected_rho, chosen_p, rejected_p, chosen_mask, rejected_mask, weights, inputs,
+                  model):
+        """The trainer's hook: the variant's step loss, read from ``model`` in a pass of its own, in place of the
+        parent's (on the round's rejected token). With ``step_loss_weight=0`` it trains nothing: the parent's is
+        logged, without that pass."""
+        if not self.args.step_loss_weight:
+            return super().step_loss(chosen_rho, rejected_rho, chosen_p, rejected_p, chosen_mask, rejected_mask,
+                                     weights, inputs, model)
+        return self._critical_token_step_loss(model, inputs)
 
     def _critical_token_step_loss(self, model, inputs):
         raise NotImplementedError

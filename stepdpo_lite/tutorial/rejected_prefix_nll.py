@@ -54,6 +54,8 @@ class RejectedPrefixNLLStepDPOTrainer(StepwiseDPOTrainer):
     """``StepwiseDPOTrainer`` whose loss adds ``rejected_sft_weight`` times the NLL of the rejected side's right
     opening, each token weighted by its step's probability."""
 
+    extra_columns = (OPENING,)  # the trainer's hook: the column travels to the collator
+
     def __init__(self, *args, rejected_sft_weight: float, **kwargs):
         weight = finite_number(rejected_sft_weight, "rejected_sft_weight", "RejectedPrefixNLLStepDPOTrainer")
         if weight <= 0:
@@ -75,13 +77,9 @@ class RejectedPrefixNLLStepDPOTrainer(StepwiseDPOTrainer):
 
         self.data_collator = with_openings
 
-    def _set_signature_columns_if_needed(self):
-        super()._set_signature_columns_if_needed()
-        self._signature_columns = [*self._signature_columns, OPENING]
-
-    def _compute_loss(self, model, inputs, return_outputs):
-        out = super()._compute_loss(model, inputs, return_outputs)
-        loss = out[0] if return_outputs else out
+    def extra_loss(self, model, inputs):
+        """The trainer's hook for a term of its own: ``rejected_sft_weight`` times the opening's NLL, from one more
+        pass of ``model`` over the rejected rows."""
         kwargs, labels = self._model_inputs(inputs)
         half = len(labels) // 2  # rows are [chosen; rejected]
         seq_len = labels.size(1) - 1
@@ -93,5 +91,4 @@ class RejectedPrefixNLLStepDPOTrainer(StepwiseDPOTrainer):
         inside = (step_ids >= 0) & (step_ids < probs.size(1))
         token_w = torch.gather(weights, 1, step_ids.clamp(0, probs.size(1) - 1).long()) * inside
         nll = -(token_w * logps).sum() / token_w.sum().clamp(min=1e-8)
-        loss = loss + self.rejected_sft_weight * nll
-        return (loss, out[1]) if return_outputs else loss
+        return self.rejected_sft_weight * nll
