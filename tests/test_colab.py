@@ -328,3 +328,63 @@ def test_sync_notebooks_outside_a_clone_says_that_the_notebooks_ship_with_the_re
     err = " ".join(capsys.readouterr().err.split())
     assert stop.value.code == 2 and f"{tmp_path}/site-packages/notebooks holds no notebook named NN_*.ipynb; the" in err
     assert "run from a clone (`pip install -e .` in it), or give --notebook-dir CLONE/notebooks" in err
+
+
+def _git(*args, cwd=None):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def _clone_of_a_local_repository(tmp_path, name="upstream"):
+    """A local git repository standing for the one the notebooks clone, and a clone of it (no network)."""
+    origin = tmp_path / name
+    origin.mkdir()
+    (origin / "README.md").write_text("kit\n")
+    _git("init", "-q", cwd=origin)
+    _git("add", "README.md", cwd=origin)
+    _git("commit", "-q", "-m", "first", cwd=origin)
+    kit = tmp_path / "kit"
+    _git("clone", "-q", str(origin), str(kit))
+    return origin, kit
+
+
+def test_a_clone_of_another_repository_is_refused_naming_both(tmp_path, monkeypatch):
+    """A STEPDPO_REPO_URL set after the first clone (a fork) was ignored silently: the old clone was reused."""
+    upstream, kit = _clone_of_a_local_repository(tmp_path)
+    assert colab.check_clone_origin(kit, str(upstream)) == str(upstream)
+    assert colab.check_clone_origin(kit, f" {upstream}/ ") == str(upstream)  # the same repository, written apart
+    monkeypatch.setenv("STEPDPO_REPO_URL", "https://github.com/you/fork.git")
+    with pytest.raises(ValueError) as info:
+        colab.check_clone_origin(kit, "https://github.com/you/fork.git")
+    message = str(info.value)
+    assert f"the kit at {kit} is a clone of {upstream}, but STEPDPO_REPO_URL asks for https://github.com/you/fork.git"\
+        in message
+    assert f"`!rm -rf {kit}`" in message and f"`%env STEPDPO_REPO_URL={upstream}`" in message
+    monkeypatch.delenv("STEPDPO_REPO_URL")
+    with pytest.raises(ValueError, match="the notebook's REPO_URL \\(STEPDPO_REPO_URL is not set\\)"):
+        colab.check_clone_origin(kit, colab.REPO_URL)
+    not_a_clone = tmp_path / "copied"
+    not_a_clone.mkdir()
+    assert colab.check_clone_origin(not_a_clone, colab.REPO_URL) is None  # nothing to compare: a kit copied in
+
+
+def test_urls_of_one_repository_compare_equal():
+    same = ["https://github.com/you/kit", "https://GitHub.com/you/kit.git/", "git@github.com:you/kit.git",
+            "ssh://git@github.com/you/kit", "https://user:token@github.com/you/kit.git"]
+    assert {colab.comparable_url(u) for u in same} == {"github.com/you/kit"}
+    assert colab.comparable_url("https://github.com/you/kit") != colab.comparable_url("https://github.com/me/kit")
+    assert colab.comparable_url("https://host:8443/you/kit") == "host:8443/you/kit"  # a port is not a path
+
+
+def test_reference_solution_is_written_in_the_steps_the_instruction_asks_for():
+    from stepdpo_lite.steps import extract_steps
+    from stepdpo_lite.tutorial import gsm8k
+
+    problem = gsm8k.GSM8KProblem("How many clips?", "72", "prompt", "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
+                                 "She sold 48+24 = <<48+24=72>>72 clips.")
+    text = gsm8k.reference_solution(problem)
+    assert text == ("Step 1: Natalia sold 48/2 = 24 clips in May.\n\nStep 2: She sold 48+24 = 72 clips.\n\n"
+                    "Answer: 72")
+    assert problem.is_correct(text) and len(extract_steps(text)) == 2
+    with pytest.raises(ValueError, match="reference_solution: the problem 'How many clips\\?' has no reference"):
+        gsm8k.reference_solution(gsm8k.GSM8KProblem("How many clips?", "72", "prompt"))

@@ -154,6 +154,52 @@ def _write_text(path: Path, text: str) -> None:
         raise
 
 
+def clone_origin(kit: str | os.PathLike) -> str | None:
+    """The ``origin`` URL of the git clone at ``kit``; None when ``kit`` is no git clone (a kit copied in by hand),
+    has no ``origin``, or git is missing."""
+    if not (Path(kit) / ".git").exists():  # `git -C` would answer for a repository around the folder
+        return None
+    try:
+        done = subprocess.run(["git", "-C", str(kit), "remote", "get-url", "origin"], capture_output=True, text=True)
+    except FileNotFoundError:
+        return None
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def comparable_url(url: str) -> str:
+    """A repository's URL as ``check_clone_origin`` compares it: a local folder as its real path; else without the
+    scheme, user, trailing ``/`` or ``.git``, with the host in lower case, so that ``git@github.com:you/kit.git``
+    and ``https://GitHub.com/you/kit/`` are the same repository."""
+    import re
+
+    url = url.strip().rstrip("/")
+    if os.path.isdir(url):
+        return os.path.realpath(url)
+    url = re.sub(r"\.git$", "", url)
+    url = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", url)  # https://, ssh://, git://
+    url = re.sub(r"^[^@/]*@", "", url)  # git@, user:token@
+    url = re.sub(r"^([^/:]+):(?!\d+(/|$))", r"\1/", url)  # scp-like host:owner/name (not a port)
+    host, slash, path = url.partition("/")
+    return host.lower() + slash + path
+
+
+def check_clone_origin(kit: str | os.PathLike, url: str) -> str | None:
+    """A ``ValueError`` when the git clone at ``kit`` came from another repository than ``url``. The setup cell
+    clones only when the kit is not there yet, so a ``STEPDPO_REPO_URL`` (e.g. a fork) set after the first clone
+    was ignored without a word: the old clone was installed and imported. Deleting a clone is the user's call (it
+    may hold their edits): the error names both repositories and what to do. Returns the clone's origin (None for
+    a kit that is no git clone: nothing to compare)."""
+    origin = clone_origin(kit)
+    if origin is None or comparable_url(origin) == comparable_url(url):
+        return origin
+    asked = ("STEPDPO_REPO_URL" if os.environ.get("STEPDPO_REPO_URL", "").strip() == url.strip()
+             else "the notebook's REPO_URL (STEPDPO_REPO_URL is not set)")
+    raise ValueError(f"colab setup: the kit at {kit} is a clone of {origin}, but {asked} asks for {url}; the "
+                     f"clone there is kept, not replaced. To use {url}: delete the clone (`!rm -rf {kit}`) and run "
+                     f"this cell again. To keep using the clone: `%env STEPDPO_REPO_URL={origin}`, then run this "
+                     "cell again")
+
+
 def install_command(kit: str | os.PathLike, constraints_file: str | os.PathLike) -> list[str]:
     return [sys.executable, "-m", "pip", "install", "-q", "-c", str(constraints_file), "-e", str(kit)]
 
@@ -316,12 +362,16 @@ def main(argv=None) -> int:
     i.add_argument("kit", nargs="?", default=KIT_DIR)
     i.add_argument("--dry-run", action="store_true",
                    help="print the pip command instead of running it (the constraints file it names is written)")
+    i.add_argument("--repo-url", default=None,
+                   help="the repository KIT must be a clone of (check_clone_origin); a kit that is no git clone passes")
     s = sub.add_parser("sync-notebooks", help="write the setup cell, with --url (default: REPO_URL, or "
                                               "$STEPDPO_REPO_URL), into every notebook")
     s.add_argument("--notebook-dir", default=None)
     s.add_argument("--url", default=None, help="the repository the notebooks clone")
     args = parser.parse_args(argv)
     if args.command == "install":
+        if args.repo_url:  # before the install: another repository's kit is not installed
+            check_clone_origin(args.kit, args.repo_url)
         install(args.kit, dry_run=args.dry_run or bool(os.environ.get("STEPDPO_COLAB_DRY_RUN")))
     else:
         try:

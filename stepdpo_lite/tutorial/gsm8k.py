@@ -131,6 +131,19 @@ class GSM8KProblem:
         return len([ln for ln in self.solution.splitlines() if ln.strip() and not ln.startswith("####")])
 
 
+def reference_solution(problem: GSM8KProblem) -> str:
+    """GSM8K's reference solution written the way ``INSTRUCTION`` asks a policy to write one (``Step k:``
+    paragraphs, then ``Answer: <number>``), its calculator notes (``<<48/2=24>>``) left out: what a right solution
+    looks like to the kit's step splitter and grader, for notebook 01's example (``smoke.reference_solution`` keeps
+    the calculator notes' equations alone: the smoke base's short training text). ValueError when the problem has
+    no reference solution (``GSM8KProblem.solution`` is for examples and cost estimates: never shown to a model)."""
+    lines = [re.sub(r"<<[^<>]*>>", "", ln).strip() for ln in problem.solution.splitlines()
+             if ln.strip() and not ln.startswith("####")]
+    if not lines:
+        raise ValueError(f"reference_solution: the problem {problem.question[:60]!r} has no reference solution")
+    return "\n\n".join(f"Step {k}: {line}" for k, line in enumerate(lines, 1)) + f"\n\nAnswer: {problem.answer}"
+
+
 def split_answer(record) -> tuple[str, str]:
     """A GSM8K record's reference lines and final answer (after ``####``); ``BadField`` naming the field when the
     question or answer is not a non-empty string, or the final answer not a number as graded (``"18"``, ``"$18"``,
