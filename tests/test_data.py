@@ -565,7 +565,7 @@ def test_step_dpo_pairs_share_a_correct_prefix(toy, caplog):
     assert len(gold) == 6 and set(gold["chosen_source"]) == {"gold"}
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
         assert len(labelling.step_dpo_pairs(problems, wrong_only, use_gold=False)) == 0
-    assert "6 no right step k" in caplog.text
+    assert "6 wrong steps with no right step to pair" in caplog.text
     with pytest.raises(ValueError, match="2 problems but 3 lists of solutions"):
         labelling.step_dpo_pairs(problems[:2], solutions)
 
@@ -934,7 +934,7 @@ def test_skip_invalid_skips_a_line_that_is_not_json_and_a_pretty_printed_file_is
 
 def test_step_dpo_pairs_split_the_gold_solution_with_the_verdicts_delimiter():
     """A user's GSM8K-style data: the gold solution was split with the toy world's "\\n\\nStep", so a 3-line gold was
-    one step and no pair took its step k ("left out: no right step k")."""
+    one step and no pair took its step k ("left out: wrong steps with no right step to pair")."""
     from dataclasses import dataclass
 
     @dataclass(frozen=True)

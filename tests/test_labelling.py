@@ -41,10 +41,19 @@ def _split(n, split, seed):
     return problems, solutions, [[toyworld.check(p, s) for s in sols] for p, sols in zip(problems, solutions)]
 
 
-def test_datasets_by_split_builds_the_four_datasets_of_every_split_from_its_verdicts():
+def test_datasets_by_split_builds_the_four_datasets_of_every_split_from_its_verdicts(caplog):
     built = {split: _split(n, split, seed) for split, n, seed in (("train", 3, 0), ("test", 2, 1))}
     problems, solutions, verdicts = ({split: parts[i] for split, parts in built.items()} for i in range(3))
-    datasets = datasets_by_split(problems, solutions, verdicts, seed=0)
+    with caplog.at_level(logging.INFO, logger="stepdpo_lite.data"):
+        datasets = datasets_by_split(problems, solutions, verdicts, seed=0)
+    # each builder's log line names the split it built (notebook 01 prints three splits' lines in a row)
+    assert [m.split(": built")[0] for m in caplog.messages if ": built" in m] == [
+        f"{split} split: {kind}" for split in ("train", "test")
+        for kind in ("stepwise_rows", "outcome_rows", "preference_pairs", "step_dpo_pairs")]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="stepdpo_lite.data"):
+        preference_pairs(problems["train"], solutions["train"], verdicts=verdicts["train"])
+    assert caplog.messages and "split" not in caplog.messages[0]  # the filter is gone once the split is built
     assert list(datasets) == [f"{split}_{kind}" for split in ("train", "test") for kind in DATASET_KINDS]
     assert [len(datasets[f"train_{kind}"]) for kind in DATASET_KINDS] == [6, 6, 3, 3]  # a pair per problem
     assert datasets["test_stepwise"][1]["labels"] == verdicts["test"][0][1].step_labels

@@ -268,7 +268,7 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
             elif use_gold and k < len(gold) and not on_gold_path:
                 left["prefix_is_not_golds"] += 1
             else:  # e.g. an extra step after the answer: no right step k exists
-                left["no_right_step_k"] += 1
+                left["wrong_steps_with_no_right_step_to_pair"] += 1
         picked = list(pairs.values())
         random.Random(f"{seed}:{p.prompt}").shuffle(picked)
         rows += picked[:max_pairs_per_problem]
@@ -348,9 +348,17 @@ def datasets_by_split(problems: dict, solutions: dict, verdicts: dict, *, seed: 
     out = {}
     for split in problems:
         ps, sols, kw = problems[split], solutions[split], {"verdicts": verdicts[split]}
-        built = {"stepwise": stepwise_rows(ps, sols, **kw), "outcome": outcome_rows(ps, sols, **kw),
-                 "preference": preference_pairs(ps, sols, seed=seed, **kw),
-                 "step_dpo": step_dpo_pairs(ps, sols, seed=seed, **kw)}
+
+        def name_the_split(record, split=split):  # each builder's log line names itself, not the split it builds
+            record.msg = f"{split} split: {record.msg}"
+            return True
+        logger.addFilter(name_the_split)
+        try:
+            built = {"stepwise": stepwise_rows(ps, sols, **kw), "outcome": outcome_rows(ps, sols, **kw),
+                     "preference": preference_pairs(ps, sols, seed=seed, **kw),
+                     "step_dpo": step_dpo_pairs(ps, sols, seed=seed, **kw)}
+        finally:
+            logger.removeFilter(name_the_split)
         out.update({f"{split}_{kind}": built[kind] for kind in DATASET_KINDS})
     return out
 
