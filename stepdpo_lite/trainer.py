@@ -406,7 +406,8 @@ class StepwiseDPOTrainer(DPOTrainer):
                           "there is no reward model, so every chosen step counts as right and every rejected step as "
                           "wrong: the step loss then pushes down the whole rejected solution, as DPO does. Add "
                           "`chosen_step_labels`/`rejected_step_labels` columns or pass a `reward_model`.", stacklevel=3)
-        if template := args.use_step_wise_prompt and args.step_wise_prompt_template:  # holds {prompt}: never ""
+        if args.use_step_wise_prompt:
+            template = args.step_wise_prompt_template
             dataset = dataset.map(lambda ex: {"prompt": template.replace("{prompt}", ex["prompt"])})
         # TRL drops rows whose prompt fills max_length without a word: step_columns refuses them instead, by row
         dataset = super()._prepare_dataset(dataset, processing_class, _without_max_length(args), dataset_name)
@@ -433,8 +434,9 @@ class StepwiseDPOTrainer(DPOTrainer):
         if same := [i for i, (c, r) in enumerate(zip(*ids[1:])) if c == r]:
             warnings.warn(f"{where}'s row {same[0]} (and {len(same) - 1} more) has the same token ids on both sides "
                           "(the tokenizer cannot tell them apart): the pair trains nothing", stacklevel=3)
-        if (length := args.max_length) and (long := [i for i, (p, c, r) in enumerate(zip(*ids))
-                                                     if len(p) + max(len(c), len(r)) > length]):
+        length = args.max_length
+        long = [i for i, (p, c, r) in enumerate(zip(*ids)) if length and len(p) + max(len(c), len(r)) > length]
+        if long:
             collate, cut = DataCollatorForStepwisePreference(0, length, args.truncation_mode), torch.zeros(2)
             for i in range(0, len(long), 64):  # the steps the collator will mark cut, as it does in training
                 batch = collate(list(dataset.select(long[i:i + 64])))
