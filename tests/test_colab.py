@@ -376,6 +376,23 @@ def test_urls_of_one_repository_compare_equal():
     assert colab.comparable_url("https://host:8443/you/kit") == "host:8443/you/kit"  # a port is not a path
 
 
+def test_the_setup_cell_refuses_a_clone_of_another_repository_and_shows_what_the_install_says(tmp_path):
+    upstream, kit = _clone_of_a_local_repository(tmp_path)
+    (kit / "stepdpo_lite").symlink_to(ROOT / "stepdpo_lite")
+    (kit / "requirements.lock").write_text((ROOT / "requirements.lock").read_text())
+    fork = tmp_path / "fork"
+    done = _run_cell_as_colab(tmp_path, {"STEPDPO_KIT_DIR": str(kit), "STEPDPO_REPO_URL": str(fork),
+                                         "STEPDPO_COLAB_DRY_RUN": "1"})
+    assert done.returncode != 0 and "IMPORTED" not in done.stdout
+    assert f"is a clone of {upstream}, but STEPDPO_REPO_URL asks for {fork}" in " ".join(done.stderr.split())
+    assert not (kit / ".colab-constraints.txt").exists()  # refused before the install
+    done = _run_cell_as_colab(tmp_path, {"STEPDPO_KIT_DIR": str(kit), "STEPDPO_REPO_URL": str(upstream),
+                                         "STEPDPO_COLAB_DRY_RUN": "1"})
+    assert done.returncode == 0, done.stderr
+    # the install's own lines (here the dry run's pip command) were swallowed: "installing the kit again" too
+    assert f"-m pip install -q -c {kit}/.colab-constraints.txt -e {kit}" in done.stdout
+
+
 def test_reference_solution_is_written_in_the_steps_the_instruction_asks_for():
     from stepdpo_lite.steps import extract_steps
     from stepdpo_lite.tutorial import gsm8k
@@ -388,3 +405,30 @@ def test_reference_solution_is_written_in_the_steps_the_instruction_asks_for():
     assert problem.is_correct(text) and len(extract_steps(text)) == 2
     with pytest.raises(ValueError, match="reference_solution: the problem 'How many clips\\?' has no reference"):
         gsm8k.reference_solution(gsm8k.GSM8KProblem("How many clips?", "72", "prompt"))
+
+
+def _example_output(tmp_path, profile):
+    """Notebook 01 up to its example cell (the first after the task's markdown), executed on ``profile``."""
+    import nbformat
+
+    nb = nbformat.read(str(tutorial.NOTEBOOK_DIR / "01_data_prep.ipynb"), as_version=4)
+    heading = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "GSM8K" in c.source
+                   and "toy world" in c.source.splitlines()[0])
+    nb.cells = nb.cells[:heading + 2]
+    path = tmp_path / f"01_{profile}.ipynb"
+    nbformat.write(nb, str(path))
+    done = tutorial.execute_notebook(path, {"PROFILE": profile, "RUNS_DIR": str(tmp_path / "runs")}, cwd=tmp_path)
+    return nb.cells[heading].source, "".join(o.get("text", "") for o in done.cells[-1].get("outputs", []))
+
+
+@pytest.mark.notebook
+def test_notebook_01_shows_an_example_of_the_task_its_profile_runs(tmp_path):
+    """On the GPU profiles (GSM8K) notebook 01 showed the toy world's example, checker labels and all: not the task
+    the notebook then samples and labels (a user's trial). The smoke profile is that code path on a CPU."""
+    markdown, shown = _example_output(tmp_path, "smoke")
+    assert "On a GPU profile" in markdown and "GSM8K" in markdown
+    assert shown.startswith("<|im_start|>user\n") and "<|im_start|>assistant\nStep 1: " in shown
+    assert "\n\nStep 2: " in shown and "Answer: " in shown and "reachable" not in shown
+    assert "graded right: True" in shown and "': False | step labels from a checker: None" in shown
+    _, shown = _example_output(tmp_path, "tiny")
+    assert "reachable:         [True, False, False" in shown and "<|im_start|>" not in shown

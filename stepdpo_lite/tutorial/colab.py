@@ -8,7 +8,8 @@ In Colab, ``%env STEPDPO_REPO_URL=https://github.com/you/stepdpo-lite`` before t
 The setup cell, on Colab only:
 
 1. clones the repository into ``/content/stepdpo-lite`` (``$STEPDPO_KIT_DIR``) unless it is there; a failing
-   clone raises with git's message;
+   clone raises with git's message; a clone that is there must come from the repository asked for
+   (``check_clone_origin``: a ``STEPDPO_REPO_URL`` set after the first clone was ignored, silently);
 2. runs this file as a script, ``python stepdpo_lite/tutorial/colab.py install KIT``: ``pip install -e KIT`` with
    ``-c requirements.lock`` minus what would fight Colab's own stack (torch is not in the lock; the packages
    installed torch requires, numpy, which Colab's compiled packages are built against, and every package the
@@ -52,11 +53,14 @@ if "google.colab" in sys.modules:
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"{' '.join(cmd)} failed:\\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        print(done.stdout, end="")  # what the install says it did
     KIT = os.environ.get("STEPDPO_KIT_DIR", "/content/stepdpo-lite")
     REPO_URL = os.environ.get("STEPDPO_REPO_URL") or "{repo_url}"
     if not os.path.isdir(os.path.join(KIT, "stepdpo_lite")):
         _run("git", "clone", "-q", "--depth", "1", REPO_URL, KIT)
-    _run(sys.executable, os.path.join(KIT, "stepdpo_lite", "tutorial", "colab.py"), "install", KIT)
+    # a clone already there must be of REPO_URL: the install refuses another repository's
+    _run(sys.executable, os.path.join(KIT, "stepdpo_lite", "tutorial", "colab.py"), "install", KIT,
+         "--repo-url", REPO_URL)
     sys.path.insert(0, KIT)  # importable now: an editable install is only seen by a new process
 
 from stepdpo_lite.tutorial import colab
