@@ -744,7 +744,9 @@ def main(argv=None) -> int:
                                      "reused: each notebook run overwrites what its last run wrote there (its data or "
                                      "models, figures, executed notebook and its figures in metrics.json), and "
                                      "starts from its first cell: a notebook stopped part-way is run again from the "
-                                     "start, never resumed. Ctrl-C stops the running cell (the notebook's outputs so "
+                                     "start (notebook 04 then takes the on-policy rounds that finished, saved in "
+                                     "runs/<profile>/onpolicy_rounds/, when its settings, PRM and start policy are "
+                                     "the same: delete that folder to train them again). Ctrl-C stops the running cell (the notebook's outputs so "
                                      "far are saved in runs/<profile>/executed/); a second Ctrl-C stops at once.")
     parser.add_argument("--profile", default="tiny", help="model/data profile passed to every notebook (default tiny)")
     parser.add_argument("--runs-dir", default="runs", help="where runs/<profile>/ lives (default ./runs)")
