@@ -384,9 +384,9 @@ def test_a_failing_cell_is_numbered_among_the_code_cells_as_the_progress_bar_cou
     assert info.value.cell_index == 6 and bar.n == 2  # the bar: 2/4 done, the third failing; not the injected cell
 
 
-def test_the_runners_help_says_what_a_run_overwrites_that_nothing_resumes_and_what_only_leaves_stale(capsys):
+def test_the_runners_help_says_what_a_run_overwrites_what_it_resumes_and_what_only_leaves_stale(capsys):
     """`stepdpo-lite --help` did not say that an existing runs/<profile>/ is reused and overwritten, that a notebook
-    always restarts from its first cell, nor that `--only 02` leaves the later notebooks' figures describing the old
+    restarts from its first cell (notebook 04 taking the rounds it saved), nor that `--only 02` leaves the later notebooks' figures describing the old
     outputs."""
     from stepdpo_lite.tutorial import notebooks
 
@@ -394,8 +394,9 @@ def test_the_runners_help_says_what_a_run_overwrites_that_nothing_resumes_and_wh
         notebooks.main(["--help"])
     said = " ".join(capsys.readouterr().out.split())
     for promise in ("An existing runs/<profile>/ is reused: each notebook run overwrites what its last run wrote",
-                    "starts from its first cell: a notebook stopped part-way is run again from the start, never "
-                    "resumed", "The figures of the notebooks not run that read what these rewrite (03 to 07 read 02's "
+                    "starts from its first cell: a notebook stopped part-way is run again from the start (notebook "
+                    "04 then takes the", "rounds that finished, saved in runs/<profile>/onpolicy_rounds/",
+                    "delete that folder to train them again", "The figures of the notebooks not run that read what these rewrite (03 to 07 read 02's "
                     "PRM; 05, 06 and 07 write only figures) then describe the older outputs",
                     "tutorial.stale until they run again", "the command that reruns them"):
         assert promise in said, promise
