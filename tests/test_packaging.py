@@ -144,7 +144,9 @@ def test_the_core_never_imports_the_tutorial_kit():
     a step-loss hook for one's own variant; an ensemble's members called by keyword) took them to about 3,955; 3,960
     until the review of that change: one reader of a reward model's step delimiter and one list of a Trainer's outputs
     in the core, for the tutorial's and the trainer's copies, 3,963; 3,970 until the next session's public names
-    for the record checks the tutorial shares, and ``>>>`` examples run as tests (tests/test_doctests.py), 3,971.)"""
+    for the record checks the tutorial shares, ``>>>`` examples run as tests (tests/test_doctests.py), the trainer's
+    public hooks for the tutorial's loss variants and its warning of rows max_length cuts, less one copy of the
+    reward models' calls on bare texts (rewards.TextRewards), 3,969.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
