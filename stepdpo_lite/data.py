@@ -284,7 +284,8 @@ def check_stepwise_row(row, delimiter=None):
                              + _count_hint(steps, len(row[name])))
     if delimiter and (bare := next((j for j, s in enumerate(steps[1:], 1) if not s.startswith(delimiter)), 0)):
         raise BadField(f"completions[{bare}]", f"does not open with the delimiter {delimiter!r}: bare steps run "
-                                               f"together when joined; data.delimit_steps(row, {delimiter!r}) puts it in front")
+                                               f"together when joined; data.delimit_steps(row, {delimiter!r}) puts "
+                                               "it in front")
     return [dict(row)]
 
 

@@ -1663,3 +1663,23 @@ def test_rounds_settings_refuse_a_save_key_that_would_replace_a_setting():
     with pytest.raises(ValueError, match=r"run_rounds: save_key's \['seed'\] would replace the settings of that name"):
         onpolicy.rounds_settings({}, p, p, onpolicy.RoundSettings(), onpolicy.TrainSettings(), save_key={"seed": 1},
                                  **kw)
+
+
+def test_saved_rounds_of_a_lora_policy_on_another_base_are_not_taken(tiny_base_path):
+    """A LoRA round trains the adapter alone, and the adapter's start weights come from its seed: two bases of the
+    same shapes gave the same start digest, so rounds saved on one base were taken for another (review)."""
+    from peft import LoraConfig, get_peft_model
+
+    def settings(name):
+        base, _ = toyworld.load_tiny_base(tiny_base_path)
+        base.config.name_or_path = name
+        torch.manual_seed(0)
+        policy = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+        problems = toyworld.make_problems(2, "train", seed=0, max_ops=2)
+        return onpolicy.rounds_settings({m: policy for m in onpolicy.METHODS}, problems, problems,
+                                        onpolicy.RoundSettings(), onpolicy.TrainSettings(), problems_per_round=2,
+                                        seed=0, n_sampled=1, shared_start=True, methods=onpolicy.METHODS)
+
+    one, other = settings("org/base-a"), settings("org/base-b")
+    assert one["start_policies"] == other["start_policies"]  # the adapters alone cannot tell them apart
+    assert one != other and set(one["lora_bases"].values()) == {"org/base-a"}

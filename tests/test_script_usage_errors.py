@@ -386,8 +386,8 @@ def test_a_failing_cell_is_numbered_among_the_code_cells_as_the_progress_bar_cou
 
 def test_the_runners_help_says_what_a_run_overwrites_what_it_resumes_and_what_only_leaves_stale(capsys):
     """`stepdpo-lite --help` did not say that an existing runs/<profile>/ is reused and overwritten, that a notebook
-    restarts from its first cell (notebook 04 taking the rounds it saved), nor that `--only 02` leaves the later notebooks' figures describing the old
-    outputs."""
+    restarts from its first cell (notebook 04 taking the rounds it saved), nor that `--only 02` leaves the later
+    notebooks' figures describing the old outputs."""
     from stepdpo_lite.tutorial import notebooks
 
     with pytest.raises(SystemExit):
@@ -396,7 +396,8 @@ def test_the_runners_help_says_what_a_run_overwrites_what_it_resumes_and_what_on
     for promise in ("An existing runs/<profile>/ is reused: each notebook run overwrites what its last run wrote",
                     "starts from its first cell: a notebook stopped part-way is run again from the start (notebook "
                     "04 then takes the", "rounds that finished, saved in runs/<profile>/onpolicy_rounds/",
-                    "delete that folder to train them again", "The figures of the notebooks not run that read what these rewrite (03 to 07 read 02's "
+                    "delete that folder to train them again",
+                    "The figures of the notebooks not run that read what these rewrite (03 to 07 read 02's "
                     "PRM; 05, 06 and 07 write only figures) then describe the older outputs",
                     "tutorial.stale until they run again", "the command that reruns them"):
         assert promise in said, promise

@@ -1106,9 +1106,9 @@ def test_rows_max_length_cuts_are_warned_of_when_the_dataset_is_prepared(tmp_pat
         tr.train()  # one batch of all four rows: what training counts
         assert tr.num_truncated_steps > 0 and (tr.num_wrong_steps_cut > 0) == (mode == "keep_start")
         assert said == [f"StepwiseDPOTrainer: the train dataset: max_length={max_length} (truncation_mode={mode!r}) "
-                        f"cuts 3 of its 4 rows (row 0 first): {tr.num_truncated_steps} of their steps lose tokens, so "
-                        f"the step loss leaves them out ({tr.num_wrong_steps_cut} rejected steps labelled wrong: never "
-                        "pushed down). Raise max_length or shorten the rows."], mode
+                        f"cuts 3 of its 4 rows (row 0 first): {tr.num_truncated_steps} of their steps lose tokens, "
+                        f"and the step loss leaves them out ({tr.num_wrong_steps_cut} rejected steps labelled wrong, "
+                        "never pushed down where the pairing scores them). Raise max_length or shorten the rows."], mode
     for kw in (dict(max_length=None), dict(max_length=max(len(tiny_tokenizer(r["prompt"] + r[s])["input_ids"])
                                                            for r in rows for s in ("chosen", "rejected")) + 1)):
         assert not [m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, rows, **kw) if "cuts" in m]

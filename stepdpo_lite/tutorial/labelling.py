@@ -388,7 +388,7 @@ def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence
     # The checks validate_stepwise makes on the rows at the end (a non-empty list of non-blank steps, a prompt), made
     # before the sampling (minutes of it).
     check_records([(f"solution {i}", {"prompt": p, "steps": s}) for i, (p, s) in enumerate(zip(prompts, solutions))],
-               lambda r: [(text_value(r, "prompt"), list_value(r, "steps", str))], "mc_step_labels")
+                  lambda r: [(text_value(r, "prompt"), list_value(r, "steps", str))], "mc_step_labels")
     prefixes = [(i, k) for i, steps in enumerate(solutions) for k in range(1, len(steps))]
     closed = [("".join(solutions[i][:k]) + (delimiter if solutions[i][k].startswith(delimiter) else ""))
               for i, k in prefixes]  # step k and the opening of step k+1

@@ -9,7 +9,8 @@ Executed notebooks land in ``runs/<profile>/executed/`` (also when a cell fails,
 far), figures in ``runs/<profile>/figures/`` (the notebooks save them), metrics in
 ``runs/<profile>/metrics.json``; at the end a table of every metric in that file is printed.
 
-A notebook run replaces what its last run wrote there, and always starts from its first cell (nothing resumes).
+A notebook run replaces what its last run wrote there, and starts from its first cell (notebook 04 then takes
+the on-policy rounds saved in ``runs/<profile>/onpolicy_rounds/`` when its settings match).
 Before it runs, its own figures leave ``metrics.json`` and the notebooks that read its outputs (``NOTEBOOK_READERS``)
 and have figures there are marked stale (``tutorial.stale``), until they run again; the
 ``run`` section records what each notebook ran with (profile, seed, ``--set`` values, git commit, versions).
@@ -746,8 +747,9 @@ def main(argv=None) -> int:
                                      "starts from its first cell: a notebook stopped part-way is run again from the "
                                      "start (notebook 04 then takes the on-policy rounds that finished, saved in "
                                      "runs/<profile>/onpolicy_rounds/, when its settings, PRM and start policy are "
-                                     "the same: delete that folder to train them again). Ctrl-C stops the running cell (the notebook's outputs so "
-                                     "far are saved in runs/<profile>/executed/); a second Ctrl-C stops at once.")
+                                     "the same: delete that folder to train them again). Ctrl-C stops the running "
+                                     "cell (the notebook's outputs so far are saved in runs/<profile>/executed/); a "
+                                     "second Ctrl-C stops at once.")
     parser.add_argument("--profile", default="tiny", help="model/data profile passed to every notebook (default tiny)")
     parser.add_argument("--runs-dir", default="runs", help="where runs/<profile>/ lives (default ./runs)")
     parser.add_argument("--only", nargs="+", metavar="NB", help="run only these notebooks (e.g. 01 02, or file "

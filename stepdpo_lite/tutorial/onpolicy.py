@@ -955,14 +955,17 @@ def rounds_settings(policies: Mapping, train_problems, eval_problems, rs: RoundS
                     problems_per_round, seed, n_sampled, shared_start, methods, save_key=None) -> dict:
     """What saved rounds must share with a run to stand for its first rounds (``run_rounds(save_dir=...)``): the
     round and training settings (``rs.progress`` aside), seed, problems (their digests), the start policies (the
-    digest of their weights) and ``save_key``'s entries, by their own names. The number of rounds is not part of it:
-    more rounds go on from the saved ones. As plain JSON (a class in the settings by its repr)."""
+    digest of their weights; a LoRA policy's base by its name too) and ``save_key``'s entries, by their own names.
+    The number of rounds is not part of it: more rounds go on from the saved ones. As plain JSON (a class in the settings by its repr)."""
     values = {"round_settings": {k: v for k, v in dataclasses.asdict(rs).items() if k != "progress"},
               "train_settings": dataclasses.asdict(ts), "problems_per_round": problems_per_round, "seed": seed,
               "n_sampled": n_sampled, "shared_start": shared_start, "methods": list(methods),
               "train_problems": tasks.problems_digest(train_problems),
               "eval_problems": tasks.problems_digest(eval_problems),
-              "start_policies": {m: weights_digest(policies[m]) for m in methods}}
+              "start_policies": {m: weights_digest(policies[m]) for m in methods},
+              # a LoRA round trains the adapter alone, whose start weights do not tell one base from another
+              "lora_bases": {m: policies[m].get_base_model().config.name_or_path for m in methods
+                             if hasattr(policies[m], "peft_config")}}
     if clash := sorted(set(save_key or {}) & set(values)):
         raise ValueError(f"run_rounds: save_key's {clash} would replace the settings of that name; rename them")
     return json.loads(json.dumps({**values, **(save_key or {})}, sort_keys=True, default=repr))

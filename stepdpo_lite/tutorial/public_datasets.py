@@ -62,7 +62,8 @@ def _step_text(options: list, k: int, j: int) -> str:
 
 
 def _prm800k(record, neutral_as: bool, branches: bool):
-    question, label = field_value(record, "question"), field_value(record, "label")  # read outside inside_field: 'question', not 'question.question'
+    # read outside inside_field: an error names 'question', not 'question.question'
+    question, label = field_value(record, "question"), field_value(record, "label")
     with inside_field("question"):
         prompt = text_value(question, "problem")
     with inside_field("label"):
