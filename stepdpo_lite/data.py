@@ -120,7 +120,7 @@ def list_value(row: Mapping, name: str, item) -> list:
 
 # ----------------------------------------------------------------------------- reading and checking records
 
-def check_path(path, who: str) -> None:
+def check_records_file(path, who: str) -> None:
     """``FileNotFoundError`` naming ``who``, the path and where a relative one was looked for (running from another
     folder is the usual cause), not pathlib's bare errno; a folder is a ``ValueError``."""
     if isinstance(path, (str, os.PathLike)) and not Path(path).exists():
@@ -132,7 +132,7 @@ def check_path(path, who: str) -> None:
 def read_json_records(path, name: str | None = None) -> list[tuple[str, object]]:
     """``(where, record)`` for each record of a JSONL file (one object a line) or a .json array. A JSONL line that is
     not JSON (cut short) is an invalid record, a ``BadField`` in its place: ``check_records`` raises it, or skips it."""
-    check_path(path, name or "reading records")
+    check_records_file(path, name or "reading records")
     path = Path(path)
     if (kind := path.suffix.lower()[1:]) in ("csv", "parquet"):  # else "line 1: not valid JSON" or "not UTF-8"
         raise ValueError(f"{name or 'reading records'}: {path} is {kind.upper()}, not JSON/JSONL: pass datasets.load_"
@@ -405,14 +405,14 @@ def validate_step_dpo(rows, *, drop_duplicates: bool = False, skip_invalid: bool
 
 def load_preference(path_or_rows, **kw) -> Dataset:
     """Preference rows from a JSON/JSONL file (or rows in memory); see ``validate_preference`` for options."""
-    check_path(path_or_rows, "load_preference")
+    check_records_file(path_or_rows, "load_preference")
     return validate_preference(path_or_rows, **kw)
 
 
 def load_step_dpo(path, **kw) -> Dataset:
     """Step-DPO rows (Lai et al. 2024, arXiv:2406.18629; the Math-Step-DPO-10K layout, extra columns such as
     ``full_chosen`` kept) from a JSON/JSONL file; see ``validate_step_dpo`` for options."""
-    check_path(path, "load_step_dpo")
+    check_records_file(path, "load_step_dpo")
     return validate_step_dpo(path, **kw)
 
 

@@ -25,8 +25,8 @@ def test_tokenizer_is_deterministic_with_a_chat_template_and_one_token_answers(r
 
 
 def test_reference_solutions_in_the_instructed_format(records):
-    assert smoke.reference_solution(records[0]["answer"]) == "Step 1: 16-3-4 = 9\n\nStep 2: 9*2 = 18\n\nAnswer: 18"
-    assert smoke.reference_solution("No annotation here.\nStill none.\n#### 4") == (
+    assert smoke.equation_steps(records[0]["answer"]) == "Step 1: 16-3-4 = 9\n\nStep 2: 9*2 = 18\n\nAnswer: 18"
+    assert smoke.equation_steps("No annotation here.\nStill none.\n#### 4") == (
         "Step 1: No annotation here.\n\nStep 2: Still none.\n\nAnswer: 4")
 
 

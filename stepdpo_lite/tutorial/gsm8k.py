@@ -134,7 +134,7 @@ class GSM8KProblem:
 def reference_solution(problem: GSM8KProblem) -> str:
     """GSM8K's reference solution written the way ``INSTRUCTION`` asks a policy to write one (``Step k:``
     paragraphs, then ``Answer: <number>``), its calculator notes (``<<48/2=24>>``) left out: what a right solution
-    looks like to the kit's step splitter and grader, for notebook 01's example (``smoke.reference_solution`` keeps
+    looks like to the kit's step splitter and grader, for notebook 01's example (``smoke.equation_steps`` keeps
     the calculator notes' equations alone: the smoke base's short training text). ValueError when the problem has
     no reference solution (``GSM8KProblem.solution`` is for examples and cost estimates: never shown to a model)."""
     lines = [re.sub(r"<<[^<>]*>>", "", ln).strip() for ln in problem.solution.splitlines()

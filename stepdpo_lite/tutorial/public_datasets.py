@@ -27,7 +27,7 @@ from typing import Sequence
 from datasets import Dataset
 
 from ..checks import flag, list_of, positive_int
-from ..data import (OUTCOME, STEPWISE, BadField, bool_value, check_outcome_row, check_path, check_records,
+from ..data import (OUTCOME, STEPWISE, BadField, bool_value, check_outcome_row, check_records, check_records_file,
                    check_stepwise_row, dataset_of, field_value, inside_field, list_value, records_of, text_value,
                    validate_preference, validate_stepwise, validated)
 from ..evaluation import check_labels
@@ -493,7 +493,7 @@ def validate_processbench(rows, *, drop_duplicates: bool = False, skip_invalid: 
 def load_processbench(path, **kw) -> Dataset:
     """ProcessBench rows (Zheng et al. 2024, arXiv:2412.06559): a JSONL file or an upstream JSON array; options as
     ``validate_processbench``'s."""
-    check_path(path, "load_processbench")
+    check_records_file(path, "load_processbench")
     return validate_processbench(path, **kw)
 
 

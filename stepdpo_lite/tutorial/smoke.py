@@ -56,7 +56,7 @@ def _records(path=GSM8K_SLICE) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def reference_solution(answer: str) -> str:
+def equation_steps(answer: str) -> str:
     """A GSM8K reference answer (lines, ``<<a*b=c>>`` calculator annotations, ``#### n``) in the step format of
     ``gsm8k.INSTRUCTION``, short: one ``Step k: a * b = c`` paragraph per annotated line (its text when no line
     has one), then ``Answer: n``."""
@@ -81,7 +81,7 @@ def build_tokenizer(records: list[dict], vocab_size: int = VOCAB_SIZE):
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
     corpus = [INSTRUCTION, "Problem: Solution: system user assistant"]
-    corpus += [r["question"] + "\n" + reference_solution(r["answer"]) for r in records]
+    corpus += [r["question"] + "\n" + equation_steps(r["answer"]) for r in records]
     corpus += [f"{tag}{answer}" for tag in (STEP_TAG, OUTCOME_TAG) for answer in (YES, NO)] * 50
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
@@ -165,7 +165,7 @@ def build_smoke_base(out: str | os.PathLike | None = None, seed: int = 0, source
         parts = gsm8k.carve(records, n_train=FIT_TRAIN, n_eval=FIT_EVAL, seed=seed)
         fit = parts["test"] + parts["validation"] + parts["train"]
         losses = _fit(model, tokenizer, [gsm8k.format_prompt(r["question"], tokenizer) for r in fit],
-                      [reference_solution(r["answer"]) for r in fit], FIT_STEPS, seed)
+                      [equation_steps(r["answer"]) for r in fit], FIT_STEPS, seed)
     finally:
         torch.set_num_threads(threads)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
