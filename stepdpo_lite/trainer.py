@@ -444,8 +444,9 @@ class StepwiseDPOTrainer(DPOTrainer):
                 cut += torch.stack([lost.sum(), (lost & (batch["step_probs"] < 0.5)).chunk(2)[1].sum()])
             warnings.warn(f"{where}: max_length={length} (truncation_mode={args.truncation_mode!r}) cuts {len(long)} "
                           f"of its {len(dataset)} rows (row {long[0]} first): {cut[0]:.0f} of their steps lose "
-                          f"tokens, and the step loss leaves them out ({cut[1]:.0f} rejected steps labelled wrong, never "
-                          "pushed down where the pairing scores them). Raise max_length or shorten the rows.", stacklevel=3)
+                          f"tokens, and the step loss leaves them out ({cut[1]:.0f} rejected steps labelled wrong, "
+                          "never pushed down where the pairing scores them). Raise max_length or shorten the rows.",
+                          stacklevel=3)
         wrong = [[p < 0.5 for p in x] for x in dataset["rejected_step_labels"] if x] \
             if "rejected_step_labels" in dataset.column_names else []
         if 2 * (reachable := sum(True in w[:-1] and all(w[w.index(True):]) for w in wrong)) > len(wrong):
