@@ -126,9 +126,13 @@ class GSM8KProblem:
         return None
 
     @property
+    def reference_lines(self) -> list[str]:
+        """The reference solution's lines (its steps), without the ``####`` line; none when unknown."""
+        return [ln for ln in self.solution.splitlines() if ln.strip() and not ln.startswith("####")]
+
+    @property
     def reference_steps(self) -> int:
-        """Lines of the reference solution (its steps), without the ``####`` line; 0 when unknown."""
-        return len([ln for ln in self.solution.splitlines() if ln.strip() and not ln.startswith("####")])
+        return len(self.reference_lines)
 
 
 def reference_solution(problem: GSM8KProblem) -> str:
@@ -137,8 +141,7 @@ def reference_solution(problem: GSM8KProblem) -> str:
     looks like to the kit's step splitter and grader, for notebook 01's example (``smoke.equation_steps`` keeps
     the calculator notes' equations alone: the smoke base's short training text). ValueError when the problem has
     no reference solution (``GSM8KProblem.solution`` is for examples and cost estimates: never shown to a model)."""
-    lines = [re.sub(r"<<[^<>]*>>", "", ln).strip() for ln in problem.solution.splitlines()
-             if ln.strip() and not ln.startswith("####")]
+    lines = [re.sub(r"<<[^<>]*>>", "", ln).strip() for ln in problem.reference_lines]
     if not lines:
         raise ValueError(f"reference_solution: the problem {problem.question[:60]!r} has no reference solution")
     return "\n\n".join(f"Step {k}: {line}" for k, line in enumerate(lines, 1)) + f"\n\nAnswer: {problem.answer}"

@@ -170,6 +170,15 @@ def _rejected_labels_of(rejected_labels: str, who: str):
     return (lambda v: v.mistake_labels) if rejected_labels == "mistakes" else (lambda v: v.step_labels)
 
 
+def drawn_pairs(good: list, bad: list, prompt: str, seed: int, max_pairs: int | None) -> list[tuple]:
+    """``max_pairs`` (all with None) of the ``(chosen, rejected)`` combinations of one problem's ``good`` and ``bad``
+    solutions, drawn at random seeded by ``seed`` and the problem's prompt, so that the draw does not depend on the
+    problems' order (a str seed is hashed the same way in every process)."""
+    pairs = [(c, r) for c in good for r in bad]
+    random.Random(f"{seed}:{prompt}").shuffle(pairs)
+    return pairs[:max_pairs]
+
+
 def toy_gold_vs_error_pairs(n: int, seed: int = 0, min_ops: int = 2, max_ops: int = 6,
                             rejected_labels: str = "mistakes") -> Dataset:
     """``n`` synthetic pairs, no sampling: gold solution (chosen) vs the same with one arithmetic error at a
@@ -214,10 +223,9 @@ def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None =
         good = [s for s, v in distinct.items() if v.answer_correct and v.first_error < 0]
         bad = [s for s, v in distinct.items() if not v.answer_correct]
         left["lucky_solutions"] += len(distinct) - len(good) - len(bad)
-        pairs = [(c, r) for c in good for r in bad]
-        random.Random(f"{seed}:{p.prompt}").shuffle(pairs)
         rows += [{"prompt": p.prompt, "chosen": c, "rejected": r, "chosen_step_labels": distinct[c].step_labels,
-                  "rejected_step_labels": labels_of(distinct[r])} for c, r in pairs[:max_pairs_per_problem]]
+                  "rejected_step_labels": labels_of(distinct[r])}
+                 for c, r in drawn_pairs(good, bad, p.prompt, seed, max_pairs_per_problem)]
     _report("preference_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
     return validate_preference(rows, delimiter=delimiter)
 
@@ -318,11 +326,10 @@ def preference_pairs_from_stepwise(rows, *, max_pairs_per_problem: int | None = 
         bad = [t for t, labels in texts.items() if labels is not None and not all(labels)]
         left["prompts_without_a_right_solution"] += not good and bool(bad)
         left["prompts_without_a_wrong_solution"] += bool(good) and not bad
-        pairs = sorted((c, r) for c in good for r in bad)  # sorted: the draw does not depend on the rows' order
-        random.Random(f"{seed}:{prompt}").shuffle(pairs)
+        # sorted: the draw does not depend on the rows' order either
         rows_out += [{"prompt": prompt, "chosen": c, "rejected": r, "chosen_step_labels": list(texts[c]),
                       "rejected_step_labels": [p == 1 for p in mistake_made_here_labels(map(float, texts[r]))]
-                      if rejected_labels == "mistakes" else list(texts[r])} for c, r in pairs[:max_pairs_per_problem]]
+                      if rejected_labels == "mistakes" else list(texts[r])} for c, r in drawn_pairs(sorted(good), sorted(bad), prompt, seed, max_pairs_per_problem)]
     _report(who, len(rows_out), "pairs", **left)
     if not rows_out:
         raise ValueError(f"{who}: no pair: no prompt has both a solution with every step labelled right and one "

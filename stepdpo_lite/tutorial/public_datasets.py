@@ -20,7 +20,6 @@ import ast
 import json
 import logging
 import operator
-import random
 import re
 from typing import Sequence
 
@@ -33,6 +32,7 @@ from ..data import (OUTCOME, STEPWISE, BadField, bool_value, check_outcome_row, 
 from ..evaluation import check_labels
 from ..steps import extract_steps
 from .gsm8k import split_answer
+from .labelling import drawn_pairs
 
 logger = logging.getLogger("stepdpo_lite.data")
 
@@ -458,9 +458,8 @@ def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = Non
     rows = []
     for prompt, texts in problems.items():
         good = [r for r in texts.values() if r["label"]]
-        pairs = [(c, r) for c in good for r in texts.values() if not r["label"]]
-        random.Random(f"{seed}:{prompt}").shuffle(pairs)  # str seeds are hashed the same way in every process
-        for c, r in pairs[:max_pairs_per_problem]:
+        bad = [r for r in texts.values() if not r["label"]]
+        for c, r in drawn_pairs(good, bad, prompt, seed, max_pairs_per_problem):
             row = {"prompt": prompt, "chosen": c["completion"], "rejected": r["completion"]}
             if step_labels:
                 row["chosen_step_labels"] = process_labels(c["step_labels"], True)

@@ -393,10 +393,10 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
         positive_int(value, name, "beam_search")
     positive_int(seed, "seed", "beam_search", minimum=0)  # True seeded 1, 1.5 was torch's TypeError
     bestofn.reward_scorer(prm, "beam_search")  # before a round is generated: no AttributeError after it
-    if aggregation is not None:
-        bestofn.check_aggregation(aggregation, "beam_search")
-    aggregation = aggregation or getattr(getattr(prm, "config", None), "aggregation", None) or "min"
-    bestofn.check_aggregation(aggregation, "beam_search", f"the {type(prm).__name__}'s config.aggregation")
+    given = aggregation is not None
+    aggregation = aggregation if given else getattr(getattr(prm, "config", None), "aggregation", None) or "min"
+    bestofn.check_aggregation(aggregation, "beam_search",
+                              "aggregation" if given else f"the {type(prm).__name__}'s config.aggregation")
     own = step_delimiter_of(prm)
     if delimiter and own and delimiter != own:  # its steps are then not those the PRM learned to score: no error
         warnings.warn(f"beam_search: delimiter {delimiter!r} is not the PRM's own step delimiter {own!r}: the search "
