@@ -102,6 +102,11 @@ def _ensure_pad_token(tokenizer, model=None) -> None:
 
 
 BASE_RECORD = "base_model.json"  # beside a saved adapter: where its local base was when it was trained, and how loaded
+
+
+def _base_record(folder: Path) -> dict:
+    """``folder``'s ``BASE_RECORD``, ``{}`` where it has none (a full model, a save from before it existed)."""
+    return json.loads((folder / BASE_RECORD).read_text()) if (folder / BASE_RECORD).exists() else {}
 INCOMPLETE = "load_model: the save at {} is incomplete: {} is missing (was the save interrupted?)"
 
 
@@ -140,7 +145,7 @@ def write_portable_adapter_config(folder: str | os.PathLike, model=None) -> None
     base = config.get("base_model_name_or_path")
     if base and not os.path.isabs(base) and not (folder / base).is_dir() and os.path.isdir(base):
         base = os.path.abspath(base)  # as given to PEFT: relative to the working directory, not to the adapter
-    record = json.loads((folder / BASE_RECORD).read_text()) if (folder / BASE_RECORD).exists() else {}
+    record = _base_record(folder)
     if base and os.path.isabs(base) and os.path.isdir(base):
         config["base_model_name_or_path"] = os.path.relpath(base, folder.resolve())
         record["trained_with"], record["base_fingerprint"] = base, base_fingerprint(base)  # load_model checks it
@@ -165,8 +170,7 @@ def adapter_base(adapter_dir: str | os.PathLike) -> str:
     beside = adapter_dir / base
     if beside.is_dir():
         return str(beside.resolve())
-    record = adapter_dir / BASE_RECORD
-    trained_with = json.loads(record.read_text()).get("trained_with") if record.exists() else None
+    trained_with = _base_record(adapter_dir).get("trained_with")
     if trained_with and os.path.isdir(trained_with):
         return trained_with
     raise FileNotFoundError(
@@ -179,9 +183,8 @@ def adapter_quantization(folder: str | os.PathLike, default=None):
     """``"4bit"`` or None: how the base of the adapter saved in ``folder`` was loaded in training, as
     ``base_model.json`` records it (``write_portable_adapter_config`` given the model); ``default`` for an adapter
     that does not record it, None for a folder without an adapter (a full model) or a Hub id."""
-    record = Path(folder).expanduser() / BASE_RECORD
-    saved = json.loads(record.read_text()) if record.exists() else {}
-    return saved.get("quantization", default if (record.parent / "adapter_config.json").exists() else None)
+    folder = Path(folder).expanduser()
+    return _base_record(folder).get("quantization", default if (folder / "adapter_config.json").exists() else None)
 
 
 def saved_reward_config(folder: str | os.PathLike) -> str | None:
@@ -297,8 +300,7 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
         raise ValueError(f"load_model: trainable=True on a 4-bit base with no adapter leaves nothing to train; "
                          f"pass lora=True (a new adapter) or quantization=None (every weight), got {name_or_path}")
     base_name = adapter_base(adapter_dir) if adapter_dir else str(name_or_path)
-    record = json.loads((path / BASE_RECORD).read_text()) if adapter_dir and (path / BASE_RECORD).exists() else {}
-    if (saved := record.get("base_fingerprint")) and (now := base_fingerprint(base_name)) != saved:  # older saves: none
+    if (saved := adapter_dir and _base_record(path).get("base_fingerprint")) and (now := base_fingerprint(base_name)) != saved:  # older saves: none
         logger.warning("load_model: %s: the base model at %s is not the one it was trained on (%s differ from %s)",
                        path, base_name, ", ".join(k for k in saved if now.get(k) != saved[k]), BASE_RECORD)
 

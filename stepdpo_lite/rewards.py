@@ -48,7 +48,7 @@ YES, NO = " Yes", " No"
 SAVE_FOLDER = dict(keep=TRAINER_OUTPUTS, owned=("*reward_config.json",))
 
 
-def warn_of_unread_text(tokenizer, token_ids, where: str, what: str = "solution", stacklevel: int = 4) -> None:
+def warn_of_unread_text(tokenizer, token_ids, where: str, what: str = "solution") -> None:
     """Text the tokenizer maps to its unknown token (a character-level base knows few characters: ’ × €) cannot be
     read: a score of it, or training on it, is a guess that looks like a verdict. ``token_ids``: one list per
     ``what`` (a reward model's solutions, its training rows; a policy's preference pairs)."""
@@ -56,7 +56,7 @@ def warn_of_unread_text(tokenizer, token_ids, where: str, what: str = "solution"
     if unread := [i for i, ids in enumerate(token_ids) if unk is not None and unk in ids]:
         warnings.warn(f"{where}: {len(unread)} of {len(token_ids)} {what}s ({what} {unread[0]} first) hold text the "
                       f"tokenizer maps to its unknown token {tokenizer.unk_token!r}: the model cannot read it; "
-                      "normalise the text or use a base whose tokenizer covers it", stacklevel=stacklevel)
+                      "normalise the text or use a base whose tokenizer covers it", stacklevel=4)
 
 
 @dataclass
