@@ -566,7 +566,7 @@ def _say_stale(run: Path, rewrote: Mapping[str, Sequence[str]], profile: str, ru
         return
     if not stale and not unfinished:
         return
-    rerun = sorted({*stale, *unfinished}, key=lambda stem: (order.index(stem) if stem in order else len(order), stem))
+    rerun = runs.in_order({*stale, *unfinished}, order)
     names = [stem.split("_")[0] if notebook_dir is None else stem for stem in rerun]
     command = ["stepdpo-lite", "--profile", profile, "--runs-dir", str(runs_dir),
                *(["--notebook-dir", str(notebook_dir)] if notebook_dir is not None else []), "--only", *names]

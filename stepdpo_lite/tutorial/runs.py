@@ -124,13 +124,23 @@ def update_metrics(run: str | os.PathLike, part: dict, replace: Sequence[str] = 
             raise ValueError(f"update_metrics: replace names {name!r}, which part does not hold (its keys: "
                              f"{sorted(part)}); record None there to clear it")
     metrics = read_metrics(run)
-    for name in replace:
+    _drop_sections(metrics, replace)
+    write_json_atomic(Path(run) / "metrics.json", _merge(metrics, part))
+    return metrics
+
+
+def _drop_sections(metrics: dict, names) -> None:
+    """Takes the sections of ``names`` (dotted: ``"prm.control"``) out of ``metrics``, those it holds."""
+    for name in names:
         parent, _, last = name.rpartition(".")
         section = _section(metrics, parent) if parent else metrics
         if isinstance(section, dict):
             section.pop(last, None)
-    write_json_atomic(Path(run) / "metrics.json", _merge(metrics, part))
-    return metrics
+
+
+def in_order(stems, order: Sequence[str]) -> list[str]:
+    """``stems`` (notebook stems) in the run's ``order``; those not in it last, by name."""
+    return sorted(stems, key=lambda stem: (order.index(stem) if stem in order else len(order), stem))
 
 
 _MISSING = object()
@@ -176,11 +186,7 @@ def start_notebook(run: str | os.PathLike, notebook: str, sections: Mapping[str,
     through). Returns the metrics."""
     metrics = read_metrics(run)
     tutorial = metrics.setdefault("tutorial", {})
-    for name in sections.get(notebook, ()):
-        parent, _, last = name.rpartition(".")
-        section = _section(metrics, parent) if parent else metrics
-        if isinstance(section, dict):
-            section.pop(last, None)
+    _drop_sections(metrics, sections.get(notebook, ()))
     seconds = tutorial.get("notebook_seconds", {})
     if seconds.pop(notebook, None) is not None:
         tutorial["wall_seconds"] = round(sum(seconds.values()), 2)
@@ -229,6 +235,6 @@ def _set_stale(tutorial: dict, stale: set, order: Sequence[str]) -> None:
     """``tutorial.stale``: the stale notebooks in ``order``; no key when there is none (a whole run's table is the
     same as before there was one)."""
     if stale:
-        tutorial["stale"] = sorted(stale, key=lambda stem: (order.index(stem) if stem in order else len(order), stem))
+        tutorial["stale"] = in_order(stale, order)
     else:
         tutorial.pop("stale", None)
