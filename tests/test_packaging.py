@@ -146,7 +146,7 @@ def test_the_core_never_imports_the_tutorial_kit():
     in the core, for the tutorial's and the trainer's copies, 3,963; 3,970 until the next session's public names
     for the record checks the tutorial shares, ``>>>`` examples run as tests (tests/test_doctests.py), the trainer's
     public hooks for the tutorial's loss variants and its warning of rows max_length cuts, less one copy of the
-    reward models' calls on bare texts (rewards.TextRewards), 3,970.)"""
+    reward models' calls on bare texts (rewards.TextRewards), 3,973.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
