@@ -58,6 +58,9 @@ def _run_cell_as_colab(tmp_path, env):
     script = textwrap.dedent('''
         import sys, types
         sys.modules["google.colab"] = types.ModuleType("google.colab")
+        output = sys.modules["google.colab.output"] = types.ModuleType("google.colab.output")
+        output.enable_custom_widget_manager = lambda: print("CUSTOM WIDGET MANAGER")
+        sys.modules["google.colab"].output = output
         PROFILE, RUNS_DIR = "tiny", "runs"
         exec(open(sys.argv[1]).read())
         import stepdpo_lite
@@ -85,6 +88,7 @@ def test_colab_cell_installs_with_the_lock_and_imports_the_clone_without_a_resta
     done = _run_cell_as_colab(tmp_path, {"STEPDPO_KIT_DIR": str(kit), "STEPDPO_COLAB_DRY_RUN": "1"})
     assert done.returncode == 0, done.stderr
     assert f"IMPORTED {kit}/stepdpo_lite/__init__.py" in done.stdout  # the clone, first on sys.path
+    assert "CUSTOM WIDGET MANAGER" in done.stdout  # ipywidgets 8 draws in Colab only through it
     assert "mount Google Drive" in done.stdout and "RUNS_DIR runs" in done.stdout  # no Drive here: stays local
     # "run this cell again" left RUN_DIR, which the next cell sets once, on the runtime's own disk
     assert "run the notebook again from its first cell (Runtime > Run all" in done.stdout
@@ -133,6 +137,23 @@ def test_require_names_drive_in_colab(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
     with pytest.raises(FileNotFoundError, match="Google Drive"):
         runs.require(tmp_path / "missing", "01_data_prep")
+
+
+def test_widget_manager_only_in_colab_with_ipywidgets_8(monkeypatch):
+    from importlib import metadata
+    calls = []
+    output = type(sys)("google.colab.output")
+    output.enable_custom_widget_manager = lambda: calls.append("enabled")
+    colab.enable_widgets()  # not in Colab: google.colab is never imported
+    assert calls == []
+    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    monkeypatch.setitem(sys.modules, "google.colab.output", output)
+    sys.modules["google.colab"].output = output
+    colab.enable_widgets()
+    assert calls == ["enabled"]
+    monkeypatch.setattr(metadata, "version", lambda name: "7.7.1")  # Colab's own manager draws ipywidgets 7
+    colab.enable_widgets()
+    assert calls == ["enabled"]
 
 
 def test_use_expandable_segments_keeps_a_user_setting(monkeypatch):

@@ -278,12 +278,14 @@ def resolve_runs_dir(runs_dir: str | os.PathLike = "runs", out=print) -> str:
 
 def setup(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", out=print) -> str:
     """What every notebook's setup cell does after the install: the CUDA allocator setting (before torch is
-    imported), ``RUNS_DIR`` (``resolve_runs_dir``) and the profile's local files (``profiles.prepare_profile``).
+    imported), Colab's widget manager for ipywidgets 8 (``enable_widgets``), ``RUNS_DIR`` (``resolve_runs_dir``)
+    and the profile's local files (``profiles.prepare_profile``).
     Returns the ``RUNS_DIR`` to use."""
     from .profiles import prepare_profile
 
     use_expandable_segments()  # less fragmented GPU memory (docs/benchmarks.md); before torch touches the GPU
     quiet_notebook_output()
+    enable_widgets()
     runs_dir = resolve_runs_dir(runs_dir, out=out)
     prepare_profile(profile, out=out)
     return runs_dir
@@ -301,6 +303,19 @@ def use_expandable_segments() -> None:
     if torch is not None and torch.cuda.is_initialized():
         warnings.warn("use_expandable_segments: CUDA is already initialised, so the allocator setting has no "
                        "effect until the process restarts", stacklevel=2)
+
+
+def enable_widgets() -> None:
+    """In Colab, draw ipywidgets 8 (the kit requires ``ipywidgets>=8.0``, so a Colab with 7.x gets 8.x) through
+    Colab's custom widget manager: Colab's built-in manager speaks ipywidgets 7's protocol, and without this the
+    explorer of notebook 05 shows nothing, with no error. Elsewhere, or with ipywidgets 7, it does nothing."""
+    from importlib import metadata
+
+    if not in_colab() or int(metadata.version("ipywidgets").split(".")[0]) < 8:
+        return
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
 
 
 def quiet_notebook_output() -> None:
