@@ -417,10 +417,10 @@ class StepwiseDPOTrainer(DPOTrainer):
         progress = {"desc": f"Step ids of {dataset_name} dataset"} if isinstance(dataset, Dataset) else {}  # lazy
         dataset = dataset.map(step_columns, with_indices=True, **progress, fn_kwargs=self._step_settings(args))
         self._note_step_width(dataset)
-        self._warn_of_unsteplike_pairs(dataset, args, dataset_name)
+        self._warn_of_pairs_that_train_little(dataset, args, dataset_name)
         return dataset
 
-    def _warn_of_unsteplike_pairs(self, dataset, args, dataset_name: str):
+    def _warn_of_pairs_that_train_little(self, dataset, args, dataset_name: str):
         """Pairs on which the step loss cannot do what it is for. One step a side that opens with the delimiter, and
         no ``open_ended``: Step-DPO's prompt-prefix form, whose EOS teaches stopping after it (Step-DPO's issue #18).
         Every response one step otherwise: a delimiter the data does not use, the step loss scoring whole solutions.
