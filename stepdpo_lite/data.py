@@ -92,6 +92,7 @@ def bool_value(row: Mapping, name: str) -> bool:
     return value
 
 
+DELIMITERS = ("\n\nStep", "\n\n", "\n")  # the common ones, longest first: hints name the one a text fits
 PARSE_LISTS = " (CSV holds lists as text: parse them with ast.literal_eval or json.loads)"
 TO_BOOL = "; convert the labels: bool(x) for 0/1, x == '+' for Math-Shepherd's '+'/'-'"
 _ITEMS = {  # what list_value accepts: (the list's items, one item, the check); a NaN fails 0 <= x
@@ -116,6 +117,14 @@ def list_value(row: Mapping, name: str, item) -> list:
         if not ok(x):
             raise BadField(f"{name}[{j}]", f"must be {one}, got {x!r:.40}{TO_BOOL if item is bool else ''}")
     return list(value)
+
+
+def plain_bools(record: Mapping) -> dict:
+    """``record`` with numpy bools (a DataFrame's or an array's labels) as Python bools, in its fields and their lists:
+    they are bools, and ``json.dumps`` refuses them. numpy numbers stay: 0/1 are no labels either."""
+    def plain(x):
+        return bool(x) if type(x).__module__ == "numpy" and type(x).__name__ in ("bool", "bool_") else x
+    return {k: type(v)(map(plain, v)) if type(v) in (list, tuple) else plain(v) for k, v in record.items()}
 
 
 # ----------------------------------------------------------------------------- reading and checking records
@@ -198,7 +207,7 @@ def check_records(records, check: Callable, name: str, *, key: Sequence[str] = (
             if not isinstance(record, Mapping):  # a BadField: a line that is not JSON (read_json_records)
                 raise record if isinstance(record, BadField) else BadField("(record)", "must be a JSON object, got "
                                                                               f"{type(record).__name__}")
-            rows = check(record)
+            rows = check(plain_bools(record))
         except BadField as e:
             if not skip_invalid:
                 raise ValueError(f"{name}: {where}: {e}") from None
@@ -220,7 +229,8 @@ def check_records(records, check: Callable, name: str, *, key: Sequence[str] = (
     if invalid and not kept and not none_left_ok:
         raise ValueError(f"{name}: every record is invalid ({len(invalid)} skipped); the first: {invalid[0]}")
     if invalid:
-        logger.warning("%s: skipped %d invalid records (skip_invalid=True); the first: %s", name, len(invalid), invalid[0])
+        logger.warning("%s: skipped %d invalid records (skip_invalid=True); the first: %s", name, len(invalid),
+                       invalid[0])
     if repeats:
         logger.warning("%s: dropped %d duplicate rows (drop_duplicates=True)", name, repeats)
     return kept
@@ -283,9 +293,10 @@ def check_stepwise_row(row, delimiter=None):
             raise BadField(name, f"has {len(row[name])} labels for {len(steps)} completions (steps)"
                              + _count_hint(steps, len(row[name])))
     if delimiter and (bare := next((j for j, s in enumerate(steps[1:], 1) if not s.startswith(delimiter)), 0)):
-        raise BadField(f"completions[{bare}]", f"does not open with the delimiter {delimiter!r}: bare steps run "
-                                               f"together when joined; data.delimit_steps(row, {delimiter!r}) puts "
-                                               "it in front")
+        other = next((d for d in DELIMITERS if all(s.startswith(d) for s in steps[1:])), None)
+        raise BadField(f"completions[{bare}]", f"does not open with the delimiter {delimiter!r}: " + (
+            f"steps 2..K open with {other!r}: pass delimiter={other!r}" if other else "bare steps run together when "
+            f"joined; data.delimit_steps(row, {delimiter!r}) puts it in front"))
     return [dict(row)]
 
 
@@ -295,7 +306,7 @@ def _count_hint(steps: list[str], n: int, text: str | None = None) -> str:
     if n > len(steps) and (k := next((k for k in range(1, len(steps)) if breaks[k] > min(breaks[1:])), 0)):
         return (f"; step {k + 1} opens with {breaks[k]} line breaks, more than the others: a blank step before it, "
                 "joined to it (extract_steps merges a blank step into the next), has no label of its own")
-    other = next((d for d in ("\n\nStep", "\n\n", "\n") if text and len(extract_steps(text, d)) == n), 0)
+    other = next((d for d in DELIMITERS if text and len(extract_steps(text, d)) == n), 0)
     return f"; split at {other!r} it has {n} steps: is that its delimiter?" if other else ""
 
 
@@ -355,7 +366,8 @@ def delimit_steps(row: Mapping, delimiter: str, prompt_separator: str = "\n") ->
     """
     if not isinstance(delimiter, str) or not delimiter:  # "" would add nothing: the steps would stay bare
         raise ValueError(f"delimit_steps: delimiter must be a non-empty string (e.g. '\\n'), got {delimiter!r}")
-    steps = check_records([("row", row)], check_stepwise_row, "delimit_steps")[0]["completions"]  # errors name fields
+    row = check_records([("row", row)], check_stepwise_row, "delimit_steps")[0]  # errors name fields; bools plain
+    steps = row["completions"]
     ends = [i for i in range(len(delimiter) + 1) if i in (0, len(delimiter)) or not delimiter[i - 1:i + 1].isalnum()]
     return {**row, "prompt": row["prompt"] + prompt_separator * prompt_runs_into(row["prompt"], steps[0]),
             "completions": [s if j == 0 else next(delimiter[:i] for i in ends if s.startswith(delimiter[i:])) + s

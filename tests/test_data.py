@@ -1085,3 +1085,42 @@ def test_formats_md_quotes_the_signatures_and_runs_its_python_blocks_as_written(
     assert not [b for b in python_blocks if "my_answer" in b]  # the sketch is a text block
     assert "```text\nds = mc_step_labels(" in text
     assert "data.delimit_steps(row, " in text and "`data.prompt_runs_into`" in text
+
+
+def test_steps_that_open_with_another_delimiter_are_told_to_pass_it_not_to_rewrite_the_data():
+    """A user's trial: "\\n" rows checked against the toy delimiter were told data.delimit_steps(row, '\\n\\nStep')
+    puts it in front, i.e. to rewrite their data into the toy delimiter, when the fix was delimiter='\\n'."""
+    def refusal(completions, delimiter):
+        with pytest.raises(ValueError) as refused:
+            data.validate_stepwise([{"prompt": "p\n", "completions": completions, "labels": [True] * len(completions)}],
+                                   delimiter=delimiter)
+        return str(refused.value)
+
+    assert refusal(["a", "\nb", "\nc"], "\n\nStep") == ("stepwise: record 0: field 'completions[1]': does not open "
+                                                        "with the delimiter '\\n\\nStep': steps 2..K open with '\\n': "
+                                                        "pass delimiter='\\n'")
+    assert refusal(["a", "\n\nb", "\n\nc"], "\n\nStep").endswith("with '\\n\\n': pass delimiter='\\n\\n'")  # longest
+    assert refusal(["a", "\n\nb", "\nc"], "\n\n").endswith(  # the one all of them open with
+        "field 'completions[2]': does not open with the delimiter '\\n\\n': steps 2..K open with '\\n': pass "
+        "delimiter='\\n'")
+    for bare in (["a", "\nb", "c"], ["a", "b"]):  # not every step opens with one: bare steps, as before
+        assert refusal(bare, "\n\nStep").endswith("bare steps run together when joined; data.delimit_steps(row, "
+                                                  "'\\n\\nStep') puts it in front")
+
+
+def test_numpy_bool_labels_are_taken_as_python_bools_and_numpy_numbers_are_still_refused():
+    """A user's trial: labels from a DataFrame or an array (list(np.array([True, False]))) were refused with "got
+    np.True_; convert the labels: bool(x)": numpy bools are bools."""
+    import numpy as np
+    flags = list(np.array([True, False]))
+    row = {**STEP, "labels": flags}
+    assert data.validate_stepwise([row], delimiter="\n").to_list() == [{**STEP, "labels": [True, False]}]
+    for plain in (data.delimit_steps(row, "\n"), data.check_records([("row", row)], data.check_stepwise_row, "x")[0]):
+        assert [type(x) for x in plain["labels"]] == [bool, bool] and json.dumps(plain)  # rows returned as they are
+    assert data.validate_outcome([{**OUT, "label": np.True_, "step_labels": flags}])[0]["label"] is True
+    pair = data.validate_preference([{**PREF, "chosen_step_labels": [np.True_] * 2, "rejected_step_labels": flags}])
+    assert pair.to_list()[0]["rejected_step_labels"] == [True, False]
+    with pytest.raises(ValueError, match=re.escape("field 'labels[0]': must be true or false, got np.int64(1)")):
+        data.validate_stepwise([{**STEP, "labels": list(np.array([1, 0]))}])  # 0/1 are no labels, numpy's neither
+    with pytest.raises(ValueError, match=re.escape("field 'label': must be true or false, got np.float64(1.0)")):
+        data.validate_outcome([{**OUT, "label": np.float64(1.0)}])

@@ -237,3 +237,15 @@ def test_formats_md_names_preference_pairs_from_stepwises_arguments_and_quotes_i
     quoted = text.split("preference_pairs_from_stepwise(")[1].split(")")[0]
     assert [p.split("=")[0] for p in quoted.split(", ") if p != "*"] == list(
         inspect.signature(preference_pairs_from_stepwise).parameters)
+
+
+def test_preference_pairs_from_stepwise_on_newline_steps_names_the_delimiter_to_pass():
+    """A user's trial: "\\n" rows with the default (the toy world's) delimiter were told to rewrite their data:
+    "data.delimit_steps(row, '\\n\\nStep') puts it in front"; the fix was delimiter='\\n'."""
+    rows = _stepwise("Compute 12 - 5 + 6.\n", RIGHT, SLIP)
+    with pytest.raises(ValueError) as refused:
+        preference_pairs_from_stepwise(rows)
+    assert str(refused.value) == ("preference_pairs_from_stepwise: stepwise: record 0: field 'completions[1]': does "
+                                  "not open with the delimiter '\\n\\nStep': steps 2..K open with '\\n': pass "
+                                  "delimiter='\\n'")
+    assert len(preference_pairs_from_stepwise(rows, delimiter="\n")) == 1  # the advice, followed
