@@ -146,14 +146,15 @@ def test_the_core_never_imports_the_tutorial_kit():
     in the core, for the tutorial's and the trainer's copies, 3,963; 3,970 until the next session's public names
     for the record checks the tutorial shares, ``>>>`` examples run as tests (tests/test_doctests.py), the trainer's
     public hooks for the tutorial's loss variants and its warning of rows max_length cuts, less one copy of the
-    reward models' calls on bare texts (rewards.TextRewards), 3,973.)"""
+    reward models' calls on bare texts (rewards.TextRewards), 3,973; 3,980 until the trial of 2026-12-05's fourth
+    session, on one's own data as a library (steps that open with another delimiter, numpy bool labels, ...).)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
             "data", "evaluation", "generation", "atomic", "checks"} <= core
     assert {name: sorted(edges[name] - core) for name in core if edges[name] - core} == {}
     lines = sum(len(p.read_text().splitlines()) for p in PACKAGE.glob("*.py"))
-    assert lines <= 3980, f"the library's top-level modules hold {lines} lines"
+    assert lines <= 4050, f"the library's top-level modules hold {lines} lines"
 
 
 def test_the_reference_names_import_from_the_package_and_import_stays_light():
