@@ -742,3 +742,88 @@ def test_heatmap_outlines_the_prms_own_first_error_beside_the_checkers():
     later = viz.plot_step_reward_heatmap(REWARDS, LABELS, threshold=-1.8, mark_predicted=True)  # log-odds
     assert outlines(later, to_hex(viz.HIGHLIGHT)) == [(2.64, -0.36), (4.64, 1.64)]
     assert outlines(viz.plot_step_reward_heatmap(REWARDS, LABELS), to_hex(viz.HIGHLIGHT)) == []  # off by default
+
+
+# ----------------------------------------------------------------------------- drawing into the caller's Axes
+
+def _beam_result():
+    """A search of two steps: the first step, then two second steps, one of them the chosen answer."""
+    from stepdpo_lite.tutorial import search
+
+    nodes = [search.Node(0, None, 0, "Step 1: 1 + 1 = 2", 5, "delimiter", False, [1.0], kept=True),
+             search.Node(1, 0, 1, "Step 2: 2 + 2 = 4\n\nAnswer: 4", 5, "eos", True, [1.0, 2.0], kept=True, ended="eos"),
+             search.Node(2, 0, 1, "Step 2: 2 + 2 = 5", 5, "delimiter", False, [1.0, -1.0], pruned_at=1)]
+    return search.SearchResult(0, nodes, chosen=1, tokens=15, n_beams=1, expansions=2)
+
+
+PRETRAINING_LOG = {"curve": [{"rows_seen": 0, "step_auroc": 0.7, "outcome_auroc": 0.6},
+                             {"rows_seen": 40_000, "step_auroc": 0.9, "first_error_auroc": 0.85}],
+                   "config": {"outcome_fraction": 0.5},  # a short stage after a long one, as the tutorial's
+                   "earlier_stages": [{"curve": [{"rows_seen": 0, "step_auroc": 0.5},
+                                                 {"rows_seen": 2_000_000, "step_auroc": 0.7}], "config": {}}]}
+BUDGET_TABLE = {str(b): {"majority": 0.3, "beam_prm": 0.95, "token_budget": 70.0 * b,
+                         "tokens": {"majority": 70.0 * b, "beam_prm": 69.0 * b}} for b in (4, 16)}
+# Every one-Axes picture with small inputs, most of them its own tests': (function, args, kwargs, the size of the
+# figure it makes by itself, the colour bars it adds)
+ONE_AXES_PICTURES = [
+    ("plot_step_reward_heatmap", (REWARDS, LABELS), dict(mark_predicted=True), (6.2, 2.54), 1),
+    ("plot_before_after", (["Step 1: a", "Step 2: b"], [1.0, -1.0], [0.5, 0.5]), dict(labels=[True, False]),
+     (6.0, 4.2), 0),
+    ("plot_verifier_pretraining", (PRETRAINING_LOG,), {}, (7.2, 3.8), 0),
+    ("plot_best_of_n", ({"prm_min": {1: 0.3, 4: 0.5}, "majority": {1: 0.3, 4: 0.4}},), {}, (6.4, 4.2), 0),
+    ("plot_paired_differences", ({"2": {"prm": {"orm": {"difference": -0.02, "low": -0.03, "high": -0.01}}}},), {},
+     (6.8, 4.2), 0),
+    ("plot_first_error_positions", ([0, 1, 1, 3, -1],), {}, (5.0, 3.6), 0),
+    ("plot_accuracy_by_length", ([2, 3, 3, 5, 5, 5], [1, 0, 1, 1, 0, 0]), {}, (5.0, 3.6), 0),
+    ("plot_label_agreement", ([[True, False], [True]], [[True, True], [False]]), {}, (4.4, 3.8), 0),
+    ("plot_outcome_roc", ({"ORM": [2.0, -1.0, 0.5, 0.7]}, [1, 0, 0, 1]), {}, (4.8, 4.0), 0),
+    ("plot_test_time_compute", (BUDGET_TABLE,), {}, (6.8, 4.2), 0),
+    ("plot_beam_tree", (_beam_result(),), dict(labels={0: True, 1: True, 2: False}), (8.2, 3.0), 1),
+]
+
+
+def _drawn(ax) -> list:
+    return [*ax.lines, *ax.patches, *ax.images, *ax.collections, *ax.texts, *ax.child_axes]
+
+
+@pytest.mark.parametrize("name, args, kwargs, size, colorbars", ONE_AXES_PICTURES,
+                         ids=[case[0] for case in ONE_AXES_PICTURES])
+def test_a_one_axes_picture_draws_into_the_callers_axes_and_leaves_the_figure_to_them(tmp_path, name, args, kwargs,
+                                                                                        size, colorbars):
+    """No picture took an ``ax``: one could not be put beside another in a figure of one's own."""
+    import matplotlib.pyplot as plt
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    plot = getattr(viz, name)
+    own = plot(*args, **kwargs)  # without ax: a figure of its own, of today's size, closed in pyplot
+    assert tuple(own.get_size_inches()) == pytest.approx(size)
+    assert isinstance(own.get_layout_engine(), ConstrainedLayoutEngine) and own.number not in plt.get_fignums()
+    has_key = bool(own.legends) or own.axes[0].get_legend() is not None
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3))
+    try:
+        open_figures, right_box = plt.get_fignums(), right.get_position().bounds
+        assert plot(*args, **kwargs, ax=left, save_to=tmp_path / "mine.png") is fig
+        assert plt.get_fignums() == open_figures  # no figure opened, the caller's not closed
+        assert tuple(fig.get_size_inches()) == (9, 3) and fig.get_layout_engine() is None
+        assert _drawn(left) and not _drawn(right) and right.get_legend() is None and not right.get_title()
+        assert len(fig.axes) == 2 + colorbars and right.get_position().bounds == right_box  # a bar beside left only
+        assert not fig.legends and (left.get_legend() is not None) == has_key  # the key is the Axes' own
+        assert assert_png(tmp_path / "mine.png", min_bytes=1_000) == (9 * viz.DPI, 3 * viz.DPI)  # the whole figure
+        for wrong in (fig, np.array([left, right]), "left"):
+            with pytest.raises(ValueError, match=f"{name}: ax must be one matplotlib Axes"):
+                plot(*args, **kwargs, ax=wrong)
+    finally:
+        plt.close(fig)
+
+
+def test_plot_outcome_roc_draws_its_histogram_only_in_a_figure_of_its_own():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    try:
+        with pytest.raises(ValueError, match="plot_outcome_roc: histogram needs a second Axes"):
+            viz.plot_outcome_roc({"ORM": [2.0, -1.0]}, [1, 0], histogram="ORM", ax=ax)
+        assert not _drawn(ax)
+    finally:
+        plt.close(fig)

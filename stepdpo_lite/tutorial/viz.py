@@ -4,7 +4,8 @@ Every plotting function returns its matplotlib ``Figure``; with ``save_to="path.
 ``.jpg``...) it also writes it, in the format the extension names, atomically (temporary name, then rename).
 Figures are closed in pyplot before they are returned, so a notebook cell that ends with the call shows the figure
 exactly once and loops do not pile up open figures; show one kept in a variable with ``display(fig)`` or by ending
-a cell with ``fig``.
+a cell with ``fig``. The pictures of one Axes also draw into the caller's, ``ax=``: then they return ``ax.figure``
+and leave that figure as it is, its size, layout and pyplot state (open), with their key in the Axes, not below it.
 
 Rewards are log-odds (``sigmoid(reward)`` = probability that the step is correct) unless said otherwise;
 labels are gold step labels (``True`` = correct), e.g. ``toyworld.check(...).step_labels``.
@@ -27,6 +28,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize, TwoSlopeNorm, to_hex
 from matplotlib.lines import Line2D
@@ -106,10 +108,34 @@ def label_key(label_meaning: str, label_source: str = "checker") -> str:
     return f"{label_source}: {LABEL_MEANINGS[label_meaning]}"
 
 
-def _finish(fig, save_to):
+def _figure_and_axes(ax, figsize, who: str):
+    """``(figure, axes, own)`` of a one-Axes picture: a new figure of ``figsize`` (constrained layout) and its Axes,
+    own; or the caller's ``ax`` and its figure, not own: then the figure's size, layout and keys are the caller's."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        return fig, ax, True
+    if not isinstance(ax, Axes):  # a Figure, or plt.subplots' array of Axes, would fail deep inside matplotlib
+        raise ValueError(f"{who}: ax must be one matplotlib Axes (e.g. axes[0] of fig, axes = plt.subplots(1, 2)), "
+                         f"got {type(ax).__name__}")
+    return ax.figure, ax, False
+
+
+def _key(fig, ax, own: bool, loc: str, handles=None, **style):
+    """A picture's key: in a figure of its own, the figure's, ``loc`` outside the axes (inside, it hid what they
+    show); in the caller's Axes, that Axes' own, where it hides least: a figure key would sit below all their panels."""
+    if own:
+        return fig.legend(handles=handles, loc=f"outside {loc}", frameon=False, **style)
+    style.pop("ncol", None)  # one column: several, inside the Axes, covered the picture
+    return ax.legend(handles=handles, **style)
+
+
+def _finish(fig, save_to, own: bool = True):
+    """``fig``, written to ``save_to`` (the whole figure, of a subfigure too) and closed in pyplot when ``own``: the
+    caller's figure stays open, to be drawn further and shown."""
     if save_to is not None:
-        save_figure(fig, save_to)
-    plt.close(fig)
+        save_figure(fig.figure, save_to)
+    if own:
+        plt.close(fig)
     return fig
 
 
@@ -315,7 +341,7 @@ def explorer_problems(rows, n: int) -> tuple[list[str], list[list[str]], list[li
 def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, row_labels=None, title=None,
                              as_probability: bool = True, annotate: bool | None = None, threshold: float = 0.0,
                              label_meaning: str = "reachable", label_source: str = "checker",
-                             mark_predicted: bool = False, save_to=None):
+                             mark_predicted: bool = False, ax=None, save_to=None):
     """Solutions x steps, coloured by reward (or ``sigmoid(reward)``); blank beyond a solution's last step.
 
     The colour scale turns from red to green at ``threshold`` (the PRM's validation threshold, so that every step
@@ -327,6 +353,8 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     also outlines, dashed and in orange, each solution's first step whose reward is below ``threshold``: the PRM's own
     first error, beside the gold one. At most ``HEATMAP_MAX_ROWS`` solutions (``pick_heatmap_solutions`` or
     ``heatmap_rows`` picks a few of many to draw, as the notebooks do): more could not be read.
+    ``ax``: the matplotlib Axes to draw into, its colour bar beside it, in the caller's figure; by default a figure of
+    its own.
 
     threshold: log-odds (a probability p is log(p / (1 - p))).
     """
@@ -335,8 +363,8 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
         raise ValueError("plot_step_reward_heatmap: step_rewards is empty")
     if len(step_rewards) > HEATMAP_MAX_ROWS:  # the rows' names and marks would overprint one another
         raise ValueError(f"plot_step_reward_heatmap: {len(step_rewards)} solutions, but at most {HEATMAP_MAX_ROWS} "
-                         "rows fit legibly: pick some first, with viz.pick_heatmap_solutions(first_errors, n) (indices, "
-                         "a third of them right) or viz.heatmap_rows (stepwise rows with 'labels')")
+                         "rows fit legibly: pick some first, with viz.pick_heatmap_solutions(first_errors, n) "
+                         "(indices, a third of them right) or viz.heatmap_rows (stepwise rows with 'labels')")
     for i, row in enumerate(step_rewards):  # a NaN was drawn blank, as if the solution had ended there
         for j, r in enumerate(list_of(row, f"plot_step_reward_heatmap: step_rewards[{i}]", "step rewards")):
             finite_number(r, f"step_rewards[{i}][{j}]", "plot_step_reward_heatmap")
@@ -369,7 +397,8 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
         lim = float(np.nanmax(np.abs(values - centre))) or 1.0
         vmin, vmax = centre - lim, centre + lim
     annotate = n * m <= 160 if annotate is None else annotate
-    fig, ax = plt.subplots(figsize=(min(2.6 + 0.6 * m, 16), min(1.4 + 0.38 * n, 14)), layout="constrained")
+    fig, ax, own = _figure_and_axes(ax, (min(2.6 + 0.6 * m, 16), min(1.4 + 0.38 * n, 14)),
+                                    "plot_step_reward_heatmap")
     cmap = plt.get_cmap("RdYlGn").with_extremes(bad="white")
     norm = TwoSlopeNorm(vcenter=min(max(centre, vmin + 1e-6), vmax - 1e-6), vmin=vmin, vmax=vmax)
     im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
@@ -410,8 +439,8 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
         handles.append(Patch(fill=False, edgecolor=HIGHLIGHT, linestyle="--", linewidth=2,
                              label="PRM: first step below the threshold"))
     if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
-    return _finish(fig, save_to)
+        _key(fig, ax, own, "lower center", handles, ncol=2, fontsize=8)
+    return _finish(fig, save_to, own)
 
 
 def _mean_band(ax, rows, color, name, offset, labels=None):
@@ -488,12 +517,13 @@ def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None
 
 
 def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=("before", "after"),
-                      ylabel: str = "step reward", title=None, width: int = 30, save_to=None):
+                      ylabel: str = "step reward", title=None, width: int = 30, ax=None, save_to=None):
     """One solution's step rewards (or step log-ratios) before and after training, as grouped bars.
 
     ``steps`` are the step texts (shortened to ``width`` characters for the tick labels); with gold
     ``labels`` each tick gets ✓ or ✗ (red). A bar whose name holds a method's (``method_color``, e.g. "after
     Stepwise DPO") has that method's colour; otherwise "before" is grey and "after" blue.
+    ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
     """
     steps = list_of(steps, "plot_before_after: steps", "step texts")  # one str: a tick per character
     n = len(steps)
@@ -502,7 +532,7 @@ def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=(
                          f"{len(rewards_after)} after" + ("" if labels is None else f", {len(labels)} labels"))
     if labels is not None:  # bool(None) would draw a ✗
         check_labels(labels, "plot_before_after", "labels")
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * n + 2), 4.2), layout="constrained")
+    fig, ax, own = _figure_and_axes(ax, (max(6.0, 1.2 * n + 2), 4.2), "plot_before_after")
     x = np.arange(n)
     colors = [method_color(names[0]) or BASE_GREY, method_color(names[1]) or NEUTRAL]  # a method's own colour
     if colors[0] == colors[1]:  # e.g. "DPO" before and "DPO + NLL" after: two colours all the same
@@ -522,7 +552,7 @@ def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=(
     ax.set(xlabel=f"step ({names[0]} → {names[1]})" if both else "step", ylabel=ylabel,
            title=title or f"Step rewards {names[0]} vs {names[1]}")
     ax.legend(fontsize=8)
-    return _finish(fig, save_to)
+    return _finish(fig, save_to, own)
 
 
 def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, title=None, baselines=None,
@@ -586,11 +616,13 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
     return _finish(fig, save_to)
 
 
-def plot_verifier_pretraining(training_log, title=None, save_to=None):
+def plot_verifier_pretraining(training_log, title=None, ax=None, save_to=None):
     """Validation AUROCs of a verifier pretraining run against training rows seen, from its
-    ``training_log.json`` (``verifier_pretraining``): every stage of the chain, one after the other."""
+    ``training_log.json`` (``verifier_pretraining``): every stage of the chain, one after the other.
+    ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
+    """
     stages = [*training_log.get("earlier_stages", []), training_log]
-    fig, ax = plt.subplots(figsize=(7.2, 3.8), layout="constrained")
+    fig, ax, own = _figure_and_axes(ax, (7.2, 3.8), "plot_verifier_pretraining")
     offset, colors = 0, {"step_auroc": NEUTRAL, "first_error_auroc": HIGHLIGHT, "outcome_auroc": WRONG}
     names = {"step_auroc": "PRM step AUROC", "first_error_auroc": "PRM first-error AUROC",
              "outcome_auroc": "ORM AUROC"}
@@ -619,7 +651,7 @@ def plot_verifier_pretraining(training_log, title=None, save_to=None):
            title=title or "Pretraining the reward base as a verifier")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)  # below: the plot is full
-    return _finish(fig, save_to)
+    return _finish(fig, save_to, own)
 
 
 def plot_reward_model_comparison(figures, keys=("step_auroc", "f1"), baseline=None, title=None, save_to=None):
@@ -659,10 +691,12 @@ def _by_method(results) -> dict[str, dict[int, float]]:
     return {m: {int(n): a for n, a in row.items()} for m, row in results.items()}
 
 
-def plot_best_of_n(results, title=None, ylabel: str = "accuracy", save_to=None):
+def plot_best_of_n(results, title=None, ylabel: str = "accuracy", ax=None, save_to=None):
     """Best-of-N accuracy vs N (log2 axis) per selection method, "Let's Verify Step by Step" style. ``results``:
     ``{method: {N: accuracy}}`` or ``{N: {method: accuracy}}``; an accuracy is a share in [0, 1]. A NaN or an
-    accuracy outside [0, 1] (a percentage), or a method without points, is a ValueError naming the method and N."""
+    accuracy outside [0, 1] (a percentage), or a method without points, is a ValueError naming the method and N.
+    ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
+    """
     results = _by_method(results)
     if not results:
         raise ValueError("plot_best_of_n: no results")
@@ -674,7 +708,7 @@ def plot_best_of_n(results, title=None, ylabel: str = "accuracy", save_to=None):
             if not 0 <= accuracy <= 1:
                 raise ValueError(f"plot_best_of_n: the accuracy of {method!r} at N={n} is {accuracy!r}, outside "
                                  "[0, 1] (a share, not a percentage)")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    fig, ax, own = _figure_and_axes(ax, (6.4, 4.2), "plot_best_of_n")
     ns = sorted({n for row in results.values() for n in row})
     styles = {"majority": dict(ls="--", color="black"), "random": dict(ls=":", color="grey")}
     for method, row in results.items():
@@ -685,8 +719,8 @@ def plot_best_of_n(results, title=None, ylabel: str = "accuracy", save_to=None):
     ax.minorticks_off()
     ax.set(xlabel="N (solutions per problem)", ylabel=ylabel, title=title or "Best-of-N selection")
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside right center", fontsize=8, frameon=False)
-    return _finish(fig, save_to)
+    _key(fig, ax, own, "right center", fontsize=8)
+    return _finish(fig, save_to, own)
 
 
 def errorbar_differences(ax, xs, diffs, **style):
@@ -697,14 +731,16 @@ def errorbar_differences(ax, xs, diffs, **style):
     return ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, **style)
 
 
-def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", title=None, save_to=None):
+def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", title=None, ax=None, save_to=None):
     """Method A minus method B against N (log2 axis), in points, each point with its 95% interval as an error bar
-    (``bestofn.paired_differences``). Above the zero line A is ahead; a bar clear of the line is a measured gap."""
+    (``bestofn.paired_differences``). Above the zero line A is ahead; a bar clear of the line is a measured gap.
+    ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
+    """
     ns = sorted(diffs, key=int)
     pairs = list(dict.fromkeys((a, b) for n in ns for a, row in diffs[n].items() for b in row))
     if not pairs:
         raise ValueError("plot_paired_differences: no differences")
-    fig, ax = plt.subplots(figsize=(6.8, 4.2), layout="constrained")
+    fig, ax, own = _figure_and_axes(ax, (6.8, 4.2), "plot_paired_differences")
     for k, (a, b) in enumerate(pairs):
         shift = 2 ** (0.05 * (k - (len(pairs) - 1) / 2))  # side by side on the log axis, so the bars do not overlap
         pts = [(int(n), diffs[n][a][b]) for n in ns if b in diffs[n].get(a, {})]
@@ -715,14 +751,15 @@ def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", ti
     ax.minorticks_off()
     ax.set(xlabel=xlabel, ylabel="A minus B, points (95% interval)", title=title or "Paired differences")
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside right center", fontsize=8, frameon=False)
-    return _finish(fig, save_to)
+    _key(fig, ax, own, "right center", fontsize=8)
+    return _finish(fig, save_to, own)
 
 
-def plot_first_error_positions(first_errors, title=None, save_to=None):
+def plot_first_error_positions(first_errors, title=None, ax=None, save_to=None):
     """How many solutions have their first wrong step at each position (-1 = no error -> "none").
 
     Accepts ints or objects with ``.first_error`` (e.g. ``toyworld.Verdict``).
+    ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
     """
     fe = [getattr(v, "first_error", v) for v in list_of(first_errors, "plot_first_error_positions: first_errors",
                                                            "first-error indices or verdicts")]
@@ -733,18 +770,21 @@ def plot_first_error_positions(first_errors, title=None, save_to=None):
     fe = [int(f) for f in fe]
     positions = list(range(max([f for f in fe if f >= 0] + [0]) + 1)) if any(f >= 0 for f in fe) else []
     counts = [sum(f == p for f in fe) for p in positions] + [sum(f < 0 for f in fe)]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(counts) + 2), 3.6), layout="constrained")
+    fig, ax, own = _figure_and_axes(ax, (max(5.0, 0.6 * len(counts) + 2), 3.6), "plot_first_error_positions")
     bars = ax.bar(range(len(counts)), counts, color=[WRONG] * len(positions) + [CORRECT])
     ax.bar_label(bars, fontsize=8)
     ax.set_xticks(range(len(counts)), [str(p + 1) for p in positions] + ["none"])
     ax.yaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set(xlabel="step of the first error", ylabel="solutions",
            title=title or f"Where the first error happens ({len(fe)} solutions)")
-    return _finish(fig, save_to)
+    return _finish(fig, save_to, own)
 
 
-def plot_accuracy_by_length(lengths, correct, xlabel: str = "number of steps", title=None, save_to=None):
-    """Mean correctness per length (e.g. steps per problem), with the count above each bar."""
+def plot_accuracy_by_length(lengths, correct, xlabel: str = "number of steps", title=None, ax=None, save_to=None):
+    """Mean correctness per length (e.g. steps per problem), with the count above each bar.
+
+    ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
+    """
     lengths = list_of(lengths, "plot_accuracy_by_length: lengths", "lengths (ints)")
     correct = list_of(correct, "plot_accuracy_by_length: correct", "results (bools)")
     if len(lengths) != len(correct) or not lengths:  # empty: an empty picture
@@ -757,18 +797,19 @@ def plot_accuracy_by_length(lengths, correct, xlabel: str = "number of steps", t
     groups = sorted(set(lengths))
     acc = [float(np.mean([bool(c) for l, c in zip(lengths, correct) if l == g])) for g in groups]
     n = [sum(l == g for l in lengths) for g in groups]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(groups) + 2), 3.6), layout="constrained")
+    fig, ax, own = _figure_and_axes(ax, (max(5.0, 0.6 * len(groups) + 2), 3.6), "plot_accuracy_by_length")
     bars = ax.bar([str(g) for g in groups], acc, color=NEUTRAL)
     ax.bar_label(bars, labels=[f"{a:.0%}\nn={k}" for a, k in zip(acc, n)], fontsize=7)
     ax.set_ylim(0, 1.15)
     ax.set(xlabel=xlabel, ylabel="accuracy", title=title or "Accuracy by length")
-    return _finish(fig, save_to)
+    return _finish(fig, save_to, own)
 
 
-def plot_label_agreement(predicted, gold, names=("Monte-Carlo", "gold"), title=None, save_to=None):
+def plot_label_agreement(predicted, gold, names=("Monte-Carlo", "gold"), title=None, ax=None, save_to=None):
     """2x2 confusion of step labels (e.g. Monte-Carlo estimates vs gold); rows = gold, columns = predicted.
 
     Takes flat lists of bools or per-solution lists of lists of the same shape.
+    ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
     """
     nested = lambda xs: [x if isinstance(x, (list, tuple, np.ndarray)) else [x] for x in xs]
     rows_p, rows_g = nested(predicted), nested(gold)
@@ -785,7 +826,7 @@ def plot_label_agreement(predicted, gold, names=("Monte-Carlo", "gold"), title=N
     if len(p) != len(g) or not p:
         raise ValueError(f"plot_label_agreement: {len(p)} predicted vs {len(g)} gold labels (need equal, > 0)")
     cm = np.array([[sum(gi == a and pi == b for pi, gi in zip(p, g)) for b in (True, False)] for a in (True, False)])
-    fig, ax = plt.subplots(figsize=(4.4, 3.8), layout="constrained")
+    fig, ax, own = _figure_and_axes(ax, (4.4, 3.8), "plot_label_agreement")
     ax.imshow(cm, cmap="Blues")
     for i, j in np.ndindex(2, 2):
         ax.text(j, i, f"{cm[i, j]}\n{cm[i, j] / len(p):.0%}", ha="center", va="center",
@@ -794,15 +835,16 @@ def plot_label_agreement(predicted, gold, names=("Monte-Carlo", "gold"), title=N
     ax.set_yticks([0, 1], ["correct", "wrong"])
     ax.set(xlabel=f"{names[0]} label", ylabel=f"{names[1]} label",
            title=title or f"Agreement {np.trace(cm) / len(p):.1%} of {len(p)} steps")
-    return _finish(fig, save_to)
+    return _finish(fig, save_to, own)
 
 
 def plot_outcome_roc(scores, labels, histogram: str | None = None, title=None, solutions: str = "held-out solutions",
-                     save_to=None):
+                     ax=None, save_to=None):
     """Left: the ROC curve of each solution scorer (``scores``: name -> one log-odds score per solution) against
     whether the solution is right, its AUROC in the legend. Right, with ``histogram`` (a name of ``scores``): that
     scorer's P(correct) = σ(score) for right and wrong solutions, over the range the scores use. ``solutions``: what
-    the solutions are, in the default title ("ROC on held-out solutions")."""
+    the solutions are, in the default title ("ROC on held-out solutions"). ``ax``: the matplotlib Axes to draw the
+    ROC into, in the caller's figure (not with ``histogram``, a second panel); by default a figure of its own."""
     from sklearn.metrics import roc_curve  # scikit-learn loads in a second: only this picture needs it
 
     labels = list_of(labels, "plot_outcome_roc: labels", "labels, one per solution")
@@ -812,14 +854,20 @@ def plot_outcome_roc(scores, labels, histogram: str | None = None, title=None, s
         raise ValueError("plot_outcome_roc: scores is empty (name -> one score per solution)")
     if histogram is not None and histogram not in scores:
         raise ValueError(f"plot_outcome_roc: histogram {histogram!r} is none of the scores' names {list(scores)}")
+    if histogram and ax is not None:  # one Axes holds the ROC alone
+        raise ValueError("plot_outcome_roc: histogram needs a second Axes, beside the ROC in a figure of its own: "
+                         "leave out ax, or histogram")
     for name, s in scores.items():  # sklearn's errors say neither which scorer nor which solution
         s = list_of(s, f"plot_outcome_roc: scores[{name!r}]", "scores, one per solution")
         if len(s) != len(labels):
             raise ValueError(f"plot_outcome_roc: scores[{name!r}] has {len(s)} scores for {len(labels)} labels")
         for i, x in enumerate(s):
             finite_number(x, f"scores[{name!r}][{i}]", "plot_outcome_roc")
-    fig, axes = plt.subplots(1, 2 if histogram else 1, figsize=(9.5 if histogram else 4.8, 4), layout="constrained")
-    ax = axes[0] if histogram else axes
+    if histogram:
+        fig, axes = plt.subplots(1, 2, figsize=(9.5, 4), layout="constrained")
+        ax, own = axes[0], True
+    else:
+        fig, ax, own = _figure_and_axes(ax, (4.8, 4), "plot_outcome_roc")
     for name, s in scores.items():
         fpr, tpr, _ = roc_curve(labels, s)
         ax.plot(fpr, tpr, label=f"{name} (AUROC {outcome_auroc(s, labels):.2f})")
@@ -834,7 +882,7 @@ def plot_outcome_roc(scores, labels, histogram: str | None = None, title=None, s
         axes[1].hist(p[~labels], bins=bins, alpha=0.6, color="C3", label=f"wrong answer ({(~labels).sum()})")
         axes[1].set(xlabel=f"{histogram}: P(correct) = σ(reward)", ylabel="solutions", title=f"{histogram} scores")
         axes[1].legend(fontsize=8)
-    return _finish(fig, save_to)
+    return _finish(fig, save_to, own)
 
 
 def plot_step_calibration(step_rewards, step_labels, n_bins: int = 10, threshold=None, title=None, save_to=None):
@@ -1015,18 +1063,19 @@ def save_explorer_png(explorer, path) -> Path:
 
 # ----------------------------------------------------------------------------- test-time compute (notebook 07)
 
-def plot_test_time_compute(table, title=None, save_to=None):
+def plot_test_time_compute(table, title=None, ax=None, save_to=None):
     """Accuracy against generated tokens per problem, one line per method across budgets.
 
     ``table``: ``{str(B): {method: accuracy, "tokens": {method: tokens per problem}, ...}}``
     (``search.compare_at_budgets``). A dotted vertical line, labelled "B=…" above the axes, marks each budget's token
     cap; a method's point for budget B lies at the tokens it generated, left of the line or just past it.
+    ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
     """
     budgets = sorted(table, key=int)
     if not budgets:
         raise ValueError("plot_test_time_compute: no budgets")
     methods = list(dict.fromkeys(m for b in budgets for m in table[b].get("tokens", {})))
-    fig, ax = plt.subplots(figsize=(6.8, 4.2), layout="constrained")
+    fig, ax, own = _figure_and_axes(ax, (6.8, 4.2), "plot_test_time_compute")
     styles = {"majority": dict(ls="--", color="black", marker="s"), "best_of_n_orm": dict(color="#8c6bb1", marker="o"),
               "best_of_n_prm": dict(color=CHOSEN, marker="o"), "beam_prm": dict(color=HIGHLIGHT, marker="D", lw=2),
               "dvts_prm": dict(color=CORRECT, marker="^")}
@@ -1053,8 +1102,8 @@ def plot_test_time_compute(table, title=None, save_to=None):
     ax.set(xlabel="generated tokens per problem (log scale; dotted: the budget, B x one solution)",
            ylabel="final-answer accuracy", title=title or "Test-time compute at equal generated tokens")
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside right center", fontsize=8, frameon=False)
-    return _finish(fig, save_to)
+    _key(fig, ax, own, "right center", fontsize=8)
+    return _finish(fig, save_to, own)
 
 
 def _step_caption(step: str, width: int) -> str:
@@ -1065,13 +1114,15 @@ def _step_caption(step: str, width: int) -> str:
     return _short(text, width)
 
 
-def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=None):
+def plot_beam_tree(result, labels=None, title=None, width: int = 22, ax=None, save_to=None):
     """The search tree of one problem (``search.SearchResult``): every sampled step, coloured by its own PRM
     probability σ(reward), kept beams solid and pruned branches faded and dashed, the chosen path in bold.
 
     ``labels`` (optional, ``search.tree_labels``): node id -> whether the step is right (gold checker); a
     wrong step gets a red ring, a right one a green ring. Each node shows its step text and σ(reward). The chosen
     answer is a star; a chosen beam the search cut (``result.answered`` False: no answer yet) is a cross.
+    ``ax``: the matplotlib Axes to draw into, its colour bar beside it, in the caller's figure; by default a figure of
+    its own.
     """
     nodes = list(result.nodes)
     if not nodes:
@@ -1097,8 +1148,8 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=Non
         place(root)
     chosen = {n.id for n in result.path()} if result.chosen is not None else set()
     depth = max(n.depth for n in nodes) + 1
-    fig, ax = plt.subplots(figsize=(min(3.0 + 2.6 * depth, 22), max(3.0, 0.24 * next_leaf[0] + 1.2)),
-                           layout="constrained")
+    fig, ax, own = _figure_and_axes(ax, (min(3.0 + 2.6 * depth, 22), max(3.0, 0.24 * next_leaf[0] + 1.2)),
+                                    "plot_beam_tree")
     cmap, norm = colormaps["RdYlGn"], Normalize(0.0, 1.0)
     root_y = float(np.mean([y[n.id] for n in children.get(None, [])]))
     ax.scatter([0], [root_y], s=60, color="black", marker="s", zorder=3)
@@ -1147,8 +1198,8 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, save_to=Non
     if labels and any(v is not None for v in labels.values()):
         handles += [Line2D([], [], marker="o", ls="", mfc="white", mec=WRONG, mew=1.6, label="wrong step (checker)"),
                     Line2D([], [], marker="o", ls="", mfc="white", mec=CORRECT, mew=1.6, label="right step (checker)")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=7, frameon=False)
+    _key(fig, ax, own, "lower center", handles, ncol=4, fontsize=7)
     shape = f"{result.n_beams} beam(s) x {result.expansions} expansions" + (
         f", {result.n_subtrees} subtrees" if result.n_subtrees > 1 else "")
     ax.set_title(title or f"PRM-guided beam search ({shape}; {result.tokens} tokens generated)", fontsize=10)
-    return _finish(fig, save_to)
+    return _finish(fig, save_to, own)
