@@ -827,3 +827,16 @@ def test_plot_outcome_roc_draws_its_histogram_only_in_a_figure_of_its_own():
         assert not _drawn(ax)
     finally:
         plt.close(fig)
+
+
+def test_heatmap_texts_tell_apart_probabilities_near_a_threshold_far_from_one_half():
+    """A threshold chosen on validation can be σ(-5.94) = 0.0026: the key and the cells on both sides of it read 0.00
+    in two decimals (trial T2, finding 7)."""
+    import matplotlib.pyplot as plt
+    fig = viz.plot_step_reward_heatmap([[-7.0, -5.0, 0.0], [9.0, -6.5, 3.0]], threshold=-5.94, annotate=True)
+    cells = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert cells == sorted(["0.0009", "0.007", "0.50", "1−0.0001", "0.002", "0.95"])
+    assert "thr. 0.003" in [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    assert [viz._probability_text(p) for p in (0.0, 0.01, 0.5, 0.99, 0.999, 1.0)] == ["0", "0.01", "0.50", "0.99",
+                                                                                       "1−0.001", "1"]
+    plt.close(fig)

@@ -139,6 +139,14 @@ def _finish(fig, save_to, own: bool = True):
     return fig
 
 
+def _probability_text(p: float) -> str:
+    """``p`` in two decimals, or in one significant digit within 0.01 of 0 or 1: a threshold chosen on validation can
+    be σ(-6) = 0.0025, and the cells on both sides of it must not all read 0.00."""
+    if 0.01 <= p <= 0.99:
+        return f"{p:.2f}"
+    return f"{p:.1g}" if p < 0.5 or p >= 1 else f"1−{1 - p:.1g}"
+
+
 def _padded(rows) -> np.ndarray:
     """Ragged rows -> a 2-D float array with NaN beyond each row's end."""
     out = np.full((len(rows), max([len(r) for r in rows] + [1])), np.nan)
@@ -403,11 +411,12 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     norm = TwoSlopeNorm(vcenter=min(max(centre, vmin + 1e-6), vmax - 1e-6), vmin=vmin, vmax=vmax)
     im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
     bar = fig.colorbar(im, ax=ax, label=label, shrink=0.9)
-    bar.set_ticks([vmin, centre, vmax], labels=[f"{vmin:.2g}", f"thr. {centre:.2f}", f"{vmax:.2g}"])
+    shown = _probability_text if as_probability else "{:.2f}".format
+    bar.set_ticks([vmin, centre, vmax], labels=[f"{vmin:.2g}", f"thr. {shown(centre)}", f"{vmax:.2g}"])
     bar.ax.axhline(centre, color="black", linewidth=1.2)
     if annotate:
         for i, j in zip(*np.nonzero(~np.isnan(values))):
-            ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7, color="black")
+            ax.text(j, i, shown(values[i, j]), ha="center", va="center", fontsize=7, color="black")
     wrong = [] if step_labels is None else [(j, i) for i, row in enumerate(step_labels) for j, ok in enumerate(row)
                                             if not ok]
     if wrong:
