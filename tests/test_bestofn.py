@@ -134,6 +134,22 @@ def test_score_candidates_gives_a_prm_the_same_rewards_as_from_its_texts(tmp_pat
             model.score_solutions(prompts, texts)
 
 
+def test_score_candidates_takes_your_own_prompt_texts():
+    """A user's trial: prompt strings (own data, no task's problems) were refused, "a str has no .prompt"."""
+    class PromptsSeen(StepListPRM):
+        def score_solutions(self, prompts, step_lists):
+            self.prompts = list(prompts)
+            return super().score_solutions(prompts, step_lists)
+
+    prm = PromptsSeen()
+    assert bestofn.score_candidates(prm, ["What is 2+2?\n", "What is 3+3?\n"], [["2+2=4"], ["3+3=6", "3+3=7"]]) \
+        == [[[5.0]], [[5.0], [5.0]]]
+    assert prm.prompts == ["What is 2+2?\n", "What is 3+3?\n", "What is 3+3?\n"]  # each scored with its own prompt
+    with pytest.raises(ValueError, match=r"score_candidates: problem 1: its prompt must be a str, got NoneType \(a "
+                                         r"int\); pass problems of a task .* or prompt texts \(str\)"):
+        bestofn.score_candidates(prm, ["What is 2+2?\n", 3], [["2+2=4"], ["3"]])
+
+
 def test_a_reward_model_without_score_solutions_is_a_value_error_saying_what_it_needs(toy):
     problems, sols = toy
     for thing, hint in ((lambda prompts, texts: [0.0] * len(texts), "a plain function"), (object(), "object")):
@@ -422,6 +438,25 @@ def test_weighted_majority_vote_sums_probabilities_per_answer():
         vote([p], [cands], [[0.0, 0.0, 2.0, 0.0]], scale="log_probability")
     with pytest.raises(ValueError, match="weighted_majority_vote: 1 problems but 2 lists of solutions"):
         vote([p], [cands, cands], [[0.0] * 4] * 2)
+
+
+def test_weighted_majority_vote_reads_answers_with_answer_of():
+    """A user's trial: own data has prompt texts, and the vote needed a task's problem to read each answer."""
+    vote = bestofn.weighted_majority_vote
+    answer_of = lambda text: text.split("=")[1] if "=" in text else None  # noqa: E731
+    cands = [["2+2=4", "2+2=5", "2+2=5", "2+2"], ["3+3=6"]]
+    assert vote(["What is 2+2?\n", "What is 3+3?\n"], cands, [[3.0, -1.0, -1.0, 9.0], [0.0]],
+                answer_of=answer_of) == ["4", "6"]  # σ: 0.95 > 2 x 0.27; no answer: no vote
+    p = toyworld.Problem(5, (("+", 7), ("-", 1)))
+    assert vote([p], [[WRONG, RIGHT]], [[1.0, 0.0]], answer_of=lambda text: "mine") == ["mine"]  # yours, not p's
+    with pytest.raises(ValueError, match=r"weighted_majority_vote: problem 0 is a str without a final_answer method: "
+                                         r"pass answer_of="):
+        vote(["What is 2+2?\n"], cands[:1], [[0.0] * 4])
+    with pytest.raises(ValueError, match=r"weighted_majority_vote: answer_of must be a function"):
+        vote(["What is 2+2?\n"], cands[:1], [[0.0] * 4], answer_of="=")
+    with pytest.raises(ValueError, match=r"the answer of candidate 0 of problem 0 is a list: answers must be "
+                                         r"hashable"):
+        vote(["What is 2+2?\n"], cands[:1], [[0.0] * 4], answer_of=lambda text: text.split("="))
 
 
 def test_score_readable_refuses_a_model_that_returns_too_few_rewards():

@@ -279,6 +279,28 @@ def test_processbench_step_labels_are_reachable():
         public_datasets.processbench_step_labels({"problem": "p", "label": -1})
 
 
+def test_processbench_stepwise_rows_are_laid_out_as_delimit_steps_lays_out_training_rows():
+    """A user's trial wrote this conversion by hand to score and evaluate a PRM on ProcessBench."""
+    samples = public_datasets.load_processbench(PROCESSBENCH)
+    by_hand = [data.delimit_steps({"prompt": r["problem"], "completions": r["steps"],
+                                   "labels": public_datasets.processbench_step_labels(r)}, "\n") for r in samples]
+    rows = public_datasets.processbench_stepwise_rows(PROCESSBENCH)
+    assert rows.column_names == ["prompt", "completions", "labels"] and rows.to_list() == by_hand
+    assert public_datasets.processbench_stepwise_rows(samples).to_list() == by_hand  # the loaded Dataset too
+    assert data.validate_stepwise(rows, delimiter="\n").to_list() == by_hand
+    for row, sample in zip(rows, samples):
+        assert row["prompt"] == sample["problem"] + "\n" and "".join(row["completions"]) == "\n".join(sample["steps"])
+    two = public_datasets.processbench_stepwise_rows(samples.select([0]), delimiter="\n\n")[0]
+    assert all(s.startswith("\n\n") for s in two["completions"][1:]) and two["prompt"].endswith("?\n")
+    records = [json.loads(line) for line in PROCESSBENCH.read_text().splitlines()[:3]]
+    bad = [records[0], {**records[1], "label": len(records[1]["steps"])}, records[2]]
+    with pytest.raises(ValueError, match=r"processbench_stepwise_rows: record 1: field 'label': must be -1 or a step "
+                                         r"index"):
+        public_datasets.processbench_stepwise_rows(bad)
+    assert len(public_datasets.processbench_stepwise_rows(bad, skip_invalid=True)) == 2
+    with pytest.raises(ValueError, match="processbench_stepwise_rows: delimiter must be a non-empty string"):
+        public_datasets.processbench_stepwise_rows(records, delimiter="")
+
 def test_a_math_shepherd_tag_left_in_the_label_is_quoted_whole():
     """A user's trial: a label with 'ки' left in a tag's place was quoted as 'к'."""
     row = _shepherd("How many pens?", ["Step 1: 3 * 4 = <<3*4=12>>12 pens.", "Step 2: The answer is: 12"], "+")

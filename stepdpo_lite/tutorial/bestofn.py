@@ -14,7 +14,7 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import Callable, Sized
+from typing import Callable, Hashable, Sized
 
 from .. import generation
 from ..checks import finite_number, list_of, positive_int
@@ -200,6 +200,8 @@ def reward_scorer(model, who: str):
 
 def score_candidates(model, problems, solutions) -> list[list]:
     """Per problem, per candidate: a PRM's step rewards (lists), an ORM's or combined model's reward, or None.
+    ``problems``: a task's problems, or your own prompt texts (a str is its own prompt, scored as it is: end it as
+    the model's training prompts ended, e.g. with the ``"\\n"`` of ``data.delimit_steps``).
 
     Each candidate text goes to ``model.score_solutions`` as its list of steps, split at the model's step delimiter
     (``step_delimiter_of``; the default where it states none), as ``search.beam_search`` and the trainer pass them
@@ -209,7 +211,8 @@ def score_candidates(model, problems, solutions) -> list[list]:
     score = reward_scorer(model, "score_candidates")
     delimiter = step_delimiter_of(model) or DEFAULT_DELIMITER
     steps = [[extract_steps(s, delimiter) if isinstance(s, str) else s for s in ss] for ss in solutions]
-    prompts = [pr for pr, ss in zip(labelling.prompts_of(problems), solutions) for _ in ss]
+    prompts = [pr for pr, ss in zip(labelling.prompts_of(problems, "score_candidates", texts_ok=True), solutions)
+               for _ in ss]
     problem_of = [i for i, ss in enumerate(solutions) for _ in ss]
     flat = iter(score_readable(score, prompts, [s for ss in steps for s in ss], "candidates", problem_of))
     rows = [[next(flat) for _ in ss] for ss in steps]
@@ -367,9 +370,12 @@ def select_best(candidates, scores) -> list:
     return [cands[max(range(len(row)), key=row.__getitem__)] for cands, row in zip(candidates, scores)]
 
 
-def weighted_majority_vote(problems, candidates, scores, scale: str = "log_odds") -> list[float | None]:
+def weighted_majority_vote(problems, candidates, scores, scale: str = "log_odds",
+                           answer_of: Callable | None = None) -> list[float | None]:
     """Reward-weighted majority vote for inference: per problem, the final answer (``final_answer``) whose
-    candidates' weights sum highest; None where no candidate states one.
+    candidates' weights sum highest; None where no candidate states one. ``answer_of``: your own reader, a
+    candidate text -> its answer (hashable: a number, a str) or None; with it, ``problems`` may be anything, e.g.
+    your prompt texts; without it they must be a task's problems (a ``final_answer`` method reads the answer).
 
     A candidate weighs the probability its score stands for, as search-and-learn's weighted best-of-N sums the
     PRM's aggregated step probabilities (Beeching, Tunstall and Rush 2024; Snell et al. 2024): with ``scale="log_odds"``
@@ -382,6 +388,14 @@ def weighted_majority_vote(problems, candidates, scores, scale: str = "log_odds"
     if scale not in ("log_odds", "log_probability"):
         raise ValueError(f"weighted_majority_vote: scale must be 'log_odds' or 'log_probability', got {scale!r}")
     candidates, scores = _candidate_scores(candidates, scores, "weighted_majority_vote")
+    if answer_of is not None and not callable(answer_of):
+        raise ValueError(f"weighted_majority_vote: answer_of must be a function (a candidate text -> its answer or "
+                         f"None), got {answer_of!r:.60}")
+    for i, problem in enumerate(problems if answer_of is None else []):
+        if not callable(getattr(problem, "final_answer", None)):  # a prompt text: an AttributeError was all
+            raise ValueError(f"weighted_majority_vote: problem {i} is a {type(problem).__name__} without a "
+                             "final_answer method: pass answer_of= (a candidate text -> its answer or None), or a "
+                             "task's problems (toyworld.Problem, gsm8k.GSM8KProblem)")
     votes = []
     for i, (problem, cands, row) in enumerate(zip(problems, candidates, scores)):
         totals = {}  # answer -> summed weight, in the order the answers are met (max keeps the first of ties)
@@ -389,7 +403,10 @@ def weighted_majority_vote(problems, candidates, scores, scale: str = "log_odds"
             if scale == "log_probability" and score > 0:  # log-odds passed as log-probabilities: exp would overflow
                 raise ValueError(f"weighted_majority_vote: scores[{i}][{j}] (problem {i}, candidate {j}) is {score}, "
                                  "above 0: not a log-probability (log-odds? pass scale='log_odds')")
-            answer = final_answer(problem, text)
+            answer = final_answer(problem, text) if answer_of is None else answer_of(text)
+            if not isinstance(answer, Hashable):  # a list was a TypeError from the dict of totals
+                raise ValueError(f"weighted_majority_vote: the answer of candidate {j} of problem {i} is a "
+                                 f"{type(answer).__name__}: answers must be hashable (a number, a str) or None")
             if answer is not None:
                 weight = sigmoid(score) if scale == "log_odds" else math.exp(score)
                 totals[answer] = totals.get(answer, 0.0) + weight

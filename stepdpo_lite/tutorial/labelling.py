@@ -40,9 +40,11 @@ from . import toyworld
 logger = logging.getLogger("stepdpo_lite.data")
 
 
-def prompts_of(problems, where: str = "prompts_of") -> list[str]:
+def prompts_of(problems, where: str = "prompts_of", texts_ok: bool = False) -> list[str]:
     """The prompt texts of ``problems``; one str, one problem (not in a list), or a problem whose ``prompt`` is not a
-    str (a prompt given for its problem), raises, naming its index."""
+    str (a prompt given for its problem), raises, naming its index. ``texts_ok=True``: a str in the list is its own
+    prompt, for a caller that needs only the prompts (``bestofn.score_candidates`` on a user's own prompts); the
+    others read more of a problem (its checker, its answer), so a prompt text there is refused."""
     if isinstance(problems, str):  # would be read a character at a time
         raise ValueError(f"{where}: problems must be a list of a task's problems (each with a .prompt), not a str")
     if hasattr(problems, "prompt") or not isinstance(problems, Iterable):  # was "'Problem' object is not iterable"
@@ -51,13 +53,17 @@ def prompts_of(problems, where: str = "prompts_of") -> list[str]:
     out = []
     for i, p in enumerate(problems):
         prompt = getattr(p, "prompt", None)
+        if isinstance(p, str) and texts_ok:  # its own prompt
+            out.append(p)
+            continue
         if isinstance(p, str):  # a prompt text in place of its problem: "must be a str, got NoneType (a str)" was all
             raise ValueError(f"{where}: problem {i}: its prompt must be a str, got NoneType (a str has no .prompt: "
                              "problems must be problem objects with a .prompt, e.g. toyworld.Problem or "
                              "gsm8k.GSM8KProblem, not their prompt texts)")
         if not isinstance(prompt, str):
             raise ValueError(f"{where}: problem {i}: its prompt must be a str, got {type(prompt).__name__} (a "
-                             f"{type(p).__name__}); pass problems of a task (toyworld.Problem, gsm8k.GSM8KProblem)")
+                             f"{type(p).__name__}); pass problems of a task (toyworld.Problem, gsm8k.GSM8KProblem)"
+                             f"{' or prompt texts (str)' if texts_ok else ''}")
         out.append(prompt)
     return out
 

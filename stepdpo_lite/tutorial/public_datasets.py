@@ -8,7 +8,8 @@
   correct and an incorrect solution (the calculator's step labels rarely locate a mistake: see
   ``gsm8k_preference_pairs``).
 - ProcessBench (Zheng et al. 2024, arXiv:2412.06559), an evaluation set: ``problem, steps, label`` (the 0-based
-  index of the first wrong step, or -1), checked as they are; ``processbench_step_labels`` gives a row's step labels.
+  index of the first wrong step, or -1), checked as they are; ``processbench_step_labels`` gives a row's step labels and
+  ``processbench_stepwise_rows`` the rows as stepwise supervision rows, laid out to score and evaluate a PRM on.
 
 They check records with ``data.py``'s field checks, so bad input raises ``ValueError`` naming the file, line and
 field, and what they leave out is logged on the same logger (``stepdpo_lite.data``, WARNING).
@@ -27,8 +28,8 @@ from datasets import Dataset
 
 from ..checks import flag, list_of, positive_int
 from ..data import (OUTCOME, STEPWISE, BadField, bool_value, check_outcome_row, check_records, check_records_file,
-                   check_stepwise_row, dataset_of, field_value, inside_field, list_value, records_of, text_value,
-                   validate_preference, validate_stepwise, validated)
+                   check_stepwise_row, dataset_of, delimit_steps, field_value, inside_field, list_value, records_of,
+                   text_value, validate_preference, validate_stepwise, validated)
 from ..evaluation import check_labels
 from ..steps import extract_steps
 from .gsm8k import split_answer
@@ -482,11 +483,14 @@ def validate_processbench(rows, *, drop_duplicates: bool = False, skip_invalid: 
     """Check ProcessBench rows: non-empty ``problem``, non-empty ``steps``, ``label`` -1 or a step index. A row that
     repeats an earlier one's ``problem``, ``steps`` and ``label`` (it would count twice) is kept and counted in the
     log, or dropped with ``drop_duplicates=True``."""
+    return _checked_processbench(rows, "processbench", drop_duplicates, skip_invalid)
+
+
+def _checked_processbench(rows, name: str, drop_duplicates: bool, skip_invalid: bool) -> Dataset:
     # errors name a record's file and line, also for a type clash in an extra field
-    return validated(rows, _processbench, "processbench", PROCESSBENCH,
-                      lambda kept: _repeats_kept(kept, PROCESSBENCH, "processbench"),
-                      key=PROCESSBENCH if drop_duplicates else (), drop_duplicates=drop_duplicates,
-                      skip_invalid=skip_invalid)
+    return validated(rows, _processbench, name, PROCESSBENCH, lambda kept: _repeats_kept(kept, PROCESSBENCH, name),
+                     key=PROCESSBENCH if drop_duplicates else (), drop_duplicates=drop_duplicates,
+                     skip_invalid=skip_invalid)
 
 
 def load_processbench(path, **kw) -> Dataset:
@@ -502,3 +506,25 @@ def processbench_step_labels(row) -> list[bool]:
     as ``validate_processbench`` checks one."""
     check_records([("row", row)], _processbench, "processbench_step_labels")
     return [row["label"] == -1 or k < row["label"] for k in range(len(row["steps"]))]
+
+
+def processbench_stepwise_rows(rows, *, delimiter: str = "\n", drop_duplicates: bool = False,
+                               skip_invalid: bool = False) -> Dataset:
+    """ProcessBench rows (a JSONL or upstream JSON path, records, or ``load_processbench``'s Dataset; checked, with
+    its options, as ``validate_processbench`` checks them) -> stepwise supervision rows (``prompt``, ``completions``,
+    ``labels``), in the layout ``data.delimit_steps(row, delimiter)`` gives a PRM's training rows: the ``problem``
+    ended with ``"\\n"`` where it would run into step 1, ``delimiter`` before steps 2..K, **reachable** labels
+    (``processbench_step_labels``).
+
+    Pass the delimiter the PRM was trained with (``"\\n"`` for PRM800K rows), then score the rows as they are:
+    ``prm.score_solutions(ds["prompt"], ds["completions"])`` against ``ds["labels"]`` for ``evaluation.step_auroc``
+    and ``process_reward_report``. The rows keep the records' order; their other fields (``id``, ``generator``,
+    ``final_answer_correct``) are left behind.
+    """
+    if not isinstance(delimiter, str) or not delimiter:  # "" would leave the steps bare
+        raise ValueError(f"processbench_stepwise_rows: delimiter must be a non-empty string (e.g. '\\n'), got "
+                         f"{delimiter!r:.40}")
+    checked = _checked_processbench(rows, "processbench_stepwise_rows", drop_duplicates, skip_invalid)
+    return validate_stepwise([delimit_steps({"prompt": row["problem"], "completions": row["steps"],
+                                             "labels": processbench_step_labels(row)}, delimiter)
+                              for row in checked], delimiter=delimiter)
