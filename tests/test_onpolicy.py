@@ -1550,7 +1550,8 @@ def test_one_round_trainers_refuses_what_the_rounds_cell_left():
     assert onpolicy.one_round_trainers(full) is full
     with_step_dpo = {**full, "step_dpo": FakeTrainer("step_dpo")}  # when notebook 01 made Step-DPO pairs
     assert onpolicy.one_round_trainers(with_step_dpo) is with_step_dpo
-    with pytest.raises(ValueError, match=r"trainers \(notebook 04's one-round runs\) is empty, without \['dpo', 'stepwise_dpo', 'nll_only'\] "
+    with pytest.raises(ValueError, match=r"trainers \(notebook 04's one-round runs\) is empty, without "
+                                         r"\['dpo', 'stepwise_dpo', 'nll_only'\] "
                                          r"\(the on-policy rounds' cell drops them.*the shared training recipe"):
         onpolicy.one_round_trainers({})
     with pytest.raises(ValueError, match=r"holds only \['dpo'\], without \['stepwise_dpo', 'nll_only'\]"):

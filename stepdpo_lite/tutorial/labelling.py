@@ -335,7 +335,8 @@ def preference_pairs_from_stepwise(rows, *, max_pairs_per_problem: int | None = 
         # sorted: the draw does not depend on the rows' order either
         rows_out += [{"prompt": prompt, "chosen": c, "rejected": r, "chosen_step_labels": list(texts[c]),
                       "rejected_step_labels": [p == 1 for p in mistake_made_here_labels(map(float, texts[r]))]
-                      if rejected_labels == "mistakes" else list(texts[r])} for c, r in drawn_pairs(sorted(good), sorted(bad), prompt, seed, max_pairs_per_problem)]
+                      if rejected_labels == "mistakes" else list(texts[r])}
+                     for c, r in drawn_pairs(sorted(good), sorted(bad), prompt, seed, max_pairs_per_problem)]
     _report(who, len(rows_out), "pairs", **left)
     if not rows_out:
         raise ValueError(f"{who}: no pair: no prompt has both a solution with every step labelled right and one "

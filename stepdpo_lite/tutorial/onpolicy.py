@@ -956,7 +956,8 @@ def rounds_settings(policies: Mapping, train_problems, eval_problems, rs: RoundS
     """What saved rounds must share with a run to stand for its first rounds (``run_rounds(save_dir=...)``): the
     round and training settings (``rs.progress`` aside), seed, problems (their digests), the start policies (the
     digest of their weights; a LoRA policy's base by its name too) and ``save_key``'s entries, by their own names.
-    The number of rounds is not part of it: more rounds go on from the saved ones. As plain JSON (a class in the settings by its repr)."""
+    The number of rounds is not part of it: more rounds go on from the saved ones. As plain JSON (a class in the
+    settings by its repr)."""
     values = {"round_settings": {k: v for k, v in dataclasses.asdict(rs).items() if k != "progress"},
               "train_settings": dataclasses.asdict(ts), "problems_per_round": problems_per_round, "seed": seed,
               "n_sampled": n_sampled, "shared_start": shared_start, "methods": list(methods),
