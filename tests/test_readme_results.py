@@ -2,7 +2,8 @@
 (README.md's "Results (tiny profile ...)" section says when and how it was made): its metrics.json is kept as
 docs/tutorial_metrics.json, and every figure they quote must be that file's, formatted as the notebooks print it; a
 decimal figure in a README row that none of them is, is named too. The comparisons the texts draw from it are
-asserted on it too (the tests' own tiny run, tests/test_notebooks.py, is too small for the close ones).
+asserted on it too (the tests' own tiny run, tests/test_notebooks.py, is too small for the close ones). The ranges of
+wall time they quote are docs/benchmarks.md's "Tutorial wall time" rows, whose last is that run.
 After a new run: `cp runs/tiny/metrics.json docs/tutorial_metrics.json`, then these tests name each quoted figure
 that moved."""
 import copy
@@ -14,8 +15,11 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
+from stepdpo_lite.tutorial.profiles import get_profile
+
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = json.loads((ROOT / "docs" / "tutorial_metrics.json").read_text())
+DPO_BATCH = get_profile("tiny").dpo_batch_size  # pairs per optimizer step of notebook 04's one-round runs
 
 
 def _signed(x: float, digits: int) -> str:
@@ -147,6 +151,9 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
     first_round = {k: [rounds[0][name][k] for name in trained] for k in ("accuracy", "sampled_accuracy")}
     pairs = {kind: sum(r["pairs"][kind] for r in rounds) for kind in ("solution", "step")}  # summed over the rounds
     rejected = {name: c["logps/rejected"] for name, c in policy["one_round_curves"].items()}
+    steps = {name: c["loss"]["logged"] for name, c in policy["one_round_curves"].items()}  # one logged loss a step
+    seconds, slipped = m["tutorial"]["notebook_seconds"], data["base_right_through_a_wrong_step"]
+    p_threshold = _p(threshold_p)
     fall = {name: c["first"] - c["last"] for name, c in rejected.items()}  # after the first 5 logged values
     mislabelled, elsewhere, chosen_wrong = (
         {kind: sum(r["mislabels"][kind][key] for r in rounds) for kind in pairs}
@@ -166,7 +173,11 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
                                f"of the {solutions - data['base_no_step_wrong']:,} solutions with a mistake",
                                f"over the {rows['train_stepwise']:,} train samples",
                                f"({rows['train_stepwise']:,} on train: {n_problems['train']} problems × "
-                               f"{data['samples_per_problem']})", f"({rows['train_preference']} on train)"],
+                               f"{data['samples_per_problem']})", f"({rows['train_preference']} on train)",
+                               f"({round(100 * right)}% of its samples reach the right answer at T = 1)",
+                               # its first cell's time (the ranges after it: test_the_time_ranges_...)
+                               f"in {round(seconds['01_data_prep'])} s, and the seven in "
+                               f"{m['tutorial']['wall_seconds'] / 60:.1f} minutes, on the recorded run"],
         "02_process_reward_model.ipynb": [
             _auroc(prm["step_auroc"]), _auroc(prm["first_error_f1"]), _auroc(prm["zero_shot"]["step_auroc"]),
             _auroc(prm["zero_shot"]["f1"]), _auroc(prm["position_baseline_auroc"]),
@@ -189,7 +200,10 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{worst['right_share']:.1%} right)",
             f"{sum(b['right_share'] < b['mean_p'] for b in middle)} of the {len(middle)} lie below it",
             f"where only {lowest['right_share']:.1%} of the steps are right",
-            f"at the first-error threshold (the tick on the colour bar, P = {_p(threshold_p)})"],  # the heatmap
+            f"at the first-error threshold (the tick on the colour bar, P = {_p(threshold_p)})",  # the heatmap
+            f"`P = {p_threshold}`) is low", f"the first-error threshold is P = {p_threshold}, far below 0.5",
+            f"So the threshold, P = {p_threshold}, is not low", f"fall below even P = {p_threshold} (",
+            f"QLoRA on notebook 01's {rows['train_stepwise']:,} rows"],
         "03_outcome_reward_model.ipynb": [
             _auroc(orm["auroc"]), _auroc(orm["zero_shot_auroc"]), _auroc(orm["prm_min_auroc"]),
             _auroc(orm["combined_auroc"]), f"({orm['combined_process_weight']:g} on the PRM)",
@@ -198,7 +212,9 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"({round(100 * orm['prm_rejected_right']['slipped_among_accepted'])}% of the ones it accepts)",
             *(f for d in orm["differences"].values() for f in _interval(d, lambda x: _signed(x, 3))),
             f"the chosen weight is {orm['combined_process_weight']:g}",
-            f"one tag for each of the {rows['train_outcome']:,} train solutions"],
+            f"one tag for each of the {rows['train_outcome']:,} train solutions",
+            f"(notebook 02: {_auroc(prm['step_auroc'])})",
+            f"({slipped:,} of notebook 01's {data['base_no_step_wrong'] + slipped:,};"],
         "04_stepwise_dpo.ipynb": [
             *(_percent(r[k]) for r in (one_round["nll_only"], one_round["stepwise_dpo"], one_round["dpo"])
               for k in ("accuracy", "sampled_accuracy")), _percent(policy["base"]["accuracy"]),
@@ -227,7 +243,10 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{_signed(rejected['Stepwise DPO']['first'], 2)} (Stepwise DPO)",
             f"to {_signed(rejected['DPO']['last'], 2)} and {_signed(rejected['Stepwise DPO']['last'], 2)} on the mean "
             f"of the last 5, NLL only to {_signed(rejected['NLL only']['last'], 2)}",
-            f"({fall['NLL only']:.2f} against {fall['DPO']:.2f} and {fall['Stepwise DPO']:.2f})"],
+            f"({fall['NLL only']:.2f} against {fall['DPO']:.2f} and {fall['Stepwise DPO']:.2f})",
+            f"the {steps['Step-DPO pairs']} steps of {DPO_BATCH} pairs see {steps['Step-DPO pairs'] * DPO_BATCH} of "
+            f"its {rows['train_step_dpo']:,} pairs, where the whole-solution runs see "
+            f"{steps['Stepwise DPO'] * DPO_BATCH} of their {rows['train_preference']:,}"],
         "05_step_reward_visualisation.ipynb": [
             f"{vis['heatmap']['mean_p_right']:.2f}", f"{vis['heatmap']['mean_p_wrong']:.2f}",
             f"{vis['heatmap']['first_error_found']} of the {vis['heatmap']['solutions']} solutions",
@@ -264,7 +283,10 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             # the training curves (section 5): each round's loss, the means of its first and last 3 logs
             "(" + ", ".join(f"{c['first']:.1f} to {c['last']:.1f} in round {r}"
                             for r, c in stepwise_loss.items()) + ")",
-            "(" + " and ".join(f"{c['first']:.2f} to {c['last']:.2f}" for c in dpo_loss.values()) + ";"],
+            "(" + " and ".join(f"{c['first']:.2f} to {c['last']:.2f}" for c in dpo_loss.values()) + ";",
+            # the explorer (section 6)
+            f"notebook 02's threshold, P = {p_threshold}, the dashed line",
+            f"look again at {' and '.join(row['row'] for row in heat['misread'])} in the heatmap"],
         "06_evaluation.ipynb": [
             *(f"{round(100 * top[k])}%" for k in ("prm_product", "prm_min", "prm_last", "majority", "random", "orm")),
             f"{round(100 * m['evaluation']['pass_at_n']['16'])}%", _percent(m["evaluation"]["candidate_accuracy"]),
@@ -283,7 +305,15 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{_percent(evaluation['candidate_accuracy'])} counted over every candidate",
             f"about {stats.t.ppf(0.975, problems - 1):.2f} for $P = {problems}$",
             f"they are {round(100 * min(sampled))}–{round(100 * max(sampled))}%, far below the greedy "
-            f"{round(100 * min(greedy))}–{round(100 * max(greedy))}%"],
+            f"{round(100 * min(greedy))}–{round(100 * max(greedy))}%",
+            # the best-of-N reading, its second copy after the 150 problems', and the greedy difference in problems
+            f"{round(100 * top_differences['prm_product']['orm']['difference'])} points behind at N = 16",
+            f"So a {round(100 * top_differences['prm_product']['orm']['difference'])}-point gap on {problems} problems",
+            f"The combined model ({round(100 * top['combined'])}%) matches `min`",
+            f"(one problem is {100 / problems:.1f} points)",
+            f"{_points(minus['dpo']['accuracy']['difference'])} points "
+            f"({round(minus['dpo']['accuracy']['difference'] * policy['stepwise_dpo']['n_test_problems'])} problems in "
+            f"{policy['stepwise_dpo']['n_test_problems']};"],
         "07_test_time_compute.ipynb": [
             *(_percent(search[b][k]) for b in ("4", "16") for k in ("majority", "best_of_n_orm", "best_of_n_prm",
                                                                      "beam_prm")), _percent(search["16"]["dvts_prm"]),
@@ -311,7 +341,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{search['n_problems']} problems is few: one problem is {100 / search['n_problems']:g} points",
             f"the intervals above run from ± {round(min(widths))} to ± {round(max(widths))} points",
             # the candidates' printout and the accuracy table
-            f"{search['n_problems'] * 16} solutions ({search['n_problems']} problems × 16)",
+            f"{search['n_problems'] * 16} solutions ({search['n_problems']} problems × 16), "
+            f"{_percent(search['candidate_accuracy'])} of them right",
             f"{search['tokens_per_solution']:.1f} generated tokens each",
             f"{round(search['4']['token_budget'])} tokens at B = 4 and {round(search['16']['token_budget'])} at B = 16",
             f"beam search ({_percent(search['4']['beam_prm'])} and {_percent(search['16']['beam_prm'])})",
@@ -323,14 +354,16 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
 
 
 def readme_prose_figures(m: dict) -> list[str]:
-    """The figures README's prose quotes from the run: under the results table, and after "Using the package"'s
-    example (the other figures there are docs/benchmarks.md's, or the shipped verifier's training_log.json's)."""
+    """The figures README's prose quotes from the run: in exercise 5, in the results table's time row, under the table,
+    and after "Using the package"'s example (the other figures there are docs/benchmarks.md's, or the shipped
+    verifier's training_log.json's)."""
     prm, orm, policy, data = m["prm"], m["orm"], m["policy"], m["data"]
     one_round = policy["one_round_gold_labels"]
     stepwise, dpo, minus = one_round["stepwise_dpo"], one_round["dpo"], one_round["stepwise_dpo"]["minus"]
     ahead, behind = minus["dpo"]["accuracy"], minus["nll_only"]["accuracy"]
     best_of_n, top = m["best_of_n"], m["best_of_n"]["16"]
     search, seconds = m["test_time"], m["tutorial"]["notebook_seconds"]
+    rounds, evaluation = policy["rounds"], m["evaluation"]
     return [
         f"notebook 01's {data['rows']['train_stepwise']:,} rows",
         f"({_percent(stepwise['accuracy'])} vs {_percent(dpo['accuracy'])}; {_points(ahead['difference'])} points, "
@@ -352,7 +385,16 @@ def readme_prose_figures(m: dict) -> list[str]:
         f"({_percent(search['4']['beam_prm'])} against {_percent(search['16']['best_of_n_prm'])})",
         f"P ≈ {_p(1 / (1 + math.exp(-prm['first_error_threshold'])))} on the tutorial's run",
         f"{m['tutorial']['wall_seconds'] / 60:.1f} minutes in all on 2026-12-04, the recorded run",
-        f"{round(seconds['04_stepwise_dpo'])} s"]
+        f"{round(seconds['04_stepwise_dpo'])} s",
+        f"{m['tutorial']['wall_seconds'] / 60:.1f} minutes for all seven notebooks",  # the results table's time row
+        # the time table's "where the time goes": the counts, and notebook 04's rounds (`policy.rounds`' seconds)
+        f"sampling {data['base_sampled_solutions']:,} solutions",
+        f"{evaluation['n_best_of_n_problems'] * evaluation['n_candidates']} candidates scored by three reward models",
+        f"{search['n_problems'] * 16} candidates; beam search and DVTS at two budgets on "
+        f"{search['n_problems']} problems",
+        "(on 2026-12-04 the rounds " + " and ".join(f"{r['seconds']:.0f} s" for r in rounds) +
+        f", the rest {seconds['04_stepwise_dpo'] - sum(r['seconds'] for r in rounds):.0f} s)",
+        f"the explorer's {m['visualisation']['explorer_solutions']} solutions have none"]  # exercise 5
 
 
 def _quotes(text: str, figure: str) -> bool:
@@ -388,11 +430,16 @@ def test_readme_results_are_the_recorded_runs():
     assert not missing, "README figures not in docs/tutorial_metrics.json's run:\n" + "\n".join(missing)
 
 
+def _markdown(name: str) -> str:
+    """A notebook's markdown cells, joined as `_one_line` joins them."""
+    cells = json.loads((ROOT / "notebooks" / name).read_text())["cells"]
+    return _one_line("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"))
+
+
 def test_notebook_texts_quote_the_recorded_run():
     missing = []
     for name, figures in notebook_figures(RECORDED).items():
-        cells = json.loads((ROOT / "notebooks" / name).read_text())["cells"]
-        text = _one_line("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"))
+        text = _markdown(name)
         missing += [f"{name}: {f}" for f in figures if not _quotes(text, f)]
     assert not missing, "notebook figures not in docs/tutorial_metrics.json's run:\n" + "\n".join(missing)
 
@@ -429,6 +476,8 @@ def test_the_recorded_run_backs_what_readme_prose_says():
     # beam search at 4 solutions' worth of tokens passes best-of-16 with the PRM, at a quarter of its tokens
     assert search["4"]["beam_prm"] > search["16"]["best_of_n_prm"]
     assert round(search["4"]["token_budget"] / search["16"]["token_budget"], 2) == 0.25
+    # exercise 5: at notebook 02's threshold none of the explorer's solutions has its first rejected step elsewhere
+    assert m["visualisation"]["explorer_first_error_hits"] == 1
 
 
 def test_the_check_names_a_moved_figure_and_a_stale_one():
@@ -527,7 +576,16 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     # 1/precision − 1 wrong steps right and misses 1/recall − 1 right ones
     judged_good, judged_bad = 1 / mc["hard"]["precision"] - 1, 1 / mc["hard"]["recall"] - 1
     assert judged_good / (judged_good + judged_bad) > 0.85
+    # ... and "from most prefixes fewer than half of the base policy's completions finish right": the soft estimate
+    # (a step right when at least half its rollouts finish right) calls fewer than half the steps right. Its errors
+    # per right step called right are 1/precision − 1 + 1/recall − 1, so that share of all steps is
+    # (1 − agreement) / (1/precision + 1/recall − 2) / precision
+    soft, soft_agreement = mc["soft"], data["mc_label_agreement"]["soft"]
+    called_right = (1 - soft_agreement) / (1 / soft["precision"] + 1 / soft["recall"] - 2) / soft["precision"]
+    assert called_right < 0.5, called_right
     assert orm["auroc"] > orm["prm_min_auroc"]  # 03: the PRM (min over steps) is the worse judge of the answer
+    # 03: the ORM's lead over the PRM and QLoRA's gain over zero-shot are measured: both intervals above zero
+    assert all(orm["differences"][k]["low"] > 0 for k in ("orm_minus_prm_min", "qlora_minus_zero_shot"))
     # 03's ROC reading: the PRM rejects about a third of the right answers (its curve flattens at two thirds), nearly
     # all of them lucky slips, and few of the ones it accepts slipped
     rejected = orm["prm_rejected_right"]
@@ -538,6 +596,16 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
         assert min(policy[name]["accuracy"], one_round[name]["accuracy"]) > policy["base"]["accuracy"], name
     # 04: after one round on the checker's labels, NLL only leads and Stepwise DPO's preference term costs less
     assert one_round["nll_only"]["accuracy"] > one_round["stepwise_dpo"]["accuracy"] > one_round["dpo"]["accuracy"]
+    # ... sampled, the three within 3 points; the Step-DPO run between DPO and Stepwise DPO greedy, below both
+    # sampled, and Stepwise DPO's lead over it within the noise (both intervals hold zero)
+    sampled_three = [one_round[k]["sampled_accuracy"] for k in ("nll_only", "stepwise_dpo", "dpo")]
+    assert max(sampled_three) - min(sampled_three) < 0.03, sampled_three
+    step_dpo_run = one_round["step_dpo"]
+    assert one_round["dpo"]["accuracy"] < step_dpo_run["accuracy"] < one_round["stepwise_dpo"]["accuracy"]
+    assert step_dpo_run["sampled_accuracy"] < min(one_round[k]["sampled_accuracy"] for k in ("dpo", "stepwise_dpo"))
+    assert all(d["low"] < 0 < d["high"] for d in one_round["stepwise_dpo"]["minus"]["step_dpo"].values())
+    # 04 (its Step-DPO run): "the 35 steps of 16 pairs ..., where the whole-solution runs see 560": as many steps each
+    assert len({c["loss"]["logged"] for c in policy["one_round_curves"].values()}) == 1
     vis = m["visualisation"]  # 05: the chosen curve above the rejected one at every position, and every pair ranked
     assert min(vis["chosen_minus_rejected_by_step"]) > 0 and vis["chosen_ranked_above_rejected"] == 1
     # 05: the PRM rates right steps above wrong ones; the trained policy fixes more of the pictured problems than the
@@ -610,6 +678,17 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     assert at_16 == {("majority", "random")}, at_16
     assert [measured(diffs[n]["orm"]["majority"]) for n in ("2", "4", "8", "16")] == [True, True, True, False]
     assert 0 < diffs["2"]["combined"]["prm_product"]["low"] < 0.01
+    # 06's reading of the plot: the PRM's lead over the ORM grows with N with either aggregation, with `product`
+    # level (not measured) up to N = 4; the combined model matches `min`, one problem below `product`; a random pick
+    # stays flat (its curve within one problem's worth)
+    for aggregation in ("prm_min", "prm_product"):
+        lead = [diffs[n][aggregation]["orm"]["difference"] for n in sizes]
+        assert lead == sorted(lead), (aggregation, lead)
+    assert not any(measured(diffs[n]["prm_product"]["orm"]) for n in ("2", "4"))
+    problems, top = m["evaluation"]["n_best_of_n_problems"], m["best_of_n"]["16"]
+    assert top["combined"] == top["prm_min"] and round((top["prm_product"] - top["combined"]) * problems) == 1
+    random_curve = [m["best_of_n"][n]["random"] for n in m["best_of_n"]]
+    assert max(random_curve) - min(random_curve) < 1 / problems, random_curve
     # 04's rounds: after round 1 Stepwise DPO and NLL only level greedy, DPO behind; after the last, the greedy lead
     # over DPO lies above zero (only just) and every other interval holds zero; against NLL only +3 lies outside the
     # greedy interval and inside the sampled one
@@ -633,6 +712,15 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     for b in ("4", "16"):
         assert measured(searched[b]["beam_prm"]["best_of_n_prm"]) and measured(searched[b]["best_of_n_orm"]["majority"])
     assert [measured(searched[b]["best_of_n_prm"]["best_of_n_orm"]) for b in ("4", "16")] == [False, True]
+    # ... the PRM's lead at B = 16 "only just beyond the noise": its interval's low end above zero by less than one of
+    # the 50 problems' worth
+    assert 0 < searched["16"]["best_of_n_prm"]["best_of_n_orm"]["low"] < 1 / m["test_time"]["n_problems"]
+    # ... from B = 4 to 16 majority vote gains least, the ORM more, the PRM most
+    gain = {k: m["test_time"]["16"][k] - m["test_time"]["4"][k] for k in ("majority", "best_of_n_orm", "best_of_n_prm")}
+    assert 0 < gain["majority"] < gain["best_of_n_orm"] < gain["best_of_n_prm"], gain
+    # ... and docs/benchmarks.md's beam-minus-best-of-N lead at B = 4 on all 150 test problems, +14.5 points (its
+    # "Verifiers and search" section), lies below the 50 problems' interval
+    assert searched["4"]["beam_prm"]["best_of_n_prm"]["low"] > 0.145
     assert not measured(searched["16"]["dvts_prm"]["beam_prm"])
     # 07's beam explorer: one beam of four next steps at B = 4; the wrong steps sampled at P 0.00 and a right one
     # kept at every depth; the right answer, whose last step sets the beam's score (min); one round over the cap
@@ -654,6 +742,41 @@ def test_readme_time_table_holds_the_recorded_runs_seconds():
     assert sorted(rows) == [f"0{k}" for k in range(1, 8)] == sorted(name[:2] for name in seconds)
     for name, s in seconds.items():
         assert rows[name[:2]][column].strip() == f"{round(s)} s", (name, s)
+
+
+def _benchmarked_tutorial_runs() -> list[dict]:
+    """docs/benchmarks.md's "Tutorial wall time" rows, the development machine's every `make tutorial`: each row's
+    date and note, its notebooks' seconds and its total, in seconds and in minutes as printed."""
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    section = text[text.index("## Tutorial wall time"):]
+    runs = []
+    for line in section[:section.index("\n## ")].splitlines():
+        total = re.fullmatch(r"\| (2026-[^|]+) \|(.+)\| \*\*(\d+) s \((\d+\.\d) min\)\*\* \|", line)
+        if total:
+            seconds = [int(c.strip().removesuffix(" s")) for c in total[2].split("|")]
+            runs.append({"row": total[1].strip(), "notebook_seconds": seconds, "seconds": int(total[3]),
+                         "minutes": total[4]})
+    return runs
+
+
+def test_the_time_ranges_the_texts_quote_span_the_benchmarked_runs():
+    """The ranges of wall time README and notebook 01 quote (all seven notebooks', and 01's) span docs/benchmarks.md's
+    "Tutorial wall time" rows, whose last is the recorded run; README's 2026-11-30 column is one of its rows."""
+    runs, recorded = _benchmarked_tutorial_runs(), RECORDED["tutorial"]
+    assert len(runs) > 2 and runs[-1]["notebook_seconds"] == [round(s) for s in recorded["notebook_seconds"].values()]
+    assert runs[-1]["seconds"] == round(recorded["wall_seconds"])
+    minutes, first = [float(r["minutes"]) for r in runs], [r["notebook_seconds"][0] for r in runs]
+    whole, alone = f"{min(minutes):.1f}–{max(minutes):.1f} minutes", f"{min(first)}–{max(first)} s"
+    readme = _one_line((ROOT / "README.md").read_text())
+    assert f"took {whole} (notebook 01 alone {alone})" in readme, (whole, alone)
+    assert f"| {whole} on other days (below) |" in readme, whole
+    assert f"runs in `docs/benchmarks.md`, {alone} and {whole})" in _markdown("01_data_prep.ipynb"), (whole, alone)
+    lines = (ROOT / "README.md").read_text().splitlines()
+    header = next(line.split("|") for line in lines if line.startswith("| notebook | tiny profile"))
+    at = next(k for k, c in enumerate(header) if "2026-11-30" in c)
+    column = [int(line.split("|")[at].strip().removesuffix(" s")) for line in lines if re.match(r"\| 0[1-7] ", line)]
+    run = [r for r in runs if r["row"].startswith("2026-11-30") and r["notebook_seconds"] == column]
+    assert len(run) == 1 and f"and {run[0]['minutes']} minutes on 2026-11-30" in readme, (column, run)
 
 
 @pytest.mark.parametrize("page", ["README.md", "data/README.md", *sorted(p.relative_to(ROOT).as_posix()
