@@ -33,13 +33,13 @@ from transformers import ProgressCallback, Trainer, TrainingArguments, set_seed
 from transformers.trainer import DEFAULT_PROGRESS_CALLBACK
 
 from .atomic import check_checkpoints, check_replaceable
-from .checks import finite_number, list_of, positive_int
-from .data import TO_BOOL, prompt_runs_into, validate_outcome, validate_stepwise
+from .checks import finite_number, flag, list_of, positive_int
+from .data import TO_BOOL, prompt_runs_into, records_of, validate_outcome, validate_stepwise
 from .evaluation import step_auroc
 from .models import load_model, resolve_device, resolve_dtype, saved_reward_config, trainer_precision
-from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, OutcomeRewardModel, ProcessRewardModel,
-                      RewardModelConfig, check_config_values, fast_head_matches, right_pad, tag_logits,
-                      warn_of_unread_text)
+from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, InputTooLong, OutcomeRewardModel,
+                      ProcessRewardModel, RewardModelConfig, check_config_values, fast_head_matches, right_pad,
+                      tag_logits, warn_of_unread_text)
 from .steps import DEFAULT_DELIMITER, extract_steps
 
 
@@ -58,23 +58,36 @@ def _tag_labels(row: dict, i: int, process: bool, where: str = "training data") 
     return [int(x) for x in labels]
 
 
-def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str = "training data") -> list[dict]:
-    """Rows -> ``{"input_ids", "tag_positions", "tag_labels"}`` with the verifier's own encoding (so the
-    model is trained on exactly the tokens it will score). A row longer than ``max_length`` raises, and so do
-    labels that are not 0/1 or do not match the completions one to one. The rest of a row is checked by
-    ``data.validate_stepwise`` / ``validate_outcome``, which the trainers call first (verifier pretraining
-    tokenizes a million rows and skips that)."""
+def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str = "training data",
+                  wheres: Sequence[str] | None = None, drop_too_long: bool = False) -> list[dict]:
+    """Rows -> ``{"input_ids", "tag_positions", "tag_labels"}`` with the verifier's own encoding (so the model is
+    trained on exactly the tokens it will score). Rows longer than ``max_length`` raise, all in one error naming them
+    (by ``wheres[i]``, e.g. a file's line, else by index), or are left out with a warning (``drop_too_long``); labels
+    not 0/1 or not one per completion raise. The rest is checked by ``data.validate_stepwise`` / ``validate_outcome``,
+    which the trainers call first (verifier pretraining tokenizes a million rows and skips that)."""
     process = isinstance(verifier, ProcessRewardModel)
     labels = [_tag_labels(r, i, process, where) for i, r in enumerate(rows)]
     prompts = [r.get("prompt") for r in rows]  # a missing one is named as None is
     fields_read = "'prompt' and 'completions'" if process else "'prompt' and 'completion'"
+    # over-long rows are all named below, not after transformers' "Token indices ... indexing errors" on the first
+    getattr(verifier.tokenizer, "deprecation_warnings", {})["sequence-length-is-longer-than-the-specified-maximum"] = 1
     try:
-        if process:
-            encoded = verifier._encode_many(prompts, [list(r["completions"]) for r in rows])
-        else:
-            encoded = verifier._encode_many(prompts, [r.get("completion") for r in rows])
-    except ValueError as err:  # InputTooLong stays InputTooLong
+        encoded = verifier._encode_many(prompts, [list(r["completions"]) if process else r.get("completion")
+                                                  for r in rows], check=False)
+    except ValueError as err:
         raise type(err)(f"{where}: {err} (fields {fields_read})".replace("solution ", "row ")) from None
+    if too_long := [i for i, (ids, _) in enumerate(encoded) if len(ids) > (verifier.max_length or float("inf"))]:
+        named = ", ".join(f"{wheres[i] if wheres else f'row {i}'} ({len(encoded[i][0])} tokens)" for i in too_long[:5])
+        what = (f"{where}: {len(too_long)} of {len(rows)} rows ({fields_read}) are longer than max_length "
+                f"{verifier.max_length} with their tags: {named}{', ...' if len(too_long) > 5 else ''}")
+        if not drop_too_long or len(too_long) == len(rows):  # dropping them all would leave nothing to train on
+            tag = "" if verifier.config.tag == verifier.default_tag else f", tag={verifier.config.tag!r}"
+            raise InputTooLong(f"{what}; a row is never truncated: pass drop_too_long=True to train on the rest, "
+                               "shorten them, or raise max_length up to the model's context. To find them before "
+                               f"training, {type(verifier).__name__}({verifier.tokenizer.name_or_path!r}{tag})"
+                               ".input_lengths(prompts, solutions) gives each row's length with its tags")
+        warnings.warn(f"{what}: left out (drop_too_long=True), {len(rows) - len(too_long)} rows kept", stacklevel=4)
+        encoded, labels = zip(*[(e, y) for e, y in zip(encoded, labels) if len(e[0]) <= verifier.max_length])
     warn_of_unread_text(verifier.tokenizer, [ids for ids, _ in encoded], where, "row")
     return [{"input_ids": ids, "tag_positions": pos, "tag_labels": lab} for (ids, pos), lab in zip(encoded, labels)]
 
@@ -169,6 +182,8 @@ class RewardTrainingConfig:
     max_length: int | None = field(default=None, metadata={
         "help": "Longest input with its tags; a longer row raises, never truncated. Saved with the model as its "
                 "scoring limit: ProcessRewardModel.load(path, max_length=...) raises it, up to the model's positions."})
+    drop_too_long: bool = field(default=False, metadata={
+        "help": "Leave out the rows longer than max_length, with a warning naming them (False: they raise)."})
     tag: str | None = field(default=None, metadata={"help": "Verification tag (None: STEP_TAG / OUTCOME_TAG)."})
     yes: str = field(default=YES, metadata={"help": "Answer token for 'correct'."})
     no: str = field(default=NO, metadata={"help": "Answer token for 'wrong'."})
@@ -238,16 +253,18 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
         if name != "max_steps" or c.max_steps != -1:  # -1: num_train_epochs decides
             positive_int(getattr(c, name), name, "RewardTrainingConfig")
     positive_int(c.seed, "seed", "RewardTrainingConfig", minimum=0)  # True: torch's RuntimeError
+    flag(c.drop_too_long, "drop_too_long", "RewardTrainingConfig")  # "no" is truthy
     for name in ("learning_rate", "num_train_epochs"):  # 0 or less trained nothing and saved the base as trained
         if finite_number(getattr(c, name), name, "RewardTrainingConfig") <= 0:
             raise ValueError(f"RewardTrainingConfig: {name} must be > 0, got {getattr(c, name)!r}")
     check_replaceable(output_dir, **SAVE_FOLDER, where="output_dir")  # and a folder the save would harm
     check_checkpoints(output_dir, resume_from_checkpoint, f"{kind.__name__} training")
     validate = validate_stepwise if kind is ProcessRewardModel else validate_outcome
-    checked = {}
+    checked, wheres = {}, {}
     for name, rows in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
         try:  # rows, a datasets.Dataset or a JSON/JSONL path
             checked[name] = None if rows is None else list(validate(rows))  # raises naming the record and field
+            wheres[name] = [w for w, _ in records_of(rows)] if isinstance(rows, (str, os.PathLike)) else None  # line
         except ValueError as err:
             raise ValueError(f"{name}: {err}") from None
     train_rows, eval_rows = checked["train_dataset"], checked["eval_dataset"]
@@ -284,8 +301,9 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
     model, tokenizer = load_model(str(model_name_or_path), quantization=c.quantization, lora=c.lora, device=device,
                                   dtype=dtype, gradient_checkpointing=c.gradient_checkpointing)
     verifier = kind(model, tokenizer, reward_config)
-    train_features = tokenize_rows(verifier, train_rows, "train_dataset")
-    eval_features = tokenize_rows(verifier, eval_rows, "eval_dataset") if eval_rows is not None else None
+    train_features = tokenize_rows(verifier, train_rows, "train_dataset", wheres["train_dataset"], c.drop_too_long)
+    eval_features = None if eval_rows is None else tokenize_rows(verifier, eval_rows, "eval_dataset",
+                                                                 wheres["eval_dataset"], c.drop_too_long)
 
     defaults = dict(output_dir=str(output_dir), learning_rate=c.learning_rate, num_train_epochs=c.num_train_epochs,
                     max_steps=c.max_steps, per_device_train_batch_size=c.per_device_train_batch_size,

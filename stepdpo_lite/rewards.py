@@ -74,12 +74,13 @@ class RewardModelConfig:
     prompt_template: str = field(default="{problem}", metadata={
         "help": "Turns a bare problem into the prompt the model was trained on, e.g. 'Problem: {problem}\\n\\n'."})
     aggregation: str = field(default="min", metadata={
-        "help": "Step rewards -> one reward: min, product, last, mean, max or weighted_sum (losses.aggregate_rewards)."})
+        "help": "Step rewards -> one: min, product, last, mean, max or weighted_sum (losses.aggregate_rewards)."})
     batch_size: int = field(default=16, metadata={"help": "Solutions per forward pass when scoring."})
-    quantization: str | None = field(default=None, metadata={"help": "How the base model is loaded back: '4bit' or None."})
+    quantization: str | None = field(default=None, metadata={"help": "How the base is loaded back: '4bit' or None."})
     dtype: str | None = field(default=None, metadata={
         "help": "The weights' (4-bit: compute) dtype when loaded back: 'float32', 'bfloat16' or 'float16'; the reward "
                 "trainers record the one they trained in, so a reload gives the same rewards. None: the device's."})
+    first_error_threshold: float | None = field(default=None, metadata={"help": "first_errors' threshold (log-odds)."})
 
 
 def sigmoid(reward):
@@ -139,6 +140,8 @@ def check_config_values(c: RewardModelConfig) -> None:
         raise ValueError(f"reward model: quantization must be '4bit' or None, got {c.quantization!r}")
     if c.dtype not in (None, "float32", "bfloat16", "float16"):
         raise ValueError(f"reward model: dtype must be 'float32', 'bfloat16', 'float16' or None, got {c.dtype!r}")
+    if c.first_error_threshold is not None:  # a float, so that save writes it (json refuses a numpy float32)
+        c.first_error_threshold = finite_number(c.first_error_threshold, "first_error_threshold", "reward model")
 
 
 def read_saved_config(config_path: Path, kind: str, required: Sequence[str] = ()) -> dict:
@@ -323,10 +326,25 @@ class GenerativeVerifier(TextRewards):
     def _check_length(self, index: int, n_tokens: int):
         if self.max_length is not None and n_tokens > self.max_length:
             raise InputTooLong(f"solution {index}: {n_tokens} tokens with its tags, longer than max_length "
-                               f"{self.max_length}; shorten it, leave it out (input_lengths() finds them), or raise "
-                               f"max_length up to the model's context (a saved one: {type(self).__name__}.load(path, "
-                               "max_length=...), trusting it only as far as it was trained); it is never truncated "
-                               "silently")
+                               f"{self.max_length}; shorten it, leave it out (this model's input_lengths(prompts, "
+                               "solutions) finds them), or raise max_length up to the model's context (a saved one: "
+                               f"{type(self).__name__}.load(path, max_length=...), trusting it only as far as it was "
+                               "trained); it is never truncated silently")
+
+    def _warn_of_untrained_layout(self, prompts: list[str], steps: list[list[str]]) -> None:
+        """Once per call, what training warns of (reward_training): a layout it never read moves its rewards."""
+        from .data import prompt_runs_into
+        joined = sum(bool(p) and prompt_runs_into(p, ss[0]) for p, ss in zip(prompts, steps))  # "": no prompt
+        bare = sum(not all(s.startswith(self.config.step_delimiter) for s in ss[1:]) for ss in steps)
+        found = [f"{joined} of {len(steps)} prompts run into their first step with no whitespace between (the kit "
+                 "trains on such rows only with a warning): end them as in training, e.g. with the '\\n' of "
+                 f"data.delimit_steps (get_rewards_for_steps': prompt_template {self.config.prompt_template!r} -> "
+                 "'{problem}\\n')"] * bool(joined) + [f"{bare} of {len(steps)} solutions' steps 2..K do not open "
+                 f"with the step_delimiter {self.config.step_delimiter!r} it was trained with: put it in front of them "
+                 "(data.delimit_steps)"] * bool(bare)
+        if found:
+            warnings.warn(f"{type(self).__name__}.score_solutions: {'; '.join(found)}; its rewards of a layout it was "
+                          "not trained on may be far off", stacklevel=3)
 
     def _score_encoded(self, encoded: list[tuple[list[int], list[int]]], batch_size: int | None = None,
                        progress: bool = False) -> list[list[float]]:
@@ -388,6 +406,7 @@ class GenerativeVerifier(TextRewards):
             write_portable_adapter_config(tmp)
             self.tokenizer.save_pretrained(tmp)
             (tmp / self.config_file).write_text(json.dumps(asdict(self.config), indent=2))
+        check_config_values(self.config)  # a value set on config since, e.g. first_error_threshold, before it is kept
         return save_atomic(path, write, **SAVE_FOLDER)
 
     @classmethod
@@ -471,7 +490,18 @@ class ProcessRewardModel(GenerativeVerifier):
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str] | Sequence[Sequence[str]],
                         batch_size: int | None = None, progress: bool = False) -> list[list[float]]:
         """Per-step rewards (log-odds) of each solution; a text solution is split with ``step_delimiter``."""
-        return self._score_encoded(self._encode_many(prompts, self._split(solutions)), batch_size, progress)
+        encoded = self._encode_many(prompts := list_of(prompts, "prompts", "strings"), steps := self._split(solutions))
+        self._warn_of_untrained_layout(prompts, steps)  # checked by _encode_many first
+        return self._score_encoded(encoded, batch_size, progress)
+
+    def first_errors(self, prompts: Sequence[str], solutions, threshold: float | None = None) -> list[int]:
+        """Each solution's first step whose reward is below ``threshold`` (log-odds; None: ``config``'s), or -1."""
+        from .evaluation import predict_first_error
+        if (threshold := self.config.first_error_threshold if threshold is None else threshold) is None:
+            raise ValueError("first_errors: no threshold; pass threshold=... (log-odds) or set config.first_error_"
+                             "threshold (save keeps it), e.g. to evaluation.choose_threshold's on validation data")
+        threshold = finite_number(threshold, "threshold", "first_errors")  # before scoring, not after
+        return [predict_first_error(r, threshold) for r in self.score_solutions(prompts, solutions)]
 
     def solution_rewards(self, prompts: Sequence[str], solutions, batch_size: int | None = None,
                          progress: bool = False) -> list[float]:

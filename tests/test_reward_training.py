@@ -332,15 +332,110 @@ def test_tokenize_rows_refuses_labels_it_would_flip_or_misalign(tiny_model, tiny
 def test_too_long_row_raises_instead_of_truncating(tiny_dir, tmp_path):
     from stepdpo_lite.rewards import InputTooLong
 
-    rows = [{"prompt": "P", "completions": ["S"], "labels": [True]}] + toy_rows(1)
-    with pytest.raises(InputTooLong, match="train_dataset: row 1: .* longer than max_length 30.*'completions'"):
+    rows = [{"prompt": "P\n", "completions": ["S"], "labels": [True]}] + toy_rows(1)
+    with pytest.raises(InputTooLong, match=r"train_dataset: 1 of 2 rows \('prompt' and 'completions'\) are longer "
+                                           r"than max_length 30 with their tags: row 1 \(\d+ tokens\); a row is never "
+                                           "truncated"):
         train_process_reward_model(tiny_dir, rows, tmp_path / "x", quantization=None, max_length=30, device="cpu",
                                    max_steps=1)
-    with pytest.raises(InputTooLong, match="eval_dataset: row 1: .* longer than max_length 30"):  # not "training"
+    with pytest.raises(InputTooLong, match="eval_dataset: 1 of 2 rows .* max_length 30"):  # not "train_dataset"
         train_process_reward_model(tiny_dir, rows[:1], tmp_path / "x", eval_dataset=rows, quantization=None,
                                    max_length=30, device="cpu", max_steps=1)
     with pytest.raises(ValueError, match="lora=True"):
         train_process_reward_model(tiny_dir, rows, tmp_path / "x", quantization="4bit", lora=None, device="cpu")
+
+
+def test_every_too_long_row_is_counted_in_one_error_with_the_call_that_finds_them(tiny_dir, tmp_path):
+    """A user's trial: 84 of 161 PRM800K rows were too long, and each run named only the first ("row 2: 1506
+    tokens"), with a hint ("input_lengths() finds them") that named no object to call it on."""
+    from stepdpo_lite.rewards import InputTooLong
+
+    short = {"prompt": "P\n", "completions": ["S"], "labels": [True]}
+    rows = [short, *toy_rows(1), short, *toy_rows(6, seed=1)]  # too long: rows 1, 3 to 8
+    with pytest.raises(InputTooLong) as caught:
+        train_process_reward_model(tiny_dir, rows, tmp_path / "x", quantization=None, max_length=30, device="cpu")
+    message = str(caught.value)
+    assert re.match(r"train_dataset: 7 of 9 rows \('prompt' and 'completions'\) are longer than max_length 30 with "
+                    r"their tags: row 1 \(\d+ tokens\), row 3 \(\d+ tokens\), row 4 \(\d+ tokens\), "
+                    r"row 5 \(\d+ tokens\), row 6 \(\d+ tokens\), \.\.\.; ", message), message
+    assert "pass drop_too_long=True to train on the rest" in message
+    assert f"ProcessRewardModel({tiny_dir!r}).input_lengths(prompts, solutions)" in message
+    outcome = [{"prompt": "P\n", "completion": text, "label": True} for text in ("S", "S" * 40)]
+    with pytest.raises(InputTooLong, match=re.escape("1 of 2 rows ('prompt' and 'completion') are longer than "
+                                                     "max_length 30 with their tags: row 1 (")
+                       + ".*" + re.escape(f"OutcomeRewardModel({tiny_dir!r}).input_lengths(prompts, solutions)")):
+        train_outcome_reward_model(tiny_dir, outcome, tmp_path / "x", quantization=None, max_length=30,
+                                   device="cpu")
+
+
+def test_a_too_long_row_from_a_file_is_named_by_file_and_line_as_the_validators_do(tiny_dir, tmp_path):
+    """A user's trial: the error said "row 2" (0-based) for what the validators call "long.jsonl, line 3"."""
+    import json
+
+    from stepdpo_lite.rewards import InputTooLong
+
+    short, long = {"prompt": "P\n", "completions": ["S"], "labels": [True]}, toy_rows(1)[0]
+    jsonl = tmp_path / "long.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r) for r in (short, long, short)).replace("\n", "\n\n", 1) + "\n")
+    with pytest.raises(InputTooLong, match=re.escape(f"train_dataset: 1 of 3 rows ('prompt' and 'completions') "
+                                                     f"are longer than max_length 30 with their tags: {jsonl}, "
+                                                     "line 3 (")):  # row 1: line 2 is blank
+        train_process_reward_model(tiny_dir, jsonl, tmp_path / "x", quantization=None, max_length=30, device="cpu")
+    array = tmp_path / "long.json"  # a .json array's entries are records, as data.read_json_records names them
+    array.write_text(json.dumps([short, long]))
+    with pytest.raises(InputTooLong, match=re.escape(f"eval_dataset: 1 of 2 rows ('prompt' and 'completions') are "
+                                                     f"longer than max_length 30 with their tags: {array}, "
+                                                     "record 1 (")):
+        train_process_reward_model(tiny_dir, [short], tmp_path / "x", eval_dataset=str(array), quantization=None,
+                                   max_length=30, device="cpu")
+
+
+def test_drop_too_long_leaves_them_out_with_a_warning_and_trains_on_the_rest(tiny_dir, tmp_path, monkeypatch):
+    from stepdpo_lite.rewards import InputTooLong
+
+    short = [{"prompt": "P\n", "completions": ["S"], "labels": [k % 2 == 0]} for k in range(3)]
+    rows = [short[0], *toy_rows(2), short[1], short[2]]
+    with pytest.warns(UserWarning) as caught:
+        prm = train_process_reward_model(tiny_dir, rows, tmp_path / "x", eval_dataset=[short[0], rows[1]],
+                                         quantization=None, max_length=30, device="cpu", drop_too_long=True,
+                                         per_device_train_batch_size=1, num_train_epochs=1, logging_steps=1)
+    messages = [str(w.message) for w in caught]
+    assert any(re.match(r"train_dataset: 2 of 5 rows \('prompt' and 'completions'\) are longer than max_length 30 "
+                        r"with their tags: row 1 \(\d+ tokens\), row 2 \(\d+ tokens\): left out "
+                        r"\(drop_too_long=True\), 3 rows kept$", m) for m in messages), messages
+    assert any(m.startswith("eval_dataset: 1 of 2 rows") and m.endswith("1 rows kept") for m in messages), messages
+    assert max(log["step"] for log in prm.training_metrics["log_history"]) == 3  # batches of one: the 3 kept rows
+    with pytest.raises(InputTooLong, match="train_dataset: 2 of 2 rows .* a row is never truncated"):  # none left
+        train_process_reward_model(tiny_dir, rows[1:3], tmp_path / "y", quantization=None, max_length=30,
+                                   device="cpu", drop_too_long=True)
+    _no_model_loads(monkeypatch)
+    with pytest.raises(ValueError, match="RewardTrainingConfig: drop_too_long must be True or False, got 'yes'"):
+        train_process_reward_model(tiny_dir, rows, tmp_path / "y", drop_too_long="yes")
+
+
+def test_transformers_own_too_long_warning_does_not_come_before_the_error(tiny_model):
+    """A user's trial: transformers' "Token indices sequence length is longer than ... will result in indexing
+    errors" line was printed before the kit's InputTooLong, which says what to do."""
+    import logging
+
+    from stepdpo_lite.reward_training import tokenize_rows
+    from stepdpo_lite.rewards import InputTooLong
+
+    tokenizer = toyworld.build_tokenizer()  # fresh: transformers warns once per tokenizer
+    tokenizer.model_max_length = 40  # the verifier's max_length, as the tokenizer's own limit
+    prm = ProcessRewardModel(tiny_model, tokenizer)
+    logged, library = [], logging.getLogger("transformers")  # its handler wrote past pytest's capture
+    handler, level = logging.Handler(logging.WARNING), library.level
+    handler.emit = logged.append
+    library.addHandler(handler)
+    library.setLevel(logging.WARNING)  # transformers' default, whatever an earlier test set
+    try:
+        with pytest.raises(InputTooLong, match="max_length 40"):
+            tokenize_rows(prm, [{"prompt": "P\n", "completions": ["1" * 60], "labels": [True]}])
+    finally:
+        library.removeHandler(handler)
+        library.setLevel(level)
+    assert not [r.getMessage() for r in logged if "Token indices" in r.getMessage()]
 
 
 def test_an_ensemble_refuses_prompts_and_solutions_that_do_not_pair_up():

@@ -160,7 +160,7 @@ def test_bad_inputs_raise(prm, orm, tiny_model, tiny_tokenizer):
     with torch.no_grad():
         tiny_model.model.norm.weight.fill_(float("nan"))
     with pytest.raises(ValueError, match="non-finite"):
-        prm.score_solutions(["a"], ["Step 1: 1 + 1 = 2"])
+        prm.score_solutions(["a\n"], ["Step 1: 1 + 1 = 2"])
 
 
 @pytest.fixture(scope="module")
@@ -327,7 +327,7 @@ def test_an_ensemble_member_that_gives_too_few_or_nan_rewards_is_named(prm):
 
     sols = ["Step 1: 1 + 1 = 2", "Step 1: 1 + 1 = 3"]
     with pytest.raises(ValueError, match=r"models\[1\] gave 1 rewards for 2 solutions"):
-        EnsembleRewardModel([prm, Fixed([1.0])]).score_solutions(["p", "p"], sols)
+        EnsembleRewardModel([prm, Fixed([1.0])]).score_solutions(["p\n", "p\n"], sols)
     with pytest.raises(ValueError, match=r"models\[0\]'s reward of solution 1 must be a finite number, got nan"):
         EnsembleRewardModel([Fixed([1.0, float("nan")])]).score_solutions(["p", "p"], sols)
     assert EnsembleRewardModel([Fixed([1.0, 2.0])], weights=[0.5]).score_solutions(["p", "p"], sols) == [0.5, 1.0]
@@ -650,7 +650,7 @@ def test_reward_model_options_are_checked_at_construction(prm, orm, tiny_model, 
         ProcessRewardModel(tiny_model, tiny_tokenizer, config={"tag": "x"})
     # was: the config's, silently
     with pytest.raises(ValueError, match="batch_size must be an int >= 1 or None, got 0"):
-        prm.score_solutions(["a"], [SOLUTION], batch_size=0)
+        prm.score_solutions(["a\n"], [SOLUTION], batch_size=0)
     with pytest.raises(ValueError, match="CombinedRewardModel: process must be a ProcessRewardModel.*got int"):
         CombinedRewardModel(42)
     with pytest.raises(ValueError, match="CombinedRewardModel: process must be a ProcessRewardModel.*got Outcome"):
@@ -910,10 +910,82 @@ def test_scoring_text_the_tokenizer_cannot_read_warns(tiny_model, tiny_tokenizer
     prm = ProcessRewardModel(tiny_model, tiny_tokenizer)
     with pytest.warns(UserWarning, match=r"ProcessRewardModel.score_solutions: 1 of 2 solutions \(solution 1 "
                                          r"first\) hold text the tokenizer maps to its unknown token '<unk>'"):
-        prm.score_solutions(["p", "p"], [["Step 1: 7 * 3 = 21"], ["Step 1: 7 × 3 = 21"]])
+        prm.score_solutions(["p\n", "p\n"], [["Step 1: 7 * 3 = 21"], ["Step 1: 7 × 3 = 21"]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         OutcomeRewardModel(tiny_model, tiny_tokenizer).score_solutions(["p"], ["Step 1: 7 * 3 = 21"])
+
+
+def test_scoring_a_layout_the_prm_was_not_trained_on_warns_once_per_call(prm):
+    """A user trial: a PRM trained on data.delimit_steps rows (prompts that end in "\\n") scored get_rewards_for_steps'
+    "{problem}" prompts, and steps 2..K without the delimiter, a log-odds off and without a word, where training
+    warns of both. The toy world's layout (the notebooks'), a fitting prompt_template and a text with no prompt
+    (get_reward_for_text) stay quiet."""
+    import warnings
+    prompts, sols = _problems(3)
+    steps = [extract_steps(s) for s in sols]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prm.score_solutions(prompts, steps)
+        prm.get_reward_for_text(sols[0])
+        ProcessRewardModel(prm.model, prm.tokenizer, prompt_template="{problem}\n").get_rewards_for_steps(
+            steps[0], problem="Problem: start with 2.")
+
+    def warned(call):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        assert len(caught) == 1, [str(w.message) for w in caught]  # one per call, not one per row
+        return str(caught[0].message)
+
+    run_in, bare = [p.rstrip("\n") for p in prompts], [[s.removeprefix("\n\n") for s in ss] for ss in steps]
+    multi = sum(len(ss) > 1 for ss in steps)
+    assert multi >= 2
+    assert re.fullmatch(r"ProcessRewardModel.score_solutions: 2 of 3 prompts run into their first step with no "
+                        r"whitespace between .*data.delimit_steps \(get_rewards_for_steps': prompt_template "
+                        r"'\{problem\}' -> '\{problem\}\\n'\); its rewards of a layout it was not trained on .*",
+                        warned(lambda: prm.score_solutions(run_in[:2] + prompts[2:], steps)))
+    assert re.fullmatch(rf"ProcessRewardModel.score_solutions: {multi} of 3 solutions' steps 2..K do not open with "
+                        r"the step_delimiter '\\n\\nStep' it was trained with: put it in front of them "
+                        r"\(data.delimit_steps\); its rewards .*", warned(lambda: prm.score_solutions(prompts, bare)))
+    both = warned(lambda: prm.score_solutions(run_in, bare))
+    assert "3 of 3 prompts run into" in both and f"; {multi} of 3 solutions' steps 2..K" in both
+    assert "1 of 1 prompts run into" in warned(lambda: prm.get_rewards_for_steps(steps[0], "Problem: start with 2."))
+
+
+def test_the_first_error_threshold_is_kept_with_the_prm_and_first_errors_reads_it(prm, tmp_path):
+    """A user trial: the validation threshold (evaluation.choose_threshold) had no place in the config, so a saved
+    PRM lost it, and a reloaded one could not say which step it rejects first without the number kept elsewhere."""
+    import json
+    from stepdpo_lite.evaluation import predict_first_error
+    prompts, sols = _problems(6)
+    rewards = prm.score_solutions(prompts, sols)
+    threshold = float(np.float32(np.median([r for rs in rewards for r in rs])))  # one a float32 keeps exactly
+    want = [predict_first_error(r, threshold) for r in rewards]
+    assert len(set(want)) > 2  # solutions judged right and wrong at several steps: a wrong index would show
+    with pytest.raises(ValueError, match=r"first_errors: no threshold; pass threshold=.*set config.first_error_"
+                                         r"threshold .*evaluation.choose_threshold"):
+        prm.first_errors(prompts, sols)
+    assert prm.first_errors(prompts, sols, threshold=threshold) == want
+    prm.config.first_error_threshold = np.float32(threshold)  # set by hand, as a numpy number: saved as a float
+    prm.save(tmp_path / "prm")
+    config_path = tmp_path / "prm" / "process_reward_config.json"
+    saved = json.loads(config_path.read_text())
+    assert saved["first_error_threshold"] == threshold
+    again = ProcessRewardModel.load(tmp_path / "prm", device="cpu")
+    assert again.config.first_error_threshold == threshold and again.first_errors(prompts, sols) == want
+    assert again.first_errors(prompts, sols, threshold=-1e9) == [-1] * len(sols)  # the one given wins
+    del saved["first_error_threshold"]  # a PRM saved before the field: it loads, with no threshold
+    config_path.write_text(json.dumps(saved))
+    assert ProcessRewardModel.load(tmp_path / "prm", device="cpu").config.first_error_threshold is None
+    for bad in (float("nan"), "0.5", True):
+        with pytest.raises(ValueError, match="reward model: first_error_threshold must be a finite number"):
+            ProcessRewardModel(prm.model, prm.tokenizer, first_error_threshold=bad)
+        with pytest.raises(ValueError, match="first_errors: threshold must be a finite number"):
+            prm.first_errors(prompts, sols, threshold=bad)
+    prm.config.first_error_threshold = float("inf")  # set by hand: refused by save, not written for load to refuse
+    with pytest.raises(ValueError, match="reward model: first_error_threshold must be a finite number, got inf"):
+        prm.save(tmp_path / "prm")
 
 
 def test_loading_with_a_max_length_past_the_trained_one_warns(tiny_model, tiny_tokenizer, tmp_path):
