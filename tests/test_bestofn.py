@@ -566,3 +566,11 @@ def test_candidates_record_and_the_ceiling_beside_the_table(toy):
         "1": {"orm": 0.25, "random": 0.3, "pass@N (ceiling)": 0.3}, "3": {"orm": 0.5, "random": 0.3,
                                                                          "pass@N (ceiling)": 1.0}}
     assert "pass@N (ceiling)" not in table["1"]  # the table itself (metrics.json's) is left as it was
+
+
+def test_format_table_keeps_its_columns_in_line_for_a_long_method_name():
+    """One's own aggregation's name, longer than the kit's, pushed its row's figures right (trial T5, finding 10)."""
+    text = bestofn.format_table({"1": {"prm_mean_last_two": 0.5, "orm": 0.25}, "4": {"prm_mean_last_two": 0.75,
+                                                                                    "orm": 0.5}})
+    ends = {len(line) for line in text.splitlines()}
+    assert len(ends) == 1, text  # header and rows end in the same column: the columns are right-aligned

@@ -477,8 +477,9 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
     """A text table: one row per method, one column per N."""
     ns = sorted(table, key=int)
     methods = list(dict.fromkeys(m for n in ns for m in table[n]))
-    rows = [f"{'method':<12}" + "".join(f"{'N=' + n:>8}" for n in ns)]
-    rows += [f"{m:<12}" + "".join(f"{table[n].get(m, float('nan')):>8.3f}" for n in ns) for m in methods]
+    width = max(map(len, ["method", *methods])) + 1  # one's own method's longer name keeps the columns in line
+    rows = [f"{'method':<{width}}" + "".join(f"{'N=' + n:>8}" for n in ns)]
+    rows += [f"{m:<{width}}" + "".join(f"{table[n].get(m, float('nan')):>8.3f}" for n in ns) for m in methods]
     return "\n".join(rows)
 
 
