@@ -154,26 +154,24 @@ def compute_outcome_loss(chosen_logratios: torch.Tensor, rejected_logratios: tor
     return -(w * F.logsigmoid(logits) + (1 - w) * F.logsigmoid(-logits))
 
 
-def compute_step_loss(chosen_step_logratios: torch.Tensor, rejected_step_logratios: torch.Tensor,
-                      chosen_step_probs: torch.Tensor, rejected_step_probs: torch.Tensor, beta: float,
-                      chosen_step_mask: torch.Tensor | None = None, rejected_step_mask: torch.Tensor | None = None,
-                      step_weights=None) -> torch.Tensor:
-    """Per-pair credit-assigned step loss (docs/method.md §4)::
+def step_margin(chosen_step_logratios: torch.Tensor, rejected_step_logratios: torch.Tensor,
+                chosen_step_probs: torch.Tensor, rejected_step_probs: torch.Tensor,
+                chosen_step_mask: torch.Tensor | None = None, rejected_step_mask: torch.Tensor | None = None,
+                step_weights=None, *, who: str = "step_margin") -> torch.Tensor:
+    """The inner difference h of the step loss ``L_step = −log σ(β_step·h)`` (docs/method.md §4), per pair ``(B,)``::
 
-        L_step = −log σ(β·(Σ_k a_k·p⁺_k·ρ⁺_k − Σ_m a_m·(1−p⁻_m)·ρ⁻_m))
+        h = Σ_k m⁺_k·a_k·p⁺_k·ρ⁺_k − Σ_m m⁻_m·a_m·(1 − p⁻_m)·ρ⁻_m
 
-    Correct steps of the chosen response are pushed up, only the wrong steps of the rejected response
-    pushed down: a correct rejected step (p⁻ = 1) gets no gradient. Masks (``(B, S)`` bool) drop padded,
-    truncated or unselected steps; ``step_weights`` are the positional ``a`` (1 when unset). Selecting
-    only the first differing step of each side gives Step-DPO (Lai et al. 2024, arXiv:2406.18629).
-    Each side's log-ratios, probabilities and mask share one shape; the two sides share the pair dimensions.
-    Raises ValueError when they do not."""
-    _same_shape("compute_step_loss", chosen_step_logratios=chosen_step_logratios,
+    ``compute_step_loss``'s arguments less ``beta``, in ``StepwiseDPOTrainer.step_loss``'s order, for a variant on
+    the same h: a margin γ is ``-F.logsigmoid(beta * step_margin(...) - gamma)``. Masks m (``(B, S)`` bool) drop
+    padded, truncated or unselected steps; ``step_weights`` are a, 1 when unset. A ValueError names ``who`` when a
+    side's log-ratios, probabilities and mask differ in shape, or the two sides' pairs do (step counts may differ)."""
+    _same_shape(who, chosen_step_logratios=chosen_step_logratios,
                 chosen_step_probs=chosen_step_probs, chosen_step_mask=chosen_step_mask)
-    _same_shape("compute_step_loss", rejected_step_logratios=rejected_step_logratios,
+    _same_shape(who, rejected_step_logratios=rejected_step_logratios,
                 rejected_step_probs=rejected_step_probs, rejected_step_mask=rejected_step_mask)
-    if chosen_step_logratios.shape[:-1] != rejected_step_logratios.shape[:-1]:  # the step counts may differ
-        raise ValueError(f"compute_step_loss: the sides are not the same pairs: chosen_step_logratios "
+    if chosen_step_logratios.shape[:-1] != rejected_step_logratios.shape[:-1]:
+        raise ValueError(f"{who}: the sides are not the same pairs: chosen_step_logratios "
                          f"{tuple(chosen_step_logratios.shape)}, rejected_step_logratios "
                          f"{tuple(rejected_step_logratios.shape)}")
 
@@ -184,9 +182,20 @@ def compute_step_loss(chosen_step_logratios: torch.Tensor, rejected_step_lograti
             coef = coef * mask.to(logratios.dtype)
         return (coef * logratios).sum(-1)
 
-    margin = side(chosen_step_logratios, chosen_step_probs, chosen_step_mask) - side(
+    return side(chosen_step_logratios, chosen_step_probs, chosen_step_mask) - side(
         rejected_step_logratios, 1 - rejected_step_probs, rejected_step_mask)
-    return -F.logsigmoid(beta * margin)
+
+
+def compute_step_loss(chosen_step_logratios: torch.Tensor, rejected_step_logratios: torch.Tensor,
+                      chosen_step_probs: torch.Tensor, rejected_step_probs: torch.Tensor, beta: float,
+                      chosen_step_mask: torch.Tensor | None = None, rejected_step_mask: torch.Tensor | None = None,
+                      step_weights=None) -> torch.Tensor:
+    """Per-pair credit-assigned step loss ``L_step = −log σ(β·h)``, h and its checks ``step_margin``'s (docs/method.md
+    §4): correct chosen steps are pushed up, only wrong rejected steps down (p⁻ = 1: no gradient). With only the first
+    differing step of each side selected it is Step-DPO (Lai et al. 2024, arXiv:2406.18629)."""
+    return -F.logsigmoid(beta * step_margin(chosen_step_logratios, rejected_step_logratios, chosen_step_probs,
+                                            rejected_step_probs, chosen_step_mask, rejected_step_mask, step_weights,
+                                            who="compute_step_loss"))
 
 
 def first_error_mask(first_diff_step: torch.Tensor, num_steps: int) -> torch.Tensor:

@@ -29,7 +29,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -81,6 +81,12 @@ class RewardModelConfig:
         "help": "The weights' (4-bit: compute) dtype when loaded back: 'float32', 'bfloat16' or 'float16'; the reward "
                 "trainers record the one they trained in, so a reload gives the same rewards. None: the device's."})
     first_error_threshold: float | None = field(default=None, metadata={"help": "first_errors' threshold (log-odds)."})
+
+    def __setattr__(self, name, value):  # a function was taken here silently, then failed when scoring and at save
+        if name == "aggregation" and callable(value):
+            raise ValueError(f"RewardModelConfig: aggregation must be a name (the config is saved as JSON), got the "
+                             f"function {getattr(value, '__name__', value)}; pass it per call: aggregate(rewards, fn)")
+        super().__setattr__(name, value)
 
 
 def sigmoid(reward):
@@ -508,11 +514,18 @@ class ProcessRewardModel(GenerativeVerifier):
         """One reward per solution: its step rewards aggregated by ``config.aggregation``."""
         return [self.aggregate(r) for r in self.score_solutions(prompts, solutions, batch_size, progress)]
 
-    def aggregate(self, step_rewards: Sequence[float], strategy: str | None = None) -> float:
-        from .losses import aggregate_rewards
-        strategy = self.config.aggregation if strategy is None else strategy
-        rewards = [finite_number(r, f"step {k}: the reward", "aggregate")
+    def aggregate(self, step_rewards: Sequence[float], strategy: str | Callable | None = None) -> float:
+        """A solution's reward from its step rewards by ``strategy`` (None: ``config.aggregation``): a name of
+        ``losses.aggregate_rewards`` or, as ``bestofn.aggregate`` takes, a function of the list -> a finite number."""
+        from .losses import AGGREGATION_STRATEGIES, aggregate_rewards
+        strategy, who = self.config.aggregation if strategy is None else strategy, f"{type(self).__name__}.aggregate"
+        rewards = [finite_number(r, f"step {k}: the reward", who)
                    for k, r in enumerate(list_of(step_rewards, "step_rewards", "numbers"))]
+        if callable(strategy):  # as bestofn.aggregate_steps: the function gets the list, its result must be finite
+            return finite_number(strategy(rewards), f"{getattr(strategy, '__name__', 'strategy')}'s score", who)
+        if strategy not in AGGREGATION_STRATEGIES:
+            raise ValueError(f"{who}: strategy must be one of {AGGREGATION_STRATEGIES} or a function (a list of step "
+                             f"rewards -> one score), got {strategy!r:.80}")
         return float(aggregate_rewards(rewards, strategy))
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from stepdpo_lite.losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
-                                 first_error_mask, positional_weights, step_logps)
+                                 first_error_mask, positional_weights, step_logps, step_margin)
 
 
 def test_step_logps_is_a_segment_sum_that_drops_masked_tokens():
@@ -208,3 +208,24 @@ def test_aggregate_rewards_refuses_a_mask_of_another_shape():
         with pytest.raises(ValueError, match=r"aggregate_rewards: shapes differ: step_rewards \(3, 3\), mask"):
             aggregate_rewards(r, "mean", mask=mask)
     assert aggregate_rewards(r, "mean", mask=torch.tensor([[True, True, False]] * 3)).tolist() == [1.5, 4.5, 7.5]
+
+
+def test_step_margin_gives_the_step_loss_inner_difference_for_a_variant():
+    """docs/method.md offers a margin, −log σ(β_step·h − γ), as the example of one's own step loss, but
+    compute_step_loss gave only the finished loss: a user trial copied its internals (p·a·m·ρ per side, 1 − p⁻ on the
+    rejected side) to get h. step_margin is that h, and compute_step_loss is −log σ(β·step_margin) exactly."""
+    torch.manual_seed(2)
+    rc, rr, pc, pr = torch.randn(3, 4), torch.randn(3, 2), torch.rand(3, 4), torch.rand(3, 2)
+    mc, mr = torch.rand(3, 4) > 0.3, torch.rand(3, 2) > 0.3
+    h = step_margin(rc, rr, pc, pr, mc, mr, [1.0, 0.5])  # the order of StepwiseDPOTrainer.step_loss's arguments
+    a = torch.tensor([1.0, 0.5, 0.5, 0.5])
+    torch.testing.assert_close(h, (a * pc * rc * mc).sum(1) - (a[:2] * (1 - pr) * rr * mr).sum(1))
+    assert torch.equal(compute_step_loss(rc, rr, pc, pr, 0.3, mc, mr, [1.0, 0.5]), -F.logsigmoid(0.3 * h))
+    gamma = torch.tensor([0.0, 0.5, 1.0])  # a per-pair margin: the loss grows with it, equal at γ = 0
+    margin_loss = -F.logsigmoid(0.3 * h - gamma)
+    assert margin_loss[0] == -F.logsigmoid(0.3 * h[0]) and (margin_loss[1:] > -F.logsigmoid(0.3 * h[1:])).all()
+    with pytest.raises(ValueError, match=r"step_margin: shapes differ: chosen_step_logratios \(3, 4\), "
+                                         r"chosen_step_probs \(3, 2\)"):
+        step_margin(rc, rr, pr, pr)
+    with pytest.raises(ValueError, match="compute_step_loss: the sides are not the same pairs"):  # its own name
+        compute_step_loss(rc, rr[:2], pc, pr[:2], 0.1)

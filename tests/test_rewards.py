@@ -1013,3 +1013,39 @@ def test_input_lengths_measure_what_max_length_would_refuse(tiny_model, tiny_tok
         big = kind(tiny_model, tiny_tokenizer, max_length=None)
         assert n_short == len(big.encode("p", solution)[0]) and n_long == len(big.encode("p", long)[0]) > 20
         assert model.input_lengths([], []) == []
+
+
+def test_a_prm_aggregates_by_a_function_per_call_and_its_config_refuses_one(prm, orm, tiny_model, tiny_tokenizer):
+    """A user trial's own aggregation worked in bestofn.aggregate and search.beam_search, but prm.aggregate(r, fn) was
+    refused as "aggregate_rewards: strategy must be one of", naming a function the user never called; and
+    prm.config.aggregation = fn was taken silently, to fail only when scoring (and at save: the config is JSON)."""
+    from stepdpo_lite.tutorial import bestofn
+
+    def mean_last_two(rewards):
+        return sum(rewards[-2:]) / len(rewards[-2:])
+    assert prm.aggregate([3.0, 1.0, 2.0], mean_last_two) == 1.5 == bestofn.aggregate([[[3.0, 1.0, 2.0]]],
+                                                                                    mean_last_two)[0][0]
+    assert prm.aggregate(torch.tensor([4.0, 2.0]), lambda r: r[0] - r[1]) == 2.0  # it gets a list of floats
+    with pytest.raises(ValueError, match=r"ProcessRewardModel.aggregate: strategy must be one of \(.*'min'.*\) or a "
+                                         r"function \(a list of step rewards -> one score\), got 'median'"):
+        prm.aggregate([1.0], "median")
+    with pytest.raises(ValueError, match=r"ProcessRewardModel.aggregate: <lambda>'s score must be a finite number, "
+                                         r"got nan"):  # a NaN score would sort anywhere in a best-of-N pick
+        prm.aggregate([1.0], lambda r: float("nan"))
+    with pytest.raises(ValueError, match=r"ProcessRewardModel.aggregate: step 1: the reward must be a finite number"):
+        prm.aggregate([1.0, float("nan")], mean_last_two)  # checked before the function sees it
+    # Through the parts a CombinedRewardModel adds up (its combine), an own aggregation reaches the combined reward
+    prompts, sols = _problems(2)
+    combined = CombinedRewardModel(prm, orm, 0.7, 0.3)
+    own, outcome = [prm.aggregate(r, mean_last_two) for r in prm.score_solutions(prompts, sols)], orm.score_solutions(
+        prompts, sols)
+    assert combined.combine(own, outcome) == pytest.approx([0.7 * p + 0.3 * o for p, o in zip(own, outcome)])
+    # The config holds a name only: a function is refused where it is set, saying to pass it per call
+    message = r"aggregation must be a name \(the config is saved as JSON\), got the function mean_last_two; pass it"
+    with pytest.raises(ValueError, match=message):
+        prm.config.aggregation = mean_last_two
+    assert prm.config.aggregation == "min"
+    with pytest.raises(ValueError, match=message):
+        ProcessRewardModel(tiny_model, tiny_tokenizer, aggregation=mean_last_two)
+    with pytest.raises(ValueError, match=message):
+        RewardModelConfig(aggregation=mean_last_two)
