@@ -68,6 +68,9 @@ def test_tiny_run_backs_what_the_notebooks_say(run):
     accuracy = {n: sum(v) / len(v) for n, v in by_steps.items()}
     assert accuracy[min(accuracy)] > accuracy[max(accuracy)], accuracy
     assert any(label and not all(steps) for label, steps in zip(outcome["label"], outcome["step_labels"]))
+    # 02 keeps the threshold it chose with the PRM it saved, for prm.first_errors after a reload
+    saved = json.loads((run["run"] / "prm" / "process_reward_config.json").read_text())
+    assert saved["first_error_threshold"] == prm["first_error_threshold"]
     # 02: far above the position-only baseline; the verifier base is good zero-shot; the control is not
     assert prm["step_auroc"] >= prm["position_baseline_auroc"] + 0.15
     assert prm["zero_shot"]["step_auroc"] >= 0.9 and prm["first_error_f1"] >= 0.8
