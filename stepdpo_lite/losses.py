@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checks import finite_number
+
 AGGREGATION_STRATEGIES = ("weighted_sum", "mean", "min", "max", "product", "last")
 
 
@@ -80,6 +82,24 @@ def _list_rewards(rows, mask):
     width = max(map(len, rows))
     return ([list(x) + [0.0] * (width - len(x)) for x in rows],
             [[True] * len(x) + [False] * (width - len(x)) for x in rows])
+
+
+def check_aggregation(aggregation, who: str, name: str = "aggregation"):
+    """``aggregation`` if it is a strategy name of ``aggregate_rewards`` (min, product, last, ...) or a function of
+    one solution's step rewards (a list of floats) -> its score; else a ValueError naming ``who`` and ``name``."""
+    if not callable(aggregation) and aggregation not in AGGREGATION_STRATEGIES:
+        raise ValueError(f"{who}: {name} must be one of {AGGREGATION_STRATEGIES} or a function (a list of step rewards "
+                         f"-> one score), got {aggregation!r:.80}")
+    return aggregation
+
+
+def aggregate_steps(rewards: list[float], aggregation, where: str, who: str) -> float:
+    """One solution's score from its (checked, finite) step rewards: ``aggregate_rewards`` for a strategy name; a
+    function's own result, which must be a finite number (``where`` names the solution in the error)."""
+    if not callable(aggregation):
+        return float(aggregate_rewards(rewards, aggregation))
+    name = getattr(aggregation, "__name__", type(aggregation).__name__)
+    return finite_number(aggregation(list(rewards)), f"aggregation {name}'s score of {where}", who)
 
 
 def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=None):

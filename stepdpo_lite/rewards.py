@@ -517,16 +517,12 @@ class ProcessRewardModel(GenerativeVerifier):
     def aggregate(self, step_rewards: Sequence[float], strategy: str | Callable | None = None) -> float:
         """A solution's reward from its step rewards by ``strategy`` (None: ``config.aggregation``): a name of
         ``losses.aggregate_rewards`` or, as ``bestofn.aggregate`` takes, a function of the list -> a finite number."""
-        from .losses import AGGREGATION_STRATEGIES, aggregate_rewards
-        strategy, who = self.config.aggregation if strategy is None else strategy, f"{type(self).__name__}.aggregate"
+        from .losses import aggregate_steps, check_aggregation
+        who = f"{type(self).__name__}.aggregate"
+        strategy = check_aggregation(self.config.aggregation if strategy is None else strategy, who, "strategy")
         rewards = [finite_number(r, f"step {k}: the reward", who)
                    for k, r in enumerate(list_of(step_rewards, "step_rewards", "numbers"))]
-        if callable(strategy):  # as bestofn.aggregate_steps: the function gets the list, its result must be finite
-            return finite_number(strategy(rewards), f"{getattr(strategy, '__name__', 'strategy')}'s score", who)
-        if strategy not in AGGREGATION_STRATEGIES:
-            raise ValueError(f"{who}: strategy must be one of {AGGREGATION_STRATEGIES} or a function (a list of step "
-                             f"rewards -> one score), got {strategy!r:.80}")
-        return float(aggregate_rewards(rewards, strategy))
+        return aggregate_steps(rewards, strategy, "the step rewards", who)
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
         """Reward of each step, in context of the problem (formatted by ``prompt_template``) and earlier steps."""

@@ -1029,7 +1029,8 @@ def test_a_prm_aggregates_by_a_function_per_call_and_its_config_refuses_one(prm,
     with pytest.raises(ValueError, match=r"ProcessRewardModel.aggregate: strategy must be one of \(.*'min'.*\) or a "
                                          r"function \(a list of step rewards -> one score\), got 'median'"):
         prm.aggregate([1.0], "median")
-    with pytest.raises(ValueError, match=r"ProcessRewardModel.aggregate: <lambda>'s score must be a finite number, "
+    with pytest.raises(ValueError, match=r"ProcessRewardModel.aggregate: aggregation <lambda>'s score of the step "
+                                         r"rewards must be a finite number, "
                                          r"got nan"):  # a NaN score would sort anywhere in a best-of-N pick
         prm.aggregate([1.0], lambda r: float("nan"))
     with pytest.raises(ValueError, match=r"ProcessRewardModel.aggregate: step 1: the reward must be a finite number"):

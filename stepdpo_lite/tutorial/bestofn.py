@@ -19,7 +19,7 @@ from typing import Callable, Hashable, Sized
 from .. import generation
 from ..checks import finite_number, list_of, positive_int
 from ..evaluation import best_of_n_accuracy, majority_vote_accuracy
-from ..losses import AGGREGATION_STRATEGIES, aggregate_rewards
+from ..losses import aggregate_steps, check_aggregation
 from ..models import adapter_base
 from ..reward_ensembles import CombinedRewardModel
 from ..rewards import InputTooLong, OutcomeRewardModel, ProcessRewardModel, sigmoid, step_delimiter_of
@@ -223,25 +223,6 @@ def score_candidates(model, problems, solutions) -> list[list]:
                                  f"model returned {len(r)} step rewards: a PRM's score_solutions(prompts, step_lists) "
                                  "must return one reward per step")
     return rows
-
-
-def check_aggregation(aggregation, who: str, name: str = "aggregation"):
-    """``aggregation`` if it is a strategy name of ``losses.aggregate_rewards`` (min, product, last, ...) or a
-    function of one candidate's step rewards (a list of floats) -> its score; else a ValueError naming ``who`` and
-    its argument ``name``."""
-    if not callable(aggregation) and aggregation not in AGGREGATION_STRATEGIES:
-        raise ValueError(f"{who}: {name} must be one of {AGGREGATION_STRATEGIES} or a function (a list of step rewards "
-                         f"-> one score), got {aggregation!r:.80}")
-    return aggregation
-
-
-def aggregate_steps(rewards: list[float], aggregation: str | Callable, where: str, who: str) -> float:
-    """One candidate's score from its (checked, finite) step rewards: ``losses.aggregate_rewards`` for a strategy
-    name; a function's own result, which must be a finite number (``where`` names the candidate in the error)."""
-    if not callable(aggregation):
-        return float(aggregate_rewards(rewards, aggregation))
-    name = getattr(aggregation, "__name__", type(aggregation).__name__)
-    return finite_number(aggregation(list(rewards)), f"aggregation {name}'s score of {where}", who)
 
 
 def aggregate(step_rewards: list[list], strategy: str | Callable) -> list[list[float]]:

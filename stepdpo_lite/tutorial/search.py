@@ -48,6 +48,7 @@ from transformers import StoppingCriteria
 from ..checks import finite_number, list_of, positive_int
 from ..generation import (check_sampling, eos_token_ids, exact_sampling, prompt_texts, record_prompts,
                           sampling_arguments)
+from ..losses import aggregate_steps, check_aggregation
 from ..rewards import sigmoid, step_delimiter_of
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
@@ -346,7 +347,7 @@ def _aggregate(rewards, strategy: str | Callable, where: str = "") -> float:
     if rewards is None:
         return FLOOR
     rewards = [finite_number(x, f"{where}the PRM's reward of step {k}", "beam_search") for k, x in enumerate(rewards)]
-    value = bestofn.aggregate_steps(rewards, strategy, where.rstrip(": "), "beam_search")
+    value = aggregate_steps(rewards, strategy, where.rstrip(": "), "beam_search")
     return value if math.isfinite(value) else FLOOR
 
 
@@ -395,7 +396,7 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
     bestofn.reward_scorer(prm, "beam_search")  # before a round is generated: no AttributeError after it
     given = aggregation is not None
     aggregation = aggregation if given else getattr(getattr(prm, "config", None), "aggregation", None) or "min"
-    bestofn.check_aggregation(aggregation, "beam_search",
+    check_aggregation(aggregation, "beam_search",
                               "aggregation" if given else f"the {type(prm).__name__}'s config.aggregation")
     own = step_delimiter_of(prm)
     if delimiter and own and delimiter != own:  # its steps are then not those the PRM learned to score: no error
