@@ -192,10 +192,18 @@ class DataCollatorForStepwisePreference(DataCollatorForPreference):
     """TRL's preference collator plus step columns, truncated exactly like the tokens (same ``max_length`` and
     ``truncation_mode``). Rows are ``[chosen..., rejected...]`` as in TRL. Adds ``step_ids`` ``(2B, T)``
     (−1 = no step), ``step_probs`` ``(2B, S)``, ``step_valid`` (the step exists), ``step_complete`` (exists and
-    no token of it was cut), ``first_diff_step`` ``(B,)`` and, when present, ``step_rewards`` ``(2B, S)``."""
+    no token of it was cut), ``first_diff_step`` ``(B,)`` and, when present, ``step_rewards`` ``(2B, S)``. The
+    columns of ``extra_columns`` (the trainer's) pass through, one entry per pair."""
+
+    extra_columns: tuple[str, ...] = ()
 
     def torch_call(self, examples):
         out = super().torch_call(examples)
+        for name in self.extra_columns:  # numbers, or lists of numbers of one length: a tensor (B,) or (B, n)
+            try:
+                out[name] = torch.tensor([e[name] for e in examples])
+            except (TypeError, ValueError, RuntimeError):  # text, None, lists of other lengths: the list as it is
+                out[name] = [e[name] for e in examples]
         sides = ("chosen", "rejected")
         ids = [[-1] * len(e["prompt_ids"]) + e[f"{s}_step_ids"] for s in sides for e in examples]
         probs = [e[f"{s}_step_probs"] for s in sides for e in examples]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import os
 import re
 import warnings
@@ -254,7 +255,7 @@ class StepwiseDPOTrainer(DPOTrainer):
     them, so that a one-step completion does not teach the policy to stop after one step."""
 
     _tag_names = ["trl", "dpo", "stepwise-dpo", "stepdpo-lite"]
-    extra_columns: tuple[str, ...] = ()  # the hook for dataset columns a subclass's collator reads: kept, not dropped
+    extra_columns: tuple[str, ...] = ()  # the hook for dataset columns a subclass reads: kept, and collated
     _name = "Stepwise DPO"
 
     def __init__(self, model, ref_model=None, args: StepwiseDPOConfig | None = None, data_collator=None,
@@ -263,6 +264,11 @@ class StepwiseDPOTrainer(DPOTrainer):
         args = args or StepwiseDPOConfig("stepwise-dpo")
         if not isinstance(args, StepwiseDPOConfig):
             raise TypeError(f"args must be a StepwiseDPOConfig, got {type(args).__name__}")
+        try:  # before 2026-12-05 step_loss took 8 arguments: such an override was a bare TypeError at the first step
+            inspect.signature(self.step_loss).bind(*range(9))
+        except TypeError:
+            raise ValueError(f"{type(self).__name__}.step_loss{inspect.signature(self.step_loss)} cannot take the 9 "
+                             "arguments it is called with: add the ninth, `model` (docs/method.md §4)") from None
         for name, d in (("train", train_dataset), ("eval", eval_dataset)):  # TRL: a TypeError about its own types
             if isinstance(d, (list, tuple, str, os.PathLike)):
                 raise ValueError(f"StepwiseDPOTrainer: the {name} dataset must be a `datasets.Dataset`, got a "
@@ -291,7 +297,8 @@ class StepwiseDPOTrainer(DPOTrainer):
         if data_collator is None:
             data_collator = DataCollatorForStepwisePreference(
                 pad_token_id=processing_class.pad_token_id, max_length=args.max_length,
-                truncation_mode=args.truncation_mode, pad_to_multiple_of=args.pad_to_multiple_of)
+                truncation_mode=args.truncation_mode, pad_to_multiple_of=args.pad_to_multiple_of,
+                extra_columns=self.extra_columns)
         # TRL rebuilds the reference from the model's path: a model built or changed in memory (e.g. after SFT in
         # the same session) would be measured against the weights on disk, so the reference is a copy of it
         if (ref_model is None and not isinstance(model, str) and peft_config is None and not is_peft_model(model)
@@ -343,6 +350,9 @@ class StepwiseDPOTrainer(DPOTrainer):
     def _prepare_rows(self, dataset, processing_class, args, dataset_name):
         if (first := next(iter(dataset), None)) is None:
             raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no rows")
+        if missing := [n for n in list_of(self.extra_columns, "extra_columns", "column names") if n not in first]:
+            raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset has no column {missing[0]!r}, which "
+                             f"{type(self).__name__}.extra_columns lists (the collator passes it to the loss)")
         if "chosen_step_ids" in first:  # already prepared (e.g. another trainer's train_dataset)
             self._check_prepared_alike(dataset, args, dataset_name)
             scored = "chosen_step_rewards" in _filled_columns(dataset, STEP_VALUE_COLUMNS)
