@@ -54,7 +54,7 @@ class RejectedPrefixNLLStepDPOTrainer(StepwiseDPOTrainer):
     """``StepwiseDPOTrainer`` whose loss adds ``rejected_sft_weight`` times the NLL of the rejected side's right
     opening, each token weighted by its step's probability."""
 
-    extra_columns = (OPENING,)  # the trainer's hook: the column travels to the collator
+    extra_columns = (OPENING,)  # the trainer's hook: the default collator brings it to the loss, a tensor
 
     def __init__(self, *args, rejected_sft_weight: float, **kwargs):
         weight = finite_number(rejected_sft_weight, "rejected_sft_weight", "RejectedPrefixNLLStepDPOTrainer")
@@ -70,12 +70,6 @@ class RejectedPrefixNLLStepDPOTrainer(StepwiseDPOTrainer):
                              "(opening_steps of each row)")
         super().__init__(*args, **kwargs)
         self.rejected_sft_weight = weight
-        collate = self.data_collator
-
-        def with_openings(examples):  # the opening travels beside the step columns the parent collates
-            return {**collate(examples), OPENING: torch.tensor([e[OPENING] for e in examples], dtype=torch.long)}
-
-        self.data_collator = with_openings
 
     def extra_loss(self, model, inputs):
         """The trainer's hook for a term of its own: ``rejected_sft_weight`` times the opening's NLL, from one more
