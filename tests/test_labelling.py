@@ -4,16 +4,19 @@ built from stepwise rows labelled anywhere (preference_pairs_from_stepwise)."""
 import inspect
 import logging
 import random
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from stepdpo_lite.steps import extract_steps
-from stepdpo_lite.tutorial import public_datasets, toyworld
+from stepdpo_lite.tutorial import gsm8k, public_datasets, toyworld
 from stepdpo_lite.tutorial.labelling import (DATASET_KINDS, data_metrics, datasets_by_split, format_label_agreement,
                                              format_verdict_summary, label_agreement, mc_comparison_problems,
-                                             mc_label_agreement, preference_pairs, preference_pairs_from_stepwise,
-                                             prompts_of, stepwise_rows, verdict_summary)
+                                             mc_label_agreement, outcome_rows, preference_pairs,
+                                             preference_pairs_from_stepwise, problem_mc_step_labels, prompts_of,
+                                             step_dpo_pairs, stepwise_rows, verdict_summary)
 
 
 def test_verdict_summary_counts_clean_lucky_and_first_mistakes():
@@ -249,3 +252,42 @@ def test_preference_pairs_from_stepwise_on_newline_steps_names_the_delimiter_to_
                                   "not open with the delimiter '\\n\\nStep': steps 2..K open with '\\n': pass "
                                   "delimiter='\\n'")
     assert len(preference_pairs_from_stepwise(rows, delimiter="\n")) == 1  # the advice, followed
+
+
+@dataclass(frozen=True)
+class OwnProblem:
+    """A problem of one's own task (docs/own_task.md): not a toyworld.Problem, with the protocol's verdict and
+    is_correct (here a toy problem's checker, so that its rows can be compared with the toy world's)."""
+    toy: toyworld.Problem
+    right: Callable[[str], bool] | None = None  # its own grader, in place of the checker's
+
+    prompt = property(lambda self: self.toy.prompt)
+    gold_solution = property(lambda self: self.toy.gold_solution)
+
+    def verdict(self, solution):
+        return toyworld.check(self.toy, solution)
+
+    def is_correct(self, solution):
+        return self.right(solution) if self.right else self.toy.is_correct(solution)
+
+
+def test_builders_label_any_problem_by_its_own_verdict_and_still_refuse_one_without_a_checker(tiny_model,
+                                                                                              tiny_tokenizer):
+    """A user's trial: preference_pairs on a task of one's own was refused ("the gold checker labels toyworld.Problem
+    only; pass verdicts="), though the task protocol requires verdict(solution); problem_mc_step_labels graded its
+    rollouts by toyworld.check. GSM8K's problems, whose verdict is None, are still refused."""
+    problems, solutions, _ = _split(3, "train", 0)
+    own = [OwnProblem(p) for p in problems]
+    for build in (stepwise_rows, outcome_rows, preference_pairs, step_dpo_pairs):
+        assert build(own, solutions)[:] == build(problems, solutions)[:]
+    mc = dict(n=2, max_new_tokens=4, batch_size=8, progress=False)
+    assert problem_mc_step_labels(tiny_model, tiny_tokenizer, own[:1], solutions[:1], **mc)[:] == \
+        problem_mc_step_labels(tiny_model, tiny_tokenizer, problems[:1], solutions[:1], **mc)[:]
+    always_right = [OwnProblem(problems[0], right=lambda solution: True)]  # its own grader grades the rollouts
+    rows = problem_mc_step_labels(tiny_model, tiny_tokenizer, always_right, solutions[:1], **mc)
+    assert rows["soft_labels"] == [[1.0] * len(steps) for steps in rows["completions"]]
+    question = gsm8k.GSM8KProblem(question="2 + 2?", answer="4", prompt="What is 2 + 2?\n")
+    with pytest.raises(ValueError, match=r"preference_pairs: problem 0 is a GSM8KProblem: the gold checker labels "
+                                         r"toyworld.Problem only; pass verdicts= for other problems \(its verdict\(\) "
+                                         r"is None: no step checker"):
+        preference_pairs([question], [["Answer: 4", "Answer: 5"]])

@@ -52,7 +52,6 @@ def test_train_reward_model_trains_by_the_profiles_recipe_in_a_scratch_folder(mo
     ("dpo_learning_rate", 0.0, "dpo_learning_rate must be > 0, got 0.0"),
     ("reward_learning_rate", float("nan"), "reward_learning_rate must be a finite number"),
     ("gradient_checkpointing", "no", "gradient_checkpointing must be True or False, got 'no'"),
-    ("task", "math", r"task must be one of \('toy', 'gsm8k'\), got 'math'"),
     ("quantization", "8bit", "quantization must be one of"),
     ("reward_quantization", "8bit", "reward_quantization must be one of"),
     ("onpolicy_protocol", "first_token", r"onpolicy_protocol must be one of \('first_error', 'output_layer'\)"),

@@ -1,6 +1,9 @@
 """tasks: one interface for the toy world and GSM8K (problems, grading, step labels, sampling, evaluation)."""
 import json
 import random
+import re
+import types
+from pathlib import Path
 
 import pytest
 
@@ -308,3 +311,39 @@ def test_only_a_task_with_a_step_checker_says_whether_a_solution_slipped():
     assert tasks.ToyTask().wrong_step_checker(p.prompt, slipped) and not tasks.ToyTask().wrong_step_checker(
         p.prompt, p.gold_solution)
     assert tasks.GSM8KTask().wrong_step_checker is None
+
+
+def test_get_task_makes_the_task_registered_under_the_profiles_task(monkeypatch):
+    """A user's trial: get_task hard-coded the toy world and GSM8K, so that a task added to TASKS was never made (a
+    profile naming it got GSM8KTask). Each entry makes its task from the profile; an unknown name lists them."""
+    made = []
+    monkeypatch.setitem(tasks.TASKS, "mine", lambda profile: made.append(profile) or "my task")
+    mine = types.SimpleNamespace(name="own", task="mine", dataset=None)  # what get_task reads of a profile
+    assert tasks.get_task(mine) == "my task" and made == [mine]
+    with pytest.raises(ValueError, match=re.escape("profile 'own': unknown task 'math'; choose one of ['gsm8k', "
+                                                   "'mine', 'toy'], or register yours in tasks.TASKS")):
+        tasks.get_task(types.SimpleNamespace(name="own", task="math", dataset=None))
+
+
+def test_own_task_page_runs_as_written(tmp_path, monkeypatch, capsys):
+    """docs/own_task.md's python blocks, run in order as one script (its fine-tuning cut to 2 steps): each print
+    prints what its comment says (up to a colon), and the page's task went through TASKS and a profile, the builders
+    without verdicts= and fine_tune_base, none of which a user's trial (t5) could do."""
+    monkeypatch.setitem(tasks.TASKS, "sum", None)  # the page registers its task; undone after: not for other tests
+    monkeypatch.chdir(tmp_path)  # it saves runs/sum-base
+    page = Path(__file__).resolve().parent.parent / "docs" / "own_task.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+    assert sum(b.count("max_steps=300, eval_every=50") for b in blocks) == 1
+    namespace, said, printed = {"__name__": "own_task"}, [], []
+    for block in blocks:
+        exec(compile(block.replace("max_steps=300, eval_every=50", "max_steps=2, eval_every=2"), str(page), "exec"),
+             namespace)
+        out = capsys.readouterr().out.splitlines()
+        if "print(" in block:  # the fine-tuning's own lines are no example's
+            printed += out
+            said += [line.split("# ", 1)[1].split(":")[0].strip() for line in block.splitlines()
+                     if line.startswith("print(")]
+    assert printed == said and len(said) == 3
+    assert isinstance(namespace["task"], namespace["SumTask"])
+    log = json.loads((tmp_path / "runs" / "sum-base" / "training_log.json").read_text())
+    assert [e["step"] for e in log["evaluations"]] == [2] and namespace["policy"].config.model_type == "llama"

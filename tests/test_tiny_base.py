@@ -1,5 +1,10 @@
-"""Folders the tutorial's training scripts write: a run cut short can be run again."""
+"""Folders the tutorial's training scripts write: a run cut short can be run again; training on one's own texts."""
+import json
+import shutil
+from pathlib import Path
+
 import pytest
+import torch
 
 from stepdpo_lite.tutorial import tasks, tiny_base
 
@@ -49,3 +54,48 @@ def test_training_commands_refuse_the_shipped_models_as_out_without_force(capsys
         assert "is the shipped tiny" in capsys.readouterr().err
     toyworld.refuse_shipped_out(toyworld.TINY_BASE_DIR, force=True)  # --force: allowed
     toyworld.refuse_shipped_out("/tmp/elsewhere", force=False)
+
+
+class SayNumber:
+    """A problem of one's own graded by its final answer only (no step checker, as on GSM8K)."""
+    prompt = "Problem: say 7.\n"
+
+    def is_correct(self, solution):
+        return solution.strip() == "Answer: 7"
+
+    def verdict(self, solution):
+        return None
+
+
+def test_fine_tune_base_trains_a_base_on_ones_own_texts_as_train_base_trains(tmp_path, tiny_base_path):
+    """A user's trial copied train_base's body to train the tiny base on a task of their own: fine_tune_base runs the
+    same training on any (prompt, solution) texts, evaluated by any problems' is_correct (no error kinds needed)."""
+    from safetensors.torch import load_file
+
+    result = tiny_base.fine_tune_base(tmp_path / "own", [SayNumber.prompt] * 8, ["Answer: 7"] * 8, [SayNumber()],
+                                      base=tiny_base_path, max_steps=2, eval_every=1, batch_size=4,
+                                      target_accuracy=2.0)  # never reached: both evaluations run
+    assert result["steps"] == 2 and [(e["step"], e["first_error_kinds"]) for e in result["evaluations"]] == [
+        (1, None), (2, None)]
+    log = json.loads((tmp_path / "own" / "training_log.json").read_text())
+    assert (log["base"], log["n_train"], log["batch_size"]) == (str(tiny_base_path), 8, 4)
+    before, after = (load_file(Path(p) / "model.safetensors") for p in (tiny_base_path, tmp_path / "own"))
+    assert before.keys() == after.keys() and not all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"solutions": ["Answer: 7 × 1"]}, r"prompts\[0\] or solutions\[0\] holds a character the base's tokenizer does "
+                                       "not know"),
+    ({"eval_problems": []}, "eval_problems is empty"),
+    ({"out": "base"}, "out .*base is the base it starts from; save to another folder"),
+    ({"max_steps": 0}, "max_steps must be an int >= 1")])
+def test_fine_tune_base_refuses_what_it_cannot_train_before_training(tmp_path, tiny_base_path, change, message):
+    """A character outside the tiny tokenizer's (it would learn <unk>, which decodes to nothing), no problems to stop
+    by, or the base itself as out (the shipped data/tiny-base, replaced) are refused, and nothing is written."""
+    shutil.copytree(tiny_base_path, tmp_path / "base")
+    kw = {"out": "own", "prompts": [SayNumber.prompt], "solutions": ["Answer: 7"], "eval_problems": [SayNumber()],
+          **change}
+    kw["out"] = tmp_path / kw["out"]
+    with pytest.raises(ValueError, match=f"fine_tune_base: {message}"):
+        tiny_base.fine_tune_base(base=tmp_path / "base", max_steps=kw.pop("max_steps", 1), **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base"]

@@ -1,9 +1,10 @@
 """Step labels and training pairs made from sampled solutions, checked against the formats of ``data.py``.
 
 - Builders for any task: solutions sampled per problem (``generation.sample_solutions`` returns one list of
-  texts per problem) are labelled by the toy world's gold checker (``toyworld.check``) or, where there is none
-  (GSM8K), by ``verdicts`` made another way (Monte-Carlo labels: ``problem_mc_step_labels``), and turned into
-  the formats of ``data.py``: stepwise supervision, outcome, preference and Step-DPO rows.
+  texts per problem) are labelled by the problems' own checker (the toy world's ``toyworld.check``, your own
+  task's ``verdict``: docs/own_task.md) or, where there is none (GSM8K), by ``verdicts`` made another way
+  (Monte-Carlo labels: ``gsm8k.mc_verdicts``), and turned into the formats of ``data.py``: stepwise supervision,
+  outcome, preference and Step-DPO rows.
   ``toy_gold_vs_error_pairs`` is the toy world's alone: gold solutions against corrupted ones.
 - ``preference_pairs_from_stepwise``: preference pairs with step labels from stepwise rows labelled anywhere
   (PRM800K, Math-Shepherd, your own labeller), no toy world needed.
@@ -87,7 +88,8 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> lis
     """``(text, verdict)`` for the non-blank solutions of each problem (blank ones are counted by ``_blanks``).
 
     ``verdicts[i]`` (optional) holds one ``toyworld.Verdict`` per solution of problem i, or per non-blank
-    one (the two cannot be confused: they differ in length whenever there is a blank); else the checker runs.
+    one (the two cannot be confused: they differ in length whenever there is a blank); else the problem's own checker
+    runs (``toyworld.check``; any other problem's ``verdict(solution)``, the task protocol's: ``tasks.TaskProblem``).
     ``who`` (the builder) opens the error messages.
     """
     check_solution_lists(problems, solutions, who)
@@ -98,10 +100,14 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> lis
     if verdicts is not None and len(verdicts) != len(problems):
         raise ValueError(f"{who}: {len(problems)} problems but {len(verdicts)} lists of verdicts")
     prompts_of(problems, who)  # a prompt str is no problem
+
+    def no_checker(i: int, why: str) -> ValueError:
+        return ValueError(f"{who}: problem {i} is a {type(problems[i]).__name__}: the gold checker labels "
+                          f"toyworld.Problem only; pass verdicts= for other problems ({why})")
+
     for i, problem in enumerate(problems):
-        if verdicts is None and not isinstance(problem, toyworld.Problem):
-            raise ValueError(f"{who}: problem {i} is a {type(problem).__name__}: the gold checker labels "
-                             "toyworld.Problem only; pass verdicts= for other problems")
+        if verdicts is None and not callable(getattr(problem, "verdict", None)):
+            raise no_checker(i, "or give them a verdict(solution) method: tasks.TaskProblem")
     for i, sols in enumerate(solutions):  # else a None (a failed sample) is an AttributeError on .strip() below
         for j, s in enumerate(sols):
             if not isinstance(s, str):
@@ -110,10 +116,12 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> lis
     out = []
     for i, (problem, sols) in enumerate(zip(problems, solutions)):
         texts = [s for s in sols if s.strip()]
-        if verdicts is None:
+        if verdicts is None and isinstance(problem, toyworld.Problem):
             out.append([(s, toyworld.check(problem, s)) for s in texts])
             continue
-        vs = verdicts[i]
+        vs = [problem.verdict(s) for s in texts] if verdicts is None else verdicts[i]
+        if verdicts is None and any(v is None for v in vs):  # GSM8K's: no step checker
+            raise no_checker(i, "its verdict() is None: no step checker; on GSM8K the task's label() gives them")
         if len(vs) == len(sols):
             vs = [v for s, v in zip(sols, vs) if s.strip()]
         elif len(vs) != len(texts):
@@ -148,7 +156,7 @@ def _blanks(solutions) -> int:
     return sum(not s.strip() for sols in solutions for s in sols)
 
 
-# ----------------------------------------------------------------------------- toy-world builders
+# ----------------------------------------------------------------------------- builders (any task)
 
 def stepwise_rows(problems, solutions, *, verdicts=None) -> Dataset:
     """Stepwise supervision rows: every non-blank solution (repeats kept: they are samples) with the checker's
@@ -428,14 +436,15 @@ def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence
 
 
 def problem_mc_step_labels(model, tokenizer, problems, solutions, **kw) -> Dataset:
-    """``mc_step_labels`` on the toy world: a completion is right when ``toyworld.check`` finds the right final
-    answer. ``solutions``: one list of texts per problem (as ``sample_solutions`` returns); blank ones are
-    left out (logged). Adds ``gold_labels`` (the checker's step labels) for ``label_agreement``."""
+    """``mc_step_labels`` on problems with a step checker (the toy world's, your own task's: ``verdict``): a
+    completion is right when the problem's ``is_correct`` says so. ``solutions``: one list of texts per problem (as
+    ``sample_solutions`` returns); blank ones are left out (logged). Adds ``gold_labels`` (the checker's step labels)
+    for ``label_agreement``."""
     flat = [(p, v) for p, checked in zip(problems, _verdicts(problems, solutions, who="problem_mc_step_labels"))
             for _, v in checked]
     _report("problem_mc_step_labels", len(flat), "solutions to label", blank_solutions=_blanks(solutions))
     ds = mc_step_labels(model, tokenizer, [p.prompt for p, _ in flat], [v.steps for _, v in flat],
-                        lambda i, text: toyworld.check(flat[i][0], text).answer_correct, **kw)
+                        lambda i, text: flat[i][0].is_correct(text), **kw)  # the toy world's: toyworld.check's
     return ds.add_column("gold_labels", [v.step_labels for _, v in flat])
 
 

@@ -44,8 +44,9 @@ class Profile:
     name: str = field(metadata={"help": "Profile name: 'tiny', 't4-16gb', '24gb' or 'smoke'."})
     model_name: str = field(metadata={"help": "Base model: a Hub id or a local folder."})
     task: str = field(default="gsm8k", metadata={
-        "help": "The problems (tasks.get_task): 'toy' (the offline arithmetic world, a checker for every step) or "
-                "'gsm8k' (final answers only; step labels from Monte-Carlo rollouts)."})
+        "help": "The problems (tasks.get_task): 'toy' (the offline arithmetic world, a checker for every step), "
+                "'gsm8k' (final answers only; step labels from Monte-Carlo rollouts) or one of your own registered in "
+                "tasks.TASKS (docs/own_task.md)."})
     dataset: str | None = field(default=None, metadata={
         "help": "Where the task's problems come from: for 'gsm8k' the Hub id (None: 'openai/gsm8k') or a local "
                 "path (gsm8k.load_problems)."})
@@ -123,7 +124,7 @@ class Profile:
             elif not isinstance(value, str) or not value:
                 raise ValueError(f"Profile: {f.name} must be a non-empty str{' or None' if optional else ''}, "
                                  f"got {value!r}")
-        for name, allowed in (("task", ("toy", "gsm8k")), ("quantization", ("4bit", None)),
+        for name, allowed in (("quantization", ("4bit", None)),  # the task: tasks.get_task, where tasks register
                               ("reward_quantization", ("4bit", None)),
                               ("onpolicy_protocol", tuple(ONPOLICY_PROTOCOLS)),
                               ("dtype", ("float32", "float16", "bfloat16", "auto"))):

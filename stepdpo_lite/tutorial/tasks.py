@@ -5,14 +5,15 @@ A **problem** (``toyworld.Problem``, ``gsm8k.GSM8KProblem``) has
 - ``prompt``: the text a policy reads, always a ``str`` (chat-formatted on GSM8K), never the answer;
 - ``answer``: the reference final answer;
 - a grader: ``is_correct(solution)``, ``final_answer(solution)`` (a number or None), ``gold_answer()``;
-- step labels: ``step_labels(solution)`` / ``verdict(solution)`` from a gold checker where one exists (the toy
-  world), else ``None`` (GSM8K: the labels come from Monte-Carlo rollouts, ``Task.label``).
+- step labels: ``step_labels(solution)`` / ``verdict(solution)`` (a ``toyworld.Verdict``) from a gold checker where
+  one exists (the toy world), else ``None`` (GSM8K: the labels come from Monte-Carlo rollouts, ``Task.label``);
+  the labelling builders call ``verdict`` when they are given no ``verdicts``.
 
-A **task** (``ToyTask``, ``GSM8KTask``; ``get_task(profile)``) makes the problems of a profile, labels sampled
-solutions (checker or rollouts: one verdict per solution, a blank one's with no steps and a wrong answer), says how
-long a solution is (``answers_by_length``) and whether it slipped in a step where a checker can tell
-(``wrong_step_checker``), and estimates what the labelling costs. Sampling, grading, best-of-N (``bestofn``) and
-policy evaluation all go through these; nothing dispatches on problem types, and a model
+A **task** (``ToyTask``, ``GSM8KTask``, one of your own: docs/own_task.md; ``get_task(profile)``, ``TASKS``) makes
+the problems of a profile, labels sampled solutions (checker or rollouts: one verdict per solution, a blank one's with
+no steps and a wrong answer), says how long a solution is (``answers_by_length``) and whether it slipped in a step
+where a checker can tell (``wrong_step_checker``), and estimates what the labelling costs. Sampling, grading,
+best-of-N (``bestofn``) and policy evaluation all go through these; nothing dispatches on problem types, and a model
 only ever receives ``problem.prompt`` strings (``generation.sample_solutions`` raises on an item that is not a
 ``str`` and has no ``str`` prompt: no object's repr is ever turned into a prompt).
 """
@@ -264,7 +265,10 @@ class GSM8KTask:
                                  batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress)
 
 
-TASKS = {"toy": ToyTask, "gsm8k": GSM8KTask}
+# A profile's ``task`` names one of these: each makes the task from the profile. Register your own task here
+# (docs/own_task.md): ``TASKS["mine"] = lambda profile: MyTask()``
+TASKS = {"toy": lambda profile: ToyTask(),
+         "gsm8k": lambda profile: GSM8KTask(source=profile.dataset or gsm8k.HUB_NAME)}
 
 
 def answers_by_length(task, problems, verdicts) -> dict:
@@ -280,11 +284,13 @@ def answers_by_length(task, problems, verdicts) -> dict:
 
 
 def get_task(profile):
-    """The task of a profile (a ``profiles.Profile`` or its name): its ``task`` and ``dataset`` fields."""
+    """The task of a profile (a ``profiles.Profile`` or its name): ``TASKS[profile.task]`` made from the profile
+    (GSM8K's reads its ``dataset`` field)."""
     p = get_profile(profile) if isinstance(profile, str) else profile
     if p.task not in TASKS:
-        raise ValueError(f"profile {p.name!r}: unknown task {p.task!r}; choose one of {sorted(TASKS)}")
-    return ToyTask() if p.task == "toy" else GSM8KTask(source=p.dataset or gsm8k.HUB_NAME)
+        raise ValueError(f"profile {p.name!r}: unknown task {p.task!r}; choose one of {sorted(TASKS)}, or register "
+                         "yours in tasks.TASKS (docs/own_task.md)")
+    return TASKS[p.task](p)
 
 
 # Validation and test keep at least this many problems under a budget: the reward models' evaluation (notebooks 02,

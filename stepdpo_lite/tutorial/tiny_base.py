@@ -3,6 +3,7 @@
 A ~1M-parameter Llama (``toyworld.build_tiny_model``) trained on gold solutions mixed with solutions that carry one
 arithmetic or copy error (``toyworld.noisy_training_text``), stopped early once its greedy validation accuracy
 reaches a target: imperfect on purpose, so that reward models and Stepwise DPO have real mistakes to find and fix.
+``fine_tune_base`` trains it the same way on your own task's texts (docs/own_task.md).
 
     python -m stepdpo_lite.tutorial.tiny_base train-base --out data/tiny-base --seed 0
     python -m stepdpo_lite.tutorial.tiny_base eval-base --model data/tiny-base
@@ -47,29 +48,32 @@ def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num
     return Dataset.from_dict(rows).map(tokenize, batched=True, remove_columns=["prompt", "response"], num_proc=num_proc)
 
 
+def _check_settings(where: str, out, learning_rate: float, target_accuracy: float, **counts: int) -> None:
+    """Checked before any data or model: eval_every=0 failed at the first step (ZeroDivisionError), max_steps=0
+    trained the Trainer's default 3 epochs, and a NaN target_accuracy never stopped the run."""
+    for name, value in counts.items():
+        positive_int(value, name, where)
+    if finite_number(learning_rate, "learning_rate", where) <= 0:
+        raise ValueError(f"{where}: learning_rate must be > 0, got {learning_rate!r}")
+    finite_number(target_accuracy, "target_accuracy", where)
+    # The save replaces ``out`` as a whole (its model card kept): a folder that holds no saved model (no
+    # training_log.json) but other files, such as --out data, would lose them all once training is over; the
+    # Trainer's _trainer, which a run cut short leaves there, is ours
+    check_replaceable(out, keep=("README.md", "_trainer"), owned=("training_log.json",), where=f"{where}: out")
+
+
 def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, error_rate: float = 0.2,
                max_steps: int = 3000, batch_size: int = 64, learning_rate: float = 3e-3,
                target_accuracy: float = 0.5, eval_every: int = 100, n_eval: int = 200, layers: int = 4,
                hidden_size: int = 128) -> dict:
     """Train the tiny base and stop at the first evaluation whose validation greedy accuracy reaches
     ``target_accuracy`` (imperfect on purpose); save model, tokenizer and ``training_log.json`` to ``out``."""
-    # Checked before any data or model: eval_every=0 failed at the first step (ZeroDivisionError), max_steps=0 trained
-    # the Trainer's default 3 epochs, and a NaN target_accuracy never stopped the run
-    for name, value in (("n_train", n_train), ("max_steps", max_steps), ("batch_size", batch_size),
-                        ("eval_every", eval_every), ("n_eval", n_eval), ("layers", layers),
-                        ("hidden_size", hidden_size)):
-        positive_int(value, name, "train_base")
     if not 0 <= finite_number(error_rate, "error_rate", "train_base") <= 1:
         raise ValueError(f"train_base: error_rate must lie in [0, 1], got {error_rate!r}")
-    if finite_number(learning_rate, "learning_rate", "train_base") <= 0:
-        raise ValueError(f"train_base: learning_rate must be > 0, got {learning_rate!r}")
-    finite_number(target_accuracy, "target_accuracy", "train_base")
-    # The save replaces ``out`` as a whole (its model card kept): a folder that holds no saved model (no
-    # training_log.json) but other files, such as --out data, would lose them all once training is over; the
-    # Trainer's _trainer, which a run cut short leaves there, is ours
-    check_replaceable(out, keep=("README.md", "_trainer"), owned=("training_log.json",), where="train_base: out")
-    import torch
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
+    _check_settings("train_base", out, learning_rate, target_accuracy, n_train=n_train, max_steps=max_steps,
+                    batch_size=batch_size, eval_every=eval_every, n_eval=n_eval, layers=layers,
+                    hidden_size=hidden_size)
+    from transformers import set_seed
 
     set_seed(seed)
     tokenizer = build_tokenizer()
@@ -78,40 +82,77 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
     problems = make_problems(n_train, "train", seed=seed)
     ds = solution_lm_dataset(tokenizer, [p.prompt for p in problems],
                              [noisy_training_text(p, rng, error_rate) for p in problems])
-    val = make_problems(n_eval, "validation", seed=seed)
-    log = []
+    return _train(model, tokenizer, ds, make_problems(n_eval, "validation", seed=seed), out,
+                  {"seed": seed, "n_train": n_train, "error_rate": error_rate, "layers": layers,
+                   "hidden_size": hidden_size, "batch_size": batch_size, "learning_rate": learning_rate,
+                   "target_accuracy": target_accuracy},
+                  max_steps=max_steps, eval_every=eval_every)
+
+
+def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[str], eval_problems: list, *,
+                   base: str | os.PathLike | None = None, seed: int = 0, max_steps: int = 3000, batch_size: int = 64,
+                   learning_rate: float = 3e-3, target_accuracy: float = 0.5, eval_every: int = 100) -> dict:
+    """The tiny base (``base``: a saved folder; None: ``data/tiny-base`` or ``$STEPDPO_TINY_BASE``) trained further
+    on your own task's texts (docs/own_task.md), as ``train_base`` trains it: the loss on each solution, stopped at
+    the first evaluation whose greedy accuracy on ``eval_problems`` (problems with a ``prompt`` and ``is_correct``)
+    reaches ``target_accuracy``; saved to ``out``. Mix in solutions with a slip (``toyworld.noisy_training_text``
+    does so), so that the policy's samples hold mistakes for reward models and Stepwise DPO to learn from."""
+    _check_settings("fine_tune_base", out, learning_rate, target_accuracy, max_steps=max_steps,
+                    batch_size=batch_size, eval_every=eval_every)
+    if not list_of(eval_problems, "fine_tune_base: eval_problems", "problems"):
+        raise ValueError("fine_tune_base: eval_problems is empty; the training stops by their accuracy")
+    base = Path(base or os.environ.get("STEPDPO_TINY_BASE", TINY_BASE_DIR))  # as load_tiny_base reads it
+    if Path(out).resolve() == base.resolve():  # the shipped data/tiny-base, which every notebook loads
+        raise ValueError(f"fine_tune_base: out {out} is the base it starts from; save to another folder")
+    from transformers import set_seed
+
+    set_seed(seed)
+    model, tokenizer = load_tiny_base(base)
+    ds = solution_lm_dataset(tokenizer, prompts, solutions)
+    unknown = next((i for i, ids in enumerate(ds["input_ids"]) if tokenizer.unk_token_id in ids), None)
+    if unknown is not None:  # it would learn to write <unk>, which decodes to nothing
+        raise ValueError(f"fine_tune_base: prompts[{unknown}] or solutions[{unknown}] holds a character the base's "
+                         "tokenizer does not know (the tiny one spells printable ASCII and newlines only)")
+    return _train(model, tokenizer, ds, eval_problems, out,
+                  {"base": str(base), "seed": seed, "n_train": len(ds), "batch_size": batch_size,
+                   "learning_rate": learning_rate, "target_accuracy": target_accuracy},
+                  max_steps=max_steps, eval_every=eval_every)
+
+
+def _train(model, tokenizer, ds, eval_problems, out, settings: dict, *, max_steps: int, eval_every: int) -> dict:
+    """The training of ``train_base`` and ``fine_tune_base``: ``ds`` (``solution_lm_dataset``'s rows) until greedy
+    accuracy on ``eval_problems`` reaches ``settings["target_accuracy"]``, then model, tokenizer and
+    ``training_log.json`` (``settings``, the evaluations and the losses) saved to ``out``."""
+    import torch
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+
+    seed, log = settings["seed"], []
 
     class StopWhenGoodEnough(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kw):
             if state.global_step % eval_every:
                 return
             model.eval()
-            result = tasks.evaluate_policy(model, tokenizer, val, progress=False)
+            result = tasks.evaluate_policy(model, tokenizer, eval_problems, progress=False)
             model.train()
-            acc = result["accuracy"]
-            log.append({"step": state.global_step, "val_greedy_accuracy": acc,
-                        "first_error_kinds": result["first_error_kinds"]})
-            print(f"step {state.global_step}: validation greedy accuracy {acc:.3f} {result['first_error_kinds']}",
-                  flush=True)
-            if acc >= target_accuracy:
+            acc, kinds = result["accuracy"], result.get("first_error_kinds")  # None: problems without a checker
+            log.append({"step": state.global_step, "val_greedy_accuracy": acc, "first_error_kinds": kinds})
+            print(f"step {state.global_step}: validation greedy accuracy {acc:.3f} {kinds}", flush=True)
+            if acc >= settings["target_accuracy"]:
                 control.should_training_stop = True
 
     tokenizer.padding_side = "right"
-    args = TrainingArguments(output_dir=str(Path(out) / "_trainer"), per_device_train_batch_size=batch_size,
-                             learning_rate=learning_rate, max_steps=max_steps, warmup_steps=min(100, max_steps // 10),
-                             lr_scheduler_type="cosine", weight_decay=0.01, logging_steps=50, save_strategy="no",
-                             report_to=[], seed=seed, data_seed=seed, use_cpu=not torch.cuda.is_available(),
-                             dataloader_num_workers=0, disable_tqdm=False)
+    args = TrainingArguments(output_dir=str(Path(out) / "_trainer"), per_device_train_batch_size=settings["batch_size"],
+                             learning_rate=settings["learning_rate"], max_steps=max_steps,
+                             warmup_steps=min(100, max_steps // 10), lr_scheduler_type="cosine", weight_decay=0.01,
+                             logging_steps=50, save_strategy="no", report_to=[], seed=seed, data_seed=seed,
+                             use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, disable_tqdm=False)
     trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
                       data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
                       callbacks=[StopWhenGoodEnough()])
     trainer.train()
     tokenizer.padding_side = "left"
-    save_tiny_model(model, tokenizer, out, {"seed": seed, "n_train": n_train, "error_rate": error_rate,
-                                            "layers": layers, "hidden_size": hidden_size,
-                                            "batch_size": batch_size, "learning_rate": learning_rate,
-                                            "target_accuracy": target_accuracy, "evaluations": log,
-                                            "loss_history": trainer.state.log_history})
+    save_tiny_model(model, tokenizer, out, {**settings, "evaluations": log, "loss_history": trainer.state.log_history})
     return {"steps": trainer.state.global_step, "evaluations": log}
 
 

@@ -222,6 +222,8 @@ def parse_prompt(prompt: str) -> Problem:
 
 @dataclass
 class Verdict:
+    """A solution's labels from a step checker: the toy world's (``check``) and every task's ``verdict(solution)``
+    (docs/own_task.md says which builder reads which field)."""
     step_labels: list[bool]
     first_error: int  # 0-based index of the first wrong step, -1 if none
     answer_correct: bool
