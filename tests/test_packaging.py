@@ -146,8 +146,11 @@ def test_the_core_never_imports_the_tutorial_kit():
     in the core, for the tutorial's and the trainer's copies, 3,963; 3,970 until the next session's public names
     for the record checks the tutorial shares, ``>>>`` examples run as tests (tests/test_doctests.py), the trainer's
     public hooks for the tutorial's loss variants and its warning of rows max_length cuts, less one copy of the
-    reward models' calls on bare texts (rewards.TextRewards), 3,973; 3,980 until the trial of 2026-12-05's fourth
-    session, on one's own data as a library (steps that open with another delimiter, numpy bool labels, ...).)"""
+    reward models' calls on bare texts (rewards.TextRewards), 3,973; 3,980 until two trials of 2026-12-05's fourth
+    session, one's own data through the library (steps that open with another delimiter, numpy bool labels, a layout
+    the PRM was not trained on, every over-long row named at once or dropped, a threshold kept with the PRM) and the
+    kit extended (a column of one's own through the default collator, an old step_loss refused at once, the step
+    loss's inner difference, one rule for a custom aggregation), to 4,089.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
