@@ -507,3 +507,11 @@ def test_format_heatmap_summary_says_where_its_threshold_comes_from():
     summary = diagnostics.heatmap_summary(REWARDS, LABELS, 0.0)
     assert diagnostics.format_heatmap_summary(summary, 0.0, threshold_source="my threshold").endswith(
         "first error found exactly (P < 0.50, my threshold) in 2 of 3 solutions")
+
+
+def test_format_chosen_vs_rejected_counts_the_mistakes_the_prm_misses():
+    """Notebook 05's text quoted 52 mistakes, 49 under -4 and 2 above zero from metrics.json alone: printed now."""
+    summary = {"ranked_by_min": 0.75, "mean_gap_by_step": [0.5], "mistake_rewards": [-5.0, -4.0, -1.0, 0.0, 0.5]}
+    assert diagnostics.format_chosen_vs_rejected(summary, 4).splitlines()[2] == (
+        "5 mistakes (x): 1 score under -4, 3 from -4 to 0, 1 above zero (missed outright)")
+    assert len(diagnostics.format_chosen_vs_rejected({**summary, "mistake_rewards": []}, 4).splitlines()) == 2

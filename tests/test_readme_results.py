@@ -131,6 +131,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
     credit_right = [r for by_step in credit["rewards"].values() for r, y in zip(by_step, credit["step_labels"]) if y]
     stepwise_loss, dpo_loss = ({r: c["loss"] for r, c in vis["training_curves"][name].items()}
                                for name in ("Stepwise DPO", "DPO"))
+    step_accuracy = {r: c["step_accuracy"] for r, c in vis["training_curves"]["Stepwise DPO"].items()}
+    step_accuracy_starts = " and ".join(dict.fromkeys(f"{c['start']:.2f}" for c in step_accuracy.values()))
     widths = _half_widths(m["test_time_differences"])
     steered = m["test_time_differences"]["4"]["beam_prm"]["best_of_n_prm"]  # beam search minus best-of-N, B = 4
     evaluation = m["evaluation"]
@@ -284,6 +286,9 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             "(" + ", ".join(f"{c['first']:.1f} to {c['last']:.1f} in round {r}"
                             for r, c in stepwise_loss.items()) + ")",
             "(" + " and ".join(f"{c['first']:.2f} to {c['last']:.2f}" for c in dpo_loss.values()) + ";",
+            # Stepwise DPO's step_accuracy (plain accuracy): where each round starts, and its first and last 3 logs
+            f"`step_accuracy` starts at {step_accuracy_starts} in both rounds",
+            "(" + ", ".join(f"{c['first']:.2f} to {c['last']:.2f} in round {r}" for r, c in step_accuracy.items()) + ";",
             # the explorer (section 6)
             f"notebook 02's threshold, P = {p_threshold}, the dashed line",
             f"look again at {' and '.join(row['row'] for row in heat['misread'])} in the heatmap"],

@@ -323,10 +323,17 @@ def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards, rejected_step_l
 
 
 def format_chosen_vs_rejected(summary: dict, n_pairs: int) -> str:
-    """Notebook 05's two lines under its chosen-vs-rejected plot, from ``chosen_vs_rejected_summary``."""
-    return (f"the PRM (min over steps) ranks chosen above rejected in {summary['ranked_by_min']:.0%} of {n_pairs} "
-            "pairs\nmean chosen minus mean rejected reward, by step: "
-            + "  ".join(f"{g:+.2f}" for g in summary["mean_gap_by_step"]))
+    """Notebook 05's lines under its chosen-vs-rejected plot, from ``chosen_vs_rejected_summary``: with its
+    ``mistake_rewards``, a third line counts the mistakes (the × dots) far below zero and those the PRM misses."""
+    lines = (f"the PRM (min over steps) ranks chosen above rejected in {summary['ranked_by_min']:.0%} of {n_pairs} "
+             "pairs\nmean chosen minus mean rejected reward, by step: "
+             + "  ".join(f"{g:+.2f}" for g in summary["mean_gap_by_step"]))
+    mistakes = summary.get("mistake_rewards")
+    if mistakes:
+        lines += (f"\n{len(mistakes)} mistakes (x): {sum(r < -4 for r in mistakes)} score under -4, "
+                  f"{sum(-4 <= r <= 0 for r in mistakes)} from -4 to 0, {sum(r > 0 for r in mistakes)} above zero "
+                  "(missed outright)")
+    return lines
 
 
 def step_rewards_and_labels(prm, problems, solutions_by_name: dict) -> tuple[dict, dict]:

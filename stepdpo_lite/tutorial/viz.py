@@ -459,11 +459,12 @@ def _mean_band(ax, rows, color, name, offset, labels=None):
     ax.plot(x, mean, marker="o", color=color, label=f"{name} (mean ± sd)")
     ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.18, linewidth=0)
     if labels is not None:
-        for ok, marker in ((True, "o"), (False, "x")):
+        # the x on top, larger and opaque: a missed mistake scores like the right steps and sat hidden among their o
+        for ok, marker, size, alpha, zorder in ((True, "o", 14, 0.45, 2), (False, "x", 30, 0.95, 3)):
             pts = [(j + 1 + offset, r) for row, lab in zip(rows, labels) for j, (r, l) in enumerate(zip(row, lab))
                    if bool(l) == ok]
             if pts:
-                ax.scatter(*zip(*pts), marker=marker, s=14, color=color, alpha=0.45, linewidths=1)
+                ax.scatter(*zip(*pts), marker=marker, s=size, color=color, alpha=alpha, linewidths=1.2, zorder=zorder)
 
 
 def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None, rejected_labels=None,
