@@ -274,10 +274,10 @@ def _builds(column: list) -> bool:
 
 
 def validated(rows, check: Callable, name: str, columns: Sequence[str], finish: Callable | None = None,
-               **kw) -> Dataset:
+               wheres: list | None = None, **kw) -> Dataset:
     """``check_records`` of the records of ``rows`` (then ``finish`` of the kept ones, when given), as a Dataset whose
-    errors name the record."""
-    wheres: list[str] = []
+    errors name the record; ``wheres``, when given, gets each kept row's record (a file's line, or its index)."""
+    wheres = [] if wheres is None else wheres
     kept = check_records(records_of(rows, name), check, name, wheres=wheres, none_left_ok=False, **kw)
     return dataset_of(finish(kept) if finish else kept, columns, name, wheres)
 
@@ -342,16 +342,17 @@ def check_step_dpo_row(row):
     return [dict(row)]
 
 
-def validate_stepwise(rows, *, delimiter: str | None = None, skip_invalid: bool = False) -> Dataset:
+def validate_stepwise(rows, *, delimiter: str | None = None, skip_invalid: bool = False,
+                      wheres: list | None = None) -> Dataset:
     """Check stepwise-supervision rows (a list of dicts, a Dataset, or a JSON/JSONL path); return a Dataset.
 
     Checks: non-empty ``prompt``; ``completions`` a non-empty list of non-blank steps; ``labels`` a list of
     bool of the same length; optional ``soft_labels`` (``mc_step_labels``) a list of numbers in [0, 1] and
     ``gold_labels`` (``problem_mc_step_labels``) a list of bool, each of the same length; with ``delimiter``, steps
     2..K open with it (TRL's bare steps do not: ``delimit_steps``). ``skip_invalid=True`` drops bad records instead
-    of raising (and logs how many).
+    of raising (and logs how many). ``wheres``, when given, gets each row's record (a file's line, or its index).
     """
-    return validated(rows, lambda r: check_stepwise_row(r, delimiter), "stepwise", STEPWISE,
+    return validated(rows, lambda r: check_stepwise_row(r, delimiter), "stepwise", STEPWISE, wheres=wheres,
                      skip_invalid=skip_invalid)
 
 
@@ -379,11 +380,13 @@ def prompt_runs_into(prompt: str, step: str) -> bool:
     return not prompt[-1:].isspace() and not step[:1].isspace()
 
 
-def validate_outcome(rows, *, delimiter: str | None = None, skip_invalid: bool = False) -> Dataset:
+def validate_outcome(rows, *, delimiter: str | None = None, skip_invalid: bool = False,
+                     wheres: list | None = None) -> Dataset:
     """Check outcome rows: non-empty ``prompt`` and ``completion``, bool ``label``, optional ``step_labels`` (a list
     of bool, with one label per step of ``completion`` when ``delimiter`` is given: the loaders split steps
-    differently, e.g. GSM8K solutions by line, so the count is only checked against a delimiter you name)."""
-    return validated(rows, lambda r: check_outcome_row(r, delimiter), "outcome", OUTCOME,
+    differently, e.g. GSM8K solutions by line, so the count is only checked against a delimiter you name).
+    ``wheres``, when given, gets each row's record (a file's line, or its index)."""
+    return validated(rows, lambda r: check_outcome_row(r, delimiter), "outcome", OUTCOME, wheres=wheres,
                      skip_invalid=skip_invalid)
 
 

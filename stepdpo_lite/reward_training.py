@@ -34,7 +34,7 @@ from transformers.trainer import DEFAULT_PROGRESS_CALLBACK
 
 from .atomic import check_checkpoints, check_replaceable
 from .checks import finite_number, flag, list_of, positive_int
-from .data import TO_BOOL, prompt_runs_into, records_of, validate_outcome, validate_stepwise
+from .data import TO_BOOL, prompt_runs_into, validate_outcome, validate_stepwise
 from .evaluation import step_auroc
 from .models import load_model, resolve_device, resolve_dtype, saved_reward_config, trainer_precision
 from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, InputTooLong, OutcomeRewardModel,
@@ -262,9 +262,9 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
     validate = validate_stepwise if kind is ProcessRewardModel else validate_outcome
     checked, wheres = {}, {}
     for name, rows in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
-        try:  # rows, a datasets.Dataset or a JSON/JSONL path
-            checked[name] = None if rows is None else list(validate(rows))  # raises naming the record and field
-            wheres[name] = [w for w, _ in records_of(rows)] if isinstance(rows, (str, os.PathLike)) else None  # line
+        try:  # rows, a datasets.Dataset or a JSON/JSONL path; a path's rows are named by its lines
+            checked[name] = None if rows is None else list(validate(rows, wheres=wheres.setdefault(name, [])))
+            wheres[name] = wheres[name] if isinstance(rows, (str, os.PathLike)) else None
         except ValueError as err:
             raise ValueError(f"{name}: {err}") from None
     train_rows, eval_rows = checked["train_dataset"], checked["eval_dataset"]
