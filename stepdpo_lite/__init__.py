@@ -10,7 +10,8 @@ from importlib import import_module
 
 # bitsandbytes >= 0.50 on an AVX512-BF16 CPU warns at import (TRL imports it too) that the `kernels` package is missing
 # for a packed 4-bit layout the kit never uses (models.keep_4bit_weights_unpacked): noise, filtered before any import.
-logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda record: "gemm_4bit_forward" not in record.getMessage())
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
+    lambda record: "gemm_4bit_forward" not in record.getMessage())
 
 __version__ = "0.1.0"
 

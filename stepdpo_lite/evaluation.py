@@ -65,7 +65,8 @@ def flat_scores_and_labels(scores, labels, what: str, name: str = "labels"):
         raise ValueError(f"{what}: no scores and labels (empty input)")
     y = y.astype(bool)
     if y.all() or not y.any():
-        raise ValueError(f"{what}: AUROC needs both correct and wrong examples, got only {'correct' if y.all() else 'wrong'}")
+        raise ValueError(f"{what}: AUROC needs both correct and wrong examples, "
+                         f"got only {'correct' if y.all() else 'wrong'}")
     return s, y
 
 

@@ -117,7 +117,8 @@ def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float =
     sampling, eos = sampling_arguments(temperature), eos_token_ids(model, tokenizer)
     try:
         for i in tqdm(range(0, len(flat), batch_size), desc="sampling", disable=not progress):
-            batch = tokenizer(flat[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            batch = tokenizer(flat[i:i + batch_size], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(device)
             with torch.no_grad(), exact_sampling(model):
                 gen = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                                      eos_token_id=eos, **sampling)

@@ -300,7 +300,8 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
         raise ValueError(f"load_model: trainable=True on a 4-bit base with no adapter leaves nothing to train; "
                          f"pass lora=True (a new adapter) or quantization=None (every weight), got {name_or_path}")
     base_name = adapter_base(adapter_dir) if adapter_dir else str(name_or_path)
-    if (saved := adapter_dir and _base_record(path).get("base_fingerprint")) and (now := base_fingerprint(base_name)) != saved:  # older saves: none
+    saved = adapter_dir and _base_record(path).get("base_fingerprint")  # older saves: none
+    if saved and (now := base_fingerprint(base_name)) != saved:
         logger.warning("load_model: %s: the base model at %s is not the one it was trained on (%s differ from %s)",
                        path, base_name, ", ".join(k for k in saved if now.get(k) != saved[k]), BASE_RECORD)
 

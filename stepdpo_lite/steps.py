@@ -62,7 +62,8 @@ def extract_steps(text: str, delimiter: str = DEFAULT_DELIMITER, max_steps: int 
     return [text[a:b] for a, b in step_spans(text, delimiter, max_steps)]
 
 
-def char_step_ids(spans: Sequence[tuple[int, int]], char_offsets: Sequence[tuple[int, int]], offset: int = 0) -> list[int]:
+def char_step_ids(spans: Sequence[tuple[int, int]], char_offsets: Sequence[tuple[int, int]],
+                  offset: int = 0) -> list[int]:
     """Step index (0-based) of each token given its ``(start, end)`` character offsets.
 
     ``offset`` shifts the spans (e.g. by the prompt's length when the response follows it).

@@ -288,7 +288,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             "(" + " and ".join(f"{c['first']:.2f} to {c['last']:.2f}" for c in dpo_loss.values()) + ";",
             # Stepwise DPO's step_accuracy (plain accuracy): where each round starts, and its first and last 3 logs
             f"`step_accuracy` starts at {step_accuracy_starts} in both rounds",
-            "(" + ", ".join(f"{c['first']:.2f} to {c['last']:.2f} in round {r}" for r, c in step_accuracy.items()) + ";",
+            "(" + ", ".join(f"{c['first']:.2f} to {c['last']:.2f} in round {r}"
+                            for r, c in step_accuracy.items()) + ";",
             # the explorer (section 6)
             f"notebook 02's threshold, P = {p_threshold}, the dashed line",
             f"look again at {' and '.join(row['row'] for row in heat['misread'])} in the heatmap"],
