@@ -26,7 +26,9 @@ def _check_weights(weights: Sequence[float], what: str) -> list[float]:
 class CombinedRewardModel(TextRewards):
     """``process_weight * aggregated PRM reward + outcome_weight * ORM reward`` (either part may be None), from
     ``score_solutions`` and ``get_reward_for_text``. The step methods (``get_rewards_for_steps``,
-    ``extract_and_aggregate_steps``) give the PRM's own step rewards and aggregate, unweighted: an ORM has none."""
+    ``extract_and_aggregate_steps``) give the PRM's own step rewards and aggregate, unweighted: an ORM has none.
+    ``process`` and ``outcome`` may be saved models' folders (loaded on ``device``); ``max_steps`` caps a solution's
+    steps as the PRM scores them (the tail merged into the last kept step), which changes its reward."""
 
     config_file = "combined_reward_config.json"
 

@@ -224,7 +224,7 @@ def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None =
     right answer but a wrong step (lucky) is used on neither side. Each distinct text is used once; of all
     correct x incorrect combinations, ``max_pairs_per_problem`` are drawn at random (seeded per problem
     prompt, so the result does not depend on the order of the problems). Counts of what was left out are logged.
-    ``delimiter`` is the one the solutions' steps were split by (``verdicts``' steps; GSM8K's lines: ``"\n"``): each
+    ``delimiter`` is the one the solutions' steps were split by (``verdicts``' steps; GSM8K's lines: ``"\\n"``): each
     pair's step labels are checked against the steps it splits the texts into, as ``step_dpo_pairs`` takes it.
     """
     labels_of = _rejected_labels_of(rejected_labels, "preference_pairs")
@@ -257,7 +257,7 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
     ``max_pairs_per_problem`` are drawn at random. Noisy labels (Monte-Carlo) can call the same step text right
     after a prefix in one sample and wrong in another: the chosen step is always a different text (else the
     pair is left out, counted as ``step_labelled_right_and_wrong``). ``delimiter`` splits the gold solution into
-    steps, as ``verdicts``' steps were split (GSM8K's lines: ``"\n"``; with the toy world's default a GSM8K gold was
+    steps, as ``verdicts``' steps were split (GSM8K's lines: ``"\\n"``; with the toy world's default a GSM8K gold was
     one step, and no pair took its step k).
     """
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "step_dpo_pairs", none_ok=True)  # 0 is refused

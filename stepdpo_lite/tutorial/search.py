@@ -196,8 +196,8 @@ def _record(texts: list[str]) -> None:
 def sample_candidates(model, tokenizer, problems, n: int, *, temperature: float = 1.0, max_new_tokens: int = 160,
                       batch_size: int = 64, seed: int = 0) -> tuple[list[list[str]], list[list[int]]]:
     """``n`` whole solutions per problem (best-of-N candidates) and the tokens generated for each, counted
-    exactly (``generate`` without a delimiter: the same sampling as ``tasks.sample_solutions``, except that every
-    EOS id of the tokenizer and of the model's generation config ends a candidate, as it ends a search's step)."""
+    exactly (``generate`` without a delimiter: the same sampling as ``tasks.sample_solutions``; every EOS id of the
+    tokenizer and of the model's generation config ends a candidate, as it ends a search's step)."""
     positive_int(seed, "seed", "sample_candidates", minimum=0)  # None would leave torch's generator as it is
     prompts = prompts_of(problems, "sample_candidates")
     if not prompts:

@@ -85,7 +85,9 @@ def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 
                                 progress: bool = False) -> dict:
     """How notebook 04 and the on-policy rounds measure a policy: final-answer accuracy greedy (one solution per
     problem) and sampled at T = 1 (``n_sampled`` each); with a step checker, the share of right steps too.
-    ``in_4_bits``: whether the weights were 4-bit ones. ``per_problem``: also ``"per_problem"``, how many of each
+    Returns ``accuracy`` and ``sampled_accuracy`` (with a checker ``step_accuracy`` and ``sampled_step_accuracy``),
+    ``n_test_problems``, ``test_problems_digest`` and ``in_4_bits``, whether the weights were 4-bit ones.
+    ``per_problem``: also ``"per_problem"``, how many of each
     problem's solutions are right (``greedy_right``, ``sampled_right``, ``n_sampled``): what
     ``accuracy_differences`` compares two policies by. ``progress``: a bar over each of the two generations."""
     kw = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, seed=seed, progress=progress)
