@@ -104,8 +104,9 @@ def main(argv=None):
     ap.add_argument("--n-sampled", type=int, default=2, help="sampled (T=1) solutions per held-out problem")
     ap.add_argument("--methods", nargs="+", default=list(onpolicy.METHODS), choices=list(onpolicy.METHODS))
     ap.add_argument("--no-base", action="store_true", help="do not evaluate the start policy")
-    ap.add_argument("--freeze-embeddings", action="store_true", help="tiny profile: train all but the (tied) "
-                                                                         "token embeddings")
+    ap.add_argument("--freeze-embeddings", action="store_true", help="a fully fine-tuned policy (the tiny base, any "
+                                                                         "task): train all but the (tied) token "
+                                                                         "embeddings")
     ap.add_argument("--train-problems", type=int, default=None,
                     help="draw this many training problems (default: notebook 01's count); more data than it labelled")
     ap.add_argument("--eval-problems", type=int, default=None,
@@ -202,7 +203,7 @@ def main(argv=None):
     policies = {}
     for m in args.methods:  # each method trains on from its own copy of notebook 04's start policy
         policies[m], tokenizer = onpolicy.start_policy(profile, seed=args.seed)
-        if args.freeze_embeddings and profile.task == "toy":
+        if args.freeze_embeddings and not onpolicy.starts_with_lora(profile):  # a LoRA policy's are frozen already
             policies[m].get_input_embeddings().weight.requires_grad_(False)
     splits = onpolicy.recorded_splits(tasks.get_task(profile), profile, metrics, seed=args.seed, tokenizer=tokenizer,
                                       n_train=args.train_problems, n_eval=args.eval_problems)

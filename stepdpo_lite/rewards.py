@@ -82,10 +82,12 @@ class RewardModelConfig:
                 "trainers record the one they trained in, so a reload gives the same rewards. None: the device's."})
     first_error_threshold: float | None = field(default=None, metadata={"help": "first_errors' threshold (log-odds)."})
 
-    def __setattr__(self, name, value):  # a function was taken here silently, then failed when scoring and at save
-        if name == "aggregation" and callable(value):
+    def __setattr__(self, name, value):  # a function or unknown name was taken here, to fail when scoring or at save
+        from .losses import AGGREGATION_STRATEGIES as known  # every field is set here (made, replaced, loaded)
+        if name == "aggregation" and (callable(value) or value not in known):
             raise ValueError(f"RewardModelConfig: aggregation must be a name (the config is saved as JSON), got the "
-                             f"function {getattr(value, '__name__', value)}; pass it per call: aggregate(rewards, fn)")
+                             f"function {getattr(value, '__name__', value)}; pass it per call: aggregate(rewards, fn)"
+                             if callable(value) else f"reward model: aggregation must be one of {known}, got {value!r}")
         super().__setattr__(name, value)
 
 
@@ -124,7 +126,6 @@ class InputTooLong(ValueError):
 def check_config_values(c: RewardModelConfig) -> None:
     """The config's own values, checked before any model is loaded: a wrong one fails at once and names its field,
     not at the first scoring, nor as a TypeError or KeyError from deep inside the tokenizer or str.format."""
-    from .losses import AGGREGATION_STRATEGIES
     for name in ("tag", "yes", "no", "step_delimiter"):
         if name == "tag" and c.tag is None:  # the kind's own tag, set by GenerativeVerifier
             continue
@@ -138,8 +139,6 @@ def check_config_values(c: RewardModelConfig) -> None:
     except (AttributeError, IndexError, KeyError, ValueError) as err:
         raise ValueError(f"reward model: prompt_template {c.prompt_template!r} takes more than {{problem}} "
                          f"({type(err).__name__}: {err}); write a literal brace as '{{{{' or '}}}}'") from None
-    if c.aggregation not in AGGREGATION_STRATEGIES:
-        raise ValueError(f"reward model: aggregation must be one of {AGGREGATION_STRATEGIES}, got {c.aggregation!r}")
     positive_int(c.batch_size, "batch_size", "reward model")
     positive_int(c.max_length, "max_length", "reward model", none_ok=True)
     if c.quantization not in (None, "4bit"):
@@ -344,7 +343,7 @@ class GenerativeVerifier(TextRewards):
         bare = sum(not all(s.startswith(self.config.step_delimiter) for s in ss[1:]) for ss in steps)
         found = [f"{joined} of {len(steps)} prompts run into their first step with no whitespace between (the kit "
                  "trains on such rows only with a warning): end them as in training, e.g. with the '\\n' of "
-                 f"data.delimit_steps (get_rewards_for_steps': prompt_template {self.config.prompt_template!r} -> "
+                 f"data.delimit_steps (a bare problem's prompt_template {self.config.prompt_template!r} -> "
                  "'{problem}\\n')"] * bool(joined) + [f"{bare} of {len(steps)} solutions' steps 2..K do not open "
                  f"with the step_delimiter {self.config.step_delimiter!r} it was trained with: put it in front of them "
                  "(data.delimit_steps)"] * bool(bare)
@@ -423,9 +422,8 @@ class GenerativeVerifier(TextRewards):
         known = {f.name for f in fields(RewardModelConfig)}
         if set(saved) - known:
             logger.warning("ignoring unknown keys %s in %s", sorted(set(saved) - known), config_path)
-        config = RewardModelConfig(**{k: v for k, v in saved.items() if k in known})
-        try:
-            check_config_values(config)  # the file's values, before the model is loaded
+        try:  # the file's values, before the model is loaded
+            check_config_values(config := RewardModelConfig(**{k: v for k, v in saved.items() if k in known}))
         except ValueError as err:
             raise ValueError(f"{config_path}: {err}") from None
         asked = overrides.get("step_delimiter", config.step_delimiter)  # a PRM's tags go after each step so split
@@ -577,6 +575,8 @@ class OutcomeRewardModel(GenerativeVerifier):
         the text (``"".join(extract_steps(text)) == text``), so an ORM scores what a PRM beside it scores."""
         solutions = ["".join(s) if isinstance(s, (list, tuple)) and s and all(isinstance(x, str) for x in s) else s
                      for s in list_of(solutions, "solutions", "texts or lists of steps")]
-        return [r[0] for r in self._score_encoded(self._encode_many(prompts, solutions), batch_size, progress)]
+        encoded = self._encode_many(prompts := list_of(prompts, "prompts", "strings"), solutions)
+        self._warn_of_untrained_layout(prompts, [[s] for s in solutions])  # one step: a prompt run into it only
+        return [r[0] for r in self._score_encoded(encoded, batch_size, progress)]
 
     solution_rewards = score_solutions

@@ -205,7 +205,8 @@ class StepwiseDPOConfig(DPOConfig):
              f"aggregation_strategy must be one of {AGGREGATION_STRATEGIES}, got {self.aggregation_strategy!r}"),
             (self.step_accuracy_metric in STEP_ACCURACY_METRICS,
              f"step_accuracy_metric must be one of {STEP_ACCURACY_METRICS}, got {self.step_accuracy_metric!r}"),
-            (self.step_pairing in STEP_PAIRINGS, f"step_pairing must be one of {STEP_PAIRINGS}, got {self.step_pairing!r}"),
+            (self.step_pairing in STEP_PAIRINGS,
+             f"step_pairing must be one of {STEP_PAIRINGS}, got {self.step_pairing!r}"),
             (self.reward_model_labels in REWARD_MODEL_LABELS,
              f"reward_model_labels must be one of {REWARD_MODEL_LABELS}, got {self.reward_model_labels!r}"),
             (self.step_beta > 0 and self.beta_of_outcome > 0, "step_beta and outcome_beta must be > 0"),
@@ -527,14 +528,17 @@ class StepwiseDPOTrainer(DPOTrainer):
             warnings.warn(f"StepwiseDPOTrainer: the reward model learned steps split by {learned!r}, and this trainer "
                           f"splits them by step_delimiter={delimiter!r}: a text without it is one step. Set "
                           f"step_delimiter={learned!r} if your data's steps are split that way.", stacklevel=4)
-        columns = {}
+        columns, prompts = {}, list(dataset["prompt"])
+        steps = {side: [extract_steps(text, delimiter) for text in dataset[side]] for side in ("chosen", "rejected")}
+        if prm := isinstance(self.reward_model, ProcessRewardModel):  # its layout warning once, not per chunk and side
+            self.reward_model._warn_of_untrained_layout(prompts * 2, steps["chosen"] + steps["rejected"])
         for side in ("chosen", "rejected"):
             rewards = []
             for i in tqdm(range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses",
                           disable=not PartialState().is_main_process):
-                rows = dataset[i:i + chunk]
-                steps = [extract_steps(text, delimiter) for text in rows[side]]
-                scored = self.reward_model.score_solutions(rows["prompt"], steps)
+                with warnings.catch_warnings():  # the PRM's warning of a layout it was not trained on: said above
+                    warnings.filterwarnings("ignore" if prm else "default", ".*rewards of a layout it was not trained")
+                    scored = self.reward_model.score_solutions(prompts[i:i + chunk], steps[side][i:i + chunk])
                 bad = next((j for j, r in enumerate(scored) if isinstance(r, (str, bytes)) or
                             not hasattr(r, "__len__")), None)
                 if bad is not None:  # e.g. an outcome reward model: one float per solution, not one per step

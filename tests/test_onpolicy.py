@@ -10,6 +10,7 @@ import math
 import random
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -1202,6 +1203,60 @@ def test_each_profile_names_a_protocol_its_policy_can_train():
     with pytest.raises(ValueError, match="profile 't4-16gb' trains a LoRA adapter, whose output layer is frozen"):
         onpolicy.protocol("output_layer", profiles.get_profile("t4-16gb"))
     onpolicy.protocol("output_layer", profiles.get_profile("t4-16gb"), step_gradient="all")
+
+
+def test_a_tiny_base_on_a_task_of_ones_own_is_fully_fine_tuned(monkeypatch, tmp_path):
+    """A user's own task (docs/own_task.md: tasks.TASKS["sum"], the tiny profile with task="sum", and a tiny base
+    trained on it) got a LoRA start policy, the tiny base's protocol 'output_layer' was refused ("trains a LoRA
+    adapter"): the start was decided by task == "toy", not by how the policy's base is loaded."""
+    tiny, t4 = profiles.get_profile("tiny"), profiles.get_profile("t4-16gb")
+    own = dataclasses.replace(tiny, task="sum")
+    own_base = dataclasses.replace(own, model_name=str(tmp_path))  # tiny_base.fine_tune_base's folder
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "sum-base").mkdir(parents=True)
+    relative = dataclasses.replace(own, model_name="runs/sum-base")  # docs/own_task.md's folder, relative
+    for profile in (own, own_base, relative):
+        assert not onpolicy.starts_with_lora(profile), profile.model_name
+        assert onpolicy.protocol("output_layer", profile) == profiles.ONPOLICY_PROTOCOLS["output_layer"]
+    for profile in (dataclasses.replace(t4, task="sum"), dataclasses.replace(tiny, quantization="4bit"),
+                    dataclasses.replace(t4, quantization=None),  # a Hub LLM in 16 bits: plain LoRA
+                    dataclasses.replace(own, quantization=None, model_name="org/own-llm")):
+        assert onpolicy.starts_with_lora(profile), profile
+    loaded = []
+    monkeypatch.setattr(onpolicy, "load_tiny_base", lambda path, device=None: (
+        loaded.append(path), ("<tiny base>", SimpleNamespace(padding_side="left")))[1])
+    monkeypatch.setattr(onpolicy, "load_profile_model", lambda profile, **kw: pytest.fail("a LoRA start"))
+    model, tokenizer = onpolicy.start_policy(own_base)
+    assert loaded == [str(tmp_path)] and model == "<tiny base>" and tokenizer.padding_side == "right"
+
+
+def test_onpolicy_rounds_freezes_the_embeddings_of_a_tiny_base_on_a_task_of_ones_own(monkeypatch, tmp_path):
+    """--freeze-embeddings was taken only where task == "toy": a tiny base trained on one's own task trained its
+    embeddings anyway (the flag was recorded in the config as set). A LoRA policy's are left as they are."""
+    import runpy
+
+    from stepdpo_lite import rewards
+    from stepdpo_lite.tutorial import runs
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
+    monkeypatch.setitem(profiles.PROFILES, "sum", dataclasses.replace(profiles.get_profile("tiny"), name="sum",
+                                                                      task="sum"))
+    monkeypatch.setitem(tasks.TASKS, "sum", lambda profile: "<sum task>")
+    monkeypatch.setattr(runs, "require", lambda path, made_by: path)
+    monkeypatch.setattr(runs, "read_metrics", lambda run: {"prm": {"first_error_threshold": -1.5}})
+    monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
+    made = []
+
+    def start_policy(profile, seed=0):
+        made.append(torch.nn.Embedding(3, 2))
+        return SimpleNamespace(get_input_embeddings=lambda: made[-1]), "<tokenizer>"
+    monkeypatch.setattr(onpolicy, "start_policy", start_policy)
+    monkeypatch.setattr(onpolicy, "recorded_splits", lambda *a, **kw: {"train": ["p"], "validation": ["v"]})
+    monkeypatch.setattr(onpolicy, "run_rounds", lambda *a, **kw: ([], {}))
+    monkeypatch.setattr(onpolicy, "rounds_table", lambda *a: "table")
+    script["main"](["--profile", "sum", "--runs-dir", str(tmp_path), "--no-base", "--methods", "dpo",
+                    "--freeze-embeddings"])
+    assert len(made) == 1 and not made[0].weight.requires_grad
 
 
 def test_a_protocols_knobs_override_only_where_set():

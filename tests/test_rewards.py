@@ -913,7 +913,7 @@ def test_scoring_text_the_tokenizer_cannot_read_warns(tiny_model, tiny_tokenizer
         prm.score_solutions(["p\n", "p\n"], [["Step 1: 7 * 3 = 21"], ["Step 1: 7 × 3 = 21"]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        OutcomeRewardModel(tiny_model, tiny_tokenizer).score_solutions(["p"], ["Step 1: 7 * 3 = 21"])
+        OutcomeRewardModel(tiny_model, tiny_tokenizer).score_solutions(["p\n"], ["Step 1: 7 * 3 = 21"])
 
 
 def test_scoring_a_layout_the_prm_was_not_trained_on_warns_once_per_call(prm):
@@ -942,7 +942,7 @@ def test_scoring_a_layout_the_prm_was_not_trained_on_warns_once_per_call(prm):
     multi = sum(len(ss) > 1 for ss in steps)
     assert multi >= 2
     assert re.fullmatch(r"ProcessRewardModel.score_solutions: 2 of 3 prompts run into their first step with no "
-                        r"whitespace between .*data.delimit_steps \(get_rewards_for_steps': prompt_template "
+                        r"whitespace between .*data.delimit_steps \(a bare problem's prompt_template "
                         r"'\{problem\}' -> '\{problem\}\\n'\); its rewards of a layout it was not trained on .*",
                         warned(lambda: prm.score_solutions(run_in[:2] + prompts[2:], steps)))
     assert re.fullmatch(rf"ProcessRewardModel.score_solutions: {multi} of 3 solutions' steps 2..K do not open with "
@@ -951,6 +951,49 @@ def test_scoring_a_layout_the_prm_was_not_trained_on_warns_once_per_call(prm):
     both = warned(lambda: prm.score_solutions(run_in, bare))
     assert "3 of 3 prompts run into" in both and f"; {multi} of 3 solutions' steps 2..K" in both
     assert "1 of 1 prompts run into" in warned(lambda: prm.get_rewards_for_steps(steps[0], "Problem: start with 2."))
+
+
+def test_an_orm_warns_of_a_prompt_run_into_its_solution_as_the_prm_does(orm, prm):
+    """An ORM scored prompts that run straight into the solution ("...+ 3.Step 1: ...", no '\\n' as in its
+    training rows, which train_outcome_reward_model warns of) without a word, while the PRM beside it warned of the
+    same inputs. Its one check that applies (an ORM reads no step delimiter): once per call, not once per row; the
+    toy world's layout, lists of steps (joined) and a text without a prompt stay quiet."""
+    import warnings
+    prompts, sols = _problems(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        orm.score_solutions(prompts, sols)
+        orm.score_solutions(prompts, [extract_steps(s) for s in sols])
+        orm.get_reward_for_text(sols[0])
+    run_in = [p.rstrip("\n") for p in prompts[:2]] + prompts[2:]
+    for model in (orm, prm):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.score_solutions(run_in, sols)
+        said = [str(w.message) for w in caught]
+        assert len(said) == 1 and re.fullmatch(
+            rf"{type(model).__name__}.score_solutions: 2 of 3 prompts run into their first step with no whitespace "
+            r"between .*\(a bare problem's prompt_template '\{problem\}' -> '\{problem\}\\n'\); its rewards of a "
+            r"layout it was not trained on may be far off", said[0]), said
+    with pytest.warns(UserWarning, match=r"OutcomeRewardModel.score_solutions: 1 of 1 prompts run into"):
+        orm.get_reward_for_problem_solution("Problem: start with 2.", "Step 1: 2 + 1 = 3\n\nAnswer: 3")
+
+
+def test_an_unknown_aggregation_is_refused_where_it_is_set(prm, tmp_path):
+    """prm.config.aggregation = "minimum" was taken, to fail only at the next scoring by aggregation or at save
+    (a function was refused where it was set). Refused there now, with the message the config's checks give."""
+    with pytest.raises(ValueError, match=re.escape("reward model: aggregation must be one of ('weighted_sum', 'mean', "
+                                                   "'min', 'max', 'product', 'last'), got 'minimum'")):
+        prm.config.aggregation = "minimum"
+    assert prm.config.aggregation == "min"
+    prm.config.aggregation = "product"  # a known name is taken
+    prm.save(tmp_path / "prm")
+    for make in (lambda: RewardModelConfig(aggregation="minimum"), lambda: ProcessRewardModel(
+            prm.model, prm.tokenizer, aggregation="minimum"), lambda: ProcessRewardModel.load(
+            tmp_path / "prm", aggregation="minimum")):
+        with pytest.raises(ValueError, match="aggregation must be one of .*got 'minimum'"):
+            make()
+    assert ProcessRewardModel.load(tmp_path / "prm").config.aggregation == "product"
 
 
 def test_the_first_error_threshold_is_kept_with_the_prm_and_first_errors_reads_it(prm, tmp_path):

@@ -50,7 +50,7 @@ from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejected
 from .output_layer_pairs import OutputLayerStepDPOTrainer
 from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, mirrored_negatives, share_out,
                         solution_pairs, step_agreement, step_negatives, step_pairs)
-from .profiles import ONPOLICY_PROTOCOLS, load_profile_model
+from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, local_path
 from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
 from .toyworld import load_tiny_base
 from .viz import errorbar_differences, method_color, save_figure
@@ -184,8 +184,10 @@ def protocol(name: str, profile=None, **overrides) -> dict:
 
 def starts_with_lora(profile) -> bool:
     """Whether ``start_policy`` gives ``profile`` a LoRA adapter (the GPU profiles' QLoRA) rather than a fully
-    fine-tuned model (the toy world's tiny base)."""
-    return profile.task != "toy"
+    fine-tuned model, whatever its task: an unquantized base (``quantization=None``) in a folder here is a tiny base
+    (the toy world's, or one trained on your own task, docs/own_task.md), fully fine-tuned (``load_tiny_base``); a
+    4-bit base, or a Hub id (an LLM, e.g. in 16 bits), gets a fresh adapter (``load_profile_model``)."""
+    return profile.quantization is not None or not local_path(profile.model_name)
 
 
 def _dataset(rows, columns):
