@@ -1,10 +1,14 @@
-"""The argument checks the library shares. Each refuses a bad value with a ``ValueError`` that names the function
-and the argument; none casts: ``int(2.5)`` would quietly be 2, and a str is read character by character."""
+"""The argument checks the library shares, and ``documented_fields`` (a dataclass's field help, shown by help()).
+Each check refuses a bad value with a ``ValueError`` that names the function and the argument; none casts:
+``int(2.5)`` would quietly be 2, and a str is read character by character."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 import numbers
+import textwrap
 
 
 def list_of(value, name: str, what: str) -> list:
@@ -53,3 +57,17 @@ def flag(value, name: str, who: str) -> bool:
     if type(value).__name__ not in ("bool", "bool_"):
         raise ValueError(f"{who}: {name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def documented_fields(cls):
+    """Class decorator, above ``@dataclass``: appends to the docstring a "Fields:" block, ``name (default): help``
+    for each field the class itself defines (not its bases'), from ``field(metadata={"help": ...})``, which help()
+    and pydoc never show. Lines fit 120 columns under help()'s 4-column margin."""
+    lines = []
+    for f in (f for f in dataclasses.fields(cls) if f.name in inspect.get_annotations(cls)):
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        name = f.name if default is dataclasses.MISSING else f"{f.name} ({default!r})"
+        lines.append(textwrap.fill(f"{name}: {f.metadata.get('help', '')}", 116, subsequent_indent="    ",
+                                   break_on_hyphens=False))
+    cls.__doc__ = inspect.cleandoc(cls.__doc__ or "") + "\n\nFields:\n" + "\n".join(lines)
+    return cls

@@ -33,7 +33,7 @@ from transformers import ProgressCallback, Trainer, TrainingArguments, set_seed
 from transformers.trainer import DEFAULT_PROGRESS_CALLBACK
 
 from .atomic import check_checkpoints, check_replaceable
-from .checks import finite_number, flag, list_of, positive_int
+from .checks import documented_fields, finite_number, flag, list_of, positive_int
 from .data import TO_BOOL, prompt_runs_into, validate_outcome, validate_stepwise
 from .evaluation import step_auroc
 from .models import load_model, resolve_device, resolve_dtype, saved_reward_config, trainer_precision
@@ -171,6 +171,7 @@ def _tag_metrics(eval_pred) -> dict:
     return metrics
 
 
+@documented_fields
 @dataclass
 class RewardTrainingConfig:
     """How ``train_process_reward_model`` / ``train_outcome_reward_model`` train: how the base is loaded, the

@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .atomic import TRAINER_OUTPUTS, save_atomic
-from .checks import finite_number, list_of, positive_int
+from .checks import documented_fields, finite_number, list_of, positive_int
 from .models import keep_4bit_weights_unpacked, load_model, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, extract_steps
 
@@ -59,6 +59,7 @@ def warn_of_unread_text(tokenizer, token_ids, where: str, what: str = "solution"
                       "normalise the text or use a base whose tokenizer covers it", stacklevel=4)
 
 
+@documented_fields
 @dataclass
 class RewardModelConfig:
     """How a reward model turns text into model input, and its reward into a number."""
@@ -238,6 +239,10 @@ class GenerativeVerifier(TextRewards):
 
     def __init__(self, model, tokenizer=None, config: RewardModelConfig | None = None, *, device: str | None = None,
                  quantization: str | None = None, **overrides):
+        """``model``: a folder or Hub name, loaded on ``device`` (None: cuda when available) at ``quantization`` (None,
+        the default: full precision, unlike models.load_model's "4bit"), or a loaded model, which needs its
+        ``tokenizer``. ``config`` (copied) and ``**overrides``, RewardModelConfig fields (an unknown one raises), set
+        the format. A saved reward model's folder is refused: ``load(path)`` reads the config saved with it."""
         if config is not None and not isinstance(config, RewardModelConfig):
             raise ValueError(f"{type(self).__name__}: config must be a RewardModelConfig (or None), got "
                              f"{type(config).__name__}; pass single fields as keywords, e.g. batch_size=8")
@@ -336,8 +341,9 @@ class GenerativeVerifier(TextRewards):
                                f"{type(self).__name__}.load(path, max_length=...), trusting it only as far as it was "
                                "trained); it is never truncated silently")
 
-    def _warn_of_untrained_layout(self, prompts: list[str], steps: list[list[str]]) -> None:
-        """Once per call, what training warns of (reward_training): a layout it never read moves its rewards."""
+    def warn_of_untrained_layout(self, prompts: list[str], steps: list[list[str]]) -> None:
+        """One warning for all rows of what training warns of (reward_training): a layout it never read moves its
+        rewards. ``score_solutions`` calls it unless ``warn_layout=False`` (a caller that checked all its rows once)."""
         from .data import prompt_runs_into
         joined = sum(bool(p) and prompt_runs_into(p, ss[0]) for p, ss in zip(prompts, steps))  # "": no prompt
         bare = sum(not all(s.startswith(self.config.step_delimiter) for s in ss[1:]) for ss in steps)
@@ -416,6 +422,9 @@ class GenerativeVerifier(TextRewards):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None, **overrides):
+        """The reward model ``save`` wrote to ``path``, with its saved config; ``**overrides``, RewardModelConfig
+        fields (an unknown one raises), replace saved ones: e.g. ``max_length`` (past the saved, trained one: a
+        warning), ``batch_size``, ``quantization`` (None: a 4-bit one's base at full precision)."""
         path = Path(path)
         config_path = path / cls.config_file
         saved = read_saved_config(config_path, cls.__name__)
@@ -492,10 +501,12 @@ class ProcessRewardModel(GenerativeVerifier):
         return encoded
 
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str] | Sequence[Sequence[str]],
-                        batch_size: int | None = None, progress: bool = False) -> list[list[float]]:
+                        batch_size: int | None = None, progress: bool = False, warn_layout: bool = True
+                        ) -> list[list[float]]:
         """Per-step rewards (log-odds) of each solution; a text solution is split with ``step_delimiter``."""
         encoded = self._encode_many(prompts := list_of(prompts, "prompts", "strings"), steps := self._split(solutions))
-        self._warn_of_untrained_layout(prompts, steps)  # checked by _encode_many first
+        if warn_layout:  # checked by _encode_many first
+            self.warn_of_untrained_layout(prompts, steps)
         return self._score_encoded(encoded, batch_size, progress)
 
     def first_errors(self, prompts: Sequence[str], solutions, threshold: float | None = None) -> list[int]:
@@ -523,7 +534,9 @@ class ProcessRewardModel(GenerativeVerifier):
         return aggregate_steps(rewards, strategy, "the step rewards", who)
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
-        """Reward of each step, in context of the problem (formatted by ``prompt_template``) and earlier steps."""
+        """Reward of each step, in context of the problem (formatted by ``prompt_template``) and earlier steps.
+        ``problem`` None: the steps alone, with no prompt, a layout a PRM trained with prompts did not see (its
+        rewards far off, with no warning) unless the first step holds the problem, as in a text's steps."""
         if isinstance(steps, str):
             raise ValueError("get_rewards_for_steps: `steps` must be a list of step strings, got one str; split a "
                              "text with extract_steps(text), or score it whole with get_reward_for_text(text)")
@@ -570,13 +583,14 @@ class OutcomeRewardModel(GenerativeVerifier):
         return encoded
 
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str] | Sequence[Sequence[str]],
-                        batch_size: int | None = None, progress: bool = False) -> list[float]:
+                        batch_size: int | None = None, progress: bool = False, warn_layout: bool = True) -> list[float]:
         """One reward (log-odds) per solution. A list of steps is read as their text, joined: steps are pieces of
         the text (``"".join(extract_steps(text)) == text``), so an ORM scores what a PRM beside it scores."""
         solutions = ["".join(s) if isinstance(s, (list, tuple)) and s and all(isinstance(x, str) for x in s) else s
                      for s in list_of(solutions, "solutions", "texts or lists of steps")]
         encoded = self._encode_many(prompts := list_of(prompts, "prompts", "strings"), solutions)
-        self._warn_of_untrained_layout(prompts, [[s] for s in solutions])  # one step: a prompt run into it only
+        if warn_layout:  # one step: a prompt run into it only
+            self.warn_of_untrained_layout(prompts, [[s] for s in solutions])
         return [r[0] for r in self._score_encoded(encoded, batch_size, progress)]
 
     solution_rewards = score_solutions

@@ -30,7 +30,7 @@ from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax, use_adapter
 
 from .atomic import TRAINER_OUTPUTS, check_checkpoints, save_atomic, write_atomic, write_json_atomic
-from .checks import finite_number, list_of, positive_int
+from .checks import documented_fields, finite_number, list_of, positive_int
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
@@ -128,6 +128,7 @@ class _TruncatedTotalFromLog(TrainerCallback):
                           "step loss never pushed them down: raise max_length", stacklevel=2)
 
 
+@documented_fields
 @dataclass
 class StepwiseDPOConfig(DPOConfig):
     r"""Configuration of [`StepwiseDPOTrainer`]: every field of [`trl.DPOConfig`] plus the stepwise ones below.
@@ -265,11 +266,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         args = args or StepwiseDPOConfig("stepwise-dpo")
         if not isinstance(args, StepwiseDPOConfig):
             raise TypeError(f"args must be a StepwiseDPOConfig, got {type(args).__name__}")
-        try:  # before 2026-12-05 step_loss took 8 arguments: such an override was a bare TypeError at the first step
-            inspect.signature(self.step_loss).bind(*range(9))
-        except TypeError:
-            raise ValueError(f"{type(self).__name__}.step_loss{inspect.signature(self.step_loss)} cannot take the 9 "
-                             "arguments it is called with: add the ninth, `model` (docs/method.md §4)") from None
+        self.check_step_loss()
         for name, d in (("train", train_dataset), ("eval", eval_dataset)):  # TRL: a TypeError about its own types
             if isinstance(d, (list, tuple, str, os.PathLike)):
                 raise ValueError(f"StepwiseDPOTrainer: the {name} dataset must be a `datasets.Dataset`, got a "
@@ -331,6 +328,17 @@ class StepwiseDPOTrainer(DPOTrainer):
         elif is_peft_model(self.model) and "ref" in self.model.peft_config:
             _copy_default_into_ref(self.model)
         float32_adapters_unless_bf16(self)
+
+    @classmethod
+    def check_step_loss(cls) -> None:
+        """Refuse a ``step_loss`` override that cannot take its 9 arguments (an old one's 8, without ``model``): when
+        a trainer is built, and before an on-policy round samples (``onpolicy.TrainSettings(trainer_class=...)``)."""
+        step_loss = object.__new__(cls).step_loss  # bound as a trainer's is (a staticmethod too), with no trainer built
+        try:  # before 2026-12-05 step_loss took 8 arguments: such an override was a bare TypeError at the first step
+            inspect.signature(step_loss).bind(*range(9))
+        except TypeError:
+            raise ValueError(f"{cls.__name__}.step_loss{inspect.signature(step_loss)} cannot take the 9 "
+                             "arguments it is called with: add the ninth, `model` (docs/method.md §4)") from None
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
         """TRL's ``train``, after ``atomic.check_checkpoints``: a fresh run beside an earlier run's checkpoints
@@ -530,15 +538,16 @@ class StepwiseDPOTrainer(DPOTrainer):
                           f"step_delimiter={learned!r} if your data's steps are split that way.", stacklevel=4)
         columns, prompts = {}, list(dataset["prompt"])
         steps = {side: [extract_steps(text, delimiter) for text in dataset[side]] for side in ("chosen", "rejected")}
-        if prm := isinstance(self.reward_model, ProcessRewardModel):  # its layout warning once, not per chunk and side
-            self.reward_model._warn_of_untrained_layout(prompts * 2, steps["chosen"] + steps["rejected"])
+        # a PRM's layout warning once, not per chunk and side (a subclass's score_solutions may not take the keyword)
+        if prm := isinstance(self.reward_model, ProcessRewardModel) and "warn_layout" in inspect.signature(
+                self.reward_model.score_solutions).parameters:
+            self.reward_model.warn_of_untrained_layout(prompts * 2, steps["chosen"] + steps["rejected"])
         for side in ("chosen", "rejected"):
             rewards = []
             for i in tqdm(range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses",
                           disable=not PartialState().is_main_process):
-                with warnings.catch_warnings():  # the PRM's warning of a layout it was not trained on: said above
-                    warnings.filterwarnings("ignore" if prm else "default", ".*rewards of a layout it was not trained")
-                    scored = self.reward_model.score_solutions(prompts[i:i + chunk], steps[side][i:i + chunk])
+                scored = self.reward_model.score_solutions(prompts[i:i + chunk], steps[side][i:i + chunk],
+                                                           **{"warn_layout": False} if prm else {})
                 bad = next((j for j, r in enumerate(scored) if isinstance(r, (str, bytes)) or
                             not hasattr(r, "__len__")), None)
                 if bad is not None:  # e.g. an outcome reward model: one float per solution, not one per step

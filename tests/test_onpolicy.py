@@ -357,6 +357,39 @@ def test_a_trainer_class_of_ones_own_trains_the_stepwise_method(tmp_path, tiny_m
         onpolicy.TrainSettings(step_pairing="first_token", step_rejected="fresh", trainer_class=MyTrainer)
 
 
+def test_a_trainer_class_the_round_cannot_train_is_refused_by_train_settings(tmp_path, tiny_model, tiny_tokenizer):
+    """A trainer_class whose step_loss has the old 8-argument signature, or whose extra_columns a round's rows lack,
+    was refused by StepwiseDPOTrainer only: after run_round had sampled, labelled, built pairs and trained DPO in
+    full (and marked that policy trained, so a rerun was refused too). TrainSettings refuses both at once, with the
+    trainer's own check of step_loss; a column the round does give (open_ended) is kept for it in every round."""
+    class Old(StepwiseDPOTrainer):
+        def step_loss(self, chosen_rho, rejected_rho, chosen_p, rejected_p, chosen_mask, rejected_mask, weights,
+                      inputs):
+            return chosen_rho.sum()
+
+    class Margin(StepwiseDPOTrainer):
+        extra_columns = ("pair_margin",)
+
+    class ReadsOpenEnded(StepwiseDPOTrainer):
+        extra_columns = ("open_ended",)
+
+    with pytest.raises(ValueError, match=r"Old.step_loss\(chosen_rho, .*inputs\) cannot take the 9 arguments"):
+        onpolicy.TrainSettings(trainer_class=Old)
+    with pytest.raises(ValueError, match=r"TrainSettings: trainer_class Margin.extra_columns lists \['pair_margin'\], "
+                                         r"which a round's rows lack: its trainer gets the columns \('prompt', "):
+        onpolicy.TrainSettings(trainer_class=Margin)
+    Margin.extra_columns = "pair_margin"  # one str: read letter by letter
+    with pytest.raises(ValueError, match=r"Margin.extra_columns: expected a list of names, got one str"):
+        onpolicy.TrainSettings(trainer_class=Margin)
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
+    rows = step_rows()
+    assert not any(r.get("open_ended") for r in rows)  # whole solutions: before, no open_ended column, refused
+    settings = onpolicy.TrainSettings(step_pairing="first_error", args=FAST, trainer_class=ReadsOpenEnded)
+    trainer = onpolicy.make_trainer("stepwise_dpo", tiny_model, tok, rows, settings, str(tmp_path / "o"))
+    assert type(trainer) is ReadsOpenEnded and "open_ended" in trainer.train_dataset.column_names
+
+
 # ----------------------------------------------------------------------------- EOS of one-step completions
 
 def step_rows():

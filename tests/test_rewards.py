@@ -1093,3 +1093,66 @@ def test_a_prm_aggregates_by_a_function_per_call_and_its_config_refuses_one(prm,
         ProcessRewardModel(tiny_model, tiny_tokenizer, aggregation=mean_last_two)
     with pytest.raises(ValueError, match=message):
         RewardModelConfig(aggregation=mean_last_two)
+
+
+def test_the_constructor_and_load_say_what_they_take_and_do_it(tmp_path, saved_base):
+    """help(ProcessRewardModel) showed "Initialize self." and load(path, device=None, **overrides) bare, while
+    errors send users to ProcessRewardModel.load(path, max_length=...). Each claim of the two docstrings, by a call:
+    a path loads at full precision by default (load_model's default is "4bit"), a model object needs its
+    tokenizer, overrides are RewardModelConfig fields (the config given is copied), an unknown one raises, a saved
+    folder is refused by the constructor and load takes it with its saved config and the overrides."""
+    import inspect
+
+    from stepdpo_lite.models import load_model
+    for cls in (ProcessRewardModel, OutcomeRewardModel):
+        assert "full precision" in inspect.getdoc(cls.__init__) and "overrides" in inspect.getdoc(cls.load)
+    assert inspect.signature(load_model).parameters["quantization"].default == "4bit"
+    prm = ProcessRewardModel(saved_base, device="cpu")
+    assert prm.config.quantization is None and not getattr(prm.model, "is_loaded_in_4bit", False)
+    model, tok = load_model(saved_base, quantization=None, device="cpu")
+    with pytest.raises(ValueError, match="ProcessRewardModel: pass the tokenizer with a model object"):
+        ProcessRewardModel(model)
+    given = RewardModelConfig(batch_size=5)
+    assert ProcessRewardModel(model, tok, given, batch_size=7).config.batch_size == 7 and given.batch_size == 5
+    with pytest.raises(ValueError, match=r"ProcessRewardModel: unknown option\(s\) \['batch_sz'\]"):
+        ProcessRewardModel(model, tok, batch_sz=7)
+    ProcessRewardModel(model, tok, aggregation="last").save(tmp_path / "prm")
+    with pytest.raises(ValueError, match="holds a saved ProcessRewardModel: load it with ProcessRewardModel.load"):
+        ProcessRewardModel(str(tmp_path / "prm"), device="cpu")
+    again = ProcessRewardModel.load(tmp_path / "prm", device="cpu", batch_size=3)
+    assert (again.config.aggregation, again.config.batch_size) == ("last", 3)
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['batch_sz'\]"):
+        ProcessRewardModel.load(tmp_path / "prm", device="cpu", batch_sz=3)
+
+
+def test_steps_scored_without_a_problem_are_documented_as_a_layout_a_prm_did_not_see():
+    """get_rewards_for_steps(steps) with no problem scored the steps after an empty prompt, without a word: the
+    toy world's trained verifier reads a right solution's steps as right with the problem and as wrong without it.
+    The docstring says so (the config records nothing that tells a warning whether the PRM saw prompts, and a text's
+    own steps hold the problem in their first step, a trained layout)."""
+    import inspect
+    assert "``problem`` None: the steps alone, with no prompt, a layout a PRM trained with prompts did not see" in \
+        " ".join(inspect.getdoc(ProcessRewardModel.get_rewards_for_steps).split())
+    prm = ProcessRewardModel(str(toyworld.TINY_VERIFIER_DIR), device="cpu")
+    problem = toyworld.make_problems(1, "test", seed=6, min_ops=3, max_ops=3)[0]
+    steps = extract_steps(problem.gold_solution)
+    with_problem, alone = prm.get_rewards_for_steps(steps, problem.prompt), prm.get_rewards_for_steps(steps)
+    assert min(with_problem) > 0 > max(alone), (with_problem, alone)
+    in_text = prm.extract_and_aggregate_steps(problem.prompt + problem.gold_solution)[1]  # the problem in step 1
+    assert min(in_text) > 0
+
+
+def test_score_solutions_can_be_told_not_to_warn_of_the_layout(prm, orm):
+    """The trainer checks all its rows once (warn_of_untrained_layout, public: another module calls it) and then
+    scores them in chunks, each told warn_layout=False; it silenced the warning by its message's words before."""
+    import warnings
+    prompts, sols = _problems(3)
+    run_in = [p.rstrip("\n") for p in prompts]
+    for model in (prm, orm):
+        with pytest.warns(UserWarning, match="3 of 3 prompts run into"):
+            loud = model.score_solutions(run_in, sols)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert model.score_solutions(run_in, sols, warn_layout=False) == loud
+        with pytest.warns(UserWarning, match=rf"{type(model).__name__}.score_solutions: 3 of 3 prompts run into"):
+            model.warn_of_untrained_layout(run_in, [[s] for s in sols])

@@ -845,7 +845,9 @@ def test_a_prms_layout_warning_comes_once_per_setup_not_once_per_chunk_and_side(
     """The trainer scores its rows in chunks of 512, one score_solutions call per chunk and side: a PRM's warning of
     a layout it was not trained on (prompts that run into their first step) came once per chunk and side, each
     counting its own chunk's rows, and not at all for a chunk without such rows. 3 chunks of 2 rows stand for 1,500
-    rows in chunks of 512: one warning, counting every row and side; the rewards are the PRM's all the same."""
+    rows in chunks of 512: one warning, counting every row and side; the rewards are the PRM's all the same. The
+    trainer asks for the chunks' silence by score_solutions' keyword warn_layout=False (it silenced the warning by
+    its message's words before, under a global warnings filter)."""
     from functools import partialmethod
 
     from stepdpo_lite.rewards import ProcessRewardModel
@@ -855,18 +857,36 @@ def test_a_prms_layout_warning_comes_once_per_setup_not_once_per_chunk_and_side(
     for r in rows[2:]:  # the first chunk is laid out as in training: the later ones are not
         r["prompt"] = r["prompt"].rstrip("\n")
     prm = ProcessRewardModel(copy.deepcopy(tiny_model), tiny_tokenizer)
+    asked = []
+
+    def spy(prompts, solutions, warn_layout=True):
+        asked.append(warn_layout)
+        return ProcessRewardModel.score_solutions(prm, prompts, solutions, warn_layout=warn_layout)
+
+    monkeypatch.setattr(prm, "score_solutions", spy)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
                                 train_dataset=Dataset.from_list(rows), reward_model=prm)
+    assert asked == [False] * 6  # 3 chunks a side, each told not to warn
     said = [str(w.message) for w in caught if "layout it was not trained on" in str(w.message)]
     assert len(said) == 1 and said[0].startswith("ProcessRewardModel.score_solutions: 6 of 10 prompts run into their "
                                                  "first step"), said
-    prompts = [r["prompt"] for r in rows]
+    prompts, expected = [r["prompt"] for r in rows], {}
     for side in ("chosen", "rejected"):
         with pytest.warns(UserWarning, match="3 of 5 prompts run into"):  # a call of one's own still warns
-            expected = prm.score_solutions(prompts, [extract_steps(r[side]) for r in rows])
-        assert tr.train_dataset[f"{side}_step_rewards"] == [pytest.approx(e, abs=1e-4) for e in expected]
+            expected[side] = prm.score_solutions(prompts, [extract_steps(r[side]) for r in rows])
+        assert tr.train_dataset[f"{side}_step_rewards"] == [pytest.approx(e, abs=1e-4) for e in expected[side]]
+
+    class OwnPRM(ProcessRewardModel):  # a subclass written before the keyword: called as before, never given it
+        def score_solutions(self, prompts, solutions):
+            return super().score_solutions(prompts, solutions)
+
+    own = OwnPRM(copy.deepcopy(tiny_model), tiny_tokenizer)
+    with pytest.warns(UserWarning, match="layout it was not trained on"):
+        tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
+                                train_dataset=Dataset.from_list(rows), reward_model=own)
+    assert tr.train_dataset["rejected_step_rewards"] == [pytest.approx(e, abs=1e-4) for e in expected["rejected"]]
 
 
 def test_sft_term_equals_trl_sigmoid_plus_sft(tiny_tokenizer):

@@ -151,6 +151,26 @@ def test_a_step_loss_override_without_model_is_refused_when_the_trainer_is_built
     assert _loss(_trainer(Passing, tmp_path, tiny_model, tiny_tokenizer)).item() == pytest.approx(plain.item())
 
 
+def test_the_step_loss_check_is_the_classs_own_with_no_trainer_built():
+    """onpolicy.TrainSettings refuses an old step_loss before a round samples, with the trainer's one check: on the
+    class, reading the override as a trainer calls it (bound; a staticmethod takes all 9 itself)."""
+    class Old(StepwiseDPOTrainer):
+        def step_loss(self, chosen_rho, rejected_rho, chosen_p, rejected_p, chosen_mask, rejected_mask, weights,
+                      inputs):
+            return chosen_rho.sum()
+
+    class Static(StepwiseDPOTrainer):
+        @staticmethod
+        def step_loss(chosen_rho, rejected_rho, chosen_p, rejected_p, chosen_mask, rejected_mask, weights, inputs,
+                      model):
+            return chosen_rho.sum()
+
+    with pytest.raises(ValueError, match=r"^Old.step_loss\(chosen_rho, .*inputs\) cannot take the 9 arguments"):
+        Old.check_step_loss()
+    for fine in (StepwiseDPOTrainer, Static):
+        fine.check_step_loss()
+
+
 def _tutorial_trainer_classes():
     """Every StepwiseDPOTrainer subclass the tutorial's modules define (the modules found by their source)."""
     classes = []

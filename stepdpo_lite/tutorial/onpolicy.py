@@ -39,7 +39,7 @@ from scipy import stats
 from trl import DPOConfig, DPOTrainer
 
 from .. import generation
-from ..checks import finite_number, positive_int
+from ..checks import documented_fields, finite_number, list_of, positive_int
 from ..data import dataset_of
 from ..models import resolve_device, resolve_dtype, trainer_precision, write_portable_adapter_config
 from ..trainer import STEP_PAIRINGS, StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16, float32_adapters_unless_bf16
@@ -65,35 +65,44 @@ STEP_REJECTED = ("round", "fresh", "expected", "top")
 # Set on each policy a round trains (its value: that round's number), before its training starts, so that an
 # interrupted training counts too: run_rounds starts at round 1 from the start policy, and refuses policies with it
 TRAINED_IN_ROUND = "stepdpo_onpolicy_round"
+# The columns a round gives the "stepwise_dpo" method's trainer (make_trainer), whichever pairs it built
+ROUND_COLUMNS = ("prompt", "chosen", "rejected", "chosen_step_labels", "rejected_step_labels", "open_ended")
 
 
 # ----------------------------------------------------------------------------- training
 
+@documented_fields
 @dataclass
 class TrainSettings:
     """What every method shares in a round (equal data, steps and seed), and Stepwise DPO's own knobs."""
 
-    beta: float = 0.1
-    sft_weight: float = 5.0
-    outcome_weight: float = 0.0
-    step_pairing: str = "weighted"
-    step_weight: float = 1.0  # Stepwise DPO's step-loss weight (the NLL's is sft_weight)
-    # > 0: Stepwise DPO adds the NLL of each rejected solution's PRM-accepted opening, the right steps RFT drops with
-    # the wrong answer (a diagnostic; rejected_prefix_nll.py)
-    rejected_sft_weight: float = 0.0
-    # "output_layer": Stepwise DPO's step loss stops its gradient at the final hidden state, so it moves the output
-    # layer only (and the input embeddings tied to it) (the tiny profile's protocol, first a diagnostic;
-    # output_layer_pairs.py)
-    step_gradient: str = "all"
-    # "fresh": Stepwise DPO's rejected token is drawn again from the current policy at every step, not the round's
-    # (a diagnostic; fresh_rejected_pairs.py); "expected": that draw's expectation over the vocabulary, exactly;
-    # "top": the policy's strongest wrong token, weighed by its chance of a slip
-    step_rejected: str = "round"
-    # A StepwiseDPOTrainer subclass of one's own (another step loss, say) that the "stepwise_dpo" method trains with,
-    # made as the default is (model, ref_model, processing_class, train_dataset, args); None: the kit's, as above
-    trainer_class: type | None = None
-    # DPOConfig/StepwiseDPOConfig fields: batch size, lr, max_steps, ... (StepwiseDPOConfig's own: Stepwise DPO only)
-    args: dict = field(default_factory=dict)
+    beta: float = field(default=0.1, metadata={"help": "β of DPO's and Stepwise DPO's losses (its step_beta too)."})
+    sft_weight: float = field(default=5.0, metadata={
+        "help": "Weight of the NLL on the chosen solutions, in every method (NLL only: 1 when 0)."})
+    outcome_weight: float = field(default=0.0, metadata={"help": "Stepwise DPO's outcome (DPO) loss weight."})
+    step_pairing: str = field(default="weighted", metadata={"help": f"Stepwise DPO's step_pairing: {STEP_PAIRINGS}."})
+    step_weight: float = field(default=1.0, metadata={
+        "help": "Stepwise DPO's step-loss weight (the NLL's is sft_weight)."})
+    rejected_sft_weight: float = field(default=0.0, metadata={
+        "help": "> 0: Stepwise DPO adds the NLL of each rejected solution's PRM-accepted opening, the right steps RFT "
+                "drops with the wrong answer (a diagnostic; stepdpo_lite/tutorial/rejected_prefix_nll.py)."})
+    step_gradient: str = field(default="all", metadata={
+        "help": "'output_layer': Stepwise DPO's step loss stops its gradient at the final hidden state, so it moves "
+                "the output layer only (and the input embeddings tied to it) (the tiny profile's protocol, first a "
+                "diagnostic; stepdpo_lite/tutorial/output_layer_pairs.py); 'all': every weight the policy trains."})
+    step_rejected: str = field(default="round", metadata={
+        "help": "'round': the rejected sides the round sampled; 'fresh': Stepwise DPO's rejected token is drawn "
+                "again from the current policy at every step (a diagnostic; "
+                "stepdpo_lite/tutorial/fresh_rejected_pairs.py); 'expected': that draw's expectation over the "
+                "vocabulary, exactly; 'top': the policy's strongest wrong token, weighed by its chance of a slip."})
+    trainer_class: type | None = field(default=None, metadata={
+        "help": "A StepwiseDPOTrainer subclass of one's own (another step loss, say) that the 'stepwise_dpo' method "
+                "trains with, made as the default is (model, ref_model, processing_class, train_dataset, args), on "
+                f"the round's columns {ROUND_COLUMNS}: its extra_columns must be among them, and its step_loss take "
+                "the 9 arguments (both checked here, before a round samples); None: the kit's, as above."})
+    args: dict = field(default_factory=dict, metadata={
+        "help": "DPOConfig/StepwiseDPOConfig fields: batch size, lr, max_steps, ... (StepwiseDPOConfig's own: "
+                "Stepwise DPO only)."})
 
     def __post_init__(self):
         if self.step_pairing not in STEP_PAIRINGS:  # else refused only after a round's sampling and DPO's training
@@ -129,6 +138,12 @@ class TrainSettings:
                                                    issubclass(self.trainer_class, StepwiseDPOTrainer)):
             raise ValueError(f"TrainSettings: trainer_class must be a subclass of StepwiseDPOTrainer or None, got "
                              f"{self.trainer_class!r:.60}")
+        if self.trainer_class is not None:  # else refused by the trainer only after a round's sampling and DPO's
+            self.trainer_class.check_step_loss()  # training, which marked the DPO policy trained (a rerun refused)
+            listed = list_of(self.trainer_class.extra_columns, f"{self.trainer_class.__name__}.extra_columns", "names")
+            if missing := [c for c in listed if c not in ROUND_COLUMNS]:
+                raise ValueError(f"TrainSettings: trainer_class {self.trainer_class.__name__}.extra_columns lists "
+                                 f"{missing}, which a round's rows lack: its trainer gets the columns {ROUND_COLUMNS}")
         if self.trainer_class is not None and (self.step_gradient, self.step_rejected, self.rejected_sft_weight) != (
                 "all", "round", 0):  # each picks a trainer of the kit's: one of them would be dropped, silently
             raise ValueError(f"TrainSettings: trainer_class {self.trainer_class.__name__} replaces the trainers that "
@@ -208,11 +223,13 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
     common = dict(settings.args, output_dir=output_dir, beta=settings.beta)
     if common.get("bf16") is None and not common.get("fp16"):  # one precision for all methods (TRL's DPOConfig
         common["bf16"] = default_bf16(common.get("use_cpu", False))  # would turn bf16 on, on a CPU too)
-    plain = ["prompt", "chosen", "rejected"]
+    plain = list(ROUND_COLUMNS[:3])
     if method == "stepwise_dpo":
-        open_ended = any(r.get("open_ended") for r in rows)
-        data = _dataset(rows, plain + ["chosen_step_labels", "rejected_step_labels"] + (["open_ended"] if open_ended
-                                                                                          else []))
+        reads = "open_ended" in getattr(settings.trainer_class, "extra_columns", ())
+        if reads:  # a column the trainer_class reads (TrainSettings allows it), in every row: False where none
+            rows = [dict(r, open_ended=bool(r.get("open_ended"))) for r in rows]
+        open_ended = reads or any(r.get("open_ended") for r in rows)
+        data = _dataset(rows, [c for c in ROUND_COLUMNS if c != "open_ended" or open_ended])
         args = StepwiseDPOConfig(step_beta=settings.beta, step_loss_weight=settings.step_weight,
                                  outcome_loss_weight=settings.outcome_weight, sft_loss_weight=settings.sft_weight,
                                  step_pairing=settings.step_pairing, **common)
@@ -341,30 +358,48 @@ def recorded_splits(task, profile, metrics: Mapping, *, seed: int = 0, tokenizer
 
 # ----------------------------------------------------------------------------- one round, and many
 
+@documented_fields
 @dataclass
 class RoundSettings:
     """How a round makes its data (the same for every method)."""
 
-    samples_per_problem: int = 4          # K, shared out among the methods' policies (sampler="pooled")
-    sampler: str = "pooled"               # "pooled" or a method name (every method trains on its samples)
-    pairs: str = "both"                   # "solution", "step" or "both"
-    max_pairs_per_problem: int = 4        # solution pairs
-    step_pairs_per_problem: int = 1       # rejected solutions per problem to correct (step pairs)
-    step_tries: int = 4
-    step_attempts: int = 2
-    rejected_probs: str = "first_error"
-    step_negatives: int = 0               # extra wrong steps per Step-DPO state (step_negatives()); 0: none
-    negative_tries: int = 8
-    negative_temperature: float = 2.0
-    mirrored_negatives: str = "no"        # the slip mirrored (mirrored_negatives()): "add" one more pair per Step-DPO
-                                          # state, or use them "instead" of the step pairs (which side does a policy
-                                          # lean to when the pairs reject only the other one?)
-    temperature: float = 1.0
-    max_new_tokens: int = 160
-    batch_size: int = 64                  # sampling and scoring
-    threshold: float = 0.0                # PRM log-odds threshold (notebook 02's validation threshold)
-    progress: bool = False                # bars over the round's sampling, PRM scoring and evaluation: a GPU
-                                          # profile's round or a large one takes hours, the tiny one's seconds
+    samples_per_problem: int = field(default=4, metadata={
+        "help": "K, solutions sampled per training problem (sampler='pooled': shared out among the methods' "
+                "policies)."})
+    sampler: str = field(default="pooled", metadata={
+        "help": "'pooled' (the K shared out among the methods' policies) or a method name (every method trains on "
+                "that method's samples)."})
+    pairs: str = field(default="both", metadata={"help": f"Which pairs a round builds: one of {PAIR_KINDS}."})
+    max_pairs_per_problem: int = field(default=4, metadata={"help": "Solution pairs per problem, at most."})
+    step_pairs_per_problem: int = field(default=1, metadata={
+        "help": "Rejected solutions per problem to correct (step pairs)."})
+    step_tries: int = field(default=4, metadata={
+        "help": "Continuations sampled per attempt at a rejected solution's first wrong step (prm_pairs.step_pairs)."})
+    step_attempts: int = field(default=2, metadata={
+        "help": "Attempts (step_tries continuations each) to find a step the PRM accepts."})
+    rejected_probs: str = field(default="first_error", metadata={
+        "help": "A rejected solution's step labels (prm_pairs.rejected_step_probs): 'prm', σ(reward) of every step; "
+                "'first_error', σ(reward) up to the first step the PRM rejects, 1 after it."})
+    step_negatives: int = field(default=0, metadata={
+        "help": "Extra wrong steps per Step-DPO state, at most (prm_pairs.step_negatives); 0: none."})
+    negative_tries: int = field(default=8, metadata={
+        "help": "Continuations sampled per Step-DPO state for step_negatives, shared out among the policies."})
+    negative_temperature: float = field(default=2.0, metadata={"help": "The temperature of those continuations."})
+    mirrored_negatives: str = field(default="no", metadata={
+        "help": "The slip mirrored (prm_pairs.mirrored_negatives): 'add' one more pair per Step-DPO state, or use "
+                "them 'instead' of the step pairs (which side does a policy lean to when the pairs reject only the "
+                "other one?); 'no': none."})
+    temperature: float = field(default=1.0, metadata={
+        "help": "Sampling temperature of the round's solutions and step corrections (its evaluation samples at "
+                "T=1)."})
+    max_new_tokens: int = field(default=160, metadata={
+        "help": "Longest sampled text in tokens: the round's solutions, corrections and evaluation."})
+    batch_size: int = field(default=64, metadata={"help": "Rows per batch when sampling, scoring and evaluating."})
+    threshold: float = field(default=0.0, metadata={
+        "help": "PRM log-odds below which a step is rejected (notebook 02's validation threshold)."})
+    progress: bool = field(default=False, metadata={
+        "help": "Bars over the round's sampling, PRM scoring and evaluation: a GPU profile's round or a large one "
+                "takes hours, the tiny one's seconds."})
 
     def __post_init__(self):
         for name in ("samples_per_problem", "max_pairs_per_problem", "step_pairs_per_problem", "step_tries",

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import try_to_load_from_cache
 
-from ..checks import finite_number, flag, positive_int
+from ..checks import documented_fields, finite_number, flag, positive_int
 from ..models import DEFAULT_LORA, load_model
 from . import gsm8k
 from .smoke import GSM8K_SLICE, ensure_smoke_base, smoke_base_dir
@@ -37,6 +37,7 @@ ONPOLICY_PROTOCOLS = {
 }
 
 
+@documented_fields
 @dataclass(frozen=True)
 class Profile:
     """Model and sizes for one kind of machine; the notebooks read everything from here."""
