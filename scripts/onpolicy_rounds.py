@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite.atomic import check_replaceable, write_atomic  # noqa: E402
-from stepdpo_lite.tutorial import budget, onpolicy, runs, tasks  # noqa: E402
+from stepdpo_lite.tutorial import budget, diagnostics, onpolicy, runs, tasks  # noqa: E402
 from stepdpo_lite.tutorial.profiles import ONPOLICY_PROTOCOLS, get_profile  # noqa: E402
 
 
@@ -192,10 +192,8 @@ def main(argv=None):
     run = Path(args.runs_dir) / args.profile
     try:  # the run's figures and its PRM's folder, read before anything is loaded
         metrics = runs.read_metrics(runs.require(run, "01_data_prep"))
-        threshold = metrics.get("prm", {}).get("first_error_threshold")
-        if threshold is None:
-            raise FileNotFoundError(f"{run / 'metrics.json'} has no prm.first_error_threshold: run notebook 02 first")
         prm_dir = runs.require(run / "prm", "02_process_reward_model")
+        threshold = diagnostics.prm_threshold(prm_dir, run)  # the one notebook 02 saved with this PRM
     except (ValueError, FileNotFoundError) as err:
         ap.error(f"--runs-dir: {err}")
     from stepdpo_lite.rewards import ProcessRewardModel

@@ -566,6 +566,10 @@ def test_candidates_record_and_the_ceiling_beside_the_table(toy):
         "1": {"orm": 0.25, "random": 0.3, "pass@N (ceiling)": 0.3}, "3": {"orm": 0.5, "random": 0.3,
                                                                          "pass@N (ceiling)": 1.0}}
     assert "pass@N (ceiling)" not in table["1"]  # the table itself (metrics.json's) is left as it was
+    # notebook 06 recorded N_CANDIDATES as edited after sampling: 8 beside 3 candidates per problem
+    with pytest.raises(ValueError, match=r"candidates_record: n_candidates is 8, but the graded candidates number "
+                                         r"\[3\] per problem: record the N_CANDIDATES they were sampled with"):
+        bestofn.candidates_record(graded, pass_at, n_candidates=8, temperature=1.0)
 
 
 def test_format_table_keeps_its_columns_in_line_for_a_long_method_name():

@@ -453,3 +453,22 @@ def test_notebook_01_shows_an_example_of_the_task_its_profile_runs(tmp_path):
     assert "graded right: True" in shown and "': False | step labels from a checker: None" in shown
     _, shown = _example_output(tmp_path, "tiny")
     assert "reachable:         [True, False, False" in shown and "<|im_start|>" not in shown
+
+
+def test_skipping_the_setup_cell_outside_colab_finds_the_same_runs(monkeypatch, capsys):
+    """The setup cell opened with "# Colab only" but its last line resolves RUNS_DIR on every profile: a learner who
+    skipped it got a relative runs/ inside notebooks/ and "run notebook 01 first" (a Jupyter trial). Its comments
+    say which part is Colab's; the next cell resolves RUNS_DIR again, quietly, so skipping it is harmless."""
+    cell = colab.setup_cell_source()
+    assert "# Colab only (the `if` block)" in cell
+    last = cell.splitlines()
+    assert last[-1] == "RUNS_DIR = colab.setup(PROFILE, RUNS_DIR)" and "Every profile" in last[-2]
+    for name in tutorial.NOTEBOOKS:
+        code = [c for c in json.loads((tutorial.NOTEBOOK_DIR / name).read_text())["cells"] if c["cell_type"] == "code"]
+        assert "runs.run_dir(PROFILE, colab.resolve_runs_dir(RUNS_DIR, out=None))" in "".join(code[2]["source"]), name
+    monkeypatch.chdir(tutorial.NOTEBOOK_DIR)  # where Jupyter starts the kernel
+    assert colab.resolve_runs_dir("runs", out=None) == str(tutorial.NOTEBOOK_DIR.parent / "runs")
+    monkeypatch.setattr(colab, "in_colab", lambda: True)
+    monkeypatch.setattr(colab, "DRIVE_ROOT", str(tutorial.NOTEBOOK_DIR / "no-drive"))
+    assert colab.resolve_runs_dir("runs", out=None) == "runs" and capsys.readouterr().out == ""  # said once, by 2
+    assert colab.resolve_runs_dir("runs") == "runs" and "mount Google Drive" in capsys.readouterr().out

@@ -363,6 +363,9 @@ def test_curve_ends_averages_the_first_and_last_logged_values_round_by_round():
         curve_ends(history, "loss")
     with pytest.raises(ValueError, match=r"history\[1\]"):
         curve_ends([{}, 3], ["loss"])
+    for by_round in (False, True):  # an empty log_history.json recorded {"all": {}} as notebook 05's curves
+        with pytest.raises(ValueError, match=r"curve_ends: history is empty: no training logged .* notebook 04"):
+            curve_ends([], ["loss"], by_round=by_round)
 
 
 def test_rejected_right_answers_counts_the_right_answers_a_prm_rejects_and_their_slips():
@@ -442,6 +445,61 @@ def test_prm_metrics_is_notebook_02s_prm_section():
                                        "zero_shot": {"step_auroc": 0.59, "f1": 0.8}}
     with pytest.raises(ValueError, match="prm_metrics: figures need the 'reward base' reports"):
         diagnostics.prm_metrics(report, figures={}, **kw)
+
+
+def test_prm_metrics_record_the_calibration_so_a_rerun_of_notebook_02s_metrics_cell_keeps_it(tmp_path):
+    """Notebook 02's metrics cell replaces the whole ``prm`` section; the calibration was recorded only by the cell
+    after it, so running the metrics cell again (the last one run) dropped ``prm.calibration``."""
+    from stepdpo_lite.tutorial import runs
+
+    rewards, labels = [[2.0, -2.0], [1.0, 1.5]], [[True, False], [True, True]]
+    calibration = diagnostics.step_calibration(rewards, labels)
+    report = {"step_auroc": 1.0, "f1": 1.0, "threshold": -1.0}
+    figures = {"reward base": {"zero-shot": {"step_auroc": 0.5, "f1": 0.5}}}
+    kw = dict(position_auroc=0.7, by_position=[], figures=figures, qlora_gain={}, train_seconds=1.0, reward_base="b")
+    assert "calibration" not in diagnostics.prm_metrics(report, **kw)
+    recorded = diagnostics.prm_metrics(report, calibration=calibration, **kw)
+    assert recorded["calibration"] == calibration
+    runs.update_metrics(tmp_path, {"prm": {"calibration": calibration}}, replace=["prm.calibration"])  # run before
+    runs.update_metrics(tmp_path, {"prm": recorded}, replace=["prm"])  # the metrics cell run again, last
+    section = runs.read_metrics(tmp_path)["prm"]
+    assert section["first_error_threshold"] == -1.0 and section["calibration"]["steps"] == calibration["steps"] == 4
+
+
+def test_prm_threshold_refuses_a_prm_saved_without_the_recorded_threshold(tmp_path):
+    """Notebook 02's training cell saves the PRM at once, without a threshold; its metrics cell saves it again with
+    one and records it. A learner who ran the training cell again and stopped there paired the new PRM with the old
+    recorded threshold in notebooks 03-05 (05 printed "first error found exactly (P < 0.17, notebook 02's
+    threshold)" from the old PRM)."""
+    import json
+    from types import SimpleNamespace
+
+    from stepdpo_lite.rewards import ProcessRewardModel
+    from stepdpo_lite.tutorial import runs
+
+    prm = lambda threshold: SimpleNamespace(config=SimpleNamespace(first_error_threshold=threshold))
+    with pytest.raises(FileNotFoundError, match="has no prm.first_error_threshold: run 02_process_reward_model"):
+        diagnostics.prm_threshold(prm(-1.5), tmp_path)  # notebook 02 never recorded one
+    runs.update_metrics(tmp_path, {"prm": {"first_error_threshold": -1.5}})
+    assert diagnostics.prm_threshold(prm(-1.5), tmp_path) == -1.5
+    with pytest.raises(ValueError, match=r"prm_threshold: the PRM loaded was saved without its first-error threshold "
+                                         r"\(config first_error_threshold None: notebook 02's training cell saved "
+                                         r"it\): run notebook 02 through its metrics cell"):
+        diagnostics.prm_threshold(prm(None), tmp_path)
+    with pytest.raises(ValueError, match=r"the PRM loaded has first-error threshold -0.25, but .*metrics.json records "
+                                         r"prm.first_error_threshold -1.5, another PRM's: run notebook 02 through its "
+                                         r"metrics cell"):
+        diagnostics.prm_threshold(prm(-0.25), tmp_path)
+    folder = tmp_path / "prm"  # its saved config, read before the PRM is loaded
+    folder.mkdir()
+    (folder / ProcessRewardModel.config_file).write_text(json.dumps({"first_error_threshold": None}))
+    with pytest.raises(ValueError, match=r"prm_threshold: .*prm was saved without its first-error threshold"):
+        diagnostics.prm_threshold(folder, tmp_path)
+    (folder / ProcessRewardModel.config_file).write_text(json.dumps({"first_error_threshold": -1.5}))
+    assert diagnostics.prm_threshold(folder, tmp_path) == -1.5
+    (folder / ProcessRewardModel.config_file).unlink()
+    with pytest.raises(FileNotFoundError, match="not a saved process reward model"):
+        diagnostics.prm_threshold(str(folder), tmp_path)
 
 
 def test_outcome_auroc_differences_are_notebook_03s_three_gaps():

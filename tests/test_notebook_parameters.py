@@ -155,3 +155,15 @@ def test_names_without_a_spec_are_left_alone_and_a_namespace_must_be_a_mapping()
     assert notebook_parameters.check({"PROFILE": "tiny", "In": [], "THRESHOLD": -1, "pairs": 0}) == []
     with pytest.raises(ValueError, match="check: namespace must be a mapping"):
         notebook_parameters.check([("BETA", 0.1)])
+
+
+@pytest.mark.parametrize("number", sorted(CHECKED))
+def test_each_notebook_says_its_cells_run_in_order_and_what_to_rerun_after_an_edit(number):
+    """A learner who edited the parameters cell and reran only it had RUN_DIR and FIGURES_DIR back at None, and every
+    later cell that saves a figure failed (TypeError) after recomputing it; one who skipped ahead got a bare NameError
+    (a Jupyter trial). The intro says the cells run in order, the parameters cell what to run after editing it."""
+    cells = nbformat.read(str(NOTEBOOK_DIR / CHECKED[number]), 4).cells
+    intro = " ".join(cells[0].source.split())
+    assert "Run the cells in order, from the top" in intro and "Run Selected Cell and All Below" in intro
+    assert _cells(number)[0].source.startswith(
+        "# after editing this cell, run it and every cell below (Run > Run Selected Cell and All Below)\n")

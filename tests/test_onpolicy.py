@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from stepdpo_lite.tutorial import onpolicy, prm_pairs, profiles, tasks, toyworld
+from stepdpo_lite.tutorial import diagnostics, onpolicy, prm_pairs, profiles, tasks, toyworld
 from stepdpo_lite.rewards import InputTooLong
 from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.trainer import StepwiseDPOTrainer
@@ -1143,6 +1143,7 @@ def test_onpolicy_rounds_protocol_flag_sets_what_is_not_given(monkeypatch, tmp_p
     seen = {}
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
     monkeypatch.setattr(runs, "read_metrics", lambda run: {"prm": {"first_error_threshold": -1.5}})
+    monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
     monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
     monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: ("<policy>", "<tokenizer>"))
     monkeypatch.setattr(onpolicy, "recorded_splits", lambda *a, **kw: {"train": ["p"], "validation": ["v"]})
@@ -1277,6 +1278,7 @@ def test_onpolicy_rounds_freezes_the_embeddings_of_a_tiny_base_on_a_task_of_ones
     monkeypatch.setitem(tasks.TASKS, "sum", lambda profile: "<sum task>")
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
     monkeypatch.setattr(runs, "read_metrics", lambda run: {"prm": {"first_error_threshold": -1.5}})
+    monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
     monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
     made = []
 
@@ -1487,6 +1489,19 @@ def test_policy_metrics_refuse_one_str_of_trained_methods():
         onpolicy.policy_metrics(one_round, [round_record(1, 0.75)], None, trained="stepwise_dpo", curves={})
 
 
+def test_save_policies_refuse_an_empty_log_by_name_before_saving_any_policy(tmp_path):
+    """Notebook 04's rounds cell run a second time emptied its logs before it was refused; the save cell then wrote
+    ``[]`` as every policy's log_history.json, and notebook 05's training curves failed deep in matplotlib."""
+    trainers = {"dpo": FakeTrainer("a"), "nll_only": FakeTrainer("b")}
+    with pytest.raises(ValueError, match=r"save_policies: the training log of \['dpo', 'nll_only'\] is empty: "
+                                         r"nothing saved \(in notebook 04, run again the cell that loads the PRM"):
+        onpolicy.save_policies(tmp_path / "policies", trainers, {"dpo": [], "nll_only": []})
+    trainers["nll_only"].state.log_history = []  # a trainer's own log, too
+    with pytest.raises(ValueError, match=r"the training log of \['nll_only'\] is empty"):
+        onpolicy.save_policies(tmp_path / "policies", trainers)
+    assert not (tmp_path / "policies").exists()  # found before the first policy was saved
+
+
 def test_save_policies_refuse_a_missing_log_before_saving_any_policy(tmp_path):
     """A log missing for the second trainer was a KeyError after the first was saved: the folder held one new policy
     beside the old ones."""
@@ -1512,6 +1527,7 @@ def test_onpolicy_rounds_writes_out_after_every_round_on_the_device_and_problem_
     seen = {}
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
     monkeypatch.setattr(runs, "read_metrics", lambda run: {"prm": {"first_error_threshold": -1.5}})
+    monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
     monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(
         lambda cls, path, device=None: seen.setdefault("prm_device", device)))
     monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: (
@@ -1570,6 +1586,7 @@ def test_onpolicy_rounds_says_when_n_eval_is_more_than_the_split_holds(monkeypat
     script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
     monkeypatch.setattr(runs, "read_metrics", lambda run: {"prm": {"first_error_threshold": -1.5}})
+    monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
     monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
     monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: ("<policy>", "<tokenizer>"))
     monkeypatch.setattr(onpolicy, "recorded_splits", lambda *a, **kw: {"train": ["p"], "validation": ["v", "w"]})
@@ -1714,7 +1731,7 @@ def test_rounds_saved_as_each_finishes_are_taken_by_a_rerun_which_goes_on_from_t
     calls.clear()  # every round saved: nothing trained; the stand-ins save the policies as a trainer does
     records, trainers, policies, lines, _ = rounds(2, saved)
     assert calls == [] and records == straight[0] and lines[-1].startswith("rounds 1-2 of 2 taken from")
-    onpolicy.save_policies(tmp_path / "policies", trainers, {m: [] for m in trainers})
+    onpolicy.save_policies(tmp_path / "policies", trainers, {m: t.state.log_history for m, t in trainers.items()})
     if lora:  # the adapter, as notebooks 05 and 06 load it
         from peft import PeftModel
 

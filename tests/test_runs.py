@@ -1,7 +1,7 @@
 """The run folder's helpers (stepdpo_lite.tutorial.runs)."""
 import pytest
 
-from stepdpo_lite.tutorial import runs
+from stepdpo_lite.tutorial import notebook_parameters, runs
 
 
 @pytest.mark.parametrize("profile", ["", ".", "..", "tiny/../24gb", "/tmp", None])
@@ -314,3 +314,99 @@ def test_a_table_with_stale_notebooks_does_not_replace_the_last_complete_one(who
     tutorial.run_tutorial("tiny", run.parent, ["01"], progress=False, out=out)
     assert json.loads((run / "metrics.previous.json").read_text()) == WHOLE_RUN
     assert "left notebooks stale, is dropped" in " ".join(out.getvalue().split())
+
+
+@pytest.fixture
+def jupyter(tmp_path, monkeypatch):
+    """A run folder holding WHOLE_RUN, in a kernel that the runner did not start (no $STEPDPO_RUNNER), and a
+    ``cells(stem, **changed)`` that calls what the notebook's setup cell calls, with its parameters cell's values
+    (``changed`` edited in): a learner's Jupyter run."""
+    import json
+
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    monkeypatch.delenv(runs.RUNNER_MARKER, raising=False)
+    run = tmp_path / "runs" / "tiny"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps(WHOLE_RUN))
+    said = []
+
+    def setup_cell(stem, **changed):
+        namespace = {**tutorial._parameter_defaults(tutorial.NOTEBOOK_DIR / f"{stem}.ipynb"), **changed}
+        return notebook_parameters.notebook_started(run, stem, namespace, out=said.append)
+
+    return run, setup_cell, said
+
+
+def test_a_jupyter_run_records_what_it_ran_with_and_marks_its_readers_stale_as_the_runner_does(jupyter):
+    """Only the runner recorded run.<notebook> and tutorial.stale: 02 rerun in Jupyter with other settings left
+    tutorial.stale None and run.02_process_reward_model.set {}, and 05 rerun with SEED=1 still recorded seed 0 (a
+    Jupyter trial). The setup cell records them, the last cell records the notebook as run through."""
+    run, setup_cell, said = jupyter
+    started = setup_cell("02_process_reward_model", N_TRAIN_ROWS=200)
+    metrics = runs.read_metrics(run)
+    assert "prm" not in metrics and metrics["tutorial"]["stale"] == LATER  # as run_tutorial's start_notebook
+    record = metrics["run"]["02_process_reward_model"]
+    assert record["set"] == {"N_TRAIN_ROWS": "200"} and record["seed"] == 0 and record["profile"] == "tiny"
+    assert record["finished"] is None and record["jupyter"] is True and "versions" in record
+    assert "03_outcome_reward_model" in said[0] and "tutorial.stale" in said[0]
+    runs.update_metrics(run, {"prm": {"new": 1}})  # the notebook's own cells
+    notebook_parameters.notebook_finished(run, "02_process_reward_model", started, out=said.append)
+    metrics = runs.read_metrics(run)
+    assert said[-1].startswith("notebook 02: ") and said[-1].endswith(" s since its setup cell ran")
+    assert metrics["tutorial"]["stale"] == LATER and metrics["run"]["02_process_reward_model"]["finished"]
+    assert 0 <= metrics["tutorial"]["notebook_seconds"]["02_process_reward_model"] < 60
+    setup_cell("05_step_reward_visualisation", SEED=1)
+    assert runs.read_metrics(run)["run"]["05_step_reward_visualisation"]["seed"] == 1
+    assert runs.read_metrics(run)["run"]["05_step_reward_visualisation"]["set"] == {"SEED": "1"}
+    said.clear()
+    # it read 04's policies, stale since 02 reran
+    notebook_parameters.notebook_finished(run, "05_step_reward_visualisation", 0.0, out=said.append)
+    assert "05_step_reward_visualisation" in runs.read_metrics(run)["tutorial"]["stale"]
+    assert "it read outputs of stale notebooks (04_stepwise_dpo)" in said[-1]  # 02 ran through
+    with pytest.raises(ValueError, match="notebook must be one of the kit's notebooks"):
+        notebook_parameters.notebook_started(run, "02_prm", {"SEED": 0})
+
+
+def test_under_the_runner_the_cells_record_nothing(jupyter, monkeypatch):
+    """The runner records each notebook itself (start_notebook, finish_notebook): its kernels' cells must not record
+    it twice, nor mark its readers stale a second time."""
+    run, setup_cell, said = jupyter
+    before = (run / "metrics.json").read_text()
+    monkeypatch.setenv(runs.RUNNER_MARKER, "1")
+    started = setup_cell("02_process_reward_model", N_TRAIN_ROWS=200)
+    notebook_parameters.notebook_finished(run, "02_process_reward_model", started, out=said.append)
+    assert (run / "metrics.json").read_text() == before and said[-1].startswith("notebook 02: ")
+
+
+def test_a_kernel_the_runner_starts_carries_its_marker(tmp_path, monkeypatch):
+    """execute_notebook (the runner's, and every headless run of a notebook) tells the kernel, so that its setup and
+    last cells leave the records to the runner; a Jupyter kernel has no marker."""
+    import nbformat
+
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    monkeypatch.delenv(runs.RUNNER_MARKER, raising=False)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        f"import os\nprint('MARKER', os.environ.get({runs.RUNNER_MARKER!r}))")])
+    nbformat.write(nb, str(tmp_path / "01_marker.ipynb"))
+    done = tutorial.execute_notebook(tmp_path / "01_marker.ipynb", timeout=120, cwd=tmp_path)
+    assert done.cells[0].outputs[0]["text"].strip() == "MARKER 1"
+
+
+def test_each_notebook_records_itself_from_its_setup_cell_to_its_last_cell():
+    """The setup cell (code cell 3) calls notebook_started with the notebook's own stem after RUN_DIR is set, and the
+    last code cell notebook_finished: a copied stem would record another notebook's run. Its seconds are worded as
+    what they are: since the setup cell ran ("notebook 07 took 1 s" after a partial rerun)."""
+    import nbformat
+
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    for name in tutorial.NOTEBOOKS:
+        stem = name.removesuffix(".ipynb")
+        code = [c.source for c in nbformat.read(str(tutorial.NOTEBOOK_DIR / name), 4).cells if c.cell_type == "code"]
+        start = f'notebook_start = notebook_parameters.notebook_started(RUN_DIR, "{stem}", globals())'
+        assert start in code[2] and code[2].index("FIGURES_DIR = ") < code[2].index(start), name
+        assert f'notebook_parameters.notebook_finished(RUN_DIR, "{stem}", notebook_start)' in code[-1], name
+        assert not any("notebook_started" in c or "notebook_finished" in c for c in code[3:-1]), name
+        assert not any(" took {" in c for c in code), name

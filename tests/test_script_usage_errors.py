@@ -203,18 +203,25 @@ def test_seed_spread_turns_bad_inputs_into_usage_errors_before_any_runs(args, op
 
 @pytest.mark.parametrize("args, option", [(["--profile", "foo"], "--profile"), (["--runs-dir", "nope"], "--runs-dir"),
                                           (["--runs-dir", "half"], "--runs-dir"),
-                                          (["--runs-dir", "not_json"], "--runs-dir")])
+                                          (["--runs-dir", "not_json"], "--runs-dir"),
+                                          (["--runs-dir", "retrained"], "--runs-dir")])
 def test_onpolicy_rounds_turns_a_missing_run_or_unknown_profile_into_a_usage_error(args, option, monkeypatch, capsys,
                                                                                    tmp_path):
     """An unknown --profile, a --runs-dir without notebook 01's run or notebook 02's PRM, and a metrics.json that is
-    not JSON were tracebacks (or an exit without the usage line)."""
+    not JSON were tracebacks (or an exit without the usage line); a PRM saved again without the threshold recorded
+    (notebook 02's training cell run again, its metrics cell not) was paired with the older PRM's threshold."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "half" / "tiny").mkdir(parents=True)
-    (tmp_path / "half" / "tiny" / "metrics.json").write_text('{"prm": {"first_error_threshold": -1.5}}')
+    for name in ("half", "retrained"):
+        (tmp_path / name / "tiny").mkdir(parents=True)
+        (tmp_path / name / "tiny" / "metrics.json").write_text('{"prm": {"first_error_threshold": -1.5}}')
+    (tmp_path / "retrained" / "tiny" / "prm").mkdir()
+    (tmp_path / "retrained" / "tiny" / "prm" / "process_reward_config.json").write_text(
+        '{"first_error_threshold": null}')
     (tmp_path / "not_json" / "tiny").mkdir(parents=True)
     (tmp_path / "not_json" / "tiny" / "metrics.json").write_text("{")
     message = _refused("onpolicy_rounds", args, monkeypatch, capsys, option)
-    assert {"half": "02_process_reward_model", "not_json": "not valid JSON"}.get(args[-1], "") in message
+    assert {"half": "02_process_reward_model", "not_json": "not valid JSON",
+            "retrained": "through its metrics cell"}.get(args[-1], "") in message
 
 
 def test_onpolicy_rounds_help_says_what_trains_without_protocol(capsys):

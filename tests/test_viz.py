@@ -143,6 +143,20 @@ def test_training_curves_tolerate_missing_keys(tmp_path):
     assert len(viz.plot_training_curves(dpo, keys="loss").axes) == 1  # a single history, a single key
 
 
+def test_training_curves_refuse_an_empty_history_by_name_naming_notebook_04():
+    """Notebook 04's rounds cell run twice wrote ``[]`` as each policy's log_history.json; notebook 05's curves then
+    failed deep in matplotlib ("number sections must be larger than 0")."""
+    history = [{"step": s, "loss": 1 / s} for s in range(1, 4)]
+    with pytest.raises(ValueError, match=r"plot_training_curves: the training log of \['DPO', 'Stepwise DPO'\] is "
+                                         r"empty: nothing to draw \(a policy's log_history.json is written by "
+                                         r"notebook 04: run it again"):
+        viz.plot_training_curves({"DPO": [], "Stepwise DPO": []}, keys=("loss", "rewards/margins"))
+    with pytest.raises(ValueError, match=r"the training log of \['DPO'\] is empty"):
+        viz.plot_training_curves({"DPO": [], "Stepwise DPO": history}, keys=("loss",))
+    with pytest.raises(ValueError, match=r"the training log of \['run'\] is empty"):
+        viz.plot_training_curves([], keys="loss")
+
+
 def test_training_curves_say_what_is_plotted_and_that_it_is_smoothed():
     """Notebook 02's PRM loss had no y-axis label, "loss" as a panel title under the figure's title, no word of its
     smoothing, and its key inside the axes."""

@@ -102,7 +102,14 @@ def candidates_record(graded: dict, pass_at: dict, n_candidates: int, temperatur
     """What notebook 06 records of its sampled candidates under ``evaluation`` in metrics.json: how many problems
     (``n_best_of_n_problems``) and candidates each, the sampling ``temperature``, the share of them right
     (``candidate_accuracy``, ``candidate_summary``'s) and ``pass_at_n`` (``pass_at_n``'s, keyed by str(N) as JSON
-    keys are)."""
+    keys are). ``n_candidates`` and ``temperature``: those the candidates were sampled with (notebook 06 keeps them
+    where it samples: its parameters may have been edited since); an ``n_candidates`` that is not every problem's
+    number of graded candidates is refused."""
+    sizes = sorted({len(row) for row in graded["correct"]})
+    if sizes != [n_candidates]:
+        raise ValueError(f"candidates_record: n_candidates is {n_candidates!r}, but the graded candidates number "
+                         f"{sizes} per problem: record the N_CANDIDATES they were sampled with (notebook 06: run the "
+                         "sampling cell again after editing its parameters)")
     return {"n_best_of_n_problems": len(graded["correct"]), "n_candidates": n_candidates, "temperature": temperature,
             "candidate_accuracy": candidate_summary(graded)["right"],
             "pass_at_n": {str(n): a for n, a in pass_at.items()}}

@@ -45,9 +45,9 @@ ML_STACK = {"trl", "transformers", "peft", "bitsandbytes", "datasets", "accelera
 
 SETUP_CELL = '''import os, subprocess, sys
 
-# Colab only: fetch the kit and install it into this running kernel (no restart; Colab's own torch is kept).
-# The repository is set in stepdpo_lite/tutorial/colab.py (REPO_URL); `%env STEPDPO_REPO_URL=...` overrides it.
-# Elsewhere: `make test` or `pip install -e .` in the repository.
+# Colab only (the `if` block): fetch the kit and install it into this running kernel (no restart; Colab's own
+# torch is kept). The repository is set in stepdpo_lite/tutorial/colab.py (REPO_URL);
+# `%env STEPDPO_REPO_URL=...` overrides it. Elsewhere: `make test` or `pip install -e .` in the repository.
 if "google.colab" in sys.modules:
     def _run(*cmd):  # fail loudly, with the command's own message
         done = subprocess.run(cmd, capture_output=True, text=True)
@@ -65,7 +65,8 @@ if "google.colab" in sys.modules:
 
 from stepdpo_lite.tutorial import colab
 
-RUNS_DIR = colab.setup(PROFILE, RUNS_DIR)  # Google Drive when mounted; builds what the profile needs locally'''
+# Every profile, in Colab or not: resolves RUNS_DIR (Google Drive when mounted) and builds what the profile needs
+RUNS_DIR = colab.setup(PROFILE, RUNS_DIR)'''
 
 
 def repo_url() -> str:
@@ -255,7 +256,9 @@ def resolve_runs_dir(runs_dir: str | os.PathLike = "runs", out=print) -> str:
     opened after it finds its runs (it looked in ``notebooks/runs``). In Colab, a relative ``runs_dir`` goes to
     Google Drive (``DRIVE_ROOT/stepdpo-lite/<runs_dir>``) when Drive is mounted, so that notebooks run in
     separate runtimes see each other's results; else it stays in this runtime, with a message saying how to
-    mount Drive. Elsewhere it is left as it is."""
+    mount Drive. Elsewhere it is left as it is. ``out=None``: no message (the cell after the setup cell resolves
+    ``RUNS_DIR`` again, quietly, so that a learner who skipped the setup cell outside Colab finds the same runs)."""
+    out = out or (lambda line: None)
     runs_dir = os.fspath(runs_dir)
     if os.path.isabs(runs_dir):
         return runs_dir

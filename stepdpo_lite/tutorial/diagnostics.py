@@ -27,6 +27,8 @@ that show what a reward model has *not* learnt, and summaries of per-step values
   notebook 02 also trains it on the policy's plain base, the control;
 - ``prm_report``: a PRM's held-out figures, tagged with the PRM that scored them; ``prm_reports_adapter_on_and_off``:
   with its adapter and zero-shot; ``prm_metrics``: the ``prm`` section of ``metrics.json`` notebook 02 records;
+- ``prm_threshold``: notebook 02's first-error threshold for the PRM a later notebook loads, refused when that
+  PRM was saved without it or with another;
 - ``auroc_difference``: whether one score's AUROC beats another's beyond the noise of the held-out set
   (``outcome_auroc_differences``: notebook 03's three comparisons).
 """
@@ -36,6 +38,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 import weakref
 from pathlib import Path
 from typing import Sequence
@@ -47,10 +50,10 @@ from ..checks import finite_number, flag, list_of, positive_int
 from ..evaluation import (check_labels, check_same_shape, finite_scores, flat_scores_and_labels,
                           first_error_index, outcome_auroc, predict_first_error, process_reward_report,
                           step_auroc)
-from ..rewards import sigmoid
+from ..rewards import ProcessRewardModel, read_saved_config, sigmoid
 from ..steps import extract_steps, step_body
 from ..trainer import StepwiseDPOConfig, get_step_rewards
-from . import bestofn
+from . import bestofn, runs
 
 
 def step_auroc_by_position(step_scores, step_labels) -> list[dict]:
@@ -203,8 +206,11 @@ def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
     the first and last value; ``logged``: how many; ``jitter``: the mean change from one logged value to the next,
     how much the curve jumps); a key never logged is left out. ``by_round``: the same for each round of
     an on-policy history (entries tagged ``round`` by ``onpolicy.extend_logs``), ``{str(round): {key: ...}}``, or
-    ``{"all": ...}`` for a history with no round tags."""
+    ``{"all": ...}`` for a history with no round tags. An empty history is refused (it recorded ``{"all": {}}``)."""
     history, keys = list_of(history, "curve_ends: history", "log entries"), list_of(keys, "curve_ends: keys", "keys")
+    if not history:
+        raise ValueError("curve_ends: history is empty: no training logged (a policy's log_history.json is written "
+                         "by notebook 04: run it again)")
     n = positive_int(n, "n", "curve_ends")
     for i, entry in enumerate(history):
         if not isinstance(entry, dict):
@@ -658,14 +664,16 @@ def control_wanted(profile, requested: bool | None = None) -> bool:
 
 
 def prm_metrics(report: dict, *, position_auroc: float, by_position, figures: dict, qlora_gain: dict,
-                train_seconds: float, reward_base, prm=None) -> dict:
+                train_seconds: float, reward_base, prm=None, calibration: dict | None = None) -> dict:
     """The ``prm`` section of ``metrics.json`` that notebook 02 records and notebooks 03-06 and the README read: the
     test figures of ``report`` (``evaluation.process_reward_report``: step AUROC, first-error F1 and its validation
     threshold) beside the position-only baseline's AUROC and ``by_position`` (``step_auroc_by_position``), the
     training time (to 0.1 s), the reward base's folder name, its zero-shot figures and ``qlora_gain``
     (``auroc_difference``). ``figures``: ``prm_reports_adapter_on_and_off`` by base, ``"reward base"`` and, when the
     control was trained, ``"plain policy base (control)"``, whose step AUROC and F1 are recorded as ``control``,
-    ``zero_shot`` and ``after_qlora`` (no ``control`` without one).
+    ``zero_shot`` and ``after_qlora`` (no ``control`` without one). ``calibration``: ``step_calibration`` of the
+    test rewards, recorded as ``calibration`` (notebook 02's metrics cell replaces the whole section: a calibration
+    recorded only by the cell after it was dropped by a rerun of the metrics cell).
 
     ``prm``: the PRM whose figures these must be (notebook 02's, trained last): ``report`` must be its
     ``prm_report`` and the reward base's ``"after QLoRA"`` rewards in ``figures`` those of ``report``, else a
@@ -696,7 +704,35 @@ def prm_metrics(report: dict, *, position_auroc: float, by_position, figures: di
     if control is not None:
         names = {"zero-shot": "zero_shot", "after QLoRA": "after_qlora"}  # JSON keys, as the README's checks read them
         metrics["control"] = {names[name]: headline(r) for name, r in control.items()}
+    if calibration is not None:
+        metrics["calibration"] = calibration
     return metrics
+
+
+def prm_threshold(prm, run: str | os.PathLike) -> float:
+    """Notebook 02's first-error threshold (log-odds, chosen on validation) for ``prm``: the PRM a later notebook
+    loaded, or the folder it is saved in (checked before it is loaded: notebook 03 checks it before it trains its
+    ORM). Notebook 02 saves its PRM as soon as it is trained, without a threshold, and again with it in its metrics
+    cell, which records it as ``prm.first_error_threshold`` in ``run/metrics.json``. A PRM saved without one
+    (``config.first_error_threshold`` None: 02's training cell ran again, its metrics cell not), or with another than
+    the one recorded, is refused: the later notebook paired it with an older PRM's threshold. Returns the
+    threshold; none recorded is a ``FileNotFoundError`` naming notebook 02 (``runs.recorded``)."""
+    recorded = runs.recorded(run, "prm.first_error_threshold", "02_process_reward_model")
+    if isinstance(prm, (str, os.PathLike)):
+        where = Path(prm)
+        own = read_saved_config(where / ProcessRewardModel.config_file, "process reward model").get(
+            "first_error_threshold")
+    else:
+        where, own = "the PRM loaded", prm.config.first_error_threshold
+    again = "run notebook 02 through its metrics cell (it saves the PRM with its threshold and records both)"
+    if own is None:
+        raise ValueError(f"prm_threshold: {where} was saved without its first-error threshold (config "
+                         f"first_error_threshold None: notebook 02's training cell saved it): {again}")
+    if recorded is None or not math.isclose(own, recorded, rel_tol=1e-9, abs_tol=1e-12):
+        raise ValueError(f"prm_threshold: {where} has first-error threshold {own!r}, but {Path(run) / 'metrics.json'} "
+                         f"records prm.first_error_threshold {recorded!r}, another PRM's: {again}")
+    return float(own)
+
 
 def choose_process_weight(prm_scores, orm_scores, labels, grid=tuple(np.round(np.linspace(0, 1, 11), 2))):
     """The PRM's weight ``w`` in the combined score ``w·PRM + (1 − w)·ORM`` with the best outcome AUROC on these

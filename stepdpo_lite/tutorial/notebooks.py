@@ -167,15 +167,61 @@ def notebook_parameters(path: str | os.PathLike) -> set[str]:
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
-def _parameter_default(path: str | os.PathLike, name: str):
-    """The literal a notebook's parameters cell last assigns to ``name`` (``SEED = 0``: 0), or None."""
-    value = None
+def _parameter_defaults(path: str | os.PathLike) -> dict:
+    """The literal a notebook's parameters cell last assigns to each name (``SEED = 0``: 0); a name assigned no
+    literal is left out."""
+    values = {}
     for tree in _parameters_cells(path):
         for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            if isinstance(node, ast.Assign):
                 with contextlib.suppress(ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                     value = ast.literal_eval(node.value)
-    return value
+                    values.update({t.id: value for t in node.targets if isinstance(t, ast.Name)})
+    return values
+
+
+def _parameter_default(path: str | os.PathLike, name: str):
+    """The literal a notebook's parameters cell last assigns to ``name`` (``SEED = 0``: 0), or None."""
+    return _parameter_defaults(path).get(name)
+
+
+def start_in_jupyter(run: str | os.PathLike, notebook: str, namespace: Mapping, parameters: Sequence[str],
+                     out=print) -> dict:
+    """``notebook_parameters.notebook_started`` in Jupyter: ``runs.start_notebook`` for the kit's ``notebook`` (a
+    stem), with the record the runner writes (``run_tutorial``). Its ``set``: the ``parameters`` whose value in
+    ``namespace`` differs from the notebook's parameters cell as its file in :data:`NOTEBOOK_DIR` holds it (all of
+    them when that file is missing); its seed: ``namespace``'s."""
+    order = [Path(name).stem for name in NOTEBOOKS]
+    if notebook not in order:
+        raise ValueError(f"notebook_started: notebook must be one of the kit's notebooks ({', '.join(order)}), "
+                         f"got {notebook!r}")
+    path = NOTEBOOK_DIR / f"{notebook}.ipynb"
+    defaults = _parameter_defaults(path) if path.is_file() else {}
+    set_here = {name: _python_source(namespace[name]) for name in parameters if name in namespace and (
+        name not in defaults or _python_source(namespace[name]) != _python_source(defaults[name]))}
+    seed = namespace.get("SEED")
+    seed = seed if seed is None or type(seed) is int else _python_source(seed)  # JSON has no nan
+    before = set(runs.read_metrics(run).get("tutorial", {}).get("stale", []))
+    metrics = runs.start_notebook(run, notebook, NOTEBOOK_SECTIONS, order, {
+        "started": _utc(time.time()), "finished": None, "profile": namespace.get("PROFILE"), "seed": seed,
+        "set": set_here, **_provenance(), "jupyter": True}, NOTEBOOK_READERS)
+    stale = [stem for stem in metrics.get("tutorial", {}).get("stale", []) if stem not in before]
+    if stale:
+        out(f"{Path(run) / 'metrics.json'}: the figures of {', '.join(stale)} rest on the outputs this notebook "
+            "rewrites, so they are listed under tutorial.stale until those notebooks run again, after this one")
+    return metrics
+
+
+def finish_in_jupyter(run: str | os.PathLike, notebook: str, seconds: float, out=print) -> dict:
+    """``notebook_parameters.notebook_finished`` in Jupyter: ``runs.finish_notebook`` for the kit's ``notebook``."""
+    order = [Path(name).stem for name in NOTEBOOKS]
+    metrics = runs.finish_notebook(run, notebook, seconds, order, _utc(time.time()), NOTEBOOK_READERS)
+    stale = metrics.get("tutorial", {}).get("stale", [])
+    if notebook in stale:
+        read = [stem for stem in stale if notebook in runs.read_by(stem, order, NOTEBOOK_READERS)]
+        out(f"{notebook} stays under tutorial.stale: it read outputs of stale notebooks ({', '.join(read)}); "
+            "run them again in order, then this one")
+    return metrics
 
 
 def _kernel_config():
@@ -270,8 +316,8 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, on_cell_start=on_start,
                             on_cell_executed=on_executed, config=_kernel_config(),
                             resources={"metadata": {"path": str(cwd or path.parent)}})
-    try:
-        client.execute()
+    try:  # the kernel's notebook_started / notebook_finished leave the records to the runner
+        client.execute(env={**os.environ, runs.RUNNER_MARKER: "1"})
     except Exception as exc:  # CellExecutionError, CellTimeoutError, DeadKernelError, kernel start-up errors
         error = f"{exc.ename}: {exc.evalue}" if isinstance(exc, CellExecutionError) else f"{type(exc).__name__}: {exc}"
         if interrupted and getattr(exc, "ename", None) == "KeyboardInterrupt":

@@ -326,16 +326,22 @@ def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping
     in ``log_history.json``: the trainer's own (``trainer.state.log_history``), or ``log_histories[name]`` (the
     rounds' logs, steps counted on across rounds: ``extend_logs``). ``runs.save_atomic``: the policy saved before
     stays until the new one is complete. A LoRA adapter names its base relative to itself
-    (``write_portable_adapter_config``), so that the run folder can move. Returns ``folder``."""
+    (``write_portable_adapter_config``), so that the run folder can move. An empty log is refused by name, before
+    any policy is saved (notebook 04's rounds cell run twice emptied its logs and only then refused: an empty
+    ``log_history.json`` broke notebook 05's training curves). Returns ``folder``."""
     missing = [name for name in trainers if log_histories is not None and name not in log_histories]
     if missing:  # found before any policy is saved: a KeyError after the first left old and new policies mixed
         raise ValueError(f"save_policies: log_histories has no log for {missing} (it holds {list(log_histories)})")
+    histories = {name: trainer.state.log_history if log_histories is None else log_histories[name]
+                 for name, trainer in trainers.items()}
+    if empty := [name for name, history in histories.items() if not history]:
+        raise ValueError(f"save_policies: the training log of {empty} is empty: nothing saved (in notebook 04, run "
+                         "again the cell that loads the PRM and the start policies, then the rounds and this cell)")
     for name, trainer in trainers.items():
         out = Path(folder) / name
         runs.save_atomic(out, trainer.save_model)
         write_portable_adapter_config(out, trainer.model)  # TRL's DPOTrainer records nothing of its base
-        history = trainer.state.log_history if log_histories is None else log_histories[name]
-        runs.write_json_atomic(out / "log_history.json", history)
+        runs.write_json_atomic(out / "log_history.json", histories[name])
     return Path(folder)
 
 

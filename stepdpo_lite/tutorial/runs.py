@@ -8,7 +8,9 @@ row-count knobs (``N_TRAIN_ROWS``, ``N_EVAL_ROWS``).
 
 The runner (``notebooks.run_tutorial``) keeps its own records there with ``start_notebook`` and ``finish_notebook``:
 each notebook's seconds (``tutorial``), which notebooks' figures describe outputs rewritten since
-(``tutorial.stale``), and what each notebook ran with (``run``).
+(``tutorial.stale``), and what each notebook ran with (``run``). A notebook run in Jupyter keeps the same records
+itself (``notebook_parameters.notebook_started`` and ``notebook_finished``), except in a kernel the runner started:
+``RUNNER_MARKER`` names the environment variable that ``notebooks.execute_notebook`` sets there.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import numpy as np
 
 from ..atomic import save_atomic, write_json_atomic  # noqa: F401  (the run folder's writers)
 from ..checks import list_of, positive_int
+
+
+RUNNER_MARKER = "STEPDPO_RUNNER"  # set in the kernels notebooks.execute_notebook starts: the runner keeps the records
 
 
 def run_dir(profile: str = "tiny", root: str | os.PathLike = "runs") -> Path:

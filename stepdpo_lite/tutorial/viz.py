@@ -574,10 +574,15 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
     ``round`` changes (on-policy rounds: each trains against a new reference, and its first step is no continuation
     of the last round's). ``baselines`` maps a key to
     ``(value, label)``, drawn as a dashed line: what a curve must beat to mean anything (e.g. the loss of
-    always predicting the base rate, ``diagnostics.base_rate_loss``).
+    always predicting the base rate, ``diagnostics.base_rate_loss``). An empty history is refused by name (an empty
+    ``log_history.json`` failed deep in matplotlib).
     """
     if not isinstance(log_histories, dict):
         log_histories = {"run": log_histories}
+    if empty := [name for name, history in log_histories.items() if not history]:
+        raise ValueError(f"plot_training_curves: the training log of {empty} is empty: nothing to draw (a policy's "
+                         "log_history.json is written by notebook 04: run it again, its rounds cell once after the "
+                         "cell that loads the start policies)")
     keys = (keys,) if isinstance(keys, str) else tuple(keys)
     smooth = finite_number(smooth, "smooth", "plot_training_curves")  # NaN made every curve NaN: empty panels
     if not 0 <= smooth < 1:  # 1 drew a flat line at the first value, > 1 and < 0 curves that swing away
