@@ -538,16 +538,17 @@ class StepwiseDPOTrainer(DPOTrainer):
                           f"step_delimiter={learned!r} if your data's steps are split that way.", stacklevel=4)
         columns, prompts = {}, list(dataset["prompt"])
         steps = {side: [extract_steps(text, delimiter) for text in dataset[side]] for side in ("chosen", "rejected")}
-        # a PRM's layout warning once, not per chunk and side (a subclass's score_solutions may not take the keyword)
-        if prm := isinstance(self.reward_model, ProcessRewardModel) and "warn_layout" in inspect.signature(
+        # a PRM's layout warning once a side (counting rows), not per chunk; a subclass's may lack the keyword
+        if layout_checked := isinstance(self.reward_model, ProcessRewardModel) and "warn_layout" in inspect.signature(
                 self.reward_model.score_solutions).parameters:
-            self.reward_model.warn_of_untrained_layout(prompts * 2, steps["chosen"] + steps["rejected"])
+            for side in steps:
+                self.reward_model.warn_of_untrained_layout(prompts, steps[side])
         for side in ("chosen", "rejected"):
             rewards = []
             for i in tqdm(range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses",
                           disable=not PartialState().is_main_process):
                 scored = self.reward_model.score_solutions(prompts[i:i + chunk], steps[side][i:i + chunk],
-                                                           **{"warn_layout": False} if prm else {})
+                                                           **{"warn_layout": False} if layout_checked else {})
                 bad = next((j for j, r in enumerate(scored) if isinstance(r, (str, bytes)) or
                             not hasattr(r, "__len__")), None)
                 if bad is not None:  # e.g. an outcome reward model: one float per solution, not one per step
@@ -555,9 +556,8 @@ class StepwiseDPOTrainer(DPOTrainer):
                                      f"{scored[bad]!r}, not one reward per step: it must be a process reward model")
                 rewards += scored
             columns[f"{side}_step_rewards"] = [[float(r) for r in rs] for rs in rewards]
+        dataset = dataset.remove_columns([c for c in columns if c in dataset.column_names])  # check_row's Nones
         for name, values in columns.items():
-            if name in dataset.column_names:  # a column of None (check_row left it): replaced
-                dataset = dataset.remove_columns(name)
             dataset = dataset.add_column(name, values)
         return dataset
 

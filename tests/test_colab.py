@@ -343,7 +343,8 @@ def test_dir_and_help_list_the_lazily_imported_names():
 def test_sync_notebooks_outside_a_clone_says_that_the_notebooks_ship_with_the_repository(tmp_path, monkeypatch,
                                                                                          capsys):
     """From a pip-installed package the default folder is site-packages/notebooks, which is not there."""
-    monkeypatch.setattr(tutorial, "NOTEBOOK_DIR", tmp_path / "site-packages" / "notebooks")
+    from stepdpo_lite.tutorial import runs
+    monkeypatch.setattr(runs, "NOTEBOOK_DIR", tmp_path / "site-packages" / "notebooks")  # where colab reads it
     with pytest.raises(SystemExit) as stop:
         colab.main(["sync-notebooks"])
     err = " ".join(capsys.readouterr().err.split())

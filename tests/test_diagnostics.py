@@ -460,17 +460,50 @@ def test_prm_metrics_record_the_calibration_so_a_rerun_of_notebook_02s_metrics_c
     assert "calibration" not in diagnostics.prm_metrics(report, **kw)
     recorded = diagnostics.prm_metrics(report, calibration=calibration, **kw)
     assert recorded["calibration"] == calibration
-    runs.update_metrics(tmp_path, {"prm": {"calibration": calibration}}, replace=["prm.calibration"])  # run before
+    runs.update_metrics(tmp_path, {"prm": recorded}, replace=["prm"])
     runs.update_metrics(tmp_path, {"prm": recorded}, replace=["prm"])  # the metrics cell run again, last
     section = runs.read_metrics(tmp_path)["prm"]
     assert section["first_error_threshold"] == -1.0 and section["calibration"]["steps"] == calibration["steps"] == 4
 
 
+def notebook_02_code_cells() -> list[str]:
+    import nbformat
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "02_process_reward_model.ipynb"
+    return [c.source for c in nbformat.read(path, 4).cells if c.cell_type == "code"]
+
+
+def test_notebook_02_computes_and_records_its_calibration_once_in_the_metrics_cell():
+    """The metrics cell computed the calibration for prm_metrics, and the calibration cell computed it again and
+    recorded it a second time (replace=["prm.calibration"]): now the calibration cell prints the metrics cell's."""
+    import re
+
+    cells = notebook_02_code_cells()
+    made = [i for i, src in enumerate(cells) if re.search(r"(?<![_.\w])diagnostics\.step_calibration\(", src)]
+    recorded = [i for i, src in enumerate(cells) if "runs.update_metrics(" in src and "calibration" in src]
+    assert len(made) == 1 and recorded == made, (made, recorded)
+    assert "prm_metrics(" in cells[made[0]] and "calibration=calibration" in cells[made[0]]
+    shown = [i for i, src in enumerate(cells) if "format_step_calibration(calibration)" in src]
+    assert len(shown) == 1 and shown[0] > made[0] and "update_metrics" not in cells[shown[0]]
+
+
+def test_the_cells_prm_threshold_names_are_notebook_02s():
+    """prm_threshold's message said the metrics cell saves the PRM with its threshold; the scoring cell does (the
+    one that calls prm_report), and the metrics cell records it."""
+    cells = notebook_02_code_cells()
+    scoring = next(i for i, src in enumerate(cells) if "report = diagnostics.prm_report(" in src)
+    assert "prm.config.first_error_threshold = threshold" in cells[scoring]
+    assert 'runs.save_atomic(RUN_DIR / "prm", prm.save)' in cells[scoring]
+    metrics = next(i for i, src in enumerate(cells) if "diagnostics.prm_metrics(" in src)
+    assert metrics > scoring and "runs.update_metrics(" in cells[metrics] and "save_atomic" not in cells[metrics]
+
+
 def test_prm_threshold_refuses_a_prm_saved_without_the_recorded_threshold(tmp_path):
-    """Notebook 02's training cell saves the PRM at once, without a threshold; its metrics cell saves it again with
-    one and records it. A learner who ran the training cell again and stopped there paired the new PRM with the old
-    recorded threshold in notebooks 03-05 (05 printed "first error found exactly (P < 0.17, notebook 02's
-    threshold)" from the old PRM)."""
+    """Notebook 02's training cell saves the PRM at once, without a threshold; its scoring cell saves it again with
+    one, and its metrics cell records it. A learner who ran the training cell again and stopped there paired the new
+    PRM with the old recorded threshold in notebooks 03-05 (05 printed "first error found exactly (P < 0.17, notebook
+    02's threshold)" from the old PRM). The message named the metrics cell as the one that saves the threshold."""
     import json
     from types import SimpleNamespace
 
@@ -484,11 +517,14 @@ def test_prm_threshold_refuses_a_prm_saved_without_the_recorded_threshold(tmp_pa
     assert diagnostics.prm_threshold(prm(-1.5), tmp_path) == -1.5
     with pytest.raises(ValueError, match=r"prm_threshold: the PRM loaded was saved without its first-error threshold "
                                          r"\(config first_error_threshold None: notebook 02's training cell saved "
-                                         r"it\): run notebook 02 through its metrics cell"):
+                                         r"it\): run notebook 02 from its scoring cell \(report = "
+                                         r"diagnostics.prm_report\(...\), which saves the PRM again with its "
+                                         r"threshold\) through its metrics cell \(runs.update_metrics, which records "
+                                         r"the threshold\)"):
         diagnostics.prm_threshold(prm(None), tmp_path)
     with pytest.raises(ValueError, match=r"the PRM loaded has first-error threshold -0.25, but .*metrics.json records "
-                                         r"prm.first_error_threshold -1.5, another PRM's: run notebook 02 through its "
-                                         r"metrics cell"):
+                                         r"prm.first_error_threshold -1.5, another PRM's: run notebook 02 from its "
+                                         r"scoring cell .* through its metrics cell"):
         diagnostics.prm_threshold(prm(-0.25), tmp_path)
     folder = tmp_path / "prm"  # its saved config, read before the PRM is loaded
     folder.mkdir()

@@ -67,6 +67,17 @@ def test_a_name_with_a_spec_is_assigned_only_as_a_parameter(number):
     assert (assigned & set(notebook_parameters.SPECS)) - set(defaults(number)) == set()
 
 
+@pytest.mark.parametrize("number", sorted(CHECKED))
+def test_no_cell_but_the_parameters_cell_assigns_a_parameter(number):
+    """Notebook 06's setup cell assigned ``N_CANDIDATES = N_CANDIDATES or profile.best_of_n``: run again, it found
+    N_CANDIDATES set to the profile's 16 and recorded (``notebooks.notebook_started``) and checked that as the
+    learner's value. A value derived from a parameter has a lowercase name (``n_test``, ``n_candidates``)."""
+    for index, cell in enumerate(_cells(number)[1:], start=2):
+        assigned = {n.id for n in ast.walk(ast.parse(_python(cell))) if isinstance(n, ast.Name)
+                    and isinstance(n.ctx, ast.Store)} & set(notebook_parameters.SPECS)
+        assert not assigned, f"{CHECKED[number]}: code cell {index} assigns {sorted(assigned)}"
+
+
 # What the docs and scripts pass (README, docs/exercises.md, docs/benchmarks.md's --set runs, scripts/seed_spread.py,
 # scripts/preference_sweep.py's default grid, notebook 04's and 07's own texts)
 DOCUMENTED = [

@@ -1246,8 +1246,10 @@ def test_a_tiny_base_on_a_task_of_ones_own_is_fully_fine_tuned(monkeypatch, tmp_
     tiny, t4 = profiles.get_profile("tiny"), profiles.get_profile("t4-16gb")
     own = dataclasses.replace(tiny, task="sum")
     own_base = dataclasses.replace(own, model_name=str(tmp_path))  # tiny_base.fine_tune_base's folder
+    (tmp_path / "training_log.json").write_text("{}")  # what toyworld.save_tiny_model writes with the model
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "sum-base").mkdir(parents=True)
+    (tmp_path / "runs" / "sum-base" / "training_log.json").write_text("{}")
     relative = dataclasses.replace(own, model_name="runs/sum-base")  # docs/own_task.md's folder, relative
     for profile in (own, own_base, relative):
         assert not onpolicy.starts_with_lora(profile), profile.model_name
@@ -1262,6 +1264,32 @@ def test_a_tiny_base_on_a_task_of_ones_own_is_fully_fine_tuned(monkeypatch, tmp_
     monkeypatch.setattr(onpolicy, "load_profile_model", lambda profile, **kw: pytest.fail("a LoRA start"))
     model, tokenizer = onpolicy.start_policy(own_base)
     assert loaded == [str(tmp_path)] and model == "<tiny base>" and tokenizer.padding_side == "right"
+
+
+def test_a_local_copy_of_an_llm_in_16_bits_starts_with_lora(monkeypatch, tmp_path):
+    """A GPU profile with quantization=None reading a local copy of its LLM (check_sources' offline advice:
+    model_name=FOLDER) was taken for a tiny base, as was any folder here: a 1.5B model fully fine-tuned, one full
+    copy per method, and the answer hung on the working directory. Only a folder that holds a tiny model the kit
+    trained (its training_log.json) is fully fine-tuned; a folder without one gets a LoRA adapter, wherever it is."""
+    llm = tmp_path / "Qwen2.5-1.5B-Instruct"
+    llm.mkdir()
+    (llm / "config.json").write_text("{}")
+    t4 = dataclasses.replace(profiles.get_profile("24gb"), quantization=None)
+    monkeypatch.chdir(tmp_path)
+    for name in (str(llm), "Qwen2.5-1.5B-Instruct", "./Qwen2.5-1.5B-Instruct"):
+        profile = dataclasses.replace(t4, model_name=name)
+        assert onpolicy.starts_with_lora(profile), name
+        with pytest.raises(ValueError, match="trains a LoRA adapter, whose output layer is frozen"):
+            onpolicy.protocol("output_layer", profile)
+    started = []
+    monkeypatch.setattr(onpolicy, "load_tiny_base", lambda *a, **kw: pytest.fail("a fully fine-tuned 1.5B model"))
+    monkeypatch.setattr(onpolicy, "load_profile_model", lambda profile, **kw: (
+        started.append(kw), ("<LoRA policy>", SimpleNamespace(padding_side="left")))[1])
+    assert onpolicy.start_policy(dataclasses.replace(t4, model_name=str(llm)), seed=3)[0] == "<LoRA policy>"
+    assert started == [{"lora": True, "lora_seed": 3}]
+    (llm / "training_log.json").write_text("{}")  # a tiny model the kit trained, saved under that name
+    assert not onpolicy.starts_with_lora(dataclasses.replace(t4, model_name=str(llm)))
+    assert not onpolicy.starts_with_lora(profiles.get_profile("tiny"))  # data/tiny-base holds its log
 
 
 def test_onpolicy_rounds_freezes_the_embeddings_of_a_tiny_base_on_a_task_of_ones_own(monkeypatch, tmp_path):
@@ -1420,8 +1448,13 @@ def test_recorded_splits_are_notebook_01s_at_the_sizes_it_recorded():
     profile = type("Profile", (), {"n_train_problems": 600, "n_eval_problems": 150})()
     recorded = {"data": {"n_problems": {"train": 40, "validation": 12, "test": 10}}}
     assert onpolicy.recorded_splits(Task(), profile, recorded, seed=3, tokenizer="<tok>")["train"] == list(range(40))
-    assert len(onpolicy.recorded_splits(Task(), profile, {}, seed=3)["train"]) == 600  # none recorded: the profile's
-    assert calls == [(40, 10, 3, "<tok>"), (600, 150, 3, None)]  # held-out problems at the test count
+    assert calls == [(40, 10, 3, "<tok>")]  # held-out problems at the test count
+    # none recorded (notebook 01's setup cell rerun alone drops its data section): the profile's sizes trained notebook
+    # 04's rounds on other problems than notebook 01 labelled; refused, naming notebook 01
+    for metrics in ({}, {"data": {"n_problems": {"train": 40}}}):
+        with pytest.raises(FileNotFoundError, match=r"metrics.json has no data.n_problems.\w+: run 01_data_prep first"):
+            onpolicy.recorded_splits(Task(), profile, metrics, seed=3)
+    assert onpolicy.recorded_splits(Task(), profile, {}, n_train=5, n_eval=2)["train"] == list(range(5))  # both given
     toy = onpolicy.recorded_splits(tasks.ToyTask(), profile, recorded, seed=0)
     sizes = (("train", 40), ("validation", 10), ("test", 10))
     assert toy == {s: toyworld.make_problems(n, s, seed=0) for s, n in sizes}

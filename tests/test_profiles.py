@@ -143,3 +143,20 @@ def test_offline_a_model_neither_here_nor_cached_is_refused_after_gsm8k_and_befo
     assert len(checked) == 2  # a local GSM8K copy is not looked for on the Hub, nor the toy world's problems
     monkeypatch.setattr(profiles.hub_constants, "HF_HUB_OFFLINE", False)
     profiles.check_sources(dataclasses.replace(t4, model_name="org/not-cached"))  # online: downloaded when loaded
+
+
+def test_tiny_model_folder_is_a_folder_with_the_kits_training_log(tmp_path, monkeypatch):
+    """What onpolicy.starts_with_lora asks of a profile without quantization: a folder that holds a tiny model the
+    kit trained (its training_log.json), not any folder here (a local copy of a 1.5B LLM has none), nor a Hub id."""
+    data = Path(__file__).resolve().parent.parent / "data"
+    assert all(profiles.tiny_model_folder(str(data / name)) for name in ("tiny-base", "tiny-verifier"))
+    llm = tmp_path / "llm"
+    llm.mkdir()
+    (llm / "config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in (str(llm), "llm", "./llm", "~/llm", "Qwen/Qwen2.5-1.5B-Instruct", str(tmp_path / "none")):
+        assert not profiles.tiny_model_folder(name), name
+    (llm / "training_log.json").write_text("{}")
+    for name in (str(llm), "llm", "./llm", "~/llm"):
+        assert profiles.tiny_model_folder(name), name

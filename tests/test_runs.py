@@ -1,7 +1,7 @@
 """The run folder's helpers (stepdpo_lite.tutorial.runs)."""
 import pytest
 
-from stepdpo_lite.tutorial import notebook_parameters, runs
+from stepdpo_lite.tutorial import runs
 
 
 @pytest.mark.parametrize("profile", ["", ".", "..", "tiny/../24gb", "/tmp", None])
@@ -182,7 +182,11 @@ def test_notebook_readers_are_the_notebooks_that_read_each_ones_outputs():
         folders = {saved_by[f] for f in re.findall(r'RUN_DIR / "(\w+)"', source) if f in saved_by}
         sections = {section_of[k] for k in re.findall(r'read_metrics\(RUN_DIR\)\.get\("(\w+)"', source)}
         sections |= {section_of[k.split(".")[0]] for k in re.findall(r'recorded\(RUN_DIR, "([\w.]+)"', source)}
+        if "diagnostics.prm_threshold(" in source:  # it reads prm.first_error_threshold, recorded by notebook 02
+            sections.add(section_of["prm"])
         reads[stem] = (named | folders | sections) - {stem}
+    assert {stem for stem, source in sources.items() if "diagnostics.prm_threshold(" in source} >= {
+        "04_stepwise_dpo", "05_step_reward_visualisation"}  # the pattern above matches the notebooks' calls
     assert reads["05_step_reward_visualisation"] == {"01_data_prep", "02_process_reward_model", "04_stepwise_dpo"}
     readers = {stem: {other for other in stems if stem in reads[other]} for stem in stems}
     for _ in stems:  # through another's outputs: what reads a reader's outputs
@@ -333,7 +337,7 @@ def jupyter(tmp_path, monkeypatch):
 
     def setup_cell(stem, **changed):
         namespace = {**tutorial._parameter_defaults(tutorial.NOTEBOOK_DIR / f"{stem}.ipynb"), **changed}
-        return notebook_parameters.notebook_started(run, stem, namespace, out=said.append)
+        return tutorial.notebook_started(run, stem, namespace, out=said.append)
 
     return run, setup_cell, said
 
@@ -342,40 +346,102 @@ def test_a_jupyter_run_records_what_it_ran_with_and_marks_its_readers_stale_as_t
     """Only the runner recorded run.<notebook> and tutorial.stale: 02 rerun in Jupyter with other settings left
     tutorial.stale None and run.02_process_reward_model.set {}, and 05 rerun with SEED=1 still recorded seed 0 (a
     Jupyter trial). The setup cell records them, the last cell records the notebook as run through."""
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
     run, setup_cell, said = jupyter
     started = setup_cell("02_process_reward_model", N_TRAIN_ROWS=200)
     metrics = runs.read_metrics(run)
     assert "prm" not in metrics and metrics["tutorial"]["stale"] == LATER  # as run_tutorial's start_notebook
     record = metrics["run"]["02_process_reward_model"]
-    assert record["set"] == {"N_TRAIN_ROWS": "200"} and record["seed"] == 0 and record["profile"] == "tiny"
+    assert record["parameters"]["N_TRAIN_ROWS"] == "200" and record["seed"] == 0 and record["profile"] == "tiny"
     assert record["finished"] is None and record["jupyter"] is True and "versions" in record
     assert "03_outcome_reward_model" in said[0] and "tutorial.stale" in said[0]
     runs.update_metrics(run, {"prm": {"new": 1}})  # the notebook's own cells
-    notebook_parameters.notebook_finished(run, "02_process_reward_model", started, out=said.append)
+    tutorial.notebook_finished(run, "02_process_reward_model", started, out=said.append)
     metrics = runs.read_metrics(run)
     assert said[-1].startswith("notebook 02: ") and said[-1].endswith(" s since its setup cell ran")
     assert metrics["tutorial"]["stale"] == LATER and metrics["run"]["02_process_reward_model"]["finished"]
-    assert 0 <= metrics["tutorial"]["notebook_seconds"]["02_process_reward_model"] < 60
     setup_cell("05_step_reward_visualisation", SEED=1)
     assert runs.read_metrics(run)["run"]["05_step_reward_visualisation"]["seed"] == 1
-    assert runs.read_metrics(run)["run"]["05_step_reward_visualisation"]["set"] == {"SEED": "1"}
+    runs.update_metrics(run, {"visualisation": {"x": 2}})
     said.clear()
     # it read 04's policies, stale since 02 reran
-    notebook_parameters.notebook_finished(run, "05_step_reward_visualisation", 0.0, out=said.append)
+    tutorial.notebook_finished(run, "05_step_reward_visualisation", 0.0, out=said.append)
     assert "05_step_reward_visualisation" in runs.read_metrics(run)["tutorial"]["stale"]
     assert "it read outputs of stale notebooks (04_stepwise_dpo)" in said[-1]  # 02 ran through
     with pytest.raises(ValueError, match="notebook must be one of the kit's notebooks"):
-        notebook_parameters.notebook_started(run, "02_prm", {"SEED": 0})
+        tutorial.notebook_started(run, "02_prm", {"SEED": 0})
+
+
+def test_a_jupyter_run_records_every_parameter_as_the_kernel_holds_it(jupyter):
+    """The setup cell compared the kernel's values with the notebook file on disk, which Jupyter autosaves: a
+    parameter edited and saved read as its default, and run.<notebook>.set was {}. The file is the learner's own
+    copy, so a Jupyter run records every parameter's value, the defaults too."""
+    run, setup_cell, _ = jupyter
+    setup_cell("06_evaluation", N_CANDIDATES=8)
+    record = runs.read_metrics(run)["run"]["06_evaluation"]
+    names = {"N_TEST_PROBLEMS", "N_BEST_OF_N_PROBLEMS", "N_CANDIDATES", "TEMPERATURE", "N_RESAMPLES", "SEED"}
+    assert record["parameters"] == {"N_TEST_PROBLEMS": "None", "N_BEST_OF_N_PROBLEMS": "None", "N_CANDIDATES": "8",
+                                    "TEMPERATURE": "1.0", "N_RESAMPLES": "100", "SEED": "0"}
+    assert set(record["parameters"]) == names and "set" not in record and record["jupyter"] is True
+
+
+def test_a_jupyter_finish_keeps_its_seconds_out_of_the_timing_table_and_is_recorded_once(jupyter):
+    """The last cell wrote the seconds since the setup cell ran, idle time included (8 hours after a late rerun of
+    it), into tutorial.notebook_seconds and wall_seconds, and every rerun of it recorded the finish again."""
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    run, setup_cell, said = jupyter
+    setup_cell("07_test_time_compute")
+    runs.update_metrics(run, {"test_time": {"4": 0.7}, "test_time_differences": {}})
+    tutorial.notebook_finished(run, "07_test_time_compute", -8 * 3600.0, out=said.append)  # 8 hours idle
+    metrics = runs.read_metrics(run)
+    record = metrics["run"]["07_test_time_compute"]
+    assert "07_test_time_compute" not in metrics["tutorial"]["notebook_seconds"]
+    assert metrics["tutorial"]["wall_seconds"] == 60.0 and record["seconds_since_setup"] >= 8 * 3600
+    finished = record["finished"]
+    assert finished
+    before = (run / "metrics.json").read_text()
+    tutorial.notebook_finished(run, "07_test_time_compute", 0.0, out=said.append)  # the last cell run again
+    assert (run / "metrics.json").read_text() == before and "not recorded as finished again" in said[-1]
+
+
+def test_a_jupyter_finish_of_a_notebook_that_recorded_nothing_is_not_recorded(jupyter):
+    """The setup cell then the last cell: the notebook was recorded as finished, its readers taken off
+    tutorial.stale, with its figures missing. It is not: the last cell says the figures are missing."""
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    run, setup_cell, said = jupyter
+    started = setup_cell("06_evaluation")
+    before = (run / "metrics.json").read_text()
+    tutorial.notebook_finished(run, "06_evaluation", started, out=said.append)
+    assert (run / "metrics.json").read_text() == before
+    assert runs.read_metrics(run)["run"]["06_evaluation"]["finished"] is None
+    assert "06_evaluation: not recorded as finished: its figures (best_of_n, best_of_n_differences, evaluation) " \
+           "are missing" in said[-1] and "run all its cells" in said[-1]
+
+
+def test_a_jupyter_start_refuses_a_run_dir_that_is_not_a_folder(jupyter, tmp_path):
+    """notebook_started(Path("nope/tiny"), ...) made nope/tiny/metrics.json: a misspelled RUN_DIR is refused as
+    update_metrics refuses it, and nothing is made."""
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    with pytest.raises(FileNotFoundError, match=r"notebook_started: no run folder .*nope.tiny \(make it with "
+                                                r"runs.run_dir\(PROFILE, RUNS_DIR\)\)"):
+        tutorial.notebook_started(tmp_path / "nope" / "tiny", "02_process_reward_model", {"SEED": 0})
+    assert not (tmp_path / "nope").exists()
 
 
 def test_under_the_runner_the_cells_record_nothing(jupyter, monkeypatch):
     """The runner records each notebook itself (start_notebook, finish_notebook): its kernels' cells must not record
     it twice, nor mark its readers stale a second time."""
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
     run, setup_cell, said = jupyter
     before = (run / "metrics.json").read_text()
     monkeypatch.setenv(runs.RUNNER_MARKER, "1")
     started = setup_cell("02_process_reward_model", N_TRAIN_ROWS=200)
-    notebook_parameters.notebook_finished(run, "02_process_reward_model", started, out=said.append)
+    tutorial.notebook_finished(run, "02_process_reward_model", started, out=said.append)
     assert (run / "metrics.json").read_text() == before and said[-1].startswith("notebook 02: ")
 
 
@@ -395,9 +461,12 @@ def test_a_kernel_the_runner_starts_carries_its_marker(tmp_path, monkeypatch):
 
 
 def test_each_notebook_records_itself_from_its_setup_cell_to_its_last_cell():
-    """The setup cell (code cell 3) calls notebook_started with the notebook's own stem after RUN_DIR is set, and the
+    """The setup cell (code cell 3) calls notebook_started with the notebook's own stem after RUN_DIR is set and its
+    inputs are checked (else notebook 02 refused for a missing data/ had cleared its figures), and the
     last code cell notebook_finished: a copied stem would record another notebook's run. Its seconds are worded as
     what they are: since the setup cell ran ("notebook 07 took 1 s" after a partial rerun)."""
+    import re
+
     import nbformat
 
     from stepdpo_lite.tutorial import notebooks as tutorial
@@ -405,8 +474,11 @@ def test_each_notebook_records_itself_from_its_setup_cell_to_its_last_cell():
     for name in tutorial.NOTEBOOKS:
         stem = name.removesuffix(".ipynb")
         code = [c.source for c in nbformat.read(str(tutorial.NOTEBOOK_DIR / name), 4).cells if c.cell_type == "code"]
-        start = f'notebook_start = notebook_parameters.notebook_started(RUN_DIR, "{stem}", globals())'
+        start = f'notebook_start = notebooks.notebook_started(RUN_DIR, "{stem}", globals())'
         assert start in code[2] and code[2].index("FIGURES_DIR = ") < code[2].index(start), name
-        assert f'notebook_parameters.notebook_finished(RUN_DIR, "{stem}", notebook_start)' in code[-1], name
+        # after its input checks: a notebook refused for a missing input leaves its figures and readers as they were
+        checks = [m.end() for m in re.finditer(r"runs\.require\(|prm_threshold\(|runs\.recorded\(", code[2])]
+        assert all(end < code[2].index(start) for end in checks), name
+        assert f'notebooks.notebook_finished(RUN_DIR, "{stem}", notebook_start)' in code[-1], name
         assert not any("notebook_started" in c or "notebook_finished" in c for c in code[3:-1]), name
         assert not any(" took {" in c for c in code), name

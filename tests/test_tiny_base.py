@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stepdpo_lite.tutorial import tasks, tiny_base
+from stepdpo_lite.tutorial import profiles, tasks, tiny_base
 
 
 def test_train_base_runs_again_after_a_run_cut_short(tmp_path, monkeypatch):
@@ -81,6 +81,8 @@ def test_fine_tune_base_trains_a_base_on_ones_own_texts_as_train_base_trains(tmp
     assert (log["base"], log["n_train"], log["batch_size"]) == (str(tiny_base_path), 8, 4)
     before, after = (load_file(Path(p) / "model.safetensors") for p in (tiny_base_path, tmp_path / "own"))
     assert before.keys() == after.keys() and not all(torch.equal(before[k], after[k]) for k in before)
+    # its training_log.json marks it a tiny base: notebook 04 and onpolicy_rounds fine-tune it fully, not by LoRA
+    assert profiles.tiny_model_folder(str(tmp_path / "own"))
 
 
 @pytest.mark.parametrize("change, message", [

@@ -845,9 +845,11 @@ def test_a_prms_layout_warning_comes_once_per_setup_not_once_per_chunk_and_side(
     """The trainer scores its rows in chunks of 512, one score_solutions call per chunk and side: a PRM's warning of
     a layout it was not trained on (prompts that run into their first step) came once per chunk and side, each
     counting its own chunk's rows, and not at all for a chunk without such rows. 3 chunks of 2 rows stand for 1,500
-    rows in chunks of 512: one warning, counting every row and side; the rewards are the PRM's all the same. The
-    trainer asks for the chunks' silence by score_solutions' keyword warn_layout=False (it silenced the warning by
-    its message's words before, under a global warnings filter)."""
+    rows in chunks of 512: one warning, counting every row once (both sides in one list said "6 of 10 prompts" of 5
+    rows); the rewards are the PRM's all the same. The trainer asks for the chunks' silence by score_solutions'
+    keyword warn_layout=False (it silenced the warning by its message's words before, under a global warnings
+    filter). Each side is checked on its own, and the same words for both are one warning (Python's default
+    filter); sides that differ say so each."""
     from functools import partialmethod
 
     from stepdpo_lite.rewards import ProcessRewardModel
@@ -865,13 +867,23 @@ def test_a_prms_layout_warning_comes_once_per_setup_not_once_per_chunk_and_side(
 
     monkeypatch.setattr(prm, "score_solutions", spy)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("default")  # as a user's Python shows them: the same words at one place once
         tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
                                 train_dataset=Dataset.from_list(rows), reward_model=prm)
     assert asked == [False] * 6  # 3 chunks a side, each told not to warn
     said = [str(w.message) for w in caught if "layout it was not trained on" in str(w.message)]
-    assert len(said) == 1 and said[0].startswith("ProcessRewardModel.score_solutions: 6 of 10 prompts run into their "
+    assert len(said) == 1 and said[0].startswith("ProcessRewardModel.score_solutions: 3 of 5 prompts run into their "
                                                  "first step"), said
+    joined = [dict(r, prompt=r["prompt"].rstrip("\n")) for r in rows]  # every row runs into its prompt
+    joined[0]["chosen"] = " " + joined[0]["chosen"]  # but for the first row's chosen side
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
+                           train_dataset=Dataset.from_list(joined), reward_model=prm)
+    said = sorted(str(w.message).split(": ")[1] for w in caught if "layout it was not trained on" in str(w.message))
+    assert said == ["4 of 5 prompts run into their first step with no whitespace between (the kit trains on such "
+                    "rows only with a warning)", "5 of 5 prompts run into their first step with no whitespace "
+                    "between (the kit trains on such rows only with a warning)"], said
     prompts, expected = [r["prompt"] for r in rows], {}
     for side in ("chosen", "rejected"):
         with pytest.warns(UserWarning, match="3 of 5 prompts run into"):  # a call of one's own still warns

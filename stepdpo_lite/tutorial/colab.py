@@ -263,7 +263,7 @@ def resolve_runs_dir(runs_dir: str | os.PathLike = "runs", out=print) -> str:
     if os.path.isabs(runs_dir):
         return runs_dir
     if not in_colab():
-        from .notebooks import NOTEBOOK_DIR
+        from .runs import NOTEBOOK_DIR
 
         if Path.cwd().resolve() == NOTEBOOK_DIR:
             return str(NOTEBOOK_DIR.parent / runs_dir)
@@ -352,7 +352,7 @@ def sync_notebooks(notebook_dir: str | os.PathLike | None = None, url: str = REP
     import json
 
     from stepdpo_lite.atomic import write_atomic  # absolute: this file also runs as a script (install)
-    from stepdpo_lite.tutorial.notebooks import NOTEBOOK_DIR
+    from stepdpo_lite.tutorial.runs import NOTEBOOK_DIR
 
     folder = Path(notebook_dir) if notebook_dir else NOTEBOOK_DIR
     notebooks = sorted(folder.glob("[0-9][0-9]_*.ipynb"))

@@ -712,11 +712,13 @@ def prm_metrics(report: dict, *, position_auroc: float, by_position, figures: di
 def prm_threshold(prm, run: str | os.PathLike) -> float:
     """Notebook 02's first-error threshold (log-odds, chosen on validation) for ``prm``: the PRM a later notebook
     loaded, or the folder it is saved in (checked before it is loaded: notebook 03 checks it before it trains its
-    ORM). Notebook 02 saves its PRM as soon as it is trained, without a threshold, and again with it in its metrics
-    cell, which records it as ``prm.first_error_threshold`` in ``run/metrics.json``. A PRM saved without one
-    (``config.first_error_threshold`` None: 02's training cell ran again, its metrics cell not), or with another than
-    the one recorded, is refused: the later notebook paired it with an older PRM's threshold. Returns the
-    threshold; none recorded is a ``FileNotFoundError`` naming notebook 02 (``runs.recorded``)."""
+    ORM). Notebook 02's training cell saves its PRM as soon as it is trained, without a threshold; its scoring cell
+    (``report = diagnostics.prm_report(...)``) chooses the threshold and saves the PRM again with it, and its metrics
+    cell records it as ``prm.first_error_threshold`` in ``run/metrics.json``. A PRM saved without one
+    (``config.first_error_threshold`` None: 02's training cell ran again, its scoring cell not), or with another than
+    the one recorded (its scoring cell ran again, its metrics cell not), is refused: the later notebook paired it with
+    an older PRM's threshold. Returns the threshold; none recorded is a ``FileNotFoundError`` naming notebook 02
+    (``runs.recorded``)."""
     recorded = runs.recorded(run, "prm.first_error_threshold", "02_process_reward_model")
     if isinstance(prm, (str, os.PathLike)):
         where = Path(prm)
@@ -724,7 +726,8 @@ def prm_threshold(prm, run: str | os.PathLike) -> float:
             "first_error_threshold")
     else:
         where, own = "the PRM loaded", prm.config.first_error_threshold
-    again = "run notebook 02 through its metrics cell (it saves the PRM with its threshold and records both)"
+    again = ("run notebook 02 from its scoring cell (report = diagnostics.prm_report(...), which saves the PRM again "
+             "with its threshold) through its metrics cell (runs.update_metrics, which records the threshold)")
     if own is None:
         raise ValueError(f"prm_threshold: {where} was saved without its first-error threshold (config "
                          f"first_error_threshold None: notebook 02's training cell saved it): {again}")

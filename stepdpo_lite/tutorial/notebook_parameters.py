@@ -7,21 +7,18 @@ library, and a negative weight trained without an error.
 One spec per parameter name: a name means the same in every notebook that has it (``N_TEST_PROBLEMS`` in 04 and 06).
 Where a parameter may be None, None means what its comment in the parameters cell says ("all", "the profile's"); 0
 is never that. A name in ``SPECS`` must be a parameter wherever it is assigned (tests/test_notebook_parameters.py
-checks it), as ``check`` reads it from a notebook's globals.
-
-A notebook run in Jupyter records itself in ``metrics.json`` as the runner records it: its setup cell calls
-``notebook_started`` and its last cell ``notebook_finished`` (nothing is recorded twice under the runner)."""
+checks it), as ``check`` reads it from a notebook's globals, and ``notebooks.notebook_started`` records the value of
+each in a Jupyter run.
+Each is assigned in the parameters cell only (tests/test_notebook_parameters.py): a value derived from one has a
+lowercase name (``n_test``), so that a rerun of the cell that derives it records no change of the parameter."""
 
 from __future__ import annotations
 
-import os
-import time
 import warnings
 from collections.abc import Mapping
 
 from ..checks import finite_number, flag, list_of, positive_int
 from ..trainer import STEP_PAIRINGS
-from . import notebooks, runs
 from .onpolicy import PAIR_KINDS, STEP_GRADIENTS
 from .profiles import ONPOLICY_PROTOCOLS
 
@@ -162,26 +159,3 @@ def check(namespace: Mapping) -> list[str]:
         raise ValueError(f"{len(errors)} parameters are refused:\n  " + "\n  ".join(errors))
     return checked
 
-
-def notebook_started(run, notebook: str, namespace: Mapping, out=print) -> float:
-    """A notebook's setup cell calls it (``run`` its RUN_DIR, ``notebook`` its stem, ``namespace`` its ``globals()``)
-    after ``check``: in Jupyter, it records what the runner records before it runs the notebook
-    (``runs.start_notebook``): its figures leave ``run/metrics.json``, ``run.<notebook>`` holds its profile, seed and
-    the parameters (the names of ``SPECS``) set otherwise than its parameters cell says, as ``--set`` values are, and
-    the notebooks that read its outputs become stale (``tutorial.stale``), which ``out`` says. In a kernel the runner
-    started (``runs.RUNNER_MARKER``) it records nothing: the runner does. Returns ``time.perf_counter()``, for
-    ``notebook_finished``."""
-    if not os.environ.get(runs.RUNNER_MARKER):
-        notebooks.start_in_jupyter(run, notebook, namespace, [name for name in SPECS if name in namespace], out)
-    return time.perf_counter()
-
-
-def notebook_finished(run, notebook: str, started: float, out=print) -> None:
-    """A notebook's last cell calls it, with what ``notebook_started`` returned: prints the seconds since the setup
-    cell ran (the whole notebook when run from the top; less after a partial rerun) and, in Jupyter, records them as
-    the runner records a notebook that ran through (``runs.finish_notebook``: it leaves ``tutorial.stale`` unless it
-    read a stale notebook's outputs). Returns None: the last cell shows no number of its own."""
-    seconds = round(time.perf_counter() - started, 2)
-    out(f"notebook {notebook[:2]}: {seconds:.0f} s since its setup cell ran")
-    if not os.environ.get(runs.RUNNER_MARKER):
-        notebooks.finish_in_jupyter(run, notebook, seconds, out)

@@ -47,7 +47,7 @@ from ..atomic import write_atomic
 from ..checks import list_of
 from . import runs
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOK_DIR = runs.NOTEBOOK_DIR
 NOTEBOOKS = [
     "01_data_prep.ipynb",
     "02_process_reward_model.ipynb",
@@ -57,6 +57,7 @@ NOTEBOOKS = [
     "06_evaluation.ipynb",
     "07_test_time_compute.ipynb",
 ]
+KIT_ORDER = tuple(Path(name).stem for name in NOTEBOOKS)  # their stems, the order they run in and read each other
 # The metrics.json sections each of them records (their runs.update_metrics cells): cleared before it runs
 # (runs.start_notebook), so that one stopped part-way leaves none of its last run's figures beside what it replaced.
 NOTEBOOK_SECTIONS = {
@@ -70,8 +71,8 @@ NOTEBOOK_SECTIONS = {
 }
 # The notebooks whose figures rest on each one's outputs, read directly or through another's (rerunning it makes them
 # stale): each notebook's runs.require and runs.recorded calls name the notebook that made what they read (data/: 01;
-# prm/ and prm.first_error_threshold: 02; orm/, combined/: 03; policies/, the policy section: 04), checked against
-# the notebooks by tests/test_runs.py. 05-07 save only figures.
+# prm/ and, through diagnostics.prm_threshold, prm.first_error_threshold: 02; orm/, combined/: 03; policies/, the
+# policy section: 04), checked against the notebooks by tests/test_runs.py. 05-07 save only figures.
 _ALL_AFTER_02 = ("03_outcome_reward_model", "04_stepwise_dpo", "05_step_reward_visualisation", "06_evaluation",
                  "07_test_time_compute")
 NOTEBOOK_READERS = {
@@ -185,43 +186,75 @@ def _parameter_default(path: str | os.PathLike, name: str):
     return _parameter_defaults(path).get(name)
 
 
-def start_in_jupyter(run: str | os.PathLike, notebook: str, namespace: Mapping, parameters: Sequence[str],
-                     out=print) -> dict:
-    """``notebook_parameters.notebook_started`` in Jupyter: ``runs.start_notebook`` for the kit's ``notebook`` (a
-    stem), with the record the runner writes (``run_tutorial``). Its ``set``: the ``parameters`` whose value in
-    ``namespace`` differs from the notebook's parameters cell as its file in :data:`NOTEBOOK_DIR` holds it (all of
-    them when that file is missing); its seed: ``namespace``'s."""
-    order = [Path(name).stem for name in NOTEBOOKS]
-    if notebook not in order:
-        raise ValueError(f"notebook_started: notebook must be one of the kit's notebooks ({', '.join(order)}), "
-                         f"got {notebook!r}")
-    path = NOTEBOOK_DIR / f"{notebook}.ipynb"
-    defaults = _parameter_defaults(path) if path.is_file() else {}
-    set_here = {name: _python_source(namespace[name]) for name in parameters if name in namespace and (
-        name not in defaults or _python_source(namespace[name]) != _python_source(defaults[name]))}
-    seed = namespace.get("SEED")
+def _run_record(started: float, profile, seed, values: Mapping, provenance: Mapping) -> dict:
+    """What ``run.<notebook>`` holds when a notebook starts (``started``: ``time.time()``); ``values``: how it was
+    set (the runner's ``set``, a Jupyter run's ``parameters``)."""
     seed = seed if seed is None or type(seed) is int else _python_source(seed)  # JSON has no nan
-    before = set(runs.read_metrics(run).get("tutorial", {}).get("stale", []))
-    metrics = runs.start_notebook(run, notebook, NOTEBOOK_SECTIONS, order, {
-        "started": _utc(time.time()), "finished": None, "profile": namespace.get("PROFILE"), "seed": seed,
-        "set": set_here, **_provenance(), "jupyter": True}, NOTEBOOK_READERS)
-    stale = [stem for stem in metrics.get("tutorial", {}).get("stale", []) if stem not in before]
-    if stale:
-        out(f"{Path(run) / 'metrics.json'}: the figures of {', '.join(stale)} rest on the outputs this notebook "
-            "rewrites, so they are listed under tutorial.stale until those notebooks run again, after this one")
-    return metrics
+    return {"started": _utc(started), "finished": None, "profile": profile, "seed": seed, **values, **provenance}
 
 
-def finish_in_jupyter(run: str | os.PathLike, notebook: str, seconds: float, out=print) -> dict:
-    """``notebook_parameters.notebook_finished`` in Jupyter: ``runs.finish_notebook`` for the kit's ``notebook``."""
-    order = [Path(name).stem for name in NOTEBOOKS]
-    metrics = runs.finish_notebook(run, notebook, seconds, order, _utc(time.time()), NOTEBOOK_READERS)
-    stale = metrics.get("tutorial", {}).get("stale", [])
-    if notebook in stale:
-        read = [stem for stem in stale if notebook in runs.read_by(stem, order, NOTEBOOK_READERS)]
-        out(f"{notebook} stays under tutorial.stale: it read outputs of stale notebooks ({', '.join(read)}); "
-            "run them again in order, then this one")
-    return metrics
+def _kit_notebook(notebook: str, caller: str) -> str:
+    if notebook not in KIT_ORDER:
+        raise ValueError(f"{caller}: notebook must be one of the kit's notebooks ({', '.join(KIT_ORDER)}), "
+                         f"got {notebook!r}")
+    return notebook
+
+
+def notebook_started(run: str | os.PathLike, notebook: str, namespace: Mapping, out=print) -> float:
+    """A notebook's setup cell calls it (``run`` its RUN_DIR, a folder; ``notebook`` its stem; ``namespace`` its
+    ``globals()``) after its input checks, so that a notebook refused for a missing input clears nothing. In Jupyter
+    it records what the runner records before it runs the notebook (``runs.start_notebook``): its figures leave
+    ``run/metrics.json``, the notebooks that read its outputs become stale (``tutorial.stale``), which ``out`` says,
+    and ``run.<notebook>`` holds its profile, seed, ``"jupyter": true`` and, under ``parameters``, the value of every
+    parameter (the names of ``notebook_parameters.SPECS``) in the kernel: not the runner's ``set`` (those that differ
+    from the parameters cell), as the notebook file on disk is the learner's own edited copy, which Jupyter autosaves,
+    so an edited value would read as the default. In a kernel the runner started (``runs.RUNNER_MARKER``) it records
+    nothing: the runner does. Returns ``time.perf_counter()``, for ``notebook_finished``."""
+    _kit_notebook(notebook, "notebook_started")
+    if not os.environ.get(runs.RUNNER_MARKER):
+        from .notebook_parameters import SPECS  # not at import: it imports the trainer
+        runs.run_folder(run, "notebook_started")
+        values = {name: _python_source(namespace[name]) for name in SPECS if name in namespace}
+        before = set(runs.read_metrics(run).get("tutorial", {}).get("stale", []))
+        record = _run_record(time.time(), namespace.get("PROFILE"), namespace.get("SEED"),
+                             {"parameters": values, "jupyter": True}, _provenance())
+        metrics = runs.start_notebook(run, notebook, NOTEBOOK_SECTIONS, KIT_ORDER, record, NOTEBOOK_READERS)
+        stale = [stem for stem in metrics.get("tutorial", {}).get("stale", []) if stem not in before]
+        if stale:
+            out(f"{Path(run) / 'metrics.json'}: the figures of {', '.join(stale)} rest on the outputs this notebook "
+                "rewrites, so they are listed under tutorial.stale until those notebooks run again, after this one")
+    return time.perf_counter()
+
+
+def notebook_finished(run: str | os.PathLike, notebook: str, started: float, out=print) -> None:
+    """A notebook's last cell calls it, with what ``notebook_started`` returned: prints the seconds since the setup
+    cell ran (the whole notebook when run from the top; less after a partial rerun, idle time included) and, in
+    Jupyter, records the notebook as run through as the runner does (``runs.finish_notebook``: it leaves
+    ``tutorial.stale`` unless it read a stale notebook's outputs), once per run of the setup cell, and only when its
+    figures (:data:`NOTEBOOK_SECTIONS`) are all in ``run/metrics.json`` (else it says so and records nothing). The
+    seconds go under ``run.<notebook>.seconds_since_setup``, never in the runner's timing table
+    (``tutorial.notebook_seconds``): they count the time the kernel sat idle. Returns None."""
+    seconds = round(time.perf_counter() - started, 2)
+    out(f"notebook {notebook[:2]}: {seconds:.0f} s since its setup cell ran")
+    if os.environ.get(runs.RUNNER_MARKER):
+        return
+    metrics = runs.read_metrics(run)
+    record = metrics.get("run", {}).get(_kit_notebook(notebook, "notebook_finished"))
+    missing = [name for name in NOTEBOOK_SECTIONS[notebook] if runs._section(metrics, name) is runs._MISSING]
+    if not isinstance(record, dict) or record.get("finished"):
+        out(f"{notebook}: not recorded as finished again (run.{notebook} holds no start since it finished): run "
+            "its setup cell (code cell 3) to record a new run")
+    elif missing:
+        out(f"{notebook}: not recorded as finished: its figures ({', '.join(missing)}) are missing from "
+            f"{Path(run) / 'metrics.json'}; run all its cells, in order (Run > Run All Cells)")
+    else:
+        metrics = runs.finish_notebook(run, notebook, None, KIT_ORDER, _utc(time.time()), NOTEBOOK_READERS,
+                                       record={"seconds_since_setup": seconds})
+        stale = metrics.get("tutorial", {}).get("stale", [])
+        if notebook in stale:
+            read = [stem for stem in stale if notebook in runs.read_by(stem, KIT_ORDER, NOTEBOOK_READERS)]
+            out(f"{notebook} stays under tutorial.stale: it read outputs of stale notebooks ({', '.join(read)}); "
+                "run them again in order, then this one")
 
 
 def _kernel_config():
@@ -505,10 +538,9 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     # beside it until 01 has succeeded: a 01 that fails leaves the old data, prm/ and policies/ it describes.
     if any(p.name.startswith("01_") for p in paths) and table.exists():
         table.replace(waiting)
-    every = ({Path(name).stem for name in NOTEBOOKS} if notebook_dir is None
-             else {p.stem for p in Path(notebook_dir).glob("*.ipynb")})
+    every = set(KIT_ORDER) if notebook_dir is None else {p.stem for p in Path(notebook_dir).glob("*.ipynb")}
     # The kit's order; a folder of one's own: by name, each notebook taken to read the outputs of those before it
-    order = [Path(name).stem for name in NOTEBOOKS] if notebook_dir is None else sorted(every)
+    order = list(KIT_ORDER) if notebook_dir is None else sorted(every)
     sections = NOTEBOOK_SECTIONS if notebook_dir is None else {}
     readers = NOTEBOOK_READERS if notebook_dir is None else None
     provenance = _provenance()
@@ -521,11 +553,10 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
             own = notebook_parameters(path)
             set_here = {k: v for k, v in (parameters or {}).items() if k in own}  # --set applies to all it can
             seed = set_here["SEED"] if "SEED" in set_here else _parameter_default(path, "SEED")
-            seed = seed if seed is None or type(seed) is int else _python_source(seed)  # JSON has no nan
             started = time.time()
-            runs.start_notebook(run, path.stem, sections, order, {
-                "started": _utc(started), "finished": None, "profile": profile, "seed": seed,
-                "set": {k: _python_source(v) for k, v in set_here.items()}, **provenance}, readers)
+            runs.start_notebook(run, path.stem, sections, order, _run_record(
+                started, profile, seed, {"set": {k: _python_source(v) for k, v in set_here.items()}}, provenance),
+                readers)
             running = path.stem  # from here its figures from before are gone from the table
             start = time.perf_counter()
             with _ticking(bar):

@@ -50,7 +50,7 @@ from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejected
 from .output_layer_pairs import OutputLayerStepDPOTrainer
 from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, mirrored_negatives, share_out,
                         solution_pairs, step_agreement, step_negatives, step_pairs)
-from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, local_path
+from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, tiny_model_folder
 from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
 from .toyworld import load_tiny_base
 from .viz import errorbar_differences, method_color, save_figure
@@ -199,10 +199,11 @@ def protocol(name: str, profile=None, **overrides) -> dict:
 
 def starts_with_lora(profile) -> bool:
     """Whether ``start_policy`` gives ``profile`` a LoRA adapter (the GPU profiles' QLoRA) rather than a fully
-    fine-tuned model, whatever its task: an unquantized base (``quantization=None``) in a folder here is a tiny base
-    (the toy world's, or one trained on your own task, docs/own_task.md), fully fine-tuned (``load_tiny_base``); a
-    4-bit base, or a Hub id (an LLM, e.g. in 16 bits), gets a fresh adapter (``load_profile_model``)."""
-    return profile.quantization is not None or not local_path(profile.model_name)
+    fine-tuned model, whatever its task: an unquantized base (``quantization=None``) in a folder that holds a tiny
+    base this kit trained (the toy world's, or one trained on your own task, docs/own_task.md; its marker is
+    ``training_log.json``, ``profiles.tiny_model_folder``) is fully fine-tuned (``load_tiny_base``); a 4-bit base, a
+    Hub id, or a local copy of an LLM (e.g. in 16 bits) gets a fresh adapter (``load_profile_model``)."""
+    return profile.quantization is not None or not tiny_model_folder(profile.model_name)
 
 
 def _dataset(rows, columns):
@@ -348,18 +349,19 @@ def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping
 def recorded_splits(task, profile, metrics: Mapping, *, seed: int = 0, tokenizer=None, n_train: int | None = None,
                     n_eval: int | None = None) -> dict:
     """Notebook 01's splits (``task.splits``: ``{"train", "validation", "test"}``), made again from its seed at the
-    sizes it recorded in ``metrics["data"]["n_problems"]`` (its ``N_TRAIN_PROBLEMS`` may have cut the profile's),
-    the profile's where none is recorded. The rounds train on the train problems, never on the held-out ones
-    (notebook 04 and ``scripts/onpolicy_rounds.py``; the script evaluates on validation or test). Validation is
-    drawn at the test count, as notebook 01 drew both (``N_EVAL_PROBLEMS``; on GSM8K its labelling budget may keep
-    fewer of one): no task's train split depends on that count, only on its own. ``n_train`` and ``n_eval`` draw
-    other sizes from the same seed (``scripts/onpolicy_rounds.py --train-problems``, for more data than notebook 01
-    labelled); the splits stay disjoint."""
-    n_problems = metrics.get("data", {}).get("n_problems", {})
+    sizes it recorded in ``metrics["data"]["n_problems"]`` (its ``N_TRAIN_PROBLEMS`` may have cut the profile's); none
+    recorded (notebook 01 not run, or its setup cell rerun alone) is an error naming notebook 01, not the profile's
+    sizes, which would train on other problems than notebook 01 labelled (``profile`` is not read). The rounds train on
+    the train problems, never on the held-out ones (notebook 04 and ``scripts/onpolicy_rounds.py``; the script evaluates
+    on validation or test). Validation is drawn at the test count, as notebook 01 drew both (``N_EVAL_PROBLEMS``; on
+    GSM8K its labelling budget may keep fewer of one): no task's train split depends on that count, only on its own.
+    ``n_train`` and ``n_eval`` draw other sizes from the same seed (``scripts/onpolicy_rounds.py --train-problems``, for
+    more data than notebook 01 labelled); the splits stay disjoint."""
     positive_int(n_train, "n_train", "recorded_splits", none_ok=True)
     positive_int(n_eval, "n_eval", "recorded_splits", none_ok=True)
-    return task.splits(n_train or n_problems.get("train", profile.n_train_problems),
-                       n_eval or n_problems.get("test", profile.n_eval_problems), seed=seed, tokenizer=tokenizer)
+    n_train = n_train or runs.recorded(metrics, "data.n_problems.train", "01_data_prep")
+    n_eval = n_eval or runs.recorded(metrics, "data.n_problems.test", "01_data_prep")
+    return task.splits(n_train, n_eval, seed=seed, tokenizer=tokenizer)
 
 
 # ----------------------------------------------------------------------------- one round, and many

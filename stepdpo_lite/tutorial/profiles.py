@@ -308,6 +308,14 @@ def local_path(name: str) -> bool:
     return os.path.isabs(name) or name.startswith((".", "~")) or os.path.exists(name)
 
 
+def tiny_model_folder(name: str) -> bool:
+    """Whether a profile's model name is a folder that holds a tiny model this kit trained (``data/tiny-base``, one
+    fine-tuned on your own task by ``tiny_base.fine_tune_base``, or a tiny verifier): ``toyworld.save_tiny_model`` and
+    the verifier pretraining write its ``training_log.json``. A local copy of an LLM has none; a Hub id is no folder.
+    A relative name is read from the working directory, as the model is loaded."""
+    return os.path.isfile(os.path.join(os.path.expanduser(name), "training_log.json"))
+
+
 def _in_hub_cache(name: str) -> bool:
     try:
         return isinstance(try_to_load_from_cache(name, "config.json"), str)

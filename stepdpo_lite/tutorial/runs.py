@@ -9,7 +9,7 @@ row-count knobs (``N_TRAIN_ROWS``, ``N_EVAL_ROWS``).
 The runner (``notebooks.run_tutorial``) keeps its own records there with ``start_notebook`` and ``finish_notebook``:
 each notebook's seconds (``tutorial``), which notebooks' figures describe outputs rewritten since
 (``tutorial.stale``), and what each notebook ran with (``run``). A notebook run in Jupyter keeps the same records
-itself (``notebook_parameters.notebook_started`` and ``notebook_finished``), except in a kernel the runner started:
+itself (``notebooks.notebook_started`` and ``notebook_finished``), except in a kernel the runner started:
 ``RUNNER_MARKER`` names the environment variable that ``notebooks.execute_notebook`` sets there.
 """
 
@@ -28,6 +28,8 @@ from ..atomic import save_atomic, write_json_atomic  # noqa: F401  (the run fold
 from ..checks import list_of, positive_int
 
 
+# the clone's notebooks/ (here, not in the runner's module: colab reads it, and the runner imports colab's readers)
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 RUNNER_MARKER = "STEPDPO_RUNNER"  # set in the kernels notebooks.execute_notebook starts: the runner keeps the records
 
 
@@ -118,8 +120,7 @@ def update_metrics(run: str | os.PathLike, part: dict, replace: Sequence[str] = 
     merges into: what the file held there is dropped, so that a rerun which records fewer methods, rounds or sizes
     keeps none of the earlier run's beside its own. Each must be in ``part`` (a misspelled name merged silently);
     ``None`` there clears a section. One write: a figure refused leaves the old section as it was."""
-    if not Path(run).is_dir():
-        raise FileNotFoundError(f"update_metrics: no run folder {run} (make it with runs.run_dir(PROFILE, RUNS_DIR))")
+    run_folder(run, "update_metrics")
     if not isinstance(part, dict):
         raise ValueError(f"update_metrics: part must be a dict of figures, got {type(part).__name__}")
     replace = list_of(replace, "update_metrics: replace", "dotted section names")
@@ -132,6 +133,13 @@ def update_metrics(run: str | os.PathLike, part: dict, replace: Sequence[str] = 
     _drop_sections(metrics, replace)
     write_json_atomic(Path(run) / "metrics.json", _merge(metrics, part))
     return metrics
+
+
+def run_folder(run: str | os.PathLike, caller: str) -> Path:
+    """``run`` if it is a folder; else refused, naming ``caller``: a misspelled one is an error, not a new folder."""
+    if not Path(run).is_dir():
+        raise FileNotFoundError(f"{caller}: no run folder {run} (make it with runs.run_dir(PROFILE, RUNS_DIR))")
+    return Path(run)
 
 
 def _drop_sections(metrics: dict, names) -> None:
@@ -161,13 +169,15 @@ def _section(tree: dict, name: str):
     return tree
 
 
-def recorded(run: str | os.PathLike, name: str, made_by: str):
+def recorded(run: str | os.PathLike | Mapping, name: str, made_by: str):
     """One figure an earlier notebook recorded in ``run/metrics.json`` (``name`` dotted, e.g.
-    ``"prm.first_error_threshold"``); a missing one raises ``FileNotFoundError`` naming the notebook to run."""
-    value = _section(read_metrics(run), name)
+    ``"prm.first_error_threshold"``; ``run`` may be that file's content, as ``read_metrics`` returns it); a missing
+    one raises ``FileNotFoundError`` naming the notebook to run."""
+    read = isinstance(run, Mapping)
+    value = _section(run if read else read_metrics(run), name)
     if value is _MISSING:
-        raise FileNotFoundError(f"{Path(run) / 'metrics.json'} has no {name}: run {made_by} first (same PROFILE "
-                                "and RUNS_DIR)")
+        raise FileNotFoundError(f"{'metrics.json' if read else Path(run) / 'metrics.json'} has no {name}: run "
+                                f"{made_by} first (same PROFILE and RUNS_DIR)")
     return value
 
 
@@ -207,22 +217,25 @@ def start_notebook(run: str | os.PathLike, notebook: str, sections: Mapping[str,
     return metrics
 
 
-def finish_notebook(run: str | os.PathLike, notebook: str, seconds: float, order: Sequence[str],
-                    finished: str | None = None, readers: Mapping[str, Sequence[str]] | None = None) -> dict:
+def finish_notebook(run: str | os.PathLike, notebook: str, seconds: float | None, order: Sequence[str],
+                    finished: str | None = None, readers: Mapping[str, Sequence[str]] | None = None,
+                    record: Mapping | None = None) -> dict:
     """``notebook`` ran through: its ``seconds`` go under ``tutorial.notebook_seconds`` (their sum under
-    ``tutorial.wall_seconds``), ``finished`` (a time) under ``run.<notebook>.finished``, and it leaves
+    ``tutorial.wall_seconds``; None leaves them), ``finished`` (a time) under ``run.<notebook>.finished`` with
+    ``record``'s keys, and it leaves
     ``tutorial.stale``, unless it reads the outputs of a stale notebook (``read_by``): it then read outputs that are
     themselves older than what they read, and is stale too. One atomic write; returns the metrics."""
     metrics = read_metrics(run)
     tutorial = metrics.setdefault("tutorial", {})
-    tutorial.setdefault("notebook_seconds", {})[notebook] = seconds
-    tutorial["wall_seconds"] = round(sum(tutorial["notebook_seconds"].values()), 2)
+    if seconds is not None:
+        tutorial.setdefault("notebook_seconds", {})[notebook] = seconds
+        tutorial["wall_seconds"] = round(sum(tutorial["notebook_seconds"].values()), 2)
     stale = set(tutorial.get("stale", [])) - {notebook}
     if any(notebook in read_by(stem, order, readers) for stem in stale):
         stale.add(notebook)
     _set_stale(tutorial, stale, order)
     if finished is not None and isinstance(metrics.get("run", {}).get(notebook), dict):
-        metrics["run"][notebook]["finished"] = finished
+        metrics["run"][notebook].update(finished=finished, **_plain(dict(record or {}), f"run.{notebook}"))
     write_json_atomic(Path(run) / "metrics.json", metrics)
     return metrics
 
