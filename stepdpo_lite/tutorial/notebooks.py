@@ -181,11 +181,6 @@ def _parameter_defaults(path: str | os.PathLike) -> dict:
     return values
 
 
-def _parameter_default(path: str | os.PathLike, name: str):
-    """The literal a notebook's parameters cell last assigns to ``name`` (``SEED = 0``: 0), or None."""
-    return _parameter_defaults(path).get(name)
-
-
 def _run_record(started: float, profile, seed, values: Mapping, provenance: Mapping) -> dict:
     """What ``run.<notebook>`` holds when a notebook starts (``started``: ``time.time()``); ``values``: how it was
     set (the runner's ``set``, a Jupyter run's ``parameters``)."""
@@ -240,7 +235,7 @@ def notebook_finished(run: str | os.PathLike, notebook: str, started: float, out
         return
     metrics = runs.read_metrics(run)
     record = metrics.get("run", {}).get(_kit_notebook(notebook, "notebook_finished"))
-    missing = [name for name in NOTEBOOK_SECTIONS[notebook] if runs._section(metrics, name) is runs._MISSING]
+    missing = runs.missing_sections(metrics, NOTEBOOK_SECTIONS[notebook])
     if not isinstance(record, dict) or record.get("finished"):
         out(f"{notebook}: not recorded as finished again (run.{notebook} holds no start since it finished): run "
             "its setup cell (code cell 3) to record a new run")
@@ -552,7 +547,7 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
                        bar_format="{desc}: {n_fmt}/{total_fmt} cells [{elapsed}]{postfix}")
             own = notebook_parameters(path)
             set_here = {k: v for k, v in (parameters or {}).items() if k in own}  # --set applies to all it can
-            seed = set_here["SEED"] if "SEED" in set_here else _parameter_default(path, "SEED")
+            seed = set_here["SEED"] if "SEED" in set_here else _parameter_defaults(path).get("SEED")
             started = time.time()
             runs.start_notebook(run, path.stem, sections, order, _run_record(
                 started, profile, seed, {"set": {k: _python_source(v) for k, v in set_here.items()}}, provenance),

@@ -169,6 +169,11 @@ def _section(tree: dict, name: str):
     return tree
 
 
+def missing_sections(metrics: Mapping, names: Sequence[str]) -> list[str]:
+    """The dotted ``names`` (``"prm.calibration"``) that ``metrics``, as ``read_metrics`` returns it, does not hold."""
+    return [name for name in names if _section(metrics, name) is _MISSING]
+
+
 def recorded(run: str | os.PathLike | Mapping, name: str, made_by: str):
     """One figure an earlier notebook recorded in ``run/metrics.json`` (``name`` dotted, e.g.
     ``"prm.first_error_threshold"``; ``run`` may be that file's content, as ``read_metrics`` returns it); a missing
