@@ -23,6 +23,7 @@ import ast
 import asyncio
 import contextlib
 import fnmatch
+import html
 import importlib.metadata
 import json
 import math
@@ -301,6 +302,40 @@ def _ctrl_c_interrupts_the_cell(client, interrupted: list) -> None:
         loop.add_signal_handler(signal.SIGTERM, forward, "SIGTERM")
 
 
+def _bars_as_they_ended(client) -> None:
+    """Saves the widgets' state (nbclient does only after the last cell ran, so none for a notebook that failed) and
+    writes each tqdm bar's last state into its text/plain fallback.
+
+    In the runner's kernels tqdm.auto draws ipywidgets bars. Jupyter draws them from the saved state; static
+    viewers (GitHub) show the text/plain the bar was displayed with, its first state: every bar read 0%. The
+    fallback is drawn as tqdm draws the bar in a terminal, "loop: 100%|██████████| 5/5 [00:01<00:00, 4.9it/s]".
+    """
+    from tqdm.std import Bar
+
+    client.set_widgets_metadata()
+    state = client.nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+
+    def model(ref: str) -> dict:
+        return state.get(ref.removeprefix("IPY_MODEL_"), {})
+
+    for output in (o for c in client.nb.cells for o in c.get("outputs", [])):
+        box = model(output.get("data", {}).get("application/vnd.jupyter.widget-view+json", {}).get("model_id", ""))
+        parts = [model(ref) for ref in box.get("state", {}).get("children", [])]
+        names = [part.get("model_name", "") for part in parts]  # tqdm's bar: description, progress bar, numbers
+        if box.get("model_name") != "HBoxModel" or len(names) != 3 or not names[1].endswith("ProgressModel") \
+                or not names[0] == names[2] == "HTMLModel":
+            continue
+        left, right = (html.unescape(parts[i]["state"].get("value", "")).replace("\u2007", " ") for i in (0, 2))
+        progress = parts[1]["state"]
+        if model(box["state"].get("layout", "")).get("state", {}).get("visibility") == "hidden":
+            output.data["text/plain"] = ""  # closed with leave=False: hidden in Jupyter, erased in a terminal
+        elif left.endswith("%"):  # the percentage tqdm shows when it knows the total
+            fraction = min(1, max(0, progress.get("value", 0) / progress["max"])) if progress.get("max") else 0
+            output.data["text/plain"] = f"{left}|{Bar(fraction, 10)}|{right}"
+        else:  # no total, no fraction to draw: the progress widget is a full bar standing for "running"
+            output.data["text/plain"] = " ".join(text.strip() for text in (left, right) if text.strip())
+
+
 def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
                      output_path: str | os.PathLike | None = None, timeout: int = 1200,
                      cwd: str | os.PathLike | None = None, kernel_name: str = "python3", progress=None):
@@ -351,6 +386,7 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
         if interrupted and getattr(exc, "ename", None) == "KeyboardInterrupt":
             error = f"KeyboardInterrupt: stopped by {interrupted[0]}"
         i = current["index"]
+        _bars_as_they_ended(client)
         if output_path:
             write_atomic(output_path, lambda tmp: nbformat.write(nb, tmp))
         saved = str(output_path) if output_path else None
@@ -367,6 +403,7 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
         if original in code:  # markdown cells count in the notebook's own index, not in the progress bar
             where = f"code cell {code.index(original) + 1} of {len(code)} ({where} in the notebook)"
         raise NotebookError(path.name, original, lines[0] if lines else "", error, saved, where=where) from exc
+    _bars_as_they_ended(client)
     if output_path:
         write_atomic(output_path, lambda tmp: nbformat.write(nb, tmp))
     return nb
