@@ -341,9 +341,10 @@ class GenerativeVerifier(TextRewards):
                                f"{type(self).__name__}.load(path, max_length=...), trusting it only as far as it was "
                                "trained); it is never truncated silently")
 
-    def warn_of_untrained_layout(self, prompts: list[str], steps: list[list[str]]) -> None:
+    def warn_of_untrained_layout(self, prompts: list[str], steps: list[list[str]], side: str = "") -> None:
         """One warning for all rows of what training warns of (reward_training): a layout it never read moves its
-        rewards. ``score_solutions`` calls it unless ``warn_layout=False`` (a caller that checked all its rows once)."""
+        rewards. ``score_solutions`` calls it unless ``warn_layout=False`` (a caller that checked all its rows once,
+        naming each ``side`` it checks, e.g. a trainer's "chosen" and "rejected", so that their warnings differ)."""
         from .data import prompt_runs_into
         joined = sum(bool(p) and prompt_runs_into(p, ss[0]) for p, ss in zip(prompts, steps))  # "": no prompt
         bare = sum(not all(s.startswith(self.config.step_delimiter) for s in ss[1:]) for ss in steps)
@@ -354,8 +355,8 @@ class GenerativeVerifier(TextRewards):
                  f"with the step_delimiter {self.config.step_delimiter!r} it was trained with: put it in front of them "
                  "(data.delimit_steps)"] * bool(bare)
         if found:
-            warnings.warn(f"{type(self).__name__}.score_solutions: {'; '.join(found)}; its rewards of a layout it was "
-                          "not trained on may be far off", stacklevel=3)
+            warnings.warn(f"{type(self).__name__}.score_solutions{f' ({side} side)' * bool(side)}: {'; '.join(found)}; "
+                          "its rewards of a layout it was not trained on may be far off", stacklevel=3)
 
     def _score_encoded(self, encoded: list[tuple[list[int], list[int]]], batch_size: int | None = None,
                        progress: bool = False) -> list[list[float]]:

@@ -538,11 +538,11 @@ class StepwiseDPOTrainer(DPOTrainer):
                           f"step_delimiter={learned!r} if your data's steps are split that way.", stacklevel=4)
         columns, prompts = {}, list(dataset["prompt"])
         steps = {side: [extract_steps(text, delimiter) for text in dataset[side]] for side in ("chosen", "rejected")}
-        # a PRM's layout warning once a side (counting rows), not per chunk; a subclass's may lack the keyword
+        # a PRM's layout warning once a side (counting rows, naming it), not per chunk; a subclass may lack warn_layout
         if layout_checked := isinstance(self.reward_model, ProcessRewardModel) and "warn_layout" in inspect.signature(
                 self.reward_model.score_solutions).parameters:
             for side in steps:
-                self.reward_model.warn_of_untrained_layout(prompts, steps[side])
+                self.reward_model.warn_of_untrained_layout(prompts, steps[side], side=side)
         for side in ("chosen", "rejected"):
             rewards = []
             for i in tqdm(range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses",

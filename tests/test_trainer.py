@@ -840,16 +840,36 @@ def test_reward_model_loaded_from_path(tmp_path, tiny_model, tiny_tokenizer):
     assert tr.train_dataset["rejected_step_rewards"] == [pytest.approx(e, abs=1e-4) for e in expected]
 
 
+@pytest.mark.parametrize("chosen_laid_out_as_trained", [0, 2])
+def test_a_prms_layout_warnings_name_the_side_they_are_about(tmp_path, tiny_model, tiny_tokenizer,
+                                                              chosen_laid_out_as_trained):
+    """The trainer checks the chosen and the rejected responses' layout each on its own, one warning a side: they
+    said neither side, so the same counts read as one warning said twice (Python showed it once) and different
+    counts could not be told apart. Each names its side now, and counts that side's rows."""
+    from stepdpo_lite.rewards import ProcessRewardModel
+    rows = [dict(r, prompt=r["prompt"].rstrip("\n")) for r in toy_rows(5, labels=False)]  # every prompt runs in
+    for r in rows[:chosen_laid_out_as_trained]:
+        r["chosen"] = " " + r["chosen"]  # whitespace after the prompt: this chosen response is laid out as trained
+    prm = ProcessRewardModel(copy.deepcopy(tiny_model), tiny_tokenizer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # as a user's Python shows them: the same words at one place once
+        StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
+                           train_dataset=Dataset.from_list(rows), reward_model=prm)
+    said = sorted(str(w.message) for w in caught if "layout it was not trained on" in str(w.message))
+    ran_in = {"chosen": 5 - chosen_laid_out_as_trained, "rejected": 5}
+    assert [m.split(" prompts run into")[0] for m in said] == [
+        f"ProcessRewardModel.score_solutions ({side} side): {n} of 5" for side, n in ran_in.items()], said
+
+
 def test_a_prms_layout_warning_comes_once_per_setup_not_once_per_chunk_and_side(tmp_path, tiny_model, tiny_tokenizer,
                                                                                  monkeypatch):
     """The trainer scores its rows in chunks of 512, one score_solutions call per chunk and side: a PRM's warning of
     a layout it was not trained on (prompts that run into their first step) came once per chunk and side, each
     counting its own chunk's rows, and not at all for a chunk without such rows. 3 chunks of 2 rows stand for 1,500
-    rows in chunks of 512: one warning, counting every row once (both sides in one list said "6 of 10 prompts" of 5
-    rows); the rewards are the PRM's all the same. The trainer asks for the chunks' silence by score_solutions'
-    keyword warn_layout=False (it silenced the warning by its message's words before, under a global warnings
-    filter). Each side is checked on its own, and the same words for both are one warning (Python's default
-    filter); sides that differ say so each."""
+    rows in chunks of 512: one warning a side, naming it and counting its rows once (both sides in one list said
+    "6 of 10 prompts" of 5 rows); the rewards are the PRM's all the same. The trainer asks for the chunks' silence by
+    score_solutions' keyword warn_layout=False (it silenced the warning by its message's words before, under a global
+    warnings filter)."""
     from functools import partialmethod
 
     from stepdpo_lite.rewards import ProcessRewardModel
@@ -872,8 +892,8 @@ def test_a_prms_layout_warning_comes_once_per_setup_not_once_per_chunk_and_side(
                                 train_dataset=Dataset.from_list(rows), reward_model=prm)
     assert asked == [False] * 6  # 3 chunks a side, each told not to warn
     said = [str(w.message) for w in caught if "layout it was not trained on" in str(w.message)]
-    assert len(said) == 1 and said[0].startswith("ProcessRewardModel.score_solutions: 3 of 5 prompts run into their "
-                                                 "first step"), said
+    assert sorted(m.split(" prompts run into their first step")[0] for m in said) == [
+        f"ProcessRewardModel.score_solutions ({side} side): 3 of 5" for side in ("chosen", "rejected")], said
     joined = [dict(r, prompt=r["prompt"].rstrip("\n")) for r in rows]  # every row runs into its prompt
     joined[0]["chosen"] = " " + joined[0]["chosen"]  # but for the first row's chosen side
     with warnings.catch_warnings(record=True) as caught:
