@@ -101,6 +101,28 @@ def test_colab_cell_installs_with_the_lock_and_imports_the_clone_without_a_resta
     assert not names & {"ipython", "traitlets", "pandas", "matplotlib", "scipy", "pyarrow"}
 
 
+def test_colab_cell_says_what_it_installs_before_and_shows_pips_warnings_after(tmp_path):
+    """The cell captured the install's output and printed it at the end: pip -q was silent for minutes under a cell
+    that looked stuck, and what it wrote to stderr (its dependency conflicts) was dropped when it succeeded (T14)."""
+    kit = tmp_path / "kit"  # a stand-in kit: its install succeeds with a warning on stderr; setup returns RUNS_DIR
+    (kit / "stepdpo_lite" / "tutorial").mkdir(parents=True)
+    for init in ("stepdpo_lite/__init__.py", "stepdpo_lite/tutorial/__init__.py"):
+        (kit / init).write_text("")
+    (kit / "stepdpo_lite" / "tutorial" / "colab.py").write_text(textwrap.dedent('''
+        import sys
+        setup = lambda profile, runs_dir: runs_dir
+        if __name__ == "__main__":
+            print("INSTALL DONE")
+            print("ERROR: pip's dependency resolver ...: google-colab requires pandas==2.2.2", file=sys.stderr)
+    '''))
+    done = _run_cell_as_colab(tmp_path, {"STEPDPO_KIT_DIR": str(kit)})
+    assert done.returncode == 0, done.stderr
+    said = done.stdout
+    assert said.index("installing the kit with pip") < said.index("INSTALL DONE")  # before pip's silent minutes
+    assert "up to a few minutes in a fresh runtime" in said
+    assert said.index("INSTALL DONE") < said.index("google-colab requires pandas==2.2.2")
+
+
 def test_install_command_and_constraints():
     cmd = colab.install_command("/content/stepdpo-lite", "/tmp/c.txt")
     assert cmd[1:] == ["-m", "pip", "install", "-q", "-c", "/tmp/c.txt", "-e", "/content/stepdpo-lite"]
@@ -159,11 +181,34 @@ def test_widget_manager_only_in_colab_with_ipywidgets_8(monkeypatch):
 def test_use_expandable_segments_keeps_a_user_setting(monkeypatch):
     import os
     monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    monkeypatch.delenv("PYTORCH_ALLOC_CONF", raising=False)  # the newer name, set, is kept instead
     colab.use_expandable_segments()
     assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128")
     colab.use_expandable_segments()
     assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "max_split_size_mb:128"
+
+
+def test_use_expandable_segments_warns_only_when_its_own_setting_waits_for_a_restart(monkeypatch):
+    """A second Run all in one Colab runtime warned that the setting "has no effect until the process restarts": the
+    first run had set it before CUDA started, so it was in effect (T14). A value under either name is kept, quietly."""
+    import warnings
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    for name in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.warns(UserWarning, match="no effect until the process restarts"):
+        colab.use_expandable_segments()  # set now, after CUDA started: it waits for a restart
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        colab.use_expandable_segments()  # the second Run all: set by the first run, before CUDA started
+        monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF")
+        monkeypatch.setenv("PYTORCH_ALLOC_CONF", "max_split_size_mb:128")  # the newer name, set by the user
+        colab.use_expandable_segments()
+    assert "PYTORCH_CUDA_ALLOC_CONF" not in os.environ  # the user's value alone: a torch reading the old name first
 
 
 def test_a_notebook_opened_from_the_kits_folder_finds_the_runs_of_make_tutorial(monkeypatch):

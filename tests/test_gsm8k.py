@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 
 from stepdpo_lite.tutorial import gsm8k, toyworld
@@ -88,6 +90,7 @@ def test_mc_verdicts_shapes_and_labels(tiny_tokenizer, tiny_model):
     assert not wrong.answer_correct and wrong.step_labels[-1] is False and len(wrong.step_labels) == 2
 
 
+@pytest.mark.filterwarnings("ignore:mc_verdicts. only 0 of 2 samples")  # one-step samples, on purpose
 def test_mc_verdicts_passes_rollout_length_and_batch_through(monkeypatch, tiny_tokenizer, tiny_model):
     """Issue #14: rollouts used to stop at mc_step_labels' default 160 new tokens, in batches of 64."""
     from stepdpo_lite.tutorial import labelling
@@ -116,6 +119,31 @@ def test_mc_verdicts_names_a_solution_that_is_no_str_and_a_prompt_given_as_a_pro
         gsm8k.mc_verdicts(tiny_model, tiny_tokenizer, problems, [["Answer: 5", None]], progress=False)
     with pytest.raises(ValueError, match="mc_verdicts: problem 0: its prompt must be a str"):
         gsm8k.mc_verdicts(tiny_model, tiny_tokenizer, ["PROMPT\n"], [["Answer: 5"]], progress=False)
+
+
+def test_mc_verdicts_warns_before_any_rollout_when_most_samples_are_one_step():
+    """Qwen2.5-Instruct may write "### Step 1:" or "**Step 1:**" where INSTRUCTION asks for paragraphs opening
+    "Step k:": every such sample was one step at "\\n\\nStep", and its Monte-Carlo labels, the PRM and Stepwise DPO
+    worked per solution, without a word (T14). The splitter is unchanged: the kit says so, with the share and an
+    example."""
+    problems = [gsm8k.GSM8KProblem("q", "5", "PROMPT\n")]
+    heading, bold, asked = ("### Step 1: 2 + 3 = 5\n\n### Step 2: so 5\n\nAnswer: 5",
+                            "**Step 1:** 2 + 3 = 5\n\n**Step 2:** 5\n\nAnswer: 5",
+                            "Step 1: 2 + 3 = 5\n\nStep 2: 5 + 0 = 5\n\nAnswer: 5")
+    with pytest.warns(UserWarning, match=r"mc_verdicts: only 1 of 3 samples \(33%\) split into two") as seen:
+        # every answer is right: no rollouts, so no model is needed
+        out = gsm8k.mc_verdicts(None, None, problems, [[heading, bold, asked, " "]], progress=False)
+    message = str(seen[0].message)
+    assert "under 50%" in message and repr(heading[:80]) in message and "rewrite the samples' step openings" in message
+    assert [len(v.step_labels) for v in out[0]] == [1, 1, 2, 0]  # the labels as before
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # at or over half: quiet (the smoke profile's toy base splits 72-91%)
+        assert gsm8k.warn_of_one_step_samples([asked, heading]) == 0.5
+        assert gsm8k.warn_of_one_step_samples([" "]) == 1.0  # no sample to judge
+    with pytest.raises(ValueError, match="warn_of_one_step_samples: solution 1 must be a str .*, got NoneType"):
+        gsm8k.warn_of_one_step_samples([asked, None])
+    with pytest.raises(ValueError, match="a list of sampled texts, got one str"):
+        gsm8k.warn_of_one_step_samples(asked)
 
 
 def test_a_local_copy_with_a_bad_line_or_row_names_the_file_line_and_field(tmp_path, tiny_tokenizer):

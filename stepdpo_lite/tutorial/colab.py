@@ -14,7 +14,9 @@ The setup cell, on Colab only:
    ``-c requirements.lock`` minus what would fight Colab's own stack (torch is not in the lock; the packages
    installed torch requires, numpy, which Colab's compiled packages are built against, and every package the
    runtime already has but the ML stack of ``ML_STACK`` are left out of the constraints too); it imports nothing
-   but the standard library, so it runs before the package is importable;
+   but the standard library, so it runs before the package is importable. The cell says first what it installs and
+   about how long that takes (pip -q is silent for minutes), and after it prints the tail of what the commands wrote
+   to stderr, e.g. pip's dependency conflicts (a command that succeeded had them dropped);
 3. puts the clone first on ``sys.path``: the package imports in the running kernel, no restart (an editable
    install is only seen by a new process);
 
@@ -42,6 +44,7 @@ NOT_CONSTRAINED = {"numpy"}  # Colab's preinstalled compiled packages are built 
 # pins its own ipython and pandas); the lock pins only what the install adds.
 ML_STACK = {"trl", "transformers", "peft", "bitsandbytes", "datasets", "accelerate", "tokenizers", "safetensors",
             "huggingface-hub"}
+ALLOC_CONF_NAMES = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")  # the allocator's settings: old name, newer one
 
 SETUP_CELL = '''import os, subprocess, sys
 
@@ -49,15 +52,17 @@ SETUP_CELL = '''import os, subprocess, sys
 # torch is kept). The repository is set in stepdpo_lite/tutorial/colab.py (REPO_URL);
 # `%env STEPDPO_REPO_URL=...` overrides it. Elsewhere: `make test` or `pip install -e .` in the repository.
 if "google.colab" in sys.modules:
-    def _run(*cmd):  # fail loudly, with the command's own message
+    def _run(*cmd):  # fail loudly, with the command's own message; else show its warnings (stderr) too
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"{' '.join(cmd)} failed:\\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-        print(done.stdout, end="")  # what the install says it did
+        print(done.stdout + done.stderr[-3000:], end="")  # what the install did; pip's dependency conflicts
     KIT = os.environ.get("STEPDPO_KIT_DIR", "/content/stepdpo-lite")
     REPO_URL = os.environ.get("STEPDPO_REPO_URL") or "{repo_url}"
     if not os.path.isdir(os.path.join(KIT, "stepdpo_lite")):
         _run("git", "clone", "-q", "--depth", "1", REPO_URL, KIT)
+    print("installing the kit with pip (and its ML stack: trl, transformers, peft, bitsandbytes, ...): up to a few "
+          "minutes in a fresh runtime, seconds once installed; pip says nothing until it is done")
     # a clone already there must be of REPO_URL: the install refuses another repository's
     _run(sys.executable, os.path.join(KIT, "stepdpo_lite", "tutorial", "colab.py"), "install", KIT,
          "--repo-url", REPO_URL)
@@ -299,9 +304,13 @@ def use_expandable_segments() -> None:
     profile's peak memory in preference training at the same speed (docs/benchmarks.md).
 
     Call it before torch touches the GPU (the notebooks' setup cell does, before importing torch). A value
-    already in ``$PYTORCH_CUDA_ALLOC_CONF`` is kept.
+    already in ``$PYTORCH_CUDA_ALLOC_CONF`` or its newer name ``$PYTORCH_ALLOC_CONF`` (recent torch) is kept, and
+    then nothing is said: on a second Run all in one runtime the first run set it before CUDA started, so it is in
+    effect. A warning only when this call sets it and CUDA is already initialised (it waits for a restart then).
     """
-    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    if any(name in os.environ for name in ALLOC_CONF_NAMES):
+        return
+    os.environ["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"  # the name every torch reads
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():
         warnings.warn("use_expandable_segments: CUDA is already initialised, so the allocator setting has no "

@@ -12,17 +12,25 @@ from __future__ import annotations
 
 import numbers
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..checks import positive_int
 # a bad record: an error naming its file, line and field
 from ..data import BadField, check_records, read_json_records, records_of, text_value
+from ..steps import DEFAULT_DELIMITER, extract_steps
 
 # The instruction makes an instruct model write steps the default delimiter "\n\nStep" can split.
 INSTRUCTION = ("Solve the math problem step by step. Start each step on a new paragraph with 'Step k:' "
                "(Step 1:, Step 2:, ...) and end with a last paragraph 'Answer: <number>'.")
 HUB_NAME = "openai/gsm8k"
+# Under this share of samples in two or more steps, the policy writes another layout. A GSM8K problem takes 2 to 8
+# steps (Cobbe et al. 2021; each of the 200 shipped references has 2 or more lines), so a policy that writes the
+# paragraphs INSTRUCTION asks for splits most samples (the smoke profile's toy base, whose short solutions often stop
+# after one step, 72-91% per split), and one that writes "### Step 1:" or "**Step 1:**" splits almost none: half
+# lies between the two with room to spare for a weak policy, and still catches the silent collapse
+MIN_MULTI_STEP_SHARE = 0.5
 
 _NUMBER = re.compile(r"-?\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")  # -$5 and $.50 too
 _PLAIN = re.compile(r"-?(?:\d+(?:\.\d+)?|\.\d+)")  # what float() may read: not nan, inf or 1_000
@@ -133,6 +141,34 @@ class GSM8KProblem:
     @property
     def reference_steps(self) -> int:
         return len(self.reference_lines)
+
+
+def warn_of_one_step_samples(solutions, who: str = "warn_of_one_step_samples") -> float:
+    """The share of the non-blank ``solutions`` (sampled texts) that split into two or more steps at the kit's
+    delimiter, with a warning naming it, an example's opening and what to do when it is under
+    ``MIN_MULTI_STEP_SHARE``: a policy that writes its steps in another layout (a Qwen2.5 instruct model may write
+    "### Step 1:" or "**Step 1:**") gives one step per sample, and Monte-Carlo labels, the PRM and Stepwise DPO then
+    work per solution, not per step, without a word. The splitter is left as it is (``steps.extract_steps``)."""
+    if isinstance(solutions, str):  # its characters would be counted as samples
+        raise ValueError(f"{who}: solutions must be a list of sampled texts, got one str")
+    solutions = list(solutions)
+    for j, s in enumerate(solutions):
+        if not isinstance(s, str):
+            raise ValueError(f"{who}: solution {j} must be a str (a sampled text), got {type(s).__name__}")
+    texts = [s for s in solutions if s.strip()]
+    one_step = [s for s in texts if len(extract_steps(s)) < 2]
+    share = 1 - len(one_step) / len(texts) if texts else 1.0
+    if share < MIN_MULTI_STEP_SHARE:
+        warnings.warn(
+            f"{who}: only {len(texts) - len(one_step)} of {len(texts)} samples ({share:.0%}) split into two or more "
+            f"steps at {DEFAULT_DELIMITER!r}, under {MIN_MULTI_STEP_SHARE:.0%} (a GSM8K problem takes 2 to 8 steps); "
+            f"e.g. a sample of one step opens {one_step[0][:80]!r}. A policy that writes its steps in another layout "
+            "than the paragraphs opening 'Step k:' that gsm8k.INSTRUCTION asks for ('### Step 1:', '**Step 1:**') "
+            "writes samples of one step: their Monte-Carlo labels, the PRM and Stepwise DPO see them whole, as "
+            "outcome labels would. Then use a policy that writes that layout (another instruct model: "
+            "Profile.model_name), or rewrite the samples' step openings to it before labelling them (re.sub: "
+            "'\\n\\n### Step 2:' to '\\n\\nStep 2:')", stacklevel=2)
+    return share
 
 
 def reference_solution(problem: GSM8KProblem) -> str:
@@ -280,9 +316,9 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
     ``batch_size`` and ``max_new_tokens`` go to the rollouts (pass the profile's: a rollout cut short never
     reaches an answer). A solution with the right final answer needs no rollouts unless ``rollout_correct``:
     it is itself a completion that reaches the answer after each of its steps, so every hard label is True.
+    Before any rollout, a warning when most samples are one step (``warn_of_one_step_samples``: another layout).
     """
     from ..evaluation import first_error_index
-    from ..steps import extract_steps
     from . import labelling, toyworld
 
     labelling.check_solution_lists(problems, solutions, "mc_verdicts")
@@ -294,6 +330,7 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
                                  f"{type(s).__name__}")
 
     flat = [(i, k, s) for i, sols in enumerate(solutions) for k, s in enumerate(sols) if s.strip()]
+    warn_of_one_step_samples([s for _, _, s in flat], "mc_verdicts")  # before the rollouts it would spend
     steps = [extract_steps(s) for _, _, s in flat]
     right = [problems[i].is_correct(s) for i, _, s in flat]
     todo = [j for j in range(len(flat)) if rollout_correct or not right[j]]
