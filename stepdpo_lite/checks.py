@@ -9,6 +9,7 @@ import inspect
 import math
 import numbers
 import textwrap
+from collections.abc import Mapping
 
 
 def list_of(value, name: str, what: str) -> list:
@@ -17,7 +18,7 @@ def list_of(value, name: str, what: str) -> list:
     if isinstance(value, str):
         raise ValueError(f"{name}: expected a list of {what}, got one str ({value[:40]!r}); wrap it in a list")
     try:  # a 0-d numpy array or torch tensor has __iter__ but cannot be iterated
-        if not isinstance(value, (bytes, dict)):
+        if not isinstance(value, (bytes, Mapping)):  # a mapping would give its keys
             return list(value)
     except TypeError:
         pass

@@ -192,7 +192,7 @@ def records_of(rows, name: str | None = None) -> list[tuple[str, object]]:
 
 
 def check_records(records, check: Callable, name: str, *, key: Sequence[str] = (), drop_duplicates: bool = False,
-               skip_invalid: bool = False, wheres: list | None = None, none_left_ok: bool = True) -> list[dict]:
+                  skip_invalid: bool = False, wheres: list | None = None, none_left_ok: bool = True) -> list[dict]:
     """Rows that ``check(record) -> list of rows`` makes; errors say where they happened.
 
     Rows whose ``key`` fields repeat an earlier row's are an error, or dropped with ``drop_duplicates``.
@@ -237,7 +237,7 @@ def check_records(records, check: Callable, name: str, *, key: Sequence[str] = (
 
 
 def dataset_of(rows: list[dict], columns: Sequence[str], name: str | None = None,
-             wheres: Sequence[str] | None = None) -> Dataset:
+               wheres: Sequence[str] | None = None) -> Dataset:
     """The format's columns first (present even with no rows), then any extra columns of any row. A column whose
     values' type changes between records raises a ``ValueError`` naming it and the first record where it does."""
     names = list(dict.fromkeys([*columns, *(k for r in rows for k in r)]))
@@ -274,7 +274,7 @@ def _builds(column: list) -> bool:
 
 
 def validated(rows, check: Callable, name: str, columns: Sequence[str], finish: Callable | None = None,
-               wheres: list | None = None, **kw) -> Dataset:
+              wheres: list | None = None, **kw) -> Dataset:
     """``check_records`` of the records of ``rows`` (then ``finish`` of the kept ones, when given), as a Dataset whose
     errors name the record; ``wheres``, when given, gets each kept row's record (a file's line, or its index)."""
     wheres = [] if wheres is None else wheres
@@ -424,11 +424,11 @@ def load_preference(path_or_rows, **kw) -> Dataset:
     return validate_preference(path_or_rows, **kw)
 
 
-def load_step_dpo(path, **kw) -> Dataset:
+def load_step_dpo(path_or_rows, **kw) -> Dataset:
     """Step-DPO rows (Lai et al. 2024, arXiv:2406.18629; the Math-Step-DPO-10K layout, extra columns such as
-    ``full_chosen`` kept) from a JSON/JSONL file; see ``validate_step_dpo`` for options."""
-    check_records_file(path, "load_step_dpo")
-    return validate_step_dpo(path, **kw)
+    ``full_chosen`` kept) from a JSON/JSONL file (or rows in memory); see ``validate_step_dpo`` for options."""
+    check_records_file(path_or_rows, "load_step_dpo")
+    return validate_step_dpo(path_or_rows, **kw)
 
 
 # ----------------------------------------------------------------------------- TRL and saving

@@ -9,9 +9,8 @@ import contextlib
 import json
 import os
 import warnings
-from collections.abc import Iterable, Mapping
 
-from .checks import finite_number, positive_int
+from .checks import finite_number, list_of, positive_int
 from .models import adapter_quantization, load_model, saved_reward_config
 
 RECORD_PROMPTS_ENV = "STEPDPO_RECORD_PROMPTS"  # a file: every prompt fed to a model here is appended (tests audit it)
@@ -21,11 +20,7 @@ def prompt_texts(prompts, where: str = "sample_solutions") -> list[str]:
     """``prompts`` as a list of ``str``; anything else raises a ``ValueError`` naming its index, so that no
     object's repr (e.g. a problem holding its gold answer) ever reaches a model. One str (which would be read
     character by character) is refused too."""
-    if isinstance(prompts, str):
-        raise ValueError(f"{where}: expected a list of prompts, got one str ({prompts[:40]!r}); wrap it in a list")
-    if isinstance(prompts, (bytes, Mapping)) or not isinstance(prompts, Iterable):
-        raise ValueError(f"{where}: expected a list of prompts, got {type(prompts).__name__}")
-    prompts = list(prompts)
+    prompts = list_of(prompts, where, "prompts")
     for i, p in enumerate(prompts):
         if not isinstance(p, str):
             raise ValueError(f"{where}: prompt {i} is a {type(p).__name__}, not a str: pass prompt texts "
@@ -34,7 +29,7 @@ def prompt_texts(prompts, where: str = "sample_solutions") -> list[str]:
 
 
 def check_sampling(model, tokenizer, prompts: list[str], n, temperature, batch_size, max_new_tokens,
-                    where: str = "sample_solutions") -> None:
+                   where: str = "sample_solutions") -> None:
     """``ValueError`` naming the argument (or the prompt) that cannot be sampled from as asked."""
     for name, value in (("n", n), ("batch_size", batch_size), ("max_new_tokens", max_new_tokens)):
         positive_int(value, name, where)

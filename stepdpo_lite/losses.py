@@ -4,7 +4,7 @@ Shapes: ``B`` pairs, ``S`` step slots (padded), ``T`` tokens. A step's log-ratio
 ``ρ_k = log π(s_k | x, s_<k) − log π_ref(s_k | x, s_<k)``, the sum over its tokens of the per-token
 log-ratios (DPO's sequence log-ratio, Rafailov et al. 2023, cut into steps). docs/method.md §4 fixes:
 
-    outcome  h = ρ⁺ − ρ⁻ (every kept token; = Σ_k ρ_k but under first_token / first_error pairing),  w = σ(R⁺ − R⁻)
+    outcome  h = ρ⁺ − ρ⁻ (every kept token; = Σ_k ρ_k except under first_token / first_error pairing),  w = σ(R⁺ − R⁻)
              L_out  = −[w·log σ(β_out·h) + (1−w)·log σ(−β_out·h)]
     step     L_step = −log σ(β_step·(Σ_k a_k·p⁺_k·ρ⁺_k − Σ_m a_m·(1−p⁻_m)·ρ⁻_m))
     total    L = step_loss_weight·L_step + outcome_loss_weight·L_out (+ sft_loss_weight·NLL(y⁺), in trainer.py)
@@ -114,7 +114,8 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
     ``mask`` (bool, same shape) marks real steps; a solution with no step gets 0 (product: log 1).
     An integer tensor (0/1 step labels) is taken as float32.
     Lists in give a float (one solution) or a list of floats out; solutions of different lengths are fine.
-    Raises ValueError for an unknown strategy, one number, or a reward that is not a finite number.
+    Raises ValueError for an unknown strategy, one number, or a reward in lists (or an array) that is not a finite
+    number; a tensor's values are not checked (that would sync the device at every training step).
     """
     if strategy not in AGGREGATION_STRATEGIES:
         raise ValueError(f"aggregate_rewards: strategy must be one of {AGGREGATION_STRATEGIES}, got {strategy!r}")

@@ -5,9 +5,9 @@ One function, ``load_model``, does what every notebook needs::
     model, tokenizer = load_model("Qwen/Qwen2.5-0.5B-Instruct", quantization="4bit", lora=True)
 
 - ``quantization="4bit"``: QLoRA's recipe (Dettmers et al. 2023, arXiv:2305.14314): nf4 weights,
-  double quantization, compute in ``dtype``; then ``prepare_model_for_kbit_training`` when a LoRA
-  adapter is trained on top. bitsandbytes >= 0.46 runs this on CPU too, so the tiny profile goes
-  through the very same code path as a GPU.
+  double quantization, compute in ``dtype``; then ``prepare_model_for_kbit_training`` (norms and
+  embeddings in float32), to train or to score alike. bitsandbytes >= 0.50 runs this on CPU too, so the
+  tiny profile goes through the very same code path as a GPU.
 - ``lora``: ``None`` (no adapter), ``True`` (defaults: r=16 on all linear projections), a ``dict``
   of ``LoraConfig`` fields, or a ready ``peft.LoraConfig``.
 - A folder saved by PEFT (it holds ``adapter_config.json``) loads its base model and the adapter on top.
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_LORA = dict(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", bias="none",
                     task_type="CAUSAL_LM")
 
-PAD_TOKEN_FALLBACKS = 0  # how many times load_model had to set pad_token = eos_token (see _ensure_pad_token)
+INCOMPLETE = "load_model: the save at {} is incomplete: {} is missing (was the save interrupted?)"
 
 
 # ----------------------------------------------------------------------------- loading
@@ -82,23 +82,20 @@ def make_lora_config(lora):
     return config
 
 
-def _ensure_pad_token(tokenizer, model=None) -> None:
+def _ensure_pad_token(tokenizer, model) -> None:
     """Batches need a pad token; many base models ship without one. Fall back to the eos token.
 
     That is safe for everything in this package, which masks padding by the attention mask and never
     by token id; do not use pad id == eos id to mask labels in your own collator.
     """
-    global PAD_TOKEN_FALLBACKS
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise ValueError("load_model: the tokenizer has neither a pad token nor an eos token; set one")
         tokenizer.pad_token = tokenizer.eos_token
-        PAD_TOKEN_FALLBACKS += 1
         logger.warning("tokenizer had no pad token: using its eos token %r as pad token", tokenizer.eos_token)
-    if model is not None:
-        model.config.pad_token_id = tokenizer.pad_token_id
-        if getattr(model, "generation_config", None) is not None and model.generation_config.pad_token_id is None:
-            model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model, "generation_config", None) is not None and model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
 
 
 BASE_RECORD = "base_model.json"  # beside a saved adapter: where its local base was when it was trained, and how loaded
@@ -107,7 +104,6 @@ BASE_RECORD = "base_model.json"  # beside a saved adapter: where its local base 
 def _base_record(folder: Path) -> dict:
     """``folder``'s ``BASE_RECORD``, ``{}`` where it has none (a full model, a save from before it existed)."""
     return json.loads((folder / BASE_RECORD).read_text()) if (folder / BASE_RECORD).exists() else {}
-INCOMPLETE = "load_model: the save at {} is incomplete: {} is missing (was the save interrupted?)"
 
 
 def _weight_files(folder: str | os.PathLike) -> list[Path]:
@@ -225,22 +221,6 @@ def keep_4bit_weights_unpacked(model) -> int:
     return count
 
 
-def float32_beside_4bit(model) -> int:
-    """Put the weights a 4-bit model keeps unquantized (embeddings, norms, biases, an untied head) in float32, as
-    peft's ``prepare_model_for_kbit_training`` does for training; returns how many it cast. ``load_model`` calls it
-    for a 4-bit model loaded to score or sample, so that it computes as it did in training: a reward model's
-    threshold, chosen on the model as trained, then holds for the model reloaded (in 16 bits those weights moved
-    its rewards by up to ~1 log-odds on the smoke base)."""
-    import torch
-
-    count = 0
-    for param in model.parameters():
-        if param.dtype in (torch.float16, torch.bfloat16) and type(param).__name__ != "Params4bit":
-            param.data = param.data.float()
-            count += 1
-    return count
-
-
 def _local_folder_exists(name_or_path, who: str, hub_error: OSError | None = None) -> None:
     """A name that can only be a local folder (absolute, ``./``, ``~``, or two ``/``: a Hub id is ``org/name``) must
     exist: transformers calls a missing one a bad Hub id or, offline, a failed connection, hiding the wrong path.
@@ -270,7 +250,8 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; ``None`` picks cuda when available.
         dtype: weights (unquantized) or compute (4-bit) dtype; ``None`` picks one for the device.
         gradient_checkpointing: recompute activations in the backward pass to save memory.
-        trainable: whether a loaded adapter stays trainable (default: only when ``lora`` is given).
+        trainable: load to train without ``lora`` (a new adapter, which a saved adapter's folder refuses; it
+            always trains): the saved adapter's weights, or with ``quantization=None`` and no adapter every weight.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
@@ -329,19 +310,17 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     _ensure_pad_token(tokenizer, model)
 
     training = lora is not None or bool(trainable)
-    if quantization == "4bit" and training:
-        # Casts norms and embeddings to float32 and makes inputs require grad (needed with checkpointing).
+    if quantization == "4bit":
+        # Norms and embeddings in float32 (the base frozen) to train, and to score or sample too: a reward model
+        # reloaded then computes as it trained (in 16 bits: up to ~1 log-odds off on the smoke base).
         from peft import prepare_model_for_kbit_training
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=gradient_checkpointing,
+            model, use_gradient_checkpointing=gradient_checkpointing and training,
             gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None)
-    else:
-        if quantization == "4bit":
-            float32_beside_4bit(model)  # to score or sample: the same numerics as in training (above)
-        if gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            if training:
-                model.enable_input_require_grads()
+    if gradient_checkpointing and not (quantization == "4bit" and training):  # else peft's call turned it on
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if training:
+            model.enable_input_require_grads()
     if gradient_checkpointing:
         model.config.use_cache = False
 

@@ -219,9 +219,9 @@ def right_pad(sequences: Sequence[Sequence[int]], pad_id: int, device=None):
 # ----------------------------------------------------------------------------- the verifier
 
 class TextRewards:
-    """The reference design's calls on bare texts, for every reward model of the kit (process, outcome, combined,
-    ensemble), from its ``solution_rewards(prompts, solutions)`` (one reward per solution): a text is read with an
-    empty prompt, so put the problem in the text as the model was trained."""
+    """The calls on bare texts (``get_reward_for_text``, ``get_rewards_for_batch``), for every reward model of the kit
+    (process, outcome, combined, ensemble), from its ``solution_rewards(prompts, solutions)`` (one reward per
+    solution): a text is read with an empty prompt, so put the problem in the text as the model was trained."""
 
     def get_reward_for_text(self, text: str) -> float:
         return self.solution_rewards([""], [text])[0]
@@ -242,7 +242,8 @@ class GenerativeVerifier(TextRewards):
         """``model``: a folder or Hub name, loaded on ``device`` (None: cuda when available) at ``quantization`` (None,
         the default: full precision, unlike models.load_model's "4bit"), or a loaded model, which needs its
         ``tokenizer``. ``config`` (copied) and ``**overrides``, RewardModelConfig fields (an unknown one raises), set
-        the format. A saved reward model's folder is refused: ``load(path)`` reads the config saved with it."""
+        the format. A saved reward model's folder without ``config`` is refused: ``load(path)`` reads the config
+        saved with it (given a ``config``, the folder's model loads and that config sets the format)."""
         if config is not None and not isinstance(config, RewardModelConfig):
             raise ValueError(f"{type(self).__name__}: config must be a RewardModelConfig (or None), got "
                              f"{type(config).__name__}; pass single fields as keywords, e.g. batch_size=8")

@@ -101,16 +101,16 @@ def drop_appended_eos(ex, eos, eos_id):
     return out
 
 
-def _first_diff_token(ex) -> int:
-    c, r = ex["chosen_ids"], ex["rejected_ids"]
-    return next((i for i in range(min(len(c), len(r))) if c[i] != r[i]), min(len(c), len(r)))
+def _first_difference(a, b) -> int:
+    """The first index where ``a`` and ``b`` differ; the shorter one's length where it is a prefix of the other."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 def first_token_only(ex, first_diff_step):
     """Step ids that keep only the first completion token where chosen and rejected differ (in step
     ``first_diff_step``; all others −1): two next tokens at one shared state. The tokens after it are conditioned on
     other text and, on a rejected solution, often carry the error on faithfully: not mistakes to push down."""
-    t = _first_diff_token(ex)
+    t = _first_difference(ex["chosen_ids"], ex["rejected_ids"])
     return {f"{side}_step_ids": [first_diff_step if i == t else -1 for i in range(len(ex[f"{side}_ids"]))]
             for side in ("chosen", "rejected")}
 
@@ -122,7 +122,7 @@ def without_shared_start(ex, step_ids, first_diff_step):
     solution down (``"Step 4: 19 * 1 = "`` before the digit that differs). A side whose step is all shared opening
     (``= 2`` against ``= 21``) keeps its first differing token, the next step's opening (it ended the number), as
     ``first_token_only`` does; an ``open_ended`` side that is a token prefix of the other has none to keep."""
-    t, out = _first_diff_token(ex), {}
+    t, out = _first_difference(ex["chosen_ids"], ex["rejected_ids"]), {}
     for side, ids in step_ids.items():
         out[f"{side}_step_ids"] = kept = [-1 if i < t and k == first_diff_step else k for i, k in enumerate(ids)]
         if 0 <= first_diff_step and first_diff_step in ids and first_diff_step not in kept and t < len(kept):
@@ -177,9 +177,7 @@ def step_columns(ex, idx, tokenizer, delimiter, max_steps, pairing="weighted", m
             out[f"{side}_step_probs"] = [default_p] * len(spans)
         texts[side] = [text[a:b] for a, b in spans]
     c, r = texts["chosen"], texts["rejected"]
-    out["first_diff_step"] = -1 if c == r else next(
-        (k for k in range(min(len(c), len(r))) if c[k] != r[k]), min(len(c), len(r)))
-    k = out["first_diff_step"]
+    out["first_diff_step"] = k = -1 if c == r else _first_difference(c, r)
     if pairing == "first_token":
         out.update(first_token_only(ex, k))
     elif pairing == "first_error":

@@ -39,8 +39,7 @@ from .steps import DEFAULT_DELIMITER, char_step_ids, extract_steps, step_spans
 from .stepwise_data import (REWARD_MODEL_LABELS, STEP_COLUMNS, STEP_PAIRINGS, STEP_VALUE_COLUMNS,
                             DataCollatorForStepwisePreference, check_row, drop_appended_eos, step_columns)
 
-__all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "aggregate_rewards", "compute_step_loss",
-           "float32_adapters_unless_bf16"]
+__all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "float32_adapters_unless_bf16"]
 
 STEP_ACCURACY_METRICS = ("accuracy", "balanced_accuracy", "f1")
 PARTS = ("prompt", "chosen", "rejected")  # a tokenized row's token-id columns are f"{part}_ids"
@@ -76,6 +75,12 @@ def _fresh_lora(model) -> bool:
     other adapter or a trained one is not: TRL's frozen "ref" copy must stay."""
     lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
     return bool(lora_b) and _lora_only(model) and all(not p.any() for p in lora_b)
+
+
+def _reference_adapter(model):
+    """A PEFT policy's reference, as a context: TRL's frozen "ref" adapter (a copy of one trained before), else its
+    adapters disabled (the base model)."""
+    return use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None)
 
 
 def _copy_default_into_ref(model) -> None:
@@ -133,10 +138,10 @@ class _TruncatedTotalFromLog(TrainerCallback):
 class StepwiseDPOConfig(DPOConfig):
     r"""Configuration of [`StepwiseDPOTrainer`]: every field of [`trl.DPOConfig`] plus the stepwise ones below.
 
-    The defaults are the reference design's (step and outcome loss, weight 1 each, no NLL). Notebook 04's recipe is
-    ``step_loss_weight=1.0, outcome_loss_weight=0.0, sft_loss_weight=5.0``, ``beta=step_beta=0.1``: without the NLL
-    term the step loss needed a tenth of the NLL's learning rate on the toy world, and still drifted (benchmarks).
-    On a CPU it trains in float32 without further arguments: an unset ``bf16`` (TRL turns it on, and with
+    The defaults weigh the step and outcome losses 1 each, with no NLL term (docs/method.md §4's total loss L). Notebook
+    04's recipe is ``step_loss_weight=1.0, outcome_loss_weight=0.0, sft_loss_weight=5.0``, ``beta=step_beta=0.1``:
+    without the NLL term the step loss needed a tenth of the NLL's learning rate on the toy world, and still drifted
+    (benchmarks). On a CPU it trains in float32 without further arguments: an unset ``bf16`` (TRL turns it on, and with
     ``use_cpu=True`` transformers then trains under bfloat16 autocast) stays off unless a bf16-capable GPU trains.
     """
 
@@ -290,9 +295,11 @@ class StepwiseDPOTrainer(DPOTrainer):
                 revision=(args.model_init_kwargs or {}).get("revision"), trust_remote_code=args.trust_remote_code)
         if not getattr(processing_class, "is_fast", False):
             raise ValueError("StepwiseDPOTrainer needs a fast tokenizer (its offset mapping gives token step ids)")
-        if processing_class.pad_token is None:
-            processing_class.pad_token = args.pad_token or processing_class.eos_token
-        if data_collator is None:
+        if data_collator is None:  # as TRL's: its args.pad_token (deprecated since TRL 1.1) wins over the tokenizer's
+            pad_token = args.pad_token or processing_class.pad_token or processing_class.eos_token
+            if pad_token not in processing_class.get_vocab():  # else it would pad with <unk>, as TRL refuses too
+                raise ValueError(f"StepwiseDPOTrainer: pad_token {pad_token!r} is not in the tokenizer's vocabulary")
+            processing_class.pad_token = pad_token
             data_collator = DataCollatorForStepwisePreference(
                 pad_token_id=processing_class.pad_token_id, max_length=args.max_length,
                 truncation_mode=args.truncation_mode, pad_to_multiple_of=args.pad_to_multiple_of,
@@ -456,27 +463,27 @@ class StepwiseDPOTrainer(DPOTrainer):
         length = args.max_length
         long = [i for i, (p, c, r) in enumerate(zip(*ids)) if length and len(p) + max(len(c), len(r)) > length]
         if long:
-            collate, cut = DataCollatorForStepwisePreference(0, length, args.truncation_mode), torch.zeros(2)
+            collate, cut_steps = DataCollatorForStepwisePreference(0, length, args.truncation_mode), torch.zeros(2)
             for i in range(0, len(long), 64):  # the steps the collator will mark cut, as it does in training
                 batch = collate(list(dataset.select(long[i:i + 64])))
                 lost = batch["step_valid"] & ~batch["step_complete"]  # steps; rejected ones labelled wrong
-                cut += torch.stack([lost.sum(), (lost & (batch["step_probs"] < 0.5)).chunk(2)[1].sum()])
+                cut_steps += torch.stack([lost.sum(), (lost & (batch["step_probs"] < 0.5)).chunk(2)[1].sum()])
             warnings.warn(f"{where}: max_length={length} (truncation_mode={args.truncation_mode!r}) cuts {len(long)} "
-                          f"of its {len(dataset)} rows (row {long[0]} first): {cut[0]:.0f} of their steps lose "
-                          f"tokens, and the step loss leaves them out ({cut[1]:.0f} rejected steps labelled wrong, "
-                          "never pushed down where the pairing scores them). Raise max_length or shorten the rows.",
-                          stacklevel=3)
+                          f"of its {len(dataset)} rows (row {long[0]} first): {cut_steps[0]:.0f} of their steps "
+                          f"lose tokens, and the step loss leaves them out ({cut_steps[1]:.0f} rejected steps "
+                          "labelled wrong, never pushed down where the pairing scores them). Raise max_length or "
+                          "shorten the rows.", stacklevel=3)
         wrong = [[p < 0.5 for p in x] for x in dataset["rejected_step_labels"] if x] \
             if "rejected_step_labels" in dataset.column_names else []
         if 2 * (reachable := sum(True in w[:-1] and all(w[w.index(True):]) for w in wrong)) > len(wrong):
             warnings.warn(f"{where}: {reachable} of {len(wrong)} rejected label lists are wrong at each step after the "
                           "first wrong one (*reachable*): the step loss pushes down right steps after a slip; convert "
                           "them with rewards.mistake_made_here_labels", stacklevel=3)
-        cut, pairing = args.step_delimiter, args.step_pairing
+        delimiter, pairing = args.step_delimiter, args.step_pairing
         one_step = [len(c) == 1 and len(r) == 1 for c, r in zip(dataset["chosen_step_probs"],
                                                                 dataset["rejected_step_probs"])]
         prefix_form = [i for i, (one, c, r) in enumerate(zip(one_step, dataset["chosen"], dataset["rejected"]))
-                       if one and c.startswith(cut) and r.startswith(cut)]
+                       if one and c.startswith(delimiter) and r.startswith(delimiter)]
         unmarked = "open_ended" not in dataset.column_names  # marked rows are partial on purpose
         if unmarked and prefix_form:
             warnings.warn(f"{where}'s row {prefix_form[0]} (and {len(prefix_form) - 1} more) looks like Step-DPO's "
@@ -485,7 +492,7 @@ class StepwiseDPOTrainer(DPOTrainer):
                           "after this step. Mark such rows open_ended=True (data.to_trl_dpo does).", stacklevel=3)
         elif unmarked and all(one_step):
             warnings.warn(f"StepwiseDPOTrainer: every response of the {dataset_name} dataset is one step under "
-                          f"step_delimiter={cut!r}: the step loss scores whole solutions, as DPO's does. Set "
+                          f"step_delimiter={delimiter!r}: the step loss scores whole solutions, as DPO's does. Set "
                           "step_delimiter to the one your data's steps are split by.", stacklevel=3)
         if pairing == "weighted":
             return
@@ -573,11 +580,10 @@ class StepwiseDPOTrainer(DPOTrainer):
         return kwargs, inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
 
     def _reference_token_logps(self, model, kwargs, labels):
-        """Per-token reference log-probs: the reference model, or the policy with its PEFT adapter disabled."""
+        """Per-token reference log-probs: the reference model, or the PEFT policy's (``_reference_adapter``)."""
         adapter = contextlib.nullcontext()
         if self.ref_model is None and is_peft_model(self.model):
-            unwrapped = self.accelerator.unwrap_model(self.model)
-            adapter = use_adapter(unwrapped, adapter_name="ref" if "ref" in unwrapped.peft_config else None)
+            adapter = _reference_adapter(self.accelerator.unwrap_model(self.model))
         with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs), \
                 adapter:
             return model(**kwargs, labels=labels, fused_lm_head=True).log_probs
@@ -611,7 +617,7 @@ class StepwiseDPOTrainer(DPOTrainer):
             ref_model = self.ref_model if self.ref_model is not None else self.model
             ref_tok = self._reference_token_logps(ref_model, kwargs, labels)[:, -seq_len:]
             ref_seq, ref_steps = ref_tok.sum(1), step_logps(ref_tok, step_ids, num_steps)
-        chosen_lr, rejected_lr = (seq - ref_seq).chunk(2)
+        chosen_logratio, rejected_logratio = (seq - ref_seq).chunk(2)
         chosen_rho, rejected_rho = (steps - ref_steps).chunk(2)
 
         # Outcome loss, softened by the reward model's aggregated rewards when there are any
@@ -622,7 +628,7 @@ class StepwiseDPOTrainer(DPOTrainer):
             chosen_r, rejected_r = agg.chunk(2)
         else:
             chosen_r = rejected_r = None
-        outcome = compute_outcome_loss(chosen_lr, rejected_lr, args.beta_of_outcome, chosen_r, rejected_r)
+        outcome = compute_outcome_loss(chosen_logratio, rejected_logratio, args.beta_of_outcome, chosen_r, rejected_r)
 
         # Step loss: complete steps only (truncated ones are masked), optionally only the first differing step
         mask = inputs["step_complete"]
@@ -638,8 +644,8 @@ class StepwiseDPOTrainer(DPOTrainer):
             loss = loss + self.router_aux_loss_coef * outputs.aux_loss
         loss = loss + self.extra_loss(model, inputs)
 
-        self._log_metrics(mode, outcome, step_loss, chosen_lr, rejected_lr, seq, steps - ref_steps, inputs, chosen_r,
-                          rejected_r, mask)
+        self._log_metrics(mode, outcome, step_loss, chosen_logratio, rejected_logratio, seq, steps - ref_steps, inputs,
+                          chosen_r, rejected_r, mask)
         if return_outputs:
             with torch.no_grad():
                 outputs = model(**kwargs)
@@ -665,13 +671,13 @@ class StepwiseDPOTrainer(DPOTrainer):
     _PAIR_METRICS = ("loss/outcome", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
                      "logps/chosen", "logps/rejected", "reward_model/weight")
 
-    def _log_metrics(self, mode, outcome, step_loss, chosen_lr, rejected_lr, seq, rho, inputs, chosen_r, rejected_r,
-                     scored):
+    def _log_metrics(self, mode, outcome, step_loss, chosen_logratio, rejected_logratio, seq, rho, inputs, chosen_r,
+                     rejected_r, scored):
         """Per-pair values, and step counts over the steps the step loss scores, gathered in two collectives. Each
         pair's value is kept (not its batch's mean): TRL's ``log`` averages the list, so a short last eval batch
         weighs by its pairs, and the figures do not move with ``per_device_eval_batch_size``."""
         args = self.args
-        chosen_rw, rejected_rw = args.beta_of_outcome * chosen_lr, args.beta_of_outcome * rejected_lr
+        chosen_rw, rejected_rw = args.beta_of_outcome * chosen_logratio, args.beta_of_outcome * rejected_logratio
         weight = torch.sigmoid(chosen_r - rejected_r) if chosen_r is not None else torch.ones_like(chosen_rw)
         per_pair = torch.stack([outcome, chosen_rw, rejected_rw, (chosen_rw > rejected_rw).to(outcome.dtype),
                                 chosen_rw - rejected_rw, *seq.chunk(2), weight], 1).detach().float()
@@ -801,7 +807,7 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
         if ref_model is not None:
             rho = rho - step_logps(logps(ref_model), ids, num_steps)
         elif is_peft_model(model):
-            with use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None):
+            with _reference_adapter(model):
                 rho = rho - step_logps(logps(model), ids, num_steps)
         out += [row[:n] for row, n in zip((beta * rho).tolist(), counts)]
     return out[0] if single else out

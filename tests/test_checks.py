@@ -1,6 +1,7 @@
 """The argument checks every module shares (``stepdpo_lite.checks``): refuse, never cast."""
 
 import math
+from types import MappingProxyType
 
 import numpy as np
 import pytest
@@ -39,7 +40,8 @@ def test_list_of_refuses_one_str_and_non_sequences():
     assert list_of(("a", "b"), "steps", "step strings") == ["a", "b"]
     with pytest.raises(ValueError, match="steps: expected a list of step strings, got one str .*wrap it in a list"):
         list_of("Step 1: 2 + 2 = 4", "steps", "step strings")
-    for bad in (None, 3, {"a": 1}, b"ab", np.array(1.0), torch.tensor(1.0)):  # 0-d: __iter__, but not iterable
+    # 0-d: __iter__, but not iterable; a mapping that is no dict gave its keys (a prompt_texts of its keys' texts)
+    for bad in (None, 3, {"a": 1}, MappingProxyType({"a": 1}), b"ab", np.array(1.0), torch.tensor(1.0)):
         with pytest.raises(ValueError, match=f"steps: expected a list of step strings, got {type(bad).__name__}"):
             list_of(bad, "steps", "step strings")
 

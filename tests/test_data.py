@@ -222,6 +222,7 @@ def test_math_shepherd_and_step_dpo_examples_load():
     assert ms[3]["prompt"] + " " + "".join(ms[3]["completions"]) == raw.replace(" ки", "")
     sd = data.load_step_dpo(DATA / "examples" / "step_dpo.jsonl")
     assert len(sd) == 3 and "" in sd["initial_reason_steps"] and "full_chosen" in sd.column_names
+    assert data.load_step_dpo(path_or_rows=list(sd)).to_list() == sd.to_list()  # rows too, as load_preference's
     trl = data.to_trl_dpo(sd)
     assert trl.column_names == ["prompt", "chosen", "rejected", "open_ended"] and all(trl["open_ended"])
     assert trl["prompt"] == [r["prompt"] + r["initial_reason_steps"] for r in sd]

@@ -1,5 +1,6 @@
 """Sampling's argument checks (stepdpo_lite.generation), on the shipped tiny base (data/tiny-base)."""
 
+import numpy as np
 import pytest
 
 from stepdpo_lite import generation
@@ -24,8 +25,9 @@ def test_one_str_is_not_a_list_of_prompts(base):
         generation.sample_solutions(model, tok, "ab", n=1, max_new_tokens=2, progress=False)
     with pytest.raises(ValueError, match="expected a list of prompts, got one str"):
         generation.prompt_texts("abc")
-    with pytest.raises(ValueError, match="expected a list of prompts, got NoneType"):
-        generation.prompt_texts(None)
+    for bad in (None, np.array("a")):  # a 0-d array: a TypeError from list(), naming nothing (checks.list_of)
+        with pytest.raises(ValueError, match=f"expected a list of prompts, got {type(bad).__name__}"):
+            generation.prompt_texts(bad)
     assert generation.prompt_texts(p for p in ["a", "b"]) == ["a", "b"]  # a generator is read once, whole
 
 

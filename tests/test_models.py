@@ -85,7 +85,8 @@ def test_a_4bit_model_scores_as_it_trained(tiny_dir):
     scoring, _ = models.load_model(tiny_dir, quantization="4bit", dtype=torch.bfloat16, device="cpu")
     assert scoring.model.norm.weight.dtype == scoring.model.embed_tokens.weight.dtype == torch.float32
     assert torch.equal(_logits(training, tok), _logits(scoring, tok))
-    assert models.float32_beside_4bit(scoring) == 0  # nothing left in 16 bits
+    assert not [n for n, p in scoring.named_parameters() if p.dtype in (torch.float16, torch.bfloat16)]
+    assert not [n for n, p in scoring.named_parameters() if p.requires_grad]  # peft's call froze the base too
 
 
 @pytest.fixture(scope="module")
@@ -338,11 +339,10 @@ def test_pad_token_fallback_is_logged(tiny_dir, tmp_path, caplog):
     tok.save_pretrained(tmp_path)
     from transformers import AutoModelForCausalLM
     AutoModelForCausalLM.from_pretrained(tiny_dir).save_pretrained(tmp_path)
-    before = models.PAD_TOKEN_FALLBACKS
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.models"):
         model, tok2 = models.load_model(str(tmp_path), quantization=None, device="cpu")
     assert tok2.pad_token == tok2.eos_token and model.config.pad_token_id == tok2.eos_token_id
-    assert models.PAD_TOKEN_FALLBACKS == before + 1 and "no pad token" in caplog.text
+    assert "no pad token" in caplog.text
 
 
 def test_adapter_folder_round_trip(tiny_dir, tmp_path):

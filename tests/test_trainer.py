@@ -188,6 +188,22 @@ def test_step_wise_prompt_template_and_default_probabilities(tmp_path, tiny_mode
     assert set(ex["chosen_step_probs"]) == {1.0} and set(ex["rejected_step_probs"]) == {0.0}
 
 
+def test_the_deprecated_pad_token_argument_means_what_it_means_in_trl(tmp_path, tiny_model, tiny_tokenizer):
+    """TRL's DPOConfig.pad_token (deprecated since TRL 1.1) pads in place of the tokenizer's own pad token; the
+    trainer read it only for a tokenizer without one, and took a token outside the vocabulary (padding with <unk>),
+    which TRL refuses."""
+    tok, rows = copy.deepcopy(tiny_tokenizer), Dataset.from_list(toy_rows(2))  # the fixture's is shared
+    with pytest.warns(FutureWarning, match="`pad_token` is deprecated"):
+        args = config(tmp_path, pad_token=tok.eos_token)
+    trainer = StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=args, processing_class=tok, train_dataset=rows)
+    assert tok.pad_token == tok.eos_token and trainer.data_collator.pad_token_id == tok.eos_token_id
+    assert trainer.model.config.pad_token_id == tok.eos_token_id
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="pad_token '<nope>' is not in the tokenizer's"):
+        warnings.simplefilter("ignore", FutureWarning)
+        StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path, pad_token="<nope>"),
+                           processing_class=copy.deepcopy(tiny_tokenizer), train_dataset=rows)
+
+
 def build(tmp_path, model, tok, rows, **kw):
     return StepwiseDPOTrainer(copy.deepcopy(model), args=config(tmp_path, **kw), processing_class=tok,
                               train_dataset=rows if isinstance(rows, Dataset) else Dataset.from_list(rows))
