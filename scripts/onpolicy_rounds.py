@@ -137,11 +137,12 @@ def main(argv=None):
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     # the four fields a protocol sets: a flag given wins, then --protocol's value, then TrainSettings' default
     given = {k: getattr(args, k) for k in ("sft_weight", "step_pairing", "step_weight", "step_gradient")}
-    try:
+    try:  # a missing tiny base is refused first, naming its folder (a protocol would call it a LoRA start)
+        onpolicy.starts_with_lora(get_profile(args.profile))
         defaults = onpolicy.TrainSettings()
         chosen = (onpolicy.protocol(args.protocol, get_profile(args.profile), **given) if args.protocol else
                   {k: getattr(defaults, k) if v is None else v for k, v in given.items()})
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         ap.error(str(err))
     vars(args).update(chosen)
     stepwise_only = {"--step-weight": given["step_weight"] not in (None, 1.0),
@@ -194,6 +195,8 @@ def main(argv=None):
         metrics = runs.read_metrics(runs.require(run, "01_data_prep"))
         prm_dir = runs.require(run / "prm", "02_process_reward_model")
         threshold = diagnostics.prm_threshold(prm_dir, run)  # the one notebook 02 saved with this PRM
+        # notebook 01's problem counts (not run through: none), else refused by recorded_splits once policies loaded
+        onpolicy.recorded_counts(metrics, n_train=args.train_problems, n_eval=args.eval_problems)
     except (ValueError, FileNotFoundError) as err:
         ap.error(f"--runs-dir: {err}")
     from stepdpo_lite.rewards import ProcessRewardModel

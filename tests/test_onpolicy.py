@@ -25,6 +25,9 @@ FAST = dict(per_device_train_batch_size=4, learning_rate=1e-3, max_steps=2, max_
             use_cpu=True, save_strategy="no", disable_tqdm=True, logging_steps=1, gradient_checkpointing=False)
 R = 4.0  # the stub PRM's log-odds: +R for a step it accepts, -R for one it rejects
 THRESHOLD = 0.0
+# a run's metrics.json once notebooks 01 and 02 ran through (the tiny profile's counts): what the script reads
+RUN_METRICS = {"data": {"n_problems": {"train": 600, "validation": 150, "test": 150}},
+               "prm": {"first_error_threshold": -1.5}}
 
 
 class StubPRM:
@@ -490,7 +493,7 @@ def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_lay
     with pytest.raises(ValueError, match="first_token"):
         OutputLayerStepDPOTrainer(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(ref), processing_class=tok,
                                   train_dataset=tr.train_dataset,
-                                  args=type(tr.args)(**{**tr.args.to_dict(), "step_pairing": "first_error"}))
+                                  args=dataclasses.replace(tr.args, step_pairing="first_error"))
     frozen = copy.deepcopy(tiny_model)
     frozen.get_output_embeddings().weight.requires_grad_(False)  # as under a LoRA adapter: the step loss has no target
     with pytest.raises(ValueError, match="output layer is frozen"):
@@ -558,7 +561,7 @@ def test_fresh_rejected_step_loss_averages_to_the_chosen_tokens_nll(tmp_path, ti
     with pytest.raises(ValueError, match="ref_model"):
         FreshRejectedStepDPOTrainer(copy.deepcopy(tiny_model), ref_model=None, processing_class=tr.processing_class,
                                     train_dataset=tr.train_dataset,
-                                    args=type(tr.args)(**{**tr.args.to_dict(), "precompute_ref_log_probs": True}))
+                                    args=dataclasses.replace(tr.args, precompute_ref_log_probs=True))
 
 
 def test_expected_rejected_step_loss_is_the_chosen_tokens_nll_exactly(tmp_path, tiny_model, tiny_tokenizer):
@@ -607,7 +610,7 @@ def test_top_rival_step_loss_rejects_the_policys_strongest_wrong_token(tmp_path,
     first = batch["first_diff_step"]
     coef = batch["step_probs"][torch.arange(n), first]  # p⁺ = 1 − p⁻ in step_rows()
     want_loss = (slip * math.log(2)).mean()
-    got_loss = tr._critical_token_step_loss(tr.model, batch)
+    got_loss = tr.critical_token_loss(tr.model, batch)
     assert torch.allclose(got_loss, want_loss, rtol=1e-5), (float(got_loss), float(want_loss))
     want = gradient(-tr.args.step_beta / 2 * (coef * slip * (logp[torch.arange(n), c] - logp[torch.arange(n), r])).sum()
                     / n)
@@ -904,7 +907,7 @@ def test_critical_token_variants_log_the_step_loss_they_train(tmp_path, tiny_mod
     settings = onpolicy.TrainSettings(step_pairing="first_token", step_rejected="fresh", args=FAST)
     tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings, str(tmp_path / "f"),
                                ref_model=copy.deepcopy(tiny_model).eval())
-    monkeypatch.setattr(FreshRejectedStepDPOTrainer, "_critical_token_step_loss",
+    monkeypatch.setattr(FreshRejectedStepDPOTrainer, "critical_token_loss",
                         lambda self, model, inputs: torch.tensor(7.25))
     batch = tr.data_collator([tr.train_dataset[i] for i in range(len(rows))])
     tr.model.train()
@@ -1142,7 +1145,7 @@ def test_onpolicy_rounds_protocol_flag_sets_what_is_not_given(monkeypatch, tmp_p
     script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
     seen = {}
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
-    monkeypatch.setattr(runs, "read_metrics", lambda run: {"prm": {"first_error_threshold": -1.5}})
+    monkeypatch.setattr(runs, "read_metrics", lambda run: RUN_METRICS)
     monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
     monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
     monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: ("<policy>", "<tokenizer>"))
@@ -1292,6 +1295,39 @@ def test_a_local_copy_of_an_llm_in_16_bits_starts_with_lora(monkeypatch, tmp_pat
     assert not onpolicy.starts_with_lora(profiles.get_profile("tiny"))  # data/tiny-base holds its log
 
 
+def test_a_missing_tiny_base_is_the_first_error_not_a_lora_start(monkeypatch, tmp_path, capsys):
+    """A pip-installed package has no data/tiny-base: its path counted as "no tiny base", a LoRA start, so protocol
+    refused the tiny profile's own protocol ("trains a LoRA adapter") before the loader said "no such folder". A
+    name written as a path (profiles.written_as_path) that is not there is now the first error, naming the path and
+    what writes it; a Hub id ("owner/name", a bare name) is left to the loader, as is a quantized base."""
+    import runpy
+
+    tiny = profiles.get_profile("tiny")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(onpolicy, "load_tiny_base", lambda *a, **kw: pytest.fail("a tiny base loaded"))
+    monkeypatch.setattr(onpolicy, "load_profile_model", lambda *a, **kw: pytest.fail("a LoRA start"))
+    gone = str(tmp_path / "site-packages" / "data" / "tiny-base")
+    for name in (gone, "data/tiny-base", "runs/sum-base", "./base", "~/base", "a/b/c"):
+        profile = dataclasses.replace(tiny, model_name=name)
+        for call in (onpolicy.starts_with_lora, partial(onpolicy.protocol, "output_layer"), onpolicy.start_policy):
+            with pytest.raises(FileNotFoundError, match="the tiny profile's policy base .model_name.: no tiny model "
+                                                        "at ") as err:
+                call(profile)
+            text = str(err.value)
+            assert str(Path(name).expanduser().absolute()) in text, text  # where it was looked for
+            assert "it ships with the repository (data/tiny-base)" in text and "tiny_base.fine_tune_base" in text
+    for name in ("Qwen/Qwen2.5-0.5B", "org/own-llm", "llm"):  # Hub ids: the loader tells them from a folder
+        assert onpolicy.starts_with_lora(dataclasses.replace(tiny, model_name=name)), name
+    assert onpolicy.starts_with_lora(dataclasses.replace(tiny, model_name=gone, quantization="4bit"))
+    # the script: a usage error naming the folder, before anything is read
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
+    monkeypatch.setitem(profiles.PROFILES, "gone", dataclasses.replace(tiny, name="gone", model_name=gone))
+    for flags in ([], ["--protocol", "output_layer"]):
+        with pytest.raises(SystemExit) as done:
+            script["main"](["--profile", "gone", "--runs-dir", str(tmp_path / "none"), *flags])
+        assert done.value.code == 2 and f"no tiny model at {gone}: it ships" in capsys.readouterr().err, flags
+
 def test_onpolicy_rounds_freezes_the_embeddings_of_a_tiny_base_on_a_task_of_ones_own(monkeypatch, tmp_path):
     """--freeze-embeddings was taken only where task == "toy": a tiny base trained on one's own task trained its
     embeddings anyway (the flag was recorded in the config as set). A LoRA policy's are left as they are."""
@@ -1305,7 +1341,7 @@ def test_onpolicy_rounds_freezes_the_embeddings_of_a_tiny_base_on_a_task_of_ones
                                                                       task="sum"))
     monkeypatch.setitem(tasks.TASKS, "sum", lambda profile: "<sum task>")
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
-    monkeypatch.setattr(runs, "read_metrics", lambda run: {"prm": {"first_error_threshold": -1.5}})
+    monkeypatch.setattr(runs, "read_metrics", lambda run: RUN_METRICS)
     monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
     monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
     made = []
@@ -1559,7 +1595,7 @@ def test_onpolicy_rounds_writes_out_after_every_round_on_the_device_and_problem_
     script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
     seen = {}
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
-    monkeypatch.setattr(runs, "read_metrics", lambda run: {"prm": {"first_error_threshold": -1.5}})
+    monkeypatch.setattr(runs, "read_metrics", lambda run: RUN_METRICS)
     monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
     monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(
         lambda cls, path, device=None: seen.setdefault("prm_device", device)))
@@ -1618,7 +1654,7 @@ def test_onpolicy_rounds_says_when_n_eval_is_more_than_the_split_holds(monkeypat
 
     script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
-    monkeypatch.setattr(runs, "read_metrics", lambda run: {"prm": {"first_error_threshold": -1.5}})
+    monkeypatch.setattr(runs, "read_metrics", lambda run: RUN_METRICS)
     monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
     monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
     monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: ("<policy>", "<tokenizer>"))
@@ -1630,6 +1666,35 @@ def test_onpolicy_rounds_says_when_n_eval_is_more_than_the_split_holds(monkeypat
         text = capsys.readouterr().out
         assert ("--n-eval 100000: the validation split holds 2 problems; evaluating on all 2" in text) == said
 
+
+def test_onpolicy_rounds_refuses_a_run_without_notebook_01s_counts_before_it_loads_a_model(
+        monkeypatch, tmp_path, capsys):
+    """A run whose notebook 01 did not run through (no data.n_problems in its metrics.json) was refused by
+    recorded_splits only after the PRM and every method's policy had loaded; now a usage error naming notebook 01,
+    before any model loads. Both counts given on the command line need none recorded."""
+    import runpy
+
+    from stepdpo_lite import rewards
+    from stepdpo_lite.tutorial import runs
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
+    monkeypatch.setattr(runs, "require", lambda path, made_by: path)
+    monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
+
+    def load(*args, **kwargs):
+        raise RuntimeError("a model loaded")
+    monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(load))
+    monkeypatch.setattr(onpolicy, "start_policy", load)
+    prm_only = {"prm": RUN_METRICS["prm"]}
+    for metrics, missing in ((prm_only, "train"), ({**prm_only, "data": {"n_problems": {"train": 40}}}, "test")):
+        monkeypatch.setattr(runs, "read_metrics", lambda run, metrics=metrics: metrics)
+        with pytest.raises(SystemExit) as done:
+            script["main"](["--runs-dir", str(tmp_path), "--no-base"])
+        message = capsys.readouterr().err
+        assert done.value.code == 2, message
+        assert f"--runs-dir: metrics.json has no data.n_problems.{missing}: run 01_data_prep first" in message
+    with pytest.raises(RuntimeError, match="a model loaded"):  # both counts given: none needs to be recorded
+        script["main"](["--runs-dir", str(tmp_path), "--no-base", "--train-problems", "50", "--eval-problems", "20"])
 
 class FakePolicy(torch.nn.Module):
     """A policy for rounds whose training is faked: an empty module (run_round copies it as the reference)."""

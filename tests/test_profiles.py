@@ -160,3 +160,13 @@ def test_tiny_model_folder_is_a_folder_with_the_kits_training_log(tmp_path, monk
     (llm / "training_log.json").write_text("{}")
     for name in (str(llm), "llm", "./llm", "~/llm"):
         assert profiles.tiny_model_folder(name), name
+
+
+def test_written_as_path_tells_a_local_folder_from_a_hub_id(tmp_path, monkeypatch):
+    """What onpolicy.starts_with_lora refuses when it is not there: a name that can only be a path (absolute, ".",
+    "~", the kit's data/ and runs/, two "/"); an "owner/name" Hub id or a bare name may be on the Hub, there or not."""
+    monkeypatch.chdir(tmp_path)
+    for name in (str(tmp_path / "none"), "./none", "../none", "~/none", "data/tiny-base", "runs/sum-base", "a/b/c"):
+        assert profiles.written_as_path(name), name
+    for name in ("Qwen/Qwen2.5-0.5B", "org/own-llm", "llm", "database/model", "runs-of/model"):
+        assert not profiles.written_as_path(name), name

@@ -9,7 +9,8 @@ two diagnostics of ``docs/benchmarks.md`` keep the data and the other terms, and
   (``ExpectedRejectedStepDPOTrainer``: that draw's expectation over the vocabulary).
 
 This module finds the critical token and does the swap through the trainer's public hook
-``StepwiseDPOTrainer.step_loss``; each variant writes ``_critical_token_step_loss(model, inputs)``.
+``StepwiseDPOTrainer.step_loss``. Its own hook, the one a variant overrides (the two above, and a trainer of your
+own), is ``CriticalTokenStepDPOTrainer.critical_token_loss(model, inputs)``: the scalar step loss of the batch.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from ..trainer import StepwiseDPOTrainer
 
 
 class CriticalTokenStepDPOTrainer(StepwiseDPOTrainer):
-    """``StepwiseDPOTrainer`` whose step loss (``step_loss``, the hook) is ``_critical_token_step_loss``."""
+    """``StepwiseDPOTrainer`` whose step loss (``step_loss``, the parent's hook) is ``critical_token_loss``: the
+    hook a variant overrides."""
 
     def __init__(self, *args, **kwargs):
         self._check_pairing(kwargs.get("args"))  # before the datasets are prepared (or refused) with its settings
@@ -56,7 +58,10 @@ class CriticalTokenStepDPOTrainer(StepwiseDPOTrainer):
         if not self.args.step_loss_weight:
             return super().step_loss(chosen_rho, rejected_rho, chosen_p, rejected_p, chosen_mask, rejected_mask,
                                      weights, inputs, model)
-        return self._critical_token_step_loss(model, inputs)
+        return self.critical_token_loss(model, inputs)
 
-    def _critical_token_step_loss(self, model, inputs):
-        raise NotImplementedError
+    def critical_token_loss(self, model, inputs):
+        """The hook to override: the batch's step loss (a scalar tensor), read from ``model`` on ``inputs``, the
+        collated ``[chosen; rejected]`` batch (``_critical_positions`` finds each row's critical token)."""
+        raise NotImplementedError(f"{type(self).__name__}: override critical_token_loss(model, inputs), the step "
+                                  "loss of the critical token")

@@ -42,7 +42,9 @@ class FreshRejectedStepDPOTrainer(CriticalTokenStepDPOTrainer):
                              "tokens drawn during training")
         self._draws = torch.Generator().manual_seed(self.args.seed)  # the rejected tokens, reproducible per seed
 
-    def _critical_token_step_loss(self, model, inputs):
+    def critical_token_loss(self, model, inputs):
+        """The hook (``CriticalTokenStepDPOTrainer.critical_token_loss``): each state's loss against the rival
+        ``_slip_loss`` picks (the override of this class's variants), over the states the round paired."""
         kwargs, _ = self._model_inputs(inputs)
         pos, valid = self._critical_positions(inputs)
         n = len(pos) // 2

@@ -50,9 +50,9 @@ from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejected
 from .output_layer_pairs import OutputLayerStepDPOTrainer
 from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, mirrored_negatives, share_out,
                         solution_pairs, step_agreement, step_negatives, step_pairs)
-from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, tiny_model_folder
+from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, tiny_model_folder, written_as_path
 from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
-from .toyworld import load_tiny_base
+from .toyworld import load_tiny_base, missing_tiny_model_message
 from .viz import errorbar_differences, method_color, save_figure
 
 METHODS = ("dpo", "stepwise_dpo", "nll_only")
@@ -202,8 +202,22 @@ def starts_with_lora(profile) -> bool:
     fine-tuned model, whatever its task: an unquantized base (``quantization=None``) in a folder that holds a tiny
     base this kit trained (the toy world's, or one trained on your own task, docs/own_task.md; its marker is
     ``training_log.json``, ``profiles.tiny_model_folder``) is fully fine-tuned (``load_tiny_base``); a 4-bit base, a
-    Hub id, or a local copy of an LLM (e.g. in 16 bits) gets a fresh adapter (``load_profile_model``)."""
-    return profile.quantization is not None or not tiny_model_folder(profile.model_name)
+    Hub id, or a local copy of an LLM (e.g. in 16 bits) gets a fresh adapter (``load_profile_model``).
+
+    An unquantized base whose name is written as a path (``profiles.written_as_path``: absolute, opening with ".",
+    "~", "data/" or "runs/", or with two "/"; an "owner/name" Hub id is not one) and is not there is a
+    FileNotFoundError naming the path and what writes it: a missing ``data/tiny-base`` (a pip-installed package)
+    was taken for a Hub id, and ``protocol`` refused its protocol as "trains a LoRA adapter" before the loader said
+    "no such folder"."""
+    if profile.quantization is not None:
+        return True
+    name = profile.model_name
+    if written_as_path(name) and not Path(name).expanduser().exists():
+        where = Path(name).expanduser().absolute()
+        raise FileNotFoundError(f"the {profile.name} profile's policy base (model_name): " + missing_tiny_model_message(
+            name if str(where) == name else f"{name} ({where})", also=", or point model_name at a tiny base of "
+            "your own (tiny_base.fine_tune_base writes one: docs/own_task.md)"))
+    return not tiny_model_folder(name)
 
 
 def _dataset(rows, columns):
@@ -357,11 +371,18 @@ def recorded_splits(task, profile, metrics: Mapping, *, seed: int = 0, tokenizer
     GSM8K its labelling budget may keep fewer of one): no task's train split depends on that count, only on its own.
     ``n_train`` and ``n_eval`` draw other sizes from the same seed (``scripts/onpolicy_rounds.py --train-problems``, for
     more data than notebook 01 labelled); the splits stay disjoint."""
+    n_train, n_eval = recorded_counts(metrics, n_train=n_train, n_eval=n_eval)
+    return task.splits(n_train, n_eval, seed=seed, tokenizer=tokenizer)
+
+
+def recorded_counts(metrics: Mapping, *, n_train: int | None = None, n_eval: int | None = None) -> tuple[int, int]:
+    """``(n_train, n_eval)``, the split sizes ``recorded_splits`` draws: each one not given is notebook 01's, from
+    ``metrics["data"]["n_problems"]`` (train, and test for both held-out splits); none recorded is a
+    FileNotFoundError naming notebook 01. ``scripts/onpolicy_rounds.py`` asks before it loads a model."""
     positive_int(n_train, "n_train", "recorded_splits", none_ok=True)
     positive_int(n_eval, "n_eval", "recorded_splits", none_ok=True)
-    n_train = n_train or runs.recorded(metrics, "data.n_problems.train", "01_data_prep")
-    n_eval = n_eval or runs.recorded(metrics, "data.n_problems.test", "01_data_prep")
-    return task.splits(n_train, n_eval, seed=seed, tokenizer=tokenizer)
+    return (n_train or runs.recorded(metrics, "data.n_problems.train", "01_data_prep"),
+            n_eval or runs.recorded(metrics, "data.n_problems.test", "01_data_prep"))
 
 
 # ----------------------------------------------------------------------------- one round, and many

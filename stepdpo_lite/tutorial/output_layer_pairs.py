@@ -43,7 +43,9 @@ class OutputLayerStepDPOTrainer(CriticalTokenStepDPOTrainer):
                              "LoRA adapter? add it to modules_to_save), so the step loss would train nothing; use "
                              "step_gradient='all'")
 
-    def _critical_token_step_loss(self, model, inputs):
+    def critical_token_loss(self, model, inputs):
+        """The hook (``CriticalTokenStepDPOTrainer.critical_token_loss``): the first-token step loss, each side's
+        log-prob read through the hidden state cut from the graph."""
         kwargs, labels = self._model_inputs(inputs)
         pos, valid = self._critical_positions(inputs)
         rows = torch.arange(len(pos), device=pos.device)

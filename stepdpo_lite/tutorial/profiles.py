@@ -308,6 +308,20 @@ def local_path(name: str) -> bool:
     return os.path.isabs(name) or name.startswith((".", "~")) or os.path.exists(name)
 
 
+# Folders of the kit's own where its tiny models live (data/tiny-base, runs/smoke-base, docs/own_task.md's
+# runs/sum-base): a name under one is a path here, not the Hub id of an owner "data" or "runs"
+KIT_MODEL_FOLDERS = ("data/", "runs/")
+
+
+def written_as_path(name: str) -> bool:
+    """Whether a model name can only be a path on this machine, there or not: absolute, opening with "." or "~" or
+    with one of the kit's folders (``KIT_MODEL_FOLDERS``: "data/tiny-base", "runs/sum-base"), or holding more than
+    one "/". Any other name may be a Hub id ("owner/name", e.g. "Qwen/Qwen2.5-0.5B", or a bare name), which only the
+    loader can tell from a folder here: a missing one is not refused by this rule."""
+    return (os.path.isabs(name) or name.startswith((".", "~", *KIT_MODEL_FOLDERS))
+            or name.replace(os.sep, "/").count("/") > 1)
+
+
 def tiny_model_folder(name: str) -> bool:
     """Whether a profile's model name is a folder that holds a tiny model this kit trained (``data/tiny-base``, one
     fine-tuned on your own task by ``tiny_base.fine_tune_base``, or a tiny verifier): ``toyworld.save_tiny_model`` and
