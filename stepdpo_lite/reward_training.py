@@ -34,7 +34,7 @@ from transformers.trainer import DEFAULT_PROGRESS_CALLBACK
 
 from .atomic import check_checkpoints, check_replaceable
 from .checks import documented_fields, finite_number, flag, list_of, positive_int
-from .data import TO_BOOL, prompt_runs_into, validate_outcome, validate_stepwise
+from .data import DELIMITERS, TO_BOOL, prompt_runs_into, validate_outcome, validate_stepwise
 from .evaluation import step_auroc
 from .models import load_model, resolve_device, resolve_dtype, saved_reward_config, trainer_precision
 from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, InputTooLong, OutcomeRewardModel,
@@ -52,9 +52,8 @@ def _tag_labels(row: dict, i: int, process: bool, where: str = "training data") 
     steps = list_of(row.get("completions"), f"{where}: row {i}: field 'completions'", "steps") if process else None
     if process and len(labels) != len(steps):  # one str of steps: a character a step, labels of as many matched
         raise ValueError(f"{where}: row {i}: field 'labels': {len(labels)} labels for {len(steps)} completions")
-    for x in labels:
-        if not isinstance(x, bool):
-            raise ValueError(f"{where}: row {i}: field '{name}': labels must be true or false, got {x!r}{TO_BOOL}")
+    if bad := [x for x in labels if not isinstance(x, bool)]:
+        raise ValueError(f"{where}: row {i}: field '{name}': labels must be true or false, got {bad[0]!r}{TO_BOOL}")
     return [int(x) for x in labels]
 
 
@@ -92,11 +91,11 @@ def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str
     return [{"input_ids": ids, "tag_positions": pos, "tag_labels": lab} for (ids, pos), lab in zip(encoded, labels)]
 
 
+@dataclass
 class TagCollator:
     """Right-pads a batch and flattens its tags into ``(tag_rows, tag_cols, tag_labels)``."""
 
-    def __init__(self, pad_token_id: int):
-        self.pad_token_id = pad_token_id
+    pad_token_id: int
 
     def __call__(self, features: list[dict]) -> dict:
         input_ids, attention_mask = right_pad([f["input_ids"] for f in features], self.pad_token_id)
@@ -131,12 +130,10 @@ class VerifierTrainer(Trainer):
             self.add_callback(LossProgressCallback)
 
     def _loss_and_rewards(self, model, inputs):
-        fast = self.fast_head and hasattr(model, "get_decoder")
         logits = tag_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["tag_rows"],
-                            inputs["tag_cols"], fast=fast)
-        pair = logits[:, [self.yes_id, self.no_id]].float()
-        target = 1 - inputs["tag_labels"].long()  # class 0 = Yes (correct), class 1 = No
-        return F.cross_entropy(pair, target), pair[:, 0] - pair[:, 1]
+                            inputs["tag_cols"], fast=self.fast_head and hasattr(model, "get_decoder"))
+        pair = logits[:, [self.yes_id, self.no_id]].float()  # class 0 = Yes (correct), class 1 = No
+        return F.cross_entropy(pair, 1 - inputs["tag_labels"].long()), pair[:, 0] - pair[:, 1]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, rewards = self._loss_and_rewards(model, inputs)
@@ -163,9 +160,8 @@ def _tag_metrics(eval_pred) -> dict:
     labels = np.asarray(eval_pred.label_ids)
     rewards, labels = np.asarray(eval_pred.predictions)[labels != -100], labels[labels != -100]
     # the {Yes, No} cross-entropy of a tag whose reward is r = logit(Yes) − logit(No): log(1 + e^{∓r})
-    signed = np.where(labels > 0, -rewards, rewards)
     metrics = {"accuracy": float(((rewards > 0) == (labels > 0)).mean()),
-               "tag_loss": float(np.logaddexp(0.0, signed).mean())}
+               "tag_loss": float(np.logaddexp(0.0, np.where(labels > 0, -rewards, rewards)).mean())}
     if 0 < labels.sum() < len(labels):
         metrics["auroc"] = step_auroc(rewards, labels)
     return metrics
@@ -226,21 +222,18 @@ def _check_training_args(training_args: dict) -> None:
     """Every key that is not a ``RewardTrainingConfig`` field must be a ``TrainingArguments`` field, and one typed
     float there a number."""
     known = {f.name: f.type for f in fields(TrainingArguments)}
-    unknown = sorted(set(training_args) - set(known))
-    if unknown:
+    if unknown := sorted(set(training_args) - set(known)):
         raise ValueError(f"unknown option(s) {unknown}: neither RewardTrainingConfig fields nor "
                          "transformers.TrainingArguments fields")
-    for name in sorted(training_args):
-        if known[name] in (float, "float"):  # `float | None` ones (eval_steps) may be None
-            finite_number(training_args[name], name, "training_args")
+    for name in sorted(n for n in training_args if known[n] in (float, "float")):  # not `float | None` (eval_steps)
+        finite_number(training_args[name], name, "training_args")
 
 
 def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, output_dir, eval_dataset,
            c: RewardTrainingConfig, callbacks=None, resume_from_checkpoint=None):
     base = Path(os.fspath(model_name_or_path)).expanduser()
     if (base / "adapter_config.json").exists():  # load_model refused lora=..., and without it nothing had a gradient
-        config = saved_reward_config(base)
-        what = f"a saved reward model ({config})" if config else "a saved adapter"
+        what = f"a saved reward model ({config})" if (config := saved_reward_config(base)) else "a saved adapter"
         raise ValueError(f"{kind.__name__}: {base.resolve()} is {what}, not a base model: training puts a new adapter "
                          "on a base and cannot train a saved one on. Train anew from its base (adapter_config.json "
                          "names it) on all the rows; a run saved with checkpoints resumes by resume_from_checkpoint")
@@ -260,8 +253,8 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
             raise ValueError(f"RewardTrainingConfig: {name} must be > 0, got {getattr(c, name)!r}")
     check_replaceable(output_dir, **SAVE_FOLDER, where="output_dir")  # and a folder the save would harm
     check_checkpoints(output_dir, resume_from_checkpoint, f"{kind.__name__} training")
-    validate = validate_stepwise if kind is ProcessRewardModel else validate_outcome
-    checked, wheres = {}, {}
+    process, checked, wheres = kind is ProcessRewardModel, {}, {}
+    validate = validate_stepwise if process else validate_outcome
     for name, rows in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
         try:  # rows, a datasets.Dataset or a JSON/JSONL path; a path's rows are named by its lines
             checked[name] = None if rows is None else list(validate(rows, wheres=wheres.setdefault(name, [])))
@@ -273,22 +266,31 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
         raise ValueError(f"{kind.__name__}: the training data is empty")
     if eval_rows == []:  # else no eval_loss, and no error
         raise ValueError(f"{kind.__name__}: eval_dataset is empty; pass None to train without evaluation")
-    process = kind is ProcessRewardModel
-    if process and (split := [r["completions"] for r in train_rows if len(r["completions"]) != len(
+    who = f"train_{'process' if process else 'outcome'}_reward_model: train_dataset"
+    names = wheres["train_dataset"] or [f"row {i}" for i in range(len(train_rows))]  # as tokenize_rows names them
+    if process and (split := [(i, r["completions"]) for i, r in enumerate(train_rows) if len(r["completions"]) != len(
             extract_steps("".join(r["completions"]), c.step_delimiter))]):
-        bare = sum(not all(s.startswith(c.step_delimiter) for s in steps[1:]) for steps in split)
-        fix = (f"in {bare} of them steps 2..K do not open with it (TRL's bare steps: trained run together): put it in "
+        opens = [next((d for d in DELIMITERS if extract_steps("".join(steps), d) == steps), None) for _, steps in split]
+        if len({*opens}) == 1 and (d := opens[0]) and len(split) == sum(len(r["completions"]) > 1 for r in train_rows):
+            raise ValueError(f"{who}: {names[split[0][0]]}: field 'completions': steps 2..K open with {d!r}, not "
+                             f"step_delimiter={c.step_delimiter!r}, in all {len(split)} rows of more than one step: a "
+                             f"PRM saved so splits a text it scores into other steps; pass step_delimiter={d!r}")
+        bare = sum(not all(s.startswith(c.step_delimiter) for s in steps[1:]) for _, steps in split)
+        k = next((j for j, d in enumerate(opens) if d), None)  # the first row whose steps open with another one
+        fix = (f"in {len(opens) - opens.count(None)} of them ({names[split[k][0]]} first) steps 2..K open with "
+               f"{opens[k]!r}: is that the data's delimiter?" if k is not None else
+               f"in {bare} of them steps 2..K do not open with it (TRL's bare steps: trained run together): put it in "
                "front, e.g. ds.map(lambda r: data.delimit_steps(r, '\\n')) with step_delimiter='\\n'" if bare else
                ("these rows' steps contain it: pick a delimiter that opens each step and that the steps never contain "
                 "otherwise" if c.step_delimiter == "\n" else "set the data's delimiter (e.g. '\\n' for GSM8K)")
                + ", or score lists of steps")
-        warnings.warn(f"train_process_reward_model: {len(split)} of {len(train_rows)} rows do not split back into "
-                      f"their steps at step_delimiter={c.step_delimiter!r}; the saved PRM splits a text there when it "
-                      f"scores one: {fix}")
-    if joined := sum(prompt_runs_into(r["prompt"], r["completions"][0] if process else r["completion"])
-                     for r in train_rows):  # the published loaders' prompts: "...?Step 1: ..."
-        warnings.warn(f"train_{'process' if process else 'outcome'}_reward_model: {joined} of {len(train_rows)} rows' "
-                      "prompts run into their first step with no whitespace between: end them with '\\n' "
+        warnings.warn(f"{who}: {len(split)} of {len(train_rows)} rows do not split back into their steps at "
+                      f"step_delimiter={c.step_delimiter!r} ({names[split[0][0]]} first, field 'completions'); the "
+                      f"saved PRM splits a text there when it scores one: {fix}")
+    if joined := [i for i, r in enumerate(train_rows)  # the published loaders' prompts: "...?Step 1: ..."
+                  if prompt_runs_into(r["prompt"], r["completions"][0] if process else r["completion"])]:
+        warnings.warn(f"{who}: {len(joined)} of {len(train_rows)} rows' prompts run into their first step with no "
+                      f"whitespace between ({names[joined[0]]} first, field 'prompt'): end them with '\\n' "
                       "(data.delimit_steps does) or the model's chat template")
 
     set_seed(c.seed)
@@ -319,10 +321,8 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
                               data_collator=TagCollator(tokenizer.pad_token_id), processing_class=tokenizer,
                               compute_metrics=_tag_metrics, yes_id=verifier.yes_id, no_id=verifier.no_id,
                               fast_head=fast_head_matches(model), callbacks=callbacks)
-    result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    metrics = dict(result.metrics)
-    if eval_features is not None:
-        metrics.update(trainer.evaluate())
+    metrics = {**trainer.train(resume_from_checkpoint=resume_from_checkpoint).metrics,
+               **(trainer.evaluate() if eval_features is not None else {})}
 
     model.eval()
     verifier.save(output_dir)

@@ -283,10 +283,9 @@ def test_the_trainers_name_the_dataset_and_the_option_before_loading_a_model(tmp
         train_process_reward_model(nowhere, [good], tmp_path / "x", eval_dataset=[])
     # PRM800K-style steps (split at "\n") under the default delimiter: the saved PRM scored such a text as one step
     lines = {"prompt": "p\n", "completions": ["1 + 1 = 2", "\n2 + 2 = 4"], "labels": [True, True]}
-    with pytest.warns(UserWarning,
-                      match=r"1 of 2 rows do not split back into their steps at step_delimiter='\\n\\nStep'"):
-        with pytest.raises(Exception):  # the (missing) model fails to load after the warning
-            train_process_reward_model(nowhere, [good, lines], tmp_path / "x")
+    with pytest.raises(ValueError, match=r"train_dataset: row 1: field 'completions': steps 2..K open with '\\n', "
+                                         r"not step_delimiter='\\n\\nStep'"):
+        train_process_reward_model(nowhere, [good, lines], tmp_path / "x")
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # the data's own delimiter: no warning
         with pytest.raises(OSError):
@@ -580,7 +579,8 @@ def test_a_prompt_that_runs_into_its_first_step_is_warned_of(tmp_path):
     run_on = {"prompt": "What is 7 * 6 - 4?", "completions": ["7 * 6 = 42.", "\n42 - 4 = 38."], "labels": [True, True],
               "completion": "7 * 6 = 42.\n42 - 4 = 38.", "label": True}
     for train in (train_process_reward_model, train_outcome_reward_model):
-        said = rf"^{train.__name__}: 1 of 2 rows' prompts run into their first step with no whitespace between: "
+        said = (rf"^{train.__name__}: train_dataset: 1 of 2 rows' prompts run into their first step with no "
+                r"whitespace between \(row 0 first, field 'prompt'\): ")
         with pytest.warns(UserWarning, match=said + r"end them with '\\n'"), pytest.raises(OSError):
             train(nowhere, [run_on, toy_rows(1)[0]], tmp_path / "x", step_delimiter="\n")
         with warnings.catch_warnings():
@@ -616,3 +616,53 @@ def test_the_verifier_trainer_is_a_public_class_and_the_profiles_stay_light():
             "print(sorted({'torch', 'transformers', 'stepdpo_lite.reward_training'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.split("\n")[-2] == "[]", done.stdout + done.stderr
+
+
+def test_steps_that_all_open_with_another_delimiter_are_refused_naming_it_and_the_first_record(tmp_path):
+    """A user's trial: GSM8K rows whose steps 2..K open with "\\n", trained under the default '\\n\\nStep', were
+    called TRL's bare steps (a warning, with a fix that did not apply), and the PRM saved with '\\n\\nStep' scored
+    each of their texts as one step."""
+    import json
+
+    nowhere = tmp_path / "no-model-here"  # every message comes before the (missing) model is loaded
+    lines = [{"prompt": "p\n", "completions": ["1 + 1 = 2", f"\n2 + {k} = {2 + k}"], "labels": [True, True]}
+             for k in range(3)]
+    one_step = {"prompt": "p\n", "completions": ["Step 1: 1 + 1 = 2"], "labels": [True]}  # fits any delimiter
+    jsonl = tmp_path / "mine.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in (one_step, *lines)))
+    with pytest.raises(ValueError, match=re.escape(
+            f"train_process_reward_model: train_dataset: {jsonl}, line 2: field 'completions': steps 2..K open with "
+            "'\\n', not step_delimiter='\\n\\nStep', in all 3 rows of more than one step: a PRM saved so splits a text "
+            "it scores into other steps; pass step_delimiter='\\n'")):
+        train_process_reward_model(nowhere, jsonl, tmp_path / "x")
+    steps = {"prompt": "p\n", "completions": ["Step 1: 1 + 1\n= 2", "\n\nStep 2: 2 + 2 = 4"], "labels": [True, True]}
+    with pytest.raises(ValueError, match=r"row 0: field 'completions': steps 2..K open with '\\n\\nStep', not "
+                                         r"step_delimiter='\\n'.*; pass step_delimiter='\\n\\nStep'$"):
+        train_process_reward_model(nowhere, [steps, steps], tmp_path / "x", step_delimiter="\n")
+    steps = {**steps, "completions": ["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 + 2 = 4"]}  # a mix: the delimiter fits
+    with pytest.warns(UserWarning) as caught, pytest.raises(OSError):
+        train_process_reward_model(nowhere, [steps, *lines], tmp_path / "x")
+    said = " ".join(str(w.message) for w in caught)
+    assert ("train_dataset: 3 of 4 rows do not split back into their steps at step_delimiter='\\n\\nStep' (row 1 "
+            "first, field 'completions')" in said and "in 3 of them (row 1 first) steps 2..K open with '\\n': is that "
+            "the data's delimiter?" in said and "TRL's bare steps" not in said), said
+
+
+def test_the_bare_steps_and_prompt_warnings_name_the_first_record_by_file_and_line(tmp_path):
+    """A user's trial: one run named a too-long record "train_bad.jsonl, line 6" and these only by a count."""
+    import json
+
+    nowhere = tmp_path / "no-model-here"
+    good = {"prompt": "p\n", "completions": ["1 + 1 = 2", "\n2 + 2 = 4"], "labels": [True, True]}
+    bare = {"prompt": "p", "completions": ["1 + 1 = 2", "2 + 2 = 4"], "labels": [True, True]}  # runs into step 1 too
+    jsonl = tmp_path / "mine.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in (good, good, bare)))
+    with pytest.warns(UserWarning) as caught, pytest.raises(OSError):
+        train_process_reward_model(nowhere, jsonl, tmp_path / "x", step_delimiter="\n")
+    said = [str(w.message) for w in caught]
+    assert any(m.startswith(f"train_process_reward_model: train_dataset: 1 of 3 rows do not split back into their "
+                            f"steps at step_delimiter='\\n' ({jsonl}, line 3 first, field 'completions')")
+               and "TRL's bare steps" in m for m in said), said
+    assert any(m.startswith(f"train_process_reward_model: train_dataset: 1 of 3 rows' prompts run into their first "
+                            f"step with no whitespace between ({jsonl}, line 3 first, field 'prompt')")
+               for m in said), said
