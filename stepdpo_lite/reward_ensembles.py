@@ -54,16 +54,14 @@ class CombinedRewardModel(TextRewards):
         return (self.process_reward_model or self.outcome_reward_model).config.step_delimiter
 
     def extract_and_aggregate_steps(self, text: str) -> tuple[list[str], list[float], float]:
-        if self.process_reward_model is None:  # rewards of 0.0 would read as "unsure", not as "not scored"
-            raise ValueError("CombinedRewardModel: no process reward model, so no step rewards")
         if not isinstance(text, str):
             raise ValueError(f"text: must be a str, got {type(text).__name__}")
         steps = extract_steps(text, self.step_delimiter, self.max_steps)
-        rewards = self.process_reward_model.get_rewards_for_steps(steps)
+        rewards = self.get_rewards_for_steps(steps)  # refuses a model without a PRM
         return steps, rewards, self.process_reward_model.aggregate(rewards)
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
-        if self.process_reward_model is None:
+        if self.process_reward_model is None:  # rewards of 0.0 would read as "unsure", not as "not scored"
             raise ValueError("CombinedRewardModel: no process reward model, so no step rewards")
         return self.process_reward_model.get_rewards_for_steps(self._capped(steps), problem)
 
@@ -265,7 +263,7 @@ def load_reward_model(path: str | os.PathLike, device: str | None = None):
 
 def shaped_reward(base_reward: float, confidence: float = 1.0, complexity: float = 0.0,
                   complexity_bonus: float = 0.5) -> float:
-    """Reward shaping of the reference design: a correct (positive) step earns more when it is complex, ``r * (1 +
+    """Reward shaping (docs/method.md §3): a correct (positive) step earns more when it is complex, ``r * (1 +
     complexity_bonus * complexity)``; a negative reward is kept as is. Both are scaled by the verifier's ``confidence``
     in [0, 1] (1: no change). Raises ValueError: a value not finite, confidence outside [0, 1], complexity/bonus < 0."""
     values = {"base_reward": base_reward, "confidence": confidence, "complexity": complexity,

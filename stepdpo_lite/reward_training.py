@@ -38,8 +38,8 @@ from .data import DELIMITERS, TO_BOOL, prompt_runs_into, validate_outcome, valid
 from .evaluation import step_auroc
 from .models import load_model, resolve_device, resolve_dtype, saved_reward_config, trainer_precision
 from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, InputTooLong, OutcomeRewardModel,
-                      ProcessRewardModel, RewardModelConfig, check_config_values, fast_head_matches, right_pad,
-                      tag_logits, warn_of_unread_text)
+                      ProcessRewardModel, RewardModelConfig, check_config_values, fast_head_matches, tag_logits,
+                      warn_of_unread_text)
 from .steps import DEFAULT_DELIMITER, extract_steps
 
 
@@ -64,7 +64,7 @@ def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str
     (by ``wheres[i]``, e.g. a file's line, else by index), or are left out with a warning (``drop_too_long``); labels
     not 0/1 or not one per completion raise. The rest is checked by ``data.validate_stepwise`` / ``validate_outcome``,
     which the trainers call first (verifier pretraining tokenizes a million rows and skips that)."""
-    process = isinstance(verifier, ProcessRewardModel)
+    process, names = isinstance(verifier, ProcessRewardModel), list(wheres or (f"row {i}" for i in range(len(rows))))
     labels = [_tag_labels(r, i, process, where) for i, r in enumerate(rows)]
     prompts = [r.get("prompt") for r in rows]  # a missing one is named as None is
     fields_read = "'prompt' and 'completions'" if process else "'prompt' and 'completion'"
@@ -76,7 +76,7 @@ def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str
     except ValueError as err:
         raise type(err)(f"{where}: {err} (fields {fields_read})".replace("solution ", "row ")) from None
     if too_long := [i for i, (ids, _) in enumerate(encoded) if len(ids) > (verifier.max_length or float("inf"))]:
-        named = ", ".join(f"{wheres[i] if wheres else f'row {i}'} ({len(encoded[i][0])} tokens)" for i in too_long[:5])
+        named = ", ".join(f"{names[i]} ({len(encoded[i][0])} tokens)" for i in too_long[:5])
         what = (f"{where}: {len(too_long)} of {len(rows)} rows ({fields_read}) are longer than max_length "
                 f"{verifier.max_length} with their tags: {named}{', ...' if len(too_long) > 5 else ''}")
         if not drop_too_long or len(too_long) == len(rows):  # dropping them all would leave nothing to train on
@@ -86,8 +86,9 @@ def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str
                                f"training, {type(verifier).__name__}({verifier.tokenizer.name_or_path!r}{tag})"
                                ".input_lengths(prompts, solutions) gives each row's length with its tags")
         warnings.warn(f"{what}: left out (drop_too_long=True), {len(rows) - len(too_long)} rows kept", stacklevel=4)
-        encoded, labels = zip(*[(e, y) for e, y in zip(encoded, labels) if len(e[0]) <= verifier.max_length])
-    warn_of_unread_text(verifier.tokenizer, [ids for ids, _ in encoded], where, "row")
+        encoded, labels, names = zip(*[(e, y, n) for e, y, n in zip(encoded, labels, names)
+                                       if len(e[0]) <= verifier.max_length])  # the rows' names as they are left
+    warn_of_unread_text(verifier.tokenizer, [ids for ids, _ in encoded], f"{where}: fields {fields_read}", "row", names)
     return [{"input_ids": ids, "tag_positions": pos, "tag_labels": lab} for (ids, pos), lab in zip(encoded, labels)]
 
 
@@ -98,8 +99,9 @@ class TagCollator:
     pad_token_id: int
 
     def __call__(self, features: list[dict]) -> dict:
-        input_ids, attention_mask = right_pad([f["input_ids"] for f in features], self.pad_token_id)
-        return {"input_ids": input_ids, "attention_mask": attention_mask,
+        ids = [torch.tensor(f["input_ids"]) for f in features]
+        return {"input_ids": pad_sequence(ids, batch_first=True, padding_value=self.pad_token_id),
+                "attention_mask": pad_sequence([torch.ones_like(x) for x in ids], batch_first=True),
                 "tag_rows": torch.tensor([i for i, f in enumerate(features) for _ in f["tag_positions"]]),
                 "tag_cols": torch.tensor([p for f in features for p in f["tag_positions"]]),
                 "tag_labels": torch.tensor([y for f in features for y in f["tag_labels"]])}

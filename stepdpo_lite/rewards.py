@@ -48,13 +48,15 @@ YES, NO = " Yes", " No"
 SAVE_FOLDER = dict(keep=TRAINER_OUTPUTS, owned=("*reward_config.json",))
 
 
-def warn_of_unread_text(tokenizer, token_ids, where: str, what: str = "solution") -> None:
+def warn_of_unread_text(tokenizer, token_ids, where: str, what: str = "solution", names=None) -> None:
     """Text the tokenizer maps to its unknown token (a character-level base knows few characters: ’ × €) cannot be
     read: a score of it, or training on it, is a guess that looks like a verdict. ``token_ids``: one list per
-    ``what`` (a reward model's solutions, its training rows; a policy's preference pairs)."""
+    ``what`` (a reward model's solutions, its training rows; a policy's preference pairs), named by ``names`` (e.g.
+    a file's lines) when given, else by index."""
     unk = getattr(tokenizer, "unk_token_id", None)
     if unread := [i for i, ids in enumerate(token_ids) if unk is not None and unk in ids]:
-        warnings.warn(f"{where}: {len(unread)} of {len(token_ids)} {what}s ({what} {unread[0]} first) hold text the "
+        first = names[unread[0]] if names else f"{what} {unread[0]}"
+        warnings.warn(f"{where}: {len(unread)} of {len(token_ids)} {what}s ({first} first) hold text the "
                       f"tokenizer maps to its unknown token {tokenizer.unk_token!r}: the model cannot read it; "
                       "normalise the text or use a base whose tokenizer covers it", stacklevel=4)
 
@@ -204,18 +206,6 @@ def fast_head_matches(model) -> bool:
     return a.shape == b.shape and torch.allclose(a, b, rtol=1e-3, atol=1e-3 * b.abs().max().item())
 
 
-def right_pad(sequences: Sequence[Sequence[int]], pad_id: int, device=None):
-    """``(input_ids, attention_mask)`` with padding on the right, so token positions do not move."""
-    import torch
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, s in enumerate(sequences):
-        ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, :len(s)] = 1
-    return ids.to(device), mask.to(device)
-
-
 # ----------------------------------------------------------------------------- the verifier
 
 class TextRewards:
@@ -363,6 +353,7 @@ class GenerativeVerifier(TextRewards):
                        progress: bool = False) -> list[list[float]]:
         """``encoded[i] = (input_ids, tag_positions)`` -> reward at every tag position, per sequence."""
         import torch
+        from torch.nn.utils.rnn import pad_sequence
         from tqdm.auto import tqdm
 
         warn_of_unread_text(self.tokenizer, [ids for ids, _ in encoded], f"{type(self).__name__}.score_solutions")
@@ -375,7 +366,8 @@ class GenerativeVerifier(TextRewards):
         try:
             for start in tqdm(range(0, len(order), batch_size), desc="scoring", disable=not progress):
                 batch = order[start:start + batch_size]
-                ids, _ = right_pad([encoded[i][0] for i in batch], pad_id, self.device)
+                ids = pad_sequence([torch.tensor(encoded[i][0]) for i in batch], batch_first=True,
+                                   padding_value=pad_id).to(self.device)  # on the right: token positions stay
                 # The padding is on the right, after every real token, and a causal model's output at a token
                 # never depends on the tokens after it: the padding mask cannot change a reward. Without it
                 # (all ones) SDPA takes its causal kernel instead of a (batch, length, length) mask per layer.

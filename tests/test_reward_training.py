@@ -553,7 +553,8 @@ def test_tokenize_rows_warns_of_text_the_tokenizer_cannot_read(tiny_model, tiny_
         warnings.simplefilter("error")
         tokenize_rows(prm, [plain, plain])
     odd = {**plain, "completions": ["Step 1: 1 × 1 = 1"]}
-    with pytest.warns(UserWarning, match=r"training data: 1 of 3 rows \(row 2 first\) hold text the tokenizer maps to "
+    with pytest.warns(UserWarning, match=r"training data: fields 'prompt' and 'completions': 1 of 3 rows "
+                                         r"\(row 2 first\) hold text the tokenizer maps to "
                                          r"its unknown token '<unk>'"):
         tokenize_rows(prm, [plain, plain, odd])
 
@@ -666,3 +667,17 @@ def test_the_bare_steps_and_prompt_warnings_name_the_first_record_by_file_and_li
     assert any(m.startswith(f"train_process_reward_model: train_dataset: 1 of 3 rows' prompts run into their first "
                             f"step with no whitespace between ({jsonl}, line 3 first, field 'prompt')")
                for m in said), said
+
+
+def test_text_the_tokenizer_cannot_read_is_named_by_file_and_line_after_rows_are_dropped(tiny_dir, tmp_path):
+    """A user's trial: one run named a too-long record "train_bad.jsonl, line 6" and unreadable text "row 5 first"
+    (0-based, no file); after drop_too_long the index counted only the rows kept."""
+    import json
+
+    short = {"prompt": "P\n", "completions": ["S"], "labels": [True]}
+    jsonl = tmp_path / "mine.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in (short, toy_rows(1)[0], short, {**short, "prompt": "P×\n"})))
+    with pytest.warns(UserWarning, match=re.escape(f"train_dataset: fields 'prompt' and 'completions': 1 of 3 rows "
+                                                   f"({jsonl}, line 4 first) hold text the tokenizer maps")):
+        train_process_reward_model(tiny_dir, jsonl, tmp_path / "x", quantization=None, max_length=30, device="cpu",
+                                   max_steps=1, drop_too_long=True)
