@@ -44,10 +44,55 @@ def test_train_reward_model_trains_by_the_profiles_recipe_in_a_scratch_folder(mo
         profiles.train_reward_model("base", ["row"], profile, max_steps=0)
 
 
+# Samples cut at max_new_tokens that hold the most steps: bare "Step" paragraphs (2 tokens each in the sample, 2 or 3
+# when a step is tokenized alone) and "Step k: 1", the shortest step of the layout gsm8k.INSTRUCTION asks for
+CAPPED_PIECES = ("\n\nStep", "\n\nStep:", ".\n\nStep", "\n\nStep {k}: 1")
+
+
+def _capped_sample(tokenizer, piece: str, max_new_tokens: int) -> str:
+    """As many ``piece`` paragraphs (``{k}``: the step's number) as ``max_new_tokens`` tokens hold."""
+    n_tokens = lambda text: len(tokenizer(text.lstrip("\n"), add_special_tokens=False)["input_ids"])
+    text, k = "", 1
+    while n_tokens(longer := text + piece.format(k=k)) <= max_new_tokens:
+        text, k = longer, k + 1
+    return text.lstrip("\n")
+
+
+@pytest.mark.parametrize("name", ["smoke", "t4-16gb", "24gb"])
+def test_every_row_a_gsm8k_profile_can_sample_fits_its_reward_models(name):
+    """A PRM reads a tag after every step, and a sample cut at max_new_tokens can hold a step every 2 tokens: at the
+    GPU profiles' max_length 1024, a 512-token sample of more than about 22 steps was refused (InputTooLong, never
+    cut), which stopped notebook 02 before its training or, for a validation or test row, in its scoring after it.
+    The smoke profile's tokenizer counts the rows here: it splits text as Qwen2's does (the tag 10 tokens, a bare
+    "Step" paragraph 2, as in Qwen2.5's, which is not shipped), and its chat prompts are longer (296 tokens at most on
+    the shipped questions; Qwen2.5's with its system prompt: 261 on GSM8K's 1,319 test questions)."""
+    import json
+
+    from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
+    from stepdpo_lite.steps import extract_steps
+    from stepdpo_lite.tutorial import gsm8k, smoke
+
+    profile = profiles.get_profile(name)
+    records = [json.loads(line) for line in smoke.GSM8K_SLICE.read_text().splitlines() if line.strip()]
+    tokenizer = smoke.build_tokenizer(records)
+    n_tokens = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    prompt = max((gsm8k.format_prompt(r["question"], tokenizer) for r in records), key=n_tokens)
+    samples = [_capped_sample(tokenizer, piece, profile.max_new_tokens) for piece in CAPPED_PIECES]
+    assert len(extract_steps(samples[0])) == profile.max_new_tokens // 2  # the most steps: one every 2 tokens
+    model = smoke.build_model(tokenizer)  # input_lengths counts without a limit: the model's context is not asked
+    prm, orm = ProcessRewardModel(model, tokenizer), OutcomeRewardModel(model, tokenizer)
+    longest = {"process": max(prm.input_lengths([prompt] * len(samples), [extract_steps(s) for s in samples])),
+               "outcome": max(orm.input_lengths([prompt] * len(samples), samples))}
+    assert {reward: (n, profile.reward_training_args(reward)["max_length"]) for reward, n in longest.items()
+            if n > profile.reward_training_args(reward)["max_length"]} == {}
+    assert n_tokens(prompt) + profile.max_new_tokens <= profile.max_length  # the policy's rows: no tags
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("train_batch_size", 0, "train_batch_size must be an int >= 1, got 0"),
     ("dpo_batch_size", True, "dpo_batch_size must be an int >= 1, got True"),
     ("max_new_tokens", 96.0, "max_new_tokens must be an int >= 1"),
+    ("reward_max_length", 0, "reward_max_length must be an int >= 1, got 0"),
     ("lora_dropout", 1.0, r"lora_dropout must be in \[0, 1\), got 1.0"),
     ("dpo_learning_rate", 0.0, "dpo_learning_rate must be > 0, got 0.0"),
     ("reward_learning_rate", float("nan"), "reward_learning_rate must be a finite number"),

@@ -61,8 +61,13 @@ class Profile:
                 "or None."})
     dtype: str = field(default="auto", metadata={"help": "Compute dtype: 'float32', 'float16', 'bfloat16' or 'auto'."})
     device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda' or None (cuda when available)."})
-    max_length: int = field(default=1024, metadata={"help": "Longest prompt + solution in tokens."})
+    max_length: int = field(default=1024, metadata={
+        "help": "Longest prompt + solution in tokens (the policy's; the reward models': reward_max_length)."})
     max_new_tokens: int = field(default=512, metadata={"help": "Longest sampled solution in tokens."})
+    reward_max_length: int | None = field(default=None, metadata={
+        "help": "Longest input of the reward models (PRM, ORM) in tokens, with the tag read after each step: a longer "
+                "row is refused, never cut, and it is saved with them as their scoring limit (None: max_length). "
+                "Raise it with max_new_tokens: more tokens hold more steps, each with its tag."})
     train_batch_size: int = field(default=4, metadata={"help": "Per-device training batch size."})
     dpo_batch_size: int | None = field(default=None, metadata={
         "help": "Pairs per device step of notebook 04's (Stepwise) DPO runs when they differ from the reward "
@@ -153,8 +158,8 @@ class Profile:
         return dict(learning_rate=learning_rate, num_train_epochs=epochs,
                     per_device_train_batch_size=self.train_batch_size, per_device_eval_batch_size=self.eval_batch_size,
                     gradient_accumulation_steps=self.gradient_accumulation_steps,
-                    gradient_checkpointing=self.gradient_checkpointing, max_length=self.max_length,
-                    device=self.device, dtype=self.dtype)
+                    gradient_checkpointing=self.gradient_checkpointing,
+                    max_length=self.reward_max_length or self.max_length, device=self.device, dtype=self.dtype)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -184,6 +189,14 @@ def _gsm8k_slice() -> str:
 # 32 rows / 0.045 s = ~710 tokens/s. Budget: Monte-Carlo labelling <= 20 min (notebook 01 prints its estimate
 # and labels only the problems that fit).
 _T4_TOKENS_PER_S, _24GB_TOKENS_PER_S = 32 / 0.055, 32 / 0.045
+# The reward models' longest input on GSM8K, counted with Qwen2.5's tokenizer (tests/test_profiles.py counts it with
+# the smoke profile's, which splits text as Qwen2's does). A PRM reads a 10-token tag (rewards.STEP_TAG) after every
+# step, and a sample cut at max_new_tokens = 512 can hold a step every 2 tokens (bare "\n\nStep:" paragraphs, 3
+# tokens each when tokenized alone): up to 257 steps, 3,338 tokens with tags, after a chat prompt of at most 261
+# tokens (GSM8K's 1,319 test questions; median 130). At 1,024 such a row of more than about 22 steps was refused
+# (InputTooLong: notebook 02 stopped); 4,096 holds every row a 512-token sample can make after a prompt of up to 758
+# tokens, and a batch is padded to its own longest row only. A policy's row has no tags: 261 + 512 fit max_length.
+_GSM8K_REWARD_MAX_LENGTH = 4096
 
 PROFILES: dict[str, Profile] = {
     # Laptop CPU, minutes: the ~1M-parameter toy Llama in float32. The reward models train on a 4-bit base, the
@@ -208,14 +221,16 @@ PROFILES: dict[str, Profile] = {
                     onpolicy_protocol="output_layer"),
     # Colab's free T4: 16 GB, no bfloat16, so float16 compute.
     "t4-16gb": Profile(name="t4-16gb", model_name="Qwen/Qwen2.5-0.5B-Instruct", quantization="4bit", dtype="float16",
-                       max_length=1024, max_new_tokens=512, train_batch_size=4, gradient_accumulation_steps=4,
+                       max_length=1024, max_new_tokens=512, reward_max_length=_GSM8K_REWARD_MAX_LENGTH,
+                       train_batch_size=4, gradient_accumulation_steps=4,
                        eval_batch_size=16, gradient_checkpointing=True, lora_r=16, lora_alpha=32,
                        reward_learning_rate=1e-4, dpo_learning_rate=5e-5, n_train_problems=1000,
                        n_eval_problems=200, n_samples_per_problem=4, best_of_n=16,
                        sample_batch_size=32, sampling_tokens_per_s=_T4_TOKENS_PER_S, mc_budget_minutes=20),
     # One 24 GB card (RTX 3090/4090, A10, L4).
     "24gb": Profile(name="24gb", model_name="Qwen/Qwen2.5-1.5B-Instruct", quantization="4bit", dtype="bfloat16",
-                    max_length=1024, max_new_tokens=512, train_batch_size=8, gradient_accumulation_steps=2,
+                    max_length=1024, max_new_tokens=512, reward_max_length=_GSM8K_REWARD_MAX_LENGTH,
+                    train_batch_size=8, gradient_accumulation_steps=2,
                     eval_batch_size=32, gradient_checkpointing=True, lora_r=32, lora_alpha=64,
                     reward_learning_rate=1e-4, dpo_learning_rate=5e-5, n_train_problems=2000,
                     n_eval_problems=500, n_samples_per_problem=4, best_of_n=16,
@@ -226,6 +241,9 @@ PROFILES: dict[str, Profile] = {
     # disjoint train/validation/test carved from the 200 shipped GSM8K problems. Its figures mean nothing.
     "smoke": Profile(name="smoke", model_name=_smoke_base_dir(), task="gsm8k", dataset=_gsm8k_slice(),
                      quantization="4bit", dtype="float32", device=None, max_length=512, max_new_tokens=96,
+                     # sized as the GPU profiles': 96 tokens hold 48 steps, 575 tokens with their tags, after a
+                     # chat prompt of at most 296 tokens (its tokenizer's, on the 200 shipped questions)
+                     reward_max_length=1024,
                      train_batch_size=4, gradient_accumulation_steps=2, eval_batch_size=16,
                      gradient_checkpointing=True, lora_r=8, lora_alpha=16, lora_dropout=0.0,
                      reward_learning_rate=2e-3, dpo_learning_rate=1e-3, n_train_problems=16, n_eval_problems=8,
