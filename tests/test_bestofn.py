@@ -578,3 +578,70 @@ def test_format_table_keeps_its_columns_in_line_for_a_long_method_name():
                                                                                     "orm": 0.5}})
     ends = {len(line) for line in text.splitlines()}
     assert len(ends) == 1, text  # header and rows end in the same column: the columns are right-aligned
+
+
+class _SumProblem:
+    """docs/own_task.md's SumProblem in small: the sum of ``numbers``; subclasses break one method's contract."""
+
+    def __init__(self, numbers):
+        self.numbers, self.prompt = numbers, f"Problem: add up {numbers}.\n"
+
+    def gold_answer(self):
+        return float(sum(self.numbers))
+
+    def final_answer(self, solution):
+        match = re.search(r"Answer: (-?\d+)\s*$", solution)
+        return float(match[1]) if match else None
+
+    def is_correct(self, solution):
+        return self.final_answer(solution) == self.gold_answer()
+
+
+def test_grade_refuses_answers_and_verdicts_the_task_contract_does_not_allow():
+    """A str answer "29" never equals the gold 29.0: majority vote was 0.0 at every N; a NaN gold the same; a str
+    verdict "False" counted as right; a list answer was a TypeError inside a Counter."""
+    right, wrong, none = "Step 1: 19 + 10 = 29\n\nAnswer: 29", "Step 1: 19 + 10 = 30\n\nAnswer: 30", "Step 1: 19"
+    graded = bestofn.grade([_SumProblem((19, 10))], [[right, wrong, none]])
+    assert graded == {"correct": [[True, False, False]], "answers": [[29.0, 30.0, None]], "gold": [29.0]}
+    as_int = type("IntAnswer", (_SumProblem,), {"final_answer": lambda self, s: 29, "gold_answer": lambda self: 29})
+    assert bestofn.grade([as_int((19, 10))], [[right]])["answers"] == [[29.0]]  # an int is a number
+    broken = {"final_answer": ("final_answer", "a finite number or None", "29", "candidate 0"),
+              "gold_answer": ("gold_answer", "a finite number", float("nan"), None),
+              "is_correct": ("is_correct", "a bool", "False", "candidate 0")}
+    for method, (name, allowed, value, candidate) in broken.items():
+        problem = type("Broken", (_SumProblem,), {method: lambda self, *s, value=value: value})((19, 10))
+        where = f"problem 1, {candidate}" if candidate else "problem 1"
+        with pytest.raises(ValueError, match=rf"grade: {where}: the problem's {name} must return {allowed}"):
+            bestofn.grade([_SumProblem((1, 2)), problem], [[right], [right, wrong]])
+    listed = type("ListAnswer", (_SumProblem,), {"final_answer": lambda self, s: [29]})((19, 10))
+    with pytest.raises(ValueError, match=r"grade: problem 0, candidate 0: .*final_answer .* got list \[29\]"):
+        bestofn.grade([listed], [[right]])
+    with pytest.raises(ValueError, match=r"weighted_majority_vote: problem 0, candidate 0: .*final_answer"):
+        bestofn.weighted_majority_vote([type("StrAnswer", (_SumProblem,), {"final_answer": lambda self, s: "29"})(
+            (19, 10))], [[right]], [[0.5]])
+
+
+def test_a_candidate_without_steps_gets_the_floor_and_never_wins():
+    """aggregate scored no steps 0.0 (losses.aggregate_rewards), above a candidate whose min is -1: it was picked."""
+    with pytest.warns(UserWarning, match=r"aggregate: 1 candidates have no step rewards \(problem 0, candidate 0\)"):
+        scores = bestofn.aggregate([[[], [-0.5, -1.0], [2.0, -0.2]]], "min")
+    assert scores == [[bestofn.FLOOR, -1.0, pytest.approx(-0.2)]]
+    assert bestofn.select_best([["(no steps)", "A", "B"]], scores) == ["B"]
+    with pytest.warns(UserWarning, match="no step rewards"):
+        assert bestofn.selection_scores(prm_step_rewards=[[[], [0.5]]])["prm_product"][0][0] == bestofn.FLOOR
+
+
+def test_per_problem_tables_scores_and_accuracy_refuse_bad_input_by_name(toy):
+    problems, sols = toy
+    with pytest.raises(ValueError, match=r"mean_accuracies: 'm' at N=1 has no per-problem rates"):
+        bestofn.mean_accuracies({"1": {"m": []}})  # was a ZeroDivisionError
+    with pytest.raises(ValueError, match=r"selection_scores: orm_rewards\[0\] \(problem 0\): expected a list"):
+        bestofn.selection_scores(orm_rewards=[0.1, 0.2])  # one reward per problem: was a TypeError
+    with pytest.raises(ValueError, match="accuracy: problems: expected a list of problems, got NoneType"):
+        bestofn.accuracy(None, [sols[0][0]])  # was a TypeError
+    for verdict in ("False", None, 0.5):  # "False" counted as right; None was a TypeError in sum
+        odd = type("OddVerdict", (_SumProblem,), {"is_correct": lambda self, s, v=verdict: v})((1, 2))
+        with pytest.raises(ValueError, match=r"accuracy: problem 1: the problem's is_correct must return a bool"):
+            bestofn.accuracy([problems[0], odd], [sols[0][0], "Answer: 3"])
+    assert bestofn.accuracy([type("IntVerdict", (_SumProblem,), {"is_correct": lambda self, s: 1})((1, 2))],
+                            ["Answer: 3"]) == 1.0  # 0 and 1 pass, as labelling.mc_step_labels reads a verdict

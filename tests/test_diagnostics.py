@@ -609,3 +609,37 @@ def test_format_chosen_vs_rejected_counts_the_mistakes_the_prm_misses():
     assert diagnostics.format_chosen_vs_rejected(summary, 4).splitlines()[2] == (
         "5 mistakes (x): 1 score under -4, 3 from -4 to 0, 1 above zero (missed outright)")
     assert len(diagnostics.format_chosen_vs_rejected({**summary, "mistake_rewards": []}, 4).splitlines()) == 2
+
+
+def test_the_heatmap_counts_refuse_no_solutions_and_a_solution_without_steps():
+    """[] was "first error found in 0 of 0 solutions"; a solution without steps was an exact hit (-1 == -1)."""
+    calls = {"first_error_hits": lambda r, y: diagnostics.first_error_hits(r, y, P10),
+             "heatmap_summary": lambda r, y: diagnostics.heatmap_summary(r, y, P10),
+             "heatmap_details": lambda r, y: diagnostics.heatmap_details(r, y, P10),
+             "first_error_hits_by_problem": lambda r, y: diagnostics.first_error_hits_by_problem([r], [y], P10)}
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=rf"^{name}: no solutions"):
+            call([], [])
+        with pytest.raises(ValueError, match=rf"^{name}: solution 1 has no steps"):
+            call([REWARDS[0], []], [LABELS[0], []])
+
+
+def test_a_nan_reward_is_named_by_the_function_called_its_solution_and_step():
+    """It was "predict_first_error: score 1 must be a finite number" (or step_auroc's index within a position, or
+    outcome_auroc's of a weighted sum), naming neither the function called, the solution nor which input."""
+    nan = float("nan")
+    rewards = [REWARDS[0], [3.0, nan]]
+    calls = {"first_error_hits": lambda: diagnostics.first_error_hits(rewards, LABELS[:2], P10),
+             "heatmap_summary": lambda: diagnostics.heatmap_summary(rewards, LABELS[:2], P10),
+             "heatmap_details": lambda: diagnostics.heatmap_details(rewards, LABELS[:2], P10),
+             "first_error_hits_by_problem": lambda: diagnostics.first_error_hits_by_problem(
+                 [rewards[:1], rewards[1:]], [LABELS[:1], LABELS[1:2]], P10),
+             "first_rejected_steps": lambda: diagnostics.first_rejected_steps(rewards, P10),
+             "step_auroc_by_position": lambda: diagnostics.step_auroc_by_position(rewards, LABELS[:2])}
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=rf"^{name}: solution 1, step 1 must be a finite number, got nan"):
+            call()
+    for name, prm, orm in (("prm_scores", [0.1, nan, 0.3], [0.1, 0.2, 0.3]), ("orm_scores", [0.1, 0.2, 0.3],
+                                                                               [0.1, 0.2, nan])):
+        with pytest.raises(ValueError, match=rf"^choose_process_weight: {name}: solution \d must be a finite number"):
+            diagnostics.choose_process_weight(prm, orm, [True, False, True])

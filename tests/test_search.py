@@ -825,3 +825,18 @@ def test_beam_tree_draws_dvts_subtrees_apart(tmp_path):
     assert max(band[0]) < min(band[1])  # each subtree's steps in a band of its own
     beam = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, sampler=Scripted())[0]
     assert not [t for t in viz.plot_beam_tree(beam).axes[0].texts if t.get_text().startswith("subtree")]
+
+
+def test_an_is_correct_that_returns_no_bool_is_refused_naming_the_problem():
+    """"False" or None from a task's own is_correct was a TypeError inside sum (search.accuracy,
+    candidate_summary): refused as labelling.mc_step_labels refuses it."""
+    problem = bestofn.held_out_problems("tiny", 1)[0]
+    result = search.SearchResult(0, [search.Node(0, None, 0, problem.gold_solution, 5, "eos", True)], 0, tokens=5)
+    for verdict in ("False", None):
+        odd = type("OddVerdict", (type(problem),), {"is_correct": lambda self, s, v=verdict: v})(
+            problem.start, problem.ops)
+        with pytest.raises(ValueError, match=r"accuracy: problem 1: the problem's is_correct must return a bool"):
+            search.accuracy([problem, odd], [result, result])
+        with pytest.raises(ValueError, match=r"candidate_summary: problem 1, candidate 0: .*is_correct must return"):
+            search.candidate_summary([problem, odd], [[problem.gold_solution]] * 2, [[5], [5]])
+    assert search.accuracy([problem], [result]) == 1.0

@@ -854,3 +854,50 @@ def test_heatmap_texts_tell_apart_probabilities_near_a_threshold_far_from_one_ha
     assert [viz._probability_text(p) for p in (0.0, 0.01, 0.5, 0.99, 0.999, 1.0)] == ["0", "0.01", "0.50", "0.99",
                                                                                        "1−0.001", "1"]
     plt.close(fig)
+
+
+def test_best_of_n_refuses_an_n_it_would_misdraw_and_results_of_another_shape():
+    """int() cut N = 1.5 to 1, over the real N = 1; 0 and -1 fell off the log2 axis; "one" was a bare int() error,
+    a list row or list results an AttributeError."""
+    for key in (1.5, 0, -1, "0", "one"):
+        with pytest.raises(ValueError, match=r"plot_best_of_n: the N of method 'prm' must be an int >= 1, got"):
+            viz.plot_best_of_n({"prm": {1: 0.4, key: 0.5, 2: 0.6}})
+    with pytest.raises(ValueError, match=r"plot_best_of_n: the N of method 'prm' must be an int >= 1, got 1.5"):
+        viz.plot_best_of_n({1: {"prm": 0.4}, 1.5: {"prm": 0.5}})  # the {N: {method: accuracy}} layout too
+    with pytest.raises(ValueError, match=r"plot_best_of_n: method 'prm' has N=1 twice"):
+        viz.plot_best_of_n({"prm": {1: 0.4, "1": 0.5}})
+    with pytest.raises(ValueError, match=r"plot_best_of_n: results\['prm'\] must be a dict .* got list"):
+        viz.plot_best_of_n({"prm": [0.5, 0.6]})
+    with pytest.raises(ValueError, match=r"plot_best_of_n: results must be a dict, .* got list"):
+        viz.plot_best_of_n([0.5, 0.6])
+    with pytest.raises(ValueError, match=r"plot_best_of_n: results mixes N keys and method names"):
+        viz.plot_best_of_n({"1": {"prm": 0.5}, "prm": {1: 0.6}})
+    lines = viz.plot_best_of_n({"prm": {"1": 0.4, 2: 0.6}}).axes[0].lines  # JSON's str keys and ints alike
+    assert list(lines[0].get_xdata()) == [1, 2]
+
+
+def test_step_reward_explorer_checks_every_problem_up_front_by_name():
+    """A NaN in problem 2 failed only when it was picked, inside the widget's observer; None rewards (an unscored
+    solution) and a None solution were TypeErrors."""
+    solutions, rewards = [["Step 1: a\n\nStep 2: b"], ["Step 1: c"]], [[[1.0, -1.0]], [[0.5]]]
+    cases = [([[[1.0, -1.0]], [[float("nan")]]], solutions,
+              r"step_reward_explorer: problem 1, solution 0, step 0 must be a finite number, got nan"),
+             ([[[1.0, -1.0]], [None]], solutions,
+              r"step_reward_explorer: step_rewards\[1\]\[0\] \(problem 1, solution 0\) is None, an unscored solution"),
+             (rewards, [["Step 1: a\n\nStep 2: b"], [None]],
+              r"step_reward_explorer: solutions\[1\]\[0\] \(problem 1, solution 0\): expected a list of steps")]
+    for bad_rewards, bad_solutions, message in cases:
+        with pytest.raises(ValueError, match=message):
+            viz.step_reward_explorer(["p1", "p2"], bad_solutions, bad_rewards)
+    box = viz.step_reward_explorer(["p1", "p2"], solutions, rewards)
+    box.picker.value = 1
+    assert "Step 1: c" in box.html.value
+
+
+def test_roc_and_label_agreement_refuse_arguments_of_another_shape():
+    with pytest.raises(ValueError, match=r"plot_outcome_roc: scores must be a dict of name -> one score per solution"):
+        viz.plot_outcome_roc([0.1, 0.2], [True, False])  # was an AttributeError
+    with pytest.raises(ValueError, match=r"plot_outcome_roc: labels is empty"):
+        viz.plot_outcome_roc({"orm": []}, [])  # was sklearn's broadcast error
+    with pytest.raises(ValueError, match=r"plot_label_agreement: names must be two strs .* got \('x',\)"):
+        viz.plot_label_agreement([[True]], [[True]], names=("x",))  # was an IndexError

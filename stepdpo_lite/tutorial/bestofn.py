@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import warnings
 from pathlib import Path
 from typing import Callable, Hashable, Sized
+
+import numpy as np
 
 from .. import generation
 from ..checks import finite_number, list_of, positive_int
@@ -36,18 +39,36 @@ def held_out_problems(profile, n: int, seed: int = 0, tokenizer=None) -> list:
     return tasks.get_task(profile).held_out(n, seed=seed, tokenizer=tokenizer)
 
 
-def final_answer(problem, solution: str):
+def _graded(value, kind: str, who: str, where: str):
+    """What a task's grader returned, as docs/own_task.md allows it (``kind``: "answer", a finite number or None;
+    "gold", a finite number; "verdict", a bool), else a ValueError naming ``who`` and ``where`` (the problem and
+    candidate): a str answer "29" never equals the gold 29.0, so every majority vote would count wrong silently, a
+    str verdict "False" would count as right, and a list answer was a TypeError inside a Counter."""
+    if kind == "verdict":  # as labelling.mc_step_labels reads a verdict: a bool, or the int 0 or 1
+        if isinstance(value, (bool, np.bool_, numbers.Integral)) and value in (0, 1):
+            return bool(value)
+    elif value is None and kind == "answer":
+        return None
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    method, allowed = {"answer": ("final_answer", "a finite number or None (no answer)"),
+                       "gold": ("gold_answer", "a finite number"), "verdict": ("is_correct", "a bool")}[kind]
+    raise ValueError(f"{who}: {where}: the problem's {method} must return {allowed} (docs/own_task.md), got "
+                     f"{type(value).__name__} {value!r:.40}")
+
+
+def final_answer(problem, solution: str, who: str = "final_answer", where: str = "the solution"):
     """The stated final answer (a number), or None, as the problem's grader reads it (toy world: a vote for the
     gold answer is a correct solution; a number after a last step that does not parse is no vote)."""
-    return problem.final_answer(solution)
+    return _graded(problem.final_answer(solution), "answer", who, where)
 
 
-def gold_answer(problem) -> float:
-    return problem.gold_answer()
+def gold_answer(problem, who: str = "gold_answer", where: str = "the problem") -> float:
+    return _graded(problem.gold_answer(), "gold", who, where)
 
 
-def is_correct(problem, solution: str) -> bool:
-    return problem.is_correct(solution)
+def is_correct(problem, solution: str, who: str = "is_correct", where: str = "the solution") -> bool:
+    return _graded(problem.is_correct(solution), "verdict", who, where)
 
 
 def step_labels(problem, solution: str):
@@ -58,9 +79,12 @@ def step_labels(problem, solution: str):
 def grade(problems, solutions) -> dict:
     """``solutions[i][j]`` -> ``{"correct", "answers"}`` (same shape) and ``"gold"`` (one per problem)."""
     labelling.check_solution_lists(problems, solutions, "grade")
-    return {"correct": [[p.is_correct(s) for s in ss] for p, ss in zip(problems, solutions)],
-            "answers": [[p.final_answer(s) for s in ss] for p, ss in zip(problems, solutions)],
-            "gold": [p.gold_answer() for p in problems]}
+    where = lambda i, j: f"problem {i}, candidate {j}"
+    return {"correct": [[is_correct(p, s, "grade", where(i, j)) for j, s in enumerate(ss)]
+                        for i, (p, ss) in enumerate(zip(problems, solutions))],
+            "answers": [[final_answer(p, s, "grade", where(i, j)) for j, s in enumerate(ss)]
+                        for i, (p, ss) in enumerate(zip(problems, solutions))],
+            "gold": [gold_answer(p, "grade", f"problem {i}") for i, p in enumerate(problems)]}
 
 
 def n_best_of_n_problems(n_test: int, requested: int | None = None) -> int:
@@ -234,29 +258,44 @@ def score_candidates(model, problems, solutions) -> list[list]:
 
 def aggregate(step_rewards: list[list], strategy: str | Callable) -> list[list[float]]:
     """A PRM's step rewards (``step_rewards[i][j]``: the list of problem i's candidate j) -> one score per
-    candidate (``FLOOR`` for unreadable ones, None); a reward that is not a finite number (NaN) is refused, naming
-    its problem, candidate and step, and so is one number in place of a step list (an ORM's reward). ``strategy``:
-    a name of ``losses.aggregate_rewards`` or a function of a list of step rewards (``check_aggregation``)."""
+    candidate (``FLOOR`` for unreadable ones, None, and, with a warning naming them, for ones without steps, ``[]``:
+    nothing the PRM judged, which must not outrank a candidate it scored); a reward that is not a finite number
+    (NaN) is refused, naming its problem, candidate and step, and so is one number in place of a step list (an
+    ORM's reward). ``strategy``: a name of ``losses.aggregate_rewards`` or a function of a list of step rewards
+    (``check_aggregation``)."""
     check_aggregation(strategy, "aggregate", "strategy")
+    no_steps = []
+
     def score(i, j, r):
         if r is None:
             return FLOOR
         r = list_of(r, f"aggregate: step_rewards[{i}][{j}] (problem {i}, candidate {j})",
                     "a PRM's step rewards (an ORM's one reward per candidate needs no aggregation)")
+        if not r:  # aggregate_rewards scores no steps 0.0, above a candidate whose min is -1: it won best-of-N
+            no_steps.append(f"problem {i}, candidate {j}")
+            return FLOOR
         r = [finite_number(x, f"step_rewards[{i}][{j}][{k}] (problem {i}, candidate {j}, step {k})", "aggregate")
              for k, x in enumerate(r)]
         return aggregate_steps(r, strategy, f"step_rewards[{i}][{j}] (problem {i}, candidate {j})", "aggregate")
 
     rows = list_of(step_rewards, "aggregate: step_rewards", "per-problem lists of step-reward lists")
-    return [[score(i, j, r) for j, r in enumerate(list_of(row, f"aggregate: step_rewards[{i}] (problem {i})",
-                                                          "step-reward lists (one per candidate)"))]
-            for i, row in enumerate(rows)]
+    scores = [[score(i, j, r) for j, r in enumerate(list_of(row, f"aggregate: step_rewards[{i}] (problem {i})",
+                                                            "step-reward lists (one per candidate)"))]
+              for i, row in enumerate(rows)]
+    if no_steps:
+        warnings.warn(f"aggregate: {len(no_steps)} candidates have no step rewards ({', '.join(no_steps[:5])}"
+                      f"{' ...' if len(no_steps) > 5 else ''}): each gets the lowest score FLOOR ({FLOOR:g})",
+                      stacklevel=2)
+    return scores
 
 
 def _floor(rows, who: str = "selection_scores", name: str = "rewards") -> list[list[float]]:
-    """One reward per candidate, ``FLOOR`` for an unreadable one (None); a NaN is refused, named."""
+    """One reward per candidate, ``FLOOR`` for an unreadable one (None); a NaN is refused, named, and so is a flat
+    list (one reward per problem: a float in place of a problem's list was a TypeError)."""
+    rows = list_of(rows, f"{who}: {name}", "lists of rewards (one list per problem)")
     return [[FLOOR if r is None else finite_number(r, f"{name}[{i}][{j}] (problem {i}, candidate {j})", who)
-             for j, r in enumerate(row)] for i, row in enumerate(rows)]
+             for j, r in enumerate(list_of(row, f"{who}: {name}[{i}] (problem {i})", "rewards (one per candidate)"))]
+            for i, row in enumerate(rows)]
 
 
 def _saved(folder: Path, name: str):
@@ -391,7 +430,8 @@ def weighted_majority_vote(problems, candidates, scores, scale: str = "log_odds"
             if scale == "log_probability" and score > 0:  # log-odds passed as log-probabilities: exp would overflow
                 raise ValueError(f"weighted_majority_vote: scores[{i}][{j}] (problem {i}, candidate {j}) is {score}, "
                                  "above 0: not a log-probability (log-odds? pass scale='log_odds')")
-            answer = final_answer(problem, text) if answer_of is None else answer_of(text)
+            answer = (final_answer(problem, text, "weighted_majority_vote", f"problem {i}, candidate {j}")
+                      if answer_of is None else answer_of(text))
             if not isinstance(answer, Hashable):  # a list was a TypeError from the dict of totals
                 raise ValueError(f"weighted_majority_vote: the answer of candidate {j} of problem {i} is a "
                                  f"{type(answer).__name__}: answers must be hashable (a number, a str) or None")
@@ -418,6 +458,10 @@ def mean_accuracies(per_problem: dict) -> dict:
     """A per-problem table (``best_of_n_table`` or ``search.compare_at_budgets`` with ``per_problem=True``) as the
     accuracy table: each list of per-problem rates becomes its mean; other entries (tokens, budgets) stay as they
     are. One resampling then gives both the accuracies and their ``paired_differences``."""
+    for n, row in per_problem.items():  # an empty list was a ZeroDivisionError
+        empty = next((k for k, v in row.items() if isinstance(v, list) and not v), None)
+        if empty is not None:
+            raise ValueError(f"mean_accuracies: {empty!r} at N={n} has no per-problem rates (an empty list)")
     return {n: {k: sum(v) / len(v) if isinstance(v, list) else v for k, v in row.items()}
             for n, row in per_problem.items()}
 
@@ -482,6 +526,7 @@ def greedy_solutions(model, tokenizer, problems, batch_size: int = 64, max_new_t
 
 def accuracy(problems, solutions: list[str]) -> float:
     """Final-answer accuracy of one solution per problem."""
+    problems = list_of(problems, "accuracy: problems", "problems")
     solutions = list_of(solutions, "accuracy: solutions", "solution texts (one per problem)")
     if not problems or len(problems) != len(solutions):
         raise ValueError(f"accuracy: {len(problems)} problems but {len(solutions)} solutions (need equal, > 0)")
@@ -490,7 +535,8 @@ def accuracy(problems, solutions: list[str]) -> float:
             raise ValueError(f"accuracy: solutions[{i}] (problem {i}) is a {type(s).__name__}, not a solution text: "
                              "bestofn.accuracy takes solution texts (one str per problem); search.accuracy takes "
                              "search results (SearchResult)")
-    return sum(p.is_correct(s) for p, s in zip(problems, solutions)) / len(problems)
+    return sum(is_correct(p, s, "accuracy", f"problem {i}") for i, (p, s) in enumerate(zip(problems, solutions))) \
+        / len(problems)
 
 
 def recorded_greedy_accuracy(measured: dict, name: str, digest: str) -> float | None:

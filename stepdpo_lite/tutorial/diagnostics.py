@@ -63,6 +63,8 @@ def step_auroc_by_position(step_scores, step_labels) -> list[dict]:
     check_same_shape(step_scores, step_labels, "step_auroc_by_position")
     for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong, bool(0.7) as right
         check_labels(labels, "step_auroc_by_position", f"step_labels[{i}]")
+    for i, scores in enumerate(step_scores):  # step_auroc would name a NaN by its index among one position's steps
+        finite_scores(scores, "step_auroc_by_position", f"solution {i}, step")
     by_position: dict[int, tuple[list, list]] = {}
     for scores, labels in zip(step_scores, step_labels):
         for k, (r, y) in enumerate(zip(scores, labels)):
@@ -406,7 +408,38 @@ def first_rejected_steps(step_rewards, threshold: float) -> list[int | None]:
 
     threshold: log-odds (a probability p is log(p / (1 - p)))."""
     _threshold_probability(threshold, "first_rejected_steps")
-    return [_step_number(predict_first_error(rewards, threshold)) for rewards in step_rewards]
+    step_rewards = list_of(step_rewards, "first_rejected_steps: step_rewards", "step reward lists (one per solution)")
+    return [_step_number(predict_first_error(_finite_rewards(rewards, i, "first_rejected_steps"), threshold))
+            for i, rewards in enumerate(step_rewards)]
+
+
+def _finite_rewards(rewards, i: int, who: str) -> list[float]:
+    """Solution ``i``'s step rewards, each a finite number, a NaN named by ``who``, the solution and the step
+    (``predict_first_error`` would name neither the function called nor the solution)."""
+    rewards = list_of(rewards, f"{who}: solution {i}", "step rewards")
+    return finite_scores(rewards, who, f"solution {i}, step")
+
+
+def _solution_rows(step_rewards, step_labels, who: str) -> tuple[list[list[float]], list]:
+    """``(rewards, labels)`` of the heatmap's solutions, checked for ``who``: as many of each, of equal lengths,
+    labels bool or 0/1, rewards finite; no solutions at all (which read as "first error found in 0 of 0") and a
+    solution without steps (an exact "hit": no step rejected, no error) are refused, as step_calibration refuses
+    empty input."""
+    step_rewards = list_of(step_rewards, f"{who}: step_rewards", "step reward lists (one per solution)")
+    step_labels = list_of(step_labels, f"{who}: step_labels", "step label lists (one per solution)")
+    check_same_shape(step_rewards, step_labels, who, "rewards")
+    if not step_rewards:
+        raise ValueError(f"{who}: no solutions (step_rewards and step_labels are empty)")
+    for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
+        check_labels(labels, who, f"step_labels[{i}]")
+        if not len(labels):
+            raise ValueError(f"{who}: solution {i} has no steps (no rewards, no labels): a PRM cannot have found "
+                             "its first error; leave it out")
+    return [_finite_rewards(r, i, who) for i, r in enumerate(step_rewards)], step_labels
+
+
+def _first_error_hits(rewards, labels, threshold: float) -> int:
+    return sum(predict_first_error(r, threshold) == first_error_index(y) for r, y in zip(rewards, labels))
 
 
 def before_after_report(solutions_by_name: dict, rewards: dict, labels: dict, drawn: int) -> dict:
@@ -449,12 +482,9 @@ def first_error_hits(step_rewards, step_labels, threshold: float) -> int:
     PRM that a reader can check row by row in notebook 05's pictures.
 
     threshold: log-odds (a probability p is log(p / (1 - p)))."""
-    check_same_shape(step_rewards, step_labels, "first_error_hits", "rewards")
-    for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
-        check_labels(labels, "first_error_hits", f"step_labels[{i}]")
+    rewards, labels = _solution_rows(step_rewards, step_labels, "first_error_hits")
     _threshold_probability(threshold, "first_error_hits")
-    return sum(predict_first_error(r, threshold) == first_error_index(y)
-               for r, y in zip(step_rewards, step_labels))
+    return _first_error_hits(rewards, labels, threshold)
 
 
 def first_error_hits_by_problem(rewards_by_problem, labels_by_problem, threshold: float) -> tuple[int, int]:
@@ -469,9 +499,10 @@ def first_error_hits_by_problem(rewards_by_problem, labels_by_problem, threshold
         if len(rows) != len(labels):  # flattened, they would pair one problem's rewards with another's labels
             raise ValueError(f"first_error_hits_by_problem: problem {i} has {len(rows)} solutions of rewards and "
                              f"{len(labels)} of labels")
-    rewards = [r for rows in rewards_by_problem for r in rows]
-    labels = [y for rows in labels_by_problem for y in rows]
-    return first_error_hits(rewards, labels, threshold), len(labels)
+    rewards, labels = _solution_rows([r for rows in rewards_by_problem for r in rows],
+                                     [y for rows in labels_by_problem for y in rows], "first_error_hits_by_problem")
+    _threshold_probability(threshold, "first_error_hits_by_problem")
+    return _first_error_hits(rewards, labels, threshold), len(labels)
 
 
 def heatmap_summary(step_rewards, step_labels, threshold: float) -> dict:
@@ -481,10 +512,12 @@ def heatmap_summary(step_rewards, step_labels, threshold: float) -> dict:
     The two means say whether the PRM separates right from wrong steps at all, whatever the threshold.
 
     threshold: log-odds (a probability p is log(p / (1 - p)))."""
-    found = first_error_hits(step_rewards, step_labels, threshold)  # checks shapes, labels and threshold
-    probs = sigmoid(np.concatenate([np.asarray(r, dtype=float) for r in step_rewards] or [np.zeros(0)]))
-    gold = np.concatenate([np.asarray(y, dtype=bool) for y in step_labels] or [np.zeros(0, dtype=bool)])
-    return {"solutions": len(step_rewards), "first_error_found": int(found),
+    rewards, labels = _solution_rows(step_rewards, step_labels, "heatmap_summary")
+    _threshold_probability(threshold, "heatmap_summary")
+    found = _first_error_hits(rewards, labels, threshold)
+    probs = sigmoid(np.concatenate([np.asarray(r, dtype=float) for r in rewards]))
+    gold = np.concatenate([np.asarray(y, dtype=bool) for y in labels])
+    return {"solutions": len(rewards), "first_error_found": int(found),
             "mean_p_right": float(probs[gold].mean()) if gold.any() else None,
             "mean_p_wrong": float(probs[~gold].mean()) if (~gold).any() else None}
 
@@ -502,9 +535,7 @@ def heatmap_details(step_rewards, step_labels, threshold: float, row_labels=None
       and the lowest and highest P of those steps (``p_min``, ``p_max``; None where there is none);
     - ``p_right_by_step``: per step position, the lowest and highest P on a right step (``[min, max]``; None where
       no solution has a right step there): how sure the PRM is of right steps, early and late."""
-    check_same_shape(step_rewards, step_labels, "heatmap_details", "rewards")
-    for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
-        check_labels(labels, "heatmap_details", f"step_labels[{i}]")
+    step_rewards, step_labels = _solution_rows(step_rewards, step_labels, "heatmap_details")
     names = [str(i + 1) for i in range(len(step_rewards))] if row_labels is None else list(row_labels)
     if len(names) != len(step_rewards):
         raise ValueError(f"heatmap_details: {len(names)} row labels for {len(step_rewards)} solutions")
@@ -740,7 +771,11 @@ def prm_threshold(prm, run: str | os.PathLike) -> float:
 def choose_process_weight(prm_scores, orm_scores, labels, grid=tuple(np.round(np.linspace(0, 1, 11), 2))):
     """The PRM's weight ``w`` in the combined score ``w·PRM + (1 − w)·ORM`` with the best outcome AUROC on these
     (validation) solutions, and the AUROC of every weight of ``grid`` (ties: the first, the smaller weight)."""
-    prm_scores, orm_scores = np.asarray(prm_scores, dtype=float), np.asarray(orm_scores, dtype=float)
+    def checked(scores, name):  # outcome_auroc would name a NaN "score 1" of the weighted sum, not the input's
+        scores = list_of(scores, f"choose_process_weight: {name}", "scores, one per solution")
+        return np.asarray(finite_scores(scores, "choose_process_weight", f"{name}: solution"))
+
+    prm_scores, orm_scores = checked(prm_scores, "prm_scores"), checked(orm_scores, "orm_scores")
     if prm_scores.shape != orm_scores.shape:
         raise ValueError(f"choose_process_weight: {prm_scores.size} PRM scores but {orm_scores.size} ORM scores")
     aurocs = {float(w): outcome_auroc(w * prm_scores + (1 - w) * orm_scores, labels) for w in grid}

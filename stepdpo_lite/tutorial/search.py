@@ -232,7 +232,8 @@ def candidate_summary(problems, candidates, candidate_tokens) -> dict:
     tokens = [t for row in candidate_tokens for t in row]
     if not tokens:
         raise ValueError("candidate_summary: no candidates")
-    right = [p.is_correct(s) for p, row in zip(problems, candidates) for s in row]
+    right = [bestofn.is_correct(p, s, "candidate_summary", f"problem {i}, candidate {j}")
+             for i, (p, row) in enumerate(zip(problems, candidates)) for j, s in enumerate(row)]
     return {"solutions": len(tokens), "right": sum(right) / len(right),
             "tokens_per_solution": sum(tokens) / len(tokens), "min_tokens": min(tokens), "max_tokens": max(tokens)}
 
@@ -667,14 +668,17 @@ def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequen
 # ----------------------------------------------------------------------------- equal-budget comparison
 
 def accuracy(problems, results: Sequence[SearchResult]) -> float:
-    """Final-answer accuracy of the chosen solutions."""
+    """Final-answer accuracy of the chosen solutions (an ``is_correct`` that returns no bool is refused, named)."""
+    problems = list_of(problems, "accuracy: problems", "problems")
+    results = list_of(results, "accuracy: results", "search results (SearchResult)")
     if len(problems) != len(results) or not problems:
         raise ValueError(f"accuracy: {len(problems)} problems but {len(results)} search results (need equal, > 0)")
     odd = next((k for k, r in enumerate(results) if not hasattr(r, "solution")), None)
     if odd is not None:  # a solution text was "'str' object has no attribute 'solution'"
         raise ValueError(f"accuracy: results[{odd}] is a {type(results[odd]).__name__}: search.accuracy takes "
                          "SearchResults (beam_search's); for solution texts use bestofn.accuracy")
-    return sum(p.is_correct(r.solution) for p, r in zip(problems, results)) / len(problems)
+    return sum(bestofn.is_correct(p, r.solution, "accuracy", f"problem {i}")
+               for i, (p, r) in enumerate(zip(problems, results))) / len(problems)
 
 
 def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards, orm_rewards, searches: dict,
@@ -716,8 +720,10 @@ def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards,
             if len(results) != len(problems):  # zip would score the first ones only, and say nothing
                 raise ValueError(f"compare_at_budgets: searches[{method!r}] at B={b} has {len(results)} results for "
                                  f"{len(problems)} problems")
-            row[method] = ([float(p.is_correct(r.solution)) for p, r in zip(problems, results)] if per_problem
-                           else accuracy(problems, results))
+            where = lambda i: f"searches[{method!r}] at B={b}, problem {i}"
+            row[method] = ([float(bestofn.is_correct(p, r.solution, "compare_at_budgets", where(i)))
+                            for i, (p, r) in enumerate(zip(problems, results))]
+                           if per_problem else accuracy(problems, results))
             tokens[method] = sum(r.tokens for r in results) / len(results)
             scored[method] = sum(r.n_scored for r in results) / len(results)
         out[str(b)] = {**row, "tokens": tokens, "token_budget": budget, "prm_scored": scored}

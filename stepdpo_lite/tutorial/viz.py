@@ -36,7 +36,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from ..atomic import write_atomic
 from ..checks import finite_number, list_of, positive_int
-from ..evaluation import check_labels, first_error_index, outcome_auroc, predict_first_error
+from ..evaluation import check_labels, finite_scores, first_error_index, outcome_auroc, predict_first_error
 from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps, step_body
 from .diagnostics import step_calibration
@@ -696,14 +696,31 @@ def plot_reward_model_comparison(figures, keys=("step_auroc", "f1"), baseline=No
 
 
 def _by_method(results) -> dict[str, dict[int, float]]:
-    """``{method: {N: acc}}``; also accepts ``{N: {method: acc}}`` (the layout of ``metrics.json``)."""
-    if results and all(str(k).isdigit() for k in results):
-        flipped: dict = {}
-        for n, row in results.items():
-            for method, acc in row.items():
-                flipped.setdefault(method, {})[int(n)] = acc
-        return flipped
-    return {m: {int(n): a for n, a in row.items()} for m, row in results.items()}
+    """``{method: {N: acc}}``; also accepts ``{N: {method: acc}}`` (the layout of ``metrics.json``). Each N an int
+    >= 1 or its decimal str (JSON keys): int() cut 1.5 to 1, over a real N = 1, and 0 or -1 fell off the log2 axis."""
+    if not isinstance(results, dict):
+        raise ValueError(f"plot_best_of_n: results must be a dict, {{method: {{N: accuracy}}}} or {{N: {{method: "
+                         f"accuracy}}}}, got {type(results).__name__}")
+    for key, row in results.items():
+        if not isinstance(row, dict):
+            raise ValueError(f"plot_best_of_n: results[{key!r}] must be a dict (N -> accuracy, or method -> "
+                             f"accuracy), got {type(row).__name__}")
+    numeric = lambda k: (isinstance(k, numbers.Real) and not isinstance(k, bool)) or (isinstance(k, str)
+                                                                                      and k.lstrip("-").isdigit())
+    by_n = bool(results) and all(map(numeric, results))  # {N: {method: accuracy}}: metrics.json's layout
+    if not by_n and any(map(numeric, results)):
+        raise ValueError(f"plot_best_of_n: results mixes N keys and method names at the top ({list(results)[:6]}): "
+                         "pass {method: {N: accuracy}} or {N: {method: accuracy}}, not both")
+    points = ([(method, n, acc) for n, row in results.items() for method, acc in row.items()] if by_n
+              else [(method, n, acc) for method, row in results.items() for n, acc in row.items()])
+    out: dict = {method: {} for method, _, _ in points} if by_n else {method: {} for method in results}
+    for method, key, acc in points:
+        n = positive_int(int(key) if isinstance(key, str) and key.isdigit() else key, f"the N of method {method!r}",
+                         "plot_best_of_n")
+        if n in out[method]:  # 1 and "1": one point drawn over the other
+            raise ValueError(f"plot_best_of_n: method {method!r} has N={n} twice (key {key!r} and another)")
+        out[method][int(n)] = acc
+    return out
 
 
 def plot_best_of_n(results, title=None, ylabel: str = "accuracy", ax=None, save_to=None):
@@ -826,6 +843,8 @@ def plot_label_agreement(predicted, gold, names=("Monte-Carlo", "gold"), title=N
     Takes flat lists of bools or per-solution lists of lists of the same shape.
     ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
     """
+    if not isinstance(names, (list, tuple)) or len(names) != 2 or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"plot_label_agreement: names must be two strs (predicted's, gold's), got {names!r:.60}")
     nested = lambda xs: [x if isinstance(x, (list, tuple, np.ndarray)) else [x] for x in xs]
     rows_p, rows_g = nested(predicted), nested(gold)
     if len(rows_p) != len(rows_g):  # zip would stop at the shorter: the extra solutions would be left out unnoticed
@@ -864,7 +883,12 @@ def plot_outcome_roc(scores, labels, histogram: str | None = None, title=None, s
 
     labels = list_of(labels, "plot_outcome_roc: labels", "labels, one per solution")
     check_labels(labels, "plot_outcome_roc", "labels")  # cast to bool, None was a wrong solution and 0.7 a right one
+    if not labels:  # sklearn's error was about broadcasting shapes
+        raise ValueError("plot_outcome_roc: labels is empty (one label per solution)")
     labels = np.asarray(labels, dtype=bool)
+    if not isinstance(scores, dict):  # one scorer's list: an AttributeError on .items()
+        raise ValueError(f"plot_outcome_roc: scores must be a dict of name -> one score per solution, e.g. "
+                         f"{{'ORM': scores}}, got {type(scores).__name__}")
     if not scores:  # an empty picture: the diagonal alone
         raise ValueError("plot_outcome_roc: scores is empty (name -> one score per solution)")
     if histogram is not None and histogram not in scores:
@@ -1028,16 +1052,34 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
     if abs(threshold) > EXPLORER_THRESHOLD_LIMIT:  # σ would round to 0 or 1: every step, or none, rejected
         raise ValueError(f"step_reward_explorer: threshold is log-odds within ±{EXPLORER_THRESHOLD_LIMIT}, got "
                          f"{threshold!r} (a probability p is log(p / (1 - p)))")
+    # every problem checked here, by name: a bad one found only when picked failed inside the widget's observer
+    problems = list_of(problems, "step_reward_explorer: problems", "problems (or their prompt texts)")
+    solutions = list_of(solutions, "step_reward_explorer: solutions", "lists of solutions (one per problem)")
+    step_rewards = list_of(step_rewards, "step_reward_explorer: step_rewards", "lists of step-reward lists")
     if not (len(problems) == len(solutions) == len(step_rewards)) or not len(problems):
         raise ValueError(f"step_reward_explorer: {len(problems)} problems, {len(solutions)} solution lists and "
                          f"{len(step_rewards)} reward lists (need equal, > 0)")
     if verdicts is not None and len(verdicts) != len(problems):  # fewer: an IndexError at that problem's turn
         raise ValueError(f"step_reward_explorer: {len(verdicts)} verdict lists for {len(problems)} problems")
-    for i, (sols, rews) in enumerate(zip(solutions, step_rewards)):
+    for i in range(len(problems)):
+        solutions[i] = list_of(solutions[i], f"step_reward_explorer: solutions[{i}] (problem {i})",
+                               "solutions (texts or step lists)")
+        step_rewards[i] = list_of(step_rewards[i], f"step_reward_explorer: step_rewards[{i}] (problem {i})",
+                                  "step-reward lists (one per solution)")
+        sols, rews = solutions[i], step_rewards[i]
         if len(sols) != len(rews) or (verdicts is not None and len(verdicts[i]) != len(rews)):
             raise ValueError(f"step_reward_explorer: problem {i} has {len(sols)} solutions but {len(rews)} reward "
                              "lists" + ("" if verdicts is None else f" and {len(verdicts[i])} verdicts"))
         for j, (sol, r) in enumerate(zip(sols, rews)):  # a step without a reward would be dropped, or shown blank
+            where = f"(problem {i}, solution {j})"
+            if not isinstance(sol, str):
+                list_of(sol, f"step_reward_explorer: solutions[{i}][{j}] {where}", "steps, or one solution text")
+            if r is None:  # score_candidates' unreadable candidate
+                raise ValueError(f"step_reward_explorer: step_rewards[{i}][{j}] {where} is None, an unscored "
+                                 "solution (blank, or too long for the reward model): leave it out of both solutions "
+                                 "and step_rewards")
+            r = list_of(r, f"step_reward_explorer: step_rewards[{i}][{j}] {where}", "step rewards")
+            rews[j] = r = finite_scores(r, "step_reward_explorer", f"problem {i}, solution {j}, step")
             n_steps = len(_steps_of(sol, delimiter))
             n_labels = None if verdicts is None else len(_gold(verdicts[i][j], f"verdicts[{i}][{j}]")[0])
             if n_steps != len(r) or n_labels not in (None, len(r)):
