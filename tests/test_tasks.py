@@ -5,6 +5,7 @@ import re
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stepdpo_lite import generation
@@ -347,3 +348,84 @@ def test_own_task_page_runs_as_written(tmp_path, monkeypatch, capsys):
     assert isinstance(namespace["task"], namespace["SumTask"])
     log = json.loads((tmp_path / "runs" / "sum-base" / "training_log.json").read_text())
     assert [e["step"] for e in log["evaluations"]] == [2] and namespace["policy"].config.model_type == "llama"
+
+
+class _OwnProblem:
+    """A problem of one's own (docs/own_task.md) whose grader and checker a test sets."""
+
+    def __init__(self, is_correct=None, verdict=None):
+        self.prompt = "Problem: say 7.\n"
+        self._is_correct, self._verdict = is_correct, verdict
+
+    def is_correct(self, solution):
+        return self._is_correct
+
+    def verdict(self, solution):
+        return self._verdict
+
+
+def _says_seven(monkeypatch):
+    """No model: every sample is "Answer: 7" (evaluate_policy's grading is under test, not the sampling)."""
+    monkeypatch.setattr(tasks, "sample_solutions", lambda model, tokenizer, problems, n=1, **kw: [
+        ["Answer: 7"] * n for _ in problems])
+
+
+def test_evaluate_policy_refuses_an_is_correct_that_does_not_return_a_bool(monkeypatch):
+    """A trial (T16): is_correct returning "False" gave accuracy 1.0 while every sample was a format error, which
+    greedy_and_sampled_accuracy reported and fine_tune_base stopped on; None was read as wrong. Numpy's bool and 0 or
+    1 are bools, as labelling.mc_step_labels reads them."""
+    _says_seven(monkeypatch)
+    for value in ("False", None, 2, 1.0):
+        with pytest.raises(ValueError, match=re.escape(f"evaluate_policy: problem 1, solution 0: the problem's "
+                                                       f"is_correct must return a bool (docs/own_task.md), got "
+                                                       f"{type(value).__name__} {value!r}")):
+            tasks.evaluate_policy(None, None, [_OwnProblem(True), _OwnProblem(value)], n=2)
+    for value, accuracy in ((np.bool_(True), 1.0), (0, 0.0), (1, 1.0), (False, 0.0)):
+        assert tasks.evaluate_policy(None, None, [_OwnProblem(value)])["accuracy"] == accuracy
+
+
+def test_evaluate_policy_takes_verdicts_without_error_kinds(monkeypatch):
+    """docs/own_task.md allows a verdict without error kinds (an empty list): evaluate_policy raised an IndexError on
+    the first wrong one, and with it fine_tune_base's stop check."""
+    _says_seven(monkeypatch)
+    no_kinds = toyworld.Verdict([True, False], 1, False, [], ["Step 1: 7", "Answer: 7"])
+    with_kinds = toyworld.Verdict([False], 0, False, ["format"], ["Answer: 7"])
+    out = tasks.evaluate_policy(None, None, [_OwnProblem(False, no_kinds), _OwnProblem(False, with_kinds)])
+    assert out["step_accuracy"] == 1 / 3 and out["first_error_kinds"] == {"format": 1}
+
+
+@pytest.mark.parametrize("problems, message", [
+    (["Problem: say 7.\n"], r"problems\[0\]: expected a problem with a str prompt and the methods is_correct, "
+                            r"verdict \(docs/own_task.md\), got a str without is_correct, verdict"),
+    ([types.SimpleNamespace(prompt="P\n", is_correct=lambda s: True)], r"problems\[0\]: .* without verdict"),
+    ([types.SimpleNamespace(prompt=None, is_correct=bool, verdict=bool)], r"problems\[0\]: .* without a str prompt"),
+    ("Problem: say 7.\n", "problems: expected a list of problems .*, got one str")])
+def test_evaluate_policy_refuses_what_is_no_problem_before_sampling(monkeypatch, problems, message):
+    """A problem without verdict was an AttributeError after the sampling (minutes on a GPU profile)."""
+    def sampled(*args, **kwargs):
+        raise AssertionError("sampled before the problems were checked")
+
+    monkeypatch.setattr(tasks, "sample_solutions", sampled)
+    with pytest.raises(ValueError, match=f"evaluate_policy: {message}"):
+        tasks.evaluate_policy(None, None, problems)
+
+
+def test_answers_by_length_takes_a_generator_and_names_what_is_not_a_verdict():
+    """A generator of verdict lists was a TypeError (no len), and a text in place of a verdict an AttributeError."""
+    toy = tasks.ToyTask()
+    p = toyworld.make_problems(1, "test")[0]
+    v = toyworld.check(p, p.gold_solution)
+    assert tasks.answers_by_length(toy, [p], (vs for vs in [[v]]))["correct"] == [True]
+    with pytest.raises(ValueError, match="answers_by_length: problem 0, solution 1: expected a toyworld.Verdict "
+                                         r"\(task.label's\), got str"):
+        tasks.answers_by_length(toy, [p], [[v, p.gold_solution]])
+    with pytest.raises(ValueError, match=r"answers_by_length: verdicts\[0\]: expected a list of verdicts, got one"):
+        tasks.answers_by_length(toy, [p], ["abc"])
+
+
+def test_get_task_names_a_profile_that_is_neither_a_name_nor_a_profile():
+    """get_task(None) was an AttributeError ('NoneType' object has no attribute 'task')."""
+    for bad in (None, 3):
+        with pytest.raises(ValueError, match=f"get_task: profile must be a profile's name or a profiles.Profile, got "
+                                             f"{bad!r}"):
+            tasks.get_task(bad)

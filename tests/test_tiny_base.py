@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from stepdpo_lite.tutorial import profiles, tasks, tiny_base
+from stepdpo_lite.tutorial.toyworld import Verdict
 
 
 def test_train_base_runs_again_after_a_run_cut_short(tmp_path, monkeypatch):
@@ -67,16 +68,30 @@ class SayNumber:
         return None
 
 
+class NeverRight(SayNumber):
+    """Graded wrong whatever the policy writes, by a checker whose verdicts have no error kinds (an empty list, which
+    docs/own_task.md allows: evaluate_policy raised an IndexError on them, and fine_tune_base with it)."""
+
+    def is_correct(self, solution):
+        return False
+
+    def verdict(self, solution):
+        return Verdict([False], 0, False, [], [solution])
+
+
 def test_fine_tune_base_trains_a_base_on_ones_own_texts_as_train_base_trains(tmp_path, tiny_base_path):
     """A user's trial copied train_base's body to train the tiny base on a task of their own: fine_tune_base runs the
-    same training on any (prompt, solution) texts, evaluated by any problems' is_correct (no error kinds needed)."""
+    same training on any (prompt, solution) texts, evaluated by any problems' is_correct (no error kinds needed). A
+    run that never reached target_accuracy was saved without a word (T16): it warns, with the best accuracy."""
     from safetensors.torch import load_file
 
-    result = tiny_base.fine_tune_base(tmp_path / "own", [SayNumber.prompt] * 8, ["Answer: 7"] * 8, [SayNumber()],
-                                      base=tiny_base_path, max_steps=2, eval_every=1, batch_size=4,
-                                      target_accuracy=2.0)  # never reached: both evaluations run
+    with pytest.warns(UserWarning, match=r"fine_tune_base: validation greedy accuracy never reached target_accuracy "
+                                         r"1.0 in 2 steps \(best 0.000, at step 1\); saved to .*own all the same"):
+        result = tiny_base.fine_tune_base(tmp_path / "own", [SayNumber.prompt] * 8, ["Answer: 7"] * 8, [NeverRight()],
+                                          base=tiny_base_path, max_steps=2, eval_every=1, batch_size=4,
+                                          target_accuracy=1.0)  # never reached: both evaluations run
     assert result["steps"] == 2 and [(e["step"], e["first_error_kinds"]) for e in result["evaluations"]] == [
-        (1, None), (2, None)]
+        (1, {}), (2, {})]
     log = json.loads((tmp_path / "own" / "training_log.json").read_text())
     assert (log["base"], log["n_train"], log["batch_size"]) == (str(tiny_base_path), 8, 4)
     before, after = (load_file(Path(p) / "model.safetensors") for p in (tiny_base_path, tmp_path / "own"))
@@ -89,6 +104,17 @@ def test_fine_tune_base_trains_a_base_on_ones_own_texts_as_train_base_trains(tmp
     ({"solutions": ["Answer: 7 × 1"]}, r"prompts\[0\] or solutions\[0\] holds a character the base's tokenizer does "
                                        "not know"),
     ({"eval_problems": []}, "eval_problems is empty"),
+    # T16: checked before the training (prompt texts failed at the first evaluation, with out/_trainer made), a
+    # percentage or a negative target (never or at once reached), no texts (failed inside datasets), a blank
+    # solution (trained on prompt + EOS) and a text over the model's positions (trained with a warning only)
+    ({"eval_problems": [SayNumber.prompt]}, r"eval_problems\[0\]: expected a problem with a str prompt and the "
+                                            "methods is_correct, verdict"),
+    ({"target_accuracy": 50.0}, r"target_accuracy must lie in \[0, 1\] \(a share of the problems\), got 50.0"),
+    ({"target_accuracy": -1.0}, r"target_accuracy must lie in \[0, 1\]"),
+    ({"prompts": [], "solutions": []}, "no prompts and solutions to train on"),
+    ({"solutions": [" \n"]}, r"solutions\[0\] is blank"),
+    ({"prompts": [SayNumber.prompt] * 2, "solutions": ["Answer: 7", "Answer: 7" * 400]},
+     r"prompts\[1\] \+ solutions\[1\] is 1210 tokens, over the base's 1024 positions"),
     ({"out": "base"}, "out .*base is the base it starts from; save to another folder"),
     ({"max_steps": 0}, "max_steps must be an int >= 1")])
 def test_fine_tune_base_refuses_what_it_cannot_train_before_training(tmp_path, tiny_base_path, change, message):

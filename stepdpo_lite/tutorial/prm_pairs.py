@@ -24,6 +24,7 @@ cancels in DPO's log-ratio and ``step_pairing="first_error"`` scores only step k
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import numbers
 import random
 import re
@@ -36,6 +37,8 @@ from ..checks import finite_number, list_of, positive_int
 from ..evaluation import predict_first_error
 from ..rewards import InputTooLong, sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps
+from .bestofn import reward_scorer
+from .tasks import check_problems, graded
 
 REJECTED_PROBS = ("prm", "first_error")
 
@@ -95,6 +98,20 @@ def _fits(prm, prompt: str, steps: list[str]) -> bool:
     return True
 
 
+def _keywords_taken(method, **extras) -> dict:
+    """Those of ``extras`` that ``method`` takes (by name, or all with ``**kwargs``): docs/method.md documents a
+    reward model's ``score_solutions(prompts, step_lists)``, and one written to it was a TypeError on ``batch_size=``
+    (the trainer reads ``warn_layout`` off the signature alike)."""
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: the documented two arguments only
+        return {}
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return extras
+    return {k: v for k, v in extras.items() if k in {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD,
+                                                                                          p.KEYWORD_ONLY)}}
+
+
 def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: float, *, policy: str | None = None,
                   delimiter: str | None = None, batch_size: int | None = None,
                   progress: bool = False) -> list[list[Sample]]:
@@ -102,36 +119,43 @@ def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: 
 
     ``solutions[i]`` holds the sampled texts of ``problems[i]``; ``policy`` names who sampled them (in
     ``Sample.policy``). Blank solutions and ones too long for the PRM are kept, unscored (``rewards=None``).
-    ``progress``: a bar over the PRM's scoring batches."""
+    ``prm.score_solutions(prompts, step_lists)`` must return one list of finite step rewards per solution (a
+    ValueError names the problem and solution); it gets ``batch_size=`` and ``progress=`` (a bar over its scoring
+    batches) where its signature takes them."""
+    problems = check_problems(problems, "label_samples: problems", parts=("is_correct",))
+    solutions = list_of(solutions, "label_samples: solutions", "lists of texts (one per problem)")
     if len(problems) != len(solutions):
         raise ValueError(f"label_samples: {len(problems)} problems but {len(solutions)} lists of solutions")
     finite_number(threshold, "threshold (a log-odds)", "label_samples")
+    score = reward_scorer(prm, "label_samples")
     delimiter = delimiter or getattr(getattr(prm, "config", None), "step_delimiter", DEFAULT_DELIMITER)
     out, todo = [], []
     for i, (p, sols) in enumerate(zip(problems, solutions)):
-        if isinstance(sols, str):
-            raise ValueError("label_samples: solutions must hold one list of texts per problem")
         row = []
-        for j, text in enumerate(sols):
+        for j, text in enumerate(list_of(sols, f"label_samples: solutions[{i}]", "solution texts")):
             if not isinstance(text, str):
                 raise ValueError(f"label_samples: problem {i}, solution {j}: expected a str, got {type(text).__name__}")
             steps = extract_steps(text, delimiter) if text.strip() else []
-            s = Sample(i, text, steps, None, bool(p.is_correct(text)), threshold, policy)
+            s = Sample(i, text, steps, None, graded(p, text, f"label_samples: problem {i}, solution {j}"), threshold,
+                       policy)
             if steps and _fits(prm, p.prompt, steps):
-                todo.append(s)
+                todo.append((j, s))
             row.append(s)
         out.append(row)
     if todo:
-        rewards = prm.score_solutions([problems[s.problem].prompt for s in todo], [s.steps for s in todo],
-                                      batch_size=batch_size, progress=progress)
+        rewards = list_of(score([problems[s.problem].prompt for _, s in todo], [s.steps for _, s in todo],
+                                **_keywords_taken(score, batch_size=batch_size, progress=progress)),
+                          "label_samples: the PRM's score_solutions", "reward lists (one per solution)")
         if len(rewards) != len(todo):  # a zip would leave the rest unscored, as if too long for the PRM
             raise ValueError(f"label_samples: the PRM returned {len(rewards)} lists of rewards for "
                              f"{len(todo)} solutions")
-        for s, r in zip(todo, rewards):
+        for (j, s), r in zip(todo, rewards):
+            where = f"label_samples: problem {s.problem}, solution {j}"  # a float: an ORM's, no step reward
+            r = list_of(r, f"{where}: the PRM's rewards", "step rewards (one per step: a PRM's, not an ORM's)")
             if len(r) != len(s.steps):
                 raise ValueError(f"label_samples: problem {s.problem}: the PRM returned {len(r)} rewards for a "
-                                 f"solution of {len(s.steps)} steps")
-            s.rewards = [float(x) for x in r]
+                                 f"solution of {len(s.steps)} steps (solution {j})")
+            s.rewards = [finite_number(x, f"step {k}'s reward", where) for k, x in enumerate(r)]  # NaN, "a" too
     return out
 
 
@@ -155,6 +179,20 @@ def rejected_step_probs(sample: Sample, mode: str = "first_error") -> list[float
     return probs
 
 
+def _sample_lists(problems, samples, where: str) -> list[list[Sample]]:
+    """``samples`` as one list of ``Sample`` per problem (``label_samples``'): texts in their place were an
+    AttributeError, and lists of another count than the problems were cut to the shorter by zip."""
+    samples = list_of(samples, f"{where}: samples", "lists of Samples (label_samples')")
+    if len(problems) != len(samples):
+        raise ValueError(f"{where}: {len(problems)} problems but {len(samples)} lists of samples")
+    for i, row in enumerate(samples):
+        for j, s in enumerate(list_of(row, f"{where}: samples[{i}]", "Samples (label_samples')")):
+            if not isinstance(s, Sample):
+                raise ValueError(f"{where}: problem {i}, sample {j}: expected a prm_pairs.Sample (label_samples "
+                                 f"labels the texts), got {type(s).__name__}")
+    return samples
+
+
 def _pair_row(prompt, chosen: Sample, rejected: Sample, rejected_probs: str, **extra) -> dict:
     return {"prompt": prompt, "chosen": chosen.text, "rejected": rejected.text,
             "chosen_step_labels": [sigmoid(r) for r in chosen.rewards],
@@ -172,8 +210,7 @@ def solution_pairs(problems, samples: Sequence[Sequence[Sample]], *, max_pairs_p
     chosen x rejected combinations, ``max_pairs_per_problem`` at random (seeded per prompt). Rows carry
     ``chosen_step_labels`` / ``rejected_step_labels`` (probabilities, see ``rejected_step_probs``) for
     ``StepwiseDPOTrainer`` and the raw PRM rewards; the counter says what was left out and why."""
-    if len(problems) != len(samples):
-        raise ValueError(f"solution_pairs: {len(problems)} problems but {len(samples)} lists of samples")
+    samples = _sample_lists(problems, samples, "solution_pairs")
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "solution_pairs", none_ok=True)  # None: all
     rows, stats = [], Counter()
     for p, row in zip(problems, samples):
@@ -216,8 +253,7 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
         raise ValueError(f"require must be 'step' or 'solution', got {require!r}")
     for name, value in (("max_per_problem", max_per_problem), ("tries", tries), ("attempts", attempts)):
         positive_int(value, name, "step_pairs")  # 0 built no pair, and -1 all but the last, silently
-    if len(problems) != len(samples):
-        raise ValueError(f"step_pairs: {len(problems)} problems but {len(samples)} lists of samples")
+    samples = _sample_lists(problems, samples, "step_pairs")
     if not policies:
         raise ValueError("step_pairs: no policies to resample the wrong steps")
     sample_fn = sample_fn or generation.sample_solutions
@@ -429,9 +465,10 @@ def step_pair_rows(rows: Sequence[dict], form: str = "full") -> list[dict]:
                                "rejected_step_labels", "problem_index", "step_index") if f not in r]
         if missing:
             raise ValueError(f"step_pair_rows: row {i}: field '{missing[0]}' is missing (a step pair from step_pairs?)")
-        k = r["step_index"]
-        if not 0 <= k < min(len(r["chosen_step_labels"]), len(r["rejected_step_labels"])):
-            raise ValueError(f"step_pair_rows: row {i}: field 'step_index': {k} is not a step of both sides "
+        k = r["step_index"]  # 1.0 was a TypeError, and True read as step 1
+        if (isinstance(k, bool) or not isinstance(k, numbers.Integral)
+                or not 0 <= k < min(len(r["chosen_step_labels"]), len(r["rejected_step_labels"]))):
+            raise ValueError(f"step_pair_rows: row {i}: field 'step_index': {k!r} is not a step of both sides "
                              "(a solution pair has -1: it has no one-step form)")
         out.append({"prompt": r["prompt"] + r["initial_reason_steps"], "chosen": r["chosen_step"],
                     "rejected": r["rejected_step"], "chosen_step_labels": [r["chosen_step_labels"][k]],
@@ -479,8 +516,7 @@ def count_mislabels(problems, rows: Sequence[dict]) -> dict | None:
 def step_agreement(problems, samples: Sequence[Sequence[Sample]]) -> float | None:
     """Share of scored steps where the PRM's accept/reject agrees with the checker's step label (None: no
     checker)."""
-    if len(problems) != len(samples):  # zip compared the shorter one's only
-        raise ValueError(f"step_agreement: {len(problems)} problems but {len(samples)} lists of samples")
+    samples = _sample_lists(problems, samples, "step_agreement")  # zip compared the shorter one's only
     agree = total = 0
     for p, row in zip(problems, samples):
         for s in row:

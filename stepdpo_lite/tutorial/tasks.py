@@ -21,6 +21,7 @@ only ever receives ``problem.prompt`` strings (``generation.sample_solutions`` r
 from __future__ import annotations
 
 import hashlib
+import numbers
 from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -29,7 +30,7 @@ import numpy as np
 from scipy import stats
 
 from .. import generation
-from ..checks import finite_number, positive_int
+from ..checks import finite_number, list_of, positive_int
 from ..steps import extract_steps
 from . import budget, gsm8k, labelling, toyworld
 from .profiles import get_profile
@@ -52,6 +53,31 @@ class TaskProblem(Protocol):
     def verdict(self, solution: str) -> toyworld.Verdict | None: ...
 
 
+def check_problems(problems, where: str, parts: tuple[str, ...] = ("is_correct", "verdict")) -> list:
+    """``problems`` as a list, each with a str ``prompt`` and the methods ``parts``: a prompt text, or an object
+    without them, is a ValueError naming ``where`` and the problem, before any sampling (it failed after it, or after
+    the first ``eval_every`` training steps, as an AttributeError)."""
+    problems = list_of(problems, where, "problems (docs/own_task.md)")
+    for i, p in enumerate(problems):
+        missing = [m for m in parts if not callable(getattr(p, m, None))]
+        if missing or not isinstance(getattr(p, "prompt", None), str):
+            raise ValueError(f"{where}[{i}]: expected a problem with a str prompt and the methods {', '.join(parts)} "
+                             f"(docs/own_task.md), got a {type(p).__name__}"
+                             + (f" without {', '.join(missing)}" if missing else " without a str prompt"))
+    return problems
+
+
+def graded(problem, solution: str, where: str) -> bool:
+    """``problem.is_correct(solution)``, which must be a bool (numpy's, 0 or 1 too): "False" or None was read by its
+    truth value, every sample right or wrong (as ``labelling.mc_step_labels`` refuses it). ``where`` names the
+    problem and solution in the ValueError."""
+    verdict = problem.is_correct(solution)
+    if not (isinstance(verdict, (bool, np.bool_, numbers.Integral)) and verdict in (0, 1)):
+        raise ValueError(f"{where}: the problem's is_correct must return a bool (docs/own_task.md), got "
+                         f"{type(verdict).__name__} {verdict!r:.40}")
+    return bool(verdict)
+
+
 def sample_solutions(model, tokenizer, problems, **kw) -> list[list[str]]:
     """``generation.sample_solutions`` on the problems' prompts (``n``, ``temperature``, ``batch_size``, ...)."""
     return generation.sample_solutions(model, tokenizer, labelling.prompts_of(problems), **kw)
@@ -60,17 +86,20 @@ def sample_solutions(model, tokenizer, problems, **kw) -> list[list[str]]:
 def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float = 0.0, **kw) -> dict:
     """Final-answer accuracy of a policy on ``problems``; with a step checker (toy world) also the share of
     right steps and the kinds of first errors."""
-    if len(problems) == 0:
+    if not (problems := check_problems(problems, "evaluate_policy: problems")):
         raise ValueError("evaluate_policy: no problems to evaluate on")
     sols = sample_solutions(model, tokenizer, problems, n=n, temperature=temperature, **kw)
     pairs = [(p, s) for p, ss in zip(problems, sols) for s in ss]
-    right = [sum(bool(p.is_correct(s)) for s in ss) for p, ss in zip(problems, sols)]
+    right = [sum(graded(p, s, f"evaluate_policy: problem {i}, solution {j}") for j, s in enumerate(ss))
+             for i, (p, ss) in enumerate(zip(problems, sols))]
     out = {"accuracy": sum(right) / len(pairs), "n_solutions": len(pairs), "right_per_problem": right}
     verdicts = [p.verdict(s) for p, s in pairs]
     if verdicts and all(v is not None for v in verdicts):
         labels = [lab for v in verdicts for lab in v.step_labels]
         out["step_accuracy"] = sum(labels) / max(len(labels), 1)
-        out["first_error_kinds"] = dict(Counter(v.error_kinds[v.first_error] for v in verdicts if v.first_error >= 0))
+        # verdicts without error kinds (an empty list, docs/own_task.md) have none to count
+        out["first_error_kinds"] = dict(Counter(v.error_kinds[v.first_error] for v in verdicts
+                                                if v.first_error >= 0 and v.error_kinds))
     return out
 
 
@@ -277,10 +306,18 @@ def answers_by_length(task, problems, verdicts) -> dict:
     """What notebook 01 plots as final-answer accuracy by length (``viz.plot_accuracy_by_length``):
     ``{"lengths", "correct", "xlabel"}``, a length (``task.length``) and a right-answer flag per solution, in order,
     and the name of what the lengths count. ``verdicts``: one list per problem, as ``task.label`` returns them."""
-    if isinstance(verdicts, str) or len(problems) != len(verdicts):  # zip would cut the longer one without a word
+    problems = list_of(problems, "answers_by_length: problems", "problems")  # a generator had no len()
+    verdicts = list_of(verdicts, "answers_by_length: verdicts", "verdict lists (one per problem: task.label's)")
+    if len(problems) != len(verdicts):  # zip would cut the longer one without a word
         raise ValueError(f"answers_by_length: {len(problems)} problems but {len(verdicts)} lists of verdicts; give "
                          "one list per problem (task.label's)")
-    pairs = [(p, v) for p, vs in zip(problems, verdicts) for v in vs]
+    pairs = []
+    for i, (p, vs) in enumerate(zip(problems, verdicts)):
+        for j, v in enumerate(list_of(vs, f"answers_by_length: verdicts[{i}]", "verdicts")):
+            if not isinstance(v, toyworld.Verdict):  # was an AttributeError on answer_correct, or in task.length
+                raise ValueError(f"answers_by_length: problem {i}, solution {j}: expected a toyworld.Verdict "
+                                 f"(task.label's), got {type(v).__name__}")
+            pairs.append((p, v))
     return {"lengths": [task.length(p, v) for p, v in pairs], "correct": [v.answer_correct for _, v in pairs],
             "xlabel": task.length_name}
 
@@ -289,6 +326,8 @@ def get_task(profile):
     """The task of a profile (a ``profiles.Profile`` or its name): ``TASKS[profile.task]`` made from the profile
     (GSM8K's reads its ``dataset`` field)."""
     p = get_profile(profile) if isinstance(profile, str) else profile
+    if not isinstance(getattr(p, "task", None), str):  # None was an AttributeError
+        raise ValueError(f"get_task: profile must be a profile's name or a profiles.Profile, got {profile!r:.40}")
     if p.task not in TASKS:
         raise ValueError(f"profile {p.name!r}: unknown task {p.task!r}; choose one of {sorted(TASKS)}, or register "
                          "yours in tasks.TASKS (docs/own_task.md)")

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import random
+import warnings
 from pathlib import Path
 
 from ..atomic import check_replaceable
@@ -24,19 +25,25 @@ from .toyworld import (TINY_BASE_DIR, build_tiny_model, build_tokenizer, load_ti
                        noisy_training_text, refuse_shipped_out, save_tiny_model)
 
 
-def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num_proc: int | None = None):
+def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num_proc: int | None = None,
+                        where: str = "solution_lm_dataset"):
     """Causal-LM rows ``input_ids``/``labels`` of prompt + solution + eos, with the loss on the solution only:
-    the prompt's random numbers are not to be learned."""
+    the prompt's random numbers are not to be learned. ``where`` names the caller in its errors."""
     from datasets import Dataset
 
-    prompts = list_of(prompts, "solution_lm_dataset: prompts", "prompt strs")  # one str: a row per character
-    solutions = list_of(solutions, "solution_lm_dataset: solutions", "solution strs")
+    prompts = list_of(prompts, f"{where}: prompts", "prompt strs")  # one str: a row per character
+    solutions = list_of(solutions, f"{where}: solutions", "solution strs")
     if len(prompts) != len(solutions):
-        raise ValueError(f"solution_lm_dataset: {len(prompts)} prompts but {len(solutions)} solutions")
+        raise ValueError(f"{where}: {len(prompts)} prompts but {len(solutions)} solutions")
+    if not solutions:  # failed inside datasets
+        raise ValueError(f"{where}: no prompts and solutions to train on")
     for name, texts in (("prompts", prompts), ("solutions", solutions)):  # None was a TypeError or the tokenizer's
         for i, text in enumerate(texts):  # error, naming no row
             if not isinstance(text, str):
-                raise ValueError(f"solution_lm_dataset: {name}[{i}] must be a str, got {type(text).__name__}")
+                raise ValueError(f"{where}: {name}[{i}] must be a str, got {type(text).__name__}")
+    blank = next((i for i, text in enumerate(solutions) if not text.strip()), None)
+    if blank is not None:  # it trained on prompt + EOS: a policy that stops before its first step
+        raise ValueError(f"{where}: solutions[{blank}] is blank; give every prompt the solution to learn")
 
     def tokenize(batch):
         prompt_ids = tokenizer(batch["prompt"], add_special_tokens=False)["input_ids"]
@@ -55,7 +62,9 @@ def _check_settings(where: str, out, learning_rate: float, target_accuracy: floa
         positive_int(value, name, where)
     if finite_number(learning_rate, "learning_rate", where) <= 0:
         raise ValueError(f"{where}: learning_rate must be > 0, got {learning_rate!r}")
-    finite_number(target_accuracy, "target_accuracy", where)
+    if not 0 <= finite_number(target_accuracy, "target_accuracy", where) <= 1:  # 50 (a percentage) never stopped it
+        raise ValueError(f"{where}: target_accuracy must lie in [0, 1] (a share of the problems), got "
+                         f"{target_accuracy!r}")
     # The save replaces ``out`` as a whole (its model card kept): a folder that holds no saved model (no
     # training_log.json) but other files, such as --out data, would lose them all once training is over; the
     # Trainer's _trainer, which a run cut short leaves there, is ours
@@ -86,7 +95,7 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
                   {"seed": seed, "n_train": n_train, "error_rate": error_rate, "layers": layers,
                    "hidden_size": hidden_size, "batch_size": batch_size, "learning_rate": learning_rate,
                    "target_accuracy": target_accuracy},
-                  max_steps=max_steps, eval_every=eval_every)
+                  max_steps=max_steps, eval_every=eval_every, where="train_base")
 
 
 def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[str], eval_problems: list, *,
@@ -94,12 +103,14 @@ def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[s
                    learning_rate: float = 3e-3, target_accuracy: float = 0.5, eval_every: int = 100) -> dict:
     """The tiny base (``base``: a saved folder; None: ``data/tiny-base`` or ``$STEPDPO_TINY_BASE``) trained further
     on your own task's texts (docs/own_task.md), as ``train_base`` trains it: the loss on each solution, stopped at
-    the first evaluation whose greedy accuracy on ``eval_problems`` (problems with a ``prompt`` and ``is_correct``)
-    reaches ``target_accuracy``; saved to ``out``. Mix in solutions with a slip (``toyworld.noisy_training_text``
-    does so), so that the policy's samples hold mistakes for reward models and Stepwise DPO to learn from."""
+    the first evaluation whose greedy accuracy on ``eval_problems`` (problems with a ``prompt``, ``is_correct`` and
+    ``verdict``, which may return None) reaches ``target_accuracy`` (a share, in [0, 1]); saved to ``out``, with a
+    warning if it never did. Mix in solutions with a slip (``toyworld.noisy_training_text`` does so), so that the
+    policy's samples hold mistakes for reward models and Stepwise DPO to learn from."""
     _check_settings("fine_tune_base", out, learning_rate, target_accuracy, max_steps=max_steps,
                     batch_size=batch_size, eval_every=eval_every)
-    if not list_of(eval_problems, "fine_tune_base: eval_problems", "problems"):
+    # checked before the training: prompt texts failed at the first evaluation, with out/_trainer made
+    if not tasks.check_problems(eval_problems, "fine_tune_base: eval_problems"):
         raise ValueError("fine_tune_base: eval_problems is empty; the training stops by their accuracy")
     base = Path(base or os.environ.get("STEPDPO_TINY_BASE", TINY_BASE_DIR))  # as load_tiny_base reads it
     if Path(out).resolve() == base.resolve():  # the shipped data/tiny-base, which every notebook loads
@@ -108,21 +119,28 @@ def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[s
 
     set_seed(seed)
     model, tokenizer = load_tiny_base(base)
-    ds = solution_lm_dataset(tokenizer, prompts, solutions)
+    ds = solution_lm_dataset(tokenizer, prompts, solutions, where="fine_tune_base")
     unknown = next((i for i, ids in enumerate(ds["input_ids"]) if tokenizer.unk_token_id in ids), None)
     if unknown is not None:  # it would learn to write <unk>, which decodes to nothing
         raise ValueError(f"fine_tune_base: prompts[{unknown}] or solutions[{unknown}] holds a character the base's "
                          "tokenizer does not know (the tiny one spells printable ASCII and newlines only)")
+    positions = model.config.max_position_embeddings  # beyond them it trained with only transformers' warning
+    too_long = next((i for i, ids in enumerate(ds["input_ids"]) if len(ids) > positions), None)
+    if too_long is not None:
+        raise ValueError(f"fine_tune_base: prompts[{too_long}] + solutions[{too_long}] is "
+                         f"{len(ds['input_ids'][too_long])} tokens, over the base's {positions} positions")
     return _train(model, tokenizer, ds, eval_problems, out,
                   {"base": str(base), "seed": seed, "n_train": len(ds), "batch_size": batch_size,
                    "learning_rate": learning_rate, "target_accuracy": target_accuracy},
-                  max_steps=max_steps, eval_every=eval_every)
+                  max_steps=max_steps, eval_every=eval_every, where="fine_tune_base")
 
 
-def _train(model, tokenizer, ds, eval_problems, out, settings: dict, *, max_steps: int, eval_every: int) -> dict:
-    """The training of ``train_base`` and ``fine_tune_base``: ``ds`` (``solution_lm_dataset``'s rows) until greedy
-    accuracy on ``eval_problems`` reaches ``settings["target_accuracy"]``, then model, tokenizer and
-    ``training_log.json`` (``settings``, the evaluations and the losses) saved to ``out``."""
+def _train(model, tokenizer, ds, eval_problems, out, settings: dict, *, max_steps: int, eval_every: int,
+           where: str) -> dict:
+    """The training of ``train_base`` and ``fine_tune_base`` (``where``): ``ds`` (``solution_lm_dataset``'s rows)
+    until greedy accuracy on ``eval_problems`` reaches ``settings["target_accuracy"]``, then model, tokenizer and
+    ``training_log.json`` (``settings``, the evaluations and the losses) saved to ``out``; a run that never reached
+    it is saved too, with a warning."""
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
@@ -153,6 +171,13 @@ def _train(model, tokenizer, ds, eval_problems, out, settings: dict, *, max_step
     trainer.train()
     tokenizer.padding_side = "left"
     save_tiny_model(model, tokenizer, out, {**settings, "evaluations": log, "loss_history": trainer.state.log_history})
+    target = settings["target_accuracy"]
+    if not any(e["val_greedy_accuracy"] >= target for e in log):  # it was saved as if it had, without a word
+        best = max(log, key=lambda e: e["val_greedy_accuracy"], default=None)
+        warnings.warn(f"{where}: validation greedy accuracy never reached target_accuracy {target} in {max_steps} "
+                      "steps (" + (f"best {best['val_greedy_accuracy']:.3f}, at step {best['step']}" if best else
+                                   f"no evaluation: eval_every {eval_every} > max_steps") +
+                      f"); saved to {out} all the same: train longer (max_steps) or lower the target", stacklevel=3)
     return {"steps": trainer.state.global_step, "evaluations": log}
 
 

@@ -1,0 +1,118 @@
+"""Bad input to prm_pairs' reusable functions (a trial, T16): a reward model written to the documented
+score_solutions(prompts, step_lists), a grader that does not return a bool, rewards that are not one finite number per
+step, and texts or floats where Samples and step indices go, each refused naming what is wrong, or taken."""
+import math
+import re
+
+import numpy as np
+import pytest
+
+from stepdpo_lite.tutorial import prm_pairs, toyworld
+
+THRESHOLD = 0.0
+
+
+class DocumentedPRM:
+    """A user's PRM written to docs/method.md: score_solutions(prompts, step_lists), one reward per step."""
+
+    def __init__(self, reward=lambda steps: [1.0] * len(steps)):
+        self.reward = reward
+
+    def score_solutions(self, prompts, step_lists):
+        return [self.reward(steps) for steps in step_lists]
+
+
+class KeywordPRM(DocumentedPRM):
+    """One that takes the keywords ProcessRewardModel takes (the checks below are not about the signature)."""
+
+    def score_solutions(self, prompts, step_lists, batch_size=None, progress=False):
+        return super().score_solutions(prompts, step_lists)
+
+
+def problem_and_texts():
+    p = toyworld.make_problems(1, "test", seed=3, min_ops=2, max_ops=2)[0]
+    return p, p.gold_solution, p.gold_solution.rsplit("Answer: ", 1)[0] + "Answer: 12345"
+
+
+def test_label_samples_takes_a_prm_written_to_the_documented_signature():
+    """score_solutions got batch_size= and progress= whatever it took: a PRM written to docs/method.md's
+    score_solutions(prompts, step_lists) was a TypeError. Each keyword goes where the signature takes it."""
+    p, gold, wrong = problem_and_texts()
+    samples = prm_pairs.label_samples(DocumentedPRM(), [p], [[gold, wrong]], THRESHOLD, batch_size=8, progress=True)
+    assert [(s.answer_correct, s.rewards) for s in samples[0]] == [(True, [1.0, 1.0]), (False, [1.0, 1.0])]
+    got = []
+
+    class Named(DocumentedPRM):
+        def score_solutions(self, prompts, step_lists, batch_size=None):
+            got.append(batch_size)
+            return super().score_solutions(prompts, step_lists)
+
+    class AnyKeywords(DocumentedPRM):
+        def score_solutions(self, prompts, step_lists, **kw):
+            got.append(kw)
+            return super().score_solutions(prompts, step_lists)
+
+    for prm in (Named(), AnyKeywords()):
+        prm_pairs.label_samples(prm, [p], [[gold]], THRESHOLD, batch_size=8, progress=True)
+    assert got == [8, {"batch_size": 8, "progress": True}]
+    with pytest.raises(ValueError, match="label_samples: the reward model needs a method score_solutions"):
+        prm_pairs.label_samples(lambda prompts, steps: [[1.0]], [p], [[gold]], THRESHOLD)
+
+
+def test_label_samples_refuses_an_is_correct_that_does_not_return_a_bool():
+    """is_correct returning "False" was read as right: every sample right, and solution_pairs built 0 pairs with no
+    reason given."""
+    p, gold, wrong = problem_and_texts()
+
+    class SaysStr:
+        prompt = p.prompt
+
+        def is_correct(self, solution):
+            return str(p.is_correct(solution))
+
+    with pytest.raises(ValueError, match=re.escape("label_samples: problem 0, solution 0: the problem's is_correct "
+                                                   "must return a bool (docs/own_task.md), got str 'True'")):
+        prm_pairs.label_samples(KeywordPRM(), [SaysStr()], [[gold, wrong]], THRESHOLD)
+    with pytest.raises(ValueError, match=r"label_samples: problems\[0\]: expected a problem with a str prompt and the "
+                                         "methods is_correct"):
+        prm_pairs.label_samples(KeywordPRM(), [p.prompt], [[gold]], THRESHOLD)
+
+
+@pytest.mark.parametrize("reward, message", [
+    (lambda steps: 1.0, "problem 0, solution 1: the PRM's rewards: expected a list of step rewards .*, got float"),
+    (lambda steps: ["a"] * len(steps), "problem 0, solution 1: step 0's reward must be a finite number, got 'a'"),
+    (lambda steps: [1.0, math.nan][:len(steps)], "problem 0, solution 1: step 1's reward must be a finite number, "
+                                                 "got nan")])
+def test_label_samples_refuses_rewards_that_are_not_a_finite_number_per_step(reward, message):
+    """One reward per solution (an ORM's) was a TypeError (no len), a str one 'could not convert', and a NaN was
+    stored, to be refused later by solution_pairs naming no solution."""
+    p, gold, wrong = problem_and_texts()
+    with pytest.raises(ValueError, match=f"label_samples: {message}"):
+        prm_pairs.label_samples(KeywordPRM(reward), [p], [["  ", gold, wrong]], THRESHOLD)  # a blank: unscored
+    rewards = [np.float32(0.5), np.int64(-1)]  # numpy's numbers are numbers
+    assert prm_pairs.label_samples(KeywordPRM(lambda steps: rewards), [p], [[gold]], THRESHOLD)[0][0].rewards == [
+        0.5, -1.0]
+
+
+def test_the_pair_builders_name_a_text_in_place_of_a_sample():
+    """solution_pairs, step_pairs and step_agreement read Samples (label_samples'): a text was an AttributeError."""
+    p, gold, _ = problem_and_texts()
+    for where, build in (("solution_pairs", lambda s: prm_pairs.solution_pairs([p], s)),
+                         ("step_pairs", lambda s: prm_pairs.step_pairs({"dpo": None}, None, None, [p], s, THRESHOLD)),
+                         ("step_agreement", lambda s: prm_pairs.step_agreement([p], s))):
+        with pytest.raises(ValueError, match=f"{where}: problem 0, sample 0: expected a prm_pairs.Sample "
+                                             r"\(label_samples labels the texts\), got str"):
+            build([[gold]])
+        with pytest.raises(ValueError, match=rf"{where}: samples\[0\]: expected a list of Samples"):
+            build([gold])
+
+
+@pytest.mark.parametrize("index", [1.0, True, "1", None])
+def test_step_pair_rows_refuses_a_step_index_that_is_not_an_int(index):
+    """step_index 1.0 was a TypeError, and True was read as step 1."""
+    row = {"prompt": "x", "initial_reason_steps": "", "chosen_step": "a", "rejected_step": "b",
+           "chosen_step_labels": [1.0, 1.0], "rejected_step_labels": [0.0, 1.0], "problem_index": 0, "step_index": 1}
+    assert prm_pairs.step_pair_rows([row], form="prefix")[0]["chosen_step_labels"] == [1.0]
+    with pytest.raises(ValueError, match=re.escape(f"step_pair_rows: row 0: field 'step_index': {index!r} is not a "
+                                                   "step of both sides")):
+        prm_pairs.step_pair_rows([dict(row, step_index=index)], form="prefix")
