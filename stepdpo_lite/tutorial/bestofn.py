@@ -17,8 +17,6 @@ import warnings
 from pathlib import Path
 from typing import Callable, Hashable, Sized
 
-import numpy as np
-
 from .. import generation
 from ..checks import finite_number, list_of, positive_int
 from ..evaluation import best_of_n_accuracy, majority_vote_accuracy
@@ -40,19 +38,16 @@ def held_out_problems(profile, n: int, seed: int = 0, tokenizer=None) -> list:
 
 
 def _graded(value, kind: str, who: str, where: str):
-    """What a task's grader returned, as docs/own_task.md allows it (``kind``: "answer", a finite number or None;
-    "gold", a finite number; "verdict", a bool), else a ValueError naming ``who`` and ``where`` (the problem and
-    candidate): a str answer "29" never equals the gold 29.0, so every majority vote would count wrong silently, a
-    str verdict "False" would count as right, and a list answer was a TypeError inside a Counter."""
-    if kind == "verdict":  # as labelling.mc_step_labels reads a verdict: a bool, or the int 0 or 1
-        if isinstance(value, (bool, np.bool_, numbers.Integral)) and value in (0, 1):
-            return bool(value)
-    elif value is None and kind == "answer":
+    """What a task's answers returned, as docs/own_task.md allows it (``kind``: "answer", a finite number or None;
+    "gold", a finite number), else a ValueError naming ``who`` and ``where`` (the problem and candidate): a str
+    answer "29" never equals the gold 29.0, so every majority vote would count wrong silently, and a list answer was
+    a TypeError inside a Counter. A verdict is ``tasks.graded``'s."""
+    if value is None and kind == "answer":
         return None
     elif isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     method, allowed = {"answer": ("final_answer", "a finite number or None (no answer)"),
-                       "gold": ("gold_answer", "a finite number"), "verdict": ("is_correct", "a bool")}[kind]
+                       "gold": ("gold_answer", "a finite number")}[kind]
     raise ValueError(f"{who}: {where}: the problem's {method} must return {allowed} (docs/own_task.md), got "
                      f"{type(value).__name__} {value!r:.40}")
 
@@ -68,7 +63,7 @@ def gold_answer(problem, who: str = "gold_answer", where: str = "the problem") -
 
 
 def is_correct(problem, solution: str, who: str = "is_correct", where: str = "the solution") -> bool:
-    return _graded(problem.is_correct(solution), "verdict", who, where)
+    return tasks.graded(problem, solution, f"{who}: {where}")
 
 
 def step_labels(problem, solution: str):
