@@ -36,6 +36,23 @@ def test_verdict_summary_counts_clean_lucky_and_first_mistakes():
             verdict_summary(bad)
 
 
+def test_builders_and_verdict_summary_refuse_a_verdict_whose_fields_were_set_to_disagree():
+    """Verdict() refuses fields that disagree (test_toyworld); one set after it was made is refused where the
+    verdicts enter, naming the problem and the solution: first_error -1 beside a False step label made the solution
+    a chosen one, first_error None a TypeError in step_dpo_pairs and in verdict_summary."""
+    problems, solutions, verdicts = _split(2, "train", 0)
+    verdicts[1][0] = toyworld.check(problems[1], solutions[1][1])  # a wrong solution's verdict, set to read as right
+    verdicts[1][0].first_error, verdicts[1][0].answer_correct, verdicts[1][0].steps = -1, True, []
+    solutions[1][0] = solutions[1][1]
+    for build in (preference_pairs, step_dpo_pairs, stepwise_rows):
+        with pytest.raises(ValueError, match=rf"{build.__name__}: problem 1, solution 0: its verdict: first_error "
+                                             r"must be 0, the index of the first False step label .* got -1"):
+            build(problems, solutions, verdicts=verdicts)
+    verdicts[1][0].first_error = None
+    with pytest.raises(ValueError, match=r"verdict_summary: verdicts\[1\]\[0\]: first_error .* got None"):
+        verdict_summary(verdicts)
+
+
 def _split(n, split, seed):
     """Toy problems of ``split``, each with its gold solution and a copy with an arithmetic slip, and their verdicts."""
     problems = toyworld.make_problems(n, split, seed=seed)
@@ -65,6 +82,8 @@ def test_datasets_by_split_builds_the_four_datasets_of_every_split_from_its_verd
     with pytest.raises(ValueError, match=r"datasets_by_split: verdicts must be a dict with the splits of problems, "
                                          r"\['train', 'test'\], in their order; got \['train'\]"):
         datasets_by_split(problems, solutions, {"train": verdicts["train"]})
+    with pytest.raises(ValueError, match="datasets_by_split: problems must be a dict of split name -> problems"):
+        datasets_by_split(problems["train"], solutions, verdicts)  # it blamed solutions: "solutions must be a dict"
 
 
 def test_mc_comparison_problems_takes_whole_problems_and_at_least_one():

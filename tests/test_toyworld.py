@@ -109,6 +109,49 @@ def test_copy_error_is_wrong_even_with_right_arithmetic():
     assert tw.Verdict([True, False, False], 1, False).mistake_labels == [True, False, True]  # no kinds known
 
 
+@pytest.mark.parametrize("fields, message", [
+    (([True, False], -1, True), r"first_error must be 1, the index of the first False step label .* got -1"),
+    (([True, False], 0, False), r"first_error must be 1, .* got 0"),
+    (([False, False], 5, False), r"first_error must be 0, .* got 5"),
+    (([True, False], True, False), r"first_error .* got True"),
+    (([True, False], 1.0, False), r"first_error .* got 1.0"),
+    (([True, False], None, False), r"first_error .* got None"),
+    (([True, True], -1, False), "answer_correct is False but every step label is True"),
+    (([False, False], 0, "False"), "answer_correct must be True or False, got 'False'"),
+    (([1.0, 0.0], 1, False), r"step_labels\[0\] must be True or False, got 1.0"),
+    (("TF", 1, False), "step_labels must be a list"),
+    (([True, False], 1, False, "ar"), "error_kinds must be a list"),
+    (([True, False], 1, False, ["arithmetic"]), "error_kinds has 1 entries for 2 step labels"),
+    (([True, False], 1, False, [None, 3]), r"error_kinds\[1\] must be None or a str"),
+    (([True, False], 1, False, ["copy", "arithmetic"]), r"error_kinds\[0\] is 'copy' but step_labels\[0\] is True"),
+    (([True, False], 1, False, [None, "propagated"]), r"error_kinds\[1\], the first wrong step's, must name"),
+    (([True, False], 1, False, [None, None]), r"error_kinds\[1\], the first wrong step's"),
+    (([True, False], 1, False, [], [1, 2]), r"steps\[0\] must be a str"),
+    (([True, False], 1, False, [], ["Step 1: 1 + 1 = 2"]), "2 step labels for 1 steps")])
+def test_verdict_refuses_fields_that_disagree(fields, message):
+    """Nothing checked a Verdict's fields: first_error -1 beside a False label was taken as a chosen solution,
+    first_error 0 beside [True, False] made Step-DPO reject the step the labels call right, kinds given as a str were
+    read a character at a time and kinds of another length fell back to "first error only", answer_correct "False"
+    counted as a lucky right answer, and first_error None or 1.0 was a TypeError deep in a builder."""
+    with pytest.raises(ValueError, match=f"^Verdict: {message}"):
+        tw.Verdict(*fields)
+
+
+def test_verdict_allows_a_lucky_answer_monte_carlo_labels_and_a_blank():
+    """What the kit's own verdicts make: a right answer after a wrong step (lucky), Monte-Carlo labels (no kinds, a
+    right step after a wrong one, gsm8k.mc_verdicts), gsm8k's blank placeholder, numpy bools."""
+    np = pytest.importorskip("numpy")
+    tw.Verdict([False, False], 0, True, ["copy", "propagated"])
+    tw.Verdict([True, False, True], 1, True, steps=["a", "b", "c"])
+    tw.Verdict([False, True, False], 0, False)
+    tw.Verdict([], -1, False)
+    tw.Verdict([np.True_, np.False_], np.int64(1), np.False_, [None, "arithmetic"])
+    tw.Verdict([True, False, False], 1, False, [None, "arithmetic", None])  # None: no mistake made here, as propagated
+    v = tw.Verdict([True, True], -1, True)
+    v.first_error = None  # set after the check: invalid_reason still finds it (the builders ask it)
+    assert "first_error" in v.invalid_reason()
+
+
 @pytest.mark.parametrize("text, kind", [
     ("Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 36\n\nStep 3: 36 - 4 = 32", "answer"),  # no answer line
     ("Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 36\n\nAnswer: 36", "answer"),  # stops early

@@ -133,6 +133,9 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> lis
             if not isinstance(v, toyworld.Verdict):  # e.g. its step labels: an AttributeError on .steps
                 raise ValueError(f"{who}: problem {i}, solution {j}: its verdict must be a toyworld.Verdict, got "
                                  f"{type(v).__name__}")
+            reason = v.invalid_reason()  # Verdict() checks its fields when made; a field set since was not
+            if reason:
+                raise ValueError(f"{who}: problem {i}, solution {j}: its verdict: {reason}")
             v = v if v.steps else dataclasses.replace(v, steps=extract_steps(s))
             if len(v.steps) != len(v.step_labels):
                 raise ValueError(f"{who}: problem {i}, solution {j}: the verdict's {len(v.step_labels)} step labels "
@@ -362,6 +365,9 @@ def datasets_by_split(problems: dict, solutions: dict, verdicts: dict, *, seed: 
     ``solutions`` and ``verdicts`` are dicts by split name (``verdicts``: the checker's labels in the toy world, the
     Monte-Carlo ones elsewhere); all four datasets of a split come from the same verdicts, so a PRM and a policy
     learn from the same labels. ``seed`` draws the pairs (per problem prompt: see ``preference_pairs``)."""
+    if not isinstance(problems, dict):  # a list was blamed on solutions: "solutions must be a dict with the splits"
+        raise ValueError(f"datasets_by_split: problems must be a dict of split name -> problems ({{'train': [...]}}), "
+                         f"got {type(problems).__name__}")
     for name, by_split in (("solutions", solutions), ("verdicts", verdicts)):
         if not isinstance(by_split, dict) or list(by_split) != list(problems):
             raise ValueError(f"datasets_by_split: {name} must be a dict with the splits of problems, "
@@ -453,11 +459,16 @@ def verdict_summary(verdicts) -> dict:
     the share whose final answer is right, how many have no wrong step, how many reach the right answer through a
     wrong step (a lucky slip: outcome labels call every step of it right), and what the first mistake was (its
     error kind -> how many, most common first; labels made without error kinds, e.g. Monte-Carlo ones, have none)."""
-    flat = [v for i, vs in enumerate(list_of(verdicts, "verdict_summary: verdicts", "verdict lists (one per problem)"))
-            for v in list_of(vs, f"verdict_summary: verdicts[{i}]", "verdicts")]
-    bad = next((v for v in flat if not isinstance(v, toyworld.Verdict)), None)
-    if bad is not None or not flat:
-        raise ValueError(f"verdict_summary: expected toyworld.Verdict objects, got {'none' if not flat else bad!r}")
+    flat = []
+    for i, vs in enumerate(list_of(verdicts, "verdict_summary: verdicts", "verdict lists (one per problem)")):
+        for j, v in enumerate(list_of(vs, f"verdict_summary: verdicts[{i}]", "verdicts")):
+            # a field set after Verdict() checked them: first_error None was a TypeError, too few kinds an IndexError
+            reason = v.invalid_reason() if isinstance(v, toyworld.Verdict) else f"not a toyworld.Verdict: {v!r:.40}"
+            if reason:
+                raise ValueError(f"verdict_summary: verdicts[{i}][{j}]: {reason}")
+            flat.append(v)
+    if not flat:
+        raise ValueError("verdict_summary: expected toyworld.Verdict objects, got none")
     kinds = Counter(v.error_kinds[v.first_error] for v in flat if v.first_error >= 0 and v.error_kinds)
     return {"solutions": len(flat), "accuracy": sum(v.answer_correct for v in flat) / len(flat),
             "no_step_wrong": sum(v.first_error < 0 for v in flat),

@@ -230,6 +230,57 @@ class Verdict:
     error_kinds: list[str | None] = field(default_factory=list)  # per step: None or why it is wrong
     steps: list[str] = field(default_factory=list)
 
+    def __post_init__(self):
+        """Refuses a verdict whose fields disagree (``invalid_reason``) where it is made: a task's ``verdict``, or
+        ``verdicts=`` made by hand. Nothing checked them: a first_error that disagreed with the step labels made
+        Step-DPO reject a step they call right, error kinds given as one str were read a character at a time, and
+        answer_correct="False" counted as a right answer, all silently."""
+        reason = self.invalid_reason()
+        if reason:
+            raise ValueError(f"Verdict: {reason}")
+
+    def invalid_reason(self) -> str | None:
+        """What in the fields breaks docs/own_task.md's contract (the field, then why), or None. Allowed: a right
+        answer after a wrong step (lucky), and Monte-Carlo labels, whose right step may follow a wrong one."""
+        def boolean(x) -> bool:  # numpy's too; "False", 0 or None would be read by their truth value
+            return type(x).__name__ in ("bool", "bool_")
+        for name in ("step_labels", "error_kinds", "steps"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or not hasattr(value, "__iter__"):
+                return f"{name} must be a list (one item per step), got {type(value).__name__} {value!r:.40}"
+        labels, kinds = list(self.step_labels), list(self.error_kinds)
+        bad = next((k for k, x in enumerate(labels) if not boolean(x)), None)
+        if bad is not None:
+            return f"step_labels[{bad}] must be True or False, got {labels[bad]!r:.40}"
+        if not boolean(self.answer_correct):
+            return f"answer_correct must be True or False, got {self.answer_correct!r:.40}"
+        first = next((k for k, ok in enumerate(labels) if not ok), -1)
+        integral = isinstance(self.first_error, numbers.Integral) and not isinstance(self.first_error, bool)
+        if not integral or self.first_error != first:  # True was step 1, 1.0 a TypeError, 5 an IndexError
+            return (f"first_error must be {first}, the index of the first False step label (-1: none) in step_labels "
+                    f"{labels!r:.60}, got {self.first_error!r:.40}")
+        if labels and all(labels) and not self.answer_correct:
+            return ("answer_correct is False but every step label is True: the step that gives the wrong answer "
+                    "cannot reach the right one (label it False: the toy world's kind 'answer')")
+        if kinds:
+            if len(kinds) != len(labels):
+                return f"error_kinds has {len(kinds)} entries for {len(labels)} step labels: give one per step, or []"
+            bad = next((k for k, x in enumerate(kinds) if not (x is None or isinstance(x, str))), None)
+            if bad is not None:
+                return f"error_kinds[{bad}] must be None or a str (why the step is wrong), got {kinds[bad]!r:.40}"
+            bad = next((k for k, (ok, x) in enumerate(zip(labels, kinds)) if ok and x is not None), None)
+            if bad is not None:
+                return f"error_kinds[{bad}] is {kinds[bad]!r:.40} but step_labels[{bad}] is True: a right step has None"
+            if first >= 0 and kinds[first] in (None, "propagated"):
+                return (f"error_kinds[{first}], the first wrong step's, must name the mistake made there, got "
+                        f"{kinds[first]!r} (None and 'propagated' say that none is made there)")
+        bad = next((k for k, s in enumerate(self.steps) if not isinstance(s, str)), None)
+        if bad is not None:
+            return f"steps[{bad}] must be a str (a step's text), got {type(self.steps[bad]).__name__}"
+        if len(self.steps) and len(self.steps) != len(labels):
+            return f"{len(labels)} step labels for {len(self.steps)} steps (steps: [] lets the builders split the text)"
+        return None
+
     @property
     def mistake_labels(self) -> list[bool]:
         """Per step, False only where a mistake is *made*: a step that faithfully builds on an earlier wrong
