@@ -310,3 +310,14 @@ def test_builders_label_any_problem_by_its_own_verdict_and_still_refuse_one_with
                                          r"toyworld.Problem only; pass verdicts= for other problems \(its verdict\(\) "
                                          r"is None: no step checker"):
         preference_pairs([question], [["Answer: 4", "Answer: 5"]])
+
+
+def test_step_dpo_pairs_take_a_gold_solution_of_none_as_no_gold():
+    """A user's problem class that declares gold_solution and leaves it None failed inside step_spans ("text must be a
+    str, got NoneType"), naming neither the problem nor the field: None is no gold, its pairs left out and counted."""
+    import types
+
+    steps = ["12 - 5 = 7", "\n7 + 6 = 12", "\nThe answer is 12"]
+    verdicts = [[toyworld.Verdict([True, False, False], 1, False, steps=steps)]]
+    problems = [types.SimpleNamespace(prompt="Compute 12 - 5 + 6.\n", gold_solution=None)]
+    assert len(step_dpo_pairs(problems, [["".join(steps)]], verdicts=verdicts, delimiter="\n")) == 0

@@ -254,8 +254,8 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
     For each sampled solution whose first wrong step is k: ``initial_reason_steps`` = its steps before k
     (all correct), ``rejected`` = its step k, ``chosen`` = step k of a sampled solution with the same prefix
     whose step k is right (``chosen_source`` "sampled"), else the gold solution's step k when the prefix is gold's
-    own (``chosen_source`` "gold"); with ``use_gold=False``, or problems without ``gold_solution``, the pair is
-    left out (counted).
+    own (``chosen_source`` "gold"); with ``use_gold=False``, or problems without ``gold_solution`` (or with None),
+    the pair is left out (counted).
     ``step_index`` is k (0-based). Repeated (prefix, wrong step) pairs are used once;
     ``max_pairs_per_problem`` are drawn at random. Noisy labels (Monte-Carlo) can call the same step text right
     after a prefix in one sample and wrong in another: the chosen step is always a different text (else the
@@ -271,7 +271,8 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
         for _, v in checked:
             for k in range(len(v.steps) if v.first_error < 0 else v.first_error):
                 right_next.setdefault("".join(v.steps[:k]), {})[v.steps[k]] = None  # an ordered set
-        gold = extract_steps(p.gold_solution, delimiter) if hasattr(p, "gold_solution") else []
+        # a gold_solution of None is none at all (a user's problem class may declare the field and leave it unset)
+        gold = extract_steps(p.gold_solution, delimiter) if getattr(p, "gold_solution", None) is not None else []
         pairs = {}
         for _, v in checked:
             k = v.first_error
