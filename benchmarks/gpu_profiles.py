@@ -58,7 +58,7 @@ from stepdpo_lite.models import resolve_dtype, trainer_precision  # noqa: E402
 from stepdpo_lite.tutorial.profiles import get_profile, load_profile_model  # noqa: E402
 from stepdpo_lite.reward_training import train_process_reward_model  # noqa: E402
 from stepdpo_lite.steps import extract_steps  # noqa: E402
-from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer, float32_adapters_unless_bf16  # noqa: E402
+from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer, prepare_adapters  # noqa: E402
 
 # From each model's config.json on the Hub (Qwen2.5 model cards): what memory and speed depend on.
 ARCHITECTURES = {
@@ -244,7 +244,7 @@ def bench_preference(profile, base, device, max_length, steps, warmup, stepwise:
             args = DPOConfig(loss_type=["sigmoid", "sft"], loss_weights=[1.0, 5.0], **common)
             trainer = DPOTrainer(model=model, processing_class=tokenizer, callbacks=[timer], args=args,
                                  train_dataset=pairs.select_columns(["prompt", "chosen", "rejected"]))
-            float32_adapters_unless_bf16(trainer)
+            prepare_adapters(trainer)
         trainer.train()
     lengths = [len(tokenizer(r["prompt"] + r[side], add_special_tokens=False)["input_ids"])
                for r in pairs for side in ("chosen", "rejected")]

@@ -70,6 +70,21 @@ def sampling_arguments(temperature: float) -> dict:
     return dict(do_sample=False)
 
 
+class FiniteLogits:
+    """A logits processor: NaN or inf logits (a 16-bit overflow: greedy decoded token 0, T > 0 stopped in multinomial)
+    are a ValueError. A class: transformers reads a processor's signature each token, a function's 10 times slower."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def __call__(self, input_ids, scores):
+        if not scores.amax().isfinite():  # one reduction: NaN and +inf propagate; -inf (a masked token) does not
+            raise ValueError(f"sample_solutions: NaN or inf logits: the model's {self.dtype} forward pass overflowed. "
+                             "Load it in float32 (dtype='float32'), or in float16 with model.set_attn_implementation("
+                             "'eager'); Qwen's maintainers advise bfloat16 where the GPU has it")
+        return scores
+
+
 @contextlib.contextmanager
 def exact_sampling(model):
     """For the block, the model's saved generation settings keep only their token ids. ``generate`` fills every
@@ -97,7 +112,7 @@ def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float =
     """``n`` solutions per prompt text (``temperature=0`` is greedy; T > 0 samples the full distribution:
     ``sampling_arguments``, none of the model's saved sampling settings: ``exact_sampling``); returns one list of
     ``n`` texts per prompt, in order. A prompt that is empty, or too long for the model's context with
-    ``max_new_tokens`` more tokens, raises a ``ValueError`` naming it."""
+    ``max_new_tokens`` more tokens, raises a ``ValueError`` naming it; so do NaN or inf logits (``FiniteLogits``)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -116,7 +131,7 @@ def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float =
                               add_special_tokens=False).to(device)
             with torch.no_grad(), exact_sampling(model):
                 gen = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                     eos_token_id=eos, **sampling)
+                                     eos_token_id=eos, logits_processor=[FiniteLogits(model.dtype)], **sampling)
             out += tokenizer.batch_decode(gen[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
     finally:
         tokenizer.padding_side = side

@@ -34,12 +34,12 @@ from .checks import documented_fields, finite_number, list_of, positive_int
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
-from .rewards import ProcessRewardModel, step_delimiter_of, warn_of_unread_text
+from .rewards import InputTooLong, ProcessRewardModel, step_delimiter_of, warn_of_unread_text
 from .steps import DEFAULT_DELIMITER, char_step_ids, extract_steps, step_spans
 from .stepwise_data import (REWARD_MODEL_LABELS, STEP_COLUMNS, STEP_PAIRINGS, STEP_VALUE_COLUMNS,
                             DataCollatorForStepwisePreference, check_row, drop_appended_eos, step_columns)
 
-__all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "float32_adapters_unless_bf16"]
+__all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "prepare_adapters"]
 
 STEP_ACCURACY_METRICS = ("accuracy", "balanced_accuracy", "f1")
 PARTS = ("prompt", "chosen", "rejected")  # a tokenized row's token-id columns are f"{part}_ids"
@@ -83,18 +83,6 @@ def _reference_adapter(model):
     return use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None)
 
 
-def _copy_default_into_ref(model) -> None:
-    """Make TRL's frozen "ref" adapter a copy of the trained "default" one. TRL copies the parameters whose name
-    holds ".default." (LoRA's ``lora_A.default.weight``); an adapter whose parameters end in ".default" (IA3's
-    ``ia3_l.default``, LoHa's, LoKr's) kept its fresh initialisation as the reference instead."""
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, p in params.items():
-            ref = re.sub(r"\.default(\.|$)", r".ref\1", name)
-            if ref != name and ref in params:
-                params[ref].copy_(p)
-
-
 def default_bf16(use_cpu: bool = False) -> bool:
     """What an unset ``bf16`` should mean: TRL's configs turn it on, and on a CPU (with ``use_cpu=True``, which
     transformers then allows) that trains under bfloat16 autocast, not in the float32 the model is in. On only where
@@ -103,16 +91,29 @@ def default_bf16(use_cpu: bool = False) -> bool:
     return not use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
 
 
-def float32_adapters_unless_bf16(trainer) -> None:
-    """Unless it trains under bf16 mixed precision, put trainable weights that TRL cast to bfloat16 back in float32:
-    TRL's DPOTrainer stores a 4-bit model's LoRA weights in bfloat16 (QLoRA's recipe, for bf16 training). A GPU
-    without bfloat16 (Colab's T4) trains with fp16 and a loss scaler, which cannot unscale bfloat16 gradients; a CPU
-    trains in float32, where a bfloat16 weight drops most of Adam's small steps (4 steps at lr 1e-4 moved 19% of a
-    LoRA A matrix's entries, against all of them in float32). Call it after building any TRL trainer."""
-    if not trainer.args.bf16:
-        for param in trainer.model.parameters():
-            if param.requires_grad and param.dtype == torch.bfloat16:
-                param.data = param.data.float()
+def prepare_adapters(trainer) -> None:
+    """A PEFT policy's adapters as a TRL trainer should train them: call it after building one (StepwiseDPOTrainer
+    does). TRL's DPOTrainer stores a 4-bit model's LoRA weights in bfloat16 (QLoRA's recipe): Adam's small steps round
+    away (20 at lr 5e-5 left 41% of a LoRA A unmoved), a T4's fp16 scaler cannot unscale their gradients. Trainable
+    bfloat16 weights go to float32, under bf16 too (its autocast computes in bf16), but a full fine-tune's and those
+    under DeepSpeed or FSDP (one dtype per flat parameter). TRL's frozen "ref" copy of a fresh LoRA adapter (B = 0:
+    its reference is the adapter disabled, the same numbers) is dropped; a trained adapter's is made its exact copy."""
+    model = trainer.model
+    keep_bf16 = trainer.args.bf16 and (not is_peft_model(model) or trainer.is_deepspeed_enabled
+                                       or trainer.is_fsdp_enabled)
+    for param in model.parameters():
+        if param.requires_grad and param.dtype == torch.bfloat16 and not keep_bf16:
+            param.data = param.data.float()
+    if is_peft_model(model) and "ref" in model.peft_config and _fresh_lora(model):
+        model.delete_adapter("ref")
+    elif is_peft_model(model) and "ref" in model.peft_config:
+        # the trained adapter copied in again, after the cast: TRL copies the names holding ".default." (LoRA's
+        # lora_A.default.weight), not those ending in it (IA3's ia3_l.default, LoHa's, LoKr's: the reference was fresh)
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, p in params.items():
+                if (ref := re.sub(r"\.default(\.|$)", r".ref\1", name)) != name and ref in params:
+                    params[ref].copy_(p)
 
 
 class _TruncatedTotalFromLog(TrainerCallback):
@@ -172,7 +173,9 @@ class StepwiseDPOConfig(DPOConfig):
                 "right on a wrong number is not pushed down; `reachable`: p_k = σ(r_k), every step after a mistake "
                 "pushed down too."})
     step_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the step loss L_step."})
-    outcome_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the outcome loss L_out."})
+    outcome_loss_weight: float = field(default=1.0, metadata={
+        "help": "Weight of the outcome loss L_out. At 0 loss/outcome and TRL's rewards/* (β·ρ± of whole solutions) "
+                "are logged still: not trained on, but how the step loss moves whole solutions."})
     use_step_wise_prompt: bool = field(default=False, metadata={
         "help": "Rewrite each prompt with `step_wise_prompt_template`."})
     step_wise_prompt_template: str = field(default="Solve the problem step by step.\n\n{prompt}", metadata={
@@ -309,9 +312,6 @@ class StepwiseDPOTrainer(DPOTrainer):
         if (ref_model is None and not isinstance(model, str) and peft_config is None and not is_peft_model(model)
                 and not args.precompute_ref_log_probs):
             ref_model = copy.deepcopy(model).eval()
-        # A fresh LoRA adapter (B = 0) is the identity: keep the reference "adapter disabled" instead of the frozen
-        # "ref" adapter copy TRL adds for pretrained adapters (same numbers, no LoRA compute in the reference pass)
-        fresh_adapter = ref_model is None and not isinstance(model, str) and is_peft_model(model) and _fresh_lora(model)
         if ref_model is None and not isinstance(model, str) and is_peft_model(model) and args.precompute_ref_log_probs \
                 and not _lora_only(model):
             raise ValueError("StepwiseDPOTrainer: precompute_ref_log_probs with an adapter that is not LoRA (IA3, "
@@ -330,11 +330,7 @@ class StepwiseDPOTrainer(DPOTrainer):
                          quantization_config=quantization_config, peft_config=peft_config)
         keep_4bit_weights_unpacked(self.model)  # TRL may have loaded it in 4-bit itself (models.py says why)
         self.add_callback(_TruncatedTotalFromLog(self))
-        if fresh_adapter and "ref" in self.model.peft_config:
-            self.model.delete_adapter("ref")
-        elif is_peft_model(self.model) and "ref" in self.model.peft_config:
-            _copy_default_into_ref(self.model)
-        float32_adapters_unless_bf16(self)
+        prepare_adapters(self)  # float32 adapters; TRL's "ref" copy of a fresh one dropped
 
     @classmethod
     def check_step_loss(cls) -> None:
@@ -359,8 +355,8 @@ class StepwiseDPOTrainer(DPOTrainer):
         try:
             return self._prepare_rows(dataset, processing_class, args, dataset_name)
         except ValueError as err:  # a row's error names its row: which dataset holds it, train or eval?
-            if str(err).startswith("row "):
-                raise ValueError(f"StepwiseDPOTrainer: the {dataset_name} dataset's {err}") from None
+            if str(err).startswith("row "):  # a reward model's InputTooLong stays one (the kit catches it by type)
+                raise type(err)(f"StepwiseDPOTrainer: the {dataset_name} dataset's {err}") from None
             raise
 
     def _prepare_rows(self, dataset, processing_class, args, dataset_name):
@@ -554,8 +550,13 @@ class StepwiseDPOTrainer(DPOTrainer):
             rewards = []
             for i in tqdm(range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses",
                           disable=not PartialState().is_main_process):
-                scored = self.reward_model.score_solutions(prompts[i:i + chunk], steps[side][i:i + chunk],
-                                                           **{"warn_layout": False} if layout_checked else {})
+                try:
+                    scored = self.reward_model.score_solutions(prompts[i:i + chunk], steps[side][i:i + chunk],
+                                                               **{"warn_layout": False} if layout_checked else {})
+                except InputTooLong as err:  # a PRM's "solution j: ...", j counted from the chunk's start
+                    at = re.match(r"solution (\d+): (.*)", str(err), re.S)
+                    raise err if at is None else InputTooLong(f"row {i + int(at[1])}: field {side!r}: the reward "
+                                                              f"model's input (prompt and steps) is {at[2]}") from None
                 bad = next((j for j, r in enumerate(scored) if isinstance(r, (str, bytes)) or
                             not hasattr(r, "__len__")), None)
                 if bad is not None:  # e.g. an outcome reward model: one float per solution, not one per step

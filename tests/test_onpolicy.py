@@ -896,6 +896,40 @@ def test_every_method_trains_in_the_models_float32_on_a_cpu(tmp_path, tiny_model
     assert StepwiseDPOConfig(output_dir=str(tmp_path / "c"), use_cpu=True, bf16=True).bf16 is True  # asked for
 
 
+def test_a_lora_policy_starts_every_round_exact_and_equal_to_its_reference(tmp_path, tiny_base_path):
+    """Building a TRL trainer rounds a 4-bit policy's adapter to bfloat16 (TRL's QLoRA cast), and DPOTrainer copies
+    it into its "ref" adapter before that: from round 2 on the DPO and NLL-only policies started 4.8e-4 off their
+    reference, every method's trained adapter rounded (consumer-GPU audit T14). A fresh adapter keeps no "ref" copy
+    for any method (its reference is the adapter disabled), and a saved policy is its adapter alone (PEFT saved the
+    copy in ref/, naming its base by an absolute path)."""
+    from stepdpo_lite.models import load_model
+    rows, settings = step_rows(), onpolicy.TrainSettings(args=dict(FAST, max_steps=1))
+    for method in onpolicy.METHODS:
+        model, tok = load_model(tiny_base_path, quantization="4bit", lora=dict(r=4, lora_alpha=8), device="cpu",
+                                dtype="float32")
+        tok.padding_side = "right"
+        start = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        first = onpolicy.make_trainer(method, model, tok, rows, settings, str(tmp_path / method / "1"),
+                                      ref_model=onpolicy.policy_reference(model))
+        assert "ref" not in first.model.peft_config, method
+        params = dict(first.model.named_parameters())
+        assert all(params[n].dtype == torch.float32 and torch.equal(params[n], w) for n, w in start.items()), method
+        first.train()
+        onpolicy.release_reference(first.model)
+        trained = {n: p.detach().clone() for n, p in first.model.named_parameters() if p.requires_grad}
+        second = onpolicy.make_trainer(method, first.model, tok, rows, settings, str(tmp_path / method / "2"),
+                                       ref_model=onpolicy.policy_reference(first.model))
+        params = dict(second.model.named_parameters())
+        for name, weight in trained.items():  # exact, in float32, and so is the round's reference
+            assert params[name].dtype == torch.float32 and torch.equal(params[name], weight), (method, name)
+            assert torch.equal(params[name.replace(".default.", ".ref.")], weight), (method, name)
+        second.train()
+        if "rewards/chosen" in second.state.log_history[0]:  # step 0's batch: the policy is its reference
+            assert second.state.log_history[0]["rewards/chosen"] == 0.0, method
+        onpolicy.save_policies(tmp_path / "policies", {method: second})
+        assert sorted(p.name for p in (tmp_path / "policies" / method).iterdir() if p.is_dir()) == [], method
+
+
 def test_critical_token_variants_log_the_step_loss_they_train(tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
     """The fresh-rejected variant logged the parent's step loss (against the round's rejected token) as
     ``loss/step``, not the one it trains."""

@@ -7,6 +7,7 @@ import math
 import random
 import re
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -971,12 +972,14 @@ def test_sft_term_equals_trl_sigmoid_plus_sft(tiny_tokenizer):
     assert abs(a.item() - b.item()) < 1e-5
 
 
-def test_4bit_adapters_train_in_float32_unless_bf16_mixed_precision(tmp_path, tiny_base_path):
+def test_4bit_adapters_train_in_float32_under_any_precision(tmp_path, tiny_base_path):
     """TRL stores a 4-bit model's LoRA weights in bfloat16 (QLoRA's recipe, for bf16 training). fp16 training (a T4)
     cannot unscale their gradients, and a CPU's float32 training rounded most of Adam's steps away (a user's trial,
-    2026-12-05: 4 steps at lr 1e-4 moved 19% of lora_A's entries)."""
+    2026-12-05: 4 steps at lr 1e-4 moved 19% of lora_A's entries); under bf16 too (the 24gb profile's), where 20
+    Adam steps at lr 5e-5 left 41% of a LoRA A's entries unmoved (consumer-GPU audit T14). A fully fine-tuned
+    model's bf16 weights under bf16, and DeepSpeed's or FSDP's flat parameters, stay as they are."""
     from stepdpo_lite.models import load_model
-    from stepdpo_lite.trainer import float32_adapters_unless_bf16
+    from stepdpo_lite.trainer import prepare_adapters
     model, tok = load_model(tiny_base_path, quantization="4bit", lora=dict(r=4, lora_alpha=8), device="cpu",
                             dtype="float32")
     tok.padding_side = "right"
@@ -992,15 +995,77 @@ def test_4bit_adapters_train_in_float32_unless_bf16_mixed_precision(tmp_path, ti
     from stepdpo_lite.models import adapter_quantization
     assert adapter_quantization(tmp_path / "policy", "unrecorded") == "4bit"
     frozen = {n: p.dtype for n, p in trainer.model.named_parameters() if not p.requires_grad}
-    for p in trainable.values():  # TRL's cast, as under bf16 mixed precision: kept there
-        p.data = p.data.to(torch.bfloat16)
-    trainer.args.bf16 = True
-    float32_adapters_unless_bf16(trainer)
-    assert all(p.dtype == torch.bfloat16 for p in trainable.values())
-    trainer.args.bf16, trainer.args.fp16 = False, True
-    float32_adapters_unless_bf16(trainer)
-    assert all(p.dtype == torch.float32 for p in trainable.values())
+    for bf16, fp16 in ((True, False), (False, True)):  # TRL's cast, then the 24gb profile's bf16 or a T4's fp16
+        for p in trainable.values():
+            p.data = p.data.to(torch.bfloat16)
+        trainer.args.bf16, trainer.args.fp16 = bf16, fp16
+        prepare_adapters(trainer)
+        assert all(p.dtype == torch.float32 for p in trainable.values()), (bf16, fp16)
     assert frozen == {n: p.dtype for n, p in trainer.model.named_parameters() if not p.requires_grad}
+    full = torch.nn.Linear(2, 2).to(torch.bfloat16)  # a fully fine-tuned bf16 model, trained under bf16
+    for model, sharded in ((full, False), (trainer.model, True)):  # the second: the adapter under DeepSpeed
+        weight = next(p for p in model.parameters() if p.requires_grad)
+        weight.data = weight.data.to(torch.bfloat16)
+        prepare_adapters(SimpleNamespace(model=model, args=SimpleNamespace(bf16=True), is_deepspeed_enabled=sharded,
+                                         is_fsdp_enabled=False))
+        assert weight.dtype == torch.bfloat16, sharded
+
+
+def test_plain_dpo_drops_trls_ref_copy_of_a_fresh_adapter_and_keeps_a_trained_ones(tmp_path, tiny_model,
+                                                                                    tiny_tokenizer):
+    """TRL's DPOTrainer keeps a frozen "ref" copy of any adapter it is given: for a fresh one (B = 0) the reference
+    ran LoRA layers that change nothing, and notebook 04's DPO and NLL-only runs saved it in policies/*/ref/.
+    prepare_adapters drops it there, at the same loss; a trained adapter's copy (the round's start) stays, exact."""
+    from peft import LoraConfig, get_peft_model
+    from stepdpo_lite.trainer import prepare_adapters
+    rows = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in toy_rows(2)])
+    for fresh in (True, False):
+        policy = get_peft_model(copy.deepcopy(tiny_model), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                                      init_lora_weights=fresh, task_type="CAUSAL_LM"))
+        tr = DPOTrainer(policy, args=config(tmp_path, DPOConfig), train_dataset=rows, processing_class=tiny_tokenizer)
+        assert "ref" in tr.model.peft_config  # TRL's copy
+        with torch.no_grad():
+            batch = next(iter(tr.get_train_dataloader()))
+            loss_with_copy = tr.compute_loss(tr.model, batch)
+            prepare_adapters(tr)
+            assert ("ref" in tr.model.peft_config) is not fresh, fresh
+            assert tr.compute_loss(tr.model, batch).item() == pytest.approx(loss_with_copy.item(), abs=1e-6)
+        params = dict(tr.model.named_parameters())
+        assert all(torch.equal(params[n.replace(".default.", ".ref.")], p) for n, p in params.items()
+                   if ".default." in n and not fresh)
+
+
+def test_a_reward_models_too_long_error_names_the_dataset_row_and_side_past_its_scoring_chunk(
+        tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
+    """The trainer scores the rows in chunks (512): the PRM's InputTooLong counted from the chunk's start ("solution
+    3" for row 515 in a user's trial), named neither side nor field, and was not the trainer's "dataset's row N"."""
+    from stepdpo_lite.rewards import InputTooLong, ProcessRewardModel
+    prm = ProcessRewardModel(copy.deepcopy(tiny_model), tiny_tokenizer)
+    rows = toy_rows(4, labels=False)
+    prm.max_length = max(prm.input_lengths([r["prompt"] for r in rows] * 2, [r[side] for side in ("chosen", "rejected")
+                                                                             for r in rows]))
+    rows[3]["rejected"] += rows[3]["rejected"][rows[3]["rejected"].index("\n\nStep"):]  # its steps once more
+    monkeypatch.setattr(StepwiseDPOTrainer._add_reward_columns, "__defaults__", (2,))  # chunks of 2 rows
+    with pytest.raises(InputTooLong, match=r"^StepwiseDPOTrainer: the train dataset's row 3: field 'rejected': the "
+                                           r"reward model's input \(prompt and steps\) is \d+ tokens with its tags, "
+                                           r"longer than max_length \d+; .*input_lengths"):
+        StepwiseDPOTrainer(tiny_model, args=config(tmp_path), train_dataset=Dataset.from_list(rows),
+                           processing_class=tiny_tokenizer, reward_model=prm)
+
+
+def test_outcome_metrics_at_outcome_weight_0_are_logged_and_said_to_be_untrained(tmp_path, tiny_model,
+                                                                                  tiny_tokenizer):
+    """With outcome_loss_weight=0 (README's recipe) a trial read rewards/accuracies 0.33 and negative margins as a
+    failing run. They stay (notebook 05 plots every run's on the same axes, as TRL names them); the help says what
+    they are then."""
+    help_text = {f.name: f.metadata["help"] for f in dataclasses.fields(StepwiseDPOConfig)}["outcome_loss_weight"]
+    assert all(s in help_text for s in ("At 0", "loss/outcome", "rewards/*", "not trained on"))
+    assert help_text in " ".join(StepwiseDPOConfig.__doc__.split())  # help() shows it
+    tr = StepwiseDPOTrainer(tiny_model, args=config(tmp_path, outcome_loss_weight=0.0),
+                            train_dataset=Dataset.from_list(toy_rows(2)), processing_class=tiny_tokenizer)
+    with torch.no_grad():
+        tr.compute_loss(tr.model, batch_of(tr, 2))
+    assert {"loss/outcome", "rewards/accuracies", "rewards/margins"} <= set(tr._metrics["train"])
 
 
 # ----------------------------------------------------------------------------- review of 2026-12-02, evening

@@ -25,6 +25,7 @@ import hashlib
 import json
 import numbers
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -42,7 +43,7 @@ from .. import generation
 from ..checks import documented_fields, finite_number, list_of, positive_int
 from ..data import dataset_of
 from ..models import resolve_device, resolve_dtype, trainer_precision, write_portable_adapter_config
-from ..trainer import STEP_PAIRINGS, StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16, float32_adapters_unless_bf16
+from ..trainer import STEP_PAIRINGS, StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16, prepare_adapters
 from . import budget, runs, tasks
 from .colab import drop_log_printer
 from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer,
@@ -231,7 +232,9 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
                  ref_model=None):
     """A trainer for one method on ``rows`` (see the module docstring). For a fully fine-tuned policy pass its
     frozen copy as ``ref_model`` (``policy_reference``); a PEFT policy needs none (TRL keeps a copy of a trained
-    adapter as the "ref" adapter, and a fresh adapter's reference is the adapter disabled)."""
+    adapter as the "ref" adapter, and a fresh adapter's reference is the adapter disabled: ``prepare_adapters``).
+    A PEFT policy's trainable weights stay as they were, in float32: TRL rounds a 4-bit model's to bfloat16 as it
+    builds a trainer (DPOTrainer after copying them into "ref"), and a round's policy would start off its reference."""
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -239,6 +242,8 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
     if common.get("bf16") is None and not common.get("fp16"):  # one precision for all methods (TRL's DPOConfig
         common["bf16"] = default_bf16(common.get("use_cpu", False))  # would turn bf16 on, on a CPU too)
     plain = list(ROUND_COLUMNS[:3])
+    exact = {n: p.detach().float().clone() for n, p in model.named_parameters()  # before TRL's bfloat16 cast
+             if p.requires_grad} if is_peft_model(model) else {}
     if method == "stepwise_dpo":
         reads = "open_ended" in getattr(settings.trainer_class, "extra_columns", ())
         if reads:  # a column the trainer_class reads (TrainSettings allows it), in every row: False where none
@@ -268,7 +273,10 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
         dpo_fields = {f.name for f in dataclasses.fields(DPOConfig)}  # StepwiseDPOConfig's own were a TypeError
         trainer = DPOTrainer(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=_dataset(
             rows, plain), args=DPOConfig(**loss, **{k: v for k, v in common.items() if k in dpo_fields}))
-        float32_adapters_unless_bf16(trainer)
+    for name, param in trainer.model.named_parameters():  # the "default" adapter as it was
+        if name in exact:
+            param.data = exact[name].to(param.device)
+    prepare_adapters(trainer)  # float32 LoRA weights, and the "ref" copy of a trained adapter equal to them
     drop_log_printer(trainer)  # a round prints its own summary; the logs stay in trainer.state.log_history
     return trainer
 
@@ -336,14 +344,22 @@ def one_round_trainers(trainers: Mapping[str, object]) -> Mapping[str, object]:
     return trainers
 
 
+def _save_policy(trainer, folder: str) -> None:
+    """``trainer.save_model(folder)``, the policy's adapter alone: PEFT also saves TRL's frozen "ref" copy of a
+    trained adapter, in ``ref/``, naming its base by an absolute path."""
+    trainer.save_model(folder)
+    if "ref" in getattr(trainer.model, "peft_config", {}):
+        shutil.rmtree(Path(folder) / "ref")
+
+
 def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping[str, list] | None = None):
     """Each trainer's policy saved to ``folder/<name>``, where notebooks 05 and 06 read it, with its training log
     in ``log_history.json``: the trainer's own (``trainer.state.log_history``), or ``log_histories[name]`` (the
     rounds' logs, steps counted on across rounds: ``extend_logs``). ``runs.save_atomic``: the policy saved before
-    stays until the new one is complete. A LoRA adapter names its base relative to itself
-    (``write_portable_adapter_config``), so that the run folder can move. An empty log is refused by name, before
-    any policy is saved (notebook 04's rounds cell run twice emptied its logs and only then refused: an empty
-    ``log_history.json`` broke notebook 05's training curves). Returns ``folder``."""
+    stays until the new one is complete. A LoRA policy is its adapter alone (not TRL's "ref" copy), naming its base
+    relative to itself (``write_portable_adapter_config``), so that the run folder can move. An empty log is refused
+    by name, before any policy is saved (notebook 04's rounds cell run twice emptied its logs and only then refused:
+    an empty ``log_history.json`` broke notebook 05's training curves). Returns ``folder``."""
     missing = [name for name in trainers if log_histories is not None and name not in log_histories]
     if missing:  # found before any policy is saved: a KeyError after the first left old and new policies mixed
         raise ValueError(f"save_policies: log_histories has no log for {missing} (it holds {list(log_histories)})")
@@ -354,7 +370,7 @@ def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping
                          "again the cell that loads the PRM and the start policies, then the rounds and this cell)")
     for name, trainer in trainers.items():
         out = Path(folder) / name
-        runs.save_atomic(out, trainer.save_model)
+        runs.save_atomic(out, partial(_save_policy, trainer))
         write_portable_adapter_config(out, trainer.model)  # TRL's DPOTrainer records nothing of its base
         runs.write_json_atomic(out / "log_history.json", histories[name])
     return Path(folder)
