@@ -153,7 +153,10 @@ def test_the_core_never_imports_the_tutorial_kit():
     loss's inner difference, one rule for a custom aggregation), to 4,092; 4,100 until 2026-12-05's fifth session:
     lines over 120 characters wrapped, defects left alone before (an own task's tiny base, the ORM's layout warning,
     an unknown aggregation refused where it is set, the layout warning once per scoring), and a trial of the
-    docstrings a user reads in help(), to 4,145.)"""
+    docstrings a user reads in help(), to 4,145; 4,150 until 2026-12-05's sixth session: a newcomer's read of the core
+    took out what peft, torch and checks already did (prepare_model_for_kbit_training, pad_sequence, list_of) and code
+    written twice, to 4,127, and an audit for consumer GPUs added float32 adapters under bf16, one call that readies
+    a TRL trainer's adapters and a check of non-finite logits in sampling, to 4,135.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
