@@ -29,8 +29,8 @@ def check_same_shape(values, labels, what: str, noun: str = "values") -> None:
 
 def finite_scores(scores, what: str, item: str = "score") -> list[float]:
     """Each score a finite number (not a bool, a str or None: NaN compares false and a str would be cast), named
-    ``{item} {k}``: "solution 2, score 1", "problem 0, candidate 3"."""
-    return [finite_number(x, f"{item} {k}", what) for k, x in enumerate(scores)]
+    ``{item} {k}`` ("solution 2, score 1"); one str or number for ``scores`` is refused, not read per character."""
+    return [finite_number(x, f"{item} {k}", what) for k, x in enumerate(list_of(scores, f"{what}: {item}s", "scores"))]
 
 
 def check_labels(labels, what: str, name: str) -> None:

@@ -601,11 +601,16 @@ def test_builders_take_verdicts_made_elsewhere(toy):
 def test_builders_name_a_verdict_that_is_wrong_and_the_solution_it_is_for(toy):
     """A verdict that was no Verdict (its step labels, None) was an AttributeError on .steps; verdicts of swapped
     solutions said "the verdict's 1 step labels do not match the solution's 1 steps"; the solution was numbered
-    among the non-blank ones only."""
+    among the non-blank ones only; one without steps and with a step label too many was Verdict's own message,
+    naming neither the builder, the problem nor the solution."""
     problems, solutions = toy
     sols = [[" ", problems[0].gold_solution, "junk"]]
     right = [toyworld.check(problems[0], s) for s in sols[0][1:]]
+    n = len(extract_steps(sols[0][1]))
+    one_too_many = toyworld.Verdict([True] * (n + 1), -1, True)  # no steps: the builder splits the text
     cases = (([[right[0].step_labels, right[1]]], "solution 1: its verdict must be a toyworld.Verdict, got list"),
+             ([[one_too_many, right[1]]], f"problem 0, solution 1: the verdict's {n + 1} step labels do not match "
+                                          f"the solution's {n} steps"),
              ([[right[0], None]], "solution 2: its verdict must be a toyworld.Verdict, got NoneType"),
              ([right[::-1]], "solution 1: the verdict's steps do not join into the solution's text"),
              ([right[0]], r"verdicts\[0\]: expected a list of toyworld.Verdicts .*, got Verdict"),

@@ -104,6 +104,16 @@ def test_position_only_baseline():
 HAND = dict(scores=[[0.9, 0.2, 0.8], [0.9, 0.9], [0.3, 0.9], [0.9, 0.4]], first_errors=[1, -1, 1, -1])
 
 
+@pytest.mark.parametrize("scores, got", [("0.5", "one str"), (0.5, "float"), (None, "NoneType")])
+def test_finite_scores_refuse_a_str_or_a_number_in_place_of_a_list(scores, got):
+    """finite_scores read a str a character at a time ("score 0 must be a finite number, got '0'") and a number was
+    a TypeError; diagnostics and viz wrapped their calls in list_of each."""
+    with pytest.raises(ValueError, match=f"^predict_first_error: scores: expected a list of scores, got {got}"):
+        predict_first_error(scores, 0.0)
+    with pytest.raises(ValueError, match=rf"^choose_process_weight: orm_scores: solutions: expected a list of scores, "
+                                         f"got {got}"):
+        choose_process_weight([0.1, 0.9], scores, [False, True])
+
 def test_first_error_processbench_protocol_by_hand():
     s, e = HAND["scores"], HAND["first_errors"]
     assert [predict_first_error(x, 0.5) for x in s] == [1, -1, 0, 1]

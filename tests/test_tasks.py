@@ -384,6 +384,16 @@ def test_evaluate_policy_refuses_an_is_correct_that_does_not_return_a_bool(monke
         assert tasks.evaluate_policy(None, None, [_OwnProblem(value)])["accuracy"] == accuracy
 
 
+def test_mc_step_labels_refuses_an_answer_check_as_evaluate_policy_does(monkeypatch):
+    """tasks.graded was a copy of mc_step_labels's check of is_correct, whose message named no type and no contract:
+    one check (labelling.answer_check) now gives both."""
+    monkeypatch.setattr(labelling.generation, "sample_solutions", lambda m, t, prompts, n, **kw: [
+        ["x"] * n for _ in prompts])
+    steps = [["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 + 1 = 3"]]
+    with pytest.raises(ValueError, match=re.escape("mc_step_labels: solution 0, rollout 0 after step 1: is_correct "
+                                                   "must return a bool (docs/own_task.md), got str 'True'")):
+        labelling.mc_step_labels(None, None, ["p"], steps, lambda i, text: "True", n=2, progress=False)
+
 def test_evaluate_policy_takes_verdicts_without_error_kinds(monkeypatch):
     """docs/own_task.md allows a verdict without error kinds (an empty list): evaluate_policy raised an IndexError on
     the first wrong one, and with it fine_tune_base's stop check."""

@@ -409,15 +409,9 @@ def first_rejected_steps(step_rewards, threshold: float) -> list[int | None]:
     threshold: log-odds (a probability p is log(p / (1 - p)))."""
     _threshold_probability(threshold, "first_rejected_steps")
     step_rewards = list_of(step_rewards, "first_rejected_steps: step_rewards", "step reward lists (one per solution)")
-    return [_step_number(predict_first_error(_finite_rewards(rewards, i, "first_rejected_steps"), threshold))
-            for i, rewards in enumerate(step_rewards)]
-
-
-def _finite_rewards(rewards, i: int, who: str) -> list[float]:
-    """Solution ``i``'s step rewards, each a finite number, a NaN named by ``who``, the solution and the step
-    (``predict_first_error`` would name neither the function called nor the solution)."""
-    rewards = list_of(rewards, f"{who}: solution {i}", "step rewards")
-    return finite_scores(rewards, who, f"solution {i}, step")
+    # finite_scores first: predict_first_error would name neither the function called nor the solution of a NaN
+    return [_step_number(predict_first_error(finite_scores(rewards, "first_rejected_steps", f"solution {i}, step"),
+                                             threshold)) for i, rewards in enumerate(step_rewards)]
 
 
 def _solution_rows(step_rewards, step_labels, who: str) -> tuple[list[list[float]], list]:
@@ -435,11 +429,16 @@ def _solution_rows(step_rewards, step_labels, who: str) -> tuple[list[list[float
         if not len(labels):
             raise ValueError(f"{who}: solution {i} has no steps (no rewards, no labels): a PRM cannot have found "
                              "its first error; leave it out")
-    return [_finite_rewards(r, i, who) for i, r in enumerate(step_rewards)], step_labels
+    return [finite_scores(r, who, f"solution {i}, step") for i, r in enumerate(step_rewards)], step_labels
 
 
-def _first_error_hits(rewards, labels, threshold: float) -> int:
-    return sum(predict_first_error(r, threshold) == first_error_index(y) for r, y in zip(rewards, labels))
+def _first_error_hits(step_rewards, step_labels, threshold: float, who: str) -> tuple[int, list, list]:
+    """``(hits, rewards, labels)``: the solutions and threshold checked for ``who`` (``_solution_rows``), and how
+    many of them the PRM's first predicted error is the checker's."""
+    rewards, labels = _solution_rows(step_rewards, step_labels, who)
+    _threshold_probability(threshold, who)
+    hits = sum(predict_first_error(r, threshold) == first_error_index(y) for r, y in zip(rewards, labels))
+    return hits, rewards, labels
 
 
 def before_after_report(solutions_by_name: dict, rewards: dict, labels: dict, drawn: int) -> dict:
@@ -482,9 +481,7 @@ def first_error_hits(step_rewards, step_labels, threshold: float) -> int:
     PRM that a reader can check row by row in notebook 05's pictures.
 
     threshold: log-odds (a probability p is log(p / (1 - p)))."""
-    rewards, labels = _solution_rows(step_rewards, step_labels, "first_error_hits")
-    _threshold_probability(threshold, "first_error_hits")
-    return _first_error_hits(rewards, labels, threshold)
+    return _first_error_hits(step_rewards, step_labels, threshold, "first_error_hits")[0]
 
 
 def first_error_hits_by_problem(rewards_by_problem, labels_by_problem, threshold: float) -> tuple[int, int]:
@@ -499,10 +496,10 @@ def first_error_hits_by_problem(rewards_by_problem, labels_by_problem, threshold
         if len(rows) != len(labels):  # flattened, they would pair one problem's rewards with another's labels
             raise ValueError(f"first_error_hits_by_problem: problem {i} has {len(rows)} solutions of rewards and "
                              f"{len(labels)} of labels")
-    rewards, labels = _solution_rows([r for rows in rewards_by_problem for r in rows],
-                                     [y for rows in labels_by_problem for y in rows], "first_error_hits_by_problem")
-    _threshold_probability(threshold, "first_error_hits_by_problem")
-    return _first_error_hits(rewards, labels, threshold), len(labels)
+    hits, _, labels = _first_error_hits([r for rows in rewards_by_problem for r in rows],
+                                        [y for rows in labels_by_problem for y in rows], threshold,
+                                        "first_error_hits_by_problem")
+    return hits, len(labels)
 
 
 def heatmap_summary(step_rewards, step_labels, threshold: float) -> dict:
@@ -512,9 +509,7 @@ def heatmap_summary(step_rewards, step_labels, threshold: float) -> dict:
     The two means say whether the PRM separates right from wrong steps at all, whatever the threshold.
 
     threshold: log-odds (a probability p is log(p / (1 - p)))."""
-    rewards, labels = _solution_rows(step_rewards, step_labels, "heatmap_summary")
-    _threshold_probability(threshold, "heatmap_summary")
-    found = _first_error_hits(rewards, labels, threshold)
+    found, rewards, labels = _first_error_hits(step_rewards, step_labels, threshold, "heatmap_summary")
     probs = sigmoid(np.concatenate([np.asarray(r, dtype=float) for r in rewards]))
     gold = np.concatenate([np.asarray(y, dtype=bool) for y in labels])
     return {"solutions": len(rewards), "first_error_found": int(found),
@@ -772,7 +767,6 @@ def choose_process_weight(prm_scores, orm_scores, labels, grid=tuple(np.round(np
     """The PRM's weight ``w`` in the combined score ``w·PRM + (1 − w)·ORM`` with the best outcome AUROC on these
     (validation) solutions, and the AUROC of every weight of ``grid`` (ties: the first, the smaller weight)."""
     def checked(scores, name):  # outcome_auroc would name a NaN "score 1" of the weighted sum, not the input's
-        scores = list_of(scores, f"choose_process_weight: {name}", "scores, one per solution")
         return np.asarray(finite_scores(scores, "choose_process_weight", f"{name}: solution"))
 
     prm_scores, orm_scores = checked(prm_scores, "prm_scores"), checked(orm_scores, "orm_scores")

@@ -136,10 +136,11 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> lis
             reason = v.invalid_reason()  # Verdict() checks its fields when made; a field set since was not
             if reason:
                 raise ValueError(f"{who}: problem {i}, solution {j}: its verdict: {reason}")
-            v = v if v.steps else dataclasses.replace(v, steps=extract_steps(s))
-            if len(v.steps) != len(v.step_labels):
+            steps = v.steps or extract_steps(s)  # counted before replace(), whose Verdict message names no solution
+            if len(steps) != len(v.step_labels):
                 raise ValueError(f"{who}: problem {i}, solution {j}: the verdict's {len(v.step_labels)} step labels "
-                                 f"do not match the solution's {len(v.steps)} steps")
+                                 f"do not match the solution's {len(steps)} steps")
+            v = v if v.steps else dataclasses.replace(v, steps=steps)
             if "".join(v.steps) != s:  # it said "1 step labels do not match the solution's 1 steps"
                 raise ValueError(f"{who}: problem {i}, solution {j}: the verdict's steps do not join into the "
                                  "solution's text (a verdict of another solution, or of another order?)")
@@ -394,6 +395,15 @@ def datasets_by_split(problems: dict, solutions: dict, verdicts: dict, *, seed: 
 
 # ----------------------------------------------------------------------------- Monte-Carlo step labels
 
+def answer_check(verdict, where: str, name: str = "the problem's is_correct") -> bool:
+    """``verdict``, what an answer check (``name``) returned, as a bool; numpy's bool, 0 and 1 are bools. "False" or
+    None was read by its truth value, every sample right or wrong. ``where`` names the problem and solution."""
+    if not (isinstance(verdict, (bool, np.bool_, numbers.Integral)) and verdict in (0, 1)):
+        raise ValueError(f"{where}: {name} must return a bool (docs/own_task.md), got {type(verdict).__name__} "
+                         f"{verdict!r:.40}")
+    return bool(verdict)
+
+
 def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence[Sequence[str]],
                    is_correct: Callable[[int, str], bool], *, n: int = 8, temperature: float = 1.0,
                    batch_size: int = 64, max_new_tokens: int = 160, seed: int = 0, progress: bool = True,
@@ -426,11 +436,7 @@ def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence
                                           max_new_tokens=max_new_tokens, seed=seed, progress=progress) if closed else []
 
     def graded(i: int, text: str, what: str) -> bool:  # None (no answer it could grade) was counted as wrong
-        verdict = is_correct(i, text)
-        if not (isinstance(verdict, (bool, np.bool_, numbers.Integral)) and verdict in (0, 1)):
-            raise ValueError(f"mc_step_labels: solution {i}, {what}: is_correct must return a bool, got "
-                             f"{verdict!r:.40}")
-        return bool(verdict)
+        return answer_check(is_correct(i, text), f"mc_step_labels: solution {i}, {what}", "is_correct")
 
     soft = [[0.0] * len(steps) for steps in solutions]
     for (i, k), prefix, completions in zip(prefixes, closed, samples):

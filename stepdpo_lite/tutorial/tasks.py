@@ -21,7 +21,6 @@ only ever receives ``problem.prompt`` strings (``generation.sample_solutions`` r
 from __future__ import annotations
 
 import hashlib
-import numbers
 from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -68,14 +67,9 @@ def check_problems(problems, where: str, parts: tuple[str, ...] = ("is_correct",
 
 
 def graded(problem, solution: str, where: str) -> bool:
-    """``problem.is_correct(solution)``, which must be a bool (numpy's, 0 or 1 too): "False" or None was read by its
-    truth value, every sample right or wrong (as ``labelling.mc_step_labels`` refuses it). ``where`` names the
-    problem and solution in the ValueError."""
-    verdict = problem.is_correct(solution)
-    if not (isinstance(verdict, (bool, np.bool_, numbers.Integral)) and verdict in (0, 1)):
-        raise ValueError(f"{where}: the problem's is_correct must return a bool (docs/own_task.md), got "
-                         f"{type(verdict).__name__} {verdict!r:.40}")
-    return bool(verdict)
+    """``problem.is_correct(solution)``, which must be a bool (``labelling.answer_check``, as ``mc_step_labels``
+    checks it). ``where`` names the problem and solution in the ValueError."""
+    return labelling.answer_check(problem.is_correct(solution), where)
 
 
 def sample_solutions(model, tokenizer, problems, **kw) -> list[list[str]]:

@@ -120,15 +120,16 @@ def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[s
     set_seed(seed)
     model, tokenizer = load_tiny_base(base)
     ds = solution_lm_dataset(tokenizer, prompts, solutions, where="fine_tune_base")
-    unknown = next((i for i, ids in enumerate(ds["input_ids"]) if tokenizer.unk_token_id in ids), None)
+    input_ids = ds["input_ids"]  # read from Arrow once: each ds["input_ids"] converts every row again
+    unknown = next((i for i, ids in enumerate(input_ids) if tokenizer.unk_token_id in ids), None)
     if unknown is not None:  # it would learn to write <unk>, which decodes to nothing
         raise ValueError(f"fine_tune_base: prompts[{unknown}] or solutions[{unknown}] holds a character the base's "
                          "tokenizer does not know (the tiny one spells printable ASCII and newlines only)")
     positions = model.config.max_position_embeddings  # beyond them it trained with only transformers' warning
-    too_long = next((i for i, ids in enumerate(ds["input_ids"]) if len(ids) > positions), None)
+    too_long = next((i for i, ids in enumerate(input_ids) if len(ids) > positions), None)
     if too_long is not None:
         raise ValueError(f"fine_tune_base: prompts[{too_long}] + solutions[{too_long}] is "
-                         f"{len(ds['input_ids'][too_long])} tokens, over the base's {positions} positions")
+                         f"{len(input_ids[too_long])} tokens, over the base's {positions} positions")
     return _train(model, tokenizer, ds, eval_problems, out,
                   {"base": str(base), "seed": seed, "n_train": len(ds), "batch_size": batch_size,
                    "learning_rate": learning_rate, "target_accuracy": target_accuracy},

@@ -1078,7 +1078,6 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
                 raise ValueError(f"step_reward_explorer: step_rewards[{i}][{j}] {where} is None, an unscored "
                                  "solution (blank, or too long for the reward model): leave it out of both solutions "
                                  "and step_rewards")
-            r = list_of(r, f"step_reward_explorer: step_rewards[{i}][{j}] {where}", "step rewards")
             rews[j] = r = finite_scores(r, "step_reward_explorer", f"problem {i}, solution {j}, step")
             n_steps = len(_steps_of(sol, delimiter))
             n_labels = None if verdicts is None else len(_gold(verdicts[i][j], f"verdicts[{i}][{j}]")[0])
