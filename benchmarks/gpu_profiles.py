@@ -7,7 +7,8 @@ sizes (batch, gradient accumulation, max_length, LoRA rank, dtype, gradient chec
 - ``sample``: ``model.generate`` on the 4-bit policy, ``eval_batch_size`` prompts, ``max_new_tokens`` each
   (notebook 01's sampling; end-of-sequence suppressed so every row runs to the end); ``sample_16bit``: the
   same on unquantized weights in the profile's dtype;
-- ``prm_train``: ``train_process_reward_model`` (notebook 02), rows of about ``max_length`` tokens;
+- ``prm_train``: ``train_process_reward_model`` (notebook 02), rows of about ``reward_max_length`` tokens (the
+  reward models' limit; ``max_length`` where the profile sets none);
 - ``prm_score``: ``ProcessRewardModel.score_solutions`` (best-of-N, notebook 06), ``eval_batch_size`` rows;
 - ``stepwise_dpo``: ``StepwiseDPOTrainer`` (notebook 04) on a 4-bit LoRA policy, the reference being the
   policy with its adapter switched off, pairs of about ``max_length`` tokens a side; ``dpo``: the same with
@@ -265,7 +266,8 @@ def main(argv=None):
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=4, help="timed optimizer steps per training workload")
     ap.add_argument("--warmup", type=int, default=1, help="optimizer steps before timing")
-    ap.add_argument("--max-length", type=int, default=None, help="default: the profile's")
+    ap.add_argument("--max-length", type=int, default=None,
+                    help="default: the profile's (the PRM workloads': its reward_max_length)")
     ap.add_argument("--new-tokens", type=int, default=None, help="sampled tokens per row (default: the profile's)")
     ap.add_argument("--shrink", action="store_true", help="a 2-layer model of the same vocabulary (smoke test)")
     work = ["sample", "sample_16bit", "prm_train", "prm_score", "dpo", "stepwise_dpo"]
@@ -296,11 +298,14 @@ def main(argv=None):
             from dataclasses import replace
             profile = replace(profile, dtype="float32")
         max_length = args.max_length or profile.max_length
+        # the PRM trains and scores at the reward models' limit, as notebooks 02 and 06 do (4096 on the GPU profiles)
+        reward_max_length = args.max_length or profile.reward_max_length or profile.max_length
         with tempfile.TemporaryDirectory() as tmp:
             base, weights = build_base(profile.model_name, Path(tmp) / "base", args.shrink)
             r = {"model": profile.model_name, "weights": weights, "dtype": profile.dtype, "max_length": max_length,
-                 "batch": profile.train_batch_size, "grad_accum": profile.gradient_accumulation_steps,
-                 "lora_r": profile.lora_r, "gradient_checkpointing": profile.gradient_checkpointing}
+                 "reward_max_length": reward_max_length, "batch": profile.train_batch_size,
+                 "grad_accum": profile.gradient_accumulation_steps, "lora_r": profile.lora_r,
+                 "gradient_checkpointing": profile.gradient_checkpointing}
             prm = None
             for work in args.work:
                 started = time.perf_counter()
@@ -308,11 +313,12 @@ def main(argv=None):
                     r[work] = bench_sample(profile, base, args.device, args.new_tokens or profile.max_new_tokens,
                                            profile.quantization if work == "sample" else None)
                 elif work == "prm_train":
-                    prm, r[work] = bench_prm_train(profile, base, args.device, max_length, args.steps, args.warmup)
+                    prm, r[work] = bench_prm_train(profile, base, args.device, reward_max_length, args.steps,
+                                                       args.warmup)
                 elif work == "prm_score":
                     if prm is None:
                         raise SystemExit("prm_score needs prm_train before it in --work")
-                    r[work] = bench_prm_score(prm, profile, args.device, max_length)
+                    r[work] = bench_prm_score(prm, profile, args.device, reward_max_length)
                 elif work in ("dpo", "stepwise_dpo"):
                     prm = None
                     r[work] = bench_preference(profile, base, args.device, max_length, args.steps, args.warmup,

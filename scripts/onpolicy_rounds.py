@@ -126,7 +126,7 @@ def main(argv=None):
     if args.progress is None:  # bars in a terminal; a log file would get every redraw
         args.progress = sys.stderr.isatty()
     try:  # found out now, not as a traceback once the arguments are checked
-        get_profile(args.profile)
+        profile = get_profile(args.profile)
     except ValueError as err:
         ap.error(f"--profile: {err}")
     # found out now, not after the policies are loaded and a round sampled (a slice of -3 or 0 steps ran silently)
@@ -138,9 +138,9 @@ def main(argv=None):
     # the four fields a protocol sets: a flag given wins, then --protocol's value, then TrainSettings' default
     given = {k: getattr(args, k) for k in ("sft_weight", "step_pairing", "step_weight", "step_gradient")}
     try:  # a missing tiny base is refused first, naming its folder (a protocol would call it a LoRA start)
-        onpolicy.starts_with_lora(get_profile(args.profile))
+        onpolicy.starts_with_lora(profile)
         defaults = onpolicy.TrainSettings()
-        chosen = (onpolicy.protocol(args.protocol, get_profile(args.profile), **given) if args.protocol else
+        chosen = (onpolicy.protocol(args.protocol, profile, **given) if args.protocol else
                   {k: getattr(defaults, k) if v is None else v for k, v in given.items()})
     except (ValueError, FileNotFoundError) as err:
         ap.error(str(err))
@@ -176,7 +176,6 @@ def main(argv=None):
 
     if args.device == "cuda" and not torch.cuda.is_available():  # else a torch error once the policies load
         ap.error("--device cuda: no GPU is visible to torch here")
-    profile = get_profile(args.profile)
     profile = dataclasses.replace(profile, device=args.device or profile.device,
                                   sample_batch_size=args.sample_batch_size or profile.sample_batch_size)
     args.batch_size = budget.preference_batch_size(profile, args.batch_size)  # recorded in --out's config
@@ -206,7 +205,7 @@ def main(argv=None):
         policies[m], tokenizer = onpolicy.start_policy(profile, seed=args.seed)
         if args.freeze_embeddings and not onpolicy.starts_with_lora(profile):  # a LoRA policy's are frozen already
             policies[m].get_input_embeddings().weight.requires_grad_(False)
-    splits = onpolicy.recorded_splits(tasks.get_task(profile), profile, metrics, seed=args.seed, tokenizer=tokenizer,
+    splits = onpolicy.recorded_splits(tasks.get_task(profile), metrics, seed=args.seed, tokenizer=tokenizer,
                                       n_train=args.train_problems, n_eval=args.eval_problems)
     eval_problems = splits[args.split][: args.n_eval or None]
     if args.n_eval and args.n_eval > len(eval_problems):  # the figures are on fewer problems than asked for

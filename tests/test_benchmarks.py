@@ -26,6 +26,28 @@ def test_gpu_profiles_smoke_on_cpu():
     assert t4["prm_score"]["steps_per_s"] > 0
 
 
+def test_gpu_profiles_prm_workloads_run_at_the_reward_models_length(monkeypatch, capsys):
+    """The PRM workloads ran at the policy's max_length (1024), while the profiles train and score reward models at
+    reward_max_length (4096 on the GPU profiles): their memory figures were for rows a quarter as long."""
+    bench = _load_benchmark("gpu_profiles")
+    lengths = {}
+    monkeypatch.setattr(bench, "build_base", lambda *a: ("<base>", "random weights"))
+    monkeypatch.setattr(bench, "bench_prm_train",
+                        lambda profile, base, device, max_length, steps, warmup: (lengths.update(train=max_length)
+                                                                                   or "<prm>", {}))
+    monkeypatch.setattr(bench, "bench_prm_score",
+                        lambda prm, profile, device, max_length: lengths.update(score=max_length) or {})
+    monkeypatch.setattr(bench, "bench_preference", lambda profile, base, device, max_length, *a, **kw:
+                        lengths.update(dpo=max_length) or {})
+    work = ["--device", "cpu", "--profiles", "t4-16gb", "--work", "prm_train", "prm_score", "dpo"]
+    bench.main(work)
+    t4 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["profiles"]["t4-16gb"]
+    assert lengths == {"train": 4096, "score": 4096, "dpo": 1024}
+    assert t4["max_length"] == 1024 and t4["reward_max_length"] == 4096
+    bench.main(work + ["--max-length", "64"])  # the smoke test's: both at the length given
+    assert lengths == {"train": 64, "score": 64, "dpo": 64}
+
+
 def _load_benchmark(name):
     import importlib.util
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")

@@ -146,6 +146,23 @@ def test_mc_verdicts_warns_before_any_rollout_when_most_samples_are_one_step():
         gsm8k.warn_of_one_step_samples(asked)
 
 
+def test_mc_verdicts_splits_each_sample_into_steps_once(monkeypatch):
+    """mc_verdicts split every sample at the delimiter twice: once in warn_of_one_step_samples, then again for its
+    labels. It splits once and passes the steps on; steps given for other samples are refused."""
+    problems = [gsm8k.GSM8KProblem("q", "5", "PROMPT\n")]
+    solutions = ["Step 1: 2 + 3 = 5\n\nStep 2: 5 + 0 = 5\n\nAnswer: 5", "Step 1: 5\n\nStep 2: so 5\n\nAnswer: 5", " "]
+    split = []
+    monkeypatch.setattr(gsm8k, "extract_steps", lambda text: split.append(text) or text.split("\n\n"))
+    out = gsm8k.mc_verdicts(None, None, problems, [solutions], progress=False)  # right answers: no rollouts
+    assert split == solutions[:2] and [len(v.step_labels) for v in out[0]] == [3, 3, 0]
+    with pytest.raises(ValueError, match="warn_of_one_step_samples: steps must hold one step list per solution: 1 "
+                                         "for 2"):
+        gsm8k.warn_of_one_step_samples(solutions[:2], steps=[["a", "b"]])
+    with pytest.raises(ValueError, match="warn_of_one_step_samples: solutions: expected a list of sampled texts, got "
+                                         "NoneType"):
+        gsm8k.warn_of_one_step_samples(None)
+
+
 def test_a_local_copy_with_a_bad_line_or_row_names_the_file_line_and_field(tmp_path, tiny_tokenizer):
     import json
 

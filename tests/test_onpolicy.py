@@ -1515,29 +1515,28 @@ def test_recorded_splits_are_notebook_01s_at_the_sizes_it_recorded():
         def splits(self, n_train, n_eval, seed=0, tokenizer=None):
             calls.append((n_train, n_eval, seed, tokenizer))
             return {"train": list(range(n_train)), "validation": [], "test": []}
-    profile = type("Profile", (), {"n_train_problems": 600, "n_eval_problems": 150})()
     recorded = {"data": {"n_problems": {"train": 40, "validation": 12, "test": 10}}}
-    assert onpolicy.recorded_splits(Task(), profile, recorded, seed=3, tokenizer="<tok>")["train"] == list(range(40))
+    assert onpolicy.recorded_splits(Task(), recorded, seed=3, tokenizer="<tok>")["train"] == list(range(40))
     assert calls == [(40, 10, 3, "<tok>")]  # held-out problems at the test count
     # none recorded (notebook 01's setup cell rerun alone drops its data section): the profile's sizes trained notebook
     # 04's rounds on other problems than notebook 01 labelled; refused, naming notebook 01
     for metrics in ({}, {"data": {"n_problems": {"train": 40}}}):
         with pytest.raises(FileNotFoundError, match=r"metrics.json has no data.n_problems.\w+: run 01_data_prep first"):
-            onpolicy.recorded_splits(Task(), profile, metrics, seed=3)
-    assert onpolicy.recorded_splits(Task(), profile, {}, n_train=5, n_eval=2)["train"] == list(range(5))  # both given
-    toy = onpolicy.recorded_splits(tasks.ToyTask(), profile, recorded, seed=0)
+            onpolicy.recorded_splits(Task(), metrics, seed=3)
+    assert onpolicy.recorded_splits(Task(), {}, n_train=5, n_eval=2)["train"] == list(range(5))  # both given
+    toy = onpolicy.recorded_splits(tasks.ToyTask(), recorded, seed=0)
     sizes = (("train", 40), ("validation", 10), ("test", 10))
     assert toy == {s: toyworld.make_problems(n, s, seed=0) for s, n in sizes}
     # the train problems do not depend on the held-out count (notebook 04 drew them at the validation count; GSM8K's
     # carved splits: test_gsm8k's test_carve_keeps_each_problem_in_its_split_whatever_the_sizes)
     assert tasks.ToyTask().splits(40, 12, seed=0)["train"] == toy["train"]
     # more data than notebook 01 labelled (onpolicy_rounds.py --train-problems): notebook 01's problems come first
-    more = onpolicy.recorded_splits(tasks.ToyTask(), profile, recorded, seed=0, n_train=90, n_eval=25)
+    more = onpolicy.recorded_splits(tasks.ToyTask(), recorded, seed=0, n_train=90, n_eval=25)
     assert more["train"][:40] == toy["train"] and [len(more[s]) for s, _ in sizes] == [90, 25, 25]
     assert not {p.prompt for p in more["train"]} & {p.prompt for p in more["validation"] + more["test"]}
     for bad in (0, 2.0, True):
         with pytest.raises(ValueError, match="recorded_splits: n_train must be an int >= 1"):
-            onpolicy.recorded_splits(tasks.ToyTask(), profile, recorded, n_train=bad)
+            onpolicy.recorded_splits(tasks.ToyTask(), recorded, n_train=bad)
 
 
 def test_start_policy_and_training_args_are_one_recipe_for_every_method(monkeypatch, tmp_path):

@@ -186,6 +186,9 @@ def test_offline_a_model_neither_here_nor_cached_is_refused_after_gsm8k_and_befo
     profiles.check_sources(dataclasses.replace(t4, model_name=str(tmp_path), dataset=str(GSM8K_SLICE)))  # local
     profiles.check_sources("tiny")
     assert len(checked) == 2  # a local GSM8K copy is not looked for on the Hub, nor the toy world's problems
+    # a kit folder not built yet was "not in the Hub's cache": a path is no Hub id; load_model says when it is missing
+    for path in ("runs/no-such-base", "./no-such-base", "a/b/c"):
+        profiles.check_sources(dataclasses.replace(t4, model_name=path, dataset=str(GSM8K_SLICE)))
     monkeypatch.setattr(profiles.hub_constants, "HF_HUB_OFFLINE", False)
     profiles.check_sources(dataclasses.replace(t4, model_name="org/not-cached"))  # online: downloaded when loaded
 

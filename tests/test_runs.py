@@ -443,6 +443,11 @@ def test_under_the_runner_the_cells_record_nothing(jupyter, monkeypatch):
     started = setup_cell("02_process_reward_model", N_TRAIN_ROWS=200)
     tutorial.notebook_finished(run, "02_process_reward_model", started, out=said.append)
     assert (run / "metrics.json").read_text() == before and said[-1].startswith("notebook 02: ")
+    # a stem copied wrong into the last cell was refused only in Jupyter (the setup cell's, under the runner too)
+    said.clear()
+    with pytest.raises(ValueError, match="notebook_finished: notebook must be one of the kit's notebooks"):
+        tutorial.notebook_finished(run, "02_prm", started, out=said.append)
+    assert said == []
 
 
 def test_a_kernel_the_runner_starts_carries_its_marker(tmp_path, monkeypatch):

@@ -224,6 +224,17 @@ def test_onpolicy_rounds_turns_a_missing_run_or_unknown_profile_into_a_usage_err
             "retrained": "through its metrics cell"}.get(args[-1], "") in message
 
 
+def test_onpolicy_rounds_looks_its_profile_up_once(monkeypatch, capsys, tmp_path):
+    """main looked --profile up four times (its check, the LoRA start, the protocol, the run's settings)."""
+    from stepdpo_lite.tutorial import profiles
+
+    looked_up = []
+    monkeypatch.setattr(profiles, "get_profile", lambda name: looked_up.append(name) or profiles.PROFILES[name])
+    _refused("onpolicy_rounds", ["--runs-dir", str(tmp_path / "none"), "--protocol", "output_layer"], monkeypatch,
+             capsys)  # stops at the missing run, past every use of the profile before a model loads
+    assert looked_up == ["tiny"]
+
+
 def test_onpolicy_rounds_help_says_what_trains_without_protocol(capsys):
     """--help showed one line of the docstring: nothing said that without --protocol the script trains by its own
     defaults (weighted step pairing through every layer), not by notebook 04's protocol."""

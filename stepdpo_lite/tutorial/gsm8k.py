@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..checks import positive_int
+from ..checks import list_of, positive_int
 # a bad record: an error naming its file, line and field
 from ..data import BadField, check_records, read_json_records, records_of, text_value
 from ..steps import DEFAULT_DELIMITER, extract_steps
@@ -143,20 +143,22 @@ class GSM8KProblem:
         return len(self.reference_lines)
 
 
-def warn_of_one_step_samples(solutions, who: str = "warn_of_one_step_samples") -> float:
+def warn_of_one_step_samples(solutions, who: str = "warn_of_one_step_samples", *, steps=None) -> float:
     """The share of the non-blank ``solutions`` (sampled texts) that split into two or more steps at the kit's
     delimiter, with a warning naming it, an example's opening and what to do when it is under
     ``MIN_MULTI_STEP_SHARE``: a policy that writes its steps in another layout (a Qwen2.5 instruct model may write
     "### Step 1:" or "**Step 1:**") gives one step per sample, and Monte-Carlo labels, the PRM and Stepwise DPO then
-    work per solution, not per step, without a word. The splitter is left as it is (``steps.extract_steps``)."""
-    if isinstance(solutions, str):  # its characters would be counted as samples
-        raise ValueError(f"{who}: solutions must be a list of sampled texts, got one str")
-    solutions = list(solutions)
+    work per solution, not per step, without a word. The splitter is left as it is (``steps.extract_steps``).
+    ``steps``: the solutions' steps (``extract_steps``'s, one list per solution), where the caller has them."""
+    solutions = list_of(solutions, f"{who}: solutions", "sampled texts")  # one str: its characters as samples
     for j, s in enumerate(solutions):
         if not isinstance(s, str):
             raise ValueError(f"{who}: solution {j} must be a str (a sampled text), got {type(s).__name__}")
+    steps = [extract_steps(s) for s in solutions] if steps is None else list_of(steps, f"{who}: steps", "step lists")
+    if len(steps) != len(solutions):  # zip would judge the shorter list's samples only
+        raise ValueError(f"{who}: steps must hold one step list per solution: {len(steps)} for {len(solutions)}")
     texts = [s for s in solutions if s.strip()]
-    one_step = [s for s in texts if len(extract_steps(s)) < 2]
+    one_step = [s for s, st in zip(solutions, steps) if s.strip() and len(st) < 2]
     share = 1 - len(one_step) / len(texts) if texts else 1.0
     if share < MIN_MULTI_STEP_SHARE:
         warnings.warn(
@@ -330,8 +332,8 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
                                  f"{type(s).__name__}")
 
     flat = [(i, k, s) for i, sols in enumerate(solutions) for k, s in enumerate(sols) if s.strip()]
-    warn_of_one_step_samples([s for _, _, s in flat], "mc_verdicts")  # before the rollouts it would spend
     steps = [extract_steps(s) for _, _, s in flat]
+    warn_of_one_step_samples([s for _, _, s in flat], "mc_verdicts", steps=steps)  # before the rollouts it would spend
     right = [problems[i].is_correct(s) for i, _, s in flat]
     todo = [j for j in range(len(flat)) if rollout_correct or not right[j]]
     mc = labelling.mc_step_labels(policy, tokenizer, [problems[flat[j][0]].prompt for j in todo],

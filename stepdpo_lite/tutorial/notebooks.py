@@ -230,12 +230,13 @@ def notebook_finished(run: str | os.PathLike, notebook: str, started: float, out
     figures (:data:`NOTEBOOK_SECTIONS`) are all in ``run/metrics.json`` (else it says so and records nothing). The
     seconds go under ``run.<notebook>.seconds_since_setup``, never in the runner's timing table
     (``tutorial.notebook_seconds``): they count the time the kernel sat idle. Returns None."""
+    _kit_notebook(notebook, "notebook_finished")
     seconds = round(time.perf_counter() - started, 2)
     out(f"notebook {notebook[:2]}: {seconds:.0f} s since its setup cell ran")
     if os.environ.get(runs.RUNNER_MARKER):
         return
     metrics = runs.read_metrics(run)
-    record = metrics.get("run", {}).get(_kit_notebook(notebook, "notebook_finished"))
+    record = metrics.get("run", {}).get(notebook)
     missing = runs.missing_sections(metrics, NOTEBOOK_SECTIONS[notebook])
     if not isinstance(record, dict) or record.get("finished"):
         out(f"{notebook}: not recorded as finished again (run.{notebook} holds no start since it finished): run "

@@ -376,17 +376,17 @@ def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping
     return Path(folder)
 
 
-def recorded_splits(task, profile, metrics: Mapping, *, seed: int = 0, tokenizer=None, n_train: int | None = None,
+def recorded_splits(task, metrics: Mapping, *, seed: int = 0, tokenizer=None, n_train: int | None = None,
                     n_eval: int | None = None) -> dict:
     """Notebook 01's splits (``task.splits``: ``{"train", "validation", "test"}``), made again from its seed at the
     sizes it recorded in ``metrics["data"]["n_problems"]`` (its ``N_TRAIN_PROBLEMS`` may have cut the profile's); none
     recorded (notebook 01 not run, or its setup cell rerun alone) is an error naming notebook 01, not the profile's
-    sizes, which would train on other problems than notebook 01 labelled (``profile`` is not read). The rounds train on
-    the train problems, never on the held-out ones (notebook 04 and ``scripts/onpolicy_rounds.py``; the script evaluates
-    on validation or test). Validation is drawn at the test count, as notebook 01 drew both (``N_EVAL_PROBLEMS``; on
-    GSM8K its labelling budget may keep fewer of one): no task's train split depends on that count, only on its own.
-    ``n_train`` and ``n_eval`` draw other sizes from the same seed (``scripts/onpolicy_rounds.py --train-problems``, for
-    more data than notebook 01 labelled); the splits stay disjoint."""
+    sizes, which would train on other problems than notebook 01 labelled. The rounds train on the train problems, never
+    on the held-out ones (notebook 04 and ``scripts/onpolicy_rounds.py``; the script evaluates on validation or test).
+    Validation is drawn at the test count, as notebook 01 drew both (``N_EVAL_PROBLEMS``; on GSM8K its labelling budget
+    may keep fewer of one): no task's train split depends on that count, only on its own. ``n_train`` and ``n_eval``
+    draw other sizes from the same seed (``scripts/onpolicy_rounds.py --train-problems``, for more data than notebook 01
+    labelled); the splits stay disjoint."""
     n_train, n_eval = recorded_counts(metrics, n_train=n_train, n_eval=n_eval)
     return task.splits(n_train, n_eval, seed=seed, tokenizer=tokenizer)
 

@@ -310,20 +310,14 @@ def check_sources(profile: str | Profile) -> None:
     if not hub_constants.HF_HUB_OFFLINE:
         return
     for name in dict.fromkeys((p.model_name, p.reward_base)):
-        if local_path(name) or _in_hub_cache(name):
-            continue  # a folder here, or a path (not a Hub id): load_model says when one is missing
+        if written_as_path(name) or os.path.exists(name) or _in_hub_cache(name):
+            continue  # a path (not a Hub id), or a folder here: load_model says when one is missing
         raise FileNotFoundError(
             f"profile {p.name!r}: the model {name!r} is no folder here and not in the Hub's cache, and the Hub is "
             "offline (HF_HUB_OFFLINE=1). Go online for the first run (HF_HUB_OFFLINE=0, or unset it: the model is "
             f"downloaded once, then read from the cache), or cache it first where the Hub is reachable (`hf download "
             f"{name}`, into the cache $HF_HOME names); in your own code a profile can read a local copy "
             "(dataclasses.replace(get_profile(...), model_name=FOLDER)); the notebooks take a profile's name only")
-
-
-def local_path(name: str) -> bool:
-    """Whether a profile's model name is a path on this machine (a folder here, or written as a path: absolute, or
-    opening with "." or "~"), not a Hub id."""
-    return os.path.isabs(name) or name.startswith((".", "~")) or os.path.exists(name)
 
 
 # Folders of the kit's own where its tiny models live (data/tiny-base, runs/smoke-base, docs/own_task.md's
