@@ -11,6 +11,8 @@ import numbers
 import textwrap
 from collections.abc import Mapping
 
+AGGREGATION_STRATEGIES = ("weighted_sum", "mean", "min", "max", "product", "last")  # losses.aggregate_rewards'
+
 
 def list_of(value, name: str, what: str) -> list:
     """``value`` as a list. One str is refused: it would be read character by character (step 4 of "Step 1: ..." is
@@ -58,6 +60,17 @@ def flag(value, name: str, who: str) -> bool:
     if type(value).__name__ not in ("bool", "bool_"):
         raise ValueError(f"{who}: {name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def keywords_taken(method, **extras) -> dict:
+    """Those of ``extras`` that ``method`` takes by name (all with ``**kwargs``, none where it has no signature): an
+    optional keyword goes only to a reward model's own ``score_solutions`` that takes it (docs/method.md)."""
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return extras if any(p.kind is p.VAR_KEYWORD for p in params) else {k: v for k, v in extras.items() if k in named}
 
 
 def documented_fields(cls):

@@ -23,9 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import finite_number
-
-AGGREGATION_STRATEGIES = ("weighted_sum", "mean", "min", "max", "product", "last")
+from .checks import AGGREGATION_STRATEGIES, finite_number  # the names live where configs read them without torch
 
 
 def _same_shape(where: str, **tensors) -> None:

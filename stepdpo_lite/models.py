@@ -314,14 +314,11 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
         # Norms and embeddings in float32 (the base frozen) to train, and to score or sample too: a reward model
         # reloaded then computes as it trained (in 16 bits: up to ~1 log-odds off on the smoke base).
         from peft import prepare_model_for_kbit_training
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=gradient_checkpointing and training,
-            gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None)
-    if gradient_checkpointing and not (quantization == "4bit" and training):  # else peft's call turned it on
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)  # checkpointing: below
+    if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if training:
             model.enable_input_require_grads()
-    if gradient_checkpointing:
         model.config.use_cache = False
 
     if adapter_dir is not None:

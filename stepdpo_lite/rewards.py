@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .atomic import TRAINER_OUTPUTS, save_atomic
-from .checks import documented_fields, finite_number, list_of, positive_int
+from .checks import AGGREGATION_STRATEGIES, documented_fields, finite_number, list_of, positive_int
 from .models import keep_4bit_weights_unpacked, load_model, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, extract_steps
 
@@ -86,8 +86,7 @@ class RewardModelConfig:
     first_error_threshold: float | None = field(default=None, metadata={"help": "first_errors' threshold (log-odds)."})
 
     def __setattr__(self, name, value):  # a function or unknown name was taken here, to fail when scoring or at save
-        from .losses import AGGREGATION_STRATEGIES as known  # every field is set here (made, replaced, loaded)
-        if name == "aggregation" and (callable(value) or value not in known):
+        if name == "aggregation" and (callable(value) or value not in (known := AGGREGATION_STRATEGIES)):
             raise ValueError(f"RewardModelConfig: aggregation must be a name (the config is saved as JSON), got the "
                              f"function {getattr(value, '__name__', value)}; pass it per call: aggregate(rewards, fn)"
                              if callable(value) else f"reward model: aggregation must be one of {known}, got {value!r}")
@@ -123,7 +122,12 @@ def mistake_made_here_labels(reachable) -> list[float]:
 
 
 class InputTooLong(ValueError):
-    """An input longer than the reward model's ``max_length`` (it is refused, never truncated)."""
+    """An input longer than the reward model's ``max_length`` (refused, never truncated): ``index``, the solution's
+    place in the call's list, and ``detail``, the message past "solution {index}: " (None: a message of one's own)."""
+
+    def __init__(self, message: str, index: int | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.index, self.detail = index, detail
 
 
 def check_config_values(c: RewardModelConfig) -> None:
@@ -326,11 +330,11 @@ class GenerativeVerifier(TextRewards):
 
     def _check_length(self, index: int, n_tokens: int):
         if self.max_length is not None and n_tokens > self.max_length:
-            raise InputTooLong(f"solution {index}: {n_tokens} tokens with its tags, longer than max_length "
-                               f"{self.max_length}; shorten it, leave it out (this model's input_lengths(prompts, "
-                               "solutions) finds them), or raise max_length up to the model's context (a saved one: "
-                               f"{type(self).__name__}.load(path, max_length=...), trusting it only as far as it was "
-                               "trained); it is never truncated silently")
+            detail = (f"{n_tokens} tokens with its tags, longer than max_length {self.max_length}; shorten it, leave "
+                      "it out (this model's input_lengths(prompts, solutions) finds them), or raise max_length up to "
+                      f"the model's context (a saved one: {type(self).__name__}.load(path, max_length=...), trusting "
+                      "it only as far as it was trained); it is never truncated silently")
+            raise InputTooLong(f"solution {index}: {detail}", index, detail)
 
     def warn_of_untrained_layout(self, prompts: list[str], steps: list[list[str]], side: str = "") -> None:
         """One warning for all rows of what training warns of (reward_training): a layout it never read moves its

@@ -30,7 +30,7 @@ from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax, use_adapter
 
 from .atomic import TRAINER_OUTPUTS, check_checkpoints, save_atomic, write_atomic, write_json_atomic
-from .checks import documented_fields, finite_number, list_of, positive_int
+from .checks import documented_fields, finite_number, keywords_taken, list_of, positive_int
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
 from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
@@ -104,16 +104,16 @@ def prepare_adapters(trainer) -> None:
     for param in model.parameters():
         if param.requires_grad and param.dtype == torch.bfloat16 and not keep_bf16:
             param.data = param.data.float()
-    if is_peft_model(model) and "ref" in model.peft_config and _fresh_lora(model):
-        model.delete_adapter("ref")
-    elif is_peft_model(model) and "ref" in model.peft_config:
-        # the trained adapter copied in again, after the cast: TRL copies the names holding ".default." (LoRA's
-        # lora_A.default.weight), not those ending in it (IA3's ia3_l.default, LoHa's, LoKr's: the reference was fresh)
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for name, p in params.items():
-                if (ref := re.sub(r"\.default(\.|$)", r".ref\1", name)) != name and ref in params:
-                    params[ref].copy_(p)
+    if is_peft_model(model) and "ref" in model.peft_config:
+        if _fresh_lora(model):
+            model.delete_adapter("ref")
+        else:  # the trained adapter copied in again, after the cast: TRL copies the names holding ".default."
+            # (LoRA's lora_A.default.weight), not those ending in it (IA3's ia3_l.default, LoHa's, LoKr's: fresh)
+            params = dict(model.named_parameters())
+            with torch.no_grad():
+                for name, p in params.items():
+                    if (ref := re.sub(r"\.default(\.|$)", r".ref\1", name)) != name and ref in params:
+                        params[ref].copy_(p)
 
 
 class _TruncatedTotalFromLog(TrainerCallback):
@@ -542,8 +542,9 @@ class StepwiseDPOTrainer(DPOTrainer):
         columns, prompts = {}, list(dataset["prompt"])
         steps = {side: [extract_steps(text, delimiter) for text in dataset[side]] for side in ("chosen", "rejected")}
         # a PRM's layout warning once a side (counting rows, naming it), not per chunk; a subclass may lack warn_layout
-        if layout_checked := isinstance(self.reward_model, ProcessRewardModel) and "warn_layout" in inspect.signature(
-                self.reward_model.score_solutions).parameters:
+        quiet = keywords_taken(self.reward_model.score_solutions, warn_layout=False) if isinstance(
+            self.reward_model, ProcessRewardModel) else {}
+        if quiet:
             for side in steps:
                 self.reward_model.warn_of_untrained_layout(prompts, steps[side], side=side)
         for side in ("chosen", "rejected"):
@@ -551,12 +552,11 @@ class StepwiseDPOTrainer(DPOTrainer):
             for i in tqdm(range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses",
                           disable=not PartialState().is_main_process):
                 try:
-                    scored = self.reward_model.score_solutions(prompts[i:i + chunk], steps[side][i:i + chunk],
-                                                               **{"warn_layout": False} if layout_checked else {})
-                except InputTooLong as err:  # a PRM's "solution j: ...", j counted from the chunk's start
-                    at = re.match(r"solution (\d+): (.*)", str(err), re.S)
-                    raise err if at is None else InputTooLong(f"row {i + int(at[1])}: field {side!r}: the reward "
-                                                              f"model's input (prompt and steps) is {at[2]}") from None
+                    scored = self.reward_model.score_solutions(prompts[i:i + chunk], steps[side][i:i + chunk], **quiet)
+                except InputTooLong as err:  # index counted from the chunk's start (None: one's own PRM's message)
+                    raise err if err.index is None else InputTooLong(
+                        f"row {i + err.index}: field {side!r}: the reward model's input (prompt and steps) is "
+                        f"{err.detail}") from None
                 bad = next((j for j, r in enumerate(scored) if isinstance(r, (str, bytes)) or
                             not hasattr(r, "__len__")), None)
                 if bad is not None:  # e.g. an outcome reward model: one float per solution, not one per step

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from stepdpo_lite.checks import finite_number, list_of, positive_int
+from stepdpo_lite.checks import AGGREGATION_STRATEGIES, finite_number, keywords_taken, list_of, positive_int
 
 
 def test_positive_int_takes_ints_and_refuses_what_a_cast_would_bend():
@@ -117,3 +117,21 @@ def test_help_of_each_config_class_names_every_own_field_with_its_help(cls):
         assert f"{name}: {' '.join(f.metadata['help'].split())}" in block, f.name
     if cls.__name__ == "StepwiseDPOConfig":  # its own fields only, not DPOConfig's
         assert "step_pairing ('weighted'): " in block and "learning_rate" not in block
+
+
+def test_keywords_taken_passes_a_keyword_only_where_the_method_takes_it():
+    """Shared by prm_pairs.label_samples (batch_size=, progress=) and the trainer (warn_layout=): the trainer read
+    the name off the signature and gave nothing to a score_solutions taking **kwargs."""
+    def documented(prompts, step_lists): ...
+    def named(prompts, step_lists, batch_size=None, *, progress=False): ...
+    def open_ended(prompts, step_lists, **kw): ...
+    assert keywords_taken(documented, batch_size=8, progress=True) == {}
+    assert keywords_taken(named, batch_size=8, progress=True, warn_layout=False) == {"batch_size": 8, "progress": True}
+    assert keywords_taken(open_ended, warn_layout=False) == {"warn_layout": False}
+    assert keywords_taken(max, warn_layout=False) == {}  # no signature to read: the documented arguments only
+
+
+def test_the_aggregation_names_the_configs_check_are_the_ones_losses_computes():
+    """checks holds the names torch-free (RewardModelConfig checks them when set); losses' must be the same."""
+    from stepdpo_lite import losses
+    assert losses.AGGREGATION_STRATEGIES == AGGREGATION_STRATEGIES

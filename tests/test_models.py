@@ -133,6 +133,23 @@ def test_4bit_eval_forward_does_not_change_training(biased_tiny_dir):
         assert torch.equal(grad, grads_after_eval[name]), name
 
 
+def test_gradient_checkpointing_is_turned_on_alike_for_4bit_and_16_bit_models_training_or_not(tiny_dir):
+    """load_model turns checkpointing on itself for every model (peft's prepare_model_for_kbit_training is asked
+    not to): non-reentrant, no KV cache, and a 4-bit + LoRA model's step still reaches its adapter."""
+    for quantization in ("4bit", None):
+        for lora in ({"r": 4, "lora_dropout": 0.0, "init_lora_weights": False}, None):
+            model, tok = models.load_model(tiny_dir, quantization=quantization, device="cpu", lora=lora,
+                                           gradient_checkpointing=True)
+            assert model.is_gradient_checkpointing and model.config.use_cache is False, (quantization, lora)
+            if lora is None:
+                continue
+            model.train()
+            enc = tok(["Step 1: 2 + 2 = 4\n\nAnswer: 4"], return_tensors="pt", add_special_tokens=False)
+            model(**enc, labels=enc["input_ids"]).loss.backward()
+            grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+            assert grads and all(g is not None and g.abs().sum() > 0 for g in grads.values()), quantization
+
+
 def test_a_precomputed_reference_of_a_4bit_model_is_the_policy_itself(biased_tiny_dir, tmp_path):
     """A 4-bit model loaded without load_model, a fresh LoRA adapter (B = 0: policy = reference) and
     precompute_ref_log_probs: TRL's reference pass ran inside its __init__, before the trainer unpacked the weights,

@@ -1156,3 +1156,32 @@ def test_score_solutions_can_be_told_not_to_warn_of_the_layout(prm, orm):
             assert model.score_solutions(run_in, sols, warn_layout=False) == loud
         with pytest.warns(UserWarning, match=rf"{type(model).__name__}.score_solutions: 3 of 3 prompts run into"):
             model.warn_of_untrained_layout(run_in, [[s] for s in sols])
+
+
+def test_input_too_long_carries_the_solutions_index_and_what_is_too_long(tiny_model, tiny_tokenizer):
+    """A caller scoring in chunks (the trainer) read the solution's index back out of the message with a regex: it
+    is carried as ``index`` and ``detail``; rebuilt from its message alone (type(err)(msg)), both are None."""
+    from stepdpo_lite.rewards import InputTooLong
+    for kind in (ProcessRewardModel, OutcomeRewardModel):
+        with pytest.raises(InputTooLong) as caught:
+            kind(tiny_model, tiny_tokenizer, max_length=20).score_solutions(["p", "p"], ["Step 1: 1 + 1 = 2",
+                                                                                         "Step 1: 1 + 1 = 2" * 3])
+        err = caught.value
+        assert err.index == 1 and str(err) == f"solution 1: {err.detail}"
+        assert re.match(r"\d+ tokens with its tags, longer than max_length 20; ", err.detail)
+        rebuilt = type(err)(f"where: {err}")
+        assert str(rebuilt) == f"where: {err}" and rebuilt.index is None and rebuilt.detail is None
+
+
+def test_building_a_reward_model_config_does_not_load_torch():
+    """RewardModelConfig checked its aggregation against losses' strategy names on every field set, and losses
+    imports torch: building a config (a CLI's --help, a JSON's check) loaded torch."""
+    import subprocess
+    import sys
+    code = ("import sys; from stepdpo_lite.rewards import RewardModelConfig; RewardModelConfig(aggregation='mean'); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    with pytest.raises(ValueError, match=r"aggregation must be one of \('weighted_sum', 'mean', 'min', 'max', "
+                                         r"'product', 'last'\), got 'median'"):
+        RewardModelConfig(aggregation="median")

@@ -1053,6 +1053,32 @@ def test_a_reward_models_too_long_error_names_the_dataset_row_and_side_past_its_
                            processing_class=tiny_tokenizer, reward_model=prm)
 
 
+def test_a_prm_whose_score_solutions_takes_keywords_is_told_to_keep_its_layout_warning_to_one_per_side(
+        tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
+    """The trainer looked for warn_layout among score_solutions' parameter names: a subclass that takes **kwargs and
+    passes them on was never given it, and warned once per chunk (prm_pairs.label_samples read **kwargs right)."""
+    from functools import partialmethod
+
+    from stepdpo_lite.rewards import ProcessRewardModel
+    monkeypatch.setattr(StepwiseDPOTrainer, "_add_reward_columns",
+                        partialmethod(StepwiseDPOTrainer._add_reward_columns, chunk=2))
+    asked = []
+
+    class ForwardingPRM(ProcessRewardModel):
+        def score_solutions(self, prompts, solutions, **kwargs):
+            asked.append(kwargs)
+            return super().score_solutions(prompts, solutions, **kwargs)
+
+    rows = [dict(r, prompt=r["prompt"].rstrip("\n")) for r in toy_rows(4, labels=False)]  # every prompt runs in
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
+                           train_dataset=Dataset.from_list(rows),
+                           reward_model=ForwardingPRM(copy.deepcopy(tiny_model), tiny_tokenizer))
+    assert asked == [{"warn_layout": False}] * 4  # 2 chunks a side
+    assert len([w for w in caught if "layout it was not trained on" in str(w.message)]) == 2  # one a side
+
+
 def test_outcome_metrics_at_outcome_weight_0_are_logged_and_said_to_be_untrained(tmp_path, tiny_model,
                                                                                   tiny_tokenizer):
     """With outcome_loss_weight=0 (README's recipe) a trial read rewards/accuracies 0.33 and negative margins as a

@@ -24,7 +24,6 @@ cancels in DPO's log-ratio and ``step_pairing="first_error"`` scores only step k
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import numbers
 import random
 import re
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from .. import generation
-from ..checks import finite_number, list_of, positive_int
+from ..checks import finite_number, keywords_taken, list_of, positive_int
 from ..evaluation import predict_first_error
 from ..rewards import InputTooLong, sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps
@@ -98,20 +97,6 @@ def _fits(prm, prompt: str, steps: list[str]) -> bool:
     return True
 
 
-def _keywords_taken(method, **extras) -> dict:
-    """Those of ``extras`` that ``method`` takes (by name, or all with ``**kwargs``): docs/method.md documents a
-    reward model's ``score_solutions(prompts, step_lists)``, and one written to it was a TypeError on ``batch_size=``
-    (the trainer reads ``warn_layout`` off the signature alike)."""
-    try:
-        params = inspect.signature(method).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: the documented two arguments only
-        return {}
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return extras
-    return {k: v for k, v in extras.items() if k in {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD,
-                                                                                          p.KEYWORD_ONLY)}}
-
-
 def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: float, *, policy: str | None = None,
                   delimiter: str | None = None, batch_size: int | None = None,
                   progress: bool = False) -> list[list[Sample]]:
@@ -144,7 +129,7 @@ def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: 
         out.append(row)
     if todo:
         rewards = list_of(score([problems[s.problem].prompt for _, s in todo], [s.steps for _, s in todo],
-                                **_keywords_taken(score, batch_size=batch_size, progress=progress)),
+                                **keywords_taken(score, batch_size=batch_size, progress=progress)),
                           "label_samples: the PRM's score_solutions", "reward lists (one per solution)")
         if len(rewards) != len(todo):  # a zip would leave the rest unscored, as if too long for the PRM
             raise ValueError(f"label_samples: the PRM returned {len(rewards)} lists of rewards for "
