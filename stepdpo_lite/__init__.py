@@ -42,5 +42,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'stepdpo_lite' has no attribute {name!r}")
 
 
-def __dir__():  # the lazy names too: tab completion and help() listed only what was imported so far
+def __dir__():  # the lazy names too, else tab completion and help() list only those imported
     return sorted(set(globals()) | set(__all__))

@@ -199,7 +199,7 @@ def check_records(records, check: Callable, name: str, *, key: Sequence[str] = (
     ``wheres``, when given, gets each kept row's record (file and line, or record index). ``none_left_ok=False``:
     records all invalid are a ValueError, even with ``skip_invalid`` (an empty Dataset would fail later, far away).
     """
-    flag(skip_invalid, "skip_invalid", name)  # "no" is truthy: invalid rows were skipped
+    flag(skip_invalid, "skip_invalid", name)  # "no" is truthy
     flag(drop_duplicates, "drop_duplicates", name)
     kept, seen, invalid, repeats = [], {}, [], 0
     for where, record in records:

@@ -20,7 +20,7 @@ def check_same_shape(values, labels, what: str, noun: str = "values") -> None:
     """One list of values and one of labels per solution, of the same lengths."""
     if len(values) != len(labels):
         raise ValueError(f"{what}: {len(values)} solutions of {noun} but {len(labels)} of labels")
-    for i, (v, y) in enumerate(zip(values, labels)):  # a bare number among the lists had no len(): a TypeError
+    for i, (v, y) in enumerate(zip(values, labels)):  # a bare number among the lists has no len(): a TypeError
         v = list_of(v, f"{what}: solution {i}", f"step {noun.removeprefix('step ')}")
         y = list_of(y, f"{what}: solution {i}", "step labels")
         if len(v) != len(y):
@@ -185,7 +185,7 @@ def process_reward_report(val_scores, val_labels, test_scores, test_labels) -> d
 
 def _check_ns(ns, sizes, subsets, what, n_resamples) -> list:
     """``ns`` as a list, each N an int >= 1 that no problem has fewer candidates than."""
-    if not (ns := list_of(ns, f"{what}: ns", "ints (one per N)")):  # () returned {} without a word
+    if not (ns := list_of(ns, f"{what}: ns", "ints (one per N)")):  # () would return {} without a word
         raise ValueError(f"{what}: ns is empty; give the N to evaluate, e.g. ns=(1, 4)")
     if subsets not in ("random", "first"):
         raise ValueError(f"{what}: subsets must be 'random' or 'first', got {subsets!r}")
@@ -232,7 +232,7 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
         check_labels(c, "best_of_n_accuracy", f"correct[{i}]")
     sizes = [len(c) for c in correct]
     ns = _check_ns(ns, sizes, subsets, "best_of_n_accuracy", n_resamples)
-    rng = np.random.default_rng(positive_int(seed, "seed", "best_of_n_accuracy", minimum=0))  # None drew unseeded
+    rng = np.random.default_rng(positive_int(seed, "seed", "best_of_n_accuracy", minimum=0))  # None: unseeded
     # The random pick has a generator of its own: drawing it from rng would shift every later draw, and the
     # baseline would then see other subsets than the methods it is compared with (paired by draw, not only problem)
     pick_rng = np.random.default_rng([seed, 1])
@@ -262,5 +262,5 @@ def majority_vote_accuracy(answers: Sequence[Sequence[Any]], gold: Sequence[Any]
         return bool(votes) and Counter(votes).most_common(1)[0][0] == gold[i]  # most_common: first seen wins ties
 
     rounds = 1 if subsets == "first" else n_resamples
-    rng = np.random.default_rng(positive_int(seed, "seed", "majority_vote_accuracy", minimum=0))  # None drew unseeded
+    rng = np.random.default_rng(positive_int(seed, "seed", "majority_vote_accuracy", minimum=0))  # None: unseeded
     return _resampled_accuracy(sizes, ns, right, rng, rounds, subsets, per_problem)

@@ -95,7 +95,7 @@ class CombinedRewardModel(TextRewards):
         """Each solution's combined reward from its parts' (the formula ``score_solutions`` uses): none scored twice."""
         if len(process) != len(outcome):
             raise ValueError(f"combine: {len(process)} process rewards but {len(outcome)} outcome rewards")
-        def part(reward, kind, j):  # a NaN part made a NaN reward that sorts anywhere, as in EnsembleRewardModel
+        def part(reward, kind, j):  # a NaN part makes a NaN reward that sorts anywhere, as in EnsembleRewardModel
             return finite_number(reward, f"{kind} reward of solution {j}", "CombinedRewardModel.combine")
         return [self.process_weight * part(p, "process", j) + self.outcome_weight * part(o, "outcome", j)
                 for j, (p, o) in enumerate(zip(process, outcome))]
@@ -273,7 +273,7 @@ def shaped_reward(base_reward: float, confidence: float = 1.0, complexity: float
     if not 0.0 <= confidence <= 1.0:
         raise ValueError(f"shaped_reward: confidence must be in [0, 1], got {confidence}")
     for name, value in (("complexity", complexity), ("complexity_bonus", complexity_bonus)):
-        if value < 0:  # a negative bonus cut a correct step's reward, and past 1 / complexity turned it negative
+        if value < 0:  # a negative bonus cuts a correct step's reward, and past 1 / complexity turns it negative
             raise ValueError(f"shaped_reward: {name} must be >= 0, got {value}")
     bonus = 1.0 + complexity_bonus * complexity if base_reward > 0 else 1.0
     return confidence * base_reward * bonus

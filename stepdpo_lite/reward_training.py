@@ -50,7 +50,7 @@ def _tag_labels(row: dict, i: int, process: bool, where: str = "training data") 
     name = "labels" if process else "label"
     labels = list_of(row.get(name), f"{where}: row {i}: field 'labels'", "bools") if process else [row.get(name)]
     steps = list_of(row.get("completions"), f"{where}: row {i}: field 'completions'", "steps") if process else None
-    if process and len(labels) != len(steps):  # one str of steps: a character a step, labels of as many matched
+    if process and len(labels) != len(steps):
         raise ValueError(f"{where}: row {i}: field 'labels': {len(labels)} labels for {len(steps)} completions")
     if bad := [x for x in labels if not isinstance(x, bool)]:
         raise ValueError(f"{where}: row {i}: field '{name}': labels must be true or false, got {bad[0]!r}{TO_BOOL}")
@@ -234,7 +234,7 @@ def _check_training_args(training_args: dict) -> None:
 def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, output_dir, eval_dataset,
            c: RewardTrainingConfig, callbacks=None, resume_from_checkpoint=None):
     base = Path(os.fspath(model_name_or_path)).expanduser()
-    if (base / "adapter_config.json").exists():  # load_model refused lora=..., and without it nothing had a gradient
+    if (base / "adapter_config.json").exists():  # load_model refuses lora=..., and without it nothing has a gradient
         what = f"a saved reward model ({config})" if (config := saved_reward_config(base)) else "a saved adapter"
         raise ValueError(f"{kind.__name__}: {base.resolve()} is {what}, not a base model: training puts a new adapter "
                          "on a base and cannot train a saved one on. Train anew from its base (adapter_config.json "
@@ -245,12 +245,12 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
         raise ValueError(f"{kind.__name__}: train_dataset is None; give a list of rows or a datasets.Dataset")
     _check_training_args(c.training_args)  # a misspelled option fails now, not after the model has loaded
     for name in ("max_steps", "per_device_train_batch_size", "per_device_eval_batch_size", "logging_steps",
-                 "gradient_accumulation_steps"):  # max_steps=1e3 was a TypeError deep in the Trainer, model loaded
+                 "gradient_accumulation_steps"):  # max_steps=1e3: a TypeError deep in the Trainer, after the load
         if name != "max_steps" or c.max_steps != -1:  # -1: num_train_epochs decides
             positive_int(getattr(c, name), name, "RewardTrainingConfig")
     positive_int(c.seed, "seed", "RewardTrainingConfig", minimum=0)  # True: torch's RuntimeError
     flag(c.drop_too_long, "drop_too_long", "RewardTrainingConfig")  # "no" is truthy
-    for name in ("learning_rate", "num_train_epochs"):  # 0 or less trained nothing and saved the base as trained
+    for name in ("learning_rate", "num_train_epochs"):  # 0 or less would train nothing and save the base as trained
         if finite_number(getattr(c, name), name, "RewardTrainingConfig") <= 0:
             raise ValueError(f"RewardTrainingConfig: {name} must be > 0, got {getattr(c, name)!r}")
     check_replaceable(output_dir, **SAVE_FOLDER, where="output_dir")  # and a folder the save would harm
@@ -302,7 +302,7 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
         tag=c.tag, yes=c.yes, no=c.no, step_delimiter=c.step_delimiter, aggregation=c.aggregation,
         prompt_template=c.prompt_template, quantization=c.quantization, max_length=c.max_length,
         dtype=str(dtype).removeprefix("torch."))  # recorded: a reload on another device computes as trained
-    check_config_values(reward_config)  # before the model loads (aggregation="mean2" failed only once it had)
+    check_config_values(reward_config)  # aggregation="mean2" fails before the model loads, not after
     model, tokenizer = load_model(str(model_name_or_path), quantization=c.quantization, lora=c.lora, device=device,
                                   dtype=dtype, gradient_checkpointing=c.gradient_checkpointing)
     verifier = kind(model, tokenizer, reward_config)

@@ -141,7 +141,7 @@ def step_columns(ex, idx, tokenizer, delimiter, max_steps, pairing="weighted", m
     ``DPOTrainer`` would drop the row without a word (no completion token would be left to train)."""
     for name, value, allowed in (("pairing", pairing, STEP_PAIRINGS), ("reward_labels", reward_labels,
                                                                          REWARD_MODEL_LABELS)):
-        if value not in allowed:  # a typo acted as "weighted" / "reachable", silently
+        if value not in allowed:  # a typo would act as "weighted" / "reachable", silently
             raise ValueError(f"step_columns: {name} must be one of {allowed}, got {value!r:.40}")
     if max_length is not None and len(ex["prompt_ids"]) >= max_length:
         raise ValueError(f"row {idx}: `prompt` has {len(ex['prompt_ids'])} tokens and fills max_length={max_length}, "

@@ -29,7 +29,7 @@ from trl.data_utils import extract_prompt, is_conversational
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax, use_adapter
 
-from .atomic import TRAINER_OUTPUTS, check_checkpoints, save_atomic, write_atomic, write_json_atomic
+from .atomic import TRAINER_OUTPUTS, check_checkpoints, save_atomic, write_json_atomic
 from .checks import documented_fields, finite_number, keywords_taken, list_of, positive_int
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
@@ -128,7 +128,7 @@ class _TruncatedTotalFromLog(TrainerCallback):
         self.trainer.num_truncated_steps, self.trainer.num_wrong_steps_cut = int(logged[-1]) if logged else 0, 0
 
     def on_train_end(self, args, state, control, **kwargs):
-        if self.trainer.num_wrong_steps_cut:  # rejected steps labelled wrong: a run that looked normal
+        if self.trainer.num_wrong_steps_cut:  # rejected steps labelled wrong, cut: the run looks normal
             warnings.warn(f"StepwiseDPOTrainer: max_length={args.max_length} cut {self.trainer.num_wrong_steps_cut} "
                           "rejected steps labelled wrong (p < 0.5) in this training (counted in each batch), so the "
                           "step loss never pushed them down: raise max_length", stacklevel=2)
@@ -337,7 +337,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         """Refuse a ``step_loss`` override that cannot take its 9 arguments (an old one's 8, without ``model``): when
         a trainer is built, and before an on-policy round samples (``onpolicy.TrainSettings(trainer_class=...)``)."""
         step_loss = object.__new__(cls).step_loss  # bound as a trainer's is (a staticmethod too), with no trainer built
-        try:  # before 2026-12-05 step_loss took 8 arguments: such an override was a bare TypeError at the first step
+        try:  # else an 8-argument override fails only at the first step, with a bare TypeError
             inspect.signature(step_loss).bind(*range(9))
         except TypeError:
             raise ValueError(f"{cls.__name__}.step_loss{inspect.signature(step_loss)} cannot take the 9 "
@@ -734,10 +734,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         if self.args.should_save:
             # a LoRA policy names its base so that it loads elsewhere, and how it was loaded (4-bit or not)
             write_portable_adapter_config(output_dir, self.model)
-            cfg = self.args.stepwise_dict()
-            write_json_atomic(os.path.join(output_dir, "stepwise_config.json"), cfg)
-            write_atomic(os.path.join(output_dir, "stepwise_config.pt"), lambda tmp: torch.save(cfg, tmp))  # a plain
-            # dict: weights_only loads it
+            write_json_atomic(os.path.join(output_dir, "stepwise_config.json"), self.args.stepwise_dict())
 
     def get_step_rewards(self, prompts, responses, batch_size: int = 8):
         """Implicit step rewards ``β_step·ρ_k`` of the current policy against the reference."""

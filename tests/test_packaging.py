@@ -167,8 +167,8 @@ def test_the_core_never_imports_the_tutorial_kit():
     assert lines <= 4150, f"the library's top-level modules hold {lines} lines"
 
 
-def test_the_reference_names_import_from_the_package_and_import_stays_light():
-    """The reference design's public names come from ``stepdpo_lite`` itself; ``import stepdpo_lite`` alone loads
+def test_the_public_names_import_from_the_package_and_import_stays_light():
+    """The kit's main public names come from ``stepdpo_lite`` itself; ``import stepdpo_lite`` alone loads
     no torch (its ``__getattr__`` imports a name's module when the name is first used)."""
     import subprocess
     import sys

@@ -1,7 +1,7 @@
 """Pretraining the tiny reward base as a verifier, on synthetic graded toy-world solutions.
 
 Real process reward models start from a base that already reads mathematics (e.g. a math-tuned LLM): a base
-suited to the domain is the reference design's first best practice. The toy world's tiny base writes
+suited to the domain comes first. The toy world's tiny base writes
 arithmetic but has never been asked to judge it, and notebook 02's QLoRA on 2,400 rows is about 200x too
 little data to learn that: a tag verifier learns to check the arithmetic between about 300 k and 460 k graded
 rows (step AUROC 0.76 -> 0.87; data/tiny-verifier/README.md has the learning curve). So the tiny profile's reward
