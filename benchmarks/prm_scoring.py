@@ -1,6 +1,6 @@
 """PRM scoring: one forward pass per solution (in-context tags) vs one forward pass per step (docs/method.md §10).
 
-The reference design scores step k by running the model on the input cut right after step k's tag,
+Per-step scoring runs the model on the input cut right after step k's tag, for every step k,
 so a K-step solution costs K forward passes over ever longer prefixes (about K/2 times the tokens).
 ``ProcessRewardModel.score_solutions`` puts a tag after every step and reads all K rewards from a
 single pass. Both get the same solutions, the same model and the same batch size; rewards are
@@ -104,14 +104,14 @@ def one_pass(prm, prompts, solutions, batch_size):
 
 
 def per_step_encoded(prm, prompts, solutions):
-    """The reference design's inputs: one per step, cut right after that step's tag (its last token)."""
+    """Per-step scoring's inputs: one per step, cut right after that step's tag (its last token)."""
     cut_prompts = [p for p, steps in zip(prompts, solutions) for _ in steps]
     cut_steps = [steps[:k + 1] for steps in solutions for k in range(len(steps))]
     return [(ids, pos[-1:]) for ids, pos in prm._encode_many(cut_prompts, cut_steps)]
 
 
 def one_forward_per_step(prm, prompts, solutions, batch_size):
-    """The reference design: every step is its own input, cut right after that step's tag."""
+    """Per-step scoring: every step is its own input, cut right after that step's tag."""
     flat = [r[0] for r in prm._score_encoded(per_step_encoded(prm, prompts, solutions), batch_size)]
     out, i = [], 0
     for steps in solutions:
