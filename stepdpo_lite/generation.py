@@ -36,8 +36,8 @@ def check_sampling(model, tokenizer, prompts: list[str], n, temperature, batch_s
     if finite_number(temperature, "temperature", where) < 0:
         raise ValueError(f"{where}: temperature must be >= 0 (0: greedy), got {temperature!r}")
     context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]] if prompts else []
-    for i, length in enumerate(lengths):
+    ids = tokenizer(prompts, add_special_tokens=False, verbose=False)["input_ids"] if prompts else []
+    for i, length in enumerate(map(len, ids)):  # verbose=False: a prompt too long is this loop's to say, not a log's
         if length == 0:
             raise ValueError(f"{where}: prompt {i} is empty (0 tokens)")
         if isinstance(context, int) and length + max_new_tokens > context:
@@ -138,19 +138,20 @@ def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float =
     return [out[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 
-def load_policy(path, quantization="as trained", merge: bool = True):
+def load_policy(path, quantization="as trained", merge: bool = True, dtype=None):
     """``(model, tokenizer)`` of a saved policy; a LoRA adapter is merged into its base when unquantized
     (faster generation). ``merge=False`` keeps the PEFT model (its disabled adapter is the reference).
     ``quantization``: ``"4bit"``, None, or by default an adapter's base as loaded in training, as its folder records
     it (``models.adapter_quantization``): a QLoRA policy at full precision is another model (the tiny base's logits
-    moved by up to 4). A saved reward model's folder raises a ``ValueError``."""
+    moved by up to 4). ``dtype``: ``load_model``'s (None: the device's; a profile's, to evaluate in the dtype its
+    solutions were sampled and trained in). A saved reward model's folder raises a ``ValueError``."""
     if config := saved_reward_config(path):  # else its verifier's adapter, merged into its base, was sampled from
         raise ValueError(f"load_policy: {path} is a saved reward model ({config}): load it with load_reward_model")
     if quantization == "as trained" and (quantization := adapter_quantization(path, "unrecorded")) == "unrecorded":
         warnings.warn(f"load_policy: {path}: nothing records whether its adapter was trained on a 4-bit base; loaded "
                       "unquantized (quantization='4bit' loads a QLoRA policy as trained)", stacklevel=2)
         quantization = None
-    model, tokenizer = load_model(str(path), quantization=quantization)
+    model, tokenizer = load_model(str(path), quantization=quantization, dtype=dtype)
     if merge and quantization is None and hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     model.eval()

@@ -27,9 +27,8 @@ from .checks import AGGREGATION_STRATEGIES, finite_number  # the names live wher
 
 
 def _same_shape(where: str, **tensors) -> None:
-    """Shapes must agree exactly: broadcasting a ``(B,)`` against a ``(B, 1)`` or ``(B, S)`` tensor gives wrong
-    numbers, not an error. Only shapes are checked here (no device sync); values are checked where the data is
-    prepared (``stepwise_data.per_step_values``: probabilities in [0, 1], finite rewards)."""
+    """Shapes must agree exactly: a ``(B,)`` broadcast against a ``(B, 1)`` or ``(B, S)`` gives wrong numbers, no error.
+    Shapes only (no device sync); values: where the data is prepared (``stepwise_data.per_step_values``)."""
     shapes = {name: tuple(t.shape) for name, t in tensors.items() if t is not None}
     if len(set(shapes.values())) > 1:
         raise ValueError(f"{where}: shapes differ: " + ", ".join(f"{n} {s}" for n, s in shapes.items()))
@@ -71,6 +70,8 @@ def _list_rewards(rows, mask):
     (torch's own error names neither), and solutions of different lengths are padded, with a mask of their steps."""
     nested = len(rows) > 0 and all(isinstance(x, (list, tuple, np.ndarray)) for x in rows)
     for i, row in enumerate(rows if nested else [rows]):
+        if len(row) == 0:  # scored 0 (product: log 1), it outranked every solution with a doubted step
+            raise ValueError(f"aggregate_rewards: step_rewards{f'[{i}]' * nested} is empty: a solution without steps")
         for k, v in enumerate(row):
             if isinstance(v, bool) or not isinstance(v, numbers.Real):
                 where = f"solution {i}, step {k}" if nested else f"step {k}"
@@ -93,7 +94,9 @@ def check_aggregation(aggregation, who: str, name: str = "aggregation"):
 
 def aggregate_steps(rewards: list[float], aggregation, where: str, who: str) -> float:
     """One solution's score from its (checked, finite) step rewards: ``aggregate_rewards`` for a strategy name; a
-    function's own result, which must be a finite number (``where`` names the solution in the error)."""
+    function's own result, a finite number. No steps, or a result that is none: a ValueError naming ``where``."""
+    if len(rewards) == 0:  # aggregate_rewards refuses it, naming itself, not the caller
+        raise ValueError(f"{who}: {where}: no step rewards (a solution without steps has no score to aggregate)")
     if not callable(aggregation):
         return float(aggregate_rewards(rewards, aggregation))
     name = getattr(aggregation, "__name__", type(aggregation).__name__)
@@ -109,9 +112,9 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
     - ``product``: ``log Π_k σ(r_k) = Σ_k log σ(r_k)``, the log-probability that every step is right
       (Lightman et al. 2023 §2.6), kept in log space so that ``σ(R⁺ − R⁻) = P⁺ / (P⁺ + P⁻)``.
 
-    ``mask`` (bool, same shape) marks real steps; a solution with no step gets 0 (product: log 1).
-    An integer tensor (0/1 step labels) is taken as float32.
-    Lists in give a float (one solution) or a list of floats out; solutions of different lengths are fine.
+    ``mask`` (bool, same shape) marks real steps; a row with none gets 0 (product: log 1). Ints (0/1 labels): float32.
+    Lists in give a float (one solution) or a list of floats out; solutions of different lengths are fine, an empty
+    one (no steps) is refused.
     Raises ValueError for an unknown strategy, one number, or a reward in lists (or an array) that is not a finite
     number; a tensor's values are not checked (that would sync the device at every training step).
     """
@@ -120,9 +123,8 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
     as_list = not torch.is_tensor(step_rewards)
     if as_list and isinstance(step_rewards, (list, tuple)):
         step_rewards, mask = _list_rewards(step_rewards, mask)
-    r = torch.as_tensor(step_rewards, dtype=torch.float32) if as_list else step_rewards
-    if not r.is_floating_point():  # 0/1 labels as ints: min/max/product fail in torch, weights would truncate to int
-        r = r.float()
+    r = step_rewards if not as_list else torch.as_tensor(step_rewards, dtype=torch.float32)
+    r = r if r.is_floating_point() else r.float()  # 0/1 int labels: min/max/product fail on ints, weights truncate
     if r.dim() == 0:
         raise ValueError(f"aggregate_rewards: expected a list of step rewards, got one number {float(r)!r}")
     if as_list and not torch.isfinite(r).all():  # a NaN would make the solution's reward NaN, silently
@@ -143,10 +145,8 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
     elif strategy == "mean":
         out = (r * m).sum(-1) / m.sum(-1).clamp(min=1)
     elif strategy in ("min", "max"):
-        fill = torch.finfo(r.dtype).max if strategy == "min" else torch.finfo(r.dtype).min
-        red = r.masked_fill(~m, fill)
-        out = red.amin(-1) if strategy == "min" else red.amax(-1)
-        out = torch.where(m.any(-1), out, torch.zeros_like(out))
+        red = r.masked_fill(~m, torch.finfo(r.dtype).max if strategy == "min" else torch.finfo(r.dtype).min)
+        out = torch.where(m.any(-1), red.amin(-1) if strategy == "min" else red.amax(-1), 0.0)
     elif strategy == "product":
         out = (F.logsigmoid(r) * m).sum(-1)
     else:  # last

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 
 from .atomic import write_json_atomic
@@ -315,20 +316,22 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
         # reloaded then computes as it trained (in 16 bits: up to ~1 log-odds off on the smoke base).
         from peft import prepare_model_for_kbit_training
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)  # checkpointing: below
-    if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if gradient_checkpointing:  # transformers 5's new name; 5.2 (the oldest the kit takes) has only the old one
+        getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)({"use_reentrant": False})
         if training:
             model.enable_input_require_grads()
         model.config.use_cache = False
 
-    if adapter_dir is not None:
-        from peft import PeftModel
-        model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=training)
-        for config in model.peft_config.values():  # the base as loaded, not as written relative to the adapter
-            config.base_model_name_or_path = base_name
-    if lora is not None:
-        from peft import get_peft_model
-        model = get_peft_model(model, lora)
+    with warnings.catch_warnings():  # PEFT's PeftModel reads transformers 5's deprecated is_gradient_checkpointing
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        if adapter_dir is not None:
+            from peft import PeftModel
+            model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=training)
+            for config in model.peft_config.values():  # the base as loaded, not as written relative to the adapter
+                config.base_model_name_or_path = base_name
+        if lora is not None:
+            from peft import get_peft_model
+            model = get_peft_model(model, lora)
     if not training:
         model.eval()
     return model, tokenizer

@@ -68,8 +68,6 @@ def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str
     labels = [_tag_labels(r, i, process, where) for i, r in enumerate(rows)]
     prompts = [r.get("prompt") for r in rows]  # a missing one is named as None is
     fields_read = "'prompt' and 'completions'" if process else "'prompt' and 'completion'"
-    # over-long rows are all named below, not after transformers' "Token indices ... indexing errors" on the first
-    getattr(verifier.tokenizer, "deprecation_warnings", {})["sequence-length-is-longer-than-the-specified-maximum"] = 1
     try:
         encoded = verifier._encode_many(prompts, [list(r["completions"]) if process else r.get("completion")
                                                   for r in rows], check=False)

@@ -310,16 +310,12 @@ class GenerativeVerifier(TextRewards):
                              f"tokenizer; it must be exactly one (try a leading space, e.g. ' Yes')")
         return ids[0]
 
-    def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+    def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:  # verbose=False: InputTooLong, not transformers' log
+        return self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"] if texts else []
 
     @property
     def device(self):
         return next(self.model.parameters()).device
-
-    def to(self, device):
-        self.model.to(device)
-        return self
 
     # -- scoring
 

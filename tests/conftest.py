@@ -32,6 +32,21 @@ def tiny_base_path():
     return str(toyworld.TINY_BASE_DIR)
 
 
+@pytest.fixture()
+def transformers_warnings():
+    """The messages the transformers logger warns during the test (its own handler writes past pytest's capture),
+    at its default level whatever an earlier test set."""
+    import logging
+    logged, library = [], logging.getLogger("transformers")
+    handler, level = logging.Handler(logging.WARNING), library.level
+    handler.emit = lambda record: logged.append(record.getMessage())
+    library.addHandler(handler)
+    library.setLevel(logging.WARNING)
+    yield logged
+    library.removeHandler(handler)
+    library.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def run_notebook():
     """``run_notebook(run, name, profile, sizes)``: executes notebook ``name`` into ``run`` ({"root", "run",

@@ -459,6 +459,25 @@ def test_weighted_majority_vote_reads_answers_with_answer_of():
         vote(["What is 2+2?\n"], cands[:1], [[0.0] * 4], answer_of=lambda text: text.split("="))
 
 
+def test_weighted_majority_vote_refuses_a_nan_answer():
+    """An answer_of returning NaN (a number it could not read) voted by the NaN's identity (NaN != NaN): one NaN object
+    returned for two candidates (σ 0.6 each) won over "4" (σ 0.69), fresh NaNs lost to it, each an answer apart. A NaN
+    is refused, naming the candidate, as a task's final_answer of NaN is; None is the reader's "no answer"."""
+    vote = bestofn.weighted_majority_vote
+    nan = float("nan")
+    reader = {"a": 4.0, "b": nan, "c": nan}.get
+    with pytest.raises(ValueError, match=r"weighted_majority_vote: the answer of candidate 1 of problem 0 is nan, "
+                                         r"which equals no answer, not even itself: return None for no answer"):
+        vote(["What is 2+2?\n"], [["a", "b", "c"]], [[0.8, 0.4, 0.4]], answer_of=reader)
+    with pytest.raises(ValueError, match=r"the answer of candidate 0 of problem 0 is nan"):
+        vote(["What is 2+2?\n"], [["b"]], [[0.0]], answer_of=lambda text: float("nan"))
+    assert vote(["What is 2+2?\n"], [["a", "b", "c"]], [[0.8, 0.4, 0.4]],
+                answer_of={"a": 4.0}.get) == [4.0]  # None: no vote
+    with pytest.raises(ValueError, match=r"weighted_majority_vote: problem 0, candidate 0: .*final_answer must "
+                                         r"return a finite number or None"):  # the default reader, as before
+        vote([type("NanAnswer", (_SumProblem,), {"final_answer": lambda self, s: nan})((19, 10))], [["x"]], [[0.5]])
+
+
 def test_score_readable_refuses_a_model_that_returns_too_few_rewards():
     """A zip over a short answer left the last candidates None, i.e. floored as if unreadable, without a word."""
     short = lambda prompts, texts: [1.0] * (len(texts) - 1)

@@ -47,6 +47,18 @@ def test_empty_and_over_long_prompts_are_refused_by_index(base):
         generation.sample_solutions(model, tok, [fits], n=1, progress=False)
 
 
+def test_an_over_long_prompt_is_refused_without_transformers_own_too_long_line(base, tiny_base_path,
+                                                                                transformers_warnings):
+    """A user's trial: transformers logged "Token indices sequence length is longer than ... will result in indexing
+    errors" before sample_solutions' own error, which names the prompt and the context."""
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_path)  # fresh: transformers warns once per tokenizer
+    with pytest.raises(ValueError, match="prompt 1 is 1602 tokens; with max_new_tokens=4 that is 1606, over"):
+        generation.sample_solutions(base[0], tokenizer, [PROMPT, "Problem: " + "+ 1 " * 400], n=1,
+                                    max_new_tokens=4, progress=False)
+    assert not [m for m in transformers_warnings if "Token indices" in m]
+
+
 @pytest.mark.parametrize("kw, message", [
     (dict(n=0), "n must be an int >= 1, got 0"),  # was [[]]
     (dict(n=-1), "n must be an int >= 1, got -1"),
@@ -146,6 +158,14 @@ def test_a_saved_reward_model_is_not_loaded_as_a_policy(base, tmp_path):
         with pytest.raises(ValueError, match=f"^load_policy: {tmp_path / name} is a saved reward model "
                                              rf"\({kind}_reward_config.json\): load it with load_reward_model$"):
             generation.load_policy(tmp_path / name)
+
+
+def test_a_policy_loads_in_the_dtype_asked(tiny_base_path):
+    """Notebook 01 samples at the profile's dtype; load_policy took none, so evaluation ran at the device's (on an L4
+    under the t4-16gb profile: bfloat16, where the solutions were sampled and trained in float16)."""
+    import torch
+    assert generation.load_policy(tiny_base_path)[0].dtype == torch.float32  # None: the device's, as before
+    assert generation.load_policy(tiny_base_path, dtype="bfloat16")[0].dtype == torch.bfloat16
 
 
 def test_nan_or_inf_logits_are_an_error_naming_the_dtype_and_the_fix(tiny_base_path):

@@ -229,3 +229,21 @@ def test_step_margin_gives_the_step_loss_inner_difference_for_a_variant():
         step_margin(rc, rr, pr, pr)
     with pytest.raises(ValueError, match="compute_step_loss: the sides are not the same pairs"):  # its own name
         compute_step_loss(rc, rr[:2], pc, pr[:2], 0.1)
+
+
+def test_aggregate_rewards_refuses_a_solution_without_steps():
+    """[] (a solution with no steps) was scored 0.0 (product: log 1), above any solution with a doubted step, and
+    [[1.0], []] gave the second solution 0.0 the same way; aggregate_steps, behind bestofn.aggregate,
+    search.beam_search and a PRM's aggregate, now names its caller. A tensor's row without a masked-in step (the
+    trainer's padding) still gets 0."""
+    from stepdpo_lite.losses import aggregate_steps
+
+    for rows, where in (([], "step_rewards"), ([[1.0], []], r"step_rewards\[1\]"), ([[], []], r"step_rewards\[0\]")):
+        for strategy in AGGREGATION_STRATEGIES:
+            with pytest.raises(ValueError, match=f"aggregate_rewards: {where} is empty: a solution without steps"):
+                aggregate_rewards(rows, strategy)
+    for strategy in ("min", lambda rewards: 1.0):
+        with pytest.raises(ValueError, match=r"ProcessRewardModel.aggregate: the step rewards: no step rewards"):
+            aggregate_steps([], strategy, "the step rewards", "ProcessRewardModel.aggregate")
+    assert aggregate_rewards(torch.zeros(2, 0), "min").tolist() == [0.0, 0.0]
+    assert aggregate_rewards(torch.ones(1, 2), "max", mask=torch.zeros(1, 2, dtype=torch.bool)).tolist() == [0.0]

@@ -116,3 +116,33 @@ def test_step_pair_rows_refuses_a_step_index_that_is_not_an_int(index):
     with pytest.raises(ValueError, match=re.escape(f"step_pair_rows: row 0: field 'step_index': {index!r} is not a "
                                                    "step of both sides")):
         prm_pairs.step_pair_rows([dict(row, step_index=index)], form="prefix")
+
+
+def test_a_resampled_candidates_error_names_the_problem_as_given():
+    """step_pairs and step_negatives label their candidates with label_samples on the problems they resampled, a
+    subset: its messages counted within it, so a NaN reward for problem 2's candidate was reported as "problem 0"."""
+    problems = toyworld.make_problems(3, "test", seed=3, min_ops=2, max_ops=2)
+    wrong = problems[2].gold_solution.rsplit("Answer: ", 1)[0] + "Answer: 12345"
+    steps = prm_pairs.extract_steps(wrong)
+    rejected = prm_pairs.Sample(2, wrong, steps, [1.0] + [-1.0] * (len(steps) - 1), False, THRESHOLD, "dpo")
+
+    def sample_fn(model, tokenizer, contexts, n, **kw):
+        return [["Step 2: 1 + 1 = 2\n\nAnswer: 2"] * n for _ in contexts]
+
+    nan_prm = DocumentedPRM(lambda steps: [math.nan] * len(steps))
+    with pytest.raises(ValueError, match=r"label_samples: problem 2, solution 0: step 0's reward must be a finite "
+                                         r"number, got nan"):
+        prm_pairs.step_pairs({"dpo": None}, None, nan_prm, problems, [[], [], [rejected]], THRESHOLD, tries=1,
+                             sample_fn=sample_fn)
+    with pytest.raises(ValueError, match=r"step_pairs: problems\[1\]: expected a problem with a str prompt"):
+        prm_pairs.step_pairs({"dpo": None}, None, nan_prm, [problems[0], problems[1].prompt, problems[2]],
+                             [[], [], [rejected]], THRESHOLD, tries=1, sample_fn=sample_fn)  # was an AttributeError
+    row = {"prompt": problems[2].prompt, "initial_reason_steps": steps[0], "chosen_step": "a", "rejected_step": "b",
+           "step_index": 1, "problem_index": 2}
+    with pytest.raises(ValueError, match=r"label_samples: problems\[2\]: expected a problem with a str prompt"):
+        prm_pairs.step_negatives({"dpo": None}, None, nan_prm, [problems[0], problems[1], problems[2].prompt], [row],
+                                 THRESHOLD, tries=1, sample_fn=sample_fn)  # was "problems[0]", its place in the subset
+    with pytest.raises(ValueError, match=r"label_samples: problem 2, solution 0: step 0's reward must be a finite"):
+        prm_pairs.step_negatives({"dpo": None}, None, nan_prm, problems, [row], THRESHOLD, tries=1, sample_fn=sample_fn)
+    with pytest.raises(ValueError, match=r"label_samples: 1 problems but 2 problem_ids"):
+        prm_pairs.label_samples(nan_prm, problems[:1], [[wrong]], THRESHOLD, problem_ids=[4, 5])

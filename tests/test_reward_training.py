@@ -412,29 +412,18 @@ def test_drop_too_long_leaves_them_out_with_a_warning_and_trains_on_the_rest(tin
         train_process_reward_model(tiny_dir, rows, tmp_path / "y", drop_too_long="yes")
 
 
-def test_transformers_own_too_long_warning_does_not_come_before_the_error(tiny_model):
+def test_transformers_own_too_long_warning_does_not_come_before_the_error(tiny_model, transformers_warnings):
     """A user's trial: transformers' "Token indices sequence length is longer than ... will result in indexing
     errors" line was printed before the kit's InputTooLong, which says what to do."""
-    import logging
-
     from stepdpo_lite.reward_training import tokenize_rows
     from stepdpo_lite.rewards import InputTooLong
 
     tokenizer = toyworld.build_tokenizer()  # fresh: transformers warns once per tokenizer
     tokenizer.model_max_length = 40  # the verifier's max_length, as the tokenizer's own limit
     prm = ProcessRewardModel(tiny_model, tokenizer)
-    logged, library = [], logging.getLogger("transformers")  # its handler wrote past pytest's capture
-    handler, level = logging.Handler(logging.WARNING), library.level
-    handler.emit = logged.append
-    library.addHandler(handler)
-    library.setLevel(logging.WARNING)  # transformers' default, whatever an earlier test set
-    try:
-        with pytest.raises(InputTooLong, match="max_length 40"):
-            tokenize_rows(prm, [{"prompt": "P\n", "completions": ["1" * 60], "labels": [True]}])
-    finally:
-        library.removeHandler(handler)
-        library.setLevel(level)
-    assert not [r.getMessage() for r in logged if "Token indices" in r.getMessage()]
+    with pytest.raises(InputTooLong, match="max_length 40"):
+        tokenize_rows(prm, [{"prompt": "P\n", "completions": ["1" * 60], "labels": [True]}])
+    assert not [m for m in transformers_warnings if "Token indices" in m]
 
 
 def test_an_ensemble_refuses_prompts_and_solutions_that_do_not_pair_up():

@@ -434,7 +434,7 @@ def test_the_prefix_keeps_bos_when_the_tokenizer_also_adds_eos(tiny_model, tiny_
     class BosEos:  # [BOS] text [EOS], as some tokenizers encode with special tokens
         pad_token_id, model_max_length = tiny_tokenizer.pad_token_id, 10**30
 
-        def __call__(self, texts, add_special_tokens=True):
+        def __call__(self, texts, add_special_tokens=True, **kwargs):  # verbose=..., as a transformers tokenizer
             ids = tiny_tokenizer(texts, add_special_tokens=False)["input_ids"]
             if add_special_tokens:
                 ids = [[3] + x + [1] for x in ids] if isinstance(texts, list) else [3] + ids + [1]
@@ -500,6 +500,21 @@ def test_the_text_calls_are_one_copy_built_on_solution_rewards():
     assert ProcessRewardModel.get_reward_for_problem_solution is OutcomeRewardModel.get_reward_for_problem_solution
 
 
+def test_an_over_long_input_is_refused_without_transformers_own_too_long_line(tiny_model, transformers_warnings):
+    """A user's trial: transformers logged "Token indices sequence length is longer than ... will result in indexing
+    errors" when the reward model tokenized a part longer than the tokenizer's limit, before the kit's InputTooLong
+    (or for input_lengths, which only measures)."""
+    from stepdpo_lite.rewards import InputTooLong
+    for kind in (ProcessRewardModel, OutcomeRewardModel):
+        tokenizer = toyworld.build_tokenizer()  # fresh: transformers warns once per tokenizer
+        tokenizer.model_max_length = 40
+        model = kind(tiny_model, tokenizer)
+        assert model.input_lengths(["P\n"], ["1" * 60])[0] > 60
+        with pytest.raises(InputTooLong, match="longer than max_length 40"):
+            model.score_solutions(["P\n"], ["1" * 60])
+    assert not [m for m in transformers_warnings if "Token indices" in m]
+
+
 def test_max_length_beyond_the_context_or_below_one_is_refused(tiny_model, tiny_tokenizer):
     assert tiny_model.config.max_position_embeddings == 1024
     for kind in (ProcessRewardModel, OutcomeRewardModel):
@@ -528,7 +543,8 @@ def test_nan_step_rewards_are_refused_naming_the_step(prm):
     with pytest.raises(ValueError, match="step_rewards: expected a list of numbers, got one str"):
         prm.aggregate("12")
     assert prm.aggregate([1.0, -2.0]) == -2.0 and prm.aggregate(torch.tensor([1.0, 3.0]), "max") == 3.0
-    assert prm.aggregate([]) == 0.0  # unchanged: no step, reward 0
+    with pytest.raises(ValueError, match=r"ProcessRewardModel.aggregate: the step rewards: no step rewards"):
+        prm.aggregate([])  # a solution without steps has no score: 0 would outrank every doubted step
 
 
 def _saving_the_tokenizer_fails(monkeypatch, tokenizer):

@@ -96,7 +96,8 @@ def test_evaluate_policy_is_the_one_evaluator_of_both_tasks(tiny_model, tiny_tok
     assert new["n_solutions"] == 8 and new["accuracy"] == sum(v.answer_correct for v in verdicts) / 8
     assert new["step_accuracy"] == sum(labels) / max(len(labels), 1)
     assert sum(new["first_error_kinds"].values()) == sum(v.first_error >= 0 for v in verdicts)
-    g = _gsm8k(tokenizer=tiny_tokenizer)["test"]
+    # the tiny tokenizer spells no ’ or non-breaking space (sampling refuses such a prompt): ASCII questions only
+    g = [p for p in _gsm8k(n_eval=6, tokenizer=tiny_tokenizer)["test"] if p.prompt.isascii()][:3]
     out = tasks.evaluate_policy(tiny_model, tiny_tokenizer, g, n=1, max_new_tokens=4, progress=False)
     assert out["n_solutions"] == 3 and "step_accuracy" not in out  # no checker on GSM8K
     sols = generation.sample_solutions(tiny_model, tiny_tokenizer, [p.prompt for p in g], n=1, max_new_tokens=4,
@@ -376,12 +377,34 @@ def test_evaluate_policy_refuses_an_is_correct_that_does_not_return_a_bool(monke
     1 are bools, as labelling.mc_step_labels reads them."""
     _says_seven(monkeypatch)
     for value in ("False", None, 2, 1.0):
-        with pytest.raises(ValueError, match=re.escape(f"evaluate_policy: problem 1, solution 0: the problem's "
+        with pytest.raises(ValueError, match=re.escape(f"evaluate_policy: problems[1], solution 0: the problem's "
                                                        f"is_correct must return a bool (docs/own_task.md), got "
                                                        f"{type(value).__name__} {value!r}")):
             tasks.evaluate_policy(None, None, [_OwnProblem(True), _OwnProblem(value)], n=2)
     for value, accuracy in ((np.bool_(True), 1.0), (0, 0.0), (1, 1.0), (False, 0.0)):
         assert tasks.evaluate_policy(None, None, [_OwnProblem(value)])["accuracy"] == accuracy
+
+
+def test_sampling_refuses_a_prompt_the_tokenizer_cannot_spell(tiny_tokenizer, monkeypatch):
+    """The tiny tokenizer read "×" or "é" in a prompt as <unk> and the policy answered another problem, without a
+    word; the problem's index and the characters are named, before any sampling, and as the caller's argument where
+    evaluate_policy is told it (fine_tune_base's eval_problems)."""
+    def sampled(*args, **kwargs):
+        raise AssertionError("sampled a prompt the tokenizer cannot spell")
+
+    monkeypatch.setattr(tasks.generation, "sample_solutions", sampled)
+    spelled, odd = _OwnProblem(True), _OwnProblem(True)
+    odd.prompt = "Problem: 3 × 4 = ?\tsay é.\n"
+    with pytest.raises(ValueError, match=re.escape("sample_solutions: problems[1]: the tokenizer reads the characters "
+                                                   "'×\\té' of its prompt as <unk> (the model would answer another "
+                                                   "problem)")):
+        tasks.sample_solutions(None, tiny_tokenizer, [spelled, odd], n=1)
+    with pytest.raises(ValueError, match=re.escape("fine_tune_base: eval_problems[0]: the tokenizer reads")):
+        tasks.evaluate_policy(None, tiny_tokenizer, [odd], where="fine_tune_base: eval_problems")
+    odd.prompt = "Problem: <unk>\n"  # the unk token's own text: no one character is unknown
+    with pytest.raises(ValueError, match=re.escape("problems[0]: the tokenizer reads a part of its prompt as <unk>")):
+        tasks.sample_solutions(None, tiny_tokenizer, [odd])
+    tasks.check_spelled(types.SimpleNamespace(unk_token_id=None), ["é"], "p")  # byte-level: no unk token, all spelled
 
 
 def test_mc_step_labels_refuses_an_answer_check_as_evaluate_policy_does(monkeypatch):

@@ -1,6 +1,7 @@
 """Folders the tutorial's training scripts write: a run cut short can be run again; training on one's own texts."""
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,19 +11,23 @@ from stepdpo_lite.tutorial import profiles, tasks, tiny_base
 from stepdpo_lite.tutorial.toyworld import Verdict
 
 
-def test_train_base_runs_again_after_a_run_cut_short(tmp_path, monkeypatch):
-    """The Trainer makes out/_trainer when it starts: a run stopped before its save (Ctrl-C) left out holding only
-    that, and every later train-base --out was refused as a folder of other files, not a saved model."""
+def test_train_base_cut_short_leaves_nothing_and_runs_again(tmp_path, monkeypatch):
+    """The Trainer made out/_trainer when it started: a run stopped before its save (Ctrl-C) left out holding only
+    that, and a rerun took that half-made folder. The Trainer now works in a temporary folder, gone however the run
+    ends: out is not made, and a folder holding only a _trainer (an older version's leftover) is no save to replace."""
     out = tmp_path / "base"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the Trainer's own folder goes
+    (tmp_path / "tmp").mkdir()
     sizes = dict(n_train=64, n_eval=2, max_steps=1, eval_every=1, batch_size=64, layers=1, hidden_size=32)
 
     def interrupt(*args, **kwargs):
+        assert len(list((tmp_path / "tmp").glob("stepdpo-trainer-*"))) == 1  # the Trainer's folder, while it runs
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tasks, "evaluate_policy", interrupt)
     with pytest.raises(KeyboardInterrupt):
         tiny_base.train_base(out, **sizes)
-    assert [p.name for p in out.iterdir()] == ["_trainer"]
+    assert not out.exists() and not list((tmp_path / "tmp").glob("stepdpo-trainer-*"))
 
     class Started(Exception):
         pass
@@ -32,6 +37,9 @@ def test_train_base_runs_again_after_a_run_cut_short(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tiny_base, "build_tokenizer", started)  # past the folder check: training would begin
     with pytest.raises(Started):
+        tiny_base.train_base(out, **sizes)
+    (out / "_trainer").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"train_base: out: .*base holds \['_trainer'\], not a saved copy"):
         tiny_base.train_base(out, **sizes)
 
 
@@ -100,10 +108,37 @@ def test_fine_tune_base_trains_a_base_on_ones_own_texts_as_train_base_trains(tmp
     assert profiles.tiny_model_folder(str(tmp_path / "own"))
 
 
+def test_fine_tune_base_stopped_at_its_first_evaluation_leaves_nothing_and_names_its_eval_problems(
+        tmp_path, tiny_base_path, monkeypatch):
+    """An is_correct that returns no bool stopped the run at its first evaluation, after training, with an error that
+    named evaluate_policy's "problem 0", and left out/_trainer, which a rerun took: the error names fine_tune_base's
+    eval_problems, and nothing is left, out or the Trainer's temporary folder."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+
+    class SaysFalse(SayNumber):
+        def is_correct(self, solution):
+            return "False"
+
+    with pytest.raises(ValueError, match=r"fine_tune_base: eval_problems\[1\], solution 0: the problem's is_correct "
+                                         r"must return a bool"):
+        tiny_base.fine_tune_base(tmp_path / "own", [SayNumber.prompt] * 4, ["Answer: 7"] * 4,
+                                 [SayNumber(), SaysFalse()], base=tiny_base_path, max_steps=2, eval_every=1,
+                                 batch_size=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"] and not list((tmp_path / "tmp").glob("stepdpo-*"))
+
+
+class UnspelledPrompt(SayNumber):
+    prompt = "Problem: say 7 × 1.\n"
+
+
 @pytest.mark.parametrize("change, message", [
     ({"solutions": ["Answer: 7 × 1"]}, r"prompts\[0\] or solutions\[0\] holds a character the base's tokenizer does "
                                        "not know"),
     ({"eval_problems": []}, "eval_problems is empty"),
+    # sampling refuses a prompt the tokenizer cannot spell: here before the training, not at its first evaluation
+    ({"eval_problems": [SayNumber(), UnspelledPrompt()]}, r"eval_problems\[1\]: the tokenizer reads the characters "
+                                                          "'×' of its prompt as <unk>"),
     # T16: checked before the training (prompt texts failed at the first evaluation, with out/_trainer made), a
     # percentage or a negative target (never or at once reached), no texts (failed inside datasets), a blank
     # solution (trained on prompt + EOS) and a text over the model's positions (trained with a warning only)

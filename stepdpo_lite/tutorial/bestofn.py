@@ -404,7 +404,8 @@ def weighted_majority_vote(problems, candidates, scores, scale: str = "log_odds"
     σ(score), for an ORM's reward and ``aggregate``'s "min" and "last" (σ(min_k r_k) = min_k σ(r_k)); with
     ``scale="log_probability"`` exp(score), for ``aggregate``'s "product" (log Π_k σ(r_k), docs/method.md §3). A
     sum of raw log-odds would let a doubtful candidate count against its own answer. None (unreadable, ``FLOOR``)
-    weighs 0; a candidate without an answer does not vote; ties go to the answer met first, as in
+    weighs 0; a candidate without an answer (None) does not vote, and a NaN answer is refused (it equals no answer,
+    not even itself: each would count apart); ties go to the answer met first, as in
     ``evaluation.majority_vote_accuracy`` (so do all-zero weights, when no candidate was readable)."""
     labelling.check_solution_lists(problems, candidates, "weighted_majority_vote")
     if scale not in ("log_odds", "log_probability"):
@@ -430,6 +431,10 @@ def weighted_majority_vote(problems, candidates, scores, scale: str = "log_odds"
             if not isinstance(answer, Hashable):  # a list was a TypeError from the dict of totals
                 raise ValueError(f"weighted_majority_vote: the answer of candidate {j} of problem {i} is a "
                                  f"{type(answer).__name__}: answers must be hashable (a number, a str) or None")
+            if answer is not None and answer != answer:  # NaN: unequal to itself, each one voted for itself alone
+                raise ValueError(f"weighted_majority_vote: the answer of candidate {j} of problem {i} is {answer!r}, "
+                                 "which equals no answer, not even itself: return None for no answer (a task's "
+                                 "final_answer of NaN is refused alike)")
             if answer is not None:
                 weight = sigmoid(score) if scale == "log_odds" else math.exp(score)
                 totals[answer] = totals.get(answer, 0.0) + weight

@@ -98,31 +98,36 @@ def _fits(prm, prompt: str, steps: list[str]) -> bool:
 
 
 def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: float, *, policy: str | None = None,
-                  delimiter: str | None = None, batch_size: int | None = None,
-                  progress: bool = False) -> list[list[Sample]]:
+                  delimiter: str | None = None, batch_size: int | None = None, progress: bool = False,
+                  problem_ids: Sequence[int] | None = None) -> list[list[Sample]]:
     """Score every step of every solution with the PRM (one forward pass each) and check every final answer.
 
     ``solutions[i]`` holds the sampled texts of ``problems[i]``; ``policy`` names who sampled them (in
     ``Sample.policy``). Blank solutions and ones too long for the PRM are kept, unscored (``rewards=None``).
     ``prm.score_solutions(prompts, step_lists)`` must return one list of finite step rewards per solution (a
     ValueError names the problem and solution); it gets ``batch_size=`` and ``progress=`` (a bar over its scoring
-    batches) where its signature takes them."""
+    batches) where its signature takes them. ``problem_ids``: each problem's number in the messages, for a caller
+    that passes some of its problems (None: 0, 1, ...; ``Sample.problem`` is the index in ``problems`` either way)."""
     problems = check_problems(problems, "label_samples: problems", parts=("is_correct",))
     solutions = list_of(solutions, "label_samples: solutions", "lists of texts (one per problem)")
     if len(problems) != len(solutions):
         raise ValueError(f"label_samples: {len(problems)} problems but {len(solutions)} lists of solutions")
+    ids = range(len(problems)) if problem_ids is None else list_of(problem_ids, "label_samples: problem_ids", "ints")
+    if len(ids) != len(problems):  # a message would name another problem, or none
+        raise ValueError(f"label_samples: {len(problems)} problems but {len(ids)} problem_ids")
     finite_number(threshold, "threshold (a log-odds)", "label_samples")
     score = reward_scorer(prm, "label_samples")
     delimiter = delimiter or getattr(getattr(prm, "config", None), "step_delimiter", DEFAULT_DELIMITER)
     out, todo = [], []
     for i, (p, sols) in enumerate(zip(problems, solutions)):
         row = []
-        for j, text in enumerate(list_of(sols, f"label_samples: solutions[{i}]", "solution texts")):
+        for j, text in enumerate(list_of(sols, f"label_samples: solutions[{i}] (problem {ids[i]})", "solution texts")):
             if not isinstance(text, str):
-                raise ValueError(f"label_samples: problem {i}, solution {j}: expected a str, got {type(text).__name__}")
+                raise ValueError(f"label_samples: problem {ids[i]}, solution {j}: expected a str, got "
+                                 f"{type(text).__name__}")
             steps = extract_steps(text, delimiter) if text.strip() else []
-            s = Sample(i, text, steps, None, graded(p, text, f"label_samples: problem {i}, solution {j}"), threshold,
-                       policy)
+            s = Sample(i, text, steps, None, graded(p, text, f"label_samples: problem {ids[i]}, solution {j}"),
+                       threshold, policy)
             if steps and _fits(prm, p.prompt, steps):
                 todo.append((j, s))
             row.append(s)
@@ -135,10 +140,10 @@ def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: 
             raise ValueError(f"label_samples: the PRM returned {len(rewards)} lists of rewards for "
                              f"{len(todo)} solutions")
         for (j, s), r in zip(todo, rewards):
-            where = f"label_samples: problem {s.problem}, solution {j}"  # a float: an ORM's, no step reward
+            where = f"label_samples: problem {ids[s.problem]}, solution {j}"  # a float: an ORM's, no step reward
             r = list_of(r, f"{where}: the PRM's rewards", "step rewards (one per step: a PRM's, not an ORM's)")
             if len(r) != len(s.steps):
-                raise ValueError(f"label_samples: problem {s.problem}: the PRM returned {len(r)} rewards for a "
+                raise ValueError(f"label_samples: problem {ids[s.problem]}: the PRM returned {len(r)} rewards for a "
                                  f"solution of {len(s.steps)} steps (solution {j})")
             s.rewards = [finite_number(x, f"step {k}'s reward", where) for k, x in enumerate(r)]  # NaN, "a" too
     return out
@@ -238,6 +243,7 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
         raise ValueError(f"require must be 'step' or 'solution', got {require!r}")
     for name, value in (("max_per_problem", max_per_problem), ("tries", tries), ("attempts", attempts)):
         positive_int(value, name, "step_pairs")  # 0 built no pair, and -1 all but the last, silently
+    problems = check_problems(problems, "step_pairs: problems", parts=("is_correct",))  # p.prompt: AttributeError
     samples = _sample_lists(problems, samples, "step_pairs")
     if not policies:
         raise ValueError("step_pairs: no policies to resample the wrong steps")
@@ -416,12 +422,14 @@ def mirrored_negatives(prm, problems, step_rows: Sequence[dict], threshold: floa
 
 def _label_texts(prm, problems, problem_indices, texts, threshold, policy, progress=False) -> list[Sample]:
     """``label_samples`` for a flat list of (problem index, text)."""
+    check_problems(problems, "label_samples: problems", parts=("is_correct",))  # named as given, not in the subset
     index = sorted(set(problem_indices))
     where = {i: n for n, i in enumerate(index)}
     groups = [[] for _ in index]
     for i, t in zip(problem_indices, texts):
         groups[where[i]].append(t)
-    labelled = label_samples(prm, [problems[i] for i in index], groups, threshold, policy=policy, progress=progress)
+    labelled = label_samples(prm, [problems[i] for i in index], groups, threshold, policy=policy, progress=progress,
+                             problem_ids=index)  # its messages name problem i, not its place in this subset
     cursor = [0] * len(index)
     out = []
     for i in problem_indices:

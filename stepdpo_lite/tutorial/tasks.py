@@ -72,19 +72,41 @@ def graded(problem, solution: str, where: str) -> bool:
     return labelling.answer_check(problem.is_correct(solution), where)
 
 
-def sample_solutions(model, tokenizer, problems, **kw) -> list[list[str]]:
-    """``generation.sample_solutions`` on the problems' prompts (``n``, ``temperature``, ``batch_size``, ...)."""
-    return generation.sample_solutions(model, tokenizer, labelling.prompts_of(problems), **kw)
+def check_spelled(tokenizer, prompts: list[str], where: str) -> None:
+    """A ValueError naming ``where``'s problem and the characters when the tokenizer reads a prompt's text as its unk
+    token (the tiny one spells printable ASCII and newlines only): the model would read ``<unk>`` in their place and
+    answer another problem, without a word. Byte-level tokenizers spell everything: they have no unk token, or one
+    that is also their eos or bos (GPT-2's ``<|endoftext|>``, which a chat template may write)."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None or unk in (getattr(tokenizer, "eos_token_id", None), getattr(tokenizer, "bos_token_id", None)):
+        return
+    for i, ids in enumerate(tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else []):
+        if unk in ids:
+            chars = [c for c in dict.fromkeys(prompts[i]) if unk in tokenizer(c, add_special_tokens=False)["input_ids"]]
+            what = f"the characters {''.join(chars)!r}" if chars else "a part"
+            raise ValueError(f"{where}[{i}]: the tokenizer reads {what} of its prompt as {tokenizer.unk_token} (the "
+                             "model would answer another problem): write the prompt in characters it spells (the "
+                             "tiny tokenizer's: printable ASCII and newlines)")
 
 
-def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float = 0.0, **kw) -> dict:
+def sample_solutions(model, tokenizer, problems, *, where: str = "sample_solutions: problems", **kw) -> list[list[str]]:
+    """``generation.sample_solutions`` on the problems' prompts (``n``, ``temperature``, ``batch_size``, ...); a
+    prompt the tokenizer cannot spell is a ValueError naming ``where``'s problem and characters (``check_spelled``)."""
+    prompts = labelling.prompts_of(problems)
+    check_spelled(tokenizer, prompts, where)
+    return generation.sample_solutions(model, tokenizer, prompts, **kw)
+
+
+def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float = 0.0, *,
+                    where: str = "evaluate_policy: problems", **kw) -> dict:
     """Final-answer accuracy of a policy on ``problems``; with a step checker (toy world) also the share of
-    right steps and the kinds of first errors."""
-    if not (problems := check_problems(problems, "evaluate_policy: problems")):
-        raise ValueError("evaluate_policy: no problems to evaluate on")
-    sols = sample_solutions(model, tokenizer, problems, n=n, temperature=temperature, **kw)
+    right steps and the kinds of first errors. ``where`` names the problems in errors (a caller's argument, e.g.
+    ``"fine_tune_base: eval_problems"``): ``where[i]`` a problem, with ``solution j`` one of its samples."""
+    if not (problems := check_problems(problems, where)):
+        raise ValueError(f"{where}: no problems to evaluate on")
+    sols = sample_solutions(model, tokenizer, problems, n=n, temperature=temperature, where=where, **kw)
     pairs = [(p, s) for p, ss in zip(problems, sols) for s in ss]
-    right = [sum(graded(p, s, f"evaluate_policy: problem {i}, solution {j}") for j, s in enumerate(ss))
+    right = [sum(graded(p, s, f"{where}[{i}], solution {j}") for j, s in enumerate(ss))
              for i, (p, ss) in enumerate(zip(problems, sols))]
     out = {"accuracy": sum(right) / len(pairs), "n_solutions": len(pairs), "right_per_problem": right}
     verdicts = [p.verdict(s) for p, s in pairs]

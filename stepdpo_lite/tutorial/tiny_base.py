@@ -66,9 +66,9 @@ def _check_settings(where: str, out, learning_rate: float, target_accuracy: floa
         raise ValueError(f"{where}: target_accuracy must lie in [0, 1] (a share of the problems), got "
                          f"{target_accuracy!r}")
     # The save replaces ``out`` as a whole (its model card kept): a folder that holds no saved model (no
-    # training_log.json) but other files, such as --out data, would lose them all once training is over; the
-    # Trainer's _trainer, which a run cut short leaves there, is ours
-    check_replaceable(out, keep=("README.md", "_trainer"), owned=("training_log.json",), where=f"{where}: out")
+    # training_log.json) but other files, such as --out data, would lose them all once training is over. Nothing is
+    # written to out before that save (the Trainer works in a temporary folder), so no run leaves a half-made out
+    check_replaceable(out, keep=("README.md",), owned=("training_log.json",), where=f"{where}: out")
 
 
 def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, error_rate: float = 0.2,
@@ -95,7 +95,8 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
                   {"seed": seed, "n_train": n_train, "error_rate": error_rate, "layers": layers,
                    "hidden_size": hidden_size, "batch_size": batch_size, "learning_rate": learning_rate,
                    "target_accuracy": target_accuracy},
-                  max_steps=max_steps, eval_every=eval_every, where="train_base")
+                  max_steps=max_steps, eval_every=eval_every, where="train_base",
+                  evaluated="train_base: validation_problems")
 
 
 def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[str], eval_problems: list, *,
@@ -109,8 +110,8 @@ def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[s
     policy's samples hold mistakes for reward models and Stepwise DPO to learn from."""
     _check_settings("fine_tune_base", out, learning_rate, target_accuracy, max_steps=max_steps,
                     batch_size=batch_size, eval_every=eval_every)
-    # checked before the training: prompt texts failed at the first evaluation, with out/_trainer made
-    if not tasks.check_problems(eval_problems, "fine_tune_base: eval_problems"):
+    # checked before the training, not at its first evaluation; the checked list is used (a generator is read up)
+    if not (eval_problems := tasks.check_problems(eval_problems, "fine_tune_base: eval_problems")):
         raise ValueError("fine_tune_base: eval_problems is empty; the training stops by their accuracy")
     base = Path(base or os.environ.get("STEPDPO_TINY_BASE", TINY_BASE_DIR))  # as load_tiny_base reads it
     if Path(out).resolve() == base.resolve():  # the shipped data/tiny-base, which every notebook loads
@@ -119,6 +120,8 @@ def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[s
 
     set_seed(seed)
     model, tokenizer = load_tiny_base(base)
+    # a character the tokenizer cannot spell in an eval prompt: refused by the first evaluation, after training
+    tasks.check_spelled(tokenizer, [p.prompt for p in eval_problems], "fine_tune_base: eval_problems")
     ds = solution_lm_dataset(tokenizer, prompts, solutions, where="fine_tune_base")
     input_ids = ds["input_ids"]  # read from Arrow once: each ds["input_ids"] converts every row again
     unknown = next((i for i, ids in enumerate(input_ids) if tokenizer.unk_token_id in ids), None)
@@ -133,15 +136,19 @@ def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[s
     return _train(model, tokenizer, ds, eval_problems, out,
                   {"base": str(base), "seed": seed, "n_train": len(ds), "batch_size": batch_size,
                    "learning_rate": learning_rate, "target_accuracy": target_accuracy},
-                  max_steps=max_steps, eval_every=eval_every, where="fine_tune_base")
+                  max_steps=max_steps, eval_every=eval_every, where="fine_tune_base",
+                  evaluated="fine_tune_base: eval_problems")
 
 
 def _train(model, tokenizer, ds, eval_problems, out, settings: dict, *, max_steps: int, eval_every: int,
-           where: str) -> dict:
+           where: str, evaluated: str) -> dict:
     """The training of ``train_base`` and ``fine_tune_base`` (``where``): ``ds`` (``solution_lm_dataset``'s rows)
-    until greedy accuracy on ``eval_problems`` reaches ``settings["target_accuracy"]``, then model, tokenizer and
-    ``training_log.json`` (``settings``, the evaluations and the losses) saved to ``out``; a run that never reached
-    it is saved too, with a warning."""
+    until greedy accuracy on ``eval_problems`` (``evaluated`` names them in errors) reaches
+    ``settings["target_accuracy"]``, then model, tokenizer and ``training_log.json`` (``settings``, the evaluations
+    and the losses) saved to ``out``; a run that never reached it is saved too, with a warning. The Trainer's own
+    folder is a temporary one, gone however the run ends: nothing is written to ``out`` but the finished save."""
+    import tempfile
+
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
@@ -152,7 +159,7 @@ def _train(model, tokenizer, ds, eval_problems, out, settings: dict, *, max_step
             if state.global_step % eval_every:
                 return
             model.eval()
-            result = tasks.evaluate_policy(model, tokenizer, eval_problems, progress=False)
+            result = tasks.evaluate_policy(model, tokenizer, eval_problems, progress=False, where=evaluated)
             model.train()
             acc, kinds = result["accuracy"], result.get("first_error_kinds")  # None: problems without a checker
             log.append({"step": state.global_step, "val_greedy_accuracy": acc, "first_error_kinds": kinds})
@@ -161,15 +168,17 @@ def _train(model, tokenizer, ds, eval_problems, out, settings: dict, *, max_step
                 control.should_training_stop = True
 
     tokenizer.padding_side = "right"
-    args = TrainingArguments(output_dir=str(Path(out) / "_trainer"), per_device_train_batch_size=settings["batch_size"],
-                             learning_rate=settings["learning_rate"], max_steps=max_steps,
-                             warmup_steps=min(100, max_steps // 10), lr_scheduler_type="cosine", weight_decay=0.01,
-                             logging_steps=50, save_strategy="no", report_to=[], seed=seed, data_seed=seed,
-                             use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, disable_tqdm=False)
-    trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
-                      data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
-                      callbacks=[StopWhenGoodEnough()])
-    trainer.train()
+    # the Trainer's folder is temporary: a run stopped by an error or Ctrl-C leaves nothing half-made in out
+    with tempfile.TemporaryDirectory(prefix="stepdpo-trainer-") as work:
+        args = TrainingArguments(output_dir=work, per_device_train_batch_size=settings["batch_size"],
+                                 learning_rate=settings["learning_rate"], max_steps=max_steps,
+                                 warmup_steps=min(100, max_steps // 10), lr_scheduler_type="cosine", weight_decay=0.01,
+                                 logging_steps=50, save_strategy="no", report_to=[], seed=seed, data_seed=seed,
+                                 use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, disable_tqdm=False)
+        trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
+                          data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
+                          callbacks=[StopWhenGoodEnough()])
+        trainer.train()
     tokenizer.padding_side = "left"
     save_tiny_model(model, tokenizer, out, {**settings, "evaluations": log, "loss_history": trainer.state.log_history})
     target = settings["target_accuracy"]
