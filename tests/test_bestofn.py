@@ -538,6 +538,21 @@ def test_greedy_policy_accuracies_reuse_notebook_04s_figures_and_measure_the_res
         bestofn.greedy_policy_accuracies({"dpo": "dpo/"}, [], {})
 
 
+def test_greedy_policy_accuracies_load_each_policy_in_the_dtype_asked(toy, monkeypatch):
+    """Notebook 06 measured the policies of 04 at the device's dtype (bfloat16 on an L4 under t4-16gb, whose
+    solutions were sampled and trained in float16): its default loader now takes the profile's."""
+    problems, sols = toy
+    monkeypatch.setattr(bestofn, "greedy_solutions", lambda model, tok, probs, batch_size, max_new_tokens:
+                        [s[0] for s in sols])
+    loaded = []
+    monkeypatch.setattr(bestofn.generation, "load_policy", lambda path, quantization="as trained", merge=True,
+                        dtype=None: loaded.append((path, quantization, dtype)) or ("model", "tok"))
+    for dtype in ("float16", None):
+        assert bestofn.greedy_policy_accuracies({"dpo": "dpo/"}, problems, {}, dtype=dtype, out=lambda line: None) \
+            == {"dpo": 1.0}
+    assert loaded == [("dpo/", None, "float16"), ("dpo/", None, None)]  # unquantized, as 04 measured them
+
+
 def test_sample_sizes_are_powers_of_two_and_the_candidates():
     assert bestofn.sample_sizes(16) == [1, 2, 4, 8, 16] and bestofn.sample_sizes(12) == [1, 2, 4, 8, 12]
     assert bestofn.sample_sizes(1) == [1] and bestofn.sample_sizes(3) == [1, 2, 3]

@@ -239,12 +239,28 @@ def test_evaluate_saved_policies_measures_each_and_keeps_the_per_problem_counts_
 def test_evaluate_saved_policies_passes_its_progress_setting_to_every_policy(monkeypatch):
     """Notebook 04 on a GPU profile measures five policies for minutes each: a bar over each one's generations."""
     seen = []
-    monkeypatch.setattr(tasks.generation, "load_policy", lambda path, quantization="as trained": (path, None))
+    monkeypatch.setattr(tasks.generation, "load_policy",
+                        lambda path, quantization="as trained", dtype=None: (path, None))
     monkeypatch.setattr(tasks, "greedy_and_sampled_accuracy", lambda policy, *a, progress=False, **kw: (
         seen.append((policy, progress)) or {"accuracy": 0.5, "sampled_accuracy": 0.5, "per_problem": {}}))
     for progress in (True, False):
         tasks.evaluate_saved_policies({"a": "pa", "b": "pb"}, None, [], log=None, progress=progress)
     assert seen == [("pa", True), ("pb", True), ("pa", False), ("pb", False)]
+
+
+def test_evaluate_saved_policies_loads_each_policy_in_the_dtype_asked(tiny_base_path, monkeypatch):
+    """Notebook 01 samples at the profile's dtype and 04 trains in it; 04 measured its policies at the device's
+    (bfloat16 on an L4 or A100 under t4-16gb, whose solutions were sampled and trained in float16)."""
+    import torch
+
+    from stepdpo_lite import models
+
+    seen = []
+    monkeypatch.setattr(tasks, "greedy_and_sampled_accuracy", lambda policy, *a, **kw: (
+        seen.append(policy.dtype) or {"accuracy": 0.5, "sampled_accuracy": 0.5, "per_problem": {}}))
+    for dtype in ("bfloat16", None):
+        tasks.evaluate_saved_policies({"base": tiny_base_path}, None, [], log=None, dtype=dtype)
+    assert seen == [torch.bfloat16, models.resolve_dtype(None, models.resolve_device(None))]  # None: as before
 
 
 def test_format_accuracy_names_the_steps_only_with_a_checker():

@@ -555,15 +555,16 @@ def recorded_greedy_accuracy(measured: dict, name: str, digest: str) -> float | 
 
 
 def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=None, batch_size: int = 64,
-                             max_new_tokens: int = 160, load=None, out=print) -> dict[str, float]:
+                             max_new_tokens: int = 160, load=None, dtype=None, out=print) -> dict[str, float]:
     """Greedy final-answer accuracy of each policy on ``problems``, in the order of ``policies``: notebook 04's
     figure where it measured the same thing (``recorded_greedy_accuracy``), else measured here, since generating
     every solution again costs minutes on a GPU profile.
 
     ``policies``: name -> saved policy folder, or None for ``base``, the ``(model, tokenizer)`` already loaded.
     ``measured``: ``metrics["policy"]`` (``{}`` before notebook 04 ran). ``load``: path -> ``(model, tokenizer)``
-    (default ``generation.load_policy``: full precision, a LoRA adapter merged). One line per policy goes to
-    ``out`` as it is done, so a long run shows its progress."""
+    (default ``generation.load_policy``: unquantized, a LoRA adapter merged, in ``dtype``, None for the device's;
+    a profile's is the one its policies were sampled and trained in, as notebook 04 measured them). One line per
+    policy goes to ``out`` as it is done, so a long run shows its progress."""
     if not isinstance(policies, dict) or not policies:
         raise ValueError(f"greedy_policy_accuracies: policies must be a non-empty dict of name -> folder (None for "
                          f"the base), got {policies!r:.60}")
@@ -573,7 +574,7 @@ def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=N
     problems = list_of(problems, "greedy_policy_accuracies: problems", "problems")
     if not problems:
         raise ValueError("greedy_policy_accuracies: problems is empty")
-    load = load or (lambda path: generation.load_policy(path, quantization=None))  # as 04 measured them
+    load = load or (lambda path: generation.load_policy(path, quantization=None, dtype=dtype))  # as 04 measured them
     digest = tasks.problems_digest(problems)
     accuracies = {}
     for name, path in policies.items():

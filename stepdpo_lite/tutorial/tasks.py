@@ -157,17 +157,18 @@ def format_accuracy(name: str, result: dict) -> str:
 
 
 def evaluate_saved_policies(saved: dict, tokenizer, problems, *, n_sampled: int = 2, batch_size: int = 64,
-                            max_new_tokens: int = 160, seed: int = 0, log=print,
-                            progress: bool = False) -> tuple[dict, dict]:
+                            max_new_tokens: int = 160, seed: int = 0, log=print, progress: bool = False,
+                            dtype=None) -> tuple[dict, dict]:
     """Each policy of ``saved`` (name -> what ``generation.load_policy`` takes: a Hub name, a folder, a LoRA
     adapter's folder) loaded in turn, measured by ``greedy_and_sampled_accuracy`` on the same ``problems`` and
     dropped before the next, each line (``format_accuracy``) passed to ``log`` as it is measured. ``progress``: a
-    bar over each policy's generations (a GPU profile's take minutes a policy). Returns
+    bar over each policy's generations (a GPU profile's take minutes a policy). ``dtype``: ``load_policy``'s (None:
+    the device's); a profile's, to measure its policies in the dtype they were sampled and trained in. Returns
     ``(results, right)``: name -> its figures, and name -> its ``"per_problem"`` counts, for
     ``accuracy_differences`` (not in ``results``: metrics.json keeps the figures only)."""
     results, right = {}, {}
     for name, path in saved.items():
-        policy, _ = generation.load_policy(path, quantization=None)  # all merged into a full-precision base, alike
+        policy, _ = generation.load_policy(path, quantization=None, dtype=dtype)  # all merged, unquantized, alike
         results[name] = r = greedy_and_sampled_accuracy(policy, tokenizer, problems, n_sampled=n_sampled,
                                                         batch_size=batch_size, max_new_tokens=max_new_tokens,
                                                         seed=seed, per_problem=True, progress=progress)
