@@ -377,8 +377,16 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
         if progress is not None and execute_reply.get("content", {}).get("status") == "ok" and cell_index != injected:
             progress.update()
 
+    async def on_error(cell, cell_index, execute_reply):
+        """After a failing cell ipykernel's shell thread posts a "stop aborting" message to its main thread, which
+        can still be unread when nbclient shuts the kernel down at once: the shell thread then closes that socket
+        under the main thread's reader, a ZMQError traceback on stderr. A request answered by the main thread,
+        queued behind it, lets it be read first."""
+        with contextlib.suppress(Exception):  # a dead or stuck kernel: the cell's error says more
+            await client.kc.kernel_info(reply=True, timeout=10)
+
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, on_cell_start=on_start,
-                            on_cell_executed=on_executed, config=_kernel_config(),
+                            on_cell_executed=on_executed, on_cell_error=on_error, config=_kernel_config(),
                             resources={"metadata": {"path": str(cwd or path.parent)}})
     try:  # the kernel's notebook_started / notebook_finished leave the records to the runner
         client.execute(env={**os.environ, runs.RUNNER_MARKER: "1"})
