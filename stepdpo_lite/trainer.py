@@ -6,8 +6,7 @@ completion token the index of the reasoning step it belongs to, and every step a
 the loss here sums the per-token log-ratios of ONE policy and ONE reference forward pass into step log-ratios
 ``ρ_k`` (``losses.step_logps``) and applies the outcome and credit-assigned step losses of docs/method.md §4
 (``losses.py``).
-Step-DPO: Lai et al. 2024 (arXiv:2406.18629); DPO: Rafailov et al. 2023 (arXiv:2305.18290).
-"""
+Step-DPO: Lai et al. 2024 (arXiv:2406.18629); DPO: Rafailov et al. 2023 (arXiv:2305.18290)."""
 
 from __future__ import annotations
 
@@ -26,7 +25,6 @@ from peft import LoraConfig
 from transformers import AutoTokenizer, TrainerCallback
 from trl import DPOConfig, DPOTrainer
 from trl.data_utils import extract_prompt, is_conversational
-from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax, use_adapter
 
 from .atomic import TRAINER_OUTPUTS, check_checkpoints, save_atomic, write_json_atomic
@@ -43,6 +41,8 @@ __all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "prepa
 
 STEP_ACCURACY_METRICS = ("accuracy", "balanced_accuracy", "f1")
 PARTS = ("prompt", "chosen", "rejected")  # a tokenized row's token-id columns are f"{part}_ids"
+# TrainingArguments' activation checkpointing switch: later transformers 5's name (the old one warns), else 5.2's
+CHECKPOINTING_FIELD = next(n for n in ("activation_checkpointing", "gradient_checkpointing") if hasattr(DPOConfig, n))
 
 
 def _filled_columns(dataset, names) -> list[str]:
@@ -143,8 +143,7 @@ class StepwiseDPOConfig(DPOConfig):
     04's recipe is ``step_loss_weight=1.0, outcome_loss_weight=0.0, sft_loss_weight=5.0``, ``beta=step_beta=0.1``:
     without the NLL term the step loss needed a tenth of the NLL's learning rate on the toy world, and still drifted
     (benchmarks). On a CPU it trains in float32 without further arguments: an unset ``bf16`` (TRL turns it on, and with
-    ``use_cpu=True`` transformers then trains under bfloat16 autocast) stays off unless a bf16-capable GPU trains.
-    """
+    ``use_cpu=True`` transformers then trains under bfloat16 autocast) stays off unless a bf16-capable GPU trains."""
 
     step_beta: float = field(default=0.1, metadata={"help": "β of the step loss (scale of the step log-ratios ρ_k)."})
     outcome_beta: float | None = field(default=None, metadata={
@@ -192,8 +191,12 @@ class StepwiseDPOConfig(DPOConfig):
                 "each side, from its first differing token on (the opening both share is left out), on a "
                 "shared-prefix pair exactly Step-DPO (Lai et al. 2024); `first_token`: only its first differing token "
                 "(two next tokens at one state; cDPO's critical token, arXiv:2411.19943)."})
+    gradient_checkpointing: bool | None = field(default=None, metadata={
+        "help": "Old name of `activation_checkpointing` (deprecated in later transformers 5). Both unset: on (TRL's)."})
 
     def __post_init__(self):
+        if self.gradient_checkpointing is None and getattr(self, CHECKPOINTING_FIELD) is None:  # unset: on, as in
+            setattr(self, CHECKPOINTING_FIELD, True)  # TRL, set under this transformers' name (see CHECKPOINTING_FIELD)
         if self.reward_model_path is not None:  # a Path would stop save_model's JSON halfway
             self.reward_model_path = os.fspath(self.reward_model_path)
         if self.bf16 is None and not self.fp16:
@@ -324,10 +327,12 @@ class StepwiseDPOTrainer(DPOTrainer):
         self._max_num_steps = 1  # widest step count of any prepared dataset (precomputed reference step log-probs)
         self._step_counts = {"train": torch.zeros(5), "eval": torch.zeros(5)}  # tp, fp, fn, tn, truncated
         self.num_truncated_steps = self.num_wrong_steps_cut = 0  # the last: rejected steps labelled wrong, cut
-        super().__init__(model, ref_model=ref_model, args=args, data_collator=data_collator,
-                         train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=processing_class,
-                         compute_metrics=compute_metrics, callbacks=callbacks, optimizers=optimizers,
-                         quantization_config=quantization_config, peft_config=peft_config)
+        with warnings.catch_warnings():  # upstream: PEFT's PeftModel (TRL's wrapper for a peft_config) reads it
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+            super().__init__(model, ref_model=ref_model, args=args, data_collator=data_collator,
+                             train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=processing_class,
+                             compute_metrics=compute_metrics, callbacks=callbacks, optimizers=optimizers,
+                             quantization_config=quantization_config, peft_config=peft_config)
         keep_4bit_weights_unpacked(self.model)  # TRL may have loaded it in 4-bit itself (models.py says why)
         self.add_callback(_TruncatedTotalFromLog(self))
         prepare_adapters(self)  # float32 adapters; TRL's "ref" copy of a fresh one dropped
@@ -585,8 +590,11 @@ class StepwiseDPOTrainer(DPOTrainer):
         adapter = contextlib.nullcontext()
         if self.ref_model is None and is_peft_model(self.model):
             adapter = _reference_adapter(self.accelerator.unwrap_model(self.model))
-        with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs), \
-                adapter:
+        name = f"{'activation' if hasattr(self.model, 'activation_checkpointing_enable') else 'gradient'}_checkpointing"
+        with torch.no_grad(), contextlib.ExitStack() as restore, adapter:
+            if getattr(self.model, f"is_{name}"):  # off for a no-grad pass, as TRL's disable_gradient_checkpointing
+                getattr(self.model, f"{name}_disable")()  # does, by this transformers' names (TRL's old ones warn)
+                restore.callback(getattr(self.model, f"{name}_enable"), self.args.gradient_checkpointing_kwargs)
             return model(**kwargs, labels=labels, fused_lm_head=True).log_probs
 
     def compute_ref_log_probs(self, model, inputs):
@@ -624,11 +632,8 @@ class StepwiseDPOTrainer(DPOTrainer):
         # Outcome loss, softened by the reward model's aggregated rewards when there are any
         weights = positional_weights(args.step_weights, num_steps, logps.device, logps.dtype)
         rewards = inputs.get("step_rewards")
-        if rewards is not None:
-            agg = aggregate_rewards(rewards, args.aggregation_strategy, weights, inputs["step_valid"])
-            chosen_r, rejected_r = agg.chunk(2)
-        else:
-            chosen_r = rejected_r = None
+        chosen_r, rejected_r = (None, None) if rewards is None else aggregate_rewards(
+            rewards, args.aggregation_strategy, weights, inputs["step_valid"]).chunk(2)
         outcome = compute_outcome_loss(chosen_logratio, rejected_logratio, args.beta_of_outcome, chosen_r, rejected_r)
 
         # Step loss: complete steps only (truncated ones are masked), optionally only the first differing step
@@ -682,15 +687,13 @@ class StepwiseDPOTrainer(DPOTrainer):
         weight = torch.sigmoid(chosen_r - rejected_r) if chosen_r is not None else torch.ones_like(chosen_rw)
         per_pair = torch.stack([outcome, chosen_rw, rejected_rw, (chosen_rw > rejected_rw).to(outcome.dtype),
                                 chosen_rw - rejected_rw, *seq.chunk(2), weight], 1).detach().float()
-        complete, valid = inputs["step_complete"], inputs["step_valid"]
+        complete, valid, label = inputs["step_complete"], inputs["step_valid"], inputs["step_probs"] >= 0.5
         pred = (args.step_beta * rho.detach()) > 0  # the implicit step reward says "correct"
-        label = inputs["step_probs"] >= 0.5
         per_batch = torch.stack([step_loss.detach().float(), (pred & label & scored).sum(),
                                  (pred & ~label & scored).sum(), (~pred & label & scored).sum(),
                                  (~pred & ~label & scored).sum(), (valid & ~complete).sum(),
                                  (valid & ~complete & ~label).chunk(2)[1].sum()]).float()
-        pairs = self.accelerator.gather(per_pair).T.tolist()
-        batch = self.accelerator.gather(per_batch[None]).cpu()
+        pairs, batch = self.accelerator.gather(per_pair).T.tolist(), self.accelerator.gather(per_batch[None]).cpu()
         for name, values in zip(self._PAIR_METRICS, pairs):
             if name != "reward_model/weight" or chosen_r is not None:
                 self._metrics[mode][name].extend(values)
@@ -738,9 +741,8 @@ class StepwiseDPOTrainer(DPOTrainer):
 
     def get_step_rewards(self, prompts, responses, batch_size: int = 8):
         """Implicit step rewards ``β_step·ρ_k`` of the current policy against the reference."""
-        model = self.accelerator.unwrap_model(self.model)
-        return get_step_rewards(model, self._tokenizer, prompts, responses, ref_model=self.ref_model,
-                                beta=self.args.step_beta, delimiter=self.args.step_delimiter,
+        return get_step_rewards(self.accelerator.unwrap_model(self.model), self._tokenizer, prompts, responses,
+                                ref_model=self.ref_model, beta=self.args.step_beta, delimiter=self.args.step_delimiter,
                                 max_reasoning_steps=self.args.max_reasoning_steps, batch_size=batch_size)
 
 

@@ -1539,6 +1539,26 @@ def test_recorded_splits_are_notebook_01s_at_the_sizes_it_recorded():
             onpolicy.recorded_splits(tasks.ToyTask(), recorded, n_train=bad)
 
 
+
+def test_training_args_name_checkpointing_as_this_transformers_does(tmp_path):
+    """training_args passed `gradient_checkpointing`, which transformers 5 renamed: each of notebook 04's DPOConfig
+    and StepwiseDPOConfig warned. It passes the name this transformers has (5.2's is the old one)."""
+    import warnings
+
+    from trl import DPOConfig
+
+    from stepdpo_lite.trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig
+
+    for name in ("tiny", "smoke"):  # checkpointing off, on
+        profile = profiles.get_profile(name)
+        args = onpolicy.training_args(profile, batch_size=4, learning_rate=1e-4, max_steps=3, beta=0.1)
+        assert args[CHECKPOINTING_FIELD] is profile.gradient_checkpointing
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            configs = [cls(output_dir=str(tmp_path), **args) for cls in (DPOConfig, StepwiseDPOConfig)]
+        assert [str(w.message) for w in caught if "checkpointing" in str(w.message)] == [], name
+        assert [c.gradient_checkpointing for c in configs] == [profile.gradient_checkpointing] * 2, name
+
 def test_start_policy_and_training_args_are_one_recipe_for_every_method(monkeypatch, tmp_path):
     from trl import DPOConfig
 

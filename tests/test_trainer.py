@@ -737,6 +737,39 @@ def test_peft_reference_is_the_adapter_disabled_model(tmp_path, tiny_model, tiny
     assert len(rewards) == len(extract_steps(row["chosen"])) and any(abs(r) > 1e-4 for r in rewards)
 
 
+
+def test_a_default_run_warns_of_no_deprecated_checkpointing_name_and_the_users_own_still_warn(tmp_path, tiny_model,
+                                                                                             tiny_tokenizer):
+    """A run at TRL's default (checkpointing on) printed transformers 5's renames: the config warned of
+    gradient_checkpointing (TRL's default of the old name), PEFT's PeftModel for a peft_config read
+    is_gradient_checkpointing, and every reference forward (TRL's disable_gradient_checkpointing) three more. The
+    config sets the new name where there is one, the reference forwards turn checkpointing off and on by the new
+    names, and the trainer quiets PEFT's read where TRL makes it, and only there: the user's own old names warn."""
+    from peft import LoraConfig
+
+    from stepdpo_lite.trainer import CHECKPOINTING_FIELD
+
+    fast = {k: v for k, v in FAST.items() if k != "gradient_checkpointing"}
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        args = StepwiseDPOConfig(output_dir=str(tmp_path), max_steps=2, **fast)
+        trainer = StepwiseDPOTrainer(tiny_model, args=args, train_dataset=Dataset.from_list(toy_rows()),
+                                     processing_class=tiny_tokenizer, peft_config=lora)
+        seen = set()  # (grad on, checkpointing on) at each forward: off for the no-grad reference ones, as in TRL
+        trainer.model.get_base_model().register_forward_pre_hook(
+            lambda module, inputs: seen.add((torch.is_grad_enabled(), module.is_activation_checkpointing)))
+        trainer.train()
+        assert seen == {(True, True), (False, False)}
+        assert getattr(args, CHECKPOINTING_FIELD) is True and args.gradient_checkpointing is True  # TRL's default
+        assert trainer.model.is_activation_checkpointing  # on while the reference forwards turned it off and on
+        assert [(w.category, str(w.message)) for w in caught if "checkpointing" in str(w.message)] == []
+        trainer.model.is_gradient_checkpointing  # noqa: B018 (the user's own read of a deprecated name)
+        StepwiseDPOConfig(output_dir=str(tmp_path), gradient_checkpointing=False, **fast)  # their own old name
+    theirs = [str(w.message).split(" is ")[0] for w in caught if issubclass(w.category, FutureWarning)
+              and "checkpointing" in str(w.message)]
+    assert theirs == ["`is_gradient_checkpointing`", "`gradient_checkpointing`"]
+
 def test_a_trained_adapter_that_is_not_lora_keeps_its_reference_copy(tmp_path, tiny_model, tiny_tokenizer):
     """An IA3 adapter has no lora_B, so "every lora_B is 0" held for it and TRL's "ref" copy was deleted: the
     reference became the base without the adapter, and the log-ratios were off from the first step."""

@@ -333,8 +333,10 @@ def enable_widgets() -> None:
 def quiet_notebook_output() -> None:
     """Keep what a learner should read visible: no progress bar per `datasets` map/filter/save (a dozen per
     trainer; the trainers keep their own bar) or per model load, and no FutureWarning for the renames of
-    transformers 5 (`gradient_checkpointing` -> `activation_checkpointing`): the notebooks keep the old names,
-    which every transformers that Colab may have still reads."""
+    transformers 5 (`gradient_checkpointing` -> `activation_checkpointing`): the kit passes and calls the new names
+    where transformers has them (and quiets PEFT's read of an old one where its trainer has TRL wrap a model), but
+    TRL's DPOTrainer (notebook 04's DPO and NLL-only runs) still calls the old ones at every reference forward with
+    checkpointing on."""
     import warnings
 
     from datasets.utils.logging import disable_progress_bar

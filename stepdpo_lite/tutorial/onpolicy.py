@@ -43,7 +43,8 @@ from .. import generation
 from ..checks import documented_fields, finite_number, list_of, positive_int
 from ..data import dataset_of
 from ..models import resolve_device, resolve_dtype, trainer_precision, write_portable_adapter_config
-from ..trainer import STEP_PAIRINGS, StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16, prepare_adapters
+from ..trainer import (CHECKPOINTING_FIELD, STEP_PAIRINGS, StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16,
+                       prepare_adapters)
 from . import budget, runs, tasks
 from .colab import drop_log_printer
 from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer,
@@ -324,8 +325,9 @@ def training_args(profile, *, batch_size: int, learning_rate: float, max_steps: 
                 learning_rate=learning_rate, max_steps=max_steps, beta=beta, max_length=profile.max_length,
                 lr_scheduler_type="constant", warmup_steps=0, logging_steps=max(1, max_steps // 20),
                 save_strategy="no", report_to="none", seed=seed, data_seed=seed, use_cpu=on_cpu,
-                gradient_checkpointing=profile.gradient_checkpointing, **precision,
-                disable_tqdm=not profile.dpo_progress_bar)
+                **precision, disable_tqdm=not profile.dpo_progress_bar,
+                # the new name where transformers has it: the old one warns at every config (5.2 has only the old one)
+                **{CHECKPOINTING_FIELD: profile.gradient_checkpointing})
 
 
 def one_round_trainers(trainers: Mapping[str, object]) -> Mapping[str, object]:
