@@ -380,10 +380,12 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
     async def on_error(cell, cell_index, execute_reply):
         """After a failing cell ipykernel's shell thread posts a "stop aborting" message to its main thread, which
         can still be unread when nbclient shuts the kernel down at once: the shell thread then closes that socket
-        under the main thread's reader, a ZMQError traceback on stderr. A request answered by the main thread,
-        queued behind it, lets it be read first."""
+        under the main thread's reader, a ZMQError traceback on stderr. Requests answered by the main thread let it
+        be read first: the message is posted after the cell's reply, so it can still trail the first request, never
+        the second (asked once the main thread has answered the first, and so has posted it)."""
         with contextlib.suppress(Exception):  # a dead or stuck kernel: the cell's error says more
-            await client.kc.kernel_info(reply=True, timeout=10)
+            for _ in range(2):
+                await client.kc.kernel_info(reply=True, timeout=10)
 
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, on_cell_start=on_start,
                             on_cell_executed=on_executed, on_cell_error=on_error, config=_kernel_config(),
