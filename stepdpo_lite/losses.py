@@ -114,14 +114,14 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
 
     ``mask`` (bool, same shape) marks real steps; a row with none gets 0 (product: log 1). Ints (0/1 labels): float32.
     Lists in give a float (one solution) or a list of floats out; solutions of different lengths are fine, an empty
-    one (no steps) is refused.
+    one (no steps; an array's too) is refused.
     Raises ValueError for an unknown strategy, one number, or a reward in lists (or an array) that is not a finite
     number; a tensor's values are not checked (that would sync the device at every training step).
     """
     if strategy not in AGGREGATION_STRATEGIES:
         raise ValueError(f"aggregate_rewards: strategy must be one of {AGGREGATION_STRATEGIES}, got {strategy!r}")
     as_list = not torch.is_tensor(step_rewards)
-    if as_list and isinstance(step_rewards, (list, tuple)):
+    if as_list and (isinstance(step_rewards, (list, tuple)) or np.shape(step_rewards)[-1:] == (0,)):  # no steps
         step_rewards, mask = _list_rewards(step_rewards, mask)
     r = step_rewards if not as_list else torch.as_tensor(step_rewards, dtype=torch.float32)
     r = r if r.is_floating_point() else r.float()  # 0/1 int labels: min/max/product fail on ints, weights truncate

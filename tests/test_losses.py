@@ -233,12 +233,13 @@ def test_step_margin_gives_the_step_loss_inner_difference_for_a_variant():
 
 def test_aggregate_rewards_refuses_a_solution_without_steps():
     """[] (a solution with no steps) was scored 0.0 (product: log 1), above any solution with a doubted step, and
-    [[1.0], []] gave the second solution 0.0 the same way; aggregate_steps, behind bestofn.aggregate,
-    search.beam_search and a PRM's aggregate, now names its caller. A tensor's row without a masked-in step (the
-    trainer's padding) still gets 0."""
+    [[1.0], []] gave the second solution 0.0 the same way, as did np.array([]) after lists were refused;
+    aggregate_steps, behind bestofn.aggregate, search.beam_search and a PRM's aggregate, now names its caller. A
+    tensor's row without a masked-in step (the trainer's padding) still gets 0."""
     from stepdpo_lite.losses import aggregate_steps
 
-    for rows, where in (([], "step_rewards"), ([[1.0], []], r"step_rewards\[1\]"), ([[], []], r"step_rewards\[0\]")):
+    for rows, where in (([], "step_rewards"), ([[1.0], []], r"step_rewards\[1\]"), ([[], []], r"step_rewards\[0\]"),
+                        (np.array([]), "step_rewards"), (np.zeros((2, 0)), r"step_rewards\[0\]")):  # arrays too
         for strategy in AGGREGATION_STRATEGIES:
             with pytest.raises(ValueError, match=f"aggregate_rewards: {where} is empty: a solution without steps"):
                 aggregate_rewards(rows, strategy)

@@ -120,7 +120,8 @@ def test_step_pair_rows_refuses_a_step_index_that_is_not_an_int(index):
 
 def test_a_resampled_candidates_error_names_the_problem_as_given():
     """step_pairs and step_negatives label their candidates with label_samples on the problems they resampled, a
-    subset: its messages counted within it, so a NaN reward for problem 2's candidate was reported as "problem 0"."""
+    subset: its messages counted within it, so a NaN reward for problem 2's candidate was reported as "problem 0".
+    What is no problem is named under the function called, and so is a row's problem_index outside the problems."""
     problems = toyworld.make_problems(3, "test", seed=3, min_ops=2, max_ops=2)
     wrong = problems[2].gold_solution.rsplit("Answer: ", 1)[0] + "Answer: 12345"
     steps = prm_pairs.extract_steps(wrong)
@@ -139,9 +140,17 @@ def test_a_resampled_candidates_error_names_the_problem_as_given():
                              [[], [], [rejected]], THRESHOLD, tries=1, sample_fn=sample_fn)  # was an AttributeError
     row = {"prompt": problems[2].prompt, "initial_reason_steps": steps[0], "chosen_step": "a", "rejected_step": "b",
            "step_index": 1, "problem_index": 2}
-    with pytest.raises(ValueError, match=r"label_samples: problems\[2\]: expected a problem with a str prompt"):
-        prm_pairs.step_negatives({"dpo": None}, None, nan_prm, [problems[0], problems[1], problems[2].prompt], [row],
-                                 THRESHOLD, tries=1, sample_fn=sample_fn)  # was "problems[0]", its place in the subset
+    broken = [problems[0], problems[1], problems[2].prompt]
+    with pytest.raises(ValueError, match=r"step_negatives: problems\[2\]: expected a problem with a str prompt"):
+        prm_pairs.step_negatives({"dpo": None}, None, nan_prm, broken, [row], THRESHOLD, tries=1,
+                                 sample_fn=sample_fn)  # was label_samples' "problems[0]", its place in the subset
+    with pytest.raises(ValueError, match=r"mirrored_negatives: problems\[2\]: expected a problem with a str prompt"):
+        prm_pairs.mirrored_negatives(nan_prm, broken, [], THRESHOLD)  # was not checked without candidates
+    for index in (3, -1):  # an IndexError, and problem 2 labelled in place of a problem that is not there
+        with pytest.raises(ValueError, match=rf"step_negatives: problem_index {index} is not an index of the 3 "
+                                             "problems given"):
+            prm_pairs.step_negatives({"dpo": None}, None, nan_prm, problems, [dict(row, problem_index=index)],
+                                     THRESHOLD, tries=1, sample_fn=sample_fn)
     with pytest.raises(ValueError, match=r"label_samples: problem 2, solution 0: step 0's reward must be a finite"):
         prm_pairs.step_negatives({"dpo": None}, None, nan_prm, problems, [row], THRESHOLD, tries=1, sample_fn=sample_fn)
     with pytest.raises(ValueError, match=r"label_samples: 1 problems but 2 problem_ids"):

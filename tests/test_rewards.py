@@ -23,7 +23,7 @@ def _problems(n=6, seed=0):
 
 
 def _log_odds_from_full_text(model, tok, text, yes=toyworld.YES, no=toyworld.NO):
-    """The reference design: tokenize the whole text, one forward, read the last position."""
+    """One forward pass per step: tokenize the whole text, one forward, read the last position."""
     enc = tok(text, return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
         logits = model(**enc).logits[0, -1].float()

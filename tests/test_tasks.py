@@ -417,10 +417,47 @@ def test_sampling_refuses_a_prompt_the_tokenizer_cannot_spell(tiny_tokenizer, mo
         tasks.sample_solutions(None, tiny_tokenizer, [spelled, odd], n=1)
     with pytest.raises(ValueError, match=re.escape("fine_tune_base: eval_problems[0]: the tokenizer reads")):
         tasks.evaluate_policy(None, tiny_tokenizer, [odd], where="fine_tune_base: eval_problems")
-    odd.prompt = "Problem: <unk>\n"  # the unk token's own text: no one character is unknown
-    with pytest.raises(ValueError, match=re.escape("problems[0]: the tokenizer reads a part of its prompt as <unk>")):
+    odd.prompt = "Problem: <unk> é\n"  # the unk token's own text does not hide a character it cannot spell
+    with pytest.raises(ValueError, match=re.escape("problems[0]: the tokenizer reads the characters 'é' of its")):
         tasks.sample_solutions(None, tiny_tokenizer, [odd])
     tasks.check_spelled(types.SimpleNamespace(unk_token_id=None), ["é"], "p")  # byte-level: no unk token, all spelled
+
+
+def test_a_prompt_may_write_the_unk_tokens_own_text(tiny_tokenizer, monkeypatch):
+    """The smoke base's Qwen2 tokenizer has <|endoftext|> as its unk token (not its eos): a prompt holding it as a
+    few-shot separator was refused as unreadable, though the model reads just what it wrote. Only a character read as
+    unk, or more unk tokens than the prompt writes, is refused; the hint names no tokenizer but as an example."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    monkeypatch.setattr(tasks.generation, "sample_solutions", lambda model, tok, prompts, **kw: [["x"]] * len(prompts))
+    separated = _OwnProblem(True)
+    separated.prompt = "Problem: say 1.\n<unk>Problem: say 7.\n<unk>"
+    assert tasks.sample_solutions(None, tiny_tokenizer, [separated]) == [["x"]]
+    # WordPiece reads a word over its max_input_chars_per_word as one [UNK], though it knows each character
+    wordpiece = Tokenizer(models.WordPiece({"[UNK]": 0, "a": 1, "##a": 2}, unk_token="[UNK]",
+                                           max_input_chars_per_word=3))
+    wordpiece.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=wordpiece, unk_token="[UNK]")
+    tasks.check_spelled(tokenizer, ["aa [UNK] aaa"], "p")  # the [UNK] it writes, read as itself
+    for prompt in ("aa aaaa", "aaaa [UNK]"):  # one unk token more than the prompt writes
+        with pytest.raises(ValueError, match=re.escape("p[0]: the tokenizer reads a part of its prompt as [UNK] (the "
+                                                       "model would answer another problem): write its prompt in "
+                                                       "characters it spells (the toy world's tiny tokenizer, for one, "
+                                                       "spells printable ASCII and newlines only)")):
+            tasks.check_spelled(tokenizer, [prompt], "p")
+
+
+def test_sampling_an_over_long_prompt_is_refused_without_transformers_own_too_long_line(tiny_model,
+                                                                                       transformers_warnings):
+    """tasks.sample_solutions' own check of the prompts tokenized them without verbose=False: transformers' "Token
+    indices sequence length is longer than ..." line came before the kit's own error, which names the prompt."""
+    tokenizer = toyworld.build_tokenizer()  # fresh: transformers warns once per tokenizer
+    long_prompt = _OwnProblem(True)
+    long_prompt.prompt = "Problem: " + "1 + " * 300
+    with pytest.raises(ValueError, match="prompt 0 is 1202 tokens; with max_new_tokens=4 that is 1206, over"):
+        tasks.sample_solutions(tiny_model, tokenizer, [long_prompt], n=1, max_new_tokens=4, progress=False)
+    assert not [m for m in transformers_warnings if "Token indices" in m]
 
 
 def test_mc_step_labels_refuses_an_answer_check_as_evaluate_policy_does(monkeypatch):

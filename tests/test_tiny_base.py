@@ -14,7 +14,7 @@ from stepdpo_lite.tutorial.toyworld import Verdict
 def test_train_base_cut_short_leaves_nothing_and_runs_again(tmp_path, monkeypatch):
     """The Trainer made out/_trainer when it started: a run stopped before its save (Ctrl-C) left out holding only
     that, and a rerun took that half-made folder. The Trainer now works in a temporary folder, gone however the run
-    ends: out is not made, and a folder holding only a _trainer (an older version's leftover) is no save to replace."""
+    ends: out is not made, and a folder holding only an older version's _trainer (and a model card) may be replaced."""
     out = tmp_path / "base"
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the Trainer's own folder goes
     (tmp_path / "tmp").mkdir()
@@ -38,9 +38,27 @@ def test_train_base_cut_short_leaves_nothing_and_runs_again(tmp_path, monkeypatc
     monkeypatch.setattr(tiny_base, "build_tokenizer", started)  # past the folder check: training would begin
     with pytest.raises(Started):
         tiny_base.train_base(out, **sizes)
-    (out / "_trainer").mkdir(parents=True)
-    with pytest.raises(ValueError, match=r"train_base: out: .*base holds \['_trainer'\], not a saved copy"):
+    (out / "_trainer").mkdir(parents=True)  # an older version's leftover: the kit's own, replaced by the save
+    (out / "_trainer" / "trainer_state.json").write_text("{}")
+    (out / "README.md").write_text("my notes on this base\n")
+    with pytest.raises(Started):
         tiny_base.train_base(out, **sizes)
+    (out / "data.txt").write_text("not the kit's\n")  # anything else is no save to replace
+    with pytest.raises(ValueError, match=r"train_base: out: .*base holds \['data.txt'\], not a saved copy"):
+        tiny_base.train_base(out, **sizes)
+
+
+def test_train_base_replaces_an_older_versions_trainer_leftover(tmp_path):
+    """An older version made out/_trainer as a run began, and a run cut short left out holding only that: such a
+    folder is accepted, and the save replaces it whole (the model card kept, the leftover gone)."""
+    out = tmp_path / "base"
+    (out / "_trainer" / "runs").mkdir(parents=True)
+    (out / "README.md").write_text("my notes on this base\n")
+    tiny_base.train_base(out, n_train=64, n_eval=2, max_steps=1, eval_every=1, batch_size=64, layers=1, hidden_size=32,
+                         target_accuracy=0.0)
+    assert sorted(p.name for p in out.iterdir() if p.name in ("README.md", "_trainer", "training_log.json")) == [
+        "README.md", "training_log.json"]
+    assert (out / "README.md").read_text() == "my notes on this base\n"
 
 
 @pytest.mark.parametrize("prompts, solutions, message", [(["a", None], ["x", "y"], r"prompts\[1\] must be a str"),
@@ -133,8 +151,10 @@ class UnspelledPrompt(SayNumber):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"solutions": ["Answer: 7 × 1"]}, r"prompts\[0\] or solutions\[0\] holds a character the base's tokenizer does "
-                                       "not know"),
+    ({"solutions": ["Answer: 7", "Answer: 7 × 1"], "prompts": [SayNumber.prompt] * 2},
+     r"solutions\[1\]: the tokenizer reads the characters '×' of the text as <unk> \(the model would learn to write "
+     r"<unk>, which decodes to nothing\)"),
+    ({"prompts": ["Problem: say 7 ÷ 1.\n"]}, r"prompts\[0\]: the tokenizer reads the characters '÷' of the text"),
     ({"eval_problems": []}, "eval_problems is empty"),
     # sampling refuses a prompt the tokenizer cannot spell: here before the training, not at its first evaluation
     ({"eval_problems": [SayNumber(), UnspelledPrompt()]}, r"eval_problems\[1\]: the tokenizer reads the characters "

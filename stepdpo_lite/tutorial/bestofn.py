@@ -266,7 +266,7 @@ def aggregate(step_rewards: list[list], strategy: str | Callable) -> list[list[f
             return FLOOR
         r = list_of(r, f"aggregate: step_rewards[{i}][{j}] (problem {i}, candidate {j})",
                     "a PRM's step rewards (an ORM's one reward per candidate needs no aggregation)")
-        if not r:  # aggregate_rewards scores no steps 0.0, above a candidate whose min is -1: it won best-of-N
+        if not r:  # nothing the PRM judged: ranked last, with a warning (aggregate_rewards refuses it outright)
             no_steps.append(f"problem {i}, candidate {j}")
             return FLOOR
         r = [finite_number(x, f"step_rewards[{i}][{j}][{k}] (problem {i}, candidate {j}, step {k})", "aggregate")
@@ -431,7 +431,7 @@ def weighted_majority_vote(problems, candidates, scores, scale: str = "log_odds"
             if not isinstance(answer, Hashable):  # a list was a TypeError from the dict of totals
                 raise ValueError(f"weighted_majority_vote: the answer of candidate {j} of problem {i} is a "
                                  f"{type(answer).__name__}: answers must be hashable (a number, a str) or None")
-            if answer is not None and answer != answer:  # NaN: unequal to itself, each one voted for itself alone
+            if answer is not None and answer != answer:  # NaN != NaN: each NaN would count as an answer apart
                 raise ValueError(f"weighted_majority_vote: the answer of candidate {j} of problem {i} is {answer!r}, "
                                  "which equals no answer, not even itself: return None for no answer (a task's "
                                  "final_answer of NaN is refused alike)")
@@ -541,7 +541,7 @@ def accuracy(problems, solutions: list[str]) -> float:
 
 def recorded_greedy_accuracy(measured: dict, name: str, digest: str) -> float | None:
     """Notebook 04's greedy accuracy of policy ``name`` (``measured`` is ``metrics["policy"]``) when it holds for
-    these very problems and full precision, else None. Reused only then: the same count of problems drawn with
+    these very problems and unquantized weights, else None. Reused only then: the same count of problems drawn with
     another seed is other problems (``digest``, ``tasks.problems_digest``, tells), and a 4-bit profile's rounds
     measure their policies in 4 bits, while notebook 06 loads them unquantized."""
     if not isinstance(measured, dict):

@@ -243,7 +243,8 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
         raise ValueError(f"require must be 'step' or 'solution', got {require!r}")
     for name, value in (("max_per_problem", max_per_problem), ("tries", tries), ("attempts", attempts)):
         positive_int(value, name, "step_pairs")  # 0 built no pair, and -1 all but the last, silently
-    problems = check_problems(problems, "step_pairs: problems", parts=("is_correct",))  # p.prompt: AttributeError
+    # the loops below read each problem's prompt: what is no problem is named here, by index, not met there
+    problems = check_problems(problems, "step_pairs: problems", parts=("is_correct",))
     samples = _sample_lists(problems, samples, "step_pairs")
     if not policies:
         raise ValueError("step_pairs: no policies to resample the wrong steps")
@@ -285,7 +286,7 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
                     cands.append((j, prefix + c))
             # Score each candidate as a whole solution (the PRM reads step k in the context of the prefix)
             labelled = _label_texts(prm, problems, [todo[j].problem for j, _ in cands], [t for _, t in cands],
-                                    threshold, name, progress)
+                                    threshold, name, "step_pairs", progress)
             for (j, text), cand in zip(cands, labelled):
                 if j in found:
                     continue
@@ -332,6 +333,7 @@ def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, ste
     too many, ``scripts/slip_offsets.py``), so most pairs reject the same neighbour, and preference training
     overshoots to the other one. Hotter samples from every policy put wrong steps on more sides of the right one
     (``mirrored_negatives`` tests that idea directly)."""
+    problems = check_problems(problems, "step_negatives: problems", parts=("is_correct",))  # once, by this name
     if not step_rows:
         return [], Counter(pairs=0)
     if not policies:
@@ -351,7 +353,7 @@ def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, ste
         cands += [(i, step_rows[i]["initial_reason_steps"] + c)
                   for i, cs in enumerate(conts) for c in dict.fromkeys(cs)]
     labelled = _label_texts(prm, problems, [step_rows[i]["problem_index"] for i, _ in cands], [t for _, t in cands],
-                            threshold, None, progress)
+                            threshold, None, "step_negatives", progress)
     rows, stats, taken = [], Counter(), {}
     for (i, _), cand in zip(cands, labelled):
         r, k = step_rows[i], step_rows[i]["step_index"]
@@ -397,6 +399,7 @@ def mirrored_negatives(prm, problems, step_rows: Sequence[dict], threshold: floa
     one *less*; if that were only because the pairs reject "one more", pairs on both sides should stop it. They
     do not: trained on these mirrors alone (``RoundSettings.mirrored_negatives="instead"``) the policy slips one
     *more*, so each pair pushes it past the right number, away from the side it rejects (docs/benchmarks.md)."""
+    problems = check_problems(problems, "mirrored_negatives: problems", parts=("is_correct",))  # once, by this name
     cands, stats = [], Counter()
     for i, r in enumerate(step_rows):
         head = r["initial_reason_steps"] + r["chosen_step"]
@@ -408,7 +411,7 @@ def mirrored_negatives(prm, problems, step_rows: Sequence[dict], threshold: floa
             continue
         cands.append((i, step, r["initial_reason_steps"] + step + r["chosen"][len(head):]))
     labelled = _label_texts(prm, problems, [step_rows[i]["problem_index"] for i, _, _ in cands],
-                            [t for _, _, t in cands], threshold, None) if cands else []
+                            [t for _, _, t in cands], threshold, None, "mirrored_negatives") if cands else []
     rows = []
     for (i, step, _), cand in zip(cands, labelled):
         k = step_rows[i]["step_index"]
@@ -420,9 +423,15 @@ def mirrored_negatives(prm, problems, step_rows: Sequence[dict], threshold: floa
     return rows, stats
 
 
-def _label_texts(prm, problems, problem_indices, texts, threshold, policy, progress=False) -> list[Sample]:
-    """``label_samples`` for a flat list of (problem index, text)."""
-    check_problems(problems, "label_samples: problems", parts=("is_correct",))  # named as given, not in the subset
+def _label_texts(prm, problems, problem_indices, texts, threshold, policy, who: str,
+                 progress=False) -> list[Sample]:
+    """``label_samples`` for a flat list of (problem index, text): ``problems`` is the list the public function
+    ``who`` checked (once a call, not once a batch), and a problem index outside it a ValueError naming ``who``."""
+    # out of range, problems[i] would be an IndexError naming no row, or (negative) another problem, silently
+    bad = next((i for i in problem_indices if isinstance(i, bool) or not isinstance(i, numbers.Integral)
+                or not 0 <= i < len(problems)), None)
+    if bad is not None:
+        raise ValueError(f"{who}: problem_index {bad!r} is not an index of the {len(problems)} problems given")
     index = sorted(set(problem_indices))
     where = {i: n for n, i in enumerate(index)}
     groups = [[] for _ in index]

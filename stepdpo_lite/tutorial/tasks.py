@@ -72,21 +72,31 @@ def graded(problem, solution: str, where: str) -> bool:
     return labelling.answer_check(problem.is_correct(solution), where)
 
 
-def check_spelled(tokenizer, prompts: list[str], where: str) -> None:
-    """A ValueError naming ``where``'s problem and the characters when the tokenizer reads a prompt's text as its unk
-    token (the tiny one spells printable ASCII and newlines only): the model would read ``<unk>`` in their place and
-    answer another problem, without a word. Byte-level tokenizers spell everything: they have no unk token, or one
-    that is also their eos or bos (GPT-2's ``<|endoftext|>``, which a chat template may write)."""
-    unk = getattr(tokenizer, "unk_token_id", None)
-    if unk is None or unk in (getattr(tokenizer, "eos_token_id", None), getattr(tokenizer, "bos_token_id", None)):
+def check_spelled(tokenizer, texts: list[str], where: str, *, text: str = "its prompt",
+                  harm: str = "the model would answer another problem") -> None:
+    """A ValueError naming ``where[i]``, the characters and ``harm`` when the tokenizer reads part of ``texts[i]`` as
+    its unk token (the model would read ``<unk>`` there, without a word); ``text`` names the text in the message.
+    Refused: a character the tokenizer reads as unk, or more unk tokens than the text writes the unk token's own text
+    (which a text may hold on purpose: the smoke base's Qwen2 tokenizer has ``<|endoftext|>`` as unk, a few-shot
+    separator). Byte-level tokenizers spell every character; one without an unk token has nothing to check."""
+    unk, unk_text = getattr(tokenizer, "unk_token_id", None), getattr(tokenizer, "unk_token", None)
+    if unk is None:
         return
-    for i, ids in enumerate(tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else []):
-        if unk in ids:
-            chars = [c for c in dict.fromkeys(prompts[i]) if unk in tokenizer(c, add_special_tokens=False)["input_ids"]]
+
+    def encode(t):  # verbose=False: a text over model_max_length is the caller's to refuse, not transformers' log's
+        return tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"]
+
+    for i, ids in enumerate(encode(texts) if texts else []):
+        if unk not in ids:
+            continue
+        written = texts[i].count(unk_text) if unk_text else 0  # read as itself, whatever its characters alone are
+        distinct = list(dict.fromkeys(texts[i].replace(unk_text, "") if written else texts[i]))
+        chars = [c for c, c_ids in zip(distinct, encode(distinct)) if unk in c_ids]  # one call for them all
+        if chars or ids.count(unk) > written:
             what = f"the characters {''.join(chars)!r}" if chars else "a part"
-            raise ValueError(f"{where}[{i}]: the tokenizer reads {what} of its prompt as {tokenizer.unk_token} (the "
-                             "model would answer another problem): write the prompt in characters it spells (the "
-                             "tiny tokenizer's: printable ASCII and newlines)")
+            raise ValueError(f"{where}[{i}]: the tokenizer reads {what} of {text} as {unk_text or f'token {unk}'} "
+                             f"({harm}): write {text} in characters it spells (the toy world's tiny tokenizer, for "
+                             "one, spells printable ASCII and newlines only)")
 
 
 def sample_solutions(model, tokenizer, problems, *, where: str = "sample_solutions: problems", **kw) -> list[list[str]]:

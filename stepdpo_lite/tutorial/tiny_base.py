@@ -20,17 +20,14 @@ from pathlib import Path
 
 from ..atomic import check_replaceable
 from ..checks import finite_number, list_of, positive_int
-from . import tasks
+from . import labelling, tasks
 from .toyworld import (TINY_BASE_DIR, build_tiny_model, build_tokenizer, load_tiny_base, make_problems,
                        noisy_training_text, refuse_shipped_out, save_tiny_model)
 
 
-def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num_proc: int | None = None,
-                        where: str = "solution_lm_dataset"):
-    """Causal-LM rows ``input_ids``/``labels`` of prompt + solution + eos, with the loss on the solution only:
-    the prompt's random numbers are not to be learned. ``where`` names the caller in its errors."""
-    from datasets import Dataset
-
+def _training_texts(prompts, solutions, where: str) -> tuple[list[str], list[str]]:
+    """``prompts`` and ``solutions`` as lists of strs, as many of each, none blank; else a ValueError naming
+    ``where`` and the text."""
     prompts = list_of(prompts, f"{where}: prompts", "prompt strs")  # one str: a row per character
     solutions = list_of(solutions, f"{where}: solutions", "solution strs")
     if len(prompts) != len(solutions):
@@ -44,6 +41,16 @@ def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num
     blank = next((i for i, text in enumerate(solutions) if not text.strip()), None)
     if blank is not None:  # it trained on prompt + EOS: a policy that stops before its first step
         raise ValueError(f"{where}: solutions[{blank}] is blank; give every prompt the solution to learn")
+    return prompts, solutions
+
+
+def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num_proc: int | None = None,
+                        where: str = "solution_lm_dataset"):
+    """Causal-LM rows ``input_ids``/``labels`` of prompt + solution + eos, with the loss on the solution only:
+    the prompt's random numbers are not to be learned. ``where`` names the caller in its errors."""
+    from datasets import Dataset
+
+    prompts, solutions = _training_texts(prompts, solutions, where)
 
     def tokenize(batch):
         prompt_ids = tokenizer(batch["prompt"], add_special_tokens=False)["input_ids"]
@@ -67,8 +74,9 @@ def _check_settings(where: str, out, learning_rate: float, target_accuracy: floa
                          f"{target_accuracy!r}")
     # The save replaces ``out`` as a whole (its model card kept): a folder that holds no saved model (no
     # training_log.json) but other files, such as --out data, would lose them all once training is over. Nothing is
-    # written to out before that save (the Trainer works in a temporary folder), so no run leaves a half-made out
-    check_replaceable(out, keep=("README.md",), owned=("training_log.json",), where=f"{where}: out")
+    # written to out before that save (the Trainer works in a temporary folder); a _trainer there is an older
+    # version's, which made it in out as a run began: the kit's own leftover, deleted with the rest by the save
+    check_replaceable(out, keep=("README.md", "_trainer"), owned=("training_log.json",), where=f"{where}: out")
 
 
 def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, error_rate: float = 0.2,
@@ -120,14 +128,14 @@ def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[s
 
     set_seed(seed)
     model, tokenizer = load_tiny_base(base)
-    # a character the tokenizer cannot spell in an eval prompt: refused by the first evaluation, after training
-    tasks.check_spelled(tokenizer, [p.prompt for p in eval_problems], "fine_tune_base: eval_problems")
+    # checked now, not by the first evaluation's sampling: that comes after eval_every training steps
+    tasks.check_spelled(tokenizer, labelling.prompts_of(eval_problems), "fine_tune_base: eval_problems")
+    prompts, solutions = _training_texts(prompts, solutions, "fine_tune_base")  # lists: both read below
+    for name, texts in (("prompts", prompts), ("solutions", solutions)):
+        tasks.check_spelled(tokenizer, texts, f"fine_tune_base: {name}", text="the text",
+                            harm="the model would learn to write <unk>, which decodes to nothing")
     ds = solution_lm_dataset(tokenizer, prompts, solutions, where="fine_tune_base")
     input_ids = ds["input_ids"]  # read from Arrow once: each ds["input_ids"] converts every row again
-    unknown = next((i for i, ids in enumerate(input_ids) if tokenizer.unk_token_id in ids), None)
-    if unknown is not None:  # it would learn to write <unk>, which decodes to nothing
-        raise ValueError(f"fine_tune_base: prompts[{unknown}] or solutions[{unknown}] holds a character the base's "
-                         "tokenizer does not know (the tiny one spells printable ASCII and newlines only)")
     positions = model.config.max_position_embeddings  # beyond them it trained with only transformers' warning
     too_long = next((i for i, ids in enumerate(input_ids) if len(ids) > positions), None)
     if too_long is not None:
