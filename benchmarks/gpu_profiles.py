@@ -59,7 +59,8 @@ from stepdpo_lite.models import resolve_dtype, trainer_precision  # noqa: E402
 from stepdpo_lite.tutorial.profiles import get_profile, load_profile_model  # noqa: E402
 from stepdpo_lite.reward_training import train_process_reward_model  # noqa: E402
 from stepdpo_lite.steps import extract_steps  # noqa: E402
-from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer, prepare_adapters  # noqa: E402
+from stepdpo_lite.trainer import (CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer,  # noqa: E402
+                                  prepare_adapters)
 
 # From each model's config.json on the Hub (Qwen2.5 model cards): what memory and speed depend on.
 ARCHITECTURES = {
@@ -234,7 +235,7 @@ def bench_preference(profile, base, device, max_length, steps, warmup, stepwise:
         common = dict(output_dir=scratch, per_device_train_batch_size=profile.train_batch_size,
                       gradient_accumulation_steps=profile.gradient_accumulation_steps,
                       learning_rate=profile.dpo_learning_rate, max_steps=steps + warmup, max_length=max_length,
-                      beta=0.1, gradient_checkpointing=profile.gradient_checkpointing, save_strategy="no",
+                      beta=0.1, **{CHECKPOINTING_FIELD: profile.gradient_checkpointing}, save_strategy="no",
                       report_to="none", disable_tqdm=True, use_cpu=not device.startswith("cuda"),
                       **trainer_precision(resolve_dtype(profile.dtype, device), device))
         if stepwise:

@@ -35,7 +35,7 @@ from trl import DPOConfig, DPOTrainer  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stepdpo_lite.tutorial import toyworld  # noqa: E402
 from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs  # noqa: E402
-from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
+from stepdpo_lite.trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
 
 
 def load_model(device, path=None):
@@ -81,7 +81,7 @@ def main(argv=None):
     ref = copy.deepcopy(model).eval()
     data = toy_gold_vs_error_pairs(args.batch_size)
     common = dict(output_dir="/tmp/stepdpo_bench", per_device_train_batch_size=args.batch_size, report_to=[],
-                  use_cpu=args.device == "cpu", bf16=args.bf16, gradient_checkpointing=False, save_strategy="no",
+                  use_cpu=args.device == "cpu", bf16=args.bf16, **{CHECKPOINTING_FIELD: False}, save_strategy="no",
                   disable_tqdm=True, learning_rate=1e-5, max_length=512, beta=0.1)
     trainers = {
         "dpo": DPOTrainer(copy.deepcopy(model), ref_model=copy.deepcopy(ref), args=DPOConfig(**common),

@@ -37,7 +37,7 @@ from stepdpo_lite.atomic import check_replaceable, save_atomic  # noqa: E402
 from stepdpo_lite.tutorial import toyworld  # noqa: E402
 from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs  # noqa: E402
 from stepdpo_lite.models import resolve_dtype, trainer_precision  # noqa: E402
-from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
+from stepdpo_lite.trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
 
 SAVED = ("stepwise_config.json",)  # what a save of the trainer holds: a folder with other files only is not replaced
 
@@ -86,7 +86,7 @@ def main(argv=None):
     config = StepwiseDPOConfig(
         output_dir=args.out, max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate, logging_steps=1, save_strategy="no", report_to=[], seed=0,
-        use_cpu=on_cpu, gradient_checkpointing=False, **trainer_precision(resolve_dtype("auto", device), device),
+        use_cpu=on_cpu, **{CHECKPOINTING_FIELD: False}, **trainer_precision(resolve_dtype("auto", device), device),
         max_length=256, disable_tqdm=True, dataloader_num_workers=0,
         step_beta=0.1, beta=0.1)
     if state.num_processes == 1 and state.is_main_process:

@@ -191,12 +191,15 @@ class StepwiseDPOConfig(DPOConfig):
                 "each side, from its first differing token on (the opening both share is left out), on a "
                 "shared-prefix pair exactly Step-DPO (Lai et al. 2024); `first_token`: only its first differing token "
                 "(two next tokens at one state; cDPO's critical token, arXiv:2411.19943)."})
-    gradient_checkpointing: bool | None = field(default=None, metadata={
-        "help": "Old name of `activation_checkpointing` (deprecated in later transformers 5). Both unset: on (TRL's)."})
+    gradient_checkpointing: bool | None = field(default=None, metadata={"nargs": "?", "const": True, "help":
+        "Activation checkpointing: transformers 5.2's name, later `activation_checkpointing`'s alias. Both unset: on."})
 
     def __post_init__(self):
-        if self.gradient_checkpointing is None and getattr(self, CHECKPOINTING_FIELD) is None:  # unset: on, as in
-            setattr(self, CHECKPOINTING_FIELD, True)  # TRL, set under this transformers' name (see CHECKPOINTING_FIELD)
+        given = {self.gradient_checkpointing, getattr(self, CHECKPOINTING_FIELD)} - {None}  # one field on 5.2
+        if len(given) > 1:  # transformers would keep the new name's value silently
+            raise ValueError(f"StepwiseDPOConfig: fields 'gradient_checkpointing' and '{CHECKPOINTING_FIELD}' disagree")
+        if not given:  # both unset: on, as in TRL, under this transformers' name (the old one warns)
+            setattr(self, CHECKPOINTING_FIELD, True)
         if self.reward_model_path is not None:  # a Path would stop save_model's JSON halfway
             self.reward_model_path = os.fspath(self.reward_model_path)
         if self.bf16 is None and not self.fp16:
@@ -204,8 +207,7 @@ class StepwiseDPOConfig(DPOConfig):
         weights = [finite_number(w, name, "StepwiseDPOConfig") for name, w in (
             ("step_loss_weight", self.step_loss_weight), ("outcome_loss_weight", self.outcome_loss_weight),
             ("sft_loss_weight", self.sft_loss_weight))]
-        # an inf beta passes "> 0" and makes the first loss NaN; a str learning_rate (YAML's 1e-4) fails in the
-        # optimizer
+        # an inf beta passes "> 0", the first loss then NaN; a str learning_rate (YAML's 1e-4) fails in the optimizer
         for name in ("beta", "step_beta", "outcome_beta", "learning_rate"):
             if getattr(self, name) is not None or name != "outcome_beta":  # None: a TypeError at "> 0" below
                 finite_number(getattr(self, name), name, "StepwiseDPOConfig")
@@ -590,11 +592,10 @@ class StepwiseDPOTrainer(DPOTrainer):
         adapter = contextlib.nullcontext()
         if self.ref_model is None and is_peft_model(self.model):
             adapter = _reference_adapter(self.accelerator.unwrap_model(self.model))
-        name = f"{'activation' if hasattr(self.model, 'activation_checkpointing_enable') else 'gradient'}_checkpointing"
-        with torch.no_grad(), contextlib.ExitStack() as restore, adapter:
-            if getattr(self.model, f"is_{name}"):  # off for a no-grad pass, as TRL's disable_gradient_checkpointing
-                getattr(self.model, f"{name}_disable")()  # does, by this transformers' names (TRL's old ones warn)
-                restore.callback(getattr(self.model, f"{name}_enable"), self.args.gradient_checkpointing_kwargs)
+        with torch.no_grad(), contextlib.ExitStack() as restore, adapter:  # no grads, so no checkpointing (as TRL)
+            for module in [m for m in model.modules() if getattr(m, "gradient_checkpointing", False)]:
+                module.gradient_checkpointing = False  # the flag alone: re-enabling adds a grad hook to the embeddings
+                restore.callback(setattr, module, "gradient_checkpointing", True)  # only these: every_n_layers' kept
             return model(**kwargs, labels=labels, fused_lm_head=True).log_probs
 
     def compute_ref_log_probs(self, model, inputs):

@@ -140,7 +140,8 @@ def test_gradient_checkpointing_is_turned_on_alike_for_4bit_and_16_bit_models_tr
         for lora in ({"r": 4, "lora_dropout": 0.0, "init_lora_weights": False}, None):
             model, tok = models.load_model(tiny_dir, quantization=quantization, device="cpu", lora=lora,
                                            gradient_checkpointing=True)
-            assert model.is_activation_checkpointing and model.config.use_cache is False, (quantization, lora)
+            checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())  # 5.2's too
+            assert checkpointing and model.config.use_cache is False, (quantization, lora)
             if lora is None:
                 continue
             model.train()
@@ -163,11 +164,12 @@ def test_loads_warn_of_no_deprecated_checkpointing_name(tiny_dir, tmp_path):
                                      gradient_checkpointing=True)
         model.save_pretrained(tmp_path)
         models.load_model(str(tmp_path), quantization=None, device="cpu", trainable=True, gradient_checkpointing=True)
-        assert model.is_activation_checkpointing
+        assert any(getattr(m, "gradient_checkpointing", False) for m in model.modules())  # transformers 5.2's too
         assert not [str(w.message) for w in caught if "checkpointing" in str(w.message)]
         model.base_model.model.is_gradient_checkpointing  # noqa: B018 (a deprecated name read outside the loads)
-    assert [w.category for w in caught if "`is_gradient_checkpointing` is deprecated" in str(w.message)] == [
-        FutureWarning]
+    renamed = hasattr(model, "is_activation_checkpointing")  # transformers 5.2 has the old name only: no warning
+    assert [w.category for w in caught if "`is_gradient_checkpointing` is deprecated" in str(w.message)] == (
+        [FutureWarning] if renamed else [])
 
 
 def test_a_precomputed_reference_of_a_4bit_model_is_the_policy_itself(biased_tiny_dir, tmp_path):

@@ -1539,7 +1539,6 @@ def test_recorded_splits_are_notebook_01s_at_the_sizes_it_recorded():
             onpolicy.recorded_splits(tasks.ToyTask(), recorded, n_train=bad)
 
 
-
 def test_training_args_name_checkpointing_as_this_transformers_does(tmp_path):
     """training_args passed `gradient_checkpointing`, which transformers 5 renamed: each of notebook 04's DPOConfig
     and StepwiseDPOConfig warned. It passes the name this transformers has (5.2's is the old one)."""
@@ -1558,6 +1557,7 @@ def test_training_args_name_checkpointing_as_this_transformers_does(tmp_path):
             configs = [cls(output_dir=str(tmp_path), **args) for cls in (DPOConfig, StepwiseDPOConfig)]
         assert [str(w.message) for w in caught if "checkpointing" in str(w.message)] == [], name
         assert [c.gradient_checkpointing for c in configs] == [profile.gradient_checkpointing] * 2, name
+
 
 def test_start_policy_and_training_args_are_one_recipe_for_every_method(monkeypatch, tmp_path):
     from trl import DPOConfig

@@ -20,7 +20,7 @@ from trl import DPOConfig, DPOTrainer
 from stepdpo_lite.tutorial import toyworld
 from stepdpo_lite.rewards import mistake_made_here_labels
 from stepdpo_lite.steps import extract_steps
-from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer, get_step_rewards
+from stepdpo_lite.trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer, get_step_rewards
 
 FAST = dict(report_to=[], use_cpu=True, bf16=False, gradient_checkpointing=False, save_strategy="no",
             disable_tqdm=True, per_device_train_batch_size=4, logging_steps=1, beta=0.1)
@@ -55,6 +55,11 @@ def policy_and_reference(model):
 
 def batch_of(trainer, n=4):
     return trainer.data_collator([trainer.train_dataset[i] for i in range(n)])
+
+
+def checkpointing_on(model):
+    """is_activation_checkpointing's own test (transformers 5.2 calls it is_gradient_checkpointing, later ones warn)."""
+    return any(getattr(module, "gradient_checkpointing", False) for module in model.modules())
 
 
 def step_by_step_logps(model, tok, prompt, response):
@@ -158,6 +163,27 @@ def test_config_parses_with_hf_argument_parser(tmp_path):
     with pytest.raises(ValueError):
         HfArgumentParser(StepwiseDPOConfig).parse_args_into_dataclasses(
             ["--output_dir", str(tmp_path), "--aggregation_strategy", "median", "--use_cpu", "true"])
+    # a bare flag, as transformers' own field takes it (the kit's redeclared field took a value only)
+    for flags, on in ((["--gradient_checkpointing"], True), (["--gradient_checkpointing", "false"], False)):
+        (cfg,) = HfArgumentParser(StepwiseDPOConfig).parse_args_into_dataclasses(
+            ["--output_dir", str(tmp_path), "--use_cpu", "true", *flags])
+        assert cfg.gradient_checkpointing is on and getattr(cfg, CHECKPOINTING_FIELD) is on, flags
+
+
+def test_config_refuses_the_two_checkpointing_names_set_apart(tmp_path):
+    """`dict(onpolicy.training_args(...), gradient_checkpointing=False)` gives both names: transformers keeps the
+    new one's True, so the run checkpointed all the same, silently."""
+    if CHECKPOINTING_FIELD == "gradient_checkpointing":
+        pytest.skip("transformers 5.2 has the old name only")
+    fast = {k: v for k, v in FAST.items() if k != "gradient_checkpointing"}
+    for new, old in ((True, False), (False, True)):
+        with pytest.raises(ValueError, match="StepwiseDPOConfig: fields 'gradient_checkpointing' and "
+                                             "'activation_checkpointing' disagree"):
+            StepwiseDPOConfig(output_dir=str(tmp_path), activation_checkpointing=new, gradient_checkpointing=old,
+                              **fast)
+    both = StepwiseDPOConfig(output_dir=str(tmp_path), activation_checkpointing=False, gradient_checkpointing=False,
+                             **fast)
+    assert both.activation_checkpointing is False and both.gradient_checkpointing is False
 
 
 # ----------------------------------------------------------------------------- data preparation
@@ -737,17 +763,14 @@ def test_peft_reference_is_the_adapter_disabled_model(tmp_path, tiny_model, tiny
     assert len(rewards) == len(extract_steps(row["chosen"])) and any(abs(r) > 1e-4 for r in rewards)
 
 
-
 def test_a_default_run_warns_of_no_deprecated_checkpointing_name_and_the_users_own_still_warn(tmp_path, tiny_model,
                                                                                              tiny_tokenizer):
     """A run at TRL's default (checkpointing on) printed transformers 5's renames: the config warned of
     gradient_checkpointing (TRL's default of the old name), PEFT's PeftModel for a peft_config read
     is_gradient_checkpointing, and every reference forward (TRL's disable_gradient_checkpointing) three more. The
-    config sets the new name where there is one, the reference forwards turn checkpointing off and on by the new
-    names, and the trainer quiets PEFT's read where TRL makes it, and only there: the user's own old names warn."""
+    config sets the new name where there is one, the reference forwards turn the modules' checkpointing flags off
+    and on, and the trainer quiets PEFT's read where TRL makes it, and only there: the user's own old names warn."""
     from peft import LoraConfig
-
-    from stepdpo_lite.trainer import CHECKPOINTING_FIELD
 
     fast = {k: v for k, v in FAST.items() if k != "gradient_checkpointing"}
     lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
@@ -758,17 +781,42 @@ def test_a_default_run_warns_of_no_deprecated_checkpointing_name_and_the_users_o
                                      processing_class=tiny_tokenizer, peft_config=lora)
         seen = set()  # (grad on, checkpointing on) at each forward: off for the no-grad reference ones, as in TRL
         trainer.model.get_base_model().register_forward_pre_hook(
-            lambda module, inputs: seen.add((torch.is_grad_enabled(), module.is_activation_checkpointing)))
+            lambda module, inputs: seen.add((torch.is_grad_enabled(), checkpointing_on(module))))
         trainer.train()
         assert seen == {(True, True), (False, False)}
         assert getattr(args, CHECKPOINTING_FIELD) is True and args.gradient_checkpointing is True  # TRL's default
-        assert trainer.model.is_activation_checkpointing  # on while the reference forwards turned it off and on
+        assert checkpointing_on(trainer.model)  # on while the reference forwards turned it off and on
         assert [(w.category, str(w.message)) for w in caught if "checkpointing" in str(w.message)] == []
         trainer.model.is_gradient_checkpointing  # noqa: B018 (the user's own read of a deprecated name)
         StepwiseDPOConfig(output_dir=str(tmp_path), gradient_checkpointing=False, **fast)  # their own old name
     theirs = [str(w.message).split(" is ")[0] for w in caught if issubclass(w.category, FutureWarning)
               and "checkpointing" in str(w.message)]
-    assert theirs == ["`is_gradient_checkpointing`", "`gradient_checkpointing`"]
+    renamed = CHECKPOINTING_FIELD == "activation_checkpointing"  # 5.2 has the old names only: nothing to warn of
+    assert theirs == (["`is_gradient_checkpointing`", "`gradient_checkpointing`"] if renamed else [])
+
+
+def test_reference_forwards_leave_the_checkpointing_as_the_trainer_set_it_up(tmp_path, tiny_model, tiny_tokenizer):
+    """Each reference forward turned checkpointing off and on by the model's methods (as TRL's
+    disable_gradient_checkpointing does): every enable added one more input-grads hook to the embeddings, and the
+    kwargs given back whole (every_n_layers still in them, as the Trainer had popped it from a copy) checkpointed the
+    layers every_n_layers=2 leaves out. The forward flips the checkpointed modules' own flags only."""
+    from transformers import TrainerCallback
+
+    every_n = CHECKPOINTING_FIELD == "activation_checkpointing"  # transformers 5.2: no every_n_layers
+    fast = {k: v for k, v in FAST.items() if k != "gradient_checkpointing"}  # checkpointing on, TRL's default
+    args = StepwiseDPOConfig(output_dir=str(tmp_path), max_steps=3, **fast, **(
+        {"activation_checkpointing_kwargs": {"use_reentrant": False, "every_n_layers": 2}} if every_n else {}))
+    embeddings, layers, seen = tiny_model.get_input_embeddings(), tiny_model.model.layers, []
+
+    class AfterEachStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            seen.append((len(embeddings._forward_hooks), [layer.gradient_checkpointing for layer in layers]))
+
+    trainer = StepwiseDPOTrainer(tiny_model, args=args, train_dataset=Dataset.from_list(toy_rows()),
+                                 processing_class=tiny_tokenizer, callbacks=[AfterEachStep()])
+    trainer.train()
+    assert seen == [(1, [True, False, True, False] if every_n else [True] * 4)] * 3
+
 
 def test_a_trained_adapter_that_is_not_lora_keeps_its_reference_copy(tmp_path, tiny_model, tiny_tokenizer):
     """An IA3 adapter has no lora_B, so "every lora_B is 0" held for it and TRL's "ref" copy was deleted: the
