@@ -157,7 +157,9 @@ def test_the_core_never_imports_the_tutorial_kit():
     took out what peft, torch and checks already did (prepare_model_for_kbit_training, pad_sequence, list_of) and code
     written twice, to 4,127, and an audit for consumer GPUs added float32 adapters under bf16, one call that readies
     a TRL trainer's adapters and a check of non-finite logits in sampling, to 4,135; a review of that change gave
-    InputTooLong its index, checks the aggregation names and keywords_taken (torch-free, shared), to 4,147.)"""
+    InputTooLong its index, checks the aggregation names and keywords_taken (torch-free, shared), to 4,147; the
+    seventh session's leftovers (no stepwise_config.pt, no GenerativeVerifier.to, no empty solution aggregated, the
+    checkpointing names of transformers 5 and the reference pass's flags, a dtype for load_policy) to 4,145.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
