@@ -293,6 +293,7 @@ def check_stepwise_row(row, delimiter=None):
             raise BadField(name, f"has {len(row[name])} labels for {len(steps)} completions (steps)"
                              + _count_hint(steps, len(row[name])))
     if delimiter and (bare := next((j for j, s in enumerate(steps[1:], 1) if not s.startswith(delimiter)), 0)):
+        # opens (this check's rule), not splits back (reward_training's): PRM800K steps hold '\n' yet are to pass at it
         other = next((d for d in DELIMITERS if all(s.startswith(d) for s in steps[1:])), None)
         raise BadField(f"completions[{bare}]", f"does not open with the delimiter {delimiter!r}: " + (
             f"steps 2..K open with {other!r}: pass delimiter={other!r}" if other else "bare steps run together when "

@@ -6,9 +6,8 @@ positions: the cross-entropy of the 2-way softmax over the logits of " Yes" and 
 
     L = -mean_tags log softmax([z_no, z_yes])[label]  =  BCE(sigmoid(z_yes - z_no), label)
 
-and nothing else in the sequence is trained. The PRM sees a whole solution with a tag after every
-step and learns all of its steps in one forward pass (the labels are never in the input), exactly
-as it will score them.
+and nothing else in the sequence is trained. The PRM sees a whole solution with a tag after every step and learns
+all of its steps in one forward pass (the labels are never in the input), exactly as it will score them.
 
 Data (docs/formats.md): stepwise supervision rows ``{"prompt", "completions": [step, ...], "labels": [bool, ...]}``
 for the PRM, outcome rows ``{"prompt", "completion", "label": bool}`` for the ORM, checked by ``data.py``'s validators.
@@ -270,6 +269,7 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
     names = wheres["train_dataset"] or [f"row {i}" for i in range(len(train_rows))]  # as tokenize_rows names them
     if process and (split := [(i, r["completions"]) for i, r in enumerate(train_rows) if len(r["completions"]) != len(
             extract_steps("".join(r["completions"]), c.step_delimiter))]):
+        # splits back, not opens (data's check): the saved PRM splits texts here; a step holding '\n' is not told '\n'
         opens = [next((d for d in DELIMITERS if extract_steps("".join(steps), d) == steps), None) for _, steps in split]
         if len({*opens}) == 1 and (d := opens[0]) and len(split) == sum(len(r["completions"]) > 1 for r in train_rows):
             raise ValueError(f"{who}: {names[split[0][0]]}: field 'completions': steps 2..K open with {d!r}, not "

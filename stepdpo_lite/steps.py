@@ -1,12 +1,11 @@
 """Splitting a response into reasoning steps, losslessly.
 
-A delimiter (default ``"\\n\\nStep"``) opens the step it belongs to, so the spans of the steps
-cover the text exactly: ``"".join(text[a:b] for a, b in step_spans(text)) == text``.
-Text before the first delimiter opens step 1. A blank piece (blank lead-in, or a whitespace-only
-delimiter followed by nothing) is joined to the next step (to the previous one at the end), so no
-step is blank. With ``max_steps`` the tail beyond the last kept step is
-merged into it, never dropped. Token-level step ids come from a fast tokenizer's offset mapping:
-a token belongs to the step holding its first character.
+A delimiter (default ``"\\n\\nStep"``) opens the step it belongs to, so the spans of the steps cover the text
+exactly: ``"".join(text[a:b] for a, b in step_spans(text)) == text``. Text before the first delimiter opens step 1.
+A blank piece (blank lead-in, or a whitespace-only delimiter followed by nothing) is joined to the next step (to the
+previous one at the end), so no step is blank. With ``max_steps`` the tail beyond the last kept step is merged into
+it, never dropped. Token-level step ids come from a fast tokenizer's offset mapping: a token belongs to the step
+holding its first character.
 """
 
 from __future__ import annotations

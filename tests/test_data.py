@@ -1109,6 +1109,11 @@ def test_steps_that_open_with_another_delimiter_are_told_to_pass_it_not_to_rewri
     assert refusal(["a", "\n\nb", "\nc"], "\n\n").endswith(  # the one all of them open with
         "field 'completions[2]': does not open with the delimiter '\\n\\n': steps 2..K open with '\\n': pass "
         "delimiter='\\n'")
+    # steps that hold '\n' as well (PRM800K's) are named by what they open with, as the check reads them, not told to
+    # rewrite into the toy delimiter: they pass at '\n' (only the PRM's training asks that a row split back there)
+    prm800k = ["1 + 1 = 2\nso 2", "\n2 + 2 = 4"]
+    assert refusal(prm800k, "\n\nStep").endswith("steps 2..K open with '\\n': pass delimiter='\\n'")
+    assert data.validate_stepwise([{"prompt": "p\n", "completions": prm800k, "labels": [True] * 2}], delimiter="\n")
     for bare in (["a", "\nb", "c"], ["a", "b"]):  # not every step opens with one: bare steps, as before
         assert refusal(bare, "\n\nStep").endswith("bare steps run together when joined; data.delimit_steps(row, "
                                                   "'\\n\\nStep') puts it in front")
