@@ -47,8 +47,7 @@ def check_sampling(model, tokenizer, prompts: list[str], n, temperature, batch_s
 
 def record_prompts(prompts: list[str]) -> None:
     """Append ``prompts`` (JSON lines) to ``$STEPDPO_RECORD_PROMPTS`` when set: tests check what models read."""
-    path = os.environ.get(RECORD_PROMPTS_ENV)
-    if path:
+    if path := os.environ.get(RECORD_PROMPTS_ENV):
         with open(path, "a", encoding="utf-8") as f:
             f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in dict.fromkeys(prompts))
 
@@ -123,8 +122,7 @@ def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float =
     torch.manual_seed(positive_int(seed, "seed", "sample_solutions", minimum=0))  # seed=True was 1, 1.5 was 1
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     device = next(model.parameters()).device
-    out = []
-    sampling, eos = sampling_arguments(temperature), eos_token_ids(model, tokenizer)
+    out, cut, sampling, eos = [], 0, sampling_arguments(temperature), eos_token_ids(model, tokenizer)
     try:
         for i in tqdm(range(0, len(flat), batch_size), desc="sampling", disable=not progress):
             batch = tokenizer(flat[i:i + batch_size], return_tensors="pt", padding=True,
@@ -132,9 +130,13 @@ def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float =
             with torch.no_grad(), exact_sampling(model):
                 gen = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                                      eos_token_id=eos, logits_processor=[FiniteLogits(model.dtype)], **sampling)
-            out += tokenizer.batch_decode(gen[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+            out += tokenizer.batch_decode(new := gen[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+            cut += int((~torch.isin(new, new.new_tensor(eos)).any(1)).sum()) if new.shape[1] == max_new_tokens else 0
     finally:
         tokenizer.padding_side = side
+    if cut:  # rows with no EOS (pad only follows one), graded as written: accuracy, labels, best-of-N biased silently
+        warnings.warn(f"sample_solutions: {cut} of {len(flat)} solutions stopped at max_new_tokens={max_new_tokens} "
+                      "before their end (cut: graded on what they wrote); raise max_new_tokens", stacklevel=2)
     return [out[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 

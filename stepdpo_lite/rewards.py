@@ -333,9 +333,9 @@ class GenerativeVerifier(TextRewards):
             raise InputTooLong(f"solution {index}: {detail}", index, detail)
 
     def warn_of_untrained_layout(self, prompts: list[str], steps: list[list[str]], side: str = "") -> None:
-        """One warning for all rows of what training warns of (reward_training): a layout it never read moves its
-        rewards. ``score_solutions`` calls it unless ``warn_layout=False`` (a caller that checked all its rows once,
-        naming each ``side`` it checks, e.g. a trainer's "chosen" and "rejected", so that their warnings differ)."""
+        """One warning for all rows of each thing training warns of (reward_training): a layout it never read moves its
+        rewards; text it cannot read gets a guess. ``score_solutions`` calls it unless ``warn_layout=False`` (a caller
+        that checked all its rows once, e.g. a trainer scoring in chunks, naming each ``side``: chosen, rejected)."""
         from .data import prompt_runs_into
         joined = sum(bool(p) and prompt_runs_into(p, ss[0]) for p, ss in zip(prompts, steps))  # "": no prompt
         bare = sum(not all(s.startswith(self.config.step_delimiter) for s in ss[1:]) for ss in steps)
@@ -345,9 +345,11 @@ class GenerativeVerifier(TextRewards):
                  "'{problem}\\n')"] * bool(joined) + [f"{bare} of {len(steps)} solutions' steps 2..K do not open "
                  f"with the step_delimiter {self.config.step_delimiter!r} it was trained with: put it in front of them "
                  "(data.delimit_steps)"] * bool(bare)
+        where = f"{type(self).__name__}.score_solutions{f' ({side} side)' * bool(side)}"
         if found:
-            warnings.warn(f"{type(self).__name__}.score_solutions{f' ({side} side)' * bool(side)}: {'; '.join(found)}; "
-                          "its rewards of a layout it was not trained on may be far off", stacklevel=3)
+            warnings.warn(f"{where}: {'; '.join(found)}; its rewards of a layout it was not trained on may be far off",
+                          stacklevel=3)
+        warn_of_unread_text(self.tokenizer, self._tokenize([p + "".join(ss) for p, ss in zip(prompts, steps)]), where)
 
     def _score_encoded(self, encoded: list[tuple[list[int], list[int]]], batch_size: int | None = None,
                        progress: bool = False) -> list[list[float]]:
@@ -356,7 +358,6 @@ class GenerativeVerifier(TextRewards):
         from torch.nn.utils.rnn import pad_sequence
         from tqdm.auto import tqdm
 
-        warn_of_unread_text(self.tokenizer, [ids for ids, _ in encoded], f"{type(self).__name__}.score_solutions")
         batch_size = positive_int(batch_size, "batch_size", "reward model", none_ok=True) or self.config.batch_size
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # similar lengths, less padding

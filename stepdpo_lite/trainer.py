@@ -548,7 +548,7 @@ class StepwiseDPOTrainer(DPOTrainer):
                           f"step_delimiter={learned!r} if your data's steps are split that way.", stacklevel=4)
         columns, prompts = {}, list(dataset["prompt"])
         steps = {side: [extract_steps(text, delimiter) for text in dataset[side]] for side in ("chosen", "rejected")}
-        # a PRM's layout warning once a side (counting rows, naming it), not per chunk; a subclass may lack warn_layout
+        # a PRM's layout and unread-text warnings once a side (all rows), not per chunk; a subclass may lack warn_layout
         quiet = keywords_taken(self.reward_model.score_solutions, warn_layout=False) if isinstance(
             self.reward_model, ProcessRewardModel) else {}
         if quiet:

@@ -187,3 +187,32 @@ def test_nan_or_inf_logits_are_an_error_naming_the_dtype_and_the_fix(tiny_base_p
     for bad in (float("nan"), float("inf")):
         with pytest.raises(ValueError, match="the model's torch.float16 forward pass"):
             check(None, torch.tensor([[0.5, -float("inf")], [bad, 0.0]]))
+
+
+def test_solutions_cut_at_max_new_tokens_warn_once_a_call_with_their_count(base, monkeypatch):
+    """A solution stopped at max_new_tokens before its EOS was graded on what it wrote (wrong, or unparsable), with
+    no word: accuracy, notebook 01's labels and best-of-N were biased where the knob was too small. One warning a
+    call, counting the rows with no EOS, read from the ids: a row whose EOS is its last allowed token ended."""
+    import warnings
+    model, tok = base
+    prompts = [p.prompt for p in toyworld.make_problems(6, "test")]
+    kw = dict(n=1, temperature=0, batch_size=4, progress=False)  # batches of 4 and 2: one warning for both
+
+    def sample(max_new_tokens):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            texts = generation.sample_solutions(model, tok, prompts, max_new_tokens=max_new_tokens, **kw)
+        return [t for (t,) in texts], [str(w.message) for w in caught if "max_new_tokens=" in str(w.message)]
+
+    whole, said = sample(160)  # the tiny profile's: every greedy toy solution ends (at most ~116 tokens)
+    assert said == []
+    lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in whole]
+    limit = sorted(lengths)[len(lengths) // 2]  # a row of exactly `limit` tokens has no room left for its EOS
+    assert 0 < (cut := sum(n >= limit for n in lengths)) < len(prompts), lengths
+    short, said = sample(limit)
+    assert said == [f"sample_solutions: {cut} of 6 solutions stopped at max_new_tokens={limit} before their end (cut: "
+                    "graded on what they wrote); raise max_new_tokens"]
+    assert all(w.startswith(s) for w, s in zip(whole, short))  # the texts themselves are as they were
+    # every token an EOS of the generation config: one token a row, its last allowed one, and every row ended
+    monkeypatch.setattr(model.generation_config, "eos_token_id", [*range(model.config.vocab_size)])
+    assert sample(1)[1] == []

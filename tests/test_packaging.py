@@ -159,7 +159,8 @@ def test_the_core_never_imports_the_tutorial_kit():
     a TRL trainer's adapters and a check of non-finite logits in sampling, to 4,135; a review of that change gave
     InputTooLong its index, checks the aggregation names and keywords_taken (torch-free, shared), to 4,147; the
     seventh session's leftovers (no stepwise_config.pt, no GenerativeVerifier.to, no empty solution aggregated, the
-    checkpointing names of transformers 5 and the reference pass's flags, a dtype for load_policy) to 4,145.)"""
+    checkpointing names of transformers 5 and the reference pass's flags, a dtype for load_policy) to 4,145, and a
+    warning of solutions cut at max_new_tokens, the unread-text warning once a side, to 4,148.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",

@@ -1174,6 +1174,23 @@ def test_score_solutions_can_be_told_not_to_warn_of_the_layout(prm, orm):
             model.warn_of_untrained_layout(run_in, [[s] for s in sols])
 
 
+def test_warn_layout_false_leaves_the_unread_text_warning_to_the_caller_that_checks_all_rows(prm, orm):
+    """The trainer checks all its rows once (warn_of_untrained_layout) and scores them in chunks, each told
+    warn_layout=False: the warning of text the tokenizer maps to <unk> still came once per chunk, each counting its
+    own. It is one of the checks warn_of_untrained_layout makes now, for all the rows it is given, naming the side."""
+    import warnings
+    prompts, sols = _problems(3)
+    unread = [s + " ×" if i else s for i, s in enumerate(sols)]
+    for model in (prm, orm):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model.score_solutions(prompts, unread, warn_layout=False)
+        with pytest.warns(UserWarning, match=rf"^{type(model).__name__}.score_solutions \(chosen side\): 2 of 3 "
+                                             r"solutions \(solution 1 first\) hold text the tokenizer maps to its "
+                                             "unknown token '<unk>'"):
+            model.warn_of_untrained_layout(prompts, [extract_steps(s) for s in unread], side="chosen")
+
+
 def test_input_too_long_carries_the_solutions_index_and_what_is_too_long(tiny_model, tiny_tokenizer):
     """A caller scoring in chunks (the trainer) read the solution's index back out of the message with a regex: it
     is carried as ``index`` and ``detail``; rebuilt from its message alone (type(err)(msg)), both are None."""

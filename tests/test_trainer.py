@@ -1161,6 +1161,33 @@ def test_a_prm_whose_score_solutions_takes_keywords_is_told_to_keep_its_layout_w
     assert len([w for w in caught if "layout it was not trained on" in str(w.message)]) == 2  # one a side
 
 
+def test_a_prms_unread_text_warning_comes_once_a_side_counting_all_rows_not_once_per_chunk(
+        tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
+    """The trainer scores its rows in chunks of 512, one score_solutions call per chunk and side: the PRM's warning of
+    text its tokenizer maps to <unk> came once per chunk and side (5,000 such rows: ~20 warnings), each counting
+    its own chunk's rows. 3 chunks of 2 rows stand for them: one warning a side, counting that side's rows."""
+    from functools import partialmethod
+
+    from stepdpo_lite.rewards import ProcessRewardModel
+    monkeypatch.setattr(StepwiseDPOTrainer, "_add_reward_columns",
+                        partialmethod(StepwiseDPOTrainer._add_reward_columns, chunk=2))
+    rows = toy_rows(5, labels=False)
+    for r in rows[1:]:  # unread text in every chunk: 4 chosen and 3 rejected responses
+        r["chosen"] += " ×"
+    for r in rows[::2]:
+        r["rejected"] += " ×"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
+                                train_dataset=Dataset.from_list(rows),
+                                reward_model=ProcessRewardModel(copy.deepcopy(tiny_model), tiny_tokenizer))
+    said = [str(w.message) for w in caught if "score_solutions" in str(w.message) and "unknown token" in str(w.message)]
+    assert sorted(m.split(" hold text the tokenizer maps to its unknown token '<unk>'")[0] for m in said) == [
+        "ProcessRewardModel.score_solutions (chosen side): 4 of 5 solutions (solution 1 first)",
+        "ProcessRewardModel.score_solutions (rejected side): 3 of 5 solutions (solution 0 first)"], said
+    assert len(tr.train_dataset["chosen_step_rewards"]) == 5  # every row scored all the same
+
+
 def test_outcome_metrics_at_outcome_weight_0_are_logged_and_said_to_be_untrained(tmp_path, tiny_model,
                                                                                   tiny_tokenizer):
     """With outcome_loss_weight=0 (README's recipe) a trial read rewards/accuracies 0.33 and negative margins as a
