@@ -639,6 +639,12 @@ def test_grade_refuses_answers_and_verdicts_the_task_contract_does_not_allow():
     assert graded == {"correct": [[True, False, False]], "answers": [[29.0, 30.0, None]], "gold": [29.0]}
     as_int = type("IntAnswer", (_SumProblem,), {"final_answer": lambda self, s: 29, "gold_answer": lambda self: 29})
     assert bestofn.grade([as_int((19, 10))], [[right]])["answers"] == [[29.0]]  # an int is a number
+    import torch  # a torch scalar is a number too, as checks.finite_number takes one (it was refused)
+
+    as_tensor = type("TensorAnswer", (_SumProblem,), {"final_answer": lambda self, s: torch.tensor(29),
+                                                       "gold_answer": lambda self: torch.tensor(29.0),
+                                                       "is_correct": lambda self, s: True})
+    assert bestofn.grade([as_tensor((19, 10))], [[right]])["answers"] == [[29.0]]
     broken = {"final_answer": ("final_answer", "a finite number or None", "29", "candidate 0"),
               "gold_answer": ("gold_answer", "a finite number", float("nan"), None),
               "is_correct": ("is_correct", "a bool", "False", "candidate 0")}

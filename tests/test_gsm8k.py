@@ -121,6 +121,29 @@ def test_mc_verdicts_names_a_solution_that_is_no_str_and_a_prompt_given_as_a_pro
         gsm8k.mc_verdicts(tiny_model, tiny_tokenizer, ["PROMPT\n"], [["Answer: 5"]], progress=False)
 
 
+@pytest.mark.filterwarnings("ignore:sample_solutions. 1 of 1 solutions stopped")  # rollouts of a token, on purpose
+def test_mc_verdicts_grades_with_the_kits_grader_naming_the_problem_and_solution(tiny_tokenizer, tiny_model):
+    """An own task's is_correct returning 1 (0 and 1 are bools to the kit's grader) failed inside Verdict, naming no
+    problem, and "False" was read as right (no rollouts): graded as tasks.graded grades, named, rollouts too."""
+    solutions = [["Step 1: 2 + 3 = 5\n\nAnswer: 5", "Step 1: 2 + 3 = 6\n\nStep 2: 6 + 1 = 7\n\nAnswer: 7"]]
+
+    def own(verdict):
+        return [type("Own", (gsm8k.GSM8KProblem,), {"is_correct": verdict})("q", "5", "Problem: 2 + 3.\n")]
+
+    out = gsm8k.mc_verdicts(tiny_model, tiny_tokenizer, own(lambda self, s: int(s.endswith("5"))), solutions,
+                            n_rollouts=1, max_new_tokens=2, progress=False)
+    assert [v.answer_correct for v in out[0]] == [True, False]
+    with pytest.raises(ValueError, match=r"mc_verdicts: problem 0, solution 1: the problem's is_correct must return a "
+                                         r"bool \(docs/own_task.md\), got str 'False'"):
+        gsm8k.mc_verdicts(tiny_model, tiny_tokenizer, own(lambda self, s: s.endswith("5") or "False"), solutions,
+                          progress=False)
+    with pytest.raises(ValueError, match=r"mc_verdicts: problem 0, solution 1, a rollout after one of its steps: "
+                                         r"the problem's is_correct must return a bool"):  # the samples' are bools
+        gsm8k.mc_verdicts(tiny_model, tiny_tokenizer, own(lambda self, s: s.endswith("5") if s in solutions[0]
+                                                          else None), solutions, n_rollouts=1, max_new_tokens=1,
+                          progress=False)
+
+
 def test_mc_verdicts_warns_before_any_rollout_when_most_samples_are_one_step():
     """Qwen2.5-Instruct may write "### Step 1:" or "**Step 1:**" where INSTRUCTION asks for paragraphs opening
     "Step k:": every such sample was one step at "\\n\\nStep", and its Monte-Carlo labels, the PRM and Stepwise DPO

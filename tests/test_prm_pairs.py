@@ -153,5 +153,18 @@ def test_a_resampled_candidates_error_names_the_problem_as_given():
                                      THRESHOLD, tries=1, sample_fn=sample_fn)
     with pytest.raises(ValueError, match=r"label_samples: problem 2, solution 0: step 0's reward must be a finite"):
         prm_pairs.step_negatives({"dpo": None}, None, nan_prm, problems, [row], THRESHOLD, tries=1, sample_fn=sample_fn)
-    with pytest.raises(ValueError, match=r"label_samples: 1 problems but 2 problem_ids"):
-        prm_pairs.label_samples(nan_prm, problems[:1], [[wrong]], THRESHOLD, problem_ids=[4, 5])
+
+
+def test_resampled_candidates_are_labelled_without_checking_the_problems_again(monkeypatch):
+    """step_negatives checked its problems, then label_samples checked the subset it was given again (each batch of
+    step_pairs' resampling too): the candidates are now labelled on the checked problems, once a call."""
+    problems = toyworld.make_problems(3, "test", seed=3, min_ops=2, max_ops=2)
+    steps = prm_pairs.extract_steps(problems[2].gold_solution)
+    row = {"prompt": problems[2].prompt, "initial_reason_steps": steps[0], "chosen_step": "a", "rejected_step": "b",
+           "step_index": 1, "problem_index": 2}
+    checked, check_problems = [], prm_pairs.check_problems
+    monkeypatch.setattr(prm_pairs, "check_problems", lambda problems, where, **kw: (
+        checked.append(where), check_problems(problems, where, **kw))[1])
+    rows, stats = prm_pairs.step_negatives({"dpo": None}, None, DocumentedPRM(), problems, [row], THRESHOLD, tries=2,
+                                           sample_fn=lambda m, t, contexts, n, **kw: [["x"] * n for _ in contexts])
+    assert (rows, stats["not_a_step_the_prm_rejects"]) == ([], 1) and checked == ["step_negatives: problems"]

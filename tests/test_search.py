@@ -468,6 +468,13 @@ def test_compare_at_budgets_and_figures(tmp_path):
         with pytest.raises(ValueError, match=r"searches\['beam_prm'\] at B=4 has 1 results for 2 problems"):
             search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam[:1]}}, [4], "min",
                                       n_resamples=5, per_problem=per_problem)
+        # solution texts in place of SearchResults: named under compare_at_budgets, the search and B, per problem or
+        # not (an AttributeError per problem, and search.accuracy's message otherwise)
+        with pytest.raises(ValueError, match=r"compare_at_budgets: searches\['beam_prm'\] at B=4: results\[0\] is a "
+                                             r"str: compare_at_budgets takes SearchResults"):
+            search.compare_at_budgets(problems, candidates, tokens, prm, orm,
+                                      {"beam_prm": {4: [r.solution for r in beam]}}, [4], "min", n_resamples=5,
+                                      per_problem=per_problem)
 
     # token counts that do not pair up with the candidates set the best-of-B tokens from other solutions, silently;
     # a budget of 2.5 was cast to 2 and True to 1

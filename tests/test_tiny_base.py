@@ -182,3 +182,17 @@ def test_fine_tune_base_refuses_what_it_cannot_train_before_training(tmp_path, t
     with pytest.raises(ValueError, match=f"fine_tune_base: {message}"):
         tiny_base.fine_tune_base(base=tmp_path / "base", max_steps=kw.pop("max_steps", 1), **kw)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base"]
+
+
+def test_fine_tune_base_tokenizes_its_texts_once_and_names_an_unspelled_one_by_its_row(tmp_path, tiny_base_path,
+                                                                                       monkeypatch):
+    """check_spelled tokenized every prompt and solution, which the dataset then tokenized again: the rows' ids now
+    find a text read as <unk>, and check_spelled reads only that row's texts again (and the eval prompts)."""
+    checked = []
+    check_spelled = tasks.check_spelled
+    monkeypatch.setattr(tasks, "check_spelled", lambda tok, texts, *a, **kw: (checked.append(list(texts)),
+                                                                              check_spelled(tok, texts, *a, **kw)))
+    prompts, solutions = [SayNumber.prompt] * 3, ["Answer: 7", "Answer: 7", "Answer: 7 × 1"]
+    with pytest.raises(ValueError, match=r"fine_tune_base: solutions\[2\]: the tokenizer reads the characters '×'"):
+        tiny_base.fine_tune_base(tmp_path / "own", prompts, solutions, [SayNumber()], base=tiny_base_path)
+    assert checked == [[SayNumber.prompt], [SayNumber.prompt], ["Answer: 7 × 1"]]  # eval prompts, then row 2's

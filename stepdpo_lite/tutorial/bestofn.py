@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import warnings
 from pathlib import Path
 from typing import Callable, Hashable, Sized
@@ -37,29 +36,28 @@ def held_out_problems(profile, n: int, seed: int = 0, tokenizer=None) -> list:
     return tasks.get_task(profile).held_out(n, seed=seed, tokenizer=tokenizer)
 
 
-def _graded(value, kind: str, who: str, where: str):
-    """What a task's answers returned, as docs/own_task.md allows it (``kind``: "answer", a finite number or None;
-    "gold", a finite number), else a ValueError naming ``who`` and ``where`` (the problem and candidate): a str
-    answer "29" never equals the gold 29.0, so every majority vote would count wrong silently, and a list answer was
-    a TypeError inside a Counter. A verdict is ``tasks.graded``'s."""
-    if value is None and kind == "answer":
-        return None
-    elif isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    method, allowed = {"answer": ("final_answer", "a finite number or None (no answer)"),
-                       "gold": ("gold_answer", "a finite number")}[kind]
-    raise ValueError(f"{who}: {where}: the problem's {method} must return {allowed} (docs/own_task.md), got "
-                     f"{type(value).__name__} {value!r:.40}")
+def _answer_number(value, method: str, allowed: str, who: str, where: str) -> float:
+    """``value``, what a task's ``method`` returned, as ``checks.finite_number`` takes a number, else a ValueError
+    naming ``who`` and ``where`` (the problem and candidate) and what docs/own_task.md allows: a str answer "29" never
+    equals the gold 29.0, so every majority vote would count wrong silently, and a list answer was a TypeError inside
+    a Counter. A verdict is ``tasks.graded``'s."""
+    try:
+        return finite_number(value, method, who)
+    except ValueError:  # its own words: a task's method broke the contract, no setting (finite_number's YAML hint)
+        raise ValueError(f"{who}: {where}: the problem's {method} must return {allowed} (docs/own_task.md), got "
+                         f"{type(value).__name__} {value!r:.40}") from None
 
 
 def final_answer(problem, solution: str, who: str = "final_answer", where: str = "the solution"):
     """The stated final answer (a number), or None, as the problem's grader reads it (toy world: a vote for the
     gold answer is a correct solution; a number after a last step that does not parse is no vote)."""
-    return _graded(problem.final_answer(solution), "answer", who, where)
+    answer = problem.final_answer(solution)
+    return None if answer is None else _answer_number(answer, "final_answer", "a finite number or None (no answer)",
+                                                      who, where)
 
 
 def gold_answer(problem, who: str = "gold_answer", where: str = "the problem") -> float:
-    return _graded(problem.gold_answer(), "gold", who, where)
+    return _answer_number(problem.gold_answer(), "gold_answer", "a finite number", who, where)
 
 
 def is_correct(problem, solution: str, who: str = "is_correct", where: str = "the solution") -> bool:

@@ -321,7 +321,7 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
     Before any rollout, a warning when most samples are one step (``warn_of_one_step_samples``: another layout).
     """
     from ..evaluation import first_error_index
-    from . import labelling, toyworld
+    from . import labelling, tasks, toyworld
 
     labelling.check_solution_lists(problems, solutions, "mc_verdicts")
     labelling.prompts_of(problems, "mc_verdicts")  # a prompt str is no problem (no is_correct)
@@ -334,11 +334,16 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
     flat = [(i, k, s) for i, sols in enumerate(solutions) for k, s in enumerate(sols) if s.strip()]
     steps = [extract_steps(s) for _, _, s in flat]
     warn_of_one_step_samples([s for _, _, s in flat], "mc_verdicts", steps=steps)  # before the rollouts it would spend
-    right = [problems[i].is_correct(s) for i, _, s in flat]
+
+    def graded(j: int, text: str, what: str = "") -> bool:  # a 1 failed in Verdict, naming no problem
+        i, k, _ = flat[j]
+        return tasks.graded(problems[i], text, f"mc_verdicts: problem {i}, solution {k}{what}")
+
+    right = [graded(j, s) for j, (_, _, s) in enumerate(flat)]
     todo = [j for j in range(len(flat)) if rollout_correct or not right[j]]
     mc = labelling.mc_step_labels(policy, tokenizer, [problems[flat[j][0]].prompt for j in todo],
                                   [steps[j] for j in todo],
-                                  lambda k, text: problems[flat[todo[k]][0]].is_correct(text),
+                                  lambda k, text: graded(todo[k], text, ", a rollout after one of its steps"),
                                   n=n_rollouts, seed=seed, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                   temperature=temperature, progress=progress) if todo else {"labels": []}
     labels = {j: list(lab) for j, lab in zip(todo, mc["labels"])}

@@ -23,7 +23,6 @@ cancels in DPO's log-ratio and ``step_pairing="first_error"`` scores only step k
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 import random
 import re
@@ -98,35 +97,37 @@ def _fits(prm, prompt: str, steps: list[str]) -> bool:
 
 
 def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: float, *, policy: str | None = None,
-                  delimiter: str | None = None, batch_size: int | None = None, progress: bool = False,
-                  problem_ids: Sequence[int] | None = None) -> list[list[Sample]]:
+                  delimiter: str | None = None, batch_size: int | None = None, progress: bool = False
+                  ) -> list[list[Sample]]:
     """Score every step of every solution with the PRM (one forward pass each) and check every final answer.
 
     ``solutions[i]`` holds the sampled texts of ``problems[i]``; ``policy`` names who sampled them (in
     ``Sample.policy``). Blank solutions and ones too long for the PRM are kept, unscored (``rewards=None``).
     ``prm.score_solutions(prompts, step_lists)`` must return one list of finite step rewards per solution (a
     ValueError names the problem and solution); it gets ``batch_size=`` and ``progress=`` (a bar over its scoring
-    batches) where its signature takes them. ``problem_ids``: each problem's number in the messages, for a caller
-    that passes some of its problems (None: 0, 1, ...; ``Sample.problem`` is the index in ``problems`` either way)."""
+    batches) where its signature takes them."""
     problems = check_problems(problems, "label_samples: problems", parts=("is_correct",))
+    return _label_checked(prm, problems, solutions, threshold, policy=policy, delimiter=delimiter,
+                          batch_size=batch_size, progress=progress)
+
+
+def _label_checked(prm, problems: list, solutions, threshold, *, policy, delimiter, batch_size, progress):
+    """``label_samples`` on ``problems`` its caller has checked (``_label_texts``: once a call, not once a batch)."""
     solutions = list_of(solutions, "label_samples: solutions", "lists of texts (one per problem)")
     if len(problems) != len(solutions):
         raise ValueError(f"label_samples: {len(problems)} problems but {len(solutions)} lists of solutions")
-    ids = range(len(problems)) if problem_ids is None else list_of(problem_ids, "label_samples: problem_ids", "ints")
-    if len(ids) != len(problems):  # a message would name another problem, or none
-        raise ValueError(f"label_samples: {len(problems)} problems but {len(ids)} problem_ids")
     finite_number(threshold, "threshold (a log-odds)", "label_samples")
     score = reward_scorer(prm, "label_samples")
     delimiter = delimiter or getattr(getattr(prm, "config", None), "step_delimiter", DEFAULT_DELIMITER)
     out, todo = [], []
     for i, (p, sols) in enumerate(zip(problems, solutions)):
         row = []
-        for j, text in enumerate(list_of(sols, f"label_samples: solutions[{i}] (problem {ids[i]})", "solution texts")):
+        for j, text in enumerate(list_of(sols, f"label_samples: solutions[{i}]", "solution texts")):
             if not isinstance(text, str):
-                raise ValueError(f"label_samples: problem {ids[i]}, solution {j}: expected a str, got "
+                raise ValueError(f"label_samples: problem {i}, solution {j}: expected a str, got "
                                  f"{type(text).__name__}")
             steps = extract_steps(text, delimiter) if text.strip() else []
-            s = Sample(i, text, steps, None, graded(p, text, f"label_samples: problem {ids[i]}, solution {j}"),
+            s = Sample(i, text, steps, None, graded(p, text, f"label_samples: problem {i}, solution {j}"),
                        threshold, policy)
             if steps and _fits(prm, p.prompt, steps):
                 todo.append((j, s))
@@ -140,10 +141,10 @@ def label_samples(prm, problems, solutions: Sequence[Sequence[str]], threshold: 
             raise ValueError(f"label_samples: the PRM returned {len(rewards)} lists of rewards for "
                              f"{len(todo)} solutions")
         for (j, s), r in zip(todo, rewards):
-            where = f"label_samples: problem {ids[s.problem]}, solution {j}"  # a float: an ORM's, no step reward
+            where = f"label_samples: problem {s.problem}, solution {j}"  # a float: an ORM's, no step reward
             r = list_of(r, f"{where}: the PRM's rewards", "step rewards (one per step: a PRM's, not an ORM's)")
             if len(r) != len(s.steps):
-                raise ValueError(f"label_samples: problem {ids[s.problem]}: the PRM returned {len(r)} rewards for a "
+                raise ValueError(f"label_samples: problem {s.problem}: the PRM returned {len(r)} rewards for a "
                                  f"solution of {len(s.steps)} steps (solution {j})")
             s.rewards = [finite_number(x, f"step {k}'s reward", where) for k, x in enumerate(r)]  # NaN, "a" too
     return out
@@ -432,20 +433,16 @@ def _label_texts(prm, problems, problem_indices, texts, threshold, policy, who: 
                 or not 0 <= i < len(problems)), None)
     if bad is not None:
         raise ValueError(f"{who}: problem_index {bad!r} is not an index of the {len(problems)} problems given")
-    index = sorted(set(problem_indices))
-    where = {i: n for n, i in enumerate(index)}
-    groups = [[] for _ in index]
+    groups = [[] for _ in problems]  # none for a problem without texts: Sample.problem and messages name problem i
     for i, t in zip(problem_indices, texts):
-        groups[where[i]].append(t)
-    labelled = label_samples(prm, [problems[i] for i in index], groups, threshold, policy=policy, progress=progress,
-                             problem_ids=index)  # its messages name problem i, not its place in this subset
-    cursor = [0] * len(index)
+        groups[i].append(t)
+    labelled = _label_checked(prm, problems, groups, threshold, policy=policy, delimiter=None, batch_size=None,
+                              progress=progress)
+    cursor = [0] * len(problems)
     out = []
     for i in problem_indices:
-        g = where[i]
-        s = labelled[g][cursor[g]]
-        cursor[g] += 1
-        out.append(dataclasses.replace(s, problem=i))
+        out.append(labelled[i][cursor[i]])
+        cursor[i] += 1
     return out
 
 

@@ -667,16 +667,21 @@ def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequen
 
 # ----------------------------------------------------------------------------- equal-budget comparison
 
+def _check_search_results(results: list, where: str, who: str) -> None:
+    """A solution text in place of a SearchResult was "'str' object has no attribute 'solution'"."""
+    odd = next((k for k, r in enumerate(results) if not hasattr(r, "solution")), None)
+    if odd is not None:
+        raise ValueError(f"{where}[{odd}] is a {type(results[odd]).__name__}: {who} takes SearchResults "
+                         "(beam_search's); for solution texts use bestofn.accuracy")
+
+
 def accuracy(problems, results: Sequence[SearchResult]) -> float:
     """Final-answer accuracy of the chosen solutions (an ``is_correct`` that returns no bool is refused, named)."""
     problems = list_of(problems, "accuracy: problems", "problems")
     results = list_of(results, "accuracy: results", "search results (SearchResult)")
     if len(problems) != len(results) or not problems:
         raise ValueError(f"accuracy: {len(problems)} problems but {len(results)} search results (need equal, > 0)")
-    odd = next((k for k, r in enumerate(results) if not hasattr(r, "solution")), None)
-    if odd is not None:  # a solution text was "'str' object has no attribute 'solution'"
-        raise ValueError(f"accuracy: results[{odd}] is a {type(results[odd]).__name__}: search.accuracy takes "
-                         "SearchResults (beam_search's); for solution texts use bestofn.accuracy")
+    _check_search_results(results, "accuracy: results", "search.accuracy")
     return sum(bestofn.is_correct(p, r.solution, "accuracy", f"problem {i}")
                for i, (p, r) in enumerate(zip(problems, results))) / len(problems)
 
@@ -720,10 +725,12 @@ def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards,
             if len(results) != len(problems):  # zip would score the first ones only, and say nothing
                 raise ValueError(f"compare_at_budgets: searches[{method!r}] at B={b} has {len(results)} results for "
                                  f"{len(problems)} problems")
-            where = lambda i: f"searches[{method!r}] at B={b}, problem {i}"
-            row[method] = ([float(bestofn.is_correct(p, r.solution, "compare_at_budgets", where(i)))
-                            for i, (p, r) in enumerate(zip(problems, results))]
-                           if per_problem else accuracy(problems, results))
+            _check_search_results(results, f"compare_at_budgets: searches[{method!r}] at B={b}: results",
+                                  "compare_at_budgets")
+            right = [float(bestofn.is_correct(p, r.solution, "compare_at_budgets",
+                                              f"searches[{method!r}] at B={b}, problem {i}"))
+                     for i, (p, r) in enumerate(zip(problems, results))]
+            row[method] = right if per_problem else sum(right) / len(right)
             tokens[method] = sum(r.tokens for r in results) / len(results)
             scored[method] = sum(r.n_scored for r in results) / len(results)
         out[str(b)] = {**row, "tokens": tokens, "token_budget": budget, "prm_scored": scored}

@@ -72,10 +72,11 @@ def graded(problem, solution: str, where: str) -> bool:
     return labelling.answer_check(problem.is_correct(solution), where)
 
 
-def check_spelled(tokenizer, texts: list[str], where: str, *, text: str = "its prompt",
+def check_spelled(tokenizer, texts: list[str], where: str, *, first: int = 0, text: str = "its prompt",
                   harm: str = "the model would answer another problem") -> None:
-    """A ValueError naming ``where[i]``, the characters and ``harm`` when the tokenizer reads part of ``texts[i]`` as
-    its unk token (the model would read ``<unk>`` there, without a word); ``text`` names the text in the message.
+    """A ValueError naming ``where[first + i]``, the characters and ``harm`` when the tokenizer reads part of
+    ``texts[i]`` as its unk token (the model would read ``<unk>`` there, without a word); ``first``: the index of
+    ``texts[0]`` in the caller's list (a slice of it checked), ``text`` names the text in the message.
     Refused: a character the tokenizer reads as unk, or more unk tokens than the text writes the unk token's own text
     (which a text may hold on purpose: the smoke base's Qwen2 tokenizer has ``<|endoftext|>`` as unk, a few-shot
     separator). Byte-level tokenizers spell every character; one without an unk token has nothing to check."""
@@ -94,7 +95,8 @@ def check_spelled(tokenizer, texts: list[str], where: str, *, text: str = "its p
         chars = [c for c, c_ids in zip(distinct, encode(distinct)) if unk in c_ids]  # one call for them all
         if chars or ids.count(unk) > written:
             what = f"the characters {''.join(chars)!r}" if chars else "a part"
-            raise ValueError(f"{where}[{i}]: the tokenizer reads {what} of {text} as {unk_text or f'token {unk}'} "
+            raise ValueError(f"{where}[{first + i}]: the tokenizer reads {what} of {text} as "
+                             f"{unk_text or f'token {unk}'} "
                              f"({harm}): write {text} in characters it spells (the toy world's tiny tokenizer, for "
                              "one, spells printable ASCII and newlines only)")
 

@@ -48,9 +48,13 @@ def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num
                         where: str = "solution_lm_dataset"):
     """Causal-LM rows ``input_ids``/``labels`` of prompt + solution + eos, with the loss on the solution only:
     the prompt's random numbers are not to be learned. ``where`` names the caller in its errors."""
-    from datasets import Dataset
-
     prompts, solutions = _training_texts(prompts, solutions, where)
+    return _lm_rows(tokenizer, prompts, solutions, num_proc)
+
+
+def _lm_rows(tokenizer, prompts: list[str], solutions: list[str], num_proc: int | None = None):
+    """``solution_lm_dataset``'s rows from texts ``_training_texts`` has checked."""
+    from datasets import Dataset
 
     def tokenize(batch):
         prompt_ids = tokenizer(batch["prompt"], add_special_tokens=False)["input_ids"]
@@ -130,12 +134,14 @@ def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[s
     model, tokenizer = load_tiny_base(base)
     # checked now, not by the first evaluation's sampling: that comes after eval_every training steps
     tasks.check_spelled(tokenizer, labelling.prompts_of(eval_problems), "fine_tune_base: eval_problems")
-    prompts, solutions = _training_texts(prompts, solutions, "fine_tune_base")  # lists: both read below
-    for name, texts in (("prompts", prompts), ("solutions", solutions)):
-        tasks.check_spelled(tokenizer, texts, f"fine_tune_base: {name}", text="the text",
-                            harm="the model would learn to write <unk>, which decodes to nothing")
-    ds = solution_lm_dataset(tokenizer, prompts, solutions, where="fine_tune_base")
+    prompts, solutions = _training_texts(prompts, solutions, "fine_tune_base")  # lists: a row's are named below
+    ds = _lm_rows(tokenizer, prompts, solutions)
     input_ids = ds["input_ids"]  # read from Arrow once: each ds["input_ids"] converts every row again
+    # the rows' ids find a text read as <unk>; check_spelled tokenizes only such a row's again, to name its characters
+    for i in (i for i, ids in enumerate(input_ids) if tokenizer.unk_token_id in ids):
+        for name, texts in (("prompts", prompts), ("solutions", solutions)):
+            tasks.check_spelled(tokenizer, texts[i:i + 1], f"fine_tune_base: {name}", first=i, text="the text",
+                                harm="the model would learn to write <unk>, which decodes to nothing")
     positions = model.config.max_position_embeddings  # beyond them it trained with only transformers' warning
     too_long = next((i for i, ids in enumerate(input_ids) if len(ids) > positions), None)
     if too_long is not None:
