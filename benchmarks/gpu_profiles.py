@@ -300,7 +300,7 @@ def main(argv=None):
             profile = replace(profile, dtype="float32")
         max_length = args.max_length or profile.max_length
         # the PRM trains and scores at the reward models' limit, as notebooks 02 and 06 do (4096 on the GPU profiles)
-        reward_max_length = args.max_length or profile.reward_max_length or profile.max_length
+        reward_max_length = args.max_length or profile.reward_training_args("process")["max_length"]
         with tempfile.TemporaryDirectory() as tmp:
             base, weights = build_base(profile.model_name, Path(tmp) / "base", args.shrink)
             r = {"model": profile.model_name, "weights": weights, "dtype": profile.dtype, "max_length": max_length,

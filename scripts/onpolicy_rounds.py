@@ -195,7 +195,7 @@ def main(argv=None):
         prm_dir = runs.require(run / "prm", "02_process_reward_model")
         threshold = diagnostics.prm_threshold(prm_dir, run)  # the one notebook 02 saved with this PRM
         # notebook 01's problem counts (not run through: none), else refused by recorded_splits once policies loaded
-        onpolicy.recorded_counts(metrics, n_train=args.train_problems, n_eval=args.eval_problems)
+        n_train, n_eval = onpolicy.recorded_counts(metrics, n_train=args.train_problems, n_eval=args.eval_problems)
     except (ValueError, FileNotFoundError) as err:
         ap.error(f"--runs-dir: {err}")
     from stepdpo_lite.rewards import ProcessRewardModel
@@ -206,7 +206,7 @@ def main(argv=None):
         if args.freeze_embeddings and not onpolicy.starts_with_lora(profile):  # a LoRA policy's are frozen already
             policies[m].get_input_embeddings().weight.requires_grad_(False)
     splits = onpolicy.recorded_splits(tasks.get_task(profile), metrics, seed=args.seed, tokenizer=tokenizer,
-                                      n_train=args.train_problems, n_eval=args.eval_problems)
+                                      n_train=n_train, n_eval=n_eval)
     eval_problems = splits[args.split][: args.n_eval or None]
     if args.n_eval and args.n_eval > len(eval_problems):  # the figures are on fewer problems than asked for
         print(f"--n-eval {args.n_eval}: the {args.split} split holds {len(eval_problems)} problems; evaluating on all "

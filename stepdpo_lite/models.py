@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from .atomic import write_json_atomic
@@ -239,6 +240,13 @@ def _local_folder_exists(name_or_path, who: str, hub_error: OSError | None = Non
         raise FileNotFoundError(f"{who}: {text!r} is no folder here ({where}), and {hub}") from hub_error
 
 
+@contextmanager
+def quiet_peft_checkpointing_read():  # PEFT's PeftModel (load_model's, TRL's) reads a deprecated name of transformers 5
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        yield
+
+
 def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit", lora=None, device: str | None = None,
                dtype=None, gradient_checkpointing: bool = False, trainable: bool | None = None):
     """Load ``(model, tokenizer)``. Raises ValueError: bad argument, no/incomplete model; FileNotFoundError: no folder.
@@ -322,8 +330,7 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
             model.enable_input_require_grads()
         model.config.use_cache = False
 
-    with warnings.catch_warnings():  # PEFT's PeftModel reads transformers 5's deprecated is_gradient_checkpointing
-        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    with quiet_peft_checkpointing_read():
         if adapter_dir is not None:
             from peft import PeftModel
             model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=training)

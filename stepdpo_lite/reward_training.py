@@ -275,15 +275,16 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
             raise ValueError(f"{who}: {names[split[0][0]]}: field 'completions': steps 2..K open with {d!r}, not "
                              f"step_delimiter={c.step_delimiter!r}, in all {len(split)} rows of more than one step: a "
                              f"PRM saved so splits a text it scores into other steps; pass step_delimiter={d!r}")
-        bare = sum(not all(s.startswith(c.step_delimiter) for s in steps[1:]) for _, steps in split)
-        k = next((j for j, d in enumerate(opens) if d), None)  # the first row whose steps open with another one
-        fix = (f"in {len(opens) - opens.count(None)} of them ({names[split[k][0]]} first) steps 2..K open with "
-               f"{opens[k]!r}: is that the data's delimiter?" if k is not None else
-               f"in {bare} of them steps 2..K do not open with it (TRL's bare steps: trained run together): put it in "
-               "front, e.g. ds.map(lambda r: data.delimit_steps(r, '\\n')) with step_delimiter='\\n'" if bare else
-               ("these rows' steps contain it: pick a delimiter that opens each step and that the steps never contain "
-                "otherwise" if c.step_delimiter == "\n" else "set the data's delimiter (e.g. '\\n' for GSM8K)")
-               + ", or score lists of steps")
+        if (k := next((j for j, d in enumerate(opens) if d), None)) is not None:  # the first opening with another
+            fix = (f"in {len(opens) - opens.count(None)} of them ({names[split[k][0]]} first) steps 2..K open with "
+                   f"{opens[k]!r}: is that the data's delimiter?")
+        elif bare := sum(not all(s.startswith(c.step_delimiter) for s in steps[1:]) for _, steps in split):
+            fix = (f"in {bare} of them steps 2..K do not open with it (TRL's bare steps: trained run together): put "
+                   "it in front, e.g. ds.map(lambda r: data.delimit_steps(r, '\\n')) with step_delimiter='\\n'")
+        else:
+            fix = ("these rows' steps contain it: pick a delimiter that opens each step and that the steps never "
+                   "contain otherwise" if c.step_delimiter == "\n" else "set the data's delimiter (e.g. '\\n' for "
+                   "GSM8K)") + ", or score lists of steps"
         warnings.warn(f"{who}: {len(split)} of {len(train_rows)} rows do not split back into their steps at "
                       f"step_delimiter={c.step_delimiter!r} ({names[split[0][0]]} first, field 'completions'); the "
                       f"saved PRM splits a text there when it scores one: {fix}")

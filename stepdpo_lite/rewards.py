@@ -122,12 +122,7 @@ def mistake_made_here_labels(reachable) -> list[float]:
 
 
 class InputTooLong(ValueError):
-    """An input longer than the reward model's ``max_length`` (refused, never truncated): ``index``, the solution's
-    place in the call's list, and ``detail``, the message past "solution {index}: " (None: a message of one's own)."""
-
-    def __init__(self, message: str, index: int | None = None, detail: str | None = None):
-        super().__init__(message)
-        self.index, self.detail = index, detail
+    """An input longer than the reward model's ``max_length``: refused, never truncated."""
 
 
 def check_config_values(c: RewardModelConfig) -> None:
@@ -330,12 +325,11 @@ class GenerativeVerifier(TextRewards):
                       "it out (this model's input_lengths(prompts, solutions) finds them), or raise max_length up to "
                       f"the model's context (a saved one: {type(self).__name__}.load(path, max_length=...), trusting "
                       "it only as far as it was trained); it is never truncated silently")
-            raise InputTooLong(f"solution {index}: {detail}", index, detail)
+            raise InputTooLong(f"solution {index}: {detail}")
 
-    def warn_of_untrained_layout(self, prompts: list[str], steps: list[list[str]], side: str = "") -> None:
+    def warn_of_untrained_layout(self, prompts: list[str], steps: list[list[str]], token_ids, side: str = "") -> None:
         """One warning for all rows of each thing training warns of (reward_training): a layout it never read moves its
-        rewards; text it cannot read gets a guess. ``score_solutions`` calls it unless ``warn_layout=False`` (a caller
-        that checked all its rows once, e.g. a trainer scoring in chunks, naming each ``side``: chosen, rejected)."""
+        rewards; text it cannot read (in ``token_ids``, as encoded) gets a guess. ``side``: a trainer's, named."""
         from .data import prompt_runs_into
         joined = sum(bool(p) and prompt_runs_into(p, ss[0]) for p, ss in zip(prompts, steps))  # "": no prompt
         bare = sum(not all(s.startswith(self.config.step_delimiter) for s in ss[1:]) for ss in steps)
@@ -349,7 +343,7 @@ class GenerativeVerifier(TextRewards):
         if found:
             warnings.warn(f"{where}: {'; '.join(found)}; its rewards of a layout it was not trained on may be far off",
                           stacklevel=3)
-        warn_of_unread_text(self.tokenizer, self._tokenize([p + "".join(ss) for p, ss in zip(prompts, steps)]), where)
+        warn_of_unread_text(self.tokenizer, token_ids, where)
 
     def _score_encoded(self, encoded: list[tuple[list[int], list[int]]], batch_size: int | None = None,
                        progress: bool = False) -> list[list[float]]:
@@ -496,12 +490,11 @@ class ProcessRewardModel(GenerativeVerifier):
         return encoded
 
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str] | Sequence[Sequence[str]],
-                        batch_size: int | None = None, progress: bool = False, warn_layout: bool = True
-                        ) -> list[list[float]]:
-        """Per-step rewards (log-odds) of each solution; a text solution is split with ``step_delimiter``."""
+                        batch_size: int | None = None, progress: bool = False, side: str = "") -> list[list[float]]:
+        """Per-step rewards (log-odds) of each solution; a text solution is split with ``step_delimiter``. ``side``:
+        which a trainer scores (chosen, rejected), named in the layout and unread-text warnings."""
         encoded = self._encode_many(prompts := list_of(prompts, "prompts", "strings"), steps := self._split(solutions))
-        if warn_layout:  # checked by _encode_many first
-            self.warn_of_untrained_layout(prompts, steps)
+        self.warn_of_untrained_layout(prompts, steps, [ids for ids, _ in encoded], side)  # checked by _encode_many
         return self._score_encoded(encoded, batch_size, progress)
 
     def first_errors(self, prompts: Sequence[str], solutions, threshold: float | None = None) -> list[int]:
@@ -578,14 +571,13 @@ class OutcomeRewardModel(GenerativeVerifier):
         return encoded
 
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str] | Sequence[Sequence[str]],
-                        batch_size: int | None = None, progress: bool = False, warn_layout: bool = True) -> list[float]:
+                        batch_size: int | None = None, progress: bool = False, side: str = "") -> list[float]:
         """One reward (log-odds) per solution. A list of steps is read as their text, joined: steps are pieces of
         the text (``"".join(extract_steps(text)) == text``), so an ORM scores what a PRM beside it scores."""
         solutions = ["".join(s) if isinstance(s, (list, tuple)) and s and all(isinstance(x, str) for x in s) else s
                      for s in list_of(solutions, "solutions", "texts or lists of steps")]
         encoded = self._encode_many(prompts := list_of(prompts, "prompts", "strings"), solutions)
-        if warn_layout:  # one step: a prompt run into it only
-            self.warn_of_untrained_layout(prompts, [[s] for s in solutions])
+        self.warn_of_untrained_layout(prompts, [[s] for s in solutions], [ids for ids, _ in encoded], side)
         return [r[0] for r in self._score_encoded(encoded, batch_size, progress)]
 
     solution_rewards = score_solutions

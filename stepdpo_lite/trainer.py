@@ -31,7 +31,7 @@ from .atomic import TRAINER_OUTPUTS, check_checkpoints, save_atomic, write_json_
 from .checks import documented_fields, finite_number, keywords_taken, list_of, positive_int
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
-from .models import keep_4bit_weights_unpacked, write_portable_adapter_config
+from .models import keep_4bit_weights_unpacked, quiet_peft_checkpointing_read, write_portable_adapter_config
 from .rewards import InputTooLong, ProcessRewardModel, step_delimiter_of, warn_of_unread_text
 from .steps import DEFAULT_DELIMITER, char_step_ids, extract_steps, step_spans
 from .stepwise_data import (REWARD_MODEL_LABELS, STEP_COLUMNS, STEP_PAIRINGS, STEP_VALUE_COLUMNS,
@@ -97,7 +97,7 @@ def prepare_adapters(trainer) -> None:
     away (20 at lr 5e-5 left 41% of a LoRA A unmoved), a T4's fp16 scaler cannot unscale their gradients. Trainable
     bfloat16 weights go to float32, under bf16 too (its autocast computes in bf16), but a full fine-tune's and those
     under DeepSpeed or FSDP (one dtype per flat parameter). TRL's frozen "ref" copy of a fresh LoRA adapter (B = 0:
-    its reference is the adapter disabled, the same numbers) is dropped; a trained adapter's is made its exact copy."""
+    its reference is the adapter disabled, the same numbers) is dropped; a trained one's exact weights come from it."""
     model = trainer.model
     keep_bf16 = trainer.args.bf16 and (not is_peft_model(model) or trainer.is_deepspeed_enabled
                                        or trainer.is_fsdp_enabled)
@@ -105,12 +105,15 @@ def prepare_adapters(trainer) -> None:
         if param.requires_grad and param.dtype == torch.bfloat16 and not keep_bf16:
             param.data = param.data.float()
     if is_peft_model(model) and "ref" in model.peft_config:
-        if _fresh_lora(model):
-            model.delete_adapter("ref")
-        else:  # the trained adapter copied in again, after the cast: TRL copies the names holding ".default."
-            # (LoRA's lora_A.default.weight), not those ending in it (IA3's ia3_l.default, LoHa's, LoKr's: fresh)
-            params = dict(model.named_parameters())
-            with torch.no_grad():
+        params = dict(model.named_parameters())
+        with torch.no_grad():  # DPOTrainer copied the ".default." weights into "ref" before its bfloat16 cast: the
+            for name, p in params.items():  # exact weights come back from there
+                if not keep_bf16 and ".default." in name and (ref := name.replace(".default.", ".ref.")) in params:
+                    p.copy_(params[ref])
+            if _fresh_lora(model):
+                model.delete_adapter("ref")
+            else:  # the trained adapter copied in again, after the cast: TRL copies the names holding ".default."
+                # (LoRA's lora_A.default.weight), not those ending in it (IA3's ia3_l.default, LoHa's, LoKr's: fresh)
                 for name, p in params.items():
                     if (ref := re.sub(r"\.default(\.|$)", r".ref\1", name)) != name and ref in params:
                         params[ref].copy_(p)
@@ -329,8 +332,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         self._max_num_steps = 1  # widest step count of any prepared dataset (precomputed reference step log-probs)
         self._step_counts = {"train": torch.zeros(5), "eval": torch.zeros(5)}  # tp, fp, fn, tn, truncated
         self.num_truncated_steps = self.num_wrong_steps_cut = 0  # the last: rejected steps labelled wrong, cut
-        with warnings.catch_warnings():  # upstream: PEFT's PeftModel (TRL's wrapper for a peft_config) reads it
-            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        with quiet_peft_checkpointing_read():  # TRL wraps a model in a PeftModel for a peft_config
             super().__init__(model, ref_model=ref_model, args=args, data_collator=data_collator,
                              train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=processing_class,
                              compute_metrics=compute_metrics, callbacks=callbacks, optimizers=optimizers,
@@ -548,22 +550,19 @@ class StepwiseDPOTrainer(DPOTrainer):
                           f"step_delimiter={learned!r} if your data's steps are split that way.", stacklevel=4)
         columns, prompts = {}, list(dataset["prompt"])
         steps = {side: [extract_steps(text, delimiter) for text in dataset[side]] for side in ("chosen", "rejected")}
-        # a PRM's layout and unread-text warnings once a side (all rows), not per chunk; a subclass may lack warn_layout
-        quiet = keywords_taken(self.reward_model.score_solutions, warn_layout=False) if isinstance(
-            self.reward_model, ProcessRewardModel) else {}
-        if quiet:
-            for side in steps:
-                self.reward_model.warn_of_untrained_layout(prompts, steps[side], side=side)
+        score, main = self.reward_model.score_solutions, PartialState().is_main_process
         for side in ("chosen", "rejected"):
+            if isinstance(self.reward_model, ProcessRewardModel):  # it batches by length with a bar; its layout and
+                try:  # unread-text warnings, one a call, count all of a side's rows (a subclass may lack side=)
+                    chunks = [(0, score(prompts, steps[side], **keywords_taken(score, progress=main, side=side)))]
+                except InputTooLong as err:  # "solution 3: 200 tokens ..." -> "row 3: field 'chosen': ..."
+                    raise InputTooLong(str(err).replace("solution ", "row ", 1).replace(": ", f": field {side!r}: the "
+                                       "reward model's input (prompt and steps) is ", 1)) from None
+            else:  # scored as the loop reaches each chunk: a scorer that is not a PRM fails at the first
+                chunks = ((i, score(prompts[i:i + chunk], steps[side][i:i + chunk])) for i in tqdm(
+                    range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses", disable=not main))
             rewards = []
-            for i in tqdm(range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses",
-                          disable=not PartialState().is_main_process):
-                try:
-                    scored = self.reward_model.score_solutions(prompts[i:i + chunk], steps[side][i:i + chunk], **quiet)
-                except InputTooLong as err:  # index counted from the chunk's start (None: one's own PRM's message)
-                    raise err if err.index is None else InputTooLong(
-                        f"row {i + err.index}: field {side!r}: the reward model's input (prompt and steps) is "
-                        f"{err.detail}") from None
+            for i, scored in chunks:
                 bad = next((j for j, r in enumerate(scored) if isinstance(r, (str, bytes)) or
                             not hasattr(r, "__len__")), None)
                 if bad is not None:  # e.g. an outcome reward model: one float per solution, not one per step

@@ -26,10 +26,8 @@ def test_gpu_profiles_smoke_on_cpu():
     assert t4["prm_score"]["steps_per_s"] > 0
 
 
-def test_gpu_profiles_prm_workloads_run_at_the_reward_models_length(monkeypatch, capsys):
-    """The PRM workloads ran at the policy's max_length (1024), while the profiles train and score reward models at
-    reward_max_length (4096 on the GPU profiles): their memory figures were for rows a quarter as long."""
-    bench = _load_benchmark("gpu_profiles")
+def _stub_prm_workloads(monkeypatch, bench) -> dict:
+    """gpu_profiles' base and PRM workloads replaced by stubs that record the max_length each was given."""
     lengths = {}
     monkeypatch.setattr(bench, "build_base", lambda *a: ("<base>", "random weights"))
     monkeypatch.setattr(bench, "bench_prm_train",
@@ -37,6 +35,14 @@ def test_gpu_profiles_prm_workloads_run_at_the_reward_models_length(monkeypatch,
                                                                                    or "<prm>", {}))
     monkeypatch.setattr(bench, "bench_prm_score",
                         lambda prm, profile, device, max_length: lengths.update(score=max_length) or {})
+    return lengths
+
+
+def test_gpu_profiles_prm_workloads_run_at_the_reward_models_length(monkeypatch, capsys):
+    """The PRM workloads ran at the policy's max_length (1024), while the profiles train and score reward models at
+    reward_max_length (4096 on the GPU profiles): their memory figures were for rows a quarter as long."""
+    bench = _load_benchmark("gpu_profiles")
+    lengths = _stub_prm_workloads(monkeypatch, bench)
     monkeypatch.setattr(bench, "bench_preference", lambda profile, base, device, max_length, *a, **kw:
                         lengths.update(dpo=max_length) or {})
     work = ["--device", "cpu", "--profiles", "t4-16gb", "--work", "prm_train", "prm_score", "dpo"]
@@ -141,3 +147,17 @@ def test_prm_scoring_bounds_and_processbench(tiny_model, tiny_tokenizer):
         assert abs(result[prefix + "bound_tokens"] - sum(prefixes) / sum(whole)) < 1e-4
         assert abs(result[prefix + "bound_padded_tokens"]
                    - _padded(prefixes, batch_size) / _padded(whole, batch_size)) < 1e-4
+
+
+def test_gpu_profiles_prm_length_is_the_profiles_own_reward_training_length(monkeypatch, capsys):
+    """The benchmark spelled out again the profile's rule for the reward models' length (reward_max_length, else
+    max_length): it reads Profile.reward_training_args, the one notebook 02 trains by, so the two cannot part."""
+    from stepdpo_lite.tutorial import profiles
+    bench = _load_benchmark("gpu_profiles")
+    lengths = _stub_prm_workloads(monkeypatch, bench)
+    rule = profiles.Profile.reward_training_args
+    monkeypatch.setattr(profiles.Profile, "reward_training_args",
+                        lambda self, reward="process": {**rule(self, reward), "max_length": 777})
+    bench.main(["--device", "cpu", "--profiles", "t4-16gb", "--work", "prm_train", "prm_score"])
+    t4 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["profiles"]["t4-16gb"]
+    assert lengths == {"train": 777, "score": 777} and t4["reward_max_length"] == 777

@@ -120,7 +120,7 @@ def test_help_of_each_config_class_names_every_own_field_with_its_help(cls):
 
 
 def test_keywords_taken_passes_a_keyword_only_where_the_method_takes_it():
-    """Shared by prm_pairs.label_samples (batch_size=, progress=) and the trainer (warn_layout=): the trainer read
+    """Shared by prm_pairs.label_samples (batch_size=, progress=) and the trainer (side=, progress=): the trainer read
     the name off the signature and gave nothing to a score_solutions taking **kwargs."""
     def documented(prompts, step_lists): ...
     def named(prompts, step_lists, batch_size=None, *, progress=False): ...

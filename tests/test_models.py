@@ -172,6 +172,26 @@ def test_loads_warn_of_no_deprecated_checkpointing_name(tiny_dir, tmp_path):
         [FutureWarning] if renamed else [])
 
 
+def test_one_context_manager_quiets_pefts_checkpointing_read_for_the_loads_and_the_trainer():
+    """load_model and StepwiseDPOTrainer.__init__ each wrote the same catch_warnings and filter out: one context
+    manager holds it. It hides that FutureWarning only, inside the block only."""
+    import inspect
+    import warnings
+
+    from stepdpo_lite import trainer
+    for module in (models, trainer):
+        assert "`is_gradient_checkpointing` is deprecated" not in inspect.getsource(module).replace(
+            inspect.getsource(models.quiet_peft_checkpointing_read), "")
+    message = "`is_gradient_checkpointing` is deprecated, use `is_activation_checkpointing`"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with models.quiet_peft_checkpointing_read():
+            warnings.warn(message, FutureWarning)
+            warnings.warn("another", FutureWarning)
+        warnings.warn(message, FutureWarning)
+    assert [str(w.message) for w in caught] == ["another", message]
+
+
 def test_a_precomputed_reference_of_a_4bit_model_is_the_policy_itself(biased_tiny_dir, tmp_path):
     """A 4-bit model loaded without load_model, a fresh LoRA adapter (B = 0: policy = reference) and
     precompute_ref_log_probs: TRL's reference pass ran inside its __init__, before the trainer unpacked the weights,

@@ -1940,3 +1940,30 @@ def test_saved_rounds_of_a_lora_policy_on_another_base_are_not_taken(tiny_base_p
     one, other = settings("org/base-a"), settings("org/base-b")
     assert one["start_policies"] == other["start_policies"]  # the adapters alone cannot tell them apart
     assert one != other and set(one["lora_bases"].values()) == {"org/base-a"}
+
+
+def test_onpolicy_rounds_draws_its_splits_at_the_counts_it_checked_before_loading(monkeypatch, tmp_path):
+    """The script asked recorded_counts for notebook 01's split sizes before it loaded a model, then had
+    recorded_splits look them up again: it passes on the counts it checked (notebook 01's, or the flags')."""
+    import runpy
+
+    from stepdpo_lite import rewards
+    from stepdpo_lite.tutorial import runs
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
+    monkeypatch.setattr(runs, "require", lambda path, made_by: path)
+    monkeypatch.setattr(runs, "read_metrics", lambda run: RUN_METRICS)
+    monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)
+    monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
+    monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: ("<policy>", "<tokenizer>"))
+
+    class Drawn(Exception):
+        pass
+
+    def splits(task, metrics, **kw):
+        raise Drawn(kw["n_train"], kw["n_eval"])
+    monkeypatch.setattr(onpolicy, "recorded_splits", splits)
+    for flags, expected in [([], (600, 150)), (["--train-problems", "900"], (900, 150))]:
+        with pytest.raises(Drawn) as drawn:
+            script["main"](["--runs-dir", str(tmp_path), "--no-base", *flags])
+        assert drawn.value.args == expected, flags

@@ -160,7 +160,9 @@ def test_the_core_never_imports_the_tutorial_kit():
     InputTooLong its index, checks the aggregation names and keywords_taken (torch-free, shared), to 4,147; the
     seventh session's leftovers (no stepwise_config.pt, no GenerativeVerifier.to, no empty solution aggregated, the
     checkpointing names of transformers 5 and the reference pass's flags, a dtype for load_policy) to 4,145, and a
-    warning of solutions cut at max_new_tokens, the unread-text warning once a side, to 4,148.)"""
+    warning of solutions cut at max_new_tokens, the unread-text warning once a side, to 4,148; a review of the
+    whole change (one PRM call a side in the trainer, a trained adapter's exact weights from TRL's ref copy) to
+    4,147.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",

@@ -1158,52 +1158,44 @@ def test_steps_scored_without_a_problem_are_documented_as_a_layout_a_prm_did_not
     assert min(in_text) > 0
 
 
-def test_score_solutions_can_be_told_not_to_warn_of_the_layout(prm, orm):
-    """The trainer checks all its rows once (warn_of_untrained_layout, public: another module calls it) and then
-    scores them in chunks, each told warn_layout=False; it silenced the warning by its message's words before."""
-    import warnings
-    prompts, sols = _problems(3)
-    run_in = [p.rstrip("\n") for p in prompts]
-    for model in (prm, orm):
-        with pytest.warns(UserWarning, match="3 of 3 prompts run into"):
-            loud = model.score_solutions(run_in, sols)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            assert model.score_solutions(run_in, sols, warn_layout=False) == loud
-        with pytest.warns(UserWarning, match=rf"{type(model).__name__}.score_solutions: 3 of 3 prompts run into"):
-            model.warn_of_untrained_layout(run_in, [[s] for s in sols])
-
-
-def test_warn_layout_false_leaves_the_unread_text_warning_to_the_caller_that_checks_all_rows(prm, orm):
-    """The trainer checks all its rows once (warn_of_untrained_layout) and scores them in chunks, each told
-    warn_layout=False: the warning of text the tokenizer maps to <unk> still came once per chunk, each counting its
-    own. It is one of the checks warn_of_untrained_layout makes now, for all the rows it is given, naming the side."""
-    import warnings
+def test_score_solutions_warns_of_the_layout_and_unread_text_naming_a_trainers_side(prm, orm):
+    """The trainer scores each side's rows in one score_solutions call (it had scored them in chunks, each told
+    warn_layout=False, and checked all rows itself): its layout and <unk> warnings count all rows, naming the side."""
     prompts, sols = _problems(3)
     unread = [s + " ×" if i else s for i, s in enumerate(sols)]
     for model in (prm, orm):
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            model.score_solutions(prompts, unread, warn_layout=False)
+        with pytest.warns(UserWarning, match=rf"{type(model).__name__}.score_solutions \(rejected side\): 3 of 3 "
+                                             "prompts run into"):
+            model.score_solutions([p.rstrip("\n") for p in prompts], sols, side="rejected")
         with pytest.warns(UserWarning, match=rf"^{type(model).__name__}.score_solutions \(chosen side\): 2 of 3 "
                                              r"solutions \(solution 1 first\) hold text the tokenizer maps to its "
                                              "unknown token '<unk>'"):
-            model.warn_of_untrained_layout(prompts, [extract_steps(s) for s in unread], side="chosen")
+            model.score_solutions(prompts, unread, side="chosen")
 
 
-def test_input_too_long_carries_the_solutions_index_and_what_is_too_long(tiny_model, tiny_tokenizer):
-    """A caller scoring in chunks (the trainer) read the solution's index back out of the message with a regex: it
-    is carried as ``index`` and ``detail``; rebuilt from its message alone (type(err)(msg)), both are None."""
+def test_score_solutions_looks_for_unread_text_in_the_ids_it_encoded_not_tokenizing_again(prm, orm):
+    """warn_of_untrained_layout tokenized every prompt and its steps again only to look for the unknown token, though
+    score_solutions had just encoded them: it reads those ids now, and the warning is the same."""
+    prompts, sols = _problems(3)
+    unread = [s + " ×" if i else s for i, s in enumerate(sols)]
+    for model in (prm, orm):
+        tokenized, tokenize = [], model._tokenize
+        model._tokenize = lambda texts, tokenize=tokenize: tokenized.append(list(texts)) or tokenize(texts)
+        with pytest.warns(UserWarning, match=rf"^{type(model).__name__}.score_solutions: 2 of 3 solutions "
+                                             r"\(solution 1 first\) hold text the tokenizer maps to its unknown"):
+            model.score_solutions(prompts, unread)
+        assert len(tokenized) == 2 and tokenized[0] == prompts  # the prompts, then the steps (a PRM) or solutions
+
+
+def test_input_too_long_names_the_solution_and_what_is_too_long(tiny_model, tiny_tokenizer):
+    """The trainer scores a side in one call and renames "solution " to "row ": the message opens with it (an
+    ``index`` and ``detail`` carried it past the trainer's scoring chunks before)."""
     from stepdpo_lite.rewards import InputTooLong
     for kind in (ProcessRewardModel, OutcomeRewardModel):
         with pytest.raises(InputTooLong) as caught:
             kind(tiny_model, tiny_tokenizer, max_length=20).score_solutions(["p", "p"], ["Step 1: 1 + 1 = 2",
                                                                                          "Step 1: 1 + 1 = 2" * 3])
-        err = caught.value
-        assert err.index == 1 and str(err) == f"solution 1: {err.detail}"
-        assert re.match(r"\d+ tokens with its tags, longer than max_length 20; ", err.detail)
-        rebuilt = type(err)(f"where: {err}")
-        assert str(rebuilt) == f"where: {err}" and rebuilt.index is None and rebuilt.detail is None
+        assert re.match(r"solution 1: \d+ tokens with its tags, longer than max_length 20; ", str(caught.value))
 
 
 def test_building_a_reward_model_config_does_not_load_torch():

@@ -966,9 +966,8 @@ def test_a_prms_layout_warning_comes_once_per_setup_not_once_per_chunk_and_side(
     a layout it was not trained on (prompts that run into their first step) came once per chunk and side, each
     counting its own chunk's rows, and not at all for a chunk without such rows. 3 chunks of 2 rows stand for 1,500
     rows in chunks of 512: one warning a side, naming it and counting its rows once (both sides in one list said
-    "6 of 10 prompts" of 5 rows); the rewards are the PRM's all the same. The trainer asks for the chunks' silence by
-    score_solutions' keyword warn_layout=False (it silenced the warning by its message's words before, under a global
-    warnings filter)."""
+    "6 of 10 prompts" of 5 rows); the rewards are the PRM's all the same. A PRM scores each side in one call now,
+    naming the side (the chunks had been told warn_layout=False, and the trainer checked all rows itself)."""
     from functools import partialmethod
 
     from stepdpo_lite.rewards import ProcessRewardModel
@@ -980,16 +979,16 @@ def test_a_prms_layout_warning_comes_once_per_setup_not_once_per_chunk_and_side(
     prm = ProcessRewardModel(copy.deepcopy(tiny_model), tiny_tokenizer)
     asked = []
 
-    def spy(prompts, solutions, warn_layout=True):
-        asked.append(warn_layout)
-        return ProcessRewardModel.score_solutions(prm, prompts, solutions, warn_layout=warn_layout)
+    def spy(prompts, solutions, **kwargs):
+        asked.append((len(prompts), kwargs.get("side")))
+        return ProcessRewardModel.score_solutions(prm, prompts, solutions, **kwargs)
 
     monkeypatch.setattr(prm, "score_solutions", spy)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")  # as a user's Python shows them: the same words at one place once
         tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
                                 train_dataset=Dataset.from_list(rows), reward_model=prm)
-    assert asked == [False] * 6  # 3 chunks a side, each told not to warn
+    assert asked == [(5, "chosen"), (5, "rejected")]  # one call a side, all its rows (it was 3 chunks a side)
     said = [str(w.message) for w in caught if "layout it was not trained on" in str(w.message)]
     assert sorted(m.split(" prompts run into their first step")[0] for m in said) == [
         f"ProcessRewardModel.score_solutions ({side} side): 3 of 5" for side in ("chosen", "rejected")], said
@@ -1138,7 +1137,8 @@ def test_a_reward_models_too_long_error_names_the_dataset_row_and_side_past_its_
 def test_a_prm_whose_score_solutions_takes_keywords_is_told_to_keep_its_layout_warning_to_one_per_side(
         tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
     """The trainer looked for warn_layout among score_solutions' parameter names: a subclass that takes **kwargs and
-    passes them on was never given it, and warned once per chunk (prm_pairs.label_samples read **kwargs right)."""
+    passes them on was never given it, and warned once per chunk (prm_pairs.label_samples read **kwargs right). It
+    scores a side in one call now, naming it (side=) and asking for the PRM's bar (progress=)."""
     from functools import partialmethod
 
     from stepdpo_lite.rewards import ProcessRewardModel
@@ -1157,7 +1157,7 @@ def test_a_prm_whose_score_solutions_takes_keywords_is_told_to_keep_its_layout_w
         StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
                            train_dataset=Dataset.from_list(rows),
                            reward_model=ForwardingPRM(copy.deepcopy(tiny_model), tiny_tokenizer))
-    assert asked == [{"warn_layout": False}] * 4  # 2 chunks a side
+    assert asked == [{"progress": True, "side": side} for side in ("chosen", "rejected")]  # it was 2 chunks a side
     assert len([w for w in caught if "layout it was not trained on" in str(w.message)]) == 2  # one a side
 
 
@@ -1599,3 +1599,26 @@ def test_step_loss_is_the_hook_a_variant_overrides(tmp_path, tiny_model, tiny_to
     # the default hook on the same ρ_k is the plain trainer's step loss: one pass gave both the same numbers
     assert 2.0 * StepwiseDPOTrainer.step_loss(variant, *received[0]).item() == pytest.approx(plain_loss.item(),
                                                                                              rel=1e-5)
+
+
+def test_a_trained_4bit_adapter_keeps_its_exact_weights_through_dpo_trainer_and_prepare_adapters(tmp_path,
+                                                                                                  tiny_base_path):
+    """TRL's DPOTrainer rounds a 4-bit model's adapter to bfloat16 (its QLoRA cast) after copying it into its "ref"
+    adapter: prepare_adapters cast the rounded weights back to float32 and copied them into "ref" too, so a trained
+    adapter (a round's start) lost its exact weights unless its caller (onpolicy.make_trainer) had kept them."""
+    from stepdpo_lite.models import load_model
+    from stepdpo_lite.trainer import prepare_adapters
+    model, tok = load_model(tiny_base_path, quantization="4bit", lora=dict(r=4, lora_alpha=8), device="cpu",
+                            dtype="float32")
+    tok.padding_side = "right"
+    with torch.no_grad():  # a trained adapter: B off zero, A and B off bfloat16's grid
+        for p in (p for p in model.parameters() if p.requires_grad):
+            p.add_(torch.randn_like(p, generator=torch.Generator().manual_seed(0)) * 1e-3)
+    trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    rows = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in toy_rows(2)])
+    tr = DPOTrainer(model, args=config(tmp_path, DPOConfig), train_dataset=rows, processing_class=tok)
+    prepare_adapters(tr)
+    params = dict(tr.model.named_parameters())
+    for name, weight in trained.items():
+        assert params[name].dtype == torch.float32 and torch.equal(params[name], weight), name
+        assert torch.equal(params[name.replace(".default.", ".ref.")], weight), name

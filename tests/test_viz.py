@@ -901,3 +901,10 @@ def test_roc_and_label_agreement_refuse_arguments_of_another_shape():
         viz.plot_outcome_roc({"orm": []}, [])  # was sklearn's broadcast error
     with pytest.raises(ValueError, match=r"plot_label_agreement: names must be two strs .* got \('x',\)"):
         viz.plot_label_agreement([[True]], [[True]], names=("x",))  # was an IndexError
+
+
+def test_step_reward_explorer_shows_a_solution_given_as_a_generator_of_steps():
+    """The explorer checked a step list (list_of) and listed it again to count its steps: a generator's steps were
+    used up by the check, so a solution given that way was refused as 2 rewards for 0 steps."""
+    box = viz.step_reward_explorer(["p"], [[(s for s in ("Step 1: a", "Step 2: b"))]], [[[0.5, -1.0]]])
+    assert "Step 1: a" in box.html.value and "Step 2: b" in box.html.value

@@ -321,7 +321,7 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
     Before any rollout, a warning when most samples are one step (``warn_of_one_step_samples``: another layout).
     """
     from ..evaluation import first_error_index
-    from . import labelling, tasks, toyworld
+    from . import labelling, toyworld
 
     labelling.check_solution_lists(problems, solutions, "mc_verdicts")
     labelling.prompts_of(problems, "mc_verdicts")  # a prompt str is no problem (no is_correct)
@@ -335,9 +335,9 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
     steps = [extract_steps(s) for _, _, s in flat]
     warn_of_one_step_samples([s for _, _, s in flat], "mc_verdicts", steps=steps)  # before the rollouts it would spend
 
-    def graded(j: int, text: str, what: str = "") -> bool:  # a 1 failed in Verdict, naming no problem
+    def graded(j: int, text: str, what: str = "") -> bool:  # a 1 is refused here, naming the problem
         i, k, _ = flat[j]
-        return tasks.graded(problems[i], text, f"mc_verdicts: problem {i}, solution {k}{what}")
+        return labelling.answer_check(problems[i].is_correct(text), f"mc_verdicts: problem {i}, solution {k}{what}")
 
     right = [graded(j, s) for j, (_, _, s) in enumerate(flat)]
     todo = [j for j in range(len(flat)) if rollout_correct or not right[j]]

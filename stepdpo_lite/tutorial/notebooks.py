@@ -304,8 +304,7 @@ def _ctrl_c_interrupts_the_cell(client, interrupted: list) -> None:
 
 
 def _bars_as_they_ended(client) -> None:
-    """Saves the widgets' state (nbclient does only after the last cell ran, so none for a notebook that failed) and
-    writes each tqdm bar's last state into its text/plain fallback.
+    """Writes each tqdm bar's last state, from the widgets' saved state, into its text/plain fallback.
 
     In the runner's kernels tqdm.auto draws ipywidgets bars. Jupyter draws them from the saved state; static
     viewers (GitHub) show the text/plain the bar was displayed with, its first state: every bar read 0%. The
@@ -313,7 +312,6 @@ def _bars_as_they_ended(client) -> None:
     """
     from tqdm.std import Bar
 
-    client.set_widgets_metadata()
     state = client.nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
 
     def model(ref: str) -> dict:
@@ -393,14 +391,12 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
     try:  # the kernel's notebook_started / notebook_finished leave the records to the runner
         client.execute(env={**os.environ, runs.RUNNER_MARKER: "1"})
     except Exception as exc:  # CellExecutionError, CellTimeoutError, DeadKernelError, kernel start-up errors
+        client.set_widgets_metadata()  # nbclient saves the widgets' state only after the last cell ran
         error = f"{exc.ename}: {exc.evalue}" if isinstance(exc, CellExecutionError) else f"{type(exc).__name__}: {exc}"
         if interrupted and getattr(exc, "ename", None) == "KeyboardInterrupt":
             error = f"KeyboardInterrupt: stopped by {interrupted[0]}"
         i = current["index"]
-        _bars_as_they_ended(client)
-        if output_path:
-            write_atomic(output_path, lambda tmp: nbformat.write(nb, tmp))
-        saved = str(output_path) if output_path else None
+        saved = str(output_path) if output_path else None  # written below, before the error reaches the caller
         if i is None:
             raise NotebookError(path.name, None, "", error, saved, where="kernel start-up") from exc
         lines = [ln for ln in nb.cells[i].source.splitlines() if ln.strip()]
@@ -414,9 +410,10 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
         if original in code:  # markdown cells count in the notebook's own index, not in the progress bar
             where = f"code cell {code.index(original) + 1} of {len(code)} ({where} in the notebook)"
         raise NotebookError(path.name, original, lines[0] if lines else "", error, saved, where=where) from exc
-    _bars_as_they_ended(client)
-    if output_path:
-        write_atomic(output_path, lambda tmp: nbformat.write(nb, tmp))
+    finally:
+        _bars_as_they_ended(client)
+        if output_path:
+            write_atomic(output_path, lambda tmp: nbformat.write(nb, tmp))
     return nb
 
 

@@ -25,7 +25,6 @@ import hashlib
 import json
 import numbers
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -234,8 +233,8 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
     """A trainer for one method on ``rows`` (see the module docstring). For a fully fine-tuned policy pass its
     frozen copy as ``ref_model`` (``policy_reference``); a PEFT policy needs none (TRL keeps a copy of a trained
     adapter as the "ref" adapter, and a fresh adapter's reference is the adapter disabled: ``prepare_adapters``).
-    A PEFT policy's trainable weights stay as they were, in float32: TRL rounds a 4-bit model's to bfloat16 as it
-    builds a trainer (DPOTrainer after copying them into "ref"), and a round's policy would start off its reference."""
+    A PEFT policy's trainable weights stay as they were, in float32 (``prepare_adapters``): TRL rounds a 4-bit
+    model's to bfloat16 as it builds a trainer, and a round's policy would start off its reference."""
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -243,8 +242,6 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
     if common.get("bf16") is None and not common.get("fp16"):  # one precision for all methods (TRL's DPOConfig
         common["bf16"] = default_bf16(common.get("use_cpu", False))  # would turn bf16 on, on a CPU too)
     plain = list(ROUND_COLUMNS[:3])
-    exact = {n: p.detach().float().clone() for n, p in model.named_parameters()  # before TRL's bfloat16 cast
-             if p.requires_grad} if is_peft_model(model) else {}
     if method == "stepwise_dpo":
         reads = "open_ended" in getattr(settings.trainer_class, "extra_columns", ())
         if reads:  # a column the trainer_class reads (TrainSettings allows it), in every row: False where none
@@ -274,10 +271,7 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
         dpo_fields = {f.name for f in dataclasses.fields(DPOConfig)}  # StepwiseDPOConfig's own were a TypeError
         trainer = DPOTrainer(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=_dataset(
             rows, plain), args=DPOConfig(**loss, **{k: v for k, v in common.items() if k in dpo_fields}))
-    for name, param in trainer.model.named_parameters():  # the "default" adapter as it was
-        if name in exact:
-            param.data = exact[name].to(param.device)
-    prepare_adapters(trainer)  # float32 LoRA weights, and the "ref" copy of a trained adapter equal to them
+        prepare_adapters(trainer)  # float32 LoRA weights, a trained adapter's exact ones (StepwiseDPOTrainer's do)
     drop_log_printer(trainer)  # a round prints its own summary; the logs stay in trainer.state.log_history
     return trainer
 
@@ -347,11 +341,10 @@ def one_round_trainers(trainers: Mapping[str, object]) -> Mapping[str, object]:
 
 
 def _save_policy(trainer, folder: str) -> None:
-    """``trainer.save_model(folder)``, the policy's adapter alone: PEFT also saves TRL's frozen "ref" copy of a
-    trained adapter, in ``ref/``, naming its base by an absolute path."""
+    """``trainer.save_model(folder)``, the policy's adapter alone: PEFT also saved TRL's frozen "ref" copy of a
+    trained adapter, in ``ref/``, naming its base by an absolute path; it is released first (its training is over)."""
+    release_reference(trainer.model)
     trainer.save_model(folder)
-    if "ref" in getattr(trainer.model, "peft_config", {}):
-        shutil.rmtree(Path(folder) / "ref")
 
 
 def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping[str, list] | None = None):

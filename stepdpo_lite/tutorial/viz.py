@@ -1072,8 +1072,9 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
                              "lists" + ("" if verdicts is None else f" and {len(verdicts[i])} verdicts"))
         for j, (sol, r) in enumerate(zip(sols, rews)):  # a step without a reward would be dropped, or shown blank
             where = f"(problem {i}, solution {j})"
-            if not isinstance(sol, str):
-                list_of(sol, f"step_reward_explorer: solutions[{i}][{j}] {where}", "steps, or one solution text")
+            if not isinstance(sol, str):  # the checked list kept: a generator's steps were used up by the check
+                sols[j] = sol = list_of(sol, f"step_reward_explorer: solutions[{i}][{j}] {where}",
+                                        "steps, or one solution text")
             if r is None:  # score_candidates' unreadable candidate
                 raise ValueError(f"step_reward_explorer: step_rewards[{i}][{j}] {where} is None, an unscored "
                                  "solution (blank, or too long for the reward model): leave it out of both solutions "
