@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -48,7 +49,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402
-from transformers import AutoTokenizer, TrainerCallback  # noqa: E402
+from transformers import AutoConfig, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, TrainerCallback  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 
@@ -111,7 +112,6 @@ class StepTimer(TrainerCallback):
 
 def build_base(model_name: str, out: Path, shrink: bool) -> tuple[str, str]:
     """``(folder or Hub id, what the weights are)``: the real model if the Hub cache has it, else random weights."""
-    from transformers import AutoConfig, Qwen2Config, Qwen2ForCausalLM
     if not shrink:
         try:
             AutoConfig.from_pretrained(model_name)
@@ -296,7 +296,6 @@ def main(argv=None):
     for name in args.profiles:
         profile = get_profile(name)
         if args.device == "cpu":  # smoke test: no float16 4-bit kernels worth timing on CPU
-            from dataclasses import replace
             profile = replace(profile, dtype="float32")
         max_length = args.max_length or profile.max_length
         # the PRM trains and scores at the reward models' limit, as notebooks 02 and 06 do (4096 on the GPU profiles)

@@ -69,6 +69,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402
+from transformers import LlamaForCausalLM  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -225,8 +226,6 @@ def measure(prm, prompts, solutions, batch_size, repeats, device, label):
 
 def processbench_model(tokenizer, prompts, solutions, hidden: int, layers: int, seed: int):
     """A random Llama of the tiny base's shape with room for the longest ProcessBench-shaped input."""
-    from transformers import LlamaForCausalLM
-
     counter = toyworld.build_tiny_model(tokenizer, hidden_size=hidden, layers=layers, seed=seed)
     counter.config.max_position_embeddings = 10**6  # it only counts tokens: room for any input
     probe = ProcessRewardModel(counter, tokenizer, max_length=10**6)

@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite.atomic import check_replaceable, write_atomic  # noqa: E402
+from stepdpo_lite.rewards import ProcessRewardModel  # noqa: E402
 from stepdpo_lite.tutorial import budget, diagnostics, onpolicy, runs, tasks  # noqa: E402
 from stepdpo_lite.tutorial.profiles import ONPOLICY_PROTOCOLS, get_profile  # noqa: E402
 
@@ -198,7 +199,6 @@ def main(argv=None):
         n_train, n_eval = onpolicy.recorded_counts(metrics, n_train=args.train_problems, n_eval=args.eval_problems)
     except (ValueError, FileNotFoundError) as err:
         ap.error(f"--runs-dir: {err}")
-    from stepdpo_lite.rewards import ProcessRewardModel
     prm = ProcessRewardModel.load(prm_dir, device=profile.device)
     policies = {}
     for m in args.methods:  # each method trains on from its own copy of notebook 04's start policy

@@ -29,15 +29,22 @@ import os
 import random
 import sys
 import tempfile
+import time
 from itertools import accumulate
 from pathlib import Path
+
+import torch
+from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite import data, evaluation  # noqa: E402
 from stepdpo_lite.atomic import check_replaceable, save_atomic  # noqa: E402
+from stepdpo_lite.reward_training import train_process_reward_model  # noqa: E402
+from stepdpo_lite.rewards import ProcessRewardModel, RewardModelConfig  # noqa: E402
 from stepdpo_lite.tutorial import diagnostics, tiny_base, toyworld  # noqa: E402
+from stepdpo_lite.tutorial.profiles import get_profile  # noqa: E402
 from stepdpo_lite.steps import char_step_ids  # noqa: E402
 
 SAVED = ("config.json",)  # what every saved model holds: a folder with other files only is not replaced by a save
@@ -45,7 +52,6 @@ SAVED = ("config.json",)  # what every saved model holds: a folder with other fi
 
 def likelihood_scores(model, tokenizer, rows) -> list[list[float]]:
     """Per step: min over the tokens of steps 1..k of log p(token | prefix) under the base."""
-    import torch
     out = []
     for row in rows:
         ends = list(accumulate(map(len, row["completions"]), initial=len(row["prompt"])))
@@ -71,11 +77,6 @@ def graded_pretraining(base: str, out: str, steps: int, seed: int = 1, device: s
                        graded_fraction: float = 0.5, max_rows: int = 200_000, max_minutes: float | None = None) -> int:
     """Continue training ``base`` on graded (and, for ``1 - graded_fraction``, plain) solutions; returns the
     number of steps run (fewer than ``steps`` when ``max_minutes`` ran out)."""
-    import os
-    import time
-
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
-
     class Deadline(TrainerCallback):
         def __init__(self):
             self.start = time.time()
@@ -116,8 +117,6 @@ def lora_prm_scores(base: str, train, val, out: str, quantization: str | None,
                     tag: str = toyworld.STEP_TAG) -> list[list[float]]:
     """Notebook 02's PRM recipe (the tiny profile's LoRA and sizes, no dropout) on ``base``; the step rewards
     of ``val``."""
-    from stepdpo_lite.tutorial.profiles import get_profile
-    from stepdpo_lite.reward_training import train_process_reward_model
     p = get_profile("tiny")
     prm = train_process_reward_model(base, train, out, quantization=quantization,
                                      lora={**p.lora_config(), "lora_dropout": 0.0},
@@ -180,7 +179,6 @@ def main(argv=None):
         print(json.dumps({"probe": "lora", "base": args.base, "tag": args.tag,
                           "after_lora_validation_step_auroc": auroc(tuned), **baseline}))
         return
-    from stepdpo_lite.rewards import ProcessRewardModel, RewardModelConfig
     with tempfile.TemporaryDirectory() as tmp:
         pretrained = args.save or tmp + "/base"
         done = graded_pretraining(args.base, pretrained, args.steps, device=args.device, batch_size=args.batch_size,

@@ -10,6 +10,8 @@ import json
 import os
 import warnings
 
+from tqdm.auto import tqdm
+
 from .checks import finite_number, list_of, positive_int
 from .models import adapter_quantization, load_model, saved_reward_config
 
@@ -90,7 +92,7 @@ def exact_sampling(model):
     setting a call leaves unset from them, and instruct checkpoints ship sampling defaults there (Qwen2.5-Instruct:
     ``repetition_penalty``, ``top_k``, ``top_p``): greedy would be penalised greedy, and sampling at T not the
     policy's distribution, whose log-probabilities the trainers and verifiers read."""
-    from transformers import GenerationConfig
+    from transformers import GenerationConfig  # transformers, torch in the functions: profiles imports this torch-free
 
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT generates with its base's
     saved = getattr(inner, "generation_config", None)
@@ -113,7 +115,6 @@ def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float =
     ``n`` texts per prompt, in order. A prompt that is empty, or too long for the model's context with
     ``max_new_tokens`` more tokens, raises a ``ValueError`` naming it; so do NaN or inf logits (``FiniteLogits``)."""
     import torch
-    from tqdm.auto import tqdm
 
     prompts = prompt_texts(prompts)
     check_sampling(model, tokenizer, prompts, n, temperature, batch_size, max_new_tokens)

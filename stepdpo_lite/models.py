@@ -23,7 +23,10 @@ import logging
 import os
 import warnings
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
+
+from huggingface_hub import constants as hub_constants
 
 from .atomic import write_json_atomic
 from .checks import positive_int
@@ -41,7 +44,7 @@ INCOMPLETE = "load_model: the save at {} is incomplete: {} is missing (was the s
 # ----------------------------------------------------------------------------- loading
 
 def resolve_device(device: str | None = None) -> str:
-    import torch
+    import torch  # torch, transformers and peft in the functions: rewards and tutorial.profiles import this torch-free
     if device is not None and str(device).split(":")[0] not in ("cpu", "cuda"):  # "gpu" put a 4-bit model on the CPU
         raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or None, got {device!r}")
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -72,7 +75,6 @@ def trainer_precision(dtype, device: str) -> dict:
 
 def make_lora_config(lora):
     """``True`` -> defaults, ``dict`` -> defaults updated by it, ``LoraConfig`` -> itself; checked before a load."""
-    from dataclasses import fields
     from peft import LoraConfig
     names = sorted(f.name for f in fields(LoraConfig))
     if isinstance(lora, dict) and (unknown := [k for k in lora if k not in names]):  # was a TypeError, model loaded
@@ -206,7 +208,7 @@ def keep_4bit_weights_unpacked(model) -> int:
     ``StepwiseDPOTrainer`` call it for you.
     """
     try:
-        import bitsandbytes as bnb
+        import bitsandbytes as bnb  # optional here: not installed, no 4-bit layers to fix
     except ImportError:  # no bitsandbytes, no 4-bit layers
         return 0
     count = 0
@@ -216,7 +218,7 @@ def keep_4bit_weights_unpacked(model) -> int:
         module.support_avx512bf16_for_cpu = False
         state = getattr(module.weight, "quant_state", None)
         if getattr(state, "packing_format_for_cpu", False):
-            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse  # internal, as bnb
             module.weight.data, module.weight.quant_state = _convert_weight_packed_for_cpu_inverse(
                 module.weight.data, state)
         count += 1
@@ -234,9 +236,8 @@ def _local_folder_exists(name_or_path, who: str, hub_error: OSError | None = Non
     if local and not os.path.exists(where):
         raise FileNotFoundError(f"{who}: no such folder: {text} ({where})") from hub_error
     if hub_error is not None and not os.path.exists(where):  # the error spoke of the Hub only
-        from huggingface_hub import constants
         hub = ("the Hub is offline (HF_HUB_OFFLINE=1) and its cache holds no model of that id" if
-               constants.HF_HUB_OFFLINE else "the Hub gave no model of that id (no such repo, or not reachable)")
+               hub_constants.HF_HUB_OFFLINE else "the Hub gave no model of that id (no such repo, or not reachable)")
         raise FileNotFoundError(f"{who}: {text!r} is no folder here ({where}), and {hub}") from hub_error
 
 

@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .atomic import TRAINER_OUTPUTS, save_atomic
 from .checks import AGGREGATION_STRATEGIES, documented_fields, finite_number, list_of, positive_int
+from .evaluation import predict_first_error
 from .models import keep_4bit_weights_unpacked, load_model, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, extract_steps
 
@@ -188,7 +190,7 @@ def tag_logits(model, input_ids, attention_mask, rows, cols, fast: bool = True):
 def fast_head_matches(model) -> bool:
     """Whether decoder + output head give the model's own logits (false for soft-capped or scaled heads). Checked
     in eval mode: in train mode a LoRA adapter's dropout made the two passes differ, and the full logits followed."""
-    import torch
+    import torch  # torch in the functions: RewardModelConfig and tutorial.profiles import this module torch-free
     device = next(model.parameters()).device
     ids = torch.arange(1, 9, device=device).unsqueeze(0)
     mask, rows, cols = torch.ones_like(ids), torch.zeros(8, dtype=torch.long), torch.arange(8)
@@ -330,7 +332,7 @@ class GenerativeVerifier(TextRewards):
     def warn_of_untrained_layout(self, prompts: list[str], steps: list[list[str]], token_ids, side: str = "") -> None:
         """One warning for all rows of each thing training warns of (reward_training): a layout it never read moves its
         rewards; text it cannot read (in ``token_ids``, as encoded) gets a guess. ``side``: a trainer's, named."""
-        from .data import prompt_runs_into
+        from .data import prompt_runs_into  # not at import: data imports datasets (~1 s), RewardModelConfig needs none
         joined = sum(bool(p) and prompt_runs_into(p, ss[0]) for p, ss in zip(prompts, steps))  # "": no prompt
         bare = sum(not all(s.startswith(self.config.step_delimiter) for s in ss[1:]) for ss in steps)
         found = [f"{joined} of {len(steps)} prompts run into their first step with no whitespace between (the kit "
@@ -350,7 +352,6 @@ class GenerativeVerifier(TextRewards):
         """``encoded[i] = (input_ids, tag_positions)`` -> reward at every tag position, per sequence."""
         import torch
         from torch.nn.utils.rnn import pad_sequence
-        from tqdm.auto import tqdm
 
         batch_size = positive_int(batch_size, "batch_size", "reward model", none_ok=True) or self.config.batch_size
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -499,7 +500,6 @@ class ProcessRewardModel(GenerativeVerifier):
 
     def first_errors(self, prompts: Sequence[str], solutions, threshold: float | None = None) -> list[int]:
         """Each solution's first step whose reward is below ``threshold`` (log-odds; None: ``config``'s), or -1."""
-        from .evaluation import predict_first_error
         if (threshold := self.config.first_error_threshold if threshold is None else threshold) is None:
             raise ValueError("first_errors: no threshold; pass threshold=... (log-odds) or set config.first_error_"
                              "threshold (save keeps it), e.g. to evaluation.choose_threshold's on validation data")
@@ -514,7 +514,7 @@ class ProcessRewardModel(GenerativeVerifier):
     def aggregate(self, step_rewards: Sequence[float], strategy: str | Callable | None = None) -> float:
         """A solution's reward from its step rewards by ``strategy`` (None: ``config.aggregation``): a name of
         ``losses.aggregate_rewards`` or, as ``bestofn.aggregate`` takes, a function of the list -> a finite number."""
-        from .losses import aggregate_steps, check_aggregation
+        from .losses import aggregate_steps, check_aggregation  # not at import: losses imports torch
         who = f"{type(self).__name__}.aggregate"
         strategy = check_aggregation(self.config.aggregation if strategy is None else strategy, who, "strategy")
         rewards = [finite_number(r, f"step {k}: the reward", who)

@@ -19,9 +19,11 @@ import warnings
 from dataclasses import dataclass, field, fields
 
 import torch
+from accelerate import PartialState
 from accelerate.utils import is_peft_model
 from datasets import Dataset
 from peft import LoraConfig
+from tqdm.auto import tqdm
 from transformers import AutoTokenizer, TrainerCallback
 from trl import DPOConfig, DPOTrainer
 from trl.data_utils import extract_prompt, is_conversational
@@ -541,8 +543,6 @@ class StepwiseDPOTrainer(DPOTrainer):
         """Score every chosen and rejected response once with the frozen reward model (cached columns). The
         responses go to it as lists of this trainer's steps (``step_delimiter``): a PRM trained with another delimiter
         would split the texts its own way, into another number of steps."""
-        from accelerate import PartialState
-        from tqdm.auto import tqdm
         learned = step_delimiter_of(self.reward_model) or delimiter
         if learned != delimiter:  # "\n"-split GSM8K under the toy world's default: every solution one step, silently
             warnings.warn(f"StepwiseDPOTrainer: the reward model learned steps split by {learned!r}, and this trainer "

@@ -118,7 +118,7 @@ def test_correct_rejected_step_gets_no_gradient_from_the_step_loss():
 
 
 def test_first_error_selection_gives_step_dpo():
-    # Shared correct prefix (steps 0, 1), first difference at step 2 (Lai et al. 2024, Eq. 3)
+    # Shared correct prefix (steps 0, 1), first difference at step 2 (Lai et al. 2024, Eq. 2)
     rc, rr = torch.randn(1, 4), torch.randn(1, 4)
     rr[0, :2] = rc[0, :2]
     mask = first_error_mask(torch.tensor([2]), 4)

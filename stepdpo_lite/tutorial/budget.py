@@ -166,7 +166,7 @@ def track(label: str, out=print):
             prm = train_process_reward_model(...)
         used["seconds"], used.get("peak_reserved_gib")
     """
-    import torch
+    import torch  # only to time a block: tasks and profiles' users import this module torch-free
 
     cuda = torch.cuda.is_available()
     if cuda:

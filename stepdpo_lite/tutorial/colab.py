@@ -27,12 +27,20 @@ files (``profiles.prepare_profile``: the smoke base).
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import warnings
+from importlib import metadata
 from pathlib import Path
+
+# The standard library only up here: this file runs as a script before the kit is installed (``install``), and
+# ``import colab`` stays light. The kit's modules, the ML stack and google.colab (Colab only) are imported where used.
 
 REPO_URL = "https://github.com/stepdpo-lite/stepdpo-lite"  # the repository the notebooks clone: set it here only
 KIT_DIR = "/content/stepdpo-lite"
@@ -91,15 +99,11 @@ def in_colab() -> bool:
 
 def _requirement_name(requirement: str) -> str:
     """The distribution a requirement line names (``"trl==1.16.*; extra == 'x'"`` -> ``"trl"``)."""
-    import re
-
     return re.split(r"[<>=!~\[ ;(]", requirement.strip(), maxsplit=1)[0]
 
 
 def _requirement_names(dist: str, seen: set | None = None) -> set:
     """``dist`` and everything it requires, recursively (installed distributions only), lower-case names."""
-    from importlib import metadata
-
     seen = set() if seen is None else seen
     name = dist.lower().replace("_", "-")
     if name in seen:
@@ -121,8 +125,6 @@ def missing_requirements(dist: str = "stepdpo-lite") -> list[str]:
     installed itself: ``install`` reinstalls then, whatever its marker says (a ``pip uninstall ipywidgets`` since the
     first install was skipped silently). Standard library only: a requirement with an environment marker (``;
     python_version < ...``) needs ``packaging`` to be read, and is not checked; the kit's own have none."""
-    from importlib import metadata
-
     try:
         requires = metadata.requires(dist) or []
     except metadata.PackageNotFoundError:
@@ -180,8 +182,6 @@ def comparable_url(url: str) -> str:
     """A repository's URL as ``check_clone_origin`` compares it: a local folder as its real path; else without the
     scheme, user, trailing ``/`` or ``.git``, with the host in lower case, so that ``git@github.com:you/kit.git``
     and ``https://GitHub.com/you/kit/`` are the same repository."""
-    import re
-
     url = url.strip().rstrip("/")
     if os.path.isdir(url):
         return os.path.realpath(url)
@@ -218,10 +218,6 @@ def install(kit: str | os.PathLike = KIT_DIR, dry_run: bool = False) -> list[str
     """``pip install -e kit`` constrained by its ``requirements.lock`` (see the module docstring); returns the
     command. A second run with the same lock is skipped (marker file in ``kit``) while the kit and everything it
     requires are installed (``missing_requirements``)."""
-    import hashlib
-
-    from importlib import metadata
-
     kit = Path(kit)
     lock = (kit / "requirements.lock").read_text()
     installed = {(d.metadata["Name"] or "").lower().replace("_", "-") for d in metadata.distributions()}
@@ -321,8 +317,6 @@ def enable_widgets() -> None:
     """In Colab, draw ipywidgets 8 (the kit requires ``ipywidgets>=8.0``, so a Colab with 7.x gets 8.x) through
     Colab's custom widget manager: Colab's built-in manager speaks ipywidgets 7's protocol, and without this the
     explorer of notebook 05 shows nothing, with no error. Elsewhere, or with ipywidgets 7, it does nothing."""
-    from importlib import metadata
-
     if not in_colab() or int(metadata.version("ipywidgets").split(".")[0]) < 8:
         return
     from google.colab import output
@@ -337,8 +331,6 @@ def quiet_notebook_output() -> None:
     where transformers has them (and quiets PEFT's read of an old one where its trainer has TRL wrap a model), but
     TRL's DPOTrainer (notebook 04's DPO and NLL-only runs) still calls the old ones at every reference forward with
     checkpointing on."""
-    import warnings
-
     from datasets.utils.logging import disable_progress_bar
     from transformers.utils import logging as transformers_logging
 
@@ -360,8 +352,6 @@ def sync_notebooks(notebook_dir: str | os.PathLike | None = None, url: str = REP
     """Write ``setup_cell_source(url)`` into every notebook's setup cell (the code cell after the ``parameters``
     cell), touching nothing else; returns the notebooks changed. Each is written atomically: a write that fails
     leaves the notebook as it was, not cut short."""
-    import json
-
     from stepdpo_lite.atomic import write_atomic  # absolute: this file also runs as a script (install)
     from stepdpo_lite.tutorial.runs import NOTEBOOK_DIR
 
@@ -387,8 +377,6 @@ def sync_notebooks(notebook_dir: str | os.PathLike | None = None, url: str = REP
 
 
 def main(argv=None) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.tutorial.colab", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     i = sub.add_parser("install", help="pip install -e KIT with the lock as constraints (Colab's setup cell)")

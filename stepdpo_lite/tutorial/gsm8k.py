@@ -16,10 +16,15 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
+from datasets import Dataset
+
 from ..checks import list_of, positive_int
 # a bad record: an error naming its file, line and field
 from ..data import BadField, check_records, read_json_records, records_of, text_value
+from ..evaluation import first_error_index
 from ..steps import DEFAULT_DELIMITER, extract_steps
+from . import labelling, toyworld
 
 # The instruction makes an instruct model write steps the default delimiter "\n\nStep" can split.
 INSTRUCTION = ("Solve the math problem step by step. Start each step on a new paragraph with 'Step k:' "
@@ -225,8 +230,6 @@ def carve(rows, n_train: int, n_eval: int, seed: int = 0) -> dict:
     the same split whatever sizes are asked. Notebooks 04-06 draw the test problems again with ``n_train=0`` and
     other sizes, and notebook 04 draws the train problems again at the sizes notebook 01 kept; with regions that
     moved with the sizes, they got validation or train problems."""
-    from datasets import Dataset
-
     _check_sizes(n_train, n_eval, "carve")
     positive_int(seed, "seed", "carve", minimum=0)  # True shuffled as 1; 1.5 or None reached datasets' shuffle
     rows = list(rows)
@@ -257,15 +260,13 @@ def load_hub_split(name: str, split: str):
     copy), read from the datasets cache when it is there. Out of reach, datasets' own ``ConnectionError``
     ("Couldn't reach ...") becomes one that says what to do: a ``FileNotFoundError`` when the Hub is offline (the
     cache holds no copy), else a ``ConnectionError``."""
-    from datasets import config, load_dataset
-
-    try:
-        return load_dataset(name, "main", split=split)
+    try:  # datasets.load_dataset, read at the call: tests put an unreachable Hub in its place
+        return datasets.load_dataset(name, "main", split=split)
     except ConnectionError as err:
         local = ("in your own code give the profile a local copy (dataclasses.replace(get_profile(...), dataset="
                  "FOLDER), Profile.dataset: a folder with train.jsonl and test.jsonl, or one .jsonl file, e.g. "
                  "data/gsm8k, the 200 shipped test problems); the notebooks take a profile's name only")
-        if config.HF_HUB_OFFLINE:
+        if datasets.config.HF_HUB_OFFLINE:
             raise FileNotFoundError(
                 f"load_problems: GSM8K {name!r} ({split}) is not in the datasets cache, and the Hub is offline "
                 "(HF_HUB_OFFLINE=1 or HF_DATASETS_OFFLINE=1): go online for the first run (set both to 0, or unset "
@@ -292,7 +293,6 @@ def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str
         else:
             parts = carve(next(iter(local.values())), n_train, n_eval, seed)
             return {split: [_problem(r, tokenizer) for r in rows] for split, rows in parts.items()}
-        from datasets import Dataset
         train, test = Dataset.from_list(train).shuffle(seed=seed), Dataset.from_list(test).shuffle(seed=seed)
     else:
         train, test = (load_hub_split(name, split) for split in ("train", "test"))
@@ -320,9 +320,6 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
     it is itself a completion that reaches the answer after each of its steps, so every hard label is True.
     Before any rollout, a warning when most samples are one step (``warn_of_one_step_samples``: another layout).
     """
-    from ..evaluation import first_error_index
-    from . import labelling, toyworld
-
     labelling.check_solution_lists(problems, solutions, "mc_verdicts")
     labelling.prompts_of(problems, "mc_verdicts")  # a prompt str is no problem (no is_correct)
     for i, sols in enumerate(solutions):  # a None (a failed sample) was an AttributeError on .strip()

@@ -38,15 +38,22 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+import nbformat
+from tqdm.auto import tqdm
+from tqdm.std import Bar
+
 from ..atomic import write_atomic
 from ..checks import list_of
 from . import runs
+from .profiles import PROFILES, get_profile, prepare_profile
+from .toyworld import missing_tiny_model_message
 
 NOTEBOOK_DIR = runs.NOTEBOOK_DIR
 NOTEBOOKS = [
@@ -147,8 +154,6 @@ def _parameter_source(parameters: dict) -> str:
 def _parameters_cells(path: str | os.PathLike) -> list[ast.Module]:
     """The syntax tree of each ``parameters``-tagged cell of a notebook, its IPython ``%``/``!`` lines skipped; a
     cell that is still not Python is a ValueError naming the notebook."""
-    import nbformat
-
     trees = []
     for cell in nbformat.read(str(path), 4).cells:
         if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
@@ -262,9 +267,7 @@ def _kernel_config():
     picks a TCP port by binding port 0 and letting it go, and its cache of ports taken is per process, so two
     processes starting kernels at once (the test suite's two workers) could both pick one port and a kernel failed to
     start. A unique file name cannot clash."""
-    import uuid
-
-    import zmq
+    import zmq  # zmq, traitlets, nbclient and nbconvert here: only running or rendering notebooks needs them
     from traitlets.config import Config
 
     cfg = Config()
@@ -310,8 +313,6 @@ def _bars_as_they_ended(client) -> None:
     viewers (GitHub) show the text/plain the bar was displayed with, its first state: every bar read 0%. The
     fallback is drawn as tqdm draws the bar in a terminal, "loop: 100%|██████████| 5/5 [00:01<00:00, 4.9it/s]".
     """
-    from tqdm.std import Bar
-
     state = client.nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
 
     def model(ref: str) -> dict:
@@ -349,7 +350,6 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
     notebook there, as a failing cell does (the error reads "KeyboardInterrupt: stopped by Ctrl-C" or "... by
     SIGTERM"); a second one stops at once.
     """
-    import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -532,9 +532,6 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     ``notebook_dir``) take only its profiles and run in :data:`NOTEBOOKS` order, whatever order they are given in.
     ``timeout``: seconds allowed per cell, or None (the default) for no limit.
     """
-    import nbformat
-    from tqdm.auto import tqdm
-
     out = out or sys.stdout
     # No limit by default: on a GPU profile notebook 04's on-policy cell runs for hours (onpolicy.
     # round_generation_seconds), and a limit would stop the run there. nbclient reads 0 or less as no limit too:
@@ -546,7 +543,6 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     if profile == "tiny":
         _require_tiny_models(profile)
     if notebook_dir is None:  # the kit's notebooks know only its profiles; else runs/<typo>/ would be made first
-        from .profiles import get_profile
         get_profile(profile)
         # Each reads what the earlier ones wrote, so `--only 03 01` runs 01 first (a notebook_dir of one's own
         # keeps the order given: its notebooks need not follow the kit's names).
@@ -562,7 +558,6 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
         if unknown:  # injected anyway, a misspelled name would change nothing, without a word
             raise ValueError(f"no notebook run here ({', '.join(p.stem for p in paths)}) has a parameter "
                              f"{unknown[0]}; theirs: {', '.join(sorted(known))}")
-    from .profiles import PROFILES, prepare_profile
     if profile in PROFILES:  # the smoke base is built here (seconds), not inside notebook 01; a profile refused on
         prepare_profile(profile, out=lambda line: print(line, file=out))  # this machine leaves no runs/<profile>/
     run = runs.run_dir(profile, runs_dir).resolve()
@@ -702,9 +697,6 @@ def _require_tiny_models(profile: str) -> None:
     """A FileNotFoundError, saying what to do, when the profile's base or reward base folder is not there: the tiny
     models ship in the repository's data/, not in a wheel, and notebook 01 failed in its eighth cell, on load_model's
     "no such folder" in site-packages."""
-    from .profiles import get_profile
-    from .toyworld import missing_tiny_model_message
-
     p = get_profile(profile)
     models = ((p.model_name, "STEPDPO_TINY_BASE"), (p.reward_model_name, "STEPDPO_TINY_REWARD_BASE"))
     missing = [missing_tiny_model_message(path, variable) for path, variable in models
@@ -763,8 +755,6 @@ def run_side_by_side(jobs: Mapping[str, Callable[[Path, int | None], object]], p
     once (else None). A bar over the jobs, and a line ``name: N s`` as each finishes (their own output is captured,
     and a run takes minutes). Returns name -> ``(its result, its seconds)``, in ``jobs``' order.
     ``scripts/seed_spread.py`` and ``scripts/exercise_runs.py`` run their variants so."""
-    from tqdm.auto import tqdm
-
     def timed(job):
         start = time.perf_counter()
         return job(Path(scratch), threads), time.perf_counter() - start

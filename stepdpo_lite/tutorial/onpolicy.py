@@ -35,6 +35,7 @@ from typing import Callable, Collection, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from accelerate.utils import is_peft_model
+from safetensors.torch import load_file, save_file
 from scipy import stats
 from trl import DPOConfig, DPOTrainer
 
@@ -1073,8 +1074,6 @@ def save_rounds(save_dir: str | Path, settings: dict, done: Sequence[dict], poli
     to ``save_dir`` as a whole (``runs.save_atomic``: the previous round's save stays until this one is complete, so
     a runtime that stops while saving keeps it). Only the last round's policies are kept: a run goes on from them."""
     def write(tmp):
-        from safetensors.torch import save_file
-
         for name, model in policies.items():
             (Path(tmp) / name).mkdir()
             save_file({n: p.detach().contiguous().cpu() for n, p in _round_weights(model).items()},
@@ -1087,8 +1086,6 @@ def save_rounds(save_dir: str | Path, settings: dict, done: Sequence[dict], poli
 def load_round_policy(model, folder: str | Path, round_index: int) -> None:
     """The weights ``save_rounds`` saved in ``folder`` put into ``model`` (a start policy, as ``start_policy`` makes
     it), in place; ``model`` is then marked as trained up to ``round_index`` (``refuse_trained_policies``)."""
-    from safetensors.torch import load_file
-
     saved = load_file(str(Path(folder) / POLICY_FILE))
     params = _round_weights(model)
     wrong = sorted(set(saved) ^ set(params)) or [n for n in params if saved[n].shape != params[n].shape]

@@ -283,7 +283,7 @@ def check_machine(profile: str | Profile) -> None:
     p = get_profile(profile) if isinstance(profile, str) else profile
     if p.dtype not in ("float16", "bfloat16") or p.device == "cpu":
         return
-    import torch
+    import torch  # torch in the functions: notebooks and colab import this module light (test_reward_training)
 
     if not torch.cuda.is_available():
         raise ValueError(f"profile {p.name!r} needs a CUDA GPU (it computes in {p.dtype}) and this machine has none "

@@ -26,10 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 from pathlib import Path
 
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
 from ..atomic import check_replaceable, save_atomic
+from ..rewards import NO, OUTCOME_TAG, STEP_TAG, YES
+from . import gsm8k
 
 ROOT = Path(__file__).resolve().parents[2]
 GSM8K_SLICE = ROOT / "data" / "gsm8k" / "test.jsonl"  # the 200 shipped GSM8K problems; the smoke carve's source
@@ -69,18 +74,14 @@ def equation_steps(answer: str) -> str:
 
 def build_tokenizer(records: list[dict], vocab_size: int = VOCAB_SIZE):
     """A byte-level BPE ``PreTrainedTokenizerFast`` with a chat template, trained on ``records``' text."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    from .gsm8k import INSTRUCTION
-    from ..rewards import NO, OUTCOME_TAG, STEP_TAG, YES
+    from transformers import PreTrainedTokenizerFast  # torch and transformers in the functions: profiles imports this
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(_SPLIT), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
-    corpus = [INSTRUCTION, "Problem: Solution: system user assistant"]
+    corpus = [gsm8k.INSTRUCTION, "Problem: Solution: system user assistant"]
     corpus += [r["question"] + "\n" + equation_steps(r["answer"]) for r in records]
     corpus += [f"{tag}{answer}" for tag in (STEP_TAG, OUTCOME_TAG) for answer in (YES, NO)] * 50
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False,
@@ -113,8 +114,6 @@ def build_model(tokenizer, hidden_size: int = 64, layers: int = 2, seed: int = 0
 def _fit(model, tokenizer, prompts: list[str], solutions: list[str], steps: int, seed: int, batch_size: int = 16,
          learning_rate: float = 1e-2) -> list[float]:
     """Plain AdamW on prompt-masked rows (loss on the solution and its end of turn only); returns the losses."""
-    import random
-
     import torch
 
     rows = []
@@ -151,8 +150,6 @@ def build_smoke_base(out: str | os.PathLike | None = None, seed: int = 0, source
     there that holds other files but no ``smoke_base.json`` (no smoke base) is refused before anything is built: the
     save replaces the folder as a whole (``--out runs`` deleted every run)."""
     import torch
-
-    from . import gsm8k
 
     out = Path(out or smoke_base_dir())
     check_replaceable(out, owned=OWNED, where="build_smoke_base")

@@ -15,8 +15,11 @@ import argparse
 import json
 import os
 import random
+import tempfile
 import warnings
 from pathlib import Path
+
+from datasets import Dataset
 
 from ..atomic import check_replaceable
 from ..checks import finite_number, list_of, positive_int
@@ -54,8 +57,6 @@ def solution_lm_dataset(tokenizer, prompts: list[str], solutions: list[str], num
 
 def _lm_rows(tokenizer, prompts: list[str], solutions: list[str], num_proc: int | None = None):
     """``solution_lm_dataset``'s rows from texts ``_training_texts`` has checked."""
-    from datasets import Dataset
-
     def tokenize(batch):
         prompt_ids = tokenizer(batch["prompt"], add_special_tokens=False)["input_ids"]
         solution_ids = tokenizer(batch["response"], add_special_tokens=False)["input_ids"]
@@ -94,7 +95,7 @@ def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, err
     _check_settings("train_base", out, learning_rate, target_accuracy, n_train=n_train, max_steps=max_steps,
                     batch_size=batch_size, eval_every=eval_every, n_eval=n_eval, layers=layers,
                     hidden_size=hidden_size)
-    from transformers import set_seed
+    from transformers import set_seed  # torch and transformers in the training functions only: seconds to import
 
     set_seed(seed)
     tokenizer = build_tokenizer()
@@ -161,8 +162,6 @@ def _train(model, tokenizer, ds, eval_problems, out, settings: dict, *, max_step
     ``settings["target_accuracy"]``, then model, tokenizer and ``training_log.json`` (``settings``, the evaluations
     and the losses) saved to ``out``; a run that never reached it is saved too, with a warning. The Trainer's own
     folder is a temporary one, gone however the run ends: nothing is written to ``out`` but the finished save."""
-    import tempfile
-
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 

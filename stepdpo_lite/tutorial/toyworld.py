@@ -35,6 +35,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
 from ..atomic import save_atomic
 from ..checks import list_of, positive_int
 from ..evaluation import first_error_index
@@ -401,8 +403,7 @@ def _nearby(x: int, rng: random.Random) -> int:
 
 def build_tokenizer():
     """A character-level ``PreTrainedTokenizerFast`` with whole-word tokens for the fixed phrases."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast  # torch and transformers in the functions: profiles imports this
 
     specials = ["<pad>", "<eos>", "<unk>"]
     chars = [chr(i) for i in range(32, 127)] + ["\n"]

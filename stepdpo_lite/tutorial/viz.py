@@ -25,6 +25,7 @@ import random
 import re
 from pathlib import Path
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colormaps
@@ -1046,8 +1047,6 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
 
     threshold: log-odds (a probability p is log(p / (1 - p))), within ±``EXPLORER_THRESHOLD_LIMIT``.
     """
-    import ipywidgets as w
-
     threshold = finite_number(threshold, "threshold", "step_reward_explorer")
     if abs(threshold) > EXPLORER_THRESHOLD_LIMIT:  # σ would round to 0 or 1: every step, or none, rejected
         raise ValueError(f"step_reward_explorer: threshold is log-odds within ±{EXPLORER_THRESHOLD_LIMIT}, got "
@@ -1086,11 +1085,11 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
                 raise ValueError(f"step_reward_explorer: problem {i}, solution {j} has {len(r)} rewards, {n_steps} "
                                  "steps" + ("" if n_labels is None else f" and {n_labels} step labels")
                                  + " (need one of each per step)")
-    picker = w.Dropdown(options=[(f"{i + 1}: {_short(_text_of(p), 48)}", i) for i, p in enumerate(problems)],
+    picker = widgets.Dropdown(options=[(f"{i + 1}: {_short(_text_of(p), 48)}", i) for i, p in enumerate(problems)],
                         value=0, description="problem")
-    slider = w.FloatSlider(value=threshold, min=min(-8.0, threshold), max=max(8.0, threshold), step=0.05,
+    slider = widgets.FloatSlider(value=threshold, min=min(-8.0, threshold), max=max(8.0, threshold), step=0.05,
                            description="log-odds")  # the range holds the value given, not to clamp it
-    text, out = w.HTML(), w.Output()
+    text, out = widgets.HTML(), widgets.Output()
 
     def update(_=None):
         i, thr = picker.value, slider.value
@@ -1101,7 +1100,7 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
     picker.observe(update, names="value")
     slider.observe(update, names="value")
     update()
-    box = w.VBox([w.HBox([picker, slider]), text, out])
+    box = widgets.VBox([widgets.HBox([picker, slider]), text, out])
     box.picker, box.threshold, box.html, box.output = picker, slider, text, out
     return box
 
