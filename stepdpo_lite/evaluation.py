@@ -16,15 +16,16 @@ import numpy as np
 from .checks import finite_number, list_of, positive_int
 
 
-def check_same_shape(values, labels, what: str, noun: str = "values") -> None:
-    """One list of values and one of labels per solution, of the same lengths."""
+def check_same_shape(values, labels, what: str, noun: str = "values", unit: str = "solution",
+                     part: str = "step") -> None:
+    """One list of values and one of labels per ``unit``, a value and a label per ``part`` (a problem's candidates)."""
     if len(values) != len(labels):
-        raise ValueError(f"{what}: {len(values)} solutions of {noun} but {len(labels)} of labels")
+        raise ValueError(f"{what}: {len(values)} {unit}s of {noun} but {len(labels)} of labels")
     for i, (v, y) in enumerate(zip(values, labels)):  # a bare number among the lists has no len(): a TypeError
-        v = list_of(v, f"{what}: solution {i}", f"step {noun.removeprefix('step ')}")
-        y = list_of(y, f"{what}: solution {i}", "step labels")
+        v = list_of(v, f"{what}: {unit} {i}", f"{part} {noun.removeprefix('step ')}")
+        y = list_of(y, f"{what}: {unit} {i}", f"{part} labels")
         if len(v) != len(y):
-            raise ValueError(f"{what}: solution {i} has {len(v)} {noun} and {len(y)} labels")
+            raise ValueError(f"{what}: {unit} {i} has {len(v)} {noun} and {len(y)} labels")
 
 
 def finite_scores(scores, what: str, item: str = "score") -> list[float]:
@@ -48,8 +49,7 @@ def check_labels(labels, what: str, name: str) -> None:
 
 
 def flat_scores_and_labels(scores, labels, what: str, name: str = "labels"):
-    nested = any(isinstance(s, (list, tuple, np.ndarray)) for s in scores)  # any: [1.0, [0.0]] is no flat list
-    if nested:
+    if any(isinstance(s, (list, tuple, np.ndarray)) for s in scores):  # any: [1.0, [0.0]] is no flat list
         check_same_shape(scores, labels, what, noun="scores")
         for i, y in enumerate(labels):
             check_labels(y, what, f"{name}[{i}]")
@@ -224,8 +224,7 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
     keeps the earliest candidate (equal scores keep candidate 0, right or not). ``per_problem=True``:
     each problem's share of right picks instead of the mean, for paired comparisons of two methods."""
     if scores is not None:
-        if len(scores) != len(correct) or any(len(s) != len(c) for s, c in zip(scores, correct)):
-            raise ValueError("best_of_n_accuracy: scores and correct must have the same shape")
+        check_same_shape(scores, correct, "best_of_n_accuracy(correct, scores)", "scores", "problem", "candidate")
         for i, s in enumerate(scores):  # True here is most likely a swap: the order is named in the message
             finite_scores(s, "best_of_n_accuracy(correct, scores)", f"problem {i}, candidate")
     for i, c in enumerate(correct):

@@ -38,7 +38,7 @@ from .evaluation import step_auroc
 from .models import load_model, resolve_device, resolve_dtype, saved_reward_config, trainer_precision
 from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, InputTooLong, OutcomeRewardModel,
                       ProcessRewardModel, RewardModelConfig, check_config_values, fast_head_matches, tag_logits,
-                      warn_of_unread_text)
+                      warn_of_unread_text, warn_user)
 from .steps import DEFAULT_DELIMITER, extract_steps
 
 
@@ -285,14 +285,14 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
             fix = ("these rows' steps contain it: pick a delimiter that opens each step and that the steps never "
                    "contain otherwise" if c.step_delimiter == "\n" else "set the data's delimiter (e.g. '\\n' for "
                    "GSM8K)") + ", or score lists of steps"
-        warnings.warn(f"{who}: {len(split)} of {len(train_rows)} rows do not split back into their steps at "
-                      f"step_delimiter={c.step_delimiter!r} ({names[split[0][0]]} first, field 'completions'); the "
-                      f"saved PRM splits a text there when it scores one: {fix}")
+        warn_user(f"{who}: {len(split)} of {len(train_rows)} rows do not split back into their steps at "
+                  f"step_delimiter={c.step_delimiter!r} ({names[split[0][0]]} first, field 'completions'); the "
+                  f"saved PRM splits a text there when it scores one: {fix}")
     if joined := [i for i, r in enumerate(train_rows)  # the published loaders' prompts: "...?Step 1: ..."
                   if prompt_runs_into(r["prompt"], r["completions"][0] if process else r["completion"])]:
-        warnings.warn(f"{who}: {len(joined)} of {len(train_rows)} rows' prompts run into their first step with no "
-                      f"whitespace between ({names[joined[0]]} first, field 'prompt'): end them with '\\n' "
-                      "(data.delimit_steps does) or the model's chat template")
+        warn_user(f"{who}: {len(joined)} of {len(train_rows)} rows' prompts run into their first step with no "
+                  f"whitespace between ({names[joined[0]]} first, field 'prompt'): end them with '\\n' "
+                  "(data.delimit_steps does) or the model's chat template")
 
     set_seed(c.seed)
     device = resolve_device(c.device)
@@ -300,7 +300,8 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
     reward_config = RewardModelConfig(  # tag None: the kind's own (STEP_TAG / OUTCOME_TAG)
         tag=c.tag, yes=c.yes, no=c.no, step_delimiter=c.step_delimiter, aggregation=c.aggregation,
         prompt_template=c.prompt_template, quantization=c.quantization, max_length=c.max_length,
-        dtype=str(dtype).removeprefix("torch."))  # recorded: a reload on another device computes as trained
+        dtype=str(dtype).removeprefix("torch."),  # recorded: a reload on another device computes as trained
+        trained_with_prompts=True)  # the validators refuse a row without one: scoring an empty one then warns
     check_config_values(reward_config)  # aggregation="mean2" fails before the model loads, not after
     model, tokenizer = load_model(str(model_name_or_path), quantization=c.quantization, lora=c.lora, device=device,
                                   dtype=dtype, gradient_checkpointing=c.gradient_checkpointing)

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import sys
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -48,6 +49,26 @@ OUTCOME_TAG = "\nIs this solution correct? Yes or No:"
 YES, NO = " Yes", " No"
 # A saved reward model's folder (save_atomic): what it may hold besides the save, the Trainer's in its output_dir
 SAVE_FOLDER = dict(keep=TRAINER_OUTPUTS, owned=("*reward_config.json",))
+PROGRESS_MIN_BATCHES = 8  # progress=None: a scoring bar only past this many batches (a few pass in a blink)
+CALLED_BACK_FROM = ("torch", "trl", "transformers", "accelerate", "datasets")  # libraries that call the kit back
+
+
+def warn_user(message: str) -> None:
+    """A UserWarning that names the first frame outside the kit's core modules and ``CALLED_BACK_FROM`` (TRL's
+    DPOTrainer prepares the datasets, torch's no_grad wraps get_step_rewards): the user's call of an entry point
+    (``StepwiseDPOTrainer(...)``, ``score_solutions``), however deep the kit warns from it."""
+    frame, level = sys._getframe(1), 2  # warn_user's caller, the frame stacklevel=2 names
+    while frame and ((name := frame.f_globals.get("__name__", "")).rpartition(".")[0] == __package__
+                     or name.partition(".")[0] in CALLED_BACK_FROM):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, stacklevel=level)
+
+
+class _ProblemInText(str):
+    """The empty prompt of a call on a bare text: its problem is in the text (no warning of an empty prompt)."""
+
+
+PROBLEM_IN_TEXT = _ProblemInText()
 
 
 def warn_of_unread_text(tokenizer, token_ids, where: str, what: str = "solution", names=None) -> None:
@@ -58,9 +79,9 @@ def warn_of_unread_text(tokenizer, token_ids, where: str, what: str = "solution"
     unk = getattr(tokenizer, "unk_token_id", None)
     if unread := [i for i, ids in enumerate(token_ids) if unk is not None and unk in ids]:
         first = names[unread[0]] if names else f"{what} {unread[0]}"
-        warnings.warn(f"{where}: {len(unread)} of {len(token_ids)} {what}s ({first} first) hold text the "
-                      f"tokenizer maps to its unknown token {tokenizer.unk_token!r}: the model cannot read it; "
-                      "normalise the text or use a base whose tokenizer covers it", stacklevel=4)
+        warn_user(f"{where}: {len(unread)} of {len(token_ids)} {what}s ({first} first) hold text the "
+                  f"tokenizer maps to its unknown token {tokenizer.unk_token!r}: the model cannot read it; "
+                  "normalise the text or use a base whose tokenizer covers it")
 
 
 @documented_fields
@@ -86,6 +107,8 @@ class RewardModelConfig:
         "help": "The weights' (4-bit: compute) dtype when loaded back: 'float32', 'bfloat16' or 'float16'; the reward "
                 "trainers record the one they trained in, so a reload gives the same rewards. None: the device's."})
     first_error_threshold: float | None = field(default=None, metadata={"help": "first_errors' threshold (log-odds)."})
+    trained_with_prompts: bool = field(default=False, metadata={
+        "help": "Set by the reward trainers (their rows all have prompts): an empty prompt to score then warns."})
 
     def __setattr__(self, name, value):  # a function or unknown name was taken here, to fail when scoring or at save
         if name == "aggregation" and (callable(value) or value not in (known := AGGREGATION_STRATEGIES)):
@@ -166,8 +189,7 @@ def read_saved_config(config_path: Path, kind: str, required: Sequence[str] = ()
         raise ValueError(f"{config_path}: not valid JSON ({err}); was its save cut short?") from None
     if not isinstance(config, dict):
         raise ValueError(f"{config_path}: must hold a JSON object, got {type(config).__name__}")
-    missing = [k for k in required if k not in config]
-    if missing:
+    if missing := [k for k in required if k not in config]:
         raise ValueError(f"{config_path}: missing field(s) {missing}")
     return config
 
@@ -215,11 +237,11 @@ class TextRewards:
     solution): a text is read with an empty prompt, so put the problem in the text as the model was trained."""
 
     def get_reward_for_text(self, text: str) -> float:
-        return self.solution_rewards([""], [text])[0]
+        return self.solution_rewards([PROBLEM_IN_TEXT], [text])[0]
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
         texts = list_of(texts, "texts", "texts")
-        return self.solution_rewards([""] * len(texts), texts)
+        return self.solution_rewards([PROBLEM_IN_TEXT] * len(texts), texts)
 
 
 class GenerativeVerifier(TextRewards):
@@ -291,8 +313,7 @@ class GenerativeVerifier(TextRewards):
         self.prefix_ids = with_specials[:cut]
         positions = getattr(self.model.config, "max_position_embeddings", None)
         limits = [positions, tok.model_max_length]
-        context = min(x for x in limits if isinstance(x, int) and 0 < x < 10**7) if any(
-            isinstance(x, int) and 0 < x < 10**7 for x in limits) else None
+        context = min((x for x in limits if isinstance(x, int) and 0 < x < 10**7), default=None)
         # Past its positions a model is out of its training (a RoPE model even scores such inputs without an
         # error), so a max_length beyond them would let over-long inputs through instead of refusing them.
         if c.max_length is not None and isinstance(positions, int) and c.max_length > positions:
@@ -335,25 +356,30 @@ class GenerativeVerifier(TextRewards):
         from .data import prompt_runs_into  # not at import: data imports datasets (~1 s), RewardModelConfig needs none
         joined = sum(bool(p) and prompt_runs_into(p, ss[0]) for p, ss in zip(prompts, steps))  # "": no prompt
         bare = sum(not all(s.startswith(self.config.step_delimiter) for s in ss[1:]) for ss in steps)
+        empty = [i for i, p in enumerate(prompts) if self.config.trained_with_prompts and p == ""
+                 and not isinstance(p, _ProblemInText)]  # steps alone after no problem: a layout it never read
         found = [f"{joined} of {len(steps)} prompts run into their first step with no whitespace between (the kit "
                  "trains on such rows only with a warning): end them as in training, e.g. with the '\\n' of "
                  f"data.delimit_steps (a bare problem's prompt_template {self.config.prompt_template!r} -> "
                  "'{problem}\\n')"] * bool(joined) + [f"{bare} of {len(steps)} solutions' steps 2..K do not open "
                  f"with the step_delimiter {self.config.step_delimiter!r} it was trained with: put it in front of them "
                  "(data.delimit_steps)"] * bool(bare)
+        if empty:
+            found.append(f"{len(empty)} of {len(steps)} prompts are empty (solution {empty[0]} first, field 'prompt') "
+                         "and it was trained with prompts: give each solution its problem's prompt")
         where = f"{type(self).__name__}.score_solutions{f' ({side} side)' * bool(side)}"
         if found:
-            warnings.warn(f"{where}: {'; '.join(found)}; its rewards of a layout it was not trained on may be far off",
-                          stacklevel=3)
+            warn_user(f"{where}: {'; '.join(found)}; its rewards of a layout it was not trained on may be far off")
         warn_of_unread_text(self.tokenizer, token_ids, where)
 
     def _score_encoded(self, encoded: list[tuple[list[int], list[int]]], batch_size: int | None = None,
-                       progress: bool = False) -> list[list[float]]:
+                       progress: bool | None = None) -> list[list[float]]:
         """``encoded[i] = (input_ids, tag_positions)`` -> reward at every tag position, per sequence."""
         import torch
         from torch.nn.utils.rnn import pad_sequence
 
         batch_size = positive_int(batch_size, "batch_size", "reward model", none_ok=True) or self.config.batch_size
+        progress = len(encoded) > PROGRESS_MIN_BATCHES * batch_size if progress is None else progress
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # similar lengths, less padding
         out: list[list[float] | None] = [None] * len(encoded)
@@ -387,7 +413,7 @@ class GenerativeVerifier(TextRewards):
     def _prompt_for(self, problem: str | None, optional: bool = True) -> str:
         if not (isinstance(problem, str) or optional and problem is None):  # format() would print any object
             raise ValueError(f"problem: must be a str{' or None' if optional else ''}, got {type(problem).__name__}")
-        return "" if problem is None else self.config.prompt_template.format(problem=problem)
+        return PROBLEM_IN_TEXT if problem is None else self.config.prompt_template.format(problem=problem)
 
     def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
         """The reward of ``solution`` to a bare ``problem``, which ``prompt_template`` turns into the prompt."""
@@ -491,9 +517,11 @@ class ProcessRewardModel(GenerativeVerifier):
         return encoded
 
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str] | Sequence[Sequence[str]],
-                        batch_size: int | None = None, progress: bool = False, side: str = "") -> list[list[float]]:
-        """Per-step rewards (log-odds) of each solution; a text solution is split with ``step_delimiter``. ``side``:
-        which a trainer scores (chosen, rejected), named in the layout and unread-text warnings."""
+                        batch_size: int | None = None, progress: bool | None = None,
+                        side: str = "") -> list[list[float]]:
+        """Per-step rewards (log-odds) of each solution; a text solution is split with ``step_delimiter``. ``progress``:
+        a bar (None: only past ``PROGRESS_MIN_BATCHES`` batches). ``side``: which a trainer scores (chosen, rejected),
+        named in the layout and unread-text warnings."""
         encoded = self._encode_many(prompts := list_of(prompts, "prompts", "strings"), steps := self._split(solutions))
         self.warn_of_untrained_layout(prompts, steps, [ids for ids, _ in encoded], side)  # checked by _encode_many
         return self._score_encoded(encoded, batch_size, progress)
@@ -507,7 +535,7 @@ class ProcessRewardModel(GenerativeVerifier):
         return [predict_first_error(r, threshold) for r in self.score_solutions(prompts, solutions)]
 
     def solution_rewards(self, prompts: Sequence[str], solutions, batch_size: int | None = None,
-                         progress: bool = False) -> list[float]:
+                         progress: bool | None = None) -> list[float]:
         """One reward per solution: its step rewards aggregated by ``config.aggregation``."""
         return [self.aggregate(r) for r in self.score_solutions(prompts, solutions, batch_size, progress)]
 
@@ -531,7 +559,8 @@ class ProcessRewardModel(GenerativeVerifier):
         return self.score_solutions([self._prompt_for(problem)], [list_of(steps, "steps", "step strings")])[0]
 
     def extract_and_aggregate_steps(self, text: str) -> tuple[list[str], list[float], float]:
-        """``(steps, step_rewards, aggregated_reward)`` of a text (text before the first delimiter opens step 1)."""
+        """``(steps, step_rewards, aggregated_reward)`` of a text, which must hold the problem: it is read with no
+        prompt, the text before the first delimiter opening step 1 (steps alone read so score far off, unwarned)."""
         if not isinstance(text, str):
             raise ValueError(f"text: must be a str, got {type(text).__name__}")
         steps = self._split([text])[0]
@@ -571,7 +600,7 @@ class OutcomeRewardModel(GenerativeVerifier):
         return encoded
 
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str] | Sequence[Sequence[str]],
-                        batch_size: int | None = None, progress: bool = False, side: str = "") -> list[float]:
+                        batch_size: int | None = None, progress: bool | None = None, side: str = "") -> list[float]:
         """One reward (log-odds) per solution. A list of steps is read as their text, joined: steps are pieces of
         the text (``"".join(extract_steps(text)) == text``), so an ORM scores what a PRM beside it scores."""
         solutions = ["".join(s) if isinstance(s, (list, tuple)) and s and all(isinstance(x, str) for x in s) else s

@@ -15,7 +15,6 @@ import copy
 import inspect
 import os
 import re
-import warnings
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -31,10 +30,11 @@ from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax, u
 
 from .atomic import TRAINER_OUTPUTS, check_checkpoints, save_atomic, write_json_atomic
 from .checks import documented_fields, finite_number, keywords_taken, list_of, positive_int
+from .data import prompt_runs_into
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
 from .models import keep_4bit_weights_unpacked, quiet_peft_checkpointing_read, write_portable_adapter_config
-from .rewards import InputTooLong, ProcessRewardModel, step_delimiter_of, warn_of_unread_text
+from .rewards import InputTooLong, ProcessRewardModel, step_delimiter_of, warn_of_unread_text, warn_user
 from .steps import DEFAULT_DELIMITER, char_step_ids, extract_steps, step_spans
 from .stepwise_data import (REWARD_MODEL_LABELS, STEP_COLUMNS, STEP_PAIRINGS, STEP_VALUE_COLUMNS,
                             DataCollatorForStepwisePreference, check_row, drop_appended_eos, step_columns)
@@ -134,9 +134,9 @@ class _TruncatedTotalFromLog(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.trainer.num_wrong_steps_cut:  # rejected steps labelled wrong, cut: the run looks normal
-            warnings.warn(f"StepwiseDPOTrainer: max_length={args.max_length} cut {self.trainer.num_wrong_steps_cut} "
-                          "rejected steps labelled wrong (p < 0.5) in this training (counted in each batch), so the "
-                          "step loss never pushed them down: raise max_length", stacklevel=2)
+            warn_user(f"StepwiseDPOTrainer: max_length={args.max_length} cut {self.trainer.num_wrong_steps_cut} "
+                      "rejected steps labelled wrong (p < 0.5) in this training (counted in each batch), so the "
+                      "step loss never pushed them down: raise max_length")
 
 
 @documented_fields
@@ -209,6 +209,8 @@ class StepwiseDPOConfig(DPOConfig):
             self.reward_model_path = os.fspath(self.reward_model_path)
         if self.bf16 is None and not self.fp16:
             self.bf16 = default_bf16(self.use_cpu)  # TRL's unset bf16 means True, on a CPU too (see default_bf16)
+        if not (torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()):
+            self.dataloader_pin_memory = False  # torch pins nothing then, and warns at each DataLoader that asks
         weights = [finite_number(w, name, "StepwiseDPOConfig") for name, w in (
             ("step_loss_weight", self.step_loss_weight), ("outcome_loss_weight", self.outcome_loss_weight),
             ("sft_loss_weight", self.sft_loss_weight))]
@@ -218,7 +220,8 @@ class StepwiseDPOConfig(DPOConfig):
                 finite_number(getattr(self, name), name, "StepwiseDPOConfig")
         for k, w in enumerate(list_of(self.step_weights or [], "StepwiseDPOConfig: step_weights", "numbers")):
             finite_number(w, f"step_weights[{k}]", "StepwiseDPOConfig")
-        positive_int(self.max_reasoning_steps, "max_reasoning_steps", "StepwiseDPOConfig", none_ok=True)  # "2", 2.0
+        for name in ("max_reasoning_steps", "max_length"):  # "2", 2.0; max_length 0 or -5 too
+            positive_int(getattr(self, name), name, "StepwiseDPOConfig", none_ok=True)
         checks = [
             (self.aggregation_strategy in AGGREGATION_STRATEGIES,
              f"aggregation_strategy must be one of {AGGREGATION_STRATEGIES}, got {self.aggregation_strategy!r}"),
@@ -425,23 +428,29 @@ class StepwiseDPOTrainer(DPOTrainer):
                              "'chosen_step_rewards', 'rejected_step_rewards') and a reward model was given to score "
                              "them: drop the columns to score with the model, or give no reward model to use them")
         if self.reward_model is not None and "chosen_step_labels" in filled:  # labels win: step_columns
-            warnings.warn(f"StepwiseDPOTrainer: the {dataset_name} dataset has step labels (columns "
-                          "'chosen_step_labels', 'rejected_step_labels'), and they are the step loss's labels: the "
-                          "reward model's rewards are not used as step labels, they only weight the outcome loss. To "
-                          "label the steps with the reward model, drop the columns.", stacklevel=3)
+            warn_user(f"StepwiseDPOTrainer: the {dataset_name} dataset has step labels (columns "
+                      "'chosen_step_labels', 'rejected_step_labels'), and they are the step loss's labels: the "
+                      "reward model's rewards are not used as step labels, they only weight the outcome loss. To "
+                      "label the steps with the reward model, drop the columns.")
         if self.reward_model is not None and "chosen_step_rewards" not in filled:  # a column of None: unscored
             if not isinstance(dataset, Dataset):
                 raise ValueError("reward-model scoring needs a map-style `datasets.Dataset`, not an IterableDataset")
             dataset = self._add_reward_columns(dataset, args.step_delimiter)
         # no labels: "weighted" pushes down every rejected step (DPO); the other pairings, or one step a side, Step-DPO
         elif not filled and not next(iter(dataset)).get("open_ended") and args.step_pairing == "weighted":
-            warnings.warn(f"StepwiseDPOTrainer: the {dataset_name} dataset has no step labels, no step rewards and "
-                          "there is no reward model, so every chosen step counts as right and every rejected step as "
-                          "wrong: the step loss then pushes down the whole rejected solution, as DPO does. Add "
-                          "`chosen_step_labels`/`rejected_step_labels` columns or pass a `reward_model`.", stacklevel=3)
+            warn_user(f"StepwiseDPOTrainer: the {dataset_name} dataset has no step labels, no step rewards and "
+                      "there is no reward model, so every chosen step counts as right and every rejected step as "
+                      "wrong: the step loss then pushes down the whole rejected solution, as DPO does. Add "
+                      "`chosen_step_labels`/`rejected_step_labels` columns or pass a `reward_model`.")
         if args.use_step_wise_prompt:
             template = args.step_wise_prompt_template
             dataset = dataset.map(lambda ex: {"prompt": template.replace("{prompt}", ex["prompt"])})
+        if not derived_prompt and isinstance(dataset, Dataset) and (joined := [  # the published loaders' "...?Step 1:"
+                i for i, (p, c, r) in enumerate(zip(dataset["prompt"], dataset["chosen"], dataset["rejected"]))
+                if prompt_runs_into(p, c) or prompt_runs_into(p, r)]):
+            warn_user(f"StepwiseDPOTrainer: the {dataset_name} dataset: {len(joined)} of {len(dataset)} rows' "
+                      f"prompts run into their responses with no whitespace between (row {joined[0]} first, field "
+                      "'prompt'): end them with '\\n' (data.delimit_steps does) or the model's chat template")
         # TRL drops rows whose prompt fills max_length without a word: step_columns refuses them instead, by row
         dataset = super()._prepare_dataset(dataset, processing_class, _without_max_length(args), dataset_name)
         if "open_ended" in next(iter(dataset)):  # partial solutions (Step-DPO's prompt-prefix form): no EOS
@@ -465,8 +474,8 @@ class StepwiseDPOTrainer(DPOTrainer):
         where, ids = f"StepwiseDPOTrainer: the {dataset_name} dataset", [dataset[f"{s}_ids"] for s in PARTS]
         warn_of_unread_text(self._tokenizer, [p + c + r for p, c, r in zip(*ids)], where, "row")
         if same := [i for i, (c, r) in enumerate(zip(*ids[1:])) if c == r]:
-            warnings.warn(f"{where}'s row {same[0]} (and {len(same) - 1} more) has the same token ids on both sides "
-                          "(the tokenizer cannot tell them apart): the pair trains nothing", stacklevel=3)
+            warn_user(f"{where}'s row {same[0]} (and {len(same) - 1} more) has the same token ids on both sides "
+                      "(the tokenizer cannot tell them apart): the pair trains nothing")
         length = args.max_length
         long = [i for i, (p, c, r) in enumerate(zip(*ids)) if length and len(p) + max(len(c), len(r)) > length]
         if long:
@@ -475,17 +484,16 @@ class StepwiseDPOTrainer(DPOTrainer):
                 batch = collate(list(dataset.select(long[i:i + 64])))
                 lost = batch["step_valid"] & ~batch["step_complete"]  # steps; rejected ones labelled wrong
                 cut_steps += torch.stack([lost.sum(), (lost & (batch["step_probs"] < 0.5)).chunk(2)[1].sum()])
-            warnings.warn(f"{where}: max_length={length} (truncation_mode={args.truncation_mode!r}) cuts {len(long)} "
-                          f"of its {len(dataset)} rows (row {long[0]} first): {cut_steps[0]:.0f} of their steps "
-                          f"lose tokens, and the step loss leaves them out ({cut_steps[1]:.0f} rejected steps "
-                          "labelled wrong, never pushed down where the pairing scores them). Raise max_length or "
-                          "shorten the rows.", stacklevel=3)
+            warn_user(f"{where}: max_length={length} (truncation_mode={args.truncation_mode!r}) cuts {len(long)} of "
+                      f"its {len(dataset)} rows (row {long[0]} first): {cut_steps[0]:.0f} of their steps lose tokens, "
+                      f"and the step loss leaves them out ({cut_steps[1]:.0f} rejected steps labelled wrong, never "
+                      "pushed down where the pairing scores them). Raise max_length or shorten the rows.")
         wrong = [[p < 0.5 for p in x] for x in dataset["rejected_step_labels"] if x] \
             if "rejected_step_labels" in dataset.column_names else []
         if 2 * (reachable := sum(True in w[:-1] and all(w[w.index(True):]) for w in wrong)) > len(wrong):
-            warnings.warn(f"{where}: {reachable} of {len(wrong)} rejected label lists are wrong at each step after the "
-                          "first wrong one (*reachable*): the step loss pushes down right steps after a slip; convert "
-                          "them with rewards.mistake_made_here_labels", stacklevel=3)
+            warn_user(f"{where}: {reachable} of {len(wrong)} rejected label lists are wrong at each step after the "
+                      "first wrong one (*reachable*): the step loss pushes down right steps after a slip; convert "
+                      "them with rewards.mistake_made_here_labels")
         delimiter, pairing = args.step_delimiter, args.step_pairing
         one_step = [len(c) == 1 and len(r) == 1 for c, r in zip(dataset["chosen_step_probs"],
                                                                 dataset["rejected_step_probs"])]
@@ -493,24 +501,23 @@ class StepwiseDPOTrainer(DPOTrainer):
                        if one and c.startswith(delimiter) and r.startswith(delimiter)]
         unmarked = "open_ended" not in dataset.column_names  # marked rows are partial on purpose
         if unmarked and prefix_form:
-            warnings.warn(f"{where}'s row {prefix_form[0]} (and {len(prefix_form) - 1} more) looks like Step-DPO's "
-                          "prompt-prefix form (each side is one step opening with step_delimiter) but there is no "
-                          "`open_ended` column: TRL appends EOS to every completion, so the policy learns to stop "
-                          "after this step. Mark such rows open_ended=True (data.to_trl_dpo does).", stacklevel=3)
+            warn_user(f"{where}'s row {prefix_form[0]} (and {len(prefix_form) - 1} more) looks like Step-DPO's "
+                      "prompt-prefix form (each side is one step opening with step_delimiter) but there is no "
+                      "`open_ended` column: TRL appends EOS to every completion, so the policy learns to stop "
+                      "after this step. Mark such rows open_ended=True (data.to_trl_dpo does).")
         elif unmarked and all(one_step):
-            warnings.warn(f"StepwiseDPOTrainer: every response of the {dataset_name} dataset is one step under "
-                          f"step_delimiter={delimiter!r}: the step loss scores whole solutions, as DPO's does. Set "
-                          "step_delimiter to the one your data's steps are split by.", stacklevel=3)
+            warn_user(f"StepwiseDPOTrainer: every response of the {dataset_name} dataset is one step under "
+                      f"step_delimiter={delimiter!r}: the step loss scores whole solutions, as DPO's does. Set "
+                      "step_delimiter to the one your data's steps are split by.")
         if pairing == "weighted":
             return
         right = sum(0 <= k < len(p) and p[k] >= 0.5
                     for k, p in zip(dataset["first_diff_step"], dataset["rejected_step_probs"]))
         if 2 * right > len(dataset):  # a few are expected (a slip after a right but different step); most is a mistake
-            warnings.warn(f"StepwiseDPOTrainer: in {right} of {len(dataset)} pairs of the {dataset_name} dataset the "
-                          f"rejected side's first differing step, the one step_pairing={pairing!r} scores, is "
-                          "labelled right (P >= 0.5): the step loss pushes nothing down there. Step-DPO's rejected "
-                          "step is the first wrong one: check the labels against the texts, or use "
-                          "step_pairing='weighted'.", stacklevel=3)
+            warn_user(f"StepwiseDPOTrainer: in {right} of {len(dataset)} pairs of the {dataset_name} dataset the "
+                      f"rejected side's first differing step, the one step_pairing={pairing!r} scores, is labelled "
+                      "right (P >= 0.5): the step loss pushes nothing down there. Step-DPO's rejected step is the "
+                      "first wrong one: check the labels against the texts, or use step_pairing='weighted'.")
 
     def _step_settings(self, args) -> dict:
         """What decides a row's step columns (``step_columns``' arguments)."""
@@ -545,9 +552,9 @@ class StepwiseDPOTrainer(DPOTrainer):
         would split the texts its own way, into another number of steps."""
         learned = step_delimiter_of(self.reward_model) or delimiter
         if learned != delimiter:  # "\n"-split GSM8K under the toy world's default: every solution one step, silently
-            warnings.warn(f"StepwiseDPOTrainer: the reward model learned steps split by {learned!r}, and this trainer "
-                          f"splits them by step_delimiter={delimiter!r}: a text without it is one step. Set "
-                          f"step_delimiter={learned!r} if your data's steps are split that way.", stacklevel=4)
+            warn_user(f"StepwiseDPOTrainer: the reward model learned steps split by {learned!r}, and this trainer "
+                      f"splits them by step_delimiter={delimiter!r}: a text without it is one step. Set "
+                      f"step_delimiter={learned!r} if your data's steps are split that way.")
         columns, prompts = {}, list(dataset["prompt"])
         steps = {side: [extract_steps(text, delimiter) for text in dataset[side]] for side in ("chosen", "rejected")}
         score, main = self.reward_model.score_solutions, PartialState().is_main_process
@@ -777,8 +784,8 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
     sizes = [getattr(m.config, "max_position_embeddings", None) for m in (model, ref_model) if m is not None]
     context = min((n for n in sizes if n), default=None)
     if ref_model is None and not is_peft_model(model):
-        warnings.warn("get_step_rewards: no reference (no ref_model, and the model has no adapter to disable): the "
-                      "rewards are β·log π(s_k|x,s_<k), not log-ratios against a reference", stacklevel=2)
+        warn_user("get_step_rewards: no reference (no ref_model, and the model has no adapter to disable): the "
+                  "rewards are β·log π(s_k|x,s_<k), not log-ratios against a reference")
     device = next(model.parameters()).device
     out = []
     for i in range(0, len(prompts), batch_size):

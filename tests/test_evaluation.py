@@ -206,7 +206,7 @@ def test_best_of_n_known_answers():
     assert bad[4] == 0.0 and bad[1] == pytest.approx(0.25, abs=0.1)
     with pytest.raises(ValueError, match="N=8 but problem 0 has only 4"):
         best_of_n_accuracy(correct, scores, ns=(8,))
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match=r"problem 0 has 1 scores and 4 labels"):
         best_of_n_accuracy(correct, [[0.1]], ns=(1,))
 
 
@@ -436,3 +436,14 @@ def test_first_error_report_and_f1_name_themselves_in_their_errors():
             f(s, [-1, -1], 0.5)
         with pytest.raises(ValueError, match=rf"^{f.__name__}: threshold must be a finite number, got nan"):
             f(s, [0, -1], float("nan"))
+
+
+@pytest.mark.parametrize("correct, scores, message", [
+    ([[True, False]], [[0.1]], "problem 0 has 1 scores and 2 labels"),
+    ([[True], [True, False]], [[0.1]], "1 problems of scores but 2 of labels"),
+    ([[True], [True, False]], [[0.1], 0.2], "problem 1: expected a list of candidate scores, got float"),
+])
+def test_best_of_n_scores_of_another_shape_name_the_problem_and_both_lengths(correct, scores, message):
+    """It said only "scores and correct must have the same shape": which problem, and how far off?"""
+    with pytest.raises(ValueError, match=rf"^best_of_n_accuracy\(correct, scores\): {message}"):
+        best_of_n_accuracy(correct, scores, ns=(1,))

@@ -321,3 +321,13 @@ def test_step_dpo_pairs_take_a_gold_solution_of_none_as_no_gold():
     verdicts = [[toyworld.Verdict([True, False, False], 1, False, steps=steps)]]
     problems = [types.SimpleNamespace(prompt="Compute 12 - 5 + 6.\n", gold_solution=None)]
     assert len(step_dpo_pairs(problems, [["".join(steps)]], verdicts=verdicts, delimiter="\n")) == 0
+
+
+def test_a_flat_list_of_solution_texts_is_named_as_that_whatever_its_length():
+    """A user's trial: one text per problem (not a list of them) for one problem and two texts got "1 problems but 2
+    lists of solutions"; with as many texts as problems it got the str message."""
+    from stepdpo_lite.tutorial import labelling
+    p = toyworld.make_problems(1, seed=0)[0]
+    for texts in ([p.gold_solution], [p.gold_solution, p.gold_solution]):
+        with pytest.raises(ValueError, match=r"solutions\[0\] is one str; give a list of solutions per problem"):
+            labelling.preference_pairs([p], texts)

@@ -162,14 +162,17 @@ def test_the_core_never_imports_the_tutorial_kit():
     checkpointing names of transformers 5 and the reference pass's flags, a dtype for load_policy) to 4,145, and a
     warning of solutions cut at max_new_tokens, the unread-text warning once a side, to 4,148; a review of the
     whole change (one PRM call a side in the trainer, a trained adapter's exact weights from TRL's ref copy) to
-    4,147.)"""
+    4,147; imports moved to the top of their files, to 4,149. 4,150 until 2026-12-05's eighth session: a user's own
+    code through the package asked for warnings that name the user's line (warn_user), one of an empty prompt to a
+    PRM trained with prompts, of a DPO prompt that runs into its first step, a scoring bar past eight batches and
+    max_length checked in the config, to 4,185.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
             "data", "evaluation", "generation", "atomic", "checks"} <= core
     assert {name: sorted(edges[name] - core) for name in core if edges[name] - core} == {}
     lines = sum(len(p.read_text().splitlines()) for p in PACKAGE.glob("*.py"))
-    assert lines <= 4150, f"the library's top-level modules hold {lines} lines"
+    assert lines <= 4190, f"the library's top-level modules hold {lines} lines"
 
 
 def test_the_public_names_import_from_the_package_and_import_stays_light():

@@ -670,3 +670,22 @@ def test_text_the_tokenizer_cannot_read_is_named_by_file_and_line_after_rows_are
                                                    f"({jsonl}, line 4 first) hold text the tokenizer maps")):
         train_process_reward_model(tiny_dir, jsonl, tmp_path / "x", quantization=None, max_length=30, device="cpu",
                                    max_steps=1, drop_too_long=True)
+
+
+def test_the_training_warnings_point_at_the_users_call_and_the_model_records_its_prompts(tiny_dir, tmp_path):
+    """The data warnings pointed at the kit's lines (no stacklevel; the unread-text one counted from scoring), not at
+    the user's train_process_reward_model(...). The trained model records that it read prompts: scoring one with an
+    empty prompt then warns (rewards.warn_of_untrained_layout)."""
+    run_on = {"prompt": "What is 7 * 6 - 4?", "completions": ["7 * 6 = 42.", "42 - 4 = 38."], "labels": [True, True]}
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(OSError):
+        warnings.simplefilter("always")
+        train_process_reward_model(tmp_path / "no-model-here", [run_on], tmp_path / "x", step_delimiter="\n")
+    assert len(caught) == 2 and {w.filename for w in caught} == {__file__}, [(w.filename, w.message) for w in caught]
+    unread = {**toy_rows(1)[0], "prompt": "P×\n"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prm = train_process_reward_model(tiny_dir, [unread, *toy_rows(3)], tmp_path / "prm", quantization=None,
+                                         device="cpu", max_steps=1)
+    said = [w for w in caught if "unknown token" in str(w.message)]
+    assert len(said) == 1 and said[0].filename == __file__, [(w.filename, w.message) for w in caught]
+    assert prm.config.trained_with_prompts and ProcessRewardModel.load(tmp_path / "prm").config.trained_with_prompts

@@ -1144,8 +1144,8 @@ def test_the_constructor_and_load_say_what_they_take_and_do_it(tmp_path, saved_b
 def test_steps_scored_without_a_problem_are_documented_as_a_layout_a_prm_did_not_see():
     """get_rewards_for_steps(steps) with no problem scored the steps after an empty prompt, without a word: the
     toy world's trained verifier reads a right solution's steps as right with the problem and as wrong without it.
-    The docstring says so (the config records nothing that tells a warning whether the PRM saw prompts, and a text's
-    own steps hold the problem in their first step, a trained layout)."""
+    The docstring says so (a text's own steps hold the problem in their first step, a trained layout: no warning;
+    score_solutions with an empty prompt warns where the PRM was trained with prompts)."""
     import inspect
     assert "``problem`` None: the steps alone, with no prompt, a layout a PRM trained with prompts did not see" in \
         " ".join(inspect.getdoc(ProcessRewardModel.get_rewards_for_steps).split())
@@ -1210,3 +1210,50 @@ def test_building_a_reward_model_config_does_not_load_torch():
     with pytest.raises(ValueError, match=r"aggregation must be one of \('weighted_sum', 'mean', 'min', 'max', "
                                          r"'product', 'last'\), got 'median'"):
         RewardModelConfig(aggregation="median")
+
+
+def test_an_empty_prompt_to_a_model_trained_with_prompts_warns_naming_the_solution(tiny_model, tiny_tokenizer):
+    """A user's trial: a PRM trained with prompts, scored with score_solutions([""], ...), gave rewards far off with
+    no word (the layout warning skipped "" on purpose: the bare-text calls read the problem in the text)."""
+    import warnings
+    prompts, sols = _problems(3)
+    for kind in (ProcessRewardModel, OutcomeRewardModel):
+        model = kind(tiny_model, tiny_tokenizer, trained_with_prompts=True)
+        with pytest.warns(UserWarning, match=rf"^{kind.__name__}.score_solutions: 2 of 3 prompts are empty \(solution "
+                                             r"1 first, field 'prompt'\) and it was trained with prompts"):
+            model.score_solutions([prompts[0], "", ""], sols)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a text holding its problem, the steps with a problem, an unknown layout
+            model.get_reward_for_text(prompts[0] + sols[0])
+            model.get_rewards_for_batch([prompts[1] + sols[1]])
+            if kind is ProcessRewardModel:
+                model.extract_and_aggregate_steps(prompts[0] + sols[0])
+                model.get_rewards_for_steps(extract_steps(sols[0]))  # documented: the steps alone, unwarned
+            kind(tiny_model, tiny_tokenizer).score_solutions([""], sols[:1])
+    assert "must hold the problem" in " ".join(ProcessRewardModel.extract_and_aggregate_steps.__doc__.split())
+
+
+def test_a_scoring_bar_shows_by_default_only_past_a_few_batches(monkeypatch, prm):
+    """600 toy solutions scored for 8.5 s with no bar (progress defaulted to False); a few batches need none."""
+    import stepdpo_lite.rewards as rewards
+    shown = []
+    monkeypatch.setattr(rewards, "tqdm", lambda batches, disable, **kw: shown.append(not disable) or batches)
+    prompts, sols = _problems(rewards.PROGRESS_MIN_BATCHES + 1)
+    prm.score_solutions(prompts, sols, batch_size=1)  # one batch past the threshold
+    prm.solution_rewards(prompts[1:], sols[1:], batch_size=1)  # at it
+    prm.score_solutions(prompts, sols, batch_size=1, progress=False)
+    prm.solution_rewards(prompts[:1], sols[:1], progress=True)
+    assert shown == [True, False, False, True]
+
+
+def test_the_scoring_warnings_point_at_the_users_call(prm, orm):
+    """They pointed at the kit's lines when the call went through solution_rewards (stacklevel counted from
+    score_solutions): the user could not tell which call it was about."""
+    import warnings
+    prompts, sols = _problems(2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prm.solution_rewards([p.rstrip() for p in prompts], sols)  # run into step 1
+        prm.solution_rewards(prompts, [s + " ×" for s in sols])  # unread
+        orm.score_solutions([p.rstrip() for p in prompts], sols)
+    assert len(caught) == 3 and {w.filename for w in caught} == {__file__}, [(w.filename, w.lineno) for w in caught]

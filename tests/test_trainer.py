@@ -1622,3 +1622,57 @@ def test_a_trained_4bit_adapter_keeps_its_exact_weights_through_dpo_trainer_and_
     for name, weight in trained.items():
         assert params[name].dtype == torch.float32 and torch.equal(params[name], weight), name
         assert torch.equal(params[name.replace(".default.", ".ref.")], weight), name
+
+
+def test_a_run_on_a_machine_without_an_accelerator_asks_for_no_pinned_memory(tmp_path, tiny_model, tiny_tokenizer):
+    """A user's trial: README's snippet on a CPU printed torch's "'pin_memory' argument is set as true but no
+    accelerator is found" at every run (use_cpu unset: TrainingArguments leaves pin_memory on). Off there, as bf16."""
+    args = StepwiseDPOConfig(output_dir=str(tmp_path), report_to=[], save_strategy="no", disable_tqdm=True,
+                             max_steps=1, per_device_train_batch_size=2, gradient_checkpointing=False)
+    assert args.dataloader_pin_memory == torch.accelerator.is_available()
+    if torch.accelerator.is_available():
+        pytest.skip("a machine with an accelerator pins memory as it should")
+    trainer = StepwiseDPOTrainer(copy.deepcopy(tiny_model), processing_class=tiny_tokenizer, args=args,
+                                 train_dataset=Dataset.from_list(toy_rows(2)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train()
+    assert not [str(w.message) for w in caught if "pin_memory" in str(w.message)]
+
+
+@pytest.mark.parametrize("max_length", [0, -5, 2.0, "64"])
+def test_a_max_length_that_is_no_positive_int_is_refused_by_the_config(tmp_path, max_length):
+    """max_length=0 or -5 was taken, and failed later as "... fills max_length=-5"."""
+    with pytest.raises(ValueError, match=rf"StepwiseDPOConfig: max_length must be an int >= 1 or None, got "
+                                         rf"{re.escape(repr(max_length))}"):
+        config(tmp_path, max_length=max_length)
+    assert config(tmp_path, max_length=None).max_length is None
+
+
+def test_a_prompt_that_runs_into_its_responses_is_warned_of_once_naming_the_first_row(tmp_path, tiny_model,
+                                                                                     tiny_tokenizer):
+    """A user's trial: '...?Step 1: ...' trained with no word, where the PRM's training and scoring warn of it."""
+    rows = toy_rows(4)
+    for k in (1, 3):
+        rows[k]["prompt"] = rows[k]["prompt"].rstrip()
+    said = [m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, rows) if "run into" in m]
+    assert said == ["StepwiseDPOTrainer: the train dataset: 2 of 4 rows' prompts run into their responses with no "
+                    "whitespace between (row 1 first, field 'prompt'): end them with '\\n' (data.delimit_steps does) "
+                    "or the model's chat template"]
+    assert not [m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, toy_rows(4)) if "run into" in m]
+
+
+def test_the_trainers_warnings_point_at_the_users_call(tmp_path, tiny_model, tiny_tokenizer):
+    """They pointed at the kit's lines (TRL's DPOTrainer prepares the datasets, torch's no_grad wraps
+    get_step_rewards): a user could not tell which of their calls a warning was about."""
+    rows = toy_rows(2, labels=False)
+    rows[0]["prompt"] = rows[0]["prompt"].rstrip()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        StepwiseDPOTrainer(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(tiny_model), args=config(tmp_path),
+                           train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer)
+        get_step_rewards(tiny_model, tiny_tokenizer, rows[1]["prompt"], rows[1]["chosen"])
+    ours = {re.split("[:,(]", str(w.message))[0]: w.filename for w in caught if "StepwiseDPOTrainer" in str(w.message)
+            or "get_step_rewards" in str(w.message)}
+    assert set(ours) == {"StepwiseDPOTrainer", "get_step_rewards"} and set(ours.values()) == {__file__}, ours
+    assert len([w for w in caught if "StepwiseDPOTrainer" in str(w.message)]) == 2  # no labels; run into

@@ -74,14 +74,14 @@ def check_solution_lists(problems, solutions, where: str) -> None:
     problem read as its characters, silently."""
     if isinstance(problems, str) or isinstance(solutions, str):
         raise ValueError(f"{where}: expected a list of problems and one list of solutions per problem, got a str")
-    if len(problems) != len(solutions):
-        raise ValueError(f"{where}: {len(problems)} problems but {len(solutions)} lists of solutions")
-    for i, sols in enumerate(solutions):
+    for i, sols in enumerate(solutions):  # before the counts: a flat list of texts is told as that, whatever its length
         if isinstance(sols, str):
             raise ValueError(f"{where}: solutions[{i}] is one str; give a list of solutions per problem "
                              "(as sample_solutions returns)")
         if not isinstance(sols, Sized) or not isinstance(sols, Iterable):  # None (a failed sample) was a TypeError
             raise ValueError(f"{where}: solutions[{i}] must be a list of solutions, got {type(sols).__name__}")
+    if len(problems) != len(solutions):
+        raise ValueError(f"{where}: {len(problems)} problems but {len(solutions)} lists of solutions")
 
 
 def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> list[list[tuple[str, toyworld.Verdict]]]:
