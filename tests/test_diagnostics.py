@@ -643,3 +643,136 @@ def test_a_nan_reward_is_named_by_the_function_called_its_solution_and_step():
                                                                                [0.1, 0.2, nan])):
         with pytest.raises(ValueError, match=rf"^choose_process_weight: {name}: solution \d must be a finite number"):
             diagnostics.choose_process_weight(prm, orm, [True, False, True])
+
+
+class _FakeORM:
+    """Scores by completion; its adapter switched off (``model.disable_adapter()``) it reads another table."""
+
+    def __init__(self, adapter_on: dict, adapter_off: dict):
+        import contextlib
+
+        self.tables, self.adapter = {True: adapter_on, False: adapter_off}, True
+
+        @contextlib.contextmanager
+        def disable_adapter():
+            self.adapter = False
+            try:
+                yield
+            finally:
+                self.adapter = True
+
+        self.model = type("Model", (), {"disable_adapter": staticmethod(disable_adapter)})()
+
+    def score_solutions(self, prompts, completions):
+        return [self.tables[self.adapter][c] for c in completions]
+
+
+def _fake_reward_models(orm_on: dict, orm_off: dict, prm: dict):
+    """An ORM and a PRM that CombinedRewardModel takes (its parts' types), scoring from tables."""
+    from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
+
+    class ORM(_FakeORM, OutcomeRewardModel):
+        pass
+
+    class PRM(ProcessRewardModel):
+        def __init__(self):
+            pass
+
+        def solution_rewards(self, prompts, completions):
+            return [prm[c] for c in completions]
+
+    return ORM(orm_on, orm_off), PRM()
+
+
+def _outcome_rows(n: int, offset: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    labels = [bool(y) for y in rng.integers(0, 2, n)]
+    labels[:2] = [True, False]  # both classes
+    return {"prompt": [f"p{(offset + i) // 2}" for i in range(n)],
+            "completion": [f"s{offset + i}" for i in range(n)], "label": labels}
+
+
+def test_orm_report_scores_both_splits_zero_shot_too_and_chooses_the_weight_on_validation():
+    """Notebook 03 did all this in its cells: scoring, the zero-shot pass with the adapter off, the weight, the
+    combined scores and the AUROCs."""
+    from stepdpo_lite.evaluation import outcome_auroc
+
+    val, test = _outcome_rows(30, 0, 1), _outcome_rows(30, 100, 2)
+    rng = np.random.default_rng(3)
+    rows = {c: y for split in (val, test) for c, y in zip(split["completion"], split["label"])}
+    noisy = lambda scale: {c: float(y) + scale * rng.normal() for c, y in rows.items()}
+    orm, prm = _fake_reward_models(noisy(1.0), noisy(3.0), noisy(1.5))
+    report = diagnostics.orm_report(orm, prm, val, test)
+    weight, by_weight = diagnostics.choose_process_weight(prm.solution_rewards(None, val["completion"]),
+                                                          orm.score_solutions(None, val["completion"]), val["label"])
+    assert report["process_weight"] == weight and report["val_auroc_by_weight"] == by_weight
+    orm_test, prm_test = (np.array(table) for table in (orm.score_solutions(None, test["completion"]),
+                                                        prm.solution_rewards(None, test["completion"])))
+    assert np.array_equal(report["scores"]["ORM"], orm_test) and np.array_equal(report["scores"]["PRM (min)"], prm_test)
+    assert np.allclose(report["scores"]["combined"], weight * prm_test + (1 - weight) * orm_test)
+    assert report["combined"].process_weight == weight and report["combined"].outcome_weight == 1 - weight
+    assert report["combined"].outcome_reward_model is orm and report["combined"].process_reward_model is prm
+    zero_shot = [orm.tables[False][c] for c in test["completion"]]  # scored with the adapter off, then back on
+    assert list(report["zero_shot_scores"]) == zero_shot and orm.adapter
+    assert report["zero_shot_auroc"] == outcome_auroc(zero_shot, test["label"])
+    assert report["aurocs"] == {name: outcome_auroc(s, test["label"]) for name, s in report["scores"].items()}
+    assert list(report["labels"]) == test["label"] and report["scored_by"]() is orm
+    fixed = diagnostics.orm_report(orm, prm, val, test, process_weight=1)  # the notebook's PROCESS_WEIGHT
+    assert fixed["process_weight"] == 1.0 and np.allclose(fixed["scores"]["combined"], prm_test)
+    for bad in (1.5, -0.1, float("nan"), "0.3"):
+        with pytest.raises(ValueError, match="orm_report: process_weight"):
+            diagnostics.orm_report(orm, prm, val, test, process_weight=bad)
+
+
+def test_orm_metrics_is_notebook_03s_orm_section_and_refuses_another_orms_figures():
+    val, test = _outcome_rows(20, 0, 4), _outcome_rows(20, 50, 5)
+    rng = np.random.default_rng(6)
+    rows = {c: y for split in (val, test) for c, y in zip(split["completion"], split["label"])}
+    noisy = lambda scale: {c: float(y) + scale * rng.normal() for c, y in rows.items()}
+    orm, prm = _fake_reward_models(noisy(1.0), noisy(3.0), noisy(1.5))
+    report = diagnostics.orm_report(orm, prm, val, test)
+    gaps = diagnostics.outcome_auroc_differences(report["scores"], report["zero_shot_scores"], report["labels"],
+                                                 groups=test["prompt"])
+    rejected = {"right": 9, "rejected": 2, "rejected_share": 2 / 9}
+    metrics = diagnostics.orm_metrics(report, differences=gaps, rejected=rejected, train_seconds=12.34, orm=orm)
+    aurocs = report["aurocs"]
+    assert metrics == {"auroc": aurocs["ORM"], "prm_min_auroc": aurocs["PRM (min)"],
+                       "combined_auroc": aurocs["combined"], "combined_process_weight": report["process_weight"],
+                       "zero_shot_auroc": report["zero_shot_auroc"], "differences": gaps,
+                       "prm_rejected_right": rejected, "train_seconds": 12.3}
+    assert metrics == diagnostics.orm_metrics(report, differences=gaps, rejected=rejected, train_seconds=12.34)
+    again, _ = _fake_reward_models(noisy(1.0), noisy(3.0), noisy(1.5))  # trained again, its scoring cell not run
+    with pytest.raises(ValueError, match=r"report holds the figures of another ORM than orm, the one trained last.*"
+                                         r"report = diagnostics.orm_report\(...\)"):
+        diagnostics.orm_metrics(report, differences=gaps, rejected=rejected, train_seconds=1.0, orm=again)
+    with pytest.raises(ValueError, match="report does not say which ORM scored it"):
+        diagnostics.orm_metrics({k: v for k, v in report.items() if k != "scored_by"}, differences=gaps,
+                                rejected=rejected, train_seconds=1.0, orm=orm)
+    # scored again with another weight, its gaps not computed again: they are another combined model's
+    other = diagnostics.orm_report(orm, prm, val, test, process_weight=1 - report["process_weight"])
+    with pytest.raises(ValueError, match=r"orm_metrics: differences\['combined_minus_orm'\] is not the gap between "
+                                         "report's AUROCs"):
+        diagnostics.orm_metrics(other, differences=gaps, rejected=rejected, train_seconds=1.0, orm=orm)
+
+
+def notebook_03_code_cells() -> list[str]:
+    import nbformat
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "03_outcome_reward_model.ipynb"
+    return [c.source for c in nbformat.read(path, 4).cells if c.cell_type == "code"]
+
+
+def test_notebook_03_scores_and_records_through_orm_report_and_orm_metrics():
+    """Its cells scored both splits with both models, switched the ORM's adapter off, chose the weight, built the
+    combined scores and wrote the metrics dict by hand, some 40 lines that notebook 02 leaves to diagnostics."""
+    cells = notebook_03_code_cells()
+    source = "\n".join(cells)
+    for hand_made in ("disable_adapter", "score_solutions(", "solution_rewards(", "choose_process_weight(",
+                      "outcome_auroc(", "CombinedRewardModel(", '"auroc": aurocs'):
+        assert hand_made not in source, hand_made
+    scoring = [i for i, src in enumerate(cells) if "report = diagnostics.orm_report(orm, prm, val, test" in src]
+    recording = [i for i, src in enumerate(cells) if "diagnostics.orm_metrics(report" in src]
+    assert len(scoring) == len(recording) == 1 and scoring[0] < recording[0]
+    assert "process_weight=PROCESS_WEIGHT" in cells[scoring[0]] and "orm=orm" in cells[recording[0]]
+    assert 'replace=["orm"]' in cells[recording[0]]

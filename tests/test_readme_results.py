@@ -91,8 +91,7 @@ def readme_figures(m: dict) -> dict[str, list[str]]:
         "Does the PRM find the wrong step? (02)": [
             _auroc(prm["step_auroc"]), _auroc(prm["first_error_f1"]), _auroc(prm["position_baseline_auroc"]),
             f"{_auroc(prm['zero_shot']['step_auroc'])} / {_auroc(prm['zero_shot']['f1'])}",
-            *_interval(prm["qlora_minus_zero_shot"], lambda x: _signed(x, 4)),
-            f"{_auroc(prm['control']['after_qlora']['step_auroc'])} / {_auroc(prm['control']['after_qlora']['f1'])}"],
+            *_interval(prm["qlora_minus_zero_shot"], lambda x: _signed(x, 4))],
         "Does the ORM recognise a right final answer? (03)": [
             _auroc(orm["auroc"]), _auroc(orm["combined_auroc"]), _auroc(orm["zero_shot_auroc"]),
             *_interval(orm["differences"]["combined_minus_orm"], lambda x: _signed(x, 3))],
@@ -181,8 +180,7 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
         "02_process_reward_model.ipynb": [
             _auroc(prm["step_auroc"]), _auroc(prm["first_error_f1"]), _auroc(prm["zero_shot"]["step_auroc"]),
             _auroc(prm["zero_shot"]["f1"]), _auroc(prm["position_baseline_auroc"]),
-            _auroc(prm["control"]["after_qlora"]["step_auroc"]),
-            f"with a first-error F1 of {prm['control']['after_qlora']['f1']:.2f}",
+            # not the trained control's figures: their digits move with the CPU (docs/benchmarks.md); zero-shot's do not
             f"its tag scores {_auroc(prm['control']['zero_shot']['step_auroc'])}",
             f"about {by_position[0]:.2f} at steps 1–2, {min(by_position[2:5]):.2f}–{max(by_position[2:5]):.2f} at "
             f"steps 3–5 and {by_position[5]:.2f} at step 6",
@@ -510,6 +508,9 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     # 02: the control (the plain policy base) ends on the position-only baseline, its tag below it zero-shot
     prm = m["prm"]
     assert prm["control"]["zero_shot"]["step_auroc"] < prm["position_baseline_auroc"]
+    # ... and trained, within 0.01 of that baseline and far below the verifier (README: "on the baseline, far below")
+    assert abs(prm["control"]["after_qlora"]["step_auroc"] - prm["position_baseline_auroc"]) < 0.01
+    assert prm["control"]["after_qlora"]["f1"] < prm["first_error_f1"] - 0.5
     # 02: the PRM stays high within each position (far above what the position alone gives), steps 1 and 2 alike,
     # and lowest at step 6, where few steps are right
     by_position = prm["step_auroc_by_position"]

@@ -30,7 +30,9 @@ that show what a reward model has *not* learnt, and summaries of per-step values
 - ``prm_threshold``: notebook 02's first-error threshold for the PRM a later notebook loads, refused when that
   PRM was saved without it or with another;
 - ``auroc_difference``: whether one score's AUROC beats another's beyond the noise of the held-out set
-  (``outcome_auroc_differences``: notebook 03's three comparisons).
+  (``outcome_auroc_differences``: notebook 03's three comparisons);
+- ``orm_report``: notebook 03's held-out outcome AUROCs of an ORM (with its adapter and zero-shot), a PRM and the two
+  combined, with the weight chosen on validation; ``orm_metrics``: the ``orm`` section of ``metrics.json`` it records.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from ..checks import finite_number, flag, list_of, positive_int
 from ..evaluation import (check_labels, check_same_shape, finite_scores, flat_scores_and_labels,
                           first_error_index, outcome_auroc, predict_first_error, process_reward_report,
                           step_auroc)
+from ..reward_ensembles import CombinedRewardModel
 from ..rewards import ProcessRewardModel, read_saved_config, sigmoid
 from ..steps import extract_steps, step_body
 from ..trainer import StepwiseDPOConfig, get_step_rewards
@@ -833,3 +836,70 @@ def outcome_auroc_differences(scores: dict, zero_shot_scores, labels, *, groups=
                 "orm_minus_prm_min": (scores["ORM"], scores["PRM (min)"]),
                 "qlora_minus_zero_shot": (scores["ORM"], zero_shot_scores)}
     return {name: auroc_difference(a, b, labels, groups=groups, seed=seed) for name, (a, b) in compared.items()}
+
+
+def orm_report(orm, prm, val, test, process_weight: float | None = None) -> dict:
+    """Notebook 03's held-out figures: a LoRA-trained ``orm`` beside ``prm`` (its solution reward, its steps'
+    aggregate: ``min`` in notebook 03) and the two combined (``CombinedRewardModel``: ``w·PRM + (1 − w)·ORM``).
+    ``val``, ``test``: outcome rows (``prompt``, ``completion``, ``label``). Both splits are scored by both models,
+    and the test split again by the ORM with its adapter switched off (the reward base alone, zero-shot). The PRM's
+    weight ``w`` is ``process_weight``, or, when None, the one with the best validation AUROC on a grid 0, 0.1, ..., 1
+    (``choose_process_weight``; every weight's AUROC is ``"val_auroc_by_weight"``). Returns, on the test split:
+    ``"scores"`` (numpy arrays by name, ``"ORM"``, ``"PRM (min)"`` and ``"combined"``), their ``"aurocs"``,
+    ``"zero_shot_scores"``, ``"zero_shot_auroc"`` and ``"labels"``; and ``"process_weight"``, ``"combined"`` (the
+    ``CombinedRewardModel``, to save) and ``"scored_by"``: a weak reference to ``orm``, which
+    ``orm_metrics(orm=...)`` checks."""
+    if process_weight is not None:
+        process_weight = finite_number(process_weight, "process_weight", "orm_report")
+        if not 0 <= process_weight <= 1:
+            raise ValueError(f"orm_report: process_weight must be in [0, 1] (the ORM's weight is 1 minus it), got "
+                             f"{process_weight!r}")
+    splits = (("validation", val), ("test", test))
+    orm_scores = {name: np.array(orm.score_solutions(split["prompt"], split["completion"])) for name, split in splits}
+    prm_scores = {name: np.array(prm.solution_rewards(split["prompt"], split["completion"])) for name, split in splits}
+    with orm.model.disable_adapter():  # the reward base alone, before QLoRA
+        zero_shot_scores = np.array(orm.score_solutions(test["prompt"], test["completion"]))
+    best_weight, val_auroc = choose_process_weight(prm_scores["validation"], orm_scores["validation"], val["label"])
+    weight = float(best_weight if process_weight is None else process_weight)
+    combined = CombinedRewardModel(prm, orm, process_weight=weight, outcome_weight=1 - weight)
+    labels = np.array(test["label"])
+    # the combined model's score from its parts' rewards above, by the formula its score_solutions uses
+    scores = {"ORM": orm_scores["test"], "PRM (min)": prm_scores["test"],
+              "combined": np.array(combined.combine(prm_scores["test"], orm_scores["test"]))}
+    return {"scores": scores, "aurocs": {name: outcome_auroc(s, labels) for name, s in scores.items()},
+            "zero_shot_scores": zero_shot_scores, "zero_shot_auroc": outcome_auroc(zero_shot_scores, labels),
+            "labels": labels, "val_auroc_by_weight": val_auroc, "process_weight": weight, "combined": combined,
+            "scored_by": weakref.ref(orm)}
+
+
+def orm_metrics(report: dict, *, differences: dict, rejected: dict, train_seconds: float, orm=None) -> dict:
+    """The ``orm`` section of ``metrics.json`` that notebook 03 records and notebook 06 and the README read: the test
+    AUROCs of ``report`` (``orm_report``: the ORM's, zero-shot and after QLoRA, the PRM's and the combined model's)
+    and the combined model's PRM weight, beside ``differences`` (``outcome_auroc_differences`` of the same scores),
+    ``rejected`` (``rejected_right_answers``) and the training time (to 0.1 s).
+
+    ``orm``: the ORM whose figures these must be (notebook 03's, trained last): ``report`` must be its
+    ``orm_report``, else a ``ValueError`` says to score it again (None: not checked). ``differences`` made from other
+    scores than ``report``'s (the scoring cell run again, the cell of the gaps not) are refused too."""
+    if orm is not None:
+        scored_by = report.get("scored_by")
+        if scored_by is None:
+            raise ValueError("orm_metrics: report does not say which ORM scored it: make it with "
+                             "diagnostics.orm_report(orm, prm, val, test)")
+        if scored_by() is not orm:
+            raise ValueError("orm_metrics: report holds the figures of another ORM than orm, the one trained last "
+                             "(the training cell ran again after the scoring cell): run the scoring cell (report = "
+                             "diagnostics.orm_report(...)) and the cells after it again, then this one")
+    aurocs = report["aurocs"]
+    expected = {"combined_minus_orm": aurocs["combined"] - aurocs["ORM"],
+                "orm_minus_prm_min": aurocs["ORM"] - aurocs["PRM (min)"],
+                "qlora_minus_zero_shot": aurocs["ORM"] - report["zero_shot_auroc"]}
+    for name, gap in expected.items():  # auroc_difference computes its AUROCs its own way: equal to rounding
+        if name not in differences or not math.isclose(differences[name]["difference"], gap, rel_tol=1e-6,
+                                                       abs_tol=1e-9):
+            raise ValueError(f"orm_metrics: differences[{name!r}] is not the gap between report's AUROCs ({gap:+.6f}):"
+                             " they come from other scores (the scoring cell ran again after the cell of the gaps): "
+                             "run diagnostics.outcome_auroc_differences on report's scores again, then this one")
+    return {"auroc": aurocs["ORM"], "prm_min_auroc": aurocs["PRM (min)"], "combined_auroc": aurocs["combined"],
+            "combined_process_weight": report["process_weight"], "zero_shot_auroc": report["zero_shot_auroc"],
+            "differences": differences, "prm_rejected_right": rejected, "train_seconds": round(train_seconds, 1)}
