@@ -75,7 +75,7 @@ def test_heatmap_summary_and_its_lines():
         diagnostics.heatmap_summary([[1.0]], [[None]], P10)
 
 
-def test_step_rewards_by_problem_scores_one_problem_per_call():
+def test_step_rewards_by_problem_scores_every_problem_in_one_call():
     class FakePRM:
         calls = []
 
@@ -85,7 +85,7 @@ def test_step_rewards_by_problem_scores_one_problem_per_call():
 
     prm = FakePRM()
     out = diagnostics.step_rewards_by_problem(prm, ["p", "q"], [[["ab", "c"], ["d"]], [["efg"]]])
-    assert out == [[[2.0, 1.0], [1.0]], [[3.0]]] and prm.calls == [["p", "p"], ["q"]]
+    assert out == [[[2.0, 1.0], [1.0]], [[3.0]]] and prm.calls == [["p", "p", "q"]]  # one warning, one bar
     with pytest.raises(ValueError, match="2 prompts but solutions for 1"):
         diagnostics.step_rewards_by_problem(prm, ["p", "q"], [[["a"]]])
     with pytest.raises(ValueError, match=r"solutions\[0\]: expected a list of solutions \(str\), got one str"):

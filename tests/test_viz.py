@@ -210,11 +210,11 @@ def test_paired_differences_plot(tmp_path):
     fig = viz.plot_paired_differences(d, save_to=tmp_path / "diff.png")
     assert_png(tmp_path / "diff.png")
     ax = fig.axes[0]
-    bars = {c.get_label(): c for c in ax.containers}  # errorbar containers: (line, caps, bar segments)
-    assert set(bars) == {"prm − orm", "orm − majority"} and ax.get_xscale() == "log"
-    assert list(bars["prm − orm"].lines[0].get_ydata()) == pytest.approx([-2.0, 10.0])
-    assert len(bars["orm − majority"].lines[0].get_xdata()) == 1
-    segments = bars["prm − orm"].lines[2][0].get_segments()
+    bars = {c.get_label(): c for a in fig.axes for c in a.containers}  # errorbars: (line, caps, bar segments)
+    assert set(bars) == {"prm − ORM", "ORM − majority vote"} and ax.get_xscale() == "log"  # in words
+    assert list(bars["prm − ORM"].lines[0].get_ydata()) == pytest.approx([-2.0, 10.0])
+    assert len(bars["ORM − majority vote"].lines[0].get_xdata()) == 1
+    segments = bars["prm − ORM"].lines[2][0].get_segments()
     assert [seg[1][1] - seg[0][1] for seg in segments] == pytest.approx([2.0, 12.0])  # low to high, in points
     with pytest.raises(ValueError, match="no differences"):
         viz.plot_paired_differences({})
@@ -282,13 +282,15 @@ def test_explorer_picture_says_what_its_bars_and_marks_are():
     assert fig.get_supylabel() == "P(step right) = σ(reward)"
     (legend,) = fig.legends
     assert [t.get_text() for t in legend.get_texts()] == ["right step (checker)", "wrong step (checker)",
-                                                          "outline: predicted first error", "threshold (0.20)"]
+                                                          "▼ and shaded column: predicted first error",
+                                                          "threshold (0.20)"]
     assert all(ax.get_legend() is None for ax in fig.axes)  # below the panels, off the bars
     # each bar is labelled with its P: a wrong step the PRM gives P ≈ 0 drew no bar at all, as if it were not there
     assert [t.get_text() for t in fig.axes[0].texts] == ["0.88", "0.05"] and fig.axes[0].get_ylim()[1] > 1
     assert [t.get_text() for t in viz._explorer_figure([[-12.0]], None, 0.0).axes[0].texts] == ["0.00"]
     fig = viz._explorer_figure([[2.0, -3.0]], None, 0.0)  # no checker: no right/wrong colours to explain
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["outline: predicted first error", "threshold (0.50)"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["▼ and shaded column: predicted first error",
+                                                                "threshold (0.50)"]
 
 
 def test_label_agreement_names_a_missing_label():
@@ -784,9 +786,10 @@ ONE_AXES_PICTURES = [
     ("plot_before_after", (["Step 1: a", "Step 2: b"], [1.0, -1.0], [0.5, 0.5]), dict(labels=[True, False]),
      (6.0, 4.2), 0),
     ("plot_verifier_pretraining", (PRETRAINING_LOG,), {}, (7.2, 3.8), 0),
+    ("plot_greedy_vs_sampled", ({"base": (0.5, 0.3), "dpo": (0.8, 0.4)},), {}, (5.5, 3.8), 0),
     ("plot_best_of_n", ({"prm_min": {1: 0.3, 4: 0.5}, "majority": {1: 0.3, 4: 0.4}},), {}, (6.4, 4.2), 0),
     ("plot_paired_differences", ({"2": {"prm": {"orm": {"difference": -0.02, "low": -0.03, "high": -0.01}}}},), {},
-     (6.8, 4.2), 0),
+     (3.7, 3.4), 0),  # one small panel per pair, in a figure of its own
     ("plot_first_error_positions", ([0, 1, 1, 3, -1],), {}, (5.0, 3.6), 0),
     ("plot_accuracy_by_length", ([2, 3, 3, 5, 5, 5], [1, 0, 1, 1, 0, 0]), {}, (5.0, 3.6), 0),
     ("plot_label_agreement", ([[True, False], [True]], [[True, True], [False]]), {}, (4.4, 3.8), 0),
@@ -812,7 +815,8 @@ def test_a_one_axes_picture_draws_into_the_callers_axes_and_leaves_the_figure_to
     own = plot(*args, **kwargs)  # without ax: a figure of its own, of today's size, closed in pyplot
     assert tuple(own.get_size_inches()) == pytest.approx(size)
     assert isinstance(own.get_layout_engine(), ConstrainedLayoutEngine) and own.number not in plt.get_fignums()
-    has_key = bool(own.legends) or own.axes[0].get_legend() is not None
+    # the pairs of plot_paired_differences are named in their panels' titles; in one Axes, by a key
+    has_key = bool(own.legends) or own.axes[0].get_legend() is not None or name == "plot_paired_differences"
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3))
     try:

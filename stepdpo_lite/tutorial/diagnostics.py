@@ -577,15 +577,18 @@ def format_heatmap_summary(summary: dict, threshold: float, threshold_source: st
 
 
 def step_rewards_by_problem(prm, prompts, solutions) -> list[list]:
-    """A PRM's step rewards of each problem's solutions, one ``prm.score_solutions`` call per problem (``prompts[i]``
-    with every solution of ``solutions[i]``), laid out per problem as notebook 05's explorer shows them."""
+    """A PRM's step rewards of each problem's solutions (``prompts[i]`` with every solution of ``solutions[i]``), in
+    one ``prm.score_solutions`` call (one warning, one bar), laid out per problem as notebook 05's explorer shows
+    them."""
     prompts = list_of(prompts, "step_rewards_by_problem: prompts", "prompts")
     solutions = list_of(solutions, "step_rewards_by_problem: solutions", "lists of solutions, one per prompt")
     if len(prompts) != len(solutions):  # zip would cut the longer list silently
         raise ValueError(f"step_rewards_by_problem: {len(prompts)} prompts but solutions for {len(solutions)}")
     for i, sols in enumerate(solutions):  # one str would be scored character by character
         list_of(sols, f"step_rewards_by_problem: solutions[{i}]", "solutions (str)")
-    return [prm.score_solutions([p] * len(s), s) for p, s in zip(prompts, solutions)]
+    flat = [(p, x) for p, s in zip(prompts, solutions) for x in s]
+    rewards = iter(prm.score_solutions([p for p, _ in flat], [x for _, x in flat]))
+    return [[next(rewards) for _ in s] for s in solutions]
 
 
 def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, beta: float = 0.1,

@@ -31,7 +31,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize, TwoSlopeNorm, to_hex
+from matplotlib.colors import TwoSlopeNorm, to_hex
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
@@ -57,6 +57,12 @@ LABEL_MEANINGS = {"reachable": "the answer is out of reach from here", "mistake"
 BASE_GREY = "#9aa5b1"
 METHOD_COLORS = ((r"\bstepwise dpo\b", "tab:orange"), (r"\bnll only\b", "tab:green"),
                  (r"(?<![\w-])dpo\b", "tab:blue"), (r"\bbase\b", BASE_GREY))
+# What a method's code key is called in a figure's key, in the words the notebooks' text uses.
+METHOD_NAMES = {"prm_min": "PRM, min", "prm_product": "PRM, product", "prm_last": "PRM, last", "orm": "ORM",
+                "combined": "combined (PRM + ORM)", "majority": "majority vote", "random": "random pick",
+                "best_of_n_orm": "best-of-N, ORM", "best_of_n_prm": "best-of-N, PRM", "beam_prm": "beam search, PRM",
+                "dvts_prm": "DVTS, PRM", "base": "base", "dpo": "DPO", "stepwise_dpo": "Stepwise DPO",
+                "nll_only": "NLL only", "step_dpo": "Step-DPO"}
 # What a logged metric is, for the y-axis of plot_training_curves (the key itself is the panel's title).
 METRIC_LABELS = {"loss": "training loss",
                  "logps/chosen": "log p(chosen), summed over tokens",
@@ -107,6 +113,31 @@ def label_key(label_meaning: str, label_source: str = "checker") -> str:
     if label_meaning not in LABEL_MEANINGS:
         raise ValueError(f"label_meaning must be one of {sorted(LABEL_MEANINGS)}, got {label_meaning!r}")
     return f"{label_source}: {LABEL_MEANINGS[label_meaning]}"
+
+
+def method_name(key: str) -> str:
+    """A method's name in a figure (``METHOD_NAMES``), e.g. "PRM, min" for "prm_min"; an unknown key as it is."""
+    return METHOD_NAMES.get(key, key)
+
+
+def reward_norm(centre: float, vmin: float = 0.0, vmax: float = 1.0) -> TwoSlopeNorm:
+    """The colour scale of every reward picture (with ``colormaps["RdYlGn"]``): red below ``centre``, yellow at it,
+    green above, so that a step at the threshold is yellow and every step the PRM accepts is green."""
+    return TwoSlopeNorm(vcenter=min(max(centre, vmin + 1e-6), vmax - 1e-6), vmin=vmin, vmax=vmax)
+
+
+def _hiding(series: dict) -> set:
+    """The names in ``series`` (name -> (xs, ys), in drawing order) whose line meets an earlier one's points, apart
+    from the points every series shares (best-of-N's N = 1, the same random pick for all): drawn plainly, each
+    would hide the one below."""
+    points = {name: set(zip(np.round(xs, 9), np.round(ys, 9))) for name, (xs, ys) in series.items()}
+    shared = set.intersection(*points.values()) if len(points) > 1 else set()
+    names = list(points)
+    return {name for i, name in enumerate(names) if any((points[name] & points[e]) - shared for e in names[:i])}
+
+
+# a line drawn over an earlier one's points (_hiding): dashed, with large open markers the one below shows through
+OVER = {"ls": "--", "mfc": "none", "ms": 10, "mew": 1.6}
 
 
 def _figure_and_axes(ax, figsize, who: str):
@@ -409,7 +440,7 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
     fig, ax, own = _figure_and_axes(ax, (min(2.6 + 0.6 * m, 16), min(1.4 + 0.38 * n, 14)),
                                     "plot_step_reward_heatmap")
     cmap = plt.get_cmap("RdYlGn").with_extremes(bad="white")
-    norm = TwoSlopeNorm(vcenter=min(max(centre, vmin + 1e-6), vmax - 1e-6), vmin=vmin, vmax=vmax)
+    norm = reward_norm(centre, vmin, vmax)
     im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
     bar = fig.colorbar(im, ax=ax, label=label, shrink=0.9)
     shown = _probability_text if as_probability else "{:.2f}".format
@@ -567,7 +598,7 @@ def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=(
 
 
 def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, title=None, baselines=None,
-                         save_to=None):
+                         own_scale=(), save_to=None):
     """Curves from trainers' ``state.log_history`` (dicts with ``step`` and metrics), one subplot per key.
 
     ``log_histories`` maps a run name (e.g. "DPO", "Stepwise DPO") to its history; entries without a
@@ -575,7 +606,9 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
     ``round`` changes (on-policy rounds: each trains against a new reference, and its first step is no continuation
     of the last round's). ``baselines`` maps a key to
     ``(value, label)``, drawn as a dashed line: what a curve must beat to mean anything (e.g. the loss of
-    always predicting the base rate, ``diagnostics.base_rate_loss``). An empty history is refused by name (an empty
+    always predicting the base rate, ``diagnostics.base_rate_loss``). ``own_scale``: keys whose panel gives each run
+    its own y-axis, stacked one run per row (e.g. "loss", where Stepwise DPO's step-weighted loss sits near 34 and
+    DPO's near 0.8: on one axis DPO's would be a flat line). An empty history is refused by name (an empty
     ``log_history.json`` failed deep in matplotlib).
     """
     if not isinstance(log_histories, dict):
@@ -588,7 +621,22 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
     smooth = finite_number(smooth, "smooth", "plot_training_curves")  # NaN made every curve NaN: empty panels
     if not 0 <= smooth < 1:  # 1 drew a flat line at the first value, > 1 and < 0 curves that swing away
         raise ValueError(f"plot_training_curves: smooth must be in [0, 1), got {smooth!r}")
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.5), layout="constrained", squeeze=False)
+    own_scale = (own_scale,) if isinstance(own_scale, str) else tuple(own_scale)
+    if unknown := [key for key in own_scale if key not in keys]:
+        raise ValueError(f"plot_training_curves: own_scale names {unknown}, not among the keys {list(keys)}")
+    fig = plt.figure(figsize=(4.6 * len(keys), 3.5 + 0.5 * (len(log_histories) - 1) * bool(own_scale)),
+                     layout="constrained")
+    grid = fig.add_gridspec(1, len(keys))
+    panels = []  # per key: [(Axes, the runs it draws)], one Axes per run where the key has its own scales
+    for c, key in enumerate(keys):
+        if key in own_scale and len(log_histories) > 1:
+            rows = grid[0, c].subgridspec(len(log_histories), 1)
+            stack = [fig.add_subplot(rows[r, 0]) for r in range(len(log_histories))]
+            for a in stack[1:]:
+                a.sharex(stack[0])
+            panels.append([(a, [name]) for a, name in zip(stack, log_histories)])
+        else:
+            panels.append([(fig.add_subplot(grid[0, c]), list(log_histories))])
     colors = {name: method_color(name) for name in log_histories}  # one colour per run in every panel, and per method
     # another run: the i-th colour of the cycle, or the next one no method has (among methods, in any figure)
     taken = {to_hex(c) for _, c in METHOD_COLORS} if any(colors.values()) else set()
@@ -596,40 +644,57 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
         if colors[name] is None:
             colors[name] = next(c for c in [f"C{i}"] + [f"C{k}" for k in range(10)] if to_hex(c) not in taken)
             taken.add(to_hex(colors[name]))
-    for ax, key in zip(axes[0], keys):
-        plotted = 0
-        for name, history in log_histories.items():
-            kept = [(i, e) for i, e in enumerate(history or [])
-                    if isinstance(e.get(key), numbers.Real) and not isinstance(e.get(key), bool)  # numpy too
-                    and math.isfinite(e[key])]
-            if not kept:
-                continue
-            x, y = np.array([(e.get("step", i), float(e[key])) for i, e in kept]).T
-            rounds = [e.get("round") for _, e in kept]
-            for t in range(1, len(y) if smooth else 0):  # exponential moving average, restarted at a new round
-                if rounds[t] == rounds[t - 1]:
-                    y[t] = smooth * y[t - 1] + (1 - smooth) * y[t]
-            ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3, label=name, color=colors[name])
-            plotted += 1
-        if key in (baselines or {}):
-            value, label = baselines[key]
-            ax.axhline(value, color="grey", ls="--", lw=1, label=f"{label} ({value:.3g})")
-        if not plotted:
-            ax.text(0.5, 0.5, f"no '{key}' logged", transform=ax.transAxes, ha="center", va="center", color="grey")
+    for key, panel in zip(keys, panels):
+        for ax, names in panel:
+            _plot_curves(ax, key, {name: log_histories[name] for name in names}, colors, smooth)
+            if key in (baselines or {}):
+                value, label = baselines[key]
+                ax.axhline(value, color="grey", ls="--", lw=1, label=f"{label} ({value:.3g})")
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # no step 2.5
         ylabel = METRIC_LABELS.get(key, key) + (f"\n(EMA-smoothed, factor {smooth:g})" if smooth else "")
-        ax.set(xlabel="training step", ylabel=ylabel)
-        if len(keys) > 1 or not title:  # one key under a title: the y-axis names it, a panel title would repeat it
-            ax.set_title(key)
-        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # no step 2.5
+        top, bottom = panel[0][0], panel[-1][0]
+        bottom.set_xlabel("training step")
+        if len(panel) == 1:
+            top.set_ylabel(ylabel)
+        else:  # each run on its own scale: its name beside its axis, the metric's above the stack
+            for ax, (name,) in panel:
+                ax.set_ylabel(name, color=colors[name], fontsize=8)
+                ax.tick_params(labelsize=7)
+            for ax, _ in panel[:-1]:
+                ax.tick_params(labelbottom=False)
+            top.set_title(f"{key}: each run on its own scale\n{ylabel.replace(chr(10), ' ')}", fontsize=9)
+        if len(panel) == 1 and (len(keys) > 1 or not title):  # one key under a title: the y-axis names it
+            top.set_title(key)
     if title:
         fig.suptitle(title)
     legend = {}  # one key for all panels, below them: inside, it hid the curves where they ran
-    for ax in axes[0]:
+    for ax in fig.axes:
         legend.update({label: handle for handle, label in zip(*ax.get_legend_handles_labels())})
     if len(log_histories) > 1 or any(key in (baselines or {}) for key in keys):
         fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncol=min(len(legend), 5),
                    frameon=False, fontsize=8)
     return _finish(fig, save_to)
+
+
+def _plot_curves(ax, key, log_histories, colors, smooth):
+    """The curves of ``key`` in ``ax``, one per run that logged it (smoothed as plot_training_curves says), or a
+    note that none did."""
+    plotted = 0
+    for name, history in log_histories.items():
+        kept = [(i, e) for i, e in enumerate(history or [])
+                if isinstance(e.get(key), numbers.Real) and not isinstance(e.get(key), bool)  # numpy too
+                and math.isfinite(e[key])]
+        if not kept:
+            continue
+        x, y = np.array([(e.get("step", i), float(e[key])) for i, e in kept]).T
+        rounds = [e.get("round") for _, e in kept]
+        for t in range(1, len(y) if smooth else 0):  # exponential moving average, restarted at a new round
+            if rounds[t] == rounds[t - 1]:
+                y[t] = smooth * y[t - 1] + (1 - smooth) * y[t]
+        ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3, label=name, color=colors[name])
+        plotted += 1
+    if not plotted:
+        ax.text(0.5, 0.5, f"no '{key}' logged", transform=ax.transAxes, ha="center", va="center", color="grey")
 
 
 def plot_verifier_pretraining(training_log, title=None, ax=None, save_to=None):
@@ -639,6 +704,7 @@ def plot_verifier_pretraining(training_log, title=None, ax=None, save_to=None):
     """
     stages = [*training_log.get("earlier_stages", []), training_log]
     fig, ax, own = _figure_and_axes(ax, (7.2, 3.8), "plot_verifier_pretraining")
+    stage_names = []
     offset, colors = 0, {"step_auroc": NEUTRAL, "first_error_auroc": HIGHLIGHT, "outcome_auroc": WRONG}
     names = {"step_auroc": "PRM step AUROC", "first_error_auroc": "PRM first-error AUROC",
              "outcome_auroc": "ORM AUROC"}
@@ -658,15 +724,19 @@ def plot_verifier_pretraining(training_log, title=None, ax=None, save_to=None):
             rows += ", slips"
         if config.get("policy_fraction"):
             rows += ", policy samples"
-        # stages after the first are short (tens of thousands of rows): their labels end at their start, stacked
-        ax.text(offset / 1e6, 0.42 + 0.05 * k, f" stage {k + 1}: {rows} " + ("\u2192" if k else ""),
-                fontsize=7, color="grey", va="bottom", ha="right" if k else "left")
+        # along its line, from its foot: stages after the first are short (tens of thousands of rows), and names
+        # written across the axis overprinted each other; what each stage trained on is in the key below
+        ax.text(offset / 1e6, 0.41, f"stage {k + 1}", rotation=90, fontsize=7, color="#444", va="bottom",
+                ha="right" if k else "left")
+        stage_names.append(Line2D([], [], ls=":", color="grey", label=f"stage {k + 1}: {rows}"))
         offset += curve[-1]["rows_seen"]
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set(xlabel="graded training rows seen (millions)", ylabel="validation AUROC", ylim=(0.4, 1.01),
+    ax.set(xlabel="graded training rows seen (millions)", ylabel="validation AUROC", ylim=(0.4, 1.01), xlim=(0, None),
            title=title or "Pretraining the reward base as a verifier")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)  # below: the plot is full
+    curves = ax.get_legend_handles_labels()[0]
+    ax.legend(handles=curves + stage_names, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+              ncol=2)  # below: the plot is full; each stage (dotted line: where it starts) named in it
     return _finish(fig, save_to, own)
 
 
@@ -726,7 +796,9 @@ def _by_method(results) -> dict[str, dict[int, float]]:
 
 def plot_best_of_n(results, title=None, ylabel: str = "accuracy", ax=None, save_to=None):
     """Best-of-N accuracy vs N (log2 axis) per selection method, "Let's Verify Step by Step" style. ``results``:
-    ``{method: {N: accuracy}}`` or ``{N: {method: accuracy}}``; an accuracy is a share in [0, 1]. A NaN or an
+    ``{method: {N: accuracy}}`` or ``{N: {method: accuracy}}``; an accuracy is a share in [0, 1]. The key names
+    each method in words (``method_name``); a line that meets an earlier one's points is drawn dashed, with open
+    markers, so that neither hides the other. A NaN or an
     accuracy outside [0, 1] (a percentage), or a method without points, is a ValueError naming the method and N.
     ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
     """
@@ -744,9 +816,11 @@ def plot_best_of_n(results, title=None, ylabel: str = "accuracy", ax=None, save_
     fig, ax, own = _figure_and_axes(ax, (6.4, 4.2), "plot_best_of_n")
     ns = sorted({n for row in results.values() for n in row})
     styles = {"majority": dict(ls="--", color="black"), "random": dict(ls=":", color="grey")}
-    for method, row in results.items():
-        x = sorted(row)
-        ax.plot(x, [row[n] for n in x], marker="o", label=method, **styles.get(method, {}))
+    series = {method: (sorted(row), [row[n] for n in sorted(row)]) for method, row in results.items()}
+    over = _hiding(series)  # e.g. combined on PRM product's point at N = 8: dashed, open, so that both show
+    for method, (x, y) in series.items():
+        ax.plot(x, y, **{"marker": "o", "label": method_name(method), **styles.get(method, {}),
+                         **(OVER if method in over else {})})
     ax.set_xscale("log", base=2)
     ax.set_xticks(ns, [str(n) for n in ns])
     ax.minorticks_off()
@@ -764,27 +838,100 @@ def errorbar_differences(ax, xs, diffs, **style):
     return ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, **style)
 
 
+def informative_differences(diffs) -> dict:
+    """``diffs`` (``bestofn.paired_differences``: ``{N: {A: {B: {"difference", "low", "high"}}}}``) without the Ns at
+    which every difference and interval is exactly zero: best-of-N's N = 1, where every method keeps the one candidate
+    drawn, so that A minus B is 0 ± 0 by construction and says nothing."""
+    zero = lambda d: d["difference"] == d["low"] == d["high"] == 0
+    return {n: row for n, row in diffs.items() if not all(zero(d) for by_b in row.values() for d in by_b.values())}
+
+
 def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", title=None, ax=None, save_to=None):
     """Method A minus method B against N (log2 axis), in points, each point with its 95% interval as an error bar
     (``bestofn.paired_differences``). Above the zero line A is ahead; a bar clear of the line is a measured gap.
-    ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
+    One small panel per pair, all on one y scale, each with a grey zero line; the Ns where every difference is
+    0 ± 0 by construction are left out (``informative_differences``). ``ax``: one matplotlib Axes to draw every pair
+    into, side by side, in the caller's figure; by default a figure of its own.
     """
+    diffs = informative_differences(diffs) or diffs
     ns = sorted(diffs, key=int)
     pairs = list(dict.fromkeys((a, b) for n in ns for a, row in diffs[n].items() for b in row))
     if not pairs:
         raise ValueError("plot_paired_differences: no differences")
-    fig, ax, own = _figure_and_axes(ax, (6.8, 4.2), "plot_paired_differences")
-    for k, (a, b) in enumerate(pairs):
-        shift = 2 ** (0.05 * (k - (len(pairs) - 1) / 2))  # side by side on the log axis, so the bars do not overlap
+    if ax is not None:
+        fig, ax, own = _figure_and_axes(ax, None, "plot_paired_differences")
+        panels = [ax] * len(pairs)
+    else:
+        ncols = min(len(pairs), 3)
+        nrows = -(-len(pairs) // ncols)
+        fig, grid = plt.subplots(nrows, ncols, figsize=(3.1 * ncols + 0.6, 2.5 * nrows + 0.9), sharex=True,
+                                 sharey=True, squeeze=False, layout="constrained")
+        panels, own = list(grid.flat), True
+        for extra in panels[len(pairs):]:
+            extra.set_visible(False)
+    for k, ((a, b), panel) in enumerate(zip(pairs, panels)):
+        shift = 2 ** (0.05 * (k - (len(pairs) - 1) / 2)) if not own else 1  # one Axes: side by side on the log axis
         pts = [(int(n), diffs[n][a][b]) for n in ns if b in diffs[n].get(a, {})]
-        errorbar_differences(ax, [n * shift for n, _ in pts], [d for _, d in pts], label=f"{a} − {b}")
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks([int(n) for n in ns], ns)
-    ax.minorticks_off()
-    ax.set(xlabel=xlabel, ylabel="A minus B, points (95% interval)", title=title or "Paired differences")
-    ax.grid(alpha=0.3)
+        errorbar_differences(panel, [n * shift for n, _ in pts], [d for _, d in pts],
+                             label=f"{method_name(a)} − {method_name(b)}", **({"color": NEUTRAL} if own else {}))
+        if own:
+            panel.set_title(f"{method_name(a)} − {method_name(b)}", fontsize=9)
+    for panel in dict.fromkeys(panels[:len(pairs)]):
+        panel.axhline(0, color="grey", lw=1)
+        panel.set_xscale("log", base=2)
+        panel.set_xticks([int(n) for n in ns], ns)
+        panel.minorticks_off()
+        panel.grid(alpha=0.3)
+    ylabel = "A minus B, points (95% interval)"
+    if own:
+        fig.supxlabel(xlabel, fontsize=10)
+        fig.supylabel(ylabel, fontsize=10)
+        fig.suptitle(title or "Paired differences")
+        return _finish(fig, save_to, own)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "Paired differences")
     _key(fig, ax, own, "right center", fontsize=8)
+    return _finish(fig, save_to, own)
+
+
+def greedy_and_sampled(metrics) -> dict[str, tuple[float, float]]:
+    """``{policy: (greedy accuracy, sampled accuracy)}`` from a run's ``metrics.json``: each policy of notebook 04
+    (``policy.<name>``, its last on-policy round) with both; where notebook 06 measured greedy accuracies
+    (``evaluation.policy_accuracy``), its policies alone, with its figures."""
+    policies = metrics.get("policy", {}) if isinstance(metrics, dict) else None
+    if not isinstance(policies, dict):
+        raise ValueError("greedy_and_sampled: metrics has no 'policy' record (notebook 04 writes it)")
+    greedy = metrics.get("evaluation", {}).get("policy_accuracy", {})
+    return {name: (greedy.get(name, row["accuracy"]), row["sampled_accuracy"]) for name, row in policies.items()
+            if isinstance(row, dict) and "accuracy" in row and "sampled_accuracy" in row
+            and (name in greedy or not greedy)}
+
+
+def plot_greedy_vs_sampled(accuracies, title=None, ax=None, save_to=None):
+    """Grouped bars, per policy, of its greedy (temperature 0) and its sampled (temperature 1) final-answer accuracy:
+    ``accuracies`` is ``{policy: (greedy, sampled)}`` (``greedy_and_sampled``), shares in [0, 1].
+    ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
+    """
+    if not isinstance(accuracies, dict) or not accuracies:
+        raise ValueError("plot_greedy_vs_sampled: accuracies must be a non-empty dict {policy: (greedy, sampled)}")
+    for name, pair in accuracies.items():
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ValueError(f"plot_greedy_vs_sampled: accuracies[{name!r}] must be (greedy, sampled), got {pair!r}")
+        for which, value in zip(("greedy", "sampled"), pair):
+            if not 0 <= finite_number(value, f"the {which} accuracy of {name!r}", "plot_greedy_vs_sampled") <= 1:
+                raise ValueError(f"plot_greedy_vs_sampled: the {which} accuracy of {name!r} is {value!r}, outside "
+                                 "[0, 1] (a share, not a percentage)")
+    fig, ax, own = _figure_and_axes(ax, (max(5.5, 1.2 * len(accuracies) + 2), 3.8), "plot_greedy_vs_sampled")
+    x = np.arange(len(accuracies))
+    # greys: blue and orange are DPO's and Stepwise DPO's in every other figure
+    for k, (which, color) in enumerate((("greedy (temperature 0)", "#4d4d4d"), ("sampled (temperature 1)", "#b3b3b3"))):
+        bars = ax.bar(x + (k - 0.5) * 0.38, [pair[k] for pair in accuracies.values()], 0.38, color=color,
+                      label=which)
+        ax.bar_label(bars, fmt="{:.0%}", fontsize=7, padding=1)
+    ax.set_xticks(x, [method_name(name) for name in accuracies])
+    ax.set_ylim(0, 1.08)
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set(ylabel="final-answer accuracy", title=title or "Greedy vs sampled accuracy per policy")
+    _key(fig, ax, own, "lower center", ncol=2, fontsize=8)
     return _finish(fig, save_to, own)
 
 
@@ -981,7 +1128,8 @@ def _figure_output(fig) -> dict:
 
 def _explorer_figure(rewards, verdicts, threshold):
     """The explorer's picture: one panel of P = σ(reward) bars per solution, the first with a reward below the
-    log-odds ``threshold`` outlined, a dashed line at σ(threshold)."""
+    log-odds ``threshold`` in a shaded column under a ▼ (an outline on a bar of P ≈ 0 was not to be seen), a dashed
+    line at σ(threshold)."""
     p_threshold = sigmoid(threshold)
     fig, axes = plt.subplots(len(rewards), 1, figsize=(7, 0.45 + 1.25 * len(rewards)), squeeze=False,
                              layout="constrained", sharex=True)
@@ -991,7 +1139,8 @@ def _explorer_figure(rewards, verdicts, threshold):
         bars = ax.bar(np.arange(1, len(r) + 1), probs, color=colors, width=0.7)
         pred = predict_first_error(r, threshold)
         if pred >= 0:
-            bars[pred].set(edgecolor=HIGHLIGHT, linewidth=3)
+            ax.axvspan(pred + 0.5, pred + 1.5, color=HIGHLIGHT, alpha=0.18, lw=0, zorder=0)
+            ax.plot([pred + 1], [min(probs[pred] + 0.3, 1.1)], marker="v", ms=9, color=HIGHLIGHT, ls="")
         ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)  # a step the PRM gives P ≈ 0 has no bar to see
         ax.axhline(p_threshold, color="grey", ls="--", linewidth=0.8)
         ax.set_ylim(0, 1.2)  # room for the label of a bar at 1
@@ -1004,7 +1153,8 @@ def _explorer_figure(rewards, verdicts, threshold):
     fig.supylabel("P(step right) = σ(reward)", fontsize=9)
     handles = ([Patch(color=CORRECT, label="right step (checker)"), Patch(color=WRONG, label="wrong step (checker)")]
                if verdicts else [])
-    handles += [Patch(facecolor="white", edgecolor=HIGHLIGHT, linewidth=2, label="outline: predicted first error"),
+    handles += [Line2D([], [], marker="v", ms=8, ls="", color=HIGHLIGHT, mec=HIGHLIGHT,
+                       label="▼ and shaded column: predicted first error"),
                 Line2D([], [], color="grey", ls="--", linewidth=0.8, label=f"threshold ({p_threshold:.2f})")]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=7)
     return fig
@@ -1041,7 +1191,8 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
 
     ``solutions[i]`` are problem i's solutions (texts, split with ``delimiter``, or lists of steps),
     ``step_rewards[i][j]`` the step rewards (log-odds) of solution j, ``verdicts[i][j]`` optional gold
-    verdicts (``toyworld.Verdict``, dicts with ``step_labels``, or lists of step labels). Returns a ``VBox`` with
+    verdicts (``toyworld.Verdict``, dicts with ``step_labels``, or lists of step labels). Returns a
+    ``StepRewardExplorer`` (a ``VBox`` whose text form is one line, for a static copy) with
     ``.picker``, ``.threshold`` (a slider in log-odds), ``.html`` and ``.output`` attributes; it builds and updates
     without a frontend. The pictures draw P = σ(reward) and the threshold as σ(threshold).
 
@@ -1100,9 +1251,20 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
     picker.observe(update, names="value")
     slider.observe(update, names="value")
     update()
-    box = widgets.VBox([widgets.HBox([picker, slider]), text, out])
+    box = StepRewardExplorer([widgets.HBox([picker, slider]), text, out])
     box.picker, box.threshold, box.html, box.output = picker, slider, text, out
     return box
+
+
+class StepRewardExplorer(widgets.VBox):
+    """``step_reward_explorer``'s widget. Its text form, what a static copy of a notebook shows in its place, is one
+    line saying what it is, not the repr of every child widget."""
+
+    def __repr__(self) -> str:
+        n = len(self.picker.options) if hasattr(self, "picker") else 0
+        p = _probability_text(sigmoid(self.threshold.value)) if n else ""
+        return (f"<step reward explorer: {n} problem(s), threshold P = {p}; "
+                "live in a running notebook only>" if n else "<step reward explorer>")
 
 
 def save_explorer_png(explorer, path) -> Path:
@@ -1123,7 +1285,8 @@ def plot_test_time_compute(table, title=None, ax=None, save_to=None):
     """Accuracy against generated tokens per problem, one line per method across budgets.
 
     ``table``: ``{str(B): {method: accuracy, "tokens": {method: tokens per problem}, ...}}``
-    (``search.compare_at_budgets``). A dotted vertical line, labelled "B=…" above the axes, marks each budget's token
+    (``search.compare_at_budgets``); the key names each method in words, and a line on an earlier one's points is
+    dashed, with open markers. A dotted vertical line, labelled "B=…" above the axes, marks each budget's token
     cap; a method's point for budget B lies at the tokens it generated, left of the line or just past it.
     ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
     """
@@ -1135,12 +1298,16 @@ def plot_test_time_compute(table, title=None, ax=None, save_to=None):
     styles = {"majority": dict(ls="--", color="black", marker="s"), "best_of_n_orm": dict(color="#8c6bb1", marker="o"),
               "best_of_n_prm": dict(color=CHOSEN, marker="o"), "beam_prm": dict(color=HIGHLIGHT, marker="D", lw=2),
               "dvts_prm": dict(color=CORRECT, marker="^")}
+    series = {}
     for method in methods:
-        pts = [(table[b]["tokens"][method], table[b][method], b) for b in budgets
+        pts = [(table[b]["tokens"][method], table[b][method]) for b in budgets
                if method in table[b] and method in table[b]["tokens"]]
-        if not pts:
-            continue
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=method, **styles.get(method, dict(marker="o")))
+        if pts:
+            series[method] = ([p[0] for p in pts], [p[1] for p in pts])
+    over = _hiding(series)  # DVTS on beam search's points: dashed, open, so that both show
+    for method, (x, y) in series.items():
+        ax.plot(x, y, label=method_name(method), **{**styles.get(method, dict(marker="o")),
+                                                     **(OVER if method in over else {})})
     ax.set_xscale("log", base=2)
     ticks, names = [], []
     for b in budgets:
@@ -1170,13 +1337,15 @@ def _step_caption(step: str, width: int) -> str:
     return _short(text, width)
 
 
-def plot_beam_tree(result, labels=None, title=None, width: int = 22, ax=None, save_to=None):
+def plot_beam_tree(result, labels=None, title=None, width: int = 22, threshold: float = 0.0, ax=None, save_to=None):
     """The search tree of one problem (``search.SearchResult``): every sampled step, coloured by its own PRM
     probability σ(reward), kept beams solid and pruned branches faded and dashed, the chosen path in bold.
 
     ``labels`` (optional, ``search.tree_labels``): node id -> whether the step is right (gold checker); a
     wrong step gets a red ring, a right one a green ring. Each node shows its step text and σ(reward). The chosen
-    answer is a star; a chosen beam the search cut (``result.answered`` False: no answer yet) is a cross.
+    answer is a star; a chosen beam the search cut (``result.answered`` False: no answer yet) is a cross. The colour
+    scale is the heatmaps' (``reward_norm``): yellow at σ(``threshold``), the PRM's threshold in log-odds (notebook
+    02's, ``diagnostics.prm_threshold``), green above it, red below.
     ``ax``: the matplotlib Axes to draw into, its colour bar beside it, in the caller's figure; by default a figure of
     its own.
     """
@@ -1206,7 +1375,8 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, ax=None, sa
     depth = max(n.depth for n in nodes) + 1
     fig, ax, own = _figure_and_axes(ax, (min(3.0 + 2.6 * depth, 22), max(3.0, 0.24 * next_leaf[0] + 1.2)),
                                     "plot_beam_tree")
-    cmap, norm = colormaps["RdYlGn"], Normalize(0.0, 1.0)
+    threshold = finite_number(threshold, "threshold", "plot_beam_tree")
+    cmap, norm = colormaps["RdYlGn"], reward_norm(sigmoid(threshold))
     root_y = float(np.mean([y[n.id] for n in children.get(None, [])]))
     ax.scatter([0], [root_y], s=60, color="black", marker="s", zorder=3)
     ax.annotate("prompt", (0, root_y), textcoords="offset points", xytext=(-6, 6), ha="right", fontsize=7)
@@ -1230,7 +1400,7 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, ax=None, sa
                    zorder=4)
         caption = f"{_step_caption(n.step, width)}  {p:.2f}" if p == p else _step_caption(n.step, width)
         ax.annotate(caption, (n.depth + 1, y[n.id]), textcoords="offset points", xytext=(6, -3), fontsize=6.5,
-                    color="black" if n.id in bright else "#999", fontweight="bold" if n.id in chosen else "normal")
+                    color="black" if n.id in bright else "#555", fontweight="bold" if n.id in chosen else "normal")
     groups = sorted({n.group for n in nodes})
     for g in groups if len(groups) > 1 else []:  # a line between DVTS's subtrees, each named at its top
         rows = [y[n.id] for n in nodes if n.group == g]
@@ -1243,7 +1413,9 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, ax=None, sa
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, label="σ(step reward)")
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, label="σ(step reward)")
+    bar.set_ticks([0, norm.vcenter, 1], labels=["0", f"thr. {_probability_text(norm.vcenter)}", "1"])
+    bar.ax.axhline(norm.vcenter, color="black", linewidth=1.2)
     handles = [Line2D([], [], color=CHOSEN, lw=2.4, label="chosen path"),
                Line2D([], [], color="#555", lw=1.0, label="kept in the beam"),
                Line2D([], [], color="#bbb", lw=0.7, ls="--", label="pruned"),
