@@ -11,8 +11,9 @@ import os
 import shutil
 import stat
 import tempfile
-import warnings
 from pathlib import Path
+
+from .checks import warn_user
 
 # What a transformers Trainer writes into its output_dir beside the model saved there: kept when a save replaces it
 TRAINER_OUTPUTS = ("checkpoint-*", "runs", "README.md", "trainer_state.json", "*_results.json", "training_args.bin")
@@ -125,8 +126,8 @@ def check_checkpoints(output_dir: str | os.PathLike, resume_from_checkpoint, whe
     found = [p for p in Path(output_dir).glob("checkpoint-*") if p.name[11:].isdigit() and p.is_dir()]
     newest = sorted(found, key=lambda p: int(p.name[11:]), reverse=True)
     if newest and not resume_from_checkpoint:
-        warnings.warn(f"{where}: {output_dir} holds an earlier run's checkpoints: a resume would pick {newest[0]} if "
-                      "this run saves none after it; give each run its own output_dir", stacklevel=3)
+        warn_user(f"{where}: {output_dir} holds an earlier run's checkpoints: a resume would pick {newest[0]} if this "
+                  "run saves none after it; give each run its own output_dir")
     # refused, not skipped with a warning: going on from an older step than asked changes the run's results, and
     # which checkpoint to trust (or to delete) is the user's call
     elif newest and resume_from_checkpoint is True and not (newest[0] / "trainer_state.json").exists():

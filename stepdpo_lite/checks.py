@@ -9,9 +9,21 @@ import inspect
 import math
 import numbers
 import textwrap
+import warnings
 from collections.abc import Mapping
 
 AGGREGATION_STRATEGIES = ("weighted_sum", "mean", "min", "max", "product", "last")  # losses.aggregate_rewards'
+CALLED_BACK_FROM = ("torch", "trl", "transformers", "accelerate", "datasets")  # libraries that call the kit back
+
+
+def warn_user(message: str) -> None:
+    """A UserWarning naming the first frame outside the kit's core modules and ``CALLED_BACK_FROM`` (TRL prepares
+    the trainer's datasets, torch's no_grad wraps get_step_rewards): the user's call, however deep the kit warns."""
+    frame, level = inspect.currentframe().f_back, 2  # warn_user's caller, the frame stacklevel=2 names
+    while frame and ((name := frame.f_globals.get("__name__", "")).rpartition(".")[0] == __package__
+                     or name.partition(".")[0] in CALLED_BACK_FROM):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, stacklevel=level)
 
 
 def list_of(value, name: str, what: str) -> list:

@@ -31,7 +31,7 @@ import pyarrow as pa
 from datasets import Dataset, load_from_disk
 
 from .atomic import check_replaceable, save_atomic
-from .checks import flag, list_of
+from .checks import flag, list_of, warn_user
 from .steps import extract_steps
 
 logger = logging.getLogger(__name__)
@@ -379,6 +379,14 @@ def delimit_steps(row: Mapping, delimiter: str, prompt_separator: str = "\n") ->
 def prompt_runs_into(prompt: str, step: str) -> bool:
     """Whether ``prompt + step`` has no whitespace between them ("...?Step 1: ..."): the model reads one text."""
     return not prompt[-1:].isspace() and not step[:1].isspace()
+
+
+def warn_of_joined_prompts(who: str, prompts, responses, what: str, names=None) -> None:
+    """One warning of the rows whose prompt runs into one of its ``responses`` (``what``), as in "...?Step 1: ..."."""
+    if joined := [i for i, (p, rs) in enumerate(zip(prompts, responses)) if any(prompt_runs_into(p, r) for r in rs)]:
+        warn_user(f"{who}: {len(joined)} of {len(prompts)} rows' prompts run into {what} with no whitespace between "
+                  f"({names[joined[0]] if names else f'row {joined[0]}'} first, field 'prompt'): end them with '\\n' "
+                  "(data.delimit_steps does) or the model's chat template")
 
 
 def validate_outcome(rows, *, delimiter: str | None = None, skip_invalid: bool = False,

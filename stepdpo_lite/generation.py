@@ -8,11 +8,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import warnings
 
 from tqdm.auto import tqdm
 
-from .checks import finite_number, list_of, positive_int
+from .checks import finite_number, list_of, positive_int, warn_user
 from .models import adapter_quantization, load_model, saved_reward_config
 
 RECORD_PROMPTS_ENV = "STEPDPO_RECORD_PROMPTS"  # a file: every prompt fed to a model here is appended (tests audit it)
@@ -136,8 +135,8 @@ def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float =
     finally:
         tokenizer.padding_side = side
     if cut:  # rows with no EOS (pad only follows one), graded as written: accuracy, labels, best-of-N biased silently
-        warnings.warn(f"sample_solutions: {cut} of {len(flat)} solutions stopped at max_new_tokens={max_new_tokens} "
-                      "before their end (cut: graded on what they wrote); raise max_new_tokens", stacklevel=2)
+        warn_user(f"sample_solutions: {cut} of {len(flat)} solutions stopped at max_new_tokens={max_new_tokens} "
+                  "before their end (cut: graded on what they wrote); raise max_new_tokens")
     return [out[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 
@@ -151,8 +150,8 @@ def load_policy(path, quantization="as trained", merge: bool = True, dtype=None)
     if config := saved_reward_config(path):  # else its verifier's adapter, merged into its base, was sampled from
         raise ValueError(f"load_policy: {path} is a saved reward model ({config}): load it with load_reward_model")
     if quantization == "as trained" and (quantization := adapter_quantization(path, "unrecorded")) == "unrecorded":
-        warnings.warn(f"load_policy: {path}: nothing records whether its adapter was trained on a 4-bit base; loaded "
-                      "unquantized (quantization='4bit' loads a QLoRA policy as trained)", stacklevel=2)
+        warn_user(f"load_policy: {path}: nothing records whether its adapter was trained on a 4-bit base; loaded "
+                  "unquantized (quantization='4bit' loads a QLoRA policy as trained)")
         quantization = None
     model, tokenizer = load_model(str(path), quantization=quantization, dtype=dtype)
     if merge and quantization is None and hasattr(model, "merge_and_unload"):

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Sequence
 
 from .atomic import save_atomic
-from .checks import finite_number, list_of, positive_int
-from .rewards import (SAVE_FOLDER, OutcomeRewardModel, ProcessRewardModel, TextRewards, read_saved_config,
-                      step_delimiter_of)
+from .checks import finite_number, keywords_taken, list_of, positive_int
+from .rewards import (PROBLEM_IN_TEXT, SAVE_FOLDER, OutcomeRewardModel, ProcessRewardModel, TextRewards,
+                      read_saved_config, step_delimiter_of)
 from .steps import extract_steps
 
 
@@ -57,7 +57,7 @@ class CombinedRewardModel(TextRewards):
         if not isinstance(text, str):
             raise ValueError(f"text: must be a str, got {type(text).__name__}")
         steps = extract_steps(text, self.step_delimiter, self.max_steps)
-        rewards = self.get_rewards_for_steps(steps)  # refuses a model without a PRM
+        rewards = self.get_rewards_for_steps(steps, PROBLEM_IN_TEXT)  # refuses a model without a PRM
         return steps, rewards, self.process_reward_model.aggregate(rewards)
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
@@ -74,11 +74,11 @@ class CombinedRewardModel(TextRewards):
         return [*steps[:self.max_steps - 1], "".join(steps[self.max_steps - 1:])]
 
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
-                        progress: bool = False) -> list[float]:
+                        progress: bool | None = None) -> list[float]:
         """One combined reward per solution, batched; both parts read the same prompts."""
         return self._score(prompts, prompts, solutions, batch_size, progress)
 
-    def _score(self, process_prompts, outcome_prompts, solutions, batch_size=None, progress=False) -> list[float]:
+    def _score(self, process_prompts, outcome_prompts, solutions, batch_size=None, progress=None) -> list[float]:
         solutions = list_of(solutions, "solutions", "texts or lists of steps")
         process = outcome = [0.0] * len(solutions)  # a part the model has not adds nothing
         if self.process_reward_model is not None:
@@ -133,8 +133,7 @@ class CombinedRewardModel(TextRewards):
         config_path = path / cls.config_file
         config = read_saved_config(config_path, cls.__name__, ("process_weight", "outcome_weight"))
         parts = list_of(config.get("parts", []), f"{config_path}: parts", "folder names")  # one str: "p/ is missing"
-        lost = [sub for sub in parts if not (path / sub).exists()]  # saves before "parts": no check
-        if lost:
+        if lost := [sub for sub in parts if not (path / sub).exists()]:  # saves before "parts": no check
             raise ValueError(f"{config_path}: the model was saved with {lost[0]}/, which is missing from {path}")
         if not any((path / sub).exists() for sub in ("process_reward_model", "outcome_reward_model")):
             raise ValueError(f"{config_path}: neither process_reward_model/ nor outcome_reward_model/ is in {path}")
@@ -160,7 +159,7 @@ class CombinedRewardModel(TextRewards):
 class EnsembleRewardModel(TextRewards):
     """Weighted sum of the solution-level rewards of several reward models (default: their mean). A member is any
     object with ``solution_rewards(prompts, solutions)`` -> one reward per solution (docs/method.md, "Your own reward
-    model"); ``batch_size`` and ``progress`` reach it as keywords, and only when set."""
+    model"); ``batch_size`` and ``progress`` reach it as keywords, when set and where it takes them."""
 
     config_file = "ensemble_reward_config.json"
 
@@ -181,15 +180,16 @@ class EnsembleRewardModel(TextRewards):
         self.models = [load_reward_model(m, device=device) if isinstance(m, (str, os.PathLike)) else m for m in models]
 
     def score_solutions(self, prompts: Sequence[str], solutions: Sequence[str], batch_size: int | None = None,
-                        progress: bool = False) -> list[float]:
+                        progress: bool | None = None) -> list[float]:
         solutions = list_of(solutions, "solutions", "texts or lists of steps")
         prompts = list_of(prompts, "prompts", "strings")
         if len(prompts) != len(solutions):  # a member that zips them would score the shorter list only
             raise ValueError(f"EnsembleRewardModel: got {len(prompts)} prompts and {len(solutions)} solutions")
         total = [0.0] * len(prompts)
-        extra = {k: v for k, v in (("batch_size", batch_size), ("progress", progress)) if v}  # a member's own may lack
+        extra = {k: v for k, v in (("batch_size", batch_size), ("progress", progress)) if v is not None}
         for i, (w, m) in enumerate(zip(self.weights, self.models)):  # a member may be any object with solution_rewards
-            rewards = list_of(m.solution_rewards(prompts, solutions, **extra), f"models[{i}]", "rewards")
+            taken = keywords_taken(m.solution_rewards, **extra)  # the search's progress=False: a bare member lacks it
+            rewards = list_of(m.solution_rewards(prompts, solutions, **taken), f"models[{i}]", "rewards")
             if len(rewards) != len(total):  # zip would cut the longer list without a word
                 raise ValueError(f"EnsembleRewardModel: models[{i}] gave {len(rewards)} rewards for {len(total)} "
                                  "solutions")

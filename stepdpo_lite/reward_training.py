@@ -19,7 +19,6 @@ tutorial's light modules import it where they train.
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,13 +31,13 @@ from transformers import ProgressCallback, Trainer, TrainingArguments, set_seed
 from transformers.trainer import DEFAULT_PROGRESS_CALLBACK
 
 from .atomic import check_checkpoints, check_replaceable
-from .checks import documented_fields, finite_number, flag, list_of, positive_int
-from .data import DELIMITERS, TO_BOOL, prompt_runs_into, validate_outcome, validate_stepwise
+from .checks import documented_fields, finite_number, flag, list_of, positive_int, warn_user
+from .data import DELIMITERS, TO_BOOL, validate_outcome, validate_stepwise, warn_of_joined_prompts
 from .evaluation import step_auroc
 from .models import load_model, resolve_device, resolve_dtype, saved_reward_config, trainer_precision
 from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, InputTooLong, OutcomeRewardModel,
                       ProcessRewardModel, RewardModelConfig, check_config_values, fast_head_matches, tag_logits,
-                      warn_of_unread_text, warn_user)
+                      warn_of_unread_text)
 from .steps import DEFAULT_DELIMITER, extract_steps
 
 
@@ -82,7 +81,7 @@ def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str
                                "shorten them, or raise max_length up to the model's context. To find them before "
                                f"training, {type(verifier).__name__}({verifier.tokenizer.name_or_path!r}{tag})"
                                ".input_lengths(prompts, solutions) gives each row's length with its tags")
-        warnings.warn(f"{what}: left out (drop_too_long=True), {len(rows) - len(too_long)} rows kept", stacklevel=4)
+        warn_user(f"{what}: left out (drop_too_long=True), {len(rows) - len(too_long)} rows kept")
         encoded, labels, names = zip(*[(e, y, n) for e, y, n in zip(encoded, labels, names)
                                        if len(e[0]) <= verifier.max_length])  # the rows' names as they are left
     warn_of_unread_text(verifier.tokenizer, [ids for ids, _ in encoded], f"{where}: fields {fields_read}", "row", names)
@@ -288,11 +287,8 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
         warn_user(f"{who}: {len(split)} of {len(train_rows)} rows do not split back into their steps at "
                   f"step_delimiter={c.step_delimiter!r} ({names[split[0][0]]} first, field 'completions'); the "
                   f"saved PRM splits a text there when it scores one: {fix}")
-    if joined := [i for i, r in enumerate(train_rows)  # the published loaders' prompts: "...?Step 1: ..."
-                  if prompt_runs_into(r["prompt"], r["completions"][0] if process else r["completion"])]:
-        warn_user(f"{who}: {len(joined)} of {len(train_rows)} rows' prompts run into their first step with no "
-                  f"whitespace between ({names[joined[0]]} first, field 'prompt'): end them with '\\n' "
-                  "(data.delimit_steps does) or the model's chat template")
+    firsts = [[r["completions"][0] if process else r["completion"]] for r in train_rows]  # each row's one response
+    warn_of_joined_prompts(who, [r["prompt"] for r in train_rows], firsts, "their first step", names)
 
     set_seed(c.seed)
     device = resolve_device(c.device)

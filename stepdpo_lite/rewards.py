@@ -26,8 +26,6 @@ import json
 import logging
 import math
 import os
-import sys
-import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -36,7 +34,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .atomic import TRAINER_OUTPUTS, save_atomic
-from .checks import AGGREGATION_STRATEGIES, documented_fields, finite_number, list_of, positive_int
+from .checks import AGGREGATION_STRATEGIES, documented_fields, finite_number, list_of, positive_int, warn_user
 from .evaluation import predict_first_error
 from .models import keep_4bit_weights_unpacked, load_model, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, extract_steps
@@ -49,19 +47,6 @@ OUTCOME_TAG = "\nIs this solution correct? Yes or No:"
 YES, NO = " Yes", " No"
 # A saved reward model's folder (save_atomic): what it may hold besides the save, the Trainer's in its output_dir
 SAVE_FOLDER = dict(keep=TRAINER_OUTPUTS, owned=("*reward_config.json",))
-PROGRESS_MIN_BATCHES = 8  # progress=None: a scoring bar only past this many batches (a few pass in a blink)
-CALLED_BACK_FROM = ("torch", "trl", "transformers", "accelerate", "datasets")  # libraries that call the kit back
-
-
-def warn_user(message: str) -> None:
-    """A UserWarning that names the first frame outside the kit's core modules and ``CALLED_BACK_FROM`` (TRL's
-    DPOTrainer prepares the datasets, torch's no_grad wraps get_step_rewards): the user's call of an entry point
-    (``StepwiseDPOTrainer(...)``, ``score_solutions``), however deep the kit warns from it."""
-    frame, level = sys._getframe(1), 2  # warn_user's caller, the frame stacklevel=2 names
-    while frame and ((name := frame.f_globals.get("__name__", "")).rpartition(".")[0] == __package__
-                     or name.partition(".")[0] in CALLED_BACK_FROM):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, stacklevel=level)
 
 
 class _ProblemInText(str):
@@ -379,14 +364,14 @@ class GenerativeVerifier(TextRewards):
         from torch.nn.utils.rnn import pad_sequence
 
         batch_size = positive_int(batch_size, "batch_size", "reward model", none_ok=True) or self.config.batch_size
-        progress = len(encoded) > PROGRESS_MIN_BATCHES * batch_size if progress is None else progress
+        bar = {"delay": 2} if progress is None else {"disable": not progress}  # None: drawn after 2 s, not in a blink
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # similar lengths, less padding
         out: list[list[float] | None] = [None] * len(encoded)
         was_training = self.model.training
         self.model.eval()
         try:
-            for start in tqdm(range(0, len(order), batch_size), desc="scoring", disable=not progress):
+            for start in tqdm(range(0, len(order), batch_size), desc="scoring", **bar):
                 batch = order[start:start + batch_size]
                 ids = pad_sequence([torch.tensor(encoded[i][0]) for i in batch], batch_first=True,
                                    padding_value=pad_id).to(self.device)  # on the right: token positions stay
@@ -413,7 +398,8 @@ class GenerativeVerifier(TextRewards):
     def _prompt_for(self, problem: str | None, optional: bool = True) -> str:
         if not (isinstance(problem, str) or optional and problem is None):  # format() would print any object
             raise ValueError(f"problem: must be a str{' or None' if optional else ''}, got {type(problem).__name__}")
-        return PROBLEM_IN_TEXT if problem is None else self.config.prompt_template.format(problem=problem)
+        return (problem if isinstance(problem, _ProblemInText) else "" if problem is None  # marker: a text's steps
+                else self.config.prompt_template.format(problem=problem))
 
     def get_reward_for_problem_solution(self, problem: str, solution: str) -> float:
         """The reward of ``solution`` to a bare ``problem``, which ``prompt_template`` turns into the prompt."""
@@ -453,14 +439,14 @@ class GenerativeVerifier(TextRewards):
             raise ValueError(f"{config_path}: {err}") from None
         asked = overrides.get("step_delimiter", config.step_delimiter)  # a PRM's tags go after each step so split
         if asked != config.step_delimiter and issubclass(cls, ProcessRewardModel):  # silently ruined scores
-            warnings.warn(f"{cls.__name__}.load: step_delimiter={asked!r} is not the {config.step_delimiter!r} saved "
-                          f"with the model ({config_path}): its tags go after each step as split by {asked!r}; unless "
-                          "it was trained on steps split so, it scores steps it never learned", stacklevel=2)
+            warn_user(f"{cls.__name__}.load: step_delimiter={asked!r} is not the {config.step_delimiter!r} saved "
+                      f"with the model ({config_path}): its tags go after each step as split by {asked!r}; unless "
+                      "it was trained on steps split so, it scores steps it never learned")
         longer = overrides.get("max_length")  # the saved one is the training length: past it scores are untested
         if longer is not None and config.max_length is not None and longer > config.max_length:
-            warnings.warn(f"{cls.__name__}.load: max_length={longer} is past the {config.max_length} saved with the "
-                          f"model ({config_path}), the length it was trained at: it never saw longer inputs, and its "
-                          "scores on them may be far off (check them against labels first)", stacklevel=2)
+            warn_user(f"{cls.__name__}.load: max_length={longer} is past the {config.max_length} saved with the "
+                      f"model ({config_path}), the length it was trained at: it never saw longer inputs, and its "
+                      "scores on them may be far off (check them against labels first)")
         # The base is loaded as asked, and the config says so (a later save must not claim a 4-bit base it lacks)
         config.quantization = quantization = overrides.pop("quantization", config.quantization)
         try:
@@ -520,7 +506,7 @@ class ProcessRewardModel(GenerativeVerifier):
                         batch_size: int | None = None, progress: bool | None = None,
                         side: str = "") -> list[list[float]]:
         """Per-step rewards (log-odds) of each solution; a text solution is split with ``step_delimiter``. ``progress``:
-        a bar (None: only past ``PROGRESS_MIN_BATCHES`` batches). ``side``: which a trainer scores (chosen, rejected),
+        a bar (None: once scoring has taken 2 s; True: at once). ``side``: which a trainer scores (chosen, rejected),
         named in the layout and unread-text warnings."""
         encoded = self._encode_many(prompts := list_of(prompts, "prompts", "strings"), steps := self._split(solutions))
         self.warn_of_untrained_layout(prompts, steps, [ids for ids, _ in encoded], side)  # checked by _encode_many
@@ -551,8 +537,8 @@ class ProcessRewardModel(GenerativeVerifier):
 
     def get_rewards_for_steps(self, steps: Sequence[str], problem: str | None = None) -> list[float]:
         """Reward of each step, in context of the problem (formatted by ``prompt_template``) and earlier steps.
-        ``problem`` None: the steps alone, with no prompt, a layout a PRM trained with prompts did not see (its
-        rewards far off, with no warning) unless the first step holds the problem, as in a text's steps."""
+        ``problem`` None: the steps alone, with no prompt, a layout a PRM trained with prompts did not see (its rewards
+        far off: it warns); a text's steps, the problem in the first, go through ``extract_and_aggregate_steps``."""
         if isinstance(steps, str):
             raise ValueError("get_rewards_for_steps: `steps` must be a list of step strings, got one str; split a "
                              "text with extract_steps(text), or score it whole with get_reward_for_text(text)")
@@ -564,7 +550,7 @@ class ProcessRewardModel(GenerativeVerifier):
         if not isinstance(text, str):
             raise ValueError(f"text: must be a str, got {type(text).__name__}")
         steps = self._split([text])[0]
-        rewards = self.get_rewards_for_steps(steps)
+        rewards = self.get_rewards_for_steps(steps, PROBLEM_IN_TEXT)
         return steps, rewards, self.aggregate(rewards)
 
     def get_reward_for_text(self, text: str) -> float:

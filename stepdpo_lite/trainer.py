@@ -29,12 +29,12 @@ from trl.data_utils import extract_prompt, is_conversational
 from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax, use_adapter
 
 from .atomic import TRAINER_OUTPUTS, check_checkpoints, save_atomic, write_json_atomic
-from .checks import documented_fields, finite_number, keywords_taken, list_of, positive_int
-from .data import prompt_runs_into
+from .checks import documented_fields, finite_number, keywords_taken, list_of, positive_int, warn_user
+from .data import warn_of_joined_prompts
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
 from .models import keep_4bit_weights_unpacked, quiet_peft_checkpointing_read, write_portable_adapter_config
-from .rewards import InputTooLong, ProcessRewardModel, step_delimiter_of, warn_of_unread_text, warn_user
+from .rewards import InputTooLong, ProcessRewardModel, step_delimiter_of, warn_of_unread_text
 from .steps import DEFAULT_DELIMITER, char_step_ids, extract_steps, step_spans
 from .stepwise_data import (REWARD_MODEL_LABELS, STEP_COLUMNS, STEP_PAIRINGS, STEP_VALUE_COLUMNS,
                             DataCollatorForStepwisePreference, check_row, drop_appended_eos, step_columns)
@@ -445,12 +445,10 @@ class StepwiseDPOTrainer(DPOTrainer):
         if args.use_step_wise_prompt:
             template = args.step_wise_prompt_template
             dataset = dataset.map(lambda ex: {"prompt": template.replace("{prompt}", ex["prompt"])})
-        if not derived_prompt and isinstance(dataset, Dataset) and (joined := [  # the published loaders' "...?Step 1:"
-                i for i, (p, c, r) in enumerate(zip(dataset["prompt"], dataset["chosen"], dataset["rejected"]))
-                if prompt_runs_into(p, c) or prompt_runs_into(p, r)]):
-            warn_user(f"StepwiseDPOTrainer: the {dataset_name} dataset: {len(joined)} of {len(dataset)} rows' "
-                      f"prompts run into their responses with no whitespace between (row {joined[0]} first, field "
-                      "'prompt'): end them with '\\n' (data.delimit_steps does) or the model's chat template")
+        if not derived_prompt and isinstance(dataset, Dataset) and (  # a PRM warns of those it scores, untemplated
+                args.use_step_wise_prompt or not isinstance(self.reward_model, ProcessRewardModel)):
+            warn_of_joined_prompts(f"StepwiseDPOTrainer: the {dataset_name} dataset", dataset["prompt"],
+                                   zip(dataset["chosen"], dataset["rejected"]), "their responses")
         # TRL drops rows whose prompt fills max_length without a word: step_columns refuses them instead, by row
         dataset = super()._prepare_dataset(dataset, processing_class, _without_max_length(args), dataset_name)
         if "open_ended" in next(iter(dataset)):  # partial solutions (Step-DPO's prompt-prefix form): no EOS
@@ -557,17 +555,17 @@ class StepwiseDPOTrainer(DPOTrainer):
                       f"step_delimiter={learned!r} if your data's steps are split that way.")
         columns, prompts = {}, list(dataset["prompt"])
         steps = {side: [extract_steps(text, delimiter) for text in dataset[side]] for side in ("chosen", "rejected")}
-        score, main = self.reward_model.score_solutions, PartialState().is_main_process
+        score, bar = self.reward_model.score_solutions, None if PartialState().is_main_process else False
         for side in ("chosen", "rejected"):
-            if isinstance(self.reward_model, ProcessRewardModel):  # it batches by length with a bar; its layout and
+            if isinstance(self.reward_model, ProcessRewardModel):  # batched by length, bar after 2 s; its layout and
                 try:  # unread-text warnings, one a call, count all of a side's rows (a subclass may lack side=)
-                    chunks = [(0, score(prompts, steps[side], **keywords_taken(score, progress=main, side=side)))]
+                    chunks = [(0, score(prompts, steps[side], **keywords_taken(score, progress=bar, side=side)))]
                 except InputTooLong as err:  # "solution 3: 200 tokens ..." -> "row 3: field 'chosen': ..."
                     raise InputTooLong(str(err).replace("solution ", "row ", 1).replace(": ", f": field {side!r}: the "
                                        "reward model's input (prompt and steps) is ", 1)) from None
             else:  # scored as the loop reaches each chunk: a scorer that is not a PRM fails at the first
                 chunks = ((i, score(prompts[i:i + chunk], steps[side][i:i + chunk])) for i in tqdm(
-                    range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses", disable=not main))
+                    range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses", disable=bar is False))
             rewards = []
             for i, scored in chunks:
                 bad = next((j for j, r in enumerate(scored) if isinstance(r, (str, bytes)) or

@@ -122,6 +122,23 @@ def test_score_candidates_passes_step_lists_and_checks_one_reward_per_step(toy):
         bestofn.score_candidates(ShortByOne(), problems, readable)
 
 
+def test_score_candidates_leaves_the_models_bar_to_its_default_and_score_readable_asks_for_none(toy):
+    """score_readable passed no progress=, so a search's every round drew a PRM's default bar; best-of-N's one call
+    keeps the default (None: a bar once scoring has taken 2 s); a model that takes no progress= is passed none."""
+    problems, sols = toy
+    asked = []
+
+    class BarredPRM(StepListPRM):
+        def score_solutions(self, prompts, step_lists, **kwargs):
+            asked.append(kwargs)
+            return super().score_solutions(prompts, step_lists)
+
+    bestofn.score_candidates(BarredPRM(), problems, [row[:2] for row in sols])
+    bestofn.score_readable(BarredPRM().score_solutions, ["p"], [["Step 1"]])
+    assert asked == [{"progress": None}, {"progress": False}]
+    assert bestofn.score_readable(StepListPRM().score_solutions, ["p"], [["Step 1"]]) == [[5.0]]
+
+
 @pytest.mark.filterwarnings("ignore:score_readable")  # the fixture's blank candidates, warned of
 def test_score_candidates_gives_a_prm_the_same_rewards_as_from_its_texts(tmp_path, toy):
     """The step lists are split at the PRM's own delimiter: its rewards are those it gives the texts."""

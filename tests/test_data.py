@@ -1135,3 +1135,21 @@ def test_numpy_bool_labels_are_taken_as_python_bools_and_numpy_numbers_are_still
         data.validate_stepwise([{**STEP, "labels": list(np.array([1, 0]))}])  # 0/1 are no labels, numpy's neither
     with pytest.raises(ValueError, match=re.escape("field 'label': must be true or false, got np.float64(1.0)")):
         data.validate_outcome([{**OUT, "label": np.float64(1.0)}])
+
+
+def test_one_warning_of_prompts_that_run_into_their_responses_names_the_first_row():
+    """reward_training and the DPO trainer each held this check and its advice: one helper for both now (data)."""
+    import warnings
+
+    from stepdpo_lite.data import warn_of_joined_prompts
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_of_joined_prompts("who", ["P\n", "P", "P:", "P"], [["S"], [" S", "T"], ["S"], [" S"]], "their responses")
+        warn_of_joined_prompts("who", ["P", "P\n"], [["S"], ["S"]], "their first step", ["a.jsonl, line 1", "line 2"])
+        warn_of_joined_prompts("who", ["P\n"], [["S"]], "their first step")
+    assert [str(w.message) for w in caught] == [
+        "who: 2 of 4 rows' prompts run into their responses with no whitespace between (row 1 first, field 'prompt'): "
+        "end them with '\\n' (data.delimit_steps does) or the model's chat template",
+        "who: 1 of 2 rows' prompts run into their first step with no whitespace between (a.jsonl, line 1 first, field "
+        "'prompt'): end them with '\\n' (data.delimit_steps does) or the model's chat template"]
+    assert {w.filename for w in caught} == {__file__}

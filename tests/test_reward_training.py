@@ -399,6 +399,7 @@ def test_drop_too_long_leaves_them_out_with_a_warning_and_trains_on_the_rest(tin
                                          quantization=None, max_length=30, device="cpu", drop_too_long=True,
                                          per_device_train_batch_size=1, num_train_epochs=1, logging_steps=1)
     messages = [str(w.message) for w in caught]
+    assert {w.filename for w in caught if "left out" in str(w.message)} == {__file__}  # the user's call, not the kit's
     assert any(re.match(r"train_dataset: 2 of 5 rows \('prompt' and 'completions'\) are longer than max_length 30 "
                         r"with their tags: row 1 \(\d+ tokens\), row 2 \(\d+ tokens\): left out "
                         r"\(drop_too_long=True\), 3 rows kept$", m) for m in messages), messages
@@ -675,12 +676,15 @@ def test_text_the_tokenizer_cannot_read_is_named_by_file_and_line_after_rows_are
 def test_the_training_warnings_point_at_the_users_call_and_the_model_records_its_prompts(tiny_dir, tmp_path):
     """The data warnings pointed at the kit's lines (no stacklevel; the unread-text one counted from scoring), not at
     the user's train_process_reward_model(...). The trained model records that it read prompts: scoring one with an
-    empty prompt then warns (rewards.warn_of_untrained_layout)."""
+    empty prompt then warns (rewards.warn_of_untrained_layout). An earlier run's checkpoint-5 in the output_dir
+    was warned of at reward_training's own line (atomic.check_checkpoints counted its frames by hand)."""
     run_on = {"prompt": "What is 7 * 6 - 4?", "completions": ["7 * 6 = 42.", "42 - 4 = 38."], "labels": [True, True]}
+    (tmp_path / "x" / "checkpoint-5").mkdir(parents=True)
     with warnings.catch_warnings(record=True) as caught, pytest.raises(OSError):
         warnings.simplefilter("always")
         train_process_reward_model(tmp_path / "no-model-here", [run_on], tmp_path / "x", step_delimiter="\n")
-    assert len(caught) == 2 and {w.filename for w in caught} == {__file__}, [(w.filename, w.message) for w in caught]
+    assert len(caught) == 3 and {w.filename for w in caught} == {__file__}, [(w.filename, w.message) for w in caught]
+    assert "holds an earlier run's checkpoints" in str(caught[0].message)
     unread = {**toy_rows(1)[0], "prompt": "P×\n"}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

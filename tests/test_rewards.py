@@ -1214,7 +1214,8 @@ def test_building_a_reward_model_config_does_not_load_torch():
 
 def test_an_empty_prompt_to_a_model_trained_with_prompts_warns_naming_the_solution(tiny_model, tiny_tokenizer):
     """A user's trial: a PRM trained with prompts, scored with score_solutions([""], ...), gave rewards far off with
-    no word (the layout warning skipped "" on purpose: the bare-text calls read the problem in the text)."""
+    no word (the layout warning skipped "" on purpose: the bare-text calls read the problem in the text). Its
+    steps alone, get_rewards_for_steps(steps) with no problem, were let through too: only the text paths are."""
     import warnings
     prompts, sols = _problems(3)
     for kind in (ProcessRewardModel, OutcomeRewardModel):
@@ -1222,28 +1223,48 @@ def test_an_empty_prompt_to_a_model_trained_with_prompts_warns_naming_the_soluti
         with pytest.warns(UserWarning, match=rf"^{kind.__name__}.score_solutions: 2 of 3 prompts are empty \(solution "
                                              r"1 first, field 'prompt'\) and it was trained with prompts"):
             model.score_solutions([prompts[0], "", ""], sols)
+        if kind is ProcessRewardModel:
+            for scorer in (model, CombinedRewardModel(model)):
+                with pytest.warns(UserWarning, match=r"1 of 1 prompts are empty \(solution 0 first"):
+                    scorer.get_rewards_for_steps(extract_steps(sols[0]))  # the steps alone, no problem
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a text holding its problem, the steps with a problem, an unknown layout
             model.get_reward_for_text(prompts[0] + sols[0])
             model.get_rewards_for_batch([prompts[1] + sols[1]])
             if kind is ProcessRewardModel:
                 model.extract_and_aggregate_steps(prompts[0] + sols[0])
-                model.get_rewards_for_steps(extract_steps(sols[0]))  # documented: the steps alone, unwarned
+                CombinedRewardModel(model).extract_and_aggregate_steps(prompts[0] + sols[0])
+                model.get_rewards_for_steps(extract_steps(sols[0]), "Start with 2.\n")
             kind(tiny_model, tiny_tokenizer).score_solutions([""], sols[:1])
     assert "must hold the problem" in " ".join(ProcessRewardModel.extract_and_aggregate_steps.__doc__.split())
 
 
-def test_a_scoring_bar_shows_by_default_only_past_a_few_batches(monkeypatch, prm):
-    """600 toy solutions scored for 8.5 s with no bar (progress defaulted to False); a few batches need none."""
+def test_a_scoring_bar_shows_by_default_once_scoring_has_taken_two_seconds(monkeypatch, prm):
+    """600 toy solutions scored for 8.5 s with no bar (progress defaulted to False); then a bar came past eight
+    batches, which ignores how long a batch takes (a 7B PRM's 8 batches: minutes, no bar). tqdm's own delay=2 now:
+    None -> a bar only once 2 s have passed, True -> at once, False -> none; the combined and ensemble models pass
+    None and False on (they dropped False, and the combined one turned None into False)."""
+    import io
+    from functools import partial
+
+    import tqdm.notebook
     import stepdpo_lite.rewards as rewards
-    shown = []
-    monkeypatch.setattr(rewards, "tqdm", lambda batches, disable, **kw: shown.append(not disable) or batches)
-    prompts, sols = _problems(rewards.PROGRESS_MIN_BATCHES + 1)
-    prm.score_solutions(prompts, sols, batch_size=1)  # one batch past the threshold
-    prm.solution_rewards(prompts[1:], sols[1:], batch_size=1)  # at it
-    prm.score_solutions(prompts, sols, batch_size=1, progress=False)
-    prm.solution_rewards(prompts[:1], sols[:1], progress=True)
-    assert shown == [True, False, False, True]
+    from tqdm import tqdm as terminal_bar
+    asked, shown = [], io.StringIO()
+    monkeypatch.setattr(rewards, "tqdm", lambda *a, **kw: asked.append(kw) or terminal_bar(*a, file=shown, **kw))
+    prompts, sols = _problems(3)
+    prm.score_solutions(prompts, sols, batch_size=1)  # done within 2 s: no bar drawn
+    assert asked == [{"desc": "scoring", "delay": 2}] and shown.getvalue() == ""
+    prm.solution_rewards(prompts, sols, batch_size=1, progress=True)
+    assert asked[-1] == {"desc": "scoring", "disable": False} and "scoring: 100%" in shown.getvalue()
+    prm.score_solutions(prompts, sols, progress=False)
+    CombinedRewardModel(prm).score_solutions(prompts, sols)
+    EnsembleRewardModel([prm]).score_solutions(prompts, sols, progress=False)
+    assert asked[2:] == [{"desc": "scoring", "disable": True}, {"desc": "scoring", "delay": 2},
+                         {"desc": "scoring", "disable": True}]
+    with monkeypatch.context() as patched:  # the notebook's bar (tqdm.auto's there) takes delay= as well
+        patched.setattr(rewards, "tqdm", partial(tqdm.notebook.tqdm, file=io.StringIO()))
+        prm.score_solutions(prompts, sols)
 
 
 def test_the_scoring_warnings_point_at_the_users_call(prm, orm):

@@ -723,6 +723,21 @@ def test_an_ensemble_of_prms_is_not_called_an_outcome_model():
         search.beam_search(None, None, ensemble, [Answer1()], n_beams=1, expansions=2, sampler=Scripted())
 
 
+def test_a_search_asks_the_prm_for_no_scoring_bar_in_its_rounds():
+    """beam_search and dvts score each depth round's prefixes in one call: a PRM's default bar (progress=None) was
+    drawn once a round, a column of bars for one search; a bar of its own the search does not draw either."""
+    class BarredPRM(TablePRM):
+        def score_solutions(self, prompts, step_lists, progress=None):
+            asked.append(progress)
+            return super().score_solutions(prompts, step_lists)
+
+    asked = []
+    search.beam_search(None, None, BarredPRM(), [Answer1()], n_beams=2, expansions=2, sampler=Scripted())
+    search.dvts(None, None, BarredPRM(), [Answer1()], budget=4, expansions=2, sampler=Scripted())
+    assert len(asked) >= 6 and set(asked) == {False}, asked
+    search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, sampler=Scripted())  # none
+
+
 def _no_sampling(*args):
     raise AssertionError("nothing may be generated before the arguments are checked")
 

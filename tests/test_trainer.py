@@ -1138,7 +1138,9 @@ def test_a_prm_whose_score_solutions_takes_keywords_is_told_to_keep_its_layout_w
         tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
     """The trainer looked for warn_layout among score_solutions' parameter names: a subclass that takes **kwargs and
     passes them on was never given it, and warned once per chunk (prm_pairs.label_samples read **kwargs right). It
-    scores a side in one call now, naming it (side=) and asking for the PRM's bar (progress=)."""
+    scores a side in one call now, naming it (side=) and leaving the PRM's bar to its default (progress=None: once
+    scoring has taken 2 s; True drew one for a single batch). Its layout warning counts the prompts that run into
+    their steps, chosen and rejected: the trainer's own check of them (a third warning) is left out then."""
     from functools import partialmethod
 
     from stepdpo_lite.rewards import ProcessRewardModel
@@ -1157,8 +1159,16 @@ def test_a_prm_whose_score_solutions_takes_keywords_is_told_to_keep_its_layout_w
         StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
                            train_dataset=Dataset.from_list(rows),
                            reward_model=ForwardingPRM(copy.deepcopy(tiny_model), tiny_tokenizer))
-    assert asked == [{"progress": True, "side": side} for side in ("chosen", "rejected")]  # it was 2 chunks a side
+    assert asked == [{"progress": None, "side": side} for side in ("chosen", "rejected")]  # it was 2 chunks a side
     assert len([w for w in caught if "layout it was not trained on" in str(w.message)]) == 2  # one a side
+    assert not [w for w in caught if "run into their responses" in str(w.message)]
+    templated = config(tmp_path, use_step_wise_prompt=True, step_wise_prompt_template="Solve: {prompt}")
+    with warnings.catch_warnings(record=True) as caught:  # the PRM read the prompts before the template: checked
+        warnings.simplefilter("always")
+        StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=templated, processing_class=tiny_tokenizer,
+                           train_dataset=Dataset.from_list(rows),
+                           reward_model=ForwardingPRM(tiny_model, tiny_tokenizer))
+    assert len([w for w in caught if "4 of 4 rows' prompts run into their responses" in str(w.message)]) == 1
 
 
 def test_a_prms_unread_text_warning_comes_once_a_side_counting_all_rows_not_once_per_chunk(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Hashable, Sized
 
 from .. import generation
-from ..checks import finite_number, list_of, positive_int
+from ..checks import finite_number, keywords_taken, list_of, positive_int
 from ..evaluation import best_of_n_accuracy, majority_vote_accuracy
 from ..losses import aggregate_steps, check_aggregation
 from ..models import adapter_base
@@ -174,17 +174,20 @@ def _unscored_message(score, n_texts: int, blank: int, too_long: int, what: str,
     return message
 
 
-def score_readable(score, prompts, texts, what: str = "texts", problem_of=None, warn: bool = True) -> list:
+def score_readable(score, prompts, texts, what: str = "texts", problem_of=None, warn: bool = True,
+                   progress: bool | None = False) -> list:
     """``score(prompts, texts)`` (texts or step lists), with None for the ones a reward model cannot read: blank,
     a blank step, or longer than its ``max_length`` (``InputTooLong``; any other error is raised). The callers
     floor them (``FLOOR``), so a ``UserWarning`` says how many ``what`` went unscored and why; with ``problem_of``
     (each text's problem index) it also names the problems none of whose texts was scored. ``warn=False``: the
-    caller says it (``search.beam_search``, once for a whole search rather than once a round)."""
+    caller says it (``search.beam_search``, once for a whole search rather than once a round). ``progress``: the
+    model's scoring bar, where its ``score_solutions`` takes the keyword (False: none, as for a search's many rounds;
+    None: its own default)."""
     keep = [i for i, t in enumerate(texts) if _readable(t)]
-    out = [None] * len(texts)
+    out, bar = [None] * len(texts), keywords_taken(score, progress=progress)  # a scorer of your own may lack it
 
     def scored(idx):  # a reward per text asked: a short list would leave the rest None (floored), silently
-        rewards = list(score([prompts[i] for i in idx], [texts[i] for i in idx]))
+        rewards = list(score([prompts[i] for i in idx], [texts[i] for i in idx], **bar))
         if len(rewards) != len(idx):
             raise ValueError(f"score_readable: asked to score {len(idx)} texts (from text {idx[0]}), the model "
                              f"returned {len(rewards)} rewards")
@@ -238,7 +241,8 @@ def score_candidates(model, problems, solutions) -> list[list]:
     prompts = [pr for pr, ss in zip(labelling.prompts_of(problems, "score_candidates", texts_ok=True), solutions)
                for _ in ss]
     problem_of = [i for i, ss in enumerate(solutions) for _ in ss]
-    flat = iter(score_readable(score, prompts, [s for ss in steps for s in ss], "candidates", problem_of))
+    flat = iter(score_readable(score, prompts, [s for ss in steps for s in ss], "candidates", problem_of,
+                               progress=None))  # the model's own default: a PRM's bar once scoring takes 2 s
     rows = [[next(flat) for _ in ss] for ss in steps]
     for i, (row, ss) in enumerate(zip(rows, steps)):
         for j, (r, s) in enumerate(zip(row, ss)):
