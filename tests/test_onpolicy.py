@@ -1464,6 +1464,64 @@ def round_record(n, acc):
             "stepwise_dpo_minus": {"dpo": {"accuracy": {"difference": 0.0, "low": -0.1, "high": 0.1}}}}
 
 
+def test_format_round_splits_the_prms_mislabels_into_the_side_it_got_wrong():
+    record = {**round_record(2, 0.8), "stepwise_dpo_minus": {}, "mislabels": {
+        "solution": {"pairs": 24, "chosen_wrong": 2, "rejected_first_error_elsewhere": 1, "mislabelled": 3},
+        "step": {"pairs": 58, "chosen_wrong": 0, "chosen_wrong_after_step": 1, "rejected_first_error_elsewhere": 0,
+                 "mislabelled": 0}}}
+    lines = onpolicy.format_round(record).splitlines()
+    # the notebook's text reads the split off the round's output: it was only in metrics.json
+    assert ("  PRM mislabelled (checker): solution 3/24 (2 chosen held a wrong step, 1 rejected with the first error "
+            "elsewhere)") in lines
+    assert "  PRM mislabelled (checker): step 0/58" in lines
+    assert lines[0] == "round 2: 2 pairs (1 solution, 1 step); 3 s"
+    # a round saved before the split was recorded gives its total; a task without checker says so
+    old = {**record, "mislabels": {"solution": {"pairs": 24, "mislabelled": 3}}}
+    assert "  PRM mislabelled (checker): solution 3/24" in onpolicy.format_round(old).splitlines()
+    unchecked = onpolicy.format_round({**record, "mislabels": {"solution": None, "step": None}})
+    assert "  PRM mislabelled: no checker to count them" in unchecked.splitlines()
+    assert "mislabelled" not in onpolicy.format_round({**record, "mislabels": {}})  # no pairs: nothing to count
+
+
+def test_prepare_rounds_loads_the_prm_and_a_policy_per_method_and_builds_the_rounds_settings(monkeypatch, tmp_path,
+                                                                                              capsys):
+    (tmp_path / "prm").mkdir()
+    calls = []
+    monkeypatch.setattr(onpolicy.runs, "read_metrics", lambda run: calls.append(("metrics", run)) or {"m": 1})
+    monkeypatch.setattr(onpolicy.ProcessRewardModel, "load",
+                        lambda folder, device=None: calls.append(("prm", folder, device)) or "<prm>")
+    monkeypatch.setattr(onpolicy.diagnostics, "prm_threshold", lambda prm, run: calls.append(("threshold", prm)) or 0.5)
+    starts = iter(range(3))
+    monkeypatch.setattr(onpolicy, "start_policy",
+                        lambda profile, seed: (calls.append(("policy", seed)) or f"<policy {next(starts)}>", "<tok>"))
+    monkeypatch.setattr(onpolicy, "recorded_splits", lambda task, metrics, seed, tokenizer: calls.append(
+        ("splits", task, metrics, seed, tokenizer)) or {"train": list(range(10))})
+    protocol = onpolicy.protocol("first_error")
+    common = {"learning_rate": 1e-3, "per_device_train_batch_size": 2, "max_steps": 35, "seed": 3}
+    kw = dict(protocol=protocol, training_args=common, beta=0.1, outcome_weight=0.0, rounds=2, problems_per_round=96,
+              samples_per_problem=3, steps=10, pairs="both", n_sampled=2, seed=3)
+    setup = onpolicy.prepare_rounds(profiles.get_profile("tiny"), tmp_path, "<task>", ["p"] * 5, **kw)
+    # in the notebook cell's order: the PRM before the policies (same seeds, same draws: the recorded run's figures)
+    assert calls == [("metrics", tmp_path), ("prm", tmp_path / "prm", "cpu"), ("threshold", "<prm>"),
+                     *[("policy", 3)] * 3, ("splits", "<task>", {"m": 1}, 3, "<tok>")]
+    assert setup.prm == "<prm>" and setup.threshold == 0.5 and setup.tokenizer == "<tok>"
+    assert setup.policies == {m: f"<policy {i}>" for i, m in enumerate(onpolicy.METHODS)}  # a copy per method
+    assert setup.train_problems == list(range(10))
+    rs, ts = setup.round_settings, setup.train_settings
+    assert (rs.samples_per_problem, rs.pairs, rs.threshold) == (3, "both", 0.5)
+    assert (ts.beta, ts.outcome_weight, ts.step_pairing) == (0.1, 0.0, protocol["step_pairing"])
+    assert ts.args == {**common, "max_steps": 10, "logging_steps": 1}
+    out = capsys.readouterr().out
+    assert f"protocol {protocol}" in out
+    assert ("PRM threshold +0.50 (P(step right) = 0.62); 2 rounds of 10 problems x 3 samples; 10 steps per method "
+            "and round (the train split holds 10 problems: every round takes them all)") in out
+    assert "generation per round" not in out  # the tiny profile has no sampling speed: seconds, not hours
+    monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed: ("<policy>", "<tok>"))
+    onpolicy.prepare_rounds(profiles.get_profile("t4-16gb"), tmp_path, "<task>", ["p"] * 5,
+                            **{**kw, "protocol": onpolicy.protocol("first_error")})
+    assert "generation per round <= " in capsys.readouterr().out  # a GPU profile: hours, said before they start
+
+
 def test_policy_metrics_give_each_method_the_figures_of_the_policy_it_saved_last():
     one_round = {"base": {"accuracy": 0.5}, "dpo": {"accuracy": 0.6, "step_accuracy": 0.7},
                  "stepwise_dpo": {"accuracy": 0.7, "minus": {"step_dpo": {}}}, "nll_only": {"accuracy": 0.8},

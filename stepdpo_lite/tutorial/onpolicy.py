@@ -45,7 +45,8 @@ from ..data import dataset_of
 from ..models import resolve_device, resolve_dtype, trainer_precision, write_portable_adapter_config
 from ..trainer import (CHECKPOINTING_FIELD, STEP_PAIRINGS, StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16,
                        prepare_adapters)
-from . import budget, runs, tasks
+from ..rewards import ProcessRewardModel, sigmoid
+from . import budget, diagnostics, runs, tasks
 from .colab import drop_log_printer
 from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer,
                                    TopRivalStepDPOTrainer)
@@ -494,6 +495,58 @@ def round_generation_seconds(rs: RoundSettings, n_problems: int, n_eval: int, *,
     return budget.generation_seconds(padded, rs.max_new_tokens, speed)
 
 
+@dataclass
+class RoundsSetup:
+    """What notebook 04's rounds cells start from (``prepare_rounds``)."""
+
+    prm: object  # notebook 02's ProcessRewardModel, which labels every round's steps
+    threshold: float  # its validation threshold (log-odds): a step below it is rejected
+    policies: dict  # method -> its own fresh copy of the start policy
+    tokenizer: object
+    train_problems: list  # notebook 01's train split, which the rounds take in consecutive slices
+    round_settings: RoundSettings
+    train_settings: TrainSettings
+
+
+def prepare_rounds(profile, run_dir, task, eval_problems, *, protocol: Mapping, training_args: Mapping, beta: float,
+                   outcome_weight: float, rounds: int, problems_per_round: int, samples_per_problem: int,
+                   steps: int, pairs: str, n_sampled: int = 2, seed: int = 0, out=print) -> RoundsSetup:
+    """Notebook 04's on-policy rounds, set up: notebook 02's PRM with the threshold it chose on validation
+    (``diagnostics.prm_threshold``: the one saved with it and recorded), a start policy per method
+    (``start_policy``: each method trains on from its own copy), notebook 01's train problems (``recorded_splits``),
+    and the rounds' ``RoundSettings`` and ``TrainSettings``: ``protocol`` is ``protocol()``'s dict,
+    ``training_args`` the one-round runs' recipe (``training_args``), here at ``steps`` optimizer steps per method
+    and round with a log line per step. Prints (``out``) the protocol, the threshold, the rounds' sizes and, on a GPU
+    profile, an upper bound on their generation time (``round_generation_seconds``), for ``rounds`` rounds that
+    each evaluate ``eval_problems``."""
+    metrics = runs.read_metrics(run_dir)
+    prm = ProcessRewardModel.load(runs.require(Path(run_dir) / "prm", "02_process_reward_model"),
+                                  device=profile.device)  # beside the policies: the tiny profile's on a CPU
+    threshold = diagnostics.prm_threshold(prm, run_dir)
+    policies = {}
+    for method in METHODS:
+        policies[method], tokenizer = start_policy(profile, seed=seed)
+    train_problems = recorded_splits(task, metrics, seed=seed, tokenizer=tokenizer)["train"]
+    rs = RoundSettings(samples_per_problem=samples_per_problem, pairs=pairs, max_new_tokens=profile.max_new_tokens,
+                       batch_size=profile.sample_batch_size, threshold=threshold,
+                       progress=profile.dpo_progress_bar)  # a GPU profile's round takes hours
+    ts = TrainSettings(beta=beta, outcome_weight=outcome_weight, **protocol,
+                       args={**training_args, "max_steps": steps, "logging_steps": 1})
+    per_round = min(problems_per_round, len(train_problems))  # a round takes at most the whole train split
+    out(f"protocol {dict(protocol)}")
+    out(f"PRM threshold {threshold:+.2f} (P(step right) = {sigmoid(threshold):.2f}); {rounds} rounds of {per_round} "
+        f"problems x {samples_per_problem} samples; {steps} steps per method and round"
+        + (f" (the train split holds {len(train_problems)} problems: every round takes them all)"
+           if per_round < problems_per_round else ""))
+    if profile.sampling_tokens_per_s:  # a GPU profile: hours, unless the sizes above are cut
+        seconds = round_generation_seconds(rs, per_round, len(eval_problems), n_sampled=n_sampled,
+                                           tokens_per_s=profile.sampling_tokens_per_s,
+                                           quantized=profile.quantization is not None)
+        out(f"generation per round {budget.at_most(seconds)}, {rounds} rounds {budget.at_most(rounds * seconds)} "
+            "(an upper bound: every row at max_new_tokens)")
+    return RoundsSetup(prm, threshold, policies, tokenizer, train_problems, rs, ts)
+
+
 def sample_round(policies: Mapping[str, object], tokenizer, prm, problems, rs: RoundSettings, *, seed: int = 0,
                  shared_start: bool = False) -> list[list[Sample]]:
     """Sample and PRM-label ``K`` solutions per problem (see ``RoundSettings.sampler``). ``shared_start``: all
@@ -681,19 +734,31 @@ def format_stepwise_minus(diffs: dict) -> list[str]:
         for m, d in diffs.items()]
 
 
+def _mislabel_split(counts: Mapping) -> str:
+    """``count_mislabels``' counts as ``"3/24 (2 chosen held a wrong step, 1 rejected with the first error
+    elsewhere)"``: which side of its pairs the PRM got wrong by the checker (a pair may count on both sides, the
+    total once). Rounds saved before the split was recorded give the total alone."""
+    sides = [(counts.get("chosen_wrong"), "chosen held a wrong step"),
+             (counts.get("rejected_first_error_elsewhere"), "rejected with the first error elsewhere")]
+    split = ", ".join(f"{n} {what}" for n, what in sides if n)
+    return f"{counts['mislabelled']}/{counts['pairs']}" + (f" ({split})" if split else "")
+
+
 def format_round(record: dict, methods: Sequence[str] = METHODS) -> str:
-    """One text block per round: a row per method."""
+    """One text block per round: the pairs, the PRM's mislabels by the checker (a line per kind of pair), then a
+    row per method."""
     lines = []
     for m in methods:
         r = record.get(m, {})
         steps = f"   steps right {r['step_accuracy']:.1%}" if r.get("step_accuracy") is not None else ""
         lines.append(f"  {NAMES.get(m, m):20s} greedy {r.get('accuracy', float('nan')):6.1%}   "
                      f"sampled {r.get('sampled_accuracy', float('nan')):6.1%}{steps}")
-    mis = record.get("mislabels", {})
-    bad = ", ".join(f"{k} {v['mislabelled']}/{v['pairs']}" for k, v in mis.items() if v) or "no checker"
+    mislabels = record.get("mislabels", {})  # kind -> counts; None where the task has no step checker
+    bad = [f"  PRM mislabelled (checker): {kind} {_mislabel_split(counts)}" for kind, counts in mislabels.items()
+           if counts] or ["  PRM mislabelled: no checker to count them"] * any(v is None for v in mislabels.values())
     head = (f"round {record['round']}: {record['pairs']['total']} pairs ({record['pairs']['solution']} solution, "
-            f"{record['pairs']['step']} step); PRM mislabelled (checker): {bad}; {record['seconds']:.0f} s")
-    return "\n".join([head, *lines, *format_stepwise_minus(record.get("stepwise_dpo_minus", {}))])
+            f"{record['pairs']['step']} step); {record['seconds']:.0f} s")
+    return "\n".join([head, *bad, *lines, *format_stepwise_minus(record.get("stepwise_dpo_minus", {}))])
 
 
 def rounds_table(records: Sequence[dict], base: dict | None = None, methods: Sequence[str] = METHODS) -> str:
