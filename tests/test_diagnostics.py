@@ -75,21 +75,16 @@ def test_heatmap_summary_and_its_lines():
         diagnostics.heatmap_summary([[1.0]], [[None]], P10)
 
 
-def test_step_rewards_by_problem_scores_every_problem_in_one_call():
-    class FakePRM:
-        calls = []
+def test_notebook_05s_explorer_scores_through_bestofn_score_candidates():
+    """diagnostics.step_rewards_by_problem rewrote bestofn.score_candidates (one scoring call, one warning, one bar),
+    without its checks of a PRM's reward lists or of unreadable solutions."""
+    import nbformat
+    from pathlib import Path
 
-        def score_solutions(self, prompts, solutions):
-            self.calls.append(list(prompts))
-            return [[float(len(step)) for step in s] for s in solutions]
-
-    prm = FakePRM()
-    out = diagnostics.step_rewards_by_problem(prm, ["p", "q"], [[["ab", "c"], ["d"]], [["efg"]]])
-    assert out == [[[2.0, 1.0], [1.0]], [[3.0]]] and prm.calls == [["p", "p", "q"]]  # one warning, one bar
-    with pytest.raises(ValueError, match="2 prompts but solutions for 1"):
-        diagnostics.step_rewards_by_problem(prm, ["p", "q"], [[["a"]]])
-    with pytest.raises(ValueError, match=r"solutions\[0\]: expected a list of solutions \(str\), got one str"):
-        diagnostics.step_rewards_by_problem(prm, ["p"], ["Step 1: a"])
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "05_step_reward_visualisation.ipynb"
+    source = "\n".join(c.source for c in nbformat.read(path, 4).cells if c.cell_type == "code")
+    assert "explorer_rewards = bestofn.score_candidates(prm, explorer_prompts, explorer_sols)" in source
+    assert not hasattr(diagnostics, "step_rewards_by_problem")
 
 
 def test_format_auroc_by_position_is_notebook_02s_table():
@@ -717,6 +712,12 @@ def test_orm_report_scores_both_splits_zero_shot_too_and_chooses_the_weight_on_v
     assert report["zero_shot_auroc"] == outcome_auroc(zero_shot, test["label"])
     assert report["aurocs"] == {name: outcome_auroc(s, test["label"]) for name, s in report["scores"].items()}
     assert list(report["labels"]) == test["label"] and report["scored_by"]() is orm
+    # the gaps, bootstrapped over whole groups with the report's own seed: as notebook 03 calls it
+    by_problem = diagnostics.orm_report(orm, prm, val, test, groups=test["prompt"], seed=7)
+    assert by_problem["differences"] == diagnostics.outcome_auroc_differences(
+        report["scores"], report["zero_shot_scores"], test["label"], groups=test["prompt"], seed=7)
+    assert report["differences"] == diagnostics.outcome_auroc_differences(report["scores"], zero_shot, test["label"])
+    assert report["differences"] != by_problem["differences"]
     fixed = diagnostics.orm_report(orm, prm, val, test, process_weight=1)  # the notebook's PROCESS_WEIGHT
     assert fixed["process_weight"] == 1.0 and np.allclose(fixed["scores"]["combined"], prm_test)
     for bad in (1.5, -0.1, float("nan"), "0.3"):
@@ -730,29 +731,22 @@ def test_orm_metrics_is_notebook_03s_orm_section_and_refuses_another_orms_figure
     rows = {c: y for split in (val, test) for c, y in zip(split["completion"], split["label"])}
     noisy = lambda scale: {c: float(y) + scale * rng.normal() for c, y in rows.items()}
     orm, prm = _fake_reward_models(noisy(1.0), noisy(3.0), noisy(1.5))
-    report = diagnostics.orm_report(orm, prm, val, test)
-    gaps = diagnostics.outcome_auroc_differences(report["scores"], report["zero_shot_scores"], report["labels"],
-                                                 groups=test["prompt"])
+    report = diagnostics.orm_report(orm, prm, val, test, groups=test["prompt"])
     rejected = {"right": 9, "rejected": 2, "rejected_share": 2 / 9}
-    metrics = diagnostics.orm_metrics(report, differences=gaps, rejected=rejected, train_seconds=12.34, orm=orm)
+    metrics = diagnostics.orm_metrics(report, rejected=rejected, train_seconds=12.34, orm=orm)
     aurocs = report["aurocs"]
     assert metrics == {"auroc": aurocs["ORM"], "prm_min_auroc": aurocs["PRM (min)"],
                        "combined_auroc": aurocs["combined"], "combined_process_weight": report["process_weight"],
-                       "zero_shot_auroc": report["zero_shot_auroc"], "differences": gaps,
+                       "zero_shot_auroc": report["zero_shot_auroc"], "differences": report["differences"],
                        "prm_rejected_right": rejected, "train_seconds": 12.3}
-    assert metrics == diagnostics.orm_metrics(report, differences=gaps, rejected=rejected, train_seconds=12.34)
+    assert metrics == diagnostics.orm_metrics(report, rejected=rejected, train_seconds=12.34)
     again, _ = _fake_reward_models(noisy(1.0), noisy(3.0), noisy(1.5))  # trained again, its scoring cell not run
     with pytest.raises(ValueError, match=r"report holds the figures of another ORM than orm, the one trained last.*"
                                          r"report = diagnostics.orm_report\(...\)"):
-        diagnostics.orm_metrics(report, differences=gaps, rejected=rejected, train_seconds=1.0, orm=again)
+        diagnostics.orm_metrics(report, rejected=rejected, train_seconds=1.0, orm=again)
     with pytest.raises(ValueError, match="report does not say which ORM scored it"):
-        diagnostics.orm_metrics({k: v for k, v in report.items() if k != "scored_by"}, differences=gaps,
-                                rejected=rejected, train_seconds=1.0, orm=orm)
-    # scored again with another weight, its gaps not computed again: they are another combined model's
-    other = diagnostics.orm_report(orm, prm, val, test, process_weight=1 - report["process_weight"])
-    with pytest.raises(ValueError, match=r"orm_metrics: differences\['combined_minus_orm'\] is not the gap between "
-                                         "report's AUROCs"):
-        diagnostics.orm_metrics(other, differences=gaps, rejected=rejected, train_seconds=1.0, orm=orm)
+        diagnostics.orm_metrics({k: v for k, v in report.items() if k != "scored_by"}, rejected=rejected,
+                                train_seconds=1.0, orm=orm)
 
 
 def notebook_03_code_cells() -> list[str]:
@@ -775,4 +769,7 @@ def test_notebook_03_scores_and_records_through_orm_report_and_orm_metrics():
     recording = [i for i, src in enumerate(cells) if "diagnostics.orm_metrics(report" in src]
     assert len(scoring) == len(recording) == 1 and scoring[0] < recording[0]
     assert "process_weight=PROCESS_WEIGHT" in cells[scoring[0]] and "orm=orm" in cells[recording[0]]
+    # the gaps are the report's, bootstrapped over whole problems with the notebook's seed, not computed beside it
+    assert all(arg in cells[scoring[0]] for arg in ('groups=test["prompt"]', "seed=SEED"))
+    assert "outcome_auroc_differences" not in source
     assert 'replace=["orm"]' in cells[recording[0]]

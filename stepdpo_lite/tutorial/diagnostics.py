@@ -18,7 +18,6 @@ that show what a reward model has *not* learnt, and summaries of per-step values
 - ``first_error_hits`` (``_by_problem``), ``heatmap_summary``, ``format_heatmap_summary``: how often a PRM's first
   rejected step is the checker's first error, and its mean P(right) on right and wrong steps (notebook 05;
   ``heatmap_details``: the rows its text names);
-- ``step_rewards_by_problem``: a PRM's step rewards, one problem's solutions at a time (notebook 05's explorer);
 - ``implicit_step_rewards``: a trained policy's β·ρ_k against where its training started (``step_beta``: its β;
   ``implicit_rewards_of_pairs``, ``credit_by_policy``: several policies on both sides of preference pairs, and the
   table ``format_credit`` prints; ``credit_example``: the bars of one rejected solution);
@@ -576,21 +575,6 @@ def format_heatmap_summary(summary: dict, threshold: float, threshold_source: st
             f"{summary['first_error_found']} of {summary['solutions']} solutions")
 
 
-def step_rewards_by_problem(prm, prompts, solutions) -> list[list]:
-    """A PRM's step rewards of each problem's solutions (``prompts[i]`` with every solution of ``solutions[i]``), in
-    one ``prm.score_solutions`` call (one warning, one bar), laid out per problem as notebook 05's explorer shows
-    them."""
-    prompts = list_of(prompts, "step_rewards_by_problem: prompts", "prompts")
-    solutions = list_of(solutions, "step_rewards_by_problem: solutions", "lists of solutions, one per prompt")
-    if len(prompts) != len(solutions):  # zip would cut the longer list silently
-        raise ValueError(f"step_rewards_by_problem: {len(prompts)} prompts but solutions for {len(solutions)}")
-    for i, sols in enumerate(solutions):  # one str would be scored character by character
-        list_of(sols, f"step_rewards_by_problem: solutions[{i}]", "solutions (str)")
-    flat = [(p, x) for p, s in zip(prompts, solutions) for x in s]
-    rewards = iter(prm.score_solutions([p for p, _ in flat], [x for _, x in flat]))
-    return [[next(rewards) for _ in s] for s in solutions]
-
-
 def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, beta: float = 0.1,
                           batch_size: int = 8) -> list[list[float]]:
     """``β·ρ_k`` of a trained policy against where its training started: a LoRA policy against its own adapter
@@ -841,7 +825,7 @@ def outcome_auroc_differences(scores: dict, zero_shot_scores, labels, *, groups=
     return {name: auroc_difference(a, b, labels, groups=groups, seed=seed) for name, (a, b) in compared.items()}
 
 
-def orm_report(orm, prm, val, test, process_weight: float | None = None) -> dict:
+def orm_report(orm, prm, val, test, process_weight: float | None = None, *, groups=None, seed: int = 0) -> dict:
     """Notebook 03's held-out figures: a LoRA-trained ``orm`` beside ``prm`` (its solution reward, its steps'
     aggregate: ``min`` in notebook 03) and the two combined (``CombinedRewardModel``: ``w·PRM + (1 − w)·ORM``).
     ``val``, ``test``: outcome rows (``prompt``, ``completion``, ``label``). Both splits are scored by both models,
@@ -849,9 +833,10 @@ def orm_report(orm, prm, val, test, process_weight: float | None = None) -> dict
     weight ``w`` is ``process_weight``, or, when None, the one with the best validation AUROC on a grid 0, 0.1, ..., 1
     (``choose_process_weight``; every weight's AUROC is ``"val_auroc_by_weight"``). Returns, on the test split:
     ``"scores"`` (numpy arrays by name, ``"ORM"``, ``"PRM (min)"`` and ``"combined"``), their ``"aurocs"``,
-    ``"zero_shot_scores"``, ``"zero_shot_auroc"`` and ``"labels"``; and ``"process_weight"``, ``"combined"`` (the
-    ``CombinedRewardModel``, to save) and ``"scored_by"``: a weak reference to ``orm``, which
-    ``orm_metrics(orm=...)`` checks."""
+    ``"zero_shot_scores"``, ``"zero_shot_auroc"``, ``"labels"`` and ``"differences"`` (``outcome_auroc_differences``
+    of these scores, bootstrapped over whole ``groups``, e.g. the test prompts, with ``seed``); and
+    ``"process_weight"``, ``"combined"`` (the ``CombinedRewardModel``, to save) and ``"scored_by"``: a weak reference
+    to ``orm``, which ``orm_metrics(orm=...)`` checks."""
     if process_weight is not None:
         process_weight = finite_number(process_weight, "process_weight", "orm_report")
         if not 0 <= process_weight <= 1:
@@ -872,18 +857,18 @@ def orm_report(orm, prm, val, test, process_weight: float | None = None) -> dict
     return {"scores": scores, "aurocs": {name: outcome_auroc(s, labels) for name, s in scores.items()},
             "zero_shot_scores": zero_shot_scores, "zero_shot_auroc": outcome_auroc(zero_shot_scores, labels),
             "labels": labels, "val_auroc_by_weight": val_auroc, "process_weight": weight, "combined": combined,
+            "differences": outcome_auroc_differences(scores, zero_shot_scores, labels, groups=groups, seed=seed),
             "scored_by": weakref.ref(orm)}
 
 
-def orm_metrics(report: dict, *, differences: dict, rejected: dict, train_seconds: float, orm=None) -> dict:
+def orm_metrics(report: dict, *, rejected: dict, train_seconds: float, orm=None) -> dict:
     """The ``orm`` section of ``metrics.json`` that notebook 03 records and notebook 06 and the README read: the test
     AUROCs of ``report`` (``orm_report``: the ORM's, zero-shot and after QLoRA, the PRM's and the combined model's)
-    and the combined model's PRM weight, beside ``differences`` (``outcome_auroc_differences`` of the same scores),
-    ``rejected`` (``rejected_right_answers``) and the training time (to 0.1 s).
+    and the combined model's PRM weight, beside its ``"differences"`` (the gaps with their intervals), ``rejected``
+    (``rejected_right_answers``) and the training time (to 0.1 s).
 
     ``orm``: the ORM whose figures these must be (notebook 03's, trained last): ``report`` must be its
-    ``orm_report``, else a ``ValueError`` says to score it again (None: not checked). ``differences`` made from other
-    scores than ``report``'s (the scoring cell run again, the cell of the gaps not) are refused too."""
+    ``orm_report``, else a ``ValueError`` says to score it again (None: not checked)."""
     if orm is not None:
         scored_by = report.get("scored_by")
         if scored_by is None:
@@ -894,15 +879,7 @@ def orm_metrics(report: dict, *, differences: dict, rejected: dict, train_second
                              "(the training cell ran again after the scoring cell): run the scoring cell (report = "
                              "diagnostics.orm_report(...)) and the cells after it again, then this one")
     aurocs = report["aurocs"]
-    expected = {"combined_minus_orm": aurocs["combined"] - aurocs["ORM"],
-                "orm_minus_prm_min": aurocs["ORM"] - aurocs["PRM (min)"],
-                "qlora_minus_zero_shot": aurocs["ORM"] - report["zero_shot_auroc"]}
-    for name, gap in expected.items():  # auroc_difference computes its AUROCs its own way: equal to rounding
-        if name not in differences or not math.isclose(differences[name]["difference"], gap, rel_tol=1e-6,
-                                                       abs_tol=1e-9):
-            raise ValueError(f"orm_metrics: differences[{name!r}] is not the gap between report's AUROCs ({gap:+.6f}):"
-                             " they come from other scores (the scoring cell ran again after the cell of the gaps): "
-                             "run diagnostics.outcome_auroc_differences on report's scores again, then this one")
     return {"auroc": aurocs["ORM"], "prm_min_auroc": aurocs["PRM (min)"], "combined_auroc": aurocs["combined"],
             "combined_process_weight": report["process_weight"], "zero_shot_auroc": report["zero_shot_auroc"],
-            "differences": differences, "prm_rejected_right": rejected, "train_seconds": round(train_seconds, 1)}
+            "differences": report["differences"], "prm_rejected_right": rejected,
+            "train_seconds": round(train_seconds, 1)}
