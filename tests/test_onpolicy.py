@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from stepdpo_lite.tutorial import diagnostics, onpolicy, prm_pairs, profiles, tasks, toyworld
+from stepdpo_lite.tutorial import diagnostics, onpolicy, prm_pairs, profiles, tasks, toyworld, viz
 from stepdpo_lite.rewards import InputTooLong
 from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.trainer import StepwiseDPOTrainer
@@ -1483,6 +1483,12 @@ def test_format_round_splits_the_prms_mislabels_into_the_side_it_got_wrong():
     assert "mislabelled" not in onpolicy.format_round({**record, "mislabels": {}})  # no pairs: nothing to count
 
 
+def test_a_policy_has_one_name_in_notebook_04_and_06():
+    """viz kept a second copy of the names ("DPO" there, "DPO + NLL" here) for notebook 06's greedy-vs-sampled bars."""
+    assert onpolicy.NAMES is viz.POLICY_NAMES
+    assert {m: viz.method_name(m) for m in onpolicy.NAMES} == onpolicy.NAMES
+
+
 def test_prepare_rounds_loads_the_prm_and_a_policy_per_method_and_builds_the_rounds_settings(monkeypatch, tmp_path,
                                                                                               capsys):
     (tmp_path / "prm").mkdir()
@@ -1504,7 +1510,11 @@ def test_prepare_rounds_loads_the_prm_and_a_policy_per_method_and_builds_the_rou
     # in the notebook cell's order: the PRM before the policies (same seeds, same draws: the recorded run's figures)
     assert calls == [("metrics", tmp_path), ("prm", tmp_path / "prm", "cpu"), ("threshold", "<prm>"),
                      *[("policy", 3)] * 3, ("splits", "<task>", {"m": 1}, 3, "<tok>")]
-    assert setup.prm == "<prm>" and setup.threshold == 0.5 and setup.tokenizer == "<tok>"
+    assert setup.prm == "<prm>" and setup.tokenizer == "<tok>"
+    assert "threshold" not in {f.name for f in dataclasses.fields(setup)}  # one copy: round_settings.threshold
+    # the sizes printed below, kept for the cells that run the rounds (each given once in notebook 04)
+    assert (setup.eval_problems, setup.rounds, setup.problems_per_round, setup.n_sampled, setup.seed) == (
+        ["p"] * 5, 2, 96, 2, 3)
     assert setup.policies == {m: f"<policy {i}>" for i, m in enumerate(onpolicy.METHODS)}  # a copy per method
     assert setup.train_problems == list(range(10))
     rs, ts = setup.round_settings, setup.train_settings

@@ -56,11 +56,10 @@ from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, 
 from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, tiny_model_folder, written_as_path
 from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
 from .toyworld import load_tiny_base, missing_tiny_model_message
-from .viz import errorbar_differences, method_color, save_figure
+from .viz import POLICY_NAMES, errorbar_differences, method_color, save_figure
 
 METHODS = ("dpo", "stepwise_dpo", "nll_only")
-NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL", "nll_only": "NLL only (RFT)",
-         "step_dpo": "Step-DPO + NLL"}  # the last: notebook 04's run on notebook 01's Step-DPO pairs
+NAMES = POLICY_NAMES  # each policy's name in every table and figure, notebook 06's too (one dict: the same words)
 PAIR_KINDS = ("solution", "step", "both")
 MIRRORED = ("no", "add", "instead")
 STEP_GRADIENTS = ("all", "output_layer")
@@ -497,15 +496,20 @@ def round_generation_seconds(rs: RoundSettings, n_problems: int, n_eval: int, *,
 
 @dataclass
 class RoundsSetup:
-    """What notebook 04's rounds cells start from (``prepare_rounds``)."""
+    """What notebook 04's rounds cells start from (``prepare_rounds``): the sizes it printed are the ones its later
+    cells pass on (``rounds_start_figures``, ``run_rounds``), given once."""
 
-    prm: object  # notebook 02's ProcessRewardModel, which labels every round's steps
-    threshold: float  # its validation threshold (log-odds): a step below it is rejected
+    prm: object  # notebook 02's ProcessRewardModel, which labels every round's steps (round_settings.threshold)
     policies: dict  # method -> its own fresh copy of the start policy
     tokenizer: object
     train_problems: list  # notebook 01's train split, which the rounds take in consecutive slices
     round_settings: RoundSettings
     train_settings: TrainSettings
+    eval_problems: list  # the held-out problems every round evaluates
+    rounds: int
+    problems_per_round: int
+    n_sampled: int  # sampled solutions per evaluation problem
+    seed: int
 
 
 def prepare_rounds(profile, run_dir, task, eval_problems, *, protocol: Mapping, training_args: Mapping, beta: float,
@@ -518,7 +522,8 @@ def prepare_rounds(profile, run_dir, task, eval_problems, *, protocol: Mapping, 
     ``training_args`` the one-round runs' recipe (``training_args``), here at ``steps`` optimizer steps per method
     and round with a log line per step. Prints (``out``) the protocol, the threshold, the rounds' sizes and, on a GPU
     profile, an upper bound on their generation time (``round_generation_seconds``), for ``rounds`` rounds that
-    each evaluate ``eval_problems``."""
+    each evaluate ``eval_problems``; these, ``problems_per_round``, ``n_sampled`` and ``seed`` are kept on the
+    ``RoundsSetup`` for the cells that run the rounds."""
     metrics = runs.read_metrics(run_dir)
     prm = ProcessRewardModel.load(runs.require(Path(run_dir) / "prm", "02_process_reward_model"),
                                   device=profile.device)  # beside the policies: the tiny profile's on a CPU
@@ -544,7 +549,8 @@ def prepare_rounds(profile, run_dir, task, eval_problems, *, protocol: Mapping, 
                                            quantized=profile.quantization is not None)
         out(f"generation per round {budget.at_most(seconds)}, {rounds} rounds {budget.at_most(rounds * seconds)} "
             "(an upper bound: every row at max_new_tokens)")
-    return RoundsSetup(prm, threshold, policies, tokenizer, train_problems, rs, ts)
+    return RoundsSetup(prm, policies, tokenizer, train_problems, rs, ts, eval_problems=eval_problems,
+                       rounds=rounds, problems_per_round=problems_per_round, n_sampled=n_sampled, seed=seed)
 
 
 def sample_round(policies: Mapping[str, object], tokenizer, prm, problems, rs: RoundSettings, *, seed: int = 0,

@@ -57,12 +57,15 @@ LABEL_MEANINGS = {"reachable": "the answer is out of reach from here", "mistake"
 BASE_GREY = "#9aa5b1"
 METHOD_COLORS = ((r"\bstepwise dpo\b", "tab:orange"), (r"\bnll only\b", "tab:green"),
                  (r"(?<![\w-])dpo\b", "tab:blue"), (r"\bbase\b", BASE_GREY))
+# What each policy of notebooks 04 and 06 is called in every figure and table (onpolicy.NAMES is this dict): all but
+# the base are trained with the NLL term of the chosen solutions, and the names say so.
+POLICY_NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL", "nll_only": "NLL only (RFT)",
+                "step_dpo": "Step-DPO + NLL"}  # the last: notebook 04's run on notebook 01's Step-DPO pairs
 # What a method's code key is called in a figure's key, in the words the notebooks' text uses.
 METHOD_NAMES = {"prm_min": "PRM, min", "prm_product": "PRM, product", "prm_last": "PRM, last", "orm": "ORM",
                 "combined": "combined (PRM + ORM)", "majority": "majority vote", "random": "random pick",
                 "best_of_n_orm": "best-of-N, ORM", "best_of_n_prm": "best-of-N, PRM", "beam_prm": "beam search, PRM",
-                "dvts_prm": "DVTS, PRM", "base": "base", "dpo": "DPO", "stepwise_dpo": "Stepwise DPO",
-                "nll_only": "NLL only", "step_dpo": "Step-DPO"}
+                "dvts_prm": "DVTS, PRM", **POLICY_NAMES}
 # What a logged metric is, for the y-axis of plot_training_curves (the key itself is the panel's title).
 METRIC_LABELS = {"loss": "training loss",
                  "logps/chosen": "log p(chosen), summed over tokens",
@@ -118,6 +121,14 @@ def label_key(label_meaning: str, label_source: str = "checker") -> str:
 def method_name(key: str) -> str:
     """A method's name in a figure (``METHOD_NAMES``), e.g. "PRM, min" for "prm_min"; an unknown key as it is."""
     return METHOD_NAMES.get(key, key)
+
+
+def _share(value, what: str, who: str) -> float:
+    """``value`` as a share in [0, 1]; a NaN, or a percentage (30 for 30%), is a ValueError naming ``what``."""
+    value = finite_number(value, what, who)
+    if not 0 <= value <= 1:
+        raise ValueError(f"{who}: {what} is {value!r}, outside [0, 1] (a share, not a percentage)")
+    return value
 
 
 def reward_norm(centre: float, vmin: float = 0.0, vmax: float = 1.0) -> TwoSlopeNorm:
@@ -809,10 +820,7 @@ def plot_best_of_n(results, title=None, ylabel: str = "accuracy", ax=None, save_
         if not row:
             raise ValueError(f"plot_best_of_n: method {method!r} has no points (N -> accuracy)")
         for n, accuracy in row.items():
-            accuracy = finite_number(accuracy, f"the accuracy of {method!r} at N={n}", "plot_best_of_n")
-            if not 0 <= accuracy <= 1:
-                raise ValueError(f"plot_best_of_n: the accuracy of {method!r} at N={n} is {accuracy!r}, outside "
-                                 "[0, 1] (a share, not a percentage)")
+            _share(accuracy, f"the accuracy of {method!r} at N={n}", "plot_best_of_n")
     fig, ax, own = _figure_and_axes(ax, (6.4, 4.2), "plot_best_of_n")
     ns = sorted({n for row in results.values() for n in row})
     styles = {"majority": dict(ls="--", color="black"), "random": dict(ls=":", color="grey")}
@@ -849,11 +857,9 @@ def informative_differences(diffs) -> dict:
 def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", title=None, ax=None, save_to=None):
     """Method A minus method B against N (log2 axis), in points, each point with its 95% interval as an error bar
     (``bestofn.paired_differences``). Above the zero line A is ahead; a bar clear of the line is a measured gap.
-    One small panel per pair, all on one y scale, each with a grey zero line; the Ns where every difference is
-    0 ± 0 by construction are left out (``informative_differences``). ``ax``: one matplotlib Axes to draw every pair
-    into, side by side, in the caller's figure; by default a figure of its own.
+    One small panel per pair, all on one y scale, each with a grey zero line. ``ax``: one matplotlib Axes to draw every
+    pair into, side by side, in the caller's figure; by default a figure of its own.
     """
-    diffs = informative_differences(diffs) or diffs
     ns = sorted(diffs, key=int)
     pairs = list(dict.fromkeys((a, b) for n in ns for a, row in diffs[n].items() for b in row))
     if not pairs:
@@ -917,9 +923,7 @@ def plot_greedy_vs_sampled(accuracies, title=None, ax=None, save_to=None):
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
             raise ValueError(f"plot_greedy_vs_sampled: accuracies[{name!r}] must be (greedy, sampled), got {pair!r}")
         for which, value in zip(("greedy", "sampled"), pair):
-            if not 0 <= finite_number(value, f"the {which} accuracy of {name!r}", "plot_greedy_vs_sampled") <= 1:
-                raise ValueError(f"plot_greedy_vs_sampled: the {which} accuracy of {name!r} is {value!r}, outside "
-                                 "[0, 1] (a share, not a percentage)")
+            _share(value, f"the {which} accuracy of {name!r}", "plot_greedy_vs_sampled")
     fig, ax, own = _figure_and_axes(ax, (max(5.5, 1.2 * len(accuracies) + 2), 3.8), "plot_greedy_vs_sampled")
     x = np.arange(len(accuracies))
     # greys: blue and orange are DPO's and Stepwise DPO's in every other figure
@@ -1261,10 +1265,8 @@ class StepRewardExplorer(widgets.VBox):
     line saying what it is, not the repr of every child widget."""
 
     def __repr__(self) -> str:
-        n = len(self.picker.options) if hasattr(self, "picker") else 0
-        p = _probability_text(sigmoid(self.threshold.value)) if n else ""
-        return (f"<step reward explorer: {n} problem(s), threshold P = {p}; "
-                "live in a running notebook only>" if n else "<step reward explorer>")
+        return (f"<step reward explorer: {len(self.picker.options)} problem(s), threshold P = "
+                f"{_probability_text(sigmoid(self.threshold.value))}; live in a running notebook only>")
 
 
 def save_explorer_png(explorer, path) -> Path:
