@@ -680,6 +680,20 @@ def control_wanted(profile, requested: bool | None = None) -> bool:
     return profile.reward_base != profile.model_name
 
 
+def _check_scored_by(report: dict, model, who: str, kind: str, remake: str) -> None:
+    """``report`` (``prm_report`` / ``orm_report``) must hold ``model``'s figures (the one trained last): its
+    ``"scored_by"`` weak reference names the model that scored it; a training cell run again after the scoring cell
+    leaves a report of the model before."""
+    scored_by = report.get("scored_by")
+    if scored_by is None:
+        raise ValueError(f"{who}: report does not say which {kind} scored it: make it with {remake}")
+    if scored_by() is not model:
+        low = kind.lower()
+        raise ValueError(f"{who}: report holds the figures of another {kind} than {low}, the one trained last (the "
+                         f"training cell ran again after the scoring cell): run the scoring cell (report = {remake}) "
+                         "and the cells after it again, then this one")
+
+
 def prm_metrics(report: dict, *, position_auroc: float, by_position, figures: dict, qlora_gain: dict,
                 train_seconds: float, reward_base, prm=None, calibration: dict | None = None) -> dict:
     """The ``prm`` section of ``metrics.json`` that notebook 02 records and notebooks 03-06 and the README read: the
@@ -698,14 +712,7 @@ def prm_metrics(report: dict, *, position_auroc: float, by_position, figures: di
     if "reward base" not in figures:
         raise ValueError(f"prm_metrics: figures need the 'reward base' reports, got {list(figures)}")
     if prm is not None:
-        scored_by = report.get("scored_by")
-        if scored_by is None:
-            raise ValueError("prm_metrics: report does not say which PRM scored it: make it with "
-                             "diagnostics.prm_report(prm, val, test)")
-        if scored_by() is not prm:
-            raise ValueError("prm_metrics: report holds the figures of another PRM than prm, the one trained last "
-                             "(the training cell ran again after the scoring cell): run the scoring cell (report = "
-                             "diagnostics.prm_report(prm, val, test)) and the cells after it again, then this one")
+        _check_scored_by(report, prm, "prm_metrics", "PRM", "diagnostics.prm_report(prm, val, test)")
         if figures["reward base"].get("after QLoRA", {}).get("test_rewards", report["test_rewards"]) != \
                 report["test_rewards"]:
             raise ValueError("prm_metrics: figures['reward base'] holds another PRM's rewards than report (scored "
@@ -870,14 +877,7 @@ def orm_metrics(report: dict, *, rejected: dict, train_seconds: float, orm=None)
     ``orm``: the ORM whose figures these must be (notebook 03's, trained last): ``report`` must be its
     ``orm_report``, else a ``ValueError`` says to score it again (None: not checked)."""
     if orm is not None:
-        scored_by = report.get("scored_by")
-        if scored_by is None:
-            raise ValueError("orm_metrics: report does not say which ORM scored it: make it with "
-                             "diagnostics.orm_report(orm, prm, val, test)")
-        if scored_by() is not orm:
-            raise ValueError("orm_metrics: report holds the figures of another ORM than orm, the one trained last "
-                             "(the training cell ran again after the scoring cell): run the scoring cell (report = "
-                             "diagnostics.orm_report(...)) and the cells after it again, then this one")
+        _check_scored_by(report, orm, "orm_metrics", "ORM", "diagnostics.orm_report(...)")
     aurocs = report["aurocs"]
     return {"auroc": aurocs["ORM"], "prm_min_auroc": aurocs["PRM (min)"], "combined_auroc": aurocs["combined"],
             "combined_process_weight": report["process_weight"], "zero_shot_auroc": report["zero_shot_auroc"],
