@@ -107,18 +107,17 @@ def prepare_adapters(trainer) -> None:
         if param.requires_grad and param.dtype == torch.bfloat16 and not keep_bf16:
             param.data = param.data.float()
     if is_peft_model(model) and "ref" in model.peft_config:
-        params = dict(model.named_parameters())
-        with torch.no_grad():  # DPOTrainer copied the ".default." weights into "ref" before its bfloat16 cast: the
-            for name, p in params.items():  # exact weights come back from there
-                if not keep_bf16 and ".default." in name and (ref := name.replace(".default.", ".ref.")) in params:
-                    p.copy_(params[ref])
-            if _fresh_lora(model):
+        params, fresh = dict(model.named_parameters()), _fresh_lora(model)
+        with torch.no_grad():
+            for name, p in params.items():
+                if (ref := re.sub(r"\.default(\.|$)", r".ref\1", name)) == name or ref not in params:
+                    continue
+                if not keep_bf16 and ".default." in name:  # DPOTrainer copied these (LoRA's lora_A.default.weight)
+                    p.copy_(params[ref])  # into "ref" before its bfloat16 cast: the exact weights come back from there
+                elif not fresh:  # not copied before the cast (bf16 kept; IA3's ia3_l.default, LoHa's, LoKr's): the
+                    params[ref].copy_(p)  # trained adapter copied in again
+            if fresh:
                 model.delete_adapter("ref")
-            else:  # the trained adapter copied in again, after the cast: TRL copies the names holding ".default."
-                # (LoRA's lora_A.default.weight), not those ending in it (IA3's ia3_l.default, LoHa's, LoKr's: fresh)
-                for name, p in params.items():
-                    if (ref := re.sub(r"\.default(\.|$)", r".ref\1", name)) != name and ref in params:
-                        params[ref].copy_(p)
 
 
 class _TruncatedTotalFromLog(TrainerCallback):
