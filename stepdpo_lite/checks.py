@@ -4,6 +4,7 @@ Each check refuses a bad value with a ``ValueError`` that names the function and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
@@ -17,11 +18,10 @@ CALLED_BACK_FROM = ("torch", "trl", "transformers", "accelerate", "datasets")  #
 
 
 def warn_user(message: str) -> None:
-    """A UserWarning naming the first frame outside the kit's core modules and ``CALLED_BACK_FROM`` (TRL prepares
+    """A UserWarning naming the first frame outside the kit (its tutorial too) and ``CALLED_BACK_FROM`` (TRL prepares
     the trainer's datasets, torch's no_grad wraps get_step_rewards): the user's call, however deep the kit warns."""
     frame, level = inspect.currentframe().f_back, 2  # warn_user's caller, the frame stacklevel=2 names
-    while frame and ((name := frame.f_globals.get("__name__", "")).rpartition(".")[0] == __package__
-                     or name.partition(".")[0] in CALLED_BACK_FROM):
+    while frame and frame.f_globals.get("__name__", "").partition(".")[0] in (__package__, *CALLED_BACK_FROM):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, stacklevel=level)
 
@@ -31,18 +31,15 @@ def list_of(value, name: str, what: str) -> list:
     "p"); so is anything that is not a sequence (None, a number), with a message saying what to pass."""
     if isinstance(value, str):
         raise ValueError(f"{name}: expected a list of {what}, got one str ({value[:40]!r}); wrap it in a list")
-    try:  # a 0-d numpy array or torch tensor has __iter__ but cannot be iterated
+    with contextlib.suppress(TypeError):  # a 0-d numpy array or torch tensor has __iter__ but cannot be iterated
         if not isinstance(value, (bytes, Mapping)):  # a mapping would give its keys
             return list(value)
-    except TypeError:
-        pass
     raise ValueError(f"{name}: expected a list of {what}, got {type(value).__name__}")
 
 
 def positive_int(value, name: str, who: str, *, none_ok: bool = False, minimum: int = 1):
-    """``value`` if it is an int >= ``minimum`` (a numpy int too; 0 for a seed or a count that may be none), or None
-    with ``none_ok`` (where None means "all" or "the default"); a float or a str such as "8" (a command line, a
-    hand-edited JSON) is refused."""
+    """``value`` if it is an int >= ``minimum`` (numpy's too; 0 for a seed or a count that may be none), or None with
+    ``none_ok`` (None meaning "all" or "the default"); a float or a str ("8" from a command line or JSON) is refused."""
     if none_ok and value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
@@ -55,15 +52,12 @@ def finite_number(value, name: str, who: str) -> float:
     NaN and ±inf are refused: a NaN compares false with everything, so a threshold or a best-of-n pick would go
     wrong without an error."""
     boolean = isinstance(value, bool) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool")  # np.True_ too
-    try:
+    x = None
+    with contextlib.suppress(TypeError, ValueError, RuntimeError):  # RuntimeError: a torch tensor of over one element
         x = None if boolean or isinstance(value, (str, bytes)) else float(value)
-    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a torch tensor of more than one element
-        x = None
     if x is None or not math.isfinite(x):
-        message = f"{who}: {name} must be a finite number, got {value!r}"
-        if isinstance(value, str):
-            message += "; pass a float, not a str (YAML reads 1e-4 with no dot as a str: write 1.0e-4)"
-        raise ValueError(message)
+        raise ValueError(f"{who}: {name} must be a finite number, got {value!r}" + ("; pass a float, not a str (YAML "
+                         "reads 1e-4 with no dot as a str: write 1.0e-4)" if isinstance(value, str) else ""))
     return x
 
 

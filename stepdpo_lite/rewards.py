@@ -134,6 +134,10 @@ def mistake_made_here_labels(reachable) -> list[float]:
 class InputTooLong(ValueError):
     """An input longer than the reward model's ``max_length``: refused, never truncated."""
 
+    def __init__(self, message: str, index=None, n_tokens=None, max_length=None):  # a PRM's: which solution, how long
+        super().__init__(message)
+        self.index, self.n_tokens, self.max_length = index, n_tokens, max_length
+
 
 def check_config_values(c: RewardModelConfig) -> None:
     """The config's own values, checked before any model is loaded: a wrong one fails at once and names its field,
@@ -329,11 +333,11 @@ class GenerativeVerifier(TextRewards):
 
     def _check_length(self, index: int, n_tokens: int):
         if self.max_length is not None and n_tokens > self.max_length:
-            detail = (f"{n_tokens} tokens with its tags, longer than max_length {self.max_length}; shorten it, leave "
-                      "it out (this model's input_lengths(prompts, solutions) finds them), or raise max_length up to "
-                      f"the model's context (a saved one: {type(self).__name__}.load(path, max_length=...), trusting "
-                      "it only as far as it was trained); it is never truncated silently")
-            raise InputTooLong(f"solution {index}: {detail}")
+            raise InputTooLong(f"solution {index}: {n_tokens} tokens with its tags, longer than max_length "
+                               f"{self.max_length}; shorten it, leave it out (this model's input_lengths(prompts, "
+                               "solutions) finds them), or raise max_length up to the model's context (a saved one: "
+                               f"{type(self).__name__}.load(path, max_length=...), trusting it only as far as it was "
+                               "trained); it is never truncated silently", index, n_tokens, self.max_length)
 
     def warn_of_untrained_layout(self, prompts: list[str], steps: list[list[str]], token_ids, side: str = "") -> None:
         """One warning for all rows of each thing training warns of (reward_training): a layout it never read moves its

@@ -559,9 +559,11 @@ class StepwiseDPOTrainer(DPOTrainer):
             if isinstance(self.reward_model, ProcessRewardModel):  # batched by length, bar after 2 s; its layout and
                 try:  # unread-text warnings, one a call, count all of a side's rows (a subclass may lack side=)
                     chunks = [(0, score(prompts, steps[side], **keywords_taken(score, progress=bar, side=side)))]
-                except InputTooLong as err:  # "solution 3: 200 tokens ..." -> "row 3: field 'chosen': ..."
-                    raise InputTooLong(str(err).replace("solution ", "row ", 1).replace(": ", f": field {side!r}: the "
-                                       "reward model's input (prompt and steps) is ", 1)) from None
+                except InputTooLong as err:  # worded from its fields, not the PRM's text (no index: a subclass's own)
+                    raise err if err.index is None else InputTooLong(f"row {err.index}: field {side!r}: the reward "
+                        f"model's input (prompt and steps) is {err.n_tokens} tokens with its tags, longer than "
+                        f"max_length {err.max_length}; leave it out (the reward model's input_lengths(prompts, "
+                        "solutions) finds such rows) or raise its max_length: it is never truncated silently") from None
             else:  # scored as the loop reaches each chunk: a scorer that is not a PRM fails at the first
                 chunks = ((i, score(prompts[i:i + chunk], steps[side][i:i + chunk])) for i in tqdm(
                     range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses", disable=bar is False))

@@ -55,6 +55,36 @@ def test_labelling_names_a_solution_that_is_not_a_str():
         labelling.stepwise_rows(problems, solutions)
 
 
+
+def test_a_core_warning_reached_through_a_tutorial_function_names_the_users_line(tiny_model, tiny_tokenizer):
+    """warn_user walked past the core modules only: a notebook's call of a tutorial function that reaches a core
+    warning (tasks.sample_solutions -> generation.sample_solutions, solutions cut at max_new_tokens) named tasks.py's
+    line, not the cell's."""
+    import warnings
+
+    from stepdpo_lite.tutorial import tasks, toyworld
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tasks.sample_solutions(tiny_model, tiny_tokenizer, toyworld.make_problems(2, seed=0), n=1, temperature=0.0,
+                               max_new_tokens=2, progress=False)
+    cut = [w for w in caught if "stopped at max_new_tokens=2" in str(w.message)]
+    assert len(cut) == 1 and cut[0].filename == __file__, [(w.filename, w.lineno, w.message) for w in caught]
+
+
+def test_a_tutorial_warning_reached_through_another_tutorial_function_names_the_users_line():
+    """The tutorial's own warnings counted frames by hand (stacklevel=2 in aggregate): through selection_scores
+    they named bestofn.py's line."""
+    import warnings
+
+    from stepdpo_lite.tutorial import bestofn
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bestofn.selection_scores(prm_step_rewards=[[[0.5], []]])  # candidate 1 has no step rewards
+    said = [w for w in caught if "have no step rewards" in str(w.message)]
+    assert said and {w.filename for w in said} == {__file__}, [(w.filename, w.lineno) for w in caught]
+
 def _help_block(cls) -> str:
     """The "Fields:" block of help(cls) as help() prints it, margins dropped and lines joined."""
     import pydoc

@@ -216,3 +216,22 @@ def test_solutions_cut_at_max_new_tokens_warn_once_a_call_with_their_count(base,
     # every token an EOS of the generation config: one token a row, its last allowed one, and every row ended
     monkeypatch.setattr(model.generation_config, "eos_token_id", [*range(model.config.vocab_size)])
     assert sample(1)[1] == []
+
+
+def test_samplings_and_loadings_warnings_name_the_users_line(base, tiny_base_path, tmp_path):
+    """A regression test (it passed when written): the cut-solutions warning is raised past generate's frames
+    (torch's no_grad, transformers'), load_policy's past models'; both name this file's line (checks.warn_user),
+    not the kit's."""
+    import warnings
+
+    from stepdpo_lite import models
+
+    model, tok = base
+    adapter, _ = models.load_model(tiny_base_path, quantization=None, device="cpu", lora={"r": 4})
+    adapter.save_pretrained(tmp_path / "policy")  # no record of its base's quantization: load_policy warns
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        generation.sample_solutions(model, tok, [PROMPT], n=1, temperature=0, max_new_tokens=2, progress=False)
+        generation.load_policy(tmp_path / "policy")
+    said = [w for w in caught if str(w.message).startswith(("sample_solutions: ", "load_policy: "))]
+    assert len(said) == 2 and {w.filename for w in said} == {__file__}, [(w.filename, w.message) for w in caught]

@@ -510,8 +510,11 @@ def test_an_over_long_input_is_refused_without_transformers_own_too_long_line(ti
         tokenizer.model_max_length = 40
         model = kind(tiny_model, tokenizer)
         assert model.input_lengths(["P\n"], ["1" * 60])[0] > 60
-        with pytest.raises(InputTooLong, match="longer than max_length 40"):
-            model.score_solutions(["P\n"], ["1" * 60])
+        with pytest.raises(InputTooLong, match="longer than max_length 40") as caught:
+            model.score_solutions(["a\n", "P\n"], ["1", "1" * 60])
+        # its fields, which a caller words its own way (the trainer: "row 1: field 'chosen': ...")
+        too_long, n_tokens = caught.value, model.input_lengths(["P\n"], ["1" * 60])[0]
+        assert (too_long.index, too_long.n_tokens, too_long.max_length) == (1, n_tokens, 40)
     assert not [m for m in transformers_warnings if "Token indices" in m]
 
 
@@ -907,6 +910,19 @@ def test_loading_a_prm_with_another_step_delimiter_than_it_was_saved_with_warns(
         OutcomeRewardModel.load(tmp_path / "orm", device="cpu", step_delimiter="\n")
     assert not [w for w in caught if "step_delimiter" in str(w.message)]
 
+
+def test_the_load_warnings_name_the_users_line(tmp_path, tiny_model, tiny_tokenizer):
+    """A regression test (it passed when written): load's warnings of a step_delimiter or max_length other than the
+    saved ones are raised under transformers' and the kit's frames; they name this file's line (checks.warn_user)."""
+    import warnings
+    ProcessRewardModel(tiny_model, tiny_tokenizer, max_length=40).save(tmp_path / "prm")
+    OutcomeRewardModel(tiny_model, tiny_tokenizer, max_length=40).save(tmp_path / "orm")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ProcessRewardModel.load(tmp_path / "prm", device="cpu", step_delimiter="\n", max_length=60)
+        OutcomeRewardModel.load(tmp_path / "orm", device="cpu", max_length=60)
+    said = [w for w in caught if "RewardModel.load: " in str(w.message)]
+    assert len(said) == 3 and {w.filename for w in said} == {__file__}, [(w.filename, w.message) for w in caught]
 
 def test_an_input_too_long_says_how_a_saved_model_scores_longer_ones(tiny_model, tiny_tokenizer):
     """A user's trial: a PRM trained with max_length=512 refused most ProcessBench rows; that its training limit is

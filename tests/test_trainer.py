@@ -1134,6 +1134,32 @@ def test_a_reward_models_too_long_error_names_the_dataset_row_and_side_past_its_
                            processing_class=tiny_tokenizer, reward_model=prm)
 
 
+def test_the_trainers_too_long_message_is_worded_from_the_errors_fields_not_the_prms_text(
+        tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
+    """The trainer rewrote the PRM's message ("solution 3: ..." to "row 3: field ...: ...") by replacing its first
+    "solution " and ": ": any other wording of the PRM's garbled it. It reads the error's index and token counts."""
+    from stepdpo_lite.rewards import InputTooLong, ProcessRewardModel
+    prm = ProcessRewardModel(copy.deepcopy(tiny_model), tiny_tokenizer)
+    rows = toy_rows(4, labels=False)
+    limit = max(prm.input_lengths([r["prompt"] for r in rows] * 2, [r[s] for s in ("chosen", "rejected")
+                                                                    for r in rows]))
+    rows[3]["rejected"] += rows[3]["rejected"][rows[3]["rejected"].index("\n\nStep"):]  # its steps once more
+    n_tokens = prm.input_lengths([rows[3]["prompt"]], [rows[3]["rejected"]])[0]
+
+    def reworded(index, n):  # the same fields, other words (no "solution ", no ": ")
+        if n > limit:
+            raise InputTooLong(f"Input #{index} is too long ({n} > {limit} tokens)", index, n, limit)
+
+    monkeypatch.setattr(prm, "_check_length", reworded)
+    with pytest.raises(InputTooLong) as caught:
+        StepwiseDPOTrainer(tiny_model, args=config(tmp_path), train_dataset=Dataset.from_list(rows),
+                           processing_class=tiny_tokenizer, reward_model=prm)
+    assert str(caught.value).startswith(
+        f"StepwiseDPOTrainer: the train dataset's row 3: field 'rejected': the reward model's input (prompt and steps) "
+        f"is {n_tokens} tokens with its tags, longer than max_length {limit}; leave it out (the reward model's "
+        "input_lengths(prompts, solutions) finds such rows)"), str(caught.value)
+
+
 def test_a_prm_whose_score_solutions_takes_keywords_is_told_to_keep_its_layout_warning_to_one_per_side(
         tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
     """The trainer looked for warn_layout among score_solutions' parameter names: a subclass that takes **kwargs and

@@ -912,3 +912,27 @@ def test_step_reward_explorer_shows_a_solution_given_as_a_generator_of_steps():
     used up by the check, so a solution given that way was refused as 2 rewards for 0 steps."""
     box = viz.step_reward_explorer(["p"], [[(s for s in ("Step 1: a", "Step 2: b"))]], [[[0.5, -1.0]]])
     assert "Step 1: a" in box.html.value and "Step 2: b" in box.html.value
+
+
+def test_greedy_and_sampled_pairs_only_figures_of_the_same_problems():
+    """Notebook 06's greedy accuracies were paired with notebook 04's sampled ones whatever problems each measured
+    on: with 06's N_TEST_PROBLEMS set apart from 04's, a policy's two bars were of two problem sets. Then notebook
+    04's own greedy and sampled figures (one problem set), with a warning naming the user's line."""
+    def policy(accuracy, sampled, n=150, digest="aaaa"):
+        return {"accuracy": accuracy, "sampled_accuracy": sampled, "n_test_problems": n, "test_problems_digest": digest}
+
+    metrics = {"policy": {"base": policy(0.5, 0.3), "dpo": policy(0.7, 0.35), "nll_only": policy(0.8, 0.4)},
+               "evaluation": {"n_test_problems": 50, "test_problems_digest": "bbbb",
+                              "policy_accuracy": {"base": 0.6, "dpo": 0.9}}}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        accuracies = viz.greedy_and_sampled(metrics)
+    assert accuracies == {"base": (0.5, 0.3), "dpo": (0.7, 0.35), "nll_only": (0.8, 0.4)}
+    assert [(str(w.message), w.filename) for w in caught] == [(
+        "greedy_and_sampled: notebook 06 measured the greedy accuracies on 50 test problems, notebook 04 the sampled "
+        "accuracy of 'base' on 150 other ones: the bars are notebook 04's greedy and sampled figures, both of its "
+        "problems", __file__)]
+    metrics["evaluation"].update(n_test_problems=150, test_problems_digest="aaaa")  # 04's problems: 06's figures
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert viz.greedy_and_sampled(metrics) == {"base": (0.6, 0.3), "dpo": (0.9, 0.35)}

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import Callable, Hashable, Sized
 
 from .. import generation
-from ..checks import finite_number, keywords_taken, list_of, positive_int
+from ..checks import finite_number, keywords_taken, list_of, positive_int, warn_user
 from ..evaluation import best_of_n_accuracy, majority_vote_accuracy
 from ..losses import aggregate_steps, check_aggregation
 from ..models import adapter_base
@@ -207,8 +206,7 @@ def score_readable(score, prompts, texts, what: str = "texts", problem_of=None, 
         problem_of = [] if problem_of is None else list(problem_of)
         scored_problems = {q for q, r in zip(problem_of, out) if r is not None}
         all_unscored = [q for q in dict.fromkeys(problem_of) if q not in scored_problems]
-        warnings.warn(_unscored_message(score, len(texts), len(texts) - len(keep), too_long, what, all_unscored),
-                      stacklevel=3)
+        warn_user(_unscored_message(score, len(texts), len(texts) - len(keep), too_long, what, all_unscored))
     return out
 
 
@@ -280,9 +278,8 @@ def aggregate(step_rewards: list[list], strategy: str | Callable) -> list[list[f
                                                             "step-reward lists (one per candidate)"))]
               for i, row in enumerate(rows)]
     if no_steps:
-        warnings.warn(f"aggregate: {len(no_steps)} candidates have no step rewards ({', '.join(no_steps[:5])}"
-                      f"{' ...' if len(no_steps) > 5 else ''}): each gets the lowest score FLOOR ({FLOOR:g})",
-                      stacklevel=2)
+        warn_user(f"aggregate: {len(no_steps)} candidates have no step rewards ({', '.join(no_steps[:5])}"
+                  f"{' ...' if len(no_steps) > 5 else ''}): each gets the lowest score FLOOR ({FLOOR:g})")
     return scores
 
 
@@ -482,8 +479,8 @@ def paired_differences(per_problem: dict, pairs) -> dict:
             raise ValueError(f"paired_differences: each pair must be (A, B), got {pair!r}")
         unknown = [m for m in pair if m not in ran]
         if unknown:  # a method left out of this run, or a typo: said aloud, not an empty row
-            warnings.warn(f"paired_differences: no method {unknown[0]!r} in the results (they hold {sorted(ran)}): "
-                          f"the pair {tuple(pair)} is left out", stacklevel=2)
+            warn_user(f"paired_differences: no method {unknown[0]!r} in the results (they hold {sorted(ran)}): "
+                      f"the pair {tuple(pair)} is left out")
     out = {}
     for n, row in per_problem.items():
         for a, b in pairs:

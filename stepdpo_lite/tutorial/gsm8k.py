@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import numbers
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 from datasets import Dataset
 
-from ..checks import list_of, positive_int
+from ..checks import list_of, positive_int, warn_user
 # a bad record: an error naming its file, line and field
 from ..data import BadField, check_records, read_json_records, records_of, text_value
 from ..evaluation import first_error_index
@@ -166,7 +165,7 @@ def warn_of_one_step_samples(solutions, who: str = "warn_of_one_step_samples", *
     one_step = [s for s, st in zip(solutions, steps) if s.strip() and len(st) < 2]
     share = 1 - len(one_step) / len(texts) if texts else 1.0
     if share < MIN_MULTI_STEP_SHARE:
-        warnings.warn(
+        warn_user(
             f"{who}: only {len(texts) - len(one_step)} of {len(texts)} samples ({share:.0%}) split into two or more "
             f"steps at {DEFAULT_DELIMITER!r}, under {MIN_MULTI_STEP_SHARE:.0%} (a GSM8K problem takes 2 to 8 steps); "
             f"e.g. a sample of one step opens {one_step[0][:80]!r}. A policy that writes its steps in another layout "
@@ -174,7 +173,7 @@ def warn_of_one_step_samples(solutions, who: str = "warn_of_one_step_samples", *
             "writes samples of one step: their Monte-Carlo labels, the PRM and Stepwise DPO see them whole, as "
             "outcome labels would. Then use a policy that writes that layout (another instruct model: "
             "Profile.model_name), or rewrite the samples' step openings to it before labelling them (re.sub: "
-            "'\\n\\n### Step 2:' to '\\n\\nStep 2:')", stacklevel=2)
+            "'\\n\\n### Step 2:' to '\\n\\nStep 2:')")
     return share
 
 

@@ -14,10 +14,9 @@ lowercase name (``n_test``), so that a rerun of the cell that derives it records
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 
-from ..checks import finite_number, flag, list_of, positive_int
+from ..checks import finite_number, flag, list_of, positive_int, warn_user
 from ..trainer import STEP_PAIRINGS
 from .onpolicy import PAIR_KINDS, STEP_GRADIENTS
 from .profiles import ONPOLICY_PROTOCOLS
@@ -75,9 +74,8 @@ def _temperature(value, name):
     """>= 0; at 0 every sample is the greedy solution, which is allowed but makes the comparison moot."""
     _number(0)(value, name)
     if value == 0:
-        warnings.warn(f"{name} = 0 samples greedily: every candidate of a problem is the same solution, so "
-                      "best-of-N, majority voting and the search pick among copies of one; use a temperature > 0",
-                      stacklevel=3)
+        warn_user(f"{name} = 0 samples greedily: every candidate of a problem is the same solution, so "
+                  "best-of-N, majority voting and the search pick among copies of one; use a temperature > 0")
 
 
 def _minutes(value, name):

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 from dataclasses import asdict, dataclass, field, fields
 
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import try_to_load_from_cache
 
-from ..checks import documented_fields, finite_number, flag, positive_int
+from ..checks import documented_fields, finite_number, flag, positive_int, warn_user
 from ..models import DEFAULT_LORA, load_model
 from . import gsm8k
 from .smoke import GSM8K_SLICE, ensure_smoke_base, smoke_base_dir
@@ -293,11 +292,11 @@ def check_machine(profile: str | Profile) -> None:
                          "smoke); the tutorial on a CPU: 'tiny'. In Colab: Runtime > Change runtime type > a GPU")
     device = torch.device(p.device or "cuda")
     if p.dtype == "bfloat16" and device.type == "cuda" and not _native_bf16(torch, device):
-        warnings.warn(f"profile {p.name!r} computes in bfloat16, which this GPU ({torch.cuda.get_device_name(device)}"
-                      f", compute capability {'.'.join(map(str, torch.cuda.get_device_capability(device)))}) only "
-                      "emulates: it would run many times slower. Native bfloat16 needs compute capability 8.0 "
-                      "(Ampere or newer: A100, A10, L4, RTX 30xx/40xx); on this GPU use the float16 profile "
-                      f"{' or '.join(map(repr, _float16_profiles()))}", stacklevel=2)
+        warn_user(f"profile {p.name!r} computes in bfloat16, which this GPU ({torch.cuda.get_device_name(device)}"
+                  f", compute capability {'.'.join(map(str, torch.cuda.get_device_capability(device)))}) only "
+                  "emulates: it would run many times slower. Native bfloat16 needs compute capability 8.0 "
+                  "(Ampere or newer: A100, A10, L4, RTX 30xx/40xx); on this GPU use the float16 profile "
+                  f"{' or '.join(map(repr, _float16_profiles()))}")
 
 
 def check_sources(profile: str | Profile) -> None:

@@ -38,14 +38,13 @@ import math
 import numbers
 import re
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence, Sized
 
 import torch
 from transformers import StoppingCriteria
 
-from ..checks import finite_number, list_of, positive_int
+from ..checks import finite_number, list_of, positive_int, warn_user
 from ..generation import (check_sampling, eos_token_ids, exact_sampling, prompt_texts, record_prompts,
                           sampling_arguments)
 from ..losses import aggregate_steps, check_aggregation
@@ -401,15 +400,13 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
                               "aggregation" if given else f"the {type(prm).__name__}'s config.aggregation")
     own = step_delimiter_of(prm)
     if delimiter and own and delimiter != own:  # its steps are then not those the PRM learned to score: no error
-        warnings.warn(f"beam_search: delimiter {delimiter!r} is not the PRM's own step delimiter {own!r}: the search "
-                      "cuts steps where the PRM was not trained to (an answer line can become a step of its own), so "
-                      "its step rewards, and the beams it keeps, are unreliable; leave delimiter=None to use the "
-                      "PRM's", stacklevel=2)
+        warn_user(f"beam_search: delimiter {delimiter!r} is not the PRM's own step delimiter {own!r}: the search "
+                  "cuts steps where the PRM was not trained to (an answer line can become a step of its own), so "
+                  "its step rewards, and the beams it keeps, are unreliable; leave delimiter=None to use the PRM's")
     delimiter = delimiter or own or DEFAULT_DELIMITER
     if sampler is None and isinstance(temperature, numbers.Real) and temperature == 0 and n_beams * expansions > 1:
-        warnings.warn(f"beam_search: temperature=0 samples greedily: every expansion of a beam is the same step, so "
-                      f"each round spends {n_beams * expansions} generations on one path; use a temperature > 0",
-                      stacklevel=2)
+        warn_user(f"beam_search: temperature=0 samples greedily: every expansion of a beam is the same step, so "
+                  f"each round spends {n_beams * expansions} generations on one path; use a temperature > 0")
     answer_re = re.compile(answer_pattern) if answer_pattern else None
     prompts = prompts_of(problems, "beam_search")
     if not prompts:  # returned [] quietly, where best_of_n_accuracy and search_at_budgets refuse no problems
@@ -570,18 +567,18 @@ def _warn_of_degenerate_searches(results: list[SearchResult], budgets: list, fir
         if unread:
             message += (f"; it read no prefix of {some(unread)}: their beams were ranked on FLOOR alone, so their "
                         "chosen solutions are arbitrary, not the PRM's pick")
-        warnings.warn(message, stacklevel=3)
+        warn_user(message)
     if max_steps > 1 and nodes and not any(n.stop == "delimiter" for n in nodes):
-        warnings.warn(f"beam_search: no sampled step ended at the delimiter {delimiter!r} (each ran to EOS or its "
-                      "token cap): the policy never wrote it, so the search never branched and was best-of-N of "
-                      "whole solutions; pass the delimiter the policy writes between steps", stacklevel=3)
+        warn_user(f"beam_search: no sampled step ended at the delimiter {delimiter!r} (each ran to EOS or its "
+                  "token cap): the policy never wrote it, so the search never branched and was best-of-N of "
+                  "whole solutions; pass the delimiter the policy writes between steps")
     short = [r.problem_index for r, b, spent in zip(results, budgets, first_round)
              if b is not None and spent >= b and not r.answered]
     if short:
         i = short[0]
-        warnings.warn(f"beam_search: the token budget of {some(short)} was below one round of the search (problem "
-                      f"{i}: budget {budgets[i]:g}, its first steps cost {first_round[i]} tokens): the search stopped "
-                      "there and chose a prefix with no answer (SearchResult.answered is False)", stacklevel=3)
+        warn_user(f"beam_search: the token budget of {some(short)} was below one round of the search (problem "
+                  f"{i}: budget {budgets[i]:g}, its first steps cost {first_round[i]} tokens): the search stopped "
+                  "there and chose a prefix with no answer (SearchResult.answered is False)")
 
 
 def dvts(policy, tokenizer, prm, problems, *, budget: int = 16, expansions: int = 4, **kw) -> list[SearchResult]:

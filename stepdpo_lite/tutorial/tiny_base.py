@@ -16,13 +16,12 @@ import json
 import os
 import random
 import tempfile
-import warnings
 from pathlib import Path
 
 from datasets import Dataset
 
 from ..atomic import check_replaceable
-from ..checks import finite_number, list_of, positive_int
+from ..checks import finite_number, list_of, positive_int, warn_user
 from . import labelling, tasks
 from .toyworld import (TINY_BASE_DIR, build_tiny_model, build_tokenizer, load_tiny_base, make_problems,
                        noisy_training_text, refuse_shipped_out, save_tiny_model)
@@ -197,10 +196,10 @@ def _train(model, tokenizer, ds, eval_problems, out, settings: dict, *, max_step
     target = settings["target_accuracy"]
     if not any(e["val_greedy_accuracy"] >= target for e in log):  # it was saved as if it had, without a word
         best = max(log, key=lambda e: e["val_greedy_accuracy"], default=None)
-        warnings.warn(f"{where}: validation greedy accuracy never reached target_accuracy {target} in {max_steps} "
-                      "steps (" + (f"best {best['val_greedy_accuracy']:.3f}, at step {best['step']}" if best else
-                                   f"no evaluation: eval_every {eval_every} > max_steps") +
-                      f"); saved to {out} all the same: train longer (max_steps) or lower the target", stacklevel=3)
+        warn_user(f"{where}: validation greedy accuracy never reached target_accuracy {target} in {max_steps} "
+                  "steps (" + (f"best {best['val_greedy_accuracy']:.3f}, at step {best['step']}" if best else
+                               f"no evaluation: eval_every {eval_every} > max_steps") +
+                  f"); saved to {out} all the same: train longer (max_steps) or lower the target")
     return {"steps": trainer.state.global_step, "evaluations": log}
 
 

@@ -31,14 +31,13 @@ import os
 import random
 import re
 import shutil
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
 from ..atomic import save_atomic
-from ..checks import list_of, positive_int
+from ..checks import list_of, positive_int, warn_user
 from ..evaluation import first_error_index
 from ..rewards import NO, OUTCOME_TAG, STEP_TAG, YES  # the tiny tokenizer holds each tag as one token
 from ..steps import extract_steps
@@ -106,9 +105,9 @@ class Problem:
         object.__setattr__(self, "start", start)
         object.__setattr__(self, "ops", tuple(checked))
         if not all(0 <= v <= MAX_VALUE for v in self.values):
-            warnings.warn(f"Problem {self.expression}: running values {self.values} leave 0..{MAX_VALUE} (MAX_VALUE), "
-                          "where every generated problem stays: the checker grades it, the toy world's models never "
-                          "saw such numbers", stacklevel=3)
+            warn_user(f"Problem {self.expression}: running values {self.values} leave 0..{MAX_VALUE} (MAX_VALUE), "
+                      "where every generated problem stays: the checker grades it, the toy world's models never "
+                      "saw such numbers")
 
     @property
     def expression(self) -> str:

@@ -36,7 +36,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from ..atomic import write_atomic
-from ..checks import finite_number, list_of, positive_int
+from ..checks import finite_number, list_of, positive_int, warn_user
 from ..evaluation import check_labels, finite_scores, first_error_index, outcome_auroc, predict_first_error
 from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps, step_body
@@ -900,16 +900,29 @@ def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", ti
 
 
 def greedy_and_sampled(metrics) -> dict[str, tuple[float, float]]:
-    """``{policy: (greedy accuracy, sampled accuracy)}`` from a run's ``metrics.json``: each policy of notebook 04
-    (``policy.<name>``, its last on-policy round) with both; where notebook 06 measured greedy accuracies
-    (``evaluation.policy_accuracy``), its policies alone, with its figures."""
+    """``{policy: (greedy accuracy, sampled accuracy)}`` from a run's ``metrics.json``, both of the same problems:
+    each policy of notebook 04 (``policy.<name>``, its last on-policy round) with both; where notebook 06 measured
+    greedy accuracies (``evaluation.policy_accuracy``) on notebook 04's problems (their count and digest), its
+    policies alone, with its figures. On other problems (06's N_TEST_PROBLEMS set apart from 04's) a bar of 06's
+    beside one of 04's would compare two problem sets: notebook 04's own pairs then, with a warning saying so."""
     policies = metrics.get("policy", {}) if isinstance(metrics, dict) else None
     if not isinstance(policies, dict):
         raise ValueError("greedy_and_sampled: metrics has no 'policy' record (notebook 04 writes it)")
-    greedy = metrics.get("evaluation", {}).get("policy_accuracy", {})
-    return {name: (greedy.get(name, row["accuracy"]), row["sampled_accuracy"]) for name, row in policies.items()
-            if isinstance(row, dict) and "accuracy" in row and "sampled_accuracy" in row
-            and (name in greedy or not greedy)}
+    rows = {name: row for name, row in policies.items()
+            if isinstance(row, dict) and "accuracy" in row and "sampled_accuracy" in row}
+    evaluation = metrics.get("evaluation", {})
+    greedy = evaluation.get("policy_accuracy", {})
+
+    def problems(record):  # None and None in a run recorded before either was: taken as the same
+        return record.get("n_test_problems"), record.get("test_problems_digest")
+
+    if other := [name for name in greedy if name in rows and problems(rows[name]) != problems(evaluation)]:
+        warn_user(f"greedy_and_sampled: notebook 06 measured the greedy accuracies on {problems(evaluation)[0]} test "
+                  f"problems, notebook 04 the sampled accuracy of {other[0]!r} on {problems(rows[other[0]])[0]} "
+                  "other ones: the bars are notebook 04's greedy and sampled figures, both of its problems")
+        greedy = {}
+    return {name: (greedy.get(name, row["accuracy"]), row["sampled_accuracy"]) for name, row in rows.items()
+            if name in greedy or not greedy}
 
 
 def plot_greedy_vs_sampled(accuracies, title=None, ax=None, save_to=None):
