@@ -1586,7 +1586,7 @@ def test_recorded_splits_are_notebook_01s_at_the_sizes_it_recorded():
     recorded = {"data": {"n_problems": {"train": 40, "validation": 12, "test": 10}}}
     assert onpolicy.recorded_splits(Task(), recorded, seed=3, tokenizer="<tok>")["train"] == list(range(40))
     assert calls == [(40, 10, 3, "<tok>")]  # held-out problems at the test count
-    # none recorded (notebook 01's setup cell rerun alone drops its data section): the profile's sizes trained notebook
+    # none recorded (notebook 01 not run, or cut short): the profile's sizes trained notebook
     # 04's rounds on other problems than notebook 01 labelled; refused, naming notebook 01
     for metrics in ({}, {"data": {"n_problems": {"train": 40}}}):
         with pytest.raises(FileNotFoundError, match=r"metrics.json has no data.n_problems.\w+: run 01_data_prep first"):

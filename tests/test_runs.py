@@ -1,4 +1,6 @@
 """The run folder's helpers (stepdpo_lite.tutorial.runs)."""
+import re
+
 import pytest
 
 from stepdpo_lite.tutorial import runs
@@ -323,9 +325,11 @@ def test_a_table_with_stale_notebooks_does_not_replace_the_last_complete_one(who
 @pytest.fixture
 def jupyter(tmp_path, monkeypatch):
     """A run folder holding WHOLE_RUN, in a kernel that the runner did not start (no $STEPDPO_RUNNER), and a
-    ``cells(stem, **changed)`` that calls what the notebook's setup cell calls, with its parameters cell's values
+    ``start_cell(stem, **changed)`` that takes the setup cell's start time (``notebook_start``, returned) and calls what
+    the notebook's start cell (the first that rewrites an output of the run) calls, with its parameters cell's values
     (``changed`` edited in): a learner's Jupyter run."""
     import json
+    import time
 
     from stepdpo_lite.tutorial import notebooks as tutorial
 
@@ -335,21 +339,23 @@ def jupyter(tmp_path, monkeypatch):
     (run / "metrics.json").write_text(json.dumps(WHOLE_RUN))
     said = []
 
-    def setup_cell(stem, **changed):
+    def start_cell(stem, **changed):
+        notebook_start = time.perf_counter()
         namespace = {**tutorial._parameter_defaults(tutorial.NOTEBOOK_DIR / f"{stem}.ipynb"), **changed}
-        return tutorial.notebook_started(run, stem, namespace, out=said.append)
+        assert tutorial.notebook_started(run, stem, namespace, out=said.append) is None
+        return notebook_start
 
-    return run, setup_cell, said
+    return run, start_cell, said
 
 
 def test_a_jupyter_run_records_what_it_ran_with_and_marks_its_readers_stale_as_the_runner_does(jupyter):
     """Only the runner recorded run.<notebook> and tutorial.stale: 02 rerun in Jupyter with other settings left
     tutorial.stale None and run.02_process_reward_model.set {}, and 05 rerun with SEED=1 still recorded seed 0 (a
-    Jupyter trial). The setup cell records them, the last cell records the notebook as run through."""
+    Jupyter trial). The start cell records them, the last cell records the notebook as run through."""
     from stepdpo_lite.tutorial import notebooks as tutorial
 
-    run, setup_cell, said = jupyter
-    started = setup_cell("02_process_reward_model", N_TRAIN_ROWS=200)
+    run, start_cell, said = jupyter
+    started = start_cell("02_process_reward_model", N_TRAIN_ROWS=200)
     metrics = runs.read_metrics(run)
     assert "prm" not in metrics and metrics["tutorial"]["stale"] == LATER  # as run_tutorial's start_notebook
     record = metrics["run"]["02_process_reward_model"]
@@ -361,7 +367,7 @@ def test_a_jupyter_run_records_what_it_ran_with_and_marks_its_readers_stale_as_t
     metrics = runs.read_metrics(run)
     assert said[-1].startswith("notebook 02: ") and said[-1].endswith(" s since its setup cell ran")
     assert metrics["tutorial"]["stale"] == LATER and metrics["run"]["02_process_reward_model"]["finished"]
-    setup_cell("05_step_reward_visualisation", SEED=1)
+    start_cell("05_step_reward_visualisation", SEED=1)
     assert runs.read_metrics(run)["run"]["05_step_reward_visualisation"]["seed"] == 1
     runs.update_metrics(run, {"visualisation": {"x": 2}})
     said.clear()
@@ -377,8 +383,8 @@ def test_a_jupyter_run_records_every_parameter_as_the_kernel_holds_it(jupyter):
     """The setup cell compared the kernel's values with the notebook file on disk, which Jupyter autosaves: a
     parameter edited and saved read as its default, and run.<notebook>.set was {}. The file is the learner's own
     copy, so a Jupyter run records every parameter's value, the defaults too."""
-    run, setup_cell, _ = jupyter
-    setup_cell("06_evaluation", N_CANDIDATES=8)
+    run, start_cell, _ = jupyter
+    start_cell("06_evaluation", N_CANDIDATES=8)
     record = runs.read_metrics(run)["run"]["06_evaluation"]
     names = {"N_TEST_PROBLEMS", "N_BEST_OF_N_PROBLEMS", "N_CANDIDATES", "TEMPERATURE", "N_RESAMPLES", "SEED"}
     assert record["parameters"] == {"N_TEST_PROBLEMS": "None", "N_BEST_OF_N_PROBLEMS": "None", "N_CANDIDATES": "8",
@@ -388,11 +394,13 @@ def test_a_jupyter_run_records_every_parameter_as_the_kernel_holds_it(jupyter):
 
 def test_a_jupyter_finish_keeps_its_seconds_out_of_the_timing_table_and_is_recorded_once(jupyter):
     """The last cell wrote the seconds since the setup cell ran, idle time included (8 hours after a late rerun of
-    it), into tutorial.notebook_seconds and wall_seconds, and every rerun of it recorded the finish again."""
+    it), into tutorial.notebook_seconds and wall_seconds, and every rerun of it recorded the finish again. Run again,
+    it said to run the setup cell (code cell 3) to record a new run, which now records nothing: it says when the run
+    was recorded as finished and to run all the cells again; with no start recorded at all, it says so."""
     from stepdpo_lite.tutorial import notebooks as tutorial
 
-    run, setup_cell, said = jupyter
-    setup_cell("07_test_time_compute")
+    run, start_cell, said = jupyter
+    start_cell("07_test_time_compute")
     runs.update_metrics(run, {"test_time": {"4": 0.7}, "test_time_differences": {}})
     tutorial.notebook_finished(run, "07_test_time_compute", -8 * 3600.0, out=said.append)  # 8 hours idle
     metrics = runs.read_metrics(run)
@@ -403,16 +411,22 @@ def test_a_jupyter_finish_keeps_its_seconds_out_of_the_timing_table_and_is_recor
     assert finished
     before = (run / "metrics.json").read_text()
     tutorial.notebook_finished(run, "07_test_time_compute", 0.0, out=said.append)  # the last cell run again
-    assert (run / "metrics.json").read_text() == before and "not recorded as finished again" in said[-1]
+    assert (run / "metrics.json").read_text() == before and "setup cell" not in said[-1]
+    assert said[-1] == (f"07_test_time_compute: already recorded as finished at {finished} (run.07_test_time_compute);"
+                        " nothing new to record: to record a new run, run all its cells again, from the top (Run > "
+                        "Run All Cells)")
+    tutorial.notebook_finished(run, "06_evaluation", 0.0, out=said.append)  # no run.06_evaluation at all
+    assert (run / "metrics.json").read_text() == before
+    assert said[-1].startswith("06_evaluation: not recorded as finished: ") and "holds no start of it" in said[-1]
 
 
 def test_a_jupyter_finish_of_a_notebook_that_recorded_nothing_is_not_recorded(jupyter):
-    """The setup cell then the last cell: the notebook was recorded as finished, its readers taken off
+    """The start cell then the last cell: the notebook was recorded as finished, its readers taken off
     tutorial.stale, with its figures missing. It is not: the last cell says the figures are missing."""
     from stepdpo_lite.tutorial import notebooks as tutorial
 
-    run, setup_cell, said = jupyter
-    started = setup_cell("06_evaluation")
+    run, start_cell, said = jupyter
+    started = start_cell("06_evaluation")
     before = (run / "metrics.json").read_text()
     tutorial.notebook_finished(run, "06_evaluation", started, out=said.append)
     assert (run / "metrics.json").read_text() == before
@@ -437,13 +451,13 @@ def test_under_the_runner_the_cells_record_nothing(jupyter, monkeypatch):
     it twice, nor mark its readers stale a second time."""
     from stepdpo_lite.tutorial import notebooks as tutorial
 
-    run, setup_cell, said = jupyter
+    run, start_cell, said = jupyter
     before = (run / "metrics.json").read_text()
     monkeypatch.setenv(runs.RUNNER_MARKER, "1")
-    started = setup_cell("02_process_reward_model", N_TRAIN_ROWS=200)
+    started = start_cell("02_process_reward_model", N_TRAIN_ROWS=200)
     tutorial.notebook_finished(run, "02_process_reward_model", started, out=said.append)
     assert (run / "metrics.json").read_text() == before and said[-1].startswith("notebook 02: ")
-    # a stem copied wrong into the last cell was refused only in Jupyter (the setup cell's, under the runner too)
+    # a stem copied wrong into the last cell was refused only in Jupyter (the start cell's, under the runner too)
     said.clear()
     with pytest.raises(ValueError, match="notebook_finished: notebook must be one of the kit's notebooks"):
         tutorial.notebook_finished(run, "02_prm", started, out=said.append)
@@ -465,25 +479,73 @@ def test_a_kernel_the_runner_starts_carries_its_marker(tmp_path, monkeypatch):
     assert done.cells[0].outputs[0]["text"].strip() == "MARKER 1"
 
 
-def test_each_notebook_records_itself_from_its_setup_cell_to_its_last_cell():
-    """The setup cell (code cell 3) calls notebook_started with the notebook's own stem after RUN_DIR is set and its
-    inputs are checked (else notebook 02 refused for a missing data/ had cleared its figures), and the
-    last code cell notebook_finished: a copied stem would record another notebook's run. Its seconds are worded as
-    what they are: since the setup cell ran ("notebook 07 took 1 s" after a partial rerun)."""
-    import re
+# What writes an output of the run in the notebooks' cells: a file under RUN_DIR, a section of metrics.json. A plot's
+# PNG under FIGURES_DIR (save_to=, save_explorer_png) is none: redrawn from the kernel's objects, and notebook_started
+# clears no PNG, so a plot cell stays safe to rerun alone (01's first plot had dropped its data section).
+WRITES = re.compile(r"\.save\(|save_atomic\(|save_datasets\(|save_policies\(|update_metrics\(|write_json_atomic\(|"
+                    r"write_text\(|output_dir=|save_dir=")
 
+
+def _code_cells(name: str) -> list[str]:
     import nbformat
 
     from stepdpo_lite.tutorial import notebooks as tutorial
 
+    return [c.source for c in nbformat.read(str(tutorial.NOTEBOOK_DIR / name), 4).cells if c.cell_type == "code"]
+
+
+def test_each_notebook_records_itself_from_its_first_output_to_its_last_cell():
+    """The setup cell (code cell 3) called notebook_started, which drops the notebook's figures and marks its readers
+    stale: rerun alone after a full run (a kernel restart, a plot to see again), it dropped 02's prm and 03-07 refused.
+    The setup cell now only keeps the start time (``notebook_start``); the first line of the first cell that rewrites
+    an output of the run (not a plot's PNG: 01's first plot cell, rerun alone, had dropped its data section) calls
+    notebook_started with the notebook's own stem, so no cell before it writes one (a write moved above it would leave
+    the old figures beside a new output when the run stops there), and the last code cell calls
+    notebook_finished: a copied stem would record another notebook's run. Its seconds are worded as what they are:
+    since the setup cell ran ("notebook 07 took 1 s" after a partial rerun)."""
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
     for name in tutorial.NOTEBOOKS:
         stem = name.removesuffix(".ipynb")
-        code = [c.source for c in nbformat.read(str(tutorial.NOTEBOOK_DIR / name), 4).cells if c.cell_type == "code"]
-        start = f'notebook_start = notebooks.notebook_started(RUN_DIR, "{stem}", globals())'
-        assert start in code[2] and code[2].index("FIGURES_DIR = ") < code[2].index(start), name
-        # after its input checks: a notebook refused for a missing input leaves its figures and readers as they were
-        checks = [m.end() for m in re.finditer(r"runs\.require\(|prm_threshold\(|runs\.recorded\(", code[2])]
-        assert all(end < code[2].index(start) for end in checks), name
+        code = _code_cells(name)
+        assert "notebook_start = time.perf_counter()" in code[2] and "import time\n" in code[2], name
+        starts = [i for i, cell in enumerate(code) if "notebook_started" in cell]
+        assert len(starts) == 1 and 2 < starts[0], (name, starts)  # 05's only write is its last cell's
+        cell = code[starts[0]]
+        first = next(line for line in cell.splitlines() if line.strip() and not line.startswith("#"))
+        assert first == f'notebooks.notebook_started(RUN_DIR, "{stem}", globals())', name
+        assert WRITES.search(cell), f"{name}: code cell {starts[0] + 1} records the start but writes nothing"
+        for index, before in enumerate(code[:starts[0]], start=1):
+            writes = [line for line in before.splitlines() if WRITES.search(line)]
+            assert not writes, f"{name}: code cell {index} writes before the start is recorded: {writes}"
         assert f'notebooks.notebook_finished(RUN_DIR, "{stem}", notebook_start)' in code[-1], name
-        assert not any("notebook_started" in c or "notebook_finished" in c for c in code[3:-1]), name
+        assert not any("notebook_finished" in c for c in code[:-1]), name
         assert not any(" took {" in c for c in code), name
+
+
+@pytest.mark.parametrize("stem", ["01_data_prep", "06_evaluation", "07_test_time_compute"])
+def test_a_setup_cell_rerun_alone_after_a_finished_run_clears_nothing(jupyter, stem, capsys):
+    """After a full run, notebook 01's setup cell run again by itself (a kernel restart, a plot to see again) dropped
+    the data section and listed 02-07 under tutorial.stale: notebook 04 then refused ("metrics.json has no
+    data.n_problems.train: run 01_data_prep first") with data/ untouched, and only all of 01 again (sampling,
+    labelling) got out of it; 02's dropped prm as 03-07 read it. The setup cell, executed as it is in the notebook,
+    now leaves metrics.json as it was; the start is recorded by the first cell that rewrites an output."""
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    run, start_cell, said = jupyter
+    for made in ("prm", "orm", "combined", "policies/dpo", "policies/stepwise_dpo"):  # what 06 and 07 require
+        (run / made).mkdir(parents=True)
+    notebook_start = start_cell(stem)  # a full run in Jupyter: started, figures written, finished
+    runs.update_metrics(run, {section: WHOLE_RUN[section] for section in tutorial.NOTEBOOK_SECTIONS[stem]})
+    tutorial.notebook_finished(run, stem, notebook_start, out=said.append)
+    metrics = runs.read_metrics(run)
+    assert metrics["run"][stem]["finished"]
+    metrics["tutorial"].pop("stale", None)  # the notebooks after it ran again since
+    runs.write_json_atomic(run / "metrics.json", metrics)
+    before = (run / "metrics.json").read_text()
+    namespace = {**tutorial._parameter_defaults(tutorial.NOTEBOOK_DIR / f"{stem}.ipynb"), "RUN_DIR": str(run)}
+    exec(compile(_code_cells(f"{stem}.ipynb")[2], f"{stem} setup cell", "exec"), namespace)
+    assert (run / "metrics.json").read_text() == before  # its figures kept, no notebook stale
+    assert isinstance(namespace["notebook_start"], float) and namespace["RUN_DIR"] == run
+    tutorial.notebook_finished(run, stem, namespace["notebook_start"], out=said.append)  # then the last cell
+    assert (run / "metrics.json").read_text() == before and "already recorded as finished" in said[-1]

@@ -201,16 +201,21 @@ def _kit_notebook(notebook: str, caller: str) -> str:
     return notebook
 
 
-def notebook_started(run: str | os.PathLike, notebook: str, namespace: Mapping, out=print) -> float:
-    """A notebook's setup cell calls it (``run`` its RUN_DIR, a folder; ``notebook`` its stem; ``namespace`` its
-    ``globals()``) after its input checks, so that a notebook refused for a missing input clears nothing. In Jupyter
-    it records what the runner records before it runs the notebook (``runs.start_notebook``): its figures leave
-    ``run/metrics.json``, the notebooks that read its outputs become stale (``tutorial.stale``), which ``out`` says,
-    and ``run.<notebook>`` holds its profile, seed, ``"jupyter": true`` and, under ``parameters``, the value of every
-    parameter (the names of ``notebook_parameters.SPECS``) in the kernel: not the runner's ``set`` (those that differ
-    from the parameters cell), as the notebook file on disk is the learner's own edited copy, which Jupyter autosaves,
-    so an edited value would read as the default. In a kernel the runner started (``runs.RUNNER_MARKER``) it records
-    nothing: the runner does. Returns ``time.perf_counter()``, for ``notebook_finished``."""
+def notebook_started(run: str | os.PathLike, notebook: str, namespace: Mapping, out=print) -> None:
+    """The first line of a notebook's first cell that rewrites an output of the run (a file under RUN_DIR, a section of
+    ``metrics.json``; a plot's PNG is none: it clears no PNG) calls it (``run`` its RUN_DIR, a folder; ``notebook`` its
+    stem; ``namespace`` its ``globals()``): not the setup cell, nor a plot cell, which a learner reruns alone (after a
+    kernel restart, to see a plot again) and which, when it called it, dropped a finished notebook's figures and made
+    the notebooks after it refuse. The cells above it check the inputs and write nothing of the run, so a notebook
+    refused for a missing input clears nothing. In Jupyter it records what the runner records before it runs the
+    notebook (``runs.start_notebook``): its figures leave ``run/metrics.json`` before any output changes (a run stopped
+    part-way keeps none of them beside new outputs), the notebooks that read its outputs become stale
+    (``tutorial.stale``), which ``out`` says, and ``run.<notebook>`` holds its profile, seed, ``"jupyter": true`` and,
+    under ``parameters``, the value of every parameter (the names of ``notebook_parameters.SPECS``) in the kernel: not
+    the runner's ``set`` (those that differ from the parameters cell), as the notebook file on disk is the learner's own
+    edited copy, which Jupyter autosaves, so an edited value would read as the default. In a kernel the runner started
+    (``runs.RUNNER_MARKER``) it records nothing: the runner does. Returns None (the setup cell keeps the start time:
+    ``notebook_finished``)."""
     _kit_notebook(notebook, "notebook_started")
     if not os.environ.get(runs.RUNNER_MARKER):
         from .notebook_parameters import SPECS  # not at import: it imports the trainer
@@ -224,16 +229,16 @@ def notebook_started(run: str | os.PathLike, notebook: str, namespace: Mapping, 
         if stale:
             out(f"{Path(run) / 'metrics.json'}: the figures of {', '.join(stale)} rest on the outputs this notebook "
                 "rewrites, so they are listed under tutorial.stale until those notebooks run again, after this one")
-    return time.perf_counter()
 
 
 def notebook_finished(run: str | os.PathLike, notebook: str, started: float, out=print) -> None:
-    """A notebook's last cell calls it, with what ``notebook_started`` returned: prints the seconds since the setup
-    cell ran (the whole notebook when run from the top; less after a partial rerun, idle time included) and, in
-    Jupyter, records the notebook as run through as the runner does (``runs.finish_notebook``: it leaves
-    ``tutorial.stale`` unless it read a stale notebook's outputs), once per run of the setup cell, and only when its
-    figures (:data:`NOTEBOOK_SECTIONS`) are all in ``run/metrics.json`` (else it says so and records nothing). The
-    seconds go under ``run.<notebook>.seconds_since_setup``, never in the runner's timing table
+    """A notebook's last cell calls it, with the ``time.perf_counter()`` its setup cell took (``notebook_start``):
+    prints the seconds since the setup cell ran (the whole notebook when run from the top; less after a partial rerun,
+    idle time included) and, in Jupyter, records the notebook as run through as the runner does
+    (``runs.finish_notebook``: it leaves ``tutorial.stale`` unless it read a stale notebook's outputs), once per start
+    that ``notebook_started`` recorded, and only when its figures (:data:`NOTEBOOK_SECTIONS`) are all in
+    ``run/metrics.json`` (else it says so and records nothing, as for a run already recorded as finished, whose time
+    it names). The seconds go under ``run.<notebook>.seconds_since_setup``, never in the runner's timing table
     (``tutorial.notebook_seconds``): they count the time the kernel sat idle. Returns None."""
     _kit_notebook(notebook, "notebook_finished")
     seconds = round(time.perf_counter() - started, 2)
@@ -243,9 +248,13 @@ def notebook_finished(run: str | os.PathLike, notebook: str, started: float, out
     metrics = runs.read_metrics(run)
     record = metrics.get("run", {}).get(notebook)
     missing = runs.missing_sections(metrics, NOTEBOOK_SECTIONS[notebook])
-    if not isinstance(record, dict) or record.get("finished"):
-        out(f"{notebook}: not recorded as finished again (run.{notebook} holds no start since it finished): run "
-            "its setup cell (code cell 3) to record a new run")
+    again = "to record a new run, run all its cells again, from the top (Run > Run All Cells)"
+    if isinstance(record, dict) and record.get("finished"):
+        out(f"{notebook}: already recorded as finished at {record['finished']} (run.{notebook}); nothing new to "
+            f"record: {again}")
+    elif not isinstance(record, dict):
+        out(f"{notebook}: not recorded as finished: {Path(run) / 'metrics.json'} holds no start of it "
+            f"(run.{notebook}); {again}")
     elif missing:
         out(f"{notebook}: not recorded as finished: its figures ({', '.join(missing)}) are missing from "
             f"{Path(run) / 'metrics.json'}; run all its cells, in order (Run > Run All Cells)")

@@ -376,7 +376,7 @@ def recorded_splits(task, metrics: Mapping, *, seed: int = 0, tokenizer=None, n_
                     n_eval: int | None = None) -> dict:
     """Notebook 01's splits (``task.splits``: ``{"train", "validation", "test"}``), made again from its seed at the
     sizes it recorded in ``metrics["data"]["n_problems"]`` (its ``N_TRAIN_PROBLEMS`` may have cut the profile's); none
-    recorded (notebook 01 not run, or its setup cell rerun alone) is an error naming notebook 01, not the profile's
+    recorded (notebook 01 not run, or cut short) is an error naming notebook 01, not the profile's
     sizes, which would train on other problems than notebook 01 labelled. The rounds train on the train problems, never
     on the held-out ones (notebook 04 and ``scripts/onpolicy_rounds.py``; the script evaluates on validation or test).
     Validation is drawn at the test count, as notebook 01 drew both (``N_EVAL_PROBLEMS``; on GSM8K its labelling budget
