@@ -21,7 +21,7 @@ def warn_user(message: str) -> None:
     """A UserWarning naming the first frame outside the kit (its tutorial too) and ``CALLED_BACK_FROM`` (TRL prepares
     the trainer's datasets, torch's no_grad wraps get_step_rewards): the user's call, however deep the kit warns."""
     frame, level = inspect.currentframe().f_back, 2  # warn_user's caller, the frame stacklevel=2 names
-    while frame and frame.f_globals.get("__name__", "").partition(".")[0] in (__package__, *CALLED_BACK_FROM):
+    while frame and str(frame.f_globals.get("__name__")).partition(".")[0] in (__package__, *CALLED_BACK_FROM):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, stacklevel=level)
 

@@ -369,7 +369,9 @@ class StepwiseDPOTrainer(DPOTrainer):
             return self._prepare_rows(dataset, processing_class, args, dataset_name)
         except ValueError as err:  # a row's error names its row: which dataset holds it, train or eval?
             if str(err).startswith("row "):  # a reward model's InputTooLong stays one (the kit catches it by type)
-                raise type(err)(f"StepwiseDPOTrainer: the {dataset_name} dataset's {err}") from None
+                named = type(err)(f"StepwiseDPOTrainer: the {dataset_name} dataset's {err}")
+                named.__dict__.update(err.__dict__)  # InputTooLong's index, n_tokens and max_length
+                raise named from None
             raise
 
     def _prepare_rows(self, dataset, processing_class, args, dataset_name):
@@ -559,11 +561,13 @@ class StepwiseDPOTrainer(DPOTrainer):
             if isinstance(self.reward_model, ProcessRewardModel):  # batched by length, bar after 2 s; its layout and
                 try:  # unread-text warnings, one a call, count all of a side's rows (a subclass may lack side=)
                     chunks = [(0, score(prompts, steps[side], **keywords_taken(score, progress=bar, side=side)))]
-                except InputTooLong as err:  # worded from its fields, not the PRM's text (no index: a subclass's own)
-                    raise err if err.index is None else InputTooLong(f"row {err.index}: field {side!r}: the reward "
-                        f"model's input (prompt and steps) is {err.n_tokens} tokens with its tags, longer than "
-                        f"max_length {err.max_length}; leave it out (the reward model's input_lengths(prompts, "
-                        "solutions) finds such rows) or raise its max_length: it is never truncated silently") from None
+                except InputTooLong as err:  # worded from its fields, not the PRM's text; kept for a caller
+                    where = f"field {side!r}: " + (f"{err}" if err.index is None else (  # a subclass's own, no index
+                        f"the reward model's input (prompt and steps) is {err.n_tokens} tokens with its tags, longer "
+                        f"than max_length {err.max_length}; leave it out (the reward model's input_lengths(prompts, "
+                        "solutions) finds such rows) or raise its max_length: it is never truncated silently"))
+                    raise InputTooLong(where if err.index is None else f"row {err.index}: {where}", err.index,
+                                       err.n_tokens, err.max_length) from None
             else:  # scored as the loop reaches each chunk: a scorer that is not a PRM fails at the first
                 chunks = ((i, score(prompts[i:i + chunk], steps[side][i:i + chunk])) for i in tqdm(
                     range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses", disable=bar is False))

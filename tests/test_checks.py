@@ -55,7 +55,6 @@ def test_labelling_names_a_solution_that_is_not_a_str():
         labelling.stepwise_rows(problems, solutions)
 
 
-
 def test_a_core_warning_reached_through_a_tutorial_function_names_the_users_line(tiny_model, tiny_tokenizer):
     """warn_user walked past the core modules only: a notebook's call of a tutorial function that reaches a core
     warning (tasks.sample_solutions -> generation.sample_solutions, solutions cut at max_new_tokens) named tasks.py's
@@ -84,6 +83,7 @@ def test_a_tutorial_warning_reached_through_another_tutorial_function_names_the_
         bestofn.selection_scores(prm_step_rewards=[[[0.5], []]])  # candidate 1 has no step rewards
     said = [w for w in caught if "have no step rewards" in str(w.message)]
     assert said and {w.filename for w in said} == {__file__}, [(w.filename, w.lineno) for w in caught]
+
 
 def _help_block(cls) -> str:
     """The "Fields:" block of help(cls) as help() prints it, margins dropped and lines joined."""

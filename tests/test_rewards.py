@@ -924,6 +924,7 @@ def test_the_load_warnings_name_the_users_line(tmp_path, tiny_model, tiny_tokeni
     said = [w for w in caught if "RewardModel.load: " in str(w.message)]
     assert len(said) == 3 and {w.filename for w in said} == {__file__}, [(w.filename, w.message) for w in caught]
 
+
 def test_an_input_too_long_says_how_a_saved_model_scores_longer_ones(tiny_model, tiny_tokenizer):
     """A user's trial: a PRM trained with max_length=512 refused most ProcessBench rows; that its training limit is
     its scoring limit, and that load(path, max_length=...) raises it, was said nowhere."""

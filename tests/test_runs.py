@@ -297,9 +297,13 @@ def test_notebook_sections_are_the_sections_the_notebooks_record():
             if cell.cell_type != "code" or "update_metrics" not in cell.source:
                 continue
             python = "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln for ln in cell.source.splitlines())
-            for node in ast.walk(ast.parse(python)):
+            tree = ast.parse(python)  # the record a dict literal, or a name the cell assigns one to (built first)
+            named = {t.id: node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                     and isinstance(node.value, ast.Dict) for t in node.targets if isinstance(t, ast.Name)}
+            for node in ast.walk(tree):
                 if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "update_metrics":
-                    keys |= {k.value for k in node.args[1].keys}
+                    record = node.args[1]
+                    keys |= {k.value for k in (named[record.id] if isinstance(record, ast.Name) else record).keys}
         found[name.removesuffix(".ipynb")] = keys
     assert found == {stem: set(names) for stem, names in tutorial.NOTEBOOK_SECTIONS.items()}
 
@@ -481,9 +485,10 @@ def test_a_kernel_the_runner_starts_carries_its_marker(tmp_path, monkeypatch):
 
 # What writes an output of the run in the notebooks' cells: a file under RUN_DIR, a section of metrics.json. A plot's
 # PNG under FIGURES_DIR (save_to=, save_explorer_png) is none: redrawn from the kernel's objects, and notebook_started
-# clears no PNG, so a plot cell stays safe to rerun alone (01's first plot had dropped its data section).
+# clears no PNG, so a plot cell stays safe to rerun alone (01's first plot had dropped its data section). Nor is a
+# trainer's output_dir (save_strategy "no": an empty scratch folder), nor the cache a dataset's shuffle writes.
 WRITES = re.compile(r"\.save\(|save_atomic\(|save_datasets\(|save_policies\(|update_metrics\(|write_json_atomic\(|"
-                    r"write_text\(|output_dir=|save_dir=")
+                    r"write_atomic\(|write_text\(|save_to_disk\(|json\.dump\(|save_dir=")
 
 
 def _code_cells(name: str) -> list[str]:
@@ -497,10 +502,12 @@ def _code_cells(name: str) -> list[str]:
 def test_each_notebook_records_itself_from_its_first_output_to_its_last_cell():
     """The setup cell (code cell 3) called notebook_started, which drops the notebook's figures and marks its readers
     stale: rerun alone after a full run (a kernel restart, a plot to see again), it dropped 02's prm and 03-07 refused.
-    The setup cell now only keeps the start time (``notebook_start``); the first line of the first cell that rewrites
-    an output of the run (not a plot's PNG: 01's first plot cell, rerun alone, had dropped its data section) calls
-    notebook_started with the notebook's own stem, so no cell before it writes one (a write moved above it would leave
-    the old figures beside a new output when the run stops there), and the last code cell calls
+    The setup cell now only keeps the start time (``notebook_start``); the first cell that rewrites an output of the
+    run (not a plot's PNG: 01's first plot cell, rerun alone, had dropped its data section) calls notebook_started with
+    the notebook's own stem just before its first write, after what it computes (a start line run before a NameError or
+    minutes of training that then failed had dropped the figures of outputs left as they were), so no line before it
+    writes one (a write moved above it would leave the old figures beside a new output when the run stops there), and
+    the last code cell calls
     notebook_finished: a copied stem would record another notebook's run. Its seconds are worded as what they are:
     since the setup cell ran ("notebook 07 took 1 s" after a partial rerun)."""
     from stepdpo_lite.tutorial import notebooks as tutorial
@@ -511,11 +518,11 @@ def test_each_notebook_records_itself_from_its_first_output_to_its_last_cell():
         assert "notebook_start = time.perf_counter()" in code[2] and "import time\n" in code[2], name
         starts = [i for i, cell in enumerate(code) if "notebook_started" in cell]
         assert len(starts) == 1 and 2 < starts[0], (name, starts)  # 05's only write is its last cell's
-        cell = code[starts[0]]
-        first = next(line for line in cell.splitlines() if line.strip() and not line.startswith("#"))
-        assert first == f'notebooks.notebook_started(RUN_DIR, "{stem}", globals())', name
-        assert WRITES.search(cell), f"{name}: code cell {starts[0] + 1} records the start but writes nothing"
-        for index, before in enumerate(code[:starts[0]], start=1):
+        lines = code[starts[0]].splitlines()
+        at = lines.index(f'notebooks.notebook_started(RUN_DIR, "{stem}", globals())')
+        after = next(line for line in lines[at + 1:] if not line.lstrip().startswith("#"))
+        assert WRITES.search(after), f"{name}: code cell {starts[0] + 1}: no write right after the start"
+        for index, before in enumerate([*code[:starts[0]], "\n".join(lines[:at])], start=1):
             writes = [line for line in before.splitlines() if WRITES.search(line)]
             assert not writes, f"{name}: code cell {index} writes before the start is recorded: {writes}"
         assert f'notebooks.notebook_finished(RUN_DIR, "{stem}", notebook_start)' in code[-1], name
@@ -524,7 +531,7 @@ def test_each_notebook_records_itself_from_its_first_output_to_its_last_cell():
 
 
 @pytest.mark.parametrize("stem", ["01_data_prep", "06_evaluation", "07_test_time_compute"])
-def test_a_setup_cell_rerun_alone_after_a_finished_run_clears_nothing(jupyter, stem, capsys):
+def test_a_setup_cell_rerun_alone_after_a_finished_run_clears_nothing(jupyter, stem):
     """After a full run, notebook 01's setup cell run again by itself (a kernel restart, a plot to see again) dropped
     the data section and listed 02-07 under tutorial.stale: notebook 04 then refused ("metrics.json has no
     data.n_problems.train: run 01_data_prep first") with data/ untouched, and only all of 01 again (sampling,
@@ -549,3 +556,8 @@ def test_a_setup_cell_rerun_alone_after_a_finished_run_clears_nothing(jupyter, s
     assert isinstance(namespace["notebook_start"], float) and namespace["RUN_DIR"] == run
     tutorial.notebook_finished(run, stem, namespace["notebook_start"], out=said.append)  # then the last cell
     assert (run / "metrics.json").read_text() == before and "already recorded as finished" in said[-1]
+    # the start cell run next, in that fresh kernel: it stops at a name of an earlier cell before it records anything
+    start = next(cell for cell in _code_cells(f"{stem}.ipynb") if "notebook_started" in cell)
+    with pytest.raises(NameError):
+        exec(compile(start, f"{stem} start cell", "exec"), namespace)
+    assert (run / "metrics.json").read_text() == before

@@ -87,6 +87,7 @@ def pair_loss_at(policy, ref, tok, context, chosen, rejected, beta):
 
 # ----------------------------------------------------------------------------- config
 
+
 def test_config_validation(tmp_path):
     for bad in (dict(aggregation_strategy="median"), dict(step_weights=[1.0, -0.5]), dict(step_beta=0),
                 dict(step_wise_prompt_template="no placeholder"), dict(step_pairing="all"),
@@ -187,6 +188,7 @@ def test_config_refuses_the_two_checkpointing_names_set_apart(tmp_path):
 
 
 # ----------------------------------------------------------------------------- data preparation
+
 
 def test_dataset_gets_step_ids_and_probabilities(tmp_path, tiny_model, tiny_tokenizer):
     rows = toy_rows(2)
@@ -410,6 +412,7 @@ def test_a_reward_column_of_none_is_no_rewards(tmp_path, tiny_model, tiny_tokeni
 
 
 # ----------------------------------------------------------------------------- the mathematics
+
 
 def test_outcome_only_loss_equals_trl_dpo_loss(tmp_path, tiny_model, tiny_tokenizer):
     policy, ref = policy_and_reference(tiny_model)
@@ -685,6 +688,7 @@ def test_precomputed_reference_gives_the_same_loss(tmp_path, tiny_model, tiny_to
 
 
 # ----------------------------------------------------------------------------- training, PEFT, QLoRA, saving
+
 
 def test_train_logs_metrics_and_save_model_writes_stepwise_config(tmp_path, tiny_model, tiny_tokenizer):
     tr = StepwiseDPOTrainer(tiny_model, args=config(tmp_path, max_steps=2, step_accuracy_metric="f1"),
@@ -1158,6 +1162,17 @@ def test_the_trainers_too_long_message_is_worded_from_the_errors_fields_not_the_
         f"StepwiseDPOTrainer: the train dataset's row 3: field 'rejected': the reward model's input (prompt and steps) "
         f"is {n_tokens} tokens with its tags, longer than max_length {limit}; leave it out (the reward model's "
         "input_lengths(prompts, solutions) finds such rows)"), str(caught.value)
+    # a caller that catches it reads the row from its fields too (they were dropped on the way out)
+    assert (caught.value.index, caught.value.n_tokens, caught.value.max_length) == (3, n_tokens, limit)
+
+    def no_index(index, n):  # a subclass's own InputTooLong, without the fields: its text kept, the side named
+        if n > limit:
+            raise InputTooLong(f"too long: {n} tokens")
+
+    monkeypatch.setattr(prm, "_check_length", no_index)
+    with pytest.raises(InputTooLong, match=rf"^field 'rejected': too long: {n_tokens} tokens$"):
+        StepwiseDPOTrainer(tiny_model, args=config(tmp_path), train_dataset=Dataset.from_list(rows),
+                           processing_class=tiny_tokenizer, reward_model=prm)
 
 
 def test_a_prm_whose_score_solutions_takes_keywords_is_told_to_keep_its_layout_warning_to_one_per_side(
@@ -1240,6 +1255,7 @@ def test_outcome_metrics_at_outcome_weight_0_are_logged_and_said_to_be_untrained
 
 
 # ----------------------------------------------------------------------------- review of 2026-12-02, evening
+
 
 class CountingPRM:
     """Log-odds −3 for every step; counts its calls."""
@@ -1332,6 +1348,7 @@ def test_step_columns_refuses_an_unknown_pairing_or_reward_labels(tmp_path, tiny
 
 # ----------------------------------------------------------------------------- scripts/ddp_tiny.py, in one process
 
+
 def _ddp_tiny():
     import runpy
     from pathlib import Path
@@ -1376,6 +1393,7 @@ def test_ddp_tiny_script_refuses_bad_arguments_before_it_loads_a_model(args, mon
 
 
 # ----------------------------------------------------------------------------- user trials on public data and search
+
 
 def test_step_labels_beside_a_reward_model_warn_that_the_labels_are_the_step_labels(tmp_path, tiny_model,
                                                                                     tiny_tokenizer):

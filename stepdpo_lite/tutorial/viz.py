@@ -917,9 +917,10 @@ def greedy_and_sampled(metrics) -> dict[str, tuple[float, float]]:
         return record.get("n_test_problems"), record.get("test_problems_digest")
 
     if other := [name for name in greedy if name in rows and problems(rows[name]) != problems(evaluation)]:
-        warn_user(f"greedy_and_sampled: notebook 06 measured the greedy accuracies on {problems(evaluation)[0]} test "
-                  f"problems, notebook 04 the sampled accuracy of {other[0]!r} on {problems(rows[other[0]])[0]} "
-                  "other ones: the bars are notebook 04's greedy and sampled figures, both of its problems")
+        warn_user(f"greedy_and_sampled: notebook 06 measured the greedy accuracies on other test problems than "
+                  f"notebook 04 measured the sampled accuracy of {other[0]!r} on (problem counts "
+                  f"{problems(evaluation)[0]} and {problems(rows[other[0]])[0]}, or another draw): the bars are "
+                  "notebook 04's greedy and sampled figures, both of its problems")
         greedy = {}
     return {name: (greedy.get(name, row["accuracy"]), row["sampled_accuracy"]) for name, row in rows.items()
             if name in greedy or not greedy}
