@@ -188,8 +188,9 @@ def _parameter_defaults(path: str | os.PathLike) -> dict:
 
 
 def _run_record(started: float, profile, seed, values: Mapping, provenance: Mapping) -> dict:
-    """What ``run.<notebook>`` holds when a notebook starts (``started``: ``time.time()``); ``values``: how it was
-    set (the runner's ``set``, a Jupyter run's ``parameters``)."""
+    """What ``run.<notebook>`` holds when a notebook starts (``started``: ``time.time()``: before the runner runs it;
+    in Jupyter when its start cell ran, just before its first write); ``values``: how it was set (the runner's
+    ``set``, a Jupyter run's ``parameters``)."""
     seed = seed if seed is None or type(seed) is int else _python_source(seed)  # JSON has no nan
     return {"started": _utc(started), "finished": None, "profile": profile, "seed": seed, **values, **provenance}
 
