@@ -562,12 +562,13 @@ class StepwiseDPOTrainer(DPOTrainer):
                 try:  # unread-text warnings, one a call, count all of a side's rows (a subclass may lack side=)
                     chunks = [(0, score(prompts, steps[side], **keywords_taken(score, progress=bar, side=side)))]
                 except InputTooLong as err:  # worded from its fields, not the PRM's text; kept for a caller
-                    where = f"field {side!r}: " + (f"{err}" if err.index is None else (  # a subclass's own, no index
-                        f"the reward model's input (prompt and steps) is {err.n_tokens} tokens with its tags, longer "
-                        f"than max_length {err.max_length}; leave it out (the reward model's input_lengths(prompts, "
-                        "solutions) finds such rows) or raise its max_length: it is never truncated silently"))
-                    raise InputTooLong(where if err.index is None else f"row {err.index}: {where}", err.index,
-                                       err.n_tokens, err.max_length) from None
+                    if err.index is None:  # a subclass's own, without them: its text, the side named
+                        raise InputTooLong(f"field {side!r}: {err}") from None
+                    raise InputTooLong(f"row {err.index}: field {side!r}: the reward model's input (prompt and steps) "
+                                       f"is {err.n_tokens} tokens with its tags, longer than max_length "
+                                       f"{err.max_length}; leave it out (the reward model's input_lengths(prompts, "
+                                       "solutions) finds such rows) or raise its max_length: it is never truncated "
+                                       "silently", err.index, err.n_tokens, err.max_length) from None
             else:  # scored as the loop reaches each chunk: a scorer that is not a PRM fails at the first
                 chunks = ((i, score(prompts[i:i + chunk], steps[side][i:i + chunk])) for i in tqdm(
                     range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses", disable=bar is False))

@@ -166,7 +166,7 @@ def test_the_core_never_imports_the_tutorial_kit():
     code through the package asked for warnings that name the user's line (warn_user), one of an empty prompt to a
     PRM trained with prompts, of a DPO prompt that runs into its first step, a scoring bar after two seconds and
     max_length checked in the config, to 4,185; the ninth: InputTooLong's fields (the trainer words its message from
-    them and keeps them for a caller), to 4,188.)"""
+    them and keeps them for a caller), to 4,189.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",

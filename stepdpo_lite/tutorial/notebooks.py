@@ -203,20 +203,20 @@ def _kit_notebook(notebook: str, caller: str) -> str:
 
 
 def notebook_started(run: str | os.PathLike, notebook: str, namespace: Mapping, out=print) -> None:
-    """The first line of a notebook's first cell that rewrites an output of the run (a file under RUN_DIR, a section of
-    ``metrics.json``; a plot's PNG is none: it clears no PNG) calls it (``run`` its RUN_DIR, a folder; ``notebook`` its
-    stem; ``namespace`` its ``globals()``): not the setup cell, nor a plot cell, which a learner reruns alone (after a
-    kernel restart, to see a plot again) and which, when it called it, dropped a finished notebook's figures and made
-    the notebooks after it refuse. The cells above it check the inputs and write nothing of the run, so a notebook
-    refused for a missing input clears nothing. In Jupyter it records what the runner records before it runs the
-    notebook (``runs.start_notebook``): its figures leave ``run/metrics.json`` before any output changes (a run stopped
-    part-way keeps none of them beside new outputs), the notebooks that read its outputs become stale
-    (``tutorial.stale``), which ``out`` says, and ``run.<notebook>`` holds its profile, seed, ``"jupyter": true`` and,
-    under ``parameters``, the value of every parameter (the names of ``notebook_parameters.SPECS``) in the kernel: not
-    the runner's ``set`` (those that differ from the parameters cell), as the notebook file on disk is the learner's own
-    edited copy, which Jupyter autosaves, so an edited value would read as the default. In a kernel the runner started
-    (``runs.RUNNER_MARKER``) it records nothing: the runner does. Returns None (the setup cell keeps the start time:
-    ``notebook_finished``)."""
+    """A notebook calls it just before its first write of an output of the run (a file under RUN_DIR, a section of
+    ``metrics.json``; a plot's PNG is none: it clears no PNG), in the cell that writes it and after what that cell
+    computes (``run`` its RUN_DIR, a folder; ``notebook`` its stem; ``namespace`` its ``globals()``): not in the setup
+    cell, nor a plot cell, which a learner reruns alone (after a kernel restart, to see a plot again) and which, when it
+    called it, dropped a finished notebook's figures and made the notebooks after it refuse. The lines above it check
+    the inputs and write nothing of the run, so a notebook refused for a missing input, a NameError or a failed training
+    clears nothing. In Jupyter it records what the runner records before it runs the notebook (``runs.start_notebook``):
+    its figures leave ``run/metrics.json`` before any output changes (a run stopped part-way keeps none of them beside
+    new outputs), the notebooks that read its outputs become stale (``tutorial.stale``), which ``out`` says, and
+    ``run.<notebook>`` holds its profile, seed, ``"jupyter": true`` and, under ``parameters``, the value of every
+    parameter (the names of ``notebook_parameters.SPECS``) in the kernel: not the runner's ``set`` (those that differ
+    from the parameters cell), as the notebook file on disk is the learner's own edited copy, which Jupyter autosaves,
+    so an edited value would read as the default. In a kernel the runner started (``runs.RUNNER_MARKER``) it records
+    nothing: the runner does. Returns None (the setup cell keeps the start time: ``notebook_finished``)."""
     _kit_notebook(notebook, "notebook_started")
     if not os.environ.get(runs.RUNNER_MARKER):
         from .notebook_parameters import SPECS  # not at import: it imports the trainer
