@@ -625,7 +625,8 @@ def test_n_test_time_problems_pairs_that_ran_and_the_record_of_notebook_07():
     sampled = {"solutions": 8, "right": 0.25, "tokens_per_solution": 6.5, "min_tokens": 5, "max_tokens": 8}
     record = search.comparison_record(table, problems, {"beam_prm": {4: beam}, "dvts_prm": {4: beam}}, sampled,
                                       {"problem": 1}, {4: (1, 4)})
-    assert record == {**table, "n_problems": 2, "tokens_per_solution": 6.5, "pruning": {"4": None},
+    assert record == {**table, "n_problems": 2, "tokens_per_solution": 6.5, "tokens_per_solution_range": [5, 8],
+                      "pruning": {"4": None},
                       "candidate_accuracy": 0.25, "example": {"problem": 1}, "shapes": {"4": [1, 4]}}
     toy = bestofn.held_out_problems("tiny", 1)  # the toy world's checker: a report per budget
     first, *rest = toy[0].gold_solution.split(DEFAULT_DELIMITER)  # the gold solution as one kept path of steps
