@@ -501,7 +501,8 @@ def save_datasets(datasets: Mapping[str, Dataset], folder) -> Path:
 
 
 def load_datasets(folder, names: Sequence[str] | None = None) -> dict[str, Dataset]:
-    """The datasets ``save_datasets`` wrote to ``folder`` (all of them, or ``names``)."""
+    """The datasets ``save_datasets`` wrote to ``folder`` (all of them, or ``names``), in memory: a ``shuffle`` or
+    a trainer's tokenizing ``map`` of one would otherwise write its cache files into ``folder``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"load_datasets: no such folder: {folder}")
@@ -511,4 +512,4 @@ def load_datasets(folder, names: Sequence[str] | None = None) -> dict[str, Datas
     if missing:
         raise FileNotFoundError(f"load_datasets: no dataset {missing[0]!r} in {folder}; it holds: "
                                 f"{', '.join(saved) or 'none'}")
-    return {name: load_from_disk(str(folder / name)) for name in names}
+    return {name: load_from_disk(str(folder / name), keep_in_memory=True) for name in names}

@@ -15,21 +15,21 @@ from stepdpo_lite.tutorial import colab
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _setup_cell(path):
+def _install_cell(path):
     code = [c for c in json.loads(Path(path).read_text())["cells"] if c["cell_type"] == "code"]
     return "".join(code[1]["source"])
 
 
-def test_every_setup_cell_is_the_package_template_with_repo_url():
+def test_every_install_cell_is_the_package_template_with_repo_url():
     """REPO_URL is set in stepdpo_lite/tutorial/colab.py only: `python -m stepdpo_lite.tutorial.colab sync-notebooks`
     writes it."""
     for name in tutorial.NOTEBOOKS:
-        assert _setup_cell(tutorial.NOTEBOOK_DIR / name) == colab.setup_cell_source(), (
-            f"{name}: setup cell out of date: run `python -m stepdpo_lite.tutorial.colab sync-notebooks`")
-    assert colab.REPO_URL in colab.setup_cell_source() and "{repo_url}" not in colab.setup_cell_source()
+        assert _install_cell(tutorial.NOTEBOOK_DIR / name) == colab.install_cell_source(), (
+            f"{name}: install cell out of date: run `python -m stepdpo_lite.tutorial.colab sync-notebooks`")
+    assert colab.REPO_URL in colab.install_cell_source() and "{repo_url}" not in colab.install_cell_source()
 
 
-def test_sync_notebooks_rewrites_only_the_setup_cells(tmp_path):
+def test_sync_notebooks_rewrites_only_the_install_cells(tmp_path):
     for name in tutorial.NOTEBOOKS[:2]:
         (tmp_path / name).write_text((tutorial.NOTEBOOK_DIR / name).read_text())
     before = json.loads((tmp_path / tutorial.NOTEBOOKS[0]).read_text())
@@ -54,7 +54,7 @@ def test_sync_notebooks_cli_takes_a_url_and_refuses_a_folder_without_notebooks(t
 
 
 def _run_cell_as_colab(tmp_path, env):
-    """The setup cell, executed in a fresh interpreter that believes it is in Colab (google.colab imported)."""
+    """The install cell, executed in a fresh interpreter that believes it is in Colab (google.colab imported)."""
     script = textwrap.dedent('''
         import sys, types
         sys.modules["google.colab"] = types.ModuleType("google.colab")
@@ -66,7 +66,7 @@ def _run_cell_as_colab(tmp_path, env):
         import stepdpo_lite
         print("IMPORTED", stepdpo_lite.__file__, "RUNS_DIR", RUNS_DIR)
     ''')
-    (tmp_path / "cell.py").write_text(colab.setup_cell_source())
+    (tmp_path / "cell.py").write_text(colab.install_cell_source())
     (tmp_path / "run.py").write_text(script)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STEPDPO_") and k != "PYTHONPATH"}
     return subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "cell.py")], cwd=tmp_path,
@@ -443,7 +443,7 @@ def test_urls_of_one_repository_compare_equal():
     assert colab.comparable_url("https://host:8443/you/kit") == "host:8443/you/kit"  # a port is not a path
 
 
-def test_the_setup_cell_refuses_a_clone_of_another_repository_and_shows_what_the_install_says(tmp_path):
+def test_the_install_cell_refuses_a_clone_of_another_repository_and_shows_what_the_install_says(tmp_path):
     upstream, kit = _clone_of_a_local_repository(tmp_path)
     (kit / "stepdpo_lite").symlink_to(ROOT / "stepdpo_lite")
     (kit / "requirements.lock").write_text((ROOT / "requirements.lock").read_text())
@@ -501,11 +501,11 @@ def test_notebook_01_shows_an_example_of_the_task_its_profile_runs(tmp_path):
     assert "reachable:         [True, False, False" in shown and "<|im_start|>" not in shown
 
 
-def test_skipping_the_setup_cell_outside_colab_finds_the_same_runs(monkeypatch, capsys):
-    """The setup cell opened with "# Colab only" but its last line resolves RUNS_DIR on every profile: a learner who
+def test_skipping_the_install_cell_outside_colab_finds_the_same_runs(monkeypatch, capsys):
+    """The install cell opened with "# Colab only" but its last line resolves RUNS_DIR on every profile: a learner who
     skipped it got a relative runs/ inside notebooks/ and "run notebook 01 first" (a Jupyter trial). Its comments
-    say which part is Colab's; the next cell resolves RUNS_DIR again, quietly, so skipping it is harmless."""
-    cell = colab.setup_cell_source()
+    say which part is Colab's; the setup cell after it resolves RUNS_DIR again, quietly, so skipping it is harmless."""
+    cell = colab.install_cell_source()
     assert "# Colab only (the `if` block)" in cell
     last = cell.splitlines()
     assert last[-1] == "RUNS_DIR = colab.setup(PROFILE, RUNS_DIR)" and "Every profile" in last[-2]

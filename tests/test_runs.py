@@ -499,6 +499,36 @@ def _code_cells(name: str) -> list[str]:
     return [c.source for c in nbformat.read(str(tutorial.NOTEBOOK_DIR / name), 4).cells if c.cell_type == "code"]
 
 
+def test_the_notebooks_shuffles_write_no_cache_file_into_the_run(tmp_path):
+    """Notebooks 02 and 03 shuffle their training rows, and 04 its pairs when N_TRAIN_PAIRS is set, as loaded from
+    RUN_DIR/data: ``datasets`` wrote the shuffled order as a cache-*.arrow file beside the saved rows, into notebook
+    01's output, and so did the trainers' tokenizing ``map``. ``data.load_datasets`` now loads them in memory: each
+    notebook's shuffle line, executed against a saved data folder, and a ``map`` add no file to it."""
+    from datasets import Dataset
+
+    from stepdpo_lite import data
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    folder = tmp_path / "data"
+    rows = Dataset.from_dict({"x": list(range(8))})
+    data.save_datasets({name: rows for name in ("train_stepwise", "train_outcome", "train_preference")}, folder)
+    saved = sorted(folder.rglob("*"))
+    shuffles = {name: [line.strip() for cell in _code_cells(name) for line in cell.splitlines() if ".shuffle(" in line]
+                for name in tutorial.NOTEBOOKS}
+    assert {name for name, lines in shuffles.items() if lines} == {
+        "02_process_reward_model.ipynb", "03_outcome_reward_model.ipynb", "04_stepwise_dpo.ipynb"}, shuffles
+    for name, lines in shuffles.items():
+        for line in lines:
+            ds = data.load_datasets(folder)  # as the notebooks load them
+            namespace = {"runs": runs, "ds": ds, "pairs": ds["train_preference"], "SEED": 0, "N_TRAIN_ROWS": 3,
+                         "N_TRAIN_PAIRS": 3}
+            exec(compile(line, f"{name}: {line}", "exec"), namespace)
+            assert len(namespace.get("train", namespace["pairs"])) == 3, (name, line)
+            assert sorted(folder.rglob("*")) == saved, f"{name}: {line} wrote into the data folder"
+    data.load_datasets(folder)["train_preference"].map(lambda row: {"y": row["x"] + 1})  # as a trainer tokenizes
+    assert sorted(folder.rglob("*")) == saved, "a map wrote into the data folder"
+
+
 def test_each_notebook_records_itself_from_its_first_output_to_its_last_cell():
     """The setup cell (code cell 3) called notebook_started, which drops the notebook's figures and marks its readers
     stale: rerun alone after a full run (a kernel restart, a plot to see again), it dropped 02's prm and 03-07 refused.

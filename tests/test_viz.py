@@ -927,7 +927,7 @@ def test_greedy_and_sampled_pairs_only_figures_of_the_same_problems():
                               "policy_accuracy": {"base": 0.6, "dpo": 0.9}}}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        accuracies = viz.greedy_and_sampled(metrics)
+        accuracies, _ = viz.greedy_and_sampled(metrics)
     assert accuracies == {"base": (0.5, 0.3), "dpo": (0.7, 0.35), "nll_only": (0.8, 0.4)}
     assert [(str(w.message), w.filename) for w in caught] == [(
         "greedy_and_sampled: notebook 06 measured the greedy accuracies on other test problems than notebook 04 "
@@ -936,4 +936,23 @@ def test_greedy_and_sampled_pairs_only_figures_of_the_same_problems():
     metrics["evaluation"].update(n_test_problems=150, test_problems_digest="aaaa")  # 04's problems: 06's figures
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert viz.greedy_and_sampled(metrics) == {"base": (0.6, 0.3), "dpo": (0.9, 0.35)}
+        assert viz.greedy_and_sampled(metrics)[0] == {"base": (0.6, 0.3), "dpo": (0.9, 0.35)}
+
+
+def test_greedy_and_sampled_counts_the_problems_its_bars_are_of():
+    """Notebook 06 titled the plot with its own problem count (n_test), also when the bars were notebook 04's own
+    figures, of 04's problems (06's N_TEST_PROBLEMS set apart from 04's): the title named 50 problems for bars of
+    150. Now it gives the count of the problems the bars are of."""
+    def policy(accuracy, sampled, n=150, digest="aaaa"):
+        return {"accuracy": accuracy, "sampled_accuracy": sampled, "n_test_problems": n, "test_problems_digest": digest}
+
+    metrics = {"policy": {"base": policy(0.5, 0.3), "dpo": policy(0.7, 0.35)},
+               "evaluation": {"n_test_problems": 50, "test_problems_digest": "bbbb",
+                              "policy_accuracy": {"base": 0.6, "dpo": 0.9}}}
+    with pytest.warns(UserWarning, match="the bars are notebook 04's greedy and sampled figures"):
+        assert viz.greedy_and_sampled(metrics) == ({"base": (0.5, 0.3), "dpo": (0.7, 0.35)}, 150)
+    metrics["evaluation"].update(n_test_problems=150, test_problems_digest="aaaa")  # 06's figures, of 04's problems
+    assert viz.greedy_and_sampled(metrics) == ({"base": (0.6, 0.3), "dpo": (0.9, 0.35)}, 150)
+    metrics["policy"]["dpo"].update(n_test_problems=None)  # 04 alone (06 not run), its records of two counts
+    del metrics["evaluation"]
+    assert viz.greedy_and_sampled(metrics) == ({"base": (0.5, 0.3), "dpo": (0.7, 0.35)}, None)

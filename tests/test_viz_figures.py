@@ -106,8 +106,8 @@ def test_greedy_vs_sampled_bars_per_policy(tmp_path):
                           "nll_only": {"accuracy": 0.8, "sampled_accuracy": 0.4}, "rounds": [],
                           "one_round_gold_labels": {"dpo": {"sampled_accuracy": 0.4}}},
                "evaluation": {"policy_accuracy": {"base": 0.53, "dpo": 0.78}}}
-    accuracies = viz.greedy_and_sampled(metrics)
-    assert accuracies == {"base": (0.53, 0.3), "dpo": (0.78, 0.35)}  # notebook 06's greedy policies
+    accuracies, n_problems = viz.greedy_and_sampled(metrics)
+    assert accuracies == {"base": (0.53, 0.3), "dpo": (0.78, 0.35)} and n_problems is None  # 06's greedy; no counts
     ax = viz.plot_greedy_vs_sampled(accuracies, save_to=tmp_path / "gs.png").axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["base", "DPO + NLL"]  # notebook 04's words for it
     assert [round(p.get_height(), 2) for p in ax.patches] == [0.53, 0.78, 0.3, 0.35]

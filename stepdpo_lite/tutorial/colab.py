@@ -1,11 +1,12 @@
 """Colab: install the kit into a running kernel (no restart), keep ``runs/`` on Google Drive, prepare a profile.
 
-``REPO_URL`` below is the one place that names the repository the notebooks clone. The setup cell of every
-notebook (the code cell after the parameters) is generated from ``SETUP_CELL`` with it; after changing it
-(e.g. in a fork) run ``python -m stepdpo_lite.tutorial.colab sync-notebooks`` (a test checks that the notebooks match).
-In Colab, ``%env STEPDPO_REPO_URL=https://github.com/you/stepdpo-lite`` before the setup cell overrides it.
+``REPO_URL`` below is the one place that names the repository the notebooks clone. The install cell of every
+notebook (code cell 2, after the parameters cell; code cell 3 is the notebook's own setup cell) is generated from
+``INSTALL_CELL`` with it; after changing it (e.g. in a fork) run ``python -m stepdpo_lite.tutorial.colab
+sync-notebooks`` (a test checks that the notebooks match).
+In Colab, ``%env STEPDPO_REPO_URL=https://github.com/you/stepdpo-lite`` before the install cell overrides it.
 
-The setup cell, on Colab only:
+The install cell, on Colab only:
 
 1. clones the repository into ``/content/stepdpo-lite`` (``$STEPDPO_KIT_DIR``) unless it is there; a failing
    clone raises with git's message; a clone that is there must come from the repository asked for
@@ -54,7 +55,7 @@ ML_STACK = {"trl", "transformers", "peft", "bitsandbytes", "datasets", "accelera
             "huggingface-hub"}
 ALLOC_CONF_NAMES = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")  # the allocator's settings: old name, newer one
 
-SETUP_CELL = '''import os, subprocess, sys
+INSTALL_CELL = '''import os, subprocess, sys
 
 # Colab only (the `if` block): fetch the kit and install it into this running kernel (no restart; Colab's own
 # torch is kept). The repository is set in stepdpo_lite/tutorial/colab.py (REPO_URL);
@@ -86,9 +87,9 @@ def repo_url() -> str:
     return os.environ.get("STEPDPO_REPO_URL") or REPO_URL
 
 
-def setup_cell_source(url: str = REPO_URL) -> str:
-    """The notebooks' setup cell (the code cell after the parameters cell)."""
-    return SETUP_CELL.replace("{repo_url}", url)
+def install_cell_source(url: str = REPO_URL) -> str:
+    """The notebooks' install cell (code cell 2, after the parameters cell)."""
+    return INSTALL_CELL.replace("{repo_url}", url)
 
 
 def in_colab() -> bool:
@@ -194,7 +195,7 @@ def comparable_url(url: str) -> str:
 
 
 def check_clone_origin(kit: str | os.PathLike, url: str) -> str | None:
-    """A ``ValueError`` when the git clone at ``kit`` came from another repository than ``url``. The setup cell
+    """A ``ValueError`` when the git clone at ``kit`` came from another repository than ``url``. The install cell
     clones only when the kit is not there yet, so a ``STEPDPO_REPO_URL`` (e.g. a fork) set after the first clone
     was ignored without a word: the old clone was installed and imported. Deleting a clone is the user's call (it
     may hold their edits): the error names both repositories and what to do. Returns the clone's origin (None for
@@ -257,8 +258,9 @@ def resolve_runs_dir(runs_dir: str | os.PathLike = "runs", out=print) -> str:
     opened after it finds its runs (it looked in ``notebooks/runs``). In Colab, a relative ``runs_dir`` goes to
     Google Drive (``DRIVE_ROOT/stepdpo-lite/<runs_dir>``) when Drive is mounted, so that notebooks run in
     separate runtimes see each other's results; else it stays in this runtime, with a message saying how to
-    mount Drive. Elsewhere it is left as it is. ``out=None``: no message (the cell after the setup cell resolves
-    ``RUNS_DIR`` again, quietly, so that a learner who skipped the setup cell outside Colab finds the same runs)."""
+    mount Drive. Elsewhere it is left as it is. ``out=None``: no message (the setup cell, after the install cell,
+    resolves ``RUNS_DIR`` again, quietly, so that a learner who skipped the install cell outside Colab finds the same
+    runs)."""
     out = out or (lambda line: None)
     runs_dir = os.fspath(runs_dir)
     if os.path.isabs(runs_dir):
@@ -281,7 +283,7 @@ def resolve_runs_dir(runs_dir: str | os.PathLike = "runs", out=print) -> str:
 
 
 def setup(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", out=print) -> str:
-    """What every notebook's setup cell does after the install: the CUDA allocator setting (before torch is
+    """What every notebook's install cell does after the install: the CUDA allocator setting (before torch is
     imported), Colab's widget manager for ipywidgets 8 (``enable_widgets``), ``RUNS_DIR`` (``resolve_runs_dir``)
     and the profile's local files (``profiles.prepare_profile``).
     Returns the ``RUNS_DIR`` to use."""
@@ -299,10 +301,11 @@ def use_expandable_segments() -> None:
     """Let PyTorch's CUDA allocator grow its segments instead of keeping fragments: it halves the ``24gb``
     profile's peak memory in preference training at the same speed (docs/benchmarks.md).
 
-    Call it before torch touches the GPU (the notebooks' setup cell does, before importing torch). A value
-    already in ``$PYTORCH_CUDA_ALLOC_CONF`` or its newer name ``$PYTORCH_ALLOC_CONF`` (recent torch) is kept, and
-    then nothing is said: on a second Run all in one runtime the first run set it before CUDA started, so it is in
-    effect. A warning only when this call sets it and CUDA is already initialised (it waits for a restart then).
+    Call it before torch touches the GPU (the notebooks' install cell does, through ``setup``, before their setup
+    cell imports torch). A value already in ``$PYTORCH_CUDA_ALLOC_CONF`` or its newer name ``$PYTORCH_ALLOC_CONF``
+    (recent torch) is kept, and then nothing is said: on a second Run all in one runtime the first run set it before
+    CUDA started, so it is in effect. A warning only when this call sets it and CUDA is already initialised (it
+    waits for a restart then).
     """
     if any(name in os.environ for name in ALLOC_CONF_NAMES):
         return
@@ -349,9 +352,9 @@ def drop_log_printer(trainer) -> None:
 
 
 def sync_notebooks(notebook_dir: str | os.PathLike | None = None, url: str = REPO_URL) -> list[str]:
-    """Write ``setup_cell_source(url)`` into every notebook's setup cell (the code cell after the ``parameters``
-    cell), touching nothing else; returns the notebooks changed. Each is written atomically: a write that fails
-    leaves the notebook as it was, not cut short."""
+    """Write ``install_cell_source(url)`` into every notebook's install cell (code cell 2, after the
+    ``parameters`` cell), touching nothing else; returns the notebooks changed. Each is written atomically: a write
+    that fails leaves the notebook as it was, not cut short."""
     from stepdpo_lite.atomic import write_atomic  # absolute: this file also runs as a script (install)
     from stepdpo_lite.tutorial.runs import NOTEBOOK_DIR
 
@@ -366,8 +369,9 @@ def sync_notebooks(notebook_dir: str | os.PathLike | None = None, url: str = REP
         nb = json.loads(path.read_text())
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         if len(code) < 2 or "parameters" not in code[0].get("metadata", {}).get("tags", []):
-            raise ValueError(f"{path.name}: the first code cell must be the parameters cell, the second the setup cell")
-        lines = setup_cell_source(url).splitlines(keepends=True)
+            raise ValueError(f"{path.name}: the first code cell must be the parameters cell, the second the install "
+                             "cell")
+        lines = install_cell_source(url).splitlines(keepends=True)
         if code[1]["source"] != lines:
             code[1]["source"] = lines
             text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
@@ -379,13 +383,13 @@ def sync_notebooks(notebook_dir: str | os.PathLike | None = None, url: str = REP
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.tutorial.colab", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    i = sub.add_parser("install", help="pip install -e KIT with the lock as constraints (Colab's setup cell)")
+    i = sub.add_parser("install", help="pip install -e KIT with the lock as constraints (Colab's install cell)")
     i.add_argument("kit", nargs="?", default=KIT_DIR)
     i.add_argument("--dry-run", action="store_true",
                    help="print the pip command instead of running it (the constraints file it names is written)")
     i.add_argument("--repo-url", default=None,
                    help="the repository KIT must be a clone of (check_clone_origin); a kit that is no git clone passes")
-    s = sub.add_parser("sync-notebooks", help="write the setup cell, with --url (default: REPO_URL, or "
+    s = sub.add_parser("sync-notebooks", help="write the install cell, with --url (default: REPO_URL, or "
                                               "$STEPDPO_REPO_URL), into every notebook")
     s.add_argument("--notebook-dir", default=None)
     s.add_argument("--url", default=None, help="the repository the notebooks clone")

@@ -47,7 +47,7 @@ def require(path: str | os.PathLike, made_by: str) -> Path:
     """``path`` if it exists, else a clear error saying which notebook makes it."""
     path = Path(path)
     if not path.exists():
-        hint = ("; in Colab every runtime has its own disk: mount Google Drive before the setup cell in both "
+        hint = ("; in Colab every runtime has its own disk: mount Google Drive before the install cell in both "
                 "notebooks (`from google.colab import drive; drive.mount('/content/drive')`), so that they share "
                 "RUNS_DIR, then run this notebook again from its first cell (Runtime > Run all)"
                 ) if "google.colab" in sys.modules else ""

@@ -16,8 +16,8 @@ builds, deterministically (same files byte for byte):
   Monte-Carlo rollouts to branch from) and never a right answer (no preference pairs for notebook 04); the
   fitted one writes ``Step k:`` paragraphs and ``Answer:``, right for some samples and wrong for others.
 
-It is not committed (it is rebuilt in seconds): the profile builds it on first use (``ensure_smoke_base``,
-called by the notebooks' setup through ``profiles.prepare_profile``), into ``runs/smoke-base`` or
+It is not committed (it is rebuilt in seconds): the profile builds it on first use (``ensure_smoke_base``, called by the
+notebooks' install cell through ``colab.setup`` and ``profiles.prepare_profile``), into ``runs/smoke-base`` or
 ``$STEPDPO_SMOKE_BASE``. A folder built by another recipe version is rebuilt.
 """
 

@@ -899,12 +899,14 @@ def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", ti
     return _finish(fig, save_to, own)
 
 
-def greedy_and_sampled(metrics) -> dict[str, tuple[float, float]]:
-    """``{policy: (greedy accuracy, sampled accuracy)}`` from a run's ``metrics.json``, both of the same problems:
-    each policy of notebook 04 (``policy.<name>``, its last on-policy round) with both; where notebook 06 measured
-    greedy accuracies (``evaluation.policy_accuracy``) on notebook 04's problems (their count and digest), its
-    policies alone, with its figures. On other problems (06's N_TEST_PROBLEMS set apart from 04's) a bar of 06's
-    beside one of 04's would compare two problem sets: notebook 04's own pairs then, with a warning saying so."""
+def greedy_and_sampled(metrics) -> tuple[dict[str, tuple[float, float]], int | None]:
+    """``({policy: (greedy accuracy, sampled accuracy)}, n_problems)`` from a run's ``metrics.json``, both accuracies of
+    the same problems: each policy of notebook 04 (``policy.<name>``, its last on-policy round) with both; where
+    notebook 06 measured greedy accuracies (``evaluation.policy_accuracy``) on notebook 04's problems (their count and
+    digest), its policies alone, with its figures. On other problems (06's N_TEST_PROBLEMS set apart from 04's) a bar of
+    06's beside one of 04's would compare two problem sets: notebook 04's own pairs then, with a warning saying so.
+    ``n_problems``: how many test problems those are (04's where its own figures are drawn, not 06's count), for a
+    plot's title; None where the records give no single count (a run recorded before the counts were)."""
     policies = metrics.get("policy", {}) if isinstance(metrics, dict) else None
     if not isinstance(policies, dict):
         raise ValueError("greedy_and_sampled: metrics has no 'policy' record (notebook 04 writes it)")
@@ -922,8 +924,10 @@ def greedy_and_sampled(metrics) -> dict[str, tuple[float, float]]:
                   f"{problems(evaluation)[0]} and {problems(rows[other[0]])[0]}, or another draw): the bars are "
                   "notebook 04's greedy and sampled figures, both of its problems")
         greedy = {}
-    return {name: (greedy.get(name, row["accuracy"]), row["sampled_accuracy"]) for name, row in rows.items()
-            if name in greedy or not greedy}
+    accuracies = {name: (greedy.get(name, row["accuracy"]), row["sampled_accuracy"]) for name, row in rows.items()
+                  if name in greedy or not greedy}
+    counts = {problems(evaluation if greedy else rows[name])[0] for name in accuracies}
+    return accuracies, counts.pop() if len(counts) == 1 else None
 
 
 def plot_greedy_vs_sampled(accuracies, title=None, ax=None, save_to=None):
