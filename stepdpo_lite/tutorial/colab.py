@@ -1,9 +1,9 @@
 """Colab: install the kit into a running kernel (no restart), keep ``runs/`` on Google Drive, prepare a profile.
 
 ``REPO_URL`` below is the one place that names the repository the notebooks clone. The install cell of every
-notebook (code cell 2, after the parameters cell; code cell 3 is the notebook's own setup cell) is generated from
-``INSTALL_CELL`` with it; after changing it (e.g. in a fork) run ``python -m stepdpo_lite.tutorial.colab
-sync-notebooks`` (a test checks that the notebooks match).
+notebook (code cell 2, after the parameters cell) is generated from ``INSTALL_CELL`` with it; code cell 3 is the
+notebook's own setup cell. After changing ``REPO_URL`` (e.g. in a fork) run
+``python -m stepdpo_lite.tutorial.colab sync-notebooks`` (a test checks that the notebooks match).
 In Colab, ``%env STEPDPO_REPO_URL=https://github.com/you/stepdpo-lite`` before the install cell overrides it.
 
 The install cell, on Colab only:
@@ -283,10 +283,10 @@ def resolve_runs_dir(runs_dir: str | os.PathLike = "runs", out=print) -> str:
 
 
 def setup(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", out=print) -> str:
-    """What every notebook's install cell does after the install: the CUDA allocator setting (before torch is
-    imported), Colab's widget manager for ipywidgets 8 (``enable_widgets``), ``RUNS_DIR`` (``resolve_runs_dir``)
-    and the profile's local files (``profiles.prepare_profile``).
-    Returns the ``RUNS_DIR`` to use."""
+    """What every notebook's install cell (code cell 2, not the setup cell after it) does after the install, on
+    every profile: the CUDA allocator setting (before torch is imported), Colab's widget manager for ipywidgets 8
+    (``enable_widgets``), ``RUNS_DIR`` (``resolve_runs_dir``) and the profile's local files
+    (``profiles.prepare_profile``). Returns the ``RUNS_DIR`` to use."""
     from .profiles import prepare_profile
 
     use_expandable_segments()  # less fragmented GPU memory (docs/benchmarks.md); before torch touches the GPU
@@ -301,11 +301,11 @@ def use_expandable_segments() -> None:
     """Let PyTorch's CUDA allocator grow its segments instead of keeping fragments: it halves the ``24gb``
     profile's peak memory in preference training at the same speed (docs/benchmarks.md).
 
-    Call it before torch touches the GPU (the notebooks' install cell does, through ``setup``, before their setup
-    cell imports torch). A value already in ``$PYTORCH_CUDA_ALLOC_CONF`` or its newer name ``$PYTORCH_ALLOC_CONF``
+    Call it before torch touches the GPU (``setup`` calls it first, before ``prepare_profile``'s machine check or any
+    later cell imports torch). A value already in ``$PYTORCH_CUDA_ALLOC_CONF`` or its newer name ``$PYTORCH_ALLOC_CONF``
     (recent torch) is kept, and then nothing is said: on a second Run all in one runtime the first run set it before
-    CUDA started, so it is in effect. A warning only when this call sets it and CUDA is already initialised (it
-    waits for a restart then).
+    CUDA started, so it is in effect. A warning only when this call sets it and CUDA is already initialised (it waits
+    for a restart then).
     """
     if any(name in os.environ for name in ALLOC_CONF_NAMES):
         return
@@ -389,9 +389,9 @@ def main(argv=None) -> int:
                    help="print the pip command instead of running it (the constraints file it names is written)")
     i.add_argument("--repo-url", default=None,
                    help="the repository KIT must be a clone of (check_clone_origin); a kit that is no git clone passes")
-    s = sub.add_parser("sync-notebooks", help="write the install cell, with --url (default: REPO_URL, or "
-                                              "$STEPDPO_REPO_URL), into every notebook")
-    s.add_argument("--notebook-dir", default=None)
+    what = "write the install cell, with --url (default: REPO_URL, or $STEPDPO_REPO_URL), into every notebook"
+    s = sub.add_parser("sync-notebooks", help=what, description=what)
+    s.add_argument("--notebook-dir", default=None, help="default: the kit's notebooks/")
     s.add_argument("--url", default=None, help="the repository the notebooks clone")
     args = parser.parse_args(argv)
     if args.command == "install":

@@ -743,11 +743,11 @@ def pairs_that_ran(pairs, run_dvts: bool = True) -> list:
 
 def comparison_record(table: dict, problems, searches: dict, sampled: dict, example: dict, shapes: dict) -> dict:
     """What notebook 07 records under ``test_time`` in metrics.json: ``table`` (``compare_at_budgets``' accuracies,
-    tokens and reads per budget) and beside it how many problems, the candidates' mean tokens per solution, their fewest
-    and most, and share right (``sampled``: ``candidate_summary``'s), the checker's view of the beam search's pruning at
-    each budget (``pruning_report`` of ``searches["beam_prm"]``; None without a step checker), the explorer's
-    ``example`` (``example_report``'s) and each budget's beam ``shapes`` (``beam_shape``'s, as lists: JSON has no
-    tuples)."""
+    tokens and reads per budget) and beside it how many problems, the candidates' mean tokens per solution, the fewest
+    and most one took (``tokens_per_solution_range``, ``[min, max]``), their share right (``sampled``:
+    ``candidate_summary``'s), the checker's view of the beam search's pruning at each budget (``pruning_report`` of
+    ``searches["beam_prm"]``; None without a step checker), the explorer's ``example`` (``example_report``'s) and each
+    budget's beam ``shapes`` (``beam_shape``'s, as lists: JSON has no tuples)."""
     pruning = {str(b): pruning_report(problems, results) for b, results in searches["beam_prm"].items()}
     return {**table, "n_problems": len(problems), "tokens_per_solution": sampled["tokens_per_solution"],
             "tokens_per_solution_range": [sampled["min_tokens"], sampled["max_tokens"]], "pruning": pruning,

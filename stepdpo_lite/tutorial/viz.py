@@ -900,13 +900,13 @@ def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", ti
 
 
 def greedy_and_sampled(metrics) -> tuple[dict[str, tuple[float, float]], int | None]:
-    """``({policy: (greedy accuracy, sampled accuracy)}, n_problems)`` from a run's ``metrics.json``, both accuracies of
-    the same problems: each policy of notebook 04 (``policy.<name>``, its last on-policy round) with both; where
-    notebook 06 measured greedy accuracies (``evaluation.policy_accuracy``) on notebook 04's problems (their count and
-    digest), its policies alone, with its figures. On other problems (06's N_TEST_PROBLEMS set apart from 04's) a bar of
-    06's beside one of 04's would compare two problem sets: notebook 04's own pairs then, with a warning saying so.
-    ``n_problems``: how many test problems those are (04's where its own figures are drawn, not 06's count), for a
-    plot's title; None where the records give no single count (a run recorded before the counts were)."""
+    """``(accuracies, n_problems)`` from a run's ``metrics.json``: ``accuracies`` is ``{policy: (greedy accuracy,
+    sampled accuracy)}``, both of the same problems. The sampled accuracy is always notebook 04's (``policy.<name>``,
+    its last on-policy round). The greedy one is notebook 06's (``evaluation.policy_accuracy``, 06's policies only)
+    where 06 measured notebook 04's problems (the same count and digest); on other problems (06's N_TEST_PROBLEMS set
+    apart from 04's) a bar of 06's beside one of 04's would compare two problem sets, so it is 04's own, with a
+    warning saying so. ``n_problems`` is how many problems the bars are of, for a plot's title; None where the
+    records give no single count (a run recorded before the counts were)."""
     policies = metrics.get("policy", {}) if isinstance(metrics, dict) else None
     if not isinstance(policies, dict):
         raise ValueError("greedy_and_sampled: metrics has no 'policy' record (notebook 04 writes it)")
