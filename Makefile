@@ -20,7 +20,7 @@ TORCH_CPU := torch==2.13.0
 TORCH_INDEX ?=
 TORCH_PIP := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_CPU)"
 
-.PHONY: tutorial test benchmarks benchmarks-gpu clean-runs lock
+.PHONY: tutorial test benchmarks benchmarks-gpu clean-runs lock floor
 
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,22 @@ lock:
 	} > $(LOCK).tmp
 	mv $(LOCK).tmp $(LOCK)
 	rm -rf $(LOCK_VENV)
+
+# Test pyproject.toml's lower bounds, which the lock never installs: a fresh venv with the oldest release each
+# direct dependency allows (uv's lowest-direct resolution; theirs at the newest), torch as `lock` installs it and
+# held there, the whole test suite in it, then the venv removed. Run it after raising a floor or before a release.
+FLOOR_VENV := .venv-floor
+floor:
+	rm -rf $(FLOOR_VENV)
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install -q --upgrade pip
+	$(FLOOR_VENV)/bin/python -m pip install -q $(TORCH_PIP)
+	$(FLOOR_VENV)/bin/python -m pip install -q uv
+	echo "$(TORCH_CPU)" > $(FLOOR_VENV)/torch.txt
+	$(FLOOR_VENV)/bin/uv pip install -q --python $(FLOOR_VENV)/bin/python --resolution lowest-direct \
+	  --overrides $(FLOOR_VENV)/torch.txt -e ".[dev]"
+	$(FLOOR_VENV)/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+	rm -rf $(FLOOR_VENV)
 
 clean-runs:
 	rm -rf runs/

@@ -302,7 +302,7 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     except OSError as err:  # "runs/policy" or "policy", not there, was taken for a Hub id: the error spoke of the Hub
         _local_folder_exists(name_or_path, "load_model", err)
         raise
-    except ValueError as err:  # a fast tokenizer lost its tokenizer.json: transformers asked to install sentencepiece
+    except (ValueError, ImportError) as err:  # a lost tokenizer.json: sentencepiece asked for (5.2: protobuf)
         lost = Path(tokenizer_dir).is_dir() and not Path(tokenizer_dir, "tokenizer.json").exists()
         raise ValueError(INCOMPLETE.format(Path(tokenizer_dir).resolve(), "tokenizer.json")) if lost else err
 

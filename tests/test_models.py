@@ -319,6 +319,24 @@ def test_a_save_that_lost_a_file_is_named_incomplete_with_the_file(tiny_dir, tmp
         models.load_model(tmp_path / saved, quantization=None, device="cpu")
 
 
+def test_a_lost_tokenizer_json_is_named_when_transformers_asks_for_protobuf(tiny_dir, tmp_path, monkeypatch):
+    """On transformers 5.2 (pyproject's floor) a save without tokenizer.json raised ImportError (protobuf asked for),
+    not the ValueError of later releases, and went out bare instead of as "the save is incomplete"."""
+    import shutil
+
+    import transformers
+
+    def asks_for_protobuf(*args, **kwargs):
+        raise ImportError("requires the protobuf library")
+
+    shutil.copytree(tiny_dir, tmp_path / "model")
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", asks_for_protobuf)
+    with pytest.raises(ImportError, match="protobuf"):  # tokenizer.json there: the error is not ours to reword
+        models.load_model(tmp_path / "model", quantization=None, device="cpu")
+    (tmp_path / "model" / "tokenizer.json").unlink()
+    with pytest.raises(ValueError, match="is incomplete: tokenizer.json is missing"):
+        models.load_model(tmp_path / "model", quantization=None, device="cpu")
+
 def test_a_saved_adapter_records_how_its_base_was_loaded(tiny_dir, tmp_path):
     """Nothing saved said that a policy was trained on a 4-bit base: it was reloaded at full precision, another
     model. ``write_portable_adapter_config`` given the model records it; a call without the model keeps it."""

@@ -56,6 +56,29 @@ def test_lock_pins_every_dependency_within_pyproject_bounds():
         assert req.specifier.contains(pins[_name(req.name)], prereleases=True), (req, pins[_name(req.name)])
 
 
+def test_no_floor_is_below_what_trl_itself_requires():
+    """pyproject.toml said datasets>=3.0 and accelerate>=1.0 beside trl 1.16, which requires datasets>=4.7.0 and
+    accelerate>=1.10.1: floors no install could hold, which `make floor` (the oldest allowed releases) never met."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    def floor(req):
+        return max((Version(s.version) for s in req.specifier if s.operator in (">=", "==", "~=")), default=None)
+
+    ours = {_name(r.name): r for r in map(Requirement, tomllib.loads((ROOT / "pyproject.toml").read_text())
+                                         ["project"]["dependencies"])}
+    checked = []
+    for need in map(Requirement, requires("trl")):
+        if (need.marker is not None and not need.marker.evaluate({"extra": ""})) or _name(need.name) not in ours:
+            continue
+        if (trl_floor := floor(need)) is not None and _name(need.name) != "torch":  # torch: Colab's (see pyproject)
+            checked.append(_name(need.name))
+            assert floor(ours[_name(need.name)]) >= trl_floor, f"pyproject's {ours[_name(need.name)]} < trl's {need}"
+    assert {"datasets", "accelerate", "transformers"} <= set(checked)
+
+
 PACKAGE = ROOT / "stepdpo_lite"
 
 
@@ -166,7 +189,8 @@ def test_the_core_never_imports_the_tutorial_kit():
     code through the package asked for warnings that name the user's line (warn_user), one of an empty prompt to a
     PRM trained with prompts, of a DPO prompt that runs into its first step, a scoring bar after two seconds and
     max_length checked in the config, to 4,185; the ninth: InputTooLong's fields (the trainer words its message from
-    them and keeps them for a caller), to 4,189.)"""
+    them and keeps them for a caller), to 4,189; the tenth: datasets loaded in memory (no cache files written into a
+    run's data folder), to 4,190.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
