@@ -52,16 +52,23 @@ benchmarks: $(VENV)/.installed
 benchmarks-gpu: $(VENV)/.installed
 	PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True $(PY) benchmarks/gpu_profiles.py
 
+# A fresh venv at $(1) with the current pip and the torch this project is tested with (TORCH_PIP), for `lock` and
+# `floor`; then the whole test suite, as `make test` runs it, in such a venv.
+define fresh_venv_with_torch
+rm -rf $(1)
+$(PYTHON) -m venv $(1)
+$(1)/bin/python -m pip install -q --upgrade pip
+$(1)/bin/python -m pip install -q $(TORCH_PIP)
+endef
+SUITE := -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+
 # Refresh the lock: a fresh venv with the newest releases pyproject.toml allows, the whole test suite in it,
 # and only if that passes, its exact versions written to requirements.lock. Then commit the lock.
 LOCK_VENV := .venv-lock
 lock:
-	rm -rf $(LOCK_VENV)
-	$(PYTHON) -m venv $(LOCK_VENV)
-	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
-	$(LOCK_VENV)/bin/python -m pip install -q $(TORCH_PIP)
+	$(call fresh_venv_with_torch,$(LOCK_VENV))
 	$(LOCK_VENV)/bin/python -m pip install -q --upgrade -e ".[dev]"
-	$(LOCK_VENV)/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+	$(LOCK_VENV)/bin/python $(SUITE)
 	{ echo "# Exact versions of every dependency; \`make lock\` ran the tests with them on $$(date -u +%F) (Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())'), $(TORCH_CPU) CPU)."; \
 	  echo "# make installs with \`pip install -c requirements.lock -e .[dev]\`; torch is left out on purpose (see Makefile)."; \
 	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v -i -E '^(torch|stepdpo[-_]lite)[=@ ]'; \
@@ -74,15 +81,12 @@ lock:
 # held there, the whole test suite in it, then the venv removed. Run it after raising a floor or before a release.
 FLOOR_VENV := .venv-floor
 floor:
-	rm -rf $(FLOOR_VENV)
-	$(PYTHON) -m venv $(FLOOR_VENV)
-	$(FLOOR_VENV)/bin/python -m pip install -q --upgrade pip
-	$(FLOOR_VENV)/bin/python -m pip install -q $(TORCH_PIP)
+	$(call fresh_venv_with_torch,$(FLOOR_VENV))
 	$(FLOOR_VENV)/bin/python -m pip install -q uv
 	echo "$(TORCH_CPU)" > $(FLOOR_VENV)/torch.txt
 	$(FLOOR_VENV)/bin/uv pip install -q --python $(FLOOR_VENV)/bin/python --resolution lowest-direct \
 	  --overrides $(FLOOR_VENV)/torch.txt -e ".[dev]"
-	$(FLOOR_VENV)/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+	$(FLOOR_VENV)/bin/python $(SUITE)
 	rm -rf $(FLOOR_VENV)
 
 clean-runs:
