@@ -345,7 +345,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             # the candidates' printout and the accuracy table
             f"{search['n_problems'] * 16} solutions ({search['n_problems']} problems × 16), "
             f"{_percent(search['candidate_accuracy'])} of them right",
-            f"{search['tokens_per_solution']:.1f} generated tokens each",
+            f"{search['tokens_per_solution']:.1f} generated tokens each on average "
+            f"({search['tokens_per_solution_range'][0]} to {search['tokens_per_solution_range'][1]})",
             f"{round(search['4']['token_budget'])} tokens at B = 4 and {round(search['16']['token_budget'])} at B = 16",
             f"beam search ({_percent(search['4']['beam_prm'])} and {_percent(search['16']['beam_prm'])})",
             f"the {search['n_problems']} problems' interval ({_interval(steered, _points)[1]})",
