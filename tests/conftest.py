@@ -32,6 +32,17 @@ def tiny_base_path():
     return str(toyworld.TINY_BASE_DIR)
 
 
+@pytest.fixture(autouse=True)
+def transformers_verbosity():
+    """Each test leaves transformers' verbosity as it found it. The benchmarks' main() (run in-process by
+    test_benchmarks) sets it to errors only, and in one process (`make test TEST_WORKERS=0`) every later Trainer
+    then took disable_tqdm's default from it: no progress bar, each log printed as a dict."""
+    from transformers.utils import logging as hf_logging
+    level = hf_logging.get_verbosity()
+    yield
+    hf_logging.set_verbosity(level)
+
+
 @pytest.fixture()
 def transformers_warnings():
     """The messages the transformers logger warns during the test (its own handler writes past pytest's capture),
