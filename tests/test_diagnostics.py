@@ -408,31 +408,6 @@ def test_parameter_counts_counts_the_trainable_and_the_stored_ones():
     assert diagnostics.parameter_counts(layer) == (2, 8)
 
 
-def test_notebook_02s_text_quotes_the_parameter_counts_its_cell_prints():
-    """Notebook 02 quotes the counts its training cell prints (not recorded in metrics.json, so
-    test_readme_results cannot check them): the tiny reward base as the notebook trains it, with its QUANTIZATION
-    parameter and the profile's LoRA."""
-    import ast
-    import nbformat
-    from pathlib import Path
-
-    from stepdpo_lite.models import load_model
-    from stepdpo_lite.tutorial.profiles import get_profile
-
-    path = Path(__file__).resolve().parent.parent / "notebooks" / "02_process_reward_model.ipynb"
-    cells = nbformat.read(path, 4).cells
-    parameters = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
-    quantization = next(ast.literal_eval(node.value) for node in ast.parse(parameters).body
-                        if isinstance(node, ast.Assign) and node.targets[0].id == "QUANTIZATION")
-    profile = get_profile("tiny")
-    model, _ = load_model(profile.reward_base, quantization=quantization, lora=profile.lora_config(), device="cpu")
-    trainable, stored = diagnostics.parameter_counts(model)
-    weights = sum(p.numel() for p in load_model(profile.reward_base, quantization=None, device="cpu")[0].parameters())
-    text = " ".join(" ".join(c.source for c in cells if c.cell_type == "markdown").split())
-    quoted = f"prints {trainable:,} trainable parameters of {stored:,} stored", f"{weights / 1e6:.2f} M-parameter"
-    assert [q for q in quoted if q not in text] == []
-
-
 def test_control_wanted_by_default_only_where_the_reward_base_is_not_the_policys():
     from types import SimpleNamespace
 
