@@ -329,7 +329,7 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
 
 
 def train_process_reward_model(model_name_or_path: str | os.PathLike, train_dataset, output_dir: str | os.PathLike,
-                               eval_dataset=None, config: RewardTrainingConfig | None = None, *, callbacks=None,
+                               *, eval_dataset=None, config: RewardTrainingConfig | None = None, callbacks=None,
                                resume_from_checkpoint: str | bool | None = None, **overrides) -> ProcessRewardModel:
     """Train a process reward model on stepwise supervision rows and save it to ``output_dir``.
 
@@ -355,7 +355,7 @@ def train_process_reward_model(model_name_or_path: str | os.PathLike, train_data
 
 
 def train_outcome_reward_model(model_name_or_path: str | os.PathLike, train_dataset, output_dir: str | os.PathLike,
-                               eval_dataset=None, config: RewardTrainingConfig | None = None, *, callbacks=None,
+                               *, eval_dataset=None, config: RewardTrainingConfig | None = None, callbacks=None,
                                resume_from_checkpoint: str | bool | None = None, **overrides) -> OutcomeRewardModel:
     """Train an outcome reward model on ``{"prompt", "completion", "label"}`` rows; same arguments as
     ``train_process_reward_model``. Saved with ``outcome_reward_config.json``."""

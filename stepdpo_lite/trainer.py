@@ -491,8 +491,10 @@ class StepwiseDPOTrainer(DPOTrainer):
             if "rejected_step_labels" in dataset.column_names else []
         if 2 * (reachable := sum(True in w[:-1] and all(w[w.index(True):]) for w in wrong)) > len(wrong):
             warn_user(f"{where}: {reachable} of {len(wrong)} rejected label lists are wrong at each step after the "
-                      "first wrong one (*reachable*): the step loss pushes down right steps after a slip; convert "
-                      "them with rewards.mistake_made_here_labels")
+                      "first wrong one. If they say the answer can no longer be reached (*reachable*: a PRM's "
+                      "σ(reward), a checker's step_labels), the step loss pushes down right steps after a slip: "
+                      "convert them with rewards.mistake_made_here_labels. If instead each of those steps makes a "
+                      "mistake of its own (a solution that slips at every step), they are right as they are")
         delimiter, pairing = args.step_delimiter, args.step_pairing
         one_step = [len(c) == 1 and len(r) == 1 for c, r in zip(dataset["chosen_step_probs"],
                                                                 dataset["rejected_step_probs"])]

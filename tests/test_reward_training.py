@@ -292,6 +292,11 @@ def test_the_trainers_name_the_dataset_and_the_option_before_loading_a_model(tmp
             train_process_reward_model(nowhere, [lines], tmp_path / "x", step_delimiter="\n")
     with pytest.raises(ValueError, match="learnig_rate"):
         train_process_reward_model(nowhere, [good], tmp_path / "x", learnig_rate=1e-3)
+    # A user's trial: a config passed fourth, by position, was read as eval_dataset ("expected a list of records,
+    # got RewardTrainingConfig"); both are keyword-only, so Python names the mistake before anything runs.
+    for train in (train_process_reward_model, train_outcome_reward_model):
+        with pytest.raises(TypeError, match="3 positional arguments but 4 were given"):
+            train(nowhere, [good], tmp_path / "x", RewardTrainingConfig(quantization=None))
 
 
 def test_tokenize_rows_refuses_labels_it_would_flip_or_misalign(tiny_model, tiny_tokenizer):

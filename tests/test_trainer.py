@@ -1531,6 +1531,9 @@ def test_rejected_labels_in_the_reachable_meaning_warn_and_mistake_labels_do_not
     (message,) = [m for m in _setup_warnings(tmp_path, tiny_model, tiny_tokenizer, reachable) if "*reachable*" in m]
     assert message.startswith("StepwiseDPOTrainer: the train dataset: 3 of 3 rejected label lists are wrong at each "
                               "step after the first wrong one") and "rewards.mistake_made_here_labels" in message
+    # A second user's trial: labels of a solution that makes a mistake at every step from its first (a weak base's
+    # samples) look the same; the warning told them to convert right labels, which unlabels three real mistakes.
+    assert "If instead each of those steps makes a mistake of its own" in message
     mistakes = [dict(r, rejected_step_labels=mistake_made_here_labels([float(x) for x in r["rejected_step_labels"]]))
                 for r in reachable]
     assert mistakes[0]["rejected_step_labels"][:3] == [1.0, 0.0, 1.0]
