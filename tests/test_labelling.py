@@ -166,8 +166,12 @@ def test_preference_pairs_take_the_delimiter_the_verdicts_steps_were_split_by():
                  toyworld.Verdict([True, False, False], 1, False, steps=steps["wrong"])]]
     problems = [types.SimpleNamespace(prompt="Compute 12 - 5 + 6.\n")]
     solutions = [["".join(s) for s in steps.values()]]
-    with pytest.raises(ValueError, match=r"'chosen' has 1 steps \(delimiter '\\n\\nStep'\)"):
+    with pytest.raises(ValueError) as refused:  # it said "preference: record 0: ... 'chosen' has 1 steps", an output
         preference_pairs(problems, solutions, verdicts=verdicts)
+    assert str(refused.value) == ("preference_pairs: problem 0, solution 0: its verdict has 3 steps but the delimiter "
+                                  "'\\n\\nStep' splits the text into 1 steps: pass delimiter= the one your verdicts' "
+                                  "steps were split by (its steps 2..3 open with '\\n', which splits the text into "
+                                  "them: delimiter='\\n')")
     pairs = preference_pairs(problems, solutions, verdicts=verdicts, delimiter="\n")
     assert pairs.to_list() == [{"prompt": problems[0].prompt, "chosen": solutions[0][0], "rejected": solutions[0][1],
                                 "chosen_step_labels": [True] * 3, "rejected_step_labels": [True, False, True]}]
@@ -331,3 +335,79 @@ def test_a_flat_list_of_solution_texts_is_named_as_that_whatever_its_length():
     for texts in ([p.gold_solution], [p.gold_solution, p.gold_solution]):
         with pytest.raises(ValueError, match=r"solutions\[0\] is one str; give a list of solutions per problem"):
             labelling.preference_pairs([p], texts)
+
+
+def test_a_broken_verdict_made_in_a_tasks_verdict_names_the_problem_and_solution():
+    """A user's trial (a time-conversion task): a Verdict its verdict() made with error_kinds as one str raised
+    "Verdict: error_kinds must be a list ..." from inside the builder, naming no problem or solution, though
+    docs/own_task.md says the builders name them. A bug of another kind in the task's code passes unchanged."""
+    problem = toyworld.make_problems(1, seed=0)[0]
+    slip = toyworld.corrupt_solution(problem, 0, "arithmetic", random.Random(0))
+
+    class KindsAsOneStr(OwnProblem):
+        def verdict(self, solution):
+            v = super().verdict(solution)
+            return toyworld.Verdict(v.step_labels, v.first_error, v.answer_correct, "arithmetic", v.steps)
+
+    class Buggy(OwnProblem):
+        def verdict(self, solution):
+            raise KeyError("a bug in the task")
+
+    for build in (stepwise_rows, outcome_rows, preference_pairs, step_dpo_pairs):
+        with pytest.raises(ValueError) as refused:
+            build([OwnProblem(problem), KindsAsOneStr(problem)], [[slip], ["  ", slip]])
+        assert str(refused.value) == (f"{build.__name__}: problem 1, solution 1: Verdict: error_kinds must be a list "
+                                      "(one item per step), got str 'arithmetic'")
+        assert isinstance(refused.value.__cause__, ValueError)  # chained: the traceback shows the task's line
+        with pytest.raises(KeyError, match="a bug in the task"):
+            build([Buggy(problem)], [[slip]])
+
+
+def test_every_builder_with_a_delimiter_checks_it_against_the_verdicts_own_steps(tiny_model, tiny_tokenizer):
+    """A user's trial: verdicts whose steps were split at "\\n", with preference_pairs left at "\\n\\nStep", were
+    refused at an output row ("preference: record 0: ... split at '\\n\\n' it has 2 steps: is that its
+    delimiter?", a guess that fitted by accident). Each builder that takes delimiter= checks it up front, naming the
+    problem, the solution and the counts, and says what the verdict's steps open with."""
+    import types
+
+    gold = "Step 1: 1 * 60 = 60\n\nStep 2: 60 + 2 = 62\n\nAnswer: 62"
+    slip = ["Step 1: 1 * 60 = 60", "\nStep 2: 60 + 1 = 61\n\nAnswer: 61"]  # split at "\nStep"
+    problems = [types.SimpleNamespace(prompt="Problem: convert 1 h 2 min to minutes.\n", gold_solution=gold)]
+    verdicts = [[toyworld.Verdict([True] * 2, -1, True, steps=extract_steps(gold)),
+                 toyworld.Verdict([True, False], 1, False, [None, "arithmetic"], slip)]]
+    solutions = [[gold, "".join(slip)]]
+    said = ("problem 0, solution 1: its verdict has 2 steps but the delimiter '\\n\\nStep' splits the text into 1 "
+            "steps: pass delimiter= the one your verdicts' steps were split by (its step 2 opens with '\\nStep', "
+            "which splits the text into them: delimiter='\\nStep')")
+    for build in (preference_pairs, step_dpo_pairs):
+        with pytest.raises(ValueError) as refused:
+            build(problems, solutions, verdicts=verdicts)
+        assert str(refused.value) == f"{build.__name__}: {said}"
+    toy = toyworld.make_problems(1, seed=0)[0]  # the checker's own verdicts, split at the default, before the rollouts
+    with pytest.raises(ValueError, match=r"problem_mc_step_labels: problem 0, solution 0: its verdict has \d+ steps "
+                                         r"but the delimiter '\\n' splits the text into \d+ steps: pass "
+                                         r"delimiter= the one your verdicts' steps were split by \(its steps 2..\d+ "
+                                         r"open with '\\n\\nStep', "):
+        problem_mc_step_labels(tiny_model, tiny_tokenizer, [toy], [[toy.gold_solution]], n=1, delimiter="\n",
+                               progress=False)
+    with pytest.raises(ValueError, match=r"splits the text into 1 steps: pass delimiter= the one your verdicts' steps "
+                                         r"were split by \(its step 2 opens with '\\n'\)$"):  # no "\n..." splits it
+        preference_pairs(problems, [[gold, "".join(slip[:1] + ["\n60 + 1 = 61\nAnswer: 61"])]], verdicts=[[
+            verdicts[0][0], toyworld.Verdict([True, False], 1, False, steps=slip[:1] + ["\n60 + 1 = 61\nAnswer: 61"])]])
+    followed = [[toyworld.Verdict([True] * 2, -1, True, steps=extract_steps(gold, "\nStep")), verdicts[0][1]]]
+    assert len(preference_pairs(problems, solutions, verdicts=followed, delimiter="\nStep")) == 1  # the advice
+
+
+def test_the_pair_builders_split_a_verdict_without_steps_at_their_delimiter():
+    """Verdicts without steps (docs/own_task.md: the builders split the text) were split at the default, whatever
+    delimiter= said: "\\n"-lined solutions with delimiter="\\n" were refused ("the verdict's 3 step labels do not
+    match the solution's 1 steps")."""
+    import types
+
+    texts = ["12 - 5 = 7\n7 + 6 = 13\nThe answer is 13", "12 - 5 = 7\n7 + 6 = 12\nThe answer is 12"]
+    verdicts = [[toyworld.Verdict([True] * 3, -1, True), toyworld.Verdict([True, False, False], 1, False)]]
+    problems = [types.SimpleNamespace(prompt="Compute 12 - 5 + 6.\n", gold_solution=None)]
+    pairs = preference_pairs(problems, [texts], verdicts=verdicts, delimiter="\n")
+    assert pairs["rejected_step_labels"] == [[True, False, True]]
+    (pair,) = step_dpo_pairs(problems, [[texts[1], texts[0]]], verdicts=[verdicts[0][::-1]], delimiter="\n")
+    assert (pair["chosen"], pair["rejected"]) == ("\n7 + 6 = 13", "\n7 + 6 = 12")

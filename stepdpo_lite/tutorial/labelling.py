@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import numbers
 import random
+import re
 from collections import Counter
 from typing import Callable, Iterable, Sequence, Sized
 
@@ -84,13 +85,49 @@ def check_solution_lists(problems, solutions, where: str) -> None:
         raise ValueError(f"{where}: {len(problems)} problems but {len(solutions)} lists of solutions")
 
 
-def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> list[list[tuple[str, toyworld.Verdict]]]:
+def _split_as_its_verdict(text: str, steps: list[str], delimiter: str, where: str) -> None:
+    """Raises unless ``delimiter`` splits ``text`` into ``steps``, its verdict's own (a builder's ``delimiter=`` must
+    be the one they were split by). The pairs' check came later and named an output record: "preference: record 0:
+    ... split at '\\n\\n' it has 2 steps: is that its delimiter?", a guess. Said instead: what the verdict's steps
+    2..K open with, when they all open with the same whitespace-led string (and the one of those that splits the text
+    into them, when one does)."""
+    split = extract_steps(text, delimiter)
+    if split == list(steps):
+        return
+    opening = ""
+    later = [re.match(r"(\s+)([^\W\d_]*)", s) for s in steps[1:]]  # a whitespace lead, then a word ("Step")
+    if later and all(later) and len({m[1] for m in later}) == 1:  # the same non-empty whitespace lead
+        space, words = later[0][1], [m[2] for m in later]
+        word = words[0][:next((k for k, cs in enumerate(zip(*words)) if len(set(cs)) > 1), min(map(len, words)))]
+        fits = [d for d in dict.fromkeys((space, space + word)) if extract_steps(text, d) == list(steps)]
+        which = "step 2 opens" if len(steps) == 2 else f"steps 2..{len(steps)} open"
+        opening = (f" (its {which} with {fits[0]!r}, which splits the text into them: delimiter={fits[0]!r})" if fits
+                   else f" (its {which} with {space!r})")
+    raise ValueError(f"{where}: its verdict has {len(steps)} steps but the delimiter {delimiter!r} splits the text "
+                     f"into {len(split)}{' other' if len(split) == len(steps) else ''} steps: pass delimiter= the one "
+                     f"your verdicts' steps were split by{opening}")
+
+
+def _task_verdict(problem, text: str, where: str) -> toyworld.Verdict:
+    """``problem.verdict(text)``; a ValueError there (a ``Verdict`` its checker made whose fields break the contract:
+    "Verdict: error_kinds must be a list ...") is raised again naming the problem and solution (``where``). Any other
+    exception, a bug in the task's own code, passes unchanged."""
+    try:
+        return problem.verdict(text)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from err
+
+
+def _verdicts(problems, solutions, verdicts=None, who: str = "labelling",
+              delimiter: str | None = None) -> list[list[tuple[str, toyworld.Verdict]]]:
     """``(text, verdict)`` for the non-blank solutions of each problem (blank ones are counted by ``_blanks``).
 
     ``verdicts[i]`` (optional) holds one ``toyworld.Verdict`` per solution of problem i, or per non-blank
     one (the two cannot be confused: they differ in length whenever there is a blank); else the problem's own checker
     runs (``toyworld.check``; any other problem's ``verdict(solution)``, the task protocol's: ``tasks.TaskProblem``).
-    ``who`` (the builder) opens the error messages.
+    ``who`` (the builder) opens the error messages. ``delimiter``: a builder's ``delimiter=`` (the pair builders',
+    Monte-Carlo labels'): it splits a verdict without steps, and must split the text into a verdict's own steps
+    (``_split_as_its_verdict``); None (the builders without one): the default splits, nothing is checked.
     """
     check_solution_lists(problems, solutions, who)
     if verdicts is not None:  # a str or one Verdict was a len() clash or a TypeError
@@ -116,10 +153,13 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> lis
     out = []
     for i, (problem, sols) in enumerate(zip(problems, solutions)):
         texts = [s for s in sols if s.strip()]
-        if verdicts is None and isinstance(problem, toyworld.Problem):
-            out.append([(s, toyworld.check(problem, s)) for s in texts])
-            continue
-        vs = [problem.verdict(s) for s in texts] if verdicts is None else verdicts[i]
+        kept = [j for j, s in enumerate(sols) if s.strip()]  # errors name solutions[i][j], blanks counted
+        if verdicts is not None:
+            vs = verdicts[i]
+        elif isinstance(problem, toyworld.Problem):
+            vs = [toyworld.check(problem, s) for s in texts]
+        else:
+            vs = [_task_verdict(problem, sols[j], f"{who}: problem {i}, solution {j}") for j in kept]
         if verdicts is None and any(v is None for v in vs):  # GSM8K's: no step checker
             raise no_checker(i, "its verdict() is None: no step checker; on GSM8K the task's label() gives them")
         if len(vs) == len(sols):
@@ -128,7 +168,6 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> lis
             raise ValueError(f"{who}: problem {i}: {len(vs)} verdicts for {len(sols)} solutions "
                              f"({len(texts)} non-blank)")
         checked = []
-        kept = [j for j, s in enumerate(sols) if s.strip()]  # errors name solutions[i][j], blanks counted
         for j, s, v in zip(kept, texts, vs):
             if not isinstance(v, toyworld.Verdict):  # e.g. its step labels: an AttributeError on .steps
                 raise ValueError(f"{who}: problem {i}, solution {j}: its verdict must be a toyworld.Verdict, got "
@@ -136,14 +175,18 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling") -> lis
             reason = v.invalid_reason()  # Verdict() checks its fields when made; a field set since was not
             if reason:
                 raise ValueError(f"{who}: problem {i}, solution {j}: its verdict: {reason}")
-            steps = v.steps or extract_steps(s)  # counted before replace(), whose Verdict message names no solution
+            own = len(v.steps) > 0  # else split here, at the builder's delimiter (the one it checks the pairs by)
+            # counted before replace(), whose Verdict message names no solution
+            steps = v.steps if own else extract_steps(s, delimiter or DEFAULT_DELIMITER)
             if len(steps) != len(v.step_labels):
                 raise ValueError(f"{who}: problem {i}, solution {j}: the verdict's {len(v.step_labels)} step labels "
                                  f"do not match the solution's {len(steps)} steps")
-            v = v if v.steps else dataclasses.replace(v, steps=steps)
+            v = v if own else dataclasses.replace(v, steps=steps)
             if "".join(v.steps) != s:  # it said "1 step labels do not match the solution's 1 steps"
                 raise ValueError(f"{who}: problem {i}, solution {j}: the verdict's steps do not join into the "
                                  "solution's text (a verdict of another solution, or of another order?)")
+            if delimiter is not None and own:
+                _split_as_its_verdict(s, v.steps, delimiter, f"{who}: problem {i}, solution {j}")
             checked.append((s, v))
         out.append(checked)
     return out
@@ -235,7 +278,7 @@ def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None =
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "preference_pairs", none_ok=True)  # 0 is refused
     positive_int(seed, "seed", "preference_pairs", minimum=0)  # True or 1.0 drew other pairs than 1 ("True:...")
     rows, left = [], Counter()
-    for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "preference_pairs")):
+    for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "preference_pairs", delimiter)):
         distinct = dict(checked)
         left["repeated_solutions"] += len(checked) - len(distinct)
         good = [s for s, v in distinct.items() if v.answer_correct and v.first_error < 0]
@@ -267,7 +310,7 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "step_dpo_pairs", none_ok=True)  # 0 is refused
     positive_int(seed, "seed", "step_dpo_pairs", minimum=0)  # True or 1.0 drew other pairs than 1 ("True:...")
     rows, left = [], Counter()
-    for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "step_dpo_pairs")):
+    for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "step_dpo_pairs", delimiter)):
         right_next = {}  # prefix text -> the right next steps samples took after it, first seen first
         for _, v in checked:
             for k in range(len(v.steps) if v.first_error < 0 else v.first_error):
@@ -453,8 +496,9 @@ def problem_mc_step_labels(model, tokenizer, problems, solutions, **kw) -> Datas
     completion is right when the problem's ``is_correct`` says so. ``solutions``: one list of texts per problem (as
     ``sample_solutions`` returns); blank ones are left out (logged). Adds ``gold_labels`` (the checker's step labels)
     for ``label_agreement``."""
-    flat = [(p, v) for p, checked in zip(problems, _verdicts(problems, solutions, who="problem_mc_step_labels"))
-            for _, v in checked]
+    checked = _verdicts(problems, solutions, who="problem_mc_step_labels",
+                        delimiter=kw.get("delimiter", DEFAULT_DELIMITER))  # mc_step_labels' own
+    flat = [(p, v) for p, pairs in zip(problems, checked) for _, v in pairs]
     _report("problem_mc_step_labels", len(flat), "solutions to label", blank_solutions=_blanks(solutions))
     ds = mc_step_labels(model, tokenizer, [p.prompt for p, _ in flat], [v.steps for _, v in flat],
                         lambda i, text: flat[i][0].is_correct(text), **kw)  # the toy world's: toyworld.check's

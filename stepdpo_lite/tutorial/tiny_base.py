@@ -118,8 +118,9 @@ def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[s
     on your own task's texts (docs/own_task.md), as ``train_base`` trains it: the loss on each solution, stopped at
     the first evaluation whose greedy accuracy on ``eval_problems`` (problems with a ``prompt``, ``is_correct`` and
     ``verdict``, which may return None) reaches ``target_accuracy`` (a share, in [0, 1]); saved to ``out``, with a
-    warning if it never did. Mix in solutions with a slip (``toyworld.noisy_training_text`` does so), so that the
-    policy's samples hold mistakes for reward models and Stepwise DPO to learn from."""
+    warning if it never did. Mix in solutions with a slip (your task's own slip function, as
+    ``toyworld.noisy_training_text`` does for toy problems; docs/own_task.md), so that the policy's samples hold
+    mistakes for reward models and Stepwise DPO to learn from."""
     _check_settings("fine_tune_base", out, learning_rate, target_accuracy, max_steps=max_steps,
                     batch_size=batch_size, eval_every=eval_every)
     # checked before the training, not at its first evaluation; the checked list is used (a generator is read up)
