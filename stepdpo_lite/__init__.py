@@ -8,10 +8,13 @@ profiles, pictures), which the library never imports. Names are imported lazily 
 import logging
 from importlib import import_module
 
-# bitsandbytes >= 0.50 on an AVX512-BF16 CPU warns at import (TRL imports it too) that the `kernels` package is missing
-# for a packed 4-bit layout the kit never uses (models.keep_4bit_weights_unpacked): noise, filtered before any import.
+# bitsandbytes >= 0.50 on an AVX512-BF16 CPU fetches a Hub kernel at import (TRL imports it too) for a packed 4-bit
+# layout the kit never uses (models.keep_4bit_weights_unpacked), and warns when it cannot, offline or without the
+# `kernels` package (which transformers 5.25 installs, and which warns offline too): noise, filtered before any import.
 logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
     lambda record: "gemm_4bit_forward" not in record.getMessage())
+logging.getLogger("kernels._internals.hf_hub").addFilter(
+    lambda record: "kernels-community/quantization-bitsandbytes" not in record.getMessage())
 
 __version__ = "0.1.0"
 
