@@ -108,11 +108,12 @@ def exact_sampling(model):
 
 
 def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float = 1.0, batch_size: int = 64,
-                     max_new_tokens: int = 160, seed: int = 0, progress: bool = True) -> list[list[str]]:
+                     max_new_tokens: int = 160, seed: int = 0, progress: bool | str = True) -> list[list[str]]:
     """``n`` solutions per prompt text (``temperature=0`` is greedy; T > 0 samples the full distribution:
     ``sampling_arguments``, none of the model's saved sampling settings: ``exact_sampling``); returns one list of
     ``n`` texts per prompt, in order. A prompt that is empty, or too long for the model's context with
-    ``max_new_tokens`` more tokens, raises a ``ValueError`` naming it; so do NaN or inf logits (``FiniteLogits``)."""
+    ``max_new_tokens`` more tokens, raises a ``ValueError`` naming it; so do NaN or inf logits (``FiniteLogits``).
+    ``progress``: a bar over the batches, "sampling", or named by a str (bars in a row, e.g. one per split)."""
     import torch
 
     prompts = prompt_texts(prompts)
@@ -124,7 +125,8 @@ def sample_solutions(model, tokenizer, prompts, n: int = 4, temperature: float =
     device = next(model.parameters()).device
     out, cut, sampling, eos = [], 0, sampling_arguments(temperature), eos_token_ids(model, tokenizer)
     try:
-        for i in tqdm(range(0, len(flat), batch_size), desc="sampling", disable=not progress):
+        named = progress if isinstance(progress, str) else "sampling"
+        for i in tqdm(range(0, len(flat), batch_size), desc=named, disable=not progress):
             batch = tokenizer(flat[i:i + batch_size], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(device)
             with torch.no_grad(), exact_sampling(model):

@@ -606,6 +606,31 @@ def test_format_chosen_vs_rejected_counts_the_mistakes_the_prm_misses():
     assert len(diagnostics.format_chosen_vs_rejected({**summary, "mistake_rewards": []}, 4).splitlines()) == 2
 
 
+def test_format_chosen_vs_rejected_prints_the_mistakes_the_prm_misses():
+    """Notebook 05's text names the two mistakes its PRM misses (`11 - 5 = 6`; `17 - 8 = 9`, then `Answer: 18`), but
+    the lines under its plot gave only their count: each one's pair, step, P and text are printed under it now."""
+    rejected = ["Step 1: 4 + 7 = 11\n\nStep 2: 11 - 5 = 6\n\nAnswer: 6",
+                "Step 1: 10 + 7 = 17\n\nStep 2: 17 - 8 = 9\n\nAnswer: 18"]
+    summary = chosen_vs_rejected_summary([[5.0, 4.0], [6.0, 5.0]], [[3.0, 4.6], [-6.0, 1.5]],
+                                         [[True, False], [False, False]], rejected_solutions=rejected)
+    assert summary["missed_mistakes"] == [{"pair": 1, "step": 2, "text": "Step 2: 11 - 5 = 6\n\nAnswer: 6",
+                                           "reward": 4.6},
+                                          {"pair": 2, "step": 2, "text": "Step 2: 17 - 8 = 9\n\nAnswer: 18",
+                                           "reward": 1.5}]
+    assert diagnostics.format_chosen_vs_rejected(summary, 2).splitlines()[2:] == [
+        "3 mistakes (x): 1 score under -4, 0 from -4 to 0, 2 above zero (missed outright)",
+        "  missed: pair 1, step 2 (reward +4.60, P 0.99): Step 2: 11 - 5 = 6 | Answer: 6",
+        "  missed: pair 2, step 2 (reward +1.50, P 0.82): Step 2: 17 - 8 = 9 | Answer: 18"]
+    assert "missed_mistakes" not in chosen_vs_rejected_summary([[1.0]], [[0.0]], [[False]])  # no texts: the count only
+    with pytest.raises(ValueError, match="pair 0: the rejected solution has 3 steps but 2 rewards"):
+        chosen_vs_rejected_summary([[1.0]], [[0.0, 1.0]], [[True, False]],
+                                   rejected_solutions=["Step 1: a\n\nStep 2: b\n\nStep 3: c"])
+    with pytest.raises(ValueError, match="rejected_solutions needs rejected_step_labels"):
+        chosen_vs_rejected_summary([[1.0]], [[0.0]], rejected_solutions=["Step 1: a"])
+    with pytest.raises(ValueError, match="1 rejected reward lists but 2 rejected_solutions"):
+        chosen_vs_rejected_summary([[1.0]], [[0.0]], [[True]], rejected_solutions=["Step 1: a", "Step 1: b"])
+
+
 def test_the_heatmap_counts_refuse_no_solutions_and_a_solution_without_steps():
     """[] was "first error found in 0 of 0 solutions"; a solution without steps was an exact hit (-1 == -1)."""
     calls = {"first_error_hits": lambda r, y: diagnostics.first_error_hits(r, y, P10),

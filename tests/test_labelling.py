@@ -86,6 +86,29 @@ def test_datasets_by_split_builds_the_four_datasets_of_every_split_from_its_verd
         datasets_by_split(problems["train"], solutions, verdicts)  # it blamed solutions: "solutions must be a dict"
 
 
+def test_the_builders_log_lines_count_one_thing_in_the_singular(caplog):
+    """Notebook 01 showed "left out: ..., 1 wrong steps with no right step to pair": every count of one in a builder's
+    log line (what it built, each reason it left something out) names its thing in the singular."""
+    from stepdpo_lite.tutorial.labelling import _report
+    with caplog.at_level(logging.INFO, logger="stepdpo_lite.data"):
+        _report("step_dpo_pairs", 1, "pairs", blank_solutions=0, repeated_pairs=1,
+                wrong_steps_with_no_right_step_to_pair=1, steps_labelled_right_and_wrong=2,
+                wrong_steps_whose_prefix_is_not_golds=1)
+        _report("problem_mc_step_labels", 1, "solutions to label", rows_whose_steps_split_otherwise=1)
+        _report("stepwise_rows", 3, "rows", blank_solutions=1)
+    assert caplog.messages == [
+        "step_dpo_pairs: built 1 pair; left out: 1 repeated pair, 1 wrong step with no right step to pair, 2 steps "
+        "labelled right and wrong, 1 wrong step whose prefix is not golds",
+        "problem_mc_step_labels: built 1 solution to label; left out: 1 row whose steps split otherwise",
+        "stepwise_rows: built 3 rows; left out: 1 blank solution"]
+    p = toyworld.Problem(7, (("+", 5), ("*", 3), ("-", 4)))  # a builder's: the one step with no right step after it
+    extra = p.gold_solution.replace("Answer: 32", "Step 4: 32 + 1 = 33\n\nAnswer: 33")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        assert len(step_dpo_pairs([p], [[extra]], max_pairs_per_problem=None)) == 0
+    assert caplog.messages == ["step_dpo_pairs: built 0 pairs; left out: 1 wrong step with no right step to pair"]
+
+
 def test_mc_comparison_problems_takes_whole_problems_and_at_least_one():
     problems, solutions, _ = _split(5, "train", 0)
     picked = mc_comparison_problems(problems, solutions, 4, 2)  # 4 solutions: 2 problems of 2 samples
@@ -197,8 +220,8 @@ def test_preference_pairs_from_stepwise_pairs_each_prompts_right_and_wrong_solut
                         (["3 * 3 = 9", "\nThe answer is 9"], [True, False])))  # the same text labelled two ways
     with caplog.at_level(logging.INFO, logger="stepdpo_lite.data"):
         pairs = preference_pairs_from_stepwise(rows, delimiter="\n")
-    assert "built 2 pairs; left out: 2 repeated solutions, 1 solutions labelled two ways, 1 prompts without a right " \
-           "solution, 1 prompts without a wrong solution" in caplog.text
+    assert "built 2 pairs; left out: 2 repeated solutions, 1 solution labelled two ways, 1 prompt without a right " \
+           "solution, 1 prompt without a wrong solution" in caplog.text  # "1 solutions", "1 prompts" were logged
     chosen = "".join(RIGHT[0])
     assert sorted(pairs.to_list(), key=lambda r: r["rejected"]) == [
         {"prompt": "Compute 12 - 5 + 6.\n", "chosen": chosen, "rejected": "".join(wrong[0]),
@@ -237,7 +260,7 @@ def test_preference_pairs_from_stepwise_refuses_bad_rows_and_no_pair(caplog):
     two_lines = (["12 - 5 = 7\nso 7", "\n7 + 6 = 12"], [True, False])
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
         pairs = preference_pairs_from_stepwise(_stepwise(prompt, RIGHT, SLIP, two_lines), delimiter="\n")
-    assert len(pairs) == 1 and "1 rows whose steps split otherwise" in caplog.text
+    assert len(pairs) == 1 and "1 row whose steps split otherwise" in caplog.text
 
 
 def test_preference_pairs_from_stepwise_train_with_the_stepwise_dpo_trainer(tmp_path, tiny_model, tiny_tokenizer):

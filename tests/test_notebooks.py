@@ -186,11 +186,14 @@ def test_notebook_noise_leaves_out_only_the_scoring_bars_drawn_after_their_delay
 
 @pytest.mark.notebook
 def test_tiny_notebooks_are_quiet(run):
-    """At most 3 progress-bar widgets, no warnings and no output over 3,000 characters per executed notebook."""
+    """At most 3 progress-bar widgets (4 in notebook 01: a bar per split's sampling, then the Monte-Carlo labels'),
+    no warnings and no output over 3,000 characters per executed notebook."""
     if run["failed"]:
         pytest.fail("the tiny notebooks did not all run")
     noise = {name: notebook_noise(run["run"] / "executed" / name) for name in tutorial.NOTEBOOKS}
-    loud = {name: n for name, n in noise.items() if n["widgets"] > 3 or n["warnings"] or n["longest_output"] > 3000}
+    bars = {name: 4 if name.startswith("01_") else 3 for name in tutorial.NOTEBOOKS}
+    loud = {name: n for name, n in noise.items()
+            if n["widgets"] > bars[name] or n["warnings"] or n["longest_output"] > 3000}
     assert loud == {}
 
 

@@ -193,7 +193,8 @@ def test_the_core_never_imports_the_tutorial_kit():
     them and keeps them for a caller), to 4,189; the tenth: datasets loaded in memory (no cache files written into a
     run's data folder), to 4,190. 4,190 until 2026-12-06: a user's own task through the library (the reachable-label
     warning told them to convert right labels of a solution that slips at every step), to 4,192; the `kernels`
-    package's offline warning in every setup cell filtered, to 4,195.)"""
+    package's offline warning in every setup cell filtered, to 4,195; a sampling bar named by the caller (notebook
+    01's bar per split), to 4,197.)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",

@@ -105,6 +105,20 @@ def test_evaluate_policy_is_the_one_evaluator_of_both_tasks(tiny_model, tiny_tok
     assert out["accuracy"] == sum(p.is_correct(s[0]) for p, s in zip(g, sols)) / 3
 
 
+def test_sample_solutions_names_what_its_bar_samples_and_draws_the_same(tiny_model, tiny_tokenizer, capsys):
+    """Notebook 01 drew a bar for its train split only: validation and test then sampled for minutes without a word.
+    A str ``progress`` names the split's bar; the draws are the same as without a bar."""
+    problems = toyworld.make_problems(3, "validation")
+    kw = dict(n=2, temperature=1.0, max_new_tokens=8, seed=1)
+    named = tasks.sample_solutions(tiny_model, tiny_tokenizer, problems, progress="sampling validation", **kw)
+    out, err = capsys.readouterr()
+    assert out == "" and "sampling validation: 100%" in err  # the bar (stderr), named
+    assert named == generation.sample_solutions(tiny_model, tiny_tokenizer, [p.prompt for p in problems],
+                                                progress=False, **kw)
+    assert tasks.sample_solutions(tiny_model, tiny_tokenizer, problems, progress=False, **kw) == named
+    assert capsys.readouterr() == ("", "")  # no bar, no line
+
+
 def test_paired_difference_is_the_paired_t_interval_of_the_per_problem_differences():
     # d = (1, 0, 0, 1, 0, 0): mean 1/3, sd 0.5164 (n − 1), se 0.2108; t(0.975, 5 df) = 2.5706 (a t table)
     out = tasks.paired_difference([1, 1, 0, 1, 0, 1], [0, 1, 0, 0, 0, 1])

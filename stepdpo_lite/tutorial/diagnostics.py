@@ -301,12 +301,16 @@ def format_credit(credit: dict[str, dict], n_pairs: int) -> str:
     return "\n".join(lines)
 
 
-def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards, rejected_step_labels=None) -> dict:
+def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards, rejected_step_labels=None,
+                               rejected_solutions=None) -> dict:
     """Per-step rewards of preference pairs -> ``ranked_by_min`` (share of pairs whose chosen solution's weakest
     step beats the rejected one's), ``mean_gap_by_step`` (mean chosen minus mean rejected reward at each step
     position that both sides reach, in any pair), and what notebook 05 reads off its plot: ``chosen_by_step``
     (the chosen curve: mean reward and number of chosen solutions at each position) and, given the rejected
-    solutions' mistake-made-here labels (False = a mistake), ``mistake_rewards`` (the × dots, lowest first)."""
+    solutions' mistake-made-here labels (False = a mistake), ``mistake_rewards`` (the × dots, lowest first). Given
+    the rejected solutions' texts too (split into steps as the PRM splits them, ``extract_steps``),
+    ``missed_mistakes``: the mistakes the PRM misses outright (reward above zero), each ``{"pair", "step"}``
+    (1-based, as the plot names pairs), ``"text"`` (the step, stripped) and ``"reward"``."""
     if len(chosen_rewards) != len(rejected_rewards) or not chosen_rewards:
         raise ValueError(f"chosen_vs_rejected_summary: {len(chosen_rewards)} chosen and {len(rejected_rewards)} "
                          "rejected reward lists (need equal, > 0)")
@@ -330,12 +334,28 @@ def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards, rejected_step_l
             check_labels(labels, "chosen_vs_rejected_summary", f"rejected_step_labels[{i}]")
         summary["mistake_rewards"] = sorted(float(r) for rewards, labels in zip(rejected_rewards, rejected_step_labels)
                                             for r, right in zip(rewards, labels) if not right)
+    if rejected_solutions is not None:  # the × dots above zero, by their text: what notebook 05's text names
+        if rejected_step_labels is None:
+            raise ValueError("chosen_vs_rejected_summary: rejected_solutions needs rejected_step_labels (which steps "
+                             "are mistakes)")
+        texts = list_of(rejected_solutions, "chosen_vs_rejected_summary: rejected_solutions", "solutions (str)")
+        if len(texts) != len(rejected_rewards):
+            raise ValueError(f"chosen_vs_rejected_summary: {len(rejected_rewards)} rejected reward lists but "
+                             f"{len(texts)} rejected_solutions")
+        summary["missed_mistakes"] = []
+        for i, (text, rewards, labels) in enumerate(zip(texts, rejected_rewards, rejected_step_labels)):
+            if len(steps := extract_steps(text)) != len(rewards):  # another split: a step named by the wrong text
+                raise ValueError(f"chosen_vs_rejected_summary: pair {i}: the rejected solution has {len(steps)} "
+                                 f"steps but {len(rewards)} rewards")
+            summary["missed_mistakes"] += [{"pair": i + 1, "step": k + 1, "text": steps[k].strip(), "reward": float(r)}
+                                           for k, (r, right) in enumerate(zip(rewards, labels)) if not right and r > 0]
     return summary
 
 
 def format_chosen_vs_rejected(summary: dict, n_pairs: int) -> str:
     """Notebook 05's lines under its chosen-vs-rejected plot, from ``chosen_vs_rejected_summary``: with its
-    ``mistake_rewards``, a third line counts the mistakes (the × dots) far below zero and those the PRM misses."""
+    ``mistake_rewards``, a third line counts the mistakes (the × dots) far below zero and those the PRM misses;
+    with its ``missed_mistakes``, one line under it for each missed one: its pair, step, P = σ(reward) and text."""
     lines = (f"the PRM (min over steps) ranks chosen above rejected in {summary['ranked_by_min']:.0%} of {n_pairs} "
              "pairs\nmean chosen minus mean rejected reward, by step: "
              + "  ".join(f"{g:+.2f}" for g in summary["mean_gap_by_step"]))
@@ -344,6 +364,10 @@ def format_chosen_vs_rejected(summary: dict, n_pairs: int) -> str:
         lines += (f"\n{len(mistakes)} mistakes (x): {sum(r < -4 for r in mistakes)} score under -4, "
                   f"{sum(-4 <= r <= 0 for r in mistakes)} from -4 to 0, {sum(r > 0 for r in mistakes)} above zero "
                   "(missed outright)")
+    for m in summary.get("missed_mistakes", ()):
+        text = " | ".join(line.strip() for line in m["text"].splitlines() if line.strip())  # its answer line too
+        lines += (f"\n  missed: pair {m['pair']}, step {m['step']} (reward {m['reward']:+.2f}, "
+                  f"P {sigmoid(m['reward']):.2f}): {text}")
     return lines
 
 

@@ -192,11 +192,22 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling",
     return out
 
 
+_SINGULAR = {"solutions": "solution", "pairs": "pair", "steps": "step", "prompts": "prompt", "rows": "row"}
+
+
+def _counted(n: int, things: str) -> str:
+    """``n`` and what it counts, named in the plural (``things``): for one, its first plural noun in the singular
+    ("1 wrong step with no right step to pair", logged as "1 wrong steps ...")."""
+    if n == 1:
+        things = re.sub(r"\b(" + "|".join(_SINGULAR) + r")\b", lambda m: _SINGULAR[m[1]], things, count=1)
+    return f"{n} {things}"
+
+
 def _report(name: str, built: int, what: str, **left_out: int) -> None:
     """One log line: what was built and, by reason, what was left out (nothing is dropped silently)."""
-    reasons = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in left_out.items() if n)
+    reasons = ", ".join(_counted(n, reason.replace("_", " ")) for reason, n in left_out.items() if n)
     level = logging.WARNING if reasons else logging.INFO
-    logger.log(level, "%s: built %d %s%s", name, built, what, f"; left out: {reasons}" if reasons else "")
+    logger.log(level, "%s: built %s%s", name, _counted(built, what), f"; left out: {reasons}" if reasons else "")
 
 
 def _blanks(solutions) -> int:
@@ -303,7 +314,7 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
     ``step_index`` is k (0-based). Repeated (prefix, wrong step) pairs are used once;
     ``max_pairs_per_problem`` are drawn at random. Noisy labels (Monte-Carlo) can call the same step text right
     after a prefix in one sample and wrong in another: the chosen step is always a different text (else the
-    pair is left out, counted as ``step_labelled_right_and_wrong``). ``delimiter`` splits the gold solution into
+    pair is left out, counted as ``steps_labelled_right_and_wrong``). ``delimiter`` splits the gold solution into
     steps, as ``verdicts``' steps were split (GSM8K's lines: ``"\\n"``; with the toy world's default a GSM8K gold was
     one step, and no pair took its step k).
     """
@@ -334,9 +345,9 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
                                         "chosen": sampled if sampled is not None else gold_k, "rejected": wrong,
                                         "chosen_source": "sampled" if sampled is not None else "gold", "step_index": k}
             elif wrong in right_next.get(prefix, ()):
-                left["step_labelled_right_and_wrong"] += 1
+                left["steps_labelled_right_and_wrong"] += 1
             elif use_gold and k < len(gold) and not on_gold_path:
-                left["prefix_is_not_golds"] += 1
+                left["wrong_steps_whose_prefix_is_not_golds"] += 1
             else:  # e.g. an extra step after the answer: no right step k exists
                 left["wrong_steps_with_no_right_step_to_pair"] += 1
         picked = list(pairs.values())
