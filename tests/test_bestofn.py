@@ -220,6 +220,9 @@ def test_best_of_n_table_layout_and_values():
     assert table["4"]["random"] == pytest.approx(0.25, abs=0.1)
     text = bestofn.format_table(table)
     assert text.splitlines()[0].split() == ["method", "N=1", "N=2", "N=4"] and "majority" in text
+    # in percent, as the plot beside it and the differences under it (in points): not fractions
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[1:]}
+    assert rows["oracle"][-1] == "100.0%" and rows["anti"][-1] == "0.0%", text
     each = bestofn.best_of_n_table(graded, {"oracle": oracle}, ns=(1, 2, 4), n_resamples=200, per_problem=True)
     assert each["4"]["oracle"] == [1.0] * 3 and each["4"]["majority"] == [0.0] * 3 and len(each["1"]["random"]) == 3
     means = bestofn.mean_accuracies(each)  # the same draws: the accuracy table, from one resampling
@@ -526,7 +529,7 @@ def test_recorded_greedy_accuracy_only_for_these_problems_at_full_precision(toy)
 
 
 def test_greedy_policy_accuracies_reuse_notebook_04s_figures_and_measure_the_rest(toy, monkeypatch):
-    from stepdpo_lite.tutorial import tasks
+    from stepdpo_lite.tutorial import tasks, viz
 
     problems, sols = toy
     right = [s[0] for s in sols]  # the gold solutions
@@ -541,12 +544,14 @@ def test_greedy_policy_accuracies_reuse_notebook_04s_figures_and_measure_the_res
 
     measured = {"dpo": {"accuracy": 0.75, "test_problems_digest": tasks.problems_digest(problems), "in_4_bits": False}}
     acc = bestofn.greedy_policy_accuracies({"base": None, "dpo": "dpo/", "stepwise_dpo": "sw/"}, problems, measured,
-                                           base=("base-model", "tok"), load=load, out=lines.append)
+                                           base=("base-model", "tok"), load=load, out=lines.append,
+                                           names=viz.POLICY_NAMES)
     assert acc == {"base": 0.0, "dpo": 0.75, "stepwise_dpo": 1.0} and list(acc) == ["base", "dpo", "stepwise_dpo"]
     assert loaded == ["sw/"]  # dpo's figure was reused: it is not loaded
-    assert lines == ["base           greedy accuracy 0.0% on 2 test problems",
-                     "dpo            greedy accuracy 75.0% on 2 test problems (from 04)",
-                     "stepwise_dpo   greedy accuracy 100.0% on 2 test problems"]
+    # each policy by the name notebook 04's rounds and the text give it (viz.POLICY_NAMES), not its metrics key
+    assert lines == ["base                 greedy accuracy 0.0% on 2 test problems",
+                     "DPO + NLL            greedy accuracy 75.0% on 2 test problems (from 04)",
+                     "Stepwise DPO + NLL   greedy accuracy 100.0% on 2 test problems"]
     with pytest.raises(ValueError, match="a policy without a folder .* pass base="):
         bestofn.greedy_policy_accuracies({"base": None}, problems, {}, out=lines.append)
     with pytest.raises(ValueError, match="policies must be a non-empty dict"):
@@ -590,7 +595,7 @@ def test_pass_at_n_is_the_ceiling_of_best_of_n_on_the_same_draws(toy):
     assert all(table[str(n)]["random"] <= pass_at[n] for n in (1, 2, 3))
     assert bestofn.candidate_summary(graded) == {"candidates": 6, "right": 2 / 6}
     assert bestofn.format_candidates(graded, {1: 1 / 3, 2: 0.6667, 3: 1.0}) == (
-        "6 candidates, 33.3% of them right\npass@N: {1: 0.333, 2: 0.667, 3: 1.0}")
+        "6 candidates, 33.3% of them right\npass@N: N=1 33.3%, N=2 66.7%, N=3 100.0%")  # in percent, not a dict
     with pytest.raises(ValueError, match="candidate_summary: no graded candidates"):
         bestofn.candidate_summary({"correct": [[]]})
 
@@ -702,3 +707,16 @@ def test_per_problem_tables_scores_and_accuracy_refuse_bad_input_by_name(toy):
             bestofn.accuracy([problems[0], odd], [sols[0][0], "Answer: 3"])
     assert bestofn.accuracy([type("IntVerdict", (_SumProblem,), {"is_correct": lambda self, s: 1})((1, 2))],
                             ["Answer: 3"]) == 1.0  # 0 and 1 pass, as labelling.mc_step_labels reads a verdict
+
+
+def test_the_one_round_sampled_accuracies_under_notebook_06s_plot_are_in_percent_by_the_policies_names():
+    """They were format_metrics_table's fractions ("0.4233") by metrics keys, under a plot in percent and by name."""
+    from stepdpo_lite.tutorial import viz
+    metrics = {"policy": {"one_round_gold_labels": {"dpo": {"accuracy": 0.727, "sampled_accuracy": 0.4},
+                                                    "nll_only": {"sampled_accuracy": 0.42333}}}}
+    assert bestofn.format_one_round_sampled(metrics, names=viz.POLICY_NAMES).splitlines() == [
+        "sampled accuracy (T = 1) after one round on the checker's labels "
+        "(policy.one_round_gold_labels.<method>.sampled_accuracy):",
+        "  DPO + NLL            40.0%",
+        "  NLL only (RFT)       42.3%"]
+    assert bestofn.format_one_round_sampled({"policy": {}}) == "(no one-round runs recorded: notebook 04 makes them)"

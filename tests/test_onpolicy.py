@@ -728,7 +728,7 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     table = onpolicy.rounds_table(records, {"accuracy": 0.5, "sampled_accuracy": 0.25})
     assert "round" in table and "After round 2, on 4 held-out problems" in table and "NLL only (RFT)" in table
     assert "Stepwise DPO + NLL minus" in onpolicy.format_round(records[-1])
-    fig = onpolicy.plot_rounds(records, {"accuracy": 0.5, "sampled_accuracy": 0.25}, save_to=tmp_path / "r.png")
+    fig = viz.plot_onpolicy_rounds(records, {"accuracy": 0.5, "sampled_accuracy": 0.25}, save_to=tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and fig is not None
     assert len(fig.axes) == 4  # greedy, sampled, steps right (the checker), and Stepwise DPO minus the others
     assert all(ax.get_ylabel() for ax in fig.axes)  # what a height reads as: the panels had none
@@ -1475,6 +1475,11 @@ def test_format_round_splits_the_prms_mislabels_into_the_side_it_got_wrong():
             "elsewhere)") in lines
     assert "  PRM mislabelled (checker): step 0/58" in lines
     assert lines[0] == "round 2: 2 pairs (1 solution, 1 step); 3 s"
+    # a pair wrong on both sides counts once in the total: the line says so, so that its parts add up (4 + 1 - 1 = 4)
+    both = {**record, "mislabels": {"step": {"pairs": 69, "chosen_wrong": 4, "rejected_first_error_elsewhere": 1,
+                                             "mislabelled": 4}}}
+    assert ("  PRM mislabelled (checker): step 4/69 (4 chosen held a wrong step, 1 rejected with the first error "
+            "elsewhere; 1 pair both)") in onpolicy.format_round(both).splitlines()
     # a round saved before the split was recorded gives its total; a task without checker says so
     old = {**record, "mislabels": {"solution": {"pairs": 24, "mislabelled": 3}}}
     assert "  PRM mislabelled (checker): solution 3/24" in onpolicy.format_round(old).splitlines()
@@ -1660,13 +1665,13 @@ def test_start_policy_and_training_args_are_one_recipe_for_every_method(monkeypa
     assert DPOConfig(output_dir=str(tmp_path), **args).max_steps == 35
 
 
-def test_plot_rounds_closes_its_figure_so_that_a_notebook_shows_it_once(tmp_path):
+def test_plot_onpolicy_rounds_closes_its_figure_so_that_a_notebook_shows_it_once(tmp_path):
     import matplotlib.pyplot as plt
 
     records = [round_record(1, 0.75), round_record(2, 0.85)]
     for rec in records:
         rec["stepwise_dpo_minus"]["dpo"]["sampled_accuracy"] = {"difference": 0.01, "low": -0.05, "high": 0.07}
-    fig = onpolicy.plot_rounds(records, {"accuracy": 0.5, "sampled_accuracy": 0.25}, save_to=tmp_path / "r.png")
+    fig = viz.plot_onpolicy_rounds(records, {"accuracy": 0.5, "sampled_accuracy": 0.25}, save_to=tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and len(fig.axes) == 3  # greedy, sampled, minus
     assert fig.number not in plt.get_fignums()  # as the cell's result only: not again at the cell's end
 

@@ -234,7 +234,8 @@ def test_bitsandbytes_cpu_kernel_noise_is_filtered_and_nothing_else():
     import stepdpo_lite  # noqa: F401  (installs the filters)
 
     def passes(name, message):
-        return bool(logging.getLogger(name).filter(logging.LogRecord(name, logging.WARNING, "", 0, message, None, None)))
+        record = logging.LogRecord(name, logging.WARNING, "", 0, message, None, None)
+        return bool(logging.getLogger(name).filter(record))
 
     assert not passes("bitsandbytes.backends.cpu.ops", "Failed to load CPU gemm_4bit_forward from kernels-community: x")
     assert not passes("kernels._internals.hf_hub", "Skipping publisher trust check for "

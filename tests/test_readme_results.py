@@ -222,6 +222,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{_percent(policy['dpo']['accuracy'])} greedy / {_percent(policy['dpo']['sampled_accuracy'])}",
             _greedy_sampled(policy["nll_only"]), _greedy_sampled(policy["stepwise_dpo"]),
             *(f for d in (minus["nll_only"], minus["dpo"]) for r in d.values() for f in _interval(r, _points)),
+            # the greedy lead over DPO: its interval's lower end, printed +0.0, with the decimals that show it above 0
+            f"printed +0.0, is {_signed(100 * minus['dpo']['accuracy']['low'], 2)} points",
             # the on-policy rounds (its last "what the output shows"), from `policy.rounds`
             f"gain {round(100 * min(gains['accuracy']))}–{round(100 * max(gains['accuracy']))} points greedy and "
             f"{round(100 * min(gains['sampled_accuracy']))}–{round(100 * max(gains['sampled_accuracy']))} sampled",
@@ -292,7 +294,7 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
         "06_evaluation.ipynb": [
             *(f"{round(100 * top[k])}%" for k in ("prm_product", "prm_min", "prm_last", "majority", "random", "orm")),
             f"{round(100 * m['evaluation']['pass_at_n']['16'])}%", _percent(m["evaluation"]["candidate_accuracy"]),
-            f"{m['best_of_n']['4']['orm']:.3f} against {m['best_of_n']['4']['prm_product']:.3f}",
+            f"{_percent(m['best_of_n']['4']['orm'])} against {_percent(m['best_of_n']['4']['prm_product'])}",
             *(_plus_minus(top_differences[a][b]) for a, b in (("majority", "random"), ("prm_product", "orm"),
                                                                ("prm_min", "orm"), ("orm", "majority"),
                                                                ("prm_min", "prm_product"))),
@@ -300,10 +302,11 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"N = 2 ({_plus_minus(m['best_of_n_differences']['2']['combined']['prm_product'])})",
             *(_percent(policy[k]["accuracy"]) for k in ("base", "dpo", "stepwise_dpo", "nll_only")),
             *(f for k in ("dpo", "nll_only") for f in _interval(minus[k]["accuracy"], _points)),
+            f"its lower end is {_signed(100 * minus['dpo']['accuracy']['low'], 2)} points",  # printed +0.0 in 04
             # the candidates' printout, the interval's t quantile, and the Results table's sampled and greedy rows
             f"{candidates:,} candidates ({problems} problems × {evaluation['n_candidates']})",
-            f"from {evaluation['pass_at_n']['1']:.2f} at N = 1 to {evaluation['pass_at_n']['16']:.2f} at N = 16",
-            f"pass@1 = {evaluation['pass_at_n']['1']:.3f} against the "
+            f"from {_percent(evaluation['pass_at_n']['1'])} at N = 1 to {_percent(evaluation['pass_at_n']['16'])} at "
+            "N = 16", f"pass@1 = {_percent(evaluation['pass_at_n']['1'])} against the "
             f"{_percent(evaluation['candidate_accuracy'])} counted over every candidate",
             f"about {stats.t.ppf(0.975, problems - 1):.2f} for $P = {problems}$",
             f"they are {round(100 * min(sampled))}–{round(100 * max(sampled))}%, far below the greedy "

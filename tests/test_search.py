@@ -455,7 +455,11 @@ def test_compare_at_budgets_and_figures(tmp_path):
     assert table["4"]["best_of_n_prm"] == 1.0 and table["4"]["best_of_n_orm"] == 0.0 and table["4"]["beam_prm"] == 1.0
     assert table["4"]["tokens"]["best_of_n_prm"] == table["4"]["token_budget"] == 4 * 140 / 8
     assert table["4"]["tokens"]["beam_prm"] == 50 and table["2"]["token_budget"] == 2 * 140 / 8
-    assert "beam_prm" in search.format_comparison(table)
+    text = search.format_comparison(table)
+    assert "beam_prm" in text
+    # accuracies in percent, as the differences under the table (in points) and the text: not fractions
+    beam_row = next(line for line in text.splitlines() if line.startswith("beam_prm")).split()
+    assert beam_row[1:] == ["100.0%", "50"], text  # at B = 2 the beam did not run: blank, not "nan"
     each = search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam}}, [2, 4], "min",
                                      n_resamples=5, per_problem=True)
     assert each["4"]["beam_prm"] == [1.0, 1.0] and each["4"]["best_of_n_orm"] == [0.0, 0.0]

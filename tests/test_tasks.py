@@ -242,11 +242,13 @@ def test_evaluate_saved_policies_measures_each_and_keeps_the_per_problem_counts_
     lines = []
     saved = {"base": tiny_base_path, "again": tiny_base_path}
     results, right = tasks.evaluate_saved_policies(saved, tiny_tokenizer, problems, n_sampled=1, batch_size=3,
-                                                   max_new_tokens=8, log=lines.append)
+                                                   max_new_tokens=8, log=lines.append, names={"again": "Again + NLL"})
     assert list(results) == list(right) == ["base", "again"] and results["base"] == results["again"]
     assert "per_problem" not in results["base"] and len(right["base"]["greedy_right"]) == 3
-    assert lines == [tasks.format_accuracy(name, results[name]) for name in ("base", "again")]
-    assert lines[0].startswith("base          greedy ") and "sampled(T=1)" in lines[0]
+    # a learner's read: notebook 04 named its rows `stepwise_dpo` beside plots that say "Stepwise DPO + NLL"
+    assert lines == [tasks.format_accuracy(name, results[key]) for key, name in (("base", "base"),
+                                                                               ("again", "Again + NLL"))]
+    assert lines[0].startswith("base                 greedy ") and "sampled(T=1)" in lines[0]
     assert tasks.accuracy_differences(right["base"], right["again"])["accuracy"]["difference"] == 0
 
 
@@ -279,7 +281,7 @@ def test_evaluate_saved_policies_loads_each_policy_in_the_dtype_asked(tiny_base_
 
 def test_format_accuracy_names_the_steps_only_with_a_checker():
     figures = {"accuracy": 0.7266, "sampled_accuracy": 0.4, "step_accuracy": 0.8041}
-    assert tasks.format_accuracy("dpo", figures) == ("dpo           greedy 72.7%   sampled(T=1) 40.0%"
+    assert tasks.format_accuracy("dpo", figures) == ("dpo                  greedy 72.7%   sampled(T=1) 40.0%"
                                                      "   steps right (greedy) 80.4%")
     assert tasks.format_accuracy("dpo", {**figures, "step_accuracy": None}).endswith("sampled(T=1) 40.0%")
 

@@ -786,7 +786,7 @@ ONE_AXES_PICTURES = [
     ("plot_step_reward_heatmap", (REWARDS, LABELS), dict(mark_predicted=True), (6.2, 2.54), 1),
     ("plot_before_after", (["Step 1: a", "Step 2: b"], [1.0, -1.0], [0.5, 0.5]), dict(labels=[True, False]),
      (6.0, 4.2), 0),
-    ("plot_verifier_pretraining", (PRETRAINING_LOG,), {}, (7.2, 3.8), 0),
+    ("plot_verifier_pretraining", (PRETRAINING_LOG,), {}, (8.0, 4.6), 0),
     ("plot_greedy_vs_sampled", ({"base": (0.5, 0.3), "dpo": (0.8, 0.4)},), {}, (5.5, 3.8), 0),
     ("plot_best_of_n", ({"prm_min": {1: 0.3, 4: 0.5}, "majority": {1: 0.3, 4: 0.4}},), {}, (6.4, 4.2), 0),
     ("plot_paired_differences", ({"2": {"prm": {"orm": {"difference": -0.02, "low": -0.03, "high": -0.01}}}},), {},
@@ -796,7 +796,7 @@ ONE_AXES_PICTURES = [
     ("plot_label_agreement", ([[True, False], [True]], [[True, True], [False]]), {}, (4.4, 3.8), 0),
     ("plot_outcome_roc", ({"ORM": [2.0, -1.0, 0.5, 0.7]}, [1, 0, 0, 1]), {}, (4.8, 4.0), 0),
     ("plot_test_time_compute", (BUDGET_TABLE,), {}, (6.8, 4.2), 0),
-    ("plot_beam_tree", (_beam_result(),), dict(labels={0: True, 1: True, 2: False}), (8.2, 3.0), 1),
+    ("plot_beam_tree", (_beam_result(),), dict(labels={0: True, 1: True, 2: False}), (7.66, 3.0), 1),
 ]
 
 

@@ -1,5 +1,8 @@
-"""What the tutorial's figures of notebooks 02 and 05-07 show: per-run scales, one panel per pair, marks that can be
+"""What the tutorial's figures of notebooks 02 and 04-07 show: per-run scales, one panel per pair, marks that can be
 seen, readable names, the reward colour scale, and a one-line text form of the explorer."""
+
+import json
+from pathlib import Path
 
 import matplotlib
 
@@ -12,6 +15,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 from stepdpo_lite.rewards import sigmoid  # noqa: E402
 from stepdpo_lite.tutorial import search, viz  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 ZERO = {"difference": 0.0, "low": 0.0, "high": 0.0}
 
 
@@ -86,18 +90,130 @@ def test_explorer_marks_the_predicted_first_error_visibly_and_reads_as_one_line(
     assert box._repr_mimebundle_()["text/plain"] == repr(box)
 
 
-def test_verifier_pretraining_names_each_stage_along_its_line():
-    """Stage names floated left of their lines, stacked, stage 1 below the 0.5 line."""
+def _extent(fig, artist):
+    """Where ``artist`` is drawn, in pixels (a figure closed in pyplot has no canvas to draw on: it gets one)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    return artist.get_window_extent(canvas.get_renderer())
+
+
+def test_verifier_pretraining_names_each_stage_along_its_line_in_its_own_words():
+    """Stage names floated left of their lines, stacked, stage 1 below the 0.5 line. Then the key had one grey
+    dotted entry per stage, all alike, stages 4 and 5 in the same words, and "stage 1" sat on the y-axis."""
     stage = lambda rows, **config: {"curve": [{"rows_seen": r, "step_auroc": 0.9} for r in rows], "config": config}
     log = {**stage([1000, 2000], outcome_fraction=0.5),
            "earlier_stages": [stage([100_000, 1_000_000]), stage([1000, 2000], outcome_fraction=0.5)]}
     ax = viz.plot_verifier_pretraining(log).axes[0]
     names = [t for t in ax.texts if t.get_text().startswith("stage")]
-    assert [t.get_text() for t in names] == ["stage 1", "stage 2", "stage 3"]
+    assert [t.get_text() for t in names] == ["stage 1: process rows only", "stage 2: + outcome 50%",
+                                             "stage 3: the mix of stage 2"]
     assert all(t.get_rotation() == 90 for t in names)
-    assert [t.get_position()[0] for t in names] == pytest.approx([0, 1.0, 1.002])
+    assert [t.xy[0] for t in names] == pytest.approx([0, 1.0, 1.002])  # at the foot of each stage's line
     key = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert key[-3:] == ["stage 1: process", "stage 2: process + outcome", "stage 3: process + outcome"]
+    assert key == ["PRM step AUROC"]  # the curves only: no stage lines in the key
+
+    shipped = json.loads((ROOT / "data" / "tiny-verifier" / "training_log.json").read_text())
+    fig = viz.plot_verifier_pretraining(shipped)
+    ax = fig.axes[0]
+    names = [t.get_text() for t in ax.texts if t.get_text().startswith("stage")]
+    assert names == ["stage 1: process rows only", "stage 2: + outcome 50%", "stage 3: + slips 20%, outcome 60%",
+                     "stage 4: + policy samples 50%", "stage 5: outcome 80%, slips 40%"]  # the model card's stages
+    key = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert key == ["PRM step AUROC", "PRM first-error AUROC", "ORM AUROC"] and len(set(key)) == len(key)
+    assert all(h.get_linestyle() == "-" for h in ax.get_legend().legend_handles)  # no grey dotted entries
+    first = [t for t in ax.texts if t.get_text().startswith("stage 1")][0]
+    assert _extent(fig, first).x0 >= _extent(fig, ax.spines["left"]).x1 + 1  # beside the y-axis, not on it
+
+
+def test_training_curves_lay_four_panels_out_two_a_row():
+    """Four panels in a row (18.4 in) came out ~1840 px wide: Jupyter scaled them to its cell's width, ~6 pt ticks,
+    and each multi-line y-label crowded the panel beside it."""
+    keys = ("loss", "logps/chosen", "logps/rejected", "step_balanced_accuracy")
+    history = [{"step": s, **{k: 1 / s for k in keys}} for s in range(1, 6)]
+    fig = viz.plot_training_curves({"DPO": history, "Stepwise DPO": history}, keys=keys, smooth=0.6)
+    assert fig.get_size_inches()[0] <= 9.2
+    cells = [ax.get_subplotspec().get_topmost_subplotspec().rowspan.start for ax in fig.axes], \
+        [ax.get_subplotspec().get_topmost_subplotspec().colspan.start for ax in fig.axes]
+    assert cells == ([0, 0, 1, 1], [0, 1, 0, 1])  # 2x2, in the keys' order, row by row
+    assert [ax.get_title() for ax in fig.axes] == list(keys)
+    # notebook 05's: the loss stacked one run per row in the first cell, three more panels
+    keys = ("loss", "rewards/margins", "rewards/accuracies", "step_accuracy")
+    history = [{"step": s, **{k: 1 / s for k in keys}} for s in range(1, 6)]
+    fig = viz.plot_training_curves({"DPO": history, "Stepwise DPO": history}, keys=keys, own_scale=("loss",))
+    top = [ax.get_subplotspec().get_topmost_subplotspec() for ax in fig.axes]
+    assert len(fig.axes) == 5 and [(t.rowspan.start, t.colspan.start) for t in top] == [(0, 0), (0, 0), (0, 1),
+                                                                                         (1, 0), (1, 1)]
+    assert fig.get_size_inches()[0] <= 9.2
+    assert all(label.get_fontsize() >= 8 for ax in fig.axes[:2] for label in ax.get_yticklabels())
+    assert len(viz.plot_training_curves({"run": history}, keys=keys[:3]).axes) == 3  # 2 + 1, no empty panel
+
+
+def _rounds(greedy):
+    """Records of two rounds with each method's greedy accuracy per round (``greedy[m] = [round 1, round 2]``)."""
+    diff = {"difference": 0.02, "low": -0.01, "high": 0.05}
+    return [{"round": r, **{m: {"accuracy": greedy[m][r - 1], "sampled_accuracy": 0.3 + 0.01 * r + 0.001 * i,
+                                "step_accuracy": 0.6 + 0.1 * r + 0.01 * i}
+                            for i, m in enumerate(("dpo", "stepwise_dpo", "nll_only"))},
+             "stepwise_dpo_minus": {m: {"accuracy": diff, "sampled_accuracy": diff} for m in ("dpo", "nll_only")}}
+            for r in (1, 2)]
+
+
+def test_onpolicy_rounds_are_two_panels_a_row_and_show_a_line_on_another():
+    """1680 px in a row of four; NLL only's greedy line lay exactly on Stepwise DPO's up to round 1 (0.787 both),
+    so Stepwise DPO's seemed to start at round 1."""
+    records = _rounds({"dpo": [0.64, 0.78], "stepwise_dpo": [0.787, 0.84], "nll_only": [0.787, 0.847]})
+    base = {"accuracy": 0.533, "sampled_accuracy": 0.283, "step_accuracy": 0.58}
+    fig = viz.plot_onpolicy_rounds(records, base, title="rounds")
+    assert len(fig.axes) == 4 and fig.get_size_inches()[0] <= 9.2
+    assert [(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in fig.axes] == [
+        (0, 0), (0, 1), (1, 0), (1, 1)]
+    assert [ax.get_title() for ax in fig.axes] == ["greedy accuracy", "sampled (T=1) accuracy",
+                                                   "steps right (greedy, checker)",
+                                                   "Stepwise DPO + NLL minus (points, 95% interval)"]
+    greedy = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert {name: to_hex(line.get_color()) for name, line in greedy.items()} == {
+        viz.POLICY_NAMES[m]: to_hex(viz.method_color(viz.POLICY_NAMES[m])) for m in ("dpo", "stepwise_dpo", "nll_only")}
+    over, under = greedy["NLL only (RFT)"], greedy["Stepwise DPO + NLL"]
+    assert list(over.get_ydata()[:2]) == list(under.get_ydata()[:2])  # the values as they are: the same points
+    assert over.get_linestyle() == "--" and over.get_markerfacecolor() == "none" and under.get_linestyle() == "-"
+    assert over.get_markersize() > under.get_markersize()  # the one below shows through its open markers
+    sampled = {line.get_label(): line for line in fig.axes[1].get_lines()}
+    assert all(line.get_linestyle() == "-" for line in sampled.values())  # round 0 alone, which all share: plain
+    three = viz.plot_onpolicy_rounds([{k: v for k, v in rec.items() if k != "stepwise_dpo_minus"} for rec in records],
+                                     base)
+    assert len(three.axes) == 3  # an odd number of panels: no empty fourth
+
+
+def test_beam_tree_marks_the_checkers_verdict_apart_from_the_reward_colour():
+    """A right or wrong step got a green or red ring around a node filled red to green by its reward: the verdict
+    could not be told from the fill. The captions were 6.5 pt in a 13.4 in figure (~7 px in Jupyter)."""
+    nodes = [search.Node(0, None, 0, "Step 1: 1 + 1 = 2", 5, "delimiter", False, [4.0], kept=True),
+             search.Node(1, None, 0, "Step 1: 1 + 1 = 3", 5, "delimiter", False, [4.0], pruned_at=0),
+             search.Node(2, 0, 1, "Step 2: 2 + 2 = 4\n\nAnswer: 4", 5, "eos", True, [4.0, 2.0], kept=True, ended="eos"),
+             search.Node(3, 0, 1, "Step 2: 2 + 2 = 5", 5, "delimiter", False, [4.0, -5.0], pruned_at=1)]
+    result = search.SearchResult(0, nodes, chosen=2, tokens=20, n_beams=1, expansions=2)
+    fig = viz.plot_beam_tree(result, {0: True, 1: False, 2: True, 3: None})  # node 1: wrong, yet the PRM's P 0.98
+    ax = fig.axes[0]
+    marks = {t.get_text(): [] for t in ax.texts}
+    for t in ax.texts:
+        marks[t.get_text()].append(t)
+    assert len(marks["✓"]) == 2 and len(marks["✗"]) == 1  # node 3 has no verdict: no mark
+    assert to_hex(marks["✓"][0].get_color()) == to_hex(viz.CORRECT) and to_hex(marks["✗"][0].get_color()) == \
+        to_hex(viz.WRONG)
+    assert marks["✗"][0].xy == (1, ax.collections[2].get_offsets()[0][1])  # beside node 1
+    rings = {to_hex(c.get_edgecolor()[0]) for c in ax.collections[1:]}
+    assert rings == {"#333333"}  # no ring in the fill's hues
+    captions = [t for t in ax.texts if t.get_text().startswith("1 + 1")]
+    assert captions and all(t.get_fontsize() >= 8 for t in captions)
+    key = fig.legends[0]
+    assert [t.get_text() for t in key.get_texts()][-2:] == ["right step (checker)", "wrong step (checker)"]
+    assert [h.get_marker() for h in key.legend_handles[-2:]] == ["$✓$", "$✗$"]
+    four_steps = search.SearchResult(0, [search.Node(d, d - 1 if d else None, d, f"Step {d + 1}: {d} + 1 = {d + 1}",
+                                                     5, "delimiter", False, [1.0] * (d + 1), kept=True)
+                                         for d in range(4)], chosen=3, tokens=20)
+    assert viz.plot_beam_tree(four_steps).get_size_inches()[0] <= 11  # notebook 07's: 13.4 in
 
 
 def test_greedy_vs_sampled_bars_per_policy(tmp_path):

@@ -140,10 +140,10 @@ def with_pass_at_n(table: dict, pass_at: dict) -> dict:
 
 def format_candidates(graded: dict, pass_at: dict) -> str:
     """Notebook 06's two lines on its sampled candidates: how many, the share right (``candidate_summary``) and
-    pass@N (``pass_at_n``) rounded to three decimals."""
+    pass@N (``pass_at_n``), both in percent: "pass@N: N=1 26.6%, N=2 43.3%, ..."."""
     summary = candidate_summary(graded)
     return (f"{summary['candidates']} candidates, {summary['right']:.1%} of them right\n"
-            f"pass@N: {({n: round(a, 3) for n, a in pass_at.items()})}")
+            "pass@N: " + ", ".join(f"N={n} {a:.1%}" for n, a in pass_at.items()))
 
 
 # ----------------------------------------------------------------------------- reward-model scores
@@ -505,12 +505,14 @@ def format_differences(diffs: dict, label: str = "N") -> str:
 
 
 def format_table(table: dict[str, dict[str, float]]) -> str:
-    """A text table: one row per method, one column per N."""
+    """A text table: one row per method, one column per N, each cell an accuracy in percent (as the plot beside it;
+    the differences under it are in points); blank where the method did not run at that N."""
     ns = sorted(table, key=int)
     methods = list(dict.fromkeys(m for n in ns for m in table[n]))
     width = max(map(len, ["method", *methods])) + 1  # one's own method's longer name keeps the columns in line
     rows = [f"{'method':<{width}}" + "".join(f"{'N=' + n:>8}" for n in ns)]
-    rows += [f"{m:<{width}}" + "".join(f"{table[n].get(m, float('nan')):>8.3f}" for n in ns) for m in methods]
+    rows += [f"{m:<{width}}" + "".join(f"{table[n][m]:>8.1%}" if m in table[n] else f"{'':>8}" for n in ns)
+             for m in methods]
     return "\n".join(rows)
 
 
@@ -554,7 +556,8 @@ def recorded_greedy_accuracy(measured: dict, name: str, digest: str) -> float | 
 
 
 def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=None, batch_size: int = 64,
-                             max_new_tokens: int = 160, load=None, dtype=None, out=print) -> dict[str, float]:
+                             max_new_tokens: int = 160, load=None, dtype=None, out=print,
+                             names: dict | None = None) -> dict[str, float]:
     """Greedy final-answer accuracy of each policy on ``problems``, in the order of ``policies``: notebook 04's
     figure where it measured the same thing (``recorded_greedy_accuracy``), else measured here, since generating
     every solution again costs minutes on a GPU profile.
@@ -563,7 +566,9 @@ def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=N
     ``measured``: ``metrics["policy"]`` (``{}`` before notebook 04 ran). ``load``: path -> ``(model, tokenizer)``
     (default ``generation.load_policy``: unquantized, a LoRA adapter merged, in ``dtype``, None for the device's;
     a profile's is the one its policies were sampled and trained in, as notebook 04 measured them). One line per
-    policy goes to ``out`` as it is done, so a long run shows its progress."""
+    policy goes to ``out`` as it is done, so a long run shows its progress, by its name in ``names`` (notebook 06
+    passes ``viz.POLICY_NAMES``: "DPO + NLL", not ``dpo``; ``policies``' keys stay the returned ones)."""
+    names = names or {}
     if not isinstance(policies, dict) or not policies:
         raise ValueError(f"greedy_policy_accuracies: policies must be a non-empty dict of name -> folder (None for "
                          f"the base), got {policies!r:.60}")
@@ -580,11 +585,27 @@ def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=N
         reused = recorded_greedy_accuracy(measured, name, digest)
         if reused is not None:
             accuracies[name] = reused
-            out(f"{name:14s} greedy accuracy {reused:.1%} on {len(problems)} test problems (from 04)")
+            out(f"{names.get(name, name):20s} greedy accuracy {reused:.1%} on {len(problems)} test problems "
+                "(from 04)")
             continue
         model, tokenizer = base if path is None else load(path)
         solutions = greedy_solutions(model, tokenizer, problems, batch_size=batch_size, max_new_tokens=max_new_tokens)
         accuracies[name] = accuracy(problems, solutions)
-        out(f"{name:14s} greedy accuracy {accuracies[name]:.1%} on {len(problems)} test problems")
+        out(f"{names.get(name, name):20s} greedy accuracy {accuracies[name]:.1%} on {len(problems)} test "
+            "problems")
         del model, tokenizer  # before the next one loads: two policies at once may not fit on a GPU
     return accuracies
+
+
+def format_one_round_sampled(metrics: dict, names: dict | None = None) -> str:
+    """What notebook 06's greedy-vs-sampled plot leaves out: each method's sampled accuracy (T = 1) after notebook
+    04's one round on the checker's labels (``policy.one_round_gold_labels.<method>.sampled_accuracy``), in percent
+    as the plot above it, each by its name in ``names`` (notebook 06 passes the plot's, ``viz.POLICY_NAMES``)."""
+    names = names or {}
+    one_round = metrics.get("policy", {}).get("one_round_gold_labels") or {}
+    if not one_round:
+        return "(no one-round runs recorded: notebook 04 makes them)"
+    return "\n".join(["sampled accuracy (T = 1) after one round on the checker's labels "
+                      "(policy.one_round_gold_labels.<method>.sampled_accuracy):"] +
+                     [f"  {names.get(name, name):20s} {r['sampled_accuracy']:.1%}"
+                      for name, r in one_round.items() if r.get("sampled_accuracy") is not None])

@@ -14,7 +14,8 @@ Each round (Iterative RPO, Pang et al. 2024, arXiv:2404.19733):
    shared-prefix pairs is exactly Step-DPO) and NLL only (loss ``["sft"]`` on the chosen side: rejection-sampling
    fine-tuning);
 4. **evaluate** every method on held-out problems, greedy and sampled, with Stepwise DPO's accuracy minus each
-   other method's and its 95% interval (``format_round``, ``rounds_table``, ``plot_rounds``, ``metrics_of``).
+   other method's and its 95% interval (``format_round``, ``rounds_table``, ``metrics_of``; the figure:
+   ``viz.plot_onpolicy_rounds``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Collection, Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 from accelerate.utils import is_peft_model
 from safetensors.torch import load_file, save_file
@@ -56,7 +56,7 @@ from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, 
 from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, tiny_model_folder, written_as_path
 from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
 from .toyworld import load_tiny_base, missing_tiny_model_message
-from .viz import POLICY_NAMES, errorbar_differences, method_color, save_figure
+from .viz import POLICY_NAMES
 
 METHODS = ("dpo", "stepwise_dpo", "nll_only")
 NAMES = POLICY_NAMES  # each policy's name in every table and figure, notebook 06's too (one dict: the same words)
@@ -742,11 +742,14 @@ def format_stepwise_minus(diffs: dict) -> list[str]:
 
 def _mislabel_split(counts: Mapping) -> str:
     """``count_mislabels``' counts as ``"3/24 (2 chosen held a wrong step, 1 rejected with the first error
-    elsewhere)"``: which side of its pairs the PRM got wrong by the checker (a pair may count on both sides, the
-    total once). Rounds saved before the split was recorded give the total alone."""
+    elsewhere)"``: which side of its pairs the PRM got wrong by the checker. A pair may count on both sides, the
+    total once: then ``"; 1 pair both"`` ends the split, so that its parts add up to the total. Rounds saved before
+    the split was recorded give the total alone."""
     sides = [(counts.get("chosen_wrong"), "chosen held a wrong step"),
              (counts.get("rejected_first_error_elsewhere"), "rejected with the first error elsewhere")]
     split = ", ".join(f"{n} {what}" for n, what in sides if n)
+    both = sum(n or 0 for n, _ in sides) - counts["mislabelled"]  # counted on each side, once in the total
+    split += f"; {both} pair{'s' * (both > 1)} both" if split and both > 0 else ""
     return f"{counts['mislabelled']}/{counts['pairs']}" + (f" ({split})" if split else "")
 
 
@@ -791,62 +794,6 @@ def rounds_table(records: Sequence[dict], base: dict | None = None, methods: Seq
         lines += ["", f"After round {last['round']}, on {n} held-out problems:",
                   *format_stepwise_minus(last["stepwise_dpo_minus"])]
     return "\n".join(lines)
-
-
-def plot_rounds(records: Sequence[dict], base: dict | None = None, methods: Sequence[str] = METHODS, title=None,
-                save_to=None):
-    """Greedy and sampled accuracy (and the checker's share of right steps, when there is one) per round; then,
-    when the rounds have them, Stepwise DPO minus each other method with the 95% intervals, against the goal's
-    +3 points."""
-    keys = [("accuracy", "greedy accuracy"), ("sampled_accuracy", "sampled (T=1) accuracy")]
-    if any(rec.get(m, {}).get("step_accuracy") is not None for rec in records for m in methods):
-        keys.append(("step_accuracy", "steps right (greedy, checker)"))
-    minus = [rec for rec in records if rec.get("stepwise_dpo_minus")]
-    panels = len(keys) + bool(minus)
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), squeeze=False)
-    rounds = [0] + [rec["round"] for rec in records]
-    color = {m: method_color(NAMES.get(m, m)) for m in METHODS}  # each method's colour in every figure of the kit
-    for ax, (key, label) in zip(axes[0], keys):
-        for m in methods:
-            ys = [(base or {}).get(key)] + [rec.get(m, {}).get(key) for rec in records]
-            xs = [x for x, y in zip(rounds, ys) if y is not None]
-            ax.plot(xs, [y for y in ys if y is not None], marker="o", label=NAMES.get(m, m), color=color.get(m))
-        ax.set_xlabel("round (0 = start policy)")
-        ax.set_ylabel("share of test problems" if key != "step_accuracy" else "share of greedy steps")
-        ax.set_title(label, fontsize=10)
-        ax.set_xticks(rounds)
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    if minus:
-        ax = axes[0][-1]
-        series = [(other, key, style) for other in minus[-1]["stepwise_dpo_minus"]
-                  for key, style in (("accuracy", "-"), ("sampled_accuracy", "--"))]
-        for i, (other, key, style) in enumerate(series):
-            shift = 0.08 * (i - (len(series) - 1) / 2)  # side by side, so that the bars do not overlap
-            errorbar_differences(ax, [rec["round"] + shift for rec in minus],
-                                 [rec["stepwise_dpo_minus"][other][key] for rec in minus], ls=style,
-                                 color=color.get(other), label=f"− {NAMES.get(other, other)}, "
-                                                                f"{'greedy' if key == 'accuracy' else 'sampled'}")
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.axhline(3, color="black", lw=0.8, ls=":", label="the goal: +3 points")
-        low, high = ax.get_ylim()
-        high = max(high, 3.5)  # the goal's line stays in view, with room above it for the legend
-        ax.set_ylim(low, high + 0.6 * (high - low))
-        ax.set_xlabel("round")
-        ax.set_xticks([rec["round"] for rec in minus])
-        ax.set_title("Stepwise DPO + NLL minus (points, 95% interval)", fontsize=10)
-        ax.set_ylabel("accuracy difference (points)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper center", ncol=2)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    if save_to is not None:
-        save_figure(fig, save_to)
-    # closed, as viz's plots are: the returned figure is shown once, as its cell's result (an open one was shown
-    # again by Jupyter's inline backend at the cell's end)
-    plt.close(fig)
-    return fig
 
 
 def metrics_of(records: Sequence[dict], base: dict | None = None, methods: Sequence[str] = METHODS) -> dict:

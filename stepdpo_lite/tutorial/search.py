@@ -756,14 +756,16 @@ def comparison_record(table: dict, problems, searches: dict, sampled: dict, exam
 
 
 def format_comparison(table: dict) -> str:
-    """A text table: one row per method, accuracy and tokens per problem at each budget."""
+    """A text table: one row per method, accuracy (in percent, as the text; the differences under it are in points)
+    and tokens per problem at each budget; blank where the method did not run at that budget."""
     budgets = sorted(table, key=int)
     methods = list(dict.fromkeys(m for b in budgets for m in table[b]["tokens"]))
     head = f"{'method':<15}" + "".join(f"{'B=' + b + ' acc':>11}{'tokens':>9}" for b in budgets)
     rows = [head]
     for m in methods:
-        rows.append(f"{m:<15}" + "".join(f"{table[b].get(m, float('nan')):>11.3f}"
-                                         f"{table[b]['tokens'].get(m, float('nan')):>9.0f}" for b in budgets))
+        rows.append(f"{m:<15}" + "".join(f"{table[b][m]:>11.1%}{table[b]['tokens'][m]:>9.0f}"
+                                         if m in table[b] and m in table[b]["tokens"] else f"{'':>20}"
+                                         for b in budgets))
     rows.append(f"{'(token budget)':<15}" + "".join(f"{'':>11}{table[b]['token_budget']:>9.0f}" for b in budgets))
     return "\n".join(rows)
 

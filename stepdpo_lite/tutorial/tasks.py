@@ -165,17 +165,18 @@ def format_accuracy(name: str, result: dict) -> str:
     """One policy's line in notebook 04: greedy and sampled accuracy, and the share of right greedy steps where a
     checker gave it (``greedy_and_sampled_accuracy``'s ``step_accuracy``)."""
     steps = f"   steps right (greedy) {result['step_accuracy']:.1%}" if result.get("step_accuracy") is not None else ""
-    return f"{name:13s} greedy {result['accuracy']:.1%}   sampled(T=1) {result['sampled_accuracy']:.1%}{steps}"
+    return f"{name:20s} greedy {result['accuracy']:.1%}   sampled(T=1) {result['sampled_accuracy']:.1%}{steps}"
 
 
 def evaluate_saved_policies(saved: dict, tokenizer, problems, *, n_sampled: int = 2, batch_size: int = 64,
                             max_new_tokens: int = 160, seed: int = 0, log=print, progress: bool = False,
-                            dtype=None) -> tuple[dict, dict]:
+                            dtype=None, names: dict | None = None) -> tuple[dict, dict]:
     """Each policy of ``saved`` (name -> what ``generation.load_policy`` takes: a Hub name, a folder, a LoRA
     adapter's folder) loaded in turn, measured by ``greedy_and_sampled_accuracy`` on the same ``problems`` and
     dropped before the next, each line (``format_accuracy``) passed to ``log`` as it is measured. ``progress``: a
     bar over each policy's generations (a GPU profile's take minutes a policy). ``dtype``: ``load_policy``'s (None:
-    the device's); a profile's, to measure its policies in the dtype they were sampled and trained in. Returns
+    the device's); a profile's, to measure its policies in the dtype they were sampled and trained in. ``names``:
+    each policy's name in the lines (e.g. ``viz.POLICY_NAMES``; the key where it has none). Returns
     ``(results, right)``: name -> its figures, and name -> its ``"per_problem"`` counts, for
     ``accuracy_differences`` (not in ``results``: metrics.json keeps the figures only)."""
     results, right = {}, {}
@@ -186,7 +187,7 @@ def evaluate_saved_policies(saved: dict, tokenizer, problems, *, n_sampled: int 
                                                         seed=seed, per_problem=True, progress=progress)
         right[name] = r.pop("per_problem")
         if log:
-            log(format_accuracy(name, r))
+            log(format_accuracy((names or {}).get(name, name), r))
         del policy  # one policy in memory at a time
     return results, right
 

@@ -48,6 +48,9 @@ DPI = 120
 # The most rows plot_step_reward_heatmap draws: its height stops growing at 14 in, and past this a row is under 0.2 in,
 # too low for its name and marks (they overprint their neighbours). heatmap_rows picks fewer to draw.
 HEATMAP_MAX_ROWS = 60
+# The most panels a row of plot_training_curves and plot_onpolicy_rounds: more are laid out in rows (2x2, 2x3), so
+# that each panel stays readable where Jupyter scales a figure down to its cell's width (about 1000 px).
+TRAINING_CURVE_COLUMNS = 2
 EXPLORER_THRESHOLD_LIMIT = 30.0  # log-odds; σ(±30) is 1e-13 from 0 or 1, the explorer's widest threshold
 # The two meanings a step label has in this kit (docs/formats.md, "Step labels"); figures say which they draw, and
 # whose labels they are (``label_key``).
@@ -610,7 +613,8 @@ def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=(
 
 def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, title=None, baselines=None,
                          own_scale=(), save_to=None):
-    """Curves from trainers' ``state.log_history`` (dicts with ``step`` and metrics), one subplot per key.
+    """Curves from trainers' ``state.log_history`` (dicts with ``step`` and metrics), one subplot per key, two a row
+    (``TRAINING_CURVE_COLUMNS``: four keys are a 2x2 grid, in the order given, row by row).
 
     ``log_histories`` maps a run name (e.g. "DPO", "Stepwise DPO") to its history; entries without a
     key are skipped. ``smooth`` in [0, 1) is an exponential moving average factor; it starts again where an entry's
@@ -635,19 +639,24 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
     own_scale = (own_scale,) if isinstance(own_scale, str) else tuple(own_scale)
     if unknown := [key for key in own_scale if key not in keys]:
         raise ValueError(f"plot_training_curves: own_scale names {unknown}, not among the keys {list(keys)}")
-    fig = plt.figure(figsize=(4.6 * len(keys), 3.5 + 0.5 * (len(log_histories) - 1) * bool(own_scale)),
+    # at most two panels a row (2x2 for four keys): Jupyter scales a figure down to its cell's width, and four
+    # panels in a row (18 in) came out with ~6 pt ticks and y-labels crowding the next panel
+    ncols = min(len(keys), TRAINING_CURVE_COLUMNS)
+    nrows = math.ceil(len(keys) / ncols)
+    fig = plt.figure(figsize=(4.6 * ncols, 3.5 * nrows + 0.5 * (len(log_histories) - 1) * bool(own_scale)),
                      layout="constrained")
-    grid = fig.add_gridspec(1, len(keys))
+    grid = fig.add_gridspec(nrows, ncols)
     panels = []  # per key: [(Axes, the runs it draws)], one Axes per run where the key has its own scales
     for c, key in enumerate(keys):
+        cell = grid[divmod(c, ncols)]
         if key in own_scale and len(log_histories) > 1:
-            rows = grid[0, c].subgridspec(len(log_histories), 1)
+            rows = cell.subgridspec(len(log_histories), 1)
             stack = [fig.add_subplot(rows[r, 0]) for r in range(len(log_histories))]
             for a in stack[1:]:
                 a.sharex(stack[0])
             panels.append([(a, [name]) for a, name in zip(stack, log_histories)])
         else:
-            panels.append([(fig.add_subplot(grid[0, c]), list(log_histories))])
+            panels.append([(fig.add_subplot(cell), list(log_histories))])
     colors = {name: method_color(name) for name in log_histories}  # one colour per run in every panel, and per method
     # another run: the i-th colour of the cycle, or the next one no method has (among methods, in any figure)
     taken = {to_hex(c) for _, c in METHOD_COLORS} if any(colors.values()) else set()
@@ -669,11 +678,11 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
             top.set_ylabel(ylabel)
         else:  # each run on its own scale: its name beside its axis, the metric's above the stack
             for ax, (name,) in panel:
-                ax.set_ylabel(name, color=colors[name], fontsize=8)
-                ax.tick_params(labelsize=7)
+                ax.set_ylabel(name, color=colors[name], fontsize=9)
+                ax.tick_params(labelsize=8)
             for ax, _ in panel[:-1]:
                 ax.tick_params(labelbottom=False)
-            top.set_title(f"{key}: each run on its own scale\n{ylabel.replace(chr(10), ' ')}", fontsize=9)
+            top.set_title(f"{key}: each run on its own scale\n{ylabel.replace(chr(10), ' ')}", fontsize=10)
         if len(panel) == 1 and (len(keys) > 1 or not title):  # one key under a title: the y-axis names it
             top.set_title(key)
     if title:
@@ -683,7 +692,7 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
         legend.update({label: handle for handle, label in zip(*ax.get_legend_handles_labels())})
     if len(log_histories) > 1 or any(key in (baselines or {}) for key in keys):
         fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncol=min(len(legend), 5),
-                   frameon=False, fontsize=8)
+                   frameon=False, fontsize=9)
     return _finish(fig, save_to)
 
 
@@ -708,18 +717,42 @@ def _plot_curves(ax, key, log_histories, colors, smooth):
         ax.text(0.5, 0.5, f"no '{key}' logged", transform=ax.transAxes, ha="center", va="center", color="grey")
 
 
+# What a verifier-pretraining stage mixes into its rows (its training_log.json config, verifier_pretraining's
+# fields), in the words of plot_verifier_pretraining's stage names; a field a log leaves out is 0 (older stages).
+STAGE_MIX = (("outcome_fraction", "outcome"), ("recover_rate", "slips"), ("policy_fraction", "policy samples"))
+STAGE_MIX_KEY = ("stages: outcome = share of rows in the outcome format, policy samples = share the policy wrote,\n"
+                 "slips = share of the errors that still reach the right answer; + = new in that stage")
+
+
+def verifier_stage_names(stages) -> list[str]:
+    """One name per stage of a verifier pretraining run (``training_log.json``'s ``earlier_stages``, then the run),
+    from its config: the first stage's mix, then what each later one changed, e.g. "stage 2: + outcome 50%",
+    "stage 5: outcome 80%, slips 40%" (``STAGE_MIX``): stages of the same kind of rows read apart."""
+    names, before = [], {}
+    for k, stage in enumerate(stages):
+        mix = {key: float((stage.get("config") or {}).get(key) or 0) for key, _ in STAGE_MIX}
+        parts = [(f"+ {word} " if not before.get(key) else f"{word} ") + f"{100 * mix[key]:.0f}%"
+                 for key, word in STAGE_MIX if (mix[key] != before.get(key, 0.0)) and (k or mix[key])]
+        parts.sort(key=lambda part: not part.startswith("+"))  # what is new first
+        if not k:
+            parts = ["process rows" + (f", {', '.join(parts)}" if parts else " only")]
+        names.append(f"stage {k + 1}: " + (", ".join(parts) if parts else f"the mix of stage {k}"))
+        before = mix
+    return names
+
+
 def plot_verifier_pretraining(training_log, title=None, ax=None, save_to=None):
     """Validation AUROCs of a verifier pretraining run against training rows seen, from its
-    ``training_log.json`` (``verifier_pretraining``): every stage of the chain, one after the other.
+    ``training_log.json`` (``verifier_pretraining``): every stage of the chain, one after the other, each named
+    along the dotted line where it starts by what it trained on (``verifier_stage_names``); the key names the curves.
     ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
     """
     stages = [*training_log.get("earlier_stages", []), training_log]
-    fig, ax, own = _figure_and_axes(ax, (7.2, 3.8), "plot_verifier_pretraining")
-    stage_names = []
+    fig, ax, own = _figure_and_axes(ax, (8.0, 4.6), "plot_verifier_pretraining")
     offset, colors = 0, {"step_auroc": NEUTRAL, "first_error_auroc": HIGHLIGHT, "outcome_auroc": WRONG}
     names = {"step_auroc": "PRM step AUROC", "first_error_auroc": "PRM first-error AUROC",
              "outcome_auroc": "ORM AUROC"}
-    for k, stage in enumerate(stages):
+    for k, (stage, name) in enumerate(zip(stages, verifier_stage_names(stages))):
         curve = stage["curve"]
         x = np.array([offset + r["rows_seen"] for r in curve]) / 1e6
         for key, color in colors.items():
@@ -729,25 +762,19 @@ def plot_verifier_pretraining(training_log, title=None, ax=None, save_to=None):
                         label=names[key] if k == len(stages) - 1 else None)
         if k:
             ax.axvline(offset / 1e6, color="grey", ls=":", lw=1)
-        config = stage.get("config", {})
-        rows = "process" if not config.get("outcome_fraction") else "process + outcome"
-        if config.get("recover_rate"):
-            rows += ", slips"
-        if config.get("policy_fraction"):
-            rows += ", policy samples"
-        # along its line, from its foot: stages after the first are short (tens of thousands of rows), and names
-        # written across the axis overprinted each other; what each stage trained on is in the key below
-        ax.text(offset / 1e6, 0.41, f"stage {k + 1}", rotation=90, fontsize=7, color="#444", va="bottom",
-                ha="right" if k else "left")
-        stage_names.append(Line2D([], [], ls=":", color="grey", label=f"stage {k + 1}: {rows}"))
+        # along its line, from its foot, left of it (stage 1's right of the y-axis, off it): stages after the first
+        # are short (tens of thousands of rows), and names written across the axis overprinted each other; each
+        # stage its own words (stages 4 and 5 read alike as "process + outcome, slips, policy samples")
+        ax.annotate(name, (offset / 1e6, 0.41), textcoords="offset points", xytext=(-2 if k else 3, 0), rotation=90,
+                    fontsize=7.5, color="#333", va="bottom", ha="right" if k else "left")
         offset += curve[-1]["rows_seen"]
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.set(xlabel="graded training rows seen (millions)", ylabel="validation AUROC", ylim=(0.4, 1.01), xlim=(0, None),
            title=title or "Pretraining the reward base as a verifier")
     ax.grid(alpha=0.3)
-    curves = ax.get_legend_handles_labels()[0]
-    ax.legend(handles=curves + stage_names, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16),
-              ncol=2)  # below: the plot is full; each stage (dotted line: where it starts) named in it
+    # the curves only (the stages are named in the plot), below: the plot is full; the stages' words explained
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, title=STAGE_MIX_KEY,
+              title_fontsize=7)
     return _finish(fig, save_to, own)
 
 
@@ -897,6 +924,71 @@ def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", ti
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "Paired differences")
     _key(fig, ax, own, "right center", fontsize=8)
     return _finish(fig, save_to, own)
+
+
+def plot_onpolicy_rounds(records, base=None, methods=("dpo", "stepwise_dpo", "nll_only"), title=None, save_to=None):
+    """Notebook 04's on-policy rounds: greedy and sampled accuracy (and the checker's share of right steps, when there
+    is one) per round, one line per method in ``methods`` (keys of ``POLICY_NAMES``), round 0 = ``base``; then, when the
+    rounds have them, Stepwise DPO minus each other method with the 95% intervals, against the goal's +3 points. Two
+    panels a row (``TRAINING_CURVE_COLUMNS``), in that order; a method's line on an earlier one's points (apart from
+    round 0, which all share) is dashed with large open markers, so that the one under it shows (NLL only's greedy line
+    on Stepwise DPO's hid it up to round 1)."""
+    keys = [("accuracy", "greedy accuracy"), ("sampled_accuracy", "sampled (T=1) accuracy")]
+    if any(rec.get(m, {}).get("step_accuracy") is not None for rec in records for m in methods):
+        keys.append(("step_accuracy", "steps right (greedy, checker)"))
+    minus = [rec for rec in records if rec.get("stepwise_dpo_minus")]
+    panels = len(keys) + bool(minus)
+    ncols = min(panels, TRAINING_CURVE_COLUMNS)
+    nrows = math.ceil(panels / ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False, layout="constrained")
+    axes = list(grid.flat)
+    for spare in axes[panels:]:  # an odd number of panels: the last row's empty place
+        spare.remove()
+    rounds = [0] + [rec["round"] for rec in records]
+    color = {m: method_color(POLICY_NAMES.get(m, m)) for m in methods}  # each method's colour in every figure
+    for ax, (key, label) in zip(axes, keys):
+        series = {}
+        for m in methods:
+            ys = [(base or {}).get(key)] + [rec.get(m, {}).get(key) for rec in records]
+            series[m] = ([x for x, y in zip(rounds, ys) if y is not None], [y for y in ys if y is not None])
+        over = _hiding({m: xy for m, xy in series.items() if xy[0]})
+        for m, (xs, ys) in series.items():
+            ax.plot(xs, ys, marker="o", label=POLICY_NAMES.get(m, m), color=color.get(m),
+                    **(OVER if m in over else {}))
+        ax.set_xlabel("round (0 = start policy)")
+        ax.set_ylabel("share of test problems" if key != "step_accuracy" else "share of greedy steps")
+        ax.set_title(label, fontsize=10)
+        ax.set_xticks(rounds)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if minus:
+        ax = axes[panels - 1]
+        series = [(other, key, style) for other in minus[-1]["stepwise_dpo_minus"]
+                  for key, style in (("accuracy", "-"), ("sampled_accuracy", "--"))]
+        for i, (other, key, style) in enumerate(series):
+            shift = 0.08 * (i - (len(series) - 1) / 2)  # side by side, so that the bars do not overlap
+            kept = [rec for rec in minus if key in rec["stepwise_dpo_minus"].get(other, {})]
+            if not kept:
+                continue
+            errorbar_differences(ax, [rec["round"] + shift for rec in kept],
+                                 [rec["stepwise_dpo_minus"][other][key] for rec in kept], ls=style,
+                                 color=color.get(other, method_color(POLICY_NAMES.get(other, other))),
+                                 label=f"− {POLICY_NAMES.get(other, other)}, "
+                                       f"{'greedy' if key == 'accuracy' else 'sampled'}")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.axhline(3, color="black", lw=0.8, ls=":", label="the goal: +3 points")
+        low, high = ax.get_ylim()
+        high = max(high, 3.5)  # the goal's line stays in view, with room above it for the legend
+        ax.set_ylim(low, high + 0.6 * (high - low))
+        ax.set_xlabel("round")
+        ax.set_xticks([rec["round"] for rec in minus])
+        ax.set_title("Stepwise DPO + NLL minus (points, 95% interval)", fontsize=10)
+        ax.set_ylabel("accuracy difference (points)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper center", ncol=2)
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, save_to)
 
 
 def greedy_and_sampled(metrics) -> tuple[dict[str, tuple[float, float]], int | None]:
@@ -1349,6 +1441,10 @@ def plot_test_time_compute(table, title=None, ax=None, save_to=None):
     return _finish(fig, save_to, own)
 
 
+# The checker's verdict beside a node of plot_beam_tree: right, wrong (glyph, colour)
+VERDICT_MARKS = {True: ("✓", CORRECT), False: ("✗", WRONG)}
+
+
 def _step_caption(step: str, width: int) -> str:
     """A step's text, short: no delimiter, no 'Step k:' prefix, the answer line as '⇒ x'."""
     text = " ".join(str(step).split())
@@ -1361,11 +1457,12 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, threshold: 
     """The search tree of one problem (``search.SearchResult``): every sampled step, coloured by its own PRM
     probability σ(reward), kept beams solid and pruned branches faded and dashed, the chosen path in bold.
 
-    ``labels`` (optional, ``search.tree_labels``): node id -> whether the step is right (gold checker); a
-    wrong step gets a red ring, a right one a green ring. Each node shows its step text and σ(reward). The chosen
-    answer is a star; a chosen beam the search cut (``result.answered`` False: no answer yet) is a cross. The colour
-    scale is the heatmaps' (``reward_norm``): yellow at σ(``threshold``), the PRM's threshold in log-odds (notebook
-    02's, ``diagnostics.prm_threshold``), green above it, red below.
+    ``labels`` (optional, ``search.tree_labels``): node id -> whether the step is right (gold checker); a right
+    step gets a green ✓ beside its node, a wrong one a red ✗ (``VERDICT_MARKS``): a ring in the fill's own hues could
+    not be told from it. Each node shows its step text and σ(reward). The chosen answer is a star; a chosen beam
+    the search cut (``result.answered`` False: no answer yet) is a cross. The colour scale is the heatmaps'
+    (``reward_norm``): yellow at σ(``threshold``), the PRM's threshold in log-odds (notebook 02's,
+    ``diagnostics.prm_threshold``), green above it, red below.
     ``ax``: the matplotlib Axes to draw into, its colour bar beside it, in the caller's figure; by default a figure of
     its own.
     """
@@ -1393,13 +1490,15 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, threshold: 
         place(root)
     chosen = {n.id for n in result.path()} if result.chosen is not None else set()
     depth = max(n.depth for n in nodes) + 1
-    fig, ax, own = _figure_and_axes(ax, (min(3.0 + 2.6 * depth, 22), max(3.0, 0.24 * next_leaf[0] + 1.2)),
+    # 1.6 in a step, room for an 8 pt caption before the next step's nodes: 2.6 in a step with 6.5 pt captions made a
+    # 4-step tree 13.4 in wide, which Jupyter scaled down to its cell's width, captions ~7 px high
+    fig, ax, own = _figure_and_axes(ax, (min(1.6 * (depth + 2.1) + 1.1, 22), max(3.0, 0.3 * next_leaf[0] + 1.4)),
                                     "plot_beam_tree")
     threshold = finite_number(threshold, "threshold", "plot_beam_tree")
     cmap, norm = colormaps["RdYlGn"], reward_norm(sigmoid(threshold))
     root_y = float(np.mean([y[n.id] for n in children.get(None, [])]))
     ax.scatter([0], [root_y], s=60, color="black", marker="s", zorder=3)
-    ax.annotate("prompt", (0, root_y), textcoords="offset points", xytext=(-6, 6), ha="right", fontsize=7)
+    ax.annotate("prompt", (0, root_y), textcoords="offset points", xytext=(-6, 6), ha="right", fontsize=8.5)
     # in the beam to the end: a finished beam that better prefixes pushed out later is pruned (pruning_report's view)
     stayed = {n.id for n in nodes if n.kept and n.pruned_at is None}
     bright = stayed | chosen  # the chosen answer may be a finished beam pushed out later: drawn in full all the same
@@ -1412,28 +1511,35 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, threshold: 
     for n in nodes:
         p = sigmoid(n.reward) if n.reward is not None else float("nan")
         face = cmap(norm(p)) if p == p else "#dddddd"
-        ring = labels.get(n.id) if labels else None
-        edge = CORRECT if ring is True else WRONG if ring is False else "#333"
+        verdict = labels.get(n.id) if labels else None
         marker = ("*" if result.answered else "X") if n.id == result.chosen else ("s" if n.finished else "o")
         ax.scatter([n.depth + 1], [y[n.id]], s=140 if marker in ("*", "X") else 48, color=face, marker=marker,
-                   edgecolors=edge, linewidths=1.6 if ring is not None else 0.6, alpha=1.0 if n.id in bright else 0.45,
-                   zorder=4)
+                   edgecolors="#333", linewidths=0.6, alpha=1.0 if n.id in bright else 0.45, zorder=4)
+        shift = 7
+        if verdict is not None:  # the checker's verdict, opaque on pruned steps too: what the search cut matters
+            mark, color = VERDICT_MARKS[bool(verdict)]
+            ax.annotate(mark, (n.depth + 1, y[n.id]), textcoords="offset points", xytext=(shift, 0), va="center",
+                        fontsize=9.5, fontweight="bold", color=color, zorder=5,
+                        bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none"))  # over the chosen path's line
+            shift += 10
         caption = f"{_step_caption(n.step, width)}  {p:.2f}" if p == p else _step_caption(n.step, width)
-        ax.annotate(caption, (n.depth + 1, y[n.id]), textcoords="offset points", xytext=(6, -3), fontsize=6.5,
-                    color="black" if n.id in bright else "#555", fontweight="bold" if n.id in chosen else "normal")
+        ax.annotate(caption, (n.depth + 1, y[n.id]), textcoords="offset points", xytext=(shift, 0), va="center",
+                    fontsize=8, color="black" if n.id in bright else "#555",
+                    fontweight="bold" if n.id in chosen else "normal")
     groups = sorted({n.group for n in nodes})
     for g in groups if len(groups) > 1 else []:  # a line between DVTS's subtrees, each named at its top
         rows = [y[n.id] for n in nodes if n.group == g]
         if g != groups[0]:
             ax.axhline(min(rows) - 0.5, color="#ccc", lw=0.6, ls=":", zorder=0)
-        ax.annotate(f"subtree {g + 1}", (0.55, min(rows)), fontsize=6.5, color="#777", va="center")
-    ax.set_xlim(-0.6, depth + 1.9)
+        ax.annotate(f"subtree {g + 1}", (0.55, min(rows)), fontsize=8, color="#777", va="center")
+    ax.set_xlim(-0.6, depth + 1.5)
     ax.set_ylim(next_leaf[0] - 0.5, -0.8)
     ax.set_xticks(range(depth + 1), ["prompt"] + [f"step {d}" for d in range(1, depth + 1)])
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, label="σ(step reward)")
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, fraction=0.03, pad=0.01,
+                       label="σ(step reward)")
     bar.set_ticks([0, norm.vcenter, 1], labels=["0", f"thr. {_probability_text(norm.vcenter)}", "1"])
     bar.ax.axhline(norm.vcenter, color="black", linewidth=1.2)
     handles = [Line2D([], [], color=CHOSEN, lw=2.4, label="chosen path"),
@@ -1444,9 +1550,10 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, threshold: 
     if result.chosen is not None and not result.answered:  # the star claimed an answer the beam never wrote
         handles[-1] = Line2D([], [], marker="X", ls="", color="#999", markersize=8, label="chosen, cut with no answer")
     if labels and any(v is not None for v in labels.values()):
-        handles += [Line2D([], [], marker="o", ls="", mfc="white", mec=WRONG, mew=1.6, label="wrong step (checker)"),
-                    Line2D([], [], marker="o", ls="", mfc="white", mec=CORRECT, mew=1.6, label="right step (checker)")]
-    _key(fig, ax, own, "lower center", handles, ncol=4, fontsize=7)
+        handles += [Line2D([], [], marker=f"${mark}$", ls="", color=color, markersize=7, label=f"{word} (checker)")
+                    for mark, color, word in (VERDICT_MARKS[True] + ("right step",),
+                                              VERDICT_MARKS[False] + ("wrong step",))]
+    _key(fig, ax, own, "lower center", handles, ncol=4, fontsize=8)
     shape = f"{result.n_beams} beam(s) x {result.expansions} expansions" + (
         f", {result.n_subtrees} subtrees" if result.n_subtrees > 1 else "")
     ax.set_title(title or f"PRM-guided beam search ({shape}; {result.tokens} tokens generated)", fontsize=10)
