@@ -953,7 +953,7 @@ def test_step_dpo_pairs_split_the_gold_solution_with_the_verdicts_delimiter():
     steps = extract_steps(slipped, "\n")
     verdict = toyworld.Verdict([True, False, False], 1, False, steps=steps)
     with pytest.raises(ValueError, match=r"step_dpo_pairs: problem 0, solution 0: its verdict has 3 steps but the "
-                                         r"delimiter '\\n\\nStep' splits the text into 1 steps: pass delimiter="):
+                                         r"delimiter '\\n\\nStep' splits the text into 1 step: pass delimiter="):
         labelling.step_dpo_pairs([problem], [[slipped]], verdicts=[[verdict]])  # the toy delimiter: refused, named
     (pair,) = labelling.step_dpo_pairs([problem], [[slipped]], verdicts=[[verdict]], delimiter="\n")
     assert (pair["initial_reason_steps"], pair["chosen"], pair["rejected"], pair["chosen_source"]) == (

@@ -192,7 +192,7 @@ def test_preference_pairs_take_the_delimiter_the_verdicts_steps_were_split_by():
     with pytest.raises(ValueError) as refused:  # it said "preference: record 0: ... 'chosen' has 1 steps", an output
         preference_pairs(problems, solutions, verdicts=verdicts)
     assert str(refused.value) == ("preference_pairs: problem 0, solution 0: its verdict has 3 steps but the delimiter "
-                                  "'\\n\\nStep' splits the text into 1 steps: pass delimiter= the one your verdicts' "
+                                  "'\\n\\nStep' splits the text into 1 step: pass delimiter= the one your verdicts' "
                                   "steps were split by (its steps 2..3 open with '\\n', which splits the text into "
                                   "them: delimiter='\\n')")
     pairs = preference_pairs(problems, solutions, verdicts=verdicts, delimiter="\n")
@@ -400,7 +400,7 @@ def test_every_builder_with_a_delimiter_checks_it_against_the_verdicts_own_steps
                  toyworld.Verdict([True, False], 1, False, [None, "arithmetic"], slip)]]
     solutions = [[gold, "".join(slip)]]
     said = ("problem 0, solution 1: its verdict has 2 steps but the delimiter '\\n\\nStep' splits the text into 1 "
-            "steps: pass delimiter= the one your verdicts' steps were split by (its step 2 opens with '\\nStep', "
+            "step: pass delimiter= the one your verdicts' steps were split by (its step 2 opens with '\\nStep', "
             "which splits the text into them: delimiter='\\nStep')")
     for build in (preference_pairs, step_dpo_pairs):
         with pytest.raises(ValueError) as refused:
@@ -413,12 +413,32 @@ def test_every_builder_with_a_delimiter_checks_it_against_the_verdicts_own_steps
                                          r"open with '\\n\\nStep', "):
         problem_mc_step_labels(tiny_model, tiny_tokenizer, [toy], [[toy.gold_solution]], n=1, delimiter="\n",
                                progress=False)
-    with pytest.raises(ValueError, match=r"splits the text into 1 steps: pass delimiter= the one your verdicts' steps "
+    with pytest.raises(ValueError, match=r"splits the text into 1 step: pass delimiter= the one your verdicts' steps "
                                          r"were split by \(its step 2 opens with '\\n'\)$"):  # no "\n..." splits it
         preference_pairs(problems, [[gold, "".join(slip[:1] + ["\n60 + 1 = 61\nAnswer: 61"])]], verdicts=[[
             verdicts[0][0], toyworld.Verdict([True, False], 1, False, steps=slip[:1] + ["\n60 + 1 = 61\nAnswer: 61"])]])
     followed = [[toyworld.Verdict([True] * 2, -1, True, steps=extract_steps(gold, "\nStep")), verdicts[0][1]]]
     assert len(preference_pairs(problems, solutions, verdicts=followed, delimiter="\nStep")) == 1  # the advice
+
+
+def test_the_delimiter_hint_names_the_steps_opening_with_its_word_before_the_bare_whitespace():
+    """A verdict split at "\\n\\nStep" whose text has no "\\n\\nAnswer" line is split into its steps by "\\n\\n"
+    too; the hint named "\\n\\n", which then split the next solution's answer line off (one step too many)."""
+    import types
+
+    right = "Step 1: 1 * 60 = 60\n\nStep 2: 60 + 2 = 62\nAnswer: 62"  # its answer line not split off
+    wrong = "Step 1: 1 * 60 = 60\n\nStep 2: 60 + 1 = 61\n\nAnswer: 61"
+    problems = [types.SimpleNamespace(prompt="Problem: convert 1 h 2 min to minutes.\n")]
+    verdicts = [[toyworld.Verdict([True] * 2, -1, True, steps=extract_steps(right)),
+                 toyworld.Verdict([True, False], 1, False, steps=extract_steps(wrong))]]
+    with pytest.raises(ValueError) as refused:
+        preference_pairs(problems, [[right, wrong]], verdicts=verdicts, delimiter="\n\nSTEP")
+    assert str(refused.value) == ("preference_pairs: problem 0, solution 0: its verdict has 2 steps but the delimiter "
+                                  "'\\n\\nSTEP' splits the text into 1 step: pass delimiter= the one your verdicts' "
+                                  "steps were split by (its step 2 opens with '\\n\\nStep', which splits the text "
+                                  "into them: delimiter='\\n\\nStep')")
+    assert len(extract_steps(wrong, "\n\n")) == 3  # the bare whitespace would not have split the next one right
+    assert len(preference_pairs(problems, [[right, wrong]], verdicts=verdicts, delimiter="\n\nStep")) == 1
 
 
 def test_the_pair_builders_split_a_verdict_without_steps_at_their_delimiter():

@@ -222,8 +222,10 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{_percent(policy['dpo']['accuracy'])} greedy / {_percent(policy['dpo']['sampled_accuracy'])}",
             _greedy_sampled(policy["nll_only"]), _greedy_sampled(policy["stepwise_dpo"]),
             *(f for d in (minus["nll_only"], minus["dpo"]) for r in d.values() for f in _interval(r, _points)),
-            # the greedy lead over DPO: its interval's lower end, printed +0.0, with the decimals that show it above 0
-            f"printed +0.0, is {_signed(100 * minus['dpo']['accuracy']['low'], 2)} points",
+            # the greedy lead over DPO: its interval's lower end, printed +0.0, as metrics.json holds it (a share)
+            # and in points with the decimals that show it above 0
+            f"printed +0.0, is {minus['dpo']['accuracy']['low']:.4f} in `metrics.json` (`policy.stepwise_dpo.minus.dpo."
+            f"accuracy.low`, a share: {_signed(100 * minus['dpo']['accuracy']['low'], 2)} points)",
             # the on-policy rounds (its last "what the output shows"), from `policy.rounds`
             f"gain {round(100 * min(gains['accuracy']))}–{round(100 * max(gains['accuracy']))} points greedy and "
             f"{round(100 * min(gains['sampled_accuracy']))}–{round(100 * max(gains['sampled_accuracy']))} sampled",

@@ -86,11 +86,12 @@ def check_solution_lists(problems, solutions, where: str) -> None:
 
 
 def _split_as_its_verdict(text: str, steps: list[str], delimiter: str, where: str) -> None:
-    """Raises unless ``delimiter`` splits ``text`` into ``steps``, its verdict's own (a builder's ``delimiter=`` must
-    be the one they were split by). The pairs' check came later and named an output record: "preference: record 0:
-    ... split at '\\n\\n' it has 2 steps: is that its delimiter?", a guess. Said instead: what the verdict's steps
-    2..K open with, when they all open with the same whitespace-led string (and the one of those that splits the text
-    into them, when one does)."""
+    """Raises unless ``delimiter`` splits ``text`` into ``steps``, its verdict's own: a builder's ``delimiter=`` must
+    be the one they were split by, or its pairs and labels would cut the texts elsewhere than their verdicts did.
+    Checked per solution, before any row is built, so the message names the problem and solution (``where``) and
+    both step counts. When the verdict's steps 2..K all open with the same whitespace-led string, it says which, and
+    the delimiter that splits the text into them: the whitespace with its word ("\\n\\nStep") before the bare
+    whitespace ("\\n\\n"), which would also split an answer line ("\\n\\nAnswer") off the next solution."""
     split = extract_steps(text, delimiter)
     if split == list(steps):
         return
@@ -99,13 +100,15 @@ def _split_as_its_verdict(text: str, steps: list[str], delimiter: str, where: st
     if later and all(later) and len({m[1] for m in later}) == 1:  # the same non-empty whitespace lead
         space, words = later[0][1], [m[2] for m in later]
         word = words[0][:next((k for k, cs in enumerate(zip(*words)) if len(set(cs)) > 1), min(map(len, words)))]
-        fits = [d for d in dict.fromkeys((space, space + word)) if extract_steps(text, d) == list(steps)]
+        # the longest first: the bare whitespace may split this text but not the next (docstring)
+        fits = [d for d in dict.fromkeys((space + word, space)) if extract_steps(text, d) == list(steps)]
         which = "step 2 opens" if len(steps) == 2 else f"steps 2..{len(steps)} open"
         opening = (f" (its {which} with {fits[0]!r}, which splits the text into them: delimiter={fits[0]!r})" if fits
                    else f" (its {which} with {space!r})")
-    raise ValueError(f"{where}: its verdict has {len(steps)} steps but the delimiter {delimiter!r} splits the text "
-                     f"into {len(split)}{' other' if len(split) == len(steps) else ''} steps: pass delimiter= the one "
-                     f"your verdicts' steps were split by{opening}")
+    what = "other steps" if len(split) == len(steps) else "steps"
+    raise ValueError(f"{where}: its verdict has {_counted(len(steps), 'steps')} but the delimiter {delimiter!r} "
+                     f"splits the text into {_counted(len(split), what)}: pass delimiter= the one your verdicts' "
+                     f"steps were split by{opening}")
 
 
 def _task_verdict(problem, text: str, where: str) -> toyworld.Verdict:
@@ -196,8 +199,8 @@ _SINGULAR = {"solutions": "solution", "pairs": "pair", "steps": "step", "prompts
 
 
 def _counted(n: int, things: str) -> str:
-    """``n`` and what it counts, named in the plural (``things``): for one, its first plural noun in the singular
-    ("1 wrong step with no right step to pair", logged as "1 wrong steps ...")."""
+    """``n`` and what it counts, named in the plural (``things``); for one, the first plural noun of ``things`` in the
+    singular ("1 wrong step with no right step to pair"), so that log lines and messages read right at any count."""
     if n == 1:
         things = re.sub(r"\b(" + "|".join(_SINGULAR) + r")\b", lambda m: _SINGULAR[m[1]], things, count=1)
     return f"{n} {things}"
