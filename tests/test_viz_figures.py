@@ -250,3 +250,72 @@ def test_beam_tree_colours_with_the_heatmaps_scale_centred_at_the_threshold():
     assert list(chosen_face[0][:3]) == pytest.approx(list(expected[:3]))  # green above the threshold, not orange
     pruned = [t for t in ax.texts if t.get_text().startswith("⇒ 3")]
     assert pruned and to_hex(pruned[0].get_color()) == "#555555"
+
+
+def test_a_line_on_another_is_dashed_wherever_they_meet_past_the_start():
+    """Points that every line shared were exempt, not only round 0 (N = 1): with two methods no line was ever
+    dashed, and with three equal at round 1 none was, while the segments 0 -> 1 hid two of them."""
+    two = _rounds({"dpo": [0.6, 0.7], "stepwise_dpo": [0.7, 0.8], "nll_only": [0.7, 0.9]})
+    base = {"accuracy": 0.5, "sampled_accuracy": 0.3}
+    fig = viz.plot_onpolicy_rounds(two, base, methods=("stepwise_dpo", "nll_only"))
+    greedy = {line.get_label(): line.get_linestyle() for line in fig.axes[0].get_lines()}
+    assert greedy == {"Stepwise DPO + NLL": "-", "NLL only (RFT)": "--"}  # they meet at round 1 (0.7 both)
+    sampled = {line.get_label(): line.get_linestyle() for line in fig.axes[1].get_lines()}
+    assert set(sampled.values()) == {"-"}  # round 0 alone, where both start from the base: plain
+    three = _rounds({"dpo": [0.7, 0.75], "stepwise_dpo": [0.7, 0.8], "nll_only": [0.7, 0.9]})
+    greedy = {line.get_label(): line.get_linestyle() for line in viz.plot_onpolicy_rounds(three, base).axes[0].lines}
+    assert greedy == {"DPO + NLL": "-", "Stepwise DPO + NLL": "--", "NLL only (RFT)": "--"}
+    # best-of-N: N = 1, the one random pick every method shares, is the start
+    lines = viz.plot_best_of_n({"prm_min": {1: 0.3, 4: 0.5}, "orm": {1: 0.3, 4: 0.5}}).axes[0].lines
+    assert [line.get_linestyle() for line in lines] == ["-", "--"]
+    lines = viz.plot_best_of_n({"prm_min": {1: 0.3, 4: 0.5}, "orm": {1: 0.3, 4: 0.4}}).axes[0].lines
+    assert [line.get_linestyle() for line in lines] == ["-", "-"]
+
+
+def test_accuracy_axes_read_in_percent_as_the_tables_beside_them():
+    """The tables beside these plots print 84.0%; the axes read 0.84, "share of test problems"."""
+    from matplotlib.ticker import PercentFormatter
+
+    records = _rounds({"dpo": [0.64, 0.78], "stepwise_dpo": [0.787, 0.84], "nll_only": [0.787, 0.847]})
+    rounds = viz.plot_onpolicy_rounds(records, {"accuracy": 0.533, "sampled_accuracy": 0.283, "step_accuracy": 0.58})
+    best = viz.plot_best_of_n({"prm_min": {1: 0.3, 4: 0.5}}, ylabel="final-answer accuracy")  # notebook 06's label
+    table = {str(b): {"beam_prm": 0.9, "token_budget": 70.0 * b, "tokens": {"beam_prm": 69.0 * b}} for b in (4, 16)}
+    shares = [*rounds.axes[:3], best.axes[0], viz.plot_test_time_compute(table).axes[0]]
+    for ax in shares:
+        assert isinstance(ax.yaxis.get_major_formatter(), PercentFormatter) and "(%)" in ax.get_ylabel()
+        assert ax.yaxis.get_major_formatter().xmax == 1.0  # a share of 1 is 100%
+    assert [ax.get_ylabel() for ax in rounds.axes] == ["test problems right (%)", "test problems right (%)",
+                                                       "greedy steps right (%)", "accuracy difference (points)"]
+    assert best.axes[0].get_ylabel() == "final-answer accuracy (%)"
+    assert viz.plot_best_of_n({"prm_min": {1: 0.3}}, ylabel="accuracy, %").axes[0].get_ylabel() == "accuracy, %"
+
+
+def test_beam_tree_keeps_the_chosen_paths_captions_clear_of_its_line():
+    """The chosen path's line ran through the bold captions of its steps; the ✓/✗ marks had a white box, they not."""
+    nodes = [search.Node(0, None, 0, "Step 1: 1 + 1 = 2", 5, "delimiter", False, [4.0], kept=True),
+             search.Node(1, None, 0, "Step 1: 1 + 1 = 3", 5, "delimiter", False, [-4.0], pruned_at=0),
+             search.Node(2, 0, 1, "Step 2: 2 + 2 = 4\n\nAnswer: 4", 5, "eos", True, [4.0, 2.0], kept=True, ended="eos")]
+    result = search.SearchResult(0, nodes, chosen=2, tokens=15, n_beams=1, expansions=2)
+    texts = {t.get_text(): t for t in viz.plot_beam_tree(result, {0: True, 1: False, 2: True}).axes[0].texts}
+    chosen = [t for text, t in texts.items() if text.startswith(("1 + 1 = 2", "2 + 2 = 4"))]
+    assert len(chosen) == 2 and all(t.get_fontweight() == "bold" for t in chosen)
+    for t in chosen:
+        box = t.get_bbox_patch()
+        assert box is not None and to_hex(box.get_facecolor()) == "#ffffff" and t.get_zorder() > 2  # over the line
+    (other,) = [t for text, t in texts.items() if text.startswith("1 + 1 = 3")]
+    assert other.get_bbox_patch() is None  # off the path: nothing to clear
+
+
+def test_verifier_stage_names_mark_nothing_new_in_the_first_stage():
+    """ "+" means new in that stage: a first stage that mixed anything in read "stage 1: process rows, + outcome
+    50%"."""
+    stage = lambda **config: {"config": config}
+    names = viz.verifier_stage_names([stage(outcome_fraction=0.5, recover_rate=0.2), stage(outcome_fraction=0.5,
+                                                                                            policy_fraction=0.3)])
+    assert names == ["stage 1: process rows, outcome 50%, slips 20%", "stage 2: + policy samples 30%, slips 0%"]
+    assert viz.verifier_stage_names([stage()]) == ["stage 1: process rows only"]
+
+
+def test_wide_figures_share_one_column_count():
+    """plot_onpolicy_rounds laid its panels out by TRAINING_CURVE_COLUMNS, a name of the training curves alone."""
+    assert viz.WIDE_FIGURE_COLUMNS == 2 and not hasattr(viz, "TRAINING_CURVE_COLUMNS")

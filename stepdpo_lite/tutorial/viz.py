@@ -34,6 +34,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import TwoSlopeNorm, to_hex
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import PercentFormatter
 
 from ..atomic import write_atomic
 from ..checks import finite_number, list_of, positive_int, warn_user
@@ -50,7 +51,7 @@ DPI = 120
 HEATMAP_MAX_ROWS = 60
 # The most panels a row of plot_training_curves and plot_onpolicy_rounds: more are laid out in rows (2x2, 2x3), so
 # that each panel stays readable where Jupyter scales a figure down to its cell's width (about 1000 px).
-TRAINING_CURVE_COLUMNS = 2
+WIDE_FIGURE_COLUMNS = 2
 EXPLORER_THRESHOLD_LIMIT = 30.0  # log-odds; σ(±30) is 1e-13 from 0 or 1, the explorer's widest threshold
 # The two meanings a step label has in this kit (docs/formats.md, "Step labels"); figures say which they draw, and
 # whose labels they are (``label_key``).
@@ -134,20 +135,28 @@ def _share(value, what: str, who: str) -> float:
     return value
 
 
+def _percent_axis(ax, ylabel: str) -> None:
+    """``ax``'s y-axis, of shares in [0, 1], in percent (ticks such as 60%), its label saying so ("(%)" added unless
+    it says percent): the tables printed beside these plots are in percent, and the axis reads in the same unit."""
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel(ylabel if "%" in ylabel or "percent" in ylabel.lower() else f"{ylabel} (%)")
+
+
 def reward_norm(centre: float, vmin: float = 0.0, vmax: float = 1.0) -> TwoSlopeNorm:
     """The colour scale of every reward picture (with ``colormaps["RdYlGn"]``): red below ``centre``, yellow at it,
     green above, so that a step at the threshold is yellow and every step the PRM accepts is green."""
     return TwoSlopeNorm(vcenter=min(max(centre, vmin + 1e-6), vmax - 1e-6), vmin=vmin, vmax=vmax)
 
 
-def _hiding(series: dict) -> set:
-    """The names in ``series`` (name -> (xs, ys), in drawing order) whose line meets an earlier one's points, apart
-    from the points every series shares (best-of-N's N = 1, the same random pick for all): drawn plainly, each
-    would hide the one below."""
-    points = {name: set(zip(np.round(xs, 9), np.round(ys, 9))) for name, (xs, ys) in series.items()}
-    shared = set.intersection(*points.values()) if len(points) > 1 else set()
+def _hiding(series: dict, start=None) -> set:
+    """The names in ``series`` (name -> (xs, ys), in drawing order) whose line meets an earlier one's points: drawn
+    plainly, each would hide the one below. The points at x = ``start`` do not count: there every line starts from
+    the same point by construction (best-of-N's N = 1, the same random pick for all; round 0, the start policy), and
+    a line that meets another there alone hides none of it. Any other shared point counts, even one all lines share."""
+    points = {name: {(x, y) for x, y in zip(np.round(xs, 9), np.round(ys, 9)) if start is None or x != start}
+              for name, (xs, ys) in series.items()}
     names = list(points)
-    return {name for i, name in enumerate(names) if any((points[name] & points[e]) - shared for e in names[:i])}
+    return {name for i, name in enumerate(names) if any(points[name] & points[e] for e in names[:i])}
 
 
 # a line drawn over an earlier one's points (_hiding): dashed, with large open markers the one below shows through
@@ -614,7 +623,7 @@ def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=(
 def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, title=None, baselines=None,
                          own_scale=(), save_to=None):
     """Curves from trainers' ``state.log_history`` (dicts with ``step`` and metrics), one subplot per key, two a row
-    (``TRAINING_CURVE_COLUMNS``: four keys are a 2x2 grid, in the order given, row by row).
+    (``WIDE_FIGURE_COLUMNS``: four keys are a 2x2 grid, in the order given, row by row).
 
     ``log_histories`` maps a run name (e.g. "DPO", "Stepwise DPO") to its history; entries without a
     key are skipped. ``smooth`` in [0, 1) is an exponential moving average factor; it starts again where an entry's
@@ -639,9 +648,9 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
     own_scale = (own_scale,) if isinstance(own_scale, str) else tuple(own_scale)
     if unknown := [key for key in own_scale if key not in keys]:
         raise ValueError(f"plot_training_curves: own_scale names {unknown}, not among the keys {list(keys)}")
-    # at most two panels a row (2x2 for four keys): Jupyter scales a figure down to its cell's width, and four
-    # panels in a row (18 in) came out with ~6 pt ticks and y-labels crowding the next panel
-    ncols = min(len(keys), TRAINING_CURVE_COLUMNS)
+    # at most two panels a row (2x2 for four keys): Jupyter scales a figure down to its cell's width (about
+    # 1000 px), and more panels a row would shrink their ticks and crowd each y-label against the next panel
+    ncols = min(len(keys), WIDE_FIGURE_COLUMNS)
     nrows = math.ceil(len(keys) / ncols)
     fig = plt.figure(figsize=(4.6 * ncols, 3.5 * nrows + 0.5 * (len(log_histories) - 1) * bool(own_scale)),
                      layout="constrained")
@@ -731,9 +740,9 @@ def verifier_stage_names(stages) -> list[str]:
     names, before = [], {}
     for k, stage in enumerate(stages):
         mix = {key: float((stage.get("config") or {}).get(key) or 0) for key, _ in STAGE_MIX}
-        parts = [(f"+ {word} " if not before.get(key) else f"{word} ") + f"{100 * mix[key]:.0f}%"
+        parts = [(f"+ {word} " if k and not before.get(key) else f"{word} ") + f"{100 * mix[key]:.0f}%"
                  for key, word in STAGE_MIX if (mix[key] != before.get(key, 0.0)) and (k or mix[key])]
-        parts.sort(key=lambda part: not part.startswith("+"))  # what is new first
+        parts.sort(key=lambda part: not part.startswith("+"))  # what is new first (stage 1: nothing is, no "+")
         if not k:
             parts = ["process rows" + (f", {', '.join(parts)}" if parts else " only")]
         names.append(f"stage {k + 1}: " + (", ".join(parts) if parts else f"the mix of stage {k}"))
@@ -763,8 +772,8 @@ def plot_verifier_pretraining(training_log, title=None, ax=None, save_to=None):
         if k:
             ax.axvline(offset / 1e6, color="grey", ls=":", lw=1)
         # along its line, from its foot, left of it (stage 1's right of the y-axis, off it): stages after the first
-        # are short (tens of thousands of rows), and names written across the axis overprinted each other; each
-        # stage its own words (stages 4 and 5 read alike as "process + outcome, slips, policy samples")
+        # are short (tens of thousands of rows), and names written across the axis would overprint each other; each
+        # stage named by what it changes (verifier_stage_names), so that stages of the same kind of rows read apart
         ax.annotate(name, (offset / 1e6, 0.41), textcoords="offset points", xytext=(-2 if k else 3, 0), rotation=90,
                     fontsize=7.5, color="#333", va="bottom", ha="right" if k else "left")
         offset += curve[-1]["rows_seen"]
@@ -834,9 +843,10 @@ def _by_method(results) -> dict[str, dict[int, float]]:
 
 def plot_best_of_n(results, title=None, ylabel: str = "accuracy", ax=None, save_to=None):
     """Best-of-N accuracy vs N (log2 axis) per selection method, "Let's Verify Step by Step" style. ``results``:
-    ``{method: {N: accuracy}}`` or ``{N: {method: accuracy}}``; an accuracy is a share in [0, 1]. The key names
-    each method in words (``method_name``); a line that meets an earlier one's points is drawn dashed, with open
-    markers, so that neither hides the other. A NaN or an
+    ``{method: {N: accuracy}}`` or ``{N: {method: accuracy}}``; an accuracy is a share in [0, 1], drawn in percent
+    (``ylabel`` gets " (%)" unless it says percent). The key names each method in words (``method_name``); a line
+    that meets an earlier one's points past N = 1 (where every method is the same random pick) is drawn dashed, with
+    open markers, so that neither hides the other. A NaN or an
     accuracy outside [0, 1] (a percentage), or a method without points, is a ValueError naming the method and N.
     ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
     """
@@ -852,14 +862,15 @@ def plot_best_of_n(results, title=None, ylabel: str = "accuracy", ax=None, save_
     ns = sorted({n for row in results.values() for n in row})
     styles = {"majority": dict(ls="--", color="black"), "random": dict(ls=":", color="grey")}
     series = {method: (sorted(row), [row[n] for n in sorted(row)]) for method, row in results.items()}
-    over = _hiding(series)  # e.g. combined on PRM product's point at N = 8: dashed, open, so that both show
+    over = _hiding(series, start=1)  # e.g. combined on PRM product's point at N = 8: dashed, open, so both show
     for method, (x, y) in series.items():
         ax.plot(x, y, **{"marker": "o", "label": method_name(method), **styles.get(method, {}),
                          **(OVER if method in over else {})})
     ax.set_xscale("log", base=2)
     ax.set_xticks(ns, [str(n) for n in ns])
     ax.minorticks_off()
-    ax.set(xlabel="N (solutions per problem)", ylabel=ylabel, title=title or "Best-of-N selection")
+    ax.set(xlabel="N (solutions per problem)", title=title or "Best-of-N selection")
+    _percent_axis(ax, ylabel)
     ax.grid(alpha=0.3)
     _key(fig, ax, own, "right center", fontsize=8)
     return _finish(fig, save_to, own)
@@ -928,17 +939,17 @@ def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", ti
 
 def plot_onpolicy_rounds(records, base=None, methods=("dpo", "stepwise_dpo", "nll_only"), title=None, save_to=None):
     """Notebook 04's on-policy rounds: greedy and sampled accuracy (and the checker's share of right steps, when there
-    is one) per round, one line per method in ``methods`` (keys of ``POLICY_NAMES``), round 0 = ``base``; then, when the
-    rounds have them, Stepwise DPO minus each other method with the 95% intervals, against the goal's +3 points. Two
-    panels a row (``TRAINING_CURVE_COLUMNS``), in that order; a method's line on an earlier one's points (apart from
-    round 0, which all share) is dashed with large open markers, so that the one under it shows (NLL only's greedy line
-    on Stepwise DPO's hid it up to round 1)."""
+    is one) per round, in percent, one line per method in ``methods`` (keys of ``POLICY_NAMES``), round 0 = ``base``;
+    then, when the rounds have them, Stepwise DPO minus each other method with the 95% intervals, against the goal's
+    +3 points. Two panels a row (``WIDE_FIGURE_COLUMNS``), in that order; a method's line on an earlier one's points
+    (apart from round 0, where all start from ``base``) is dashed with large open markers, so that the one under it
+    shows (NLL only's greedy line on Stepwise DPO's hid it up to round 1)."""
     keys = [("accuracy", "greedy accuracy"), ("sampled_accuracy", "sampled (T=1) accuracy")]
     if any(rec.get(m, {}).get("step_accuracy") is not None for rec in records for m in methods):
         keys.append(("step_accuracy", "steps right (greedy, checker)"))
     minus = [rec for rec in records if rec.get("stepwise_dpo_minus")]
     panels = len(keys) + bool(minus)
-    ncols = min(panels, TRAINING_CURVE_COLUMNS)
+    ncols = min(panels, WIDE_FIGURE_COLUMNS)
     nrows = math.ceil(panels / ncols)
     fig, grid = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False, layout="constrained")
     axes = list(grid.flat)
@@ -951,12 +962,12 @@ def plot_onpolicy_rounds(records, base=None, methods=("dpo", "stepwise_dpo", "nl
         for m in methods:
             ys = [(base or {}).get(key)] + [rec.get(m, {}).get(key) for rec in records]
             series[m] = ([x for x, y in zip(rounds, ys) if y is not None], [y for y in ys if y is not None])
-        over = _hiding({m: xy for m, xy in series.items() if xy[0]})
+        over = _hiding({m: xy for m, xy in series.items() if xy[0]}, start=0)
         for m, (xs, ys) in series.items():
             ax.plot(xs, ys, marker="o", label=POLICY_NAMES.get(m, m), color=color.get(m),
                     **(OVER if m in over else {}))
         ax.set_xlabel("round (0 = start policy)")
-        ax.set_ylabel("share of test problems" if key != "step_accuracy" else "share of greedy steps")
+        _percent_axis(ax, "test problems right (%)" if key != "step_accuracy" else "greedy steps right (%)")
         ax.set_title(label, fontsize=10)
         ax.set_xticks(rounds)
         ax.grid(alpha=0.3)
@@ -1394,7 +1405,7 @@ def save_explorer_png(explorer, path) -> Path:
 # ----------------------------------------------------------------------------- test-time compute (notebook 07)
 
 def plot_test_time_compute(table, title=None, ax=None, save_to=None):
-    """Accuracy against generated tokens per problem, one line per method across budgets.
+    """Accuracy (in percent) against generated tokens per problem, one line per method across budgets.
 
     ``table``: ``{str(B): {method: accuracy, "tokens": {method: tokens per problem}, ...}}``
     (``search.compare_at_budgets``); the key names each method in words, and a line on an earlier one's points is
@@ -1435,7 +1446,8 @@ def plot_test_time_compute(table, title=None, ax=None, save_to=None):
         top.minorticks_off()
         top.tick_params(length=0)
     ax.set(xlabel="generated tokens per problem (log scale; dotted: the budget, B x one solution)",
-           ylabel="final-answer accuracy", title=title or "Test-time compute at equal generated tokens")
+           title=title or "Test-time compute at equal generated tokens")
+    _percent_axis(ax, "final-answer accuracy (%)")
     ax.grid(alpha=0.3)
     _key(fig, ax, own, "right center", fontsize=8)
     return _finish(fig, save_to, own)
@@ -1490,8 +1502,8 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, threshold: 
         place(root)
     chosen = {n.id for n in result.path()} if result.chosen is not None else set()
     depth = max(n.depth for n in nodes) + 1
-    # 1.6 in a step, room for an 8 pt caption before the next step's nodes: 2.6 in a step with 6.5 pt captions made a
-    # 4-step tree 13.4 in wide, which Jupyter scaled down to its cell's width, captions ~7 px high
+    # 1.6 in a step, room for an 8 pt caption before the next step's nodes, and no wider: Jupyter scales a figure
+    # down to its cell's width (about 1000 px), and in a wider tree the captions would shrink past reading
     fig, ax, own = _figure_and_axes(ax, (min(1.6 * (depth + 2.1) + 1.1, 22), max(3.0, 0.3 * next_leaf[0] + 1.4)),
                                     "plot_beam_tree")
     threshold = finite_number(threshold, "threshold", "plot_beam_tree")
@@ -1523,9 +1535,11 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, threshold: 
                         bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none"))  # over the chosen path's line
             shift += 10
         caption = f"{_step_caption(n.step, width)}  {p:.2f}" if p == p else _step_caption(n.step, width)
+        # on the chosen path, white behind it as behind the marks: the path's line runs on through the caption
         ax.annotate(caption, (n.depth + 1, y[n.id]), textcoords="offset points", xytext=(shift, 0), va="center",
                     fontsize=8, color="black" if n.id in bright else "#555",
-                    fontweight="bold" if n.id in chosen else "normal")
+                    fontweight="bold" if n.id in chosen else "normal", zorder=5,
+                    bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none") if n.id in chosen else None)
     groups = sorted({n.group for n in nodes})
     for g in groups if len(groups) > 1 else []:  # a line between DVTS's subtrees, each named at its top
         rows = [y[n.id] for n in nodes if n.group == g]
