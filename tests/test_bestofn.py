@@ -244,8 +244,29 @@ def test_paired_differences_by_n_and_their_table():
     lines = bestofn.format_differences(diffs).splitlines()
     assert lines[0].split()[-2:] == ["N=4", "N=16"] and len(lines) == 3
     half = 50 * (d["high"] - d["low"])
-    assert lines[1].split() == ["prm", "-", "orm", "+37.5", f"±{half:.1f}", "+75.0", lines[1].split()[-1]]
-    assert lines[2].split()[:4] == ["orm", "-", "majority", "+25.0"] and len(lines[2].split()) == 5  # none at N=16
+    # each pair named as the plot's panel names it (tasks.METHOD_NAMES: "ORM", "majority vote"), own keys as they are
+    assert lines[1].split() == ["prm", "−", "ORM", "+37.5", f"±{half:.1f}", "+75.0", lines[1].split()[-1]]
+    assert lines[2].split()[:5] == ["ORM", "−", "majority", "vote", "+25.0"] and len(lines[2].split()) == 6  # no N=16
+
+
+def test_the_printed_tables_name_the_methods_as_the_plots_beside_them():
+    """A learner's read of notebooks 06 and 07: the tables named their rows `prm_min`, `beam_prm` beside legends and
+    panels that say "PRM, min", "beam search, PRM" (viz.METHOD_NAMES); metrics.json keeps the keys."""
+    from stepdpo_lite.tutorial import tasks
+    table = {"1": {"prm_min": 0.25, "combined": 0.25, "majority": 0.25, "random": 0.25},
+             "4": {"prm_min": 0.5, "combined": 0.75, "majority": 0.5, "random": 0.25}}
+    keys = {n: list(row) for n, row in table.items()}
+    lines = bestofn.format_table(table).splitlines()
+    assert [line[:21].rstrip() for line in lines] == ["method", "PRM, min", "combined (PRM + ORM)", "majority vote",
+                                                      "random pick"]
+    assert len({len(line) for line in lines}) == 1 and {n: list(row) for n, row in table.items()} == keys
+    diffs = {"4": {"prm_min": {"orm": {"difference": 0.1, "low": 0.0, "high": 0.2}},
+                   "combined": {"prm_product": {"difference": 0.0, "low": -0.1, "high": 0.1}}}}
+    rows = bestofn.format_differences(diffs).splitlines()
+    assert [row[:len(row) - 14].rstrip() for row in rows] == [
+        "A minus B, points", "PRM, min − ORM", "combined (PRM + ORM) − PRM, product"]
+    assert len({len(row) for row in rows}) == 1, rows  # the longest name keeps the columns in line
+    assert all(tasks.METHOD_NAMES[k] in "\n".join(lines + rows) for k in ("prm_min", "combined", "prm_product"))
 
 
 def _save_reward_models(tmp_path):
@@ -529,7 +550,7 @@ def test_recorded_greedy_accuracy_only_for_these_problems_at_full_precision(toy)
 
 
 def test_greedy_policy_accuracies_reuse_notebook_04s_figures_and_measure_the_rest(toy, monkeypatch):
-    from stepdpo_lite.tutorial import tasks, viz
+    from stepdpo_lite.tutorial import tasks
 
     problems, sols = toy
     right = [s[0] for s in sols]  # the gold solutions
@@ -544,11 +565,11 @@ def test_greedy_policy_accuracies_reuse_notebook_04s_figures_and_measure_the_res
 
     measured = {"dpo": {"accuracy": 0.75, "test_problems_digest": tasks.problems_digest(problems), "in_4_bits": False}}
     acc = bestofn.greedy_policy_accuracies({"base": None, "dpo": "dpo/", "stepwise_dpo": "sw/"}, problems, measured,
-                                           base=("base-model", "tok"), load=load, out=lines.append,
-                                           names=viz.POLICY_NAMES)
+                                           base=("base-model", "tok"), load=load, out=lines.append)
     assert acc == {"base": 0.0, "dpo": 0.75, "stepwise_dpo": 1.0} and list(acc) == ["base", "dpo", "stepwise_dpo"]
     assert loaded == ["sw/"]  # dpo's figure was reused: it is not loaded
-    # each policy by the name notebook 04's rounds and the text give it (viz.POLICY_NAMES), not its metrics key
+    # each policy by the name notebook 04's rounds and the text give it (tasks.POLICY_NAMES), not its metrics key, by
+    # default: notebook 06 passed viz.POLICY_NAMES each time, and a caller who did not got the keys
     assert lines == ["base                 greedy accuracy 0.0% on 2 test problems",
                      "DPO + NLL            greedy accuracy 75.0% on 2 test problems (from 04)",
                      "Stepwise DPO + NLL   greedy accuracy 100.0% on 2 test problems"]
@@ -707,16 +728,3 @@ def test_per_problem_tables_scores_and_accuracy_refuse_bad_input_by_name(toy):
             bestofn.accuracy([problems[0], odd], [sols[0][0], "Answer: 3"])
     assert bestofn.accuracy([type("IntVerdict", (_SumProblem,), {"is_correct": lambda self, s: 1})((1, 2))],
                             ["Answer: 3"]) == 1.0  # 0 and 1 pass, as labelling.mc_step_labels reads a verdict
-
-
-def test_the_one_round_sampled_accuracies_under_notebook_06s_plot_are_in_percent_by_the_policies_names():
-    """They were format_metrics_table's fractions ("0.4233") by metrics keys, under a plot in percent and by name."""
-    from stepdpo_lite.tutorial import viz
-    metrics = {"policy": {"one_round_gold_labels": {"dpo": {"accuracy": 0.727, "sampled_accuracy": 0.4},
-                                                    "nll_only": {"sampled_accuracy": 0.42333}}}}
-    assert bestofn.format_one_round_sampled(metrics, names=viz.POLICY_NAMES).splitlines() == [
-        "sampled accuracy (T = 1) after one round on the checker's labels "
-        "(policy.one_round_gold_labels.<method>.sampled_accuracy):",
-        "  DPO + NLL            40.0%",
-        "  NLL only (RFT)       42.3%"]
-    assert bestofn.format_one_round_sampled({"policy": {}}) == "(no one-round runs recorded: notebook 04 makes them)"

@@ -1489,9 +1489,23 @@ def test_format_round_splits_the_prms_mislabels_into_the_side_it_got_wrong():
 
 
 def test_a_policy_has_one_name_in_notebook_04_and_06():
-    """viz kept a second copy of the names ("DPO" there, "DPO + NLL" here) for notebook 06's greedy-vs-sampled bars."""
-    assert onpolicy.NAMES is viz.POLICY_NAMES
+    """viz kept a second copy of the names ("DPO" there, "DPO + NLL" here) for notebook 06's greedy-vs-sampled bars.
+    One dict, in tasks (torch- and matplotlib-free): bestofn, which viz's diagnostics import, cannot import viz."""
+    assert onpolicy.NAMES is tasks.POLICY_NAMES is viz.POLICY_NAMES and viz.METHOD_NAMES is tasks.METHOD_NAMES
     assert {m: viz.method_name(m) for m in onpolicy.NAMES} == onpolicy.NAMES
+
+
+def test_the_one_round_sampled_accuracies_under_notebook_06s_plot_are_in_percent_by_the_policies_names():
+    """They were format_metrics_table's fractions ("0.4233") by metrics keys, under a plot in percent and by name;
+    then bestofn's, where notebook 06 passed it viz.POLICY_NAMES: notebook 04's one-round runs, beside format_round."""
+    metrics = {"policy": {"one_round_gold_labels": {"dpo": {"accuracy": 0.727, "sampled_accuracy": 0.4},
+                                                    "nll_only": {"sampled_accuracy": 0.42333}}}}
+    assert onpolicy.format_one_round_sampled(metrics).splitlines() == [
+        "sampled accuracy (T = 1) after one round on the checker's labels "
+        "(policy.one_round_gold_labels.<method>.sampled_accuracy):",
+        "  DPO + NLL            40.0%",
+        "  NLL only (RFT)       42.3%"]
+    assert onpolicy.format_one_round_sampled({"policy": {}}) == "(no one-round runs recorded: notebook 04 makes them)"
 
 
 def test_prepare_rounds_loads_the_prm_and_a_policy_per_method_and_builds_the_rounds_settings(monkeypatch, tmp_path,

@@ -38,6 +38,31 @@ def test_train_reward_model_trains_by_the_profiles_recipe_in_a_scratch_folder(mo
     kw = calls[-1][-1]
     assert (kw["quantization"], kw["max_steps"], kw["seed"]) == (None, 5, 0)
     assert kw["learning_rate"] == profile.reward_training_args("outcome")["learning_rate"]  # the ORM's own
+
+
+@pytest.mark.parametrize("name", ["tiny", "t4-16gb"])
+def test_the_recipe_line_notebooks_02_and_03_print_is_what_the_trainer_is_given(monkeypatch, name):
+    """Notebooks 02 and 03 each wrote the line's f-string, 02 reading profile.reward_learning_rate where the trainer
+    takes reward_training_args("process"): one function, checked against the trainer's own keywords."""
+    from stepdpo_lite import reward_training
+    given = {}
+    for kind in ("process", "outcome"):
+        monkeypatch.setattr(reward_training, f"train_{kind}_reward_model",
+                            lambda base, rows, output_dir, kind=kind, **kw: given.update({kind: kw}))
+    profile = profiles.get_profile(name)
+    for reward in ("process", "outcome"):
+        for max_steps in (None, 7):
+            profiles.train_reward_model("base", ["row"], profile, reward, max_steps=max_steps)
+            kw = given[reward]
+            length = f"max_steps {kw['max_steps']}" if max_steps else f"{kw['num_train_epochs']} epochs"
+            assert profiles.format_reward_recipe(profile, reward, max_steps=max_steps) == (
+                f"LoRA r={kw['lora']['r']} alpha={kw['lora']['lora_alpha']} dropout {kw['lora']['lora_dropout']} on "
+                f"{kw['lora']['target_modules']} | lr {kw['learning_rate']} | {length} | "
+                f"batch {kw['per_device_train_batch_size']} x {kw['gradient_accumulation_steps']}")
+    tiny = profiles.get_profile("tiny")  # what notebooks 02 and 03 print on the tiny profile
+    assert profiles.format_reward_recipe(tiny) == ("LoRA r=8 alpha=16 dropout 0.0 on all-linear | lr 0.002 | "
+                                                   "1.0 epochs | batch 32 x 1")
+    assert "| lr 0.0005 | 2.0 epochs |" in profiles.format_reward_recipe(tiny, "outcome")
     with pytest.raises(ValueError, match="reward must be 'process' or 'outcome', got 'orm'"):
         profiles.train_reward_model("base", ["row"], profile, "orm")
     with pytest.raises(ValueError, match="train_reward_model: max_steps"):

@@ -304,7 +304,8 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"N = 2 ({_plus_minus(m['best_of_n_differences']['2']['combined']['prm_product'])})",
             *(_percent(policy[k]["accuracy"]) for k in ("base", "dpo", "stepwise_dpo", "nll_only")),
             *(f for k in ("dpo", "nll_only") for f in _interval(minus[k]["accuracy"], _points)),
-            f"its lower end is {_signed(100 * minus['dpo']['accuracy']['low'], 2)} points",  # printed +0.0 in 04
+            f"its lower end is {minus['dpo']['accuracy']['low']:.4f} in `metrics.json`, a share: "
+            f"{_signed(100 * minus['dpo']['accuracy']['low'], 2)} points",  # printed +0.0 in 04
             # the candidates' printout, the interval's t quantile, and the Results table's sampled and greedy rows
             f"{candidates:,} candidates ({problems} problems × {evaluation['n_candidates']})",
             f"from {_percent(evaluation['pass_at_n']['1'])} at N = 1 to {_percent(evaluation['pass_at_n']['16'])} at "

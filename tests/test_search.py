@@ -456,10 +456,13 @@ def test_compare_at_budgets_and_figures(tmp_path):
     assert table["4"]["tokens"]["best_of_n_prm"] == table["4"]["token_budget"] == 4 * 140 / 8
     assert table["4"]["tokens"]["beam_prm"] == 50 and table["2"]["token_budget"] == 2 * 140 / 8
     text = search.format_comparison(table)
-    assert "beam_prm" in text
+    # each row by the name the plot's legend gives it (viz.METHOD_NAMES), not its metrics key: "beam search, PRM"
+    assert "beam_prm" not in text and [line[:17].rstrip() for line in text.splitlines()] == [
+        "method", "majority vote", "best-of-N, ORM", "best-of-N, PRM", "beam search, PRM", "(token budget)"], text
+    assert len({len(line) for line in text.splitlines()}) == 1, text  # the longest name keeps the columns in line
     # accuracies in percent, as the differences under the table (in points) and the text: not fractions
-    beam_row = next(line for line in text.splitlines() if line.startswith("beam_prm")).split()
-    assert beam_row[1:] == ["100.0%", "50"], text  # at B = 2 the beam did not run: blank, not "nan"
+    beam_row = next(line for line in text.splitlines() if line.startswith("beam search, PRM"))[17:].split()
+    assert beam_row == ["100.0%", "50"], text  # at B = 2 the beam did not run: blank, not "nan"
     each = search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam}}, [2, 4], "min",
                                      n_resamples=5, per_problem=True)
     assert each["4"]["beam_prm"] == [1.0, 1.0] and each["4"]["best_of_n_orm"] == [0.0, 0.0]
@@ -836,7 +839,7 @@ def test_compare_at_budgets_without_an_orm_leaves_its_row_out(tmp_path):
         drop = lambda row: {k: v for k, v in row.items() if k != "best_of_n_orm"}  # every other row as it was
         assert {k: drop(v) if isinstance(v, dict) else v for k, v in with_orm[b].items() if k != "best_of_n_orm"} \
             == without[b]
-    assert "best_of_n_orm" not in search.format_comparison(without)
+    assert "best-of-N, ORM" not in search.format_comparison(without)
     fig = viz.plot_test_time_compute(without, save_to=tmp_path / "no_orm.png")
     assert "best_of_n_orm" not in [t.get_text() for t in fig.legends[0].get_texts()]
 

@@ -264,6 +264,18 @@ def test_evaluate_saved_policies_passes_its_progress_setting_to_every_policy(mon
     assert seen == [("pa", True), ("pb", True), ("pa", False), ("pb", False)]
 
 
+def test_evaluate_saved_policies_names_each_policy_as_notebook_04s_plots_by_default(monkeypatch):
+    """Notebooks 04 and 06 passed viz.POLICY_NAMES each time (names or {}): a caller who left it out got `dpo`, not
+    "DPO + NLL". The default is the one dict (tasks.POLICY_NAMES); a policy of one's own keeps its key."""
+    monkeypatch.setattr(tasks.generation, "load_policy", lambda path, quantization=None, dtype=None: (path, None))
+    monkeypatch.setattr(tasks, "greedy_and_sampled_accuracy", lambda *a, **kw: {
+        "accuracy": 0.5, "sampled_accuracy": 0.25, "per_problem": {}})
+    lines = []
+    tasks.evaluate_saved_policies({"dpo": "p", "stepwise_dpo": "q", "mine": "r"}, None, [], log=lines.append)
+    assert [line[:20].rstrip() for line in lines] == ["DPO + NLL", "Stepwise DPO + NLL", "mine"]
+    assert tasks.POLICY_NAMES["nll_only"] == tasks.METHOD_NAMES["nll_only"] == "NLL only (RFT)"
+
+
 def test_evaluate_saved_policies_loads_each_policy_in_the_dtype_asked(tiny_base_path, monkeypatch):
     """Notebook 01 samples at the profile's dtype and 04 trains in it; 04 measured its policies at the device's
     (bfloat16 on an L4 or A100 under t4-16gb, whose solutions were sampled and trained in float16)."""

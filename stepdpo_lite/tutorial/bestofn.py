@@ -490,28 +490,33 @@ def paired_differences(per_problem: dict, pairs) -> dict:
 
 
 def format_differences(diffs: dict, label: str = "N") -> str:
-    """A text table of ``paired_differences``: one row per pair, one column per N (``label`` names it: "B" for
+    """A text table of ``paired_differences``: one row per pair, named as the plot beside it names it ("PRM, min −
+    ORM": ``tasks.METHOD_NAMES``, a key of one's own as it is), one column per N (``label`` names it: "B" for
     budgets), each cell the difference in points ± the half-width of its 95% interval (a paired t-interval is
     symmetric about the difference)."""
     ns = sorted(diffs, key=int)
     pairs = list(dict.fromkeys((a, b) for n in ns for a, row in diffs[n].items() for b in row))
-    rows = [f"{'A minus B, points':<30}" + "".join(f"{label + '=' + n:>14}" for n in ns)]
+    names = {(a, b): f"{tasks.METHOD_NAMES.get(a, a)} − {tasks.METHOD_NAMES.get(b, b)}" for a, b in pairs}
+    width = max(map(len, ["A minus B, points", *names.values()])) + 1
+    rows = [f"{'A minus B, points':<{width}}" + "".join(f"{label + '=' + n:>14}" for n in ns)]
     for a, b in pairs:
         cells = [diffs[n].get(a, {}).get(b) for n in ns]
-        rows.append(f"{a + ' - ' + b:<30}" + "".join(
+        rows.append(f"{names[a, b]:<{width}}" + "".join(
             f"{'':>14}" if d is None else f"{100 * d['difference']:>+8.1f} ±{50 * (d['high'] - d['low']):>4.1f}"
             for d in cells))
     return "\n".join(rows)
 
 
 def format_table(table: dict[str, dict[str, float]]) -> str:
-    """A text table: one row per method, one column per N, each cell an accuracy in percent (as the plot beside it;
-    the differences under it are in points); blank where the method did not run at that N."""
+    """A text table: one row per method, by the name the plot beside it gives it ("PRM, min": ``tasks.METHOD_NAMES``,
+    a method of one's own by its key), one column per N, each cell an accuracy in percent (as the plot; the
+    differences under it are in points); blank where the method did not run at that N."""
     ns = sorted(table, key=int)
     methods = list(dict.fromkeys(m for n in ns for m in table[n]))
-    width = max(map(len, ["method", *methods])) + 1  # one's own method's longer name keeps the columns in line
+    names = {m: tasks.METHOD_NAMES.get(m, m) for m in methods}
+    width = max(map(len, ["method", *names.values()])) + 1  # one's own method's longer name keeps the columns in line
     rows = [f"{'method':<{width}}" + "".join(f"{'N=' + n:>8}" for n in ns)]
-    rows += [f"{m:<{width}}" + "".join(f"{table[n][m]:>8.1%}" if m in table[n] else f"{'':>8}" for n in ns)
+    rows += [f"{names[m]:<{width}}" + "".join(f"{table[n][m]:>8.1%}" if m in table[n] else f"{'':>8}" for n in ns)
              for m in methods]
     return "\n".join(rows)
 
@@ -556,8 +561,7 @@ def recorded_greedy_accuracy(measured: dict, name: str, digest: str) -> float | 
 
 
 def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=None, batch_size: int = 64,
-                             max_new_tokens: int = 160, load=None, dtype=None, out=print,
-                             names: dict | None = None) -> dict[str, float]:
+                             max_new_tokens: int = 160, load=None, dtype=None, out=print) -> dict[str, float]:
     """Greedy final-answer accuracy of each policy on ``problems``, in the order of ``policies``: notebook 04's
     figure where it measured the same thing (``recorded_greedy_accuracy``), else measured here, since generating
     every solution again costs minutes on a GPU profile.
@@ -566,9 +570,10 @@ def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=N
     ``measured``: ``metrics["policy"]`` (``{}`` before notebook 04 ran). ``load``: path -> ``(model, tokenizer)``
     (default ``generation.load_policy``: unquantized, a LoRA adapter merged, in ``dtype``, None for the device's;
     a profile's is the one its policies were sampled and trained in, as notebook 04 measured them). One line per
-    policy goes to ``out`` as it is done, so a long run shows its progress, by its name in ``names`` (notebook 06
-    passes ``viz.POLICY_NAMES``: "DPO + NLL", not ``dpo``; ``policies``' keys stay the returned ones)."""
-    names = names or {}
+    policy goes to ``out`` as it is done, so a long run shows its progress, by the name notebook 04 gives it
+    (``tasks.POLICY_NAMES``: "DPO + NLL", not ``dpo``; a policy of one's own by its key; ``policies``' keys stay the
+    returned ones)."""
+    names = tasks.POLICY_NAMES
     if not isinstance(policies, dict) or not policies:
         raise ValueError(f"greedy_policy_accuracies: policies must be a non-empty dict of name -> folder (None for "
                          f"the base), got {policies!r:.60}")
@@ -596,16 +601,3 @@ def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=N
         del model, tokenizer  # before the next one loads: two policies at once may not fit on a GPU
     return accuracies
 
-
-def format_one_round_sampled(metrics: dict, names: dict | None = None) -> str:
-    """What notebook 06's greedy-vs-sampled plot leaves out: each method's sampled accuracy (T = 1) after notebook
-    04's one round on the checker's labels (``policy.one_round_gold_labels.<method>.sampled_accuracy``), in percent
-    as the plot above it, each by its name in ``names`` (notebook 06 passes the plot's, ``viz.POLICY_NAMES``)."""
-    names = names or {}
-    one_round = metrics.get("policy", {}).get("one_round_gold_labels") or {}
-    if not one_round:
-        return "(no one-round runs recorded: notebook 04 makes them)"
-    return "\n".join(["sampled accuracy (T = 1) after one round on the checker's labels "
-                      "(policy.one_round_gold_labels.<method>.sampled_accuracy):"] +
-                     [f"  {names.get(name, name):20s} {r['sampled_accuracy']:.1%}"
-                      for name, r in one_round.items() if r.get("sampled_accuracy") is not None])

@@ -15,7 +15,7 @@ Each round (Iterative RPO, Pang et al. 2024, arXiv:2404.19733):
    fine-tuning);
 4. **evaluate** every method on held-out problems, greedy and sampled, with Stepwise DPO's accuracy minus each
    other method's and its 95% interval (``format_round``, ``rounds_table``, ``metrics_of``; the figure:
-   ``viz.plot_onpolicy_rounds``).
+   ``viz.plot_onpolicy_rounds``); ``format_one_round_sampled``: notebook 06's lines on notebook 04's one-round runs.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, 
                         solution_pairs, step_agreement, step_negatives, step_pairs)
 from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, tiny_model_folder, written_as_path
 from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
+from .tasks import POLICY_NAMES
 from .toyworld import load_tiny_base, missing_tiny_model_message
-from .viz import POLICY_NAMES
 
 METHODS = ("dpo", "stepwise_dpo", "nll_only")
 NAMES = POLICY_NAMES  # each policy's name in every table and figure, notebook 06's too (one dict: the same words)
@@ -794,6 +794,19 @@ def rounds_table(records: Sequence[dict], base: dict | None = None, methods: Seq
         lines += ["", f"After round {last['round']}, on {n} held-out problems:",
                   *format_stepwise_minus(last["stepwise_dpo_minus"])]
     return "\n".join(lines)
+
+
+def format_one_round_sampled(metrics: dict) -> str:
+    """What notebook 06's greedy-vs-sampled plot leaves out: each method's sampled accuracy (T = 1) after notebook
+    04's one round on the checker's labels (``policy.one_round_gold_labels.<method>.sampled_accuracy``), in percent
+    as the plot above it, each by its name in the plot and in notebook 04 (``NAMES``)."""
+    one_round = metrics.get("policy", {}).get("one_round_gold_labels") or {}
+    if not one_round:
+        return "(no one-round runs recorded: notebook 04 makes them)"
+    return "\n".join(["sampled accuracy (T = 1) after one round on the checker's labels "
+                      "(policy.one_round_gold_labels.<method>.sampled_accuracy):"] +
+                     [f"  {NAMES.get(name, name):20s} {r['sampled_accuracy']:.1%}"
+                      for name, r in one_round.items() if r.get("sampled_accuracy") is not None])
 
 
 def metrics_of(records: Sequence[dict], base: dict | None = None, methods: Sequence[str] = METHODS) -> dict:

@@ -383,6 +383,18 @@ def load_profile_model(profile: str | Profile, lora: bool = False, name_or_path:
 _REWARD_QUANTIZATION = object()  # train_reward_model's default: the profile's reward_quantization
 
 
+def format_reward_recipe(profile, reward: str = "process", max_steps: int | None = None) -> str:
+    """The recipe ``train_reward_model(..., profile, reward, max_steps=max_steps)`` trains by, in one line as notebooks
+    02 (the PRM) and 03 (the ORM) print it above their training bar: the LoRA sizes (``profile.lora_config()``), then
+    the learning rate, the epochs (or ``max_steps``) and the batch of ``profile.reward_training_args(reward)``, e.g.
+    "LoRA r=8 alpha=16 dropout 0.0 on all-linear | lr 0.002 | 1.0 epochs | batch 32 x 1"."""
+    lora, args = profile.lora_config(), profile.reward_training_args(reward)
+    length = f"max_steps {max_steps}" if max_steps else f"{args['num_train_epochs']} epochs"
+    return (f"LoRA r={lora['r']} alpha={lora['lora_alpha']} dropout {lora['lora_dropout']} on "
+            f"{lora['target_modules']} | lr {args['learning_rate']} | {length} | "
+            f"batch {args['per_device_train_batch_size']} x {args['gradient_accumulation_steps']}")
+
+
 def train_reward_model(base, rows, profile, reward: str = "process", *, quantization=_REWARD_QUANTIZATION,
                        max_steps: int | None = None, seed: int = 0):
     """Notebook 02's PRM (``reward="process"``, on stepwise rows) or notebook 03's ORM (``"outcome"``, on outcome

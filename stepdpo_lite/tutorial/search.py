@@ -52,6 +52,7 @@ from ..rewards import sigmoid, step_delimiter_of
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
 from .labelling import check_solution_lists, prompts_of
+from .tasks import METHOD_NAMES
 
 FLOOR = bestofn.FLOOR  # the score of a prefix the PRM cannot read (blank, longer than its context)
 ANSWER_PATTERN = r"(?m)^[ \t]*(?:Answer:|####)"  # a line that states the final answer ends a solution
@@ -756,17 +757,20 @@ def comparison_record(table: dict, problems, searches: dict, sampled: dict, exam
 
 
 def format_comparison(table: dict) -> str:
-    """A text table: one row per method, accuracy (in percent, as the text; the differences under it are in points)
-    and tokens per problem at each budget; blank where the method did not run at that budget."""
+    """A text table: one row per method, by the name the plot beside it gives it ("beam search, PRM":
+    ``tasks.METHOD_NAMES``), accuracy (in percent, as the text; the differences under it are in points) and tokens per
+    problem at each budget; blank where the method did not run at that budget."""
     budgets = sorted(table, key=int)
     methods = list(dict.fromkeys(m for b in budgets for m in table[b]["tokens"]))
-    head = f"{'method':<15}" + "".join(f"{'B=' + b + ' acc':>11}{'tokens':>9}" for b in budgets)
+    names = {m: METHOD_NAMES.get(m, m) for m in methods}
+    width = max(map(len, ["(token budget)", *names.values()])) + 1
+    head = f"{'method':<{width}}" + "".join(f"{'B=' + b + ' acc':>11}{'tokens':>9}" for b in budgets)
     rows = [head]
     for m in methods:
-        rows.append(f"{m:<15}" + "".join(f"{table[b][m]:>11.1%}{table[b]['tokens'][m]:>9.0f}"
-                                         if m in table[b] and m in table[b]["tokens"] else f"{'':>20}"
-                                         for b in budgets))
-    rows.append(f"{'(token budget)':<15}" + "".join(f"{'':>11}{table[b]['token_budget']:>9.0f}" for b in budgets))
+        rows.append(f"{names[m]:<{width}}" + "".join(f"{table[b][m]:>11.1%}{table[b]['tokens'][m]:>9.0f}"
+                                                    if m in table[b] and m in table[b]["tokens"] else f"{'':>20}"
+                                                    for b in budgets))
+    rows.append(f"{'(token budget)':<{width}}" + "".join(f"{'':>11}{table[b]['token_budget']:>9.0f}" for b in budgets))
     return "\n".join(rows)
 
 

@@ -42,6 +42,7 @@ from ..evaluation import check_labels, finite_scores, first_error_index, outcome
 from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps, step_body
 from .diagnostics import step_calibration
+from .tasks import METHOD_NAMES, POLICY_NAMES  # every figure's names, the printed tables' too (torch-free)
 
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
 CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
@@ -61,15 +62,6 @@ LABEL_MEANINGS = {"reachable": "the answer is out of reach from here", "mistake"
 BASE_GREY = "#9aa5b1"
 METHOD_COLORS = ((r"\bstepwise dpo\b", "tab:orange"), (r"\bnll only\b", "tab:green"),
                  (r"(?<![\w-])dpo\b", "tab:blue"), (r"\bbase\b", BASE_GREY))
-# What each policy of notebooks 04 and 06 is called in every figure and table (onpolicy.NAMES is this dict): all but
-# the base are trained with the NLL term of the chosen solutions, and the names say so.
-POLICY_NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL", "nll_only": "NLL only (RFT)",
-                "step_dpo": "Step-DPO + NLL"}  # the last: notebook 04's run on notebook 01's Step-DPO pairs
-# What a method's code key is called in a figure's key, in the words the notebooks' text uses.
-METHOD_NAMES = {"prm_min": "PRM, min", "prm_product": "PRM, product", "prm_last": "PRM, last", "orm": "ORM",
-                "combined": "combined (PRM + ORM)", "majority": "majority vote", "random": "random pick",
-                "best_of_n_orm": "best-of-N, ORM", "best_of_n_prm": "best-of-N, PRM", "beam_prm": "beam search, PRM",
-                "dvts_prm": "DVTS, PRM", **POLICY_NAMES}
 # What a logged metric is, for the y-axis of plot_training_curves (the key itself is the panel's title).
 METRIC_LABELS = {"loss": "training loss",
                  "logps/chosen": "log p(chosen), summed over tokens",
