@@ -1491,7 +1491,7 @@ def test_format_round_splits_the_prms_mislabels_into_the_side_it_got_wrong():
 def test_a_policy_has_one_name_in_notebook_04_and_06():
     """viz kept a second copy of the names ("DPO" there, "DPO + NLL" here) for notebook 06's greedy-vs-sampled bars.
     One dict, in tasks (torch- and matplotlib-free): bestofn, which viz's diagnostics import, cannot import viz."""
-    assert onpolicy.NAMES is tasks.POLICY_NAMES is viz.POLICY_NAMES and viz.METHOD_NAMES is tasks.METHOD_NAMES
+    assert onpolicy.NAMES is tasks.POLICY_NAMES and viz.method_name is tasks.method_name
     assert {m: viz.method_name(m) for m in onpolicy.NAMES} == onpolicy.NAMES
 
 

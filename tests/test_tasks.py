@@ -240,16 +240,16 @@ def test_evaluate_saved_policies_measures_each_and_keeps_the_per_problem_counts_
     differences beside the figures (metrics.json keeps the figures only)."""
     problems = tasks.get_task("tiny").held_out(3)
     lines = []
-    saved = {"base": tiny_base_path, "again": tiny_base_path}
+    saved = {"base": tiny_base_path, "dpo": tiny_base_path}
     results, right = tasks.evaluate_saved_policies(saved, tiny_tokenizer, problems, n_sampled=1, batch_size=3,
-                                                   max_new_tokens=8, log=lines.append, names={"again": "Again + NLL"})
-    assert list(results) == list(right) == ["base", "again"] and results["base"] == results["again"]
+                                                   max_new_tokens=8, log=lines.append)
+    assert list(results) == list(right) == ["base", "dpo"] and results["base"] == results["dpo"]
     assert "per_problem" not in results["base"] and len(right["base"]["greedy_right"]) == 3
     # a learner's read: notebook 04 named its rows `stepwise_dpo` beside plots that say "Stepwise DPO + NLL"
     assert lines == [tasks.format_accuracy(name, results[key]) for key, name in (("base", "base"),
-                                                                               ("again", "Again + NLL"))]
+                                                                               ("dpo", "DPO + NLL"))]
     assert lines[0].startswith("base                 greedy ") and "sampled(T=1)" in lines[0]
-    assert tasks.accuracy_differences(right["base"], right["again"])["accuracy"]["difference"] == 0
+    assert tasks.accuracy_differences(right["base"], right["dpo"])["accuracy"]["difference"] == 0
 
 
 def test_evaluate_saved_policies_passes_its_progress_setting_to_every_policy(monkeypatch):

@@ -174,7 +174,7 @@ def test_onpolicy_rounds_are_two_panels_a_row_and_show_a_line_on_another():
                                                    "Stepwise DPO + NLL minus (points, 95% interval)"]
     greedy = {line.get_label(): line for line in fig.axes[0].get_lines()}
     assert {name: to_hex(line.get_color()) for name, line in greedy.items()} == {
-        viz.POLICY_NAMES[m]: to_hex(viz.method_color(viz.POLICY_NAMES[m])) for m in ("dpo", "stepwise_dpo", "nll_only")}
+        viz.method_name(m): to_hex(viz.method_color(viz.method_name(m))) for m in ("dpo", "stepwise_dpo", "nll_only")}
     over, under = greedy["NLL only (RFT)"], greedy["Stepwise DPO + NLL"]
     assert list(over.get_ydata()[:2]) == list(under.get_ydata()[:2])  # the values as they are: the same points
     assert over.get_linestyle() == "--" and over.get_markerfacecolor() == "none" and under.get_linestyle() == "-"

@@ -496,7 +496,7 @@ def format_differences(diffs: dict, label: str = "N") -> str:
     symmetric about the difference)."""
     ns = sorted(diffs, key=int)
     pairs = list(dict.fromkeys((a, b) for n in ns for a, row in diffs[n].items() for b in row))
-    names = {(a, b): f"{tasks.METHOD_NAMES.get(a, a)} − {tasks.METHOD_NAMES.get(b, b)}" for a, b in pairs}
+    names = {(a, b): f"{tasks.method_name(a)} − {tasks.method_name(b)}" for a, b in pairs}
     width = max(map(len, ["A minus B, points", *names.values()])) + 1
     rows = [f"{'A minus B, points':<{width}}" + "".join(f"{label + '=' + n:>14}" for n in ns)]
     for a, b in pairs:
@@ -513,7 +513,7 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
     differences under it are in points); blank where the method did not run at that N."""
     ns = sorted(table, key=int)
     methods = list(dict.fromkeys(m for n in ns for m in table[n]))
-    names = {m: tasks.METHOD_NAMES.get(m, m) for m in methods}
+    names = {m: tasks.method_name(m) for m in methods}
     width = max(map(len, ["method", *names.values()])) + 1  # one's own method's longer name keeps the columns in line
     rows = [f"{'method':<{width}}" + "".join(f"{'N=' + n:>8}" for n in ns)]
     rows += [f"{names[m]:<{width}}" + "".join(f"{table[n][m]:>8.1%}" if m in table[n] else f"{'':>8}" for n in ns)
@@ -573,7 +573,6 @@ def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=N
     policy goes to ``out`` as it is done, so a long run shows its progress, by the name notebook 04 gives it
     (``tasks.POLICY_NAMES``: "DPO + NLL", not ``dpo``; a policy of one's own by its key; ``policies``' keys stay the
     returned ones)."""
-    names = tasks.POLICY_NAMES
     if not isinstance(policies, dict) or not policies:
         raise ValueError(f"greedy_policy_accuracies: policies must be a non-empty dict of name -> folder (None for "
                          f"the base), got {policies!r:.60}")
@@ -590,13 +589,13 @@ def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=N
         reused = recorded_greedy_accuracy(measured, name, digest)
         if reused is not None:
             accuracies[name] = reused
-            out(f"{names.get(name, name):20s} greedy accuracy {reused:.1%} on {len(problems)} test problems "
+            out(f"{tasks.method_name(name):20s} greedy accuracy {reused:.1%} on {len(problems)} test problems "
                 "(from 04)")
             continue
         model, tokenizer = base if path is None else load(path)
         solutions = greedy_solutions(model, tokenizer, problems, batch_size=batch_size, max_new_tokens=max_new_tokens)
         accuracies[name] = accuracy(problems, solutions)
-        out(f"{names.get(name, name):20s} greedy accuracy {accuracies[name]:.1%} on {len(problems)} test "
+        out(f"{tasks.method_name(name):20s} greedy accuracy {accuracies[name]:.1%} on {len(problems)} test "
             "problems")
         del model, tokenizer  # before the next one loads: two policies at once may not fit on a GPU
     return accuracies

@@ -52,7 +52,7 @@ from ..rewards import sigmoid, step_delimiter_of
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
 from .labelling import check_solution_lists, prompts_of
-from .tasks import METHOD_NAMES
+from .tasks import method_name
 
 FLOOR = bestofn.FLOOR  # the score of a prefix the PRM cannot read (blank, longer than its context)
 ANSWER_PATTERN = r"(?m)^[ \t]*(?:Answer:|####)"  # a line that states the final answer ends a solution
@@ -762,7 +762,7 @@ def format_comparison(table: dict) -> str:
     problem at each budget; blank where the method did not run at that budget."""
     budgets = sorted(table, key=int)
     methods = list(dict.fromkeys(m for b in budgets for m in table[b]["tokens"]))
-    names = {m: METHOD_NAMES.get(m, m) for m in methods}
+    names = {m: method_name(m) for m in methods}
     width = max(map(len, ["(token budget)", *names.values()])) + 1
     head = f"{'method':<{width}}" + "".join(f"{'B=' + b + ' acc':>11}{'tokens':>9}" for b in budgets)
     rows = [head]

@@ -34,17 +34,23 @@ from ..steps import extract_steps
 from . import budget, gsm8k, labelling, toyworld
 from .profiles import get_profile
 
-# What each policy of notebooks 04 and 06 is called in every figure and printed line (``onpolicy.NAMES`` and
-# ``viz.POLICY_NAMES`` are this dict): all but the base are trained with the NLL term of the chosen solutions, and the
+# What each policy of notebooks 04 and 06 is called in every figure and printed line (``onpolicy.NAMES`` is this
+# dict; ``method_name`` reads it): all but the base are trained with the NLL term of the chosen solutions, and the
 # names say so. Here, torch- and matplotlib-free, so that viz, bestofn, search and onpolicy all print the same words.
 POLICY_NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL", "nll_only": "NLL only (RFT)",
                 "step_dpo": "Step-DPO + NLL"}  # the last: notebook 04's run on notebook 01's Step-DPO pairs
-# What a method's code key is called in a figure's key and a printed table (``viz.METHOD_NAMES``), in the words the
+# What a method's code key is called in a figure's key and a printed table (``method_name``), in the words the
 # notebooks' text uses; metrics.json keeps the keys.
 METHOD_NAMES = {"prm_min": "PRM, min", "prm_product": "PRM, product", "prm_last": "PRM, last", "orm": "ORM",
                 "combined": "combined (PRM + ORM)", "majority": "majority vote", "random": "random pick",
                 "best_of_n_orm": "best-of-N, ORM", "best_of_n_prm": "best-of-N, PRM", "beam_prm": "beam search, PRM",
                 "dvts_prm": "DVTS, PRM", **POLICY_NAMES}
+
+
+def method_name(key: str) -> str:
+    """A method's or policy's name in every figure and printed table (``METHOD_NAMES``), e.g. "PRM, min" for
+    "prm_min", "DPO + NLL" for "dpo"; a key of one's own as it is."""
+    return METHOD_NAMES.get(key, key)
 
 
 @runtime_checkable
@@ -182,14 +188,13 @@ def format_accuracy(name: str, result: dict) -> str:
 
 def evaluate_saved_policies(saved: dict, tokenizer, problems, *, n_sampled: int = 2, batch_size: int = 64,
                             max_new_tokens: int = 160, seed: int = 0, log=print, progress: bool = False,
-                            dtype=None, names: dict = POLICY_NAMES) -> tuple[dict, dict]:
+                            dtype=None) -> tuple[dict, dict]:
     """Each policy of ``saved`` (name -> what ``generation.load_policy`` takes: a Hub name, a folder, a LoRA
     adapter's folder) loaded in turn, measured by ``greedy_and_sampled_accuracy`` on the same ``problems`` and
     dropped before the next, each line (``format_accuracy``) passed to ``log`` as it is measured. ``progress``: a
     bar over each policy's generations (a GPU profile's take minutes a policy). ``dtype``: ``load_policy``'s (None:
-    the device's); a profile's, to measure its policies in the dtype they were sampled and trained in. ``names``:
-    each policy's name in the lines (default ``POLICY_NAMES``: "DPO + NLL" for ``dpo``; the key where it has none,
-    e.g. a policy of one's own). Returns
+    the device's); a profile's, to measure its policies in the dtype they were sampled and trained in. Each
+    line names its policy as the plots do (``method_name``: "DPO + NLL" for ``dpo``). Returns
     ``(results, right)``: name -> its figures, and name -> its ``"per_problem"`` counts, for
     ``accuracy_differences`` (not in ``results``: metrics.json keeps the figures only)."""
     results, right = {}, {}
@@ -200,7 +205,7 @@ def evaluate_saved_policies(saved: dict, tokenizer, problems, *, n_sampled: int 
                                                         seed=seed, per_problem=True, progress=progress)
         right[name] = r.pop("per_problem")
         if log:
-            log(format_accuracy(names.get(name, name), r))
+            log(format_accuracy(method_name(name), r))
         del policy  # one policy in memory at a time
     return results, right
 

@@ -42,7 +42,7 @@ from ..evaluation import check_labels, finite_scores, first_error_index, outcome
 from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps, step_body
 from .diagnostics import step_calibration
-from .tasks import METHOD_NAMES, POLICY_NAMES  # every figure's names, the printed tables' too (torch-free)
+from .tasks import method_name  # every figure's names, the printed tables' too (torch-free: bestofn's and search's)
 
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
 CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
@@ -112,11 +112,6 @@ def label_key(label_meaning: str, label_source: str = "checker") -> str:
     if label_meaning not in LABEL_MEANINGS:
         raise ValueError(f"label_meaning must be one of {sorted(LABEL_MEANINGS)}, got {label_meaning!r}")
     return f"{label_source}: {LABEL_MEANINGS[label_meaning]}"
-
-
-def method_name(key: str) -> str:
-    """A method's name in a figure (``METHOD_NAMES``), e.g. "PRM, min" for "prm_min"; an unknown key as it is."""
-    return METHOD_NAMES.get(key, key)
 
 
 def _share(value, what: str, who: str) -> float:
@@ -931,7 +926,7 @@ def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", ti
 
 def plot_onpolicy_rounds(records, base=None, methods=("dpo", "stepwise_dpo", "nll_only"), title=None, save_to=None):
     """Notebook 04's on-policy rounds: greedy and sampled accuracy (and the checker's share of right steps, when there
-    is one) per round, in percent, one line per method in ``methods`` (keys of ``POLICY_NAMES``), round 0 = ``base``;
+    is one) per round, in percent, one line per method in ``methods`` (keys of ``tasks.POLICY_NAMES``), round 0 = ``base``;
     then, when the rounds have them, Stepwise DPO minus each other method with the 95% intervals, against the goal's
     +3 points. Two panels a row (``WIDE_FIGURE_COLUMNS``), in that order; a method's line on an earlier one's points
     (apart from round 0, where all start from ``base``) is dashed with large open markers, so that the one under it
@@ -948,7 +943,7 @@ def plot_onpolicy_rounds(records, base=None, methods=("dpo", "stepwise_dpo", "nl
     for spare in axes[panels:]:  # an odd number of panels: the last row's empty place
         spare.remove()
     rounds = [0] + [rec["round"] for rec in records]
-    color = {m: method_color(POLICY_NAMES.get(m, m)) for m in methods}  # each method's colour in every figure
+    color = {m: method_color(method_name(m)) for m in methods}  # each method's colour in every figure
     for ax, (key, label) in zip(axes, keys):
         series = {}
         for m in methods:
@@ -956,7 +951,7 @@ def plot_onpolicy_rounds(records, base=None, methods=("dpo", "stepwise_dpo", "nl
             series[m] = ([x for x, y in zip(rounds, ys) if y is not None], [y for y in ys if y is not None])
         over = _hiding({m: xy for m, xy in series.items() if xy[0]}, start=0)
         for m, (xs, ys) in series.items():
-            ax.plot(xs, ys, marker="o", label=POLICY_NAMES.get(m, m), color=color.get(m),
+            ax.plot(xs, ys, marker="o", label=method_name(m), color=color.get(m),
                     **(OVER if m in over else {}))
         ax.set_xlabel("round (0 = start policy)")
         _percent_axis(ax, "test problems right (%)" if key != "step_accuracy" else "greedy steps right (%)")
@@ -975,8 +970,8 @@ def plot_onpolicy_rounds(records, base=None, methods=("dpo", "stepwise_dpo", "nl
                 continue
             errorbar_differences(ax, [rec["round"] + shift for rec in kept],
                                  [rec["stepwise_dpo_minus"][other][key] for rec in kept], ls=style,
-                                 color=color.get(other, method_color(POLICY_NAMES.get(other, other))),
-                                 label=f"− {POLICY_NAMES.get(other, other)}, "
+                                 color=color.get(other, method_color(method_name(other))),
+                                 label=f"− {method_name(other)}, "
                                        f"{'greedy' if key == 'accuracy' else 'sampled'}")
         ax.axhline(0, color="grey", lw=0.8)
         ax.axhline(3, color="black", lw=0.8, ls=":", label="the goal: +3 points")
@@ -1447,6 +1442,7 @@ def plot_test_time_compute(table, title=None, ax=None, save_to=None):
 
 # The checker's verdict beside a node of plot_beam_tree: right, wrong (glyph, colour)
 VERDICT_MARKS = {True: ("✓", CORRECT), False: ("✗", WRONG)}
+CLEAR_BOX = dict(boxstyle="square,pad=0.05", fc="white", ec="none")  # behind text the chosen path's line runs through
 
 
 def _step_caption(step: str, width: int) -> str:
@@ -1524,14 +1520,14 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, threshold: 
             mark, color = VERDICT_MARKS[bool(verdict)]
             ax.annotate(mark, (n.depth + 1, y[n.id]), textcoords="offset points", xytext=(shift, 0), va="center",
                         fontsize=9.5, fontweight="bold", color=color, zorder=5,
-                        bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none"))  # over the chosen path's line
+                        bbox=CLEAR_BOX)  # over the chosen path's line
             shift += 10
         caption = f"{_step_caption(n.step, width)}  {p:.2f}" if p == p else _step_caption(n.step, width)
         # on the chosen path, white behind it as behind the marks: the path's line runs on through the caption
         ax.annotate(caption, (n.depth + 1, y[n.id]), textcoords="offset points", xytext=(shift, 0), va="center",
                     fontsize=8, color="black" if n.id in bright else "#555",
                     fontweight="bold" if n.id in chosen else "normal", zorder=5,
-                    bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none") if n.id in chosen else None)
+                    bbox=CLEAR_BOX if n.id in chosen else None)
     groups = sorted({n.group for n in nodes})
     for g in groups if len(groups) > 1 else []:  # a line between DVTS's subtrees, each named at its top
         rows = [y[n.id] for n in nodes if n.group == g]
