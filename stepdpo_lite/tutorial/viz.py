@@ -926,11 +926,11 @@ def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", ti
 
 def plot_onpolicy_rounds(records, base=None, methods=("dpo", "stepwise_dpo", "nll_only"), title=None, save_to=None):
     """Notebook 04's on-policy rounds: greedy and sampled accuracy (and the checker's share of right steps, when there
-    is one) per round, in percent, one line per method in ``methods`` (keys of ``tasks.POLICY_NAMES``), round 0 = ``base``;
-    then, when the rounds have them, Stepwise DPO minus each other method with the 95% intervals, against the goal's
-    +3 points. Two panels a row (``WIDE_FIGURE_COLUMNS``), in that order; a method's line on an earlier one's points
-    (apart from round 0, where all start from ``base``) is dashed with large open markers, so that the one under it
-    shows (NLL only's greedy line on Stepwise DPO's hid it up to round 1)."""
+    is one) per round, in percent, one line per method in ``methods`` (keys of ``tasks.POLICY_NAMES``), round 0 =
+    ``base``; then, when the rounds have them, Stepwise DPO minus each other method with the 95% intervals, against the
+    goal's +3 points. Two panels a row (``WIDE_FIGURE_COLUMNS``), in that order; a method's line on an earlier one's
+    points (apart from round 0, where all start from ``base``) is dashed with large open markers, so that the one under
+    it shows (NLL only's greedy line on Stepwise DPO's hid it up to round 1)."""
     keys = [("accuracy", "greedy accuracy"), ("sampled_accuracy", "sampled (T=1) accuracy")]
     if any(rec.get(m, {}).get("step_accuracy") is not None for rec in records for m in methods):
         keys.append(("step_accuracy", "steps right (greedy, checker)"))
