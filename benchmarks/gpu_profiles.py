@@ -56,12 +56,11 @@ from trl import DPOConfig, DPOTrainer  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stepdpo_lite.tutorial import toyworld  # noqa: E402
 from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs  # noqa: E402
-from stepdpo_lite.models import resolve_dtype, trainer_precision  # noqa: E402
+from stepdpo_lite.models import prepare_adapters, resolve_dtype, trainer_precision  # noqa: E402
 from stepdpo_lite.tutorial.profiles import get_profile, load_profile_model  # noqa: E402
 from stepdpo_lite.reward_training import train_process_reward_model  # noqa: E402
 from stepdpo_lite.steps import extract_steps  # noqa: E402
-from stepdpo_lite.trainer import (CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer,  # noqa: E402
-                                  prepare_adapters)
+from stepdpo_lite.trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
 
 # From each model's config.json on the Hub (Qwen2.5 model cards): what memory and speed depend on.
 ARCHITECTURES = {

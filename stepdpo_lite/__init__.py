@@ -26,8 +26,9 @@ _EXPORTS = {
     "EnsembleRewardModel": "reward_ensembles", "shaped_reward": "reward_ensembles",
     "train_process_reward_model": "reward_training", "train_outcome_reward_model": "reward_training",
     "RewardTrainingConfig": "reward_training",
-    "step_logps": "losses", "aggregate_rewards": "losses", "compute_step_loss": "losses", "step_margin": "losses",
-    "compute_outcome_loss": "losses", "get_step_rewards": "trainer",
+    "step_logps": "losses", "aggregate_rewards": "losses", "aggregate_reward_lists": "losses",
+    "compute_step_loss": "losses", "step_margin": "losses", "compute_outcome_loss": "losses",
+    "get_step_rewards": "trainer",
     "StepwiseDPOConfig": "trainer", "StepwiseDPOTrainer": "trainer",
 }
 

@@ -292,13 +292,52 @@ def check_stepwise_row(row, delimiter=None):
         if (name == "labels" or row.get(name) is not None) and len(list_value(row, name, item)) != len(steps):
             raise BadField(name, f"has {len(row[name])} labels for {len(steps)} completions (steps)"
                              + _count_hint(steps, len(row[name])))
-    if delimiter and (bare := next((j for j, s in enumerate(steps[1:], 1) if not s.startswith(delimiter)), 0)):
-        # opens (this check's rule), not splits back (reward_training's): PRM800K steps hold '\n' yet are to pass at it
-        other = next((d for d in DELIMITERS if all(s.startswith(d) for s in steps[1:])), None)
+    if delimiter and (bare := first_step_not_opening(steps, delimiter)):
+        # opens, not splits back (training a PRM's rule): PRM800K steps hold '\n' yet are to pass at it
         raise BadField(f"completions[{bare}]", f"does not open with the delimiter {delimiter!r}: " + (
-            f"steps 2..K open with {other!r}: pass delimiter={other!r}" if other else "bare steps run together when "
-            f"joined; data.delimit_steps(row, {delimiter!r}) puts it in front"))
+            f"steps 2..K open with {other!r}: pass delimiter={other!r}" if (other := delimiter_of(steps)) else "bare "
+            f"steps run together when joined; data.delimit_steps(row, {delimiter!r}) puts it in front"))
     return [dict(row)]
+
+
+def first_step_not_opening(steps: Sequence[str], delimiter: str) -> int:
+    """The index of the first of steps 2..K not opening with ``delimiter``, 0 when all do: the kit's steps keep the
+    delimiter that opens them, so ``"".join(steps)`` is the solution (TRL's bare steps are not: ``delimit_steps``)."""
+    return next((j for j, s in enumerate(steps[1:], 1) if not s.startswith(delimiter)), 0)
+
+
+def delimiter_of(steps: Sequence[str], splits_back: bool = False) -> str | None:
+    """The first of ``DELIMITERS`` that opens steps 2..K (``splits_back``: and at which ``"".join(steps)`` splits back
+    into them, as a PRM saved with it splits a text it scores), or None."""
+    return next((d for d in DELIMITERS if not first_step_not_opening(steps, d)
+                 and (not splits_back or extract_steps("".join(steps), d) == list(steps))), None)
+
+
+def warn_of_unsplittable_steps(rows: Sequence[Mapping], delimiter: str, names: Sequence[str], who: str) -> None:
+    """Training a PRM to save with ``delimiter``, where it splits a text it scores: rows not splitting back into their
+    steps there. All rows of over one step opening with one other delimiter raise; else one warning names the fix."""
+    split = [(i, list(r["completions"])) for i, r in enumerate(rows)
+             if len(r["completions"]) != len(extract_steps("".join(r["completions"]), delimiter))]
+    if not split:
+        return
+    opens = [delimiter_of(steps, splits_back=True) for _, steps in split]  # a step holding '\n' is not told '\n'
+    if len({*opens}) == 1 and (d := opens[0]) and len(split) == sum(len(r["completions"]) > 1 for r in rows):
+        raise ValueError(f"{who}: {names[split[0][0]]}: field 'completions': steps 2..K open with {d!r}, not "
+                         f"step_delimiter={delimiter!r}, in all {len(split)} rows of more than one step: a "
+                         f"PRM saved so splits a text it scores into other steps; pass step_delimiter={d!r}")
+    if (k := next((j for j, d in enumerate(opens) if d), None)) is not None:  # the first opening with another
+        fix = (f"in {len(opens) - opens.count(None)} of them ({names[split[k][0]]} first) steps 2..K open with "
+               f"{opens[k]!r}: is that the data's delimiter?")
+    elif bare := sum(bool(first_step_not_opening(steps, delimiter)) for _, steps in split):
+        fix = (f"in {bare} of them steps 2..K do not open with it (TRL's bare steps: trained run together): put "
+               "it in front, e.g. ds.map(lambda r: data.delimit_steps(r, '\\n')) with step_delimiter='\\n'")
+    else:
+        fix = ("these rows' steps contain it: pick a delimiter that opens each step and that the steps never "
+               "contain otherwise" if delimiter == "\n" else "set the data's delimiter (e.g. '\\n' for "
+               "GSM8K)") + ", or score lists of steps"
+    warn_user(f"{who}: {len(split)} of {len(rows)} rows do not split back into their steps at "
+              f"step_delimiter={delimiter!r} ({names[split[0][0]]} first, field 'completions'); the "
+              f"saved PRM splits a text there when it scores one: {fix}")
 
 
 def _count_hint(steps: list[str], n: int, text: str | None = None) -> str:

@@ -117,13 +117,14 @@ def _check_first_errors(step_scores, first_errors, what):
                          f"(got {errors} erroneous of {len(first_errors)})")
 
 
-def first_error_report(step_scores: Sequence[Sequence[float]], first_errors: Sequence[int], threshold: float) -> dict:
+def first_error_report(step_scores: Sequence[Sequence[float]], first_errors: Sequence[int], threshold: float, *,
+                       who: str = "first_error_report") -> dict:
     """ProcessBench (Zheng et al. 2024, arXiv:2412.06559): the predicted first error is the first step
     scored below ``threshold``; ``error_accuracy`` = share of erroneous solutions whose first error is
     found exactly, ``correct_accuracy`` = share of fully correct solutions with no error predicted,
-    ``f1`` = their harmonic mean."""
-    _check_first_errors(step_scores, first_errors, "first_error_report")
-    finite_number(threshold, "threshold", "first_error_report")
+    ``f1`` = their harmonic mean. Errors name ``who``, the function called."""
+    _check_first_errors(step_scores, first_errors, who)
+    finite_number(threshold, "threshold", who)
     hits = [predict_first_error(s, threshold) == e for s, e in zip(step_scores, first_errors)]
     err = [h for h, e in zip(hits, first_errors) if e >= 0]
     cor = [h for h, e in zip(hits, first_errors) if e < 0]
@@ -134,9 +135,7 @@ def first_error_report(step_scores: Sequence[Sequence[float]], first_errors: Seq
 
 def first_error_f1(step_scores: Sequence[Sequence[float]], first_errors: Sequence[int], threshold: float) -> float:
     """The ProcessBench F1 (see ``first_error_report``); choose ``threshold`` on validation data."""
-    _check_first_errors(step_scores, first_errors, "first_error_f1")  # errors name the function called
-    finite_number(threshold, "threshold", "first_error_f1")
-    return first_error_report(step_scores, first_errors, threshold)["f1"]
+    return first_error_report(step_scores, first_errors, threshold, who="first_error_f1")["f1"]
 
 
 def choose_threshold(step_scores: Sequence[Sequence[float]], first_errors: Sequence[int]) -> float:
@@ -222,7 +221,8 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
     random pick (the baseline). ``subsets="random"`` draws N of the candidates ``n_resamples`` times
     (ties go to the earlier draw, i.e. at random); ``"first"`` takes the first N once, and of tied top scores
     keeps the earliest candidate (equal scores keep candidate 0, right or not). ``per_problem=True``:
-    each problem's share of right picks instead of the mean, for paired comparisons of two methods."""
+    each problem's share of right picks instead of the mean, for paired comparisons of two methods. ``seed``, an
+    int >= 0, fixes the draws: every call with the same arguments draws the same subsets."""
     if scores is not None:
         check_same_shape(scores, correct, "best_of_n_accuracy(correct, scores)", "scores", "problem", "candidate")
         for i, s in enumerate(scores):  # True here is most likely a swap: the order is named in the message
@@ -231,7 +231,7 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
         check_labels(c, "best_of_n_accuracy", f"correct[{i}]")
     sizes = [len(c) for c in correct]
     ns = _check_ns(ns, sizes, subsets, "best_of_n_accuracy", n_resamples)
-    rng = np.random.default_rng(positive_int(seed, "seed", "best_of_n_accuracy", minimum=0))  # None: unseeded
+    rng = np.random.default_rng(positive_int(seed, "seed", "best_of_n_accuracy", minimum=0))
     # The random pick has a generator of its own: drawing it from rng would shift every later draw, and the
     # baseline would then see other subsets than the methods it is compared with (paired by draw, not only problem)
     pick_rng = np.random.default_rng([seed, 1])
@@ -247,10 +247,10 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
 def majority_vote_accuracy(answers: Sequence[Sequence[Any]], gold: Sequence[Any], ns: Sequence[int] = (1, 2, 4, 8, 16),
                            seed: int = 0, n_resamples: int = 100, subsets: str = "random",
                            per_problem: bool = False) -> dict[int, float | list[float]]:
-    """Accuracy of the most common final answer among N candidates (self-consistency, Wang et al. 2022).
+    """Accuracy of the most common answer among N candidates (self-consistency, Wang et al. 2022, arXiv:2203.11171).
 
-    ``None`` answers (unparseable) do not vote; ties go to the answer drawn first. ``per_problem``: as in
-    ``best_of_n_accuracy``."""
+    ``None`` answers (unparseable) do not vote; ties go to the answer drawn first. ``seed``, ``per_problem``: as
+    in ``best_of_n_accuracy``."""
     if len(answers) != len(gold):
         raise ValueError(f"majority_vote_accuracy: {len(answers)} problems of answers but {len(gold)} gold answers")
     sizes = [len(list_of(a, f"majority_vote_accuracy: answers[{i}]", "answers")) for i, a in enumerate(answers)]
@@ -261,5 +261,5 @@ def majority_vote_accuracy(answers: Sequence[Sequence[Any]], gold: Sequence[Any]
         return bool(votes) and Counter(votes).most_common(1)[0][0] == gold[i]  # most_common: first seen wins ties
 
     rounds = 1 if subsets == "first" else n_resamples
-    rng = np.random.default_rng(positive_int(seed, "seed", "majority_vote_accuracy", minimum=0))  # None: unseeded
+    rng = np.random.default_rng(positive_int(seed, "seed", "majority_vote_accuracy", minimum=0))
     return _resampled_accuracy(sizes, ns, right, rng, rounds, subsets, per_problem)

@@ -16,6 +16,7 @@ arXiv:2406.18629, the step-level DPO loss): ``−log σ(β·(log π(s⁺|x,s_<k)
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Sequence
 
@@ -65,24 +66,6 @@ def positional_weights(step_weights: Sequence[float] | torch.Tensor | None, num_
     return torch.cat([w, w[-1:].expand(num_steps - len(w))])
 
 
-def _list_rewards(rows, mask):
-    """Lists of step rewards made ready for a tensor: a reward that is no number is named by solution and step
-    (torch's own error names neither), and solutions of different lengths are padded, with a mask of their steps."""
-    nested = len(rows) > 0 and all(isinstance(x, (list, tuple, np.ndarray)) for x in rows)
-    for i, row in enumerate(rows if nested else [rows]):
-        if len(row) == 0:  # scored 0 (product: log 1), it outranked every solution with a doubted step
-            raise ValueError(f"aggregate_rewards: step_rewards{f'[{i}]' * nested} is empty: a solution without steps")
-        for k, v in enumerate(row):
-            if isinstance(v, bool) or not isinstance(v, numbers.Real):
-                where = f"solution {i}, step {k}" if nested else f"step {k}"
-                raise ValueError(f"aggregate_rewards: {where}: a reward must be a number, got {v!r}")
-    if not nested or mask is not None or len({len(x) for x in rows}) <= 1:
-        return rows, mask
-    width = max(map(len, rows))
-    return ([list(x) + [0.0] * (width - len(x)) for x in rows],
-            [[True] * len(x) + [False] * (width - len(x)) for x in rows])
-
-
 def check_aggregation(aggregation, who: str, name: str = "aggregation"):
     """``aggregation`` if it is a strategy name of ``aggregate_rewards`` (min, product, last, ...) or a function of
     one solution's step rewards (a list of floats) -> its score; else a ValueError naming ``who`` and ``name``."""
@@ -98,13 +81,13 @@ def aggregate_steps(rewards: list[float], aggregation, where: str, who: str) -> 
     if len(rewards) == 0:  # aggregate_rewards refuses it, naming itself, not the caller
         raise ValueError(f"{who}: {where}: no step rewards (a solution without steps has no score to aggregate)")
     if not callable(aggregation):
-        return float(aggregate_rewards(rewards, aggregation))
+        return aggregate_reward_lists(rewards, aggregation)
     name = getattr(aggregation, "__name__", type(aggregation).__name__)
     return finite_number(aggregation(list(rewards)), f"aggregation {name}'s score of {where}", who)
 
 
-def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=None):
-    """Turn per-step rewards (log-odds, ``(..., S)``) into one reward per solution ``R`` (``(...)``).
+def aggregate_rewards(step_rewards: torch.Tensor, strategy: str = "min", weights=None, mask=None) -> torch.Tensor:
+    """Turn per-step rewards (log-odds, a tensor ``(..., S)``) into one reward per solution ``R`` (``(...)``).
 
     - ``weighted_sum``: ``Σ_k a_k·r_k`` (``a`` = ``weights``, 1 when unset; the other strategies ignore ``weights``)
     - ``mean`` / ``min`` / ``max`` / ``last``: over the valid steps (the PRM aggregations "min" of Wang et al. 2024,
@@ -113,24 +96,18 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
       (Lightman et al. 2023 §2.6), kept in log space so that ``σ(R⁺ − R⁻) = P⁺ / (P⁺ + P⁻)``.
 
     ``mask`` (bool, same shape) marks real steps; a row with none gets 0 (product: log 1). Ints (0/1 labels): float32.
-    Lists in give a float (one solution) or a list of floats out; solutions of different lengths are fine, an empty
-    one (no steps; an array's too) is refused.
-    Raises ValueError for an unknown strategy, one number, or a reward in lists (or an array) that is not a finite
-    number; a tensor's values are not checked (that would sync the device at every training step).
+    Raises ValueError for an unknown strategy, one number, or a mask or per-solution weights of another shape; the
+    values are not checked (that would sync the device at every training step): lists go to
+    ``aggregate_reward_lists``, which checks them.
     """
     if strategy not in AGGREGATION_STRATEGIES:
         raise ValueError(f"aggregate_rewards: strategy must be one of {AGGREGATION_STRATEGIES}, got {strategy!r}")
-    as_list = not torch.is_tensor(step_rewards)
-    if as_list and (isinstance(step_rewards, (list, tuple)) or np.shape(step_rewards)[-1:] == (0,)):  # no steps
-        step_rewards, mask = _list_rewards(step_rewards, mask)
-    r = step_rewards if not as_list else torch.as_tensor(step_rewards, dtype=torch.float32)
-    r = r if r.is_floating_point() else r.float()  # 0/1 int labels: min/max/product fail on ints, weights truncate
+    if not torch.is_tensor(step_rewards):
+        raise ValueError(f"aggregate_rewards: step_rewards must be a tensor, got {type(step_rewards).__name__}; "
+                         "aggregate_reward_lists takes lists of step rewards")
+    r = step_rewards if step_rewards.is_floating_point() else step_rewards.float()  # min/max/product fail on ints
     if r.dim() == 0:
         raise ValueError(f"aggregate_rewards: expected a list of step rewards, got one number {float(r)!r}")
-    if as_list and not torch.isfinite(r).all():  # a NaN would make the solution's reward NaN, silently
-        *row, k = (~torch.isfinite(r)).nonzero()[0].tolist()
-        where = f"solution {', '.join(map(str, row))}, step {k}" if row else f"step {k}"
-        raise ValueError(f"aggregate_rewards: {where}: the reward must be finite, got {r[(*row, k)].item()}")
     m = torch.ones_like(r, dtype=torch.bool) if mask is None else torch.as_tensor(mask, device=r.device).bool()
     _same_shape("aggregate_rewards", step_rewards=r, mask=m)  # a (B,) or (B, 1) mask would broadcast over the steps
     if r.shape[-1] == 0:
@@ -152,7 +129,33 @@ def aggregate_rewards(step_rewards, strategy: str = "min", weights=None, mask=No
     else:  # last
         idx = (m.long() * torch.arange(1, r.shape[-1] + 1, device=r.device)).argmax(-1, keepdim=True)
         out = torch.where(m.any(-1), r.gather(-1, idx).squeeze(-1), torch.zeros_like(r[..., 0]))
-    return out.tolist() if as_list else out
+    return out
+
+
+def aggregate_reward_lists(step_rewards, strategy: str = "min", weights=None):
+    """``aggregate_rewards`` of lists (a numpy array: its lists): one solution's step rewards give a float, a list of
+    solutions' a list of floats, their step counts may differ (padded, masked). A reward that is not a finite number
+    is a ValueError naming its solution and step (torch's error names neither, and a NaN would make the solution's
+    reward NaN); so is a solution without steps (scored 0, product: log 1, it outranked any with a doubted step)."""
+    rows = step_rewards.tolist() if isinstance(step_rewards, np.ndarray) else step_rewards
+    if not isinstance(rows, (list, tuple)):
+        raise ValueError("aggregate_reward_lists: expected a list of step rewards, got " + (
+            f"one number {rows!r}" if isinstance(rows, numbers.Real) else type(rows).__name__))
+    nested = len(rows) > 0 and all(isinstance(x, (list, tuple)) for x in rows)
+    for i, row in enumerate(rows if nested else [rows]):
+        if len(row) == 0:
+            raise ValueError(f"aggregate_reward_lists: step_rewards{f'[{i}]' * nested} is empty: a solution without "
+                             "steps")
+        for k, v in enumerate(row):
+            where = f"solution {i}, step {k}" if nested else f"step {k}"
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise ValueError(f"aggregate_reward_lists: {where}: a reward must be a number, got {v!r}")
+            if not math.isfinite(v):
+                raise ValueError(f"aggregate_reward_lists: {where}: the reward must be finite, got {v}")
+    width = max(map(len, rows)) if nested else len(rows)
+    r = torch.tensor([list(x) + [0.0] * (width - len(x)) for x in rows] if nested else rows, dtype=torch.float32)
+    mask = torch.tensor([[k < len(x) for k in range(width)] for x in rows]) if nested else None
+    return aggregate_rewards(r, strategy, weights, mask).tolist()
 
 
 def compute_outcome_loss(chosen_logratios: torch.Tensor, rejected_logratios: torch.Tensor, beta: float,

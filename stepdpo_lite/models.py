@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import warnings
 from contextlib import contextmanager
 from dataclasses import fields
@@ -56,8 +57,7 @@ def resolve_dtype(dtype=None, device: str = "cpu"):
     if dtype is None or dtype == "auto":
         if not str(device).startswith("cuda"):
             return torch.float32
-        # Without emulation: a T4 "supports" bfloat16 only in slow emulation, and the Trainer refuses bf16 there.
-        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+        return torch.bfloat16 if default_bf16() else torch.float16  # a T4 "supports" it only in slow emulation
     if isinstance(dtype, str):
         if not isinstance(getattr(torch, dtype, None), torch.dtype):
             raise ValueError(f"load_model: unknown dtype {dtype!r}")
@@ -71,6 +71,63 @@ def trainer_precision(dtype, device: str) -> dict:
     import torch
     on_gpu = str(device).startswith("cuda")
     return {"bf16": on_gpu and dtype == torch.bfloat16, "fp16": on_gpu and dtype == torch.float16}
+
+
+def lora_only(model) -> bool:
+    """Whether every adapter of a PEFT model is LoRA (not IA3, LoHa, prompt tuning, ...)."""
+    from peft import LoraConfig
+    return all(isinstance(c, LoraConfig) for c in model.peft_config.values())
+
+
+def _fresh_lora(model) -> bool:
+    """Whether a PEFT model's adapters are all LoRA and untrained (every B = 0: the adapter is the identity). Any
+    other adapter or a trained one is not: TRL's frozen "ref" copy must stay."""
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    return bool(lora_b) and lora_only(model) and all(not p.any() for p in lora_b)
+
+
+def reference_adapter(model):
+    """A PEFT policy's reference, as a context: TRL's frozen "ref" adapter (a copy of one trained before), else its
+    adapters disabled (the base model)."""
+    from trl.trainer.utils import use_adapter
+    return use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None)
+
+
+def default_bf16(use_cpu: bool = False) -> bool:
+    """Whether a GPU here computes in bfloat16 (``resolve_dtype``'s choice), and what a trainer config's unset ``bf16``
+    should mean: TRL's configs turn it on, and on a CPU (with ``use_cpu=True``, which transformers then allows) that
+    trains under bfloat16 autocast, not in the float32 the model is in. On only where a bf16-capable GPU trains."""
+    import torch  # not is_torch_bf16_gpu_available(): it counts emulation, so a T4 would train in emulated bf16
+    return not use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def prepare_adapters(trainer) -> None:
+    """A PEFT policy's adapters as a TRL trainer should train them: call it after building one (StepwiseDPOTrainer
+    does). TRL's DPOTrainer stores a 4-bit model's LoRA weights in bfloat16 (QLoRA's recipe): Adam's small steps round
+    away (20 at lr 5e-5 left 41% of a LoRA A unmoved), a T4's fp16 scaler cannot unscale their gradients. Trainable
+    bfloat16 weights go to float32, under bf16 too (its autocast computes in bf16), but a full fine-tune's and those
+    under DeepSpeed or FSDP (one dtype per flat parameter). TRL's frozen "ref" copy of a fresh LoRA adapter (B = 0:
+    its reference is the adapter disabled, the same numbers) is dropped; a trained one's exact weights come from it."""
+    import torch
+    from accelerate.utils import is_peft_model
+    model = trainer.model
+    keep_bf16 = trainer.args.bf16 and (not is_peft_model(model) or trainer.is_deepspeed_enabled
+                                       or trainer.is_fsdp_enabled)
+    for param in model.parameters():
+        if param.requires_grad and param.dtype == torch.bfloat16 and not keep_bf16:
+            param.data = param.data.float()
+    if is_peft_model(model) and "ref" in model.peft_config:
+        params, fresh = dict(model.named_parameters()), _fresh_lora(model)
+        with torch.no_grad():
+            for name, p in params.items():
+                if (ref := re.sub(r"\.default(\.|$)", r".ref\1", name)) == name or ref not in params:
+                    continue
+                if not keep_bf16 and ".default." in name:  # DPOTrainer copied these (LoRA's lora_A.default.weight)
+                    p.copy_(params[ref])  # into "ref" before its bfloat16 cast: the exact weights come back from there
+                elif not fresh:  # not copied before the cast (bf16 kept; IA3's ia3_l.default, LoHa's, LoKr's): the
+                    params[ref].copy_(p)  # trained adapter copied in again
+            if fresh:
+                model.delete_adapter("ref")
 
 
 def make_lora_config(lora):
@@ -225,7 +282,7 @@ def keep_4bit_weights_unpacked(model) -> int:
     return count
 
 
-def _local_folder_exists(name_or_path, who: str, hub_error: OSError | None = None) -> None:
+def _require_local_folder(name_or_path, who: str, hub_error: OSError | None = None) -> None:
     """A name that can only be a local folder (absolute, ``./``, ``~``, or two ``/``: a Hub id is ``org/name``) must
     exist: transformers calls a missing one a bad Hub id or, offline, a failed connection, hiding the wrong path.
     After ``hub_error`` (not loadable from the Hub either), so must an ``org/name`` whose ``org`` is a folder here,
@@ -269,7 +326,7 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     if quantization not in (None, "4bit"):
         raise ValueError(f"load_model: quantization must be '4bit' or None, got {quantization!r}")
     lora = None if lora is None else make_lora_config(lora)  # a wrong one fails before the model loads
-    _local_folder_exists(name_or_path, "load_model")
+    _require_local_folder(name_or_path, "load_model")
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     path = Path(name_or_path)
@@ -300,7 +357,7 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     except OSError as err:  # "runs/policy" or "policy", not there, was taken for a Hub id: the error spoke of the Hub
-        _local_folder_exists(name_or_path, "load_model", err)
+        _require_local_folder(name_or_path, "load_model", err)
         raise
     except (ValueError, ImportError) as err:  # a lost tokenizer.json: sentencepiece asked for (5.2: protobuf)
         lost = Path(tokenizer_dir).is_dir() and not Path(tokenizer_dir, "tokenizer.json").exists()

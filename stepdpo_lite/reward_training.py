@@ -32,13 +32,11 @@ from transformers.trainer import DEFAULT_PROGRESS_CALLBACK
 
 from .atomic import check_checkpoints, check_replaceable
 from .checks import documented_fields, finite_number, flag, list_of, positive_int, warn_user
-from .data import DELIMITERS, TO_BOOL, validate_outcome, validate_stepwise, warn_of_joined_prompts
+from .data import TO_BOOL, validate_outcome, validate_stepwise, warn_of_joined_prompts, warn_of_unsplittable_steps
 from .evaluation import step_auroc
 from .models import load_model, resolve_device, resolve_dtype, saved_reward_config, trainer_precision
-from .rewards import (NO, SAVE_FOLDER, YES, GenerativeVerifier, InputTooLong, OutcomeRewardModel,
-                      ProcessRewardModel, RewardModelConfig, check_config_values, fast_head_matches, tag_logits,
-                      warn_of_unread_text)
-from .steps import DEFAULT_DELIMITER, extract_steps
+from .rewards import (SAVE_FOLDER, GenerativeVerifier, InputTooLong, OutcomeRewardModel, ProcessRewardModel,
+                      RewardModelConfig, check_config_values, fast_head_matches, tag_logits, warn_of_unread_text)
 
 
 # ----------------------------------------------------------------------------- data
@@ -165,6 +163,14 @@ def _tag_metrics(eval_pred) -> dict:
     return metrics
 
 
+def _saved_field(name: str, note: str = "", **default):
+    """RewardModelConfig's field ``name`` as RewardTrainingConfig takes it, to save with the model: its default (or
+    ``default=``) and its help, one text for both configs, then ``note`` on training (``reward_model_config``)."""
+    saved = next(f for f in fields(RewardModelConfig) if f.name == name)
+    return field(default=default.get("default", saved.default), metadata={"help": saved.metadata["help"] + note,
+                                                                          "saved": True})
+
+
 @documented_fields
 @dataclass
 class RewardTrainingConfig:
@@ -172,24 +178,21 @@ class RewardTrainingConfig:
     reward format saved with the model, and the ``Trainer``'s main settings. Any keyword of the two functions
     that is not a field here is another ``transformers.TrainingArguments`` field (e.g. ``save_strategy``)."""
 
-    quantization: str | None = field(default="4bit", metadata={"help": "'4bit' (nf4 QLoRA base) or None."})
+    quantization: str | None = _saved_field("quantization", " Training loads the base so: '4bit' trains an "
+                                             "nf4 base under a LoRA adapter (QLoRA).", default="4bit")
     lora: Any = field(default=True, metadata={"help": "True (models.DEFAULT_LORA), a dict or LoraConfig, or None."})
-    max_length: int | None = field(default=None, metadata={
-        "help": "Longest input with its tags; a longer row raises, never truncated. Saved with the model as its "
-                "scoring limit: ProcessRewardModel.load(path, max_length=...) raises it, up to the model's positions."})
+    max_length: int | None = _saved_field("max_length", " Saved with the model as its scoring limit: ProcessRewardModel"
+                                          ".load(path, max_length=...) raises it, up to the model's positions.")
     drop_too_long: bool = field(default=False, metadata={
         "help": "Leave out the rows longer than max_length, with a warning naming them (False: they raise)."})
-    tag: str | None = field(default=None, metadata={"help": "Verification tag (None: STEP_TAG / OUTCOME_TAG)."})
-    yes: str = field(default=YES, metadata={"help": "Answer token for 'correct'."})
-    no: str = field(default=NO, metadata={"help": "Answer token for 'wrong'."})
-    step_delimiter: str = field(default=DEFAULT_DELIMITER, metadata={
-        "help": "Saved with the model: how it splits a solution *text* into steps when it scores one (training rows "
-                "give their steps as lists). Set it to the texts' own, e.g. '\\n' for one step a line (PRM800K)."})
-    aggregation: str = field(default="min", metadata={"help": "How a PRM aggregates its step rewards."})
-    prompt_template: str = field(default="{problem}", metadata={
-        "help": "Saved with the model: turns a bare problem into a prompt when one is scored "
-                "(`get_rewards_for_steps(steps, problem)`). Training rows' and `score_solutions`' prompts are used "
-                "as given."})
+    tag: str | None = _saved_field("tag")
+    yes: str = _saved_field("yes")
+    no: str = _saved_field("no")
+    step_delimiter: str = _saved_field("step_delimiter", " Saved with the model (training rows give their steps as "
+                                       "lists): set it to the texts' own, e.g. '\\n' for one step a line (PRM800K).")
+    aggregation: str = _saved_field("aggregation")
+    prompt_template: str = _saved_field("prompt_template", " Saved with the model; training rows' and "
+                                        "`score_solutions`' prompts are used as given.")
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate (cosine schedule, 5% warm-up)."})
     num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs (unless max_steps > 0)."})
     max_steps: int = field(default=-1, metadata={"help": "Optimizer steps; -1: num_train_epochs decides."})
@@ -204,6 +207,27 @@ class RewardTrainingConfig:
     dtype: Any = field(default=None, metadata={
         "help": "Compute dtype; None: bf16 on a GPU that has it, fp16 on one that does not, fp32 on a CPU."})
     training_args: dict = field(default_factory=dict, metadata={"help": "Other TrainingArguments fields."})
+
+    def __post_init__(self):  # as StepwiseDPOConfig's: a wrong value fails here, not after the model has loaded
+        for name in ("max_steps", "per_device_train_batch_size", "per_device_eval_batch_size", "logging_steps",
+                     "gradient_accumulation_steps"):  # max_steps=1e3: a TypeError deep in the Trainer
+            if name != "max_steps" or self.max_steps != -1:  # -1: num_train_epochs decides
+                positive_int(getattr(self, name), name, "RewardTrainingConfig")
+        positive_int(self.seed, "seed", "RewardTrainingConfig", minimum=0)  # True: torch's RuntimeError
+        flag(self.drop_too_long, "drop_too_long", "RewardTrainingConfig")  # "no" is truthy
+        for name in ("learning_rate", "num_train_epochs"):  # 0 or less would train nothing and save the base as trained
+            if finite_number(getattr(self, name), name, "RewardTrainingConfig") <= 0:
+                raise ValueError(f"RewardTrainingConfig: {name} must be > 0, got {getattr(self, name)!r}")
+        if self.quantization == "4bit" and self.lora is None:
+            raise ValueError("a 4-bit base cannot be trained itself: pass lora=True (QLoRA) or quantization=None")
+        _check_training_args(self.training_args)  # a misspelled option
+        check_config_values(self.reward_model_config())  # aggregation="mean2", max_length=0, ...
+
+    def reward_model_config(self, dtype: str | None = None) -> RewardModelConfig:
+        """The format saved with the trained model: the ``_saved_field`` fields, the ``dtype`` it trained in (a reload
+        computes as trained) and trained_with_prompts (rows must have them: scoring an empty one then warns)."""
+        return RewardModelConfig(**{f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("saved")},
+                                 dtype=dtype, trained_with_prompts=True)
 
     @classmethod
     def of(cls, config: RewardTrainingConfig | None, overrides: dict) -> RewardTrainingConfig:
@@ -235,20 +259,8 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
         raise ValueError(f"{kind.__name__}: {base.resolve()} is {what}, not a base model: training puts a new adapter "
                          "on a base and cannot train a saved one on. Train anew from its base (adapter_config.json "
                          "names it) on all the rows; a run saved with checkpoints resumes by resume_from_checkpoint")
-    if c.quantization == "4bit" and c.lora is None:
-        raise ValueError("a 4-bit base cannot be trained itself: pass lora=True (QLoRA) or quantization=None")
     if train_dataset is None:
         raise ValueError(f"{kind.__name__}: train_dataset is None; give a list of rows or a datasets.Dataset")
-    _check_training_args(c.training_args)  # a misspelled option fails now, not after the model has loaded
-    for name in ("max_steps", "per_device_train_batch_size", "per_device_eval_batch_size", "logging_steps",
-                 "gradient_accumulation_steps"):  # max_steps=1e3: a TypeError deep in the Trainer, after the load
-        if name != "max_steps" or c.max_steps != -1:  # -1: num_train_epochs decides
-            positive_int(getattr(c, name), name, "RewardTrainingConfig")
-    positive_int(c.seed, "seed", "RewardTrainingConfig", minimum=0)  # True: torch's RuntimeError
-    flag(c.drop_too_long, "drop_too_long", "RewardTrainingConfig")  # "no" is truthy
-    for name in ("learning_rate", "num_train_epochs"):  # 0 or less would train nothing and save the base as trained
-        if finite_number(getattr(c, name), name, "RewardTrainingConfig") <= 0:
-            raise ValueError(f"RewardTrainingConfig: {name} must be > 0, got {getattr(c, name)!r}")
     check_replaceable(output_dir, **SAVE_FOLDER, where="output_dir")  # and a folder the save would harm
     check_checkpoints(output_dir, resume_from_checkpoint, f"{kind.__name__} training")
     process, checked, wheres = kind is ProcessRewardModel, {}, {}
@@ -266,39 +278,16 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
         raise ValueError(f"{kind.__name__}: eval_dataset is empty; pass None to train without evaluation")
     who = f"train_{'process' if process else 'outcome'}_reward_model: train_dataset"
     names = wheres["train_dataset"] or [f"row {i}" for i in range(len(train_rows))]  # as tokenize_rows names them
-    if process and (split := [(i, r["completions"]) for i, r in enumerate(train_rows) if len(r["completions"]) != len(
-            extract_steps("".join(r["completions"]), c.step_delimiter))]):
-        # splits back, not opens (data's check): the saved PRM splits texts here; a step holding '\n' is not told '\n'
-        opens = [next((d for d in DELIMITERS if extract_steps("".join(steps), d) == steps), None) for _, steps in split]
-        if len({*opens}) == 1 and (d := opens[0]) and len(split) == sum(len(r["completions"]) > 1 for r in train_rows):
-            raise ValueError(f"{who}: {names[split[0][0]]}: field 'completions': steps 2..K open with {d!r}, not "
-                             f"step_delimiter={c.step_delimiter!r}, in all {len(split)} rows of more than one step: a "
-                             f"PRM saved so splits a text it scores into other steps; pass step_delimiter={d!r}")
-        if (k := next((j for j, d in enumerate(opens) if d), None)) is not None:  # the first opening with another
-            fix = (f"in {len(opens) - opens.count(None)} of them ({names[split[k][0]]} first) steps 2..K open with "
-                   f"{opens[k]!r}: is that the data's delimiter?")
-        elif bare := sum(not all(s.startswith(c.step_delimiter) for s in steps[1:]) for _, steps in split):
-            fix = (f"in {bare} of them steps 2..K do not open with it (TRL's bare steps: trained run together): put "
-                   "it in front, e.g. ds.map(lambda r: data.delimit_steps(r, '\\n')) with step_delimiter='\\n'")
-        else:
-            fix = ("these rows' steps contain it: pick a delimiter that opens each step and that the steps never "
-                   "contain otherwise" if c.step_delimiter == "\n" else "set the data's delimiter (e.g. '\\n' for "
-                   "GSM8K)") + ", or score lists of steps"
-        warn_user(f"{who}: {len(split)} of {len(train_rows)} rows do not split back into their steps at "
-                  f"step_delimiter={c.step_delimiter!r} ({names[split[0][0]]} first, field 'completions'); the "
-                  f"saved PRM splits a text there when it scores one: {fix}")
+    if process:  # the saved PRM splits a text it scores at step_delimiter: rows that do not split back there
+        warn_of_unsplittable_steps(train_rows, c.step_delimiter, names, who)
     firsts = [[r["completions"][0] if process else r["completion"]] for r in train_rows]  # each row's one response
     warn_of_joined_prompts(who, [r["prompt"] for r in train_rows], firsts, "their first step", names)
 
     set_seed(c.seed)
     device = resolve_device(c.device)
     dtype = resolve_dtype(c.dtype, device)
-    reward_config = RewardModelConfig(  # tag None: the kind's own (STEP_TAG / OUTCOME_TAG)
-        tag=c.tag, yes=c.yes, no=c.no, step_delimiter=c.step_delimiter, aggregation=c.aggregation,
-        prompt_template=c.prompt_template, quantization=c.quantization, max_length=c.max_length,
-        dtype=str(dtype).removeprefix("torch."),  # recorded: a reload on another device computes as trained
-        trained_with_prompts=True)  # the validators refuse a row without one: scoring an empty one then warns
-    check_config_values(reward_config)  # aggregation="mean2" fails before the model loads, not after
+    reward_config = c.reward_model_config(str(dtype).removeprefix("torch."))
+    check_config_values(reward_config)  # the dtype (float64?), before the model loads
     model, tokenizer = load_model(str(model_name_or_path), quantization=c.quantization, lora=c.lora, device=device,
                                   dtype=dtype, gradient_checkpointing=c.gradient_checkpointing)
     verifier = kind(model, tokenizer, reward_config)

@@ -226,10 +226,16 @@ class TextRewards:
     solution): a text is read with an empty prompt, so put the problem in the text as the model was trained."""
 
     def get_reward_for_text(self, text: str) -> float:
-        return self.solution_rewards([PROBLEM_IN_TEXT], [text])[0]
+        return self._text_rewards([text], "text")[0]
 
     def get_rewards_for_batch(self, texts: Sequence[str]) -> list[float]:
-        texts = list_of(texts, "texts", "texts")
+        return self._text_rewards(list_of(texts, "texts", "texts"), "texts")
+
+    def _text_rewards(self, texts: list, name: str) -> list[float]:
+        for i, text in enumerate(texts):  # a list of steps: the ORM scored it joined, the PRM refused it
+            if not isinstance(text, str):
+                raise ValueError(f"{name}{f'[{i}]' * (name == 'texts')}: must be a str, got {type(text).__name__} "
+                                 "(a solution as its steps: score_solutions(prompts, solutions) takes lists of steps)")
         return self.solution_rewards([PROBLEM_IN_TEXT] * len(texts), texts)
 
 
@@ -342,9 +348,9 @@ class GenerativeVerifier(TextRewards):
     def warn_of_untrained_layout(self, prompts: list[str], steps: list[list[str]], token_ids, side: str = "") -> None:
         """One warning for all rows of each thing training warns of (reward_training): a layout it never read moves its
         rewards; text it cannot read (in ``token_ids``, as encoded) gets a guess. ``side``: a trainer's, named."""
-        from .data import prompt_runs_into  # not at import: data imports datasets (~1 s), RewardModelConfig needs none
+        from .data import first_step_not_opening, prompt_runs_into  # not at import: data imports datasets (~1 s)
         joined = sum(bool(p) and prompt_runs_into(p, ss[0]) for p, ss in zip(prompts, steps))  # "": no prompt
-        bare = sum(not all(s.startswith(self.config.step_delimiter) for s in ss[1:]) for ss in steps)
+        bare = sum(bool(first_step_not_opening(ss, self.config.step_delimiter)) for ss in steps)
         empty = [i for i, p in enumerate(prompts) if self.config.trained_with_prompts and p == ""
                  and not isinstance(p, _ProblemInText)]  # steps alone after no problem: a layout it never read
         found = [f"{joined} of {len(steps)} prompts run into their first step with no whitespace between (the kit "
@@ -556,11 +562,6 @@ class ProcessRewardModel(GenerativeVerifier):
         steps = self._split([text])[0]
         rewards = self.get_rewards_for_steps(steps, PROBLEM_IN_TEXT)
         return steps, rewards, self.aggregate(rewards)
-
-    def get_reward_for_text(self, text: str) -> float:
-        """``TextRewards``' reward read through ``extract_and_aggregate_steps``, which refuses a text that is not a
-        str by name (a list of steps is ``get_rewards_for_steps``' to score)."""
-        return self.extract_and_aggregate_steps(text)[2]
 
 
 class OutcomeRewardModel(GenerativeVerifier):

@@ -10,7 +10,6 @@ holding its first character.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
 from typing import Sequence
 
@@ -78,17 +77,12 @@ def char_step_ids(spans: Sequence[tuple[int, int]], char_offsets: Sequence[tuple
 
 
 def token_step_ids(text: str, tokenizer, delimiter: str = DEFAULT_DELIMITER, max_steps: int | None = None,
-                   add_special_tokens: bool = False) -> tuple[list[int], list[int]]:
-    """Tokenize ``text`` with a fast tokenizer; return ``(input_ids, step_ids)`` with one step id per token.
+                   add_special_tokens: bool = False, prompt: str = "", suffix: str = "") -> tuple[list[int], list[int]]:
+    """Tokenize ``prompt + text + suffix`` with a fast tokenizer; return ``(input_ids, step_ids)`` with one step id
+    per token: its step of ``text``, -1 for a token that starts in ``prompt`` or ``suffix`` (e.g. an EOS appended).
     Raises ValueError for a slow tokenizer, and as ``step_spans`` does."""
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("token_step_ids needs a fast tokenizer (offset mappings); got a slow one")
     spans = step_spans(text, delimiter, max_steps)  # first: it refuses a text that is not a str, by name
-    enc = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
-    return enc["input_ids"], char_step_ids(spans, enc["offset_mapping"])
-
-
-def step_body(step: str) -> str:
-    """A step without its "Step k:" and the whitespace before it (its answer line kept), as the notebooks' pictures
-    and texts quote it."""
-    return re.sub(r"^\s*Step \d+:\s*", "", step)
+    enc = tokenizer(prompt + text + suffix, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+    return enc["input_ids"], char_step_ids(spans, enc["offset_mapping"], offset=len(prompt))

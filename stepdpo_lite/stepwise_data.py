@@ -1,7 +1,7 @@
 """Preference rows -> per-token step ids and per-step probabilities, and the collator that batches them.
 
 ``StepwiseDPOTrainer`` maps ``step_columns`` over TRL's tokenized preference dataset: every completion token gets
-the index of the reasoning step it belongs to (from the tokenizer's offset mapping, ``steps.char_step_ids``), and
+the index of the reasoning step it belongs to (from the tokenizer's offset mapping, ``steps.token_step_ids``), and
 every step a correctness probability ``p``: gold labels; from a reward model's rewards, by default 1 − the drop in
 σ(r) at the step (``mistake_made_here_labels``; ``reward_model_labels="reachable"``: σ(r) itself); or 1 / 0 for
 chosen / rejected.
@@ -19,9 +19,9 @@ import torch
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.utils import pad
 
-from .data import BadField, text_value
+from .data import BadField, check_preference_row
 from .rewards import mistake_made_here_labels, sigmoid
-from .steps import char_step_ids, step_spans
+from .steps import step_spans, token_step_ids
 
 STEP_VALUE_COLUMNS = ("chosen_step_labels", "rejected_step_labels", "chosen_step_rewards", "rejected_step_rewards")
 STEP_PAIRINGS = ("weighted", "first_error", "first_token")
@@ -29,8 +29,8 @@ REWARD_MODEL_LABELS = ("mistake_made_here", "reachable")  # the two meanings of 
 
 
 def check_row(ex, idx, fill=(), out=None, derived_prompt=False, unfilled=()):
-    """One preference row, before TRL tokenizes it: non-blank string ``prompt``, ``chosen`` and ``rejected``
-    (``data.validate_preference``'s checks), chosen != rejected (an identical pair trains nothing), and every column
+    """One preference row, before TRL tokenizes it: ``data.check_preference_row``'s checks (non-blank string
+    ``prompt``, ``chosen`` and ``rejected``, chosen != rejected, step labels bools or probabilities), and every column
     of ``fill`` (the step label / reward columns some row fills) filled: a row without would silently get the
     default labels. Every column of ``unfilled`` must stay empty: a streamed dataset is not read ahead, so its first
     row decides which step columns it has, and a later row's labels would make the rows before them defaults.
@@ -39,9 +39,7 @@ def check_row(ex, idx, fill=(), out=None, derived_prompt=False, unfilled=()):
     try:
         if derived_prompt and not ex["prompt"].strip():
             raise BadField("prompt", "is missing, and chosen and rejected share no prefix to take it from")
-        text_value(ex, "prompt")
-        if text_value(ex, "chosen") == text_value(ex, "rejected"):
-            raise BadField("rejected", "is identical to 'chosen' (the pair has nothing to learn)")
+        check_preference_row(ex)
         open_ended = ex.get("open_ended")  # None: a whole-solution row in a dataset that has open-ended ones too
         if open_ended is not None and not isinstance(open_ended, bool):  # read by truth value: "false" drops the EOS
             raise BadField("open_ended", f"must be a bool (True: partial steps, no EOS), got {ex['open_ended']!r:.40}")
@@ -155,11 +153,10 @@ def step_columns(ex, idx, tokenizer, delimiter, max_steps, pairing="weighted", m
         full = ex[side]
         text = full[: -len(eos)] if eos and full.endswith(eos) else full  # TRL appended the EOS
         n_raw, spans = len(step_spans(text, delimiter)), step_spans(text, delimiter, max_steps)
-        enc = tokenizer(text=ex["prompt"] + full, return_offsets_mapping=True)
-        n_prompt = len(ex["prompt_ids"])
-        if enc["input_ids"] != ex["prompt_ids"] + ex[f"{side}_ids"]:
+        input_ids, ids = token_step_ids(text, tokenizer, delimiter, max_steps, True, ex["prompt"], full[len(text):])
+        if input_ids != ex["prompt_ids"] + ex[f"{side}_ids"]:
             raise ValueError(f"row {idx}: re-tokenizing prompt+{side} with offsets does not reproduce TRL's tokens")
-        ids = char_step_ids(spans, enc["offset_mapping"][n_prompt:], offset=len(ex["prompt"]))
+        ids = ids[len(ex["prompt_ids"]):]
         last = 0 if spans else -1  # tokens in no step (the EOS, a token straddling the prompt) join the step before
         for t, k in enumerate(ids):
             ids[t] = last = k if k >= 0 else last

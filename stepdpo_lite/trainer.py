@@ -14,35 +14,36 @@ import contextlib
 import copy
 import inspect
 import os
-import re
 from dataclasses import dataclass, field, fields
 
 import torch
 from accelerate import PartialState
 from accelerate.utils import is_peft_model
 from datasets import Dataset
-from peft import LoraConfig
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, TrainerCallback
 from trl import DPOConfig, DPOTrainer
 from trl.data_utils import extract_prompt, is_conversational
-from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax, use_adapter
+from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax
 
 from .atomic import TRAINER_OUTPUTS, check_checkpoints, save_atomic, write_json_atomic
 from .checks import documented_fields, finite_number, keywords_taken, list_of, positive_int, warn_user
 from .data import warn_of_joined_prompts
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
-from .models import keep_4bit_weights_unpacked, quiet_peft_checkpointing_read, write_portable_adapter_config
+from .models import (default_bf16, keep_4bit_weights_unpacked, lora_only, prepare_adapters,
+                     quiet_peft_checkpointing_read, reference_adapter, write_portable_adapter_config)
 from .rewards import InputTooLong, ProcessRewardModel, step_delimiter_of, warn_of_unread_text
-from .steps import DEFAULT_DELIMITER, char_step_ids, extract_steps, step_spans
+from .steps import DEFAULT_DELIMITER, extract_steps, step_spans, token_step_ids
 from .stepwise_data import (REWARD_MODEL_LABELS, STEP_COLUMNS, STEP_PAIRINGS, STEP_VALUE_COLUMNS,
                             DataCollatorForStepwisePreference, check_row, drop_appended_eos, step_columns)
 
-__all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards", "prepare_adapters"]
+__all__ = ["StepwiseDPOConfig", "StepwiseDPOTrainer", "get_step_rewards"]
 
 STEP_ACCURACY_METRICS = ("accuracy", "balanced_accuracy", "f1")
 PARTS = ("prompt", "chosen", "rejected")  # a tokenized row's token-id columns are f"{part}_ids"
+PREPARED_ROWS_CHECKED = 8  # a prepared dataset's first rows, made again to compare (_check_prepared_alike)
+SCORER_CHUNK = 512  # rows per call of a reward model that is not a ProcessRewardModel (which batches by length)
 # TrainingArguments' activation checkpointing switch: later transformers 5's name (the old one warns), else 5.2's
 CHECKPOINTING_FIELD = next(n for n in ("activation_checkpointing", "gradient_checkpointing") if hasattr(DPOConfig, n))
 
@@ -67,62 +68,9 @@ def _without_max_length(args):
     return args
 
 
-def _lora_only(model) -> bool:
-    """Whether every adapter of a PEFT model is LoRA (not IA3, LoHa, prompt tuning, ...)."""
-    return all(isinstance(c, LoraConfig) for c in model.peft_config.values())
-
-
-def _fresh_lora(model) -> bool:
-    """Whether a PEFT model's adapters are all LoRA and untrained (every B = 0: the adapter is the identity). Any
-    other adapter or a trained one is not: TRL's frozen "ref" copy must stay."""
-    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
-    return bool(lora_b) and _lora_only(model) and all(not p.any() for p in lora_b)
-
-
-def _reference_adapter(model):
-    """A PEFT policy's reference, as a context: TRL's frozen "ref" adapter (a copy of one trained before), else its
-    adapters disabled (the base model)."""
-    return use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None)
-
-
-def default_bf16(use_cpu: bool = False) -> bool:
-    """What an unset ``bf16`` should mean: TRL's configs turn it on, and on a CPU (with ``use_cpu=True``, which
-    transformers then allows) that trains under bfloat16 autocast, not in the float32 the model is in. On only where
-    a bf16-capable GPU trains."""
-    # not is_torch_bf16_gpu_available(): it counts emulation, so a T4 would train in emulated bf16
-    return not use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
-
-
-def prepare_adapters(trainer) -> None:
-    """A PEFT policy's adapters as a TRL trainer should train them: call it after building one (StepwiseDPOTrainer
-    does). TRL's DPOTrainer stores a 4-bit model's LoRA weights in bfloat16 (QLoRA's recipe): Adam's small steps round
-    away (20 at lr 5e-5 left 41% of a LoRA A unmoved), a T4's fp16 scaler cannot unscale their gradients. Trainable
-    bfloat16 weights go to float32, under bf16 too (its autocast computes in bf16), but a full fine-tune's and those
-    under DeepSpeed or FSDP (one dtype per flat parameter). TRL's frozen "ref" copy of a fresh LoRA adapter (B = 0:
-    its reference is the adapter disabled, the same numbers) is dropped; a trained one's exact weights come from it."""
-    model = trainer.model
-    keep_bf16 = trainer.args.bf16 and (not is_peft_model(model) or trainer.is_deepspeed_enabled
-                                       or trainer.is_fsdp_enabled)
-    for param in model.parameters():
-        if param.requires_grad and param.dtype == torch.bfloat16 and not keep_bf16:
-            param.data = param.data.float()
-    if is_peft_model(model) and "ref" in model.peft_config:
-        params, fresh = dict(model.named_parameters()), _fresh_lora(model)
-        with torch.no_grad():
-            for name, p in params.items():
-                if (ref := re.sub(r"\.default(\.|$)", r".ref\1", name)) == name or ref not in params:
-                    continue
-                if not keep_bf16 and ".default." in name:  # DPOTrainer copied these (LoRA's lora_A.default.weight)
-                    p.copy_(params[ref])  # into "ref" before its bfloat16 cast: the exact weights come back from there
-                elif not fresh:  # not copied before the cast (bf16 kept; IA3's ia3_l.default, LoHa's, LoKr's): the
-                    params[ref].copy_(p)  # trained adapter copied in again
-            if fresh:
-                model.delete_adapter("ref")
-
-
-class _TruncatedTotalFromLog(TrainerCallback):
-    """Starts a run's count of truncated steps where its log left it: a resumed run's log history comes from the
-    checkpoint (its steps/truncated_total restarted at 0), a fresh run's is empty. Warns of cut wrong steps."""
+class _TruncationCounts(TrainerCallback):
+    """Starts a run's counts of cut steps, and warns at its end of cut rejected steps labelled wrong. Truncated
+    steps count on from a resumed run's log (steps/truncated_total, from its checkpoint), not from 0."""
 
     def __init__(self, trainer):
         self.trainer = trainer
@@ -187,9 +135,10 @@ class StepwiseDPOConfig(DPOConfig):
         "help": "Log how often the sign of the implicit step reward β·ρ_k agrees with the step label (scored steps)."})
     step_accuracy_metric: str = field(default="accuracy", metadata={"help": f"One of {STEP_ACCURACY_METRICS}."})
     sft_loss_weight: float = field(default=0.0, metadata={
-        "help": "Weight of an NLL term on the chosen responses' tokens (RPO, Pang et al. 2024, arXiv:2404.19733): "
-                "without it, DPO on reasoning can lower the chosen likelihood too and hurt accuracy. The same term "
-                "as TRL's loss_type ['sigmoid', 'sft'] with loss_weights [1, sft_loss_weight]."})
+        "help": "Weight of an NLL term on the chosen responses (after RPO, Pang et al. 2024, arXiv:2404.19733): "
+                "without it, DPO on reasoning can lower the chosen likelihood too and hurt accuracy. One mean over all "
+                "the batch's chosen tokens, as TRL's loss_type ['sigmoid', 'sft'] with loss_weights [1, "
+                "sft_loss_weight]; RPO's mean of each solution's per-token NLL weighs a long solution no more."})
     step_pairing: str = field(default="weighted", metadata={
         "help": "`weighted`: every step counts (weighted by p and a); `first_error`: only the first differing step of "
                 "each side, from its first differing token on (the opening both share is left out), on a "
@@ -325,7 +274,7 @@ class StepwiseDPOTrainer(DPOTrainer):
                 and not args.precompute_ref_log_probs):
             ref_model = copy.deepcopy(model).eval()
         if ref_model is None and not isinstance(model, str) and is_peft_model(model) and args.precompute_ref_log_probs \
-                and not _lora_only(model):
+                and not lora_only(model):
             raise ValueError("StepwiseDPOTrainer: precompute_ref_log_probs with an adapter that is not LoRA (IA3, "
                              "LoHa, ...): TRL precomputes the reference before its 'ref' copy holds the trained "
                              "adapter (the base model would be the reference); set precompute_ref_log_probs=False")
@@ -342,7 +291,7 @@ class StepwiseDPOTrainer(DPOTrainer):
                              compute_metrics=compute_metrics, callbacks=callbacks, optimizers=optimizers,
                              quantization_config=quantization_config, peft_config=peft_config)
         keep_4bit_weights_unpacked(self.model)  # TRL may have loaded it in 4-bit itself (models.py says why)
-        self.add_callback(_TruncatedTotalFromLog(self))
+        self.add_callback(_TruncationCounts(self))
         prepare_adapters(self)  # float32 adapters; TRL's "ref" copy of a fresh one dropped
 
     @classmethod
@@ -527,12 +476,12 @@ class StepwiseDPOTrainer(DPOTrainer):
                     pairing=args.step_pairing, max_length=args.max_length if keep_start else None,
                     reward_labels=args.reward_model_labels, context=self._context if args.max_length is None else None)
 
-    def _check_prepared_alike(self, dataset, args, dataset_name, rows: int = 8):
+    def _check_prepared_alike(self, dataset, args, dataset_name):
         """A prepared dataset is reused as it is, so its step columns must be what these settings make: another
         trainer's, with another ``step_pairing``, ``step_delimiter`` or ``max_reasoning_steps``, would train this one
-        on its steps (a first-token column under "weighted": one token a pair). The first ``rows`` are made again."""
+        on its steps (a first-token column under "weighted": one token a pair). The first rows are made again."""
         settings = self._step_settings(args)
-        for idx, ex in zip(range(rows), dataset):
+        for idx, ex in zip(range(PREPARED_ROWS_CHECKED), dataset):
             again = step_columns({k: v for k, v in ex.items() if k not in STEP_VALUE_COLUMNS}, idx, **settings)
             for key in ("chosen_step_ids", "rejected_step_ids", "first_diff_step"):
                 if again[key] != ex[key]:
@@ -547,7 +496,7 @@ class StepwiseDPOTrainer(DPOTrainer):
             widest = max((len(p) for c in ("chosen_step_probs", "rejected_step_probs") for p in dataset[c]), default=1)
             self._max_num_steps = max(self._max_num_steps, widest)
 
-    def _add_reward_columns(self, dataset, delimiter: str, chunk: int = 512):
+    def _add_reward_columns(self, dataset, delimiter: str):
         """Score every chosen and rejected response once with the frozen reward model (cached columns). The
         responses go to it as lists of this trainer's steps (``step_delimiter``): a PRM trained with another delimiter
         would split the texts its own way, into another number of steps."""
@@ -572,8 +521,9 @@ class StepwiseDPOTrainer(DPOTrainer):
                                        "solutions) finds such rows) or raise its max_length: it is never truncated "
                                        "silently", err.index, err.n_tokens, err.max_length) from None
             else:  # scored as the loop reaches each chunk: a scorer that is not a PRM fails at the first
-                chunks = ((i, score(prompts[i:i + chunk], steps[side][i:i + chunk])) for i in tqdm(
-                    range(0, len(dataset), chunk), desc=f"Reward model scoring {side} responses", disable=bar is False))
+                chunks = ((i, score(prompts[i:i + SCORER_CHUNK], steps[side][i:i + SCORER_CHUNK])) for i in tqdm(
+                    range(0, len(dataset), SCORER_CHUNK), desc=f"Reward model scoring {side} responses",
+                    disable=bar is False))
             rewards = []
             for i, scored in chunks:
                 bad = next((j for j, r in enumerate(scored) if isinstance(r, (str, bytes)) or
@@ -600,10 +550,10 @@ class StepwiseDPOTrainer(DPOTrainer):
         return kwargs, inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
 
     def _reference_token_logps(self, model, kwargs, labels):
-        """Per-token reference log-probs: the reference model, or the PEFT policy's (``_reference_adapter``)."""
+        """Per-token reference log-probs: the reference model, or the PEFT policy's (``models.reference_adapter``)."""
         adapter = contextlib.nullcontext()
         if self.ref_model is None and is_peft_model(self.model):
-            adapter = _reference_adapter(self.accelerator.unwrap_model(self.model))
+            adapter = reference_adapter(self.accelerator.unwrap_model(self.model))
         with torch.no_grad(), contextlib.ExitStack() as restore, adapter:  # no grads, so no checkpointing (as TRL)
             for module in [m for m in model.modules() if getattr(m, "gradient_checkpointing", False)]:
                 module.gradient_checkpointing = False  # the flag alone: re-enabling adds a grad hook to the embeddings
@@ -656,7 +606,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         step_loss = self.step_loss(chosen_rho, rejected_rho, *inputs["step_probs"].chunk(2), *mask.chunk(2), weights,
                                    inputs, model)
         loss = args.step_loss_weight * step_loss + args.outcome_loss_weight * outcome.mean()
-        if args.sft_loss_weight:  # NLL of the chosen tokens, exactly TRL's "sft" loss type (RPO)
+        if args.sft_loss_weight:  # NLL, one mean over the chosen tokens: TRL's "sft" exactly (RPO's: per solution)
             chosen_tokens = inputs["completion_mask"][:, 1:].chunk(2)[0][:, -seq_len:].bool()
             loss = loss - args.sft_loss_weight * logps.chunk(2)[0][chosen_tokens].mean()
         if self.aux_loss_enabled:
@@ -797,14 +747,13 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
     for i in range(0, len(prompts), batch_size):
         rows, step_ids, counts = [], [], []
         for j, (prompt, response) in enumerate(zip(prompts[i:i + batch_size], responses[i:i + batch_size]), i):
-            enc = tokenizer(text=prompt + response, return_offsets_mapping=True, add_special_tokens=False)
-            if context is not None and len(enc["input_ids"]) > context:  # past the positions the model knows
-                raise ValueError(f"get_step_rewards: prompt + response {j} has {len(enc['input_ids'])} tokens, more "
-                                 f"than the model's context of {context} (max_position_embeddings)")
-            spans = step_spans(response, delimiter, max_reasoning_steps)
-            rows.append(enc["input_ids"])
-            step_ids.append(char_step_ids(spans, enc["offset_mapping"], offset=len(prompt)))
-            counts.append(len(spans))
+            input_ids, ids = token_step_ids(response, tokenizer, delimiter, max_reasoning_steps, prompt=prompt)
+            if context is not None and len(input_ids) > context:  # past the positions the model knows
+                raise ValueError(f"get_step_rewards: prompt + response {j} has {len(input_ids)} tokens, more than the "
+                                 f"model's context of {context} (max_position_embeddings)")
+            rows.append(input_ids)
+            step_ids.append(ids)
+            counts.append(len(step_spans(response, delimiter, max_reasoning_steps)))
         input_ids = pad([torch.tensor(r) for r in rows], padding_value=tokenizer.pad_token_id or 0).to(device)
         attention_mask = pad([torch.ones(len(r), dtype=torch.long) for r in rows]).to(device)
         ids = pad([torch.tensor(s) for s in step_ids], padding_value=-1).to(device)[:, 1:]
@@ -820,7 +769,7 @@ def get_step_rewards(model, tokenizer, prompts, responses, ref_model=None, beta:
         if ref_model is not None:
             rho = rho - step_logps(logps(ref_model), ids, num_steps)
         elif is_peft_model(model):
-            with _reference_adapter(model):
+            with reference_adapter(model):
                 rho = rho - step_logps(logps(model), ids, num_steps)
         out += [row[:n] for row, n in zip((beta * rho).tolist(), counts)]
     return out[0] if single else out

@@ -1121,6 +1121,18 @@ def test_steps_that_open_with_another_delimiter_are_told_to_pass_it_not_to_rewri
                                                   "'\\n\\nStep') puts it in front")
 
 
+def test_the_rule_of_steps_opening_with_the_delimiter_has_one_home():
+    """"Steps 2..K open with the delimiter" was written three times (this check, the PRM's training, a PRM's scoring)
+    and "which delimiter is the data's" twice: data's first_step_not_opening and delimiter_of are the one copy."""
+    import inspect
+    from stepdpo_lite import reward_training, rewards
+    prm800k = ["1 + 1 = 2\nso 2", "\n2 + 2 = 4"]  # opens with '\n', yet holds one: does not split back there
+    assert data.first_step_not_opening(prm800k, "\n") == 0 and data.first_step_not_opening(["a", "b"], "\n") == 1
+    assert data.delimiter_of(prm800k) == "\n" and data.delimiter_of(prm800k, splits_back=True) is None
+    assert data.delimiter_of(["a", "\n\nb"], splits_back=True) == "\n\n" and data.delimiter_of(["a", "b"]) is None
+    for code in (inspect.getsource(reward_training._train), inspect.getsource(rewards.GenerativeVerifier)):
+        assert not re.search(r"startswith\((c|self\.config)\.step_delimiter", code) and "DELIMITERS" not in code
+
 def test_numpy_bool_labels_are_taken_as_python_bools_and_numpy_numbers_are_still_refused():
     """A user's trial: labels from a DataFrame or an array (list(np.array([True, False]))) were refused with "got
     np.True_; convert the labels: bool(x)": numpy bools are bools."""

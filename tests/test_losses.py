@@ -5,8 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stepdpo_lite.losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
-                                 first_error_mask, positional_weights, step_logps, step_margin)
+from stepdpo_lite.losses import (AGGREGATION_STRATEGIES, aggregate_reward_lists, aggregate_rewards,
+                                 compute_outcome_loss, compute_step_loss, first_error_mask, positional_weights,
+                                 step_logps, step_margin)
 
 
 def test_step_logps_is_a_segment_sum_that_drops_masked_tokens():
@@ -71,11 +72,25 @@ def test_aggregate_rewards_matches_definitions_on_valid_steps(strategy):
 def test_aggregate_rewards_product_is_log_of_product_of_probabilities_and_lists_work():
     rewards = [0.3, -1.2, 2.0]
     p = torch.sigmoid(torch.tensor(rewards)).prod().item()
-    assert aggregate_rewards(rewards, "product") == pytest.approx(torch.log(torch.tensor(p)).item(), abs=1e-6)
-    assert aggregate_rewards([[1.0, 2.0], [3.0, -1.0]], "min") == [1.0, -1.0]
+    assert aggregate_reward_lists(rewards, "product") == pytest.approx(torch.log(torch.tensor(p)).item(), abs=1e-6)
+    assert aggregate_reward_lists([[1.0, 2.0], [3.0, -1.0]], "min") == [1.0, -1.0]
     with pytest.raises(ValueError, match="strategy"):
-        aggregate_rewards(rewards, "median")
+        aggregate_reward_lists(rewards, "median")
 
+
+def test_the_tensor_reduction_and_the_list_api_are_two_functions():
+    """aggregate_rewards did two jobs, switched in five places: the trainer's unchecked reduction of a tensor and a
+    user's lists (checked, ragged ones padded, floats out). A list given to it is now refused, naming
+    aggregate_reward_lists, which checks and pads lists and reduces them by the same tensor function."""
+    with pytest.raises(ValueError, match="aggregate_rewards: step_rewards must be a tensor, got list; "
+                                         "aggregate_reward_lists takes lists of step rewards"):
+        aggregate_rewards([1.0, 2.0])
+    padded = torch.tensor([[1.0, -2.0, 3.0], [0.5, 0.0, 0.0]])
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    for strategy in AGGREGATION_STRATEGIES:
+        want = aggregate_rewards(padded, strategy, [1.0, 0.5], mask).tolist()
+        assert aggregate_reward_lists([[1.0, -2.0, 3.0], [0.5]], strategy, [1.0, 0.5]) == pytest.approx(want)
+        assert aggregate_reward_lists([1.0, -2.0, 3.0], strategy, [1.0, 0.5]) == pytest.approx(want[0])
 
 def test_outcome_loss_is_dpo_without_rewards_and_soft_with_them():
     torch.manual_seed(0)
@@ -148,27 +163,26 @@ def test_losses_refuse_shapes_that_would_broadcast():
 
 def test_aggregate_rewards_refuses_nan_and_a_bare_number():
     with pytest.raises(ValueError, match=r"step 1: the reward must be finite"):
-        aggregate_rewards([1.0, float("nan")], "min")
+        aggregate_reward_lists([1.0, float("nan")], "min")
     with pytest.raises(ValueError, match="got one number"):
-        aggregate_rewards(3.0, "min")
-    assert aggregate_rewards([1.0, -2.0], "min") == pytest.approx(-2.0)
+        aggregate_reward_lists(3.0, "min")
+    assert aggregate_reward_lists([1.0, -2.0], "min") == pytest.approx(-2.0)
 
 
 def test_aggregate_rewards_takes_solutions_of_different_lengths_and_names_a_reward_that_is_no_number():
     """A list of solutions with different step counts (the usual case) failed in torch ("expected sequence of length
     2 at dim 1"), and a None in a list as "must be real number": neither named the solution or the step."""
-    from stepdpo_lite.losses import aggregate_rewards
-
     ragged = [[1.0, 2.0], [3.0]]
-    assert aggregate_rewards(ragged, "min") == [1.0, 3.0]
-    assert aggregate_rewards(ragged, "mean") == [1.5, 3.0]
-    assert aggregate_rewards(ragged, "last") == [2.0, 3.0]  # each solution's own last step, not a padded 0
-    assert aggregate_rewards(ragged, "product") == pytest.approx(
-        [aggregate_rewards([1.0, 2.0], "product"), aggregate_rewards([3.0], "product")])
-    with pytest.raises(ValueError, match=r"aggregate_rewards: step 1: a reward must be a number, got None"):
-        aggregate_rewards([1.0, None])
-    with pytest.raises(ValueError, match=r"aggregate_rewards: solution 1, step 1: a reward must be a number, got 'x'"):
-        aggregate_rewards([[1.0], [2.0, "x"]])
+    assert aggregate_reward_lists(ragged, "min") == [1.0, 3.0]
+    assert aggregate_reward_lists(ragged, "mean") == [1.5, 3.0]
+    assert aggregate_reward_lists(ragged, "last") == [2.0, 3.0]  # each solution's own last step, not a padded 0
+    assert aggregate_reward_lists(ragged, "product") == pytest.approx(
+        [aggregate_reward_lists([1.0, 2.0], "product"), aggregate_reward_lists([3.0], "product")])
+    with pytest.raises(ValueError, match=r"aggregate_reward_lists: step 1: a reward must be a number, got None"):
+        aggregate_reward_lists([1.0, None])
+    with pytest.raises(ValueError, match=r"aggregate_reward_lists: solution 1, step 1: a reward must be a number, "
+                                         r"got 'x'"):
+        aggregate_reward_lists([[1.0], [2.0, "x"]])
 
 
 @pytest.mark.parametrize("strategy", AGGREGATION_STRATEGIES)
@@ -189,15 +203,16 @@ def test_aggregate_rewards_takes_an_integer_tensor_of_step_labels_as_float(strat
 def test_aggregate_rewards_names_the_solution_of_a_nan_and_refuses_per_solution_weights_of_another_shape():
     """A NaN in the second of two solutions was reported as "step 0 ... got [1.0, nan]" (a column across the
     solutions, no solution named); (1, S) or (B, 1) per-solution weights broadcast to wrong sums without an error."""
-    with pytest.raises(ValueError, match=r"aggregate_rewards: solution 1, step 0: the reward must be finite, got nan"):
-        aggregate_rewards([[1.0, 2.0], [float("nan")]], "min")
-    with pytest.raises(ValueError, match=r"aggregate_rewards: solution 0, step 1: the reward must be finite"):
-        aggregate_rewards(np.array([[1.0, np.inf]]), "mean")
+    with pytest.raises(ValueError, match=r"aggregate_reward_lists: solution 1, step 0: the reward must be finite, "
+                                         r"got nan"):
+        aggregate_reward_lists([[1.0, 2.0], [float("nan")]], "min")
+    with pytest.raises(ValueError, match=r"aggregate_reward_lists: solution 0, step 1: the reward must be finite"):
+        aggregate_reward_lists(np.array([[1.0, np.inf]]), "mean")
     with pytest.raises(ValueError, match=r"aggregate_rewards: shapes differ: step_rewards \(2, 2\), weights \(1, 2\)"):
-        aggregate_rewards([[1.0, 2.0], [3.0, 4.0]], "weighted_sum", weights=[[1.0, 0.5]])
+        aggregate_reward_lists([[1.0, 2.0], [3.0, 4.0]], "weighted_sum", weights=[[1.0, 0.5]])
     with pytest.raises(ValueError, match=r"shapes differ: step_rewards \(1, 2\), weights \(1, 1\)"):
-        aggregate_rewards([[1.0, 2.0]], "weighted_sum", weights=[[1.0]])  # was 3.0: the one weight on both steps
-    assert aggregate_rewards([[1.0, 2.0], [3.0, 4.0]], "weighted_sum", weights=[[1.0, 0.5], [0.0, 1.0]]) == [2.0, 4.0]
+        aggregate_reward_lists([[1.0, 2.0]], "weighted_sum", weights=[[1.0]])  # was 3.0: the one weight on both steps
+    assert aggregate_reward_lists([[1.0, 2.0], [3.0, 4.0]], "weighted_sum", [[1.0, 0.5], [0.0, 1.0]]) == [2.0, 4.0]
 
 
 def test_aggregate_rewards_refuses_a_mask_of_another_shape():
@@ -241,8 +256,8 @@ def test_aggregate_rewards_refuses_a_solution_without_steps():
     for rows, where in (([], "step_rewards"), ([[1.0], []], r"step_rewards\[1\]"), ([[], []], r"step_rewards\[0\]"),
                         (np.array([]), "step_rewards"), (np.zeros((2, 0)), r"step_rewards\[0\]")):  # arrays too
         for strategy in AGGREGATION_STRATEGIES:
-            with pytest.raises(ValueError, match=f"aggregate_rewards: {where} is empty: a solution without steps"):
-                aggregate_rewards(rows, strategy)
+            with pytest.raises(ValueError, match=f"aggregate_reward_lists: {where} is empty: a solution without"):
+                aggregate_reward_lists(rows, strategy)
     for strategy in ("min", lambda rewards: 1.0):
         with pytest.raises(ValueError, match=r"ProcessRewardModel.aggregate: the step rewards: no step rewards"):
             aggregate_steps([], strategy, "the step rewards", "ProcessRewardModel.aggregate")

@@ -469,11 +469,22 @@ def test_trainer_precision_follows_the_compute_dtype():
 
 def test_auto_dtype_ignores_emulated_bfloat16(monkeypatch):
     # A T4 "supports" bfloat16 only by emulation: auto must pick float16 there, bfloat16 on an A100/H100.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # one check of a GPU's bf16: models.default_bf16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     assert models.resolve_dtype("auto", "cuda") == torch.float16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert models.resolve_dtype(None, "cuda") == torch.bfloat16
     assert models.resolve_dtype("auto", "cpu") == torch.float32
+    assert models.default_bf16() is True and models.default_bf16(use_cpu=True) is False
+
+
+def test_peft_and_precision_plumbing_lives_in_models_and_serves_plain_trl_too():
+    """prepare_adapters and default_bf16 serve TRL's own trainers too (notebook 04's DPOTrainer runs, onpolicy's):
+    they live in models.py, beside resolve_dtype, which asks default_bf16; the trainer imports them from there."""
+    from stepdpo_lite import trainer
+    for name in ("prepare_adapters", "default_bf16", "lora_only", "reference_adapter"):
+        assert getattr(models, name).__module__ == "stepdpo_lite.models"
+    assert trainer.prepare_adapters is models.prepare_adapters and trainer.default_bf16 is models.default_bf16
 
 
 def test_profiles():

@@ -194,14 +194,18 @@ def test_the_core_never_imports_the_tutorial_kit():
     run's data folder), to 4,190. 4,190 until 2026-12-06: a user's own task through the library (the reachable-label
     warning told them to convert right labels of a solution that slips at every step), to 4,192; the `kernels`
     package's offline warning in every setup cell filtered, to 4,195; a sampling bar named by the caller (notebook
-    01's bar per split), to 4,197.)"""
+    01's bar per split), to 4,197. 4,200 until 2026-12-06's second session, a newcomer's read of the core: the rule
+    of steps opening with their delimiter given one home in data (three copies, one of them 23 lines of messages in
+    the middle of PRM training), reward lists' aggregation apart from the trainer's tensor one, and
+    RewardTrainingConfig's copied fields built from RewardModelConfig's and checked when it is built, to 4,227 (the
+    adapters' plumbing moved from trainer to models and step_body to the tutorial kit, net −3, within it).)"""
     edges = _package_imports()
     core = {name for name in edges if "." not in name}
     assert {"steps", "losses", "stepwise_data", "trainer", "rewards", "reward_ensembles", "reward_training", "models",
             "data", "evaluation", "generation", "atomic", "checks"} <= core
     assert {name: sorted(edges[name] - core) for name in core if edges[name] - core} == {}
     lines = sum(len(p.read_text().splitlines()) for p in PACKAGE.glob("*.py"))
-    assert lines <= 4200, f"the library's top-level modules hold {lines} lines"
+    assert lines <= 4230, f"the library's top-level modules hold {lines} lines"
 
 
 def test_the_public_names_import_from_the_package_and_import_stays_light():

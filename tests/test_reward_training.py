@@ -228,6 +228,30 @@ def test_one_config_with_keyword_overrides():
     assert c.training_args == {"save_strategy": "steps", "eval_steps": 3} and c.logging_steps == 2
 
 
+def test_the_config_refuses_a_bad_value_when_built_and_takes_the_reward_model_fields_from_their_config():
+    """RewardTrainingConfig(max_steps=1e3) was accepted, to fail only when training began (StepwiseDPOConfig refuses
+    such values when built); and its eight hand copies of RewardModelConfig's fields had help that drifted (yes lost
+    "must be one token", aggregation the list of names), then were copied again into the saved config."""
+    from dataclasses import fields
+    from stepdpo_lite.rewards import RewardModelConfig
+    for bad, message in ((dict(max_steps=1e3), r"^RewardTrainingConfig: max_steps must be an int >= 1, got 1000.0$"),
+                         (dict(learning_rate=0.0), r"^RewardTrainingConfig: learning_rate must be > 0, got 0.0$"),
+                         (dict(aggregation="mean2"), "^reward model: aggregation must be one of"),
+                         (dict(prompt_template="Q:"), "^reward model: prompt_template must be a str containing"),
+                         (dict(lora=None), "^a 4-bit base cannot be trained itself"),
+                         (dict(training_args={"lerning_rate": 1e-4}), r"^unknown option\(s\) \['lerning_rate'\]")):
+        with pytest.raises(ValueError, match=message):
+            RewardTrainingConfig(**bad)
+    own = {f.name: f.metadata["help"] for f in fields(RewardModelConfig)}
+    saved = {f.name: f.metadata["help"] for f in fields(RewardTrainingConfig) if f.metadata.get("saved")}
+    assert set(saved) == {"tag", "yes", "no", "step_delimiter", "max_length", "prompt_template", "aggregation",
+                          "quantization"}
+    assert {name for name, text in saved.items() if not text.startswith(own[name])} == set()
+    assert "must be one token" in saved["yes"] and "weighted_sum" in saved["aggregation"]
+    c = RewardTrainingConfig(tag="<T>", step_delimiter="\n", max_length=64, quantization=None)
+    assert c.reward_model_config("bfloat16") == RewardModelConfig(tag="<T>", step_delimiter="\n", max_length=64,
+                                                                  dtype="bfloat16", trained_with_prompts=True)
+
 def test_a_config_field_named_in_training_args_sets_the_field(tmp_path, monkeypatch):
     """training_args={"seed": 7} seeded the Trainer with 7 but the LoRA init and the data order with the field's 42,
     and training_args={"max_steps": 1e3} went past the field's check to fail in the Trainer, the model loaded."""

@@ -137,7 +137,7 @@ def test_bad_inputs_raise(prm, orm, tiny_model, tiny_tokenizer):
         prm.score_solutions("ab", ["Step 1: 1", "Step 1: 2"])
     with pytest.raises(ValueError, match="solutions: expected a list of texts or lists of steps, got one str"):
         orm.score_solutions(["a", "b"], "xy")
-    with pytest.raises(ValueError, match="solution 0: must be a non-blank string, got 42"):
+    with pytest.raises(ValueError, match="text: must be a str, got int"):
         orm.get_reward_for_text(42)
     # a problem that is not a str was formatted into the prompt ("['x']"), and None became an empty one
     for model in (prm, orm):
@@ -484,7 +484,7 @@ def test_one_str_where_a_list_is_expected_is_refused(prm, orm):
 
 def test_the_text_calls_are_one_copy_built_on_solution_rewards():
     """get_reward_for_text and get_rewards_for_batch were written four times (PRM, ORM, combined, ensemble): one copy,
-    TextRewards', reads any model's solution_rewards with empty prompts; the PRM's text call only adds its str check."""
+    TextRewards', reads any model's solution_rewards with empty prompts (the PRM's own copy, refusing a list, too)."""
     class Lengths(TextRewards):  # a reward of one's own: the length of prompt + solution
         def solution_rewards(self, prompts, solutions):
             return [float(len(p) + len(s)) for p, s in zip(prompts, solutions)]
@@ -495,8 +495,19 @@ def test_the_text_calls_are_one_copy_built_on_solution_rewards():
         Lengths().get_rewards_for_batch("ab")
     for kind in (ProcessRewardModel, OutcomeRewardModel, CombinedRewardModel, EnsembleRewardModel):
         assert kind.get_rewards_for_batch is TextRewards.get_rewards_for_batch, kind
-    for kind in (OutcomeRewardModel, CombinedRewardModel, EnsembleRewardModel):
         assert kind.get_reward_for_text is TextRewards.get_reward_for_text, kind
+
+
+def test_the_text_calls_refuse_a_list_of_steps_for_every_model(prm, orm):
+    """The text calls take texts, as documented: the PRM's get_reward_for_text refused a list of steps, while the
+    ORM, a combined model and the PRM's own get_rewards_for_batch scored it (the ORM as "".join(steps))."""
+    steps = ["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 + 2 = 4"]
+    for model in (prm, orm, CombinedRewardModel(prm, orm), EnsembleRewardModel([orm])):
+        with pytest.raises(ValueError, match=r"^text: must be a str, got list \(a solution as its steps: score_"):
+            model.get_reward_for_text(steps)
+        with pytest.raises(ValueError, match=r"^texts\[1\]: must be a str, got list"):
+            model.get_rewards_for_batch([SOLUTION, steps])
+    assert orm.score_solutions([""], [steps]) == pytest.approx(orm.score_solutions([""], ["".join(steps)]))
     assert ProcessRewardModel.get_reward_for_problem_solution is OutcomeRewardModel.get_reward_for_problem_solution
 
 

@@ -2,8 +2,7 @@ from hypothesis import given, settings, strategies as st
 
 import pytest
 
-from stepdpo_lite.steps import (DEFAULT_DELIMITER, char_step_ids, extract_steps, step_body, step_spans,
-                                token_step_ids)
+from stepdpo_lite.steps import DEFAULT_DELIMITER, char_step_ids, extract_steps, step_spans, token_step_ids
 
 DELIMS = [DEFAULT_DELIMITER, "\n", "\n\n"]
 # texts built from pieces that include the delimiters, blanks and unicode
@@ -90,6 +89,17 @@ def test_token_step_ids_names_a_text_that_is_not_a_str(tiny_tokenizer):
         token_step_ids(None, tiny_tokenizer)
 
 
+def test_token_step_ids_after_a_prompt_and_before_a_suffix_gives_theirs_no_step(tiny_tokenizer):
+    """The trainer's two tokenizations (get_step_rewards: prompt + response; step_columns: prompt + completion + the
+    EOS TRL appended) go through token_step_ids: the prompt's and the suffix's tokens are in no step (-1)."""
+    prompt, text, eos = "Problem: 7 + 5?\n", "Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 36", tiny_tokenizer.eos_token
+    ids, step_ids = token_step_ids(text, tiny_tokenizer, prompt=prompt, suffix=eos)
+    assert ids == tiny_tokenizer(prompt + text + eos, add_special_tokens=False)["input_ids"]
+    n_prompt, n_eos = (len(tiny_tokenizer(t, add_special_tokens=False)["input_ids"]) for t in (prompt, eos))
+    assert step_ids[:n_prompt] == [-1] * n_prompt and step_ids[len(ids) - n_eos:] == [-1] * n_eos
+    assert step_ids[n_prompt:len(ids) - n_eos] == token_step_ids(text, tiny_tokenizer)[1]  # as without them
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(pieces, min_size=1, max_size=10).map("".join))
 def test_token_step_ids_with_fast_tokenizer(tiny_tokenizer, text):
@@ -104,8 +114,3 @@ def test_token_step_ids_with_fast_tokenizer(tiny_tokenizer, text):
     for (a, _), sid in zip(enc["offset_mapping"], step_ids):
         sa, sb = spans[sid]
         assert sa <= a < sb
-
-
-def test_step_body_drops_the_step_number_and_keeps_the_answer_line():
-    assert step_body("\n  Step 12: 3 + 4 = 7\nAnswer: 7") == "3 + 4 = 7\nAnswer: 7"
-    assert step_body("3 + 4 = 7") == "3 + 4 = 7"  # no number to drop

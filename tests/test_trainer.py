@@ -134,7 +134,7 @@ def test_config_works_on_cpu_without_extra_arguments(tmp_path, monkeypatch):
     """TRL's unset bf16 means True, which transformers refuses without a bf16 GPU unless use_cpu=True, and with it
     trains under bfloat16 autocast: the config leaves bf16 off there (the test pretends no GPU, so that it checks the
     same thing on a GPU). A T4 emulates bf16 (``is_torch_bf16_gpu_available`` says yes): off there too."""
-    from stepdpo_lite.trainer import default_bf16
+    from stepdpo_lite.models import default_bf16
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cfg = StepwiseDPOConfig(output_dir=str(tmp_path), report_to="none")
@@ -252,6 +252,8 @@ def test_prompt_that_fills_max_length_is_an_error_not_a_dropped_row(tmp_path, ti
     (lambda rows: rows[0].update(chosen=""), "row 0: field 'chosen': is empty"),
     (lambda rows: rows[1].update(prompt=" "), "row 1: field 'prompt': is empty"),
     (lambda rows: rows[1].update(rejected=rows[1]["chosen"]), "row 1: field 'rejected': is identical to 'chosen'"),
+    (lambda rows: rows[1]["chosen_step_labels"].__setitem__(0, 1.5),  # data.check_preference_row's words, by item
+     r"row 1: field 'chosen_step_labels\[0\]': must be true, false or a probability in \[0, 1\], got 1.5"),
     (lambda rows: rows[1].update(chosen=None), "the train dataset's row 1: field 'chosen': is missing or null"),
     (lambda rows: [r.pop("rejected") for r in rows], r"no 'rejected' column \(row 0: field 'rejected' is missing\)"),
     (lambda rows: rows.clear(), "the train dataset has no rows"),
@@ -474,6 +476,8 @@ def test_get_step_rewards_refuses_bad_arguments(tiny_model, tiny_tokenizer):
     too_long = r + " + 12" * 300  # the tiny model knows 1024 positions
     with pytest.raises(ValueError, match=r"prompt \+ response 1 has \d+ tokens, more than the model's context of 1024"):
         call([p, p], [r, too_long])
+    with pytest.raises(ValueError, match="needs a fast tokenizer"):  # was a TypeError of the tokenizer's own
+        get_step_rewards(tiny_model, SimpleNamespace(is_fast=False), p, r, ref_model=tiny_model)
 
 
 def test_first_error_pairing_is_the_step_dpo_objective(tmp_path, tiny_model, tiny_tokenizer):
@@ -972,11 +976,8 @@ def test_a_prms_layout_warning_comes_once_per_setup_not_once_per_chunk_and_side(
     rows in chunks of 512: one warning a side, naming it and counting its rows once (both sides in one list said
     "6 of 10 prompts" of 5 rows); the rewards are the PRM's all the same. A PRM scores each side in one call now,
     naming the side (the chunks had been told warn_layout=False, and the trainer checked all rows itself)."""
-    from functools import partialmethod
-
     from stepdpo_lite.rewards import ProcessRewardModel
-    monkeypatch.setattr(StepwiseDPOTrainer, "_add_reward_columns",
-                        partialmethod(StepwiseDPOTrainer._add_reward_columns, chunk=2))
+    monkeypatch.setattr("stepdpo_lite.trainer.SCORER_CHUNK", 2)
     rows = toy_rows(5, labels=False)
     for r in rows[2:]:  # the first chunk is laid out as in training: the later ones are not
         r["prompt"] = r["prompt"].rstrip("\n")
@@ -1064,7 +1065,7 @@ def test_4bit_adapters_train_in_float32_under_any_precision(tmp_path, tiny_base_
     Adam steps at lr 5e-5 left 41% of a LoRA A's entries unmoved (consumer-GPU audit T14). A fully fine-tuned
     model's bf16 weights under bf16, and DeepSpeed's or FSDP's flat parameters, stay as they are."""
     from stepdpo_lite.models import load_model
-    from stepdpo_lite.trainer import prepare_adapters
+    from stepdpo_lite.models import prepare_adapters
     model, tok = load_model(tiny_base_path, quantization="4bit", lora=dict(r=4, lora_alpha=8), device="cpu",
                             dtype="float32")
     tok.padding_side = "right"
@@ -1102,7 +1103,7 @@ def test_plain_dpo_drops_trls_ref_copy_of_a_fresh_adapter_and_keeps_a_trained_on
     ran LoRA layers that change nothing, and notebook 04's DPO and NLL-only runs saved it in policies/*/ref/.
     prepare_adapters drops it there, at the same loss; a trained adapter's copy (the round's start) stays, exact."""
     from peft import LoraConfig, get_peft_model
-    from stepdpo_lite.trainer import prepare_adapters
+    from stepdpo_lite.models import prepare_adapters
     rows = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in toy_rows(2)])
     for fresh in (True, False):
         policy = get_peft_model(copy.deepcopy(tiny_model), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
@@ -1130,7 +1131,7 @@ def test_a_reward_models_too_long_error_names_the_dataset_row_and_side_past_its_
     prm.max_length = max(prm.input_lengths([r["prompt"] for r in rows] * 2, [r[side] for side in ("chosen", "rejected")
                                                                              for r in rows]))
     rows[3]["rejected"] += rows[3]["rejected"][rows[3]["rejected"].index("\n\nStep"):]  # its steps once more
-    monkeypatch.setattr(StepwiseDPOTrainer._add_reward_columns, "__defaults__", (2,))  # chunks of 2 rows
+    monkeypatch.setattr("stepdpo_lite.trainer.SCORER_CHUNK", 2)  # chunks of 2 rows
     with pytest.raises(InputTooLong, match=r"^StepwiseDPOTrainer: the train dataset's row 3: field 'rejected': the "
                                            r"reward model's input \(prompt and steps\) is \d+ tokens with its tags, "
                                            r"longer than max_length \d+; .*input_lengths"):
@@ -1182,11 +1183,8 @@ def test_a_prm_whose_score_solutions_takes_keywords_is_told_to_keep_its_layout_w
     scores a side in one call now, naming it (side=) and leaving the PRM's bar to its default (progress=None: once
     scoring has taken 2 s; True drew one for a single batch). Its layout warning counts the prompts that run into
     their steps, chosen and rejected: the trainer's own check of them (a third warning) is left out then."""
-    from functools import partialmethod
-
     from stepdpo_lite.rewards import ProcessRewardModel
-    monkeypatch.setattr(StepwiseDPOTrainer, "_add_reward_columns",
-                        partialmethod(StepwiseDPOTrainer._add_reward_columns, chunk=2))
+    monkeypatch.setattr("stepdpo_lite.trainer.SCORER_CHUNK", 2)
     asked = []
 
     class ForwardingPRM(ProcessRewardModel):
@@ -1217,11 +1215,8 @@ def test_a_prms_unread_text_warning_comes_once_a_side_counting_all_rows_not_once
     """The trainer scores its rows in chunks of 512, one score_solutions call per chunk and side: the PRM's warning of
     text its tokenizer maps to <unk> came once per chunk and side (5,000 such rows: ~20 warnings), each counting
     its own chunk's rows. 3 chunks of 2 rows stand for them: one warning a side, counting that side's rows."""
-    from functools import partialmethod
-
     from stepdpo_lite.rewards import ProcessRewardModel
-    monkeypatch.setattr(StepwiseDPOTrainer, "_add_reward_columns",
-                        partialmethod(StepwiseDPOTrainer._add_reward_columns, chunk=2))
+    monkeypatch.setattr("stepdpo_lite.trainer.SCORER_CHUNK", 2)
     rows = toy_rows(5, labels=False)
     for r in rows[1:]:  # unread text in every chunk: 4 chosen and 3 rejected responses
         r["chosen"] += " ×"
@@ -1664,7 +1659,7 @@ def test_a_trained_4bit_adapter_keeps_its_exact_weights_through_dpo_trainer_and_
     adapter: prepare_adapters cast the rounded weights back to float32 and copied them into "ref" too, so a trained
     adapter (a round's start) lost its exact weights unless its caller (onpolicy.make_trainer) had kept them."""
     from stepdpo_lite.models import load_model
-    from stepdpo_lite.trainer import prepare_adapters
+    from stepdpo_lite.models import prepare_adapters
     model, tok = load_model(tiny_base_path, quantization="4bit", lora=dict(r=4, lora_alpha=8), device="cpu",
                             dtype="float32")
     tok.padding_side = "right"

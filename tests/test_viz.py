@@ -17,6 +17,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from stepdpo_lite.rewards import sigmoid  # noqa: E402
 from stepdpo_lite.tutorial import toyworld, viz  # noqa: E402
+from stepdpo_lite.tutorial.tasks import step_body  # noqa: E402
 
 REWARDS = [[2.0, 1.0, -1.5, -2.0], [1.5, 0.5], [0.3, -0.4, 1.2, 2.2, 0.1, -3.0]]
 LABELS = [[True, True, False, False], [True, True], [True, False, False, False, False, False]]
@@ -956,3 +957,11 @@ def test_greedy_and_sampled_counts_the_problems_its_bars_are_of():
     metrics["policy"]["dpo"].update(n_test_problems=None)  # 04 alone (06 not run), its records of two counts
     del metrics["evaluation"]
     assert viz.greedy_and_sampled(metrics) == ({"base": (0.5, 0.3), "dpo": (0.7, 0.35)}, None)
+
+
+def test_step_body_drops_the_step_number_and_keeps_the_answer_line():
+    """The toy world's and GSM8K's "Step k:" format, read only by the tutorial's pictures and texts: it lives in
+    tutorial.tasks (it was steps.step_body, in the core package)."""
+    assert step_body("\n  Step 12: 3 + 4 = 7\nAnswer: 7") == "3 + 4 = 7\nAnswer: 7"
+    assert step_body("3 + 4 = 7") == "3 + 4 = 7"  # no number to drop
+    assert viz._tick_text(["Step 1: 2 + 3 = 5", "\n\nStep 2: 5 * 4 = 20"], [True, False], 1) == "✗ 5 * 4 = 20"

@@ -266,7 +266,7 @@ def aggregate(step_rewards: list[list], strategy: str | Callable) -> list[list[f
             return FLOOR
         r = list_of(r, f"aggregate: step_rewards[{i}][{j}] (problem {i}, candidate {j})",
                     "a PRM's step rewards (an ORM's one reward per candidate needs no aggregation)")
-        if not r:  # nothing the PRM judged: ranked last, with a warning (aggregate_rewards refuses it outright)
+        if not r:  # nothing the PRM judged: ranked last, with a warning (aggregate_reward_lists refuses it outright)
             no_steps.append(f"problem {i}, candidate {j}")
             return FLOOR
         r = [finite_number(x, f"step_rewards[{i}][{j}][{k}] (problem {i}, candidate {j}, step {k})", "aggregate")

@@ -54,9 +54,10 @@ from ..evaluation import (check_labels, check_same_shape, finite_scores, flat_sc
                           step_auroc)
 from ..reward_ensembles import CombinedRewardModel
 from ..rewards import ProcessRewardModel, read_saved_config, sigmoid
-from ..steps import extract_steps, step_body
+from ..steps import extract_steps
 from ..trainer import StepwiseDPOConfig, get_step_rewards
 from . import bestofn, runs
+from .tasks import step_body
 
 
 def step_auroc_by_position(step_scores, step_labels) -> list[dict]:

@@ -21,6 +21,7 @@ only ever receives ``problem.prompt`` strings (``generation.sample_solutions`` r
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -34,9 +35,9 @@ from ..steps import extract_steps
 from . import budget, gsm8k, labelling, toyworld
 from .profiles import get_profile
 
-# What each policy of notebooks 04 and 06 is called in every figure and printed line (``onpolicy.NAMES`` is this
-# dict; ``method_name`` reads it): all but the base are trained with the NLL term of the chosen solutions, and the
-# names say so. Here, torch- and matplotlib-free, so that viz, bestofn, search and onpolicy all print the same words.
+# What each policy of notebooks 04 and 06 is called in every figure and printed line (``method_name`` reads this dict):
+# all but the base are trained with the NLL term of the chosen solutions, and the names say so. Here, torch- and
+# matplotlib-free, so that viz, bestofn, search and onpolicy all print the same words.
 POLICY_NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL", "nll_only": "NLL only (RFT)",
                 "step_dpo": "Step-DPO + NLL"}  # the last: notebook 04's run on notebook 01's Step-DPO pairs
 # What a method's code key is called in a figure's key and a printed table (``method_name``), in the words the
@@ -51,6 +52,12 @@ def method_name(key: str) -> str:
     """A method's or policy's name in every figure and printed table (``METHOD_NAMES``), e.g. "PRM, min" for
     "prm_min", "DPO + NLL" for "dpo"; a key of one's own as it is."""
     return METHOD_NAMES.get(key, key)
+
+
+def step_body(step: str) -> str:
+    """A step without its "Step k:" (both tasks' solutions number their steps so) and the whitespace before it, its
+    answer line kept, as the notebooks' pictures and texts quote it."""
+    return re.sub(r"^\s*Step \d+:\s*", "", step)
 
 
 @runtime_checkable

@@ -40,9 +40,9 @@ from ..atomic import write_atomic
 from ..checks import finite_number, list_of, positive_int, warn_user
 from ..evaluation import check_labels, finite_scores, first_error_index, outcome_auroc, predict_first_error
 from ..rewards import sigmoid
-from ..steps import DEFAULT_DELIMITER, extract_steps, step_body
+from ..steps import DEFAULT_DELIMITER, extract_steps
 from .diagnostics import step_calibration
-from .tasks import method_name  # every figure's names, the printed tables' too (torch-free: bestofn's and search's)
+from .tasks import method_name, step_body  # every figure's and printed table's names (torch-free), step texts
 
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
 CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
