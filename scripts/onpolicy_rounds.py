@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite.atomic import check_replaceable, write_atomic  # noqa: E402
 from stepdpo_lite.rewards import ProcessRewardModel  # noqa: E402
-from stepdpo_lite.tutorial import budget, diagnostics, onpolicy, runs, tasks  # noqa: E402
+from stepdpo_lite.tutorial import budget, diagnostics, onpolicy, onpolicy_report, runs, tasks  # noqa: E402
 from stepdpo_lite.tutorial.profiles import ONPOLICY_PROTOCOLS, get_profile  # noqa: E402
 
 
@@ -247,7 +247,7 @@ def main(argv=None):
     done = []  # the rounds so far
 
     def report(record, trainers):
-        print(onpolicy.format_round(record, args.methods), flush=True)
+        print(onpolicy_report.format_round(record, args.methods), flush=True)
         onpolicy.extend_logs(logs, {m: t.state.log_history for m, t in trainers.items()}, record["round"])
         done.append(record)
         # after every round, so that a run stopped part way (a time limit) keeps the rounds it finished; atomic:
@@ -265,7 +265,7 @@ def main(argv=None):
         if args.save_policies:  # as notebook 04 saves them: with the rounds' logs and a portable adapter config
             onpolicy.save_policies(args.save_policies, trainers, logs)
     print()
-    print(onpolicy.rounds_table(records, base, args.methods))  # --out holds them all: report wrote it after each
+    print(onpolicy_report.rounds_table(records, base, args.methods))  # --out holds them all: report wrote it after each
     return records
 
 

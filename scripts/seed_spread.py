@@ -4,7 +4,7 @@ One run of 150 test problems cannot tell a 3-point lead from noise (a paired 95%
 the seed moves the differences by more than that (docs/benchmarks.md). This runs notebook 04 once per seed, each
 on its own copy of the run folder (the run itself is not touched), and prints every seed's accuracies, Stepwise DPO
 minus each other method with its interval, the mean, and #16's goal judged the sounder way: a mean lead of at
-least 3 points *and* every seed's interval above zero (``onpolicy.seed_summary``). With two seeds or more it
+least 3 points *and* every seed's interval above zero (``onpolicy_report.seed_summary``). With two seeds or more it
 also prints a 95% interval of the mean over the seeds, and says when its top lies below the margin: then the
 seeds rule the goal's lead out for the method, not only for these runs.
 
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite.atomic import write_atomic  # noqa: E402
-from stepdpo_lite.tutorial import notebooks, onpolicy, runs  # noqa: E402
+from stepdpo_lite.tutorial import notebooks, onpolicy_report, runs  # noqa: E402
 from stepdpo_lite.tutorial.profiles import get_profile  # noqa: E402
 
 DEFAULT_SEEDS = [0, 1, 2]
@@ -81,7 +81,7 @@ def rounds_by_seed(paths: list[str], round_index: int | None = None) -> dict:
         seed = result["config"]["seed"]
         if seed in by_seed:
             raise ValueError(f"--from-rounds: {path} holds seed {seed} again")
-        by_seed[seed] = onpolicy.metrics_of(result["rounds"][:n], base=result.get("base"))
+        by_seed[seed] = onpolicy_report.metrics_of(result["rounds"][:n], base=result.get("base"))
     return by_seed
 
 
@@ -148,7 +148,7 @@ def main(argv=None) -> dict:
         except FileNotFoundError as err:
             ap.error(f"--runs-dir: {err}")
         by_seed = run_seeds(args, run_dir)
-    print(onpolicy.format_seed_summary(by_seed, margin=args.margin / 100))
+    print(onpolicy_report.format_seed_summary(by_seed, margin=args.margin / 100))
     if args.out:
         write_atomic(args.out, lambda tmp: Path(tmp).write_text(json.dumps(by_seed, indent=1)))
     return by_seed

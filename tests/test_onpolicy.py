@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from stepdpo_lite.tutorial import diagnostics, onpolicy, prm_pairs, profiles, tasks, toyworld, viz
+from stepdpo_lite.tutorial import (diagnostics, onpolicy, onpolicy_report, onpolicy_resume, prm_pairs, profiles,
+                                   tasks, toyworld, viz)
 from stepdpo_lite.rewards import InputTooLong
 from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.trainer import StepwiseDPOTrainer
@@ -707,7 +708,7 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
         assert not torch.equal(trainer.ref_model.model.embed_tokens.weight, policies[m].model.embed_tokens.weight)
     assert not torch.equal(policies["dpo"].model.embed_tokens.weight,
                            policies["nll_only"].model.embed_tokens.weight)
-    metrics = onpolicy.metrics_of(records, base={"accuracy": 0.5, "sampled_accuracy": 0.25})
+    metrics = onpolicy_report.metrics_of(records, base={"accuracy": 0.5, "sampled_accuracy": 0.25})
     assert metrics["stepwise_dpo"]["label_source"] == "prm" and len(metrics["rounds"]) == 2
     assert set(metrics["rounds"][1]) >= {"dpo", "stepwise_dpo", "nll_only", "pairs", "mislabels", "seconds"}
     for m in onpolicy.METHODS:  # every figure of the last round: one left out kept the one-round value in metrics
@@ -725,17 +726,17 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
                 assert d["difference"] == pytest.approx(rec["stepwise_dpo"][key] - rec[m][key])
                 assert d["low"] <= d["difference"] <= d["high"]
     assert metrics["stepwise_dpo"]["minus"] == records[-1]["stepwise_dpo_minus"]
-    table = onpolicy.rounds_table(records, {"accuracy": 0.5, "sampled_accuracy": 0.25})
+    table = onpolicy_report.rounds_table(records, {"accuracy": 0.5, "sampled_accuracy": 0.25})
     assert "round" in table and "After round 2, on 4 held-out problems" in table and "NLL only (RFT)" in table
-    assert "Stepwise DPO + NLL minus" in onpolicy.format_round(records[-1])
+    assert "Stepwise DPO + NLL minus" in onpolicy_report.format_round(records[-1])
     fig = viz.plot_onpolicy_rounds(records, {"accuracy": 0.5, "sampled_accuracy": 0.25}, save_to=tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG" and fig is not None
     assert len(fig.axes) == 4  # greedy, sampled, steps right (the checker), and Stepwise DPO minus the others
     assert all(ax.get_ylabel() for ax in fig.axes)  # what a height reads as: the panels had none
     from stepdpo_lite.tutorial.viz import method_color  # a method's colour is the one it has in every other figure
     assert {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()} == {
-        onpolicy.NAMES[m]: method_color(onpolicy.NAMES[m]) for m in onpolicy.METHODS}
-    assert method_color(onpolicy.NAMES["stepwise_dpo"]) == "tab:orange"  # it was red here, orange elsewhere
+        tasks.method_name(m): method_color(tasks.method_name(m)) for m in onpolicy.METHODS}
+    assert method_color(tasks.method_name("stepwise_dpo")) == "tab:orange"  # it was red here, orange elsewhere
 
 
 def test_a_step_pairs_chosen_that_goes_wrong_after_its_step_is_counted():
@@ -1006,7 +1007,7 @@ def test_seed_summary_needs_the_mean_and_every_seeds_interval(tmp_path, monkeypa
     """The goal's sounder form: a mean lead >= the margin *and* every seed's interval above zero. A large mean
     carried by one seed is not enough; scripts/seed_spread.py prints the verdict over its seeds."""
     by_seed = {0: _seed_policy(0.10, 0.05), 1: _seed_policy(0.04, 0.01), 2: _seed_policy(0.05, -0.01)}
-    summary = onpolicy.seed_summary(by_seed)
+    summary = onpolicy_report.seed_summary(by_seed)
     dpo = summary["dpo"]["accuracy"]
     assert {k: dpo[k] for k in ("mean", "seeds_above_zero", "seeds", "met")} == {
         "mean": pytest.approx(0.19 / 3), "seeds_above_zero": 3, "seeds": 3, "met": True}
@@ -1017,25 +1018,25 @@ def test_seed_summary_needs_the_mean_and_every_seeds_interval(tmp_path, monkeypa
     assert not dpo["excluded"]
     nll = summary["nll_only"]["sampled_accuracy"]
     assert nll["seeds_above_zero"] == 1 and not nll["met"]  # seed 1's interval reaches zero, seed 2's lies below
-    lucky = onpolicy.seed_summary({0: _seed_policy(0.30, 0), 1: _seed_policy(0.01, 0)})["dpo"]["accuracy"]
+    lucky = onpolicy_report.seed_summary({0: _seed_policy(0.30, 0), 1: _seed_policy(0.01, 0)})["dpo"]["accuracy"]
     assert lucky["mean"] > 0.03 and not lucky["met"]  # one seed's interval (-0.01 to +0.03) reaches zero
-    text = onpolicy.format_seed_summary(by_seed)
+    text = onpolicy_report.format_seed_summary(by_seed)
     assert "interval above zero in 3 of 3 seeds: met" in text and "1 of 3 seeds: not met" in text
     assert text.count("minus DPO + NLL") == 3 and "mean " in text
     # four seeds level with NLL only: the interval over them (-1.3 to +1.3 points) rules out a 3-point lead
-    level = onpolicy.seed_summary({s: _seed_policy(0.05, x) for s, x in enumerate((-0.01, 0.0, 0.01, 0.0))})
+    level = onpolicy_report.seed_summary({s: _seed_policy(0.05, x) for s, x in enumerate((-0.01, 0.0, 0.01, 0.0))})
     assert level["nll_only"]["accuracy"]["high"] == pytest.approx(3.182446 * math.sqrt(2e-4 / 3) / 2)
     assert level["nll_only"]["accuracy"]["excluded"] and not level["dpo"]["accuracy"]["excluded"]
-    assert "+3 ruled out" in onpolicy.format_seed_summary({s: _seed_policy(0.05, x) for s, x in
+    assert "+3 ruled out" in onpolicy_report.format_seed_summary({s: _seed_policy(0.05, x) for s, x in
                                                            enumerate((-0.01, 0.0, 0.01, 0.0))})
-    one = onpolicy.seed_summary({0: _seed_policy(0.05, 0.0)})["dpo"]["accuracy"]
+    one = onpolicy_report.seed_summary({0: _seed_policy(0.05, 0.0)})["dpo"]["accuracy"]
     assert "low" not in one and "excluded" not in one  # one seed: no spread to take an interval of
-    alike = onpolicy.seed_summary({0: _seed_policy(0.05, 0.0), 1: _seed_policy(0.05, 0.0)})["dpo"]["accuracy"]
+    alike = onpolicy_report.seed_summary({0: _seed_policy(0.05, 0.0), 1: _seed_policy(0.05, 0.0)})["dpo"]["accuracy"]
     assert alike["low"] == alike["high"] == pytest.approx(0.05) and not alike["excluded"]
     with pytest.raises(ValueError, match="seed 1 has no policy.stepwise_dpo.minus"):
-        onpolicy.seed_summary({0: by_seed[0], 1: {"stepwise_dpo": {"accuracy": 0.5}}})
+        onpolicy_report.seed_summary({0: by_seed[0], 1: {"stepwise_dpo": {"accuracy": 0.5}}})
     with pytest.raises(ValueError, match="seed_summary: margin must be a finite number"):  # was "not met" for all
-        onpolicy.format_seed_summary(by_seed, margin=float("nan"))
+        onpolicy_report.format_seed_summary(by_seed, margin=float("nan"))
 
     import runpy
     from pathlib import Path
@@ -1190,9 +1191,9 @@ def test_onpolicy_rounds_protocol_flag_sets_what_is_not_given(monkeypatch, tmp_p
         on_round({"round": 1}, {})
         return [], {}
     monkeypatch.setattr(onpolicy, "run_rounds", one_round)
-    monkeypatch.setattr(onpolicy, "format_round", lambda record, methods: "round")
+    monkeypatch.setattr(onpolicy_report, "format_round", lambda record, methods: "round")
     monkeypatch.setattr(onpolicy, "extend_logs", lambda *a: None)
-    monkeypatch.setattr(onpolicy, "rounds_table", lambda *a: "table")
+    monkeypatch.setattr(onpolicy_report, "rounds_table", lambda *a: "table")
     out = tmp_path / "rounds.json"
     for flags, expected in [
             (["--protocol", "output_layer"], profiles.ONPOLICY_PROTOCOLS["output_layer"]),
@@ -1386,7 +1387,7 @@ def test_onpolicy_rounds_freezes_the_embeddings_of_a_tiny_base_on_a_task_of_ones
     monkeypatch.setattr(onpolicy, "start_policy", start_policy)
     monkeypatch.setattr(onpolicy, "recorded_splits", lambda *a, **kw: {"train": ["p"], "validation": ["v"]})
     monkeypatch.setattr(onpolicy, "run_rounds", lambda *a, **kw: ([], {}))
-    monkeypatch.setattr(onpolicy, "rounds_table", lambda *a: "table")
+    monkeypatch.setattr(onpolicy_report, "rounds_table", lambda *a: "table")
     script["main"](["--profile", "sum", "--runs-dir", str(tmp_path), "--no-base", "--methods", "dpo",
                     "--freeze-embeddings"])
     assert len(made) == 1 and not made[0].weight.requires_grad
@@ -1469,7 +1470,7 @@ def test_format_round_splits_the_prms_mislabels_into_the_side_it_got_wrong():
         "solution": {"pairs": 24, "chosen_wrong": 2, "rejected_first_error_elsewhere": 1, "mislabelled": 3},
         "step": {"pairs": 58, "chosen_wrong": 0, "chosen_wrong_after_step": 1, "rejected_first_error_elsewhere": 0,
                  "mislabelled": 0}}}
-    lines = onpolicy.format_round(record).splitlines()
+    lines = onpolicy_report.format_round(record).splitlines()
     # the notebook's text reads the split off the round's output: it was only in metrics.json
     assert ("  PRM mislabelled (checker): solution 3/24 (2 chosen held a wrong step, 1 rejected with the first error "
             "elsewhere)") in lines
@@ -1479,20 +1480,21 @@ def test_format_round_splits_the_prms_mislabels_into_the_side_it_got_wrong():
     both = {**record, "mislabels": {"step": {"pairs": 69, "chosen_wrong": 4, "rejected_first_error_elsewhere": 1,
                                              "mislabelled": 4}}}
     assert ("  PRM mislabelled (checker): step 4/69 (4 chosen held a wrong step, 1 rejected with the first error "
-            "elsewhere; 1 pair both)") in onpolicy.format_round(both).splitlines()
+            "elsewhere; 1 pair both)") in onpolicy_report.format_round(both).splitlines()
     # a round saved before the split was recorded gives its total; a task without checker says so
     old = {**record, "mislabels": {"solution": {"pairs": 24, "mislabelled": 3}}}
-    assert "  PRM mislabelled (checker): solution 3/24" in onpolicy.format_round(old).splitlines()
-    unchecked = onpolicy.format_round({**record, "mislabels": {"solution": None, "step": None}})
+    assert "  PRM mislabelled (checker): solution 3/24" in onpolicy_report.format_round(old).splitlines()
+    unchecked = onpolicy_report.format_round({**record, "mislabels": {"solution": None, "step": None}})
     assert "  PRM mislabelled: no checker to count them" in unchecked.splitlines()
-    assert "mislabelled" not in onpolicy.format_round({**record, "mislabels": {}})  # no pairs: nothing to count
+    assert "mislabelled" not in onpolicy_report.format_round({**record, "mislabels": {}})  # no pairs: nothing to count
 
 
 def test_a_policy_has_one_name_in_notebook_04_and_06():
     """viz kept a second copy of the names ("DPO" there, "DPO + NLL" here) for notebook 06's greedy-vs-sampled bars.
     One dict, in tasks (torch- and matplotlib-free): bestofn, which viz's diagnostics import, cannot import viz."""
-    assert onpolicy.NAMES is tasks.POLICY_NAMES and viz.method_name is tasks.method_name
-    assert {m: viz.method_name(m) for m in onpolicy.NAMES} == onpolicy.NAMES
+    assert viz.method_name is tasks.method_name and onpolicy_report.method_name is tasks.method_name
+    assert {m: viz.method_name(m) for m in tasks.POLICY_NAMES} == tasks.POLICY_NAMES
+    assert not hasattr(onpolicy, "NAMES")  # a second name for the dict: one lookup, tasks.method_name
 
 
 def test_the_one_round_sampled_accuracies_under_notebook_06s_plot_are_in_percent_by_the_policies_names():
@@ -1500,12 +1502,13 @@ def test_the_one_round_sampled_accuracies_under_notebook_06s_plot_are_in_percent
     then bestofn's, where notebook 06 passed it viz.POLICY_NAMES: notebook 04's one-round runs, beside format_round."""
     metrics = {"policy": {"one_round_gold_labels": {"dpo": {"accuracy": 0.727, "sampled_accuracy": 0.4},
                                                     "nll_only": {"sampled_accuracy": 0.42333}}}}
-    assert onpolicy.format_one_round_sampled(metrics).splitlines() == [
+    assert onpolicy_report.format_one_round_sampled(metrics).splitlines() == [
         "sampled accuracy (T = 1) after one round on the checker's labels "
         "(policy.one_round_gold_labels.<method>.sampled_accuracy):",
         "  DPO + NLL            40.0%",
         "  NLL only (RFT)       42.3%"]
-    assert onpolicy.format_one_round_sampled({"policy": {}}) == "(no one-round runs recorded: notebook 04 makes them)"
+    assert (onpolicy_report.format_one_round_sampled({"policy": {}})
+            == "(no one-round runs recorded: notebook 04 makes them)")
 
 
 def test_prepare_rounds_loads_the_prm_and_a_policy_per_method_and_builds_the_rounds_settings(monkeypatch, tmp_path,
@@ -1557,8 +1560,8 @@ def test_policy_metrics_give_each_method_the_figures_of_the_policy_it_saved_last
                  "step_dpo": {"accuracy": 0.65}}
     records = [round_record(1, 0.75), round_record(2, 0.85)]
     curves = {"DPO": {"loss": {"first": 1.0, "last": 0.5}}}
-    policy = onpolicy.policy_metrics(one_round, records, {"accuracy": 0.5}, trained={"dpo": 0, "stepwise_dpo": 0},
-                                     curves=curves)
+    policy = onpolicy_report.policy_metrics(one_round, records, {"accuracy": 0.5},
+                                            trained={"dpo": 0, "stepwise_dpo": 0}, curves=curves)
     # trained by the rounds: the last round's figures, none of the one-round keys (step_accuracy, minus the Step-DPO
     # run)
     assert policy["dpo"] == {**records[-1]["dpo"], "label_source": "prm", "rounds": 2}
@@ -1567,7 +1570,7 @@ def test_policy_metrics_give_each_method_the_figures_of_the_policy_it_saved_last
     assert policy["nll_only"] == one_round["nll_only"] and policy["step_dpo"] == one_round["step_dpo"]
     assert policy["one_round_gold_labels"] == {m: r for m, r in one_round.items() if m != "base"}
     assert policy["one_round_curves"] == curves and len(policy["rounds"]) == 2 and policy["base"] == {"accuracy": 0.5}
-    no_rounds = onpolicy.policy_metrics(one_round, [], None, trained={}, curves={})
+    no_rounds = onpolicy_report.policy_metrics(one_round, [], None, trained={}, curves={})
     assert {m: no_rounds[m] for m in one_round} == one_round and no_rounds["rounds"] == []
 
 
@@ -1695,7 +1698,7 @@ def test_policy_metrics_refuse_one_str_of_trained_methods():
     rounds did not train, the rounds' figures in place of its one-round ones."""
     one_round = {"base": {"accuracy": 0.5}, "dpo": {"accuracy": 0.6}, "stepwise_dpo": {"accuracy": 0.7}}
     with pytest.raises(ValueError, match="policy_metrics: trained must be a collection of method names, got one str"):
-        onpolicy.policy_metrics(one_round, [round_record(1, 0.75)], None, trained="stepwise_dpo", curves={})
+        onpolicy_report.policy_metrics(one_round, [round_record(1, 0.75)], None, trained="stepwise_dpo", curves={})
 
 
 def test_save_policies_refuse_an_empty_log_by_name_before_saving_any_policy(tmp_path):
@@ -1750,7 +1753,7 @@ def test_onpolicy_rounds_writes_out_after_every_round_on_the_device_and_problem_
         on_round({"round": 2, "accuracy": 0.6}, {})
         raise KeyboardInterrupt  # the time limit, in round 3
     monkeypatch.setattr(onpolicy, "run_rounds", two_rounds_then_stopped)
-    monkeypatch.setattr(onpolicy, "format_round", lambda record, methods: f"round {record['round']}")
+    monkeypatch.setattr(onpolicy_report, "format_round", lambda record, methods: f"round {record['round']}")
     monkeypatch.setattr(onpolicy, "extend_logs", lambda *a: None)
     out = tmp_path / "rounds.json"
     with pytest.raises(KeyboardInterrupt):
@@ -1800,7 +1803,7 @@ def test_onpolicy_rounds_says_when_n_eval_is_more_than_the_split_holds(monkeypat
     monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: ("<policy>", "<tokenizer>"))
     monkeypatch.setattr(onpolicy, "recorded_splits", lambda *a, **kw: {"train": ["p"], "validation": ["v", "w"]})
     monkeypatch.setattr(onpolicy, "run_rounds", lambda *a, **kw: ([], {}))
-    monkeypatch.setattr(onpolicy, "rounds_table", lambda *a: "table")
+    monkeypatch.setattr(onpolicy_report, "rounds_table", lambda *a: "table")
     for n_eval, said in (("100000", True), ("2", False)):
         script["main"](["--runs-dir", str(tmp_path), "--no-base", "--n-eval", n_eval])
         text = capsys.readouterr().out
@@ -1911,13 +1914,13 @@ def _deterministic_rounds(monkeypatch):
     calls = []
 
     def one_round(policies, tokenizer, prm, problems, eval_problems, rs, ts, *, round_index, methods, **kw):
-        calls.append((round_index, {m: onpolicy.weights_digest(policies[m]) for m in methods}))
+        calls.append((round_index, {m: onpolicy_resume.weights_digest(policies[m]) for m in methods}))
         record, trained = {"round": round_index}, {}
         for i, m in enumerate(methods):
             with torch.no_grad():
                 next(w for w in policies[m].parameters() if w.requires_grad).add_(0.01 * (i + 1) * round_index)
             setattr(policies[m], onpolicy.TRAINED_IN_ROUND, round_index)
-            record[m] = {"accuracy": 0.1 * round_index, "train_seconds": 1.5, "weights": onpolicy.weights_digest(
+            record[m] = {"accuracy": 0.1 * round_index, "train_seconds": 1.5, "weights": onpolicy_resume.weights_digest(
                 policies[m])}
             trained[m] = SimpleNamespace(model=policies[m], state=SimpleNamespace(
                 log_history=[{"loss": 1.0 / round_index, "step": 1}]))
@@ -1954,7 +1957,7 @@ def test_rounds_saved_as_each_finishes_are_taken_by_a_rerun_which_goes_on_from_t
     calls.clear()
     saved = tmp_path / "onpolicy_rounds"
     rounds(1, saved)  # the runtime stopped after round 1
-    assert sorted(p.name for p in saved.iterdir()) == sorted([onpolicy.ROUNDS_FILE, *onpolicy.METHODS])
+    assert sorted(p.name for p in saved.iterdir()) == sorted([onpolicy_resume.ROUNDS_FILE, *onpolicy.METHODS])
     calls.clear()
     records, trainers, policies, lines, seen = rounds(2, saved)
     assert [r for r, _ in calls] == [2]  # round 1 taken, not trained again
@@ -1963,8 +1966,8 @@ def test_rounds_saved_as_each_finishes_are_taken_by_a_rerun_which_goes_on_from_t
     assert seen[0][1] == [{"loss": 1.0, "step": 1}]  # round 1's training log, for the curves
     assert f"round 1 of 2 taken from {saved}, saved as each finished (delete that folder to train them again); " \
            "training from round 2 on" in lines
-    assert {m: onpolicy.weights_digest(p) for m, p in policies.items()} == {
-        m: onpolicy.weights_digest(p) for m, p in straight[2].items()}
+    assert {m: onpolicy_resume.weights_digest(p) for m, p in policies.items()} == {
+        m: onpolicy_resume.weights_digest(p) for m, p in straight[2].items()}
 
     calls.clear()  # every round saved: nothing trained; the stand-ins save the policies as a trainer does
     records, trainers, policies, lines, _ = rounds(2, saved)
@@ -1977,7 +1980,7 @@ def test_rounds_saved_as_each_finishes_are_taken_by_a_rerun_which_goes_on_from_t
                                              is_trainable=True)
     else:
         reloaded, _ = toyworld.load_tiny_base(tmp_path / "policies" / "dpo")
-    assert onpolicy.weights_digest(reloaded) == straight[0][-1]["dpo"]["weights"]
+    assert onpolicy_resume.weights_digest(reloaded) == straight[0][-1]["dpo"]["weights"]
     with pytest.raises(ValueError, match="were trained by on-policy rounds already .up to round 2"):
         onpolicy.refuse_trained_policies(policies, "run_rounds")  # the rounds' mark is set on the loaded policies
 
@@ -1986,27 +1989,27 @@ def test_rounds_saved_as_each_finishes_are_taken_by_a_rerun_which_goes_on_from_t
     assert [r for r, _ in calls] == [1]
     assert f"the on-policy rounds saved in {saved} are not taken: they were run with other seed; round 1 starts " \
            "from the start policies, and its save replaces them" in lines
-    assert len(json.loads((saved / onpolicy.ROUNDS_FILE).read_text())["rounds"]) == 1
+    assert len(json.loads((saved / onpolicy_resume.ROUNDS_FILE).read_text())["rounds"]) == 1
 
 
 def test_files_digest_tells_a_retrained_prm_from_the_one_saved_rounds_used(tmp_path):
     (tmp_path / "prm").mkdir()
     (tmp_path / "prm" / "adapter_model.safetensors").write_bytes(b"weights")
-    first = onpolicy.files_digest(tmp_path / "prm")
-    assert onpolicy.files_digest(tmp_path / "prm") == first
+    first = onpolicy_resume.files_digest(tmp_path / "prm")
+    assert onpolicy_resume.files_digest(tmp_path / "prm") == first
     (tmp_path / "prm" / "adapter_model.safetensors").write_bytes(b"weightz")
-    assert onpolicy.files_digest(tmp_path / "prm") != first
+    assert onpolicy_resume.files_digest(tmp_path / "prm") != first
 
 
 def test_rounds_settings_refuse_a_save_key_that_would_replace_a_setting():
     p = toyworld.make_problems(1, "train", seed=0)
     kw = dict(problems_per_round=None, seed=0, n_sampled=2, shared_start=True, methods=())
-    settings = onpolicy.rounds_settings({}, p, p, onpolicy.RoundSettings(), onpolicy.TrainSettings(),
-                                        save_key={"prm": "ab12"}, **kw)
+    settings = onpolicy_resume.rounds_settings({}, p, p, onpolicy.RoundSettings(), onpolicy.TrainSettings(),
+                                               save_key={"prm": "ab12"}, **kw)
     assert settings["prm"] == "ab12" and settings["seed"] == 0
     with pytest.raises(ValueError, match=r"run_rounds: save_key's \['seed'\] would replace the settings of that name"):
-        onpolicy.rounds_settings({}, p, p, onpolicy.RoundSettings(), onpolicy.TrainSettings(), save_key={"seed": 1},
-                                 **kw)
+        onpolicy_resume.rounds_settings({}, p, p, onpolicy.RoundSettings(), onpolicy.TrainSettings(),
+                                        save_key={"seed": 1}, **kw)
 
 
 def test_saved_rounds_of_a_lora_policy_on_another_base_are_not_taken(tiny_base_path):
@@ -2020,9 +2023,9 @@ def test_saved_rounds_of_a_lora_policy_on_another_base_are_not_taken(tiny_base_p
         torch.manual_seed(0)
         policy = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
         problems = toyworld.make_problems(2, "train", seed=0, max_ops=2)
-        return onpolicy.rounds_settings({m: policy for m in onpolicy.METHODS}, problems, problems,
-                                        onpolicy.RoundSettings(), onpolicy.TrainSettings(), problems_per_round=2,
-                                        seed=0, n_sampled=1, shared_start=True, methods=onpolicy.METHODS)
+        return onpolicy_resume.rounds_settings({m: policy for m in onpolicy.METHODS}, problems, problems,
+                                               onpolicy.RoundSettings(), onpolicy.TrainSettings(), problems_per_round=2,
+                                               seed=0, n_sampled=1, shared_start=True, methods=onpolicy.METHODS)
 
     one, other = settings("org/base-a"), settings("org/base-b")
     assert one["start_policies"] == other["start_policies"]  # the adapters alone cannot tell them apart

@@ -168,3 +168,58 @@ def test_resampled_candidates_are_labelled_without_checking_the_problems_again(m
     rows, stats = prm_pairs.step_negatives({"dpo": None}, None, DocumentedPRM(), problems, [row], THRESHOLD, tries=2,
                                            sample_fn=lambda m, t, contexts, n, **kw: [["x"] * n for _ in contexts])
     assert (rows, stats["not_a_step_the_prm_rejects"]) == ([], 1) and checked == ["step_negatives: problems"]
+
+
+class LineStub:
+    """A problem whose steps are lines: right when the answer is 3."""
+    prompt = "Q: 1 + 1 + 1?\n"
+
+    def is_correct(self, text):
+        return text.strip().endswith("answer 3")
+
+
+class LinePRM(DocumentedPRM):
+    """A user's PRM that splits steps at "\\n" (its own ``step_delimiter``, no config) and rejects a step holding 9."""
+    step_delimiter = "\n"
+
+    def __init__(self):
+        super().__init__(lambda steps: [-5.0 if "9" in s else 5.0 for s in steps])
+
+
+class LineConfigPRM(LinePRM):
+    """The same with the delimiter in its config, as the kit's ProcessRewardModel has it."""
+    step_delimiter = None
+    config = type("Config", (), {"step_delimiter": "\n"})()
+
+
+@pytest.mark.parametrize("prm", [LinePRM(), LineConfigPRM()], ids=["attribute", "config"])
+def test_step_negatives_splits_at_the_prms_delimiter(prm):
+    """step_negatives split the shared prefix at the default "\\n\\nStep" and label_samples read only a config's
+    delimiter: with a PRM that splits at "\\n", every wrong step at k >= 2 was dropped as one the PRM accepts
+    (``not_a_step_the_prm_rejects``). Both now split where the PRM does (``rewards.step_delimiter_of``)."""
+    samples = prm_pairs.label_samples(prm, [LineStub()], [["step one 1\nstep two 9\nanswer 3"]], THRESHOLD)
+    assert samples[0][0].steps == ["step one 1", "\nstep two 9", "\nanswer 3"]
+    assert samples[0][0].rewards == [5.0, -5.0, 5.0]
+    row = {"prompt": LineStub.prompt, "initial_reason_steps": "step one 1\nstep two 2", "chosen_step": "\nstep 3 3",
+           "rejected_step": "\nstep 3 4", "chosen": "step one 1\nstep two 2\nstep 3 3\nanswer 3",
+           "chosen_step_rewards_prm": [5.0] * 4, "problem_index": 0, "step_index": 2}
+    rows, stats = prm_pairs.step_negatives({"dpo": None}, None, prm, [LineStub()], [row], THRESHOLD, tries=2,
+                                           sample_fn=lambda m, t, contexts, n, **kw: [["\nstep 3 9\nanswer 3"] * n
+                                                                                     for _ in contexts])
+    assert dict(stats) == {"pairs": 1}
+    assert rows[0]["rejected_step"] == "\nstep 3 9"
+    assert rows[0]["rejected"] == "step one 1\nstep two 2\nstep 3 9\nanswer 3"
+    assert rows[0]["rejected_step_rewards_prm"] == [5.0, 5.0, -5.0, 5.0]
+
+
+def test_step_pairs_count_the_rejected_solutions_over_max_per_problem():
+    """The rejected solutions of a problem beyond ``max_per_problem`` are dropped, not left for other problems (the
+    counter was named ``rejected_left_for_other_problems``)."""
+    samples = prm_pairs.label_samples(LinePRM(), [LineStub()], [["a 1\nb 9\nanswer 4", "a 1\nb 9\nanswer 5"]],
+                                      THRESHOLD, policy="dpo")
+    rows, stats = prm_pairs.step_pairs({"dpo": None}, None, LinePRM(), [LineStub()], samples, THRESHOLD,
+                                       max_per_problem=1, tries=1,
+                                       sample_fn=lambda m, t, contexts, n, **kw: [["\nb 2\nanswer 3"] * n
+                                                                                 for _ in contexts])
+    assert dict(stats) == {"rejected_over_max_per_problem": 1, "no_accepted_step": 0, "pairs": 1, "prefixes_tried": 1}
+    assert rows[0]["chosen"] == "a 1\nb 2\nanswer 3" and rows[0]["step_index"] == 1

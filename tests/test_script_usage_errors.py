@@ -113,12 +113,12 @@ def test_slip_offsets_refuses_a_missing_or_repeated_policy_before_sampling(monke
 def test_seed_spread_refuses_an_out_file_that_is_one_of_its_inputs(monkeypatch, capsys, tmp_path):
     """--from-rounds a.json b.json --out a.json replaced seed 0's run (an onpolicy_rounds.py --out file, hours of
     rounds) with the {seed: metrics} verdict, which --from-rounds cannot read back."""
-    from stepdpo_lite.tutorial import onpolicy
+    from stepdpo_lite.tutorial import onpolicy_report
 
     run = tmp_path / "rounds_s0.json"
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(onpolicy, "metrics_of", lambda rounds, base=None: {})  # the judging is tested elsewhere
-    monkeypatch.setattr(onpolicy, "format_seed_summary", lambda by_seed, margin: "")
+    monkeypatch.setattr(onpolicy_report, "metrics_of", lambda rounds, base=None: {})  # the judging is tested elsewhere
+    monkeypatch.setattr(onpolicy_report, "format_seed_summary", lambda by_seed, margin: "")
     run.write_text('{"config": {"seed": 0}, "rounds": [{}]}')
     (tmp_path / "other.json").write_text('{"config": {"seed": 1}, "rounds": [{}]}')
     _refused("seed_spread", ["--from-rounds", str(run), "other.json", "--out", "rounds_s0.json"], monkeypatch, capsys,

@@ -14,38 +14,36 @@ Each round (Iterative RPO, Pang et al. 2024, arXiv:2404.19733):
    shared-prefix pairs is exactly Step-DPO) and NLL only (loss ``["sft"]`` on the chosen side: rejection-sampling
    fine-tuning);
 4. **evaluate** every method on held-out problems, greedy and sampled, with Stepwise DPO's accuracy minus each
-   other method's and its 95% interval (``format_round``, ``rounds_table``, ``metrics_of``; the figure:
-   ``viz.plot_onpolicy_rounds``); ``format_one_round_sampled``: notebook 06's lines on notebook 04's one-round runs.
+   other method's and its 95% interval (``stepwise_minus``).
+
+How the rounds are printed and recorded: ``onpolicy_report``; a run that goes on from the rounds it saved:
+``onpolicy_resume``.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 import numbers
 import random
 import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Callable, Collection, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
-import numpy as np
 from accelerate.utils import is_peft_model
-from safetensors.torch import load_file, save_file
-from scipy import stats
 from trl import DPOConfig, DPOTrainer
 
 from .. import generation
+from ..atomic import save_atomic, write_json_atomic
 from ..checks import documented_fields, finite_number, list_of, positive_int
-from ..data import dataset_of
-from ..models import resolve_device, resolve_dtype, trainer_precision, write_portable_adapter_config
-from ..trainer import (CHECKPOINTING_FIELD, STEP_PAIRINGS, StepwiseDPOConfig, StepwiseDPOTrainer, default_bf16,
-                       prepare_adapters)
+from ..data import PREFERENCE, dataset_of
+from ..models import (default_bf16, prepare_adapters, resolve_device, resolve_dtype, trainer_precision,
+                      write_portable_adapter_config)
 from ..rewards import ProcessRewardModel, sigmoid
+from ..stepwise_data import STEP_PAIRINGS
+from ..trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer
 from . import budget, diagnostics, runs, tasks
 from .colab import drop_log_printer
 from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer,
@@ -55,11 +53,10 @@ from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, 
                         solution_pairs, step_agreement, step_negatives, step_pairs)
 from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, tiny_model_folder, written_as_path
 from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
-from .tasks import POLICY_NAMES
+from .onpolicy_resume import SavedRound, load_round_policy, rounds_settings, save_rounds, saved_rounds
 from .toyworld import load_tiny_base, missing_tiny_model_message
 
 METHODS = ("dpo", "stepwise_dpo", "nll_only")
-NAMES = POLICY_NAMES  # each policy's name in every table and figure, notebook 06's too (one dict: the same words)
 PAIR_KINDS = ("solution", "step", "both")
 MIRRORED = ("no", "add", "instead")
 STEP_GRADIENTS = ("all", "output_layer")
@@ -242,7 +239,6 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
     common = dict(settings.args, output_dir=output_dir, beta=settings.beta)
     if common.get("bf16") is None and not common.get("fp16"):  # one precision for all methods (TRL's DPOConfig
         common["bf16"] = default_bf16(common.get("use_cpu", False))  # would turn bf16 on, on a CPU too)
-    plain = list(ROUND_COLUMNS[:3])
     if method == "stepwise_dpo":
         reads = "open_ended" in getattr(settings.trainer_class, "extra_columns", ())
         if reads:  # a column the trainer_class reads (TrainSettings allows it), in every row: False where none
@@ -271,7 +267,7 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
             dict(loss_type=["sft"], loss_weights=[settings.sft_weight or 1.0])
         dpo_fields = {f.name for f in dataclasses.fields(DPOConfig)}  # StepwiseDPOConfig's own were a TypeError
         trainer = DPOTrainer(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=_dataset(
-            rows, plain), args=DPOConfig(**loss, **{k: v for k, v in common.items() if k in dpo_fields}))
+            rows, PREFERENCE), args=DPOConfig(**loss, **{k: v for k, v in common.items() if k in dpo_fields}))
         prepare_adapters(trainer)  # float32 LoRA weights, a trained adapter's exact ones (StepwiseDPOTrainer's do)
     drop_log_printer(trainer)  # a round prints its own summary; the logs stay in trainer.state.log_history
     return trainer
@@ -351,7 +347,7 @@ def _save_policy(trainer, folder: str) -> None:
 def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping[str, list] | None = None):
     """Each trainer's policy saved to ``folder/<name>``, where notebooks 05 and 06 read it, with its training log
     in ``log_history.json``: the trainer's own (``trainer.state.log_history``), or ``log_histories[name]`` (the
-    rounds' logs, steps counted on across rounds: ``extend_logs``). ``runs.save_atomic``: the policy saved before
+    rounds' logs, steps counted on across rounds: ``extend_logs``). ``atomic.save_atomic``: the policy saved before
     stays until the new one is complete. A LoRA policy is its adapter alone (not TRL's "ref" copy), naming its base
     relative to itself (``write_portable_adapter_config``), so that the run folder can move. An empty log is refused
     by name, before any policy is saved (notebook 04's rounds cell run twice emptied its logs and only then refused:
@@ -366,9 +362,9 @@ def save_policies(folder, trainers: Mapping[str, object], log_histories: Mapping
                          "again the cell that loads the PRM and the start policies, then the rounds and this cell)")
     for name, trainer in trainers.items():
         out = Path(folder) / name
-        runs.save_atomic(out, partial(_save_policy, trainer))
+        save_atomic(out, partial(_save_policy, trainer))
         write_portable_adapter_config(out, trainer.model)  # TRL's DPOTrainer records nothing of its base
-        runs.write_json_atomic(out / "log_history.json", histories[name])
+        write_json_atomic(out / "log_history.json", histories[name])
     return Path(folder)
 
 
@@ -727,117 +723,6 @@ def extend_logs(logs: dict, histories: Mapping[str, Sequence[dict]], round_numbe
     return logs
 
 
-def format_stepwise_minus(diffs: dict) -> list[str]:
-    """Stepwise DPO minus each other method (method -> ``tasks.accuracy_differences``), in points, with the 95%
-    interval: a header and a line per method."""
-    def points(d):
-        return f"{100 * d['difference']:+5.1f} ({100 * d['low']:+.1f} to {100 * d['high']:+.1f})"
-
-    if not diffs:
-        return []
-    return ["  Stepwise DPO + NLL minus, in points (95% interval, paired over the same held-out problems):"] + [
-        f"    {NAMES.get(m, m):18s} greedy {points(d['accuracy']):22s} sampled {points(d['sampled_accuracy'])}"
-        for m, d in diffs.items()]
-
-
-def _mislabel_split(counts: Mapping) -> str:
-    """``count_mislabels``' counts as ``"3/24 (2 chosen held a wrong step, 1 rejected with the first error
-    elsewhere)"``: which side of its pairs the PRM got wrong by the checker. A pair may count on both sides, the
-    total once: then ``"; 1 pair both"`` ends the split, so that its parts add up to the total. Rounds saved before
-    the split was recorded give the total alone."""
-    sides = [(counts.get("chosen_wrong"), "chosen held a wrong step"),
-             (counts.get("rejected_first_error_elsewhere"), "rejected with the first error elsewhere")]
-    split = ", ".join(f"{n} {what}" for n, what in sides if n)
-    both = sum(n or 0 for n, _ in sides) - counts["mislabelled"]  # counted on each side, once in the total
-    split += f"; {both} pair{'s' * (both > 1)} both" if split and both > 0 else ""
-    return f"{counts['mislabelled']}/{counts['pairs']}" + (f" ({split})" if split else "")
-
-
-def format_round(record: dict, methods: Sequence[str] = METHODS) -> str:
-    """One text block per round: the pairs, the PRM's mislabels by the checker (a line per kind of pair), then a
-    row per method."""
-    lines = []
-    for m in methods:
-        r = record.get(m, {})
-        steps = f"   steps right {r['step_accuracy']:.1%}" if r.get("step_accuracy") is not None else ""
-        lines.append(f"  {NAMES.get(m, m):20s} greedy {r.get('accuracy', float('nan')):6.1%}   "
-                     f"sampled {r.get('sampled_accuracy', float('nan')):6.1%}{steps}")
-    mislabels = record.get("mislabels", {})  # kind -> counts; None where the task has no step checker
-    bad = [f"  PRM mislabelled (checker): {kind} {_mislabel_split(counts)}" for kind, counts in mislabels.items()
-           if counts] or ["  PRM mislabelled: no checker to count them"] * any(v is None for v in mislabels.values())
-    head = (f"round {record['round']}: {record['pairs']['total']} pairs ({record['pairs']['solution']} solution, "
-            f"{record['pairs']['step']} step); {record['seconds']:.0f} s")
-    return "\n".join([head, *bad, *lines, *format_stepwise_minus(record.get("stepwise_dpo_minus", {}))])
-
-
-def rounds_table(records: Sequence[dict], base: dict | None = None, methods: Sequence[str] = METHODS) -> str:
-    """A text table: one row per round and method (and the base, when given)."""
-    head = f"{'round':>5}  {'method':20s} {'greedy':>7} {'sampled':>8} {'steps right':>11} {'pairs':>6} " \
-           f"{'mislabelled':>11} {'seconds':>8}"
-    lines = [head, "-" * len(head)]
-    if base:
-        sa = base.get("step_accuracy")
-        lines.append(f"{0:>5}  {'base':20s} {base['accuracy']:>7.1%} {base['sampled_accuracy']:>8.1%} "
-                     f"{'' if sa is None else f'{sa:.1%}':>11} {'':>6} {'':>11} {'':>8}")
-    for rec in records:
-        mis = [v for v in rec.get("mislabels", {}).values() if v]
-        bad = f"{sum(v['mislabelled'] for v in mis)}" if mis else "-"
-        for m in methods:
-            r = rec.get(m, {})
-            sa = r.get("step_accuracy")
-            lines.append(f"{rec['round']:>5}  {NAMES.get(m, m):20s} {r.get('accuracy', float('nan')):>7.1%} "
-                         f"{r.get('sampled_accuracy', float('nan')):>8.1%} {'' if sa is None else f'{sa:.1%}':>11} "
-                         f"{rec['pairs']['total']:>6} {bad:>11} {r.get('train_seconds', 0):>8.0f}")
-    last = records[-1] if records else {}
-    if last.get("stepwise_dpo_minus"):
-        n = last["stepwise_dpo"]["n_test_problems"]
-        lines += ["", f"After round {last['round']}, on {n} held-out problems:",
-                  *format_stepwise_minus(last["stepwise_dpo_minus"])]
-    return "\n".join(lines)
-
-
-def format_one_round_sampled(metrics: dict) -> str:
-    """What notebook 06's greedy-vs-sampled plot leaves out: each method's sampled accuracy (T = 1) after notebook
-    04's one round on the checker's labels (``policy.one_round_gold_labels.<method>.sampled_accuracy``), in percent
-    as the plot above it, each by its name in the plot and in notebook 04 (``NAMES``)."""
-    one_round = metrics.get("policy", {}).get("one_round_gold_labels") or {}
-    if not one_round:
-        return "(no one-round runs recorded: notebook 04 makes them)"
-    return "\n".join(["sampled accuracy (T = 1) after one round on the checker's labels "
-                      "(policy.one_round_gold_labels.<method>.sampled_accuracy):"] +
-                     [f"  {NAMES.get(name, name):20s} {r['sampled_accuracy']:.1%}"
-                      for name, r in one_round.items() if r.get("sampled_accuracy") is not None])
-
-
-def metrics_of(records: Sequence[dict], base: dict | None = None, methods: Sequence[str] = METHODS) -> dict:
-    """The ``policy`` part of ``metrics.json``: the last round's figures of each of ``methods`` (e.g. those that
-    had pairs to train on), with ``label_source`` = "prm", and ``rounds``: one entry per round, every method."""
-    # every figure of a policy's evaluation: a key left out would keep notebook 04's one-round value in metrics.json
-    keep = ("accuracy", "sampled_accuracy", "step_accuracy", "sampled_step_accuracy", "train_seconds",
-            "n_test_problems", "test_problems_digest", "in_4_bits")
-    rounds = []
-    for rec in records:
-        entry = {"round": rec["round"], "pairs": rec["pairs"], "mislabels": rec.get("mislabels", {}),
-                 "seconds": rec["seconds"], "samples": rec["samples"], "sample_accuracy": rec["sample_accuracy"],
-                 "prm_step_agreement": rec.get("prm_step_agreement")}
-        entry.update({m: {k: rec[m][k] for k in keep if k in rec[m]} for m in METHODS if m in rec})
-        if "stepwise_dpo_minus" in rec:
-            entry["stepwise_dpo_minus"] = rec["stepwise_dpo_minus"]
-        rounds.append(entry)
-    out = {"rounds": rounds}
-    if records:
-        last = records[-1]
-        for m in (m for m in methods if m in last):  # a method left out of the run has no figures to keep
-            out[m] = {k: last[m][k] for k in keep if k in last[m]}
-            out[m]["label_source"] = "prm"
-            out[m]["rounds"] = len(records)
-        if "stepwise_dpo" in out and "stepwise_dpo_minus" in last:
-            out["stepwise_dpo"]["minus"] = last["stepwise_dpo_minus"]
-    if base:
-        out["base"] = {k: base[k] for k in keep if k in base}
-    return out
-
-
 def rounds_start_figures(base: dict, start_policy, tokenizer, problems, rs: RoundSettings, *, rounds: int,
                          quantized: bool, n_sampled: int = 2, seed: int = 0) -> dict:
     """The rounds' round-0 row: the start policy as the rounds measure it. The rounds measure the policies they
@@ -853,96 +738,6 @@ def rounds_start_figures(base: dict, start_policy, tokenizer, problems, rs: Roun
     return tasks.greedy_and_sampled_accuracy(start_policy, tokenizer, problems, n_sampled=n_sampled,
                                              batch_size=rs.batch_size, max_new_tokens=rs.max_new_tokens, seed=seed,
                                              progress=rs.progress)
-
-
-def policy_metrics(one_round: Mapping[str, dict], records: Sequence[dict], rounds_base: dict | None,
-                   trained: Collection[str], curves: Mapping[str, dict]) -> dict:
-    """Notebook 04's ``policy`` section of ``metrics.json`` after its rounds: each policy's figures are those of
-    the policy it saved last. A method the rounds ``trained`` (the names whose last-round trainer
-    ``run_rounds`` returned) gets its last round's figures only (``metrics_of``), none of its one-round keys: a
-    merge kept them beside the rounds' (e.g. Stepwise DPO's one-round difference to the Step-DPO run). A method they
-    did not train (the Step-DPO run, or every method when no round had pairs) keeps its ``one_round`` figures, as
-    its saved policy is that run's. The one-round figures stay in full under ``one_round_gold_labels`` (the base
-    left out), and the one-round training curves (``diagnostics.curve_ends``) under ``one_round_curves``."""
-    if isinstance(trained, str):  # "stepwise_dpo" holds "dpo": DPO's one-round figures were replaced silently
-        raise ValueError(f"policy_metrics: trained must be a collection of method names, got one str {trained!r}")
-    methods = [m for m in METHODS if m in trained]  # a round without pairs trains nothing
-    return {**one_round, **metrics_of(records, rounds_base, methods=methods),
-            "one_round_gold_labels": {m: r for m, r in one_round.items() if m != "base"},
-            "one_round_curves": dict(curves)}
-
-
-def seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03) -> dict:
-    """Stepwise DPO minus each other method over several seeds of the same run: per method and metric (greedy
-    ``accuracy``, ``sampled_accuracy``) the mean difference, how many seeds' 95% intervals lie above zero, and
-    whether the goal holds in its sounder form: a mean of at least ``margin`` *and* every seed's interval above
-    zero (a lead one run's evaluation noise cannot explain, in every seed). ``policy_by_seed``: seed ->
-    the ``policy`` part of that run's ``metrics.json`` (``metrics_of``), which holds ``stepwise_dpo.minus``.
-
-    With two seeds or more, ``low``/``high`` are a 95% interval of the mean over seeds (Student's t on the seeds'
-    differences): a seed draws the training's samples and the test problems both, so this interval covers both
-    sources of spread, which no single run's interval does. ``excluded`` is True when its top lies below
-    ``margin``: the seeds rule out a lead of ``margin`` for the method itself, not only for these runs."""
-    if not policy_by_seed:
-        raise ValueError("seed_summary: no seeds")
-    finite_number(margin, "margin", "seed_summary")  # a NaN margin: every goal "not met", none ever ruled out
-    minus = {}
-    for seed, policy in policy_by_seed.items():
-        if "minus" not in policy.get("stepwise_dpo", {}):
-            raise ValueError(f"seed_summary: seed {seed} has no policy.stepwise_dpo.minus (was notebook 04 run?)")
-        minus[seed] = policy["stepwise_dpo"]["minus"]
-    out = {}
-    for method in [m for m in METHODS if all(m in d for d in minus.values())]:
-        for key in ("accuracy", "sampled_accuracy"):
-            diffs = [d[method][key] for d in minus.values()]
-            mean = sum(d["difference"] for d in diffs) / len(diffs)
-            above = sum(d["low"] > 0 for d in diffs)
-            out.setdefault(method, {})[key] = {"mean": mean, "seeds_above_zero": above, "seeds": len(diffs),
-                                               "met": mean >= margin and above == len(diffs),
-                                               **_between_seeds([d["difference"] for d in diffs], margin)}
-    return out
-
-
-def _between_seeds(differences: Sequence[float], margin: float) -> dict:
-    """A 95% t-interval of the mean of the seeds' differences, and whether its top lies below ``margin``."""
-    if len(differences) < 2:
-        return {}
-    d = np.asarray(differences, dtype=float)
-    mean = float(d.mean())
-    low, high = mean, mean  # seeds that all differ alike have no spread (scipy's interval would be NaN): a point
-    if np.ptp(d) > 0:
-        ci = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
-        low, high = float(ci.low), float(ci.high)
-    return {"low": low, "high": high, "excluded": high < margin}
-
-
-def format_seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03) -> str:
-    """One line per seed (every method's greedy / sampled accuracy, then Stepwise DPO minus each other method with
-    its 95% interval), the mean, and the verdict of ``seed_summary``."""
-    summary = seed_summary(policy_by_seed, margin)
-    names = ["base", *METHODS]
-    head = "seed  " + "".join(f"{NAMES[m]:>20s}" for m in names)
-    lines = [head]
-    for seed, policy in policy_by_seed.items():
-        lines.append(f"{seed:<6}" + "".join(
-            f"{100 * policy[m]['accuracy']:>12.1f} / {100 * policy[m]['sampled_accuracy']:4.1f}" if m in policy
-            else f"{'':>20s}" for m in names))
-        lines += [f"      minus {line.strip()}" for line in format_stepwise_minus(policy["stepwise_dpo"]["minus"])[1:]]
-    lines.append("mean  " + "".join(
-        f"{100 * sum(p[m]['accuracy'] for p in policy_by_seed.values()) / len(policy_by_seed):>12.1f} / "
-        f"{100 * sum(p[m]['sampled_accuracy'] for p in policy_by_seed.values()) / len(policy_by_seed):4.1f}"
-        if all(m in p for p in policy_by_seed.values()) else f"{'':>20s}" for m in names))
-    lines.append(f"Stepwise DPO + NLL minus, over {len(policy_by_seed)} seeds (goal: mean >= {100 * margin:+.0f} "
-                 "points and every seed's interval above zero):")
-    for method, by_key in summary.items():
-        for key, r in by_key.items():
-            label = (NAMES[method], "greedy") if key == "accuracy" else ("", "sampled")
-            lines.append(f"  {label[0]:18s} {label[1]:8s}mean {100 * r['mean']:+5.1f}, interval above zero in "
-                         f"{r['seeds_above_zero']} of {r['seeds']} seeds: {'met' if r['met'] else 'not met'}")
-            if "low" in r:
-                lines[-1] += (f"; over the seeds {100 * r['low']:+.1f} to {100 * r['high']:+.1f}"
-                              + (f", {100 * margin:+.0f} ruled out" if r["excluded"] else ""))
-    return "\n".join(lines)
 
 
 def round_problems(problems: Sequence, per_round: int | None, round_index: int) -> list:
@@ -1001,7 +796,8 @@ def run_rounds(policies: dict, tokenizer, prm, train_problems, eval_problems, rs
         saved = saved_rounds(save_dir, settings, rounds, out=out)
     if saved:
         for m in methods:  # the last saved round's policies, in place of the start policies
-            load_round_policy(policies[m], Path(save_dir) / m, len(saved))
+            load_round_policy(policies[m], Path(save_dir) / m)
+            setattr(policies[m], TRAINED_IN_ROUND, len(saved))  # refuse_trained_policies: not a start policy now
         for entry in saved:
             trained = {m: SavedRound(policies[m], tokenizer, history) for m, history in entry["log_history"].items()}
             records.append(entry["record"])
@@ -1024,118 +820,3 @@ def run_rounds(policies: dict, tokenizer, prm, train_problems, eval_problems, rs
         if on_round is not None:
             on_round(record, trained)
     return records, trainers
-
-
-# ----------------------------------------------------------------------------- saving finished rounds, to resume
-
-ROUNDS_FILE = "rounds.json"  # in run_rounds' save_dir, beside one folder of weights per method
-POLICY_FILE = "policy.safetensors"
-
-
-def _round_weights(model) -> dict:
-    """What a round trains of ``model``, by name: a PEFT policy's adapter (the parameters that take a gradient), a
-    fully fine-tuned policy's every parameter (tied ones once)."""
-    params = dict(model.named_parameters())
-    return {n: p for n, p in params.items() if p.requires_grad} if is_peft_model(model) else params
-
-
-def weights_digest(model) -> str:
-    """A short digest of what a round trains of ``model`` (``_round_weights``)."""
-    digest = hashlib.sha256()
-    for name, param in sorted(_round_weights(model).items()):
-        digest.update(name.encode())
-        digest.update(param.detach().float().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def files_digest(folder: str | Path) -> str:
-    """A short digest of the files in ``folder`` (names and contents): notebook 04's ``save_key`` for its PRM, so
-    that rounds labelled by another PRM (notebook 02 run again) are not taken for this one's."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode())
-        with open(path, "rb") as stream:
-            while chunk := stream.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
-def rounds_settings(policies: Mapping, train_problems, eval_problems, rs: RoundSettings, ts: TrainSettings, *,
-                    problems_per_round, seed, n_sampled, shared_start, methods, save_key=None) -> dict:
-    """What saved rounds must share with a run to stand for its first rounds (``run_rounds(save_dir=...)``): the
-    round and training settings (``rs.progress`` aside), seed, problems (their digests), the start policies (the
-    digest of their weights; a LoRA policy's base by its name too) and ``save_key``'s entries, by their own names.
-    The number of rounds is not part of it: more rounds go on from the saved ones. As plain JSON (a class in the
-    settings by its repr)."""
-    values = {"round_settings": {k: v for k, v in dataclasses.asdict(rs).items() if k != "progress"},
-              "train_settings": dataclasses.asdict(ts), "problems_per_round": problems_per_round, "seed": seed,
-              "n_sampled": n_sampled, "shared_start": shared_start, "methods": list(methods),
-              "train_problems": tasks.problems_digest(train_problems),
-              "eval_problems": tasks.problems_digest(eval_problems),
-              "start_policies": {m: weights_digest(policies[m]) for m in methods},
-              # a LoRA round trains the adapter alone, whose start weights do not tell one base from another
-              "lora_bases": {m: policies[m].get_base_model().config.name_or_path for m in methods
-                             if hasattr(policies[m], "peft_config")}}
-    if clash := sorted(set(save_key or {}) & set(values)):
-        raise ValueError(f"run_rounds: save_key's {clash} would replace the settings of that name; rename them")
-    return json.loads(json.dumps({**values, **(save_key or {})}, sort_keys=True, default=repr))
-
-
-def saved_rounds(save_dir: str | Path, settings: dict, rounds: int, out=print) -> list[dict]:
-    """The rounds saved in ``save_dir`` (``save_rounds``: each ``{"record", "log_history"}``) when they can stand for
-    the first rounds of a run with ``settings`` (``rounds_settings``) and ``rounds`` rounds; else none, with a line
-    to ``out`` saying why (they are replaced when the run's first round is saved)."""
-    path = Path(save_dir) / ROUNDS_FILE
-    if not path.exists():
-        return []
-    state = json.loads(path.read_text())
-    differ = sorted(k for k in set(settings) | set(state["settings"]) if settings.get(k) != state["settings"].get(k))
-    done = state["rounds"]
-    why = (f"they were run with other {', '.join(differ)}" if differ else
-           f"they are {len(done)}, more than the {rounds} asked for" if len(done) > rounds else None)
-    if why:
-        out(f"the on-policy rounds saved in {Path(save_dir).resolve()} are not taken: {why}; round 1 starts from the "
-            "start policies, and its save replaces them")
-        return []
-    return done
-
-
-def save_rounds(save_dir: str | Path, settings: dict, done: Sequence[dict], policies: Mapping) -> Path:
-    """The finished rounds ``done`` (each ``{"record", "log_history"}``) and the policies the last one left, saved
-    to ``save_dir`` as a whole (``runs.save_atomic``: the previous round's save stays until this one is complete, so
-    a runtime that stops while saving keeps it). Only the last round's policies are kept: a run goes on from them."""
-    def write(tmp):
-        for name, model in policies.items():
-            (Path(tmp) / name).mkdir()
-            save_file({n: p.detach().contiguous().cpu() for n, p in _round_weights(model).items()},
-                      str(Path(tmp) / name / POLICY_FILE))
-        Path(tmp, ROUNDS_FILE).write_text(json.dumps({"settings": settings, "rounds": list(done)}))
-
-    return runs.save_atomic(save_dir, write, owned=(ROUNDS_FILE,), where="run_rounds(save_dir)")
-
-
-def load_round_policy(model, folder: str | Path, round_index: int) -> None:
-    """The weights ``save_rounds`` saved in ``folder`` put into ``model`` (a start policy, as ``start_policy`` makes
-    it), in place; ``model`` is then marked as trained up to ``round_index`` (``refuse_trained_policies``)."""
-    saved = load_file(str(Path(folder) / POLICY_FILE))
-    params = _round_weights(model)
-    wrong = sorted(set(saved) ^ set(params)) or [n for n in params if saved[n].shape != params[n].shape]
-    if wrong:
-        raise ValueError(f"run_rounds: {folder} holds other weights than the policy's (first: {wrong[0]}): not a "
-                         "save of this policy's rounds; delete the folder to run them again")
-    for name, param in params.items():
-        param.data = saved[name].to(param.device)  # the saved dtype too: a 4-bit policy's adapters train in float32
-    setattr(model, TRAINED_IN_ROUND, round_index)
-
-
-class SavedRound:
-    """A saved round's stand-in for a method's trainer (``run_rounds(save_dir=...)``): ``model`` (the policy, as
-    the last saved round left it), ``state.log_history`` (that round's training log) and ``save_model``."""
-
-    def __init__(self, model, tokenizer, log_history: list):
-        self.model, self.tokenizer = model, tokenizer
-        self.state = SimpleNamespace(log_history=log_history)
-
-    def save_model(self, output_dir: str) -> None:
-        self.model.save_pretrained(output_dir)
-        self.tokenizer.save_pretrained(output_dir)

@@ -33,7 +33,7 @@ from typing import Callable, Mapping, Sequence
 from .. import generation
 from ..checks import finite_number, keywords_taken, list_of, positive_int
 from ..evaluation import predict_first_error
-from ..rewards import InputTooLong, sigmoid
+from ..rewards import InputTooLong, sigmoid, step_delimiter_of
 from ..steps import DEFAULT_DELIMITER, extract_steps
 from .bestofn import reward_scorer
 from .tasks import check_problems, graded
@@ -118,7 +118,7 @@ def _label_checked(prm, problems: list, solutions, threshold, *, policy, delimit
         raise ValueError(f"label_samples: {len(problems)} problems but {len(solutions)} lists of solutions")
     finite_number(threshold, "threshold (a log-odds)", "label_samples")
     score = reward_scorer(prm, "label_samples")
-    delimiter = delimiter or getattr(getattr(prm, "config", None), "step_delimiter", DEFAULT_DELIMITER)
+    delimiter = delimiter or step_delimiter_of(prm) or DEFAULT_DELIMITER
     out, todo = [], []
     for i, (p, sols) in enumerate(zip(problems, solutions)):
         row = []
@@ -212,9 +212,9 @@ def solution_pairs(problems, samples: Sequence[Sequence[Sample]], *, max_pairs_p
         good = [s for s in distinct.values() if s.chosen_ok]
         bad = [s for s in distinct.values() if s.rejected_ok]
         stats["unscored_solutions"] += sum(s.rewards is None for s in distinct.values())
-        stats["right_answer_prm_rejected"] += sum(s.answer_correct and (s.prm_first_error or 0) >= 0
+        stats["right_answer_prm_rejected"] += sum(s.answer_correct and s.prm_first_error >= 0
                                                   for s in distinct.values() if s.rewards is not None)
-        stats["wrong_answer_prm_accepted"] += sum(s.rejected_ok and s.prm_first_error == -1 for s in bad)
+        stats["wrong_answer_prm_accepted"] += sum(s.prm_first_error == -1 for s in bad)
         combos = [(c, r) for c in good for r in bad]
         random.Random(f"{seed}:{p.prompt}").shuffle(combos)
         stats["pairs_over_max_pairs_per_problem"] += len(combos[max_pairs_per_problem or len(combos):])
@@ -263,7 +263,7 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
                 continue
             picked.append(s)
         random.Random(f"{seed}:step:{p.prompt}").shuffle(picked)
-        stats["rejected_left_for_other_problems"] += max(0, len(picked) - max_per_problem)
+        stats["rejected_over_max_per_problem"] += max(0, len(picked) - max_per_problem)
         todo += picked[:max_per_problem]
     found: dict[int, tuple[Sample, str]] = {}
     pending = list(range(len(todo)))
@@ -313,10 +313,12 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
     return rows, stats
 
 
-def _against_chosen(row: dict, rejected: Sample, rejected_step: str, rejected_probs: str, threshold: float) -> dict:
-    """One more Step-DPO pair at ``row``'s state: its chosen solution against ``rejected``, wrong at step k."""
-    chosen = Sample(row["problem_index"], row["chosen"], extract_steps(row["chosen"]), row["chosen_step_rewards_prm"],
-                    True, threshold)
+def _against_chosen(row: dict, rejected: Sample, rejected_step: str, rejected_probs: str, threshold: float,
+                    delimiter: str) -> dict:
+    """One more Step-DPO pair at ``row``'s state: its chosen solution (split at ``delimiter``, the PRM's, as its
+    rewards were) against ``rejected``, wrong at step k."""
+    chosen = Sample(row["problem_index"], row["chosen"], extract_steps(row["chosen"], delimiter),
+                    row["chosen_step_rewards_prm"], True, threshold)
     return _pair_row(row["prompt"], chosen, rejected, rejected_probs, kind="step", step_index=row["step_index"],
                      initial_reason_steps=row["initial_reason_steps"], chosen_step=row["chosen_step"],
                      rejected_step=rejected_step)
@@ -342,8 +344,8 @@ def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, ste
     for name, value in (("tries", tries), ("max_per_state", max_per_state)):
         positive_int(value, name, "step_negatives")
     sample_fn = sample_fn or generation.sample_solutions
+    delimiter = step_delimiter_of(prm) or DEFAULT_DELIMITER  # the one _label_texts splits the candidates at
     contexts = [r["prompt"] + r["initial_reason_steps"] for r in step_rows]
-    prefixes = [extract_steps(r["initial_reason_steps"]) for r in step_rows]
     cands = []
     for j, (name, n) in enumerate(share_out(tries, list(policies)).items()):
         if n == 0:
@@ -359,14 +361,15 @@ def step_negatives(policies: Mapping[str, object], tokenizer, prm, problems, ste
     for (i, _), cand in zip(cands, labelled):
         r, k = step_rows[i], step_rows[i]["step_index"]
         steps = taken.setdefault(i, {r["chosen_step"], r["rejected_step"]})
-        if (cand.rewards is None or len(cand.steps) <= k or cand.steps[:k] != prefixes[i]
+        # the prefix compared as text: the PRM split the candidate at its own delimiter (steps are lossless)
+        if (cand.rewards is None or len(cand.steps) <= k or "".join(cand.steps[:k]) != r["initial_reason_steps"]
                 or cand.rewards[k] >= threshold):
             stats["not_a_step_the_prm_rejects"] += 1
         elif cand.steps[k] in steps or len(steps) - 2 >= max_per_state:
             stats["repeated_or_state_full"] += 1
         else:
             steps.add(cand.steps[k])
-            rows.append(_against_chosen(r, cand, cand.steps[k], rejected_probs, threshold))
+            rows.append(_against_chosen(r, cand, cand.steps[k], rejected_probs, threshold, delimiter))
     stats["pairs"] = len(rows)
     return rows, stats
 
@@ -413,13 +416,13 @@ def mirrored_negatives(prm, problems, step_rows: Sequence[dict], threshold: floa
         cands.append((i, step, r["initial_reason_steps"] + step + r["chosen"][len(head):]))
     labelled = _label_texts(prm, problems, [step_rows[i]["problem_index"] for i, _, _ in cands],
                             [t for _, _, t in cands], threshold, None, "mirrored_negatives") if cands else []
-    rows = []
+    rows, delimiter = [], step_delimiter_of(prm) or DEFAULT_DELIMITER
     for (i, step, _), cand in zip(cands, labelled):
         k = step_rows[i]["step_index"]
         if cand.rewards is None or len(cand.steps) <= k or cand.rewards[k] >= threshold:
             stats["prm_accepts_the_mirror"] += 1
             continue
-        rows.append(_against_chosen(step_rows[i], cand, step, rejected_probs, threshold))
+        rows.append(_against_chosen(step_rows[i], cand, step, rejected_probs, threshold, delimiter))
     stats["pairs"] = len(rows)
     return rows, stats
 
