@@ -728,3 +728,56 @@ def test_per_problem_tables_scores_and_accuracy_refuse_bad_input_by_name(toy):
             bestofn.accuracy([problems[0], odd], [sols[0][0], "Answer: 3"])
     assert bestofn.accuracy([type("IntVerdict", (_SumProblem,), {"is_correct": lambda self, s: 1})((1, 2))],
                             ["Answer: 3"]) == 1.0  # 0 and 1 pass, as labelling.mc_step_labels reads a verdict
+
+
+def test_candidates_record_refuses_problems_with_uneven_candidate_counts(toy):
+    """Every problem must hold n_candidates: one problem with 3 and one with 2 is not "N = 3" in metrics.json."""
+    problems, sols = toy
+    graded = bestofn.grade(problems, [sols[0], sols[1][:2]])
+    with pytest.raises(ValueError, match=r"candidates_record: n_candidates is 3, but the graded candidates number "
+                                         r"\[2, 3\] per problem"):
+        bestofn.candidates_record(graded, {1: 0.5}, n_candidates=3, temperature=1.0)
+
+
+@pytest.mark.filterwarnings("ignore:score_readable")  # the fixture's blank candidates, warned of
+def test_combined_scores_floor_a_part_that_could_not_read_a_candidate(tmp_path, toy):
+    """A candidate the ORM could not read (None: too long for it) counts FLOOR in the ORM's part, so it cannot
+    outrank one both parts read; the weighted sum is clamped at FLOOR, so a blank candidate scores FLOOR exactly
+    (weights that sum to 2 made it 2 x FLOOR, below every other unreadable candidate's score)."""
+    from stepdpo_lite.reward_ensembles import CombinedRewardModel
+    from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
+    problems, sols = toy
+    model, tok = toyworld.load_tiny_base()
+    prm, orm = ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok)
+    prm.save(tmp_path / "prm")
+    orm.save(tmp_path / "orm")
+    CombinedRewardModel(prm, orm, process_weight=1.0, outcome_weight=1.0).save(tmp_path / "combined")
+    steps, outcome = bestofn.score_candidates(prm, problems, sols), bestofn.score_candidates(orm, problems, sols)
+    outcome[0][1] = None  # as if too long for the ORM, though the PRM read it
+    scores = bestofn.combined_scores(tmp_path / "combined", problems, sols, tmp_path / "prm", steps,
+                                     tmp_path / "orm", outcome)
+    assert scores[0][2] == scores[1][2] == bestofn.FLOOR  # blank: both parts FLOOR, clamped
+    assert scores[0][1] < -1e8 < scores[0][0]  # the ORM's FLOOR, not 0: ranked below the read candidate
+
+
+@pytest.mark.filterwarnings("ignore:score_readable")
+def test_combined_scores_rescore_a_part_saved_with_other_weights(tmp_path, toy):
+    """Rewards cached for prm/ are reused only when the combined model's PRM holds the same weights: one trained
+    apart (here: another initialisation) is scored with its own weights, as loading the combined model scores."""
+    from stepdpo_lite.reward_ensembles import CombinedRewardModel
+    from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
+    problems, sols = toy
+    model, tok = toyworld.load_tiny_base()
+    prm, orm = ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok)
+    prm.save(tmp_path / "prm")
+    orm.save(tmp_path / "orm")
+    other = ProcessRewardModel(toyworld.build_tiny_model(tok, seed=1), tok)
+    CombinedRewardModel(other, orm, process_weight=0.6, outcome_weight=0.4).save(tmp_path / "combined")
+    steps, outcome = bestofn.score_candidates(prm, problems, sols), bestofn.score_candidates(orm, problems, sols)
+    cached = bestofn.combined_scores(tmp_path / "combined", problems, sols, tmp_path / "prm", steps,
+                                     tmp_path / "orm", outcome)
+    fresh = bestofn.combined_scores(tmp_path / "combined", problems, sols)
+    read = [s for row in cached for s in row[:2]]  # the blank third candidate scores the floor either way
+    assert read == pytest.approx([s for row in fresh for s in row[:2]], rel=1e-4, abs=1e-4)
+    stale = [0.6 * min(s) + 0.4 * o for srow, orow in zip(steps, outcome) for s, o in zip(srow[:2], orow[:2])]
+    assert read != pytest.approx(stale, rel=1e-3, abs=1e-3)  # prm/'s rewards are not its PRM's

@@ -125,3 +125,15 @@ def test_preference_batch_size_is_the_given_one_else_the_profiles_dpo_batch_size
     for bad in (0, -4, 2.5, "8"):
         with pytest.raises(ValueError, match="preference_batch_size: batch_size must be an int >= 1"):
             budget.preference_batch_size(tiny, bad)
+
+
+def test_format_duration_switches_units_at_90_seconds_and_90_minutes():
+    """Seconds up to a minute and a half, minutes up to an hour and a half, then hours: the edges of each unit."""
+    assert budget.format_duration(89) == "89 s" and budget.format_duration(90) == "1.5 min"
+    assert budget.format_duration(5399) == "90.0 min" and budget.format_duration(5400) == "1.5 h"
+
+
+def test_plan_refuses_a_budget_of_zero_minutes():
+    """0 minutes is no budget to fit: it was planned as one problem a split, quietly."""
+    with pytest.raises(ValueError, match="budget_minutes must be > 0"):
+        budget.plan_generation({"train": [8, 8]}, tokens_per_row=100, tokens_per_s=100.0, budget_minutes=0)

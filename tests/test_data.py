@@ -1167,3 +1167,13 @@ def test_one_warning_of_prompts_that_run_into_their_responses_names_the_first_ro
         "who: 1 of 2 rows' prompts run into their first step with no whitespace between (a.jsonl, line 1 first, field "
         "'prompt'): end them with '\\n' (data.delimit_steps does) or the model's chat template"]
     assert {w.filename for w in caught} == {__file__}
+
+
+def test_mc_hard_label_is_right_when_any_rollout_is(monkeypatch):
+    """Hard = "any rollout reaches the right answer" (soft > 0), not a majority: one right rollout of four is a
+    soft label of 0.25 and a hard label True. The tiny model's rollouts gave no share strictly between 0 and 0.5."""
+    monkeypatch.setattr(labelling.generation, "sample_solutions",
+                        lambda model, tok, prompts, n, **kw: [["R"] + ["W"] * (n - 1) for _ in prompts])
+    ds = labelling.mc_step_labels(None, None, ["Problem: a\n"], [["Step 1: x", "\n\nStep 2: y", "\n\nStep 3: z"]],
+                                  lambda i, text: text.endswith(("R", "z")), n=4, progress=False)
+    assert ds["soft_labels"][0] == [0.25, 0.25, 1.0] and ds["labels"][0] == [True, True, True]

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import random
+import re
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -2057,3 +2058,30 @@ def test_onpolicy_rounds_draws_its_splits_at_the_counts_it_checked_before_loadin
         with pytest.raises(Drawn) as drawn:
             script["main"](["--runs-dir", str(tmp_path), "--no-base", *flags])
         assert drawn.value.args == expected, flags
+
+
+def test_step_pairs_refuse_a_resample_that_rewrites_the_shared_prefix():
+    """A continuation of "... = 12" may go on writing the number ("3\\n\\nStep 2: ..."): its step k-1 is then no
+    longer the rejected solution's, so the pair would share no prefix. It is not accepted, even by a PRM that judges
+    each step by its own arithmetic alone (which accepts the resampled step k)."""
+    p, gold, bad, _ = problem_and_texts()
+
+    class LocalPRM:  # a step is right when its own arithmetic is, whatever it copied
+        config = type("Config", (), {"step_delimiter": "\n\nStep"})()
+
+        def score_solutions(self, prompts, solutions, batch_size=None, progress=False):
+            def ok(step):
+                m = re.search(r"(-?\d+) ([+\-*]) (\d+) = (-?\d+)", step)
+                return bool(m) and toyworld._apply(int(m[1]), m[2], int(m[3])) == int(m[4])
+            return [[R if ok(step) else -R for step in steps] for steps in solutions]
+
+    prm = LocalPRM()
+    samples = prm_pairs.label_samples(prm, [p], [[bad]], THRESHOLD, policy="dpo")
+    assert samples[0][0].prm_first_error == 1
+
+    def glued(model, tokenizer, contexts, n, **kw):  # "0" glued to step 1's result, then gold's right step 2 on
+        return [["0" + gold[len(ctx) - len(p.prompt):]] * n for ctx in contexts]
+
+    rows, stats = prm_pairs.step_pairs({"dpo": None}, None, prm, [p], samples, THRESHOLD, require="step",
+                                       sample_fn=glued)
+    assert rows == [] and stats["no_accepted_step"] == 1

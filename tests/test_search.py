@@ -870,3 +870,64 @@ def test_an_is_correct_that_returns_no_bool_is_refused_naming_the_problem():
         with pytest.raises(ValueError, match=r"candidate_summary: problem 1, candidate 0: .*is_correct must return"):
             search.candidate_summary([problem, odd], [[problem.gold_solution]] * 2, [[5], [5]])
     assert search.accuracy([problem], [result]) == 1.0
+
+
+def test_search_at_budgets_caps_a_problem_at_b_times_its_mean_sampled_solution(monkeypatch):
+    """Each search may spend what best-of-B spends on its problem: B x the mean of its sampled solutions' tokens
+    (the test beside it reaches the cap at any B, so a cap without B passed it)."""
+    caps, real = [], search.beam_search
+
+    def spy(*args, token_budget=None, **kw):
+        caps.append(token_budget)
+        return real(*args, token_budget=token_budget, **kw)
+
+    monkeypatch.setattr(search, "beam_search", spy)
+    with pytest.warns(UserWarning):  # problem 1's budget is below one round
+        search.search_at_budgets(None, None, TablePRM(), [Answer1(), Answer1()], [[900, 1100], [4, 6]], [4, 8],
+                                 run_dvts=False, log=lambda line: None, sampler=Scripted(options=[0, 1, 2, 3]))
+    assert caps == [[4000, 20], [8000, 40]]
+
+
+def test_pruning_report_counts_a_finished_beam_pushed_out_later_as_pruned():
+    """A beam that answered (wrongly) at depth 0 is kept there, then pushed out at depth 1 by better prefixes: the
+    report counts it with the pruned steps, as the beam tree draws it, not with the kept ones."""
+
+    class Pick:
+        prompt = "Q: pick one.\n"
+
+        def is_correct(self, s):
+            return s.rstrip().endswith("Answer: 1")
+
+        def step_labels(self, s):  # a step is wrong where it answers 0
+            return ["Answer: 0" not in step for step in extract_steps(s)]
+
+    def sampler(texts, n, caps, leads):  # one first step answers 0 at once; the others go on and score higher
+        first = ["Step 1: c0\n\nAnswer: 0"] + [f"Step 1: c{j}" for j in range(1, n)]
+        return [[search.Generation(first[j], 5, "eos" if j == 0 else "delimiter") if t.count(DEFAULT_DELIMITER) == 0
+                 else search.Generation(f"{DEFAULT_DELIMITER}Step 2: c{j}\n\nAnswer: 1", 5, "eos") for j in range(n)]
+                for t in texts]
+
+    class PRM:
+        config = type("C", (), {"aggregation": "last", "step_delimiter": DEFAULT_DELIMITER})()
+
+        def score_solutions(self, prompts, step_lists):
+            return [[{"0": 0.5, "1": 2.0, "2": -1.0, "3": -2.0}[s.split(": c")[1][0]] + (k > 0) for k, s in
+                     enumerate(steps)] for steps in step_lists]
+
+    res = search.beam_search(None, None, PRM(), [Pick()], n_beams=2, expansions=2, sampler=sampler)[0]
+    pushed_out = res.nodes[0]
+    assert pushed_out.kept and pushed_out.pruned_at == 1
+    report = search.pruning_report([Pick()], [res])
+    # labelled: the finished beams (an open prefix's last step is unknown): the two answers at depth 1, kept, right;
+    # the one at depth 0, pushed out, wrong
+    assert (report["kept"], report["kept_right"], report["pruned"], report["pruned_right"]) == (2, 1.0, 1, 0.0)
+
+
+def test_unique_beams_keep_one_copy_of_a_prefix_when_fewer_are_distinct_than_beams():
+    """With ``unique=True`` a prefix sampled twice takes one place in the beam, also when fewer prefixes are
+    distinct than there are beams: every sample the same step keeps one beam, not n_beams copies of it."""
+    res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=3, expansions=2, unique=True,
+                             sampler=Scripted(options=[1]))[0]
+    for depth in range(3):
+        assert len(_beam_after(res, depth)) == 1, depth
+    assert sum(n.depth == 1 for n in res.nodes) == 2  # one beam expanded, not three copies

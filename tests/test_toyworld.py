@@ -486,3 +486,34 @@ def test_load_tiny_base_outside_a_clone_points_to_the_repository_and_the_variabl
     with pytest.raises(FileNotFoundError, match=f"no tiny model at {tmp_path}/typo: "):
         tw.load_tiny_base()
     assert "train-base" not in tw.missing_tiny_model_message("x", "STEPDPO_TINY_REWARD_BASE")
+
+
+def test_a_slip_is_a_nearby_number_never_a_negative_one():
+    """``_nearby`` (every corrupted and recovering solution's slip) gives another number within the toy world's
+    range: 3 - 10 is no slip of the tiny policy, whose data stay in 0..MAX_VALUE; where a step down would go below 0
+    it falls back to x + 1."""
+    rng = random.Random(0)
+    for x in range(tw.MAX_VALUE + 1):
+        for _ in range(40):
+            y = tw._nearby(x, rng)
+            assert y >= 0 and y != x, (x, y)
+
+
+def test_a_step_that_does_not_parse_is_copied_from_the_last_number_it_wrote():
+    """A step that does not parse and writes two results ("= 35 = 36") passes on the last one: the next step
+    copying 36 made no copy mistake."""
+    p = tw.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    v = tw.check(p, "Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 35 = 36\n\nStep 3: 36 - 4 = 32\n\nAnswer: 32")
+    assert v.error_kinds == [None, "format", "propagated"]
+    v = tw.check(p, "Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 36 = 35\n\nStep 3: 36 - 4 = 32\n\nAnswer: 32")
+    assert v.error_kinds == [None, "format", "copy"]
+
+
+def test_parse_prompt_refuses_operations_not_numbered_one_to_n():
+    """A prompt whose operations skip a number or come out of order states no problem the checker can number its
+    steps by; it was read as if numbered 1..n."""
+    assert tw.parse_prompt("Problem: start with 7. Step 1: + 5. Step 2: * 3.\n") == tw.Problem(7, (("+", 5), ("*", 3)))
+    for bad in ("Problem: start with 7. Step 1: + 5. Step 3: * 3.\n",
+                "Problem: start with 7. Step 2: + 5. Step 1: * 3.\n"):
+        with pytest.raises(ValueError, match="parse_prompt: operations are not numbered 1..n"):
+            tw.parse_prompt(bad)
