@@ -447,3 +447,51 @@ def test_best_of_n_scores_of_another_shape_name_the_problem_and_both_lengths(cor
     """It said only "scores and correct must have the same shape": which problem, and how far off?"""
     with pytest.raises(ValueError, match=rf"^best_of_n_accuracy\(correct, scores\): {message}"):
         best_of_n_accuracy(correct, scores, ns=(1,))
+
+
+def test_a_score_at_the_threshold_is_no_error():
+    """"Below threshold" is strict (choose_threshold's intervals (lo, hi] rest on it): a step scored exactly at the
+    threshold passes."""
+    from stepdpo_lite.evaluation import choose_threshold, first_error_f1, predict_first_error
+
+    assert predict_first_error([1.0, 0.0, -1.0], 0.0) == 2
+    scores, first_errors = [[1.0, 0.0], [0.0, 2.0], [1.0, -1.0]], [-1, -1, 1]
+    t = choose_threshold(scores, first_errors)
+    assert first_error_f1(scores, first_errors, t) == 1.0  # t in (-1, 0]: every solution judged right
+
+
+def test_a_first_error_past_the_last_step_is_refused():
+    """A first-error index equal to the step count (an off-by-one, 1-based labels) names no step: refused."""
+    from stepdpo_lite.evaluation import first_error_f1
+
+    with pytest.raises(ValueError, match=r"solution 0: first error must be -1 or a step index < 2, got 2"):
+        first_error_f1([[1.0, 2.0], [0.5]], [2, -1], 0.0)
+
+
+def test_first_error_f1_refuses_solutions_that_are_all_erroneous():
+    """The F1 needs fully correct solutions too (correct_accuracy divides by them): a ValueError that says so, not a
+    ZeroDivisionError."""
+    from stepdpo_lite.evaluation import first_error_f1
+
+    with pytest.raises(ValueError, match=r"needs both erroneous and fully correct solutions \(got 2 erroneous of 2\)"):
+        first_error_f1([[-1.0], [1.0, -2.0]], [0, 1], 0.0)
+
+
+def test_best_of_n_refuses_an_n_one_past_a_problems_candidates():
+    """N = 3 of 2 candidates would draw the 2 and report them as best-of-3 (random subsets), or index past the
+    list (first subsets): refused, naming N and the problem."""
+    from stepdpo_lite.evaluation import best_of_n_accuracy, majority_vote_accuracy
+
+    with pytest.raises(ValueError, match="best_of_n_accuracy: N=3 but problem 1 has only 2 candidates"):
+        best_of_n_accuracy([[True, False, True], [True, False]], [[1.0, 0.0, 0.5], [0.2, 0.1]], ns=(3,))
+    with pytest.raises(ValueError, match="majority_vote_accuracy: N=3 but problem 0 has only 2 candidates"):
+        majority_vote_accuracy([["4", "5"]], ["4"], ns=(3,))
+
+
+def test_a_random_pick_over_the_first_n_is_averaged_over_the_resamples():
+    """subsets="first" with scores=None (the random-pick baseline): the first N are fixed, the pick is not, so it is
+    drawn n_resamples times; one draw would give 0 or 1 where the expected accuracy is 1/2."""
+    from stepdpo_lite.evaluation import best_of_n_accuracy
+
+    acc = best_of_n_accuracy([[True, False]] * 4, None, ns=(2,), subsets="first", n_resamples=400)[2]
+    assert acc == pytest.approx(0.5, abs=0.06)

@@ -263,3 +263,28 @@ def test_aggregate_rewards_refuses_a_solution_without_steps():
             aggregate_steps([], strategy, "the step rewards", "ProcessRewardModel.aggregate")
     assert aggregate_rewards(torch.zeros(2, 0), "min").tolist() == [0.0, 0.0]
     assert aggregate_rewards(torch.ones(1, 2), "max", mask=torch.zeros(1, 2, dtype=torch.bool)).tolist() == [0.0]
+
+
+def test_aggregate_rewards_defaults_to_min():
+    """The documented default (the PRM aggregation of Wang et al. 2024), lists and tensors alike."""
+    from stepdpo_lite.losses import aggregate_reward_lists
+
+    assert aggregate_reward_lists([0.5, -1.0, 2.0]) == -1.0
+    assert aggregate_reward_lists([[0.5, -1.0, 2.0], [3.0]]) == [-1.0, 3.0]
+    assert aggregate_rewards(torch.tensor([[0.5, -1.0, 2.0], [3.0, 1.0, 2.0]])).tolist() == [-1.0, 1.0]
+
+
+def test_aggregate_reward_lists_refuses_a_bool_reward_naming_the_step():
+    """True is no log-odds reward (it would read as 1.0: σ = 0.73); labels are not rewards."""
+    from stepdpo_lite.losses import aggregate_reward_lists
+
+    with pytest.raises(ValueError, match="step 1: a reward must be a number, got True"):
+        aggregate_reward_lists([0.5, True])
+    with pytest.raises(ValueError, match="solution 1, step 0: a reward must be a number, got False"):
+        aggregate_reward_lists([[0.5], [False, 0.2]])
+
+
+def test_step_logps_refuses_a_bool_mask_given_as_step_ids():
+    """A bool mask passed for step_ids would put every True token in step 1 and every False one in step 0."""
+    with pytest.raises(ValueError, match="step_ids must be an integer tensor, got torch.bool"):
+        step_logps(torch.zeros(1, 3), torch.tensor([[True, False, True]]), 2)

@@ -1306,3 +1306,25 @@ def test_the_scoring_warnings_point_at_the_users_call(prm, orm):
         prm.solution_rewards(prompts, [s + " ×" for s in sols])  # unread
         orm.score_solutions([p.rstrip() for p in prompts], sols)
     assert len(caught) == 3 and {w.filename for w in caught} == {__file__}, [(w.filename, w.lineno) for w in caught]
+
+
+def test_sigmoid_is_the_probability_of_the_log_odds():
+    """σ(r) = 1 / (1 + e^−r): a reward of +2 (log-odds for Yes) is P = 0.88, not 0.12; far values saturate."""
+    import numpy as np
+    from stepdpo_lite.rewards import sigmoid
+
+    assert sigmoid(0) == 0.5 and sigmoid(2.0) == pytest.approx(0.8807971)
+    assert sigmoid(-1000.0) == 0.0 and sigmoid(1000.0) == 1.0
+    assert np.allclose(sigmoid([-2.0, 0.0, 2.0]), [0.1192029, 0.5, 0.8807971])
+
+
+def test_an_input_of_exactly_max_length_tokens_is_scored(tiny_model, tiny_tokenizer):
+    """max_length is the longest input allowed, not the first refused: n tokens fit max_length=n; n − 1 raises."""
+    from stepdpo_lite.rewards import InputTooLong, OutcomeRewardModel, ProcessRewardModel
+
+    for kind, solution in ((ProcessRewardModel, ["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 * 3 = 6"]),
+                           (OutcomeRewardModel, "Step 1: 1 + 1 = 2\n\nStep 2: 2 * 3 = 6")):
+        n = kind(tiny_model, tiny_tokenizer).input_lengths(["p\n"], [solution])[0]
+        assert len(kind(tiny_model, tiny_tokenizer, max_length=n).score_solutions(["p\n"], [solution])) == 1
+        with pytest.raises(InputTooLong, match=f"solution 0: {n} tokens with its tags, longer than max_length {n - 1}"):
+            kind(tiny_model, tiny_tokenizer, max_length=n - 1).score_solutions(["p\n"], [solution])

@@ -114,3 +114,58 @@ def test_token_step_ids_with_fast_tokenizer(tiny_tokenizer, text):
     for (a, _), sid in zip(enc["offset_mapping"], step_ids):
         sa, sb = spans[sid]
         assert sa <= a < sb
+
+
+def test_a_blank_last_piece_joins_the_step_before_it_even_when_there_are_only_two():
+    """A whitespace-only delimiter at the very end ("a\\n\\n" split on "\\n\\n") leaves a blank last piece: it is
+    joined to the step before it, however few steps there are (steps.py: no step is blank)."""
+    assert extract_steps("a\n\n", "\n\n") == ["a\n\n"]
+    assert extract_steps("a\n", "\n") == ["a\n"]
+    assert extract_steps("a\nb\n", "\n") == ["a", "\nb\n"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, st.sampled_from([DEFAULT_DELIMITER, "\n", "\n\n"]), st.one_of(st.none(), st.integers(1, 5)))
+def test_no_step_is_blank(text, delim, max_steps):
+    """The module's promise for every step, not only the first."""
+    assert all(s.strip() for s in extract_steps(text, delim, max_steps))
+
+
+def test_char_step_ids_shifts_the_end_of_the_last_step_by_the_offset_too():
+    """A 10-character response after a 5-character prompt: its last 5 characters are still in step 1, and only
+    what lies past the response is in no step (the trainer passes offset=len(prompt))."""
+    spans = [(0, 5), (5, 10)]
+    assert char_step_ids(spans, [(0, 5), (5, 7), (12, 14), (14, 15), (15, 16)], offset=5) == [-1, 0, 1, 1, -1]
+
+
+def test_token_step_ids_refuses_a_slow_tokenizer_by_name():
+    """A slow tokenizer has no offset mapping: a ValueError that says so, not transformers' NotImplementedError."""
+    class SlowTokenizer:
+        is_fast = False
+
+        def __call__(self, text, **kwargs):
+            raise NotImplementedError("return_offset_mapping is not available when using Python tokenizers")
+
+    with pytest.raises(ValueError, match="needs a fast tokenizer"):
+        token_step_ids("Step 1: 2 + 3 = 5", SlowTokenizer())
+
+
+def test_token_step_ids_adds_no_special_tokens_unless_asked():
+    """The default is the response's own tokens; add_special_tokens=True puts the tokenizer's leading special token
+    first, in no step (-1)."""
+    from tokenizers.processors import TemplateProcessing
+    from stepdpo_lite.tutorial import toyworld
+    tok = toyworld.build_tokenizer()  # a fresh one: the session's tiny_tokenizer is shared
+    tok._tokenizer.post_processor = TemplateProcessing(single=f"{tok.eos_token} $A",
+                                                       special_tokens=[(tok.eos_token, tok.eos_token_id)])
+    text = "Step 1: 2 + 3 = 5\n\nStep 2: 5"
+    ids, step_ids = token_step_ids(text, tok)
+    assert ids == tok(text, add_special_tokens=False)["input_ids"] and step_ids[0] == 0 and -1 not in step_ids
+    ids, step_ids = token_step_ids(text, tok, add_special_tokens=True)
+    assert ids[0] == tok.eos_token_id and step_ids[0] == -1 and step_ids[1:] == sorted(step_ids[1:])
+
+
+def test_delimiter_matches_do_not_overlap():
+    """A delimiter found opens a step and is searched for again after its end (as str.split does): "---" holds
+    one "--", so "a---b" split on "--" is two steps, not a third step "-"."""
+    assert extract_steps("a---b", "--") == ["a", "---b"]

@@ -19,7 +19,7 @@ from trl import DPOConfig, DPOTrainer
 
 from stepdpo_lite.tutorial import toyworld
 from stepdpo_lite.rewards import mistake_made_here_labels
-from stepdpo_lite.steps import extract_steps
+from stepdpo_lite.steps import DEFAULT_DELIMITER, extract_steps
 from stepdpo_lite.trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer, get_step_rewards
 
 FAST = dict(report_to=[], use_cpu=True, bf16=False, gradient_checkpointing=False, save_strategy="no",
@@ -652,13 +652,10 @@ def test_truncated_steps_are_masked_and_counted(tmp_path, tiny_model, tiny_token
     n_steps = len(extract_steps(row["chosen"]))
     assert b["input_ids"].shape[1] == max_length
     assert b["step_complete"][:, :n_steps].tolist() == [[True] + [False] * (n_steps - 1)] * 2
-    base = tr.compute_loss(tr.model, b)
+    tr.compute_loss(tr.model, b)  # that labels of cut steps do not matter: a policy unlike its reference, below
     assert tr._step_counts["train"][4].item() == 2 * (n_steps - 1)
-    b2 = dict(b, step_probs=b["step_probs"].clone())
-    b2["step_probs"][:, 1:] = 0.37  # labels of truncated steps do not matter
-    assert tr.compute_loss(tr.model, b2).item() == pytest.approx(base.item(), abs=1e-7)
     tr.log({})
-    assert tr.state.log_history[-1]["steps/truncated"] == 4 * (n_steps - 1)
+    assert tr.state.log_history[-1]["steps/truncated"] == 2 * (n_steps - 1)  # one batch: each side's cut steps
 
 
 def test_precomputed_reference_gives_the_same_loss(tmp_path, tiny_model, tiny_tokenizer):
@@ -1728,3 +1725,187 @@ def test_the_trainers_warnings_point_at_the_users_call(tmp_path, tiny_model, tin
             or "get_step_rewards" in str(w.message)}
     assert set(ours) == {"StepwiseDPOTrainer", "get_step_rewards"} and set(ours.values()) == {__file__}, ours
     assert len([w for w in caught if "StepwiseDPOTrainer" in str(w.message)]) == 2  # no labels; run into
+
+
+def test_the_tail_merged_by_max_reasoning_steps_keeps_its_weakest_label_and_reward():
+    """max_reasoning_steps merges the tail into the last kept step; its label (and a reward) is the min of the
+    merged ones (StepwiseDPOConfig.max_reasoning_steps' help): a wrong step in the tail is not lost."""
+    from stepdpo_lite.stepwise_data import per_step_values
+
+    assert per_step_values([True, True, False], 3, 2, "rejected_step_labels", 0) == [1.0, 0.0]
+    assert per_step_values([1.0, 0.2, 0.9, 0.6], 4, 2, "chosen_step_labels", 0) == [1.0, 0.2]
+    assert per_step_values([0.5, 2.0, -1.0], 3, 2, "chosen_step_rewards", 0, "reward") == [0.5, -1.0]
+
+
+def test_step_labels_past_one_are_refused_naming_the_row_and_column():
+    """A label is a probability: 1.5 (a percentage, a log-odds reward in the labels column) would weigh a chosen step
+    by more than 1 and a rejected one by a negative 1 − p."""
+    from stepdpo_lite.stepwise_data import per_step_values
+
+    with pytest.raises(ValueError, match=r"row 3: `chosen_step_labels` must be bools or probabilities in \[0, 1\]"):
+        per_step_values([0.5, 1.5], 2, 2, "chosen_step_labels", 3)
+    with pytest.raises(ValueError, match=r"row 0: `rejected_step_labels` must be bools or probabilities in \[0, 1\]"):
+        per_step_values([-0.1, 0.0], 2, 2, "rejected_step_labels", 0)
+
+
+def test_first_token_only_where_one_side_is_a_token_prefix_of_the_other():
+    """An open-ended side that is a token prefix of the other: the first differing token is the longer side's next
+    token, at the shorter one's length; the shorter side has none."""
+    from stepdpo_lite.stepwise_data import first_token_only
+
+    ex = {"chosen_ids": [5, 6], "rejected_ids": [5, 6, 7, 8]}
+    assert first_token_only(ex, 1) == {"chosen_step_ids": [-1, -1], "rejected_step_ids": [-1, -1, 1, -1]}
+
+
+def _toy_row(tokenizer, prompt="Q: 2+3?\n", chosen="Step 1: 5", rejected="Step 1: 6"):
+    """One row as TRL's DPOTrainer tokenizes it (EOS appended to each completion), for step_columns."""
+    chosen, rejected = chosen + tokenizer.eos_token, rejected + tokenizer.eos_token
+    return dict(prompt=prompt, chosen=chosen, rejected=rejected, prompt_ids=tokenizer(prompt)["input_ids"],
+                chosen_ids=tokenizer(chosen)["input_ids"], rejected_ids=tokenizer(rejected)["input_ids"])
+
+
+def test_a_prompt_exactly_max_length_long_is_an_error(tiny_tokenizer):
+    """A prompt of max_length tokens leaves no completion token under keep_start: refused, as a longer one is;
+    one token less leaves one to train."""
+    from stepdpo_lite.stepwise_data import step_columns
+
+    ex = _toy_row(tiny_tokenizer)
+    n = len(ex["prompt_ids"])
+    with pytest.raises(ValueError, match=f"row 0: `prompt` has {n} tokens and fills max_length={n}"):
+        step_columns(ex, 0, tiny_tokenizer, DEFAULT_DELIMITER, None, max_length=n)
+    assert step_columns(ex, 0, tiny_tokenizer, DEFAULT_DELIMITER, None, max_length=n + 1)["first_diff_step"] == 0
+
+
+def test_first_error_pairing_keeps_the_first_differing_token_itself():
+    """without_shared_start takes out the tokens before the first differing one (index t), not t itself: "= 5"
+    against "= 6" is scored by the 5 and the 6."""
+    from stepdpo_lite.stepwise_data import without_shared_start
+
+    ex = {"chosen_ids": [1, 2, 3, 4, 5], "rejected_ids": [1, 2, 9, 8, 7]}  # they differ from t = 2 on
+    step_ids = {"chosen": [0, 1, 1, 1, 1], "rejected": [0, 1, 1, 1, 1]}  # step 1 opens at token 1, alike
+    assert without_shared_start(ex, step_ids, 1) == {"chosen_step_ids": [0, -1, 1, 1, 1],
+                                                     "rejected_step_ids": [0, -1, 1, 1, 1]}
+
+
+def test_the_collator_marks_only_a_responses_own_steps_valid():
+    """step_valid is True for the steps a response has, False for the padding up to the widest response: a padded
+    slot counted valid would enter aggregate_rewards (its 0.0 the min of a solution whose rewards are all > 0) and
+    the step counts of the metrics."""
+    from stepdpo_lite.stepwise_data import DataCollatorForStepwisePreference
+
+    example = dict(prompt_ids=[1, 2], chosen_ids=[3, 4, 5], rejected_ids=[3, 6], chosen_step_ids=[0, 1, 1],
+                   rejected_step_ids=[0, 0], chosen_step_probs=[1.0, 1.0], rejected_step_probs=[0.0],
+                   chosen_step_rewards=[2.0, 1.0], rejected_step_rewards=[1.5], first_diff_step=0)
+    batch = DataCollatorForStepwisePreference(pad_token_id=0)([example])
+    assert batch["step_valid"].tolist() == [[True, True], [True, False]]
+    assert batch["step_complete"].tolist() == [[True, True], [True, False]]
+    assert batch["step_probs"].tolist() == [[1.0, 1.0], [0.0, 0.0]]
+
+
+def test_a_trailing_line_break_is_no_step_of_its_own_beside_the_eos(tiny_tokenizer):
+    """The EOS TRL appends is cut off before the steps are split: "...Step 2: 7\\n" split at "\\n" is 2 steps (the
+    blank end joins step 2), not a third step "\\n<eos>" that would mismatch 2 labels; the EOS token joins step 2."""
+    from stepdpo_lite.stepwise_data import step_columns
+
+    ex = _toy_row(tiny_tokenizer, chosen="Step 1: 5\nStep 2: 7\n", rejected="Step 1: 5\nStep 2: 8\n")
+    ex["chosen_step_labels"], ex["rejected_step_labels"] = [True, True], [True, False]
+    out = step_columns(ex, 0, tiny_tokenizer, "\n", None)
+    assert out["chosen_step_probs"] == [1.0, 1.0] and out["rejected_step_probs"] == [1.0, 0.0]
+    assert out["first_diff_step"] == 1 and out["chosen_step_ids"][-1] == 1
+
+
+def test_the_step_loss_averages_over_the_pairs_that_have_a_step_to_score():
+    """A pair with no step scored (first_error pairing on a pair whose first differing step was cut by max_length)
+    has L_step = log 2 from h = 0 and nothing to train: it is left out of the mean, not averaged in."""
+    from types import SimpleNamespace
+    from stepdpo_lite.losses import compute_step_loss
+    from stepdpo_lite.trainer import StepwiseDPOTrainer
+
+    rho_c, rho_r = torch.tensor([[0.5, 1.0], [2.0, -1.0]]), torch.tensor([[-0.5, 0.3], [1.0, 0.0]])
+    p_c, p_r = torch.ones(2, 2), torch.zeros(2, 2)
+    mask = torch.tensor([[True, True], [False, False]])  # pair 1: no step scored
+    weights = torch.ones(2)
+    trainer = SimpleNamespace(args=SimpleNamespace(step_beta=0.1))
+    loss = StepwiseDPOTrainer.step_loss(trainer, rho_c, rho_r, p_c, p_r, mask, mask, weights, None, None)
+    first = compute_step_loss(rho_c[:1], rho_r[:1], p_c[:1], p_r[:1], 0.1, mask[:1], mask[:1], weights)
+    assert loss.item() == pytest.approx(first.item())
+
+
+def test_truncated_steps_are_left_out_of_the_step_loss_whatever_their_labels(tmp_path, tiny_model, tiny_tokenizer):
+    """test_truncated_steps_are_masked_and_counted's label check with a policy that differs from its reference: with
+    an identical one every ρ_k is 0, and the loss is log 2 whatever the mask. A truncated step (cut by max_length)
+    has lost tokens: scored, its partial ρ_k would move the loss by its label."""
+    policy, ref = policy_and_reference(tiny_model)
+    row = toy_rows(1)[0]
+    n_prompt = len(tiny_tokenizer(row["prompt"])["input_ids"])
+    first_step = len(tiny_tokenizer(extract_steps(row["chosen"])[0])["input_ids"])
+    tr = StepwiseDPOTrainer(policy, ref_model=ref, args=config(tmp_path, max_length=n_prompt + first_step + 3),
+                            train_dataset=Dataset.from_list([row]), processing_class=tiny_tokenizer)
+    b = batch_of(tr, 1)
+    assert not b["step_complete"][:, 1:].any() and b["step_valid"][:, 1].all()  # step 2 cut on both sides
+    b2 = dict(b, step_probs=b["step_probs"].clone())
+    b2["step_probs"][:, 1:] = 0.37
+    base = tr.compute_loss(tr.model, b)
+    assert tr.compute_loss(tr.model, b2).item() == pytest.approx(base.item(), abs=1e-7)
+    b3 = dict(b, step_probs=b["step_probs"].clone())
+    b3["step_probs"][:, :1] = 0.37  # the complete first step's label does move it (the check can fail)
+    assert tr.compute_loss(tr.model, b3).item() != pytest.approx(base.item(), abs=1e-7)
+
+
+def test_the_outcome_weight_aggregates_each_responses_own_steps_not_the_batchs_padding(tmp_path, tiny_model,
+                                                                                        tiny_tokenizer):
+    """R± aggregate a response's step rewards over its own steps (step_valid): in a batch whose responses have
+    different step counts, the padded slots' 0.0 would be the "min" of a response rewarded 3.0 at every step."""
+    rows = [dict(prompt=r["prompt"], chosen=r["chosen"], rejected=r["rejected"],
+                 chosen_step_rewards=[3.0] * len(r["chosen_step_labels"]),
+                 rejected_step_rewards=[1.0] * len(r["rejected_step_labels"])) for r in toy_rows(4)]
+    tr = build(tmp_path, tiny_model, tiny_tokenizer, rows, aggregation_strategy="min")
+    b = batch_of(tr, 4)
+    assert not b["step_valid"].all()  # the responses' step counts differ: some slots are padding
+    tr.compute_loss(tr.model, b)
+    assert tr._metrics["train"]["reward_model/weight"] == pytest.approx([torch.sigmoid(torch.tensor(2.0)).item()] * 4)
+
+
+def test_outcome_only_loss_equals_trl_dpo_loss_at_a_beta_other_than_step_beta(tmp_path, tiny_model, tiny_tokenizer):
+    """The outcome loss's β is `beta` (outcome_beta unset), not step_beta: at the defaults (both 0.1) the two read
+    alike, so the comparison with TRL's DPO loss is made at beta=0.5."""
+    policy, ref = policy_and_reference(tiny_model)
+    ds = Dataset.from_list(toy_rows(4))
+    dpo = DPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), args=config(tmp_path, DPOConfig, beta=0.5),
+                     train_dataset=ds, processing_class=tiny_tokenizer)
+    sdpo = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref),
+                              args=config(tmp_path, beta=0.5, step_beta=0.1, step_loss_weight=0.0), train_dataset=ds,
+                              processing_class=tiny_tokenizer)
+    loss_dpo = dpo.compute_loss(dpo.model, batch_of(dpo))
+    assert sdpo.compute_loss(sdpo.model, batch_of(sdpo)).item() == pytest.approx(loss_dpo.item(), abs=1e-5)
+
+
+def test_get_step_rewards_scale_with_beta(tiny_model, tiny_tokenizer):
+    """The implicit step rewards are β·ρ_k: at β = 1 (as the other tests call it) a missing β would go unseen."""
+    policy, ref = policy_and_reference(tiny_model)
+    row = toy_rows(1)[0]
+    one = get_step_rewards(policy, tiny_tokenizer, row["prompt"], row["chosen"], ref_model=ref, beta=1.0)
+    half = get_step_rewards(policy, tiny_tokenizer, row["prompt"], row["chosen"], ref_model=ref, beta=0.5)
+    assert any(abs(x) > 1e-3 for x in one) and half == pytest.approx([0.5 * x for x in one], rel=1e-5, abs=1e-7)
+
+
+def test_step_weights_of_the_config_weigh_the_trainers_step_loss(tmp_path, tiny_model, tiny_tokenizer):
+    """StepwiseDPOConfig.step_weights are the a_k of the step loss: all 0 (allowed beside an outcome loss) leave
+    h = 0, so loss/step is log 2 whatever the log-ratios; ignored, it would not be."""
+    policy, ref = policy_and_reference(tiny_model)
+    tr = StepwiseDPOTrainer(policy, ref_model=ref, args=config(tmp_path, step_weights=[0.0]),
+                            train_dataset=Dataset.from_list(toy_rows(2)), processing_class=tiny_tokenizer)
+    tr.compute_loss(tr.model, batch_of(tr, 2))
+    assert tr._metrics["train"]["loss/step"][-1] == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_step_accuracy_counts_read_a_label_of_at_least_one_half_as_right(tmp_path, tiny_model, tiny_tokenizer):
+    """With the policy equal to its reference every ρ_k is 0, so every scored step is predicted wrong: the counts
+    (tp, fp, fn, tn, truncated) then hold the scored steps labelled right as fn and those labelled wrong as tn."""
+    tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(tiny_model), args=config(tmp_path),
+                            train_dataset=Dataset.from_list(toy_rows(2)), processing_class=tiny_tokenizer)
+    b = batch_of(tr, 2)
+    tr.compute_loss(tr.model, b)
+    label, scored = b["step_probs"] >= 0.5, b["step_complete"]
+    assert (label & scored).any() and (~label & scored).any()
+    assert tr._step_counts["train"].tolist() == [0, 0, (label & scored).sum().item(), (~label & scored).sum().item(), 0]
