@@ -518,14 +518,20 @@ def test_compare_at_budgets_and_figures(tmp_path):
     assert search.pick_example([Answer1()] * 2, [res, res]) in (0, 1)
 
 
-def test_beam_tree_draws_a_finished_beam_pushed_out_later_as_pruned():
-    class Pick:
-        prompt = "Q: pick one.\n"
+class _PickOne:
+    prompt = "Q: pick one.\n"
 
-        def is_correct(self, s):
-            return s.rstrip().endswith("Answer: 1")
+    def is_correct(self, s):
+        return s.rstrip().endswith("Answer: 1")
 
-    def sampler(texts, n, caps, leads):  # one first step answers at once; the others go on and score higher
+    def step_labels(self, s):  # a step is wrong where it answers 0
+        return ["Answer: 0" not in step for step in extract_steps(s)]
+
+
+def _search_that_pushes_out_a_finished_beam():
+    """Beam search (2 beams, 2 expansions) where one first step answers 0 at once, kept at depth 0, and the others
+    go on and score higher, pushing it out at depth 1."""
+    def sampler(texts, n, caps, leads):
         first = ["Step 1: c0\n\nAnswer: 0"] + [f"Step 1: c{j}" for j in range(1, n)]
         return [[search.Generation(first[j], 5, "eos" if j == 0 else "delimiter") if t.count(DEFAULT_DELIMITER) == 0
                  else search.Generation(f"{DEFAULT_DELIMITER}Step 2: c{j}\n\nAnswer: 1", 5, "eos") for j in range(n)]
@@ -536,10 +542,13 @@ def test_beam_tree_draws_a_finished_beam_pushed_out_later_as_pruned():
 
         def score_solutions(self, prompts, step_lists):
             return [[{"0": 0.5, "1": 2.0, "2": -1.0, "3": -2.0}[s.split(": c")[1][0]] + (k > 0) for k, s in
-                     enumerate(steps)]
-                    for steps in step_lists]
+                     enumerate(steps)] for steps in step_lists]
 
-    res = search.beam_search(None, None, PRM(), [Pick()], n_beams=2, expansions=2, sampler=sampler)[0]
+    return search.beam_search(None, None, PRM(), [_PickOne()], n_beams=2, expansions=2, sampler=sampler)[0]
+
+
+def test_beam_tree_draws_a_finished_beam_pushed_out_later_as_pruned():
+    res = _search_that_pushes_out_a_finished_beam()
     pushed_out = res.nodes[0]
     assert pushed_out.finished and pushed_out.kept and pushed_out.pruned_at is not None  # kept at depth 0, then out
     ax = viz.plot_beam_tree(res).axes[0]
@@ -892,32 +901,10 @@ def test_pruning_report_counts_a_finished_beam_pushed_out_later_as_pruned():
     """A beam that answered (wrongly) at depth 0 is kept there, then pushed out at depth 1 by better prefixes: the
     report counts it with the pruned steps, as the beam tree draws it, not with the kept ones."""
 
-    class Pick:
-        prompt = "Q: pick one.\n"
-
-        def is_correct(self, s):
-            return s.rstrip().endswith("Answer: 1")
-
-        def step_labels(self, s):  # a step is wrong where it answers 0
-            return ["Answer: 0" not in step for step in extract_steps(s)]
-
-    def sampler(texts, n, caps, leads):  # one first step answers 0 at once; the others go on and score higher
-        first = ["Step 1: c0\n\nAnswer: 0"] + [f"Step 1: c{j}" for j in range(1, n)]
-        return [[search.Generation(first[j], 5, "eos" if j == 0 else "delimiter") if t.count(DEFAULT_DELIMITER) == 0
-                 else search.Generation(f"{DEFAULT_DELIMITER}Step 2: c{j}\n\nAnswer: 1", 5, "eos") for j in range(n)]
-                for t in texts]
-
-    class PRM:
-        config = type("C", (), {"aggregation": "last", "step_delimiter": DEFAULT_DELIMITER})()
-
-        def score_solutions(self, prompts, step_lists):
-            return [[{"0": 0.5, "1": 2.0, "2": -1.0, "3": -2.0}[s.split(": c")[1][0]] + (k > 0) for k, s in
-                     enumerate(steps)] for steps in step_lists]
-
-    res = search.beam_search(None, None, PRM(), [Pick()], n_beams=2, expansions=2, sampler=sampler)[0]
+    res = _search_that_pushes_out_a_finished_beam()
     pushed_out = res.nodes[0]
     assert pushed_out.kept and pushed_out.pruned_at == 1
-    report = search.pruning_report([Pick()], [res])
+    report = search.pruning_report([_PickOne()], [res])
     # labelled: the finished beams (an open prefix's last step is unknown): the two answers at depth 1, kept, right;
     # the one at depth 0, pushed out, wrong
     assert (report["kept"], report["kept_right"], report["pruned"], report["pruned_right"]) == (2, 1.0, 1, 0.0)
