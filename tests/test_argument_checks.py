@@ -12,7 +12,7 @@ from stepdpo_lite.tutorial import budget, diagnostics, labelling, search, toywor
 def test_credit_example_refuses_an_index_that_names_no_pair(index, match):
     """-1 drew the last pair and recorded it as pair -1, True pair 1; 2 was an IndexError."""
     out = {"DPO": {"rejected": [[0.5, -0.5], [-0.5]]}}
-    assert diagnostics.credit_example(out, [[True, False], [False]], 1)["pair"] == 1
+    assert diagnostics.credit_example(out, [[True, False], [False]], 1)["pair"] == 2
     with pytest.raises(ValueError, match=f"credit_example: {match}"):
         diagnostics.credit_example(out, [[True, False], [False]], index)
 

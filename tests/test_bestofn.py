@@ -337,12 +337,18 @@ def test_combined_scores_check_the_saved_config_as_load_does(tmp_path, toy):
 
 
 def test_greedy_accuracy_of_the_tiny_base(tmp_path):
+    """``greedy_policy_accuracies`` measures through ``tasks.evaluate_policy``: the figure of grading one greedy
+    solution a problem (``tasks.greedy_solutions``)."""
+    from stepdpo_lite.tutorial import tasks
+
     model, tok = generation.load_policy(toyworld.TINY_BASE_DIR)
     problems = bestofn.held_out_problems("tiny", 4, seed=0)
-    sols = bestofn.greedy_solutions(model, tok, problems, batch_size=4, max_new_tokens=160)
+    sols = tasks.greedy_solutions(model, tok, problems, batch_size=4, max_new_tokens=160)
     assert len(sols) == 4 and all(isinstance(s, str) for s in sols)
     assert bestofn.accuracy(problems, sols) == sum(toyworld.check(p, s).answer_correct
                                                    for p, s in zip(problems, sols)) / 4
+    assert bestofn.greedy_policy_accuracies({"base": None}, problems, {}, base=(model, tok), batch_size=4,
+                                            out=lambda line: None) == {"base": bestofn.accuracy(problems, sols)}
     with pytest.raises(ValueError, match="need equal"):
         bestofn.accuracy(problems, sols[:2])
 
@@ -555,8 +561,8 @@ def test_greedy_policy_accuracies_reuse_notebook_04s_figures_and_measure_the_res
     problems, sols = toy
     right = [s[0] for s in sols]  # the gold solutions
     by_model = {"base-model": [s[1] for s in sols], "stepwise-model": right}  # the base answers both wrong
-    monkeypatch.setattr(bestofn, "greedy_solutions", lambda model, tok, probs, batch_size, max_new_tokens:
-                        by_model[model])
+    monkeypatch.setattr(tasks, "sample_solutions", lambda model, tok, probs, n, temperature, **kw:
+                        [[s] for s in by_model[model]])
     loaded, lines = [], []
 
     def load(path):
@@ -585,8 +591,8 @@ def test_greedy_policy_accuracies_load_each_policy_in_the_dtype_asked(toy, monke
     """Notebook 06 measured the policies of 04 at the device's dtype (bfloat16 on an L4 under t4-16gb, whose
     solutions were sampled and trained in float16): its default loader now takes the profile's."""
     problems, sols = toy
-    monkeypatch.setattr(bestofn, "greedy_solutions", lambda model, tok, probs, batch_size, max_new_tokens:
-                        [s[0] for s in sols])
+    monkeypatch.setattr(bestofn.tasks, "sample_solutions", lambda model, tok, probs, n, temperature, **kw:
+                        [[s[0]] for s in sols])
     loaded = []
     monkeypatch.setattr(bestofn.generation, "load_policy", lambda path, quantization="as trained", merge=True,
                         dtype=None: loaded.append((path, quantization, dtype)) or ("model", "tok"))

@@ -39,6 +39,41 @@ def test_plan_caps_every_split_by_the_same_share_and_says_how_to_label_more():
     assert tiny.keep == {"train": 1, "test": 1}  # never an empty split
 
 
+def test_plan_says_when_even_one_problem_a_split_is_over_the_budget():
+    """One problem a split is the least a plan keeps: over the budget, it said "labelling only the first 1 of 1 train
+    problems (<= 55.6 h)" and left the reader to see that this too was over; with one problem a split, nothing
+    capped, it said "within the budget of 1 min"."""
+    for rows in ({"train": [1000], "test": [1000]}, {"train": [1000] * 3, "test": [1000]}):
+        plan = budget.plan_generation(rows, tokens_per_row=100, tokens_per_s=1.0, budget_minutes=1)
+        assert plan.seconds() > 60 and plan.keep == {"train": 1, "test": 1} and "within" not in str(plan)
+        assert str(plan).endswith("\n  still over the budget of 1 min: one problem per split is the least it labels")
+    fits = budget.plan_generation({"train": [8] * 100, "test": [8] * 20}, tokens_per_row=100, tokens_per_s=1000.0,
+                                  budget_minutes=1)
+    assert fits.capped and fits.seconds() <= 60 and not fits.note and "still over" not in str(fits)
+
+
+def test_labelling_plan_keeps_the_budgets_note_beside_its_own():
+    """Validation and test raised to ``EVAL_MIN_PROBLEMS`` on a plan whose one problem a split is already over the
+    budget: both notes are printed, each on its line."""
+
+    class EightRowsAProblem:
+        def rollout_rows(self, problems, n_samples=1, n_rollouts=8, solutions=None):
+            return [8] * len(problems)
+
+    problems = {"train": list(range(50)), "validation": list(range(20)), "test": list(range(20))}
+    plan = tasks.labelling_plan(EightRowsAProblem(), problems, n_samples=1, n_rollouts=8, tokens_per_rollout=100,
+                                tokens_per_s=1.0, budget_minutes=1)
+    assert plan.keep == {"train": 1, "validation": tasks.EVAL_MIN_PROBLEMS, "test": tasks.EVAL_MIN_PROBLEMS}
+    lines = str(plan).splitlines()
+    assert lines[-2] == "  still over the budget of 1 min: one problem per split is the least it labels"
+    assert lines[-1].startswith("  validation and test keep at least 8 problems each")
+    # raised back to every problem: nothing capped, over the budget all the same (it said "within the budget")
+    eight = {"train": [0], "validation": list(range(8)), "test": list(range(8))}
+    whole = tasks.labelling_plan(EightRowsAProblem(), eight, n_samples=1, n_rollouts=8, tokens_per_rollout=100,
+                                 tokens_per_s=100.0, budget_minutes=1)
+    assert not whole.capped and whole.seconds() > 60 and "within" not in str(whole) and "in all" in str(whole)
+
+
 def test_t4_profile_labelling_is_capped_to_its_budget(tiny_tokenizer):
     """The GPU profiles' sizes, at their stated speed: 1,400 problems x 4 samples x steps x 8 rollouts is hours."""
     from stepdpo_lite.tutorial.smoke import GSM8K_SLICE

@@ -63,11 +63,30 @@ def test_heatmap_summary_and_its_lines():
     summary = diagnostics.heatmap_summary(REWARDS, LABELS, P10)
     probs = 1 / (1 + np.exp(-np.array([2.0, 1.0, -4.0, 3.0, -5.0, 1.0, 2.0])))
     right = np.array([True, True, False, True, True, True, True])
-    assert summary == {"solutions": 3, "first_error_found": 2, "mean_p_right": float(probs[right].mean()),
+    assert summary == {"solutions": 3, "first_error_matched": 2, "mean_p_right": float(probs[right].mean()),
                        "mean_p_wrong": float(probs[~right].mean())}
     assert diagnostics.format_heatmap_summary(summary, P10) == (
         "mean P(right): 0.70 on right steps, 0.02 on wrong steps\n"
-        "first error found exactly (P < 0.10, the threshold) in 2 of 3 solutions")
+        "first rejected step (P < 0.10, the threshold) = the checker's first error (none = none) in 2 of 3 solutions")
+
+
+def test_the_heatmap_summary_says_matched_not_found_a_right_solution_counting_too():
+    """"first error found exactly ... in 2 of 2 solutions" of a wrong and a right solution: the right one has no
+    error to find; what is counted is the first rejected step matching the first error, none matching none."""
+    summary = diagnostics.heatmap_summary([[-5.0, -5.0], [3.0, 3.0]], [[False, False], [True, True]], P10)
+    assert summary["first_error_matched"] == 2 and "first_error_found" not in summary
+    assert diagnostics.format_heatmap_summary(summary, P10).splitlines()[1] == (
+        "first rejected step (P < 0.10, the threshold) = the checker's first error (none = none) in 2 of 2 solutions")
+
+
+def test_thresholds_far_from_one_half_print_with_a_significant_digit():
+    """σ(-6) = 0.0025 printed as "P < 0.00", as if no step could be rejected (the heatmaps' cells kept a digit)."""
+    assert [diagnostics.probability_text(p) for p in (0.0, 0.00247, 0.01, 0.5, 0.99, 0.999, 1.0)] == [
+        "0", "0.002", "0.01", "0.50", "0.99", "1−0.001", "1"]
+    summary = diagnostics.heatmap_summary(REWARDS, LABELS, -6.0)
+    assert "first rejected step (P < 0.002, the threshold)" in diagnostics.format_heatmap_summary(summary, -6.0)
+    pairs = chosen_vs_rejected_summary([[1.0]], [[-7.0, 0.0]], [[True, False]], threshold=-6.0)
+    assert "below the threshold (P < 0.002), rejected" in diagnostics.format_chosen_vs_rejected(pairs, 1)
     all_right = diagnostics.heatmap_summary(REWARDS[1:], LABELS[1:], P10)
     assert all_right["mean_p_wrong"] is None  # JSON records None; NaN it would not
     assert "nan on wrong steps" in diagnostics.format_heatmap_summary(all_right, P10)
@@ -186,16 +205,21 @@ def test_chosen_vs_rejected_summary_gives_the_chosen_curve_and_the_mistakes_dots
     """What notebook 05's text reads off its plot: where the chosen curve goes (and on how many solutions) and how
     low the mistakes (the × dots: rejected steps labelled False) fall."""
     summary = chosen_vs_rejected_summary([[5.0, 4.0, -1.0], [6.0, 0.0]], [[1.0, -2.0], [-6.0]],
-                                         rejected_step_labels=[[True, False], [False]])
+                                         rejected_step_labels=[[True, False], [False]], threshold=-3.0)
     assert summary["chosen_by_step"] == [{"mean": 5.5, "solutions": 2}, {"mean": 2.0, "solutions": 2},
                                          {"mean": -1.0, "solutions": 1}]
-    assert summary["mistake_rewards"] == [-6.0, -2.0]
+    assert summary["mistake_rewards"] == [-6.0, -2.0] and summary["threshold"] == -3.0
     assert "mistake_rewards" not in chosen_vs_rejected_summary([[1.0]], [[0.0]])  # no labels, no dots to read
     # a soft label (0.3: a PRM's probability) read by its truth value would count as right; a short list, zip-cut
     with pytest.raises(ValueError, match=r"rejected_step_labels\[1\]"):
-        chosen_vs_rejected_summary([[1.0], [1.0]], [[0.0], [-1.0]], rejected_step_labels=[[False], [0.3]])
+        chosen_vs_rejected_summary([[1.0], [1.0]], [[0.0], [-1.0]], rejected_step_labels=[[False], [0.3]],
+                                   threshold=0.0)
     with pytest.raises(ValueError, match="solution 0 has 2 rewards and 1 labels"):
-        chosen_vs_rejected_summary([[1.0]], [[0.0, -3.0]], rejected_step_labels=[[True]])
+        chosen_vs_rejected_summary([[1.0]], [[0.0, -3.0]], rejected_step_labels=[[True]], threshold=0.0)
+    with pytest.raises(ValueError, match="rejected_step_labels needs threshold, the PRM's"):  # missed at which P?
+        chosen_vs_rejected_summary([[1.0]], [[0.0]], rejected_step_labels=[[False]])
+    with pytest.raises(ValueError, match="chosen_vs_rejected_summary: threshold must be a finite number"):
+        chosen_vs_rejected_summary([[1.0]], [[0.0]], rejected_step_labels=[[False]], threshold=float("nan"))
 
 
 def test_heatmap_details_name_the_rows_the_text_reads_off():
@@ -275,6 +299,27 @@ def test_step_rewards_and_labels_and_the_heatmap_rows_of_notebook_05():
         diagnostics.rows_by_problem({"base": [[1.0]]}, {"after": [[True]]})
 
 
+def test_implicit_step_rewards_refuses_a_start_it_would_not_read_a_lora_policy_against(monkeypatch):
+    """A LoRA policy is read against its own 'ref' adapter, else its adapter disabled (get_step_rewards): a `start`
+    given for it was dropped without a word, and notebook 05 passed one for every policy."""
+    calls = []
+    monkeypatch.setattr(diagnostics, "get_step_rewards", lambda *a, ref_model=None, **k: calls.append(ref_model) or [])
+    monkeypatch.setattr(diagnostics, "is_peft_model", lambda model: model == "lora policy")
+    with pytest.raises(ValueError, match="implicit_step_rewards: start is given, but the policy is a LoRA"):
+        diagnostics.implicit_step_rewards("lora policy", "tok", ["p"], ["r"], start="base")
+    diagnostics.implicit_step_rewards("lora policy", "tok", ["p"], ["r"])
+    diagnostics.implicit_step_rewards("full fine-tune", "tok", ["p"], ["r"], start="base")
+    assert calls == [None, "base"]
+    with pytest.raises(ValueError, match="a fully fine-tuned policy needs `start`"):
+        diagnostics.implicit_step_rewards("full fine-tune", "tok", ["p"], ["r"])
+
+
+def test_position_only_scores_give_the_kth_step_minus_k():
+    """Its docstring, notebook 02 and docs/method.md say -k for step k; it gave -(k - 1), step 1 a negative zero."""
+    scores = diagnostics.position_only_scores([3, 1])
+    assert scores == [[-1.0, -2.0, -3.0], [-1.0]] and math.copysign(1, scores[1][0]) == -1
+
+
 def test_step_beta_reads_the_saved_config_or_takes_the_default(tmp_path):
     assert diagnostics.step_beta(tmp_path) == 0.1 and diagnostics.step_beta(tmp_path, default=0.5) == 0.5
     (tmp_path / "stepwise_config.json").write_text('{"beta": 0.3, "step_beta": 0.2}')
@@ -301,8 +346,9 @@ def test_implicit_rewards_of_pairs_and_the_credit_table(monkeypatch):
     assert credit["DPO"] == {"chosen": 0.5, "rejected_right": 0.5, "rejected_wrong": 0.0}
     assert diagnostics.credit_by_policy(out, [[True, True], [True]], [[True, True], [True]])["DPO"][
         "rejected_wrong"] is None  # no wrong step: n/a in the table
-    assert diagnostics.credit_example(out, [[True, False], [False]], 0) == {
-        "pair": 0, "step_labels": [True, False], "rewards": {"DPO": [0.5, 0.5], "Stepwise DPO": [0.5, 0.5]}}
+    assert diagnostics.credit_example(out, [[True, False], [False]], 0) == {  # pairs count from 1, as everywhere
+        "pair": 1, "step_labels": [True, False], "rewards": {"DPO": [0.5, 0.5], "Stepwise DPO": [0.5, 0.5]}}
+    assert diagnostics.credit_example(out, [[True, False], [False]], 1)["pair"] == 2
     with pytest.raises(ValueError, match="credit_example: DPO: 2 step rewards for 1 step labels"):
         diagnostics.credit_example(out, [[True], [False]], 0)
 
@@ -398,14 +444,6 @@ def test_step_label_counts_counts_the_labelled_steps_and_the_share_right():
         diagnostics.step_label_counts([[]])
     with pytest.raises(ValueError, match=r"step_label_counts: step_labels\[0\]"):
         diagnostics.step_label_counts([True, False])  # a flat list: one solution's labels, unwrapped
-
-
-def test_parameter_counts_counts_the_trainable_and_the_stored_ones():
-    import torch
-
-    layer = torch.nn.Linear(3, 2)
-    layer.weight.requires_grad_(False)  # frozen, as a LoRA run's base
-    assert diagnostics.parameter_counts(layer) == (2, 8)
 
 
 def test_control_wanted_by_default_only_where_the_reward_base_is_not_the_policys():
@@ -595,15 +633,33 @@ def test_format_heatmap_summary_says_where_its_threshold_comes_from():
     """It always said "notebook 02's threshold", whatever threshold a user's script passed."""
     summary = diagnostics.heatmap_summary(REWARDS, LABELS, 0.0)
     assert diagnostics.format_heatmap_summary(summary, 0.0, threshold_source="my threshold").endswith(
-        "first error found exactly (P < 0.50, my threshold) in 2 of 3 solutions")
+        "first rejected step (P < 0.50, my threshold) = the checker's first error (none = none) in 2 of 3 solutions")
 
 
 def test_format_chosen_vs_rejected_counts_the_mistakes_the_prm_misses():
     """Notebook 05's text quoted 52 mistakes, 49 under -4 and 2 above zero from metrics.json alone: printed now."""
-    summary = {"ranked_by_min": 0.75, "mean_gap_by_step": [0.5], "mistake_rewards": [-5.0, -4.0, -1.0, 0.0, 0.5]}
+    summary = {"ranked_by_min": 0.75, "mean_gap_by_step": [0.5], "mistake_rewards": [-5.0, -4.0, -1.0, 0.0, 0.5],
+               "threshold": -3.0}
     assert diagnostics.format_chosen_vs_rejected(summary, 4).splitlines()[2] == (
-        "5 mistakes (x): 1 score under -4, 3 from -4 to 0, 1 above zero (missed outright)")
+        "5 mistakes (x): 2 below the threshold (P < 0.05), rejected; 3 at or above it, missed, 1 of them above zero "
+        "(P > 0.5)")
     assert len(diagnostics.format_chosen_vs_rejected({**summary, "mistake_rewards": []}, 4).splitlines()) == 2
+
+
+def test_chosen_vs_rejected_counts_a_mistake_missed_at_the_prms_threshold_not_at_fixed_cut_points():
+    """Everything else in notebook 05 calls a step rejected below its threshold (P = 0.04, log-odds -3.2), but this
+    line put -3.5 (rejected) and -2.0 (accepted: missed) in one bucket, "from -4 to 0", and listed as missed only
+    the mistakes above zero."""
+    rejected = ["Step 1: 4 + 7 = 11\n\nStep 2: 11 - 5 = 6", "Step 1: 10 + 7 = 17\n\nStep 2: 17 - 8 = 8"]
+    summary = chosen_vs_rejected_summary([[5.0, 4.0], [6.0, 5.0]], [[3.0, -3.5], [-6.0, -2.0]],
+                                         [[True, False], [False, False]], rejected_solutions=rejected, threshold=-3.2)
+    assert summary["missed_mistakes"] == [{"pair": 2, "step": 2, "text": "Step 2: 17 - 8 = 8", "reward": -2.0}]
+    assert diagnostics.format_chosen_vs_rejected(summary, 2).splitlines()[2:] == [
+        "3 mistakes (x): 2 below the threshold (P < 0.04), rejected; 1 at or above it, missed, 0 of them above zero "
+        "(P > 0.5)",
+        "  missed: pair 2, step 2 (reward -2.00, P 0.12): Step 2: 17 - 8 = 8"]
+    at = chosen_vs_rejected_summary([[1.0]], [[-3.2]], [[False]], rejected_solutions=["Step 1: a"], threshold=-3.2)
+    assert [m["reward"] for m in at["missed_mistakes"]] == [-3.2]  # at the threshold: accepted, as everywhere
 
 
 def test_format_chosen_vs_rejected_prints_the_mistakes_the_prm_misses():
@@ -612,23 +668,48 @@ def test_format_chosen_vs_rejected_prints_the_mistakes_the_prm_misses():
     rejected = ["Step 1: 4 + 7 = 11\n\nStep 2: 11 - 5 = 6\n\nAnswer: 6",
                 "Step 1: 10 + 7 = 17\n\nStep 2: 17 - 8 = 9\n\nAnswer: 18"]
     summary = chosen_vs_rejected_summary([[5.0, 4.0], [6.0, 5.0]], [[3.0, 4.6], [-6.0, 1.5]],
-                                         [[True, False], [False, False]], rejected_solutions=rejected)
+                                         [[True, False], [False, False]], rejected_solutions=rejected, threshold=0.0)
     assert summary["missed_mistakes"] == [{"pair": 1, "step": 2, "text": "Step 2: 11 - 5 = 6\n\nAnswer: 6",
                                            "reward": 4.6},
                                           {"pair": 2, "step": 2, "text": "Step 2: 17 - 8 = 9\n\nAnswer: 18",
                                            "reward": 1.5}]
     assert diagnostics.format_chosen_vs_rejected(summary, 2).splitlines()[2:] == [
-        "3 mistakes (x): 1 score under -4, 0 from -4 to 0, 2 above zero (missed outright)",
+        "3 mistakes (x): 1 below the threshold (P < 0.50), rejected; 2 at or above it, missed, 2 of them above "
+        "zero (P > 0.5)",
         "  missed: pair 1, step 2 (reward +4.60, P 0.99): Step 2: 11 - 5 = 6 | Answer: 6",
         "  missed: pair 2, step 2 (reward +1.50, P 0.82): Step 2: 17 - 8 = 9 | Answer: 18"]
-    assert "missed_mistakes" not in chosen_vs_rejected_summary([[1.0]], [[0.0]], [[False]])  # no texts: the count only
+    assert "missed_mistakes" not in chosen_vs_rejected_summary([[1.0]], [[0.0]], [[False]], threshold=0.0)  # no texts
     with pytest.raises(ValueError, match="pair 0: the rejected solution has 3 steps but 2 rewards"):
-        chosen_vs_rejected_summary([[1.0]], [[0.0, 1.0]], [[True, False]],
+        chosen_vs_rejected_summary([[1.0]], [[0.0, 1.0]], [[True, False]], threshold=0.0,
                                    rejected_solutions=["Step 1: a\n\nStep 2: b\n\nStep 3: c"])
     with pytest.raises(ValueError, match="rejected_solutions needs rejected_step_labels"):
         chosen_vs_rejected_summary([[1.0]], [[0.0]], rejected_solutions=["Step 1: a"])
     with pytest.raises(ValueError, match="1 rejected reward lists but 2 rejected_solutions"):
-        chosen_vs_rejected_summary([[1.0]], [[0.0]], [[True]], rejected_solutions=["Step 1: a", "Step 1: b"])
+        chosen_vs_rejected_summary([[1.0]], [[0.0]], [[True]], rejected_solutions=["Step 1: a", "Step 1: b"],
+                                   threshold=0.0)
+
+
+def test_the_texts_of_notebook_05s_summaries_split_at_the_prms_own_delimiter():
+    """The rewards come from bestofn.score_candidates, split at the PRM's own delimiter (docs/own_task.md: a task
+    may have its own); the texts were split at the default one: before_after_report said the solutions differ at a
+    step both read the same (their step 2 differs), and the other two refused a count that was right."""
+    base, after = "# a = 1\n\n# b = 2\n\n# Answer: 3", "# a = 1\n\n# b = 3\n\n# Answer: 4"
+    rewards = {"base": [[2.0, 1.0, 0.5]], "after": [[2.0, -1.0, -0.5]]}
+    labels = {"base": [[True, True, True]], "after": [[True, False, False]]}
+    drawn = diagnostics.before_after_report({"base": [base], "after": [after]}, rewards, labels, 0,
+                                            delimiter="\n\n#")["drawn"]
+    assert drawn == {"problem": 1, "step": 2, "base_step": "# b = 2", "base_reward": 1.0, "after_step": "# b = 3",
+                     "after_reward": -1.0}
+    # at the default delimiter, one step against three rewards: refused, where a wrong step was recorded
+    with pytest.raises(ValueError, match=r"before_after_report: problem 1's solution under 'base' has 1 steps at "
+                                         r"delimiter '\\n\\nStep' but 3 rewards: pass the PRM's own delimiter"):
+        diagnostics.before_after_report({"base": [base], "after": [after]}, rewards, labels, 0)
+    blank = diagnostics.before_after_report({"base": [base], "after": [""]}, {"base": rewards["base"], "after": [[]]},
+                                            {"base": labels["base"], "after": [[]]}, 0, delimiter="\n\n#")
+    assert blank["drawn"]["step"] == 1 and blank["drawn"]["after_reward"] is None  # [] = unscored: no count to match
+    summary = chosen_vs_rejected_summary([[3.0, 3.0, 3.0]], [[2.0, -1.0, 1.5]], [[True, False, False]],
+                                         rejected_solutions=[after], threshold=0.0, delimiter="\n\n#")
+    assert summary["missed_mistakes"] == [{"pair": 1, "step": 3, "text": "# Answer: 4", "reward": 1.5}]
 
 
 def test_the_heatmap_counts_refuse_no_solutions_and_a_solution_without_steps():
@@ -689,14 +770,14 @@ class _FakeORM:
 
 def _fake_reward_models(orm_on: dict, orm_off: dict, prm: dict):
     """An ORM and a PRM that CombinedRewardModel takes (its parts' types), scoring from tables."""
-    from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
+    from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel, RewardModelConfig
 
     class ORM(_FakeORM, OutcomeRewardModel):
         pass
 
     class PRM(ProcessRewardModel):
         def __init__(self):
-            pass
+            self.config = RewardModelConfig()  # aggregation "min", as notebook 03's
 
         def solution_rewards(self, prompts, completions):
             return [prm[c] for c in completions]
@@ -748,6 +829,17 @@ def test_orm_report_scores_both_splits_zero_shot_too_and_chooses_the_weight_on_v
     for bad in (1.5, -0.1, float("nan"), "0.3"):
         with pytest.raises(ValueError, match="orm_report: process_weight"):
             diagnostics.orm_report(orm, prm, val, test, process_weight=bad)
+
+
+def test_orm_report_refuses_a_prm_that_aggregates_otherwise_than_by_min():
+    """Its scores are named "PRM (min)" and recorded as prm_min_auroc; a PRM saved with "product" got both names."""
+    val, test = _outcome_rows(10, 0, 1), _outcome_rows(10, 50, 2)
+    rows = {c: float(y) for split in (val, test) for c, y in zip(split["completion"], split["label"])}
+    orm, prm = _fake_reward_models(rows, rows, rows)
+    prm.config.aggregation = "product"
+    with pytest.raises(ValueError, match=r"orm_report: the PRM aggregates its steps by 'product', but its scores here "
+                                         r"are named and recorded as min"):
+        diagnostics.orm_report(orm, prm, val, test)
 
 
 def test_orm_metrics_is_notebook_03s_orm_section_and_refuses_another_orms_figures():

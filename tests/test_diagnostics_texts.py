@@ -48,3 +48,42 @@ def test_notebook_01_points_at_the_lucky_right_answers_where_they_are():
     assert pointer < summary < lucky < plots
     assert "below the plots" not in cells[pointer].source
     assert "the summary below counts them, the text under it discusses them" in _one_line(cells[pointer].source)
+
+
+def test_notebook_02_quotes_the_parameter_counts_peft_gives_and_its_cell_prints():
+    """The cell counted with diagnostics.parameter_counts, PyTorch's numel, which sees a packed 4-bit matrix at half
+    its weights: "81,920 trainable parameters of 522,624 stored" for a 0.87 M-parameter base, and a paragraph
+    explaining the number away. PEFT's get_nb_trainable_parameters counts each 4-bit weight once."""
+    from stepdpo_lite.models import load_model
+    from stepdpo_lite.tutorial.profiles import get_profile
+
+    cells = _cells("02_process_reward_model.ipynb")
+    assert 'QUANTIZATION = "4bit"' in cells[1].source  # the base the text's figures are of
+    training = next(c.source for c in cells if "train_reward_model(" in c.source)
+    assert "prm.model.get_nb_trainable_parameters()" in training
+    profile = get_profile("tiny")
+    model, _ = load_model(profile.reward_base, quantization="4bit", lora=profile.lora_config(), device="cpu")
+    trainable, total = model.get_nb_trainable_parameters()
+    base = sum(p.numel() for p in load_model(profile.reward_base, quantization=None, device="cpu")[0].parameters())
+    assert total == base + trainable  # every weight of the base once, and the adapter's
+    text = _one_line("\n".join(c.source for c in cells if c.cell_type == "markdown"))
+    assert f"prints {trainable:,} trainable parameters of {total:,} in all" in text
+    assert f"{base / 1e6:.2f} M-parameter base" in text and "half a million" not in text
+
+
+def test_notebook_02_tells_the_verifier_bases_rows_seen_from_its_distinct_solutions():
+    """It said "pretrained ... on 1.6 million graded solutions" and "between about 300 k and 460 k graded solutions":
+    rows seen, with repeats (stage 1 saw its 100 k solutions 12.7 times), read as distinct solutions."""
+    log = json.loads((ROOT / "data" / "tiny-verifier" / "training_log.json").read_text())
+    stages = log["earlier_stages"] + [log]
+    seen = sum(stage["rows_seen"] for stage in stages)
+    distinct = sum(min(stage["config"]["rows"], stage["rows_seen"]) for stage in stages)  # at most: all different
+    first = stages[0]
+    learnt = [p["rows_seen"] for p in first["curve"] if p["step_auroc"] < 0.76][-1], next(
+        p["rows_seen"] for p in first["curve"] if p["step_auroc"] > 0.85)  # the step AUROC's climb, 0.76 to 0.87
+    text = _one_line("\n".join(c.source for c in _cells("02_process_reward_model.ipynb") if c.cell_type == "markdown"))
+    assert f"about {distinct / 1e6:.1f} million graded solutions ({seen / 1e6:.1f} million rows seen, with repeats)" \
+        in text
+    assert (f"after about {learnt[0] / first['config']['rows']:.0f} to {learnt[1] / first['config']['rows']:.1f} "
+            f"passes over {first['config']['rows'] // 1000} k graded solutions ({learnt[0] // 10_000 * 10} k to "
+            f"{learnt[1] // 10_000 * 10} k rows seen") in text  # 307,200 and 460,800 rows seen

@@ -92,7 +92,7 @@ def test_step_auroc_by_position_and_mean_by_label():
 
 
 def test_position_only_baseline():
-    assert position_only_scores([3, 1]) == [[0.0, -1.0, -2.0], [0.0]]
+    assert position_only_scores([3, 1]) == [[-1.0, -2.0, -3.0], [-1.0]]
     # labels where every wrong step is later than every right one: the baseline ranks them perfectly
     assert step_auroc(position_only_scores([2, 3]), [[True, False], [True, True, False]]) == pytest.approx(
         # pairs (right, wrong) ordered by position: 3 right x 2 wrong = 6 pairs; ties (step 2 vs step 2) count 1/2

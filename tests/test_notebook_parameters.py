@@ -188,22 +188,3 @@ def test_every_code_line_of_the_notebooks_fits_in_120_characters():
                   for index, cell in enumerate(nbformat.read(str(path), 4).cells) if cell.cell_type == "code"
                   for line in cell.source.splitlines() if len(line) > 120]
     assert not long_lines, "\n".join(long_lines)
-
-
-def test_notebook_02s_text_quotes_the_parameter_counts_its_cell_prints():
-    """Notebook 02 quotes the counts its training cell prints (not recorded in metrics.json, so
-    test_readme_results cannot check them): the tiny reward base as the notebook trains it, with its QUANTIZATION
-    parameter and the profile's LoRA."""
-    from stepdpo_lite.models import load_model
-    from stepdpo_lite.tutorial.diagnostics import parameter_counts
-    from stepdpo_lite.tutorial.profiles import get_profile
-
-    profile = get_profile("tiny")
-    model, _ = load_model(profile.reward_base, quantization=defaults("02")["QUANTIZATION"], lora=profile.lora_config(),
-                          device="cpu")
-    trainable, stored = parameter_counts(model)
-    weights = sum(p.numel() for p in load_model(profile.reward_base, quantization=None, device="cpu")[0].parameters())
-    cells = nbformat.read(str(NOTEBOOK_DIR / CHECKED["02"]), 4).cells
-    text = " ".join(" ".join(c.source for c in cells if c.cell_type == "markdown").split())
-    quoted = f"prints {trainable:,} trainable parameters of {stored:,} stored", f"{weights / 1e6:.2f} M-parameter"
-    assert [q for q in quoted if q not in text] == []

@@ -250,7 +250,7 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{steps['Stepwise DPO'] * DPO_BATCH} of their {rows['train_preference']:,}"],
         "05_step_reward_visualisation.ipynb": [
             f"{vis['heatmap']['mean_p_right']:.2f}", f"{vis['heatmap']['mean_p_wrong']:.2f}",
-            f"{vis['heatmap']['first_error_found']} of the {vis['heatmap']['solutions']} solutions",
+            f"{vis['heatmap']['first_error_matched']} of the {vis['heatmap']['solutions']} solutions",
             f"{vis['before_after']['base_right']} of these {vis['before_after']['problems']} problems",
             f"policy {vis['before_after']['after_right']}.",
             f"{_signed(min(gaps), 2)} to {_signed(max(gaps), 2)}",
@@ -259,8 +259,11 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{round(vis['explorer_first_error_hits'] * vis['explorer_solutions'])} of {vis['explorer_solutions']}",
             "in all four (steps " + ", ".join(map(str, predicted[:-1])) + f" and {predicted[-1]})",
             # chosen vs rejected (section 2): the mistakes' dots and the chosen curve's last positions
-            f"Of the {len(mistakes)} mistakes (×), {sum(r < -4 for r in mistakes)} score under −4; the PRM misses "
-            f"{sum(r > 0 for r in mistakes)} outright, above zero",
+            # at the PRM's threshold, as the lines under the plot count them
+            f"Of the {len(mistakes)} mistakes (×), {sum(r < prm['first_error_threshold'] for r in mistakes)} fall "
+            f"below the threshold (the PRM rejects them); the PRM misses "
+            f"{sum(r >= prm['first_error_threshold'] for r in mistakes)}, at or above it, "
+            f"{sum(r > 0 for r in mistakes)} of them even above zero (P > 0.5)",
             f"to {_signed(chosen_curve[3]['mean'], 2)} at step 4 and {_signed(chosen_curve[4]['mean'], 2)} at step 5 "
             f"(only {chosen_curve[4]['solutions']} of the {chosen_curve[0]['solutions']} chosen solutions "
             "reach step 5)",
@@ -635,7 +638,7 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     # on the right last step (no row is longer); the right step 6 is that alarm's; the rows back above the tick
     # after a mistake are rows with a mistake
     heat = vis["heatmap"]
-    assert len(heat["misread"]) == heat["solutions"] - heat["first_error_found"] == 2
+    assert len(heat["misread"]) == heat["solutions"] - heat["first_error_matched"] == 2
     missed, alarm = heat["misread"]
     assert missed["first_rejected"] > missed["first_error"] and missed["row"].startswith("✗")
     assert alarm["first_error"] is None and alarm["first_rejected"] == len(heat["p_right_by_step"])

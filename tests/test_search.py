@@ -3,7 +3,9 @@
 Scripted policies and PRMs make the selection tests deterministic; the shipped tiny base checks the real
 generation path (stopping at the delimiter, token counts against a direct count of generate's output)."""
 
+import math
 import random
+import re
 
 import pytest
 
@@ -433,6 +435,20 @@ def test_sample_candidates_are_the_kits_samples_with_counts(tiny_base):
                for s, c in zip(row, cs))
 
 
+def test_sample_candidates_refuse_a_prompt_the_tokenizer_cannot_spell(tiny_tokenizer, monkeypatch):
+    """Notebook 06 refused a prompt the tiny tokenizer reads as <unk> (``tasks.sample_solutions``); notebook 07
+    sampled it, and the policy answered another problem, without a word."""
+    def sampled(*args, **kwargs):
+        raise AssertionError("sampled a prompt the tokenizer cannot spell")
+
+    monkeypatch.setattr(search, "generate", sampled)
+    spelled, odd = Answer1(), Answer1()
+    odd.prompt = "Q: pick one, é.\n"
+    with pytest.raises(ValueError, match=re.escape("sample_candidates: problems[1]: the tokenizer reads the characters "
+                                                   "'é' of its prompt as <unk>")):
+        search.sample_candidates(None, tiny_tokenizer, [spelled, odd], 2)
+
+
 def _comparison_inputs():
     """Two toy problems, four candidates each (one right), their token counts, PRM and ORM scores (the PRM ranks
     the right one first, the ORM last) and a beam search that chose the right solution of each."""
@@ -578,25 +594,25 @@ def test_generate_checks_its_arguments_as_sample_solutions_does(tiny_base):
         search.generate(model, tok, texts * 3, leads=DEFAULT_DELIMITER)
 
 
-def test_candidate_summary_and_the_lines_notebook_07_prints_of_it_and_of_its_example():
+def test_candidate_costs_and_the_lines_notebook_07_prints_of_it_and_of_its_example():
     problems = bestofn.held_out_problems("tiny", 2)
     right = [p.gold_solution for p in problems]
     wrong = [toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(0)) for p in problems]
     candidates = [[right[0], wrong[0], wrong[0]], [wrong[1], right[1], right[1]]]
     tokens = [[60, 70, 80], [50, 55, 45]]
-    summary = search.candidate_summary(problems, candidates, tokens)
+    summary = search.candidate_costs(problems, candidates, tokens)
     assert summary == {"solutions": 6, "right": 0.5, "tokens_per_solution": 60.0, "min_tokens": 45, "max_tokens": 80}
-    assert search.format_candidate_summary(summary, [4, 16], seconds=16.6) == (
+    assert search.format_candidate_costs(summary, [4, 16], seconds=16.6) == (
         "6 solutions sampled in 17 s, 50.0% of them right; 60.0 generated tokens per solution (min 45, max 80)\n"
         "token budget per problem: B=4: 240, B=16: 960")
-    with pytest.raises(ValueError, match="candidate_summary: candidates and candidate_tokens differ in shape .*"
+    with pytest.raises(ValueError, match="candidate_costs: candidates and candidate_tokens differ in shape .*"
                                          "problem 0 has 3 candidates and 2 counts"):
-        search.candidate_summary(problems, candidates, [[60, 70], [50, 55, 45]])
+        search.candidate_costs(problems, candidates, [[60, 70], [50, 55, 45]])
     for bad in (float("nan"), True, 0):  # a NaN mean, True counted as 1 token (and printed as the min)
-        with pytest.raises(ValueError, match=r"candidate_summary: candidate_tokens\[1\]\[2\] \(problem 1, "):
-            search.candidate_summary(problems, candidates, [tokens[0], [50, 55, bad]])
-    with pytest.raises(ValueError, match="candidate_summary: 2 problems but 1 lists of solutions"):
-        search.candidate_summary(problems, candidates[:1], tokens[:1])
+        with pytest.raises(ValueError, match=r"candidate_costs: candidate_tokens\[1\]\[2\] \(problem 1, "):
+            search.candidate_costs(problems, candidates, [tokens[0], [50, 55, bad]])
+    with pytest.raises(ValueError, match="candidate_costs: 2 problems but 1 lists of solutions"):
+        search.candidate_costs(problems, candidates[:1], tokens[:1])
     res = search.SearchResult(0, [search.Node(0, None, 0, right[0], 50, "eos", True)], 0, tokens=305)
     assert search.format_example(problems[0], res, candidates[0], tokens[0], 4) == (
         f"{problems[0].prompt}{right[0]}\n\nright: True; 1 steps sampled, 305 tokens (its best-of-4 budget: 280); "
@@ -619,6 +635,39 @@ def test_candidate_summary_and_the_lines_notebook_07_prints_of_it_and_of_its_exa
         "wrong_step_p_max": p(-5.0), "right_kept_at_every_depth": True}
     unchecked = search.example_report(Answer1(), res, ["Answer: 1"], [10], 2)  # a task without a step checker
     assert unchecked["wrong_steps"] is unchecked["wrong_step_p_max"] is unchecked["right_kept_at_every_depth"] is None
+
+
+def test_the_examples_score_p_is_the_probability_its_aggregation_stands_for():
+    """``product`` scores a beam log Π σ(r_k), a log-probability: σ of it (0.406 for three steps at reward 2) was
+    no probability; exp gives σ(2)³ = 0.683, the chance that all three steps are right. ``min`` and ``last`` are
+    log-odds (σ of the score); a function of one's own has no known scale (None)."""
+    for aggregation, p_all in (("product", 1 / (1 + math.exp(-2)) ** 3), ("min", 1 / (1 + math.exp(-2))),
+                               ("last", 1 / (1 + math.exp(-2)))):
+        res = search.beam_search(None, None, TablePRM({0: 2.0, 1: 2.0}), [Answer1()], n_beams=1, expansions=2,
+                                 aggregation=aggregation, sampler=Scripted())[0]
+        assert res.aggregation == aggregation and len(res.steps()) == 3
+        report = search.example_report(Answer1(), res, ["Answer: 1"], [10], 2)
+        assert report["score_p"] == pytest.approx(p_all)
+        assert report["last_step_p"] == pytest.approx(1 / (1 + math.exp(-2)))
+    res = search.beam_search(None, None, TablePRM({0: 2.0, 1: 2.0}), [Answer1()], n_beams=1, expansions=2,
+                             aggregation=lambda r: sum(r), sampler=Scripted())[0]
+    assert search.example_report(Answer1(), res, ["Answer: 1"], [10], 2)["score_p"] is None
+
+
+def test_a_prefix_is_scored_as_best_of_n_scores_a_candidate():
+    """One rule for a candidate's score and a search's prefix's (``bestofn.aggregate_one``): a reward that float32
+    makes inf scored the search's prefix FLOOR, and best-of-N's candidate inf, above every other; a NaN is refused
+    by both, named."""
+    big = TablePRM({0: 1e39, 1: 1.0})
+    res = search.beam_search(None, None, big, [Answer1()], n_beams=2, expansions=1, sampler=Scripted())[0]
+    for node in res.nodes:
+        assert node.score == bestofn.aggregate([[node.rewards]], "min")[0][0]
+    assert res.nodes[0].score == bestofn.FLOOR and res.nodes[1].score == 1.0
+    assert bestofn.aggregate([[[1e39], [0.5, 1e39]]], "min") == [[bestofn.FLOOR, 0.5]]
+    with pytest.raises(ValueError, match=r"beam_search: problem 0, node 0 \(depth 0\): the PRM's reward of step 0 "
+                                         "must be a finite number"):
+        search.beam_search(None, None, TablePRM({0: float("nan"), 1: 1.0}), [Answer1()], n_beams=2, expansions=1,
+                           sampler=Scripted())
 
 
 def test_n_test_time_problems_pairs_that_ran_and_the_record_of_notebook_07():
@@ -868,7 +917,7 @@ def test_beam_tree_draws_dvts_subtrees_apart(tmp_path):
 
 def test_an_is_correct_that_returns_no_bool_is_refused_naming_the_problem():
     """"False" or None from a task's own is_correct was a TypeError inside sum (search.accuracy,
-    candidate_summary): refused as labelling.mc_step_labels refuses it."""
+    candidate_costs): refused as labelling.mc_step_labels refuses it."""
     problem = bestofn.held_out_problems("tiny", 1)[0]
     result = search.SearchResult(0, [search.Node(0, None, 0, problem.gold_solution, 5, "eos", True)], 0, tokens=5)
     for verdict in ("False", None):
@@ -876,8 +925,8 @@ def test_an_is_correct_that_returns_no_bool_is_refused_naming_the_problem():
             problem.start, problem.ops)
         with pytest.raises(ValueError, match=r"accuracy: problem 1: the problem's is_correct must return a bool"):
             search.accuracy([problem, odd], [result, result])
-        with pytest.raises(ValueError, match=r"candidate_summary: problem 1, candidate 0: .*is_correct must return"):
-            search.candidate_summary([problem, odd], [[problem.gold_solution]] * 2, [[5], [5]])
+        with pytest.raises(ValueError, match=r"candidate_costs: problem 1, candidate 0: .*is_correct must return"):
+            search.candidate_costs([problem, odd], [[problem.gold_solution]] * 2, [[5], [5]])
     assert search.accuracy([problem], [result]) == 1.0
 
 

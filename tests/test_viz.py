@@ -64,12 +64,11 @@ def test_sigmoid_gives_a_float_for_a_number_and_an_array_for_an_array_like():
     assert math.isnan(sigmoid(float("nan"))) and np.isnan(sigmoid([1.0, np.nan])).tolist() == [False, True]
 
 
-def test_heatmap_raw_rewards_explicit_first_errors_and_bad_input(tmp_path):
-    fig = viz.plot_step_reward_heatmap(REWARDS, first_errors=[2, -1, 5], as_probability=False, annotate=False,
-                                       save_to=tmp_path / "raw.png")
-    assert_png(tmp_path / "raw.png")
-    assert len([p for p in fig.axes[0].patches if isinstance(p, Rectangle)]) == 2
-    assert fig.axes[0].images[0].get_clim() == (-3.0, 3.0)
+def test_heatmap_without_labels_and_bad_input(tmp_path):
+    fig = viz.plot_step_reward_heatmap(REWARDS, save_to=tmp_path / "plain.png")
+    assert_png(tmp_path / "plain.png")
+    assert not [p for p in fig.axes[0].patches if isinstance(p, Rectangle)] and not fig.legends  # nothing marked
+    assert fig.axes[0].images[0].get_clim() == (0.0, 1.0)  # P, always
     with pytest.raises(ValueError, match=r"step_labels\[1\] has 1 steps"):
         viz.plot_step_reward_heatmap(REWARDS, [LABELS[0], [True], LABELS[2]])
     with pytest.raises(ValueError, match="empty"):
@@ -81,10 +80,9 @@ def test_chosen_vs_rejected(tmp_path):
     chosen = [list(rng.normal(1, 1, n)) for n in (3, 4, 5, 4)]
     rejected = [list(rng.normal(-1, 1, n)) for n in (4, 2, 5, 6)]
     rejected_labels = [[k < 1 for k in range(len(r))] for r in rejected]
-    fig = viz.plot_chosen_vs_rejected(chosen, rejected, rejected_labels=rejected_labels, n_examples=3,
-                                      save_to=tmp_path / "cvr.png")
+    fig = viz.plot_chosen_vs_rejected(chosen, rejected, rejected_labels=rejected_labels, save_to=tmp_path / "cvr.png")
     assert_png(tmp_path / "cvr.png")
-    assert len(fig.axes) == 4  # the mean ± sd panel and three pairs
+    assert len(fig.axes) == 1 + viz.PAIRS_DRAWN == 4  # the mean ± sd panel and three pairs
     hatched = [p for ax in fig.axes[1:] for p in ax.patches if p.get_hatch()]
     assert len(hatched) == sum(not ok for lab in rejected_labels[:3] for ok in lab)
     # one key, below the panels, that also says what the single steps' o and x are; every pair panel's axes named
@@ -93,8 +91,7 @@ def test_chosen_vs_rejected(tmp_path):
         "chosen (mean ± sd)", "rejected (mean ± sd)", "one step, checker: no mistake here",
         "one step, checker: a mistake is made here", "checker: a mistake is made here"]
     assert [ax.get_xlabel() for ax in fig.axes[1:]] == ["step"] * 3 and fig.axes[1].get_ylabel() == "step reward"
-    fig = viz.plot_chosen_vs_rejected(chosen, rejected, n_examples=0)
-    assert len(fig.axes) == 1
+    assert len(viz.plot_chosen_vs_rejected(chosen[:2], rejected[:2]).axes) == 3  # two pairs: both drawn
     with pytest.raises(ValueError, match="as many chosen as rejected"):
         viz.plot_chosen_vs_rejected(chosen, rejected[:2])
 
@@ -324,7 +321,7 @@ def test_explorer_refuses_steps_or_labels_that_do_not_match_the_rewards_and_a_th
         viz.step_reward_explorer(["p"], [[["a"]]], [[[0.5]]], threshold=31.0)  # σ(31) is 1 - 3e-14: all rejected
     box = viz.step_reward_explorer(["p"], [[["a", "b"]]], [[[-5.0, -6.0]]], threshold=-5.5)
     assert box.html.value.count("outline:2px") == 1  # -6 is below it, -5 not (as probabilities it took -5.5 as 0)
-    assert "0.00 = σ(threshold)" in box.html.value
+    assert "0.004 = σ(threshold)" in box.html.value  # σ(-5.5), printed "0.00" before probability_text
     for threshold in (-12.0, 12.0):  # not clamped to the slider's usual range, ±8
         assert viz.step_reward_explorer(["p"], [[["a"]]], [[[0.5]]], threshold=threshold).threshold.value == threshold
 
@@ -335,11 +332,10 @@ def test_label_agreement_refuses_a_solution_without_counterpart():
 
 
 def test_heatmap_first_errors_row_labels_and_legend():
-    fig = viz.plot_step_reward_heatmap([[1.0, -2.0], [1.0]], first_errors=np.array([1, -1]))  # used to crash
+    fig = viz.plot_step_reward_heatmap([[1.0, -2.0], [1.0]], np.array([[True, False], [True]], dtype=object))
     assert [p.get_xy() for p in fig.axes[0].patches if isinstance(p, Rectangle)] == [(0.5, -0.5)]
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["checker: the first mistake"]  # no ×: no × key
-    with pytest.raises(ValueError, match=r"first_errors\[1\] is 3, but solution 1 has 1 steps"):
-        viz.plot_step_reward_heatmap([[1.0, -2.0], [1.0]], first_errors=[1, 3])  # was: silently not drawn
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "checker: the answer is out of reach from here", "checker: the first mistake"]
     assert not viz.plot_step_reward_heatmap([[1.0, 2.0], [1.0]], [[True, True], [True]]).legends  # nothing marked
     with pytest.raises(ValueError, match="row_labels has 1 entries for 2 solutions"):
         viz.plot_step_reward_heatmap([[1.0, 2.0], [1.0]], row_labels=["a"])
@@ -537,16 +533,23 @@ def test_explorer_problems_rank_by_label_variety_ties_first_seen():
         viz.explorer_problems(rows, 0)
 
 
-def test_pick_heatmap_solutions_draws_a_third_right_and_sorts():
-    first_errors = [-1, 0, 2, -1, 1, 3, -1, 0, 1, -1, 2, 1]
-    pick = viz.pick_heatmap_solutions(first_errors, 6, seed=0)
-    assert pick == sorted(pick) and len(set(pick)) == 6
-    assert sum(first_errors[i] < 0 for i in pick) == 2  # 6 // 3 right, the other 4 with an error
-    assert pick == viz.pick_heatmap_solutions(first_errors, 6, seed=0)  # the seed fixes the draw
-    assert viz.pick_heatmap_solutions([0, 1, -1], 9) == [0, 1, 2]  # too few: all of them
-    assert viz.pick_heatmap_solutions([0, 1, 2], 3) == [0, 1, 2]  # none right: the wrong ones fill up
-    with pytest.raises(ValueError, match="pick_heatmap_solutions"):
-        viz.pick_heatmap_solutions([0, -1], 0)
+def test_one_heatmap_picker_for_notebooks_02_and_05_that_fills_up_with_either_kind():
+    """Notebook 02 drew a third right solutions in index order (pick_heatmap_solutions), notebook 05 half wrong as a
+    staircase; with few wrong solutions notebook 02's returned fewer than asked, without a word (3 of 6 here, with 10
+    right ones there)."""
+    labels = [[True, True]] * 10 + [[True, True, False]]
+    assert viz.heatmap_indices(labels, 6) == sorted(viz.heatmap_indices(labels, 6), key=lambda i: i != 10)
+    assert len(viz.heatmap_indices(labels, 6)) == 6 and 10 in viz.heatmap_indices(labels, 6)  # right ones fill up
+    rows = _stepwise_rows(60)
+    for n, seed in ((16, 0), (7, 3), (60, 1), (1, 2)):  # notebook 05's rows are the ones its indices name
+        assert viz.heatmap_rows(rows, n, seed) == [rows[i] for i in viz.heatmap_indices([r["labels"] for r in rows],
+                                                                                         n, seed)]
+    first = [(r["labels"] + [False]).index(False) for r in (rows[i] for i in viz.heatmap_indices(
+        [r["labels"] for r in rows], 12, seed=5))]
+    assert first[:6] == sorted(first[:6]) and all(k == len(rows[0]["labels"]) or k >= 0 for k in first)
+    assert viz.heatmap_indices([[True], [False]], 9) == [1, 0]  # too few: all of them, the wrong one first
+    with pytest.raises(ValueError, match="heatmap_indices: n must be an int >= 1"):
+        viz.heatmap_indices([[False], [True]], 0)
 
 
 def test_reward_model_comparison_keeps_its_legend_off_the_bars(tmp_path):
@@ -619,13 +622,10 @@ def test_heatmap_refuses_what_it_would_misdraw():
     with pytest.raises(ValueError, match=r"step_rewards\[1\]\[1\] must be a finite number, got nan"):
         viz.plot_step_reward_heatmap(nan_row, LABELS)  # was drawn blank, as if solution 2 had one step
     with pytest.raises(ValueError, match=r"step_labels\[0\]\[1\] must be a bool or 0/1, got None"):
-        viz.plot_step_reward_heatmap(REWARDS, [[True, None, False, False]] + LABELS[1:], first_errors=[2, -1, 1])
+        viz.plot_step_reward_heatmap(REWARDS, [[True, None, False, False]] + LABELS[1:])
     with pytest.raises(ValueError, match="threshold must be a finite number"):
         viz.plot_step_reward_heatmap(REWARDS, threshold=float("nan"))
-    for bad in (True, 1.5):  # True was a box at step 2
-        with pytest.raises(ValueError, match=r"first_errors\[0\] is"):
-            viz.plot_step_reward_heatmap(REWARDS, first_errors=[bad, -1, 1])
-    assert viz.plot_step_reward_heatmap([np.array([0.5, -0.5]), []], first_errors=[np.int64(1), None])
+    assert viz.plot_step_reward_heatmap([np.array([0.5, -0.5]), []], [np.array([True, False]), []])
 
 
 def test_chosen_vs_rejected_refuses_what_it_would_misdraw():
@@ -636,7 +636,7 @@ def test_chosen_vs_rejected_refuses_what_it_would_misdraw():
         viz.plot_chosen_vs_rejected([[1.0, 0.5], [float("inf")]], rejected)
     with pytest.raises(ValueError, match=r"rejected_labels\[1\]\[0\] must be a bool or 0/1, got None"):
         viz.plot_chosen_vs_rejected(chosen, rejected, rejected_labels=[[True, False], [None, True]])
-    assert viz.plot_chosen_vs_rejected([np.array([1.0])], [[0.5]], [[1]], [np.array([True])], n_examples=1)
+    assert viz.plot_chosen_vs_rejected([np.array([1.0])], [[0.5]], [[1]], [np.array([True])])
 
 
 def test_training_curves_refuse_a_smoothing_factor_outside_0_1():
@@ -660,11 +660,22 @@ def test_explorer_refuses_a_label_that_is_no_bool_and_verdicts_of_other_problems
         viz.step_reward_explorer(["p", "q"], [[["a"]], [["b"]]], [[[0.5]], [[0.4]]], [[[True]], [[True]], [[True]]])
 
 
-def test_pick_heatmap_solutions_refuses_a_first_error_that_is_no_index():
-    for bad in (float("nan"), True, 1.5, None, -2):  # NaN was never drawn, True counted as an error at step 2
-        with pytest.raises(ValueError, match=r"pick_heatmap_solutions: first_errors\[1\] must be an int >= -1"):
-            viz.pick_heatmap_solutions([0, bad, -1], 3)
-    assert viz.pick_heatmap_solutions(np.array([0, 1, -1]), 3) == [0, 1, 2]
+def test_heatmap_indices_refuse_a_label_that_is_no_bool():
+    for bad in (float("nan"), None, 0.5):  # bool(None) would count a missing label as wrong
+        with pytest.raises(ValueError, match=r"heatmap_indices: step_labels\[1\]\[0\] must be a bool or 0/1"):
+            viz.heatmap_indices([[True], [bad], [False]], 3)
+    assert viz.heatmap_indices([np.array([True, False]), np.array([1, 1])], 2) == [0, 1]
+
+
+def test_before_after_bars_split_at_the_prms_own_delimiter():
+    """The rewards are split at the PRM's delimiter (bestofn.score_candidates), the texts were at the default one:
+    a task with its own (docs/own_task.md) had its three rewards refused against one step."""
+    before, after = "# a = 1\n\n# b = 2\n\n# Answer: 3", "# a = 1\n\n# b = 3\n\n# Answer: 4"
+    ticks, b, a = viz.before_after_bars([before, after], [[1.0, 2.0, 3.0], [1.0, -2.0, -3.0]], delimiter="\n\n#")
+    assert [" ".join(t.split()) for t in ticks] == ["# a = 1 → # a = 1", "# b = 2 → # b = 3",
+                                                    "# Answer: 3 → # Answer: 4"] and a == [1.0, -2.0, -3.0]
+    with pytest.raises(ValueError, match=r"rewards \(before\) has 3 rewards for 1 steps"):
+        viz.before_after_bars([before, after], [[1.0, 2.0, 3.0], [1.0, -2.0, -3.0]])
 
 
 def test_before_after_bars_refuse_rewards_of_another_step_count():
@@ -741,8 +752,8 @@ def test_heatmap_refuses_more_rows_than_it_can_draw_legibly():
     """200 solutions were drawn at 7 px a row: their names and marks overprinted one another, without a word."""
     rows = [[1.0, -1.0]] * (viz.HEATMAP_MAX_ROWS + 1)
     with pytest.raises(ValueError, match=f"{viz.HEATMAP_MAX_ROWS + 1} solutions, but at most {viz.HEATMAP_MAX_ROWS} "
-                                         r"rows fit legibly: pick some first, with viz.pick_heatmap_solutions\("
-                                         r"first_errors, n\)"):
+                                         r"rows fit legibly: pick some first, with viz.heatmap_indices\("
+                                         r"step_labels, n\)"):
         viz.plot_step_reward_heatmap(rows)
     assert len(viz.plot_step_reward_heatmap(rows[1:]).axes[0].get_yticklabels()) == viz.HEATMAP_MAX_ROWS
 
@@ -853,13 +864,26 @@ def test_heatmap_texts_tell_apart_probabilities_near_a_threshold_far_from_one_ha
     """A threshold chosen on validation can be σ(-5.94) = 0.0026: the key and the cells on both sides of it read 0.00
     in two decimals (trial T2, finding 7)."""
     import matplotlib.pyplot as plt
-    fig = viz.plot_step_reward_heatmap([[-7.0, -5.0, 0.0], [9.0, -6.5, 3.0]], threshold=-5.94, annotate=True)
+    fig = viz.plot_step_reward_heatmap([[-7.0, -5.0, 0.0], [9.0, -6.5, 3.0]], threshold=-5.94)
     cells = sorted(t.get_text() for t in fig.axes[0].texts)
     assert cells == sorted(["0.0009", "0.007", "0.50", "1−0.0001", "0.002", "0.95"])
     assert "thr. 0.003" in [t.get_text() for t in fig.axes[1].get_yticklabels()]
-    assert [viz._probability_text(p) for p in (0.0, 0.01, 0.5, 0.99, 0.999, 1.0)] == ["0", "0.01", "0.50", "0.99",
-                                                                                       "1−0.001", "1"]
     plt.close(fig)
+
+
+def test_every_key_and_line_that_prints_a_threshold_keeps_a_significant_digit():
+    """The calibration plot's key, the explorer's picture and its text printed σ(-6) = 0.0025 as "0.00"."""
+    import matplotlib.pyplot as plt
+    labels = [[True, False, False], [True, True, True]]
+    rewards = [[2.0, -7.0, -5.0], [3.0, 1.0, -6.5]]
+    fig = viz.plot_step_calibration(rewards, labels, threshold=-6.0)
+    assert "threshold P = 0.002" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    explorer = viz.step_reward_explorer(["p"], [[["a", "b", "c"], ["d", "e", "f"]]], [rewards], [labels],
+                                        threshold=-6.0)
+    assert "&lt; 0.002 = σ(threshold)" in explorer.html.value
+    picture = viz._explorer_figure(rewards, labels, -6.0)
+    assert "threshold (0.002)" in [t.get_text() for t in picture.legends[0].get_texts()]
+    plt.close(picture)
 
 
 def test_best_of_n_refuses_an_n_it_would_misdraw_and_results_of_another_shape():

@@ -1,6 +1,6 @@
 """Held-out evaluation shared by notebooks 05, 06 and 07: test problems, grading, reward-model selection scores,
-best-of-N tables ("Let's Verify Step by Step" in miniature, Lightman et al. 2023), greedy policy accuracy, and
-the pickers that use best-of-N for inference (``select_best``, ``weighted_majority_vote``).
+best-of-N tables ("Let's Verify Step by Step" in miniature, Lightman et al. 2023, arXiv:2305.20050), greedy policy
+accuracy, and the pickers that use best-of-N for inference (``select_best``, ``weighted_majority_vote``).
 
 Works on any task of ``tasks.py``: the toy world (``toyworld.Problem``: every step checked) and GSM8K
 (``gsm8k.GSM8KProblem``: final answer only); grading goes through the problems' own grader. A candidate a
@@ -251,27 +251,39 @@ def score_candidates(model, problems, solutions) -> list[list]:
     return rows
 
 
+def aggregate_one(rewards: list | None, strategy: str | Callable, where: str, who: str,
+                  step_where: Callable[[int], str]) -> float:
+    """One candidate's score (or a search's prefix's: ``search.beam_search``) from a PRM's step rewards (a list):
+    ``FLOOR`` where the PRM judged nothing (None: it could not read the text; ``[]``: no steps, which ``aggregate``
+    warns of) or where the aggregate is not finite (float32 makes a reward of 1e39 inf: it outranked every
+    candidate), else ``losses.aggregate_steps``' with ``strategy``. A reward that is not a finite number (NaN) is a
+    ValueError naming ``step_where(k)``; ``who`` opens it, and ``where`` names the list in a function's error."""
+    if not rewards:
+        return FLOOR
+    rewards = [finite_number(x, step_where(k), who) for k, x in enumerate(rewards)]
+    value = aggregate_steps(rewards, strategy, where, who)
+    return value if math.isfinite(value) else FLOOR
+
+
 def aggregate(step_rewards: list[list], strategy: str | Callable) -> list[list[float]]:
     """A PRM's step rewards (``step_rewards[i][j]``: the list of problem i's candidate j) -> one score per
     candidate (``FLOOR`` for unreadable ones, None, and, with a warning naming them, for ones without steps, ``[]``:
     nothing the PRM judged, which must not outrank a candidate it scored); a reward that is not a finite number
     (NaN) is refused, naming its problem, candidate and step, and so is one number in place of a step list (an
     ORM's reward). ``strategy``: a name of ``losses.aggregate_rewards`` or a function of a list of step rewards
-    (``check_aggregation``)."""
+    (``check_aggregation``). Each candidate's score is ``aggregate_one``'s."""
     check_aggregation(strategy, "aggregate", "strategy")
     no_steps = []
 
     def score(i, j, r):
-        if r is None:
-            return FLOOR
-        r = list_of(r, f"aggregate: step_rewards[{i}][{j}] (problem {i}, candidate {j})",
-                    "a PRM's step rewards (an ORM's one reward per candidate needs no aggregation)")
-        if not r:  # nothing the PRM judged: ranked last, with a warning (aggregate_reward_lists refuses it outright)
-            no_steps.append(f"problem {i}, candidate {j}")
-            return FLOOR
-        r = [finite_number(x, f"step_rewards[{i}][{j}][{k}] (problem {i}, candidate {j}, step {k})", "aggregate")
-             for k, x in enumerate(r)]
-        return aggregate_steps(r, strategy, f"step_rewards[{i}][{j}] (problem {i}, candidate {j})", "aggregate")
+        where = f"step_rewards[{i}][{j}] (problem {i}, candidate {j})"
+        if r is not None:
+            r = list_of(r, f"aggregate: {where}",
+                        "a PRM's step rewards (an ORM's one reward per candidate needs no aggregation)")
+            if not r:  # nothing the PRM judged: ranked last, warned of (aggregate_reward_lists refuses it outright)
+                no_steps.append(f"problem {i}, candidate {j}")
+        return aggregate_one(r, strategy, where, "aggregate",
+                             lambda k: f"step_rewards[{i}][{j}][{k}] (problem {i}, candidate {j}, step {k})")
 
     rows = list_of(step_rewards, "aggregate: step_rewards", "per-problem lists of step-reward lists")
     scores = [[score(i, j, r) for j, r in enumerate(list_of(row, f"aggregate: step_rewards[{i}] (problem {i})",
@@ -523,12 +535,6 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
 
 # ----------------------------------------------------------------------------- policies
 
-def greedy_solutions(model, tokenizer, problems, batch_size: int = 64, max_new_tokens: int = 160) -> list[str]:
-    """One greedy (temperature 0) solution per problem."""
-    sols = tasks.sample_solutions(model, tokenizer, problems, n=1, temperature=0.0, batch_size=batch_size,
-                                  max_new_tokens=max_new_tokens, progress=False)
-    return [s[0] for s in sols]
-
 
 def accuracy(problems, solutions: list[str]) -> float:
     """Final-answer accuracy of one solution per problem."""
@@ -563,8 +569,8 @@ def recorded_greedy_accuracy(measured: dict, name: str, digest: str) -> float | 
 def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=None, batch_size: int = 64,
                              max_new_tokens: int = 160, load=None, dtype=None, out=print) -> dict[str, float]:
     """Greedy final-answer accuracy of each policy on ``problems``, in the order of ``policies``: notebook 04's
-    figure where it measured the same thing (``recorded_greedy_accuracy``), else measured here, since generating
-    every solution again costs minutes on a GPU profile.
+    figure where it measured the same thing (``recorded_greedy_accuracy``), since generating every solution again
+    costs minutes on a GPU profile; else measured here (``tasks.evaluate_policy``, one greedy solution a problem).
 
     ``policies``: name -> saved policy folder, or None for ``base``, the ``(model, tokenizer)`` already loaded.
     ``measured``: ``metrics["policy"]`` (``{}`` before notebook 04 ran). ``load``: path -> ``(model, tokenizer)``
@@ -593,8 +599,9 @@ def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=N
                 "(from 04)")
             continue
         model, tokenizer = base if path is None else load(path)
-        solutions = greedy_solutions(model, tokenizer, problems, batch_size=batch_size, max_new_tokens=max_new_tokens)
-        accuracies[name] = accuracy(problems, solutions)
+        accuracies[name] = tasks.evaluate_policy(model, tokenizer, problems, n=1, temperature=0.0,
+                                                 where="greedy_policy_accuracies: problems", batch_size=batch_size,
+                                                 max_new_tokens=max_new_tokens, progress=False)["accuracy"]
         out(f"{tasks.method_name(name):20s} greedy accuracy {accuracies[name]:.1%} on {len(problems)} test "
             "problems")
         del model, tokenizer  # before the next one loads: two policies at once may not fit on a GPU

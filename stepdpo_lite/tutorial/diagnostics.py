@@ -17,13 +17,13 @@ that show what a reward model has *not* learnt, and summaries of per-step values
   reads off those pictures);
 - ``first_error_hits`` (``_by_problem``), ``heatmap_summary``, ``format_heatmap_summary``: how often a PRM's first
   rejected step is the checker's first error, and its mean P(right) on right and wrong steps (notebook 05;
-  ``heatmap_details``: the rows its text names);
+  ``heatmap_details``: the rows its text names); ``probability_text``: a P as every picture and line prints it;
 - ``implicit_step_rewards``: a trained policy's β·ρ_k against where its training started (``step_beta``: its β;
   ``implicit_rewards_of_pairs``, ``credit_by_policy``: several policies on both sides of preference pairs, and the
   table ``format_credit`` prints; ``credit_example``: the bars of one rejected solution);
 - ``step_label_counts``: how many steps stepwise rows label, and the share right (the base rate);
-- ``parameter_counts``: what a QLoRA run (``profiles.train_reward_model``) trains; ``control_wanted``: whether
-  notebook 02 also trains it on the policy's plain base, the control;
+- ``control_wanted``: whether notebook 02 also trains its QLoRA recipe (``profiles.train_reward_model``) on the
+  policy's plain base, the control;
 - ``prm_report``: a PRM's held-out figures, tagged with the PRM that scored them; ``prm_reports_adapter_on_and_off``:
   with its adapter and zero-shot; ``prm_metrics``: the ``prm`` section of ``metrics.json`` notebook 02 records;
 - ``prm_threshold``: notebook 02's first-error threshold for the PRM a later notebook loads, refused when that
@@ -54,7 +54,7 @@ from ..evaluation import (check_labels, check_same_shape, finite_scores, flat_sc
                           step_auroc)
 from ..reward_ensembles import CombinedRewardModel
 from ..rewards import ProcessRewardModel, read_saved_config, sigmoid
-from ..steps import extract_steps
+from ..steps import DEFAULT_DELIMITER, extract_steps
 from ..trainer import StepwiseDPOConfig, get_step_rewards
 from . import bestofn, runs
 from .tasks import step_body
@@ -159,14 +159,14 @@ def format_step_rewards(prompt: str, steps, rewards, labels, threshold: float) -
 
 
 def position_only_scores(step_counts: Sequence[int]) -> list[list[float]]:
-    """Step scores of a baseline that sees only where a step sits: ``-k`` for the k-th step.
+    """Step scores of a baseline that sees only where a step sits: ``-k`` for the k-th step (k from 1).
 
     One mistake makes every later step wrong, so later steps are wrong more often and this baseline
     alone has a step AUROC well above 0.5. A PRM has learnt to check steps only by what it scores above it.
     """
     for i, n in enumerate(step_counts):
         positive_int(n, f"solution {i}'s step count", "position_only_scores")
-    return [[-float(k) for k in range(n)] for n in step_counts]
+    return [[-float(k) for k in range(1, n + 1)] for n in step_counts]
 
 
 def base_rate_loss(labels) -> float:
@@ -204,6 +204,7 @@ def step_label_counts(step_labels) -> dict:
     if not flat:
         raise ValueError("step_label_counts: no step labels")
     return {"steps": len(flat), "right_share": sum(flat) / len(flat)}
+
 
 def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
     """What a training curve did, in numbers a notebook's text can quote and a test can check: the mean of the first
@@ -243,9 +244,10 @@ def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
 
 def rejected_right_answers(min_rewards, labels, threshold: float, prompts=None, completions=None,
                            has_wrong_step=None) -> dict:
-    """Of the solutions with a right final answer, how many a PRM rejects (its weakest step's reward below
-    ``threshold``, e.g. notebook 02's first-error threshold): it ranks those with the wrong ones, so its ROC curve as a
-    judge of the answer flattens at that share of the right solutions. With ``has_wrong_step(prompt, completion)``
+    """Of the solutions with a right final answer, how many a PRM rejects (its weakest step's reward,
+    ``min_rewards``: ``orm_report``'s "PRM (min)", below ``threshold``, e.g. notebook 02's first-error threshold): it
+    ranks those with the wrong ones, so its ROC curve as a judge of the answer flattens at that share of the right
+    solutions. With ``has_wrong_step(prompt, completion)``
     (a step checker, e.g. ``toyworld.has_wrong_step``), also the share of those rejected right answers that did slip
     on the way (lucky: the PRM is right to reject the step) and of the accepted ones.
 
@@ -303,15 +305,18 @@ def format_credit(credit: dict[str, dict], n_pairs: int) -> str:
 
 
 def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards, rejected_step_labels=None,
-                               rejected_solutions=None) -> dict:
+                               rejected_solutions=None, *, threshold: float | None = None,
+                               delimiter: str = DEFAULT_DELIMITER) -> dict:
     """Per-step rewards of preference pairs -> ``ranked_by_min`` (share of pairs whose chosen solution's weakest
     step beats the rejected one's), ``mean_gap_by_step`` (mean chosen minus mean rejected reward at each step
     position that both sides reach, in any pair), and what notebook 05 reads off its plot: ``chosen_by_step``
     (the chosen curve: mean reward and number of chosen solutions at each position) and, given the rejected
-    solutions' mistake-made-here labels (False = a mistake), ``mistake_rewards`` (the × dots, lowest first). Given
-    the rejected solutions' texts too (split into steps as the PRM splits them, ``extract_steps``),
-    ``missed_mistakes``: the mistakes the PRM misses outright (reward above zero), each ``{"pair", "step"}``
-    (1-based, as the plot names pairs), ``"text"`` (the step, stripped) and ``"reward"``."""
+    solutions' mistake-made-here labels (False = a mistake) and the PRM's ``threshold`` (log-odds, notebook 02's:
+    a step below it is rejected), ``mistake_rewards`` (the × dots, lowest first) and ``threshold``. Given the
+    rejected solutions' texts too (split into steps at the PRM's own ``delimiter``, ``prm.config.step_delimiter``,
+    as ``bestofn.score_candidates`` splits them for the rewards), ``missed_mistakes``: the mistakes the PRM accepts
+    (reward at or above ``threshold``), each ``{"pair", "step"}`` (1-based, as the plot names pairs), ``"text"``
+    (the step, stripped) and ``"reward"``."""
     if len(chosen_rewards) != len(rejected_rewards) or not chosen_rewards:
         raise ValueError(f"chosen_vs_rejected_summary: {len(chosen_rewards)} chosen and {len(rejected_rewards)} "
                          "rejected reward lists (need equal, > 0)")
@@ -330,12 +335,17 @@ def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards, rejected_step_l
         {"mean": float(np.mean(at)), "solutions": len(at)} for k in range(max(map(len, chosen_rewards)))
         for at in [[c[k] for c in chosen_rewards if len(c) > k]]]}
     if rejected_step_labels is not None:  # one bool a step: a probability label would be read by its truth value
+        if threshold is None:  # a mistake missed or caught: at the PRM's threshold, as every other picture reads it
+            raise ValueError("chosen_vs_rejected_summary: rejected_step_labels needs threshold, the PRM's (log-odds, "
+                             "e.g. diagnostics.prm_threshold(prm, run)): a mistake below it is rejected, one at or "
+                             "above it missed")
+        summary["threshold"] = finite_number(threshold, "threshold", "chosen_vs_rejected_summary")
         check_same_shape(rejected_rewards, rejected_step_labels, "chosen_vs_rejected_summary", "rewards")
         for i, labels in enumerate(rejected_step_labels):
             check_labels(labels, "chosen_vs_rejected_summary", f"rejected_step_labels[{i}]")
         summary["mistake_rewards"] = sorted(float(r) for rewards, labels in zip(rejected_rewards, rejected_step_labels)
                                             for r, right in zip(rewards, labels) if not right)
-    if rejected_solutions is not None:  # the × dots above zero, by their text: what notebook 05's text names
+    if rejected_solutions is not None:  # the × dots the PRM accepts, by their text: what notebook 05's text names
         if rejected_step_labels is None:
             raise ValueError("chosen_vs_rejected_summary: rejected_solutions needs rejected_step_labels (which steps "
                              "are mistakes)")
@@ -345,26 +355,30 @@ def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards, rejected_step_l
                              f"{len(texts)} rejected_solutions")
         summary["missed_mistakes"] = []
         for i, (text, rewards, labels) in enumerate(zip(texts, rejected_rewards, rejected_step_labels)):
-            if len(steps := extract_steps(text)) != len(rewards):  # another split: a step named by the wrong text
+            if len(steps := extract_steps(text, delimiter)) != len(rewards):  # a step named by the wrong text
                 raise ValueError(f"chosen_vs_rejected_summary: pair {i}: the rejected solution has {len(steps)} "
                                  f"steps but {len(rewards)} rewards")
             summary["missed_mistakes"] += [{"pair": i + 1, "step": k + 1, "text": steps[k].strip(), "reward": float(r)}
-                                           for k, (r, right) in enumerate(zip(rewards, labels)) if not right and r > 0]
+                                           for k, (r, right) in enumerate(zip(rewards, labels))
+                                           if not right and r >= threshold]
     return summary
 
 
 def format_chosen_vs_rejected(summary: dict, n_pairs: int) -> str:
     """Notebook 05's lines under its chosen-vs-rejected plot, from ``chosen_vs_rejected_summary``: with its
-    ``mistake_rewards``, a third line counts the mistakes (the × dots) far below zero and those the PRM misses;
-    with its ``missed_mistakes``, one line under it for each missed one: its pair, step, P = σ(reward) and text."""
+    ``mistake_rewards``, a third line counts the mistakes (the × dots) the PRM rejects (below its ``threshold``) and
+    those it misses (at or above it; how many of them even score above zero, P > 0.5); with its
+    ``missed_mistakes``, one line under it for each missed one: its pair, step, P = σ(reward) and text."""
     lines = (f"the PRM (min over steps) ranks chosen above rejected in {summary['ranked_by_min']:.0%} of {n_pairs} "
              "pairs\nmean chosen minus mean rejected reward, by step: "
              + "  ".join(f"{g:+.2f}" for g in summary["mean_gap_by_step"]))
     mistakes = summary.get("mistake_rewards")
     if mistakes:
-        lines += (f"\n{len(mistakes)} mistakes (x): {sum(r < -4 for r in mistakes)} score under -4, "
-                  f"{sum(-4 <= r <= 0 for r in mistakes)} from -4 to 0, {sum(r > 0 for r in mistakes)} above zero "
-                  "(missed outright)")
+        threshold = summary["threshold"]
+        missed = [r for r in mistakes if r >= threshold]
+        lines += (f"\n{len(mistakes)} mistakes (x): {len(mistakes) - len(missed)} below the threshold "
+                  f"(P < {probability_text(sigmoid(threshold))}), rejected; {len(missed)} at or above it, missed, "
+                  f"{sum(r > 0 for r in missed)} of them above zero (P > 0.5)")
     for m in summary.get("missed_mistakes", ()):
         text = " | ".join(line.strip() for line in m["text"].splitlines() if line.strip())  # its answer line too
         lines += (f"\n  missed: pair {m['pair']}, step {m['step']} (reward {m['reward']:+.2f}, "
@@ -419,6 +433,15 @@ def _step_number(index: int) -> int | None:
     return None if index < 0 else index + 1
 
 
+def probability_text(p: float) -> str:
+    """``p`` in two decimals, or in one significant digit within 0.01 of 0 or 1, as every picture and line prints a
+    P: a threshold chosen on validation can be σ(-6) = 0.0025, and it, and the cells on both sides of it, must not
+    all read 0.00."""
+    if 0.01 <= p <= 0.99:
+        return f"{p:.2f}"
+    return f"{p:.1g}" if p < 0.5 or p >= 1 else f"1−{1 - p:.1g}"
+
+
 def _threshold_probability(threshold, who: str) -> float:
     """A log-odds ``threshold`` checked, as the probability σ(threshold) that the pictures and reports show. NaN,
     and one so far out that σ rounds to 0 or 1 (no step, or every step, below it), are refused by name."""
@@ -469,9 +492,12 @@ def _first_error_hits(step_rewards, step_labels, threshold: float, who: str) -> 
     return hits, rewards, labels
 
 
-def before_after_report(solutions_by_name: dict, rewards: dict, labels: dict, drawn: int) -> dict:
+def before_after_report(solutions_by_name: dict, rewards: dict, labels: dict, drawn: int,
+                        delimiter: str = DEFAULT_DELIMITER) -> dict:
     """What notebook 05's text reads off its before/after pictures, from one solution per problem under each name
-    (``{"base": [...], "after": [...]}``) and their ``step_rewards_and_labels``:
+    (``{"base": [...], "after": [...]}``) and their ``step_rewards_and_labels``, the texts split into steps at the
+    PRM's own ``delimiter`` (``prm.config.step_delimiter``, as ``bestofn.score_candidates`` splits them for the
+    rewards; a drawn solution with as many rewards as it has steps, or none, unscored):
 
     - ``first_error``: per name, each problem's first wrong step by the checker (1-based, None for none), as the
       heatmap's × marks show it; None where the task has no step checker;
@@ -491,7 +517,12 @@ def before_after_report(solutions_by_name: dict, rewards: dict, labels: dict, dr
     no_checker = any(y is None for name in names for y in labels[name])
     first_error = None if no_checker else {name: [_step_number(first_error_index(y)) for y in labels[name]]
                                            for name in names}
-    steps = {name: extract_steps(solutions_by_name[name][drawn]) for name in names}
+    steps = {name: extract_steps(solutions_by_name[name][drawn], delimiter) for name in names}
+    for name in names:  # split elsewhere than the PRM split it: a step read beside another step's reward
+        if len(rewards[name][drawn]) and len(rewards[name][drawn]) != len(steps[name]):
+            raise ValueError(f"before_after_report: problem {drawn + 1}'s solution under {name!r} has "
+                             f"{len(steps[name])} steps at delimiter {delimiter!r} but {len(rewards[name][drawn])} "
+                             "rewards: pass the PRM's own delimiter (prm.config.step_delimiter)")
     depth = max(map(len, steps.values()))
     differ = next((k for k in range(depth) if len({s[k] if k < len(s) else None for s in steps.values()}) > 1), -1)
     out = {"problem": drawn + 1, "step": _step_number(differ)}
@@ -531,16 +562,17 @@ def first_error_hits_by_problem(rewards_by_problem, labels_by_problem, threshold
 
 
 def heatmap_summary(step_rewards, step_labels, threshold: float) -> dict:
-    """What notebook 05 says of its heatmap: ``solutions``, ``first_error_found`` (``first_error_hits`` at
-    ``threshold``) and the PRM's mean P(right) on the right and on the wrong steps, ``mean_p_right`` and
+    """What notebook 05 says of its heatmap: ``solutions``, ``first_error_matched`` (``first_error_hits`` at
+    ``threshold``: the solutions whose first rejected step is the checker's first error, a right one whose steps the
+    PRM all accepts included) and the PRM's mean P(right) on the right and on the wrong steps, ``mean_p_right`` and
     ``mean_p_wrong`` (None when no step has that label: an undefined mean, which JSON, unlike NaN, records).
     The two means say whether the PRM separates right from wrong steps at all, whatever the threshold.
 
     threshold: log-odds (a probability p is log(p / (1 - p)))."""
-    found, rewards, labels = _first_error_hits(step_rewards, step_labels, threshold, "heatmap_summary")
+    matched, rewards, labels = _first_error_hits(step_rewards, step_labels, threshold, "heatmap_summary")
     probs = sigmoid(np.concatenate([np.asarray(r, dtype=float) for r in rewards]))
     gold = np.concatenate([np.asarray(y, dtype=bool) for y in labels])
-    return {"solutions": len(rewards), "first_error_found": int(found),
+    return {"solutions": len(rewards), "first_error_matched": int(matched),
             "mean_p_right": float(probs[gold].mean()) if gold.any() else None,
             "mean_p_wrong": float(probs[~gold].mean()) if (~gold).any() else None}
 
@@ -596,16 +628,20 @@ def format_heatmap_summary(summary: dict, threshold: float, threshold_source: st
     probability = _threshold_probability(threshold, "format_heatmap_summary")
     return (f"mean P(right): {p(summary['mean_p_right']):.2f} on right steps, "
             f"{p(summary['mean_p_wrong']):.2f} on wrong steps\n"
-            f"first error found exactly (P < {probability:.2f}, {threshold_source}) in "
-            f"{summary['first_error_found']} of {summary['solutions']} solutions")
+            f"first rejected step (P < {probability_text(probability)}, {threshold_source}) = the checker's first "
+            f"error (none = none) in {summary['first_error_matched']} of {summary['solutions']} solutions")
 
 
 def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, beta: float = 0.1,
                           batch_size: int = 8) -> list[list[float]]:
-    """``β·ρ_k`` of a trained policy against where its training started: a LoRA policy against its own adapter
-    disabled, a fully fine-tuned one against ``start`` (the model it was trained from), which it then needs."""
+    """``β·ρ_k`` of a trained policy against where its training started (``get_step_rewards``): a LoRA (PEFT)
+    policy against its own ``"ref"`` adapter, else its adapter disabled, and given no ``start``; a fully fine-tuned
+    one against ``start`` (the model it was trained from), which it then needs."""
     if is_peft_model(policy):
-        start = None
+        if start is not None:  # it was dropped without a word: the reading was never against start
+            raise ValueError("implicit_step_rewards: start is given, but the policy is a LoRA (PEFT) model, read "
+                             "against its own 'ref' adapter, else its adapter disabled: pass start=None (start is "
+                             "for a fully fine-tuned policy)")
     elif start is None:
         raise ValueError("implicit_step_rewards: a fully fine-tuned policy needs `start`, the model it was trained "
                          "from, as its reference")
@@ -623,8 +659,8 @@ def implicit_rewards_of_pairs(policies: dict, pairs, *, start=None, beta: float 
                               batch_size: int = 8) -> dict[str, dict[str, list[list[float]]]]:
     """``implicit_step_rewards`` of each policy (name -> ``(model, tokenizer)``) on both sides of preference
     ``pairs`` (a dataset or dict with ``prompt``, ``chosen`` and ``rejected``): ``{name: {"chosen": [...],
-    "rejected": [...]}}``. Every policy is read against ``start`` (where a full fine-tune began) with the same
-    ``beta``, so that their rewards compare."""
+    "rejected": [...]}}``. Every policy is read with the same ``beta``, so that their rewards compare, and against
+    ``start`` (where a full fine-tune began; None for LoRA policies, read against their own adapter)."""
     return {name: {side: implicit_step_rewards(model, tokenizer, pairs["prompt"], pairs[side], start=start, beta=beta,
                                                batch_size=batch_size) for side in ("chosen", "rejected")}
             for name, (model, tokenizer) in policies.items()}
@@ -643,7 +679,8 @@ def credit_by_policy(implicit_rewards: dict, chosen_labels, rejected_labels) -> 
 def credit_example(implicit_rewards: dict, rejected_labels, index: int) -> dict:
     """The bars of notebook 05's credit-assignment picture: rejected solution ``index`` of the pairs
     (``viz.pick_credit_example``), its ``step_labels`` and, per policy, the implicit step reward β·ρ_k of each of
-    its steps (``implicit_rewards_of_pairs``' rejected side): ``{"pair", "step_labels", "rewards": {name: [...]}}``."""
+    its steps (``implicit_rewards_of_pairs``' rejected side): ``{"pair", "step_labels", "rewards": {name: [...]}}``,
+    ``pair`` counted from 1 (``index + 1``), as the section's other records and pictures count pairs."""
     positive_int(index, "index", "credit_example", minimum=0)  # -1 drew the last pair and recorded it as pair -1
     if index >= len(rejected_labels):
         raise ValueError(f"credit_example: index {index}, but there are {len(rejected_labels)} rejected solutions")
@@ -657,15 +694,15 @@ def credit_example(implicit_rewards: dict, rejected_labels, index: int) -> dict:
     for name, values in rewards.items():
         if len(values) != len(labels):
             raise ValueError(f"credit_example: {name}: {len(values)} step rewards for {len(labels)} step labels")
-    return {"pair": index, "step_labels": [bool(y) for y in labels], "rewards": rewards}
+    return {"pair": index + 1, "step_labels": [bool(y) for y in labels], "rewards": rewards}
 
 
 def prm_report(prm, val, test) -> dict:
     """``prm``'s held-out figures (``evaluation.process_reward_report``: test step AUROC, first-error F1 at the
     validation threshold) on ``val`` and ``test`` (stepwise rows: ``prompt``, ``completions``, ``labels``), with the
-    rewards it scored (``"val_rewards"``, ``"test_rewards"``) and ``"scored_by"``: a weak reference to ``prm``, which
-    ``prm_metrics(prm=...)`` checks. In Jupyter a PRM trained again after its scoring cell was recorded with its
-    predecessor's AUROC and threshold, which notebooks 04-06 read beside the new PRM."""
+    rewards it scored (``"val_rewards"``, ``"test_rewards"``) and ``"scored_by"``: a weak reference to ``prm``, with
+    which ``prm_metrics(prm=...)`` refuses a report of a PRM trained before (a training cell run again after this
+    one)."""
     val_rewards = prm.score_solutions(val["prompt"], val["completions"])
     test_rewards = prm.score_solutions(test["prompt"], test["completions"])
     return {**process_reward_report(val_rewards, val["labels"], test_rewards, test["labels"]),
@@ -686,14 +723,6 @@ def prm_reports_adapter_on_and_off(prm, val, test, rewards=None) -> dict[str, di
         zero_shot = scored()
     return {name: {**process_reward_report(v, val["labels"], t, test["labels"]), "test_rewards": t}
             for name, (v, t) in (("after QLoRA", adapter_on), ("zero-shot", zero_shot))}
-
-
-def parameter_counts(model) -> tuple[int, int]:
-    """``(trainable, stored)``: the parameters a LoRA run trains (its adapter's) and all those the model stores. A
-    4-bit base stores each frozen weight matrix packed, two weights to a byte, and PyTorch counts the packed
-    tensor: a 4-bit model's stored count is about half its number of weights."""
-    params = list(model.parameters())
-    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
 def control_wanted(profile, requested: bool | None = None) -> bool:
@@ -868,7 +897,12 @@ def orm_report(orm, prm, val, test, process_weight: float | None = None, *, grou
     ``"zero_shot_scores"``, ``"zero_shot_auroc"``, ``"labels"`` and ``"differences"`` (``outcome_auroc_differences``
     of these scores, bootstrapped over whole ``groups``, e.g. the test prompts, with ``seed``); and
     ``"process_weight"``, ``"combined"`` (the ``CombinedRewardModel``, to save) and ``"scored_by"``: a weak reference
-    to ``orm``, which ``orm_metrics(orm=...)`` checks."""
+    to ``orm``, which ``orm_metrics(orm=...)`` checks. A ``prm`` that aggregates its steps otherwise than by
+    ``min`` (``prm.config.aggregation``) is refused: every name and record here says min."""
+    if prm.config.aggregation != "min":  # "PRM (min)" and prm_min_auroc would name another score
+        raise ValueError(f"orm_report: the PRM aggregates its steps by {prm.config.aggregation!r}, but its scores "
+                         "here are named and recorded as min (\"PRM (min)\", prm_min_auroc): set "
+                         "prm.config.aggregation = 'min'")
     if process_weight is not None:
         process_weight = finite_number(process_weight, "process_weight", "orm_report")
         if not 0 <= process_weight <= 1:

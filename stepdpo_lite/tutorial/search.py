@@ -10,17 +10,17 @@ arXiv:2408.03314; Hugging Face's search-and-learn recipes)::
     ...      until every kept beam has finished (EOS, an answer line, the step cap or the token cap)
 
 With ``N·M = B`` every depth samples B steps, so the search generates about as many tokens as B whole
-solutions: a fair comparison with best-of-B. **DVTS** (diverse verifier tree search, Beeching et al. 2024)
-splits the same budget into ``B / M`` independent subtrees, each keeping one beam: less pruning by an
-imperfect verifier, more diversity.
+solutions: a fair comparison with best-of-B. **DVTS** (diverse verifier tree search: Beeching, Tunstall and Rush
+2024, "Scaling test-time compute with open models", a Hugging Face blog post) splits the same budget into
+``B / M`` independent subtrees, each keeping one beam: less pruning by an imperfect verifier, more diversity.
 
 - A step ends where the policy writes the step delimiter (default ``"\\n\\nStep"``, ``steps.py``): generation
   stops there, the step is the text before it, and the delimiter opens the next step (it is fed back to the
   policy as the start of the next step, never generated twice), so the steps concatenate to a normal
   solution and ``steps.extract_steps(solution) == steps``. An answer line ("Answer: x") belongs to the last step.
 - The PRM scores a prefix in one forward pass (``ProcessRewardModel.score_solutions`` on step lists) and
-  ``losses.aggregate_rewards`` turns its step rewards into the beam's score (the PRM's ``config.aggregation``
-  unless given: ``min``, ``last``, ``product``, ...).
+  ``losses.aggregate_steps`` turns its step rewards into the beam's score (``bestofn.aggregate_one``, as best-of-N
+  scores a candidate; the PRM's ``config.aggregation`` unless given: ``min``, ``last``, ``product``, ...).
 - **Tokens are counted exactly**: for every row of every ``generate`` call, the new tokens up to and
   including the one that stopped it (EOS or the delimiter's last token), padding excluded
   (``Generation.n_tokens``). Verifier forward passes are not generated tokens; they are counted apart
@@ -47,12 +47,12 @@ from transformers import StoppingCriteria
 from ..checks import finite_number, list_of, positive_int, warn_user
 from ..generation import (check_sampling, eos_token_ids, exact_sampling, prompt_texts, record_prompts,
                           sampling_arguments)
-from ..losses import aggregate_steps, check_aggregation
+from ..losses import check_aggregation
 from ..rewards import sigmoid, step_delimiter_of
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
 from .labelling import check_solution_lists, prompts_of
-from .tasks import method_name
+from .tasks import check_spelled, method_name
 
 FLOOR = bestofn.FLOOR  # the score of a prefix the PRM cannot read (blank, longer than its context)
 ANSWER_PATTERN = r"(?m)^[ \t]*(?:Answer:|####)"  # a line that states the final answer ends a solution
@@ -144,7 +144,7 @@ def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: s
     leads = [""] * len(texts) if leads is None else list_of(leads, "generate: leads", "leads (one str per text)")
     if len(leads) != len(texts):
         raise ValueError(f"generate: {len(texts)} texts but {len(leads)} leads")
-    _record(texts)
+    record_prompts(texts)  # as generation.sample_solutions records its prompts: tests check none holds an answer
     rows = [(i, texts[i], leads[i], caps[i]) for i in range(len(texts)) for _ in range(n)]
     eos = eos_token_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
@@ -187,21 +187,17 @@ def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: s
     return [out[i * n:(i + 1) * n] for i in range(len(texts))]
 
 
-def _record(texts: list[str]) -> None:
-    """Every text fed to a policy is recorded as ``generation.sample_solutions`` records its prompts (tests check
-    that no prompt holds an answer)."""
-    record_prompts(texts)
-
-
 def sample_candidates(model, tokenizer, problems, n: int, *, temperature: float = 1.0, max_new_tokens: int = 160,
                       batch_size: int = 64, seed: int = 0) -> tuple[list[list[str]], list[list[int]]]:
     """``n`` whole solutions per problem (best-of-N candidates) and the tokens generated for each, counted
     exactly (``generate`` without a delimiter: the same sampling as ``tasks.sample_solutions``; every EOS id of the
-    tokenizer and of the model's generation config ends a candidate, as it ends a search's step)."""
+    tokenizer and of the model's generation config ends a candidate, as it ends a search's step). A prompt the
+    tokenizer cannot spell is a ValueError naming its problem and characters, as there (``tasks.check_spelled``)."""
     positive_int(seed, "seed", "sample_candidates", minimum=0)  # None would leave torch's generator as it is
     prompts = prompts_of(problems, "sample_candidates")
     if not prompts:
         raise ValueError("sample_candidates: problems is empty: give one or more problems")
+    check_spelled(tokenizer, prompts, "sample_candidates: problems")  # the policy would read <unk>, silently
     gens = generate(model, tokenizer, prompts, n, delimiter=None, temperature=temperature,
                     max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
     return [[g.text for g in row] for row in gens], [[g.n_tokens for g in row] for row in gens]
@@ -224,27 +220,27 @@ def _check_token_counts(candidate_tokens, who: str, candidates=None) -> None:
             positive_int(count, f"candidate_tokens[{i}][{j}] (problem {i}, candidate {j})", who)
 
 
-def candidate_summary(problems, candidates, candidate_tokens) -> dict:
+def candidate_costs(problems, candidates, candidate_tokens) -> dict:
     """What the candidates of ``sample_candidates`` cost and hold: ``{"solutions", "right" (the share with the right
     final answer), "tokens_per_solution" (the mean, which sets every budget), "min_tokens", "max_tokens"}``."""
-    check_solution_lists(problems, candidates, "candidate_summary")
-    _check_token_counts(candidate_tokens, "candidate_summary", candidates)
+    check_solution_lists(problems, candidates, "candidate_costs")
+    _check_token_counts(candidate_tokens, "candidate_costs", candidates)
     tokens = [t for row in candidate_tokens for t in row]
     if not tokens:
-        raise ValueError("candidate_summary: no candidates")
-    right = [bestofn.is_correct(p, s, "candidate_summary", f"problem {i}, candidate {j}")
+        raise ValueError("candidate_costs: no candidates")
+    right = [bestofn.is_correct(p, s, "candidate_costs", f"problem {i}, candidate {j}")
              for i, (p, row) in enumerate(zip(problems, candidates)) for j, s in enumerate(row)]
     return {"solutions": len(tokens), "right": sum(right) / len(right),
             "tokens_per_solution": sum(tokens) / len(tokens), "min_tokens": min(tokens), "max_tokens": max(tokens)}
 
 
-def format_candidate_summary(summary: dict, budgets: Sequence[int], seconds: float) -> str:
-    """Notebook 07's two lines on its candidates (``candidate_summary``, sampled in ``seconds``) and the token budget
+def format_candidate_costs(costs: dict, budgets: Sequence[int], seconds: float) -> str:
+    """Notebook 07's two lines on its candidates (``candidate_costs``, sampled in ``seconds``) and the token budget
     per problem that each B makes of them: B x the mean tokens of one solution."""
-    per_solution = summary["tokens_per_solution"]
-    return (f"{summary['solutions']} solutions sampled in {seconds:.0f} s, {summary['right']:.1%} of them right; "
-            f"{per_solution:.1f} generated tokens per solution (min {summary['min_tokens']}, "
-            f"max {summary['max_tokens']})\n"
+    per_solution = costs["tokens_per_solution"]
+    return (f"{costs['solutions']} solutions sampled in {seconds:.0f} s, {costs['right']:.1%} of them right; "
+            f"{per_solution:.1f} generated tokens per solution (min {costs['min_tokens']}, "
+            f"max {costs['max_tokens']})\n"
             "token budget per problem: " + ", ".join(f"B={b}: {b * per_solution:.0f}" for b in budgets))
 
 
@@ -265,7 +261,9 @@ class Node:
     rewards: list[float] | None = None
     score: float = FLOOR
     kept: bool = False  # selected into the beam at its depth
-    pruned_at: int | None = None  # depth at which it left the beam (None: kept to the end, or never kept)
+    # depth of the round that left it out of the beam (a new step not taken, or a finished one held, then pushed
+    # out); None: taken into the beam and never pushed out (extended, or held to the end)
+    pruned_at: int | None = None
     group: int = 0  # DVTS subtree
     pending: str = ""  # what opens the next step: the delimiter (and any text decoded after it)
     ended: str = ""  # why the beam ended: "eos", "answer", "length", "step_cap", "token_budget"
@@ -289,6 +287,7 @@ class SearchResult:
     n_beams: int = 1
     expansions: int = 1
     n_subtrees: int = 1
+    aggregation: str | Callable = "min"  # what made the beams' scores of their step rewards (``beam_search``'s)
 
     def path(self, node_id: int | None = None) -> list[Node]:
         """The nodes from the first step to ``node_id`` (default: the chosen one)."""
@@ -341,15 +340,6 @@ def _score_prefixes(prm, prompts: list[str], step_lists: list[list[str]],
             rewards = list(rewards)
         out.append(rewards)
     return out
-
-
-def _aggregate(rewards, strategy: str | Callable, where: str = "") -> float:
-    """A prefix's score: its step rewards aggregated (``FLOOR`` where unread); a NaN reward is refused, ``where``."""
-    if rewards is None:
-        return FLOOR
-    rewards = [finite_number(x, f"{where}the PRM's reward of step {k}", "beam_search") for k, x in enumerate(rewards)]
-    value = aggregate_steps(rewards, strategy, where.rstrip(": "), "beam_search")
-    return value if math.isfinite(value) else FLOOR
 
 
 def hf_sampler(model, tokenizer, *, temperature: float = 1.0, batch_size: int = 64, delimiter: str = DEFAULT_DELIMITER):
@@ -425,8 +415,8 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
         torch.manual_seed(seed)
         sampler = hf_sampler(policy, tokenizer, temperature=temperature, batch_size=batch_size, delimiter=delimiter)
 
-    results = [SearchResult(i, [], None, n_beams=n_beams, expansions=expansions, n_subtrees=n_subtrees)
-               for i in range(len(problems))]
+    results = [SearchResult(i, [], None, n_beams=n_beams, expansions=expansions, n_subtrees=n_subtrees,
+                            aggregation=aggregation) for i in range(len(problems))]
     # beams[i][g]: ids of the nodes held by subtree g of problem i (None: not started, the prompt alone)
     beams: list[list[list[int] | None]] = [[None] * n_subtrees for _ in problems]
     path_tokens: dict[tuple[int, int], int] = {}  # (problem, node id) -> tokens from the root to that node
@@ -504,7 +494,9 @@ def beam_search(policy, tokenizer, prm, problems, *, n_beams: int = 4, expansion
         for (i, g, nid), key in zip(new_ids, keys):
             node = results[i].nodes[nid]
             node.rewards = scored[key]
-            node.score = _aggregate(node.rewards, aggregation, f"problem {i}, node {nid} (depth {node.depth}): ")
+            where = f"problem {i}, node {nid} (depth {node.depth})"
+            node.score = bestofn.aggregate_one(node.rewards, aggregation, where, "beam_search",
+                                               lambda k: f"{where}: the PRM's reward of step {k}")
         # 5. Keep the best n_beams per subtree: new prefixes and the finished beams still held compete.
         fresh: dict[tuple[int, int], list[int]] = {}
         for i, g, nid in new_ids:
@@ -746,7 +738,7 @@ def comparison_record(table: dict, problems, searches: dict, sampled: dict, exam
     """What notebook 07 records under ``test_time`` in metrics.json: ``table`` (``compare_at_budgets``' accuracies,
     tokens and reads per budget) and beside it how many problems, the candidates' mean tokens per solution, the fewest
     and most one took (``tokens_per_solution_range``, ``[min, max]``), their share right (``sampled``:
-    ``candidate_summary``'s), the checker's view of the beam search's pruning at each budget (``pruning_report`` of
+    ``candidate_costs``'s), the checker's view of the beam search's pruning at each budget (``pruning_report`` of
     ``searches["beam_prm"]``; None without a step checker), the explorer's ``example`` (``example_report``'s) and each
     budget's beam ``shapes`` (``beam_shape``'s, as lists: JSON has no tuples)."""
     pruning = {str(b): pruning_report(problems, results) for b, results in searches["beam_prm"].items()}
@@ -827,9 +819,10 @@ def example_report(problem, result: SearchResult, candidates: Sequence[str], can
     best-of-``budget`` cap (``budget`` x the mean tokens of its ``candidates``: the search finishes the round that
     crosses it), how many of those sampled whole solutions are right (``right_candidates``), the PRM's P of the
     chosen path's last step (``last_step_p``) and of the chosen beam's score (``score_p``; equal where that step
-    sets it, as with ``min``; None: nothing chosen) and, by the checker (``tree_labels``; None without one): how many
-    ``wrong_steps`` were sampled, the highest P the PRM gave one (``wrong_step_p_max``; None: none), and whether
-    the beam kept a right step at every depth (``right_kept_at_every_depth``)."""
+    sets it, as with ``min``; ``score_probability``: exp of a ``product`` score; None: nothing chosen, or an
+    aggregation of one's own) and, by the checker (``tree_labels``; None without one): how many ``wrong_steps``
+    were sampled, the highest P the PRM gave one (``wrong_step_p_max``; None: none), and whether the beam kept a
+    right step at every depth (``right_kept_at_every_depth``)."""
     if not candidates or len(candidates) != len(candidate_tokens):
         raise ValueError(f"example_report: {len(candidates)} candidates and {len(candidate_tokens)} token counts "
                          "(need equal, > 0)")
@@ -846,11 +839,20 @@ def example_report(problem, result: SearchResult, candidates: Sequence[str], can
             "token_cap": budget * sum(candidate_tokens) / len(candidate_tokens),
             "right_candidates": sum(map(problem.is_correct, candidates)),
             "last_step_p": None if last is None else sigmoid(last),
-            "score_p": None if result.chosen is None else sigmoid(result.score),
+            "score_p": None if result.chosen is None else score_probability(result.score, result.aggregation),
             "wrong_steps": len(wrong) if checked else None,
             "wrong_step_p_max": max((sigmoid(r) for r in wrong if r is not None), default=None) if checked else None,
             "right_kept_at_every_depth": all(any(n.kept and labels.get(n.id) for n in result.nodes if n.depth == d)
                                              for d in depths) if checked else None}
+
+
+def score_probability(score: float, aggregation: str | Callable) -> float | None:
+    """The probability a beam's score stands for: ``product``'s is a log-probability (log Π_k σ(r_k): exp), the other
+    names' a log-odds (σ(min_k r_k) = min_k σ(r_k): σ), as ``bestofn.weighted_majority_vote`` weighs them; None for
+    a function of one's own (its scale is unknown)."""
+    if callable(aggregation):
+        return None
+    return math.exp(score) if aggregation == "product" else sigmoid(score)
 
 
 def format_example(problem, result: SearchResult, candidates: Sequence[str], candidate_tokens: Sequence[int],

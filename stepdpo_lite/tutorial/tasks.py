@@ -134,6 +134,14 @@ def sample_solutions(model, tokenizer, problems, *, where: str = "sample_solutio
     return generation.sample_solutions(model, tokenizer, prompts, **kw)
 
 
+def greedy_solutions(model, tokenizer, problems, batch_size: int = 64, max_new_tokens: int = 160) -> list[str]:
+    """One greedy (temperature 0) solution per problem (``sample_solutions``, no bar): notebook 05's answers before
+    and after training; ``evaluate_policy(n=1, temperature=0)`` grades such ones."""
+    sols = sample_solutions(model, tokenizer, problems, n=1, temperature=0.0, batch_size=batch_size,
+                            max_new_tokens=max_new_tokens, progress=False)
+    return [s[0] for s in sols]
+
+
 def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float = 0.0, *,
                     where: str = "evaluate_policy: problems", **kw) -> dict:
     """Final-answer accuracy of a policy on ``problems``; with a step checker (toy world) also the share of
@@ -411,6 +419,7 @@ def labelling_plan(task, problems: dict, *, n_samples: int, n_rollouts: int, tok
               if s != "train" and plan.keep[s] < min(n, EVAL_MIN_PROBLEMS)}
     if raised:
         plan.keep = {**plan.keep, **raised}
-        plan.note = (f"{' and '.join(raised)} keep at least {EVAL_MIN_PROBLEMS} problems each, so that the reward "
-                     f"models are evaluated on right and wrong solutions: {budget.at_most(plan.seconds())} in all")
+        raised_note = (f"{' and '.join(raised)} keep at least {EVAL_MIN_PROBLEMS} problems each, so that the reward "
+                       f"models are evaluated on right and wrong solutions: {budget.at_most(plan.seconds())} in all")
+        plan.note = "\n  ".join(filter(None, [plan.note, raised_note]))  # the budget's own note kept, above it
     return plan

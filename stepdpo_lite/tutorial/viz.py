@@ -10,8 +10,9 @@ and leave that figure as it is, its size, layout and pyplot state (open), with t
 Rewards are log-odds (``sigmoid(reward)`` = probability that the step is correct) unless said otherwise;
 labels are gold step labels (``True`` = correct), e.g. ``toyworld.check(...).step_labels``.
 
-What notebook 05 draws is chosen here too (``heatmap_rows``, ``pick_before_after_problem``, ``before_after_bars``,
-``pick_credit_example``, ``explorer_problems``), so that a cell only calls and plots.
+What notebooks 02 and 05 draw is chosen here too (``heatmap_indices``, ``heatmap_rows``,
+``pick_before_after_problem``, ``before_after_bars``, ``pick_credit_example``, ``explorer_problems``), so that a cell
+only calls and plots.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from ..checks import finite_number, list_of, positive_int, warn_user
 from ..evaluation import check_labels, finite_scores, first_error_index, outcome_auroc, predict_first_error
 from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps
-from .diagnostics import step_calibration
+from .diagnostics import probability_text, step_calibration
 from .tasks import method_name, step_body  # every figure's and printed table's names (torch-free), step texts
 
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
@@ -53,6 +54,7 @@ HEATMAP_MAX_ROWS = 60
 # The most panels a row of plot_training_curves and plot_onpolicy_rounds: more are laid out in rows (2x2, 2x3), so
 # that each panel stays readable where Jupyter scales a figure down to its cell's width (about 1000 px).
 WIDE_FIGURE_COLUMNS = 2
+PAIRS_DRAWN = 3  # the pairs plot_chosen_vs_rejected draws one by one, below the means: three fit one figure's width
 EXPLORER_THRESHOLD_LIMIT = 30.0  # log-odds; σ(±30) is 1e-13 from 0 or 1, the explorer's widest threshold
 # The two meanings a step label has in this kit (docs/formats.md, "Step labels"); figures say which they draw, and
 # whose labels they are (``label_key``).
@@ -181,14 +183,6 @@ def _finish(fig, save_to, own: bool = True):
     return fig
 
 
-def _probability_text(p: float) -> str:
-    """``p`` in two decimals, or in one significant digit within 0.01 of 0 or 1: a threshold chosen on validation can
-    be σ(-6) = 0.0025, and the cells on both sides of it must not all read 0.00."""
-    if 0.01 <= p <= 0.99:
-        return f"{p:.2f}"
-    return f"{p:.1g}" if p < 0.5 or p >= 1 else f"1−{1 - p:.1g}"
-
-
 def _padded(rows) -> np.ndarray:
     """Ragged rows -> a 2-D float array with NaN beyond each row's end."""
     out = np.full((len(rows), max([len(r) for r in rows] + [1])), np.nan)
@@ -237,47 +231,42 @@ def _check_rows(rows, keys, who: str) -> list:
     return rows
 
 
-def _heatmap_order(row) -> tuple:
-    """Rows with an error first, by where it is (the staircase), then the right ones by length. Keyed by position
-    alone, a right row would sort among the wrong rows whose first error lies at its length."""
-    labels = list(row["labels"])
+def _heatmap_order(labels) -> tuple:
+    """Solutions with an error first, by where it is (the staircase), then the right ones by length. Keyed by
+    position alone, a right one would sort among the wrong ones whose first error lies at its length."""
+    labels = list(labels)
     return all(labels), labels.index(False) if False in labels else len(labels)
 
 
-def heatmap_rows(rows, n: int, seed: int = 0) -> list[dict]:
-    """The ``n`` stepwise rows (``prompt``, ``completions``, ``labels``) of notebook 05's heatmap, in drawing order.
+def heatmap_indices(step_labels, n: int, seed: int = 0) -> list[int]:
+    """Indices of the ``n`` solutions (``step_labels``: one list of labels per solution) that the heatmaps of
+    notebooks 02 and 05 draw, in drawing order.
 
     After a ``seed``-ed shuffle, half of them have an error (fewer when there are not enough) and the rest are right;
-    with too few right rows the wrong ones fill up. Both kinds are needed: a PRM is judged on the wrong steps it
-    catches and on the right ones it leaves alone. The rows are then sorted so that a good PRM draws a staircase
-    (``_heatmap_order``)."""
-    rows = _check_rows(rows, ("labels",), "heatmap_rows")
-    positive_int(n, "n", "heatmap_rows")
-    random.Random(seed).shuffle(rows)
-    wrong = [r for r in rows if not all(r["labels"])]
-    right = [r for r in rows if all(r["labels"])]
+    with too few of either kind the other fills up, so that ``n`` are drawn whenever there are ``n``. Both kinds are
+    needed: a PRM is judged on the wrong steps it catches and on the right ones it leaves alone. They are then sorted
+    so that a good PRM draws a staircase (``_heatmap_order``)."""
+    step_labels = list_of(step_labels, "heatmap_indices: step_labels", "lists of step labels (one per solution)")
+    positive_int(n, "n", "heatmap_indices")
+    for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
+        check_labels(labels, "heatmap_indices", f"step_labels[{i}]")
+    order = list(range(len(step_labels)))
+    random.Random(seed).shuffle(order)
+    wrong = [i for i in order if not all(step_labels[i])]
+    right = [i for i in order if all(step_labels[i])]
     half = min(len(wrong), n // 2)
     picked = wrong[:half] + right[:n - half]
     picked = (picked + wrong[half:])[:n]  # too few right ones: fill up with wrong ones
-    picked.sort(key=_heatmap_order)
+    picked.sort(key=lambda i: _heatmap_order(step_labels[i]))
     return picked
 
 
-def pick_heatmap_solutions(first_errors, n: int, seed: int = 0) -> list[int]:
-    """Indices of the ``n`` solutions notebook 02's heatmap draws, in increasing order, from each solution's first
-    error (-1 = all steps right): a third of them right (``n // 3``, fewer when there are not enough), the rest with
-    an error, each kind drawn without replacement by ``numpy.random.default_rng(seed)``. Both kinds are needed: a
-    PRM is judged on the wrong steps it catches and on the right ones it leaves alone."""
-    first_errors = list_of(first_errors, "pick_heatmap_solutions: first_errors", "first-error indices")
-    positive_int(n, "n", "pick_heatmap_solutions")
-    for i, f in enumerate(first_errors):  # -1: no error; a NaN was neither right nor wrong (never drawn)
-        positive_int(f, f"first_errors[{i}]", "pick_heatmap_solutions", minimum=-1)
-    rng = np.random.default_rng(seed)
-    wrong = [i for i, f in enumerate(first_errors) if f >= 0]
-    right = [i for i, f in enumerate(first_errors) if f < 0]
-    n_right = min(len(right), n // 3)
-    return sorted(rng.choice(right, n_right, replace=False).tolist()
-                  + rng.choice(wrong, min(len(wrong), n - n_right), replace=False).tolist())
+def heatmap_rows(rows, n: int, seed: int = 0) -> list[dict]:
+    """The ``n`` stepwise rows (``prompt``, ``completions``, ``labels``) of notebook 05's heatmap, in drawing order:
+    those ``heatmap_indices`` picks by their labels."""
+    rows = _check_rows(rows, ("labels",), "heatmap_rows")
+    positive_int(n, "n", "heatmap_rows")
+    return [rows[i] for i in heatmap_indices([r["labels"] for r in rows], n, seed)]
 
 
 def verdict_row_labels(step_labels) -> list[str]:
@@ -326,19 +315,22 @@ def _tick_text(steps: list[str], labels, j: int) -> str:
     return mark + step_body(steps[j])
 
 
-def before_after_bars(solutions, rewards, labels=(None, None)) -> tuple[list[str], list[float], list[float]]:
+def before_after_bars(solutions, rewards, labels=(None, None),
+                      delimiter: str = DEFAULT_DELIMITER) -> tuple[list[str], list[float], list[float]]:
     """Tick labels and bar heights for ``plot_before_after`` of one problem solved twice (before, after training).
 
     ``solutions``, ``rewards`` (per-step lists) and ``labels`` (per-step labels, or None / [] for none) are
-    (before, after) pairs. The two solutions may have different step counts, so step k of each shares one tick,
-    "before step → after step", and the shorter side's rewards are padded with NaN (no bar)."""
+    (before, after) pairs; the solutions are split into steps at the PRM's own ``delimiter``
+    (``prm.config.step_delimiter``, as ``bestofn.score_candidates`` splits them for the rewards). The two solutions
+    may have different step counts, so step k of each shares one tick, "before step → after step", and the shorter
+    side's rewards are padded with NaN (no bar)."""
     solutions, rewards, labels = _pair(solutions, "solutions"), _pair(rewards, "rewards"), _pair(labels, "labels")
     for side, text in zip(("before", "after"), solutions):
         if not isinstance(text, str):
             raise ValueError(f"before_after_bars: solutions ({side}) must be a str, got {type(text).__name__}")
     rewards = [list_of(r, f"before_after_bars: rewards ({side})", "step rewards")
                for side, r in zip(("before", "after"), rewards)]
-    steps = [extract_steps(text) for text in solutions]
+    steps = [extract_steps(text, delimiter) for text in solutions]
     for side, step_list, values in zip(("before", "after"), steps, rewards):
         if values and len(values) != len(step_list):  # [] is an unscored solution; else the bars slid off their steps
             raise ValueError(f"before_after_bars: rewards ({side}) has {len(values)} rewards for {len(step_list)} "
@@ -388,21 +380,20 @@ def explorer_problems(rows, n: int) -> tuple[list[str], list[list[str]], list[li
 
 # ----------------------------------------------------------------------------- reward pictures
 
-def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, row_labels=None, title=None,
-                             as_probability: bool = True, annotate: bool | None = None, threshold: float = 0.0,
+def plot_step_reward_heatmap(step_rewards, step_labels=None, row_labels=None, title=None, threshold: float = 0.0,
                              label_meaning: str = "reachable", label_source: str = "checker",
                              mark_predicted: bool = False, ax=None, save_to=None):
-    """Solutions x steps, coloured by reward (or ``sigmoid(reward)``); blank beyond a solution's last step.
+    """Solutions x steps, coloured by P = ``sigmoid(reward)``; blank beyond a solution's last step.
 
     The colour scale turns from red to green at ``threshold`` (the PRM's validation threshold, so that every step
-    the PRM accepts is drawn green). Gold-wrong steps (``step_labels`` False) get an ×; the gold first error
-    (``first_errors``, derived from ``step_labels`` when not given; -1 = none) is outlined.
-    Values are written in the cells when the grid is small (``annotate=None``). ``label_meaning`` says which
-    step labels are given (``LABEL_MEANINGS``): "reachable" (a PRM's target) or "mistake"; ``label_source`` whose
-    labels they are, as the key names them ("checker: ...", or e.g. "my labels", "Monte-Carlo"). ``mark_predicted``
-    also outlines, dashed and in orange, each solution's first step whose reward is below ``threshold``: the PRM's own
-    first error, beside the gold one. At most ``HEATMAP_MAX_ROWS`` solutions (``pick_heatmap_solutions`` or
-    ``heatmap_rows`` picks a few of many to draw, as the notebooks do): more could not be read.
+    the PRM accepts is drawn green). Gold-wrong steps (``step_labels`` False) get an ×; the gold first error (the
+    first of them) is outlined. P is written in the cells when the grid is small (160 cells or fewer).
+    ``label_meaning`` says which step labels are given (``LABEL_MEANINGS``): "reachable" (a PRM's target) or
+    "mistake"; ``label_source`` whose labels they are, as the key names them ("checker: ...", or e.g. "my labels",
+    "Monte-Carlo"). ``mark_predicted`` also outlines, dashed and in orange, each solution's first step whose reward
+    is below ``threshold``: the PRM's own first error, beside the gold one. At most ``HEATMAP_MAX_ROWS`` solutions
+    (``heatmap_indices`` or ``heatmap_rows`` picks a few of many to draw, as the notebooks do): more could not be
+    read.
     ``ax``: the matplotlib Axes to draw into, its colour bar beside it, in the caller's figure; by default a figure of
     its own.
 
@@ -413,52 +404,37 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
         raise ValueError("plot_step_reward_heatmap: step_rewards is empty")
     if len(step_rewards) > HEATMAP_MAX_ROWS:  # the rows' names and marks would overprint one another
         raise ValueError(f"plot_step_reward_heatmap: {len(step_rewards)} solutions, but at most {HEATMAP_MAX_ROWS} "
-                         "rows fit legibly: pick some first, with viz.pick_heatmap_solutions(first_errors, n) "
-                         "(indices, a third of them right) or viz.heatmap_rows (stepwise rows with 'labels')")
+                         "rows fit legibly: pick some first, with viz.heatmap_indices(step_labels, n) (indices, "
+                         "half of them with an error) or viz.heatmap_rows (stepwise rows with 'labels')")
     for i, row in enumerate(step_rewards):  # a NaN was drawn blank, as if the solution had ended there
         for j, r in enumerate(list_of(row, f"plot_step_reward_heatmap: step_rewards[{i}]", "step rewards")):
             finite_number(r, f"step_rewards[{i}][{j}]", "plot_step_reward_heatmap")
     threshold = finite_number(threshold, "threshold", "plot_step_reward_heatmap")
+    first_errors = []
     if step_labels is not None:
         _check_ragged("step_labels", step_labels, step_rewards, "step_rewards")
-        for i, row in enumerate(step_labels):  # with first_errors given, a None label was drawn as a wrong step
+        for i, row in enumerate(step_labels):  # bool(None) would draw a wrong step
             check_labels(row, "plot_step_reward_heatmap", f"step_labels[{i}]")
-        if first_errors is None:
-            first_errors = [first_error_index(list(row)) for row in step_labels]
-    if first_errors is not None:
-        first_errors = list(first_errors)  # a numpy array has no truth value
-        if len(first_errors) != len(step_rewards):
-            raise ValueError(f"first_errors has {len(first_errors)} entries for {len(step_rewards)} solutions")
-        for i, fe in enumerate(first_errors):  # a box past the row's end would not be drawn, unnoticed
-            if fe is not None and (isinstance(fe, bool) or not isinstance(fe, numbers.Integral)
-                                   or not -1 <= fe < len(step_rewards[i])):  # True was step 2, 1.5 a box off the grid
-                raise ValueError(f"plot_step_reward_heatmap: first_errors[{i}] is {fe}, but solution {i} has "
-                                 f"{len(step_rewards[i])} steps (-1 = no error)")
+        first_errors = [first_error_index(list(row)) for row in step_labels]
     if row_labels is not None and len(row_labels) != len(step_rewards):
         raise ValueError(f"plot_step_reward_heatmap: row_labels has {len(row_labels)} entries for "
                          f"{len(step_rewards)} solutions")
     values = _padded(step_rewards)
     n, m = values.shape
-    if as_probability:
-        values, centre = sigmoid(values), sigmoid(threshold)
-        vmin, vmax, label = 0.0, 1.0, "P(step correct) = σ(r)"
-    else:
-        centre, label = float(threshold), "step reward (log-odds)"
-        lim = float(np.nanmax(np.abs(values - centre))) or 1.0
-        vmin, vmax = centre - lim, centre + lim
-    annotate = n * m <= 160 if annotate is None else annotate
+    values, centre = sigmoid(values), sigmoid(threshold)
+    vmin, vmax, label = 0.0, 1.0, "P(step correct) = σ(r)"
+    annotate = n * m <= 160  # P in every cell, while the cells are large enough to read it
     fig, ax, own = _figure_and_axes(ax, (min(2.6 + 0.6 * m, 16), min(1.4 + 0.38 * n, 14)),
                                     "plot_step_reward_heatmap")
     cmap = plt.get_cmap("RdYlGn").with_extremes(bad="white")
     norm = reward_norm(centre, vmin, vmax)
     im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
     bar = fig.colorbar(im, ax=ax, label=label, shrink=0.9)
-    shown = _probability_text if as_probability else "{:.2f}".format
-    bar.set_ticks([vmin, centre, vmax], labels=[f"{vmin:.2g}", f"thr. {shown(centre)}", f"{vmax:.2g}"])
+    bar.set_ticks([vmin, centre, vmax], labels=[f"{vmin:.2g}", f"thr. {probability_text(centre)}", f"{vmax:.2g}"])
     bar.ax.axhline(centre, color="black", linewidth=1.2)
     if annotate:
         for i, j in zip(*np.nonzero(~np.isnan(values))):
-            ax.text(j, i, shown(values[i, j]), ha="center", va="center", fontsize=7, color="black")
+            ax.text(j, i, probability_text(values[i, j]), ha="center", va="center", fontsize=7, color="black")
     wrong = [] if step_labels is None else [(j, i) for i, row in enumerate(step_labels) for j, ok in enumerate(row)
                                             if not ok]
     if wrong:
@@ -466,8 +442,7 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, first_errors=None, 
         xs, ys = zip(*wrong)
         ax.scatter(np.add(xs, dx), np.add(ys, dy), marker="x", s=28 if annotate else 60, c="black",
                    linewidths=1.4, zorder=3)
-    boxes = [(i, fe) for i, fe in enumerate(first_errors if first_errors is not None else [])
-             if fe is not None and fe >= 0]
+    boxes = [(i, fe) for i, fe in enumerate(first_errors) if fe >= 0]
     for i, fe in boxes:
         ax.add_patch(Rectangle((fe - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.5, zorder=4))
     predicted = [(i, k) for i, k in enumerate(predict_first_error(r, threshold) for r in step_rewards)
@@ -510,14 +485,14 @@ def _mean_band(ax, rows, color, name, offset, labels=None):
 
 
 def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None, rejected_labels=None,
-                            n_examples: int = 3, ylabel: str = "step reward", title=None,
-                            label_meaning: str = "mistake", save_to=None):
-    """Per-step rewards of a batch of pairs: mean ± sd per step position (top) and a few pairs (bottom).
+                            ylabel: str = "step reward", title=None, save_to=None):
+    """Per-step rewards of a batch of pairs: mean ± sd per step position (top) and the first ``PAIRS_DRAWN`` pairs
+    (bottom).
 
-    With labels, single steps are dotted in (o correct, x wrong) and wrong steps are hatched in the pairs.
-    ``label_meaning``: what a False label means (``LABEL_MEANINGS``); preference pairs carry "mistake" labels.
+    With labels, single steps are dotted in (o correct, x wrong) and wrong steps are hatched in the pairs. The
+    labels are preference pairs' **mistake made here** labels (``LABEL_MEANINGS["mistake"]``, docs/formats.md).
     """
-    key = label_key(label_meaning)  # refuses an unknown meaning
+    key = label_key("mistake")
     if len(chosen_rewards) != len(rejected_rewards) or not len(chosen_rewards):
         raise ValueError(f"need as many chosen as rejected rows (> 0), got {len(chosen_rewards)} and "
                          f"{len(rejected_rewards)}")
@@ -530,7 +505,7 @@ def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None
             _check_ragged(name, labels, ref, name.replace("labels", "rewards"))
             for i, row in enumerate(labels):  # bool(None) would draw a wrong step
                 check_labels(row, "plot_chosen_vs_rejected", f"{name}[{i}]")
-    k = max(0, min(n_examples, len(chosen_rewards)))
+    k = min(PAIRS_DRAWN, len(chosen_rewards))
     mosaic = [["all"] * max(k, 1)] + ([[f"ex{i}" for i in range(k)]] if k else [])
     fig, axes = plt.subplot_mosaic(mosaic, figsize=(max(7, 3.2 * k), 6.4 if k else 3.6), layout="constrained")
     ax = axes["all"]
@@ -558,9 +533,8 @@ def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None
     # hide a band; the single steps' o and x were not explained at all
     handles = ax.get_legend_handles_labels()[0]
     if chosen_labels is not None or rejected_labels is not None:
-        unmarked = {"reachable": "checker: the answer is still in reach", "mistake": "checker: no mistake here"}
         handles += [Line2D([], [], marker="o", ls="", color="grey", alpha=0.6,
-                           label=f"one step, {unmarked[label_meaning]}"),
+                           label="one step, checker: no mistake here"),
                     Line2D([], [], marker="x", ls="", color="grey", label=f"one step, {key}")]
         if k:
             handles.append(Patch(facecolor="white", edgecolor=WRONG, hatch="///", label=key))
@@ -1219,7 +1193,7 @@ def plot_step_calibration(step_rewards, step_labels, n_bins: int = 10, threshold
     if threshold is not None:
         for axis in (ax, below):
             axis.axvline(sigmoid(threshold), color=HIGHLIGHT, ls="--", lw=1.5,
-                         label=f"threshold P = {sigmoid(threshold):.2f}")
+                         label=f"threshold P = {probability_text(sigmoid(threshold))}")
     ax.set(xlim=(-0.02, 1.02), ylim=(-0.03, 1.03), ylabel="share of the steps right",
            title=title or f"Calibration of P = σ(reward) on {calibration['steps']:,} steps")
     ax.legend(loc="upper left", fontsize=8)
@@ -1267,7 +1241,8 @@ def _explorer_figure(rewards, verdicts, threshold):
                if verdicts else [])
     handles += [Line2D([], [], marker="v", ms=8, ls="", color=HIGHLIGHT, mec=HIGHLIGHT,
                        label="▼ and shaded column: predicted first error"),
-                Line2D([], [], color="grey", ls="--", linewidth=0.8, label=f"threshold ({p_threshold:.2f})")]
+                Line2D([], [], color="grey", ls="--", linewidth=0.8,
+                       label=f"threshold ({probability_text(p_threshold)})")]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=7)
     return fig
 
@@ -1291,7 +1266,7 @@ def _explorer_html(problem, solutions, rewards, verdicts, threshold, delimiter) 
             cells.append(f"<span style='{style}' title='σ={p:.2f}'>{html.escape(_short(s, 40))}</span>")
         rows.append(f"<div style='font-family:monospace;font-size:12px'><b>#{j + 1}</b> {' '.join(cells)}</div>")
     legend = (f"<div style='font-size:11px;color:#555'>orange outline: first step with σ(reward) &lt; "
-              f"{sigmoid(threshold):.2f} = σ(threshold)"
+              f"{probability_text(sigmoid(threshold))} = σ(threshold)"
               f"{'; red text: gold-wrong step' if verdicts else ''}</div>")
     return "".join(rows) + legend
 
@@ -1374,7 +1349,7 @@ class StepRewardExplorer(widgets.VBox):
 
     def __repr__(self) -> str:
         return (f"<step reward explorer: {len(self.picker.options)} problem(s), threshold P = "
-                f"{_probability_text(sigmoid(self.threshold.value))}; live in a running notebook only>")
+                f"{probability_text(sigmoid(self.threshold.value))}; live in a running notebook only>")
 
 
 def save_explorer_png(explorer, path) -> Path:
@@ -1542,7 +1517,7 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, threshold: 
         ax.spines[side].set_visible(False)
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, fraction=0.03, pad=0.01,
                        label="σ(step reward)")
-    bar.set_ticks([0, norm.vcenter, 1], labels=["0", f"thr. {_probability_text(norm.vcenter)}", "1"])
+    bar.set_ticks([0, norm.vcenter, 1], labels=["0", f"thr. {probability_text(norm.vcenter)}", "1"])
     bar.ax.axhline(norm.vcenter, color="black", linewidth=1.2)
     handles = [Line2D([], [], color=CHOSEN, lw=2.4, label="chosen path"),
                Line2D([], [], color="#555", lw=1.0, label="kept in the beam"),
