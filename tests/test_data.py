@@ -593,8 +593,8 @@ def test_builders_take_verdicts_made_elsewhere(toy):
     assert len(pairs) == 0  # no sample is right at its last step and there is no gold solution
     with pytest.raises(ValueError, match="problem 0: 2 verdicts for 3 solutions"):
         labelling.preference_pairs(questions, sols, verdicts=[v[:2] for v in made_up])
-    with pytest.raises(ValueError, match="outcome_rows: problem 0 is a Question: the gold checker labels "
-                                         "toyworld.Problem only; pass verdicts="):
+    with pytest.raises(ValueError, match=r"outcome_rows: problem 0 is a Question: it has no verdict\(solution\) "
+                                         r"method \(tasks.TaskProblem\): pass verdicts="):
         labelling.outcome_rows(questions, sols)  # was AttributeError: no 'values'
 
 

@@ -129,7 +129,9 @@ def test_label_agreement_leaves_an_undefined_precision_or_recall_undefined():
     b = label_agreement([[True, False]], [[True, True]])
     assert (b["precision"], b["recall"]) == (1.0, 0.5)
     assert format_label_agreement("soft", b) == "soft: agreement 50.0% (precision 1.00, recall 0.50) on 2 steps"
-    assert label_agreement([[False]], [[True]])["precision"] is None  # the estimate calls no step right
+    none_right = label_agreement([[False]], [[True]])  # the estimate calls no step right
+    assert none_right["precision"] is None and none_right["f1"] is None  # sklearn's own F1 would be 0.0 here
+    assert label_agreement([[True]], [[False]])["recall"] is None and label_agreement([[True]], [[False]])["f1"] is None
 
 
 def test_mc_label_agreement_compares_hard_and_soft_labels_with_the_checkers():
@@ -333,9 +335,8 @@ def test_builders_label_any_problem_by_its_own_verdict_and_still_refuse_one_with
     rows = problem_mc_step_labels(tiny_model, tiny_tokenizer, always_right, solutions[:1], **mc)
     assert rows["soft_labels"] == [[1.0] * len(steps) for steps in rows["completions"]]
     question = gsm8k.GSM8KProblem(question="2 + 2?", answer="4", prompt="What is 2 + 2?\n")
-    with pytest.raises(ValueError, match=r"preference_pairs: problem 0 is a GSM8KProblem: the gold checker labels "
-                                         r"toyworld.Problem only; pass verdicts= for other problems \(its verdict\(\) "
-                                         r"is None: no step checker"):
+    with pytest.raises(ValueError, match=r"preference_pairs: problem 0 is a GSM8KProblem: its verdict\(\) is None: no "
+                                         r"step checker \(on GSM8K the task's label\(\) gives them\): pass verdicts="):
         preference_pairs([question], [["Answer: 4", "Answer: 5"]])
 
 
@@ -454,3 +455,109 @@ def test_the_pair_builders_split_a_verdict_without_steps_at_their_delimiter():
     assert pairs["rejected_step_labels"] == [[True, False, True]]
     (pair,) = step_dpo_pairs(problems, [[texts[1], texts[0]]], verdicts=[verdicts[0][::-1]], delimiter="\n")
     assert (pair["chosen"], pair["rejected"]) == ("\n7 + 6 = 13", "\n7 + 6 = 12")
+
+
+class Lines:
+    """A problem of a task of one's own whose steps are lines (docs/own_task.md): its verdict splits at "\\n"."""
+    prompt = "Add 1 and 2.\n"
+
+    def is_correct(self, solution):
+        return solution.endswith("= 3")
+
+    def verdict(self, solution):
+        lines, right = solution.split("\n"), self.is_correct(solution)
+        return toyworld.Verdict([True, right], -1 if right else 1, right, [None, None if right else "arithmetic"],
+                                [lines[0]] + ["\n" + line for line in lines[1:]])
+
+
+def test_datasets_by_split_takes_the_delimiter_of_a_task_whose_steps_are_lines():
+    """A task of one's own whose steps are lines could not build notebook 01's datasets: the pair builders said "pass
+    delimiter=", which datasets_by_split did not take (a TypeError), and the hint named '\\nb' (the first word of a
+    two-step solution's one later step, "\\nb = 1 + 2 = 3") where '\\n' was meant."""
+    problems, solutions = {"train": [Lines()]}, {"train": [["a = 1\nb = 1 + 2 = 3", "a = 1\nb = 1 + 2 = 4"]]}
+    with pytest.raises(ValueError, match=r"stepwise_rows: problem 0, solution 0: .* \(its step 2 opens with '\\n', "
+                                         r"which splits the text into them: delimiter='\\n'\)$"):
+        datasets_by_split(problems, solutions, {"train": None})
+    datasets = datasets_by_split(problems, solutions, {"train": None}, delimiter="\n")
+    assert datasets["train_preference"]["rejected_step_labels"] == [[True, False]]
+    assert (datasets["train_step_dpo"]["chosen"], datasets["train_step_dpo"]["rejected"]) == (["\nb = 1 + 2 = 3"],
+                                                                                              ["\nb = 1 + 2 = 4"])
+    # verdicts without their steps (labels only): every builder splits the texts at the delimiter, the stepwise and
+    # outcome rows too (they split at the default: "2 step labels do not match the solution's 1 steps")
+    labels_only = {"train": [[toyworld.Verdict([True, True], -1, True), toyworld.Verdict([True, False], 1, False)]]}
+    datasets = datasets_by_split(problems, solutions, labels_only, delimiter="\n")
+    assert datasets["train_stepwise"]["completions"] == [["a = 1", "\nb = 1 + 2 = 3"], ["a = 1", "\nb = 1 + 2 = 4"]]
+    assert datasets["train_outcome"]["step_labels"] == [[True, True], [True, False]]
+    assert datasets["train_preference"]["rejected_step_labels"] == [[True, False]]
+
+
+TOY = toyworld.Problem(7, (("+", 5), ("*", 3), ("-", 4)))  # gold: 12, 36, 32
+EARLY = "Step 1: 7 + 5 = 13\n\nStep 2: 13 * 3 = 39\n\nStep 3: 39 - 4 = 35\n\nAnswer: 35"  # a slip at step 1
+LATE = "Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 36\n\nStep 3: 36 - 4 = 30\n\nAnswer: 30"  # a slip at step 3
+
+
+def test_both_preference_builders_give_monte_carlo_labels_the_same_mistake_labels():
+    """Monte-Carlo labels need not stay False after the first wrong step ([F, T, F]: a rollout recovered after step
+    2). preference_pairs gave them the rejected labels [F, T, T] (Verdict.mistake_labels: the first False only),
+    preference_pairs_from_stepwise [F, T, F] (the drops of the labels), for the same rows."""
+    solutions = [[TOY.gold_solution, EARLY]]
+    verdicts = [[toyworld.Verdict([True] * 3, -1, True), toyworld.Verdict([False, True, False], 0, False)]]  # no kinds
+    pairs = preference_pairs([TOY], solutions, verdicts=verdicts)
+    assert pairs["rejected_step_labels"] == [[False, True, False]]
+    assert pairs[:] == preference_pairs_from_stepwise(stepwise_rows([TOY], solutions, verdicts=verdicts))[:]
+
+
+def test_preference_pairs_leave_out_a_text_whose_copies_are_labelled_two_ways(caplog):
+    """Copies of one text carry their own Monte-Carlo labels: preference_pairs kept the last copy's verdict, so that
+    its pairs depended on the samples' order, and logged only "1 repeated solution". Such a text is left out and
+    counted, as preference_pairs_from_stepwise leaves it; copies labelled alike are still used once."""
+    gold = toyworld.Verdict([True] * 3, -1, True)
+    late = toyworld.Verdict([True, True, False], 2, False)
+    copies = [toyworld.Verdict([True, True, False], 2, False), toyworld.Verdict([False, False, False], 0, False)]
+    for order in (copies, copies[::-1]):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+            pairs = preference_pairs([TOY], [[TOY.gold_solution, EARLY, LATE, EARLY]],
+                                     verdicts=[[gold, order[0], late, order[1]]], max_pairs_per_problem=None)
+        assert pairs["rejected"] == [LATE] and pairs["rejected_step_labels"] == [[True, True, False]]
+        assert caplog.messages == ["preference_pairs: built 1 pair; left out: 1 repeated solution, 1 solution "
+                                   "labelled two ways"]
+    alike = preference_pairs([TOY], [[TOY.gold_solution, EARLY, LATE, EARLY]],
+                             verdicts=[[gold, copies[1], late, copies[1]]], max_pairs_per_problem=None)
+    assert sorted(alike["rejected"]) == sorted([EARLY, LATE])
+
+
+def test_pairs_over_max_pairs_per_problem_are_counted_as_left_out(caplog):
+    """The combinations that max_pairs_per_problem cut were dropped without a word ("built 1 pair" was all), though
+    the builders log what they leave out, as prm_pairs counts rejected_over_max_per_problem."""
+    solutions = [[TOY.gold_solution, EARLY, LATE]]  # two wrong solutions: two pairs of each kind
+    with caplog.at_level(logging.INFO, logger="stepdpo_lite.data"):
+        assert len(preference_pairs([TOY], solutions, max_pairs_per_problem=1)) == 1
+        assert len(step_dpo_pairs([TOY], solutions, max_pairs_per_problem=1)) == 1
+        assert len(preference_pairs_from_stepwise(stepwise_rows([TOY], solutions), max_pairs_per_problem=1)) == 1
+        assert len(preference_pairs([TOY], solutions, max_pairs_per_problem=2)) == 2
+    for who in ("preference_pairs", "step_dpo_pairs", "preference_pairs_from_stepwise"):
+        assert f"{who}: built 1 pair; left out: 1 pair over max per problem" in caplog.messages
+    assert caplog.messages[-1] == "preference_pairs: built 2 pairs"  # none over: nothing said
+
+
+def _call(source: str, opening: str) -> str:
+    """The text of the call that ``opening`` ("name(") opens in ``source``, up to its closing parenthesis."""
+    start = source.index(opening) + len(opening)
+    depth = 1
+    for end, char in enumerate(source[start:], start):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if not depth:
+            return source[start:end]
+    raise AssertionError(f"{opening} is not closed")
+
+
+def test_notebook_01s_monte_carlo_comparison_rolls_out_as_many_tokens_as_its_labels():
+    """Notebook 01's comparison of Monte-Carlo labels with the checker's called problem_mc_step_labels without
+    max_new_tokens: mc_step_labels' 160 tokens cut the rollouts of a profile with longer solutions, which then
+    reach no answer, and the soft labels leaned towards "wrong"; task.label, in the cell above, gets the profile's."""
+    import nbformat
+    notebook = Path(__file__).resolve().parent.parent / "notebooks" / "01_data_prep.ipynb"
+    source = "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
+    for opening in ("labelling.problem_mc_step_labels(", "task.label("):
+        assert "max_new_tokens=profile.max_new_tokens" in _call(source, opening), opening

@@ -33,6 +33,19 @@ def test_make_problems_refuses_a_count_or_seed_that_is_no_int(kw, field):
     assert tw.make_problems(2, seed=1) != tw.make_problems(2, seed=0)
 
 
+def test_make_problems_keeps_a_problem_found_on_its_last_draw(monkeypatch):
+    """The count was tested at the top of the loop: a problem found on the last allowed draw was never returned, and
+    make_problems raised "could not find 1 distinct train problems" with it in hand."""
+    train, other = tw.make_problems(1, "train")[0], tw.make_problems(1, "test")[0]
+    draws = []
+
+    def last_draw_finds_it(rng, min_ops, max_ops):
+        draws.append(1)
+        return train if len(draws) == 200 * 1 + 10_000 else other  # make_problems' draws for n = 1
+    monkeypatch.setattr(tw, "_random_problem", last_draw_finds_it)
+    assert tw.make_problems(1, "train") == [train] and len(draws) == 10_200
+
+
 @pytest.mark.parametrize("start, ops, message", [
     (7, (("/", 2),), r"ops\[0\] \(step 1\) must be \(op, operand\) with op one of \('\+', '-', '\*'\), got \('/', 2\)"),
     (7, (("+", 2), ("+", -3)), r"ops\[1\] \(step 2\) operand must be an int >= 0 \(the checker reads no negative"),
@@ -233,6 +246,23 @@ def test_the_mistake_made_here_rule_reads_alike_from_error_kinds_and_from_reacha
     assert two.mistake_labels == [False, False, True]
     assert mistake_made_here_labels(map(float, two.step_labels)) == [0.0, 1.0, 1.0]
     assert tw.Verdict(two.step_labels, two.first_error, False).mistake_labels == [False, True, True]  # no kinds
+
+
+def test_mistake_labels_without_error_kinds_are_where_the_step_labels_drop():
+    """Without error kinds, mistake_labels marked the first False step only, while rewards.mistake_made_here_labels
+    (preference_pairs_from_stepwise's rule) marks every drop from True to False: Monte-Carlo labels [F, T, F], common
+    (a wrong solution's last step is always False), got [F, T, T] from preference_pairs and [F, T, F] from
+    preference_pairs_from_stepwise, though both docstrings said they follow one rule."""
+    from itertools import product
+
+    from stepdpo_lite.rewards import mistake_made_here_labels
+    assert tw.Verdict([False, True, False], 0, False).mistake_labels == [False, True, False]
+    assert tw.Verdict([True, False, True, False], 1, False).mistake_labels == [True, False, True, False]
+    for n in range(1, 5):
+        for labels in map(list, product([True, False], repeat=n)):
+            first = labels.index(False) if False in labels else -1
+            v = tw.Verdict(labels, first, all(labels))  # right answer with every step right, else wrong
+            assert v.mistake_labels == [x == 1 for x in mistake_made_here_labels(map(float, labels))], labels
 
 
 def test_a_vote_is_read_alike_for_the_right_and_a_wrong_number():

@@ -91,7 +91,9 @@ def _split_as_its_verdict(text: str, steps: list[str], delimiter: str, where: st
     Checked per solution, before any row is built, so the message names the problem and solution (``where``) and
     both step counts. When the verdict's steps 2..K all open with the same whitespace-led string, it says which, and
     the delimiter that splits the text into them: the whitespace with its word ("\\n\\nStep") before the bare
-    whitespace ("\\n\\n"), which would also split an answer line ("\\n\\nAnswer") off the next solution."""
+    whitespace ("\\n\\n"), which would also split an answer line ("\\n\\nAnswer") off the next solution. The word
+    is read only where two steps or more share it: later steps, or step 2 and step 1, which opens with the word
+    alone ("Step 1: ..."); one later step's first word may be its own text ("\\nb = 3" is no "\\nb" delimiter)."""
     split = extract_steps(text, delimiter)
     if split == list(steps):
         return
@@ -100,6 +102,8 @@ def _split_as_its_verdict(text: str, steps: list[str], delimiter: str, where: st
     if later and all(later) and len({m[1] for m in later}) == 1:  # the same non-empty whitespace lead
         space, words = later[0][1], [m[2] for m in later]
         word = words[0][:next((k for k, cs in enumerate(zip(*words)) if len(set(cs)) > 1), min(map(len, words)))]
+        if len(later) < 2 and not steps[0].startswith(word):  # one step's word alone may be its text ("\nb = 3")
+            word = ""
         # the longest first: the bare whitespace may split this text but not the next (docstring)
         fits = [d for d in dict.fromkeys((space + word, space)) if extract_steps(text, d) == list(steps)]
         which = "step 2 opens" if len(steps) == 2 else f"steps 2..{len(steps)} open"
@@ -127,7 +131,7 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling",
 
     ``verdicts[i]`` (optional) holds one ``toyworld.Verdict`` per solution of problem i, or per non-blank
     one (the two cannot be confused: they differ in length whenever there is a blank); else the problem's own checker
-    runs (``toyworld.check``; any other problem's ``verdict(solution)``, the task protocol's: ``tasks.TaskProblem``).
+    runs: its ``verdict(solution)``, the task protocol's (``tasks.TaskProblem``; a toy ``Problem``'s is ``check``).
     ``who`` (the builder) opens the error messages. ``delimiter``: a builder's ``delimiter=`` (the pair builders',
     Monte-Carlo labels'): it splits a verdict without steps, and must split the text into a verdict's own steps
     (``_split_as_its_verdict``); None (the builders without one): the default splits, nothing is checked.
@@ -142,12 +146,11 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling",
     prompts_of(problems, who)  # a prompt str is no problem
 
     def no_checker(i: int, why: str) -> ValueError:
-        return ValueError(f"{who}: problem {i} is a {type(problems[i]).__name__}: the gold checker labels "
-                          f"toyworld.Problem only; pass verdicts= for other problems ({why})")
+        return ValueError(f"{who}: problem {i} is a {type(problems[i]).__name__}: {why}: pass verdicts=")
 
     for i, problem in enumerate(problems):
         if verdicts is None and not callable(getattr(problem, "verdict", None)):
-            raise no_checker(i, "or give them a verdict(solution) method: tasks.TaskProblem")
+            raise no_checker(i, "it has no verdict(solution) method (tasks.TaskProblem)")
     for i, sols in enumerate(solutions):  # else a None (a failed sample) is an AttributeError on .strip() below
         for j, s in enumerate(sols):
             if not isinstance(s, str):
@@ -159,12 +162,10 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling",
         kept = [j for j, s in enumerate(sols) if s.strip()]  # errors name solutions[i][j], blanks counted
         if verdicts is not None:
             vs = verdicts[i]
-        elif isinstance(problem, toyworld.Problem):
-            vs = [toyworld.check(problem, s) for s in texts]
-        else:
+        else:  # the toy world's too: its Problem.verdict is toyworld.check
             vs = [_task_verdict(problem, sols[j], f"{who}: problem {i}, solution {j}") for j in kept]
         if verdicts is None and any(v is None for v in vs):  # GSM8K's: no step checker
-            raise no_checker(i, "its verdict() is None: no step checker; on GSM8K the task's label() gives them")
+            raise no_checker(i, "its verdict() is None: no step checker (on GSM8K the task's label() gives them)")
         if len(vs) == len(sols):
             vs = [v for s, v in zip(sols, vs) if s.strip()]
         elif len(vs) != len(texts):
@@ -219,20 +220,22 @@ def _blanks(solutions) -> int:
 
 # ----------------------------------------------------------------------------- builders (any task)
 
-def stepwise_rows(problems, solutions, *, verdicts=None) -> Dataset:
+def stepwise_rows(problems, solutions, *, verdicts=None, delimiter: str = DEFAULT_DELIMITER) -> Dataset:
     """Stepwise supervision rows: every non-blank solution (repeats kept: they are samples) with the checker's
-    step labels (or those of ``verdicts``, as in every builder here: see ``_verdicts``)."""
+    step labels (or those of ``verdicts``, as in every builder here: see ``_verdicts``); a verdict without its
+    steps has the text split at ``delimiter``."""
     rows = [{"prompt": p.prompt, "completions": v.steps, "labels": v.step_labels}
-            for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "stepwise_rows"))
+            for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "stepwise_rows", delimiter))
             for _, v in checked]
     _report("stepwise_rows", len(rows), "rows", blank_solutions=_blanks(solutions))
     return validate_stepwise(rows)
 
 
-def outcome_rows(problems, solutions, *, verdicts=None) -> Dataset:
-    """Outcome rows: ``label`` is whether the final answer is right; ``step_labels`` from the checker."""
+def outcome_rows(problems, solutions, *, verdicts=None, delimiter: str = DEFAULT_DELIMITER) -> Dataset:
+    """Outcome rows: ``label`` is whether the final answer is right; ``step_labels`` from the checker (a verdict
+    without its steps counted against the text split at ``delimiter``)."""
     rows = [{"prompt": p.prompt, "completion": s, "label": v.answer_correct, "step_labels": v.step_labels}
-            for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "outcome_rows"))
+            for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "outcome_rows", delimiter))
             for s, v in checked]
     _report("outcome_rows", len(rows), "rows", blank_solutions=_blanks(solutions))
     return validate_outcome(rows)
@@ -282,25 +285,33 @@ def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None =
     ``"reachability"`` uses ``Verdict.step_labels`` (every step after the first error is wrong, as for a PRM).
 
     Chosen: right final answer and every step right. Rejected: wrong final answer. A solution with the
-    right answer but a wrong step (lucky) is used on neither side. Each distinct text is used once; of all
-    correct x incorrect combinations, ``max_pairs_per_problem`` are drawn at random (seeded per problem
-    prompt, so the result does not depend on the order of the problems). Counts of what was left out are logged.
-    ``delimiter`` is the one the solutions' steps were split by (``verdicts``' steps; GSM8K's lines: ``"\\n"``): each
-    pair's step labels are checked against the steps it splits the texts into, as ``step_dpo_pairs`` takes it.
+    right answer but a wrong step (lucky) is used on neither side. Each distinct text is used once, and left out
+    when its copies' verdicts differ (Monte-Carlo labels come from each copy's own rollouts), as in
+    ``preference_pairs_from_stepwise``: no copy's labels win by the order. Of all correct x incorrect
+    combinations, ``max_pairs_per_problem`` are drawn at random (seeded per problem prompt, so the result does not
+    depend on the order of the problems). Counts of what was left out are logged, the combinations not drawn too.
+    ``delimiter`` is the one the solutions' steps were split by (``verdicts``' steps; a task of your own whose steps
+    are lines: ``"\\n"``): each pair's step labels are checked against the steps it splits the texts into, as
+    ``step_dpo_pairs`` takes it.
     """
     labels_of = _rejected_labels_of(rejected_labels, "preference_pairs")
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "preference_pairs", none_ok=True)  # 0 is refused
     positive_int(seed, "seed", "preference_pairs", minimum=0)  # True or 1.0 drew other pairs than 1 ("True:...")
     rows, left = [], Counter()
     for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "preference_pairs", delimiter)):
-        distinct = dict(checked)
+        distinct = {}  # text -> its verdict, None where its copies' verdicts differ (labelled two ways)
+        for s, v in checked:
+            distinct[s] = v if distinct.get(s, v) == v else None
         left["repeated_solutions"] += len(checked) - len(distinct)
+        left["solutions_labelled_two_ways"] += sum(v is None for v in distinct.values())
+        distinct = {s: v for s, v in distinct.items() if v is not None}
         good = [s for s, v in distinct.items() if v.answer_correct and v.first_error < 0]
         bad = [s for s, v in distinct.items() if not v.answer_correct]
         left["lucky_solutions"] += len(distinct) - len(good) - len(bad)
+        drawn = drawn_pairs(good, bad, p.prompt, seed, max_pairs_per_problem)
+        left["pairs_over_max_per_problem"] += len(good) * len(bad) - len(drawn)
         rows += [{"prompt": p.prompt, "chosen": c, "rejected": r, "chosen_step_labels": distinct[c].step_labels,
-                  "rejected_step_labels": labels_of(distinct[r])}
-                 for c, r in drawn_pairs(good, bad, p.prompt, seed, max_pairs_per_problem)]
+                  "rejected_step_labels": labels_of(distinct[r])} for c, r in drawn]
     _report("preference_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
     return validate_preference(rows, delimiter=delimiter)
 
@@ -317,9 +328,10 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
     ``step_index`` is k (0-based). Repeated (prefix, wrong step) pairs are used once;
     ``max_pairs_per_problem`` are drawn at random. Noisy labels (Monte-Carlo) can call the same step text right
     after a prefix in one sample and wrong in another: the chosen step is always a different text (else the
-    pair is left out, counted as ``steps_labelled_right_and_wrong``). ``delimiter`` splits the gold solution into
-    steps, as ``verdicts``' steps were split (GSM8K's lines: ``"\\n"``; with the toy world's default a GSM8K gold was
-    one step, and no pair took its step k).
+    pair is left out, counted as ``steps_labelled_right_and_wrong``; the pairs over ``max_pairs_per_problem`` are
+    counted too). ``delimiter`` splits the gold solution into steps, as ``verdicts``' steps were split (a task of
+    your own whose steps are lines: ``"\\n"``; GSM8K problems have no ``gold_solution``: their pairs are sampled
+    ones only).
     """
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "step_dpo_pairs", none_ok=True)  # 0 is refused
     positive_int(seed, "seed", "step_dpo_pairs", minimum=0)  # True or 1.0 drew other pairs than 1 ("True:...")
@@ -356,6 +368,7 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
         picked = list(pairs.values())
         random.Random(f"{seed}:{p.prompt}").shuffle(picked)
         rows += picked[:max_pairs_per_problem]
+        left["pairs_over_max_per_problem"] += len(picked) - len(picked[:max_pairs_per_problem])
     _report("step_dpo_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
     return validate_step_dpo(rows)
 
@@ -376,8 +389,8 @@ def preference_pairs_from_stepwise(rows, *, max_pairs_per_problem: int | None = 
     trainer's ``step_delimiter``; a row whose joined text splits into other steps (a PRM800K step holding lines of
     its own) is left out. ``max_pairs_per_problem`` and ``seed`` draw the pairs as in ``preference_pairs`` (the rows'
     order does not change them). A text given again is used once, and left out when its labels differ; a prompt
-    without both a right and a wrong solution gives no pair. Counts of what was left out are logged; no pair at all
-    is a ValueError."""
+    without both a right and a wrong solution gives no pair. Counts of what was left out (the combinations not drawn
+    too) are logged; no pair at all is a ValueError."""
     who = "preference_pairs_from_stepwise"
     _rejected_labels_of(rejected_labels, who)  # checks the choice
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", who, none_ok=True)
@@ -403,10 +416,11 @@ def preference_pairs_from_stepwise(rows, *, max_pairs_per_problem: int | None = 
         left["prompts_without_a_right_solution"] += not good and bool(bad)
         left["prompts_without_a_wrong_solution"] += bool(good) and not bad
         # sorted: the draw does not depend on the rows' order either
+        drawn = drawn_pairs(sorted(good), sorted(bad), prompt, seed, max_pairs_per_problem)
+        left["pairs_over_max_per_problem"] += len(good) * len(bad) - len(drawn)
         rows_out += [{"prompt": prompt, "chosen": c, "rejected": r, "chosen_step_labels": list(texts[c]),
                       "rejected_step_labels": [p == 1 for p in mistake_made_here_labels(map(float, texts[r]))]
-                      if rejected_labels == "mistakes" else list(texts[r])}
-                     for c, r in drawn_pairs(sorted(good), sorted(bad), prompt, seed, max_pairs_per_problem)]
+                      if rejected_labels == "mistakes" else list(texts[r])} for c, r in drawn]
     _report(who, len(rows_out), "pairs", **left)
     if not rows_out:
         raise ValueError(f"{who}: no pair: no prompt has both a solution with every step labelled right and one "
@@ -417,13 +431,15 @@ def preference_pairs_from_stepwise(rows, *, max_pairs_per_problem: int | None = 
 DATASET_KINDS = ("stepwise", "outcome", "preference", "step_dpo")  # as notebook 01 names (and saves) them
 
 
-def datasets_by_split(problems: dict, solutions: dict, verdicts: dict, *, seed: int = 0) -> dict[str, Dataset]:
+def datasets_by_split(problems: dict, solutions: dict, verdicts: dict, *, seed: int = 0,
+                      delimiter: str = DEFAULT_DELIMITER) -> dict[str, Dataset]:
     """The four datasets of every split, ``{"<split>_<kind>": Dataset}`` in the order of the splits and of
     ``DATASET_KINDS``, as ``data.save_datasets`` saves them and notebooks 02-05 load them: stepwise supervision (the
     PRM's), outcome (the ORM's), preference pairs (DPO, Stepwise DPO) and Step-DPO pairs. ``problems``,
     ``solutions`` and ``verdicts`` are dicts by split name (``verdicts``: the checker's labels in the toy world, the
     Monte-Carlo ones elsewhere); all four datasets of a split come from the same verdicts, so a PRM and a policy
-    learn from the same labels. ``seed`` draws the pairs (per problem prompt: see ``preference_pairs``)."""
+    learn from the same labels. ``seed`` draws the pairs (per problem prompt: see ``preference_pairs``);
+    ``delimiter``, the one the verdicts' steps were split by, goes to both pair builders (docs/own_task.md)."""
     if not isinstance(problems, dict):  # a list was blamed on solutions: "solutions must be a dict with the splits"
         raise ValueError(f"datasets_by_split: problems must be a dict of split name -> problems ({{'train': [...]}}), "
                          f"got {type(problems).__name__}")
@@ -441,9 +457,10 @@ def datasets_by_split(problems: dict, solutions: dict, verdicts: dict, *, seed: 
             return True
         logger.addFilter(name_the_split)
         try:
-            built = {"stepwise": stepwise_rows(ps, sols, **kw), "outcome": outcome_rows(ps, sols, **kw),
-                     "preference": preference_pairs(ps, sols, seed=seed, **kw),
-                     "step_dpo": step_dpo_pairs(ps, sols, seed=seed, **kw)}
+            built = {"stepwise": stepwise_rows(ps, sols, delimiter=delimiter, **kw),
+                     "outcome": outcome_rows(ps, sols, delimiter=delimiter, **kw),
+                     "preference": preference_pairs(ps, sols, seed=seed, delimiter=delimiter, **kw),
+                     "step_dpo": step_dpo_pairs(ps, sols, seed=seed, delimiter=delimiter, **kw)}
         finally:
             logger.removeFilter(name_the_split)
         out.update({f"{split}_{kind}": built[kind] for kind in DATASET_KINDS})
@@ -452,13 +469,13 @@ def datasets_by_split(problems: dict, solutions: dict, verdicts: dict, *, seed: 
 
 # ----------------------------------------------------------------------------- Monte-Carlo step labels
 
-def answer_check(verdict, where: str, name: str = "the problem's is_correct") -> bool:
-    """``verdict``, what an answer check (``name``) returned, as a bool; numpy's bool, 0 and 1 are bools. "False" or
+def answer_check(returned, where: str, name: str = "the problem's is_correct") -> bool:
+    """``returned``, what an answer check (``name``) returned, as a bool; numpy's bool, 0 and 1 are bools. "False" or
     None was read by its truth value, every sample right or wrong. ``where`` names the problem and solution."""
-    if not (isinstance(verdict, (bool, np.bool_, numbers.Integral)) and verdict in (0, 1)):
-        raise ValueError(f"{where}: {name} must return a bool (docs/own_task.md), got {type(verdict).__name__} "
-                         f"{verdict!r:.40}")
-    return bool(verdict)
+    if not (isinstance(returned, (bool, np.bool_, numbers.Integral)) and returned in (0, 1)):
+        raise ValueError(f"{where}: {name} must return a bool (docs/own_task.md), got {type(returned).__name__} "
+                         f"{returned!r:.40}")
+    return bool(returned)
 
 
 def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence[Sequence[str]],
@@ -582,14 +599,14 @@ def label_agreement(mc_labels: Sequence[Sequence], gold_labels: Sequence[Sequenc
         gold += [bool(x) for x in g]
     if not gold:
         raise ValueError("label_agreement: no steps to compare")
-    tp = sum(p and g for p, g in zip(pred, gold))
-    precision, recall = (tp / sum(pred) if any(pred) else None), (tp / sum(gold) if any(gold) else None)
-    f1 = None if precision is None or recall is None else (
-        2 * precision * recall / (precision + recall) if precision + recall else 0.0)
-    return {"accuracy": sum(p == g for p, g in zip(pred, gold)) / max(len(gold), 1), "precision": precision,
-            "recall": recall, "f1": f1,
-            "n_steps": len(gold), "mc_correct_rate": sum(pred) / max(len(pred), 1),
-            "gold_correct_rate": sum(gold) / max(len(gold), 1)}
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support  # slow to import: here only
+
+    # NaN where undefined (no step called right), read as None; f1 too when either is (sklearn's would be 0.0)
+    scores = precision_recall_fscore_support(gold, pred, average="binary", pos_label=True, zero_division=np.nan)[:3]
+    precision, recall, f1 = (None if np.isnan(x) else float(x) for x in scores)
+    return {"accuracy": float(accuracy_score(gold, pred)), "precision": precision, "recall": recall,
+            "f1": None if precision is None or recall is None else f1,
+            "n_steps": len(gold), "mc_correct_rate": sum(pred) / len(pred), "gold_correct_rate": sum(gold) / len(gold)}
 
 
 def format_label_agreement(name: str, agreement: dict) -> str:

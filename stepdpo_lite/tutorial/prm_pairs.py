@@ -153,11 +153,11 @@ def _label_checked(prm, problems: list, solutions, threshold, *, policy, delimit
 def rejected_step_probs(sample: Sample, mode: str = "first_error") -> list[float]:
     """Step probabilities of a rejected solution for Stepwise DPO's step loss (it pushes down ``1 − p``).
 
-    ``"prm"``: σ(reward) of every step. ``"first_error"``: σ(reward) up to the first step the PRM rejects, 1 after
-    it: a step that builds faithfully on a wrong number is not an action to unlearn (``Verdict.mistake_labels``
-    without error kinds: only the first wrong step counts as the mistake). ``rewards.mistake_made_here_labels``
-    reads the same rule off every drop in σ instead (the trainer's ``reward_model_labels="mistake_made_here"``),
-    so it also counts a second mistake; this mode keeps the PRM's probabilities up to its first rejected step."""
+    ``"prm"``: σ(reward) of every step. ``"first_error"``: σ(reward) up to the first step the PRM rejects, 1 after it: a
+    step that builds faithfully on a wrong number is not an action to unlearn. ``rewards.mistake_made_here_labels`` (the
+    trainer's ``reward_model_labels="mistake_made_here"``, and ``Verdict.mistake_labels`` without error kinds) marks
+    every drop in σ instead, so it also counts a second mistake; this mode keeps the PRM's probabilities up to its first
+    rejected step."""
     if mode not in REJECTED_PROBS:
         raise ValueError(f"rejected_probs must be one of {REJECTED_PROBS}, got {mode!r}")
     if sample.rewards is None:

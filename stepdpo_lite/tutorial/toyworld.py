@@ -40,6 +40,7 @@ from ..atomic import save_atomic
 from ..checks import list_of, positive_int, warn_user
 from ..evaluation import first_error_index
 from ..rewards import NO, OUTCOME_TAG, STEP_TAG, YES  # the tiny tokenizer holds each tag as one token
+from ..rewards import mistake_made_here_labels
 from ..steps import extract_steps
 
 OPS = ("+", "-", "*")
@@ -199,12 +200,12 @@ def make_problems(n: int, split: str = "train", seed: int = 0, min_ops: int = 2,
     rng = random.Random(f"{split}-{seed}")
     seen, problems = set(), []
     for _ in range(200 * n + 10_000):
-        if len(problems) == n:
-            return problems
         p = _random_problem(rng, min_ops, max_ops)
         if p.split == split and p not in seen:
             seen.add(p)
             problems.append(p)
+            if len(problems) == n:  # counted here: a problem found on the last draw was dropped
+                return problems
     raise ValueError(f"make_problems: could not find {n} distinct {split} problems")
 
 
@@ -288,12 +289,15 @@ class Verdict:
         result (``propagated``) is labelled True here, though it cannot reach the answer (``step_labels``).
         ``step_labels`` say whether a state can still succeed (a PRM's target, Math-Shepherd); these say
         whether an action was wrong (what a step-level preference loss should push down). Without error
-        kinds (labels made elsewhere), only the first wrong step counts as a mistake. The same rule as
-        ``rewards.mistake_made_here_labels`` (a drop in P(reachable) is a mistake made: from 0/1 labels, the first
-        one only) and ``public_datasets.mistake_labels`` (calculator-checked lines); the error kinds find them all."""
+        kinds (labels made elsewhere, e.g. Monte-Carlo ones), a step is a mistake where its label drops from True
+        (or the start) to False: ``rewards.mistake_made_here_labels`` on the 0/1 labels, the rule
+        ``preference_pairs_from_stepwise`` applies, so that both builders give the same pairs the same labels (the
+        first wrong step, and a wrong step after one labelled right again: [F, T, F] gives [F, T, F]). The same rule
+        as ``public_datasets.mistake_labels`` (calculator-checked lines); the error kinds also find a second mistake
+        made on a wrong number, where 0/1 labels stay False and show no drop."""
         if len(self.error_kinds) == len(self.step_labels):
             return [kind in (None, "propagated") for kind in self.error_kinds]
-        return [k != self.first_error for k in range(len(self.step_labels))]
+        return [x == 1 for x in mistake_made_here_labels(map(float, self.step_labels))]
 
 
 def check(problem: Problem, solution: str) -> Verdict:
