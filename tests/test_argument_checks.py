@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from stepdpo_lite.tutorial import budget, diagnostics, labelling, search, toyworld
+from stepdpo_lite.tutorial import budget, credit, diagnostics, labelling, search, step_generation, toyworld
 
 
 @pytest.mark.parametrize("index, match", [(-1, "index must be an int >= 0"), (True, "index must be an int >= 0"),
@@ -12,14 +12,14 @@ from stepdpo_lite.tutorial import budget, diagnostics, labelling, search, toywor
 def test_credit_example_refuses_an_index_that_names_no_pair(index, match):
     """-1 drew the last pair and recorded it as pair -1, True pair 1; 2 was an IndexError."""
     out = {"DPO": {"rejected": [[0.5, -0.5], [-0.5]]}}
-    assert diagnostics.credit_example(out, [[True, False], [False]], 1)["pair"] == 2
+    assert credit.credit_example(out, [[True, False], [False]], 1)["pair"] == 2
     with pytest.raises(ValueError, match=f"credit_example: {match}"):
-        diagnostics.credit_example(out, [[True, False], [False]], index)
+        credit.credit_example(out, [[True, False], [False]], index)
 
 
 def test_credit_example_refuses_rewards_of_other_pairs():
     with pytest.raises(ValueError, match="credit_example: DPO: rewards of 1 rejected solutions for 2 label lists"):
-        diagnostics.credit_example({"DPO": {"rejected": [[0.5]]}}, [[True], [False]], 0)
+        credit.credit_example({"DPO": {"rejected": [[0.5]]}}, [[True], [False]], 0)
 
 
 @pytest.mark.parametrize("threshold", [float("nan"), float("inf"), None, True, "0.0"])
@@ -69,13 +69,13 @@ def test_the_searches_refuse_a_seed_that_is_no_int(seed):
     with pytest.raises(ValueError, match="beam_search: seed must be an int >= 0"):
         search.beam_search(None, None, None, [], seed=seed, sampler=lambda *a: [])
     with pytest.raises(ValueError, match="generate: seed must be an int >= 0 or None"):
-        search.generate(None, None, ["Problem: 1 + 1\n"], seed=seed)
+        step_generation.generate(None, None, ["Problem: 1 + 1\n"], seed=seed)
     with pytest.raises(ValueError, match="sample_candidates: seed must be an int >= 0"):
-        search.sample_candidates(None, None, [], 1, seed=seed)
+        step_generation.sample_candidates(None, None, [], 1, seed=seed)
     prm = SimpleNamespace(score_solutions=lambda prompts, step_lists: [])  # the protocol's method, checked first
     for run in (lambda: search.beam_search(None, None, prm, [], seed=0, sampler=lambda *a: []),  # returned []
                 lambda: search.dvts(None, None, prm, [], seed=0, sampler=lambda *a: []),
-                lambda: search.sample_candidates(None, None, [], 1, seed=0)):
+                lambda: step_generation.sample_candidates(None, None, [], 1, seed=0)):
         with pytest.raises(ValueError, match=r"(beam_search|sample_candidates): problems is empty"):
             run()
 

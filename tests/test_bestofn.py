@@ -10,6 +10,7 @@ import warnings
 import pytest
 
 from stepdpo_lite import evaluation, generation
+from stepdpo_lite.reward_ensembles import CombinedRewardModel
 from stepdpo_lite.rewards import InputTooLong
 from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.tutorial import bestofn, toyworld
@@ -432,7 +433,8 @@ def test_accuracy_says_it_takes_texts_and_search_accuracy_takes_search_results(t
         solution = "Step 1: 1 + 1 = 2"
 
     with pytest.raises(ValueError, match=r"accuracy: solutions\[0\] \(problem 0\) is a SearchResult, not a solution "
-                                         r"text: bestofn.accuracy takes solution texts .*search.accuracy takes"):
+                                         r"text: bestofn.accuracy takes solution texts .*search_report.chosen_accuracy "
+                                         r"takes"):
         bestofn.accuracy(problems, [SearchResult(), SearchResult()])
     assert bestofn.accuracy(problems, [sols[0][0], sols[1][1]]) == 0.5
 
@@ -787,3 +789,19 @@ def test_combined_scores_rescore_a_part_saved_with_other_weights(tmp_path, toy):
     assert read == pytest.approx([s for row in fresh for s in row[:2]], rel=1e-4, abs=1e-4)
     stale = [0.6 * min(s) + 0.4 * o for srow, orow in zip(steps, outcome) for s, o in zip(srow[:2], orow[:2])]
     assert read != pytest.approx(stale, rel=1e-3, abs=1e-3)  # prm/'s rewards are not its PRM's
+
+
+@pytest.mark.filterwarnings("ignore:score_readable")  # the fixture's blank candidates, warned of
+def test_combined_scores_of_a_model_with_max_steps_rescore_its_capped_steps(tmp_path, toy):
+    """A combined model with max_steps merges the steps past it into the last one it keeps: the rewards cached for
+    prm/'s own steps are not its PRM's scores, though its PRM has the same weights; they are scored again."""
+    problems, sols = toy
+    prm, orm, _ = _save_reward_models(tmp_path)
+    capped = CombinedRewardModel(prm, orm, process_weight=0.6, outcome_weight=0.4, max_steps=1)
+    capped.save(tmp_path / "capped")
+    steps, outcome = bestofn.score_candidates(prm, problems, sols), bestofn.score_candidates(orm, problems, sols)
+    expected = capped.score_solutions([p.prompt for p in problems for _ in range(2)],
+                                      [s for row in sols for s in row[:2]])
+    got = bestofn.combined_scores(tmp_path / "capped", problems, sols, tmp_path / "prm", steps, tmp_path / "orm",
+                                  outcome)
+    assert [s for row in got for s in row[:2]] == pytest.approx(expected, rel=1e-4, abs=1e-4)

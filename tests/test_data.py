@@ -628,6 +628,14 @@ def test_label_agreement_refuses_a_threshold_that_is_no_number(threshold):
         labelling.label_agreement([[0.5, 1.0]], [[True, True]], threshold=threshold)
 
 
+@pytest.mark.parametrize("threshold", [0, 0.0, -0.5, 1.5])
+def test_label_agreement_refuses_a_threshold_that_is_no_share_in_0_1(threshold):
+    """A threshold of 0 counts every soft label right (0 >= 0): agreement would be the gold's rate of right steps."""
+    with pytest.raises(ValueError, match=r"label_agreement: threshold is a share of rollouts in \(0, 1\], got"):
+        labelling.label_agreement([[0.0, 1.0]], [[False, True]], threshold=threshold)
+    assert labelling.label_agreement([[0.0, 1.0]], [[False, True]], threshold=1)["accuracy"] == 1.0
+
+
 def test_builders_name_a_problem_whose_solutions_are_no_list(toy):
     """None (a failed sample) or a number in place of a problem's list of solutions was a bare TypeError."""
     problems, solutions = toy
@@ -685,6 +693,18 @@ def test_step_dpo_pairs_take_golds_step_only_after_golds_prefix(caplog):
     right_prefix = slipped.replace("12 * 3 = 35", "12 * 3 = 36").replace("35 - 4", "36 - 4")
     pairs = labelling.step_dpo_pairs([p], [[right_prefix]], max_pairs_per_problem=None)  # checker labels
     assert pairs["chosen"] == [extract_steps(p.gold_solution)[2]] and pairs["chosen_source"] == ["gold"]
+
+
+def test_step_dpo_pairs_never_take_golds_step_k_as_chosen_when_it_is_the_wrong_step(caplog):
+    """Noisy (Monte-Carlo) labels can call gold's own step k wrong after gold's prefix: gold's step k is then the
+    rejected text itself, no chosen step; the wrong step is left out and counted, not paired with itself."""
+    p = toyworld.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    gold_steps = extract_steps(p.gold_solution)
+    called_wrong = toyworld.Verdict([True, False] + [False] * (len(gold_steps) - 2), 1, False, steps=gold_steps)
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        pairs = labelling.step_dpo_pairs([p], [[p.gold_solution]], verdicts=[[called_wrong]],
+                                         max_pairs_per_problem=None)
+    assert len(pairs) == 0 and "1 wrong step with no right step to pair" in caplog.text
 
 
 # ----------------------------------------------------------------------------- Monte-Carlo labels

@@ -8,13 +8,7 @@ import pytest
 from stepdpo_lite.evaluation import process_reward_report
 from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.tutorial import diagnostics
-from stepdpo_lite.tutorial.diagnostics import base_rate_loss, chosen_vs_rejected_summary, mean_by_label
-
-
-def test_mean_by_label_refuses_a_missing_label():
-    with pytest.raises(ValueError, match=r"mean_by_label: step_labels\[0\]\[1\] must be a bool or 0/1, got None"):
-        mean_by_label([[1, 0], [2]], [[True, None], [True]], False)  # was 0.0: None counted as wrong
-    assert mean_by_label([[1, 0], [2]], [[True, 0], [1]], False) == 0.0
+from stepdpo_lite.tutorial.diagnostics import base_rate_loss, chosen_vs_rejected_summary
 
 
 def test_chosen_vs_rejected_summary_names_the_pair_without_rewards():
@@ -250,6 +244,126 @@ class StepCountPRM:
         return [[float(k) for k in range(1, len(steps) + 1)] for steps in step_lists]
 
 
+# ----------------------------------------------------------------------------- what notebooks 02 and 05 pick to draw
+
+
+def _stepwise_rows(n, seed=0):
+    """``n`` stepwise rows with random labels as the checker writes them: right steps, then wrong from the first
+    error on; prompts repeat so that a problem has several solutions."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        k, first = int(rng.integers(1, 6)), int(rng.integers(0, 8))
+        labels = [j < first for j in range(k)]
+        rows.append({"prompt": f"problem {i % 7}", "completions": [f"Step {j + 1}: s{i}" for j in range(k)],
+                     "labels": labels})
+    return rows
+
+
+def _heatmap_rows_as_notebook_05_picked_them(rows, n, seed):
+    """Notebook 05's former in-cell selection, kept verbatim as the reference."""
+    import random
+
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    wrong = [r for r in rows if not all(r["labels"])]
+    right = [r for r in rows if all(r["labels"])]
+    half = min(len(wrong), n // 2)
+    heat = wrong[:half] + right[:n - half]
+    heat = (heat + wrong[half:])[:n]
+    heat.sort(key=lambda r: (all(r["labels"]), r["labels"].index(False) if False in r["labels"] else len(r["labels"])))
+    return heat
+
+
+def test_heatmap_rows_pick_half_wrong_in_staircase_order_as_notebook_05_did():
+    rows = _stepwise_rows(60)
+    for n, seed in ((16, 0), (7, 3), (60, 1), (1, 2)):
+        assert diagnostics.heatmap_rows(rows, n, seed=seed) == _heatmap_rows_as_notebook_05_picked_them(rows, n, seed)
+    heat = diagnostics.heatmap_rows(rows, 16)
+    firsts = [r["labels"].index(False) for r in heat if False in r["labels"]]
+    assert len(firsts) == 8 and firsts == sorted(firsts)  # half with an error, as a staircase, first
+    assert all(all(r["labels"]) for r in heat[8:])
+    only_wrong = [r for r in rows if not all(r["labels"])][:5] + [r for r in rows if all(r["labels"])][:1]
+    picked = diagnostics.heatmap_rows(only_wrong, 6)
+    assert sum(all(r["labels"]) for r in picked) == 1  # too few right: wrong ones fill up
+    assert rows == _stepwise_rows(60)  # the caller's list is not shuffled
+    for n in (0, 2.0, None):
+        with pytest.raises(ValueError, match="heatmap_rows: n must be an int >= 1"):
+            diagnostics.heatmap_rows(rows, n)
+    with pytest.raises(ValueError, match=r"heatmap_rows: rows\[1\] has no 'labels'"):
+        diagnostics.heatmap_rows([rows[0], {"prompt": "p"}], 2)
+    with pytest.raises(ValueError, match=r"rows\[0\]\['labels'\]\[1\] must be a bool or 0/1, got None"):
+        diagnostics.heatmap_rows([{"labels": [True, None]}], 1)  # bool(None) would count as a wrong step
+
+
+def test_verdict_row_labels():
+    assert diagnostics.verdict_row_labels([[True, False], [True], []]) == ["✗ 1", "✓ 2", "✓ 3"]
+    with pytest.raises(ValueError, match=r"step_labels\[0\]\[0\] must be a bool or 0/1"):
+        diagnostics.verdict_row_labels([[None]])
+
+
+def test_pick_before_after_problem_prefers_a_fixed_then_a_changed_problem():
+    from stepdpo_lite.tutorial import toyworld
+
+    problems = toyworld.make_problems(3, seed=3)
+    right = [p.gold_solution for p in problems]
+    wrong = [toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(i)) for i, p in enumerate(problems)]
+    assert diagnostics.pick_before_after_problem(problems, [right[0], wrong[1], wrong[2]],
+                                                 [right[0], wrong[1], right[2]]) == (2, "fixed by")
+    changed = wrong[1] + " "  # another text, still wrong
+    assert diagnostics.pick_before_after_problem(problems, wrong, [wrong[0], changed, right[2]]) == (2, "fixed by")
+    assert diagnostics.pick_before_after_problem(problems, right, [right[0], changed, right[2]]) == (1, "changed by")
+    assert diagnostics.pick_before_after_problem(problems, right, right) == (0, "same after")
+    with pytest.raises(ValueError, match="after has 2 solutions for 3 problems"):
+        diagnostics.pick_before_after_problem(problems, right, right[:2])
+    with pytest.raises(ValueError, match="problems is empty"):
+        diagnostics.pick_before_after_problem([], [], [])
+
+
+def test_explorer_problems_rank_by_label_variety_ties_first_seen():
+    rows = [{"prompt": "a", "completions": ["a1"], "labels": [True]},
+            {"prompt": "b", "completions": ["b1"], "labels": [True]},
+            {"prompt": "b", "completions": ["b2"], "labels": [False]},
+            {"prompt": "a", "completions": ["a2"], "labels": [True]},
+            {"prompt": "c", "completions": ["c1"], "labels": [True, False]},
+            {"prompt": "c", "completions": ["c2"], "labels": [False, False]}]
+    prompts, sols, labels = diagnostics.explorer_problems(rows, 2)
+    assert prompts == ["b", "c"] and sols == [[["b1"], ["b2"]], [["c1"], ["c2"]]]
+    assert labels == [[[True], [False]], [[True, False], [False, False]]]
+    assert diagnostics.explorer_problems(rows, 10)[0] == ["b", "c", "a"]
+    with pytest.raises(ValueError, match=r"explorer_problems: rows\[0\] has no 'completions'"):
+        diagnostics.explorer_problems([{"prompt": "a", "labels": [True]}], 1)
+    with pytest.raises(ValueError, match="explorer_problems: n must be an int >= 1"):
+        diagnostics.explorer_problems(rows, 0)
+
+
+def test_one_heatmap_picker_for_notebooks_02_and_05_that_fills_up_with_either_kind():
+    """Notebook 02 drew a third right solutions in index order (pick_heatmap_solutions), notebook 05 half wrong as a
+    staircase; with few wrong solutions notebook 02's returned fewer than asked, without a word (3 of 6 here, with 10
+    right ones there)."""
+    labels = [[True, True]] * 10 + [[True, True, False]]
+    picked = diagnostics.heatmap_indices(labels, 6)
+    assert picked == sorted(picked, key=lambda i: i != 10)
+    assert len(picked) == 6 and 10 in picked  # right ones fill up
+    rows = _stepwise_rows(60)
+    for n, seed in ((16, 0), (7, 3), (60, 1), (1, 2)):  # notebook 05's rows are the ones its indices name
+        assert diagnostics.heatmap_rows(rows, n, seed) == [
+            rows[i] for i in diagnostics.heatmap_indices([r["labels"] for r in rows], n, seed)]
+    first = [(r["labels"] + [False]).index(False) for r in (rows[i] for i in diagnostics.heatmap_indices(
+        [r["labels"] for r in rows], 12, seed=5))]
+    assert first[:6] == sorted(first[:6]) and all(k == len(rows[0]["labels"]) or k >= 0 for k in first)
+    assert diagnostics.heatmap_indices([[True], [False]], 9) == [1, 0]  # too few: all of them, the wrong one first
+    with pytest.raises(ValueError, match="heatmap_indices: n must be an int >= 1"):
+        diagnostics.heatmap_indices([[False], [True]], 0)
+
+
+def test_heatmap_indices_refuse_a_label_that_is_no_bool():
+    for bad in (float("nan"), None, 0.5):  # bool(None) would count a missing label as wrong
+        with pytest.raises(ValueError, match=r"heatmap_indices: step_labels\[1\]\[0\] must be a bool or 0/1"):
+            diagnostics.heatmap_indices([[True], [bad], [False]], 3)
+    assert diagnostics.heatmap_indices([np.array([True, False]), np.array([1, 1])], 2) == [0, 1]
+
+
 def test_step_rewards_and_labels_and_the_heatmap_rows_of_notebook_05():
     from stepdpo_lite.tutorial import bestofn, toyworld
 
@@ -299,58 +413,10 @@ def test_step_rewards_and_labels_and_the_heatmap_rows_of_notebook_05():
         diagnostics.rows_by_problem({"base": [[1.0]]}, {"after": [[True]]})
 
 
-def test_implicit_step_rewards_refuses_a_start_it_would_not_read_a_lora_policy_against(monkeypatch):
-    """A LoRA policy is read against its own 'ref' adapter, else its adapter disabled (get_step_rewards): a `start`
-    given for it was dropped without a word, and notebook 05 passed one for every policy."""
-    calls = []
-    monkeypatch.setattr(diagnostics, "get_step_rewards", lambda *a, ref_model=None, **k: calls.append(ref_model) or [])
-    monkeypatch.setattr(diagnostics, "is_peft_model", lambda model: model == "lora policy")
-    with pytest.raises(ValueError, match="implicit_step_rewards: start is given, but the policy is a LoRA"):
-        diagnostics.implicit_step_rewards("lora policy", "tok", ["p"], ["r"], start="base")
-    diagnostics.implicit_step_rewards("lora policy", "tok", ["p"], ["r"])
-    diagnostics.implicit_step_rewards("full fine-tune", "tok", ["p"], ["r"], start="base")
-    assert calls == [None, "base"]
-    with pytest.raises(ValueError, match="a fully fine-tuned policy needs `start`"):
-        diagnostics.implicit_step_rewards("full fine-tune", "tok", ["p"], ["r"])
-
-
 def test_position_only_scores_give_the_kth_step_minus_k():
     """Its docstring, notebook 02 and docs/method.md say -k for step k; it gave -(k - 1), step 1 a negative zero."""
     scores = diagnostics.position_only_scores([3, 1])
     assert scores == [[-1.0, -2.0, -3.0], [-1.0]] and math.copysign(1, scores[1][0]) == -1
-
-
-def test_step_beta_reads_the_saved_config_or_takes_the_default(tmp_path):
-    assert diagnostics.step_beta(tmp_path) == 0.1 and diagnostics.step_beta(tmp_path, default=0.5) == 0.5
-    (tmp_path / "stepwise_config.json").write_text('{"beta": 0.3, "step_beta": 0.2}')
-    assert diagnostics.step_beta(tmp_path) == 0.2  # the step loss's β, not the sequence-level one
-    (tmp_path / "stepwise_config.json").write_text('{"beta": 0.3}')
-    assert diagnostics.step_beta(tmp_path, default=0.05) == 0.05
-
-
-def test_implicit_rewards_of_pairs_and_the_credit_table(monkeypatch):
-    calls = []
-
-    def fake(model, tokenizer, prompts, responses, *, start=None, beta=0.1, batch_size=8):
-        calls.append((model, tokenizer, list(prompts), start, beta, batch_size))
-        return [[beta * (1.0 if "good" in r else -1.0) for _ in r.split("|")] for r in responses]
-
-    monkeypatch.setattr(diagnostics, "implicit_step_rewards", fake)
-    pairs = {"prompt": ["p1", "p2"], "chosen": ["good|good", "good"], "rejected": ["good|bad", "bad"]}
-    out = diagnostics.implicit_rewards_of_pairs({"DPO": ("m1", "t1"), "Stepwise DPO": ("m2", "t2")}, pairs,
-                                                start="base", beta=0.5, batch_size=16)
-    assert out["DPO"] == {"chosen": [[0.5, 0.5], [0.5]], "rejected": [[0.5, 0.5], [-0.5]]}
-    assert [c[:2] for c in calls] == [("m1", "t1"), ("m1", "t1"), ("m2", "t2"), ("m2", "t2")]
-    assert all(c[2:] == (["p1", "p2"], "base", 0.5, 16) for c in calls)  # one reference and one β for all
-    credit = diagnostics.credit_by_policy(out, [[True, True], [True]], [[True, False], [False]])
-    assert credit["DPO"] == {"chosen": 0.5, "rejected_right": 0.5, "rejected_wrong": 0.0}
-    assert diagnostics.credit_by_policy(out, [[True, True], [True]], [[True, True], [True]])["DPO"][
-        "rejected_wrong"] is None  # no wrong step: n/a in the table
-    assert diagnostics.credit_example(out, [[True, False], [False]], 0) == {  # pairs count from 1, as everywhere
-        "pair": 1, "step_labels": [True, False], "rewards": {"DPO": [0.5, 0.5], "Stepwise DPO": [0.5, 0.5]}}
-    assert diagnostics.credit_example(out, [[True, False], [False]], 1)["pair"] == 2
-    with pytest.raises(ValueError, match="credit_example: DPO: 2 step rewards for 1 step labels"):
-        diagnostics.credit_example(out, [[True], [False]], 0)
 
 
 def test_first_rejected_steps_count_from_one_and_say_none():
@@ -447,14 +513,17 @@ def test_step_label_counts_counts_the_labelled_steps_and_the_share_right():
 
 
 def test_control_wanted_by_default_only_where_the_reward_base_is_not_the_policys():
+    """profiles.control_wanted, beside the recipe it asks for (profiles.train_reward_model)."""
     from types import SimpleNamespace
+
+    from stepdpo_lite.tutorial import profiles
 
     verifier = SimpleNamespace(reward_base="data/tiny-verifier", model_name="data/tiny-base")
     same = SimpleNamespace(reward_base="Qwen/Qwen2.5-1.5B-Instruct", model_name="Qwen/Qwen2.5-1.5B-Instruct")
-    assert diagnostics.control_wanted(verifier) and not diagnostics.control_wanted(same)
-    assert diagnostics.control_wanted(same, True) and not diagnostics.control_wanted(verifier, False)
+    assert profiles.control_wanted(verifier) and not profiles.control_wanted(same)
+    assert profiles.control_wanted(same, True) and not profiles.control_wanted(verifier, False)
     with pytest.raises(ValueError, match="control_wanted: requested must be True or False, got 'no'"):
-        diagnostics.control_wanted(verifier, "no")
+        profiles.control_wanted(verifier, "no")
 
 
 def test_prm_metrics_is_notebook_02s_prm_section():
@@ -527,7 +596,7 @@ def test_the_cells_prm_threshold_names_are_notebook_02s():
     cells = notebook_02_code_cells()
     scoring = next(i for i, src in enumerate(cells) if "report = diagnostics.prm_report(" in src)
     assert "prm.config.first_error_threshold = threshold" in cells[scoring]
-    assert 'runs.save_atomic(RUN_DIR / "prm", prm.save)' in cells[scoring]
+    assert 'atomic.save_atomic(RUN_DIR / "prm", prm.save)' in cells[scoring]
     metrics = next(i for i, src in enumerate(cells) if "diagnostics.prm_metrics(" in src)
     assert metrics > scoring and "runs.update_metrics(" in cells[metrics] and "save_atomic" not in cells[metrics]
 

@@ -9,9 +9,9 @@ import torch
 from stepdpo_lite.evaluation import (best_of_n_accuracy, choose_threshold, first_error_f1, first_error_index,
                                      first_error_report, majority_vote_accuracy, outcome_auroc, predict_first_error,
                                      process_reward_report, step_auroc)
+from stepdpo_lite.tutorial.credit import format_credit, mean_by_label
 from stepdpo_lite.tutorial.diagnostics import (auroc_difference, base_rate_loss, chosen_vs_rejected_summary,
-                                               choose_process_weight,
-                                               format_credit, mean_by_label, position_only_scores,
+                                               choose_process_weight, position_only_scores,
                                                prm_reports_adapter_on_and_off, step_auroc_by_position)
 
 

@@ -88,7 +88,7 @@ def test_sampling_ignores_the_models_saved_generation_settings(base):
     penalised greedy and T = 1 a truncated distribution (a penalty of 1.3 changed every greedy solution here)."""
     import copy
 
-    from stepdpo_lite.tutorial import search
+    from stepdpo_lite.tutorial import step_generation
 
     model, tok = base
     prompts = [p.prompt for p in toyworld.make_problems(3, "test")]
@@ -98,7 +98,7 @@ def test_sampling_ignores_the_models_saved_generation_settings(base):
                                              progress=False)
         sampled = generation.sample_solutions(model, tok, prompts, n=2, temperature=1.0, max_new_tokens=48, seed=3,
                                               progress=False)
-        steps = search.generate(model, tok, prompts, n=2, temperature=1.0, max_new_tokens=48, seed=3)
+        steps = step_generation.generate(model, tok, prompts, n=2, temperature=1.0, max_new_tokens=48, seed=3)
         return greedy, sampled, [[g.text for g in row] for row in steps]
 
     plain = draw()

@@ -12,11 +12,11 @@ import pytest
 
 from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.tutorial import gsm8k, public_datasets, toyworld
-from stepdpo_lite.tutorial.labelling import (DATASET_KINDS, data_metrics, datasets_by_split, format_label_agreement,
-                                             format_verdict_summary, label_agreement, mc_comparison_problems,
-                                             mc_label_agreement, outcome_rows, preference_pairs,
-                                             preference_pairs_from_stepwise, problem_mc_step_labels, prompts_of,
-                                             step_dpo_pairs, stepwise_rows, verdict_summary)
+from stepdpo_lite.tutorial.labelling import (DATASET_KINDS, data_metrics, datasets_by_split, drawn_pairs,
+                                             format_label_agreement, format_verdict_summary, label_agreement,
+                                             mc_comparison_problems, mc_label_agreement, outcome_rows,
+                                             preference_pairs, preference_pairs_from_stepwise, problem_mc_step_labels,
+                                             prompts_of, step_dpo_pairs, stepwise_rows, verdict_summary)
 
 
 def test_verdict_summary_counts_clean_lucky_and_first_mistakes():
@@ -539,6 +539,19 @@ def test_pairs_over_max_pairs_per_problem_are_counted_as_left_out(caplog):
     for who in ("preference_pairs", "step_dpo_pairs", "preference_pairs_from_stepwise"):
         assert f"{who}: built 1 pair; left out: 1 pair over max per problem" in caplog.messages
     assert caplog.messages[-1] == "preference_pairs: built 2 pairs"  # none over: nothing said
+
+
+def test_the_pairs_drawn_under_a_cap_are_drawn_from_all_combinations_by_seed_and_prompt():
+    """max_pairs_per_problem draws from every (chosen, rejected) combination: taken in order, a cap of 3 paired the
+    first right solution with every wrong one and left the other right ones out, whatever the seed."""
+    good, bad = ["c1", "c2", "c3"], ["r1", "r2", "r3"]
+    every = {(c, r) for c in good for r in bad}
+    assert sorted(drawn_pairs(good, bad, "P", 0, None)) == sorted(every)
+    by_seed = {tuple(drawn_pairs(good, bad, "P", seed, 3)) for seed in range(8)}
+    by_prompt = {tuple(drawn_pairs(good, bad, prompt, 0, 3)) for prompt in "ABCDEFGH"}
+    assert len(by_seed) > 1 and len(by_prompt) > 1
+    assert all(len(set(draw)) == 3 and set(draw) <= every for draw in by_seed | by_prompt)
+    assert drawn_pairs(good, bad, "P", 5, 3) == drawn_pairs(good, bad, "P", 5, 3)  # seeded: the same draw again
 
 
 def _call(source: str, opening: str) -> str:

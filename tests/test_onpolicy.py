@@ -105,6 +105,25 @@ def test_mislabels_are_counted_against_the_checker():
     assert prm_pairs.step_agreement([p], samples) == pytest.approx(4 / 9)  # gold 3/3, bad 1/3, lucky 0/3 right
 
 
+def test_solution_pairs_count_the_wrong_answers_the_prm_accepted():
+    """A wrong answer whose every step the PRM accepts is a PRM miss the round reports (``wrong_answer_prm_accepted``);
+    it is still paired as rejected, by its answer."""
+    p, gold, bad, lucky = problem_and_texts()
+    for blind, missed in ((True, 1), (False, 0)):
+        samples = prm_pairs.label_samples(StubPRM(blind=blind), [p], [[gold, bad, lucky]], THRESHOLD)
+        _, stats = prm_pairs.solution_pairs([p], samples)
+        assert stats["wrong_answer_prm_accepted"] == missed, blind
+
+
+def test_step_agreement_reads_each_step_against_the_samples_threshold():
+    """A step is accepted at reward >= the samples' threshold, not >= 0 (the tests' THRESHOLD hid the difference)."""
+    p, gold, bad, _ = problem_and_texts()
+    labels = [y for text in (gold, bad) for y in toyworld.check(p, text).step_labels]
+    strict = prm_pairs.label_samples(StubPRM(), [p], [[gold, bad]], 2 * R)  # above every reward: all rejected
+    assert prm_pairs.step_agreement([p], strict) == pytest.approx(labels.count(False) / len(labels))
+    assert prm_pairs.step_agreement([p], prm_pairs.label_samples(StubPRM(), [p], [[gold, bad]], THRESHOLD)) == 1.0
+
+
 def test_bad_input_to_the_pair_builders_is_refused_naming_what_is_wrong():
     p, gold, bad, _ = problem_and_texts()
     prm = StubPRM()
@@ -750,6 +769,15 @@ def test_a_step_pairs_chosen_that_goes_wrong_after_its_step_is_counted():
     assert toyworld.check(p, later_slip).first_error == 2 and rows[0]["step_index"] == 1
     counts = prm_pairs.count_mislabels([p], [rows[0], dict(rows[0], chosen=later_slip)])
     assert counts["mislabelled"] == 0 and counts["chosen_wrong_after_step"] == 1
+
+
+def test_a_step_pairs_chosen_wrong_at_its_own_step_is_not_counted_as_going_wrong_after_it():
+    """``chosen_wrong_after_step`` counts sound Step-DPO pairs whose chosen goes wrong later; a chosen wrong at step
+    k itself is a mislabel (``chosen_wrong``), not one of those."""
+    p, gold, bad, _ = problem_and_texts()
+    row = {"problem_index": 0, "chosen": bad, "rejected": bad, "step_index": 1, "prm_first_error": 1}
+    counts = prm_pairs.count_mislabels([p], [row])
+    assert counts["chosen_wrong"] == 1 and counts["chosen_wrong_after_step"] == 0
 
 
 @pytest.mark.parametrize("knob, value", [("samples_per_problem", 0), ("step_pairs_per_problem", -1),
@@ -2084,4 +2112,29 @@ def test_step_pairs_refuse_a_resample_that_rewrites_the_shared_prefix():
 
     rows, stats = prm_pairs.step_pairs({"dpo": None}, None, prm, [p], samples, THRESHOLD, require="step",
                                        sample_fn=glued)
+    assert rows == [] and stats["no_accepted_step"] == 1
+
+
+def test_step_pairs_never_pair_the_wrong_step_with_itself():
+    """A PRM that reads the whole solution (not only the prefix up to a step) can accept step k in a resample that
+    repeats the wrong step and then recovers: its step k is the rejected text itself, no correction; not taken."""
+    p, gold, bad, _ = problem_and_texts()
+    gold_steps, bad_steps = extract_steps(gold), extract_steps(bad)
+    recovered = gold_steps[0] + bad_steps[1] + "".join(gold_steps[2:])
+    assert p.is_correct(recovered)
+
+    class AnswerPRM(StubPRM):  # every step accepted where the final answer is right
+        def score_solutions(self, prompts, solutions, batch_size=None, progress=False):
+            rewards = super().score_solutions(prompts, solutions)
+            return [[R] * len(r) if p.is_correct("".join(s)) else r for s, r in zip(solutions, rewards)]
+
+    prm = AnswerPRM()
+    samples = prm_pairs.label_samples(prm, [p], [[bad]], THRESHOLD, policy="dpo")
+    assert samples[0][0].prm_first_error == 1
+
+    def resample(model, tokenizer, contexts, n, **kw):
+        return [[recovered[len(context) - len(p.prompt):]] * n for context in contexts]
+
+    rows, stats = prm_pairs.step_pairs({"dpo": None}, None, prm, [p], samples, THRESHOLD, tries=2, attempts=1,
+                                       sample_fn=resample)
     assert rows == [] and stats["no_accepted_step"] == 1

@@ -163,6 +163,14 @@ def test_bad_inputs_raise(prm, orm, tiny_model, tiny_tokenizer):
         prm.score_solutions(["a\n"], ["Step 1: 1 + 1 = 2"])
 
 
+def test_a_yes_and_no_that_are_the_same_token_are_refused(tiny_model, tiny_tokenizer):
+    """A reward is logit(yes) − logit(no): with one token for both it is 0 for every step and solution, a coin toss
+    the user would read as a score; construction refuses it."""
+    for kind in (ProcessRewardModel, OutcomeRewardModel):
+        with pytest.raises(ValueError, match=re.escape("reward model: yes ' Yes' and no ' Yes' are the same token")):
+            kind(tiny_model, tiny_tokenizer, no=toyworld.YES)
+
+
 @pytest.fixture(scope="module")
 def saved_base(tmp_path_factory):
     tok = toyworld.build_tokenizer()

@@ -1,4 +1,5 @@
-"""search: step-level beam search and DVTS with a PRM, exact token counts, equal-budget tables, the tree figure.
+"""search, search_report, step_generation: step-level beam search and DVTS with a PRM, exact token counts,
+equal-budget tables, the checker's view of a search tree, the tree figure.
 
 Scripted policies and PRMs make the selection tests deterministic; the shipped tiny base checks the real
 generation path (stopping at the delimiter, token counts against a direct count of generate's output)."""
@@ -9,9 +10,10 @@ import re
 
 import pytest
 
-from stepdpo_lite.tutorial import bestofn, search, tasks, toyworld, viz
+from stepdpo_lite.tutorial import bestofn, search, search_report, step_generation, tasks, toyworld, viz
 from stepdpo_lite.tutorial.gsm8k import GSM8KProblem
 from stepdpo_lite.tutorial.profiles import get_profile
+from stepdpo_lite.tutorial.step_generation import Generation
 from stepdpo_lite.steps import DEFAULT_DELIMITER, extract_steps
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -36,9 +38,9 @@ class Scripted:
                 j = copy if self.options is None else self.rng.choice(self.options)
                 body = f"Step 1: c{j}" if k == 0 else f" {k + 1}: c{j}"
                 if k + 1 == self.n_steps:
-                    row.append(search.Generation(body + f"\n\nAnswer: {j}", len(body) + 11, "eos"))
+                    row.append(Generation(body + f"\n\nAnswer: {j}", len(body) + 11, "eos"))
                 else:
-                    row.append(search.Generation(body, len(body) + len(DEFAULT_DELIMITER), "delimiter"))
+                    row.append(Generation(body, len(body) + len(DEFAULT_DELIMITER), "delimiter"))
                 self.tokens += row[-1].n_tokens
             out.append(row)
         return out
@@ -87,8 +89,8 @@ def test_an_answered_beam_pushed_out_by_a_prefix_the_budget_then_cuts_is_still_c
     """A finished beam competes with open prefixes for its place; one pushed out used to be lost, and when the token
     budget then cut the open prefix, the search chose that cut prefix, with no answer, over the answered beam."""
     def policy(texts, n, caps, leads):
-        return [[search.Generation("Step 1: c1\n\nAnswer: 1", 10, "eos"),
-                 search.Generation("Step 1: c0", 10, "delimiter")][:n] for _ in texts]
+        return [[Generation("Step 1: c1\n\nAnswer: 1", 10, "eos"),
+                 Generation("Step 1: c0", 10, "delimiter")][:n] for _ in texts]
 
     class ShortPrefixFavoured(TablePRM):
         def reward(self, prefix):
@@ -226,7 +228,7 @@ def test_caps_end_beams_and_unreadable_prefixes_are_floored():
     class Blank(Scripted):
         def __call__(self, texts, n, caps, leads):
             rows = super().__call__(texts, n, caps, leads)
-            rows[0][0] = search.Generation("  ", 1, "eos")  # a blank first step: the PRM never sees it
+            rows[0][0] = Generation("  ", 1, "eos")  # a blank first step: the PRM never sees it
             return rows
 
     with pytest.warns(UserWarning, match="the PRM could not read 1 of 10 prefixes"):
@@ -234,6 +236,27 @@ def test_caps_end_beams_and_unreadable_prefixes_are_floored():
     assert res.nodes[0].rewards is None and res.nodes[0].score == search.FLOOR and not res.nodes[0].kept
     read = {tuple(res.steps(n.id)) for n in res.nodes if n.rewards is not None}
     assert res.n_scored == len(read) == len({tuple(res.steps(n.id)) for n in res.nodes}) - 1  # the blank one: unread
+
+
+def test_each_step_is_sampled_with_the_solution_tokens_its_path_has_left():
+    """max_new_tokens caps the whole solution: a step after a path of t tokens may take max_new_tokens − t (only the
+    first round's cap, the whole of it, was checked: every step could have run to the full cap)."""
+    policy = Scripted(options=[0, 1])
+    search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, max_new_tokens=40,
+                       sampler=policy)
+    first = len("Step 1: c0") + len(DEFAULT_DELIMITER)  # Scripted's token counts: every step k costs the same
+    second = len(" 2: c0") + len(DEFAULT_DELIMITER)
+    assert [caps for _, _, caps, _ in policy.calls] == [[40], [40 - first] * 2, [40 - first - second] * 2]
+
+
+def test_every_step_sampled_at_the_step_cap_ends_there_kept_or_pruned():
+    """A step at depth max_steps − 1 ends the beam ("step_cap") when it is made, whether the beam keeps it or not:
+    read only after the selection, the pruned ones were left open (unfinished, no reason given)."""
+    res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=2, expansions=2, max_steps=2,
+                             sampler=Scripted(options=[0, 1], n_steps=6))[0]
+    last = [n for n in res.nodes if n.depth == 1]
+    assert len(last) == 4 and any(n.pruned_at == 1 for n in last)
+    assert all(n.finished and n.ended == "step_cap" for n in last)
 
 
 def test_beam_search_refuses_a_token_budget_it_would_read_wrong():
@@ -278,7 +301,7 @@ def test_a_problem_searches_the_same_alone_or_beside_others():
         out = []
         for text, cap in zip(texts, caps):
             per = 1 if text.startswith("a") else 40
-            out.append([search.Generation("Step x", min(per, cap), "delimiter" if per <= cap else "length")] * n)
+            out.append([Generation("Step x", min(per, cap), "delimiter" if per <= cap else "length")] * n)
         return out
 
     def run(prompts):
@@ -298,8 +321,8 @@ def test_any_task_problem_works_gsm8k_shaped():
     prm = TablePRM({0: -1.0, 1: 2.0, 2: 0.5, 3: 1.0})
     res = search.beam_search(None, None, prm, [problem], n_beams=2, expansions=2, sampler=Scripted())[0]
     assert problem.is_correct(res.solution) and all(p == chat for p, _ in prm.scored)
-    assert search.tree_labels(problem, res) == {n.id: None for n in res.nodes}  # no checker on GSM8K
-    assert search.pruning_report([problem], [res]) is None
+    assert search_report.tree_labels(problem, res) == {n.id: None for n in res.nodes}  # no checker on GSM8K
+    assert search_report.pruning_report([problem], [res]) is None
     with pytest.raises(ValueError, match="prompt"):
         search.beam_search(None, None, prm, [object()], sampler=Scripted())
 
@@ -332,8 +355,8 @@ def test_generate_stops_at_the_delimiter_and_counts_tokens_exactly(tiny_base):
     second = [p.prompt + "Step 1: " + f"{p.start} {p.ops[0][0]} {p.ops[0][1]} = {p.values[1]}" + DEFAULT_DELIMITER
               for p in problems]
     texts, caps = first + second + [problems[0].prompt], [160] * 6 + [5]
-    gens = search.generate(model, tok, texts, 1, temperature=0.0, max_new_tokens=caps, batch_size=8,
-                           leads=[""] * 3 + [DEFAULT_DELIMITER] * 3 + [""])
+    gens = step_generation.generate(model, tok, texts, 1, temperature=0.0, max_new_tokens=caps, batch_size=8,
+                                    leads=[""] * 3 + [DEFAULT_DELIMITER] * 3 + [""])
     for text, cap, (g,) in zip(texts, caps, gens):
         count, decoded = _greedy_count(model, tok, text, DEFAULT_DELIMITER, cap)
         assert g.n_tokens == count  # same batch of rows finishing at different times: padding is not counted
@@ -362,7 +385,7 @@ def test_beam_search_on_the_tiny_base_counts_what_generate_made(tiny_base):
             out = []
             for prompt, steps in zip(prompts, step_lists):
                 text = "".join(steps)
-                labels = search.prefix_step_labels(toyworld.parse_prompt(prompt), text, "Answer:" in text)
+                labels = search_report.prefix_step_labels(toyworld.parse_prompt(prompt), text, "Answer:" in text)
                 out.append([4.0 if ok else -4.0 for ok in labels])
             return out
 
@@ -374,19 +397,19 @@ def test_beam_search_on_the_tiny_base_counts_what_generate_made(tiny_base):
     assert sum(r.tokens for r in results) == sum(made) > 0
     for p, r in zip(problems, results):
         assert extract_steps(r.solution) == r.steps() and r.solution.rstrip().split("\n")[-1].startswith("Answer:")
-        assert all(n.stop in search.STOPS for n in r.nodes)
+        assert all(n.stop in step_generation.STOPS for n in r.nodes)
         assert p.step_labels(r.solution) == [True] * len(r.steps())  # a perfect verifier keeps right steps only
-    assert search.accuracy(problems, results) == 1.0
-    labels = search.tree_labels(problems[0], results[0])
+    assert search_report.chosen_accuracy(problems, results) == 1.0
+    labels = search_report.tree_labels(problems[0], results[0])
     assert all(labels[n.id] for n in results[0].path())
-    report = search.pruning_report(problems, results)
+    report = search_report.pruning_report(problems, results)
     assert report["right_step_pruned"] == 0 and report["kept_right"] == 1.0 and report["rounds"] >= len(problems)
     with pytest.raises(ValueError, match="pruning_report: 4 problems but 3 search results"):  # was a report on 3
-        search.pruning_report(problems, results[:3])
+        search_report.pruning_report(problems, results[:3])
     with pytest.raises(ValueError, match="pick_example: 3 problems but 4 search results"):  # was an IndexError
-        search.pick_example(problems[:3], results)
+        search_report.pick_example(problems[:3], results)
     with pytest.raises(ValueError, match="pick_example: 4 problems but 3 search results"):  # was a pick among 3
-        search.pick_example(problems, results[:3])
+        search_report.pick_example(problems, results[:3])
 
 
 def test_a_beam_cut_by_the_search_keeps_its_right_last_step_right():
@@ -402,15 +425,15 @@ def test_a_beam_cut_by_the_search_keeps_its_right_last_step_right():
             k = text[len(problem.prompt):].count(DEFAULT_DELIMITER)
             step = gold[k][len(lead):]
             last = k == len(gold) - 1
-            out.append([search.Generation(step, 5, "eos" if last else "delimiter")] * n)
+            out.append([Generation(step, 5, "eos" if last else "delimiter")] * n)
         return out
 
     for cut in (dict(token_budget=12), dict(max_steps=len(gold) - 1)):
         res = search.beam_search(None, None, TablePRM(), [problem], n_beams=1, expansions=2, sampler=gold_steps,
                                  **cut)[0]
         assert {n.ended for n in res.nodes if n.finished} <= {"token_budget", "step_cap"}
-        assert all(search.tree_labels(problem, res).values()), cut
-        report = search.pruning_report([problem], [res])
+        assert all(search_report.tree_labels(problem, res).values()), cut
+        report = search_report.pruning_report([problem], [res])
         assert report["kept_right"] == 1.0 and report["right_step_pruned"] == 0, cut
 
 
@@ -426,7 +449,7 @@ def test_sample_candidates_are_the_kits_samples_with_counts(tiny_base):
 
     model.generate = recording_generate
     try:
-        sols, counts = search.sample_candidates(model, tok, problems, 3, batch_size=4, seed=1)
+        sols, counts = step_generation.sample_candidates(model, tok, problems, 3, batch_size=4, seed=1)
     finally:
         del model.generate
     assert [c for row in counts for c in row] == made  # row by row: everything generate made but its padding
@@ -441,12 +464,12 @@ def test_sample_candidates_refuse_a_prompt_the_tokenizer_cannot_spell(tiny_token
     def sampled(*args, **kwargs):
         raise AssertionError("sampled a prompt the tokenizer cannot spell")
 
-    monkeypatch.setattr(search, "generate", sampled)
+    monkeypatch.setattr(step_generation, "generate", sampled)
     spelled, odd = Answer1(), Answer1()
     odd.prompt = "Q: pick one, é.\n"
     with pytest.raises(ValueError, match=re.escape("sample_candidates: problems[1]: the tokenizer reads the characters "
                                                    "'é' of its prompt as <unk>")):
-        search.sample_candidates(None, tiny_tokenizer, [spelled, odd], 2)
+        step_generation.sample_candidates(None, tiny_tokenizer, [spelled, odd], 2)
 
 
 def _comparison_inputs():
@@ -471,7 +494,7 @@ def test_compare_at_budgets_and_figures(tmp_path):
     assert table["4"]["best_of_n_prm"] == 1.0 and table["4"]["best_of_n_orm"] == 0.0 and table["4"]["beam_prm"] == 1.0
     assert table["4"]["tokens"]["best_of_n_prm"] == table["4"]["token_budget"] == 4 * 140 / 8
     assert table["4"]["tokens"]["beam_prm"] == 50 and table["2"]["token_budget"] == 2 * 140 / 8
-    text = search.format_comparison(table)
+    text = search_report.format_comparison(table)
     # each row by the name the plot's legend gives it (viz.METHOD_NAMES), not its metrics key: "beam search, PRM"
     assert "beam_prm" not in text and [line[:17].rstrip() for line in text.splitlines()] == [
         "method", "majority vote", "best-of-N, ORM", "best-of-N, PRM", "beam search, PRM", "(token budget)"], text
@@ -492,7 +515,7 @@ def test_compare_at_budgets_and_figures(tmp_path):
             search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam[:1]}}, [4], "min",
                                       n_resamples=5, per_problem=per_problem)
         # solution texts in place of SearchResults: named under compare_at_budgets, the search and B, per problem or
-        # not (an AttributeError per problem, and search.accuracy's message otherwise)
+        # not (an AttributeError per problem, and search_report.chosen_accuracy's message otherwise)
         with pytest.raises(ValueError, match=r"compare_at_budgets: searches\['beam_prm'\] at B=4: results\[0\] is a "
                                              r"str: compare_at_budgets takes SearchResults"):
             search.compare_at_budgets(problems, candidates, tokens, prm, orm,
@@ -521,7 +544,7 @@ def test_compare_at_budgets_and_figures(tmp_path):
 
         def step_labels(self, text):
             return [False]
-    assert search.prefix_step_labels(NoKinds(), "Step 1: 1 + 1 = 2", finished=False) == [None]
+    assert search_report.prefix_step_labels(NoKinds(), "Step 1: 1 + 1 = 2", finished=False) == [None]
     fig = viz.plot_test_time_compute(table, save_to=tmp_path / "07_test_time_compute.png")
     assert fig is not None and (tmp_path / "07_test_time_compute.png").read_bytes()[:8] == PNG
 
@@ -531,7 +554,19 @@ def test_compare_at_budgets_and_figures(tmp_path):
     viz.plot_beam_tree(res, labels, save_to=tmp_path / "07_beam_explorer.png")
     blob = (tmp_path / "07_beam_explorer.png").read_bytes()
     assert blob[:8] == PNG and len(blob) > 5_000
-    assert search.pick_example([Answer1()] * 2, [res, res]) in (0, 1)
+    assert search_report.pick_example([Answer1()] * 2, [res, res]) in (0, 1)
+
+
+def test_compare_at_budgets_counts_what_the_prm_read_per_method():
+    """prm_scored (metrics.json, the README's "prefixes the PRM scored"): best-of-B reads its B solutions, majority
+    and the ORM none, a search its results' n_scored per problem."""
+    problems, candidates, tokens, prm, orm, beam = _comparison_inputs()
+    for r in beam:
+        r.n_scored = 3
+    table = search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam}}, [2, 4], "min",
+                                      n_resamples=5)
+    assert table["2"]["prm_scored"] == {"majority": 0.0, "best_of_n_orm": 0.0, "best_of_n_prm": 2.0}
+    assert table["4"]["prm_scored"] == {"majority": 0.0, "best_of_n_orm": 0.0, "best_of_n_prm": 4.0, "beam_prm": 3.0}
 
 
 class _PickOne:
@@ -549,8 +584,8 @@ def _search_that_pushes_out_a_finished_beam():
     go on and score higher, pushing it out at depth 1."""
     def sampler(texts, n, caps, leads):
         first = ["Step 1: c0\n\nAnswer: 0"] + [f"Step 1: c{j}" for j in range(1, n)]
-        return [[search.Generation(first[j], 5, "eos" if j == 0 else "delimiter") if t.count(DEFAULT_DELIMITER) == 0
-                 else search.Generation(f"{DEFAULT_DELIMITER}Step 2: c{j}\n\nAnswer: 1", 5, "eos") for j in range(n)]
+        return [[Generation(first[j], 5, "eos" if j == 0 else "delimiter") if t.count(DEFAULT_DELIMITER) == 0
+                 else Generation(f"{DEFAULT_DELIMITER}Step 2: c{j}\n\nAnswer: 1", 5, "eos") for j in range(n)]
                 for t in texts]
 
     class PRM:
@@ -580,18 +615,18 @@ def test_generate_checks_its_arguments_as_sample_solutions_does(tiny_base):
     for kw, message in ((dict(n=0), "n must be an int >= 1"), (dict(n=1, temperature=float("nan")), "temperature"),
                         (dict(n=1, batch_size=0), "batch_size must be an int >= 1")):
         with pytest.raises(ValueError, match=f"generate: {message}"):
-            search.sample_candidates(model, tok, problems, **kw)
+            step_generation.sample_candidates(model, tok, problems, **kw)
     with pytest.raises(ValueError, match="generate: expected a list of prompts, got one str"):
-        search.generate(model, tok, problems[0].prompt)
+        step_generation.generate(model, tok, problems[0].prompt)
     texts = [p.prompt for p in problems]
     for caps, message in ((160.0, r"max_new_tokens must be an int >= 1, got 160.0"),  # was a TypeError
                           ([160, 2.5], r"max_new_tokens\[1\] \(text 1\) must be an int >= 1, got 2.5"),  # 3 tokens
                           ([True, 160], r"max_new_tokens\[0\] \(text 0\) must be an int >= 1, got True"),  # 1 token
                           ([160], r"2 texts but 1 max_new_tokens")):
         with pytest.raises(ValueError, match=f"generate: {message}"):
-            search.generate(model, tok, texts, max_new_tokens=caps)
+            step_generation.generate(model, tok, texts, max_new_tokens=caps)
     with pytest.raises(ValueError, match="generate: leads: expected a list of leads .*, got one str"):  # 1 char a text
-        search.generate(model, tok, texts * 3, leads=DEFAULT_DELIMITER)
+        step_generation.generate(model, tok, texts * 3, leads=DEFAULT_DELIMITER)
 
 
 def test_candidate_costs_and_the_lines_notebook_07_prints_of_it_and_of_its_example():
@@ -600,40 +635,40 @@ def test_candidate_costs_and_the_lines_notebook_07_prints_of_it_and_of_its_examp
     wrong = [toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(0)) for p in problems]
     candidates = [[right[0], wrong[0], wrong[0]], [wrong[1], right[1], right[1]]]
     tokens = [[60, 70, 80], [50, 55, 45]]
-    summary = search.candidate_costs(problems, candidates, tokens)
+    summary = search_report.candidate_costs(problems, candidates, tokens)
     assert summary == {"solutions": 6, "right": 0.5, "tokens_per_solution": 60.0, "min_tokens": 45, "max_tokens": 80}
-    assert search.format_candidate_costs(summary, [4, 16], seconds=16.6) == (
+    assert search_report.format_candidate_costs(summary, [4, 16], seconds=16.6) == (
         "6 solutions sampled in 17 s, 50.0% of them right; 60.0 generated tokens per solution (min 45, max 80)\n"
         "token budget per problem: B=4: 240, B=16: 960")
     with pytest.raises(ValueError, match="candidate_costs: candidates and candidate_tokens differ in shape .*"
                                          "problem 0 has 3 candidates and 2 counts"):
-        search.candidate_costs(problems, candidates, [[60, 70], [50, 55, 45]])
+        search_report.candidate_costs(problems, candidates, [[60, 70], [50, 55, 45]])
     for bad in (float("nan"), True, 0):  # a NaN mean, True counted as 1 token (and printed as the min)
         with pytest.raises(ValueError, match=r"candidate_costs: candidate_tokens\[1\]\[2\] \(problem 1, "):
-            search.candidate_costs(problems, candidates, [tokens[0], [50, 55, bad]])
+            search_report.candidate_costs(problems, candidates, [tokens[0], [50, 55, bad]])
     with pytest.raises(ValueError, match="candidate_costs: 2 problems but 1 lists of solutions"):
-        search.candidate_costs(problems, candidates[:1], tokens[:1])
+        search_report.candidate_costs(problems, candidates[:1], tokens[:1])
     res = search.SearchResult(0, [search.Node(0, None, 0, right[0], 50, "eos", True)], 0, tokens=305)
-    assert search.format_example(problems[0], res, candidates[0], tokens[0], 4) == (
+    assert search_report.format_example(problems[0], res, candidates[0], tokens[0], 4) == (
         f"{problems[0].prompt}{right[0]}\n\nright: True; 1 steps sampled, 305 tokens (its best-of-4 budget: 280); "
         "right among its 3 sampled solutions: 1")
     with pytest.raises(ValueError, match="example_report: 3 candidates and 2 token counts"):
-        search.format_example(problems[0], res, candidates[0], tokens[0][:2], 4)
+        search_report.format_example(problems[0], res, candidates[0], tokens[0][:2], 4)
     for budget, counts, message in ((True, tokens[0], "budget must be an int >= 1, got True"),
                                     (4, [60, float("nan"), 80], r"candidate_tokens\[1\] \(candidate 1\) must be"),
                                     (0, tokens[0], "budget must be an int >= 1, got 0")):  # was a cap of 0 tokens
         with pytest.raises(ValueError, match=f"example_report: {message}"):  # was a NaN cap, a best-of-True budget
-            search.example_report(problems[0], res, candidates[0], counts, budget)
+            search_report.example_report(problems[0], res, candidates[0], counts, budget)
     # what notebook 07 records of its explorer's problem: a right step kept, a wrong one pruned at P 0.007
     nodes = [search.Node(0, None, 0, right[0], 50, "eos", True, rewards=[1.0], score=1.0, kept=True),
              search.Node(1, None, 0, wrong[0], 40, "eos", True, rewards=[-5.0], score=-5.0, pruned_at=0)]
     res = search.SearchResult(1, nodes, 0, tokens=305)
     p = lambda x: pytest.approx(1 / (1 + 2.718281828459045 ** -x))
-    assert search.example_report(problems[0], res, candidates[0], tokens[0], 4) == {
+    assert search_report.example_report(problems[0], res, candidates[0], tokens[0], 4) == {
         "problem": 2, "budget": 4, "right": True, "steps": 2, "tokens": 305, "token_cap": 280.0,
         "right_candidates": 1, "last_step_p": p(1.0), "score_p": p(1.0), "wrong_steps": 1,
         "wrong_step_p_max": p(-5.0), "right_kept_at_every_depth": True}
-    unchecked = search.example_report(Answer1(), res, ["Answer: 1"], [10], 2)  # a task without a step checker
+    unchecked = search_report.example_report(Answer1(), res, ["Answer: 1"], [10], 2)  # a task without a step checker
     assert unchecked["wrong_steps"] is unchecked["wrong_step_p_max"] is unchecked["right_kept_at_every_depth"] is None
 
 
@@ -646,12 +681,12 @@ def test_the_examples_score_p_is_the_probability_its_aggregation_stands_for():
         res = search.beam_search(None, None, TablePRM({0: 2.0, 1: 2.0}), [Answer1()], n_beams=1, expansions=2,
                                  aggregation=aggregation, sampler=Scripted())[0]
         assert res.aggregation == aggregation and len(res.steps()) == 3
-        report = search.example_report(Answer1(), res, ["Answer: 1"], [10], 2)
+        report = search_report.example_report(Answer1(), res, ["Answer: 1"], [10], 2)
         assert report["score_p"] == pytest.approx(p_all)
         assert report["last_step_p"] == pytest.approx(1 / (1 + math.exp(-2)))
     res = search.beam_search(None, None, TablePRM({0: 2.0, 1: 2.0}), [Answer1()], n_beams=1, expansions=2,
                              aggregation=lambda r: sum(r), sampler=Scripted())[0]
-    assert search.example_report(Answer1(), res, ["Answer: 1"], [10], 2)["score_p"] is None
+    assert search_report.example_report(Answer1(), res, ["Answer: 1"], [10], 2)["score_p"] is None
 
 
 def test_a_prefix_is_scored_as_best_of_n_scores_a_candidate():
@@ -688,8 +723,8 @@ def test_n_test_time_problems_pairs_that_ran_and_the_record_of_notebook_07():
             for i in range(2)]
     table = {"4": {"majority": 0.5, "beam_prm": 1.0, "tokens": {"beam_prm": 5.0}}}
     sampled = {"solutions": 8, "right": 0.25, "tokens_per_solution": 6.5, "min_tokens": 5, "max_tokens": 8}
-    record = search.comparison_record(table, problems, {"beam_prm": {4: beam}, "dvts_prm": {4: beam}}, sampled,
-                                      {"problem": 1}, {4: (1, 4)})
+    record = search_report.comparison_record(table, problems, {"beam_prm": {4: beam}, "dvts_prm": {4: beam}}, sampled,
+                                             {"problem": 1}, {4: (1, 4)})
     assert record == {**table, "n_problems": 2, "tokens_per_solution": 6.5, "tokens_per_solution_range": [5, 8],
                       "pruning": {"4": None},
                       "candidate_accuracy": 0.25, "example": {"problem": 1}, "shapes": {"4": [1, 4]}}
@@ -700,14 +735,14 @@ def test_n_test_time_problems_pairs_that_ran_and_the_record_of_notebook_07():
     nodes[-1].stop, nodes[-1].finished, nodes[-1].ended = "eos", True, "eos"
     res = search.SearchResult(0, nodes, len(nodes) - 1, tokens=5 * len(nodes))
     assert res.solution == toy[0].gold_solution
-    pruning = search.comparison_record(table, toy, {"beam_prm": {4: [res]}}, sampled, {}, {})["pruning"]
-    assert pruning == {"4": search.pruning_report(toy, [res])}
+    pruning = search_report.comparison_record(table, toy, {"beam_prm": {4: [res]}}, sampled, {}, {})["pruning"]
+    assert pruning == {"4": search_report.pruning_report(toy, [res])}
     assert pruning["4"]["kept"] == len(steps) and pruning["4"]["kept_right"] == 1.0 and pruning["4"]["pruned"] == 0
 
 
 def _whole(text="Step 1: c1\n\nAnswer: 1"):
     """A sampler whose every row is one whole solution ending at EOS: no step ever stops at the delimiter."""
-    return lambda texts, n, caps, leads: [[search.Generation(text, 9, "eos")] * n for _ in texts]
+    return lambda texts, n, caps, leads: [[Generation(text, 9, "eos")] * n for _ in texts]
 
 
 def _warned(fn):
@@ -879,9 +914,10 @@ def test_slips_in_what_the_searches_are_given_get_messages_that_say_what_to_pass
     for name in ("n_beams", "n_subtrees"):  # was "beam_search() got multiple values for keyword argument 'n_beams'"
         with pytest.raises(ValueError, match=rf"dvts: {name} is set by dvts itself \(n_beams=1 per subtree"):
             search.dvts(None, None, TablePRM(), [Answer1()], budget=8, sampler=Scripted(), **{name: 2})
-    with pytest.raises(ValueError, match=r"accuracy: results\[0\] is a str: search.accuracy takes SearchResults .*"
+    with pytest.raises(ValueError, match=r"chosen_accuracy: results\[0\] is a str: search_report.chosen_accuracy takes "
+                                         r"SearchResults .*"
                                          r"for solution texts use bestofn.accuracy"):  # was an AttributeError
-        search.accuracy([problem], [problem.gold_solution])
+        search_report.chosen_accuracy([problem], [problem.gold_solution])
 
 
 def test_compare_at_budgets_without_an_orm_leaves_its_row_out(tmp_path):
@@ -897,7 +933,7 @@ def test_compare_at_budgets_without_an_orm_leaves_its_row_out(tmp_path):
         drop = lambda row: {k: v for k, v in row.items() if k != "best_of_n_orm"}  # every other row as it was
         assert {k: drop(v) if isinstance(v, dict) else v for k, v in with_orm[b].items() if k != "best_of_n_orm"} \
             == without[b]
-    assert "best-of-N, ORM" not in search.format_comparison(without)
+    assert "best-of-N, ORM" not in search_report.format_comparison(without)
     fig = viz.plot_test_time_compute(without, save_to=tmp_path / "no_orm.png")
     assert "best_of_n_orm" not in [t.get_text() for t in fig.legends[0].get_texts()]
 
@@ -916,18 +952,18 @@ def test_beam_tree_draws_dvts_subtrees_apart(tmp_path):
 
 
 def test_an_is_correct_that_returns_no_bool_is_refused_naming_the_problem():
-    """"False" or None from a task's own is_correct was a TypeError inside sum (search.accuracy,
+    """"False" or None from a task's own is_correct was a TypeError inside sum (search_report.chosen_accuracy,
     candidate_costs): refused as labelling.mc_step_labels refuses it."""
     problem = bestofn.held_out_problems("tiny", 1)[0]
     result = search.SearchResult(0, [search.Node(0, None, 0, problem.gold_solution, 5, "eos", True)], 0, tokens=5)
     for verdict in ("False", None):
         odd = type("OddVerdict", (type(problem),), {"is_correct": lambda self, s, v=verdict: v})(
             problem.start, problem.ops)
-        with pytest.raises(ValueError, match=r"accuracy: problem 1: the problem's is_correct must return a bool"):
-            search.accuracy([problem, odd], [result, result])
+        with pytest.raises(ValueError, match=r"chosen_accuracy: problem 1: the problem's is_correct must return"):
+            search_report.chosen_accuracy([problem, odd], [result, result])
         with pytest.raises(ValueError, match=r"candidate_costs: problem 1, candidate 0: .*is_correct must return"):
-            search.candidate_costs([problem, odd], [[problem.gold_solution]] * 2, [[5], [5]])
-    assert search.accuracy([problem], [result]) == 1.0
+            search_report.candidate_costs([problem, odd], [[problem.gold_solution]] * 2, [[5], [5]])
+    assert search_report.chosen_accuracy([problem], [result]) == 1.0
 
 
 def test_search_at_budgets_caps_a_problem_at_b_times_its_mean_sampled_solution(monkeypatch):
@@ -953,7 +989,7 @@ def test_pruning_report_counts_a_finished_beam_pushed_out_later_as_pruned():
     res = _search_that_pushes_out_a_finished_beam()
     pushed_out = res.nodes[0]
     assert pushed_out.kept and pushed_out.pruned_at == 1
-    report = search.pruning_report([_PickOne()], [res])
+    report = search_report.pruning_report([_PickOne()], [res])
     # labelled: the finished beams (an open prefix's last step is unknown): the two answers at depth 1, kept, right;
     # the one at depth 0, pushed out, wrong
     assert (report["kept"], report["kept_right"], report["pruned"], report["pruned_right"]) == (2, 1.0, 1, 0.0)

@@ -48,6 +48,48 @@ def test_train_base_cut_short_leaves_nothing_and_runs_again(tmp_path, monkeypatc
         tiny_base.train_base(out, **sizes)
 
 
+def test_train_base_command_sets_every_setting_of_train_base(tmp_path, monkeypatch, capsys):
+    """`train-base` took 5 of train_base's 11 settings: n_train, error_rate, batch_size, learning_rate, eval_every
+    and n_eval could not be set from the command line. Its options are now TinyBaseConfig's fields."""
+    runs = []
+    monkeypatch.setattr(tiny_base, "train_base", lambda config: runs.append(config) or {"steps": 0})
+    tiny_base.main(["train-base", "--out", str(tmp_path / "b"), "--seed", "3", "--n-train", "64", "--error-rate", "0.3",
+                    "--max-steps", "5", "--batch-size", "8", "--learning-rate", "0.01", "--target-accuracy", "0.4",
+                    "--eval-every", "2", "--n-eval", "4", "--layers", "1", "--hidden-size", "32"])
+    assert runs == [tiny_base.TinyBaseConfig(out=str(tmp_path / "b"), seed=3, n_train=64, error_rate=0.3, max_steps=5,
+                                             batch_size=8, learning_rate=0.01, target_accuracy=0.4, eval_every=2,
+                                             n_eval=4, layers=1, hidden_size=32)]
+    assert json.loads(capsys.readouterr().out) == {"steps": 0}
+    tiny_base.main(["train-base", "--out", str(tmp_path / "c")])  # the defaults are the config's
+    assert runs[1] == tiny_base.TinyBaseConfig(out=str(tmp_path / "c"))
+
+
+def test_train_base_takes_a_config_checked_before_anything_is_made(tmp_path, monkeypatch):
+    """train_base(config) and train_base(out, **settings) are one run; a setting changed on the config after it was
+    made is checked again."""
+    with pytest.raises(ValueError, match="train_base: eval_every must be an int >= 1, got 0"):
+        tiny_base.TinyBaseConfig(eval_every=0)
+
+    class Started(Exception):
+        pass
+
+    made = []  # the model's settings; then the training problems stop the run
+    monkeypatch.setattr(tiny_base, "build_tiny_model", lambda tok, **kw: made.append(kw))
+    monkeypatch.setattr(tiny_base, "make_problems", lambda *a, **kw: (_ for _ in ()).throw(Started))
+    config = tiny_base.TinyBaseConfig(out=str(tmp_path / "base"), seed=3, layers=1, hidden_size=32)
+    for run in (lambda: tiny_base.train_base(config), lambda: tiny_base.train_base(tmp_path / "base", seed=3, layers=1,
+                                                                                     hidden_size=32)):
+        with pytest.raises(Started):
+            run()
+    assert made == [{"hidden_size": 32, "layers": 1, "seed": 3}] * 2
+    with pytest.raises(ValueError, match="train_base: max_steps must be an int >= 1, got 0"):
+        tiny_base.train_base(config, max_steps=0)
+    config.learning_rate = float("nan")
+    with pytest.raises(ValueError, match="train_base: learning_rate must be a finite number"):
+        tiny_base.train_base(config)
+    assert len(made) == 2 and not (tmp_path / "base").exists()
+
+
 def test_train_base_replaces_an_older_versions_trainer_leftover(tmp_path):
     """An older version made out/_trainer as a run began, and a run cut short left out holding only that: such a
     folder is accepted, and the save replaces it whole (the model card kept, the leftover gone)."""

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbconvert import HTMLExporter
 
 from stepdpo_lite.tutorial import notebooks as tutorial
-from stepdpo_lite.tutorial.notebooks import NotebookError, render_html, resolve_notebooks, run_tutorial
+from stepdpo_lite.tutorial.notebooks import NotebookError, resolve_notebooks, run_tutorial
 
 PARAMS = 'PROFILE = "default"\nRUN_DIR = None\nFIGURES_DIR = None\nGREETING = "hello"'
 
@@ -79,7 +80,7 @@ def test_parameters_are_injected_after_the_parameters_cell(happy):
 
 def test_render_html(happy):
     run, _, _ = happy
-    page = render_html(run / "executed" / "01_alpha.ipynb")
+    page, _ = HTMLExporter().from_filename(str(run / "executed" / "01_alpha.ipynb"))
     assert page.lstrip().lower().startswith("<!doctype html") and "alpha done toy hey" in page and "Alpha" in page
 
 

@@ -1,4 +1,5 @@
 """Verifier pretraining of the tiny reward base (stepdpo_lite.tutorial.verifier_pretraining), at CPU test sizes."""
+import dataclasses
 import json
 import random
 
@@ -153,10 +154,12 @@ def test_a_run_refuses_folders_it_would_delete_before_loading_anything(out, chec
     assert [p.name for p in (tmp_path / "data").iterdir()] == ["notes.txt"]
 
 
-def test_a_run_saves_a_reward_base_with_its_curve_and_resumes_exactly(tmp_path):
+def test_a_run_saves_a_reward_base_with_its_curve_and_resumes_exactly(tmp_path, capsys):
     from transformers import TrainerCallback
 
     log = vp.pretrain_verifier(_config(tmp_path, "full"))
+    prep = json.loads(capsys.readouterr().out.splitlines()[0])  # the blank samples were left out without a word
+    assert prep["validation_solutions"] + prep["validation_blank"] == 3 * 4  # 3 problems, 4 samples each
     assert [r["step"] for r in log["curve"]] == [0, 2, 4] and log["rows_seen"] == 64
     assert all(0 <= r["step_auroc"] <= 1 and 0 <= r["outcome_auroc"] <= 1 and 0 <= r["slipped_share"] <= 1
                for r in log["curve"])
@@ -255,10 +258,46 @@ def test_evaluate_only_on_another_split_is_the_same_sample_as_validation_set(cap
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     val = vp.validation_set(str(toyworld.TINY_BASE_DIR), 3, seed=1, device="cpu", split="test")
     assert out["split"] == "test" and out["solutions"] == len(val["prompts"]) > 0
+    assert out["blank"] == val["blank"] and out["solutions"] + out["blank"] == 3 * 4
     assert {toyworld.parse_prompt(p).split for p in val["prompts"]} == {"test"}
     model, tok = toyworld.load_tiny_base(verifier)
     again = vp.verifier_metrics(ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok), val)
     assert {k: out[k] for k in again} == again
+
+
+def test_validation_set_counts_the_blank_samples_it_leaves_out(tiny_base_path, monkeypatch):
+    """A blank sample has nothing to judge: it was left out without a word, and only the rest were counted."""
+    def half_blank(model, tok, prompts, n, **kwargs):
+        return [[toyworld.parse_prompt(p).gold_solution, "", " \n", toyworld.parse_prompt(p).gold_solution][:n]
+                for p in prompts]
+    monkeypatch.setattr(vp.generation, "sample_solutions", half_blank)
+    val = vp.validation_set(tiny_base_path, 3, device="cpu")
+    assert val["blank"] == 6 and len(val["prompts"]) == len(val["solutions"]) == 6 and all(val["answer_correct"])
+
+
+@pytest.mark.parametrize("field_type, value, parsed", [(bool, "false", False), (bool, "true", True),
+                                                       (int, "7", 7), (float, "0.25", 0.25)])
+def test_the_command_line_parses_each_field_by_its_type(field_type, value, parsed, tmp_path, monkeypatch):
+    """Options were made by hand from the fields' type names: any type but int and float was a str, so a bool field
+    given "false" would have been the str "false", which is true (HfArgumentParser parses it as TRL's scripts do)."""
+    extra = dataclasses.make_dataclass("Extra", [("knob", field_type, dataclasses.field(
+        default=field_type(), metadata={"help": "A field added later."}))], bases=(vp.VerifierPretrainingConfig,))
+    run = []
+    monkeypatch.setattr(vp, "VerifierPretrainingConfig", extra)
+    monkeypatch.setattr(vp, "pretrain_verifier", lambda c, resume: run.append(c) or {
+        "steps": 0, "rows_seen": 0, "wall_seconds": 0, "curve": [{}]})
+    vp.main(["--out", str(tmp_path / "v"), "--knob", value, "--rows", "2000", "--outcome-fraction", "0.3"])
+    assert (run[0].knob, run[0].rows, run[0].outcome_fraction, run[0].checkpoint_dir) == (parsed, 2000, 0.3, None)
+    assert type(run[0].knob) is field_type
+
+
+def test_the_help_gives_every_field_with_its_own_help(capsys):
+    with pytest.raises(SystemExit) as stop:
+        vp.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert stop.value.code == 0
+    for f in dataclasses.fields(vp.VerifierPretrainingConfig):
+        assert f"--{f.name.replace('_', '-')}" in text and " ".join(f.metadata["help"].split()) in text, f.name
 
 
 # ----------------------------------------------------------------------------- scripts/verifier_probe.py

@@ -411,79 +411,7 @@ def test_plot_step_calibration_refuses_what_it_would_misdraw():
         with pytest.raises(ValueError, match="plot_step_calibration: threshold must be a finite number"):
             viz.plot_step_calibration([[1.0]], [[True]], threshold=bad)
 
-# ----------------------------------------------------------------------------- what notebook 05 picks to draw
-
-
-def _stepwise_rows(n, seed=0):
-    """``n`` stepwise rows with random labels as the checker writes them: right steps, then wrong from the first
-    error on; prompts repeat so that a problem has several solutions."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        k, first = int(rng.integers(1, 6)), int(rng.integers(0, 8))
-        labels = [j < first for j in range(k)]
-        rows.append({"prompt": f"problem {i % 7}", "completions": [f"Step {j + 1}: s{i}" for j in range(k)],
-                     "labels": labels})
-    return rows
-
-
-def _heatmap_rows_as_notebook_05_picked_them(rows, n, seed):
-    """Notebook 05's former in-cell selection, kept verbatim as the reference."""
-    import random
-
-    rows = list(rows)
-    random.Random(seed).shuffle(rows)
-    wrong = [r for r in rows if not all(r["labels"])]
-    right = [r for r in rows if all(r["labels"])]
-    half = min(len(wrong), n // 2)
-    heat = wrong[:half] + right[:n - half]
-    heat = (heat + wrong[half:])[:n]
-    heat.sort(key=lambda r: (all(r["labels"]), r["labels"].index(False) if False in r["labels"] else len(r["labels"])))
-    return heat
-
-
-def test_heatmap_rows_pick_half_wrong_in_staircase_order_as_notebook_05_did():
-    rows = _stepwise_rows(60)
-    for n, seed in ((16, 0), (7, 3), (60, 1), (1, 2)):
-        assert viz.heatmap_rows(rows, n, seed=seed) == _heatmap_rows_as_notebook_05_picked_them(rows, n, seed)
-    heat = viz.heatmap_rows(rows, 16)
-    firsts = [r["labels"].index(False) for r in heat if False in r["labels"]]
-    assert len(firsts) == 8 and firsts == sorted(firsts)  # half with an error, as a staircase, first
-    assert all(all(r["labels"]) for r in heat[8:])
-    only_wrong = [r for r in rows if not all(r["labels"])][:5] + [r for r in rows if all(r["labels"])][:1]
-    assert sum(all(r["labels"]) for r in viz.heatmap_rows(only_wrong, 6)) == 1  # too few right: wrong ones fill up
-    assert rows == _stepwise_rows(60)  # the caller's list is not shuffled
-    for n in (0, 2.0, None):
-        with pytest.raises(ValueError, match="heatmap_rows: n must be an int >= 1"):
-            viz.heatmap_rows(rows, n)
-    with pytest.raises(ValueError, match=r"heatmap_rows: rows\[1\] has no 'labels'"):
-        viz.heatmap_rows([rows[0], {"prompt": "p"}], 2)
-    with pytest.raises(ValueError, match=r"rows\[0\]\['labels'\]\[1\] must be a bool or 0/1, got None"):
-        viz.heatmap_rows([{"labels": [True, None]}], 1)  # bool(None) would count as a wrong step
-
-
-def test_verdict_row_labels():
-    assert viz.verdict_row_labels([[True, False], [True], []]) == ["✗ 1", "✓ 2", "✓ 3"]
-    with pytest.raises(ValueError, match=r"step_labels\[0\]\[0\] must be a bool or 0/1"):
-        viz.verdict_row_labels([[None]])
-
-
-def test_pick_before_after_problem_prefers_a_fixed_then_a_changed_problem():
-    import random
-
-    problems = toyworld.make_problems(3, seed=3)
-    right = [p.gold_solution for p in problems]
-    wrong = [toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(i)) for i, p in enumerate(problems)]
-    assert viz.pick_before_after_problem(problems, [right[0], wrong[1], wrong[2]], [right[0], wrong[1], right[2]]) \
-        == (2, "fixed by")
-    changed = wrong[1] + " "  # another text, still wrong
-    assert viz.pick_before_after_problem(problems, wrong, [wrong[0], changed, right[2]]) == (2, "fixed by")
-    assert viz.pick_before_after_problem(problems, right, [right[0], changed, right[2]]) == (1, "changed by")
-    assert viz.pick_before_after_problem(problems, right, right) == (0, "same after")
-    with pytest.raises(ValueError, match="after has 2 solutions for 3 problems"):
-        viz.pick_before_after_problem(problems, right, right[:2])
-    with pytest.raises(ValueError, match="problems is empty"):
-        viz.pick_before_after_problem([], [], [])
+# ----------------------------------------------------------------------------- notebook 05's before/after bars
 
 
 def test_before_after_bars_share_ticks_by_position_and_pad_the_shorter_side():
@@ -503,53 +431,6 @@ def test_before_after_bars_share_ticks_by_position_and_pad_the_shorter_side():
         viz.before_after_bars([before, after, after], [[], []])
     with pytest.raises(ValueError, match=r"solutions \(after\) must be a str, got list"):
         viz.before_after_bars([before, ["Step 1"]], [[], []])
-
-
-def test_pick_credit_example_wants_a_right_beginning_then_a_mistake():
-    assert viz.pick_credit_example([[True, False], [True, True, False], [False, False, False], [True, True, True]]) == 1
-    assert viz.pick_credit_example([[True, False, False], [True, False, True]]) == 1  # the most right steps
-    assert viz.pick_credit_example([[True, False], [True, False]]) == 0  # a tie: the first
-    assert viz.pick_credit_example([[False], [True, True], []]) == 1  # none qualifies: the most right steps of all
-    with pytest.raises(ValueError, match="rejected_step_labels is empty"):
-        viz.pick_credit_example([])
-    with pytest.raises(ValueError, match=r"rejected_step_labels\[0\]\[1\] must be a bool or 0/1"):
-        viz.pick_credit_example([[True, None]])
-
-
-def test_explorer_problems_rank_by_label_variety_ties_first_seen():
-    rows = [{"prompt": "a", "completions": ["a1"], "labels": [True]},
-            {"prompt": "b", "completions": ["b1"], "labels": [True]},
-            {"prompt": "b", "completions": ["b2"], "labels": [False]},
-            {"prompt": "a", "completions": ["a2"], "labels": [True]},
-            {"prompt": "c", "completions": ["c1"], "labels": [True, False]},
-            {"prompt": "c", "completions": ["c2"], "labels": [False, False]}]
-    prompts, sols, labels = viz.explorer_problems(rows, 2)
-    assert prompts == ["b", "c"] and sols == [[["b1"], ["b2"]], [["c1"], ["c2"]]]
-    assert labels == [[[True], [False]], [[True, False], [False, False]]]
-    assert viz.explorer_problems(rows, 10)[0] == ["b", "c", "a"]
-    with pytest.raises(ValueError, match=r"explorer_problems: rows\[0\] has no 'completions'"):
-        viz.explorer_problems([{"prompt": "a", "labels": [True]}], 1)
-    with pytest.raises(ValueError, match="explorer_problems: n must be an int >= 1"):
-        viz.explorer_problems(rows, 0)
-
-
-def test_one_heatmap_picker_for_notebooks_02_and_05_that_fills_up_with_either_kind():
-    """Notebook 02 drew a third right solutions in index order (pick_heatmap_solutions), notebook 05 half wrong as a
-    staircase; with few wrong solutions notebook 02's returned fewer than asked, without a word (3 of 6 here, with 10
-    right ones there)."""
-    labels = [[True, True]] * 10 + [[True, True, False]]
-    assert viz.heatmap_indices(labels, 6) == sorted(viz.heatmap_indices(labels, 6), key=lambda i: i != 10)
-    assert len(viz.heatmap_indices(labels, 6)) == 6 and 10 in viz.heatmap_indices(labels, 6)  # right ones fill up
-    rows = _stepwise_rows(60)
-    for n, seed in ((16, 0), (7, 3), (60, 1), (1, 2)):  # notebook 05's rows are the ones its indices name
-        assert viz.heatmap_rows(rows, n, seed) == [rows[i] for i in viz.heatmap_indices([r["labels"] for r in rows],
-                                                                                         n, seed)]
-    first = [(r["labels"] + [False]).index(False) for r in (rows[i] for i in viz.heatmap_indices(
-        [r["labels"] for r in rows], 12, seed=5))]
-    assert first[:6] == sorted(first[:6]) and all(k == len(rows[0]["labels"]) or k >= 0 for k in first)
-    assert viz.heatmap_indices([[True], [False]], 9) == [1, 0]  # too few: all of them, the wrong one first
-    with pytest.raises(ValueError, match="heatmap_indices: n must be an int >= 1"):
-        viz.heatmap_indices([[False], [True]], 0)
 
 
 def test_reward_model_comparison_keeps_its_legend_off_the_bars(tmp_path):
@@ -660,13 +541,6 @@ def test_explorer_refuses_a_label_that_is_no_bool_and_verdicts_of_other_problems
         viz.step_reward_explorer(["p", "q"], [[["a"]], [["b"]]], [[[0.5]], [[0.4]]], [[[True]], [[True]], [[True]]])
 
 
-def test_heatmap_indices_refuse_a_label_that_is_no_bool():
-    for bad in (float("nan"), None, 0.5):  # bool(None) would count a missing label as wrong
-        with pytest.raises(ValueError, match=r"heatmap_indices: step_labels\[1\]\[0\] must be a bool or 0/1"):
-            viz.heatmap_indices([[True], [bad], [False]], 3)
-    assert viz.heatmap_indices([np.array([True, False]), np.array([1, 1])], 2) == [0, 1]
-
-
 def test_before_after_bars_split_at_the_prms_own_delimiter():
     """The rewards are split at the PRM's delimiter (bestofn.score_candidates), the texts were at the default one:
     a task with its own (docs/own_task.md) had its three rewards refused against one step."""
@@ -752,7 +626,7 @@ def test_heatmap_refuses_more_rows_than_it_can_draw_legibly():
     """200 solutions were drawn at 7 px a row: their names and marks overprinted one another, without a word."""
     rows = [[1.0, -1.0]] * (viz.HEATMAP_MAX_ROWS + 1)
     with pytest.raises(ValueError, match=f"{viz.HEATMAP_MAX_ROWS + 1} solutions, but at most {viz.HEATMAP_MAX_ROWS} "
-                                         r"rows fit legibly: pick some first, with viz.heatmap_indices\("
+                                         r"rows fit legibly: pick some first, with diagnostics.heatmap_indices\("
                                          r"step_labels, n\)"):
         viz.plot_step_reward_heatmap(rows)
     assert len(viz.plot_step_reward_heatmap(rows[1:]).axes[0].get_yticklabels()) == viz.HEATMAP_MAX_ROWS

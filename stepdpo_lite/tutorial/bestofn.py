@@ -545,8 +545,8 @@ def accuracy(problems, solutions: list[str]) -> float:
     for i, s in enumerate(solutions):
         if not isinstance(s, str):  # a SearchResult failed in step_spans, a function the user never called
             raise ValueError(f"accuracy: solutions[{i}] (problem {i}) is a {type(s).__name__}, not a solution text: "
-                             "bestofn.accuracy takes solution texts (one str per problem); search.accuracy takes "
-                             "search results (SearchResult)")
+                             "bestofn.accuracy takes solution texts (one str per problem); "
+                             "search_report.chosen_accuracy takes search results (SearchResult)")
     return sum(is_correct(p, s, "accuracy", f"problem {i}") for i, (p, s) in enumerate(zip(problems, solutions))) \
         / len(problems)
 

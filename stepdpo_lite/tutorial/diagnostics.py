@@ -1,5 +1,5 @@
 """What the notebooks measure to teach, beyond the library's metrics (``stepdpo_lite.evaluation``): baselines
-that show what a reward model has *not* learnt, and summaries of per-step values.
+that show what a reward model has *not* learnt, summaries of per-step values, and which solutions the pictures draw.
 
 - ``position_only_scores``: a baseline that knows only where a step sits (later steps are wrong more often);
 - ``step_auroc_by_position`` (``format_auroc_by_position``): does a PRM rank steps *within* a position, not only
@@ -10,20 +10,19 @@ that show what a reward model has *not* learnt, and summaries of per-step values
 - ``base_rate_loss``: the loss of always predicting the label frequency (a flat training curve on it learnt nothing);
 - ``rejected_right_answers``: the right answers a PRM rejects, and how many of them slipped (notebook 03's ROC);
 - ``curve_ends``: where a trainer's logged curves started and ended (what notebooks 04 and 05 say their curves show);
-- ``mean_by_label``, ``format_credit``, ``chosen_vs_rejected_summary`` (``format_chosen_vs_rejected``): per-step
-  rewards summarised for notebook 05's claims;
+- ``heatmap_indices`` (``heatmap_rows``), ``verdict_row_labels``, ``pick_before_after_problem``,
+  ``explorer_problems``: what the pictures of notebooks 02 and 05 draw (the heatmaps' solutions and their row names,
+  the problem drawn before and after training, the explorer's problems), chosen here so that a cell only calls and
+  plots;
+- ``chosen_vs_rejected_summary`` (``format_chosen_vs_rejected``): a PRM's step rewards of preference pairs
+  summarised for notebook 05's claims;
 - ``step_rewards_and_labels``, ``format_final_accuracy``, ``rows_by_problem``: notebook 05's greedy solutions before
   and after training, scored step by step and laid out for its heatmap (``before_after_report``: what its text
   reads off those pictures);
 - ``first_error_hits`` (``_by_problem``), ``heatmap_summary``, ``format_heatmap_summary``: how often a PRM's first
   rejected step is the checker's first error, and its mean P(right) on right and wrong steps (notebook 05;
   ``heatmap_details``: the rows its text names); ``probability_text``: a P as every picture and line prints it;
-- ``implicit_step_rewards``: a trained policy's β·ρ_k against where its training started (``step_beta``: its β;
-  ``implicit_rewards_of_pairs``, ``credit_by_policy``: several policies on both sides of preference pairs, and the
-  table ``format_credit`` prints; ``credit_example``: the bars of one rejected solution);
 - ``step_label_counts``: how many steps stepwise rows label, and the share right (the base rate);
-- ``control_wanted``: whether notebook 02 also trains its QLoRA recipe (``profiles.train_reward_model``) on the
-  policy's plain base, the control;
 - ``prm_report``: a PRM's held-out figures, tagged with the PRM that scored them; ``prm_reports_adapter_on_and_off``:
   with its adapter and zero-shot; ``prm_metrics``: the ``prm`` section of ``metrics.json`` notebook 02 records;
 - ``prm_threshold``: notebook 02's first-error threshold for the PRM a later notebook loads, refused when that
@@ -32,30 +31,31 @@ that show what a reward model has *not* learnt, and summaries of per-step values
   (``outcome_auroc_differences``: notebook 03's three comparisons);
 - ``orm_report``: notebook 03's held-out outcome AUROCs of an ORM (with its adapter and zero-shot), a PRM and the two
   combined, with the weight chosen on validation; ``orm_metrics``: the ``orm`` section of ``metrics.json`` it records.
+
+What a trained policy's own implicit step rewards credit (notebook 05's credit assignment) is in ``credit``; the
+pictures these feed are ``viz``'s.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
+import random
 import weakref
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from accelerate.utils import is_peft_model
 from scipy.stats import rankdata
 
-from ..checks import finite_number, flag, list_of, positive_int
+from ..checks import finite_number, list_of, positive_int
 from ..evaluation import (check_labels, check_same_shape, finite_scores, flat_scores_and_labels,
                           first_error_index, outcome_auroc, predict_first_error, process_reward_report,
                           step_auroc)
 from ..reward_ensembles import CombinedRewardModel
 from ..rewards import ProcessRewardModel, read_saved_config, sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps
-from ..trainer import StepwiseDPOConfig, get_step_rewards
 from . import bestofn, runs
 from .tasks import step_body
 
@@ -283,25 +283,101 @@ def format_rejected_right_answers(r: dict) -> str:
     return line
 
 
-def mean_by_label(step_values, step_labels, label: bool) -> float | None:
-    """Mean of the per-step values whose label is ``label`` (one list of each per solution); None when no step
-    has it (as ``step_auroc_by_position``: an undefined figure, which JSON, unlike NaN, can record)."""
-    check_same_shape(step_values, step_labels, "mean_by_label")
+def _check_rows(rows, keys, who: str) -> list:
+    """Stepwise rows (dicts, a ``datasets.Dataset`` row by row) as a list, each with ``keys``: a missing key is
+    named here rather than as a bare KeyError inside a comprehension."""
+    rows = list_of(rows, f"{who}: rows", "stepwise rows (dicts)")
+    for i, row in enumerate(rows):
+        missing = [k for k in keys if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise ValueError(f"{who}: rows[{i}] has no {missing[0]!r} (need {', '.join(keys)})")
+        if "labels" in keys:  # bool(None) would count a missing label as wrong
+            check_labels(row["labels"], who, f"rows[{i}]['labels']")
+    return rows
+
+
+def _heatmap_order(labels) -> tuple:
+    """Solutions with an error first, by where it is (the staircase), then the right ones by length. Keyed by
+    position alone, a right one would sort among the wrong ones whose first error lies at its length."""
+    labels = list(labels)
+    return all(labels), labels.index(False) if False in labels else len(labels)
+
+
+def heatmap_indices(step_labels, n: int, seed: int = 0) -> list[int]:
+    """Indices of the ``n`` solutions (``step_labels``: one list of labels per solution) that the heatmaps of
+    notebooks 02 and 05 draw, in drawing order.
+
+    After a ``seed``-ed shuffle, half of them have an error (fewer when there are not enough) and the rest are right;
+    with too few of either kind the other fills up, so that ``n`` are drawn whenever there are ``n``. Both kinds are
+    needed: a PRM is judged on the wrong steps it catches and on the right ones it leaves alone. They are then sorted
+    so that a good PRM draws a staircase (``_heatmap_order``)."""
+    step_labels = list_of(step_labels, "heatmap_indices: step_labels", "lists of step labels (one per solution)")
+    positive_int(n, "n", "heatmap_indices")
     for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
-        check_labels(labels, "mean_by_label", f"step_labels[{i}]")
-    picked = [v for vs, ls in zip(step_values, step_labels) for v, y in zip(vs, ls) if bool(y) == label]
-    return float(np.mean(picked)) if picked else None
+        check_labels(labels, "heatmap_indices", f"step_labels[{i}]")
+    order = list(range(len(step_labels)))
+    random.Random(seed).shuffle(order)
+    wrong = [i for i in order if not all(step_labels[i])]
+    right = [i for i in order if all(step_labels[i])]
+    half = min(len(wrong), n // 2)
+    picked = wrong[:half] + right[:n - half]
+    picked = (picked + wrong[half:])[:n]  # too few right ones: fill up with wrong ones
+    picked.sort(key=lambda i: _heatmap_order(step_labels[i]))
+    return picked
 
 
-def format_credit(credit: dict[str, dict], n_pairs: int) -> str:
-    """Notebook 05's credit table: per policy, the mean implicit step reward of the chosen steps and of the
-    rejected solutions' right and wrong steps (``mean_by_label``; "n/a" where no step has that label)."""
-    cell = lambda x: f"{'n/a' if x is None else f'{x:.3f}':>11s}"
-    lines = [f"mean implicit step reward β·ρ_k over {n_pairs} test pairs",
-             f"{'policy':14s} {'chosen steps':>13s} {'rejected ✓':>11s} {'rejected ✗':>11s}"]
-    lines += [f"{name:14s}   {cell(c['chosen'])} {cell(c['rejected_right'])} {cell(c['rejected_wrong'])}"
-              for name, c in credit.items()]
-    return "\n".join(lines)
+def heatmap_rows(rows, n: int, seed: int = 0) -> list[dict]:
+    """The ``n`` stepwise rows (``prompt``, ``completions``, ``labels``) of notebook 05's heatmap, in drawing order:
+    those ``heatmap_indices`` picks by their labels."""
+    rows = _check_rows(rows, ("labels",), "heatmap_rows")
+    positive_int(n, "n", "heatmap_rows")
+    return [rows[i] for i in heatmap_indices([r["labels"] for r in rows], n, seed)]
+
+
+def verdict_row_labels(step_labels) -> list[str]:
+    """Heatmap row names: "✓ k" for a solution whose steps are all right, "✗ k" otherwise (k counts from 1), so
+    that the text can name a row the reader finds at once."""
+    step_labels = list_of(step_labels, "verdict_row_labels: step_labels", "lists of step labels")
+    for i, labels in enumerate(step_labels):
+        check_labels(labels, "verdict_row_labels", f"step_labels[{i}]")
+    return [("✓ " if all(labels) else "✗ ") + str(i + 1) for i, labels in enumerate(step_labels)]
+
+
+def pick_before_after_problem(problems, before, after) -> tuple[int, str]:
+    """The problem notebook 05 draws before and after training: the first one the trained policy fixed (its
+    ``before`` solution wrong, its ``after`` one right), else the first whose solution changed, else the first.
+    A fixed problem shows what training bought; failing that, any change is more telling than none.
+
+    Returns ``(index, how)``; ``how`` ("fixed by", "changed by" or "same after") reads before the policy's name."""
+    problems = list_of(problems, "pick_before_after_problem: problems", "problems")
+    if not problems:
+        raise ValueError("pick_before_after_problem: problems is empty")
+    before, after = (list_of(sols, f"pick_before_after_problem: {name}", "solutions (one str per problem)")
+                     for name, sols in (("before", before), ("after", after)))
+    for name, sols in (("before", before), ("after", after)):
+        if len(sols) != len(problems):  # zip would cut the longer list silently
+            raise ValueError(f"pick_before_after_problem: {name} has {len(sols)} solutions for {len(problems)} "
+                             "problems (need one per problem)")
+    fixed = [i for i, p in enumerate(problems) if not p.is_correct(before[i]) and p.is_correct(after[i])]
+    changed = [i for i in range(len(problems)) if before[i] != after[i]]
+    return (fixed or changed or [0])[0], "fixed by" if fixed else "changed by" if changed else "same after"
+
+
+def explorer_problems(rows, n: int) -> tuple[list[str], list[list[str]], list[list]]:
+    """The ``n`` problems of notebook 05's explorer, from stepwise rows (``prompt``, ``completions``, ``labels``):
+    the prompts with the most distinct label patterns among their solutions (ties: the first seen), because a
+    problem whose solutions go wrong in different places shows the most of what the PRM does.
+
+    Returns ``(prompts, solutions, labels)``: the prompts, and per prompt its solutions and their step labels,
+    in the rows' order."""
+    rows = _check_rows(rows, ("prompt", "completions", "labels"), "explorer_problems")
+    positive_int(n, "n", "explorer_problems")
+    by_prompt: dict[str, list] = {}
+    for row in rows:
+        by_prompt.setdefault(row["prompt"], []).append(row)
+    prompts = sorted(by_prompt, key=lambda p: -len({tuple(r["labels"]) for r in by_prompt[p]}))[:n]
+    return (prompts, [[r["completions"] for r in by_prompt[p]] for p in prompts],
+            [[r["labels"] for r in by_prompt[p]] for p in prompts])
 
 
 def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards, rejected_step_labels=None,
@@ -501,7 +577,7 @@ def before_after_report(solutions_by_name: dict, rewards: dict, labels: dict, dr
 
     - ``first_error``: per name, each problem's first wrong step by the checker (1-based, None for none), as the
       heatmap's × marks show it; None where the task has no step checker;
-    - ``drawn``: the problem of the bar chart (``drawn``, 0-based, as ``viz.pick_before_after_problem`` gives it):
+    - ``drawn``: the problem of the bar chart (``drawn``, 0-based, as ``pick_before_after_problem`` gives it):
       its ``problem`` number (1-based, as the pictures name it, "P1"), the first ``step`` at which its solutions
       differ (None: they do not) and, per name, that step's first line without its "Step k:" (``<name>_step``)
       and the PRM's reward of it (``<name>_reward``); None where a solution has no such step or reward."""
@@ -578,7 +654,7 @@ def heatmap_summary(step_rewards, step_labels, threshold: float) -> dict:
 
 
 def heatmap_details(step_rewards, step_labels, threshold: float, row_labels=None) -> dict:
-    """What notebook 05's text reads off its heatmap, row by row (``row_labels``, as ``viz.verdict_row_labels``
+    """What notebook 05's text reads off its heatmap, row by row (``row_labels``, as ``verdict_row_labels``
     names them, "✗ 2"; default "1", "2", ...); steps count from 1.
 
     threshold: log-odds (a probability p is log(p / (1 - p))); the P it is compared with below is σ(threshold).
@@ -632,71 +708,6 @@ def format_heatmap_summary(summary: dict, threshold: float, threshold_source: st
             f"error (none = none) in {summary['first_error_matched']} of {summary['solutions']} solutions")
 
 
-def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, beta: float = 0.1,
-                          batch_size: int = 8) -> list[list[float]]:
-    """``β·ρ_k`` of a trained policy against where its training started (``get_step_rewards``): a LoRA (PEFT)
-    policy against its own ``"ref"`` adapter, else its adapter disabled, and given no ``start``; a fully fine-tuned
-    one against ``start`` (the model it was trained from), which it then needs."""
-    if is_peft_model(policy):
-        if start is not None:  # it was dropped without a word: the reading was never against start
-            raise ValueError("implicit_step_rewards: start is given, but the policy is a LoRA (PEFT) model, read "
-                             "against its own 'ref' adapter, else its adapter disabled: pass start=None (start is "
-                             "for a fully fine-tuned policy)")
-    elif start is None:
-        raise ValueError("implicit_step_rewards: a fully fine-tuned policy needs `start`, the model it was trained "
-                         "from, as its reference")
-    return get_step_rewards(policy, tokenizer, prompts, responses, ref_model=start, beta=beta, batch_size=batch_size)
-
-
-def step_beta(policy_dir, default: float = StepwiseDPOConfig.step_beta) -> float:
-    """The β of a saved Stepwise DPO policy's step loss (``step_beta`` in its ``stepwise_config.json``), or
-    ``default`` (the config's own) where the folder has no such file (a policy another trainer saved)."""
-    path = Path(policy_dir) / "stepwise_config.json"
-    return float(json.loads(path.read_text()).get("step_beta", default)) if path.exists() else float(default)
-
-
-def implicit_rewards_of_pairs(policies: dict, pairs, *, start=None, beta: float = 0.1,
-                              batch_size: int = 8) -> dict[str, dict[str, list[list[float]]]]:
-    """``implicit_step_rewards`` of each policy (name -> ``(model, tokenizer)``) on both sides of preference
-    ``pairs`` (a dataset or dict with ``prompt``, ``chosen`` and ``rejected``): ``{name: {"chosen": [...],
-    "rejected": [...]}}``. Every policy is read with the same ``beta``, so that their rewards compare, and against
-    ``start`` (where a full fine-tune began; None for LoRA policies, read against their own adapter)."""
-    return {name: {side: implicit_step_rewards(model, tokenizer, pairs["prompt"], pairs[side], start=start, beta=beta,
-                                               batch_size=batch_size) for side in ("chosen", "rejected")}
-            for name, (model, tokenizer) in policies.items()}
-
-
-def credit_by_policy(implicit_rewards: dict, chosen_labels, rejected_labels) -> dict[str, dict]:
-    """Notebook 05's credit table (``format_credit``) from ``implicit_rewards_of_pairs``: per policy, the mean
-    implicit step reward of the chosen steps, and of the rejected solutions' right and of their wrong steps
-    (``mean_by_label``: None where no step has that label)."""
-    return {name: {"chosen": mean_by_label(r["chosen"], chosen_labels, True),
-                   "rejected_right": mean_by_label(r["rejected"], rejected_labels, True),
-                   "rejected_wrong": mean_by_label(r["rejected"], rejected_labels, False)}
-            for name, r in implicit_rewards.items()}
-
-
-def credit_example(implicit_rewards: dict, rejected_labels, index: int) -> dict:
-    """The bars of notebook 05's credit-assignment picture: rejected solution ``index`` of the pairs
-    (``viz.pick_credit_example``), its ``step_labels`` and, per policy, the implicit step reward β·ρ_k of each of
-    its steps (``implicit_rewards_of_pairs``' rejected side): ``{"pair", "step_labels", "rewards": {name: [...]}}``,
-    ``pair`` counted from 1 (``index + 1``), as the section's other records and pictures count pairs."""
-    positive_int(index, "index", "credit_example", minimum=0)  # -1 drew the last pair and recorded it as pair -1
-    if index >= len(rejected_labels):
-        raise ValueError(f"credit_example: index {index}, but there are {len(rejected_labels)} rejected solutions")
-    for name, r in implicit_rewards.items():  # rewards of other pairs would be read against these labels
-        if len(r["rejected"]) != len(rejected_labels):
-            raise ValueError(f"credit_example: {name}: rewards of {len(r['rejected'])} rejected solutions for "
-                             f"{len(rejected_labels)} label lists")
-    labels = list(rejected_labels[index])
-    check_labels(labels, "credit_example", f"rejected_labels[{index}]")
-    rewards = {name: [float(x) for x in r["rejected"][index]] for name, r in implicit_rewards.items()}
-    for name, values in rewards.items():
-        if len(values) != len(labels):
-            raise ValueError(f"credit_example: {name}: {len(values)} step rewards for {len(labels)} step labels")
-    return {"pair": index + 1, "step_labels": [bool(y) for y in labels], "rewards": rewards}
-
-
 def prm_report(prm, val, test) -> dict:
     """``prm``'s held-out figures (``evaluation.process_reward_report``: test step AUROC, first-error F1 at the
     validation threshold) on ``val`` and ``test`` (stepwise rows: ``prompt``, ``completions``, ``labels``), with the
@@ -723,15 +734,6 @@ def prm_reports_adapter_on_and_off(prm, val, test, rewards=None) -> dict[str, di
         zero_shot = scored()
     return {name: {**process_reward_report(v, val["labels"], t, test["labels"]), "test_rewards": t}
             for name, (v, t) in (("after QLoRA", adapter_on), ("zero-shot", zero_shot))}
-
-
-def control_wanted(profile, requested: bool | None = None) -> bool:
-    """Whether notebook 02 also trains its PRM recipe on the policy's plain base, the control that shows what the
-    reward base brings: ``requested`` when given, else only where the reward base is not the policy's own base (the
-    tiny profile's verifier; on a GPU profile the two are the same LLM and a control would repeat the PRM)."""
-    if requested is not None:
-        return flag(requested, "requested", "control_wanted")
-    return profile.reward_base != profile.model_name
 
 
 def _check_scored_by(report: dict, model, who: str, kind: str, remake: str) -> None:

@@ -277,7 +277,7 @@ def _kernel_config():
     picks a TCP port by binding port 0 and letting it go, and its cache of ports taken is per process, so two
     processes starting kernels at once (the test suite's two workers) could both pick one port and a kernel failed to
     start. A unique file name cannot clash."""
-    import zmq  # zmq, traitlets, nbclient and nbconvert here: only running or rendering notebooks needs them
+    import zmq  # zmq, traitlets and nbclient here: only running notebooks needs them
     from traitlets.config import Config
 
     cfg = Config()
@@ -385,15 +385,13 @@ def execute_notebook(path: str | os.PathLike, parameters: dict | None = None,
         if progress is not None and execute_reply.get("content", {}).get("status") == "ok" and cell_index != injected:
             progress.update()
 
-    async def on_error(cell, cell_index, execute_reply):
-        """After a failing cell ipykernel's shell thread posts a "stop aborting" message to its main thread, which
-        can still be unread when nbclient shuts the kernel down at once: the shell thread then closes that socket
-        under the main thread's reader, a ZMQError traceback on stderr. Requests answered by the main thread let it
-        be read first: the message is posted after the cell's reply, so it can still trail the first request, never
-        the second (asked once the main thread has answered the first, and so has posted it)."""
-        with contextlib.suppress(Exception):  # a dead or stuck kernel: the cell's error says more
-            for _ in range(2):
-                await client.kc.kernel_info(reply=True, timeout=10)
+    def on_error(cell, cell_index, execute_reply):
+        """A failed notebook's kernel (a failing or interrupted cell) has nothing left to do: it is killed, not asked
+        to shut down. ipykernel's graceful shutdown races its own threads on a busy machine, each race a ZMQError
+        traceback on stderr: after a failing cell the shell thread posts its main thread a "stop aborting" message
+        and closed that socket under its reader; the control thread flushed stderr into the IOPub pipe the shutdown
+        had closed. A kernel_info round trip first (until 2026-12-06) left the second race open."""
+        client.shutdown_kernel = "immediate"
 
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, on_cell_start=on_start,
                             on_cell_executed=on_executed, on_cell_error=on_error, config=_kernel_config(),
@@ -779,14 +777,6 @@ def run_side_by_side(jobs: Mapping[str, Callable[[Path, int | None], object]], p
             tqdm.write(f"{name}: {done[name][1]:.0f} s")
             sys.stdout.flush()  # tqdm.write does not: a log file got the lines only at the end
     return {name: done[name] for name in jobs}
-
-
-def render_html(executed_notebook_path: str | os.PathLike) -> str:
-    """The executed notebook as a standalone HTML page (nbconvert's HTMLExporter; images inlined)."""
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter().from_filename(str(executed_notebook_path))
-    return body
 
 
 # Not Python literals, but how "no limit" is written (notebook 01: MC_BUDGET_MINUTES = float("inf")).

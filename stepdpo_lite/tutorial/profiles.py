@@ -415,3 +415,12 @@ def train_reward_model(base, rows, profile, reward: str = "process", *, quantiza
         return trainers[reward](base, rows, scratch, quantization=quantization, lora=profile.lora_config(),
                                 max_steps=max_steps, seed=seed, logging_steps=10,
                                 train_sampling_strategy="group_by_length", **profile.reward_training_args(reward))
+
+
+def control_wanted(profile, requested: bool | None = None) -> bool:
+    """Whether notebook 02 also trains its PRM recipe on the policy's plain base, the control that shows what the
+    reward base brings: ``requested`` when given, else only where the reward base is not the policy's own base (the
+    tiny profile's verifier; on a GPU profile the two are the same LLM and a control would repeat the PRM)."""
+    if requested is not None:
+        return flag(requested, "requested", "control_wanted")
+    return profile.reward_base != profile.model_name

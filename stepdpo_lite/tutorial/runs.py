@@ -24,11 +24,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..atomic import save_atomic, write_json_atomic  # noqa: F401  (the run folder's writers)
+from ..atomic import write_json_atomic
 from ..checks import list_of, positive_int
 
 
-# the clone's notebooks/ (here, not in the runner's module: colab reads it, and the runner imports colab's readers)
+# the clone's notebooks/ (here, not in the runner, notebooks.py: colab reads it, and keeps its imports light, while
+# the runner loads nbformat, tqdm and the profiles)
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 RUNNER_MARKER = "STEPDPO_RUNNER"  # set in the kernels notebooks.execute_notebook starts: the runner keeps the records
 
@@ -192,7 +193,7 @@ def first_rows(dataset, n: int | None, name: str = "n"):
     float is refused, since 0 rows trained or scored only fail later, far from the setting."""
     if positive_int(n, name, "first_rows", none_ok=True) is None:
         return dataset
-    return dataset.select(range(min(n, len(dataset))))
+    return dataset.take(min(n, len(dataset)))  # min: up to datasets 5.0 (the floor is 4.7), take(n > len) raised
 
 
 def start_notebook(run: str | os.PathLike, notebook: str, sections: Mapping[str, Sequence[str]],

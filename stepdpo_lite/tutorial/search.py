@@ -14,27 +14,29 @@ solutions: a fair comparison with best-of-B. **DVTS** (diverse verifier tree sea
 2024, "Scaling test-time compute with open models", a Hugging Face blog post) splits the same budget into
 ``B / M`` independent subtrees, each keeping one beam: less pruning by an imperfect verifier, more diversity.
 
-- A step ends where the policy writes the step delimiter (default ``"\\n\\nStep"``, ``steps.py``): generation
-  stops there, the step is the text before it, and the delimiter opens the next step (it is fed back to the
-  policy as the start of the next step, never generated twice), so the steps concatenate to a normal
+- A step ends where the policy writes the step delimiter (``step_generation.generate``, which stops each row
+  there and counts its tokens exactly): the delimiter opens the next step, so the steps concatenate to a normal
   solution and ``steps.extract_steps(solution) == steps``. An answer line ("Answer: x") belongs to the last step.
 - The PRM scores a prefix in one forward pass (``ProcessRewardModel.score_solutions`` on step lists) and
   ``losses.aggregate_steps`` turns its step rewards into the beam's score (``bestofn.aggregate_one``, as best-of-N
   scores a candidate; the PRM's ``config.aggregation`` unless given: ``min``, ``last``, ``product``, ...).
-- **Tokens are counted exactly**: for every row of every ``generate`` call, the new tokens up to and
-  including the one that stopped it (EOS or the delimiter's last token), padding excluded
-  (``Generation.n_tokens``). Verifier forward passes are not generated tokens; they are counted apart
-  (``SearchResult.n_scored``: prefixes the PRM read).
+- A search's cost is its generated tokens (``SearchResult.tokens``, every row's ``Generation.n_tokens``);
+  verifier forward passes are not generated tokens: they are counted apart (``SearchResult.n_scored``: prefixes
+  the PRM read).
 
 Nothing here is specific to the toy world: problems only need ``.prompt`` (a ``str``, chat-formatted on
 GSM8K), ``.is_correct`` and ``.final_answer`` (``tasks.py``); the policy is any causal LM with its tokenizer,
-or any ``sampler(texts, n, max_new_tokens) -> list[list[Generation]]``; the PRM anything with
+or any ``sampler(texts, n, max_new_tokens, leads) -> list[list[Generation]]``; the PRM anything with
 ``score_solutions(prompts, step_lists)``.
+
+Neighbours: ``step_generation.py`` samples the steps and best-of-N's whole candidates with exact token counts;
+``search_report.py`` is the checker's view of a search (which steps were right, what the pruning did), its
+accuracy (``chosen_accuracy``) and notebook 07's printed table and ``metrics.json`` record; ``bestofn.py``
+scores and draws best-of-N's candidates; ``viz.plot_beam_tree`` draws a search tree.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 import re
 import time
@@ -42,206 +44,18 @@ from dataclasses import dataclass
 from typing import Callable, Sequence, Sized
 
 import torch
-from transformers import StoppingCriteria
 
 from ..checks import finite_number, list_of, positive_int, warn_user
-from ..generation import (check_sampling, eos_token_ids, exact_sampling, prompt_texts, record_prompts,
-                          sampling_arguments)
 from ..losses import check_aggregation
-from ..rewards import sigmoid, step_delimiter_of
+from ..rewards import step_delimiter_of
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
-from .labelling import check_solution_lists, prompts_of
-from .tasks import check_spelled, method_name
+from .labelling import prompts_of
+from .search_report import check_search_results, chosen_accuracy, pruning_report
+from .step_generation import Generation, check_token_counts, generate
 
 FLOOR = bestofn.FLOOR  # the score of a prefix the PRM cannot read (blank, longer than its context)
 ANSWER_PATTERN = r"(?m)^[ \t]*(?:Answer:|####)"  # a line that states the final answer ends a solution
-STOPS = ("eos", "delimiter", "length")
-
-
-# ----------------------------------------------------------------------------- generation with exact token counts
-
-@dataclass
-class Generation:
-    """One row of a ``generate`` call: ``text`` (decoded, cut before the delimiter when it stopped there),
-    ``n_tokens`` (new tokens generated, up to and including the one that stopped the row; no padding),
-    ``stop`` ("eos", "delimiter" or "length") and ``rest`` (text decoded after the delimiter in the same
-    tokens, e.g. a token that overhangs it; it opens the next step with the delimiter)."""
-
-    text: str
-    n_tokens: int
-    stop: str
-    rest: str = ""
-
-
-def _cut(text: str, delimiter: str, lead: str = "") -> int | None:
-    """Index of the first ``delimiter`` in ``text`` that closes a non-blank step (``lead + text[:i]``), or None."""
-    i = text.find(delimiter)
-    while i != -1:
-        if (lead + text[:i]).strip():
-            return i
-        i = text.find(delimiter, i + 1)
-    return None
-
-
-def _step_stopper(tokenizer, delimiter: str | None, prompt_len: int, leads: Sequence[str], eos: set[int],
-                  caps: Sequence[int]):
-    """A ``StoppingCriteria`` that stops each row at EOS, once its new text holds ``delimiter`` after a non-blank
-    step, or at its own cap ``caps[i]``, and records where (``stopped_at[i]``: new tokens so far; 0 while running)."""
-    window = len(tokenizer(delimiter, add_special_tokens=False)["input_ids"]) + len(delimiter) + 2 if delimiter else 0
-
-    class StopAtStep(StoppingCriteria):
-        def __init__(self):
-            self.stopped_at = [0] * len(leads)
-            self.kind = [""] * len(leads)
-
-        def __call__(self, input_ids, scores=None, **kwargs):
-            n = input_ids.shape[1] - prompt_len
-            live = [i for i, s in enumerate(self.stopped_at) if not s]
-            if live and n > 0:
-                new = input_ids[live, prompt_len:]
-                last = new[:, -1].tolist()
-                tails = tokenizer.batch_decode(new[:, -window:].tolist(), skip_special_tokens=True) if delimiter else []
-                for r, i in enumerate(live):
-                    if last[r] in eos:
-                        self.stopped_at[i], self.kind[i] = n, "eos"
-                    elif delimiter and delimiter in tails[r]:
-                        full = tokenizer.decode(new[r].tolist(), skip_special_tokens=True)
-                        if _cut(full, delimiter, leads[i]) is not None:
-                            self.stopped_at[i], self.kind[i] = n, "delimiter"
-                    if not self.stopped_at[i] and n >= caps[i]:
-                        self.stopped_at[i], self.kind[i] = n, "length"
-            return torch.tensor([s > 0 for s in self.stopped_at], dtype=torch.bool, device=input_ids.device)
-
-    return StopAtStep()
-
-
-def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: str | None = DEFAULT_DELIMITER,
-             leads: Sequence[str] | None = None, temperature: float = 1.0, max_new_tokens: int | Sequence[int] = 160,
-             batch_size: int = 64, seed: int | None = 0) -> list[list[Generation]]:
-    """``n`` continuations of each text, each stopped at EOS, at ``delimiter`` (None: only EOS and the length
-    cap, i.e. whole solutions) or after ``max_new_tokens`` (one value, or one per text), with exact token counts.
-
-    ``leads[i]`` is the start of the step text ``i`` continues (e.g. the delimiter itself): a delimiter ends a
-    step only when ``leads[i]`` + the text before it is not blank, so no step is ever blank. Sampling is pure
-    (``top_k=0``, ``top_p=1``, none of the model's saved settings: ``generation.exact_sampling``) at ``temperature``
-    (0: greedy), as ``generation.sample_solutions``; ``seed`` seeds torch once before the first batch (None: leave
-    the generator as it is).
-    """
-    texts = prompt_texts(texts, "generate")
-    positive_int(seed, "seed", "generate", none_ok=True, minimum=0)  # True seeded 1, 1.5 was torch's TypeError
-    if delimiter is not None and not delimiter:
-        raise ValueError("generate: delimiter must be a non-empty string or None")
-    if isinstance(max_new_tokens, numbers.Number):  # one cap for every text; 160.0 or True is refused, not cast
-        caps = [positive_int(max_new_tokens, "max_new_tokens", "generate")] * len(texts)
-    else:
-        caps = list_of(max_new_tokens, "generate: max_new_tokens", "caps (one int >= 1 per text)")
-        if len(caps) != len(texts):
-            raise ValueError(f"generate: {len(texts)} texts but {len(caps)} max_new_tokens")
-        for i, cap in enumerate(caps):  # a cap of 2.5 stopped its row at 3 tokens, True at 1
-            positive_int(cap, f"max_new_tokens[{i}] (text {i})", "generate")
-    check_sampling(model, tokenizer, texts, n, temperature, batch_size, max(caps, default=1), where="generate")
-    leads = [""] * len(texts) if leads is None else list_of(leads, "generate: leads", "leads (one str per text)")
-    if len(leads) != len(texts):
-        raise ValueError(f"generate: {len(texts)} texts but {len(leads)} leads")
-    record_prompts(texts)  # as generation.sample_solutions records its prompts: tests check none holds an answer
-    rows = [(i, texts[i], leads[i], caps[i]) for i in range(len(texts)) for _ in range(n)]
-    eos = eos_token_ids(model, tokenizer)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
-    sampling = sampling_arguments(temperature)
-    device = next(model.parameters()).device
-    if seed is not None:
-        torch.manual_seed(seed)
-    out: list[Generation | None] = [None] * len(rows)
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    try:
-        for start in range(0, len(rows), batch_size):
-            batch = list(range(start, min(start + batch_size, len(rows))))
-            row_caps = [rows[r][3] for r in batch]
-            enc = tokenizer([rows[r][1] for r in batch], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(device)
-            width = enc["input_ids"].shape[1]
-            # Whole solutions with one cap need no criterion of ours (no host sync per token): a row's first EOS
-            # is where it stopped, since generate pads a finished row (with EOS itself when there is no pad token).
-            stopper = (_step_stopper(tokenizer, delimiter, width, [rows[r][2] for r in batch], set(eos), row_caps)
-                       if delimiter or len(set(row_caps)) > 1 else None)
-            with torch.no_grad(), exact_sampling(model):
-                seqs = model.generate(**enc, max_new_tokens=max(row_caps), pad_token_id=pad, eos_token_id=eos,
-                                      **({"stopping_criteria": [stopper]} if stopper else {}), **sampling)
-            new = seqs[:, width:].tolist()
-            for j, r in enumerate(batch):
-                if stopper is not None:
-                    count, stop = stopper.stopped_at[j], stopper.kind[j] or "length"
-                else:
-                    count = next((k + 1 for k, t in enumerate(new[j]) if t in eos), 0)
-                    stop = "eos" if count else "length"
-                count = count or len(new[j])  # never stopped: it ran to the cap
-                text = tokenizer.decode(new[j][:count], skip_special_tokens=True)
-                rest = ""
-                if stop == "delimiter":
-                    cut = _cut(text, delimiter, rows[r][2])
-                    text, rest = text[:cut], text[cut + len(delimiter):]
-                out[r] = Generation(text, count, stop, rest)
-    finally:
-        tokenizer.padding_side = side
-    return [out[i * n:(i + 1) * n] for i in range(len(texts))]
-
-
-def sample_candidates(model, tokenizer, problems, n: int, *, temperature: float = 1.0, max_new_tokens: int = 160,
-                      batch_size: int = 64, seed: int = 0) -> tuple[list[list[str]], list[list[int]]]:
-    """``n`` whole solutions per problem (best-of-N candidates) and the tokens generated for each, counted
-    exactly (``generate`` without a delimiter: the same sampling as ``tasks.sample_solutions``; every EOS id of the
-    tokenizer and of the model's generation config ends a candidate, as it ends a search's step). A prompt the
-    tokenizer cannot spell is a ValueError naming its problem and characters, as there (``tasks.check_spelled``)."""
-    positive_int(seed, "seed", "sample_candidates", minimum=0)  # None would leave torch's generator as it is
-    prompts = prompts_of(problems, "sample_candidates")
-    if not prompts:
-        raise ValueError("sample_candidates: problems is empty: give one or more problems")
-    check_spelled(tokenizer, prompts, "sample_candidates: problems")  # the policy would read <unk>, silently
-    gens = generate(model, tokenizer, prompts, n, delimiter=None, temperature=temperature,
-                    max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
-    return [[g.text for g in row] for row in gens], [[g.n_tokens for g in row] for row in gens]
-
-
-def _check_token_counts(candidate_tokens, who: str, candidates=None) -> None:
-    """Each count of ``candidate_tokens`` an int >= 1 (the tokens ``sample_candidates`` generated for one solution),
-    named by problem and candidate; with ``candidates``, one count per candidate (a short row would set a budget,
-    or the tokens per solution, from other solutions than those graded)."""
-    rows = list_of(candidate_tokens, f"{who}: candidate_tokens", "lists of token counts (one per problem)")
-    if candidates is not None and len(rows) != len(candidates):
-        raise ValueError(f"{who}: candidates and candidate_tokens differ in shape (one count per solution): "
-                         f"{len(candidates)} problems and {len(rows)} lists of counts")
-    for i, row in enumerate(rows):
-        row = list_of(row, f"{who}: candidate_tokens[{i}]", "token counts")
-        if candidates is not None and len(row) != len(candidates[i]):
-            raise ValueError(f"{who}: candidates and candidate_tokens differ in shape (one count per solution): "
-                             f"problem {i} has {len(candidates[i])} candidates and {len(row)} counts")
-        for j, count in enumerate(row):
-            positive_int(count, f"candidate_tokens[{i}][{j}] (problem {i}, candidate {j})", who)
-
-
-def candidate_costs(problems, candidates, candidate_tokens) -> dict:
-    """What the candidates of ``sample_candidates`` cost and hold: ``{"solutions", "right" (the share with the right
-    final answer), "tokens_per_solution" (the mean, which sets every budget), "min_tokens", "max_tokens"}``."""
-    check_solution_lists(problems, candidates, "candidate_costs")
-    _check_token_counts(candidate_tokens, "candidate_costs", candidates)
-    tokens = [t for row in candidate_tokens for t in row]
-    if not tokens:
-        raise ValueError("candidate_costs: no candidates")
-    right = [bestofn.is_correct(p, s, "candidate_costs", f"problem {i}, candidate {j}")
-             for i, (p, row) in enumerate(zip(problems, candidates)) for j, s in enumerate(row)]
-    return {"solutions": len(tokens), "right": sum(right) / len(right),
-            "tokens_per_solution": sum(tokens) / len(tokens), "min_tokens": min(tokens), "max_tokens": max(tokens)}
-
-
-def format_candidate_costs(costs: dict, budgets: Sequence[int], seconds: float) -> str:
-    """Notebook 07's two lines on its candidates (``candidate_costs``, sampled in ``seconds``) and the token budget
-    per problem that each B makes of them: B x the mean tokens of one solution."""
-    per_solution = costs["tokens_per_solution"]
-    return (f"{costs['solutions']} solutions sampled in {seconds:.0f} s, {costs['right']:.1%} of them right; "
-            f"{per_solution:.1f} generated tokens per solution (min {costs['min_tokens']}, "
-            f"max {costs['max_tokens']})\n"
-            "token budget per problem: " + ", ".join(f"B={b}: {b * per_solution:.0f}" for b in budgets))
 
 
 # ----------------------------------------------------------------------------- the search tree
@@ -587,6 +401,8 @@ def dvts(policy, tokenizer, prm, problems, *, budget: int = 16, expansions: int 
                        n_subtrees=budget // expansions, **kw)
 
 
+# ----------------------------------------------------------------------------- equal-budget comparison
+
 def n_test_time_problems(profile, requested: int | None = None) -> int:
     """How many held-out problems notebook 07 compares the methods on: ``requested``, else the profile's
     ``n_test_time_problems`` (the tiny profile's 50: on 30, one problem is 3.3 points, too coarse to order the
@@ -617,7 +433,8 @@ def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequen
     stops growing its tree once it has spent what best-of-B spends on it (B x its mean sampled solution in
     ``candidate_tokens``), so that both compare at equal generated tokens. Returns ``{"beam_prm": {B: results},
     "dvts_prm": {B: results}}``; ``log`` gets one line per search (accuracy, tokens, PRM reads, time) and the
-    checker's view of what the beam kept and pruned (``pruning_report``, toy world). ``kw``: ``beam_search``'s."""
+    checker's view of what the beam kept and pruned (``search_report.pruning_report``, toy world). ``kw``:
+    ``beam_search``'s."""
     if not problems or len(candidate_tokens) != len(problems) or not budgets:
         raise ValueError(f"search_at_budgets: need problems, one list of candidate token counts per problem and "
                          f"budgets, got {len(problems)} problems, {len(candidate_tokens)} lists, "
@@ -625,7 +442,7 @@ def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequen
     empty = next((i for i, row in enumerate(candidate_tokens) if len(row) == 0), None)
     if empty is not None:  # its mean sets the problem's token cap
         raise ValueError(f"search_at_budgets: problem {empty} has no candidate token counts")
-    _check_token_counts(candidate_tokens, "search_at_budgets")  # a NaN or a bool would set the cap
+    check_token_counts(candidate_tokens, "search_at_budgets")  # a NaN or a bool would set the cap
     searches = {"beam_prm": {}, **({"dvts_prm": {}} if run_dvts else {})}
     for b in budgets:
         n_beams, m = beam_shape(b, expansions)
@@ -642,7 +459,7 @@ def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequen
             done.append(("dvts_prm", time.perf_counter() - t0))
         for name, seconds in done:
             res = searches[name][b]
-            log(f"B={b:<3} {name:9s} accuracy {accuracy(problems, res):.1%}, "
+            log(f"B={b:<3} {name:9s} accuracy {chosen_accuracy(problems, res):.1%}, "
                 f"{sum(r.tokens for r in res) / len(res):.0f} tokens and "
                 f"{sum(r.n_scored for r in res) / len(res):.0f} PRM-scored prefixes per problem ({seconds:.0f} s)")
         report = pruning_report(problems, searches["beam_prm"][b])
@@ -653,27 +470,6 @@ def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequen
                 f"that started from a right prefix, the policy sampled no right next step in "
                 f"{report['no_right_step']}, and the PRM pruned every right one in {report['right_step_pruned']}")
     return searches
-
-
-# ----------------------------------------------------------------------------- equal-budget comparison
-
-def _check_search_results(results: list, where: str, who: str) -> None:
-    """A solution text in place of a SearchResult was "'str' object has no attribute 'solution'"."""
-    odd = next((k for k, r in enumerate(results) if not hasattr(r, "solution")), None)
-    if odd is not None:
-        raise ValueError(f"{where}[{odd}] is a {type(results[odd]).__name__}: {who} takes SearchResults "
-                         "(beam_search's); for solution texts use bestofn.accuracy")
-
-
-def accuracy(problems, results: Sequence[SearchResult]) -> float:
-    """Final-answer accuracy of the chosen solutions (an ``is_correct`` that returns no bool is refused, named)."""
-    problems = list_of(problems, "accuracy: problems", "problems")
-    results = list_of(results, "accuracy: results", "search results (SearchResult)")
-    if len(problems) != len(results) or not problems:
-        raise ValueError(f"accuracy: {len(problems)} problems but {len(results)} search results (need equal, > 0)")
-    _check_search_results(results, "accuracy: results", "search.accuracy")
-    return sum(bestofn.is_correct(p, r.solution, "accuracy", f"problem {i}")
-               for i, (p, r) in enumerate(zip(problems, results))) / len(problems)
 
 
 def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards, orm_rewards, searches: dict,
@@ -695,7 +491,7 @@ def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards,
     """
     budgets = sorted(positive_int(b, f"budgets[{k}]", "compare_at_budgets") for k, b in enumerate(budgets))  # no cast
     graded = bestofn.grade(problems, candidates)
-    _check_token_counts(candidate_tokens, "compare_at_budgets", candidates)
+    check_token_counts(candidate_tokens, "compare_at_budgets", candidates)
     scores = {"best_of_n_prm": bestofn.aggregate(prm_step_rewards, aggregation)}
     if orm_rewards is not None:  # each method draws its own seeded subsets: leaving one out changes no other row
         scores["best_of_n_orm"] = bestofn._floor(orm_rewards, "compare_at_budgets", "orm_rewards")
@@ -715,7 +511,7 @@ def compare_at_budgets(problems, candidates, candidate_tokens, prm_step_rewards,
             if len(results) != len(problems):  # zip would score the first ones only, and say nothing
                 raise ValueError(f"compare_at_budgets: searches[{method!r}] at B={b} has {len(results)} results for "
                                  f"{len(problems)} problems")
-            _check_search_results(results, f"compare_at_budgets: searches[{method!r}] at B={b}: results",
+            check_search_results(results, f"compare_at_budgets: searches[{method!r}] at B={b}: results",
                                   "compare_at_budgets")
             right = [float(bestofn.is_correct(p, r.solution, "compare_at_budgets",
                                               f"searches[{method!r}] at B={b}, problem {i}"))
@@ -732,175 +528,3 @@ def pairs_that_ran(pairs, run_dvts: bool = True) -> list:
     did not run (``search_at_budgets(run_dvts=False)``): left out by choice, they need no warning, which
     ``paired_differences`` gives of a method missing from the results (a typo)."""
     return [pair for pair in pairs if run_dvts or "dvts_prm" not in pair]
-
-
-def comparison_record(table: dict, problems, searches: dict, sampled: dict, example: dict, shapes: dict) -> dict:
-    """What notebook 07 records under ``test_time`` in metrics.json: ``table`` (``compare_at_budgets``' accuracies,
-    tokens and reads per budget) and beside it how many problems, the candidates' mean tokens per solution, the fewest
-    and most one took (``tokens_per_solution_range``, ``[min, max]``), their share right (``sampled``:
-    ``candidate_costs``'s), the checker's view of the beam search's pruning at each budget (``pruning_report`` of
-    ``searches["beam_prm"]``; None without a step checker), the explorer's ``example`` (``example_report``'s) and each
-    budget's beam ``shapes`` (``beam_shape``'s, as lists: JSON has no tuples)."""
-    pruning = {str(b): pruning_report(problems, results) for b, results in searches["beam_prm"].items()}
-    return {**table, "n_problems": len(problems), "tokens_per_solution": sampled["tokens_per_solution"],
-            "tokens_per_solution_range": [sampled["min_tokens"], sampled["max_tokens"]], "pruning": pruning,
-            "candidate_accuracy": sampled["right"], "example": example,
-            "shapes": {str(b): list(s) for b, s in shapes.items()}}
-
-
-def format_comparison(table: dict) -> str:
-    """A text table: one row per method, by the name the plot beside it gives it ("beam search, PRM":
-    ``tasks.METHOD_NAMES``), accuracy (in percent, as the text; the differences under it are in points) and tokens per
-    problem at each budget; blank where the method did not run at that budget."""
-    budgets = sorted(table, key=int)
-    methods = list(dict.fromkeys(m for b in budgets for m in table[b]["tokens"]))
-    names = {m: method_name(m) for m in methods}
-    width = max(map(len, ["(token budget)", *names.values()])) + 1
-    head = f"{'method':<{width}}" + "".join(f"{'B=' + b + ' acc':>11}{'tokens':>9}" for b in budgets)
-    rows = [head]
-    for m in methods:
-        rows.append(f"{names[m]:<{width}}" + "".join(f"{table[b][m]:>11.1%}{table[b]['tokens'][m]:>9.0f}"
-                                                    if m in table[b] and m in table[b]["tokens"] else f"{'':>20}"
-                                                    for b in budgets))
-    rows.append(f"{'(token budget)':<{width}}" + "".join(f"{'':>11}{table[b]['token_budget']:>9.0f}" for b in budgets))
-    return "\n".join(rows)
-
-
-def prefix_step_labels(problem, text: str, finished: bool = True) -> list[bool] | None:
-    """The checker's step labels of a solution or, with ``finished=False``, of a prefix: there the last step is
-    not wrong for lacking an answer line yet. None where the task has no step checker (GSM8K)."""
-    if not text.strip():
-        return None
-    verdict = problem.verdict(text) if hasattr(problem, "verdict") else None
-    if verdict is None or finished or len(verdict.error_kinds) != len(verdict.step_labels):
-        labels = problem.step_labels(text) if hasattr(problem, "step_labels") else None
-        if labels is None or finished:
-            return labels
-        return labels[:-1] + [None]  # no verdict, or one without error kinds: the last step is unknown
-    labels = list(verdict.step_labels)
-    if verdict.error_kinds[-1] == "answer" and all(labels[:-1]):
-        labels[-1] = True  # right so far; the answer line comes later
-    return labels
-
-
-def tree_labels(problem, result: SearchResult) -> dict[int, bool | None]:
-    """Per node: whether its step is right in its prefix (``prefix_step_labels``; None without a checker). A beam
-    the search cut (its problem's token budget, the step cap) is read as a prefix: its last step is whole, and not
-    wrong for the answer line it was given no room to write."""
-    out = {}
-    for node in result.nodes:
-        ended_itself = node.finished and node.ended not in ("token_budget", "step_cap")
-        labels = prefix_step_labels(problem, result.text(node.id), ended_itself)
-        out[node.id] = None if labels is None or len(labels) <= node.depth else labels[node.depth]
-    return out
-
-
-def pick_example(problems, results: Sequence[SearchResult]) -> int:
-    """Index of a problem whose tree shows the search at work: the chosen answer right, steps pruned that the
-    checker calls wrong (where there is a checker), a middling number of steps; the first such one."""
-    def key(i):
-        problem, res = problems[i], results[i]
-        labels = tree_labels(problem, res)
-        pruned_wrong = sum(n.pruned_at is not None and labels.get(n.id) is False for n in res.nodes)
-        pruned = sum(n.pruned_at is not None for n in res.nodes)
-        depth = max((n.depth for n in res.nodes), default=0) + 1
-        return (problem.is_correct(res.solution), pruned_wrong > 0, pruned > 0, -abs(depth - 4), -i)
-
-    if not results or len(problems) != len(results):  # a zip, or an index into the shorter, would be wrong
-        raise ValueError(f"pick_example: {len(problems)} problems but {len(results)} search results (need equal, > 0)")
-    return max(range(len(results)), key=key)
-
-
-def example_report(problem, result: SearchResult, candidates: Sequence[str], candidate_tokens: Sequence[int],
-                   budget: int) -> dict:
-    """What notebook 07 prints and says of the problem in its beam explorer (recorded in its metrics): the
-    ``problem`` number (1-based, as the picture's title gives it), the ``budget``, whether the chosen answer is
-    ``right``, the ``steps`` sampled, the ``tokens`` the search generated against ``token_cap``, this problem's
-    best-of-``budget`` cap (``budget`` x the mean tokens of its ``candidates``: the search finishes the round that
-    crosses it), how many of those sampled whole solutions are right (``right_candidates``), the PRM's P of the
-    chosen path's last step (``last_step_p``) and of the chosen beam's score (``score_p``; equal where that step
-    sets it, as with ``min``; ``score_probability``: exp of a ``product`` score; None: nothing chosen, or an
-    aggregation of one's own) and, by the checker (``tree_labels``; None without one): how many ``wrong_steps``
-    were sampled, the highest P the PRM gave one (``wrong_step_p_max``; None: none), and whether the beam kept a
-    right step at every depth (``right_kept_at_every_depth``)."""
-    if not candidates or len(candidates) != len(candidate_tokens):
-        raise ValueError(f"example_report: {len(candidates)} candidates and {len(candidate_tokens)} token counts "
-                         "(need equal, > 0)")
-    positive_int(budget, "budget", "example_report")  # True would be a best-of-True cap of one solution's tokens
-    for j, count in enumerate(candidate_tokens):
-        positive_int(count, f"candidate_tokens[{j}] (candidate {j})", "example_report")
-    labels = tree_labels(problem, result)
-    checked = any(v is not None for v in labels.values())
-    wrong = [n.reward for n in result.nodes if labels.get(n.id) is False]
-    depths = {n.depth for n in result.nodes}
-    last = result.nodes[result.chosen].reward if result.chosen is not None else None
-    return {"problem": result.problem_index + 1, "budget": budget, "right": problem.is_correct(result.solution),
-            "steps": len(result.nodes), "tokens": result.tokens,
-            "token_cap": budget * sum(candidate_tokens) / len(candidate_tokens),
-            "right_candidates": sum(map(problem.is_correct, candidates)),
-            "last_step_p": None if last is None else sigmoid(last),
-            "score_p": None if result.chosen is None else score_probability(result.score, result.aggregation),
-            "wrong_steps": len(wrong) if checked else None,
-            "wrong_step_p_max": max((sigmoid(r) for r in wrong if r is not None), default=None) if checked else None,
-            "right_kept_at_every_depth": all(any(n.kept and labels.get(n.id) for n in result.nodes if n.depth == d)
-                                             for d in depths) if checked else None}
-
-
-def score_probability(score: float, aggregation: str | Callable) -> float | None:
-    """The probability a beam's score stands for: ``product``'s is a log-probability (log Π_k σ(r_k): exp), the other
-    names' a log-odds (σ(min_k r_k) = min_k σ(r_k): σ), as ``bestofn.weighted_majority_vote`` weighs them; None for
-    a function of one's own (its scale is unknown)."""
-    if callable(aggregation):
-        return None
-    return math.exp(score) if aggregation == "product" else sigmoid(score)
-
-
-def format_example(problem, result: SearchResult, candidates: Sequence[str], candidate_tokens: Sequence[int],
-                   budget: int) -> str:
-    """Notebook 07's text above its beam explorer (``example_report``): the problem and the solution the search
-    chose, then whether it is right, what the search sampled and spent against this problem's best-of-``budget``
-    cap, and how many of its sampled whole solutions are right."""
-    report = example_report(problem, result, candidates, candidate_tokens, budget)
-    return (f"{problem.prompt}{result.solution}\n\nright: {report['right']}; {report['steps']} steps sampled, "
-            f"{report['tokens']} tokens (its best-of-{budget} budget: {report['token_cap']:.0f}); "
-            f"right among its {len(candidates)} sampled solutions: {report['right_candidates']}")
-
-
-def pruning_report(problems, results: Sequence[SearchResult]) -> dict | None:
-    """What the pruning did, by the checker (``tree_labels``; None where the task has none).
-
-    ``kept``/``pruned``: how many sampled steps the search kept or pruned, and the share of each that was right
-    (``kept_right``, ``pruned_right``). ``rounds``: selection rounds that started from a right prefix (a subtree
-    at one depth with a sampled step whose prefix so far is right); in ``no_right_step`` of them the policy sampled
-    no right next step at all (a policy miss: no verifier can help), in ``right_step_pruned`` it did, but the
-    beam kept none of the right ones (a verifier miss).
-    """
-    if len(problems) != len(results):  # a zip would report on the first ones only
-        raise ValueError(f"pruning_report: {len(problems)} problems but {len(results)} search results")
-    kept, pruned = [], []
-    rounds = no_right = right_pruned = 0
-    for problem, res in zip(problems, results):
-        labels = tree_labels(problem, res)
-        if all(v is None for v in labels.values()):
-            continue
-        for node in res.nodes:
-            if labels.get(node.id) is not None:
-                (kept if node.kept and node.pruned_at is None else pruned).append(labels[node.id])
-        fresh: dict = {}
-        for node in res.nodes:
-            fresh.setdefault((node.group, node.depth), []).append(node)
-        for (g, d), nodes in fresh.items():
-            live = [n for n in nodes if n.parent is None or labels.get(n.parent)]
-            if not live:
-                continue
-            rounds += 1
-            if not any(labels.get(n.id) for n in live):
-                no_right += 1
-            elif not any(labels.get(n.id) for n in res.nodes if n.group == g and n.kept and n.depth <= d
-                         and (n.depth == d or n.finished) and (n.pruned_at is None or n.pruned_at > d)):
-                right_pruned += 1
-    if not kept and not pruned:
-        return None
-    share = lambda xs: sum(xs) / len(xs) if xs else None  # None: JSON's undefined figure (metrics.json)
-    return {"kept": len(kept), "kept_right": share(kept), "pruned": len(pruned), "pruned_right": share(pruned),
-            "rounds": rounds, "no_right_step": no_right, "right_step_pruned": right_pruned}

@@ -5,17 +5,19 @@ arithmetic or copy error (``toyworld.noisy_training_text``), stopped early once 
 reaches a target: imperfect on purpose, so that reward models and Stepwise DPO have real mistakes to find and fix.
 ``fine_tune_base`` trains it the same way on your own task's texts (docs/own_task.md).
 
-    python -m stepdpo_lite.tutorial.tiny_base train-base --out data/tiny-base --seed 0
+    python -m stepdpo_lite.tutorial.tiny_base train-base --out data/tiny-base --seed 0  # options: TinyBaseConfig
     python -m stepdpo_lite.tutorial.tiny_base eval-base --model data/tiny-base
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import Dataset
@@ -66,7 +68,7 @@ def _lm_rows(tokenizer, prompts: list[str], solutions: list[str], num_proc: int 
     return Dataset.from_dict(rows).map(tokenize, batched=True, remove_columns=["prompt", "response"], num_proc=num_proc)
 
 
-def _check_settings(where: str, out, learning_rate: float, target_accuracy: float, **counts: int) -> None:
+def _check_settings(where: str, learning_rate: float, target_accuracy: float, **counts: int) -> None:
     """Checked before any data or model: eval_every=0 failed at the first step (ZeroDivisionError), max_steps=0
     trained the Trainer's default 3 epochs, and a NaN target_accuracy never stopped the run."""
     for name, value in counts.items():
@@ -76,6 +78,10 @@ def _check_settings(where: str, out, learning_rate: float, target_accuracy: floa
     if not 0 <= finite_number(target_accuracy, "target_accuracy", where) <= 1:  # 50 (a percentage) never stopped it
         raise ValueError(f"{where}: target_accuracy must lie in [0, 1] (a share of the problems), got "
                          f"{target_accuracy!r}")
+
+
+def _check_out(where: str, out) -> None:
+    """The folder ``out``, checked before any data or model too."""
     # The save replaces ``out`` as a whole (its model card kept): a folder that holds no saved model (no
     # training_log.json) but other files, such as --out data, would lose them all once training is over. Nothing is
     # written to out before that save (the Trainer works in a temporary folder); a _trainer there is an older
@@ -83,31 +89,64 @@ def _check_settings(where: str, out, learning_rate: float, target_accuracy: floa
     check_replaceable(out, keep=("README.md", "_trainer"), owned=("training_log.json",), where=f"{where}: out")
 
 
-def train_base(out: str | os.PathLike, seed: int = 0, n_train: int = 40_000, error_rate: float = 0.2,
-               max_steps: int = 3000, batch_size: int = 64, learning_rate: float = 3e-3,
-               target_accuracy: float = 0.5, eval_every: int = 100, n_eval: int = 200, layers: int = 4,
-               hidden_size: int = 128) -> dict:
+@dataclass
+class TinyBaseConfig:
+    """Everything ``train_base`` depends on (all but ``out``, ``max_steps``, ``eval_every`` and ``n_eval`` are saved
+    in its ``training_log.json``); bad settings are refused here, naming ``train_base``."""
+
+    out: str = field(default=str(TINY_BASE_DIR), metadata={
+        "help": "Where the model, tokenizer and training_log.json go (the shipped data/tiny-base only with --force)."})
+    seed: int = field(default=0, metadata={
+        "help": "Seed of the initial weights, the problems, their slips and the Trainer."})
+    n_train: int = field(default=40_000, metadata={"help": "Training problems, one solution each."})
+    error_rate: float = field(default=0.2, metadata={
+        "help": "Share of training solutions that carry one arithmetic or copy error, carried on (the rest are "
+                "gold): the policy's samples then hold mistakes to find."})
+    max_steps: int = field(default=3000, metadata={
+        "help": "Most optimizer steps; the run stops earlier once target_accuracy is reached."})
+    batch_size: int = field(default=64, metadata={"help": "Rows per optimizer step."})
+    learning_rate: float = field(default=3e-3, metadata={
+        "help": "AdamW's peak learning rate (cosine schedule, warm-up of min(100, max_steps / 10) steps)."})
+    target_accuracy: float = field(default=0.5, metadata={
+        "help": "Stop at the first evaluation whose greedy validation accuracy reaches this share (imperfect on "
+                "purpose: mistakes for reward models and Stepwise DPO to find and fix)."})
+    eval_every: int = field(default=100, metadata={"help": "Evaluate every this many optimizer steps."})
+    n_eval: int = field(default=200, metadata={"help": "Validation problems of each evaluation (greedy)."})
+    layers: int = field(default=4, metadata={"help": "Decoder layers of the tiny Llama."})
+    hidden_size: int = field(default=128, metadata={"help": "Hidden size of the tiny Llama."})
+
+    def __post_init__(self):
+        if not 0 <= finite_number(self.error_rate, "error_rate", "train_base") <= 1:
+            raise ValueError(f"train_base: error_rate must lie in [0, 1], got {self.error_rate!r}")
+        _check_settings("train_base", self.learning_rate, self.target_accuracy, n_train=self.n_train,
+                        max_steps=self.max_steps, batch_size=self.batch_size, eval_every=self.eval_every,
+                        n_eval=self.n_eval, layers=self.layers, hidden_size=self.hidden_size)
+
+
+def train_base(config: TinyBaseConfig | str | os.PathLike, **settings) -> dict:
     """Train the tiny base and stop at the first evaluation whose validation greedy accuracy reaches
-    ``target_accuracy`` (imperfect on purpose); save model, tokenizer and ``training_log.json`` to ``out``."""
-    if not 0 <= finite_number(error_rate, "error_rate", "train_base") <= 1:
-        raise ValueError(f"train_base: error_rate must lie in [0, 1], got {error_rate!r}")
-    _check_settings("train_base", out, learning_rate, target_accuracy, n_train=n_train, max_steps=max_steps,
-                    batch_size=batch_size, eval_every=eval_every, n_eval=n_eval, layers=layers,
-                    hidden_size=hidden_size)
+    ``target_accuracy`` (imperfect on purpose); save model, tokenizer and ``training_log.json`` to ``out``.
+    ``config``: a ``TinyBaseConfig``, or its ``out`` with ``settings`` its other fields by name
+    (``train_base("runs/base", seed=3)`` is ``train_base(TinyBaseConfig(out="runs/base", seed=3))``)."""
+    if isinstance(config, TinyBaseConfig):
+        c = dataclasses.replace(config, **settings)  # checked again: the fields may have been set since
+    else:
+        c = TinyBaseConfig(out=config, **settings)
+    _check_out("train_base", c.out)
     from transformers import set_seed  # torch and transformers in the training functions only: seconds to import
 
-    set_seed(seed)
+    set_seed(c.seed)
     tokenizer = build_tokenizer()
-    model = build_tiny_model(tokenizer, hidden_size=hidden_size, layers=layers, seed=seed)
-    rng = random.Random(seed)
-    problems = make_problems(n_train, "train", seed=seed)
+    model = build_tiny_model(tokenizer, hidden_size=c.hidden_size, layers=c.layers, seed=c.seed)
+    rng = random.Random(c.seed)
+    problems = make_problems(c.n_train, "train", seed=c.seed)
     ds = solution_lm_dataset(tokenizer, [p.prompt for p in problems],
-                             [noisy_training_text(p, rng, error_rate) for p in problems])
-    return _train(model, tokenizer, ds, make_problems(n_eval, "validation", seed=seed), out,
-                  {"seed": seed, "n_train": n_train, "error_rate": error_rate, "layers": layers,
-                   "hidden_size": hidden_size, "batch_size": batch_size, "learning_rate": learning_rate,
-                   "target_accuracy": target_accuracy},
-                  max_steps=max_steps, eval_every=eval_every, where="train_base",
+                             [noisy_training_text(p, rng, c.error_rate) for p in problems])
+    return _train(model, tokenizer, ds, make_problems(c.n_eval, "validation", seed=c.seed), c.out,
+                  {"seed": c.seed, "n_train": c.n_train, "error_rate": c.error_rate, "layers": c.layers,
+                   "hidden_size": c.hidden_size, "batch_size": c.batch_size, "learning_rate": c.learning_rate,
+                   "target_accuracy": c.target_accuracy},
+                  max_steps=c.max_steps, eval_every=c.eval_every, where="train_base",
                   evaluated="train_base: validation_problems")
 
 
@@ -121,8 +160,9 @@ def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[s
     warning if it never did. Mix in solutions with a slip (your task's own slip function, as
     ``toyworld.noisy_training_text`` does for toy problems; docs/own_task.md), so that the policy's samples hold
     mistakes for reward models and Stepwise DPO to learn from."""
-    _check_settings("fine_tune_base", out, learning_rate, target_accuracy, max_steps=max_steps,
-                    batch_size=batch_size, eval_every=eval_every)
+    _check_settings("fine_tune_base", learning_rate, target_accuracy, max_steps=max_steps, batch_size=batch_size,
+                    eval_every=eval_every)
+    _check_out("fine_tune_base", out)
     # checked before the training, not at its first evaluation; the checked list is used (a generator is read up)
     if not (eval_problems := tasks.check_problems(eval_problems, "fine_tune_base: eval_problems")):
         raise ValueError("fine_tune_base: eval_problems is empty; the training stops by their accuracy")
@@ -205,29 +245,25 @@ def _train(model, tokenizer, ds, eval_problems, out, settings: dict, *, max_step
 
 
 def main(argv=None):
+    from transformers import HfArgumentParser
+
     parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.tutorial.tiny_base")
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train-base", help="train the tiny base model")
-    t.add_argument("--out", default=str(TINY_BASE_DIR))
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=HfArgumentParser)
+    # one option per TinyBaseConfig field, typed, with its default and its help
+    t = sub.add_parser("train-base", help="train the tiny base model", dataclass_types=TinyBaseConfig)
     t.add_argument("--force", action="store_true", help="allow --out to be the shipped data/tiny-base")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--max-steps", type=int, default=3000)
-    t.add_argument("--target-accuracy", type=float, default=0.5)
-    t.add_argument("--layers", type=int, default=4)
-    t.add_argument("--hidden-size", type=int, default=128)
     e = sub.add_parser("eval-base", help="held-out accuracy of a base model (greedy and sampled)")
     e.add_argument("--model", default=str(TINY_BASE_DIR))
     e.add_argument("--n", type=int, default=500)
     e.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "train-base":
+        (config,) = t.parse_dict(vars(args), allow_extra_keys=True)  # command and force are not its fields
         try:
-            refuse_shipped_out(args.out, args.force)
+            refuse_shipped_out(config.out, args.force)
         except ValueError as err:
             parser.error(str(err))
-        print(json.dumps(train_base(args.out, seed=args.seed, max_steps=args.max_steps,
-                                    target_accuracy=args.target_accuracy, layers=args.layers,
-                                    hidden_size=args.hidden_size)))
+        print(json.dumps(train_base(config)))
     else:
         model, tok = load_tiny_base(args.model)
         test = make_problems(args.n, "test", seed=args.seed)

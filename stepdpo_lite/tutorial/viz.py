@@ -10,9 +10,10 @@ and leave that figure as it is, its size, layout and pyplot state (open), with t
 Rewards are log-odds (``sigmoid(reward)`` = probability that the step is correct) unless said otherwise;
 labels are gold step labels (``True`` = correct), e.g. ``toyworld.check(...).step_labels``.
 
-What notebooks 02 and 05 draw is chosen here too (``heatmap_indices``, ``heatmap_rows``,
-``pick_before_after_problem``, ``before_after_bars``, ``pick_credit_example``, ``explorer_problems``), so that a cell
-only calls and plots.
+Which solutions notebooks 02 and 05 draw is chosen elsewhere, so that a cell only calls and plots: in
+``diagnostics`` (``heatmap_indices``, ``heatmap_rows``, ``verdict_row_labels``, ``pick_before_after_problem``,
+``explorer_problems``) and ``credit`` (``pick_credit_example``). ``before_after_bars`` lays out the ticks and bars of
+``plot_before_after``'s two solutions of one problem.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import html
 import io
 import math
 import numbers
-import random
 import re
 from pathlib import Path
 
@@ -49,7 +49,7 @@ CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
 CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
 DPI = 120
 # The most rows plot_step_reward_heatmap draws: its height stops growing at 14 in, and past this a row is under 0.2 in,
-# too low for its name and marks (they overprint their neighbours). heatmap_rows picks fewer to draw.
+# too low for its name and marks (they overprint their neighbours). diagnostics.heatmap_rows picks fewer to draw.
 HEATMAP_MAX_ROWS = 60
 # The most panels a row of plot_training_curves and plot_onpolicy_rounds: more are laid out in rows (2x2, 2x3), so
 # that each panel stays readable where Jupyter scales a figure down to its cell's width (about 1000 px).
@@ -216,168 +216,6 @@ def _gold(verdict, name: str = "verdict") -> tuple[list[bool], int]:
     return labels, first_error_index(labels)
 
 
-# ----------------------------------------------------------------------------- choosing what notebook 05 draws
-
-def _check_rows(rows, keys, who: str) -> list:
-    """Stepwise rows (dicts, a ``datasets.Dataset`` row by row) as a list, each with ``keys``: a missing key is
-    named here rather than as a bare KeyError inside a comprehension."""
-    rows = list_of(rows, f"{who}: rows", "stepwise rows (dicts)")
-    for i, row in enumerate(rows):
-        missing = [k for k in keys if not isinstance(row, dict) or k not in row]
-        if missing:
-            raise ValueError(f"{who}: rows[{i}] has no {missing[0]!r} (need {', '.join(keys)})")
-        if "labels" in keys:  # bool(None) would count a missing label as wrong
-            check_labels(row["labels"], who, f"rows[{i}]['labels']")
-    return rows
-
-
-def _heatmap_order(labels) -> tuple:
-    """Solutions with an error first, by where it is (the staircase), then the right ones by length. Keyed by
-    position alone, a right one would sort among the wrong ones whose first error lies at its length."""
-    labels = list(labels)
-    return all(labels), labels.index(False) if False in labels else len(labels)
-
-
-def heatmap_indices(step_labels, n: int, seed: int = 0) -> list[int]:
-    """Indices of the ``n`` solutions (``step_labels``: one list of labels per solution) that the heatmaps of
-    notebooks 02 and 05 draw, in drawing order.
-
-    After a ``seed``-ed shuffle, half of them have an error (fewer when there are not enough) and the rest are right;
-    with too few of either kind the other fills up, so that ``n`` are drawn whenever there are ``n``. Both kinds are
-    needed: a PRM is judged on the wrong steps it catches and on the right ones it leaves alone. They are then sorted
-    so that a good PRM draws a staircase (``_heatmap_order``)."""
-    step_labels = list_of(step_labels, "heatmap_indices: step_labels", "lists of step labels (one per solution)")
-    positive_int(n, "n", "heatmap_indices")
-    for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
-        check_labels(labels, "heatmap_indices", f"step_labels[{i}]")
-    order = list(range(len(step_labels)))
-    random.Random(seed).shuffle(order)
-    wrong = [i for i in order if not all(step_labels[i])]
-    right = [i for i in order if all(step_labels[i])]
-    half = min(len(wrong), n // 2)
-    picked = wrong[:half] + right[:n - half]
-    picked = (picked + wrong[half:])[:n]  # too few right ones: fill up with wrong ones
-    picked.sort(key=lambda i: _heatmap_order(step_labels[i]))
-    return picked
-
-
-def heatmap_rows(rows, n: int, seed: int = 0) -> list[dict]:
-    """The ``n`` stepwise rows (``prompt``, ``completions``, ``labels``) of notebook 05's heatmap, in drawing order:
-    those ``heatmap_indices`` picks by their labels."""
-    rows = _check_rows(rows, ("labels",), "heatmap_rows")
-    positive_int(n, "n", "heatmap_rows")
-    return [rows[i] for i in heatmap_indices([r["labels"] for r in rows], n, seed)]
-
-
-def verdict_row_labels(step_labels) -> list[str]:
-    """Heatmap row names: "✓ k" for a solution whose steps are all right, "✗ k" otherwise (k counts from 1), so
-    that the text can name a row the reader finds at once."""
-    step_labels = list_of(step_labels, "verdict_row_labels: step_labels", "lists of step labels")
-    for i, labels in enumerate(step_labels):
-        check_labels(labels, "verdict_row_labels", f"step_labels[{i}]")
-    return [("✓ " if all(labels) else "✗ ") + str(i + 1) for i, labels in enumerate(step_labels)]
-
-
-def pick_before_after_problem(problems, before, after) -> tuple[int, str]:
-    """The problem notebook 05 draws before and after training: the first one the trained policy fixed (its
-    ``before`` solution wrong, its ``after`` one right), else the first whose solution changed, else the first.
-    A fixed problem shows what training bought; failing that, any change is more telling than none.
-
-    Returns ``(index, how)``; ``how`` ("fixed by", "changed by" or "same after") reads before the policy's name."""
-    problems = list_of(problems, "pick_before_after_problem: problems", "problems")
-    if not problems:
-        raise ValueError("pick_before_after_problem: problems is empty")
-    before, after = (list_of(sols, f"pick_before_after_problem: {name}", "solutions (one str per problem)")
-                     for name, sols in (("before", before), ("after", after)))
-    for name, sols in (("before", before), ("after", after)):
-        if len(sols) != len(problems):  # zip would cut the longer list silently
-            raise ValueError(f"pick_before_after_problem: {name} has {len(sols)} solutions for {len(problems)} "
-                             "problems (need one per problem)")
-    fixed = [i for i, p in enumerate(problems) if not p.is_correct(before[i]) and p.is_correct(after[i])]
-    changed = [i for i in range(len(problems)) if before[i] != after[i]]
-    return (fixed or changed or [0])[0], "fixed by" if fixed else "changed by" if changed else "same after"
-
-
-def _pair(value, name: str) -> list:
-    """``value`` as a (before, after) pair, or a ValueError naming ``name``."""
-    pair = list_of(value, f"before_after_bars: {name}", "two items, (before, after)")
-    if len(pair) != 2:
-        raise ValueError(f"before_after_bars: {name} must hold two items, (before, after), got {len(pair)}")
-    return pair
-
-
-def _tick_text(steps: list[str], labels, j: int) -> str:
-    """Step ``j`` without its "Step k:" (the tick already numbers it), after ✓/✗ where labels exist; "" past the
-    solution's end."""
-    if j >= len(steps):
-        return ""
-    mark = "" if labels is None or len(labels) == 0 else "✓ " if labels[j] else "✗ "
-    return mark + step_body(steps[j])
-
-
-def before_after_bars(solutions, rewards, labels=(None, None),
-                      delimiter: str = DEFAULT_DELIMITER) -> tuple[list[str], list[float], list[float]]:
-    """Tick labels and bar heights for ``plot_before_after`` of one problem solved twice (before, after training).
-
-    ``solutions``, ``rewards`` (per-step lists) and ``labels`` (per-step labels, or None / [] for none) are
-    (before, after) pairs; the solutions are split into steps at the PRM's own ``delimiter``
-    (``prm.config.step_delimiter``, as ``bestofn.score_candidates`` splits them for the rewards). The two solutions
-    may have different step counts, so step k of each shares one tick, "before step → after step", and the shorter
-    side's rewards are padded with NaN (no bar)."""
-    solutions, rewards, labels = _pair(solutions, "solutions"), _pair(rewards, "rewards"), _pair(labels, "labels")
-    for side, text in zip(("before", "after"), solutions):
-        if not isinstance(text, str):
-            raise ValueError(f"before_after_bars: solutions ({side}) must be a str, got {type(text).__name__}")
-    rewards = [list_of(r, f"before_after_bars: rewards ({side})", "step rewards")
-               for side, r in zip(("before", "after"), rewards)]
-    steps = [extract_steps(text, delimiter) for text in solutions]
-    for side, step_list, values in zip(("before", "after"), steps, rewards):
-        if values and len(values) != len(step_list):  # [] is an unscored solution; else the bars slid off their steps
-            raise ValueError(f"before_after_bars: rewards ({side}) has {len(values)} rewards for {len(step_list)} "
-                             "steps (or [] for an unscored solution)")
-    for side, step_list, marks in zip(("before", "after"), steps, labels):
-        if marks is None or len(marks) == 0:  # no checker (GSM8K), or an unscored solution: no ✓/✗
-            continue
-        check_labels(marks, "before_after_bars", f"labels ({side})")
-        if len(marks) != len(step_list):  # labels of another solution
-            raise ValueError(f"before_after_bars: labels ({side}) has {len(marks)} labels for {len(step_list)} steps")
-    n = max(len(steps[0]), len(steps[1]), 1)
-    ticks = [f"{_tick_text(steps[0], labels[0], j)} → {_tick_text(steps[1], labels[1], j)}" for j in range(n)]
-    before, after = (r + [np.nan] * (n - len(r)) for r in rewards)
-    return ticks, before, after
-
-
-def pick_credit_example(rejected_step_labels) -> int:
-    """Index of the rejected solution notebook 05 uses for credit assignment: among those whose first step is right
-    and that hold a wrong step, the one with the most right steps (the first on a tie); without such a solution,
-    the one with the most right steps of all. A right beginning is what plain DPO may push down with the rest."""
-    rows = list_of(rejected_step_labels, "pick_credit_example: rejected_step_labels", "lists of step labels")
-    if not rows:
-        raise ValueError("pick_credit_example: rejected_step_labels is empty")
-    for i, labels in enumerate(rows):
-        check_labels(labels, "pick_credit_example", f"rejected_step_labels[{i}]")
-    rows = [list(labels) for labels in rows]
-    late = [j for j, labels in enumerate(rows) if labels and labels[0] and False in labels]  # a right first step
-    return max(late or range(len(rows)), key=lambda j: rows[j].count(True))
-
-
-def explorer_problems(rows, n: int) -> tuple[list[str], list[list[str]], list[list]]:
-    """The ``n`` problems of notebook 05's explorer, from stepwise rows (``prompt``, ``completions``, ``labels``):
-    the prompts with the most distinct label patterns among their solutions (ties: the first seen), because a
-    problem whose solutions go wrong in different places shows the most of what the PRM does.
-
-    Returns ``(prompts, solutions, labels)``: the prompts, and per prompt its solutions and their step labels,
-    in the rows' order."""
-    rows = _check_rows(rows, ("prompt", "completions", "labels"), "explorer_problems")
-    positive_int(n, "n", "explorer_problems")
-    by_prompt: dict[str, list] = {}
-    for row in rows:
-        by_prompt.setdefault(row["prompt"], []).append(row)
-    prompts = sorted(by_prompt, key=lambda p: -len({tuple(r["labels"]) for r in by_prompt[p]}))[:n]
-    return (prompts, [[r["completions"] for r in by_prompt[p]] for p in prompts],
-            [[r["labels"] for r in by_prompt[p]] for p in prompts])
-
-
 # ----------------------------------------------------------------------------- reward pictures
 
 def plot_step_reward_heatmap(step_rewards, step_labels=None, row_labels=None, title=None, threshold: float = 0.0,
@@ -392,8 +230,8 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, row_labels=None, ti
     "mistake"; ``label_source`` whose labels they are, as the key names them ("checker: ...", or e.g. "my labels",
     "Monte-Carlo"). ``mark_predicted`` also outlines, dashed and in orange, each solution's first step whose reward
     is below ``threshold``: the PRM's own first error, beside the gold one. At most ``HEATMAP_MAX_ROWS`` solutions
-    (``heatmap_indices`` or ``heatmap_rows`` picks a few of many to draw, as the notebooks do): more could not be
-    read.
+    (``diagnostics.heatmap_indices`` or ``diagnostics.heatmap_rows`` picks a few of many to draw, as the notebooks
+    do): more could not be read.
     ``ax``: the matplotlib Axes to draw into, its colour bar beside it, in the caller's figure; by default a figure of
     its own.
 
@@ -404,8 +242,9 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, row_labels=None, ti
         raise ValueError("plot_step_reward_heatmap: step_rewards is empty")
     if len(step_rewards) > HEATMAP_MAX_ROWS:  # the rows' names and marks would overprint one another
         raise ValueError(f"plot_step_reward_heatmap: {len(step_rewards)} solutions, but at most {HEATMAP_MAX_ROWS} "
-                         "rows fit legibly: pick some first, with viz.heatmap_indices(step_labels, n) (indices, "
-                         "half of them with an error) or viz.heatmap_rows (stepwise rows with 'labels')")
+                         "rows fit legibly: pick some first, with diagnostics.heatmap_indices(step_labels, n) "
+                         "(indices, half of them with an error) or diagnostics.heatmap_rows (stepwise rows with "
+                         "'labels')")
     for i, row in enumerate(step_rewards):  # a NaN was drawn blank, as if the solution had ended there
         for j, r in enumerate(list_of(row, f"plot_step_reward_heatmap: step_rewards[{i}]", "step rewards")):
             finite_number(r, f"step_rewards[{i}][{j}]", "plot_step_reward_heatmap")
@@ -540,6 +379,55 @@ def plot_chosen_vs_rejected(chosen_rewards, rejected_rewards, chosen_labels=None
             handles.append(Patch(facecolor="white", edgecolor=WRONG, hatch="///", label=key))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), frameon=False, fontsize=8)
     return _finish(fig, save_to)
+
+
+def _pair(value, name: str) -> list:
+    """``value`` as a (before, after) pair, or a ValueError naming ``name``."""
+    pair = list_of(value, f"before_after_bars: {name}", "two items, (before, after)")
+    if len(pair) != 2:
+        raise ValueError(f"before_after_bars: {name} must hold two items, (before, after), got {len(pair)}")
+    return pair
+
+
+def _tick_text(steps: list[str], labels, j: int) -> str:
+    """Step ``j`` without its "Step k:" (the tick already numbers it), after ✓/✗ where labels exist; "" past the
+    solution's end."""
+    if j >= len(steps):
+        return ""
+    mark = "" if labels is None or len(labels) == 0 else "✓ " if labels[j] else "✗ "
+    return mark + step_body(steps[j])
+
+
+def before_after_bars(solutions, rewards, labels=(None, None),
+                      delimiter: str = DEFAULT_DELIMITER) -> tuple[list[str], list[float], list[float]]:
+    """Tick labels and bar heights for ``plot_before_after`` of one problem solved twice (before, after training).
+
+    ``solutions``, ``rewards`` (per-step lists) and ``labels`` (per-step labels, or None / [] for none) are
+    (before, after) pairs; the solutions are split into steps at the PRM's own ``delimiter``
+    (``prm.config.step_delimiter``, as ``bestofn.score_candidates`` splits them for the rewards). The two solutions
+    may have different step counts, so step k of each shares one tick, "before step → after step", and the shorter
+    side's rewards are padded with NaN (no bar)."""
+    solutions, rewards, labels = _pair(solutions, "solutions"), _pair(rewards, "rewards"), _pair(labels, "labels")
+    for side, text in zip(("before", "after"), solutions):
+        if not isinstance(text, str):
+            raise ValueError(f"before_after_bars: solutions ({side}) must be a str, got {type(text).__name__}")
+    rewards = [list_of(r, f"before_after_bars: rewards ({side})", "step rewards")
+               for side, r in zip(("before", "after"), rewards)]
+    steps = [extract_steps(text, delimiter) for text in solutions]
+    for side, step_list, values in zip(("before", "after"), steps, rewards):
+        if values and len(values) != len(step_list):  # [] is an unscored solution; else the bars slid off their steps
+            raise ValueError(f"before_after_bars: rewards ({side}) has {len(values)} rewards for {len(step_list)} "
+                             "steps (or [] for an unscored solution)")
+    for side, step_list, marks in zip(("before", "after"), steps, labels):
+        if marks is None or len(marks) == 0:  # no checker (GSM8K), or an unscored solution: no ✓/✗
+            continue
+        check_labels(marks, "before_after_bars", f"labels ({side})")
+        if len(marks) != len(step_list):  # labels of another solution
+            raise ValueError(f"before_after_bars: labels ({side}) has {len(marks)} labels for {len(step_list)} steps")
+    n = max(len(steps[0]), len(steps[1]), 1)
+    ticks = [f"{_tick_text(steps[0], labels[0], j)} → {_tick_text(steps[1], labels[1], j)}" for j in range(n)]
+    before, after = (r + [np.nan] * (n - len(r)) for r in rewards)
+    return ticks, before, after
 
 
 def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=("before", "after"),
@@ -1432,7 +1320,7 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, threshold: 
     """The search tree of one problem (``search.SearchResult``): every sampled step, coloured by its own PRM
     probability σ(reward), kept beams solid and pruned branches faded and dashed, the chosen path in bold.
 
-    ``labels`` (optional, ``search.tree_labels``): node id -> whether the step is right (gold checker); a right
+    ``labels`` (optional, ``search_report.tree_labels``): node id -> whether the step is right (gold checker); a right
     step gets a green ✓ beside its node, a wrong one a red ✗ (``VERDICT_MARKS``): a ring in the fill's own hues could
     not be told from it. Each node shows its step text and σ(reward). The chosen answer is a star; a chosen beam
     the search cut (``result.answered`` False: no answer yet) is a cross. The colour scale is the heatmaps'

@@ -1,0 +1,71 @@
+"""credit: a trained policy's implicit step rewards β·ρ_k, notebook 05's credit table and the solution it draws."""
+import pytest
+
+from stepdpo_lite.tutorial import credit
+from stepdpo_lite.tutorial.credit import mean_by_label
+
+
+def test_mean_by_label_refuses_a_missing_label():
+    with pytest.raises(ValueError, match=r"mean_by_label: step_labels\[0\]\[1\] must be a bool or 0/1, got None"):
+        mean_by_label([[1, 0], [2]], [[True, None], [True]], False)  # was 0.0: None counted as wrong
+    assert mean_by_label([[1, 0], [2]], [[True, 0], [1]], False) == 0.0
+
+
+def test_implicit_step_rewards_refuses_a_start_it_would_not_read_a_lora_policy_against(monkeypatch):
+    """A LoRA policy is read against its own 'ref' adapter, else its adapter disabled (get_step_rewards): a `start`
+    given for it was dropped without a word, and notebook 05 passed one for every policy."""
+    calls = []
+    monkeypatch.setattr(credit, "get_step_rewards", lambda *a, ref_model=None, **k: calls.append(ref_model) or [])
+    monkeypatch.setattr(credit, "is_peft_model", lambda model: model == "lora policy")
+    with pytest.raises(ValueError, match="implicit_step_rewards: start is given, but the policy is a LoRA"):
+        credit.implicit_step_rewards("lora policy", "tok", ["p"], ["r"], start="base")
+    credit.implicit_step_rewards("lora policy", "tok", ["p"], ["r"])
+    credit.implicit_step_rewards("full fine-tune", "tok", ["p"], ["r"], start="base")
+    assert calls == [None, "base"]
+    with pytest.raises(ValueError, match="a fully fine-tuned policy needs `start`"):
+        credit.implicit_step_rewards("full fine-tune", "tok", ["p"], ["r"])
+
+
+def test_step_beta_reads_the_saved_config_or_takes_the_default(tmp_path):
+    assert credit.step_beta(tmp_path) == 0.1 and credit.step_beta(tmp_path, default=0.5) == 0.5
+    (tmp_path / "stepwise_config.json").write_text('{"beta": 0.3, "step_beta": 0.2}')
+    assert credit.step_beta(tmp_path) == 0.2  # the step loss's β, not the sequence-level one
+    (tmp_path / "stepwise_config.json").write_text('{"beta": 0.3}')
+    assert credit.step_beta(tmp_path, default=0.05) == 0.05
+
+
+def test_implicit_rewards_of_pairs_and_the_credit_table(monkeypatch):
+    calls = []
+
+    def fake(model, tokenizer, prompts, responses, *, start=None, beta=0.1, batch_size=8):
+        calls.append((model, tokenizer, list(prompts), start, beta, batch_size))
+        return [[beta * (1.0 if "good" in r else -1.0) for _ in r.split("|")] for r in responses]
+
+    monkeypatch.setattr(credit, "implicit_step_rewards", fake)
+    pairs = {"prompt": ["p1", "p2"], "chosen": ["good|good", "good"], "rejected": ["good|bad", "bad"]}
+    out = credit.implicit_rewards_of_pairs({"DPO": ("m1", "t1"), "Stepwise DPO": ("m2", "t2")}, pairs,
+                                           start="base", beta=0.5, batch_size=16)
+    assert out["DPO"] == {"chosen": [[0.5, 0.5], [0.5]], "rejected": [[0.5, 0.5], [-0.5]]}
+    assert [c[:2] for c in calls] == [("m1", "t1"), ("m1", "t1"), ("m2", "t2"), ("m2", "t2")]
+    assert all(c[2:] == (["p1", "p2"], "base", 0.5, 16) for c in calls)  # one reference and one β for all
+    by_policy = credit.credit_by_policy(out, [[True, True], [True]], [[True, False], [False]])
+    assert by_policy["DPO"] == {"chosen": 0.5, "rejected_right": 0.5, "rejected_wrong": 0.0}
+    assert credit.credit_by_policy(out, [[True, True], [True]], [[True, True], [True]])["DPO"][
+        "rejected_wrong"] is None  # no wrong step: n/a in the table
+    assert credit.credit_example(out, [[True, False], [False]], 0) == {  # pairs count from 1, as everywhere
+        "pair": 1, "step_labels": [True, False], "rewards": {"DPO": [0.5, 0.5], "Stepwise DPO": [0.5, 0.5]}}
+    assert credit.credit_example(out, [[True, False], [False]], 1)["pair"] == 2
+    with pytest.raises(ValueError, match="credit_example: DPO: 2 step rewards for 1 step labels"):
+        credit.credit_example(out, [[True], [False]], 0)
+
+
+def test_pick_credit_example_wants_a_right_beginning_then_a_mistake():
+    labels = [[True, False], [True, True, False], [False, False, False], [True, True, True]]
+    assert credit.pick_credit_example(labels) == 1
+    assert credit.pick_credit_example([[True, False, False], [True, False, True]]) == 1  # the most right steps
+    assert credit.pick_credit_example([[True, False], [True, False]]) == 0  # a tie: the first
+    assert credit.pick_credit_example([[False], [True, True], []]) == 1  # none qualifies: the most right steps of all
+    with pytest.raises(ValueError, match="rejected_step_labels is empty"):
+        credit.pick_credit_example([])
+    with pytest.raises(ValueError, match=r"rejected_step_labels\[0\]\[1\] must be a bool or 0/1"):
+        credit.pick_credit_example([[True, None]])
