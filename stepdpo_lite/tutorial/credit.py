@@ -1,10 +1,11 @@
 """Which steps a trained policy credits: its implicit per-step reward β·ρ_k, against where its training started.
 
 A DPO-trained policy carries an implicit reward, r(x, y) = β·log π(y | x) / π_ref(y | x) (Rafailov et al. 2023,
-arXiv:2305.18290: DPO's loss is a reward model's loss with this r). Cut into steps it reads
-ρ_k = log π(s_k | x, s_<k) − log π_ref(s_k | x, s_<k) (``trainer.get_step_rewards``), and β·ρ_k says how much
-training raised (> 0) or lowered (< 0) step k. Notebook 05 reads it on the rejected solutions of test preference
-pairs: did plain DPO lower a rejected solution's right beginning with its mistake, and Stepwise DPO only the mistake?
+arXiv:2305.18290: DPO's loss is a reward model's loss with this r). Cut into steps (its token-level reading, Rafailov et
+al. 2024, "From r to Q*", arXiv:2404.12358) it reads ρ_k = log π(s_k | x, s_<k) − log π_ref(s_k | x, s_<k)
+(``trainer.get_step_rewards``), and β·ρ_k says how much training raised (> 0) or lowered (< 0) step k. Notebook 05 reads
+it on the rejected solutions of test preference pairs: did plain DPO lower a rejected solution's right beginning with
+its mistake, and Stepwise DPO only the mistake?
 
 - ``mean_by_label``: the mean of per-step values over the steps with one label;
 - ``implicit_step_rewards``: one policy's β·ρ_k against where its training started (``step_beta``: the β of a
