@@ -178,10 +178,12 @@ def test_format_step_rewards_marks_where_the_prm_and_the_checker_disagree():
                                            [5.54, -5.53, -1.94], [True, False, False], threshold=-3.228)
     lines = text.splitlines()
     assert lines[0] == "Problem: start with 5."
-    assert lines[1] == f"{'Step 1: 5 + 9 = 14':45s} reward  +5.54  P 1.00  gold right"
-    assert lines[2].endswith("P 0.00  gold WRONG")  # below the threshold, and wrong: they agree
+    # within 0.01 of 0 or 1 a P keeps a significant digit (probability_text), as the heatmap above it prints it:
+    # "P 1.00" and "P 0.00" beside cells that read 1−0.004 and 0.004
+    assert lines[1] == f"{'Step 1: 5 + 9 = 14':45s} reward  +5.54  P 1−0.004  gold right"
+    assert lines[2].endswith("P 0.004    gold WRONG")  # below the threshold, and wrong: they agree
     assert lines[3].startswith("Step 3: 7 + 6 = 13 | Answer: 13")  # one line: the answer after a bar
-    assert lines[3].endswith("reward  -1.94  P 0.13  gold WRONG   <- disagrees with the checker")
+    assert lines[3].endswith("reward  -1.94  P 0.13     gold WRONG   <- disagrees with the checker")
     with pytest.raises(ValueError, match="format_step_rewards: 2 steps but 1 rewards"):
         diagnostics.format_step_rewards("p", ["a", "b"], [1.0], [True], 0.0)
     with pytest.raises(ValueError, match=r"format_step_rewards: labels\[0\] must be a bool or 0/1, got None"):
@@ -745,7 +747,7 @@ def test_format_chosen_vs_rejected_prints_the_mistakes_the_prm_misses():
     assert diagnostics.format_chosen_vs_rejected(summary, 2).splitlines()[2:] == [
         "3 mistakes (x): 1 below the threshold (P < 0.50), rejected; 2 at or above it, missed, 2 of them above "
         "zero (P > 0.5)",
-        "  missed: pair 1, step 2 (reward +4.60, P 0.99): Step 2: 11 - 5 = 6 | Answer: 6",
+        "  missed: pair 1, step 2 (reward +4.60, P 1−0.01): Step 2: 11 - 5 = 6 | Answer: 6",
         "  missed: pair 2, step 2 (reward +1.50, P 0.82): Step 2: 17 - 8 = 9 | Answer: 18"]
     assert "missed_mistakes" not in chosen_vs_rejected_summary([[1.0]], [[0.0]], [[False]], threshold=0.0)  # no texts
     with pytest.raises(ValueError, match="pair 0: the rejected solution has 3 steps but 2 rewards"):

@@ -153,7 +153,7 @@ def format_step_rewards(prompt: str, steps, rewards, labels, threshold: float) -
     for step, r, ok in zip(steps, rewards, labels):
         flag = "" if (r >= threshold) == bool(ok) else "   <- disagrees with the checker"
         text = step.strip().replace("\n\n", " | ")
-        lines.append(f"{text:45s} reward {r:+6.2f}  P {sigmoid(r):.2f}  "
+        lines.append(f"{text:45s} reward {r:+6.2f}  P {probability_text(sigmoid(r)):7s}  "
                      f"gold {'right' if ok else 'WRONG'}{flag}")
     return "\n".join(lines)
 
@@ -458,7 +458,7 @@ def format_chosen_vs_rejected(summary: dict, n_pairs: int) -> str:
     for m in summary.get("missed_mistakes", ()):
         text = " | ".join(line.strip() for line in m["text"].splitlines() if line.strip())  # its answer line too
         lines += (f"\n  missed: pair {m['pair']}, step {m['step']} (reward {m['reward']:+.2f}, "
-                  f"P {sigmoid(m['reward']):.2f}): {text}")
+                  f"P {probability_text(sigmoid(m['reward']))}): {text}")
     return lines
 
 
