@@ -857,6 +857,27 @@ def test_only_the_rounds_methods_write_its_samples(monkeypatch):
         assert calls == drawn, (methods, calls)
 
 
+def test_a_rounds_samples_come_from_the_first_policy_while_all_are_one_and_each_policy_draws_its_own(monkeypatch):
+    """Round 1 (``shared_start``: every policy is still the start model) samples all ``K`` from the first one; later
+    rounds share them out, each policy with its own seed: one seed for all would make policies that are still alike
+    (a method that had no pairs to train on) draw the very same samples."""
+    calls = []
+
+    def sample(model, tokenizer, problems, n, seed, **kw):
+        calls.append((model, n, seed))
+        return [[p.gold_solution] * n for p in problems]
+    monkeypatch.setattr(onpolicy.tasks, "sample_solutions", sample)
+    policies = {m: f"<{m}>" for m in onpolicy.METHODS}
+    problems = toyworld.make_problems(2, "train", seed=0, max_ops=3)
+    rs = onpolicy.RoundSettings(samples_per_problem=4, threshold=THRESHOLD)
+    first = onpolicy.sample_round(policies, None, StubPRM(), problems, rs, seed=5, shared_start=True)
+    assert calls == [("<dpo>", 4, 5)] and {s.policy for row in first for s in row} == {"dpo"}
+    calls.clear()
+    later = onpolicy.sample_round(policies, None, StubPRM(), problems, rs, seed=5)
+    assert calls == [("<dpo>", 2, 5), ("<stepwise_dpo>", 1, 6), ("<nll_only>", 1, 7)]
+    assert [len(row) for row in later] == [4, 4]
+
+
 def test_a_rounds_progress_setting_reaches_every_generate_and_prm_call(monkeypatch):
     """``RoundSettings.progress``: every generate call of a round (its samples, the Step-DPO corrections, the extra
     wrong steps, the evaluation) and every PRM call shows a bar, or none. They showed none whatever the setting: on
@@ -1518,6 +1539,15 @@ def test_format_round_splits_the_prms_mislabels_into_the_side_it_got_wrong():
     assert "mislabelled" not in onpolicy_report.format_round({**record, "mislabels": {}})  # no pairs: nothing to count
 
 
+def test_rounds_tables_mislabelled_column_adds_up_the_mislabels_of_every_kind_of_pair():
+    record = {**round_record(1, 0.5), "stepwise_dpo_minus": {}, "mislabels": {
+        "solution": {"pairs": 24, "mislabelled": 3}, "step": {"pairs": 58, "mislabelled": 1}}}
+    rows = onpolicy_report.rounds_table([record], methods=["dpo"]).splitlines()[2:]
+    assert [row.split()[-3:] for row in rows] == [["2", "4", "1"]]  # pairs, mislabelled (3 + 1), seconds
+    unchecked = {**record, "mislabels": {"solution": None, "step": None}}  # a task without checker
+    assert onpolicy_report.rounds_table([unchecked], methods=["dpo"]).splitlines()[2].split()[-2] == "-"
+
+
 def test_a_policy_has_one_name_in_notebook_04_and_06():
     """viz kept a second copy of the names ("DPO" there, "DPO + NLL" here) for notebook 06's greedy-vs-sampled bars.
     One dict, in tasks (torch- and matplotlib-free): bestofn, which viz's diagnostics import, cannot import viz."""
@@ -2059,6 +2089,37 @@ def test_saved_rounds_of_a_lora_policy_on_another_base_are_not_taken(tiny_base_p
     one, other = settings("org/base-a"), settings("org/base-b")
     assert one["start_policies"] == other["start_policies"]  # the adapters alone cannot tell them apart
     assert one != other and set(one["lora_bases"].values()) == {"org/base-a"}
+
+
+def test_rounds_settings_tell_other_eval_problems_apart_but_not_a_progress_bar():
+    train, evaluation = toyworld.make_problems(2, "train", seed=0), toyworld.make_problems(2, "validation", seed=0)
+    kw = dict(problems_per_round=None, seed=0, n_sampled=2, shared_start=True, methods=())
+
+    def settings(eval_problems, **round_knobs):
+        return onpolicy_resume.rounds_settings({}, train, eval_problems, onpolicy.RoundSettings(**round_knobs),
+                                               onpolicy.TrainSettings(), **kw)
+
+    assert settings(evaluation) != settings(train)  # rounds evaluated on other problems: other figures
+    assert settings(evaluation, progress=True) == settings(evaluation)  # a bar changes no round
+
+
+def test_a_lora_rounds_save_holds_the_adapter_alone(tmp_path, tiny_base_path):
+    """The base stays as loaded: saving it with every round would write the whole LLM at each round."""
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file
+
+    base, _ = toyworld.load_tiny_base(tiny_base_path)
+    policy = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    onpolicy_resume.save_rounds(tmp_path / "rounds", {}, [], {"dpo": policy})
+    saved = load_file(str(tmp_path / "rounds" / "dpo" / onpolicy_resume.POLICY_FILE))
+    adapter = {n for n, p in policy.named_parameters() if p.requires_grad}
+    assert set(saved) == adapter and all("lora_" in n for n in saved)
+
+
+def test_load_round_policy_refuses_a_save_whose_weights_have_other_shapes(tmp_path):
+    onpolicy_resume.save_rounds(tmp_path / "rounds", {}, [], {"dpo": torch.nn.Linear(2, 3)})
+    with pytest.raises(ValueError, match=r"holds other weights than the policy's \(first: weight\)"):
+        onpolicy_resume.load_round_policy(torch.nn.Linear(3, 2), tmp_path / "rounds" / "dpo")  # same names
 
 
 def test_onpolicy_rounds_draws_its_splits_at_the_counts_it_checked_before_loading(monkeypatch, tmp_path):

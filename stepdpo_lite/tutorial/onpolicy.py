@@ -552,7 +552,7 @@ def prepare_rounds(profile, run_dir, task, eval_problems, *, protocol: Mapping, 
 def sample_round(policies: Mapping[str, object], tokenizer, prm, problems, rs: RoundSettings, *, seed: int = 0,
                  shared_start: bool = False) -> list[list[Sample]]:
     """Sample and PRM-label ``K`` solutions per problem (see ``RoundSettings.sampler``). ``shared_start``: all
-    policies are still the same model (round 1), so all ``K`` come from the first one, labelled as pooled."""
+    policies are still the same model (round 1), so all ``K`` come from the first one, labelled with its name."""
     names = list(policies)
     if rs.sampler != "pooled":
         plan = {rs.sampler: rs.samples_per_problem}
