@@ -89,10 +89,13 @@ def _check_out(where: str, out) -> None:
     check_replaceable(out, keep=("README.md", "_trainer"), owned=("training_log.json",), where=f"{where}: out")
 
 
+_NOT_SAVED = ("out", "max_steps", "eval_every", "n_eval")  # how long and where it trained, not what it trained
+
+
 @dataclass
 class TinyBaseConfig:
-    """Everything ``train_base`` depends on (all but ``out``, ``max_steps``, ``eval_every`` and ``n_eval`` are saved
-    in its ``training_log.json``); bad settings are refused here, naming ``train_base``."""
+    """Everything ``train_base`` depends on (all but ``_NOT_SAVED`` are saved in its ``training_log.json``); bad
+    settings are refused here, naming ``train_base``."""
 
     out: str = field(default=str(TINY_BASE_DIR), metadata={
         "help": "Where the model, tokenizer and training_log.json go (the shipped data/tiny-base only with --force)."})
@@ -142,10 +145,8 @@ def train_base(config: TinyBaseConfig | str | os.PathLike, **settings) -> dict:
     problems = make_problems(c.n_train, "train", seed=c.seed)
     ds = solution_lm_dataset(tokenizer, [p.prompt for p in problems],
                              [noisy_training_text(p, rng, c.error_rate) for p in problems])
-    return _train(model, tokenizer, ds, make_problems(c.n_eval, "validation", seed=c.seed), c.out,
-                  {"seed": c.seed, "n_train": c.n_train, "error_rate": c.error_rate, "layers": c.layers,
-                   "hidden_size": c.hidden_size, "batch_size": c.batch_size, "learning_rate": c.learning_rate,
-                   "target_accuracy": c.target_accuracy},
+    saved = {k: v for k, v in dataclasses.asdict(c).items() if k not in _NOT_SAVED}  # training_log.json's settings
+    return _train(model, tokenizer, ds, make_problems(c.n_eval, "validation", seed=c.seed), c.out, saved,
                   max_steps=c.max_steps, eval_every=c.eval_every, where="train_base",
                   evaluated="train_base: validation_problems")
 
