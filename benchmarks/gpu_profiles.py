@@ -54,11 +54,12 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from stepdpo_lite.tutorial import toyworld  # noqa: E402
+from stepdpo_lite.tutorial import tiny_models  # noqa: E402
 from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs  # noqa: E402
 from stepdpo_lite.models import prepare_adapters, resolve_dtype, trainer_precision  # noqa: E402
 from stepdpo_lite.tutorial.profiles import get_profile, load_profile_model  # noqa: E402
 from stepdpo_lite.reward_training import train_process_reward_model  # noqa: E402
+from stepdpo_lite.rewards import STEP_TAG  # noqa: E402
 from stepdpo_lite.steps import extract_steps  # noqa: E402
 from stepdpo_lite.trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
 
@@ -118,7 +119,7 @@ def build_base(model_name: str, out: Path, shrink: bool) -> tuple[str, str]:
         except OSError:
             pass
     shape = SHRUNK if shrink else ARCHITECTURES[model_name]
-    tokenizer = toyworld.build_tokenizer()
+    tokenizer = tiny_models.build_tokenizer()
     config = Qwen2Config(**QWEN2_COMMON, **shape, pad_token_id=tokenizer.pad_token_id,
                          eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
     torch.manual_seed(0)
@@ -138,7 +139,7 @@ def long_pairs(n: int, max_length: int, tokenizer, seed: int = 0):
     """Gold-vs-one-error toy pairs with as many steps as fit, so that prompt + solution is near ``max_length``
     tokens of ``tokenizer`` (the model's own: a Qwen2 folder reloads the toy tokenizer as Qwen2's, without spaces,
     on the lock's transformers; with them, about 1.6 times the tokens, on 5.2)."""
-    tag = len(tokenizer(toyworld.STEP_TAG, add_special_tokens=False)["input_ids"])
+    tag = len(tokenizer(STEP_TAG, add_special_tokens=False)["input_ids"])
 
     def longest(pairs, n_ops):  # with the PRM's tag after every step, and two tokens to spare
         return max(len(tokenizer(r["prompt"] + s, add_special_tokens=False)["input_ids"]) + n_ops * tag + 2

@@ -17,7 +17,7 @@ Two sets of solutions (``--parts``):
   ProcessBench's. The toy tokenizer is character-level (a character it lacks becomes ``<unk>``, about
   1 in 10,000 here), so a solution is 381 to 3,798 tokens with its tags, several times its length
   in a BPE tokenizer, and longer than the tiny base's 1,024 positions. The model is therefore a
-  randomly initialised Llama of the tiny base's shape (``toyworld.build_tiny_model``: hidden 128,
+  randomly initialised Llama of the tiny base's shape (``tiny_models.build_tiny_model``: hidden 128,
   4 layers, 4 heads, 0.87M parameters; ``--pb-hidden``/``--pb-layers`` change it) whose
   ``max_position_embeddings`` is the longest input rounded up to a multiple of 1,024 (4,096 here).
   Random weights time the same as trained ones; the rewards are meaningless but still must agree.
@@ -73,7 +73,7 @@ from transformers import LlamaForCausalLM  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from stepdpo_lite.tutorial import toyworld  # noqa: E402
+from stepdpo_lite.tutorial import tiny_models, toyworld  # noqa: E402
 from stepdpo_lite.rewards import ProcessRewardModel  # noqa: E402
 from stepdpo_lite.steps import extract_steps  # noqa: E402
 
@@ -226,7 +226,7 @@ def measure(prm, prompts, solutions, batch_size, repeats, device, label):
 
 def processbench_model(tokenizer, prompts, solutions, hidden: int, layers: int, seed: int):
     """A random Llama of the tiny base's shape with room for the longest ProcessBench-shaped input."""
-    counter = toyworld.build_tiny_model(tokenizer, hidden_size=hidden, layers=layers, seed=seed)
+    counter = tiny_models.build_tiny_model(tokenizer, hidden_size=hidden, layers=layers, seed=seed)
     counter.config.max_position_embeddings = 10**6  # it only counts tokens: room for any input
     probe = ProcessRewardModel(counter, tokenizer, max_length=10**6)
     longest = max(len(ids) for ids, _ in probe._encode_many(prompts, solutions))
@@ -267,11 +267,11 @@ def main(argv=None):
 
     if "toy" in args.parts:
         try:
-            model, tokenizer = toyworld.load_tiny_base(device=args.device)
+            model, tokenizer = tiny_models.load_tiny_base(device=args.device)
             which = "tiny base (data/tiny-base)"
         except FileNotFoundError:
-            tokenizer = toyworld.build_tokenizer()
-            model = toyworld.build_tiny_model(tokenizer, seed=args.seed).to(args.device)
+            tokenizer = tiny_models.build_tokenizer()
+            model = tiny_models.build_tiny_model(tokenizer, seed=args.seed).to(args.device)
             which = "random tiny Llama (no data/tiny-base yet)"
         prm = ProcessRewardModel(model, tokenizer)
         n_params = sum(p.numel() for p in model.parameters())
@@ -281,7 +281,7 @@ def main(argv=None):
         result.update(figures, device=args.device, model=which)
 
     if "processbench" in args.parts:
-        tokenizer = toyworld.build_tokenizer()
+        tokenizer = tiny_models.build_tokenizer()
         prompts, solutions = processbench_solutions(rows=args.pb_rows)
         model, context = processbench_model(tokenizer, prompts, solutions, args.pb_hidden, args.pb_layers, args.seed)
         model.to(args.device)

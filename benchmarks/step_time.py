@@ -33,7 +33,7 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from stepdpo_lite.tutorial import toyworld  # noqa: E402
+from stepdpo_lite.tutorial import tiny_models  # noqa: E402
 from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs  # noqa: E402
 from stepdpo_lite.trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
 
@@ -41,12 +41,12 @@ from stepdpo_lite.trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, Stepwis
 def load_model(device, path=None):
     if path is not None and not (Path(path) / "config.json").exists():  # not a random model's timing, unasked
         raise SystemExit(f"--model {path}: no config.json there")
-    path = Path(path or os.environ.get("STEPDPO_TINY_BASE", toyworld.TINY_BASE_DIR))
+    path = Path(path or os.environ.get("STEPDPO_TINY_BASE", tiny_models.TINY_BASE_DIR))
     if (path / "config.json").exists():
-        model, tok = toyworld.load_tiny_base(path, device=device)
-        return model, tok, "data/tiny-base" if path == toyworld.TINY_BASE_DIR else str(path)
-    tok = toyworld.build_tokenizer()
-    return toyworld.build_tiny_model(tok).to(device), tok, "random tiny Llama (data/tiny-base not trained yet)"
+        model, tok = tiny_models.load_tiny_base(path, device=device)
+        return model, tok, "data/tiny-base" if path == tiny_models.TINY_BASE_DIR else str(path)
+    tok = tiny_models.build_tokenizer()
+    return tiny_models.build_tiny_model(tok).to(device), tok, "random tiny Llama (data/tiny-base not trained yet)"
 
 
 def timed(fn, device):

@@ -34,7 +34,7 @@ from accelerate import PartialState  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stepdpo_lite.atomic import check_replaceable, save_atomic  # noqa: E402
-from stepdpo_lite.tutorial import toyworld  # noqa: E402
+from stepdpo_lite.tutorial import tiny_models  # noqa: E402
 from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs  # noqa: E402
 from stepdpo_lite.models import resolve_dtype, trainer_precision  # noqa: E402
 from stepdpo_lite.trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer  # noqa: E402
@@ -65,19 +65,19 @@ def main(argv=None):
         check_replaceable(args.out, owned=SAVED, where="--out")
     except ValueError as err:
         ap.error(str(err))
-    base = Path(os.environ.get("STEPDPO_TINY_BASE", toyworld.TINY_BASE_DIR))
+    base = Path(os.environ.get("STEPDPO_TINY_BASE", tiny_models.TINY_BASE_DIR))
     if not (base / "config.json").exists() and not args.random_model:  # trained a random model, said in one JSON field
-        ap.error(f"{toyworld.missing_tiny_model_message(base)}; or pass --random-model to check DDP on a random tiny "
-                 "Llama")
+        ap.error(f"{tiny_models.missing_tiny_model_message(base)}; or pass --random-model to check DDP on a random "
+                 "tiny Llama")
     state = PartialState()
     on_cpu = not torch.cuda.is_available()
     device = "cpu" if on_cpu else "cuda"
 
     if (base / "config.json").exists():  # data/tiny-base, or $STEPDPO_TINY_BASE
-        (model, tok), source = toyworld.load_tiny_base(base), os.environ.get("STEPDPO_TINY_BASE", "data/tiny-base")
+        (model, tok), source = tiny_models.load_tiny_base(base), os.environ.get("STEPDPO_TINY_BASE", "data/tiny-base")
     else:  # --random-model
-        tok = toyworld.build_tokenizer()
-        model, source = toyworld.build_tiny_model(tok), "random tiny Llama"
+        tok = tiny_models.build_tokenizer()
+        model, source = tiny_models.build_tiny_model(tok), "random tiny Llama"
         if state.is_main_process:
             print(f"WARNING: no tiny base at {base}: training a random tiny Llama (--random-model); its losses and "
                   "step accuracy mean nothing, only whether DDP keeps the replicas identical", file=sys.stderr)

@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite.atomic import check_replaceable, write_atomic  # noqa: E402
 from stepdpo_lite.rewards import ProcessRewardModel  # noqa: E402
-from stepdpo_lite.tutorial import budget, diagnostics, onpolicy, onpolicy_report, runs, tasks  # noqa: E402
+from stepdpo_lite.tutorial import budget, diagnostics, onpolicy, onpolicy_report, policy_eval, runs, tasks  # noqa: E402
 from stepdpo_lite.tutorial.profiles import ONPOLICY_PROTOCOLS, get_profile  # noqa: E402
 
 
@@ -236,10 +236,10 @@ def main(argv=None):
     base = None
     if not args.no_base:
         t0 = time.perf_counter()
-        base = tasks.greedy_and_sampled_accuracy(next(iter(policies.values())), tokenizer, eval_problems,
-                                                 n_sampled=args.n_sampled, batch_size=rs.batch_size,
-                                                 max_new_tokens=rs.max_new_tokens, seed=args.seed,
-                                                 progress=args.progress)
+        base = policy_eval.greedy_and_sampled_accuracy(next(iter(policies.values())), tokenizer, eval_problems,
+                                                       n_sampled=args.n_sampled, batch_size=rs.batch_size,
+                                                       max_new_tokens=rs.max_new_tokens, seed=args.seed,
+                                                       progress=args.progress)
         print(f"start policy: greedy {base['accuracy']:.1%} sampled {base['sampled_accuracy']:.1%} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
 

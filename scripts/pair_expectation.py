@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from slip_geometry import critical_states, next_digit_logprobs  # noqa: E402  (the same states, the same read-out)
 
-from stepdpo_lite.tutorial import toyworld  # noqa: E402
+from stepdpo_lite.tutorial import tiny_models, toyworld  # noqa: E402
 
 
 def flat_grad(model, value: torch.Tensor) -> torch.Tensor:
@@ -102,7 +102,7 @@ def main(argv=None):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
 
-    model, tokenizer = toyworld.load_tiny_base(args.policy)
+    model, tokenizer = tiny_models.load_tiny_base(args.policy)
     model.eval()
     states = critical_states(toyworld.make_problems(args.problems, split="train", seed=0), args.states)
     right_ids, slip_ids = (torch.tensor([tokenizer.convert_tokens_to_ids(str(d + k)) for _, d in states])

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stepdpo_lite.tutorial import toyworld  # noqa: E402
+from stepdpo_lite.tutorial import tiny_models, toyworld  # noqa: E402
 
 
 def digit_ids(tokenizer) -> list[int]:
@@ -125,7 +125,7 @@ def main(argv=None):
         ap.error(f"--step must be a finite number above 0, got {args.step}")
 
     torch.manual_seed(0)
-    model, tokenizer = toyworld.load_tiny_base(args.policy)
+    model, tokenizer = tiny_models.load_tiny_base(args.policy)
     model.eval()
     states = critical_states(toyworld.make_problems(args.problems, split="train", seed=0), args.states)
     with torch.no_grad():

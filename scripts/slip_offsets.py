@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stepdpo_lite.tutorial import tasks, toyworld  # noqa: E402
+from stepdpo_lite.tutorial import policy_eval, tiny_models, toyworld  # noqa: E402
 
 
 def slip_shares(problems, solutions) -> dict:
@@ -52,17 +52,17 @@ def main(argv=None):
     if len(set(args.policy)) < len(args.policy):
         ap.error(f"--policy must be distinct, got {args.policy}")
 
-    start, tokenizer = toyworld.load_tiny_base(args.start)
+    start, tokenizer = tiny_models.load_tiny_base(args.start)
     train = toyworld.make_problems(args.n_train, split="train", seed=0)
     val = toyworld.make_problems(args.n_eval, split="validation", seed=0)
     kw = dict(max_new_tokens=160, progress=False)
-    out = {"start, T=1 on train (rejected side)": slip_shares(train, tasks.sample_solutions(
+    out = {"start, T=1 on train (rejected side)": slip_shares(train, policy_eval.sample_solutions(
                start, tokenizer, train, n=args.samples, temperature=1.0, **kw)),
-           "start, greedy on validation": slip_shares(val, tasks.sample_solutions(
+           "start, greedy on validation": slip_shares(val, policy_eval.sample_solutions(
                start, tokenizer, val, n=1, temperature=0.0, **kw))}
     for path in args.policy:
-        model, _ = toyworld.load_tiny_base(path)
-        out[f"{path}, greedy on validation"] = slip_shares(val, tasks.sample_solutions(
+        model, _ = tiny_models.load_tiny_base(path)
+        out[f"{path}, greedy on validation"] = slip_shares(val, policy_eval.sample_solutions(
             model, tokenizer, val, n=1, temperature=0.0, **kw))
     for name, r in out.items():
         print(f"{name:60s} {r['n']:4d} slips  " + "  ".join(f"{k:+d}: {v:.0%}" for k, v in r["shares"].items()))

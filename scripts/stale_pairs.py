@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from pair_expectation import cosine, draw_slips, flat_grad, pair_weights  # noqa: E402  (the same draws and gradients)
 from slip_geometry import critical_states, neighbour_ids, next_digit_logprobs  # noqa: E402  (the same states)
 
-from stepdpo_lite.tutorial import toyworld  # noqa: E402
+from stepdpo_lite.tutorial import tiny_models, toyworld  # noqa: E402
 
 ARMS = ("nll", "stale", "fresh", "hardest")
 
@@ -170,7 +170,7 @@ def main(argv=None):
     if len(set(args.arms)) < len(args.arms):  # an arm given twice trained twice, its second records kept
         ap.error(f"--arms must be distinct, got {' '.join(args.arms)}")
 
-    base, tokenizer = toyworld.load_tiny_base(args.policy)
+    base, tokenizer = tiny_models.load_tiny_base(args.policy)
     base.eval()
     states = critical_states(toyworld.make_problems(args.problems, split="train", seed=0), args.states)
     held_out = critical_states(toyworld.make_problems(args.problems, split="validation", seed=0), args.held_out)

@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 from stepdpo_lite import data, evaluation  # noqa: E402
 from stepdpo_lite.atomic import check_replaceable, save_atomic  # noqa: E402
 from stepdpo_lite.reward_training import train_process_reward_model  # noqa: E402
-from stepdpo_lite.rewards import ProcessRewardModel, RewardModelConfig  # noqa: E402
-from stepdpo_lite.tutorial import diagnostics, tiny_base, toyworld  # noqa: E402
+from stepdpo_lite.rewards import NO, STEP_TAG, YES, ProcessRewardModel, RewardModelConfig  # noqa: E402
+from stepdpo_lite.tutorial import diagnostics, tiny_base, tiny_models, toyworld  # noqa: E402
 from stepdpo_lite.tutorial.profiles import get_profile  # noqa: E402
 from stepdpo_lite.steps import char_step_ids  # noqa: E402
 
@@ -69,7 +69,7 @@ def likelihood_scores(model, tokenizer, rows) -> list[list[float]]:
 def graded_text(problem, rng) -> str:
     """Gold or one-error solution with the checker's verdict after every step, in the PRM's format."""
     v = toyworld.check(problem, toyworld.noisy_training_text(problem, rng, error_rate=0.5))
-    return "".join(s + toyworld.STEP_TAG + (toyworld.YES if ok else toyworld.NO)
+    return "".join(s + STEP_TAG + (YES if ok else NO)
                    for s, ok in zip(v.steps, v.step_labels))
 
 
@@ -86,7 +86,7 @@ def graded_pretraining(base: str, out: str, steps: int, seed: int = 1, device: s
                 control.should_training_stop = True
 
     set_seed(seed)
-    model, tok = toyworld.load_tiny_base(base)
+    model, tok = tiny_models.load_tiny_base(base)
     model.train()
     rng = random.Random(seed)
     problems = toyworld.make_problems(min(steps * batch_size, max_rows), "train", seed=seed)  # cycled if fewer
@@ -114,7 +114,7 @@ def graded_pretraining(base: str, out: str, steps: int, seed: int = 1, device: s
 
 
 def lora_prm_scores(base: str, train, val, out: str, quantization: str | None,
-                    tag: str = toyworld.STEP_TAG) -> list[list[float]]:
+                    tag: str = STEP_TAG) -> list[list[float]]:
     """Notebook 02's PRM recipe (the tiny profile's LoRA and sizes, no dropout) on ``base``; the step rewards
     of ``val``."""
     p = get_profile("tiny")
@@ -130,7 +130,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("probe", choices=["likelihood", "lora", "graded"])
     parser.add_argument("--data", default=str(ROOT / "runs" / "tiny" / "data"), help="notebook 01's datasets")
-    parser.add_argument("--base", default=str(toyworld.TINY_BASE_DIR))
+    parser.add_argument("--base", default=str(tiny_models.TINY_BASE_DIR))
     parser.add_argument("--steps", type=int, default=600, help="graded: continued-pretraining steps")
     parser.add_argument("--batch-size", type=int, default=64, help="graded: pretraining batch size")
     parser.add_argument("--graded-fraction", type=float, default=0.5, help="graded: share of graded solutions")
@@ -138,7 +138,7 @@ def main(argv=None):
     parser.add_argument("--max-minutes", type=float, default=None, help="graded: stop pretraining after this long")
     parser.add_argument("--save", default=None, help="graded: keep the pretrained base in this folder")
     parser.add_argument("--skip-lora", action="store_true", help="graded: zero-shot figure only")
-    parser.add_argument("--tag", default=toyworld.STEP_TAG, help="lora: the verification tag (e.g. '?', one token)")
+    parser.add_argument("--tag", default=STEP_TAG, help="lora: the verification tag (e.g. '?', one token)")
     args = parser.parse_args(argv)
     # found out now, not after the datasets and the base are loaded (or after 20 minutes of training, for --save)
     if args.steps < 1 or args.batch_size < 1:
@@ -168,7 +168,7 @@ def main(argv=None):
     positions = diagnostics.position_only_scores([len(labels) for labels in val["labels"]])
     baseline = {"position_only_validation_step_auroc": auroc(positions)}
     if args.probe == "likelihood":
-        model, tok = toyworld.load_tiny_base(args.base)
+        model, tok = tiny_models.load_tiny_base(args.base)
         print(json.dumps({"probe": "likelihood", "base": args.base,
                           "validation_step_auroc": auroc(likelihood_scores(model, tok, val)),
                           "n_solutions": len(val), **baseline}))
@@ -183,7 +183,7 @@ def main(argv=None):
         pretrained = args.save or tmp + "/base"
         done = graded_pretraining(args.base, pretrained, args.steps, device=args.device, batch_size=args.batch_size,
                                   graded_fraction=args.graded_fraction, max_minutes=args.max_minutes)
-        model, tok = toyworld.load_tiny_base(pretrained, device=args.device)
+        model, tok = tiny_models.load_tiny_base(pretrained, device=args.device)
         prm = ProcessRewardModel(model, tok, RewardModelConfig())
         zero_shot = prm.score_solutions(val["prompt"], val["completions"])
         result = {"probe": "graded", "base": args.base, "steps": done, "batch_size": args.batch_size,

@@ -124,7 +124,7 @@ def mistake_made_here_labels(reachable) -> list[float]:
     (σ(reward) per step; the two meanings: docs/formats.md): 1 − max(0, q_{k−1} − q_k), q_{−1} = 1. A drop at step k
     is the chance the mistake is made there (the PRM's "progress", Setlur et al. 2024, arXiv:2410.08146); a step that
     computes right on a wrong number loses nothing, so Stepwise DPO's step loss does not push it down. The same rule
-    on a checker's verdicts, which also see a second mistake: the kit's ``toyworld.Verdict.mistake_labels``."""
+    on a checker's verdicts, which also see a second mistake: the kit's ``task_problems.Verdict.mistake_labels``."""
     q = [1.0, *(finite_number(x, f"step {k}'s P", "mistake_made_here_labels") for k, x in enumerate(reachable))]
     if not all(0 <= x <= 1 for x in q):  # log-odds given for probabilities: every "drop" would be meaningless
         raise ValueError(f"mistake_made_here_labels: expected probabilities in [0, 1] (σ of the rewards), got {q[1:]}")

@@ -85,15 +85,15 @@ def _load_prm_scoring():
 def test_benchmarks_refuse_sizes_below_their_minimum_before_loading_a_model(name, args, monkeypatch, capsys):
     """A count of 0 ended in a traceback after the model was loaded (the median of no timings, a division by no
     solutions), or was taken silently (--pb-rows 0 as all rows, --max-length 0 as the profile's)."""
-    from stepdpo_lite.tutorial import toyworld
+    from stepdpo_lite.tutorial import tiny_models
 
     bench = _load_benchmark(name)
 
     def no_model(*a, **kw):
         pytest.fail("a model was loaded before the arguments were checked")
 
-    monkeypatch.setattr(toyworld, "load_tiny_base", no_model)
-    monkeypatch.setattr(toyworld, "build_tiny_model", no_model)
+    monkeypatch.setattr(tiny_models, "load_tiny_base", no_model)
+    monkeypatch.setattr(tiny_models, "build_tiny_model", no_model)
     if hasattr(bench, "build_base"):
         monkeypatch.setattr(bench, "build_base", no_model)
     with pytest.raises(SystemExit) as done:
@@ -125,10 +125,10 @@ def test_prm_scoring_bounds_and_processbench(tiny_model, tiny_tokenizer):
     # the token counts, recomputed here from the one-pass encodings: the per-step design reads each
     # solution's prefix up to and including step k's tag, for every k
     bench = _load_prm_scoring()
-    from stepdpo_lite.tutorial import toyworld
+    from stepdpo_lite.tutorial import tiny_models
     from stepdpo_lite.rewards import ProcessRewardModel
     try:
-        _, toy_tokenizer = toyworld.load_tiny_base()
+        _, toy_tokenizer = tiny_models.load_tiny_base()
     except FileNotFoundError:
         toy_tokenizer = tiny_tokenizer
     tiny_model.config.max_position_embeddings = 10**5  # these PRMs only count tokens: room for ProcessBench's

@@ -13,7 +13,7 @@ from stepdpo_lite import evaluation, generation
 from stepdpo_lite.reward_ensembles import CombinedRewardModel
 from stepdpo_lite.rewards import InputTooLong
 from stepdpo_lite.steps import extract_steps
-from stepdpo_lite.tutorial import bestofn, toyworld
+from stepdpo_lite.tutorial import bestofn, tiny_models, toyworld
 from stepdpo_lite.tutorial.gsm8k import GSM8KProblem
 
 
@@ -231,21 +231,23 @@ def test_best_of_n_table_layout_and_values():
 
 
 def test_paired_differences_by_n_and_their_table():
-    """A minus B per N for the pairs that both ran there: the paired t-interval of ``tasks.paired_difference``."""
-    from stepdpo_lite.tutorial import tasks
+    """A minus B per N for the pairs that both ran there: the paired t-interval of
+    ``paired_stats.paired_difference``."""
+    from stepdpo_lite.tutorial import paired_stats
     per_problem = {"4": {"prm": [1.0, 0.5, 0.0, 1.0], "orm": [0.0, 0.5, 0.0, 0.5], "majority": [0.0] * 4},
                    "16": {"prm": [1.0] * 4, "orm": [0.0, 1.0, 0.0, 0.0]}}
     with pytest.warns(UserWarning, match=r"no method 'beam' in the results .* the pair \('prm', 'beam'\) is left out"):
         diffs = bestofn.paired_differences(per_problem, [("prm", "orm"), ("orm", "majority"), ("prm", "beam")])
     assert set(diffs) == {"4", "16"} and set(diffs["16"]) == {"prm"} and "beam" not in diffs["4"]["prm"]
     d = diffs["4"]["prm"]["orm"]
-    assert d == tasks.paired_difference([1.0, 0.5, 0.0, 1.0], [0.0, 0.5, 0.0, 0.5])
+    assert d == paired_stats.paired_difference([1.0, 0.5, 0.0, 1.0], [0.0, 0.5, 0.0, 0.5])
     assert d["difference"] == pytest.approx(0.375) and d["low"] < 0 < d["high"]  # four problems: wide
     assert diffs["16"]["prm"]["orm"]["difference"] == pytest.approx(0.75)
     lines = bestofn.format_differences(diffs).splitlines()
     assert lines[0].split()[-2:] == ["N=4", "N=16"] and len(lines) == 3
     half = 50 * (d["high"] - d["low"])
-    # each pair named as the plot's panel names it (tasks.METHOD_NAMES: "ORM", "majority vote"), own keys as they are
+    # each pair named as the plot's panel names it (display_names.METHOD_NAMES: "ORM", "majority vote"), own keys
+    # as they are
     assert lines[1].split() == ["prm", "−", "ORM", "+37.5", f"±{half:.1f}", "+75.0", lines[1].split()[-1]]
     assert lines[2].split()[:5] == ["ORM", "−", "majority", "vote", "+25.0"] and len(lines[2].split()) == 6  # no N=16
 
@@ -253,7 +255,7 @@ def test_paired_differences_by_n_and_their_table():
 def test_the_printed_tables_name_the_methods_as_the_plots_beside_them():
     """A learner's read of notebooks 06 and 07: the tables named their rows `prm_min`, `beam_prm` beside legends and
     panels that say "PRM, min", "beam search, PRM" (viz.METHOD_NAMES); metrics.json keeps the keys."""
-    from stepdpo_lite.tutorial import tasks
+    from stepdpo_lite.tutorial import display_names
     table = {"1": {"prm_min": 0.25, "combined": 0.25, "majority": 0.25, "random": 0.25},
              "4": {"prm_min": 0.5, "combined": 0.75, "majority": 0.5, "random": 0.25}}
     keys = {n: list(row) for n, row in table.items()}
@@ -267,13 +269,13 @@ def test_the_printed_tables_name_the_methods_as_the_plots_beside_them():
     assert [row[:len(row) - 14].rstrip() for row in rows] == [
         "A minus B, points", "PRM, min − ORM", "combined (PRM + ORM) − PRM, product"]
     assert len({len(row) for row in rows}) == 1, rows  # the longest name keeps the columns in line
-    assert all(tasks.METHOD_NAMES[k] in "\n".join(lines + rows) for k in ("prm_min", "combined", "prm_product"))
+    assert all(display_names.METHOD_NAMES[k] in "\n".join(lines + rows) for k in ("prm_min", "combined", "prm_product"))
 
 
 def _save_reward_models(tmp_path):
     from stepdpo_lite.reward_ensembles import CombinedRewardModel
     from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
-    model, tok = toyworld.load_tiny_base()
+    model, tok = tiny_models.load_tiny_base()
     prm, orm = ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok)
     prm.save(tmp_path / "prm")
     orm.save(tmp_path / "orm")
@@ -338,13 +340,13 @@ def test_combined_scores_check_the_saved_config_as_load_does(tmp_path, toy):
 
 
 def test_greedy_accuracy_of_the_tiny_base(tmp_path):
-    """``greedy_policy_accuracies`` measures through ``tasks.evaluate_policy``: the figure of grading one greedy
-    solution a problem (``tasks.greedy_solutions``)."""
-    from stepdpo_lite.tutorial import tasks
+    """``greedy_policy_accuracies`` measures through ``policy_eval.evaluate_policy``: the figure of grading one greedy
+    solution a problem (``policy_eval.greedy_solutions``)."""
+    from stepdpo_lite.tutorial import policy_eval
 
-    model, tok = generation.load_policy(toyworld.TINY_BASE_DIR)
+    model, tok = generation.load_policy(tiny_models.TINY_BASE_DIR)
     problems = bestofn.held_out_problems("tiny", 4, seed=0)
-    sols = tasks.greedy_solutions(model, tok, problems, batch_size=4, max_new_tokens=160)
+    sols = policy_eval.greedy_solutions(model, tok, problems, batch_size=4, max_new_tokens=160)
     assert len(sols) == 4 and all(isinstance(s, str) for s in sols)
     assert bestofn.accuracy(problems, sols) == sum(toyworld.check(p, s).answer_correct
                                                    for p, s in zip(problems, sols)) / 4
@@ -543,9 +545,9 @@ def test_score_readable_refuses_a_model_that_returns_too_few_rewards():
 
 def test_recorded_greedy_accuracy_only_for_these_problems_at_full_precision(toy):
     problems, _ = toy
-    from stepdpo_lite.tutorial import tasks
+    from stepdpo_lite.tutorial import policy_eval
 
-    digest = tasks.problems_digest(problems)
+    digest = policy_eval.problems_digest(problems)
     entry = {"accuracy": 0.5, "test_problems_digest": digest, "in_4_bits": False}
     assert bestofn.recorded_greedy_accuracy({"dpo": entry}, "dpo", digest) == 0.5
     assert bestofn.recorded_greedy_accuracy({"dpo": entry}, "base", digest) is None  # not measured
@@ -558,12 +560,12 @@ def test_recorded_greedy_accuracy_only_for_these_problems_at_full_precision(toy)
 
 
 def test_greedy_policy_accuracies_reuse_notebook_04s_figures_and_measure_the_rest(toy, monkeypatch):
-    from stepdpo_lite.tutorial import tasks
+    from stepdpo_lite.tutorial import policy_eval
 
     problems, sols = toy
     right = [s[0] for s in sols]  # the gold solutions
     by_model = {"base-model": [s[1] for s in sols], "stepwise-model": right}  # the base answers both wrong
-    monkeypatch.setattr(tasks, "sample_solutions", lambda model, tok, probs, n, temperature, **kw:
+    monkeypatch.setattr(policy_eval, "sample_solutions", lambda model, tok, probs, n, temperature, **kw:
                         [[s] for s in by_model[model]])
     loaded, lines = [], []
 
@@ -571,13 +573,14 @@ def test_greedy_policy_accuracies_reuse_notebook_04s_figures_and_measure_the_res
         loaded.append(path)
         return "stepwise-model", "tok"
 
-    measured = {"dpo": {"accuracy": 0.75, "test_problems_digest": tasks.problems_digest(problems), "in_4_bits": False}}
+    measured = {"dpo": {"accuracy": 0.75, "test_problems_digest": policy_eval.problems_digest(problems),
+                        "in_4_bits": False}}
     acc = bestofn.greedy_policy_accuracies({"base": None, "dpo": "dpo/", "stepwise_dpo": "sw/"}, problems, measured,
                                            base=("base-model", "tok"), load=load, out=lines.append)
     assert acc == {"base": 0.0, "dpo": 0.75, "stepwise_dpo": 1.0} and list(acc) == ["base", "dpo", "stepwise_dpo"]
     assert loaded == ["sw/"]  # dpo's figure was reused: it is not loaded
-    # each policy by the name notebook 04's rounds and the text give it (tasks.POLICY_NAMES), not its metrics key, by
-    # default: notebook 06 passed viz.POLICY_NAMES each time, and a caller who did not got the keys
+    # each policy by the name notebook 04's rounds and the text give it (display_names.POLICY_NAMES), not its metrics
+    # key, by default: notebook 06 passed viz.POLICY_NAMES each time, and a caller who did not got the keys
     assert lines == ["base                 greedy accuracy 0.0% on 2 test problems",
                      "DPO + NLL            greedy accuracy 75.0% on 2 test problems (from 04)",
                      "Stepwise DPO + NLL   greedy accuracy 100.0% on 2 test problems"]
@@ -593,7 +596,7 @@ def test_greedy_policy_accuracies_load_each_policy_in_the_dtype_asked(toy, monke
     """Notebook 06 measured the policies of 04 at the device's dtype (bfloat16 on an L4 under t4-16gb, whose
     solutions were sampled and trained in float16): its default loader now takes the profile's."""
     problems, sols = toy
-    monkeypatch.setattr(bestofn.tasks, "sample_solutions", lambda model, tok, probs, n, temperature, **kw:
+    monkeypatch.setattr(bestofn.policy_eval, "sample_solutions", lambda model, tok, probs, n, temperature, **kw:
                         [[s[0]] for s in sols])
     loaded = []
     monkeypatch.setattr(bestofn.generation, "load_policy", lambda path, quantization="as trained", merge=True,
@@ -755,7 +758,7 @@ def test_combined_scores_floor_a_part_that_could_not_read_a_candidate(tmp_path, 
     from stepdpo_lite.reward_ensembles import CombinedRewardModel
     from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
     problems, sols = toy
-    model, tok = toyworld.load_tiny_base()
+    model, tok = tiny_models.load_tiny_base()
     prm, orm = ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok)
     prm.save(tmp_path / "prm")
     orm.save(tmp_path / "orm")
@@ -775,11 +778,11 @@ def test_combined_scores_rescore_a_part_saved_with_other_weights(tmp_path, toy):
     from stepdpo_lite.reward_ensembles import CombinedRewardModel
     from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
     problems, sols = toy
-    model, tok = toyworld.load_tiny_base()
+    model, tok = tiny_models.load_tiny_base()
     prm, orm = ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok)
     prm.save(tmp_path / "prm")
     orm.save(tmp_path / "orm")
-    other = ProcessRewardModel(toyworld.build_tiny_model(tok, seed=1), tok)
+    other = ProcessRewardModel(tiny_models.build_tiny_model(tok, seed=1), tok)
     CombinedRewardModel(other, orm, process_weight=0.6, outcome_weight=0.4).save(tmp_path / "combined")
     steps, outcome = bestofn.score_candidates(prm, problems, sols), bestofn.score_candidates(orm, problems, sols)
     cached = bestofn.combined_scores(tmp_path / "combined", problems, sols, tmp_path / "prm", steps,

@@ -57,16 +57,16 @@ def test_labelling_names_a_solution_that_is_not_a_str():
 
 def test_a_core_warning_reached_through_a_tutorial_function_names_the_users_line(tiny_model, tiny_tokenizer):
     """warn_user walked past the core modules only: a notebook's call of a tutorial function that reaches a core
-    warning (tasks.sample_solutions -> generation.sample_solutions, solutions cut at max_new_tokens) named tasks.py's
-    line, not the cell's."""
+    warning (policy_eval.sample_solutions -> generation.sample_solutions, solutions cut at max_new_tokens) named
+    tasks.py's line, not the cell's."""
     import warnings
 
-    from stepdpo_lite.tutorial import tasks, toyworld
+    from stepdpo_lite.tutorial import policy_eval, toyworld
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tasks.sample_solutions(tiny_model, tiny_tokenizer, toyworld.make_problems(2, seed=0), n=1, temperature=0.0,
-                               max_new_tokens=2, progress=False)
+        policy_eval.sample_solutions(tiny_model, tiny_tokenizer, toyworld.make_problems(2, seed=0), n=1,
+                                     temperature=0.0, max_new_tokens=2, progress=False)
     cut = [w for w in caught if "stopped at max_new_tokens=2" in str(w.message)]
     assert len(cut) == 1 and cut[0].filename == __file__, [(w.filename, w.lineno, w.message) for w in caught]
 

@@ -14,6 +14,7 @@ import pytest
 
 from stepdpo_lite import data
 from stepdpo_lite.tutorial import labelling, public_datasets, toyworld
+from stepdpo_lite.tutorial.task_problems import Verdict
 from stepdpo_lite.steps import extract_steps
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -583,8 +584,8 @@ def test_builders_take_verdicts_made_elsewhere(toy):
     questions = [Question(p.prompt) for p in problems]
     sols = [s[:3] for s in solutions]  # gold, arithmetic error, copy error
     # Made-up labels, so that the builders can only have got them from `verdicts`: every step right but the last.
-    made_up = [[toyworld.Verdict([True] * (len(extract_steps(t)) - 1) + [False], len(extract_steps(t)) - 1,
-                                 j == 0) for j, t in enumerate(ss)] for ss in sols]
+    made_up = [[Verdict([True] * (len(extract_steps(t)) - 1) + [False], len(extract_steps(t)) - 1,
+                        j == 0) for j, t in enumerate(ss)] for ss in sols]
     rows = labelling.stepwise_rows(questions, sols, verdicts=made_up)
     assert all(r["labels"][-1] is False and all(r["labels"][:-1]) for r in rows)
     with_blank = [ss + [" "] for ss in sols]
@@ -594,7 +595,7 @@ def test_builders_take_verdicts_made_elsewhere(toy):
     with pytest.raises(ValueError, match="problem 0: 2 verdicts for 3 solutions"):
         labelling.preference_pairs(questions, sols, verdicts=[v[:2] for v in made_up])
     with pytest.raises(ValueError, match=r"outcome_rows: problem 0 is a Question: it has no verdict\(solution\) "
-                                         r"method \(tasks.TaskProblem\): pass verdicts="):
+                                         r"method \(task_problems.TaskProblem\): pass verdicts="):
         labelling.outcome_rows(questions, sols)  # was AttributeError: no 'values'
 
 
@@ -607,13 +608,13 @@ def test_builders_name_a_verdict_that_is_wrong_and_the_solution_it_is_for(toy):
     sols = [[" ", problems[0].gold_solution, "junk"]]
     right = [toyworld.check(problems[0], s) for s in sols[0][1:]]
     n = len(extract_steps(sols[0][1]))
-    one_too_many = toyworld.Verdict([True] * (n + 1), -1, True)  # no steps: the builder splits the text
-    cases = (([[right[0].step_labels, right[1]]], "solution 1: its verdict must be a toyworld.Verdict, got list"),
+    one_too_many = Verdict([True] * (n + 1), -1, True)  # no steps: the builder splits the text
+    cases = (([[right[0].step_labels, right[1]]], "solution 1: its verdict must be a task_problems.Verdict, got list"),
              ([[one_too_many, right[1]]], f"problem 0, solution 1: the verdict's {n + 1} step labels do not match "
                                           f"the solution's {n} steps"),
-             ([[right[0], None]], "solution 2: its verdict must be a toyworld.Verdict, got NoneType"),
+             ([[right[0], None]], "solution 2: its verdict must be a task_problems.Verdict, got NoneType"),
              ([right[::-1]], "solution 1: the verdict's steps do not join into the solution's text"),
-             ([right[0]], r"verdicts\[0\]: expected a list of toyworld.Verdicts .*, got Verdict"),
+             ([right[0]], r"verdicts\[0\]: expected a list of task_problems.Verdicts .*, got Verdict"),
              ("ab", "verdicts: expected a list of lists of verdicts .*, got one str"))
     for verdicts, message in cases:
         with pytest.raises(ValueError, match="stepwise_rows: .*" + message):
@@ -671,8 +672,8 @@ def test_step_dpo_pairs_never_choose_the_rejected_step_under_noisy_labels(caplog
 
     a, b, c = "Step 1: 2 + 2 = 4", "\n\nStep 2: 4 * 3 = 12\n\nAnswer: 12", "\n\nStep 2: 4 * 3 = 13\n\nAnswer: 13"
     sols = [[a + b, a + b + " ", a + c]]
-    right, noisy = toyworld.Verdict([True, True], -1, True), toyworld.Verdict([True, False], 1, False)
-    verdicts = [[right, noisy, toyworld.Verdict([True, False], 1, False)]]
+    right, noisy = Verdict([True, True], -1, True), Verdict([True, False], 1, False)
+    verdicts = [[right, noisy, Verdict([True, False], 1, False)]]
     pairs = labelling.step_dpo_pairs([Question("Q\n")], sols, verdicts=verdicts, max_pairs_per_problem=None)
     assert all(r["chosen"] != r["rejected"] for r in pairs) and len(pairs) == 2
     assert sorted(pairs["rejected"]) == sorted([b + " ", c]) and set(pairs["chosen"]) == {b}
@@ -686,7 +687,7 @@ def test_step_dpo_pairs_take_golds_step_only_after_golds_prefix(caplog):
     """Noisy labels can call a prefix with a slip right; gold's next step does not follow from it."""
     p = toyworld.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
     slipped = "Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 35\n\nStep 3: 35 - 4 = 30\n\nAnswer: 30"
-    called_right = [[toyworld.Verdict([True, True, False], 2, False, steps=extract_steps(slipped))]]
+    called_right = [[Verdict([True, True, False], 2, False, steps=extract_steps(slipped))]]
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
         pairs = labelling.step_dpo_pairs([p], [[slipped]], verdicts=called_right, max_pairs_per_problem=None)
     assert len(pairs) == 0 and "prefix is not golds" in caplog.text.replace("_", " ")
@@ -700,7 +701,7 @@ def test_step_dpo_pairs_never_take_golds_step_k_as_chosen_when_it_is_the_wrong_s
     rejected text itself, no chosen step; the wrong step is left out and counted, not paired with itself."""
     p = toyworld.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
     gold_steps = extract_steps(p.gold_solution)
-    called_wrong = toyworld.Verdict([True, False] + [False] * (len(gold_steps) - 2), 1, False, steps=gold_steps)
+    called_wrong = Verdict([True, False] + [False] * (len(gold_steps) - 2), 1, False, steps=gold_steps)
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
         pairs = labelling.step_dpo_pairs([p], [[p.gold_solution]], verdicts=[[called_wrong]],
                                          max_pairs_per_problem=None)
@@ -971,7 +972,7 @@ def test_step_dpo_pairs_split_the_gold_solution_with_the_verdicts_delimiter():
     problem = Lines("Q: 12 + 5 - 9?\n", "12 + 5 = 17\n17 - 9 = 8\nAnswer: 8")
     slipped = "12 + 5 = 17\n17 - 9 = 9\nAnswer: 9"
     steps = extract_steps(slipped, "\n")
-    verdict = toyworld.Verdict([True, False, False], 1, False, steps=steps)
+    verdict = Verdict([True, False, False], 1, False, steps=steps)
     with pytest.raises(ValueError, match=r"step_dpo_pairs: problem 0, solution 0: its verdict has 3 steps but the "
                                          r"delimiter '\\n\\nStep' splits the text into 1 step: pass delimiter="):
         labelling.step_dpo_pairs([problem], [[slipped]], verdicts=[[verdict]])  # the toy delimiter: refused, named

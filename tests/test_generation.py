@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stepdpo_lite import generation
-from stepdpo_lite.tutorial import toyworld
+from stepdpo_lite.tutorial import tiny_models, toyworld
 
 PROMPT = toyworld.make_problems(1, "test")[0].prompt
 
@@ -14,7 +14,7 @@ def base(tiny_base_path):
     import torch
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # 2 shared cores: one torch thread avoids oversubscription
-    yield toyworld.load_tiny_base(tiny_base_path)
+    yield tiny_models.load_tiny_base(tiny_base_path)
     torch.set_num_threads(before)
 
 
@@ -173,7 +173,7 @@ def test_nan_or_inf_logits_are_an_error_naming_the_dtype_and_the_fix(tiny_base_p
     token 0 ('' or "!!!!") without a word, T=1 stopped mid-cell in torch.multinomial ("probability tensor contains
     either inf, nan"). A -inf logit (a token a processor masks) is no overflow."""
     import torch
-    model, tok = toyworld.load_tiny_base(tiny_base_path)
+    model, tok = tiny_models.load_tiny_base(tiny_base_path)
     with torch.no_grad():  # stands in for the overflow: one weight inf, NaN logits after the next norm
         model.model.layers[0].mlp.down_proj.weight[0, 0] = float("inf")
     for temperature in (0, 1.0):

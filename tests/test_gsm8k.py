@@ -2,7 +2,8 @@ import warnings
 
 import pytest
 
-from stepdpo_lite.tutorial import gsm8k, toyworld
+from stepdpo_lite.tutorial import gsm8k
+from stepdpo_lite.tutorial.task_problems import Verdict
 
 
 @pytest.mark.parametrize("text, want", [
@@ -85,7 +86,7 @@ def test_mc_verdicts_shapes_and_labels(tiny_tokenizer, tiny_model):
                             max_new_tokens=4)
     assert len(out) == 1 and len(out[0]) == 3  # one verdict per solution, the blank one's too
     right, wrong, blank = out[0]
-    assert blank == toyworld.Verdict([], -1, False)  # no steps, a wrong answer: the toy checker's for a blank
+    assert blank == Verdict([], -1, False)  # no steps, a wrong answer: the toy checker's for a blank
     assert right.answer_correct and right.step_labels == [True] and right.first_error == -1
     assert not wrong.answer_correct and wrong.step_labels[-1] is False and len(wrong.step_labels) == 2
 
@@ -124,7 +125,7 @@ def test_mc_verdicts_names_a_solution_that_is_no_str_and_a_prompt_given_as_a_pro
 @pytest.mark.filterwarnings("ignore:sample_solutions. 1 of 1 solutions stopped")  # rollouts of a token, on purpose
 def test_mc_verdicts_grades_with_the_kits_grader_naming_the_problem_and_solution(tiny_tokenizer, tiny_model):
     """An own task's is_correct returning 1 (0 and 1 are bools to the kit's grader) failed inside Verdict, naming no
-    problem, and "False" was read as right (no rollouts): graded as tasks.graded grades, named, rollouts too."""
+    problem, and "False" was read as right (no rollouts): graded as task_problems.graded grades, named, rollouts too."""
     solutions = [["Step 1: 2 + 3 = 5\n\nAnswer: 5", "Step 1: 2 + 3 = 6\n\nStep 2: 6 + 1 = 7\n\nAnswer: 7"]]
 
     def own(verdict):

@@ -16,14 +16,15 @@ from stepdpo_lite.tutorial.labelling import (DATASET_KINDS, data_metrics, datase
                                              format_label_agreement, format_verdict_summary, label_agreement,
                                              mc_comparison_problems, mc_label_agreement, outcome_rows,
                                              preference_pairs, preference_pairs_from_stepwise, problem_mc_step_labels,
-                                             prompts_of, step_dpo_pairs, stepwise_rows, verdict_summary)
+                                             step_dpo_pairs, stepwise_rows, verdict_summary)
+from stepdpo_lite.tutorial.task_problems import Verdict, prompts_of
 
 
 def test_verdict_summary_counts_clean_lucky_and_first_mistakes():
-    clean = toyworld.Verdict([True, True], -1, True, [None, None])
-    lucky = toyworld.Verdict([False, False], 0, True, ["copy", "propagated"])
-    wrong = toyworld.Verdict([True, False], 1, False, [None, "arithmetic"])
-    unkinded = toyworld.Verdict([False], 0, False)  # Monte-Carlo labels: no error kinds
+    clean = Verdict([True, True], -1, True, [None, None])
+    lucky = Verdict([False, False], 0, True, ["copy", "propagated"])
+    wrong = Verdict([True, False], 1, False, [None, "arithmetic"])
+    unkinded = Verdict([False], 0, False)  # Monte-Carlo labels: no error kinds
     summary = verdict_summary([[clean, lucky], [wrong, wrong, unkinded]])
     assert summary == {"solutions": 5, "accuracy": 0.4, "no_step_wrong": 1, "right_through_a_wrong_step": 1,
                        "first_mistakes": {"arithmetic": 2, "copy": 1}}
@@ -187,8 +188,8 @@ def test_preference_pairs_take_the_delimiter_the_verdicts_steps_were_split_by():
 
     steps = {"right": ["12 - 5 = 7", "\n7 + 6 = 13", "\nThe answer is 13"],
              "wrong": ["12 - 5 = 7", "\n7 + 6 = 12", "\nThe answer is 12"]}
-    verdicts = [[toyworld.Verdict([True] * 3, -1, True, steps=steps["right"]),
-                 toyworld.Verdict([True, False, False], 1, False, steps=steps["wrong"])]]
+    verdicts = [[Verdict([True] * 3, -1, True, steps=steps["right"]),
+                 Verdict([True, False, False], 1, False, steps=steps["wrong"])]]
     problems = [types.SimpleNamespace(prompt="Compute 12 - 5 + 6.\n")]
     solutions = [["".join(s) for s in steps.values()]]
     with pytest.raises(ValueError) as refused:  # it said "preference: record 0: ... 'chosen' has 1 steps", an output
@@ -346,7 +347,7 @@ def test_step_dpo_pairs_take_a_gold_solution_of_none_as_no_gold():
     import types
 
     steps = ["12 - 5 = 7", "\n7 + 6 = 12", "\nThe answer is 12"]
-    verdicts = [[toyworld.Verdict([True, False, False], 1, False, steps=steps)]]
+    verdicts = [[Verdict([True, False, False], 1, False, steps=steps)]]
     problems = [types.SimpleNamespace(prompt="Compute 12 - 5 + 6.\n", gold_solution=None)]
     assert len(step_dpo_pairs(problems, [["".join(steps)]], verdicts=verdicts, delimiter="\n")) == 0
 
@@ -371,7 +372,7 @@ def test_a_broken_verdict_made_in_a_tasks_verdict_names_the_problem_and_solution
     class KindsAsOneStr(OwnProblem):
         def verdict(self, solution):
             v = super().verdict(solution)
-            return toyworld.Verdict(v.step_labels, v.first_error, v.answer_correct, "arithmetic", v.steps)
+            return Verdict(v.step_labels, v.first_error, v.answer_correct, "arithmetic", v.steps)
 
     class Buggy(OwnProblem):
         def verdict(self, solution):
@@ -397,8 +398,8 @@ def test_every_builder_with_a_delimiter_checks_it_against_the_verdicts_own_steps
     gold = "Step 1: 1 * 60 = 60\n\nStep 2: 60 + 2 = 62\n\nAnswer: 62"
     slip = ["Step 1: 1 * 60 = 60", "\nStep 2: 60 + 1 = 61\n\nAnswer: 61"]  # split at "\nStep"
     problems = [types.SimpleNamespace(prompt="Problem: convert 1 h 2 min to minutes.\n", gold_solution=gold)]
-    verdicts = [[toyworld.Verdict([True] * 2, -1, True, steps=extract_steps(gold)),
-                 toyworld.Verdict([True, False], 1, False, [None, "arithmetic"], slip)]]
+    verdicts = [[Verdict([True] * 2, -1, True, steps=extract_steps(gold)),
+                 Verdict([True, False], 1, False, [None, "arithmetic"], slip)]]
     solutions = [[gold, "".join(slip)]]
     said = ("problem 0, solution 1: its verdict has 2 steps but the delimiter '\\n\\nStep' splits the text into 1 "
             "step: pass delimiter= the one your verdicts' steps were split by (its step 2 opens with '\\nStep', "
@@ -417,8 +418,8 @@ def test_every_builder_with_a_delimiter_checks_it_against_the_verdicts_own_steps
     with pytest.raises(ValueError, match=r"splits the text into 1 step: pass delimiter= the one your verdicts' steps "
                                          r"were split by \(its step 2 opens with '\\n'\)$"):  # no "\n..." splits it
         preference_pairs(problems, [[gold, "".join(slip[:1] + ["\n60 + 1 = 61\nAnswer: 61"])]], verdicts=[[
-            verdicts[0][0], toyworld.Verdict([True, False], 1, False, steps=slip[:1] + ["\n60 + 1 = 61\nAnswer: 61"])]])
-    followed = [[toyworld.Verdict([True] * 2, -1, True, steps=extract_steps(gold, "\nStep")), verdicts[0][1]]]
+            verdicts[0][0], Verdict([True, False], 1, False, steps=slip[:1] + ["\n60 + 1 = 61\nAnswer: 61"])]])
+    followed = [[Verdict([True] * 2, -1, True, steps=extract_steps(gold, "\nStep")), verdicts[0][1]]]
     assert len(preference_pairs(problems, solutions, verdicts=followed, delimiter="\nStep")) == 1  # the advice
 
 
@@ -430,8 +431,8 @@ def test_the_delimiter_hint_names_the_steps_opening_with_its_word_before_the_bar
     right = "Step 1: 1 * 60 = 60\n\nStep 2: 60 + 2 = 62\nAnswer: 62"  # its answer line not split off
     wrong = "Step 1: 1 * 60 = 60\n\nStep 2: 60 + 1 = 61\n\nAnswer: 61"
     problems = [types.SimpleNamespace(prompt="Problem: convert 1 h 2 min to minutes.\n")]
-    verdicts = [[toyworld.Verdict([True] * 2, -1, True, steps=extract_steps(right)),
-                 toyworld.Verdict([True, False], 1, False, steps=extract_steps(wrong))]]
+    verdicts = [[Verdict([True] * 2, -1, True, steps=extract_steps(right)),
+                 Verdict([True, False], 1, False, steps=extract_steps(wrong))]]
     with pytest.raises(ValueError) as refused:
         preference_pairs(problems, [[right, wrong]], verdicts=verdicts, delimiter="\n\nSTEP")
     assert str(refused.value) == ("preference_pairs: problem 0, solution 0: its verdict has 2 steps but the delimiter "
@@ -449,7 +450,7 @@ def test_the_pair_builders_split_a_verdict_without_steps_at_their_delimiter():
     import types
 
     texts = ["12 - 5 = 7\n7 + 6 = 13\nThe answer is 13", "12 - 5 = 7\n7 + 6 = 12\nThe answer is 12"]
-    verdicts = [[toyworld.Verdict([True] * 3, -1, True), toyworld.Verdict([True, False, False], 1, False)]]
+    verdicts = [[Verdict([True] * 3, -1, True), Verdict([True, False, False], 1, False)]]
     problems = [types.SimpleNamespace(prompt="Compute 12 - 5 + 6.\n", gold_solution=None)]
     pairs = preference_pairs(problems, [texts], verdicts=verdicts, delimiter="\n")
     assert pairs["rejected_step_labels"] == [[True, False, True]]
@@ -466,8 +467,8 @@ class Lines:
 
     def verdict(self, solution):
         lines, right = solution.split("\n"), self.is_correct(solution)
-        return toyworld.Verdict([True, right], -1 if right else 1, right, [None, None if right else "arithmetic"],
-                                [lines[0]] + ["\n" + line for line in lines[1:]])
+        return Verdict([True, right], -1 if right else 1, right, [None, None if right else "arithmetic"],
+                       [lines[0]] + ["\n" + line for line in lines[1:]])
 
 
 def test_datasets_by_split_takes_the_delimiter_of_a_task_whose_steps_are_lines():
@@ -484,7 +485,7 @@ def test_datasets_by_split_takes_the_delimiter_of_a_task_whose_steps_are_lines()
                                                                                               ["\nb = 1 + 2 = 4"])
     # verdicts without their steps (labels only): every builder splits the texts at the delimiter, the stepwise and
     # outcome rows too (they split at the default: "2 step labels do not match the solution's 1 steps")
-    labels_only = {"train": [[toyworld.Verdict([True, True], -1, True), toyworld.Verdict([True, False], 1, False)]]}
+    labels_only = {"train": [[Verdict([True, True], -1, True), Verdict([True, False], 1, False)]]}
     datasets = datasets_by_split(problems, solutions, labels_only, delimiter="\n")
     assert datasets["train_stepwise"]["completions"] == [["a = 1", "\nb = 1 + 2 = 3"], ["a = 1", "\nb = 1 + 2 = 4"]]
     assert datasets["train_outcome"]["step_labels"] == [[True, True], [True, False]]
@@ -501,7 +502,7 @@ def test_both_preference_builders_give_monte_carlo_labels_the_same_mistake_label
     2). preference_pairs gave them the rejected labels [F, T, T] (Verdict.mistake_labels: the first False only),
     preference_pairs_from_stepwise [F, T, F] (the drops of the labels), for the same rows."""
     solutions = [[TOY.gold_solution, EARLY]]
-    verdicts = [[toyworld.Verdict([True] * 3, -1, True), toyworld.Verdict([False, True, False], 0, False)]]  # no kinds
+    verdicts = [[Verdict([True] * 3, -1, True), Verdict([False, True, False], 0, False)]]  # no kinds
     pairs = preference_pairs([TOY], solutions, verdicts=verdicts)
     assert pairs["rejected_step_labels"] == [[False, True, False]]
     assert pairs[:] == preference_pairs_from_stepwise(stepwise_rows([TOY], solutions, verdicts=verdicts))[:]
@@ -511,9 +512,9 @@ def test_preference_pairs_leave_out_a_text_whose_copies_are_labelled_two_ways(ca
     """Copies of one text carry their own Monte-Carlo labels: preference_pairs kept the last copy's verdict, so that
     its pairs depended on the samples' order, and logged only "1 repeated solution". Such a text is left out and
     counted, as preference_pairs_from_stepwise leaves it; copies labelled alike are still used once."""
-    gold = toyworld.Verdict([True] * 3, -1, True)
-    late = toyworld.Verdict([True, True, False], 2, False)
-    copies = [toyworld.Verdict([True, True, False], 2, False), toyworld.Verdict([False, False, False], 0, False)]
+    gold = Verdict([True] * 3, -1, True)
+    late = Verdict([True, True, False], 2, False)
+    copies = [Verdict([True, True, False], 2, False), Verdict([False, False, False], 0, False)]
     for order in (copies, copies[::-1]):
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):

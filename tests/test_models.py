@@ -14,10 +14,10 @@ from stepdpo_lite.tutorial import profiles
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     """A random tiny Llama and the toy tokenizer saved as a normal model folder."""
-    from stepdpo_lite.tutorial import toyworld
-    tok = toyworld.build_tokenizer()
+    from stepdpo_lite.tutorial import tiny_models
+    tok = tiny_models.build_tokenizer()
     path = tmp_path_factory.mktemp("tiny")
-    toyworld.build_tiny_model(tok, seed=0).save_pretrained(path)
+    tiny_models.build_tiny_model(tok, seed=0).save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
 
@@ -93,8 +93,8 @@ def test_a_4bit_model_scores_as_it_trained(tiny_dir):
 def biased_tiny_dir(tmp_path_factory):
     """A tiny Llama whose attention projections have a bias (as Qwen2's q/k/v do)."""
     from transformers import LlamaConfig, LlamaForCausalLM
-    from stepdpo_lite.tutorial import toyworld
-    tok = toyworld.build_tokenizer()
+    from stepdpo_lite.tutorial import tiny_models
+    tok = tiny_models.build_tokenizer()
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, attention_bias=True, pad_token_id=tok.pad_token_id)
@@ -356,10 +356,10 @@ def test_an_adapter_warns_when_another_base_sits_where_it_was_trained(tmp_path, 
     """A user's trial: a PRM trained on a copy of tiny-verifier, then tiny-base put there (the same config and file
     sizes), loaded silently with other scores. The save records ``base_fingerprint``; a save without it loads as
     before."""
-    from stepdpo_lite.tutorial import toyworld
-    tok = toyworld.build_tokenizer()
+    from stepdpo_lite.tutorial import tiny_models
+    tok = tiny_models.build_tokenizer()
     for seed in (1, 2):
-        toyworld.build_tiny_model(tok, seed=seed).save_pretrained(tmp_path / f"base{seed}")
+        tiny_models.build_tiny_model(tok, seed=seed).save_pretrained(tmp_path / f"base{seed}")
         tok.save_pretrained(tmp_path / f"base{seed}")
     os.rename(tmp_path / "base1", tmp_path / "base")
     assert models.base_fingerprint(tmp_path / "base") != models.base_fingerprint(tmp_path / "base2")

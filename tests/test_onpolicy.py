@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from stepdpo_lite.tutorial import (diagnostics, onpolicy, onpolicy_report, onpolicy_resume, prm_pairs, profiles,
-                                   tasks, toyworld, viz)
+from stepdpo_lite.tutorial import (diagnostics, display_names, onpolicy, onpolicy_report, onpolicy_resume, paired_stats,
+                                   policy_eval, prm_pairs, profiles, tasks, tiny_models, toyworld, viz)
 from stepdpo_lite.rewards import InputTooLong
 from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.trainer import StepwiseDPOTrainer
@@ -63,7 +63,7 @@ def problem_and_texts():
 
 
 def nothing_right(model, tokenizer, problems, *, n_sampled=2, **kw):
-    """A stand-in for ``tasks.greedy_and_sampled_accuracy(per_problem=True)``: no solution right."""
+    """A stand-in for ``policy_eval.greedy_and_sampled_accuracy(per_problem=True)``: no solution right."""
     return {"accuracy": 0.0, "sampled_accuracy": 0.0, "per_problem": {
         "greedy_right": [0] * len(problems), "sampled_right": [0] * len(problems), "n_sampled": n_sampled}}
 
@@ -698,7 +698,7 @@ def test_rejected_prefix_nll_is_the_nll_of_the_rejected_right_opening(tmp_path, 
 # ----------------------------------------------------------------------------- a tiny run end to end
 
 def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
-    base, tok = toyworld.load_tiny_base(tiny_base_path)
+    base, tok = tiny_models.load_tiny_base(tiny_base_path)
     tok.padding_side = "right"
     policies = {m: copy.deepcopy(base) for m in onpolicy.METHODS}
     train = toyworld.make_problems(16, "train", seed=0, max_ops=3)
@@ -734,7 +734,7 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     for m in onpolicy.METHODS:  # every figure of the last round: one left out kept the one-round value in metrics
         assert metrics[m]["sampled_step_accuracy"] == records[-1][m]["sampled_step_accuracy"] is not None
         # which problems: notebook 06 reuses a figure only for these very ones
-        assert metrics[m]["test_problems_digest"] == tasks.problems_digest(held_out)
+        assert metrics[m]["test_problems_digest"] == policy_eval.problems_digest(held_out)
         assert metrics[m]["in_4_bits"] is False  # and at which precision (full here)
     # Stepwise DPO minus each other method, paired over the same 4 held-out problems: the point is the difference of
     # the accuracies, inside its interval
@@ -755,8 +755,8 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     assert all(ax.get_ylabel() for ax in fig.axes)  # what a height reads as: the panels had none
     from stepdpo_lite.tutorial.viz import method_color  # a method's colour is the one it has in every other figure
     assert {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()} == {
-        tasks.method_name(m): method_color(tasks.method_name(m)) for m in onpolicy.METHODS}
-    assert method_color(tasks.method_name("stepwise_dpo")) == "tab:orange"  # it was red here, orange elsewhere
+        display_names.method_name(m): method_color(display_names.method_name(m)) for m in onpolicy.METHODS}
+    assert method_color(display_names.method_name("stepwise_dpo")) == "tab:orange"  # it was red here, orange elsewhere
 
 
 def test_a_step_pairs_chosen_that_goes_wrong_after_its_step_is_counted():
@@ -844,8 +844,8 @@ def test_only_the_rounds_methods_write_its_samples(monkeypatch):
     def sample(model, tokenizer, problems, n, **kw):
         calls.append((model, n))
         return [[p.gold_solution] * n for p in problems]  # every sample right: no pairs, nothing trains
-    monkeypatch.setattr(onpolicy.tasks, "sample_solutions", sample)
-    monkeypatch.setattr(onpolicy.tasks, "greedy_and_sampled_accuracy", nothing_right)
+    monkeypatch.setattr(onpolicy.policy_eval, "sample_solutions", sample)
+    monkeypatch.setattr(onpolicy.policy_eval, "greedy_and_sampled_accuracy", nothing_right)
     policies = {m: f"<{m}>" for m in onpolicy.METHODS}
     problems = toyworld.make_problems(2, "train", seed=0, max_ops=3)
     for methods, sampler, drawn in ((("dpo", "stepwise_dpo"), "pooled", [("<dpo>", 2), ("<stepwise_dpo>", 2)]),
@@ -866,7 +866,7 @@ def test_a_rounds_samples_come_from_the_first_policy_while_all_are_one_and_each_
     def sample(model, tokenizer, problems, n, seed, **kw):
         calls.append((model, n, seed))
         return [[p.gold_solution] * n for p in problems]
-    monkeypatch.setattr(onpolicy.tasks, "sample_solutions", sample)
+    monkeypatch.setattr(onpolicy.policy_eval, "sample_solutions", sample)
     policies = {m: f"<{m}>" for m in onpolicy.METHODS}
     problems = toyworld.make_problems(2, "train", seed=0, max_ops=3)
     rs = onpolicy.RoundSettings(samples_per_problem=4, threshold=THRESHOLD)
@@ -1297,9 +1297,9 @@ def test_a_round_refuses_an_args_seed_that_the_round_seed_would_replace(monkeypa
     """args={"seed": 5} was replaced by the round's seed (from run_round's seed) without a word: the user's seed drew
     nothing. Refused before the round samples; args' seed equal to the run's seed (notebook 04's common with
     run_rounds(seed=SEED)) is allowed."""
-    monkeypatch.setattr(onpolicy.tasks, "sample_solutions", lambda model, tok, problems, n, **kw: [
+    monkeypatch.setattr(onpolicy.policy_eval, "sample_solutions", lambda model, tok, problems, n, **kw: [
         [p.gold_solution] * n for p in problems])  # every sample right: no pairs, nothing trains
-    monkeypatch.setattr(onpolicy.tasks, "greedy_and_sampled_accuracy", nothing_right)
+    monkeypatch.setattr(onpolicy.policy_eval, "greedy_and_sampled_accuracy", nothing_right)
     policies, problems = {m: f"<{m}>" for m in onpolicy.METHODS}, toyworld.make_problems(2, "train", seed=0, max_ops=3)
     run = partial(onpolicy.run_round, policies, None, StubPRM(), problems, problems[:1],
                   onpolicy.RoundSettings(threshold=THRESHOLD), out=lambda line: None)
@@ -1334,7 +1334,7 @@ def test_a_tiny_base_on_a_task_of_ones_own_is_fully_fine_tuned(monkeypatch, tmp_
     tiny, t4 = profiles.get_profile("tiny"), profiles.get_profile("t4-16gb")
     own = dataclasses.replace(tiny, task="sum")
     own_base = dataclasses.replace(own, model_name=str(tmp_path))  # tiny_base.fine_tune_base's folder
-    (tmp_path / "training_log.json").write_text("{}")  # what toyworld.save_tiny_model writes with the model
+    (tmp_path / "training_log.json").write_text("{}")  # what tiny_models.save_tiny_model writes with the model
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "sum-base").mkdir(parents=True)
     (tmp_path / "runs" / "sum-base" / "training_log.json").write_text("{}")
@@ -1484,7 +1484,7 @@ def test_stepwise_minus_compares_stepwise_dpo_with_every_method_but_the_base():
              "stepwise_dpo": counts([1, 1, 1], [2, 1, 2]), "step_dpo": counts([1, 0, 1], [2, 0, 2])}
     minus = onpolicy.stepwise_minus(right)
     assert list(minus) == ["dpo", "step_dpo"]  # in the order of right, the base left out
-    assert minus["dpo"] == tasks.accuracy_differences(right["stepwise_dpo"], right["dpo"])
+    assert minus["dpo"] == paired_stats.accuracy_differences(right["stepwise_dpo"], right["dpo"])
     assert minus["dpo"]["accuracy"]["difference"] == pytest.approx(1 / 3)
     assert onpolicy.stepwise_minus({"dpo": right["dpo"]}) is None  # no Stepwise DPO: nothing to compare
     one = {m: counts(c["greedy_right"][:1], c["sampled_right"][:1]) for m, c in right.items()}
@@ -1498,7 +1498,7 @@ def test_rounds_start_figures_measure_the_start_policy_again_only_on_a_quantized
     def measure(model, tokenizer, problems, **kw):
         calls.append((model, tokenizer, problems, kw))
         return {"accuracy": 0.25, "in_4_bits": True}
-    monkeypatch.setattr(onpolicy.tasks, "greedy_and_sampled_accuracy", measure)
+    monkeypatch.setattr(onpolicy.policy_eval, "greedy_and_sampled_accuracy", measure)
     base, rs = {"accuracy": 0.5, "in_4_bits": False}, onpolicy.RoundSettings(batch_size=8, max_new_tokens=40)
     start = partial(onpolicy.rounds_start_figures, base, "<policy>", "<tok>", ["p1", "p2"], rs, n_sampled=3, seed=7)
     assert start(rounds=2, quantized=False) is base and start(rounds=0, quantized=True) is base and calls == []
@@ -1551,9 +1551,9 @@ def test_rounds_tables_mislabelled_column_adds_up_the_mislabels_of_every_kind_of
 def test_a_policy_has_one_name_in_notebook_04_and_06():
     """viz kept a second copy of the names ("DPO" there, "DPO + NLL" here) for notebook 06's greedy-vs-sampled bars.
     One dict, in tasks (torch- and matplotlib-free): bestofn, which viz's diagnostics import, cannot import viz."""
-    assert viz.method_name is tasks.method_name and onpolicy_report.method_name is tasks.method_name
-    assert {m: viz.method_name(m) for m in tasks.POLICY_NAMES} == tasks.POLICY_NAMES
-    assert not hasattr(onpolicy, "NAMES")  # a second name for the dict: one lookup, tasks.method_name
+    assert viz.method_name is display_names.method_name and onpolicy_report.method_name is display_names.method_name
+    assert {m: viz.method_name(m) for m in display_names.POLICY_NAMES} == display_names.POLICY_NAMES
+    assert not hasattr(onpolicy, "NAMES")  # a second name for the dict: one lookup, display_names.method_name
 
 
 def test_the_one_round_sampled_accuracies_under_notebook_06s_plot_are_in_percent_by_the_policies_names():
@@ -1917,9 +1917,9 @@ def test_rounds_refuse_policies_that_rounds_have_trained_already(monkeypatch):
             if interrupt:
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(onpolicy.tasks, "sample_solutions", lambda model, tok, problems, n, **kw: [[gold, bad]] * len(
-        problems))
-    monkeypatch.setattr(onpolicy.tasks, "greedy_and_sampled_accuracy", nothing_right)
+    monkeypatch.setattr(onpolicy.policy_eval, "sample_solutions",
+                        lambda model, tok, problems, n, **kw: [[gold, bad]] * len(problems))
+    monkeypatch.setattr(onpolicy.policy_eval, "greedy_and_sampled_accuracy", nothing_right)
     monkeypatch.setattr(onpolicy, "make_trainer", lambda method, model, *a, **kw: Trainer(model))
     rs = onpolicy.RoundSettings(samples_per_problem=2, pairs="solution", threshold=THRESHOLD)
     run = partial(onpolicy.run_rounds, tokenizer=None, prm=StubPRM(), train_problems=[p], eval_problems=[p], rs=rs,
@@ -1994,7 +1994,7 @@ def test_rounds_saved_as_each_finishes_are_taken_by_a_rerun_which_goes_on_from_t
                                                                                     monkeypatch, lora):
     """Notebook 04 saved nothing between rounds: a Colab runtime that disconnected in round 3 (a T4 round takes
     about 1.9 h) lost every round (a user's trial). ``lora``: a GPU profile's policy, whose adapter alone is saved."""
-    base, tok = toyworld.load_tiny_base(tiny_base_path)
+    base, tok = tiny_models.load_tiny_base(tiny_base_path)
     if lora:
         from peft import LoraConfig, get_peft_model
 
@@ -2035,10 +2035,10 @@ def test_rounds_saved_as_each_finishes_are_taken_by_a_rerun_which_goes_on_from_t
     if lora:  # the adapter, as notebooks 05 and 06 load it
         from peft import PeftModel
 
-        reloaded = PeftModel.from_pretrained(toyworld.load_tiny_base(tiny_base_path)[0], tmp_path / "policies" / "dpo",
-                                             is_trainable=True)
+        reloaded = PeftModel.from_pretrained(tiny_models.load_tiny_base(tiny_base_path)[0],
+                                             tmp_path / "policies" / "dpo", is_trainable=True)
     else:
-        reloaded, _ = toyworld.load_tiny_base(tmp_path / "policies" / "dpo")
+        reloaded, _ = tiny_models.load_tiny_base(tmp_path / "policies" / "dpo")
     assert onpolicy_resume.weights_digest(reloaded) == straight[0][-1]["dpo"]["weights"]
     with pytest.raises(ValueError, match="were trained by on-policy rounds already .up to round 2"):
         onpolicy.refuse_trained_policies(policies, "run_rounds")  # the rounds' mark is set on the loaded policies
@@ -2077,7 +2077,7 @@ def test_saved_rounds_of_a_lora_policy_on_another_base_are_not_taken(tiny_base_p
     from peft import LoraConfig, get_peft_model
 
     def settings(name):
-        base, _ = toyworld.load_tiny_base(tiny_base_path)
+        base, _ = tiny_models.load_tiny_base(tiny_base_path)
         base.config.name_or_path = name
         torch.manual_seed(0)
         policy = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
@@ -2108,7 +2108,7 @@ def test_a_lora_rounds_save_holds_the_adapter_alone(tmp_path, tiny_base_path):
     from peft import LoraConfig, get_peft_model
     from safetensors.torch import load_file
 
-    base, _ = toyworld.load_tiny_base(tiny_base_path)
+    base, _ = tiny_models.load_tiny_base(tiny_base_path)
     policy = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
     onpolicy_resume.save_rounds(tmp_path / "rounds", {}, [], {"dpo": policy})
     saved = load_file(str(tmp_path / "rounds" / "dpo" / onpolicy_resume.POLICY_FILE))

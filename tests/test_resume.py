@@ -12,7 +12,7 @@ import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 
-from stepdpo_lite.tutorial import toyworld
+from stepdpo_lite.tutorial import tiny_models, toyworld
 from stepdpo_lite.reward_training import train_process_reward_model
 from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer
 
@@ -95,7 +95,7 @@ def optimizer_steps(monkeypatch):
 def dpo_trainer(out_dir, callbacks=None, **overrides):
     """Stepwise DPO with a fresh LoRA adapter on the shipped tiny base (reference = adapter disabled)."""
     from peft import LoraConfig
-    model, tok = toyworld.load_tiny_base()
+    model, tok = tiny_models.load_tiny_base()
     settings = dict(report_to=[], use_cpu=True, bf16=False, disable_tqdm=True, per_device_train_batch_size=4,
                     num_train_epochs=3, learning_rate=5e-3, logging_steps=1, save_strategy="steps",
                     save_steps=SAVE_AT, beta=0.1, sft_loss_weight=0.5, gradient_checkpointing=False, seed=0)
@@ -156,7 +156,7 @@ def train_prm(base, out_dir, quantization, **kw):
 def test_interrupted_prm_run_resumes_to_the_same_weights_and_loss(quantization, tmp_path, optimizer_steps):
     if quantization == "4bit":
         pytest.importorskip("bitsandbytes")
-    base = str(toyworld.TINY_BASE_DIR)  # a local folder: nothing is fetched
+    base = str(tiny_models.TINY_BASE_DIR)  # a local folder: nothing is fetched
     full = train_prm(base, tmp_path / "full", quantization)
     full_losses = losses(full.training_metrics["log_history"])
     assert sorted(full_losses) == list(range(1, TOTAL + 1))
@@ -214,7 +214,7 @@ def test_saved_policy_adapter_loads_with_plain_peft_in_a_fresh_process(tmp_path)
     assert (trained - base).abs().max() > 1e-3, "the adapter did not change the logits: the test would prove nothing"
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", LOAD_WITH_PLAIN_PEFT, str(toyworld.TINY_BASE_DIR),
+    proc = subprocess.run([sys.executable, "-c", LOAD_WITH_PLAIN_PEFT, str(tiny_models.TINY_BASE_DIR),
                            str(tmp_path / "policy"), json.dumps(ids)], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -229,7 +229,7 @@ def test_earlier_checkpoints_warn_and_a_half_written_newest_one_is_named(tmp_pat
     """A user's trial: train_process_reward_model did not warn of an earlier run's checkpoints in its output_dir
     (a later resume trained 0 steps and returned that run's model); resume_from_checkpoint=True with a half-written
     newest checkpoint (no trainer_state.json) was a bare FileNotFoundError, in both trainers."""
-    base = str(toyworld.TINY_BASE_DIR)
+    base = str(tiny_models.TINY_BASE_DIR)
     for name in ("checkpoint-2", "checkpoint-10", "checkpoint-12"):  # numbers, not names, are compared
         (tmp_path / name).mkdir()
         (tmp_path / name / "model.safetensors").write_text("x")

@@ -7,7 +7,7 @@ import pytest
 
 from stepdpo_lite.data import validate_outcome, validate_stepwise
 from stepdpo_lite.reward_training import RewardTrainingConfig, train_outcome_reward_model, train_process_reward_model
-from stepdpo_lite.tutorial import toyworld
+from stepdpo_lite.tutorial import tiny_models, toyworld
 from stepdpo_lite.reward_ensembles import load_reward_model
 from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
 
@@ -47,9 +47,9 @@ def mean_tag_loss(model, rows, process=True):
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    tok = toyworld.build_tokenizer()
+    tok = tiny_models.build_tokenizer()
     path = tmp_path_factory.mktemp("tiny-random")
-    toyworld.build_tiny_model(tok, seed=0).save_pretrained(path)
+    tiny_models.build_tiny_model(tok, seed=0).save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
 
@@ -448,7 +448,7 @@ def test_transformers_own_too_long_warning_does_not_come_before_the_error(tiny_m
     from stepdpo_lite.reward_training import tokenize_rows
     from stepdpo_lite.rewards import InputTooLong
 
-    tokenizer = toyworld.build_tokenizer()  # fresh: transformers warns once per tokenizer
+    tokenizer = tiny_models.build_tokenizer()  # fresh: transformers warns once per tokenizer
     tokenizer.model_max_length = 40  # the verifier's max_length, as the tokenizer's own limit
     prm = ProcessRewardModel(tiny_model, tokenizer)
     with pytest.raises(InputTooLong, match="max_length 40"):

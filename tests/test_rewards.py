@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from stepdpo_lite.tutorial import toyworld
+from stepdpo_lite.tutorial import tiny_models, toyworld
 from stepdpo_lite.reward_ensembles import CombinedRewardModel, EnsembleRewardModel, load_reward_model, shaped_reward
-from stepdpo_lite.rewards import (OutcomeRewardModel, ProcessRewardModel, RewardModelConfig, TextRewards,
-                                  fast_head_matches, mistake_made_here_labels, sigmoid)
+from stepdpo_lite.rewards import (NO, OUTCOME_TAG, STEP_TAG, YES, OutcomeRewardModel, ProcessRewardModel,
+                                  RewardModelConfig, TextRewards, fast_head_matches, mistake_made_here_labels, sigmoid)
 from stepdpo_lite.steps import extract_steps
 
 
@@ -22,7 +22,7 @@ def _problems(n=6, seed=0):
     return [p.prompt for p in problems], sols
 
 
-def _log_odds_from_full_text(model, tok, text, yes=toyworld.YES, no=toyworld.NO):
+def _log_odds_from_full_text(model, tok, text, yes=YES, no=NO):
     """One forward pass per step: tokenize the whole text, one forward, read the last position."""
     enc = tok(text, return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
@@ -52,7 +52,7 @@ def test_one_pass_equals_input_cut_after_each_tag(prm, tiny_model, tiny_tokenize
         steps = extract_steps(sol)
         assert len(rewards) == len(steps)
         for k in range(len(steps)):
-            cut = prompt + "".join(s + toyworld.STEP_TAG for s in steps[:k + 1])
+            cut = prompt + "".join(s + STEP_TAG for s in steps[:k + 1])
             assert rewards[k] == pytest.approx(_log_odds_from_full_text(tiny_model, tiny_tokenizer, cut), abs=1e-4)
     assert len({round(r, 6) for rs in one_pass for r in rs}) > 3  # rewards really differ by context
 
@@ -80,7 +80,7 @@ def test_batch_equals_one_by_one_and_text_equals_steps(prm, orm):
 def test_orm_reads_after_the_outcome_tag(orm, tiny_model, tiny_tokenizer):
     prompts, sols = _problems(2)
     got = orm.score_solutions(prompts, sols)
-    want = [_log_odds_from_full_text(tiny_model, tiny_tokenizer, p + s + toyworld.OUTCOME_TAG)
+    want = [_log_odds_from_full_text(tiny_model, tiny_tokenizer, p + s + OUTCOME_TAG)
             for p, s in zip(prompts, sols)]
     assert got == pytest.approx(want, abs=1e-4)
     assert orm.get_reward_for_text(prompts[0] + sols[0]) == pytest.approx(got[0], abs=1e-4)
@@ -93,7 +93,7 @@ def test_slow_head_path_for_models_whose_logits_are_not_decoder_plus_head(tiny_m
     prompts, sols = _problems(1)
     steps = extract_steps(sols[0])
     r = prm.score_solutions(prompts, [steps])[0]
-    cut = prompts[0] + steps[0] + toyworld.STEP_TAG
+    cut = prompts[0] + steps[0] + STEP_TAG
     assert r[0] == pytest.approx(_log_odds_from_full_text(tiny_model, tiny_tokenizer, cut), abs=1e-4)
 
 
@@ -168,14 +168,14 @@ def test_a_yes_and_no_that_are_the_same_token_are_refused(tiny_model, tiny_token
     the user would read as a score; construction refuses it."""
     for kind in (ProcessRewardModel, OutcomeRewardModel):
         with pytest.raises(ValueError, match=re.escape("reward model: yes ' Yes' and no ' Yes' are the same token")):
-            kind(tiny_model, tiny_tokenizer, no=toyworld.YES)
+            kind(tiny_model, tiny_tokenizer, no=YES)
 
 
 @pytest.fixture(scope="module")
 def saved_base(tmp_path_factory):
-    tok = toyworld.build_tokenizer()
+    tok = tiny_models.build_tokenizer()
     path = tmp_path_factory.mktemp("base")
-    toyworld.build_tiny_model(tok, seed=1).save_pretrained(path)
+    tiny_models.build_tiny_model(tok, seed=1).save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
 
@@ -525,7 +525,7 @@ def test_an_over_long_input_is_refused_without_transformers_own_too_long_line(ti
     (or for input_lengths, which only measures)."""
     from stepdpo_lite.rewards import InputTooLong
     for kind in (ProcessRewardModel, OutcomeRewardModel):
-        tokenizer = toyworld.build_tokenizer()  # fresh: transformers warns once per tokenizer
+        tokenizer = tiny_models.build_tokenizer()  # fresh: transformers warns once per tokenizer
         tokenizer.model_max_length = 40
         model = kind(tiny_model, tokenizer)
         assert model.input_lengths(["P\n"], ["1" * 60])[0] > 60
@@ -1185,7 +1185,7 @@ def test_steps_scored_without_a_problem_are_documented_as_a_layout_a_prm_did_not
     import inspect
     assert "``problem`` None: the steps alone, with no prompt, a layout a PRM trained with prompts did not see" in \
         " ".join(inspect.getdoc(ProcessRewardModel.get_rewards_for_steps).split())
-    prm = ProcessRewardModel(str(toyworld.TINY_VERIFIER_DIR), device="cpu")
+    prm = ProcessRewardModel(str(tiny_models.TINY_VERIFIER_DIR), device="cpu")
     problem = toyworld.make_problems(1, "test", seed=6, min_ops=3, max_ops=3)[0]
     steps = extract_steps(problem.gold_solution)
     with_problem, alone = prm.get_rewards_for_steps(steps, problem.prompt), prm.get_rewards_for_steps(steps)

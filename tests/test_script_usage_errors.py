@@ -16,13 +16,13 @@ def _script(name):
 
 def _refused(name, args, monkeypatch, capsys, option=None):
     """``scripts/<name>.py args`` ends in argparse's error naming ``option`` (default: args[0]), nothing loaded."""
-    from stepdpo_lite.tutorial import onpolicy, toyworld
+    from stepdpo_lite.tutorial import onpolicy, tiny_models
 
     def no_model(*a, **kw):
         pytest.fail("a model was loaded before the arguments were checked")
 
-    monkeypatch.setattr(toyworld, "load_tiny_base", no_model)
-    monkeypatch.setattr(toyworld, "build_tiny_model", no_model)
+    monkeypatch.setattr(tiny_models, "load_tiny_base", no_model)
+    monkeypatch.setattr(tiny_models, "build_tiny_model", no_model)
     # onpolicy.start_policy (onpolicy_rounds.py's loader) holds its own names for the loaders
     monkeypatch.setattr(onpolicy, "load_tiny_base", no_model)
     monkeypatch.setattr(onpolicy, "load_profile_model", no_model)

@@ -10,7 +10,9 @@ import re
 
 import pytest
 
-from stepdpo_lite.tutorial import bestofn, search, search_report, step_generation, tasks, toyworld, viz
+from stepdpo_lite.tutorial import (bestofn, policy_eval, search, search_report, step_generation, tiny_models, toyworld,
+                                   viz)
+from stepdpo_lite.tutorial.task_problems import Verdict
 from stepdpo_lite.tutorial.gsm8k import GSM8KProblem
 from stepdpo_lite.tutorial.profiles import get_profile
 from stepdpo_lite.tutorial.step_generation import Generation
@@ -329,7 +331,7 @@ def test_any_task_problem_works_gsm8k_shaped():
 
 @pytest.fixture(scope="module")
 def tiny_base():
-    return toyworld.load_tiny_base()
+    return tiny_models.load_tiny_base()
 
 
 def _greedy_count(model, tokenizer, prompt, delimiter, cap):
@@ -453,13 +455,13 @@ def test_sample_candidates_are_the_kits_samples_with_counts(tiny_base):
     finally:
         del model.generate
     assert [c for row in counts for c in row] == made  # row by row: everything generate made but its padding
-    assert sols == tasks.sample_solutions(model, tok, problems, n=3, batch_size=4, seed=1, progress=False)
+    assert sols == policy_eval.sample_solutions(model, tok, problems, n=3, batch_size=4, seed=1, progress=False)
     assert all(c >= len(tok(s, add_special_tokens=False)["input_ids"]) for row, cs in zip(sols, counts)
                for s, c in zip(row, cs))
 
 
 def test_sample_candidates_refuse_a_prompt_the_tokenizer_cannot_spell(tiny_tokenizer, monkeypatch):
-    """Notebook 06 refused a prompt the tiny tokenizer reads as <unk> (``tasks.sample_solutions``); notebook 07
+    """Notebook 06 refused a prompt the tiny tokenizer reads as <unk> (``policy_eval.sample_solutions``); notebook 07
     sampled it, and the policy answered another problem, without a word."""
     def sampled(*args, **kwargs):
         raise AssertionError("sampled a prompt the tokenizer cannot spell")
@@ -540,7 +542,7 @@ def test_compare_at_budgets_and_figures(tmp_path):
 
     class NoKinds:  # a task's verdict without error kinds: a prefix's last step is unknown, not wrong
         def verdict(self, text):
-            return toyworld.Verdict(step_labels=[False], first_error=0, answer_correct=False, steps=[text])
+            return Verdict(step_labels=[False], first_error=0, answer_correct=False, steps=[text])
 
         def step_labels(self, text):
             return [False]

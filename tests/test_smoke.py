@@ -92,9 +92,9 @@ def test_load_profile_model_refuses_a_lora_seed_that_is_no_int(tmp_path, seed):
 
 def test_solution_lm_dataset_refuses_one_str_and_unequal_lists():
     """prompts given as one str made a row per character, without a word."""
-    from stepdpo_lite.tutorial import tiny_base, toyworld
+    from stepdpo_lite.tutorial import tiny_base, tiny_models
 
-    tok = toyworld.build_tokenizer()
+    tok = tiny_models.build_tokenizer()
     with pytest.raises(ValueError, match="solution_lm_dataset: prompts: expected a list of prompt strs, got one str"):
         tiny_base.solution_lm_dataset(tok, "ab", ["x", "y"])
     with pytest.raises(ValueError, match="solution_lm_dataset: 2 prompts but 1 solutions"):

@@ -154,8 +154,8 @@ def test_token_step_ids_adds_no_special_tokens_unless_asked():
     """The default is the response's own tokens; add_special_tokens=True puts the tokenizer's leading special token
     first, in no step (-1)."""
     from tokenizers.processors import TemplateProcessing
-    from stepdpo_lite.tutorial import toyworld
-    tok = toyworld.build_tokenizer()  # a fresh one: the session's tiny_tokenizer is shared
+    from stepdpo_lite.tutorial import tiny_models
+    tok = tiny_models.build_tokenizer()  # a fresh one: the session's tiny_tokenizer is shared
     tok._tokenizer.post_processor = TemplateProcessing(single=f"{tok.eos_token} $A",
                                                        special_tokens=[(tok.eos_token, tok.eos_token_id)])
     text = "Step 1: 2 + 3 = 5\n\nStep 2: 5"

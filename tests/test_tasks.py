@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from stepdpo_lite import generation
-from stepdpo_lite.tutorial import bestofn, gsm8k, labelling, prm_pairs, profiles, tasks, toyworld
+from stepdpo_lite.tutorial import (bestofn, display_names, gsm8k, labelling, paired_stats, policy_eval, prm_pairs,
+                                   profiles, task_problems, tasks, tiny_models, toyworld)
+from stepdpo_lite.tutorial.task_problems import Verdict
 from stepdpo_lite.tutorial.smoke import GSM8K_SLICE
 
 
@@ -21,7 +23,7 @@ def test_both_kinds_of_problem_implement_the_interface(tiny_tokenizer):
     toy = toyworld.make_problems(1, "test")[0]
     g = _gsm8k(tokenizer=tiny_tokenizer)["test"][0]
     for p, right in ((toy, toy.gold_solution), (g, f"Step 1: so\n\nAnswer: {g.answer}")):
-        assert isinstance(p, tasks.TaskProblem) and isinstance(p.prompt, str)
+        assert isinstance(p, task_problems.TaskProblem) and isinstance(p.prompt, str)
         assert p.is_correct(right) and not p.is_correct("Answer: -123456")
         assert p.final_answer(right) == p.gold_answer() == float(str(p.answer).replace(",", ""))
     assert toy.step_labels(toy.gold_solution) == [True] * len(toy.ops) \
@@ -35,16 +37,16 @@ def test_gsm8k_prompts_hold_the_question_only(tiny_tokenizer):
         for p in split:
             assert p.question.strip() in p.prompt and gsm8k.INSTRUCTION in p.prompt
             assert p.solution and p.solution not in p.prompt and "####" not in p.prompt and "answer=" not in p.prompt
-    assert labelling.prompts_of(_gsm8k(tokenizer=tiny_tokenizer)["test"])[0].startswith(gsm8k.INSTRUCTION)
+    assert task_problems.prompts_of(_gsm8k(tokenizer=tiny_tokenizer)["test"])[0].startswith(gsm8k.INSTRUCTION)
 
 
 def test_prompts_of_names_a_problem_without_a_str_prompt():
     class Broken:
         prompt = None
     with pytest.raises(ValueError, match="problem 1: its prompt must be a str"):
-        labelling.prompts_of([toyworld.make_problems(1, "test")[0], Broken()])
+        task_problems.prompts_of([toyworld.make_problems(1, "test")[0], Broken()])
     with pytest.raises(ValueError, match="prompts_of: problems must be a list of a task's problems .*, not a str"):
-        tasks.sample_solutions(None, None, "What is 2 + 3?")  # read a character at a time, it blamed "problem 0"
+        policy_eval.sample_solutions(None, None, "What is 2 + 3?")  # read a character at a time, it blamed "problem 0"
 
 
 def test_local_gsm8k_is_carved_into_disjoint_splits_and_test_does_not_depend_on_n_train(tiny_tokenizer):
@@ -89,7 +91,7 @@ def test_evaluate_policy_is_the_one_evaluator_of_both_tasks(tiny_model, tiny_tok
     checker's verdicts on the very samples generation.sample_solutions draws."""
     problems = toyworld.make_problems(4, "test")
     kw = dict(n=2, temperature=1.0, max_new_tokens=8, progress=False, seed=1)
-    new = tasks.evaluate_policy(tiny_model, tiny_tokenizer, problems, **kw)
+    new = policy_eval.evaluate_policy(tiny_model, tiny_tokenizer, problems, **kw)
     sols = generation.sample_solutions(tiny_model, tiny_tokenizer, [p.prompt for p in problems], **kw)
     verdicts = [toyworld.check(p, s) for p, ss in zip(problems, sols) for s in ss]
     labels = [lab for v in verdicts for lab in v.step_labels]
@@ -98,7 +100,7 @@ def test_evaluate_policy_is_the_one_evaluator_of_both_tasks(tiny_model, tiny_tok
     assert sum(new["first_error_kinds"].values()) == sum(v.first_error >= 0 for v in verdicts)
     # the tiny tokenizer spells no ’ or non-breaking space (sampling refuses such a prompt): ASCII questions only
     g = [p for p in _gsm8k(n_eval=6, tokenizer=tiny_tokenizer)["test"] if p.prompt.isascii()][:3]
-    out = tasks.evaluate_policy(tiny_model, tiny_tokenizer, g, n=1, max_new_tokens=4, progress=False)
+    out = policy_eval.evaluate_policy(tiny_model, tiny_tokenizer, g, n=1, max_new_tokens=4, progress=False)
     assert out["n_solutions"] == 3 and "step_accuracy" not in out  # no checker on GSM8K
     sols = generation.sample_solutions(tiny_model, tiny_tokenizer, [p.prompt for p in g], n=1, max_new_tokens=4,
                                        progress=False)
@@ -110,33 +112,33 @@ def test_sample_solutions_names_what_its_bar_samples_and_draws_the_same(tiny_mod
     A str ``progress`` names the split's bar; the draws are the same as without a bar."""
     problems = toyworld.make_problems(3, "validation")
     kw = dict(n=2, temperature=1.0, max_new_tokens=8, seed=1)
-    named = tasks.sample_solutions(tiny_model, tiny_tokenizer, problems, progress="sampling validation", **kw)
+    named = policy_eval.sample_solutions(tiny_model, tiny_tokenizer, problems, progress="sampling validation", **kw)
     out, err = capsys.readouterr()
     assert out == "" and "sampling validation: 100%" in err  # the bar (stderr), named
     assert named == generation.sample_solutions(tiny_model, tiny_tokenizer, [p.prompt for p in problems],
                                                 progress=False, **kw)
-    assert tasks.sample_solutions(tiny_model, tiny_tokenizer, problems, progress=False, **kw) == named
+    assert policy_eval.sample_solutions(tiny_model, tiny_tokenizer, problems, progress=False, **kw) == named
     assert capsys.readouterr() == ("", "")  # no bar, no line
 
 
 def test_paired_difference_is_the_paired_t_interval_of_the_per_problem_differences():
     # d = (1, 0, 0, 1, 0, 0): mean 1/3, sd 0.5164 (n − 1), se 0.2108; t(0.975, 5 df) = 2.5706 (a t table)
-    out = tasks.paired_difference([1, 1, 0, 1, 0, 1], [0, 1, 0, 0, 0, 1])
+    out = paired_stats.paired_difference([1, 1, 0, 1, 0, 1], [0, 1, 0, 0, 0, 1])
     assert out["difference"] == pytest.approx(1 / 3)
     assert out["low"] == pytest.approx(1 / 3 - 2.5706 * 0.2108, abs=1e-3)
     assert out["high"] == pytest.approx(1 / 3 + 2.5706 * 0.2108, abs=1e-3)
     # sampled: counts of n solutions; the point is the difference of the accuracies
     a, b = [2, 1, 0, 2, 1], [1, 1, 0, 0, 2]
-    out = tasks.paired_difference(a, b, n=2)
+    out = paired_stats.paired_difference(a, b, n=2)
     assert out["difference"] == pytest.approx(sum(a) / 10 - sum(b) / 10)
     assert out["low"] < out["difference"] < out["high"]
-    assert tasks.paired_difference([1, 0, 1], [1, 0, 1]) == {"difference": 0.0, "low": 0.0, "high": 0.0}
+    assert paired_stats.paired_difference([1, 0, 1], [1, 0, 1]) == {"difference": 0.0, "low": 0.0, "high": 0.0}
     with pytest.raises(ValueError, match="same problems"):
-        tasks.paired_difference([1, 0, 1], [1, 0])
+        paired_stats.paired_difference([1, 0, 1], [1, 0])
     with pytest.raises(ValueError, match="at least 2 problems"):
-        tasks.paired_difference([1], [0])
+        paired_stats.paired_difference([1], [0])
     with pytest.raises(ValueError, match="between 0 and n = 1"):
-        tasks.paired_difference([2, 0], [1, 0])
+        paired_stats.paired_difference([2, 0], [1, 0])
 
 
 def test_bestofn_grades_through_the_interface_without_type_dispatch(tiny_tokenizer):
@@ -174,7 +176,7 @@ def test_both_tasks_label_every_solution_a_blank_one_too(monkeypatch, tiny_token
                                   progress=False)
     assert [len(vs) for vs in toy + gsm] == [3, 3]
     assert [v.answer_correct for v in toy[0]] == [v.answer_correct for v in gsm[0]] == [True, False, False]
-    assert toy[0][1] == gsm[0][1] == toyworld.Verdict([], -1, False)  # the blank: no steps, a wrong answer
+    assert toy[0][1] == gsm[0][1] == Verdict([], -1, False)  # the blank: no steps, a wrong answer
     assert gsm[0][2].step_labels == [False]  # the wrong solution keeps its own labels
 
 
@@ -193,14 +195,14 @@ def test_paired_difference_refuses_n_below_1_and_counts_that_are_not_finite():
     """n = 0 and NaN counts gave NaN results: every comparison with NaN is false, so the range check let them by.
     Shares stay allowed (best-of-N passes each problem's share of right picks, n = 1)."""
     with pytest.raises(ValueError, match="paired_difference: n must be an int >= 1, got 0"):
-        tasks.paired_difference([1, 0, 1], [0, 0, 1], n=0)
+        paired_stats.paired_difference([1, 0, 1], [0, 0, 1], n=0)
     with pytest.raises(ValueError, match="n must be an int"):
-        tasks.paired_difference([1, 0, 1], [0, 0, 1], n=2.0)
+        paired_stats.paired_difference([1, 0, 1], [0, 0, 1], n=2.0)
     with pytest.raises(ValueError, match=r"right_a\[1\] must be a finite count of right solutions, got nan"):
-        tasks.paired_difference([1, float("nan"), 1], [0, 0, 1])
+        paired_stats.paired_difference([1, float("nan"), 1], [0, 0, 1])
     with pytest.raises(ValueError, match=r"right_b\[2\] must be a finite count of right solutions, got inf"):
-        tasks.paired_difference([1, 0, 1], [0, 0, float("inf")])
-    assert tasks.paired_difference([1, 0, 1], [0, 0, 0.5])["difference"] == pytest.approx(0.5)
+        paired_stats.paired_difference([1, 0, 1], [0, 0, float("inf")])
+    assert paired_stats.paired_difference([1, 0, 1], [0, 0, 0.5])["difference"] == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("kw, message", [(dict(confidence=float("nan")), "confidence must be a finite number"),
@@ -213,8 +215,8 @@ def test_paired_difference_refuses_a_confidence_outside_0_1_and_counts_given_as_
     scipy's otherwise); "1" was read as the count 1."""
     args = {"right_a": [1, 0, 1], "right_b": [1, 0, 1], **kw}
     with pytest.raises(ValueError, match=f"paired_difference: {message}"):
-        tasks.paired_difference(args.pop("right_a"), args.pop("right_b"), **args)
-    assert tasks.paired_difference([1, 0, 1], [0, 0, 1], confidence=0.9)["difference"] == pytest.approx(1 / 3)
+        paired_stats.paired_difference(args.pop("right_a"), args.pop("right_b"), **args)
+    assert paired_stats.paired_difference([1, 0, 1], [0, 0, 1], confidence=0.9)["difference"] == pytest.approx(1 / 3)
 
 
 def test_the_problems_digest_tells_draws_of_the_same_size_apart():
@@ -222,17 +224,18 @@ def test_the_problems_digest_tells_draws_of_the_same_size_apart():
     a draw with another SEED (1 problem of 150 in common)."""
     task = tasks.get_task("tiny")
     seed0, again, seed1 = task.held_out(20, seed=0), task.held_out(20, seed=0), task.held_out(20, seed=1)
-    assert tasks.problems_digest(seed0) == tasks.problems_digest(again) != tasks.problems_digest(seed1)
-    assert tasks.problems_digest(seed0[:19]) != tasks.problems_digest(seed0)
+    digest = policy_eval.problems_digest
+    assert digest(seed0) == digest(again) != digest(seed1)
+    assert digest(seed0[:19]) != digest(seed0)
 
 
 def test_a_recorded_accuracy_says_whether_the_weights_were_4_bit_ones(tiny_model, tiny_tokenizer):
     """Notebook 06 loads the policies unquantized and reused a 4-bit profile's round figures as its own."""
     problems = tasks.get_task("tiny").held_out(2)
     kw = dict(n_sampled=1, batch_size=2, max_new_tokens=8)
-    assert tasks.greedy_and_sampled_accuracy(tiny_model, tiny_tokenizer, problems, **kw)["in_4_bits"] is False
+    assert policy_eval.greedy_and_sampled_accuracy(tiny_model, tiny_tokenizer, problems, **kw)["in_4_bits"] is False
     tiny_model.is_loaded_in_4bit = True  # what transformers sets on a bitsandbytes 4-bit load (a fresh model a test)
-    assert tasks.greedy_and_sampled_accuracy(tiny_model, tiny_tokenizer, problems, **kw)["in_4_bits"] is True
+    assert policy_eval.greedy_and_sampled_accuracy(tiny_model, tiny_tokenizer, problems, **kw)["in_4_bits"] is True
 
 
 def test_evaluate_saved_policies_measures_each_and_keeps_the_per_problem_counts_apart(tiny_base_path, tiny_tokenizer):
@@ -241,39 +244,39 @@ def test_evaluate_saved_policies_measures_each_and_keeps_the_per_problem_counts_
     problems = tasks.get_task("tiny").held_out(3)
     lines = []
     saved = {"base": tiny_base_path, "dpo": tiny_base_path}
-    results, right = tasks.evaluate_saved_policies(saved, tiny_tokenizer, problems, n_sampled=1, batch_size=3,
-                                                   max_new_tokens=8, log=lines.append)
+    results, right = policy_eval.evaluate_saved_policies(saved, tiny_tokenizer, problems, n_sampled=1, batch_size=3,
+                                                         max_new_tokens=8, log=lines.append)
     assert list(results) == list(right) == ["base", "dpo"] and results["base"] == results["dpo"]
     assert "per_problem" not in results["base"] and len(right["base"]["greedy_right"]) == 3
     # a learner's read: notebook 04 named its rows `stepwise_dpo` beside plots that say "Stepwise DPO + NLL"
-    assert lines == [tasks.format_accuracy(name, results[key]) for key, name in (("base", "base"),
-                                                                               ("dpo", "DPO + NLL"))]
+    assert lines == [policy_eval.format_accuracy(name, results[key]) for key, name in (("base", "base"),
+                                                                                     ("dpo", "DPO + NLL"))]
     assert lines[0].startswith("base                 greedy ") and "sampled(T=1)" in lines[0]
-    assert tasks.accuracy_differences(right["base"], right["dpo"])["accuracy"]["difference"] == 0
+    assert paired_stats.accuracy_differences(right["base"], right["dpo"])["accuracy"]["difference"] == 0
 
 
 def test_evaluate_saved_policies_passes_its_progress_setting_to_every_policy(monkeypatch):
     """Notebook 04 on a GPU profile measures five policies for minutes each: a bar over each one's generations."""
     seen = []
-    monkeypatch.setattr(tasks.generation, "load_policy",
+    monkeypatch.setattr(policy_eval.generation, "load_policy",
                         lambda path, quantization="as trained", dtype=None: (path, None))
-    monkeypatch.setattr(tasks, "greedy_and_sampled_accuracy", lambda policy, *a, progress=False, **kw: (
+    monkeypatch.setattr(policy_eval, "greedy_and_sampled_accuracy", lambda policy, *a, progress=False, **kw: (
         seen.append((policy, progress)) or {"accuracy": 0.5, "sampled_accuracy": 0.5, "per_problem": {}}))
     for progress in (True, False):
-        tasks.evaluate_saved_policies({"a": "pa", "b": "pb"}, None, [], log=None, progress=progress)
+        policy_eval.evaluate_saved_policies({"a": "pa", "b": "pb"}, None, [], log=None, progress=progress)
     assert seen == [("pa", True), ("pb", True), ("pa", False), ("pb", False)]
 
 
 def test_evaluate_saved_policies_names_each_policy_as_notebook_04s_plots_by_default(monkeypatch):
     """Notebooks 04 and 06 passed viz.POLICY_NAMES each time (names or {}): a caller who left it out got `dpo`, not
-    "DPO + NLL". The default is the one dict (tasks.POLICY_NAMES); a policy of one's own keeps its key."""
-    monkeypatch.setattr(tasks.generation, "load_policy", lambda path, quantization=None, dtype=None: (path, None))
-    monkeypatch.setattr(tasks, "greedy_and_sampled_accuracy", lambda *a, **kw: {
+    "DPO + NLL". The default is the one dict (display_names.POLICY_NAMES); a policy of one's own keeps its key."""
+    monkeypatch.setattr(policy_eval.generation, "load_policy", lambda path, quantization=None, dtype=None: (path, None))
+    monkeypatch.setattr(policy_eval, "greedy_and_sampled_accuracy", lambda *a, **kw: {
         "accuracy": 0.5, "sampled_accuracy": 0.25, "per_problem": {}})
     lines = []
-    tasks.evaluate_saved_policies({"dpo": "p", "stepwise_dpo": "q", "mine": "r"}, None, [], log=lines.append)
+    policy_eval.evaluate_saved_policies({"dpo": "p", "stepwise_dpo": "q", "mine": "r"}, None, [], log=lines.append)
     assert [line[:20].rstrip() for line in lines] == ["DPO + NLL", "Stepwise DPO + NLL", "mine"]
-    assert tasks.POLICY_NAMES["nll_only"] == tasks.METHOD_NAMES["nll_only"] == "NLL only (RFT)"
+    assert display_names.POLICY_NAMES["nll_only"] == display_names.METHOD_NAMES["nll_only"] == "NLL only (RFT)"
 
 
 def test_evaluate_saved_policies_loads_each_policy_in_the_dtype_asked(tiny_base_path, monkeypatch):
@@ -284,18 +287,18 @@ def test_evaluate_saved_policies_loads_each_policy_in_the_dtype_asked(tiny_base_
     from stepdpo_lite import models
 
     seen = []
-    monkeypatch.setattr(tasks, "greedy_and_sampled_accuracy", lambda policy, *a, **kw: (
+    monkeypatch.setattr(policy_eval, "greedy_and_sampled_accuracy", lambda policy, *a, **kw: (
         seen.append(policy.dtype) or {"accuracy": 0.5, "sampled_accuracy": 0.5, "per_problem": {}}))
     for dtype in ("bfloat16", None):
-        tasks.evaluate_saved_policies({"base": tiny_base_path}, None, [], log=None, dtype=dtype)
+        policy_eval.evaluate_saved_policies({"base": tiny_base_path}, None, [], log=None, dtype=dtype)
     assert seen == [torch.bfloat16, models.resolve_dtype(None, models.resolve_device(None))]  # None: as before
 
 
 def test_format_accuracy_names_the_steps_only_with_a_checker():
     figures = {"accuracy": 0.7266, "sampled_accuracy": 0.4, "step_accuracy": 0.8041}
-    assert tasks.format_accuracy("dpo", figures) == ("dpo                  greedy 72.7%   sampled(T=1) 40.0%"
-                                                     "   steps right (greedy) 80.4%")
-    assert tasks.format_accuracy("dpo", {**figures, "step_accuracy": None}).endswith("sampled(T=1) 40.0%")
+    assert policy_eval.format_accuracy("dpo", figures) == ("dpo                  greedy 72.7%   sampled(T=1) 40.0%"
+                                                           "   steps right (greedy) 80.4%")
+    assert policy_eval.format_accuracy("dpo", {**figures, "step_accuracy": None}).endswith("sampled(T=1) 40.0%")
 
 
 # ----------------------------------------------------------------------------- prm_pairs' input checks
@@ -344,7 +347,7 @@ def test_answers_by_length_groups_by_the_problems_operations_on_the_toy_task_and
     assert got == {"lengths": [len(p.ops) for p in problems for _ in range(2)],
                    "correct": [v.answer_correct for vs in verdicts for v in vs], "xlabel": "operations in the problem"}
     assert got["correct"][0] and not got["correct"][1]
-    short = toyworld.Verdict([True], -1, True, steps=["Step 1: 1 + 1 = 2"])  # a GSM8K verdict: the steps it took
+    short = Verdict([True], -1, True, steps=["Step 1: 1 + 1 = 2"])  # a GSM8K verdict: the steps it took
     gsm = tasks.answers_by_length(tasks.GSM8KTask(), problems[:1], [[short]])
     assert gsm == {"lengths": [1], "correct": [True], "xlabel": "steps in the solution"}
     with pytest.raises(ValueError, match="answers_by_length: 2 problems but 1 lists of verdicts"):
@@ -411,7 +414,7 @@ class _OwnProblem:
 
 def _says_seven(monkeypatch):
     """No model: every sample is "Answer: 7" (evaluate_policy's grading is under test, not the sampling)."""
-    monkeypatch.setattr(tasks, "sample_solutions", lambda model, tokenizer, problems, n=1, **kw: [
+    monkeypatch.setattr(policy_eval, "sample_solutions", lambda model, tokenizer, problems, n=1, **kw: [
         ["Answer: 7"] * n for _ in problems])
 
 
@@ -424,9 +427,9 @@ def test_evaluate_policy_refuses_an_is_correct_that_does_not_return_a_bool(monke
         with pytest.raises(ValueError, match=re.escape(f"evaluate_policy: problems[1], solution 0: the problem's "
                                                        f"is_correct must return a bool (docs/own_task.md), got "
                                                        f"{type(value).__name__} {value!r}")):
-            tasks.evaluate_policy(None, None, [_OwnProblem(True), _OwnProblem(value)], n=2)
+            policy_eval.evaluate_policy(None, None, [_OwnProblem(True), _OwnProblem(value)], n=2)
     for value, accuracy in ((np.bool_(True), 1.0), (0, 0.0), (1, 1.0), (False, 0.0)):
-        assert tasks.evaluate_policy(None, None, [_OwnProblem(value)])["accuracy"] == accuracy
+        assert policy_eval.evaluate_policy(None, None, [_OwnProblem(value)])["accuracy"] == accuracy
 
 
 def test_sampling_refuses_a_prompt_the_tokenizer_cannot_spell(tiny_tokenizer, monkeypatch):
@@ -436,18 +439,18 @@ def test_sampling_refuses_a_prompt_the_tokenizer_cannot_spell(tiny_tokenizer, mo
     def sampled(*args, **kwargs):
         raise AssertionError("sampled a prompt the tokenizer cannot spell")
 
-    monkeypatch.setattr(tasks.generation, "sample_solutions", sampled)
+    monkeypatch.setattr(policy_eval.generation, "sample_solutions", sampled)
     spelled, odd = _OwnProblem(True), _OwnProblem(True)
     odd.prompt = "Problem: 3 × 4 = ?\tsay é.\n"
     with pytest.raises(ValueError, match=re.escape("sample_solutions: problems[1]: the tokenizer reads the characters "
                                                    "'×\\té' of its prompt as <unk> (the model would answer another "
                                                    "problem)")):
-        tasks.sample_solutions(None, tiny_tokenizer, [spelled, odd], n=1)
+        policy_eval.sample_solutions(None, tiny_tokenizer, [spelled, odd], n=1)
     with pytest.raises(ValueError, match=re.escape("fine_tune_base: eval_problems[0]: the tokenizer reads")):
-        tasks.evaluate_policy(None, tiny_tokenizer, [odd], where="fine_tune_base: eval_problems")
+        policy_eval.evaluate_policy(None, tiny_tokenizer, [odd], where="fine_tune_base: eval_problems")
     odd.prompt = "Problem: <unk> é\n"  # the unk token's own text does not hide a character it cannot spell
     with pytest.raises(ValueError, match=re.escape("problems[0]: the tokenizer reads the characters 'é' of its")):
-        tasks.sample_solutions(None, tiny_tokenizer, [odd])
+        policy_eval.sample_solutions(None, tiny_tokenizer, [odd])
     tasks.check_spelled(types.SimpleNamespace(unk_token_id=None), ["é"], "p")  # byte-level: no unk token, all spelled
 
 
@@ -458,10 +461,11 @@ def test_a_prompt_may_write_the_unk_tokens_own_text(tiny_tokenizer, monkeypatch)
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    monkeypatch.setattr(tasks.generation, "sample_solutions", lambda model, tok, prompts, **kw: [["x"]] * len(prompts))
+    monkeypatch.setattr(policy_eval.generation, "sample_solutions",
+                        lambda model, tok, prompts, **kw: [["x"]] * len(prompts))
     separated = _OwnProblem(True)
     separated.prompt = "Problem: say 1.\n<unk>Problem: say 7.\n<unk>"
-    assert tasks.sample_solutions(None, tiny_tokenizer, [separated]) == [["x"]]
+    assert policy_eval.sample_solutions(None, tiny_tokenizer, [separated]) == [["x"]]
     # WordPiece reads a word over its max_input_chars_per_word as one [UNK], though it knows each character
     wordpiece = Tokenizer(models.WordPiece({"[UNK]": 0, "a": 1, "##a": 2}, unk_token="[UNK]",
                                            max_input_chars_per_word=3))
@@ -478,19 +482,19 @@ def test_a_prompt_may_write_the_unk_tokens_own_text(tiny_tokenizer, monkeypatch)
 
 def test_sampling_an_over_long_prompt_is_refused_without_transformers_own_too_long_line(tiny_model,
                                                                                        transformers_warnings):
-    """tasks.sample_solutions' own check of the prompts tokenized them without verbose=False: transformers' "Token
+    """policy_eval.sample_solutions' own check of the prompts tokenized them without verbose=False: transformers' "Token
     indices sequence length is longer than ..." line came before the kit's own error, which names the prompt."""
-    tokenizer = toyworld.build_tokenizer()  # fresh: transformers warns once per tokenizer
+    tokenizer = tiny_models.build_tokenizer()  # fresh: transformers warns once per tokenizer
     long_prompt = _OwnProblem(True)
     long_prompt.prompt = "Problem: " + "1 + " * 300
     with pytest.raises(ValueError, match="prompt 0 is 1202 tokens; with max_new_tokens=4 that is 1206, over"):
-        tasks.sample_solutions(tiny_model, tokenizer, [long_prompt], n=1, max_new_tokens=4, progress=False)
+        policy_eval.sample_solutions(tiny_model, tokenizer, [long_prompt], n=1, max_new_tokens=4, progress=False)
     assert not [m for m in transformers_warnings if "Token indices" in m]
 
 
 def test_mc_step_labels_refuses_an_answer_check_as_evaluate_policy_does(monkeypatch):
-    """tasks.graded was a copy of mc_step_labels's check of is_correct, whose message named no type and no contract:
-    one check (labelling.answer_check) now gives both."""
+    """task_problems.graded was a copy of mc_step_labels's check of is_correct, whose message named no type and no
+    contract: one check (task_problems.answer_check) now gives both."""
     monkeypatch.setattr(labelling.generation, "sample_solutions", lambda m, t, prompts, n, **kw: [
         ["x"] * n for _ in prompts])
     steps = [["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 + 1 = 3"]]
@@ -502,9 +506,9 @@ def test_evaluate_policy_takes_verdicts_without_error_kinds(monkeypatch):
     """docs/own_task.md allows a verdict without error kinds (an empty list): evaluate_policy raised an IndexError on
     the first wrong one, and with it fine_tune_base's stop check."""
     _says_seven(monkeypatch)
-    no_kinds = toyworld.Verdict([True, False], 1, False, [], ["Step 1: 7", "Answer: 7"])
-    with_kinds = toyworld.Verdict([False], 0, False, ["format"], ["Answer: 7"])
-    out = tasks.evaluate_policy(None, None, [_OwnProblem(False, no_kinds), _OwnProblem(False, with_kinds)])
+    no_kinds = Verdict([True, False], 1, False, [], ["Step 1: 7", "Answer: 7"])
+    with_kinds = Verdict([False], 0, False, ["format"], ["Answer: 7"])
+    out = policy_eval.evaluate_policy(None, None, [_OwnProblem(False, no_kinds), _OwnProblem(False, with_kinds)])
     assert out["step_accuracy"] == 1 / 3 and out["first_error_kinds"] == {"format": 1}
 
 
@@ -519,9 +523,9 @@ def test_evaluate_policy_refuses_what_is_no_problem_before_sampling(monkeypatch,
     def sampled(*args, **kwargs):
         raise AssertionError("sampled before the problems were checked")
 
-    monkeypatch.setattr(tasks, "sample_solutions", sampled)
+    monkeypatch.setattr(policy_eval, "sample_solutions", sampled)
     with pytest.raises(ValueError, match=f"evaluate_policy: {message}"):
-        tasks.evaluate_policy(None, None, problems)
+        policy_eval.evaluate_policy(None, None, problems)
 
 
 def test_answers_by_length_takes_a_generator_and_names_what_is_not_a_verdict():
@@ -530,7 +534,7 @@ def test_answers_by_length_takes_a_generator_and_names_what_is_not_a_verdict():
     p = toyworld.make_problems(1, "test")[0]
     v = toyworld.check(p, p.gold_solution)
     assert tasks.answers_by_length(toy, [p], (vs for vs in [[v]]))["correct"] == [True]
-    with pytest.raises(ValueError, match="answers_by_length: problem 0, solution 1: expected a toyworld.Verdict "
+    with pytest.raises(ValueError, match="answers_by_length: problem 0, solution 1: expected a task_problems.Verdict "
                                          r"\(task.label's\), got str"):
         tasks.answers_by_length(toy, [p], [[v, p.gold_solution]])
     with pytest.raises(ValueError, match=r"answers_by_length: verdicts\[0\]: expected a list of verdicts, got one"):

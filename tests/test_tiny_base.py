@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from stepdpo_lite.tutorial import profiles, tasks, tiny_base
-from stepdpo_lite.tutorial.toyworld import Verdict
+from stepdpo_lite.tutorial import policy_eval, profiles, tasks, tiny_base
+from stepdpo_lite.tutorial.task_problems import Verdict
 
 
 def test_train_base_cut_short_leaves_nothing_and_runs_again(tmp_path, monkeypatch):
@@ -24,7 +24,7 @@ def test_train_base_cut_short_leaves_nothing_and_runs_again(tmp_path, monkeypatc
         assert len(list((tmp_path / "tmp").glob("stepdpo-trainer-*"))) == 1  # the Trainer's folder, while it runs
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tasks, "evaluate_policy", interrupt)
+    monkeypatch.setattr(policy_eval, "evaluate_policy", interrupt)
     with pytest.raises(KeyboardInterrupt):
         tiny_base.train_base(out, **sizes)
     assert not out.exists() and not list((tmp_path / "tmp").glob("stepdpo-trainer-*"))
@@ -114,15 +114,15 @@ def test_solution_lm_dataset_names_a_text_that_is_not_a_str(prompts, solutions, 
 def test_training_commands_refuse_the_shipped_models_as_out_without_force(capsys):
     """`train-base` and verifier pretraining quoted without --out (their default) replaced data/tiny-base or
     data/tiny-verifier, what every notebook loads, after the whole training (a user's trial, 2026-12-05)."""
-    from stepdpo_lite.tutorial import tiny_base, toyworld, verifier_pretraining
+    from stepdpo_lite.tutorial import tiny_base, tiny_models, verifier_pretraining
     for main, argv in ((tiny_base.main, ["train-base"]), (verifier_pretraining.main, []),
-                       (tiny_base.main, ["train-base", "--out", str(toyworld.TINY_BASE_DIR) + "/"])):
+                       (tiny_base.main, ["train-base", "--out", str(tiny_models.TINY_BASE_DIR) + "/"])):
         with pytest.raises(SystemExit) as stop:
             main(argv)
         assert stop.value.code == 2
         assert "is the shipped tiny" in capsys.readouterr().err
-    toyworld.refuse_shipped_out(toyworld.TINY_BASE_DIR, force=True)  # --force: allowed
-    toyworld.refuse_shipped_out("/tmp/elsewhere", force=False)
+    tiny_models.refuse_shipped_out(tiny_models.TINY_BASE_DIR, force=True)  # --force: allowed
+    tiny_models.refuse_shipped_out("/tmp/elsewhere", force=False)
 
 
 class SayNumber:

@@ -4,8 +4,10 @@ import random
 import pytest
 
 from stepdpo_lite import generation
-from stepdpo_lite.tutorial import tasks, tiny_base
+from stepdpo_lite.rewards import NO, OUTCOME_TAG, STEP_TAG, YES
+from stepdpo_lite.tutorial import policy_eval, tasks, tiny_base, tiny_models
 from stepdpo_lite.tutorial import toyworld as tw
+from stepdpo_lite.tutorial.task_problems import Verdict
 
 
 def test_problems_are_deterministic_distinct_and_splits_disjoint():
@@ -119,7 +121,7 @@ def test_copy_error_is_wrong_even_with_right_arithmetic():
     v = tw.check(p, "Step 1: 7 + 5 = 12\n\nStep 2: 21 * 3 = 63\n\nStep 3: 63 - 4 = 59\n\nAnswer: 59")
     assert v.step_labels == [True, False, False] and v.first_error == 1
     assert v.error_kinds[1] == "copy" and v.mistake_labels == [True, False, True]
-    assert tw.Verdict([True, False, False], 1, False).mistake_labels == [True, False, True]  # no kinds known
+    assert Verdict([True, False, False], 1, False).mistake_labels == [True, False, True]  # no kinds known
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -147,20 +149,20 @@ def test_verdict_refuses_fields_that_disagree(fields, message):
     read a character at a time and kinds of another length fell back to "first error only", answer_correct "False"
     counted as a lucky right answer, and first_error None or 1.0 was a TypeError deep in a builder."""
     with pytest.raises(ValueError, match=f"^Verdict: {message}"):
-        tw.Verdict(*fields)
+        Verdict(*fields)
 
 
 def test_verdict_allows_a_lucky_answer_monte_carlo_labels_and_a_blank():
     """What the kit's own verdicts make: a right answer after a wrong step (lucky), Monte-Carlo labels (no kinds, a
     right step after a wrong one, gsm8k.mc_verdicts), gsm8k's blank placeholder, numpy bools."""
     np = pytest.importorskip("numpy")
-    tw.Verdict([False, False], 0, True, ["copy", "propagated"])
-    tw.Verdict([True, False, True], 1, True, steps=["a", "b", "c"])
-    tw.Verdict([False, True, False], 0, False)
-    tw.Verdict([], -1, False)
-    tw.Verdict([np.True_, np.False_], np.int64(1), np.False_, [None, "arithmetic"])
-    tw.Verdict([True, False, False], 1, False, [None, "arithmetic", None])  # None: no mistake made here, as propagated
-    v = tw.Verdict([True, True], -1, True)
+    Verdict([False, False], 0, True, ["copy", "propagated"])
+    Verdict([True, False, True], 1, True, steps=["a", "b", "c"])
+    Verdict([False, True, False], 0, False)
+    Verdict([], -1, False)
+    Verdict([np.True_, np.False_], np.int64(1), np.False_, [None, "arithmetic"])
+    Verdict([True, False, False], 1, False, [None, "arithmetic", None])  # None: no mistake made here, as propagated
+    v = Verdict([True, True], -1, True)
     v.first_error = None  # set after the check: invalid_reason still finds it (the builders ask it)
     assert "first_error" in v.invalid_reason()
 
@@ -245,7 +247,7 @@ def test_the_mistake_made_here_rule_reads_alike_from_error_kinds_and_from_reacha
     two = tw.check(p, "Step 1: 7 + 5 = 13\n\nStep 2: 13 * 3 = 40\n\nStep 3: 40 - 4 = 36\n\nAnswer: 36")
     assert two.mistake_labels == [False, False, True]
     assert mistake_made_here_labels(map(float, two.step_labels)) == [0.0, 1.0, 1.0]
-    assert tw.Verdict(two.step_labels, two.first_error, False).mistake_labels == [False, True, True]  # no kinds
+    assert Verdict(two.step_labels, two.first_error, False).mistake_labels == [False, True, True]  # no kinds
 
 
 def test_mistake_labels_without_error_kinds_are_where_the_step_labels_drop():
@@ -256,12 +258,12 @@ def test_mistake_labels_without_error_kinds_are_where_the_step_labels_drop():
     from itertools import product
 
     from stepdpo_lite.rewards import mistake_made_here_labels
-    assert tw.Verdict([False, True, False], 0, False).mistake_labels == [False, True, False]
-    assert tw.Verdict([True, False, True, False], 1, False).mistake_labels == [True, False, True, False]
+    assert Verdict([False, True, False], 0, False).mistake_labels == [False, True, False]
+    assert Verdict([True, False, True, False], 1, False).mistake_labels == [True, False, True, False]
     for n in range(1, 5):
         for labels in map(list, product([True, False], repeat=n)):
             first = labels.index(False) if False in labels else -1
-            v = tw.Verdict(labels, first, all(labels))  # right answer with every step right, else wrong
+            v = Verdict(labels, first, all(labels))  # right answer with every step right, else wrong
             assert v.mistake_labels == [x == 1 for x in mistake_made_here_labels(map(float, labels))], labels
 
 
@@ -316,10 +318,10 @@ def test_tokenizer_is_fast_lossless_and_holds_tag_tokens(tiny_tokenizer):
     tok = tiny_tokenizer
     assert tok.is_fast
     p = tw.make_problems(1, "test")[0]
-    text = p.prompt + p.gold_solution + tw.STEP_TAG + tw.YES
+    text = p.prompt + p.gold_solution + STEP_TAG + YES
     ids = tok(text, add_special_tokens=False)["input_ids"]
     assert tok.decode(ids) == text
-    for t in (tw.STEP_TAG, tw.OUTCOME_TAG, tw.YES, tw.NO):
+    for t in (STEP_TAG, OUTCOME_TAG, YES, NO):
         assert len(tok(t, add_special_tokens=False)["input_ids"]) == 1, t
 
 
@@ -355,10 +357,10 @@ def test_sampling_takes_prompt_strings_only(tiny_tokenizer, tiny_model, tmp_path
 
 def test_shipped_tiny_base_is_imperfect_on_purpose(tiny_base_path):
     """The model card's claim, re-measured on a slice of the held-out split."""
-    model, tok = tw.load_tiny_base(tiny_base_path)
+    model, tok = tiny_models.load_tiny_base(tiny_base_path)
     n_params = sum(p.numel() for p in model.parameters())
     assert 0.5e6 <= n_params <= 5e6
-    result = tasks.evaluate_policy(model, tok, tw.make_problems(200, "test", seed=0), progress=False)
+    result = policy_eval.evaluate_policy(model, tok, tw.make_problems(200, "test", seed=0), progress=False)
     assert 0.30 <= result["accuracy"] <= 0.70, result
 
 
@@ -370,14 +372,14 @@ def test_train_base_is_deterministic(tmp_path):
         tiny_base.train_base(tmp_path / name, seed=3, n_train=64, max_steps=2, batch_size=8, eval_every=10_000)
     a, b = (load_file(tmp_path / n / "model.safetensors") for n in ("a", "b"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    model, tok = tw.load_tiny_base(tmp_path / "a")
+    model, tok = tiny_models.load_tiny_base(tmp_path / "a")
     assert tok.is_fast and model.config.vocab_size == len(tok)
 
 
 def test_train_base_shape_options(tmp_path):
     tiny_base.train_base(tmp_path / "deep", seed=3, n_train=16, max_steps=1, batch_size=8, eval_every=10_000, layers=2,
                   hidden_size=64)
-    model, _ = tw.load_tiny_base(tmp_path / "deep")
+    model, _ = tiny_models.load_tiny_base(tmp_path / "deep")
     assert model.config.num_hidden_layers == 2 and model.config.hidden_size == 64
     log = json.loads((tmp_path / "deep" / "training_log.json").read_text())
     assert log["layers"] == 2 and log["hidden_size"] == 64
@@ -428,7 +430,7 @@ def test_slip_geometry_script_pair_step_sends_more_of_the_freed_mass_to_the_far_
         for g in (pair, nll):
             assert g["c"] > 0 > g["r"]  # both raise the right digit and lower the slip
         assert pair["m"] > 0 and pair["m_per_c"] > 1.5 * nll["m_per_c"], (pair, nll)
-    model, tokenizer = script["toyworld"].load_tiny_base(tiny_base_path)
+    model, tokenizer = script["tiny_models"].load_tiny_base(tiny_base_path)
     with pytest.raises(ValueError, match="loss must be"):
         script["mass_response"](model, tokenizer, [("Step 1: 3 + 4 = ", 7)], "kl", 1e-3)
     assert json.loads(capsys.readouterr().out.splitlines()[-1]).keys() == out.keys()
@@ -493,7 +495,7 @@ def test_toy_scripts_refuse_sizes_below_their_minimum_before_loading_a_model(scr
     import runpy
     from pathlib import Path
 
-    monkeypatch.setattr(tw, "load_tiny_base", lambda *a, **kw: pytest.fail("a model was loaded first"))
+    monkeypatch.setattr(tiny_models, "load_tiny_base", lambda *a, **kw: pytest.fail("a model was loaded first"))
     main = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / f"{script}.py"))["main"]
     with pytest.raises(SystemExit) as done:
         main(args)
@@ -504,9 +506,9 @@ def test_toy_scripts_refuse_sizes_below_their_minimum_before_loading_a_model(scr
 def test_load_tiny_base_outside_a_clone_points_to_the_repository_and_the_variable(tmp_path, monkeypatch):
     """A pip-installed package has no data/: the error told a user to train a new base into site-packages."""
     monkeypatch.delenv("STEPDPO_TINY_BASE", raising=False)
-    monkeypatch.setattr(tw, "TINY_BASE_DIR", tmp_path / "site-packages" / "data" / "tiny-base")
+    monkeypatch.setattr(tiny_models, "TINY_BASE_DIR", tmp_path / "site-packages" / "data" / "tiny-base")
     with pytest.raises(FileNotFoundError) as info:
-        tw.load_tiny_base()
+        tiny_models.load_tiny_base()
     said = str(info.value)
     assert said.startswith(f"no tiny model at {tmp_path}/site-packages/data/tiny-base: it ships with the repository "
                            "(data/tiny-base), not with a pip-installed package: run from a clone (`pip install -e .`")
@@ -514,8 +516,8 @@ def test_load_tiny_base_outside_a_clone_points_to_the_repository_and_the_variabl
         "train-base --out FOLDER")
     monkeypatch.setenv("STEPDPO_TINY_BASE", str(tmp_path / "typo"))
     with pytest.raises(FileNotFoundError, match=f"no tiny model at {tmp_path}/typo: "):
-        tw.load_tiny_base()
-    assert "train-base" not in tw.missing_tiny_model_message("x", "STEPDPO_TINY_REWARD_BASE")
+        tiny_models.load_tiny_base()
+    assert "train-base" not in tiny_models.missing_tiny_model_message("x", "STEPDPO_TINY_REWARD_BASE")
 
 
 def test_a_slip_is_a_nearby_number_never_a_negative_one():

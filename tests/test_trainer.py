@@ -17,7 +17,7 @@ from datasets import Dataset
 from transformers import HfArgumentParser
 from trl import DPOConfig, DPOTrainer
 
-from stepdpo_lite.tutorial import toyworld
+from stepdpo_lite.tutorial import tiny_models, toyworld
 from stepdpo_lite.rewards import mistake_made_here_labels
 from stepdpo_lite.steps import DEFAULT_DELIMITER, extract_steps
 from stepdpo_lite.trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer, get_step_rewards
@@ -903,7 +903,7 @@ def test_bpe_tokens_that_cross_step_boundaries(tmp_path):
                             trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<eos>"],
                                                 initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", eos_token="<eos>")
-    tr = StepwiseDPOTrainer(toyworld.build_tiny_model(tok), args=config(tmp_path), processing_class=tok,
+    tr = StepwiseDPOTrainer(tiny_models.build_tiny_model(tok), args=config(tmp_path), processing_class=tok,
                             train_dataset=Dataset.from_list(rows))
     for ex, row in zip(tr.train_dataset, rows):
         for side in ("chosen", "rejected"):
@@ -1030,7 +1030,7 @@ def test_sft_term_equals_trl_sigmoid_plus_sft(tiny_tokenizer):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from stepdpo_lite.tutorial import toyworld
+    from stepdpo_lite.tutorial import tiny_models, toyworld
     from stepdpo_lite.trainer import StepwiseDPOConfig, StepwiseDPOTrainer
 
     probs = toyworld.make_problems(4, "train", seed=5)
@@ -1039,7 +1039,7 @@ def test_sft_term_equals_trl_sigmoid_plus_sft(tiny_tokenizer):
     ds = Dataset.from_dict(rows)
     common = dict(output_dir="/tmp/sft_eq", per_device_train_batch_size=4, report_to=[], use_cpu=True, bf16=False,
                   gradient_checkpointing=False, max_length=256, beta=0.1)
-    model = toyworld.build_tiny_model(tiny_tokenizer, seed=1)
+    model = tiny_models.build_tiny_model(tiny_tokenizer, seed=1)
     tok = copy.deepcopy(tiny_tokenizer)
     tok.padding_side = "right"
     ours = StepwiseDPOTrainer(model=copy.deepcopy(model), ref_model=copy.deepcopy(model), processing_class=tok,
@@ -1376,8 +1376,8 @@ def test_ddp_tiny_script_refuses_bad_arguments_before_it_loads_a_model(args, mon
     def no_model(*a, **kw):
         pytest.fail("a model was loaded before the arguments were checked")
 
-    monkeypatch.setattr(toyworld, "load_tiny_base", no_model)
-    monkeypatch.setattr(toyworld, "build_tiny_model", no_model)
+    monkeypatch.setattr(tiny_models, "load_tiny_base", no_model)
+    monkeypatch.setattr(tiny_models, "build_tiny_model", no_model)
     with pytest.raises(SystemExit) as done:
         _ddp_tiny()["main"](args)
     message = capsys.readouterr().err.rsplit("error: ", 1)[-1]  # argparse's message, not its usage line

@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from stepdpo_lite.tutorial import toyworld
+from stepdpo_lite.tutorial import tiny_models, toyworld
 from stepdpo_lite.tutorial import verifier_pretraining as vp
 from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
 
@@ -122,7 +122,7 @@ def test_a_bad_setting_is_refused_before_any_data_or_model_is_made(args, message
     a policy_fraction over 1 (or below 0) made more rows than --rows asked, a NaN learning rate trained to NaN."""
     def no_model(*a, **k):
         raise AssertionError("a model was loaded before the settings were checked")
-    monkeypatch.setattr(toyworld, "load_tiny_base", no_model)
+    monkeypatch.setattr(tiny_models, "load_tiny_base", no_model)
     with pytest.raises(ValueError, match=f"VerifierPretrainingConfig: {message}"):
         vp.main(["--out", "/nonexistent/verifier", *args])
     assert vp.VerifierPretrainingConfig(policy_fraction=1.0, lm_weight=0.0).policy_fraction == 1.0
@@ -145,7 +145,7 @@ def test_a_run_refuses_folders_it_would_delete_before_loading_anything(out, chec
     --out data or --checkpoint-dir data deleted a user's files, a checkpoint_dir in out the model just saved."""
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "notes.txt").write_text("mine")
-    monkeypatch.setattr(toyworld, "load_tiny_base", lambda *a, **k: pytest.fail("a model was loaded first"))
+    monkeypatch.setattr(tiny_models, "load_tiny_base", lambda *a, **k: pytest.fail("a model was loaded first"))
     config = _config(tmp_path, out)
     config.checkpoint_dir = str(tmp_path / checkpoint_dir) if checkpoint_dir else None
     with pytest.raises(ValueError, match=f"pretrain_verifier: {message}"):
@@ -222,7 +222,7 @@ def test_policy_rows_are_the_policys_own_samples_graded_by_the_checker(tiny_base
                                          ({"data_seed": True}, "data_seed must be an int >= 0")])
 def test_policy_rows_refuses_bad_arguments_before_loading_the_policy(kw, message, monkeypatch):
     """A NaN outcome_fraction made every row a process row, 2.0 every one an outcome row, without a word."""
-    monkeypatch.setattr(toyworld, "load_tiny_base", lambda *a, **k: pytest.fail("the policy was loaded first"))
+    monkeypatch.setattr(tiny_models, "load_tiny_base", lambda *a, **k: pytest.fail("the policy was loaded first"))
     with pytest.raises(ValueError, match=f"policy_rows: {message}"):
         vp.policy_rows("unused", **{"n": 4, **kw})
 
@@ -252,15 +252,15 @@ def test_policy_rows_refuses_a_policy_that_writes_only_blanks(tiny_base_path, mo
 def test_evaluate_only_on_another_split_is_the_same_sample_as_validation_set(capsys):
     """`--evaluate-only --eval-split test` (the model card's held-out check of a verifier) scores the policy's
     samples on test problems, the same ones validation_set draws for that split and seed."""
-    verifier = str(toyworld.TINY_VERIFIER_DIR)
+    verifier = str(tiny_models.TINY_VERIFIER_DIR)
     vp.main(["--evaluate-only", "--init", verifier, "--eval-split", "test", "--n-eval-problems", "3", "--seed", "1",
              "--device", "cpu"])
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    val = vp.validation_set(str(toyworld.TINY_BASE_DIR), 3, seed=1, device="cpu", split="test")
+    val = vp.validation_set(str(tiny_models.TINY_BASE_DIR), 3, seed=1, device="cpu", split="test")
     assert out["split"] == "test" and out["solutions"] == len(val["prompts"]) > 0
     assert out["blank"] == val["blank"] and out["solutions"] + out["blank"] == 3 * 4
     assert {toyworld.parse_prompt(p).split for p in val["prompts"]} == {"test"}
-    model, tok = toyworld.load_tiny_base(verifier)
+    model, tok = tiny_models.load_tiny_base(verifier)
     again = vp.verifier_metrics(ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok), val)
     assert {k: out[k] for k in again} == again
 
@@ -314,7 +314,7 @@ def test_verifier_probe_refuses_bad_arguments_before_it_loads_anything(args, tmp
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("not a model")  # a folder the save would delete
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(toyworld, "load_tiny_base", lambda *a, **kw: pytest.fail("a model was loaded first"))
+    monkeypatch.setattr(tiny_models, "load_tiny_base", lambda *a, **kw: pytest.fail("a model was loaded first"))
     with pytest.raises(SystemExit) as done:
         _verifier_probe()["main"](["graded", "--data", str(tmp_path / "no-data"), *args])
     message = capsys.readouterr().err.rsplit("error: ", 1)[-1]  # argparse's message, not its usage line
@@ -326,7 +326,7 @@ def test_verifier_probe_graded_save_leaves_no_half_written_base(tmp_path, tiny_b
     """graded --save wrote the weights, then the tokenizer, into the folder itself: a crash between the two left a
     base without its tokenizer where the next probe loads it. Now the folder appears only whole."""
     script, out = _verifier_probe(), tmp_path / "graded"
-    load = toyworld.load_tiny_base
+    load = tiny_models.load_tiny_base
 
     def crash(*args, **kw):
         raise OSError("disk full")
@@ -336,13 +336,13 @@ def test_verifier_probe_graded_save_leaves_no_half_written_base(tmp_path, tiny_b
         tok.save_pretrained = crash
         return model, tok
 
-    monkeypatch.setattr(toyworld, "load_tiny_base", load_with_a_tokenizer_that_cannot_save)
+    monkeypatch.setattr(tiny_models, "load_tiny_base", load_with_a_tokenizer_that_cannot_save)
     with pytest.raises(OSError, match="disk full"):
         script["graded_pretraining"](tiny_base_path, str(out), 1, batch_size=2)
     assert list(tmp_path.iterdir()) == []  # neither the folder nor a temporary one beside it
     monkeypatch.undo()
     assert script["graded_pretraining"](tiny_base_path, str(out), 1, batch_size=2) == 1
-    model, tok = toyworld.load_tiny_base(out)  # weights and tokenizer
+    model, tok = tiny_models.load_tiny_base(out)  # weights and tokenizer
     assert model.config.vocab_size == len(tok)
 
 
@@ -352,7 +352,7 @@ def test_a_model_folder_that_is_not_there_is_a_usage_error_saying_where_the_mode
     """From a pip-installed package the defaults are folders of site-packages that are not there: the run made its
     settings and then failed in load_tiny_base, whose error named $STEPDPO_TINY_BASE, which this script does not
     read (a user's trial)."""
-    monkeypatch.setattr(toyworld, "load_tiny_base", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(tiny_models, "load_tiny_base", lambda *a, **k: pytest.fail("a model was loaded"))
     missing = tmp_path / "site-packages" / "data" / "tiny-base"
     with pytest.raises(SystemExit) as stop:
         vp.main(["--evaluate-only", option, str(missing)])

@@ -17,7 +17,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from stepdpo_lite.rewards import sigmoid  # noqa: E402
 from stepdpo_lite.tutorial import toyworld, viz  # noqa: E402
-from stepdpo_lite.tutorial.tasks import step_body  # noqa: E402
+from stepdpo_lite.tutorial.display_names import step_body  # noqa: E402
 
 REWARDS = [[2.0, 1.0, -1.5, -2.0], [1.5, 0.5], [0.3, -0.4, 1.2, 2.2, 0.1, -3.0]]
 LABELS = [[True, True, False, False], [True, True], [True, False, False, False, False, False]]
@@ -859,7 +859,7 @@ def test_greedy_and_sampled_counts_the_problems_its_bars_are_of():
 
 def test_step_body_drops_the_step_number_and_keeps_the_answer_line():
     """The toy world's and GSM8K's "Step k:" format, read only by the tutorial's pictures and texts: it lives in
-    tutorial.tasks (it was steps.step_body, in the core package)."""
+    tutorial.display_names (it was steps.step_body, in the core package)."""
     assert step_body("\n  Step 12: 3 + 4 = 7\nAnswer: 7") == "3 + 4 = 7\nAnswer: 7"
     assert step_body("3 + 4 = 7") == "3 + 4 = 7"  # no number to drop
     assert viz._tick_text(["Step 1: 2 + 3 = 5", "\n\nStep 2: 5 * 4 = 20"], [True, False], 1) == "✗ 5 * 4 = 20"

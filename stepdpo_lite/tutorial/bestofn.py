@@ -23,7 +23,7 @@ from ..models import adapter_base
 from ..reward_ensembles import CombinedRewardModel
 from ..rewards import InputTooLong, OutcomeRewardModel, ProcessRewardModel, sigmoid, step_delimiter_of
 from ..steps import DEFAULT_DELIMITER, extract_steps
-from . import labelling, tasks
+from . import display_names, paired_stats, policy_eval, task_problems, tasks
 
 PRM_AGGREGATIONS = ("min", "product", "last")
 FLOOR = -1e9
@@ -39,7 +39,7 @@ def _answer_number(value, method: str, allowed: str, who: str, where: str) -> fl
     """``value``, what a task's ``method`` returned, as ``checks.finite_number`` takes a number, else a ValueError
     naming ``who`` and ``where`` (the problem and candidate) and what docs/own_task.md allows: a str answer "29" never
     equals the gold 29.0, so every majority vote would count wrong silently, and a list answer was a TypeError inside
-    a Counter. A verdict is ``tasks.graded``'s."""
+    a Counter. A verdict is ``task_problems.graded``'s."""
     try:
         return finite_number(value, method, who)
     except ValueError:  # its own words: a task's method broke the contract, no setting (finite_number's YAML hint)
@@ -60,7 +60,7 @@ def gold_answer(problem, who: str = "gold_answer", where: str = "the problem") -
 
 
 def is_correct(problem, solution: str, who: str = "is_correct", where: str = "the solution") -> bool:
-    return tasks.graded(problem, solution, f"{who}: {where}")
+    return task_problems.graded(problem, solution, f"{who}: {where}")
 
 
 def step_labels(problem, solution: str):
@@ -70,7 +70,7 @@ def step_labels(problem, solution: str):
 
 def grade(problems, solutions) -> dict:
     """``solutions[i][j]`` -> ``{"correct", "answers"}`` (same shape) and ``"gold"`` (one per problem)."""
-    labelling.check_solution_lists(problems, solutions, "grade")
+    task_problems.check_solution_lists(problems, solutions, "grade")
     where = lambda i, j: f"problem {i}, candidate {j}"
     return {"correct": [[is_correct(p, s, "grade", where(i, j)) for j, s in enumerate(ss)]
                         for i, (p, ss) in enumerate(zip(problems, solutions))],
@@ -232,11 +232,11 @@ def score_candidates(model, problems, solutions) -> list[list]:
     (``step_delimiter_of``; the default where it states none), as ``search.beam_search`` and the trainer pass them
     (a candidate given as a step list is passed as it is). A model that returns a list for a candidate must return
     one reward per step: a list of another length is a ValueError naming the problem and candidate."""
-    labelling.check_solution_lists(problems, solutions, "score_candidates")
+    task_problems.check_solution_lists(problems, solutions, "score_candidates")
     score = reward_scorer(model, "score_candidates")
     delimiter = step_delimiter_of(model) or DEFAULT_DELIMITER
     steps = [[extract_steps(s, delimiter) if isinstance(s, str) else s for s in ss] for ss in solutions]
-    prompts = [pr for pr, ss in zip(labelling.prompts_of(problems, "score_candidates", texts_ok=True), solutions)
+    prompts = [pr for pr, ss in zip(task_problems.prompts_of(problems, "score_candidates", texts_ok=True), solutions)
                for _ in ss]
     problem_of = [i for i, ss in enumerate(solutions) for _ in ss]
     flat = iter(score_readable(score, prompts, [s for ss in steps for s in ss], "candidates", problem_of,
@@ -327,7 +327,7 @@ def combined_scores(combined_dir, problems, solutions, prm_dir=None, prm_step_re
     A part saved with the same weights as ``prm_dir`` / ``orm_dir`` reuses the rewards already computed
     (``prm_step_rewards`` / ``orm_rewards``) instead of scoring every candidate a second time.
     """
-    labelling.check_solution_lists(problems, solutions, "combined_scores")
+    task_problems.check_solution_lists(problems, solutions, "combined_scores")
     combined_dir = Path(combined_dir)
     config = CombinedRewardModel.read_config(combined_dir)  # checked as load checks it: weights, parts
     total = [[0.0] * len(ss) for ss in solutions]
@@ -418,7 +418,7 @@ def weighted_majority_vote(problems, candidates, scores, scale: str = "log_odds"
     weighs 0; a candidate without an answer (None) does not vote, and a NaN answer is refused (it equals no answer,
     not even itself: each would count apart); ties go to the answer met first, as in
     ``evaluation.majority_vote_accuracy`` (so do all-zero weights, when no candidate was readable)."""
-    labelling.check_solution_lists(problems, candidates, "weighted_majority_vote")
+    task_problems.check_solution_lists(problems, candidates, "weighted_majority_vote")
     if scale not in ("log_odds", "log_probability"):
         raise ValueError(f"weighted_majority_vote: scale must be 'log_odds' or 'log_probability', got {scale!r}")
     candidates, scores = _candidate_scores(candidates, scores, "weighted_majority_vote")
@@ -479,7 +479,7 @@ def mean_accuracies(per_problem: dict) -> dict:
 
 def paired_differences(per_problem: dict, pairs) -> dict:
     """Method A's accuracy minus method B's, with its 95% interval paired over the same problems
-    (``tasks.paired_difference``), for every N and every pair ``(A, B)`` of ``pairs`` that both ran at that N.
+    (``paired_stats.paired_difference``), for every N and every pair ``(A, B)`` of ``pairs`` that both ran at that N.
 
     ``per_problem``: ``{str(N): {method: [share of right answers per problem]}}``, from
     ``best_of_n_table(per_problem=True)`` or ``search.compare_at_budgets(per_problem=True)``. Returns
@@ -497,18 +497,18 @@ def paired_differences(per_problem: dict, pairs) -> dict:
     for n, row in per_problem.items():
         for a, b in pairs:
             if isinstance(row.get(a), list) and isinstance(row.get(b), list):
-                out.setdefault(n, {}).setdefault(a, {})[b] = tasks.paired_difference(row[a], row[b])
+                out.setdefault(n, {}).setdefault(a, {})[b] = paired_stats.paired_difference(row[a], row[b])
     return out
 
 
 def format_differences(diffs: dict, label: str = "N") -> str:
     """A text table of ``paired_differences``: one row per pair, named as the plot beside it names it ("PRM, min −
-    ORM": ``tasks.METHOD_NAMES``, a key of one's own as it is), one column per N (``label`` names it: "B" for
+    ORM": ``display_names.METHOD_NAMES``, a key of one's own as it is), one column per N (``label`` names it: "B" for
     budgets), each cell the difference in points ± the half-width of its 95% interval (a paired t-interval is
     symmetric about the difference)."""
     ns = sorted(diffs, key=int)
     pairs = list(dict.fromkeys((a, b) for n in ns for a, row in diffs[n].items() for b in row))
-    names = {(a, b): f"{tasks.method_name(a)} − {tasks.method_name(b)}" for a, b in pairs}
+    names = {(a, b): f"{display_names.method_name(a)} − {display_names.method_name(b)}" for a, b in pairs}
     width = max(map(len, ["A minus B, points", *names.values()])) + 1
     rows = [f"{'A minus B, points':<{width}}" + "".join(f"{label + '=' + n:>14}" for n in ns)]
     for a, b in pairs:
@@ -520,12 +520,12 @@ def format_differences(diffs: dict, label: str = "N") -> str:
 
 
 def format_table(table: dict[str, dict[str, float]]) -> str:
-    """A text table: one row per method, by the name the plot beside it gives it ("PRM, min": ``tasks.METHOD_NAMES``,
-    a method of one's own by its key), one column per N, each cell an accuracy in percent (as the plot; the
-    differences under it are in points); blank where the method did not run at that N."""
+    """A text table: one row per method, by the name the plot beside it gives it ("PRM, min":
+    ``display_names.METHOD_NAMES``, a method of one's own by its key), one column per N, each cell an accuracy in
+    percent (as the plot; the differences under it are in points); blank where the method did not run at that N."""
     ns = sorted(table, key=int)
     methods = list(dict.fromkeys(m for n in ns for m in table[n]))
-    names = {m: tasks.method_name(m) for m in methods}
+    names = {m: display_names.method_name(m) for m in methods}
     width = max(map(len, ["method", *names.values()])) + 1  # one's own method's longer name keeps the columns in line
     rows = [f"{'method':<{width}}" + "".join(f"{'N=' + n:>8}" for n in ns)]
     rows += [f"{names[m]:<{width}}" + "".join(f"{table[n][m]:>8.1%}" if m in table[n] else f"{'':>8}" for n in ns)
@@ -554,7 +554,7 @@ def accuracy(problems, solutions: list[str]) -> float:
 def recorded_greedy_accuracy(measured: dict, name: str, digest: str) -> float | None:
     """Notebook 04's greedy accuracy of policy ``name`` (``measured`` is ``metrics["policy"]``) when it holds for
     these very problems and unquantized weights, else None. Reused only then: the same count of problems drawn with
-    another seed is other problems (``digest``, ``tasks.problems_digest``, tells), and a 4-bit profile's rounds
+    another seed is other problems (``digest``, ``policy_eval.problems_digest``, tells), and a 4-bit profile's rounds
     measure their policies in 4 bits, while notebook 06 loads them unquantized."""
     if not isinstance(measured, dict):
         raise ValueError(f"recorded_greedy_accuracy: measured must be a dict (metrics['policy']), "
@@ -570,15 +570,15 @@ def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=N
                              max_new_tokens: int = 160, load=None, dtype=None, out=print) -> dict[str, float]:
     """Greedy final-answer accuracy of each policy on ``problems``, in the order of ``policies``: notebook 04's
     figure where it measured the same thing (``recorded_greedy_accuracy``), since generating every solution again
-    costs minutes on a GPU profile; else measured here (``tasks.evaluate_policy``, one greedy solution a problem).
+    costs minutes on a GPU profile; else measured here (``policy_eval.evaluate_policy``, one greedy solution a problem).
 
     ``policies``: name -> saved policy folder, or None for ``base``, the ``(model, tokenizer)`` already loaded.
     ``measured``: ``metrics["policy"]`` (``{}`` before notebook 04 ran). ``load``: path -> ``(model, tokenizer)``
     (default ``generation.load_policy``: unquantized, a LoRA adapter merged, in ``dtype``, None for the device's;
     a profile's is the one its policies were sampled and trained in, as notebook 04 measured them). One line per
     policy goes to ``out`` as it is done, so a long run shows its progress, by the name notebook 04 gives it
-    (``tasks.POLICY_NAMES``: "DPO + NLL", not ``dpo``; a policy of one's own by its key; ``policies``' keys stay the
-    returned ones)."""
+    (``display_names.POLICY_NAMES``: "DPO + NLL", not ``dpo``; a policy of one's own by its key; ``policies``' keys stay
+    the returned ones)."""
     if not isinstance(policies, dict) or not policies:
         raise ValueError(f"greedy_policy_accuracies: policies must be a non-empty dict of name -> folder (None for "
                          f"the base), got {policies!r:.60}")
@@ -589,20 +589,21 @@ def greedy_policy_accuracies(policies: dict, problems, measured: dict, *, base=N
     if not problems:
         raise ValueError("greedy_policy_accuracies: problems is empty")
     load = load or (lambda path: generation.load_policy(path, quantization=None, dtype=dtype))  # as 04 measured them
-    digest = tasks.problems_digest(problems)
+    digest = policy_eval.problems_digest(problems)
     accuracies = {}
     for name, path in policies.items():
         reused = recorded_greedy_accuracy(measured, name, digest)
         if reused is not None:
             accuracies[name] = reused
-            out(f"{tasks.method_name(name):20s} greedy accuracy {reused:.1%} on {len(problems)} test problems "
+            out(f"{display_names.method_name(name):20s} greedy accuracy {reused:.1%} on {len(problems)} test problems "
                 "(from 04)")
             continue
         model, tokenizer = base if path is None else load(path)
-        accuracies[name] = tasks.evaluate_policy(model, tokenizer, problems, n=1, temperature=0.0,
-                                                 where="greedy_policy_accuracies: problems", batch_size=batch_size,
-                                                 max_new_tokens=max_new_tokens, progress=False)["accuracy"]
-        out(f"{tasks.method_name(name):20s} greedy accuracy {accuracies[name]:.1%} on {len(problems)} test "
+        accuracies[name] = policy_eval.evaluate_policy(model, tokenizer, problems, n=1, temperature=0.0,
+                                                       where="greedy_policy_accuracies: problems",
+                                                       batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                                       progress=False)["accuracy"]
+        out(f"{display_names.method_name(name):20s} greedy accuracy {accuracies[name]:.1%} on {len(problems)} test "
             "problems")
         del model, tokenizer  # before the next one loads: two policies at once may not fit on a GPU
     return accuracies

@@ -57,7 +57,7 @@ from ..reward_ensembles import CombinedRewardModel
 from ..rewards import ProcessRewardModel, read_saved_config, sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps
 from . import bestofn, runs
-from .tasks import step_body
+from .display_names import step_body
 
 
 def step_auroc_by_position(step_scores, step_labels) -> list[dict]:

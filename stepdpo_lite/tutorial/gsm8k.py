@@ -4,7 +4,7 @@ The toy world has a checker for every step; GSM8K (Cobbe et al. 2021, arXiv:2110
 final answer. Step labels there come from Monte-Carlo completions (``labelling.mc_step_labels``,
 Math-Shepherd) with ``is_correct`` below as the answer check.
 
-``GSM8KProblem`` implements the task interface of ``tasks.py`` (``prompt`` is always the chat-formatted
+``GSM8KProblem`` implements the problem contract of ``task_problems.py`` (``prompt`` is always the chat-formatted
 question alone; ``is_correct``, ``final_answer``, ``gold_answer``, ``step_labels`` -> None: no step checker).
 """
 
@@ -23,7 +23,8 @@ from ..checks import list_of, positive_int, warn_user
 from ..data import BadField, check_records, read_json_records, records_of, text_value
 from ..evaluation import first_error_index
 from ..steps import DEFAULT_DELIMITER, extract_steps
-from . import labelling, toyworld
+from . import labelling
+from .task_problems import Verdict, answer_check, check_solution_lists, prompts_of
 
 # The instruction makes an instruct model write steps the default delimiter "\n\nStep" can split.
 INSTRUCTION = ("Solve the math problem step by step. Start each step on a new paragraph with 'Step k:' "
@@ -103,7 +104,7 @@ def answer_matches(solution: str, answer: str | float) -> bool:
 class GSM8KProblem:
     """A GSM8K problem: ``prompt`` (the chat-formatted question, a ``str``; never the answer), ``answer``
     (the reference final answer) and, for cost estimates only, the reference ``solution`` (never shown to a
-    model). Grades like a toy ``Problem`` (the task interface of ``tasks.py``), with no step checker."""
+    model). Grades like a toy ``Problem`` (the problem contract of ``task_problems.py``), with no step checker."""
 
     question: str
     answer: str
@@ -309,7 +310,7 @@ def load_problems(tokenizer, n_train: int, n_eval: int, seed: int = 0, name: str
 def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, seed: int = 0, *,
                 batch_size: int = 16, max_new_tokens: int = 512, temperature: float = 1.0,
                 rollout_correct: bool = False, progress: bool = True) -> list:
-    """Per-problem lists of ``toyworld.Verdict``, one per solution, whose step labels are Monte-Carlo hard estimates
+    """Per-problem lists of ``Verdict``, one per solution, whose step labels are Monte-Carlo hard estimates
     (Math-Shepherd, Wang et al. 2024): step k is good if a completion after it reaches the answer. A blank solution
     gets the verdict the toy world's checker gives one (no steps, a wrong answer), so that verdicts and solutions
     zip as they do on the toy task.
@@ -319,8 +320,8 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
     it is itself a completion that reaches the answer after each of its steps, so every hard label is True.
     Before any rollout, a warning when most samples are one step (``warn_of_one_step_samples``: another layout).
     """
-    labelling.check_solution_lists(problems, solutions, "mc_verdicts")
-    labelling.prompts_of(problems, "mc_verdicts")  # a prompt str is no problem (no is_correct)
+    check_solution_lists(problems, solutions, "mc_verdicts")
+    prompts_of(problems, "mc_verdicts")  # a prompt str is no problem (no is_correct)
     for i, sols in enumerate(solutions):  # a None (a failed sample) was an AttributeError on .strip()
         for j, s in enumerate(sols):
             if not isinstance(s, str):
@@ -333,7 +334,7 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
 
     def graded(j: int, text: str, what: str = "") -> bool:  # a 1 is refused here, naming the problem
         i, k, _ = flat[j]
-        return labelling.answer_check(problems[i].is_correct(text), f"mc_verdicts: problem {i}, solution {k}{what}")
+        return answer_check(problems[i].is_correct(text), f"mc_verdicts: problem {i}, solution {k}{what}")
 
     right = [graded(j, s) for j, (_, _, s) in enumerate(flat)]
     todo = [j for j in range(len(flat)) if rollout_correct or not right[j]]
@@ -343,8 +344,8 @@ def mc_verdicts(policy, tokenizer, problems, solutions, n_rollouts: int = 8, see
                                   n=n_rollouts, seed=seed, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                   temperature=temperature, progress=progress) if todo else {"labels": []}
     labels = {j: list(lab) for j, lab in zip(todo, mc["labels"])}
-    out = [[toyworld.Verdict([], -1, False) for _ in sols] for sols in solutions]  # blanks keep this one
+    out = [[Verdict([], -1, False) for _ in sols] for sols in solutions]  # blanks keep this one
     for j, ((i, k, _), st) in enumerate(zip(flat, steps)):
         lab = labels.get(j, [True] * len(st))
-        out[i][k] = toyworld.Verdict(lab, first_error_index(lab), right[j], steps=st)
+        out[i][k] = Verdict(lab, first_error_index(lab), right[j], steps=st)
     return out

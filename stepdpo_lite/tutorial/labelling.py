@@ -15,6 +15,9 @@
   sample's labels say.
 - ``datasets_by_split``: the four datasets of every split, as notebook 01 saves them; ``data_metrics``: the ``data``
   section of ``metrics.json`` it records.
+
+The ``Verdict`` these builders read, and the checks of problems, solution lists and answer checks they run first
+(``prompts_of``, ``check_solution_lists``, ``answer_check``), are every task's contract: ``task_problems``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numbers
 import random
 import re
 from collections import Counter
-from typing import Callable, Iterable, Sequence, Sized
+from typing import Callable, Sequence
 
 import numpy as np
 from datasets import Dataset
@@ -38,51 +41,9 @@ from ..data import (check_records, list_value, text_value, validate_outcome, val
 from ..rewards import mistake_made_here_labels
 from ..steps import DEFAULT_DELIMITER, extract_steps
 from . import toyworld
+from .task_problems import Verdict, answer_check, check_solution_lists, prompts_of
 
 logger = logging.getLogger("stepdpo_lite.data")
-
-
-def prompts_of(problems, where: str = "prompts_of", texts_ok: bool = False) -> list[str]:
-    """The prompt texts of ``problems``; one str, one problem (not in a list), or a problem whose ``prompt`` is not a
-    str (a prompt given for its problem), raises, naming its index. ``texts_ok=True``: a str in the list is its own
-    prompt, for a caller that needs only the prompts (``bestofn.score_candidates`` on a user's own prompts); the
-    others read more of a problem (its checker, its answer), so a prompt text there is refused."""
-    if isinstance(problems, str):  # would be read a character at a time
-        raise ValueError(f"{where}: problems must be a list of a task's problems (each with a .prompt), not a str")
-    if hasattr(problems, "prompt") or not isinstance(problems, Iterable):  # was "'Problem' object is not iterable"
-        raise ValueError(f"{where}: problems must be a list of a task's problems, got one {type(problems).__name__}: "
-                         "wrap it in a list ([problem])")
-    out = []
-    for i, p in enumerate(problems):
-        prompt = getattr(p, "prompt", None)
-        if isinstance(p, str) and texts_ok:  # its own prompt
-            out.append(p)
-            continue
-        if isinstance(p, str):  # a prompt text in place of its problem: "must be a str, got NoneType (a str)" was all
-            raise ValueError(f"{where}: problem {i}: its prompt must be a str, got NoneType (a str has no .prompt: "
-                             "problems must be problem objects with a .prompt, e.g. toyworld.Problem or "
-                             "gsm8k.GSM8KProblem, not their prompt texts)")
-        if not isinstance(prompt, str):
-            raise ValueError(f"{where}: problem {i}: its prompt must be a str, got {type(prompt).__name__} (a "
-                             f"{type(p).__name__}); pass problems of a task (toyworld.Problem, gsm8k.GSM8KProblem)"
-                             f"{' or prompt texts (str)' if texts_ok else ''}")
-        out.append(prompt)
-    return out
-
-
-def check_solution_lists(problems, solutions, where: str) -> None:
-    """One list of solutions per problem: a length mismatch would be cut to the shorter by ``zip``, and one str per
-    problem read as its characters, silently."""
-    if isinstance(problems, str) or isinstance(solutions, str):
-        raise ValueError(f"{where}: expected a list of problems and one list of solutions per problem, got a str")
-    for i, sols in enumerate(solutions):  # before the counts: a flat list of texts is told as that, whatever its length
-        if isinstance(sols, str):
-            raise ValueError(f"{where}: solutions[{i}] is one str; give a list of solutions per problem "
-                             "(as sample_solutions returns)")
-        if not isinstance(sols, Sized) or not isinstance(sols, Iterable):  # None (a failed sample) was a TypeError
-            raise ValueError(f"{where}: solutions[{i}] must be a list of solutions, got {type(sols).__name__}")
-    if len(problems) != len(solutions):
-        raise ValueError(f"{where}: {len(problems)} problems but {len(solutions)} lists of solutions")
 
 
 def _split_as_its_verdict(text: str, steps: list[str], delimiter: str, where: str) -> None:
@@ -115,7 +76,7 @@ def _split_as_its_verdict(text: str, steps: list[str], delimiter: str, where: st
                      f"steps were split by{opening}")
 
 
-def _task_verdict(problem, text: str, where: str) -> toyworld.Verdict:
+def _task_verdict(problem, text: str, where: str) -> Verdict:
     """``problem.verdict(text)``; a ValueError there (a ``Verdict`` its checker made whose fields break the contract:
     "Verdict: error_kinds must be a list ...") is raised again naming the problem and solution (``where``). Any other
     exception, a bug in the task's own code, passes unchanged."""
@@ -126,12 +87,13 @@ def _task_verdict(problem, text: str, where: str) -> toyworld.Verdict:
 
 
 def _verdicts(problems, solutions, verdicts=None, who: str = "labelling",
-              delimiter: str | None = None) -> list[list[tuple[str, toyworld.Verdict]]]:
+              delimiter: str | None = None) -> list[list[tuple[str, Verdict]]]:
     """``(text, verdict)`` for the non-blank solutions of each problem (blank ones are counted by ``_blanks``).
 
-    ``verdicts[i]`` (optional) holds one ``toyworld.Verdict`` per solution of problem i, or per non-blank
+    ``verdicts[i]`` (optional) holds one ``Verdict`` per solution of problem i, or per non-blank
     one (the two cannot be confused: they differ in length whenever there is a blank); else the problem's own checker
-    runs: its ``verdict(solution)``, the task protocol's (``tasks.TaskProblem``; a toy ``Problem``'s is ``check``).
+    runs: its ``verdict(solution)``, the task protocol's (``task_problems.TaskProblem``; a toy ``Problem``'s is
+    ``check``).
     ``who`` (the builder) opens the error messages. ``delimiter``: a builder's ``delimiter=`` (the pair builders',
     Monte-Carlo labels'): it splits a verdict without steps, and must split the text into a verdict's own steps
     (``_split_as_its_verdict``); None (the builders without one): the default splits, nothing is checked.
@@ -139,7 +101,7 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling",
     check_solution_lists(problems, solutions, who)
     if verdicts is not None:  # a str or one Verdict was a len() clash or a TypeError
         verdicts = list_of(verdicts, f"{who}: verdicts", "lists of verdicts (one per problem)")
-        verdicts = [list_of(vs, f"{who}: verdicts[{i}]", "toyworld.Verdicts (one per solution)")
+        verdicts = [list_of(vs, f"{who}: verdicts[{i}]", "task_problems.Verdicts (one per solution)")
                     for i, vs in enumerate(verdicts)]
     if verdicts is not None and len(verdicts) != len(problems):
         raise ValueError(f"{who}: {len(problems)} problems but {len(verdicts)} lists of verdicts")
@@ -150,7 +112,7 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling",
 
     for i, problem in enumerate(problems):
         if verdicts is None and not callable(getattr(problem, "verdict", None)):
-            raise no_checker(i, "it has no verdict(solution) method (tasks.TaskProblem)")
+            raise no_checker(i, "it has no verdict(solution) method (task_problems.TaskProblem)")
     for i, sols in enumerate(solutions):  # else a None (a failed sample) is an AttributeError on .strip() below
         for j, s in enumerate(sols):
             if not isinstance(s, str):
@@ -173,8 +135,8 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling",
                              f"({len(texts)} non-blank)")
         checked = []
         for j, s, v in zip(kept, texts, vs):
-            if not isinstance(v, toyworld.Verdict):  # e.g. its step labels: an AttributeError on .steps
-                raise ValueError(f"{who}: problem {i}, solution {j}: its verdict must be a toyworld.Verdict, got "
+            if not isinstance(v, Verdict):  # e.g. its step labels: an AttributeError on .steps
+                raise ValueError(f"{who}: problem {i}, solution {j}: its verdict must be a task_problems.Verdict, got "
                                  f"{type(v).__name__}")
             reason = v.invalid_reason()  # Verdict() checks its fields when made; a field set since was not
             if reason:
@@ -469,15 +431,6 @@ def datasets_by_split(problems: dict, solutions: dict, verdicts: dict, *, seed: 
 
 # ----------------------------------------------------------------------------- Monte-Carlo step labels
 
-def answer_check(returned, where: str, name: str = "the problem's is_correct") -> bool:
-    """``returned``, what an answer check (``name``) returned, as a bool; numpy's bool, 0 and 1 are bools. "False" or
-    None was read by its truth value, every sample right or wrong. ``where`` names the problem and solution."""
-    if not (isinstance(returned, (bool, np.bool_, numbers.Integral)) and returned in (0, 1)):
-        raise ValueError(f"{where}: {name} must return a bool (docs/own_task.md), got {type(returned).__name__} "
-                         f"{returned!r:.40}")
-    return bool(returned)
-
-
 def mc_step_labels(model, tokenizer, prompts: Sequence[str], solutions: Sequence[Sequence[str]],
                    is_correct: Callable[[int, str], bool], *, n: int = 8, temperature: float = 1.0,
                    batch_size: int = 64, max_new_tokens: int = 160, seed: int = 0, progress: bool = True,
@@ -537,7 +490,7 @@ def problem_mc_step_labels(model, tokenizer, problems, solutions, **kw) -> Datas
 
 
 def verdict_summary(verdicts) -> dict:
-    """What a sample's verdicts say (``verdicts``: one list of ``toyworld.Verdict`` per problem): how many solutions,
+    """What a sample's verdicts say (``verdicts``: one list of ``Verdict`` per problem): how many solutions,
     the share whose final answer is right, how many have no wrong step, how many reach the right answer through a
     wrong step (a lucky slip: outcome labels call every step of it right), and what the first mistake was (its
     error kind -> how many, most common first; labels made without error kinds, e.g. Monte-Carlo ones, have none)."""
@@ -545,12 +498,12 @@ def verdict_summary(verdicts) -> dict:
     for i, vs in enumerate(list_of(verdicts, "verdict_summary: verdicts", "verdict lists (one per problem)")):
         for j, v in enumerate(list_of(vs, f"verdict_summary: verdicts[{i}]", "verdicts")):
             # a field set after Verdict() checked them: first_error None was a TypeError, too few kinds an IndexError
-            reason = v.invalid_reason() if isinstance(v, toyworld.Verdict) else f"not a toyworld.Verdict: {v!r:.40}"
+            reason = v.invalid_reason() if isinstance(v, Verdict) else f"not a task_problems.Verdict: {v!r:.40}"
             if reason:
                 raise ValueError(f"verdict_summary: verdicts[{i}][{j}]: {reason}")
             flat.append(v)
     if not flat:
-        raise ValueError("verdict_summary: expected toyworld.Verdict objects, got none")
+        raise ValueError("verdict_summary: expected task_problems.Verdict objects, got none")
     kinds = Counter(v.error_kinds[v.first_error] for v in flat if v.first_error >= 0 and v.error_kinds)
     return {"solutions": len(flat), "accuracy": sum(v.answer_correct for v in flat) / len(flat),
             "no_step_wrong": sum(v.first_error < 0 for v in flat),

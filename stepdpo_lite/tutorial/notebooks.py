@@ -53,7 +53,7 @@ from ..atomic import write_atomic
 from ..checks import list_of
 from . import runs
 from .profiles import PROFILES, get_profile, prepare_profile
-from .toyworld import missing_tiny_model_message
+from .tiny_models import missing_tiny_model_message
 
 NOTEBOOK_DIR = runs.NOTEBOOK_DIR
 NOTEBOOKS = [

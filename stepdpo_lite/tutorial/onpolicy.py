@@ -44,7 +44,7 @@ from ..models import (default_bf16, prepare_adapters, resolve_device, resolve_dt
 from ..rewards import ProcessRewardModel, sigmoid
 from ..stepwise_data import STEP_PAIRINGS
 from ..trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer
-from . import budget, diagnostics, runs, tasks
+from . import budget, diagnostics, paired_stats, policy_eval, runs
 from .colab import drop_log_printer
 from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer,
                                    TopRivalStepDPOTrainer)
@@ -54,7 +54,7 @@ from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, 
 from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, tiny_model_folder, written_as_path
 from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
 from .onpolicy_resume import SavedRound, load_round_policy, rounds_settings, save_rounds, saved_rounds
-from .toyworld import load_tiny_base, missing_tiny_model_message
+from .tiny_models import load_tiny_base, missing_tiny_model_message
 
 METHODS = ("dpo", "stepwise_dpo", "nll_only")
 PAIR_KINDS = ("solution", "step", "both")
@@ -565,9 +565,9 @@ def sample_round(policies: Mapping[str, object], tokenizer, prm, problems, rs: R
         if k == 0:
             continue
         with generation.evaluating(policies[name]):
-            sols = tasks.sample_solutions(policies[name], tokenizer, problems, n=k, temperature=rs.temperature,
-                                          batch_size=rs.batch_size, max_new_tokens=rs.max_new_tokens, seed=seed + j,
-                                          progress=rs.progress)
+            sols = policy_eval.sample_solutions(policies[name], tokenizer, problems, n=k, temperature=rs.temperature,
+                                                batch_size=rs.batch_size, max_new_tokens=rs.max_new_tokens,
+                                                seed=seed + j, progress=rs.progress)
         for row, labelled in zip(samples, label_samples(prm, problems, sols, rs.threshold, policy=name,
                                                         batch_size=rs.batch_size, progress=rs.progress)):
             row += labelled
@@ -685,7 +685,7 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
         record.setdefault(method, {})["train_seconds"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
     for method in methods:
-        record.setdefault(method, {}).update(tasks.greedy_and_sampled_accuracy(
+        record.setdefault(method, {}).update(policy_eval.greedy_and_sampled_accuracy(
             policies[method], tokenizer, eval_problems, n_sampled=n_sampled, batch_size=rs.batch_size,
             max_new_tokens=rs.max_new_tokens, seed=seed, per_problem=True, progress=rs.progress))
     minus = stepwise_minus({m: record[m]["per_problem"] for m in methods})
@@ -698,16 +698,16 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
 
 def stepwise_minus(right: Mapping[str, dict]) -> dict | None:
     """Stepwise DPO's accuracy minus each other policy's of ``right`` (name -> the ``"per_problem"`` counts of
-    ``tasks.greedy_and_sampled_accuracy``, all on the same problems; ``"base"`` is left out: the methods are
+    ``policy_eval.greedy_and_sampled_accuracy``, all on the same problems; ``"base"`` is left out: the methods are
     compared with each other), greedy and sampled, each with its paired 95% interval
-    (``tasks.accuracy_differences``). None when there is nothing to compare: no Stepwise DPO policy, or fewer than
-    two problems (a paired interval needs two or more). Notebook 04's one-round runs and every on-policy round
+    (``paired_stats.accuracy_differences``). None when there is nothing to compare: no Stepwise DPO policy, or fewer
+    than two problems (a paired interval needs two or more). Notebook 04's one-round runs and every on-policy round
     (``run_round``'s ``stepwise_dpo_minus``) are compared by it."""
     if "stepwise_dpo" not in right:
         return None
     if len(right["stepwise_dpo"]["greedy_right"]) < 2:
         return None
-    return {m: tasks.accuracy_differences(right["stepwise_dpo"], counts) for m, counts in right.items()
+    return {m: paired_stats.accuracy_differences(right["stepwise_dpo"], counts) for m, counts in right.items()
             if m not in ("base", "stepwise_dpo")}
 
 
@@ -727,7 +727,7 @@ def rounds_start_figures(base: dict, start_policy, tokenizer, problems, rs: Roun
                          quantized: bool, n_sampled: int = 2, seed: int = 0) -> dict:
     """The rounds' round-0 row: the start policy as the rounds measure it. The rounds measure the policies they
     train as they are, in 4 bits on a quantized (QLoRA) profile (``run_round``), where notebook 04's one-round
-    evaluation (``tasks.evaluate_saved_policies``) measured the base merged into 16 bits: faster, and not the same
+    evaluation (``policy_eval.evaluate_saved_policies``) measured the base merged into 16 bits: faster, and not the same
     numbers. So on a quantized profile ``start_policy`` (any method's copy: none has trained yet) is measured again,
     with the rounds' batch size and token budget (``rs``); otherwise, and with no rounds to compare it with
     (``rounds`` = 0), the one-round evaluation's ``base`` figures serve. A ``start_policy`` a round has trained
@@ -735,9 +735,9 @@ def rounds_start_figures(base: dict, start_policy, tokenizer, problems, rs: Roun
     refuse_trained_policies({"start_policy": start_policy}, "rounds_start_figures")
     if not quantized or not rounds:
         return base
-    return tasks.greedy_and_sampled_accuracy(start_policy, tokenizer, problems, n_sampled=n_sampled,
-                                             batch_size=rs.batch_size, max_new_tokens=rs.max_new_tokens, seed=seed,
-                                             progress=rs.progress)
+    return policy_eval.greedy_and_sampled_accuracy(start_policy, tokenizer, problems, n_sampled=n_sampled,
+                                                   batch_size=rs.batch_size, max_new_tokens=rs.max_new_tokens,
+                                                   seed=seed, progress=rs.progress)
 
 
 def round_problems(problems: Sequence, per_round: int | None, round_index: int) -> list:

@@ -5,7 +5,7 @@
 its 95% interval (``onpolicy.stepwise_minus``); ``metrics_of`` and ``policy_metrics`` make the ``policy`` section of
 ``metrics.json``; ``format_one_round_sampled`` is notebook 06's line on notebook 04's one-round runs; ``seed_summary``
 and ``format_seed_summary`` judge the goal over several seeds (``scripts/seed_spread.py``). Every method goes by its
-name in the figures (``tasks.method_name``); the rounds' figure is ``viz.plot_onpolicy_rounds``.
+name in the figures (``display_names.method_name``); the rounds' figure is ``viz.plot_onpolicy_rounds``.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import numpy as np
 from scipy import stats
 
 from ..checks import finite_number
+from .display_names import method_name
 from .onpolicy import METHODS
-from .tasks import method_name
 
 
 def format_stepwise_minus(diffs: dict) -> list[str]:
-    """Stepwise DPO minus each other method (method -> ``tasks.accuracy_differences``), in points, with the 95%
+    """Stepwise DPO minus each other method (method -> ``paired_stats.accuracy_differences``), in points, with the 95%
     interval: a header and a line per method."""
     def points(d):
         return f"{100 * d['difference']:+5.1f} ({100 * d['low']:+.1f} to {100 * d['high']:+.1f})"
@@ -92,7 +92,7 @@ def rounds_table(records: Sequence[dict], base: dict | None = None, methods: Seq
 def format_one_round_sampled(metrics: dict) -> str:
     """What notebook 06's greedy-vs-sampled plot leaves out: each method's sampled accuracy (T = 1) after notebook
     04's one round on the checker's labels (``policy.one_round_gold_labels.<method>.sampled_accuracy``), in percent
-    as the plot above it, each by its name in the plot and in notebook 04 (``tasks.method_name``)."""
+    as the plot above it, each by its name in the plot and in notebook 04 (``display_names.method_name``)."""
     one_round = metrics.get("policy", {}).get("one_round_gold_labels") or {}
     if not one_round:
         return "(no one-round runs recorded: notebook 04 makes them)"

@@ -17,7 +17,7 @@ from accelerate.utils import is_peft_model
 from safetensors.torch import load_file, save_file
 
 from ..atomic import save_atomic
-from . import tasks
+from . import policy_eval
 
 
 ROUNDS_FILE = "rounds.json"  # in run_rounds' save_dir, beside one folder of weights per method
@@ -62,8 +62,8 @@ def rounds_settings(policies: Mapping, train_problems, eval_problems, rs, ts, *,
     values = {"round_settings": {k: v for k, v in dataclasses.asdict(rs).items() if k != "progress"},
               "train_settings": dataclasses.asdict(ts), "problems_per_round": problems_per_round, "seed": seed,
               "n_sampled": n_sampled, "shared_start": shared_start, "methods": list(methods),
-              "train_problems": tasks.problems_digest(train_problems),
-              "eval_problems": tasks.problems_digest(eval_problems),
+              "train_problems": policy_eval.problems_digest(train_problems),
+              "eval_problems": policy_eval.problems_digest(eval_problems),
               "start_policies": {m: weights_digest(policies[m]) for m in methods},
               # a LoRA round trains the adapter alone, whose start weights do not tell one base from another
               "lora_bases": {m: policies[m].get_base_model().config.name_or_path for m in methods

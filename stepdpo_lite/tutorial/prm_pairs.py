@@ -36,7 +36,7 @@ from ..evaluation import predict_first_error
 from ..rewards import InputTooLong, sigmoid, step_delimiter_of
 from ..steps import DEFAULT_DELIMITER, extract_steps
 from .bestofn import reward_scorer
-from .tasks import check_problems, graded
+from .task_problems import check_problems, graded
 
 REJECTED_PROBS = ("prm", "first_error")
 

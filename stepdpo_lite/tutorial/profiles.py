@@ -21,7 +21,7 @@ from ..checks import documented_fields, finite_number, flag, positive_int, warn_
 from ..models import DEFAULT_LORA, load_model
 from . import gsm8k
 from .smoke import GSM8K_SLICE, ensure_smoke_base, smoke_base_dir
-from .toyworld import TINY_BASE_DIR, TINY_VERIFIER_DIR
+from .tiny_models import TINY_BASE_DIR, TINY_VERIFIER_DIR
 
 
 # Notebook 04's two protocols for its on-policy rounds (onpolicy.TrainSettings fields; onpolicy.protocol reads them),
@@ -335,9 +335,9 @@ def written_as_path(name: str) -> bool:
 
 def tiny_model_folder(name: str) -> bool:
     """Whether a profile's model name is a folder that holds a tiny model this kit trained (``data/tiny-base``, one
-    fine-tuned on your own task by ``tiny_base.fine_tune_base``, or a tiny verifier): ``toyworld.save_tiny_model`` and
-    the verifier pretraining write its ``training_log.json``. A local copy of an LLM has none; a Hub id is no folder.
-    A relative name is read from the working directory, as the model is loaded."""
+    fine-tuned on your own task by ``tiny_base.fine_tune_base``, or a tiny verifier): ``tiny_models.save_tiny_model``
+    and the verifier pretraining write its ``training_log.json``. A local copy of an LLM has none; a Hub id is no
+    folder. A relative name is read from the working directory, as the model is loaded."""
     return os.path.isfile(os.path.join(os.path.expanduser(name), "training_log.json"))
 
 

@@ -374,7 +374,7 @@ def mistake_labels(line_labels: Sequence[bool], correct: bool) -> list[bool]:
     pushes down on a rejected solution: False only on a line whose own calculator annotation is wrong; a later line
     that computes right on the wrong number stays True. An incorrect solution whose lines all pass gets its last
     line (the answer) marked wrong, as in ``process_labels``: the mistake is somewhere the calculator cannot see.
-    The same rule as ``toyworld.Verdict.mistake_labels`` (the toy checker's error kinds) and
+    The same rule as ``task_problems.Verdict.mistake_labels`` (the toy checker's error kinds) and
     ``rewards.mistake_made_here_labels`` (a PRM's probabilities, where a drop is the mistake made).
     """
     return _blame_the_answer(_line_verdicts(line_labels, correct, "mistake_labels"), correct)

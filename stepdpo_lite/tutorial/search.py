@@ -25,7 +25,7 @@ solutions: a fair comparison with best-of-B. **DVTS** (diverse verifier tree sea
   the PRM read).
 
 Nothing here is specific to the toy world: problems only need ``.prompt`` (a ``str``, chat-formatted on
-GSM8K), ``.is_correct`` and ``.final_answer`` (``tasks.py``); the policy is any causal LM with its tokenizer,
+GSM8K), ``.is_correct`` and ``.final_answer`` (``task_problems.py``); the policy is any causal LM with its tokenizer,
 or any ``sampler(texts, n, max_new_tokens, leads) -> list[list[Generation]]``; the PRM anything with
 ``score_solutions(prompts, step_lists)``.
 
@@ -50,9 +50,9 @@ from ..losses import check_aggregation
 from ..rewards import step_delimiter_of
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
-from .labelling import prompts_of
 from .search_report import check_search_results, chosen_accuracy, pruning_report
 from .step_generation import Generation, check_token_counts, generate
+from .task_problems import prompts_of
 
 FLOOR = bestofn.FLOOR  # the score of a prefix the PRM cannot read (blank, longer than its context)
 ANSWER_PATTERN = r"(?m)^[ \t]*(?:Answer:|####)"  # a line that states the final answer ends a solution

@@ -24,9 +24,9 @@ from typing import Callable, Sequence
 from ..checks import list_of, positive_int
 from ..rewards import sigmoid
 from . import bestofn
-from .labelling import check_solution_lists
+from .display_names import method_name
 from .step_generation import check_token_counts
-from .tasks import method_name
+from .task_problems import check_solution_lists
 
 
 # ----------------------------------------------------------------------------- the candidates and the chosen solutions
@@ -224,8 +224,8 @@ def format_example(problem, result, candidates: Sequence[str], candidate_tokens:
 
 def format_comparison(table: dict) -> str:
     """A text table: one row per method, by the name the plot beside it gives it ("beam search, PRM":
-    ``tasks.METHOD_NAMES``), accuracy (in percent, as the text; the differences under it are in points) and tokens per
-    problem at each budget; blank where the method did not run at that budget."""
+    ``display_names.METHOD_NAMES``), accuracy (in percent, as the text; the differences under it are in points) and
+    tokens per problem at each budget; blank where the method did not run at that budget."""
     budgets = sorted(table, key=int)
     methods = list(dict.fromkeys(m for b in budgets for m in table[b]["tokens"]))
     names = {m: method_name(m) for m in methods}

@@ -28,7 +28,7 @@ from ..checks import list_of, positive_int
 from ..generation import (check_sampling, eos_token_ids, exact_sampling, prompt_texts, record_prompts,
                           sampling_arguments)
 from ..steps import DEFAULT_DELIMITER
-from .labelling import prompts_of
+from .task_problems import prompts_of
 from .tasks import check_spelled
 
 STOPS = ("eos", "delimiter", "length")  # why a row stopped (Generation.stop)
@@ -163,8 +163,8 @@ def generate(model, tokenizer, texts: Sequence[str], n: int = 1, *, delimiter: s
 def sample_candidates(model, tokenizer, problems, n: int, *, temperature: float = 1.0, max_new_tokens: int = 160,
                       batch_size: int = 64, seed: int = 0) -> tuple[list[list[str]], list[list[int]]]:
     """``n`` whole solutions per problem (best-of-N candidates) and the tokens generated for each, counted
-    exactly (``generate`` without a delimiter: the same sampling as ``tasks.sample_solutions``; every EOS id of the
-    tokenizer and of the model's generation config ends a candidate, as it ends a search's step). A prompt the
+    exactly (``generate`` without a delimiter: the same sampling as ``policy_eval.sample_solutions``; every EOS id of
+    the tokenizer and of the model's generation config ends a candidate, as it ends a search's step). A prompt the
     tokenizer cannot spell is a ValueError naming its problem and characters, as there (``tasks.check_spelled``)."""
     positive_int(seed, "seed", "sample_candidates", minimum=0)  # None would leave torch's generator as it is
     prompts = prompts_of(problems, "sample_candidates")

@@ -1,9 +1,10 @@
 """Training the toy world's tiny base policy (``data/tiny-base``), and measuring it.
 
-A ~1M-parameter Llama (``toyworld.build_tiny_model``) trained on gold solutions mixed with solutions that carry one
+A ~1M-parameter Llama (``tiny_models.build_tiny_model``) trained on gold solutions mixed with solutions that carry one
 arithmetic or copy error (``toyworld.noisy_training_text``), stopped early once its greedy validation accuracy
 reaches a target: imperfect on purpose, so that reward models and Stepwise DPO have real mistakes to find and fix.
-``fine_tune_base`` trains it the same way on your own task's texts (docs/own_task.md).
+``fine_tune_base`` trains it the same way on your own task's texts (docs/own_task.md). The model's files (the shipped
+paths, tokenizer, model, load and save) are ``tiny_models``'; the reward base is trained by ``verifier_pretraining``.
 
     python -m stepdpo_lite.tutorial.tiny_base train-base --out data/tiny-base --seed 0  # options: TinyBaseConfig
     python -m stepdpo_lite.tutorial.tiny_base eval-base --model data/tiny-base
@@ -24,9 +25,10 @@ from datasets import Dataset
 
 from ..atomic import check_replaceable
 from ..checks import finite_number, list_of, positive_int, warn_user
-from . import labelling, tasks
-from .toyworld import (TINY_BASE_DIR, build_tiny_model, build_tokenizer, load_tiny_base, make_problems,
-                       noisy_training_text, refuse_shipped_out, save_tiny_model)
+from . import policy_eval, task_problems, tasks
+from .tiny_models import (TINY_BASE_DIR, build_tiny_model, build_tokenizer, load_tiny_base, refuse_shipped_out,
+                          save_tiny_model)
+from .toyworld import make_problems, noisy_training_text
 
 
 def _training_texts(prompts, solutions, where: str) -> tuple[list[str], list[str]]:
@@ -165,7 +167,7 @@ def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[s
                     eval_every=eval_every)
     _check_out("fine_tune_base", out)
     # checked before the training, not at its first evaluation; the checked list is used (a generator is read up)
-    if not (eval_problems := tasks.check_problems(eval_problems, "fine_tune_base: eval_problems")):
+    if not (eval_problems := task_problems.check_problems(eval_problems, "fine_tune_base: eval_problems")):
         raise ValueError("fine_tune_base: eval_problems is empty; the training stops by their accuracy")
     base = Path(base or os.environ.get("STEPDPO_TINY_BASE", TINY_BASE_DIR))  # as load_tiny_base reads it
     if Path(out).resolve() == base.resolve():  # the shipped data/tiny-base, which every notebook loads
@@ -175,7 +177,7 @@ def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[s
     set_seed(seed)
     model, tokenizer = load_tiny_base(base)
     # checked now, not by the first evaluation's sampling: that comes after eval_every training steps
-    tasks.check_spelled(tokenizer, labelling.prompts_of(eval_problems), "fine_tune_base: eval_problems")
+    tasks.check_spelled(tokenizer, task_problems.prompts_of(eval_problems), "fine_tune_base: eval_problems")
     prompts, solutions = _training_texts(prompts, solutions, "fine_tune_base")  # lists: a row's are named below
     ds = _lm_rows(tokenizer, prompts, solutions)
     input_ids = ds["input_ids"]  # read from Arrow once: each ds["input_ids"] converts every row again
@@ -213,7 +215,7 @@ def _train(model, tokenizer, ds, eval_problems, out, settings: dict, *, max_step
             if state.global_step % eval_every:
                 return
             model.eval()
-            result = tasks.evaluate_policy(model, tokenizer, eval_problems, progress=False, where=evaluated)
+            result = policy_eval.evaluate_policy(model, tokenizer, eval_problems, progress=False, where=evaluated)
             model.train()
             acc, kinds = result["accuracy"], result.get("first_error_kinds")  # None: problems without a checker
             log.append({"step": state.global_step, "val_greedy_accuracy": acc, "first_error_kinds": kinds})
@@ -268,8 +270,8 @@ def main(argv=None):
     else:
         model, tok = load_tiny_base(args.model)
         test = make_problems(args.n, "test", seed=args.seed)
-        result = {"greedy": tasks.evaluate_policy(model, tok, test, n=1, temperature=0.0),
-                  "sampled_t1": tasks.evaluate_policy(model, tok, test, n=4, temperature=1.0, seed=args.seed)}
+        result = {"greedy": policy_eval.evaluate_policy(model, tok, test, n=1, temperature=0.0),
+                  "sampled_t1": policy_eval.evaluate_policy(model, tok, test, n=4, temperature=1.0, seed=args.seed)}
         print(json.dumps(result))
 
 

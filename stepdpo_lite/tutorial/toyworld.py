@@ -17,48 +17,31 @@ problem's k-th operation to the true running value and computes it right. A step
 earlier result is wrong even if its own arithmetic is right (labels are those of Math-Shepherd's
 "can still reach the answer" definition: after the first error every step is wrong).
 
-The tiny base model (``data/tiny-base``) is a ~1M-parameter Llama trained here on gold solutions
-mixed with solutions that carry one arithmetic or copy error, and stopped early, so that it is
+``check`` returns the ``Verdict`` every task's checker returns (``task_problems``, the contract a ``Problem``
+follows); ``corrupt_solution``, ``noisy_training_text`` and ``recovering_solution`` make solutions with one slip, the
+texts the tiny models are trained on. The tiny models themselves, as files (shipped paths, tokenizer, model, load
+and save), are in ``tiny_models``; ``tiny_base`` trains the base policy on this world: a ~1M-parameter Llama trained
+on gold solutions mixed with solutions that carry one arithmetic or copy error, and stopped early, so that it is
 imperfect on purpose: reward models and Stepwise DPO have real mistakes to find and fix.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import numbers
-import os
 import random
 import re
-import shutil
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-
-from ..atomic import save_atomic
 from ..checks import list_of, positive_int, warn_user
 from ..evaluation import first_error_index
-from ..rewards import NO, OUTCOME_TAG, STEP_TAG, YES  # the tiny tokenizer holds each tag as one token
-from ..rewards import mistake_made_here_labels
 from ..steps import extract_steps
+from .task_problems import Verdict
 
 OPS = ("+", "-", "*")
 MAX_VALUE = 50  # every running value stays in 0..50: two-digit arithmetic a ~1M model half-learns in minutes
 SPLITS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}  # buckets of a hash mod 10
-TINY_BASE_DIR = Path(__file__).resolve().parents[2] / "data" / "tiny-base"
-TINY_VERIFIER_DIR = TINY_BASE_DIR.parent / "tiny-verifier"  # the reward base (verifier_pretraining.py)
 
-
-def refuse_shipped_out(out, force: bool) -> None:
-    """A ValueError when ``out`` is one of the models the repository ships (``data/tiny-base``, ``data/tiny-verifier``)
-    and ``force`` is not set: a training command's default ``--out`` would otherwise replace what every notebook loads,
-    after hours of training, on a user's copy of a command quoted without ``--out``."""
-    shipped = {TINY_BASE_DIR.resolve(): "base policy", TINY_VERIFIER_DIR.resolve(): "reward base"}
-    what = shipped.get(Path(out).expanduser().resolve())
-    if what and not force:
-        raise ValueError(f"--out {out} is the shipped tiny {what} that the notebooks load: give another --out, or add "
-                         "--force to replace it (`git checkout -- data` brings the shipped one back)")
 
 # The first operand may be negative: a slip below 0 is carried on as written ("-1 + 5 = 4" is propagated, not a format
 # error); the second operand is the problem's own number (0..50)
@@ -141,7 +124,7 @@ class Problem:
         bucket = int(hashlib.sha1(self.expression.encode()).hexdigest(), 16) % 10
         return next(name for name, buckets in SPLITS.items() if bucket in buckets)
 
-    # -- the task interface (tasks.py): grading and step labels by the gold checker
+    # -- the problem contract (task_problems.py): grading and step labels by the gold checker
 
     def verdict(self, solution: str) -> "Verdict":
         return check(self, solution)
@@ -221,84 +204,6 @@ def parse_prompt(prompt: str) -> Problem:
 
 
 # ----------------------------------------------------------------------------- checker
-
-@dataclass
-class Verdict:
-    """A solution's labels from a step checker: the toy world's (``check``) and every task's ``verdict(solution)``
-    (docs/own_task.md says which builder reads which field)."""
-    step_labels: list[bool]
-    first_error: int  # 0-based index of the first wrong step, -1 if none
-    answer_correct: bool
-    error_kinds: list[str | None] = field(default_factory=list)  # per step: None or why it is wrong
-    steps: list[str] = field(default_factory=list)
-
-    def __post_init__(self):
-        """Refuses a verdict whose fields disagree (``invalid_reason``) where it is made: a task's ``verdict``, or
-        ``verdicts=`` made by hand. Nothing checked them: a first_error that disagreed with the step labels made
-        Step-DPO reject a step they call right, error kinds given as one str were read a character at a time, and
-        answer_correct="False" counted as a right answer, all silently."""
-        reason = self.invalid_reason()
-        if reason:
-            raise ValueError(f"Verdict: {reason}")
-
-    def invalid_reason(self) -> str | None:
-        """What in the fields breaks docs/own_task.md's contract (the field, then why), or None. Allowed: a right
-        answer after a wrong step (lucky), and Monte-Carlo labels, whose right step may follow a wrong one."""
-        def boolean(x) -> bool:  # numpy's too; "False", 0 or None would be read by their truth value
-            return type(x).__name__ in ("bool", "bool_")
-        for name in ("step_labels", "error_kinds", "steps"):
-            value = getattr(self, name)
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or not hasattr(value, "__iter__"):
-                return f"{name} must be a list (one item per step), got {type(value).__name__} {value!r:.40}"
-        labels, kinds = list(self.step_labels), list(self.error_kinds)
-        bad = next((k for k, x in enumerate(labels) if not boolean(x)), None)
-        if bad is not None:
-            return f"step_labels[{bad}] must be True or False, got {labels[bad]!r:.40}"
-        if not boolean(self.answer_correct):
-            return f"answer_correct must be True or False, got {self.answer_correct!r:.40}"
-        first = next((k for k, ok in enumerate(labels) if not ok), -1)
-        integral = isinstance(self.first_error, numbers.Integral) and not isinstance(self.first_error, bool)
-        if not integral or self.first_error != first:  # True was step 1, 1.0 a TypeError, 5 an IndexError
-            return (f"first_error must be {first}, the index of the first False step label (-1: none) in step_labels "
-                    f"{labels!r:.60}, got {self.first_error!r:.40}")
-        if labels and all(labels) and not self.answer_correct:
-            return ("answer_correct is False but every step label is True: the step that gives the wrong answer "
-                    "cannot reach the right one (label it False: the toy world's kind 'answer')")
-        if kinds:
-            if len(kinds) != len(labels):
-                return f"error_kinds has {len(kinds)} entries for {len(labels)} step labels: give one per step, or []"
-            bad = next((k for k, x in enumerate(kinds) if not (x is None or isinstance(x, str))), None)
-            if bad is not None:
-                return f"error_kinds[{bad}] must be None or a str (why the step is wrong), got {kinds[bad]!r:.40}"
-            bad = next((k for k, (ok, x) in enumerate(zip(labels, kinds)) if ok and x is not None), None)
-            if bad is not None:
-                return f"error_kinds[{bad}] is {kinds[bad]!r:.40} but step_labels[{bad}] is True: a right step has None"
-            if first >= 0 and kinds[first] in (None, "propagated"):
-                return (f"error_kinds[{first}], the first wrong step's, must name the mistake made there, got "
-                        f"{kinds[first]!r} (None and 'propagated' say that none is made there)")
-        bad = next((k for k, s in enumerate(self.steps) if not isinstance(s, str)), None)
-        if bad is not None:
-            return f"steps[{bad}] must be a str (a step's text), got {type(self.steps[bad]).__name__}"
-        if len(self.steps) and len(self.steps) != len(labels):
-            return f"{len(labels)} step labels for {len(self.steps)} steps (steps: [] lets the builders split the text)"
-        return None
-
-    @property
-    def mistake_labels(self) -> list[bool]:
-        """Per step, False only where a mistake is *made*: a step that faithfully builds on an earlier wrong
-        result (``propagated``) is labelled True here, though it cannot reach the answer (``step_labels``).
-        ``step_labels`` say whether a state can still succeed (a PRM's target, Math-Shepherd); these say
-        whether an action was wrong (what a step-level preference loss should push down). Without error
-        kinds (labels made elsewhere, e.g. Monte-Carlo ones), a step is a mistake where its label drops from True
-        (or the start) to False: ``rewards.mistake_made_here_labels`` on the 0/1 labels, the rule
-        ``preference_pairs_from_stepwise`` applies, so that both builders give the same pairs the same labels (the
-        first wrong step, and a wrong step after one labelled right again: [F, T, F] gives [F, T, F]). The same rule
-        as ``public_datasets.mistake_labels`` (calculator-checked lines); the error kinds also find a second mistake
-        made on a wrong number, where 0/1 labels stay False and show no drop."""
-        if len(self.error_kinds) == len(self.step_labels):
-            return [kind in (None, "propagated") for kind in self.error_kinds]
-        return [x == 1 for x in mistake_made_here_labels(map(float, self.step_labels))]
-
 
 def check(problem: Problem, solution: str) -> Verdict:
     """Label every step of ``solution`` against ``problem``.
@@ -402,89 +307,7 @@ def _nearby(x: int, rng: random.Random) -> int:
     return y if 0 <= y != x else x + 1
 
 
-# ----------------------------------------------------------------------------- tokenizer and model
-
-def build_tokenizer():
-    """A character-level ``PreTrainedTokenizerFast`` with whole-word tokens for the fixed phrases."""
-    from transformers import PreTrainedTokenizerFast  # torch and transformers in the functions: profiles imports this
-
-    specials = ["<pad>", "<eos>", "<unk>"]
-    chars = [chr(i) for i in range(32, 127)] + ["\n"]
-    vocab = {t: i for i, t in enumerate(specials + chars)}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("[\\s\\S]"), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>",
-                                   clean_up_tokenization_spaces=False, model_max_length=1024)
-    fast.add_tokens(["Problem:", "Step", "Answer:", STEP_TAG, OUTCOME_TAG, YES, NO])
-    fast.padding_side = "left"  # generation pads on the left; trainers set their own side
-    return fast
-
-
-def build_tiny_model(tokenizer, hidden_size: int = 128, layers: int = 4, heads: int = 4, seed: int = 0):
-    """A randomly initialised Llama shaped for the toy world (about 1M parameters)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=3 * hidden_size,
-                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-                         max_position_embeddings=1024, tie_word_embeddings=True, rope_theta=10000.0,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=None)
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(config)
-
-
-# The variables that name the tiny models, and the repository folder each one names by default
-TINY_MODEL_VARIABLES = {"STEPDPO_TINY_BASE": "data/tiny-base", "STEPDPO_TINY_REWARD_BASE": "data/tiny-verifier"}
-
-
-def missing_tiny_model_message(path: str | os.PathLike, variable: str = "STEPDPO_TINY_BASE",
-                               also: str = "") -> str:
-    """What to do when the tiny model that ``$variable`` names (``TINY_MODEL_VARIABLES``) is not at ``path``; ``also``
-    follows the variable (another way to name the folder). The models ship in the repository's ``data/``, not in a
-    pip-installed wheel (whose default path is in site-packages), so the way out is a clone or the variable; training
-    a new base, hours of CPU, comes last."""
-    folder = TINY_MODEL_VARIABLES[variable]
-    text = (f"no tiny model at {path}: it ships with the repository ({folder}), not with a pip-installed package: run "
-            f"from a clone (`pip install -e .` in it), or set ${variable} to the clone's {folder}{also}")
-    if variable == "STEPDPO_TINY_BASE":  # the reward base is made by verifier_pretraining.py, from the base
-        text += "; or train a new base: `python -m stepdpo_lite.tutorial.tiny_base train-base --out FOLDER`"
-    return text
-
-
-def load_tiny_base(path: str | os.PathLike | None = None, device: str | None = None):
-    """``(model, tokenizer)`` of the shipped tiny base (``data/tiny-base``, or ``$STEPDPO_TINY_BASE``)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = Path(path or os.environ.get("STEPDPO_TINY_BASE", TINY_BASE_DIR))
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(missing_tiny_model_message(path, also=" (or pass path=)"))
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(path)
-    if device:
-        model.to(device)
-    model.eval()
-    return model, tokenizer
-
-
-def save_tiny_model(model, tokenizer, out: str | os.PathLike, log: dict) -> Path:
-    """``model``, ``tokenizer`` and ``training_log.json`` (``log``) into the folder ``out``, atomically; a model
-    card (``README.md``) already there is written by hand, and kept."""
-    out = Path(out)
-
-    def write(tmp: str) -> None:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        Path(tmp, "training_log.json").write_text(json.dumps(log, indent=1))
-        if (out / "README.md").exists():
-            shutil.copy(out / "README.md", Path(tmp, "README.md"))
-
-    return save_atomic(out, write)
-
-
-# ----------------------------------------------------------------------------- training the tiny base
+# ----------------------------------------------------------------------------- training texts
 
 def noisy_training_text(problem: Problem, rng: random.Random, error_rate: float, recover_rate: float = 0.0) -> str:
     """Gold solution, or (with ``error_rate``) one carrying an arithmetic or copy error; a share ``recover_rate``

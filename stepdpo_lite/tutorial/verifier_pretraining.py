@@ -49,7 +49,7 @@ from ..evaluation import first_error_index, outcome_auroc, step_auroc
 from ..models import resolve_device, trainer_precision
 from ..reward_training import TagCollator, VerifierTrainer, tokenize_rows
 from ..rewards import OutcomeRewardModel, ProcessRewardModel
-from . import toyworld
+from . import tiny_models, toyworld
 
 CHUNK = 20_000  # problems per data chunk; chunk i is seeded data_seed + i (1000: --rows 100000 is the reference data)
 
@@ -58,9 +58,9 @@ CHUNK = 20_000  # problems per data chunk; chunk i is seeded data_seed + i (1000
 class VerifierPretrainingConfig:
     """Everything one pretraining run depends on (saved in its ``training_log.json``)."""
 
-    out: str = field(default=str(toyworld.TINY_VERIFIER_DIR), metadata={
+    out: str = field(default=str(tiny_models.TINY_VERIFIER_DIR), metadata={
         "help": "Where the model, tokenizer and log go."})
-    init: str = field(default=str(toyworld.TINY_BASE_DIR), metadata={
+    init: str = field(default=str(tiny_models.TINY_BASE_DIR), metadata={
         "help": "Model to continue: data/tiny-base, or an earlier verifier (e.g. to add the outcome format)."})
     rows: int = field(default=100_000, metadata={
         "help": "Training problems, one graded solution each: distinct within each chunk of 20,000 (CHUNK), not "
@@ -87,7 +87,7 @@ class VerifierPretrainingConfig:
     n_eval_problems: int = field(default=150, metadata={"help": "Validation problems; the policy samples 4 each."})
     eval_split: str = field(default="validation", metadata={
         "help": "Split of those problems: 'validation' while training; 'test' for a held-out check (--evaluate-only)."})
-    eval_policy: str = field(default=str(toyworld.TINY_BASE_DIR), metadata={
+    eval_policy: str = field(default=str(tiny_models.TINY_BASE_DIR), metadata={
         "help": "Policy whose own samples make the validation set (the solutions the reward models will judge)."})
     seed: int = field(default=0, metadata={"help": "Seed of the Trainer and of the validation samples."})
     device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda' or None (cuda when available)."})
@@ -175,7 +175,7 @@ def policy_rows(policy_path: str, n: int, min_ops: int = 1, max_ops: int = 8, ou
     positive_int(data_seed, "data_seed", "policy_rows", minimum=0)
     if not 0 <= finite_number(outcome_fraction, "outcome_fraction", "policy_rows") <= 1:
         raise ValueError(f"policy_rows: outcome_fraction must lie in [0, 1], got {outcome_fraction!r}")
-    model, tok = toyworld.load_tiny_base(policy_path, device=device)
+    model, tok = tiny_models.load_tiny_base(policy_path, device=device)
     problems = toyworld.make_problems(n, "train", seed=data_seed + 500, min_ops=min_ops, max_ops=max_ops)
     prompts, verdicts, todo, seed = [], [], problems, data_seed
     for _ in range(max_draws):
@@ -263,7 +263,7 @@ def validation_set(policy_path: str, n_problems: int = 150, seed: int = 0, devic
     """Solutions the policy samples itself (4 per validation problem, T = 1), with the checker's labels:
     ``prompts``, ``steps``, ``step_labels``, ``solutions``, ``answer_correct``; and ``blank``, how many samples were
     blank (nothing to judge: left out, and counted so that the callers can say so)."""
-    model, tok = toyworld.load_tiny_base(policy_path, device=device)
+    model, tok = tiny_models.load_tiny_base(policy_path, device=device)
     problems = toyworld.make_problems(n_problems, split, seed=seed)
     samples = generation.sample_solutions(model, tok, [p.prompt for p in problems], n=4, temperature=1.0, seed=seed,
                                         progress=False)
@@ -334,7 +334,7 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
     started = time.time()
     set_seed(c.seed)
     device = resolve_device(c.device)
-    model, tok = toyworld.load_tiny_base(c.init, device=device)
+    model, tok = tiny_models.load_tiny_base(c.init, device=device)
     model.train()
     process, outcome = ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok)
     n_policy = round(c.rows * c.policy_fraction)
@@ -404,7 +404,7 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
                         else f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}"),
            "torch": torch.__version__}
 
-    toyworld.save_tiny_model(model, tok, c.out, log)  # the model card, written by hand, is kept
+    tiny_models.save_tiny_model(model, tok, c.out, log)  # the model card, written by hand, is kept
     shutil.rmtree(checkpoints, ignore_errors=True)
     return log
 
@@ -427,11 +427,11 @@ def main(argv=None) -> None:
                          "clone, or give a clone's folder)")
     if not evaluate_only:
         try:
-            toyworld.refuse_shipped_out(c.out, force)
+            tiny_models.refuse_shipped_out(c.out, force)
         except ValueError as err:
             parser.error(str(err))
     if evaluate_only:
-        model, tok = toyworld.load_tiny_base(c.init, device=c.device)
+        model, tok = tiny_models.load_tiny_base(c.init, device=c.device)
         val = validation_set(c.eval_policy, c.n_eval_problems, c.seed, c.device, c.eval_split)
         print(json.dumps({"verifier": c.init, "split": c.eval_split, "solutions": len(val["prompts"]),
                           "blank": val["blank"],

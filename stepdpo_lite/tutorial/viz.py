@@ -43,7 +43,7 @@ from ..evaluation import check_labels, finite_scores, first_error_index, outcome
 from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps
 from .diagnostics import probability_text, step_calibration
-from .tasks import method_name, step_body  # every figure's and printed table's names (torch-free), step texts
+from .display_names import method_name, step_body  # every figure's and printed table's names (torch-free), step texts
 
 CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
 CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
@@ -726,7 +726,7 @@ def plot_best_of_n(results, title=None, ylabel: str = "accuracy", ax=None, save_
 
 
 def errorbar_differences(ax, xs, diffs, **style):
-    """Differences (``{"difference", "low", "high"}``, fractions: ``tasks.paired_difference``) drawn at ``xs`` in
+    """Differences (``{"difference", "low", "high"}``, fractions: ``paired_stats.paired_difference``) drawn at ``xs`` in
     points, each with its interval as an error bar."""
     ys = [100 * d["difference"] for d in diffs]
     err = [[y - 100 * d["low"] for y, d in zip(ys, diffs)], [100 * d["high"] - y for y, d in zip(ys, diffs)]]
@@ -788,9 +788,9 @@ def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", ti
 
 def plot_onpolicy_rounds(records, base=None, methods=("dpo", "stepwise_dpo", "nll_only"), title=None, save_to=None):
     """Notebook 04's on-policy rounds: greedy and sampled accuracy (and the checker's share of right steps, when there
-    is one) per round, in percent, one line per method in ``methods`` (keys of ``tasks.POLICY_NAMES``), round 0 =
-    ``base``; then, when the rounds have them, Stepwise DPO minus each other method with the 95% intervals, against the
-    goal's +3 points. Two panels a row (``WIDE_FIGURE_COLUMNS``), in that order; a method's line on an earlier one's
+    is one) per round, in percent, one line per method in ``methods`` (keys of ``display_names.POLICY_NAMES``), round 0
+    = ``base``; then, when the rounds have them, Stepwise DPO minus each other method with the 95% intervals, against
+    the goal's +3 points. Two panels a row (``WIDE_FIGURE_COLUMNS``), in that order; a method's line on an earlier one's
     points (apart from round 0, where all start from ``base``) is dashed with large open markers, so that the one under
     it shows (NLL only's greedy line on Stepwise DPO's hid it up to round 1)."""
     keys = [("accuracy", "greedy accuracy"), ("sampled_accuracy", "sampled (T=1) accuracy")]
@@ -912,7 +912,7 @@ def plot_greedy_vs_sampled(accuracies, title=None, ax=None, save_to=None):
 def plot_first_error_positions(first_errors, title=None, ax=None, save_to=None):
     """How many solutions have their first wrong step at each position (-1 = no error -> "none").
 
-    Accepts ints or objects with ``.first_error`` (e.g. ``toyworld.Verdict``).
+    Accepts ints or objects with ``.first_error`` (e.g. ``task_problems.Verdict``).
     ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
     """
     fe = [getattr(v, "first_error", v) for v in list_of(first_errors, "plot_first_error_positions: first_errors",
@@ -1166,7 +1166,7 @@ def step_reward_explorer(problems, solutions, step_rewards, verdicts=None, thres
 
     ``solutions[i]`` are problem i's solutions (texts, split with ``delimiter``, or lists of steps),
     ``step_rewards[i][j]`` the step rewards (log-odds) of solution j, ``verdicts[i][j]`` optional gold
-    verdicts (``toyworld.Verdict``, dicts with ``step_labels``, or lists of step labels). Returns a
+    verdicts (``task_problems.Verdict``, dicts with ``step_labels``, or lists of step labels). Returns a
     ``StepRewardExplorer`` (a ``VBox`` whose text form is one line, for a static copy) with
     ``.picker``, ``.threshold`` (a slider in log-odds), ``.html`` and ``.output`` attributes; it builds and updates
     without a frontend. The pictures draw P = σ(reward) and the threshold as σ(threshold).
