@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite.atomic import check_replaceable, write_atomic  # noqa: E402
 from stepdpo_lite.rewards import ProcessRewardModel  # noqa: E402
-from stepdpo_lite.tutorial import budget, diagnostics, onpolicy, onpolicy_report, policy_eval, runs, tasks  # noqa: E402
+from stepdpo_lite.tutorial import onpolicy, onpolicy_report, policy_eval, reward_reports, runs, tasks  # noqa: E402
 from stepdpo_lite.tutorial.profiles import ONPOLICY_PROTOCOLS, get_profile  # noqa: E402
 
 
@@ -179,7 +179,7 @@ def main(argv=None):
         ap.error("--device cuda: no GPU is visible to torch here")
     profile = dataclasses.replace(profile, device=args.device or profile.device,
                                   sample_batch_size=args.sample_batch_size or profile.sample_batch_size)
-    args.batch_size = budget.preference_batch_size(profile, args.batch_size)  # recorded in --out's config
+    args.batch_size = onpolicy.preference_batch_size(profile, args.batch_size)  # recorded in --out's config
     if args.out and not Path(args.out).resolve().parent.is_dir():  # found out now, not after every round has run
         ap.error(f"--out {args.out}: no such folder {Path(args.out).resolve().parent}")
     if args.save_policies:  # found out now, not when the last round's policies are saved (a file there, "." ...)
@@ -194,7 +194,7 @@ def main(argv=None):
     try:  # the run's figures and its PRM's folder, read before anything is loaded
         metrics = runs.read_metrics(runs.require(run, "01_data_prep"))
         prm_dir = runs.require(run / "prm", "02_process_reward_model")
-        threshold = diagnostics.prm_threshold(prm_dir, run)  # the one notebook 02 saved with this PRM
+        threshold = reward_reports.prm_threshold(prm_dir, run)  # the one notebook 02 saved with this PRM
         # notebook 01's problem counts (not run through: none), else refused by recorded_splits once policies loaded
         n_train, n_eval = onpolicy.recorded_counts(metrics, n_train=args.train_problems, n_eval=args.eval_problems)
     except (ValueError, FileNotFoundError) as err:

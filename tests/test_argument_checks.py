@@ -4,7 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from stepdpo_lite.tutorial import budget, credit, diagnostics, labelling, search, step_generation, toyworld
+from stepdpo_lite.tutorial import (budget, credit, diagnostics, labelling, reward_reports, search, step_generation,
+                                   toyworld)
 
 
 @pytest.mark.parametrize("index, match", [(-1, "index must be an int >= 0"), (True, "index must be an int >= 0"),
@@ -84,10 +85,10 @@ def test_the_searches_refuse_a_seed_that_is_no_int(seed):
 def test_auroc_difference_refuses_a_seed_that_is_no_int(seed):
     """seed=None drew other resamples on every run (a different interval, silently), True those of seed 1."""
     a, b, y = [0.9, 0.2, 0.8, 0.1, 0.4], [0.1, 0.8, 0.7, 0.3, 0.5], [True, False, True, False, True]
-    assert diagnostics.auroc_difference(a, b, y, n_boot=20, seed=3) == diagnostics.auroc_difference(a, b, y, n_boot=20,
-                                                                                                    seed=3)
+    assert reward_reports.auroc_difference(a, b, y, n_boot=20, seed=3) == reward_reports.auroc_difference(
+        a, b, y, n_boot=20, seed=3)
     with pytest.raises(ValueError, match="auroc_difference: seed must be an int >= 0"):
-        diagnostics.auroc_difference(a, b, y, n_boot=20, seed=seed)
+        reward_reports.auroc_difference(a, b, y, n_boot=20, seed=seed)
 
 
 @pytest.mark.parametrize("seed", [True, 1.0, None, -1])

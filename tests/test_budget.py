@@ -33,7 +33,9 @@ def test_plan_caps_every_split_by_the_same_share_and_says_how_to_label_more():
     cut = plan.apply({"train": list(range(100)), "validation": list(range(20)), "test": list(range(20))})
     assert cut["train"] == list(range(54)) and len(cut["test"]) == 10
     text = str(plan)
-    assert "over the budget of 1 min" in text and "first 54 of 100 train" in text and "MC_BUDGET_MINUTES" in text
+    assert "over the budget of 1 min" in text and "first 54 of 100 train" in text
+    # a plain plan names no notebook's setting: it named notebook 01's MC_BUDGET_MINUTES (labelling_plan adds it)
+    assert text.splitlines()[1].endswith("problems (592 sequences, <= 59 s)") and "MC_BUDGET_MINUTES" not in text
     tiny = budget.plan_generation({"train": [1000], "test": [1000]}, tokens_per_row=100, tokens_per_s=1.0,
                                   budget_minutes=1)
     assert tiny.keep == {"train": 1, "test": 1}  # never an empty split
@@ -52,26 +54,36 @@ def test_plan_says_when_even_one_problem_a_split_is_over_the_budget():
     assert fits.capped and fits.seconds() <= 60 and not fits.note and "still over" not in str(fits)
 
 
+class _EightRowsAProblem:
+    """A task whose every problem needs 8 rollout rows."""
+
+    def rollout_rows(self, problems, n_samples=1, n_rollouts=8, solutions=None):
+        return [8] * len(problems)
+
+
 def test_labelling_plan_keeps_the_budgets_note_beside_its_own():
     """Validation and test raised to ``EVAL_MIN_PROBLEMS`` on a plan whose one problem a split is already over the
     budget: both notes are printed, each on its line."""
-
-    class EightRowsAProblem:
-        def rollout_rows(self, problems, n_samples=1, n_rollouts=8, solutions=None):
-            return [8] * len(problems)
-
     problems = {"train": list(range(50)), "validation": list(range(20)), "test": list(range(20))}
-    plan = tasks.labelling_plan(EightRowsAProblem(), problems, n_samples=1, n_rollouts=8, tokens_per_rollout=100,
+    plan = tasks.labelling_plan(_EightRowsAProblem(), problems, n_samples=1, n_rollouts=8, tokens_per_rollout=100,
                                 tokens_per_s=1.0, budget_minutes=1)
     assert plan.keep == {"train": 1, "validation": tasks.EVAL_MIN_PROBLEMS, "test": tasks.EVAL_MIN_PROBLEMS}
     lines = str(plan).splitlines()
+    assert lines[1].endswith("; raise MC_BUDGET_MINUTES (float('inf'): no cap) to label more")  # notebook 01's
     assert lines[-2] == "  still over the budget of 1 min: one problem per split is the least it labels"
     assert lines[-1].startswith("  validation and test keep at least 8 problems each")
     # raised back to every problem: nothing capped, over the budget all the same (it said "within the budget")
     eight = {"train": [0], "validation": list(range(8)), "test": list(range(8))}
-    whole = tasks.labelling_plan(EightRowsAProblem(), eight, n_samples=1, n_rollouts=8, tokens_per_rollout=100,
+    whole = tasks.labelling_plan(_EightRowsAProblem(), eight, n_samples=1, n_rollouts=8, tokens_per_rollout=100,
                                  tokens_per_s=100.0, budget_minutes=1)
     assert not whole.capped and whole.seconds() > 60 and "within" not in str(whole) and "in all" in str(whole)
+
+
+def test_labelling_plan_raises_a_small_split_to_all_its_problems_not_beyond():
+    problems = {"train": list(range(50)), "validation": list(range(3)), "test": list(range(20))}
+    plan = tasks.labelling_plan(_EightRowsAProblem(), problems, n_samples=1, n_rollouts=8, tokens_per_rollout=100,
+                                tokens_per_s=1.0, budget_minutes=1)
+    assert plan.keep == {"train": 1, "validation": 3, "test": tasks.EVAL_MIN_PROBLEMS}
 
 
 def test_t4_profile_labelling_is_capped_to_its_budget(tiny_tokenizer):
@@ -131,35 +143,6 @@ def test_a_bool_budget_or_speed_and_bad_row_counts_are_refused():
         with pytest.raises(ValueError, match="generation_seconds: tokens_per_s must be > 0"):
             budget.generation_seconds(10, 10, bad)
     assert budget.plan_generation({"train": [0, 0]}, tokens_per_row=100, tokens_per_s=10.0, budget_minutes=5).keep
-
-
-def test_optimizer_steps_count_whole_batches_and_at_least_one():
-    assert budget.optimizer_steps(570, 1.0, 16) == 35  # notebook 04's tiny runs: 560 of the 570 pairs
-    assert budget.optimizer_steps(570, 2.0, 16) == 71 and budget.optimizer_steps(570, 0.5, 16) == 17
-    assert budget.optimizer_steps(64, 1.0, 4, accumulation_steps=4) == 4  # 16 rows an optimizer step
-    assert budget.optimizer_steps(3, 1.0, 16) == 1  # a few rows train
-    for kw, message in ((dict(epochs=0.0), "epochs must be > 0"), (dict(epochs=float("nan")), "epochs must be a"),
-                        (dict(batch_size=0), "batch_size must be an int >= 1"),
-                        (dict(accumulation_steps=True), "accumulation_steps must be an int >= 1"),
-                        (dict(n_rows=-5), "n_rows must be an int >= 1"), (dict(n_rows=2.5), "n_rows must be an int"),
-                        (dict(n_rows=0), "n_rows must be an int >= 1, got 0")):  # no rows: no step, not one
-        with pytest.raises(ValueError, match=f"optimizer_steps: {message}"):
-            budget.optimizer_steps(**{**dict(n_rows=570, epochs=1.0, batch_size=16), **kw})
-
-
-def test_preference_batch_size_is_the_given_one_else_the_profiles_dpo_batch_size_else_its_train_batch_size():
-    import dataclasses
-
-    tiny, t4 = profiles.get_profile("tiny"), profiles.get_profile("t4-16gb")
-    assert tiny.train_batch_size == 32 and budget.preference_batch_size(tiny) == tiny.dpo_batch_size == 16
-    assert t4.dpo_batch_size is None and budget.preference_batch_size(t4) == t4.train_batch_size == 4
-    # the profile's field, not its name: a copy of tiny under another name trained in batches of 32
-    assert budget.preference_batch_size(dataclasses.replace(tiny, name="my-tiny")) == 16
-    assert budget.preference_batch_size(dataclasses.replace(t4, dpo_batch_size=2)) == 2
-    assert budget.preference_batch_size(tiny, 8) == 8 and budget.preference_batch_size(t4, 2) == 2
-    for bad in (0, -4, 2.5, "8"):
-        with pytest.raises(ValueError, match="preference_batch_size: batch_size must be an int >= 1"):
-            budget.preference_batch_size(tiny, bad)
 
 
 def test_format_duration_switches_units_at_90_seconds_and_90_minutes():

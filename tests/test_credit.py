@@ -26,6 +26,15 @@ def test_implicit_step_rewards_refuses_a_start_it_would_not_read_a_lora_policy_a
         credit.implicit_step_rewards("full fine-tune", "tok", ["p"], ["r"])
 
 
+def test_implicit_step_rewards_reads_at_the_beta_and_batch_size_given(monkeypatch):
+    """The β of a saved policy's step loss (``step_beta``) scales β·ρ_k: a fixed 0.1 made every policy's bars alike."""
+    calls = []
+    monkeypatch.setattr(credit, "get_step_rewards", lambda *a, **k: calls.append(k) or [])
+    monkeypatch.setattr(credit, "is_peft_model", lambda model: False)
+    credit.implicit_step_rewards("full fine-tune", "tok", ["p"], ["r"], start="base", beta=0.3, batch_size=5)
+    assert calls == [{"ref_model": "base", "beta": 0.3, "batch_size": 5}]
+
+
 def test_step_beta_reads_the_saved_config_or_takes_the_default(tmp_path):
     assert credit.step_beta(tmp_path) == 0.1 and credit.step_beta(tmp_path, default=0.5) == 0.5
     (tmp_path / "stepwise_config.json").write_text('{"beta": 0.3, "step_beta": 0.2}')

@@ -5,10 +5,11 @@ import random
 import numpy as np
 import pytest
 
-from stepdpo_lite.evaluation import process_reward_report
+from stepdpo_lite.evaluation import outcome_auroc, process_reward_report
 from stepdpo_lite.steps import extract_steps
-from stepdpo_lite.tutorial import diagnostics
-from stepdpo_lite.tutorial.diagnostics import base_rate_loss, chosen_vs_rejected_summary
+from stepdpo_lite.tutorial import diagnostics, reward_reports, step_reward_summaries
+from stepdpo_lite.tutorial.diagnostics import base_rate_loss
+from stepdpo_lite.tutorial.step_reward_summaries import chosen_vs_rejected_summary
 
 
 def test_chosen_vs_rejected_summary_names_the_pair_without_rewards():
@@ -35,31 +36,33 @@ P10, P01 = math.log(0.1 / 0.9), math.log(0.01 / 0.99)  # the log-odds thresholds
 
 
 def test_first_error_hits_count_exact_matches_of_the_first_error():
-    assert diagnostics.first_error_hits(REWARDS, LABELS, P10) == 2  # solution 2's false alarm is a miss
+    assert step_reward_summaries.first_error_hits(REWARDS, LABELS, P10) == 2  # solution 2's false alarm is a miss
     # sigmoid(-4) = 0.018 is no longer below 0.01: solution 1's error is missed too; sigmoid(-5) = 0.007 still is
-    assert diagnostics.first_error_hits(REWARDS, LABELS, P01) == 1
-    assert diagnostics.first_error_hits_by_problem([REWARDS[:2], REWARDS[2:]], [LABELS[:2], LABELS[2:]], P10) == (2, 3)
+    assert step_reward_summaries.first_error_hits(REWARDS, LABELS, P01) == 1
+    assert step_reward_summaries.first_error_hits_by_problem([REWARDS[:2], REWARDS[2:]], [LABELS[:2], LABELS[2:]],
+                                                     P10) == (2, 3)
     # log-odds, as first_error_report's: -2.0 (P 0.12) was refused as "no probability"; 0.1 was read as P 0.1
-    assert diagnostics.first_error_hits(REWARDS, LABELS, -2.0) == 2
-    assert diagnostics.first_error_hits([[0.5, -0.5]], [[True, False]], 0.1) == 1  # read as P 0.1: no step below
+    assert step_reward_summaries.first_error_hits(REWARDS, LABELS, -2.0) == 2
+    # read as P 0.1: no step below
+    assert step_reward_summaries.first_error_hits([[0.5, -0.5]], [[True, False]], 0.1) == 1
     for bad in (float("nan"), 40.0):  # σ(40) rounds to 1: every step rejected
         with pytest.raises(ValueError, match="first_error_hits: threshold"):
-            diagnostics.first_error_hits(REWARDS, LABELS, bad)
+            step_reward_summaries.first_error_hits(REWARDS, LABELS, bad)
     with pytest.raises(ValueError, match="first_error_hits: solution 1 has 2 rewards and 3 labels"):
-        diagnostics.first_error_hits(REWARDS, [LABELS[0], LABELS[0], LABELS[2]], P10)
+        step_reward_summaries.first_error_hits(REWARDS, [LABELS[0], LABELS[0], LABELS[2]], P10)
     with pytest.raises(ValueError, match="problem 0 has 2 solutions of rewards and 1 of labels"):
-        diagnostics.first_error_hits_by_problem([REWARDS[:2]], [LABELS[:1]], P10)
+        step_reward_summaries.first_error_hits_by_problem([REWARDS[:2]], [LABELS[:1]], P10)
     with pytest.raises(ValueError, match="rewards_by_problem has 1 problems, labels_by_problem 2"):
-        diagnostics.first_error_hits_by_problem([REWARDS], [LABELS, LABELS], P10)
+        step_reward_summaries.first_error_hits_by_problem([REWARDS], [LABELS, LABELS], P10)
 
 
 def test_heatmap_summary_and_its_lines():
-    summary = diagnostics.heatmap_summary(REWARDS, LABELS, P10)
+    summary = step_reward_summaries.heatmap_summary(REWARDS, LABELS, P10)
     probs = 1 / (1 + np.exp(-np.array([2.0, 1.0, -4.0, 3.0, -5.0, 1.0, 2.0])))
     right = np.array([True, True, False, True, True, True, True])
     assert summary == {"solutions": 3, "first_error_matched": 2, "mean_p_right": float(probs[right].mean()),
                        "mean_p_wrong": float(probs[~right].mean())}
-    assert diagnostics.format_heatmap_summary(summary, P10) == (
+    assert step_reward_summaries.format_heatmap_summary(summary, P10) == (
         "mean P(right): 0.70 on right steps, 0.02 on wrong steps\n"
         "first rejected step (P < 0.10, the threshold) = the checker's first error (none = none) in 2 of 3 solutions")
 
@@ -67,9 +70,9 @@ def test_heatmap_summary_and_its_lines():
 def test_the_heatmap_summary_says_matched_not_found_a_right_solution_counting_too():
     """"first error found exactly ... in 2 of 2 solutions" of a wrong and a right solution: the right one has no
     error to find; what is counted is the first rejected step matching the first error, none matching none."""
-    summary = diagnostics.heatmap_summary([[-5.0, -5.0], [3.0, 3.0]], [[False, False], [True, True]], P10)
+    summary = step_reward_summaries.heatmap_summary([[-5.0, -5.0], [3.0, 3.0]], [[False, False], [True, True]], P10)
     assert summary["first_error_matched"] == 2 and "first_error_found" not in summary
-    assert diagnostics.format_heatmap_summary(summary, P10).splitlines()[1] == (
+    assert step_reward_summaries.format_heatmap_summary(summary, P10).splitlines()[1] == (
         "first rejected step (P < 0.10, the threshold) = the checker's first error (none = none) in 2 of 2 solutions")
 
 
@@ -77,15 +80,16 @@ def test_thresholds_far_from_one_half_print_with_a_significant_digit():
     """σ(-6) = 0.0025 printed as "P < 0.00", as if no step could be rejected (the heatmaps' cells kept a digit)."""
     assert [diagnostics.probability_text(p) for p in (0.0, 0.00247, 0.01, 0.5, 0.99, 0.999, 1.0)] == [
         "0", "0.002", "0.01", "0.50", "0.99", "1−0.001", "1"]
-    summary = diagnostics.heatmap_summary(REWARDS, LABELS, -6.0)
-    assert "first rejected step (P < 0.002, the threshold)" in diagnostics.format_heatmap_summary(summary, -6.0)
+    summary = step_reward_summaries.heatmap_summary(REWARDS, LABELS, -6.0)
+    assert "first rejected step (P < 0.002, the threshold)" in step_reward_summaries.format_heatmap_summary(summary,
+                                                                                                       -6.0)
     pairs = chosen_vs_rejected_summary([[1.0]], [[-7.0, 0.0]], [[True, False]], threshold=-6.0)
-    assert "below the threshold (P < 0.002), rejected" in diagnostics.format_chosen_vs_rejected(pairs, 1)
-    all_right = diagnostics.heatmap_summary(REWARDS[1:], LABELS[1:], P10)
+    assert "below the threshold (P < 0.002), rejected" in step_reward_summaries.format_chosen_vs_rejected(pairs, 1)
+    all_right = step_reward_summaries.heatmap_summary(REWARDS[1:], LABELS[1:], P10)
     assert all_right["mean_p_wrong"] is None  # JSON records None; NaN it would not
-    assert "nan on wrong steps" in diagnostics.format_heatmap_summary(all_right, P10)
+    assert "nan on wrong steps" in step_reward_summaries.format_heatmap_summary(all_right, P10)
     with pytest.raises(ValueError, match=r"step_labels\[0\]\[0\] must be a bool or 0/1, got None"):
-        diagnostics.heatmap_summary([[1.0]], [[None]], P10)
+        step_reward_summaries.heatmap_summary([[1.0]], [[None]], P10)
 
 
 def test_notebook_05s_explorer_scores_through_bestofn_score_candidates():
@@ -192,7 +196,7 @@ def test_format_step_rewards_marks_where_the_prm_and_the_checker_disagree():
 
 def test_format_chosen_vs_rejected_is_notebook_05s_two_lines():
     summary = chosen_vs_rejected_summary([[5.0, 4.0], [6.0]], [[1.0, -2.0], [-1.0]])
-    assert diagnostics.format_chosen_vs_rejected(summary, 2) == (
+    assert step_reward_summaries.format_chosen_vs_rejected(summary, 2) == (
         "the PRM (min over steps) ranks chosen above rejected in 100% of 2 pairs\n"
         "mean chosen minus mean rejected reward, by step: +5.50  +6.00")
 
@@ -218,9 +222,15 @@ def test_chosen_vs_rejected_summary_gives_the_chosen_curve_and_the_mistakes_dots
         chosen_vs_rejected_summary([[1.0]], [[0.0]], rejected_step_labels=[[False]], threshold=float("nan"))
 
 
+def test_chosen_vs_rejected_summary_does_not_count_a_tie_of_weakest_steps_as_ranked():
+    summary = chosen_vs_rejected_summary([[1.0, 2.0], [2.0]], [[1.0, 3.0], [0.0]])
+    assert summary["ranked_by_min"] == 0.5
+
+
 def test_heatmap_details_name_the_rows_the_text_reads_off():
     rewards, labels = REWARDS + [[-3.0, 0.0, -3.0]], LABELS + [[False] * 3]  # row 4: step 2 back to P 0.5
-    details = diagnostics.heatmap_details(rewards, labels, P10, row_labels=["✗ 1", "✓ 2", "✓ 3", "✗ 4"])
+    details = step_reward_summaries.heatmap_details(rewards, labels, P10,
+                                                    row_labels=["✗ 1", "✓ 2", "✓ 3", "✗ 4"])
     p = lambda x: float(1 / (1 + np.exp(-x)))
     assert details == {
         "misread": [{"row": "✓ 2", "first_error": None, "first_rejected": 2, "p_first_error": None,
@@ -228,13 +238,21 @@ def test_heatmap_details_name_the_rows_the_text_reads_off():
         "accepted_after_error": {"rows": ["✗ 4"], "p_min": 0.5, "p_max": 0.5},  # not row 1: no step after its error
         "p_right_by_step": [[pytest.approx(p(1.0)), pytest.approx(p(3.0))],
                             [pytest.approx(p(-5.0)), pytest.approx(p(2.0))], None]}  # no right step 3
-    missed = diagnostics.heatmap_details([[4.0, -4.0]], [[False, False]], P10)["misread"]
+    missed = step_reward_summaries.heatmap_details([[4.0, -4.0]], [[False, False]], P10)["misread"]
     assert missed == [{"row": "1", "first_error": 1, "first_rejected": 2, "p_first_error": pytest.approx(p(4.0)),
                        "p_first_rejected": pytest.approx(p(-4.0))}]
     with pytest.raises(ValueError, match="heatmap_details: 1 row labels for 3 solutions"):
-        diagnostics.heatmap_details(REWARDS, LABELS, P10, row_labels=["✗ 1"])
+        step_reward_summaries.heatmap_details(REWARDS, LABELS, P10, row_labels=["✗ 1"])
     with pytest.raises(ValueError, match=r"heatmap_details: step_labels\[0\]\[0\] must be a bool or 0/1, got None"):
-        diagnostics.heatmap_details([[1.0]], [[None]], P10)
+        step_reward_summaries.heatmap_details([[1.0]], [[None]], P10)
+
+
+def test_heatmap_details_count_only_steps_after_the_first_error_as_accepted_after_it():
+    """The PRM accepts the first mistake itself (a miss, in ``misread``), then rejects the next step: no step after
+    the error comes back above the threshold."""
+    details = step_reward_summaries.heatmap_details([[2.0, 1.0, -5.0]], [[True, False, False]], -2.0)
+    assert details["accepted_after_error"] == {"rows": [], "p_min": None, "p_max": None}
+    assert details["misread"][0]["first_error"] == 2 and details["misread"][0]["first_rejected"] == 3
 
 
 class StepCountPRM:
@@ -280,28 +298,29 @@ def _heatmap_rows_as_notebook_05_picked_them(rows, n, seed):
 def test_heatmap_rows_pick_half_wrong_in_staircase_order_as_notebook_05_did():
     rows = _stepwise_rows(60)
     for n, seed in ((16, 0), (7, 3), (60, 1), (1, 2)):
-        assert diagnostics.heatmap_rows(rows, n, seed=seed) == _heatmap_rows_as_notebook_05_picked_them(rows, n, seed)
-    heat = diagnostics.heatmap_rows(rows, 16)
+        assert step_reward_summaries.heatmap_rows(rows, n, seed=seed) == _heatmap_rows_as_notebook_05_picked_them(
+            rows, n, seed)
+    heat = step_reward_summaries.heatmap_rows(rows, 16)
     firsts = [r["labels"].index(False) for r in heat if False in r["labels"]]
     assert len(firsts) == 8 and firsts == sorted(firsts)  # half with an error, as a staircase, first
     assert all(all(r["labels"]) for r in heat[8:])
     only_wrong = [r for r in rows if not all(r["labels"])][:5] + [r for r in rows if all(r["labels"])][:1]
-    picked = diagnostics.heatmap_rows(only_wrong, 6)
+    picked = step_reward_summaries.heatmap_rows(only_wrong, 6)
     assert sum(all(r["labels"]) for r in picked) == 1  # too few right: wrong ones fill up
     assert rows == _stepwise_rows(60)  # the caller's list is not shuffled
     for n in (0, 2.0, None):
         with pytest.raises(ValueError, match="heatmap_rows: n must be an int >= 1"):
-            diagnostics.heatmap_rows(rows, n)
+            step_reward_summaries.heatmap_rows(rows, n)
     with pytest.raises(ValueError, match=r"heatmap_rows: rows\[1\] has no 'labels'"):
-        diagnostics.heatmap_rows([rows[0], {"prompt": "p"}], 2)
+        step_reward_summaries.heatmap_rows([rows[0], {"prompt": "p"}], 2)
     with pytest.raises(ValueError, match=r"rows\[0\]\['labels'\]\[1\] must be a bool or 0/1, got None"):
-        diagnostics.heatmap_rows([{"labels": [True, None]}], 1)  # bool(None) would count as a wrong step
+        step_reward_summaries.heatmap_rows([{"labels": [True, None]}], 1)  # bool(None) would count as a wrong step
 
 
 def test_verdict_row_labels():
-    assert diagnostics.verdict_row_labels([[True, False], [True], []]) == ["✗ 1", "✓ 2", "✓ 3"]
+    assert step_reward_summaries.verdict_row_labels([[True, False], [True], []]) == ["✗ 1", "✓ 2", "✓ 3"]
     with pytest.raises(ValueError, match=r"step_labels\[0\]\[0\] must be a bool or 0/1"):
-        diagnostics.verdict_row_labels([[None]])
+        step_reward_summaries.verdict_row_labels([[None]])
 
 
 def test_pick_before_after_problem_prefers_a_fixed_then_a_changed_problem():
@@ -310,16 +329,18 @@ def test_pick_before_after_problem_prefers_a_fixed_then_a_changed_problem():
     problems = toyworld.make_problems(3, seed=3)
     right = [p.gold_solution for p in problems]
     wrong = [toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(i)) for i, p in enumerate(problems)]
-    assert diagnostics.pick_before_after_problem(problems, [right[0], wrong[1], wrong[2]],
-                                                 [right[0], wrong[1], right[2]]) == (2, "fixed by")
+    assert step_reward_summaries.pick_before_after_problem(problems, [right[0], wrong[1], wrong[2]],
+                                                           [right[0], wrong[1], right[2]]) == (2, "fixed by")
     changed = wrong[1] + " "  # another text, still wrong
-    assert diagnostics.pick_before_after_problem(problems, wrong, [wrong[0], changed, right[2]]) == (2, "fixed by")
-    assert diagnostics.pick_before_after_problem(problems, right, [right[0], changed, right[2]]) == (1, "changed by")
-    assert diagnostics.pick_before_after_problem(problems, right, right) == (0, "same after")
+    assert step_reward_summaries.pick_before_after_problem(problems, wrong, [wrong[0], changed, right[2]]) == (
+        2, "fixed by")
+    assert step_reward_summaries.pick_before_after_problem(problems, right, [right[0], changed, right[2]]) == (
+        1, "changed by")
+    assert step_reward_summaries.pick_before_after_problem(problems, right, right) == (0, "same after")
     with pytest.raises(ValueError, match="after has 2 solutions for 3 problems"):
-        diagnostics.pick_before_after_problem(problems, right, right[:2])
+        step_reward_summaries.pick_before_after_problem(problems, right, right[:2])
     with pytest.raises(ValueError, match="problems is empty"):
-        diagnostics.pick_before_after_problem([], [], [])
+        step_reward_summaries.pick_before_after_problem([], [], [])
 
 
 def test_explorer_problems_rank_by_label_variety_ties_first_seen():
@@ -329,14 +350,14 @@ def test_explorer_problems_rank_by_label_variety_ties_first_seen():
             {"prompt": "a", "completions": ["a2"], "labels": [True]},
             {"prompt": "c", "completions": ["c1"], "labels": [True, False]},
             {"prompt": "c", "completions": ["c2"], "labels": [False, False]}]
-    prompts, sols, labels = diagnostics.explorer_problems(rows, 2)
+    prompts, sols, labels = step_reward_summaries.explorer_problems(rows, 2)
     assert prompts == ["b", "c"] and sols == [[["b1"], ["b2"]], [["c1"], ["c2"]]]
     assert labels == [[[True], [False]], [[True, False], [False, False]]]
-    assert diagnostics.explorer_problems(rows, 10)[0] == ["b", "c", "a"]
+    assert step_reward_summaries.explorer_problems(rows, 10)[0] == ["b", "c", "a"]
     with pytest.raises(ValueError, match=r"explorer_problems: rows\[0\] has no 'completions'"):
-        diagnostics.explorer_problems([{"prompt": "a", "labels": [True]}], 1)
+        step_reward_summaries.explorer_problems([{"prompt": "a", "labels": [True]}], 1)
     with pytest.raises(ValueError, match="explorer_problems: n must be an int >= 1"):
-        diagnostics.explorer_problems(rows, 0)
+        step_reward_summaries.explorer_problems(rows, 0)
 
 
 def test_one_heatmap_picker_for_notebooks_02_and_05_that_fills_up_with_either_kind():
@@ -344,26 +365,27 @@ def test_one_heatmap_picker_for_notebooks_02_and_05_that_fills_up_with_either_ki
     staircase; with few wrong solutions notebook 02's returned fewer than asked, without a word (3 of 6 here, with 10
     right ones there)."""
     labels = [[True, True]] * 10 + [[True, True, False]]
-    picked = diagnostics.heatmap_indices(labels, 6)
+    picked = step_reward_summaries.heatmap_indices(labels, 6)
     assert picked == sorted(picked, key=lambda i: i != 10)
     assert len(picked) == 6 and 10 in picked  # right ones fill up
     rows = _stepwise_rows(60)
     for n, seed in ((16, 0), (7, 3), (60, 1), (1, 2)):  # notebook 05's rows are the ones its indices name
-        assert diagnostics.heatmap_rows(rows, n, seed) == [
-            rows[i] for i in diagnostics.heatmap_indices([r["labels"] for r in rows], n, seed)]
-    first = [(r["labels"] + [False]).index(False) for r in (rows[i] for i in diagnostics.heatmap_indices(
+        assert step_reward_summaries.heatmap_rows(rows, n, seed) == [
+            rows[i] for i in step_reward_summaries.heatmap_indices([r["labels"] for r in rows], n, seed)]
+    first = [(r["labels"] + [False]).index(False) for r in (rows[i] for i in step_reward_summaries.heatmap_indices(
         [r["labels"] for r in rows], 12, seed=5))]
     assert first[:6] == sorted(first[:6]) and all(k == len(rows[0]["labels"]) or k >= 0 for k in first)
-    assert diagnostics.heatmap_indices([[True], [False]], 9) == [1, 0]  # too few: all of them, the wrong one first
+    # too few: all of them, the wrong one first
+    assert step_reward_summaries.heatmap_indices([[True], [False]], 9) == [1, 0]
     with pytest.raises(ValueError, match="heatmap_indices: n must be an int >= 1"):
-        diagnostics.heatmap_indices([[False], [True]], 0)
+        step_reward_summaries.heatmap_indices([[False], [True]], 0)
 
 
 def test_heatmap_indices_refuse_a_label_that_is_no_bool():
     for bad in (float("nan"), None, 0.5):  # bool(None) would count a missing label as wrong
         with pytest.raises(ValueError, match=r"heatmap_indices: step_labels\[1\]\[0\] must be a bool or 0/1"):
-            diagnostics.heatmap_indices([[True], [bad], [False]], 3)
-    assert diagnostics.heatmap_indices([np.array([True, False]), np.array([1, 1])], 2) == [0, 1]
+            step_reward_summaries.heatmap_indices([[True], [bad], [False]], 3)
+    assert step_reward_summaries.heatmap_indices([np.array([True, False]), np.array([1, 1])], 2) == [0, 1]
 
 
 def test_step_rewards_and_labels_and_the_heatmap_rows_of_notebook_05():
@@ -372,47 +394,50 @@ def test_step_rewards_and_labels_and_the_heatmap_rows_of_notebook_05():
     problems = bestofn.held_out_problems("tiny", 2, seed=0)
     wrong = toyworld.corrupt_solution(problems[1], 0, "arithmetic", random.Random(0))
     solved = {"base": [problems[0].gold_solution, wrong], "after": [problems[0].gold_solution, ""]}
-    rewards, labels = diagnostics.step_rewards_and_labels(StepCountPRM(), problems, solved)
+    rewards, labels = step_reward_summaries.step_rewards_and_labels(StepCountPRM(), problems, solved)
     n0, n1 = len(problems[0].ops), len(problems[1].ops)
     assert rewards == {"base": [[float(k) for k in range(1, n0 + 1)], [float(k) for k in range(1, n1 + 1)]],
                        "after": [[float(k) for k in range(1, n0 + 1)], []]}  # the blank one has no steps
     assert labels["base"] == [[True] * n0, bestofn.step_labels(problems[1], wrong)] and not all(labels["base"][1])
     assert labels["after"] == [[True] * n0, []]
-    assert diagnostics.format_final_accuracy(problems, solved) == (
+    assert step_reward_summaries.format_final_accuracy(problems, solved) == (
         "base   final answer right on 50% of these 2 problems\n"
         "after  final answer right on 50% of these 2 problems")
-    rows = diagnostics.rows_by_problem(rewards, labels)
+    rows = step_reward_summaries.rows_by_problem(rewards, labels)
     assert rows["names"] == ["P1 base", "P1 after", "P2 base", "P2 after"]
     assert rows["rewards"] == [rewards["base"][0], rewards["after"][0], rewards["base"][1], []]
     assert rows["labels"] == [labels["base"][0], labels["after"][0], labels["base"][1], []]
     no_checker = {"base": [None, [True]], "after": [[True], [True]]}  # a task without a step checker: no marks
-    assert diagnostics.rows_by_problem({"base": [[1.0], [1.0]], "after": [[1.0], [1.0]]}, no_checker)["labels"] is None
+    assert step_reward_summaries.rows_by_problem({"base": [[1.0], [1.0]], "after": [[1.0], [1.0]]},
+                                                 no_checker)["labels"] is None
     # what the text reads off the pictures: where each row's first mistake is, and the step that changed
     fixed = {"base": solved["base"], "after": [problems[0].gold_solution, problems[1].gold_solution]}
-    report = diagnostics.before_after_report(fixed, *diagnostics.step_rewards_and_labels(StepCountPRM(), problems,
-                                                                                          fixed), 1)
+    report = step_reward_summaries.before_after_report(
+        fixed, *step_reward_summaries.step_rewards_and_labels(StepCountPRM(), problems, fixed), 1)
     gold_step, wrong_step = (extract_steps(s)[0].removeprefix("Step 1: ").split("\n")[0]
                              for s in (problems[1].gold_solution, wrong))
     assert report == {"first_error": {"base": [None, 1], "after": [None, None]},
                       "drawn": {"problem": 2, "step": 1, "base_step": wrong_step, "base_reward": 1.0,
                                 "after_step": gold_step, "after_reward": 1.0}}
-    same = diagnostics.before_after_report(solved, rewards, labels, 0)["drawn"]
+    same = step_reward_summaries.before_after_report(solved, rewards, labels, 0)["drawn"]
     assert same == {"problem": 1, "step": None, "base_step": None, "base_reward": None, "after_step": None,
                     "after_reward": None}  # the same solution: no step changed
-    blank = diagnostics.before_after_report(solved, rewards, labels, 1)["drawn"]  # "after" wrote nothing
+    blank = step_reward_summaries.before_after_report(solved, rewards, labels, 1)["drawn"]  # "after" wrote nothing
     assert blank["step"] == 1 and blank["after_step"] is None and blank["after_reward"] is None
-    assert diagnostics.before_after_report({"base": ["x"], "after": ["x"]}, {"base": [[1.0]], "after": [[1.0]]},
-                                           {"base": [None], "after": [[True]]}, 0)["first_error"] is None
+    assert step_reward_summaries.before_after_report({"base": ["x"], "after": ["x"]},
+                                                     {"base": [[1.0]], "after": [[1.0]]},
+                                                     {"base": [None], "after": [[True]]}, 0)["first_error"] is None
     with pytest.raises(ValueError, match="before_after_report: problem 2 drawn, 2 solutions under 'base'"):
-        diagnostics.before_after_report(solved, rewards, labels, 2)
+        step_reward_summaries.before_after_report(solved, rewards, labels, 2)
     with pytest.raises(ValueError, match=r"2 problems but 1 solutions under 'after' \(need one per problem\)"):
-        diagnostics.step_rewards_and_labels(StepCountPRM(), problems, {"after": [""]})
+        step_reward_summaries.step_rewards_and_labels(StepCountPRM(), problems, {"after": [""]})
     with pytest.raises(ValueError, match=r"solutions_by_name\['base'\]: expected a list of solutions"):
-        diagnostics.step_rewards_and_labels(StepCountPRM(), problems, {"base": "Step 1: 1 + 1 = 2"})
+        step_reward_summaries.step_rewards_and_labels(StepCountPRM(), problems, {"base": "Step 1: 1 + 1 = 2"})
     with pytest.raises(ValueError, match=r"rows_by_problem: \(rewards, labels\) per name"):
-        diagnostics.rows_by_problem({"base": [[1.0]], "after": [[1.0], [2.0]]}, {"base": [[True]], "after": [[1], [1]]})
+        step_reward_summaries.rows_by_problem({"base": [[1.0]], "after": [[1.0], [2.0]]},
+                                              {"base": [[True]], "after": [[1], [1]]})
     with pytest.raises(ValueError, match="need the same names"):
-        diagnostics.rows_by_problem({"base": [[1.0]]}, {"after": [[True]]})
+        step_reward_summaries.rows_by_problem({"base": [[1.0]]}, {"after": [[True]]})
 
 
 def test_position_only_scores_give_the_kth_step_minus_k():
@@ -422,19 +447,19 @@ def test_position_only_scores_give_the_kth_step_minus_k():
 
 
 def test_first_rejected_steps_count_from_one_and_say_none():
-    assert diagnostics.first_rejected_steps([[2.0, -3.0, 1.0], [-4.0], [1.0, 2.0]], 0.0) == [2, 1, None]
-    assert diagnostics.first_rejected_steps([[2.0, -3.0, 1.0]], -3.5) == [None]  # log-odds: -3 is not below -3.5
+    assert step_reward_summaries.first_rejected_steps([[2.0, -3.0, 1.0], [-4.0], [1.0, 2.0]], 0.0) == [2, 1, None]
+    assert step_reward_summaries.first_rejected_steps([[2.0, -3.0, 1.0]], -3.5) == [None]  # log-odds: -3 not below -3.5
 
 
 def test_auroc_difference_refuses_a_bad_resample_count_or_confidence():
     a, b, y = [0.1, 0.9, 0.3, 0.7], [0.2, 0.1, 0.5, 0.5], [0, 1, 0, 1]
     for bad in (0, -5, True, 10.0):  # 0 raised numpy's IndexError, True drew one resample
         with pytest.raises(ValueError, match="auroc_difference: n_boot must be an int >= 1"):
-            diagnostics.auroc_difference(a, b, y, n_boot=bad)
+            reward_reports.auroc_difference(a, b, y, n_boot=bad)
     for bad in (95, 0.0, 1.0, float("nan"), True):  # 95: numpy's "Quantiles must be in the range [0, 1]"
         with pytest.raises(ValueError, match="auroc_difference: confidence must be"):
-            diagnostics.auroc_difference(a, b, y, n_boot=20, confidence=bad)
-    out = diagnostics.auroc_difference(a, b, y, n_boot=20, confidence=0.9)
+            reward_reports.auroc_difference(a, b, y, n_boot=20, confidence=bad)
+    out = reward_reports.auroc_difference(a, b, y, n_boot=20, confidence=0.9)
     assert out["low"] <= out["high"]
 
 
@@ -450,8 +475,8 @@ def test_before_after_report_refuses_a_drawn_problem_that_is_no_int():
     solutions, rewards, labels = {"a": ["Step 1: x", "Step 1: y"]}, {"a": [[1.0], [2.0]]}, {"a": [[True], [True]]}
     for bad in (True, 1.0, "1"):  # True was problem 2
         with pytest.raises(ValueError, match="before_after_report: drawn must be an int"):
-            diagnostics.before_after_report(solutions, rewards, labels, bad)
-    assert diagnostics.before_after_report(solutions, rewards, labels, np.int64(1))["drawn"]["problem"] == 2
+            step_reward_summaries.before_after_report(solutions, rewards, labels, bad)
+    assert step_reward_summaries.before_after_report(solutions, rewards, labels, np.int64(1))["drawn"]["problem"] == 2
 
 
 def test_curve_ends_averages_the_first_and_last_logged_values_round_by_round():
@@ -503,6 +528,12 @@ def test_rejected_right_answers_counts_the_right_answers_a_prm_rejects_and_their
         rejected_right_answers(rewards, labels, float("nan"))
 
 
+def test_rejected_right_answers_accept_a_reward_at_the_threshold():
+    """A step is accepted at or above the threshold (predict_first_error rejects reward < threshold)."""
+    out = diagnostics.rejected_right_answers([-3.0, -3.5, 1.0], [True, True, True], -3.0)
+    assert out == {"right": 3, "rejected": 1, "rejected_share": 1 / 3}
+
+
 def test_step_label_counts_counts_the_labelled_steps_and_the_share_right():
     assert diagnostics.step_label_counts([[True, True, False], [1, 0, 0, 0]]) == {"steps": 7, "right_share": 3 / 7}
     assert diagnostics.step_label_counts([np.array([True, False])]) == {"steps": 2, "right_share": 0.5}
@@ -538,17 +569,17 @@ def test_prm_metrics_is_notebook_02s_prm_section():
     by_position = [{"step": 1, "n": 4, "right": 0.5, "auroc": 1.0}]
     kw = dict(position_auroc=0.7, by_position=by_position, qlora_gain=gain, train_seconds=12.34,
               reward_base="data/tiny-verifier")
-    metrics = diagnostics.prm_metrics(report, figures={"reward base": reports(0.95, 0.9)}, **kw)
+    metrics = reward_reports.prm_metrics(report, figures={"reward base": reports(0.95, 0.9)}, **kw)
     assert metrics == {"step_auroc": 0.95, "position_baseline_auroc": 0.7, "step_auroc_by_position": by_position,
                        "first_error_f1": 0.9, "first_error_threshold": -1.0, "train_seconds": 12.3,
                        "reward_base": "tiny-verifier", "zero_shot": {"step_auroc": 0.9, "f1": 0.8},
                        "qlora_minus_zero_shot": gain}  # no control trained: none recorded
-    with_control = diagnostics.prm_metrics(
+    with_control = reward_reports.prm_metrics(
         report, figures={"reward base": reports(0.95, 0.9), "plain policy base (control)": reports(0.73, 0.59)}, **kw)
     assert with_control["control"] == {"after_qlora": {"step_auroc": 0.73, "f1": 0.9},
                                        "zero_shot": {"step_auroc": 0.59, "f1": 0.8}}
     with pytest.raises(ValueError, match="prm_metrics: figures need the 'reward base' reports"):
-        diagnostics.prm_metrics(report, figures={}, **kw)
+        reward_reports.prm_metrics(report, figures={}, **kw)
 
 
 def test_prm_metrics_record_the_calibration_so_a_rerun_of_notebook_02s_metrics_cell_keeps_it(tmp_path):
@@ -561,8 +592,8 @@ def test_prm_metrics_record_the_calibration_so_a_rerun_of_notebook_02s_metrics_c
     report = {"step_auroc": 1.0, "f1": 1.0, "threshold": -1.0}
     figures = {"reward base": {"zero-shot": {"step_auroc": 0.5, "f1": 0.5}}}
     kw = dict(position_auroc=0.7, by_position=[], figures=figures, qlora_gain={}, train_seconds=1.0, reward_base="b")
-    assert "calibration" not in diagnostics.prm_metrics(report, **kw)
-    recorded = diagnostics.prm_metrics(report, calibration=calibration, **kw)
+    assert "calibration" not in reward_reports.prm_metrics(report, **kw)
+    recorded = reward_reports.prm_metrics(report, calibration=calibration, **kw)
     assert recorded["calibration"] == calibration
     runs.update_metrics(tmp_path, {"prm": recorded}, replace=["prm"])
     runs.update_metrics(tmp_path, {"prm": recorded}, replace=["prm"])  # the metrics cell run again, last
@@ -596,10 +627,10 @@ def test_the_cells_prm_threshold_names_are_notebook_02s():
     """prm_threshold's message said the metrics cell saves the PRM with its threshold; the scoring cell does (the
     one that calls prm_report), and the metrics cell records it."""
     cells = notebook_02_code_cells()
-    scoring = next(i for i, src in enumerate(cells) if "report = diagnostics.prm_report(" in src)
+    scoring = next(i for i, src in enumerate(cells) if "report = reward_reports.prm_report(" in src)
     assert "prm.config.first_error_threshold = threshold" in cells[scoring]
     assert 'atomic.save_atomic(RUN_DIR / "prm", prm.save)' in cells[scoring]
-    metrics = next(i for i, src in enumerate(cells) if "diagnostics.prm_metrics(" in src)
+    metrics = next(i for i, src in enumerate(cells) if "reward_reports.prm_metrics(" in src)
     assert metrics > scoring and "runs.update_metrics(" in cells[metrics] and "save_atomic" not in cells[metrics]
 
 
@@ -616,30 +647,30 @@ def test_prm_threshold_refuses_a_prm_saved_without_the_recorded_threshold(tmp_pa
 
     prm = lambda threshold: SimpleNamespace(config=SimpleNamespace(first_error_threshold=threshold))
     with pytest.raises(FileNotFoundError, match="has no prm.first_error_threshold: run 02_process_reward_model"):
-        diagnostics.prm_threshold(prm(-1.5), tmp_path)  # notebook 02 never recorded one
+        reward_reports.prm_threshold(prm(-1.5), tmp_path)  # notebook 02 never recorded one
     runs.update_metrics(tmp_path, {"prm": {"first_error_threshold": -1.5}})
-    assert diagnostics.prm_threshold(prm(-1.5), tmp_path) == -1.5
+    assert reward_reports.prm_threshold(prm(-1.5), tmp_path) == -1.5
     with pytest.raises(ValueError, match=r"prm_threshold: the PRM loaded was saved without its first-error threshold "
                                          r"\(config first_error_threshold None: notebook 02's training cell saved "
                                          r"it\): run notebook 02 from its scoring cell \(report = "
-                                         r"diagnostics.prm_report\(...\), which saves the PRM again with its "
+                                         r"reward_reports.prm_report\(...\), which saves the PRM again with its "
                                          r"threshold\) through its metrics cell \(runs.update_metrics, which records "
                                          r"the threshold\)"):
-        diagnostics.prm_threshold(prm(None), tmp_path)
+        reward_reports.prm_threshold(prm(None), tmp_path)
     with pytest.raises(ValueError, match=r"the PRM loaded has first-error threshold -0.25, but .*metrics.json records "
                                          r"prm.first_error_threshold -1.5, another PRM's: run notebook 02 from its "
                                          r"scoring cell .* through its metrics cell"):
-        diagnostics.prm_threshold(prm(-0.25), tmp_path)
+        reward_reports.prm_threshold(prm(-0.25), tmp_path)
     folder = tmp_path / "prm"  # its saved config, read before the PRM is loaded
     folder.mkdir()
     (folder / ProcessRewardModel.config_file).write_text(json.dumps({"first_error_threshold": None}))
     with pytest.raises(ValueError, match=r"prm_threshold: .*prm was saved without its first-error threshold"):
-        diagnostics.prm_threshold(folder, tmp_path)
+        reward_reports.prm_threshold(folder, tmp_path)
     (folder / ProcessRewardModel.config_file).write_text(json.dumps({"first_error_threshold": -1.5}))
-    assert diagnostics.prm_threshold(folder, tmp_path) == -1.5
+    assert reward_reports.prm_threshold(folder, tmp_path) == -1.5
     (folder / ProcessRewardModel.config_file).unlink()
     with pytest.raises(FileNotFoundError, match="not a saved process reward model"):
-        diagnostics.prm_threshold(str(folder), tmp_path)
+        reward_reports.prm_threshold(str(folder), tmp_path)
 
 
 def test_outcome_auroc_differences_are_notebook_03s_three_gaps():
@@ -649,14 +680,14 @@ def test_outcome_auroc_differences_are_notebook_03s_three_gaps():
               (("ORM", 1.0), ("PRM (min)", 0.5), ("combined", 1.2))}
     zero_shot = rng.normal(size=40)
     groups = [i // 4 for i in range(40)]
-    gaps = diagnostics.outcome_auroc_differences(scores, zero_shot, labels, groups=groups, seed=1)
+    gaps = reward_reports.outcome_auroc_differences(scores, zero_shot, labels, groups=groups, seed=1)
     assert list(gaps) == ["combined_minus_orm", "orm_minus_prm_min", "qlora_minus_zero_shot"]
-    assert gaps["orm_minus_prm_min"] == diagnostics.auroc_difference(scores["ORM"], scores["PRM (min)"], labels,
-                                                                     groups=groups, seed=1)
+    assert gaps["orm_minus_prm_min"] == reward_reports.auroc_difference(scores["ORM"], scores["PRM (min)"], labels,
+                                                                        groups=groups, seed=1)
     assert gaps["qlora_minus_zero_shot"]["difference"] == pytest.approx(
-        diagnostics.outcome_auroc(scores["ORM"], labels) - diagnostics.outcome_auroc(zero_shot, labels))
+        outcome_auroc(scores["ORM"], labels) - outcome_auroc(zero_shot, labels))
     with pytest.raises(ValueError, match=r"outcome_auroc_differences: scores lack \['combined'\]"):
-        diagnostics.outcome_auroc_differences({"ORM": [1.0], "PRM (min)": [0.0]}, [0.0], [True])
+        reward_reports.outcome_auroc_differences({"ORM": [1.0], "PRM (min)": [0.0]}, [0.0], [True])
 
 
 def test_prm_metrics_refuse_figures_another_prm_scored():
@@ -674,7 +705,7 @@ def test_prm_metrics_refuse_figures_another_prm_scored():
             return [[self.sign * (1.0 if ok else -1.0) for ok in y] for y in labels[:len(prompts)]]
 
     first = PRM(1)
-    report = diagnostics.prm_report(first, rows, rows)
+    report = reward_reports.prm_report(first, rows, rows)
     assert report["scored_by"]() is first and report["test_rewards"] == first.score_solutions(["p"] * 3, None)
     plain = process_reward_report(report["val_rewards"], labels, report["test_rewards"], labels)
     assert {k: report[k] for k in plain} == plain  # its figures are evaluation's
@@ -682,28 +713,28 @@ def test_prm_metrics_refuse_figures_another_prm_scored():
                                "zero-shot": {"step_auroc": 0.5, "f1": 0.5, "test_rewards": [[0.0]]}}}
     kw = dict(position_auroc=0.7, by_position=[], figures=figures, train_seconds=1.0, reward_base="b",
               qlora_gain={"difference": 0.5, "low": 0.4, "high": 0.6})
-    recorded = diagnostics.prm_metrics(report, prm=first, **kw)
-    assert recorded == diagnostics.prm_metrics(report, **kw)  # the check adds nothing to what is recorded
+    recorded = reward_reports.prm_metrics(report, prm=first, **kw)
+    assert recorded == reward_reports.prm_metrics(report, **kw)  # the check adds nothing to what is recorded
     assert "scored_by" not in recorded and "test_rewards" not in recorded
     second = PRM(-1)  # trained again; its scoring cell not run again
     with pytest.raises(ValueError, match="report holds the figures of another PRM than prm, the one trained last.*"
-                                         r"report = diagnostics.prm_report\(prm, val, test\)"):
-        diagnostics.prm_metrics(report, prm=second, **kw)
+                                         r"report = reward_reports.prm_report\(prm, val, test\)"):
+        reward_reports.prm_metrics(report, prm=second, **kw)
     del first  # the first PRM gone: its report no longer names a PRM, nor this one
     with pytest.raises(ValueError, match="another PRM than prm"):
-        diagnostics.prm_metrics(report, prm=second, **kw)
+        reward_reports.prm_metrics(report, prm=second, **kw)
     with pytest.raises(ValueError, match="report does not say which PRM scored it"):  # a plain process_reward_report
-        diagnostics.prm_metrics({k: v for k, v in report.items() if k != "scored_by"}, prm=second, **kw)
+        reward_reports.prm_metrics({k: v for k, v in report.items() if k != "scored_by"}, prm=second, **kw)
     # scored again, but the zero-shot comparison not: its 'after QLoRA' rewards are the first PRM's
     with pytest.raises(ValueError, match=r"figures\['reward base'\] holds another PRM's rewards than report.*"
                                          "prm_reports_adapter_on_and_off"):
-        diagnostics.prm_metrics(diagnostics.prm_report(second, rows, rows), prm=second, **kw)
+        reward_reports.prm_metrics(reward_reports.prm_report(second, rows, rows), prm=second, **kw)
 
 
 def test_format_heatmap_summary_says_where_its_threshold_comes_from():
     """It always said "notebook 02's threshold", whatever threshold a user's script passed."""
-    summary = diagnostics.heatmap_summary(REWARDS, LABELS, 0.0)
-    assert diagnostics.format_heatmap_summary(summary, 0.0, threshold_source="my threshold").endswith(
+    summary = step_reward_summaries.heatmap_summary(REWARDS, LABELS, 0.0)
+    assert step_reward_summaries.format_heatmap_summary(summary, 0.0, threshold_source="my threshold").endswith(
         "first rejected step (P < 0.50, my threshold) = the checker's first error (none = none) in 2 of 3 solutions")
 
 
@@ -711,10 +742,10 @@ def test_format_chosen_vs_rejected_counts_the_mistakes_the_prm_misses():
     """Notebook 05's text quoted 52 mistakes, 49 under -4 and 2 above zero from metrics.json alone: printed now."""
     summary = {"ranked_by_min": 0.75, "mean_gap_by_step": [0.5], "mistake_rewards": [-5.0, -4.0, -1.0, 0.0, 0.5],
                "threshold": -3.0}
-    assert diagnostics.format_chosen_vs_rejected(summary, 4).splitlines()[2] == (
+    assert step_reward_summaries.format_chosen_vs_rejected(summary, 4).splitlines()[2] == (
         "5 mistakes (x): 2 below the threshold (P < 0.05), rejected; 3 at or above it, missed, 1 of them above zero "
         "(P > 0.5)")
-    assert len(diagnostics.format_chosen_vs_rejected({**summary, "mistake_rewards": []}, 4).splitlines()) == 2
+    assert len(step_reward_summaries.format_chosen_vs_rejected({**summary, "mistake_rewards": []}, 4).splitlines()) == 2
 
 
 def test_chosen_vs_rejected_counts_a_mistake_missed_at_the_prms_threshold_not_at_fixed_cut_points():
@@ -725,7 +756,7 @@ def test_chosen_vs_rejected_counts_a_mistake_missed_at_the_prms_threshold_not_at
     summary = chosen_vs_rejected_summary([[5.0, 4.0], [6.0, 5.0]], [[3.0, -3.5], [-6.0, -2.0]],
                                          [[True, False], [False, False]], rejected_solutions=rejected, threshold=-3.2)
     assert summary["missed_mistakes"] == [{"pair": 2, "step": 2, "text": "Step 2: 17 - 8 = 8", "reward": -2.0}]
-    assert diagnostics.format_chosen_vs_rejected(summary, 2).splitlines()[2:] == [
+    assert step_reward_summaries.format_chosen_vs_rejected(summary, 2).splitlines()[2:] == [
         "3 mistakes (x): 2 below the threshold (P < 0.04), rejected; 1 at or above it, missed, 0 of them above zero "
         "(P > 0.5)",
         "  missed: pair 2, step 2 (reward -2.00, P 0.12): Step 2: 17 - 8 = 8"]
@@ -744,7 +775,7 @@ def test_format_chosen_vs_rejected_prints_the_mistakes_the_prm_misses():
                                            "reward": 4.6},
                                           {"pair": 2, "step": 2, "text": "Step 2: 17 - 8 = 9\n\nAnswer: 18",
                                            "reward": 1.5}]
-    assert diagnostics.format_chosen_vs_rejected(summary, 2).splitlines()[2:] == [
+    assert step_reward_summaries.format_chosen_vs_rejected(summary, 2).splitlines()[2:] == [
         "3 mistakes (x): 1 below the threshold (P < 0.50), rejected; 2 at or above it, missed, 2 of them above "
         "zero (P > 0.5)",
         "  missed: pair 1, step 2 (reward +4.60, P 1−0.01): Step 2: 11 - 5 = 6 | Answer: 6",
@@ -767,16 +798,17 @@ def test_the_texts_of_notebook_05s_summaries_split_at_the_prms_own_delimiter():
     base, after = "# a = 1\n\n# b = 2\n\n# Answer: 3", "# a = 1\n\n# b = 3\n\n# Answer: 4"
     rewards = {"base": [[2.0, 1.0, 0.5]], "after": [[2.0, -1.0, -0.5]]}
     labels = {"base": [[True, True, True]], "after": [[True, False, False]]}
-    drawn = diagnostics.before_after_report({"base": [base], "after": [after]}, rewards, labels, 0,
-                                            delimiter="\n\n#")["drawn"]
+    drawn = step_reward_summaries.before_after_report({"base": [base], "after": [after]}, rewards, labels, 0,
+                                                      delimiter="\n\n#")["drawn"]
     assert drawn == {"problem": 1, "step": 2, "base_step": "# b = 2", "base_reward": 1.0, "after_step": "# b = 3",
                      "after_reward": -1.0}
     # at the default delimiter, one step against three rewards: refused, where a wrong step was recorded
     with pytest.raises(ValueError, match=r"before_after_report: problem 1's solution under 'base' has 1 steps at "
                                          r"delimiter '\\n\\nStep' but 3 rewards: pass the PRM's own delimiter"):
-        diagnostics.before_after_report({"base": [base], "after": [after]}, rewards, labels, 0)
-    blank = diagnostics.before_after_report({"base": [base], "after": [""]}, {"base": rewards["base"], "after": [[]]},
-                                            {"base": labels["base"], "after": [[]]}, 0, delimiter="\n\n#")
+        step_reward_summaries.before_after_report({"base": [base], "after": [after]}, rewards, labels, 0)
+    blank = step_reward_summaries.before_after_report({"base": [base], "after": [""]},
+                                                      {"base": rewards["base"], "after": [[]]},
+                                                      {"base": labels["base"], "after": [[]]}, 0, delimiter="\n\n#")
     assert blank["drawn"]["step"] == 1 and blank["drawn"]["after_reward"] is None  # [] = unscored: no count to match
     summary = chosen_vs_rejected_summary([[3.0, 3.0, 3.0]], [[2.0, -1.0, 1.5]], [[True, False, False]],
                                          rejected_solutions=[after], threshold=0.0, delimiter="\n\n#")
@@ -785,10 +817,11 @@ def test_the_texts_of_notebook_05s_summaries_split_at_the_prms_own_delimiter():
 
 def test_the_heatmap_counts_refuse_no_solutions_and_a_solution_without_steps():
     """[] was "first error found in 0 of 0 solutions"; a solution without steps was an exact hit (-1 == -1)."""
-    calls = {"first_error_hits": lambda r, y: diagnostics.first_error_hits(r, y, P10),
-             "heatmap_summary": lambda r, y: diagnostics.heatmap_summary(r, y, P10),
-             "heatmap_details": lambda r, y: diagnostics.heatmap_details(r, y, P10),
-             "first_error_hits_by_problem": lambda r, y: diagnostics.first_error_hits_by_problem([r], [y], P10)}
+    calls = {"first_error_hits": lambda r, y: step_reward_summaries.first_error_hits(r, y, P10),
+             "heatmap_summary": lambda r, y: step_reward_summaries.heatmap_summary(r, y, P10),
+             "heatmap_details": lambda r, y: step_reward_summaries.heatmap_details(r, y, P10),
+             "first_error_hits_by_problem": lambda r, y: step_reward_summaries.first_error_hits_by_problem([r], [y],
+                                                                                                          P10)}
     for name, call in calls.items():
         with pytest.raises(ValueError, match=rf"^{name}: no solutions"):
             call([], [])
@@ -801,12 +834,12 @@ def test_a_nan_reward_is_named_by_the_function_called_its_solution_and_step():
     outcome_auroc's of a weighted sum), naming neither the function called, the solution nor which input."""
     nan = float("nan")
     rewards = [REWARDS[0], [3.0, nan]]
-    calls = {"first_error_hits": lambda: diagnostics.first_error_hits(rewards, LABELS[:2], P10),
-             "heatmap_summary": lambda: diagnostics.heatmap_summary(rewards, LABELS[:2], P10),
-             "heatmap_details": lambda: diagnostics.heatmap_details(rewards, LABELS[:2], P10),
-             "first_error_hits_by_problem": lambda: diagnostics.first_error_hits_by_problem(
+    calls = {"first_error_hits": lambda: step_reward_summaries.first_error_hits(rewards, LABELS[:2], P10),
+             "heatmap_summary": lambda: step_reward_summaries.heatmap_summary(rewards, LABELS[:2], P10),
+             "heatmap_details": lambda: step_reward_summaries.heatmap_details(rewards, LABELS[:2], P10),
+             "first_error_hits_by_problem": lambda: step_reward_summaries.first_error_hits_by_problem(
                  [rewards[:1], rewards[1:]], [LABELS[:1], LABELS[1:2]], P10),
-             "first_rejected_steps": lambda: diagnostics.first_rejected_steps(rewards, P10),
+             "first_rejected_steps": lambda: step_reward_summaries.first_rejected_steps(rewards, P10),
              "step_auroc_by_position": lambda: diagnostics.step_auroc_by_position(rewards, LABELS[:2])}
     for name, call in calls.items():
         with pytest.raises(ValueError, match=rf"^{name}: solution 1, step 1 must be a finite number, got nan"):
@@ -814,7 +847,7 @@ def test_a_nan_reward_is_named_by_the_function_called_its_solution_and_step():
     for name, prm, orm in (("prm_scores", [0.1, nan, 0.3], [0.1, 0.2, 0.3]), ("orm_scores", [0.1, 0.2, 0.3],
                                                                                [0.1, 0.2, nan])):
         with pytest.raises(ValueError, match=rf"^choose_process_weight: {name}: solution \d must be a finite number"):
-            diagnostics.choose_process_weight(prm, orm, [True, False, True])
+            reward_reports.choose_process_weight(prm, orm, [True, False, True])
 
 
 class _FakeORM:
@@ -874,9 +907,9 @@ def test_orm_report_scores_both_splits_zero_shot_too_and_chooses_the_weight_on_v
     rows = {c: y for split in (val, test) for c, y in zip(split["completion"], split["label"])}
     noisy = lambda scale: {c: float(y) + scale * rng.normal() for c, y in rows.items()}
     orm, prm = _fake_reward_models(noisy(1.0), noisy(3.0), noisy(1.5))
-    report = diagnostics.orm_report(orm, prm, val, test)
-    weight, by_weight = diagnostics.choose_process_weight(prm.solution_rewards(None, val["completion"]),
-                                                          orm.score_solutions(None, val["completion"]), val["label"])
+    report = reward_reports.orm_report(orm, prm, val, test)
+    weight, by_weight = reward_reports.choose_process_weight(prm.solution_rewards(None, val["completion"]),
+                                                             orm.score_solutions(None, val["completion"]), val["label"])
     assert report["process_weight"] == weight and report["val_auroc_by_weight"] == by_weight
     orm_test, prm_test = (np.array(table) for table in (orm.score_solutions(None, test["completion"]),
                                                         prm.solution_rewards(None, test["completion"])))
@@ -890,16 +923,16 @@ def test_orm_report_scores_both_splits_zero_shot_too_and_chooses_the_weight_on_v
     assert report["aurocs"] == {name: outcome_auroc(s, test["label"]) for name, s in report["scores"].items()}
     assert list(report["labels"]) == test["label"] and report["scored_by"]() is orm
     # the gaps, bootstrapped over whole groups with the report's own seed: as notebook 03 calls it
-    by_problem = diagnostics.orm_report(orm, prm, val, test, groups=test["prompt"], seed=7)
-    assert by_problem["differences"] == diagnostics.outcome_auroc_differences(
+    by_problem = reward_reports.orm_report(orm, prm, val, test, groups=test["prompt"], seed=7)
+    assert by_problem["differences"] == reward_reports.outcome_auroc_differences(
         report["scores"], report["zero_shot_scores"], test["label"], groups=test["prompt"], seed=7)
-    assert report["differences"] == diagnostics.outcome_auroc_differences(report["scores"], zero_shot, test["label"])
+    assert report["differences"] == reward_reports.outcome_auroc_differences(report["scores"], zero_shot, test["label"])
     assert report["differences"] != by_problem["differences"]
-    fixed = diagnostics.orm_report(orm, prm, val, test, process_weight=1)  # the notebook's PROCESS_WEIGHT
+    fixed = reward_reports.orm_report(orm, prm, val, test, process_weight=1)  # the notebook's PROCESS_WEIGHT
     assert fixed["process_weight"] == 1.0 and np.allclose(fixed["scores"]["combined"], prm_test)
     for bad in (1.5, -0.1, float("nan"), "0.3"):
         with pytest.raises(ValueError, match="orm_report: process_weight"):
-            diagnostics.orm_report(orm, prm, val, test, process_weight=bad)
+            reward_reports.orm_report(orm, prm, val, test, process_weight=bad)
 
 
 def test_orm_report_refuses_a_prm_that_aggregates_otherwise_than_by_min():
@@ -910,7 +943,7 @@ def test_orm_report_refuses_a_prm_that_aggregates_otherwise_than_by_min():
     prm.config.aggregation = "product"
     with pytest.raises(ValueError, match=r"orm_report: the PRM aggregates its steps by 'product', but its scores here "
                                          r"are named and recorded as min"):
-        diagnostics.orm_report(orm, prm, val, test)
+        reward_reports.orm_report(orm, prm, val, test)
 
 
 def test_orm_metrics_is_notebook_03s_orm_section_and_refuses_another_orms_figures():
@@ -919,22 +952,22 @@ def test_orm_metrics_is_notebook_03s_orm_section_and_refuses_another_orms_figure
     rows = {c: y for split in (val, test) for c, y in zip(split["completion"], split["label"])}
     noisy = lambda scale: {c: float(y) + scale * rng.normal() for c, y in rows.items()}
     orm, prm = _fake_reward_models(noisy(1.0), noisy(3.0), noisy(1.5))
-    report = diagnostics.orm_report(orm, prm, val, test, groups=test["prompt"])
+    report = reward_reports.orm_report(orm, prm, val, test, groups=test["prompt"])
     rejected = {"right": 9, "rejected": 2, "rejected_share": 2 / 9}
-    metrics = diagnostics.orm_metrics(report, rejected=rejected, train_seconds=12.34, orm=orm)
+    metrics = reward_reports.orm_metrics(report, rejected=rejected, train_seconds=12.34, orm=orm)
     aurocs = report["aurocs"]
     assert metrics == {"auroc": aurocs["ORM"], "prm_min_auroc": aurocs["PRM (min)"],
                        "combined_auroc": aurocs["combined"], "combined_process_weight": report["process_weight"],
                        "zero_shot_auroc": report["zero_shot_auroc"], "differences": report["differences"],
                        "prm_rejected_right": rejected, "train_seconds": 12.3}
-    assert metrics == diagnostics.orm_metrics(report, rejected=rejected, train_seconds=12.34)
+    assert metrics == reward_reports.orm_metrics(report, rejected=rejected, train_seconds=12.34)
     again, _ = _fake_reward_models(noisy(1.0), noisy(3.0), noisy(1.5))  # trained again, its scoring cell not run
     with pytest.raises(ValueError, match=r"report holds the figures of another ORM than orm, the one trained last.*"
-                                         r"report = diagnostics.orm_report\(...\)"):
-        diagnostics.orm_metrics(report, rejected=rejected, train_seconds=1.0, orm=again)
+                                         r"report = reward_reports.orm_report\(...\)"):
+        reward_reports.orm_metrics(report, rejected=rejected, train_seconds=1.0, orm=again)
     with pytest.raises(ValueError, match="report does not say which ORM scored it"):
-        diagnostics.orm_metrics({k: v for k, v in report.items() if k != "scored_by"}, rejected=rejected,
-                                train_seconds=1.0, orm=orm)
+        reward_reports.orm_metrics({k: v for k, v in report.items() if k != "scored_by"}, rejected=rejected,
+                                   train_seconds=1.0, orm=orm)
 
 
 def notebook_03_code_cells() -> list[str]:
@@ -953,8 +986,8 @@ def test_notebook_03_scores_and_records_through_orm_report_and_orm_metrics():
     for hand_made in ("disable_adapter", "score_solutions(", "solution_rewards(", "choose_process_weight(",
                       "outcome_auroc(", "CombinedRewardModel(", '"auroc": aurocs'):
         assert hand_made not in source, hand_made
-    scoring = [i for i, src in enumerate(cells) if "report = diagnostics.orm_report(orm, prm, val, test" in src]
-    recording = [i for i, src in enumerate(cells) if "diagnostics.orm_metrics(report" in src]
+    scoring = [i for i, src in enumerate(cells) if "report = reward_reports.orm_report(orm, prm, val, test" in src]
+    recording = [i for i, src in enumerate(cells) if "reward_reports.orm_metrics(report" in src]
     assert len(scoring) == len(recording) == 1 and scoring[0] < recording[0]
     assert "process_weight=PROCESS_WEIGHT" in cells[scoring[0]] and "orm=orm" in cells[recording[0]]
     # the gaps are the report's, bootstrapped over whole problems with the notebook's seed, not computed beside it

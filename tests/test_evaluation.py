@@ -10,9 +10,10 @@ from stepdpo_lite.evaluation import (best_of_n_accuracy, choose_threshold, first
                                      first_error_report, majority_vote_accuracy, outcome_auroc, predict_first_error,
                                      process_reward_report, step_auroc)
 from stepdpo_lite.tutorial.credit import format_credit, mean_by_label
-from stepdpo_lite.tutorial.diagnostics import (auroc_difference, base_rate_loss, chosen_vs_rejected_summary,
-                                               choose_process_weight, position_only_scores,
-                                               prm_reports_adapter_on_and_off, step_auroc_by_position)
+from stepdpo_lite.tutorial.diagnostics import base_rate_loss, position_only_scores, step_auroc_by_position
+from stepdpo_lite.tutorial.reward_reports import (auroc_difference, choose_process_weight,
+                                                  prm_reports_adapter_on_and_off)
+from stepdpo_lite.tutorial.step_reward_summaries import chosen_vs_rejected_summary
 
 
 def test_step_auroc_known_values():
@@ -342,6 +343,24 @@ def test_auroc_difference_point_interval_groups_and_errors():
         auroc_difference([[0.1, 0.2], [0.3, 0.4]], [[0.3, 0.1], [0.4, 0.5]], [[True, False], [True, None]])
     with pytest.raises(ValueError, match=r"scores A\): 5 scores but 4 labels"):  # flat: was numpy's IndexError
         auroc_difference([0.1, 0.2, 0.3, 0.4, 0.5], [0.1, 0.2, 0.3, 0.4, 0.5], [True, False, True, False])
+
+
+def test_auroc_difference_interval_is_the_percentile_interval_of_whole_resamples():
+    """Redone by hand: n draws of the n examples with replacement (numpy's generator, the seed), resamples of one
+    class drawn again, the interval the (1 − c)/2 and (1 + c)/2 quantiles of the AUROC differences."""
+    rng = np.random.default_rng(1)
+    y = rng.random(30) < 0.5
+    a, b = y + rng.normal(size=30), rng.normal(size=30)
+    got = auroc_difference(a, b, y, n_boot=200, seed=3, confidence=0.8)
+    draw, diffs = np.random.default_rng(3), []
+    while len(diffs) < 200:
+        idx = draw.integers(0, 30, 30)
+        if y[idx].all() or not y[idx].any():
+            continue
+        diffs.append(outcome_auroc(a[idx], y[idx]) - outcome_auroc(b[idx], y[idx]))
+    low, high = np.quantile(diffs, [0.1, 0.9])
+    assert got["low"] == pytest.approx(low) and got["high"] == pytest.approx(high)
+    assert got["difference"] == pytest.approx(outcome_auroc(a, y) - outcome_auroc(b, y))
 
 
 @pytest.mark.parametrize("call, message", [

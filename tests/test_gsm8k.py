@@ -31,11 +31,24 @@ def test_extract_answer(text, want):
     assert gsm8k.extract_answer(text) == want
 
 
+def test_extract_answer_reads_the_last_answer_marker():
+    """A solution that writes an early "Answer:" and then goes on to a final one is graded by the final one."""
+    assert gsm8k.extract_answer("Answer: 3 apples so far\n\nStep 2: 3 + 4 = 7\n\nAnswer: 7") == 7.0
+    assert gsm8k.extract_answer("#### 5\n#### 6") == 6.0
+
+
 def test_answer_matches():
     assert gsm8k.answer_matches("Answer: 18", "18")
     assert not gsm8k.answer_matches("Answer: 17", "18")
     assert not gsm8k.answer_matches("I don't know", "18")
     assert gsm8k.answer_matches("Answer: 1,000", "1000")
+
+
+def test_answer_matches_refuses_a_near_miss():
+    """GSM8K answers are exact: 18.5 or 17.5 for 18 is wrong."""
+    assert not gsm8k.answer_matches("Answer: 18.5", "18")
+    assert not gsm8k.answer_matches("Answer: 17.5", "18")
+    assert gsm8k.answer_matches("Answer: 18.0", "18")
 
 
 @pytest.mark.parametrize("text, want", [
@@ -70,6 +83,15 @@ def test_a_problem_whose_answer_grades_nothing_right_is_refused(answer):
     with pytest.raises(ValueError, match="the reference answer .* is not a number"):
         gsm8k.GSM8KProblem("How many?", answer, "prompt")
     assert gsm8k.GSM8KProblem("How many?", "$1,000", "prompt").is_correct("Answer: 1000")
+
+
+def test_reference_steps_leave_out_the_final_answer_line_of_a_raw_gsm8k_answer():
+    """A problem made from a Hub row's answer as it stands (its "#### 72" line kept) counts 2 reference steps, and
+    its reference solution shows no "Step 3: #### 72"."""
+    raw = "She sold 48/2 = 24.\nShe sold 48+24 = 72.\n#### 72"  # a GSM8K answer as the Hub stores it
+    problem = gsm8k.GSM8KProblem("How many clips?", "72", "prompt", raw)
+    assert problem.reference_steps == 2
+    assert gsm8k.reference_solution(problem).count("Step") == 2
 
 
 def test_format_prompt(tiny_tokenizer):
@@ -170,6 +192,13 @@ def test_mc_verdicts_warns_before_any_rollout_when_most_samples_are_one_step():
         gsm8k.warn_of_one_step_samples(asked)
 
 
+def test_warn_of_one_step_samples_leaves_blank_samples_out_of_the_share():
+    one, two = "Step 1: 2 + 3 = 5\n\nAnswer: 5", "Step 1: 2 + 3 = 5\n\nStep 2: 5 + 0 = 5\n\nAnswer: 5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert gsm8k.warn_of_one_step_samples([two, one, " ", ""]) == 0.5  # 1 of the 2 samples written
+
+
 def test_mc_verdicts_splits_each_sample_into_steps_once(monkeypatch):
     """mc_verdicts split every sample at the delimiter twice: once in warn_of_one_step_samples, then again for its
     labels. It splits once and passes the steps on; steps given for other samples are refused."""
@@ -221,6 +250,17 @@ def test_a_bad_hub_row_is_named_by_its_split_and_index(monkeypatch, tiny_tokeniz
         gsm8k.load_problems(tiny_tokenizer, 1, 3, name="user/gsm8k-copy")
     splits["test"][2] = good
     assert len(gsm8k.load_problems(tiny_tokenizer, 1, 3, name="user/gsm8k-copy")["test"]) == 3
+
+
+def test_the_hubs_validation_problems_are_train_split_problems_not_trained_on(monkeypatch, tiny_tokenizer):
+    import datasets
+
+    rows = [{"question": f"Tom has {k} apples and buys 2. How many now?", "answer": f"{k} + 2 = {k + 2}\n#### {k + 2}"}
+            for k in range(8)]
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, config, split: datasets.Dataset.from_list(rows))
+    parts = gsm8k.load_problems(tiny_tokenizer, 3, 2, name="user/gsm8k-copy")
+    train, validation = ({p.question for p in parts[s]} for s in ("train", "validation"))
+    assert len(train) == 3 and len(validation) == 2 and not train & validation
 
 
 def test_carve_keeps_each_problem_in_its_split_whatever_the_sizes():

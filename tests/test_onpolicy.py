@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from stepdpo_lite.tutorial import (diagnostics, display_names, onpolicy, onpolicy_report, onpolicy_resume, paired_stats,
-                                   policy_eval, prm_pairs, profiles, tasks, tiny_models, toyworld, viz)
+from stepdpo_lite.tutorial import (display_names, onpolicy, onpolicy_report, onpolicy_resume, paired_stats, policy_eval,
+                                   prm_pairs, profiles, reward_reports, tasks, tiny_models, toyworld, viz)
 from stepdpo_lite.rewards import InputTooLong
 from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.trainer import StepwiseDPOTrainer
@@ -1231,7 +1231,7 @@ def test_onpolicy_rounds_protocol_flag_sets_what_is_not_given(monkeypatch, tmp_p
     seen = {}
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
     monkeypatch.setattr(runs, "read_metrics", lambda run: RUN_METRICS)
-    monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
+    monkeypatch.setattr(reward_reports, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
     monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
     monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: ("<policy>", "<tokenizer>"))
     monkeypatch.setattr(onpolicy, "recorded_splits", lambda *a, **kw: {"train": ["p"], "validation": ["v"]})
@@ -1427,7 +1427,7 @@ def test_onpolicy_rounds_freezes_the_embeddings_of_a_tiny_base_on_a_task_of_ones
     monkeypatch.setitem(tasks.TASKS, "sum", lambda profile: "<sum task>")
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
     monkeypatch.setattr(runs, "read_metrics", lambda run: RUN_METRICS)
-    monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
+    monkeypatch.setattr(reward_reports, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
     monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
     made = []
 
@@ -1550,7 +1550,7 @@ def test_rounds_tables_mislabelled_column_adds_up_the_mislabels_of_every_kind_of
 
 def test_a_policy_has_one_name_in_notebook_04_and_06():
     """viz kept a second copy of the names ("DPO" there, "DPO + NLL" here) for notebook 06's greedy-vs-sampled bars.
-    One dict, in tasks (torch- and matplotlib-free): bestofn, which viz's diagnostics import, cannot import viz."""
+    One dict, in display_names (torch- and matplotlib-free), which viz, bestofn and the reports all import."""
     assert viz.method_name is display_names.method_name and onpolicy_report.method_name is display_names.method_name
     assert {m: viz.method_name(m) for m in display_names.POLICY_NAMES} == display_names.POLICY_NAMES
     assert not hasattr(onpolicy, "NAMES")  # a second name for the dict: one lookup, display_names.method_name
@@ -1577,7 +1577,8 @@ def test_prepare_rounds_loads_the_prm_and_a_policy_per_method_and_builds_the_rou
     monkeypatch.setattr(onpolicy.runs, "read_metrics", lambda run: calls.append(("metrics", run)) or {"m": 1})
     monkeypatch.setattr(onpolicy.ProcessRewardModel, "load",
                         lambda folder, device=None: calls.append(("prm", folder, device)) or "<prm>")
-    monkeypatch.setattr(onpolicy.diagnostics, "prm_threshold", lambda prm, run: calls.append(("threshold", prm)) or 0.5)
+    monkeypatch.setattr(onpolicy.reward_reports, "prm_threshold",
+                        lambda prm, run: calls.append(("threshold", prm)) or 0.5)
     starts = iter(range(3))
     monkeypatch.setattr(onpolicy, "start_policy",
                         lambda profile, seed: (calls.append(("policy", seed)) or f"<policy {next(starts)}>", "<tok>"))
@@ -1686,6 +1687,35 @@ def test_recorded_splits_are_notebook_01s_at_the_sizes_it_recorded():
     for bad in (0, 2.0, True):
         with pytest.raises(ValueError, match="recorded_splits: n_train must be an int >= 1"):
             onpolicy.recorded_splits(tasks.ToyTask(), recorded, n_train=bad)
+
+
+def test_optimizer_steps_count_whole_batches_and_at_least_one():
+    assert onpolicy.optimizer_steps(570, 1.0, 16) == 35  # notebook 04's tiny runs: 560 of the 570 pairs
+    assert onpolicy.optimizer_steps(570, 2.0, 16) == 71 and onpolicy.optimizer_steps(570, 0.5, 16) == 17
+    assert onpolicy.optimizer_steps(64, 1.0, 4, accumulation_steps=4) == 4  # 16 rows an optimizer step
+    assert onpolicy.optimizer_steps(3, 1.0, 16) == 1  # a few rows train
+    for kw, message in ((dict(epochs=0.0), "epochs must be > 0"), (dict(epochs=float("nan")), "epochs must be a"),
+                        (dict(batch_size=0), "batch_size must be an int >= 1"),
+                        (dict(accumulation_steps=True), "accumulation_steps must be an int >= 1"),
+                        (dict(n_rows=-5), "n_rows must be an int >= 1"), (dict(n_rows=2.5), "n_rows must be an int"),
+                        (dict(n_rows=0), "n_rows must be an int >= 1, got 0")):  # no rows: no step, not one
+        with pytest.raises(ValueError, match=f"optimizer_steps: {message}"):
+            onpolicy.optimizer_steps(**{**dict(n_rows=570, epochs=1.0, batch_size=16), **kw})
+
+
+def test_preference_batch_size_is_the_given_one_else_the_profiles_dpo_batch_size_else_its_train_batch_size():
+    import dataclasses
+
+    tiny, t4 = profiles.get_profile("tiny"), profiles.get_profile("t4-16gb")
+    assert tiny.train_batch_size == 32 and onpolicy.preference_batch_size(tiny) == tiny.dpo_batch_size == 16
+    assert t4.dpo_batch_size is None and onpolicy.preference_batch_size(t4) == t4.train_batch_size == 4
+    # the profile's field, not its name: a copy of tiny under another name trained in batches of 32
+    assert onpolicy.preference_batch_size(dataclasses.replace(tiny, name="my-tiny")) == 16
+    assert onpolicy.preference_batch_size(dataclasses.replace(t4, dpo_batch_size=2)) == 2
+    assert onpolicy.preference_batch_size(tiny, 8) == 8 and onpolicy.preference_batch_size(t4, 2) == 2
+    for bad in (0, -4, 2.5, "8"):
+        with pytest.raises(ValueError, match="preference_batch_size: batch_size must be an int >= 1"):
+            onpolicy.preference_batch_size(tiny, bad)
 
 
 def test_training_args_name_checkpointing_as_this_transformers_does(tmp_path):
@@ -1798,7 +1828,7 @@ def test_onpolicy_rounds_writes_out_after_every_round_on_the_device_and_problem_
     seen = {}
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
     monkeypatch.setattr(runs, "read_metrics", lambda run: RUN_METRICS)
-    monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
+    monkeypatch.setattr(reward_reports, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
     monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(
         lambda cls, path, device=None: seen.setdefault("prm_device", device)))
     monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: (
@@ -1857,7 +1887,7 @@ def test_onpolicy_rounds_says_when_n_eval_is_more_than_the_split_holds(monkeypat
     script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
     monkeypatch.setattr(runs, "read_metrics", lambda run: RUN_METRICS)
-    monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
+    monkeypatch.setattr(reward_reports, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
     monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
     monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: ("<policy>", "<tokenizer>"))
     monkeypatch.setattr(onpolicy, "recorded_splits", lambda *a, **kw: {"train": ["p"], "validation": ["v", "w"]})
@@ -1881,7 +1911,7 @@ def test_onpolicy_rounds_refuses_a_run_without_notebook_01s_counts_before_it_loa
 
     script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
-    monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
+    monkeypatch.setattr(reward_reports, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
 
     def load(*args, **kwargs):
         raise RuntimeError("a model loaded")
@@ -2133,7 +2163,7 @@ def test_onpolicy_rounds_draws_its_splits_at_the_counts_it_checked_before_loadin
     script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "onpolicy_rounds.py"))
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
     monkeypatch.setattr(runs, "read_metrics", lambda run: RUN_METRICS)
-    monkeypatch.setattr(diagnostics, "prm_threshold", lambda prm, run: -1.5)
+    monkeypatch.setattr(reward_reports, "prm_threshold", lambda prm, run: -1.5)
     monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
     monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: ("<policy>", "<tokenizer>"))
 

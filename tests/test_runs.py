@@ -184,10 +184,10 @@ def test_notebook_readers_are_the_notebooks_that_read_each_ones_outputs():
         folders = {saved_by[f] for f in re.findall(r'RUN_DIR / "(\w+)"', source) if f in saved_by}
         sections = {section_of[k] for k in re.findall(r'read_metrics\(RUN_DIR\)\.get\("(\w+)"', source)}
         sections |= {section_of[k.split(".")[0]] for k in re.findall(r'recorded\(RUN_DIR, "([\w.]+)"', source)}
-        if "diagnostics.prm_threshold(" in source:  # it reads prm.first_error_threshold, recorded by notebook 02
+        if "reward_reports.prm_threshold(" in source:  # it reads prm.first_error_threshold, recorded by notebook 02
             sections.add(section_of["prm"])
         reads[stem] = (named | folders | sections) - {stem}
-    assert {stem for stem, source in sources.items() if "diagnostics.prm_threshold(" in source} >= {
+    assert {stem for stem, source in sources.items() if "reward_reports.prm_threshold(" in source} >= {
         "04_stepwise_dpo", "05_step_reward_visualisation"}  # the pattern above matches the notebooks' calls
     assert reads["05_step_reward_visualisation"] == {"01_data_prep", "02_process_reward_model", "04_stepwise_dpo"}
     readers = {stem: {other for other in stems if stem in reads[other]} for stem in stems}

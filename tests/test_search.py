@@ -368,6 +368,27 @@ def test_generate_stops_at_the_delimiter_and_counts_tokens_exactly(tiny_base):
     assert gens[0][0].text.startswith("Step 1:") and DEFAULT_DELIMITER not in gens[0][0].text
 
 
+def test_a_delimiter_written_at_once_closes_the_step_its_lead_began(tiny_base):
+    """A continuation of a step already begun (its ``lead``) that writes the delimiter at once ends that step there,
+    adding nothing; with no lead the same delimiter closes no step, and the next one is waited for."""
+    model, tok = tiny_base
+    problem = next(p for p in bestofn.held_out_problems("tiny", 20) if len(p.ops) >= 3)
+    step = f"Step 1: {problem.start} {problem.ops[0][0]} {problem.ops[0][1]} = {problem.values[1]}"
+    (begun,), (unbegun,) = step_generation.generate(model, tok, [problem.prompt + step] * 2, 1, leads=[step, ""],
+                                                    temperature=0.0, batch_size=2)
+    assert (begun.text, begun.stop) == ("", "delimiter")
+    assert unbegun.stop == "delimiter" and unbegun.text.startswith(DEFAULT_DELIMITER + " 2: ")
+
+
+def test_whole_solutions_with_caps_of_their_own_stop_each_at_its_cap(tiny_base):
+    model, tok = tiny_base
+    prompt = bestofn.held_out_problems("tiny", 1)[0].prompt
+    gens = step_generation.generate(model, tok, [prompt, prompt], 1, delimiter=None, temperature=0.0,
+                                    max_new_tokens=[3, 40], batch_size=2)
+    assert (gens[0][0].n_tokens, gens[0][0].stop) == (3, "length")
+    assert gens[1][0].n_tokens > 3 and gens[1][0].text.startswith(gens[0][0].text)
+
+
 def test_beam_search_on_the_tiny_base_counts_what_generate_made(tiny_base):
     """Every token ``generate`` returned that is not padding is counted, once, by the problem that asked for it."""
     model, tok = tiny_base
@@ -437,6 +458,53 @@ def test_a_beam_cut_by_the_search_keeps_its_right_last_step_right():
         assert all(search_report.tree_labels(problem, res).values()), cut
         report = search_report.pruning_report([problem], [res])
         assert report["kept_right"] == 1.0 and report["right_step_pruned"] == 0, cut
+
+
+def test_a_prefix_after_a_wrong_step_keeps_its_last_step_wrong():
+    """Unfinished, the last step is not wrong for lacking an answer line, but only on a right path: after a slip it
+    still cannot reach the answer."""
+    problem = toyworld.Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    right, slipped = "Step 1: 7 + 5 = 12\n\nStep 2: 12 * 3 = 36", "Step 1: 7 + 5 = 13\n\nStep 2: 13 * 3 = 39"
+    assert search_report.prefix_step_labels(problem, right, finished=False) == [True, True]
+    assert search_report.prefix_step_labels(problem, slipped, finished=False) == [False, False]
+    assert search_report.prefix_step_labels(problem, right, finished=True) == [True, False]
+
+
+def _cut_search():
+    """A hand-made tree on 7 + 5 * 3: a right first step kept, a wrong one pruned, and under the right one a right
+    second step the token budget cut before its answer line (finished, ended "token_budget")."""
+    nodes = [search.Node(0, None, 0, "Step 1: 7 + 5 = 12", 5, "delimiter", False, kept=True),
+             search.Node(1, 0, 1, "\n\nStep 2: 12 * 3 = 36", 5, "length", True, kept=True, ended="token_budget"),
+             search.Node(2, None, 0, "Step 1: 7 + 5 = 13", 5, "delimiter", False, pruned_at=0)]
+    return toyworld.Problem(7, (("+", 5), ("*", 3))), search.SearchResult(0, nodes, chosen=1)
+
+
+def test_tree_labels_read_a_beam_the_budget_cut_as_a_prefix():
+    problem, res = _cut_search()
+    assert search_report.tree_labels(problem, res) == {0: True, 1: True, 2: False}
+
+
+def test_pruning_report_counts_no_policy_miss_where_a_right_step_was_sampled_and_kept():
+    problem, res = _cut_search()
+    assert search_report.pruning_report([problem], [res]) == {
+        "kept": 2, "kept_right": 1.0, "pruned": 1, "pruned_right": 0.0, "rounds": 2, "no_right_step": 0,
+        "right_step_pruned": 0}
+
+
+def test_pick_example_takes_the_first_of_equally_telling_problems():
+    problem, res = _cut_search()
+    assert search_report.pick_example([problem] * 3, [res] * 3) == 0
+
+
+def test_chosen_accuracy_is_the_share_of_problems_whose_chosen_solution_is_right():
+    problem = toyworld.Problem(7, (("+", 5),))
+
+    def chose(text):
+        return search.SearchResult(0, [search.Node(0, None, 0, text, 5, "eos", True, kept=True)], chosen=0)
+
+    results = [chose("Step 1: 7 + 5 = 12\n\nAnswer: 12"), chose("Step 1: 7 + 5 = 13\n\nAnswer: 13")]
+    assert search_report.chosen_accuracy([problem, problem], results) == 0.5
+    assert search_report.chosen_accuracy([problem], results[:1]) == 1.0
 
 
 def test_sample_candidates_are_the_kits_samples_with_counts(tiny_base):
@@ -557,6 +625,14 @@ def test_compare_at_budgets_and_figures(tmp_path):
     blob = (tmp_path / "07_beam_explorer.png").read_bytes()
     assert blob[:8] == PNG and len(blob) > 5_000
     assert search_report.pick_example([Answer1()] * 2, [res, res]) in (0, 1)
+
+
+def test_format_comparison_orders_the_budgets_by_number():
+    def at(acc, tokens, budget):
+        return {"beam_prm": acc, "tokens": {"beam_prm": tokens}, "token_budget": budget}
+
+    head = search_report.format_comparison({"16": at(0.5, 900.0, 1000.0), "4": at(0.25, 200.0, 250.0)}).splitlines()[0]
+    assert head.index("B=4 acc") < head.index("B=16 acc")
 
 
 def test_compare_at_budgets_counts_what_the_prm_read_per_method():

@@ -3,6 +3,7 @@ import json
 import random
 import re
 import types
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,25 @@ def test_paired_difference_is_the_paired_t_interval_of_the_per_problem_differenc
         paired_stats.paired_difference([2, 0], [1, 0])
 
 
+def test_paired_difference_without_spread_is_the_point_without_a_scipy_warning():
+    """Every problem differs alike: scipy's t-test warns of catastrophic cancellation (a RuntimeWarning printed under
+    a notebook's cell); the interval is the point."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert paired_stats.paired_difference([1, 1, 1], [0, 0, 0]) == {"difference": 1.0, "low": 1.0, "high": 1.0}
+
+
+def test_accuracy_differences_read_sampled_counts_as_shares_of_n_sampled_and_refuse_two_ns():
+    a = {"greedy_right": [1, 0, 1], "sampled_right": [2, 1, 0], "n_sampled": 2}
+    b = {"greedy_right": [0, 0, 1], "sampled_right": [1, 1, 0], "n_sampled": 2}
+    out = paired_stats.accuracy_differences(a, b)
+    assert out["accuracy"]["difference"] == pytest.approx(1 / 3)
+    assert out["sampled_accuracy"] == paired_stats.paired_difference([2, 1, 0], [1, 1, 0], n=2)
+    assert out["sampled_accuracy"]["difference"] == pytest.approx(1 / 6)
+    with pytest.raises(ValueError, match="sampled 2 and 4 times per problem; compare runs with the same n_sampled"):
+        paired_stats.accuracy_differences(a, {**b, "n_sampled": 4})
+
+
 def test_bestofn_grades_through_the_interface_without_type_dispatch(tiny_tokenizer):
     class Custom:  # any problem with the interface works: no isinstance on problem types
         prompt = "Q?"
@@ -191,6 +211,13 @@ def test_gsm8k_rollout_rows_before_and_after_sampling(tiny_tokenizer):
         t.rollout_rows(ps, n_rollouts=8, solutions=[[wrong]])  # zip counted the first problem only
 
 
+def test_gsm8k_rollout_rows_need_none_for_a_right_solution_of_several_steps(tiny_tokenizer):
+    t, ps = tasks.GSM8KTask(str(GSM8K_SLICE)), _gsm8k(2, 1, tiny_tokenizer)["train"]
+    right = f"Step 1: a\n\nStep 2: b\n\nStep 3: c\n\nAnswer: {ps[0].answer}"  # 3 steps, a right answer
+    assert ps[0].is_correct(right)
+    assert t.rollout_rows(ps[:1], n_rollouts=8, solutions=[[right]]) == [0]
+
+
 def test_paired_difference_refuses_n_below_1_and_counts_that_are_not_finite():
     """n = 0 and NaN counts gave NaN results: every comparison with NaN is false, so the range check let them by.
     Shares stay allowed (best-of-N passes each problem's share of right picks, n = 1)."""
@@ -205,12 +232,19 @@ def test_paired_difference_refuses_n_below_1_and_counts_that_are_not_finite():
     assert paired_stats.paired_difference([1, 0, 1], [0, 0, 0.5])["difference"] == pytest.approx(0.5)
 
 
+def test_paired_difference_refuses_a_count_above_n_when_n_is_above_1():
+    with pytest.raises(ValueError, match="counts must lie between 0 and n = 2"):
+        paired_stats.paired_difference([3, 0, 1], [1, 0, 1], n=2)
+
+
 @pytest.mark.parametrize("kw, message", [(dict(confidence=float("nan")), "confidence must be a finite number"),
                                          (dict(confidence=95), "confidence must lie strictly between 0 and 1"),
+                                         (dict(confidence=1.0), "confidence must lie strictly between 0 and 1"),
+                                         (dict(confidence=0.0), "confidence must lie strictly between 0 and 1"),
                                          (dict(confidence=True), "confidence must be a finite number"),
                                          (dict(right_a=["1", "0", "1"]), "right_a must hold numbers"),
                                          (dict(right_b="011"), "right_b must hold numbers")])
-def test_paired_difference_refuses_a_confidence_outside_0_1_and_counts_given_as_strs(kw, message):
+def test_paired_difference_refuses_a_confidence_not_strictly_between_0_and_1_and_counts_given_as_strs(kw, message):
     """A NaN confidence gave a NaN interval; 95 was ignored when the differences had no spread (and an error of
     scipy's otherwise); "1" was read as the count 1."""
     args = {"right_a": [1, 0, 1], "right_b": [1, 0, 1], **kw}
@@ -430,6 +464,15 @@ def test_evaluate_policy_refuses_an_is_correct_that_does_not_return_a_bool(monke
             policy_eval.evaluate_policy(None, None, [_OwnProblem(True), _OwnProblem(value)], n=2)
     for value, accuracy in ((np.bool_(True), 1.0), (0, 0.0), (1, 1.0), (False, 0.0)):
         assert policy_eval.evaluate_policy(None, None, [_OwnProblem(value)])["accuracy"] == accuracy
+
+
+def test_evaluate_policy_accuracy_is_the_share_of_all_n_samples_right(monkeypatch):
+    """With n samples a problem the accuracy is right samples over all samples (n_solutions), not over problems:
+    dividing by the problems read 2 of 2 right samples of one problem as 200%."""
+    _says_seven(monkeypatch)
+    out = policy_eval.evaluate_policy(None, None, [_OwnProblem(True), _OwnProblem(False)], n=2)
+    assert out["n_solutions"] == 4 and out["right_per_problem"] == [2, 0]
+    assert out["accuracy"] == 0.5
 
 
 def test_sampling_refuses_a_prompt_the_tokenizer_cannot_spell(tiny_tokenizer, monkeypatch):

@@ -626,8 +626,8 @@ def test_heatmap_refuses_more_rows_than_it_can_draw_legibly():
     """200 solutions were drawn at 7 px a row: their names and marks overprinted one another, without a word."""
     rows = [[1.0, -1.0]] * (viz.HEATMAP_MAX_ROWS + 1)
     with pytest.raises(ValueError, match=f"{viz.HEATMAP_MAX_ROWS + 1} solutions, but at most {viz.HEATMAP_MAX_ROWS} "
-                                         r"rows fit legibly: pick some first, with diagnostics.heatmap_indices\("
-                                         r"step_labels, n\)"):
+                                         r"rows fit legibly: pick some first, with "
+                                         r"step_reward_summaries.heatmap_indices\(step_labels, n\)"):
         viz.plot_step_reward_heatmap(rows)
     assert len(viz.plot_step_reward_heatmap(rows[1:]).axes[0].get_yticklabels()) == viz.HEATMAP_MAX_ROWS
 

@@ -3,7 +3,9 @@
 - the tasks: the toy arithmetic world (``toyworld``: problems, checker, tiny models) and GSM8K (``gsm8k``), behind one
   interface (``tasks``), with the pairs and labels built from their checkers (``labelling``);
 - notebook profiles (``profiles``, ``smoke``), run folders and metrics (``runs``), pictures (``viz``) and what they
-  show of the reward models (``diagnostics``) and of the trained policies' credit per step (``credit``);
+  show of the reward models (``diagnostics``; what the pictures draw and their text reads off them,
+  ``step_reward_summaries``) and of the trained policies' credit per step (``credit``); the reward models' records
+  in ``metrics.json`` (``reward_reports``);
 - what the notebooks compute with the library: best-of-N (``bestofn``), PRM-guided search (``search``: its
   generation with exact token counts in ``step_generation``, its reports in ``search_report``), on-policy
   rounds (``onpolicy``, on pairs built from a PRM's step labels, ``prm_pairs``, with two more step losses on the

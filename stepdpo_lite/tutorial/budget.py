@@ -1,11 +1,15 @@
-"""Time and memory: an estimate before a long generation job (and a cap to a budget), a measurement after
-each training cell, and how many optimizer steps a training run takes (``optimizer_steps``,
-``preference_batch_size``).
+"""Time and memory: an estimate before a long generation job (and a cap to a budget), and a measurement after
+each training cell.
 
 Generation estimates count rows (sequences generated) x tokens per row / the profile's sampling speed
 (``Profile.sampling_tokens_per_s``, tokens a second summed over a batch of ``Profile.sample_batch_size`` rows;
 see ``profiles.PROFILES`` for where each figure comes from). A batch decodes until its longest row stops, so a
 row is counted at ``max_new_tokens``: the estimate is an upper bound, not a forecast.
+
+Neighbours: what a budget caps, notebook 01's Monte-Carlo labelling, is planned by ``tasks.labelling_plan`` (which
+adds how to raise notebook 01's budget to the plan); how many optimizer steps a training run takes, and on how many
+pairs a device step, beside the training arguments they go into: ``onpolicy.optimizer_steps``,
+``onpolicy.preference_batch_size``, ``onpolicy.training_args``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numbers
 import time
 from dataclasses import dataclass, field
 
-from ..checks import finite_number, list_of, positive_int
+from ..checks import list_of, positive_int
 
 
 def format_duration(seconds: float | None) -> str:
@@ -48,31 +52,6 @@ def generation_seconds(rows: int, tokens_per_row: int, tokens_per_s: float | Non
     return padded * tokens_per_row / tokens_per_s
 
 
-def optimizer_steps(n_rows: int, epochs: float, batch_size: int, accumulation_steps: int = 1) -> int:
-    """Optimizer steps for ``epochs`` passes over ``n_rows`` rows, ``batch_size`` rows a device step and
-    ``accumulation_steps`` device steps an optimizer step: ``epochs * n_rows`` rows in whole steps, rounded down, and
-    at least one, so that a handful of rows still trains. The trainer's loader keeps a last, partial batch (the
-    training arguments leave ``dataloader_drop_last`` off), so where the batch does not divide the rows each pass
-    takes one smaller step and these steps cover a little less than ``epochs`` passes (570 pairs in batches of 16,
-    2 epochs: 71 steps, 1,130 rows). Notebook 04 fixes its runs' ``max_steps`` with it: every method then takes the
-    same number of steps, where each trainer's own epoch count would round its last batch its own way."""
-    positive_int(n_rows, "n_rows", "optimizer_steps")  # 0 rows made one step of nothing: a trainer's error, later
-    positive_int(batch_size, "batch_size", "optimizer_steps")
-    positive_int(accumulation_steps, "accumulation_steps", "optimizer_steps")
-    if finite_number(epochs, "epochs", "optimizer_steps") <= 0:  # 0 or -1 epochs: one step, without a word
-        raise ValueError(f"optimizer_steps: epochs must be > 0, got {epochs!r}")
-    return max(1, int(epochs * n_rows) // (batch_size * accumulation_steps))
-
-
-def preference_batch_size(profile, batch_size: int | None = None) -> int:
-    """Pairs per device step of notebook 04's preference runs: ``batch_size`` when given (its ``BATCH_SIZE``); else
-    the profile's ``dpo_batch_size`` (16 on the tiny profile, whose ``train_batch_size`` of 32 is its reward models'
-    batch); else its ``train_batch_size`` (a GPU profile's is sized to its memory)."""
-    if batch_size is not None:
-        return positive_int(batch_size, "batch_size", "preference_batch_size")
-    return profile.dpo_batch_size if profile.dpo_batch_size is not None else profile.train_batch_size
-
-
 def _number(x) -> bool:
     """A real number that is not a bool (``True > 0`` holds, and a str does not compare)."""
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
@@ -91,6 +70,7 @@ class GenerationPlan:
     batch_size: int = 1
     keep: dict[str, int] = field(default_factory=dict)
     note: str = ""  # why ``keep`` differs from the budget's share, printed with the plan
+    to_label_more: str = ""  # how the caller's reader lifts the cap (its own budget setting), printed after the cut
 
     def total_rows(self, keep: dict[str, int] | None = None) -> int:
         keep = self.keep if keep is None else keep
@@ -119,8 +99,8 @@ class GenerationPlan:
         if self.capped:
             kept = ", ".join(f"{self.keep[s]} of {n} {s}" for s, n in full.items())
             lines.append(f"  over the budget of {self.budget_minutes:g} min: labelling only the first {kept} problems "
-                         f"({self.total_rows():,} sequences, {at_most(self.seconds())}); "
-                         "raise MC_BUDGET_MINUTES (float('inf'): no cap) to label more")
+                         f"({self.total_rows():,} sequences, {at_most(self.seconds())})"
+                         + (f"; {self.to_label_more}" if self.to_label_more else ""))
         elif self.budget_minutes is not None and self.tokens_per_s and self.seconds() <= self.budget_minutes * 60:
             lines.append(f"  within the budget of {self.budget_minutes:g} min")
         return "\n".join(lines + ([f"  {self.note}"] if self.note else []))

@@ -16,8 +16,8 @@ its mistake, and Stepwise DPO only the mistake?
 - ``pick_credit_example``, ``credit_example``: the one rejected solution notebook 05 draws
   (``viz.plot_before_after``) and its bars, as recorded in ``metrics.json``.
 
-A PRM's step rewards of the same pairs, and notebook 05's other summaries, are in ``diagnostics``; the pictures in
-``viz``.
+A PRM's step rewards of the same pairs, and notebook 05's other summaries, are in ``step_reward_summaries``; the
+pictures in ``viz``.
 """
 
 from __future__ import annotations

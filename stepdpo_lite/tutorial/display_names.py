@@ -3,8 +3,8 @@
 ``POLICY_NAMES`` and ``METHOD_NAMES`` (read through ``method_name``) turn the code keys that ``metrics.json`` keeps
 (``prm_min``, ``dpo``) into the words the notebooks' text uses ("PRM, min", "DPO + NLL"); ``step_body`` is a step
 without its "Step k:", as the pictures and texts quote it. Torch- and matplotlib-free, and it imports nothing of the
-kit, so that ``viz``, ``bestofn``, ``search_report``, ``diagnostics``, ``onpolicy_report`` and ``policy_eval`` all
-print the same words.
+kit, so that ``viz``, ``bestofn``, ``search_report``, ``step_reward_summaries``, ``onpolicy_report`` and
+``policy_eval`` all print the same words.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ NOTEBOOK_SECTIONS = {
 }
 # The notebooks whose figures rest on each one's outputs, read directly or through another's (rerunning it makes them
 # stale): each notebook's runs.require and runs.recorded calls name the notebook that made what they read (data/: 01;
-# prm/ and, through diagnostics.prm_threshold, prm.first_error_threshold: 02; orm/, combined/: 03; policies/, the
+# prm/ and, through reward_reports.prm_threshold, prm.first_error_threshold: 02; orm/, combined/: 03; policies/, the
 # policy section: 04), checked against the notebooks by tests/test_runs.py. 05-07 save only figures.
 _ALL_AFTER_02 = ("03_outcome_reward_model", "04_stepwise_dpo", "05_step_reward_visualisation", "06_evaluation",
                  "07_test_time_compute")

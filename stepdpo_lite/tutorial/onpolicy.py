@@ -44,7 +44,7 @@ from ..models import (default_bf16, prepare_adapters, resolve_device, resolve_dt
 from ..rewards import ProcessRewardModel, sigmoid
 from ..stepwise_data import STEP_PAIRINGS
 from ..trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer
-from . import budget, diagnostics, paired_stats, policy_eval, runs
+from . import budget, paired_stats, policy_eval, reward_reports, runs
 from .colab import drop_log_printer
 from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer,
                                    TopRivalStepDPOTrainer)
@@ -300,6 +300,31 @@ def start_policy(profile, seed: int = 0):
     return model, tokenizer
 
 
+def preference_batch_size(profile, batch_size: int | None = None) -> int:
+    """Pairs per device step of notebook 04's preference runs: ``batch_size`` when given (its ``BATCH_SIZE``); else
+    the profile's ``dpo_batch_size`` (16 on the tiny profile, whose ``train_batch_size`` of 32 is its reward models'
+    batch); else its ``train_batch_size`` (a GPU profile's is sized to its memory)."""
+    if batch_size is not None:
+        return positive_int(batch_size, "batch_size", "preference_batch_size")
+    return profile.dpo_batch_size if profile.dpo_batch_size is not None else profile.train_batch_size
+
+
+def optimizer_steps(n_rows: int, epochs: float, batch_size: int, accumulation_steps: int = 1) -> int:
+    """Optimizer steps for ``epochs`` passes over ``n_rows`` rows, ``batch_size`` rows a device step and
+    ``accumulation_steps`` device steps an optimizer step: ``epochs * n_rows`` rows in whole steps, rounded down, and
+    at least one, so that a handful of rows still trains. The trainer's loader keeps a last, partial batch (the
+    training arguments leave ``dataloader_drop_last`` off), so where the batch does not divide the rows each pass
+    takes one smaller step and these steps cover a little less than ``epochs`` passes (570 pairs in batches of 16,
+    2 epochs: 71 steps, 1,130 rows). Notebook 04 fixes its runs' ``max_steps`` with it: every method then takes the
+    same number of steps, where each trainer's own epoch count would round its last batch its own way."""
+    positive_int(n_rows, "n_rows", "optimizer_steps")  # 0 rows made one step of nothing: a trainer's error, later
+    positive_int(batch_size, "batch_size", "optimizer_steps")
+    positive_int(accumulation_steps, "accumulation_steps", "optimizer_steps")
+    if finite_number(epochs, "epochs", "optimizer_steps") <= 0:  # 0 or -1 epochs: one step, without a word
+        raise ValueError(f"optimizer_steps: epochs must be > 0, got {epochs!r}")
+    return max(1, int(epochs * n_rows) // (batch_size * accumulation_steps))
+
+
 def training_args(profile, *, batch_size: int, learning_rate: float, max_steps: int, beta: float,
                   seed: int = 0) -> dict:
     """The ``DPOConfig`` fields every run of notebook 04 shares (``StepwiseDPOConfig`` takes them too): the same
@@ -512,7 +537,7 @@ def prepare_rounds(profile, run_dir, task, eval_problems, *, protocol: Mapping, 
                    outcome_weight: float, rounds: int, problems_per_round: int, samples_per_problem: int,
                    steps: int, pairs: str, n_sampled: int = 2, seed: int = 0, out=print) -> RoundsSetup:
     """Notebook 04's on-policy rounds, set up: notebook 02's PRM with the threshold it chose on validation
-    (``diagnostics.prm_threshold``: the one saved with it and recorded), a start policy per method
+    (``reward_reports.prm_threshold``: the one saved with it and recorded), a start policy per method
     (``start_policy``: each method trains on from its own copy), notebook 01's train problems (``recorded_splits``),
     and the rounds' ``RoundSettings`` and ``TrainSettings``: ``protocol`` is ``protocol()``'s dict,
     ``training_args`` the one-round runs' recipe (``training_args``), here at ``steps`` optimizer steps per method
@@ -523,7 +548,7 @@ def prepare_rounds(profile, run_dir, task, eval_problems, *, protocol: Mapping, 
     metrics = runs.read_metrics(run_dir)
     prm = ProcessRewardModel.load(runs.require(Path(run_dir) / "prm", "02_process_reward_model"),
                                   device=profile.device)  # beside the policies: the tiny profile's on a CPU
-    threshold = diagnostics.prm_threshold(prm, run_dir)
+    threshold = reward_reports.prm_threshold(prm, run_dir)
     policies = {}
     for method in METHODS:
         policies[method], tokenizer = start_policy(profile, seed=seed)

@@ -196,6 +196,8 @@ def labelling_plan(task, problems: dict, *, n_samples: int, n_rollouts: int, tok
                                   budget_minutes=budget_minutes, batch_size=batch_size,
                                   what=f"Monte-Carlo labelling ({n_rollouts} rollouts after each step of a wrong "
                                        "solution)")
+    # the budget is notebook 01's MC_BUDGET_MINUTES (its only caller): a capped plan says how to raise it
+    plan.to_label_more = "raise MC_BUDGET_MINUTES (float('inf'): no cap) to label more"
     raised = {s: min(n, EVAL_MIN_PROBLEMS) for s, n in plan.full.items()
               if s != "train" and plan.keep[s] < min(n, EVAL_MIN_PROBLEMS)}
     if raised:

@@ -11,7 +11,7 @@ Rewards are log-odds (``sigmoid(reward)`` = probability that the step is correct
 labels are gold step labels (``True`` = correct), e.g. ``toyworld.check(...).step_labels``.
 
 Which solutions notebooks 02 and 05 draw is chosen elsewhere, so that a cell only calls and plots: in
-``diagnostics`` (``heatmap_indices``, ``heatmap_rows``, ``verdict_row_labels``, ``pick_before_after_problem``,
+``step_reward_summaries`` (``heatmap_indices``, ``heatmap_rows``, ``verdict_row_labels``, ``pick_before_after_problem``,
 ``explorer_problems``) and ``credit`` (``pick_credit_example``). ``before_after_bars`` lays out the ticks and bars of
 ``plot_before_after``'s two solutions of one problem.
 """
@@ -49,7 +49,8 @@ CORRECT, WRONG, NEUTRAL, HIGHLIGHT = "#2a9d4b", "#d1495b", "#4c72b0", "#f28e2b"
 CHOSEN, REJECTED = "#2a6fdb", "#e07a1f"
 DPI = 120
 # The most rows plot_step_reward_heatmap draws: its height stops growing at 14 in, and past this a row is under 0.2 in,
-# too low for its name and marks (they overprint their neighbours). diagnostics.heatmap_rows picks fewer to draw.
+# too low for its name and marks (they overprint their neighbours). step_reward_summaries.heatmap_rows picks fewer
+# to draw.
 HEATMAP_MAX_ROWS = 60
 # The most panels a row of plot_training_curves and plot_onpolicy_rounds: more are laid out in rows (2x2, 2x3), so
 # that each panel stays readable where Jupyter scales a figure down to its cell's width (about 1000 px).
@@ -230,8 +231,8 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, row_labels=None, ti
     "mistake"; ``label_source`` whose labels they are, as the key names them ("checker: ...", or e.g. "my labels",
     "Monte-Carlo"). ``mark_predicted`` also outlines, dashed and in orange, each solution's first step whose reward
     is below ``threshold``: the PRM's own first error, beside the gold one. At most ``HEATMAP_MAX_ROWS`` solutions
-    (``diagnostics.heatmap_indices`` or ``diagnostics.heatmap_rows`` picks a few of many to draw, as the notebooks
-    do): more could not be read.
+    (``step_reward_summaries.heatmap_indices`` or ``step_reward_summaries.heatmap_rows`` picks a few of many to draw,
+    as the notebooks do): more could not be read.
     ``ax``: the matplotlib Axes to draw into, its colour bar beside it, in the caller's figure; by default a figure of
     its own.
 
@@ -242,9 +243,9 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, row_labels=None, ti
         raise ValueError("plot_step_reward_heatmap: step_rewards is empty")
     if len(step_rewards) > HEATMAP_MAX_ROWS:  # the rows' names and marks would overprint one another
         raise ValueError(f"plot_step_reward_heatmap: {len(step_rewards)} solutions, but at most {HEATMAP_MAX_ROWS} "
-                         "rows fit legibly: pick some first, with diagnostics.heatmap_indices(step_labels, n) "
-                         "(indices, half of them with an error) or diagnostics.heatmap_rows (stepwise rows with "
-                         "'labels')")
+                         "rows fit legibly: pick some first, with step_reward_summaries.heatmap_indices(step_labels, "
+                         "n) (indices, half of them with an error) or step_reward_summaries.heatmap_rows (stepwise "
+                         "rows with 'labels')")
     for i, row in enumerate(step_rewards):  # a NaN was drawn blank, as if the solution had ended there
         for j, r in enumerate(list_of(row, f"plot_step_reward_heatmap: step_rewards[{i}]", "step rewards")):
             finite_number(r, f"step_rewards[{i}][{j}]", "plot_step_reward_heatmap")
@@ -1325,7 +1326,7 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, threshold: 
     not be told from it. Each node shows its step text and σ(reward). The chosen answer is a star; a chosen beam
     the search cut (``result.answered`` False: no answer yet) is a cross. The colour scale is the heatmaps'
     (``reward_norm``): yellow at σ(``threshold``), the PRM's threshold in log-odds (notebook 02's,
-    ``diagnostics.prm_threshold``), green above it, red below.
+    ``reward_reports.prm_threshold``), green above it, red below.
     ``ax``: the matplotlib Axes to draw into, its colour bar beside it, in the caller's figure; by default a figure of
     its own.
     """
