@@ -11,8 +11,7 @@ from stepdpo_lite.evaluation import (best_of_n_accuracy, choose_threshold, first
                                      process_reward_report, step_auroc)
 from stepdpo_lite.tutorial.credit import format_credit, mean_by_label
 from stepdpo_lite.tutorial.diagnostics import base_rate_loss, position_only_scores, step_auroc_by_position
-from stepdpo_lite.tutorial.reward_reports import (auroc_difference, choose_process_weight,
-                                                  prm_reports_adapter_on_and_off)
+from stepdpo_lite.tutorial.reward_reports import choose_process_weight
 from stepdpo_lite.tutorial.step_reward_summaries import chosen_vs_rejected_summary
 
 
@@ -272,97 +271,6 @@ def test_chosen_vs_rejected_summary():
         chosen_vs_rejected_summary([[1.0]], [])
 
 
-def test_prm_reports_adapter_on_and_off_switch_the_adapter_off_for_zero_shot():
-    import contextlib
-
-    class Model:
-        adapter = True
-
-        @contextlib.contextmanager
-        def disable_adapter(self):
-            self.adapter = False
-            yield
-            self.adapter = True
-
-    class PRM:  # with its adapter it ranks steps right; without it, backwards
-        model = Model()
-
-        def score_solutions(self, prompts, steps):
-            sign = 1 if self.model.adapter else -1
-            return [[sign * (1.0 if ok else -1.0) for ok in labels] for labels in LABELS[:len(prompts)]]
-
-    LABELS = [[True, False], [True, True], [False, False]]
-    rows = {"prompt": ["p"] * 3, "completions": [["a", "b"]] * 3, "labels": LABELS}
-    out = prm_reports_adapter_on_and_off(PRM(), rows, rows)
-    assert out["after QLoRA"]["step_auroc"] == 1.0 and out["zero-shot"]["step_auroc"] == 0.0
-    assert len(out["zero-shot"]["test_rewards"]) == len(out["after QLoRA"]["test_rewards"]) > 0
-    assert PRM.model.adapter  # switched back on
-    # Rewards already scored with the adapter on are used as given, not scored again
-    class CountingPRM(PRM):
-        adapter_at_calls = []
-
-        def score_solutions(self, prompts, steps):
-            self.adapter_at_calls.append(self.model.adapter)
-            return super().score_solutions(prompts, steps)
-
-    given = [[0.0, 1.0], [1.0, 1.0], [1.0, 0.0]]  # ranks the first solution backwards: AUROC below 1
-    reused = prm_reports_adapter_on_and_off(CountingPRM(), rows, rows, rewards=(given, given))
-    assert CountingPRM.adapter_at_calls == [False, False]  # only the zero-shot rewards are scored
-    assert reused["after QLoRA"]["test_rewards"] == given and reused["after QLoRA"]["step_auroc"] < 1.0
-    assert reused["zero-shot"] == out["zero-shot"]
-
-
-def test_auroc_difference_point_interval_groups_and_errors():
-    """The point is the plain AUROC difference; the bootstrap interval brackets it, narrows with more data, and
-    draws whole groups: two copies of every example in one group give the interval of the examples alone."""
-    from sklearn.metrics import roc_auc_score
-    rng = np.random.default_rng(0)
-    y = rng.random(400) < 0.4
-    a, b = y + rng.normal(size=400), 0.3 * y + rng.normal(size=400)  # A separates the classes better than B
-    d = auroc_difference(a, b, y, n_boot=300)
-    assert d["difference"] == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b))
-    assert 0 < d["low"] < d["difference"] < d["high"]  # a clear gap: the interval stays above zero
-    same = auroc_difference(a, a + 1.0, y, n_boot=50)  # a shift changes no ranking
-    assert same == {"difference": 0.0, "low": 0.0, "high": 0.0}
-    twice = auroc_difference(np.repeat(a, 2), np.repeat(b, 2), np.repeat(y, 2), groups=np.repeat(np.arange(400), 2),
-                             n_boot=300)
-    assert twice["difference"] == pytest.approx(d["difference"])
-    assert twice["high"] - twice["low"] == pytest.approx(d["high"] - d["low"], rel=0.25)
-    ungrouped = auroc_difference(np.repeat(a, 2), np.repeat(b, 2), np.repeat(y, 2), n_boot=300)
-    assert ungrouped["high"] - ungrouped["low"] < 0.85 * (twice["high"] - twice["low"])  # copies taken as new data
-    nested = auroc_difference([[1.0, 0.2], [0.9]] * 10, [[0.1, 0.8], [0.5]] * 10, [[True, False], [True]] * 10,
-                              groups=list(range(20)), n_boot=50)
-    assert nested["difference"] == 1.0  # steps flattened: A ranks every right step first, B every wrong one
-    with pytest.raises(ValueError, match="both correct and wrong"):
-        auroc_difference([0.1, 0.2], [0.3, 0.4], [True, True])
-    with pytest.raises(ValueError, match="3 groups for 2 solutions"):
-        auroc_difference([0.1, 0.2], [0.3, 0.4], [True, False], groups=[0, 1, 2])
-    with pytest.raises(ValueError, match=r"auroc_difference \(scores B\): solution 1 has 2 scores and 1 labels"):
-        auroc_difference([[0.1], [0.2]], [[0.3], [0.4, 0.5]], [[True], [False]])
-    with pytest.raises(ValueError, match=r"labels\[1\]\[1\] must be a bool or 0/1, got None"):  # was read as right
-        auroc_difference([[0.1, 0.2], [0.3, 0.4]], [[0.3, 0.1], [0.4, 0.5]], [[True, False], [True, None]])
-    with pytest.raises(ValueError, match=r"scores A\): 5 scores but 4 labels"):  # flat: was numpy's IndexError
-        auroc_difference([0.1, 0.2, 0.3, 0.4, 0.5], [0.1, 0.2, 0.3, 0.4, 0.5], [True, False, True, False])
-
-
-def test_auroc_difference_interval_is_the_percentile_interval_of_whole_resamples():
-    """Redone by hand: n draws of the n examples with replacement (numpy's generator, the seed), resamples of one
-    class drawn again, the interval the (1 − c)/2 and (1 + c)/2 quantiles of the AUROC differences."""
-    rng = np.random.default_rng(1)
-    y = rng.random(30) < 0.5
-    a, b = y + rng.normal(size=30), rng.normal(size=30)
-    got = auroc_difference(a, b, y, n_boot=200, seed=3, confidence=0.8)
-    draw, diffs = np.random.default_rng(3), []
-    while len(diffs) < 200:
-        idx = draw.integers(0, 30, 30)
-        if y[idx].all() or not y[idx].any():
-            continue
-        diffs.append(outcome_auroc(a[idx], y[idx]) - outcome_auroc(b[idx], y[idx]))
-    low, high = np.quantile(diffs, [0.1, 0.9])
-    assert got["low"] == pytest.approx(low) and got["high"] == pytest.approx(high)
-    assert got["difference"] == pytest.approx(outcome_auroc(a, y) - outcome_auroc(b, y))
-
-
 @pytest.mark.parametrize("call, message", [
     (lambda: step_auroc([[0.1, "0.9"]], [[False, True]]), r"step_auroc: score 1 must be a finite number, got '0.9'"),
     (lambda: outcome_auroc([True, False], [1, 0]), r"outcome_auroc: score 0 must be a finite number, got True"),
@@ -384,19 +292,6 @@ def test_scores_and_answers_of_the_wrong_type_are_refused_by_name(call, message)
     threshold predicted no error anywhere; one str of answers voted character by character."""
     with pytest.raises(ValueError, match=message):
         call()
-
-
-def test_choose_process_weight_takes_the_best_validation_auroc_and_the_smaller_weight_on_a_tie():
-    labels = [True, False, True, False]
-    prm, orm = [2.0, -1.0, 1.0, -2.0], [0.0, 1.0, -1.0, 0.0]  # the PRM ranks every pair right, the ORM none
-    weight, aurocs = choose_process_weight(prm, orm, labels)
-    assert len(aurocs) == 11 and aurocs[0.0] == outcome_auroc(orm, labels) and aurocs[1.0] == 1.0
-    assert aurocs[weight] == 1.0 and all(a < 1.0 for w, a in aurocs.items() if w < weight)  # the first best weight
-    assert 0.0 < weight < 1.0
-    weight, aurocs = choose_process_weight(prm, prm, labels)  # every weight alike: the first
-    assert weight == 0.0 and set(aurocs.values()) == {1.0}
-    with pytest.raises(ValueError, match="3 PRM scores but 4 ORM scores"):
-        choose_process_weight(prm[:3], orm, labels)
 
 
 @pytest.mark.parametrize("seed", [None, True, 1.5, -1])

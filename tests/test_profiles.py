@@ -2,6 +2,7 @@
 
 import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -243,3 +244,13 @@ def test_written_as_path_tells_a_local_folder_from_a_hub_id(tmp_path, monkeypatc
         assert profiles.written_as_path(name), name
     for name in ("Qwen/Qwen2.5-0.5B", "org/own-llm", "llm", "database/model", "runs-of/model"):
         assert not profiles.written_as_path(name), name
+
+
+def test_control_wanted_by_default_only_where_the_reward_base_is_not_the_policys():
+    """profiles.control_wanted, beside the recipe it asks for (profiles.train_reward_model)."""
+    verifier = SimpleNamespace(reward_base="data/tiny-verifier", model_name="data/tiny-base")
+    same = SimpleNamespace(reward_base="Qwen/Qwen2.5-1.5B-Instruct", model_name="Qwen/Qwen2.5-1.5B-Instruct")
+    assert profiles.control_wanted(verifier) and not profiles.control_wanted(same)
+    assert profiles.control_wanted(same, True) and not profiles.control_wanted(verifier, False)
+    with pytest.raises(ValueError, match="control_wanted: requested must be True or False, got 'no'"):
+        profiles.control_wanted(verifier, "no")
