@@ -84,6 +84,9 @@ def test_train_base_takes_a_config_checked_before_anything_is_made(tmp_path, mon
     assert made == [{"hidden_size": 32, "layers": 1, "seed": 3}] * 2
     with pytest.raises(ValueError, match="train_base: max_steps must be an int >= 1, got 0"):
         tiny_base.train_base(config, max_steps=0)
+    for seed in ("3", 1.5, True, -1):  # "3" and 1.5 failed once the model was built, naming make_problems
+        with pytest.raises(ValueError, match=f"train_base: seed must be an int >= 0, got {seed!r}"):
+            tiny_base.train_base(config, seed=seed)
     config.learning_rate = float("nan")
     with pytest.raises(ValueError, match="train_base: learning_rate must be a finite number"):
         tiny_base.train_base(config)
@@ -213,7 +216,8 @@ class UnspelledPrompt(SayNumber):
     ({"prompts": [SayNumber.prompt] * 2, "solutions": ["Answer: 7", "Answer: 7" * 400]},
      r"prompts\[1\] \+ solutions\[1\] is 1210 tokens, over the base's 1024 positions"),
     ({"out": "base"}, "out .*base is the base it starts from; save to another folder"),
-    ({"max_steps": 0}, "max_steps must be an int >= 1")])
+    ({"max_steps": 0}, "max_steps must be an int >= 1"),
+    ({"seed": 1.5}, "seed must be an int >= 0, got 1.5")])
 def test_fine_tune_base_refuses_what_it_cannot_train_before_training(tmp_path, tiny_base_path, change, message):
     """A character outside the tiny tokenizer's (it would learn <unk>, which decodes to nothing), no problems to stop
     by, or the base itself as out (the shipped data/tiny-base, replaced) are refused, and nothing is written."""

@@ -70,9 +70,11 @@ def _lm_rows(tokenizer, prompts: list[str], solutions: list[str], num_proc: int 
     return Dataset.from_dict(rows).map(tokenize, batched=True, remove_columns=["prompt", "response"], num_proc=num_proc)
 
 
-def _check_settings(where: str, learning_rate: float, target_accuracy: float, **counts: int) -> None:
+def _check_settings(where: str, learning_rate: float, target_accuracy: float, seed: int, **counts: int) -> None:
     """Checked before any data or model: eval_every=0 failed at the first step (ZeroDivisionError), max_steps=0
-    trained the Trainer's default 3 epochs, and a NaN target_accuracy never stopped the run."""
+    trained the Trainer's default 3 epochs, a NaN target_accuracy never stopped the run, and a seed of "3" or 1.5
+    failed after the model was built, naming make_problems (-1: numpy's seeding)."""
+    positive_int(seed, "seed", where, minimum=0)
     for name, value in counts.items():
         positive_int(value, name, where)
     if finite_number(learning_rate, "learning_rate", where) <= 0:
@@ -123,7 +125,7 @@ class TinyBaseConfig:
     def __post_init__(self):
         if not 0 <= finite_number(self.error_rate, "error_rate", "train_base") <= 1:
             raise ValueError(f"train_base: error_rate must lie in [0, 1], got {self.error_rate!r}")
-        _check_settings("train_base", self.learning_rate, self.target_accuracy, n_train=self.n_train,
+        _check_settings("train_base", self.learning_rate, self.target_accuracy, self.seed, n_train=self.n_train,
                         max_steps=self.max_steps, batch_size=self.batch_size, eval_every=self.eval_every,
                         n_eval=self.n_eval, layers=self.layers, hidden_size=self.hidden_size)
 
@@ -163,7 +165,7 @@ def fine_tune_base(out: str | os.PathLike, prompts: list[str], solutions: list[s
     warning if it never did. Mix in solutions with a slip (your task's own slip function, as
     ``toyworld.noisy_training_text`` does for toy problems; docs/own_task.md), so that the policy's samples hold
     mistakes for reward models and Stepwise DPO to learn from."""
-    _check_settings("fine_tune_base", learning_rate, target_accuracy, max_steps=max_steps, batch_size=batch_size,
+    _check_settings("fine_tune_base", learning_rate, target_accuracy, seed, max_steps=max_steps, batch_size=batch_size,
                     eval_every=eval_every)
     _check_out("fine_tune_base", out)
     # checked before the training, not at its first evaluation; the checked list is used (a generator is read up)
