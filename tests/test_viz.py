@@ -622,6 +622,28 @@ def test_heatmap_key_and_roc_title_say_whose_labels_and_which_solutions():
     assert titled.axes[0].get_title() == "ROC on my 3 solutions"
 
 
+def test_the_notebooks_heatmaps_name_the_tasks_labels_in_their_key():
+    """Notebooks 02 and 05 keyed their heatmaps' × as "checker: ..." on every profile; on the GPU profiles (and the
+    smoke profile that tests their path) the × are notebook 01's Monte-Carlo estimates. Each call names the task's."""
+    import ast
+    from pathlib import Path
+
+    import nbformat
+
+    from stepdpo_lite.tutorial import tasks
+
+    calls = []
+    for name in ("02_process_reward_model", "05_step_reward_visualisation"):
+        path = Path(__file__).resolve().parent.parent / "notebooks" / f"{name}.ipynb"
+        for cell in (c for c in nbformat.read(path, 4).cells if c.cell_type == "code"):
+            calls += [node for node in ast.walk(ast.parse(cell.source))
+                      if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "plot_step_reward_heatmap"]
+    assert len(calls) == 3
+    assert [ast.unparse(k.value) for c in calls for k in c.keywords if k.arg == "label_source"] == [
+        "tasks.get_task(profile).label_source"] * 3
+    assert tasks.GSM8KTask.label_source.startswith("Monte-Carlo") and "checker" in tasks.ToyTask.label_source
+
+
 def test_heatmap_refuses_more_rows_than_it_can_draw_legibly():
     """200 solutions were drawn at 7 px a row: their names and marks overprinted one another, without a word."""
     rows = [[1.0, -1.0]] * (viz.HEATMAP_MAX_ROWS + 1)
