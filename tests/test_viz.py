@@ -642,6 +642,11 @@ def test_the_notebooks_heatmaps_name_the_tasks_labels_in_their_key():
     assert [ast.unparse(k.value) for c in calls for k in c.keywords if k.arg == "label_source"] == [
         "tasks.get_task(profile).label_source"] * 3
     assert tasks.GSM8KTask.label_source.startswith("Monte-Carlo") and "checker" in tasks.ToyTask.label_source
+    for task in (tasks.GSM8KTask, tasks.ToyTask):  # in two columns, such a key ran off both sides of the figure
+        fig = viz.plot_step_reward_heatmap(REWARDS, LABELS, label_source=task.label_source, mark_predicted=True)
+        fig.canvas.draw()
+        key = fig.legends[0].get_window_extent()
+        assert 0 <= key.x0 and key.x1 <= fig.bbox.x1, (task.label_source, key, fig.bbox)
 
 
 def test_heatmap_refuses_more_rows_than_it_can_draw_legibly():

@@ -304,8 +304,9 @@ def plot_step_reward_heatmap(step_rewards, step_labels=None, row_labels=None, ti
     if predicted:
         handles.append(Patch(fill=False, edgecolor=HIGHLIGHT, linestyle="--", linewidth=2,
                              label="PRM: first step below the threshold"))
-    if handles:
-        _key(fig, ax, own, "lower center", handles, ncol=2, fontsize=8)
+    if handles:  # a task's label source ("Monte-Carlo estimates (notebook 01): ...") overran two columns' width
+        wide = max(len(h.get_label()) for h in handles) > 45
+        _key(fig, ax, own, "lower center", handles, ncol=1 if wide else 2, fontsize=8)
     return _finish(fig, save_to, own)
 
 
