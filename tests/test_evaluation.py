@@ -12,7 +12,6 @@ from stepdpo_lite.evaluation import (best_of_n_accuracy, choose_threshold, first
 from stepdpo_lite.tutorial.credit import format_credit, mean_by_label
 from stepdpo_lite.tutorial.diagnostics import base_rate_loss, position_only_scores, step_auroc_by_position
 from stepdpo_lite.tutorial.reward_reports import choose_process_weight
-from stepdpo_lite.tutorial.step_reward_summaries import chosen_vs_rejected_summary
 
 
 def test_step_auroc_known_values():
@@ -261,14 +260,6 @@ def test_best_of_n_and_majority_per_problem_average_to_the_accuracy():
     assert best_of_n_accuracy(correct, scores, ns=(2,), subsets="first", per_problem=True) == {2: [1.0, 1.0, 0.0]}
     with pytest.raises(ValueError, match="subsets must be 'random' or 'first'"):
         majority_vote_accuracy(answers, gold, ns=(1,), subsets="all")
-
-
-def test_chosen_vs_rejected_summary():
-    out = chosen_vs_rejected_summary([[2.0, 1.0], [1.0, 0.5, 0.2]], [[2.0, -1.0], [1.5, 0.9]])
-    assert out["ranked_by_min"] == 0.5  # pair 1: 1.0 > -1.0; pair 2: 0.2 < 0.9
-    assert out["mean_gap_by_step"] == pytest.approx([1.5 - 1.75, 0.75 - (-0.05)])
-    with pytest.raises(ValueError, match="need equal"):
-        chosen_vs_rejected_summary([[1.0]], [])
 
 
 @pytest.mark.parametrize("call, message", [

@@ -10,6 +10,14 @@ from stepdpo_lite.tutorial import diagnostics, reward_reports, step_reward_summa
 from stepdpo_lite.tutorial.step_reward_summaries import chosen_vs_rejected_summary
 
 
+def test_chosen_vs_rejected_summary():
+    out = chosen_vs_rejected_summary([[2.0, 1.0], [1.0, 0.5, 0.2]], [[2.0, -1.0], [1.5, 0.9]])
+    assert out["ranked_by_min"] == 0.5  # pair 1: 1.0 > -1.0; pair 2: 0.2 < 0.9
+    assert out["mean_gap_by_step"] == pytest.approx([1.5 - 1.75, 0.75 - (-0.05)])
+    with pytest.raises(ValueError, match="need equal"):
+        chosen_vs_rejected_summary([[1.0]], [])
+
+
 def test_chosen_vs_rejected_summary_names_the_pair_without_rewards():
     with pytest.raises(ValueError, match="pair 1: the chosen solution has no step rewards"):
         chosen_vs_rejected_summary([[1.0], []], [[0.0], [1.0]])
