@@ -103,7 +103,8 @@ def test_format_step_calibration_is_notebook_02s_table():
     assert "0.00–0.50       0        —       —" in empty_bin
 
 
-def test_format_step_rewards_marks_where_the_prm_and_the_checker_disagree():
+def test_format_step_rewards_marks_where_the_prm_and_the_label_disagree():
+    """It said "gold" and "the checker" on every profile; on GSM8K the labels are Monte-Carlo estimates."""
     text = diagnostics.format_step_rewards("Problem: start with 5.", ["Step 1: 5 + 9 = 14", "\n\nStep 2: 14 - 8 = 7",
                                                                        "\n\nStep 3: 7 + 6 = 13\n\nAnswer: 13"],
                                            [5.54, -5.53, -1.94], [True, False, False], threshold=-3.228)
@@ -111,10 +112,10 @@ def test_format_step_rewards_marks_where_the_prm_and_the_checker_disagree():
     assert lines[0] == "Problem: start with 5."
     # within 0.01 of 0 or 1 a P keeps a significant digit (probability_text), as the heatmap above it prints it:
     # "P 1.00" and "P 0.00" beside cells that read 1−0.004 and 0.004
-    assert lines[1] == f"{'Step 1: 5 + 9 = 14':45s} reward  +5.54  P 1−0.004  gold right"
-    assert lines[2].endswith("P 0.004    gold WRONG")  # below the threshold, and wrong: they agree
+    assert lines[1] == f"{'Step 1: 5 + 9 = 14':45s} reward  +5.54  P 1−0.004  label right"
+    assert lines[2].endswith("P 0.004    label WRONG")  # below the threshold, and wrong: they agree
     assert lines[3].startswith("Step 3: 7 + 6 = 13 | Answer: 13")  # one line: the answer after a bar
-    assert lines[3].endswith("reward  -1.94  P 0.13     gold WRONG   <- disagrees with the checker")
+    assert lines[3].endswith("reward  -1.94  P 0.13     label WRONG   <- disagrees with the label")
     with pytest.raises(ValueError, match="format_step_rewards: 2 steps but 1 rewards"):
         diagnostics.format_step_rewards("p", ["a", "b"], [1.0], [True], 0.0)
     with pytest.raises(ValueError, match=r"format_step_rewards: labels\[0\] must be a bool or 0/1, got None"):

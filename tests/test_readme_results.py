@@ -52,7 +52,7 @@ def _p(x: float) -> str:
 
 
 def _misread(row: dict) -> str:
-    """How notebook 05 tells a heatmap row whose first rejected step is not the checker's first error."""
+    """How notebooks 02 and 05 tell a heatmap row whose first rejected step is not the checker's first error."""
     if row["first_error"] is None:
         return f"in {row['row']} it rejects the right last step (P {_p(row['p_first_rejected'])})"
     return (f"in {row['row']} it misses the mistake at step {row['first_error']} (P {_p(row['p_first_error'])}) and "
@@ -198,6 +198,13 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"{sum(b['right_share'] < b['mean_p'] for b in middle)} of the {len(middle)} lie below it",
             f"where only {lowest['right_share']:.1%} of the steps are right",
             f"at the first-error threshold (the tick on the colour bar, P = {_p(threshold_p)})",  # the heatmap
+            # the heatmap's rows, as the text names them
+            f"In {' and '.join(prm['heatmap']['accepted_after_error']['rows'])} a few steps after the first mistake "
+            f"come back above the tick (P {_p(prm['heatmap']['accepted_after_error']['p_min'])} to "
+            f"{_p(prm['heatmap']['accepted_after_error']['p_max'])})",
+            *(_misread(row) for row in prm["heatmap"]["misread"]),  # two: the comparisons' test
+            f"{prm['heatmap']['accepted_after_error']['rows'][0]}'s later steps are right arithmetic",
+            f"{prm['heatmap']['misread'][0]['row']}'s step {prm['heatmap']['misread'][0]['first_error']} computes",
             f"`P = {p_threshold}`) is low", f"the first-error threshold is P = {p_threshold}, far below 0.5",
             f"So the threshold, P = {p_threshold}, is not low", f"fall below even P = {p_threshold} (",
             f"QLoRA on notebook 01's {rows['train_stepwise']:,} rows"],
@@ -634,6 +641,14 @@ def test_the_recorded_run_backs_the_comparisons_the_texts_draw():
     implicit, drawn_credit = vis["implicit_step_reward"], vis["credit_example"]["rewards"]
     assert implicit["Stepwise DPO"]["rejected_wrong"] < implicit["DPO"]["rejected_wrong"]
     assert drawn_credit["Stepwise DPO"][-1] < drawn_credit["DPO"][-1] < 0
+    # 02's heatmap: its first misread row is a missed mistake whose first step the PRM accepts, its second a false
+    # alarm on the right last step of the longest row; and some row comes back above the tick after a mistake
+    heat = m["prm"]["heatmap"]
+    assert len(heat["misread"]) == 2
+    missed, alarm = heat["misread"]
+    assert missed["first_error"] == 1 and missed["first_rejected"] > 1 and missed["p_first_error"] > 0.5
+    assert alarm["first_error"] is None and alarm["first_rejected"] == len(heat["p_right_by_step"])
+    assert heat["accepted_after_error"]["rows"]
     # 05's heatmap: the two rows it names besides the 14 are all that are misread: a missed mistake and a false alarm
     # on the right last step (no row is longer); the right step 6 is that alarm's; the rows back above the tick
     # after a mistake are rows with a mistake

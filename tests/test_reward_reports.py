@@ -440,3 +440,19 @@ def test_choose_process_weight_takes_the_best_validation_auroc_and_the_smaller_w
     assert weight == 0.0 and set(aurocs.values()) == {1.0}
     with pytest.raises(ValueError, match="3 PRM scores but 4 ORM scores"):
         choose_process_weight(prm[:3], orm, labels)
+
+
+def test_prm_metrics_record_the_heatmaps_rows_notebook_02s_text_names():
+    """Notebook 02's text named heatmap rows (a step back above the tick after a mistake, a first mistake the PRM
+    missed) that no record held, so no test could check them against the run."""
+    from stepdpo_lite.tutorial import step_reward_summaries
+
+    details = step_reward_summaries.heatmap_details([[4.0, -4.0], [-4.0, 1.0]], [[False, False], [False, False]],
+                                                    -2.0, row_labels=["test 7", "test 3"])
+    report = {"step_auroc": 1.0, "f1": 1.0, "threshold": -2.0}
+    figures = {"reward base": {"zero-shot": {"step_auroc": 0.5, "f1": 0.5}}}
+    kw = dict(position_auroc=0.7, by_position=[], figures=figures, qlora_gain={}, train_seconds=1.0, reward_base="b")
+    assert "heatmap" not in reward_reports.prm_metrics(report, **kw)
+    recorded = reward_reports.prm_metrics(report, heatmap=details, **kw)["heatmap"]
+    assert recorded["accepted_after_error"]["rows"] == ["test 3"]
+    assert [(r["row"], r["first_error"], r["first_rejected"]) for r in recorded["misread"]] == [("test 7", 1, 2)]

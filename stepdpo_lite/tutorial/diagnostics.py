@@ -112,8 +112,9 @@ def format_step_calibration(calibration: dict) -> str:
 
 def format_step_rewards(prompt: str, steps, rewards, labels, threshold: float) -> str:
     """One solution, step by step, as notebook 02 prints it under its heatmap: the prompt, then each step (its
-    paragraph breaks shown as " | ") with its reward, P = σ(reward) and the checker's label, marked where the PRM at
-    ``threshold`` (a step is accepted when its reward is at least that) disagrees with the checker.
+    paragraph breaks shown as " | ") with its reward, P = σ(reward) and its label (the gold checker's on the toy
+    world, notebook 01's Monte-Carlo estimate on GSM8K), marked where the PRM at ``threshold`` (a step is accepted
+    when its reward is at least that) disagrees with the label.
 
     threshold: log-odds (a probability p is log(p / (1 - p)))."""
     check_same_shape([rewards], [labels], "format_step_rewards", "rewards")
@@ -124,10 +125,10 @@ def format_step_rewards(prompt: str, steps, rewards, labels, threshold: float) -
         raise ValueError(f"format_step_rewards: {len(steps)} steps but {len(rewards)} rewards")
     lines = [prompt]
     for step, r, ok in zip(steps, rewards, labels):
-        flag = "" if (r >= threshold) == bool(ok) else "   <- disagrees with the checker"
+        flag = "" if (r >= threshold) == bool(ok) else "   <- disagrees with the label"
         text = step.strip().replace("\n\n", " | ")
         lines.append(f"{text:45s} reward {r:+6.2f}  P {probability_text(sigmoid(r)):7s}  "
-                     f"gold {'right' if ok else 'WRONG'}{flag}")
+                     f"label {'right' if ok else 'WRONG'}{flag}")
     return "\n".join(lines)
 
 

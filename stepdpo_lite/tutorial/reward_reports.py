@@ -79,7 +79,8 @@ def _check_scored_by(report: dict, model, who: str, kind: str, remake: str) -> N
 
 
 def prm_metrics(report: dict, *, position_auroc: float, by_position, figures: dict, qlora_gain: dict,
-                train_seconds: float, reward_base, prm=None, calibration: dict | None = None) -> dict:
+                train_seconds: float, reward_base, prm=None, calibration: dict | None = None,
+                heatmap: dict | None = None) -> dict:
     """The ``prm`` section of ``metrics.json`` that notebook 02 records and notebooks 03-06 and the README read: the
     test figures of ``report`` (``evaluation.process_reward_report``: step AUROC, first-error F1 and its validation
     threshold) beside the position-only baseline's AUROC and ``by_position`` (``step_auroc_by_position``), the
@@ -88,7 +89,9 @@ def prm_metrics(report: dict, *, position_auroc: float, by_position, figures: di
     control was trained, ``"plain policy base (control)"``, whose step AUROC and F1 are recorded as ``control``,
     ``zero_shot`` and ``after_qlora`` (no ``control`` without one). ``calibration``: ``step_calibration`` of the
     test rewards, recorded as ``calibration`` (notebook 02's metrics cell replaces the whole section: a calibration
-    recorded only by the cell after it was dropped by a rerun of the metrics cell).
+    recorded only by the cell after it was dropped by a rerun of the metrics cell). ``heatmap``:
+    ``step_reward_summaries.heatmap_details`` of the heatmap's rows, recorded as ``heatmap`` (the rows notebook 02's
+    text names).
 
     ``prm``: the PRM whose figures these must be (notebook 02's, trained last): ``report`` must be its
     ``prm_report`` and the reward base's ``"after QLoRA"`` rewards in ``figures`` those of ``report``, else a
@@ -114,6 +117,8 @@ def prm_metrics(report: dict, *, position_auroc: float, by_position, figures: di
         metrics["control"] = {names[name]: headline(r) for name, r in control.items()}
     if calibration is not None:
         metrics["calibration"] = calibration
+    if heatmap is not None:
+        metrics["heatmap"] = heatmap
     return metrics
 
 
