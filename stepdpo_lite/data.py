@@ -481,14 +481,14 @@ def load_step_dpo(path_or_rows, **kw) -> Dataset:
 
 # ----------------------------------------------------------------------------- TRL and saving
 
-def to_trl_dpo(ds: Dataset, *, keep_step_labels: bool = False) -> Dataset:
+def to_trl_dpo(ds: Dataset, *, keep_step_columns: bool = False) -> Dataset:
     """Preference or Step-DPO rows -> the prompt/chosen/rejected strings of TRL's ``DPOTrainer``.
 
     A Step-DPO row's prompt becomes ``prompt + initial_reason_steps`` (concatenated as they are: apply a chat
     template to ``prompt`` beforehand if your model needs one), so DPO learns to prefer the chosen next step
     after the shared correct prefix (Lai et al. 2024), and the row gets ``open_ended=True``: its completions are
     one step of a longer solution, so ``StepwiseDPOTrainer`` drops the EOS that TRL appends to a completion.
-    TRL's own ``DPOTrainer`` keeps that EOS, and would teach the policy to stop after one step. ``keep_step_labels``
+    TRL's own ``DPOTrainer`` keeps that EOS, and would teach the policy to stop after one step. ``keep_step_columns``
     keeps the step-label and step-reward columns; an ``open_ended`` column is always kept (rows converted before,
     or one-step rows of your own, stay one step long).
     """
@@ -503,7 +503,7 @@ def to_trl_dpo(ds: Dataset, *, keep_step_labels: bool = False) -> Dataset:
         ds = validate_preference(ds)
     open_ended = "initial_reason_steps" in ds.column_names
     steps = ("chosen_step_labels", "rejected_step_labels", "chosen_step_rewards", "rejected_step_rewards")
-    extra = [c for c in steps if flag(keep_step_labels, "keep_step_labels", "to_trl_dpo") and c in ds.column_names]
+    extra = [c for c in steps if flag(keep_step_columns, "keep_step_columns", "to_trl_dpo") and c in ds.column_names]
     # dropped, the trainer would append an EOS to one-step completions (or the outcome weight would go to 1)
     extra += ["open_ended"] if "open_ended" in ds.column_names and not open_ended else []
     ds = ds.select_columns([*PREFERENCE, *extra])

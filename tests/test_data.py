@@ -548,7 +548,7 @@ def test_preference_pairs(toy, caplog):
     capped = labelling.preference_pairs(problems, solutions, max_pairs_per_problem=1, seed=1)
     assert len(capped) == 3 and capped.to_list() == labelling.preference_pairs(
         problems, solutions, max_pairs_per_problem=1, seed=1).to_list()
-    assert data.to_trl_dpo(capped, keep_step_labels=True).column_names == [
+    assert data.to_trl_dpo(capped, keep_step_columns=True).column_names == [
         "prompt", "chosen", "rejected", "chosen_step_labels", "rejected_step_labels"]
 
 
@@ -928,14 +928,15 @@ def test_gold_vs_error_pairs_step_count():
 
 def test_to_trl_dpo_keeps_what_the_trainer_reads():
     """Converted twice, Step-DPO rows lost ``open_ended`` (the trainer then appends an EOS to a one-step completion,
-    teaching the policy to stop), and ``keep_step_labels`` dropped the step-reward columns (outcome weight 1)."""
+    teaching the policy to stop), and ``keep_step_labels`` (now ``keep_step_columns``, the name of what it keeps)
+    dropped the step-reward columns (outcome weight 1)."""
     step_dpo = data.validate_step_dpo([dict(prompt="Q:", initial_reason_steps="Step 1: x", chosen="\n\nStep 2: y",
                                        rejected="\n\nStep 2: z")])
     once = data.to_trl_dpo(step_dpo)
     assert data.to_trl_dpo(once)["open_ended"] == once["open_ended"] == [True]
     rows = [dict(prompt="Q:", chosen="\n\nStep 1: y", rejected="\n\nStep 1: z", chosen_step_labels=[True],
                  rejected_step_labels=[False], chosen_step_rewards=[1.0], rejected_step_rewards=[-1.0])]
-    kept = data.to_trl_dpo(data.validate_preference(rows), keep_step_labels=True)
+    kept = data.to_trl_dpo(data.validate_preference(rows), keep_step_columns=True)
     assert kept["chosen_step_rewards"] == [[1.0]] and kept["rejected_step_rewards"] == [[-1.0]]
     assert "chosen_step_rewards" not in data.to_trl_dpo(data.validate_preference(rows)).column_names
 

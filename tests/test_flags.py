@@ -63,11 +63,11 @@ def test_gsm8k_pairs_flags_and_seed_are_checked(kw, message):
         public_datasets.gsm8k_preference_pairs(GSM8K, **kw)
 
 
-def test_to_trl_dpo_refuses_a_keep_step_labels_that_is_no_bool():
+def test_to_trl_dpo_refuses_a_keep_step_columns_that_is_no_bool():
     from stepdpo_lite.data import to_trl_dpo, validate_preference
     rows = validate_preference([{"prompt": "Q: 1 + 1?\n", "chosen": "Step 1: 1 + 1 = 2\nAnswer: 2",
                                  "rejected": "Step 1: 1 + 1 = 3\nAnswer: 3", "chosen_step_labels": [True, True],
                                  "rejected_step_labels": [False, False]}])
     assert "chosen_step_labels" not in to_trl_dpo(rows).column_names
-    with pytest.raises(ValueError, match="to_trl_dpo: keep_step_labels must be True or False"):
-        to_trl_dpo(rows, keep_step_labels="no")  # a str is truthy: the step labels were kept
+    with pytest.raises(ValueError, match="to_trl_dpo: keep_step_columns must be True or False"):
+        to_trl_dpo(rows, keep_step_columns="no")  # a str is truthy: the step labels were kept
