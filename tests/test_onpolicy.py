@@ -465,6 +465,19 @@ def test_one_step_completions_get_no_eos(tmp_path, tiny_model, tiny_tokenizer):
                               settings, str(tmp_path / "dpo"))
 
 
+def _off_its_reference(tiny_model, tiny_tokenizer):
+    """A right-padding tokenizer and a reference copy of ``tiny_model``, which is then moved a little off it (in
+    place), so that the pairs' log-ratios are not all zero: ``(tok, ref)``."""
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
+    ref = copy.deepcopy(tiny_model).eval()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in tiny_model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return tok, ref
+
+
 def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_layer(tmp_path, tiny_model,
                                                                                    tiny_tokenizer):
     """step_gradient="output_layer" (output_layer_pairs.py): the first-token step loss reads the same log-probs as
@@ -472,14 +485,8 @@ def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_lay
     term still trains the whole model; any other pairing is a ValueError."""
     from stepdpo_lite.tutorial.output_layer_pairs import OutputLayerStepDPOTrainer
 
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
+    tok, ref = _off_its_reference(tiny_model, tiny_tokenizer)
     rows = step_rows()
-    ref = copy.deepcopy(tiny_model).eval()
-    torch.manual_seed(1)
-    with torch.no_grad():  # a policy a little off its reference, so that the log-ratios are not all zero
-        for p in tiny_model.parameters():
-            p.add_(0.02 * torch.randn_like(p))
     losses, grads = {}, {}
     for gradient, sft in (("all", 0.0), ("output_layer", 0.0), ("output_layer", 1.0)):
         settings = onpolicy.TrainSettings(step_pairing="first_token", step_gradient=gradient, sft_weight=sft,
@@ -520,6 +527,69 @@ def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_lay
     with pytest.raises(ValueError, match="output layer is frozen"):
         OutputLayerStepDPOTrainer(frozen, ref_model=copy.deepcopy(ref), processing_class=tok,
                                   train_dataset=tr.train_dataset, args=tr.args)
+
+
+def test_output_layer_step_loss_reads_precomputed_reference_log_probs_at_the_critical_token(tmp_path, tiny_model,
+                                                                                          tiny_tokenizer):
+    """With precompute_ref_log_probs the reference's log-prob of a pair's critical token comes from the prepared
+    columns (index 1 + the step: column 0 is the prompt's) rather than from a pass of the reference: the loss is
+    the same as with the reference read live, and not log 2 (the policy is off its reference). The suite never
+    computed the output-layer loss from precomputed reference log-probs."""
+    tok, ref = _off_its_reference(tiny_model, tiny_tokenizer)
+    rows = step_rows()
+    losses = {}
+    for precompute in (False, True):
+        settings = onpolicy.TrainSettings(step_pairing="first_token", step_gradient="output_layer", sft_weight=0.0,
+                                          args=dict(FAST, precompute_ref_log_probs=precompute))
+        tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings,
+                                   str(tmp_path / str(precompute)), ref_model=copy.deepcopy(ref))
+        assert tr.precompute_ref_logps == precompute
+        with torch.no_grad():
+            losses[precompute] = tr.compute_loss(tr.model, tr.data_collator([tr.train_dataset[i]
+                                                                             for i in range(len(rows))])).item()
+    assert losses[True] == pytest.approx(losses[False], abs=1e-6)
+    assert abs(losses[False] - math.log(2)) > 1e-4
+
+
+def test_output_layer_step_loss_averages_over_the_pairs_that_have_a_critical_token(tmp_path, tiny_model,
+                                                                                 tiny_tokenizer):
+    """A pair without a critical token (no differing step, or one truncated) adds nothing to the step loss and does
+    not count in its mean: the loss of a batch with one such pair is that of the batch without it. No test gave the
+    output-layer loss a pair without a critical token."""
+    tok, ref = _off_its_reference(tiny_model, tiny_tokenizer)
+    rows = step_rows() * 2  # one pair, twice
+    settings = onpolicy.TrainSettings(step_pairing="first_token", step_gradient="output_layer", sft_weight=0.0,
+                                      args=FAST)
+    tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings, str(tmp_path / "o"),
+                               ref_model=copy.deepcopy(ref))
+    batch = tr.data_collator([tr.train_dataset[i] for i in range(len(rows))])
+    batch["first_diff_step"][0] = -1  # pair 0: no differing step, so no critical token
+    rest = tr.data_collator([tr.train_dataset[i] for i in range(1, len(rows))])
+    with torch.no_grad():
+        assert tr.critical_token_loss(tr.model, batch).item() == pytest.approx(
+            tr.critical_token_loss(tr.model, rest).item(), abs=1e-6)
+
+
+def test_output_layer_step_loss_reads_the_step_beta_as_stepwise_dpos_does(tmp_path, tiny_model, tiny_tokenizer):
+    """The step loss's β is step_beta, not DPO's beta: make_trainer sets the two alike, but a trainer made by hand
+    (the module docstring's way) may set them apart, and its output-layer loss still has the value of Stepwise DPO's
+    own first-token step loss. Every trainer the suite compared came from make_trainer, with the two alike."""
+    from stepdpo_lite.tutorial.output_layer_pairs import OutputLayerStepDPOTrainer
+
+    tok, ref = _off_its_reference(tiny_model, tiny_tokenizer)
+    rows = step_rows()
+    settings = onpolicy.TrainSettings(step_pairing="first_token", sft_weight=0.0, args=FAST)
+    tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings, str(tmp_path / "a"),
+                               ref_model=copy.deepcopy(ref))
+    args = dataclasses.replace(tr.args, beta=0.1, step_beta=2.0)
+    losses = {}
+    for cls in (StepwiseDPOTrainer, OutputLayerStepDPOTrainer):
+        trainer = cls(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(ref), processing_class=tok,
+                      train_dataset=tr.train_dataset, args=args)
+        with torch.no_grad():
+            losses[cls] = trainer.compute_loss(trainer.model, trainer.data_collator(
+                [trainer.train_dataset[i] for i in range(len(rows))])).item()
+    assert losses[OutputLayerStepDPOTrainer] == pytest.approx(losses[StepwiseDPOTrainer], abs=1e-6)
 
 
 def _redrawn_rejected_trainer(tmp_path, tiny_model, tiny_tokenizer, step_rejected):
@@ -693,6 +763,21 @@ def test_rejected_prefix_nll_is_the_nll_of_the_rejected_right_opening(tmp_path, 
     with pytest.raises(ValueError, match="row 1: `prm_first_error`"):  # where the opening ends is not known
         onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, [rows[0], {**rows[1], "prm_first_error":
                               None}], settings, str(tmp_path / "n"), ref_model=copy.deepcopy(tiny_model).eval())
+
+
+def test_rejected_prefix_nll_refuses_a_bool_first_error_a_zero_weight_and_first_token_pairing_by_itself():
+    """What onpolicy.TrainSettings checks before it makes the trainer, the trainer checks too, for a user who makes
+    it by hand: True is no step index (it was step 1), a weight of 0 trains nothing (use StepwiseDPOTrainer), and
+    first_token pairing keeps one token a side, not the opening's. The suite tried these through TrainSettings only."""
+    from stepdpo_lite.tutorial.rejected_prefix_nll import RejectedPrefixNLLStepDPOTrainer, opening_steps
+
+    assert opening_steps({"prm_first_error": 2}, 0) == 2 and opening_steps({"prm_first_error": -1}, 0) == 0
+    with pytest.raises(ValueError, match="row 3: `prm_first_error` must be a step index or -1"):
+        opening_steps({"prm_first_error": True}, 3)
+    with pytest.raises(ValueError, match="rejected_sft_weight must be > 0, got 0.0"):
+        RejectedPrefixNLLStepDPOTrainer(None, rejected_sft_weight=0.0)
+    with pytest.raises(ValueError, match="needs every token in its step: step_pairing='first_token'"):
+        RejectedPrefixNLLStepDPOTrainer(None, rejected_sft_weight=1.0, args=SimpleNamespace(step_pairing="first_token"))
 
 
 # ----------------------------------------------------------------------------- a tiny run end to end

@@ -142,6 +142,14 @@ def test_paired_difference_is_the_paired_t_interval_of_the_per_problem_differenc
         paired_stats.paired_difference([2, 0], [1, 0])
 
 
+def test_paired_difference_reads_its_interval_at_the_confidence_given():
+    """The suite read intervals at the default 0.95 only: a confidence given and ignored went unseen."""
+    # d = (1, 0, 0, 1, 0, 0): mean 1/3, se 0.2108; t(0.95, 5 df) = 2.0150 (a t table), where 0.95's is 2.5706
+    out = paired_stats.paired_difference([1, 1, 0, 1, 0, 1], [0, 1, 0, 0, 0, 1], confidence=0.9)
+    assert out["low"] == pytest.approx(1 / 3 - 2.0150 * 0.2108, abs=1e-3)
+    assert out["high"] == pytest.approx(1 / 3 + 2.0150 * 0.2108, abs=1e-3)
+
+
 def test_paired_difference_without_spread_is_the_point_without_a_scipy_warning():
     """Every problem differs alike: scipy's t-test warns of catastrophic cancellation (a RuntimeWarning printed under
     a notebook's cell); the interval is the point."""
@@ -237,6 +245,17 @@ def test_paired_difference_refuses_a_count_above_n_when_n_is_above_1():
         paired_stats.paired_difference([3, 0, 1], [1, 0, 1], n=2)
 
 
+def test_paired_difference_refuses_a_negative_count_and_counts_that_are_not_a_flat_list():
+    """A count below 0 is no count of right solutions (a difference of -1 right read as one more wrong); counts given
+    per problem and sample ([[1, 0], ...], a table) are refused as not flat, not read along an axis of scipy's. The
+    suite tried counts above n only, and flat lists only."""
+    with pytest.raises(ValueError, match="paired_difference: counts must lie between 0 and n = 1"):
+        paired_stats.paired_difference([1, -1, 1], [0, 0, 1])
+    with pytest.raises(ValueError, match=re.escape("paired_difference: right_a and right_b must be flat lists of the "
+                                                   "same problems, got shapes (2, 2) and (2, 2)")):
+        paired_stats.paired_difference([[1, 0], [0, 1]], [[0, 0], [1, 1]])
+
+
 @pytest.mark.parametrize("kw, message", [(dict(confidence=float("nan")), "confidence must be a finite number"),
                                          (dict(confidence=95), "confidence must lie strictly between 0 and 1"),
                                          (dict(confidence=1.0), "confidence must lie strictly between 0 and 1"),
@@ -263,6 +282,13 @@ def test_the_problems_digest_tells_draws_of_the_same_size_apart():
     assert digest(seed0[:19]) != digest(seed0)
 
 
+def test_the_problems_digest_tells_the_same_problems_in_another_order_apart():
+    """The per-problem counts are paired by position (paired_stats.accuracy_differences): the same problems in
+    another order are other pairs, so the digest reads the prompts in order. The suite compared other draws only."""
+    problems = tasks.get_task("tiny").held_out(5, seed=0)
+    assert policy_eval.problems_digest(problems) != policy_eval.problems_digest(problems[::-1])
+
+
 def test_a_recorded_accuracy_says_whether_the_weights_were_4_bit_ones(tiny_model, tiny_tokenizer):
     """Notebook 06 loads the policies unquantized and reused a 4-bit profile's round figures as its own."""
     problems = tasks.get_task("tiny").held_out(2)
@@ -270,6 +296,38 @@ def test_a_recorded_accuracy_says_whether_the_weights_were_4_bit_ones(tiny_model
     assert policy_eval.greedy_and_sampled_accuracy(tiny_model, tiny_tokenizer, problems, **kw)["in_4_bits"] is False
     tiny_model.is_loaded_in_4bit = True  # what transformers sets on a bitsandbytes 4-bit load (a fresh model a test)
     assert policy_eval.greedy_and_sampled_accuracy(tiny_model, tiny_tokenizer, problems, **kw)["in_4_bits"] is True
+
+
+class _SaysSevenRight:
+    """A toy problem whose answer is 7: its one step is right where the solution says 7."""
+    prompt = "Problem: say 7.\n"
+
+    def is_correct(self, solution):
+        return solution.endswith("7")
+
+    def verdict(self, solution):
+        right = self.is_correct(solution)
+        return Verdict([right], -1 if right else 0, right, [None if right else "arithmetic"], [solution])
+
+
+def test_greedy_and_sampled_accuracy_samples_greedy_once_and_at_t1_n_sampled_times_with_the_seed(monkeypatch):
+    """The sampled figures are those of n_sampled solutions a problem at T = 1 and the greedy ones of one at T = 0,
+    both drawn with the seed given: each figure, and the per-problem counts, from its own generation. The suite read
+    these figures off a real tiny model only, where greedy and sampled could agree, and never checked the draws."""
+    calls = []
+
+    def sampled(model, tokenizer, problems, n=1, temperature=0.0, seed=None, **kw):
+        calls.append((n, temperature, seed))
+        return [["Answer: 7", "Answer: 8"][:n] for _ in problems]  # greedy right; at T = 1 one of two right
+
+    monkeypatch.setattr(policy_eval, "sample_solutions", sampled)
+    out = policy_eval.greedy_and_sampled_accuracy(None, None, [_SaysSevenRight()] * 3, n_sampled=2, seed=5,
+                                                  per_problem=True)
+    assert calls == [(1, 0.0, 5), (2, 1.0, 5)]
+    assert (out["accuracy"], out["sampled_accuracy"], out["step_accuracy"], out["sampled_step_accuracy"]) == (
+        1.0, 0.5, 1.0, 0.5)
+    assert out["n_test_problems"] == 3
+    assert out["per_problem"] == {"greedy_right": [1, 1, 1], "sampled_right": [1, 1, 1], "n_sampled": 2}
 
 
 def test_evaluate_saved_policies_measures_each_and_keeps_the_per_problem_counts_apart(tiny_base_path, tiny_tokenizer):
@@ -333,6 +391,13 @@ def test_format_accuracy_names_the_steps_only_with_a_checker():
     assert policy_eval.format_accuracy("dpo", figures) == ("dpo                  greedy 72.7%   sampled(T=1) 40.0%"
                                                            "   steps right (greedy) 80.4%")
     assert policy_eval.format_accuracy("dpo", {**figures, "step_accuracy": None}).endswith("sampled(T=1) 40.0%")
+
+
+def test_format_accuracy_names_a_step_accuracy_of_zero():
+    """A checker that found no right greedy step gives step_accuracy 0.0, a figure to print, not a missing one. The
+    suite printed step accuracies above 0 only."""
+    figures = {"accuracy": 0.0, "sampled_accuracy": 0.1, "step_accuracy": 0.0}
+    assert policy_eval.format_accuracy("base", figures).endswith("sampled(T=1) 10.0%   steps right (greedy) 0.0%")
 
 
 # ----------------------------------------------------------------------------- prm_pairs' input checks
@@ -553,6 +618,17 @@ def test_evaluate_policy_takes_verdicts_without_error_kinds(monkeypatch):
     with_kinds = Verdict([False], 0, False, ["format"], ["Answer: 7"])
     out = policy_eval.evaluate_policy(None, None, [_OwnProblem(False, no_kinds), _OwnProblem(False, with_kinds)])
     assert out["step_accuracy"] == 1 / 3 and out["first_error_kinds"] == {"format": 1}
+
+
+def test_evaluate_policy_gives_no_step_accuracy_unless_every_problem_has_a_checker(monkeypatch):
+    """A step accuracy over the problems that have a step checker only would read as one over all of them: where one
+    problem's verdict is None (a GSM8K problem beside toy ones), no step figures are given, and nothing raises. No
+    test mixed problems with a checker and problems without one."""
+    _says_seven(monkeypatch)
+    checked = _OwnProblem(True, Verdict([True], -1, True, [None], ["Answer: 7"]))
+    out = policy_eval.evaluate_policy(None, None, [checked, _OwnProblem(True, None)], n=2)
+    assert out["accuracy"] == 1.0 and "step_accuracy" not in out and "first_error_kinds" not in out
+    assert policy_eval.evaluate_policy(None, None, [checked])["step_accuracy"] == 1.0
 
 
 @pytest.mark.parametrize("problems, message", [

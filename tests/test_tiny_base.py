@@ -128,6 +128,16 @@ def test_training_commands_refuse_the_shipped_models_as_out_without_force(capsys
     tiny_models.refuse_shipped_out("/tmp/elsewhere", force=False)
 
 
+def test_the_shipped_models_are_refused_as_out_however_the_path_is_written():
+    """--out ../tiny-base or data/tiny-base/ from inside the repository is the shipped folder too: the path is
+    compared once resolved, not as written. The suite wrote the folder as it is (a trailing / at most), never with ..
+    in it."""
+    from stepdpo_lite.tutorial import tiny_models
+    for written in (str(tiny_models.TINY_BASE_DIR / ".." / "tiny-base"), str(tiny_models.TINY_VERIFIER_DIR) + "/"):
+        with pytest.raises(ValueError, match="is the shipped tiny"):
+            tiny_models.refuse_shipped_out(written, force=False)
+
+
 class SayNumber:
     """A problem of one's own graded by its final answer only (no step checker, as on GSM8K)."""
     prompt = "Problem: say 7.\n"
