@@ -679,6 +679,19 @@ def test_expected_rejected_step_loss_is_the_chosen_tokens_nll_exactly(tmp_path, 
     assert float(draws.std()) > 0  # the fresh loss varies from draw to draw; the expected one is its mean
 
 
+def test_redrawn_rejected_step_loss_counts_a_pair_only_where_both_sides_reach_their_critical_token(
+        tmp_path, tiny_model, tiny_tokenizer):
+    """A pair whose rejected side stops before its differing step (truncated: no complete critical step) is no pair
+    the round made: it adds nothing, whatever the chosen side holds. The suite never gave the redrawn-token losses a
+    pair complete on one side only."""
+    tr, batch, _ = _redrawn_rejected_trainer(tmp_path, tiny_model, tiny_tokenizer, "expected")
+    n = len(batch["first_diff_step"])
+    with torch.no_grad():
+        assert tr.critical_token_loss(tr.model, batch).item() > 0
+        batch["step_complete"][n:] = False  # every rejected row cut before its critical step
+        assert tr.critical_token_loss(tr.model, batch).item() == 0
+
+
 def test_top_rival_step_loss_rejects_the_policys_strongest_wrong_token(tmp_path, tiny_model, tiny_tokenizer):
     """step_rejected="top": each pair's state rejects argmax_{r != c} π(r|s), weighed by 1 − π(c|s); at the reference
     (every log-ratio 0) its loss is (1 − π(c|s))·log 2 per pair, and its gradient is no longer the chosen token's NLL
