@@ -143,7 +143,10 @@ def page_figures() -> list[str]:
 
 
 def test_the_variants_ran_on_the_recorded_run():
-    assert RESULT["run"] == {section: RECORDED[section] for section in RESULT["run"]}
+    """Every figure of the run the variants started from is the recorded run's; a record added to the recorded run
+    later (notebook 02's ``prm.heatmap``, 2026-12-06) is one the variants' run had not written yet."""
+    assert RESULT["run"] == {section: {key: RECORDED[section][key] for key in RESULT["run"][section] if
+                                       key in RECORDED[section]} for section in RESULT["run"]}
 
 
 def test_the_variants_are_the_scripts_and_the_readmes_exercises():
