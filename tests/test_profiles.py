@@ -254,3 +254,21 @@ def test_control_wanted_by_default_only_where_the_reward_base_is_not_the_policys
     assert profiles.control_wanted(same, True) and not profiles.control_wanted(verifier, False)
     with pytest.raises(ValueError, match="control_wanted: requested must be True or False, got 'no'"):
         profiles.control_wanted(verifier, "no")
+
+
+def test_reward_base_is_the_reward_model_name_else_the_policys():
+    """reward_base was tested nowhere: the policy's name taken over a reward model of one's own went unseen."""
+    tiny = profiles.get_profile("tiny")
+    assert dataclasses.replace(tiny, reward_model_name="some/verifier").reward_base == "some/verifier"
+    assert dataclasses.replace(tiny, reward_model_name=None).reward_base == tiny.model_name
+
+
+def test_load_profile_model_checkpoints_gradients_only_where_an_adapter_trains(monkeypatch):
+    """Checkpointing the gradients of a policy loaded without an adapter went unseen (load_model replaced)."""
+    calls = []
+    monkeypatch.setattr(profiles, "load_model", lambda name, **kwargs: calls.append(kwargs))
+    smoke = profiles.get_profile("smoke")
+    assert smoke.gradient_checkpointing
+    profiles.load_profile_model(smoke)
+    profiles.load_profile_model(smoke, lora=True)
+    assert [c["gradient_checkpointing"] for c in calls] == [False, True]

@@ -228,6 +228,14 @@ def test_prm800k_blank_alternative_no_row_takes_still_loads():
     assert public_datasets.load_prm800k([record], branches=True)["completions"] == [["2 + 2", "\n= 4"]]
 
 
+def test_prm800k_chosen_completion_one_past_the_last_names_the_field():
+    """One past the last completion raised a bare IndexError, unseen: test_data.py's case (5) is far past."""
+    record = _prm800k_record(([("2 + 2", 1)], 0), ([("= 4", 1)], 1))  # index 1 of one completion
+    with pytest.raises(ValueError, match=re.escape("prm800k: record 0: field 'label.steps[1].chosen_completion': "
+                                                   "must be null or an index into completions, got 1")):
+        public_datasets.load_prm800k([record])
+
+
 def test_prm800k_repeats_are_counted_or_dropped(caplog):
     """Repeated rows were kept silently, weighing twice in training; the sample's branches repeat 2 of 163."""
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):

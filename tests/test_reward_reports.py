@@ -20,6 +20,14 @@ def test_auroc_difference_refuses_a_bad_resample_count_or_confidence():
     assert out["low"] <= out["high"]
 
 
+def test_auroc_difference_gives_up_after_ten_draws_per_resample_wanted():
+    """The give-up error was tested nowhere: resamples of one class are drawn again, up to 10 x n_boot draws in all,
+    then an error, not an endless loop (seed 1256 draws ten one-class resamples of these two before one with both)."""
+    with pytest.raises(ValueError, match="auroc_difference: too few resamples hold both right and wrong examples"):
+        auroc_difference([0.1, 0.9], [0.5, 0.2], [False, True], n_boot=1, seed=1256)
+    assert auroc_difference([0.1, 0.9], [0.5, 0.2], [False, True], n_boot=1, seed=0)["difference"] == 1.0
+
+
 def test_prm_metrics_is_notebook_02s_prm_section():
     def reports(auroc_on, auroc_off):
         return {"after QLoRA": {"step_auroc": auroc_on, "f1": 0.9, "threshold": -1.0, "test_rewards": [[1.0]]},
@@ -427,6 +435,27 @@ def test_auroc_difference_interval_is_the_percentile_interval_of_whole_resamples
     low, high = np.quantile(diffs, [0.1, 0.9])
     assert got["low"] == pytest.approx(low) and got["high"] == pytest.approx(high)
     assert got["difference"] == pytest.approx(outcome_auroc(a, y) - outcome_auroc(b, y))
+
+
+def test_auroc_difference_with_groups_redraws_whole_groups_in_first_seen_order():
+    """Redone by hand with groups: each resample draws as many groups as there are (numpy's generator, the seed),
+    every member of a drawn group taken; groups numbered in the order first seen, whatever their keys or order.
+    Single examples drawn in place of whole groups passed the tests before this one."""
+    rng = np.random.default_rng(2)
+    y = rng.random(24) < 0.5
+    a, b = y + rng.normal(size=24), rng.normal(size=24)
+    groups = [f"p{(7 * i) % 8}" for i in range(24)]  # 8 groups of 3, interleaved, not sorted
+    got = auroc_difference(a, b, y, groups=groups, n_boot=100, seed=5, confidence=0.8)
+    first_seen = list(dict.fromkeys(groups))
+    members = [[i for i, g in enumerate(groups) if g == key] for key in first_seen]
+    draw, diffs = np.random.default_rng(5), []
+    while len(diffs) < 100:
+        idx = np.concatenate([members[g] for g in draw.integers(0, 8, 8)])
+        if y[idx].all() or not y[idx].any():
+            continue
+        diffs.append(outcome_auroc(a[idx], y[idx]) - outcome_auroc(b[idx], y[idx]))
+    low, high = np.quantile(diffs, [0.1, 0.9])
+    assert got["low"] == pytest.approx(low) and got["high"] == pytest.approx(high)
 
 
 def test_choose_process_weight_takes_the_best_validation_auroc_and_the_smaller_weight_on_a_tie():

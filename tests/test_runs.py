@@ -1,6 +1,7 @@
 """The run folder's helpers (stepdpo_lite.tutorial.runs)."""
 import re
 
+import numpy as np
 import pytest
 
 from stepdpo_lite.tutorial import runs
@@ -50,6 +51,17 @@ def test_update_metrics_replaces_the_sections_named_and_merges_the_rest_in_one_w
         with pytest.raises(ValueError, match=message):
             runs.update_metrics(tmp_path, {"policy": {"x": 1}}, replace=replace)
     assert (tmp_path / "metrics.json").read_text() == before  # nothing written
+
+
+def test_update_metrics_refuses_an_infinite_figure_by_name_as_it_refuses_nan(tmp_path):
+    """Only nan was tested: json.dumps writes an infinity as ``Infinity``, which JSON readers refuse; refused by name,
+    nothing written."""
+    runs.update_metrics(tmp_path, {"policy": {"loss": 1.0}})
+    before = (tmp_path / "metrics.json").read_text()
+    for bad in (float("inf"), -float("inf"), np.float32("inf")):
+        with pytest.raises(ValueError, match="update_metrics: policy.loss is not a finite number"):
+            runs.update_metrics(tmp_path, {"policy": {"loss": bad}})
+    assert (tmp_path / "metrics.json").read_text() == before
 
 
 # Notebook 02 rerun with N_TRAIN_ROWS=100 over a whole run: every kit notebook's figures and seconds are recorded
@@ -195,6 +207,13 @@ def test_notebook_readers_are_the_notebooks_that_read_each_ones_outputs():
         readers = {stem: found | {r for other in found for r in readers[other]} for stem, found in readers.items()}
     assert readers == {stem: set(found) for stem, found in tutorial.NOTEBOOK_READERS.items()}
     assert not tutorial.NOTEBOOK_READERS["05_step_reward_visualisation"]
+
+
+def test_in_order_puts_the_stems_the_run_order_lacks_last_by_name():
+    """in_order was tested nowhere: one's own notebooks, which the run's order lacks, sorted first went unseen."""
+    order = ["01_data", "02_process_reward_model", "03_outcome_reward_model"]
+    assert runs.in_order(["my_b", "03_outcome_reward_model", "my_a", "01_data"], order) == [
+        "01_data", "03_outcome_reward_model", "my_a", "my_b"]
 
 
 def test_a_partial_rerun_marks_the_later_notebooks_stale_until_they_run_again(whole_run):

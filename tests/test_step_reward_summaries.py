@@ -274,6 +274,15 @@ def test_one_heatmap_picker_for_notebooks_02_and_05_that_fills_up_with_either_ki
         step_reward_summaries.heatmap_indices([[False], [True]], 0)
 
 
+def test_heatmap_indices_fill_up_with_wrong_ones_when_right_ones_are_too_few():
+    """Half wrong was the aim: with one right solution only, the wrong ones fill up to ``n``; without the fill-up 4
+    of 6 were drawn, unseen (the test above counts the right rows of its only-wrong case, not the total)."""
+    labels = [[False]] * 5 + [[True]]
+    assert sorted(step_reward_summaries.heatmap_indices(labels, 6)) == list(range(6))  # every one, when n is all
+    picked = step_reward_summaries.heatmap_indices(labels, 4, seed=1)
+    assert len(picked) == 4 and picked[-1] == 5  # 2 wrong, the right one, 1 wrong filling up; the right one last
+
+
 def test_heatmap_indices_refuse_a_label_that_is_no_bool():
     for bad in (float("nan"), None, 0.5):  # bool(None) would count a missing label as wrong
         with pytest.raises(ValueError, match=r"heatmap_indices: step_labels\[1\]\[0\] must be a bool or 0/1"):

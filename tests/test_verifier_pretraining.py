@@ -48,6 +48,16 @@ def test_process_rows_reproduce_the_reference_recipe_data():
         assert row == {"prompt": p.prompt, "completions": verdict.steps, "labels": verdict.step_labels}
 
 
+def test_graded_rows_seed_chunk_i_with_data_seed_plus_i(monkeypatch):
+    """The reference data drew chunk i with seed 1000 + i; one seed for every chunk repeated its problems chunk after
+    chunk, unseen as the tests' n never passed one chunk (CHUNK made small: the real one holds 20,000 problems)."""
+    monkeypatch.setattr(vp, "CHUNK", 10)
+    rows = vp.graded_rows(25, outcome_fraction=0.0, min_ops=2, max_ops=6)
+    for i, start in enumerate(range(0, 25, 10)):
+        problems = toyworld.make_problems(min(10, 25 - start), "train", seed=1000 + i, min_ops=2, max_ops=6)
+        assert [r["prompt"] for r in rows[start:start + 10]] == [p.prompt for p in problems]
+
+
 def test_rows_are_encoded_as_the_reward_models_encode_them(tiny_model, tiny_tokenizer):
     process, outcome = ProcessRewardModel(tiny_model, tiny_tokenizer), OutcomeRewardModel(tiny_model, tiny_tokenizer)
     rows = vp.graded_rows(20, outcome_fraction=0.5)
@@ -99,6 +109,20 @@ def test_loss_is_the_tag_loss_plus_the_weighted_next_token_loss(tiny_model, tiny
     lm = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), batch["lm_labels"][:, 1:].reshape(-1))
     assert losses[0.0] == pytest.approx(tag.item(), abs=1e-5)
     assert losses[0.5] == pytest.approx(tag.item() + 0.5 * lm.item(), abs=1e-5)
+
+
+def test_the_pretraining_rewards_are_the_yes_minus_no_logit_at_each_tag(tiny_model, tiny_tokenizer):
+    """The rewards the evaluation's AUROCs read: log-odds of Yes, as the reward models score; only the loss was
+    tested, and No - Yes, which ranks every wrong step above every right one, went unseen."""
+    from transformers import TrainingArguments
+    process, outcome = ProcessRewardModel(tiny_model, tiny_tokenizer), OutcomeRewardModel(tiny_model, tiny_tokenizer)
+    batch = vp.GradedCollator(tiny_tokenizer.pad_token_id)(vp.encode_rows(process, outcome, vp.graded_rows(8)))
+    args = TrainingArguments(output_dir="/tmp/unused", use_cpu=True, report_to=[])
+    trainer = vp.VerifierPretrainingTrainer(model=tiny_model, args=args, yes_id=process.yes_id, no_id=process.no_id)
+    _, rewards = trainer._loss_and_rewards(tiny_model, batch)
+    logits = tiny_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    at_tags = logits[batch["tag_rows"], batch["tag_cols"]]
+    assert torch.allclose(rewards, at_tags[:, process.yes_id] - at_tags[:, process.no_id], atol=1e-5)
 
 
 def _config(tmp_path, name, **kw):
@@ -214,6 +238,18 @@ def test_policy_rows_are_the_policys_own_samples_graded_by_the_checker(tiny_base
         text = r["completion"] if "completion" in r else "".join(r["completions"])
         verdict = toyworld.check(problem, text)
         assert (r["label"] == verdict.answer_correct) if "completion" in r else (r["labels"] == verdict.step_labels)
+
+
+def test_policy_rows_draw_their_problems_with_seed_data_seed_plus_500(tiny_base_path, monkeypatch):
+    """Apart from graded_rows' chunk 0 (seeded data_seed): drawn with data_seed, the policy's rows were its problems,
+    unseen, as the test above checks the rows against the checker only."""
+    def gold(model, tok, prompts, **kwargs):  # the policy writes each problem's gold solution: no sampling
+        return [[toyworld.parse_prompt(p).gold_solution] for p in prompts]
+    monkeypatch.setattr(vp.generation, "sample_solutions", gold)
+    rows = vp.policy_rows(tiny_base_path, 6, min_ops=2, max_ops=4, outcome_fraction=0.0, data_seed=7)
+    problems = toyworld.make_problems(6, "train", seed=507, min_ops=2, max_ops=4)
+    assert [r["prompt"] for r in rows] == [p.prompt for p in problems]
+    assert all(all(r["labels"]) for r in rows)
 
 
 @pytest.mark.parametrize("kw, message", [({"outcome_fraction": float("nan")}, "outcome_fraction must be a finite"),

@@ -350,6 +350,13 @@ def test_training_curves_restart_their_smoothing_at_each_round():
     assert list(ax.lines[0].get_ydata()) == [0.0, 0.5, 0.0, 0.5]
 
 
+def test_training_curves_smooth_with_the_factor_on_the_previous_value():
+    """The other smoothing tests use 0.5, where the factor on the previous value and on the new one are the same."""
+    history = [{"step": s, "loss": m} for s, m in [(1, 0.0), (2, 1.0), (3, 1.0)]]
+    (ax,) = viz.plot_training_curves({"run": history}, smooth=0.9).axes
+    assert list(ax.lines[0].get_ydata()) == pytest.approx([0.0, 0.1, 0.19])
+
+
 def test_training_curves_take_numpy_metrics():
     history = [{"step": 1, "loss": np.float32(1.0)}, {"step": 2, "loss": np.float64(0.5)}, {"step": 3, "loss": True}]
     (ax,) = viz.plot_training_curves({"run": history}).axes
@@ -468,6 +475,12 @@ def test_plot_first_error_positions_refuses_what_it_would_misdraw():
     assert [p.get_height() for p in viz.plot_first_error_positions(np.array([1, -1])).axes[0].patches] == [0, 1, 1]
 
 
+def test_first_error_positions_title_counts_the_solutions():
+    """The title's count was tested nowhere: counting the positions drawn, not the solutions, went unseen."""
+    fig = viz.plot_first_error_positions([0, 1, 1, 3, -1, -1])
+    assert fig.axes[0].get_title() == "Where the first error happens (6 solutions)"
+
+
 def test_plot_accuracy_by_length_refuses_what_it_would_misdraw():
     with pytest.raises(ValueError, match="0 lengths but 0 results"):
         viz.plot_accuracy_by_length([], [])  # was an empty picture
@@ -479,6 +492,13 @@ def test_plot_accuracy_by_length_refuses_what_it_would_misdraw():
         with pytest.raises(ValueError, match=r"lengths\[1\] must be an int"):
             viz.plot_accuracy_by_length([2, bad], [True, False])
     assert len(viz.plot_accuracy_by_length(np.array([2, 2]), [1, 0]).axes[0].patches) == 1
+
+
+def test_plot_accuracy_by_length_labels_each_bar_with_its_accuracy_and_its_own_count():
+    """The bars' labels were tested nowhere: the count above a bar is that length's solutions, right or wrong (not
+    the number of bars, not the right ones)."""
+    fig = viz.plot_accuracy_by_length([2, 3, 3, 5, 5, 5], [1, 0, 1, True, False, False])
+    assert [t.get_text() for t in fig.axes[0].texts] == ["100%\nn=1", "50%\nn=2", "33%\nn=3"]
 
 
 def test_plot_outcome_roc_refuses_what_it_would_misdraw():
@@ -518,6 +538,16 @@ def test_chosen_vs_rejected_refuses_what_it_would_misdraw():
     with pytest.raises(ValueError, match=r"rejected_labels\[1\]\[0\] must be a bool or 0/1, got None"):
         viz.plot_chosen_vs_rejected(chosen, rejected, rejected_labels=[[True, False], [None, True]])
     assert viz.plot_chosen_vs_rejected([np.array([1.0])], [[0.5]], [[1]], [np.array([True])])
+
+
+def test_chosen_vs_rejected_band_is_the_mean_plus_minus_one_sd():
+    """The band's width was tested nowhere: a band of mean ± sd / 2 went unseen."""
+    fig = viz.plot_chosen_vs_rejected([[1.0, 2.0], [3.0, 2.0]], [[0.0, 1.0], [-2.0, 1.0]])
+    chosen_band, rejected_band = fig.axes[0].collections[:2]
+    ys = chosen_band.get_paths()[0].vertices[:, 1]
+    assert (ys.min(), ys.max()) == pytest.approx((1.0, 3.0))  # step 1: 2 ± 1
+    ys = rejected_band.get_paths()[0].vertices[:, 1]
+    assert (ys.min(), ys.max()) == pytest.approx((-2.0, 1.0))  # step 1: -1 ± 1, step 2: 1 ± 0
 
 
 def test_training_curves_refuse_a_smoothing_factor_outside_0_1():
@@ -865,6 +895,18 @@ def test_greedy_and_sampled_pairs_only_figures_of_the_same_problems():
         assert viz.greedy_and_sampled(metrics)[0] == {"base": (0.6, 0.3), "dpo": (0.9, 0.35)}
 
 
+def test_greedy_and_sampled_take_the_same_count_of_other_problems_as_other_problems():
+    """The test above's two problem sets differ in count too: comparing the counts only, not the digests, went
+    unseen."""
+    def policy(accuracy, sampled):
+        return {"accuracy": accuracy, "sampled_accuracy": sampled, "n_test_problems": 150, "test_problems_digest": "a"}
+
+    metrics = {"policy": {"base": policy(0.5, 0.3)},
+               "evaluation": {"n_test_problems": 150, "test_problems_digest": "b", "policy_accuracy": {"base": 0.6}}}
+    with pytest.warns(UserWarning, match="the bars are notebook 04's greedy and sampled figures"):
+        assert viz.greedy_and_sampled(metrics) == ({"base": (0.5, 0.3)}, 150)  # another draw of 150 problems
+
+
 def test_greedy_and_sampled_counts_the_problems_its_bars_are_of():
     """Notebook 06 titled the plot with its own problem count (n_test), also when the bars were notebook 04's own
     figures, of 04's problems (06's N_TEST_PROBLEMS set apart from 04's): the title named 50 problems for bars of
@@ -882,6 +924,17 @@ def test_greedy_and_sampled_counts_the_problems_its_bars_are_of():
     metrics["policy"]["dpo"].update(n_test_problems=None)  # 04 alone (06 not run), its records of two counts
     del metrics["evaluation"]
     assert viz.greedy_and_sampled(metrics) == ({"base": (0.5, 0.3), "dpo": (0.7, 0.35)}, None)
+
+
+def test_greedy_and_sampled_give_no_problem_count_for_bars_of_two_counts_or_of_none():
+    """A title naming one count of bars of two (150 and 100 problems) would misname half of them: None (the test
+    above's case of 150 and none passed by set order whichever count was given)."""
+    def policy(accuracy, sampled, n):
+        return {"accuracy": accuracy, "sampled_accuracy": sampled, "n_test_problems": n, "test_problems_digest": "a"}
+
+    metrics = {"policy": {"base": policy(0.5, 0.3, 150), "dpo": policy(0.7, 0.35, 100)}}
+    assert viz.greedy_and_sampled(metrics) == ({"base": (0.5, 0.3), "dpo": (0.7, 0.35)}, None)
+    assert viz.greedy_and_sampled({"policy": {}}) == ({}, None)  # no policy with both figures: no bars, no count
 
 
 def test_step_body_drops_the_step_number_and_keeps_the_answer_line():

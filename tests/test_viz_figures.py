@@ -57,6 +57,15 @@ def test_paired_differences_one_panel_per_pair_without_the_zero_n():
     assert fig.get_supylabel() == "A minus B, points (95% interval)"
 
 
+def test_informative_differences_keep_an_n_whose_differences_are_zero_but_not_their_intervals():
+    """Only 0 ± 0 says nothing (N = 1); a difference of 0 with an interval around it is a measured tie, and shown
+    (dropping such an N from notebook 06's plot went unseen)."""
+    tie = {"difference": 0.0, "low": -0.03, "high": 0.03}
+    d = {"1": {"prm_min": {"orm": ZERO}}, "4": {"prm_min": {"orm": tie}},
+         "8": {"prm_min": {"orm": {"difference": 0.05, "low": 0.01, "high": 0.09}}}}
+    assert list(viz.informative_differences(d)) == ["4", "8"]
+
+
 def test_best_of_n_names_methods_in_words_and_shows_a_line_on_another():
     results = {"prm_product": {1: 0.3, 4: 0.5, 16: 0.8}, "prm_min": {1: 0.3, 4: 0.45, 16: 0.7},
                "combined": {1: 0.3, 4: 0.5, 16: 0.7}, "majority": {1: 0.3, 4: 0.35, 16: 0.4}}
@@ -125,6 +134,15 @@ def test_verifier_pretraining_names_each_stage_along_its_line_in_its_own_words()
     assert all(h.get_linestyle() == "-" for h in ax.get_legend().legend_handles)  # no grey dotted entries
     first = [t for t in ax.texts if t.get_text().startswith("stage 1")][0]
     assert _extent(fig, first).x0 >= _extent(fig, ax.spines["left"]).x1 + 1  # beside the y-axis, not on it
+
+
+def test_verifier_pretraining_draws_each_stage_after_the_rows_of_the_stages_before():
+    """The test above places the stage names, not the curves: later stages drawn from 0 rows went unseen."""
+    stage = lambda rows: {"curve": [{"rows_seen": r, "step_auroc": 0.9} for r in rows], "config": {}}
+    log = {**stage([1000, 2000]), "earlier_stages": [stage([100_000, 1_000_000]), stage([1000, 2000])]}
+    ax = viz.plot_verifier_pretraining(log).axes[0]
+    curves = [list(line.get_xdata()) for line in ax.lines if line.get_marker() == "o"]
+    assert curves == [pytest.approx(x) for x in ([0.1, 1.0], [1.001, 1.002], [1.003, 1.004])]
 
 
 def test_training_curves_lay_four_panels_out_two_a_row():
