@@ -1,6 +1,7 @@
 """The profiles' recipes: what notebooks 02 and 03 train their reward models with."""
 
 import dataclasses
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -272,3 +273,13 @@ def test_load_profile_model_checkpoints_gradients_only_where_an_adapter_trains(m
     profiles.load_profile_model(smoke)
     profiles.load_profile_model(smoke, lora=True)
     assert [c["gradient_checkpointing"] for c in calls] == [False, True]
+
+
+def test_every_profile_field_is_read_somewhere():
+    """The profile's docstring says the notebooks read everything from it: dpo_epochs and best_of_n were read by
+    nothing (notebook 04 trained one epoch, notebook 06 drew 16 candidates, whatever the profile said)."""
+    root = Path(__file__).resolve().parents[1]
+    text = "\n".join(p.read_text() for p in [*root.glob("notebooks/*.ipynb"), *root.glob("stepdpo_lite/**/*.py")])
+    unread = [f.name for f in dataclasses.fields(profiles.Profile)
+              if f.name != "name" and not re.search(rf"\.{f.name}\b", text)]
+    assert unread == []

@@ -1,4 +1,5 @@
 """The run folder's helpers (stepdpo_lite.tutorial.runs)."""
+import json
 import re
 
 import numpy as np
@@ -53,15 +54,45 @@ def test_update_metrics_replaces_the_sections_named_and_merges_the_rest_in_one_w
     assert (tmp_path / "metrics.json").read_text() == before  # nothing written
 
 
-def test_update_metrics_refuses_an_infinite_figure_by_name_as_it_refuses_nan(tmp_path):
-    """Only nan was tested: json.dumps writes an infinity as ``Infinity``, which JSON readers refuse; refused by name,
-    nothing written."""
-    runs.update_metrics(tmp_path, {"policy": {"loss": 1.0}})
-    before = (tmp_path / "metrics.json").read_text()
-    for bad in (float("inf"), -float("inf"), np.float32("inf")):
-        with pytest.raises(ValueError, match="update_metrics: policy.loss is not a finite number"):
-            runs.update_metrics(tmp_path, {"policy": {"loss": bad}})
-    assert (tmp_path / "metrics.json").read_text() == before
+def test_update_metrics_merges_and_refuses_a_missing_folder_or_a_nan(tmp_path):
+    run = runs.run_dir("tiny", tmp_path)
+    assert runs.read_metrics(run) == {} and not (run / "metrics.json").exists()  # reading writes nothing
+    assert runs.update_metrics(run, {"prm": {"step_auroc": 0.8}}) == {"prm": {"step_auroc": 0.8}}
+    assert runs.update_metrics(run, {"prm": {"first_error_f1": None}})["prm"] == {"step_auroc": 0.8,
+                                                                                    "first_error_f1": None}
+    before = (run / "metrics.json").read_text()
+    with pytest.raises(FileNotFoundError, match="no run folder .*tinyy"):  # a typo made a new, empty run folder
+        runs.update_metrics(tmp_path / "tinyy", {"prm": {"step_auroc": 0.8}})
+    assert not (tmp_path / "tinyy").exists()
+    with pytest.raises(ValueError, match=r"policy\.rounds\[1\]\.accuracy is not a finite number"):
+        runs.update_metrics(run, {"policy": {"rounds": [{"accuracy": 0.5}, {"accuracy": float("nan")}]}})
+    for bad in (float("inf"), -float("inf"), np.float32("inf")):  # json.dumps writes Infinity, which readers refuse
+        with pytest.raises(ValueError, match="update_metrics: prm.step_auroc is not a finite number"):
+            runs.update_metrics(run, {"prm": {"step_auroc": bad}})
+    with pytest.raises(ValueError, match="part must be a dict"):
+        runs.update_metrics(run, [("prm", 0.8)])
+    assert (run / "metrics.json").read_text() == before  # nothing written by a refused update
+    assert runs.read_metrics(run) == json.loads(before) and runs.recorded(run, "prm.step_auroc", "02") == 0.8
+
+
+def test_update_metrics_takes_number_keys_and_numpy_scalars_and_names_a_corrupt_file(tmp_path):
+    run = runs.run_dir("tiny", tmp_path)
+    runs.update_metrics(run, {"bon": {2: 0.5}})
+    assert runs.update_metrics(run, {"bon": {2: 0.25, 4: 0.75}}) == {"bon": {"2": 0.25, "4": 0.75}}  # JSON's str keys
+    metrics = runs.update_metrics(run, {"x": {"acc": np.float32(0.5), "n": np.int64(3), "ok": np.bool_(True)}})
+    assert metrics["x"] == {"acc": 0.5, "n": 3, "ok": True} and runs.read_metrics(run) == metrics
+    before = (run / "metrics.json").read_text()
+    with pytest.raises(ValueError, match=r"x\.acc is not a finite number"):  # a float32 NaN is not a float
+        runs.update_metrics(run, {"x": {"acc": np.float32("nan")}})
+    with pytest.raises(ValueError, match="bon has two keys JSON writes as '2'"):
+        runs.update_metrics(run, {"bon": {2: 0.1, "2": 0.2}})
+    with pytest.raises(ValueError, match=r"x\.fig is a PosixPath: record a number"):
+        runs.update_metrics(run, {"x": {"fig": tmp_path}})
+    assert (run / "metrics.json").read_text() == before
+    (run / "metrics.json").write_text('{"prm": ')  # a crash of someone else's writer, or an edit by hand
+    for call in (lambda: runs.update_metrics(run, {"x": 1}), lambda: runs.recorded(run, "prm.step_auroc", "02")):
+        with pytest.raises(ValueError, match=f"{run / 'metrics.json'} is not valid JSON"):
+            call()
 
 
 # Notebook 02 rerun with N_TRAIN_ROWS=100 over a whole run: every kit notebook's figures and seconds are recorded

@@ -375,66 +375,6 @@ def test_cli_set_values_and_metric_table():
     assert tutorial.NOTEBOOKS[0] == "01_data_prep.ipynb" and tutorial.NOTEBOOKS[-1] == "07_test_time_compute.ipynb"
 
 
-def test_update_metrics_merges_and_refuses_a_missing_folder_or_a_nan(tmp_path):
-    from stepdpo_lite.tutorial import runs
-
-    run = runs.run_dir("tiny", tmp_path)
-    assert runs.read_metrics(run) == {} and not (run / "metrics.json").exists()  # reading writes nothing
-    assert runs.update_metrics(run, {"prm": {"step_auroc": 0.8}}) == {"prm": {"step_auroc": 0.8}}
-    assert runs.update_metrics(run, {"prm": {"first_error_f1": None}})["prm"] == {"step_auroc": 0.8,
-                                                                                    "first_error_f1": None}
-    before = (run / "metrics.json").read_text()
-    with pytest.raises(FileNotFoundError, match="no run folder .*tinyy"):  # a typo made a new, empty run folder
-        runs.update_metrics(tmp_path / "tinyy", {"prm": {"step_auroc": 0.8}})
-    assert not (tmp_path / "tinyy").exists()
-    with pytest.raises(ValueError, match=r"policy\.rounds\[1\]\.accuracy is not a finite number"):
-        runs.update_metrics(run, {"policy": {"rounds": [{"accuracy": 0.5}, {"accuracy": float("nan")}]}})
-    with pytest.raises(ValueError, match="prm.step_auroc is not a finite number"):
-        runs.update_metrics(run, {"prm": {"step_auroc": float("inf")}})
-    with pytest.raises(ValueError, match="part must be a dict"):
-        runs.update_metrics(run, [("prm", 0.8)])
-    assert (run / "metrics.json").read_text() == before  # nothing written by a refused update
-    assert runs.read_metrics(run) == json.loads(before) and runs.recorded(run, "prm.step_auroc", "02") == 0.8
-
-
-def test_update_metrics_takes_number_keys_and_numpy_scalars_and_names_a_corrupt_file(tmp_path):
-    import numpy as np
-
-    from stepdpo_lite.tutorial import runs
-
-    run = runs.run_dir("tiny", tmp_path)
-    runs.update_metrics(run, {"bon": {2: 0.5}})
-    assert runs.update_metrics(run, {"bon": {2: 0.25, 4: 0.75}}) == {"bon": {"2": 0.25, "4": 0.75}}  # JSON's str keys
-    metrics = runs.update_metrics(run, {"x": {"acc": np.float32(0.5), "n": np.int64(3), "ok": np.bool_(True)}})
-    assert metrics["x"] == {"acc": 0.5, "n": 3, "ok": True} and runs.read_metrics(run) == metrics
-    before = (run / "metrics.json").read_text()
-    with pytest.raises(ValueError, match=r"x\.acc is not a finite number"):  # a float32 NaN is not a float
-        runs.update_metrics(run, {"x": {"acc": np.float32("nan")}})
-    with pytest.raises(ValueError, match="bon has two keys JSON writes as '2'"):
-        runs.update_metrics(run, {"bon": {2: 0.1, "2": 0.2}})
-    with pytest.raises(ValueError, match=r"x\.fig is a PosixPath: record a number"):
-        runs.update_metrics(run, {"x": {"fig": tmp_path}})
-    assert (run / "metrics.json").read_text() == before
-    (run / "metrics.json").write_text('{"prm": ')  # a crash of someone else's writer, or an edit by hand
-    for call in (lambda: runs.update_metrics(run, {"x": 1}), lambda: runs.recorded(run, "prm.step_auroc", "02")):
-        with pytest.raises(ValueError, match=f"{run / 'metrics.json'} is not valid JSON"):
-            call()
-
-
-def test_every_profile_field_is_read_somewhere():
-    """The profile's docstring says the notebooks read everything from it: dpo_epochs and best_of_n were read by
-    nothing (notebook 04 trained one epoch, notebook 06 drew 16 candidates, whatever the profile said)."""
-    import dataclasses
-    import re
-    from pathlib import Path
-
-    from stepdpo_lite.tutorial.profiles import Profile
-    root = Path(__file__).resolve().parents[1]
-    text = "\n".join(p.read_text() for p in [*root.glob("notebooks/*.ipynb"), *root.glob("stepdpo_lite/**/*.py")])
-    unread = [f.name for f in dataclasses.fields(Profile) if f.name != "name" and not re.search(rf"\.{f.name}\b", text)]
-    assert unread == []
-
-
 @pytest.mark.skipif(os.name != "posix", reason="Unix domain sockets")
 def test_kernels_started_at_once_talk_over_their_own_unix_sockets_and_leave_no_files(tmp_path):
     """The test suite's two workers start kernels at the same moment; over TCP each process picked its ports alone, so
