@@ -1,3 +1,4 @@
+import copy
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -24,6 +25,20 @@ def tiny_model(tiny_tokenizer):
     """A randomly initialised ~0.9M-parameter Llama shaped for the toy world (fresh per test)."""
     from stepdpo_lite.tutorial import tiny_models
     return tiny_models.build_tiny_model(tiny_tokenizer, seed=0)
+
+
+@pytest.fixture()
+def policy_and_reference(tiny_model):
+    """``(policy, ref)``: ``tiny_model`` moved a little off ``ref``, a frozen copy of it as it was (so that the
+    log-ratios of a pair are not all zero)."""
+    import torch
+
+    ref = copy.deepcopy(tiny_model).eval()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in tiny_model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return tiny_model, ref
 
 
 @pytest.fixture(scope="session")

@@ -465,33 +465,22 @@ def test_one_step_completions_get_no_eos(tmp_path, tiny_model, tiny_tokenizer):
                               settings, str(tmp_path / "dpo"))
 
 
-def _off_its_reference(tiny_model, tiny_tokenizer):
-    """A right-padding tokenizer and a reference copy of ``tiny_model``, which is then moved a little off it (in
-    place), so that the pairs' log-ratios are not all zero: ``(tok, ref)``."""
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
-    ref = copy.deepcopy(tiny_model).eval()
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in tiny_model.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    return tok, ref
-
-
-def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_layer(tmp_path, tiny_model,
+def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_layer(tmp_path, policy_and_reference,
                                                                                    tiny_tokenizer):
     """step_gradient="output_layer" (output_layer_pairs.py): the first-token step loss reads the same log-probs as
     Stepwise DPO's, through stopgrad(h), so its gradient reaches the (tied) output rows and nothing else; the NLL
     term still trains the whole model; any other pairing is a ValueError."""
     from stepdpo_lite.tutorial.output_layer_pairs import OutputLayerStepDPOTrainer
 
-    tok, ref = _off_its_reference(tiny_model, tiny_tokenizer)
+    policy, ref = policy_and_reference
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
     rows = step_rows()
     losses, grads = {}, {}
     for gradient, sft in (("all", 0.0), ("output_layer", 0.0), ("output_layer", 1.0)):
         settings = onpolicy.TrainSettings(step_pairing="first_token", step_gradient=gradient, sft_weight=sft,
                                           args=FAST)
-        tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings,
+        tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(policy), tok, rows, settings,
                                    str(tmp_path / gradient), ref_model=copy.deepcopy(ref))
         assert isinstance(tr, OutputLayerStepDPOTrainer) == (gradient == "output_layer")
         loss = tr.compute_loss(tr.model, tr.data_collator([tr.train_dataset[i] for i in range(len(rows))]))
@@ -505,7 +494,7 @@ def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_lay
     for gradient in ("all", "output_layer"):
         settings = onpolicy.TrainSettings(step_pairing="first_token", step_gradient=gradient, sft_weight=0.0,
                                           args=dict(FAST, step_weights=[1.0, 0.25]))
-        tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings,
+        tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(policy), tok, rows, settings,
                                    str(tmp_path / gradient), ref_model=copy.deepcopy(ref))
         with torch.no_grad():
             weighted[gradient] = tr.compute_loss(tr.model, tr.data_collator([tr.train_dataset[i] for i in
@@ -519,29 +508,32 @@ def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_lay
     with pytest.raises(ValueError, match="step_gradient must be"):
         onpolicy.TrainSettings(step_pairing="first_token", step_gradient="head")
     with pytest.raises(ValueError, match="first_token"):
-        OutputLayerStepDPOTrainer(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(ref), processing_class=tok,
+        OutputLayerStepDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), processing_class=tok,
                                   train_dataset=tr.train_dataset,
                                   args=dataclasses.replace(tr.args, step_pairing="first_error"))
-    frozen = copy.deepcopy(tiny_model)
+    frozen = copy.deepcopy(policy)
     frozen.get_output_embeddings().weight.requires_grad_(False)  # as under a LoRA adapter: the step loss has no target
     with pytest.raises(ValueError, match="output layer is frozen"):
         OutputLayerStepDPOTrainer(frozen, ref_model=copy.deepcopy(ref), processing_class=tok,
                                   train_dataset=tr.train_dataset, args=tr.args)
 
 
-def test_output_layer_step_loss_reads_precomputed_reference_log_probs_at_the_critical_token(tmp_path, tiny_model,
-                                                                                          tiny_tokenizer):
+def test_output_layer_step_loss_reads_precomputed_reference_log_probs_at_the_critical_token(tmp_path,
+                                                                                            policy_and_reference,
+                                                                                            tiny_tokenizer):
     """With precompute_ref_log_probs the reference's log-prob of a pair's critical token comes from the prepared
     columns (index 1 + the step: column 0 is the prompt's) rather than from a pass of the reference: the loss is
     the same as with the reference read live, and not log 2 (the policy is off its reference). The suite never
     computed the output-layer loss from precomputed reference log-probs."""
-    tok, ref = _off_its_reference(tiny_model, tiny_tokenizer)
+    policy, ref = policy_and_reference
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
     rows = step_rows()
     losses = {}
     for precompute in (False, True):
         settings = onpolicy.TrainSettings(step_pairing="first_token", step_gradient="output_layer", sft_weight=0.0,
                                           args=dict(FAST, precompute_ref_log_probs=precompute))
-        tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings,
+        tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(policy), tok, rows, settings,
                                    str(tmp_path / str(precompute)), ref_model=copy.deepcopy(ref))
         assert tr.precompute_ref_logps == precompute
         with torch.no_grad():
@@ -551,16 +543,18 @@ def test_output_layer_step_loss_reads_precomputed_reference_log_probs_at_the_cri
     assert abs(losses[False] - math.log(2)) > 1e-4
 
 
-def test_output_layer_step_loss_averages_over_the_pairs_that_have_a_critical_token(tmp_path, tiny_model,
-                                                                                 tiny_tokenizer):
+def test_output_layer_step_loss_averages_over_the_pairs_that_have_a_critical_token(tmp_path, policy_and_reference,
+                                                                                   tiny_tokenizer):
     """A pair without a critical token (no differing step, or one truncated) adds nothing to the step loss and does
     not count in its mean: the loss of a batch with one such pair is that of the batch without it. No test gave the
     output-layer loss a pair without a critical token."""
-    tok, ref = _off_its_reference(tiny_model, tiny_tokenizer)
+    policy, ref = policy_and_reference
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
     rows = step_rows() * 2  # one pair, twice
     settings = onpolicy.TrainSettings(step_pairing="first_token", step_gradient="output_layer", sft_weight=0.0,
                                       args=FAST)
-    tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings, str(tmp_path / "o"),
+    tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(policy), tok, rows, settings, str(tmp_path / "o"),
                                ref_model=copy.deepcopy(ref))
     batch = tr.data_collator([tr.train_dataset[i] for i in range(len(rows))])
     batch["first_diff_step"][0] = -1  # pair 0: no differing step, so no critical token
@@ -570,21 +564,24 @@ def test_output_layer_step_loss_averages_over_the_pairs_that_have_a_critical_tok
             tr.critical_token_loss(tr.model, rest).item(), abs=1e-6)
 
 
-def test_output_layer_step_loss_reads_the_step_beta_as_stepwise_dpos_does(tmp_path, tiny_model, tiny_tokenizer):
+def test_output_layer_step_loss_reads_the_step_beta_as_stepwise_dpos_does(tmp_path, policy_and_reference,
+                                                                          tiny_tokenizer):
     """The step loss's β is step_beta, not DPO's beta: make_trainer sets the two alike, but a trainer made by hand
     (the module docstring's way) may set them apart, and its output-layer loss still has the value of Stepwise DPO's
     own first-token step loss. Every trainer the suite compared came from make_trainer, with the two alike."""
     from stepdpo_lite.tutorial.output_layer_pairs import OutputLayerStepDPOTrainer
 
-    tok, ref = _off_its_reference(tiny_model, tiny_tokenizer)
+    policy, ref = policy_and_reference
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
     rows = step_rows()
     settings = onpolicy.TrainSettings(step_pairing="first_token", sft_weight=0.0, args=FAST)
-    tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings, str(tmp_path / "a"),
+    tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(policy), tok, rows, settings, str(tmp_path / "a"),
                                ref_model=copy.deepcopy(ref))
     args = dataclasses.replace(tr.args, beta=0.1, step_beta=2.0)
     losses = {}
     for cls in (StepwiseDPOTrainer, OutputLayerStepDPOTrainer):
-        trainer = cls(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(ref), processing_class=tok,
+        trainer = cls(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), processing_class=tok,
                       train_dataset=tr.train_dataset, args=args)
         with torch.no_grad():
             losses[cls] = trainer.compute_loss(trainer.model, trainer.data_collator(

@@ -43,16 +43,6 @@ def config(tmp_path, cls=StepwiseDPOConfig, **kw):
     return cls(output_dir=str(tmp_path), **{**FAST, **kw})
 
 
-def policy_and_reference(model):
-    """A reference and a policy that differs from it a little (so log-ratios are not all zero)."""
-    ref = copy.deepcopy(model).eval()
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    return model, ref
-
-
 def batch_of(trainer, n=4):
     return trainer.data_collator([trainer.train_dataset[i] for i in range(n)])
 
@@ -416,8 +406,8 @@ def test_a_reward_column_of_none_is_no_rewards(tmp_path, tiny_model, tiny_tokeni
 # ----------------------------------------------------------------------------- the mathematics
 
 
-def test_outcome_only_loss_equals_trl_dpo_loss(tmp_path, tiny_model, tiny_tokenizer):
-    policy, ref = policy_and_reference(tiny_model)
+def test_outcome_only_loss_equals_trl_dpo_loss(tmp_path, policy_and_reference, tiny_tokenizer):
+    policy, ref = policy_and_reference
     ds = Dataset.from_list(toy_rows(4))
     dpo = DPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), args=config(tmp_path, DPOConfig),
                      train_dataset=ds, processing_class=tiny_tokenizer)
@@ -480,8 +470,8 @@ def test_get_step_rewards_refuses_bad_arguments(tiny_model, tiny_tokenizer):
         get_step_rewards(tiny_model, SimpleNamespace(is_fast=False), p, r, ref_model=tiny_model)
 
 
-def test_first_error_pairing_is_the_step_dpo_objective(tmp_path, tiny_model, tiny_tokenizer):
-    policy, ref = policy_and_reference(tiny_model)
+def test_first_error_pairing_is_the_step_dpo_objective(tmp_path, policy_and_reference, tiny_tokenizer):
+    policy, ref = policy_and_reference
     row = toy_rows(1, error_step=1, labels=False)[0]
     args = config(tmp_path, step_pairing="first_error", outcome_loss_weight=0.0, step_beta=0.5)
     tr = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), args=args,
@@ -497,12 +487,12 @@ def test_first_error_pairing_is_the_step_dpo_objective(tmp_path, tiny_model, tin
     assert loss.item() == pytest.approx(expected, abs=1e-5)
 
 
-def test_first_error_pairing_with_soft_labels_leaves_the_steps_shared_opening_out(tmp_path, tiny_model,
-                                                                                 tiny_tokenizer):
+def test_first_error_pairing_with_soft_labels_leaves_the_steps_shared_opening_out(tmp_path, policy_and_reference,
+                                                                                  tiny_tokenizer):
     # A PRM's p⁺ < 1 − p⁻ at the differing step: the text both sides open that step with ("Step 2: 12 * 3 = ") has
     # one log-ratio on both sides, and must not enter the margin with the weight p⁺ − (1 − p⁻) < 0 (it pushed the
     # chosen solution's right tokens down)
-    policy, ref = policy_and_reference(tiny_model)
+    policy, ref = policy_and_reference
     row = toy_rows(1, error_step=1, labels=False)[0]
     n_steps = [len(extract_steps(row[s])) for s in ("chosen", "rejected")]
     p_chosen, p_rejected = 0.3, 0.1
@@ -527,11 +517,12 @@ def test_first_error_pairing_with_soft_labels_leaves_the_steps_shared_opening_ou
     assert loss.item() == pytest.approx(expected, abs=1e-5)
 
 
-def test_first_error_pairing_scores_a_step_that_is_all_shared_opening_by_its_next_token(tmp_path, tiny_model,
-                                                                                      tiny_tokenizer):
+def test_first_error_pairing_scores_a_step_that_is_all_shared_opening_by_its_next_token(tmp_path,
+                                                                                        policy_and_reference,
+                                                                                        tiny_tokenizer):
     # "= 2" against "= 21": the rejected step ends where the chosen one goes on, so after its shared opening it kept
     # no token, and the pair did not push down what it did wrong (end the number: its next token, "\n")
-    policy, ref = policy_and_reference(tiny_model)
+    policy, ref = policy_and_reference
     prompt = toy_rows(1)[0]["prompt"]
     row = dict(prompt=prompt, chosen="Step 1: 4 + 3 = 7\n\nStep 2: 7 * 3 = 21\n\nStep 3: 21 - 1 = 20\nAnswer: 20",
                rejected="Step 1: 4 + 3 = 7\n\nStep 2: 7 * 3 = 2\n\nStep 3: 2 - 1 = 1\nAnswer: 1",
@@ -557,8 +548,8 @@ def test_first_error_pairing_scores_a_step_that_is_all_shared_opening_by_its_nex
     assert loss.item() == pytest.approx(-F.logsigmoid(torch.tensor(0.5 * margin)).item(), abs=1e-5)
 
 
-def test_first_token_pairing_compares_two_next_tokens_at_one_state(tmp_path, tiny_model, tiny_tokenizer):
-    policy, ref = policy_and_reference(tiny_model)
+def test_first_token_pairing_compares_two_next_tokens_at_one_state(tmp_path, policy_and_reference, tiny_tokenizer):
+    policy, ref = policy_and_reference
     row = toy_rows(1, error_step=1, labels=False)[0]
     args = config(tmp_path, step_pairing="first_token", outcome_loss_weight=0.0, step_beta=0.5)
     with warnings.catch_warnings(record=True) as caught:  # no labels: one differing token a side is Step-DPO as is
@@ -582,7 +573,8 @@ def test_first_token_pairing_compares_two_next_tokens_at_one_state(tmp_path, tin
     assert loss.item() == pytest.approx(expected, abs=1e-5)
 
 
-def test_reward_model_rewards_are_computed_once_and_soften_the_outcome_loss(tmp_path, tiny_model, tiny_tokenizer):
+def test_reward_model_rewards_are_computed_once_and_soften_the_outcome_loss(tmp_path, policy_and_reference,
+                                                                            tiny_tokenizer):
     class FakePRM:
         calls = 0
 
@@ -591,7 +583,7 @@ def test_reward_model_rewards_are_computed_once_and_soften_the_outcome_loss(tmp_
             assert all(isinstance(s, list) for s in solutions)  # the trainer's steps, not texts to split
             return [[0.0] * len(s) for s in solutions]  # equal rewards: w = 1/2
 
-    policy, ref = policy_and_reference(tiny_model)
+    policy, ref = policy_and_reference
     args = config(tmp_path, step_loss_weight=0.0, max_steps=2, per_device_train_batch_size=1)
     tr = StepwiseDPOTrainer(policy, ref_model=ref, args=args, processing_class=tiny_tokenizer,
                             train_dataset=Dataset.from_list(toy_rows(2, labels=False)), reward_model=FakePRM())
@@ -658,8 +650,8 @@ def test_truncated_steps_are_masked_and_counted(tmp_path, tiny_model, tiny_token
     assert tr.state.log_history[-1]["steps/truncated"] == 2 * (n_steps - 1)  # one batch: each side's cut steps
 
 
-def test_precomputed_reference_gives_the_same_loss(tmp_path, tiny_model, tiny_tokenizer):
-    policy, ref = policy_and_reference(tiny_model)
+def test_precomputed_reference_gives_the_same_loss(tmp_path, policy_and_reference, tiny_tokenizer):
+    policy, ref = policy_and_reference
     ds = Dataset.from_list(toy_rows(4))
     live = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), args=config(tmp_path),
                               train_dataset=ds, processing_class=tiny_tokenizer)
@@ -1611,11 +1603,11 @@ def test_chat_message_rows_are_refused_with_a_fix_for_a_model_without_a_chat_tem
                            train_dataset=Dataset.from_list([chat]))
 
 
-def test_step_loss_is_the_hook_a_variant_overrides(tmp_path, tiny_model, tiny_tokenizer):
+def test_step_loss_is_the_hook_a_variant_overrides(tmp_path, policy_and_reference, tiny_tokenizer):
     """A user's trial: a margin variant of the step loss overrode the private _compute_loss, zeroed step_loss_weight
     during super() and ran a second policy and reference forward for ρ_k. It now overrides step_loss alone, and gets
     the ρ_k of the trainer's own pass."""
-    policy, ref = policy_and_reference(tiny_model)
+    policy, ref = policy_and_reference
     received = []
 
     class MarginTrainer(StepwiseDPOTrainer):
@@ -1831,11 +1823,12 @@ def test_the_step_loss_averages_over_the_pairs_that_have_a_step_to_score():
     assert loss.item() == pytest.approx(first.item())
 
 
-def test_truncated_steps_are_left_out_of_the_step_loss_whatever_their_labels(tmp_path, tiny_model, tiny_tokenizer):
+def test_truncated_steps_are_left_out_of_the_step_loss_whatever_their_labels(tmp_path, policy_and_reference,
+                                                                             tiny_tokenizer):
     """test_truncated_steps_are_masked_and_counted's label check with a policy that differs from its reference: with
     an identical one every ρ_k is 0, and the loss is log 2 whatever the mask. A truncated step (cut by max_length)
     has lost tokens: scored, its partial ρ_k would move the loss by its label."""
-    policy, ref = policy_and_reference(tiny_model)
+    policy, ref = policy_and_reference
     row = toy_rows(1)[0]
     n_prompt = len(tiny_tokenizer(row["prompt"])["input_ids"])
     first_step = len(tiny_tokenizer(extract_steps(row["chosen"])[0])["input_ids"])
@@ -1866,10 +1859,11 @@ def test_the_outcome_weight_aggregates_each_responses_own_steps_not_the_batchs_p
     assert tr._metrics["train"]["reward_model/weight"] == pytest.approx([torch.sigmoid(torch.tensor(2.0)).item()] * 4)
 
 
-def test_outcome_only_loss_equals_trl_dpo_loss_at_a_beta_other_than_step_beta(tmp_path, tiny_model, tiny_tokenizer):
+def test_outcome_only_loss_equals_trl_dpo_loss_at_a_beta_other_than_step_beta(tmp_path, policy_and_reference,
+                                                                              tiny_tokenizer):
     """The outcome loss's β is `beta` (outcome_beta unset), not step_beta: at the defaults (both 0.1) the two read
     alike, so the comparison with TRL's DPO loss is made at beta=0.5."""
-    policy, ref = policy_and_reference(tiny_model)
+    policy, ref = policy_and_reference
     ds = Dataset.from_list(toy_rows(4))
     dpo = DPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), args=config(tmp_path, DPOConfig, beta=0.5),
                      train_dataset=ds, processing_class=tiny_tokenizer)
@@ -1880,19 +1874,19 @@ def test_outcome_only_loss_equals_trl_dpo_loss_at_a_beta_other_than_step_beta(tm
     assert sdpo.compute_loss(sdpo.model, batch_of(sdpo)).item() == pytest.approx(loss_dpo.item(), abs=1e-5)
 
 
-def test_get_step_rewards_scale_with_beta(tiny_model, tiny_tokenizer):
+def test_get_step_rewards_scale_with_beta(policy_and_reference, tiny_tokenizer):
     """The implicit step rewards are β·ρ_k: at β = 1 (as the other tests call it) a missing β would go unseen."""
-    policy, ref = policy_and_reference(tiny_model)
+    policy, ref = policy_and_reference
     row = toy_rows(1)[0]
     one = get_step_rewards(policy, tiny_tokenizer, row["prompt"], row["chosen"], ref_model=ref, beta=1.0)
     half = get_step_rewards(policy, tiny_tokenizer, row["prompt"], row["chosen"], ref_model=ref, beta=0.5)
     assert any(abs(x) > 1e-3 for x in one) and half == pytest.approx([0.5 * x for x in one], rel=1e-5, abs=1e-7)
 
 
-def test_step_weights_of_the_config_weigh_the_trainers_step_loss(tmp_path, tiny_model, tiny_tokenizer):
+def test_step_weights_of_the_config_weigh_the_trainers_step_loss(tmp_path, policy_and_reference, tiny_tokenizer):
     """StepwiseDPOConfig.step_weights are the a_k of the step loss: all 0 (allowed beside an outcome loss) leave
     h = 0, so loss/step is log 2 whatever the log-ratios; ignored, it would not be."""
-    policy, ref = policy_and_reference(tiny_model)
+    policy, ref = policy_and_reference
     tr = StepwiseDPOTrainer(policy, ref_model=ref, args=config(tmp_path, step_weights=[0.0]),
                             train_dataset=Dataset.from_list(toy_rows(2)), processing_class=tiny_tokenizer)
     tr.compute_loss(tr.model, batch_of(tr, 2))
