@@ -194,6 +194,11 @@ def test_max_pairs_per_problem_below_one_is_refused(toy, max_pairs):
     ("<<3x=9>>9", None),  # not arithmetic: unchecked
     ("<<__import__('os').getcwd()=0>>0", None),  # never evaluated
     ("<<2**999999=1>>1", None),  # too large to evaluate: unchecked
+    ("<<0.5**-2000=1>>1", None),  # as large the other way
+    ("<<2000000**2=4000000000000>>4000000000000", True),  # a large base with a small power: plain arithmetic
+    ("<<2000000**2=400000000000>>400000000000", False),  # a zero short
+    ("<<2**99=7>>7", False),
+    ("<<1**10000=1>>1", True),
 ])
 def test_calculator_check(line, ok):
     assert public_datasets.calculator_check(line) is ok

@@ -331,7 +331,7 @@ def test_the_loaders_prompts_run_into_step_one_and_delimit_steps_separates_them(
 def test_calculator_check_says_unchecked_and_the_loaders_count_it(caplog):
     """A style review: an annotation the calculator cannot evaluate was a right line, silently."""
     assert public_datasets.calculator_check("3 pens at x each: <<x*3=7>>7") is None
-    assert public_datasets.calculator_check("<<2**99=7>>7") is None
+    assert public_datasets.calculator_check("<<10**400=7>>7") is None
     assert public_datasets.calculator_check("<<x*3=7>>7 and <<2+2=5>>5") is False  # a slip found wins
     assert public_datasets.calculator_check("<<x*3=7>>7 and <<2+2=4>>4") is None
     record = {"question": "How many pens?", **{s: {"solution": "3 * x = <<3*x=12>>12\nThe answer is 12",

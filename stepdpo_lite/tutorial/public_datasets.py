@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import math
 import operator
 import re
 from typing import Sequence
@@ -228,7 +229,9 @@ def _calc(text: str) -> float:
             return -ev(node.operand) if isinstance(node.op, ast.USub) else ev(node.operand)
         if isinstance(node, ast.BinOp) and type(node.op) in _CALC_OPS:
             a, b = ev(node.left), ev(node.right)
-            if isinstance(node.op, ast.Pow) and (abs(b) > 64 or abs(a) > 1e6):
+            # a power past a float's range (10**400; an exact integer that long also costs time to build) is
+            # refused by its size in digits, |b|·log10|a|: 2000000**2 is plain arithmetic
+            if isinstance(node.op, ast.Pow) and a and abs(b) * abs(math.log10(abs(a))) > 300:
                 raise ValueError("power too large")
             return _CALC_OPS[type(node.op)](a, b)
         raise ValueError(f"not arithmetic: {ast.dump(node)[:40]}")
@@ -272,7 +275,7 @@ def calculator_check(line: str) -> bool | None:
 
     False when a ``<<expr=value>>`` annotation is wrong: ``expr`` does not evaluate to ``value`` (arithmetic
     error) or the number written just after the annotation is not ``value`` (copy error). None (unchecked) when none
-    is wrong but one cannot be evaluated (``<<x*3=7>>7``, ``<<2**99=7>>7``: not plain arithmetic, or too large): the
+    is wrong but one cannot be evaluated (``<<x*3=7>>7``, ``<<10**400=7>>7``: not plain arithmetic, or too large): the
     caller decides what such a line counts as. True when every annotation holds, and for a line with none (it
     claims no arithmetic).
     """
