@@ -150,6 +150,32 @@ def test_a_bad_setting_is_refused_before_any_data_or_model_is_made(args, message
     with pytest.raises(ValueError, match=f"VerifierPretrainingConfig: {message}"):
         vp.main(["--out", "/nonexistent/verifier", *args])
     assert vp.VerifierPretrainingConfig(policy_fraction=1.0, lm_weight=0.0).policy_fraction == 1.0
+    assert vp.VerifierPretrainingConfig(min_ops=3, max_ops=3).min_ops == 3  # one length of problem is a recipe
+
+
+def test_the_policy_makes_the_nearest_whole_number_of_rows_to_its_share(tmp_path, monkeypatch):
+    """policy_fraction is a share of --rows: 10 rows at 0.29 are 3 of the policy's (2.9), not 2 (cut)."""
+    asked = {}
+
+    class Stop(Exception):
+        pass
+
+    def graded(n, *args):
+        asked["graded"] = n
+        return []
+
+    def policy(path, n, *args):
+        asked["policy"] = n
+        return []
+
+    def stop(*args):
+        raise Stop
+    monkeypatch.setattr(vp, "graded_rows", graded)
+    monkeypatch.setattr(vp, "policy_rows", policy)
+    monkeypatch.setattr(vp, "encode_rows", stop)
+    with pytest.raises(Stop):
+        vp.pretrain_verifier(dataclasses.replace(_config(tmp_path, "share"), rows=10, policy_fraction=0.29))
+    assert asked == {"graded": 7, "policy": 3}
 
 
 def test_a_bool_seed_is_refused():
@@ -275,12 +301,12 @@ def test_policy_rows_refuses_a_policy_that_writes_only_blanks(tiny_base_path, mo
     """A blank sample is drawn again; a policy that never writes anything else was an endless loop."""
     draws = []
     def blank(model, tok, prompts, **kwargs):
-        draws.append(len(prompts))
+        draws.append((len(prompts), kwargs["seed"]))
         return [["  "] for _ in prompts]
     monkeypatch.setattr(vp.generation, "sample_solutions", blank)
     with pytest.raises(ValueError, match="policy_rows: the policy wrote only blank solutions in 3 draws for 4 prob"):
         vp.policy_rows(tiny_base_path, 4, min_ops=2, max_ops=2, max_draws=3)
-    assert draws == [4, 4, 4]
+    assert draws == [(4, 1000), (4, 1001), (4, 1002)]  # each draw again with another seed: the same one redrew blanks
     with pytest.raises(ValueError, match="policy_rows: max_draws must be an int >= 1, got 0"):
         vp.policy_rows(tiny_base_path, 4, max_draws=0)
 
