@@ -32,7 +32,9 @@ def test_implicit_step_rewards_reads_at_the_beta_and_batch_size_given(monkeypatc
     monkeypatch.setattr(credit, "get_step_rewards", lambda *a, **k: calls.append(k) or [])
     monkeypatch.setattr(credit, "is_peft_model", lambda model: False)
     credit.implicit_step_rewards("full fine-tune", "tok", ["p"], ["r"], start="base", beta=0.3, batch_size=5)
-    assert calls == [{"ref_model": "base", "beta": 0.3, "batch_size": 5}]
+    credit.implicit_step_rewards("full fine-tune", "tok", ["p"], ["r"], start="base", delimiter="\n")
+    assert calls == [{"ref_model": "base", "beta": 0.3, "delimiter": "\n\nStep", "batch_size": 5},
+                     {"ref_model": "base", "beta": 0.1, "delimiter": "\n", "batch_size": 8}]
 
 
 def test_step_beta_reads_the_saved_config_or_takes_the_default(tmp_path):
@@ -43,20 +45,27 @@ def test_step_beta_reads_the_saved_config_or_takes_the_default(tmp_path):
     assert credit.step_beta(tmp_path, default=0.05) == 0.05
 
 
+def test_step_delimiter_reads_where_the_saved_policy_split_its_steps(tmp_path):
+    """Notebook 05 read every policy at the default delimiter: one trained at another split its ρ_k elsewhere."""
+    assert credit.step_delimiter(tmp_path) == "\n\nStep" and credit.step_delimiter(tmp_path, default="\n") == "\n"
+    (tmp_path / "stepwise_config.json").write_text('{"step_beta": 0.2, "step_delimiter": "\\n"}')
+    assert credit.step_delimiter(tmp_path) == "\n" and credit.step_beta(tmp_path) == 0.2
+
+
 def test_implicit_rewards_of_pairs_and_the_credit_table(monkeypatch):
     calls = []
 
-    def fake(model, tokenizer, prompts, responses, *, start=None, beta=0.1, batch_size=8):
-        calls.append((model, tokenizer, list(prompts), start, beta, batch_size))
+    def fake(model, tokenizer, prompts, responses, *, start=None, beta=0.1, delimiter="\n\nStep", batch_size=8):
+        calls.append((model, tokenizer, list(prompts), start, beta, delimiter, batch_size))
         return [[beta * (1.0 if "good" in r else -1.0) for _ in r.split("|")] for r in responses]
 
     monkeypatch.setattr(credit, "implicit_step_rewards", fake)
     pairs = {"prompt": ["p1", "p2"], "chosen": ["good|good", "good"], "rejected": ["good|bad", "bad"]}
     out = credit.implicit_rewards_of_pairs({"DPO": ("m1", "t1"), "Stepwise DPO": ("m2", "t2")}, pairs,
-                                           start="base", beta=0.5, batch_size=16)
+                                           start="base", beta=0.5, delimiter="|", batch_size=16)
     assert out["DPO"] == {"chosen": [[0.5, 0.5], [0.5]], "rejected": [[0.5, 0.5], [-0.5]]}
     assert [c[:2] for c in calls] == [("m1", "t1"), ("m1", "t1"), ("m2", "t2"), ("m2", "t2")]
-    assert all(c[2:] == (["p1", "p2"], "base", 0.5, 16) for c in calls)  # one reference and one β for all
+    assert all(c[2:] == (["p1", "p2"], "base", 0.5, "|", 16) for c in calls)  # one reference, β and delimiter
     by_policy = credit.credit_by_policy(out, [[True, True], [True]], [[True, False], [False]])
     assert by_policy["DPO"] == {"chosen": 0.5, "rejected_right": 0.5, "rejected_wrong": 0.0}
     assert credit.credit_by_policy(out, [[True, True], [True]], [[True, True], [True]])["DPO"][

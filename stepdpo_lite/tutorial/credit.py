@@ -8,8 +8,8 @@ it on the rejected solutions of test preference pairs: did plain DPO lower a rej
 its mistake, and Stepwise DPO only the mistake?
 
 - ``mean_by_label``: the mean of per-step values over the steps with one label;
-- ``implicit_step_rewards``: one policy's β·ρ_k against where its training started (``step_beta``: the β of a
-  saved policy's step loss);
+- ``implicit_step_rewards``: one policy's β·ρ_k against where its training started (``step_beta``, ``step_delimiter``:
+  the β of a saved policy's step loss and where it split solutions into steps);
 - ``implicit_rewards_of_pairs``: several policies on both sides of preference pairs, with one β;
 - ``credit_by_policy`` (``format_credit``): per policy, the mean β·ρ_k of the chosen steps and of the rejected
   solutions' right and wrong steps, the table notebook 05 prints;
@@ -30,6 +30,7 @@ from accelerate.utils import is_peft_model
 
 from ..checks import list_of, positive_int
 from ..evaluation import check_labels, check_same_shape
+from ..steps import DEFAULT_DELIMITER
 from ..trainer import StepwiseDPOConfig, get_step_rewards
 
 
@@ -44,10 +45,11 @@ def mean_by_label(step_values, step_labels, label: bool) -> float | None:
 
 
 def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, beta: float = 0.1,
-                          batch_size: int = 8) -> list[list[float]]:
+                          delimiter: str = DEFAULT_DELIMITER, batch_size: int = 8) -> list[list[float]]:
     """``β·ρ_k`` of a trained policy against where its training started (``get_step_rewards``): a LoRA (PEFT)
     policy against its own ``"ref"`` adapter, else its adapter disabled, and given no ``start``; a fully fine-tuned
-    one against ``start`` (the model it was trained from), which it then needs."""
+    one against ``start`` (the model it was trained from), which it then needs. Steps are split at ``delimiter``
+    (``step_delimiter``: the one the policy's step loss split them at)."""
     if is_peft_model(policy):
         if start is not None:  # it was dropped without a word: the reading was never against start
             raise ValueError("implicit_step_rewards: start is given, but the policy is a LoRA (PEFT) model, read "
@@ -56,24 +58,40 @@ def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, 
     elif start is None:
         raise ValueError("implicit_step_rewards: a fully fine-tuned policy needs `start`, the model it was trained "
                          "from, as its reference")
-    return get_step_rewards(policy, tokenizer, prompts, responses, ref_model=start, beta=beta, batch_size=batch_size)
+    return get_step_rewards(policy, tokenizer, prompts, responses, ref_model=start, beta=beta, delimiter=delimiter,
+                            batch_size=batch_size)
+
+
+def _saved_step_setting(policy_dir, name: str, default):
+    """Field ``name`` of a saved Stepwise DPO policy's ``stepwise_config.json``, or ``default`` where the folder
+    has no such file (a policy another trainer saved) or the file no such field."""
+    path = Path(policy_dir) / "stepwise_config.json"
+    return json.loads(path.read_text()).get(name, default) if path.exists() else default
 
 
 def step_beta(policy_dir, default: float = StepwiseDPOConfig.step_beta) -> float:
     """The β of a saved Stepwise DPO policy's step loss (``step_beta`` in its ``stepwise_config.json``), or
-    ``default`` (the config's own) where the folder has no such file (a policy another trainer saved)."""
-    path = Path(policy_dir) / "stepwise_config.json"
-    return float(json.loads(path.read_text()).get("step_beta", default)) if path.exists() else float(default)
+    ``default`` (the config's own)."""
+    return float(_saved_step_setting(policy_dir, "step_beta", default))
+
+
+def step_delimiter(policy_dir, default: str = StepwiseDPOConfig.step_delimiter) -> str:
+    """Where a saved Stepwise DPO policy's step loss split solutions into steps (``step_delimiter`` in its
+    ``stepwise_config.json``), or ``default`` (the config's own): its ρ_k are per step so split."""
+    return str(_saved_step_setting(policy_dir, "step_delimiter", default))
 
 
 def implicit_rewards_of_pairs(policies: dict, pairs, *, start=None, beta: float = 0.1,
+                              delimiter: str = DEFAULT_DELIMITER,
                               batch_size: int = 8) -> dict[str, dict[str, list[list[float]]]]:
     """``implicit_step_rewards`` of each policy (name -> ``(model, tokenizer)``) on both sides of preference
     ``pairs`` (a dataset or dict with ``prompt``, ``chosen`` and ``rejected``): ``{name: {"chosen": [...],
-    "rejected": [...]}}``. Every policy is read with the same ``beta``, so that their rewards compare, and against
-    ``start`` (where a full fine-tune began; None for LoRA policies, read against their own adapter)."""
+    "rejected": [...]}}``. Every policy is read with the same ``beta`` and ``delimiter``, so that their rewards
+    compare step by step, and against ``start`` (where a full fine-tune began; None for LoRA policies, read against
+    their own adapter)."""
     return {name: {side: implicit_step_rewards(model, tokenizer, pairs["prompt"], pairs[side], start=start, beta=beta,
-                                               batch_size=batch_size) for side in ("chosen", "rejected")}
+                                               delimiter=delimiter, batch_size=batch_size)
+                   for side in ("chosen", "rejected")}
             for name, (model, tokenizer) in policies.items()}
 
 
