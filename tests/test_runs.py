@@ -296,6 +296,22 @@ def test_the_run_section_records_what_each_notebook_ran_with_and_stays_out_of_th
     assert seeded["run"]["02_process_reward_model"]["seed"] == 3
 
 
+def test_each_notebook_records_the_code_as_it_was_when_it_started(whole_run, monkeypatch):
+    """The commit and uncommitted changes were read once, when the run began: a notebook whose kernel imported code
+    edited during the run was recorded as run on a clean checkout."""
+    import io
+
+    from stepdpo_lite.tutorial import notebooks as tutorial
+
+    run, _ = whole_run
+    edited = iter([False, True])  # the code edited while 02 ran
+    monkeypatch.setattr(tutorial, "_provenance", lambda: {"commit": "a" * 40, "uncommitted_changes": next(edited),
+                                                          "versions": {}})
+    metrics = tutorial.run_tutorial("tiny", run.parent, ["02", "03"], progress=False, out=io.StringIO())
+    assert [metrics["run"][stem]["uncommitted_changes"] for stem in ("02_process_reward_model",
+                                                                     "03_outcome_reward_model")] == [False, True]
+
+
 def test_start_and_finish_notebook_keep_the_tables_record_of_stale_notebooks(tmp_path):
     """The runner's bookkeeping, without a runner: a notebook's sections (dotted names too) leave before it runs, the
     later ones with figures become stale, and one that runs through is fresh unless one before it is stale."""

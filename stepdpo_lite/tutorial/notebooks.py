@@ -586,7 +586,6 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
     order = list(KIT_ORDER) if notebook_dir is None else sorted(every)
     sections = NOTEBOOK_SECTIONS if notebook_dir is None else {}
     readers = NOTEBOOK_READERS if notebook_dir is None else None
-    provenance = _provenance()
     running, rewrote = None, {}  # the notebook under way, if a failure stops it; what each one run rewrote
     try:
         for path in paths:
@@ -597,8 +596,9 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
             set_here = {k: v for k, v in (parameters or {}).items() if k in own}  # --set applies to all it can
             seed = set_here["SEED"] if "SEED" in set_here else _parameter_defaults(path).get("SEED")
             started = time.time()
+            # each notebook's own: its kernel imports the code as it is now, which may have changed since the run began
             runs.start_notebook(run, path.stem, sections, order, _run_record(
-                started, profile, seed, {"set": {k: _python_source(v) for k, v in set_here.items()}}, provenance),
+                started, profile, seed, {"set": {k: _python_source(v) for k, v in set_here.items()}}, _provenance()),
                 readers)
             running = path.stem  # from here its figures from before are gone from the table
             start = time.perf_counter()
