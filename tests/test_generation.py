@@ -235,3 +235,79 @@ def test_samplings_and_loadings_warnings_name_the_users_line(base, tiny_base_pat
         generation.load_policy(tmp_path / "policy")
     said = [w for w in caught if str(w.message).startswith(("sample_solutions: ", "load_policy: "))]
     assert len(said) == 2 and {w.filename for w in said} == {__file__}, [(w.filename, w.message) for w in caught]
+
+
+def test_a_prompt_that_fills_the_context_exactly_with_max_new_tokens_is_sampled(base):
+    model, tok = base
+    context = model.config.max_position_embeddings
+    fits = "x" * (context - 4)
+    assert len(tok(fits, add_special_tokens=False)["input_ids"]) == context - 4
+    (text,), = generation.sample_solutions(model, tok, [fits], n=1, temperature=0, max_new_tokens=4, progress=False)
+    assert isinstance(text, str)
+
+
+def test_sampling_draws_from_the_full_distribution_and_temperature_zero_is_greedy():
+    # top_k=0 must be said: generate fills an unset top_k with its global default, 50 (transformers 5.x:
+    # GenerationConfig._get_default_generation_params), over the bare config exact_sampling leaves it
+    assert generation.sampling_arguments(0.7) == dict(do_sample=True, temperature=0.7, top_k=0, top_p=1.0)
+    assert generation.sampling_arguments(0) == dict(do_sample=False)
+
+
+def test_each_prompts_n_solutions_are_its_own_and_in_order(base):
+    model, tok = base
+    prompts = [p.prompt for p in toyworld.make_problems(3, "test")]
+    kw = dict(temperature=0, max_new_tokens=24, progress=False)
+    alone = [generation.sample_solutions(model, tok, [p], n=1, **kw)[0][0] for p in prompts]
+    assert len(set(alone)) == 3  # greedy solutions that tell the prompts apart
+    assert generation.sample_solutions(model, tok, prompts, n=2, batch_size=4, **kw) == [[a, a] for a in alone]
+
+
+def test_sampling_puts_the_tokenizers_padding_side_back_even_when_it_fails(base):
+    class NanLogits:
+        """``model`` whose ``generate`` meets NaN logits (FiniteLogits raises), all else passed through."""
+
+        def __getattr__(self, name):
+            return getattr(model, name)
+
+        def generate(self, logits_processor, **kw):
+            import torch
+            logits_processor[0](None, torch.tensor([[float("nan")]]))
+
+    model, tok = base
+    before = tok.padding_side
+    try:
+        tok.padding_side = "right"
+        generation.sample_solutions(model, tok, [PROMPT], n=1, temperature=0, max_new_tokens=2, progress=False)
+        assert tok.padding_side == "right"
+        with pytest.raises(ValueError, match="NaN or inf logits"):  # raised inside the loop, during generate
+            generation.sample_solutions(NanLogits(), tok, [PROMPT], n=1, max_new_tokens=2, progress=False)
+        assert tok.padding_side == "right"
+    finally:
+        tok.padding_side = before
+
+
+def test_evaluating_puts_a_training_model_back_in_training_mode(base):
+    model, _ = base
+    was = model.training
+    try:
+        model.train()
+        with generation.evaluating(model) as inside:
+            assert inside is model and not model.training
+        assert model.training
+        model.eval()
+        with generation.evaluating(model):
+            pass
+        assert not model.training  # an evaluating model stays so
+    finally:
+        model.train(was)
+
+
+def test_the_sampling_bar_is_drawn_only_when_asked_and_named_as_asked(base, capsys):
+    model, tok = base
+    kw = dict(n=1, temperature=0, max_new_tokens=2)
+    generation.sample_solutions(model, tok, [PROMPT], progress=False, **kw)
+    assert "sampling" not in capsys.readouterr().err
+    generation.sample_solutions(model, tok, [PROMPT], progress=True, **kw)
+    assert "sampling: 100%" in capsys.readouterr().err
+    generation.sample_solutions(model, tok, [PROMPT], progress="validation", **kw)
+    assert "validation: 100%" in capsys.readouterr().err

@@ -528,3 +528,23 @@ def test_profile_tasks_and_budgets():
     for gpu in ("t4-16gb", "24gb"):  # time estimates and the Monte-Carlo cap are on for the GPU profiles
         p = profiles.get_profile(gpu)
         assert p.sampling_tokens_per_s and p.mc_budget_minutes == 20 and p.sample_batch_size >= p.eval_batch_size
+
+
+def test_trainable_true_keeps_training_a_saved_adapter_and_leaves_the_base_frozen(tiny_dir, tmp_path):
+    model, _ = models.load_model(tiny_dir, quantization=None, lora={"r": 4}, device="cpu")
+    model.save_pretrained(tmp_path)
+    frozen, _ = models.load_model(str(tmp_path), quantization=None, device="cpu")
+    assert not any(p.requires_grad for p in frozen.parameters()) and not frozen.training
+    again, _ = models.load_model(str(tmp_path), quantization=None, device="cpu", trainable=True)
+    trained = {n for n, p in again.named_parameters() if p.requires_grad}
+    assert trained and all("lora_" in n for n in trained)  # the saved adapter's weights, none of the base's
+    assert again.training
+
+
+def test_the_pad_token_reaches_the_models_config_and_its_generation_config(tiny_model, tiny_tokenizer):
+    tiny_model.config.pad_token_id = tiny_model.generation_config.pad_token_id = None
+    models._ensure_pad_token(tiny_tokenizer, tiny_model)
+    assert tiny_model.config.pad_token_id == tiny_model.generation_config.pad_token_id == tiny_tokenizer.pad_token_id
+    tiny_model.generation_config.pad_token_id = 7  # the model's own, kept
+    models._ensure_pad_token(tiny_tokenizer, tiny_model)
+    assert tiny_model.generation_config.pad_token_id == 7

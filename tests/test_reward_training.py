@@ -6,10 +6,11 @@ import warnings
 import pytest
 
 from stepdpo_lite.data import validate_outcome, validate_stepwise
-from stepdpo_lite.reward_training import RewardTrainingConfig, train_outcome_reward_model, train_process_reward_model
+from stepdpo_lite.reward_training import (RewardTrainingConfig, tokenize_rows, train_outcome_reward_model,
+                                          train_process_reward_model)
 from stepdpo_lite.tutorial import tiny_models, toyworld
 from stepdpo_lite.reward_ensembles import load_reward_model
-from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel
+from stepdpo_lite.rewards import OutcomeRewardModel, ProcessRewardModel, RewardModelConfig
 
 
 def _no_model_loads(monkeypatch):
@@ -233,7 +234,6 @@ def test_the_config_refuses_a_bad_value_when_built_and_takes_the_reward_model_fi
     such values when built); and its eight hand copies of RewardModelConfig's fields had help that drifted (yes lost
     "must be one token", aggregation the list of names), then were copied again into the saved config."""
     from dataclasses import fields
-    from stepdpo_lite.rewards import RewardModelConfig
     for bad, message in ((dict(max_steps=1e3), r"^RewardTrainingConfig: max_steps must be an int >= 1, got 1000.0$"),
                          (dict(learning_rate=0.0), r"^RewardTrainingConfig: learning_rate must be > 0, got 0.0$"),
                          (dict(aggregation="mean2"), "^reward model: aggregation must be one of"),
@@ -326,8 +326,6 @@ def test_the_trainers_name_the_dataset_and_the_option_before_loading_a_model(tmp
 def test_tokenize_rows_refuses_labels_it_would_flip_or_misalign(tiny_model, tiny_tokenizer):
     """``tokenize_rows`` skips the validators (verifier pretraining feeds it a million rows), so it checks the
     labels itself: ``int(0.9)`` would turn a soft label into "wrong"."""
-    from stepdpo_lite.reward_training import tokenize_rows
-
     prm = ProcessRewardModel(tiny_model, tiny_tokenizer)
     good = {"prompt": "p", "completions": ["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 * 3 = 6"], "labels": [True, False]}
     assert [f["tag_labels"] for f in tokenize_rows(prm, [good])] == [[1, 0]]
@@ -445,7 +443,6 @@ def test_drop_too_long_leaves_them_out_with_a_warning_and_trains_on_the_rest(tin
 def test_transformers_own_too_long_warning_does_not_come_before_the_error(tiny_model, transformers_warnings):
     """A user's trial: transformers' "Token indices sequence length is longer than ... will result in indexing
     errors" line was printed before the kit's InputTooLong, which says what to do."""
-    from stepdpo_lite.reward_training import tokenize_rows
     from stepdpo_lite.rewards import InputTooLong
 
     tokenizer = tiny_models.build_tokenizer()  # fresh: transformers warns once per tokenizer
@@ -564,8 +561,6 @@ def test_tokenize_rows_warns_of_text_the_tokenizer_cannot_read(tiny_model, tiny_
     training went ahead as if the model read them."""
     import warnings
 
-    from stepdpo_lite.reward_training import tokenize_rows
-
     prm = ProcessRewardModel(tiny_model, tiny_tokenizer)
     plain = {"prompt": "p", "completions": ["Step 1: 1 + 1 = 2"], "labels": [True]}
     with warnings.catch_warnings():
@@ -611,8 +606,6 @@ def test_a_prompt_that_runs_into_its_first_step_is_warned_of(tmp_path):
 
 def test_tokenize_rows_takes_bool_labels_only_as_the_validators_do(tiny_model, tiny_tokenizer):
     """It took 0/1 (a message no training run could reach said "bool (or 0/1)") where the validators refuse them."""
-    from stepdpo_lite.reward_training import tokenize_rows
-
     prm = ProcessRewardModel(tiny_model, tiny_tokenizer)
     row = {"prompt": "p\n", "completions": ["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 * 3 = 6"], "labels": [1, 0]}
     with pytest.raises(ValueError, match=re.escape("row 0: field 'labels': labels must be true or false, got 1; "
@@ -722,3 +715,57 @@ def test_the_training_warnings_point_at_the_users_call_and_the_model_records_its
     said = [w for w in caught if "unknown token" in str(w.message)]
     assert len(said) == 1 and said[0].filename == __file__, [(w.filename, w.message) for w in caught]
     assert prm.config.trained_with_prompts and ProcessRewardModel.load(tmp_path / "prm").config.trained_with_prompts
+
+
+def test_a_row_of_exactly_max_length_tokens_is_kept_with_or_without_drop_too_long(tiny_model, tiny_tokenizer):
+    """max_length is the longest input allowed (``n <= max_length``, as scoring's ``_check_length`` and
+    ``input_lengths``' docstring say): a row that long trains, and drop_too_long leaves out only the longer ones."""
+    fits = {"prompt": "p", "completions": ["Step 1: 1 + 1 = 2"], "labels": [True]}
+    longer = {"prompt": "p", "completions": ["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 * 3 = 6"], "labels": [True, False]}
+    n_fits, n_longer = ProcessRewardModel(tiny_model, tiny_tokenizer).input_lengths(
+        ["p", "p"], [fits["completions"], longer["completions"]])
+    assert n_fits < n_longer
+    prm = ProcessRewardModel(tiny_model, tiny_tokenizer, RewardModelConfig(max_length=n_fits))
+    assert [f["tag_labels"] for f in tokenize_rows(prm, [fits])] == [[1]]
+    with pytest.warns(UserWarning, match=re.escape(f"1 of 2 rows ('prompt' and 'completions') are longer than "
+                                                   f"max_length {n_fits} with their tags: row 1 ({n_longer} tokens)")):
+        kept = tokenize_rows(prm, [fits, longer], drop_too_long=True)
+    assert [f["tag_labels"] for f in kept] == [[1]]
+
+
+def test_training_args_given_as_a_keyword_beat_the_configs_own():
+    """``of``'s docstring: the config's training_args, then the keyword's, merged: the later one wins a key."""
+    base = RewardTrainingConfig(quantization=None, training_args={"save_steps": 5, "save_strategy": "steps"})
+    c = RewardTrainingConfig.of(base, {"training_args": {"save_steps": 7}})
+    assert c.training_args == {"save_steps": 7, "save_strategy": "steps"}
+    assert base.training_args == {"save_steps": 5, "save_strategy": "steps"}  # the given config is kept
+
+
+def test_the_trained_reward_model_is_returned_in_eval_mode(tiny_dir, tmp_path):
+    rows = [{"prompt": "P\n", "completions": ["1 + 1 = 2\n", "2 * 3 = 6"], "labels": [True, False],
+             "completion": "1 + 1 = 2\n2 * 3 = 6", "label": False}] * 2
+    for train in (train_process_reward_model, train_outcome_reward_model):
+        rm = train(tiny_dir, rows, tmp_path / train.__name__, quantization=None, lora={"r": 4}, device="cpu",
+                   max_steps=1, disable_tqdm=True)
+        assert not rm.model.training
+        assert not any(m.training for m in rm.model.modules())
+
+
+def test_the_trainer_gets_the_documented_schedule_and_the_seed_for_its_data_order(tiny_dir, tmp_path, monkeypatch):
+    import transformers.trainer
+    from transformers import Trainer
+    from transformers.trainer_utils import TrainOutput
+    seen = {}
+
+    def fake_train(self, resume_from_checkpoint=None, **kw):
+        scheduler = self.args.lr_scheduler_type  # a SchedulerType
+        seen.update(scheduler=getattr(scheduler, "value", scheduler), warmup=self.args.warmup_steps,
+                    seed=self.args.seed, data_seed=self.args.data_seed)
+        return TrainOutput(global_step=0, training_loss=0.0, metrics={})
+
+    monkeypatch.setattr(Trainer, "train", fake_train)
+    monkeypatch.setattr(transformers.trainer, "get_reporting_integration_callbacks", lambda report_to: [])
+    train_process_reward_model(tiny_dir, toy_rows(2), tmp_path / "rm", quantization=None, lora={"r": 4},
+                               device="cpu", seed=7)
+    assert seen["scheduler"] == "cosine" and seen["warmup"] == 0.05
+    assert seen["seed"] == seen["data_seed"] == 7

@@ -1336,3 +1336,55 @@ def test_an_input_of_exactly_max_length_tokens_is_scored(tiny_model, tiny_tokeni
         assert len(kind(tiny_model, tiny_tokenizer, max_length=n).score_solutions(["p\n"], [solution])) == 1
         with pytest.raises(InputTooLong, match=f"solution 0: {n} tokens with its tags, longer than max_length {n - 1}"):
             kind(tiny_model, tiny_tokenizer, max_length=n - 1).score_solutions(["p\n"], [solution])
+
+
+def test_a_capped_list_of_steps_merges_its_tail_into_the_last_kept_step(prm):
+    prompts, sols = _problems(3)
+    i, text = next((i, s) for i, s in enumerate(sols) if len(extract_steps(s)) > 2)
+    steps = extract_steps(text)
+    merged = [steps[0], "".join(steps[1:])]
+    assert extract_steps(text, prm.config.step_delimiter, 2) == merged  # as a text's tail is merged
+    capped = CombinedRewardModel(prm, None, max_steps=2)
+    rewards = capped.get_rewards_for_steps(steps, prompts[i])
+    assert rewards == pytest.approx(prm.get_rewards_for_steps(merged, prompts[i]), abs=1e-6)
+    assert rewards[-1] != pytest.approx(prm.get_rewards_for_steps(steps[:2], prompts[i])[-1], abs=1e-6)  # tail read
+
+
+def test_the_combined_models_default_weights_are_the_documented_ones(prm, orm):
+    from pathlib import Path
+    method = (Path(__file__).parents[1] / "docs" / "method.md").read_text()
+    assert "w_p = 0.7, w_o = 0.3 by default" in method
+    combined = CombinedRewardModel(prm, orm)
+    assert (combined.process_weight, combined.outcome_weight) == (0.7, 0.3)
+    prompts, sols = _problems(2)
+    p = [min(r) for r in prm.score_solutions(prompts, sols)]
+    o = orm.score_solutions(prompts, sols)
+    assert combined.score_solutions(prompts, sols) == pytest.approx([0.7 * a + 0.3 * b for a, b in zip(p, o)],
+                                                                    abs=1e-5)
+
+
+def test_write_atomic_that_fails_leaves_the_previous_file_whole_and_no_temporary_file(tmp_path):
+    from pathlib import Path
+
+    from stepdpo_lite.atomic import write_atomic
+    target = tmp_path / "fig.png"
+    write_atomic(target, lambda tmp: Path(tmp).write_text("old"))
+
+    def half_then_fail(tmp):
+        Path(tmp).write_text("half")
+        raise KeyboardInterrupt  # BaseException: a user's interrupt must clean up too
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, half_then_fail)
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png"]
+
+
+def test_write_json_atomic_writes_sorted_keys_readable_by_everyone(tmp_path):
+    import json
+    import stat
+
+    from stepdpo_lite.atomic import write_json_atomic
+    path = write_json_atomic(tmp_path / "sub" / "config.json", {"b": 1, "a": {"d": 2, "c": 3}})
+    assert path.read_text() == json.dumps({"a": {"c": 3, "d": 2}, "b": 1}, indent=2)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
