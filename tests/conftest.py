@@ -28,6 +28,15 @@ def tiny_model(tiny_tokenizer):
 
 
 @pytest.fixture()
+def right_padded_tokenizer(tiny_tokenizer):
+    """A copy of ``tiny_tokenizer`` that pads on the right, as TRL's preference collators expect (the session's
+    tokenizer is shared, and sampling sets its side to the left)."""
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.padding_side = "right"
+    return tok
+
+
+@pytest.fixture()
 def policy_and_reference(tiny_model):
     """``(policy, ref)``: ``tiny_model`` moved a little off ``ref``, a frozen copy of it as it was (so that the
     log-ratios of a pair are not all zero)."""

@@ -359,14 +359,13 @@ def test_step_pairs_require_an_accepted_solution_by_default():
     assert strict == [] and [r["chosen"] for r in loose] == [half]
 
 
-def test_a_trainer_class_of_ones_own_trains_the_stepwise_method(tmp_path, tiny_model, tiny_tokenizer):
+def test_a_trainer_class_of_ones_own_trains_the_stepwise_method(tmp_path, tiny_model, right_padded_tokenizer):
     """The rounds picked the trainer from TrainSettings' strings only: a user's own StepwiseDPOTrainer subclass (a
     margin step loss, say) needed an edit of the kit."""
     class MyTrainer(StepwiseDPOTrainer):
         pass
 
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
+    tok = right_padded_tokenizer
     rows = step_rows()
     settings = onpolicy.TrainSettings(step_pairing="first_error", args=FAST, trainer_class=MyTrainer)
     trainer = onpolicy.make_trainer("stepwise_dpo", tiny_model, tok, rows, settings, str(tmp_path / "m"))
@@ -381,7 +380,8 @@ def test_a_trainer_class_of_ones_own_trains_the_stepwise_method(tmp_path, tiny_m
         onpolicy.TrainSettings(step_pairing="first_token", step_rejected="fresh", trainer_class=MyTrainer)
 
 
-def test_a_trainer_class_the_round_cannot_train_is_refused_by_train_settings(tmp_path, tiny_model, tiny_tokenizer):
+def test_a_trainer_class_the_round_cannot_train_is_refused_by_train_settings(tmp_path, tiny_model,
+                                                                             right_padded_tokenizer):
     """A trainer_class whose step_loss has the old 8-argument signature, or whose extra_columns a round's rows lack,
     was refused by StepwiseDPOTrainer only: after run_round had sampled, labelled, built pairs and trained DPO in
     full (and marked that policy trained, so a rerun was refused too). TrainSettings refuses both at once, with the
@@ -405,8 +405,7 @@ def test_a_trainer_class_the_round_cannot_train_is_refused_by_train_settings(tmp
     Margin.extra_columns = "pair_margin"  # one str: read letter by letter
     with pytest.raises(ValueError, match=r"Margin.extra_columns: expected a list of names, got one str"):
         onpolicy.TrainSettings(trainer_class=Margin)
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
+    tok = right_padded_tokenizer
     rows = step_rows()
     assert not any(r.get("open_ended") for r in rows)  # whole solutions: before, no open_ended column, refused
     settings = onpolicy.TrainSettings(step_pairing="first_error", args=FAST, trainer_class=ReadsOpenEnded)
@@ -424,9 +423,8 @@ def step_rows():
     return rows
 
 
-def test_one_step_completions_get_no_eos(tmp_path, tiny_model, tiny_tokenizer):
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
+def test_one_step_completions_get_no_eos(tmp_path, tiny_model, right_padded_tokenizer):
+    tok = right_padded_tokenizer
     eos = tok.eos_token_id
     rows = step_rows()
     settings = onpolicy.TrainSettings(step_pairing="first_error", args=FAST)
@@ -466,15 +464,14 @@ def test_one_step_completions_get_no_eos(tmp_path, tiny_model, tiny_tokenizer):
 
 
 def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_layer(tmp_path, policy_and_reference,
-                                                                                   tiny_tokenizer):
+                                                                                   right_padded_tokenizer):
     """step_gradient="output_layer" (output_layer_pairs.py): the first-token step loss reads the same log-probs as
     Stepwise DPO's, through stopgrad(h), so its gradient reaches the (tied) output rows and nothing else; the NLL
     term still trains the whole model; any other pairing is a ValueError."""
     from stepdpo_lite.tutorial.output_layer_pairs import OutputLayerStepDPOTrainer
 
     policy, ref = policy_and_reference
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
+    tok = right_padded_tokenizer
     rows = step_rows()
     losses, grads = {}, {}
     for gradient, sft in (("all", 0.0), ("output_layer", 0.0), ("output_layer", 1.0)):
@@ -520,14 +517,13 @@ def test_output_layer_step_loss_has_the_same_value_and_moves_only_the_output_lay
 
 def test_output_layer_step_loss_reads_precomputed_reference_log_probs_at_the_critical_token(tmp_path,
                                                                                             policy_and_reference,
-                                                                                            tiny_tokenizer):
+                                                                                            right_padded_tokenizer):
     """With precompute_ref_log_probs the reference's log-prob of a pair's critical token comes from the prepared
     columns (index 1 + the step: column 0 is the prompt's) rather than from a pass of the reference: the loss is
     the same as with the reference read live, and not log 2 (the policy is off its reference). The suite never
     computed the output-layer loss from precomputed reference log-probs."""
     policy, ref = policy_and_reference
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
+    tok = right_padded_tokenizer
     rows = step_rows()
     losses = {}
     for precompute in (False, True):
@@ -544,13 +540,12 @@ def test_output_layer_step_loss_reads_precomputed_reference_log_probs_at_the_cri
 
 
 def test_output_layer_step_loss_averages_over_the_pairs_that_have_a_critical_token(tmp_path, policy_and_reference,
-                                                                                   tiny_tokenizer):
+                                                                                   right_padded_tokenizer):
     """A pair without a critical token (no differing step, or one truncated) adds nothing to the step loss and does
     not count in its mean: the loss of a batch with one such pair is that of the batch without it. No test gave the
     output-layer loss a pair without a critical token."""
     policy, ref = policy_and_reference
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
+    tok = right_padded_tokenizer
     rows = step_rows() * 2  # one pair, twice
     settings = onpolicy.TrainSettings(step_pairing="first_token", step_gradient="output_layer", sft_weight=0.0,
                                       args=FAST)
@@ -565,15 +560,14 @@ def test_output_layer_step_loss_averages_over_the_pairs_that_have_a_critical_tok
 
 
 def test_output_layer_step_loss_reads_the_step_beta_as_stepwise_dpos_does(tmp_path, policy_and_reference,
-                                                                          tiny_tokenizer):
+                                                                          right_padded_tokenizer):
     """The step loss's β is step_beta, not DPO's beta: make_trainer sets the two alike, but a trainer made by hand
     (the module docstring's way) may set them apart, and its output-layer loss still has the value of Stepwise DPO's
     own first-token step loss. Every trainer the suite compared came from make_trainer, with the two alike."""
     from stepdpo_lite.tutorial.output_layer_pairs import OutputLayerStepDPOTrainer
 
     policy, ref = policy_and_reference
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
+    tok = right_padded_tokenizer
     rows = step_rows()
     settings = onpolicy.TrainSettings(step_pairing="first_token", sft_weight=0.0, args=FAST)
     tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(policy), tok, rows, settings, str(tmp_path / "a"),
@@ -589,11 +583,9 @@ def test_output_layer_step_loss_reads_the_step_beta_as_stepwise_dpos_does(tmp_pa
     assert losses[OutputLayerStepDPOTrainer] == pytest.approx(losses[StepwiseDPOTrainer], abs=1e-6)
 
 
-def _redrawn_rejected_trainer(tmp_path, tiny_model, tiny_tokenizer, step_rejected):
+def _redrawn_rejected_trainer(tmp_path, tiny_model, tok, step_rejected):
     """A Stepwise DPO trainer whose rejected token comes from the current policy (``step_rejected``), at the
     reference on ``step_rows()``; its collated batch; and the gradient of a loss over its trainable parameters."""
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
     rows = step_rows()
     settings = onpolicy.TrainSettings(step_pairing="first_token", step_rejected=step_rejected, sft_weight=0.0,
                                       args=FAST)
@@ -623,14 +615,14 @@ def _chosen_token_nll_gradient(tr, batch, gradient):
     return gradient(-tr.args.step_beta / 2 * (coef * logp[torch.arange(n), chosen]).sum() / n)
 
 
-def test_fresh_rejected_step_loss_averages_to_the_chosen_tokens_nll(tmp_path, tiny_model, tiny_tokenizer):
+def test_fresh_rejected_step_loss_averages_to_the_chosen_tokens_nll(tmp_path, tiny_model, right_padded_tokenizer):
     """step_rejected="fresh" (fresh_rejected_pairs.py): at every step the rejected token is drawn again from the
     current policy at the pair's state, so at the reference the step loss's gradient averages, over draws, to −β/2 times
     the chosen token's log-prob gradient (scripts/pair_expectation.py's identity, inside the trainer); settings that
     cannot redraw one token are ValueErrors."""
     from stepdpo_lite.tutorial.fresh_rejected_pairs import FreshRejectedStepDPOTrainer
 
-    tr, batch, gradient = _redrawn_rejected_trainer(tmp_path, tiny_model, tiny_tokenizer, "fresh")
+    tr, batch, gradient = _redrawn_rejected_trainer(tmp_path, tiny_model, right_padded_tokenizer, "fresh")
     assert isinstance(tr, FreshRejectedStepDPOTrainer)
     draws = [gradient(tr.compute_loss(tr.model, batch)) for _ in range(100)]
     assert len({round(float(d.norm()), 6) for d in draws}) > 2  # the rejected token changes from step to step
@@ -652,19 +644,20 @@ def test_fresh_rejected_step_loss_averages_to_the_chosen_tokens_nll(tmp_path, ti
                                     args=dataclasses.replace(tr.args, precompute_ref_log_probs=True))
 
 
-def test_expected_rejected_step_loss_is_the_chosen_tokens_nll_exactly(tmp_path, tiny_model, tiny_tokenizer):
+def test_expected_rejected_step_loss_is_the_chosen_tokens_nll_exactly(tmp_path, tiny_model, right_padded_tokenizer):
     """step_rejected="expected": the fresh draw's expectation over the vocabulary, so at the reference the gradient
     *is* −β/2 times the chosen token's log-prob gradient, to float precision, with no draw to average; away from the
     reference it is the mean of the fresh trainer's draws (the same weights, the same step)."""
     from stepdpo_lite.tutorial.fresh_rejected_pairs import ExpectedRejectedStepDPOTrainer
 
-    tr, batch, gradient = _redrawn_rejected_trainer(tmp_path, tiny_model, tiny_tokenizer, "expected")
+    tr, batch, gradient = _redrawn_rejected_trainer(tmp_path, tiny_model, right_padded_tokenizer, "expected")
     assert isinstance(tr, ExpectedRejectedStepDPOTrainer)
     got = gradient(tr.compute_loss(tr.model, batch))
     want = _chosen_token_nll_gradient(tr, batch, gradient)
     assert torch.allclose(got, want, atol=1e-6, rtol=1e-4), float((got - want).abs().max())
 
-    fresh, fresh_batch, fresh_gradient = _redrawn_rejected_trainer(tmp_path, tiny_model, tiny_tokenizer, "fresh")
+    fresh, fresh_batch, fresh_gradient = _redrawn_rejected_trainer(tmp_path, tiny_model, right_padded_tokenizer,
+                                                                   "fresh")
     for model in (tr.model, fresh.model):  # both moved off the reference alike, where σ(−β·h) weighs each rival
         torch.manual_seed(0)
         with torch.no_grad():
@@ -677,11 +670,11 @@ def test_expected_rejected_step_loss_is_the_chosen_tokens_nll_exactly(tmp_path, 
 
 
 def test_redrawn_rejected_step_loss_counts_a_pair_only_where_both_sides_reach_their_critical_token(
-        tmp_path, tiny_model, tiny_tokenizer):
+        tmp_path, tiny_model, right_padded_tokenizer):
     """A pair whose rejected side stops before its differing step (truncated: no complete critical step) is no pair
     the round made: it adds nothing, whatever the chosen side holds. The suite never gave the redrawn-token losses a
     pair complete on one side only."""
-    tr, batch, _ = _redrawn_rejected_trainer(tmp_path, tiny_model, tiny_tokenizer, "expected")
+    tr, batch, _ = _redrawn_rejected_trainer(tmp_path, tiny_model, right_padded_tokenizer, "expected")
     n = len(batch["first_diff_step"])
     with torch.no_grad():
         assert tr.critical_token_loss(tr.model, batch).item() > 0
@@ -689,13 +682,13 @@ def test_redrawn_rejected_step_loss_counts_a_pair_only_where_both_sides_reach_th
         assert tr.critical_token_loss(tr.model, batch).item() == 0
 
 
-def test_top_rival_step_loss_rejects_the_policys_strongest_wrong_token(tmp_path, tiny_model, tiny_tokenizer):
+def test_top_rival_step_loss_rejects_the_policys_strongest_wrong_token(tmp_path, tiny_model, right_padded_tokenizer):
     """step_rejected="top": each pair's state rejects argmax_{r != c} π(r|s), weighed by 1 − π(c|s); at the reference
     (every log-ratio 0) its loss is (1 − π(c|s))·log 2 per pair, and its gradient is no longer the chosen token's NLL
     gradient (the expectation's), but β/2·(1 − π(c))·(∇log π(c) − ∇log π(r*)): deterministic, one rival."""
     from stepdpo_lite.tutorial.fresh_rejected_pairs import TopRivalStepDPOTrainer
 
-    tr, batch, gradient = _redrawn_rejected_trainer(tmp_path, tiny_model, tiny_tokenizer, "top")
+    tr, batch, gradient = _redrawn_rejected_trainer(tmp_path, tiny_model, right_padded_tokenizer, "top")
     assert isinstance(tr, TopRivalStepDPOTrainer)
     pos, _ = tr._critical_positions(batch)
     n = len(pos) // 2
@@ -720,7 +713,7 @@ def test_top_rival_step_loss_rejects_the_policys_strongest_wrong_token(tmp_path,
     assert torch.allclose(gradient(tr.compute_loss(tr.model, batch)), got)  # no draw: the same every time
 
 
-def test_rejected_prefix_nll_is_the_nll_of_the_rejected_right_opening(tmp_path, tiny_model, tiny_tokenizer):
+def test_rejected_prefix_nll_is_the_nll_of_the_rejected_right_opening(tmp_path, tiny_model, right_padded_tokenizer):
     """rejected_sft_weight w adds w·Σ p⁻_k·NLL(s⁻_k) / Σ p⁻_k·|s⁻_k| over the steps before the PRM's first
     error, read against one forward per step prefix; the steps from it on, and every step of a wrong solution in
     which the PRM found no error (which step is wrong is not known), are left out. Made through
@@ -741,8 +734,7 @@ def test_rejected_prefix_nll_is_the_nll_of_the_rejected_right_opening(tmp_path, 
                          # the PRM's error at step 2 (p 0.04 > 0.5's "wrong" is no matter: its own threshold rules)
                          rejected_step_labels=[0.9, 0.3, 0.04] + [1.0] * (n - 3), prm_first_error=2))
     rows[3].update(rejected_step_labels=[0.9] * len(extract_steps(rows[3]["rejected"])), prm_first_error=-1)
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
+    tok = right_padded_tokenizer
     losses = {}
     for w in (0.0, 2.0):
         settings = onpolicy.TrainSettings(step_pairing="first_error", sft_weight=0.5, rejected_sft_weight=w, args=FAST)
@@ -1025,14 +1017,13 @@ def test_a_round_refuses_a_sampler_without_policy_and_one_model_for_every_method
                            onpolicy.TrainSettings())
 
 
-def test_every_method_trains_in_the_models_float32_on_a_cpu(tmp_path, tiny_model, tiny_tokenizer):
+def test_every_method_trains_in_the_models_float32_on_a_cpu(tmp_path, tiny_model, right_padded_tokenizer):
     """TRL's configs turn an unset bf16 on, and with use_cpu=True transformers then trains under bfloat16 autocast:
     scripts/onpolicy_rounds.py trained all three methods so, while notebook 04 (explicit flags) trains in float32."""
     from stepdpo_lite.trainer import StepwiseDPOConfig
 
     assert "bf16" not in FAST
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
+    tok = right_padded_tokenizer
     rows = step_rows()
     for method in onpolicy.METHODS:
         tr = onpolicy.make_trainer(method, copy.deepcopy(tiny_model), tok, rows, onpolicy.TrainSettings(args=FAST),
@@ -1076,13 +1067,13 @@ def test_a_lora_policy_starts_every_round_exact_and_equal_to_its_reference(tmp_p
         assert sorted(p.name for p in (tmp_path / "policies" / method).iterdir() if p.is_dir()) == [], method
 
 
-def test_critical_token_variants_log_the_step_loss_they_train(tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
+def test_critical_token_variants_log_the_step_loss_they_train(tmp_path, tiny_model, right_padded_tokenizer,
+                                                               monkeypatch):
     """The fresh-rejected variant logged the parent's step loss (against the round's rejected token) as
     ``loss/step``, not the one it trains."""
     from stepdpo_lite.tutorial.fresh_rejected_pairs import FreshRejectedStepDPOTrainer
 
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
+    tok = right_padded_tokenizer
     rows = step_rows()
     settings = onpolicy.TrainSettings(step_pairing="first_token", step_rejected="fresh", args=FAST)
     tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings, str(tmp_path / "f"),
@@ -1553,14 +1544,13 @@ def test_a_protocols_knobs_override_only_where_set():
         onpolicy.protocol("output_layer", step_pairing="first_error")  # the combination, before any training
 
 
-def test_train_settings_args_with_stepwise_fields_reach_stepwise_dpo_only(tmp_path, tiny_model, tiny_tokenizer):
+def test_train_settings_args_with_stepwise_fields_reach_stepwise_dpo_only(tmp_path, tiny_model, right_padded_tokenizer):
     """args with a StepwiseDPOConfig field (max_reasoning_steps, step_delimiter, ...) made DPO's and NLL only's
     DPOConfig fail with a TypeError after the round's sampling and pairs, as did a misspelt field; now the Stepwise
     DPO fields go to Stepwise DPO alone, and a key that no config has is refused when the settings are made."""
     with pytest.raises(ValueError, match=r"TrainSettings: args \['learnig_rate'\] are no DPOConfig or Stepwise"):
         onpolicy.TrainSettings(args={**FAST, "learnig_rate": 1e-3})
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
+    tok = right_padded_tokenizer
     settings = onpolicy.TrainSettings(args={**FAST, "max_reasoning_steps": 8})
     for method in onpolicy.METHODS:
         tr = onpolicy.make_trainer(method, copy.deepcopy(tiny_model), tok, step_rows(), settings,

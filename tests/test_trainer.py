@@ -1013,7 +1013,7 @@ def test_a_prms_layout_warning_comes_once_per_setup_not_once_per_chunk_and_side(
     assert tr.train_dataset["rejected_step_rewards"] == [pytest.approx(e, abs=1e-4) for e in expected["rejected"]]
 
 
-def test_sft_term_equals_trl_sigmoid_plus_sft(tiny_tokenizer):
+def test_sft_term_equals_trl_sigmoid_plus_sft(tiny_tokenizer, right_padded_tokenizer):
     """sft_loss_weight adds the same NLL term as TRL's loss_type ['sigmoid', 'sft'] (RPO)."""
     import copy
     import random
@@ -1032,8 +1032,7 @@ def test_sft_term_equals_trl_sigmoid_plus_sft(tiny_tokenizer):
     common = dict(output_dir="/tmp/sft_eq", per_device_train_batch_size=4, report_to=[], use_cpu=True, bf16=False,
                   gradient_checkpointing=False, max_length=256, beta=0.1)
     model = tiny_models.build_tiny_model(tiny_tokenizer, seed=1)
-    tok = copy.deepcopy(tiny_tokenizer)
-    tok.padding_side = "right"
+    tok = right_padded_tokenizer
     ours = StepwiseDPOTrainer(model=copy.deepcopy(model), ref_model=copy.deepcopy(model), processing_class=tok,
                               args=StepwiseDPOConfig(step_loss_weight=0.0, sft_loss_weight=0.5, **common),
                               train_dataset=ds)
