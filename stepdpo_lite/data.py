@@ -392,6 +392,8 @@ def validate_stepwise(rows, *, delimiter: str | None = None, skip_invalid: bool 
     2..K open with it (TRL's bare steps do not: ``delimit_steps``). ``skip_invalid=True`` drops bad records instead
     of raising (and logs how many). ``wheres``, when given, gets each row's record (a file's line, or its index).
     """
+    if delimiter is not None and (not isinstance(delimiter, str) or not delimiter):  # "": no check; 5: a TypeError
+        raise ValueError(f"validate_stepwise: delimiter must be a non-empty string or None, got {delimiter!r:.40}")
     return validated(rows, lambda r: check_stepwise_row(r, delimiter), "stepwise", STEPWISE, wheres=wheres,
                      skip_invalid=skip_invalid)
 

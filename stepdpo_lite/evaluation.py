@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .checks import finite_number, list_of, positive_int
+from .checks import finite_number, flag, list_of, positive_int
 
 
 def check_same_shape(values, labels, what: str, noun: str = "values", unit: str = "solution",
@@ -49,7 +49,8 @@ def check_labels(labels, what: str, name: str) -> None:
 
 
 def flat_scores_and_labels(scores, labels, what: str, name: str = "labels"):
-    if any(isinstance(s, (list, tuple, np.ndarray)) for s in scores):  # any: [1.0, [0.0]] is no flat list
+    # any, of both: [1.0, [0.0]] is no flat list, nor are flat scores beside per-solution labels (numpy's error)
+    if any(isinstance(s, (list, tuple, np.ndarray)) for s in [*scores, *list_of(labels, f"{what}: {name}", "labels")]):
         check_same_shape(scores, labels, what, noun="scores")
         for i, y in enumerate(labels):
             check_labels(y, what, f"{name}[{i}]")
@@ -103,12 +104,13 @@ def predict_first_error(step_scores: Sequence[float], threshold: float) -> int:
 
 
 def _check_first_errors(step_scores, first_errors, what):
+    step_scores = list_of(step_scores, f"{what}: step_scores", "lists of step scores (one per solution)")
+    first_errors = list_of(first_errors, f"{what}: first_errors", "first-error indices (-1: none)")
     if len(step_scores) != len(first_errors):
         raise ValueError(f"{what}: {len(step_scores)} solutions of scores but {len(first_errors)} labels")
     for i, (s, e) in enumerate(zip(step_scores, first_errors)):
-        if len(s) == 0:
+        if len(finite_scores(s, what, f"solution {i}, score")) == 0:  # a flat list's float: no len(), a TypeError
             raise ValueError(f"{what}: solution {i} has no step scores")
-        finite_scores(s, what, f"solution {i}, score")
         if isinstance(e, bool) or not (isinstance(e, (int, np.integer)) and -1 <= e < len(s)):
             raise ValueError(f"{what}: solution {i}: first error must be -1 or a step index < {len(s)}, got {e!r}")
     errors = sum(e >= 0 for e in first_errors)
@@ -182,8 +184,9 @@ def process_reward_report(val_scores, val_labels, test_scores, test_labels) -> d
 
 # ----------------------------------------------------------------------------- best-of-N
 
-def _check_ns(ns, sizes, subsets, what, n_resamples) -> list:
+def _check_ns(ns, sizes, subsets, what, n_resamples, per_problem) -> list:
     """``ns`` as a list, each N an int >= 1 that no problem has fewer candidates than."""
+    flag(per_problem, "per_problem", what)  # "no" is truthy: a list per problem instead of the mean
     if not (ns := list_of(ns, f"{what}: ns", "ints (one per N)")):  # () would return {} without a word
         raise ValueError(f"{what}: ns is empty; give the N to evaluate, e.g. ns=(1, 4)")
     if subsets not in ("random", "first"):
@@ -230,7 +233,7 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
     for i, c in enumerate(correct):
         check_labels(c, "best_of_n_accuracy", f"correct[{i}]")
     sizes = [len(c) for c in correct]
-    ns = _check_ns(ns, sizes, subsets, "best_of_n_accuracy", n_resamples)
+    ns = _check_ns(ns, sizes, subsets, "best_of_n_accuracy", n_resamples, per_problem)
     rng = np.random.default_rng(positive_int(seed, "seed", "best_of_n_accuracy", minimum=0))
     # The random pick has a generator of its own: drawing it from rng would shift every later draw, and the
     # baseline would then see other subsets than the methods it is compared with (paired by draw, not only problem)
@@ -254,7 +257,7 @@ def majority_vote_accuracy(answers: Sequence[Sequence[Any]], gold: Sequence[Any]
     if len(answers) != len(gold):
         raise ValueError(f"majority_vote_accuracy: {len(answers)} problems of answers but {len(gold)} gold answers")
     sizes = [len(list_of(a, f"majority_vote_accuracy: answers[{i}]", "answers")) for i, a in enumerate(answers)]
-    ns = _check_ns(ns, sizes, subsets, "majority_vote_accuracy", n_resamples)
+    ns = _check_ns(ns, sizes, subsets, "majority_vote_accuracy", n_resamples, per_problem)
 
     def right(i, pick):
         votes = [answers[i][j] for j in pick if answers[i][j] is not None]

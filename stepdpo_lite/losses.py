@@ -24,12 +24,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import AGGREGATION_STRATEGIES, finite_number  # the names live where configs read them without torch
+from .checks import AGGREGATION_STRATEGIES, finite_number, positive_int  # the names live where configs read them
 
 
 def _same_shape(where: str, **tensors) -> None:
     """Shapes must agree exactly: a ``(B,)`` broadcast against a ``(B, 1)`` or ``(B, S)`` gives wrong numbers, no error.
     Shapes only (no device sync); values: where the data is prepared (``stepwise_data.per_step_values``)."""
+    if bad := next((n for n, t in tensors.items() if t is not None and not torch.is_tensor(t)), None):  # .shape
+        raise ValueError(f"{where}: {bad} must be a torch tensor, got {type(tensors[bad]).__name__}")
     shapes = {name: tuple(t.shape) for name, t in tensors.items() if t is not None}
     if len(set(shapes.values())) > 1:
         raise ValueError(f"{where}: shapes differ: " + ", ".join(f"{n} {s}" for n, s in shapes.items()))
@@ -45,6 +47,7 @@ def step_logps(token_logps: torch.Tensor, step_ids: torch.Tensor, num_steps: int
     _same_shape("step_logps", token_logps=token_logps, step_ids=step_ids)
     if step_ids.is_floating_point() or step_ids.dtype == torch.bool:  # .long() would truncate 0.7 to step 0
         raise ValueError(f"step_logps: step_ids must be an integer tensor, got {step_ids.dtype}")
+    positive_int(num_steps, "num_steps", "step_logps", minimum=0)  # -1 or 2.0: torch's RuntimeError or TypeError
     inside = (step_ids >= 0) & (step_ids < num_steps)
     index = torch.where(inside, step_ids + 1, torch.zeros_like(step_ids)).long()  # slot 0 collects the dropped ones
     out = token_logps.new_zeros(*token_logps.shape[:-1], num_steps + 1)
@@ -169,7 +172,7 @@ def compute_outcome_loss(chosen_logratios: torch.Tensor, rejected_logratios: tor
                 chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards)
     if (chosen_rewards is None) != (rejected_rewards is None):  # else it would quietly be plain DPO
         raise ValueError("compute_outcome_loss: give both chosen_rewards and rejected_rewards, or neither")
-    logits = beta * (chosen_logratios - rejected_logratios)
+    logits = finite_number(beta, "beta", "compute_outcome_loss") * (chosen_logratios - rejected_logratios)  # NaN
     if chosen_rewards is None:
         return -F.logsigmoid(logits)
     w = torch.sigmoid(chosen_rewards - rejected_rewards).to(logits.dtype)
@@ -215,6 +218,7 @@ def compute_step_loss(chosen_step_logratios: torch.Tensor, rejected_step_lograti
     """Per-pair credit-assigned step loss ``L_step = −log σ(β·h)``, h and its checks ``step_margin``'s (docs/method.md
     §4): correct chosen steps are pushed up, only wrong rejected steps down (p⁻ = 1: no gradient). With only the first
     differing step of each side selected it is Step-DPO (Lai et al. 2024, arXiv:2406.18629)."""
+    beta = finite_number(beta, "beta", "compute_step_loss")  # a NaN beta: a NaN loss, no error
     return -F.logsigmoid(beta * step_margin(chosen_step_logratios, rejected_step_logratios, chosen_step_probs,
                                             rejected_step_probs, chosen_step_mask, rejected_step_mask, step_weights,
                                             who="compute_step_loss"))

@@ -48,7 +48,7 @@ def _tag_labels(row: dict, i: int, process: bool, where: str = "training data") 
     steps = list_of(row.get("completions"), f"{where}: row {i}: field 'completions'", "steps") if process else None
     if process and len(labels) != len(steps):
         raise ValueError(f"{where}: row {i}: field 'labels': {len(labels)} labels for {len(steps)} completions")
-    if bad := [x for x in labels if not isinstance(x, bool)]:
+    if bad := [x for x in labels if type(x).__name__ not in ("bool", "bool_")]:  # numpy's bools too, as checks.flag
         raise ValueError(f"{where}: row {i}: field '{name}': labels must be true or false, got {bad[0]!r}{TO_BOOL}")
     return [int(x) for x in labels]
 
@@ -61,6 +61,7 @@ def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str
     not 0/1 or not one per completion raise. The rest is checked by ``data.validate_stepwise`` / ``validate_outcome``,
     which the trainers call first (verifier pretraining tokenizes a million rows and skips that)."""
     process, names = isinstance(verifier, ProcessRewardModel), list(wheres or (f"row {i}" for i in range(len(rows))))
+    flag(drop_too_long, "drop_too_long", "tokenize_rows")  # "no" is truthy: rows would be left out
     labels = [_tag_labels(r, i, process, where) for i, r in enumerate(rows)]
     prompts = [r.get("prompt") for r in rows]  # a missing one is named as None is
     fields_read = "'prompt' and 'completions'" if process else "'prompt' and 'completion'"

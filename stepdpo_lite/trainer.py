@@ -27,7 +27,7 @@ from trl.data_utils import extract_prompt, is_conversational
 from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax
 
 from .atomic import TRAINER_OUTPUTS, check_checkpoints, save_atomic, write_json_atomic
-from .checks import documented_fields, finite_number, keywords_taken, list_of, positive_int, warn_user
+from .checks import documented_fields, finite_number, flag, keywords_taken, list_of, positive_int, warn_user
 from .data import warn_of_joined_prompts
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
@@ -170,6 +170,8 @@ class StepwiseDPOConfig(DPOConfig):
             finite_number(w, f"step_weights[{k}]", "StepwiseDPOConfig")
         for name in ("max_reasoning_steps", "max_length"):  # "2", 2.0; max_length 0 or -5 too
             positive_int(getattr(self, name), name, "StepwiseDPOConfig", none_ok=True)
+        for name in ("use_reward_model", "use_step_wise_prompt", "evaluate_step_accuracy"):  # "no" is truthy
+            flag(getattr(self, name), name, "StepwiseDPOConfig")
         checks = [
             (self.aggregation_strategy in AGGREGATION_STRATEGIES,
              f"aggregation_strategy must be one of {AGGREGATION_STRATEGIES}, got {self.aggregation_strategy!r}"),
@@ -185,8 +187,8 @@ class StepwiseDPOConfig(DPOConfig):
             (min(weights) < 0 or weights[0] * any(self.step_weights or [1]) + weights[1] > 0, "step and outcome loss "
              "weights are both 0 (or step_weights all 0, which zero the step loss, with outcome_loss_weight 0)"),
             (all(w >= 0 for w in self.step_weights or []), f"step_weights must be >= 0, got {self.step_weights}"),
-            (bool(self.step_delimiter), "step_delimiter must be a non-empty string"),
-            ("{prompt}" in self.step_wise_prompt_template,
+            (isinstance(self.step_delimiter, str) and self.step_delimiter, "step_delimiter must be a non-empty string"),
+            (isinstance(self.step_wise_prompt_template, str) and "{prompt}" in self.step_wise_prompt_template,
              f"step_wise_prompt_template must contain '{{prompt}}', got {self.step_wise_prompt_template!r}"),
         ]
         if bad := [message for ok, message in checks if not ok]:

@@ -1204,3 +1204,13 @@ def test_mc_hard_label_is_right_when_any_rollout_is(monkeypatch):
     ds = labelling.mc_step_labels(None, None, ["Problem: a\n"], [["Step 1: x", "\n\nStep 2: y", "\n\nStep 3: z"]],
                                   lambda i, text: text.endswith(("R", "z")), n=4, progress=False)
     assert ds["soft_labels"][0] == [0.25, 0.25, 1.0] and ds["labels"][0] == [True, True, True]
+
+
+def test_validate_stepwise_refuses_a_delimiter_that_is_no_string():
+    """delimiter="" checked nothing (read as None, without a word); 5 was a TypeError from str.startswith."""
+    row = {"prompt": "Q?\n", "completions": ["Step 1: a", "\n\nStep 2: b"], "labels": [True, False]}
+    for bad in ("", 5):
+        with pytest.raises(ValueError, match="validate_stepwise: delimiter must be a non-empty string or None, got "
+                                             + re.escape(repr(bad))):
+            data.validate_stepwise([row], delimiter=bad)
+    assert len(data.validate_stepwise([row], delimiter="\n\nStep")) == 1

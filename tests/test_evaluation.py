@@ -1,5 +1,6 @@
 import math
 import random
+import re
 
 import numpy as np
 
@@ -400,3 +401,26 @@ def test_a_random_pick_over_the_first_n_is_averaged_over_the_resamples():
 
     acc = best_of_n_accuracy([[True, False]] * 4, None, ns=(2,), subsets="first", n_resamples=400)[2]
     assert acc == pytest.approx(0.5, abs=0.06)
+
+
+def test_first_error_and_auroc_checks_name_a_flat_or_missing_argument():
+    """Flat step scores (one list, not one per solution), or None, were a bare TypeError ("object of type 'float'
+    has no len()"); flat scores beside per-solution labels numpy's "inhomogeneous shape" ValueError, naming neither."""
+    with pytest.raises(ValueError, match=re.escape("first_error_f1: solution 0, scores: expected a list of scores, "
+                                                   "got float")):
+        first_error_f1([0.9, 0.1], [1, -1], 0.5)
+    with pytest.raises(ValueError, match="choose_threshold: step_scores: expected a list of lists of step scores"):
+        choose_threshold(None, [1, -1])
+    with pytest.raises(ValueError, match="choose_threshold: first_errors: expected a list of first-error indices"):
+        choose_threshold([[0.9, 0.1], [0.8]], None)
+    with pytest.raises(ValueError, match="step_auroc: 3 solutions of scores but 2 of labels"):
+        step_auroc([0.1, 0.2, 0.3], [[True, False], [True]])
+    assert first_error_f1([[0.9, 0.1], [0.8, 0.7]], [np.int64(1), -1], 0.5) == 1.0  # numpy's ints are indices
+
+
+def test_per_problem_must_be_a_bool():
+    """per_problem="no" is truthy: it returned per-problem lists where the mean was asked for, without an error."""
+    with pytest.raises(ValueError, match="best_of_n_accuracy: per_problem must be True or False, got 'no'"):
+        best_of_n_accuracy([[True, False]], [[0.1, 0.2]], ns=(1,), per_problem="no")
+    with pytest.raises(ValueError, match="majority_vote_accuracy: per_problem must be True or False, got 'no'"):
+        majority_vote_accuracy([["1", "2"]], ["1"], ns=(1,), per_problem="no")

@@ -288,3 +288,24 @@ def test_step_logps_refuses_a_bool_mask_given_as_step_ids():
     """A bool mask passed for step_ids would put every True token in step 1 and every False one in step 0."""
     with pytest.raises(ValueError, match="step_ids must be an integer tensor, got torch.bool"):
         step_logps(torch.zeros(1, 3), torch.tensor([[True, False, True]]), 2)
+
+
+def test_losses_refuse_a_bad_beta_num_steps_or_non_tensor_by_name():
+    """A NaN beta gave a NaN loss without an error, a str or None a TypeError from inside torch; num_steps -1 or 2.0
+    a RuntimeError or TypeError from torch; a list for a tensor an AttributeError about '.shape'."""
+    b, steps, probs = torch.randn(3), torch.randn(2, 3), torch.ones(2, 3)
+    for beta in (float("nan"), "0.1", None):
+        with pytest.raises(ValueError, match="compute_outcome_loss: beta must be a finite number"):
+            compute_outcome_loss(b, b, beta)
+        with pytest.raises(ValueError, match="compute_step_loss: beta must be a finite number"):
+            compute_step_loss(steps, steps, probs, probs, beta)
+    for num_steps in (-1, 2.0, None):
+        with pytest.raises(ValueError, match="step_logps: num_steps must be an int >= 0"):
+            step_logps(torch.randn(1, 3), torch.tensor([[0, 1, 1]]), num_steps)
+    assert step_logps(torch.randn(1, 3), torch.tensor([[0, 1, 1]]), np.int64(2)).shape == (1, 2)  # numpy's int: kept
+    with pytest.raises(ValueError, match="compute_outcome_loss: chosen_logratios must be a torch tensor, got list"):
+        compute_outcome_loss([1.0], torch.zeros(1), 0.1)
+    with pytest.raises(ValueError, match="compute_step_loss: chosen_step_probs must be a torch tensor, got list"):
+        compute_step_loss(steps, steps, probs.tolist(), probs, 0.1)
+    with pytest.raises(ValueError, match="step_logps: step_ids must be a torch tensor, got list"):
+        step_logps(torch.randn(1, 3), [[0, 1, 1]], 2)

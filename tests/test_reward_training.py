@@ -3,6 +3,7 @@ import random
 import re
 import warnings
 
+import numpy as np
 import pytest
 
 from stepdpo_lite.data import validate_outcome, validate_stepwise
@@ -769,3 +770,17 @@ def test_the_trainer_gets_the_documented_schedule_and_the_seed_for_its_data_orde
                                device="cpu", seed=7)
     assert seen["scheduler"] == "cosine" and seen["warmup"] == 0.05
     assert seen["seed"] == seen["data_seed"] == 7
+
+
+def test_tokenize_rows_takes_numpy_bools_and_refuses_a_drop_too_long_that_is_no_bool(tiny_model, tiny_tokenizer):
+    """numpy bools (an array's, a DataFrame's labels) are bools, as the validators take them; they were refused.
+    drop_too_long="no" is truthy: it would leave rows out."""
+    prm = ProcessRewardModel(tiny_model, tiny_tokenizer)
+    orm = OutcomeRewardModel(tiny_model, tiny_tokenizer)
+    row = {"prompt": "p", "completions": ["Step 1: 1 + 1 = 2", "\n\nStep 2: 2 * 3 = 6"],
+           "labels": [np.True_, np.False_]}
+    assert [f["tag_labels"] for f in tokenize_rows(prm, [row])] == [[1, 0]]
+    outcome_row = {"prompt": "p", "completion": "1", "label": np.True_}
+    assert [f["tag_labels"] for f in tokenize_rows(orm, [outcome_row])] == [[1]]
+    with pytest.raises(ValueError, match="tokenize_rows: drop_too_long must be True or False, got 'no'"):
+        tokenize_rows(prm, [row], drop_too_long="no")

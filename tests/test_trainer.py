@@ -120,6 +120,21 @@ def test_config_validation(tmp_path):
     assert config(tmp_path, reward_model_path=tmp_path / "prm").reward_model_path == str(tmp_path / "prm")
 
 
+def test_config_refuses_flags_delimiters_and_templates_of_another_type(tmp_path):
+    """use_step_wise_prompt="no" is truthy: prompts were rewritten without an error (use_reward_model="no" loaded
+    one); a step_delimiter of 5 passed the check that says "non-empty string" and failed later in step_spans; a
+    None template was a TypeError ("argument of type 'NoneType' is not iterable")."""
+    for name in ("use_step_wise_prompt", "use_reward_model", "evaluate_step_accuracy"):
+        with pytest.raises(ValueError, match=f"StepwiseDPOConfig: {name} must be True or False, got 'no'"):
+            config(tmp_path, **{name: "no"})
+    assert config(tmp_path, use_step_wise_prompt=np.True_).use_step_wise_prompt  # numpy's bool is a bool
+    for bad in (5, ["\n"]):
+        with pytest.raises(ValueError, match="StepwiseDPOConfig: step_delimiter must be a non-empty string"):
+            config(tmp_path, step_delimiter=bad)
+    with pytest.raises(ValueError, match="step_wise_prompt_template must contain '{prompt}', got None"):
+        config(tmp_path, step_wise_prompt_template=None)
+
+
 def test_config_works_on_cpu_without_extra_arguments(tmp_path, monkeypatch):
     """TRL's unset bf16 means True, which transformers refuses without a bf16 GPU unless use_cpu=True, and with it
     trains under bfloat16 autocast: the config leaves bf16 off there (the test pretends no GPU, so that it checks the
