@@ -87,3 +87,40 @@ def test_pick_credit_example_wants_a_right_beginning_then_a_mistake():
         credit.pick_credit_example([])
     with pytest.raises(ValueError, match=r"rejected_step_labels\[0\]\[1\] must be a bool or 0/1"):
         credit.pick_credit_example([[True, None]])
+
+
+def test_saved_step_settings_refuse_a_missing_folder_and_a_bad_config(tmp_path):
+    """A mistyped policy folder gave the default β and delimiter without a word; a config of null, NaN, a JSON list or
+    broken JSON was a TypeError, NaN, an AttributeError or a JSONDecodeError naming no file."""
+    with pytest.raises(ValueError, match="step_beta: no policy folder"):
+        credit.step_beta(tmp_path / "polciy")
+    with pytest.raises(ValueError, match="step_delimiter: no policy folder"):
+        credit.step_delimiter(tmp_path / "polciy")
+    config = tmp_path / "stepwise_config.json"
+    for text, match in [("{broken", "stepwise_config.json: not valid JSON"), ("[1]", "must hold a JSON object"),
+                        ('{"step_beta": null}', "step_beta must be a finite number, got None"),
+                        ('{"step_beta": NaN}', "step_beta must be a finite number, got nan"),
+                        ('{"step_beta": 0}', "step_beta must be > 0")]:
+        config.write_text(text)
+        with pytest.raises(ValueError, match=match):
+            credit.step_beta(tmp_path)
+    config.write_text('{"step_delimiter": null}')
+    with pytest.raises(ValueError, match="step_delimiter must be a non-empty str, got None"):  # was "None"
+        credit.step_delimiter(tmp_path)
+
+
+def test_credit_refuses_non_finite_rewards_and_rewards_without_their_side():
+    """A NaN reward made a mean (and a recorded bar) NaN, None a TypeError from numpy; a policy's rewards without
+    "chosen" or "rejected" were a KeyError."""
+    with pytest.raises(ValueError, match=r"mean_by_label: step_values\[0\]\[1\] \(solution 0, step 1\) must be"):
+        mean_by_label([[0.1, float("nan")]], [[True, True]], True)
+    with pytest.raises(ValueError, match=r"mean_by_label: step_values\[0\]\[0\] .* got None"):
+        mean_by_label([[None]], [[True]], True)
+    with pytest.raises(ValueError, match=r"credit_by_policy: implicit_rewards\['DPO'\] must be a dict with"):
+        credit.credit_by_policy({"DPO": {"rejected": [[0.1]]}}, [[True]], [[False]])
+    with pytest.raises(ValueError, match=r"credit_example: implicit_rewards\['DPO'\] must be a dict with"):
+        credit.credit_example({"DPO": {"chosen": [[0.1]]}}, [[True]], 0)
+    with pytest.raises(ValueError, match=r"credit_example: DPO: rejected\[0\]\[0\] must be a finite number"):
+        credit.credit_example({"DPO": {"rejected": [[float("inf")]]}}, [[True]], 0)
+    with pytest.raises(ValueError, match="credit_example: rejected_labels: expected a list"):
+        credit.credit_example({}, None, 0)

@@ -312,3 +312,10 @@ def test_gsm8k_out_of_reach_says_what_to_do(monkeypatch, offline, error, fix):
     match = f"load_problems: GSM8K 'openai/gsm8k' \\(train\\).*{fix}.*Profile.dataset.*the notebooks take a profile"
     with pytest.raises(error, match=match):
         gsm8k.load_problems(None, 2, 2)
+
+
+def test_reference_solution_refuses_what_is_no_gsm8k_problem():
+    """A JSONL row (a dict) or a question text was an AttributeError: no attribute 'reference_lines'."""
+    for not_a_problem in ({"question": "q", "answer": "2 #### 2"}, "Step 1: 2 + 2 = 4", None):
+        with pytest.raises(ValueError, match="reference_solution: problem must be a gsm8k.GSM8KProblem"):
+            gsm8k.reference_solution(not_a_problem)

@@ -575,3 +575,10 @@ def test_notebook_01s_monte_carlo_comparison_rolls_out_as_many_tokens_as_its_lab
     source = "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
     for opening in ("labelling.problem_mc_step_labels(", "task.label("):
         assert "max_new_tokens=profile.max_new_tokens" in _call(source, opening), opening
+
+
+def test_step_dpo_pairs_refuses_a_use_gold_that_is_no_bool():
+    """use_gold="no" is truthy: the gold solution's steps were used as chosen steps, against what was asked."""
+    problem = toyworld.make_problems(1, seed=0)[0]
+    with pytest.raises(ValueError, match="step_dpo_pairs: use_gold must be True or False, got 'no'"):
+        step_dpo_pairs([problem], [[problem.gold_solution]], use_gold="no")

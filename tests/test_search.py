@@ -1081,3 +1081,15 @@ def test_unique_beams_keep_one_copy_of_a_prefix_when_fewer_are_distinct_than_bea
     for depth in range(3):
         assert len(_beam_after(res, depth)) == 1, depth
     assert sum(n.depth == 1 for n in res.nodes) == 2  # one beam expanded, not three copies
+
+
+def test_n_test_time_problems_and_pairs_that_ran_refuse_a_wrong_type():
+    """A profile's name was an AttributeError ('str' object has no attribute 'n_test_time_problems'), an unknown one
+    too; one pair as a str became a "pair" per character, and run_dvts="no" (truthy) kept DVTS's pairs."""
+    assert search.n_test_time_problems("tiny") == search.n_test_time_problems(get_profile("tiny"))
+    with pytest.raises(ValueError, match="unknown profile 'tinyy'"):
+        search.n_test_time_problems("tinyy")
+    with pytest.raises(ValueError, match="pairs_that_ran: pairs: expected a list of pairs of methods"):
+        search.pairs_that_ran("beam_prm")
+    with pytest.raises(ValueError, match="pairs_that_ran: run_dvts must be True or False, got 'no'"):
+        search.pairs_that_ran([("beam_prm", "dvts_prm")], "no")

@@ -666,3 +666,17 @@ def test_get_task_names_a_profile_that_is_neither_a_name_nor_a_profile():
         with pytest.raises(ValueError, match=f"get_task: profile must be a profile's name or a profiles.Profile, got "
                                              f"{bad!r}"):
             tasks.get_task(bad)
+
+
+def test_paired_stats_refuse_ragged_counts_and_a_whole_evaluation_result_by_name():
+    """Ragged counts were numpy's "setting an array element with a sequence", naming neither list; a dict numpy's
+    TypeError; the whole greedy_and_sampled_accuracy result (not its "per_problem" part) a KeyError 'n_sampled'."""
+    for right_a in ([[1], [1, 0]], {0: 1, 1: 0}):
+        with pytest.raises(ValueError, match="paired_difference: right_a and right_b must be flat lists of numbers"):
+            paired_stats.paired_difference(right_a, [1, 0])
+    per_problem = {"greedy_right": [1, 0], "sampled_right": [1, 2], "n_sampled": 2}
+    with pytest.raises(ValueError, match=r"accuracy_differences: a must be the 'per_problem' part of .* got "
+                                         r"\['accuracy', 'per_problem'\]"):
+        paired_stats.accuracy_differences({"accuracy": 0.5, "per_problem": per_problem}, per_problem)
+    with pytest.raises(ValueError, match="accuracy_differences: b must be the 'per_problem' part of .* got list"):
+        paired_stats.accuracy_differences(per_problem, [1, 0])

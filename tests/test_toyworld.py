@@ -549,3 +549,12 @@ def test_parse_prompt_refuses_operations_not_numbered_one_to_n():
                 "Problem: start with 7. Step 2: + 5. Step 1: * 3.\n"):
         with pytest.raises(ValueError, match="parse_prompt: operations are not numbered 1..n"):
             tw.parse_prompt(bad)
+
+
+def test_corrupt_solution_refuses_a_seed_for_its_rng():
+    """A seed passed as rng was an AttributeError ('int' object has no attribute 'random') at the first wrong number."""
+    p = tw.make_problems(1, seed=0)[0]
+    with pytest.raises(ValueError, match=r"corrupt_solution: rng must be a random.Random \(random.Random\(seed\)\), "
+                                         "got 0"):
+        tw.corrupt_solution(p, 0, "arithmetic", 0)
+    assert tw.corrupt_solution(p, 0, "arithmetic", random.Random(0)) != p.gold_solution

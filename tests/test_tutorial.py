@@ -472,3 +472,12 @@ def test_a_run_stopped_by_a_signal_exits_with_the_shells_code(monkeypatch, capsy
         monkeypatch.setattr(tutorial, "run_tutorial", stopped)
         assert tutorial.main(["--profile", "tiny"]) == code
         assert error in capsys.readouterr().err
+
+
+def test_a_set_value_of_the_wrong_type_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    """--set N_CANDIDATES=abc reached notebook 06's setup cell only, after notebooks 01-05 had run (hours on a GPU)."""
+    ran = []
+    monkeypatch.setattr(tutorial, "execute_notebook", lambda path, params, *a, **kw: ran.append(path.name))
+    with pytest.raises(ValueError, match="N_CANDIDATES must be an int >= 1 or None, got 'abc'"):
+        run_tutorial("tiny", tmp_path / "runs", ["01", "06"], {"N_CANDIDATES": "abc"}, progress=False)
+    assert not ran and not (tmp_path / "runs").exists()

@@ -943,3 +943,42 @@ def test_step_body_drops_the_step_number_and_keeps_the_answer_line():
     assert step_body("\n  Step 12: 3 + 4 = 7\nAnswer: 7") == "3 + 4 = 7\nAnswer: 7"
     assert step_body("3 + 4 = 7") == "3 + 4 = 7"  # no number to drop
     assert viz._tick_text(["Step 1: 2 + 3 = 5", "\n\nStep 2: 5 * 4 = 20"], [True, False], 1) == "✗ 5 * 4 = 20"
+
+
+def test_plots_refuse_bad_records_by_entry_and_field():
+    """Each was a TypeError, KeyError, AttributeError or IndexError from deep inside, or drew a hole without a word."""
+    nan = float("nan")
+    bad = [  # (plot, args, what the ValueError says)
+        ("plot_before_after", (["a", "b"], [0.1, None], [0.1, 0.2]), r"rewards_before\[1\] must be a finite number"),
+        ("plot_before_after", (["a", "b"], [0.1, 0.2], [0.1, "0.2"]), r"rewards_after\[1\] must be a finite number"),
+        ("plot_before_after", (["a"], 0.1, [0.2]), "rewards_before: expected a list"),
+        ("plot_before_after", ([], [], []), "steps is empty"),
+        ("plot_verifier_pretraining", ([{"loss": 1.0, "step": 1}],), "training_log must be the dict"),
+        ("plot_verifier_pretraining", ({"config": {}},), "stage 1: 'curve' must be a non-empty list"),
+        ("plot_verifier_pretraining", ({"curve": []},), "stage 1: 'curve' must be a non-empty list"),
+        ("plot_verifier_pretraining", ({"curve": [{"step_auroc": 0.6}]},), r"stage 1: curve\[0\] has no number"),
+        ("plot_reward_model_comparison", ({},), "figures must be a non-empty dict"),
+        ("plot_reward_model_comparison", ({"zero-shot": {"f1": 0.4, "step_auroc": 0.6}},),
+         r"figures\['zero-shot'\] must be a dict of variant"),
+        ("plot_reward_model_comparison", ({"base": {"zero-shot": {"f1": 0.5}}},),
+         r"figures\['base'\]\['zero-shot'\] has no 'step_auroc'"),
+        ("plot_reward_model_comparison", ({"base": {"zero-shot": {"f1": None, "step_auroc": 0.6}}},),
+         r"figures\['base'\]\['zero-shot'\]\['f1'\] must be a finite number, got None"),
+        ("plot_paired_differences", ({"2": {"prm": {"orm": {"difference": 0.1, "high": 0.2}}}},),
+         r"diffs\['2'\]\['prm'\]\['orm'\] must be a dict with 'difference', 'low' and 'high'"),
+        ("plot_paired_differences", ({"2": {"prm": {"orm": {"difference": nan, "low": 0.0, "high": 0.2}}}},),
+         r"diffs\['2'\]\['prm'\]\['orm'\]\['difference'\] must be a finite number, got nan"),
+        ("plot_paired_differences", ({"two": {"prm": {"orm": {"difference": 0.1, "low": 0.0, "high": 0.2}}}},),
+         "each N must be an int or its decimal str, got 'two'"),
+        ("plot_beam_tree", ([],), "result must be one problem's search.SearchResult, got list"),
+        ("plot_onpolicy_rounds", ({"round": 1},), "records: expected a list of round records"),
+        ("plot_onpolicy_rounds", ([{"dpo": {"accuracy": 0.5}}],), r"records\[0\] must be a dict with an int 'round'"),
+    ]
+    for name, args, match in bad:
+        with pytest.raises(ValueError, match=f"{name}: {match}"):
+            getattr(viz, name)(*args)
+    matplotlib.pyplot.close("all")
+    # still drawn: before_after_bars' NaN padding (no bar), one key given as a str
+    viz.plot_before_after(["a", "b"], [0.1, nan], [0.1, 0.2])
+    viz.plot_reward_model_comparison({"base": {"zero-shot": {"f1": 0.4}}}, keys="f1")
+    matplotlib.pyplot.close("all")

@@ -22,14 +22,14 @@ pictures in ``viz``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from accelerate.utils import is_peft_model
 
-from ..checks import list_of, positive_int
+from ..checks import finite_number, list_of, positive_int
 from ..evaluation import check_labels, check_same_shape
+from ..rewards import read_saved_config
 from ..steps import DEFAULT_DELIMITER
 from ..trainer import StepwiseDPOConfig, get_step_rewards
 
@@ -40,6 +40,9 @@ def mean_by_label(step_values, step_labels, label: bool) -> float | None:
     check_same_shape(step_values, step_labels, "mean_by_label")
     for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
         check_labels(labels, "mean_by_label", f"step_labels[{i}]")
+    for i, values in enumerate(step_values):  # a NaN made the mean NaN, None a TypeError from numpy
+        for k, v in enumerate(values):
+            finite_number(v, f"step_values[{i}][{k}] (solution {i}, step {k})", "mean_by_label")
     picked = [v for vs, ls in zip(step_values, step_labels) for v, y in zip(vs, ls) if bool(y) == label]
     return float(np.mean(picked)) if picked else None
 
@@ -64,21 +67,31 @@ def implicit_step_rewards(policy, tokenizer, prompts, responses, *, start=None, 
 
 def _saved_step_setting(policy_dir, name: str, default):
     """Field ``name`` of a saved Stepwise DPO policy's ``stepwise_config.json``, or ``default`` where the folder
-    has no such file (a policy another trainer saved) or the file no such field."""
+    has no such file (a policy another trainer saved) or the file no such field. A folder that is not there (a
+    mistyped path) is refused: the default would have been read as the policy's own. A broken file: a ValueError
+    naming it (``rewards.read_saved_config``)."""
+    if not Path(policy_dir).is_dir():
+        raise ValueError(f"{name}: no policy folder {str(policy_dir)!r}: pass the folder a trainer saved the policy in")
     path = Path(policy_dir) / "stepwise_config.json"
-    return json.loads(path.read_text()).get(name, default) if path.exists() else default
+    return read_saved_config(path, "Stepwise DPO policy").get(name, default) if path.exists() else default
 
 
 def step_beta(policy_dir, default: float = StepwiseDPOConfig.step_beta) -> float:
     """The β of a saved Stepwise DPO policy's step loss (``step_beta`` in its ``stepwise_config.json``), or
     ``default`` (the config's own)."""
-    return float(_saved_step_setting(policy_dir, "step_beta", default))
+    beta = finite_number(_saved_step_setting(policy_dir, "step_beta", default), "step_beta", f"step_beta: {policy_dir}")
+    if beta <= 0:  # β·ρ_k with β <= 0 would turn every credit around, or to 0
+        raise ValueError(f"step_beta: {policy_dir}: step_beta must be > 0, got {beta!r}")
+    return beta
 
 
 def step_delimiter(policy_dir, default: str = StepwiseDPOConfig.step_delimiter) -> str:
     """Where a saved Stepwise DPO policy's step loss split solutions into steps (``step_delimiter`` in its
     ``stepwise_config.json``), or ``default`` (the config's own): its ρ_k are per step so split."""
-    return str(_saved_step_setting(policy_dir, "step_delimiter", default))
+    delimiter = _saved_step_setting(policy_dir, "step_delimiter", default)
+    if not isinstance(delimiter, str) or not delimiter:  # str(None) was the delimiter "None"
+        raise ValueError(f"step_delimiter: {policy_dir}: step_delimiter must be a non-empty str, got {delimiter!r}")
+    return delimiter
 
 
 def implicit_rewards_of_pairs(policies: dict, pairs, *, start=None, beta: float = 0.1,
@@ -95,10 +108,23 @@ def implicit_rewards_of_pairs(policies: dict, pairs, *, start=None, beta: float 
             for name, (model, tokenizer) in policies.items()}
 
 
+def _check_sides(implicit_rewards, sides: tuple[str, ...], who: str) -> None:
+    """``implicit_rewards`` as ``implicit_rewards_of_pairs`` returns it: name -> {side: rewards}, each side given."""
+    if not isinstance(implicit_rewards, dict):
+        raise ValueError(f"{who}: implicit_rewards must be a dict of policy name -> {{'chosen': ..., 'rejected': "
+                         f"...}} (implicit_rewards_of_pairs), got {type(implicit_rewards).__name__}")
+    for name, r in implicit_rewards.items():
+        if not isinstance(r, dict) or any(side not in r for side in sides):
+            got = sorted(r) if isinstance(r, dict) else type(r).__name__
+            raise ValueError(f"{who}: implicit_rewards[{name!r}] must be a dict with {list(sides)} "
+                             f"(implicit_rewards_of_pairs), got {got}")
+
+
 def credit_by_policy(implicit_rewards: dict, chosen_labels, rejected_labels) -> dict[str, dict]:
     """Notebook 05's credit table (``format_credit``) from ``implicit_rewards_of_pairs``: per policy, the mean
     implicit step reward of the chosen steps, and of the rejected solutions' right and of their wrong steps
     (``mean_by_label``: None where no step has that label)."""
+    _check_sides(implicit_rewards, ("chosen", "rejected"), "credit_by_policy")
     return {name: {"chosen": mean_by_label(r["chosen"], chosen_labels, True),
                    "rejected_right": mean_by_label(r["rejected"], rejected_labels, True),
                    "rejected_wrong": mean_by_label(r["rejected"], rejected_labels, False)}
@@ -136,6 +162,8 @@ def credit_example(implicit_rewards: dict, rejected_labels, index: int) -> dict:
     its steps (``implicit_rewards_of_pairs``' rejected side): ``{"pair", "step_labels", "rewards": {name: [...]}}``,
     ``pair`` counted from 1 (``index + 1``), as the section's other records and pictures count pairs."""
     positive_int(index, "index", "credit_example", minimum=0)  # -1 drew the last pair and recorded it as pair -1
+    _check_sides(implicit_rewards, ("rejected",), "credit_example")
+    rejected_labels = list_of(rejected_labels, "credit_example: rejected_labels", "lists of step labels")
     if index >= len(rejected_labels):
         raise ValueError(f"credit_example: index {index}, but there are {len(rejected_labels)} rejected solutions")
     for name, r in implicit_rewards.items():  # rewards of other pairs would be read against these labels
@@ -144,7 +172,8 @@ def credit_example(implicit_rewards: dict, rejected_labels, index: int) -> dict:
                              f"{len(rejected_labels)} label lists")
     labels = list(rejected_labels[index])
     check_labels(labels, "credit_example", f"rejected_labels[{index}]")
-    rewards = {name: [float(x) for x in r["rejected"][index]] for name, r in implicit_rewards.items()}
+    rewards = {name: [finite_number(x, f"{name}: rejected[{index}][{k}]", "credit_example")
+                      for k, x in enumerate(r["rejected"][index])] for name, r in implicit_rewards.items()}
     for name, values in rewards.items():
         if len(values) != len(labels):
             raise ValueError(f"credit_example: {name}: {len(values)} step rewards for {len(labels)} step labels")

@@ -184,6 +184,9 @@ def reference_solution(problem: GSM8KProblem) -> str:
     looks like to the kit's step splitter and grader, for notebook 01's example (``smoke.equation_steps`` keeps
     the calculator notes' equations alone: the smoke base's short training text). ValueError when the problem has
     no reference solution (``GSM8KProblem.solution`` is for examples and cost estimates: never shown to a model)."""
+    if not isinstance(problem, GSM8KProblem):  # a JSONL row or a question text: an AttributeError
+        raise ValueError(f"reference_solution: problem must be a gsm8k.GSM8KProblem (load_problems makes them), got "
+                         f"{type(problem).__name__}")
     lines = [re.sub(r"<<[^<>]*>>", "", ln).strip() for ln in problem.reference_lines]
     if not lines:
         raise ValueError(f"reference_solution: the problem {problem.question[:60]!r} has no reference solution")

@@ -34,7 +34,7 @@ import numpy as np
 from datasets import Dataset
 
 from .. import generation
-from ..checks import finite_number, list_of, positive_int
+from ..checks import finite_number, flag, list_of, positive_int
 from ..evaluation import check_labels
 from ..data import (check_records, list_value, text_value, validate_outcome, validate_preference, validate_step_dpo,
                    validate_stepwise)
@@ -296,6 +296,7 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
     ones only).
     """
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "step_dpo_pairs", none_ok=True)  # 0 is refused
+    flag(use_gold, "use_gold", "step_dpo_pairs")  # "no" is truthy: gold steps would be used
     positive_int(seed, "seed", "step_dpo_pairs", minimum=0)  # True or 1.0 drew other pairs than 1 ("True:...")
     rows, left = [], Counter()
     for p, checked in zip(problems, _verdicts(problems, solutions, verdicts, "step_dpo_pairs", delimiter)):

@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
@@ -566,6 +567,13 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
         if unknown:  # injected anyway, a misspelled name would change nothing, without a word
             raise ValueError(f"no notebook run here ({', '.join(p.stem for p in paths)}) has a parameter "
                              f"{unknown[0]}; theirs: {', '.join(sorted(known))}")
+        if notebook_dir is None:  # the kit's notebooks: each value checked now, as their setup cells check it, not
+            # when the one notebook that has it starts (N_CANDIDATES="abc": refused by 06, once 01-05 had run: hours
+            # on a GPU). Imported here, not at the top: it imports the trainer (torch, TRL); the runner needs neither.
+            from .notebook_parameters import check
+            with warnings.catch_warnings():  # TEMPERATURE = 0 warns: the notebook gives that warning
+                warnings.simplefilter("ignore")
+                check(parameters)
     if profile in PROFILES:  # the smoke base is built here (seconds), not inside notebook 01; a profile refused on
         prepare_profile(profile, out=lambda line: print(line, file=out))  # this machine leaves no runs/<profile>/
     run = runs.run_dir(profile, runs_dir).resolve()

@@ -18,6 +18,12 @@ def accuracy_differences(a: dict, b: dict) -> dict:
     """Policy A's greedy and sampled accuracy minus policy B's on the same problems, each with its 95% interval
     (``paired_difference``); ``a`` and ``b`` are the ``"per_problem"`` parts of
     ``policy_eval.greedy_and_sampled_accuracy``."""
+    for name, side in (("a", a), ("b", b)):  # the whole greedy_and_sampled_accuracy result: a KeyError
+        keys = ("n_sampled", "greedy_right", "sampled_right")
+        if not isinstance(side, dict) or any(key not in side for key in keys):
+            got = sorted(side) if isinstance(side, dict) else type(side).__name__
+            raise ValueError(f"accuracy_differences: {name} must be the 'per_problem' part of "
+                             f"policy_eval.greedy_and_sampled_accuracy, a dict with {list(keys)}; got {got}")
     if a["n_sampled"] != b["n_sampled"]:  # each count is a share of its own n: one n for both would be wrong
         raise ValueError(f"accuracy_differences: the policies were sampled {a['n_sampled']} and {b['n_sampled']} "
                          "times per problem; compare runs with the same n_sampled")
@@ -37,10 +43,19 @@ def paired_difference(right_a, right_b, n: int = 1, confidence: float = 0.95) ->
     # a NaN confidence gave a NaN interval, and any was ignored when the differences have no spread
     if not 0 < finite_number(confidence, "confidence", "paired_difference") < 1:
         raise ValueError(f"paired_difference: confidence must lie strictly between 0 and 1, got {confidence!r}")
-    for name, x in (("right_a", right_a), ("right_b", right_b)):
-        if np.asarray(x).dtype.kind in "US":  # "1" was read as the number 1
+    not_flat = ValueError("paired_difference: right_a and right_b must be flat lists of numbers, one per problem (a "
+                          f"count of right solutions), got {right_a!r:.60} and {right_b!r:.60}")
+    try:  # a list in a list, or a dict: numpy's error named neither list
+        kinds = [np.asarray(x).dtype.kind for x in (right_a, right_b)]
+    except ValueError:
+        raise not_flat from None
+    for name, kind in zip(("right_a", "right_b"), kinds):
+        if kind in "US":  # "1" was read as the number 1
             raise ValueError(f"paired_difference: {name} must hold numbers (counts of right solutions), got strs")
-    a, b = (np.asarray(x, dtype=float) for x in (right_a, right_b))
+    try:
+        a, b = (np.asarray(x, dtype=float) for x in (right_a, right_b))
+    except (TypeError, ValueError):
+        raise not_flat from None
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"paired_difference: right_a and right_b must be flat lists of the same problems, got "
                          f"shapes {a.shape} and {b.shape}")

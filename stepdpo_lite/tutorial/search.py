@@ -45,11 +45,12 @@ from typing import Callable, Sequence, Sized
 
 import torch
 
-from ..checks import finite_number, list_of, positive_int, warn_user
+from ..checks import finite_number, flag, list_of, positive_int, warn_user
 from ..losses import check_aggregation
 from ..rewards import step_delimiter_of
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
+from .profiles import get_profile
 from .search_report import check_search_results, chosen_accuracy, pruning_report
 from .step_generation import Generation, check_token_counts, generate
 from .task_problems import prompts_of
@@ -407,8 +408,10 @@ def n_test_time_problems(profile, requested: int | None = None) -> int:
     """How many held-out problems notebook 07 compares the methods on: ``requested``, else the profile's
     ``n_test_time_problems`` (the tiny profile's 50: on 30, one problem is 3.3 points, too coarse to order the
     methods), else the fifth of its ``n_eval_problems`` notebook 06's best-of-N takes
-    (``bestofn.n_best_of_n_problems``): each problem samples max(B) whole solutions and runs every search."""
+    (``bestofn.n_best_of_n_problems``): each problem samples max(B) whole solutions and runs every search.
+    ``profile``: a ``profiles.Profile`` or its name."""
     positive_int(requested, "requested", "n_test_time_problems", none_ok=True)
+    profile = get_profile(profile) if isinstance(profile, str) else profile  # a name: an AttributeError
     return requested or profile.n_test_time_problems or bestofn.n_best_of_n_problems(profile.n_eval_problems)
 
 
@@ -527,4 +530,6 @@ def pairs_that_ran(pairs, run_dvts: bool = True) -> list:
     """``pairs`` of methods (A, B) for ``bestofn.paired_differences``, less those naming DVTS (``dvts_prm``) when it
     did not run (``search_at_budgets(run_dvts=False)``): left out by choice, they need no warning, which
     ``paired_differences`` gives of a method missing from the results (a typo)."""
+    flag(run_dvts, "run_dvts", "pairs_that_ran")  # "no" is truthy: DVTS's pairs were kept
+    pairs = list_of(pairs, "pairs_that_ran: pairs", "pairs of methods (A, B)")  # one str: a "pair" per character
     return [pair for pair in pairs if run_dvts or "dvts_prm" not in pair]

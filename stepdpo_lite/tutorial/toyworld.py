@@ -286,6 +286,8 @@ def corrupt_solution(problem: Problem, step: int, kind: str, rng: random.Random)
         raise ValueError(f"corrupt_solution: step must be an int (0-based), got {step!r}")
     if not 0 <= step < len(problem.ops) or (kind == "copy" and step == 0):
         raise ValueError(f"corrupt_solution: no {kind} error possible at step {step}")
+    if not isinstance(rng, random.Random):  # a seed: an AttributeError at the first wrong number
+        raise ValueError(f"corrupt_solution: rng must be a random.Random (random.Random(seed)), got {rng!r:.40}")
     rows, value = [], problem.start
     for k, (op, b) in enumerate(problem.ops):
         a = value

@@ -443,6 +443,16 @@ def plot_before_after(steps, rewards_before, rewards_after, labels=None, names=(
     """
     steps = list_of(steps, "plot_before_after: steps", "step texts")  # one str: a tick per character
     n = len(steps)
+    if not n:  # an empty picture
+        raise ValueError("plot_before_after: steps is empty")
+    if not isinstance(names, (list, tuple)) or len(names) != 2 or not all(isinstance(x, str) for x in names):
+        raise ValueError(f"plot_before_after: names must be two strs (before's, after's), got {names!r:.60}")
+    rewards_before, rewards_after = (list_of(r, f"plot_before_after: rewards_{side}", "step rewards")
+                                     for r, side in ((rewards_before, "before"), (rewards_after, "after")))
+    for side, values in (("before", rewards_before), ("after", rewards_after)):
+        for k, v in enumerate(values):  # NaN: no bar (before_after_bars' padding); None was one too, without a word
+            if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isnan(v)):
+                finite_number(v, f"rewards_{side}[{k}]", "plot_before_after")
     if len(rewards_before) != n or len(rewards_after) != n or (labels is not None and len(labels) != n):
         raise ValueError(f"plot_before_after: {n} steps but {len(rewards_before)} rewards before, "
                          f"{len(rewards_after)} after" + ("" if labels is None else f", {len(labels)} labels"))
@@ -607,7 +617,18 @@ def plot_verifier_pretraining(training_log, title=None, ax=None, save_to=None):
     along the dotted line where it starts by what it trained on (``verifier_stage_names``); the key names the curves.
     ``ax``: the matplotlib Axes to draw into, in the caller's figure; by default a figure of its own.
     """
+    if not isinstance(training_log, dict):  # e.g. a trainer's log_history (a list): an AttributeError
+        raise ValueError(f"plot_verifier_pretraining: training_log must be the dict of a verifier pretraining run's "
+                         f"training_log.json, got {type(training_log).__name__}")
     stages = [*training_log.get("earlier_stages", []), training_log]
+    for k, stage in enumerate(stages):  # a KeyError or an IndexError named neither the stage nor the field
+        curve = stage.get("curve") if isinstance(stage, dict) else None
+        if not isinstance(curve, list) or not curve:
+            raise ValueError(f"plot_verifier_pretraining: stage {k + 1}: 'curve' must be a non-empty list of "
+                             f"validation points, got {curve!r:.60}")
+        for i, point in enumerate(curve):
+            if not isinstance(point, dict) or not isinstance(point.get("rows_seen"), numbers.Real):
+                raise ValueError(f"plot_verifier_pretraining: stage {k + 1}: curve[{i}] has no number 'rows_seen'")
     fig, ax, own = _figure_and_axes(ax, (8.0, 4.6), "plot_verifier_pretraining")
     offset, colors = 0, {"step_auroc": NEUTRAL, "first_error_auroc": HIGHLIGHT, "outcome_auroc": WRONG}
     names = {"step_auroc": "PRM step AUROC", "first_error_auroc": "PRM first-error AUROC",
@@ -645,6 +666,20 @@ def plot_reward_model_comparison(figures, keys=("step_auroc", "f1"), baseline=No
     names = {"step_auroc": "step AUROC", "f1": "first-error F1", "auroc": "AUROC"}
     scales = {"step_auroc": "step AUROC (0.5 = chance)", "f1": "first-error F1 (1 = perfect)",
               "auroc": "AUROC (0.5 = chance)"}  # the y-axis: what a bar's height reads against
+    keys = (keys,) if isinstance(keys, str) else tuple(keys)  # one str: a panel per character
+    if not isinstance(figures, dict) or not figures or not keys:  # numpy's error named neither
+        raise ValueError(f"plot_reward_model_comparison: figures must be a non-empty dict, figures[base][variant] = "
+                         f"{{key: value}}, and keys non-empty; got {figures!r:.60} and {keys!r}")
+    for base, rows in figures.items():  # a KeyError, or a TypeError from indexing a number or from matplotlib
+        if not isinstance(rows, dict) or not all(isinstance(r, dict) for r in rows.values()):
+            raise ValueError(f"plot_reward_model_comparison: figures[{base!r}] must be a dict of variant -> "
+                             f"{{key: value}}, got {rows!r:.60}")
+        for variant, r in rows.items():
+            for key in keys:
+                if key not in r:
+                    raise ValueError(f"plot_reward_model_comparison: figures[{base!r}][{variant!r}] has no {key!r} "
+                                     f"(it has {sorted(r)})")
+                finite_number(r[key], f"figures[{base!r}][{variant!r}][{key!r}]", "plot_reward_model_comparison")
     variants = list(dict.fromkeys(v for rows in figures.values() for v in rows))
     fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.6), layout="constrained", squeeze=False)
     width = 0.8 / max(len(variants), 1)
@@ -749,6 +784,19 @@ def plot_paired_differences(diffs, xlabel: str = "N (solutions per problem)", ti
     One small panel per pair, all on one y scale, each with a grey zero line. ``ax``: one matplotlib Axes to draw every
     pair into, side by side, in the caller's figure; by default a figure of its own.
     """
+    if not isinstance(diffs, dict):
+        raise ValueError(f"plot_paired_differences: diffs must be a dict {{N: {{A: {{B: difference}}}}}} "
+                         f"(bestofn.paired_differences), got {type(diffs).__name__}")
+    for n, row in diffs.items():  # int() of "two", a KeyError or a TypeError named no entry; a NaN drew no point
+        if not isinstance(n, (numbers.Integral, str)) or not str(n).isdigit():
+            raise ValueError(f"plot_paired_differences: each N must be an int or its decimal str, got {n!r}")
+        for a, by_b in (row.items() if isinstance(row, dict) else [(None, row)]):
+            for b, d in (by_b.items() if isinstance(by_b, dict) else [(None, by_b)]):
+                if not isinstance(d, dict) or any(k not in d for k in ("difference", "low", "high")):
+                    raise ValueError(f"plot_paired_differences: diffs[{n!r}][{a!r}][{b!r}] must be a dict with "
+                                     f"'difference', 'low' and 'high', got {d!r:.60}")
+                for k in ("difference", "low", "high"):
+                    finite_number(d[k], f"diffs[{n!r}][{a!r}][{b!r}][{k!r}]", "plot_paired_differences")
     ns = sorted(diffs, key=int)
     pairs = list(dict.fromkeys((a, b) for n in ns for a, row in diffs[n].items() for b in row))
     if not pairs:
@@ -795,6 +843,10 @@ def plot_onpolicy_rounds(records, base=None, methods=("dpo", "stepwise_dpo", "nl
     the goal's +3 points. Two panels a row (``WIDE_FIGURE_COLUMNS``), in that order; a method's line on an earlier one's
     points (apart from round 0, where all start from ``base``) is dashed with large open markers, so that the one under
     it shows (NLL only's greedy line on Stepwise DPO's hid it up to round 1)."""
+    records = list_of(records, "plot_onpolicy_rounds: records", "round records (dicts)")
+    for i, rec in enumerate(records):  # a str or a record without its round: an AttributeError or a KeyError
+        if not isinstance(rec, dict) or not isinstance(rec.get("round"), numbers.Integral):
+            raise ValueError(f"plot_onpolicy_rounds: records[{i}] must be a dict with an int 'round', got {rec!r:.60}")
     keys = [("accuracy", "greedy accuracy"), ("sampled_accuracy", "sampled (T=1) accuracy")]
     if any(rec.get(m, {}).get("step_accuracy") is not None for rec in records for m in methods):
         keys.append(("step_accuracy", "steps right (greedy, checker)"))
@@ -1331,6 +1383,9 @@ def plot_beam_tree(result, labels=None, title=None, width: int = 22, threshold: 
     ``ax``: the matplotlib Axes to draw into, its colour bar beside it, in the caller's figure; by default a figure of
     its own.
     """
+    if not hasattr(result, "nodes"):  # e.g. the list of one budget's results: an AttributeError
+        raise ValueError(f"plot_beam_tree: result must be one problem's search.SearchResult, got "
+                         f"{type(result).__name__}")
     nodes = list(result.nodes)
     if not nodes:
         raise ValueError("plot_beam_tree: the search result has no nodes")
