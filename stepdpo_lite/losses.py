@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import AGGREGATION_STRATEGIES, finite_number, positive_int  # the names live where configs read them
+from .checks import AGGREGATION_STRATEGIES, finite_number, list_of, positive_int  # configs read them without torch
 
 
 def _same_shape(where: str, **tensors) -> None:
@@ -155,6 +155,9 @@ def aggregate_reward_lists(step_rewards, strategy: str = "min", weights=None):
                 raise ValueError(f"aggregate_reward_lists: {where}: a reward must be a number, got {v!r}")
             if not math.isfinite(v):
                 raise ValueError(f"aggregate_reward_lists: {where}: the reward must be finite, got {v}")
+    if weights is not None and not torch.is_tensor(weights):  # a NaN weight: a NaN sum; 0.5 or "ab": torch's TypeError
+        for k, w in enumerate(np.ravel(list_of(weights, "aggregate_reward_lists: weights", "step weights"))):
+            finite_number(w, f"weights[{k}]", "aggregate_reward_lists")
     width = max(map(len, rows)) if nested else len(rows)
     r = torch.tensor([list(x) + [0.0] * (width - len(x)) for x in rows] if nested else rows, dtype=torch.float32)
     mask = torch.tensor([[k < len(x) for k in range(width)] for x in rows]) if nested else None

@@ -309,3 +309,14 @@ def test_losses_refuse_a_bad_beta_num_steps_or_non_tensor_by_name():
         compute_step_loss(steps, steps, probs.tolist(), probs, 0.1)
     with pytest.raises(ValueError, match="step_logps: step_ids must be a torch tensor, got list"):
         step_logps(torch.randn(1, 3), [[0, 1, 1]], 2)
+
+
+def test_aggregate_reward_lists_refuses_weights_that_are_no_finite_numbers():
+    """A NaN weight made every weighted sum NaN without an error; one number (0.5) or a str was torch's TypeError."""
+    for weights, match in [([1.0, float("nan")], r"weights\[1\] must be a finite number"),
+                           ([[1.0, 1.0], [1.0, float("inf")]], r"weights\[3\] must be a finite number"),
+                           (0.5, "weights: expected a list of step weights, got float"),
+                           ("ab", "weights: expected a list of step weights, got one str")]:
+        with pytest.raises(ValueError, match=f"aggregate_reward_lists: {match}"):
+            aggregate_reward_lists([[0.1, 0.2], [0.3, 0.4]], "weighted_sum", weights)
+    assert aggregate_reward_lists([[1.0, 2.0], [3.0]], "weighted_sum", [1.0, 0.5]) == pytest.approx([2.0, 3.0])
