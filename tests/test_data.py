@@ -865,7 +865,6 @@ def test_preference_rows_with_prm_probabilities_load(tmp_path):
     assert bools.features["chosen_step_labels"].feature.dtype == "bool"  # all bools stay bools
 
 
-
 @pytest.mark.parametrize("name", ["../escape", "a/b", "a\\b", ".hidden", "", 3])
 def test_save_datasets_refuses_names_that_are_not_plain_folders_before_writing_anything(tmp_path, name):
     ds = data.validate_stepwise([STEP])

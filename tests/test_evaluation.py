@@ -160,7 +160,6 @@ def test_first_error_errors():
         choose_threshold([[], [0.2]], [-1, 0])
 
 
-
 def test_first_errors_labels_and_threshold_are_checked():
     s = [[0.1, 0.3], [0.2, 0.4]]
     with pytest.raises(ValueError, match="solution 0: first error must be -1 or a step index < 2, got True"):
@@ -227,7 +226,6 @@ def test_majority_vote_known_answers():
     assert two_of_three == {3: 1.0}
     with pytest.raises(ValueError, match="2 gold answers"):
         majority_vote_accuracy([[1]], [1, 2], ns=(1,))
-
 
 
 def test_best_of_n_and_majority_refuse_empty_input_and_non_bool_correctness():

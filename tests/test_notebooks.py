@@ -52,7 +52,6 @@ def test_notebook_executes_and_renders(run, run_notebook, name):
             assert images, f"{name}: cell {i} saves a figure it does not show"
 
 
-
 @pytest.mark.notebook
 def test_tiny_run_backs_what_the_notebooks_say(run):
     """The "what the output shows" texts of notebooks 02 to 07, asserted on the tiny run above."""
