@@ -230,6 +230,14 @@ def test_best_of_n_table_layout_and_values():
     assert means == {n: {m: pytest.approx(table[n][m]) for m in each[n]} for n in each}
 
 
+def test_best_of_n_table_names_the_method_whose_scores_do_not_fit():
+    """A PRM's and an ORM's scores of different shapes: best_of_n_accuracy's error named neither method."""
+    graded = {"correct": [[True, False], [False, True]], "answers": [["1", "2"], ["3", "4"]], "gold": ["1", "4"]}
+    with pytest.raises(ValueError, match=r"best_of_n_table: scores\['orm'\]: best_of_n_accuracy\(correct, scores\): "
+                                         "problem 1 has 1 scores and 2 labels"):
+        bestofn.best_of_n_table(graded, {"prm_min": [[0.1, 0.2], [0.3, 0.4]], "orm": [[0.1, 0.2], [0.3]]}, ns=(1, 2))
+
+
 def test_paired_differences_by_n_and_their_table():
     """A minus B per N for the pairs that both ran there: the paired t-interval of
     ``paired_stats.paired_difference``."""

@@ -459,7 +459,12 @@ def best_of_n_table(graded: dict, scores: dict, ns=(1, 2, 4, 8, 16), seed: int =
     majority vote over final answers and a random pick; every method sees subsets drawn with ``seed``.
     ``per_problem=True``: each problem's share of right picks in place of an accuracy (``paired_differences``)."""
     kw = dict(seed=seed, n_resamples=n_resamples, per_problem=per_problem)
-    by_method = {m: best_of_n_accuracy(graded["correct"], s, ns, **kw) for m, s in scores.items()}
+    by_method = {}
+    for m, s in scores.items():  # best_of_n_accuracy's message names no method: whose scores did not fit?
+        try:
+            by_method[m] = best_of_n_accuracy(graded["correct"], s, ns, **kw)
+        except ValueError as err:
+            raise ValueError(f"best_of_n_table: scores[{m!r}]: {err}") from None
     by_method["majority"] = majority_vote_accuracy(graded["answers"], graded["gold"], ns, **kw)
     by_method["random"] = best_of_n_accuracy(graded["correct"], None, ns, **kw)
     return {str(n): {m: acc[n] if per_problem else float(acc[n]) for m, acc in by_method.items()} for n in ns}
