@@ -875,7 +875,8 @@ def main(argv=None) -> int:
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="override a notebook parameter: VALUE a Python literal (16, 0.5, None, [1, 2], "
                         "(1, 2), 'text'; a tuple in brackets), inf, -inf, nan or float('inf'); else a bare word is a "
-                        "string, and a number Python does not read (07) an error")
+                        "string, and a number Python does not read (07) an error; the kit's notebooks' parameters "
+                        "are checked before any notebook runs")
     absent = "" if NOTEBOOK_DIR.is_dir() else f"; not there: {NOT_IN_A_CLONE}"
     parser.add_argument("--notebook-dir", default=None,
                         help=f"folder of the notebooks (default {NOTEBOOK_DIR}{absent})")
