@@ -1,3 +1,4 @@
+import json
 import warnings
 
 import pytest
@@ -217,8 +218,6 @@ def test_mc_verdicts_splits_each_sample_into_steps_once(monkeypatch):
 
 
 def test_a_local_copy_with_a_bad_line_or_row_names_the_file_line_and_field(tmp_path, tiny_tokenizer):
-    import json
-
     good = {"question": "Tom has 3 apples and buys 2. How many now?", "answer": "3 + 2 = 5\n#### 5"}
     path = tmp_path / "test.jsonl"
     for lines, message in (([json.dumps(good), "{cut short"], r"test.jsonl, line 2: not valid JSON"),
@@ -237,6 +236,25 @@ def test_a_local_copy_with_a_bad_line_or_row_names_the_file_line_and_field(tmp_p
     for n_train, n_eval in ((1, -1), (True, 1), (1, 1.0)):
         with pytest.raises(ValueError, match="n_train and n_eval must be ints >= 0"):
             gsm8k.load_problems(tiny_tokenizer, n_train, n_eval, name=str(path))
+
+
+def test_a_local_copys_validation_file_is_said_to_be_unread_not_passed_over(tmp_path, tiny_tokenizer):
+    """A folder with train.jsonl, validation.jsonl and test.jsonl: its validation problems were held out of
+    train.jsonl, and validation.jsonl passed over without a word."""
+    lines = [json.dumps({"question": f"Tom has {k} apples and buys 2. How many now?",
+                         "answer": f"{k} + 2 = {k + 2}\n#### {k + 2}"}) for k in range(8)]
+    for name in ("train", "test", "validation"):
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match=r"load_problems: .*/validation.jsonl is not read: the validation problems are "
+                                         r"held out of train.jsonl"):
+        assert len(gsm8k.load_problems(tiny_tokenizer, 2, 2, name=str(tmp_path))["validation"]) == 2
+    (tmp_path / "train.jsonl").unlink()
+    with pytest.warns(UserWarning, match=r"held out of test.jsonl, as are the train problems \(carve\)"):
+        gsm8k.load_problems(tiny_tokenizer, 2, 1, name=str(tmp_path))
+    (tmp_path / "validation.jsonl").rename(tmp_path / "example_model_solutions.jsonl")  # data/gsm8k's: not a split
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gsm8k.load_problems(tiny_tokenizer, 2, 1, name=str(tmp_path))
 
 
 def test_a_bad_hub_row_is_named_by_its_split_and_index(monkeypatch, tiny_tokenizer):

@@ -6,6 +6,7 @@ The shipped samples' general checks are in tests/test_data.py; these are the cas
 import json
 import logging
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,23 @@ def test_gsm8k_stepwise_rows_are_what_a_prm_trains_on(caplog):
     with pytest.raises(ValueError, match=r"gsm8k_stepwise_rows: record 1: field 'step_labels'"):
         public_datasets.gsm8k_stepwise_rows([outcome[0], bad])
     assert len(public_datasets.gsm8k_stepwise_rows([outcome[0], bad], skip_invalid=True)) == 1
+
+
+def test_gsm8k_rows_say_a_repeated_text_labelled_otherwise_took_the_first_copys_labels():
+    """Two outcome rows of one text for one problem, labelled apart: the first copy's labels were used, and the log
+    said only that the text repeated (labelling.preference_pairs counts such texts as labelled two ways)."""
+    outcome = public_datasets.load_gsm8k_solutions(GSM8K).to_list()[:4]
+    flipped = {**outcome[0], "label": not outcome[0]["label"]}
+    with pytest.warns(UserWarning, match=r"gsm8k_preference_pairs: 1 solutions repeat a text of the same problem "
+                                         r"with other labels .*the first copy's labels were used"):
+        public_datasets.gsm8k_preference_pairs([*outcome, flipped])
+    relined = {**outcome[0], "step_labels": [not y for y in outcome[0]["step_labels"]]}
+    with pytest.warns(UserWarning, match=r"gsm8k_stepwise_rows: 1 solutions repeat a text"):
+        public_datasets.gsm8k_stepwise_rows([*outcome, relined])
+    with warnings.catch_warnings():  # without step labels, the line labels are not used: nothing to say
+        warnings.simplefilter("error")
+        public_datasets.gsm8k_preference_pairs([*outcome, relined], step_labels=False)
+        public_datasets.gsm8k_preference_pairs([*outcome, outcome[0]])  # a copy labelled alike: the log's alone
 
 
 def test_gsm8k_pairs_skip_invalid_records_as_load_gsm8k_solutions_does(caplog):

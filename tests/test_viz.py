@@ -141,6 +141,18 @@ def test_training_curves_tolerate_missing_keys(tmp_path):
     assert len(viz.plot_training_curves(dpo, keys="loss").axes) == 1  # a single history, a single key
 
 
+def test_training_curves_say_which_run_logged_nan_not_a_curve_that_just_ends():
+    """A run that diverged (its loss NaN or inf from some step on) was drawn up to there without a word; all NaN, its
+    panel read "no 'loss' logged", when it was logged."""
+    history = [{"step": s, "loss": 1 / s} for s in range(1, 4)] + [{"step": s, "loss": math.nan} for s in (4, 5)]
+    with pytest.warns(UserWarning, match=r"run 'DPO' logged 'loss' as NaN or inf at 2 of 5 entries \(step 4 first\)"):
+        fig = viz.plot_training_curves({"DPO": history})
+    assert list(fig.axes[0].lines[0].get_xdata()) == [1, 2, 3]  # the finite steps, drawn as before
+    with pytest.warns(UserWarning, match=r"run 'PRM' logged 'loss' as NaN or inf at 1 of 1 entries"):
+        fig = viz.plot_training_curves({"PRM": [{"step": 1, "loss": math.inf}]})
+    assert "no finite 'loss' logged" in [t.get_text() for t in fig.axes[0].texts]
+
+
 def test_training_curves_refuse_an_empty_history_by_name_naming_notebook_04():
     """Notebook 04's rounds cell run twice wrote ``[]`` as each policy's log_history.json; notebook 05's curves then
     failed deep in matplotlib ("number sections must be larger than 0")."""

@@ -246,6 +246,9 @@ def carve(rows, n_train: int, n_eval: int, seed: int = 0) -> dict:
             "test": picked[:n_eval]}
 
 
+VALIDATION_NAMES = ("validation", "valid", "val", "dev")  # a split _local_rows does not read: held out instead
+
+
 def _local_rows(path: Path) -> dict[str, list[dict]]:
     """``{"train"?, "test"?}`` rows of a local GSM8K copy: a ``.jsonl`` file (one pool) or a folder with
     ``train.jsonl`` and/or ``test.jsonl``."""
@@ -254,6 +257,9 @@ def _local_rows(path: Path) -> dict[str, list[dict]]:
     if not files:
         raise FileNotFoundError(f"load_problems: {path} is neither a .jsonl file nor a folder with "
                                 "train.jsonl/test.jsonl")
+    if path.is_dir() and (unread := sorted(p.name for p in path.glob("*.jsonl") if p.stem in VALIDATION_NAMES)):
+        warn_user(f"load_problems: {path}/{unread[0]} is not read: the validation problems are held out of "
+                  f"{'train.jsonl' if 'train' in files else 'test.jsonl, as are the train problems (carve)'}")
     # checked before shuffling, so an error names the record's line in the file
     return {s: check_records(read_json_records(f), _checked_row, "load_problems") for s, f in files.items()}
 

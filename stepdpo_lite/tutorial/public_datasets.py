@@ -27,7 +27,7 @@ from typing import Sequence
 
 from datasets import Dataset
 
-from ..checks import flag, list_of, positive_int
+from ..checks import flag, list_of, positive_int, warn_user
 from ..data import (OUTCOME, STEPWISE, BadField, bool_value, check_outcome_row, check_records, check_records_file,
                    check_stepwise_row, dataset_of, delimit_steps, field_value, inside_field, list_value, records_of,
                    text_value, validate_preference, validate_stepwise, validated)
@@ -404,12 +404,18 @@ def _gsm8k_texts(solutions, step_labels: bool, skip_invalid: bool, who: str) -> 
                       skip_invalid=skip_invalid)
     _log_unchecked(who, unchecked)
     problems: dict[str, dict[str, dict]] = {}
+    relabelled = []  # a copy labelled otherwise than the first, whose labels it keeps: said, not chosen silently
     for row in rows:
-        problems.setdefault(row["prompt"], {}).setdefault(row["completion"], row)
+        kept = problems.setdefault(row["prompt"], {}).setdefault(row["completion"], row)
+        if any(kept.get(f) != row.get(f) for f in ("label", "step_labels")[:1 + step_labels]):
+            relabelled.append(row["completion"])
     repeats = len(rows) - sum(map(len, problems.values()))
     if repeats:
         logger.warning("%s: %d solutions repeat another solver's text for the same problem; each text was used once",
                        who, repeats)
+    if relabelled:
+        warn_user(f"{who}: {len(relabelled)} solutions repeat a text of the same problem with other labels ('label' "
+                  f"or 'step_labels'; the first: {relabelled[0]!r:.60}): the first copy's labels were used")
     return problems
 
 

@@ -569,11 +569,15 @@ def plot_training_curves(log_histories, keys=("loss",), smooth: float = 0.0, tit
 def _plot_curves(ax, key, log_histories, colors, smooth):
     """The curves of ``key`` in ``ax``, one per run that logged it (smoothed as plot_training_curves says), or a
     note that none did."""
-    plotted = 0
+    plotted = diverged = 0
     for name, history in log_histories.items():
-        kept = [(i, e) for i, e in enumerate(history or [])
-                if isinstance(e.get(key), numbers.Real) and not isinstance(e.get(key), bool)  # numpy too
-                and math.isfinite(e[key])]
+        logged = [(i, e) for i, e in enumerate(history or [])
+                  if isinstance(e.get(key), numbers.Real) and not isinstance(e.get(key), bool)]  # numpy too
+        kept = [(i, e) for i, e in logged if math.isfinite(e[key])]
+        if lost := [e.get("step", i) for i, e in logged if not math.isfinite(e[key])]:  # a diverged run, said aloud
+            warn_user(f"plot_training_curves: run {name!r} logged {key!r} as NaN or inf at {len(lost)} of "
+                      f"{len(logged)} entries (step {lost[0]} first): not drawn")
+            diverged += 1
         if not kept:
             continue
         x, y = np.array([(e.get("step", i), float(e[key])) for i, e in kept]).T
@@ -584,7 +588,8 @@ def _plot_curves(ax, key, log_histories, colors, smooth):
         ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3, label=name, color=colors[name])
         plotted += 1
     if not plotted:
-        ax.text(0.5, 0.5, f"no '{key}' logged", transform=ax.transAxes, ha="center", va="center", color="grey")
+        ax.text(0.5, 0.5, f"no {'finite ' * bool(diverged)}'{key}' logged", transform=ax.transAxes, ha="center",
+                va="center", color="grey")
 
 
 # What a verifier-pretraining stage mixes into its rows (its training_log.json config, verifier_pretraining's
