@@ -311,6 +311,12 @@ def test_mirrored_negatives_reject_the_slip_on_the_other_side_of_the_right_numbe
     assert r["rejected_step_labels"][k] < 0.5 and prm_pairs.count_mislabels([p], neg)["mislabelled"] == 0
     blind, stats = prm_pairs.mirrored_negatives(StubPRM(blind=True), [p], rows, THRESHOLD)
     assert blind == [] and stats["prm_accepts_the_mirror"] == 1  # only steps the PRM rejects become pairs
+
+    class TooShortPRM(StubPRM):  # every text over its max_length: unscored, which is not accepted
+        def encode(self, prompt, steps):
+            raise InputTooLong("over max_length")
+    unscored, stats = prm_pairs.mirrored_negatives(TooShortPRM(), [p], rows, THRESHOLD)
+    assert unscored == [] and stats["unscored_mirrors"] == 1 and stats["prm_accepts_the_mirror"] == 0
     assert prm_pairs.mirrored_step("Step 2: 39 - 1 = 38", "Step 2: 38 - 1 = 37") is None  # a copied operand
     assert prm_pairs.mirrored_step("Step 1: 1 + 0 = 1", "Step 1: 1 + 0 = 3") is None  # would be negative
     assert prm_pairs.mirrored_step("Step 1: 13 * 3 = 39", "Step 1: 13 * 3 = 38") == "Step 1: 13 * 3 = 40"

@@ -419,7 +419,10 @@ def mirrored_negatives(prm, problems, step_rows: Sequence[dict], threshold: floa
     rows, delimiter = [], step_delimiter_of(prm) or DEFAULT_DELIMITER
     for (i, step, _), cand in zip(cands, labelled):
         k = step_rows[i]["step_index"]
-        if cand.rewards is None or len(cand.steps) <= k or cand.rewards[k] >= threshold:
+        if cand.rewards is None:  # too long for the PRM: not a mirror it accepts
+            stats["unscored_mirrors"] += 1
+            continue
+        if len(cand.steps) <= k or cand.rewards[k] >= threshold:
             stats["prm_accepts_the_mirror"] += 1
             continue
         rows.append(_against_chosen(step_rows[i], cand, step, rejected_probs, threshold, delimiter))
