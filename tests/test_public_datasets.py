@@ -363,3 +363,17 @@ def test_calculator_check_says_unchecked_and_the_loaders_count_it(caplog):
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
         public_datasets.gsm8k_stepwise_rows([record])
     assert "gsm8k_stepwise_rows: 4 lines hold a calculator annotation that cannot be evaluated" in caplog.text
+
+
+def test_gsm8k_pairs_log_the_problems_that_give_no_pair(caplog):
+    """A problem whose solutions are all right, or all wrong, gives no pair: the log counts them, as
+    labelling.preference_pairs counts prompts without a right or a wrong solution."""
+    records = public_datasets.load_gsm8k_solutions(GSM8K).to_list()
+    one = records[0]["prompt"]
+    rows = [r for r in records if r["prompt"] == one]
+    assert {r["label"] for r in rows} == {True, False}, "the first problem has right and wrong solutions"
+    only_right = [{**r, "prompt": "Only right?\n"} for r in rows if r["label"]]
+    with caplog.at_level(logging.INFO, logger="stepdpo_lite.data"):
+        pairs = public_datasets.gsm8k_preference_pairs(rows + only_right, step_labels=False)
+    assert len(pairs) == sum(r["label"] for r in rows) * sum(not r["label"] for r in rows)
+    assert "from 2 problems; no pair from 0 problems without a right solution and 1 without a wrong one" in caplog.text

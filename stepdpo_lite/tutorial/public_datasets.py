@@ -465,16 +465,19 @@ def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = Non
         raise ValueError(f"gsm8k_preference_pairs: rejected_labels must be one of {list(REJECTED_LABELS)}, got "
                          f"{rejected_labels!r:.40}")
     problems = _gsm8k_texts(solutions, step_labels, skip_invalid, "gsm8k_preference_pairs")
-    rows = []
+    rows, one_sided = [], [0, 0]  # problems without a right, without a wrong solution: no pair, said in the log
     for prompt, texts in problems.items():
         good = [r for r in texts.values() if r["label"]]
         bad = [r for r in texts.values() if not r["label"]]
+        one_sided[0], one_sided[1] = one_sided[0] + (not good), one_sided[1] + (not bad)
         for c, r in drawn_pairs(good, bad, prompt, seed, max_pairs_per_problem):
             row = {"prompt": prompt, "chosen": c["completion"], "rejected": r["completion"]}
             if step_labels:
                 row["chosen_step_labels"] = process_labels(c["step_labels"], True)
                 row["rejected_step_labels"] = REJECTED_LABELS[rejected_labels](r["step_labels"], False)
             rows.append(row)
+    logger.info("gsm8k_preference_pairs: %d pairs from %d problems; no pair from %d problems without a right solution "
+                "and %d without a wrong one", len(rows), len(problems), *one_sided)
     return validate_preference(rows, delimiter="\n")
 
 
