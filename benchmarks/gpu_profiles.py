@@ -290,6 +290,10 @@ def main(argv=None):
         if "prm_train" not in before or {"dpo", "stepwise_dpo"} & set(before[before.index("prm_train"):]):
             ap.error(f"--work: prm_score scores prm_train's PRM: put prm_train before it, with no dpo or stepwise_dpo "
                      f"between, got {' '.join(args.work)}")
+    try:  # a misspelt device, or cuda without a GPU, was torch's traceback after the first model loaded
+        tiny_models.check_device(args.device)
+    except ValueError as err:
+        ap.error(str(err))
     hf_logging.set_verbosity_error()
     random.seed(0)
 

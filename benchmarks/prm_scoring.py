@@ -260,6 +260,10 @@ def main(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.pb_hidden < 8 or args.pb_hidden % 8:  # 4 heads, each of an even size for the rotary embedding
         parser.error(f"--pb-hidden must be a positive multiple of 8, got {args.pb_hidden}")
+    try:  # a misspelt device, or cuda without a GPU, was torch's traceback after the model loaded
+        tiny_models.check_device(args.device)
+    except ValueError as err:
+        parser.error(str(err))
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"device {args.device}, torch threads {torch.get_num_threads()}")

@@ -73,6 +73,10 @@ def main(argv=None):
     for name, least in (("batch_size", 1), ("repeats", 1), ("warmup", 0), ("threads", 1)):
         if getattr(args, name) is not None and getattr(args, name) < least:
             ap.error(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(args, name)}")
+    try:  # a misspelt device, or cuda without a GPU, was torch's traceback after the model loaded
+        tiny_models.check_device(args.device)
+    except ValueError as err:
+        ap.error(str(err))
     if args.threads:
         torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()

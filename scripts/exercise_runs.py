@@ -59,6 +59,10 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.parallel < 1:
         ap.error(f"--parallel must be at least 1, got {args.parallel}")
+    try:  # a folder there failed only when the JSON was written, after every variant had run
+        runs.check_out_file(args.out)
+    except ValueError as err:
+        ap.error(str(err))
     names = args.only or list(EXERCISES)
     unknown = [n for n in names if n not in EXERCISES]
     if unknown:

@@ -182,6 +182,13 @@ def main(argv=None):
     args.batch_size = onpolicy.preference_batch_size(profile, args.batch_size)  # recorded in --out's config
     if args.out and not Path(args.out).resolve().parent.is_dir():  # found out now, not after every round has run
         ap.error(f"--out {args.out}: no such folder {Path(args.out).resolve().parent}")
+    if args.out:
+        try:  # a folder there failed only when the figures were written, after every round had run
+            runs.check_out_file(args.out)
+        except ValueError as err:
+            ap.error(str(err))
+    if args.seed < 0:  # refused by the kit's samplers only once the policies had loaded
+        ap.error(f"--seed must be 0 or more, got {args.seed}")
     if args.save_policies:  # found out now, not when the last round's policies are saved (a file there, "." ...)
         try:
             if Path(args.save_policies).exists() and not Path(args.save_policies).is_dir():

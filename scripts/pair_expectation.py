@@ -101,8 +101,13 @@ def main(argv=None):
     for name in ("problems", "states", "identity_states", "draws"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.seed < 0:  # torch's generator took -1 as 2**64 - 1, another seed without a word
+        ap.error(f"--seed must be 0 or more, got {args.seed}")
 
-    model, tokenizer = tiny_models.load_tiny_base(args.policy)
+    try:  # a folder with no model (a typo) was load_tiny_base's traceback
+        model, tokenizer = tiny_models.load_tiny_base(args.policy)
+    except FileNotFoundError as err:
+        ap.error(f"--policy: {err}")
     model.eval()
     states = critical_states(toyworld.make_problems(args.problems, split="train", seed=0), args.states)
     right_ids, slip_ids = (torch.tensor([tokenizer.convert_tokens_to_ids(str(d + k)) for _, d in states])

@@ -122,6 +122,11 @@ def main(argv=None) -> dict:
         ap.error(f"--margin must be a finite number of points, got {args.margin}")
     if args.out and any(os.path.realpath(args.out) == os.path.realpath(p) for p in args.from_rounds or ()):
         ap.error(f"--out {args.out} is one of --from-rounds: the verdict would replace the run it judged")
+    if args.out:
+        try:  # a folder there failed only when the verdict was written, after every seed had run
+            runs.check_out_file(args.out)
+        except ValueError as err:
+            ap.error(str(err))
     if args.from_rounds:
         for name in ("set", "seeds"):  # each would be dropped without a word
             if getattr(args, name):
@@ -137,6 +142,8 @@ def main(argv=None) -> dict:
         args.seeds = args.seeds or DEFAULT_SEEDS
         if any(s.split("=", 1)[0] == "SEED" for s in args.set):
             ap.error("--set SEED=...: the seeds come from --seeds")
+        if min(args.seeds) < 0:  # notebook 04 refused SEED=-1 only when its turn came, after the seeds before it
+            ap.error(f"--seeds must be 0 or more, got {' '.join(map(str, args.seeds))}")
         if len(set(args.seeds)) != len(args.seeds):
             ap.error(f"--seeds must be distinct, got {' '.join(map(str, args.seeds))}")
         try:  # found out now, not when the first seed's notebook fails minutes in

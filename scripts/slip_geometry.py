@@ -125,7 +125,10 @@ def main(argv=None):
         ap.error(f"--step must be a finite number above 0, got {args.step}")
 
     torch.manual_seed(0)
-    model, tokenizer = tiny_models.load_tiny_base(args.policy)
+    try:  # a folder with no model (a typo) was load_tiny_base's traceback
+        model, tokenizer = tiny_models.load_tiny_base(args.policy)
+    except FileNotFoundError as err:
+        ap.error(f"--policy: {err}")
     model.eval()
     states = critical_states(toyworld.make_problems(args.problems, split="train", seed=0), args.states)
     with torch.no_grad():

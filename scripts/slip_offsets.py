@@ -52,7 +52,10 @@ def main(argv=None):
     if len(set(args.policy)) < len(args.policy):
         ap.error(f"--policy must be distinct, got {args.policy}")
 
-    start, tokenizer = tiny_models.load_tiny_base(args.start)
+    try:  # a folder with no model (a typo) was load_tiny_base's traceback
+        start, tokenizer = tiny_models.load_tiny_base(args.start)
+    except FileNotFoundError as err:
+        ap.error(f"--start: {err}")
     train = toyworld.make_problems(args.n_train, split="train", seed=0)
     val = toyworld.make_problems(args.n_eval, split="validation", seed=0)
     kw = dict(max_new_tokens=160, progress=False)

@@ -167,10 +167,15 @@ def main(argv=None):
     for name in ("lr", "beta", "pair_weight"):
         if not 0 < getattr(args, name) < math.inf:
             ap.error(f"--{name.replace('_', '-')} must be a finite number above 0, got {getattr(args, name)}")
+    if args.seed < 0:  # torch's generators took -1 as 2**64 - 1, another seed without a word
+        ap.error(f"--seed must be 0 or more, got {args.seed}")
     if len(set(args.arms)) < len(args.arms):  # an arm given twice trained twice, its second records kept
         ap.error(f"--arms must be distinct, got {' '.join(args.arms)}")
 
-    base, tokenizer = tiny_models.load_tiny_base(args.policy)
+    try:  # a folder with no model (a typo) was load_tiny_base's traceback
+        base, tokenizer = tiny_models.load_tiny_base(args.policy)
+    except FileNotFoundError as err:
+        ap.error(f"--policy: {err}")
     base.eval()
     states = critical_states(toyworld.make_problems(args.problems, split="train", seed=0), args.states)
     held_out = critical_states(toyworld.make_problems(args.problems, split="validation", seed=0), args.held_out)

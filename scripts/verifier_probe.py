@@ -147,6 +147,11 @@ def main(argv=None):
     if not 0 <= args.graded_fraction <= 1 or args.max_minutes is not None and not 0 < args.max_minutes < math.inf:
         parser.error(f"--graded-fraction must be between 0 and 1 and --max-minutes above 0, got "
                      f"{args.graded_fraction} and {args.max_minutes}")
+    if args.probe == "graded":
+        try:  # a misspelt device was torch's traceback after the pretraining, which ran on the GPU if there is one
+            tiny_models.check_device(args.device)
+        except ValueError as err:
+            parser.error(str(err))
     if args.save:
         try:  # the save replaces the folder as a whole
             check_replaceable(args.save, owned=SAVED, where="--save")

@@ -102,6 +102,32 @@ def test_benchmarks_refuse_sizes_below_their_minimum_before_loading_a_model(name
     assert done.value.code == 2 and args[0].lstrip("-").replace("-", "_") in message.replace("-", "_"), message
 
 
+@pytest.mark.parametrize("name", ["prm_scoring", "step_time", "gpu_profiles"])
+@pytest.mark.parametrize("device", ["nope", "cuda:0"])
+def test_benchmarks_refuse_a_device_torch_cannot_use_before_loading_a_model(name, device, monkeypatch, capsys):
+    """A misspelt --device, or cuda without a GPU, was torch's traceback once the model had loaded."""
+    import torch
+
+    from stepdpo_lite.tutorial import tiny_models
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("a GPU is visible: cuda is a device torch can use here")
+    bench = _load_benchmark(name)
+
+    def no_model(*a, **kw):
+        pytest.fail("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(tiny_models, "load_tiny_base", no_model)
+    monkeypatch.setattr(tiny_models, "build_tiny_model", no_model)
+    for loader in ("build_base", "load_model", "load_profile_model"):
+        if hasattr(bench, loader):
+            monkeypatch.setattr(bench, loader, no_model)
+    with pytest.raises(SystemExit) as done:
+        bench.main(["--device", device])
+    message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
+    assert done.value.code == 2 and message.startswith(f"--device {device}: "), message
+
+
 def _padded(lengths, batch_size):
     """Tokens with padding when sorted by length and cut into batches, as ``_score_encoded`` does."""
     lengths = sorted(lengths, reverse=True)

@@ -518,3 +518,23 @@ def test_skipping_the_install_cell_outside_colab_finds_the_same_runs(monkeypatch
     monkeypatch.setattr(colab, "DRIVE_ROOT", str(tutorial.NOTEBOOK_DIR / "no-drive"))
     assert colab.resolve_runs_dir("runs", out=None) == "runs" and capsys.readouterr().out == ""  # said once, by 2
     assert colab.resolve_runs_dir("runs") == "runs" and "mount Google Drive" in capsys.readouterr().out
+
+
+def test_install_turns_a_folder_with_no_kit_or_another_repositorys_clone_into_a_usage_error(tmp_path, monkeypatch,
+                                                                                            capsys):
+    """`colab install` of a folder that holds no kit was a traceback reading its requirements.lock, and with
+    --repo-url of another repository check_clone_origin's ValueError a traceback (its message at the end)."""
+    monkeypatch.setattr(colab, "install", lambda *a, **k: pytest.fail("installed"))
+    (tmp_path / "a_file").write_text("notes")
+    for kit in (tmp_path / "typo", tmp_path / "a_file"):
+        with pytest.raises(SystemExit) as done:
+            colab.main(["install", str(kit), "--dry-run"])
+        said = capsys.readouterr().err
+        assert done.value.code == 2 and f"error: kit {kit}: no requirements.lock there" in said, said
+    upstream, kit = _clone_of_a_local_repository(tmp_path)
+    (kit / "requirements.lock").write_text("")
+    monkeypatch.delenv("STEPDPO_REPO_URL", raising=False)
+    with pytest.raises(SystemExit) as done:
+        colab.main(["install", str(kit), "--repo-url", "https://github.com/you/fork.git", "--dry-run"])
+    said = capsys.readouterr().err
+    assert done.value.code == 2 and f"error: colab setup: the kit at {kit} is a clone of {upstream}" in said, said

@@ -298,6 +298,66 @@ def test_preference_sweep_prints_its_plan_before_the_settings_run(monkeypatch, c
     assert "β 0.5 NLL 5.0 outcome 0.0: done in" in text  # as each finishes
 
 
+@pytest.mark.parametrize("name, option", [("pair_expectation", "--policy"), ("slip_geometry", "--policy"),
+                                          ("stale_pairs", "--policy"), ("slip_offsets", "--start")])
+def test_scripts_turn_a_policy_folder_with_no_model_into_a_usage_error(name, option, capsys, tmp_path):
+    """A --policy (--start) with no model there (a typo) was load_tiny_base's FileNotFoundError traceback."""
+    with pytest.raises(SystemExit) as done:
+        _script(name)["main"]([option, str(tmp_path / "typo")])
+    message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
+    assert done.value.code == 2 and message.startswith(f"{option}: no tiny model at {tmp_path / 'typo'}"), message
+
+
+@pytest.mark.parametrize("name, args", [("pair_expectation", ["--seed", "-1"]), ("stale_pairs", ["--seed", "-1"]),
+                                        ("onpolicy_rounds", ["--seed", "-1", "--runs-dir", "none"]),
+                                        ("seed_spread", ["--seeds", "0", "-1"])])
+def test_scripts_refuse_a_negative_seed_before_any_work(name, args, monkeypatch, capsys, tmp_path):
+    """pair_expectation and stale_pairs trained and measured with torch's seed 2**64 - 1, onpolicy_rounds failed in
+    its first sampling once the policies had loaded, seed_spread ran seed 0's notebook (minutes) before -1's was
+    refused."""
+    from stepdpo_lite.tutorial import notebooks
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(notebooks, "run_on_copy", lambda *a, **kw: pytest.fail("a seed ran before the check"))
+    assert "0 or more" in _refused(name, args, monkeypatch, capsys)
+
+
+@pytest.mark.parametrize("name, args", [
+    ("seed_spread", ["--from-rounds", "rounds_s0.json", "--out"]),
+    ("seed_spread", ["--out"]),
+    ("exercise_runs", ["--runs-dir", "runs", "--out"]),
+    ("onpolicy_rounds", ["--runs-dir", "none", "--out"])])
+@pytest.mark.parametrize("out, said", [("folder", "a folder; name the file to write"),
+                                       ("a_file/x.json", "a_file is a file, not a folder")])
+def test_scripts_refuse_an_out_file_they_cannot_write_before_any_runs(name, args, out, said, monkeypatch, capsys,
+                                                                      tmp_path):
+    """An --out that is a folder (or under a file) failed only when the JSON was written, after every seed, variant
+    or round had run (hours), and their figures were lost."""
+    from stepdpo_lite.tutorial import notebooks
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a_file").write_text("notes")
+    (tmp_path / "rounds_s0.json").write_text('{"config": {"seed": 0}, "rounds": [{}]}')
+    monkeypatch.setattr(notebooks, "run_on_copy", lambda *a, **kw: pytest.fail("a run started before the check"))
+    if name == "onpolicy_rounds" and out.startswith("a_file"):  # its own check says so, as before
+        said = f"no such folder {tmp_path / 'a_file'}"
+    assert said in _refused(name, [*args, out], monkeypatch, capsys, "--out")
+
+
+@pytest.mark.parametrize("args", [["--device", "nope"], ["--device", "cuda:0"]])
+def test_verifier_probe_refuses_a_device_torch_cannot_use_before_any_work(args, monkeypatch, capsys, tmp_path):
+    """graded pretrained on the GPU if there was one (use_cpu only for "cpu") and then loaded the model onto the
+    misspelt device: torch's traceback after minutes of training."""
+    import torch
+
+    if args[1].startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("a GPU is visible: cuda is a device torch can use here")
+    monkeypatch.chdir(tmp_path)
+    assert _refused("verifier_probe", ["graded", "--data", "none", *args], monkeypatch, capsys,
+                    "--device").startswith(f"--device {args[1]}: ")
+
+
 # ----------------------------------------------------------------------------- the `stepdpo-lite` runner, installed
 # A user's trial (2026-12-05) installed the kit with a plain `pip install` and ran it from outside the repository.
 
@@ -369,6 +429,37 @@ def test_the_runner_names_the_variable_of_a_tiny_model_that_is_not_there_before_
     monkeypatch.setitem(profiles.PROFILES, "tiny", dataclasses.replace(profiles.PROFILES["tiny"], **both))
     with pytest.raises(FileNotFoundError, match=r"STEPDPO_TINY_BASE.*; and no tiny model.*STEPDPO_TINY_REWARD_BASE"):
         notebooks.run_tutorial("tiny", tmp_path / "runs", ["01"], notebook_dir=tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("runs_dir", ["a_file", "a_file/runs", "runs_with_file"])
+def test_the_runner_refuses_a_runs_dir_that_is_a_file_before_any_notebook_runs(runs_dir, monkeypatch, capsys,
+                                                                              tmp_path):
+    """A --runs-dir that is a file (or under one, or whose <profile> is one) was mkdir's NotADirectoryError (or
+    FileExistsError) traceback."""
+    from stepdpo_lite.tutorial import notebooks
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("notes")
+    (tmp_path / "runs_with_file").mkdir()
+    (tmp_path / "runs_with_file" / "tiny").write_text("notes")
+    monkeypatch.setattr(notebooks, "execute_notebook", lambda *a, **kw: pytest.fail("a notebook ran"))
+    with pytest.raises(SystemExit) as done:
+        notebooks.main(["--runs-dir", runs_dir, "--only", "01", "--no-progress"])
+    message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
+    assert done.value.code == 2 and message.startswith(f"--runs-dir {runs_dir}: ") and "is a file" in message
+
+
+@pytest.mark.parametrize("only", [["01", "01"], ["01", "01_data_prep"], ["1", "01_data_prep.ipynb"]])
+def test_the_runner_refuses_a_notebook_named_twice_before_any_runs(only, monkeypatch, capsys, tmp_path):
+    """`stepdpo-lite --only 01 01` ran notebook 01 twice (minutes each, the second overwriting the first)."""
+    from stepdpo_lite.tutorial import notebooks
+
+    monkeypatch.setattr(notebooks, "execute_notebook", lambda *a, **kw: pytest.fail("a notebook ran"))
+    with pytest.raises(SystemExit) as done:
+        notebooks.main(["--runs-dir", str(tmp_path / "runs"), "--only", *only, "--no-progress"])
+    message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
+    assert done.value.code == 2 and message.startswith("--only: each notebook once"), message
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_failing_cell_is_numbered_among_the_code_cells_as_the_progress_bar_counts(tmp_path):

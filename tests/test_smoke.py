@@ -125,3 +125,17 @@ def test_train_base_refuses_an_out_folder_that_holds_no_model(tmp_path):
         tiny_base.train_base(tmp_path / "data", n_train=64, n_eval=4, max_steps=1, batch_size=64, layers=1,
                              hidden_size=32)
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["notes.txt"]
+
+
+def test_build_refuses_a_negative_seed_or_a_file_as_out_before_building(tmp_path, monkeypatch, capsys):
+    """--seed -1 was gsm8k.carve's ValueError traceback, after the tokenizer and model were built."""
+    monkeypatch.setattr(smoke, "build_smoke_base", lambda *a, **kw: pytest.fail("built before the check"))
+    with pytest.raises(SystemExit) as done:
+        smoke.main(["build", "--seed", "-1", "--out", str(tmp_path / "base")])
+    message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
+    assert done.value.code == 2 and message.startswith("--seed must be 0 or more, got -1"), message
+    (tmp_path / "a_file").write_text("notes")  # a file there was check_replaceable's ValueError traceback
+    with pytest.raises(SystemExit) as done:
+        smoke.main(["build", "--out", str(tmp_path / "a_file")])
+    message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
+    assert done.value.code == 2 and message.startswith(f"--out: {tmp_path / 'a_file'} is a file"), message

@@ -252,3 +252,27 @@ def test_fine_tune_base_tokenizes_its_texts_once_and_names_an_unspelled_one_by_i
     with pytest.raises(ValueError, match=r"fine_tune_base: solutions\[2\]: the tokenizer reads the characters '×'"):
         tiny_base.fine_tune_base(tmp_path / "own", prompts, solutions, [SayNumber()], base=tiny_base_path)
     assert checked == [[SayNumber.prompt], [SayNumber.prompt], ["Answer: 7 × 1"]]  # eval prompts, then row 2's
+
+
+@pytest.mark.parametrize("args, said", [
+    (["eval-base", "--n", "0"], "--n must be at least 1 and --seed 0 or more, got 0 and 0"),
+    (["eval-base", "--seed", "-1"], "--n must be at least 1 and --seed 0 or more, got 500 and -1"),
+    (["eval-base", "--model", "typo"], "--model typo: no saved model there (no config.json)"),
+    (["train-base", "--out", "b", "--learning-rate", "nan"], "train_base: learning_rate must be a finite number"),
+    (["train-base", "--out", "b", "--max-steps", "0"], "train_base: max_steps must be an int >= 1, got 0"),
+    (["train-base", "--out", "a_file"], "train-base: out: ")])
+def test_the_commands_turn_bad_settings_into_usage_errors_before_any_model(args, said, tmp_path, monkeypatch, capsys):
+    """TinyBaseConfig's checks (and a file as --out) were a traceback; eval-base's --n 0 was make_problems'
+    traceback after the model had loaded, its --seed -1 the sampler's after the greedy pass, a --model with no model
+    load_tiny_base's."""
+    def no_model(*a, **kw):
+        pytest.fail("a model was loaded or trained before the arguments were checked")
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("notes")
+    monkeypatch.setattr(tiny_base, "load_tiny_base", no_model)
+    monkeypatch.setattr(tiny_base, "train_base", no_model)
+    with pytest.raises(SystemExit) as done:
+        tiny_base.main(args)
+    message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
+    assert done.value.code == 2 and message.startswith(said), message

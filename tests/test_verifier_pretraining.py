@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import random
+import re
 
 import pytest
 import torch
@@ -141,14 +142,17 @@ def _config(tmp_path, name, **kw):
                                            (["--min-ops", "5", "--max-ops", "2"], "min_ops must be <= max_ops"),
                                            (["--warmup-steps", "-1"], "warmup_steps must be an int >= 0"),
                                            (["--data-seed", "-1"], "data_seed must be an int >= 0")])
-def test_a_bad_setting_is_refused_before_any_data_or_model_is_made(args, message, monkeypatch):
+def test_a_bad_setting_is_refused_before_any_data_or_model_is_made(args, message, monkeypatch, capsys):
     """eval_every=0 stopped the run at its first optimizer step (ZeroDivisionError, after all the data was made),
-    a policy_fraction over 1 (or below 0) made more rows than --rows asked, a NaN learning rate trained to NaN."""
+    a policy_fraction over 1 (or below 0) made more rows than --rows asked, a NaN learning rate trained to NaN. On
+    the command line the refusal is a usage error (exit 2, the message after "error: "), not a traceback."""
     def no_model(*a, **k):
         raise AssertionError("a model was loaded before the settings were checked")
     monkeypatch.setattr(tiny_models, "load_tiny_base", no_model)
-    with pytest.raises(ValueError, match=f"VerifierPretrainingConfig: {message}"):
+    with pytest.raises(SystemExit) as done:
         vp.main(["--out", "/nonexistent/verifier", *args])
+    said = capsys.readouterr().err.rsplit("error: ", 1)[-1]
+    assert done.value.code == 2 and re.match(f"VerifierPretrainingConfig: {message}", said), said
     assert vp.VerifierPretrainingConfig(policy_fraction=1.0, lm_weight=0.0).policy_fraction == 1.0
     assert vp.VerifierPretrainingConfig(min_ops=3, max_ops=3).min_ops == 3  # one length of problem is a recipe
 

@@ -395,8 +395,13 @@ def main(argv=None) -> int:
     s.add_argument("--url", default=None, help="the repository the notebooks clone")
     args = parser.parse_args(argv)
     if args.command == "install":
-        if args.repo_url:  # before the install: another repository's kit is not installed
-            check_clone_origin(args.kit, args.repo_url)
+        if not (Path(args.kit) / "requirements.lock").is_file():  # a traceback reading the lock
+            i.error(f"kit {args.kit}: no requirements.lock there (not a clone of the kit)")
+        try:  # before the install: another repository's kit is not installed
+            if args.repo_url:
+                check_clone_origin(args.kit, args.repo_url)
+        except ValueError as err:
+            i.error(str(err))
         install(args.kit, dry_run=args.dry_run or bool(os.environ.get("STEPDPO_COLAB_DRY_RUN")))
     else:
         try:

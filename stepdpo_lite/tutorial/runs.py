@@ -56,6 +56,19 @@ def require(path: str | os.PathLike, made_by: str) -> Path:
     return path
 
 
+def check_out_file(path: str | os.PathLike, where: str = "--out") -> Path:
+    """``path`` if a file can be written there, else a ``ValueError`` naming ``where``: a script's ``--out`` is
+    written after its runs (minutes to hours), and a folder there, or a file where a folder of its path goes, failed
+    only then. A missing folder is fine: ``write_atomic`` makes it."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{where} {path}: a folder; name the file to write")
+    holder = next(p for p in path.parents if p.exists())  # the first folder of the path that is there
+    if not holder.is_dir():
+        raise ValueError(f"{where} {path}: {holder} is a file, not a folder")
+    return path
+
+
 def _merge(base: dict, part: dict) -> dict:
     for key, value in part.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):

@@ -202,6 +202,12 @@ def main(argv=None) -> int:
     b.add_argument("--out", default=None, help=f"folder (default $STEPDPO_SMOKE_BASE or {SMOKE_BASE_DIR})")
     b.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.seed < 0:  # else refused by gsm8k.carve, a traceback
+        b.error(f"--seed must be 0 or more, got {args.seed}")
+    try:  # build_smoke_base's own check, as a usage error (a file there, a folder of other files: a traceback)
+        check_replaceable(args.out or smoke_base_dir(), owned=OWNED, where="--out")
+    except ValueError as err:
+        b.error(str(err))
     path = build_smoke_base(args.out, seed=args.seed)
     print(json.loads((path / "smoke_base.json").read_text()))
     return 0

@@ -263,13 +263,19 @@ def main(argv=None):
     e.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "train-base":
-        (config,) = t.parse_dict(vars(args), allow_extra_keys=True)  # command and force are not its fields
-        try:
+        try:  # TinyBaseConfig's checks (a nan learning rate, 0 steps) were a traceback
+            (config,) = t.parse_dict(vars(args), allow_extra_keys=True)  # command and force are not its fields
             refuse_shipped_out(config.out, args.force)
+            _check_out("train-base", config.out)  # train_base's own check: a file there was a traceback
         except ValueError as err:
             parser.error(str(err))
         print(json.dumps(train_base(config)))
     else:
+        # found out now, not as a traceback after the model loaded (--n 0) or after its sampling (--seed -1)
+        if args.n < 1 or args.seed < 0:
+            e.error(f"--n must be at least 1 and --seed 0 or more, got {args.n} and {args.seed}")
+        if not (Path(args.model) / "config.json").is_file():
+            e.error(f"--model {args.model}: no saved model there (no config.json)")
         model, tok = load_tiny_base(args.model)
         test = make_problems(args.n, "test", seed=args.seed)
         result = {"greedy": policy_eval.evaluate_policy(model, tok, test, n=1, temperature=0.0),

@@ -89,6 +89,23 @@ def missing_tiny_model_message(path: str | os.PathLike, variable: str = "STEPDPO
     return text
 
 
+def check_device(device: str, where: str = "--device") -> str:
+    """``device`` if the kit can place a model there (``models.resolve_device``), else a ``ValueError`` naming
+    ``where``: a misspelt device, or cuda where torch sees no GPU, was an error after the model had loaded (or, for
+    a script, after its work)."""
+    import torch
+
+    from ..models import resolve_device
+
+    try:
+        torch.device(resolve_device(device))  # "cuda:x" passes resolve_device
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"{where} {device}: {err}") from None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"{where} {device}: no GPU is visible to torch here")
+    return device
+
+
 def load_tiny_base(path: str | os.PathLike | None = None, device: str | None = None):
     """``(model, tokenizer)`` of the shipped tiny base (``data/tiny-base``, or ``$STEPDPO_TINY_BASE``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

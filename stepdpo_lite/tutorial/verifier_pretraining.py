@@ -419,7 +419,10 @@ def main(argv=None) -> None:
                         help="Only print the validation metrics of --init (a verifier), as one JSON line.")
     args = vars(parser.parse_args(argv))
     resume, evaluate_only, force = args.pop("resume"), args.pop("evaluate_only"), args.pop("force")
-    c = VerifierPretrainingConfig(**args)
+    try:  # its checks (a nan learning rate, 0 steps) were a traceback
+        c = VerifierPretrainingConfig(**args)
+    except ValueError as err:
+        parser.error(str(err))
     for name in ("init", "eval_policy"):  # loaded by load_tiny_base; their defaults are in the repository's data/
         if not (Path(getattr(c, name)) / "config.json").is_file():
             parser.error(f"--{name.replace('_', '-')} {getattr(c, name)}: no model there (data/tiny-base and "
