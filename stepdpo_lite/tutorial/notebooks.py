@@ -884,10 +884,10 @@ def main(argv=None) -> int:
                         "on a GPU profile notebook 04's on-policy cell runs for hours)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    target = Path(args.runs_dir) / args.profile  # a file on its path was mkdir's traceback
-    holder = next(p for p in (target, *target.parents) if p.exists())
-    if not holder.is_dir():
-        parser.error(f"--runs-dir {args.runs_dir}: {holder} is a file, not a folder")
+    try:  # a file on its path was mkdir's traceback
+        runs.check_folder_path(Path(args.runs_dir) / args.profile, f"--runs-dir {args.runs_dir}")
+    except ValueError as err:
+        parser.error(str(err))
     try:
         params = _parse_set(args.set)
         if args.only and len({p.resolve() for p in resolve_notebooks(args.only, args.notebook_dir)}) < len(args.only):

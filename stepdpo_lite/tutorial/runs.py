@@ -56,6 +56,16 @@ def require(path: str | os.PathLike, made_by: str) -> Path:
     return path
 
 
+def check_folder_path(path: str | os.PathLike, where: str) -> Path:
+    """``path`` if a folder can be there (made where missing), else a ``ValueError`` led by ``where``: a file where
+    the path or one of its folders goes failed only when the folder was made (``--runs-dir``, after the setup)."""
+    path = Path(path)
+    holder = next(p for p in (path, *path.parents) if p.exists())  # the deepest part of the path that is there
+    if not holder.is_dir():
+        raise ValueError(f"{where}: {holder} is a file, not a folder")
+    return path
+
+
 def check_out_file(path: str | os.PathLike, where: str = "--out") -> Path:
     """``path`` if a file can be written there, else a ``ValueError`` naming ``where``: a script's ``--out`` is
     written after its runs (minutes to hours), and a folder there, or a file where a folder of its path goes, failed
@@ -63,9 +73,7 @@ def check_out_file(path: str | os.PathLike, where: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{where} {path}: a folder; name the file to write")
-    holder = next(p for p in path.parents if p.exists())  # the first folder of the path that is there
-    if not holder.is_dir():
-        raise ValueError(f"{where} {path}: {holder} is a file, not a folder")
+    check_folder_path(path.parent, f"{where} {path}")
     return path
 
 
