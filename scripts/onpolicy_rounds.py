@@ -35,6 +35,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import sys
 import tempfile
 import time
@@ -168,8 +169,9 @@ def main(argv=None):
                                  step_weight=args.step_weight, rejected_sft_weight=args.rejected_sft_weight,
                                  step_gradient=args.step_gradient, step_rejected=args.step_rejected)
         train_settings()
-    except ValueError as err:
-        ap.error(str(err))
+    except ValueError as err:  # its message names TrainSettings' fields; the user typed their options
+        ap.error(re.sub(r"\b(beta|(?:outcome_|rejected_sft_|sft_|step_)weight|step_(?:pairing|gradient|rejected))\b",
+                        lambda m: "--" + m.group(1).replace("_", "-"), str(err)))
     # not "lr <= 0": nan passed it (torch refused it after a round's sampling) and inf trained DPO to NaN weights
     if args.problems_per_round < 0 or args.lr is not None and not 0 < args.lr < math.inf:
         ap.error(f"--problems-per-round must be 0 (all) or more, and --lr a finite number above 0, got "
@@ -180,10 +182,8 @@ def main(argv=None):
     profile = dataclasses.replace(profile, device=args.device or profile.device,
                                   sample_batch_size=args.sample_batch_size or profile.sample_batch_size)
     args.batch_size = onpolicy.preference_batch_size(profile, args.batch_size)  # recorded in --out's config
-    if args.out and not Path(args.out).resolve().parent.is_dir():  # found out now, not after every round has run
-        ap.error(f"--out {args.out}: no such folder {Path(args.out).resolve().parent}")
-    if args.out:
-        try:  # a folder there failed only when the figures were written, after every round had run
+    if args.out:  # a folder there, or a file on its path: found out now, not after every round has run
+        try:  # a missing folder is made (write_atomic), as by the other scripts
             runs.check_out_file(args.out)
         except ValueError as err:
             ap.error(str(err))

@@ -340,9 +340,25 @@ def test_scripts_refuse_an_out_file_they_cannot_write_before_any_runs(name, args
     (tmp_path / "a_file").write_text("notes")
     (tmp_path / "rounds_s0.json").write_text('{"config": {"seed": 0}, "rounds": [{}]}')
     monkeypatch.setattr(notebooks, "run_on_copy", lambda *a, **kw: pytest.fail("a run started before the check"))
-    if name == "onpolicy_rounds" and out.startswith("a_file"):  # its own check says so, as before
-        said = f"no such folder {tmp_path / 'a_file'}"
     assert said in _refused(name, [*args, out], monkeypatch, capsys, "--out")
+
+
+def test_onpolicy_rounds_makes_a_missing_out_folder_as_the_other_scripts_do(monkeypatch, capsys, tmp_path):
+    """It alone refused an --out in a folder not made yet, which write_atomic makes; the run's absence is what
+    stops it here, past the --out check."""
+    monkeypatch.chdir(tmp_path)
+    _refused("onpolicy_rounds", ["--runs-dir", "none", "--out", "new/rounds.json"], monkeypatch, capsys)
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--step-gradient", "output_layer", "--step-pairing", "weighted"],
+     "--step-gradient='output_layer' needs --step-pairing='first_token'"),
+    (["--beta", "0"], "--beta must be > 0"),
+    (["--rejected-sft-weight", "-1"], "--rejected-sft-weight must be >= 0"),
+    (["--step-rejected", "fresh"], "--step-rejected='fresh' needs --step-pairing='first_token'")])
+def test_onpolicy_rounds_names_the_options_of_a_bad_training_setting(args, said, monkeypatch, capsys):
+    """TrainSettings' checks named its fields (step_gradient, rejected_sft_weight), not the options typed."""
+    assert said in _refused("onpolicy_rounds", args, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("args", [["--device", "nope"], ["--device", "cuda:0"]])
