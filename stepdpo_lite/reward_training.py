@@ -61,6 +61,8 @@ def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str
     not 0/1 or not one per completion raise. The rest is checked by ``data.validate_stepwise`` / ``validate_outcome``,
     which the trainers call first (verifier pretraining tokenizes a million rows and skips that)."""
     process, names = isinstance(verifier, ProcessRewardModel), list(wheres or (f"row {i}" for i in range(len(rows))))
+    if len(names) != len(rows):  # the rows past the names: an IndexError, or left out by drop_too_long's zip
+        raise ValueError(f"{where}: {len(names)} wheres for {len(rows)} rows (one name per row)")
     flag(drop_too_long, "drop_too_long", "tokenize_rows")  # "no" is truthy: rows would be left out
     labels = [_tag_labels(r, i, process, where) for i, r in enumerate(rows)]
     prompts = [r.get("prompt") for r in rows]  # a missing one is named as None is
@@ -76,10 +78,12 @@ def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str
                 f"{verifier.max_length} with their tags: {named}{', ...' if len(too_long) > 5 else ''}")
         if not drop_too_long or len(too_long) == len(rows):  # dropping them all would leave nothing to train on
             tag = "" if verifier.config.tag == verifier.default_tag else f", tag={verifier.config.tag!r}"
+            name = verifier.tokenizer.name_or_path  # '' for a tokenizer built in memory: no folder to name
+            made = f"{type(verifier).__name__}({name!r}{tag})." if name else "the verifier's "
             raise InputTooLong(f"{what}; a row is never truncated: pass drop_too_long=True to train on the rest, "
                                "shorten them, or raise max_length up to the model's context. To find them before "
-                               f"training, {type(verifier).__name__}({verifier.tokenizer.name_or_path!r}{tag})"
-                               ".input_lengths(prompts, solutions) gives each row's length with its tags")
+                               f"training, {made}input_lengths(prompts, solutions) gives each row's length with its "
+                               "tags")
         warn_user(f"{what}: left out (drop_too_long=True), {len(rows) - len(too_long)} rows kept")
         encoded, labels, names = zip(*[(e, y, n) for e, y, n in zip(encoded, labels, names)
                                        if len(e[0]) <= verifier.max_length])  # the rows' names as they are left

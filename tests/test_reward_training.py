@@ -454,6 +454,31 @@ def test_transformers_own_too_long_warning_does_not_come_before_the_error(tiny_m
     assert not [m for m in transformers_warnings if "Token indices" in m]
 
 
+def test_the_too_long_hint_names_no_empty_folder_for_a_tokenizer_built_in_memory(tiny_model):
+    """It told the user to call ``ProcessRewardModel('').input_lengths(...)``: a tokenizer built in memory has no
+    folder name."""
+    from stepdpo_lite.rewards import InputTooLong
+
+    tokenizer = tiny_models.build_tokenizer()
+    assert tokenizer.name_or_path == ""
+    prm = ProcessRewardModel(tiny_model, tokenizer, RewardModelConfig(max_length=40))
+    with pytest.raises(InputTooLong) as refused:
+        tokenize_rows(prm, [{"prompt": "P\n", "completions": ["1" * 60], "labels": [True]}])
+    assert "the verifier's input_lengths(prompts, solutions)" in str(refused.value)
+    assert "ProcessRewardModel(''" not in str(refused.value)
+
+
+def test_tokenize_rows_refuses_fewer_or_more_names_than_rows(tiny_model, tiny_tokenizer):
+    """With one name for two rows, drop_too_long's zip left the second row out of training without a word (and
+    a too-long row past the names was an IndexError)."""
+    prm = ProcessRewardModel(tiny_model, tiny_tokenizer)
+    row = {"prompt": "p", "completions": ["Step 1: 1 + 1 = 2"], "labels": [True]}
+    for wheres in (["line 1"], ["line 1", "line 2", "line 3"]):
+        with pytest.raises(ValueError, match=f"data.jsonl: {len(wheres)} wheres for 2 rows"):
+            tokenize_rows(prm, [row, row], where="data.jsonl", wheres=wheres, drop_too_long=True)
+    assert len(tokenize_rows(prm, [row, row], wheres=["line 1", "line 2"])) == 2
+
+
 def test_an_ensemble_refuses_prompts_and_solutions_that_do_not_pair_up():
     """A member may be any object with ``solution_rewards``: one that zips prompts with solutions scored only as many
     solutions as there were prompts, and the ensemble gave one reward for two solutions without a word."""
