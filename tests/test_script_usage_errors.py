@@ -410,6 +410,12 @@ def test_the_runner_outside_a_clone_says_that_the_notebooks_ship_with_the_reposi
     # a folder of one's own that lacks the notebook: no word about clones
     with pytest.raises(FileNotFoundError, match=r"missing notebook\(s\) in .*: 01$"):
         notebooks.resolve_notebooks(["01"], notebook_dir=tmp_path)
+    # a file, or a folder not there (a typo): said so, not only "missing notebook(s)"
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(FileNotFoundError, match=r": 01 \(.*notes.txt is a file, not a folder\)$"):
+        notebooks.resolve_notebooks(["01"], notebook_dir=tmp_path / "notes.txt")
+    with pytest.raises(FileNotFoundError, match=r": 01 \(no such folder: .*notebok\)$"):
+        notebooks.resolve_notebooks(["01"], notebook_dir=tmp_path / "notebok")
     # a number that is no notebook, in the clone's own folder: the error lists what is there (it read as a missing
     # install)
     with pytest.raises(FileNotFoundError, match=r"missing notebook\(s\) in .*: 99 \(it holds 01_data_prep, "

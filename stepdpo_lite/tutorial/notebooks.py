@@ -452,7 +452,8 @@ def resolve_notebooks(notebooks=None, notebook_dir: str | os.PathLike | None = N
     if missing:
         held = sorted(p.stem for p in folder.glob("*.ipynb")) if folder.is_dir() else []
         hint = (f": {NOT_IN_A_CLONE}" if not folder.is_dir() and folder == NOTEBOOK_DIR
-                else f" (it holds {', '.join(held)})" if held else "")
+                else f" (it holds {', '.join(held)})" if held else f" ({folder} is a file, not a folder)"
+                if folder.is_file() else f" (no such folder: {folder})" if not folder.exists() else "")
         raise FileNotFoundError(f"missing notebook(s) in {folder}: {', '.join(map(str, missing))}{hint}")
     return found
 
