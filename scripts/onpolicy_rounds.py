@@ -169,9 +169,9 @@ def main(argv=None):
                                  step_weight=args.step_weight, rejected_sft_weight=args.rejected_sft_weight,
                                  step_gradient=args.step_gradient, step_rejected=args.step_rejected)
         train_settings()
-    except ValueError as err:  # its message names TrainSettings' fields; the user typed their options
-        ap.error(re.sub(r"\b(beta|(?:outcome_|rejected_sft_|sft_|step_)weight|step_(?:pairing|gradient|rejected))\b",
-                        lambda m: "--" + m.group(1).replace("_", "-"), str(err)))
+    except ValueError as err:  # its message names TrainSettings' fields; the user typed the options they come from
+        options = [f.name for f in dataclasses.fields(onpolicy.TrainSettings) if f.name in vars(args)]
+        ap.error(re.sub(rf"\b({'|'.join(options)})\b", lambda m: "--" + m.group(1).replace("_", "-"), str(err)))
     # not "lr <= 0": nan passed it (torch refused it after a round's sampling) and inf trained DPO to NaN weights
     if args.problems_per_round < 0 or args.lr is not None and not 0 < args.lr < math.inf:
         ap.error(f"--problems-per-round must be 0 (all) or more, and --lr a finite number above 0, got "
