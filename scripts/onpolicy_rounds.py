@@ -42,14 +42,13 @@ import time
 from functools import partial
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stepdpo_lite.atomic import check_replaceable, write_atomic  # noqa: E402
 from stepdpo_lite.rewards import ProcessRewardModel  # noqa: E402
-from stepdpo_lite.tutorial import onpolicy, onpolicy_report, policy_eval, reward_reports, runs, tasks  # noqa: E402
+from stepdpo_lite.tutorial import (onpolicy, onpolicy_report, policy_eval, reward_reports, runs, tasks,  # noqa: E402
+                                   tiny_models)
 from stepdpo_lite.tutorial.profiles import ONPOLICY_PROTOCOLS, get_profile  # noqa: E402
 
 
@@ -177,8 +176,11 @@ def main(argv=None):
         ap.error(f"--problems-per-round must be 0 (all) or more, and --lr a finite number above 0, got "
                  f"{args.problems_per_round} and {args.lr}")
 
-    if args.device == "cuda" and not torch.cuda.is_available():  # else a torch error once the policies load
-        ap.error("--device cuda: no GPU is visible to torch here")
+    if args.device:  # cuda without a GPU: else a torch error once the policies load
+        try:
+            tiny_models.check_device(args.device)
+        except ValueError as err:
+            ap.error(str(err))
     profile = dataclasses.replace(profile, device=args.device or profile.device,
                                   sample_batch_size=args.sample_batch_size or profile.sample_batch_size)
     args.batch_size = onpolicy.preference_batch_size(profile, args.batch_size)  # recorded in --out's config

@@ -469,7 +469,8 @@ def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = Non
     for prompt, texts in problems.items():
         good = [r for r in texts.values() if r["label"]]
         bad = [r for r in texts.values() if not r["label"]]
-        one_sided[0], one_sided[1] = one_sided[0] + (not good), one_sided[1] + (not bad)
+        one_sided[0] += not good
+        one_sided[1] += not bad
         for c, r in drawn_pairs(good, bad, prompt, seed, max_pairs_per_problem):
             row = {"prompt": prompt, "chosen": c["completion"], "rejected": r["completion"]}
             if step_labels:
