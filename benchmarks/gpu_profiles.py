@@ -48,12 +48,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore")
 
+# The kit first: importing it filters bitsandbytes' warning that it cannot fetch a CPU kernel the kit never uses
+# (stepdpo_lite/__init__.py), which transformers' and TRL's imports would otherwise print.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import stepdpo_lite  # noqa: E402,F401
+
 import torch  # noqa: E402
 from transformers import AutoConfig, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, TrainerCallback  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stepdpo_lite.tutorial import tiny_models  # noqa: E402
 from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs  # noqa: E402
 from stepdpo_lite.models import prepare_adapters, resolve_dtype, trainer_precision  # noqa: E402

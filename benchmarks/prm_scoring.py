@@ -68,11 +68,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore")
 
+ROOT = Path(__file__).resolve().parent.parent
+# The kit first: importing it filters bitsandbytes' warning that it cannot fetch a CPU kernel the kit never uses
+# (stepdpo_lite/__init__.py), which transformers' imports would otherwise print.
+sys.path.insert(0, str(ROOT))
+import stepdpo_lite  # noqa: E402,F401
+
 import torch  # noqa: E402
 from transformers import LlamaForCausalLM  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 from stepdpo_lite.tutorial import tiny_models, toyworld  # noqa: E402
 from stepdpo_lite.rewards import ProcessRewardModel  # noqa: E402
 from stepdpo_lite.steps import extract_steps  # noqa: E402

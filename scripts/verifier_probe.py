@@ -33,11 +33,14 @@ import time
 from itertools import accumulate
 from pathlib import Path
 
-import torch
-from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
-
 ROOT = Path(__file__).resolve().parent.parent
+# The kit first: importing it filters bitsandbytes' warning that it cannot fetch a CPU kernel the kit never uses
+# (stepdpo_lite/__init__.py), which transformers' imports would otherwise print.
 sys.path.insert(0, str(ROOT))
+import stepdpo_lite  # noqa: E402,F401
+
+import torch  # noqa: E402
+from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed  # noqa: E402
 
 from stepdpo_lite import data, evaluation  # noqa: E402
 from stepdpo_lite.atomic import check_replaceable, save_atomic  # noqa: E402

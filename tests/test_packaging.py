@@ -254,6 +254,39 @@ def test_bitsandbytes_cpu_kernel_noise_is_filtered_and_nothing_else():
     assert done.returncode == 0 and "kernels-community" not in done.stderr, done.stderr
 
 
+def test_every_script_imports_the_kit_before_the_libraries_that_load_bitsandbytes():
+    """The filters above are installed by ``import stepdpo_lite``: a script that imported torch or transformers first
+    printed bitsandbytes' "Failed to load CPU gemm_4bit_forward from kernels-community" on every run, ``--help``
+    included (scripts/verifier_probe.py and both training benchmarks, on an AVX512-BF16 CPU). torch alone does not
+    load bitsandbytes; transformers, TRL and PEFT may."""
+    import ast
+
+    heavy = {"transformers", "trl", "peft", "bitsandbytes"}
+    late = {}
+    for path in sorted([*ROOT.glob("scripts/*.py"), *ROOT.glob("benchmarks/*.py")]):
+        imports = [(node.lineno, alias.name if isinstance(node, ast.Import) else node.module or "")
+                   for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, (ast.Import, ast.ImportFrom))
+                   for alias in (node.names if isinstance(node, ast.Import) else node.names[:1])]
+        first_kit = min((line for line, name in imports if name.split(".")[0] == "stepdpo_lite"), default=None)
+        first_heavy = min((line for line, name in imports if name.split(".")[0] in heavy), default=None)
+        if first_heavy is not None and (first_kit is None or first_heavy < first_kit):
+            late[path.relative_to(ROOT).as_posix()] = first_heavy
+    assert late == {}
+
+
+def test_the_runner_and_the_rounds_report_load_neither_torch_nor_trl():
+    """``stepdpo-lite`` runs the notebooks in kernels of their own, and scripts/seed_spread.py only reads and prints
+    rounds: neither needs torch or TRL. onpolicy_report imported onpolicy (TRL, PEFT, accelerate) for its METHODS
+    tuple alone, and seed_spread's ``--help`` took 9-11 s."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import stepdpo_lite.tutorial.__main__, stepdpo_lite.tutorial.notebooks, "
+            "stepdpo_lite.tutorial.onpolicy_report; print(sorted({'torch', 'trl', 'peft'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.split("\n")[-2] == "[]", done.stdout + done.stderr
+
+
 def test_the_functions_the_texts_name_exist():
     """Every `module.name` in the notebooks' markdown, the README and docs/ that names a module of the package is
     there: functions move between modules (a text naming the old place sends a reader to nothing). A

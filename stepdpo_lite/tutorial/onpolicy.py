@@ -53,10 +53,10 @@ from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, 
                         solution_pairs, step_agreement, step_negatives, step_pairs)
 from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, tiny_model_folder, written_as_path
 from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
+from .onpolicy_report import METHODS
 from .onpolicy_resume import SavedRound, load_round_policy, rounds_settings, save_rounds, saved_rounds
 from .tiny_models import load_tiny_base, missing_tiny_model_message
 
-METHODS = ("dpo", "stepwise_dpo", "nll_only")
 PAIR_KINDS = ("solution", "step", "both")
 MIRRORED = ("no", "add", "instead")
 STEP_GRADIENTS = ("all", "output_layer")

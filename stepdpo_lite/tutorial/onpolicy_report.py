@@ -17,7 +17,10 @@ from scipy import stats
 
 from ..checks import finite_number
 from .display_names import method_name
-from .onpolicy import METHODS
+
+# The methods the rounds train, in the order every table prints them. Here, not in onpolicy, so that reading and
+# printing rounds (scripts/seed_spread.py, notebook 06) loads no torch or TRL.
+METHODS = ("dpo", "stepwise_dpo", "nll_only")
 
 
 def format_stepwise_minus(diffs: dict) -> list[str]:
