@@ -255,7 +255,7 @@ def test_bitsandbytes_cpu_kernel_noise_is_filtered_and_nothing_else():
 
 
 def test_every_script_imports_the_kit_before_the_libraries_that_load_bitsandbytes():
-    """The filters above are installed by ``import stepdpo_lite``: a script that imported torch or transformers first
+    """The filters above are installed by ``import stepdpo_lite``: a script that imported transformers or TRL first
     printed bitsandbytes' "Failed to load CPU gemm_4bit_forward from kernels-community" on every run, ``--help``
     included (scripts/verifier_probe.py and both training benchmarks, on an AVX512-BF16 CPU). torch alone does not
     load bitsandbytes; transformers, TRL and PEFT may."""

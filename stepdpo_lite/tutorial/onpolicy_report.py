@@ -19,7 +19,7 @@ from ..checks import finite_number
 from .display_names import method_name
 
 # The methods the rounds train, in the order every table prints them. Here, not in onpolicy, so that reading and
-# printing rounds (scripts/seed_spread.py, notebook 06) loads no torch or TRL.
+# printing rounds (scripts/seed_spread.py) loads no torch or TRL.
 METHODS = ("dpo", "stepwise_dpo", "nll_only")
 
 
