@@ -299,7 +299,7 @@ def _require_local_folder(name_or_path, who: str, hub_error: OSError | None = No
 
 
 @contextmanager
-def quiet_peft_checkpointing_read():  # PEFT's PeftModel (load_model's, TRL's) reads a deprecated name of transformers 5
+def quiet_deprecated_checkpointing_read():  # PeftModel and TRL's DPOTrainer read a name transformers 5 deprecates
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
         yield
@@ -388,7 +388,7 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
             model.enable_input_require_grads()
         model.config.use_cache = False
 
-    with quiet_peft_checkpointing_read():
+    with quiet_deprecated_checkpointing_read():
         if adapter_dir is not None:
             from peft import PeftModel
             model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=training)

@@ -32,7 +32,7 @@ from .data import warn_of_joined_prompts
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
 from .models import (default_bf16, keep_4bit_weights_unpacked, lora_only, prepare_adapters,
-                     quiet_peft_checkpointing_read, reference_adapter, write_portable_adapter_config)
+                     quiet_deprecated_checkpointing_read, reference_adapter, write_portable_adapter_config)
 from .rewards import InputTooLong, ProcessRewardModel, step_delimiter_of, warn_of_unread_text
 from .steps import DEFAULT_DELIMITER, extract_steps, step_spans, token_step_ids
 from .stepwise_data import (REWARD_MODEL_LABELS, STEP_COLUMNS, STEP_PAIRINGS, STEP_VALUE_COLUMNS,
@@ -287,7 +287,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         self._max_num_steps = 1  # widest step count of any prepared dataset (precomputed reference step log-probs)
         self._step_counts = {"train": torch.zeros(5), "eval": torch.zeros(5)}  # tp, fp, fn, tn, truncated
         self.num_truncated_steps = self.num_wrong_steps_cut = 0  # the last: rejected steps labelled wrong, cut
-        with quiet_peft_checkpointing_read():  # TRL wraps a model in a PeftModel for a peft_config
+        with quiet_deprecated_checkpointing_read():  # TRL wraps a model in a PeftModel for a peft_config
             super().__init__(model, ref_model=ref_model, args=args, data_collator=data_collator,
                              train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=processing_class,
                              compute_metrics=compute_metrics, callbacks=callbacks, optimizers=optimizers,

@@ -181,11 +181,11 @@ def test_one_context_manager_quiets_pefts_checkpointing_read_for_the_loads_and_t
     from stepdpo_lite import trainer
     for module in (models, trainer):
         assert "`is_gradient_checkpointing` is deprecated" not in inspect.getsource(module).replace(
-            inspect.getsource(models.quiet_peft_checkpointing_read), "")
+            inspect.getsource(models.quiet_deprecated_checkpointing_read), "")
     message = "`is_gradient_checkpointing` is deprecated, use `is_activation_checkpointing`"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with models.quiet_peft_checkpointing_read():
+        with models.quiet_deprecated_checkpointing_read():
             warnings.warn(message, FutureWarning)
             warnings.warn("another", FutureWarning)
         warnings.warn(message, FutureWarning)

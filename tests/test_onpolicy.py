@@ -852,6 +852,32 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     assert method_color(display_names.method_name("stepwise_dpo")) == "tab:orange"  # it was red here, orange elsewhere
 
 
+def test_a_round_with_checkpointing_on_prints_no_deprecation_of_transformers_from_trls_reference_forward(
+        tmp_path, tiny_base_path):
+    """TRL 1.16's DPOTrainer (DPO + NLL, NLL only) reads transformers 5's deprecated ``is_gradient_checkpointing``
+    at every reference forward: scripts/onpolicy_rounds.py printed that FutureWarning in every run. Only that one is
+    hidden: the round's own warnings still reach the user."""
+    import warnings
+
+    from stepdpo_lite.trainer import CHECKPOINTING_FIELD
+    base, tok = tiny_models.load_tiny_base(tiny_base_path)
+    tok.padding_side = "right"
+    train = toyworld.make_problems(4, "train", seed=0, max_ops=2)
+    rs = onpolicy.RoundSettings(samples_per_problem=2, step_tries=1, step_attempts=1, max_new_tokens=60,
+                                batch_size=8, threshold=THRESHOLD, pairs="solution")
+    args = {k: v for k, v in FAST.items() if k != "gradient_checkpointing"}
+    ts = onpolicy.TrainSettings(args=dict(args, max_steps=1, **{CHECKPOINTING_FIELD: True}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record, trainers = onpolicy.run_round({"nll_only": base}, tok, StubPRM(), train, train[:1], rs, ts,
+                                              output_dir=str(tmp_path), n_sampled=1, methods=("nll_only",),
+                                              out=lambda line: None)
+        warnings.warn("the round's own", UserWarning)
+    assert trainers["nll_only"].model.is_activation_checkpointing  # on: TRL's reference forward read it
+    assert not [str(w.message) for w in caught if "is_gradient_checkpointing" in str(w.message)]
+    assert "the round's own" in [str(w.message) for w in caught]
+
+
 def test_a_step_pairs_chosen_that_goes_wrong_after_its_step_is_counted():
     """A Step-DPO pair's chosen is a whole solution: after its right step k it may go wrong. The pair is sound (not
     mislabelled), but DPO and NLL only train on that whole solution, and it was not counted anywhere."""

@@ -39,8 +39,8 @@ from .. import generation
 from ..atomic import save_atomic, write_json_atomic
 from ..checks import documented_fields, finite_number, list_of, positive_int
 from ..data import PREFERENCE, dataset_of
-from ..models import (default_bf16, prepare_adapters, resolve_device, resolve_dtype, trainer_precision,
-                      write_portable_adapter_config)
+from ..models import (default_bf16, prepare_adapters, quiet_deprecated_checkpointing_read, resolve_device,
+                      resolve_dtype, trainer_precision, write_portable_adapter_config)
 from ..rewards import ProcessRewardModel, sigmoid
 from ..stepwise_data import STEP_PAIRINGS
 from ..trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer
@@ -703,7 +703,8 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
                                ref_model=policy_reference(model))
         for trained in (model, trainer.model):  # the same model, unless the trainer wrapped it
             setattr(trained, TRAINED_IN_ROUND, round_index)
-        trainer.train()
+        with quiet_deprecated_checkpointing_read():  # TRL's DPOTrainer reads a deprecated name at its reference
+            trainer.train()
         release_reference(trainer.model)
         policies[method] = trainer.model
         trainers[method] = trainer
