@@ -203,7 +203,7 @@ def notebook_figures(m: dict) -> dict[str, list[str]]:
             f"come back above the tick (P {_p(prm['heatmap']['accepted_after_error']['p_min'])} to "
             f"{_p(prm['heatmap']['accepted_after_error']['p_max'])})",
             *(_misread(row) for row in prm["heatmap"]["misread"]),  # two: the comparisons' test
-            f"{prm['heatmap']['accepted_after_error']['rows'][0]}'s later steps are right arithmetic",
+            f"{prm['heatmap']['accepted_after_error']['rows'][0]}'s steps back above the tick are right arithmetic",
             f"{prm['heatmap']['misread'][0]['row']}'s step {prm['heatmap']['misread'][0]['first_error']} computes",
             f"`P = {p_threshold}`) is low", f"the first-error threshold is P = {p_threshold}, far below 0.5",
             f"So the threshold, P = {p_threshold}, is not low", f"fall below even P = {p_threshold} (",
