@@ -38,13 +38,13 @@ def list_of(value, name: str, what: str) -> list:
 
 
 def positive_int(value, name: str, who: str, *, none_ok: bool = False, minimum: int = 1):
-    """``value`` if it is an int >= ``minimum`` (numpy's too; 0 for a seed or a count that may be none), or None with
+    """``value`` as an int if it is one >= ``minimum`` (numpy's too; 0 for a seed or a count that may be none), or None with
     ``none_ok`` (None meaning "all" or "the default"); a float or a str ("8" from a command line or JSON) is refused."""
     if none_ok and value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{who}: {name} must be an int >= {minimum}{' or None' if none_ok else ''}, got {value!r}")
-    return value
+    return int(value)  # numpy's as Python's: json.dumps refuses numpy's
 
 
 def finite_number(value, name: str, who: str) -> float:

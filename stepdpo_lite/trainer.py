@@ -159,17 +159,17 @@ class StepwiseDPOConfig(DPOConfig):
             self.bf16 = default_bf16(self.use_cpu)  # TRL's unset bf16 means True, on a CPU too (see default_bf16)
         if not (torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()):
             self.dataloader_pin_memory = False  # torch pins nothing then, and warns at each DataLoader that asks
-        weights = [finite_number(w, name, "StepwiseDPOConfig") for name, w in (
-            ("step_loss_weight", self.step_loss_weight), ("outcome_loss_weight", self.outcome_loss_weight),
-            ("sft_loss_weight", self.sft_loss_weight))]
         # an inf beta passes "> 0", the first loss then NaN; a str learning_rate (YAML's 1e-4) fails in the optimizer
-        for name in ("beta", "step_beta", "outcome_beta", "learning_rate"):
+        for name in ("step_loss_weight", "outcome_loss_weight", "sft_loss_weight", "beta", "step_beta", "outcome_beta",
+                     "learning_rate"):
             if getattr(self, name) is not None or name != "outcome_beta":  # None: a TypeError at "> 0" below
-                finite_number(getattr(self, name), name, "StepwiseDPOConfig")
-        for k, w in enumerate(list_of(self.step_weights or [], "StepwiseDPOConfig: step_weights", "numbers")):
-            finite_number(w, f"step_weights[{k}]", "StepwiseDPOConfig")
+                setattr(self, name, finite_number(getattr(self, name), name, "StepwiseDPOConfig"))  # numpy's broke JSON
+        weights = [self.step_loss_weight, self.outcome_loss_weight, self.sft_loss_weight]
+        if self.step_weights is not None:  # not `or []`: a tensor's truth value is an error
+            self.step_weights = [finite_number(w, f"step_weights[{k}]", "StepwiseDPOConfig") for k, w in
+                                 enumerate(list_of(self.step_weights, "StepwiseDPOConfig: step_weights", "numbers"))]
         for name in ("max_reasoning_steps", "max_length"):  # "2", 2.0; max_length 0 or -5 too
-            positive_int(getattr(self, name), name, "StepwiseDPOConfig", none_ok=True)
+            setattr(self, name, positive_int(getattr(self, name), name, "StepwiseDPOConfig", none_ok=True))
         for name in ("use_reward_model", "use_step_wise_prompt", "evaluate_step_accuracy"):  # "no" is truthy
             flag(getattr(self, name), name, "StepwiseDPOConfig")
         checks = [
@@ -234,9 +234,9 @@ class StepwiseDPOTrainer(DPOTrainer):
     def __init__(self, model, ref_model=None, args: StepwiseDPOConfig | None = None, data_collator=None,
                  train_dataset=None, eval_dataset=None, processing_class=None, compute_metrics=None, callbacks=None,
                  optimizers=(None, None), quantization_config=None, peft_config=None, reward_model=None):
-        args = args or StepwiseDPOConfig("stepwise-dpo")
-        if not isinstance(args, StepwiseDPOConfig):
-            raise TypeError(f"args must be a StepwiseDPOConfig, got {type(args).__name__}")
+        args = StepwiseDPOConfig("stepwise-dpo") if args is None else args  # not `or`: {} was taken as the default
+        if not isinstance(args, StepwiseDPOConfig):  # TRL's own DPOConfig, most likely: it lacks the step loss's fields
+            raise ValueError(f"StepwiseDPOTrainer: args must be a StepwiseDPOConfig, got {type(args).__name__}")
         self.check_step_loss()
         for name, d in (("train", train_dataset), ("eval", eval_dataset)):  # TRL: a TypeError about its own types
             if isinstance(d, (list, tuple, str, os.PathLike)):

@@ -87,6 +87,23 @@ def test_datasets_by_split_builds_the_four_datasets_of_every_split_from_its_verd
         datasets_by_split(problems["train"], solutions, verdicts)  # it blamed solutions: "solutions must be a dict"
 
 
+def test_pair_builders_warn_when_they_build_no_pair(caplog):
+    """Only right solutions give no pair and nothing left out: the log line said so at INFO, unseen, and the empty
+    dataset failed far from here."""
+    problems = toyworld.make_problems(3, "train", seed=0)
+    right_only = [[p.gold_solution] for p in problems]
+    for build in (preference_pairs, step_dpo_pairs):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+            assert len(build(problems, right_only)) == 0
+        assert f"{build.__name__}: built 0 pairs" in caplog.text
+    problems, solutions, verdicts = _split(3, "train", 0)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):  # pairs built, nothing left out: no warning
+        assert len(preference_pairs(problems, solutions, verdicts=verdicts)) == 3
+    assert not caplog.messages
+
+
 def test_the_builders_log_lines_count_one_thing_in_the_singular(caplog):
     """Notebook 01 showed "left out: ..., 1 wrong steps with no right step to pair": every count of one in a builder's
     log line (what it built, each reason it left something out) names its thing in the singular."""

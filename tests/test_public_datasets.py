@@ -210,6 +210,20 @@ def test_gsm8k_rows_say_a_repeated_text_labelled_otherwise_took_the_first_copys_
         public_datasets.gsm8k_preference_pairs([*outcome, outcome[0]])  # a copy labelled alike: the log's alone
 
 
+def test_gsm8k_pairs_warn_when_no_problem_has_a_right_and_a_wrong_solution(caplog):
+    records = [json.loads(line) for line in GSM8K.read_text().splitlines()[:3]]
+    right_only = [{k: ({**v, "is_correct": True} if isinstance(v, dict) and "is_correct" in v else v)
+                   for k, v in r.items()} for r in records]
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        assert len(public_datasets.gsm8k_preference_pairs(right_only)) == 0
+    assert "gsm8k_preference_pairs: 0 pairs from 3 problems; no pair from 0 problems without a right solution and 3 " \
+           "without a wrong one" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
+        assert len(public_datasets.gsm8k_preference_pairs(records))
+    assert "gsm8k_preference_pairs" not in caplog.text  # pairs built: the count stays at INFO
+
+
 def test_gsm8k_pairs_skip_invalid_records_as_load_gsm8k_solutions_does(caplog):
     records = [json.loads(line) for line in GSM8K.read_text().splitlines()[:3]]
     broken = {**records[1], "6b_finetuning": {"solution": "x"}}

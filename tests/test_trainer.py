@@ -120,6 +120,20 @@ def test_config_validation(tmp_path):
     assert config(tmp_path, reward_model_path=tmp_path / "prm").reward_model_path == str(tmp_path / "prm")
 
 
+def test_config_keeps_numpy_and_torch_numbers_as_pythons_so_that_save_model_writes_them(tmp_path):
+    """np.float32(0.1) passed the checks and stopped save_model's JSON (at the end of training, or at a checkpoint,
+    whose weights were then written without their stepwise_config.json); a tensor of step_weights was RuntimeError
+    "Boolean value of Tensor ... is ambiguous", a numpy array numpy's ValueError naming no field."""
+    cfg = config(tmp_path, step_beta=np.float32(0.25), sft_loss_weight=np.float64(2.0), max_length=np.int64(64),
+                 step_weights=torch.tensor([1.0, 0.5]))
+    saved = json.loads(json.dumps(cfg.stepwise_dict()))
+    assert (saved["step_beta"], saved["sft_loss_weight"], saved["max_length"]) == (0.25, 2.0, 64)
+    assert saved["step_weights"] == [1.0, 0.5] and type(cfg.step_weights[0]) is float
+    assert config(tmp_path, step_weights=np.array([1.0, 0.0])).step_weights == [1.0, 0.0]
+    with pytest.raises(ValueError, match=r"StepwiseDPOConfig: step_weights\[1\] must be a finite number, got .*nan"):
+        config(tmp_path, step_weights=np.array([1.0, np.nan]))
+
+
 def test_config_refuses_flags_delimiters_and_templates_of_another_type(tmp_path):
     """use_step_wise_prompt="no" is truthy: prompts were rewritten without an error (use_reward_model="no" loaded
     one); a step_delimiter of 5 passed the check that says "non-empty string" and failed later in step_spans; a
@@ -290,6 +304,15 @@ def test_an_eval_rows_error_names_the_eval_dataset_and_rows_or_a_path_are_refuse
                                              r"file with data.load_preference\(path\)"):
             StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), processing_class=tiny_tokenizer,
                                **datasets)
+
+
+def test_args_other_than_a_stepwise_config_are_refused_by_name(tmp_path, tiny_model, tiny_tokenizer):
+    """TRL's own DPOConfig (the likeliest slip) was a TypeError; an empty dict was taken as no args at all."""
+    for args in (DPOConfig(str(tmp_path), report_to=[], use_cpu=True, bf16=False), {}, {"beta": 0.1}):
+        with pytest.raises(ValueError, match=r"StepwiseDPOTrainer: args must be a StepwiseDPOConfig, got "
+                                             r"(DPOConfig|dict)"):
+            StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=args, processing_class=tiny_tokenizer,
+                               train_dataset=Dataset.from_list(toy_rows(2)))
 
 
 def test_a_row_past_the_models_positions_is_an_error_when_max_length_cuts_nothing(tmp_path, tiny_model,

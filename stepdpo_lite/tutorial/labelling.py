@@ -170,9 +170,10 @@ def _counted(n: int, things: str) -> str:
 
 
 def _report(name: str, built: int, what: str, **left_out: int) -> None:
-    """One log line: what was built and, by reason, what was left out (nothing is dropped silently)."""
+    """One log line: what was built and, by reason, what was left out (nothing is dropped silently); a warning where
+    something was left out or nothing built (all solutions right, say: an empty dataset fails far from here)."""
     reasons = ", ".join(_counted(n, reason.replace("_", " ")) for reason, n in left_out.items() if n)
-    level = logging.WARNING if reasons else logging.INFO
+    level = logging.WARNING if reasons or not built else logging.INFO
     logger.log(level, "%s: built %s%s", name, _counted(built, what), f"; left out: {reasons}" if reasons else "")
 
 

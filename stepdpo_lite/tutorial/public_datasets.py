@@ -477,8 +477,9 @@ def gsm8k_preference_pairs(solutions, *, max_pairs_per_problem: int | None = Non
                 row["chosen_step_labels"] = process_labels(c["step_labels"], True)
                 row["rejected_step_labels"] = REJECTED_LABELS[rejected_labels](r["step_labels"], False)
             rows.append(row)
-    logger.info("gsm8k_preference_pairs: %d pairs from %d problems; no pair from %d problems without a right solution "
-                "and %d without a wrong one", len(rows), len(problems), *one_sided)
+    logger.log(logging.INFO if rows else logging.WARNING,  # no pair at all: an empty dataset fails far from here
+               "gsm8k_preference_pairs: %d pairs from %d problems; no pair from %d problems without a right solution "
+               "and %d without a wrong one", len(rows), len(problems), *one_sided)
     return validate_preference(rows, delimiter="\n")
 
 
