@@ -153,7 +153,7 @@ def read_json_records(path, name: str | None = None) -> list[tuple[str, object]]
         line = raw.count(b"\n", 0, e.start) + 1
         raise ValueError(f"{path}, line {line}: not valid UTF-8 ({e.reason} at byte {e.start}); "
                          "save the file as UTF-8") from None
-    if path.suffix == ".json":
+    if path.suffix.lower() == ".json":  # PAIRS.JSON too: its array was read as JSONL, "pretty-printed JSON"
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:

@@ -962,6 +962,9 @@ def test_skip_invalid_skips_a_line_that_is_not_json_and_a_pretty_printed_file_is
         with pytest.raises(ValueError, match=r"rows.jsonl, line 1: not valid JSON .*the file looks like pretty-printed "
                                              r"JSON: write one object a line, or a .json array"):
             data.load_preference(path, skip_invalid=skip)
+    upper = tmp_path / "PAIRS.JSON"  # a .json array under an upper-case suffix: it was read as JSONL and refused
+    upper.write_text(json.dumps([PREF, {**PREF, "prompt": "r"}], indent=2))
+    assert data.load_preference(upper)["prompt"] == ["p", "r"]
 
 
 def test_step_dpo_pairs_split_the_gold_solution_with_the_verdicts_delimiter():
