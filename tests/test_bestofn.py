@@ -236,6 +236,15 @@ def test_best_of_n_table_names_the_method_whose_scores_do_not_fit():
     with pytest.raises(ValueError, match=r"best_of_n_table: scores\['orm'\]: best_of_n_accuracy\(correct, scores\): "
                                          "problem 1 has 1 scores and 2 labels"):
         bestofn.best_of_n_table(graded, {"prm_min": [[0.1, 0.2], [0.3, 0.4]], "orm": [[0.1, 0.2], [0.3]]}, ns=(1, 2))
+    # graded without grade()'s answers was KeyError 'answers'; scores as one list, AttributeError (no .items)
+    with pytest.raises(ValueError, match=r"best_of_n_table: graded must be grade\(\)'s dict, with 'correct', "
+                                         r"'answers' and 'gold'; got one without \['answers', 'gold'\]"):
+        bestofn.best_of_n_table({"correct": graded["correct"]}, {"prm_min": [[0.1, 0.2], [0.3, 0.4]]}, ns=(1,))
+    with pytest.raises(ValueError, match=r"graded must be .* got list"):
+        bestofn.best_of_n_table(graded["correct"], {"prm_min": [[0.1, 0.2], [0.3, 0.4]]}, ns=(1,))
+    with pytest.raises(ValueError, match=r"best_of_n_table: scores must be a dict of method name -> scores \(one "
+                                         r"list a problem\), got list"):
+        bestofn.best_of_n_table(graded, [[0.1, 0.2], [0.3, 0.4]], ns=(1,))
 
 
 def test_paired_differences_by_n_and_their_table():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Callable, Hashable, Sized
+from typing import Callable, Hashable, Mapping, Sized
 
 from .. import generation
 from ..checks import finite_number, keywords_taken, list_of, positive_int, warn_user
@@ -458,6 +458,13 @@ def best_of_n_table(graded: dict, scores: dict, ns=(1, 2, 4, 8, 16), seed: int =
     """``{str(N): {method: accuracy}}`` (the layout of ``metrics.json``) for every scorer in ``scores``,
     majority vote over final answers and a random pick; every method sees subsets drawn with ``seed``.
     ``per_problem=True``: each problem's share of right picks in place of an accuracy (``paired_differences``)."""
+    # a KeyError ('answers') or an AttributeError (a list of scores has no .items) said neither argument's name
+    if not isinstance(graded, Mapping) or (missing := [k for k in ("correct", "answers", "gold") if k not in graded]):
+        raise ValueError("best_of_n_table: graded must be grade()'s dict, with 'correct', 'answers' and 'gold'; got "
+                         + (f"one without {missing}" if isinstance(graded, Mapping) else type(graded).__name__))
+    if not isinstance(scores, Mapping):
+        raise ValueError(f"best_of_n_table: scores must be a dict of method name -> scores (one list a problem), got "
+                         f"{type(scores).__name__}")
     kw = dict(seed=seed, n_resamples=n_resamples, per_problem=per_problem)
     by_method = {}
     for m, s in scores.items():  # best_of_n_accuracy's message names no method: whose scores did not fit?
