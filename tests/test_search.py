@@ -193,6 +193,9 @@ def test_search_at_budgets_caps_each_problem_at_best_of_b_tokens():
         assert not any(n.ended == "token_budget" for n in roomy.nodes) and roomy.nodes[roomy.chosen].ended == "eos"
         assert any(n.ended == "token_budget" for n in tight.nodes) and tight.tokens < roomy.tokens
     assert len(lines) == 4 and lines[0].startswith("B=4") and "accuracy" in lines[0]
+    # by the names the table gives them; at one beam DVTS is the beam search itself, not a search of 0 s
+    assert lines[0].startswith("B=4   beam search, PRM: accuracy") and lines[1].startswith("B=4   DVTS, PRM:")
+    assert lines[1].endswith("(one beam: the beam search itself)") and lines[3].endswith(" s)")
     assert set(search.search_at_budgets(None, None, TablePRM(), [Answer1()], [[30]], [4], run_dvts=False,
                                         log=lines.append, sampler=Scripted())) == {"beam_prm"}
 

@@ -50,6 +50,7 @@ from ..losses import check_aggregation
 from ..rewards import step_delimiter_of
 from ..steps import DEFAULT_DELIMITER
 from . import bestofn
+from .display_names import method_name
 from .profiles import get_profile
 from .search_report import check_search_results, chosen_accuracy, pruning_report
 from .step_generation import Generation, check_token_counts, generate
@@ -460,17 +461,19 @@ def search_at_budgets(policy, tokenizer, prm, problems, candidate_tokens: Sequen
                                        dvts(policy, tokenizer, prm, problems, budget=b, expansions=m,
                                             token_budget=caps, **kw))
             done.append(("dvts_prm", time.perf_counter() - t0))
-        for name, seconds in done:
+        for name, seconds in done:  # by the names the table and the plot give them
             res = searches[name][b]
-            log(f"B={b:<3} {name:9s} accuracy {chosen_accuracy(problems, res):.1%}, "
+            took = ("one beam: the beam search itself" if name == "dvts_prm" and res is searches["beam_prm"][b] else
+                    f"{seconds:.0f} s")
+            log(f"B={b:<3} {method_name(name) + ':':17s} accuracy {chosen_accuracy(problems, res):.1%}, "
                 f"{sum(r.tokens for r in res) / len(res):.0f} tokens and "
-                f"{sum(r.n_scored for r in res) / len(res):.0f} PRM-scored prefixes per problem ({seconds:.0f} s)")
+                f"{sum(r.n_scored for r in res) / len(res):.0f} PRM-scored prefixes per problem ({took})")
         report = pruning_report(problems, searches["beam_prm"][b])
         if report:  # only where a checker labels every step (the toy world)
             share = lambda x: "-" if x is None else f"{x:.0%}"
-            log(f"       checker on beam_prm's steps: kept {report['kept']} ({share(report['kept_right'])} right), "
-                f"pruned {report['pruned']} ({share(report['pruned_right'])} right); of {report['rounds']} rounds "
-                f"that started from a right prefix, the policy sampled no right next step in "
+            log(f"       checker on the beam search's steps: kept {report['kept']} ({share(report['kept_right'])} "
+                f"right), pruned {report['pruned']} ({share(report['pruned_right'])} right); of {report['rounds']} "
+                f"rounds that started from a right prefix, the policy sampled no right next step in "
                 f"{report['no_right_step']}, and the PRM pruned every right one in {report['right_step_pruned']}")
     return searches
 
