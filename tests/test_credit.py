@@ -9,6 +9,10 @@ def test_mean_by_label_refuses_a_missing_label():
     with pytest.raises(ValueError, match=r"mean_by_label: step_labels\[0\]\[1\] must be a bool or 0/1, got None"):
         mean_by_label([[1, 0], [2]], [[True, None], [True]], False)  # was 0.0: None counted as wrong
     assert mean_by_label([[1, 0], [2]], [[True, 0], [1]], False) == 0.0
+    assert mean_by_label([[1, 0], [2]], [[True, 0], [1]], 1) == 1.5
+    for label in ("yes", None, "False"):  # each matched no step: None, "no step has the label"
+        with pytest.raises(ValueError, match="mean_by_label: label must be True or False"):
+            mean_by_label([[1, 0], [2]], [[True, 0], [1]], label)
 
 
 def test_implicit_step_rewards_refuses_a_start_it_would_not_read_a_lora_policy_against(monkeypatch):

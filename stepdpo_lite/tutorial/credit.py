@@ -37,6 +37,8 @@ from ..trainer import StepwiseDPOConfig, get_step_rewards
 def mean_by_label(step_values, step_labels, label: bool) -> float | None:
     """Mean of the per-step values whose label is ``label`` (one list of each per solution); None when no step
     has it (as ``diagnostics.step_auroc_by_position``: an undefined figure, which JSON, unlike NaN, can record)."""
+    if label not in (True, False):  # "yes" matched no step: None, as if no step had the label
+        raise ValueError(f"mean_by_label: label must be True or False (or 1 / 0, as the labels), got {label!r:.40}")
     check_same_shape(step_values, step_labels, "mean_by_label")
     for i, labels in enumerate(step_labels):  # bool(None) would count a missing label as wrong
         check_labels(labels, "mean_by_label", f"step_labels[{i}]")
