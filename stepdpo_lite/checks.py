@@ -38,8 +38,8 @@ def list_of(value, name: str, what: str) -> list:
 
 
 def positive_int(value, name: str, who: str, *, none_ok: bool = False, minimum: int = 1):
-    """``value`` as an int if it is one >= ``minimum`` (numpy's too; 0 for a seed or a count that may be none), or None with
-    ``none_ok`` (None meaning "all" or "the default"); a float or a str ("8" from a command line or JSON) is refused."""
+    """``value`` as an int if it is one >= ``minimum`` (numpy's too; 0 for a seed or a count that may be none), or None
+    with ``none_ok`` (None: "all" or "the default"); a float or a str ("8" from a command line or JSON) is refused."""
     if none_ok and value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
