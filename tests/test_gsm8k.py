@@ -36,6 +36,9 @@ def test_extract_answer_reads_the_last_answer_marker():
     """A solution that writes an early "Answer:" and then goes on to a final one is graded by the final one."""
     assert gsm8k.extract_answer("Answer: 3 apples so far\n\nStep 2: 3 + 4 = 7\n\nAnswer: 7") == 7.0
     assert gsm8k.extract_answer("#### 5\n#### 6") == 6.0
+    for not_text in (None, ["Answer: 5"]):  # an AttributeError on .replace before
+        with pytest.raises(ValueError, match=f"extract_answer: text must be a string .*{type(not_text).__name__}"):
+            gsm8k.extract_answer(not_text)
 
 
 def test_answer_matches():

@@ -98,6 +98,9 @@ def test_prompt_round_trip_and_gold_solution_checks_clean():
         assert len(v.step_labels) == len(p.ops)
     with pytest.raises(ValueError, match="not a toy-world prompt"):
         tw.parse_prompt("What is 2 + 2?")
+    for not_text in (None, 7):  # re's TypeError before
+        with pytest.raises(ValueError, match=f"parse_prompt: not a toy-world prompt: {not_text}"):
+            tw.parse_prompt(not_text)
 
 
 def test_arithmetic_error_and_propagation():

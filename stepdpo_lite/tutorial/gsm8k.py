@@ -81,6 +81,8 @@ def extract_answer(text: str) -> float | None:
     the answer line, asides in brackets are left out (``Answer: 18 (6 × 3 = 18)`` is 18), an equation's result
     counts (``Answer: 5 + 3 = 8`` is 8) unless a number stands alone before it (``Answer: $18 = 9 × $2`` is 18),
     and a fraction is its value (``3/4`` is 0.75)."""
+    if not isinstance(text, str):  # None was "'NoneType' object has no attribute 'replace'"
+        raise ValueError(f"extract_answer: text must be a string (a solution), got {type(text).__name__}")
     text = _normal(text)
     for marker in ("Answer:", "####"):
         if marker in text:

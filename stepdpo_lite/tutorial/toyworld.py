@@ -194,8 +194,9 @@ def make_problems(n: int, split: str = "train", seed: int = 0, min_ops: int = 2,
 
 def parse_prompt(prompt: str) -> Problem:
     """The problem a toy prompt states (the inverse of ``Problem.prompt``)."""
-    m = re.fullmatch(r"Problem: start with (\d+)\.((?: Step \d+: [+\-*] \d+\.)+)\n", prompt)
-    if not m:
+    pattern = r"Problem: start with (\d+)\.((?: Step \d+: [+\-*] \d+\.)+)\n"
+    m = isinstance(prompt, str) and re.fullmatch(pattern, prompt)
+    if not m:  # None, a number: "expected string or bytes-like object" before
         raise ValueError(f"parse_prompt: not a toy-world prompt: {prompt!r}")
     ops = re.findall(r" Step (\d+): ([+\-*]) (\d+)\.", m.group(2))
     if [int(k) for k, _, _ in ops] != list(range(1, len(ops) + 1)):
