@@ -112,6 +112,10 @@ def main(argv=None):
                     help="draw this many training problems (default: notebook 01's count); more data than it labelled")
     ap.add_argument("--eval-problems", type=int, default=None,
                     help="draw this many validation and test problems (default: notebook 01's count)")
+    ap.add_argument("--min-ops", type=int, default=None,
+                    help="the toy world's long problems only: train and evaluate on the drawn problems of at least "
+                         "this many operations (the base's weakest; draw more with --train-problems and "
+                         "--eval-problems)")
     ap.add_argument("--device", default=None, choices=["cpu", "cuda"],
                     help="where the policies sample and train (default: the profile's; the tiny profile's is cpu)")
     ap.add_argument("--sample-batch-size", type=int, default=None,
@@ -130,10 +134,12 @@ def main(argv=None):
         profile = get_profile(args.profile)
     except ValueError as err:
         ap.error(f"--profile: {err}")
+    if args.min_ops is not None and profile.task != "toy":  # its problems have no operations to count
+        ap.error(f"--min-ops counts the toy world's operations; --profile {args.profile}'s task is {profile.task!r}")
     # found out now, not after the policies are loaded and a round sampled (a slice of -3 or 0 steps ran silently)
     for name in ("rounds", "samples", "batch_size", "n_sampled", "n_eval", "steps", "max_pairs", "step_pairs",
                  "step_tries", "step_attempts", "negative_tries", "train_problems", "eval_problems",
-                 "sample_batch_size"):
+                 "sample_batch_size", "min_ops"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     # the four fields a protocol sets: a flag given wins, then --protocol's value, then TrainSettings' default
@@ -216,6 +222,14 @@ def main(argv=None):
             policies[m].get_input_embeddings().weight.requires_grad_(False)
     splits = onpolicy.recorded_splits(tasks.get_task(profile), metrics, seed=args.seed, tokenizer=tokenizer,
                                       n_train=n_train, n_eval=n_eval)
+    if args.min_ops:  # the same draw, its shorter problems left out: each split keeps its own long ones
+        kept = {name: [p for p in problems if len(p.ops) >= args.min_ops] for name, problems in splits.items()}
+        print(f"--min-ops {args.min_ops}: " + ", ".join(f"{name} {len(kept[name])} of {len(splits[name])} problems"
+                                                       for name in splits), flush=True)
+        if not all(kept.values()):
+            ap.error(f"--min-ops {args.min_ops}: a split has no problem of {args.min_ops} or more operations "
+                     "(the toy world's problems have 2 to 6)")
+        splits = kept
     eval_problems = splits[args.split][: args.n_eval or None]
     if args.n_eval and args.n_eval > len(eval_problems):  # the figures are on fewer problems than asked for
         print(f"--n-eval {args.n_eval}: the {args.split} split holds {len(eval_problems)} problems; evaluating on all "

@@ -1994,8 +1994,9 @@ def test_seed_spread_prints_its_plan_and_a_line_per_seed_as_each_finishes(monkey
     assert list(out) == [2, 0] and list(json.loads((tmp_path / "seeds.json").read_text())) == ["2", "0"]
 
 
-def test_onpolicy_rounds_says_when_n_eval_is_more_than_the_split_holds(monkeypatch, tmp_path, capsys):
-    """--n-eval 100000 was cut to the split's 150 problems without a word."""
+def rounds_script_on_a_stub_run(monkeypatch):
+    """scripts/onpolicy_rounds.py's namespace, on a run that notebooks 01 and 02 finished (RUN_METRICS), with a stub
+    PRM and policies: what the script does with its arguments, without a model."""
     import runpy
 
     from stepdpo_lite import rewards
@@ -2007,6 +2008,12 @@ def test_onpolicy_rounds_says_when_n_eval_is_more_than_the_split_holds(monkeypat
     monkeypatch.setattr(reward_reports, "prm_threshold", lambda prm, run: -1.5)  # the PRM's own, as recorded
     monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: "<prm>"))
     monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed=0: ("<policy>", "<tokenizer>"))
+    return script
+
+
+def test_onpolicy_rounds_says_when_n_eval_is_more_than_the_split_holds(monkeypatch, tmp_path, capsys):
+    """--n-eval 100000 was cut to the split's 150 problems without a word."""
+    script = rounds_script_on_a_stub_run(monkeypatch)
     monkeypatch.setattr(onpolicy, "recorded_splits", lambda *a, **kw: {"train": ["p"], "validation": ["v", "w"]})
     monkeypatch.setattr(onpolicy, "run_rounds", lambda *a, **kw: ([], {}))
     monkeypatch.setattr(onpolicy_report, "rounds_table", lambda *a: "table")
@@ -2014,6 +2021,33 @@ def test_onpolicy_rounds_says_when_n_eval_is_more_than_the_split_holds(monkeypat
         script["main"](["--runs-dir", str(tmp_path), "--no-base", "--n-eval", n_eval])
         text = capsys.readouterr().out
         assert ("--n-eval 100000: the validation split holds 2 problems; evaluating on all 2" in text) == said
+
+
+def test_onpolicy_rounds_min_ops_trains_and_evaluates_on_the_long_problems_only(monkeypatch, tmp_path, capsys):
+    """--min-ops keeps each split's problems of that many operations or more (the base's weakest), says how many of
+    the drawn ones, records the flag; no long problem in a split, or a task without operations, is a usage error."""
+    script = rounds_script_on_a_stub_run(monkeypatch)
+    drawn = {name: toyworld.make_problems(40, name, seed=3) for name in ("train", "validation", "test")}
+    monkeypatch.setattr(onpolicy, "recorded_splits", lambda *a, **kw: drawn)
+    seen = {}
+    monkeypatch.setattr(onpolicy, "run_rounds", lambda policies, tokenizer, prm, train, evaluation, *a, **kw: (
+        seen.update(train=train, evaluation=evaluation) or ([], {})))
+    monkeypatch.setattr(onpolicy_report, "rounds_table", lambda *a: "table")
+    script["main"](["--runs-dir", str(tmp_path), "--no-base", "--min-ops", "5", "--split", "test"])
+    long_train = [q for q in drawn["train"] if len(q.ops) >= 5]
+    assert seen["train"] == long_train and 0 < len(long_train) < 40
+    assert seen["evaluation"] == [q for q in drawn["test"] if len(q.ops) >= 5]
+    text = capsys.readouterr().out
+    assert f"--min-ops 5: train {len(long_train)} of 40 problems" in text
+    assert '"min_ops": 5' in text  # in the config --out records: seed_spread.py tells such runs apart by it
+    script["main"](["--runs-dir", str(tmp_path), "--no-base", "--split", "test"])  # without it: every problem
+    assert seen["train"] == drawn["train"] and seen["evaluation"] == drawn["test"]
+    for flags, message in [(["--min-ops", "7"], "--min-ops 7: a split has no problem of 7 or more operations"),
+                           (["--min-ops", "0"], "--min-ops must be at least 1"),
+                           (["--min-ops", "5", "--profile", "t4-16gb"], "--min-ops counts the toy world's operations")]:
+        with pytest.raises(SystemExit) as done:
+            script["main"](["--runs-dir", str(tmp_path), "--no-base", *flags])
+        assert done.value.code == 2 and message in capsys.readouterr().err, flags
 
 
 def test_onpolicy_rounds_refuses_a_run_without_notebook_01s_counts_before_it_loads_a_model(
