@@ -151,6 +151,27 @@ def test_curve_ends_averages_the_first_and_last_logged_values_round_by_round():
             curve_ends([], ["loss"], by_round=by_round)
 
 
+def test_format_curve_ends_prints_a_row_per_run_round_and_curve():
+    """Notebooks 04 and 05 printed these tables with loops of their own."""
+    from stepdpo_lite.tutorial.diagnostics import curve_ends, format_curve_ends
+    tagged = [{"loss": v, "round": r} for r, values in ((1, (0.8, 0.7, 0.6)), (2, (0.75, 0.5, 0.25))) for v in values]
+    plain = {"DPO": curve_ends(tagged, ["loss", "missing"], n=2)}
+    assert format_curve_ends(plain, n=2).splitlines() == [
+        "run  curve    start  first 2   last 2",
+        "DPO  loss      0.80     0.75     0.38"]  # first 2: (0.8 + 0.7) / 2; last 2: (0.5 + 0.25) / 2
+    by_round = {"Stepwise DPO": curve_ends(tagged, ["loss"], n=1, by_round=True)}
+    assert format_curve_ends(by_round, n=1, by_round=True).splitlines() == [
+        "run           round  curve    start  first 1   last 1",
+        "Stepwise DPO  1      loss      0.80     0.80     0.60",
+        "Stepwise DPO  2      loss      0.75     0.75     0.25"]
+    for curves, flag, message in [(plain, True, "for curve_ends\\(...\\) without by_round: by_round=False"),
+                                  (by_round, False, "by_round=True\\): by_round=True"),
+                                  ({"DPO": {}}, False, "no run logged any of the curves"),
+                                  ({}, False, "a non-empty")]:
+        with pytest.raises(ValueError, match=f"format_curve_ends: .*{message}"):
+            format_curve_ends(curves, by_round=flag)
+
+
 def test_rejected_right_answers_counts_the_right_answers_a_prm_rejects_and_their_slips():
     import random
 

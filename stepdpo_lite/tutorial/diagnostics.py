@@ -225,6 +225,35 @@ def curve_ends(history, keys, n: int = 5, by_round: bool = False) -> dict:
     return ends
 
 
+def format_curve_ends(curves, n: int = 5, by_round: bool = False) -> str:
+    """``curve_ends``' figures of several runs, ``{run: curve_ends(history, keys, n, by_round)}``, as a table the
+    notebooks print under their smoothed plots: a row per run and curve (and round, with ``by_round``), its first
+    logged value and the means of its first and of its last ``n``."""
+    if not isinstance(curves, dict) or not curves:
+        raise ValueError(f"format_curve_ends: curves must be a non-empty {{run: curve_ends(...)}} dict, "
+                         f"got {curves!r:.60}")
+    n = positive_int(n, "n", "format_curve_ends")
+    rows = []
+    for name, ends in curves.items():
+        for r, round_ends in ends.items() if by_round and isinstance(ends, dict) else [("", ends)]:
+            if not isinstance(round_ends, dict) or not all(isinstance(e, dict) and "first" in e
+                                                           for e in round_ends.values()):
+                other = "curve_ends(...) without by_round: by_round=False" if by_round else \
+                    "curve_ends(..., by_round=True): by_round=True"
+                raise ValueError(f"format_curve_ends: curves[{name!r}] is not curve_ends' figures as by_round="
+                                 f"{by_round} reads them (for {other})")
+            rows += [(str(name), r, key, e["start"], e["first"], e["last"]) for key, e in round_ends.items()]
+    if not rows:  # curve_ends leaves out a key never logged
+        raise ValueError("format_curve_ends: no run logged any of the curves: nothing to print")
+    run_w = max(len(row[0]) for row in [("run",), *rows]) + 2
+    key_w = max(len(row[2]) for row in [("", "", "curve"), *rows]) + 2
+    round_head, round_cell = ("round  ", "{:<7}") if by_round else ("", "{:.0}")
+    lines = [f"{'run':<{run_w}}{round_head}{'curve':<{key_w}}{'start':>7}{f'first {n}':>9}{f'last {n}':>9}"]
+    lines += [f"{name:<{run_w}}{round_cell.format(r)}{key:<{key_w}}{start:>7.2f}{first:>9.2f}{last:>9.2f}"
+              for name, r, key, start, first, last in rows]
+    return "\n".join(lines)
+
+
 def rejected_right_answers(min_rewards, labels, threshold: float, prompts=None, completions=None,
                            has_wrong_step=None) -> dict:
     """Of the solutions with a right final answer, how many a PRM rejects (its weakest step's reward,
