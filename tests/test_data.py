@@ -357,8 +357,10 @@ def _with_dict(row, **changes):
 
 def test_drops_are_opt_in_and_reported(caplog):
     rows = [PREF, PREF, _with_dict(PREF, chosen=""), _with_dict(PREF, prompt="q")]
-    with pytest.raises(ValueError):
-        data.validate_preference(rows)
+    with pytest.raises(ValueError, match="repeat"):  # a duplicate is refused unless drop_duplicates
+        data.validate_preference(rows, skip_invalid=True)
+    with pytest.raises(ValueError, match="record 2: field 'chosen'"):  # an invalid row unless skip_invalid
+        data.validate_preference(rows, drop_duplicates=True)
     with caplog.at_level(logging.WARNING, logger="stepdpo_lite.data"):
         ds = data.validate_preference(rows, drop_duplicates=True, skip_invalid=True)
     assert ds["prompt"] == ["p", "q"]

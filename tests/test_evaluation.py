@@ -362,6 +362,7 @@ def test_a_score_at_the_threshold_is_no_error():
     scores, first_errors = [[1.0, 0.0], [0.0, 2.0], [1.0, -1.0]], [-1, -1, 1]
     t = choose_threshold(scores, first_errors)
     assert first_error_f1(scores, first_errors, t) == 1.0  # t in (-1, 0]: every solution judged right
+    assert first_error_f1(scores, first_errors, 0.0) == 1.0  # at 0.0 exactly too: "<=" would call two steps wrong
 
 
 def test_a_first_error_past_the_last_step_is_refused():

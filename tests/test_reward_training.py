@@ -570,7 +570,7 @@ def test_the_delimiter_warning_does_not_recommend_the_delimiter_already_set(tmp_
         train_process_reward_model(nowhere, rows, tmp_path / "x", step_delimiter="\n")
     said = " ".join(str(w.message) for w in caught)
     assert "1 of 1 rows do not split back" in said and "these rows' steps contain it" in said
-    assert "e.g. '\\n' for PRM800K" not in said and "score lists of steps" in said
+    assert "set the data's delimiter" not in said and "score lists of steps" in said
 
 
 def test_max_length_help_says_it_is_saved_as_the_scoring_limit():
