@@ -101,9 +101,19 @@ def test_prm800k_branches_add_the_rated_alternatives():
     main, branched = public_datasets.load_prm800k(PRM800K), public_datasets.load_prm800k(PRM800K, branches=True)
     assert len(branched) > len(main)
     paths = {(r["prompt"], "".join(r["completions"])) for r in main}
-    for row in branched:  # every row is a labelled path's prefix plus one rated step
-        prefix = "".join(row["completions"][:-1])
+    rated = set()  # (problem, step k, text, label) of every rated completion in the file
+    for line in PRM800K.read_text().splitlines():
+        record = json.loads(line)
+        for k, step in enumerate(record["label"]["steps"]):
+            rated |= {(record["question"]["problem"], k, o["text"], o["rating"] != -1)  # 0: neutral_as=True
+                      for o in step["completions"] or [] if o["rating"] is not None}
+    main_rows = {(r["prompt"], tuple(r["completions"])) for r in main}
+    branches = [r for r in branched if (r["prompt"], tuple(r["completions"])) not in main_rows]
+    assert branches
+    for row in branches:  # a labelled path's prefix plus one rated step, labelled by its rating
+        prefix, k = "".join(row["completions"][:-1]), len(row["completions"]) - 1
         assert any(p == row["prompt"] and text.startswith(prefix) for p, text in paths)
+        assert (row["prompt"], k, row["completions"][-1].removeprefix("\n"), row["labels"][-1]) in rated, row
 
 
 def test_a_processbench_type_clash_names_the_file_and_line(tmp_path):

@@ -32,8 +32,9 @@ def test_verdict_summary_counts_clean_lucky_and_first_mistakes():
         "5 sampled solutions, final answer right in 40.0%",
         "no step wrong in 1; right answer through a wrong step in 1",
         "what the first mistake was: {'arithmetic': 2, 'copy': 1}"]
-    for bad in ([], [[]], [clean], [["x"]]):
-        with pytest.raises(ValueError, match="verdict_summary"):
+    for bad, message in [([], "got none"), ([[]], "got none"), ([clean], r"verdicts\[0\]: expected a list of verdicts"),
+                         ([["x"]], r"verdicts\[0\]\[0\]: not a task_problems.Verdict: 'x'")]:
+        with pytest.raises(ValueError, match=f"verdict_summary: .*{message}"):
             verdict_summary(bad)
 
 
@@ -135,7 +136,7 @@ def test_mc_comparison_problems_takes_whole_problems_and_at_least_one():
     assert mc_comparison_problems(problems, solutions, 40, 2) == (problems, solutions)
     with pytest.raises(ValueError, match="mc_comparison_problems: 5 problems but 4 lists of solutions"):
         mc_comparison_problems(problems, solutions[:4], 4, 2)
-    with pytest.raises(ValueError, match="mc_comparison_problems"):
+    with pytest.raises(ValueError, match="mc_comparison_problems.*n_solutions must be an int >= 1, got 0"):
         mc_comparison_problems(problems, solutions, 0, 2)
 
 

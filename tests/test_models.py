@@ -104,6 +104,15 @@ def biased_tiny_dir(tmp_path_factory):
     return str(path)
 
 
+@pytest.fixture
+def as_on_an_avx512bf16_cpu(monkeypatch):
+    """Every Linear4bit built from here on takes bitsandbytes' AVX512-BF16 path, as on a CPU that has the instruction
+    set: what models.keep_4bit_weights_unpacked undoes is then there on every CPU, and its tests can fail here too
+    (on a CPU without it the layers never pack, with or without the kit's fix)."""
+    import bitsandbytes.nn.modules as bnb_modules
+    monkeypatch.setattr(bnb_modules, "has_avx512bf16", lambda: True)
+
+
 def _qlora_step(path, eval_forward_first: bool):
     """Loss and LoRA gradients of one training step of a fresh 4-bit + LoRA model (same seed every call)."""
     torch.manual_seed(1)
@@ -120,7 +129,7 @@ def _qlora_step(path, eval_forward_first: bool):
     return loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
 
 
-def test_4bit_eval_forward_does_not_change_training(biased_tiny_dir):
+def test_4bit_eval_forward_does_not_change_training(biased_tiny_dir, as_on_an_avx512bf16_cpu):
     # bitsandbytes 0.50 repacks 4-bit weights in place at an eval forward on CPUs with AVX512-BF16, after
     # which training goes through a kernel without autograd (models.keep_4bit_weights_unpacked). On any
     # CPU, one eval forward must leave the next training step exactly as it was: same kernel, same numbers.
@@ -192,7 +201,8 @@ def test_one_context_manager_quiets_pefts_checkpointing_read_for_the_loads_and_t
     assert [str(w.message) for w in caught] == ["another", message]
 
 
-def test_a_precomputed_reference_of_a_4bit_model_is_the_policy_itself(biased_tiny_dir, tmp_path):
+def test_a_precomputed_reference_of_a_4bit_model_is_the_policy_itself(biased_tiny_dir, tmp_path,
+                                                                     as_on_an_avx512bf16_cpu):
     """A 4-bit model loaded without load_model, a fresh LoRA adapter (B = 0: policy = reference) and
     precompute_ref_log_probs: TRL's reference pass ran inside its __init__, before the trainer unpacked the weights,
     so on a CPU with AVX512-BF16 the reference went through bitsandbytes' bf16 kernel (loss 1.384636, not 2·log 2)."""
@@ -218,6 +228,21 @@ def test_a_precomputed_reference_of_a_4bit_model_is_the_policy_itself(biased_tin
     batch = tr.data_collator([tr.train_dataset[i] for i in range(2)])
     with torch.no_grad():
         assert tr.compute_loss(tr.model, batch).item() == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_a_reward_model_given_a_4bit_model_object_turns_the_cpu_packing_off(biased_tiny_dir, as_on_an_avx512bf16_cpu):
+    """The reward models score a 4-bit model loaded elsewhere (a model object) as load_model's: no layer packs for
+    CPU inference, so the scores are the same on every CPU."""
+    import bitsandbytes as bnb
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    from stepdpo_lite.rewards import ProcessRewardModel
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(biased_tiny_dir, quantization_config=config, device_map={"": "cpu"})
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert layers and all(layer.support_avx512bf16_for_cpu for layer in layers)  # as on such a CPU
+    ProcessRewardModel(model, AutoTokenizer.from_pretrained(biased_tiny_dir))
+    assert not any(layer.support_avx512bf16_for_cpu for layer in layers)
 
 
 def test_keep_4bit_weights_unpacked_undoes_cpu_packing(biased_tiny_dir):

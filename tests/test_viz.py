@@ -208,6 +208,7 @@ def test_best_of_n_both_layouts(tmp_path):
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["1", "4", "16"]
     other = viz.plot_best_of_n(by_n).axes[0]
+    assert len(ax.lines) == len(other.lines) == 3  # zip below stops at the shorter
     for a, b in zip(ax.lines, other.lines):
         assert a.get_label() == b.get_label() and list(a.get_ydata()) == list(b.get_ydata())
 
