@@ -115,6 +115,24 @@ def test_track_prints_runtime_and_on_a_gpu_peak_memory():
     assert ("peak GPU memory" in lines[0]) == torch.cuda.is_available()
 
 
+def test_track_reads_the_peak_gpu_memory_of_the_block_alone(monkeypatch):
+    """The GPU branch, taken on a CPU machine too (torch.cuda's calls stubbed): the peak is reset before the block
+    and read after it, once the GPU has finished its work."""
+    import torch
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: calls.append("reset"))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: calls.append("synchronize"))
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda: calls.append("read") or 3 * 2**30)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: int(1.5 * 2**30))
+    lines = []
+    with budget.track("training", out=lines.append) as used:
+        calls.append("block")
+    assert calls == ["reset", "block", "synchronize", "read"]
+    assert (used["peak_reserved_gib"], used["peak_allocated_gib"]) == (3.0, 1.5)
+    assert lines[0].endswith(", peak GPU memory 3.00 GiB reserved (1.50 GiB allocated)")
+
+
 def test_a_budget_or_speed_that_is_not_positive_is_refused():
     rows = {"train": [10] * 10, "test": [10] * 2}
     for kw, message in ((dict(tokens_per_s=100.0, budget_minutes=-5), "budget_minutes must be > 0"),

@@ -162,6 +162,12 @@ def test_keywords_taken_passes_a_keyword_only_where_the_method_takes_it():
 
 
 def test_the_aggregation_names_the_configs_check_are_the_ones_losses_computes():
-    """checks holds the names torch-free (RewardModelConfig checks them when set); losses' must be the same."""
-    from stepdpo_lite import losses
-    assert losses.AGGREGATION_STRATEGIES == AGGREGATION_STRATEGIES
+    """checks holds the names torch-free (RewardModelConfig checks them when set); each must be one that
+    losses.aggregate_rewards computes, by a branch of its own (a name without one fell into "last" silently)."""
+    from stepdpo_lite.losses import aggregate_rewards
+    r = torch.tensor([[1.0, -2.0, 0.5]])
+    by_hand = {"weighted_sum": -0.5, "mean": -0.5 / 3, "min": -2.0, "max": 1.0, "last": 0.5,
+               "product": sum(math.log(1 / (1 + math.exp(-x))) for x in (1.0, -2.0, 0.5))}  # Σ log σ(r_k)
+    assert sorted(by_hand) == sorted(AGGREGATION_STRATEGIES)
+    for strategy, want in by_hand.items():
+        assert aggregate_rewards(r, strategy).item() == pytest.approx(want, abs=1e-6), strategy

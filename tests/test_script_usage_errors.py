@@ -135,11 +135,12 @@ def test_onpolicy_rounds_refuses_a_save_policies_path_it_cannot_save_to_before_r
     (tmp_path / "a_file").write_text("notes")
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "dpo").write_text("notes")
-    for save in ("a_file", "policies"):
+    for save, said in (("a_file", "a_file is a file; the policies are saved in folders inside it"),
+                       ("policies", "dpo is a file")):
         with pytest.raises(SystemExit) as done:
             script["main"](["--runs-dir", str(tmp_path / "none"), "--save-policies", str(tmp_path / save)])
         message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
-        assert done.value.code == 2 and "file" in message, message
+        assert done.value.code == 2 and said in message, message
     assert (tmp_path / "a_file").read_text() == (tmp_path / "policies" / "dpo").read_text() == "notes"
 
 

@@ -308,7 +308,7 @@ def test_corrupt_solution_is_caught_at_its_step():
                     continue
                 v = tw.check(p, tw.corrupt_solution(p, step, kind, rng))
                 assert v.first_error == step and v.error_kinds[step] == kind and not v.answer_correct
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="corrupt_solution: no copy error possible at step 0"):
         tw.corrupt_solution(p, 0, "copy", rng)
     for step in (1.5, True):  # 1.5 matched no step and gave back the gold solution, True was step 1
         with pytest.raises(ValueError, match="corrupt_solution: step must be an int"):
