@@ -21,6 +21,12 @@ about 5 minutes a round on an H200) and 1,000 test problems:
         --samples 3 --steps 1000 --step-pairing first_error --sft-weight 20 --eval-problems 1000 --device cuda \
         --sample-batch-size 1024 --out t100.json
 
+The toy world's long problems only (5 or 6 operations, the start policy's weakest; docs/benchmarks.md, "Long problems
+only"), drawn from more problems than notebook 01's so that a round still has 96:
+
+    python scripts/onpolicy_rounds.py --protocol output_layer --rounds 3 --problems-per-round 96 --samples 3 \
+        --steps 10 --train-problems 1500 --eval-problems 375 --min-ops 5
+
 Needs notebook 01's run (problem counts in ``metrics.json``) and notebook 02's PRM (``runs/<profile>/prm`` and
 ``prm.first_error_threshold``). Nothing is written into the run folder unless ``--save-policies`` points there.
 Prints one line per round and method, then the table; ``--out`` writes every figure as JSON. Progress bars on the
