@@ -91,3 +91,16 @@ def documented_fields(cls):
                                    break_on_hyphens=False))
     cls.__doc__ = inspect.cleandoc(cls.__doc__ or "") + "\n\nFields:\n" + "\n".join(lines)
     return cls
+
+
+def warn_of_unread_text(tokenizer, token_ids, where: str, what: str = "solution", names=None) -> None:
+    """Text the tokenizer maps to its unknown token (a character-level base knows few characters: ’ × €) cannot be
+    read: a score of it, or training on it, is a guess that looks like a verdict. ``token_ids``: one list per
+    ``what`` (a reward model's solutions, its training rows; a policy's preference pairs), named by ``names`` (e.g.
+    a file's lines) when given, else by index."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unread := [i for i, ids in enumerate(token_ids) if unk is not None and unk in ids]:
+        first = names[unread[0]] if names else f"{what} {unread[0]}"
+        warn_user(f"{where}: {len(unread)} of {len(token_ids)} {what}s ({first} first) hold text the "
+                  f"tokenizer maps to its unknown token {tokenizer.unk_token!r}: the model cannot read it; "
+                  "normalise the text or use a base whose tokenizer covers it")

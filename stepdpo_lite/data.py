@@ -409,6 +409,8 @@ def delimit_steps(row: Mapping, delimiter: str, prompt_separator: str = "\n") ->
     """
     if not isinstance(delimiter, str) or not delimiter:  # "" would add nothing: the steps would stay bare
         raise ValueError(f"delimit_steps: delimiter must be a non-empty string (e.g. '\\n'), got {delimiter!r}")
+    if not isinstance(prompt_separator, str):  # None was a TypeError from str * bool, with no name
+        raise ValueError(f"delimit_steps: prompt_separator must be a string (e.g. '\\n'), got {prompt_separator!r:.40}")
     row = check_records([("row", row)], check_stepwise_row, "delimit_steps")[0]  # errors name fields; bools plain
     steps = row["completions"]
     ends = [i for i in range(len(delimiter) + 1) if i in (0, len(delimiter)) or not delimiter[i - 1:i + 1].isalnum()]

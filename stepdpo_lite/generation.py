@@ -11,7 +11,7 @@ import os
 
 from tqdm.auto import tqdm
 
-from .checks import finite_number, list_of, positive_int, warn_user
+from .checks import finite_number, list_of, positive_int, warn_of_unread_text, warn_user
 from .models import adapter_quantization, load_model, saved_reward_config
 
 RECORD_PROMPTS_ENV = "STEPDPO_RECORD_PROMPTS"  # a file: every prompt fed to a model here is appended (tests audit it)
@@ -44,6 +44,7 @@ def check_sampling(model, tokenizer, prompts: list[str], n, temperature, batch_s
         if isinstance(context, int) and length + max_new_tokens > context:
             raise ValueError(f"{where}: prompt {i} is {length} tokens; with max_new_tokens={max_new_tokens} that is "
                              f"{length + max_new_tokens}, over the model's context of {context} tokens")
+    warn_of_unread_text(tokenizer, ids, where, "prompt")  # the policy would answer a prompt it cannot read
 
 
 def record_prompts(prompts: list[str]) -> None:

@@ -31,12 +31,12 @@ from transformers import ProgressCallback, Trainer, TrainingArguments, set_seed
 from transformers.trainer import DEFAULT_PROGRESS_CALLBACK
 
 from .atomic import check_checkpoints, check_replaceable
-from .checks import documented_fields, finite_number, flag, list_of, positive_int, warn_user
+from .checks import documented_fields, finite_number, flag, list_of, positive_int, warn_of_unread_text, warn_user
 from .data import TO_BOOL, validate_outcome, validate_stepwise, warn_of_joined_prompts, warn_of_unsplittable_steps
 from .evaluation import step_auroc
 from .models import load_model, resolve_device, resolve_dtype, saved_reward_config, trainer_precision
 from .rewards import (SAVE_FOLDER, GenerativeVerifier, InputTooLong, OutcomeRewardModel, ProcessRewardModel,
-                      RewardModelConfig, check_config_values, fast_head_matches, tag_logits, warn_of_unread_text)
+                      RewardModelConfig, check_config_values, fast_head_matches, tag_logits)
 
 
 # ----------------------------------------------------------------------------- data

@@ -34,7 +34,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .atomic import TRAINER_OUTPUTS, save_atomic
-from .checks import AGGREGATION_STRATEGIES, documented_fields, finite_number, list_of, positive_int, warn_user
+from .checks import (AGGREGATION_STRATEGIES, documented_fields, finite_number, list_of, positive_int,
+                     warn_of_unread_text, warn_user)
 from .evaluation import predict_first_error
 from .models import keep_4bit_weights_unpacked, load_model, write_portable_adapter_config
 from .steps import DEFAULT_DELIMITER, extract_steps
@@ -54,19 +55,6 @@ class _ProblemInText(str):
 
 
 PROBLEM_IN_TEXT = _ProblemInText()
-
-
-def warn_of_unread_text(tokenizer, token_ids, where: str, what: str = "solution", names=None) -> None:
-    """Text the tokenizer maps to its unknown token (a character-level base knows few characters: ’ × €) cannot be
-    read: a score of it, or training on it, is a guess that looks like a verdict. ``token_ids``: one list per
-    ``what`` (a reward model's solutions, its training rows; a policy's preference pairs), named by ``names`` (e.g.
-    a file's lines) when given, else by index."""
-    unk = getattr(tokenizer, "unk_token_id", None)
-    if unread := [i for i, ids in enumerate(token_ids) if unk is not None and unk in ids]:
-        first = names[unread[0]] if names else f"{what} {unread[0]}"
-        warn_user(f"{where}: {len(unread)} of {len(token_ids)} {what}s ({first} first) hold text the "
-                  f"tokenizer maps to its unknown token {tokenizer.unk_token!r}: the model cannot read it; "
-                  "normalise the text or use a base whose tokenizer covers it")
 
 
 @documented_fields

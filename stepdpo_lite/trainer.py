@@ -27,13 +27,14 @@ from trl.data_utils import extract_prompt, is_conversational
 from trl.trainer.utils import get_config_model_id, pad, selective_log_softmax
 
 from .atomic import TRAINER_OUTPUTS, check_checkpoints, save_atomic, write_json_atomic
-from .checks import documented_fields, finite_number, flag, keywords_taken, list_of, positive_int, warn_user
+from .checks import (documented_fields, finite_number, flag, keywords_taken, list_of, positive_int, warn_of_unread_text,
+                     warn_user)
 from .data import warn_of_joined_prompts
 from .losses import (AGGREGATION_STRATEGIES, aggregate_rewards, compute_outcome_loss, compute_step_loss,
                      first_error_mask, positional_weights, step_logps)
 from .models import (default_bf16, keep_4bit_weights_unpacked, lora_only, prepare_adapters,
                      quiet_deprecated_checkpointing_read, reference_adapter, write_portable_adapter_config)
-from .rewards import InputTooLong, ProcessRewardModel, step_delimiter_of, warn_of_unread_text
+from .rewards import InputTooLong, ProcessRewardModel, step_delimiter_of
 from .steps import DEFAULT_DELIMITER, extract_steps, step_spans, token_step_ids
 from .stepwise_data import (REWARD_MODEL_LABELS, STEP_COLUMNS, STEP_PAIRINGS, STEP_VALUE_COLUMNS,
                             DataCollatorForStepwisePreference, check_row, drop_appended_eos, step_columns)

@@ -13,6 +13,9 @@ def test_generation_seconds_is_an_upper_bound_from_counts():
     with pytest.raises(ValueError, match="tokens_per_s"):
         budget.generation_seconds(1, 1, 0.0)
     assert budget.at_most(None).startswith("time unknown") and budget.at_most(7200) == "<= 2.0 h"
+    for bad in (math.nan, -3, math.inf, "90", True):
+        with pytest.raises(ValueError, match="budget: seconds must be a number >= 0"):
+            budget.at_most(bad)
     assert budget.format_duration(30) == "30 s" and budget.format_duration(600) == "10.0 min"
 
 

@@ -1038,6 +1038,11 @@ def test_delimit_steps_adds_only_the_part_of_the_delimiter_a_step_does_not_open_
     for delimiter in ("", None):
         with pytest.raises(ValueError, match="delimit_steps: delimiter must be a non-empty string"):
             data.delimit_steps(row, delimiter)
+    joined = {**row, "prompt": "Start with 5."}
+    assert data.delimit_steps(joined, "\n", prompt_separator="")["prompt"] == "Start with 5."  # "": added nothing
+    for separator in (None, 1):  # None was "unsupported operand type(s) for *", naming nothing
+        with pytest.raises(ValueError, match="delimit_steps: prompt_separator must be a string"):
+            data.delimit_steps(joined, "\n", prompt_separator=separator)
 
 
 def test_skip_invalid_that_leaves_no_record_is_an_error_quoting_the_first():

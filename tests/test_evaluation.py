@@ -226,6 +226,9 @@ def test_majority_vote_known_answers():
     assert two_of_three == {3: 1.0}
     with pytest.raises(ValueError, match="2 gold answers"):
         majority_vote_accuracy([[1]], [1, 2], ns=(1,))
+    assert majority_vote_accuracy([[(1, 2), (1, 2), 3]], [(1, 2)], ns=(3,), subsets="first") == {3: 1.0}
+    with pytest.raises(ValueError, match=r"answers\[1\]\[0\] is a list, which cannot be counted as a vote"):
+        majority_vote_accuracy([[1], [[1, 2]]], [1, [1, 2]], ns=(1,))  # was a TypeError from Counter, mid-count
 
 
 def test_best_of_n_and_majority_refuse_empty_input_and_non_bool_correctness():

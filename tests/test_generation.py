@@ -47,6 +47,21 @@ def test_empty_and_over_long_prompts_are_refused_by_index(base):
         generation.sample_solutions(model, tok, [fits], n=1, progress=False)
 
 
+def test_a_prompt_the_tokenizer_cannot_read_is_warned_of_by_index(base):
+    """"What is 7 × 3?" was sampled from as "What is 7 <unk> 3?" without a word: the policy answered a question it
+    could not read."""
+    import warnings
+    model, tok = base
+    with pytest.warns(UserWarning, match=r"sample_solutions: 1 of 2 prompts \(prompt 1 first\) hold text the "
+                                         r"tokenizer maps to its unknown token '<unk>'"):
+        generation.sample_solutions(model, tok, [PROMPT, PROMPT.replace("+", "×")], n=1, max_new_tokens=2,
+                                    temperature=0, progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        generation.sample_solutions(model, tok, [PROMPT], n=1, max_new_tokens=2, temperature=0, progress=False)
+    assert [str(w.message) for w in caught if "unknown token" in str(w.message)] == []  # a prompt it reads
+
+
 def test_an_over_long_prompt_is_refused_without_transformers_own_too_long_line(base, tiny_base_path,
                                                                                 transformers_warnings):
     """A user's trial: transformers logged "Token indices sequence length is longer than ... will result in indexing

@@ -26,6 +26,8 @@ from ..checks import list_of, positive_int
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "unknown"
+    if not _number(seconds) or not 0 <= seconds < math.inf:  # NaN read "<= nan h", -3 "<= -3 s"
+        raise ValueError(f"budget: seconds must be a number >= 0 (finite) or None, got {seconds!r:.40}")
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
