@@ -211,6 +211,9 @@ def test_the_core_never_imports_the_tutorial_kit():
     assert {name: sorted(edges[name] - core) for name in core if edges[name] - core} == {}
     lines = sum(len(p.read_text().splitlines()) for p in PACKAGE.glob("*.py"))
     assert lines <= 4257, f"the library's top-level modules hold {lines} lines"
+    readme = (ROOT / "README.md").read_text()
+    quoted = re.search(r"the library: under ([\d,]+) lines \(`wc -l stepdpo_lite/\*\.py`\)", readme)
+    assert lines < int(quoted[1].replace(",", "")), f"README's 'Where things live' says under {quoted[1]}: {lines}"
 
 
 def test_the_public_names_import_from_the_package_and_import_stays_light():
