@@ -145,7 +145,7 @@ def choose_threshold(step_scores: Sequence[Sequence[float]], first_errors: Seque
 
     A solution is judged right for every threshold in an interval: (-inf, min score] when it is fully
     correct, (score of its first error, min score before it] when it is not. So F1 only changes at
-    score values, and trying each score and the next float above it covers every case."""
+    score values, and trying each score and the next float above it covers every case. Of equal F1, the lowest wins."""
     _check_first_errors(step_scores, first_errors, "choose_threshold")
     lo, hi = [], []
     for s, e in zip(step_scores, first_errors):

@@ -149,6 +149,9 @@ def test_choose_threshold_is_the_best_threshold():
         errors[0], errors[1] = -1, 0
         best = max(first_error_f1(scores, errors, g / 1000) for g in range(-1, 1002))
         assert first_error_f1(scores, errors, choose_threshold(scores, errors)) == pytest.approx(best)
+    # Every threshold in (0.2, 0.8] scores F1 1 here; the lowest is chosen, so that a test step at 0.5 on a right
+    # solution is not called a mistake (the interval's top, 0.8, would call it one)
+    assert choose_threshold([[0.2], [0.8]], [0, -1]) == np.nextafter(0.2, np.inf)
 
 
 def test_first_error_errors():

@@ -15,7 +15,7 @@ def test_step_logps_is_a_segment_sum_that_drops_masked_tokens():
     tok = torch.randn(3, 10)
     ids = torch.tensor([[-1, -1, 0, 0, 1, 1, 1, 2, -1, -1],
                         [0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-                        [-1, 1, 1, 3, 3, 5, -1, -1, -1, -1]])  # 5 >= num_steps: dropped
+                        [-1, 1, 1, 3, 3, 5, 4, -1, -1, -1]])  # 5 and 4 >= num_steps: dropped
     out = step_logps(tok, ids, num_steps=4)
     expected = torch.zeros(3, 4)
     for b in range(3):
@@ -41,6 +41,7 @@ def test_positional_weights_default_and_extension():
     assert positional_weights(None, 3).tolist() == [1, 1, 1]
     assert positional_weights([1.0, 0.5], 4).tolist() == [1.0, 0.5, 0.5, 0.5]
     assert positional_weights([1.0, 0.5, 0.25], 2).tolist() == [1.0, 0.5]
+    assert positional_weights([], 3).tolist() == [1, 1, 1]  # an empty list is unset, not a list to extend
 
 
 def test_step_loss_refuses_per_row_weights():

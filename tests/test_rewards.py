@@ -379,6 +379,9 @@ def test_combined_and_ensemble_arithmetic(prm, orm):
     assert combined.get_rewards_for_batch([prompts[1] + sols[1]]) == pytest.approx([want[1]], abs=1e-4)
     steps, rewards, agg = combined.extract_and_aggregate_steps(prompts[0] + sols[0])
     assert agg == pytest.approx(min(rewards)) == pytest.approx(p[0], abs=1e-4)
+    # a text is split into the steps the PRM scores where the PRM splits it, whatever the ORM's delimiter
+    orm_of_lines = OutcomeRewardModel(orm.model, orm.tokenizer, step_delimiter="\n")
+    assert CombinedRewardModel(prm, orm_of_lines).step_delimiter == prm.config.step_delimiter != "\n"
     only_outcome = CombinedRewardModel(None, orm, outcome_weight=1.0)
     assert only_outcome.score_solutions(prompts, sols) == pytest.approx(o, abs=1e-6)
     ensemble = EnsembleRewardModel([prm, orm], weights=[2.0, -1.0])

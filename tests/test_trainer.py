@@ -1805,6 +1805,38 @@ def test_a_prompt_exactly_max_length_long_is_an_error(tiny_tokenizer):
     assert step_columns(ex, 0, tiny_tokenizer, DEFAULT_DELIMITER, None, max_length=n + 1)["first_diff_step"] == 0
 
 
+def test_a_row_exactly_as_long_as_the_models_positions_is_kept(tiny_tokenizer):
+    """``context`` refuses a row longer than the model's positions; one that fills them exactly fits."""
+    from stepdpo_lite.stepwise_data import step_columns
+
+    ex = _toy_row(tiny_tokenizer)
+    n = len(ex["prompt_ids"]) + max(len(ex["chosen_ids"]), len(ex["rejected_ids"]))
+    assert step_columns(ex, 0, tiny_tokenizer, DEFAULT_DELIMITER, None, context=n)["first_diff_step"] == 0
+    with pytest.raises(ValueError, match=f"row 0: prompt \\+ completion has {n} tokens, more than the model's {n - 1}"):
+        step_columns(ex, 0, tiny_tokenizer, DEFAULT_DELIMITER, None, context=n - 1)
+
+
+def test_sides_with_the_same_steps_have_no_first_differing_step(tiny_tokenizer):
+    """Called directly (the trainer refuses chosen == rejected before), two sides whose steps are the same text
+    differ at no step: -1, not step 0."""
+    from stepdpo_lite.stepwise_data import step_columns
+
+    ex = _toy_row(tiny_tokenizer, rejected="Step 1: 5")
+    assert step_columns(ex, 0, tiny_tokenizer, DEFAULT_DELIMITER, None)["first_diff_step"] == -1
+
+
+def test_only_an_appended_eos_token_is_dropped_from_an_open_ended_row():
+    """A text that ends with the EOS string but whose last id is a content token keeps that token: only the EOS TRL
+    appended (text and id both) is taken off."""
+    from stepdpo_lite.stepwise_data import drop_appended_eos
+
+    row = {"open_ended": True, "chosen": "ab</s>", "chosen_ids": [5, 6], "rejected": "ac</s>",
+           "rejected_ids": [5, 7, 2]}
+    assert drop_appended_eos(row, "</s>", 2) == {"chosen_ids": [5, 6], "chosen": "ab</s>", "rejected_ids": [5, 7],
+                                                 "rejected": "ac"}
+    assert drop_appended_eos({**row, "open_ended": False}, "</s>", 2) == {}
+
+
 def test_first_error_pairing_keeps_the_first_differing_token_itself():
     """without_shared_start takes out the tokens before the first differing one (index t), not t itself: "= 5"
     against "= 6" is scored by the 5 and the 6."""
@@ -1814,6 +1846,9 @@ def test_first_error_pairing_keeps_the_first_differing_token_itself():
     step_ids = {"chosen": [0, 1, 1, 1, 1], "rejected": [0, 1, 1, 1, 1]}  # step 1 opens at token 1, alike
     assert without_shared_start(ex, step_ids, 1) == {"chosen_step_ids": [0, -1, 1, 1, 1],
                                                      "rejected_step_ids": [0, -1, 1, 1, 1]}
+    # an open-ended side that is a token prefix of the other has no differing token to keep (was an IndexError)
+    assert without_shared_start({"chosen_ids": [1, 2], "rejected_ids": [1, 2, 3]}, {"chosen": [0, 0], "rejected": [
+        0, 0, 0]}, 0) == {"chosen_step_ids": [-1, -1], "rejected_step_ids": [-1, -1, 0]}
 
 
 def test_the_collator_marks_only_a_responses_own_steps_valid():
