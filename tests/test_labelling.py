@@ -250,6 +250,11 @@ def test_preference_pairs_from_stepwise_pairs_each_prompts_right_and_wrong_solut
         for wrong, mistakes in ((EARLY_SLIP, [False, True, True]), (SLIP, [True, False, True]))]
     reachability = preference_pairs_from_stepwise(rows, delimiter="\n", rejected_labels="reachability")
     assert sorted(map(tuple, reachability["rejected_step_labels"])) == [tuple(EARLY_SLIP[1]), tuple(SLIP[1])]
+    # a solution with any wrong step is a rejected one, though its last step is right (PRM800K's labels may be so)
+    mended = [{"prompt": "Q\n", "completions": ["Step 1: a", "\n\nStep 2: b"], "labels": labels}
+              for labels in ([True, True], [False, True])]
+    mended[1]["completions"] = ["Step 1: c", "\n\nStep 2: d"]
+    assert preference_pairs_from_stepwise(mended)["rejected"] == ["Step 1: c\n\nStep 2: d"]
     # max_pairs_per_problem draws per prompt, seeded by it: the rows' order does not change the draw
     one = preference_pairs_from_stepwise(rows, delimiter="\n", max_pairs_per_problem=1, seed=3)
     assert len(one) == 1 and one[:] == preference_pairs_from_stepwise(rows[::-1], delimiter="\n",

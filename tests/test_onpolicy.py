@@ -295,6 +295,26 @@ def test_step_negatives_add_distinct_wrong_steps_the_prm_rejects_against_the_sam
     assert prm_pairs.step_negatives(policies, None, prm, [p], [], THRESHOLD, sample_fn=sampler)[0] == []
 
 
+def test_a_step_scored_exactly_at_the_threshold_is_accepted_by_every_pair_builder():
+    """The PRM accepts a step whose reward is >= the threshold (evaluation.predict_first_error); the step pairs'
+    resampling, the extra negatives and the mirrored ones must all read it so (no stub scored a step at the
+    threshold: '>' in any of them passed every test)."""
+    p, gold, bad, _ = problem_and_texts()
+    prm = StubPRM()  # accepted steps score +R: exactly at a threshold of R
+    samples = prm_pairs.label_samples(prm, [p], [[bad]], R, policy="dpo")
+    rows, stats = prm_pairs.step_pairs({"dpo": None}, None, prm, [p], samples, R, tries=2, attempts=2,
+                                      sample_fn=StubSampler(p, gold, bad))
+    assert stats["pairs"] == len(rows) == 1  # the resampled right step, at R, is accepted
+    prefix = extract_steps(gold)[0]
+
+    def right_again(model, tokenizer, contexts, n, **kw):  # the policy writes the right step 2 again
+        return [[gold[len(prefix):]] * n for _ in contexts]
+    neg, stats = prm_pairs.step_negatives({"a": "a"}, None, prm, [p], rows, R, tries=2, sample_fn=right_again)
+    assert neg == [] and stats["not_a_step_the_prm_rejects"] == 1
+    mirrored, stats = prm_pairs.mirrored_negatives(prm, [p], rows, -R)  # the mirror scores -R: at -R, accepted
+    assert mirrored == [] and stats["prm_accepts_the_mirror"] == 1
+
+
 def test_mirrored_negatives_reject_the_slip_on_the_other_side_of_the_right_number():
     p, gold, bad, prm, rows = one_step_pair()
     row, k = rows[0], 1

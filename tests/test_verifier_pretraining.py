@@ -251,6 +251,8 @@ def test_recovering_errors_reach_the_right_answer_through_a_wrong_step():
         verdict = toyworld.check(p, toyworld.recovering_solution(p, rng))
         assert verdict.answer_correct and verdict.first_error >= 0, verdict
         kinds.add(verdict.error_kinds[verdict.first_error])
+        if verdict.error_kinds[verdict.first_error] == "arithmetic":  # the next step copies the slip, writes the truth
+            assert verdict.error_kinds[verdict.first_error + 1] == "arithmetic", verdict  # not a 'copy' of the truth
     assert kinds == {"arithmetic", "copy"}
     # in the rows: outcome rows labelled right although a step is wrong, as the policy's own samples often are
     rows = vp.graded_rows(2000, outcome_fraction=1.0, recover_rate=0.5, min_ops=2, max_ops=6)
