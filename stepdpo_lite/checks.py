@@ -1,6 +1,6 @@
-"""The argument checks the library shares, and ``documented_fields`` (a dataclass's field help, shown by help()).
-Each check refuses a bad value with a ``ValueError`` that names the function and the argument; none casts:
-``int(2.5)`` would quietly be 2, and a str is read character by character."""
+"""The argument checks and warnings the library shares (``warn_of_unread_text``: text a tokenizer cannot read), and
+``documented_fields`` (a dataclass's field help, shown by help()). Each check refuses a bad value with a ValueError
+that names the function and the argument; none casts: ``int(2.5)`` would quietly be 2, a str is read by character."""
 
 from __future__ import annotations
 
@@ -96,8 +96,8 @@ def documented_fields(cls):
 def warn_of_unread_text(tokenizer, token_ids, where: str, what: str = "solution", names=None) -> None:
     """Text the tokenizer maps to its unknown token (a character-level base knows few characters: ’ × €) cannot be
     read: a score of it, or training on it, is a guess that looks like a verdict. ``token_ids``: one list per
-    ``what`` (a reward model's solutions, its training rows; a policy's preference pairs), named by ``names`` (e.g.
-    a file's lines) when given, else by index."""
+    ``what`` (a reward model's solutions, its training rows; a policy's preference pairs, its prompts), named by
+    ``names`` (e.g. a file's lines) when given, else by index."""
     unk = getattr(tokenizer, "unk_token_id", None)
     if unread := [i for i, ids in enumerate(token_ids) if unk is not None and unk in ids]:
         first = names[unread[0]] if names else f"{what} {unread[0]}"
