@@ -258,11 +258,11 @@ def majority_vote_accuracy(answers: Sequence[Sequence[Any]], gold: Sequence[Any]
         raise ValueError(f"majority_vote_accuracy: {len(answers)} problems of answers but {len(gold)} gold answers")
     sizes = [len(list_of(a, f"majority_vote_accuracy: answers[{i}]", "answers")) for i, a in enumerate(answers)]
     ns = _check_ns(ns, sizes, subsets, "majority_vote_accuracy", n_resamples, per_problem)
-    for i, j in ((i, j) for i, a in enumerate(answers) for j in range(len(a))):
+    for i, j, answer in ((i, j, answer) for i, a in enumerate(answers) for j, answer in enumerate(a)):
         try:
-            hash(answers[i][j])  # votes are counted by hash: a list answer was a TypeError mid-count
+            hash(answer)  # votes are counted by hash: a list answer was a TypeError mid-count
         except TypeError:
-            raise ValueError(f"majority_vote_accuracy: answers[{i}][{j}] is a {type(answers[i][j]).__name__}, which "
+            raise ValueError(f"majority_vote_accuracy: answers[{i}][{j}] is a {type(answer).__name__}, which "
                              "cannot be counted as a vote: pass one answer (a number, str or tuple)") from None
 
     def right(i, pick):
