@@ -1,3 +1,4 @@
+import logging
 import math
 import random
 import re
@@ -126,6 +127,8 @@ def test_bad_inputs_raise(prm, orm, tiny_model, tiny_tokenizer):
         prm.score_solutions(["a", "b"], ["Step 1: 1 + 1 = 2"])
     with pytest.raises(ValueError, match="solution 0: must be a non-blank"):
         orm.score_solutions(["a"], [""])
+    with pytest.raises(ValueError, match="got 2 prompts and 1 solutions; they must pair up"):  # zip: 1 reward
+        orm.score_solutions(["a", "b"], ["x = 1"])
     # wrong types: a str where a list is expected would be read character by character; a number is no text
     with pytest.raises(ValueError, match="`steps` must be a list of step strings, got one str"):
         prm.get_rewards_for_steps("Step 1: 1 + 1 = 2\n\nStep 2: 2 + 2 = 4")
@@ -180,7 +183,7 @@ def saved_base(tmp_path_factory):
     return str(path)
 
 
-def test_save_load_identical_rewards(tmp_path, saved_base, tiny_model, tiny_tokenizer):
+def test_save_load_identical_rewards(tmp_path, saved_base, tiny_model, tiny_tokenizer, caplog):
     from stepdpo_lite.models import load_model
     prompts, sols = _problems(3)
     # a PRM with a (non-trivial) LoRA adapter: saved as an adapter, loaded on its base
@@ -219,6 +222,11 @@ def test_save_load_identical_rewards(tmp_path, saved_base, tiny_model, tiny_toke
     config_file = tmp_path / "combined" / "process_reward_model" / "process_reward_config.json"
     config_file.write_text(config_file.read_text().replace('"quantization": null', '"quantization": "4bit"'))
     assert ProcessRewardModel.load(config_file.parent, device="cpu", quantization=None).config.quantization is None
+    # A key another version (or a typo) wrote is named, not taken up silently
+    config_file.write_text(config_file.read_text().replace('{', '{"agregation": "min", ', 1))
+    with caplog.at_level(logging.WARNING, logger="stepdpo_lite.rewards"):
+        assert ProcessRewardModel.load(config_file.parent, device="cpu").config.aggregation == "product"
+    assert "ignoring unknown keys ['agregation']" in caplog.text
 
 
 def test_a_4bit_model_object_is_saved_as_4bit_and_loads_back_with_the_same_rewards(tmp_path, saved_base):
@@ -454,6 +462,20 @@ def test_the_prefix_keeps_bos_when_the_tokenizer_also_adds_eos(tiny_model, tiny_
     assert ProcessRewardModel(tiny_model, BosEos()).prefix_ids == [3]
     assert ProcessRewardModel(tiny_model, tiny_tokenizer).prefix_ids == []
 
+    class Only(BosEos):  # [BOS] text (Llama, Mistral) or text [EOS]: the BOS kept, no EOS taken for a prefix
+        def __init__(self, before, after):
+            self.before, self.after = before, after
+
+        def __call__(self, texts, add_special_tokens=True, **kwargs):
+            ids = tiny_tokenizer(texts, add_special_tokens=False)["input_ids"]
+            if add_special_tokens:
+                ids = [self.before + x + self.after for x in ids] if isinstance(texts, list) else \
+                    self.before + ids + self.after
+            return {"input_ids": ids}
+
+    assert ProcessRewardModel(tiny_model, Only([3], [])).prefix_ids == [3]
+    assert ProcessRewardModel(tiny_model, Only([], [1])).prefix_ids == []
+
 
 def test_shaped_reward():
     assert shaped_reward(2.0) == 2.0
@@ -681,7 +703,8 @@ def test_reward_model_options_are_checked_at_construction(prm, orm, tiny_model, 
                    "batch_size": ("8", "batch_size must be an int >= 1, got '8'"),
                    "prompt_template": ("Q: {question}", "prompt_template must be a str containing '{problem}'"),
                    "yes": (None, "yes must be a non-empty string, got None"),
-                   "step_delimiter": ("", "step_delimiter must be a non-empty string")}
+                   "step_delimiter": ("", "step_delimiter must be a non-empty string"),
+                   "quantization": ("8bit", "quantization must be '4bit' or None, got '8bit'")}
     for key, (value, message) in bad_options.items():
         with pytest.raises(ValueError, match=re.escape(message)):
             ProcessRewardModel(tiny_model, tiny_tokenizer, **{key: value})
