@@ -474,6 +474,13 @@ def test_an_adapter_on_a_base_given_by_a_relative_path_loads_back(tiny_dir, tmp_
     assert models.adapter_base(tmp_path / "runs" / "policy") == str(tmp_path / "base")
     again, _ = models.load_model(str(tmp_path / "runs" / "policy"), quantization=None, device="cpu")
     torch.testing.assert_close(_logits(again.eval(), tok), _logits(model.eval(), tok))
+    # The loaded adapter names its base as loaded: "../../base" read from the adapter folder would, saved again
+    # elsewhere (a later round's policy), point nowhere
+    assert again.peft_config["default"].base_model_name_or_path == str(tmp_path / "base")
+    for written in ("Qwen/Qwen2.5-0.5B", str(tmp_path / "base")):  # a Hub id and an absolute path: as written
+        (tmp_path / "other").mkdir(exist_ok=True)
+        (tmp_path / "other" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": written}))
+        assert models.adapter_base(tmp_path / "other") == written
 
 
 @pytest.mark.parametrize("quantization", [None, "4bit"])
@@ -500,6 +507,10 @@ def test_auto_dtype_ignores_emulated_bfloat16(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert models.resolve_dtype(None, "cuda") == torch.bfloat16
     assert models.resolve_dtype("auto", "cpu") == torch.float32
+    assert models.resolve_dtype("bfloat16", "cpu") == torch.bfloat16
+    for name in ("tensor", "nn", "float8"):  # torch's function and module were taken for dtypes
+        with pytest.raises(ValueError, match=f"load_model: unknown dtype '{name}'"):
+            models.resolve_dtype(name, "cpu")
     assert models.default_bf16() is True and models.default_bf16(use_cpu=True) is False
 
 
@@ -553,6 +564,16 @@ def test_profile_tasks_and_budgets():
     for gpu in ("t4-16gb", "24gb"):  # time estimates and the Monte-Carlo cap are on for the GPU profiles
         p = profiles.get_profile(gpu)
         assert p.sampling_tokens_per_s and p.mc_budget_minutes == 20 and p.sample_batch_size >= p.eval_batch_size
+
+
+def test_a_lora_is_fresh_only_while_every_b_is_zero(tiny_model):
+    """TRL's frozen "ref" copy of the adapter is dropped only for a fresh LoRA (the identity); an adapter with one
+    trained B is no longer the base, and its reference must stay."""
+    from peft import LoraConfig, get_peft_model
+    model = get_peft_model(tiny_model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    assert models._fresh_lora(model)
+    next(p for n, p in model.named_parameters() if "lora_B" in n).data[0, 0] = 1.0
+    assert not models._fresh_lora(model)
 
 
 def test_trainable_true_keeps_training_a_saved_adapter_and_leaves_the_base_frozen(tiny_dir, tmp_path):
