@@ -114,6 +114,23 @@ def test_trainer_loss_and_passthrough(process, tiny_dir, tmp_path, monkeypatch):
     assert seen["loss"] == pytest.approx(mean_tag_loss(model, rows, process=process), abs=1e-4)
 
 
+def test_gradient_accumulation_divides_the_loss_and_evaluation_runs_every_epoch(tiny_dir, tmp_path):
+    """The tag loss is a per-batch mean, so the Trainer divides it by the accumulation steps: 2 x 2 rows log (and
+    step on) the loss of 4, not twice it. An eval set is evaluated after every epoch (an EarlyStoppingCallback
+    reads those), not once at the end."""
+    rows = [r for r in toy_rows(40) if len(r["completions"]) == 3][:4]  # equal tag counts: equal micro-batch means
+    assert len(rows) == 4
+    start = mean_tag_loss(ProcessRewardModel(tiny_dir, device="cpu", quantization=None), rows)
+    prm = train_process_reward_model(tiny_dir, rows, tmp_path / "prm", eval_dataset=rows, quantization=None,
+                                     lora={"r": 4, "lora_dropout": 0.0}, num_train_epochs=2,
+                                     per_device_train_batch_size=2, gradient_accumulation_steps=2, logging_steps=1,
+                                     device="cpu", disable_tqdm=True)
+    history = prm.training_metrics["log_history"]
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert len(losses) == 2 and losses[0] == pytest.approx(start, rel=1e-3)  # step 1: LoRA's B = 0, the base
+    assert [h["epoch"] for h in history if "eval_loss" in h] == [1.0, 2.0, 2.0]  # each epoch's, then the final
+
+
 def test_eval_metrics_count_every_step_of_the_last_eval_batch(tiny_dir, tmp_path):
     """The Trainer cuts the last evaluation batch to the rows left in the set; the steps' rewards were one flat list,
     so it cut steps instead (13 steps in 5 rows, batches of 4: 12 steps counted, and the one wrong step, in the last
