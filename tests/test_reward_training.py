@@ -131,6 +131,33 @@ def test_gradient_accumulation_divides_the_loss_and_evaluation_runs_every_epoch(
     assert [h["epoch"] for h in history if "eval_loss" in h] == [1.0, 2.0, 2.0]  # each epoch's, then the final
 
 
+def test_a_model_whose_logits_are_not_decoder_plus_head_trains_on_the_logits_it_is_scored_with(tiny_dir, tmp_path,
+                                                                                                  monkeypatch):
+    """A soft-capped head (Gemma-2) is no decoder-plus-linear: training on the decoder and head alone would fit
+    other logits than the ones the saved reward model scores with."""
+    import stepdpo_lite.reward_training as reward_training
+    from transformers import Trainer
+    from transformers.trainer_utils import TrainOutput
+    load_model, seen = reward_training.load_model, {}
+
+    def load_with_a_scaled_head(*args, **kwargs):
+        model, tokenizer = load_model(*args, **kwargs)
+        model.register_forward_hook(lambda module, inputs, out: out.__class__(logits=out.logits * 2))
+        return model, tokenizer
+
+    def fake_train(self, resume_from_checkpoint=None, **kw):
+        seen["loss"] = self.compute_loss(self.model, self._prepare_inputs(next(iter(self.get_train_dataloader()))))
+        return TrainOutput(global_step=0, training_loss=0.0, metrics={})
+
+    monkeypatch.setattr(reward_training, "load_model", load_with_a_scaled_head)
+    monkeypatch.setattr(Trainer, "train", fake_train)
+    rows = toy_rows(8)
+    prm = train_process_reward_model(tiny_dir, rows, tmp_path / "prm", quantization=None, device="cpu",
+                                     lora={"r": 4, "lora_dropout": 0.0, "init_lora_weights": False},
+                                     per_device_train_batch_size=8, disable_tqdm=True)
+    assert seen["loss"].item() == pytest.approx(mean_tag_loss(prm, rows), abs=1e-4)
+
+
 def test_eval_metrics_count_every_step_of_the_last_eval_batch(tiny_dir, tmp_path):
     """The Trainer cuts the last evaluation batch to the rows left in the set; the steps' rewards were one flat list,
     so it cut steps instead (13 steps in 5 rows, batches of 4: 12 steps counted, and the one wrong step, in the last
