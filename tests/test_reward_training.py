@@ -158,6 +158,22 @@ def test_a_model_whose_logits_are_not_decoder_plus_head_trains_on_the_logits_it_
     assert seen["loss"].item() == pytest.approx(mean_tag_loss(prm, rows), abs=1e-4)
 
 
+@pytest.mark.parametrize("device, use_cpu", [("cpu", True), ("cuda", False), ("cuda:1", False)])
+def test_the_device_asked_for_is_the_trainers(tiny_dir, tmp_path, monkeypatch, device, use_cpu):
+    """device="cpu" on a GPU machine trained on the GPU, were use_cpu not set from it."""
+    import stepdpo_lite.reward_training as reward_training
+    monkeypatch.setattr(reward_training, "load_model", lambda *args, **kwargs: (
+        tiny_models.build_tiny_model(tiny_models.build_tokenizer(), seed=0), tiny_models.build_tokenizer()))
+
+    class Recorded(reward_training.TrainingArguments):
+        def __post_init__(self):
+            raise RuntimeError(f"use_cpu={self.use_cpu}")
+
+    monkeypatch.setattr(reward_training, "TrainingArguments", Recorded)
+    with pytest.raises(RuntimeError, match=f"^use_cpu={use_cpu}$"):
+        train_process_reward_model(tiny_dir, toy_rows(2), tmp_path / "prm", quantization=None, device=device)
+
+
 def test_eval_metrics_count_every_step_of_the_last_eval_batch(tiny_dir, tmp_path):
     """The Trainer cuts the last evaluation batch to the rows left in the set; the steps' rewards were one flat list,
     so it cut steps instead (13 steps in 5 rows, batches of 4: 12 steps counted, and the one wrong step, in the last

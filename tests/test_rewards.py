@@ -98,6 +98,16 @@ def test_slow_head_path_for_models_whose_logits_are_not_decoder_plus_head(tiny_m
     assert r[0] == pytest.approx(_log_odds_from_full_text(tiny_model, tiny_tokenizer, cut), abs=1e-4)
 
 
+def test_a_model_object_is_moved_to_the_device_asked_for_and_else_left_where_it_is(tiny_model, tiny_tokenizer,
+                                                                                    monkeypatch):
+    moved, to = [], tiny_model.to
+    monkeypatch.setattr(tiny_model, "to", lambda *args, **kwargs: moved.append(args) or to(*args, **kwargs))
+    ProcessRewardModel(tiny_model, tiny_tokenizer)
+    assert moved == []
+    OutcomeRewardModel(tiny_model, tiny_tokenizer, device="cpu")  # "cuda" on a GPU: the model was left on the CPU
+    assert moved == [("cpu",)]
+
+
 def test_reference_api(prm, orm):
     prompts, sols = _problems(2)
     text = prompts[0] + sols[0]
