@@ -108,6 +108,16 @@ def test_a_model_object_is_moved_to_the_device_asked_for_and_else_left_where_it_
     assert moved == [("cpu",)]
 
 
+def test_batch_size_caps_each_forward_pass(prm, monkeypatch):
+    import stepdpo_lite.rewards as rewards_module
+    sizes, tag_logits = [], rewards_module.tag_logits
+    monkeypatch.setattr(rewards_module, "tag_logits", lambda model, ids, *args, **kwargs: sizes.append(len(ids)) or
+                        tag_logits(model, ids, *args, **kwargs))
+    prompts, sols = _problems(5)
+    prm.score_solutions(prompts, sols, batch_size=2)
+    assert sizes == [2, 2, 1]  # were the batches to overlap, 3, 3, 1: past the memory the user allowed
+
+
 def test_reference_api(prm, orm):
     prompts, sols = _problems(2)
     text = prompts[0] + sols[0]
