@@ -128,6 +128,41 @@ def test_sampling_ignores_the_models_saved_generation_settings(base):
         model.generation_config = saved
 
 
+def test_a_peft_policy_samples_without_its_bases_saved_generation_settings(base):
+    """PEFT generates with its base model's generation config: the saved settings are set aside there, not on
+    the wrapper (where the base still penalised greedy)."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    model, tok = base
+    prompts = [p.prompt for p in toyworld.make_problems(3, "test")]
+    wrapped = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))  # B = 0
+    wrapped.get_base_model().generation_config.update(repetition_penalty=1.3, top_k=2, top_p=0.5)
+    for kw in (dict(n=1, temperature=0), dict(n=2, temperature=1.0, seed=3)):
+        assert generation.sample_solutions(wrapped, tok, prompts, max_new_tokens=48, progress=False, **kw) == \
+            generation.sample_solutions(model, tok, prompts, max_new_tokens=48, progress=False, **kw), kw
+
+
+def test_the_seed_sets_the_samples(base):
+    import torch
+
+    model, tok = base
+    kw = dict(n=4, temperature=1.0, max_new_tokens=16, progress=False)
+    first = generation.sample_solutions(model, tok, [PROMPT], seed=0, **kw)
+    torch.manual_seed(123)  # whatever the global generator holds
+    assert generation.sample_solutions(model, tok, [PROMPT], seed=0, **kw) == first
+    assert generation.sample_solutions(model, tok, [PROMPT], seed=1, **kw) != first
+
+
+def test_every_eos_the_tokenizer_and_the_generation_config_name_ends_a_solution():
+    from types import SimpleNamespace as NS
+    assert generation.eos_token_ids(NS(generation_config=NS(eos_token_id=[7, 9])), NS(eos_token_id=9)) == [9, 7]
+    assert generation.eos_token_ids(NS(generation_config=NS(eos_token_id=7)), NS(eos_token_id=9)) == [9, 7]
+    assert generation.eos_token_ids(NS(), NS(eos_token_id=3)) == [3]  # no generation config: no None stop id
+    assert generation.eos_token_ids(NS(generation_config=NS(eos_token_id=None)), NS(eos_token_id=None)) == []
+
+
 def test_a_qlora_policy_loads_back_on_a_4bit_base_as_it_was_trained(tiny_base_path, tmp_path):
     """load_policy loaded every adapter at full precision by default: a policy trained on a 4-bit base (QLoRA) became
     another model (its logits moved by up to 4 in a user's trial, against 0.0025 in 4 bits), and nothing said so. Its
