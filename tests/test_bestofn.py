@@ -122,6 +122,12 @@ def test_score_candidates_passes_step_lists_and_checks_one_reward_per_step(toy):
                                          rf"model returned {n - 1} step rewards: .* one reward per step"):
         bestofn.score_candidates(ShortByOne(), problems, readable)
 
+    class HashStepsPRM(StepListPRM):  # its own delimiter: the candidates split where it splits, not at the default
+        config = type("Config", (), {"step_delimiter": "\n\n#"})()
+
+    hashed = [["# a = 1\n\n# b = 2\n\n# Answer: 3"]] * len(problems)
+    assert bestofn.score_candidates(HashStepsPRM(), problems, hashed) == [[[5.0] * 3]] * len(problems)
+
 
 def test_score_candidates_leaves_the_models_bar_to_its_default_and_score_readable_asks_for_none(toy):
     """score_readable passed no progress=, so a search's every round drew a PRM's default bar; best-of-N's one call
@@ -456,6 +462,8 @@ def test_accuracy_says_it_takes_texts_and_search_accuracy_takes_search_results(t
                                          r"takes"):
         bestofn.accuracy(problems, [SearchResult(), SearchResult()])
     assert bestofn.accuracy(problems, [sols[0][0], sols[1][1]]) == 0.5
+    with pytest.raises(ValueError, match=r"accuracy: 0 problems but 0 solutions \(need equal, > 0\)"):
+        bestofn.accuracy([], [])  # was a ZeroDivisionError
 
 
 RIGHT = "Step 1: 5 + 7 = 12\n\nStep 2: 12 - 1 = 11\n\nAnswer: 11"  # toyworld.Problem(5, (("+", 7), ("-", 1)))
@@ -475,6 +483,8 @@ def test_select_best_returns_the_highest_scored_candidate_earliest_of_ties():
             bestofn.select_best(cands, scores)
     with pytest.raises(ValueError, match=r"candidates\[0\] \(problem 0\): expected a list of candidates, got one str"):
         bestofn.select_best([RIGHT], [[1.0]])
+    with pytest.raises(ValueError, match=r"select_best: problem 0 has 0 candidates and 0 scores \(need equal, > 0\)"):
+        bestofn.select_best([[]], [[]])  # was max()'s "empty sequence"
     rng = random.Random(0)  # its picks are the ones best_of_n_accuracy grades (subsets="first": all N, ties earliest)
     p = toyworld.Problem(5, (("+", 7), ("-", 1)))
     many = [[rng.choice([RIGHT, WRONG]) for _ in range(4)] for _ in range(20)]
@@ -504,6 +514,8 @@ def test_weighted_majority_vote_sums_probabilities_per_answer():
     with pytest.raises(ValueError, match=r"scores\[0\]\[2\] \(problem 0, candidate 2\) is 2.0, above 0: not a "
                                          r"log-probability \(log-odds\? pass scale='log_odds'\)"):
         vote([p], [cands], [[0.0, 0.0, 2.0, 0.0]], scale="log_probability")
+    with pytest.raises(ValueError, match=r"scores\[0\]\[0\] \(problem 0, candidate 0\) is 0.5, above 0"):  # e^0.5 > 1
+        vote([p], [cands], [[0.5, 0.0, -1.0, 0.0]], scale="log_probability")
     with pytest.raises(ValueError, match="weighted_majority_vote: 1 problems but 2 lists of solutions"):
         vote([p], [cands, cands], [[0.0] * 4] * 2)
 
