@@ -87,11 +87,13 @@ def _beam_after(res, depth):
             and (n.pruned_at is None or n.pruned_at > depth)]
 
 
-def test_an_answered_beam_pushed_out_by_a_prefix_the_budget_then_cuts_is_still_chosen():
+@pytest.mark.parametrize("stop, ended", [("eos", "eos"), ("delimiter", "answer")])
+def test_an_answered_beam_pushed_out_by_a_prefix_the_budget_then_cuts_is_still_chosen(stop, ended):
     """A finished beam competes with open prefixes for its place; one pushed out used to be lost, and when the token
-    budget then cut the open prefix, the search chose that cut prefix, with no answer, over the answered beam."""
+    budget then cut the open prefix, the search chose that cut prefix, with no answer, over the answered beam. A
+    beam ends on its answer line as on EOS."""
     def policy(texts, n, caps, leads):
-        return [[Generation("Step 1: c1\n\nAnswer: 1", 10, "eos"),
+        return [[Generation("Step 1: c1\n\nAnswer: 1", 10, stop),
                  Generation("Step 1: c0", 10, "delimiter")][:n] for _ in texts]
 
     class ShortPrefixFavoured(TablePRM):
@@ -100,9 +102,28 @@ def test_an_answered_beam_pushed_out_by_a_prefix_the_budget_then_cuts_is_still_c
     res = search.beam_search(None, None, ShortPrefixFavoured(), [Answer1()], n_beams=1, expansions=2, token_budget=20,
                              sampler=policy)[0]
     answered = res.nodes[0]
-    assert answered.ended == "eos" and answered.pruned_at == 0  # pushed out by the open prefix (0.9 > 0.5)
+    assert answered.ended == ended and answered.pruned_at == 0  # pushed out by the open prefix (0.9 > 0.5)
     assert res.nodes[1].ended == "token_budget"
     assert res.chosen == 0 and Answer1().is_correct(res.solution)
+
+
+def test_a_finished_beam_keeps_its_place_against_new_prefixes_of_the_same_score():
+    """Ties keep the earlier one: a held beam that has ended comes before the new prefixes."""
+    def policy(texts, n, caps, leads):
+        if DEFAULT_DELIMITER not in texts[0]:  # the first round: an answered step, then open ones
+            return [[Generation("Step 1: c9\n\nAnswer: 1", 5, "eos")] +
+                    [Generation(f"Step 1: c{j}", 5, "delimiter") for j in range(1, n)] for _ in texts]
+        return [[Generation(f" 2: c{j}", 5, "delimiter") for j in range(n)] for _ in texts]
+
+    class Level(TablePRM):
+        def reward(self, prefix):
+            return 1.0
+
+    res = search.beam_search(None, None, Level(), [Answer1()], n_beams=2, expansions=2, max_steps=2,
+                             sampler=policy)[0]
+    answered = res.nodes[0]
+    assert answered.ended == "eos" and answered.kept and answered.pruned_at is None
+    assert len([n for n in res.nodes if n.depth == 1 and n.pruned_at == 1]) == 1
 
 
 def test_beam_keeps_the_best_prefix_by_its_aggregated_score():
@@ -254,6 +275,14 @@ def test_each_step_is_sampled_with_the_solution_tokens_its_path_has_left():
     assert [caps for _, _, caps, _ in policy.calls] == [[40], [40 - first] * 2, [40 - first - second] * 2]
 
 
+def test_a_step_that_reaches_the_token_cap_at_its_delimiter_ends_the_solution():
+    """Left open, it was sampled again with a cap of 1 token: the solution went past max_new_tokens."""
+    res = search.beam_search(None, None, TablePRM(), [Answer1()], n_beams=1, expansions=1, max_new_tokens=4,
+                             sampler=lambda texts, n, caps, leads: [[Generation("Step 1: c0", 4, "delimiter")] * n
+                                                                    for _ in texts])[0]
+    assert [(n.ended, n.n_tokens) for n in res.nodes] == [("length", 4)] and res.tokens == 4
+
+
 def test_every_step_sampled_at_the_step_cap_ends_there_kept_or_pruned():
     """A step at depth max_steps − 1 ends the beam ("step_cap") when it is made, whether the beam keeps it or not:
     read only after the selection, the pruned ones were left open (unfinished, no reason given)."""
@@ -277,8 +306,13 @@ def test_beam_search_refuses_a_token_budget_it_would_read_wrong():
                             ("30", r"token_budget: expected a list of token budgets")):
         with pytest.raises(ValueError, match=f"beam_search: {message}"):
             run(budget)
+    for budgets in ([30, 30, 30], [30]):  # one budget too few was an IndexError mid-search, one too many unread
+        with pytest.raises(ValueError, match=f"beam_search: 2 problems but {len(budgets)} token budgets"):
+            run(budgets)
     with pytest.warns(UserWarning, match="below one round"):
         assert [r.tokens for r in run([30, None])] == [32, 90] and [r.tokens for r in run(30.5)] == [32, 32]
+    with pytest.warns(UserWarning, match="below one round"):  # a first round that spends the budget exactly
+        assert [r.tokens for r in run(32)] == [32, 32]
 
 
 def test_a_nan_from_the_prm_is_refused_naming_the_problem_and_node():
@@ -563,7 +597,9 @@ def test_compare_at_budgets_and_figures(tmp_path):
     problems, candidates, tokens, prm, orm, beam = _comparison_inputs()
     table = search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam}}, [2, 4], "min",
                                       n_resamples=5)
-    assert set(table) == {"2", "4"} and "beam_prm" not in table["2"]
+    assert list(table) == ["2", "4"] and "beam_prm" not in table["2"]
+    assert list(search.compare_at_budgets(problems, candidates, tokens, prm, orm, {"beam_prm": {4: beam}}, [4, 2],
+                                          "min", n_resamples=5).items()) == list(table.items())  # in order of B
     assert table["4"]["best_of_n_prm"] == 1.0 and table["4"]["best_of_n_orm"] == 0.0 and table["4"]["beam_prm"] == 1.0
     assert table["4"]["tokens"]["best_of_n_prm"] == table["4"]["token_budget"] == 4 * 140 / 8
     assert table["4"]["tokens"]["beam_prm"] == 50 and table["2"]["token_budget"] == 2 * 140 / 8
@@ -984,6 +1020,20 @@ def test_greedy_search_is_warned_of(tiny_base):
     assert len({n.step for n in results[0].nodes}) == 1
     assert any(m.startswith("beam_search: temperature=0 samples greedily: every expansion of a beam is the same")
                for m in said)
+    _, said = _warned(lambda: search.beam_search(model, tok, TablePRM(), problems, n_beams=1, expansions=1,
+                                                 temperature=0.0, max_steps=1, max_new_tokens=8))
+    assert not any("samples greedily" in m for m in said)  # one path a round: greedy is no waste
+
+
+def test_the_seed_sets_the_search_on_a_policy(tiny_base):
+    import torch
+    model, tok = tiny_base
+    problems = bestofn.held_out_problems("tiny", 2)
+    run = lambda: [r.solution for r in search.beam_search(model, tok, TablePRM(), problems, n_beams=2, expansions=2,
+                                                          max_steps=2, max_new_tokens=24, seed=0)]  # noqa: E731
+    first = run()
+    torch.manual_seed(123)  # whatever the global generator holds
+    assert run() == first
 
 
 def test_slips_in_what_the_searches_are_given_get_messages_that_say_what_to_pass():
