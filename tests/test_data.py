@@ -359,6 +359,10 @@ def test_in_memory_rows_and_json_arrays_name_the_record(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(ValueError, match="no records"):
         data.load_preference(tmp_path / "empty.jsonl")
+    for one, got in ((PREF, "dict"), (7, "int")):  # a dict was read key by key, a number a bare TypeError
+        (tmp_path / "one.json").write_text(json.dumps(one))
+        with pytest.raises(ValueError, match=f"one.json: a .json file must hold an array of records, got {got}$"):
+            data.load_preference(tmp_path / "one.json")
 
 
 def _with_dict(row, **changes):
@@ -416,6 +420,14 @@ def test_validators_name_a_pandas_dataframe_and_the_fix(validate, row):
         validate(pd.DataFrame([row]))
     fixed = datasets.Dataset.from_pandas(pd.DataFrame([row]), preserve_index=False)  # the fix the message names
     assert validate(fixed).to_list() == [row]
+
+
+def test_outcome_step_labels_are_bools_and_stepwise_labels_are_required():
+    with pytest.raises(ValueError, match=r"outcome: record 0: field 'step_labels\[0\]': must be true or false"):
+        data.validate_outcome([{**OUT, "step_labels": [0.5, 1.0]}])  # a share: the stepwise format's, not this
+    for row in ({"prompt": "q", "completions": ["a"]}, {"prompt": "q", "completions": ["a"], "labels": None}):
+        with pytest.raises(ValueError, match="stepwise: record 0: field 'labels'"):
+            data.validate_stepwise([row])
 
 
 def test_outcome_step_labels_are_counted_against_a_delimiter():
