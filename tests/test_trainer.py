@@ -19,7 +19,7 @@ from trl import DPOConfig, DPOTrainer
 
 from stepdpo_lite.tutorial import tiny_models, toyworld
 from stepdpo_lite.rewards import mistake_made_here_labels
-from stepdpo_lite.steps import DEFAULT_DELIMITER, extract_steps
+from stepdpo_lite.steps import DEFAULT_DELIMITER, extract_steps, token_step_ids
 from stepdpo_lite.trainer import CHECKPOINTING_FIELD, StepwiseDPOConfig, StepwiseDPOTrainer, get_step_rewards
 
 FAST = dict(report_to=[], use_cpu=True, bf16=False, gradient_checkpointing=False, save_strategy="no",
@@ -116,6 +116,11 @@ def test_config_validation(tmp_path):
             config(tmp_path, step_weights=bad)
     with pytest.raises(ValueError, match="loss_weights=None"):  # TRL's weights: accepted, and read by nothing
         config(tmp_path, loss_weights=[10.0])
+    for unread in (dict(use_weighting=True), dict(ld_alpha=0.5), dict(f_divergence_type="js_divergence")):
+        with pytest.raises(ValueError, match="the outcome loss is the sigmoid DPO loss"):  # TRL's: read by nothing
+            config(tmp_path, **unread)
+    with pytest.raises(ValueError, match=r"loss weights must be >= 0, got step 1.0, outcome 1.0 and sft -1.0$"):
+        config(tmp_path, sft_loss_weight=-1.0)  # it would push the chosen solutions' likelihood down
     # a Path is kept as a str: save_model's JSON stopped halfway on it, leaving a cut-short file
     assert config(tmp_path, reward_model_path=tmp_path / "prm").reward_model_path == str(tmp_path / "prm")
 
@@ -497,13 +502,19 @@ def test_get_step_rewards_refuses_bad_arguments(tiny_model, tiny_tokenizer):
         call([""], [r])
     with pytest.raises(ValueError, match="`batch_size` must be an int >= 1, got 0"):
         call([p], [r], batch_size=0)
-    for beta, match in ((float("nan"), "must be a finite number, got nan"), (-0.1, "must be > 0, got -0.1")):
+    for beta, match in ((float("nan"), "must be a finite number, got nan"), (-0.1, "must be > 0, got -0.1"),
+                        (0, "must be > 0, got 0")):  # 0: every reward 0
         with pytest.raises(ValueError, match=f"get_step_rewards: `beta` {match}"):  # NaN rewards; every sign flipped
             call([p], [r], beta=beta)
     assert call([p], [r], batch_size=np.int64(2)) == call([p], [r])  # a numpy int is an int, as everywhere else
     too_long = r + " + 12" * 300  # the tiny model knows 1024 positions
     with pytest.raises(ValueError, match=r"prompt \+ response 1 has \d+ tokens, more than the model's context of 1024"):
         call([p, p], [r, too_long])
+    filled = r + "1" * (1024 - len(token_step_ids(r, tiny_tokenizer, DEFAULT_DELIMITER, None, prompt=p)[0]))
+    assert len(token_step_ids(filled, tiny_tokenizer, DEFAULT_DELIMITER, None, prompt=p)[0]) == 1024
+    assert len(call([p], [filled])[0]) == len(extract_steps(r))  # the context exactly: scored
+    with pytest.raises(ValueError, match="prompt \\+ response 0 has 1025 tokens"):
+        call([p], [filled + "1"])
     with pytest.raises(ValueError, match="needs a fast tokenizer"):  # was a TypeError of the tokenizer's own
         get_step_rewards(tiny_model, SimpleNamespace(is_fast=False), p, r, ref_model=tiny_model)
 
@@ -697,6 +708,20 @@ def test_precomputed_reference_gives_the_same_loss(tmp_path, policy_and_referenc
                              args=config(tmp_path, precompute_ref_log_probs=True),
                              train_dataset=ds, processing_class=tiny_tokenizer)
     assert len(pre.train_dataset[0]["ref_chosen_logps"]) == 1 + pre._max_num_steps
+    # no reference model kept beside the precomputed columns (the point of precomputing); the policy's own is used
+    assert StepwiseDPOTrainer(copy.deepcopy(policy), args=config(tmp_path, precompute_ref_log_probs=True),
+                              train_dataset=ds, processing_class=tiny_tokenizer).ref_model is None
+    # an eval set with fewer steps does not narrow the train set's reference columns
+    narrow = []
+    for i, p in enumerate(toyworld.make_problems(2, seed=1, min_ops=1, max_ops=1)):
+        rejected = toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(i))
+        narrow.append(dict(prompt=p.prompt, chosen=p.gold_solution, rejected=rejected,
+                           chosen_step_labels=toyworld.check(p, p.gold_solution).step_labels,
+                           rejected_step_labels=toyworld.check(p, rejected).step_labels))
+    with_eval = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref),
+                                   args=config(tmp_path, precompute_ref_log_probs=True), train_dataset=ds,
+                                   eval_dataset=Dataset.from_list(narrow), processing_class=tiny_tokenizer)
+    assert with_eval._max_num_steps == pre._max_num_steps > len(narrow[0]["chosen_step_labels"])
     assert pre.compute_loss(pre.model, batch_of(pre)).item() == pytest.approx(
         live.compute_loss(live.model, batch_of(live)).item(), abs=1e-5)
     # Another trainer's prepared dataset: the reference still gets a column per step (it got one in all, and every
@@ -1955,6 +1980,19 @@ def test_get_step_rewards_scale_with_beta(policy_and_reference, tiny_tokenizer):
     assert any(abs(x) > 1e-3 for x in one) and half == pytest.approx([0.5 * x for x in one], rel=1e-5, abs=1e-7)
 
 
+def test_get_step_rewards_of_a_batch_are_each_rows_own(policy_and_reference, tiny_tokenizer):
+    """A short row beside a longer one: its padding is no step of its own, nor part of its steps."""
+    policy, ref = policy_and_reference
+    problems = toyworld.make_problems(1, seed=1, min_ops=1, max_ops=1) + toyworld.make_problems(1, seed=1, min_ops=4)
+    prompts, responses = [p.prompt for p in problems], [p.gold_solution for p in problems]
+    alone = [get_step_rewards(policy, tiny_tokenizer, p, r, ref_model=ref) for p, r in zip(prompts, responses)]
+    together = get_step_rewards(policy, tiny_tokenizer, prompts, responses, ref_model=ref, batch_size=2)
+    assert [len(x) for x in together] == [len(x) for x in alone] == [len(extract_steps(r)) for r in responses]
+    assert len(alone[0]) < len(alone[1])
+    for x, y in zip(together, alone):
+        assert x == pytest.approx(y, rel=1e-4, abs=1e-5)
+
+
 def test_step_weights_of_the_config_weigh_the_trainers_step_loss(tmp_path, policy_and_reference, tiny_tokenizer):
     """StepwiseDPOConfig.step_weights are the a_k of the step loss: all 0 (allowed beside an outcome loss) leave
     h = 0, so loss/step is log 2 whatever the log-ratios; ignored, it would not be."""
@@ -1971,7 +2009,16 @@ def test_step_accuracy_counts_read_a_label_of_at_least_one_half_as_right(tmp_pat
     tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), ref_model=copy.deepcopy(tiny_model), args=config(tmp_path),
                             train_dataset=Dataset.from_list(toy_rows(2)), processing_class=tiny_tokenizer)
     b = batch_of(tr, 2)
+    b["step_probs"] = torch.where(b["step_probs"] == 1.0, 0.5, b["step_probs"])  # a PRM's undecided step: right
     tr.compute_loss(tr.model, b)
-    label, scored = b["step_probs"] >= 0.5, b["step_complete"]
+    label, scored = b["step_probs"] == 0.5, b["step_complete"]
     assert (label & scored).any() and (~label & scored).any()
     assert tr._step_counts["train"].tolist() == [0, 0, (label & scored).sum().item(), (~label & scored).sum().item(), 0]
+    # the logged metric from the counts tp, fp, fn, tn = 3, 1, 2, 4
+    tr.model.train()
+    for metric, value in (("accuracy", 0.7), ("balanced_accuracy", 0.5 * (3 / 5 + 4 / 5)), ("f1", 6 / 9)):
+        tr.args.step_accuracy_metric = metric
+        tr._step_counts["train"] = torch.tensor([3.0, 1.0, 2.0, 4.0, 0.0])
+        tr.log({})
+        assert tr.state.log_history[-1]["step_accuracy" if metric == "accuracy" else f"step_{metric}"] == \
+            pytest.approx(value), metric
