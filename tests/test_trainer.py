@@ -1954,6 +1954,13 @@ def test_the_outcome_weight_aggregates_each_responses_own_steps_not_the_batchs_p
     assert not b["step_valid"].all()  # the responses' step counts differ: some slots are padding
     tr.compute_loss(tr.model, b)
     assert tr._metrics["train"]["reward_model/weight"] == pytest.approx([torch.sigmoid(torch.tensor(2.0)).item()] * 4)
+    # ... all of them, a step that max_length cuts too: the PRM scored it on the whole text
+    last = b["step_valid"][4:].sum(1) - 1  # each rejected response's last step, rewarded -5.0 and cut
+    b["step_rewards"][4:][torch.arange(4), last] = -5.0
+    b["step_complete"][4:][torch.arange(4), last] = False
+    tr.compute_loss(tr.model, b)
+    weights = tr._metrics["train"]["reward_model/weight"][-4:]
+    assert weights == pytest.approx([torch.sigmoid(torch.tensor(8.0)).item()] * 4)  # R- = -5.0, not 1.0
 
 
 def test_outcome_only_loss_equals_trl_dpo_loss_at_a_beta_other_than_step_beta(tmp_path, policy_and_reference,
