@@ -978,10 +978,11 @@ def test_run_rounds_refuses_a_round_count_that_is_no_count():
 def test_only_the_rounds_methods_write_its_samples(monkeypatch):
     """A policies dict with more methods than ``methods`` (notebook 04 builds one per METHODS): the untrained one
     used to write its share of every round's samples."""
-    calls = []
+    calls, seeds = [], []
 
     def sample(model, tokenizer, problems, n, **kw):
         calls.append((model, n))
+        seeds.append(kw["seed"])
         return [[p.gold_solution] * n for p in problems]  # every sample right: no pairs, nothing trains
     monkeypatch.setattr(onpolicy.policy_eval, "sample_solutions", sample)
     monkeypatch.setattr(onpolicy.policy_eval, "greedy_and_sampled_accuracy", nothing_right)
@@ -989,11 +990,12 @@ def test_only_the_rounds_methods_write_its_samples(monkeypatch):
     problems = toyworld.make_problems(2, "train", seed=0, max_ops=3)
     for methods, sampler, drawn in ((("dpo", "stepwise_dpo"), "pooled", [("<dpo>", 2), ("<stepwise_dpo>", 2)]),
                                     (("stepwise_dpo",), "nll_only", [("<nll_only>", 4)])):
-        calls.clear()
+        calls.clear(), seeds.clear()
         onpolicy.run_round(policies, None, StubPRM(), problems, problems[:1],
                            onpolicy.RoundSettings(samples_per_problem=4, sampler=sampler, threshold=THRESHOLD),
-                           onpolicy.TrainSettings(), round_index=2, methods=methods, out=lambda line: None)
+                           onpolicy.TrainSettings(), round_index=2, seed=5, methods=methods, out=lambda line: None)
         assert calls == drawn, (methods, calls)
+        assert seeds == [2005 + j for j in range(len(drawn))]  # round 2's own seed, not round 1's samples again
 
 
 def test_a_rounds_samples_come_from_the_first_policy_while_all_are_one_and_each_policy_draws_its_own(monkeypatch):
@@ -1173,6 +1175,7 @@ def test_round_problems_and_share_out():
     ps = list(range(10))
     assert onpolicy.round_problems(ps, 4, 1) == [0, 1, 2, 3] and onpolicy.round_problems(ps, 4, 3) == [8, 9, 0, 1]
     assert onpolicy.round_problems(ps, None, 5) == ps == onpolicy.round_problems(ps, 0, 2)
+    assert onpolicy.round_problems(ps, 10, 2) == ps == onpolicy.round_problems(ps, 11, 1)  # all, none twice
     with pytest.raises(ValueError, match="per_round must be an int >= 1, got -3"):  # 17 problems, repeats, then none
         onpolicy.round_problems(ps, -3, 1)
     assert prm_pairs.share_out(6, onpolicy.METHODS) == {"dpo": 2, "stepwise_dpo": 2, "nll_only": 2}
@@ -1824,6 +1827,9 @@ def test_recorded_splits_are_notebook_01s_at_the_sizes_it_recorded():
     for bad in (0, 2.0, True):
         with pytest.raises(ValueError, match="recorded_splits: n_train must be an int >= 1"):
             onpolicy.recorded_splits(tasks.ToyTask(), recorded, n_train=bad)
+    for bad in (0, -5):  # 0 took notebook 01's count, silently; -5 went on to the task's splits
+        with pytest.raises(ValueError, match="recorded_splits: n_eval must be an int >= 1"):
+            onpolicy.recorded_counts(recorded, n_eval=bad)
 
 
 def test_optimizer_steps_count_whole_batches_and_at_least_one():
@@ -1831,6 +1837,7 @@ def test_optimizer_steps_count_whole_batches_and_at_least_one():
     assert onpolicy.optimizer_steps(570, 2.0, 16) == 71 and onpolicy.optimizer_steps(570, 0.5, 16) == 17
     assert onpolicy.optimizer_steps(64, 1.0, 4, accumulation_steps=4) == 4  # 16 rows an optimizer step
     assert onpolicy.optimizer_steps(3, 1.0, 16) == 1  # a few rows train
+    assert [onpolicy.optimizer_steps(100, epochs, 1) for epochs in (0.29, 0.57)] == [29, 57]  # not float's 28, 56
     for kw, message in ((dict(epochs=0.0), "epochs must be > 0"), (dict(epochs=float("nan")), "epochs must be a"),
                         (dict(batch_size=0), "batch_size must be an int >= 1"),
                         (dict(accumulation_steps=True), "accumulation_steps must be an int >= 1"),

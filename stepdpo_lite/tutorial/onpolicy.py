@@ -322,7 +322,8 @@ def optimizer_steps(n_rows: int, epochs: float, batch_size: int, accumulation_st
     positive_int(accumulation_steps, "accumulation_steps", "optimizer_steps")
     if finite_number(epochs, "epochs", "optimizer_steps") <= 0:  # 0 or -1 epochs: one step, without a word
         raise ValueError(f"optimizer_steps: epochs must be > 0, got {epochs!r}")
-    return max(1, int(epochs * n_rows) // (batch_size * accumulation_steps))
+    rows = int(round(epochs * n_rows, 6))  # 0.29 * 100 is 28.999999999999996: int() alone lost a row, and a step
+    return max(1, rows // (batch_size * accumulation_steps))
 
 
 def training_args(profile, *, batch_size: int, learning_rate: float, max_steps: int, beta: float,
