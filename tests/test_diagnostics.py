@@ -118,6 +118,8 @@ def test_format_step_rewards_marks_where_the_prm_and_the_label_disagree():
     assert lines[3].endswith("reward  -1.94  P 0.13     label WRONG   <- disagrees with the label")
     with pytest.raises(ValueError, match="format_step_rewards: 2 steps but 1 rewards"):
         diagnostics.format_step_rewards("p", ["a", "b"], [1.0], [True], 0.0)
+    at = diagnostics.format_step_rewards("p", ["Step 1: 1 + 1 = 2"], [0.5], [True], threshold=0.5)
+    assert "label right" in at and "disagrees" not in at  # a step exactly at the threshold is accepted
     with pytest.raises(ValueError, match=r"format_step_rewards: labels\[0\] must be a bool or 0/1, got None"):
         diagnostics.format_step_rewards("p", ["a"], [1.0], [None], 0.0)
 
@@ -192,6 +194,13 @@ def test_rejected_right_answers_counts_the_right_answers_a_prm_rejects_and_their
     assert none_right == {"right": 0, "rejected": 0, "rejected_share": None, "slipped_among_rejected": None,
                           "slipped_among_accepted": None}
     assert format_rejected_right_answers(none_right) == "the PRM rejects 0 of the 0 right answers"
+    # a right answer exactly at the threshold is accepted; and where every right answer is rejected, no share of
+    # the accepted ones (was a TypeError)
+    at = rejected_right_answers([-3.0, 2.0], [True, True], -3.0, prompts[:2], [slip, gold], toyworld.has_wrong_step)
+    assert at["rejected"] == 0 and at["slipped_among_accepted"] == 0.5
+    every = rejected_right_answers([-5.0, -4.0], [True, True], -3.0, prompts[:2], [slip, gold], toyworld.has_wrong_step)
+    assert every["slipped_among_accepted"] is None
+    assert format_rejected_right_answers(every) == "the PRM rejects 2 of the 2 right answers"
     with pytest.raises(ValueError, match="need one reward per label"):
         rejected_right_answers(rewards[:3], labels, -3.0)
     with pytest.raises(ValueError, match="threshold"):
