@@ -367,6 +367,18 @@ def test_round_pairs_add_the_mirrored_pairs_or_use_them_instead_of_the_step_pair
         prm_pairs.mirrored_negatives(prm, [p], [dict(rows[0], chosen=gold[::-1])], THRESHOLD)
 
 
+def test_round_pairs_are_shuffled_by_the_seed_and_a_repeated_pair_keeps_its_first_row(monkeypatch):
+    sol = [dict(prompt="p", chosen=f"c{i}", rejected=f"r{i}", kind="solution") for i in range(4)]
+    step = [dict(prompt="p", chosen=f"s{i}", rejected=f"t{i}", kind="step", step_index=i) for i in range(4)]
+    step.append(dict(step[0], step_index=9))  # the same pair again, built at another step
+    monkeypatch.setattr(onpolicy, "solution_pairs", lambda *a, **kw: ([dict(r) for r in sol], {}))
+    monkeypatch.setattr(onpolicy, "step_pairs", lambda *a, **kw: ([dict(r) for r in step], {}))
+    out, info = onpolicy.build_round_pairs({}, None, None, [], [], onpolicy.RoundSettings(pairs="both"), seed=3)
+    expected = sol + step[:4]
+    random.Random(3).shuffle(expected)  # not every solution pair, then every step pair
+    assert out == expected and info["repeated_pairs_dropped"] == 1
+
+
 def test_step_pairs_require_an_accepted_solution_by_default():
     p, gold, bad, _ = problem_and_texts()
     prm = StubPRM()
