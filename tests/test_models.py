@@ -477,8 +477,8 @@ def test_an_adapter_on_a_base_given_by_a_relative_path_loads_back(tiny_dir, tmp_
     # The loaded adapter names its base as loaded: "../../base" read from the adapter folder would, saved again
     # elsewhere (a later round's policy), point nowhere
     assert again.peft_config["default"].base_model_name_or_path == str(tmp_path / "base")
+    (tmp_path / "other").mkdir()
     for written in ("Qwen/Qwen2.5-0.5B", str(tmp_path / "base")):  # a Hub id and an absolute path: as written
-        (tmp_path / "other").mkdir(exist_ok=True)
         (tmp_path / "other" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": written}))
         assert models.adapter_base(tmp_path / "other") == written
 

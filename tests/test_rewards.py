@@ -470,31 +470,23 @@ def test_a_config_without_a_tag_takes_the_kinds_own_and_is_not_changed(tiny_mode
 
 
 def test_the_prefix_keeps_bos_when_the_tokenizer_also_adds_eos(tiny_model, tiny_tokenizer):
-    class BosEos:  # [BOS] text [EOS], as some tokenizers encode with special tokens
+    class Specials:  # [BOS] text [EOS], as some tokenizers encode with special tokens; [BOS] text (Llama, Mistral)
         pad_token_id, model_max_length = tiny_tokenizer.pad_token_id, 10**30
 
-        def __call__(self, texts, add_special_tokens=True, **kwargs):  # verbose=..., as a transformers tokenizer
-            ids = tiny_tokenizer(texts, add_special_tokens=False)["input_ids"]
-            if add_special_tokens:
-                ids = [[3] + x + [1] for x in ids] if isinstance(texts, list) else [3] + ids + [1]
-            return {"input_ids": ids}
-
-    assert ProcessRewardModel(tiny_model, BosEos()).prefix_ids == [3]
-    assert ProcessRewardModel(tiny_model, tiny_tokenizer).prefix_ids == []
-
-    class Only(BosEos):  # [BOS] text (Llama, Mistral) or text [EOS]: the BOS kept, no EOS taken for a prefix
         def __init__(self, before, after):
             self.before, self.after = before, after
 
-        def __call__(self, texts, add_special_tokens=True, **kwargs):
+        def __call__(self, texts, add_special_tokens=True, **kwargs):  # verbose=..., as a transformers tokenizer
             ids = tiny_tokenizer(texts, add_special_tokens=False)["input_ids"]
             if add_special_tokens:
                 ids = [self.before + x + self.after for x in ids] if isinstance(texts, list) else \
                     self.before + ids + self.after
             return {"input_ids": ids}
 
-    assert ProcessRewardModel(tiny_model, Only([3], [])).prefix_ids == [3]
-    assert ProcessRewardModel(tiny_model, Only([], [1])).prefix_ids == []
+    assert ProcessRewardModel(tiny_model, Specials([3], [1])).prefix_ids == [3]
+    assert ProcessRewardModel(tiny_model, Specials([3], [])).prefix_ids == [3]
+    assert ProcessRewardModel(tiny_model, Specials([], [1])).prefix_ids == []  # an EOS is no prefix
+    assert ProcessRewardModel(tiny_model, tiny_tokenizer).prefix_ids == []
 
 
 def test_shaped_reward():
