@@ -1030,7 +1030,7 @@ def test_the_seed_sets_the_search_on_a_policy(tiny_base):
     model, tok = tiny_base
     problems = bestofn.held_out_problems("tiny", 2)
     run = lambda: [r.solution for r in search.beam_search(model, tok, TablePRM(), problems, n_beams=2, expansions=2,
-                                                          max_steps=2, max_new_tokens=24, seed=0)]  # noqa: E731
+                                                          max_steps=2, max_new_tokens=24, seed=0)]
     first = run()
     torch.manual_seed(123)  # whatever the global generator holds
     assert run() == first
