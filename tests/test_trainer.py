@@ -26,10 +26,11 @@ FAST = dict(report_to=[], use_cpu=True, bf16=False, gradient_checkpointing=False
             disable_tqdm=True, per_device_train_batch_size=4, logging_steps=1, beta=0.1)
 
 
-def toy_rows(n=4, error_step=1, labels=True):
-    """Gold solution vs the same with an arithmetic error at ``error_step`` (a shared correct prefix)."""
+def toy_rows(n=4, error_step=1, labels=True, ops=(3, 4)):
+    """Gold solution vs the same with an arithmetic error at ``error_step`` (a shared correct prefix); ``ops``: the
+    problems' fewest and most operations."""
     rows = []
-    for i, p in enumerate(toyworld.make_problems(n, seed=1, min_ops=3, max_ops=4)):
+    for i, p in enumerate(toyworld.make_problems(n, seed=1, min_ops=ops[0], max_ops=ops[1])):
         rejected = toyworld.corrupt_solution(p, error_step, "arithmetic", random.Random(i))
         row = dict(prompt=p.prompt, chosen=p.gold_solution, rejected=rejected)
         if labels:
@@ -712,12 +713,7 @@ def test_precomputed_reference_gives_the_same_loss(tmp_path, policy_and_referenc
     assert StepwiseDPOTrainer(copy.deepcopy(policy), args=config(tmp_path, precompute_ref_log_probs=True),
                               train_dataset=ds, processing_class=tiny_tokenizer).ref_model is None
     # an eval set with fewer steps does not narrow the train set's reference columns
-    narrow = []
-    for i, p in enumerate(toyworld.make_problems(2, seed=1, min_ops=1, max_ops=1)):
-        rejected = toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(i))
-        narrow.append(dict(prompt=p.prompt, chosen=p.gold_solution, rejected=rejected,
-                           chosen_step_labels=toyworld.check(p, p.gold_solution).step_labels,
-                           rejected_step_labels=toyworld.check(p, rejected).step_labels))
+    narrow = toy_rows(2, error_step=0, ops=(1, 1))
     with_eval = StepwiseDPOTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(ref),
                                    args=config(tmp_path, precompute_ref_log_probs=True), train_dataset=ds,
                                    eval_dataset=Dataset.from_list(narrow), processing_class=tiny_tokenizer)
