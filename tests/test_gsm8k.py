@@ -7,6 +7,13 @@ from stepdpo_lite.tutorial import gsm8k
 from stepdpo_lite.tutorial.task_problems import Verdict
 
 
+def _fake_hub(monkeypatch, splits):
+    """``datasets.load_dataset`` serving ``splits`` (split name -> rows), as a Hub copy of GSM8K would."""
+    import datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, config, split: datasets.Dataset.from_list(splits[split]))
+
+
 @pytest.mark.parametrize("text, want", [
     ("Step 1: 16 - 3 - 4 = 9\n\nStep 2: 9 * 2 = 18\n\nAnswer: 18", 18.0),
     ("... so she pays $1,234.50 in total.\n\nAnswer: $1,234.50", 1234.5),
@@ -262,11 +269,9 @@ def test_a_local_copys_validation_file_is_said_to_be_unread_not_passed_over(tmp_
 
 def test_a_bad_hub_row_is_named_by_its_split_and_index(monkeypatch, tiny_tokenizer):
     """A bad row of a Hub dataset raised "GSM8K row: field 'answer': ..." without saying which row."""
-    import datasets
-
     good = {"question": "Tom has 3 apples and buys 2. How many now?", "answer": "3 + 2 = 5\n#### 5"}
     splits = {"train": [good] * 6, "test": [good] * 2 + [{**good, "answer": "3 + 2 = 5\n#### five"}] + [good] * 3}
-    monkeypatch.setattr(datasets, "load_dataset", lambda name, config, split: datasets.Dataset.from_list(splits[split]))
+    _fake_hub(monkeypatch, splits)
     with pytest.raises(ValueError, match=r"load_problems: user/gsm8k-copy test: record 2: field 'answer': the final"):
         gsm8k.load_problems(tiny_tokenizer, 1, 3, name="user/gsm8k-copy")
     splits["test"][2] = good
@@ -274,11 +279,9 @@ def test_a_bad_hub_row_is_named_by_its_split_and_index(monkeypatch, tiny_tokeniz
 
 
 def test_the_hubs_validation_problems_are_train_split_problems_not_trained_on(monkeypatch, tiny_tokenizer):
-    import datasets
-
     rows = [{"question": f"Tom has {k} apples and buys 2. How many now?", "answer": f"{k} + 2 = {k + 2}\n#### {k + 2}"}
             for k in range(8)]
-    monkeypatch.setattr(datasets, "load_dataset", lambda name, config, split: datasets.Dataset.from_list(rows))
+    _fake_hub(monkeypatch, {"train": rows, "test": rows})
     parts = gsm8k.load_problems(tiny_tokenizer, 3, 2, name="user/gsm8k-copy")
     train, validation = ({p.question for p in parts[s]} for s in ("train", "validation"))
     assert len(train) == 3 and len(validation) == 2 and not train & validation
@@ -340,3 +343,123 @@ def test_reference_solution_refuses_what_is_no_gsm8k_problem():
     for not_a_problem in ({"question": "q", "answer": "2 #### 2"}, "Step 1: 2 + 2 = 4", None):
         with pytest.raises(ValueError, match="reference_solution: problem must be a gsm8k.GSM8KProblem"):
             gsm8k.reference_solution(not_a_problem)
+
+
+def test_extract_answer_reads_the_answer_marker_first_and_an_equations_last_result():
+    assert gsm8k.extract_answer("#### 6\n\nAnswer: 5") == 5.0  # "Answer:" before "####", wherever each stands
+    assert gsm8k.extract_answer("Answer: 4 + 4 = 2 + 6 = 8") == 8.0  # the last result of a chain of equations
+    # no number on the answer line: the first number after the marker, not the text's last one
+    assert gsm8k.extract_answer("Answer: see below\n18 apples in 3 boxes") == 18.0
+
+
+@pytest.mark.parametrize("text", ["Answer: 1000,000", "Answer: 2{,}5"])
+def test_a_comma_after_four_digits_or_a_latex_comma_between_no_thousands_groups_no_number(text):
+    assert gsm8k.extract_answer(text) is None
+
+
+def test_answer_matches_refuses_a_small_miss_and_a_reference_that_is_no_number():
+    assert not gsm8k.answer_matches("Answer: 18.001", "18")
+    assert not gsm8k.answer_matches("Answer: 18", "eighteen")  # False, not a TypeError
+
+
+def test_a_reference_answer_may_end_with_a_full_stop():
+    assert gsm8k.split_answer({"question": "How many?", "answer": "9 * 2 = 18\n#### 18."})[1] == "18."
+    problem = gsm8k.GSM8KProblem("How many?", "18.", "prompt")
+    assert problem.gold_answer() == 18.0 and problem.is_correct("Answer: 18")
+
+
+def test_split_answer_reads_the_final_answer_after_the_last_marker():
+    record = {"question": "How many?", "answer": "#### is a marker\n2 + 3 = 5\n#### 5"}
+    assert gsm8k.split_answer(record) == ("#### is a marker\n2 + 3 = 5", "5")
+
+
+def test_a_problem_refuses_a_prompt_that_is_no_str():
+    with pytest.raises(ValueError, match="GSM8KProblem: prompt must be a str, got NoneType"):
+        gsm8k.GSM8KProblem("How many?", "18", None)
+
+
+def test_reference_solution_leaves_out_blank_lines_and_calculator_notes():
+    raw = "She sold 48/2 = <<48/2=24>>24.\n\nShe sold 48+24 = <<48+24=72>>72.\n#### 72"
+    problem = gsm8k.GSM8KProblem("How many clips?", "72", "prompt", raw)
+    assert problem.reference_steps == 2
+    want = "Step 1: She sold 48/2 = 24.\n\nStep 2: She sold 48+24 = 72.\n\nAnswer: 72"
+    assert gsm8k.reference_solution(problem) == want
+
+
+def test_format_prompt_strips_the_question(tiny_tokenizer):
+    assert gsm8k.format_prompt("  How many eggs?\n", tiny_tokenizer).endswith("Problem: How many eggs?\n")
+
+
+def test_warn_of_one_step_samples_refuses_more_step_lists_than_solutions():
+    with pytest.raises(ValueError, match="steps must hold one step list per solution: 2 for 1"):
+        gsm8k.warn_of_one_step_samples(["Step 1: a\n\nStep 2: b"], steps=[["a", "b"], ["c", "d"]])
+
+
+def test_carve_shuffles_with_the_seed():
+    rows = [{"question": f"q{i}", "answer": f"#### {i}"} for i in range(20)]
+    assert gsm8k.carve(rows, 12, 4, seed=0) != gsm8k.carve(rows, 12, 4, seed=1)
+
+
+def test_a_local_copys_dev_file_is_said_to_be_unread(tmp_path, tiny_tokenizer):
+    lines = [json.dumps({"question": f"Tom has {k} apples. How many?", "answer": f"#### {k}"}) for k in range(5)]
+    for name in ("test", "dev"):
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match=r"load_problems: .*/dev.jsonl is not read"):
+        gsm8k.load_problems(tiny_tokenizer, 1, 1, name=str(tmp_path))
+
+
+def test_load_problems_takes_every_test_problem_and_refuses_more_train_problems_than_there_are(monkeypatch,
+                                                                                                tiny_tokenizer):
+    rows = [{"question": f"Tom has {k} apples. How many?", "answer": f"#### {k}"} for k in range(8)]
+    _fake_hub(monkeypatch, {"train": rows, "test": rows})
+    assert len(gsm8k.load_problems(tiny_tokenizer, 0, 8, name="user/gsm8k-copy")["test"]) == 8
+    with pytest.raises(ValueError, match=r"GSM8K has 8 train / 8 test problems; asked for 5 \+ 4 / 4"):
+        gsm8k.load_problems(tiny_tokenizer, 5, 4, name="user/gsm8k-copy")
+
+
+def test_load_problems_draws_the_test_problems_with_the_seed(monkeypatch, tmp_path, tiny_tokenizer):
+    rows = [{"question": f"Tom has {k} apples. How many?", "answer": f"#### {k}"} for k in range(8)]
+    _fake_hub(monkeypatch, {"train": rows, "test": rows})
+    for name in ("train", "test"):
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    pool = tmp_path / "pool.jsonl"  # one file: carved
+    pool.write_text("\n".join(json.dumps({**r, "question": f"{r['question']} ({k})"}) for k in range(3) for r in rows))
+    for source, n_eval in (("user/gsm8k-copy", 8), (str(tmp_path), 8), (str(pool), 4)):
+        drawn = [[p.question for p in gsm8k.load_problems(tiny_tokenizer, 0, n_eval, seed=s, name=source)["test"]]
+                 for s in (0, 1)]
+        assert drawn[0] != drawn[1], source
+
+
+def test_mc_verdicts_rolls_out_right_solutions_too_when_asked(monkeypatch):
+    from stepdpo_lite.tutorial import labelling
+
+    seen = []
+
+    def fake(model, tokenizer, prompts, solutions, is_correct, **kw):
+        seen.append(list(solutions))
+        return {"labels": [[False] * len(s) for s in solutions]}
+
+    monkeypatch.setattr(labelling, "mc_step_labels", fake)
+    problems = [gsm8k.GSM8KProblem("q", "5", "PROMPT\n")]
+    solution = "Step 1: 2 + 3 = 5\n\nStep 2: so 5\n\nAnswer: 5"
+    out = gsm8k.mc_verdicts(None, None, problems, [[solution]], rollout_correct=True, progress=False)
+    assert len(seen) == 1 and len(seen[0]) == 1  # the right solution was rolled out
+    assert out[0][0].answer_correct and out[0][0].step_labels == [False, False]
+
+
+@pytest.mark.filterwarnings("ignore:mc_verdicts. only 0 of 1 samples")  # a one-step sample, on purpose
+def test_mc_verdicts_passes_seed_and_temperature_through_and_keeps_the_steps(monkeypatch):
+    from stepdpo_lite.tutorial import labelling
+
+    seen = {}
+
+    def fake(model, tokenizer, prompts, solutions, is_correct, **kw):
+        seen.update(kw)
+        return {"labels": [[False] * len(s) for s in solutions]}
+
+    monkeypatch.setattr(labelling, "mc_step_labels", fake)
+    problems = [gsm8k.GSM8KProblem("q", "5", "PROMPT\n")]
+    out = gsm8k.mc_verdicts(None, None, problems, [["Step 1: b\n\nAnswer: 4"]], seed=3, temperature=0.7,
+                            progress=False)
+    assert seen["seed"] == 3 and seen["temperature"] == 0.7
+    assert out[0][0].steps == gsm8k.extract_steps("Step 1: b\n\nAnswer: 4")

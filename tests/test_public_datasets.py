@@ -391,3 +391,55 @@ def test_gsm8k_pairs_log_the_problems_that_give_no_pair(caplog):
         pairs = public_datasets.gsm8k_preference_pairs(rows + only_right, step_labels=False)
     assert len(pairs) == sum(r["label"] for r in rows) * sum(not r["label"] for r in rows)
     assert "from 2 problems; no pair from 0 problems without a right solution and 1 without a wrong one" in caplog.text
+
+
+def test_prm800k_blank_human_completion_names_the_records_field():
+    record = _prm800k_record(([("2 + 2", 1)], 0), ([("= 5", -1)], None))
+    record["label"]["steps"][1]["human_completion"] = {"text": " ", "rating": None}
+    with pytest.raises(ValueError, match=re.escape("prm800k: record 0: field 'label.steps[1].human_completion.text': "
+                                                   "is empty")):
+        public_datasets.load_prm800k([record])
+
+
+def test_math_shepherd_refuses_a_row_without_a_step_tag_or_with_text_after_the_last():
+    with pytest.raises(ValueError, match="field 'input': has no step tag 'ки'"):
+        public_datasets.load_math_shepherd([{"input": "Q? Step 1: a", "label": "Q? Step 1: a"}])
+    row = _shepherd("Q?", ["Step 1: a", "Step 2: b"], "++")
+    with pytest.raises(ValueError, match="field 'input': has text after the last step tag"):
+        public_datasets.load_math_shepherd([{"input": row["input"] + " c", "label": row["label"] + " c"}])
+
+
+@pytest.mark.parametrize("line, ok", [
+    ("7 % 3 = <<7%3=1>>1", True),  # a remainder, not a floor division
+    ("2 ** 100 = <<2**100=1267650600228229401496703205376>>1267650600228229401496703205376", True),
+    ("<<2*1,0000=20000>>20000", None),  # a comma that groups no thousands: not arithmetic
+    ("5 / 0 = <<5/0=1>>1", None),  # a division by zero: unchecked, not an error out of the check
+    ("2 * 3 = <<2*3=6.01>>6.01", False),  # a small miss is one
+    ("<<1/3=1/2>>", False),  # a fraction is exact
+    ("2/3 = <<2/3=0.66>>0.66", True),  # cut to two decimals
+    ("<<-29/100=-0.29>>-0.28", False),  # a copy slip on a negative number, not a cut of float noise
+    ("35000/2 = <<35000/2=17500>>17 500 kg", True),  # thousands grouped with a space
+    ("<<2*3=6>>6 500-gram bags", True),  # 6, then 500-gram
+    ("2*3 = <<2*3=6>>$7", False),  # a copy error after a dollar sign
+])
+def test_calculator_check_reads_the_arithmetic_and_the_number_after(line, ok):
+    assert public_datasets.calculator_check(line) is ok
+
+
+def test_gsm8k_pairs_label_a_chosen_solutions_lines_reachable():
+    """A right answer after a calculator slip: every line from the slip on is unreachable in the chosen labels."""
+    rows = [{"prompt": "Q?", "completion": "a\nb\nc", "label": True, "step_labels": [True, False, True]},
+            {"prompt": "Q?", "completion": "d\ne", "label": False, "step_labels": [True, True]}]
+    pairs = public_datasets.gsm8k_preference_pairs(rows)
+    assert pairs["chosen_step_labels"] == [[True, False, False]]
+
+
+def test_processbench_refuses_a_label_that_is_a_bool():
+    """True == 1: a bool label would pass as the index of step 1."""
+    with pytest.raises(ValueError, match=r"processbench_step_labels: row: field 'label': must be -1 or a step index"):
+        public_datasets.processbench_step_labels({"problem": "p", "steps": ["a", "b"], "label": True})
+
+
+def test_gsm8k_pairs_check_an_outcome_row_without_a_prompt_as_one():
+    with pytest.raises(ValueError, match="field 'prompt'"):
+        public_datasets.gsm8k_preference_pairs([{"completion": "a", "label": True, "step_labels": [True]}])
