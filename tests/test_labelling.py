@@ -4,6 +4,7 @@ built from stepwise rows labelled anywhere (preference_pairs_from_stepwise)."""
 import inspect
 import logging
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -605,3 +606,112 @@ def test_step_dpo_pairs_refuses_a_use_gold_that_is_no_bool():
     problem = toyworld.make_problems(1, seed=0)[0]
     with pytest.raises(ValueError, match="step_dpo_pairs: use_gold must be True or False, got 'no'"):
         step_dpo_pairs([problem], [[problem.gold_solution]], use_gold="no")
+
+
+def test_builders_refuse_more_lists_of_verdicts_than_problems():
+    """One list of verdicts per problem: a list too many (another sample's?) is refused, not left unread."""
+    problems, solutions, verdicts = _split(2, "train", 0)
+    for build in (stepwise_rows, preference_pairs):
+        with pytest.raises(ValueError, match=f"{build.__name__}: 1 problems but 2 lists of verdicts"):
+            build(problems[:1], solutions[:1], verdicts=verdicts)
+
+
+class PartlyChecked(OwnProblem):
+    """A problem of one's own whose verdict() is None for every solution but its gold one."""
+
+    def verdict(self, solution):
+        return super().verdict(solution) if solution == self.toy.gold_solution else None
+
+
+def test_a_verdict_of_none_for_one_solution_is_named_as_no_step_checker():
+    problems, solutions, _ = _split(1, "train", 0)
+    with pytest.raises(ValueError, match=r"stepwise_rows: problem 0 is a PartlyChecked: its verdict\(\) is None: no "
+                                         r"step checker"):
+        stepwise_rows([PartlyChecked(problems[0])], solutions)
+
+
+def test_builders_refuse_a_verdict_without_steps_with_fewer_labels_than_the_texts_steps():
+    problems, solutions, verdicts = _split(1, "train", 0)
+    labels = verdicts[0][0].step_labels
+    short = Verdict(labels[:-1], -1, True)  # no steps of its own: the text is split at the delimiter
+    with pytest.raises(ValueError, match=rf"stepwise_rows: problem 0, solution 0: the verdict's {len(labels) - 1} step "
+                                         rf"labels do not match the solution's {len(labels)} steps"):
+        stepwise_rows(problems, [solutions[0][:1]], verdicts=[[short]])
+
+
+def test_builders_refuse_a_verdict_whose_steps_join_into_the_text_but_for_its_whitespace():
+    problems, solutions, verdicts = _split(1, "train", 0)
+    with pytest.raises(ValueError, match="stepwise_rows: problem 0, solution 0: the verdict's steps do not join into "
+                                         "the solution's text"):
+        stepwise_rows(problems, [[solutions[0][0] + "\n"]], verdicts=[verdicts[0][:1]])
+
+
+def test_toy_gold_vs_error_pairs_slip_at_every_step_the_last_one_too():
+    from stepdpo_lite.tutorial.labelling import toy_gold_vs_error_pairs
+    rows = toy_gold_vs_error_pairs(20, seed=0, min_ops=2, max_ops=2)
+    assert {row["rejected_step_labels"].index(False) for row in rows} == {0, 1}
+
+
+def test_step_dpo_pairs_choose_a_sampled_right_step_before_golds():
+    """Gold's step k is the chosen only where no sample took a right step k after the prefix."""
+    import types
+
+    problem = types.SimpleNamespace(prompt="Compute 12 - 5 + 6.\n", gold_solution="12 - 5 = 7\n7 + 6 = 13\nAnswer 13")
+    steps = {"right": ["12 - 5 = 7", "\n7 + 6 = 13 (sum)", "\nAnswer 13"],
+             "wrong": ["12 - 5 = 7", "\n7 + 6 = 12", "\nAnswer 12"]}
+    verdicts = [[Verdict([True] * 3, -1, True, steps=steps["right"]),
+                 Verdict([True, False, False], 1, False, steps=steps["wrong"])]]
+    pairs = step_dpo_pairs([problem], [["".join(s) for s in steps.values()]], verdicts=verdicts, delimiter="\n")
+    assert [(r["chosen"], r["chosen_source"]) for r in pairs] == [("\n7 + 6 = 13 (sum)", "sampled")]
+
+
+def test_step_dpo_pairs_draw_under_a_cap_by_the_problems_prompt():
+    """Each problem's draw is seeded by its prompt too (as preference_pairs'): with one seed for all, every problem
+    with the same two pairs kept the pair in the same place."""
+    problems, rng = toyworld.make_problems(8, "train", seed=0, min_ops=3, max_ops=3), random.Random(0)
+    solutions = [[p.gold_solution] + [toyworld.corrupt_solution(p, k, "arithmetic", rng) for k in (0, 1)]
+                 for p in problems]
+    pairs = step_dpo_pairs(problems, solutions, max_pairs_per_problem=1)
+    assert len(pairs) == 8 and set(pairs["step_index"]) == {0, 1}
+
+
+def test_datasets_by_split_refuses_the_splits_in_another_order():
+    built = {split: _split(1, split, seed) for split, seed in (("train", 0), ("test", 1))}
+    problems, solutions, verdicts = ({split: parts[i] for split, parts in built.items()} for i in range(3))
+    with pytest.raises(ValueError, match=r"datasets_by_split: solutions must be a dict with the splits of problems, "
+                                         r"\['train', 'test'\], in their order"):
+        datasets_by_split(problems, dict(reversed(solutions.items())), verdicts)
+
+
+def test_datasets_by_split_draws_the_preference_pairs_by_its_seed():
+    problems, rng = toyworld.make_problems(1, "train", seed=0, min_ops=3, max_ops=3), random.Random(0)
+    wrong = list(dict.fromkeys(toyworld.corrupt_solution(problems[0], k % 3, "arithmetic", rng) for k in range(9)))
+    solutions = [[problems[0].gold_solution] + wrong]  # more combinations than max_pairs_per_problem (4)
+    verdicts = [[toyworld.check(problems[0], s) for s in solutions[0]]]
+    assert len(wrong) > 4
+    draws = []
+    for seed in range(3):
+        built = datasets_by_split({"train": problems}, {"train": solutions}, {"train": verdicts}, seed=seed)
+        draws.append(built["train_preference"]["rejected"])
+        assert draws[-1] == preference_pairs(problems, solutions, verdicts=verdicts, seed=seed)["rejected"]
+    assert len({tuple(d) for d in draws}) > 1
+
+
+def test_verdict_summary_lists_the_first_mistakes_most_common_first():
+    copy, slip = Verdict([False], 0, False, ["copy"]), Verdict([False], 0, False, ["arithmetic"])
+    assert list(verdict_summary([[slip, copy, copy]])["first_mistakes"]) == ["copy", "arithmetic"]
+
+
+def test_label_agreement_refuses_a_label_above_1():
+    with pytest.raises(ValueError, match=r"label_agreement: solution 0, step 1: a label must be a bool or a share in "
+                                         r"\[0, 1\], got 3"):
+        label_agreement([[1.0, 3]], [[True, True]])  # a count of right rollouts, not a share
+
+
+def test_the_delimiter_message_says_other_steps_when_it_splits_the_text_into_as_many():
+    import types
+
+    verdicts = [[Verdict([True, True], -1, True, steps=["x = 1\ny", " = 2"])]]
+    with pytest.raises(ValueError, match=re.escape("stepwise_rows: problem 0, solution 0: its verdict has 2 steps but "
+                                                   "the delimiter '\\n' splits the text into 2 other steps")):
+        stepwise_rows([types.SimpleNamespace(prompt="p")], [["x = 1\ny = 2"]], verdicts=verdicts, delimiter="\n")

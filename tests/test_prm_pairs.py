@@ -223,3 +223,143 @@ def test_step_pairs_count_the_rejected_solutions_over_max_per_problem():
                                                                                  for _ in contexts])
     assert dict(stats) == {"rejected_over_max_per_problem": 1, "no_accepted_step": 0, "pairs": 1, "prefixes_tried": 1}
     assert rows[0]["chosen"] == "a 1\nb 2\nanswer 3" and rows[0]["step_index"] == 1
+
+
+def test_a_right_answer_is_chosen_only_when_scored_with_no_step_the_prm_rejects():
+    samples = prm_pairs.label_samples(LinePRM(), [LineStub()], [["a 1\nb 9\nanswer 3", "a 1\nb 2\nanswer 3"]],
+                                      THRESHOLD)
+    assert [(s.prm_first_error, s.chosen_ok) for s in samples[0]] == [(1, False), (-1, True)]
+    assert not prm_pairs.Sample(0, "a 1\nanswer 3", ["a 1", "\nanswer 3"], None, True, THRESHOLD).chosen_ok
+
+
+class ShortPRM(LinePRM):
+    """A PRM too short for a solution of more than two steps."""
+
+    def encode(self, prompt, steps):
+        if len(steps) > 2:
+            raise prm_pairs.InputTooLong("too long")
+
+
+def test_a_wrong_answer_too_long_for_the_prm_is_paired_on_neither_side():
+    samples = prm_pairs.label_samples(ShortPRM(), [LineStub()], [["a 1\nanswer 3", "a 1\nb 2\nanswer 4"]], THRESHOLD)
+    assert samples[0][1].rewards is None and not samples[0][1].rejected_ok
+    rows, stats = prm_pairs.solution_pairs([LineStub()], samples)
+    assert rows == [] and stats["unscored_solutions"] == 1
+
+
+def test_label_samples_splits_at_the_delimiter_given_before_the_prms():
+    samples = prm_pairs.label_samples(LinePRM(), [LineStub()], [["a 1|b 2\nc|answer 3"]], THRESHOLD, delimiter="|")
+    assert samples[0][0].steps == ["a 1", "|b 2\nc", "|answer 3"]
+
+
+class TwiceOverPRM(DocumentedPRM):
+    """A PRM that returns every solution's rewards twice."""
+
+    def score_solutions(self, prompts, step_lists):
+        return super().score_solutions(prompts, step_lists) * 2
+
+
+def test_label_samples_refuses_more_reward_lists_than_solutions():
+    p, gold, _ = problem_and_texts()
+    with pytest.raises(ValueError, match="label_samples: the PRM returned 2 lists of rewards for 1 solutions"):
+        prm_pairs.label_samples(TwiceOverPRM(), [p], [[gold]], THRESHOLD)
+
+
+def test_rejected_step_probs_leave_every_step_after_a_first_error_at_step_0_alone():
+    sample = prm_pairs.Sample(0, "a\nb\nc", ["a", "\nb", "\nc"], [-5.0, -5.0, 5.0], False, THRESHOLD)
+    low = 1 / (1 + math.exp(5.0))
+    assert prm_pairs.rejected_step_probs(sample) == pytest.approx([low, 1.0, 1.0])
+    assert prm_pairs.rejected_step_probs(sample, "prm") == pytest.approx([low, low, 1 - low])
+
+
+class PromptStub(LineStub):
+    """LineStub under a prompt of its own."""
+
+    def __init__(self, prompt):
+        self.prompt = prompt
+
+
+def test_solution_pairs_count_no_pair_over_no_cap_and_draw_by_the_problems_prompt():
+    problems = [PromptStub(f"Q{i}: 1 + 1 + 1?\n") for i in range(8)]
+    texts = ["a 1\nanswer 3", "a 1\nanswer 4", "a 1\nanswer 5"]  # one right, two wrong: two pairs a problem
+    samples = prm_pairs.label_samples(LinePRM(), problems, [texts] * 8, THRESHOLD)
+    rows, stats = prm_pairs.solution_pairs(problems, samples, max_pairs_per_problem=None)
+    assert len(rows) == 16 and stats["pairs_over_max_pairs_per_problem"] == 0
+    rows, stats = prm_pairs.solution_pairs(problems, samples, max_pairs_per_problem=1)
+    assert len(rows) == 8 and stats["pairs_over_max_pairs_per_problem"] == 8
+    assert {r["rejected"] for r in rows} == set(texts[1:])  # seeded by each prompt: not the same pick for all
+
+
+def test_step_pairs_resample_a_repeated_rejected_text_once_and_none_the_prm_accepts():
+    texts = ["a 1\nb 9\nanswer 4", "a 1\nb 9\nanswer 4", "a 1\nb 2\nanswer 5"]  # the last: no step the PRM rejects
+    samples = prm_pairs.label_samples(LinePRM(), [LineStub()], [texts], THRESHOLD, policy="dpo")
+    rows, stats = prm_pairs.step_pairs({"dpo": None}, None, LinePRM(), [LineStub()], samples, THRESHOLD,
+                                       max_per_problem=3, tries=1,
+                                       sample_fn=lambda m, t, contexts, n, **kw: [["\nb 2\nanswer 3"] * n
+                                                                                 for _ in contexts])
+    assert dict(stats) == {"prm_found_no_wrong_step": 1, "rejected_over_max_per_problem": 0, "no_accepted_step": 0,
+                           "pairs": 1, "prefixes_tried": 1}
+    assert [(r["rejected"], r["chosen"]) for r in rows] == [(texts[0], "a 1\nb 2\nanswer 3")]
+
+
+def test_step_pairs_resample_with_another_seed_at_each_attempt():
+    samples = prm_pairs.label_samples(LinePRM(), [LineStub()], [["a 1\nb 9\nanswer 4"]], THRESHOLD, policy="dpo")
+    seeds = []
+
+    def sample_fn(model, tokenizer, contexts, n, seed, **kw):  # the wrong step again: never accepted
+        seeds.append(seed)
+        return [["\nb 9\nanswer 4"] * n for _ in contexts]
+
+    _, stats = prm_pairs.step_pairs({"dpo": None}, None, LinePRM(), [LineStub()], samples, THRESHOLD, tries=1,
+                                    attempts=3, sample_fn=sample_fn)
+    assert stats["no_accepted_step"] == 1 and len(set(seeds)) == 3
+
+
+def test_mirrored_step_needs_the_same_count_of_numbers_on_both_sides():
+    assert prm_pairs.mirrored_step("\n3 + 4 = 7", "\n3 + 4 = 8") == "\n3 + 4 = 6"
+    assert prm_pairs.mirrored_step("\n3 + 4 = 7", "\n3 + 4 = 8 + 1") is None  # a number more: no single slip
+
+
+def test_mirrored_step_mirrors_down_to_0_but_not_below():
+    assert prm_pairs.mirrored_step("\n4 - 3 = 1", "\n4 - 3 = 2") == "\n4 - 3 = 0"
+    assert prm_pairs.mirrored_step("\n4 - 3 = 1", "\n4 - 3 = 3") is None
+
+
+def test_mirrored_negatives_refuse_a_row_whose_chosen_does_not_hold_its_chosen_step():
+    row = {"prompt": LineStub.prompt, "initial_reason_steps": "a 1", "chosen_step": "\nb 2", "rejected_step": "\nb 4",
+           "chosen": "a 1\nb 3\nanswer 3", "chosen_step_rewards_prm": [5.0] * 3, "problem_index": 0, "step_index": 1}
+    with pytest.raises(ValueError, match="step row 0: 'chosen' does not start with 'initial_reason_steps' \\+ "
+                                         "'chosen_step'"):
+        prm_pairs.mirrored_negatives(LinePRM(), [LineStub()], [row], THRESHOLD)
+
+
+@pytest.mark.parametrize("index", [2, -1])
+def test_step_pair_rows_refuses_a_step_index_past_either_sides_labels(index):
+    row = {"prompt": "x", "initial_reason_steps": "", "chosen_step": "a", "rejected_step": "b",
+           "chosen_step_labels": [1.0, 1.0], "rejected_step_labels": [0.0, 1.0], "problem_index": 0, "step_index": 1}
+    with pytest.raises(ValueError, match=f"step_pair_rows: row 0: field 'step_index': {index} is not a step of both"):
+        prm_pairs.step_pair_rows([dict(row, step_index=index)], form="prefix")
+
+
+def test_count_mislabels_is_none_when_the_checker_gives_no_verdict_of_either_side():
+    p, gold, wrong = problem_and_texts()
+
+    class SomeChecked:  # a checker that gives no verdict of wrong answers
+        def verdict(self, text):
+            return p.verdict(text) if p.is_correct(text) else None
+
+    row = {"problem_index": 0, "chosen": gold, "rejected": wrong, "step_index": -1, "prm_first_error": 0}
+    assert prm_pairs.count_mislabels([SomeChecked()], [row]) is None
+
+
+def test_step_agreement_accepts_a_step_at_the_threshold_and_is_none_without_a_step_or_a_checker():
+    from stepdpo_lite.tutorial import gsm8k
+
+    p, gold, _ = problem_and_texts()
+    steps = prm_pairs.extract_steps(gold)
+    at = prm_pairs.Sample(0, gold, steps, [THRESHOLD] * len(steps), True, THRESHOLD)
+    assert prm_pairs.step_agreement([p], [[at]]) == 1.0  # every step right, every reward at the threshold
+    assert prm_pairs.step_agreement([p], [[]]) is None
+    question = gsm8k.GSM8KProblem(question="2 + 2?", answer="4", prompt="What is 2 + 2?\n")  # no step checker
+    answer = prm_pairs.Sample(1, "Answer: 4", ["Answer: 4"], [1.0], True, THRESHOLD)
+    assert prm_pairs.step_agreement([p, question], [[at], [answer]]) is None
