@@ -538,3 +538,101 @@ def test_install_turns_a_folder_with_no_kit_or_another_repositorys_clone_into_a_
         colab.main(["install", str(kit), "--repo-url", "https://github.com/you/fork.git", "--dry-run"])
     said = capsys.readouterr().err
     assert done.value.code == 2 and f"error: colab setup: the kit at {kit} is a clone of {upstream}" in said, said
+
+
+def test_sync_notebooks_cli_writes_the_environments_repo_url_when_set(tmp_path, monkeypatch, capsys):
+    """`%env STEPDPO_REPO_URL=...` (a fork) is the URL sync-notebooks writes without --url; unset or empty: REPO_URL."""
+    name = tutorial.NOTEBOOKS[0]
+    (tmp_path / name).write_text((tutorial.NOTEBOOK_DIR / name).read_text())
+    monkeypatch.setenv("STEPDPO_REPO_URL", "https://github.com/you/fork")
+    assert colab.main(["sync-notebooks", "--notebook-dir", str(tmp_path)]) == 0
+    assert _install_cell(tmp_path / name) == colab.install_cell_source("https://github.com/you/fork")
+    monkeypatch.setenv("STEPDPO_REPO_URL", "")
+    assert colab.main(["sync-notebooks", "--notebook-dir", str(tmp_path)]) == 0
+    assert _install_cell(tmp_path / name) == colab.install_cell_source()
+
+
+def test_constraints_keep_names_written_with_an_underscore_and_the_files_are_readable(tmp_path):
+    """A name kept may be written with "_" (typing_extensions) where the lock has "-" or any case; the constraints
+    file (written through a private temporary file) is readable by pip run as another user, as the record is."""
+    assert colab.constraints("foo==1\nTyping-Extensions==2\n", {"typing_extensions"}) == "foo==1\n"
+    (tmp_path / "requirements.lock").write_text("trl==1.16.0\n")
+    colab.install(tmp_path, dry_run=True)
+    for name in (".colab-constraints.txt", ".colab-preinstalled.txt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_a_requirement_written_with_its_version_in_parentheses_is_read_by_its_name(monkeypatch):
+    """PEP 508 allows "ipywidgets(>=8.0)": its name is ipywidgets, installed, not a missing "ipywidgets(" package."""
+    _installed(monkeypatch, {"stepdpo-lite", "ipywidgets"}, requires=("ipywidgets(>=8.0)",))
+    assert colab.missing_requirements() == []
+
+
+def test_a_folder_inside_another_clone_is_no_clone(tmp_path):
+    """A kit copied in by hand under a clone (here a folder of the clone) has no origin of its own: `git -C` would
+    answer with the clone's around it."""
+    upstream, kit = _clone_of_a_local_repository(tmp_path)
+    (kit / "copied").mkdir()
+    assert colab.clone_origin(kit) == str(upstream) and colab.clone_origin(kit / "copied") is None
+
+
+def test_install_leaves_numpy_and_torchs_own_requirements_out_of_the_constraints(tmp_path, monkeypatch):
+    """Colab's compiled packages are built against its numpy: a runtime without numpy recorded still keeps numpy out of
+    the lock's pins, with torch and what torch requires."""
+    (tmp_path / "requirements.lock").write_text("trl==1.16.0\nnumpy==2.3.0\ntorch==2.9.0\n")
+    _installed(monkeypatch, {"trl"})
+    colab.install(tmp_path, dry_run=True)
+    assert (tmp_path / ".colab-constraints.txt").read_text() == "trl==1.16.0\n"
+
+
+def test_an_install_from_another_python_is_no_rerun_of_this_one(tmp_path, monkeypatch):
+    """A kit kept on Drive, installed once by another Python: its marker does not skip this Python's install."""
+    (tmp_path / "requirements.lock").write_text("trl==1.16.0\n")
+    pip = []
+    monkeypatch.setattr(colab.subprocess, "run", lambda cmd, check: pip.append(cmd))
+    _installed(monkeypatch, {"stepdpo-lite", "trl", "ipywidgets"})
+    here = sys.executable
+    colab.install(tmp_path)
+    colab.install(tmp_path)  # this Python's install: skipped
+    monkeypatch.setattr(colab.sys, "executable", "/other/python")
+    colab.install(tmp_path)
+    assert [cmd[0] for cmd in pip] == [here, "/other/python"]
+
+
+def test_an_absolute_runs_dir_is_kept_without_a_word_in_colab(tmp_path, monkeypatch):
+    """The messages about Drive are for a relative RUNS_DIR: an absolute one is where the user put it, mounted or
+    not."""
+    lines = []
+    monkeypatch.setattr(colab, "in_colab", lambda: True)
+    for drive in (tmp_path / "none", tmp_path):
+        monkeypatch.setattr(colab, "DRIVE_ROOT", str(drive))
+        assert colab.resolve_runs_dir("/abs/runs", out=lines.append) == "/abs/runs" and lines == []
+
+
+def test_setup_sets_the_allocator_first_and_prepares_the_profile_last(tmp_path, monkeypatch):
+    """The install cell's last line: the allocator setting before anything imports torch, then the profile's local
+    files and its machine check (profiles.prepare_profile); returns RUNS_DIR."""
+    from stepdpo_lite.tutorial import profiles
+
+    calls = []
+    monkeypatch.setattr(colab, "use_expandable_segments", lambda: calls.append("allocator"))
+    monkeypatch.setattr(colab, "quiet_notebook_output", lambda: calls.append("quiet"))
+    monkeypatch.setattr(colab, "enable_widgets", lambda: calls.append("widgets"))
+    monkeypatch.setattr(profiles, "prepare_profile", lambda profile, out=print: calls.append(("prepare", profile)))
+    assert colab.setup("smoke", str(tmp_path)) == str(tmp_path)
+    assert calls[0] == "allocator" and calls[-1] == ("prepare", "smoke") and len(calls) == 4
+
+
+def test_sync_notebooks_refuses_a_notebook_without_an_install_cell_and_leaves_other_names_alone(tmp_path):
+    """Only NN_*.ipynb are the kit's notebooks (a scratch notebook beside them is the user's); one of them with no
+    second code cell is refused by name, not an IndexError."""
+    cell = {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": ["PROFILE = 'tiny'\n"],
+            "execution_count": None, "outputs": []}
+    scratch = json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    (tmp_path / "scratch.ipynb").write_text(scratch)
+    name = tutorial.NOTEBOOKS[0]
+    (tmp_path / name).write_text((tutorial.NOTEBOOK_DIR / name).read_text())
+    assert colab.sync_notebooks(tmp_path) == [] and (tmp_path / "scratch.ipynb").read_text() == scratch
+    (tmp_path / "99_mine.ipynb").write_text(scratch)
+    with pytest.raises(ValueError, match="99_mine.ipynb: the first code cell must be the parameters cell, the second"):
+        colab.sync_notebooks(tmp_path)

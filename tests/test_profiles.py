@@ -128,6 +128,8 @@ def test_every_row_a_gsm8k_profile_can_sample_fits_its_reward_models(name):
     ("reward_quantization", "8bit", "reward_quantization must be one of"),
     ("onpolicy_protocol", "first_token", r"onpolicy_protocol must be one of \('first_error', 'output_layer'\)"),
     ("model_name", "", "model_name must be a non-empty str, got ''"),
+    ("model_name", None, "model_name must be a non-empty str, got None"),  # not an optional field
+    ("train_batch_size", None, "train_batch_size must be an int >= 1, got None"),
 ])
 def test_a_profile_of_ones_own_is_checked_field_by_field(field, value, message):
     """A value a trainer or sampler met minutes later (a batch of 0, a dropout of 1, "no" read as True) is refused
@@ -283,3 +285,66 @@ def test_every_profile_field_is_read_somewhere():
     unread = [f.name for f in dataclasses.fields(profiles.Profile)
               if f.name != "name" and not re.search(rf"\.{f.name}\b", text)]
     assert unread == []
+
+
+def test_reward_training_args_passes_the_profiles_own_batch_and_checkpointing_and_refuses_another_reward():
+    """The trainer's eval batch is eval_batch_size (not the training batch) and checkpointing follows the profile,
+    for the PRM and the ORM alike; a reward other than "process" or "outcome" is refused, not trained as the PRM."""
+    own = dataclasses.replace(profiles.get_profile("t4-16gb"), train_batch_size=3, eval_batch_size=5,
+                              gradient_checkpointing=False)
+    for reward in ("process", "outcome"):
+        args = own.reward_training_args(reward)
+        assert (args["per_device_train_batch_size"], args["per_device_eval_batch_size"]) == (3, 5), reward
+        assert args["gradient_checkpointing"] is False, reward
+    with pytest.raises(ValueError, match="reward_training_args: reward must be 'process' or 'outcome', got 'orm'"):
+        profiles.format_reward_recipe(own, "orm")
+
+
+def test_the_profile_sizes_the_docs_quote_are_the_profiles():
+    """README and docs/benchmarks.md quote these settings with the timings and figures measured at them."""
+    root = Path(__file__).resolve().parents[1]
+    readme, benchmarks = (root / "README.md").read_text(), (root / "docs" / "benchmarks.md").read_text()
+    tiny, t4, big = (profiles.get_profile(name) for name in ("tiny", "t4-16gb", "24gb"))
+    assert "| tiny profile (CPU)," in readme and tiny.device == "cpu"
+    assert f"two budgets on {tiny.n_test_time_problems} problems |" in readme
+    assert f"35 one-round DPO steps of {tiny.dpo_batch_size} pairs" in benchmarks
+    assert f"`MC_BUDGET_MINUTES`, {t4.mc_budget_minutes:g} minutes," in readme
+    assert t4.mc_budget_minutes == big.mc_budget_minutes
+    # a T4 samples slower than a 24 GB card (lower clocks, Colab's slower host CPU): its time estimates are longer
+    assert t4.sampling_tokens_per_s < big.sampling_tokens_per_s
+
+
+def test_offline_the_reward_base_and_a_name_that_is_no_hub_id_are_checked_too(monkeypatch):
+    """The reward models' own base is loaded by notebooks 02 and 03: offline and uncached, it fails there, after the
+    policy's download; a name the Hub refuses as an id ("no such model!") is in no cache either."""
+    from stepdpo_lite.tutorial.smoke import GSM8K_SLICE
+
+    monkeypatch.setattr(profiles.hub_constants, "HF_HUB_OFFLINE", True)
+    cached = {"Qwen/Qwen2.5-0.5B-Instruct"}
+    real = profiles.try_to_load_from_cache
+    monkeypatch.setattr(profiles, "try_to_load_from_cache", lambda repo_id, filename: (
+        "/cache/config.json" if repo_id in cached else real(repo_id, filename)))
+    t4 = dataclasses.replace(profiles.get_profile("t4-16gb"), device="cpu", dataset=str(GSM8K_SLICE))
+    profiles.check_sources(t4)
+    with pytest.raises(FileNotFoundError, match=r"^profile 't4-16gb': the model 'org/verifier' is no folder here"):
+        profiles.check_sources(dataclasses.replace(t4, reward_model_name="org/verifier"))
+    with pytest.raises(FileNotFoundError, match=r"^profile 't4-16gb': the model 'no such model!' is no folder here"):
+        profiles.check_sources(dataclasses.replace(t4, model_name="no such model!"))
+
+
+def test_a_gpu_of_compute_capability_8_0_computes_in_bfloat16_natively(monkeypatch):
+    """Compute capability 8.0 (an A100) is Ampere's: native bfloat16, so no warning for the bfloat16 profile."""
+    import warnings
+
+    _a_gpu(monkeypatch, "NVIDIA A100", (8, 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        profiles.check_machine("24gb")
+
+
+def test_load_profile_model_overrides_win_over_the_profiles_settings(monkeypatch):
+    """A notebook loads the policy in full precision beside the profile's 4-bit one: its keywords win."""
+    calls = []
+    monkeypatch.setattr(profiles, "load_model", lambda name, **kwargs: calls.append((name, kwargs)))
+    profiles.load_profile_model("smoke", name_or_path="other", quantization=None, dtype="float16")
+    assert calls[0][0] == "other" and (calls[0][1]["quantization"], calls[0][1]["dtype"]) == (None, "float16")

@@ -657,3 +657,56 @@ def test_a_setup_cell_rerun_alone_after_a_finished_run_clears_nothing(jupyter, s
     with pytest.raises(NameError):
         exec(compile(start, f"{stem} start cell", "exec"), namespace)
     assert (run / "metrics.json").read_text() == before
+
+
+def test_update_metrics_writes_tuples_and_bool_or_none_keys_as_json_reads_them_back(tmp_path):
+    """A tuple is recorded as the list JSON reads back; a bool, float or None key as the str json.dumps makes of it
+    ("true", "0.5", "null"), so that one written as that str already is refused as a second key, not kept beside it."""
+    metrics = runs.update_metrics(tmp_path, {"x": {"sizes": (1, 2)}, "keys": {True: 1, 0.5: 2, None: 3}})
+    assert metrics == runs.read_metrics(tmp_path) == {"x": {"sizes": [1, 2]}, "keys": {"true": 1, "0.5": 2, "null": 3}}
+    with pytest.raises(ValueError, match="keys has two keys JSON writes as 'true'"):
+        runs.update_metrics(tmp_path, {"keys": {True: 1, "true": 2}})
+
+
+def test_a_run_that_is_a_file_or_a_metrics_file_that_is_no_dict_is_refused_by_name(tmp_path):
+    """A file where the run folder goes is no run folder (its metrics.json cannot be written), and a metrics.json
+    holding a list is not the notebooks' table: both are refused with the path, not met later as a crash."""
+    (tmp_path / "notes").write_text("")
+    with pytest.raises(FileNotFoundError, match="update_metrics: no run folder .*notes"):
+        runs.update_metrics(tmp_path / "notes", {"x": 1})
+    (tmp_path / "metrics.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="metrics.json holds a list, not the dict of figures"):
+        runs.read_metrics(tmp_path)
+
+
+def test_a_dotted_name_through_a_figure_that_is_no_section_is_missing():
+    """"prm.auroc" where prm is a number or a str is not recorded: missing, not a TypeError from indexing it."""
+    metrics = {"prm": 0.5, "orm": "auroc", "data": {"n": 3}}
+    assert runs.missing_sections(metrics, ["prm.auroc", "orm.auroc", "data.n", "data.n.x"]) == [
+        "prm.auroc", "orm.auroc", "data.n.x"]
+    with pytest.raises(FileNotFoundError, match="metrics.json has no orm.auroc: run 03"):
+        runs.recorded(metrics, "orm.auroc", "03")
+
+
+def test_start_and_finish_notebook_record_what_a_notebook_ran_with_as_json_reads_it_back(tmp_path):
+    """``record`` goes through update_metrics' checks: numpy scalars as numbers, number keys as str, so that the
+    metrics returned are the metrics read back; the wall seconds are the notebooks' summed to the hundredth."""
+    order = ["a", "b"]
+    record = {"seed": np.int64(3), "set": {2: "x"}}
+    metrics = runs.start_notebook(tmp_path, "a", {}, order, record)
+    assert metrics["run"]["a"] == {"seed": 3, "set": {"2": "x"}} and metrics == runs.read_metrics(tmp_path)
+    metrics = runs.finish_notebook(tmp_path, "a", 1.25, order, "now", record={"lr": np.float32(0.5), 4: 1})
+    assert metrics["run"]["a"] == {"seed": 3, "set": {"2": "x"}, "finished": "now", "lr": 0.5, "4": 1}
+    assert metrics == runs.read_metrics(tmp_path)
+    assert runs.finish_notebook(tmp_path, "b", 2.01, order)["tutorial"]["wall_seconds"] == 3.26
+
+
+def test_finish_notebook_of_a_notebook_never_started_records_its_seconds_only(tmp_path):
+    """No ``run.<notebook>`` to add ``finished`` to (a run from before the records, or one started by hand)."""
+    metrics = runs.finish_notebook(tmp_path, "a", 1.0, ["a"], "now", record={"x": 1})
+    assert "run" not in metrics and metrics["tutorial"]["notebook_seconds"] == {"a": 1.0}
+
+
+def test_read_by_with_an_empty_readers_map_is_no_reader_not_every_later_notebook():
+    """readers={} says that no notebook reads another's outputs; only readers=None falls back to the run's order."""
+    assert runs.read_by("a", ["a", "b"], {}) == [] and runs.read_by("a", ["a", "b"]) == ["b"]
