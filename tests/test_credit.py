@@ -10,6 +10,7 @@ def test_mean_by_label_refuses_a_missing_label():
         mean_by_label([[1, 0], [2]], [[True, None], [True]], False)  # was 0.0: None counted as wrong
     assert mean_by_label([[1, 0], [2]], [[True, 0], [1]], False) == 0.0
     assert mean_by_label([[1, 0], [2]], [[True, 0], [1]], 1) == 1.5
+    assert mean_by_label([[1, 0], [2, 6]], [[True, 0], [1, 1]], True) == pytest.approx((1 + 2 + 6) / 3)  # not 2
     for label in ("yes", None, "False"):  # each matched no step: None, "no step has the label"
         with pytest.raises(ValueError, match="mean_by_label: label must be True or False"):
             mean_by_label([[1, 0], [2]], [[True, 0], [1]], label)
@@ -111,6 +112,9 @@ def test_saved_step_settings_refuse_a_missing_folder_and_a_bad_config(tmp_path):
     config.write_text('{"step_delimiter": null}')
     with pytest.raises(ValueError, match="step_delimiter must be a non-empty str, got None"):  # was "None"
         credit.step_delimiter(tmp_path)
+    config.write_text('{"step_delimiter": ""}')
+    with pytest.raises(ValueError, match="step_delimiter must be a non-empty str, got ''"):
+        credit.step_delimiter(tmp_path)
 
 
 def test_credit_refuses_non_finite_rewards_and_rewards_without_their_side():
@@ -120,6 +124,8 @@ def test_credit_refuses_non_finite_rewards_and_rewards_without_their_side():
         mean_by_label([[0.1, float("nan")]], [[True, True]], True)
     with pytest.raises(ValueError, match=r"mean_by_label: step_values\[0\]\[0\] .* got None"):
         mean_by_label([[None]], [[True]], True)
+    with pytest.raises(ValueError, match="credit_by_policy: implicit_rewards must be a dict of policy name"):
+        credit.credit_by_policy([("DPO", {"chosen": [[0.1]], "rejected": [[0.1]]})], [[True]], [[False]])
     with pytest.raises(ValueError, match=r"credit_by_policy: implicit_rewards\['DPO'\] must be a dict with"):
         credit.credit_by_policy({"DPO": {"rejected": [[0.1]]}}, [[True]], [[False]])
     with pytest.raises(ValueError, match=r"credit_example: implicit_rewards\['DPO'\] must be a dict with"):
@@ -128,3 +134,9 @@ def test_credit_refuses_non_finite_rewards_and_rewards_without_their_side():
         credit.credit_example({"DPO": {"rejected": [[float("inf")]]}}, [[True]], 0)
     with pytest.raises(ValueError, match="credit_example: rejected_labels: expected a list"):
         credit.credit_example({}, None, 0)
+
+
+def test_format_credit_writes_a_mean_of_zero_as_a_number():
+    """Only None (no step with that label) is "n/a": a mean of exactly 0 is a figure of the table."""
+    table = credit.format_credit({"DPO": {"chosen": 0.0, "rejected_right": None, "rejected_wrong": -0.5}}, 1)
+    assert table.splitlines()[-1].split() == ["DPO", "0.000", "n/a", "-0.500"]

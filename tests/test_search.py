@@ -426,6 +426,61 @@ def test_whole_solutions_with_caps_of_their_own_stop_each_at_its_cap(tiny_base):
     assert gens[1][0].n_tokens > 3 and gens[1][0].text.startswith(gens[0][0].text)
 
 
+def test_a_row_capped_at_one_token_stops_at_its_first_token(tiny_base):
+    """The first new token is checked against its row's cap too: beside a longer cap, a cap of 1 ran to 2 tokens."""
+    model, tok = tiny_base
+    prompt = bestofn.held_out_problems("tiny", 1)[0].prompt
+    gens = step_generation.generate(model, tok, [prompt, prompt], 1, delimiter=None, temperature=0.0,
+                                    max_new_tokens=[1, 5], batch_size=2)
+    assert (gens[0][0].n_tokens, gens[0][0].stop) == (1, "length")
+
+
+def test_a_delimiter_written_a_character_a_token_still_ends_the_step(tiny_base, monkeypatch):
+    """The policy may write the delimiter in more tokens than its own encoding (here one per character): the tail
+    read for it is that long too, so the step still ends at its last character."""
+    import torch
+
+    model, tok = tiny_base
+    step = "Step 1: 5 + 7 = 12"
+    spelled = [tok(c, add_special_tokens=False)["input_ids"] for c in DEFAULT_DELIMITER]
+    assert all(len(ids) == 1 for ids in spelled)
+    written = tok(step, add_special_tokens=False)["input_ids"] + [ids[0] for ids in spelled]
+    script = written + tok(" 2: 12 - 1 = 11", add_special_tokens=False)["input_ids"]
+
+    def scripted_generate(input_ids, stopping_criteria, max_new_tokens, **kw):  # the script, a token at a time
+        for t in script[:max_new_tokens]:
+            input_ids = torch.cat([input_ids, torch.full((len(input_ids), 1), t)], 1)
+            if stopping_criteria[0](input_ids).all():
+                break
+        return input_ids
+
+    monkeypatch.setattr(model, "generate", scripted_generate)
+    (g,), = step_generation.generate(model, tok, [bestofn.held_out_problems("tiny", 1)[0].prompt], 1)
+    assert (g.text, g.stop, g.n_tokens, g.rest) == (step, "delimiter", len(written), "")
+
+
+def test_generate_seeds_torch_with_seed_0_too(tiny_base):
+    """seed=0 (the default) seeds torch as any other seed: the same samples as torch seeded 0 by hand."""
+    import torch
+
+    model, tok = tiny_base
+    prompt = bestofn.held_out_problems("tiny", 1)[0].prompt
+    kw = dict(temperature=5.0, max_new_tokens=12)  # hot: samples that tell the seeds apart
+    torch.manual_seed(1)  # a generator left elsewhere
+    seeded = step_generation.generate(model, tok, [prompt], 2, seed=0, **kw)
+    assert seeded != step_generation.generate(model, tok, [prompt], 2, seed=1, **kw)
+    torch.manual_seed(0)
+    assert seeded == step_generation.generate(model, tok, [prompt], 2, seed=None, **kw)
+
+
+def test_generate_puts_the_tokenizers_padding_side_back(tiny_base, monkeypatch):
+    """generate pads on the left while it samples, and leaves the tokenizer's own side as it found it."""
+    model, tok = tiny_base
+    monkeypatch.setattr(tok, "padding_side", "right")
+    step_generation.generate(model, tok, [bestofn.held_out_problems("tiny", 1)[0].prompt], max_new_tokens=2)
+    assert tok.padding_side == "right"
+
+
 def test_beam_search_on_the_tiny_base_counts_what_generate_made(tiny_base):
     """Every token ``generate`` returned that is not padding is counted, once, by the problem that asked for it."""
     model, tok = tiny_base
@@ -735,15 +790,20 @@ def test_generate_checks_its_arguments_as_sample_solutions_does(tiny_base):
             step_generation.sample_candidates(model, tok, problems, **kw)
     with pytest.raises(ValueError, match="generate: expected a list of prompts, got one str"):
         step_generation.generate(model, tok, problems[0].prompt)
-    texts = [p.prompt for p in problems]
+    texts, context = [p.prompt for p in problems], model.config.max_position_embeddings
     for caps, message in ((160.0, r"max_new_tokens must be an int >= 1, got 160.0"),  # was a TypeError
                           ([160, 2.5], r"max_new_tokens\[1\] \(text 1\) must be an int >= 1, got 2.5"),  # 3 tokens
                           ([True, 160], r"max_new_tokens\[0\] \(text 0\) must be an int >= 1, got True"),  # 1 token
-                          ([160], r"2 texts but 1 max_new_tokens")):
+                          ([160], r"2 texts but 1 max_new_tokens"), ([160] * 3, r"2 texts but 3 max_new_tokens"),
+                          ([1, context], rf"prompt 0 is \d+ tokens; with max_new_tokens={context} that is")):
         with pytest.raises(ValueError, match=f"generate: {message}"):
             step_generation.generate(model, tok, texts, max_new_tokens=caps)
     with pytest.raises(ValueError, match="generate: leads: expected a list of leads .*, got one str"):  # 1 char a text
         step_generation.generate(model, tok, texts * 3, leads=DEFAULT_DELIMITER)
+    with pytest.raises(ValueError, match="generate: 2 texts but 3 leads"):
+        step_generation.generate(model, tok, texts, leads=[""] * 3)
+    with pytest.raises(ValueError, match="generate: delimiter must be a non-empty string or None"):
+        step_generation.generate(model, tok, texts, delimiter="")
 
 
 def test_candidate_costs_and_the_lines_notebook_07_prints_of_it_and_of_its_example():

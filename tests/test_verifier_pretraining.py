@@ -82,6 +82,17 @@ def test_rows_are_encoded_as_the_reward_models_encode_them(tiny_model, tiny_toke
         assert lm[f["solution_start"]:n].tolist() == f["input_ids"][f["solution_start"]:]
 
 
+def test_the_solution_starts_after_what_the_tokenizer_puts_before_the_prompt(tiny_model, tiny_tokenizer):
+    """A tokenizer that puts a BOS first (Llama's): the next-token loss starts after the BOS and the prompt."""
+    process, outcome = ProcessRewardModel(tiny_model, tiny_tokenizer), OutcomeRewardModel(tiny_model, tiny_tokenizer)
+    process.prefix_ids = outcome.prefix_ids = [tiny_tokenizer.eos_token_id]  # a stand-in for a BOS
+    rows = vp.graded_rows(6, outcome_fraction=0.5)
+    assert {"completion" in r for r in rows} == {True, False}  # both formats
+    for row, f in zip(rows, vp.encode_rows(process, outcome, rows)):
+        prompt_ids = tiny_tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
+        assert f["input_ids"][:f["solution_start"]] == [tiny_tokenizer.eos_token_id] + prompt_ids
+
+
 @pytest.mark.parametrize("bad, message", [({"completion": "x", "label": True}, "prompt 0: must be a str"),
                                           ({"prompt": "P", "completion": "x", "label": None}, "field 'label'")])
 def test_encode_rows_names_a_bad_row_by_its_index(bad, message, tiny_model, tiny_tokenizer):
@@ -193,7 +204,8 @@ def test_a_bool_seed_is_refused():
     ("data", None, r"out: .*data holds \['notes.txt'\], not a saved copy"),
     ("verifier", "data", r"checkpoint_dir: .*data holds \['notes.txt'\], not a saved copy"),
     ("verifier", "verifier", r"checkpoint_dir .*verifier is out, in it or holds it"),
-    ("verifier", "verifier/ckpt", r"checkpoint_dir .*ckpt is out, in it or holds it")])
+    ("verifier", "verifier/ckpt", r"checkpoint_dir .*ckpt is out, in it or holds it"),
+    ("ckpt/verifier", "ckpt", r"checkpoint_dir .*ckpt is out, in it or holds it")])
 def test_a_run_refuses_folders_it_would_delete_before_loading_anything(out, checkpoint_dir, message, tmp_path,
                                                                        monkeypatch):
     """The save replaced --out as a whole and the checkpoints were deleted after it, both once training was over:
@@ -346,6 +358,34 @@ def test_validation_set_counts_the_blank_samples_it_leaves_out(tiny_base_path, m
     monkeypatch.setattr(vp.generation, "sample_solutions", half_blank)
     val = vp.validation_set(tiny_base_path, 3, device="cpu")
     assert val["blank"] == 6 and len(val["prompts"]) == len(val["solutions"]) == 6 and all(val["answer_correct"])
+
+
+def test_verifier_metrics_read_steps_up_to_the_first_error_and_the_answers_that_slipped():
+    """Three solutions: A right answer through a wrong step 2 (slipped), B right throughout, C wrong at step 1."""
+    from types import SimpleNamespace
+
+    steps = {"A": [0.9, 0.1, 0.95], "B": [0.8, 0.05], "C": [0.2]}
+    outcome = {"A": 0.2, "B": 0.9, "C": 0.3}
+    val = {"prompts": ["p"] * 3, "steps": [["a"] * 3, ["b"] * 2, ["c"]], "solutions": ["A", "B", "C"],
+           "step_labels": [[True, False, False], [True, True], [False]], "answer_correct": [True, True, False]}
+    process = SimpleNamespace(score_solutions=lambda prompts, step_lists, batch_size: [
+        steps[s[0].upper()] for s in step_lists])
+    orm = SimpleNamespace(score_solutions=lambda prompts, solutions, batch_size: [outcome[s] for s in solutions])
+    # right steps 0.9, 0.8, 0.05 against wrong 0.1, 0.95, 0.2: 4 of 9 pairs ranked right; up to the first error
+    # (A's 0.95 left out, B's 0.05 kept): 4 of 6; answers: A 0.2 and B 0.9 against C 0.3; slipped: A of the 2 right
+    assert vp.verifier_metrics(process, orm, val) == {
+        "step_auroc": round(4 / 9, 4), "first_error_auroc": round(4 / 6, 4), "outcome_auroc": 0.5,
+        "slipped_share": 0.5, "outcome_auroc_slipped": 0.0}
+
+
+def test_earlier_stages_are_read_from_a_verifier_stages_log_only(tmp_path):
+    """A policy's training_log.json (data/tiny-base: no validation curve) is no stage of a verifier's chain."""
+    assert vp.earlier_stages(tmp_path) == []
+    (tmp_path / "training_log.json").write_text(json.dumps({"steps": 3, "loss_history": []}))
+    assert vp.earlier_stages(tmp_path) == []
+    first, second = {"curve": [{"step": 1}]}, {"curve": [{"step": 2}]}
+    (tmp_path / "training_log.json").write_text(json.dumps({**second, "earlier_stages": [first]}))
+    assert vp.earlier_stages(tmp_path) == [first, second]
 
 
 @pytest.mark.parametrize("field_type, value, parsed", [(bool, "false", False), (bool, "true", True),
