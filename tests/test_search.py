@@ -417,22 +417,14 @@ def test_a_delimiter_written_at_once_closes_the_step_its_lead_began(tiny_base):
     assert unbegun.stop == "delimiter" and unbegun.text.startswith(DEFAULT_DELIMITER + " 2: ")
 
 
-def test_whole_solutions_with_caps_of_their_own_stop_each_at_its_cap(tiny_base):
+@pytest.mark.parametrize("caps", [[3, 40], [1, 5]])  # the first new token is checked too: a cap of 1 ran to 2
+def test_whole_solutions_with_caps_of_their_own_stop_each_at_its_cap(tiny_base, caps):
     model, tok = tiny_base
     prompt = bestofn.held_out_problems("tiny", 1)[0].prompt
     gens = step_generation.generate(model, tok, [prompt, prompt], 1, delimiter=None, temperature=0.0,
-                                    max_new_tokens=[3, 40], batch_size=2)
-    assert (gens[0][0].n_tokens, gens[0][0].stop) == (3, "length")
-    assert gens[1][0].n_tokens > 3 and gens[1][0].text.startswith(gens[0][0].text)
-
-
-def test_a_row_capped_at_one_token_stops_at_its_first_token(tiny_base):
-    """The first new token is checked against its row's cap too: beside a longer cap, a cap of 1 ran to 2 tokens."""
-    model, tok = tiny_base
-    prompt = bestofn.held_out_problems("tiny", 1)[0].prompt
-    gens = step_generation.generate(model, tok, [prompt, prompt], 1, delimiter=None, temperature=0.0,
-                                    max_new_tokens=[1, 5], batch_size=2)
-    assert (gens[0][0].n_tokens, gens[0][0].stop) == (1, "length")
+                                    max_new_tokens=caps, batch_size=2)
+    assert (gens[0][0].n_tokens, gens[0][0].stop) == (caps[0], "length")
+    assert gens[1][0].n_tokens > caps[0] and gens[1][0].text.startswith(gens[0][0].text)
 
 
 def test_a_delimiter_written_a_character_a_token_still_ends_the_step(tiny_base, monkeypatch):
