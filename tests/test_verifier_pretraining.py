@@ -224,10 +224,12 @@ def test_a_run_refuses_folders_it_would_delete_before_loading_anything(out, chec
 def test_a_run_saves_a_reward_base_with_its_curve_and_resumes_exactly(tmp_path, capsys):
     from transformers import TrainerCallback
 
-    log = vp.pretrain_verifier(_config(tmp_path, "full"))
+    five = lambda name: dataclasses.replace(_config(tmp_path, name), max_steps=5)  # the last step is validated too
+    log = vp.pretrain_verifier(five("full"))
     prep = json.loads(capsys.readouterr().out.splitlines()[0])  # the blank samples were left out without a word
     assert prep["validation_solutions"] + prep["validation_blank"] == 3 * 4  # 3 problems, 4 samples each
-    assert [r["step"] for r in log["curve"]] == [0, 2, 4] and log["rows_seen"] == 64
+    assert [(r["step"], r["rows_seen"]) for r in log["curve"]] == [(0, 0), (2, 32), (4, 64), (5, 80)]
+    assert log["rows_seen"] == 80
     assert all(0 <= r["step_auroc"] <= 1 and 0 <= r["outcome_auroc"] <= 1 and 0 <= r["slipped_share"] <= 1
                for r in log["curve"])
     saved = json.loads((tmp_path / "full" / "training_log.json").read_text())
@@ -245,10 +247,10 @@ def test_a_run_saves_a_reward_base_with_its_curve_and_resumes_exactly(tmp_path, 
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        vp.pretrain_verifier(_config(tmp_path, "cut"), callbacks=[Interrupt()])
+        vp.pretrain_verifier(five("cut"), callbacks=[Interrupt()])
     assert (tmp_path / "cut.ckpt" / "checkpoint-2").exists() and not (tmp_path / "cut").exists()
-    resumed = vp.pretrain_verifier(_config(tmp_path, "cut"), resume=True)
-    assert [r["step"] for r in resumed["curve"]] == [0, 2, 4]
+    resumed = vp.pretrain_verifier(five("cut"), resume=True)
+    assert [r["step"] for r in resumed["curve"]] == [0, 2, 4, 5]
     assert resumed["curve"][-1] == {**log["curve"][-1], "minutes": resumed["curve"][-1]["minutes"]}
     from safetensors.torch import load_file
     a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
