@@ -449,6 +449,17 @@ def test_a_jupyter_run_records_what_it_ran_with_and_marks_its_readers_stale_as_t
         tutorial.notebook_started(run, "02_prm", {"SEED": 0})
 
 
+def test_a_jupyter_run_records_a_nan_seed_as_its_source_and_names_only_the_readers_it_newly_makes_stale(jupyter):
+    """JSON has no NaN (update_metrics refuses one): a SEED of nan is recorded as the source that makes it. A start
+    cell run again says nothing of readers already stale."""
+    run, start_cell, said = jupyter
+    start_cell("02_process_reward_model", SEED=float("nan"))
+    assert runs.read_metrics(run)["run"]["02_process_reward_model"]["seed"] == "float('nan')"
+    assert len(said) == 1 and "03_outcome_reward_model" in said[0]
+    start_cell("02_process_reward_model")
+    assert len(said) == 1
+
+
 def test_a_jupyter_run_records_every_parameter_as_the_kernel_holds_it(jupyter):
     """The setup cell compared the kernel's values with the notebook file on disk, which Jupyter autosaves: a
     parameter edited and saved read as its default, and run.<notebook>.set was {}. The file is the learner's own

@@ -186,7 +186,7 @@ def test_the_runner_sets_no_per_cell_limit_unless_asked(tmp_path, monkeypatch, c
             "--no-progress"]
     assert tutorial.main(args) == 0 and tutorial.main([*args, "--timeout", "120"]) == 0
     assert timeouts == [None, None, 120]
-    for bad in (0, -5):  # nbclient would read them as no limit, without a word
+    for bad in (0, -5, True):  # nbclient would read 0 and -5 as no limit, without a word; True: one second
         with pytest.raises(ValueError, match=f"timeout={bad}: .*None for no limit"):
             run_tutorial("toy", tmp_path / "runs", ["01"], notebook_dir=tmp_path, timeout=bad, progress=False)
     assert len(timeouts) == 3
@@ -342,6 +342,8 @@ def test_cli_set_values_and_metric_table():
     namespace = {}
     exec(source, namespace)
     assert namespace["E"] == inf and namespace["F"] == [inf, 2] and namespace["H"] == "4bit"
+    assert namespace["U"] == (3,) and namespace["V"] == ((1, 2), (3, 4)) and namespace["W"] == ()  # (3) is 3
+    assert tutorial._parse_set(["X=-float('inf')", "Y=-float('-inf')"]) == {"X": -inf, "Y": inf}
     for bad, why in (("X=07", "X=07: not a number Python reads .*write it as in Python .7, not 07."),
                      ("X=1__0", "X=1__0: not a number Python reads"),
                      ("X={[1]: 2}", r"X=\{\[1\]: 2\}: not a Python literal .TypeError: unhashable"),
@@ -481,3 +483,61 @@ def test_a_set_value_of_the_wrong_type_is_refused_before_anything_runs(tmp_path,
     with pytest.raises(ValueError, match="N_CANDIDATES must be an int >= 1 or None, got 'abc'"):
         run_tutorial("tiny", tmp_path / "runs", ["01", "06"], {"N_CANDIDATES": "abc"}, progress=False)
     assert not ran and not (tmp_path / "runs").exists()
+
+
+def test_parameter_source_writes_nested_values_the_kernel_reads_and_refuses_a_name_that_is_none():
+    """A dict's values were written by repr: {'a': inf} is no Python the kernel can run."""
+    namespace = {}
+    exec(tutorial._parameter_source({"LIMITS": {"a": float("inf"), 1: [float("-inf")]}}), namespace)
+    assert namespace["LIMITS"] == {"a": float("inf"), 1: [float("-inf")]}
+    with pytest.raises(ValueError, match="parameter name 'N TRAIN' is not a Python identifier"):
+        tutorial._parameter_source({"N TRAIN": 1})
+
+
+def test_parameter_defaults_are_the_last_literal_each_name_is_given(tmp_path):
+    path = _notebook(tmp_path / "01_alpha.ipynb", ("parameters", "SEED = 0\nN = None\nSEED = 3\nNAME = str(1)"))
+    assert tutorial._parameter_defaults(path) == {"SEED": 3, "N": None}
+
+
+def test_an_executed_copy_draws_each_bar_as_it_ended_and_erases_a_hidden_one():
+    """Static viewers show a bar's text/plain: its first state (0%), unless the runner redraws it from the widgets."""
+    from types import SimpleNamespace
+
+    def bar(key, hidden):
+        def model(name, **state):
+            return {"model_name": name, "state": state}
+        return {key: model("HBoxModel", children=[f"IPY_MODEL_{key}{part}" for part in "lpr"],
+                           layout=f"IPY_MODEL_{key}y"),
+                f"{key}l": model("HTMLModel", value="loop: 100%"),
+                f"{key}p": model("FloatProgressModel", value=5, max=5),
+                f"{key}r": model("HTMLModel", value=" 5/5 [00:01&lt;00:00]"),
+                f"{key}y": model("LayoutModel", visibility="hidden" if hidden else None)}
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {**bar("a", False),
+                                                                                       **bar("b", True)}}}
+    nb.cells.append(nbformat.v4.new_code_cell("loop()", outputs=[nbformat.v4.new_output(
+        "display_data", {"text/plain": "loop:   0%|          | 0/5", "application/vnd.jupyter.widget-view+json":
+                         {"model_id": key}}) for key in "ab"]))
+    tutorial._bars_as_they_ended(SimpleNamespace(nb=nb))
+    shown, hidden = (output.data["text/plain"] for output in nb.cells[0].outputs)
+    assert shown == "loop: 100%|██████████| 5/5 [00:01<00:00]" and hidden == ""
+
+
+def test_the_bar_counts_the_notebooks_code_cells_not_the_injected_parameters(tmp_path):
+    from tqdm import tqdm
+
+    path = _notebook(tmp_path / "01_alpha.ipynb", ("md", "# Alpha"), ("parameters", PARAMS), "print(GREETING)")
+    with tqdm(total=2, file=io.StringIO()) as bar:
+        tutorial.execute_notebook(path, {"GREETING": "hey"}, timeout=120, progress=bar)
+        assert bar.n == bar.total
+
+
+def test_the_run_section_records_for_each_notebook_only_the_set_values_it_has(tmp_path, monkeypatch):
+    monkeypatch.setattr(tutorial, "execute_notebook", lambda *a, **kw: None)
+    _notebook(tmp_path / "01_alpha.ipynb", ("parameters", PARAMS))
+    _notebook(tmp_path / "02_beta.ipynb", ("parameters", "SEED = 0\nOTHER = 1"))
+    metrics = run_tutorial("toy", tmp_path / "runs", ["01", "02"], {"GREETING": "hey", "SEED": 5},
+                           notebook_dir=tmp_path, progress=False, out=io.StringIO())
+    assert metrics["run"]["01_alpha"]["set"] == {"GREETING": "'hey'"} and metrics["run"]["01_alpha"]["seed"] is None
+    assert metrics["run"]["02_beta"]["set"] == {"SEED": "5"} and metrics["run"]["02_beta"]["seed"] == 5
