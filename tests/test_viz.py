@@ -995,3 +995,99 @@ def test_plots_refuse_bad_records_by_entry_and_field():
     viz.plot_before_after(["a", "b"], [0.1, nan], [0.1, 0.2])
     viz.plot_reward_model_comparison({"base": {"zero-shot": {"f1": 0.4}}}, keys="f1")
     matplotlib.pyplot.close("all")
+
+
+
+def test_heatmap_numbers_steps_and_solutions_from_one_and_takes_its_title():
+    fig = viz.plot_step_reward_heatmap(REWARDS, title="my title")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4", "5", "6"]  # step 1 is the first
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "2", "3"]  # no row_labels: solution 1 first
+    assert ax.get_title() == "my title"
+    assert viz.plot_step_reward_heatmap(REWARDS).axes[0].get_title() == "Per-step rewards"
+
+
+def test_heatmap_outlines_a_first_error_and_a_predicted_one_at_step_1():
+    """A first error at step 1 (index 0) is an error like any other: outlined, gold and predicted."""
+    fig = viz.plot_step_reward_heatmap([[-1.0, 2.0], [1.0, 2.0]], [[False, True], [True, True]], mark_predicted=True)
+    outlines = sorted((to_hex(p.get_edgecolor()), tuple(np.round(p.get_xy(), 2))) for p in fig.axes[0].patches
+                      if isinstance(p, Rectangle))
+    assert outlines == [("#000000", (-0.5, -0.5)), (to_hex(viz.HIGHLIGHT), (-0.36, -0.36))]
+
+
+def test_heatmap_writes_p_in_every_cell_up_to_160_cells_and_in_none_past():
+    assert len(viz.plot_step_reward_heatmap(REWARDS).axes[0].texts) == sum(len(r) for r in REWARDS)  # 3 x 6 cells
+    assert len(viz.plot_step_reward_heatmap([[0.5] * 16] * 10).axes[0].texts) == 160
+    assert not viz.plot_step_reward_heatmap([[0.5] * 23] * 7).axes[0].texts  # 161 cells: too small to read
+
+
+def test_chosen_vs_rejected_dots_each_sides_steps_by_its_own_labels():
+    """With labels for one side only, that side's single steps are dotted in (o right, x wrong), the other's not."""
+    from matplotlib.collections import PathCollection
+
+    chosen, rejected = [[1.0, 2.0], [1.5]], [[0.5, -1.0, -2.0], [0.2, -0.3]]
+    rejected_labels = [[True, False, False], [True, False]]
+    fig = viz.plot_chosen_vs_rejected(chosen, rejected, rejected_labels=rejected_labels)
+    dots = [c for c in fig.axes[0].collections if isinstance(c, PathCollection)]
+    points = sorted(tuple(np.round(xy, 2)) for c in dots for xy in c.get_offsets())
+    assert points == sorted([(1.1, 0.5), (2.1, -1.0), (3.1, -2.0), (1.1, 0.2), (2.1, -0.3)])  # rejected only
+    assert [len(c.get_offsets()) for c in dots] == [2, 3]  # 2 right (o), 3 wrong (x)
+
+
+def test_chosen_vs_rejected_draws_means_at_step_positions_from_one_and_counts_every_pair():
+    chosen, rejected = [[1.0, 2.0], [3.0, 2.0], [1.0], [2.0]], [[0.0, 1.0], [-2.0, 1.0], [0.5], [0.5]]
+    fig = viz.plot_chosen_vs_rejected(chosen, rejected)
+    top = fig.axes[0]
+    assert [list(line.get_xdata()) for line in top.lines[:2]] == [[1, 2], [1, 2]]  # step 1 at x = 1
+    assert list(top.lines[0].get_ydata()) == pytest.approx([1.75, 2.0])
+    assert top.get_title() == "Chosen vs rejected (4 pairs)"  # every pair, not the three drawn below
+    assert [ax.get_title() for ax in fig.axes[1:]] == ["pair 1", "pair 2", "pair 3"]
+
+
+def test_before_after_numbers_steps_from_one_and_titles_before_vs_after():
+    fig = viz.plot_before_after(["a", "b"], [1.0, 2.0], [0.5, -0.5], names=("DPO", "Stepwise DPO"))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1. a", "2. b"]
+    assert ax.get_title() == "Step rewards DPO vs Stepwise DPO"
+
+
+def test_label_agreement_puts_gold_in_rows_and_predicted_in_columns():
+    """The tests' other confusion matrix is symmetric: rows and columns swapped went unseen."""
+    fig = viz.plot_label_agreement([True, True, False], [True, False, False])  # one step the predictor missed
+    assert fig.axes[0].images[0].get_array().tolist() == [[1, 0], [1, 1]]  # gold wrong, predicted correct: row 2
+    assert fig.axes[0].get_title() == "Agreement 66.7% of 3 steps"
+
+
+def test_explorer_picture_colours_bars_by_the_checker_and_names_steps_from_one():
+    fig = viz._explorer_figure([[2.0, -3.0, 1.0]], [[True, False, True]], 0.0)
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if p.get_alpha() is None or p.get_alpha() == 1]
+    assert [to_hex(p.get_facecolor()) for p in bars] == [viz.CORRECT, viz.WRONG, viz.CORRECT]
+    assert ax.get_title(loc="left") == "solution 1: predicted first error step 2 · gold: step 2"
+    assert viz.step_reward_explorer(["p"], [[["a"]]], [[[0.5]]], threshold=30.0).threshold.value == 30.0  # the limit
+
+
+def test_outcome_roc_histograms_the_right_and_the_wrong_solutions_apart():
+    labels = [True, False, True, False, True]
+    fig = viz.plot_outcome_roc({"ORM": [2.0, -1.0, 0.5, 0.7, 1.0]}, labels, histogram="ORM")
+    bars = fig.axes[1].patches
+    assert sum(p.get_height() for p in bars[:20]) == 3 and sum(p.get_height() for p in bars[20:]) == 2  # right, wrong
+    assert max(p.get_x() for p in bars[20:] if p.get_height()) < sigmoid(0.8)  # the wrong ones: σ(-1), σ(0.7)
+
+
+def test_onpolicy_rounds_and_reward_model_comparison_draw_their_lines_where_they_say():
+    records = [{"round": 1, "dpo": {"accuracy": 0.5, "sampled_accuracy": 0.3},
+                "stepwise_dpo_minus": {"dpo": {"accuracy": {"difference": 0.02, "low": -0.01, "high": 0.05}}}}]
+    ax = viz.plot_onpolicy_rounds(records, methods=("dpo",)).axes[-1]
+    (goal,) = [line for line in ax.lines if line.get_label() == "the goal: +3 points"]
+    assert list(goal.get_ydata()) == [3, 3]
+    figures = {"base": {"zero-shot": {"step_auroc": 0.9, "f1": 0.5}}}
+    ax = viz.plot_reward_model_comparison(figures, baseline={"step_auroc": 0.735}).axes[0]
+    (line,) = [line for line in ax.lines if line.get_label() == "position-only baseline"]
+    assert list(line.get_ydata()) == [0.735, 0.735]
+
+
+def test_informative_differences_keep_an_n_where_only_some_differences_are_zero():
+    zero, gap = {"difference": 0.0, "low": 0.0, "high": 0.0}, {"difference": 0.1, "low": 0.05, "high": 0.15}
+    d = {"1": {"prm": {"orm": zero}, "orm": {"majority": zero}}, "4": {"prm": {"orm": zero}, "orm": {"majority": gap}}}
+    assert list(viz.informative_differences(d)) == ["4"]  # ORM − majority vote measured a gap at N = 4
