@@ -231,6 +231,17 @@ def test_paired_differences_plot(tmp_path):
         viz.plot_paired_differences({})
 
 
+def test_paired_differences_in_one_axes_sit_side_by_side_about_their_n():
+    """Drawn into the caller's Axes, two pairs at one N would hide each other: they are shifted apart on the log
+    axis, either side of N."""
+    fig, ax = matplotlib.pyplot.subplots()
+    one = {"difference": 0.1, "low": 0.0, "high": 0.2}
+    viz.plot_paired_differences({"16": {"prm": {"orm": one}, "orm": {"majority": one}}}, ax=ax)
+    (left,), (right,) = (c.lines[0].get_xdata() for c in ax.containers)
+    assert left < 16 < right and left * right == pytest.approx(16 ** 2)
+    matplotlib.pyplot.close(fig)
+
+
 def test_notebook_01_bar_charts(tmp_path):
     problems = toyworld.make_problems(6, seed=1)
     verdicts = [toyworld.check(p, p.gold_solution) for p in problems[:3]]
