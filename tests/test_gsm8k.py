@@ -430,36 +430,36 @@ def test_load_problems_draws_the_test_problems_with_the_seed(monkeypatch, tmp_pa
         assert drawn[0] != drawn[1], source
 
 
-def test_mc_verdicts_rolls_out_right_solutions_too_when_asked(monkeypatch):
+def _recorded_mc_step_labels(monkeypatch) -> list:
+    """``labelling.mc_step_labels`` replaced by one that labels every step wrong and records each call's solutions
+    and keywords."""
     from stepdpo_lite.tutorial import labelling
 
-    seen = []
+    calls = []
 
     def fake(model, tokenizer, prompts, solutions, is_correct, **kw):
-        seen.append(list(solutions))
+        calls.append((list(solutions), kw))
         return {"labels": [[False] * len(s) for s in solutions]}
 
     monkeypatch.setattr(labelling, "mc_step_labels", fake)
+    return calls
+
+
+def test_mc_verdicts_rolls_out_right_solutions_too_when_asked(monkeypatch):
+    calls = _recorded_mc_step_labels(monkeypatch)
     problems = [gsm8k.GSM8KProblem("q", "5", "PROMPT\n")]
     solution = "Step 1: 2 + 3 = 5\n\nStep 2: so 5\n\nAnswer: 5"
     out = gsm8k.mc_verdicts(None, None, problems, [[solution]], rollout_correct=True, progress=False)
-    assert len(seen) == 1 and len(seen[0]) == 1  # the right solution was rolled out
+    assert len(calls) == 1 and len(calls[0][0]) == 1  # the right solution was rolled out
     assert out[0][0].answer_correct and out[0][0].step_labels == [False, False]
 
 
 @pytest.mark.filterwarnings("ignore:mc_verdicts. only 0 of 1 samples")  # a one-step sample, on purpose
 def test_mc_verdicts_passes_seed_and_temperature_through_and_keeps_the_steps(monkeypatch):
-    from stepdpo_lite.tutorial import labelling
-
-    seen = {}
-
-    def fake(model, tokenizer, prompts, solutions, is_correct, **kw):
-        seen.update(kw)
-        return {"labels": [[False] * len(s) for s in solutions]}
-
-    monkeypatch.setattr(labelling, "mc_step_labels", fake)
+    calls = _recorded_mc_step_labels(monkeypatch)
     problems = [gsm8k.GSM8KProblem("q", "5", "PROMPT\n")]
     out = gsm8k.mc_verdicts(None, None, problems, [["Step 1: b\n\nAnswer: 4"]], seed=3, temperature=0.7,
                             progress=False)
-    assert seen["seed"] == 3 and seen["temperature"] == 0.7
+    (_, kw), = calls
+    assert kw["seed"] == 3 and kw["temperature"] == 0.7
     assert out[0][0].steps == gsm8k.extract_steps("Step 1: b\n\nAnswer: 4")
