@@ -204,7 +204,8 @@ def write_portable_adapter_config(folder: str | os.PathLike, model=None) -> None
         base = os.path.abspath(base)  # as given to PEFT: relative to the working directory, not to the adapter
     record = _base_record(folder)
     if base and os.path.isabs(base) and os.path.isdir(base):
-        config["base_model_name_or_path"] = os.path.relpath(base, folder.resolve())
+        relative = os.path.relpath(base, folder.resolve())  # a base inside the folder gets "./": "base" is a Hub id
+        config["base_model_name_or_path"] = relative if relative.startswith(".") else os.path.join(".", relative)
         record["trained_with"], record["base_fingerprint"] = base, base_fingerprint(base)  # load_model checks it
     if model is not None:  # a second call without it (onpolicy.save_policies) keeps what the first recorded
         record["quantization"] = "4bit" if getattr(model, "is_loaded_in_4bit", False) else None
@@ -366,8 +367,7 @@ def load_model(name_or_path: str | os.PathLike, quantization: str | None = "4bit
     kwargs = dict(dtype=dtype)
     if quantization == "4bit":
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
-            bnb_4bit_use_double_quant=True)
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
         kwargs["device_map"] = {"": torch.device(device).index or 0} if device.startswith("cuda") else {"": "cpu"}
     model = AutoModelForCausalLM.from_pretrained(base_name, **kwargs)
     if quantization is None:

@@ -8,7 +8,9 @@ import math
 import random
 import re
 
+import numpy as np
 import pytest
+from matplotlib.markers import MarkerStyle
 
 from stepdpo_lite.tutorial import (bestofn, policy_eval, search, search_report, step_generation, tiny_models, toyworld,
                                    viz)
@@ -1057,10 +1059,15 @@ def test_a_budget_below_one_round_is_said_and_the_result_tells_it_chose_no_answe
     short = [m for m in said if "below one round" in m]
     assert len(short) == 1 and "1 of 2 problems (problems [0])" in short[0] and "problem 0: budget 5" in short[0]
     assert not search.SearchResult(0, [], None).answered
-    legend = [t.get_text() for t in viz.plot_beam_tree(cut, save_to=tmp_path / "cut.png").legends[0].get_texts()]
-    assert "chosen, cut with no answer" in legend and "chosen answer" not in legend
-    legend = [t.get_text() for t in viz.plot_beam_tree(whole).legends[0].get_texts()]
-    assert "chosen answer" in legend and "chosen, cut with no answer" not in legend
+    for result, named, other in ((cut, "chosen, cut with no answer", "chosen answer"),
+                                 (whole, "chosen answer", "chosen, cut with no answer")):
+        key = viz.plot_beam_tree(result, save_to=tmp_path / "tree.png").legends[0]
+        legend = [t.get_text() for t in key.get_texts()]
+        assert named in legend and other not in legend
+        # the chosen node (the one big marker) is drawn in the shape its key names: "X" when cut, "*" when answered
+        shape = MarkerStyle(key.legend_handles[legend.index(named)].get_marker())
+        chosen, = [c for c in key.figure.axes[0].collections if c.get_sizes()[0] == 140]
+        assert np.allclose(chosen.get_paths()[0].vertices, shape.get_path().transformed(shape.get_transform()).vertices)
 
 
 def test_greedy_search_is_warned_of(tiny_base):

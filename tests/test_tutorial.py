@@ -319,7 +319,11 @@ def test_missing_notebooks_are_listed(tmp_path):
     assert tutorial.main(["--notebook-dir", str(tmp_path / "empty"), "--runs-dir", str(tmp_path / "runs")]) == 1
 
 
-def test_cli_set_values_and_metric_table():
+def test_cli_set_values_and_metric_table(tmp_path, capsys):
+    with pytest.raises(SystemExit) as usage:  # argparse's usage error, as for any other bad option: nothing run
+        tutorial.main(["--runs-dir", str(tmp_path / "runs"), "--set", "novalue"])
+    assert usage.value.code == 2 and "--set expects KEY=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
     assert tutorial._parse_set(["N=16", "NAME=abc", "FLAG=True", "SIZES=[1, 2]", "PATH=runs/x"]) == {
         "N": 16, "NAME": "abc", "FLAG": True, "SIZES": [1, 2], "PATH": "runs/x"}
     with pytest.raises(ValueError, match="KEY=VALUE"):

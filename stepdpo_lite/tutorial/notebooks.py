@@ -885,12 +885,12 @@ def main(argv=None) -> int:
                         "on a GPU profile notebook 04's on-policy cell runs for hours)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    try:  # a file on its path was mkdir's traceback
+    try:  # a file on its path was mkdir's traceback; a --set that does not parse is a usage error (exit 2) too
         runs.check_folder_path(Path(args.runs_dir) / args.profile, f"--runs-dir {args.runs_dir}")
+        params = _parse_set(args.set)
     except ValueError as err:
         parser.error(str(err))
     try:
-        params = _parse_set(args.set)
         if args.only and len({p.resolve() for p in resolve_notebooks(args.only, args.notebook_dir)}) < len(args.only):
             parser.error(f"--only: each notebook once, got {' '.join(args.only)}")  # it ran twice
         run_tutorial(args.profile, args.runs_dir, args.only, params, args.notebook_dir, args.timeout,
