@@ -91,7 +91,8 @@ def test_format_chosen_vs_rejected_is_notebook_05s_two_lines():
     summary = chosen_vs_rejected_summary([[5.0, 4.0], [6.0]], [[1.0, -2.0], [-1.0]])
     assert step_reward_summaries.format_chosen_vs_rejected(summary, 2) == (
         "the PRM (min over steps) ranks chosen above rejected in 100% of 2 pairs\n"
-        "mean chosen minus mean rejected reward, by step: +5.50  +6.00")
+        "mean chosen minus mean rejected reward, by step: +5.50  +6.00\n"
+        "mean chosen reward (solutions), by step: +5.50 (2)  +4.00 (1)")  # notebook 05's text reads the chosen curve
 
 
 def test_chosen_vs_rejected_summary_gives_the_chosen_curve_and_the_mistakes_dots():
@@ -388,7 +389,7 @@ def test_chosen_vs_rejected_counts_a_mistake_missed_at_the_prms_threshold_not_at
     summary = chosen_vs_rejected_summary([[5.0, 4.0], [6.0, 5.0]], [[3.0, -3.5], [-6.0, -2.0]],
                                          [[True, False], [False, False]], rejected_solutions=rejected, threshold=-3.2)
     assert summary["missed_mistakes"] == [{"pair": 2, "step": 2, "text": "Step 2: 17 - 8 = 8", "reward": -2.0}]
-    assert step_reward_summaries.format_chosen_vs_rejected(summary, 2).splitlines()[2:] == [
+    assert step_reward_summaries.format_chosen_vs_rejected(summary, 2).splitlines()[3:] == [
         "3 mistakes (x): 2 below the threshold (P < 0.04), rejected; 1 at or above it, missed, 0 of them above zero "
         "(P > 0.5)",
         "  missed: pair 2, step 2 (reward -2.00, P 0.12): Step 2: 17 - 8 = 8"]
@@ -407,7 +408,7 @@ def test_format_chosen_vs_rejected_prints_the_mistakes_the_prm_misses():
                                            "reward": 4.6},
                                           {"pair": 2, "step": 2, "text": "Step 2: 17 - 8 = 9\n\nAnswer: 18",
                                            "reward": 1.5}]
-    assert step_reward_summaries.format_chosen_vs_rejected(summary, 2).splitlines()[2:] == [
+    assert step_reward_summaries.format_chosen_vs_rejected(summary, 2).splitlines()[3:] == [
         "3 mistakes (x): 1 below the threshold (P < 0.50), rejected; 2 at or above it, missed, 2 of them above "
         "zero (P > 0.5)",
         "  missed: pair 1, step 2 (reward +4.60, P 1−0.01): Step 2: 11 - 5 = 6 | Answer: 6",

@@ -193,13 +193,17 @@ def chosen_vs_rejected_summary(chosen_rewards, rejected_rewards, rejected_step_l
 
 
 def format_chosen_vs_rejected(summary: dict, n_pairs: int) -> str:
-    """Notebook 05's lines under its chosen-vs-rejected plot, from ``chosen_vs_rejected_summary``: with its
-    ``mistake_rewards``, a third line counts the mistakes (the × dots) the PRM rejects (below its ``threshold``) and
-    those it misses (at or above it; how many of them even score above zero, P > 0.5); with its
-    ``missed_mistakes``, one line under it for each missed one: its pair, step, P = σ(reward) and text."""
+    """Notebook 05's lines under its chosen-vs-rejected plot, from ``chosen_vs_rejected_summary``: the share ranked
+    right, the mean gap by step and (with its ``chosen_by_step``) the chosen curve; with its ``mistake_rewards``, a
+    line counts the mistakes (the × dots) the PRM rejects (below its ``threshold``) and those it misses (at or above
+    it; how many of them even score above zero, P > 0.5); with its ``missed_mistakes``, one line under it for each
+    missed one: its pair, step, P = σ(reward) and text."""
     lines = (f"the PRM (min over steps) ranks chosen above rejected in {summary['ranked_by_min']:.0%} of {n_pairs} "
              "pairs\nmean chosen minus mean rejected reward, by step: "
              + "  ".join(f"{g:+.2f}" for g in summary["mean_gap_by_step"]))
+    if chosen := summary.get("chosen_by_step"):  # the chosen curve the text reads, on how many solutions at each step
+        lines += "\nmean chosen reward (solutions), by step: " + "  ".join(
+            f"{c['mean']:+.2f} ({c['solutions']})" for c in chosen)
     mistakes = summary.get("mistake_rewards")
     if mistakes:
         threshold = summary["threshold"]
