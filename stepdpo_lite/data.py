@@ -88,13 +88,15 @@ def text_value(row: Mapping, name: str, blank_ok: bool = False) -> str:
 def bool_value(row: Mapping, name: str) -> bool:
     value = field_value(row, name)
     if not isinstance(value, bool):  # 0/1 are refused on purpose: a label column should say what it means
-        raise BadField(name, f"must be true or false, got {value!r:.40}{TO_BOOL}")
+        raise BadField(name, f"must be true or false, got {value!r:.40}"
+                       + (UNLABELLED.format("row") if value is None else TO_BOOL))
     return value
 
 
 DELIMITERS = ("\n\nStep", "\n\n", "\n")  # the common ones, longest first: hints name the one a text fits
 PARSE_LISTS = " (CSV holds lists as text: parse them with ast.literal_eval or json.loads)"
 TO_BOOL = "; convert the labels: bool(x) for 0/1, x == '+' for Math-Shepherd's '+'/'-'"
+UNLABELLED = "; the {}'s label is missing (null): label it, or leave the row out"  # bool(None) would call it wrong
 _ITEMS = {  # what list_value accepts: (the list's items, one item, the check); a NaN fails 0 <= x
     bool: ("true/false labels", "true or false", lambda x: isinstance(x, bool)),
     str: ("non-empty strings", "a non-blank string", lambda x: isinstance(x, str) and x.strip()),
@@ -115,7 +117,8 @@ def list_value(row: Mapping, name: str, item) -> list:
                        + PARSE_LISTS * (isinstance(value, str) and value.lstrip().startswith("[")))
     for j, x in enumerate(value):
         if not ok(x):
-            raise BadField(f"{name}[{j}]", f"must be {one}, got {x!r:.40}{TO_BOOL if item is bool else ''}")
+            hint = UNLABELLED.format("step") if x is None else TO_BOOL
+            raise BadField(f"{name}[{j}]", f"must be {one}, got {x!r:.40}{hint if item is bool else ''}")
     return list(value)
 
 
@@ -346,7 +349,7 @@ def _count_hint(steps: list[str], n: int, text: str | None = None) -> str:
     if n > len(steps) and (k := next((k for k in range(1, len(steps)) if breaks[k] > min(breaks[1:])), 0)):
         return (f"; step {k + 1} opens with {breaks[k]} line breaks, more than the others: a blank step before it, "
                 "joined to it (extract_steps merges a blank step into the next), has no label of its own")
-    other = next((d for d in DELIMITERS if text and len(extract_steps(text, d)) == n), 0)
+    other = next((d for d in DELIMITERS if text and d in text and len(extract_steps(text, d)) == n), 0)
     return f"; split at {other!r} it has {n} steps: is that its delimiter?" if other else ""
 
 

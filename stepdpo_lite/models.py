@@ -292,7 +292,7 @@ def _require_local_folder(name_or_path, who: str, hub_error: OSError | None = No
     local = os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1 or (
         hub_error is not None and "/" in text and Path(text).parent.is_dir())  # "runs/policy"
     if local and not os.path.exists(where):
-        raise FileNotFoundError(f"{who}: no such folder: {text} ({where})") from hub_error
+        raise FileNotFoundError(f"{who}: no such folder: {text}" + f" ({where})" * (where != text)) from hub_error
     if hub_error is not None and not os.path.exists(where):  # the error spoke of the Hub only
         hub = ("the Hub is offline (HF_HUB_OFFLINE=1) and its cache holds no model of that id" if
                hub_constants.HF_HUB_OFFLINE else "the Hub gave no model of that id (no such repo, or not reachable)")

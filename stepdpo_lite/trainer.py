@@ -388,7 +388,7 @@ class StepwiseDPOTrainer(DPOTrainer):
         if self.reward_model is not None and "chosen_step_rewards" not in filled:  # a column of None: unscored
             if not isinstance(dataset, Dataset):
                 raise ValueError("reward-model scoring needs a map-style `datasets.Dataset`, not an IterableDataset")
-            dataset = self._add_reward_columns(dataset, args.step_delimiter)
+            dataset = self._add_reward_columns(dataset, args.step_delimiter, dataset_name)
         # no labels: "weighted" pushes down every rejected step (DPO); the other pairings, or one step a side, Step-DPO
         elif not filled and not next(iter(dataset)).get("open_ended") and args.step_pairing == "weighted":
             warn_user(f"StepwiseDPOTrainer: the {dataset_name} dataset has no step labels, no step rewards and "
@@ -499,11 +499,16 @@ class StepwiseDPOTrainer(DPOTrainer):
             widest = max((len(p) for c in ("chosen_step_probs", "rejected_step_probs") for p in dataset[c]), default=1)
             self._max_num_steps = max(self._max_num_steps, widest)
 
-    def _add_reward_columns(self, dataset, delimiter: str):
+    def _add_reward_columns(self, dataset, delimiter: str, dataset_name: str):
         """Score every chosen and rejected response once with the frozen reward model (cached columns). The
         responses go to it as lists of this trainer's steps (``step_delimiter``): a PRM trained with another delimiter
         would split the texts its own way, into another number of steps."""
         learned = step_delimiter_of(self.reward_model) or delimiter
+        texts = [] if learned == delimiter else [t for side in ("chosen", "rejected") for t in dataset[side]]
+        if not any(delimiter in t for t in texts) and any(learned in t for t in texts):  # sure: Step-DPO became DPO
+            raise ValueError(f"StepwiseDPOTrainer: no chosen or rejected response of the {dataset_name} dataset holds "
+                             f"step_delimiter={delimiter!r}, so each would be one step, and some hold {learned!r}, the "
+                             f"delimiter the reward model learned: pass StepwiseDPOConfig(step_delimiter={learned!r})")
         if learned != delimiter:  # "\n"-split GSM8K under the toy world's default: every solution one step, silently
             warn_user(f"StepwiseDPOTrainer: the reward model learned steps split by {learned!r}, and this trainer "
                       f"splits them by step_delimiter={delimiter!r}: a text without it is one step. Set "

@@ -1096,6 +1096,21 @@ def test_a_label_count_names_the_blank_step_merged_into_the_next_not_the_delimit
                                  delimiter="\n\nStep")
 
 
+def test_a_null_label_is_missing_and_a_count_hint_names_only_a_delimiter_the_text_holds():
+    """A walkthrough: a null label was told "convert the labels: bool(x)", and bool(None) is False (an unlabelled
+    step made a wrong one); one label for "a\\nb" at '\\n' was asked "split at '\\n\\nStep' it has 1 steps: is
+    that its delimiter?", of a text that holds no '\\n\\nStep'."""
+    missing = "; the {}'s label is missing (null): label it, or leave the row out"
+    with pytest.raises(ValueError, match=re.escape("field 'labels[1]': must be true or false, got None"
+                                                   + missing.format("step")) + "$"):
+        data.validate_stepwise([{**STEP, "labels": [True, None]}])
+    with pytest.raises(ValueError, match=re.escape("field 'label': must be true or false, got None"
+                                                   + missing.format("row")) + "$"):
+        data.validate_outcome([{**OUT, "label": None}])
+    with pytest.raises(ValueError, match=r"has 1 labels but 'completion' has 2 steps \(delimiter '\\n'\)$"):
+        data.validate_outcome([{**OUT, "step_labels": [True]}], delimiter="\n")
+
+
 def test_csv_and_parquet_paths_name_the_format_and_the_route_in(tmp_path):
     """Were "line 1: not valid JSON (...); is the line truncated?" and "not valid UTF-8"."""
     for name, kind in (("my.csv", "csv"), ("my.parquet", "parquet")):

@@ -273,6 +273,8 @@ def test_a_missing_local_folder_is_named_not_taken_for_a_hub_id(tmp_path, monkey
     for name in (tmp_path / "nope-model", "./nope", "runs/tiny/prm"):  # absolute, explicit, deeper than org/name
         with pytest.raises(FileNotFoundError, match=f"load_model: no such folder: {name}"):
             models.load_model(name, quantization=None)
+    with pytest.raises(FileNotFoundError, match=re.escape(f"no such folder: {tmp_path / 'nope-model'}") + "$"):
+        models.load_model(tmp_path / "nope-model", quantization=None)  # absolute: not again in parentheses
 
 
 def test_a_missing_folder_named_like_a_hub_id_is_named_when_the_hub_has_none(tmp_path, monkeypatch):

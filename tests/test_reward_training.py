@@ -410,7 +410,8 @@ def test_tokenize_rows_refuses_labels_it_would_flip_or_misalign(tiny_model, tiny
     with pytest.raises(ValueError, match=re.escape("row 0: field 'label': labels must be true or false")):
         tokenize_rows(orm, [{"prompt": "p", "completion": "Step 1: 1 + 1 = 2", "label": 0.3}])
     outcome = {"prompt": "p", "completion": "Step 1: 1 + 1 = 2", "label": True}
-    for field, message in (("label", "row 0: field 'label': labels must be true or false, got None"),
+    for field, message in (("label", "row 0: field 'label': labels must be true or false, got None; the row's label is "
+                                     "missing (null): label it, or leave the row out"),  # not bool(None): a wrong one
                            ("completion", "training data: row 0: must be a non-blank string, got None")):
         with pytest.raises(ValueError, match=re.escape(message)):
             tokenize_rows(orm, [{k: v for k, v in outcome.items() if k != field}])

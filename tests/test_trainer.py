@@ -993,6 +993,15 @@ def test_reward_model_loaded_from_path(tmp_path, tiny_model, tiny_tokenizer):
         tr = StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), train_dataset=Dataset.from_list(rows),
                                 processing_class=tiny_tokenizer, reward_model=prm)
     assert tr.train_dataset["rejected_step_rewards"] == [pytest.approx(e, abs=1e-4) for e in expected]
+    # a PRM trained on '\n'-split steps, its data given under the default '\n\nStep': no text holds the trainer's
+    # delimiter and some hold the PRM's, so every response was one step (Stepwise DPO as DPO) after a mere warning
+    prm.config.step_delimiter = "\n"
+    lines = [{k: v.replace("\n\nStep", "\nStep") for k, v in r.items()} for r in rows]
+    with pytest.raises(ValueError, match=r"no chosen or rejected response of the train dataset holds step_delimiter="
+                                         r"'\\n\\nStep', .* some hold '\\n', the delimiter the reward model learned: "
+                                         r"pass StepwiseDPOConfig\(step_delimiter='\\n'\)"):
+        StepwiseDPOTrainer(copy.deepcopy(tiny_model), args=config(tmp_path), train_dataset=Dataset.from_list(lines),
+                           processing_class=tiny_tokenizer, reward_model=prm)
 
 
 @pytest.mark.parametrize("chosen_laid_out_as_trained", [0, 2])

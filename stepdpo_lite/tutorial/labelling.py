@@ -36,8 +36,8 @@ from datasets import Dataset
 from .. import generation
 from ..checks import finite_number, flag, list_of, positive_int
 from ..evaluation import check_labels
-from ..data import (check_records, list_value, text_value, validate_outcome, validate_preference, validate_step_dpo,
-                   validate_stepwise)
+from ..data import (PREFERENCE, STEP_DPO, check_records, list_value, text_value, validate_outcome, validate_preference,
+                   validate_step_dpo, validate_stepwise)
 from ..rewards import mistake_made_here_labels
 from ..steps import DEFAULT_DELIMITER, extract_steps
 from . import toyworld
@@ -255,7 +255,7 @@ def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None =
     depend on the order of the problems). Counts of what was left out are logged, the combinations not drawn too.
     ``delimiter`` is the one the solutions' steps were split by (``verdicts``' steps; a task of your own whose steps
     are lines: ``"\\n"``): each pair's step labels are checked against the steps it splits the texts into, as
-    ``step_dpo_pairs`` takes it.
+    ``step_dpo_pairs`` takes it. No pair (a warning) gives an empty dataset with the columns of pairs.
     """
     labels_of = _rejected_labels_of(rejected_labels, "preference_pairs")
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "preference_pairs", none_ok=True)  # 0 is refused
@@ -276,6 +276,8 @@ def preference_pairs(problems, solutions, *, max_pairs_per_problem: int | None =
         rows += [{"prompt": p.prompt, "chosen": c, "rejected": r, "chosen_step_labels": distinct[c].step_labels,
                   "rejected_step_labels": labels_of(distinct[r])} for c, r in drawn]
     _report("preference_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
+    if not rows:  # a split of few problems may give none (datasets_by_split builds it anyway): a built one's columns
+        return Dataset.from_dict({c: [] for c in (*PREFERENCE, "chosen_step_labels", "rejected_step_labels")})
     return validate_preference(rows, delimiter=delimiter)
 
 
@@ -294,7 +296,7 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
     pair is left out, counted as ``steps_labelled_right_and_wrong``; the pairs over ``max_pairs_per_problem`` are
     counted too). ``delimiter`` splits the gold solution into steps, as ``verdicts``' steps were split (a task of
     your own whose steps are lines: ``"\\n"``; GSM8K problems have no ``gold_solution``: their pairs are sampled
-    ones only).
+    ones only). No pair (a warning) gives an empty dataset with the columns of pairs.
     """
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "step_dpo_pairs", none_ok=True)  # 0 is refused
     flag(use_gold, "use_gold", "step_dpo_pairs")  # "no" is truthy: gold steps would be used
@@ -334,6 +336,8 @@ def step_dpo_pairs(problems, solutions, *, max_pairs_per_problem: int | None = 4
         rows += picked[:max_pairs_per_problem]
         left["pairs_over_max_per_problem"] += len(picked) - len(picked[:max_pairs_per_problem])
     _report("step_dpo_pairs", len(rows), "pairs", blank_solutions=_blanks(solutions), **left)
+    if not rows:  # as in preference_pairs: the columns of a built one
+        return Dataset.from_dict({c: [] for c in (*STEP_DPO, "chosen_source", "step_index")})
     return validate_step_dpo(rows)
 
 
