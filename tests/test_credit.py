@@ -31,6 +31,21 @@ def test_implicit_step_rewards_refuses_a_start_it_would_not_read_a_lora_policy_a
         credit.implicit_step_rewards("full fine-tune", "tok", ["p"], ["r"])
 
 
+def test_implicit_rewards_of_pairs_reads_each_policy_against_its_own_start(monkeypatch):
+    """Notebook 05 chose one start for all its policies (None only if every one was a PeftModel): a start given once
+    is now passed to each full fine-tune and kept from each LoRA policy, which is read against its own adapter."""
+    calls = []
+    monkeypatch.setattr(credit, "get_step_rewards", lambda model, *a, ref_model=None, **k: calls.append(
+        (model, ref_model)) or [])
+    monkeypatch.setattr(credit, "is_peft_model", lambda model: model == "lora policy")
+    pairs = {"prompt": ["p"], "chosen": ["c"], "rejected": ["r"]}
+    credit.implicit_rewards_of_pairs({"DPO": ("lora policy", "tok"), "Stepwise DPO": ("full fine-tune", "tok")},
+                                     pairs, start="base")  # was a ValueError: start given to the LoRA policy
+    assert calls == [("lora policy", None)] * 2 + [("full fine-tune", "base")] * 2
+    with pytest.raises(ValueError, match="a fully fine-tuned policy needs `start`"):  # None is still refused
+        credit.implicit_rewards_of_pairs({"Stepwise DPO": ("full fine-tune", "tok")}, pairs)
+
+
 def test_implicit_step_rewards_reads_at_the_beta_and_batch_size_given(monkeypatch):
     """The β of a saved policy's step loss (``step_beta``) scales β·ρ_k: a fixed 0.1 made every policy's bars alike."""
     calls = []
@@ -65,6 +80,7 @@ def test_implicit_rewards_of_pairs_and_the_credit_table(monkeypatch):
         return [[beta * (1.0 if "good" in r else -1.0) for _ in r.split("|")] for r in responses]
 
     monkeypatch.setattr(credit, "implicit_step_rewards", fake)
+    monkeypatch.setattr(credit, "is_peft_model", lambda model: False)  # two full fine-tunes: both read against start
     pairs = {"prompt": ["p1", "p2"], "chosen": ["good|good", "good"], "rejected": ["good|bad", "bad"]}
     out = credit.implicit_rewards_of_pairs({"DPO": ("m1", "t1"), "Stepwise DPO": ("m2", "t2")}, pairs,
                                            start="base", beta=0.5, delimiter="|", batch_size=16)

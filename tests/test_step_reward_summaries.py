@@ -149,6 +149,40 @@ def test_heatmap_details_count_only_steps_after_the_first_error_as_accepted_afte
     assert details["misread"][0]["first_error"] == 2 and details["misread"][0]["first_rejected"] == 3
 
 
+def test_heatmap_named_rows_print_the_first_row_back_above_the_tick_then_each_misread_one():
+    """Notebook 02's cell under its heatmap chose these rows itself; the choice and the printing are one call now."""
+    rewards = [[3.0, -5.0], [2.0, 1.0], [2.0, -4.0, 0.0], [4.0, -4.0, 1.0]]
+    labels = [[True, True], [True, True], [True, False, False], [False] * 3]
+    names = ["test 7", "test 3", "test 9", "test 1"]
+    rows = [{"prompt": f"Problem {name}.", "completions": [f"Step {k + 1}: {k}" for k in range(len(r))], "labels": y}
+            for name, r, y in zip(names, rewards, labels)]
+    details = step_reward_summaries.heatmap_details(rewards, labels, P10, row_labels=names)
+    assert details["accepted_after_error"]["rows"] == ["test 9", "test 1"]  # only the first of them is printed
+    assert [m["row"] for m in details["misread"]] == ["test 7", "test 1"]  # a false alarm; a missed first error
+    assert step_reward_summaries.heatmap_named_rows(details, names) == [2, 0, 3]  # test 3: nothing to read off
+    text = step_reward_summaries.format_heatmap_named_rows(details, rows, rewards, P10, row_labels=names)
+    shown = [diagnostics.format_step_rewards(f"{names[k]}: {rows[k]['prompt']}", rows[k]["completions"], rewards[k],
+                                             labels[k], P10) for k in (2, 0, 3)]
+    assert text == "\n\n".join(shown)  # the old cell printed each of them, then a blank line
+    # a row both back above the tick and misread is printed once
+    both = step_reward_summaries.heatmap_details([rewards[3], rewards[0]], [labels[3], labels[0]], P10,
+                                                 row_labels=["test 1", "test 7"])
+    assert step_reward_summaries.heatmap_named_rows(both, ["test 1", "test 7"]) == [0, 1]
+    # none named: the heatmap's first row, so that one solution is still read step by step
+    calm = step_reward_summaries.heatmap_details([rewards[1]], [labels[1]], P10, row_labels=["test 3"])
+    assert step_reward_summaries.format_heatmap_named_rows(calm, rows[1:2], rewards[1:2], P10, ["test 3"]) == (
+        diagnostics.format_step_rewards("test 3: Problem test 3.", rows[1]["completions"], rewards[1], labels[1], P10))
+    with pytest.raises(ValueError, match="heatmap_named_rows: details name row 'test 9', which row_labels do not"):
+        step_reward_summaries.heatmap_named_rows(details, ["a", "b", "c", "d"])
+    with pytest.raises(ValueError, match="heatmap_named_rows: row_labels must name each row once"):
+        step_reward_summaries.heatmap_named_rows(details, ["test 9"] * 4)
+    with pytest.raises(ValueError, match="format_heatmap_named_rows: 4 rows, 3 lists of step rewards and 4 row"):
+        step_reward_summaries.format_heatmap_named_rows(details, rows, rewards[:3], P10, row_labels=names)
+    with pytest.raises(ValueError, match="format_heatmap_named_rows: rows\\[0\\] has no 'completions'"):
+        step_reward_summaries.format_heatmap_named_rows(details, [{"prompt": "p", "labels": [True]}], [[1.0]], P10,
+                                                        row_labels=["test 9"])
+
+
 class StepCountPRM:
     """A PRM that gives step k of every solution the reward k (1-based); it never sees a blank solution. Solutions
     come as step lists (the kit's reward-model protocol, docs/method.md §3)."""

@@ -10,7 +10,8 @@ its mistake, and Stepwise DPO only the mistake?
 - ``mean_by_label``: the mean of per-step values over the steps with one label;
 - ``implicit_step_rewards``: one policy's β·ρ_k against where its training started (``step_beta``, ``step_delimiter``:
   the β of a saved policy's step loss and where it split solutions into steps);
-- ``implicit_rewards_of_pairs``: several policies on both sides of preference pairs, with one β;
+- ``implicit_rewards_of_pairs``: several policies on both sides of preference pairs, with one β, each against
+  its own start (a LoRA policy its adapter, a full fine-tune the base given);
 - ``credit_by_policy`` (``format_credit``): per policy, the mean β·ρ_k of the chosen steps and of the rejected
   solutions' right and wrong steps, the table notebook 05 prints;
 - ``pick_credit_example``, ``credit_example``: the one rejected solution notebook 05 draws
@@ -102,9 +103,11 @@ def implicit_rewards_of_pairs(policies: dict, pairs, *, start=None, beta: float 
     """``implicit_step_rewards`` of each policy (name -> ``(model, tokenizer)``) on both sides of preference
     ``pairs`` (a dataset or dict with ``prompt``, ``chosen`` and ``rejected``): ``{name: {"chosen": [...],
     "rejected": [...]}}``. Every policy is read with the same ``beta`` and ``delimiter``, so that their rewards
-    compare step by step, and against ``start`` (where a full fine-tune began; None for LoRA policies, read against
-    their own adapter)."""
-    return {name: {side: implicit_step_rewards(model, tokenizer, pairs["prompt"], pairs[side], start=start, beta=beta,
+    compare step by step, each against where its training started, decided per policy: a LoRA (PEFT) policy against
+    its own adapter (it is given no ``start``), a fully fine-tuned one against ``start`` (the model it was trained
+    from; None refuses it). So a caller passes the base once, whichever kind each policy is."""
+    return {name: {side: implicit_step_rewards(model, tokenizer, pairs["prompt"], pairs[side],
+                                               start=None if is_peft_model(model) else start, beta=beta,
                                                delimiter=delimiter, batch_size=batch_size)
                    for side in ("chosen", "rejected")}
             for name, (model, tokenizer) in policies.items()}

@@ -12,8 +12,8 @@ choices and summaries are made here, so that a cell only calls and plots.
   reads off those pictures);
 - ``first_error_hits`` (``_by_problem``), ``heatmap_summary``, ``format_heatmap_summary``: how often a PRM's first
   rejected step is the checker's first error, and its mean P(right) on right and wrong steps (notebook 05;
-  ``heatmap_details``: the rows its text names); ``first_rejected_steps``: each solution's first rejected step
-  (the explorer's).
+  ``heatmap_details``: the rows its text names; ``heatmap_named_rows``, ``format_heatmap_named_rows``: those of them
+  notebook 02 prints step by step); ``first_rejected_steps``: each solution's first rejected step (the explorer's).
 
 Neighbours: the reward-model baselines and figures beside these (and ``probability_text``, a P as every picture and
 line prints it) are in ``diagnostics``; the ``metrics.json`` records of notebooks 02 and 03 in ``reward_reports``; a
@@ -31,7 +31,7 @@ from ..evaluation import check_labels, check_same_shape, finite_scores, first_er
 from ..rewards import sigmoid
 from ..steps import DEFAULT_DELIMITER, extract_steps
 from . import bestofn
-from .diagnostics import probability_text
+from .diagnostics import format_step_rewards, probability_text
 from .display_names import step_body
 
 
@@ -438,6 +438,43 @@ def heatmap_details(step_rewards, step_labels, threshold: float, row_labels=None
             "accepted_after_error": {"rows": rows_back, "p_min": min(p_back, default=None),
                                      "p_max": max(p_back, default=None)},
             "p_right_by_step": [[min(p_right[k]), max(p_right[k])] if k in p_right else None for k in range(depth)]}
+
+
+def heatmap_named_rows(details: dict, row_labels) -> list[int]:
+    """Which heatmap rows notebook 02 prints step by step, as indices into ``row_labels`` (the names
+    ``heatmap_details`` gave the rows of ``details``): the first row where a step after the mistake comes back above
+    the tick, then each misread one, each row once, in that order; where the text names none, the heatmap's first
+    row (one solution read step by step still shows what a reward and its label look like)."""
+    names = list_of(row_labels, "heatmap_named_rows: row_labels", "row names (str)")
+    if not names:
+        raise ValueError("heatmap_named_rows: row_labels is empty: the heatmap has no row to print")
+    if len(set(names)) != len(names):  # a name would stand for two rows: the one printed could be the wrong one
+        raise ValueError("heatmap_named_rows: row_labels must name each row once, got a name twice")
+    if not isinstance(details, dict) or "misread" not in details or "accepted_after_error" not in details:
+        raise ValueError("heatmap_named_rows: details must be what heatmap_details returns (with 'misread' and "
+                         "'accepted_after_error')")
+    named = dict.fromkeys(details["accepted_after_error"]["rows"][:1] + [row["row"] for row in details["misread"]])
+    unknown = [name for name in named if name not in names]
+    if unknown:  # details of another heatmap, or names given to heatmap_details other than these
+        raise ValueError(f"heatmap_named_rows: details name row {unknown[0]!r}, which row_labels do not hold")
+    return [names.index(name) for name in named] or [0]
+
+
+def format_heatmap_named_rows(details: dict, rows, step_rewards, threshold: float, row_labels) -> str:
+    """Notebook 02's lines under its heatmap: each row ``heatmap_named_rows`` picks, step by step
+    (``diagnostics.format_step_rewards``, headed by the row's name and its prompt), a blank line between rows.
+
+    rows: the heatmap's stepwise rows in drawing order (``prompt``, ``completions``, ``labels``), ``step_rewards``
+    their rewards and ``row_labels`` their names, each in the same order; threshold: log-odds."""
+    rows = _check_rows(rows, ("prompt", "completions", "labels"), "format_heatmap_named_rows")
+    step_rewards = list_of(step_rewards, "format_heatmap_named_rows: step_rewards", "lists of step rewards")
+    names = list_of(row_labels, "format_heatmap_named_rows: row_labels", "row names (str)")
+    if not len(rows) == len(step_rewards) == len(names):  # a row printed beside another's rewards
+        raise ValueError(f"format_heatmap_named_rows: {len(rows)} rows, {len(step_rewards)} lists of step rewards "
+                         f"and {len(names)} row labels: need one of each per row")
+    return "\n\n".join(format_step_rewards(f"{names[k]}: {rows[k]['prompt']}", rows[k]["completions"],
+                                           step_rewards[k], rows[k]["labels"], threshold)
+                       for k in heatmap_named_rows(details, names))
 
 
 def format_heatmap_summary(summary: dict, threshold: float, threshold_source: str = "the threshold") -> str:
