@@ -188,3 +188,15 @@ def test_every_code_line_of_the_notebooks_fits_in_120_characters():
                   for index, cell in enumerate(nbformat.read(str(path), 4).cells) if cell.cell_type == "code"
                   for line in cell.source.splitlines() if len(line) > 120]
     assert not long_lines, "\n".join(long_lines)
+
+
+def test_bounds_that_are_easy_to_get_wrong():
+    """A weight that may be None says so in its error; a weight of 0 switches a term off and is allowed; True is
+    no budget in minutes (it would be read as 1); the number of Monte-Carlo solutions has no None default."""
+    with pytest.raises(ValueError, match=r"ONPOLICY_SFT_WEIGHT must be >= 0 or None, got -1"):
+        notebook_parameters.check({"ONPOLICY_SFT_WEIGHT": -1})
+    assert notebook_parameters.check({"ONPOLICY_SFT_WEIGHT": 0, "ONPOLICY_STEP_WEIGHT": 0.0, "SFT_WEIGHT": 0})
+    with pytest.raises(ValueError, match=r"MC_BUDGET_MINUTES must be minutes > 0"):
+        notebook_parameters.check({"MC_BUDGET_MINUTES": True})
+    with pytest.raises(ValueError, match=r"N_MC_SOLUTIONS"):
+        notebook_parameters.check({"N_MC_SOLUTIONS": None})

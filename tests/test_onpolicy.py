@@ -9,6 +9,7 @@ import json
 import math
 import random
 import re
+import warnings
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -621,6 +622,15 @@ def test_output_layer_step_loss_reads_the_step_beta_as_stepwise_dpos_does(tmp_pa
     assert losses[OutputLayerStepDPOTrainer] == pytest.approx(losses[StepwiseDPOTrainer], abs=1e-6)
 
 
+def _moved_off_the_reference(model) -> None:
+    """The same small random step on every weight (seeded): off the reference, where the step loss depends on the
+    tokens scored (at the reference every log-ratio is 0)."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+
+
 def _redrawn_rejected_trainer(tmp_path, tiny_model, tok, step_rejected):
     """A Stepwise DPO trainer whose rejected token comes from the current policy (``step_rejected``), at the
     reference on ``step_rows()``; its collated batch; and the gradient of a loss over its trainable parameters."""
@@ -697,10 +707,7 @@ def test_expected_rejected_step_loss_is_the_chosen_tokens_nll_exactly(tmp_path, 
     fresh, fresh_batch, fresh_gradient = _redrawn_rejected_trainer(tmp_path, tiny_model, right_padded_tokenizer,
                                                                    "fresh")
     for model in (tr.model, fresh.model):  # both moved off the reference alike, where σ(−β·h) weighs each rival
-        torch.manual_seed(0)
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(0.05 * torch.randn_like(p))
+        _moved_off_the_reference(model)
     exact = tr.compute_loss(tr.model, batch).item()
     draws = torch.tensor([fresh.compute_loss(fresh.model, fresh_batch).item() for _ in range(400)])
     assert abs(draws.mean() - exact) < 4 * draws.std() / 20, (exact, float(draws.mean()), float(draws.std()))
@@ -2419,3 +2426,202 @@ def test_step_pairs_never_pair_the_wrong_step_with_itself():
     rows, stats = prm_pairs.step_pairs({"dpo": None}, None, prm, [p], samples, THRESHOLD, tries=2, attempts=1,
                                        sample_fn=resample)
     assert rows == [] and stats["no_accepted_step"] == 1
+
+
+def test_format_round_and_rounds_table_print_each_count_the_base_and_the_last_rounds_differences():
+    """A round without differences prints no header over none; each pair count sits under its own name; the
+    rounds' table starts at the base (round 0) and ends on the last round's differences, not the first's."""
+    assert onpolicy_report.format_stepwise_minus({}) == []
+    record = {**round_record(1, 0.5), "pairs": {"solution": 3, "step": 5, "total": 8}, "stepwise_dpo_minus": {}}
+    text = onpolicy_report.format_round(record)
+    assert text.splitlines()[0] == "round 1: 8 pairs (3 solution, 5 step); 3 s" and "minus" not in text
+    first = {**round_record(1, 0.5), "stepwise_dpo_minus": {}}
+    last = {**round_record(2, 0.75), "stepwise_dpo_minus": {"dpo": {
+        m: {"difference": 0.25, "low": 0.125, "high": 0.375} for m in ("accuracy", "sampled_accuracy")}}}
+    table = onpolicy_report.rounds_table([last, first, last], {"accuracy": 0.5, "sampled_accuracy": 0.25},
+                                         methods=["dpo"]).splitlines()
+    assert table[2].split() == ["0", "base", "50.0%", "25.0%"]
+    assert "After round 2, on 4 held-out problems:" in table and "+25.0" in table[-1]
+    assert "After round" not in onpolicy_report.rounds_table([last, first], methods=["dpo"])  # the last has none
+
+
+def test_metrics_of_keeps_every_methods_figures_and_each_rounds_differences_and_only_the_bases_figures():
+    """Each round's entry holds every method's figures (NLL only too) and that round's differences; the base
+    keeps its evaluation figures only (a stray key in it would land in metrics.json)."""
+    records = [round_record(1, 0.5), {**round_record(2, 0.75), "stepwise_dpo_minus": {"dpo": "second"}}]
+    out = onpolicy_report.metrics_of(records, base={"accuracy": 0.5, "sampled_accuracy": 0.25, "note": "x"})
+    assert [set(r) >= set(onpolicy_report.METHODS) for r in out["rounds"]] == [True, True]
+    assert [r["stepwise_dpo_minus"] for r in out["rounds"]] == [records[0]["stepwise_dpo_minus"], {"dpo": "second"}]
+    assert out["base"] == {"accuracy": 0.5, "sampled_accuracy": 0.25}
+
+
+def test_the_one_round_sampled_accuracies_leave_out_a_run_without_one():
+    """A one-round run recorded without a sampled accuracy is left out, not a KeyError under notebook 06's plot."""
+    metrics = {"policy": {"one_round_gold_labels": {"dpo": {"accuracy": 0.7}, "nll_only": {"sampled_accuracy": 0.5}}}}
+    assert onpolicy_report.format_one_round_sampled(metrics).splitlines()[1:] == ["  NLL only (RFT)       50.0%"]
+
+
+def test_seed_summary_at_its_bounds_and_with_a_method_some_seeds_lack():
+    """An interval whose bottom is exactly zero is not above it; a mean of exactly the margin meets the goal, and
+    an interval over the seeds that tops out at it does not rule it out. A method one seed lacks is left out of
+    the verdict and of the mean row (not a KeyError); no seeds is an error, not an empty verdict."""
+    at_zero = onpolicy_report.seed_summary({0: _seed_policy(0.05, 0.02, half=0.05)})
+    assert at_zero["dpo"]["accuracy"]["seeds_above_zero"] == 0 and not at_zero["dpo"]["accuracy"]["met"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # seeds that differ alike: a point, without scipy's precision warning
+        alike = onpolicy_report.seed_summary({0: _seed_policy(0.05, 0.0), 1: _seed_policy(0.05, 0.0)}, margin=0.05)
+    dpo = alike["dpo"]["accuracy"]
+    assert dpo["met"] and dpo["high"] == pytest.approx(0.05) and not dpo["excluded"]
+    lacking = _seed_policy(0.05, 0.0)
+    del lacking["nll_only"], lacking["stepwise_dpo"]["minus"]["nll_only"]
+    by_seed = {0: _seed_policy(0.05, 0.0), 1: lacking}
+    assert list(onpolicy_report.seed_summary(by_seed)) == ["dpo"]
+    lines = onpolicy_report.format_seed_summary(by_seed).splitlines()
+    mean = next(line for line in lines if line.startswith("mean "))
+    assert mean.rstrip().endswith("80.0 / 40.0") and mean.count("/") == 3  # base, DPO, Stepwise DPO; NLL only blank
+    name = display_names.method_name("dpo")
+    greedy = next(i for i, line in enumerate(lines) if line.startswith(f"  {name:18s} greedy  mean"))
+    assert lines[greedy + 1].startswith(f"  {'':18s} sampled mean")  # the method's greedy line, then its sampled one
+    with pytest.raises(ValueError, match="seed_summary: no seeds"):
+        onpolicy_report.seed_summary({})
+
+
+def test_saved_rounds_are_taken_only_with_the_same_settings_and_no_more_rounds_than_asked(tmp_path):
+    """A rerun takes every saved round (not the last alone) when its settings match and it asks for as many rounds
+    or more; other settings (one the run lacks too) or fewer rounds asked for leave them, saying why."""
+    lines, folder = [], tmp_path / "rounds"
+    assert onpolicy_resume.saved_rounds(tmp_path / "none", {}, 3, out=lines.append) == [] and lines == []
+    settings = {"seed": 0, "methods": ["dpo"]}
+    done = [{"record": {"round": 1}, "log_history": [{"loss": 1.0}]}, {"record": {"round": 2}, "log_history": []}]
+    onpolicy_resume.save_rounds(folder, settings, done, {"dpo": torch.nn.Linear(2, 3)})
+    assert onpolicy_resume.saved_rounds(folder, settings, 2, out=lines.append) == done and lines == []
+    assert onpolicy_resume.saved_rounds(folder, {**settings, "seed": 1}, 5, out=lines.append) == []
+    assert "are not taken: they were run with other seed; round 1 starts" in lines[-1]
+    assert onpolicy_resume.saved_rounds(folder, {"seed": 0}, 5, out=lines.append) == []
+    assert "they were run with other methods;" in lines[-1]
+    assert onpolicy_resume.saved_rounds(folder, settings, 1, out=lines.append) == []
+    assert "they are 2, more than the 1 asked for" in lines[-1]
+
+
+def test_load_round_policy_puts_back_the_saved_weights_in_their_dtype_and_refuses_extra_ones(tmp_path):
+    """A loaded policy holds the saved weights in the saved dtype (a 4-bit policy's adapters train in float32); a
+    save holding a weight the policy lacks is not this policy's."""
+    saved = torch.nn.Linear(2, 3)
+    onpolicy_resume.save_rounds(tmp_path / "rounds", {}, [], {"dpo": saved})
+    policy = torch.nn.Linear(2, 3).to(torch.bfloat16)
+    onpolicy_resume.load_round_policy(policy, tmp_path / "rounds" / "dpo")
+    assert policy.weight.dtype == torch.float32 and torch.equal(policy.weight, saved.weight)
+    assert onpolicy_resume.weights_digest(policy) == onpolicy_resume.weights_digest(saved)
+    with pytest.raises(ValueError, match=r"holds other weights than the policy's \(first: bias\)"):
+        onpolicy_resume.load_round_policy(torch.nn.Linear(2, 3, bias=False), tmp_path / "rounds" / "dpo")
+
+
+def test_digests_tell_weights_and_files_apart_by_their_names_and_subfolders(tmp_path):
+    """The same numbers under other names are another policy; a PRM whose file was renamed, or whose file in a
+    subfolder changed, is another PRM."""
+    layer = torch.nn.Linear(2, 2)
+    assert onpolicy_resume.weights_digest(layer) != onpolicy_resume.weights_digest(torch.nn.Sequential(layer))
+    (tmp_path / "prm" / "sub").mkdir(parents=True)
+    (tmp_path / "prm" / "sub" / "adapter.safetensors").write_bytes(b"weights")
+    first = onpolicy_resume.files_digest(tmp_path / "prm")
+    (tmp_path / "prm" / "sub" / "adapter.safetensors").write_bytes(b"weightz")
+    second = onpolicy_resume.files_digest(tmp_path / "prm")
+    (tmp_path / "prm" / "sub" / "adapter.safetensors").rename(tmp_path / "prm" / "sub" / "other.safetensors")
+    assert len({first, second, onpolicy_resume.files_digest(tmp_path / "prm")}) == 3
+
+
+def test_rounds_settings_record_the_methods_in_the_order_the_run_trains_them():
+    p, layer = toyworld.make_problems(1, "train", seed=0), torch.nn.Linear(2, 2)
+    settings = onpolicy_resume.rounds_settings({"nll_only": layer, "dpo": layer}, p, p, onpolicy.RoundSettings(),
+                                               onpolicy.TrainSettings(), problems_per_round=None, seed=0, n_sampled=2,
+                                               shared_start=True, methods=("nll_only", "dpo"))
+    assert settings["methods"] == ["nll_only", "dpo"] and set(settings["start_policies"]) == {"nll_only", "dpo"}
+
+
+def test_fresh_rejected_tokens_follow_the_trainers_seed_and_need_the_reference_to_score_them(
+        tmp_path, tiny_model, right_padded_tokenizer):
+    """The redrawn rejected tokens are reproducible per seed (args.seed), and another seed draws others; with
+    precompute_ref_log_probs the reference could not score a drawn token, so it is refused even beside a ref_model."""
+    from stepdpo_lite.tutorial.fresh_rejected_pairs import FreshRejectedStepDPOTrainer
+
+    tr, batch, _ = _redrawn_rejected_trainer(tmp_path, tiny_model, right_padded_tokenizer, "fresh")
+    _moved_off_the_reference(tr.model)  # where the loss depends on the token drawn
+
+    def trainer(**changes):
+        return FreshRejectedStepDPOTrainer(tr.model, ref_model=tr.ref_model, processing_class=tr.processing_class,
+                                           train_dataset=tr.train_dataset, args=dataclasses.replace(tr.args, **changes))
+
+    def losses(seed):
+        other = trainer(seed=seed)
+        with torch.no_grad():
+            return [round(other.critical_token_loss(other.model, batch).item(), 6) for _ in range(10)]
+    assert losses(tr.args.seed) == losses(tr.args.seed) != losses(tr.args.seed + 1)
+    with pytest.raises(ValueError, match="precompute_ref_log_probs=False"):
+        trainer(precompute_ref_log_probs=True)
+
+
+def test_redrawn_rejected_step_loss_is_the_mean_over_the_pairs_that_have_a_critical_token(
+        tmp_path, tiny_model, right_padded_tokenizer):
+    """A pair without a critical token adds nothing and does not count in the mean: the batch's loss is that of the
+    batch without it (dividing by every pair would shrink it)."""
+    tr, _, _ = _redrawn_rejected_trainer(tmp_path, tiny_model, right_padded_tokenizer, "expected")
+    batch = tr.data_collator([tr.train_dataset[0]] * 2)  # step_rows()' pair, twice
+    batch["first_diff_step"][0] = -1  # pair 0: no differing step
+    rest = tr.data_collator([tr.train_dataset[0]])
+    with torch.no_grad():
+        assert tr.critical_token_loss(tr.model, batch).item() == pytest.approx(
+            tr.critical_token_loss(tr.model, rest).item(), rel=1e-5)
+
+
+def test_redrawn_rejected_rivals_leave_out_the_chosen_token(tmp_path, tiny_model, right_padded_tokenizer):
+    """A draw of the chosen token makes no pair: the expectation weighs each other token by its probability, and the
+    strongest rival is the strongest *other* token, even where the policy already ranks the chosen one first."""
+    from stepdpo_lite.tutorial.fresh_rejected_pairs import ExpectedRejectedStepDPOTrainer, TopRivalStepDPOTrainer
+
+    tr, _, _ = _redrawn_rejected_trainer(tmp_path, tiny_model, right_padded_tokenizer, "fresh")
+    ratios = torch.tensor([[0.5, -1.0, 2.0, 0.0]])
+    logp = torch.log_softmax(torch.tensor([[3.0, 2.0, 1.0, 0.0]]), -1)  # the chosen token 0 is the likeliest
+    c, probs = torch.tensor([0]), (torch.tensor([[0.9]]), torch.tensor([[0.2]]))
+
+    def against(r):
+        return tr._against(ratios, c, torch.tensor([r]), probs)
+    expected = sum(logp[0, r].exp() * against(r) for r in (1, 2, 3))
+    assert torch.allclose(ExpectedRejectedStepDPOTrainer._slip_loss(tr, ratios, logp, c, probs), expected)
+    top = TopRivalStepDPOTrainer._slip_loss(tr, ratios, logp, c, probs)
+    assert torch.allclose(top, against(1) * (1 - logp[0, 0].exp()))
+
+
+def test_positional_step_weights_weigh_the_critical_tokens_log_ratios(tmp_path, tiny_model, right_padded_tokenizer):
+    """a_k (step_weights) multiplies each pair's log-ratios inside the sigmoid, as in the parent's step loss: a
+    weight of 2 on every step is a doubled step_beta, and no longer the unweighted loss."""
+    from stepdpo_lite.tutorial.fresh_rejected_pairs import ExpectedRejectedStepDPOTrainer
+
+    tr, batch, _ = _redrawn_rejected_trainer(tmp_path, tiny_model, right_padded_tokenizer, "expected")
+    _moved_off_the_reference(tr.model)
+
+    def loss(**changes):
+        other = ExpectedRejectedStepDPOTrainer(tr.model, ref_model=tr.ref_model, processing_class=tr.processing_class,
+                                               train_dataset=tr.train_dataset,
+                                               args=dataclasses.replace(tr.args, **changes))
+        with torch.no_grad():
+            return other.critical_token_loss(other.model, batch).item()
+    weighted = loss(step_weights=[2.0])
+    assert weighted == pytest.approx(loss(step_beta=2 * tr.args.step_beta), rel=1e-5)
+    assert weighted != pytest.approx(loss(), rel=1e-4)
+
+
+def test_critical_token_trainers_refuse_another_step_pairing_however_args_are_given(
+        tmp_path, tiny_model, right_padded_tokenizer):
+    """One token a side needs step_pairing="first_token": another is refused, naming the class and the value given,
+    before the parent prepares (or refuses) the datasets with it."""
+    from stepdpo_lite.tutorial.fresh_rejected_pairs import FreshRejectedStepDPOTrainer
+
+    tr, _, _ = _redrawn_rejected_trainer(tmp_path, tiny_model, right_padded_tokenizer, "fresh")
+    args = dataclasses.replace(tr.args, step_pairing="first_error")
+    message = r"^FreshRejectedStepDPOTrainer: step_pairing must be 'first_token' .* got 'first_error'$"
+    with pytest.raises(ValueError, match=message):
+        FreshRejectedStepDPOTrainer(tr.model, ref_model=tr.ref_model, args=args, train_dataset=tr.train_dataset,
+                                    processing_class=tr.processing_class)
+    with pytest.raises(ValueError, match=message):  # by position: the parent refused the prepared dataset first, its
+        FreshRejectedStepDPOTrainer(tr.model, tr.ref_model, args, train_dataset=tr.train_dataset,  # step settings
+                                    processing_class=tr.processing_class)  # named, not the pairing

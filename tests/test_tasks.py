@@ -680,3 +680,34 @@ def test_paired_stats_refuse_ragged_counts_and_a_whole_evaluation_result_by_name
         paired_stats.accuracy_differences({"accuracy": 0.5, "per_problem": per_problem}, per_problem)
     with pytest.raises(ValueError, match="accuracy_differences: b must be the 'per_problem' part of .* got list"):
         paired_stats.accuracy_differences(per_problem, [1, 0])
+
+
+def test_the_answer_check_takes_bools_and_0_or_1_and_returns_a_bool():
+    """numpy's bool is a bool (a numpy-based checker returns one); 2 is no verdict; what comes back is a real bool,
+    so that a sum or an ``is True`` over the checks reads right."""
+    assert task_problems.answer_check(np.True_, "w") is True and task_problems.answer_check(1, "w") is True
+    assert task_problems.answer_check(np.int64(0), "w") is False
+    with pytest.raises(ValueError, match=r"w: the problem's is_correct must return a bool .*got int 2"):
+        task_problems.answer_check(2, "w")
+
+
+def test_solution_lists_are_one_sized_list_per_problem():
+    """More problems than lists of solutions would be cut by zip; a number in place of a list was a TypeError; a str
+    of solutions is told as a str."""
+    p = toyworld.make_problems(2, "test")
+    task_problems.check_solution_lists(p, [["a"], ["b"]], "w")
+    with pytest.raises(ValueError, match="w: 2 problems but 1 lists of solutions"):
+        task_problems.check_solution_lists(p, [["a"]], "w")
+    with pytest.raises(ValueError, match=r"w: solutions\[1\] must be a list of solutions, got int"):
+        task_problems.check_solution_lists(p, [["a"], 5], "w")
+    with pytest.raises(ValueError, match="w: expected a list of problems and one list of solutions per problem, got a"):
+        task_problems.check_solution_lists(p, "ab", "w")
+
+
+def test_prompts_of_takes_prompt_texts_only_where_asked():
+    assert task_problems.prompts_of(["What is 2 + 3?"], texts_ok=True) == ["What is 2 + 3?"]
+    with pytest.raises(ValueError, match="problem 0: its prompt must be a str, got NoneType"):
+        task_problems.prompts_of(["What is 2 + 3?"])
+    one = type("IterableProblem", (), {"prompt": "P", "__iter__": lambda self: iter(["P"])})()  # a problem of one's own
+    with pytest.raises(ValueError, match="got one IterableProblem: wrap it in a list"):
+        task_problems.prompts_of(one)

@@ -26,7 +26,8 @@ class CriticalTokenStepDPOTrainer(StepwiseDPOTrainer):
     hook a variant overrides."""
 
     def __init__(self, *args, **kwargs):
-        self._check_pairing(kwargs.get("args"))  # before the datasets are prepared (or refused) with its settings
+        # before the datasets are prepared (or refused) with its settings: args by name, or third by position
+        self._check_pairing(kwargs.get("args", args[2] if len(args) > 2 else None))
         super().__init__(*args, **kwargs)
         self._check_pairing(self.args)
 
