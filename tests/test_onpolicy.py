@@ -2541,7 +2541,8 @@ def test_rounds_settings_record_the_methods_in_the_order_the_run_trains_them():
 def test_fresh_rejected_tokens_follow_the_trainers_seed_and_need_the_reference_to_score_them(
         tmp_path, tiny_model, right_padded_tokenizer):
     """The redrawn rejected tokens are reproducible per seed (args.seed), and another seed draws others; with
-    precompute_ref_log_probs the reference could not score a drawn token, so it is refused even beside a ref_model."""
+    precompute_ref_log_probs the reference could not score a drawn token, so it is refused even beside a ref_model; so
+    is a LoRA policy, beside which TRL keeps no ref_model."""
     from stepdpo_lite.tutorial.fresh_rejected_pairs import FreshRejectedStepDPOTrainer
 
     tr, batch, _ = _redrawn_rejected_trainer(tmp_path, tiny_model, right_padded_tokenizer, "fresh")
@@ -2558,6 +2559,11 @@ def test_fresh_rejected_tokens_follow_the_trainers_seed_and_need_the_reference_t
     assert losses(tr.args.seed) == losses(tr.args.seed) != losses(tr.args.seed + 1)
     with pytest.raises(ValueError, match="precompute_ref_log_probs=False"):
         trainer(precompute_ref_log_probs=True)
+    from peft import LoraConfig, get_peft_model
+    lora = get_peft_model(copy.deepcopy(tiny_model), LoraConfig(r=2, target_modules="all-linear"))
+    with pytest.raises(ValueError, match="needs a frozen ref_model"):  # TRL keeps none beside a LoRA policy
+        FreshRejectedStepDPOTrainer(lora, args=tr.args, train_dataset=tr.train_dataset,
+                                    processing_class=tr.processing_class)
 
 
 def test_redrawn_rejected_step_loss_is_the_mean_over_the_pairs_that_have_a_critical_token(
