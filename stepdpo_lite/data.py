@@ -85,18 +85,20 @@ def text_value(row: Mapping, name: str, blank_ok: bool = False) -> str:
     return value
 
 
+def label_hint(value, what: str) -> str:  # how to mend a label that is no bool: bool(None) would call a null wrong
+    return (f"; the {what}'s label is missing (null): label it, or leave the row out" if value is None else
+            "; convert the labels: bool(x) for 0/1, x == '+' for Math-Shepherd's '+'/'-'")
+
+
 def bool_value(row: Mapping, name: str) -> bool:
     value = field_value(row, name)
     if not isinstance(value, bool):  # 0/1 are refused on purpose: a label column should say what it means
-        raise BadField(name, f"must be true or false, got {value!r:.40}"
-                       + (UNLABELLED.format("row") if value is None else TO_BOOL))
+        raise BadField(name, f"must be true or false, got {value!r:.40}{label_hint(value, 'row')}")
     return value
 
 
 DELIMITERS = ("\n\nStep", "\n\n", "\n")  # the common ones, longest first: hints name the one a text fits
 PARSE_LISTS = " (CSV holds lists as text: parse them with ast.literal_eval or json.loads)"
-TO_BOOL = "; convert the labels: bool(x) for 0/1, x == '+' for Math-Shepherd's '+'/'-'"
-UNLABELLED = "; the {}'s label is missing (null): label it, or leave the row out"  # bool(None) would call it wrong
 _ITEMS = {  # what list_value accepts: (the list's items, one item, the check); a NaN fails 0 <= x
     bool: ("true/false labels", "true or false", lambda x: isinstance(x, bool)),
     str: ("non-empty strings", "a non-blank string", lambda x: isinstance(x, str) and x.strip()),
@@ -117,8 +119,7 @@ def list_value(row: Mapping, name: str, item) -> list:
                        + PARSE_LISTS * (isinstance(value, str) and value.lstrip().startswith("[")))
     for j, x in enumerate(value):
         if not ok(x):
-            hint = UNLABELLED.format("step") if x is None else TO_BOOL
-            raise BadField(f"{name}[{j}]", f"must be {one}, got {x!r:.40}{hint if item is bool else ''}")
+            raise BadField(f"{name}[{j}]", f"must be {one}, got {x!r:.40}{label_hint(x, 'step') * (item is bool)}")
     return list(value)
 
 

@@ -32,8 +32,7 @@ from transformers.trainer import DEFAULT_PROGRESS_CALLBACK
 
 from .atomic import check_checkpoints, check_replaceable
 from .checks import documented_fields, finite_number, flag, list_of, positive_int, warn_of_unread_text, warn_user
-from .data import (TO_BOOL, UNLABELLED, validate_outcome, validate_stepwise, warn_of_joined_prompts,
-                   warn_of_unsplittable_steps)
+from .data import label_hint, validate_outcome, validate_stepwise, warn_of_joined_prompts, warn_of_unsplittable_steps
 from .evaluation import step_auroc
 from .models import load_model, resolve_device, resolve_dtype, saved_reward_config, trainer_precision
 from .rewards import (SAVE_FOLDER, GenerativeVerifier, InputTooLong, OutcomeRewardModel, ProcessRewardModel,
@@ -51,7 +50,7 @@ def _tag_labels(row: dict, i: int, process: bool, where: str = "training data") 
         raise ValueError(f"{where}: row {i}: field 'labels': {len(labels)} labels for {len(steps)} completions")
     if bad := [x for x in labels if type(x).__name__ not in ("bool", "bool_")]:  # numpy's bools too, as checks.flag
         raise ValueError(f"{where}: row {i}: field '{name}': labels must be true or false, got {bad[0]!r}"
-                         + (UNLABELLED.format("step" if process else "row") if bad[0] is None else TO_BOOL))
+                         f"{label_hint(bad[0], 'step' if process else 'row')}")
     return [int(x) for x in labels]
 
 

@@ -25,10 +25,9 @@ class CriticalTokenStepDPOTrainer(StepwiseDPOTrainer):
     """``StepwiseDPOTrainer`` whose step loss (``step_loss``, the parent's hook) is ``critical_token_loss``: the
     hook a variant overrides."""
 
-    def __init__(self, *args, **kwargs):
-        # before the datasets are prepared (or refused) with its settings: args by name, or third by position
-        self._check_pairing(kwargs.get("args", args[2] if len(args) > 2 else None))
-        super().__init__(*args, **kwargs)
+    def __init__(self, model, ref_model=None, args=None, *rest, **kwargs):
+        self._check_pairing(args)  # before the datasets are prepared (or refused) with its settings
+        super().__init__(model, ref_model, args, *rest, **kwargs)
         self._check_pairing(self.args)
 
     def _check_pairing(self, config) -> None:
