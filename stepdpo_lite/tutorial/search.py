@@ -5,14 +5,15 @@ Best-of-N samples N whole solutions and lets a verifier pick one; the verifier n
 A PRM can do more: it scores every prefix, so it can steer the search step by step (Snell et al. 2024,
 arXiv:2408.03314; Hugging Face's search-and-learn recipes)::
 
-    depth 0: sample B first steps                      -> score the B prefixes, keep the best N
-    depth d: extend each kept beam by M sampled steps  -> score the N·M prefixes, keep the best N
+    depth 0: sample B first steps                      -> score the B prefixes, keep the best K
+    depth d: extend each kept beam by M sampled steps  -> score the K·M prefixes, keep the best K
     ...      until every kept beam has finished (EOS, an answer line, the step cap or the token cap)
 
-With ``N·M = B`` every depth samples B steps, so the search generates about as many tokens as B whole
-solutions: a fair comparison with best-of-B. **DVTS** (diverse verifier tree search: Beeching, Tunstall and Rush
-2024, "Scaling test-time compute with open models", a Hugging Face blog post) splits the same budget into
-``B / M`` independent subtrees, each keeping one beam: less pruning by an imperfect verifier, more diversity.
+With ``K·M = B`` (K beams, ``n_beams``; M expansions) every depth samples B steps, so the search generates about
+as many tokens as B whole solutions: a fair comparison with best-of-B. **DVTS** (diverse verifier tree search:
+Beeching, Tunstall and Rush 2024, "Scaling test-time compute with open models", a Hugging Face blog post) splits the
+same budget into ``B / M`` independent subtrees, each keeping one beam: less pruning by an imperfect verifier, more
+diversity.
 
 - A step ends where the policy writes the step delimiter (``step_generation.generate``, which stops each row
   there and counts its tokens exactly): the delimiter opens the next step, so the steps concatenate to a normal
