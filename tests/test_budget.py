@@ -176,3 +176,19 @@ def test_plan_refuses_a_budget_of_zero_minutes():
     """0 minutes is no budget to fit: it was planned as one problem a split, quietly."""
     with pytest.raises(ValueError, match="budget_minutes must be > 0"):
         budget.plan_generation({"train": [8, 8]}, tokens_per_row=100, tokens_per_s=100.0, budget_minutes=0)
+
+
+def test_plan_counts_a_split_missing_from_keep_whole_and_leaves_other_lists_uncut():
+    plan = budget.plan_generation({"train": [8] * 100, "test": [8] * 20}, tokens_per_row=100, tokens_per_s=1000.0,
+                                  budget_minutes=1)
+    assert plan.total_rows({"train": 3}) == 3 * 8 + 20 * 8 and plan.seconds({"test": 0}) == pytest.approx(80.0)
+    assert plan.apply({"train": list(range(100)), "extra": [1, 2, 3]})["extra"] == [1, 2, 3]
+
+
+def test_plan_fitting_the_budget_exactly_is_within_it():
+    plan = budget.plan_generation({"train": [6]}, tokens_per_row=100, tokens_per_s=10.0, budget_minutes=1)  # 60 s
+    assert not plan.capped and str(plan).endswith("\n  within the budget of 1 min")
+    # 4 of 5 rows fit: 2 of 2 train and 2 of 3 test problems, not 1 and 2 (3 rows)
+    tie = budget.plan_generation({"train": [1, 1], "test": [1, 1, 1]}, tokens_per_row=1, tokens_per_s=1.0,
+                                 budget_minutes=4 / 60)
+    assert tie.keep == {"train": 2, "test": 2} and tie.seconds() == pytest.approx(4.0)

@@ -485,3 +485,49 @@ def test_prm_metrics_record_the_heatmaps_rows_notebook_02s_text_names():
     recorded = reward_reports.prm_metrics(report, heatmap=details, **kw)["heatmap"]
     assert recorded["accepted_after_error"]["rows"] == ["test 3"]
     assert [(r["row"], r["first_error"], r["first_rejected"]) for r in recorded["misread"]] == [("test 7", 1, 2)]
+
+
+def test_prm_report_keeps_each_splits_rewards_and_the_check_skips_figures_without_rewards():
+    labels = [[True, False], [True, True], [False, False]]
+    val = {"prompt": ["v"] * 2, "completions": [["a", "b"]] * 2, "labels": labels[:2]}
+    test = {"prompt": ["t"] * 3, "completions": [["a", "b"]] * 3, "labels": labels}
+
+    class PRM:
+        def score_solutions(self, prompts, steps):
+            return [[1.0 if ok else -1.0 for ok in y] for y in labels[:len(prompts)]]
+
+    prm = PRM()
+    report = reward_reports.prm_report(prm, val, test)
+    assert len(report["val_rewards"]) == 2 and len(report["test_rewards"]) == 3  # each split's, not the other's
+    figures = {"reward base": {"after QLoRA": {"step_auroc": 1.0, "f1": 1.0},  # no rewards kept: nothing to compare
+                               "zero-shot": {"step_auroc": 0.5, "f1": 0.5}}}
+    recorded = reward_reports.prm_metrics(report, prm=prm, position_auroc=0.7, by_position=[], figures=figures,
+                                          qlora_gain={}, train_seconds=1.0, reward_base="b")
+    assert recorded["step_auroc"] == report["step_auroc"]
+
+
+def test_prm_threshold_refuses_a_threshold_recorded_as_null(tmp_path):
+    from types import SimpleNamespace
+
+    from stepdpo_lite.tutorial import runs
+
+    runs.update_metrics(tmp_path, {"prm": {"first_error_threshold": None}})
+    with pytest.raises(ValueError, match="records prm.first_error_threshold None, another PRM's"):  # not a TypeError
+        reward_reports.prm_threshold(SimpleNamespace(config=SimpleNamespace(first_error_threshold=-1.5)), tmp_path)
+
+
+def test_auroc_difference_reads_labels_as_numpy_rows_per_solution_as_lists():
+    scores_a, scores_b = [[1.0, 0.2], [0.9], [0.4, 0.6, 0.1]] * 4, [[0.1, 0.8], [0.5], [0.3, 0.2, 0.7]] * 4
+    labels = [[True, False], [True], [False, True, False]] * 4
+    as_lists = auroc_difference(scores_a, scores_b, labels, n_boot=50, seed=2)
+    as_arrays = auroc_difference(scores_a, scores_b, [np.array(row) for row in labels], n_boot=50, seed=2)
+    assert as_arrays == as_lists and as_lists["low"] < as_lists["high"]
+
+
+def test_orm_report_takes_a_process_weight_of_zero_the_orm_alone():
+    val, test = _outcome_rows(10, 0, 1), _outcome_rows(10, 50, 2)
+    rng = np.random.default_rng(0)
+    rows = {c: float(y) + rng.normal() for split in (val, test) for c, y in zip(split["completion"], split["label"])}
+    orm, prm = _fake_reward_models(rows, rows, {c: -s for c, s in rows.items()})
+    report = reward_reports.orm_report(orm, prm, val, test, process_weight=0)
+    assert report["process_weight"] == 0.0 and np.allclose(report["scores"]["combined"], report["scores"]["ORM"])

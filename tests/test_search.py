@@ -1205,3 +1205,38 @@ def test_n_test_time_problems_and_pairs_that_ran_refuse_a_wrong_type():
         search.pairs_that_ran("beam_prm")
     with pytest.raises(ValueError, match="pairs_that_ran: run_dvts must be True or False, got 'no'"):
         search.pairs_that_ran([("beam_prm", "dvts_prm")], "no")
+
+
+def _three_op_search(cut_pruned_at=None):
+    """A hand-made tree on 7 + 5 * 3 - 4: under a kept right path, a copy of it the token budget cut at depth 1
+    (finished, right as a prefix) and, at depth 2, a right answer pruned, a wrong one kept and an answer line alone
+    (no step of its own: unlabelled); a wrong second step pruned at depth 1."""
+    n = search.Node
+    nodes = [n(0, None, 0, "Step 1: 7 + 5 = 12", 5, "delimiter", False, rewards=[1.0], kept=True),
+             n(1, 0, 1, "\n\nStep 2: 12 * 3 = 36", 5, "delimiter", False, rewards=[1.0, 1.0], kept=True),
+             n(2, 0, 1, "\n\nStep 2: 12 * 3 = 36", 5, "length", True, rewards=[1.0, 1.0], kept=True,
+               pruned_at=cut_pruned_at, ended="token_budget"),
+             n(3, 1, 2, "\n\nStep 3: 36 - 4 = 32\n\nAnswer: 32", 5, "eos", True, rewards=[1.0, 1.0, 0.5], pruned_at=2),
+             n(4, 1, 2, "\n\nStep 3: 36 - 4 = 30\n\nAnswer: 30", 5, "eos", True, rewards=[1.0, 1.0, -2.0], kept=True),
+             n(5, 1, 2, "\n\nAnswer: 36", 5, "eos", True, rewards=[1.0, 1.0, -3.0], pruned_at=2),
+             n(6, 0, 1, "\n\nStep 2: 12 * 3 = 35", 5, "delimiter", False, rewards=[1.0, -6.0], pruned_at=1)]
+    return toyworld.Problem(7, (("+", 5), ("*", 3), ("-", 4))), search.SearchResult(0, nodes, chosen=4, tokens=35)
+
+
+def test_the_reports_read_a_cut_beam_kept_through_a_round_and_every_wrong_step():
+    problem, res = _three_op_search()
+    assert search_report.tree_labels(problem, res) == {0: True, 1: True, 2: True, 3: True, 4: False, 5: None, 6: False}
+    # the cut beam, right and kept through depth 2, is the right step the beam kept there: no verifier miss
+    assert search_report.pruning_report([problem], [res]) == {
+        "kept": 4, "kept_right": 0.75, "pruned": 2, "pruned_right": 0.5, "rounds": 3, "no_right_step": 0,
+        "right_step_pruned": 0}
+    problem, pushed_out = _three_op_search(cut_pruned_at=2)  # pushed out at depth 2: the right answer's loss counts
+    assert search_report.pruning_report([problem], [pushed_out])["right_step_pruned"] == 1
+    report = search_report.example_report(problem, res, ["Answer: 32"], [10], 2)
+    p = lambda x: pytest.approx(1 / (1 + math.exp(-x)))
+    assert report["wrong_steps"] == 2 and report["wrong_step_p_max"] == p(-2.0)  # the highest of -2 and -6
+    assert report["right_kept_at_every_depth"] is False  # depth 2's right answer was pruned, not kept
+    # the middling tree (3 steps deep) is picked over the shallower one, both wrong with a wrong step pruned
+    assert search_report.pick_example([_cut_search()[0], problem], [_cut_search()[1], res]) == 1
+    with pytest.raises(ValueError, match="chosen_accuracy: 0 problems but 0 search results"):  # was a ZeroDivision
+        search_report.chosen_accuracy([], [])

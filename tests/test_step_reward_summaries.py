@@ -515,3 +515,43 @@ def test_a_nan_reward_is_named_by_the_function_called_its_solution_and_step():
                                                                                [0.1, 0.2, nan])):
         with pytest.raises(ValueError, match=rf"^choose_process_weight: {name}: solution \d must be a finite number"):
             reward_reports.choose_process_weight(prm, orm, [True, False, True])
+
+
+def test_pick_before_after_problem_takes_the_first_of_several_fixed_problems():
+    from stepdpo_lite.tutorial import toyworld
+
+    problems = toyworld.make_problems(3, seed=3)
+    right = [p.gold_solution for p in problems]
+    wrong = [toyworld.corrupt_solution(p, 0, "arithmetic", random.Random(i)) for i, p in enumerate(problems)]
+    assert step_reward_summaries.pick_before_after_problem(problems, wrong, [wrong[0], right[1], right[2]]) == (
+        1, "fixed by")
+
+
+def test_a_solution_the_prm_cannot_read_has_no_labels_and_no_step_to_match():
+    """Too long for the PRM (``InputTooLong``): no rewards, so no labels either (the heatmap's row stays empty), and
+    before_after_report reads it as unscored, not as a step count that disagrees with its text."""
+    from stepdpo_lite.rewards import InputTooLong
+    from stepdpo_lite.tutorial import bestofn
+
+    class ShortPRM(StepCountPRM):
+        def score_solutions(self, prompts, step_lists):
+            if any(len(steps) > 1 for steps in step_lists):
+                raise InputTooLong("too long")
+            return super().score_solutions(prompts, step_lists)
+
+    problems = bestofn.held_out_problems("tiny", 1, seed=0)
+    long = problems[0].gold_solution
+    with pytest.warns(UserWarning):
+        rewards, labels = step_reward_summaries.step_rewards_and_labels(ShortPRM(), problems, {"base": [long]})
+    assert len(extract_steps(long)) > 1 and rewards == {"base": [[]]} and labels == {"base": [[]]}
+    two = {"base": ["Step 1: a\n\nStep 2: b"], "after": ["Step 1: a\n\nStep 2: c"]}
+    drawn = step_reward_summaries.before_after_report(two, {"base": [[1.0, 2.0]], "after": [[]]},
+                                                      {"base": [[True, True]], "after": [[]]}, 0)["drawn"]
+    assert drawn["step"] == 2 and drawn["after_step"] == "c" and drawn["after_reward"] is None
+
+
+def test_heatmap_details_count_a_step_back_at_the_threshold_as_accepted():
+    """A step at P = σ(threshold) is not rejected (``predict_first_error``: reward < threshold): after the first
+    mistake it counts as coming back."""
+    details = step_reward_summaries.heatmap_details([[-4.0, 0.0]], [[False, False]], 0.0)
+    assert details["accepted_after_error"] == {"rows": ["1"], "p_min": 0.5, "p_max": 0.5}
