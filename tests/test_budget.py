@@ -89,6 +89,30 @@ def test_labelling_plan_raises_a_small_split_to_all_its_problems_not_beyond():
     assert plan.keep == {"train": 1, "validation": 3, "test": tasks.EVAL_MIN_PROBLEMS}
 
 
+def test_labelling_plan_pads_to_its_batch_size_and_raises_no_split_it_keeps_whole():
+    """Without a budget every problem is kept: no split is raised, so no "keep at least" note; the estimate pads the
+    last batch to ``batch_size`` rows, as sampling does (24 rows, one batch of 64)."""
+    problems = {"train": [0], "validation": [0], "test": [0]}
+    plan = tasks.labelling_plan(_EightRowsAProblem(), problems, n_samples=1, n_rollouts=8, tokens_per_rollout=100,
+                                tokens_per_s=100.0, budget_minutes=None, batch_size=64)
+    assert plan.keep == {"train": 1, "validation": 1, "test": 1} and not plan.capped
+    assert plan.seconds() == 64.0 and "(64 rows a batch)" in str(plan) and "keep at least" not in str(plan)
+
+
+def test_labelling_plan_after_sampling_counts_the_rollouts_of_the_solutions_given(tiny_tokenizer):
+    """With the sampled ``solutions`` the plan counts their rollouts, not the guess before sampling: right answers
+    need none."""
+    from stepdpo_lite.tutorial.smoke import GSM8K_SLICE
+
+    task = tasks.GSM8KTask(str(GSM8K_SLICE))
+    problems = task.splits(2, 1, tokenizer=tiny_tokenizer)
+    right = {s: [[f"Step 1: a\n\nStep 2: b\n\nAnswer: {p.answer}"] for p in ps] for s, ps in problems.items()}
+    kw = dict(n_samples=1, n_rollouts=8, tokens_per_rollout=100, tokens_per_s=100.0, budget_minutes=None)
+    assert all(n > 0 for n in tasks.labelling_plan(task, problems, **kw).rows["train"])  # the guess: every one wrong
+    plan = tasks.labelling_plan(task, problems, solutions=right, **kw)
+    assert plan.rows == {"train": [0, 0], "validation": [0], "test": [0]} and plan.seconds() == 0
+
+
 def test_t4_profile_labelling_is_capped_to_its_budget(tiny_tokenizer):
     """The GPU profiles' sizes, at their stated speed: 1,400 problems x 4 samples x steps x 8 rollouts is hours."""
     from stepdpo_lite.tutorial.smoke import GSM8K_SLICE

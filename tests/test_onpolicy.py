@@ -598,6 +598,25 @@ def test_output_layer_step_loss_averages_over_the_pairs_that_have_a_critical_tok
             tr.critical_token_loss(tr.model, rest).item(), abs=1e-6)
 
 
+def test_critical_positions_find_each_rows_first_token_of_its_pairs_first_differing_step():
+    """Rows [chosen; rejected]: each row's critical token is the first of its pair's first differing step, a step 0
+    one too; a pair without one (-1), or a row whose step is cut short, has none. Positional weights a_k are read at
+    that step, and a batch whose every pair has none still gets its weights. step_rows() differ at step 1 only."""
+    from stepdpo_lite.tutorial.critical_token import CriticalTokenStepDPOTrainer
+
+    critical = CriticalTokenStepDPOTrainer.__new__(CriticalTokenStepDPOTrainer)  # the helpers read args only
+    critical.args = SimpleNamespace(step_weights=[1.0, 0.25])
+    step_ids = torch.tensor([[-1, -1, 0, 0, 1, 1], [-1, 0, 0, 1, 1, 1], [-1, 0, 1, 1, 1, 1],  # chosen rows
+                             [-1, 0, 0, 1, 1, -1], [-1, 0, 1, 1, -1, -1], [-1, 0, 0, 0, 1, -1]])  # rejected rows
+    complete = torch.ones(6, 2, dtype=torch.bool)
+    complete[4, 1] = False  # pair 1's rejected row stops inside its differing step
+    inputs = {"first_diff_step": torch.tensor([0, 1, -1]), "step_ids": step_ids, "step_complete": complete}
+    pos, valid = critical._critical_positions(inputs)
+    assert valid.tolist() == [True, True, False, True, False, False] and pos[valid].tolist() == [2, 3, 1]
+    assert critical._first_step_weights(inputs)[:2].tolist() == [[1.0], [0.25]]
+    assert critical._first_step_weights({"first_diff_step": torch.tensor([-1, -1])}).shape == (2, 1)
+
+
 def test_output_layer_step_loss_reads_the_step_beta_as_stepwise_dpos_does(tmp_path, policy_and_reference,
                                                                           right_padded_tokenizer):
     """The step loss's β is step_beta, not DPO's beta: make_trainer sets the two alike, but a trainer made by hand

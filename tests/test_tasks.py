@@ -226,6 +226,15 @@ def test_gsm8k_rollout_rows_need_none_for_a_right_solution_of_several_steps(tiny
     assert t.rollout_rows(ps[:1], n_rollouts=8, solutions=[[right]]) == [0]
 
 
+def test_gsm8k_rollout_rows_guess_two_steps_at_least_for_a_short_or_unknown_reference():
+    """Before sampling, a reference of one step (or none known) is guessed as two: one point of rollouts per wrong
+    sample, not none, so that the plan does not count its labelling as free."""
+    one = gsm8k.GSM8KProblem("q", "18", "P", solution="So 18 apples.\n#### 18")
+    unknown = gsm8k.GSM8KProblem("q", "18", "P")
+    assert (one.reference_steps, unknown.reference_steps) == (1, 0)
+    assert tasks.GSM8KTask().rollout_rows([one, unknown], n_samples=4, n_rollouts=8) == [32, 32]
+
+
 def test_paired_difference_refuses_n_below_1_and_counts_that_are_not_finite():
     """n = 0 and NaN counts gave NaN results: every comparison with NaN is false, so the range check let them by.
     Shares stay allowed (best-of-N passes each problem's share of right picks, n = 1)."""
