@@ -25,6 +25,8 @@ def test_finite_number_takes_scalars_and_refuses_nan_inf_bools_and_text():
     for bad in (math.nan, math.inf, -math.inf, True, "1", None, [1.0], torch.tensor([1.0, 2.0])):
         with pytest.raises(ValueError, match="f: x must be a finite number, got "):
             finite_number(bad, "x", "f")
+    with pytest.raises(ValueError, match=r"got '1e-4'; pass a float, not a str \(YAML reads 1e-4 with no dot"):
+        finite_number("1e-4", "x", "f")
 
 
 def test_finite_number_refuses_numpy_and_torch_bools():
@@ -83,6 +85,17 @@ def test_a_tutorial_warning_reached_through_another_tutorial_function_names_the_
         bestofn.selection_scores(prm_step_rewards=[[[0.5], []]])  # candidate 1 has no step rewards
     said = [w for w in caught if "have no step rewards" in str(w.message)]
     assert said and {w.filename for w in said} == {__file__}, [(w.filename, w.lineno) for w in caught]
+
+
+def test_warn_of_unread_text_counts_the_unread_and_names_the_first():
+    from types import SimpleNamespace
+
+    from stepdpo_lite.checks import warn_of_unread_text
+    tok = SimpleNamespace(unk_token_id=0, unk_token="<unk>")
+    with pytest.warns(UserWarning, match=r"^w: 2 of 4 solutions \(solution 1 first\) hold text the tokenizer maps"):
+        warn_of_unread_text(tok, [[5], [5, 0], [6], [0]], "w")
+    with pytest.warns(UserWarning, match=r"^w: 2 of 4 rows \(line 2 first\) hold text"):
+        warn_of_unread_text(tok, [[5], [5, 0], [6], [0]], "w", "row", names=["line 1", "line 2", "line 3", "line 4"])
 
 
 def _help_block(cls) -> str:

@@ -641,6 +641,28 @@ def test_output_layer_step_loss_reads_the_step_beta_as_stepwise_dpos_does(tmp_pa
     assert losses[OutputLayerStepDPOTrainer] == pytest.approx(losses[StepwiseDPOTrainer], abs=1e-6)
 
 
+def test_output_layer_step_loss_counts_a_pair_whose_rejected_critical_step_alone_is_truncated(
+        tmp_path, policy_and_reference, right_padded_tokenizer):
+    """A pair whose critical token is in a complete step on one side only still pushes that side, and counts in the
+    mean, as in Stepwise DPO's own first-token step loss: the two losses have the same value on such a batch."""
+    from stepdpo_lite.tutorial.output_layer_pairs import OutputLayerStepDPOTrainer
+
+    policy, ref = policy_and_reference
+    tok = right_padded_tokenizer
+    rows = step_rows() * 2
+    settings = onpolicy.TrainSettings(step_pairing="first_token", sft_weight=0.0, args=FAST)
+    tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(policy), tok, rows, settings, str(tmp_path / "a"),
+                               ref_model=copy.deepcopy(ref))
+    losses = {}
+    for cls in (StepwiseDPOTrainer, OutputLayerStepDPOTrainer):
+        trainer = cls(copy.deepcopy(policy), ref_model=copy.deepcopy(ref), processing_class=tok,
+                      train_dataset=tr.train_dataset, args=tr.args)
+        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
+        batch["step_complete"][len(rows), batch["first_diff_step"][0]] = False  # pair 0's rejected step: truncated
+        with torch.no_grad():
+            losses[cls] = trainer.compute_loss(trainer.model, batch).item()
+    assert losses[OutputLayerStepDPOTrainer] == pytest.approx(losses[StepwiseDPOTrainer], abs=1e-6)
+
 def _moved_off_the_reference(model) -> None:
     """The same small random step on every weight (seeded): off the reference, where the step loss depends on the
     tokens scored (at the reference every log-ratio is 0)."""
@@ -831,15 +853,47 @@ def test_rejected_prefix_nll_is_the_nll_of_the_rejected_right_opening(tmp_path, 
                               None}], settings, str(tmp_path / "n"), ref_model=copy.deepcopy(tiny_model).eval())
 
 
+def test_rejected_prefix_nll_reads_the_rejected_rows_and_their_own_truncation(tmp_path, tiny_model,
+                                                                              right_padded_tokenizer):
+    """The term is the rejected side's alone: two chosen solutions that part from it at the same token (so its step
+    ids are the same) but go on otherwise give it the same value; a rejected step cut by max_length ends the
+    opening there, as an opening one step shorter does."""
+    problem = toyworld.make_problems(1, seed=1, min_ops=3, max_ops=4)[0]
+    rejected = toyworld.corrupt_solution(problem, 2, "arithmetic", random.Random(0))
+    head, result = extract_steps(rejected)[0].rsplit(" ", 1)
+    rows = [dict(prompt=problem.prompt, chosen=rejected.replace(f"{head} {result}", f"{head} {d}{result}", 1),
+                 rejected=rejected, prm_first_error=2, chosen_step_labels=[1.0] * len(extract_steps(rejected)),
+                 rejected_step_labels=[0.9, 0.3, 0.04] + [1.0] * (len(extract_steps(rejected)) - 3)) for d in (8, 9)]
+    settings = onpolicy.TrainSettings(step_pairing="first_error", rejected_sft_weight=1.0, args=FAST)
+    tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), right_padded_tokenizer, rows, settings,
+                               str(tmp_path / "r"), ref_model=copy.deepcopy(tiny_model).eval())
+    assert tr.train_dataset[0]["rejected_step_ids"] == tr.train_dataset[1]["rejected_step_ids"]
+    batches = {name: tr.data_collator([tr.train_dataset[i]]) for name, i in
+               (("8", 0), ("9", 1), ("cut", 0), ("shorter", 0))}
+    batches["cut"]["step_complete"][1, 1] = False  # the rejected row's step 1, cut by max_length
+    batches["shorter"]["rejected_opening_steps"][0] = 1
+    with torch.no_grad():
+        nll = {name: tr.extra_loss(tr.model, batch).item() for name, batch in batches.items()}
+    assert nll["9"] == pytest.approx(nll["8"], abs=1e-6)
+    assert nll["cut"] == pytest.approx(nll["shorter"], abs=1e-6) and abs(nll["cut"] - nll["8"]) > 1e-4
+
+
 def test_rejected_prefix_nll_refuses_a_bool_first_error_a_zero_weight_and_first_token_pairing_by_itself():
     """What onpolicy.TrainSettings checks before it makes the trainer, the trainer checks too, for a user who makes
     it by hand: True is no step index (it was step 1), a weight of 0 trains nothing (use StepwiseDPOTrainer), and
     first_token pairing keeps one token a side, not the opening's. The suite tried these through TrainSettings only."""
+    from datasets import Dataset
+
     from stepdpo_lite.tutorial.rejected_prefix_nll import RejectedPrefixNLLStepDPOTrainer, opening_steps
 
     assert opening_steps({"prm_first_error": 2}, 0) == 2 and opening_steps({"prm_first_error": -1}, 0) == 0
     with pytest.raises(ValueError, match="row 3: `prm_first_error` must be a step index or -1"):
         opening_steps({"prm_first_error": True}, 3)
+    with pytest.raises(ValueError, match="row 1: `prm_first_error` must be a step index or -1 \\(none\\), got -2"):
+        opening_steps({"prm_first_error": -2}, 1)
+    for data in (None, Dataset.from_list([{"prompt": "p", "chosen": "a", "rejected": "b"}])):
+        with pytest.raises(ValueError, match="the train_dataset needs a `rejected_opening_steps` column"):
+            RejectedPrefixNLLStepDPOTrainer(None, rejected_sft_weight=1.0, train_dataset=data)
     with pytest.raises(ValueError, match="rejected_sft_weight must be > 0, got 0.0"):
         RejectedPrefixNLLStepDPOTrainer(None, rejected_sft_weight=0.0)
     with pytest.raises(ValueError, match="needs every token in its step: step_pairing='first_token'"):

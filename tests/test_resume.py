@@ -250,6 +250,25 @@ def test_earlier_checkpoints_warn_and_a_half_written_newest_one_is_named(tmp_pat
         train_prm(base, tmp_path, None, max_steps=1)
 
 
+
+def test_check_checkpoints_skips_other_folders_and_lets_a_named_checkpoint_be_resumed(tmp_path):
+    """Only checkpoint-<N> folders count (a user's checkpoint-best is no step to sort by), and a checkpoint named
+    by path is the user's pick: an incomplete newest one is refused only for resume_from_checkpoint=True."""
+    import warnings
+
+    from stepdpo_lite.atomic import check_checkpoints
+    (tmp_path / "checkpoint-best").mkdir()
+    (tmp_path / "checkpoint-20").write_text("a file, not a checkpoint")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_checkpoints(tmp_path, None, "w")  # nothing to warn of
+    for name in ("checkpoint-10", "checkpoint-12"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "checkpoint-10" / "trainer_state.json").write_text("{}")
+    check_checkpoints(tmp_path, str(tmp_path / "checkpoint-10"), "w")  # the complete one, named: no refusal
+    with pytest.raises(ValueError, match=r"w: resume_from_checkpoint=True: the newest checkpoint, .*checkpoint-12,"):
+        check_checkpoints(tmp_path, True, "w")
+
 def test_reward_trainers_say_that_checkpoints_need_save_strategy_steps():
     """A user's trial: the default save_strategy "no" saves no checkpoint, and the docstring said only "passed to
     Trainer.train"."""

@@ -683,6 +683,18 @@ def test_a_save_refuses_a_folder_it_would_wipe_or_the_working_directory(tmp_path
     assert (tmp_path / "link").is_symlink() and (tmp_path / "drive" / "process_reward_config.json").exists()
 
 
+
+def test_check_replaceable_takes_a_folder_holding_any_one_of_its_owned_files_as_a_save(tmp_path):
+    """``owned`` lists the files a save of this kind may write: a folder holding any one of them is a save."""
+    from stepdpo_lite.atomic import check_replaceable
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "a.json").write_text("{}")
+    (tmp_path / "saved" / "weights.bin").write_text("x")
+    assert check_replaceable(tmp_path / "saved", owned=("a.json", "b.json")) == tmp_path / "saved"
+    (tmp_path / "saved" / "a.json").unlink()
+    with pytest.raises(ValueError, match=r"save: .*saved holds \['weights.bin'\], not a saved copy \(a.json, b.json\)"):
+        check_replaceable(tmp_path / "saved", owned=("a.json", "b.json"))
+
 def test_save_atomic_puts_the_old_copy_back_when_the_final_rename_fails(tmp_path, monkeypatch):
     from pathlib import Path
 
@@ -947,6 +959,10 @@ def test_save_atomic_gives_what_it_wrote_the_modes_of_a_plain_save_within_the_um
         save_atomic(tmp_path / "ckpt", write, keep=("checkpoint-*",))
         assert modes(tmp_path / "ckpt") == {".": "0o755", "model.safetensors": "0o644", "sub": "0o755",
                                             "sub/adapter_model.safetensors": "0o644", "checkpoint-1": "0o700"}
+        (tmp_path / "shared").mkdir()
+        (tmp_path / "shared").chmod(0o770)  # a group's folder stays writable by the group
+        save_atomic(tmp_path / "shared", write)
+        assert modes(tmp_path / "shared")["."] == "0o770"
     finally:
         os.umask(old_umask)
 

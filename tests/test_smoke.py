@@ -28,6 +28,38 @@ def test_reference_solutions_in_the_instructed_format(records):
     assert smoke.equation_steps(records[0]["answer"]) == "Step 1: 16-3-4 = 9\n\nStep 2: 9*2 = 18\n\nAnswer: 18"
     assert smoke.equation_steps("No annotation here.\nStill none.\n#### 4") == (
         "Step 1: No annotation here.\n\nStep 2: Still none.\n\nAnswer: 4")
+    assert smoke.equation_steps("He pays <<2*3=6>> then <<6+1=7>> #### more\n#### 7") == (
+        "Step 1: 2*3 = 6, 6+1 = 7\n\nAnswer: 7")  # the last #### gives the answer
+
+
+def test_a_tokenizer_too_small_for_one_token_answers_is_refused(records):
+    with pytest.raises(RuntimeError, match="smoke tokenizer: ' Yes' is 2 tokens; the reward models need one"):
+        smoke.build_tokenizer(records, vocab_size=290)  # one merge short of " Yes"
+
+
+def test_the_fit_trains_on_the_solution_and_its_end_of_turn_only(records):
+    """_fit's rows: the prompt and the padding carry no loss, and the padding no attention."""
+    import torch
+
+    tok = smoke.build_tokenizer(records)
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, **kw):
+            seen.append(kw)
+            return type("Out", (), {"loss": self.w.sum()})()
+
+    smoke._fit(Recorder(), tok, ["Q: a?\n", "Q: a longer one?\n"], ["Answer: 1", "Answer: 2"], steps=1, seed=0)
+    ids = {k: tok(t, add_special_tokens=False)["input_ids"] for k, t in
+           (("p", "Q: a?\n"), ("s", "Answer: 1" + tok.eos_token), ("long", "Q: a longer one?\nAnswer: 2<|im_end|>"))}
+    row = seen[0]["labels"].tolist().index([-100] * len(ids["p"]) + ids["s"] + [-100] * (len(ids["long"]) -
+                                                                                         len(ids["p"] + ids["s"])))
+    assert seen[0]["attention_mask"][row].tolist() == [1] * len(ids["p"] + ids["s"]) + [0] * (
+        len(ids["long"]) - len(ids["p"] + ids["s"]))
 
 
 def test_build_is_deterministic_and_loads_through_the_profile_path(tmp_path, monkeypatch):
@@ -42,6 +74,7 @@ def test_build_is_deterministic_and_loads_through_the_profile_path(tmp_path, mon
     assert (tmp_path / "a" / "tokenizer.json").read_bytes() == (tmp_path / "b" / "tokenizer.json").read_bytes()
     info = json.loads((tmp_path / "a" / "smoke_base.json").read_text())
     assert info["recipe_version"] == smoke.RECIPE_VERSION and info["parameters"] < 300_000
+    assert info["source"] == "test.jsonl"  # its name, not a path on the machine that built it
     # the GPU profiles' loading path: 4-bit nf4 + LoRA on the Qwen2 architecture, and a GenRM reward model on it
     model, tok = models.load_model(tmp_path / "a", quantization="4bit", lora={"r": 4}, device="cpu")
     assert model.config.model_type == "qwen2" and type(model.base_model.model.model.layers[0].mlp.up_proj.base_layer
@@ -55,6 +88,25 @@ def test_build_is_deterministic_and_loads_through_the_profile_path(tmp_path, mon
     (tmp_path / "a" / "smoke_base.json").write_text(json.dumps({**info, "recipe_version": -1}))
     smoke.ensure_smoke_base(tmp_path / "a", out=lines.append)
     assert "building its base model" in lines[0] and smoke.is_current(tmp_path / "a")
+
+
+def test_the_build_seeds_the_weights_and_leaves_torchs_threads_as_they_were(tmp_path, monkeypatch):
+    import torch
+    from safetensors.torch import load_file
+
+    monkeypatch.setattr(smoke, "_fit", lambda *a, **kw: [0.0])  # the initial weights alone
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for seed in (0, 1):
+            smoke.build_smoke_base(tmp_path / str(seed), seed=seed)
+        assert torch.get_num_threads() == 2  # set to 1 for the build only
+    finally:
+        torch.set_num_threads(threads)
+    a, b = (load_file(tmp_path / str(seed) / "model.safetensors") for seed in (0, 1))
+    assert not torch.equal(a["model.embed_tokens.weight"], b["model.embed_tokens.weight"])
+    monkeypatch.setenv("STEPDPO_SMOKE_BASE", str(tmp_path / "mine"))
+    assert smoke.smoke_base_dir() == tmp_path / "mine"
 
 
 def test_prepare_profile_builds_only_for_smoke(tmp_path, monkeypatch):

@@ -339,6 +339,39 @@ def test_greedy_and_sampled_accuracy_samples_greedy_once_and_at_t1_n_sampled_tim
     assert out["per_problem"] == {"greedy_right": [1, 1, 1], "sampled_right": [1, 1, 1], "n_sampled": 2}
 
 
+def test_greedy_solutions_and_the_accuracies_pass_their_sampling_settings_on(monkeypatch):
+    """greedy_solutions, greedy_and_sampled_accuracy and evaluate_saved_policies hand their batch_size,
+    max_new_tokens, seed and n_sampled to the sampling beneath, as given (a model-free check of each keyword)."""
+    calls = []
+
+    def sampled(model, tokenizer, prompts, n=1, **kw):
+        calls.append(dict(kw, n=n))
+        return [[f"Answer: {t}" for t in range(7, 7 + n)] for _ in prompts]
+
+    monkeypatch.setattr(policy_eval.generation, "sample_solutions", sampled)
+    problems = [_SaysSevenRight()] * 2
+    assert policy_eval.greedy_solutions(None, None, problems, batch_size=3, max_new_tokens=9) == ["Answer: 7"] * 2
+    assert calls.pop() == dict(n=1, temperature=0.0, batch_size=3, max_new_tokens=9, progress=False)
+    policy_eval.greedy_and_sampled_accuracy(None, None, problems, n_sampled=3, batch_size=5, max_new_tokens=11, seed=4)
+    assert [(c["n"], c["temperature"], c["batch_size"], c["max_new_tokens"], c["seed"]) for c in calls] == [
+        (1, 0.0, 5, 11, 4), (3, 1.0, 5, 11, 4)]
+    calls.clear()
+    monkeypatch.setattr(policy_eval.generation, "load_policy", lambda path, quantization=None, dtype=None: (path, None))
+    policy_eval.evaluate_saved_policies({"a": "pa"}, None, problems, n_sampled=3, batch_size=5, max_new_tokens=11,
+                                        seed=4, log=None)
+    assert [(c["n"], c["temperature"], c["batch_size"], c["max_new_tokens"], c["seed"]) for c in calls] == [
+        (1, 0.0, 5, 11, 4), (3, 1.0, 5, 11, 4)]
+    with pytest.raises(ValueError, match="evaluate_policy: problems: no problems to evaluate on"):
+        policy_eval.evaluate_policy(None, None, [])
+
+
+def test_the_problems_digest_tells_prompts_split_otherwise_apart():
+    """The prompts are joined with a separator: "ab" + "c" and "a" + "bc" are other problems."""
+    def problems(*prompts):
+        return [types.SimpleNamespace(prompt=p) for p in prompts]
+    assert policy_eval.problems_digest(problems("ab", "c")) != policy_eval.problems_digest(problems("a", "bc"))
+
+
 def test_evaluate_saved_policies_measures_each_and_keeps_the_per_problem_counts_apart(tiny_base_path, tiny_tokenizer):
     """Notebook 04's held-out accuracies: one line per policy as it is measured, the counts for the paired
     differences beside the figures (metrics.json keeps the figures only)."""
@@ -378,6 +411,7 @@ def test_evaluate_saved_policies_names_each_policy_as_notebook_04s_plots_by_defa
     policy_eval.evaluate_saved_policies({"dpo": "p", "stepwise_dpo": "q", "mine": "r"}, None, [], log=lines.append)
     assert [line[:20].rstrip() for line in lines] == ["DPO + NLL", "Stepwise DPO + NLL", "mine"]
     assert display_names.POLICY_NAMES["nll_only"] == display_names.METHOD_NAMES["nll_only"] == "NLL only (RFT)"
+    assert display_names.method_name("my_prm_v2") == "my_prm_v2"  # a key of one's own, underscores and all
 
 
 def test_evaluate_saved_policies_loads_each_policy_in_the_dtype_asked(tiny_base_path, monkeypatch):

@@ -2,6 +2,7 @@
 import json
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,8 @@ def test_train_base_takes_a_config_checked_before_anything_is_made(tmp_path, mon
     made is checked again."""
     with pytest.raises(ValueError, match="train_base: eval_every must be an int >= 1, got 0"):
         tiny_base.TinyBaseConfig(eval_every=0)
+    with pytest.raises(ValueError, match=r"train_base: error_rate must lie in \[0, 1\], got 1.5"):
+        tiny_base.TinyBaseConfig(error_rate=1.5)
 
     class Started(Exception):
         pass
@@ -99,8 +102,13 @@ def test_train_base_replaces_an_older_versions_trainer_leftover(tmp_path):
     out = tmp_path / "base"
     (out / "_trainer" / "runs").mkdir(parents=True)
     (out / "README.md").write_text("my notes on this base\n")
-    tiny_base.train_base(out, n_train=64, n_eval=2, max_steps=1, eval_every=1, batch_size=64, layers=1, hidden_size=32,
-                         target_accuracy=0.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = tiny_base.train_base(out, n_train=64, n_eval=2, max_steps=3, eval_every=2, batch_size=64, layers=1,
+                                      hidden_size=32, target_accuracy=0.0)
+    # evaluated at step 2 (every 2nd), where an accuracy of 0 reaches the target 0: stopped there, without a warning
+    assert result["steps"] == 2 and [e["step"] for e in result["evaluations"]] == [2]
+    assert not [w for w in caught if "never reached" in str(w.message)]
     assert sorted(p.name for p in out.iterdir() if p.name in ("README.md", "_trainer", "training_log.json")) == [
         "README.md", "training_log.json"]
     assert (out / "README.md").read_text() == "my notes on this base\n"
@@ -113,6 +121,22 @@ def test_solution_lm_dataset_names_a_text_that_is_not_a_str(prompts, solutions, 
     with pytest.raises(ValueError, match=f"solution_lm_dataset: {message}"):
         tiny_base.solution_lm_dataset(tiny_tokenizer, prompts, solutions)
 
+
+def test_solution_lm_dataset_puts_the_loss_on_the_solution_and_its_eos_only(tiny_tokenizer):
+    row = tiny_base.solution_lm_dataset(tiny_tokenizer, ["Problem: 2 + 3?\n"], ["Answer: 5"])[0]
+    prompt = tiny_tokenizer("Problem: 2 + 3?\n", add_special_tokens=False)["input_ids"]
+    solution = tiny_tokenizer("Answer: 5", add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
+    assert row["input_ids"] == prompt + solution and row["labels"] == [-100] * len(prompt) + solution
+
+
+def test_train_base_draws_its_validation_problems_with_its_seed(tmp_path, monkeypatch):
+    drawn, trained = [], []
+    make_problems = tiny_base.make_problems
+    monkeypatch.setattr(tiny_base, "make_problems", lambda n, split, seed: drawn.append((n, split, seed)) or
+                        make_problems(n, split, seed=seed))
+    monkeypatch.setattr(tiny_base, "_train", lambda model, tok, ds, problems, *a, **kw: trained.append(problems))
+    tiny_base.train_base(tmp_path / "base", seed=3, n_train=4, n_eval=2, layers=1, hidden_size=32)
+    assert drawn == [(4, "train", 3), (2, "validation", 3)] and trained == [make_problems(2, "validation", seed=3)]
 
 def test_training_commands_refuse_the_shipped_models_as_out_without_force(capsys):
     """`train-base` and verifier pretraining quoted without --out (their default) replaced data/tiny-base or
@@ -227,6 +251,9 @@ class UnspelledPrompt(SayNumber):
      r"prompts\[1\] \+ solutions\[1\] is 1210 tokens, over the base's 1024 positions"),
     ({"out": "base"}, "out .*base is the base it starts from; save to another folder"),
     ({"max_steps": 0}, "max_steps must be an int >= 1"),
+    ({"prompts": [SayNumber.prompt] * 2}, "2 prompts but 1 solutions"),
+    ({"solutions": ["Answer: " + "7" * 1013]}, r"prompts\[0\] \+ solutions\[0\] is 1025 tokens, over the base's 1024"),
+    ({"learning_rate": 0.0}, "learning_rate must be > 0, got 0.0"),
     ({"seed": 1.5}, "seed must be an int >= 0, got 1.5")])
 def test_fine_tune_base_refuses_what_it_cannot_train_before_training(tmp_path, tiny_base_path, change, message):
     """A character outside the tiny tokenizer's (it would learn <unk>, which decodes to nothing), no problems to stop

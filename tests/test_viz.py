@@ -966,6 +966,7 @@ def test_step_body_drops_the_step_number_and_keeps_the_answer_line():
     tutorial.display_names (it was steps.step_body, in the core package)."""
     assert step_body("\n  Step 12: 3 + 4 = 7\nAnswer: 7") == "3 + 4 = 7\nAnswer: 7"
     assert step_body("3 + 4 = 7") == "3 + 4 = 7"  # no number to drop
+    assert step_body("Step 3: as in Step 1: 3 + 4 = 7") == "as in Step 1: 3 + 4 = 7"  # only the step's own number
     assert viz._tick_text(["Step 1: 2 + 3 = 5", "\n\nStep 2: 5 * 4 = 20"], [True, False], 1) == "✗ 5 * 4 = 20"
 
 

@@ -10,7 +10,10 @@ opens with right steps, and RFT throws them away with the wrong answer. This tra
 over the rejected side's tokens, where ``q_t`` is the probability ``p⁻_k`` of the step holding token ``t`` for the
 steps before the PRM's first error (``rejected_opening_steps``, from the round's ``prm_first_error``), 0 from there
 on. A wrong solution in which the PRM found no error has no opening: some step of it is wrong, and which is not
-known. The step loss, the outcome loss and the chosen side's NLL are unchanged.
+known. Tokens the trainer marks as shared with the chosen side (``step_ids`` -1: where the two sides part inside
+the opening, the first differing step's tokens before the first that differs) are left out: the chosen side's NLL
+already trains them, so the term of one rejected solution may differ a little with its chosen partner. The step
+loss, the outcome loss and the chosen side's NLL are unchanged.
 
     trainer = RejectedPrefixNLLStepDPOTrainer(model, ref_model=ref, rejected_sft_weight=20.0,
                                               args=StepwiseDPOConfig(step_pairing="first_error", ...), ...)
