@@ -250,7 +250,6 @@ def test_earlier_checkpoints_warn_and_a_half_written_newest_one_is_named(tmp_pat
         train_prm(base, tmp_path, None, max_steps=1)
 
 
-
 def test_check_checkpoints_skips_other_folders_and_lets_a_named_checkpoint_be_resumed(tmp_path):
     """Only checkpoint-<N> folders count (a user's checkpoint-best is no step to sort by), and a checkpoint named
     by path is the user's pick: an incomplete newest one is refused only for resume_from_checkpoint=True."""
@@ -268,6 +267,7 @@ def test_check_checkpoints_skips_other_folders_and_lets_a_named_checkpoint_be_re
     check_checkpoints(tmp_path, str(tmp_path / "checkpoint-10"), "w")  # the complete one, named: no refusal
     with pytest.raises(ValueError, match=r"w: resume_from_checkpoint=True: the newest checkpoint, .*checkpoint-12,"):
         check_checkpoints(tmp_path, True, "w")
+
 
 def test_reward_trainers_say_that_checkpoints_need_save_strategy_steps():
     """A user's trial: the default save_strategy "no" saves no checkpoint, and the docstring said only "passed to

@@ -683,7 +683,6 @@ def test_a_save_refuses_a_folder_it_would_wipe_or_the_working_directory(tmp_path
     assert (tmp_path / "link").is_symlink() and (tmp_path / "drive" / "process_reward_config.json").exists()
 
 
-
 def test_check_replaceable_takes_a_folder_holding_any_one_of_its_owned_files_as_a_save(tmp_path):
     """``owned`` lists the files a save of this kind may write: a folder holding any one of them is a save."""
     from stepdpo_lite.atomic import check_replaceable
@@ -694,6 +693,7 @@ def test_check_replaceable_takes_a_folder_holding_any_one_of_its_owned_files_as_
     (tmp_path / "saved" / "a.json").unlink()
     with pytest.raises(ValueError, match=r"save: .*saved holds \['weights.bin'\], not a saved copy \(a.json, b.json\)"):
         check_replaceable(tmp_path / "saved", owned=("a.json", "b.json"))
+
 
 def test_save_atomic_puts_the_old_copy_back_when_the_final_rename_fails(tmp_path, monkeypatch):
     from pathlib import Path

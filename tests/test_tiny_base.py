@@ -138,6 +138,7 @@ def test_train_base_draws_its_validation_problems_with_its_seed(tmp_path, monkey
     tiny_base.train_base(tmp_path / "base", seed=3, n_train=4, n_eval=2, layers=1, hidden_size=32)
     assert drawn == [(4, "train", 3), (2, "validation", 3)] and trained == [make_problems(2, "validation", seed=3)]
 
+
 def test_training_commands_refuse_the_shipped_models_as_out_without_force(capsys):
     """`train-base` and verifier pretraining quoted without --out (their default) replaced data/tiny-base or
     data/tiny-verifier, what every notebook loads, after the whole training (a user's trial, 2026-12-05)."""
