@@ -114,8 +114,8 @@ def test_a_parameter_no_notebook_has_is_refused_before_anything_runs(tmp_path):
     _notebook(tmp_path / "odd.ipynb", ("parameters", "A = 1\nB =\n"))
     with pytest.raises(ValueError, match="odd.ipynb: its parameters cell is not Python at line 2"):
         tutorial.notebook_parameters(tmp_path / "odd.ipynb")
-    with pytest.raises(ValueError, match="no notebook run here .01_alpha. has a parameter GREETNG; theirs: "
-                                         "GREETING, N$"):  # not the names the runner sets
+    with pytest.raises(ValueError, match="no notebook run here .01_alpha. has a parameter GREETNG .did you mean "
+                                         "GREETING\\?\\); theirs: GREETING, N$"):  # not the names the runner sets
         run_tutorial("toy", tmp_path / "runs", ["01"], {"GREETNG": "hey", "N": 4}, notebook_dir=tmp_path,
                      progress=False)
     assert not (tmp_path / "runs").exists()
@@ -123,7 +123,9 @@ def test_a_parameter_no_notebook_has_is_refused_before_anything_runs(tmp_path):
     with contextlib.redirect_stderr(err):
         assert tutorial.main(["--notebook-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs"), "--only", "01",
                               "--set", "GREETNG=hey"]) == 1
-    assert "has a parameter GREETNG" in err.getvalue()
+    assert "has a parameter GREETNG (did you mean GREETING?)" in err.getvalue()
+    with pytest.raises(ValueError, match="has a parameter XYZ; theirs: "):  # nothing close: no guess
+        run_tutorial("toy", tmp_path / "runs", ["01"], {"XYZ": 1}, notebook_dir=tmp_path, progress=False)
     with contextlib.redirect_stderr(err):  # the kit's own notebooks: its profiles only
         assert tutorial.main(["--profile", "tinyy", "--runs-dir", str(tmp_path / "runs"), "--only", "01"]) == 1
     assert "unknown profile 'tinyy': choose one of" in err.getvalue() and not (tmp_path / "runs").exists()
