@@ -159,21 +159,26 @@ def test_outcome_auroc_differences_are_notebook_03s_three_gaps():
         reward_reports.outcome_auroc_differences({"ORM": [1.0], "PRM (min)": [0.0]}, [0.0], [True])
 
 
+STEP_LABELS = [[True, False], [True, True], [False, False]]
+
+
+class _PRMByLabels:
+    """Scores the first len(prompts) solutions of STEP_LABELS: +1 a right step, -1 a wrong one (times sign)."""
+
+    def __init__(self, sign=1):
+        self.sign = sign
+
+    def score_solutions(self, prompts, steps):
+        return [[self.sign * (1.0 if ok else -1.0) for ok in y] for y in STEP_LABELS[:len(prompts)]]
+
+
 def test_prm_metrics_refuse_figures_another_prm_scored():
     """Notebook 02 in Jupyter: the training cell run again, then the metrics cell without the scoring cell between
     them, recorded the first PRM's step AUROC and threshold (which notebooks 04-06 read) beside the second PRM's
     training time, without a word."""
-    labels = [[True, False], [True, True], [False, False]]
+    labels = STEP_LABELS
     rows = {"prompt": ["p"] * 3, "completions": [["a", "b"]] * 3, "labels": labels}
-
-    class PRM:
-        def __init__(self, sign):
-            self.sign = sign
-
-        def score_solutions(self, prompts, steps):
-            return [[self.sign * (1.0 if ok else -1.0) for ok in y] for y in labels[:len(prompts)]]
-
-    first = PRM(1)
+    first = _PRMByLabels()
     report = reward_reports.prm_report(first, rows, rows)
     assert report["scored_by"]() is first and report["test_rewards"] == first.score_solutions(["p"] * 3, None)
     plain = process_reward_report(report["val_rewards"], labels, report["test_rewards"], labels)
@@ -185,7 +190,7 @@ def test_prm_metrics_refuse_figures_another_prm_scored():
     recorded = reward_reports.prm_metrics(report, prm=first, **kw)
     assert recorded == reward_reports.prm_metrics(report, **kw)  # the check adds nothing to what is recorded
     assert "scored_by" not in recorded and "test_rewards" not in recorded
-    second = PRM(-1)  # trained again; its scoring cell not run again
+    second = _PRMByLabels(-1)  # trained again; its scoring cell not run again
     with pytest.raises(ValueError, match="report holds the figures of another PRM than prm, the one trained last.*"
                                          r"report = reward_reports.prm_report\(prm, val, test\)"):
         reward_reports.prm_metrics(report, prm=second, **kw)
@@ -488,15 +493,9 @@ def test_prm_metrics_record_the_heatmaps_rows_notebook_02s_text_names():
 
 
 def test_prm_report_keeps_each_splits_rewards_and_the_check_skips_figures_without_rewards():
-    labels = [[True, False], [True, True], [False, False]]
-    val = {"prompt": ["v"] * 2, "completions": [["a", "b"]] * 2, "labels": labels[:2]}
-    test = {"prompt": ["t"] * 3, "completions": [["a", "b"]] * 3, "labels": labels}
-
-    class PRM:
-        def score_solutions(self, prompts, steps):
-            return [[1.0 if ok else -1.0 for ok in y] for y in labels[:len(prompts)]]
-
-    prm = PRM()
+    val = {"prompt": ["v"] * 2, "completions": [["a", "b"]] * 2, "labels": STEP_LABELS[:2]}
+    test = {"prompt": ["t"] * 3, "completions": [["a", "b"]] * 3, "labels": STEP_LABELS}
+    prm = _PRMByLabels()
     report = reward_reports.prm_report(prm, val, test)
     assert len(report["val_rewards"]) == 2 and len(report["test_rewards"]) == 3  # each split's, not the other's
     figures = {"reward base": {"after QLoRA": {"step_auroc": 1.0, "f1": 1.0},  # no rewards kept: nothing to compare

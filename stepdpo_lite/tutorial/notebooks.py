@@ -568,9 +568,9 @@ def run_tutorial(profile: str = "tiny", runs_dir: str | os.PathLike = "runs", no
         unknown = sorted(set(parameters) - known)
         if unknown:  # injected anyway, a misspelled name would change nothing, without a word
             close = difflib.get_close_matches(unknown[0], known, n=1)
+            guess = f" (did you mean {close[0]}?)" if close else ""
             raise ValueError(f"no notebook run here ({', '.join(p.stem for p in paths)}) has a parameter "
-                             f"{unknown[0]}{f' (did you mean {close[0]}?)' if close else ''}; theirs: "
-                             f"{', '.join(sorted(known))}")
+                             f"{unknown[0]}{guess}; theirs: {', '.join(sorted(known))}")
         if notebook_dir is None:  # the kit's notebooks: each value checked now, as their setup cells check it, not
             # when the one notebook that has it starts (N_CANDIDATES="abc": refused by 06, once 01-05 had run: hours
             # on a GPU). Imported here, not at the top: it imports the trainer (torch, TRL); the runner needs neither.
