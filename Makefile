@@ -22,7 +22,15 @@ TORCH_PIP := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_CPU)"
 
 .PHONY: tutorial test benchmarks benchmarks-gpu clean-runs lock floor
 
+# The Python the lock was made with (its first line): an older one lacks some of its versions (numpy 2.4 needs 3.11),
+# and pip would only say that it finds no numpy==2.4.6
+LOCK_PYTHON := $(shell head -1 $(LOCK) | grep -o 'Python [0-9]*\.[0-9]*' | cut -d' ' -f2)
+
 $(VENV)/.installed: pyproject.toml $(LOCK)
+	test -x $(PY) || $(PYTHON) -c 'import sys; sys.version_info[:2] >= tuple(map(int, "$(LOCK_PYTHON)".split("."))) \
+	  or sys.exit(f"{sys.executable} is Python {sys.version.split()[0]}; the versions of requirements.lock need \
+	Python $(LOCK_PYTHON) or later: name one (make test PYTHON=python$(LOCK_PYTHON)), \
+	or install without the lock (pip install -e .)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$$(grep '^pip==' $(LOCK))"
 	# Keep a torch that is already there (Colab, a CUDA box); else take the CPU build (see TORCH_INDEX).

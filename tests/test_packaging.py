@@ -1,6 +1,8 @@
 """pyproject.toml and environment.yml list the same packages; the CI and README promises hold."""
 import os
 import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -34,6 +36,21 @@ def test_ci_calls_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make tutorial" in readme
+
+
+def test_make_names_the_python_the_lock_needs_before_pip_fails(tmp_path):
+    """The lock's versions need the Python it was made with (numpy 2.4: 3.11); an older one gets that said by
+    `make`, not pip's "no matching distribution". The Makefile reads the version from the lock's first line."""
+    made_on = re.search(r"\(Python (\d+\.\d+)\.\d+", (ROOT / "requirements.lock").read_text().splitlines()[0])
+    assert made_on, "requirements.lock's first line no longer names its Python"
+    for name in ("Makefile", "requirements.lock", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    plan = subprocess.run(["make", "-n", ".venv/.installed"], cwd=tmp_path, capture_output=True, text=True)
+    assert f'"{made_on[1]}".split' in plan.stdout, plan.stdout + plan.stderr
+    future = subprocess.run(["make", ".venv/.installed", "LOCK_PYTHON=99.1"], cwd=tmp_path, capture_output=True,
+                            text=True)
+    assert future.returncode != 0 and "need Python 99.1 or later" in future.stderr, future.stderr
+    assert not (tmp_path / ".venv").exists()  # refused before any venv is made
 
 
 def test_lock_pins_every_dependency_within_pyproject_bounds():
@@ -221,7 +238,6 @@ def test_the_core_never_imports_the_tutorial_kit():
 def test_the_public_names_import_from_the_package_and_import_stays_light():
     """The kit's main public names come from ``stepdpo_lite`` itself; ``import stepdpo_lite`` alone loads
     no torch (its ``__getattr__`` imports a name's module when the name is first used)."""
-    import subprocess
     import sys
 
     names = ["StepwiseDPOTrainer", "StepwiseDPOConfig", "ProcessRewardModel", "OutcomeRewardModel",
@@ -242,7 +258,6 @@ def test_bitsandbytes_cpu_kernel_noise_is_filtered_and_nothing_else():
     which transformers 5.25 installs, on an AVX512-BF16 CPU; bitsandbytes fetches a kernel for a layout the kit never
     uses). The records are built here, so the filters are checked on any CPU; the subprocess shows the import."""
     import logging
-    import subprocess
     import sys
 
     import stepdpo_lite  # noqa: F401  (installs the filters)
