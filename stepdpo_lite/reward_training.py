@@ -339,8 +339,8 @@ def train_process_reward_model(model_name_or_path: str | os.PathLike, train_data
             ``max_steps=50``, ...) or any other ``transformers.TrainingArguments`` field.
         callbacks: ``transformers.TrainerCallback`` objects (early stopping, logging).
         resume_from_checkpoint: passed to ``Trainer.train``: a checkpoint's folder, or True for ``output_dir``'s
-            newest. Checkpoints are written only with ``save_strategy="steps"`` (and ``save_steps``): the default
-            ``"no"`` saves none, so there is nothing to resume from.
+            newest. Checkpoints are written only where ``save_strategy`` is not the default ``"no"`` (``"steps"``
+            with ``save_steps``, ``"epoch"``, ``"best"``): by default there is nothing to resume from.
 
     Returns the trained ``ProcessRewardModel`` (also saved to ``output_dir`` with
     ``process_reward_config.json``); its ``training_metrics`` hold the Trainer's metrics and log history.

@@ -236,10 +236,10 @@ class GenerativeVerifier(TextRewards):
     def __init__(self, model, tokenizer=None, config: RewardModelConfig | None = None, *, device: str | None = None,
                  quantization: str | None = None, **overrides):
         """``model``: a folder or Hub name, loaded on ``device`` (None: cuda when available) at ``quantization`` (None,
-        the default: full precision, unlike models.load_model's "4bit"), or a loaded model, which needs its
-        ``tokenizer``. ``config`` (copied) and ``**overrides``, RewardModelConfig fields (an unknown one raises), set
-        the format. A saved reward model's folder without ``config`` is refused: ``load(path)`` reads the config
-        saved with it (given a ``config``, the folder's model loads and that config sets the format)."""
+        the default: ``config``'s, full precision unless set, unlike models.load_model's "4bit"), or a loaded model,
+        which needs its ``tokenizer``. ``config`` (copied) and ``**overrides``, RewardModelConfig fields (an unknown
+        one raises), set the format. A saved reward model's folder without ``config`` is refused: ``load(path)`` reads
+        the config saved with it (given a ``config``, the folder's model loads and that config sets the format)."""
         if config is not None and not isinstance(config, RewardModelConfig):
             raise ValueError(f"{type(self).__name__}: config must be a RewardModelConfig (or None), got "
                              f"{type(config).__name__}; pass single fields as keywords, e.g. batch_size=8")

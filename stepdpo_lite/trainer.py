@@ -220,11 +220,11 @@ class StepwiseDPOConfig(DPOConfig):
 
 class StepwiseDPOTrainer(DPOTrainer):
     """[`trl.DPOTrainer`] with step-level credit assignment (docs/method.md §4). Same arguments, plus
-    ``reward_model``: an object with ``score_solutions(prompts, solutions) -> list[list[float]]`` (per-step
-    log-odds, e.g. a ``ProcessRewardModel``), used once while the datasets are prepared; its rewards become labels
-    as ``args.reward_model_labels`` says. Per-step labels may instead come from columns ``chosen_step_labels`` /
-    ``rejected_step_labels`` (bools or probabilities), or rewards from ``chosen_step_rewards`` /
-    ``rejected_step_rewards``. Needs a fast tokenizer and string rows. A bool column
+    ``reward_model``: an object with ``score_solutions(prompts, step_lists) -> list[list[float]]`` (each response
+    split at ``args.step_delimiter``; per-step log-odds, e.g. a ``ProcessRewardModel``), used once while the datasets
+    are prepared; its rewards become labels as ``args.reward_model_labels`` says. Per-step labels may instead come
+    from columns ``chosen_step_labels`` / ``rejected_step_labels`` (bools or probabilities), or rewards from
+    ``chosen_step_rewards`` / ``rejected_step_rewards``. Needs a fast tokenizer and string rows. A bool column
     ``open_ended`` marks partial completions (Step-DPO's prompt-prefix form): the EOS TRL appends is dropped from
     them, so that a one-step completion does not teach the policy to stop after one step."""
 
@@ -711,7 +711,7 @@ class StepwiseDPOTrainer(DPOTrainer):
             write_json_atomic(os.path.join(output_dir, "stepwise_config.json"), self.args.stepwise_dict())
 
     def get_step_rewards(self, prompts, responses, batch_size: int = 8):
-        """Implicit step rewards ``β_step·ρ_k`` of the current policy against the reference."""
+        """Implicit step rewards ``β_step·ρ_k`` against the reference; none kept: ``β_step·log π`` (it warns)."""
         return get_step_rewards(self.accelerator.unwrap_model(self.model), self._tokenizer, prompts, responses,
                                 ref_model=self.ref_model, beta=self.args.step_beta, delimiter=self.args.step_delimiter,
                                 max_reasoning_steps=self.args.max_reasoning_steps, batch_size=batch_size)

@@ -53,7 +53,7 @@ def test_train_base_command_sets_every_setting_of_train_base(tmp_path, monkeypat
     """`train-base` took 5 of train_base's 11 settings: n_train, error_rate, batch_size, learning_rate, eval_every
     and n_eval could not be set from the command line. Its options are now TinyBaseConfig's fields."""
     runs = []
-    monkeypatch.setattr(tiny_base, "train_base", lambda config: runs.append(config) or {"steps": 0})
+    monkeypatch.setattr(tiny_base, "train_base", lambda config, force: runs.append(config) or {"steps": 0})
     tiny_base.main(["train-base", "--out", str(tmp_path / "b"), "--seed", "3", "--n-train", "64", "--error-rate", "0.3",
                     "--max-steps", "5", "--batch-size", "8", "--learning-rate", "0.01", "--target-accuracy", "0.4",
                     "--eval-every", "2", "--n-eval", "4", "--layers", "1", "--hidden-size", "32"])
@@ -151,6 +151,21 @@ def test_training_commands_refuse_the_shipped_models_as_out_without_force(capsys
         assert "is the shipped tiny" in capsys.readouterr().err
     tiny_models.refuse_shipped_out(tiny_models.TINY_BASE_DIR, force=True)  # --force: allowed
     tiny_models.refuse_shipped_out("/tmp/elsewhere", force=False)
+
+
+def test_training_functions_refuse_the_shipped_models_as_out_without_force():
+    """Only the commands refused them: train_base(TinyBaseConfig()) and pretrain_verifier(VerifierPretrainingConfig())
+    in Python, their configs' default out, replaced the shipped models after the whole training (an audit of the
+    help texts, 2026-12-07). Refused before any data is made, in Python's terms."""
+    from stepdpo_lite.tutorial import tiny_base, verifier_pretraining
+    with pytest.raises(ValueError, match=r"^train_base: out .*data/tiny-base is the shipped tiny base policy .*"
+                                         r"pass force=True"):
+        tiny_base.train_base(tiny_base.TinyBaseConfig())
+    with pytest.raises(ValueError, match=r"^train_base: out .*is the shipped"):
+        tiny_base.train_base(str(tiny_base.TINY_BASE_DIR) + "/", seed=3)
+    with pytest.raises(ValueError, match=r"^pretrain_verifier: out .*data/tiny-verifier is the shipped tiny reward "
+                                         r"base .*pass force=True"):
+        verifier_pretraining.pretrain_verifier(verifier_pretraining.VerifierPretrainingConfig())
 
 
 def test_the_shipped_models_are_refused_as_out_however_the_path_is_written():

@@ -399,7 +399,7 @@ def test_the_command_line_parses_each_field_by_its_type(field_type, value, parse
         default=field_type(), metadata={"help": "A field added later."}))], bases=(vp.VerifierPretrainingConfig,))
     run = []
     monkeypatch.setattr(vp, "VerifierPretrainingConfig", extra)
-    monkeypatch.setattr(vp, "pretrain_verifier", lambda c, resume: run.append(c) or {
+    monkeypatch.setattr(vp, "pretrain_verifier", lambda c, resume, force: run.append(c) or {
         "steps": 0, "rows_seen": 0, "wall_seconds": 0, "curve": [{}]})
     vp.main(["--out", str(tmp_path / "v"), "--knob", value, "--rows", "2000", "--outcome-fraction", "0.3"])
     assert (run[0].knob, run[0].rows, run[0].outcome_fraction, run[0].checkpoint_dir) == (parsed, 2000, 0.3, None)

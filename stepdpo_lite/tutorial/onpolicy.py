@@ -101,7 +101,9 @@ class TrainSettings:
                 "the 9 arguments (both checked here, before a round samples); None: the kit's, as above."})
     args: dict = field(default_factory=dict, metadata={
         "help": "DPOConfig/StepwiseDPOConfig fields: batch size, lr, max_steps, ... (StepwiseDPOConfig's own: "
-                "Stepwise DPO only)."})
+                "Stepwise DPO only); not those these settings, make_trainer and run_round set (a beta other than "
+                "TrainSettings.beta, step_beta, step_pairing, the loss weights, loss_type, output_dir, a seed or "
+                "data_seed other than run_round's): refused."})
 
     def __post_init__(self):
         if self.step_pairing not in STEP_PAIRINGS:  # else refused only after a round's sampling and DPO's training

@@ -3,7 +3,7 @@
 A **problem** (``toyworld.Problem``, ``gsm8k.GSM8KProblem``, yours: docs/own_task.md; the ``TaskProblem`` protocol) has
 
 - ``prompt``: the text a policy reads, always a ``str`` (chat-formatted on GSM8K), never the answer;
-- ``answer``: the reference final answer;
+- ``answer`` (the toy world's and GSM8K's, not the protocol's): the reference final answer, read by their own modules;
 - a grader: ``is_correct(solution)``, ``final_answer(solution)`` (a number or None), ``gold_answer()``;
 - step labels: ``step_labels(solution)`` / ``verdict(solution)`` (a ``Verdict``) from a gold checker where one exists
   (the toy world), else ``None`` (GSM8K: the labels come from Monte-Carlo rollouts, ``tasks.GSM8KTask.label``);

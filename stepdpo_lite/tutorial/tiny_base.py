@@ -102,7 +102,8 @@ class TinyBaseConfig:
     settings are refused here, naming ``train_base``."""
 
     out: str = field(default=str(TINY_BASE_DIR), metadata={
-        "help": "Where the model, tokenizer and training_log.json go (the shipped data/tiny-base only with --force)."})
+        "help": "Where the model, tokenizer and training_log.json go (the shipped data/tiny-base only with --force, "
+                "force=True in train_base)."})
     seed: int = field(default=0, metadata={
         "help": "Seed of the initial weights, the problems, their slips and the Trainer."})
     n_train: int = field(default=40_000, metadata={"help": "Training problems, one solution each."})
@@ -130,15 +131,17 @@ class TinyBaseConfig:
                         n_eval=self.n_eval, layers=self.layers, hidden_size=self.hidden_size)
 
 
-def train_base(config: TinyBaseConfig | str | os.PathLike, **settings) -> dict:
+def train_base(config: TinyBaseConfig | str | os.PathLike, *, force: bool = False, **settings) -> dict:
     """Train the tiny base and stop at the first evaluation whose validation greedy accuracy reaches
     ``target_accuracy`` (imperfect on purpose); save model, tokenizer and ``training_log.json`` to ``out``.
     ``config``: a ``TinyBaseConfig``, or its ``out`` with ``settings`` its other fields by name
-    (``train_base("runs/base", seed=3)`` is ``train_base(TinyBaseConfig(out="runs/base", seed=3))``)."""
+    (``train_base("runs/base", seed=3)`` is ``train_base(TinyBaseConfig(out="runs/base", seed=3))``). ``out`` the
+    shipped data/tiny-base (``TinyBaseConfig()``'s default) is refused before any training unless ``force``."""
     if isinstance(config, TinyBaseConfig):
         c = dataclasses.replace(config, **settings)  # checked again: the fields may have been set since
     else:
         c = TinyBaseConfig(out=config, **settings)
+    refuse_shipped_out(c.out, force, where="train_base: out")
     _check_out("train_base", c.out)
     from transformers import set_seed  # torch and transformers in the training functions only: seconds to import
 
@@ -269,7 +272,7 @@ def main(argv=None):
             _check_out("train-base", config.out)  # train_base's own check: a file there was a traceback
         except ValueError as err:
             parser.error(str(err))
-        print(json.dumps(train_base(config)))
+        print(json.dumps(train_base(config, force=args.force)))
     else:
         # found out now, not as a traceback after the model loaded (--n 0) or after its sampling (--seed -1)
         if args.n < 1 or args.seed < 0:

@@ -59,7 +59,8 @@ class VerifierPretrainingConfig:
     """Everything one pretraining run depends on (saved in its ``training_log.json``)."""
 
     out: str = field(default=str(tiny_models.TINY_VERIFIER_DIR), metadata={
-        "help": "Where the model, tokenizer and log go."})
+        "help": "Where the model, tokenizer and log go (the shipped data/tiny-verifier only with --force, force=True "
+                "in pretrain_verifier)."})
     init: str = field(default=str(tiny_models.TINY_BASE_DIR), metadata={
         "help": "Model to continue: data/tiny-base, or an earlier verifier (e.g. to add the outcome format)."})
     rows: int = field(default=100_000, metadata={
@@ -317,11 +318,14 @@ def earlier_stages(init: str | os.PathLike) -> list[dict]:
     return [*log.get("earlier_stages", []), {k: v for k, v in log.items() if k != "earlier_stages"}]
 
 
-def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, callbacks=()) -> dict:
+def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, callbacks=(), force: bool = False
+                      ) -> dict:
     """Run the pretraining of ``config``; save model, tokenizer and ``training_log.json`` (the config, the
     validation curve, times, hardware) to ``config.out`` atomically. Returns the log. ``resume``: continue from
-    the last checkpoint in ``checkpoint_dir``; ``callbacks``: more ``transformers.TrainerCallback`` objects."""
+    the last checkpoint in ``checkpoint_dir``; ``callbacks``: more ``transformers.TrainerCallback`` objects;
+    ``force``: let ``out`` be the shipped data/tiny-verifier (the config's default), refused otherwise."""
     c = config
+    tiny_models.refuse_shipped_out(c.out, force, where="pretrain_verifier: out")
     # Before any data or model: the save replaces out as a whole (its model card kept) and the checkpoints are
     # deleted once it is saved; --out data or --checkpoint-dir data deleted every file there after the run, and a
     # checkpoint_dir that is out, in it or holds it, the model just saved
@@ -440,7 +444,7 @@ def main(argv=None) -> None:
                           "blank": val["blank"],
                           **verifier_metrics(ProcessRewardModel(model, tok), OutcomeRewardModel(model, tok), val)}))
         return
-    log = pretrain_verifier(c, resume=resume)
+    log = pretrain_verifier(c, resume=resume, force=force)
     print(json.dumps({k: log[k] for k in ("steps", "rows_seen", "wall_seconds")} | {"final": log["curve"][-1]}))
 
 
