@@ -33,7 +33,8 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 	or install without the lock (pip install -e .)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$$(grep '^pip==' $(LOCK))"
-	# Keep a torch that is already there (Colab, a CUDA box); else take the CPU build (see TORCH_INDEX).
+	# Keep a torch that is already in the venv (one made with --system-site-packages sees a CUDA box's); else take
+	# the CPU build (see TORCH_INDEX).
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIP)
 	# The lock is a constraints file: every package gets the version CI tested, whatever PyPI has today.
 	$(PY) -m pip install -q -c $(LOCK) -e ".[dev]"
