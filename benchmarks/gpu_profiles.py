@@ -5,8 +5,9 @@ The README says ``t4-16gb`` (Qwen2.5-0.5B-Instruct, 4-bit) fits Colab's free 16 
 sizes (batch, gradient accumulation, max_length, LoRA rank, dtype, gradient checkpointing):
 
 - ``sample``: ``model.generate`` on the 4-bit policy, ``eval_batch_size`` prompts, ``max_new_tokens`` each
-  (notebook 01's sampling; end-of-sequence suppressed so every row runs to the end); ``sample_16bit``: the
-  same on unquantized weights in the profile's dtype;
+  (end-of-sequence suppressed so every row runs to the end); ``sample_16bit``: the same on unquantized weights in
+  the profile's dtype, the weights notebook 01 samples with (notebook 01 takes ``sample_batch_size`` rows a batch,
+  where this takes ``eval_batch_size``);
 - ``prm_train``: ``train_process_reward_model`` (notebook 02), rows of about ``reward_max_length`` tokens (the
   reward models' limit; ``max_length`` where the profile sets none);
 - ``prm_score``: ``ProcessRewardModel.score_solutions`` (best-of-N, notebook 06), ``eval_batch_size`` rows;
@@ -268,8 +269,11 @@ def bench_preference(profile, base, device, max_length, steps, warmup, stepwise:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--profiles", nargs="+", default=["t4-16gb", "24gb"], choices=["t4-16gb", "24gb"])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--profiles", nargs="+", default=["t4-16gb", "24gb"], choices=["t4-16gb", "24gb"],
+                    help="GPU profiles to measure, each at its own sizes (default: both)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="where the workloads run (default: cuda when a GPU is there, else cpu; on cpu, a smoke "
+                         "test, the profiles' dtype becomes float32)")
     ap.add_argument("--steps", type=int, default=4, help="timed optimizer steps per training workload")
     ap.add_argument("--warmup", type=int, default=1, help="optimizer steps before timing")
     ap.add_argument("--max-length", type=int, default=None,
@@ -277,7 +281,9 @@ def main(argv=None):
     ap.add_argument("--new-tokens", type=int, default=None, help="sampled tokens per row (default: the profile's)")
     ap.add_argument("--shrink", action="store_true", help="a 2-layer model of the same vocabulary (smoke test)")
     work = ["sample", "sample_16bit", "prm_train", "prm_score", "dpo", "stepwise_dpo"]
-    ap.add_argument("--work", nargs="+", default=work, choices=work)  # a typo found before any device time
+    ap.add_argument("--work", nargs="+", default=work, choices=work,  # a typo found before any device time
+                    help="workloads to run, in this order (prm_score needs prm_train before it, with no dpo or "
+                         "stepwise_dpo between; default: all six, in the order listed)")
     args = ap.parse_args(argv)
     # found out now, not after the first workloads (0 steps: the median of no timings; --max-length 0 and
     # --new-tokens 0 were taken as the profile's)

@@ -11,7 +11,7 @@ beside it, which a loaded machine disturbs less when ``--threads 1``).
 Two sets of solutions (``--parts``):
 
 * ``toy``: 256 toy-world test solutions (gold ones and ones with one error), scored by the tiny base
-  (``data/tiny-base``; a random tiny Llama of the same shape if it is missing).
+  (``data/tiny-base``, or ``$STEPDPO_TINY_BASE``; a random tiny Llama of the same shape if it is missing).
 * ``processbench``: the 40 real ProcessBench rows shipped in ``data/processbench/sample.jsonl``, their
   own problem and step texts, so the numbers of steps and the relative lengths of prompt and steps are
   ProcessBench's. The toy tokenizer is character-level (a character it lacks becomes ``<unk>``, about
@@ -253,9 +253,10 @@ def main(argv=None):
     parser.add_argument("--pb-repeats", type=int, default=3, help="timed runs of each method (ProcessBench part)")
     parser.add_argument("--pb-hidden", type=int, default=128, help="hidden size of its random Llama (tiny base: 128)")
     parser.add_argument("--pb-layers", type=int, default=4, help="layers of its random Llama (tiny base: 4)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="where both parts' models run and score (default: cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the toy problems and solutions and of the random models' weights (default: 0)")
     args = parser.parse_args(argv)
     # found out now, not after a model is loaded and scored (0 repeats: the median of no timings; --pb-rows 0 was
     # taken as all rows, and --threads 0 as torch's choice)
@@ -280,7 +281,7 @@ def main(argv=None):
         except FileNotFoundError:
             tokenizer = tiny_models.build_tokenizer()
             model = tiny_models.build_tiny_model(tokenizer, seed=args.seed).to(args.device)
-            which = "random tiny Llama (no data/tiny-base yet)"
+            which = "random tiny Llama (no model in data/tiny-base, or in $STEPDPO_TINY_BASE where set)"
         prm = ProcessRewardModel(model, tokenizer)
         n_params = sum(p.numel() for p in model.parameters())
         print(f"[toy] model: {which}, {n_params / 1e6:.2f}M parameters")

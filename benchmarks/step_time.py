@@ -6,7 +6,7 @@ runs per batch: ``training_step`` (forward of policy and reference, loss, metric
 step. Batch collation is timed separately (it runs in the data loader, off the step). The two trainers are
 timed alternately, so that load on a shared machine hits both alike; each figure is a median over repeats.
 
-    python benchmarks/step_time.py                       # tiny base (data/tiny-base) or a random tiny Llama, CPU
+    python benchmarks/step_time.py   # data/tiny-base (else a random tiny Llama), on cuda if there is a GPU, else cpu
     python benchmarks/step_time.py --device cuda --batch-size 16 --repeats 50
 
 The last line printed is one JSON object: ``{"ratio": ..., ...}``.
@@ -50,7 +50,7 @@ def load_model(device, path=None):
         model, tok = tiny_models.load_tiny_base(path, device=device)
         return model, tok, "data/tiny-base" if path == tiny_models.TINY_BASE_DIR else str(path)
     tok = tiny_models.build_tokenizer()
-    return tiny_models.build_tiny_model(tok).to(device), tok, "random tiny Llama (data/tiny-base not trained yet)"
+    return tiny_models.build_tiny_model(tok).to(device), tok, f"random tiny Llama (no model at {path})"
 
 
 def timed(fn, device):
@@ -65,10 +65,13 @@ def timed(fn, device):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="where both trainers run (default: cuda when a GPU is there, else cpu)")
     ap.add_argument("--batch-size", type=int, default=8, help="preference pairs per step")
-    ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=30,
+                    help="timed steps per trainer, each figure their median (default: 30)")
+    ap.add_argument("--warmup", type=int, default=3,
+                    help="untimed steps per trainer before the timed ones (default: 3)")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--model", default=None, help="model folder (default: data/tiny-base or $STEPDPO_TINY_BASE)")

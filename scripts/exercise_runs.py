@@ -52,7 +52,9 @@ def run_exercise(run: Path, name: str, scratch: Path, profile: str, threads: int
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs-dir", default="runs", help="where the tutorial's runs/<profile>/ lives")
-    ap.add_argument("--profile", default="tiny")
+    ap.add_argument("--profile", default="tiny",
+                    help="the profile whose run (<runs-dir>/<profile>) each variant copies, and runs its notebook "
+                         "with (default: tiny)")
     ap.add_argument("--only", nargs="+", default=None, metavar="NAME", help=f"these variants: {', '.join(EXERCISES)}")
     ap.add_argument("--parallel", type=int, default=1, help="variants run at once (each with one thread when > 1)")
     ap.add_argument("--out", required=True, help="the JSON written: the run's own sections and each variant's")

@@ -60,56 +60,78 @@ from stepdpo_lite.tutorial.profiles import ONPOLICY_PROTOCOLS, get_profile  # no
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="tiny")
-    ap.add_argument("--runs-dir", default=str(ROOT / "runs"))
+    ap.add_argument("--profile", default="tiny",
+                    help="the tutorial profile: its run, start policy, device, batch sizes and lengths (default: tiny)")
+    ap.add_argument("--runs-dir", default=str(ROOT / "runs"),
+                    help="the tutorial's runs folder: <runs-dir>/<profile> holds notebook 01's metrics.json and "
+                         "notebook 02's prm (default: the repository's runs)")
     ap.add_argument("--split", default="validation", choices=["validation", "test"],
                     help="held-out problems to evaluate on (fix the protocol on validation)")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds to run, each sampling, pairing and training anew from the last one's policies "
+                         "(default: 3)")
     ap.add_argument("--problems-per-round", type=int, default=150, help="training problems per round (0: all)")
     ap.add_argument("--n-eval", type=int, default=None, help="held-out problems (default: all of the split)")
     ap.add_argument("--samples", type=int, default=6, help="K solutions per problem per round (shared out)")
     ap.add_argument("--sampler", default="pooled", choices=["pooled", *onpolicy.METHODS],
                     help="'pooled' or a method name (one of --methods)")
-    ap.add_argument("--pairs", default="both", choices=list(onpolicy.PAIR_KINDS))
+    ap.add_argument("--pairs", default="both", choices=list(onpolicy.PAIR_KINDS),
+                    help="the pairs a round builds: 'solution' (a right vs a wrong sampled solution), 'step' (a "
+                         "rejected solution's first wrong step, resampled until the PRM accepts it) or 'both' "
+                         "(default)")
     ap.add_argument("--max-pairs", type=int, default=4, help="solution pairs per problem")
     ap.add_argument("--step-pairs", type=int, default=1, help="rejected solutions per problem to correct")
-    ap.add_argument("--step-tries", type=int, default=4)
-    ap.add_argument("--step-attempts", type=int, default=2)
+    ap.add_argument("--step-tries", type=int, default=4,
+                    help="continuations sampled per attempt at a rejected solution's first wrong step (default: 4)")
+    ap.add_argument("--step-attempts", type=int, default=2,
+                    help="attempts, of --step-tries continuations each, to find a step the PRM accepts (default: 2)")
     ap.add_argument("--step-negatives", type=int, default=0, help="extra wrong steps per Step-DPO state (0: none)")
-    ap.add_argument("--negative-tries", type=int, default=8)
-    ap.add_argument("--negative-temperature", type=float, default=2.0)
+    ap.add_argument("--negative-tries", type=int, default=8,
+                    help="continuations sampled per Step-DPO state to find --step-negatives' wrong steps, shared out "
+                         "among the policies (default: 8)")
+    ap.add_argument("--negative-temperature", type=float, default=2.0,
+                    help="sampling temperature of those continuations (default: 2.0)")
     ap.add_argument("--mirrored-negatives", default="no", choices=list(onpolicy.MIRRORED),
                     help="the slip of each Step-DPO pair mirrored about the right number: 'add' one more pair per "
                          "state, or use them 'instead' of the step pairs")
-    ap.add_argument("--rejected-probs", default="first_error", choices=list(onpolicy.REJECTED_PROBS))
+    ap.add_argument("--rejected-probs", default="first_error", choices=list(onpolicy.REJECTED_PROBS),
+                    help="a rejected solution's step labels: 'prm', σ(reward) of every step; 'first_error' "
+                         "(default), σ(reward) up to the first step the PRM rejects, 1 after it")
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps per round and method "
                                                             "(default: one epoch over the round's pairs)")
     ap.add_argument("--batch-size", type=int, default=None,
                     help="pairs per device step (default: the profile's, as notebook 04's: 16 on tiny)")
-    ap.add_argument("--lr", type=float, default=None)
-    ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--lr", type=float, default=None,
+                    help="learning rate of every method (default: the profile's dpo_learning_rate, notebook 04's)")
+    ap.add_argument("--beta", type=float, default=0.1,
+                    help="β of DPO's loss and of both Stepwise DPO losses (default: 0.1)")
     ap.add_argument("--protocol", default=None, choices=list(ONPOLICY_PROTOCOLS),
                     help="notebook 04's training protocol (profiles.ONPOLICY_PROTOCOLS; the tiny profile's is "
                          "output_layer): sets --sft-weight, --step-pairing, --step-weight and --step-gradient, "
                          "each not given (default: none, the script's own: NLL weight 5, weighted step pairing, "
                          "step weight 1, the step loss through every layer)")
-    ap.add_argument("--sft-weight", type=float, default=None, help="NLL weight of every method (default: 5.0)")
-    ap.add_argument("--outcome-weight", type=float, default=0.0)
+    ap.add_argument("--sft-weight", type=float, default=None,
+                    help="NLL weight of every method (default: --protocol's, else 5.0)")
+    ap.add_argument("--outcome-weight", type=float, default=0.0,
+                    help="Stepwise DPO's outcome (DPO) loss weight; it and --step-weight not both 0 (default: 0.0)")
     ap.add_argument("--step-pairing", default=None, choices=["weighted", "first_error", "first_token"],
-                    help="Stepwise DPO's step loss (default: weighted)")
-    ap.add_argument("--step-weight", type=float, default=None, help="Stepwise DPO's step-loss weight (default: 1.0)")
+                    help="Stepwise DPO's step loss (default: --protocol's, else weighted)")
+    ap.add_argument("--step-weight", type=float, default=None,
+                    help="Stepwise DPO's step-loss weight (default: --protocol's, else 1.0)")
     ap.add_argument("--rejected-sft-weight", type=float, default=0.0,
                     help="Stepwise DPO adds the NLL of each rejected solution's PRM-accepted opening, by this "
                          "weight (0: none; a diagnostic, rejected_prefix_nll.py)")
     ap.add_argument("--step-gradient", default=None, choices=list(onpolicy.STEP_GRADIENTS),
-                    help="'output_layer': Stepwise DPO's step loss moves the output layer only (needs first_token; "
-                         "default: all)")
+                    help="'output_layer': Stepwise DPO's step loss moves the output layer only (needs --step-pairing "
+                         "first_token); 'all': every weight the policy trains (default: --protocol's, else all)")
     ap.add_argument("--step-rejected", default="round", choices=list(onpolicy.STEP_REJECTED),
-                    help="'fresh': Stepwise DPO's rejected token is drawn again from the current policy at every "
-                         "step (needs first_token); 'expected': that draw's expectation, exactly; 'top': the "
-                         "policy's strongest wrong token")
+                    help="'round' (default): the rejected sides the round sampled; 'fresh': Stepwise DPO's rejected "
+                         "token is drawn again from the current policy at every step; 'expected': that draw's "
+                         "expectation, exactly; 'top': the policy's strongest wrong token. fresh, expected and top "
+                         "need --step-pairing first_token and --step-gradient all")
     ap.add_argument("--n-sampled", type=int, default=2, help="sampled (T=1) solutions per held-out problem")
-    ap.add_argument("--methods", nargs="+", default=list(onpolicy.METHODS), choices=list(onpolicy.METHODS))
+    ap.add_argument("--methods", nargs="+", default=list(onpolicy.METHODS), choices=list(onpolicy.METHODS),
+                    help="the methods to train, each from its own copy of the start policy (default: all three)")
     ap.add_argument("--no-base", action="store_true", help="do not evaluate the start policy")
     ap.add_argument("--freeze-embeddings", action="store_true", help="a fully fine-tuned policy (the tiny base, any "
                                                                          "task): train all but the (tied) token "
@@ -130,7 +152,10 @@ def main(argv=None):
                     help="progress bars on the rounds' sampling, PRM scoring, training and evaluation (a large "
                          "round on a CPU runs an hour between its printed lines; default: on when stderr is a "
                          "terminal)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the problems (drawn again as notebook 01 drew them: its SEED gives its problems), "
+                         "of a GPU profile's fresh LoRA adapter, of the rounds' sampling and training, and of the "
+                         "evaluation (default: 0, notebook 01's)")
     ap.add_argument("--save-policies", default=None, help="save the last round's policies here")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)

@@ -90,12 +90,13 @@ def pair_weights(logp: torch.Tensor, right_ids: torch.Tensor, rejected: torch.Te
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--policy", default=None, help="the policy (default: the shipped tiny base)")
+    ap.add_argument("--policy", default=None, help="the policy (default: data/tiny-base, or $STEPDPO_TINY_BASE)")
     ap.add_argument("--problems", type=int, default=400, help="training problems to take states from")
     ap.add_argument("--states", type=int, default=600, help="critical states at most")
     ap.add_argument("--identity-states", type=int, default=50, help="states for the per-state identity check")
     ap.add_argument("--draws", type=int, default=64, help="on-policy draws to average (1, 4, 16, ... up to this)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the on-policy draws; the problems are always seed 0's (default: 0)")
     args = ap.parse_args(argv)
     # found out now, not after the model is loaded (no states was a traceback, --states -1 dropped the last one)
     for name in ("problems", "states", "identity_states", "draws"):

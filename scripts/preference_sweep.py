@@ -57,11 +57,20 @@ def run_setting(profile: str, data: Path, beta: float, sft_weight: float, outcom
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="tiny")
-    ap.add_argument("--runs-dir", default=str(ROOT / "runs"))
-    ap.add_argument("--beta", type=float, nargs="+", default=[0.1, 0.5])
-    ap.add_argument("--sft-weight", type=float, nargs="+", default=[1.0, 5.0])
-    ap.add_argument("--outcome-weight", type=float, nargs="+", default=[0.0])
+    ap.add_argument("--profile", default="tiny",
+                    help="the profile whose notebook 01 data is copied, and notebook 04 runs with (default: tiny)")
+    ap.add_argument("--runs-dir", default=str(ROOT / "runs"),
+                    help="the tutorial's runs folder: <runs-dir>/<profile>/data is read (default: the repository's "
+                         "runs)")
+    ap.add_argument("--beta", type=float, nargs="+", default=[0.1, 0.5],
+                    help="notebook 04's BETA values to try: β of DPO and of both Stepwise DPO losses "
+                         "(default: 0.1 0.5)")
+    ap.add_argument("--sft-weight", type=float, nargs="+", default=[1.0, 5.0],
+                    help="notebook 04's SFT_WEIGHT values to try: the NLL weight on the chosen responses, in every "
+                         "run (NLL only: 1 when 0) (default: 1.0 5.0)")
+    ap.add_argument("--outcome-weight", type=float, nargs="+", default=[0.0],
+                    help="notebook 04's OUTCOME_WEIGHT values to try: Stepwise DPO's sequence-level (DPO) term, "
+                         "beside its step loss of weight 1 (default: 0.0); every combination of the three runs")
     args = ap.parse_args(argv)
     # found out now, not after the settings before it ran (~2 min each): a value given twice ran its settings twice,
     # a nan or negative β or weight failed in notebook 04 or trained to nan weights

@@ -61,11 +61,17 @@ def train_and_measure(reward: str, base: str, splits: dict, profile, learning_ra
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="tiny")
-    parser.add_argument("--runs-dir", default=str(ROOT / "runs"))
-    parser.add_argument("--reward", choices=["process", "outcome", "both"], default="both")
+    parser.add_argument("--profile", default="tiny",
+                        help="The profile: its reward base, LoRA, batch and epochs, and its run's data "
+                             "(default: tiny).")
+    parser.add_argument("--runs-dir", default=str(ROOT / "runs"),
+                        help="The tutorial's runs folder: <runs-dir>/<profile>/data is read (default: the "
+                             "repository's runs).")
+    parser.add_argument("--reward", choices=["process", "outcome", "both"], default="both",
+                        help="Which reward model to train: notebook 02's PRM, notebook 03's ORM, or both (default).")
     parser.add_argument("--base", default=None, help="Reward base (default: the profile's reward_base).")
-    parser.add_argument("--learning-rates", type=float, nargs="+", default=[2e-3, 1e-3, 5e-4, 2e-4, 1e-4])
+    parser.add_argument("--learning-rates", type=float, nargs="+", default=[2e-3, 1e-3, 5e-4, 2e-4, 1e-4],
+                        help="The learning rates to try, one run each per reward (default: 2e-3 1e-3 5e-4 2e-4 1e-4).")
     parser.add_argument("--epochs", type=float, default=None, help="Epochs (default: the profile's, per reward).")
     args = parser.parse_args(argv)
     # found out now, not after the data is loaded: a learning rate or --epochs of 0 learns nothing (and "<= 0" let

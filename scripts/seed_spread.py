@@ -11,9 +11,9 @@ seeds rule the goal's lead out for the method, not only for these runs.
     python scripts/seed_spread.py --seeds 0 1 2 --parallel 2
     python scripts/seed_spread.py --seeds 0 1 2 --set ONPOLICY_PROTOCOL=first_error
 
-Needs notebooks 01-03's run (``make tutorial``). About 4 minutes per seed on 2 cores; ``--parallel 2`` runs two
-at a time with one thread each (about 6 minutes a pair). Prints its plan, then a line per seed as each finishes.
-``--out`` writes each seed's ``policy`` metrics as JSON.
+Needs notebooks 01 and 02's run (data and PRM; ``make tutorial`` makes it). About 4 minutes per seed on 2 cores;
+``--parallel 2`` runs two at a time with one thread each (about 6 minutes a pair). Prints its plan, then a line per
+seed as each finishes. ``--out`` writes each seed's ``policy`` metrics as JSON.
 
 The same verdict for runs of ``scripts/onpolicy_rounds.py`` (one ``--out`` file per seed), after any round:
 
@@ -100,8 +100,12 @@ def run_seeds(args, run_dir: Path) -> dict:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs-dir", default="runs")
-    ap.add_argument("--profile", default="tiny")
+    ap.add_argument("--runs-dir", default="runs",
+                    help="the tutorial's runs folder: notebook 04 runs on copies of <runs-dir>/<profile> (default: "
+                         "runs; ignored with --from-rounds)")
+    ap.add_argument("--profile", default="tiny",
+                    help="the profile whose run notebook 04 runs on, and runs with (default: tiny; ignored with "
+                         "--from-rounds)")
     ap.add_argument("--seeds", type=int, nargs="+", default=None,
                     help=f"notebook 04's seeds, one run each (default: {' '.join(map(str, DEFAULT_SEEDS))})")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="notebook 04 parameters, as the "

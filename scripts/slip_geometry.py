@@ -112,7 +112,7 @@ def mass_response(model, tokenizer, states, loss: str, step: float, direction: s
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--policy", default=None, help="the policy (default: the shipped tiny base)")
+    ap.add_argument("--policy", default=None, help="the policy (default: data/tiny-base, or $STEPDPO_TINY_BASE)")
     ap.add_argument("--problems", type=int, default=400, help="training problems to take states from")
     ap.add_argument("--states", type=int, default=600, help="critical states at most")
     ap.add_argument("--step", type=float, default=1e-3, help="parameter-space length of the step (small: linear)")

@@ -36,7 +36,7 @@ def slip_shares(problems, solutions) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", nargs="*", default=[], help="saved policies (folders) to compare with the start")
-    ap.add_argument("--start", default=None, help="the start policy (default: the shipped tiny base)")
+    ap.add_argument("--start", default=None, help="the start policy (default: data/tiny-base, or $STEPDPO_TINY_BASE)")
     ap.add_argument("--n-train", type=int, default=300, help="training problems the start policy samples")
     ap.add_argument("--samples", type=int, default=3, help="samples per training problem (T = 1)")
     ap.add_argument("--n-eval", type=int, default=150, help="validation problems solved greedily")

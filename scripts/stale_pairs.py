@@ -145,19 +145,26 @@ def train_arm(arm: str, base, tokenizer, states, held_out, args, start: dict) ->
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--policy", default=None, help="the start policy (default: the shipped tiny base)")
-    ap.add_argument("--problems", type=int, default=400, help="training problems to take states from")
+    ap.add_argument("--policy", default=None,
+                    help="the start policy (default: data/tiny-base, or $STEPDPO_TINY_BASE)")
+    ap.add_argument("--problems", type=int, default=400,
+                    help="training problems to take the states from, and as many validation problems for the "
+                         "held-out states (default: 400)")
     ap.add_argument("--states", type=int, default=600, help="training states at most")
     ap.add_argument("--held-out", type=int, default=400, help="held-out states (validation problems) at most")
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=20, help="optimizer steps per arm (default: 20)")
     ap.add_argument("--every", type=int, default=10, help="record every this many steps")
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=32,
+                    help="training states per step, drawn afresh at every step (default: 32)")
     ap.add_argument("--lr", type=float, default=1e-4, help="Adam's learning rate (notebook 04's)")
-    ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--beta", type=float, default=0.1, help="β of the pair loss −log σ(β·h) (default: 0.1)")
     ap.add_argument("--pair-weight", type=float, default=40.0,
                     help="W; at the reference a pair's first-order size is β/2·W times its right digit's NLL")
-    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS),
+                    help="the arms to train, each a copy of the same start policy (default: all four)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the start's pairs, the batches, the fresh arm's draws and the measuring draws; the "
+                         "problems are always seed 0's (default: 0)")
     args = ap.parse_args(argv)
     # found out now, not after the model is loaded (no states was a traceback, --lr 0 a run that trains nothing)
     for name in ("problems", "states", "held_out", "steps", "every", "batch_size"):

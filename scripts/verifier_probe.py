@@ -6,10 +6,12 @@ position (``diagnostics.position_only_scores``): later steps are wrong more ofte
 1. ``likelihood``: no training at all. Score step k by the lowest log-probability the base gives to any
    token of steps 1..k (a mistake is usually an unlikely token). It shows the *information* is in the base.
 2. ``lora``: notebook 02's recipe (4-bit base, LoRA r 8, lr 2e-3, one epoch) on ``--base``, e.g. a deeper
-   base trained longer (``python -m stepdpo_lite.tutorial.tiny_base train-base --layers 8 --target-accuracy 0.95``).
+   base trained longer (``python -m stepdpo_lite.tutorial.tiny_base train-base --out runs/tiny-base-8 --layers 8
+   --target-accuracy 0.95``, then ``--base runs/tiny-base-8``).
 3. ``graded``: continue training the base for ``--steps`` steps on a 50/50 mix of its usual solutions and
    solutions graded in the PRM's own format (a tag and " Yes"/" No" after every step, labels from the
-   checker), then read the PRM reward zero-shot, and after notebook 02's LoRA recipe.
+   checker), then read the PRM reward zero-shot, and after notebook 02's LoRA recipe (LoRA r 8, lr 2e-3, one
+   epoch) run on the pretrained base unquantized (no 4-bit).
 
     python scripts/verifier_probe.py likelihood                 # ~10 s, needs runs/tiny/data (notebook 01)
     python scripts/verifier_probe.py lora --base data/tiny-base # ~1 min
@@ -131,9 +133,14 @@ def lora_prm_scores(base: str, train, val, out: str, quantization: str | None,
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("probe", choices=["likelihood", "lora", "graded"])
+    parser.add_argument("probe", choices=["likelihood", "lora", "graded"],
+                        help="likelihood: the base's token log-probabilities, no training; lora: notebook 02's "
+                             "4-bit LoRA PRM on --base; graded: continued pretraining on graded solutions, then the "
+                             "PRM zero-shot and after an unquantized LoRA")
     parser.add_argument("--data", default=str(ROOT / "runs" / "tiny" / "data"), help="notebook 01's datasets")
-    parser.add_argument("--base", default=str(tiny_models.TINY_BASE_DIR))
+    parser.add_argument("--base", default=str(tiny_models.TINY_BASE_DIR),
+                        help="the base model: likelihood scores the steps with it, lora trains the PRM on it (a Hub "
+                             "model id too), graded continues training it (default: the shipped data/tiny-base)")
     parser.add_argument("--steps", type=int, default=600, help="graded: continued-pretraining steps")
     parser.add_argument("--batch-size", type=int, default=64, help="graded: pretraining batch size")
     parser.add_argument("--graded-fraction", type=float, default=0.5, help="graded: share of graded solutions")

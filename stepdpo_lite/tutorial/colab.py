@@ -384,7 +384,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stepdpo_lite.tutorial.colab", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     i = sub.add_parser("install", help="pip install -e KIT with the lock as constraints (Colab's install cell)")
-    i.add_argument("kit", nargs="?", default=KIT_DIR)
+    i.add_argument("kit", nargs="?", default=KIT_DIR,
+                   help=f"the kit's clone to install, the folder that holds requirements.lock (default: {KIT_DIR}, "
+                        "where the install cell clones it)")
     i.add_argument("--dry-run", action="store_true",
                    help="print the pip command instead of running it (the constraints file it names is written)")
     i.add_argument("--repo-url", default=None,

@@ -200,7 +200,9 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the smoke base model and tokenizer")
     b.add_argument("--out", default=None, help=f"folder (default $STEPDPO_SMOKE_BASE or {SMOKE_BASE_DIR})")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=int, default=0,
+                   help="seed of the random initial weights, of the GSM8K problems it is fitted on and of their "
+                        "batch order (default: 0)")
     args = parser.parse_args(argv)
     if args.seed < 0:  # else refused by gsm8k.carve, a traceback
         b.error(f"--seed must be 0 or more, got {args.seed}")

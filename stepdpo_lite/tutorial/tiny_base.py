@@ -6,8 +6,11 @@ reaches a target: imperfect on purpose, so that reward models and Stepwise DPO h
 ``fine_tune_base`` trains it the same way on your own task's texts (docs/own_task.md). The model's files (the shipped
 paths, tokenizer, model, load and save) are ``tiny_models``'; the reward base is trained by ``verifier_pretraining``.
 
-    python -m stepdpo_lite.tutorial.tiny_base train-base --out data/tiny-base --seed 0  # options: TinyBaseConfig
+    python -m stepdpo_lite.tutorial.tiny_base train-base --out runs/tiny-base --seed 0  # options: TinyBaseConfig
     python -m stepdpo_lite.tutorial.tiny_base eval-base --model data/tiny-base
+
+``train-base`` refuses ``--out data/tiny-base`` (its default: the shipped model every notebook loads) unless
+``--force`` is given.
 """
 
 from __future__ import annotations
@@ -261,9 +264,10 @@ def main(argv=None):
     t = sub.add_parser("train-base", help="train the tiny base model", dataclass_types=TinyBaseConfig)
     t.add_argument("--force", action="store_true", help="allow --out to be the shipped data/tiny-base")
     e = sub.add_parser("eval-base", help="held-out accuracy of a base model (greedy and sampled)")
-    e.add_argument("--model", default=str(TINY_BASE_DIR))
-    e.add_argument("--n", type=int, default=500)
-    e.add_argument("--seed", type=int, default=0)
+    # HfArgumentParser's help shows each default itself
+    e.add_argument("--model", default=str(TINY_BASE_DIR), help="folder of the saved model to measure")
+    e.add_argument("--n", type=int, default=500, help="how many held-out test problems")
+    e.add_argument("--seed", type=int, default=0, help="seed of the test problems drawn and of the sampled solutions")
     args = parser.parse_args(argv)
     if args.command == "train-base":
         try:  # TinyBaseConfig's checks (a nan learning rate, 0 steps) were a traceback

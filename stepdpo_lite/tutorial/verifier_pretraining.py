@@ -19,8 +19,8 @@ consistently (``toyworld.noisy_training_text``); step labels are the checker's (
 error is wrong), the outcome label is whether the final answer is right. Validation: solutions the tiny
 policy samples itself on validation problems (like notebook 01's), labelled by the checker.
 
-    # defaults: the card's recipe
-    python -m stepdpo_lite.tutorial.verifier_pretraining --out data/tiny-verifier
+    # defaults: the card's recipe (--out defaults to the shipped data/tiny-verifier, refused without --force)
+    python -m stepdpo_lite.tutorial.verifier_pretraining --out /tmp/tiny-verifier
     # a smoke run
     python -m stepdpo_lite.tutorial.verifier_pretraining --out /tmp/v --rows 2000 --max-steps 20 --batch-size 16
 """
