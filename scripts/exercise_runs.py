@@ -78,7 +78,8 @@ def main(argv=None) -> dict:
     run = Path(args.runs_dir) / args.profile  # read, not made: runs.run_dir would create a misspelled one
     if not (run / "metrics.json").is_file():
         ap.error(f"--runs-dir {args.runs_dir}: {run} holds no tutorial run ("
-                 f"{'no metrics.json' if run.is_dir() else 'no such folder'}): run the notebooks first (make tutorial)")
+                 f"{'no metrics.json' if run.is_dir() else 'no such folder'}): run the notebooks first "
+                 f"(stepdpo-lite --profile {args.profile} --runs-dir {args.runs_dir})")
     try:
         runs.recorded(run, "test_time", "07_test_time_compute")  # the variants read every notebook's outputs
     except (ValueError, FileNotFoundError) as err:  # a cut-short run, or a metrics.json that is not JSON

@@ -178,7 +178,7 @@ def main(argv=None):
     try:  # a missing tiny base is refused first, naming its folder (a protocol would call it a LoRA start)
         onpolicy.starts_with_lora(profile)
         defaults = onpolicy.TrainSettings()
-        chosen = (onpolicy.protocol(args.protocol, profile, **given) if args.protocol else
+        chosen = (onpolicy.protocol(args.protocol, profile, args.outcome_weight, **given) if args.protocol else
                   {k: getattr(defaults, k) if v is None else v for k, v in given.items()})
     except (ValueError, FileNotFoundError) as err:
         ap.error(str(err))

@@ -184,7 +184,7 @@ class StepwiseDPOConfig(DPOConfig):
              f"step_pairing must be one of {STEP_PAIRINGS}, got {self.step_pairing!r}"),
             (self.reward_model_labels in REWARD_MODEL_LABELS,
              f"reward_model_labels must be one of {REWARD_MODEL_LABELS}, got {self.reward_model_labels!r}"),
-            (self.step_beta > 0 and self.beta_of_outcome > 0, "step_beta and outcome_beta must be > 0"),
+            (self.step_beta > 0 and self.beta_of_outcome > 0, "step_beta and outcome_beta (None: beta) must be > 0"),
             (min(weights) >= 0, f"loss weights must be >= 0, got step {weights[0]}, outcome {weights[1]} and sft "
                                 f"{weights[2]}"),
             (min(weights) < 0 or weights[0] * any(self.step_weights or [1]) + weights[1] > 0, "step and outcome loss "

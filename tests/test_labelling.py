@@ -366,6 +366,11 @@ def test_builders_label_any_problem_by_its_own_verdict_and_still_refuse_one_with
     with pytest.raises(ValueError, match=r"preference_pairs: problem 0 is a GSM8KProblem: its verdict\(\) is None: no "
                                          r"step checker \(on GSM8K the task's label\(\) gives them\): pass verdicts="):
         preference_pairs([question], [["Answer: 4", "Answer: 5"]])
+    # problem_mc_step_labels takes no verdicts (a TypeError in mc_step_labels): it names the call that needs none
+    with pytest.raises(ValueError, match=r"problem_mc_step_labels: problem 0 is a GSM8KProblem: .*: "
+                                         r"mc_step_labels\(model, tokenizer, prompts, step_lists, is_correct\) labels "
+                                         r"without a checker$"):
+        problem_mc_step_labels(tiny_model, tiny_tokenizer, [question], [["Answer: 4"]], **mc)
 
 
 def test_step_dpo_pairs_take_a_gold_solution_of_none_as_no_gold():

@@ -1558,9 +1558,24 @@ def test_each_profile_names_a_protocol_its_policy_can_train():
         assert onpolicy.starts_with_lora(profile) == (profile.name != "tiny"), profile.name
     assert profiles.get_profile("tiny").onpolicy_protocol == "output_layer"
     # a LoRA profile told to take the output layer's protocol is refused up front, not after the one-round runs
-    with pytest.raises(ValueError, match="profile 't4-16gb' trains a LoRA adapter, whose output layer is frozen"):
+    with pytest.raises(ValueError, match="profile 't4-16gb' trains a LoRA adapter, whose output layer is frozen: "
+                                         "use the 'first_error' protocol"):
         onpolicy.protocol("output_layer", profiles.get_profile("t4-16gb"))
     onpolicy.protocol("output_layer", profiles.get_profile("t4-16gb"), step_gradient="all")
+    # on the LoRA profile's own protocol the override is the cause: the advice was the protocol already in use
+    with pytest.raises(ValueError, match="frozen: leave step_gradient at the protocol's 'all'"):
+        onpolicy.protocol("first_error", profiles.get_profile("t4-16gb"), step_gradient="output_layer",
+                          step_pairing="first_token")
+
+
+def test_a_protocol_is_checked_with_the_outcome_weight_the_rounds_take():
+    """Notebook 04 with ONPOLICY_STEP_WEIGHT = 0 and OUTCOME_WEIGHT = 1 (rounds on the outcome loss alone) was refused
+    as "outcome_weight and step_weight not both 0, got {'outcome_weight': 0.0, ...}": the protocol was checked
+    without the outcome weight the rounds would take (an audit of the kit's messages)."""
+    chosen = onpolicy.protocol("first_error", step_weight=0.0, outcome_weight=1.0)
+    assert chosen["step_weight"] == 0.0 and "outcome_weight" not in chosen  # a check, not a protocol field
+    with pytest.raises(ValueError, match=r"not both 0, got .*'outcome_weight': 0.0.*'step_weight': 0.0"):
+        onpolicy.protocol("first_error", step_weight=0.0)
 
 
 def test_a_tiny_base_on_a_task_of_ones_own_is_fully_fine_tuned(monkeypatch, tmp_path):

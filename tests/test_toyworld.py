@@ -521,6 +521,13 @@ def test_load_tiny_base_outside_a_clone_points_to_the_repository_and_the_variabl
     with pytest.raises(FileNotFoundError, match=f"no tiny model at {tmp_path}/typo: "):
         tiny_models.load_tiny_base()
     assert "train-base" not in tiny_models.missing_tiny_model_message("x", "STEPDPO_TINY_REWARD_BASE")
+    # a folder given by name (a script's --policy typo): the clone and the variable would not fix it (an audit)
+    with pytest.raises(FileNotFoundError) as info:
+        tiny_models.load_tiny_base(tmp_path / "own-typo")
+    assert str(info.value) == (f"no tiny model at {tmp_path}/own-typo (no config.json there): give the folder of a "
+                               "saved one")
+    with pytest.raises(FileNotFoundError, match="it ships with the repository"):  # the shipped folder, named
+        tiny_models.load_tiny_base(tiny_models.TINY_BASE_DIR)
 
 
 def test_a_slip_is_a_nearby_number_never_a_negative_one():

@@ -108,7 +108,10 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling",
     prompts_of(problems, who)  # a prompt str is no problem
 
     def no_checker(i: int, why: str) -> ValueError:
-        return ValueError(f"{who}: problem {i} is a {type(problems[i]).__name__}: {why}: pass verdicts=")
+        # problem_mc_step_labels takes no verdicts (it needs the checker's for gold_labels): mc_step_labels needs none
+        fix = ("mc_step_labels(model, tokenizer, prompts, step_lists, is_correct) labels without a checker"
+               if who == "problem_mc_step_labels" else "pass verdicts=")
+        return ValueError(f"{who}: problem {i} is a {type(problems[i]).__name__}: {why}: {fix}")
 
     for i, problem in enumerate(problems):
         if verdicts is None and not callable(getattr(problem, "verdict", None)):

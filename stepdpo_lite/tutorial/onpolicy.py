@@ -122,7 +122,8 @@ class TrainSettings:
         weights = {name: finite_number(getattr(self, name), name, "TrainSettings")
                    for name in ("sft_weight", "outcome_weight", "step_weight")}
         if min(weights.values()) < 0 or weights["outcome_weight"] + weights["step_weight"] == 0:
-            raise ValueError(f"TrainSettings: sft_weight, outcome_weight and step_weight must be >= 0, and "
+            raise ValueError(f"TrainSettings: sft_weight, outcome_weight and step_weight (notebook 04: "
+                             f"ONPOLICY_SFT_WEIGHT, OUTCOME_WEIGHT, ONPOLICY_STEP_WEIGHT) must be >= 0, and "
                              f"outcome_weight and step_weight not both 0, got {weights}")
         if finite_number(self.rejected_sft_weight, "rejected_sft_weight", "TrainSettings") < 0:
             raise ValueError(f"TrainSettings: rejected_sft_weight must be >= 0 (0: none), got "
@@ -178,11 +179,12 @@ class TrainSettings:
             OutputLayerStepDPOTrainer.check_policy(model)
 
 
-def protocol(name: str, profile=None, **overrides) -> dict:
+def protocol(name: str, profile=None, outcome_weight: float = 0.0, **overrides) -> dict:
     """``profiles.ONPOLICY_PROTOCOLS[name]``, each field in ``overrides`` that is not None replacing the protocol's
     (notebook 04's ``ONPOLICY_*`` knobs: None keeps the protocol's value). Checked up front, not after notebook 04's
-    one-round runs: the fields together (``TrainSettings``), and with ``profile`` that its start policy can train by
-    them."""
+    one-round runs: the fields together (``TrainSettings``) and with ``outcome_weight``, the Stepwise DPO outcome
+    weight the rounds take beside them (notebook 04's ``OUTCOME_WEIGHT``: a step weight 0 needs it above 0), and with
+    ``profile`` that its start policy can train by them."""
     if name not in ONPOLICY_PROTOCOLS:
         raise ValueError(f"unknown on-policy protocol {name!r}: choose one of {sorted(ONPOLICY_PROTOCOLS)}")
     unknown = sorted(set(overrides) - set(ONPOLICY_PROTOCOLS[name]))
@@ -190,11 +192,15 @@ def protocol(name: str, profile=None, **overrides) -> dict:
         raise ValueError(f"protocol: {unknown} are not fields of a protocol "
                          f"({sorted(ONPOLICY_PROTOCOLS[name])})")
     chosen = ONPOLICY_PROTOCOLS[name] | {k: v for k, v in overrides.items() if v is not None}
-    TrainSettings(**chosen)  # e.g. "output_layer" with step_pairing "first_error": refused here
+    TrainSettings(**chosen, outcome_weight=outcome_weight)  # "output_layer" with step_pairing "first_error": refused
     if profile is not None and chosen["step_gradient"] == "output_layer" and starts_with_lora(profile):
+        # the advice that fixes it: the protocol's own output layer, or an override of a protocol that has none
+        fix = ("use the 'first_error' protocol (notebook 04: ONPOLICY_PROTOCOL; the script: --protocol)"
+               if ONPOLICY_PROTOCOLS[name]["step_gradient"] == "output_layer" else
+               "leave step_gradient at the protocol's 'all' (notebook 04: ONPOLICY_STEP_GRADIENT = None; the script: "
+               "no --step-gradient)")
         raise ValueError(f"protocol {name!r}: step_gradient='output_layer' trains only the policy's output layer, and "
-                         f"profile {profile.name!r} trains a LoRA adapter, whose output layer is frozen: use the "
-                         "'first_error' protocol")
+                         f"profile {profile.name!r} trains a LoRA adapter, whose output layer is frozen: {fix}")
     return chosen
 
 

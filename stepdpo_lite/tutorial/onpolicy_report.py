@@ -168,7 +168,8 @@ def seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03) -> di
     minus = {}
     for seed, policy in policy_by_seed.items():
         if "minus" not in policy.get("stepwise_dpo", {}):
-            raise ValueError(f"seed_summary: seed {seed} has no policy.stepwise_dpo.minus (was notebook 04 run?)")
+            raise ValueError(f"seed_summary: seed {seed} has no policy.stepwise_dpo.minus (notebook 04's rounds, or "
+                             "scripts/onpolicy_rounds.py with stepwise_dpo in --methods, record it)")
         minus[seed] = policy["stepwise_dpo"]["minus"]
     out = {}
     for method in [m for m in METHODS if all(m in d for d in minus.values())]:

@@ -94,9 +94,9 @@ def read_metrics(run: str | os.PathLike) -> dict:
     try:
         metrics = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:  # the bare error does not say which file
-        raise ValueError(f"{path} is not valid JSON ({err}): restore it (metrics.previous.json holds the last "
-                         "complete table before the last run from notebook 01) or delete it and run the notebooks "
-                         "again") from None
+        raise ValueError(f"{path} is not valid JSON ({err}): restore it from metrics.previous.json beside it if "
+                         "there is one (the headless runner, stepdpo-lite, keeps there the table from before its last "
+                         "run from notebook 01), or delete it and run the notebooks again") from None
     if not isinstance(metrics, dict):
         raise ValueError(f"{path} holds a {type(metrics).__name__}, not the dict of figures the notebooks write")
     return metrics

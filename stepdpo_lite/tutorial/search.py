@@ -427,7 +427,8 @@ def beam_shape(budget: int, expansions: int = 4) -> tuple[int, int]:
     positive_int(expansions, "expansions", "beam_shape")
     expansions = min(expansions, budget)
     if budget % expansions:
-        raise ValueError(f"beam_shape: budget {budget} is not a multiple of expansions {expansions}")
+        raise ValueError(f"beam_shape: budget {budget} is not a multiple of expansions {expansions} (notebook 07: "
+                         "each of TEST_TIME_BUDGETS a multiple of EXPANSIONS, or below it)")
     return budget // expansions, expansions
 
 

@@ -112,9 +112,12 @@ def load_tiny_base(path: str | os.PathLike | None = None, device: str | None = N
     """``(model, tokenizer)`` of the shipped tiny base (``data/tiny-base``, or ``$STEPDPO_TINY_BASE``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    given = path is not None and Path(path).expanduser().resolve() != TINY_BASE_DIR.resolve()
     path = Path(path or os.environ.get("STEPDPO_TINY_BASE", TINY_BASE_DIR))
     if not (path / "config.json").exists():
-        raise FileNotFoundError(missing_tiny_model_message(path, also=" (or pass path=)"))
+        # a folder of one's own (a typo, say): the shipped model's clone or variable would not fix it
+        raise FileNotFoundError(f"no tiny model at {path} (no config.json there): give the folder of a saved one"
+                                if given else missing_tiny_model_message(path, also=" (or pass path=)"))
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(path)
