@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     base = args.base or profile.reward_base
     # a folder that is not there (a Hub model id is owner/name: no leading / . ~, one / at most), found before the data
     if not Path(base).exists() and (base.startswith(("/", ".", "~")) or base.count("/") > 1):
-        parser.error(f"--base {base}: no such folder")
+        named = ("--base" if args.base else
+                 f"--profile {args.profile}'s reward base ($STEPDPO_TINY_REWARD_BASE where set)")
+        parser.error(f"{named} {base}: no such folder")
     folder = Path(args.runs_dir) / args.profile / "data"
     rewards = ["process", "outcome"] if args.reward == "both" else [args.reward]
     names = {reward: [f"{split}_{SPLITS[reward]}" for split in ("train", "validation", "test")] for reward in rewards}

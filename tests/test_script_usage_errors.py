@@ -278,6 +278,23 @@ def test_reward_learning_rates_turns_missing_data_or_base_into_a_usage_error(arg
         assert "outcome" in message
 
 
+def test_reward_learning_rates_names_the_profiles_reward_base_when_no_base_was_given(monkeypatch, capsys):
+    """A missing reward base that the profile named (from $STEPDPO_TINY_REWARD_BASE) was blamed on --base, which the
+    user never gave (an audit of the kit's messages)."""
+    import dataclasses
+
+    from stepdpo_lite.tutorial import profiles
+    tiny = dataclasses.replace(profiles.get_profile("tiny"), reward_model_name="/no/such/reward-base")
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)  # as $STEPDPO_TINY_REWARD_BASE, read at import, would set it
+    script = _script("reward_learning_rates")
+    monkeypatch.setitem(script["main"].__globals__, "train_and_measure", lambda *a, **kw: pytest.fail("trained"))
+    with pytest.raises(SystemExit) as done:
+        script["main"]([])
+    message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
+    assert done.value.code == 2 and message.startswith(
+        "--profile tiny's reward base ($STEPDPO_TINY_REWARD_BASE where set) /no/such/reward-base: no such folder"), message
+
+
 @pytest.mark.parametrize("args, option", [(["likelihood", "--data", "nope"], "--data"),
                                           (["likelihood", "--base", "nope"], "--base"),
                                           (["graded", "--base", "nope"], "--base")])

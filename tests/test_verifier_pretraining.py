@@ -423,6 +423,21 @@ def _verifier_probe():
     return runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "verifier_probe.py"))
 
 
+def test_the_command_refuses_its_folders_before_it_reads_anything(tmp_path, monkeypatch, capsys):
+    """pretrain_verifier's folder checks ran only inside it: a file at --out, or a --checkpoint-dir inside --out, was a
+    traceback from the command (an audit of the kit's messages); now a usage error, before any model loads."""
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setattr(vp, "pretrain_verifier", lambda *a, **kw: pytest.fail("it ran"))
+    monkeypatch.setattr(tiny_models, "load_tiny_base", lambda *a, **kw: pytest.fail("a model was loaded first"))
+    for args, said in ((["--out", str(tmp_path / "a-file")], "pretrain_verifier: out"),
+                       (["--out", str(tmp_path / "v"), "--checkpoint-dir", str(tmp_path / "v" / "ckpt")],
+                        "is out, in it or holds it")):
+        with pytest.raises(SystemExit) as done:
+            vp.main(args)
+        message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
+        assert done.value.code == 2 and said in message, message
+
+
 @pytest.mark.parametrize("args", [["--steps", "0"], ["--batch-size", "0"], ["--graded-fraction", "1.5"],
                                   ["--max-minutes", "0"], ["--save", "notes"]])
 def test_verifier_probe_refuses_bad_arguments_before_it_loads_anything(args, tmp_path, monkeypatch, capsys):

@@ -318,6 +318,21 @@ def earlier_stages(init: str | os.PathLike) -> list[dict]:
     return [*log.get("earlier_stages", []), {k: v for k, v in log.items() if k != "earlier_stages"}]
 
 
+def _check_folders(c: VerifierPretrainingConfig, force: bool) -> Path:
+    """``c.out`` and the checkpoints' folder (returned), checked before any data or model: the save replaces out as a
+    whole (its model card kept) and the checkpoints are deleted once it is saved; --out data or --checkpoint-dir data
+    deleted every file there after the run, and a checkpoint_dir that is out, in it or holds it, the model just
+    saved. The command checks them before it reads anything too (a file at --out was a traceback)."""
+    tiny_models.refuse_shipped_out(c.out, force, where="pretrain_verifier: out")
+    out = check_replaceable(c.out, keep=("README.md",), owned=("training_log.json",), where="pretrain_verifier: out")
+    checkpoints = check_replaceable(c.checkpoint_dir or f"{str(c.out).rstrip('/')}.checkpoints",
+                                    owned=("checkpoint-*",), where="pretrain_verifier: checkpoint_dir")
+    if checkpoints == out or out in checkpoints.parents or checkpoints in out.parents:
+        raise ValueError(f"pretrain_verifier: checkpoint_dir {checkpoints} is out, in it or holds it: the checkpoints "
+                         "are deleted once the model is saved; choose a folder beside out")
+    return checkpoints
+
+
 def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, callbacks=(), force: bool = False
                       ) -> dict:
     """Run the pretraining of ``config``; save model, tokenizer and ``training_log.json`` (the config, the
@@ -325,16 +340,7 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
     the last checkpoint in ``checkpoint_dir``; ``callbacks``: more ``transformers.TrainerCallback`` objects;
     ``force``: let ``out`` be the shipped data/tiny-verifier (the config's default), refused otherwise."""
     c = config
-    tiny_models.refuse_shipped_out(c.out, force, where="pretrain_verifier: out")
-    # Before any data or model: the save replaces out as a whole (its model card kept) and the checkpoints are
-    # deleted once it is saved; --out data or --checkpoint-dir data deleted every file there after the run, and a
-    # checkpoint_dir that is out, in it or holds it, the model just saved
-    out = check_replaceable(c.out, keep=("README.md",), owned=("training_log.json",), where="pretrain_verifier: out")
-    checkpoints = check_replaceable(c.checkpoint_dir or f"{str(c.out).rstrip('/')}.checkpoints",
-                                    owned=("checkpoint-*",), where="pretrain_verifier: checkpoint_dir")
-    if checkpoints == out or out in checkpoints.parents or checkpoints in out.parents:
-        raise ValueError(f"pretrain_verifier: checkpoint_dir {checkpoints} is out, in it or holds it: the checkpoints "
-                         "are deleted once the model is saved; choose a folder beside out")
+    checkpoints = _check_folders(c, force)
     started = time.time()
     set_seed(c.seed)
     device = resolve_device(c.device)
@@ -434,7 +440,8 @@ def main(argv=None) -> None:
                          "clone, or give a clone's folder)")
     if not evaluate_only:
         try:
-            tiny_models.refuse_shipped_out(c.out, force)
+            tiny_models.refuse_shipped_out(c.out, force)  # in the command's words: --out, --force
+            _check_folders(c, force)
         except ValueError as err:
             parser.error(str(err))
     if evaluate_only:
