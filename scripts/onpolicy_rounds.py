@@ -197,6 +197,8 @@ def main(argv=None):
                  f"--sampler {args.sampler}")
     if args.step_negatives < 0:
         ap.error(f"--step-negatives must be 0 (none) or more, got {args.step_negatives}")
+    if args.mirrored_negatives == "instead" and args.step_negatives:  # RoundSettings' refusal, after the PRM loaded
+        ap.error("--mirrored-negatives instead replaces every step pair, --step-negatives' ones too: give one of them")
     if not 0 <= args.negative_temperature < math.inf:  # else refused after the policies loaded and a round sampled
         ap.error(f"--negative-temperature must be a finite number >= 0, got {args.negative_temperature}")
     try:  # the Stepwise DPO settings' combinations (TrainSettings' own checks), before a run is read

@@ -1439,7 +1439,8 @@ def test_seed_spread_refuses_counts_below_one_before_it_runs_or_reads_anything(a
                                   ["--rejected-sft-weight", "1", "--methods", "dpo", "nll_only"],
                                   ["--sampler", "ddpo"], ["--sampler", "nll_only", "--methods", "dpo", "stepwise_dpo"],
                                   ["--methods", "dpo", "dpo"], ["--negative-temperature", "nan"],
-                                  ["--train-problems", "0"], ["--eval-problems", "-5"], ["--sample-batch-size", "0"]])
+                                  ["--train-problems", "0"], ["--eval-problems", "-5"], ["--sample-batch-size", "0"],
+                                  ["--mirrored-negatives", "instead", "--step-negatives", "2"]])
 def test_onpolicy_rounds_refuses_sizes_below_their_minimum_before_it_reads_a_run(args, tmp_path, capsys):
     """--max-pairs 0 and the like were caught only by the library, after the policies were loaded and a round
     sampled; now usage errors, before anything is read."""
