@@ -210,8 +210,8 @@ class RewardTrainingConfig:
     seed: int = field(default=42, metadata={"help": "Seed of the Trainer, its data order and the LoRA init."})
     logging_steps: int = field(default=10, metadata={"help": "Log the loss every this many steps."})
     device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda' or None (cuda when available)."})
-    dtype: Any = field(default=None, metadata={
-        "help": "Compute dtype; None: bf16 on a GPU that has it, fp16 on one that does not, fp32 on a CPU."})
+    dtype: Any = field(default=None, metadata={"help": "Compute dtype: 'float32', 'bfloat16', 'float16' (or torch's); "
+                                               "None: bf16 on a GPU that has it, fp16 on one without, fp32 on a CPU."})
     training_args: dict = field(default_factory=dict, metadata={"help": "Other TrainingArguments fields."})
 
     def __post_init__(self):  # as StepwiseDPOConfig's: a wrong value fails here, not after the model has loaded
