@@ -223,7 +223,7 @@ def check_records(records, check: Callable, name: str, *, key: Sequence[str] = (
                 if k in seen:
                     if not drop_duplicates:
                         raise ValueError(f"{name}: {where}: fields {', '.join(map(repr, key))} repeat {seen[k]} "
-                                         f"(a duplicate pair); drop_duplicates=True in validate_/load_ drops them")
+                                         f"(a duplicate pair); drop_duplicates=True (of validate_*, load_*) drops them")
                     repeats += 1
                     continue
                 seen[k] = where

@@ -371,7 +371,8 @@ def _with_dict(row, **changes):
 
 def test_drops_are_opt_in_and_reported(caplog):
     rows = [PREF, PREF, _with_dict(PREF, chosen=""), _with_dict(PREF, prompt="q")]
-    with pytest.raises(ValueError, match="repeat"):  # a duplicate is refused unless drop_duplicates
+    # a duplicate is refused unless drop_duplicates, which the message names with where it is taken
+    with pytest.raises(ValueError, match=r"repeat .*drop_duplicates=True \(of validate_\*, load_\*\) drops them"):
         data.validate_preference(rows, skip_invalid=True)
     with pytest.raises(ValueError, match="record 2: field 'chosen'"):  # an invalid row unless skip_invalid
         data.validate_preference(rows, drop_duplicates=True)

@@ -112,7 +112,7 @@ def load_tiny_base(path: str | os.PathLike | None = None, device: str | None = N
     """``(model, tokenizer)`` of the shipped tiny base (``data/tiny-base``, or ``$STEPDPO_TINY_BASE``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    given = path is not None and Path(path).expanduser().resolve() != TINY_BASE_DIR.resolve()
+    given = bool(path) and Path(path).expanduser().resolve() != TINY_BASE_DIR.resolve()
     path = Path(path or os.environ.get("STEPDPO_TINY_BASE", TINY_BASE_DIR))
     if not (path / "config.json").exists():
         # a folder of one's own (a typo, say): the shipped model's clone or variable would not fix it
