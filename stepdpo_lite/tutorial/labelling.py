@@ -86,8 +86,8 @@ def _task_verdict(problem, text: str, where: str) -> Verdict:
         raise ValueError(f"{where}: {err}") from err
 
 
-def _verdicts(problems, solutions, verdicts=None, who: str = "labelling",
-              delimiter: str | None = None) -> list[list[tuple[str, Verdict]]]:
+def _verdicts(problems, solutions, verdicts=None, who: str = "labelling", delimiter: str | None = None,
+              no_checker_fix: str = "pass verdicts=") -> list[list[tuple[str, Verdict]]]:
     """``(text, verdict)`` for the non-blank solutions of each problem (blank ones are counted by ``_blanks``).
 
     ``verdicts[i]`` (optional) holds one ``Verdict`` per solution of problem i, or per non-blank
@@ -97,6 +97,7 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling",
     ``who`` (the builder) opens the error messages. ``delimiter``: a builder's ``delimiter=`` (the pair builders',
     Monte-Carlo labels'): it splits a verdict without steps, and must split the text into a verdict's own steps
     (``_split_as_its_verdict``); None (the builders without one): the default splits, nothing is checked.
+    ``no_checker_fix`` ends the error for a problem without a checker: the caller's way around it.
     """
     check_solution_lists(problems, solutions, who)
     if verdicts is not None:  # a str or one Verdict was a len() clash or a TypeError
@@ -108,10 +109,7 @@ def _verdicts(problems, solutions, verdicts=None, who: str = "labelling",
     prompts_of(problems, who)  # a prompt str is no problem
 
     def no_checker(i: int, why: str) -> ValueError:
-        # problem_mc_step_labels takes no verdicts (it needs the checker's for gold_labels): mc_step_labels needs none
-        fix = ("mc_step_labels(model, tokenizer, prompts, step_lists, is_correct) labels without a checker"
-               if who == "problem_mc_step_labels" else "pass verdicts=")
-        return ValueError(f"{who}: problem {i} is a {type(problems[i]).__name__}: {why}: {fix}")
+        return ValueError(f"{who}: problem {i} is a {type(problems[i]).__name__}: {why}: {no_checker_fix}")
 
     for i, problem in enumerate(problems):
         if verdicts is None and not callable(getattr(problem, "verdict", None)):
@@ -490,7 +488,10 @@ def problem_mc_step_labels(model, tokenizer, problems, solutions, **kw) -> Datas
     ``sample_solutions`` returns); blank ones are left out (logged). Adds ``gold_labels`` (the checker's step labels)
     for ``label_agreement``."""
     checked = _verdicts(problems, solutions, who="problem_mc_step_labels",
-                        delimiter=kw.get("delimiter", DEFAULT_DELIMITER))  # mc_step_labels' own
+                        delimiter=kw.get("delimiter", DEFAULT_DELIMITER),  # mc_step_labels' own
+                        # it takes no verdicts (it needs the checker's for gold_labels): the call that needs none
+                        no_checker_fix="mc_step_labels(model, tokenizer, prompts, step_lists, is_correct) labels "
+                                       "without a checker")
     flat = [(p, v) for p, pairs in zip(problems, checked) for _, v in pairs]
     _report("problem_mc_step_labels", len(flat), "solutions to label", blank_solutions=_blanks(solutions))
     ds = mc_step_labels(model, tokenizer, [p.prompt for p, _ in flat], [v.steps for _, v in flat],
