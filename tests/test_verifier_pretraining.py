@@ -221,6 +221,16 @@ def test_a_run_refuses_folders_it_would_delete_before_loading_anything(out, chec
     assert [p.name for p in (tmp_path / "data").iterdir()] == ["notes.txt"]
 
 
+def test_resume_without_a_checkpoint_is_refused_before_any_rows_are_made(tmp_path, monkeypatch):
+    """resume=True looked for a checkpoint only once the rows were made and encoded (minutes at the default 100,000
+    rows), then said "--resume" to a Python caller too."""
+    monkeypatch.setattr(vp, "graded_rows", lambda *a, **k: pytest.fail("rows were made first"))
+    monkeypatch.setattr(tiny_models, "load_tiny_base", lambda *a, **k: pytest.fail("a model was loaded first"))
+    (tmp_path / "v.ckpt").mkdir()  # there, but empty: a run that stopped before its first checkpoint
+    with pytest.raises(ValueError, match=r"pretrain_verifier: resume \(--resume\) but no checkpoint-\* in .*v\.ckpt"):
+        vp.pretrain_verifier(_config(tmp_path, "v"), resume=True)
+
+
 def test_a_run_saves_a_reward_base_with_its_curve_and_resumes_exactly(tmp_path, capsys):
     from transformers import TrainerCallback
 
@@ -431,7 +441,8 @@ def test_the_command_refuses_its_folders_before_it_reads_anything(tmp_path, monk
     monkeypatch.setattr(tiny_models, "load_tiny_base", lambda *a, **kw: pytest.fail("a model was loaded first"))
     for args, said in ((["--out", str(tmp_path / "a-file")], "pretrain_verifier: out"),
                        (["--out", str(tmp_path / "v"), "--checkpoint-dir", str(tmp_path / "v" / "ckpt")],
-                        "is out, in it or holds it")):
+                        "is out, in it or holds it"),
+                       (["--out", str(tmp_path / "v"), "--resume"], "resume (--resume) but no checkpoint-* in")):
         with pytest.raises(SystemExit) as done:
             vp.main(args)
         message = capsys.readouterr().err.rsplit("error: ", 1)[-1]

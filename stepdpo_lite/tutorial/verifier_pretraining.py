@@ -318,18 +318,22 @@ def earlier_stages(init: str | os.PathLike) -> list[dict]:
     return [*log.get("earlier_stages", []), {k: v for k, v in log.items() if k != "earlier_stages"}]
 
 
-def _check_folders(c: VerifierPretrainingConfig, force: bool) -> Path:
+def _check_folders(c: VerifierPretrainingConfig, force: bool, resume: bool = False) -> Path:
     """``c.out`` and the checkpoints' folder (returned), checked before any data or model: the save replaces out as a
     whole (its model card kept) and the checkpoints are deleted once it is saved; --out data or --checkpoint-dir data
     deleted every file there after the run, and a checkpoint_dir that is out, in it or holds it, the model just
-    saved. The command checks them before it reads anything too (a file at --out was a traceback)."""
+    saved. ``resume`` needs a checkpoint there (it was looked for once the rows were made, minutes later). The
+    command checks them before it reads anything too (a file at --out was a traceback)."""
     tiny_models.refuse_shipped_out(c.out, force, where="pretrain_verifier: out")
     out = check_replaceable(c.out, keep=("README.md",), owned=("training_log.json",), where="pretrain_verifier: out")
     checkpoints = check_replaceable(c.checkpoint_dir or f"{str(c.out).rstrip('/')}.checkpoints",
                                     owned=("checkpoint-*",), where="pretrain_verifier: checkpoint_dir")
     if checkpoints == out or out in checkpoints.parents or checkpoints in out.parents:
-        raise ValueError(f"pretrain_verifier: checkpoint_dir {checkpoints} is out, in it or holds it: the checkpoints "
-                         "are deleted once the model is saved; choose a folder beside out")
+        raise ValueError(f"pretrain_verifier: checkpoint_dir (--checkpoint-dir) {checkpoints} is out, in it or holds "
+                         "it: the checkpoints are deleted once the model is saved; choose a folder beside out")
+    if resume and not any(checkpoints.glob("checkpoint-*")):
+        raise ValueError(f"pretrain_verifier: resume (--resume) but no checkpoint-* in {checkpoints}: give the "
+                         "checkpoint_dir (--checkpoint-dir) of the run to continue, or start anew without resume")
     return checkpoints
 
 
@@ -340,7 +344,7 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
     the last checkpoint in ``checkpoint_dir``; ``callbacks``: more ``transformers.TrainerCallback`` objects;
     ``force``: let ``out`` be the shipped data/tiny-verifier (the config's default), refused otherwise."""
     c = config
-    checkpoints = _check_folders(c, force)
+    checkpoints = _check_folders(c, force, resume)
     started = time.time()
     set_seed(c.seed)
     device = resolve_device(c.device)
@@ -398,9 +402,7 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
         processing_class=tok, yes_id=process.yes_id, no_id=process.no_id, lm_weight=c.lm_weight,
         callbacks=[Validate(), *callbacks])
     if resume:  # the curve so far was kept in the checkpoint's log history
-        last = max(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]), default=None)
-        if last is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {checkpoints}")
+        last = max(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))  # one: checked above
         history = json.loads((last / "trainer_state.json").read_text())["log_history"]
         curve += [h["validation"] for h in history if "validation" in h]
     trainer.train(resume_from_checkpoint=resume or None)
@@ -441,7 +443,7 @@ def main(argv=None) -> None:
     if not evaluate_only:
         try:
             tiny_models.refuse_shipped_out(c.out, force)  # in the command's words: --out, --force
-            _check_folders(c, force)
+            _check_folders(c, force, resume)
         except ValueError as err:
             parser.error(str(err))
     if evaluate_only:
