@@ -83,7 +83,8 @@ def n_best_of_n_problems(n_test: int, requested: int | None = None) -> int:
     """How many of the ``n_test`` held-out problems notebook 06's best-of-N runs on (the first ones): ``requested``
     (at most ``n_test``), else a fifth of them, at least one. Sampling N candidates per problem costs N greedy
     answers, so at N = 16 a fifth of the problems already samples three times as many solutions as the greedy
-    accuracy of all of them. Notebook 07 takes the same fifth (``search.n_test_time_problems``)."""
+    accuracy of all of them. Notebook 07 takes the same fifth where its profile sets no ``n_test_time_problems``
+    (the tiny profile sets 50: ``search.n_test_time_problems``)."""
     positive_int(n_test, "n_test", "n_best_of_n_problems")
     positive_int(requested, "requested", "n_best_of_n_problems", none_ok=True)
     return min(requested or max(1, n_test // 5), n_test)

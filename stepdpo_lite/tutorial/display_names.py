@@ -13,7 +13,7 @@ import re
 
 # What each policy of notebooks 04 and 06 is called in every figure and printed line (``method_name`` reads this dict):
 # all but the base are trained with the NLL term of the chosen solutions, and the names say so. Here, torch- and
-# matplotlib-free, so that viz, bestofn, search and onpolicy all print the same words.
+# matplotlib-free, so that viz, bestofn, search and onpolicy_report all print the same words.
 POLICY_NAMES = {"base": "base", "dpo": "DPO + NLL", "stepwise_dpo": "Stepwise DPO + NLL", "nll_only": "NLL only (RFT)",
                 "step_dpo": "Step-DPO + NLL"}  # the last: notebook 04's run on notebook 01's Step-DPO pairs
 # What a method's code key is called in a figure's key and a printed table (``method_name``), in the words the

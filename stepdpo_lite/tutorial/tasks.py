@@ -10,8 +10,8 @@ Neighbours: ``task_problems`` (what every problem offers: ``prompt``, a grader, 
 ``policy_eval`` (sampling and grading a policy on the problems), ``paired_stats`` (intervals of a difference between
 two policies), ``display_names`` (what each method and policy is called). Sampling, grading, best-of-N (``bestofn``)
 and policy evaluation all go through these; nothing dispatches on problem types, and a model only ever receives
-``problem.prompt`` strings (``generation.sample_solutions`` raises on an item that is not a ``str`` and has no
-``str`` prompt: no object's repr is ever turned into a prompt).
+``problem.prompt`` strings (``generation.sample_solutions`` raises on any item that is not a ``str``, a problem
+too: ``policy_eval.sample_solutions`` passes it ``prompts_of``; no object's repr is ever turned into a prompt).
 """
 
 from __future__ import annotations
