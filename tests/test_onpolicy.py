@@ -1860,9 +1860,28 @@ def test_prepare_rounds_loads_the_prm_and_a_policy_per_method_and_builds_the_rou
             "and round (the train split holds 10 problems: every round takes them all)") in out
     assert "generation per round" not in out  # the tiny profile has no sampling speed: seconds, not hours
     monkeypatch.setattr(onpolicy, "start_policy", lambda profile, seed: ("<policy>", "<tok>"))
-    onpolicy.prepare_rounds(profiles.get_profile("t4-16gb"), tmp_path, "<task>", ["p"] * 5,
-                            **{**kw, "protocol": onpolicy.protocol("first_error")})
+    gpu = onpolicy.prepare_rounds(profiles.get_profile("t4-16gb"), tmp_path, "<task>", ["p"] * 5,
+                                  **{**kw, "protocol": onpolicy.protocol("first_error")})
     assert "generation per round <= " in capsys.readouterr().out  # a GPU profile: hours, said before they start
+    assert (setup.quantized, gpu.quantized) == (False, True)  # the 4-bit policies are measured again at round 0
+
+
+def test_a_rounds_setup_runs_at_the_sizes_it_printed(monkeypatch):
+    """Notebook 04's rounds cell passed the setup's eleven fields one by one to rounds_start_figures and run_rounds;
+    the setup passes them itself, and only what the cell chooses (where to save, what to print) is given."""
+    setup = onpolicy.RoundsSetup("<prm>", {"dpo": "<d>", "stepwise_dpo": "<s>"}, "<tok>", [1, 2], "<rs>", "<ts>",
+                                 eval_problems=["e"], rounds=3, problems_per_round=7, n_sampled=4, seed=5,
+                                 quantized=True)
+    seen = {}
+    monkeypatch.setattr(onpolicy, "rounds_start_figures", lambda *a, **kw: seen.update(start=(a, kw)) or "<row 0>")
+    monkeypatch.setattr(onpolicy, "run_rounds", lambda *a, **kw: seen.update(run=(a, kw)) or ([], {}))
+    assert setup.start_figures({"accuracy": 0.5}) == "<row 0>"
+    assert seen["start"] == (({"accuracy": 0.5}, "<d>", "<tok>", ["e"], "<rs>"),
+                             {"rounds": 3, "quantized": True, "n_sampled": 4, "seed": 5})
+    assert setup.run(output_dir="o", save_dir="s") == ([], {})
+    assert seen["run"] == ((setup.policies, "<tok>", "<prm>", [1, 2], ["e"], "<rs>", "<ts>"),
+                           {"rounds": 3, "problems_per_round": 7, "seed": 5, "n_sampled": 4, "output_dir": "o",
+                            "save_dir": "s"})
 
 
 def test_policy_metrics_give_each_method_the_figures_of_the_policy_it_saved_last():

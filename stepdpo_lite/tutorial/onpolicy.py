@@ -169,7 +169,7 @@ class TrainSettings:
 
     def check_policy(self, model) -> None:
         """What the Stepwise DPO variants need of its policy, checked before a round samples and trains the others:
-        ``step_rejected="fresh"`` or ``"expected"`` a frozen reference copy (a fully fine-tuned policy),
+        ``step_rejected="fresh"``, ``"expected"`` or ``"top"`` a frozen reference copy (a fully fine-tuned policy),
         ``step_gradient="output_layer"`` a trainable output layer."""
         if self.step_rejected != "round" and (is_peft_model(model) or self.args.get("precompute_ref_log_probs")):
             raise ValueError(f"step_rejected={self.step_rejected!r} needs a fully fine-tuned policy (its reference "
@@ -527,7 +527,7 @@ def round_generation_seconds(rs: RoundSettings, n_problems: int, n_eval: int, *,
 @dataclass
 class RoundsSetup:
     """What notebook 04's rounds cells start from (``prepare_rounds``): the sizes it printed are the ones its later
-    cells pass on (``rounds_start_figures``, ``run_rounds``), given once."""
+    cells run (``start_figures``, ``run``), given once."""
 
     prm: object  # notebook 02's ProcessRewardModel, which labels every round's steps (round_settings.threshold)
     policies: dict  # method -> its own fresh copy of the start policy
@@ -540,6 +540,22 @@ class RoundsSetup:
     problems_per_round: int
     n_sampled: int  # sampled solutions per evaluation problem
     seed: int
+    quantized: bool = False  # the policies are 4-bit (a QLoRA profile): the rounds measure them so
+
+    def start_figures(self, base: dict) -> dict:
+        """The round-0 row (``rounds_start_figures``): ``base``, the one-round evaluation's figures of the start
+        policy, or on a quantized profile the start policy measured again as the rounds measure it."""
+        return rounds_start_figures(base, next(iter(self.policies.values())), self.tokenizer, self.eval_problems,
+                                    self.round_settings, rounds=self.rounds, quantized=self.quantized,
+                                    n_sampled=self.n_sampled, seed=self.seed)
+
+    def run(self, **kwargs) -> tuple[list, dict]:
+        """``run_rounds`` on these policies (trained in place), problems, settings and sizes; ``kwargs``: its other
+        keywords (``output_dir``, ``on_round``, ``save_dir``, ``save_key``, ...)."""
+        return run_rounds(self.policies, self.tokenizer, self.prm, self.train_problems, self.eval_problems,
+                          self.round_settings, self.train_settings, rounds=self.rounds,
+                          problems_per_round=self.problems_per_round, seed=self.seed, n_sampled=self.n_sampled,
+                          **kwargs)
 
 
 def prepare_rounds(profile, run_dir, task, eval_problems, *, protocol: Mapping, training_args: Mapping, beta: float,
@@ -553,7 +569,7 @@ def prepare_rounds(profile, run_dir, task, eval_problems, *, protocol: Mapping, 
     and round with a log line per step. Prints (``out``) the protocol, the threshold, the rounds' sizes and, on a GPU
     profile, an upper bound on their generation time (``round_generation_seconds``), for ``rounds`` rounds that
     each evaluate ``eval_problems``; these, ``problems_per_round``, ``n_sampled`` and ``seed`` are kept on the
-    ``RoundsSetup`` for the cells that run the rounds."""
+    ``RoundsSetup`` for the cells that run the rounds (``RoundsSetup.start_figures``, ``RoundsSetup.run``)."""
     metrics = runs.read_metrics(run_dir)
     prm = ProcessRewardModel.load(runs.require(Path(run_dir) / "prm", "02_process_reward_model"),
                                   device=profile.device)  # beside the policies: the tiny profile's on a CPU
@@ -580,7 +596,8 @@ def prepare_rounds(profile, run_dir, task, eval_problems, *, protocol: Mapping, 
         out(f"generation per round {budget.at_most(seconds)}, {rounds} rounds {budget.at_most(rounds * seconds)} "
             "(an upper bound: every row at max_new_tokens)")
     return RoundsSetup(prm, policies, tokenizer, train_problems, rs, ts, eval_problems=eval_problems,
-                       rounds=rounds, problems_per_round=problems_per_round, n_sampled=n_sampled, seed=seed)
+                       rounds=rounds, problems_per_round=problems_per_round, n_sampled=n_sampled, seed=seed,
+                       quantized=profile.quantization is not None)
 
 
 def sample_round(policies: Mapping[str, object], tokenizer, prm, problems, rs: RoundSettings, *, seed: int = 0,
