@@ -15,13 +15,14 @@ solution up to a step's last result digit, as in ``slip_geometry.py``), with Ada
   the state yields an on-policy pair, so that its size matches the fresh arm's. It is not an on-policy draw, so the
   identity of ``pair_expectation.py`` does not make it the NLL's direction.
 
-``h = (log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))`` with the start policy as the reference. Every
-``--every`` steps, on held-out states from the validation problems, it prints the following:
+``h = (log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))`` with the start policy as the reference. At the start,
+every ``--every`` steps and after the last, it prints the following:
 
-- how often the right digit is the most likely one, and the mean probability of ``c``, ``c − 1`` and ``c + 1``;
+- on held-out states from the validation problems, how often the right digit is the most likely one, and the mean
+  probability of ``c``, ``c − 1`` and ``c + 1``;
 - on the training states, the cosine between the NLL gradient at the current policy and two pair gradients: that of
   the start's pairs, and that of a fresh draw from the current policy;
-- the mean probability the current policy still gives the start's rejected tokens.
+- on the training states, the mean probability the current policy still gives the start's rejected tokens.
 
     python scripts/stale_pairs.py               # about 8.5 min on 2 CPU cores
 

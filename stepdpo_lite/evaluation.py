@@ -220,12 +220,12 @@ def best_of_n_accuracy(correct: Sequence[Sequence[bool]], scores: Sequence[Seque
                        subsets: str = "random", per_problem: bool = False) -> dict[int, float | list[float]]:
     """Accuracy when the highest-scored of N candidates is kept, for each N in ``ns``.
 
-    ``correct[i][j]``: whether candidate j of problem i is right; ``scores`` the same shape, or None for a
-    random pick (the baseline). ``subsets="random"`` draws N of the candidates ``n_resamples`` times
-    (ties go to the earlier draw, i.e. at random); ``"first"`` takes the first N once, and of tied top scores
-    keeps the earliest candidate (equal scores keep candidate 0, right or not). ``per_problem=True``:
-    each problem's share of right picks instead of the mean, for paired comparisons of two methods. ``seed``, an
-    int >= 0, fixes the draws: every call with the same arguments draws the same subsets."""
+    ``correct[i][j]``: whether candidate j of problem i is right; ``scores`` the same shape, or None for a random pick
+    (the baseline). ``subsets="random"`` draws N of the candidates ``n_resamples`` times (ties go to the earlier draw,
+    i.e. at random); ``"first"`` takes the first N once (``scores=None``: a random pick in them, drawn ``n_resamples``
+    times); of tied top scores it keeps the earliest candidate (candidate 0, right or not). ``per_problem=True``: each
+    problem's share of right picks instead of the mean, for paired comparisons of two methods. ``seed``, an int >= 0,
+    fixes the draws: every call with the same arguments draws the same subsets."""
     if scores is not None:
         check_same_shape(scores, correct, "best_of_n_accuracy(correct, scores)", "scores", "problem", "candidate")
         for i, s in enumerate(scores):  # True here is most likely a swap: the order is named in the message

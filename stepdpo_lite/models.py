@@ -207,7 +207,7 @@ def write_portable_adapter_config(folder: str | os.PathLike, model=None) -> None
         relative = os.path.relpath(base, folder.resolve())  # a base inside the folder gets "./": "base" is a Hub id
         config["base_model_name_or_path"] = relative if relative.startswith(".") else os.path.join(".", relative)
         record["trained_with"], record["base_fingerprint"] = base, base_fingerprint(base)  # load_model checks it
-    if model is not None:  # a second call without it (onpolicy.save_policies) keeps what the first recorded
+    if model is not None:  # without it (GenerativeVerifier.save), what an earlier call recorded stays
         record["quantization"] = "4bit" if getattr(model, "is_loaded_in_4bit", False) else None
     if record:
         write_json_atomic(folder / BASE_RECORD, record)

@@ -59,7 +59,7 @@ def tokenize_rows(verifier: GenerativeVerifier, rows: Sequence[dict], where: str
     """Rows -> ``{"input_ids", "tag_positions", "tag_labels"}`` with the verifier's own encoding (so the model is
     trained on exactly the tokens it will score). Rows longer than ``max_length`` raise, all in one error naming them
     (by ``wheres[i]``, e.g. a file's line, else by index), or are left out with a warning (``drop_too_long``); labels
-    not 0/1 or not one per completion raise. The rest is checked by ``data.validate_stepwise`` / ``validate_outcome``,
+    not bools or not one per completion raise. The rest is checked by ``data.validate_stepwise`` / ``validate_outcome``,
     which the trainers call first (verifier pretraining tokenizes a million rows and skips that)."""
     process, names = isinstance(verifier, ProcessRewardModel), list(wheres or (f"row {i}" for i in range(len(rows))))
     if len(names) != len(rows):  # the rows past the names: an IndexError, or left out by drop_too_long's zip

@@ -408,8 +408,8 @@ class GenerativeVerifier(TextRewards):
     def save(self, path: str | os.PathLike) -> Path:
         """Written to a temporary folder that then replaces the folder ``path`` as a whole (``save_atomic``): a
         failed save leaves the previous copy whole, and no file of an earlier model (its adapter, its config) stays
-        beside the new one. Only a Trainer's ``checkpoint-*`` and ``runs`` folders are kept: the reward trainers
-        save the model into their output_dir. A folder that holds other files but no saved reward model (no
+        beside the new one. Only a Trainer's own outputs are kept (``atomic.TRAINER_OUTPUTS``: ``checkpoint-*``,
+        ``runs``, ``README.md``, ...): the reward trainers save into their output_dir. A folder with other files (no
         ``*_reward_config.json``) is refused; one that holds a saved model is replaced whole, other files in it too."""
         def write(tmp):
             tmp = Path(tmp)  # beside path, so the adapter's relative base path is the same

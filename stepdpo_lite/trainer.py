@@ -98,7 +98,7 @@ class StepwiseDPOConfig(DPOConfig):
     (benchmarks). On a CPU it trains in float32 without further arguments: an unset ``bf16`` (TRL turns it on, and with
     ``use_cpu=True`` transformers then trains under bfloat16 autocast) stays off unless a bf16-capable GPU trains.
     The outcome loss is TRL's sigmoid loss alone (``loss_type`` and its kin keep their defaults). Under ``max_length``
-    a prompt that fills it is an error (TRL drops the row), and steps it cuts leave the step loss, with a warning."""
+    a prompt filling it under ``keep_start`` is an error (TRL drops the row); cut steps leave the step loss, warned."""
 
     step_beta: float = field(default=0.1, metadata={"help": "β of the step loss (scale of the step log-ratios ρ_k)."})
     outcome_beta: float | None = field(default=None, metadata={
