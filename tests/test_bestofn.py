@@ -277,7 +277,7 @@ def test_paired_differences_by_n_and_their_table():
 
 def test_the_printed_tables_name_the_methods_as_the_plots_beside_them():
     """A learner's read of notebooks 06 and 07: the tables named their rows `prm_min`, `beam_prm` beside legends and
-    panels that say "PRM, min", "beam search, PRM" (viz.METHOD_NAMES); metrics.json keeps the keys."""
+    panels that say "PRM, min", "beam search, PRM" (display_names.METHOD_NAMES); metrics.json keeps the keys."""
     from stepdpo_lite.tutorial import display_names
     table = {"1": {"prm_min": 0.25, "combined": 0.25, "majority": 0.25, "random": 0.25},
              "4": {"prm_min": 0.5, "combined": 0.75, "majority": 0.5, "random": 0.25}}
@@ -609,7 +609,7 @@ def test_greedy_policy_accuracies_reuse_notebook_04s_figures_and_measure_the_res
     assert acc == {"base": 0.0, "dpo": 0.75, "stepwise_dpo": 1.0} and list(acc) == ["base", "dpo", "stepwise_dpo"]
     assert loaded == ["sw/"]  # dpo's figure was reused: it is not loaded
     # each policy by the name notebook 04's rounds and the text give it (display_names.POLICY_NAMES), not its metrics
-    # key, by default: notebook 06 passed viz.POLICY_NAMES each time, and a caller who did not got the keys
+    # key, by default: notebook 06 passed the old viz.POLICY_NAMES each time, and a caller who did not got the keys
     assert lines == ["base                 greedy accuracy 0.0% on 2 test problems",
                      "DPO + NLL            greedy accuracy 75.0% on 2 test problems (from 04)",
                      "Stepwise DPO + NLL   greedy accuracy 100.0% on 2 test problems"]

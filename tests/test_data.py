@@ -1153,7 +1153,7 @@ def test_chat_messages_missing_fields_and_label_types_say_what_to_do():
         data.validate_outcome([{**OUT, "label": "+"}])
 
 
-def test_formats_md_quotes_the_signatures_and_runs_its_python_blocks_as_written():
+def test_formats_md_quotes_the_signatures_and_keeps_the_mc_sketch_out_of_python_blocks():
     """A docs trial: `load_gsm8k_problems(path, skip_invalid=False)` (the code's is keyword-only) and a Monte-Carlo
     sketch in a python fence that failed as written (NameError: mc_step_labels)."""
     import inspect

@@ -51,9 +51,9 @@ def test_notebook_01_points_at_the_lucky_right_answers_where_they_are():
 
 
 def test_notebook_02_quotes_the_parameter_counts_peft_gives_and_its_cell_prints():
-    """The cell counted with diagnostics.parameter_counts, PyTorch's numel, which sees a packed 4-bit matrix at half
-    its weights: "81,920 trainable parameters of 522,624 stored" for a 0.87 M-parameter base, and a paragraph
-    explaining the number away. PEFT's get_nb_trainable_parameters counts each 4-bit weight once."""
+    """The cell counted with the since-removed diagnostics.parameter_counts (PyTorch's numel), which sees a packed
+    4-bit matrix at half its weights: "81,920 trainable parameters of 522,624 stored" for a 0.87 M-parameter base,
+    and a paragraph explaining the number away. PEFT's get_nb_trainable_parameters counts each 4-bit weight once."""
     from stepdpo_lite.models import load_model
     from stepdpo_lite.tutorial.profiles import get_profile
 

@@ -117,8 +117,8 @@ def test_finite_scores_refuse_a_str_or_a_number_in_place_of_a_list(scores, got):
 def test_first_error_processbench_protocol_by_hand():
     s, e = HAND["scores"], HAND["first_errors"]
     assert [predict_first_error(x, 0.5) for x in s] == [1, -1, 0, 1]
-    # a PRM's log-odds rewards as they come (an array), against a log-odds threshold: rewards.first_predicted_error
-    # read its threshold as a probability, and the same 0.3 gave another first error here
+    # a PRM's log-odds rewards as they come (an array), against a log-odds threshold: the removed
+    # rewards.first_predicted_error read its threshold as a probability, and the same 0.3 gave another first error here
     assert predict_first_error(np.array([0.6, 0.2]), 0.3) == 1 and predict_first_error([2.0, -3.0, 1.0], 0.0) == 1
     report = first_error_report(s, e, 0.5)
     assert report["error_accuracy"] == 0.5 and report["correct_accuracy"] == 0.5 and report["f1"] == 0.5

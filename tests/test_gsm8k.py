@@ -178,7 +178,7 @@ def test_mc_verdicts_grades_with_the_kits_grader_naming_the_problem_and_solution
                           progress=False)
 
 
-def test_mc_verdicts_warns_before_any_rollout_when_most_samples_are_one_step():
+def test_mc_verdicts_warns_before_any_rollout_when_most_samples_are_one_step(monkeypatch):
     """Qwen2.5-Instruct may write "### Step 1:" or "**Step 1:**" where INSTRUCTION asks for paragraphs opening
     "Step k:": every such sample was one step at "\\n\\nStep", and its Monte-Carlo labels, the PRM and Stepwise DPO
     worked per solution, without a word (T14). The splitter is unchanged: the kit says so, with the share and an
@@ -193,6 +193,14 @@ def test_mc_verdicts_warns_before_any_rollout_when_most_samples_are_one_step():
     message = str(seen[0].message)
     assert "under 50%" in message and repr(heading[:80]) in message and "rewrite the samples' step openings" in message
     assert [len(v.step_labels) for v in out[0]] == [1, 1, 2, 0]  # the labels as before
+    warned_before = []  # a wrong answer is rolled out: the warning has come by then
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        monkeypatch.setattr(gsm8k.labelling, "mc_step_labels",
+                            lambda *a, **k: warned_before.append(len(caught)) or {"labels": [[True, False]]})
+        gsm8k.mc_verdicts(None, None, problems, [[heading, bold, asked.replace("Answer: 5", "Answer: 6")]],
+                          progress=False)
+    assert warned_before == [1]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # at or over half: quiet (the smoke profile's toy base splits 72-91%)
         assert gsm8k.warn_of_one_step_samples([asked, heading]) == 0.5

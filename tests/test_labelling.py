@@ -12,7 +12,7 @@ from typing import Callable
 import pytest
 
 from stepdpo_lite.steps import extract_steps
-from stepdpo_lite.tutorial import gsm8k, public_datasets, toyworld
+from stepdpo_lite.tutorial import gsm8k, labelling, public_datasets, toyworld
 from stepdpo_lite.tutorial.labelling import (DATASET_KINDS, data_metrics, datasets_by_split, drawn_pairs,
                                              format_label_agreement, format_verdict_summary, label_agreement,
                                              mc_comparison_problems, mc_label_agreement, outcome_rows,
@@ -373,7 +373,7 @@ def test_builders_label_any_problem_by_its_own_verdict_and_still_refuse_one_with
         problem_mc_step_labels(tiny_model, tiny_tokenizer, [question], [["Answer: 4"]], **mc)
 
 
-def test_step_dpo_pairs_take_a_gold_solution_of_none_as_no_gold():
+def test_step_dpo_pairs_take_a_gold_solution_of_none_as_no_gold(caplog):
     """A user's problem class that declares gold_solution and leaves it None failed inside step_spans ("text must be a
     str, got NoneType"), naming neither the problem nor the field: None is no gold, its pairs left out and counted."""
     import types
@@ -381,7 +381,9 @@ def test_step_dpo_pairs_take_a_gold_solution_of_none_as_no_gold():
     steps = ["12 - 5 = 7", "\n7 + 6 = 12", "\nThe answer is 12"]
     verdicts = [[Verdict([True, False, False], 1, False, steps=steps)]]
     problems = [types.SimpleNamespace(prompt="Compute 12 - 5 + 6.\n", gold_solution=None)]
-    assert len(step_dpo_pairs(problems, [["".join(steps)]], verdicts=verdicts, delimiter="\n")) == 0
+    with caplog.at_level(logging.WARNING):
+        assert len(step_dpo_pairs(problems, [["".join(steps)]], verdicts=verdicts, delimiter="\n")) == 0
+    assert "step_dpo_pairs: built 0 pairs; left out: 1 wrong step with no right step to pair" in caplog.text
 
 
 def test_a_flat_list_of_solution_texts_is_named_as_that_whatever_its_length():
@@ -420,7 +422,8 @@ def test_a_broken_verdict_made_in_a_tasks_verdict_names_the_problem_and_solution
             build([Buggy(problem)], [[slip]])
 
 
-def test_every_builder_with_a_delimiter_checks_it_against_the_verdicts_own_steps(tiny_model, tiny_tokenizer):
+def test_every_builder_with_a_delimiter_checks_it_against_the_verdicts_own_steps(tiny_model, tiny_tokenizer,
+                                                                                 monkeypatch):
     """A user's trial: verdicts whose steps were split at "\\n", with preference_pairs left at "\\n\\nStep", were
     refused at an output row ("preference: record 0: ... split at '\\n\\n' it has 2 steps: is that its
     delimiter?", a guess that fitted by accident). Each builder that takes delimiter= checks it up front, naming the
@@ -441,6 +444,7 @@ def test_every_builder_with_a_delimiter_checks_it_against_the_verdicts_own_steps
             build(problems, solutions, verdicts=verdicts)
         assert str(refused.value) == f"{build.__name__}: {said}"
     toy = toyworld.make_problems(1, seed=0)[0]  # the checker's own verdicts, split at the default, before the rollouts
+    monkeypatch.setattr(labelling, "mc_step_labels", lambda *a, **k: pytest.fail("rolled out before the check"))
     with pytest.raises(ValueError, match=r"problem_mc_step_labels: problem 0, solution 0: its verdict has \d+ steps "
                                          r"but the delimiter '\\n' splits the text into \d+ steps: pass "
                                          r"delimiter= the one your verdicts' steps were split by \(its steps 2..\d+ "

@@ -112,6 +112,7 @@ def test_tiny_run_backs_what_the_notebooks_say(run):
     # both preference methods push the wrong steps of rejected solutions down further than the right ones
     assert all(gap > 0 for gap in vis["chosen_minus_rejected_by_step"])
     assert vis["chosen_ranked_above_rejected"] >= 0.75 and vis["explorer_first_error_hits"] >= 0.75
+    assert set(vis["implicit_step_reward"]) == {"DPO", "Stepwise DPO"}  # the loop below checks both
     for name, r in vis["implicit_step_reward"].items():
         assert None not in (r["rejected_wrong"], r["rejected_right"]), name  # both kinds of step among the pairs
         assert r["rejected_wrong"] < r["rejected_right"], name
@@ -138,6 +139,7 @@ def test_tiny_run_backs_what_the_notebooks_say(run):
     # steering is no worse than picking with the same PRM, and the ORM picks no worse than majority vote
     assert budget["beam_prm"] >= budget["best_of_n_prm"] and budget["best_of_n_orm"] >= budget["majority"]
     assert set(m["test_time_differences"][str(max(int(b) for b in m["test_time"] if b.isdigit()))]) >= {"beam_prm"}
+    assert set(m["test_time"]["pruning"]) == {str(b) for b in SMALL["TEST_TIME_BUDGETS"]}
     for b, report in m["test_time"]["pruning"].items():  # the checker's view of the pruning, each budget
         assert report["kept"] > 0 and report["rounds"] >= report["no_right_step"] + report["right_step_pruned"], b
 

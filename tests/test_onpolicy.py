@@ -661,6 +661,9 @@ def test_output_layer_step_loss_counts_a_pair_whose_rejected_critical_step_alone
         batch["step_complete"][len(rows), batch["first_diff_step"][0]] = False  # pair 0's rejected step: truncated
         with torch.no_grad():
             losses[cls] = trainer.compute_loss(trainer.model, batch).item()
+            # pair 1 alone: the mean without pair 0, so the batch's loss differs from it only where pair 0 counts
+            alone = trainer.compute_loss(trainer.model, trainer.data_collator([trainer.train_dataset[1]])).item()
+        assert losses[cls] != pytest.approx(alone, abs=1e-6), cls.__name__
     assert losses[OutputLayerStepDPOTrainer] == pytest.approx(losses[StepwiseDPOTrainer], abs=1e-6)
 
 def _moved_off_the_reference(model) -> None:
@@ -1809,7 +1812,8 @@ def test_a_policy_has_one_name_in_notebook_04_and_06():
 
 def test_the_one_round_sampled_accuracies_under_notebook_06s_plot_are_in_percent_by_the_policies_names():
     """They were format_metrics_table's fractions ("0.4233") by metrics keys, under a plot in percent and by name;
-    then bestofn's, where notebook 06 passed it viz.POLICY_NAMES: notebook 04's one-round runs, beside format_round."""
+    then bestofn's, where notebook 06 passed it the old viz.POLICY_NAMES: notebook 04's one-round runs, beside
+    format_round."""
     metrics = {"policy": {"one_round_gold_labels": {"dpo": {"accuracy": 0.727, "sampled_accuracy": 0.4},
                                                     "nll_only": {"sampled_accuracy": 0.42333}}}}
     assert onpolicy_report.format_one_round_sampled(metrics).splitlines() == [

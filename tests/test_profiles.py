@@ -160,6 +160,7 @@ def test_a_gpu_profile_on_a_machine_without_cuda_is_refused_naming_the_smoke_dry
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(profiles.gsm8k, "load_hub_split", lambda *a, **k: pytest.fail("downloaded before the check"))
     with pytest.raises(ValueError, match=rf"^profile '{name}' needs a CUDA GPU .* this machine has none .*CPU dry run"
                                          r".*'smoke' profile \(stepdpo-lite --profile smoke\)"):
         profiles.prepare_profile(name)  # first: before any download

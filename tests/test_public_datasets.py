@@ -44,14 +44,16 @@ def test_math_shepherd_reads_a_lowercase_step_mark_as_the_end_of_the_question():
     "A recipe says step 1: mix 2 cups, then 3 more. How many cups?",  # the prompt was 'A recipe says'
     "Step 1: of the plan costs $4 and step 2 costs $5. What is the total?",
 ])
-def test_math_shepherd_refuses_a_question_that_holds_a_step_mark(question):
+def test_math_shepherd_refuses_a_question_that_holds_a_step_mark(question, caplog):
     """The first "[Ss]tep 1:" was taken as the end of the question: the question was cut short and its end given to
     step 1, with step 1's label, silently."""
     row = _shepherd(question, ["Step 1: 2 + 3 = <<2+3=5>>5", "Step 2: The answer is: 5"], "+-")
     with pytest.raises(ValueError, match=r"math_shepherd: record 0: field 'input': has 2 step marks .* cannot tell "
                                          r"which one ends the question"):
         public_datasets.load_math_shepherd([row])
-    assert len(public_datasets.load_math_shepherd([row], skip_invalid=True)) == 0  # skipped and counted
+    with caplog.at_level(logging.WARNING):
+        assert len(public_datasets.load_math_shepherd([row], skip_invalid=True)) == 0  # skipped and counted
+    assert "math_shepherd: skipped 1 invalid records" in caplog.text
 
 
 def test_math_shepherd_step_mark_is_a_word():

@@ -1,4 +1,6 @@
 """reward_reports: metrics.json's prm and orm records, the held-out reports they are made from, their statistics."""
+import gc
+
 import numpy as np
 import pytest
 
@@ -195,6 +197,8 @@ def test_prm_metrics_refuse_figures_another_prm_scored():
                                          r"report = reward_reports.prm_report\(prm, val, test\)"):
         reward_reports.prm_metrics(report, prm=second, **kw)
     del first  # the first PRM gone: its report no longer names a PRM, nor this one
+    gc.collect()
+    assert report["scored_by"]() is None
     with pytest.raises(ValueError, match="another PRM than prm"):
         reward_reports.prm_metrics(report, prm=second, **kw)
     with pytest.raises(ValueError, match="report does not say which PRM scored it"):  # a plain process_reward_report

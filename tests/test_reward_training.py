@@ -785,8 +785,8 @@ def test_text_the_tokenizer_cannot_read_is_named_by_file_and_line_after_rows_are
 def test_the_training_warnings_point_at_the_users_call_and_the_model_records_its_prompts(tiny_dir, tmp_path):
     """The data warnings pointed at the kit's lines (no stacklevel; the unread-text one counted from scoring), not at
     the user's train_process_reward_model(...). The trained model records that it read prompts: scoring one with an
-    empty prompt then warns (rewards.warn_of_untrained_layout). An earlier run's checkpoint-5 in the output_dir
-    was warned of at reward_training's own line (atomic.check_checkpoints counted its frames by hand)."""
+    empty prompt then warns (GenerativeVerifier.warn_of_untrained_layout). An earlier run's checkpoint-5 in the
+    output_dir was warned of at reward_training's own line (atomic.check_checkpoints counted its frames by hand)."""
     run_on = {"prompt": "What is 7 * 6 - 4?", "completions": ["7 * 6 = 42.", "42 - 4 = 38."], "labels": [True, True]}
     (tmp_path / "x" / "checkpoint-5").mkdir(parents=True)
     with warnings.catch_warnings(record=True) as caught, pytest.raises(OSError):
@@ -802,6 +802,8 @@ def test_the_training_warnings_point_at_the_users_call_and_the_model_records_its
     said = [w for w in caught if "unknown token" in str(w.message)]
     assert len(said) == 1 and said[0].filename == __file__, [(w.filename, w.message) for w in caught]
     assert prm.config.trained_with_prompts and ProcessRewardModel.load(tmp_path / "prm").config.trained_with_prompts
+    with pytest.warns(UserWarning, match=r"1 of 1 prompts are empty \(solution 0 first"):
+        prm.score_solutions([""], [toy_rows(1)[0]["completions"]])
 
 
 def test_a_row_of_exactly_max_length_tokens_is_kept_with_or_without_drop_too_long(tiny_model, tiny_tokenizer):

@@ -653,7 +653,8 @@ def test_compare_at_budgets_and_figures(tmp_path):
     assert table["4"]["tokens"]["best_of_n_prm"] == table["4"]["token_budget"] == 4 * 140 / 8
     assert table["4"]["tokens"]["beam_prm"] == 50 and table["2"]["token_budget"] == 2 * 140 / 8
     text = search_report.format_comparison(table)
-    # each row by the name the plot's legend gives it (viz.METHOD_NAMES), not its metrics key: "beam search, PRM"
+    # each row by the name the plot's legend gives it (display_names.METHOD_NAMES), not its metrics key:
+    # "beam search, PRM"
     assert "beam_prm" not in text and [line[:17].rstrip() for line in text.splitlines()] == [
         "method", "majority vote", "best-of-N, ORM", "best-of-N, PRM", "beam search, PRM", "(token budget)"], text
     assert len({len(line) for line in text.splitlines()}) == 1, text  # the longest name keeps the columns in line
@@ -874,6 +875,8 @@ def test_a_prefix_is_scored_as_best_of_n_scores_a_candidate():
                                          "must be a finite number"):
         search.beam_search(None, None, TablePRM({0: float("nan"), 1: 1.0}), [Answer1()], n_beams=2, expansions=1,
                            sampler=Scripted())
+    with pytest.raises(ValueError, match=r"aggregate: step_rewards\[0\]\[0\]\[0\] .*must be a finite number, got nan"):
+        bestofn.aggregate([[[float("nan")]]], "min")
 
 
 def test_n_test_time_problems_pairs_that_ran_and_the_record_of_notebook_07():

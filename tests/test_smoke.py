@@ -126,8 +126,9 @@ def test_prepare_profile_builds_only_for_smoke(tmp_path, monkeypatch):
     ({"error_rate": 1.5}, r"error_rate must lie in \[0, 1\]"),
     ({"learning_rate": 0.0}, "learning_rate must be > 0"),
 ])
-def test_train_base_refuses_bad_settings_before_any_data(tmp_path, bad, match):
+def test_train_base_refuses_bad_settings_before_any_data(tmp_path, bad, match, monkeypatch):
     from stepdpo_lite.tutorial import tiny_base
+    monkeypatch.setattr(tiny_base, "build_tokenizer", lambda *a, **k: pytest.fail("data made first"))
 
     with pytest.raises(ValueError, match=f"train_base: {match}"):
         tiny_base.train_base(tmp_path / "base", **{"n_train": 64, "n_eval": 4, "max_steps": 1, "batch_size": 64,

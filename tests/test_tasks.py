@@ -77,10 +77,11 @@ def test_local_folder_with_train_and_test_files_is_used_like_the_hub(tmp_path, t
         gsm8k.load_problems(tiny_tokenizer, 1, 1, name=str(tmp_path / "empty"))
 
 
-def test_get_task_follows_the_profile():
+def test_get_task_follows_the_profile(monkeypatch):
     assert tasks.get_task("tiny") == tasks.ToyTask() and tasks.get_task("t4-16gb") == tasks.GSM8KTask("openai/gsm8k")
     smoke = tasks.get_task(profiles.get_profile("smoke"))
     assert smoke.name == "gsm8k" and smoke.source == str(GSM8K_SLICE) and not smoke.has_step_checker
+    monkeypatch.setattr(gsm8k, "load_hub_split", lambda *a, **k: pytest.fail("downloaded before the check"))
     with pytest.raises(ValueError, match="tokenizer"):
         tasks.get_task("t4-16gb").held_out(2)  # before any download
     with pytest.raises(ValueError, match="tokenizer"):

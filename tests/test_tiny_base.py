@@ -153,11 +153,13 @@ def test_training_commands_refuse_the_shipped_models_as_out_without_force(capsys
     tiny_models.refuse_shipped_out("/tmp/elsewhere", force=False)
 
 
-def test_training_functions_refuse_the_shipped_models_as_out_without_force():
+def test_training_functions_refuse_the_shipped_models_as_out_without_force(monkeypatch):
     """Only the commands refused them: train_base(TinyBaseConfig()) and pretrain_verifier(VerifierPretrainingConfig())
     in Python, their configs' default out, replaced the shipped models after the whole training (an audit of the
     help texts, 2026-12-07). Refused before any data is made, in Python's terms."""
-    from stepdpo_lite.tutorial import tiny_base, verifier_pretraining
+    from stepdpo_lite.tutorial import tiny_base, tiny_models, verifier_pretraining
+    monkeypatch.setattr(tiny_base, "build_tokenizer", lambda *a, **k: pytest.fail("data made first"))
+    monkeypatch.setattr(tiny_models, "load_tiny_base", lambda *a, **k: pytest.fail("a model was loaded first"))
     with pytest.raises(ValueError, match=r"^train_base: out .*data/tiny-base is the shipped tiny base policy .*"
                                          r"pass force=True"):
         tiny_base.train_base(tiny_base.TinyBaseConfig())

@@ -1145,12 +1145,13 @@ def test_4bit_adapters_train_in_float32_under_any_precision(tmp_path, tiny_base_
         assert all(p.dtype == torch.float32 for p in trainable.values()), (bf16, fp16)
     assert frozen == {n: p.dtype for n, p in trainer.model.named_parameters() if not p.requires_grad}
     full = torch.nn.Linear(2, 2).to(torch.bfloat16)  # a fully fine-tuned bf16 model, trained under bf16
-    for model, sharded in ((full, False), (trainer.model, True)):  # the second: the adapter under DeepSpeed
+    # then the adapter under DeepSpeed, and under FSDP
+    for model, deepspeed, fsdp in ((full, False, False), (trainer.model, True, False), (trainer.model, False, True)):
         weight = next(p for p in model.parameters() if p.requires_grad)
         weight.data = weight.data.to(torch.bfloat16)
-        prepare_adapters(SimpleNamespace(model=model, args=SimpleNamespace(bf16=True), is_deepspeed_enabled=sharded,
-                                         is_fsdp_enabled=False))
-        assert weight.dtype == torch.bfloat16, sharded
+        prepare_adapters(SimpleNamespace(model=model, args=SimpleNamespace(bf16=True), is_deepspeed_enabled=deepspeed,
+                                         is_fsdp_enabled=fsdp))
+        assert weight.dtype == torch.bfloat16, (deepspeed, fsdp)
 
 
 def test_plain_dpo_drops_trls_ref_copy_of_a_fresh_adapter_and_keeps_a_trained_ones(tmp_path, tiny_model,

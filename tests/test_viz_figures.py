@@ -53,7 +53,7 @@ def test_paired_differences_one_panel_per_pair_without_the_zero_n():
     assert [left.get_title(), right.get_title()] == ["PRM, min − ORM", "ORM − majority vote"]
     assert left.get_shared_y_axes().joined(left, right)
     assert [t.get_text() for t in left.get_xticklabels()] == ["2"]  # no N = 1
-    assert any(list(line.get_ydata()) == [0, 0] for line in left.lines)  # the zero line in every panel
+    assert all(any(list(line.get_ydata()) == [0, 0] for line in a.lines) for a in (left, right))  # in every panel
     assert fig.get_supylabel() == "A minus B, points (95% interval)"
 
 
