@@ -483,7 +483,8 @@ def test_an_adapter_on_a_base_given_by_a_relative_path_loads_back(tiny_dir, tmp_
     for written in ("Qwen/Qwen2.5-0.5B", str(tmp_path / "base")):  # a Hub id and an absolute path: as written
         (tmp_path / "other" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": written}))
         assert models.adapter_base(tmp_path / "other") == written
-    shutil.copytree(tiny_dir, tmp_path / "other" / "base")  # a base inside the adapter's folder: "base" read as a Hub id
+    # a base inside the adapter's folder: "base" would be read as a Hub id
+    shutil.copytree(tiny_dir, tmp_path / "other" / "base")
     (tmp_path / "other" / "adapter_config.json").write_text(json.dumps(
         {"base_model_name_or_path": str(tmp_path / "other" / "base")}))
     models.write_portable_adapter_config(tmp_path / "other")

@@ -291,8 +291,8 @@ def test_reward_learning_rates_names_the_profiles_reward_base_when_no_base_was_g
     with pytest.raises(SystemExit) as done:
         script["main"]([])
     message = capsys.readouterr().err.rsplit("error: ", 1)[-1]
-    assert done.value.code == 2 and message.startswith(
-        "--profile tiny's reward base ($STEPDPO_TINY_REWARD_BASE where set) /no/such/reward-base: no such folder"), message
+    assert done.value.code == 2 and message.startswith("--profile tiny's reward base ($STEPDPO_TINY_REWARD_BASE where "
+                                                       "set) /no/such/reward-base: no such folder"), message
 
 
 @pytest.mark.parametrize("args, option", [(["likelihood", "--data", "nope"], "--data"),
