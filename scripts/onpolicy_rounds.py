@@ -195,21 +195,18 @@ def main(argv=None):
     if args.sampler != "pooled" and args.sampler not in args.methods or len(set(args.methods)) < len(args.methods):
         ap.error(f"--methods must be distinct and hold --sampler's method, got {' '.join(args.methods)} and "
                  f"--sampler {args.sampler}")
-    if args.step_negatives < 0:
-        ap.error(f"--step-negatives must be 0 (none) or more, got {args.step_negatives}")
-    if args.mirrored_negatives == "instead" and args.step_negatives:  # RoundSettings' refusal, after the PRM loaded
-        ap.error("--mirrored-negatives instead replaces every step pair, --step-negatives' ones too: give one of them")
-    if not 0 <= args.negative_temperature < math.inf:  # else refused after the policies loaded and a round sampled
-        ap.error(f"--negative-temperature must be a finite number >= 0, got {args.negative_temperature}")
+
+    def refused(err: ValueError, options) -> None:  # a settings class's message names its fields: in the options' words
+        ap.error(re.sub(rf"\b({'|'.join(options)})\b", lambda m: "--" + m.group(1).replace("_", "-"), str(err)))
+
     try:  # the Stepwise DPO settings' combinations (TrainSettings' own checks), before a run is read
         train_settings = partial(onpolicy.TrainSettings, beta=args.beta, sft_weight=args.sft_weight,
                                  outcome_weight=args.outcome_weight, step_pairing=args.step_pairing,
                                  step_weight=args.step_weight, rejected_sft_weight=args.rejected_sft_weight,
                                  step_gradient=args.step_gradient, step_rejected=args.step_rejected)
         train_settings()
-    except ValueError as err:  # its message names TrainSettings' fields; the user typed the options they come from
-        options = [f.name for f in dataclasses.fields(onpolicy.TrainSettings) if f.name in vars(args)]
-        ap.error(re.sub(rf"\b({'|'.join(options)})\b", lambda m: "--" + m.group(1).replace("_", "-"), str(err)))
+    except ValueError as err:
+        refused(err, [f.name for f in dataclasses.fields(onpolicy.TrainSettings) if f.name in vars(args)])
     # not "lr <= 0": nan passed it (torch refused it after a round's sampling) and inf trained DPO to NaN weights
     if args.problems_per_round < 0 or args.lr is not None and not 0 < args.lr < math.inf:
         ap.error(f"--problems-per-round must be 0 (all) or more, and --lr a finite number above 0, got "
@@ -223,6 +220,15 @@ def main(argv=None):
     profile = dataclasses.replace(profile, device=args.device or profile.device,
                                   sample_batch_size=args.sample_batch_size or profile.sample_batch_size)
     args.batch_size = onpolicy.preference_batch_size(profile, args.batch_size)  # recorded in --out's config
+    same_names = {k: getattr(args, k) for k in ("sampler", "pairs", "step_tries", "step_attempts", "step_negatives",
+                                                "negative_tries", "negative_temperature", "mirrored_negatives",
+                                                "rejected_probs", "progress")}
+    try:  # the rounds' settings (RoundSettings' own checks), before a run is read; the PRM's threshold is set below
+        rs = onpolicy.RoundSettings(samples_per_problem=args.samples, max_pairs_per_problem=args.max_pairs,
+                                    step_pairs_per_problem=args.step_pairs, max_new_tokens=profile.max_new_tokens,
+                                    batch_size=profile.sample_batch_size, **same_names)
+    except ValueError as err:
+        refused(err, same_names)
     if args.out:  # a folder there, or a file on its path: found out now, not after every round has run
         try:  # a missing folder is made (write_atomic), as by the other scripts
             runs.check_out_file(args.out)
@@ -267,14 +273,7 @@ def main(argv=None):
     if args.n_eval and args.n_eval > len(eval_problems):  # the figures are on fewer problems than asked for
         print(f"--n-eval {args.n_eval}: the {args.split} split holds {len(eval_problems)} problems; evaluating on all "
               f"{len(eval_problems)} (--eval-problems draws more)", flush=True)
-    rs = onpolicy.RoundSettings(samples_per_problem=args.samples, sampler=args.sampler, pairs=args.pairs,
-                                max_pairs_per_problem=args.max_pairs, step_pairs_per_problem=args.step_pairs,
-                                step_tries=args.step_tries, step_attempts=args.step_attempts,
-                                step_negatives=args.step_negatives, negative_tries=args.negative_tries,
-                                negative_temperature=args.negative_temperature,
-                                mirrored_negatives=args.mirrored_negatives,
-                                rejected_probs=args.rejected_probs, max_new_tokens=profile.max_new_tokens,
-                                batch_size=profile.sample_batch_size, threshold=threshold, progress=args.progress)
+    rs = dataclasses.replace(rs, threshold=threshold)
     train_args = onpolicy.training_args(profile, batch_size=args.batch_size,
                                         learning_rate=args.lr or profile.dpo_learning_rate,
                                         max_steps=args.steps or -1, beta=args.beta, seed=args.seed)  # notebook 04's

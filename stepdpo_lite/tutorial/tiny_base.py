@@ -144,7 +144,7 @@ def train_base(config: TinyBaseConfig | str | os.PathLike, *, force: bool = Fals
         c = dataclasses.replace(config, **settings)  # checked again: the fields may have been set since
     else:
         c = TinyBaseConfig(out=config, **settings)
-    refuse_shipped_out(c.out, force, where="train_base: out")
+    refuse_shipped_out(c.out, force, where="train_base: out", force_fix="pass force=True")
     _check_out("train_base", c.out)
     from transformers import set_seed  # torch and transformers in the training functions only: seconds to import
 

@@ -28,18 +28,17 @@ TINY_BASE_DIR = Path(__file__).resolve().parents[2] / "data" / "tiny-base"
 TINY_VERIFIER_DIR = TINY_BASE_DIR.parent / "tiny-verifier"  # the reward base (verifier_pretraining.py)
 
 
-def refuse_shipped_out(out, force: bool, where: str = "--out") -> None:
+def refuse_shipped_out(out, force: bool, where: str = "--out", force_fix: str = "add --force") -> None:
     """A ValueError when ``out`` is one of the models the repository ships (``data/tiny-base``, ``data/tiny-verifier``)
     and ``force`` is not set: a training command's default ``--out`` (or a training function's default ``out``) would
     otherwise replace what every notebook loads, after hours of training, on a user's copy of a command quoted without
-    ``--out``. ``where``: how the message names the folder, the command's option or the function's field."""
+    ``--out``. ``where`` and ``force_fix``: how the message names the folder and the way to replace it anyway, in the
+    caller's words (a command's ``--out`` and ``--force``, a function's field and ``force=True``)."""
     shipped = {TINY_BASE_DIR.resolve(): "base policy", TINY_VERIFIER_DIR.resolve(): "reward base"}
     what = shipped.get(Path(out).expanduser().resolve())
     if what and not force:
-        force_it = "add --force" if where == "--out" else "pass force=True"
         raise ValueError(f"{where} {out} is the shipped tiny {what} that the notebooks load: give another, or "
-                         f"{force_it} to replace it (`git checkout -- data` brings the shipped one back)")
-
+                         f"{force_fix} to replace it (`git checkout -- data` brings the shipped one back)")
 
 
 def build_tokenizer():

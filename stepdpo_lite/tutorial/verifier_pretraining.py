@@ -324,7 +324,7 @@ def _check_folders(c: VerifierPretrainingConfig, force: bool, resume: bool = Fal
     deleted every file there after the run, and a checkpoint_dir that is out, in it or holds it, the model just
     saved. ``resume`` needs a checkpoint there (it was looked for once the rows were made, minutes later). The
     command checks them before it reads anything too (a file at --out was a traceback)."""
-    tiny_models.refuse_shipped_out(c.out, force, where="pretrain_verifier: out")
+    tiny_models.refuse_shipped_out(c.out, force, where="pretrain_verifier: out", force_fix="pass force=True")
     out = check_replaceable(c.out, keep=("README.md",), owned=("training_log.json",), where="pretrain_verifier: out")
     checkpoints = check_replaceable(c.checkpoint_dir or f"{str(c.out).rstrip('/')}.checkpoints",
                                     owned=("checkpoint-*",), where="pretrain_verifier: checkpoint_dir")
