@@ -51,8 +51,8 @@ def resolve_device(device: str | None = None) -> str:
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def resolve_dtype(dtype=None, device: str = "cpu"):
-    """``None``/``"auto"``: float32 on CPU, bfloat16 on a GPU that has it, else float16."""
+def resolve_dtype(dtype=None, device: str = "cpu", who: str = "load_model"):
+    """``None``/``"auto"``: float32 on CPU, bfloat16 on a GPU that has it, else float16 (``who``: the caller named)."""
     import torch
     if dtype is None or dtype == "auto":
         if not str(device).startswith("cuda"):
@@ -60,7 +60,7 @@ def resolve_dtype(dtype=None, device: str = "cpu"):
         return torch.bfloat16 if default_bf16() else torch.float16  # a T4 "supports" it only in slow emulation
     if isinstance(dtype, str):
         if not isinstance(getattr(torch, dtype, None), torch.dtype):
-            raise ValueError(f"load_model: unknown dtype {dtype!r}")
+            raise ValueError(f"{who}: unknown dtype {dtype!r}")
         return getattr(torch, dtype)
     return dtype
 

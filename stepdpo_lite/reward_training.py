@@ -291,7 +291,7 @@ def _train(kind: type[GenerativeVerifier], model_name_or_path, train_dataset, ou
 
     set_seed(c.seed)
     device = resolve_device(c.device)
-    dtype = resolve_dtype(c.dtype, device)
+    dtype = resolve_dtype(c.dtype, device, who=who.split(":")[0])  # the caller named, not load_model
     reward_config = c.reward_model_config(str(dtype).removeprefix("torch."))
     check_config_values(reward_config)  # the dtype (float64?), before the model loads
     model, tokenizer = load_model(str(model_name_or_path), quantization=c.quantization, lora=c.lora, device=device,

@@ -259,7 +259,8 @@ def test_a_seed_that_is_no_int_is_refused_by_name(tmp_path, monkeypatch, seed):
     ({"aggregation": "mean2"}, "reward model: aggregation must be one of"),
     ({"prompt_template": "Problem:"}, "reward model: prompt_template must be a str containing '{problem}'"),
     ({"max_length": 0}, "reward model: max_length must be an int >= 1 or None, got 0"),
-    ({"dtype": "float64"}, "reward model: dtype must be 'float32', 'bfloat16', 'float16' or None, got 'float64'")])
+    ({"dtype": "float64"}, "reward model: dtype must be 'float32', 'bfloat16', 'float16' or None, got 'float64'"),
+    ({"dtype": "float33"}, "train_process_reward_model: unknown dtype 'float33'")])  # was "load_model: ..."
 def test_a_bad_reward_model_option_is_refused_before_loading(tmp_path, monkeypatch, overrides, message):
     """The reward model's own options (saved with it) were checked when the verifier was built, after the base had
     loaded; dtype="float64" even got past that to fail inside bitsandbytes' quantization."""
