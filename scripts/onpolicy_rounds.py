@@ -121,6 +121,10 @@ def main(argv=None):
     ap.add_argument("--rejected-sft-weight", type=float, default=0.0,
                     help="Stepwise DPO adds the NLL of each rejected solution's PRM-accepted opening, by this "
                          "weight (0: none; a diagnostic, rejected_prefix_nll.py)")
+    ap.add_argument("--uncorrected-weight", type=float, default=0.0,
+                    help="Stepwise DPO adds the unlikelihood of the wrong step at each state where no correction "
+                         "was found, by this weight (0: none; needs --step-gradient output_layer; a diagnostic, "
+                         "uncorrected_unlikelihood.py)")
     ap.add_argument("--step-gradient", default=None, choices=list(onpolicy.STEP_GRADIENTS),
                     help="'output_layer': Stepwise DPO's step loss moves the output layer only (needs --step-pairing "
                          "first_token); 'all': every weight the policy trains (default: --protocol's, else all)")
@@ -186,10 +190,14 @@ def main(argv=None):
     stepwise_only = {"--step-weight": given["step_weight"] not in (None, 1.0),
                      "--step-gradient": given["step_gradient"] not in (None, "all"),
                      "--step-rejected": args.step_rejected != "round",
-                     "--rejected-sft-weight": args.rejected_sft_weight != 0}
+                     "--rejected-sft-weight": args.rejected_sft_weight != 0,
+                     "--uncorrected-weight": args.uncorrected_weight != 0}
     if "stepwise_dpo" not in args.methods and any(stepwise_only.values()):  # would be recorded, and train nothing
         ap.error(f"{', '.join(k for k, v in stepwise_only.items() if v)} set Stepwise DPO's loss, and --methods "
                  f"{' '.join(args.methods)} leaves it out")
+    if args.uncorrected_weight and args.pairs == "solution":  # else refused by run_round once the policies loaded
+        ap.error("--uncorrected-weight trains on the states Step-DPO pairs could not be built on; --pairs solution "
+                 "builds none")
     # found after the policies were loaded and the start policy evaluated: a sampler without a policy, and a method
     # given twice (one policy for both, refused as "the same model is given twice")
     if args.sampler != "pooled" and args.sampler not in args.methods or len(set(args.methods)) < len(args.methods):
@@ -203,6 +211,7 @@ def main(argv=None):
         train_settings = partial(onpolicy.TrainSettings, beta=args.beta, sft_weight=args.sft_weight,
                                  outcome_weight=args.outcome_weight, step_pairing=args.step_pairing,
                                  step_weight=args.step_weight, rejected_sft_weight=args.rejected_sft_weight,
+                                 uncorrected_weight=args.uncorrected_weight,
                                  step_gradient=args.step_gradient, step_rejected=args.step_rejected)
         train_settings()
     except ValueError as err:

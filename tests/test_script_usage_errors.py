@@ -373,6 +373,9 @@ def test_onpolicy_rounds_makes_a_missing_out_folder_as_the_other_scripts_do(monk
      "--step-gradient='output_layer' needs --step-pairing='first_token'"),
     (["--beta", "0"], "--beta must be > 0"),
     (["--rejected-sft-weight", "-1"], "--rejected-sft-weight must be >= 0"),
+    (["--uncorrected-weight", "1"], "--uncorrected-weight must be >= 0 (0: none) and needs --step-gradient "
+                                    "'output_layer', got 1.0 and 'all'"),
+    (["--uncorrected-weight", "1", "--pairs", "solution"], "--pairs solution builds none"),
     (["--step-rejected", "fresh"], "--step-rejected='fresh' needs --step-pairing='first_token'")])
 def test_onpolicy_rounds_names_the_options_of_a_bad_training_setting(args, said, monkeypatch, capsys):
     """TrainSettings' checks named its fields (step_gradient, rejected_sft_weight), not the options typed."""

@@ -10,8 +10,9 @@
   generation with exact token counts in ``step_generation``, its reports in ``search_report``), on-policy
   rounds (``onpolicy``, on pairs built from a PRM's step labels, ``prm_pairs``, with two more step losses on the
   plumbing of ``critical_token``: through the output layer only, ``output_layer_pairs`` (the tiny profile's
-  protocol), and on rejected tokens redrawn from the current policy, ``fresh_rejected_pairs`` (a diagnostic); and a
-  diagnostic NLL on the right opening of the rejected solutions, ``rejected_prefix_nll``),
+  protocol), and on rejected tokens redrawn from the current policy, ``fresh_rejected_pairs`` (a diagnostic); a
+  diagnostic NLL on the right opening of the rejected solutions, ``rejected_prefix_nll``; and a diagnostic
+  unlikelihood of the wrong steps no correction was found for, ``uncorrected_unlikelihood``),
   verifier pretraining (``verifier_pretraining``), Monte-Carlo budgets (``budget``);
 - the notebook runner (``notebooks``, also ``python -m stepdpo_lite.tutorial``) and the Colab setup (``colab``).
 

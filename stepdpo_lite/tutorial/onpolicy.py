@@ -53,6 +53,7 @@ from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, 
                         solution_pairs, step_agreement, step_negatives, step_pairs)
 from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, tiny_model_folder, written_as_path
 from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
+from .uncorrected_unlikelihood import UncorrectedUnlikelihoodTrainer
 from .onpolicy_report import METHODS
 from .onpolicy_resume import SavedRound, load_round_policy, rounds_settings, save_rounds, saved_rounds
 from .tiny_models import load_tiny_base, missing_tiny_model_message
@@ -85,6 +86,10 @@ class TrainSettings:
     rejected_sft_weight: float = field(default=0.0, metadata={
         "help": "> 0: Stepwise DPO adds the NLL of each rejected solution's PRM-accepted opening, the right steps RFT "
                 "drops with the wrong answer (a diagnostic; stepdpo_lite/tutorial/rejected_prefix_nll.py)."})
+    uncorrected_weight: float = field(default=0.0, metadata={
+        "help": "> 0: Stepwise DPO adds the unlikelihood of the wrong step at each state where no correction was found "
+                "(no pair, nothing for RFT), by this weight; needs step_gradient 'output_layer' (a diagnostic; "
+                "stepdpo_lite/tutorial/uncorrected_unlikelihood.py)."})
     step_gradient: str = field(default="all", metadata={
         "help": "'output_layer': Stepwise DPO's step loss stops its gradient at the final hidden state, so it moves "
                 "the output layer only (and the input embeddings tied to it) (the tiny profile's protocol, first a "
@@ -133,6 +138,10 @@ class TrainSettings:
             raise ValueError("rejected_sft_weight needs the plain step loss on whole steps: step_pairing 'weighted' or "
                              f"'first_error', step_gradient 'all', step_rejected 'round'; got {self.step_pairing!r}, "
                              f"{self.step_gradient!r}, {self.step_rejected!r}")
+        if finite_number(self.uncorrected_weight, "uncorrected_weight", "TrainSettings") < 0 or (
+                self.uncorrected_weight and self.step_gradient != "output_layer"):
+            raise ValueError(f"TrainSettings: uncorrected_weight must be >= 0 (0: none) and needs step_gradient "
+                             f"'output_layer', got {self.uncorrected_weight} and {self.step_gradient!r}")
         if self.step_rejected != "round" and (self.step_pairing != "first_token" or self.step_gradient != "all"):
             raise ValueError(f"step_rejected={self.step_rejected!r} needs step_pairing='first_token' (one token to "
                              f"redraw) and step_gradient='all', got {self.step_pairing!r}, {self.step_gradient!r}")
@@ -235,12 +244,14 @@ def _dataset(rows, columns):
 
 
 def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: TrainSettings, output_dir: str,
-                 ref_model=None):
+                 ref_model=None, uncorrected: Sequence[dict] = ()):
     """A trainer for one method on ``rows`` (see the module docstring). For a fully fine-tuned policy pass its
     frozen copy as ``ref_model`` (``policy_reference``); a PEFT policy needs none (TRL keeps a copy of a trained
     adapter as the "ref" adapter, and a fresh adapter's reference is the adapter disabled: ``prepare_adapters``).
     A PEFT policy's trainable weights stay as they were, in float32 (``prepare_adapters``): TRL rounds a 4-bit
-    model's to bfloat16 as it builds a trainer, and a round's policy would start off its reference."""
+    model's to bfloat16 as it builds a trainer, and a round's policy would start off its reference.
+    ``uncorrected``: the round's states without a correction (``step_pairs(uncorrected=...)``), for
+    ``settings.uncorrected_weight``."""
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -265,6 +276,9 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
             openings = [0 if r.get("open_ended") else opening_steps(r, i) for i, r in enumerate(rows)]
             data = data.add_column(OPENING, openings)
             cls = partial(RejectedPrefixNLLStepDPOTrainer, rejected_sft_weight=settings.rejected_sft_weight)
+        if settings.uncorrected_weight:  # TrainSettings: with the output-layer step loss only
+            cls = partial(UncorrectedUnlikelihoodTrainer, negatives=uncorrected,
+                          uncorrected_weight=settings.uncorrected_weight)
         trainer = cls(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=data, args=args)
     else:
         if any(r.get("open_ended") for r in rows):
@@ -625,9 +639,9 @@ def sample_round(policies: Mapping[str, object], tokenizer, prm, problems, rs: R
     return samples
 
 
-def build_round_pairs(policies, tokenizer, prm, problems, samples, rs: RoundSettings, *, seed: int = 0) -> tuple[
-        list[dict], dict]:
-    """The round's pairs (``rs.pairs``) and what building them counted."""
+def build_round_pairs(policies, tokenizer, prm, problems, samples, rs: RoundSettings, *, seed: int = 0,
+                      uncorrected: list | None = None) -> tuple[list[dict], dict]:
+    """The round's pairs (``rs.pairs``) and what building them counted; ``uncorrected``: see ``step_pairs``."""
     rows, info = [], {}
     if rs.pairs in ("solution", "both"):
         sol, stats = solution_pairs(problems, samples, max_pairs_per_problem=rs.max_pairs_per_problem, seed=seed,
@@ -639,7 +653,7 @@ def build_round_pairs(policies, tokenizer, prm, problems, samples, rs: RoundSett
                                  max_per_problem=rs.step_pairs_per_problem, tries=rs.step_tries,
                                  attempts=rs.step_attempts, rejected_probs=rs.rejected_probs,
                                  temperature=rs.temperature, max_new_tokens=rs.max_new_tokens,
-                                 batch_size=rs.batch_size, seed=seed, progress=rs.progress)
+                                 batch_size=rs.batch_size, seed=seed, progress=rs.progress, uncorrected=uncorrected)
         rows += step
         info["step"] = dict(stats)
         if rs.step_negatives:
@@ -688,6 +702,9 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
         refuse_trained_policies(policies, "run_round(shared_start=True)")
     if "stepwise_dpo" in methods:
         ts.check_policy(policies["stepwise_dpo"])
+    if ts.uncorrected_weight and rs.pairs == "solution":  # it would add nothing, round after round
+        raise ValueError("run_round: uncorrected_weight trains on the states Step-DPO pairs could not be built on, and "
+                         "RoundSettings.pairs='solution' builds none")
     key = next((k for k in ("seed", "data_seed") if ts.args.get(k, seed) != seed), None)  # the round's seed replaced it
     if key is not None:
         raise ValueError(f"run_round: TrainSettings.args[{key!r}] = {ts.args[key]!r} would be replaced by the round's "
@@ -704,7 +721,9 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
     record["sample_accuracy"] = sum(s.answer_correct for s in flat) / max(len(flat), 1)
     record["prm_step_agreement"] = step_agreement(problems, samples)
     sample_seconds = time.perf_counter() - started
-    rows, info = build_round_pairs(policies_used, tokenizer, prm, problems, samples, rs, seed=round_seed)
+    uncorrected = []  # the Step-DPO states no correction was found for (Stepwise DPO's, with uncorrected_weight)
+    rows, info = build_round_pairs(policies_used, tokenizer, prm, problems, samples, rs, seed=round_seed,
+                                   uncorrected=uncorrected)
     record["pair_info"] = info
     record["pairs"] = {kind: sum(r["kind"] == kind for r in rows) for kind in ("solution", "step")}
     record["pairs"]["total"] = len(rows)
@@ -726,7 +745,7 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
         settings = dataclasses.replace(ts, args=args)
         t0 = time.perf_counter()
         trainer = make_trainer(method, model, tokenizer, rows, settings, f"{output_dir}/round{round_index}/{method}",
-                               ref_model=policy_reference(model))
+                               ref_model=policy_reference(model), uncorrected=uncorrected)
         for trained in (model, trainer.model):  # the same model, unless the trainer wrapped it
             setattr(trained, TRAINED_IN_ROUND, round_index)
         with quiet_deprecated_checkpointing_read():  # TRL's DPOTrainer reads a deprecated name at its reference

@@ -230,7 +230,7 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
                threshold: float, *, max_per_problem: int = 1, tries: int = 4, attempts: int = 2,
                require: str = "solution", rejected_probs: str = "first_error", temperature: float = 1.0,
                max_new_tokens: int = 160, batch_size: int = 64, seed: int = 0, progress: bool = False,
-               sample_fn: Callable | None = None) -> tuple[list[dict], Counter]:
+               sample_fn: Callable | None = None, uncorrected: list | None = None) -> tuple[list[dict], Counter]:
     """Step-DPO pairs without gold labels: for up to ``max_per_problem`` rejected solutions per problem whose
     first wrong step k the PRM locates, the policy that wrote it (``policies[sample.policy]``, else the first)
     samples ``tries`` continuations of ``prompt + steps[:k]`` (T = ``temperature``), up to ``attempts`` times,
@@ -239,7 +239,9 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
     solution as good as a solution pair's). Returns rows in the whole-solution form (see ``step_pair_rows`` for
     the others): ``prompt``, ``chosen`` = prefix + right step + its rest, ``rejected`` = the rejected solution,
     ``initial_reason_steps``, ``chosen_step``, ``rejected_step``, ``step_index`` = k, step probabilities and
-    rewards; and a counter of what was built and left out. ``progress``: bars over the resampling and its scoring."""
+    rewards; and a counter of what was built and left out. ``progress``: bars over the resampling and its scoring.
+    ``uncorrected``: a list to which every state that found no accepted step (``no_accepted_step``) is appended, as
+    ``problem_index``, ``prompt``, ``prefix`` (steps before k), ``step`` (the wrong step k) and ``step_index``."""
     if require not in ("step", "solution"):
         raise ValueError(f"require must be 'step' or 'solution', got {require!r}")
     for name, value in (("max_per_problem", max_per_problem), ("tries", tries), ("attempts", attempts)):
@@ -301,6 +303,11 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
                 found[j] = (cand, text)
         pending = [j for j in pending if j not in found]
     stats["no_accepted_step"] += len(pending)
+    if uncorrected is not None:  # the states no pair comes from: uncorrected_unlikelihood.py trains on them
+        uncorrected += [dict(problem_index=todo[j].problem, prompt=problems[todo[j].problem].prompt,
+                             prefix="".join(todo[j].steps[:todo[j].prm_first_error]),
+                             step=todo[j].steps[todo[j].prm_first_error], step_index=todo[j].prm_first_error)
+                        for j in pending]
     rows = []
     for j in sorted(found):
         s, (cand, _) = todo[j], found[j]
