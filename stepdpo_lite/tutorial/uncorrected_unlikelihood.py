@@ -11,9 +11,10 @@ learns nothing there, and neither do the pairs. Its wrong step is still known, s
 
 ``π(s⁻_k | …)`` the product of the step's token probabilities. A token the policy is sure of (the step's opening,
 ``Step 4: 19 * 1 = ``) has a gradient near 0 (``∇ log p = e_y − p``), so the push lands on the uncertain tokens:
-mostly the wrong number. As ``OutputLayerStepDPOTrainer``'s step loss (whose protocol it extends), the log-probs are
-read through the final hidden state cut from the graph: through every weight the tiny policy collapsed. The mass
-taken from the wrong step goes to every other token in proportion to its probability, the right one included.
+mostly the wrong number. As in ``OutputLayerStepDPOTrainer``'s step loss (whose protocol it extends), the log-probs
+are read through the final hidden state cut from the graph, so the term moves the output layer only. At a logit,
+its gradient takes from the wrong token and gives to every other token in proportion to its probability: the right
+one gets its share, no more, and where the policy could not correct the step that share is small.
 
     trainer = UncorrectedUnlikelihoodTrainer(model, ref_model=ref, negatives=uncorrected, uncorrected_weight=50.0,
                                              args=StepwiseDPOConfig(step_pairing="first_token", ...), ...)
