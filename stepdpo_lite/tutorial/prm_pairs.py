@@ -304,10 +304,9 @@ def step_pairs(policies: Mapping[str, object], tokenizer, prm, problems, samples
         pending = [j for j in pending if j not in found]
     stats["no_accepted_step"] += len(pending)
     if uncorrected is not None:  # the states no pair comes from: uncorrected_unlikelihood.py trains on them
-        uncorrected += [dict(problem_index=todo[j].problem, prompt=problems[todo[j].problem].prompt,
-                             prefix="".join(todo[j].steps[:todo[j].prm_first_error]),
-                             step=todo[j].steps[todo[j].prm_first_error], step_index=todo[j].prm_first_error)
-                        for j in pending]
+        for s, k in ((todo[j], todo[j].prm_first_error) for j in pending):
+            uncorrected.append(dict(problem_index=s.problem, prompt=problems[s.problem].prompt,
+                                    prefix="".join(s.steps[:k]), step=s.steps[k], step_index=k))
     rows = []
     for j in sorted(found):
         s, (cand, _) = todo[j], found[j]

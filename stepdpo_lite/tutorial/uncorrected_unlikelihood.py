@@ -75,13 +75,11 @@ class UncorrectedUnlikelihoodTrainer(OutputLayerStepDPOTrainer):
         if not self.negatives:
             return 0.0
         batch = self._draw.sample(self.negatives, min(self.negatives_per_step, len(self.negatives)))
-        device, width = inputs["input_ids"].device, max(len(ids) for ids, _ in batch)
-        ids = torch.full((len(batch), width), self.processing_class.pad_token_id or 0, dtype=torch.long, device=device)
-        attention, in_step = torch.zeros_like(ids), torch.zeros_like(ids, dtype=torch.bool)
-        for row, (full, n_context) in enumerate(batch):
-            ids[row, :len(full)] = torch.tensor(full, device=device)
-            attention[row, :len(full)] = 1
-            in_step[row, n_context:len(full)] = True
+        padded = self.processing_class.pad({"input_ids": [full for full, _ in batch]}, padding_side="right",
+                                           return_tensors="pt").to(inputs["input_ids"].device)
+        ids, attention = padded["input_ids"], padded["attention_mask"]
+        n_context = torch.tensor([n for _, n in batch], device=ids.device)
+        in_step = (torch.arange(ids.size(1), device=ids.device)[None, :] >= n_context[:, None]) & attention.bool()
         with torch.no_grad():  # the hidden states, cut from the graph
             hidden = model(input_ids=ids, attention_mask=attention, output_hidden_states=True,
                            use_cache=False).hidden_states[-1]
