@@ -227,8 +227,12 @@ def test_resume_without_a_checkpoint_is_refused_before_any_rows_are_made(tmp_pat
     monkeypatch.setattr(vp, "graded_rows", lambda *a, **k: pytest.fail("rows were made first"))
     monkeypatch.setattr(tiny_models, "load_tiny_base", lambda *a, **k: pytest.fail("a model was loaded first"))
     (tmp_path / "v.ckpt").mkdir()  # there, but empty: a run that stopped before its first checkpoint
-    with pytest.raises(ValueError, match=r"pretrain_verifier: resume \(--resume\) but no checkpoint-\* in .*v\.ckpt"):
-        vp.pretrain_verifier(_config(tmp_path, "v"), resume=True)
+    refused = r"pretrain_verifier: resume \(--resume\) but no checkpoint-\* in .*v\.ckpt"
+    for stray in (None, "checkpoint-x"):  # one Trainer would not resume from is none either (it was an int() error)
+        if stray:
+            (tmp_path / "v.ckpt" / stray).mkdir()
+        with pytest.raises(ValueError, match=refused):
+            vp.pretrain_verifier(_config(tmp_path, "v"), resume=True)
 
 
 def test_a_run_saves_a_reward_base_with_its_curve_and_resumes_exactly(tmp_path, capsys):
@@ -259,6 +263,7 @@ def test_a_run_saves_a_reward_base_with_its_curve_and_resumes_exactly(tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         vp.pretrain_verifier(five("cut"), callbacks=[Interrupt()])
     assert (tmp_path / "cut.ckpt" / "checkpoint-2").exists() and not (tmp_path / "cut").exists()
+    (tmp_path / "cut.ckpt" / "checkpoint-x").mkdir()  # not a checkpoint: resumed from checkpoint-2 all the same
     resumed = vp.pretrain_verifier(five("cut"), resume=True)
     assert [r["step"] for r in resumed["curve"]] == [0, 2, 4, 5]
     assert resumed["curve"][-1] == {**log["curve"][-1], "minutes": resumed["curve"][-1]["minutes"]}

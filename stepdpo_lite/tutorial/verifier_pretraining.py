@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from transformers import HfArgumentParser, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
 
 from .. import generation
 from ..atomic import check_replaceable
@@ -331,7 +332,7 @@ def _check_folders(c: VerifierPretrainingConfig, force: bool, resume: bool = Fal
     if checkpoints == out or out in checkpoints.parents or checkpoints in out.parents:
         raise ValueError(f"pretrain_verifier: checkpoint_dir (--checkpoint-dir) {checkpoints} is out, in it or holds "
                          "it: the checkpoints are deleted once the model is saved; choose a folder beside out")
-    if resume and not any(checkpoints.glob("checkpoint-*")):
+    if resume and not (checkpoints.is_dir() and get_last_checkpoint(str(checkpoints))):  # as Trainer will look
         raise ValueError(f"pretrain_verifier: resume (--resume) but no checkpoint-* in {checkpoints}: give the "
                          "checkpoint_dir (--checkpoint-dir) of the run to continue, or start anew without resume")
     return checkpoints
@@ -402,7 +403,7 @@ def pretrain_verifier(config: VerifierPretrainingConfig, resume: bool = False, c
         processing_class=tok, yes_id=process.yes_id, no_id=process.no_id, lm_weight=c.lm_weight,
         callbacks=[Validate(), *callbacks])
     if resume:  # the curve so far was kept in the checkpoint's log history
-        last = max(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))  # one: checked above
+        last = Path(get_last_checkpoint(str(checkpoints)))  # the one trainer.train resumes from: checked above
         history = json.loads((last / "trainer_state.json").read_text())["log_history"]
         curve += [h["validation"] for h in history if "validation" in h]
     trainer.train(resume_from_checkpoint=resume or None)
