@@ -114,3 +114,74 @@ def test_run_round_refuses_it_where_no_step_pair_is_built(tiny_model):
         onpolicy.run_round(policies, None, None, [], [], onpolicy.RoundSettings(pairs="solution"),
                            onpolicy.TrainSettings(**OUTPUT_LAYER, uncorrected_weight=1.0),
                            methods=("stepwise_dpo", "nll_only"))
+
+
+# ----------------------------------------------------------------------------- scripts/uncorrected_mass.py
+
+def mass_script(monkeypatch, problems):
+    """scripts/uncorrected_mass.py's namespace on a run that notebooks 01 and 02 finished (RUN_METRICS), with the
+    checker's stub PRM and ``problems`` as the train split; the policies are the shipped tiny base."""
+    import runpy
+    from pathlib import Path
+
+    from stepdpo_lite import rewards
+    from stepdpo_lite.tutorial import reward_reports, runs
+    from test_onpolicy import RUN_METRICS
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "uncorrected_mass.py"))
+    monkeypatch.setattr(runs, "require", lambda path, made_by: path)
+    monkeypatch.setattr(runs, "read_metrics", lambda run: RUN_METRICS)
+    monkeypatch.setattr(reward_reports, "prm_threshold", lambda prm, run: THRESHOLD)
+    monkeypatch.setattr(rewards.ProcessRewardModel, "load", classmethod(lambda cls, path, device=None: StubPRM()))
+    monkeypatch.setattr(onpolicy, "recorded_splits", lambda *a, **kw: {"train": problems})
+    return script
+
+
+def test_the_mass_script_reads_the_first_differing_token_and_leaves_out_a_wrong_prefix(monkeypatch, tiny_base_path):
+    """At a state whose prefix is gold, the first token where the wrong step and the right one differ (the slipped
+    digit), its probabilities read against a plain forward; a state after a wrong prefix has no right step to read
+    and is counted as left out, not measured."""
+    from stepdpo_lite.tutorial.tiny_models import load_tiny_base
+    model, tok = load_tiny_base(tiny_base_path)
+    rows, states = rows_and_states(3)
+    problems = toyworld.make_problems(3, seed=1, min_ops=3, max_ops=4)
+    script = mass_script(monkeypatch, problems)
+    wrong_prefix = dict(states[0], prefix=states[0]["prefix"].replace(" = ", " = 1", 1))
+    cases, left_out = script["first_differences"](tok, problems, [*states, wrong_prefix])
+    assert len(cases) == 3 and left_out == 1
+    for case, state, problem in zip(cases, states, problems):
+        right_step = extract_steps(problem.gold_solution)[2]
+        shared = len(tok(state["prompt"] + state["prefix"] + right_step.split(" = ")[0] + " = ")["input_ids"])
+        assert case["at"] >= shared and case["right"] != case["wrong"]
+        assert tok.decode([case["right"]]).isdigit() and tok.decode([case["wrong"]]).isdigit()
+    figures = script["mass"](model, cases)
+    with torch.no_grad():
+        p = torch.softmax(model(torch.tensor([cases[0]["ids"]])).logits[0, cases[0]["at"] - 1].float(), -1)
+    first = figures["per_case"][0]
+    assert first["right"] == pytest.approx(p[cases[0]["right"]].item()) and first["wrong"] == pytest.approx(
+        p[cases[0]["wrong"]].item())
+    assert figures["right"] + figures["wrong"] + figures["rest"] == pytest.approx(1.0)
+    assert all(0 < c["right_rest"] <= c["right_step"] < 1 and 0 < c["wrong_step"] < 1 for c in figures["per_case"])
+
+
+def test_the_term_moves_the_wrong_steps_little_beside_what_training_without_it_does_at_any_weight(
+        monkeypatch, tiny_base_path, capsys):
+    """docs/benchmarks.md ("Where the pushed-down probability goes"): the script end to end on a stub run (the
+    checker's PRM, the tiny base sampling), at weights 5 and 500 with the same pairs, states and seed. Training
+    without the term (the NLL and the pairs, through every layer) lowers the wrong steps' probability at the
+    uncorrected states by tenths; the term, through the output layer alone at the round's learning rate, moves it
+    by under a tenth of that more, a hundredfold weight included (Adam scales a step by the gradient's own running
+    size)."""
+    problems = toyworld.make_problems(24, seed=7, min_ops=5, max_ops=6)
+    script = mass_script(monkeypatch, problems)
+    figures = {}
+    for w in ("5", "500"):
+        figures[w] = script["main"](["--runs-dir", "run", "--problems-per-round", "24", "--samples", "2", "--steps",
+                                     "4", "--uncorrected-weight", w])
+    out = capsys.readouterr().out
+    assert "uncorrected states of" in out and "right on top" in out
+    start, without = figures["5"]["start"]["wrong_step"], figures["5"]["without the term"]["wrong_step"]
+    assert without == pytest.approx(figures["500"]["without the term"]["wrong_step"])  # one training, twice
+    assert start - without > 0.1
+    for w, f in figures.items():
+        assert abs(f["with the term"]["wrong_step"] - without) < 0.1 * (start - without), w
