@@ -9,7 +9,7 @@ import torch
 from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.tutorial import onpolicy, prm_pairs, toyworld
 from stepdpo_lite.tutorial.uncorrected_unlikelihood import UncorrectedUnlikelihoodTrainer, negative_step_ids
-from test_onpolicy import FAST, THRESHOLD, StubPRM, StubSampler, problem_and_texts
+from onpolicy_stubs import FAST, THRESHOLD, StubPRM, StubSampler, problem_and_texts
 
 OUTPUT_LAYER = dict(step_pairing="first_token", step_gradient="output_layer")
 
@@ -126,7 +126,7 @@ def mass_script(monkeypatch, problems):
 
     from stepdpo_lite import rewards
     from stepdpo_lite.tutorial import reward_reports, runs
-    from test_onpolicy import RUN_METRICS
+    from onpolicy_stubs import RUN_METRICS
 
     script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "uncorrected_mass.py"))
     monkeypatch.setattr(runs, "require", lambda path, made_by: path)
