@@ -2,9 +2,9 @@
 
 Why it exists (``docs/benchmarks.md``, "The wrong steps no correction was found for"). In expectation an on-policy
 pair's gradient is its right step's NLL gradient (``scripts/pair_expectation.py``), so the pairs carry nothing the
-chosen side's NLL lacks. A state where the PRM found the first wrong step but the policy wrote no step the PRM
-accepts in all its tries (``prm_pairs.step_pairs``' ``no_accepted_step``) gives no pair and no chosen solution: RFT
-learns nothing there, and neither do the pairs. Its wrong step is still known, so this trainer pushes it down
+chosen side's NLL lacks. A state where the PRM found the first wrong step but none of the policy's tries was
+accepted (``prm_pairs.step_pairs``' ``no_accepted_step``) gives no pair and no chosen solution: neither RFT nor the
+pairs train there. Its wrong step is still known, so this trainer pushes it down
 (unlikelihood training, Welleck et al. 2019, arXiv:1908.04319, on a whole step):
 
     L += w · mean over a batch of such states of −log(1 − π(s⁻_k | x, s_<k)),
