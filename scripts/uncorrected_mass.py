@@ -96,80 +96,104 @@ def mass(model, cases: list[dict]) -> dict:
     return {**mean, "rest": 1 - mean["right"] - mean["wrong"] if per_case else None, "per_case": per_case}
 
 
-def trained(profile, tokenizer, rows, states, settings, seed: int, tmp: str):
-    """A fresh copy of the start policy trained by Stepwise DPO on the round's ``rows`` (and, with
-    ``settings.uncorrected_weight``, the uncorrected ``states``), as ``onpolicy.run_round`` trains round 1."""
-    model, _ = onpolicy.start_policy(profile, seed=seed)
-    round_seed = seed + 1000  # run_round's seed for round 1
-    settings = dataclasses.replace(settings, args=dict(settings.args, seed=round_seed, data_seed=round_seed))
-    trainer = onpolicy.make_trainer("stepwise_dpo", model, tokenizer, rows, settings,
-                                    f"{tmp}/w{settings.uncorrected_weight}", ref_model=onpolicy.policy_reference(model),
-                                    uncorrected=states)
-    with quiet_deprecated_checkpointing_read():
-        trainer.train()
-    return trainer.model
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs-dir", default=str(ROOT / "runs"),
-                    help="the tutorial's runs folder: runs-dir/tiny holds notebook 01's metrics.json and notebook "
-                         "02's prm (default: the repository's runs)")
-    ap.add_argument("--problems-per-round", type=int, default=96, help="round 1's training problems (default: 96)")
-    ap.add_argument("--samples", type=int, default=3, help="K solutions per problem (default: 3)")
-    ap.add_argument("--steps", type=int, default=10, help="optimizer steps of each training (default: 10)")
-    ap.add_argument("--uncorrected-weight", type=float, default=50.0, help="the term's weight (default: 50)")
-    ap.add_argument("--seed", type=int, default=0, help="seed, as onpolicy_rounds.py's (default: 0)")
-    args = ap.parse_args(argv)
-    for name in ("problems_per_round", "samples", "steps"):
-        if getattr(args, name) < 1:
-            ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.seed < 0:
-        ap.error(f"--seed must be 0 or more, got {args.seed}")
+def round_one(runs_dir, *, problems_per_round: int, samples: int, seed: int, error) -> dict:
+    """Round 1 of ``onpolicy_rounds.py``'s tiny output-layer protocol, up to its training: the start policy (Stepwise
+    DPO's copy, which samples), its tokenizer, the round's problems, its pairs (``rows``) and what building them
+    counted (``info``), and the uncorrected ``states``; a missing run is ``error``'s (argparse's) message."""
     profile = get_profile("tiny")
-    try:  # the protocol's settings with the weight checked (TrainSettings), before a run is read
-        settings = onpolicy.TrainSettings(beta=0.1, uncorrected_weight=args.uncorrected_weight,
-                                          **onpolicy.protocol("output_layer", profile))
-        if not settings.uncorrected_weight:
-            raise ValueError("uncorrected_weight must be above 0: the term is what is measured")
-    except ValueError as err:
-        ap.error(f"--uncorrected-weight: {err}")
-    run = Path(args.runs_dir) / "tiny"
+    run = Path(runs_dir) / "tiny"
     try:
         metrics = runs.read_metrics(runs.require(run, "01_data_prep"))
         prm_dir = runs.require(run / "prm", "02_process_reward_model")
         threshold = reward_reports.prm_threshold(prm_dir, run)
         n_train, n_eval = onpolicy.recorded_counts(metrics)
     except (ValueError, FileNotFoundError) as err:
-        ap.error(f"--runs-dir: {err}")
+        error(f"--runs-dir: {err}")
     prm = ProcessRewardModel.load(prm_dir, device=profile.device)
-    start, tokenizer = onpolicy.start_policy(profile, seed=args.seed)
-    splits = onpolicy.recorded_splits(tasks.get_task(profile), metrics, seed=args.seed, tokenizer=tokenizer,
+    start, tokenizer = onpolicy.start_policy(profile, seed=seed)
+    splits = onpolicy.recorded_splits(tasks.get_task(profile), metrics, seed=seed, tokenizer=tokenizer,
                                       n_train=n_train, n_eval=n_eval)
-    problems = onpolicy.round_problems(splits["train"], args.problems_per_round, 1)
-    rs = onpolicy.RoundSettings(samples_per_problem=args.samples, max_new_tokens=profile.max_new_tokens,
+    problems = onpolicy.round_problems(splits["train"], problems_per_round, 1)
+    rs = onpolicy.RoundSettings(samples_per_problem=samples, max_new_tokens=profile.max_new_tokens,
                                 batch_size=profile.sample_batch_size, threshold=threshold)
-    samples = onpolicy.sample_round({SAMPLER: start}, tokenizer, prm, problems, rs, seed=args.seed + 1000,
-                                    shared_start=True)
+    drawn = onpolicy.sample_round({SAMPLER: start}, tokenizer, prm, problems, rs, seed=seed + 1000, shared_start=True)
     states = []
-    rows, info = onpolicy.build_round_pairs({SAMPLER: start}, tokenizer, prm, problems, samples, rs,
-                                            seed=args.seed + 1000, uncorrected=states)
-    cases, left_out = first_differences(tokenizer, problems, states)
-    print(f"round 1: {len(rows)} pairs; {len(states)} uncorrected states of {info['step']['prefixes_tried']} tried; "
-          f"{len(cases)} measured ({left_out} left out: prefix not the gold one, or no differing token)", flush=True)
+    rows, info = onpolicy.build_round_pairs({SAMPLER: start}, tokenizer, prm, problems, drawn, rs, seed=seed + 1000,
+                                            uncorrected=states)
+    return dict(profile=profile, start=start, tokenizer=tokenizer, problems=problems, rows=rows, info=info,
+                states=states)
+
+
+def protocol_settings(profile, steps: int, seed: int, **changes):
+    """The tiny protocol's ``TrainSettings`` for round 1 at ``steps`` optimizer steps, ``changes`` applied."""
+    train_args = onpolicy.training_args(profile, batch_size=onpolicy.preference_batch_size(profile),
+                                        learning_rate=profile.dpo_learning_rate, max_steps=steps, beta=0.1, seed=seed)
+    return onpolicy.TrainSettings(beta=0.1, **{**onpolicy.protocol("output_layer", profile), **changes},
+                                  args={**train_args, "num_train_epochs": 1, "disable_tqdm": True, "logging_steps": 5})
+
+
+def trained(profile, tokenizer, rows, states, settings, seed: int, tmp: str, method: str = "stepwise_dpo"):
+    """A fresh copy of the start policy trained by ``method`` on the round's ``rows`` (and, with
+    ``settings.uncorrected_weight``, the uncorrected ``states``), as ``onpolicy.run_round`` trains round 1."""
+    model, _ = onpolicy.start_policy(profile, seed=seed)
+    round_seed = seed + 1000  # run_round's seed for round 1
+    settings = dataclasses.replace(settings, args=dict(settings.args, seed=round_seed, data_seed=round_seed))
+    trainer = onpolicy.make_trainer(method, model, tokenizer, rows, settings, tempfile.mkdtemp(dir=tmp),
+                                    ref_model=onpolicy.policy_reference(model), uncorrected=states)
+    with quiet_deprecated_checkpointing_read():
+        trainer.train()
+    return trainer.model
+
+
+def round_one_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser with round 1's options (the run, its sizes, the training steps, the seed); ``parse_round_one``
+    checks them."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs-dir", default=str(ROOT / "runs"),
+                    help="the tutorial's runs folder: runs-dir/tiny holds notebook 01's metrics.json and notebook "
+                         "02's prm (default: the repository's runs)")
+    ap.add_argument("--problems-per-round", type=int, default=96, help="round 1's training problems (default: 96)")
+    ap.add_argument("--samples", type=int, default=3, help="K solutions per problem (default: 3)")
+    ap.add_argument("--steps", type=int, default=10, help="optimizer steps of each training (default: 10)")
+    ap.add_argument("--seed", type=int, default=0, help="seed, as onpolicy_rounds.py's (default: 0)")
+    return ap
+
+
+def parse_round_one(ap: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """``ap``'s arguments, round 1's checked (sizes at least 1, a seed of 0 or more) before anything is loaded."""
+    args = ap.parse_args(argv)
+    for name in ("problems_per_round", "samples", "steps"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.seed < 0:
+        ap.error(f"--seed must be 0 or more, got {args.seed}")
+    return args
+
+
+def main(argv=None):
+    ap = round_one_parser(__doc__)
+    ap.add_argument("--uncorrected-weight", type=float, default=50.0, help="the term's weight (default: 50)")
+    args = parse_round_one(ap, argv)
+    try:  # the weight checked (TrainSettings), before a run is read
+        if not args.uncorrected_weight:
+            raise ValueError("uncorrected_weight must be above 0: the term is what is measured")
+        protocol_settings(get_profile("tiny"), args.steps, args.seed, uncorrected_weight=args.uncorrected_weight)
+    except ValueError as err:
+        ap.error(f"--uncorrected-weight: {err}")
+    r = round_one(args.runs_dir, problems_per_round=args.problems_per_round, samples=args.samples, seed=args.seed,
+                  error=ap.error)
+    cases, left_out = first_differences(r["tokenizer"], r["problems"], r["states"])
+    print(f"round 1: {len(r['rows'])} pairs; {len(r['states'])} uncorrected states of "
+          f"{r['info']['step']['prefixes_tried']} tried; {len(cases)} measured ({left_out} left out: prefix not the "
+          "gold one, or no differing token)", flush=True)
     if not cases:
         sys.exit("no uncorrected state to measure at: nothing to report")
-    train_args = onpolicy.training_args(profile, batch_size=onpolicy.preference_batch_size(profile),
-                                        learning_rate=profile.dpo_learning_rate, max_steps=args.steps, beta=0.1,
-                                        seed=args.seed)
-    settings = dataclasses.replace(settings, args={**train_args, "num_train_epochs": 1, "disable_tqdm": True,
-                                                   "logging_steps": 5})
-    figures = {"start": mass(start, cases)}
+    figures = {"start": mass(r["start"], cases)}
     with tempfile.TemporaryDirectory() as tmp:
         for name, weight in (("without the term", 0.0), ("with the term", args.uncorrected_weight)):
-            model = trained(profile, tokenizer, rows, states, dataclasses.replace(settings, uncorrected_weight=weight),
-                            args.seed, tmp)
-            figures[name] = mass(model, cases)
+            settings = protocol_settings(r["profile"], args.steps, args.seed, uncorrected_weight=weight)
+            figures[name] = mass(trained(r["profile"], r["tokenizer"], r["rows"], r["states"], settings, args.seed,
+                                         tmp), cases)
     without, with_ = figures["without the term"], figures["with the term"]
     taken = without["wrong"] - with_["wrong"]
     to_right = (with_["right"] - without["right"]) / taken if taken > 0 else None
@@ -180,8 +204,8 @@ def main(argv=None):
               f"{f['wrong_step']:11.3f} {f['right_step']:11.3f} {f['right_rest']:11.3f}")
     print(f"\nthe term took {taken:+.3f} from the wrong token; the right token gained "
           f"{with_['right'] - without['right']:+.3f}" + (f" ({to_right:.1%} of it)" if to_right is not None else ""))
-    print(json.dumps({"config": vars(args), "uncorrected": len(states), "tried": info["step"]["prefixes_tried"],
-                      "measured": len(cases), "left_out": left_out, "to_right": to_right,
+    print(json.dumps({"config": vars(args), "uncorrected": len(r["states"]),
+                      "tried": r["info"]["step"]["prefixes_tried"], "measured": len(cases), "left_out": left_out, "to_right": to_right,
                       **{name: {k: v for k, v in f.items() if k != "per_case"} for name, f in figures.items()}}))
     return figures
 

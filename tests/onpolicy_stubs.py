@@ -1,9 +1,11 @@
-"""Stand-ins the on-policy tests share (tests/test_onpolicy.py, tests/test_uncorrected_unlikelihood.py): a PRM whose
-rewards come from the toy checker, a resampler of a wrong step, one toy problem with a right, a wrong and a lucky
-solution, fast training arguments and a finished run's metrics."""
+"""Stand-ins the on-policy tests share (tests/test_onpolicy.py, tests/test_uncorrected_unlikelihood.py,
+tests/test_round_one_states.py): a PRM whose rewards come from the toy checker, a resampler of a wrong step, one toy
+problem with a right, a wrong and a lucky solution, rows and uncorrected states with an error at step index 2, fast
+training arguments and a finished run's metrics."""
 
 import random
 
+from stepdpo_lite.steps import extract_steps
 from stepdpo_lite.tutorial import toyworld
 
 FAST = dict(per_device_train_batch_size=4, learning_rate=1e-3, max_steps=2, max_length=256, report_to="none",
@@ -60,3 +62,18 @@ class StubSampler:
             wrong, right = self.bad[len(prefix):], self.gold[len(prefix):]
             out.append([wrong] * n if len(self.calls) == 1 else [wrong] * (n - 1) + [right])
         return out
+
+
+def rows_and_states(n=4, wrong=True):
+    """Rows with an error at step 2, and one state a row at that step: the wrong step, or the right one (which the
+    shipped base writes often, so its unlikelihood is far from 0)."""
+    rows, states = [], []
+    for i, problem in enumerate(toyworld.make_problems(n, seed=1, min_ops=3, max_ops=4)):
+        rejected = toyworld.corrupt_solution(problem, 2, "arithmetic", random.Random(i))
+        steps = extract_steps(rejected)
+        rows.append(dict(prompt=problem.prompt, chosen=problem.gold_solution, rejected=rejected,
+                         chosen_step_labels=[1.0] * len(extract_steps(problem.gold_solution)),
+                         rejected_step_labels=[1.0, 1.0, 0.0] + [1.0] * (len(steps) - 3), prm_first_error=2))
+        step = steps[2] if wrong else extract_steps(problem.gold_solution)[2]
+        states.append(dict(problem_index=i, prompt=problem.prompt, prefix="".join(steps[:2]), step=step, step_index=2))
+    return rows, states

@@ -326,19 +326,25 @@ def test_scripts_turn_a_policy_folder_with_no_model_into_a_usage_error(name, opt
     assert done.value.code == 2 and message.startswith(f"{option}: no tiny model at {tmp_path / 'typo'}"), message
 
 
-@pytest.mark.parametrize("args", [["--steps", "0"], ["--samples", "0"], ["--uncorrected-weight", "0"],
-                                  ["--uncorrected-weight", "nan"], ["--runs-dir", "none"]])
-def test_uncorrected_mass_refuses_bad_sizes_a_weight_of_0_and_a_missing_run_before_loading_a_model(
-        args, monkeypatch, capsys, tmp_path):
-    """Weight 0 would train the same policy twice and report a share of nothing."""
+@pytest.mark.parametrize("name, args", [
+    ("uncorrected_mass", ["--steps", "0"]), ("uncorrected_mass", ["--samples", "0"]),
+    ("uncorrected_mass", ["--uncorrected-weight", "0"]), ("uncorrected_mass", ["--uncorrected-weight", "nan"]),
+    ("uncorrected_mass", ["--runs-dir", "none"]), ("step_loss_reach", ["--problems-per-round", "0"]),
+    ("step_loss_reach", ["--step-weights", "0"]), ("step_loss_reach", ["--step-weights", "nan"]),
+    ("step_loss_reach", ["--step-weights", "5", "5"]), ("step_loss_reach", ["--runs-dir", "none"])])
+def test_round_one_scripts_refuse_bad_sizes_and_weights_and_a_missing_run_before_loading_a_model(
+        name, args, monkeypatch, capsys, tmp_path):
+    """An unlikelihood weight of 0 would train the same policy twice and report a share of nothing; a step weight
+    given twice, the same training twice."""
     monkeypatch.chdir(tmp_path)
-    _refused("uncorrected_mass", args, monkeypatch, capsys)
+    _refused(name, args, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("name, args", [("pair_expectation", ["--seed", "-1"]), ("stale_pairs", ["--seed", "-1"]),
                                         ("onpolicy_rounds", ["--seed", "-1", "--runs-dir", "none"]),
                                         ("seed_spread", ["--seeds", "0", "-1"]),
-                                        ("uncorrected_mass", ["--seed", "-1"])])
+                                        ("uncorrected_mass", ["--seed", "-1"]),
+                                        ("step_loss_reach", ["--seed", "-1"])])
 def test_scripts_refuse_a_negative_seed_before_any_work(name, args, monkeypatch, capsys, tmp_path):
     """pair_expectation and stale_pairs trained and measured with torch's seed 2**64 - 1, onpolicy_rounds failed in
     its first sampling once the policies had loaded, seed_spread ran seed 0's notebook (minutes) before -1's was

@@ -15,8 +15,10 @@ train the whole model as usual.
 
 ``onpolicy.TrainSettings(step_gradient="output_layer")`` and ``scripts/onpolicy_rounds.py --step-gradient
 output_layer`` train the Stepwise DPO method with it; so does ``profiles.ONPOLICY_PROTOCOLS["output_layer"]``, the
-protocol of notebook 04's rounds on the tiny profile (it gave Stepwise DPO its best figures on validation). Only
-``step_pairing="first_token"`` is supported: one token per side at one shared state, so one hidden state per side.
+protocol of notebook 04's rounds on the tiny profile (it gave Stepwise DPO its best figures on validation, by doing
+little: at the rounds' learning rate and steps this step loss hardly moves the pairs it trains on, and Stepwise DPO
+trains nearly as NLL only does; ``scripts/step_loss_reach.py``). Only ``step_pairing="first_token"`` is supported:
+one token per side at one shared state, so one hidden state per side.
 """
 
 from __future__ import annotations
