@@ -3,9 +3,9 @@
 The tiny profile's on-policy protocol (``profiles.ONPOLICY_PROTOCOLS["output_layer"]``, docs/benchmarks.md, "The
 protocols") scores each pair at the first token where its sides differ, weighs that loss 50×, and lets it move the
 output layer only. Its rounds end level with RFT. This script asks what the step loss itself does there. It builds
-round 1 as ``scripts/uncorrected_mass.py`` does (the pairs of ``onpolicy_rounds.py --protocol output_layer
---problems-per-round 96 --samples 3``), then trains copies of the start policy on the round's pairs, with the
-round's steps, batches and seed:
+round 1 as ``scripts/uncorrected_mass.py`` does (the pairs ``onpolicy_rounds.py`` builds by this protocol, from 96
+problems and 3 samples each), then trains copies of the start policy on the round's pairs, with the round's steps,
+batches and seed:
 
 - ``nll only``: RFT, as the round trains it (NLL weight 5, the protocol's);
 - ``stepwise dpo, step weight W``: the protocol (NLL + the step loss through the output layer), for each W of
