@@ -205,7 +205,8 @@ def main(argv=None):
     print(f"\nthe term took {taken:+.3f} from the wrong token; the right token gained "
           f"{with_['right'] - without['right']:+.3f}" + (f" ({to_right:.1%} of it)" if to_right is not None else ""))
     print(json.dumps({"config": vars(args), "uncorrected": len(r["states"]),
-                      "tried": r["info"]["step"]["prefixes_tried"], "measured": len(cases), "left_out": left_out, "to_right": to_right,
+                      "tried": r["info"]["step"]["prefixes_tried"], "measured": len(cases), "left_out": left_out,
+                      "to_right": to_right,
                       **{name: {k: v for k, v in f.items() if k != "per_case"} for name, f in figures.items()}}))
     return figures
 
