@@ -125,6 +125,9 @@ def main(argv=None):
                     help="Stepwise DPO adds the unlikelihood of the wrong step at each state where no correction "
                          "was found, by this weight (0: none; needs --step-gradient output_layer; a diagnostic, "
                          "uncorrected_unlikelihood.py)")
+    ap.add_argument("--uncorrected-gradient", default="output_layer", choices=list(onpolicy.STEP_GRADIENTS),
+                    help="the --uncorrected-weight term's path: 'output_layer' (default; the protocol's step loss's) "
+                         "or 'all' (every weight the policy trains)")
     ap.add_argument("--step-gradient", default=None, choices=list(onpolicy.STEP_GRADIENTS),
                     help="'output_layer': Stepwise DPO's step loss moves the output layer only (needs --step-pairing "
                          "first_token); 'all': every weight the policy trains (default: --protocol's, else all)")
@@ -191,7 +194,8 @@ def main(argv=None):
                      "--step-gradient": given["step_gradient"] not in (None, "all"),
                      "--step-rejected": args.step_rejected != "round",
                      "--rejected-sft-weight": args.rejected_sft_weight != 0,
-                     "--uncorrected-weight": args.uncorrected_weight != 0}
+                     "--uncorrected-weight": args.uncorrected_weight != 0,
+                     "--uncorrected-gradient": args.uncorrected_gradient != "output_layer"}
     if "stepwise_dpo" not in args.methods and any(stepwise_only.values()):  # would be recorded, and train nothing
         ap.error(f"{', '.join(k for k, v in stepwise_only.items() if v)} set Stepwise DPO's loss, and --methods "
                  f"{' '.join(args.methods)} leaves it out")
@@ -212,6 +216,7 @@ def main(argv=None):
                                  outcome_weight=args.outcome_weight, step_pairing=args.step_pairing,
                                  step_weight=args.step_weight, rejected_sft_weight=args.rejected_sft_weight,
                                  uncorrected_weight=args.uncorrected_weight,
+                                 uncorrected_gradient=args.uncorrected_gradient,
                                  step_gradient=args.step_gradient, step_rejected=args.step_rejected)
         train_settings()
     except ValueError as err:

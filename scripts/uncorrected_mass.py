@@ -173,11 +173,14 @@ def parse_round_one(ap: argparse.ArgumentParser, argv) -> argparse.Namespace:
 def main(argv=None):
     ap = round_one_parser(__doc__)
     ap.add_argument("--uncorrected-weight", type=float, default=50.0, help="the term's weight (default: 50)")
+    ap.add_argument("--uncorrected-gradient", default="output_layer", choices=["output_layer", "all"],
+                    help="the term's path: the output layer only (default; the protocol's) or every layer")
     args = parse_round_one(ap, argv)
     try:  # the weight checked (TrainSettings), before a run is read
         if not args.uncorrected_weight:
             raise ValueError("uncorrected_weight must be above 0: the term is what is measured")
-        protocol_settings(get_profile("tiny"), args.steps, args.seed, uncorrected_weight=args.uncorrected_weight)
+        protocol_settings(get_profile("tiny"), args.steps, args.seed, uncorrected_weight=args.uncorrected_weight,
+                          uncorrected_gradient=args.uncorrected_gradient)
     except ValueError as err:
         ap.error(f"--uncorrected-weight: {err}")
     r = round_one(args.runs_dir, problems_per_round=args.problems_per_round, samples=args.samples, seed=args.seed,
@@ -190,8 +193,9 @@ def main(argv=None):
         sys.exit("no uncorrected state to measure at: nothing to report")
     figures = {"start": mass(r["start"], cases)}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, weight in (("without the term", 0.0), ("with the term", args.uncorrected_weight)):
-            settings = protocol_settings(r["profile"], args.steps, args.seed, uncorrected_weight=weight)
+        for name, term in (("without the term", {}), ("with the term", dict(
+                uncorrected_weight=args.uncorrected_weight, uncorrected_gradient=args.uncorrected_gradient))):
+            settings = protocol_settings(r["profile"], args.steps, args.seed, **term)
             figures[name] = mass(trained(r["profile"], r["tokenizer"], r["rows"], r["states"], settings, args.seed,
                                          tmp), cases)
     without, with_ = figures["without the term"], figures["with the term"]

@@ -329,7 +329,8 @@ def test_scripts_turn_a_policy_folder_with_no_model_into_a_usage_error(name, opt
 @pytest.mark.parametrize("name, args", [
     ("uncorrected_mass", ["--steps", "0"]), ("uncorrected_mass", ["--samples", "0"]),
     ("uncorrected_mass", ["--uncorrected-weight", "0"]), ("uncorrected_mass", ["--uncorrected-weight", "nan"]),
-    ("uncorrected_mass", ["--runs-dir", "none"]), ("step_loss_reach", ["--problems-per-round", "0"]),
+    ("uncorrected_mass", ["--runs-dir", "none"]), ("uncorrected_mass", ["--uncorrected-gradient", "every"]),
+    ("step_loss_reach", ["--problems-per-round", "0"]),
     ("step_loss_reach", ["--step-weights", "0"]), ("step_loss_reach", ["--step-weights", "nan"]),
     ("step_loss_reach", ["--step-weights", "5", "5"]), ("step_loss_reach", ["--runs-dir", "none"])])
 def test_round_one_scripts_refuse_bad_sizes_and_weights_and_a_missing_run_before_loading_a_model(
@@ -392,6 +393,8 @@ def test_onpolicy_rounds_makes_a_missing_out_folder_as_the_other_scripts_do(monk
     (["--uncorrected-weight", "1"], "--uncorrected-weight must be >= 0 (0: none) and needs --step-gradient "
                                     "'output_layer', got 1.0 and 'all'"),
     (["--uncorrected-weight", "1", "--pairs", "solution"], "--pairs solution builds none"),
+    (["--uncorrected-gradient", "all", "--protocol", "output_layer"],
+     "--uncorrected-gradient must be one of ('all', 'output_layer') ('all' with an --uncorrected-weight above 0)"),
     (["--step-rejected", "fresh"], "--step-rejected='fresh' needs --step-pairing='first_token'")])
 def test_onpolicy_rounds_names_the_options_of_a_bad_training_setting(args, said, monkeypatch, capsys):
     """TrainSettings' checks named its fields (step_gradient, rejected_sft_weight), not the options typed."""

@@ -31,10 +31,11 @@ def test_step_pairs_hand_back_the_states_no_correction_was_found_for():
     assert len(rows) == 1 and uncorrected == []
 
 
-def test_the_term_is_the_mean_unlikelihood_of_the_wrong_steps_through_the_output_layer(tmp_path, tiny_base_path):
+def test_the_term_is_the_mean_unlikelihood_of_the_wrong_steps_by_either_path(tmp_path, tiny_base_path):
     """uncorrected_weight w adds w·mean(−log(1 − π(step | prompt + prefix))) over the states (all of them when they
     are fewer than a batch), read against a plain forward; its gradient stops at the final hidden state, so it moves
-    only the output layer (tied to the input embeddings). Made through onpolicy.make_trainer, as a round makes it."""
+    only the output layer (tied to the input embeddings), or with uncorrected_gradient="all" reaches every weight.
+    Made through onpolicy.make_trainer, as a round makes it."""
     from stepdpo_lite.tutorial.tiny_models import load_tiny_base
     tiny_model, tok = load_tiny_base(tiny_base_path)
     tok.padding_side = "right"
@@ -66,6 +67,16 @@ def test_the_term_is_the_mean_unlikelihood_of_the_wrong_steps_through_the_output
     tr.extra_loss(tr.model, batch).backward()
     moved = {n for n, prm in tr.model.named_parameters() if prm.grad is not None and prm.grad.abs().sum() > 0}
     assert moved == {"model.embed_tokens.weight"}  # the output layer, tied to the input embeddings
+    # uncorrected_gradient="all": the same loss, its gradient through every layer
+    settings = onpolicy.TrainSettings(**OUTPUT_LAYER, uncorrected_weight=3.0, uncorrected_gradient="all", args=FAST)
+    tr = onpolicy.make_trainer("stepwise_dpo", copy.deepcopy(tiny_model), tok, rows, settings, str(tmp_path / "all"),
+                               ref_model=copy.deepcopy(tiny_model).eval(), uncorrected=states[:3])
+    tr.model.zero_grad()
+    loss = tr.extra_loss(tr.model, batch)
+    assert loss.item() == pytest.approx(3.0 * want, rel=1e-4)
+    loss.backward()
+    moved = {n for n, prm in tr.model.named_parameters() if prm.grad is not None and prm.grad.abs().sum() > 0}
+    assert moved == {n for n, _ in tr.model.named_parameters()}
 
 
 def test_bad_settings_and_states_are_refused():
@@ -75,6 +86,12 @@ def test_bad_settings_and_states_are_refused():
             onpolicy.TrainSettings(**{"uncorrected_weight": 1.0, **bad})
     with pytest.raises(ValueError, match="uncorrected_weight must be > 0, got 0.0"):
         UncorrectedUnlikelihoodTrainer(None, negatives=[], uncorrected_weight=0.0)
+    with pytest.raises(ValueError, match=r"uncorrected_gradient must be one of .* above 0\), got 'all'"):
+        onpolicy.TrainSettings(**OUTPUT_LAYER, uncorrected_gradient="all")  # no term to send through every layer
+    with pytest.raises(ValueError, match="uncorrected_gradient must be one of"):
+        onpolicy.TrainSettings(**OUTPUT_LAYER, uncorrected_weight=1.0, uncorrected_gradient="every")
+    with pytest.raises(ValueError, match="uncorrected_gradient must be 'output_layer' or 'all', got 'every'"):
+        UncorrectedUnlikelihoodTrainer(None, negatives=[], uncorrected_weight=1.0, uncorrected_gradient="every")
     with pytest.raises(ValueError, match="negatives_per_step"):
         UncorrectedUnlikelihoodTrainer(None, negatives=[], uncorrected_weight=1.0, negatives_per_step=0)
 

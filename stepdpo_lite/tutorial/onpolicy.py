@@ -90,6 +90,9 @@ class TrainSettings:
         "help": "> 0: Stepwise DPO adds the unlikelihood of the wrong step at each state where no correction was found "
                 "(no pair, nothing for RFT), by this weight; needs step_gradient 'output_layer' (a diagnostic; "
                 "stepdpo_lite/tutorial/uncorrected_unlikelihood.py)."})
+    uncorrected_gradient: str = field(default="output_layer", metadata={
+        "help": "The uncorrected_weight term's path: 'output_layer' (its gradient stops at the final hidden state, as "
+                "the protocol's step loss) or 'all' (every weight the policy trains)."})
     step_gradient: str = field(default="all", metadata={
         "help": "'output_layer': Stepwise DPO's step loss stops its gradient at the final hidden state, so it moves "
                 "the output layer only (and the input embeddings tied to it) (the tiny profile's protocol, first a "
@@ -142,6 +145,10 @@ class TrainSettings:
                 self.uncorrected_weight and self.step_gradient != "output_layer"):
             raise ValueError(f"TrainSettings: uncorrected_weight must be >= 0 (0: none) and needs step_gradient "
                              f"'output_layer', got {self.uncorrected_weight} and {self.step_gradient!r}")
+        if self.uncorrected_gradient not in STEP_GRADIENTS or (self.uncorrected_gradient != "output_layer" and
+                                                               not self.uncorrected_weight):  # else set for nothing
+            raise ValueError(f"uncorrected_gradient must be one of {STEP_GRADIENTS} ('all' with an uncorrected_weight "
+                             f"above 0), got {self.uncorrected_gradient!r}")
         if self.step_rejected != "round" and (self.step_pairing != "first_token" or self.step_gradient != "all"):
             raise ValueError(f"step_rejected={self.step_rejected!r} needs step_pairing='first_token' (one token to "
                              f"redraw) and step_gradient='all', got {self.step_pairing!r}, {self.step_gradient!r}")
@@ -278,7 +285,8 @@ def make_trainer(method: str, model, tokenizer, rows: Sequence[dict], settings: 
             cls = partial(RejectedPrefixNLLStepDPOTrainer, rejected_sft_weight=settings.rejected_sft_weight)
         if settings.uncorrected_weight:  # TrainSettings: with the output-layer step loss only
             cls = partial(UncorrectedUnlikelihoodTrainer, negatives=uncorrected,
-                          uncorrected_weight=settings.uncorrected_weight)
+                          uncorrected_weight=settings.uncorrected_weight,
+                          uncorrected_gradient=settings.uncorrected_gradient)
         trainer = cls(model=model, ref_model=ref_model, processing_class=tokenizer, train_dataset=data, args=args)
     else:
         if any(r.get("open_ended") for r in rows):

@@ -60,10 +60,15 @@ class UncorrectedUnlikelihoodTrainer(OutputLayerStepDPOTrainer):
     """``OutputLayerStepDPOTrainer`` whose loss adds ``uncorrected_weight`` times the unlikelihood of the wrong
     steps at ``negatives_per_step`` of the uncorrected states, drawn afresh at every step (seeded by ``args.seed``)."""
 
-    def __init__(self, *args, negatives, uncorrected_weight: float, negatives_per_step: int = 8, **kwargs):
+    def __init__(self, *args, negatives, uncorrected_weight: float, negatives_per_step: int = 8,
+                 uncorrected_gradient: str = "output_layer", **kwargs):
         weight = finite_number(uncorrected_weight, "uncorrected_weight", "UncorrectedUnlikelihoodTrainer")
         if weight <= 0:
             raise ValueError(f"UncorrectedUnlikelihoodTrainer: uncorrected_weight must be > 0, got {weight}")
+        if uncorrected_gradient not in ("output_layer", "all"):
+            raise ValueError(f"UncorrectedUnlikelihoodTrainer: uncorrected_gradient must be 'output_layer' or 'all', "
+                             f"got {uncorrected_gradient!r}")
+        self.uncorrected_gradient = uncorrected_gradient
         self.negatives_per_step = positive_int(negatives_per_step, "negatives_per_step",
                                                "UncorrectedUnlikelihoodTrainer")
         super().__init__(*args, **kwargs)
@@ -82,7 +87,7 @@ class UncorrectedUnlikelihoodTrainer(OutputLayerStepDPOTrainer):
         ids, attention = padded["input_ids"], padded["attention_mask"]
         n_context = torch.tensor([n for _, n in batch], device=ids.device)
         in_step = (torch.arange(ids.size(1), device=ids.device)[None, :] >= n_context[:, None]) & attention.bool()
-        with torch.no_grad():  # the hidden states, cut from the graph
+        with torch.set_grad_enabled(self.uncorrected_gradient == "all"):  # "output_layer": cut from the graph
             hidden = model(input_ids=ids, attention_mask=attention, output_hidden_states=True,
                            use_cache=False).hidden_states[-1]
         logps = torch.log_softmax(model.get_output_embeddings()(hidden[:, :-1]).float(), -1)
