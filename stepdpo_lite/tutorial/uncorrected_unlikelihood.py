@@ -12,18 +12,22 @@ pairs train there. Its wrong step is still known, so this trainer pushes it down
 ``π(s⁻_k | …)`` the product of the step's token probabilities. A token the policy is sure of (the step's opening,
 ``Step 4: 19 * 1 = ``) has a gradient near 0 (``∇ log p = e_y − p``), so the push lands on the uncertain tokens:
 mostly the wrong number. As in ``OutputLayerStepDPOTrainer``'s step loss (whose protocol it extends), the log-probs
-are read through the final hidden state cut from the graph, so the term moves the output layer only. At a logit,
-its gradient takes from the wrong token and gives to every other token in proportion to its probability: the right
-one gets its share. Measured (``scripts/uncorrected_mass.py``), that share is large (the right token holds about
-half the probability at these states), and the term is level for another reason: through the output layer it moves
-these states little beside what the NLL, through every layer, does to them unaided.
+are read through the final hidden state cut from the graph, so the term moves the output layer only (by default:
+``uncorrected_gradient="all"`` lets it through every layer). At a logit, its gradient takes from the wrong token and
+gives to every other token in proportion to its probability: the right one gets its share. Measured
+(``scripts/uncorrected_mass.py``), that share is large (the right token holds about half the probability at these
+states), and the term is level for another reason: through the output layer it moves these states little beside what
+the NLL, through every layer, does to them unaided. Through every layer (weight 0.1) it does move them, the right
+token gaining, and the rounds end behind RFT: what helps these few states costs steps elsewhere (docs/benchmarks.md,
+"Through every layer").
 
     trainer = UncorrectedUnlikelihoodTrainer(model, ref_model=ref, negatives=uncorrected, uncorrected_weight=50.0,
                                              args=StepwiseDPOConfig(step_pairing="first_token", ...), ...)
 
 with ``uncorrected`` the list ``step_pairs(..., uncorrected=[])`` filled. ``onpolicy.TrainSettings(
 uncorrected_weight=50.0)`` and ``scripts/onpolicy_rounds.py --uncorrected-weight 50`` train the Stepwise DPO method
-with it (the output-layer protocol). The term takes one more forward pass of the policy, over the batch of states.
+with it (the output-layer protocol; ``uncorrected_gradient`` and ``--uncorrected-gradient`` pick the term's path).
+The term takes one more forward pass of the policy, over the batch of states.
 """
 
 from __future__ import annotations
