@@ -62,7 +62,8 @@ def negative_step_ids(tokenizer, negatives, max_length: int | None = None) -> li
 
 class UncorrectedUnlikelihoodTrainer(OutputLayerStepDPOTrainer):
     """``OutputLayerStepDPOTrainer`` whose loss adds ``uncorrected_weight`` times the unlikelihood of the wrong
-    steps at ``negatives_per_step`` of the uncorrected states, drawn afresh at every step (seeded by ``args.seed``)."""
+    steps at ``negatives_per_step`` of the uncorrected states, drawn afresh at every step (seeded by ``args.seed``),
+    through the output layer or, with ``uncorrected_gradient="all"``, every layer."""
 
     def __init__(self, *args, negatives, uncorrected_weight: float, negatives_per_step: int = 8,
                  uncorrected_gradient: str = "output_layer", **kwargs):
@@ -82,7 +83,8 @@ class UncorrectedUnlikelihoodTrainer(OutputLayerStepDPOTrainer):
 
     def extra_loss(self, model, inputs):
         """The trainer's hook: ``uncorrected_weight`` times the mean of ``−log(1 − π(step | prefix))`` over a batch
-        of states, each step's log-prob read through ``stopgrad(h)``; 0 in a round where every state was corrected."""
+        of states, each step's log-prob read through ``stopgrad(h)`` (``h`` itself with ``uncorrected_gradient="all"``);
+        0 in a round where every state was corrected."""
         if not self.negatives:
             return 0.0
         batch = self._draw.sample(self.negatives, min(self.negatives_per_step, len(self.negatives)))
