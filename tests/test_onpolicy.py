@@ -1339,10 +1339,11 @@ def test_seed_spread_judges_saved_onpolicy_rounds_after_any_round(tmp_path, caps
     other.write_text(json.dumps({**json.loads(Path(files[1]).read_text()), "config": {"seed": 1, "split": "test"}}))
     with pytest.raises(ValueError, match=r"other.json differs from .*rounds_s0.json in \['split'\], not only the seed"):
         script["rounds_by_seed"]([files[0], str(other)])
-    # a file from before --rejected-sft-weight existed ran without the term: it matches a newer one at 0, no other
+    # a file from before --rejected-sft-weight (--uncorrected-gradient) existed ran without the term (through the
+    # output layer): it matches a newer one at 0 (output_layer), no other
     newer = tmp_path / "newer.json"
-    newer.write_text(json.dumps({**json.loads(Path(files[1]).read_text()), "config": {"seed": 1,
-                                                                                      "rejected_sft_weight": 0.0}}))
+    newer.write_text(json.dumps({**json.loads(Path(files[1]).read_text()), "config": {
+        "seed": 1, "rejected_sft_weight": 0.0, "uncorrected_gradient": "output_layer"}}))
     assert sorted(script["main"](["--from-rounds", files[0], str(newer)])) == [0, 1]
     newer.write_text(json.dumps({**json.loads(newer.read_text()), "config": {"seed": 1, "rejected_sft_weight": 20.0}}))
     with pytest.raises(ValueError, match=r"in \['rejected_sft_weight'\], not only the seed"):
