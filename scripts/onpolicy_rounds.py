@@ -80,6 +80,9 @@ def main(argv=None):
                          "rejected solution's first wrong step, resampled until the PRM accepts it) or 'both' "
                          "(default)")
     ap.add_argument("--max-pairs", type=int, default=4, help="solution pairs per problem")
+    ap.add_argument("--chosen", default="prm", choices=list(onpolicy.CHOSEN_RULES),
+                    help="a solution pair's chosen side: 'prm' (default), a right answer and no step the PRM rejects; "
+                         "'answer', any right answer (plain RFT's positives)")
     ap.add_argument("--step-pairs", type=int, default=1, help="rejected solutions per problem to correct")
     ap.add_argument("--step-tries", type=int, default=4,
                     help="continuations sampled per attempt at a rejected solution's first wrong step (default: 4)")
@@ -234,9 +237,9 @@ def main(argv=None):
     profile = dataclasses.replace(profile, device=args.device or profile.device,
                                   sample_batch_size=args.sample_batch_size or profile.sample_batch_size)
     args.batch_size = onpolicy.preference_batch_size(profile, args.batch_size)  # recorded in --out's config
-    same_names = {k: getattr(args, k) for k in ("sampler", "pairs", "step_tries", "step_attempts", "step_negatives",
-                                                "negative_tries", "negative_temperature", "mirrored_negatives",
-                                                "rejected_probs", "progress")}
+    same_names = {k: getattr(args, k) for k in ("sampler", "pairs", "chosen", "step_tries", "step_attempts",
+                                                "step_negatives", "negative_tries", "negative_temperature",
+                                                "mirrored_negatives", "rejected_probs", "progress")}
     try:  # the rounds' settings (RoundSettings' own checks), before a run is read; the PRM's threshold is set below
         rs = onpolicy.RoundSettings(samples_per_problem=args.samples, max_pairs_per_problem=args.max_pairs,
                                     step_pairs_per_problem=args.step_pairs, max_new_tokens=profile.max_new_tokens,

@@ -41,7 +41,8 @@ DEFAULT_SEEDS = [0, 1, 2]
 # onpolicy_rounds.py settings newer than some --out files, at the value the older runs had: a file without one was run
 # so, and matches a newer file at that value
 ADDED_SETTINGS = {"rejected_sft_weight": 0.0, "train_problems": None, "eval_problems": None, "device": None,
-                  "sample_batch_size": None, "uncorrected_weight": 0.0, "uncorrected_gradient": "output_layer"}
+                  "sample_batch_size": None, "uncorrected_weight": 0.0, "uncorrected_gradient": "output_layer",
+                  "chosen": "prm"}
 
 
 def run_seed(run_dir: Path, profile: str, seed: int, sets: list[str], scratch: Path, threads: int | None) -> dict:

@@ -327,6 +327,18 @@ def test_round_pairs_are_shuffled_by_the_seed_and_a_repeated_pair_keeps_its_firs
     assert out == expected and info["repeated_pairs_dropped"] == 1
 
 
+def test_a_rounds_chosen_rule_reaches_its_solution_pairs(monkeypatch):
+    """RoundSettings.chosen is what solution_pairs keeps as chosen ("answer": plain RFT's positives); another rule is
+    refused where the settings are made, before a round samples."""
+    got = []
+    monkeypatch.setattr(onpolicy, "solution_pairs", lambda *a, **kw: (got.append(kw["chosen"]) or [], {}))
+    for rule in ("prm", "answer"):
+        onpolicy.build_round_pairs({}, None, None, [], [], onpolicy.RoundSettings(pairs="solution", chosen=rule))
+    assert got == ["prm", "answer"] and onpolicy.RoundSettings().chosen == "prm"
+    with pytest.raises(ValueError, match=r"chosen must be one of \('prm', 'answer'\), got 'gold'"):
+        onpolicy.RoundSettings(chosen="gold")
+
+
 def test_step_pairs_require_an_accepted_solution_by_default():
     p, gold, bad, _ = problem_and_texts()
     prm = StubPRM()
@@ -1339,11 +1351,11 @@ def test_seed_spread_judges_saved_onpolicy_rounds_after_any_round(tmp_path, caps
     other.write_text(json.dumps({**json.loads(Path(files[1]).read_text()), "config": {"seed": 1, "split": "test"}}))
     with pytest.raises(ValueError, match=r"other.json differs from .*rounds_s0.json in \['split'\], not only the seed"):
         script["rounds_by_seed"]([files[0], str(other)])
-    # a file from before --rejected-sft-weight (--uncorrected-gradient) existed ran without the term (through the
-    # output layer): it matches a newer one at 0 (output_layer), no other
+    # a file from before --rejected-sft-weight (--uncorrected-gradient, --chosen) existed ran without the term
+    # (through the output layer; chosen by the PRM): it matches a newer one at 0 (output_layer, prm), no other
     newer = tmp_path / "newer.json"
     newer.write_text(json.dumps({**json.loads(Path(files[1]).read_text()), "config": {
-        "seed": 1, "rejected_sft_weight": 0.0, "uncorrected_gradient": "output_layer"}}))
+        "seed": 1, "rejected_sft_weight": 0.0, "uncorrected_gradient": "output_layer", "chosen": "prm"}}))
     assert sorted(script["main"](["--from-rounds", files[0], str(newer)])) == [0, 1]
     newer.write_text(json.dumps({**json.loads(newer.read_text()), "config": {"seed": 1, "rejected_sft_weight": 20.0}}))
     with pytest.raises(ValueError, match=r"in \['rejected_sft_weight'\], not only the seed"):

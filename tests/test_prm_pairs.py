@@ -290,6 +290,20 @@ def test_solution_pairs_count_no_pair_over_no_cap_and_draw_by_the_problems_promp
     assert {r["rejected"] for r in rows} == set(texts[1:])  # seeded by each prompt: not the same pick for all
 
 
+def test_solution_pairs_chosen_answer_keeps_a_right_answer_the_prm_rejects_a_step_of():
+    """chosen="answer" is plain RFT's positives: a right answer whose step the PRM rejects (a lucky one) is chosen
+    too; "prm" (the default) uses it on neither side. Another rule is refused, naming the rules."""
+    texts = ["a 1\nanswer 3", "a 9\nanswer 3", "a 1\nanswer 4"]  # clean right, lucky right (9: rejected), wrong
+    samples = prm_pairs.label_samples(LinePRM(), [LineStub()], [texts], THRESHOLD)
+    by_prm, stats = prm_pairs.solution_pairs([LineStub()], samples)
+    assert [r["chosen"] for r in by_prm] == [texts[0]] and stats["right_answer_prm_rejected"] == 1
+    by_answer, _ = prm_pairs.solution_pairs([LineStub()], samples, chosen="answer")
+    assert sorted(r["chosen"] for r in by_answer) == sorted(texts[:2])
+    assert {r["rejected"] for r in by_answer} == {texts[2]}
+    with pytest.raises(ValueError, match=r"solution_pairs: chosen must be one of \('prm', 'answer'\), got 'gold'"):
+        prm_pairs.solution_pairs([LineStub()], samples, chosen="gold")
+
+
 def test_step_pairs_resample_a_repeated_rejected_text_once_and_none_the_prm_accepts():
     texts = ["a 1\nb 9\nanswer 4", "a 1\nb 9\nanswer 4", "a 1\nb 2\nanswer 5"]  # the last: no step the PRM rejects
     samples = prm_pairs.label_samples(LinePRM(), [LineStub()], [texts], THRESHOLD, policy="dpo")

@@ -340,6 +340,36 @@ def test_greedy_and_sampled_accuracy_samples_greedy_once_and_at_t1_n_sampled_tim
     assert out["per_problem"] == {"greedy_right": [1, 1, 1], "sampled_right": [1, 1, 1], "n_sampled": 2}
 
 
+class _SaysSevenInTwoSteps:
+    """A toy problem whose answer is 7 in two steps, "3" then "7": "5" then "7" is right by luck."""
+    prompt = "Problem: say 3, then 7.\n"
+
+    def is_correct(self, solution):
+        return solution.endswith("7")
+
+    def verdict(self, solution):
+        steps = solution.split("|")
+        labels = [steps[0] == "3", steps[0] == "3" and steps[-1] == "7"]
+        return Verdict(labels, labels.index(False) if False in labels else -1, self.is_correct(solution), [], steps)
+
+
+def test_trace_error_is_the_share_of_right_answers_reached_through_a_wrong_step(monkeypatch):
+    """Uesato et al. 2022's trace error: of the right answers only (a wrong answer is not counted), those with a
+    step the checker calls wrong; None when no answer is right."""
+    draws = {0.0: ["3|7"], 1.0: ["5|7", "3|7", "5|8", "3|7"]}  # sampled: one lucky of three right, one wrong
+
+    def sampled(model, tokenizer, problems, n=1, temperature=0.0, **kw):
+        return [draws[temperature][:n] for _ in problems]
+
+    monkeypatch.setattr(policy_eval, "sample_solutions", sampled)
+    out = policy_eval.greedy_and_sampled_accuracy(None, None, [_SaysSevenInTwoSteps()], n_sampled=4)
+    assert (out["trace_error"], out["sampled_trace_error"]) == (0.0, pytest.approx(1 / 3))
+    assert out["sampled_accuracy"] == 0.75
+    draws[0.0] = ["5|8"]
+    assert policy_eval.greedy_and_sampled_accuracy(None, None, [_SaysSevenInTwoSteps()], n_sampled=4)[
+        "trace_error"] is None
+
+
 def test_greedy_solutions_and_the_accuracies_pass_their_sampling_settings_on(monkeypatch):
     """greedy_solutions, greedy_and_sampled_accuracy and evaluate_saved_policies hand their batch_size,
     max_new_tokens, seed and n_sampled to the sampling beneath, as given (a model-free check of each keyword)."""

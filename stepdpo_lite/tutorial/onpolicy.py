@@ -49,8 +49,8 @@ from .colab import drop_log_printer
 from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer,
                                    TopRivalStepDPOTrainer)
 from .output_layer_pairs import OutputLayerStepDPOTrainer
-from .prm_pairs import (REJECTED_PROBS, Sample, count_mislabels, label_samples, mirrored_negatives, share_out,
-                        solution_pairs, step_agreement, step_negatives, step_pairs)
+from .prm_pairs import (CHOSEN_RULES, REJECTED_PROBS, Sample, count_mislabels, label_samples, mirrored_negatives,
+                        share_out, solution_pairs, step_agreement, step_negatives, step_pairs)
 from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, tiny_model_folder, written_as_path
 from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
 from .uncorrected_unlikelihood import UncorrectedUnlikelihoodTrainer
@@ -464,6 +464,10 @@ class RoundSettings:
                 "that method's samples)."})
     pairs: str = field(default="both", metadata={"help": f"Which pairs a round builds: one of {PAIR_KINDS}."})
     max_pairs_per_problem: int = field(default=4, metadata={"help": "Solution pairs per problem, at most."})
+    chosen: str = field(default="prm", metadata={
+        "help": "A solution pair's chosen side (prm_pairs.solution_pairs): 'prm', a right final answer and no step the "
+                "PRM rejects; 'answer', any right final answer (plain RFT's positives, the PRM unread). A Step-DPO "
+                "correction is one the PRM accepts either way."})
     step_pairs_per_problem: int = field(default=1, metadata={
         "help": "Rejected solutions per problem to correct (step pairs)."})
     step_tries: int = field(default=4, metadata={
@@ -511,6 +515,8 @@ class RoundSettings:
             raise ValueError(f"sampler must be 'pooled' or one of {METHODS}, got {self.sampler!r}")
         if self.rejected_probs not in REJECTED_PROBS:
             raise ValueError(f"rejected_probs must be one of {REJECTED_PROBS}, got {self.rejected_probs!r}")
+        if self.chosen not in CHOSEN_RULES:
+            raise ValueError(f"chosen must be one of {CHOSEN_RULES}, got {self.chosen!r}")
         if self.mirrored_negatives not in MIRRORED:
             raise ValueError(f"mirrored_negatives must be one of {MIRRORED}, got {self.mirrored_negatives!r}")
         if self.mirrored_negatives == "instead" and self.step_negatives:
@@ -653,7 +659,7 @@ def build_round_pairs(policies, tokenizer, prm, problems, samples, rs: RoundSett
     rows, info = [], {}
     if rs.pairs in ("solution", "both"):
         sol, stats = solution_pairs(problems, samples, max_pairs_per_problem=rs.max_pairs_per_problem, seed=seed,
-                                    rejected_probs=rs.rejected_probs)
+                                    rejected_probs=rs.rejected_probs, chosen=rs.chosen)
         rows += sol
         info["solution"] = dict(stats)
     if rs.pairs in ("step", "both"):

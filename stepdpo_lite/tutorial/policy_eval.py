@@ -41,19 +41,25 @@ def greedy_solutions(model, tokenizer, problems, batch_size: int = 64, max_new_t
 def evaluate_policy(model, tokenizer, problems, n: int = 1, temperature: float = 0.0, *,
                     where: str = "evaluate_policy: problems", **kw) -> dict:
     """Final-answer accuracy of a policy on ``problems``; with a step checker (toy world) also the share of
-    right steps and the kinds of first errors. ``where`` names the problems in errors (a caller's argument, e.g.
+    right steps, the kinds of first errors and ``trace_error``, the share of right answers reached through a wrong
+    step. ``where`` names the problems in errors (a caller's argument, e.g.
     ``"fine_tune_base: eval_problems"``): ``where[i]`` a problem, with ``solution j`` one of its samples."""
     if not (problems := check_problems(problems, where)):
         raise ValueError(f"{where}: no problems to evaluate on")
     sols = sample_solutions(model, tokenizer, problems, n=n, temperature=temperature, where=where, **kw)
     pairs = [(p, s) for p, ss in zip(problems, sols) for s in ss]
-    right = [sum(graded(p, s, f"{where}[{i}], solution {j}") for j, s in enumerate(ss))
-             for i, (p, ss) in enumerate(zip(problems, sols))]
+    graded_ok = [[graded(p, s, f"{where}[{i}], solution {j}") for j, s in enumerate(ss)]
+                 for i, (p, ss) in enumerate(zip(problems, sols))]
+    right = [sum(ok) for ok in graded_ok]
     out = {"accuracy": sum(right) / len(pairs), "n_solutions": len(pairs), "right_per_problem": right}
     verdicts = [p.verdict(s) for p, s in pairs]
     if verdicts and all(v is not None for v in verdicts):
         labels = [lab for v in verdicts for lab in v.step_labels]
         out["step_accuracy"] = sum(labels) / max(len(labels), 1)
+        # "trace error" (Uesato et al. 2022, arXiv:2211.14275): of the right answers, the share reached through a
+        # wrong step; None when no answer is right
+        lucky = [v.first_error >= 0 for v, ok in zip(verdicts, (ok for row in graded_ok for ok in row)) if ok]
+        out["trace_error"] = sum(lucky) / len(lucky) if lucky else None
         # verdicts without error kinds (an empty list, docs/own_task.md) have none to count
         out["first_error_kinds"] = dict(Counter(v.error_kinds[v.first_error] for v in verdicts
                                                 if v.first_error >= 0 and v.error_kinds))
@@ -71,7 +77,8 @@ def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 
                                 progress: bool = False) -> dict:
     """How notebook 04 and the on-policy rounds measure a policy: final-answer accuracy greedy (one solution per
     problem) and sampled at T = 1 (``n_sampled`` each); with a step checker, the share of right steps too.
-    Returns ``accuracy`` and ``sampled_accuracy`` (with a checker ``step_accuracy`` and ``sampled_step_accuracy``),
+    Returns ``accuracy`` and ``sampled_accuracy`` (with a checker ``step_accuracy`` and ``sampled_step_accuracy``,
+    and ``trace_error`` and ``sampled_trace_error``: ``evaluate_policy``'s),
     ``n_test_problems``, ``test_problems_digest`` and ``in_4_bits``, whether the weights were 4-bit ones.
     ``per_problem``: also ``"per_problem"``, how many of each
     problem's solutions are right (``greedy_right``, ``sampled_right``, ``n_sampled``): what
@@ -83,6 +90,7 @@ def greedy_and_sampled_accuracy(model, tokenizer, problems, *, n_sampled: int = 
         sampled = evaluate_policy(model, tokenizer, problems, n=n_sampled, temperature=1.0, **kw)
     out = {"accuracy": greedy["accuracy"], "sampled_accuracy": sampled["accuracy"],
            "step_accuracy": greedy.get("step_accuracy"), "sampled_step_accuracy": sampled.get("step_accuracy"),
+           "trace_error": greedy.get("trace_error"), "sampled_trace_error": sampled.get("trace_error"),
            "n_test_problems": len(problems), "test_problems_digest": problems_digest(problems),
            "in_4_bits": bool(getattr(model, "is_loaded_in_4bit", False))}  # not the numbers of 16-bit weights
     if per_problem:

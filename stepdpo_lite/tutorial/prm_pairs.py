@@ -39,6 +39,9 @@ from .bestofn import reward_scorer
 from .task_problems import check_problems, graded
 
 REJECTED_PROBS = ("prm", "first_error")
+# A solution pair's chosen side: "prm", a right final answer and no step the PRM rejects; "answer", any right final
+# answer, as plain rejection-sampling fine-tuning keeps its positives (Yuan et al. 2023, arXiv:2308.01825)
+CHOSEN_RULES = ("prm", "answer")
 
 
 
@@ -193,15 +196,19 @@ def _pair_row(prompt, chosen: Sample, rejected: Sample, rejected_probs: str, **e
 
 
 def solution_pairs(problems, samples: Sequence[Sequence[Sample]], *, max_pairs_per_problem: int | None = 4,
-                   seed: int = 0, rejected_probs: str = "first_error") -> tuple[list[dict], Counter]:
+                   seed: int = 0, rejected_probs: str = "first_error",
+                   chosen: str = "prm") -> tuple[list[dict], Counter]:
     """Whole-solution preference pairs from PRM-labelled samples.
 
-    Chosen: right final answer and no step the PRM rejects. Rejected: wrong final answer. A right answer with a
-    step the PRM rejects (lucky, or a PRM false alarm) is used on neither side. Each distinct text once; of all
+    Chosen (``chosen="prm"``): right final answer and no step the PRM rejects; a right answer with a step the PRM
+    rejects (lucky, or a PRM false alarm) is used on neither side. ``chosen="answer"``: any right final answer, its
+    steps unread (``CHOSEN_RULES``). Rejected: wrong final answer. Each distinct text once; of all
     chosen x rejected combinations, ``max_pairs_per_problem`` at random (seeded per prompt). Rows carry
     ``chosen_step_labels`` / ``rejected_step_labels`` (probabilities, see ``rejected_step_probs``) for
     ``StepwiseDPOTrainer`` and the raw PRM rewards; the counter says what was left out and why."""
     samples = _sample_lists(problems, samples, "solution_pairs")
+    if chosen not in CHOSEN_RULES:
+        raise ValueError(f"solution_pairs: chosen must be one of {CHOSEN_RULES}, got {chosen!r}")
     positive_int(max_pairs_per_problem, "max_pairs_per_problem", "solution_pairs", none_ok=True)  # None: all
     rows, stats = [], Counter()
     for p, row in zip(problems, samples):
@@ -209,7 +216,7 @@ def solution_pairs(problems, samples: Sequence[Sequence[Sample]], *, max_pairs_p
         for s in row:
             distinct.setdefault(s.text, s)
         stats["repeated_solutions"] += len(row) - len(distinct)
-        good = [s for s in distinct.values() if s.chosen_ok]
+        good = [s for s in distinct.values() if (s.chosen_ok if chosen == "prm" else s.answer_correct)]
         bad = [s for s in distinct.values() if s.rejected_ok]
         stats["unscored_solutions"] += sum(s.rewards is None for s in distinct.values())
         stats["right_answer_prm_rejected"] += sum(s.answer_correct and s.prm_first_error >= 0
