@@ -882,6 +882,8 @@ def test_two_tiny_rounds_end_to_end(tmp_path, tiny_base_path):
     for rec in records:
         assert rec["pairs"]["total"] == rec["pairs"]["solution"] + rec["pairs"]["step"] > 0
         assert rec["label_source"] == "prm" and set(rec["mislabels"]) <= {"solution", "step"}
+        lucky = rec["lucky"]  # the checker's count of the round's right answers through a wrong step
+        assert lucky["prm_kept_lucky"] <= min(lucky["lucky"], lucky["prm_kept"]) <= lucky["right"] > 0
         assert rec["pair_info"]["step_negatives"]["pairs"] <= rec["pair_info"]["step"]["pairs"]  # one a state
         assert rec["pair_info"]["mirrored_negatives"]["pairs"] <= rec["pair_info"]["step"]["pairs"]
         for m in onpolicy.METHODS:

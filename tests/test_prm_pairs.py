@@ -304,6 +304,26 @@ def test_solution_pairs_chosen_answer_keeps_a_right_answer_the_prm_rejects_a_ste
         prm_pairs.solution_pairs([LineStub()], samples, chosen="gold")
 
 
+def test_count_lucky_counts_the_right_answers_reached_through_a_wrong_step_and_those_the_prm_kept():
+    """A right answer after a slip (9 + 6 = 16, then 16 * 3 = 45) is lucky; the wrong answer is not counted at all;
+    a repeated text counts each time. The PRM here accepts every step, so it keeps the lucky one; rejecting its
+    first step, it keeps only the clean ones. No checker: None."""
+    p, gold, wrong = problem_and_texts()
+    assert gold == "Step 1: 9 + 6 = 15\n\nStep 2: 15 * 3 = 45\n\nAnswer: 45"  # the lucky text is written on it
+    lucky = gold.replace("= 15", "= 16").replace("15 *", "16 *")
+    assert p.is_correct(lucky) and p.verdict(lucky).first_error == 0
+    texts = [[gold, gold, lucky, wrong]]
+    accepts = prm_pairs.label_samples(DocumentedPRM(), [p], texts, THRESHOLD)
+    assert prm_pairs.count_lucky([p], accepts) == {"right": 3, "lucky": 1, "prm_kept": 3, "prm_kept_lucky": 1}
+    catches = prm_pairs.label_samples(DocumentedPRM(lambda steps: [-1.0 if "16" in s else 1.0 for s in steps]), [p],
+                                      texts, THRESHOLD)
+    assert prm_pairs.count_lucky([p], catches) == {"right": 3, "lucky": 1, "prm_kept": 2, "prm_kept_lucky": 0}
+    no_checker = LineStub()
+    no_checker.verdict = lambda text: None
+    samples = prm_pairs.label_samples(LinePRM(), [no_checker], [["a 1\nanswer 3"]], THRESHOLD)
+    assert prm_pairs.count_lucky([no_checker], samples) is None
+
+
 def test_step_pairs_resample_a_repeated_rejected_text_once_and_none_the_prm_accepts():
     texts = ["a 1\nb 9\nanswer 4", "a 1\nb 9\nanswer 4", "a 1\nb 2\nanswer 5"]  # the last: no step the PRM rejects
     samples = prm_pairs.label_samples(LinePRM(), [LineStub()], [texts], THRESHOLD, policy="dpo")

@@ -49,8 +49,8 @@ from .colab import drop_log_printer
 from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer,
                                    TopRivalStepDPOTrainer)
 from .output_layer_pairs import OutputLayerStepDPOTrainer
-from .prm_pairs import (CHOSEN_RULES, REJECTED_PROBS, Sample, count_mislabels, label_samples, mirrored_negatives,
-                        share_out, solution_pairs, step_agreement, step_negatives, step_pairs)
+from .prm_pairs import (CHOSEN_RULES, REJECTED_PROBS, Sample, count_lucky, count_mislabels, label_samples,
+                        mirrored_negatives, share_out, solution_pairs, step_agreement, step_negatives, step_pairs)
 from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, tiny_model_folder, written_as_path
 from .rejected_prefix_nll import OPENING, RejectedPrefixNLLStepDPOTrainer, opening_steps
 from .uncorrected_unlikelihood import UncorrectedUnlikelihoodTrainer
@@ -734,6 +734,7 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
     record["samples"] = len(flat)
     record["sample_accuracy"] = sum(s.answer_correct for s in flat) / max(len(flat), 1)
     record["prm_step_agreement"] = step_agreement(problems, samples)
+    record["lucky"] = count_lucky(problems, samples)
     sample_seconds = time.perf_counter() - started
     uncorrected = []  # the Step-DPO states no correction was found for (Stepwise DPO's, with uncorrected_weight)
     rows, info = build_round_pairs(policies_used, tokenizer, prm, problems, samples, rs, seed=round_seed,
@@ -745,9 +746,12 @@ def run_round(policies: dict, tokenizer, prm, problems, eval_problems, rs: Round
                            for kind in ("solution", "step") if record["pairs"][kind]}
     record["data_seconds"] = round(time.perf_counter() - started, 1)
     record["sample_seconds"] = round(sample_seconds, 1)
+    lucky = record["lucky"]  # the checker's count (evaluation only): what the PRM's filter of the chosen side does
     out(f"round {round_index}: {len(flat)} samples ({record['sample_accuracy']:.1%} right), "
         f"{record['pairs']['solution']} solution + {record['pairs']['step']} step pairs "
-        f"in {record['data_seconds']:.0f} s")
+        f"in {record['data_seconds']:.0f} s" + ("" if not lucky or not lucky["lucky"] else
+                                               f"; {lucky['lucky']} of {lucky['right']} right answers came through a "
+                                               f"wrong step, {lucky['prm_kept_lucky']} of them passed the PRM"))
     trainers = {}
     if not rows:
         out(f"round {round_index}: no pairs, nothing to train")

@@ -109,13 +109,13 @@ def metrics_of(records: Sequence[dict], base: dict | None = None, methods: Seque
     """The ``policy`` part of ``metrics.json``: the last round's figures of each of ``methods`` (e.g. those that
     had pairs to train on), with ``label_source`` = "prm", and ``rounds``: one entry per round, every method."""
     # every figure of a policy's evaluation: a key left out would keep notebook 04's one-round value in metrics.json
-    keep = ("accuracy", "sampled_accuracy", "step_accuracy", "sampled_step_accuracy", "train_seconds",
-            "n_test_problems", "test_problems_digest", "in_4_bits")
+    keep = ("accuracy", "sampled_accuracy", "step_accuracy", "sampled_step_accuracy", "trace_error",
+            "sampled_trace_error", "train_seconds", "n_test_problems", "test_problems_digest", "in_4_bits")
     rounds = []
     for rec in records:
         entry = {"round": rec["round"], "pairs": rec["pairs"], "mislabels": rec.get("mislabels", {}),
                  "seconds": rec["seconds"], "samples": rec["samples"], "sample_accuracy": rec["sample_accuracy"],
-                 "prm_step_agreement": rec.get("prm_step_agreement")}
+                 "prm_step_agreement": rec.get("prm_step_agreement"), "lucky": rec.get("lucky")}
         entry.update({m: {k: rec[m][k] for k in keep if k in rec[m]} for m in METHODS if m in rec})
         if "stepwise_dpo_minus" in rec:
             entry["stepwise_dpo_minus"] = rec["stepwise_dpo_minus"]
@@ -179,12 +179,13 @@ def seed_summary(policy_by_seed: Mapping[int, dict], margin: float = 0.03) -> di
             above = sum(d["low"] > 0 for d in diffs)
             out.setdefault(method, {})[key] = {"mean": mean, "seeds_above_zero": above, "seeds": len(diffs),
                                                "met": mean >= margin and above == len(diffs),
-                                               **_between_seeds([d["difference"] for d in diffs], margin)}
+                                               **between_seeds([d["difference"] for d in diffs], margin)}
     return out
 
 
-def _between_seeds(differences: Sequence[float], margin: float) -> dict:
-    """A 95% t-interval of the mean of the seeds' differences, and whether its top lies below ``margin``."""
+def between_seeds(differences: Sequence[float], margin: float) -> dict:
+    """A 95% t-interval of the mean of the seeds' differences, and whether its top lies below ``margin`` (empty
+    for fewer than two seeds): ``seed_summary``'s and ``scripts/compare_rounds.py``'s."""
     if len(differences) < 2:
         return {}
     d = np.asarray(differences, dtype=float)

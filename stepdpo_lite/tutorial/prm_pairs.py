@@ -531,6 +531,24 @@ def count_mislabels(problems, rows: Sequence[dict]) -> dict | None:
     return dict(counts)
 
 
+def count_lucky(problems, samples: Sequence[Sequence[Sample]]) -> dict | None:
+    """The right answers among the samples that the checker finds a wrong step in: lucky ones, right for a wrong
+    reason (Uesato et al. 2022, arXiv:2211.14275, call their share "trace error"). Counts ``right`` (right answers),
+    ``lucky`` (of them, with a wrong step), ``prm_kept`` (right answers with no step the PRM rejects: a solution
+    pair's chosen by ``chosen="prm"``) and ``prm_kept_lucky`` (of those, lucky). Every sample, repeated texts too.
+    None when the task has no step checker."""
+    samples = _sample_lists(problems, samples, "count_lucky")
+    counts = Counter(right=0, lucky=0, prm_kept=0, prm_kept_lucky=0)
+    for p, row in zip(problems, samples):
+        for s in (s for s in row if s.answer_correct):
+            verdict = p.verdict(s.text)
+            if verdict is None:
+                return None
+            lucky = verdict.first_error >= 0
+            counts.update(right=1, lucky=lucky, prm_kept=s.chosen_ok, prm_kept_lucky=s.chosen_ok and lucky)
+    return dict(counts)
+
+
 def step_agreement(problems, samples: Sequence[Sequence[Sample]]) -> float | None:
     """Share of scored steps where the PRM's accept/reject agrees with the checker's step label (None: no
     checker)."""
