@@ -1,11 +1,11 @@
-"""One method of some on-policy runs against one method of others, seed by seed: what a change of protocol does.
+r"""One method of some on-policy runs against one method of others, seed by seed: what a change of protocol does.
 
-``scripts/seed_spread.py --from-rounds`` compares the methods *within* each run (they train on the same samples).
-This compares a method across two sets of runs of ``scripts/onpolicy_rounds.py`` (their ``--out`` files, one per
-seed), e.g. Stepwise DPO of the tiny protocol against RFT whose chosen side is any right answer (``--chosen
-answer``, plain RFT's positives: docs/benchmarks.md, "Right answers through wrong steps"):
+``seed_spread.py`` with its ``--from-rounds`` option compares the methods *within* each run (they train on the
+same samples). This compares a method across two sets of runs of ``scripts/onpolicy_rounds.py`` (their ``--out``
+files, one per seed), e.g. Stepwise DPO of the tiny protocol against RFT whose chosen side is any right answer
+(``--chosen answer``, plain RFT's positives: docs/benchmarks.md, "Right answers through wrong steps"):
 
-    python scripts/compare_rounds.py --a p_s0.json p_s1.json p_s2.json --a-method stepwise_dpo \\
+    python scripts/compare_rounds.py --a p_s0.json p_s1.json p_s2.json --a-method stepwise_dpo \
         --b plain_s0.json plain_s1.json plain_s2.json --b-method nll_only --round 3
 
 Runs of one seed hold the same held-out problems (the seed draws them), so each seed's difference is paired over
