@@ -292,13 +292,15 @@ def test_solution_pairs_count_no_pair_over_no_cap_and_draw_by_the_problems_promp
 
 def test_solution_pairs_chosen_answer_keeps_a_right_answer_the_prm_rejects_a_step_of():
     """chosen="answer" is plain RFT's positives: a right answer whose step the PRM rejects (a lucky one) is chosen
-    too; "prm" (the default) uses it on neither side. Another rule is refused, naming the rules."""
+    too; "prm" (the default) uses it on neither side. A right answer the PRM could not score is left out either way
+    (it was a TypeError: a row carries step probabilities). Another rule is refused, naming the rules."""
     texts = ["a 1\nanswer 3", "a 9\nanswer 3", "a 1\nanswer 4"]  # clean right, lucky right (9: rejected), wrong
     samples = prm_pairs.label_samples(LinePRM(), [LineStub()], [texts], THRESHOLD)
     by_prm, stats = prm_pairs.solution_pairs([LineStub()], samples)
     assert [r["chosen"] for r in by_prm] == [texts[0]] and stats["right_answer_prm_rejected"] == 1
-    by_answer, _ = prm_pairs.solution_pairs([LineStub()], samples, chosen="answer")
-    assert sorted(r["chosen"] for r in by_answer) == sorted(texts[:2])
+    unscored = prm_pairs.Sample(0, "a 2\nanswer 3", ["a 2\n", "answer 3"], None, True, THRESHOLD)  # too long, say
+    by_answer, _ = prm_pairs.solution_pairs([LineStub()], [samples[0] + [unscored]], chosen="answer")
+    assert sorted(r["chosen"] for r in by_answer) == sorted(texts[:2])  # not the unscored one: no step probabilities
     assert {r["rejected"] for r in by_answer} == {texts[2]}
     with pytest.raises(ValueError, match=r"solution_pairs: chosen must be one of \('prm', 'answer'\), got 'gold'"):
         prm_pairs.solution_pairs([LineStub()], samples, chosen="gold")

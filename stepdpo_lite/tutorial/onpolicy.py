@@ -466,7 +466,7 @@ class RoundSettings:
     max_pairs_per_problem: int = field(default=4, metadata={"help": "Solution pairs per problem, at most."})
     chosen: str = field(default="prm", metadata={
         "help": "A solution pair's chosen side (prm_pairs.solution_pairs): 'prm', a right final answer and no step the "
-                "PRM rejects; 'answer', any right final answer (plain RFT's positives, the PRM unread). A Step-DPO "
+                "PRM rejects; 'answer', any right final answer (plain RFT's positives, no PRM filter). A Step-DPO "
                 "correction is one the PRM accepts either way."})
     step_pairs_per_problem: int = field(default=1, metadata={
         "help": "Rejected solutions per problem to correct (step pairs)."})

@@ -201,11 +201,12 @@ def solution_pairs(problems, samples: Sequence[Sequence[Sample]], *, max_pairs_p
     """Whole-solution preference pairs from PRM-labelled samples.
 
     Chosen (``chosen="prm"``): right final answer and no step the PRM rejects; a right answer with a step the PRM
-    rejects (lucky, or a PRM false alarm) is used on neither side. ``chosen="answer"``: any right final answer, its
-    steps unread (``CHOSEN_RULES``). Rejected: wrong final answer. Each distinct text once; of all
-    chosen x rejected combinations, ``max_pairs_per_problem`` at random (seeded per prompt). Rows carry
-    ``chosen_step_labels`` / ``rejected_step_labels`` (probabilities, see ``rejected_step_probs``) for
-    ``StepwiseDPOTrainer`` and the raw PRM rewards; the counter says what was left out and why."""
+    rejects (lucky, or a PRM false alarm) is used on neither side. ``chosen="answer"``: any right final answer the PRM
+    scored, whatever its steps (``CHOSEN_RULES``; its row still carries its step probabilities for the step loss).
+    Rejected: wrong final answer. Each distinct text once; of all chosen x rejected combinations,
+    ``max_pairs_per_problem`` at random (seeded per prompt). Rows carry ``chosen_step_labels`` /
+    ``rejected_step_labels`` (probabilities, see ``rejected_step_probs``) for ``StepwiseDPOTrainer`` and the raw PRM
+    rewards; the counter says what was left out and why."""
     samples = _sample_lists(problems, samples, "solution_pairs")
     if chosen not in CHOSEN_RULES:
         raise ValueError(f"solution_pairs: chosen must be one of {CHOSEN_RULES}, got {chosen!r}")
@@ -216,7 +217,8 @@ def solution_pairs(problems, samples: Sequence[Sequence[Sample]], *, max_pairs_p
         for s in row:
             distinct.setdefault(s.text, s)
         stats["repeated_solutions"] += len(row) - len(distinct)
-        good = [s for s in distinct.values() if (s.chosen_ok if chosen == "prm" else s.answer_correct)]
+        good = [s for s in distinct.values()  # scored: a row carries its step probabilities
+                if (s.chosen_ok if chosen == "prm" else s.answer_correct and s.rewards is not None)]
         bad = [s for s in distinct.values() if s.rejected_ok]
         stats["unscored_solutions"] += sum(s.rewards is None for s in distinct.values())
         stats["right_answer_prm_rejected"] += sum(s.answer_correct and s.prm_first_error >= 0
