@@ -173,7 +173,7 @@ def parse_round_one(ap: argparse.ArgumentParser, argv) -> argparse.Namespace:
 def main(argv=None):
     ap = round_one_parser(__doc__)
     ap.add_argument("--uncorrected-weight", type=float, default=50.0, help="the term's weight (default: 50)")
-    ap.add_argument("--uncorrected-gradient", default="output_layer", choices=["output_layer", "all"],
+    ap.add_argument("--uncorrected-gradient", default="output_layer", choices=list(onpolicy.STEP_GRADIENTS),
                     help="the term's path: the output layer only (default; the protocol's) or every layer")
     args = parse_round_one(ap, argv)
     try:  # the weight checked (TrainSettings), before a run is read

@@ -48,7 +48,7 @@ from . import budget, paired_stats, policy_eval, reward_reports, runs
 from .colab import drop_log_printer
 from .fresh_rejected_pairs import (ExpectedRejectedStepDPOTrainer, FreshRejectedStepDPOTrainer,
                                    TopRivalStepDPOTrainer)
-from .output_layer_pairs import OutputLayerStepDPOTrainer
+from .output_layer_pairs import STEP_GRADIENTS, OutputLayerStepDPOTrainer
 from .prm_pairs import (CHOSEN_RULES, REJECTED_PROBS, Sample, count_lucky, count_mislabels, label_samples,
                         mirrored_negatives, share_out, solution_pairs, step_agreement, step_negatives, step_pairs)
 from .profiles import ONPOLICY_PROTOCOLS, load_profile_model, tiny_model_folder, written_as_path
@@ -60,7 +60,6 @@ from .tiny_models import load_tiny_base, missing_tiny_model_message
 
 PAIR_KINDS = ("solution", "step", "both")
 MIRRORED = ("no", "add", "instead")
-STEP_GRADIENTS = ("all", "output_layer")
 STEP_REJECTED = ("round", "fresh", "expected", "top")
 # Set on each policy a round trains (its value: that round's number), before its training starts, so that an
 # interrupted training counts too: run_rounds starts at round 1 from the start policy, and refuses policies with it

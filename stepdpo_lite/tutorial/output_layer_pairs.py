@@ -28,6 +28,9 @@ import torch
 from ..losses import compute_step_loss
 from .critical_token import CriticalTokenStepDPOTrainer
 
+# Where a step loss's gradient goes: through every weight the policy trains, or stopped at the final hidden state
+STEP_GRADIENTS = ("all", "output_layer")
+
 
 class OutputLayerStepDPOTrainer(CriticalTokenStepDPOTrainer):
     """``StepwiseDPOTrainer`` whose step loss reads the critical token's log-prob through ``stopgrad(h)``."""

@@ -37,7 +37,7 @@ import random
 import torch
 
 from ..checks import finite_number, positive_int
-from .output_layer_pairs import OutputLayerStepDPOTrainer
+from .output_layer_pairs import STEP_GRADIENTS, OutputLayerStepDPOTrainer
 
 
 def negative_step_ids(tokenizer, negatives, max_length: int | None = None) -> list[tuple[list[int], int]]:
@@ -70,7 +70,7 @@ class UncorrectedUnlikelihoodTrainer(OutputLayerStepDPOTrainer):
         weight = finite_number(uncorrected_weight, "uncorrected_weight", "UncorrectedUnlikelihoodTrainer")
         if weight <= 0:
             raise ValueError(f"UncorrectedUnlikelihoodTrainer: uncorrected_weight must be > 0, got {weight}")
-        if uncorrected_gradient not in ("output_layer", "all"):
+        if uncorrected_gradient not in STEP_GRADIENTS:
             raise ValueError(f"UncorrectedUnlikelihoodTrainer: uncorrected_gradient must be 'output_layer' or 'all', "
                              f"got {uncorrected_gradient!r}")
         self.uncorrected_gradient = uncorrected_gradient
